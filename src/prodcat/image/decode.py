@@ -1,0 +1,213 @@
+"""Safe decoding: the one function every product photo goes through.
+
+Sellers' photos come as paths, uploaded bytes or in-memory images, in any mode
+(CMYK, palette with transparency, RGBA, 16-bit grey), rotated by their EXIF
+tag, sometimes truncated, sometimes not images at all, sometimes huge (an
+8484 x 11042 px original, a 20000 x 20000 px "decompression bomb").
+:func:`load_image` turns all of them into an upright RGB
+:class:`PIL.Image.Image` or raises :class:`ImageDecodeError` naming the product
+and the reason, so a batch can log it and go on.
+
+Huge JPEGs are decoded at a reduced scale (libjpeg's DCT scaling, 1/2 to 1/8,
+via :meth:`PIL.Image.Image.draft`) so they never occupy full-size memory; other
+formats cannot be decoded partially and are refused above ``max_pixels``.
+The limits are parameters so that the REST API can apply the same policy to
+uploads.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+#: largest number of pixels decoded into memory (after JPEG reduced-size decoding);
+#: 90 M pixels is about 270 MB as RGB, and Pillow's own warning threshold
+DEFAULT_MAX_PIXELS = 90_000_000
+#: largest encoded file accepted, in bytes
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+
+#: magic numbers of the formats accepted, checked on content (never on the file name)
+_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\xff\xd8\xff", "jpeg"),
+    (0, b"\x89PNG\r\n\x1a\n", "png"),
+    (0, b"GIF87a", "gif"),
+    (0, b"GIF89a", "gif"),
+    (0, b"BM", "bmp"),
+    (0, b"II*\x00", "tiff"),
+    (0, b"MM\x00*", "tiff"),
+    (8, b"WEBP", "webp"),  # after "RIFF" + 4-byte length
+)
+#: our type name -> Pillow format name
+_PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "bmp": "BMP", "tiff": "TIFF", "webp": "WEBP"}
+_TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+_HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+ImageSource = str | os.PathLike[str] | bytes | Image.Image
+
+
+class ImageDecodeError(ValueError):
+    """A photo that cannot be used: the message names the product and the reason."""
+
+    def __init__(self, reason: str, product_id: str | None = None, source: str | None = None):
+        self.reason = reason
+        self.product_id = product_id
+        self.source = source
+        who = f"product {product_id}" if product_id else "image"
+        where = f" ({source})" if source else ""
+        super().__init__(f"{who}{where}, image: {reason}")
+
+
+def sniff_image_type(data: bytes) -> str | None:
+    """Image type from the first bytes of ``data``: ``"jpeg"``, ``"png"``, ``"gif"``,
+    ``"bmp"``, ``"tiff"``, ``"webp"``, or ``None`` if it is none of them."""
+    for offset, magic, kind in _SIGNATURES:
+        if data[offset : offset + len(magic)] == magic:
+            if kind == "webp" and data[:4] != b"RIFF":
+                continue
+            return kind
+    return None
+
+
+def load_image(
+    source: ImageSource,
+    *,
+    product_id: str | None = None,
+    max_side: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Image.Image:
+    """Decode a photo to an upright RGB image.
+
+    Args:
+        source: a file path, the raw bytes of an encoded image, or a PIL image.
+        product_id: named in errors.
+        max_side: if given, the longest side of the result is at most this many
+            pixels (JPEGs are then decoded directly at a reduced scale: faster).
+        max_pixels: refuse images that would need more pixels than this in memory.
+        max_bytes: refuse encoded files larger than this.
+
+    Returns:
+        An RGB image with EXIF orientation applied and transparency composited on white.
+
+    Raises:
+        ImageDecodeError: empty, missing, truncated, corrupt, non-image or oversized input.
+    """
+    if isinstance(source, Image.Image):
+        return _to_upright_rgb(_limit_side(source, max_side))
+    data, where = _read_bytes(source, product_id, max_bytes)
+    img = _open(data, product_id, where, max_side, max_pixels)
+    try:
+        img.load()
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageDecodeError(f"truncated or corrupt file ({exc}); re-export the photo", product_id, where) from exc
+    return _to_upright_rgb(_limit_side(img, max_side))
+
+
+def _read_bytes(
+    source: str | os.PathLike[str] | bytes, product_id: str | None, max_bytes: int
+) -> tuple[bytes, str | None]:
+    if isinstance(source, bytes | bytearray | memoryview):
+        data, where = bytes(source), None
+    else:
+        path = Path(source)
+        where = str(path)
+        try:
+            if path.stat().st_size > max_bytes:
+                raise ImageDecodeError(f"file larger than the limit of {max_bytes} bytes", product_id, where)
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ImageDecodeError("file not found", product_id, where) from None
+        except IsADirectoryError:
+            raise ImageDecodeError("path is a directory, not a file", product_id, where) from None
+        except PermissionError:
+            raise ImageDecodeError("file not readable (permission denied)", product_id, where) from None
+    if not data:
+        raise ImageDecodeError("empty file (0 bytes)", product_id, where)
+    if len(data) > max_bytes:
+        raise ImageDecodeError(f"{len(data)} bytes exceeds the limit of {max_bytes} bytes", product_id, where)
+    return data, where
+
+
+def _open(data: bytes, product_id: str | None, where: str | None, max_side: int | None, max_pixels: int) -> Image.Image:
+    kind = sniff_image_type(data)
+    if kind is None:
+        looks = "text" if _looks_like_text(data[:512]) else "unknown binary data"
+        raise ImageDecodeError(
+            f"not an image (content looks like {looks}); expected JPEG, PNG, GIF, BMP, TIFF or WebP", product_id, where
+        )
+    # Open through the format's own plugin rather than Image.open: Image.open applies
+    # Pillow's global decompression-bomb limit *before* a JPEG can be told to decode at
+    # reduced size; our own limit below is applied to the pixels actually decoded.
+    Image.init()
+    factory, _accept = Image.OPEN[_PIL_FORMATS[kind]]
+    try:
+        img = factory(io.BytesIO(data), where or "")
+    except Exception as exc:  # plugins raise SyntaxError, OSError, struct.error, ... on bad headers
+        raise ImageDecodeError(f"corrupt {kind.upper()} header ({exc})", product_id, where) from exc
+    width, height = img.size
+    if width <= 0 or height <= 0:
+        raise ImageDecodeError(f"invalid size {width}x{height}", product_id, where)
+    if kind == "jpeg":
+        _draft_jpeg(img, max_side, max_pixels)
+    decoded = img.size[0] * img.size[1]
+    if decoded > max_pixels:
+        raise ImageDecodeError(
+            f"{width}x{height} pixels exceeds the limit of {max_pixels} pixels and {kind.upper()} cannot be "
+            "decoded at reduced size; downscale the photo (or save it as JPEG) and retry",
+            product_id,
+            where,
+        )
+    return img
+
+
+def _draft_jpeg(img: Image.Image, max_side: int | None, max_pixels: int) -> None:
+    """Ask libjpeg for the coarsest DCT scale (1, 1/2, 1/4, 1/8) that still satisfies
+    ``max_side`` (not smaller than it) and brings the pixel count under ``max_pixels``."""
+    width, height = img.size
+    scale = 1
+    # smallest power of two that brings the decoded image under the pixel limit
+    while scale < 8 and width * height / scale**2 > max_pixels:
+        scale *= 2
+    if max_side is not None:
+        # largest power of two that keeps the longest side >= max_side
+        fit = max(width, height) / max_side
+        if fit >= 2:
+            scale = max(scale, min(8, 2 ** int(math.log2(fit))))
+    if scale > 1:
+        # draft() picks the largest scale s with size // requested >= s: request size // scale
+        img.draft(img.mode if img.mode in ("RGB", "L", "CMYK") else "RGB", (width // scale, height // scale))
+
+
+def _limit_side(img: Image.Image, max_side: int | None) -> Image.Image:
+    if max_side is not None and max(img.size) > max_side:
+        return ImageOps.contain(img, (max_side, max_side), Image.Resampling.BILINEAR)  # a copy: never mutates input
+    return img
+
+
+def _to_upright_rgb(img: Image.Image) -> Image.Image:
+    """EXIF orientation applied, any mode converted to 8-bit RGB, transparency on white."""
+    if getattr(img, "n_frames", 1) > 1:
+        img.seek(0)  # animated GIF / multi-page TIFF: the first frame
+    img = ImageOps.exif_transpose(img)
+    if img.mode in _HIGH_DEPTH_MODES:
+        values = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if values.max(initial=0) > 255 else 255.0
+        img = Image.fromarray(np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
+    if img.mode == "P" or img.mode in _TRANSPARENT_MODES:
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
