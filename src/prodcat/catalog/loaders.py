@@ -1,0 +1,690 @@
+"""Loaders: map each native catalogue format onto the canonical frame of :mod:`prodcat.catalog.schema`.
+
+One entry point, :func:`load_catalog`, with ``format`` one of
+
+``flipkart``
+    the Flipkart sample: a folder with ``flipkart_com-ecommerce_sample.csv`` (+ ``Images/``) or that CSV.
+    ``category`` is the whole ``product_category_tree`` path; the training level is the classifier's choice.
+``rakuten``
+    the Rakuten challenge format: ``X_train_update.csv`` + ``Y_train_CVw08PX.csv`` joined on their
+    unnamed row index, photos at ``images/image_train/image_<imageid>_product_<productid>.jpg``, plus the
+    photo-only rows of ``image_only_labels.csv`` (empty title and description). ``category`` is the
+    *name path* from ``categories.json`` (``language="en"`` or ``"fr"``), so the hierarchy is native
+    ("Books > Magazines"); the raw code stays in the ``prdtypecode`` column. Without ``categories.json``
+    the category is the code itself. A test file (``X_test_update.csv``, no labels) gives ``category=None``.
+``fashion``
+    ``styles.csv`` (+ ``images/<id>.jpg``): ``category`` = masterCategory > subCategory > articleType,
+    ``title`` = productDisplayName and an empty description. gender, baseColour, season, year and usage
+    stay as extra columns and out of the text: they are metadata a seller fills in beside the category
+    (``usage``/``gender`` correlate with it), so putting them in the text would make text scores
+    depend on fields other catalogues do not have.
+``csv`` / ``parquet``
+    any table, with column-mapping options (defaults: columns named like the canonical ones).
+``auto``
+    detected from the files present and the column names.
+
+Rows that cannot be read cleanly (bad quoting, wrong field count, missing label, a named photo file
+that does not exist, duplicate ``product_id``) are kept when possible and always reported in
+``Catalog.issues`` as :class:`~prodcat.catalog.schema.RowIssue` with their 1-based line number in the
+source file (the header is line 1; Parquet rows are numbered from 1) — never silently dropped, never fatal.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from prodcat.catalog.schema import COLUMNS, SEP, Catalog, RowIssue
+
+FORMATS = ("auto", "flipkart", "rakuten", "fashion", "csv", "parquet")
+
+FLIPKART_CSV = "flipkart_com-ecommerce_sample.csv"
+RAKUTEN_X = ("X_train_update.csv", "X_test_update.csv")
+RAKUTEN_Y = "Y_train_CVw08PX.csv"
+RAKUTEN_IMAGE_ONLY = "image_only_labels.csv"
+RAKUTEN_CATEGORIES = "categories.json"
+FASHION_CSV = "styles.csv"
+
+# A level name must not contain the separator character, or split_path would cut it in two.
+_SEP_CHAR = SEP.strip()
+_SEP_REPLACEMENT = "›"
+
+
+class CatalogFormatError(ValueError):
+    """The path or its columns do not match the requested (or any known) catalogue format."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading tables, with every unreadable row reported by its line number
+
+
+@dataclass
+class _Table:
+    """A source table as strings ("" when empty), indexed by the 1-based source line of each row."""
+
+    frame: pd.DataFrame
+    issues: list[RowIssue]
+    name: str
+
+
+def _read_csv(path: Path, delimiter: str | None = None) -> _Table:
+    """Read a CSV with the stdlib reader in strict mode, record by record.
+
+    Why not ``pandas.read_csv``: its C engine aborts on an unclosed quote and numbers bad rows by
+    record rather than by line, and its ``on_bad_lines`` callable does not receive the line number.
+    The csv module reports both, and a strict-mode error only loses the offending record.
+    """
+    text_lines, issues = _open_text(path)
+    delimiter = delimiter or _sniff_delimiter(path)
+    reader = csv.reader(text_lines, delimiter=delimiter, strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise CatalogFormatError(f"{path}: the file is empty; expected a header line") from None
+    records: list[list[str]] = []
+    lines: list[int] = []
+    line_end = reader.line_num
+    while True:
+        line_start = line_end + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            line_end = reader.line_num
+            span = f"line {line_start}" if line_end == line_start else f"lines {line_start}-{line_end}"
+            issues.append(RowIssue(line_start, "row", f"{path.name}: bad quoting ({error}) in {span}; row skipped"))
+            continue
+        line_end = reader.line_num
+        if not record:  # blank line
+            continue
+        if len(record) != len(header):
+            issues.append(
+                RowIssue(
+                    line_start,
+                    "row",
+                    f"{path.name}: {len(record)} fields where the header has {len(header)} "
+                    "(unquoted separator or quote?); row skipped",
+                    record[0] or None,
+                )
+            )
+            continue
+        records.append(record)
+        lines.append(line_start)
+    frame = pd.DataFrame(records, columns=_unique_names(header), index=pd.Index(lines, name="line"), dtype=object)
+    if not records:
+        frame = pd.DataFrame({c: pd.Series(dtype=object) for c in frame.columns}, index=pd.Index([], name="line"))
+    return _Table(frame, issues, path.name)
+
+
+def _open_text(path: Path) -> tuple[io.StringIO, list[RowIssue]]:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+        issues = []
+    except UnicodeDecodeError as error:
+        text = raw.decode("cp1252", errors="replace")
+        issues = [RowIssue(0, "file", f"{path.name}: not valid UTF-8 ({error.reason}); read as Windows-1252")]
+    # newline="": only \n / \r\n end records; str.splitlines would also cut at \x85 or \u2028 inside texts
+    return io.StringIO(text, newline=""), issues
+
+
+def _sniff_delimiter(path: Path) -> str:
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        header = handle.readline()
+    counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
+    return max(counts, key=counts.get) if any(counts.values()) else ","
+
+
+def _unique_names(header: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    names = []
+    for name in header:
+        seen[name] = seen.get(name, 0) + 1
+        names.append(name if seen[name] == 1 else f"{name}.{seen[name] - 1}")
+    return names
+
+
+def _read_parquet(path: Path) -> _Table:
+    frame = pd.read_parquet(path)
+    frame.index = pd.Index(np.arange(1, len(frame) + 1), name="line")
+    return _Table(frame, [], path.name)
+
+
+def _read_table(path: Path) -> _Table:
+    return _read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else _read_csv(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Building the canonical frame
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Strings with "" for missing values."""
+    return values.astype(object).where(values.notna(), "").astype(str)
+
+
+def _is_blank(values: pd.Series) -> pd.Series:
+    return values.isna() | (values.astype(str).str.strip() == "") | values.astype(str).isin(["nan", "None"])
+
+
+def join_path(levels: Iterable[object]) -> str | None:
+    """Join category levels with :data:`~prodcat.catalog.schema.SEP`, skipping empty ones (``None`` if all are).
+
+    A ``>`` inside a level name is replaced by ``›`` so :func:`~prodcat.catalog.schema.split_path`
+    cannot cut a name in two.
+    """
+    parts = [str(p).strip().replace(_SEP_CHAR, _SEP_REPLACEMENT) for p in levels if p is not None and p == p]
+    parts = [p for p in parts if p]
+    return SEP.join(parts) if parts else None
+
+
+def split_category(values: pd.Series, sep: str | None) -> pd.Series:
+    """Category strings to canonical paths: split on ``sep`` (``None``: already one level or a canonical path)."""
+    blank = _is_blank(values)
+    text = _text(values)
+    if sep is None:
+        sep = SEP
+    paths = text.map(lambda value: join_path(value.split(sep)))
+    return paths.where(~blank, None)
+
+
+def _resolve_images(
+    names: pd.Series, root: Path, table: _Table, ids: pd.Series, *, named: bool
+) -> tuple[pd.Series, list[RowIssue]]:
+    """Absolute photo paths, ``None`` where absent.
+
+    ``named``: the source names each file explicitly, so a missing file is an issue; when the path is
+    only implied by a convention (Rakuten ids, fashion ``<id>.jpg``) a missing photo is normal data.
+    """
+    blank = _is_blank(names)
+    paths = [
+        None if is_blank else os.path.abspath(root / name) for name, is_blank in zip(_text(names), blank, strict=True)
+    ]
+    exists = [p is not None and os.path.isfile(p) for p in paths]
+    issues = []
+    if named:
+        for line, pid, name, path, ok in zip(table.frame.index, ids, names, paths, exists, strict=True):
+            if path is not None and not ok:
+                issues.append(
+                    RowIssue(
+                        int(line),
+                        "image",
+                        f"{table.name}: photo file {name!r} not found under {root}; the product is kept without "
+                        "a photo (classified from its text)",
+                        pid,
+                    )
+                )
+    resolved = pd.Series(
+        [p if ok else None for p, ok in zip(paths, exists, strict=True)], index=names.index, dtype=object
+    )
+    return resolved, issues
+
+
+def _canonical(
+    table: _Table,
+    *,
+    product_id: pd.Series,
+    title: pd.Series,
+    description: pd.Series,
+    image: pd.Series,
+    category: pd.Series,
+    mapped_columns: Iterable[str],
+) -> tuple[pd.DataFrame, list[RowIssue]]:
+    """Assemble the canonical columns in front of the source's unmapped columns, and check ids and labels."""
+    issues: list[RowIssue] = []
+    ids = _text(product_id).str.strip()
+    for line in ids.index[ids == ""]:
+        ids.loc[line] = f"row-{line}"
+        issues.append(RowIssue(int(line), "product_id", f"{table.name}: missing product_id; named row-{line}"))
+    ids, duplicate_issues = _dedupe_ids(ids, table.name)
+    issues += duplicate_issues
+
+    labelled = category.notna()
+    if labelled.any():  # a partly labelled catalogue: the unlabelled rows are a data problem
+        for line in category.index[~labelled]:
+            issues.append(
+                RowIssue(
+                    int(line),
+                    "category",
+                    f"{table.name}: missing label; the product is kept unlabelled (not used for training)",
+                    ids.loc[line],
+                )
+            )
+
+    canonical = pd.DataFrame(
+        {
+            "product_id": ids,
+            "title": _text(title),
+            "description": _text(description),
+            "image": image.astype(object),
+            "category": category.astype(object).where(category.notna(), None),
+        }
+    )
+    mapped = set(mapped_columns) | set(COLUMNS)
+    extra = table.frame[[c for c in table.frame.columns if c not in mapped]]
+    frame = pd.concat([canonical, _infer_types(extra)], axis=1)
+    return frame, issues
+
+
+def _dedupe_ids(ids: pd.Series, source: str) -> tuple[pd.Series, list[RowIssue]]:
+    """Keep every row: a repeated id gets a ``~2``, ``~3``... suffix, and each repeat is reported."""
+    duplicated = ids.duplicated(keep="first")
+    if not duplicated.any():
+        return ids, []
+    ids = ids.copy()
+    first_line = {pid: line for line, pid in ids[~duplicated].items()}
+    taken = set(ids)
+    counts: dict[str, int] = {}
+    issues = []
+    for line in ids.index[duplicated]:
+        pid = ids.loc[line]
+        counts[pid] = counts.get(pid, 1) + 1
+        new_id = f"{pid}~{counts[pid]}"
+        while new_id in taken:
+            counts[pid] += 1
+            new_id = f"{pid}~{counts[pid]}"
+        taken.add(new_id)
+        ids.loc[line] = new_id
+        issues.append(
+            RowIssue(
+                int(line),
+                "product_id",
+                f"{source}: duplicate product_id {pid!r} (first at line {first_line[pid]}); kept as {new_id!r}",
+                pid,
+            )
+        )
+    return ids, issues
+
+
+def _infer_types(extra: pd.DataFrame) -> pd.DataFrame:
+    """Numbers and booleans back from the strings the csv module gives (Parquet columns are already typed)."""
+    out = {}
+    for name, column in extra.items():
+        if not pd.api.types.is_string_dtype(column):
+            out[name] = column
+            continue
+        values = column.where(~_is_blank(column), None)
+        try:
+            out[name] = pd.to_numeric(values)
+        except (ValueError, TypeError):
+            lowered = values.dropna().astype(str).str.lower()
+            if len(lowered) and lowered.isin(["true", "false"]).all():
+                out[name] = values.map({"True": True, "true": True, "False": False, "false": False}).astype("boolean")
+            else:
+                out[name] = values
+    return pd.DataFrame(out, index=extra.index)
+
+
+def _finish(frames: list[pd.DataFrame], issues: list[RowIssue], source: Path, fmt: str) -> Catalog:
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+    return Catalog(frame=frame, source=str(source), format=fmt, issues=sorted(issues, key=lambda i: i.row))
+
+
+def _column(table: _Table, name: str | None) -> pd.Series:
+    """A source column by name, or an all-missing one when ``name`` is None."""
+    if name is None:
+        return pd.Series(None, index=table.frame.index, dtype=object)
+    return table.frame[name]
+
+
+def _require(table: _Table, columns: Iterable[str], fmt: str) -> None:
+    missing = [c for c in columns if c not in table.frame.columns]
+    if missing:
+        raise CatalogFormatError(
+            f"{table.name}: missing column(s) {', '.join(missing)} for format {fmt!r}; "
+            f"found {', '.join(table.frame.columns)}. Use --format csv with the column-mapping options."
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Native formats
+
+
+def load_flipkart(path: Path) -> Catalog:
+    """The Flipkart sample (folder or CSV): ``uniq_id``, ``product_name``, ``product_category_tree``, ``Images/``."""
+    csv_path = path / FLIPKART_CSV if path.is_dir() else path
+    table = _read_csv(csv_path)
+    _require(table, ("uniq_id", "product_name", "product_category_tree", "image", "description"), "flipkart")
+    # '["Home Furnishing >> Curtains & Accessories >> ..."]': a JSON-ish list holding one " >> " path
+    tree = table.frame["product_category_tree"].str.strip().str.removeprefix('["').str.removesuffix('"]')
+    ids = table.frame["uniq_id"]
+    image, image_issues = _resolve_images(table.frame["image"], csv_path.parent / "Images", table, ids, named=True)
+    frame, issues = _canonical(
+        table,
+        product_id=ids,
+        title=table.frame["product_name"],
+        description=table.frame["description"],
+        image=image,
+        category=split_category(tree, ">>"),
+        mapped_columns=("uniq_id", "product_name"),
+    )
+    return _finish([frame], table.issues + image_issues + issues, csv_path, "flipkart")
+
+
+def rakuten_category_names(path: Path, language: str = "en") -> dict[str, str]:
+    """``prdtypecode`` (as a string) → category path from ``categories.json``, made safe to use as labels.
+
+    Two repairs: a name missing its separator ("Video Games & Consoles Game Cards") is split after the
+    top level it starts with, and two codes that would share one path get their code appended to the
+    leaf, so the name path stays a one-to-one image of the code.
+    """
+    table = json.loads(path.read_text(encoding="utf-8"))
+    if language not in table:
+        raise ValueError(f"{path}: no {language!r} names; available: {', '.join(table)}")
+    names = {str(code): name.strip() for code, name in table[language].items()}
+    tops = {name.split(SEP)[0] for name in names.values() if SEP in name}
+    for code, name in names.items():
+        if SEP not in name:
+            top = next((t for t in sorted(tops, key=len, reverse=True) if name.startswith(t + " ")), None)
+            if top:
+                names[code] = top + SEP + name[len(top) :].strip()
+    paths = {code: join_path(name.split(SEP)) for code, name in names.items()}
+    by_path: dict[str, list[str]] = {}
+    for code, p in paths.items():
+        by_path.setdefault(p, []).append(code)
+    for codes in by_path.values():
+        if len(codes) > 1:
+            for code in codes:
+                paths[code] = f"{paths[code]} [{code}]"
+    return paths
+
+
+def load_rakuten(path: Path, language: str = "en") -> Catalog:
+    """The Rakuten challenge folder (or its ``X_*.csv``): text rows, labels, photos and photo-only rows."""
+    folder = path if path.is_dir() else path.parent
+    x_path = path if path.is_file() else next((folder / n for n in RAKUTEN_X if (folder / n).is_file()), None)
+    if x_path is None:
+        raise CatalogFormatError(f"{folder}: no {' or '.join(RAKUTEN_X)} found for format 'rakuten'")
+    split = "test" if "test" in x_path.name.lower() else "train"
+    table = _read_csv(x_path)
+    table.frame = table.frame.rename(columns={"": "row_index"})
+    _require(table, ("row_index", "designation", "description", "productid", "imageid"), "rakuten")
+    issues = list(table.issues)
+
+    names_path = folder / RAKUTEN_CATEGORIES
+    names = rakuten_category_names(names_path, language) if names_path.is_file() else None
+    codes = pd.Series(None, index=table.frame.index, dtype=object)
+    y_path = folder / RAKUTEN_Y
+    if split == "train" and y_path.is_file():
+        labels = _read_csv(y_path)
+        issues += labels.issues
+        labels.frame = labels.frame.rename(columns={"": "row_index"})
+        _require(labels, ("row_index", "prdtypecode"), "rakuten")
+        by_index = labels.frame.drop_duplicates("row_index").set_index("row_index")["prdtypecode"]
+        codes = table.frame["row_index"].map(by_index)
+        orphans = labels.frame[~labels.frame["row_index"].isin(table.frame["row_index"])]
+        issues += [
+            RowIssue(int(line), "category", f"{RAKUTEN_Y}: label for row index {idx} which {x_path.name} does not have")
+            for line, idx in orphans["row_index"].items()
+        ]
+    table.frame["prdtypecode"] = codes.where(~_is_blank(codes), None)
+    category, code_issues = _code_to_path(table, table.frame["productid"], names)
+    issues += code_issues
+
+    image_dir = folder / "images" / f"image_{split}"
+    implied = (
+        "image_" + table.frame["imageid"].str.strip() + "_product_" + table.frame["productid"].str.strip() + ".jpg"
+    )
+    image, _ = _resolve_images(implied, image_dir, table, table.frame["productid"], named=False)
+    frame, canonical_issues = _canonical(
+        table,
+        product_id=table.frame["productid"],
+        title=table.frame["designation"],
+        description=table.frame["description"],
+        image=image,
+        category=category,
+        mapped_columns=("designation", "productid", "row_index"),
+    )
+    frames = [frame]
+    issues += canonical_issues
+
+    image_only_path = folder / RAKUTEN_IMAGE_ONLY
+    if split == "train" and image_only_path.is_file():
+        frames.append(_rakuten_image_only(image_only_path, image_dir, names, issues))
+    catalog = _finish(frames, issues, x_path if path.is_file() else folder, "rakuten")
+    # The photo-only rows were checked on their own; ids must also be unique across both files.
+    ids, cross_issues = _dedupe_ids(catalog.frame["product_id"], RAKUTEN_IMAGE_ONLY)
+    catalog.frame["product_id"] = ids.to_numpy()
+    catalog.issues += cross_issues
+    return catalog
+
+
+def _rakuten_image_only(
+    path: Path, image_dir: Path, names: dict[str, str] | None, issues: list[RowIssue]
+) -> pd.DataFrame:
+    table = _read_csv(path)
+    _require(table, ("productid", "imageid", "prdtypecode", "image"), "rakuten")
+    issues += table.issues
+    table.frame["prdtypecode"] = table.frame["prdtypecode"].where(~_is_blank(table.frame["prdtypecode"]), None)
+    category, code_issues = _code_to_path(table, table.frame["productid"], names)
+    image, image_issues = _resolve_images(table.frame["image"], image_dir, table, table.frame["productid"], named=True)
+    empty = pd.Series("", index=table.frame.index, dtype=object)
+    frame, canonical_issues = _canonical(
+        table,
+        product_id=table.frame["productid"],
+        title=empty,
+        description=empty,
+        image=image,
+        category=category,
+        mapped_columns=("productid",),
+    )
+    issues += code_issues + image_issues + canonical_issues
+    return frame
+
+
+def _code_to_path(table: _Table, ids: pd.Series, names: dict[str, str] | None) -> tuple[pd.Series, list[RowIssue]]:
+    codes = table.frame["prdtypecode"]
+    # "10.0" and "10" are the same code (a float column written by pandas)
+    as_text = codes.astype(object).map(lambda c: None if pd.isna(c) else str(c).strip().removesuffix(".0"))
+    if names is None:
+        return as_text, []
+    category = as_text.map(names)
+    unknown = as_text.notna() & category.isna()
+    issues = [
+        RowIssue(
+            int(line),
+            "category",
+            f"{table.name}: prdtypecode {code} is not in {RAKUTEN_CATEGORIES}; kept as the code",
+            ids.loc[line],
+        )
+        for line, code in as_text[unknown].items()
+    ]
+    return category.where(~unknown, as_text), issues
+
+
+def load_fashion(path: Path) -> Catalog:
+    """The fashion ``styles.csv`` (folder or file) with ``images/<id>.jpg``."""
+    csv_path = path / FASHION_CSV if path.is_dir() else path
+    table = _read_csv(csv_path)
+    levels = ("masterCategory", "subCategory", "articleType")
+    _require(table, ("id", "productDisplayName", *levels), "fashion")
+    ids = table.frame["id"].str.strip()
+    category, tree_issues = _fashion_tree(table, ids, levels)
+    image, _ = _resolve_images(ids + ".jpg", csv_path.parent / "images", table, ids, named=False)
+    frame, issues = _canonical(
+        table,
+        product_id=ids,
+        title=table.frame["productDisplayName"],
+        description=pd.Series("", index=table.frame.index, dtype=object),
+        image=image,
+        category=category,
+        mapped_columns=("id", "productDisplayName"),
+    )
+    return _finish([frame], table.issues + tree_issues + issues, csv_path, "fashion")
+
+
+def _fashion_tree(table: _Table, ids: pd.Series, levels: tuple[str, ...]) -> tuple[pd.Series, list[RowIssue]]:
+    """Category paths forming a tree: each articleType under the one parent most of its products have.
+
+    The source is not a tree (e.g. "Belts" under Accessories > Belts 109 times and Apparel > Topwear
+    twice); left as is, one article type would be several leaves and a child would sit under two
+    parents. The few re-parented rows are reported; the original level columns stay in the frame.
+    """
+    frame = table.frame
+    blank_level = pd.concat([_is_blank(frame[c]) for c in levels], axis=1).any(axis=1)
+    parents = frame[list(levels[:-1])].apply(join_path, axis=1)
+    leaf = frame[levels[-1]].str.strip()
+    usual_parent = parents[~blank_level].groupby(leaf[~blank_level]).agg(lambda p: p.value_counts().index[0])
+    tree_parent = leaf.map(usual_parent)
+    moved = ~blank_level & (tree_parent != parents)
+    issues = [
+        RowIssue(
+            int(line),
+            "category",
+            f"{table.name}: {levels[-1]} {leaf.loc[line]!r} under {parents.loc[line]!r}, but mostly under "
+            f"{tree_parent.loc[line]!r}; placed there so each {levels[-1]} is one leaf",
+            ids.loc[line],
+        )
+        for line in frame.index[moved]
+    ]
+    category = (tree_parent + SEP + leaf.map(lambda name: join_path([name]))).astype(object)
+    return category.where(~blank_level, None), issues
+
+
+def load_table(
+    path: Path,
+    *,
+    id_column: str | None = None,
+    title_column: str | None = None,
+    description_column: str | None = None,
+    image_column: str | None = None,
+    category_column: str | None = None,
+    image_root: str | Path | None = None,
+    category_sep: str | None = None,
+) -> Catalog:
+    """Any CSV/TSV/Parquet table. Columns default to the canonical names when present.
+
+    Without an id column, products are named after their source line (``row-<line>``); ``image``
+    values relative to ``image_root`` (default: the table's folder) are resolved to absolute paths;
+    ``category_sep`` splits category strings into paths (default: already canonical ``A > B``).
+    """
+    table = _read_table(path)
+    fmt = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
+    columns = {
+        "product_id": id_column,
+        "title": title_column,
+        "description": description_column,
+        "image": image_column,
+        "category": category_column,
+    }
+    for canonical, given in columns.items():
+        if given is not None and given not in table.frame.columns:
+            raise CatalogFormatError(
+                f"{table.name}: no column {given!r} (given for {canonical}); "
+                f"found {', '.join(map(str, table.frame.columns))}"
+            )
+        if given is None and canonical in table.frame.columns:
+            columns[canonical] = canonical
+    if columns["title"] is None and columns["description"] is None and columns["image"] is None:
+        raise CatalogFormatError(
+            f"{table.name}: no title, description or image column among {', '.join(map(str, table.frame.columns))}; "
+            "name them with --title-column / --description-column / --image-column"
+        )
+    if columns["product_id"] is None:
+        ids = pd.Series([f"row-{line}" for line in table.frame.index], index=table.frame.index, dtype=object)
+    else:
+        ids = _text(table.frame[columns["product_id"]])
+    root = Path(image_root) if image_root is not None else path.parent
+    image, image_issues = _resolve_images(_column(table, columns["image"]), root, table, ids, named=True)
+    frame, issues = _canonical(
+        table,
+        product_id=ids,
+        title=_column(table, columns["title"]),
+        description=_column(table, columns["description"]),
+        image=image,
+        category=split_category(_column(table, columns["category"]), category_sep),
+        mapped_columns=[c for c in columns.values() if c is not None],
+    )
+    return _finish([frame], table.issues + image_issues + issues, path, fmt)
+
+
+# --------------------------------------------------------------------------------------------------
+# Entry point
+
+
+def detect_format(path: str | Path) -> str:
+    """Which loader reads ``path``: from the files in a folder, or the columns of a file."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / FLIPKART_CSV).is_file():
+            return "flipkart"
+        if any((path / name).is_file() for name in RAKUTEN_X):
+            return "rakuten"
+        if (path / FASHION_CSV).is_file():
+            return "fashion"
+        tables = sorted(p.name for p in path.iterdir() if p.suffix.lower() in (".csv", ".tsv", ".parquet", ".pq"))
+        raise CatalogFormatError(
+            f"{path}: not a known catalogue folder (expected {FLIPKART_CSV}, {RAKUTEN_X[0]} or {FASHION_CSV}); "
+            f"pass one of its tables instead: {', '.join(tables) or 'none found'}"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return "parquet"
+    if path.name in RAKUTEN_X:
+        return "rakuten"
+    with path.open(encoding="utf-8-sig", errors="replace") as handle:
+        header = set(next(csv.reader([handle.readline()], delimiter=_sniff_delimiter(path)), []))
+    if {"uniq_id", "product_category_tree"} <= header:
+        return "flipkart"
+    if {"masterCategory", "articleType", "productDisplayName"} <= header:
+        return "fashion"
+    if {"designation", "productid", "imageid"} <= header:
+        return "rakuten"
+    return "csv"
+
+
+def load_catalog(
+    path: str | Path,
+    format: str = "auto",
+    *,
+    id_column: str | None = None,
+    title_column: str | None = None,
+    description_column: str | None = None,
+    image_column: str | None = None,
+    category_column: str | None = None,
+    image_root: str | Path | None = None,
+    category_sep: str | None = None,
+    language: str = "en",
+) -> Catalog:
+    """Load a catalogue of any supported format into a :class:`~prodcat.catalog.schema.Catalog`.
+
+    ``format``: one of :data:`FORMATS` (``auto`` detects it). The column-mapping options
+    (``*_column``, ``image_root``, ``category_sep``) apply to ``csv``/``parquet``; ``language``
+    (``en``/``fr``) picks the Rakuten category names.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    if format not in FORMATS:
+        raise ValueError(f"unknown catalogue format {format!r}; expected one of {', '.join(FORMATS)}")
+    fmt = detect_format(path) if format == "auto" else format
+    if fmt == "flipkart":
+        return load_flipkart(path)
+    if fmt == "rakuten":
+        return load_rakuten(path, language=language)
+    if fmt == "fashion":
+        return load_fashion(path)
+    if path.is_dir():
+        raise CatalogFormatError(f"{path}: format {fmt!r} needs a file, not a folder")
+    return load_table(
+        path,
+        id_column=id_column,
+        title_column=title_column,
+        description_column=description_column,
+        image_column=image_column,
+        category_column=category_column,
+        image_root=image_root,
+        category_sep=category_sep,
+    )

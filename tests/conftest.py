@@ -1,0 +1,48 @@
+"""Shared fixtures: where the real catalogues are, skipping cleanly when they are absent.
+
+The datasets are read in place (never copied into the repository): from
+``$PRODCAT_DATASETS`` when set, otherwise ``<repo>/../shared/datasets``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def datasets_dir() -> Path:
+    """The folder holding ``flipkart/``, ``rakuten/``, ``fashion/``, ``rakuten_en_translated/``."""
+    configured = os.environ.get("PRODCAT_DATASETS")
+    return Path(configured) if configured else REPO_ROOT.parent / "shared" / "datasets"
+
+
+def dataset_dir(name: str) -> Path:
+    """``datasets_dir()/name``, or skip the test saying where it was looked for and how to point to it."""
+    path = datasets_dir() / name
+    if not path.is_dir():
+        pytest.skip(f"dataset {name!r} not found at {path} (set PRODCAT_DATASETS to the datasets folder)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def flipkart_dir() -> Path:
+    return dataset_dir("flipkart")
+
+
+@pytest.fixture(scope="session")
+def rakuten_dir() -> Path:
+    return dataset_dir("rakuten")
+
+
+@pytest.fixture(scope="session")
+def fashion_dir() -> Path:
+    return dataset_dir("fashion")
+
+
+@pytest.fixture(scope="session")
+def rakuten_en_dir() -> Path:
+    return dataset_dir("rakuten_en_translated")

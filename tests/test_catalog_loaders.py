@@ -1,0 +1,211 @@
+"""Loaders on the real catalogues and on crafted broken files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from prodcat.catalog.loaders import (
+    CatalogFormatError,
+    detect_format,
+    load_catalog,
+    rakuten_category_names,
+)
+from prodcat.catalog.schema import COLUMNS, SEP, category_at_level, split_path
+
+
+def assert_canonical(frame: pd.DataFrame) -> None:
+    assert list(frame.columns[: len(COLUMNS)]) == list(COLUMNS)
+    assert frame["product_id"].is_unique
+    assert frame["title"].notna().all() and frame["description"].notna().all()
+    images = frame["image"].dropna()
+    assert all(os.path.isabs(p) and os.path.isfile(p) for p in images)
+
+
+def test_flipkart(flipkart_dir: Path) -> None:
+    catalog = load_catalog(flipkart_dir)
+    frame = catalog.frame
+    assert catalog.format == "flipkart"
+    assert len(frame) == 900
+    assert_canonical(frame)
+    assert frame["category"].notna().all()
+    top = pd.Series(category_at_level(frame["category"], 1))
+    assert top.nunique() == 7 and top.value_counts().min() >= 128
+    towel = frame.set_index("product_id").loc["7b72c92c2f6c40268628ec5f14c6d590"]
+    assert towel["title"] == "Sathiyas Cotton Bath Towel"
+    assert split_path(towel["category"])[:3] == ["Baby Care", "Baby Bath & Skin", "Baby Bath Towels"]
+    assert towel["image"] == str(flipkart_dir.resolve() / "Images" / "7b72c92c2f6c40268628ec5f14c6d590.jpg")
+    assert towel["retail_price"] == 600.0 and towel["brand"] == "Sathiyas"
+    # the three products without a photo file are kept, photo-less, and reported with their line
+    no_photo = frame[frame["image"].isna()]["product_id"].str[:8]
+    assert sorted(no_photo) == ["22ac36ba", "994f1d8a", "c4ac93e1"]
+    assert [i.field for i in catalog.issues] == ["image"] * 3
+    assert {i.product_id[:8] for i in catalog.issues} == set(no_photo)
+    # the CSV file itself also loads
+    assert len(load_catalog(flipkart_dir / "flipkart_com-ecommerce_sample.csv")) == 900
+
+
+def test_rakuten(rakuten_dir: Path) -> None:
+    catalog = load_catalog(rakuten_dir)
+    frame = catalog.frame
+    assert catalog.format == "rakuten" and catalog.issues == []
+    assert len(frame) == 2095 + 1395
+    assert_canonical(frame)
+    text_rows, photo_rows = frame.iloc[:2095], frame.iloc[2095:]
+    assert (text_rows["title"] != "").all()
+    assert 0.33 < (text_rows["description"] == "").mean() < 0.37
+    assert text_rows["image"].notna().sum() == 440
+    assert (photo_rows["title"] == "").all() and photo_rows["image"].notna().all()
+    assert frame["category"].nunique() == 27 and frame["prdtypecode"].nunique() == 27
+    first = frame.iloc[0]
+    assert first["product_id"] == "196547987" and first["prdtypecode"] == 10
+    assert first["category"] == "Books > Subcategory Unknown"
+    # the name without separator in categories.json is repaired into a two-level path
+    cards = frame[frame["prdtypecode"] == 1160]["category"].unique()
+    assert list(cards) == [f"Video Games & Consoles{SEP}Game Cards"]
+    # French names on request
+    french = load_catalog(rakuten_dir, language="fr").frame
+    assert french.iloc[0]["category"] == "Livres > Sous-catégorie inconnue"
+
+
+def test_rakuten_category_names_are_one_to_one(rakuten_dir: Path, tmp_path: Path) -> None:
+    for language in ("en", "fr"):
+        names = rakuten_category_names(rakuten_dir / "categories.json", language)
+        assert len(set(names.values())) == len(names) == 27
+        assert all(SEP in name for name in names.values())
+    clash = tmp_path / "categories.json"
+    clash.write_text(json.dumps({"en": {"1": "A > B", "2": "A > B", "3": "A C"}}))
+    assert rakuten_category_names(clash) == {"1": "A > B [1]", "2": "A > B [2]", "3": "A > C"}
+
+
+def test_rakuten_test_split_and_codes_without_names(tmp_path: Path) -> None:
+    (tmp_path / "X_test_update.csv").write_text(",designation,description,productid,imageid\n0,Un livre,,11,22\n")
+    catalog = load_catalog(tmp_path)
+    assert catalog.frame["category"].isna().all() and catalog.issues == []
+    (tmp_path / "X_test_update.csv").unlink()
+    (tmp_path / "X_train_update.csv").write_text(",designation,description,productid,imageid\n0,A,,11,22\n1,B,,12,23\n")
+    (tmp_path / "Y_train_CVw08PX.csv").write_text(",prdtypecode\n0,10\n1,\n")
+    catalog = load_catalog(tmp_path)
+    assert list(catalog.frame["category"]) == ["10", None]  # no categories.json: the code is the label
+    assert [(i.row, i.field, i.product_id) for i in catalog.issues] == [(3, "category", "12")]
+
+
+def test_fashion(fashion_dir: Path) -> None:
+    catalog = load_catalog(fashion_dir)
+    frame = catalog.frame
+    assert catalog.format == "fashion" and len(frame) == 6000
+    assert_canonical(frame)
+    assert frame["image"].notna().all() and (frame["description"] == "").all()
+    wallet = frame.set_index("product_id").loc["20586"]
+    assert wallet["category"] == "Accessories > Wallets > Wallets"
+    assert wallet["title"] == "Baggit Women Highway Taj Purple Wallet"
+    assert wallet["usage"] == "Casual" and wallet["gender"] == "Women"  # metadata kept out of the text
+    # the source puts a few article types under two parents; the loader makes the paths a tree
+    assert frame["category"].nunique() == frame["articleType"].nunique() == 84
+    belts = frame[frame["articleType"] == "Belts"]
+    assert set(belts["category"]) == {"Accessories > Belts > Belts"} and set(belts["masterCategory"]) == {
+        "Accessories",
+        "Apparel",
+    }
+    assert len(catalog.issues) == 15 and {i.field for i in catalog.issues} == {"category"}
+    # the two products without a display name keep an empty title rather than being dropped
+    assert (frame["title"] == "").sum() == 2
+
+
+def test_detect_format(flipkart_dir: Path, rakuten_dir: Path, fashion_dir: Path, tmp_path: Path) -> None:
+    assert detect_format(flipkart_dir) == "flipkart"
+    assert detect_format(rakuten_dir) == "rakuten"
+    assert detect_format(rakuten_dir / "X_train_update.csv") == "rakuten"
+    assert detect_format(fashion_dir) == "fashion"
+    assert detect_format(fashion_dir / "styles.csv") == "fashion"
+    (tmp_path / "t.csv").write_text("product_id,title\n1,a\n")
+    assert detect_format(tmp_path / "t.csv") == "csv"
+    with pytest.raises(CatalogFormatError, match="not a known catalogue folder"):
+        detect_format(tmp_path)
+
+
+BROKEN_CSV = (
+    "sku,name,text,photo,cat\n"  # line 1
+    'A1,"Blue mug\nwith handle",Ceramic,a.jpg,Kitchen/Mugs\n'  # lines 2-3: quoted newline is fine
+    "A2,Red mug,too,many,fields,here\n"  # line 4: wrong field count
+    'A3,"bad "quote" here",x,a.jpg,Kitchen\n'  # line 5: bad quoting
+    "A4,Teapot,,missing.jpg,Kitchen/Teapots\n"  # line 6: unknown image
+    "A5,Spoon,steel,,\n"  # line 7: missing label
+    "A1,Blue mug again,,,Kitchen/Mugs\n"  # line 8: duplicate id
+    'A6,"Unclosed,desc,a.jpg,Kitchen\n'  # line 9: unclosed quote swallows the rest
+    "A7,Fork,,,Kitchen\n"
+)
+
+
+def test_broken_rows_are_reported_with_their_line(tmp_path: Path) -> None:
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.jpg").write_bytes(b"not checked here")
+    path = tmp_path / "shop.csv"
+    path.write_text(BROKEN_CSV)
+    catalog = load_catalog(
+        path,
+        id_column="sku",
+        title_column="name",
+        description_column="text",
+        image_column="photo",
+        category_column="cat",
+        image_root=tmp_path / "photos",
+        category_sep="/",
+    )
+    frame = catalog.frame.set_index("product_id")
+    assert list(frame.index) == ["A1", "A4", "A5", "A1~2"]
+    assert frame.loc["A1", "title"] == "Blue mug\nwith handle"
+    assert frame.loc["A1", "category"] == "Kitchen > Mugs"
+    assert frame.loc["A1", "image"] == str(tmp_path / "photos" / "a.jpg")
+    assert frame.loc["A4", "image"] is None and frame.loc["A5", "category"] is None
+    found = {(i.row, i.field) for i in catalog.issues}
+    assert found == {(4, "row"), (5, "row"), (6, "image"), (7, "category"), (8, "product_id"), (9, "row")}
+    assert "first at line 2" in next(i.message for i in catalog.issues if i.field == "product_id")
+
+
+def test_table_defaults_and_unlabelled(tmp_path: Path) -> None:
+    path = tmp_path / "new.csv"
+    path.write_text("title,price\nLamp,12.5\nChair,40\n")
+    catalog = load_catalog(path)
+    assert catalog.format == "csv" and catalog.issues == []  # unlabelled: no missing-label issues
+    assert list(catalog.frame["product_id"]) == ["row-2", "row-3"]
+    assert catalog.frame["price"].tolist() == [12.5, 40.0]
+    with pytest.raises(CatalogFormatError, match="--title-column"):
+        (tmp_path / "bad.csv").write_text("x,y\n1,2\n")
+        load_catalog(tmp_path / "bad.csv")
+    with pytest.raises(CatalogFormatError, match="no column 'nope'"):
+        load_catalog(path, title_column="nope")
+
+
+def test_parquet(flipkart_dir: Path, tmp_path: Path) -> None:
+    frame = load_catalog(flipkart_dir).frame
+    table = pd.DataFrame(
+        {
+            "id": frame["product_id"],
+            "name": frame["title"],
+            "description": frame["description"],
+            "photo": frame["image"].map(lambda p: os.path.basename(p) if p else None),
+            "tree": frame["category"].str.replace(SEP, "|"),
+        }
+    )
+    table.loc[5, "id"] = table.loc[4, "id"]
+    path = tmp_path / "catalogue.parquet"
+    table.to_parquet(path)
+    catalog = load_catalog(
+        path,
+        id_column="id",
+        title_column="name",
+        image_column="photo",
+        category_column="tree",
+        category_sep="|",
+        image_root=flipkart_dir / "Images",
+    )
+    assert catalog.format == "parquet" and len(catalog) == 900
+    assert (catalog.frame["category"] == frame["category"]).all()
+    assert (catalog.frame["image"].fillna("") == frame["image"].fillna("")).all()
+    assert {(i.row, i.field) for i in catalog.issues if i.field == "product_id"} == {(6, "product_id")}
+    assert sum(i.field == "image" for i in catalog.issues) == 0  # the 3 photo-less rows name no file here
