@@ -1,0 +1,27 @@
+# Two commands do all the set-up on a fresh machine (see README.md):
+#   make demo   create .venv, install prodcat, train on the Flipkart catalogue and print its metrics
+#   make test   create .venv if needed, start a throw-away PostgreSQL on loopback, run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA ?= ../shared/datasets/flipkart
+
+.PHONY: demo test lint
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch is pinned in pyproject.toml (torch==2.13.0, the CPU build); install it first so nothing pulls CUDA.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/prodcat train $(DATA) --out models/demo
+
+test: $(VENV)/.installed
+	eval "$$(bash scripts/postgres.sh)" || echo "PostgreSQL could not be started: its tests will be skipped"; \
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests benchmarks

@@ -1,0 +1,148 @@
+"""The trained artefact: one self-contained, verifiable directory.
+
+::
+
+    MODEL/
+      manifest.json   format version, labels, config, metrics, library versions,
+                      training-data fingerprint, SHA-256 of every other file
+      model.joblib    the fitted ProductClassifier
+
+The model is a pickle (scikit-learn estimators have no safe format), so it is
+only unpickled after every file's SHA-256 matches the manifest: a modified or
+truncated bundle is refused with :class:`BundleError` before any code in it runs.
+Bundles are written to a temporary sibling directory and renamed into place, so
+a crash never leaves half a bundle under the final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+MODEL_FILE = "model.joblib"
+_LIBRARIES = ("prodcat", "numpy", "pandas", "scikit-learn", "scipy", "onnxruntime", "torch", "pillow")
+
+
+class BundleError(RuntimeError):
+    """A bundle is missing, modified, or from an incompatible format version."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def data_fingerprint(frame: pd.DataFrame) -> str:
+    """SHA-256 of the canonical columns of a training frame (order-independent)."""
+    columns = ["product_id", "title", "description", "image", "category"]
+    row_hashes = pd.util.hash_pandas_object(frame[columns].astype(str), index=False).sort_values()
+    return hashlib.sha256(row_hashes.to_numpy().tobytes()).hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def save_bundle(
+    model: Any,
+    out_dir: str | os.PathLike[str],
+    *,
+    config: dict[str, Any],
+    labels: list[str],
+    metrics: dict[str, Any] | None = None,
+    fingerprint: str = "",
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model`` and its manifest to ``out_dir`` atomically; returns the path."""
+    out = Path(out_dir).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        joblib.dump(model, staging / MODEL_FILE, compress=3)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "labels": labels,
+            "config": config,
+            "metrics": metrics or {},
+            "libraries": library_versions(),
+            "data_fingerprint": fingerprint,
+            "files": {MODEL_FILE: sha256_file(staging / MODEL_FILE)},
+            **(extra or {}),
+        }
+        manifest["version"] = manifest["files"][MODEL_FILE][:12]
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+        if out.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            out.rename(trash / out.name)
+            staging.rename(out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
+
+
+def read_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(bundle_dir) / MANIFEST
+    if not path.is_file():
+        raise BundleError(f"{bundle_dir} is not a prodcat model bundle: {MANIFEST} is missing")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{path} is not valid JSON ({exc}); the bundle is damaged — retrain it") from exc
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"{bundle_dir} has bundle format {manifest.get('format_version')!r}; "
+            f"this prodcat reads format {FORMAT_VERSION} — retrain with this version"
+        )
+    return manifest
+
+
+def verify_bundle(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Check every file against the manifest's SHA-256; returns the manifest or raises :class:`BundleError`."""
+    root = Path(bundle_dir)
+    manifest = read_manifest(root)
+    listed = manifest.get("files", {})
+    for name, expected in listed.items():
+        path = root / name
+        if not path.is_file():
+            raise BundleError(f"bundle {root}: file {name} is missing")
+        if sha256_file(path) != expected:
+            raise BundleError(
+                f"bundle {root}: {name} was modified (SHA-256 differs from the manifest); refusing to load it"
+            )
+    unexpected = sorted(p.name for p in root.iterdir() if p.name not in listed and p.name != MANIFEST)
+    if unexpected:
+        raise BundleError(f"bundle {root}: unexpected files {unexpected}; refusing to load it")
+    return manifest
+
+
+def load_bundle(bundle_dir: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
+    """Verify, then load the model; returns ``(model, manifest)``."""
+    manifest = verify_bundle(bundle_dir)
+    return joblib.load(Path(bundle_dir) / MODEL_FILE), manifest

@@ -1,0 +1,261 @@
+"""``prodcat train | predict | evaluate | cv``: the supervised workflow on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from prodcat.bundle import BundleError, data_fingerprint, save_bundle
+from prodcat.catalog.loaders import FORMATS, load_catalog
+from prodcat.catalog.schema import Catalog, category_at_level
+from prodcat.config import Config, load_config
+from prodcat.evaluate.metrics import evaluate_predictions
+from prodcat.evaluate.report import write_report
+
+log = logging.getLogger("prodcat")
+HEADLINE = ("n", "accuracy", "f1_weighted", "f1_macro")
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", help="catalogue: a Flipkart/Rakuten/fashion folder, or a CSV/Parquet file")
+    parser.add_argument("--format", default="auto", choices=FORMATS, help="catalogue format (default: detect)")
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML or TOML experiment config (fields left out keep their defaults)")
+    parser.add_argument("--modalities", help="text, image or text,image (default: all the catalogue has)")
+    parser.add_argument("--level", type=int, help="category depth to predict (default from config: 1 = top level; "
+                                                   "0 = full path)")
+    parser.add_argument("--fusion", choices=("late", "stacking", "early"), help="override the config's fusion")
+    parser.add_argument("--sample", type=int, help="use a stratified sample of N labelled products (quick runs)")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser(
+        "train", help="train a model bundle on a catalogue", formatter_class=_formatter,
+        description="Train the classifier and write a self-contained model bundle.",
+        epilog=textwrap.dedent("""\
+            examples:
+              prodcat train ../shared/datasets/flipkart --out models/flipkart
+              prodcat train ../shared/datasets/rakuten --out models/rakuten --modalities text
+              prodcat train products.csv --out models/mine --config experiment.yaml --feedback sqlite:///reviews.db
+            """),
+    )
+    _add_data_options(train)
+    train.add_argument("--out", required=True, help="bundle directory to write (replaced atomically)")
+    _add_model_options(train)
+    train.add_argument("--feedback", metavar="DB_URL",
+                       help="review-queue database whose human corrections are added to the training data")
+    train.set_defaults(func=run_train)
+
+    predict = subparsers.add_parser(
+        "predict", help="predict the categories of a catalogue", formatter_class=_formatter,
+        description="Write one row per product: product_id, category, confidence, decision, top_k, "
+                    "modalities_used.",
+        epilog="examples:\n  prodcat predict models/flipkart new_products.csv --out preds.csv\n",
+    )
+    predict.add_argument("model", help="model bundle directory")
+    _add_data_options(predict)
+    predict.add_argument("--out", required=True, help="CSV to write")
+    predict.add_argument("--top-k", type=int, default=5, help="how many categories in top_k (default 5)")
+    predict.add_argument("--chunk-size", type=int, default=2000, help="products per batch (default 2000)")
+    predict.set_defaults(func=run_predict)
+
+    evaluate = subparsers.add_parser(
+        "evaluate", help="score a model on a labelled catalogue", formatter_class=_formatter,
+        description="Write DIR/metrics.json, a confusion matrix, a reliability diagram and report.html.",
+        epilog="examples:\n  prodcat evaluate models/flipkart heldout.csv --report reports/heldout\n",
+    )
+    evaluate.add_argument("model", help="model bundle directory")
+    _add_data_options(evaluate)
+    evaluate.add_argument("--report", required=True, help="report directory")
+    evaluate.set_defaults(func=run_evaluate)
+
+    cv = subparsers.add_parser(
+        "cv", help="stratified cross-validation of a configuration", formatter_class=_formatter,
+        description="K-fold stratified cross-validation; DIR/metrics.json has the same shape as `evaluate`.",
+        epilog=textwrap.dedent("""\
+            examples:
+              prodcat cv ../shared/datasets/flipkart --report reports/flipkart-cv
+              prodcat cv ../shared/datasets/rakuten --modalities text --folds 5 --report reports/rakuten-text
+              prodcat cv ../shared/datasets/fashion --level 3 --report reports/fashion
+            """),
+    )
+    _add_data_options(cv)
+    cv.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
+    cv.add_argument("--report", required=True, help="report directory")
+    _add_model_options(cv)
+    cv.set_defaults(func=run_cv)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def read_catalog(args: argparse.Namespace) -> Catalog:
+    catalog = load_catalog(args.data, args.format)
+    if catalog.issues:
+        log.warning("%d row issue(s) while reading %s; first ones:", len(catalog.issues), args.data)
+        for issue in catalog.issues[:5]:
+            log.warning("  %s", issue)
+    log.info("%s: %d products (%s format)", args.data, len(catalog), catalog.format)
+    return catalog
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    config = load_config(args.config)
+    updates: dict[str, Any] = {}
+    if args.modalities:
+        updates["modalities"] = [m.strip() for m in args.modalities.split(",") if m.strip()]
+    if args.level is not None:
+        updates["level"] = None if args.level == 0 else args.level
+    if args.fusion:
+        updates["fusion"] = args.fusion
+    return Config.model_validate(config.model_dump() | updates)
+
+
+def labelled_sample(frame: pd.DataFrame, config: Config, size: int | None) -> pd.DataFrame:
+    frame = frame[frame["category"].notna()].reset_index(drop=True)
+    if size is None or size >= len(frame):
+        return frame
+    from sklearn.model_selection import train_test_split
+
+    y = category_at_level(frame["category"], config.level)
+    counts = pd.Series(y).value_counts()
+    strata = np.where(pd.Series(y).map(counts).to_numpy() >= 2, y, "__rare__")
+    sample, _ = train_test_split(frame, train_size=size, stratify=strata, random_state=config.seed)
+    return sample.reset_index(drop=True)
+
+
+def print_metrics(metrics: dict[str, Any], title: str) -> None:
+    print(f"\n{title}")
+    for key in HEADLINE:
+        if key in metrics:
+            value = metrics[key]
+            print(f"  {key:<14}{value:.4f}" if isinstance(value, float) else f"  {key:<14}{value}")
+    for level, values in metrics.get("levels", {}).items():
+        print(f"  level {level}: accuracy {values['accuracy']:.4f}  f1_weighted {values['f1_weighted']:.4f}  "
+              f"f1_macro {values['f1_macro']:.4f}")
+    if "calibration" in metrics:
+        print(f"  ECE           {metrics['calibration']['ece']:.4f}")
+    if "decision" in metrics:
+        d = metrics["decision"]
+        print(f"  auto-accepted {d['automation_rate']:.1%} at precision {d['auto_precision']:.4f}")
+
+
+# ---------------------------------------------------------------------------------------------- commands
+def run_train(args: argparse.Namespace) -> int:
+    from prodcat.models.classifier import ProductClassifier
+
+    config = build_config(args)
+    frame = labelled_sample(read_catalog(args).frame, config, args.sample)
+    if args.feedback:
+        from prodcat.review.store import load_corrections
+
+        corrections = load_corrections(args.feedback)
+        frame = pd.concat([frame[~frame["product_id"].isin(corrections["product_id"])], corrections],
+                          ignore_index=True)
+        log.info("added %d reviewed correction(s) from the review queue", len(corrections))
+    model = ProductClassifier(config).fit(frame)
+    metrics = evaluate_predictions(
+        model.oof_y_, model.classes_[model.oof_proba_.argmax(axis=1)], model.oof_proba_.max(axis=1),
+        model.policy_.threshold_,
+    )
+    metrics["estimated_by"] = f"internal {config.inner_folds}-fold cross-validation (out-of-fold)"
+    out = save_bundle(
+        model, args.out, config=config.model_dump(), labels=[str(c) for c in model.classes_], metrics=metrics,
+        fingerprint=data_fingerprint(frame), extra={"modalities": model.modalities_, "n_train": len(frame)},
+    )
+    print_metrics(metrics, f"Trained on {len(frame)} products; out-of-fold estimate:")
+    print(f"\nModel bundle written to {out}")
+    return 0
+
+
+def _load_predictor(path: str) -> Any:
+    from prodcat.predict import Predictor
+
+    try:
+        return Predictor.load(path)
+    except BundleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def predict_catalog(predictor: Any, frame: pd.DataFrame, chunk_size: int, top_k: int = 5) -> pd.DataFrame:
+    """Predictions for every row of ``frame``, in chunks (bounded memory), as the ``predict`` CSV table."""
+    rows = []
+    for start in tqdm(range(0, len(frame), chunk_size), desc="predict", unit="chunk"):
+        for p in predictor.predict(frame.iloc[start : start + chunk_size], top_k=top_k):
+            rows.append({
+                "product_id": p.product_id, "category": p.category, "confidence": round(p.confidence, 6),
+                "decision": p.decision, "top_k": json.dumps(p.top_k, ensure_ascii=False),
+                "modalities_used": ",".join(p.modalities_used),
+            })
+    return pd.DataFrame(rows, columns=["product_id", "category", "confidence", "decision", "top_k",
+                                       "modalities_used"])
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    predictor = _load_predictor(args.model)
+    if predictor is None:
+        return 2
+    table = predict_catalog(predictor, read_catalog(args).frame, args.chunk_size, args.top_k)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Write beside the target, then rename: a crash never leaves a truncated CSV under the final name.
+    with tempfile.NamedTemporaryFile("w", dir=out.parent, suffix=".tmp", delete=False, encoding="utf-8") as handle:
+        table.to_csv(handle, index=False)
+    os.replace(handle.name, out)
+    auto = (table["decision"] == "auto").mean() if len(table) else 0.0
+    print(f"{len(table)} predictions written to {out} ({auto:.1%} auto-accepted)")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    predictor = _load_predictor(args.model)
+    if predictor is None:
+        return 2
+    frame = read_catalog(args).frame
+    frame = frame[frame["category"].notna()].reset_index(drop=True)
+    if frame.empty:
+        print("error: the catalogue has no labelled products to evaluate against", file=sys.stderr)
+        return 2
+    level = predictor.manifest["config"].get("level")
+    table = predict_catalog(predictor, frame, 2000)
+    truth = category_at_level(frame["category"], level)
+    metrics = evaluate_predictions(truth, table["category"].to_numpy(dtype=object),
+                                   table["confidence"].to_numpy(), predictor.threshold)
+    write_report(metrics, truth, table["category"].to_numpy(dtype=object), args.report,
+                 f"Evaluation of {args.model} on {args.data}")
+    print_metrics(metrics, f"Evaluation on {len(frame)} labelled products:")
+    print(f"\nReport written to {args.report}")
+    return 0
+
+
+def run_cv(args: argparse.Namespace) -> int:
+    from prodcat.evaluate.cv import cross_validate
+
+    config = build_config(args)
+    frame = labelled_sample(read_catalog(args).frame, config, args.sample)
+    result = cross_validate(frame, config, folds=args.folds)
+    metrics = result.metrics()
+    metrics["config"] = config.model_dump()
+    write_report(metrics, result.y_true, result.y_pred, args.report,
+                 f"{args.folds}-fold cross-validation on {args.data}")
+    print_metrics(metrics, f"{args.folds}-fold cross-validation on {len(frame)} products:")
+    print(f"  fit {metrics['timing']['fit_seconds_median']:.1f} s, "
+          f"predict {metrics['timing']['predict_seconds_median']:.1f} s per fold (median)")
+    print(f"\nReport written to {args.report}")
+    return 0

@@ -1,0 +1,78 @@
+"""One typed configuration describes an experiment; the bundle records it.
+
+Defaults are the best configuration measured so far (see ``benchmarks/``).
+Load a YAML or TOML file with :func:`load_config`; any field left out keeps its
+default, so a config file only says what differs.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+Modality = Literal["text", "image"]
+
+
+class FeatureSpec(BaseModel):
+    """A registered extractor and its parameters, e.g. ``{name: tfidf, params: {min_df: 2}}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class HeadConfig(BaseModel):
+    """One modality's classifier: features, then a linear model with class weighting."""
+
+    model_config = ConfigDict(extra="forbid")
+    features: list[FeatureSpec]
+    classifier: Literal["logreg", "linearsvc", "sgd"] = "logreg"
+    #: inverse regularisation strength
+    C: float = 10.0
+    #: ``balanced`` reweights classes by inverse frequency
+    class_weight: Literal["balanced"] | None = "balanced"
+    #: standardise dense features before the linear model
+    scale: bool = True
+
+
+def _default_text() -> HeadConfig:
+    return HeadConfig(features=[FeatureSpec(name="tfidf")], classifier="logreg", C=20.0, scale=False)
+
+
+def _default_image() -> HeadConfig:
+    return HeadConfig(features=[FeatureSpec(name="effnet_lite0")], classifier="logreg", C=0.5)
+
+
+class Config(BaseModel):
+    """An experiment: target, modalities, heads, fusion, calibration and decision policy."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: hierarchy depth of the target (1 = top level); ``None`` = full category path
+    level: int | None = 1
+    #: modalities to use; ``None`` = every modality the catalogue has
+    modalities: list[Modality] | None = None
+    text: HeadConfig = Field(default_factory=_default_text)
+    image: HeadConfig = Field(default_factory=_default_image)
+    #: how the heads' probabilities are combined when both modalities are used
+    fusion: Literal["late", "stacking", "early"] = "stacking"
+    #: post-hoc calibration of the final probabilities (fitted on out-of-fold scores)
+    calibration: Literal["temperature", "isotonic", "none"] = "temperature"
+    #: precision wanted among auto-accepted predictions; picks the confidence threshold
+    target_precision: float = Field(0.99, gt=0, le=1)
+    #: folds of the internal cross-validation giving out-of-fold scores (fusion, calibration, threshold)
+    inner_folds: int = Field(5, ge=2)
+    seed: int = 0
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read a YAML (``.yml``/``.yaml``) or TOML config; ``None`` gives the defaults."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    return Config.model_validate(data or {})

@@ -1,0 +1,103 @@
+"""Stratified cross-validation of a configuration on a catalogue.
+
+Every product is predicted once, by a model that never saw it; the pooled
+out-of-fold predictions are then scored like any other prediction set.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold
+from tqdm.auto import tqdm
+
+from prodcat.catalog.schema import category_at_level
+from prodcat.config import Config
+from prodcat.evaluate.metrics import evaluate_predictions
+from prodcat.models.classifier import ProductClassifier
+from prodcat.models.heads import align_proba
+
+
+@dataclass
+class CVResult:
+    """Out-of-fold predictions of every product, aligned with the input frame's rows."""
+
+    classes: np.ndarray
+    y_true: np.ndarray
+    proba: np.ndarray
+    fold: np.ndarray
+    decision: np.ndarray
+    modalities_used: list[list[str]]
+    fit_seconds: list[float] = field(default_factory=list)
+    predict_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def y_pred(self) -> np.ndarray:
+        return self.classes[self.proba.argmax(axis=1)]
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self.proba.max(axis=1)
+
+    def metrics(self) -> dict[str, Any]:
+        result = evaluate_predictions(self.y_true, self.y_pred, self.confidence)
+        auto = self.decision == "auto"
+        correct = self.y_true == self.y_pred
+        result["decision"] = {
+            "automation_rate": float(auto.mean()),
+            "auto_precision": float(correct[auto].mean()) if auto.any() else float("nan"),
+            "n_auto": int(auto.sum()),
+        }
+        result["folds"] = [
+            evaluate_predictions(self.y_true[self.fold == k], self.y_pred[self.fold == k]) | {"fold": int(k)}
+            for k in np.unique(self.fold)
+        ]
+        for row in result["folds"]:
+            row.pop("per_class")
+            row.pop("levels")
+        result["timing"] = {
+            "fit_seconds_median": float(np.median(self.fit_seconds)),
+            "predict_seconds_median": float(np.median(self.predict_seconds)),
+        }
+        return result
+
+
+def stratified_folds(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified K-fold splits; classes rarer than ``folds`` are pooled into one stratum."""
+    counts = pd.Series(y).value_counts()
+    strata = np.where(pd.Series(y).map(counts).to_numpy() >= folds, y, "__rare__")
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(y)), strata))
+
+
+def cross_validate(
+    frame: pd.DataFrame, config: Config | None = None, folds: int = 5, progress: bool = True
+) -> CVResult:
+    """Fit ``ProductClassifier(config)`` on ``folds - 1`` folds, predict the last, for each fold."""
+    config = config or Config()
+    frame = frame[frame["category"].notna()].reset_index(drop=True)
+    y = np.asarray(category_at_level(frame["category"], config.level), dtype=object)
+    classes = np.unique(y)
+    proba = np.zeros((len(y), len(classes)))
+    fold_of = np.zeros(len(y), dtype=int)
+    decision = np.empty(len(y), dtype=object)
+    used: list[list[str]] = [[] for _ in range(len(y))]
+    result = CVResult(classes, y, proba, fold_of, decision, used)
+    for k, (train, test) in enumerate(tqdm(stratified_folds(y, folds, config.seed), desc="cv folds",
+                                           disable=not progress)):
+        start = time.perf_counter()
+        model = ProductClassifier(config).fit(frame.iloc[train], y[train])
+        result.fit_seconds.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        details = model.predict_details(frame.iloc[test])
+        result.predict_seconds.append(time.perf_counter() - start)
+        proba[test] = align_proba(details.proba, model.classes_, classes)
+        fold_of[test] = k
+        decision[test] = model.policy_.decide(details.proba.max(axis=1))
+        for i, modalities in zip(test, details.modalities_used, strict=True):
+            used[i] = modalities
+    return result

@@ -1,0 +1,204 @@
+"""The product classifier: modality heads, fusion, calibration and decision policy.
+
+``ProductClassifier(config).fit(frame)`` learns from a canonical catalogue
+frame (:mod:`prodcat.catalog.schema`); the target is the category path cut at
+``config.level``, so predictions are whole paths and always consistent across
+levels (a child is never predicted under the wrong parent).
+
+Training, in order:
+
+1. each modality head fits its extractors on the products that have it, and
+   out-of-fold probabilities come from an internal stratified CV
+   (``config.inner_folds``) of its linear model on that one feature matrix;
+2. the fusion (late or stacking) is fitted on those out-of-fold probabilities;
+   ``early`` instead trains one linear model on the concatenated features;
+3. a calibrator (temperature / isotonic) is fitted on the fused out-of-fold
+   probabilities, and the decision policy picks the confidence threshold that
+   reaches ``config.target_precision`` on them;
+4. the heads are refitted on all products.
+
+Products with no usable modality are predicted from the class prior.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.preprocessing import StandardScaler
+
+from prodcat.catalog.schema import category_at_level, modality_mask
+from prodcat.config import Config, HeadConfig
+from prodcat.models.calibration import make_calibrator
+from prodcat.models.decision import DecisionPolicy
+from prodcat.models.fusion import LateFusion, StackingFusion
+from prodcat.models.heads import ModalityHead, align_proba, out_of_fold_proba, stack_features
+
+log = logging.getLogger(__name__)
+MODALITIES = ("text", "image")
+
+
+@dataclass
+class ProbaResult:
+    """Calibrated probabilities ``(n, n_classes)`` and, per product, the modalities used."""
+
+    proba: np.ndarray
+    modalities_used: list[list[str]]
+
+
+class ProductClassifier(ClassifierMixin, BaseEstimator):
+    """Multimodal category classifier over canonical catalogue frames."""
+
+    def __init__(self, config: Config | None = None):
+        self.config = config
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, frame: pd.DataFrame, y: Any = None) -> ProductClassifier:
+        config = self.config or Config()
+        frame = frame.reset_index(drop=True)
+        if y is None:
+            y = category_at_level(frame["category"], config.level)
+        y = np.asarray(y, dtype=object)
+        if pd.isna(y).any():
+            raise ValueError("every training product needs a category (drop the unlabelled ones first)")
+        self.classes_ = np.unique(y)
+        y_index = np.searchsorted(self.classes_, y)
+        self.prior_ = np.bincount(y_index, minlength=len(self.classes_)) / len(y_index)
+
+        wanted = config.modalities or [m for m in MODALITIES if modality_mask(frame, m).any()]
+        self.heads_: dict[str, ModalityHead] = {}
+        masks: dict[str, np.ndarray] = {}
+        matrices: dict[str, Any] = {}
+        for modality in wanted:
+            head = ModalityHead(self._head_config(config, modality), modality, seed=config.seed)
+            rows = modality_mask(frame, modality)
+            if not rows.any():
+                raise ValueError(f"modality {modality!r} requested but no product has it")
+            head.fit_extractors(frame[rows])
+            mask = head.available(frame)
+            self.heads_[modality] = head
+            masks[modality] = mask
+            matrices[modality] = head.features(frame[mask])
+            log.info("%s head: %d of %d products", modality, mask.sum(), len(frame))
+
+        if config.fusion == "early" and len(self.heads_) > 1:
+            oof = self._fit_early(matrices, masks, y, config)
+        else:
+            oof = self._fit_heads(matrices, masks, y, config)
+
+        self.calibrator_ = make_calibrator(config.calibration).fit(oof, y_index)
+        self.oof_proba_ = self.calibrator_.transform(oof)
+        confidence = self.oof_proba_.max(axis=1)
+        self.policy_ = DecisionPolicy(config.target_precision).fit(
+            confidence, self.oof_proba_.argmax(axis=1) == y_index
+        )
+        self.oof_y_ = y
+        return self
+
+    @staticmethod
+    def _head_config(config: Config, modality: str) -> HeadConfig:
+        return config.text if modality == "text" else config.image
+
+    def _fit_heads(
+        self, matrices: dict[str, Any], masks: dict[str, np.ndarray], y: np.ndarray, config: Config
+    ) -> np.ndarray:
+        """Out-of-fold head probabilities, fusion fitted on them, heads refitted; returns fused OOF."""
+        n = len(y)
+        probas: dict[str, np.ndarray] = {}
+        for modality, head in self.heads_.items():
+            mask = masks[modality]
+            full = np.tile(self.prior_, (n, 1))
+            full[mask] = out_of_fold_proba(head, matrices[modality], y[mask], self.classes_, config.inner_folds,
+                                           config.seed)
+            probas[modality] = full
+            head.fit_matrix(matrices[modality], y[mask])
+        y_index = np.searchsorted(self.classes_, y)
+        any_modality = np.logical_or.reduce(list(masks.values()))
+        self.fusion_ = (StackingFusion() if config.fusion == "stacking" else LateFusion())
+        if len(self.heads_) == 1:
+            self.fusion_ = LateFusion()
+        self.fusion_.fit({m: p[any_modality] for m, p in probas.items()},
+                         {m: k[any_modality] for m, k in masks.items()}, y_index[any_modality])
+        fused = self.fusion_.predict_proba(probas, masks)
+        fused[~any_modality] = self.prior_
+        return fused
+
+    def _fit_early(
+        self, matrices: dict[str, Any], masks: dict[str, np.ndarray], y: np.ndarray, config: Config
+    ) -> np.ndarray:
+        """One linear model on all modalities' features side by side (zeros where a modality is missing)."""
+        self.early_scalers_ = {}
+        design = self._early_design(matrices, masks, fit=True)
+        any_modality = np.logical_or.reduce(list(masks.values()))
+        self.early_head_ = ModalityHead(config.text, "text+image", seed=config.seed)
+        oof = np.tile(self.prior_, (len(y), 1))
+        oof[any_modality] = out_of_fold_proba(
+            self.early_head_, design[any_modality], y[any_modality], self.classes_, config.inner_folds, config.seed
+        )
+        self.early_head_.fit_matrix(design[any_modality], y[any_modality])
+        self.fusion_ = None
+        return oof
+
+    def _early_design(self, matrices: dict[str, Any], masks: dict[str, np.ndarray], fit: bool = False) -> Any:
+        import scipy.sparse as sp
+
+        n = len(next(iter(masks.values())))
+        blocks = []
+        for modality in self.heads_:
+            X = matrices[modality]
+            if not sp.issparse(X):
+                if fit:
+                    self.early_scalers_[modality] = StandardScaler().fit(X)
+                X = self.early_scalers_[modality].transform(X) / np.sqrt(X.shape[1])
+            full = sp.lil_matrix((n, X.shape[1])) if sp.issparse(X) else np.zeros((n, X.shape[1]))
+            full[masks[modality]] = X
+            blocks.append(sp.csr_matrix(full))
+            blocks.append(sp.csr_matrix(masks[modality][:, None].astype(float)))
+        return stack_features(blocks).tocsr()
+
+    # -------------------------------------------------------------- predict
+    def predict_details(self, frame: pd.DataFrame) -> ProbaResult:
+        """Calibrated probabilities ``(n, n_classes)`` and the modalities each product was classified from."""
+        frame = frame.reset_index(drop=True)
+        n = len(frame)
+        masks = {m: head.available(frame) for m, head in self.heads_.items()}
+        if getattr(self, "fusion_", None) is None and hasattr(self, "early_head_"):
+            matrices = {m: self.heads_[m].features(frame[masks[m]]) for m in self.heads_}
+            design = self._early_design(matrices, masks)
+            fused = np.tile(self.prior_, (n, 1))
+            rows = np.logical_or.reduce(list(masks.values()))
+            if rows.any():
+                fused[rows] = align_proba(self.early_head_.predict_proba_matrix(design[rows]),
+                                          self.early_head_.classes_, self.classes_)
+        else:
+            probas = {}
+            for modality, head in self.heads_.items():
+                full = np.tile(self.prior_, (n, 1))
+                if masks[modality].any():
+                    full[masks[modality]] = align_proba(
+                        head.predict_proba(frame[masks[modality]]), head.classes_, self.classes_
+                    )
+                probas[modality] = full
+            fused = self.fusion_.predict_proba(probas, masks)
+        none = ~np.logical_or.reduce(list(masks.values())) if masks else np.ones(n, dtype=bool)
+        fused[none] = self.prior_
+        used = [[m for m in self.heads_ if masks[m][i]] for i in range(n)]
+        return ProbaResult(self.calibrator_.transform(fused), used)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.predict_details(frame).proba
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.classes_[self.predict_proba(frame).argmax(axis=1)]
+
+    @property
+    def modalities_(self) -> list[str]:
+        return list(self.heads_)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Out-of-fold training scores are for reports, not for the saved model.
+        return {k: v for k, v in self.__dict__.items() if k not in ("oof_proba_", "oof_y_")}

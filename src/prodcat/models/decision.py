@@ -1,0 +1,42 @@
+"""Accept or review: the confidence threshold that meets a target precision."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+
+def precision_threshold(confidence: np.ndarray, correct: np.ndarray, target_precision: float) -> float:
+    """Smallest threshold whose accepted set ``{confidence >= t}`` has precision ≥ target.
+
+    Scans thresholds from the most confident down, so the automation rate is
+    the largest the out-of-fold evidence supports. Returns ``1.0 + eps``
+    (accept nothing) when even the most confident predictions miss the target.
+    """
+    order = np.argsort(-confidence, kind="stable")
+    conf_sorted = confidence[order]
+    hits = np.cumsum(correct[order])
+    precision = hits / np.arange(1, len(order) + 1)
+    # Only cut between distinct confidence values: ties are accepted together.
+    last_of_tie = np.r_[conf_sorted[1:] != conf_sorted[:-1], True]
+    ok = np.flatnonzero((precision >= target_precision) & last_of_tie)
+    if ok.size == 0:
+        return float(np.nextafter(1.0, 2.0))
+    return float(conf_sorted[ok.max()])
+
+
+class DecisionPolicy(BaseEstimator):
+    """``auto`` when confidence ≥ ``threshold_``, else ``review``."""
+
+    def __init__(self, target_precision: float = 0.99):
+        self.target_precision = target_precision
+
+    def fit(self, confidence: np.ndarray, correct: np.ndarray) -> DecisionPolicy:
+        self.threshold_ = precision_threshold(np.asarray(confidence), np.asarray(correct), self.target_precision)
+        accepted = confidence >= self.threshold_
+        self.automation_rate_ = float(accepted.mean()) if len(accepted) else 0.0
+        self.auto_precision_ = float(correct[accepted].mean()) if accepted.any() else float("nan")
+        return self
+
+    def decide(self, confidence: np.ndarray) -> np.ndarray:
+        return np.where(np.asarray(confidence) >= self.threshold_, "auto", "review")

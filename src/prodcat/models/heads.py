@@ -1,0 +1,147 @@
+"""A modality head: extractors for one modality, then a class-weighted linear model.
+
+The head separates the *unsupervised* step (fitting extractors: vocabularies,
+codebooks) from the *supervised* one (the linear model), so that internal
+cross-validation can reuse one feature matrix and refit only the cheap part.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
+
+from prodcat.config import HeadConfig
+from prodcat.features.base import Extractor, make_extractor
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``(n, k)`` scores."""
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def stack_features(blocks: list[Any]) -> Any:
+    """Concatenate feature blocks column-wise; sparse if any block is sparse."""
+    if len(blocks) == 1:
+        return blocks[0]
+    if any(sp.issparse(b) for b in blocks):
+        return sp.hstack([sp.csr_matrix(b) for b in blocks], format="csr")
+    return np.hstack(blocks)
+
+
+def build_classifier(config: HeadConfig, dense: bool, seed: int) -> BaseEstimator:
+    """The supervised part of a head, from its config."""
+    if config.classifier == "logreg":
+        model: BaseEstimator = LogisticRegression(C=config.C, class_weight=config.class_weight, max_iter=2000)
+    elif config.classifier == "linearsvc":
+        model = LinearSVC(C=config.C, class_weight=config.class_weight, random_state=seed)
+    else:
+        model = SGDClassifier(
+            loss="modified_huber", alpha=1.0 / config.C, class_weight=config.class_weight, random_state=seed
+        )
+    if dense and config.scale:
+        return make_pipeline(StandardScaler(), model)
+    return model
+
+
+class ModalityHead(ClassifierMixin, BaseEstimator):
+    """Features of one modality + a linear classifier.
+
+    ``predict_proba`` returns ``(n, n_classes)`` over ``classes_`` (the classes
+    seen in training); products lacking the modality should not be passed
+    (see :meth:`available`).
+    """
+
+    def __init__(self, config: HeadConfig, modality: str, seed: int = 0):
+        self.config = config
+        self.modality = modality
+        self.seed = seed
+
+    # -- unsupervised part -------------------------------------------------
+    def fit_extractors(self, frame: pd.DataFrame) -> ModalityHead:
+        self.extractors_: list[Extractor] = [make_extractor(f.name, **f.params) for f in self.config.features]
+        for extractor in self.extractors_:
+            extractor.fit(frame)
+        return self
+
+    def features(self, frame: pd.DataFrame) -> Any:
+        """Feature matrix ``(len(frame), dim)`` (sparse or dense ``float32``)."""
+        return stack_features([e.transform(frame) for e in self.extractors_])
+
+    def available(self, frame: pd.DataFrame) -> np.ndarray:
+        """Which products have this modality, shape ``(n,)`` bool."""
+        extractors = getattr(self, "extractors_", None) or [make_extractor(f.name) for f in self.config.features]
+        mask = np.ones(len(frame), dtype=bool)
+        for extractor in extractors:
+            mask &= extractor.available(frame)
+        return mask
+
+    # -- supervised part ---------------------------------------------------
+    def new_classifier(self, X: Any) -> BaseEstimator:
+        return build_classifier(self.config, dense=not sp.issparse(X), seed=self.seed)
+
+    def fit_matrix(self, X: Any, y: np.ndarray) -> ModalityHead:
+        self.classifier_ = self.new_classifier(X).fit(X, y)
+        self.classes_ = np.asarray(self.classifier_.classes_)
+        return self
+
+    def predict_proba_matrix(self, X: Any) -> np.ndarray:
+        return classifier_proba(self.classifier_, X)
+
+    def fit(self, frame: pd.DataFrame, y: np.ndarray) -> ModalityHead:
+        self.fit_extractors(frame)
+        return self.fit_matrix(self.features(frame), np.asarray(y))
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.predict_proba_matrix(self.features(frame))
+
+
+def classifier_proba(model: BaseEstimator, X: Any) -> np.ndarray:
+    """Probabilities from any fitted classifier; margins go through a softmax (calibrated later)."""
+    if hasattr(model, "predict_proba"):
+        try:
+            return np.asarray(model.predict_proba(X))
+        except AttributeError:  # SGD with a loss that has no probabilities
+            pass
+    scores = np.asarray(model.decision_function(X))
+    if scores.ndim == 1:  # binary
+        scores = np.column_stack([-scores, scores])
+    return softmax(scores)
+
+
+def align_proba(proba: np.ndarray, classes: np.ndarray, all_classes: np.ndarray, floor: float = 0.0) -> np.ndarray:
+    """Place ``(n, len(classes))`` probabilities into ``(n, len(all_classes))`` columns."""
+    out = np.full((proba.shape[0], len(all_classes)), floor, dtype=np.float64)
+    index = np.searchsorted(all_classes, classes)
+    out[:, index] = proba
+    return out
+
+
+def out_of_fold_proba(
+    head: ModalityHead, X: Any, y: np.ndarray, all_classes: np.ndarray, folds: int, seed: int
+) -> np.ndarray:
+    """Out-of-fold probabilities ``(n, len(all_classes))`` of ``head``'s classifier on matrix ``X``.
+
+    Classes too rare to stratify still get predictions: a fold whose training
+    part lacks a class gives it probability 0 there.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    oof = np.zeros((len(y), len(all_classes)))
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    # Stratify on the class, but classes with fewer members than folds are grouped to avoid errors.
+    counts = pd.Series(y).value_counts()
+    strata = np.where(pd.Series(y).map(counts).to_numpy() >= folds, y, "__rare__")
+    for train, test in splitter.split(np.zeros(len(y)), strata):
+        model = clone(head.new_classifier(X)).fit(X[train], y[train])
+        oof[test] = align_proba(classifier_proba(model, X[test]), np.asarray(model.classes_), all_classes)
+    return oof

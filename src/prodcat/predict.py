@@ -1,0 +1,104 @@
+"""The Predictor: a verified bundle loaded once, answering for one product or many.
+
+The CLI, the REST API and batch scoring all call :meth:`Predictor.predict`;
+there is no second implementation of preprocessing anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prodcat.bundle import load_bundle
+from prodcat.catalog.schema import COLUMNS
+from prodcat.models.classifier import ProductClassifier
+
+
+@dataclass
+class Prediction:
+    """The answer for one product."""
+
+    product_id: str
+    category: str
+    confidence: float
+    #: ``auto`` (accept without review) or ``review`` (send to a human)
+    decision: str
+    #: the ``k`` most probable categories, ``[{category, probability}, ...]``
+    top_k: list[dict[str, Any]] = field(default_factory=list)
+    modalities_used: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Predictor:
+    """Loads a bundle once; thread-safe for concurrent ``predict`` calls (the model is read-only)."""
+
+    def __init__(self, model: ProductClassifier, manifest: dict[str, Any]):
+        self.model = model
+        self.manifest = manifest
+
+    @classmethod
+    def load(cls, bundle_dir: str | os.PathLike[str]) -> Predictor:
+        """Verify and load a bundle; raises :class:`prodcat.bundle.BundleError` if it was tampered with."""
+        model, manifest = load_bundle(bundle_dir)
+        return cls(model, manifest)
+
+    @property
+    def labels(self) -> list[str]:
+        return [str(c) for c in self.model.classes_]
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest.get("version", ""))
+
+    @property
+    def threshold(self) -> float:
+        return float(self.model.policy_.threshold_)
+
+    def predict(self, frame: pd.DataFrame, top_k: int = 5) -> list[Prediction]:
+        """Predict every row of a canonical frame (missing columns are treated as empty).
+
+        The ``image`` cell may be a path, raw ``bytes`` or a ``PIL.Image.Image``.
+        """
+        frame = normalise_input(frame)
+        details = self.model.predict_details(frame)
+        proba = details.proba
+        order = np.argsort(-proba, axis=1)[:, :top_k]
+        decisions = self.model.policy_.decide(proba.max(axis=1))
+        classes = self.model.classes_
+        return [
+            Prediction(
+                product_id=str(frame["product_id"].iat[i]),
+                category=str(classes[order[i, 0]]),
+                confidence=float(proba[i, order[i, 0]]),
+                decision=str(decisions[i]),
+                top_k=[{"category": str(classes[j]), "probability": float(proba[i, j])} for j in order[i]],
+                modalities_used=details.modalities_used[i],
+            )
+            for i in range(len(frame))
+        ]
+
+    def predict_one(
+        self, title: str = "", description: str = "", image: Any = None, product_id: str = "", top_k: int = 5
+    ) -> Prediction:
+        row = {"product_id": product_id, "title": title, "description": description, "image": image}
+        return self.predict(pd.DataFrame([row]), top_k=top_k)[0]
+
+
+def normalise_input(frame: pd.DataFrame) -> pd.DataFrame:
+    """Fill the canonical columns a caller left out: empty text, no image, row numbers as ids."""
+    frame = frame.reset_index(drop=True).copy()
+    for column in COLUMNS:
+        if column not in frame:
+            frame[column] = None
+    frame["title"] = frame["title"].fillna("").astype(str)
+    frame["description"] = frame["description"].fillna("").astype(str)
+    ids = frame["product_id"]
+    frame["product_id"] = [str(i) if v is None or v == "" or v != v else str(v) for i, v in enumerate(ids)]
+    frame["image"] = frame["image"].astype(object).where(frame["image"].notna(), None)
+    return frame

@@ -1,0 +1,114 @@
+"""Unit behaviour of the model building blocks: decision threshold, calibration, fusion, metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from prodcat.evaluate.metrics import evaluate_predictions, expected_calibration_error
+from prodcat.models.calibration import TemperatureScaler, TopLabelIsotonic
+from prodcat.models.decision import DecisionPolicy, precision_threshold
+from prodcat.models.fusion import LateFusion, StackingFusion
+from prodcat.models.heads import align_proba
+
+
+def test_precision_threshold_accepts_the_largest_set_meeting_the_target():
+    confidence = np.array([0.99, 0.95, 0.9, 0.8, 0.7, 0.6])
+    correct = np.array([1, 1, 1, 0, 1, 0], dtype=bool)
+    # Top 3 are all right (precision 1.0); adding 0.8 drops it to 0.75.
+    assert precision_threshold(confidence, correct, 1.0) == pytest.approx(0.9)
+    assert precision_threshold(confidence, correct, 0.75) == pytest.approx(0.7)  # 4 of 5 = 0.8 ≥ 0.75
+    policy = DecisionPolicy(1.0).fit(confidence, correct)
+    assert policy.automation_rate_ == pytest.approx(0.5)
+    assert policy.auto_precision_ == 1.0
+    assert list(policy.decide(np.array([0.95, 0.85]))) == ["auto", "review"]
+
+
+def test_precision_threshold_accepts_nothing_when_target_unreachable():
+    confidence = np.array([0.9, 0.8])
+    correct = np.array([False, True])
+    threshold = precision_threshold(confidence, correct, 0.99)
+    assert threshold > 1.0
+    assert (DecisionPolicy(0.99).fit(confidence, correct).decide(np.array([1.0])) == "review").all()
+
+
+def test_precision_threshold_does_not_split_ties():
+    confidence = np.array([0.9, 0.9, 0.5])
+    correct = np.array([True, False, True])
+    assert precision_threshold(confidence, correct, 1.0) > 1.0
+
+
+def _overconfident(n: int = 4000, k: int = 5, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    logits = rng.normal(size=(n, k))
+    logits[np.arange(n), y] += 1.0
+    proba = np.exp(4 * logits)  # far too sharp
+    return proba / proba.sum(axis=1, keepdims=True), y
+
+
+@pytest.mark.parametrize("calibrator", [TemperatureScaler, TopLabelIsotonic])
+def test_calibrators_reduce_calibration_error_and_keep_the_argmax(calibrator):
+    proba, y = _overconfident()
+    before = expected_calibration_error(proba.max(axis=1), proba.argmax(axis=1) == y)["ece"]
+    fitted = calibrator().fit(proba[:2000], y[:2000])
+    calibrated = fitted.transform(proba[2000:])
+    after = expected_calibration_error(calibrated.max(axis=1), calibrated.argmax(axis=1) == y[2000:])["ece"]
+    assert after < before / 2
+    np.testing.assert_array_equal(calibrated.argmax(axis=1), proba[2000:].argmax(axis=1))
+    np.testing.assert_allclose(calibrated.sum(axis=1), 1.0)
+
+
+def _two_heads(n: int = 3000, k: int = 4, seed: int = 1):
+    """A good text head, a weak image head, and some products missing each modality."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+
+    def head(strength: float) -> np.ndarray:
+        logits = rng.normal(size=(n, k))
+        logits[np.arange(n), y] += strength
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+    probas = {"text": head(2.5), "image": head(1.0)}
+    masks = {"text": rng.random(n) > 0.2, "image": rng.random(n) > 0.2}
+    return probas, masks, y
+
+
+@pytest.mark.parametrize("fusion", [LateFusion, StackingFusion])
+def test_fusion_beats_each_head_and_handles_missing_modalities(fusion):
+    probas, masks, y = _two_heads()
+    train, test = slice(0, 1500), slice(1500, None)
+    fitted = fusion().fit({m: p[train] for m, p in probas.items()}, {m: k[train] for m, k in masks.items()}, y[train])
+    fused = fitted.predict_proba({m: p[test] for m, p in probas.items()}, {m: k[test] for m, k in masks.items()})
+    both = masks["text"][test] & masks["image"][test]
+    accuracy = (fused.argmax(axis=1) == y[test])[both].mean()
+    text_accuracy = (probas["text"][test].argmax(axis=1) == y[test])[both].mean()
+    assert accuracy > text_accuracy
+    # A product without its photo is predicted from its text alone.
+    only_text = masks["text"][test] & ~masks["image"][test]
+    agree = fused[only_text].argmax(axis=1) == probas["text"][test][only_text].argmax(axis=1)
+    assert agree.mean() > 0.95
+
+
+def test_late_fusion_weights_the_better_head_more():
+    probas, masks, y = _two_heads()
+    fitted = LateFusion().fit(probas, masks, y)
+    assert fitted.weights_["text"] > fitted.weights_["image"]
+
+
+def test_align_proba_places_columns_by_class():
+    out = align_proba(np.array([[0.3, 0.7]]), np.array(["b", "d"]), np.array(["a", "b", "c", "d"]))
+    np.testing.assert_allclose(out, [[0, 0.3, 0, 0.7]])
+
+
+def test_metrics_per_level_on_paths():
+    y_true = np.array(["A > x", "A > y", "B > z", "B > z"], dtype=object)
+    y_pred = np.array(["A > y", "A > y", "B > z", "A > x"], dtype=object)
+    metrics = evaluate_predictions(y_true, y_pred, np.array([0.9, 0.8, 0.7, 0.6]), threshold=0.75)
+    assert metrics["accuracy"] == pytest.approx(0.5)
+    assert metrics["levels"]["1"]["accuracy"] == pytest.approx(0.75)
+    assert metrics["levels"]["2"]["accuracy"] == pytest.approx(0.5)
+    assert metrics["decision"]["automation_rate"] == pytest.approx(0.5)
+    assert metrics["decision"]["auto_precision"] == pytest.approx(0.5)
+    assert set(metrics["per_class"]) == {"A > x", "A > y", "B > z"}
