@@ -1,0 +1,355 @@
+"""The REST API: ``create_app(predictor, settings)`` builds it around a loaded model.
+
+Endpoints: ``POST /predict``, ``POST /predict-batch``, ``GET /health``, ``GET /ready``,
+``GET /model``, ``GET /metrics``, the review queue under ``/reviews`` (API key in the
+``X-API-Key`` header), and the OpenAPI schema at ``/openapi.json`` and ``/docs``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Annotated, Any
+
+import anyio
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from prodcat.review.store import PENDING, ReviewNotFoundError, ReviewStore
+from prodcat.serve.inputs import (
+    ApiError,
+    ProductRequest,
+    batch_items_from_form,
+    batch_items_from_json,
+    check_text,
+    product_from_form,
+    product_from_json,
+)
+from prodcat.serve.metrics import ApiMetrics
+from prodcat.serve.middleware import RequestGuard
+from prodcat.serve.schemas import (
+    BatchItemOut,
+    BatchOut,
+    BatchProductIn,
+    ErrorOut,
+    HealthOut,
+    ModelOut,
+    PredictionOut,
+    ProductIn,
+    ReadyOut,
+    ReviewListOut,
+    ReviewOut,
+    ReviewSubmission,
+)
+from prodcat.serve.service import PredictionService, PredictorLike
+from prodcat.serve.settings import ServeSettings
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in (
+        (413, "too large: a limit (`max_image_bytes`, `max_pixels`, `max_request_bytes`, ...) refused it"),
+        (415, "unsupported request content type, or photo type (checked by content)"),
+        (422, "malformed: corrupt photo, empty file, text too long, nothing to classify"),
+        (504, "not answered within `request_timeout_s`"),
+    )
+}
+_REVIEW_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "missing or wrong X-API-Key"},
+    403: {"model": ErrorOut, "description": "the review queue is closed (no API key configured)"},
+    404: {"model": ErrorOut, "description": "no such record"},
+    422: {"model": ErrorOut, "description": "malformed request"},
+}
+ReviewId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="id of the review record")]
+_API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="the key set by PRODCAT_API_KEY")
+
+
+def create_app(
+    predictor: PredictorLike, settings: ServeSettings | None = None, store: ReviewStore | None = None
+) -> FastAPI:
+    """The API around a loaded predictor; ``store`` defaults to one opened at ``settings.review_db``."""
+    settings = settings or ServeSettings()
+    store = store or ReviewStore(settings.review_db)
+    metrics = ApiMetrics()
+    service = PredictionService(predictor, settings, store, metrics)
+    # predictions running at once: more would only fight over the same cores
+    model_slots = anyio.CapacityLimiter(settings.predict_threads)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    app = FastAPI(
+        title="prodcat",
+        summary="Categorise marketplace products from their title, description and photo.",
+        version=predictor.version,
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestGuard, settings=settings, metrics=metrics)
+
+    def error_response(error: ApiError, request: Request) -> JSONResponse:
+        metrics.errors.labels(error.error).inc()
+        body = error.to_out(request.state.request_id).model_dump(mode="json")
+        return JSONResponse(body, status_code=error.status)
+
+    @app.exception_handler(ApiError)
+    async def on_api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return error_response(ApiError(422, "invalid_request", detail), request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(ApiError(exc.status_code, "http_error", str(exc.detail)), request)
+
+    async def run_model(items: list[ProductRequest | ApiError], request: Request, top_k: int | None) -> list[Any]:
+        call = partial(service.predict, items, request.state.request_id, top_k or settings.top_k)
+        # in a worker thread: the event loop keeps serving while the model computes
+        return await anyio.to_thread.run_sync(call, limiter=model_slots, abandon_on_cancel=True)
+
+    top_k_query = Query(
+        None, ge=1, le=settings.max_top_k, description=f"categories returned (default {settings.top_k})"
+    )
+
+    @app.post(
+        "/predict",
+        response_model=PredictionOut,
+        responses=_ERRORS,
+        openapi_extra={"requestBody": _predict_body(settings)},
+        summary="Category of one product (multipart with an optional photo, or JSON text-only)",
+    )
+    async def predict(request: Request, top_k: int | None = top_k_query) -> PredictionOut:
+        media_type = _media_type(request)
+        if media_type == "multipart/form-data":
+            async with request.form(max_files=1, max_fields=4, max_part_size=settings.max_request_bytes) as form:
+                product = await product_from_form(form, settings)
+        else:
+            product = product_from_json(await request.body())
+        check_text(product, settings)
+        (result,) = await run_model([product], request, top_k)
+        if isinstance(result, ApiError):
+            raise result
+        return result
+
+    @app.post(
+        "/predict-batch",
+        response_model=BatchOut,
+        responses=_ERRORS,
+        openapi_extra={"requestBody": _batch_body(settings)},
+        summary="Categories of several products; one bad product never fails the others",
+    )
+    async def predict_batch(request: Request, top_k: int | None = top_k_query) -> BatchOut:
+        media_type = _media_type(request)
+        if media_type == "multipart/form-data":
+            async with request.form(
+                max_files=settings.max_batch_items, max_fields=1, max_part_size=settings.max_request_bytes
+            ) as form:
+                items = await batch_items_from_form(form, settings)
+        else:
+            items = batch_items_from_json(await request.body(), settings)
+        items = [_checked(item, settings) for item in items]
+        results = await run_model(items, request, top_k)
+        request_id = request.state.request_id
+        out = []
+        for index, result in enumerate(results):
+            if isinstance(result, ApiError):
+                metrics.errors.labels(result.error).inc()
+                out.append(BatchItemOut(index=index, error=result.to_out(request_id)))
+            else:
+                out.append(BatchItemOut(index=index, prediction=result))
+        return BatchOut(request_id=request_id, model_version=predictor.version, results=out)
+
+    @app.get("/health", response_model=HealthOut, summary="Liveness: the process answers")
+    async def health() -> HealthOut:
+        return HealthOut()
+
+    @app.get(
+        "/ready",
+        response_model=ReadyOut,
+        responses={503: {"model": ErrorOut, "description": "the review store cannot be reached"}},
+        summary="Readiness: model loaded and review store reachable",
+    )
+    def ready() -> ReadyOut:
+        try:
+            store.count()
+        except SQLAlchemyError as exc:
+            raise ApiError(503, "review_store_unavailable", "the review store cannot be reached") from exc
+        return ReadyOut(ready=True, model_version=predictor.version, labels=len(predictor.labels))
+
+    @app.get("/model", response_model=ModelOut, summary="The loaded bundle: version, labels, metrics, config")
+    async def model() -> ModelOut:
+        return ModelOut(version=predictor.version, labels=list(predictor.labels), manifest=predictor.manifest)
+
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
+        summary="Prometheus metrics: requests, latencies, decisions, errors",
+    )
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    def require_key(key: Annotated[str | None, Depends(_API_KEY_HEADER)]) -> None:
+        expected = settings.api_key
+        if expected is None:
+            raise ApiError(403, "review_closed", "the review queue is closed: the server has no PRODCAT_API_KEY")
+        # constant-time comparison: response timing says nothing about the key
+        if key is None or not hmac.compare_digest(key.encode("utf-8"), expected.get_secret_value().encode("utf-8")):
+            raise ApiError(401, "api_key", "missing or wrong X-API-Key header")
+
+    reviewer_only = [Depends(require_key)]
+
+    @app.get(
+        "/reviews",
+        response_model=ReviewListOut,
+        responses=_REVIEW_ERRORS,
+        dependencies=reviewer_only,
+        summary="Records of the review queue, oldest first (default: pending ones)",
+    )
+    def list_reviews(
+        status: Annotated[str, Query(pattern="^(pending|reviewed|recorded)$")] = PENDING,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    ) -> ReviewListOut:
+        items = [ReviewOut.model_validate(item) for item in store.items(status, limit=limit, offset=offset)]
+        return ReviewListOut(total=store.count(status), items=items)
+
+    @app.get(
+        "/reviews/{review_id}",
+        response_model=ReviewOut,
+        responses=_REVIEW_ERRORS,
+        dependencies=reviewer_only,
+        summary="One record",
+    )
+    def get_review(review_id: ReviewId) -> ReviewOut:
+        return ReviewOut.model_validate(_found(store.get, review_id))
+
+    @app.get(
+        "/reviews/{review_id}/image",
+        response_class=Response,
+        responses={**_REVIEW_ERRORS, 200: {"content": {"image/*": {}}, "description": "the photo as uploaded"}},
+        dependencies=reviewer_only,
+        summary="The photo of a record, exactly as uploaded",
+    )
+    def get_review_image(review_id: ReviewId) -> Response:
+        stored = _found(store.image, review_id)
+        if stored is None:
+            raise ApiError(404, "no_image", f"review record {review_id} has no photo")
+        content, image_type = stored
+        return Response(content, media_type=f"image/{image_type}")
+
+    @app.post(
+        "/reviews/{review_id}",
+        response_model=ReviewOut,
+        responses=_REVIEW_ERRORS,
+        dependencies=reviewer_only,
+        summary="Submit the correct category of a record",
+    )
+    def submit_review(review_id: ReviewId, submission: ReviewSubmission) -> ReviewOut:
+        item = _found(store.submit, review_id, submission.category, submission.reviewer)
+        return ReviewOut.model_validate(item)
+
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory``: settings from ``PRODCAT_*``, the bundle from ``PRODCAT_BUNDLE``."""
+    from prodcat.predict import Predictor
+    from prodcat.serve.logs import configure_json_logging
+
+    settings = ServeSettings()
+    configure_json_logging(settings.log_level)
+    if settings.bundle is None:
+        raise SystemExit("no model: set PRODCAT_BUNDLE to a bundle directory (or run `prodcat serve MODEL`)")
+    return create_app(Predictor.load(settings.bundle), settings)
+
+
+def _media_type(request: Request) -> str:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in ("multipart/form-data", "application/json"):
+        raise ApiError(
+            415,
+            "content_type",
+            f"request content type {media_type or '(none)'!r} is not accepted: "
+            "send multipart/form-data (with a photo) or application/json (text only)",
+        )
+    return media_type
+
+
+def _checked(item: ProductRequest | ApiError, settings: ServeSettings) -> ProductRequest | ApiError:
+    if isinstance(item, ApiError):
+        return item
+    try:
+        check_text(item, settings)
+    except ApiError as exc:
+        return exc
+    return item
+
+
+def _found(lookup: Any, review_id: int, *args: Any) -> Any:
+    try:
+        return lookup(review_id, *args)
+    except ReviewNotFoundError:
+        raise ApiError(404, "not_found", f"no review record with id {review_id}") from None
+
+
+def _predict_body(settings: ServeSettings) -> dict[str, Any]:
+    text = {"type": "string", "maxLength": settings.max_text_chars}
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "title": text,
+                        "description": text,
+                        "product_id": {"type": "string", "maxLength": 256},
+                        "image": {"type": "string", "format": "binary", "description": "the photo (any name)"},
+                    },
+                    "additionalProperties": False,
+                }
+            },
+            "application/json": {"schema": ProductIn.model_json_schema()},
+        },
+    }
+
+
+def _batch_body(settings: ServeSettings) -> dict[str, Any]:
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "array",
+                    "items": ProductIn.model_json_schema(),
+                    "maxItems": settings.max_batch_items,
+                }
+            },
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["products"],
+                    "properties": {
+                        "products": {
+                            "type": "string",
+                            "description": "JSON array of products; a product's `image` names a file part below. "
+                            f"Schema of one product: {BatchProductIn.model_json_schema()}",
+                        }
+                    },
+                    "additionalProperties": {"type": "string", "format": "binary"},
+                }
+            },
+        },
+    }

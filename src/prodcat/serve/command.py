@@ -1,0 +1,90 @@
+"""``prodcat serve MODEL``: the REST API on a model bundle (uvicorn)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from prodcat.serve.settings import ServeSettings
+
+#: settings given their own handling (positional MODEL; the key never as a flag)
+_NOT_FLAGS = ("bundle", "api_key")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    serve = subparsers.add_parser(
+        "serve",
+        help="serve a model bundle over HTTP (REST API with a review queue)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Serve POST /predict, POST /predict-batch, /health, /ready, /model, /metrics, /docs and the "
+        "review queue (/reviews). Every option can also be set by its environment variable.",
+        epilog=textwrap.dedent("""\
+            examples:
+              prodcat serve models/flipkart --port 8000
+              PRODCAT_API_KEY=$(cat key) prodcat serve models/flipkart --review-db postgresql+psycopg://me@db/prodcat
+              curl -F title="Cotton bath towel" -F image=@towel.jpg http://127.0.0.1:8000/predict
+            """),
+    )
+    serve.add_argument("model", help="model bundle directory (env PRODCAT_BUNDLE)")
+    serve.add_argument(
+        "--api-key-file",
+        type=Path,
+        help="file holding the key the /reviews endpoints require (or env PRODCAT_API_KEY; never a flag)",
+    )
+    for name, field in ServeSettings.model_fields.items():
+        if name in _NOT_FLAGS:
+            continue
+        flag = "--" + name.replace("_", "-")
+        help_text = f"{field.description} (default {_shown(field.default)}; env PRODCAT_{name.upper()})"
+        if field.annotation is bool:
+            serve.add_argument(flag, dest=name, action="store_true", default=None, help=help_text)
+        else:
+            serve.add_argument(flag, dest=name, metavar=name.upper(), help=help_text)
+    serve.set_defaults(func=run_serve)
+
+
+def _shown(default: object) -> str:
+    return ",".join(default) if isinstance(default, tuple) else str(default)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from prodcat.review.store import ReviewStore
+
+    # Flags become PRODCAT_* variables: the worker processes read the same settings from the environment.
+    os.environ["PRODCAT_BUNDLE"] = str(Path(args.model).resolve())
+    if args.api_key_file:
+        os.environ["PRODCAT_API_KEY"] = args.api_key_file.read_text(encoding="utf-8").strip()
+    for name, field in ServeSettings.model_fields.items():
+        value = getattr(args, name, None)
+        if name in _NOT_FLAGS or value is None:
+            continue
+        if field.annotation is bool:
+            value = "true"
+        elif name == "image_types":
+            value = json.dumps([kind.strip().lower() for kind in value.split(",") if kind.strip()])
+        os.environ[f"PRODCAT_{name.upper()}"] = value
+    try:
+        settings = ServeSettings()
+    except ValidationError as exc:
+        print(f"error: invalid serve settings:\n{exc}", file=sys.stderr)
+        return 2
+    # create the review tables once here, not concurrently in each worker
+    ReviewStore(settings.review_db).close()
+    uvicorn.run(
+        "prodcat.serve.app:create_app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=None,
+        access_log=False,
+    )
+    return 0

@@ -1,0 +1,244 @@
+"""Reading products out of requests and enforcing every limit, each refusal naming the limit and its value.
+
+Status codes: 413 for anything too large (bytes, pixels, batch size), 415 for an
+unsupported request or photo type (photos are typed by their content, never by
+their name or declared type), 422 for anything malformed (corrupt photo, empty
+file, text too long, missing title and photo).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+from pydantic import ValidationError
+from starlette.datastructures import FormData, UploadFile
+
+from prodcat.image.decode import ImageDecodeError, load_image, sniff_image_type
+from prodcat.serve.schemas import BatchProductIn, ErrorOut, ProductIn
+from prodcat.serve.settings import ServeSettings
+
+
+class ApiError(Exception):
+    """A refusal with its HTTP status; ``limit`` is the setting that refused it, if any."""
+
+    def __init__(
+        self, status: int, error: str, detail: str, *, limit: str | None = None, limit_value: Any = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.limit = limit
+        self.limit_value = limit_value
+
+    def to_out(self, request_id: str | None) -> ErrorOut:
+        return ErrorOut(
+            error=self.error,
+            detail=self.detail,
+            limit=self.limit,
+            limit_value=self.limit_value,
+            status=self.status,
+            request_id=request_id,
+        )
+
+
+def over_limit(status: int, limit: str, value: Any, what: str) -> ApiError:
+    """An :class:`ApiError` whose message says which setting refused the request and its value."""
+    return ApiError(status, limit, f"{what} exceeds the limit {limit}={value}", limit=limit, limit_value=value)
+
+
+def malformed(error: str, detail: str) -> ApiError:
+    return ApiError(422, error, detail)
+
+
+@dataclass
+class ProductRequest:
+    """One product as received: text, and the photo's bytes and sniffed type if it came with one."""
+
+    title: str = ""
+    description: str = ""
+    product_id: str | None = None
+    image_bytes: bytes | None = None
+    image_type: str | None = None
+
+
+def check_text(product: ProductRequest, settings: ServeSettings) -> None:
+    """Refuse text the model or the review store cannot take, and products with nothing to classify."""
+    for name in ("title", "description"):
+        value = getattr(product, name)
+        if len(value) > settings.max_text_chars:
+            raise over_limit(422, "max_text_chars", settings.max_text_chars, f"{name} of {len(value)} characters")
+        if "\x00" in value:
+            raise malformed("text_nul", f"{name} contains a NUL character (\\u0000); remove it")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise malformed("text_encoding", f"{name} is not valid Unicode (lone surrogate); send UTF-8 text") from None
+    if not product.title.strip() and product.image_bytes is None:
+        raise malformed("empty_product", "give a non-empty title, or a photo (multipart field 'image')")
+
+
+def check_image_bytes(data: bytes, settings: ServeSettings) -> str:
+    """Size and type of an uploaded photo, by content; returns the sniffed type (``"jpeg"``, ...)."""
+    if not data:
+        raise malformed("image_empty", "the image file is empty (0 bytes)")
+    if len(data) > settings.max_image_bytes:
+        raise over_limit(413, "max_image_bytes", settings.max_image_bytes, "image file size")
+    kind = sniff_image_type(data)
+    if kind is None or kind not in settings.image_types:
+        found = kind.upper() if kind else "not an image"
+        raise ApiError(
+            415,
+            "image_type",
+            f"image content is {found}; accepted types (by content) are {', '.join(settings.image_types)}",
+            limit="image_types",
+            limit_value=list(settings.image_types),
+        )
+    return kind
+
+
+def decode_image(data: bytes, settings: ServeSettings) -> Image.Image:
+    """The upright RGB photo, refusing it (413) when its declared size exceeds ``max_pixels``. CPU-bound."""
+    width, height = _declared_size(data, settings.max_pixels)
+    if width * height > settings.max_pixels:
+        raise over_limit(413, "max_pixels", settings.max_pixels, f"image of {width}x{height} pixels")
+    try:
+        return load_image(data, max_pixels=settings.max_pixels, max_bytes=settings.max_image_bytes)
+    except ImageDecodeError as exc:
+        raise malformed("image_corrupt", f"the image cannot be decoded: {exc.reason}") from exc
+
+
+def _declared_size(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """Width and height from the header alone (nothing decoded); a corrupt header is left to ``load_image``."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                return img.size
+    except Image.DecompressionBombError:
+        # Pillow refuses headers above twice its own limit before telling the size: far above ours too
+        return max_pixels + 1, 1
+    except Exception:  # any header Pillow cannot parse
+        return 0, 0
+
+
+async def read_upload(upload: UploadFile, settings: ServeSettings) -> tuple[bytes, str]:
+    """The bytes of an uploaded photo (reading at most one byte past the limit) and its sniffed type."""
+    await upload.seek(0)  # a batch may name the same part twice
+    data = await upload.read(settings.max_image_bytes + 1)
+    return data, check_image_bytes(data, settings)
+
+
+def product_from_json(body: bytes) -> ProductRequest:
+    """``POST /predict`` with a JSON body: a text-only :class:`ProductIn`."""
+    try:
+        product = ProductIn.model_validate_json(body)
+    except ValidationError as exc:
+        raise malformed("invalid_json", _validation_message(exc)) from None
+    return _product_request(product)
+
+
+async def product_from_form(form: FormData, settings: ServeSettings) -> ProductRequest:
+    """``POST /predict`` as multipart: fields ``title``, ``description``, ``product_id``, file ``image``."""
+    _refuse_unknown_fields(form, {"title", "description", "product_id", "image"})
+    product = ProductRequest(
+        title=_text_field(form, "title"),
+        description=_text_field(form, "description"),
+        product_id=_text_field(form, "product_id") or None,
+    )
+    image = _single(form, "image")
+    if image is not None:
+        if not isinstance(image, UploadFile):
+            raise malformed("image_not_file", "'image' must be a file part (filename=...), not a text field")
+        product.image_bytes, product.image_type = await read_upload(image, settings)
+    return product
+
+
+def batch_items_from_json(body: bytes, settings: ServeSettings) -> list[ProductRequest | ApiError]:
+    """``POST /predict-batch`` with a JSON array of :class:`ProductIn`: each item parsed on its own."""
+    items = (_parse_item(raw, ProductIn) for raw in _json_array(body, settings))
+    return [item if isinstance(item, ApiError) else _product_request(item) for item in items]
+
+
+async def batch_items_from_form(form: FormData, settings: ServeSettings) -> list[ProductRequest | ApiError]:
+    """``POST /predict-batch`` as multipart: a ``products`` field holding a JSON array of
+    :class:`BatchProductIn`, whose ``image`` values name file parts of the same request."""
+    products_field = _single(form, "products")
+    if not isinstance(products_field, str):
+        raise malformed("missing_products", "multipart batches need a text field 'products' holding a JSON array")
+    results: list[ProductRequest | ApiError] = []
+    for raw in _json_array(products_field.encode("utf-8"), settings):
+        item = _parse_item(raw, BatchProductIn)
+        if isinstance(item, ApiError):
+            results.append(item)
+            continue
+        product = _product_request(item)
+        if item.image is not None:
+            try:
+                product.image_bytes, product.image_type = await _read_named_upload(form, item.image, settings)
+            except ApiError as exc:
+                results.append(exc)
+                continue
+        results.append(product)
+    return results
+
+
+async def _read_named_upload(form: FormData, name: str, settings: ServeSettings) -> tuple[bytes, str]:
+    upload = _single(form, name)
+    if not isinstance(upload, UploadFile):
+        raise malformed("image_missing", f"no file part named {name!r} in the request")
+    return await read_upload(upload, settings)
+
+
+def _json_array(body: bytes, settings: ServeSettings) -> list[Any]:
+    try:
+        items = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise malformed("invalid_json", f"the body is not valid JSON ({exc})") from None
+    if not isinstance(items, list):
+        raise malformed("invalid_json", "the body must be a JSON array of products")
+    if len(items) > settings.max_batch_items:
+        raise over_limit(413, "max_batch_items", settings.max_batch_items, f"a batch of {len(items)} products")
+    if not items:
+        raise malformed("empty_batch", "the batch is empty: send at least one product")
+    return items
+
+
+def _parse_item(raw: Any, model: type[ProductIn]) -> ProductIn | ApiError:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        return malformed("invalid_item", _validation_message(exc))
+
+
+def _product_request(item: ProductIn) -> ProductRequest:
+    return ProductRequest(item.title, item.description, item.product_id)
+
+
+def _single(form: FormData, name: str) -> str | UploadFile | None:
+    values = form.getlist(name)
+    if len(values) > 1:
+        raise malformed("repeated_field", f"field {name!r} appears {len(values)} times; send it once")
+    return values[0] if values else None
+
+
+def _text_field(form: FormData, name: str) -> str:
+    value = _single(form, name)
+    if isinstance(value, UploadFile):
+        raise malformed("field_not_text", f"{name!r} must be a text field, not a file")
+    return value or ""
+
+
+def _refuse_unknown_fields(form: FormData, known: set[str]) -> None:
+    unknown = sorted(set(form.keys()) - known)
+    if unknown:
+        raise malformed("unknown_field", f"unknown field(s) {unknown}; expected {sorted(known)}")
+
+
+def _validation_message(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())

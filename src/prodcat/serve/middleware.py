@@ -1,0 +1,118 @@
+"""The guard around every request: request id, body-size limit, timeout, one log line, metrics."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+import anyio
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from prodcat.serve.inputs import ApiError, over_limit
+from prodcat.serve.metrics import ApiMetrics
+from prodcat.serve.settings import ServeSettings
+
+logger = logging.getLogger("prodcat.serve.access")
+
+#: a caller's ``X-Request-ID`` is reused only when it is this harmless (it goes into logs and headers)
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+class RequestGuard:
+    """Pure ASGI middleware (it must see the body stream and the response start, which
+    ``BaseHTTPMiddleware`` hides)."""
+
+    def __init__(self, app: ASGIApp, settings: ServeSettings, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.settings = settings
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        given_id = headers.get("x-request-id", "")
+        request_id = given_id if _SAFE_REQUEST_ID.fullmatch(given_id) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        response: dict[str, Any] = {"status": 500, "started": False}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response.update(status=message["status"], started=True)
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            declared = _content_length(headers)
+            if declared is not None and declared > self.settings.max_request_bytes:
+                raise over_limit(413, "max_request_bytes", self.settings.max_request_bytes, "request body size")
+            with anyio.fail_after(self.settings.request_timeout_s):
+                await self.app(scope, self._limited(receive), send_with_id)
+        except (ApiError, TimeoutError) as exc:
+            if response["started"]:
+                raise
+            error = exc if isinstance(exc, ApiError) else _timeout_error(self.settings)
+            self.metrics.errors.labels(error.error).inc()
+            body = error.to_out(request_id).model_dump(mode="json")
+            await JSONResponse(body, status_code=error.status)(scope, receive, send_with_id)
+        finally:
+            self._observe(scope, request_id, response["status"], time.perf_counter() - started)
+
+    def _limited(self, receive: Receive) -> Receive:
+        """``receive`` that refuses a body (even one without Content-Length) past ``max_request_bytes``."""
+        received = 0
+        limit = self.settings.max_request_bytes
+
+        async def receive_limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise over_limit(413, "max_request_bytes", limit, "request body size")
+            return message
+
+        return receive_limited
+
+    def _observe(self, scope: Scope, request_id: str, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        route_path = getattr(route, "path", "unmatched")
+        self.metrics.requests.labels(scope["method"], route_path, str(status)).inc()
+        self.metrics.latency.labels(scope["method"], route_path).observe(seconds)
+        client = scope.get("client")
+        logger.info(
+            "request",
+            extra={
+                "request_id": request_id,
+                "method": scope["method"],
+                "path": scope["path"],
+                "route": route_path,
+                "status": status,
+                "latency_ms": round(seconds * 1000, 2),
+                "client": client[0] if client else None,
+            },
+        )
+
+
+def _content_length(headers: dict[str, str]) -> int | None:
+    try:
+        return int(headers["content-length"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _timeout_error(settings: ServeSettings) -> ApiError:
+    return ApiError(
+        504,
+        "timeout",
+        f"the request was not answered within the limit request_timeout_s={settings.request_timeout_s}",
+        limit="request_timeout_s",
+        limit_value=settings.request_timeout_s,
+    )

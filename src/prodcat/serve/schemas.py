@@ -1,0 +1,120 @@
+"""The API's contract: typed request and response bodies (they generate ``/openapi.json``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ProductIn(BaseModel):
+    """A product sent as JSON (text only; send a photo as multipart)."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field("", description="product name as the seller typed it")
+    description: str = Field("", description="free-text description")
+    product_id: str | None = Field(None, max_length=256, description="the caller's id, echoed back and stored")
+
+
+class BatchProductIn(ProductIn):
+    """One product of a multipart batch: ``image`` names the file part holding its photo."""
+
+    image: str | None = Field(None, max_length=256, description="name of the multipart file part with the photo")
+
+
+class CategoryProbability(BaseModel):
+    category: str
+    probability: float
+
+
+class PredictionOut(BaseModel):
+    """The category of one product and whether a person should check it."""
+
+    category: str
+    confidence: float = Field(description="calibrated probability of `category`")
+    decision: Literal["auto", "review"] = Field(description="`auto`: accept; `review`: queued for a person")
+    top_k: list[CategoryProbability]
+    modalities_used: list[str] = Field(description="`text`, `image`: what the prediction was made from")
+    model_version: str
+    request_id: str
+    product_id: str | None = None
+    review_id: int | None = Field(None, description="id in the review queue when the prediction was recorded")
+
+
+class ErrorOut(BaseModel):
+    """Why a request (or one item of a batch) was refused."""
+
+    error: str = Field(description="machine-readable code, e.g. `max_text_chars`, `image_type`, `timeout`")
+    detail: str = Field(description="what was wrong and what to do")
+    limit: str | None = Field(None, description="the setting that refused it, when a limit did")
+    limit_value: Any = Field(None, description="that setting's value")
+    status: int = Field(description="HTTP status this error maps to")
+    request_id: str | None = None
+
+
+class BatchItemOut(BaseModel):
+    """One product of a batch: a prediction or an error, never both."""
+
+    index: int = Field(description="position in the request")
+    prediction: PredictionOut | None = None
+    error: ErrorOut | None = None
+
+
+class BatchOut(BaseModel):
+    request_id: str
+    model_version: str
+    results: list[BatchItemOut]
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    model_version: str
+    labels: int
+
+
+class ModelOut(BaseModel):
+    """What the loaded bundle is: its version, labels, metrics, config and library versions."""
+
+    version: str
+    labels: list[str]
+    manifest: dict[str, Any]
+
+
+class ReviewOut(BaseModel):
+    """A record of the review queue (its photo, if any, is at ``/reviews/{id}/image``)."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    created_at: datetime
+    request_id: str
+    model_version: str
+    source_product_id: str | None
+    title: str
+    description: str
+    has_image: bool
+    predicted_category: str
+    confidence: float
+    decision: str
+    top_k: list[CategoryProbability]
+    status: Literal["pending", "reviewed", "recorded"]
+    corrected_category: str | None
+    reviewer: str | None
+    reviewed_at: datetime | None
+
+
+class ReviewListOut(BaseModel):
+    total: int = Field(description="records with this status")
+    items: list[ReviewOut]
+
+
+class ReviewSubmission(BaseModel):
+    """The category a person chose for a record (a full path such as ``Home > Curtains``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    category: str = Field(min_length=1, max_length=1000)
+    reviewer: str | None = Field(None, max_length=128)

@@ -1,0 +1,46 @@
+"""Everything the REST API can be told: command-line flags override ``PRODCAT_*`` environment variables.
+
+Each field is read from the environment variable ``PRODCAT_<FIELD NAME IN CAPITALS>``,
+e.g. ``PRODCAT_MAX_IMAGE_BYTES=5000000`` (lists as JSON: ``PRODCAT_IMAGE_TYPES='["jpeg","png"]'``).
+The API key is only read from the environment (``PRODCAT_API_KEY``) or a file
+(``prodcat serve --api-key-file``), never from a flag, so that it does not show in the
+process list; it is never logged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServeSettings(BaseSettings):
+    """Configuration of one API server; sizes in bytes, times in seconds."""
+
+    model_config = SettingsConfigDict(env_prefix="PRODCAT_", extra="ignore")
+
+    bundle: Path | None = Field(None, description="bundle directory written by `prodcat train`")
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port")
+    workers: int = Field(1, ge=1, description="server processes (each loads the model; metrics are per process)")
+    review_db: str = Field(
+        "sqlite:///prodcat-reviews.db",
+        description="SQLAlchemy URL of the review queue: sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB",
+    )
+    record_all: bool = Field(False, description="record every prediction in the review store, not only reviews")
+    api_key: SecretStr | None = Field(None, description="key required by the /reviews endpoints (X-API-Key)")
+
+    max_image_bytes: int = Field(10 * 1024 * 1024, ge=1, description="largest accepted photo, in bytes")
+    max_request_bytes: int = Field(64 * 1024 * 1024, ge=1, description="largest request body, in bytes")
+    max_pixels: int = Field(50_000_000, ge=1, description="largest photo by declared width x height, in pixels")
+    image_types: tuple[str, ...] = Field(
+        ("jpeg", "png", "webp", "gif", "bmp", "tiff"), description="photo types accepted, checked by content"
+    )
+    max_text_chars: int = Field(10_000, ge=1, description="longest title or description, in characters")
+    max_batch_items: int = Field(64, ge=1, description="most products in one /predict-batch request")
+    top_k: int = Field(5, ge=1, description="categories returned by default")
+    max_top_k: int = Field(20, ge=1, description="most categories a caller may ask for")
+    request_timeout_s: float = Field(30.0, gt=0, description="requests not answered in time get 504, in seconds")
+    predict_threads: int = Field(2, ge=1, description="predictions computed at once (more requests wait their turn)")
+    log_level: str = Field("info", description="debug, info, warning or error")
