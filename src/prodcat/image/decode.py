@@ -92,20 +92,26 @@ def load_image(
         max_bytes: refuse encoded files larger than this.
 
     Returns:
-        An RGB image with EXIF orientation applied and transparency composited on white.
+        An RGB image with EXIF orientation applied and transparency composited on white;
+        ``img.info["original_size"]`` is the ``(width, height)`` stored in the file.
 
     Raises:
         ImageDecodeError: empty, missing, truncated, corrupt, non-image or oversized input.
     """
     if isinstance(source, Image.Image):
-        return _to_upright_rgb(_limit_side(source, max_side))
-    data, where = _read_bytes(source, product_id, max_bytes)
-    img = _open(data, product_id, where, max_side, max_pixels)
-    try:
-        img.load()
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageDecodeError(f"truncated or corrupt file ({exc}); re-export the photo", product_id, where) from exc
-    return _to_upright_rgb(_limit_side(img, max_side))
+        original_size = source.size
+        out = _to_upright_rgb(_limit_side(source, max_side))
+    else:
+        data, where = _read_bytes(source, product_id, max_bytes)
+        img, original_size = _open(data, product_id, where, max_side, max_pixels)
+        try:
+            img.load()
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            reason = f"truncated or corrupt file ({exc}); re-export the photo"
+            raise ImageDecodeError(reason, product_id, where) from exc
+        out = _to_upright_rgb(_limit_side(img, max_side))
+    out.info["original_size"] = original_size
+    return out
 
 
 def _read_bytes(
@@ -133,7 +139,10 @@ def _read_bytes(
     return data, where
 
 
-def _open(data: bytes, product_id: str | None, where: str | None, max_side: int | None, max_pixels: int) -> Image.Image:
+def _open(
+    data: bytes, product_id: str | None, where: str | None, max_side: int | None, max_pixels: int
+) -> tuple[Image.Image, tuple[int, int]]:
+    """The lazily-decoding image (JPEG draft applied) and its size in the file."""
     kind = sniff_image_type(data)
     if kind is None:
         looks = "text" if _looks_like_text(data[:512]) else "unknown binary data"
@@ -162,7 +171,7 @@ def _open(data: bytes, product_id: str | None, where: str | None, max_side: int 
             product_id,
             where,
         )
-    return img
+    return img, (width, height)
 
 
 def _draft_jpeg(img: Image.Image, max_side: int | None, max_pixels: int) -> None:

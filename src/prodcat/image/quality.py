@@ -1,0 +1,271 @@
+"""Photo quality: blur, white borders, colour statistics, exact and perceptual duplicates.
+
+Per photo, :func:`image_quality` gives a flat dict of scores; over a catalogue
+frame, :func:`quality_frame` computes them for every product in a thread pool
+(with a progress bar) and :func:`find_duplicate_images` groups products sharing
+the same photo: byte-identical files (SHA-1) and near-identical pictures
+(perceptual hash within a Hamming distance), flagging groups whose labels disagree.
+``prodcat audit`` reports these.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import cv2
+import imagehash
+import numpy as np
+import pandas as pd
+from PIL import Image
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from prodcat.image.decode import ImageDecodeError, load_image
+
+#: side the photo is analysed at: blur scores are only comparable at a fixed scale
+ANALYSIS_SIDE = 512
+#: a channel value above this counts as "white" for borders
+WHITE_LEVEL = 235
+#: variance of the Laplacian below which a photo is called blurry (at ANALYSIS_SIDE)
+BLUR_THRESHOLD = 100.0
+#: default Hamming distance (of 64 bits) under which two pHashes are the same picture
+PHASH_DISTANCE = 6
+
+
+def blur_score(img: Image.Image) -> float:
+    """Variance of the Laplacian of the grey image at :data:`ANALYSIS_SIDE`: low = blurry.
+
+    Uniform background (the white frame of a product shot) is left out, so a sharp
+    product on a large white canvas is not called blurry.
+    """
+    rgb = np.asarray(_at_analysis_scale(img))
+    lap = cv2.Laplacian(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.CV_64F)
+    box = _content_box(rgb)
+    if box is not None:
+        left, top, right, bottom = box
+        lap = lap[top:bottom, left:right]
+    return float(lap.var())
+
+
+def border_box(img: Image.Image, level: int = WHITE_LEVEL, pad: int = 2) -> tuple[int, int, int, int] | None:
+    """``(left, top, right, bottom)`` of the non-white content in the image's own pixels,
+    ``None`` when the whole photo is white."""
+    small = _at_analysis_scale(img)
+    box = _content_box(np.asarray(small), level)
+    if box is None:
+        return None
+    sx, sy = img.width / small.width, img.height / small.height
+    left, top, right, bottom = box
+    return (
+        max(0, int(left * sx) - pad),
+        max(0, int(top * sy) - pad),
+        min(img.width, int(np.ceil(right * sx)) + pad),
+        min(img.height, int(np.ceil(bottom * sy)) + pad),
+    )
+
+
+def white_border_ratio(img: Image.Image, level: int = WHITE_LEVEL) -> float:
+    """Share of the photo's area outside the content box (0 = no border, 1 = all white)."""
+    box = border_box(img, level, pad=0)
+    if box is None:
+        return 1.0
+    left, top, right, bottom = box
+    return 1.0 - (right - left) * (bottom - top) / (img.width * img.height)
+
+
+def crop_borders(img: Image.Image, level: int = WHITE_LEVEL, min_keep: float = 0.05) -> Image.Image:
+    """The photo cropped to its non-white content (unchanged if all white or if the
+    content would be smaller than ``min_keep`` of each side: noise, not a product)."""
+    box = border_box(img, level)
+    if box is None:
+        return img
+    left, top, right, bottom = box
+    if (right - left) < min_keep * img.width or (bottom - top) < min_keep * img.height:
+        return img
+    return img.crop(box) if box != (0, 0, img.width, img.height) else img
+
+
+def color_stats(img: Image.Image) -> dict[str, float]:
+    """Mean brightness (0-255), mean saturation (0-255), RGB channel means and the
+    share of near-white and near-black pixels."""
+    rgb = np.asarray(_at_analysis_scale(img))
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    return {
+        "brightness": float(hsv[..., 2].mean()),
+        "saturation": float(hsv[..., 1].mean()),
+        "mean_r": float(rgb[..., 0].mean()),
+        "mean_g": float(rgb[..., 1].mean()),
+        "mean_b": float(rgb[..., 2].mean()),
+        "white_share": float((rgb.min(axis=2) > WHITE_LEVEL).mean()),
+        "dark_share": float((rgb.max(axis=2) < 20).mean()),
+    }
+
+
+def perceptual_hash(img: Image.Image) -> str:
+    """64-bit pHash as 16 hex digits (robust to resizing and recompression)."""
+    return str(imagehash.phash(img))
+
+
+def image_quality(img: Image.Image) -> dict[str, Any]:
+    """All per-photo scores: ``width``, ``height`` (as stored in the file when ``img`` comes
+    from :func:`~prodcat.image.decode.load_image`), ``blur`` (variance of the Laplacian),
+    ``blurry`` (below :data:`BLUR_THRESHOLD`), ``border_ratio``, colour statistics, ``phash``."""
+    width, height = img.info.get("original_size", img.size)
+    img = _at_analysis_scale(img)  # once, not in every score
+    blur = blur_score(img)
+    return {
+        "width": width,
+        "height": height,
+        "blur": blur,
+        "blurry": blur < BLUR_THRESHOLD,
+        "border_ratio": white_border_ratio(img),
+        **color_stats(img),
+        "phash": perceptual_hash(img),
+    }
+
+
+def quality_frame(frame: pd.DataFrame, n_jobs: int | None = None, progress: bool = True) -> pd.DataFrame:
+    """Scores of every product's photo, one row per product of ``frame`` (same index).
+
+    Columns: ``product_id``, ``sha1`` (of the file bytes), ``error`` (why the photo
+    is unusable, or ``None``) and the keys of :func:`image_quality` (NaN/None for
+    products without a usable photo).
+    """
+    from prodcat.image.features import image_content_key, image_items
+
+    items = image_items(frame)
+
+    def score(item: Any) -> dict[str, Any]:
+        if item is None:
+            return {"error": "no photo"}
+        try:
+            img = load_image(item.source, product_id=item.product_id, max_side=ANALYSIS_SIDE)
+        except ImageDecodeError as exc:
+            return {"error": exc.reason}
+        return {"sha1": image_content_key(item.source), "error": None, **image_quality(img)}
+
+    rows = _thread_map(score, items, n_jobs, progress, "image quality")
+    out = pd.DataFrame(rows, index=frame.index)
+    out.insert(0, "product_id", frame["product_id"].astype(str).to_numpy())
+    for column in ("sha1", "phash"):
+        if column not in out:
+            out[column] = None
+    return out
+
+
+def find_duplicate_images(
+    frame: pd.DataFrame,
+    *,
+    max_distance: int = PHASH_DISTANCE,
+    label_column: str = "category",
+    qualities: pd.DataFrame | None = None,
+    n_jobs: int | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Groups of products sharing a photo, exactly or perceptually.
+
+    Args:
+        frame: canonical catalogue frame.
+        max_distance: largest pHash Hamming distance (of 64 bits) counted as the same picture.
+        label_column: column compared inside a group (``None`` to skip).
+        qualities: a :func:`quality_frame` result to reuse (computed otherwise).
+
+    Returns:
+        One row per product that belongs to a group of two or more:
+        ``group`` (int id), ``product_id``, ``kind`` (``"exact"`` if every photo of the
+        group has the same bytes, else ``"perceptual"``), ``sha1``, ``phash``,
+        ``label`` and ``labels_disagree`` (the group has more than one distinct label).
+        Sorted by group.
+    """
+    scores = qualities if qualities is not None else quality_frame(frame, n_jobs=n_jobs, progress=progress)
+    usable = scores[scores["error"].isna()]
+    columns = ["group", "product_id", "kind", "sha1", "phash", "label", "labels_disagree"]
+    if len(usable) < 2:
+        return pd.DataFrame(columns=columns)
+    bits = np.stack([imagehash.hex_to_hash(h).hash.ravel() for h in usable["phash"]]).astype(np.uint8)
+    sha = usable["sha1"].to_numpy()
+    # exact copies have pHash distance 0 too; the SHA-1 pairs only make byte-identical groups certain
+    close_r, close_c = _close_pairs(bits, max_distance)
+    exact_r, exact_c = _equal_pairs(sha)
+    rows, cols = np.concatenate([close_r, exact_r]), np.concatenate([close_c, exact_c])
+    n = len(usable)
+    _, component = connected_components(coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n)), directed=False)
+    sizes = np.bincount(component)
+    members = np.flatnonzero(sizes[component] > 1)
+    if not len(members):
+        return pd.DataFrame(columns=columns)
+    labels = (
+        frame.loc[usable.index[members], label_column].to_numpy()
+        if label_column and label_column in frame
+        else np.full(len(members), None)
+    )
+    out = pd.DataFrame(
+        {
+            "group": component[members],
+            "product_id": usable["product_id"].to_numpy()[members],
+            "sha1": sha[members],
+            "phash": usable["phash"].to_numpy()[members],
+            "label": labels,
+        }
+    )
+    groups = out.groupby("group")
+    out["kind"] = np.where(groups["sha1"].transform("nunique") == 1, "exact", "perceptual")
+    out["labels_disagree"] = groups["label"].transform(lambda s: s.dropna().nunique() > 1).astype(bool)
+    out["group"] = pd.factorize(out["group"], sort=True)[0]
+    return out.sort_values(["group", "product_id"]).reset_index(drop=True)[columns]
+
+
+def _close_pairs(bits: np.ndarray, max_distance: int, block: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs ``i < j`` within ``max_distance``, computed block by block (bounded memory)."""
+    packed = np.packbits(bits, axis=1).view(np.uint64).ravel()
+    rows, cols = [], []
+    for start in range(0, len(packed), block):
+        xor = packed[start : start + block, None] ^ packed[None, :]
+        distance = np.unpackbits(xor.view(np.uint8), axis=1).reshape(xor.shape[0], -1, 64).sum(axis=2)
+        r, c = np.nonzero(distance <= max_distance)
+        keep = start + r < c
+        rows.append(start + r[keep])
+        cols.append(c[keep])
+    return np.concatenate(rows), np.concatenate(cols)
+
+
+def _equal_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``(first, other)`` of indices with equal keys, linking each to the first occurrence."""
+    codes = pd.factorize(keys)[0]
+    first = pd.Series(np.arange(len(codes))).groupby(codes).transform("min").to_numpy()
+    others = np.flatnonzero(first != np.arange(len(codes)))
+    return first[others], others
+
+
+def _thread_map(
+    func: Callable[[Any], dict[str, Any]], items: list[Any], n_jobs: int | None, progress: bool, desc: str
+) -> list[dict[str, Any]]:
+    from tqdm.auto import tqdm
+
+    with ThreadPoolExecutor(n_jobs or os.cpu_count()) as pool:
+        return list(tqdm(pool.map(func, items), total=len(items), desc=desc, disable=not progress, unit="img"))
+
+
+def _at_analysis_scale(img: Image.Image) -> Image.Image:
+    if max(img.size) <= ANALYSIS_SIDE:
+        return img
+    scale = ANALYSIS_SIDE / max(img.size)
+    return img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BILINEAR)
+
+
+def _content_box(rgb: np.ndarray, level: int = WHITE_LEVEL) -> tuple[int, int, int, int] | None:
+    """Bounding box ``(left, top, right, bottom)`` of pixels darker than ``level`` in any channel.
+
+    A row or column counts as content from a few such pixels on (0.5 % of its length,
+    at least 2), so isolated JPEG noise in a white margin does not stretch the box.
+    """
+    content = rgb.min(axis=2) <= level
+    height, width = content.shape
+    rows = np.flatnonzero(content.sum(axis=1) >= max(2, 0.005 * width))
+    cols = np.flatnonzero(content.sum(axis=0) >= max(2, 0.005 * height))
+    if not len(rows) or not len(cols):
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
