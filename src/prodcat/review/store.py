@@ -167,16 +167,16 @@ class ReviewStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._engine = _make_engine(url)
-        _Base.metadata.create_all(self._engine)
-        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        self.engine = _make_engine(url)
+        _Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def __repr__(self) -> str:
         # never show a password that may be in the URL
-        return f"ReviewStore({self._engine.url.render_as_string(hide_password=True)!r})"
+        return f"ReviewStore({self.engine.url.render_as_string(hide_password=True)!r})"
 
     def close(self) -> None:
-        self._engine.dispose()
+        self.engine.dispose()
 
     def record(self, review: NewReview) -> int:
         """Store one prediction; returns its id once the transaction has committed."""
@@ -258,8 +258,11 @@ class ReviewStore:
                     }
                 )
         columns = ["product_id", "title", "description", "image", "category", "source_product_id",
-                   "predicted_category", "model_version", "reviewed_at"]  # fmt: skip
-        return pd.DataFrame.from_records(records, columns=columns).astype({"image": object})
+                   "predicted_category", "model_version"]  # fmt: skip
+        # object columns keep missing values as None, as the canonical schema wants
+        frame = pd.DataFrame({c: pd.Series([r[c] for r in records], dtype=object) for c in columns})
+        frame["reviewed_at"] = pd.to_datetime(pd.Series([r["reviewed_at"] for r in records], dtype=object), utc=True)
+        return frame
 
     @staticmethod
     def _row(session: Session, review_id: int) -> _ReviewRow:

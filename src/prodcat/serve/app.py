@@ -111,7 +111,9 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(ApiError(exc.status_code, "http_error", str(exc.detail)), request)
+        response = error_response(ApiError(exc.status_code, "http_error", str(exc.detail)), request)
+        response.headers.update(exc.headers or {})  # e.g. Allow on 405
+        return response
 
     async def run_model(items: list[ProductRequest | ApiError], request: Request, top_k: int | None) -> list[Any]:
         call = partial(service.predict, items, request.state.request_id, top_k or settings.top_k)
@@ -304,24 +306,33 @@ def _found(lookup: Any, review_id: int, *args: Any) -> Any:
         raise ApiError(404, "not_found", f"no review record with id {review_id}") from None
 
 
+def _product_schema(model: type[ProductIn], settings: ServeSettings) -> dict[str, Any]:
+    """JSON schema of a product with the server's text limit in it."""
+    schema = model.model_json_schema()
+    for name in ("title", "description"):
+        schema["properties"][name]["maxLength"] = settings.max_text_chars
+    return schema
+
+
 def _predict_body(settings: ServeSettings) -> dict[str, Any]:
-    text = {"type": "string", "maxLength": settings.max_text_chars}
+    form_fields = _product_schema(BatchProductIn, settings)["properties"]
+    form_fields["image"] = {"type": "string", "format": "binary", "description": "the photo (JPEG, PNG, WebP...)"}
     return {
         "required": True,
         "content": {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "properties": {
-                        "title": text,
-                        "description": text,
-                        "product_id": {"type": "string", "maxLength": 256},
-                        "image": {"type": "string", "format": "binary", "description": "the photo (any name)"},
-                    },
+                    "properties": form_fields,
+                    # a title with something in it, or a photo
+                    "anyOf": [
+                        {"required": ["image"]},
+                        {"required": ["title"], "properties": {"title": {"pattern": r"\S"}}},
+                    ],
                     "additionalProperties": False,
                 }
             },
-            "application/json": {"schema": ProductIn.model_json_schema()},
+            "application/json": {"schema": _product_schema(ProductIn, settings)},
         },
     }
 
@@ -333,7 +344,8 @@ def _batch_body(settings: ServeSettings) -> dict[str, Any]:
             "application/json": {
                 "schema": {
                     "type": "array",
-                    "items": ProductIn.model_json_schema(),
+                    "items": _product_schema(ProductIn, settings),
+                    "minItems": 1,
                     "maxItems": settings.max_batch_items,
                 }
             },

@@ -9,17 +9,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class ProductIn(BaseModel):
-    """A product sent as JSON (text only; send a photo as multipart)."""
+    """A product sent as JSON (text only, so the title is required; send a photo as multipart)."""
 
     model_config = ConfigDict(extra="forbid")
-    title: str = Field("", description="product name as the seller typed it")
+    title: str = Field(min_length=1, pattern=r"\S", description="product name as the seller typed it")
     description: str = Field("", description="free-text description")
     product_id: str | None = Field(None, max_length=256, description="the caller's id, echoed back and stored")
 
 
 class BatchProductIn(ProductIn):
-    """One product of a multipart batch: ``image`` names the file part holding its photo."""
+    """One product of a multipart batch: ``image`` names the file part holding its photo.
 
+    The title may be empty when the product has a photo."""
+
+    title: str = Field("", description="product name as the seller typed it")
     image: str | None = Field(None, max_length=256, description="name of the multipart file part with the photo")
 
 
