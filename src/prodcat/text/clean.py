@@ -1,0 +1,215 @@
+"""Text cleaning, language detection and token normalisation.
+
+Two layers, used by every text feature:
+
+* :func:`clean_text` turns a raw marketplace string into plain readable text:
+  HTML entities (also double-escaped ones such as ``&amp;eacute;``), tags,
+  mojibake (``Ã©`` for ``é``, stray Windows-1252 bytes), Unicode normalisation
+  and whitespace. Case and accents are kept: sentence encoders use them.
+* :class:`TextNormalizer` turns clean text into a normalised token string for
+  bag-of-words models: lower case, optional accent stripping, French and
+  English stop-words removed, words lemmatised in each product's own language
+  (detected per product with :func:`detect_language`).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from functools import cache, lru_cache
+
+import ftfy
+from sklearn.base import BaseEstimator, TransformerMixin
+
+#: the languages found in the catalogues; detection is restricted to them
+LANGUAGES: tuple[str, ...] = ("fr", "en", "de", "es", "it")
+#: returned by :func:`detect_language` for a text with no letters
+UNDETERMINED = "und"
+
+# Blocks whose *content* is not product text.
+_HIDDEN_BLOCK = re.compile(r"<\s*(script|style)\b[^>]*>.*?<\s*/\s*\1\s*>", re.IGNORECASE | re.DOTALL)
+# Only things that look like tags (a letter, "/" or "!" after "<"): "a < b" stays.
+_TAG = re.compile(r"<\s*[/!]?\s*[a-zA-Z][^<>]*>")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
+_SPACES = re.compile(r"\s+")
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def unescape_html(text: str, max_rounds: int = 3) -> str:
+    """Decode HTML entities until stable: ``&amp;eacute;`` -> ``&eacute;`` -> ``é``.
+
+    Rakuten descriptions were escaped up to twice, hence the rounds.
+    """
+    for _ in range(max_rounds):
+        decoded = html.unescape(text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+def strip_tags(text: str) -> str:
+    """Replace HTML tags by spaces (so ``a<br/>b`` stays two words) and drop script/style blocks."""
+    return _TAG.sub(" ", _HIDDEN_BLOCK.sub(" ", text))
+
+
+def clean_text(raw: str | None) -> str:
+    """Plain, readable text from a raw product field.
+
+    Decodes HTML entities (repeatedly), removes tags, repairs mojibake with
+    ftfy, normalises Unicode to NFC, removes control characters and collapses
+    whitespace. ``None``/NaN give ``""``. Case and accents are kept.
+    """
+    if raw is None or not isinstance(raw, str):
+        return ""
+    text = strip_tags(unescape_html(raw))
+    # Entities may hide behind tags (``&lt;br /&gt;``) and tags behind entities: one more pass.
+    text = strip_tags(unescape_html(text))
+    text = ftfy.fix_text(text, unescape_html=False, normalization="NFC")
+    text = _CONTROL.sub(" ", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def clean_texts(raws: Iterable[str | None]) -> list[str]:
+    """:func:`clean_text` over many texts, each distinct text cleaned once."""
+    return [_clean_cached(r) if isinstance(r, str) else "" for r in raws]
+
+
+@lru_cache(maxsize=200_000)
+def _clean_cached(raw: str) -> str:
+    return clean_text(raw)
+
+
+@lru_cache(maxsize=1)
+def _identifier():
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE)
+    identifier.set_languages(list(LANGUAGES))
+    return identifier
+
+
+def detect_language(texts: Sequence[str], max_chars: int = 400) -> list[str]:
+    """ISO 639-1 code of each text among :data:`LANGUAGES` (``"und"`` when it has no letters).
+
+    Uses py3langid restricted to the catalogue languages, which avoids the
+    classic confusions of short product titles with unrelated languages. Only
+    the first ``max_chars`` characters are read: enough to decide, and the
+    detector's cost grows with length.
+    """
+    return [_detect_one(t[:max_chars]) for t in texts]
+
+
+@lru_cache(maxsize=200_000)
+def _detect_one(text: str) -> str:
+    if not any(c.isalpha() for c in text):
+        return UNDETERMINED
+    return _identifier().classify(text)[0]
+
+
+@cache
+def stop_words_for(languages: tuple[str, ...], strip_accents: bool) -> frozenset[str]:
+    """Lower-case stop-words of ``languages`` (accent-stripped too when asked)."""
+    from stop_words import get_stop_words
+
+    words = {w.lower() for lang in languages for w in get_stop_words(lang)}
+    if strip_accents:
+        words |= {remove_accents(w) for w in words}
+    return frozenset(words)
+
+
+def remove_accents(text: str) -> str:
+    """``"Été"`` -> ``"Ete"``: decompose and drop combining marks."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+@lru_cache(maxsize=500_000)
+def lemma(token: str, language: str) -> str:
+    """simplemma lemma of a lower-case token in ``language`` (the token itself when unknown)."""
+    import simplemma
+
+    try:
+        return simplemma.lemmatize(token, lang=language)
+    except ValueError:  # a language simplemma does not know
+        return token
+
+
+class TextNormalizer(TransformerMixin, BaseEstimator):
+    """Clean texts -> normalised token strings (tokens joined by single spaces).
+
+    Parameters
+    ----------
+    clean:
+        apply :func:`clean_text` first (turn off when the input is already clean).
+    lowercase, strip_accents:
+        case folding and accent removal (after lemmatisation, which needs accents).
+    remove_stop_words:
+        drop the stop-words of ``stop_word_languages``.
+    lemmatize:
+        replace each word by its simplemma lemma in the product's detected language.
+    stop_word_languages:
+        languages whose stop-words are removed (French and English by default).
+    language:
+        ``"auto"`` to detect each product's language (for lemmas), or one fixed
+        code such as ``"fr"`` for a monolingual catalogue (skips detection).
+    default_language:
+        language used for texts whose language cannot be detected.
+
+    Stateless: ``fit`` learns nothing. ``transform(texts)`` returns ``list[str]``
+    of the same length.
+    """
+
+    def __init__(
+        self,
+        clean: bool = True,
+        lowercase: bool = True,
+        strip_accents: bool = False,
+        remove_stop_words: bool = True,
+        lemmatize: bool = True,
+        stop_word_languages: tuple[str, ...] = ("fr", "en"),
+        language: str = "auto",
+        default_language: str = "en",
+    ):
+        self.clean = clean
+        self.lowercase = lowercase
+        self.strip_accents = strip_accents
+        self.remove_stop_words = remove_stop_words
+        self.lemmatize = lemmatize
+        self.stop_word_languages = stop_word_languages
+        self.language = language
+        self.default_language = default_language
+
+    def fit(self, texts: Sequence[str], y: object = None) -> TextNormalizer:
+        return self
+
+    def transform(self, texts: Sequence[str]) -> list[str]:
+        texts = clean_texts(texts) if self.clean else [t or "" for t in texts]
+        if self.lemmatize and self.language == "auto":
+            languages = detect_language(texts)
+        else:
+            languages = [self.default_language if self.language == "auto" else self.language] * len(texts)
+        stop_words = (
+            stop_words_for(tuple(self.stop_word_languages), self.strip_accents)
+            if self.remove_stop_words
+            else frozenset()
+        )
+        return [self._normalize(text, lang, stop_words) for text, lang in zip(texts, languages, strict=True)]
+
+    def _normalize(self, text: str, language: str, stop_words: frozenset[str]) -> str:
+        if language == UNDETERMINED:
+            language = self.default_language
+        out = []
+        for token in _WORD.findall(text.lower() if self.lowercase else text):
+            if token.lower() in stop_words:
+                continue
+            if self.lemmatize and not token.isdigit():
+                token = lemma(token, language)
+                if self.lowercase:  # simplemma restores the case of proper nouns
+                    token = token.lower()
+            if self.strip_accents:
+                token = remove_accents(token)
+            if token.lower() not in stop_words:
+                out.append(token)
+        return " ".join(out)
