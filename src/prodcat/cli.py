@@ -14,6 +14,7 @@ import sys
 #: modules that register a subcommand, in the order ``--help`` lists them
 COMMAND_MODULES = (
     "prodcat.commands",
+    "prodcat.catalog.audit",
     "prodcat.serve.command",
 )
 

@@ -1,0 +1,694 @@
+"""``prodcat audit``: what is in a catalogue, and what is wrong with it, before training on it.
+
+:func:`audit_catalog` returns one JSON-serialisable dict with these sections:
+
+``summary``     products, labelled products, loader issues by field
+``classes``     class counts and imbalance ratio (largest / smallest class) per hierarchy level
+``text``        title/description lengths in characters and words, missing titles/descriptions
+``languages``   detected language of each product's text
+``duplicates``  exact (same normalised text) and near (TF-IDF cosine >= threshold) duplicate
+                groups, and the groups whose labels disagree
+``markup``      products with HTML tags, HTML entities or mojibake, per field, with examples
+``images``      photos missing or unreadable, blur, white borders, colour, exact and perceptual
+                duplicates (and those with conflicting labels) — from :mod:`prodcat.image.quality`
+``labels``      (``labels=True``) products whose given category disagrees confidently with
+                cross-validated predictions (confident learning), with the suggested category
+
+:func:`write_audit_report` writes ``audit.json`` and a self-contained ``audit.html`` (charts
+and thumbnails embedded as base64).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import logging
+import re
+import textwrap
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from tqdm.auto import tqdm
+
+from prodcat.catalog.schema import Catalog, category_at_level, depth, split_path
+
+log = logging.getLogger(__name__)
+
+#: TF-IDF cosine similarity from which two texts count as near duplicates
+NEAR_DUPLICATE_SIMILARITY = 0.9
+#: how many examples (groups, products) each list of the report keeps
+MAX_EXAMPLES = 50
+
+_TAG = re.compile(r"<\s*/?\s*[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?/?\s*>")
+_ENTITY = re.compile(r"&(?:#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});")
+# Windows-1252 bytes decoded as Latin-1 ("l\x92ombre"): C1 controls never belong in product text
+_C1_CONTROL = re.compile(r"[\x80-\x9f]")
+_NON_WORD = re.compile(r"\W+")
+
+
+# --------------------------------------------------------------------------------------------------
+# Sections
+
+
+def class_balance(categories: pd.Series) -> dict[str, Any]:
+    """Per hierarchy level (``"1"``, ``"2"``...; the deepest is the full path): class count, counts,
+    imbalance ratio (largest / smallest class)."""
+    labelled = categories.dropna()
+    levels: dict[str, Any] = {}
+    max_depth = depth(labelled)
+    for level in range(1, max_depth + 1):
+        counts = pd.Series(category_at_level(labelled, level)).value_counts()
+        levels[str(level)] = {
+            "n_classes": len(counts),
+            "imbalance_ratio": float(counts.iloc[0] / counts.iloc[-1]),
+            "largest": int(counts.iloc[0]),
+            "smallest": int(counts.iloc[-1]),
+            "singletons": int((counts == 1).sum()),
+            "counts": {str(k): int(v) for k, v in counts.items()},
+        }
+    return {"n_labelled": len(labelled), "depth": max_depth, "levels": levels}
+
+
+def _length_stats(values: pd.Series) -> dict[str, Any]:
+    values = values.to_numpy()
+    if not len(values):
+        return {}
+    top = max(1.0, float(np.percentile(values, 99)))
+    counts, edges = np.histogram(np.minimum(values, top), bins=30, range=(0, top))
+    return {
+        "mean": float(values.mean()),
+        "median": float(np.median(values)),
+        "p5": float(np.percentile(values, 5)),
+        "p95": float(np.percentile(values, 95)),
+        "max": int(values.max()),
+        "histogram": {"edges": edges.round(1).tolist(), "counts": counts.tolist()},
+    }
+
+
+def text_stats(frame: pd.DataFrame, clean: Sequence[str]) -> dict[str, Any]:
+    """Lengths of the raw title and description, in characters and words, and how many are missing.
+
+    Products with no text at all (photo-only rows) are counted apart (``no_text``); missing titles
+    and descriptions and the lengths are over the products that have some text.
+    """
+    has_text = np.array([bool(t) for t in clean], dtype=bool)
+    with_text = frame[has_text]
+    out: dict[str, Any] = {
+        "products_with_text": len(with_text),
+        "no_text": int((~has_text).sum()),
+        "no_text_share": float((~has_text).mean()) if len(frame) else 0.0,
+    }
+    for field in ("title", "description"):
+        text = with_text[field].fillna("").astype(str)
+        present = text.str.strip() != ""
+        out[field] = {
+            "missing": int((~present).sum()),
+            "missing_share": float((~present).mean()) if len(text) else 0.0,
+            "chars": _length_stats(text[present].str.len()),
+            "words": _length_stats(text[present].str.split().str.len()),
+        }
+    return out
+
+
+def language_stats(clean: Sequence[str], progress: bool = True) -> dict[str, Any]:
+    """Language of each product's cleaned text (``und``: no text), counts and shares."""
+    from prodcat.text.clean import detect_language
+
+    chunk = 2000
+    languages: list[str] = []
+    for start in tqdm(range(0, len(clean), chunk), desc="languages", disable=not progress, unit="chunk"):
+        languages += detect_language(clean[start : start + chunk])
+    counts = Counter(languages)
+    total = max(1, len(languages))
+    return {
+        "counts": dict(counts.most_common()),
+        "shares": {k: v / total for k, v in counts.most_common()},
+        "per_product": languages,
+    }
+
+
+def markup_stats(frame: pd.DataFrame) -> dict[str, Any]:
+    """Products whose raw title/description hold HTML tags, HTML entities or mojibake (ftfy's detector
+    or stray C1 control characters), per field, with a few examples of each."""
+    from ftfy.badness import is_bad
+
+    out: dict[str, Any] = {}
+    any_problem = np.zeros(len(frame), dtype=bool)
+    for field in ("title", "description"):
+        text = frame[field].fillna("").astype(str)
+        checks = {
+            "html_tags": text.str.contains(_TAG),
+            "html_entities": text.str.contains(_ENTITY),
+            "mojibake": text.map(is_bad).astype(bool) | text.str.contains(_C1_CONTROL),
+        }
+        out[field] = {}
+        for name, found in checks.items():
+            found = found.to_numpy()
+            any_problem |= found
+            out[field][name] = {
+                "products": int(found.sum()),
+                "examples": [
+                    {"product_id": str(pid), "text": _snippet(t, pattern=_pattern_for(name))}
+                    for pid, t in zip(frame["product_id"][found][:5], text[found][:5], strict=True)
+                ],
+            }
+    out["products_with_any"] = int(any_problem.sum())
+    return out
+
+
+def _pattern_for(check: str) -> re.Pattern[str] | None:
+    return {"html_tags": _TAG, "html_entities": _ENTITY, "mojibake": _C1_CONTROL}.get(check)
+
+
+def _snippet(text: str, width: int = 160, pattern: re.Pattern[str] | None = None) -> str:
+    """About ``width`` characters of ``text`` around the first match of ``pattern`` (its start otherwise)."""
+    match = pattern.search(text) if pattern is not None else None
+    start = max(0, match.start() - width // 3) if match else 0
+    piece = text[start : start + width]
+    return ("…" if start else "") + piece + ("…" if start + width < len(text) else "")
+
+
+def normalised_text(clean: str) -> str:
+    """Lower case, punctuation and spacing removed: the key of an exact duplicate."""
+    return _NON_WORD.sub(" ", clean.lower()).strip()
+
+
+def duplicate_stats(
+    frame: pd.DataFrame,
+    clean: Sequence[str],
+    similarity: float = NEAR_DUPLICATE_SIMILARITY,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Exact and near-duplicate texts among products that have text, and groups with conflicting labels.
+
+    Exact: equal :func:`normalised_text`. Near: cosine similarity of word TF-IDF vectors
+    >= ``similarity``, linked transitively (connected components); a near group is reported only
+    if it is more than one exact group.
+    """
+    keys = np.array([normalised_text(t) for t in clean], dtype=object)
+    with_text = np.flatnonzero(keys != "")
+    exact_codes = np.full(len(frame), -1)
+    exact_codes[with_text] = pd.factorize(keys[with_text])[0]
+    exact_groups = _groups(exact_codes)
+    near_codes = np.full(len(frame), -1)
+    if len(with_text) > 1:
+        near_codes[with_text] = _near_duplicate_components(keys[with_text], similarity, progress)
+    near_groups = [g for g in _groups(near_codes) if len(set(exact_codes[g])) > 1]
+    return {
+        "similarity_threshold": similarity,
+        "exact": _group_report(frame, exact_groups, clean),
+        "near": _group_report(frame, near_groups, clean),
+    }
+
+
+def _groups(codes: np.ndarray) -> list[np.ndarray]:
+    """Row positions sharing a code (``-1`` = none), for codes held by two or more rows."""
+    valid = codes >= 0
+    positions = pd.Series(np.flatnonzero(valid)).groupby(codes[valid]).agg(list)
+    return [np.asarray(p) for p in positions if len(p) > 1]
+
+
+def _near_duplicate_components(texts: np.ndarray, similarity: float, progress: bool) -> np.ndarray:
+    """Connected-component id of each text in the graph of pairs with TF-IDF cosine >= ``similarity``.
+
+    The similarity matrix is computed block by block as a sparse product and thresholded at
+    once, so memory stays bounded on large catalogues.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    # max_df: words in most products carry no identity; dropping them keeps the products sparse
+    vectors = TfidfVectorizer(sublinear_tf=True, max_df=0.5, min_df=1, dtype=np.float32).fit_transform(texts)
+    vectors = vectors.tocsr()
+    block = 2000
+    rows, cols = [], []
+    for start in tqdm(range(0, vectors.shape[0], block), desc="near duplicates", disable=not progress, unit="block"):
+        sims = (vectors[start : start + block] @ vectors.T).tocoo()
+        keep = (sims.data >= similarity) & (sims.row + start < sims.col)
+        rows.append(sims.row[keep] + start)
+        cols.append(sims.col[keep])
+    n = vectors.shape[0]
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    graph = coo_matrix((np.ones(len(r)), (r, c)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def _group_report(frame: pd.DataFrame, groups: list[np.ndarray], clean: Sequence[str]) -> dict[str, Any]:
+    """Counts and examples of duplicate groups; a conflict is reported with the shallowest level that differs."""
+    categories = frame["category"].to_numpy()
+    conflicts = []
+    for members in groups:
+        labels = [c for c in categories[members] if c is not None and c == c]
+        if len(set(labels)) > 1:
+            conflicts.append((members, _first_differing_level(labels)))
+    conflicts.sort(key=lambda item: (item[1], -len(item[0])))
+    return {
+        "groups": len(groups),
+        "products": int(sum(len(g) for g in groups)),
+        "redundant_products": int(sum(len(g) - 1 for g in groups)),
+        "conflicting_groups": len(conflicts),
+        "conflicts_by_level": {str(k): v for k, v in sorted(Counter(level for _, level in conflicts).items())},
+        "largest_groups": [_describe_group(frame, g, clean) for g in sorted(groups, key=len, reverse=True)[:10]],
+        "conflicts": [
+            _describe_group(frame, g, clean) | {"first_differing_level": level} for g, level in conflicts[:MAX_EXAMPLES]
+        ],
+    }
+
+
+def _first_differing_level(labels: list[str]) -> int:
+    paths = [split_path(label) for label in labels]
+    for level in range(1, max(len(p) for p in paths) + 1):
+        if len({tuple(p[:level]) for p in paths}) > 1:
+            return level
+    return 0
+
+
+def _describe_group(frame: pd.DataFrame, members: np.ndarray, clean: Sequence[str]) -> dict[str, Any]:
+    rows = frame.iloc[members]
+    return {
+        "size": len(members),
+        "text": _snippet(clean[members[0]], 120),
+        "product_ids": [str(p) for p in rows["product_id"][:20]],
+        "categories": {str(k): int(v) for k, v in rows["category"].value_counts().items()},
+    }
+
+
+def image_stats(frame: pd.DataFrame, progress: bool = True) -> dict[str, Any]:
+    """Photo availability, decoding failures, quality scores and duplicate photos (exact and perceptual)."""
+    from prodcat.image.quality import BLUR_THRESHOLD, find_duplicate_images, quality_frame
+
+    has_path = frame["image"].notna().to_numpy()
+    scores = quality_frame(frame, progress=progress)
+    failed = has_path & scores["error"].notna().to_numpy()
+    usable = scores[scores["error"].isna()]
+    out: dict[str, Any] = {
+        "with_photo": int(has_path.sum()),
+        "without_photo": int((~has_path).sum()),
+        "unreadable": int(failed.sum()),
+        "unreadable_reasons": {str(k): int(v) for k, v in scores["error"][failed].value_counts().items()},
+        "unreadable_examples": [
+            {"product_id": str(pid), "image": str(path), "error": str(err)}
+            for pid, path, err in zip(
+                frame["product_id"][failed][:MAX_EXAMPLES],
+                frame["image"][failed][:MAX_EXAMPLES],
+                scores["error"][failed][:MAX_EXAMPLES],
+                strict=True,
+            )
+        ],
+        "usable": len(usable),
+    }
+    if len(usable):
+        blur = usable["blur"].astype(float)
+        border = usable["border_ratio"].astype(float)
+        out["quality"] = {
+            "blur_threshold": BLUR_THRESHOLD,
+            "blurry": int(usable["blurry"].astype(bool).sum()),
+            "blur": _length_stats(blur.clip(upper=blur.quantile(0.99))),
+            "border_ratio": _length_stats(border),
+            "large_white_border": int((border > 0.5).sum()),
+            "size": {
+                "median_width": float(usable["width"].median()),
+                "median_height": float(usable["height"].median()),
+                "min_side": int(np.minimum(usable["width"], usable["height"]).min()),
+                "max_side": int(np.maximum(usable["width"], usable["height"]).max()),
+            },
+            "colour": {
+                key: float(usable[key].astype(float).mean())
+                for key in ("brightness", "saturation", "white_share", "dark_share")
+            },
+            "blurriest": _examples(frame, usable.nsmallest(8, "blur"), "blur"),
+            "largest_borders": _examples(frame, usable.nlargest(8, "border_ratio"), "border_ratio"),
+        }
+        duplicates = find_duplicate_images(frame, qualities=scores, progress=progress)
+        out["duplicates"] = _image_duplicate_report(frame, duplicates)
+    return out
+
+
+def _examples(frame: pd.DataFrame, rows: pd.DataFrame, score: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "product_id": str(frame.at[i, "product_id"]),
+            "image": frame.at[i, "image"],
+            "category": frame.at[i, "category"],
+            score: float(rows.at[i, score]),
+        }
+        for i in rows.index
+    ]
+
+
+def _image_duplicate_report(frame: pd.DataFrame, duplicates: pd.DataFrame) -> dict[str, Any]:
+    if duplicates.empty:
+        return {"groups": 0, "products": 0, "exact_groups": 0, "perceptual_groups": 0, "conflicting_groups": 0}
+    image_of = dict(zip(frame["product_id"].astype(str), frame["image"], strict=True))
+    groups = duplicates.groupby("group")
+    kinds = groups["kind"].first()
+    conflicting = groups["labels_disagree"].first()
+    return {
+        "groups": len(kinds),
+        "products": len(duplicates),
+        "exact_groups": int((kinds == "exact").sum()),
+        "perceptual_groups": int((kinds == "perceptual").sum()),
+        "conflicting_groups": int(conflicting.sum()),
+        "conflicts": [
+            {
+                "kind": kinds[g],
+                "product_ids": rows["product_id"].astype(str).tolist()[:20],
+                "categories": {str(k): int(v) for k, v in rows["label"].value_counts().items()},
+                "images": [image_of.get(p) for p in rows["product_id"].astype(str)[:4]],
+            }
+            for g, rows in list(groups)
+            if conflicting[g]
+        ][:MAX_EXAMPLES],
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Label noise (confident learning)
+
+
+def confident_label_issues(labels: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Confident learning (Northcutt et al. 2021), the ``confident_learning`` filter of cleanlab.
+
+    Args:
+        labels: given class index of each product, shape ``(n,)``.
+        proba: out-of-fold predicted probabilities, shape ``(n, n_classes)``.
+
+    Returns:
+        ``(is_issue, suggested)``, both shape ``(n,)``. Class ``j``'s threshold is the mean
+        probability of ``j`` among products labelled ``j`` (its average self-confidence). A product
+        *confidently belongs* to the classes whose probability reaches their threshold; among those,
+        the most probable is ``suggested`` (-1: none), and the product is an issue when that class is
+        not its given one.
+    """
+    n_classes = proba.shape[1]
+    sums = np.bincount(labels, weights=proba[np.arange(len(labels)), labels], minlength=n_classes)
+    counts = np.bincount(labels, minlength=n_classes)
+    # a class with no member can never be confidently suggested
+    thresholds = np.where(counts > 0, sums / np.maximum(counts, 1), np.inf)
+    above = proba >= thresholds
+    suggested = np.where(above.any(axis=1), np.where(above, proba, -1.0).argmax(axis=1), -1)
+    return (suggested >= 0) & (suggested != labels), suggested
+
+
+def out_of_fold_proba(frame: pd.DataFrame, config: Any, folds: int, progress: bool = True) -> Any:
+    """Out-of-fold probabilities of every labelled product, from the project's own classifier and CV.
+
+    Returns the :class:`prodcat.evaluate.cv.CVResult` (rows = ``frame``'s labelled rows, in order).
+    """
+    from prodcat.evaluate.cv import cross_validate
+
+    return cross_validate(frame, config, folds=folds, progress=progress)
+
+
+def label_issues(frame: pd.DataFrame, config: Any = None, folds: int = 5, progress: bool = True) -> dict[str, Any]:
+    """Products whose given category (cut at ``config.level``) disagrees confidently with their
+    cross-validated prediction, most suspicious first (lowest probability of the given label)."""
+    from prodcat.config import Config
+
+    config = config or Config()
+    labelled = frame[frame["category"].notna()].reset_index(drop=True)
+    cv = out_of_fold_proba(labelled, config, folds, progress)
+    classes = np.asarray(cv.classes)
+    given = np.searchsorted(classes, cv.y_true)
+    is_issue, suggested = confident_label_issues(given, cv.proba)
+    found = np.flatnonzero(is_issue)
+    given_probability = cv.proba[np.arange(len(given)), given]
+    found = found[np.argsort(given_probability[found], kind="stable")]
+    return {
+        "level": config.level,
+        "modalities": config.modalities,
+        "folds": folds,
+        "n_labelled": len(labelled),
+        "cv_accuracy": float((cv.y_pred == cv.y_true).mean()),
+        "n_issues": len(found),
+        "issue_share": len(found) / max(1, len(labelled)),
+        "issues": [
+            {
+                "product_id": str(labelled.at[i, "product_id"]),
+                "title": str(labelled.at[i, "title"]),
+                "image": labelled.at[i, "image"],
+                "given": str(cv.y_true[i]),
+                "suggested": str(classes[suggested[i]]),
+                "confidence": float(cv.proba[i, suggested[i]]),
+                "given_probability": float(given_probability[i]),
+            }
+            for i in found
+        ],
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# The whole audit
+
+
+def audit_catalog(
+    catalog: Catalog,
+    *,
+    images: bool = True,
+    labels: bool = False,
+    label_config: Any = None,
+    folds: int = 5,
+    similarity: float = NEAR_DUPLICATE_SIMILARITY,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Audit a loaded catalogue; see the module docstring for the sections of the result.
+
+    ``images=False`` skips decoding the photos (the slow part); ``labels=True`` adds the
+    label-noise section, from ``folds``-fold cross-validation of ``label_config``
+    (a :class:`prodcat.config.Config`, default configuration when ``None``).
+    """
+    from prodcat.catalog.schema import product_text
+    from prodcat.text.clean import clean_texts
+
+    frame = catalog.frame.reset_index(drop=True)
+    clean = clean_texts(tqdm(product_text(frame), desc="cleaning text", disable=not progress, unit="product"))
+    issues_by_field = Counter(issue.field for issue in catalog.issues)
+    result: dict[str, Any] = {
+        "source": catalog.source,
+        "format": catalog.format,
+        "summary": {
+            "products": len(frame),
+            "labelled": int(frame["category"].notna().sum()),
+            "loader_issues": len(catalog.issues),
+            "loader_issues_by_field": dict(issues_by_field.most_common()),
+        },
+        "loader_issues": [
+            {"row": i.row, "field": i.field, "product_id": i.product_id, "message": i.message}
+            for i in catalog.issues[: MAX_EXAMPLES * 4]
+        ],
+        "classes": class_balance(frame["category"]),
+        "text": text_stats(frame, clean),
+    }
+    languages = language_stats(clean, progress)
+    result["languages"] = {k: v for k, v in languages.items() if k != "per_product"}
+    result["duplicates"] = duplicate_stats(frame, clean, similarity, progress)
+    result["markup"] = markup_stats(frame)
+    if images:
+        result["images"] = image_stats(frame, progress)
+    else:
+        has_path = frame["image"].notna()
+        result["images"] = {"with_photo": int(has_path.sum()), "without_photo": int((~has_path).sum()), "skipped": True}
+    if labels:
+        result["labels"] = label_issues(frame, label_config, folds, progress)
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# Report
+
+
+def write_audit_report(result: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``audit.json`` and the self-contained ``audit.html`` in ``out_dir``; return both paths."""
+    from jinja2 import Environment, PackageLoader
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "audit.json"
+    json_path.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=_json_default), encoding="utf-8")
+    # autoescape: product texts carry raw HTML, which must show as text, not run in the report
+    env = Environment(loader=PackageLoader("prodcat.catalog", "templates"), autoescape=True)
+    env.filters["thumbnail"] = thumbnail
+    env.filters["pct"] = lambda x: f"{100 * x:.1f} %"
+    html = env.get_template("audit.html.j2").render(audit=result, charts=_charts(result))
+    html_path = out_dir / "audit.html"
+    html_path.write_text(html, encoding="utf-8")
+    return json_path, html_path
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if value is pd.NA:
+        return None
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def thumbnail(path: str | None, side: int = 96) -> str:
+    """A small JPEG of the photo as a ``data:`` URI ("" when there is no readable photo)."""
+    from prodcat.image.decode import ImageDecodeError, load_image
+
+    if not path:
+        return ""
+    try:
+        img = load_image(path, max_side=side)
+    except ImageDecodeError:
+        return ""
+    buffer = io.BytesIO()
+    img.save(buffer, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _charts(result: dict[str, Any]) -> dict[str, str]:
+    """Charts of the audit as PNG ``data:`` URIs, by name."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    charts: dict[str, str] = {}
+    for name, level in result["classes"]["levels"].items():
+        counts = level["counts"]
+        if not counts or level["n_classes"] > 100:
+            continue
+        labels = list(counts)[:40]
+        fig, ax = plt.subplots(figsize=(8, 0.25 * len(labels) + 1))
+        ax.barh([textwrap.shorten(label, 60) for label in labels][::-1], [counts[k] for k in labels][::-1])
+        ax.set_xlabel("products")
+        ax.set_title(f"classes at level {name}" + (" (40 largest)" if len(counts) > 40 else ""))
+        charts[f"classes_{name}"] = _png(fig)
+    histograms = [
+        (f"{field} {unit}", result["text"][field][unit])
+        for field in ("title", "description")
+        for unit in ("chars", "words")
+        if result["text"][field][unit]
+    ]
+    if histograms:
+        fig, axes = plt.subplots(1, len(histograms), figsize=(4 * len(histograms), 2.8))
+        for ax, (title, stats) in zip(np.atleast_1d(axes), histograms, strict=True):
+            edges = np.asarray(stats["histogram"]["edges"])
+            ax.bar(edges[:-1], stats["histogram"]["counts"], width=np.diff(edges), align="edge")
+            ax.set_title(title)
+        fig.tight_layout()
+        charts["text_lengths"] = _png(fig)
+    languages = result["languages"]["counts"]
+    if languages:
+        fig, ax = plt.subplots(figsize=(5, 2.5))
+        ax.bar(list(languages), list(languages.values()))
+        ax.set_title("languages")
+        charts["languages"] = _png(fig)
+    quality = result.get("images", {}).get("quality")
+    if quality:
+        fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
+        for ax, key in zip(axes, ("blur", "border_ratio"), strict=True):
+            edges = np.asarray(quality[key]["histogram"]["edges"])
+            ax.bar(edges[:-1], quality[key]["histogram"]["counts"], width=np.diff(edges), align="edge")
+            ax.set_title({"blur": "blur (variance of Laplacian; low = blurry)", "border_ratio": "white border"}[key])
+        fig.tight_layout()
+        charts["image_quality"] = _png(fig)
+    return charts
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from prodcat.catalog.loaders import FORMATS
+
+    parser = subparsers.add_parser(
+        "audit",
+        help="audit a catalogue: classes, texts, duplicates, markup, photos, label noise",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Write DIR/audit.json and a self-contained DIR/audit.html: class balance per level, text lengths,\n"
+            "missing titles/descriptions/photos, languages, exact and near duplicate texts (and those whose\n"
+            "labels conflict), HTML/entities/mojibake, unreadable photos and photo quality (blur, white\n"
+            "borders, colour, duplicate photos). --labels adds the products whose category disagrees\n"
+            "confidently with cross-validated predictions (confident learning), with a suggested category."
+        ),
+        epilog=textwrap.dedent(
+            """\
+            examples:
+              prodcat audit ../shared/datasets/rakuten --report reports/rakuten-audit
+              prodcat audit ../shared/datasets/flipkart --report reports/flipkart --labels
+              prodcat audit ../shared/datasets/rakuten --report out --labels --level 0 --modalities text
+              prodcat audit products.csv --format csv --report out --no-images --sample 5000
+            """
+        ),
+    )
+    parser.add_argument("data", help="catalogue: a Flipkart/Rakuten/fashion folder, or a CSV/Parquet file")
+    parser.add_argument("--report", required=True, metavar="DIR", help="folder for audit.json and audit.html")
+    parser.add_argument("--format", default="auto", choices=FORMATS, help="catalogue format (default: detect)")
+    parser.add_argument("--sample", type=int, metavar="N", help="audit a random sample of N products (quick look)")
+    parser.add_argument("--no-images", action="store_true", help="do not decode the photos (much faster)")
+    parser.add_argument(
+        "--similarity",
+        type=float,
+        default=NEAR_DUPLICATE_SIMILARITY,
+        help=f"TF-IDF cosine from which texts are near duplicates (default {NEAR_DUPLICATE_SIMILARITY})",
+    )
+    labels = parser.add_argument_group("label noise (--labels)")
+    labels.add_argument("--labels", action="store_true", help="find likely mislabelled products (cross-validation)")
+    labels.add_argument("--config", help="YAML/TOML model config for the cross-validation (default: the defaults)")
+    labels.add_argument("--level", type=int, help="category depth checked (default: the config's; 0 = full path)")
+    labels.add_argument("--modalities", help="text, image or text,image (default: all the catalogue has)")
+    labels.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+    parser.set_defaults(func=run_audit)
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    from prodcat.catalog.loaders import load_catalog
+    from prodcat.config import load_config
+
+    catalog = load_catalog(args.data, args.format)
+    if args.sample and args.sample < len(catalog.frame):
+        sampled = catalog.frame.sample(n=args.sample, random_state=0).sort_index()
+        kept = set(sampled["product_id"])
+        catalog = Catalog(
+            frame=sampled.reset_index(drop=True),
+            source=catalog.source,
+            format=catalog.format,
+            issues=[i for i in catalog.issues if i.product_id is None or i.product_id in kept],
+        )
+    config = load_config(args.config)
+    if args.level is not None:
+        config = config.model_copy(update={"level": args.level or None})
+    if args.modalities:
+        config = config.model_copy(update={"modalities": [m.strip() for m in args.modalities.split(",")]})
+    result = audit_catalog(
+        catalog,
+        images=not args.no_images,
+        labels=args.labels,
+        label_config=config,
+        folds=args.folds,
+        similarity=args.similarity,
+    )
+    json_path, html_path = write_audit_report(result, args.report)
+    summary = result["summary"]
+    print(f"{summary['products']} products, {summary['labelled']} labelled, {summary['loader_issues']} loader issues")
+    duplicates = result["duplicates"]
+    print(f"duplicate text groups: {duplicates['exact']['groups']} exact, {duplicates['near']['groups']} near")
+    if "labels" in result:
+        print(f"likely mislabelled: {result['labels']['n_issues']} of {result['labels']['n_labelled']}")
+    print(f"wrote {json_path} and {html_path}")
+    return 0
