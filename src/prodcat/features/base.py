@@ -80,7 +80,8 @@ def _import_builtin_extractors() -> None:
     # Imported lazily so that `import prodcat` stays cheap; each module registers itself.
     import importlib
 
-    for module in ("prodcat.text.features", "prodcat.text.embeddings", "prodcat.image.features"):
+    builtin = ("prodcat.text.features", "prodcat.text.embeddings", "prodcat.text.word2vec", "prodcat.image.features")
+    for module in builtin:
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

