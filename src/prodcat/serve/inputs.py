@@ -22,6 +22,9 @@ from prodcat.image.decode import ImageDecodeError, load_image, sniff_image_type
 from prodcat.serve.schemas import BatchProductIn, ErrorOut, ProductIn
 from prodcat.serve.settings import ServeSettings
 
+#: longest side a photo is decoded at when only checking that it decodes (JPEGs then decode at 1/2..1/8 scale)
+_CHECK_SIDE = 256
+
 
 class ApiError(Exception):
     """A refusal with its HTTP status; ``limit`` is the setting that refused it, if any."""
@@ -102,29 +105,35 @@ def check_image_bytes(data: bytes, settings: ServeSettings) -> str:
     return kind
 
 
-def decode_image(data: bytes, settings: ServeSettings) -> Image.Image:
-    """The upright RGB photo, refusing it (413) when its declared size exceeds ``max_pixels``. CPU-bound."""
-    width, height = _declared_size(data, settings.max_pixels)
-    if width * height > settings.max_pixels:
-        raise over_limit(413, "max_pixels", settings.max_pixels, f"image of {width}x{height} pixels")
+def check_image_content(data: bytes, settings: ServeSettings) -> None:
+    """Refuse a photo whose declared size exceeds ``max_pixels`` (413) or that does not decode (422). CPU-bound.
+
+    The photo is decoded here only to be checked, at reduced size when it is a JPEG (cheap); the
+    predictor decodes the original bytes itself, so the API never preprocesses differently from it.
+    """
+    _check_declared_pixels(data, settings.max_pixels)
     try:
-        return load_image(data, max_pixels=settings.max_pixels, max_bytes=settings.max_image_bytes)
+        load_image(data, max_side=_CHECK_SIDE, max_pixels=settings.max_pixels, max_bytes=settings.max_image_bytes)
     except ImageDecodeError as exc:
         raise malformed("image_corrupt", f"the image cannot be decoded: {exc.reason}") from exc
 
 
-def _declared_size(data: bytes, max_pixels: int) -> tuple[int, int]:
-    """Width and height from the header alone (nothing decoded); a corrupt header is left to ``load_image``."""
+def _check_declared_pixels(data: bytes, max_pixels: int) -> None:
+    """Width x height from the header alone (nothing decoded); a header Pillow cannot parse is left to
+    ``load_image`` to report."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
-                return img.size
+                width, height = img.size
     except Image.DecompressionBombError:
-        # Pillow refuses headers above twice its own limit before telling the size: far above ours too
-        return max_pixels + 1, 1
-    except Exception:  # any header Pillow cannot parse
-        return 0, 0
+        # Pillow refuses headers above twice its own limit before telling their size
+        what = f"image of more than {2 * Image.MAX_IMAGE_PIXELS} pixels"
+        raise over_limit(413, "max_pixels", max_pixels, what) from None
+    except Exception:
+        return
+    if width * height > max_pixels:
+        raise over_limit(413, "max_pixels", max_pixels, f"image of {width}x{height} pixels")
 
 
 async def read_upload(upload: UploadFile, settings: ServeSettings) -> tuple[bytes, str]:

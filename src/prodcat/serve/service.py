@@ -14,7 +14,7 @@ import pandas as pd
 from sqlalchemy.exc import SQLAlchemyError
 
 from prodcat.review.store import NewReview, ReviewStore
-from prodcat.serve.inputs import ApiError, ProductRequest, decode_image
+from prodcat.serve.inputs import ApiError, ProductRequest, check_image_content
 from prodcat.serve.metrics import ApiMetrics
 from prodcat.serve.schemas import CategoryProbability, PredictionOut
 from prodcat.serve.settings import ServeSettings
@@ -54,7 +54,8 @@ class PredictionService:
             if isinstance(product, ApiError):
                 continue
             try:
-                image = decode_image(product.image_bytes, self.settings) if product.image_bytes else None
+                if product.image_bytes is not None:
+                    check_image_content(product.image_bytes, self.settings)
             except ApiError as exc:
                 results[position] = exc
                 continue
@@ -63,7 +64,7 @@ class PredictionService:
                     "product_id": product.product_id or f"{request_id}-{position}",
                     "title": product.title,
                     "description": product.description,
-                    "image": image,
+                    "image": product.image_bytes,
                     "category": None,
                 }
             )

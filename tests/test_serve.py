@@ -1,0 +1,502 @@
+"""The REST API, end to end: a real ``prodcat serve`` process on loopback, a real bundle
+trained on 200 Flipkart products (text + photo), real photos, and crafted bad inputs.
+
+Every refusal must name its limit, and the server must still answer afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+from prodcat.catalog.loaders import load_catalog
+from prodcat.catalog.schema import category_at_level
+from prodcat.review.store import ReviewStore, load_corrections
+
+pytestmark = pytest.mark.slow
+
+API_KEY = "test-key-5f1c0d9e"
+MODALITIES = "image"
+#: limits of the test server, small enough to cross cheaply
+LIMITS = {
+    "max_image_bytes": 1_000_000,
+    "max_request_bytes": 3_000_000,
+    "max_pixels": 25_000_000,
+    "max_text_chars": 2_000,
+    "max_batch_items": 8,
+    "request_timeout_s": 8,
+}
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """``prodcat serve`` in a subprocess, on 127.0.0.1 and a free port; its log in a file."""
+
+    def __init__(self, bundle: Path, db_url: str, log_path: Path, *flags: str) -> None:
+        self.bundle, self.db_url, self.log_path, self.flags = bundle, db_url, log_path, flags
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self, timeout: float = 180) -> Server:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        command = [sys.executable, "-m", "prodcat.cli", "serve", str(self.bundle), "--port", str(port),
+                   "--review-db", self.db_url, *self.flags]  # fmt: skip
+        env = os.environ | {"PRODCAT_API_KEY": API_KEY}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"server not ready after {timeout} s:\n{self.log_text()[-3000:]}")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def limit_flags() -> list[str]:
+    return [arg for name, value in LIMITS.items() for arg in (f"--{name.replace('_', '-')}", str(value))]
+
+
+def png_header_bomb(width: int, height: int) -> bytes:
+    """A valid 1-bit greyscale PNG of ``width x height`` white pixels: tiny on disk, huge decoded."""
+    row = b"\x00" + b"\xff" * ((width + 7) // 8)
+    compressor = zlib.compressobj(9)
+    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def raw_http(url: str, head: bytes, body_parts: list[bytes], pause: float = 0.0, timeout: float = 30) -> str:
+    """Send a hand-made request (slow or without Content-Length) and return the status line and body."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(head)
+        for part in body_parts:
+            try:
+                sock.sendall(part)
+            except (BrokenPipeError, ConnectionResetError):
+                break  # the server answered early and closed: read what it said
+            time.sleep(pause)
+        chunks = []
+        while True:
+            try:
+                data = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not data:
+                break
+            chunks.append(data)
+            if b"\r\n\r\n" in b"".join(chunks) and b"}" in data:
+                break
+    return b"".join(chunks).decode("latin-1")
+
+
+def assert_refused(response: httpx.Response, status: int, error: str, limit_value: Any = None) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == error, body
+    assert body["request_id"] == response.headers["x-request-id"]
+    if limit_value is not None:
+        assert body["limit"] == error and body["limit_value"] == limit_value
+        assert f"{error}={limit_value}" in body["detail"]
+    return body
+
+
+# ------------------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="session")
+def flipkart_split(flipkart_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """200 products to train on (written as Parquet) and 40 others, with photos, to query."""
+    frame = load_catalog(flipkart_dir).frame
+    frame = frame[frame["image"].notna()].sample(frac=1.0, random_state=0).reset_index(drop=True)
+    train_path = tmp_path_factory.mktemp("serve-data") / "train.parquet"
+    frame.iloc[:200][["product_id", "title", "description", "image", "category"]].to_parquet(train_path)
+    return train_path, frame.iloc[200:240].reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def bundle(flipkart_split: tuple[Path, pd.DataFrame], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    train_path, _ = flipkart_split
+    out = tmp_path_factory.mktemp("serve-bundle") / "model"
+    command = [sys.executable, "-m", "prodcat.cli", "train", str(train_path), "--out", str(out),
+               "--modalities", MODALITIES]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def heldout(flipkart_split: tuple[Path, pd.DataFrame]) -> pd.DataFrame:
+    return flipkart_split[1]
+
+
+@pytest.fixture(scope="module")
+def server(bundle: Path, tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("serve")
+    running = Server(bundle, f"sqlite:///{folder / 'reviews.db'}", folder / "server.log", *limit_flags()).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server: Server):
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        yield http
+
+
+@pytest.fixture
+def keyed() -> dict[str, str]:
+    return {"X-API-Key": API_KEY}
+
+
+def photo_of(product: pd.Series) -> bytes:
+    return Path(product["image"]).read_bytes()
+
+
+def multipart_product(product: pd.Series) -> dict[str, Any]:
+    return {
+        "data": {"title": product["title"], "description": product["description"][:1500]},
+        "files": {"image": ("photo.jpg", photo_of(product), "image/jpeg")},
+    }
+
+
+def top_level(category: str) -> str:
+    return str(category_at_level([category], 1)[0])
+
+
+# ------------------------------------------------------------------------------------------ endpoints
+def test_health_ready_model_docs(client: httpx.Client, bundle: Path) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    ready = client.get("/ready").json()
+    assert ready == {"ready": True, "model_version": manifest["version"], "labels": len(manifest["labels"])}
+    model = client.get("/model").json()
+    assert model["version"] == manifest["version"] and model["labels"] == manifest["labels"]
+    assert model["manifest"]["metrics"] == manifest["metrics"]
+    assert "swagger" in client.get("/docs").text.lower()
+    schema = client.get("/openapi.json").json()
+    assert {"/predict", "/predict-batch", "/health", "/ready", "/model", "/metrics", "/reviews"} <= set(schema["paths"])
+
+
+def test_predict_text_and_photo_multipart(client: httpx.Client, heldout: pd.DataFrame, bundle: Path) -> None:
+    product = heldout.iloc[0]
+    response = client.post("/predict", **multipart_product(product), headers={"X-Request-ID": "seller-42.a"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    labels = json.loads((bundle / "manifest.json").read_text())["labels"]
+    assert body["request_id"] == "seller-42.a" == response.headers["x-request-id"]
+    assert body["category"] in labels and body["decision"] in ("auto", "review")
+    assert sorted(body["modalities_used"]) == ["image", "text"]
+    probabilities = [entry["probability"] for entry in body["top_k"]]
+    assert len(probabilities) == 5 and probabilities == sorted(probabilities, reverse=True)
+    assert body["top_k"][0] == {"category": body["category"], "probability": body["confidence"]}
+    assert (body["decision"] == "review") == (body["review_id"] is not None)
+
+
+def test_predict_json_text_only_and_top_k(client: httpx.Client, heldout: pd.DataFrame) -> None:
+    product = heldout.iloc[1]
+    response = client.post("/predict?top_k=2", json={"title": product["title"], "product_id": "SKU-7"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["modalities_used"] == ["text"] and len(body["top_k"]) == 2 and body["product_id"] == "SKU-7"
+    assert client.post("/predict?top_k=999", json={"title": "towel"}).status_code == 422
+
+
+def test_photo_only_product(client: httpx.Client, heldout: pd.DataFrame) -> None:
+    response = client.post("/predict", files={"image": ("p.jpg", photo_of(heldout.iloc[2]), "image/jpeg")})
+    assert response.status_code == 200, response.text
+    assert response.json()["modalities_used"] == ["image"]
+
+
+def test_api_gives_the_same_answer_as_the_predictor(client: httpx.Client, heldout: pd.DataFrame, bundle: Path) -> None:
+    """No second preprocessing in the API: same product, same probabilities as ``Predictor.predict``."""
+    from prodcat.predict import Predictor
+
+    products = heldout.iloc[3:6]
+    direct = Predictor.load(bundle).predict(products, top_k=3)
+    for (_, product), expected in zip(products.iterrows(), direct, strict=True):
+        body = client.post("/predict?top_k=3", **multipart_product(product)).json()
+        assert body["category"] == expected.category
+        assert body["confidence"] == pytest.approx(expected.confidence, abs=1e-5)
+
+
+def test_batch_is_accurate_on_heldout_products(client: httpx.Client, heldout: pd.DataFrame) -> None:
+    products = heldout.iloc[8:16]
+    fields = [{"title": p["title"], "description": p["description"][:1500], "image": f"photo{i}"}
+              for i, (_, p) in enumerate(products.iterrows())]  # fmt: skip
+    files = [(f"photo{i}", (f"{i}.jpg", photo_of(p), "image/jpeg")) for i, (_, p) in enumerate(products.iterrows())]
+    response = client.post("/predict-batch", data={"products": json.dumps(fields)}, files=files)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["index"] for r in results] == list(range(8)) and all(r["error"] is None for r in results)
+    predicted = [r["prediction"]["category"] for r in results]
+    truth = [top_level(c) for c in products["category"]]
+    accuracy = sum(p == t for p, t in zip(predicted, truth, strict=True)) / len(truth)
+    assert accuracy >= 0.6, (predicted, truth)
+
+
+def test_batch_bad_items_fail_alone(client: httpx.Client, heldout: pd.DataFrame) -> None:
+    good = heldout.iloc[16]
+    items = [
+        {"title": good["title"]},
+        {"title": "x" * (LIMITS["max_text_chars"] + 1)},
+        {"title": "   "},
+        {"title": "towel", "colour": "red"},
+        "not an object",
+        {"title": good["title"], "description": good["description"][:500]},
+    ]
+    response = client.post("/predict-batch", json=items)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["error"]["error"] if r["error"] else "ok" for r in results] == [
+        "ok", "max_text_chars", "invalid_item", "invalid_item", "invalid_item", "ok"]  # fmt: skip
+    assert results[1]["error"]["limit_value"] == LIMITS["max_text_chars"]
+
+
+def test_multipart_batch_with_bad_photos(client: httpx.Client, heldout: pd.DataFrame) -> None:
+    photo = photo_of(heldout.iloc[17])
+    fields = [
+        {"title": heldout.iloc[17]["title"], "image": "good"},
+        {"title": "lamp", "image": "corrupt"},
+        {"title": "lamp", "image": "text"},
+        {"title": "lamp", "image": "absent"},
+        {"image": "good"},
+    ]
+    files = [("good", ("a.jpg", photo, "image/jpeg")), ("corrupt", ("b.jpg", photo[:300], "image/jpeg")),
+             ("text", ("c.jpg", b"just some text", "image/jpeg"))]  # fmt: skip
+    response = client.post("/predict-batch", data={"products": json.dumps(fields)}, files=files)
+    assert response.status_code == 200, response.text
+    outcomes = [(r["error"]["error"], r["error"]["status"]) if r["error"] else "ok" for r in response.json()["results"]]
+    assert outcomes == ["ok", ("image_corrupt", 422), ("image_type", 415), ("image_missing", 422), "ok"]
+
+
+# ------------------------------------------------------------------------------------------ limits
+def test_oversized_batch(client: httpx.Client) -> None:
+    response = client.post("/predict-batch", json=[{"title": "towel"}] * (LIMITS["max_batch_items"] + 1))
+    assert_refused(response, 413, "max_batch_items", LIMITS["max_batch_items"])
+
+
+def test_oversized_text(client: httpx.Client) -> None:
+    body = assert_refused(
+        client.post("/predict", json={"title": "towel", "description": "d" * 2001}), 422, "max_text_chars", 2000
+    )
+    assert "description of 2001 characters" in body["detail"]
+    form = {"title": "t" * 2001}
+    assert_refused(client.post("/predict", data=form, files={"image": ("a.jpg", b"", "image/jpeg")}), 422,
+                   "image_empty")  # fmt: skip
+    assert_refused(client.post("/predict", data=form, files={"x": ("a", b"", "text/plain")}), 422, "unknown_field")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "status", "error"),
+    [
+        ("zero bytes", b"", 422, "image_empty"),
+        ("corrupt JPEG", b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8, 422, "image_corrupt"),
+        ("text named .jpg", b"<html>not a photo</html>", 415, "image_type"),
+        ("PDF", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", 415, "image_type"),
+    ],
+)
+def test_bad_photos(client: httpx.Client, name: str, content: bytes, status: int, error: str) -> None:
+    response = client.post("/predict", data={"title": "lamp"}, files={"image": ("photo.jpg", content, "image/jpeg")})
+    body = assert_refused(response, status, error)
+    if error == "image_type":
+        assert body["limit"] == "image_types" and "jpeg" in body["detail"]
+    assert client.get("/health").status_code == 200
+
+
+def test_truncated_real_photo(client: httpx.Client, heldout: pd.DataFrame) -> None:
+    photo = photo_of(heldout.iloc[18])
+    response = client.post("/predict", files={"image": ("p.jpg", photo[: len(photo) // 2], "image/jpeg")})
+    assert_refused(response, 422, "image_corrupt")
+
+
+def test_decompression_bomb_png(client: httpx.Client) -> None:
+    bomb = png_header_bomb(20_000, 20_000)
+    assert len(bomb) < LIMITS["max_image_bytes"]
+    response = client.post("/predict", data={"title": "poster"}, files={"image": ("poster.png", bomb, "image/png")})
+    body = assert_refused(response, 413, "max_pixels", LIMITS["max_pixels"])
+    assert "pixels exceeds the limit" in body["detail"]
+    assert client.get("/health").status_code == 200
+
+
+def test_oversized_photo_bytes(client: httpx.Client) -> None:
+    big = b"\xff\xd8\xff\xe0" + b"\0" * LIMITS["max_image_bytes"]
+    response = client.post("/predict", data={"title": "lamp"}, files={"image": ("big.jpg", big, "image/jpeg")})
+    assert_refused(response, 413, "max_image_bytes", LIMITS["max_image_bytes"])
+
+
+def test_wrong_request_content_type(client: httpx.Client) -> None:
+    response = client.post("/predict", content=b"title=lamp", headers={"Content-Type": "text/plain"})
+    assert_refused(response, 415, "content_type")
+    assert_refused(client.post("/predict"), 415, "content_type")
+    assert_refused(client.post("/predict", content=b"{not json", headers={"Content-Type": "application/json"}),
+                   422, "invalid_json")  # fmt: skip
+    assert_refused(client.post("/predict", json={}), 422, "invalid_json")
+
+
+def test_request_body_limit_by_length_and_by_stream(server: Server) -> None:
+    limit = LIMITS["max_request_bytes"]
+    declared = raw_http(
+        server.url,
+        f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {limit + 1}\r\n\r\n"
+        .encode(), [],
+    )  # fmt: skip
+    assert declared.startswith("HTTP/1.1 413") and f"max_request_bytes={limit}" in declared
+    chunk = b"a" * 65536
+    chunks = [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * (limit // len(chunk) + 2) + [b"0\r\n\r\n"]
+    streamed = raw_http(
+        server.url,
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        chunks,
+    )
+    assert streamed.startswith("HTTP/1.1 413") and "max_request_bytes" in streamed
+    assert httpx.get(f"{server.url}/health").status_code == 200
+
+
+def test_slow_upload_times_out(server: Server) -> None:
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    started = time.monotonic()
+    answer = raw_http(server.url, head, [b'{"title"'], timeout=LIMITS["request_timeout_s"] + 20)
+    assert answer.startswith("HTTP/1.1 504") and "request_timeout_s=8" in answer
+    assert time.monotonic() - started >= LIMITS["request_timeout_s"] - 0.5
+    assert httpx.get(f"{server.url}/health").status_code == 200
+
+
+# ------------------------------------------------------------------------------------------ review queue
+def test_review_queue_round_trip(
+    client: httpx.Client, server: Server, heldout: pd.DataFrame, keyed: dict[str, str], tmp_path: Path
+) -> None:
+    reviewed: list[tuple[int, pd.Series, bytes]] = []
+    for _, product in heldout.iloc[20:40].iterrows():
+        body = client.post("/predict", **multipart_product(product)).json()
+        assert (body["decision"] == "review") == (body["review_id"] is not None)
+        if body["review_id"] is not None:
+            reviewed.append((body["review_id"], product, photo_of(product)))
+    assert reviewed, "the model auto-accepted all 20 products: no review decision to test with"
+
+    assert_refused(client.get("/reviews"), 401, "api_key")
+    assert_refused(client.get("/reviews", headers={"X-API-Key": API_KEY + "x"}), 401, "api_key")
+    pending = client.get("/reviews?limit=500", headers=keyed).json()
+    assert {review_id for review_id, _, _ in reviewed} <= {item["id"] for item in pending["items"]}
+    review_id, product, photo = reviewed[0]
+    item = client.get(f"/reviews/{review_id}", headers=keyed).json()
+    assert (item["title"], item["status"], item["has_image"]) == (product["title"], "pending", True)
+    assert client.get(f"/reviews/{review_id}/image", headers=keyed).content == photo
+
+    correct = top_level(product["category"])
+    assert_refused(client.post(f"/reviews/{review_id}", json={"category": correct}), 401, "api_key")
+    done = client.post(f"/reviews/{review_id}", json={"category": correct, "reviewer": "ana"}, headers=keyed)
+    assert done.status_code == 200 and done.json()["status"] == "reviewed"
+    assert_refused(client.post("/reviews/999999", json={"category": correct}, headers=keyed), 404, "not_found")
+
+    corrections = load_corrections(server.db_url, image_dir=tmp_path)
+    row = corrections.set_index("product_id").loc[f"review-{review_id}"]
+    assert (row["title"], row["category"]) == (product["title"], correct)
+    assert Path(row["image"]).read_bytes() == photo
+
+
+def test_metrics_and_json_logs(client: httpx.Client, server: Server) -> None:
+    response = client.post("/predict", json={"title": "Stainless steel analog watch"})
+    assert response.status_code == 200
+    client.post("/predict", json={"title": "y" * 3000})
+    metrics = client.get("/metrics").text
+    assert 'prodcat_requests_total{method="POST",route="/predict",status="200"}' in metrics
+    assert 'prodcat_errors_total{error="max_text_chars"}' in metrics
+    assert "prodcat_decisions_total{decision=" in metrics
+    assert 'prodcat_request_latency_seconds_bucket{le="0.05",method="POST",route="/predict"}' in metrics
+    assert "prodcat_model_latency_seconds_count" in metrics
+
+    request_id = response.json()["request_id"]
+    time.sleep(0.2)  # the access line is written after the response
+    lines = [json.loads(line) for line in server.log_text().splitlines() if line.startswith("{")]
+    access = [line for line in lines if line.get("request_id") == request_id]
+    assert len(access) == 1
+    assert access[0]["status"] == 200 and access[0]["route"] == "/predict" and access[0]["latency_ms"] > 0
+    assert API_KEY not in server.log_text()
+
+
+def test_schemathesis_finds_no_server_error(server: Server, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "schemathesis.cli", "run", f"{server.url}/openapi.json",
+               "--checks", "not_a_server_error", "--max-examples", "15", "--seed", "1", "--workers", "1",
+               "--generation-database", "none", "--header", f"X-API-Key: {API_KEY}", "--no-color",
+               "--request-timeout", "30", "--report-dir", str(tmp_path)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert "No issues found" in result.stdout
+    assert httpx.get(f"{server.url}/health").status_code == 200
+
+
+# ------------------------------------------------------------------------------------------ durability
+def test_acknowledged_reviews_survive_sigkill(bundle: Path, heldout: pd.DataFrame, tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'reviews.db'}"
+    server = Server(bundle, db_url, tmp_path / "server.log", "--record-all").start()
+    titles = [f"{title} #{i}" for i, title in enumerate(heldout["title"].iloc[:10].tolist() * 3)]
+
+    def predict(title: str) -> int:
+        response = httpx.post(f"{server.url}/predict", json={"title": title}, timeout=60)
+        assert response.status_code == 200, response.text
+        return response.json()["review_id"]
+
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            acknowledged = list(pool.map(predict, titles))
+        server.kill()  # SIGKILL right after the last acknowledgement: no shutdown, no flush
+    finally:
+        server.stop()
+    assert len(set(acknowledged)) == len(titles)
+
+    restarted = Server(bundle, db_url, tmp_path / "server.log").start()
+    try:
+        listed = httpx.get(f"{restarted.url}/reviews?status=recorded&limit=500", headers={"X-API-Key": API_KEY}).json()
+        pending = httpx.get(f"{restarted.url}/reviews?status=pending&limit=500", headers={"X-API-Key": API_KEY}).json()
+    finally:
+        restarted.stop()
+    stored = {item["id"]: item["title"] for item in listed["items"] + pending["items"]}
+    assert set(acknowledged) <= set(stored)
+    assert sorted(stored[i] for i in acknowledged) == sorted(titles)
+    assert ReviewStore(db_url).count(None) == len(titles)
