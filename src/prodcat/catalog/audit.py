@@ -26,6 +26,7 @@ import io
 import json
 import logging
 import re
+import sys
 import textwrap
 from collections import Counter
 from collections.abc import Sequence
@@ -572,7 +573,9 @@ def _charts(result: dict[str, Any]) -> dict[str, str]:
             continue
         labels = list(counts)[:40]
         fig, ax = plt.subplots(figsize=(8, 0.25 * len(labels) + 1))
-        ax.barh([textwrap.shorten(label, 60) for label in labels][::-1], [counts[k] for k in labels][::-1])
+        # numeric positions: class names such as "10" must not be read as numbers by matplotlib
+        ax.barh(range(len(labels)), [counts[k] for k in labels][::-1])
+        ax.set_yticks(range(len(labels)), [textwrap.shorten(label, 60) for label in labels][::-1])
         ax.set_xlabel("products")
         ax.set_title(f"classes at level {name}" + (" (40 largest)" if len(counts) > 40 else ""))
         charts[f"classes_{name}"] = _png(fig)
@@ -593,7 +596,8 @@ def _charts(result: dict[str, Any]) -> dict[str, str]:
     languages = result["languages"]["counts"]
     if languages:
         fig, ax = plt.subplots(figsize=(5, 2.5))
-        ax.bar(list(languages), list(languages.values()))
+        ax.bar(range(len(languages)), list(languages.values()))
+        ax.set_xticks(range(len(languages)), list(languages))
         ax.set_title("languages")
         charts["languages"] = _png(fig)
     quality = result.get("images", {}).get("quality")
@@ -613,7 +617,7 @@ def _charts(result: dict[str, Any]) -> dict[str, str]:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from prodcat.catalog.loaders import FORMATS
+    from prodcat.catalog.loaders import add_loader_arguments
 
     parser = subparsers.add_parser(
         "audit",
@@ -632,13 +636,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
               prodcat audit ../shared/datasets/rakuten --report reports/rakuten-audit
               prodcat audit ../shared/datasets/flipkart --report reports/flipkart --labels
               prodcat audit ../shared/datasets/rakuten --report out --labels --level 0 --modalities text
-              prodcat audit products.csv --format csv --report out --no-images --sample 5000
+              prodcat audit products.csv --title-column name --category-column cat --category-sep / --report out
+              prodcat audit big.parquet --report out --no-images --sample 5000
             """
         ),
     )
-    parser.add_argument("data", help="catalogue: a Flipkart/Rakuten/fashion folder, or a CSV/Parquet file")
+    add_loader_arguments(parser)
     parser.add_argument("--report", required=True, metavar="DIR", help="folder for audit.json and audit.html")
-    parser.add_argument("--format", default="auto", choices=FORMATS, help="catalogue format (default: detect)")
     parser.add_argument("--sample", type=int, metavar="N", help="audit a random sample of N products (quick look)")
     parser.add_argument("--no-images", action="store_true", help="do not decode the photos (much faster)")
     parser.add_argument(
@@ -657,10 +661,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_audit(args: argparse.Namespace) -> int:
-    from prodcat.catalog.loaders import load_catalog
+    from prodcat.catalog.loaders import CatalogFormatError, load_from_args
     from prodcat.config import load_config
 
-    catalog = load_catalog(args.data, args.format)
+    try:
+        catalog = load_from_args(args)
+    except (CatalogFormatError, FileNotFoundError) as error:
+        print(f"prodcat audit: {error}", file=sys.stderr)
+        return 2
     if args.sample and args.sample < len(catalog.frame):
         sampled = catalog.frame.sample(n=args.sample, random_state=0).sort_index()
         kept = set(sampled["product_id"])

@@ -31,6 +31,7 @@ source file (the header is line 1; Parquet rows are numbered from 1) — never s
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -687,4 +688,32 @@ def load_catalog(
         category_column=category_column,
         image_root=image_root,
         category_sep=category_sep,
+    )
+
+
+def add_loader_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``data``, ``--format`` and the column-mapping options of :func:`load_catalog` to a subcommand."""
+    parser.add_argument("data", help="catalogue: a Flipkart/Rakuten/fashion folder, or a CSV/TSV/Parquet file")
+    parser.add_argument("--format", default="auto", choices=FORMATS, help="catalogue format (default: detect)")
+    mapping = parser.add_argument_group("columns of a CSV/Parquet catalogue (default: the canonical names)")
+    for field in ("id", "title", "description", "image", "category"):
+        mapping.add_argument(f"--{field}-column", metavar="NAME", help=f"column holding the product {field}")
+    mapping.add_argument("--image-root", metavar="DIR", help="folder relative photo paths start from")
+    mapping.add_argument("--category-sep", metavar="SEP", help="separator of category levels, e.g. '/' or '>>'")
+    mapping.add_argument("--language", default="en", choices=("en", "fr"), help="Rakuten category names")
+
+
+def load_from_args(args: argparse.Namespace) -> Catalog:
+    """:func:`load_catalog` with the options added by :func:`add_loader_arguments`."""
+    return load_catalog(
+        args.data,
+        args.format,
+        id_column=args.id_column,
+        title_column=args.title_column,
+        description_column=args.description_column,
+        image_column=args.image_column,
+        category_column=args.category_column,
+        image_root=args.image_root,
+        category_sep=args.category_sep,
+        language=args.language,
     )
