@@ -1,0 +1,126 @@
+"""Bundles (round trip, tamper refusal) and the CLI end to end on a real catalogue."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prodcat.bundle import BundleError, load_bundle, save_bundle, verify_bundle
+from prodcat.cli import main
+
+
+def test_bundle_round_trip_and_manifest(tmp_path):
+    out = save_bundle({"weights": np.arange(3)}, tmp_path / "m", config={"level": 1}, labels=["a", "b"],
+                      metrics={"accuracy": 0.5}, fingerprint="abc")
+    model, manifest = load_bundle(out)
+    np.testing.assert_array_equal(model["weights"], [0, 1, 2])
+    assert manifest["labels"] == ["a", "b"]
+    assert manifest["format_version"] == 1
+    assert manifest["data_fingerprint"] == "abc"
+    assert "scikit-learn" in manifest["libraries"]
+    assert len(manifest["files"]["model.joblib"]) == 64
+    # Rewriting replaces the bundle atomically and leaves no staging directory behind.
+    save_bundle({"weights": np.arange(4)}, out, config={}, labels=["a"])
+    assert load_bundle(out)[0]["weights"].shape == (4,)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_bundle_refuses_modified_extra_or_missing_files(tmp_path):
+    out = save_bundle({"w": 1}, tmp_path / "m", config={}, labels=["a"])
+    model_file = out / "model.joblib"
+    original = model_file.read_bytes()
+    model_file.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    with pytest.raises(BundleError, match="modified"):
+        verify_bundle(out)
+    model_file.write_bytes(original)
+    (out / "evil.py").write_text("print('hi')")
+    with pytest.raises(BundleError, match="unexpected"):
+        verify_bundle(out)
+    (out / "evil.py").unlink()
+    model_file.unlink()
+    with pytest.raises(BundleError, match="missing"):
+        verify_bundle(out)
+    with pytest.raises(BundleError, match="not a prodcat model bundle"):
+        verify_bundle(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def flipkart_bundle(flipkart_dir, tmp_path_factory) -> Path:
+    """A real text+image model trained through the CLI on a stratified sample of Flipkart."""
+    out = tmp_path_factory.mktemp("bundle") / "flipkart"
+    assert main(["train", str(flipkart_dir), "--out", str(out), "--sample", "300"]) == 0
+    return out
+
+
+def test_train_writes_a_verified_bundle_with_honest_metrics(flipkart_bundle):
+    manifest = verify_bundle(flipkart_bundle)
+    assert manifest["modalities"] == ["text", "image"]
+    assert len(manifest["labels"]) == 7
+    metrics = manifest["metrics"]
+    assert metrics["n"] == 300
+    assert 0.8 < metrics["accuracy"] <= 1.0  # out-of-fold, not training accuracy
+    assert 0 <= metrics["decision"]["automation_rate"] <= 1
+
+
+def test_predict_and_evaluate_commands(flipkart_bundle, flipkart_dir, tmp_path):
+    preds = tmp_path / "preds.csv"
+    assert main(["predict", str(flipkart_bundle), str(flipkart_dir), "--out", str(preds)]) == 0
+    table = pd.read_csv(preds)
+    assert list(table.columns[:5]) == ["product_id", "category", "confidence", "decision", "top_k"]
+    assert len(table) == 900
+    assert set(table["decision"]) <= {"auto", "review"}
+    top_k = json.loads(table["top_k"].iat[0])
+    assert top_k[0]["category"] == table["category"].iat[0]
+    assert sum(t["probability"] for t in top_k) <= 1.0 + 1e-6
+    # The three products without a photo are classified from their text alone.
+    no_photo = table["modalities_used"].fillna("") == "text"
+    assert no_photo.sum() == 3
+
+    report = tmp_path / "report"
+    assert main(["evaluate", str(flipkart_bundle), str(flipkart_dir), "--report", str(report)]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert {"n", "accuracy", "f1_weighted", "f1_macro", "per_class", "levels"} <= set(metrics)
+    assert metrics["n"] == 900 and metrics["accuracy"] > 0.85
+    assert (report / "confusion_matrix.png").stat().st_size > 1000
+    assert "Confusion" in (report / "report.html").read_text() or (report / "report.html").stat().st_size > 1000
+
+
+def test_cli_refuses_a_tampered_bundle(flipkart_bundle, flipkart_dir, tmp_path):
+    tampered = tmp_path / "tampered"
+    tampered.mkdir()
+    for f in flipkart_bundle.iterdir():
+        (tampered / f.name).write_bytes(f.read_bytes())
+    manifest = json.loads((tampered / "manifest.json").read_text())
+    manifest["files"]["model.joblib"] = "0" * 64
+    (tampered / "manifest.json").write_text(json.dumps(manifest))
+    run = subprocess.run(
+        [sys.executable, "-m", "prodcat.cli", "predict", str(tampered), str(flipkart_dir), "--out",
+         str(tmp_path / "p.csv")], capture_output=True, text=True,
+    )
+    assert run.returncode == 2
+    assert "modified" in run.stderr and "refusing" in run.stderr
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_cv_command_writes_metrics_per_level(fashion_dir, tmp_path):
+    report = tmp_path / "cv"
+    assert main(["cv", str(fashion_dir), "--modalities", "text", "--level", "2", "--sample", "600", "--folds", "3",
+                 "--report", str(report)]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["n"] == 600
+    assert set(metrics["levels"]) == {"1", "2"}
+    assert metrics["levels"]["1"]["accuracy"] >= metrics["accuracy"]
+    assert metrics["accuracy"] > 0.8
+
+
+def test_every_command_has_help_with_examples():
+    for command in ("train", "predict", "evaluate", "cv"):
+        run = subprocess.run([sys.executable, "-m", "prodcat.cli", command, "--help"], capture_output=True, text=True)
+        assert run.returncode == 0
+        assert "examples:" in run.stdout
