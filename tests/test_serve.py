@@ -30,7 +30,7 @@ from prodcat.review.store import ReviewStore, load_corrections
 pytestmark = pytest.mark.slow
 
 API_KEY = "test-key-5f1c0d9e"
-MODALITIES = "image"
+MODALITIES = "text,image"
 #: limits of the test server, small enough to cross cheaply
 LIMITS = {
     "max_image_bytes": 1_000_000,
