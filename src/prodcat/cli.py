@@ -15,6 +15,7 @@ import sys
 COMMAND_MODULES = (
     "prodcat.commands",
     "prodcat.catalog.audit",
+    "prodcat.explore.command",
     "prodcat.serve.command",
 )
 

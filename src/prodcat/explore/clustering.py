@@ -1,0 +1,244 @@
+"""The feasibility study: features -> reduction -> KMeans -> scores against the true categories.
+
+:class:`FeasibilityStudy` holds the choices (feature sets, reductions, level,
+seed); :meth:`FeasibilityStudy.run` takes a canonical catalogue frame and
+returns a :class:`StudyResult` with one :class:`ClusteringRun` per feature set
+and reduction.
+
+A feature set is a registered extractor name (``tfidf``, ``effnet_lite0``) or
+several joined by ``+`` (``tfidf+effnet_lite0``): the blocks are normalised
+and weighted equally by :func:`~prodcat.explore.reduction.combine_blocks`.
+Each extractor runs once per study even when it appears in several sets.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans
+from tqdm.auto import tqdm
+
+from prodcat.catalog.schema import category_at_level
+from prodcat.explore.metrics import ClusterMatching, clustering_scores, match_clusters
+from prodcat.explore.reduction import REDUCTIONS, combine_blocks, make_reduction
+from prodcat.features.base import make_extractor, registered_extractors
+
+log = logging.getLogger(__name__)
+
+TEXT_FEATURES = ("bow", "tfidf", "word2vec", "usem3", "e5", "minilm")
+IMAGE_FEATURES = ("bovw_sift", "bovw_orb", "effnet_lite0", "color_hist")
+#: what ``prodcat explore`` studies when no ``--features`` is given
+DEFAULT_FEATURES = (
+    *TEXT_FEATURES,
+    *IMAGE_FEATURES,
+    "tfidf+effnet_lite0",
+    "usem3+effnet_lite0",
+    "minilm+effnet_lite0",
+    "e5+effnet_lite0",
+)
+DEFAULT_REDUCTIONS = ("pca", "pca+tsne")
+
+
+def check_feature_sets(feature_sets: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming any extractor of ``feature_sets`` that is not registered (before any work)."""
+    known = registered_extractors()
+    unknown = sorted({name for feature_set in feature_sets for name in feature_set.split("+") if name not in known})
+    if unknown:
+        raise ValueError(f"unknown feature extractor(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+
+
+def cluster_points(points: np.ndarray, n_clusters: int, *, n_init: int = 10, seed: int = 0) -> np.ndarray:
+    """KMeans labels of ``points`` ``(n, d)``: ``(n,)`` ints in ``[0, n_clusters)``.
+
+    Several initialisations (``n_init``) keep the best inertia, which makes the
+    result far less dependent on the seed than a single k-means++ start.
+    """
+    return KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit_predict(points)
+
+
+def stratified_sample(frame: pd.DataFrame, labels: Sequence[str], n: int, *, seed: int = 0) -> pd.DataFrame:
+    """``n`` rows of ``frame`` keeping each label's share (every label keeps at least one row if n allows).
+
+    Rows are shuffled with ``seed``, ranked within their label, and taken by
+    relative rank: the first pick of every label comes before any second pick
+    of a label twice its size, so proportions hold to within one row.
+    """
+    if n >= len(frame):
+        return frame
+    labels = pd.Series(np.asarray(labels, dtype=object), index=frame.index)
+    order = np.random.default_rng(seed).permutation(len(frame))
+    shuffled = labels.iloc[order]
+    rank = shuffled.groupby(shuffled, sort=False).cumcount()
+    size = shuffled.map(shuffled.value_counts())
+    relative = (rank + 0.5) / size
+    chosen = relative.sort_values(kind="stable").index[:n]
+    return frame.loc[frame.index.isin(chosen)]
+
+
+@dataclass
+class ClusteringRun:
+    """One feature set, one reduction: its clusters and how they match the categories."""
+
+    features: str
+    reduction: str
+    #: reduced points that were clustered, ``(n, d)``
+    points: np.ndarray
+    #: cluster label per product, ``(n,)``
+    clusters: np.ndarray
+    scores: dict[str, float]
+    matching: ClusterMatching
+    #: wall-clock seconds of extraction (first use of each extractor) + reduction + clustering
+    seconds: float
+    feature_seconds: float
+
+    def record(self, *, n: int, k: int, level: int | None) -> dict[str, Any]:
+        """The JSON record of this run (``clustering.json``)."""
+        return {
+            "features": self.features,
+            "reduction": self.reduction,
+            **{name: round(value, 4) for name, value in self.scores.items()},
+            "matched_accuracy": round(self.matching.accuracy, 4),
+            "seconds": round(self.seconds, 2),
+            "feature_seconds": round(self.feature_seconds, 2),
+            "dims": int(self.points.shape[1]),
+            "n": n,
+            "k": k,
+            "level": level,
+        }
+
+
+@dataclass
+class StudyResult:
+    """Everything a report needs: the products studied, their categories, the runs."""
+
+    frame: pd.DataFrame
+    #: true category (at ``level``) of each product of ``frame``, ``(n,)``
+    categories: np.ndarray
+    level: int | None
+    seed: int
+    runs: list[ClusteringRun] = field(default_factory=list)
+
+    @property
+    def n_categories(self) -> int:
+        return len(np.unique(self.categories))
+
+    def ranked(self) -> list[ClusteringRun]:
+        """Runs best first (ARI, then NMI)."""
+        return sorted(self.runs, key=lambda run: (run.scores["ari"], run.scores["nmi"]), reverse=True)
+
+    def records(self) -> list[dict[str, Any]]:
+        return [run.record(n=len(self.frame), k=self.n_categories, level=self.level) for run in self.ranked()]
+
+    def best(self) -> ClusteringRun:
+        return self.ranked()[0]
+
+
+class FeasibilityStudy:
+    """Do products of one category group together? Cluster them and compare with their categories.
+
+    Args:
+        features: feature sets, each an extractor name or names joined by ``+``.
+        reductions: names from :data:`~prodcat.explore.reduction.REDUCTIONS`.
+        level: category depth compared against (1 = top level; ``None`` = full path).
+        n_components: PCA dimensions kept before clustering or t-SNE.
+        n_init: KMeans initialisations.
+        seed: seeds every random step (SVD, PCA, t-SNE, KMeans).
+        extractor_params: per extractor name, keyword arguments for
+            :func:`~prodcat.features.base.make_extractor`.
+        progress: show progress bars.
+    """
+
+    def __init__(
+        self,
+        features: Sequence[str] = DEFAULT_FEATURES,
+        reductions: Sequence[str] = DEFAULT_REDUCTIONS,
+        level: int | None = 1,
+        n_components: int = 50,
+        n_init: int = 10,
+        seed: int = 0,
+        extractor_params: dict[str, dict[str, Any]] | None = None,
+        progress: bool = True,
+    ):
+        self.features = features
+        self.reductions = reductions
+        self.level = level
+        self.n_components = n_components
+        self.n_init = n_init
+        self.seed = seed
+        self.extractor_params = extractor_params
+        self.progress = progress
+
+    def run(self, frame: pd.DataFrame) -> StudyResult:
+        """Study the labelled products of ``frame`` (a canonical catalogue frame)."""
+        unknown = [r for r in self.reductions if r not in REDUCTIONS]
+        if unknown:
+            raise ValueError(f"unknown reduction(s) {unknown}; known: {', '.join(REDUCTIONS)}")
+        check_feature_sets(self.features)
+        labelled = frame[frame["category"].notna()].reset_index(drop=True)
+        if len(labelled) < len(frame):
+            log.info("%d unlabelled products left out of the study", len(frame) - len(labelled))
+        categories = category_at_level(labelled["category"], self.level)
+        k = len(np.unique(categories))
+        if k < 2:
+            raise ValueError(f"the catalogue has {k} category at level {self.level}; clustering needs at least 2")
+        result = StudyResult(labelled, categories, self.level, self.seed)
+        blocks = _BlockStore(labelled, self.extractor_params or {}, progress=self.progress)
+        for feature_set in tqdm(self.features, desc="feature sets", disable=not self.progress, unit="set"):
+            names = feature_set.split("+")
+            matrices = [blocks.get(name) for name in names]
+            feature_seconds = sum(blocks.seconds[name] for name in names)
+            started = time.perf_counter()
+            combined = combine_blocks(matrices, seed=self.seed)
+            combine_seconds = time.perf_counter() - started
+            for reduction in self.reductions:
+                started = time.perf_counter()
+                points = make_reduction(
+                    reduction, combined.shape, n_components=self.n_components, seed=self.seed
+                ).fit_transform(combined)
+                clusters = cluster_points(points, k, n_init=self.n_init, seed=self.seed)
+                scores = clustering_scores(categories, clusters, points, seed=self.seed)
+                seconds = feature_seconds + combine_seconds + time.perf_counter() - started
+                matching = match_clusters(categories, clusters)
+                run = ClusteringRun(
+                    feature_set, reduction, points, clusters, scores, matching, seconds, feature_seconds
+                )
+                result.runs.append(run)
+                log.info(
+                    "%s / %s: ARI %.3f, NMI %.3f, silhouette %.3f (%.1fs)",
+                    feature_set,
+                    reduction,
+                    scores["ari"],
+                    scores["nmi"],
+                    scores["silhouette"],
+                    seconds,
+                )
+        return result
+
+
+class _BlockStore:
+    """The extractor outputs of one study, each computed once, on first request."""
+
+    def __init__(self, frame: pd.DataFrame, params: dict[str, dict[str, Any]], *, progress: bool):
+        self.frame = frame
+        self.params = params
+        self.progress = progress
+        self.matrices: dict[str, Any] = {}
+        #: extractor name -> seconds its fit_transform took
+        self.seconds: dict[str, float] = {}
+
+    def get(self, name: str) -> Any:
+        """``(n, d)`` features of every product (dense or sparse) from the extractor ``name``."""
+        if name not in self.matrices:
+            started = time.perf_counter()
+            extractor = make_extractor(name, **self.params.get(name, {}))
+            if "progress" in extractor.get_params():
+                extractor.set_params(progress=self.progress)
+            self.matrices[name] = extractor.fit_transform(self.frame)
+            self.seconds[name] = time.perf_counter() - started
+        return self.matrices[name]

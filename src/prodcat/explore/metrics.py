@@ -1,0 +1,86 @@
+"""How well clusters agree with the true categories.
+
+Scores come from scikit-learn (ARI, NMI, silhouette); :func:`match_clusters`
+pairs each cluster with one category (Hungarian assignment on the contingency
+table, :func:`scipy.optimize.linear_sum_assignment`) so a clustering can be read
+like a classifier: an accuracy, a cluster-vs-category matrix and the products
+it "misplaces".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
+from sklearn.metrics.cluster import contingency_matrix
+
+#: silhouette is O(n²): above this many points it is estimated on a seeded sample
+SILHOUETTE_SAMPLE = 3000
+
+
+@dataclass(frozen=True)
+class ClusterMatching:
+    """Clusters paired one-to-one with categories, maximising the products they share.
+
+    ``matrix[i, j]`` counts the products of ``categories[i]`` in cluster ``clusters[j]``;
+    columns are ordered so that the cluster matched to category ``i`` is column ``i``
+    (unmatched clusters, when there are more clusters than categories, come last).
+    """
+
+    categories: list[str]
+    clusters: list[int]
+    matrix: np.ndarray
+    #: cluster id -> the category it is matched to (absent: cluster left unmatched)
+    assignment: dict[int, str]
+    #: share of products whose cluster is matched to their own category, in [0, 1]
+    accuracy: float
+
+    def predicted(self, clusters: Sequence[int]) -> np.ndarray:
+        """The matched category of each cluster label, ``None`` for unmatched clusters."""
+        return np.asarray([self.assignment.get(int(c)) for c in clusters], dtype=object)
+
+
+def match_clusters(y_true: Sequence[str], clusters: Sequence[int]) -> ClusterMatching:
+    """Pair clusters with categories so that the most products land in their own category.
+
+    ``y_true``: category of each product, shape ``(n,)``; ``clusters``: cluster label
+    of each product, shape ``(n,)``.
+    """
+    categories, true_codes = np.unique(np.asarray(y_true, dtype=object).astype(str), return_inverse=True)
+    cluster_ids, cluster_codes = np.unique(np.asarray(clusters), return_inverse=True)
+    counts = contingency_matrix(true_codes, cluster_codes)  # (n_categories, n_clusters)
+    rows, cols = linear_sum_assignment(counts, maximize=True)  # rows come back ascending
+    row_order = [*rows, *sorted(set(range(counts.shape[0])) - set(rows))]
+    col_order = [*cols, *sorted(set(range(counts.shape[1])) - set(cols))]
+    return ClusterMatching(
+        categories=[str(categories[r]) for r in row_order],
+        clusters=[int(cluster_ids[c]) for c in col_order],
+        matrix=counts[np.ix_(row_order, col_order)],
+        assignment={int(cluster_ids[c]): str(categories[r]) for r, c in zip(rows, cols, strict=True)},
+        accuracy=float(counts[rows, cols].sum() / counts.sum()),
+    )
+
+
+def clustering_scores(
+    y_true: Sequence[str], clusters: Sequence[int], points: np.ndarray, *, seed: int = 0
+) -> dict[str, float]:
+    """ARI, NMI (against the true categories) and silhouette (of ``points``, shape ``(n, d)``).
+
+    The silhouette is measured in the space that was clustered, with Euclidean
+    distance; ``nan`` when there is a single cluster.
+    """
+    clusters = np.asarray(clusters)
+    n_clusters = len(np.unique(clusters))
+    if 1 < n_clusters < len(clusters):
+        sample = SILHOUETTE_SAMPLE if len(clusters) > SILHOUETTE_SAMPLE else None
+        silhouette = float(silhouette_score(points, clusters, sample_size=sample, random_state=seed))
+    else:
+        silhouette = float("nan")
+    return {
+        "ari": float(adjusted_rand_score(y_true, clusters)),
+        "nmi": float(normalized_mutual_info_score(y_true, clusters)),
+        "silhouette": silhouette,
+    }

@@ -1,0 +1,179 @@
+"""Write a study as ``clustering.json`` and a self-contained ``report.html``.
+
+The HTML embeds everything (plots as base64 PNG, product thumbnails as base64
+JPEG), so it can be mailed or archived as one file. It shows the table of runs
+best first, 2-D maps coloured by true category and by cluster side by side,
+the cluster-vs-category matrix of the best run with its matched accuracy, and
+a few products the best run puts in another category's cluster.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prodcat.catalog.audit import thumbnail
+from prodcat.explore.clustering import ClusteringRun, StudyResult
+from prodcat.explore.reduction import TSNE2D
+
+#: feature sets whose 2-D maps are drawn (their best run each), best first
+MAPS = 4
+#: misplaced products shown
+EXAMPLES = 8
+
+
+def write_report(result: StudyResult, out_dir: str | Path, *, source: str = "") -> tuple[Path, Path]:
+    """Write ``clustering.json`` and ``report.html`` in ``out_dir``; return both paths."""
+    from jinja2 import Environment, PackageLoader
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = result.records()
+    json_path = out_dir / "clustering.json"
+    json_path.write_text(json.dumps(records, indent=2, ensure_ascii=False), encoding="utf-8")
+
+    best = result.best()
+    palette = category_palette(best.matching.categories)
+    # autoescape: product texts carry raw HTML, which must show as text, not run in the report
+    env = Environment(loader=PackageLoader("prodcat.explore", "templates"), autoescape=True)
+    html = env.get_template("report.html.j2").render(
+        source=source,
+        n=len(result.frame),
+        k=result.n_categories,
+        level=result.level,
+        seed=result.seed,
+        records=records,
+        best=best.record(n=len(result.frame), k=result.n_categories, level=result.level),
+        maps=[scatter_pair(result, run, palette) for run in best_run_per_feature_set(result)[:MAPS]],
+        matrix=matrix_table(best),
+        accuracy=best.matching.accuracy,
+        examples=misplaced_examples(result, best, EXAMPLES),
+    )
+    html_path = out_dir / "report.html"
+    html_path.write_text(html, encoding="utf-8")
+    return json_path, html_path
+
+
+def best_run_per_feature_set(result: StudyResult) -> list[ClusteringRun]:
+    """The best run of each feature set, best first."""
+    seen: dict[str, ClusteringRun] = {}
+    for run in result.ranked():
+        seen.setdefault(run.features, run)
+    return list(seen.values())
+
+
+def category_palette(categories: list[str]) -> dict[str, Any]:
+    """A distinct colour per category (tab10/tab20, then a continuous map for many categories)."""
+    import matplotlib
+
+    count = len(categories)
+    cmap = matplotlib.colormaps["tab10" if count <= 10 else "tab20" if count <= 20 else "turbo"]
+    return {c: cmap(i if count <= 20 else i / max(count - 1, 1)) for i, c in enumerate(categories)}
+
+
+def points_2d(result: StudyResult, run: ClusteringRun) -> np.ndarray:
+    """2-D coordinates to draw ``run``: its own if 2-D, else its feature set's 2-D run, else a t-SNE of it."""
+    if run.points.shape[1] == 2:
+        return run.points
+    for other in result.runs:
+        if other.features == run.features and other.points.shape[1] == 2:
+            return other.points
+    return TSNE2D(random_state=result.seed).fit_transform(run.points)
+
+
+def scatter_pair(result: StudyResult, run: ClusteringRun, palette: dict[str, Any]) -> dict[str, Any]:
+    """Side-by-side 2-D maps of ``run``: coloured by true category, and by cluster.
+
+    A cluster takes the colour of the category it is matched to, so the two
+    panels read alike where the clustering agrees with the catalogue.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xy = points_2d(result, run)
+    grey = (0.6, 0.6, 0.6, 1.0)
+    true_colours = [palette.get(c, grey) for c in result.categories]
+    cluster_colours = [palette.get(c, grey) for c in run.matching.predicted(run.clusters)]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
+    for ax, colours, title in (
+        (axes[0], true_colours, "true category"),
+        (axes[1], cluster_colours, f"KMeans cluster (ARI {run.scores['ari']:.2f})"),
+    ):
+        ax.scatter(xy[:, 0], xy[:, 1], c=colours, s=8, linewidths=0)
+        ax.set_title(title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if len(palette) <= 20:
+        handles = [plt.Line2D([], [], marker="o", ls="", color=colour, label=c) for c, colour in palette.items()]
+        fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8, frameon=False)
+        fig.subplots_adjust(bottom=0.08 + 0.035 * ((len(handles) + 3) // 4))
+    return {"features": run.features, "reduction": run.reduction, "png": figure_data_uri(fig)}
+
+
+def figure_data_uri(fig: Any) -> str:
+    """A matplotlib figure as a PNG ``data:`` URI (the figure is closed)."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def matrix_table(run: ClusteringRun) -> dict[str, Any]:
+    """The matched cluster-vs-category matrix, with each cell's share of its row for shading."""
+    matching = run.matching
+    totals = matching.matrix.sum(axis=1, keepdims=True).clip(min=1)
+    columns = [
+        f"cluster {c} → {matching.assignment[c]}" if c in matching.assignment else f"cluster {c} (unmatched)"
+        for c in matching.clusters
+    ]
+    rows = [
+        {"category": category, "cells": [(int(v), float(v / totals[i, 0])) for v in matching.matrix[i]]}
+        for i, category in enumerate(matching.categories)
+    ]
+    return {"columns": columns, "rows": rows, "features": run.features, "reduction": run.reduction}
+
+
+def misplaced_examples(result: StudyResult, run: ClusteringRun, count: int) -> list[dict[str, Any]]:
+    """Up to ``count`` products whose cluster is matched to another category.
+
+    One product per (true, cluster) confusion, most frequent confusions first,
+    so the examples cover the main mix-ups rather than repeat one.
+    """
+    predicted = run.matching.predicted(run.clusters)
+    wrong = pd.DataFrame({"true": result.categories, "cluster": predicted})
+    wrong = wrong[wrong["true"] != wrong["cluster"]]
+    if wrong.empty:
+        return []
+    pair_size = wrong.groupby(["true", "cluster"], dropna=False)["true"].transform("size")
+    picks = wrong.assign(size=pair_size).drop_duplicates(["true", "cluster"])
+    picks = picks.sort_values("size", ascending=False, kind="stable").head(count)
+    examples = []
+    for row, pick in picks.iterrows():
+        product = result.frame.loc[row]
+        examples.append(
+            {
+                "product_id": product["product_id"],
+                "title": product["title"],
+                "description": _shorten(product["description"], 300),
+                "category": pick["true"],
+                "cluster_category": pick["cluster"] or "an unmatched cluster",
+                "confusions": int(pick["size"]),
+                "thumbnail": thumbnail(product["image"], side=128),
+            }
+        )
+    return examples
+
+
+def _shorten(text: str, width: int) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
