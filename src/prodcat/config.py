@@ -26,9 +26,16 @@ class FeatureSpec(BaseModel):
 
 
 class HeadConfig(BaseModel):
-    """One modality's classifier: features, then a linear model with class weighting."""
+    """One head: features of one modality, then a linear model with class weighting.
+
+    Several heads may read the same modality (e.g. TF-IDF and a sentence
+    encoder); the fusion learns how far to trust each.
+    """
 
     model_config = ConfigDict(extra="forbid")
+    #: unique name of the head, e.g. ``text_tfidf``
+    name: str
+    modality: Modality
     features: list[FeatureSpec]
     classifier: Literal["logreg", "linearsvc", "sgd"] = "logreg"
     #: inverse regularisation strength
@@ -39,12 +46,13 @@ class HeadConfig(BaseModel):
     scale: bool = True
 
 
-def _default_text() -> HeadConfig:
-    return HeadConfig(features=[FeatureSpec(name="tfidf")], classifier="logreg", C=20.0, scale=False)
-
-
-def _default_image() -> HeadConfig:
-    return HeadConfig(features=[FeatureSpec(name="effnet_lite0")], classifier="logreg", C=0.5)
+def default_heads() -> list[HeadConfig]:
+    return [
+        HeadConfig(name="text_tfidf", modality="text", features=[FeatureSpec(name="tfidf")], classifier="logreg",
+                   C=20.0, scale=False),
+        HeadConfig(name="image_effnet", modality="image", features=[FeatureSpec(name="effnet_lite0")],
+                   classifier="logreg", C=0.5),
+    ]
 
 
 class Config(BaseModel):
@@ -55,8 +63,8 @@ class Config(BaseModel):
     level: int | None = 1
     #: modalities to use; ``None`` = every modality the catalogue has
     modalities: list[Modality] | None = None
-    text: HeadConfig = Field(default_factory=_default_text)
-    image: HeadConfig = Field(default_factory=_default_image)
+    #: the heads; those whose modality is not used are skipped
+    heads: list[HeadConfig] = Field(default_factory=default_heads)
     #: how the heads' probabilities are combined when both modalities are used
     fusion: Literal["late", "stacking", "early"] = "stacking"
     #: post-hoc calibration of the final probabilities (fitted on out-of-fold scores)

@@ -7,8 +7,8 @@ levels (a child is never predicted under the wrong parent).
 
 Training, in order:
 
-1. each modality head fits its extractors on the products that have it, and
-   out-of-fold probabilities come from an internal stratified CV
+1. each head (one per feature family: TF-IDF, a sentence encoder, a CNN...)
+   fits its extractors on the products that have it, and out-of-fold probabilities come from an internal stratified CV
    (``config.inner_folds``) of its linear model on that one feature matrix;
 2. the fusion (late or stacking) is fitted on those out-of-fold probabilities;
    ``early`` instead trains one linear model on the concatenated features;
@@ -32,7 +32,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import StandardScaler
 
 from prodcat.catalog.schema import category_at_level, modality_mask
-from prodcat.config import Config, HeadConfig
+from prodcat.config import Config
 from prodcat.models.calibration import make_calibrator
 from prodcat.models.decision import DecisionPolicy
 from prodcat.models.fusion import LateFusion, StackingFusion
@@ -73,17 +73,20 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         self.heads_: dict[str, ModalityHead] = {}
         masks: dict[str, np.ndarray] = {}
         matrices: dict[str, Any] = {}
-        for modality in wanted:
-            head = ModalityHead(self._head_config(config, modality), modality, seed=config.seed)
-            rows = modality_mask(frame, modality)
+        for head_config in config.heads:
+            if head_config.modality not in wanted:
+                continue
+            rows = modality_mask(frame, head_config.modality)
             if not rows.any():
-                raise ValueError(f"modality {modality!r} requested but no product has it")
-            head.fit_extractors(frame[rows])
+                raise ValueError(f"modality {head_config.modality!r} requested but no product has it")
+            head = ModalityHead(head_config, seed=config.seed).fit_extractors(frame[rows])
             mask = head.available(frame)
-            self.heads_[modality] = head
-            masks[modality] = mask
-            matrices[modality] = head.features(frame[mask])
-            log.info("%s head: %d of %d products", modality, mask.sum(), len(frame))
+            self.heads_[head_config.name] = head
+            masks[head_config.name] = mask
+            matrices[head_config.name] = head.features(frame[mask])
+            log.info("head %s: %d of %d products", head_config.name, mask.sum(), len(frame))
+        if not self.heads_:
+            raise ValueError(f"no head in the config reads the modalities {wanted}")
 
         if config.fusion == "early" and len(self.heads_) > 1:
             oof = self._fit_early(matrices, masks, y, config)
@@ -99,23 +102,19 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         self.oof_y_ = y
         return self
 
-    @staticmethod
-    def _head_config(config: Config, modality: str) -> HeadConfig:
-        return config.text if modality == "text" else config.image
-
     def _fit_heads(
         self, matrices: dict[str, Any], masks: dict[str, np.ndarray], y: np.ndarray, config: Config
     ) -> np.ndarray:
         """Out-of-fold head probabilities, fusion fitted on them, heads refitted; returns fused OOF."""
         n = len(y)
         probas: dict[str, np.ndarray] = {}
-        for modality, head in self.heads_.items():
-            mask = masks[modality]
+        for name, head in self.heads_.items():
+            mask = masks[name]
             full = np.tile(self.prior_, (n, 1))
-            full[mask] = out_of_fold_proba(head, matrices[modality], y[mask], self.classes_, config.inner_folds,
+            full[mask] = out_of_fold_proba(head, matrices[name], y[mask], self.classes_, config.inner_folds,
                                            config.seed)
-            probas[modality] = full
-            head.fit_matrix(matrices[modality], y[mask])
+            probas[name] = full
+            head.fit_matrix(matrices[name], y[mask])
         y_index = np.searchsorted(self.classes_, y)
         any_modality = np.logical_or.reduce(list(masks.values()))
         self.fusion_ = (StackingFusion() if config.fusion == "stacking" else LateFusion())
@@ -134,7 +133,8 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         self.early_scalers_ = {}
         design = self._early_design(matrices, masks, fit=True)
         any_modality = np.logical_or.reduce(list(masks.values()))
-        self.early_head_ = ModalityHead(config.text, "text+image", seed=config.seed)
+        text_heads = [h for h in config.heads if h.modality == "text"] or config.heads
+        self.early_head_ = ModalityHead(text_heads[0], seed=config.seed)
         oof = np.tile(self.prior_, (len(y), 1))
         oof[any_modality] = out_of_fold_proba(
             self.early_head_, design[any_modality], y[any_modality], self.classes_, config.inner_folds, config.seed
@@ -148,16 +148,16 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
 
         n = len(next(iter(masks.values())))
         blocks = []
-        for modality in self.heads_:
-            X = matrices[modality]
+        for name in self.heads_:
+            X = matrices[name]
             if not sp.issparse(X):
                 if fit:
-                    self.early_scalers_[modality] = StandardScaler().fit(X)
-                X = self.early_scalers_[modality].transform(X) / np.sqrt(X.shape[1])
+                    self.early_scalers_[name] = StandardScaler().fit(X)
+                X = self.early_scalers_[name].transform(X) / np.sqrt(X.shape[1])
             full = sp.lil_matrix((n, X.shape[1])) if sp.issparse(X) else np.zeros((n, X.shape[1]))
-            full[masks[modality]] = X
+            full[masks[name]] = X
             blocks.append(sp.csr_matrix(full))
-            blocks.append(sp.csr_matrix(masks[modality][:, None].astype(float)))
+            blocks.append(sp.csr_matrix(masks[name][:, None].astype(float)))
         return stack_features(blocks).tocsr()
 
     # -------------------------------------------------------------- predict
@@ -165,7 +165,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         """Calibrated probabilities ``(n, n_classes)`` and the modalities each product was classified from."""
         frame = frame.reset_index(drop=True)
         n = len(frame)
-        masks = {m: head.available(frame) for m, head in self.heads_.items()}
+        masks = {name: head.available(frame) for name, head in self.heads_.items()}
         if getattr(self, "fusion_", None) is None and hasattr(self, "early_head_"):
             matrices = {m: self.heads_[m].features(frame[masks[m]]) for m in self.heads_}
             design = self._early_design(matrices, masks)
@@ -176,17 +176,18 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
                                           self.early_head_.classes_, self.classes_)
         else:
             probas = {}
-            for modality, head in self.heads_.items():
+            for name, head in self.heads_.items():
                 full = np.tile(self.prior_, (n, 1))
-                if masks[modality].any():
-                    full[masks[modality]] = align_proba(
-                        head.predict_proba(frame[masks[modality]]), head.classes_, self.classes_
-                    )
-                probas[modality] = full
+                if masks[name].any():
+                    full[masks[name]] = align_proba(head.predict_proba(frame[masks[name]]), head.classes_,
+                                                    self.classes_)
+                probas[name] = full
             fused = self.fusion_.predict_proba(probas, masks)
         none = ~np.logical_or.reduce(list(masks.values())) if masks else np.ones(n, dtype=bool)
         fused[none] = self.prior_
-        used = [[m for m in self.heads_ if masks[m][i]] for i in range(n)]
+        has = {m: np.logical_or.reduce([masks[name] for name, h in self.heads_.items() if h.config.modality == m])
+               for m in self.modalities_}
+        used = [[m for m in has if has[m][i]] for i in range(n)]
         return ProbaResult(self.calibrator_.transform(fused), used)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
@@ -197,7 +198,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
 
     @property
     def modalities_(self) -> list[str]:
-        return list(self.heads_)
+        return [m for m in MODALITIES if any(h.config.modality == m for h in self.heads_.values())]
 
     def __getstate__(self) -> dict[str, Any]:
         # Out-of-fold training scores are for reports, not for the saved model.

@@ -54,16 +54,15 @@ def build_classifier(config: HeadConfig, dense: bool, seed: int) -> BaseEstimato
 
 
 class ModalityHead(ClassifierMixin, BaseEstimator):
-    """Features of one modality + a linear classifier.
+    """Features of one modality (``config.modality``) + a linear classifier.
 
     ``predict_proba`` returns ``(n, n_classes)`` over ``classes_`` (the classes
     seen in training); products lacking the modality should not be passed
     (see :meth:`available`).
     """
 
-    def __init__(self, config: HeadConfig, modality: str, seed: int = 0):
+    def __init__(self, config: HeadConfig, seed: int = 0):
         self.config = config
-        self.modality = modality
         self.seed = seed
 
     # -- unsupervised part -------------------------------------------------

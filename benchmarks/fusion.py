@@ -1,0 +1,78 @@
+"""Text-only, image-only and each fusion method side by side, on the same folds (issue 4).
+
+    .venv/bin/python benchmarks/fusion.py                       # all three catalogues
+    .venv/bin/python benchmarks/fusion.py --catalogues flipkart # one
+
+Every variant is the default configuration with one field changed, evaluated
+by :func:`prodcat.evaluate.cv.cross_validate` with the same seed, so the folds
+are identical. Results: ``benchmarks/results/fusion.json`` (and a Markdown
+table, ``fusion.md``). Embeddings come from the shared on-disk cache, so only
+the first run pays for feature extraction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from prodcat.catalog.loaders import load_catalog
+from prodcat.config import Config
+from prodcat.evaluate.cv import cross_validate
+
+DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+RESULTS = Path(__file__).resolve().parent / "results"
+#: catalogue -> (folder, target level)
+CATALOGUES = {"flipkart": ("flipkart", 1), "rakuten": ("rakuten", 1), "fashion": ("fashion", 3)}
+VARIANTS = {
+    "text only": {"modalities": ["text"]},
+    "image only": {"modalities": ["image"]},
+    "early fusion": {"fusion": "early"},
+    "late fusion": {"fusion": "late"},
+    "stacking": {"fusion": "stacking"},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--catalogues", default=",".join(CATALOGUES))
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--folds", type=int, default=5)
+    args = parser.parse_args()
+    out = RESULTS / "fusion.json"
+    results = json.loads(out.read_text()) if out.exists() else {}
+    for name in args.catalogues.split(","):
+        folder, level = CATALOGUES[name]
+        frame = load_catalog(DATASETS / folder).labelled
+        for variant in args.variants.split(","):
+            config = Config.model_validate(Config().model_dump() | {"level": level} | VARIANTS[variant])
+            start = time.perf_counter()
+            metrics = cross_validate(frame, config, folds=args.folds).metrics()
+            row = {k: metrics[k] for k in ("n", "accuracy", "f1_weighted", "f1_macro")}
+            row |= {
+                "ece": metrics["calibration"]["ece"],
+                "automation_rate": metrics["decision"]["automation_rate"],
+                "auto_precision": metrics["decision"]["auto_precision"],
+                "seconds": round(time.perf_counter() - start, 1),
+                "levels": {lvl: m["accuracy"] for lvl, m in metrics["levels"].items()},
+            }
+            results.setdefault(name, {})[variant] = row
+            print(name, variant, json.dumps(row))
+            out.write_text(json.dumps(results, indent=2))
+    write_markdown(results)
+
+
+def write_markdown(results: dict) -> None:
+    lines = ["| catalogue | variant | n | accuracy | F1 weighted | F1 macro | ECE | auto-accepted | auto precision |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, variants in results.items():
+        for variant, r in variants.items():
+            lines.append(f"| {name} | {variant} | {r['n']} | {r['accuracy']:.4f} | {r['f1_weighted']:.4f} | "
+                         f"{r['f1_macro']:.4f} | {r['ece']:.4f} | {r['automation_rate']:.1%} | "
+                         f"{r['auto_precision']:.4f} |")
+    (RESULTS / "fusion.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
