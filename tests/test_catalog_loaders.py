@@ -92,6 +92,16 @@ def test_rakuten_test_split_and_codes_without_names(tmp_path: Path) -> None:
     catalog = load_catalog(tmp_path)
     assert list(catalog.frame["category"]) == ["10", None]  # no categories.json: the code is the label
     assert [(i.row, i.field, i.product_id) for i in catalog.issues] == [(3, "category", "12")]
+    # photo-only rows: a missing photo file and an id already used by a text row are reported by line
+    (tmp_path / "image_only_labels.csv").write_text(
+        "productid,imageid,prdtypecode,image\n11,5,10,image_5_product_11.jpg\n13,6,10,image_6_product_13.jpg\n"
+    )
+    catalog = load_catalog(tmp_path)
+    assert list(catalog.frame["product_id"]) == ["11", "12", "11~2", "13"]
+    assert catalog.frame["image"].iloc[2:].isna().all()
+    found = [(i.row, i.field, i.product_id) for i in catalog.issues if "image_only" in i.message]
+    assert sorted(found) == [(2, "image", "11"), (2, "product_id", "11"), (3, "image", "13")]
+    assert "first at X_train_update.csv line 2" in next(i.message for i in catalog.issues if i.field == "product_id")
 
 
 def test_fashion(fashion_dir: Path) -> None:

@@ -176,7 +176,7 @@ def _text(values: pd.Series) -> pd.Series:
 
 
 def _is_blank(values: pd.Series) -> pd.Series:
-    return values.isna() | (values.astype(str).str.strip() == "") | values.astype(str).isin(["nan", "None"])
+    return values.isna() | (values.astype(str).str.strip() == "")
 
 
 def join_path(levels: Iterable[object]) -> str | None:
@@ -241,6 +241,7 @@ def _canonical(
     image: pd.Series,
     category: pd.Series,
     mapped_columns: Iterable[str],
+    ids_elsewhere: dict[str, str] | None = None,
 ) -> tuple[pd.DataFrame, list[RowIssue]]:
     """Assemble the canonical columns in front of the source's unmapped columns, and check ids and labels."""
     issues: list[RowIssue] = []
@@ -248,7 +249,7 @@ def _canonical(
     for line in ids.index[ids == ""]:
         ids.loc[line] = f"row-{line}"
         issues.append(RowIssue(int(line), "product_id", f"{table.name}: missing product_id; named row-{line}"))
-    ids, duplicate_issues = _dedupe_ids(ids, table.name)
+    ids, duplicate_issues = _dedupe_ids(ids, table.name, ids_elsewhere)
     issues += duplicate_issues
 
     labelled = category.notna()
@@ -278,14 +279,20 @@ def _canonical(
     return frame, issues
 
 
-def _dedupe_ids(ids: pd.Series, source: str) -> tuple[pd.Series, list[RowIssue]]:
-    """Keep every row: a repeated id gets a ``~2``, ``~3``... suffix, and each repeat is reported."""
-    duplicated = ids.duplicated(keep="first")
+def _dedupe_ids(
+    ids: pd.Series, source: str, elsewhere: dict[str, str] | None = None
+) -> tuple[pd.Series, list[RowIssue]]:
+    """Keep every row: a repeated id gets a ``~2``, ``~3``... suffix, and each repeat is reported.
+
+    ``elsewhere``: ids already taken by another file of the catalogue, mapped to where they are.
+    """
+    elsewhere = elsewhere or {}
+    duplicated = ids.duplicated(keep="first") | ids.isin(list(elsewhere))
     if not duplicated.any():
         return ids, []
     ids = ids.copy()
-    first_line = {pid: line for line, pid in ids[~duplicated].items()}
-    taken = set(ids)
+    first_seen = {pid: f"line {line}" for line, pid in ids[~duplicated].items()} | elsewhere
+    taken = set(ids) | set(elsewhere)
     counts: dict[str, int] = {}
     issues = []
     for line in ids.index[duplicated]:
@@ -301,7 +308,7 @@ def _dedupe_ids(ids: pd.Series, source: str) -> tuple[pd.Series, list[RowIssue]]
             RowIssue(
                 int(line),
                 "product_id",
-                f"{source}: duplicate product_id {pid!r} (first at line {first_line[pid]}); kept as {new_id!r}",
+                f"{source}: duplicate product_id {pid!r} (first at {first_seen[pid]}); kept as {new_id!r}",
                 pid,
             )
         )
@@ -452,18 +459,19 @@ def load_rakuten(path: Path, language: str = "en") -> Catalog:
 
     image_only_path = folder / RAKUTEN_IMAGE_ONLY
     if split == "train" and image_only_path.is_file():
-        frames.append(_rakuten_image_only(image_only_path, image_dir, names, issues))
-    catalog = _finish(frames, issues, x_path if path.is_file() else folder, "rakuten")
-    # The photo-only rows were checked on their own; ids must also be unique across both files.
-    ids, cross_issues = _dedupe_ids(catalog.frame["product_id"], RAKUTEN_IMAGE_ONLY)
-    catalog.frame["product_id"] = ids.to_numpy()
-    catalog.issues += cross_issues
-    return catalog
+        text_ids = {pid: f"{x_path.name} line {line}" for line, pid in frame["product_id"].items()}
+        frames.append(_rakuten_image_only(image_only_path, image_dir, names, issues, text_ids))
+    return _finish(frames, issues, x_path if path.is_file() else folder, "rakuten")
 
 
 def _rakuten_image_only(
-    path: Path, image_dir: Path, names: dict[str, str] | None, issues: list[RowIssue]
+    path: Path,
+    image_dir: Path,
+    names: dict[str, str] | None,
+    issues: list[RowIssue],
+    text_ids: dict[str, str],
 ) -> pd.DataFrame:
+    """The labelled photo-only products (empty title and description); ``text_ids`` are taken already."""
     table = _read_csv(path)
     _require(table, ("productid", "imageid", "prdtypecode", "image"), "rakuten")
     issues += table.issues
@@ -479,6 +487,7 @@ def _rakuten_image_only(
         image=image,
         category=category,
         mapped_columns=("productid",),
+        ids_elsewhere=text_ids,
     )
     issues += code_issues + image_issues + canonical_issues
     return frame
