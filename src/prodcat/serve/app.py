@@ -10,10 +10,8 @@ from __future__ import annotations
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Annotated, Any
 
-import anyio
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -79,8 +77,6 @@ def create_app(
     store = store or ReviewStore(settings.review_db)
     metrics = ApiMetrics()
     service = PredictionService(predictor, settings, store, metrics)
-    # predictions running at once: more would only fight over the same cores
-    model_slots = anyio.CapacityLimiter(settings.predict_threads)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -115,11 +111,6 @@ def create_app(
         response.headers.update(exc.headers or {})  # e.g. Allow on 405
         return response
 
-    async def run_model(items: list[ProductRequest | ApiError], request: Request, top_k: int | None) -> list[Any]:
-        call = partial(service.predict, items, request.state.request_id, top_k or settings.top_k)
-        # in a worker thread: the event loop keeps serving while the model computes
-        return await anyio.to_thread.run_sync(call, limiter=model_slots, abandon_on_cancel=True)
-
     top_k_query = Query(
         None, ge=1, le=settings.max_top_k, description=f"categories returned (default {settings.top_k})"
     )
@@ -139,7 +130,7 @@ def create_app(
         else:
             product = product_from_json(await request.body())
         check_text(product, settings)
-        (result,) = await run_model([product], request, top_k)
+        (result,) = await service.predict([product], request.state.request_id, top_k or settings.top_k)
         if isinstance(result, ApiError):
             raise result
         return result
@@ -161,8 +152,8 @@ def create_app(
         else:
             items = batch_items_from_json(await request.body(), settings)
         items = [_checked(item, settings) for item in items]
-        results = await run_model(items, request, top_k)
         request_id = request.state.request_id
+        results = await service.predict(items, request_id, top_k or settings.top_k)
         out = []
         for index, result in enumerate(results):
             if isinstance(result, ApiError):

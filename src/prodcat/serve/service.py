@@ -1,7 +1,8 @@
-"""Products in, predictions out: decoding, the model and the review queue, without HTTP.
+"""Products in, predictions out: photo checks, the model and the review queue, without HTTP.
 
-Everything here is synchronous and CPU- or disk-bound; the app runs it in worker threads so
-the event loop keeps answering (health checks, other uploads) while a prediction runs.
+CPU- and disk-bound steps run in worker threads so the event loop keeps answering (health
+checks, other uploads) while they run; model calls of concurrent requests are coalesced by a
+:class:`~prodcat.serve.batching.MicroBatcher`.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ import logging
 import time
 from typing import Any, Protocol
 
+import anyio
 import pandas as pd
 from sqlalchemy.exc import SQLAlchemyError
 
 from prodcat.review.store import NewReview, ReviewStore
+from prodcat.serve.batching import MicroBatcher
 from prodcat.serve.inputs import ApiError, ProductRequest, check_image_content
 from prodcat.serve.metrics import ApiMetrics
 from prodcat.serve.schemas import CategoryProbability, PredictionOut
@@ -33,7 +36,7 @@ class PredictorLike(Protocol):
 
 
 class PredictionService:
-    """Predict a batch of received products; each product ends as a prediction or its own error."""
+    """Predict received products; each product ends as a prediction or as its own error."""
 
     def __init__(
         self, predictor: PredictorLike, settings: ServeSettings, store: ReviewStore | None, metrics: ApiMetrics
@@ -42,43 +45,33 @@ class PredictionService:
         self.settings = settings
         self.store = store
         self.metrics = metrics
+        self.batcher = MicroBatcher(self._run_model, settings.predict_threads, settings.model_batch_rows)
 
-    def predict(
+    async def predict(
         self, products: list[ProductRequest | ApiError], request_id: str, top_k: int
     ) -> list[PredictionOut | ApiError]:
-        """One call of the model for all valid products (batch is where throughput comes from)."""
-        results: list[PredictionOut | ApiError] = list(products)
-        rows: list[dict[str, Any]] = []
-        valid: list[tuple[int, ProductRequest]] = []
-        for position, product in enumerate(products):
-            if isinstance(product, ApiError):
-                continue
+        """Outcomes in the order of ``products`` (items already refused stay as they are)."""
+        results = await anyio.to_thread.run_sync(self._check_photos, products)
+        valid = [(position, item) for position, item in enumerate(results) if isinstance(item, ProductRequest)]
+        if not valid:
+            return results
+        rows = [_frame_row(product, f"{request_id}-{position}") for position, product in valid]
+        outcomes = await self.batcher.predict(rows, top_k)
+        finished = await anyio.to_thread.run_sync(self._finish_all, [p for _, p in valid], outcomes, request_id)
+        for (position, _), outcome in zip(valid, finished, strict=True):
+            results[position] = outcome
+        return results
+
+    def _check_photos(self, products: list[ProductRequest | ApiError]) -> list[Any]:
+        checked: list[Any] = []
+        for product in products:
             try:
-                if product.image_bytes is not None:
+                if isinstance(product, ProductRequest) and product.image_bytes is not None:
                     check_image_content(product.image_bytes, self.settings)
             except ApiError as exc:
-                results[position] = exc
-                continue
-            rows.append(
-                {
-                    "product_id": product.product_id or f"{request_id}-{position}",
-                    "title": product.title,
-                    "description": product.description,
-                    "image": product.image_bytes,
-                    "category": None,
-                }
-            )
-            valid.append((position, product))
-        if rows:
-            outcomes = self._run_model(pd.DataFrame(rows), top_k)
-            for (position, product), outcome in zip(valid, outcomes, strict=True):
-                results[position] = (
-                    outcome if isinstance(outcome, ApiError) else self._finish(product, outcome, request_id)
-                )
-        for result in results:
-            if isinstance(result, ApiError):
-                self.metrics.errors.labels(result.error).inc()
-        return results
+                product = exc
+            checked.append(product)
+        return checked
 
     def _run_model(self, frame: pd.DataFrame, top_k: int) -> list[Any]:
         """Predictions for every row; if the batch call fails, each row alone, so one bad row fails alone."""
@@ -93,7 +86,14 @@ class PredictionService:
         finally:
             self.metrics.model_latency.observe(time.perf_counter() - started)
 
+    def _finish_all(self, products: list[ProductRequest], outcomes: list[Any], request_id: str) -> list[Any]:
+        return [
+            outcome if isinstance(outcome, ApiError) else self._finish(product, outcome, request_id)
+            for product, outcome in zip(products, outcomes, strict=True)
+        ]
+
     def _finish(self, product: ProductRequest, prediction: Any, request_id: str) -> PredictionOut | ApiError:
+        """Record the prediction when it needs a person (or every one, with ``record_all``); answer."""
         review_id = None
         if self.store is not None and (prediction.decision == "review" or self.settings.record_all):
             try:
@@ -127,3 +127,14 @@ class PredictionService:
             product_id=product.product_id,
             review_id=review_id,
         )
+
+
+def _frame_row(product: ProductRequest, fallback_id: str) -> dict[str, Any]:
+    """A canonical catalogue row; the photo stays the uploaded bytes (the Predictor decodes them)."""
+    return {
+        "product_id": product.product_id or fallback_id,
+        "title": product.title,
+        "description": product.description,
+        "image": product.image_bytes,
+        "category": None,
+    }

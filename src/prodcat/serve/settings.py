@@ -42,5 +42,6 @@ class ServeSettings(BaseSettings):
     top_k: int = Field(5, ge=1, description="categories returned by default")
     max_top_k: int = Field(20, ge=1, description="most categories a caller may ask for")
     request_timeout_s: float = Field(30.0, gt=0, description="requests not answered in time get 504, in seconds")
-    predict_threads: int = Field(2, ge=1, description="predictions computed at once (more requests wait their turn)")
+    predict_threads: int = Field(1, ge=1, description="model calls running at once (waiting requests are batched)")
+    model_batch_rows: int = Field(64, ge=1, description="most products coalesced into one model call")
     log_level: str = Field("info", description="debug, info, warning or error")

@@ -1,0 +1,236 @@
+"""Load test of the REST API on loopback: latency percentiles and throughput, text-only and text + photo.
+
+    .venv/bin/python benchmarks/load_api.py                      # trains a bundle on 200 Flipkart products
+    .venv/bin/python benchmarks/load_api.py --bundle models/flipkart --duration 10
+
+Starts a real ``prodcat serve`` (1 worker, SQLite review queue with synchronous=FULL) and drives it
+with an asyncio client (httpx) at concurrency 1, 8 and 32 for ``--duration`` seconds per cell:
+``text`` requests are JSON title + description of real Flipkart products; ``photo`` requests are
+multipart title + description + a real product photo resized to 500 x 500 JPEG, made unique per
+request (a counter in a JPEG comment segment) so that no photo embedding comes from the cache.
+The server's embedding cache goes to a temporary folder (the exported ONNX models are linked in).
+Client and server share the machine's cores. Targets: p99 < 50 ms (text) and < 300 ms (photo) at
+concurrency 8, and no 5xx at all. Writes ``benchmarks/results/load_api.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from prodcat.catalog.loaders import load_catalog
+from prodcat.features.cache import default_cache_dir
+
+REPO = Path(__file__).resolve().parents[1]
+TARGETS_P99_MS = {"text": 50.0, "photo": 300.0}
+TARGET_CONCURRENCY = 8
+
+
+def datasets_dir() -> Path:
+    return Path(os.environ.get("PRODCAT_DATASETS", REPO.parent / "shared" / "datasets"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def train_bundle(flipkart: Path, folder: Path) -> Path:
+    """A text + photo bundle on 200 Flipkart products (the first 200 of a fixed shuffle)."""
+    frame = load_catalog(flipkart).frame
+    frame = frame[frame["image"].notna()].sample(frac=1.0, random_state=0)
+    frame.iloc[:200][["product_id", "title", "description", "image", "category"]].to_parquet(folder / "train.parquet")
+    out = folder / "bundle"
+    subprocess.run(
+        [sys.executable, "-m", "prodcat.cli", "train", str(folder / "train.parquet"), "--out", str(out),
+         "--modalities", "text,image"],
+        check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    return out
+
+
+def isolated_cache(folder: Path) -> Path:
+    """An empty embedding cache that reuses the exported ONNX models (no re-export, no shared-cache growth)."""
+    cache = folder / "cache"
+    cache.mkdir()
+    shared_models = default_cache_dir() / "models"
+    if shared_models.is_dir():
+        (cache / "models").symlink_to(shared_models)
+    return cache
+
+
+def start_server(bundle: Path, folder: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = os.environ | {"PRODCAT_CACHE_DIR": str(isolated_cache(folder)), "PRODCAT_LOG_LEVEL": "warning"}
+    command = [sys.executable, "-m", "prodcat.cli", "serve", str(bundle), "--port", str(port),
+               "--workers", str(workers), "--review-db", f"sqlite:///{folder / 'reviews.db'}"]  # fmt: skip
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=(folder / "server.log").open("wb"))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                return server, url
+        except httpx.TransportError:
+            time.sleep(0.3)
+    server.kill()
+    raise RuntimeError(f"server did not start: see {folder / 'server.log'}")
+
+
+def products(flipkart: Path, n: int = 100) -> list[dict[str, Any]]:
+    """Products not in the training sample, with their photo as a 500 x 500 JPEG."""
+    frame = load_catalog(flipkart).frame
+    frame = frame[frame["image"].notna()].sample(frac=1.0, random_state=0).iloc[200 : 200 + n]
+    out = []
+    for _, row in frame.iterrows():
+        buffer = io.BytesIO()
+        Image.open(row["image"]).convert("RGB").resize((500, 500)).save(buffer, "JPEG", quality=90)
+        out.append({"title": row["title"], "description": row["description"][:1000], "jpeg": buffer.getvalue()})
+    return out
+
+
+def unique_jpeg(jpeg: bytes, serial: int) -> bytes:
+    """The same pixels with a different file: a JPEG comment (COM segment) right after the SOI marker."""
+    comment = f"load_api request {serial}".encode()
+    return jpeg[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + jpeg[2:]
+
+
+async def run_cell(url: str, workload: str, catalogue: list[dict[str, Any]], concurrency: int, duration: float) -> dict:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    serial = count()
+
+    async def send(http: httpx.AsyncClient) -> None:
+        i = next(serial)
+        product = catalogue[i % len(catalogue)]
+        started = time.perf_counter()
+        if workload == "text":
+            response = await http.post(
+                "/predict", json={"title": product["title"], "description": product["description"]}
+            )
+        else:
+            data = {"title": product["title"], "description": product["description"]}
+            files = {"image": ("photo.jpg", unique_jpeg(product["jpeg"], i), "image/jpeg")}
+            response = await http.post("/predict", data=data, files=files)
+        latencies.append(time.perf_counter() - started)
+        statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+    async def user(http: httpx.AsyncClient, deadline: float) -> None:
+        while time.perf_counter() < deadline:
+            await send(http)
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
+        warm_until = time.perf_counter() + 1.0  # connections opened, caches and thread pools warm
+        await asyncio.gather(*(user(http, warm_until) for _ in range(concurrency)))
+        latencies.clear()
+        statuses.clear()
+        model_before = model_seconds(await http.get("/metrics"))
+        started = time.perf_counter()
+        await asyncio.gather(*(user(http, started + duration) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+        model_after = model_seconds(await http.get("/metrics"))
+    ms = np.asarray(latencies) * 1000
+    calls = model_after[1] - model_before[1]
+    return {
+        "workload": workload,
+        "concurrency": concurrency,
+        "requests": len(latencies),
+        "seconds": round(elapsed, 2),
+        "throughput_rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p90_ms": round(float(np.percentile(ms, 90)), 1),
+        "p99_ms": round(float(np.percentile(ms, 99)), 1),
+        "max_ms": round(float(ms.max()), 1),
+        "status_counts": {str(k): v for k, v in sorted(statuses.items())},
+        "errors_5xx": sum(v for k, v in statuses.items() if k >= 500),
+        # time inside Predictor.predict per request (a single worker process: the metrics are exact)
+        "model_ms_mean": round((model_after[0] - model_before[0]) / calls * 1000, 1) if calls else None,
+    }
+
+
+def model_seconds(metrics: httpx.Response) -> tuple[float, float]:
+    """``(sum, count)`` of the server's model-latency histogram."""
+    values = dict(re.findall(r"^prodcat_model_latency_seconds_(sum|count) (\S+)$", metrics.text, re.MULTILINE))
+    return float(values.get("sum", 0)), float(values.get("count", 0))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", type=Path, help="model bundle (default: train one on 200 Flipkart products)")
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per cell (default 8)")
+    parser.add_argument("--concurrency", default="1,8,32", help="comma-separated levels (default 1,8,32)")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "load_api.json")
+    args = parser.parse_args()
+    flipkart = datasets_dir() / "flipkart"
+    if not flipkart.is_dir():
+        print(f"Flipkart dataset not found at {flipkart} (set PRODCAT_DATASETS)", file=sys.stderr)
+        return 1
+    levels = [int(c) for c in args.concurrency.split(",")]
+    with tempfile.TemporaryDirectory(prefix="prodcat-load-") as tmp:
+        folder = Path(tmp)
+        bundle = args.bundle or train_bundle(flipkart, folder)
+        catalogue = products(flipkart)
+        server, url = start_server(bundle, folder, args.workers)
+        try:
+            manifest = httpx.get(f"{url}/model").json()
+            cells = []
+            for workload in ("text", "photo"):
+                for concurrency in levels:
+                    cell = asyncio.run(run_cell(url, workload, catalogue, concurrency, args.duration))
+                    print(json.dumps(cell), flush=True)
+                    cells.append(cell)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    targets = {
+        workload: {
+            "p99_ms_target": target,
+            "concurrency": TARGET_CONCURRENCY,
+            "p99_ms": next(c["p99_ms"] for c in cells if c["workload"] == workload and c["concurrency"] == 8),
+        }
+        for workload, target in TARGETS_P99_MS.items()
+        if TARGET_CONCURRENCY in levels
+    }
+    for target in targets.values():
+        target["met"] = target["p99_ms"] < target["p99_ms_target"]
+    result = {
+        "command": "python benchmarks/load_api.py " + " ".join(sys.argv[1:]),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "server": {
+            "workers": args.workers,
+            "model_version": manifest["version"],
+            "modalities": manifest["manifest"].get("config", {}).get("modalities"),
+        },  # fmt: skip
+        "duration_s_per_cell": args.duration,
+        "zero_5xx": all(c["errors_5xx"] == 0 for c in cells),
+        "targets": targets,
+        "cells": cells,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({"targets": targets, "zero_5xx": result["zero_5xx"]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
