@@ -63,21 +63,19 @@ def cluster_points(points: np.ndarray, n_clusters: int, *, n_init: int = 10, see
 
 
 def stratified_sample(frame: pd.DataFrame, labels: Sequence[str], n: int, *, seed: int = 0) -> pd.DataFrame:
-    """``n`` rows of ``frame`` keeping each label's share (every label keeps at least one row if n allows).
+    """``n`` rows of ``frame`` keeping each label's share; every label keeps a row when ``n`` allows.
 
-    Rows are shuffled with ``seed``, ranked within their label, and taken by
-    relative rank: the first pick of every label comes before any second pick
-    of a label twice its size, so proportions hold to within one row.
+    Rows are shuffled with ``seed`` and ranked within their label; each label's
+    first row is taken first, then rows by relative rank (rank / label size),
+    so shares hold to within one row. The catalogue order is kept.
     """
     if n >= len(frame):
         return frame
     labels = pd.Series(np.asarray(labels, dtype=object), index=frame.index)
-    order = np.random.default_rng(seed).permutation(len(frame))
-    shuffled = labels.iloc[order]
+    shuffled = labels.iloc[np.random.default_rng(seed).permutation(len(frame))]
     rank = shuffled.groupby(shuffled, sort=False).cumcount()
-    size = shuffled.map(shuffled.value_counts())
-    relative = (rank + 0.5) / size
-    chosen = relative.sort_values(kind="stable").index[:n]
+    order = pd.DataFrame({"later": rank > 0, "relative": (rank + 0.5) / shuffled.map(shuffled.value_counts())})
+    chosen = order.sort_values(["later", "relative"], kind="stable").index[:n]
     return frame.loc[frame.index.isin(chosen)]
 
 

@@ -1,0 +1,134 @@
+"""Clustering metrics, cluster matching, block combination and sampling of the feasibility study."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from prodcat.explore.clustering import check_feature_sets, cluster_points, stratified_sample
+from prodcat.explore.metrics import clustering_scores, match_clusters
+from prodcat.explore.reduction import TSNE2D, combine_blocks, make_reduction
+
+
+def blobs(n_per: int = 60, k: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` well separated Gaussian blobs in 5-D and their category names."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=10, size=(k, 5))
+    points = np.concatenate([c + rng.normal(size=(n_per, 5)) for c in centres])
+    categories = np.repeat([f"cat{i}" for i in range(k)], n_per)
+    return points, categories
+
+
+def test_perfect_clustering_scores_one():
+    points, categories = blobs()
+    clusters = np.unique(categories, return_inverse=True)[1]
+    scores = clustering_scores(categories, clusters, points)
+    assert scores["ari"] == pytest.approx(1.0)
+    assert scores["nmi"] == pytest.approx(1.0)
+    assert scores["silhouette"] > 0.7
+    assert match_clusters(categories, clusters).accuracy == 1.0
+
+
+def test_permuted_cluster_ids_still_score_one():
+    points, categories = blobs()
+    codes = np.unique(categories, return_inverse=True)[1]
+    permuted = np.array([3, 0, 2, 1])[codes] + 10  # other ids, other order
+    scores = clustering_scores(categories, permuted, points)
+    assert scores["ari"] == pytest.approx(1.0) and scores["nmi"] == pytest.approx(1.0)
+    matching = match_clusters(categories, permuted)
+    assert matching.accuracy == 1.0
+    assert list(matching.predicted(permuted)) == list(categories)
+
+
+def test_random_clusters_score_about_zero():
+    rng = np.random.default_rng(1)
+    categories = rng.choice(["a", "b", "c", "d", "e"], size=3000)
+    clusters = rng.integers(0, 5, size=3000)
+    scores = clustering_scores(categories, clusters, rng.normal(size=(3000, 3)))
+    assert abs(scores["ari"]) < 0.01
+    assert scores["nmi"] < 0.01
+    assert abs(scores["silhouette"]) < 0.05
+
+
+def test_hungarian_matching_pairs_each_cluster_with_its_majority_category():
+    categories = ["a", "a", "a", "b", "b", "c", "c"]
+    clusters = [7, 7, 5, 5, 5, 9, 7]
+    matching = match_clusters(categories, clusters)
+    assert matching.assignment == {7: "a", 5: "b", 9: "c"}
+    assert matching.accuracy == pytest.approx(5 / 7)
+    # columns reordered so that the matched cluster of category i is column i
+    assert matching.categories == ["a", "b", "c"]
+    assert matching.clusters == [7, 5, 9]
+    np.testing.assert_array_equal(matching.matrix, [[2, 1, 0], [0, 2, 0], [1, 0, 1]])
+
+
+def test_matching_with_more_clusters_than_categories_leaves_one_unmatched():
+    categories = ["a", "a", "b", "b", "b"]
+    clusters = [0, 0, 1, 1, 2]
+    matching = match_clusters(categories, clusters)
+    assert matching.assignment == {0: "a", 1: "b"}
+    assert matching.clusters[-1] == 2  # unmatched cluster comes last
+    assert list(matching.predicted(clusters)) == ["a", "a", "b", "b", None]
+    assert matching.accuracy == pytest.approx(4 / 5)
+
+
+def test_kmeans_recovers_separated_blobs():
+    points, categories = blobs(seed=3)
+    clusters = cluster_points(points, 4, seed=0)
+    assert clustering_scores(categories, clusters, points)["ari"] == pytest.approx(1.0)
+
+
+def test_combined_blocks_weigh_each_block_equally():
+    rng = np.random.default_rng(0)
+    dense = rng.normal(scale=100, size=(40, 300)).astype(np.float32)  # large norm, many dims
+    sparse = sp.random(40, 500, density=0.05, random_state=0, format="csr") + sp.eye(40, 500, format="csr")
+    combined = combine_blocks([dense, sparse], svd_components=10)
+    assert combined.shape == (40, 300 + 10)
+    dense_norms = np.linalg.norm(combined[:, :300], axis=1)
+    sparse_norms = np.linalg.norm(combined[:, 300:], axis=1)
+    np.testing.assert_allclose(dense_norms, sparse_norms, rtol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(combined, axis=1), 1.0, rtol=1e-4)
+
+
+def test_product_without_a_modality_keeps_a_zero_block():
+    block = np.ones((3, 4), dtype=np.float32)
+    block[1] = 0
+    combined = combine_blocks([block, np.ones((3, 2), dtype=np.float32)])
+    assert np.all(combined[1, :4] == 0) and np.all(combined[1, 4:] > 0)
+
+
+def test_reductions_are_seeded_and_have_the_announced_shape():
+    points, _ = blobs(n_per=30)
+    pca = make_reduction("pca", points.shape, n_components=3).fit_transform(points)
+    assert pca.shape == (120, 3)
+    first = make_reduction("pca+tsne", points.shape, seed=4).fit_transform(points)
+    second = make_reduction("pca+tsne", points.shape, seed=4).fit_transform(points)
+    assert first.shape == (120, 2)
+    np.testing.assert_allclose(first, second)
+    with pytest.raises(ValueError, match="unknown reduction 'umap'"):
+        make_reduction("umap", points.shape)
+
+
+def test_tsne_handles_tiny_samples():
+    points, _ = blobs(n_per=3, k=3)
+    assert TSNE2D().fit_transform(points).shape == (9, 2)
+
+
+def test_stratified_sample_keeps_shares_and_rare_categories():
+    labels = np.array(["big"] * 700 + ["mid"] * 250 + ["rare"] * 50)
+    frame = pd.DataFrame({"product_id": [str(i) for i in range(1000)], "label": labels})
+    sample = stratified_sample(frame, labels, 100, seed=1)
+    counts = sample["label"].value_counts()
+    assert len(sample) == 100
+    assert (counts["big"], counts["mid"], counts["rare"]) == (70, 25, 5)
+    assert sample.index.is_monotonic_increasing  # catalogue order kept
+    tiny = stratified_sample(frame, labels, 3, seed=1)
+    assert set(tiny["label"]) == {"big", "mid", "rare"}
+    assert stratified_sample(frame, labels, 5000) is frame
+
+
+def test_unknown_feature_extractor_is_named_before_any_work():
+    with pytest.raises(ValueError, match=r"unknown feature extractor.*no_such_thing.*known: .*tfidf"):
+        check_feature_sets(["tfidf", "tfidf+no_such_thing"])

@@ -1,0 +1,78 @@
+"""``prodcat explore`` on a small real sample: the study, clustering.json and the self-contained report."""
+
+from __future__ import annotations
+
+import html as html_lib
+import json
+import re
+
+import pytest
+
+from prodcat.catalog.loaders import load_catalog
+from prodcat.catalog.schema import category_at_level
+from prodcat.cli import main
+from prodcat.explore.clustering import FeasibilityStudy, stratified_sample
+from prodcat.explore.report import write_report
+
+CHEAP_FEATURES = ["tfidf", "color_hist", "tfidf+color_hist"]
+
+
+@pytest.fixture(scope="module")
+def flipkart_sample(flipkart_dir):
+    frame = load_catalog(flipkart_dir).frame
+    return stratified_sample(frame, category_at_level(frame["category"], 1), 150, seed=0).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def study(flipkart_sample):
+    return FeasibilityStudy(features=CHEAP_FEATURES, reductions=["pca", "pca+tsne"], progress=False).run(
+        flipkart_sample
+    )
+
+
+def test_study_scores_every_feature_set_and_reduction(study):
+    records = study.records()
+    assert {(r["features"], r["reduction"]) for r in records} == {
+        (f, r) for f in CHEAP_FEATURES for r in ("pca", "pca+tsne")
+    }
+    assert all(r["n"] == 150 and r["k"] == 7 and r["level"] == 1 for r in records)
+    assert [r["ari"] for r in records] == sorted((r["ari"] for r in records), reverse=True)
+    by_set = {(r["features"], r["reduction"]): r for r in records}
+    # product text groups the 7 Flipkart departments far better than chance; colour alone barely does
+    assert by_set["tfidf", "pca"]["ari"] > 0.15
+    assert by_set["color_hist", "pca"]["ari"] < by_set["tfidf", "pca"]["ari"]
+    assert by_set["tfidf", "pca+tsne"]["dims"] == 2
+
+
+def test_report_is_self_contained_and_complete(study, tmp_path):
+    json_path, html_path = write_report(study, tmp_path, source="flipkart sample")
+    records = json.loads(json_path.read_text())
+    assert len(records) == 6
+    assert {"features", "reduction", "ari", "nmi", "silhouette", "seconds"} <= set(records[0])
+    html = html_path.read_text()
+    assert "<table" in html and "Misplaced products" in html
+    # no external resource: every image is an embedded data: URI
+    assert not re.search(r'src="(?!data:)', html)
+    assert len(re.findall(r'src="data:image/png;base64,', html)) == 3  # one map pair per feature set
+    assert 'src="data:image/jpeg;base64,' in html  # misplaced products show their photo
+    best = study.best()
+    assert f"{100 * best.matching.accuracy:.1f} %" in html
+    for category in best.matching.categories:
+        assert html_lib.escape(category) in html
+
+
+def test_command_writes_the_report(flipkart_dir, tmp_path, capsys):
+    args = ["--features", "bow", "--reductions", "pca", "--sample", "120", "--no-progress"]
+    code = main(["explore", str(flipkart_dir), "--report", str(tmp_path), *args])
+    assert code == 0
+    records = json.loads((tmp_path / "clustering.json").read_text())
+    assert [(r["features"], r["reduction"], r["n"]) for r in records] == [("bow", "pca", 120)]
+    assert (tmp_path / "report.html").stat().st_size > 10_000
+    assert "bow" in capsys.readouterr().out
+
+
+def test_command_refuses_an_unknown_feature_set(flipkart_dir, tmp_path, capsys):
+    code = main(["explore", str(flipkart_dir), "--report", str(tmp_path), "--features", "tfidf+nope"])
+    assert code == 2
+    assert "nope" in capsys.readouterr().err
+    assert not (tmp_path / "clustering.json").exists()
