@@ -186,6 +186,7 @@ def main() -> int:
         print(f"Flipkart dataset not found at {flipkart} (set PRODCAT_DATASETS)", file=sys.stderr)
         return 1
     levels = [int(c) for c in args.concurrency.split(",")]
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="prodcat-load-") as tmp:
         folder = Path(tmp)
         bundle = args.bundle or train_bundle(flipkart, folder)
@@ -215,12 +216,18 @@ def main() -> int:
         target["met"] = target["p99_ms"] < target["p99_ms_target"]
     result = {
         "command": "python benchmarks/load_api.py " + " ".join(sys.argv[1:]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            # other processes on the same cores change everything: say how busy the machine was
+            "load_average_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        },
         "server": {
             "workers": args.workers,
             "model_version": manifest["version"],
             "modalities": manifest["manifest"].get("config", {}).get("modalities"),
-        },  # fmt: skip
+        },
         "duration_s_per_cell": args.duration,
         "zero_5xx": all(c["errors_5xx"] == 0 for c in cells),
         "targets": targets,

@@ -453,7 +453,7 @@ def test_metrics_and_json_logs(client: httpx.Client, server: Server) -> None:
 
     request_id = response.json()["request_id"]
     time.sleep(0.2)  # the access line is written after the response
-    lines = [json.loads(line) for line in server.log_text().splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in server.log_text().splitlines() if line.strip()]  # all JSON
     access = [line for line in lines if line.get("request_id") == request_id]
     assert len(access) == 1
     assert access[0]["status"] == 200 and access[0]["route"] == "/predict" and access[0]["latency_ms"] > 0

@@ -8,6 +8,7 @@ Endpoints: ``POST /predict``, ``POST /predict-batch``, ``GET /health``, ``GET /r
 from __future__ import annotations
 
 import hmac
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -263,6 +264,8 @@ def create_app_from_env() -> FastAPI:
 
     settings = ServeSettings()
     configure_json_logging(settings.log_level)
+    # progress bars of the extractors would print on every request, between the JSON log lines
+    os.environ.setdefault("TQDM_DISABLE", "1")
     if settings.bundle is None:
         raise SystemExit("no model: set PRODCAT_BUNDLE to a bundle directory (or run `prodcat serve MODEL`)")
     return create_app(Predictor.load(settings.bundle), settings)

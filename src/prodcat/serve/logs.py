@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 #: attributes every LogRecord has; anything else on a record came from ``extra=``
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+#: extras that only make sense on a terminal (uvicorn's ANSI-coloured copy of its message)
+_DROPPED = frozenset({"color_message"})
 
 
 class JsonFormatter(logging.Formatter):
@@ -18,7 +20,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRIBUTES})
+        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRIBUTES | _DROPPED})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
@@ -31,6 +33,7 @@ def configure_json_logging(level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.captureWarnings(True)  # Python warnings become JSON lines too
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
