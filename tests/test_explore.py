@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from prodcat.explore.clustering import check_feature_sets, cluster_points, stratified_sample
 from prodcat.explore.metrics import clustering_scores, match_clusters
-from prodcat.explore.reduction import TSNE2D, combine_blocks, make_reduction
+from prodcat.explore.reduction import TSNE2D, KNNSmoother, combine_blocks, make_reduction
 
 
 def blobs(n_per: int = 60, k: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -103,12 +103,33 @@ def test_reductions_are_seeded_and_have_the_announced_shape():
     points, _ = blobs(n_per=30)
     pca = make_reduction("pca", points.shape, n_components=3).fit_transform(points)
     assert pca.shape == (120, 3)
+    assert make_reduction("pca+knn", points.shape, n_components=3).fit_transform(points).shape == (120, 3)
     first = make_reduction("pca+tsne", points.shape, seed=4).fit_transform(points)
     second = make_reduction("pca+tsne", points.shape, seed=4).fit_transform(points)
     assert first.shape == (120, 2)
     np.testing.assert_allclose(first, second)
     with pytest.raises(ValueError, match="unknown reduction 'umap'"):
         make_reduction("umap", points.shape)
+
+
+def test_knn_smoothing_tightens_groups_relative_to_their_distance():
+    from sklearn.preprocessing import normalize
+
+    rng = np.random.default_rng(0)
+    centres = normalize(rng.normal(size=(2, 20)))
+    categories = np.repeat([0, 1], 200)
+    points = normalize(centres[categories] + 0.4 * rng.normal(size=(400, 20)))
+
+    def spread_ratio(x: np.ndarray) -> float:
+        # mean distance to the own group's centre over the distance between the two centres
+        means = np.stack([x[categories == g].mean(axis=0) for g in (0, 1)])
+        within = np.linalg.norm(x - means[categories], axis=1).mean()
+        return float(within / np.linalg.norm(means[0] - means[1]))
+
+    smoothed = KNNSmoother(n_neighbors=10, steps=2).fit_transform(points)
+    assert smoothed.shape == (400, 20)
+    np.testing.assert_allclose(np.linalg.norm(smoothed, axis=1), 1.0, rtol=1e-5)
+    assert spread_ratio(smoothed) < 0.6 * spread_ratio(points)
 
 
 def test_tsne_handles_tiny_samples():

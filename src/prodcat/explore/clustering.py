@@ -42,7 +42,7 @@ DEFAULT_FEATURES = (
     "minilm+effnet_lite0",
     "e5+effnet_lite0",
 )
-DEFAULT_REDUCTIONS = ("pca", "pca+tsne")
+DEFAULT_REDUCTIONS = ("pca", "pca+knn", "pca+tsne")
 
 
 def check_feature_sets(feature_sets: Sequence[str]) -> None:

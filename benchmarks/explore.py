@@ -1,0 +1,84 @@
+"""The feasibility study (``prodcat explore``) on every catalogue, with cold and warm timings on Flipkart (issue 5).
+
+    .venv/bin/python benchmarks/explore.py                          # everything (cold + warm Flipkart, then the rest)
+    .venv/bin/python benchmarks/explore.py --studies flipkart       # Flipkart only
+    .venv/bin/python benchmarks/explore.py --no-cold                # skip the cold run (uses the shared cache)
+
+Each study is a real ``prodcat explore`` subprocess (imports, loading, extraction, reductions, report
+included in the wall time). The cold Flipkart run gets an empty cache folder (``PRODCAT_CACHE_DIR``;
+the exported ONNX model is rebuilt too), the warm run repeats it on the same folder. Other studies use
+the shared cache. Per study: wall seconds, the best run and every record of ``clustering.json``.
+Writes ``benchmarks/results/explore.json``; the reports go to a temporary folder, printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DATASETS = Path(os.environ.get("PRODCAT_DATASETS", Path(__file__).resolve().parents[1].parent / "shared" / "datasets"))
+RESULTS = Path(__file__).resolve().parent / "results"
+#: study name -> (catalogue folder, extra ``prodcat explore`` arguments)
+STUDIES = {
+    "flipkart": ("flipkart", []),
+    "rakuten": ("rakuten", ["--level", "1"]),
+    "fashion_level2": ("fashion", ["--level", "2", "--sample", "3000"]),
+    "fashion_level3": ("fashion", ["--level", "3", "--sample", "3000"]),
+}
+
+
+def run_study(name: str, reports: Path, env: dict[str, str]) -> dict:
+    """Run ``prodcat explore`` for study ``name``; return its wall time and records."""
+    folder, extra = STUDIES[name]
+    out = reports / name
+    command = [sys.executable, "-m", "prodcat.cli", "explore", str(DATASETS / folder), "--report", str(out), *extra]
+    started = time.perf_counter()
+    subprocess.run([*command, "--no-progress"], check=True, env=env)
+    seconds = time.perf_counter() - started
+    records = json.loads((out / "clustering.json").read_text())
+    return {
+        "command": " ".join(["prodcat", *command[3:]]),
+        "seconds": round(seconds, 1),
+        "best": records[0],
+        "records": records,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--studies", default=",".join(STUDIES), help=f"comma list among {', '.join(STUDIES)}")
+    parser.add_argument("--no-cold", action="store_true", help="skip the cold Flipkart run")
+    args = parser.parse_args()
+    studies = [s.strip() for s in args.studies.split(",")]
+    reports = Path(tempfile.mkdtemp(prefix="prodcat-explore-"))
+    results: dict = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "studies": {},
+    }
+    for name in studies:
+        if name == "flipkart" and not args.no_cold:
+            with tempfile.TemporaryDirectory(prefix="prodcat-cold-") as cache:
+                env = {**os.environ, "PRODCAT_CACHE_DIR": cache}
+                cold = run_study(name, reports, env)
+                warm = run_study(name, reports, env)
+            results["studies"][name] = {**warm, "cold_seconds": cold["seconds"], "warm_seconds": warm["seconds"]}
+        else:
+            results["studies"][name] = run_study(name, reports, dict(os.environ))
+        study = results["studies"][name]
+        best = study["best"]
+        print(f"{name}: best {best['features']} / {best['reduction']} ARI {best['ari']:.3f} in {study['seconds']} s")
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / "explore.json"
+    path.write_text(json.dumps(results, indent=2))
+    print(f"wrote {path}; reports in {reports}")
+
+
+if __name__ == "__main__":
+    main()
