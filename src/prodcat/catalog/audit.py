@@ -31,7 +31,7 @@ import textwrap
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,10 @@ from scipy.sparse.csgraph import connected_components
 from tqdm.auto import tqdm
 
 from prodcat.catalog.schema import Catalog, category_at_level, depth, split_path
+from prodcat.config import Config
+
+if TYPE_CHECKING:
+    from prodcat.evaluate.cv import CVResult
 
 log = logging.getLogger(__name__)
 
@@ -398,7 +402,7 @@ def confident_label_issues(labels: np.ndarray, proba: np.ndarray) -> tuple[np.nd
     return (suggested >= 0) & (suggested != labels), suggested
 
 
-def out_of_fold_proba(frame: pd.DataFrame, config: Any, folds: int, progress: bool = True) -> Any:
+def out_of_fold_proba(frame: pd.DataFrame, config: Config, folds: int, progress: bool = True) -> CVResult:
     """Out-of-fold probabilities of every labelled product, from the project's own classifier and CV.
 
     Returns the :class:`prodcat.evaluate.cv.CVResult` (rows = ``frame``'s labelled rows, in order).
@@ -408,11 +412,11 @@ def out_of_fold_proba(frame: pd.DataFrame, config: Any, folds: int, progress: bo
     return cross_validate(frame, config, folds=folds, progress=progress)
 
 
-def label_issues(frame: pd.DataFrame, config: Any = None, folds: int = 5, progress: bool = True) -> dict[str, Any]:
+def label_issues(
+    frame: pd.DataFrame, config: Config | None = None, folds: int = 5, progress: bool = True
+) -> dict[str, Any]:
     """Products whose given category (cut at ``config.level``) disagrees confidently with their
     cross-validated prediction, most suspicious first (lowest probability of the given label)."""
-    from prodcat.config import Config
-
     config = config or Config()
     labelled = frame[frame["category"].notna()].reset_index(drop=True)
     cv = out_of_fold_proba(labelled, config, folds, progress)
@@ -454,7 +458,7 @@ def audit_catalog(
     *,
     images: bool = True,
     labels: bool = False,
-    label_config: Any = None,
+    label_config: Config | None = None,
     folds: int = 5,
     similarity: float = NEAR_DUPLICATE_SIMILARITY,
     progress: bool = True,
