@@ -76,3 +76,15 @@ def test_command_refuses_an_unknown_feature_set(flipkart_dir, tmp_path, capsys):
     assert code == 2
     assert "nope" in capsys.readouterr().err
     assert not (tmp_path / "clustering.json").exists()
+
+
+def test_each_feature_set_is_studied_on_the_products_it_describes(flipkart_sample):
+    frame = flipkart_sample.copy()
+    frame.loc[:29, ["title", "description"]] = ""  # 30 products without any text
+    frame.loc[30:39, "image"] = None  # 10 without photo
+    study = FeasibilityStudy(features=["bow", "color_hist", "bow+color_hist"], reductions=["pca"], progress=False)
+    by_set = {r["features"]: r for r in study.run(frame).records()}
+    with_photo = frame["image"].notna().to_numpy()
+    assert by_set["bow"]["n"] == 120
+    assert by_set["color_hist"]["n"] == with_photo.sum() <= 140
+    assert by_set["bow+color_hist"]["n"] == 150

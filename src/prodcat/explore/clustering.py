@@ -85,6 +85,8 @@ class ClusteringRun:
 
     features: str
     reduction: str
+    #: positions in the study's frame of the products clustered (those with the features' modality), ``(n,)``
+    rows: np.ndarray
     #: reduced points that were clustered, ``(n, d)``
     points: np.ndarray
     #: cluster label per product, ``(n,)``
@@ -95,7 +97,11 @@ class ClusteringRun:
     seconds: float
     feature_seconds: float
 
-    def record(self, *, n: int, k: int, level: int | None) -> dict[str, Any]:
+    @property
+    def n_clusters(self) -> int:
+        return len(self.matching.categories)
+
+    def record(self, *, level: int | None) -> dict[str, Any]:
         """The JSON record of this run (``clustering.json``)."""
         return {
             "features": self.features,
@@ -105,8 +111,8 @@ class ClusteringRun:
             "seconds": round(self.seconds, 2),
             "feature_seconds": round(self.feature_seconds, 2),
             "dims": int(self.points.shape[1]),
-            "n": n,
-            "k": k,
+            "n": len(self.rows),
+            "k": self.n_clusters,
             "level": level,
         }
 
@@ -126,12 +132,16 @@ class StudyResult:
     def n_categories(self) -> int:
         return len(np.unique(self.categories))
 
+    def categories_of(self, run: ClusteringRun) -> np.ndarray:
+        """True categories of the products ``run`` clustered, ``(len(run.rows),)``."""
+        return self.categories[run.rows]
+
     def ranked(self) -> list[ClusteringRun]:
         """Runs best first (ARI, then NMI)."""
         return sorted(self.runs, key=lambda run: (run.scores["ari"], run.scores["nmi"]), reverse=True)
 
     def records(self) -> list[dict[str, Any]]:
-        return [run.record(n=len(self.frame), k=self.n_categories, level=self.level) for run in self.ranked()]
+        return [run.record(level=self.level) for run in self.ranked()]
 
     def best(self) -> ClusteringRun:
         return self.ranked()[0]
@@ -182,41 +192,55 @@ class FeasibilityStudy:
         if len(labelled) < len(frame):
             log.info("%d unlabelled products left out of the study", len(frame) - len(labelled))
         categories = category_at_level(labelled["category"], self.level)
-        k = len(np.unique(categories))
-        if k < 2:
-            raise ValueError(f"the catalogue has {k} category at level {self.level}; clustering needs at least 2")
+        if len(np.unique(categories)) < 2:
+            raise ValueError(f"the catalogue has a single category at level {self.level}; clustering needs two")
         result = StudyResult(labelled, categories, self.level, self.seed)
         blocks = _BlockStore(labelled, self.extractor_params or {}, progress=self.progress)
         for feature_set in tqdm(self.features, desc="feature sets", disable=not self.progress, unit="set"):
-            names = feature_set.split("+")
-            matrices = [blocks.get(name) for name in names]
-            feature_seconds = sum(blocks.seconds[name] for name in names)
-            started = time.perf_counter()
-            combined = combine_blocks(matrices, seed=self.seed)
-            combine_seconds = time.perf_counter() - started
-            for reduction in self.reductions:
-                started = time.perf_counter()
-                points = make_reduction(
-                    reduction, combined.shape, n_components=self.n_components, seed=self.seed
-                ).fit_transform(combined)
-                clusters = cluster_points(points, k, n_init=self.n_init, seed=self.seed)
-                scores = clustering_scores(categories, clusters, points, seed=self.seed)
-                seconds = feature_seconds + combine_seconds + time.perf_counter() - started
-                matching = match_clusters(categories, clusters)
-                run = ClusteringRun(
-                    feature_set, reduction, points, clusters, scores, matching, seconds, feature_seconds
-                )
-                result.runs.append(run)
-                log.info(
-                    "%s / %s: ARI %.3f, NMI %.3f, silhouette %.3f (%.1fs)",
-                    feature_set,
-                    reduction,
-                    scores["ari"],
-                    scores["nmi"],
-                    scores["silhouette"],
-                    seconds,
-                )
+            result.runs.extend(self._study_feature_set(feature_set, blocks, categories))
         return result
+
+    def _study_feature_set(self, feature_set: str, blocks: _BlockStore, categories: np.ndarray) -> list[ClusteringRun]:
+        """Every reduction of one feature set, on the products that have at least one of its modalities.
+
+        A product without text is a zero vector to a text extractor: left in, all such products
+        would form one artificial cluster, so each feature set is studied on the products it sees.
+        """
+        names = feature_set.split("+")
+        matrices = [blocks.get(name) for name in names]
+        feature_seconds = sum(blocks.seconds[name] for name in names)
+        rows = np.flatnonzero(np.logical_or.reduce([blocks.available[name] for name in names]))
+        seen = categories[rows]
+        k = len(np.unique(seen))
+        if k < 2:
+            log.warning(
+                "%s: fewer than 2 categories among the %d products it describes; skipped", feature_set, len(rows)
+            )
+            return []
+        if len(rows) < len(categories):
+            log.info("%s: %d of %d products have its modality", feature_set, len(rows), len(categories))
+        started = time.perf_counter()
+        combined = combine_blocks([m[rows] for m in matrices], seed=self.seed)
+        combine_seconds = time.perf_counter() - started
+        runs = []
+        for reduction in self.reductions:
+            started = time.perf_counter()
+            reducer = make_reduction(reduction, combined.shape, n_components=self.n_components, seed=self.seed)
+            points = reducer.fit_transform(combined)
+            clusters = cluster_points(points, k, n_init=self.n_init, seed=self.seed)
+            scores = clustering_scores(seen, clusters, points, seed=self.seed)
+            seconds = feature_seconds + combine_seconds + time.perf_counter() - started
+            matching = match_clusters(seen, clusters)
+            runs.append(
+                ClusteringRun(
+                    feature_set, reduction, rows, points, clusters, scores, matching, seconds, feature_seconds
+                )
+            )
+            log.info(
+                "%s / %s: ARI %.3f, NMI %.3f, silhouette %.3f (%.1fs)",
+                feature_set, reduction, scores["ari"], scores["nmi"], scores["silhouette"], seconds,
+            )  # fmt: skip
+        return runs
 
 
 class _BlockStore:
@@ -227,6 +251,8 @@ class _BlockStore:
         self.params = params
         self.progress = progress
         self.matrices: dict[str, Any] = {}
+        #: extractor name -> ``(n,)`` bool, products that have its modality
+        self.available: dict[str, np.ndarray] = {}
         #: extractor name -> seconds its fit_transform took
         self.seconds: dict[str, float] = {}
 
@@ -238,5 +264,6 @@ class _BlockStore:
             if "progress" in extractor.get_params():
                 extractor.set_params(progress=self.progress)
             self.matrices[name] = extractor.fit_transform(self.frame)
+            self.available[name] = np.asarray(extractor.available(self.frame), dtype=bool)
             self.seconds[name] = time.perf_counter() - started
         return self.matrices[name]

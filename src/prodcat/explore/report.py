@@ -39,7 +39,7 @@ def write_report(result: StudyResult, out_dir: str | Path, *, source: str = "") 
     json_path.write_text(json.dumps(records, indent=2, ensure_ascii=False), encoding="utf-8")
 
     best = result.best()
-    palette = category_palette(best.matching.categories)
+    palette = category_palette(sorted(set(result.categories)))
     # autoescape: product texts carry raw HTML, which must show as text, not run in the report
     env = Environment(loader=PackageLoader("prodcat.explore", "templates"), autoescape=True)
     html = env.get_template("report.html.j2").render(
@@ -49,7 +49,7 @@ def write_report(result: StudyResult, out_dir: str | Path, *, source: str = "") 
         level=result.level,
         seed=result.seed,
         records=records,
-        best=best.record(n=len(result.frame), k=result.n_categories, level=result.level),
+        best=best.record(level=result.level),
         maps=[scatter_pair(result, run, palette) for run in best_run_per_feature_set(result)[:MAPS]],
         matrix=matrix_table(best),
         accuracy=best.matching.accuracy,
@@ -82,7 +82,7 @@ def points_2d(result: StudyResult, run: ClusteringRun) -> np.ndarray:
     if run.points.shape[1] == 2:
         return run.points
     for other in result.runs:
-        if other.features == run.features and other.points.shape[1] == 2:
+        if other.features == run.features and other.points.shape[1] == 2 and np.array_equal(other.rows, run.rows):
             return other.points
     return TSNE2D(random_state=result.seed).fit_transform(run.points)
 
@@ -100,7 +100,7 @@ def scatter_pair(result: StudyResult, run: ClusteringRun, palette: dict[str, Any
 
     xy = points_2d(result, run)
     grey = (0.6, 0.6, 0.6, 1.0)
-    true_colours = [palette.get(c, grey) for c in result.categories]
+    true_colours = [palette.get(c, grey) for c in result.categories_of(run)]
     cluster_colours = [palette.get(c, grey) for c in run.matching.predicted(run.clusters)]
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
     for ax, colours, title in (
@@ -150,7 +150,7 @@ def misplaced_examples(result: StudyResult, run: ClusteringRun, count: int) -> l
     so the examples cover the main mix-ups rather than repeat one.
     """
     predicted = run.matching.predicted(run.clusters)
-    wrong = pd.DataFrame({"true": result.categories, "cluster": predicted})
+    wrong = pd.DataFrame({"true": result.categories_of(run), "cluster": predicted}, index=run.rows)
     wrong = wrong[wrong["true"] != wrong["cluster"]]
     if wrong.empty:
         return []
