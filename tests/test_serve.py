@@ -500,3 +500,27 @@ def test_acknowledged_reviews_survive_sigkill(bundle: Path, heldout: pd.DataFram
     assert set(acknowledged) <= set(stored)
     assert sorted(stored[i] for i in acknowledged) == sorted(titles)
     assert ReviewStore(db_url).count(None) == len(titles)
+
+
+def test_review_queue_on_postgresql(bundle: Path, heldout: pd.DataFrame, tmp_path: Path) -> None:
+    postgres_url = os.environ.get("PRODCAT_TEST_POSTGRES_URL")
+    if not postgres_url:
+        pytest.skip("PostgreSQL not configured: run `eval \"$(bash scripts/postgres.sh)\"` to set "
+                    "PRODCAT_TEST_POSTGRES_URL")  # fmt: skip
+    server = Server(bundle, postgres_url, tmp_path / "server.log", "--record-all").start()
+    try:
+        product = heldout.iloc[5]
+        body = httpx.post(f"{server.url}/predict", timeout=60, **multipart_product(product)).json()
+        review_id = body["review_id"]
+        status = "pending" if body["decision"] == "review" else "recorded"
+        listed = httpx.get(f"{server.url}/reviews?status={status}&limit=500", headers={"X-API-Key": API_KEY}).json()
+        assert review_id in {item["id"] for item in listed["items"]}
+        answer = httpx.post(f"{server.url}/reviews/{review_id}", json={"category": top_level(product["category"])},
+                            headers={"X-API-Key": API_KEY})  # fmt: skip
+        assert answer.status_code == 200, answer.text
+    finally:
+        server.stop()
+    corrections = load_corrections(postgres_url, image_dir=tmp_path).set_index("product_id")
+    row = corrections.loc[f"review-{review_id}"]
+    assert row["category"] == top_level(product["category"])
+    assert Path(row["image"]).read_bytes() == photo_of(product)

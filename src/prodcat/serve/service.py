@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from typing import Any, Protocol
 
 import anyio
@@ -51,13 +52,16 @@ class PredictionService:
         self, products: list[ProductRequest | ApiError], request_id: str, top_k: int
     ) -> list[PredictionOut | ApiError]:
         """Outcomes in the order of ``products`` (items already refused stay as they are)."""
-        results = await anyio.to_thread.run_sync(self._check_photos, products)
+        # each hop to a worker thread costs latency: only take it for work that blocks
+        has_photos = any(isinstance(p, ProductRequest) and p.image_bytes is not None for p in products)
+        results = await anyio.to_thread.run_sync(self._check_photos, products) if has_photos else list(products)
         valid = [(position, item) for position, item in enumerate(results) if isinstance(item, ProductRequest)]
         if not valid:
             return results
         rows = [_frame_row(product, f"{request_id}-{position}") for position, product in valid]
         outcomes = await self.batcher.predict(rows, top_k)
-        finished = await anyio.to_thread.run_sync(self._finish_all, [p for _, p in valid], outcomes, request_id)
+        finish = partial(self._finish_all, [p for _, p in valid], outcomes, request_id)
+        finished = await anyio.to_thread.run_sync(finish) if self._records_any(outcomes) else finish()
         for (position, _), outcome in zip(valid, finished, strict=True):
             results[position] = outcome
         return results
@@ -85,6 +89,13 @@ class PredictionService:
             return [outcome for i in range(len(frame)) for outcome in self._run_model(frame.iloc[[i]], top_k)]
         finally:
             self.metrics.model_latency.observe(time.perf_counter() - started)
+
+    def _records_any(self, outcomes: list[Any]) -> bool:
+        """Whether finishing these outcomes writes to the review store (disk: done in a thread)."""
+        if self.store is None:
+            return False
+        predictions = [o for o in outcomes if not isinstance(o, ApiError)]
+        return bool(predictions) and (self.settings.record_all or any(o.decision == "review" for o in predictions))
 
     def _finish_all(self, products: list[ProductRequest], outcomes: list[Any], request_id: str) -> list[Any]:
         return [
