@@ -28,7 +28,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 #: study name -> (catalogue folder, extra ``prodcat explore`` arguments)
 STUDIES = {
     "flipkart": ("flipkart", []),
-    "rakuten": ("rakuten", ["--level", "1"]),
+    "rakuten": ("rakuten", ["--level", "0"]),  # the 27 prdtypecode classes of the challenge
     "fashion_level2": ("fashion", ["--level", "2", "--sample", "3000"]),
     "fashion_level3": ("fashion", ["--level", "3", "--sample", "3000"]),
 }

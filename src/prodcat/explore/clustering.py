@@ -41,6 +41,7 @@ DEFAULT_FEATURES = (
     "usem3+effnet_lite0",
     "minilm+effnet_lite0",
     "e5+effnet_lite0",
+    "minilm+e5+effnet_lite0",
 )
 DEFAULT_REDUCTIONS = ("pca", "pca+knn", "pca+tsne")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import textwrap
 import time
@@ -72,6 +73,7 @@ def run_explore(args: argparse.Namespace) -> int:
     from prodcat.explore.report import write_report
 
     started = time.perf_counter()
+    logging.getLogger("openTSNE").setLevel(logging.WARNING)  # it logs its internal choices at INFO
     features = [f.strip() for f in args.features.split(",") if f.strip()]
     reductions = [r.strip() for r in args.reductions.split(",") if r.strip()]
     level = args.level or None
