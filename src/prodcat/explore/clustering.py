@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from sklearn.cluster import KMeans
 from tqdm.auto import tqdm
 
@@ -94,7 +95,8 @@ class ClusteringRun:
     clusters: np.ndarray
     scores: dict[str, float]
     matching: ClusterMatching
-    #: wall-clock seconds of extraction (first use of each extractor) + reduction + clustering
+    #: seconds of its extractors (each computed once per study, counted in every set using it),
+    #: block combination, reduction and clustering
     seconds: float
     feature_seconds: float
 
@@ -160,6 +162,8 @@ class FeasibilityStudy:
         seed: seeds every random step (SVD, PCA, t-SNE, KMeans).
         extractor_params: per extractor name, keyword arguments for
             :func:`~prodcat.features.base.make_extractor`.
+        n_jobs: processes reducing and clustering feature sets in parallel (t-SNE is
+            single-threaded: 2 on 2 cores halves the study's reduction time).
         progress: show progress bars.
     """
 
@@ -172,6 +176,7 @@ class FeasibilityStudy:
         n_init: int = 10,
         seed: int = 0,
         extractor_params: dict[str, dict[str, Any]] | None = None,
+        n_jobs: int = 1,
         progress: bool = True,
     ):
         self.features = features
@@ -181,6 +186,7 @@ class FeasibilityStudy:
         self.n_init = n_init
         self.seed = seed
         self.extractor_params = extractor_params
+        self.n_jobs = n_jobs
         self.progress = progress
 
     def run(self, frame: pd.DataFrame) -> StudyResult:
@@ -197,51 +203,75 @@ class FeasibilityStudy:
             raise ValueError(f"the catalogue has a single category at level {self.level}; clustering needs two")
         result = StudyResult(labelled, categories, self.level, self.seed)
         blocks = _BlockStore(labelled, self.extractor_params or {}, progress=self.progress)
-        for feature_set in tqdm(self.features, desc="feature sets", disable=not self.progress, unit="set"):
-            result.runs.extend(self._study_feature_set(feature_set, blocks, categories))
+        prepared = [
+            block
+            for feature_set in tqdm(self.features, desc="features", disable=not self.progress, unit="set")
+            if (block := self._prepare(feature_set, blocks, categories)) is not None
+        ]
+        del blocks  # the combined blocks are all that is needed now
+        tasks = [(block, reduction) for block in prepared for reduction in self.reductions]
+        runs = Parallel(n_jobs=self.n_jobs, return_as="generator")(
+            delayed(_reduce_and_cluster)(block, reduction, self.n_components, self.n_init, self.seed)
+            for block, reduction in tasks
+        )
+        for run in tqdm(runs, total=len(tasks), desc="reduce + cluster", disable=not self.progress, unit="run"):
+            result.runs.append(run)
+            log.info(
+                "%s / %s: ARI %.3f, NMI %.3f, silhouette %.3f (%.1fs)",
+                run.features, run.reduction, run.scores["ari"], run.scores["nmi"], run.scores["silhouette"],
+                run.seconds,
+            )  # fmt: skip
         return result
 
-    def _study_feature_set(self, feature_set: str, blocks: _BlockStore, categories: np.ndarray) -> list[ClusteringRun]:
-        """Every reduction of one feature set, on the products that have at least one of its modalities.
+    def _prepare(self, feature_set: str, blocks: _BlockStore, categories: np.ndarray) -> _FeatureSet | None:
+        """One feature set's combined blocks, on the products that have at least one of its modalities.
 
         A product without text is a zero vector to a text extractor: left in, all such products
         would form one artificial cluster, so each feature set is studied on the products it sees.
         """
         names = feature_set.split("+")
         matrices = [blocks.get(name) for name in names]
-        feature_seconds = sum(blocks.seconds[name] for name in names)
         rows = np.flatnonzero(np.logical_or.reduce([blocks.available[name] for name in names]))
-        seen = categories[rows]
-        k = len(np.unique(seen))
-        if k < 2:
+        if len(np.unique(categories[rows])) < 2:
             log.warning(
                 "%s: fewer than 2 categories among the %d products it describes; skipped", feature_set, len(rows)
             )
-            return []
+            return None
         if len(rows) < len(categories):
             log.info("%s: %d of %d products have its modality", feature_set, len(rows), len(categories))
         started = time.perf_counter()
         combined = combine_blocks([m[rows] for m in matrices], seed=self.seed)
-        combine_seconds = time.perf_counter() - started
-        runs = []
-        for reduction in self.reductions:
-            started = time.perf_counter()
-            reducer = make_reduction(reduction, combined.shape, n_components=self.n_components, seed=self.seed)
-            points = reducer.fit_transform(combined)
-            clusters = cluster_points(points, k, n_init=self.n_init, seed=self.seed)
-            scores = clustering_scores(seen, clusters, points, seed=self.seed)
-            seconds = feature_seconds + combine_seconds + time.perf_counter() - started
-            matching = match_clusters(seen, clusters)
-            runs.append(
-                ClusteringRun(
-                    feature_set, reduction, rows, points, clusters, scores, matching, seconds, feature_seconds
-                )
-            )
-            log.info(
-                "%s / %s: ARI %.3f, NMI %.3f, silhouette %.3f (%.1fs)",
-                feature_set, reduction, scores["ari"], scores["nmi"], scores["silhouette"], seconds,
-            )  # fmt: skip
-        return runs
+        feature_seconds = sum(blocks.seconds[name] for name in names)
+        return _FeatureSet(
+            feature_set, rows, combined, categories[rows], feature_seconds, time.perf_counter() - started
+        )
+
+
+@dataclass
+class _FeatureSet:
+    """A feature set ready to reduce: its products and their combined, normalised blocks."""
+
+    name: str
+    rows: np.ndarray
+    #: ``(len(rows), d)`` dense
+    combined: np.ndarray
+    categories: np.ndarray
+    feature_seconds: float
+    combine_seconds: float
+
+
+def _reduce_and_cluster(block: _FeatureSet, reduction: str, n_components: int, n_init: int, seed: int) -> ClusteringRun:
+    started = time.perf_counter()
+    reducer = make_reduction(reduction, block.combined.shape, n_components=n_components, seed=seed)
+    points = reducer.fit_transform(block.combined)
+    k = len(np.unique(block.categories))
+    clusters = cluster_points(points, k, n_init=n_init, seed=seed)
+    scores = clustering_scores(block.categories, clusters, points, seed=seed)
+    matching = match_clusters(block.categories, clusters)
+    seconds = block.feature_seconds + block.combine_seconds + time.perf_counter() - started
+    return ClusteringRun(
+        block.name, reduction, block.rows, points, clusters, scores, matching, seconds, block.feature_seconds
+    )
 
 
 class _BlockStore:
