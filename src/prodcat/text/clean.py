@@ -34,6 +34,8 @@ _HIDDEN_BLOCK = re.compile(r"<\s*(script|style)\b[^>]*>.*?<\s*/\s*\1\s*>", re.IG
 _TAG = re.compile(r"<\s*[/!]?\s*[a-zA-Z][^<>]*>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
 _SPACES = re.compile(r"\s+")
+# Entities broken by a space after "&" ("&amp; nbsp;" -> "& nbsp;"), found in Rakuten descriptions.
+_SPACED_ENTITY = re.compile(r"&\s+([A-Za-z]{2,8}|#[0-9]{2,5});")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -43,11 +45,16 @@ def unescape_html(text: str, max_rounds: int = 3) -> str:
     Rakuten descriptions were escaped up to twice, hence the rounds.
     """
     for _ in range(max_rounds):
-        decoded = html.unescape(text)
+        decoded = html.unescape(_SPACED_ENTITY.sub(_join_entity, text))
         if decoded == text:
             break
         text = decoded
     return text
+
+
+def _join_entity(match: re.Match[str]) -> str:
+    entity = f"&{match.group(1).lower()};"
+    return entity if html.unescape(entity) != entity else match.group(0)
 
 
 def strip_tags(text: str) -> str:

@@ -162,7 +162,10 @@ class SentenceTransformerEncoder(TextEncoder):
 
     @property
     def dim(self) -> int:  # type: ignore[override]
-        return int(self._load().get_sentence_embedding_dimension())
+        model = self._load()
+        # sentence-transformers 5 renamed the method; the extra allows >= 3.
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get_dim())
 
     def _load(self) -> Any:
         if getattr(self, "_model", None) is None:

@@ -1,0 +1,93 @@
+"""Cleaning, language detection and token normalisation, on real Rakuten and Flipkart rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from prodcat.text.clean import TextNormalizer, clean_text, detect_language
+
+
+@pytest.fixture(scope="module")
+def rakuten_rows(rakuten_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(rakuten_dir / "X_train_update.csv", index_col=0)
+
+
+def _description(rows: pd.DataFrame, productid: int) -> str:
+    return rows.loc[rows["productid"] == productid, "description"].iloc[0]
+
+
+def test_double_escaped_entities_are_decoded(rakuten_rows: pd.DataFrame) -> None:
+    # "d&amp;apos;importantes le&ccedil;ons ... l&amp;apos;&Eacute;vangile" (escaped twice)
+    raw = rakuten_rows.loc[rakuten_rows["description"].str.contains("&amp;apos;", na=False), "description"].iloc[0]
+    cleaned = clean_text(raw)
+    assert "d'importantes leçons spirituelles" in cleaned
+    assert "l'Évangile" in cleaned
+    assert "&" not in cleaned
+
+
+def test_html_markup_and_numeric_entities_are_removed(rakuten_rows: pd.DataFrame) -> None:
+    raw = rakuten_rows.loc[rakuten_rows["description"].str.contains("<p>Créez un endroit calme", na=False),
+                           "description"].iloc[0]
+    assert "&#39;" in raw and "<p>" in raw
+    cleaned = clean_text(raw)
+    assert cleaned.startswith("Créez un endroit calme pour vous détendre dans le jardin et gardez le soleil à l'écart")
+    assert "<" not in cleaned and "&#" not in cleaned
+
+
+def test_mojibake_is_repaired(rakuten_rows: pd.DataFrame) -> None:
+    # A VidaXL awning description whose accents went through a double UTF-8 encoding: "Ã®" for "î".
+    raw = rakuten_rows.loc[rakuten_rows["description"].str.contains("Ã®", na=False), "description"].iloc[0]
+    cleaned = clean_text(raw)
+    assert "Ã" not in cleaned
+    assert "î" in cleaned or "â" in cleaned
+    # An Italian table whose "à" became "Ã ", and Windows-1252 bytes (\x92 for ’, \x85 for …; quotes come out straightened) in a French synopsis.
+    italian = clean_text(rakuten_rows.loc[rakuten_rows["designation"].str.startswith("Sei Rota"), "description"].iloc[0])
+    assert "Qtà per confezione" in italian and "Unità di vendita" in italian
+    cp1252 = rakuten_rows.loc[rakuten_rows["description"].str.contains("\x92", na=False), "description"].iloc[0]
+    assert "qu'empruntent" in clean_text(cp1252) and "fleurs…" in clean_text(cp1252)
+
+
+def test_cleaning_every_rakuten_row_leaves_no_markup(rakuten_rows: pd.DataFrame) -> None:
+    cleaned = [clean_text(d) for d in rakuten_rows["description"]]
+    joined = "\n".join(cleaned)
+    # "nbsp" also covers entities broken by a space ("&amp; nbsp;"), frequent in this catalogue.
+    for leftover in ("<br", "<p>", "nbsp", "&amp;", "&eacute;", "&#39;", "Ã©", "  "):
+        assert leftover not in joined, leftover
+    assert clean_text(None) == "" and clean_text(float("nan")) == ""  # type: ignore[arg-type]
+
+
+def test_synthetic_edge_cases() -> None:
+    assert clean_text("a<br/>b&nbsp;&nbsp;c") == "a b c"
+    assert clean_text("&lt;b&gt;gras&lt;/b&gt; 3 &lt; 5") == "gras 3 < 5"
+    assert clean_text("<style>p {color: red}</style>Texte") == "Texte"
+
+
+def test_language_detection_on_real_rows(rakuten_rows: pd.DataFrame, flipkart_dir: Path) -> None:
+    flipkart = pd.read_csv(flipkart_dir / "flipkart_com-ecommerce_sample.csv", nrows=50)
+    english = detect_language([clean_text(d) for d in flipkart["description"]])
+    assert english.count("en") >= 48
+    french_rows = rakuten_rows["description"].str.contains(" est | les | pour ", na=False)
+    french = detect_language([clean_text(d) for d in rakuten_rows.loc[french_rows, "description"].head(100)])
+    assert french.count("fr") >= 95
+    # A whole catalogue: Rakuten is mostly French with some English, German, Italian, Spanish.
+    titles = detect_language(rakuten_rows["designation"].tolist())
+    counts = pd.Series(titles).value_counts()
+    assert counts.index[0] == "fr" and counts["en"] > 50
+    assert set(counts.index) <= {"fr", "en", "de", "es", "it"}
+    assert detect_language(["", "123 456"]) == ["und", "und"]
+
+
+def test_normalizer_removes_stop_words_and_lemmatizes_per_language() -> None:
+    out = TextNormalizer().transform([
+        "Les chaussures de randonnée sont confortables",
+        "The leather boots are comfortable",
+    ])
+    assert out[0].split() == ["chaussure", "randonnée", "confortable"]
+    assert out[1].split() == ["leather", "boot", "comfortable"]
+    assert TextNormalizer(strip_accents=True).transform(["Randonnée"]) == ["randonnee"]
+    assert TextNormalizer(lemmatize=False, remove_stop_words=False).transform(["Les <b>Chaussures</b>"]) == [
+        "les chaussures"
+    ]

