@@ -29,8 +29,9 @@ def test_double_escaped_entities_are_decoded(rakuten_rows: pd.DataFrame) -> None
 
 
 def test_html_markup_and_numeric_entities_are_removed(rakuten_rows: pd.DataFrame) -> None:
-    raw = rakuten_rows.loc[rakuten_rows["description"].str.contains("<p>Créez un endroit calme", na=False),
-                           "description"].iloc[0]
+    raw = rakuten_rows.loc[
+        rakuten_rows["description"].str.contains("<p>Créez un endroit calme", na=False), "description"
+    ].iloc[0]
     assert "&#39;" in raw and "<p>" in raw
     cleaned = clean_text(raw)
     assert cleaned.startswith("Créez un endroit calme pour vous détendre dans le jardin et gardez le soleil à l'écart")
@@ -43,8 +44,10 @@ def test_mojibake_is_repaired(rakuten_rows: pd.DataFrame) -> None:
     cleaned = clean_text(raw)
     assert "Ã" not in cleaned
     assert "î" in cleaned or "â" in cleaned
-    # An Italian table whose "à" became "Ã ", and Windows-1252 bytes (\x92 for ’, \x85 for …; quotes come out straightened) in a French synopsis.
-    italian = clean_text(rakuten_rows.loc[rakuten_rows["designation"].str.startswith("Sei Rota"), "description"].iloc[0])
+    # An Italian table whose "à" became "Ã ", and Windows-1252 bytes in a French synopsis
+    # (\x92 for ’, \x85 for …; quotes come out straightened).
+    italian_row = rakuten_rows["designation"].str.startswith("Sei Rota")
+    italian = clean_text(rakuten_rows.loc[italian_row, "description"].iloc[0])
     assert "Qtà per confezione" in italian and "Unità di vendita" in italian
     cp1252 = rakuten_rows.loc[rakuten_rows["description"].str.contains("\x92", na=False), "description"].iloc[0]
     assert "qu'empruntent" in clean_text(cp1252) and "fleurs…" in clean_text(cp1252)
@@ -81,10 +84,12 @@ def test_language_detection_on_real_rows(rakuten_rows: pd.DataFrame, flipkart_di
 
 
 def test_normalizer_removes_stop_words_and_lemmatizes_per_language() -> None:
-    out = TextNormalizer().transform([
-        "Les chaussures de randonnée sont confortables",
-        "The leather boots are comfortable",
-    ])
+    out = TextNormalizer().transform(
+        [
+            "Les chaussures de randonnée sont confortables",
+            "The leather boots are comfortable",
+        ]
+    )
     assert out[0].split() == ["chaussure", "randonnée", "confortable"]
     assert out[1].split() == ["leather", "boot", "comfortable"]
     assert TextNormalizer(strip_accents=True).transform(["Randonnée"]) == ["randonnee"]

@@ -17,29 +17,34 @@ from prodcat.text.clean import clean_text
 @pytest.fixture(scope="module")
 def flipkart_frame(flipkart_dir: Path) -> pd.DataFrame:
     raw = pd.read_csv(flipkart_dir / "flipkart_com-ecommerce_sample.csv", nrows=120)
-    return pd.DataFrame({
-        "product_id": raw["uniq_id"],
-        "title": raw["product_name"],
-        "description": raw["description"].fillna(""),
-        "image": None,
-        "category": raw["product_category_tree"],
-    })
+    return pd.DataFrame(
+        {
+            "product_id": raw["uniq_id"],
+            "title": raw["product_name"],
+            "description": raw["description"].fillna(""),
+            "image": None,
+            "category": raw["product_category_tree"],
+        }
+    )
 
 
 @pytest.fixture(scope="module")
 def rakuten_frame(rakuten_dir: Path) -> pd.DataFrame:
     raw = pd.read_csv(rakuten_dir / "X_train_update.csv", index_col=0).head(300)
-    return pd.DataFrame({
-        "product_id": raw["productid"].astype(str),
-        "title": raw["designation"],
-        "description": raw["description"].fillna(""),
-        "image": None,
-        "category": None,
-    })
+    return pd.DataFrame(
+        {
+            "product_id": raw["productid"].astype(str),
+            "title": raw["designation"],
+            "description": raw["description"].fillna(""),
+            "image": None,
+            "category": None,
+        }
+    )
 
 
 @pytest.mark.parametrize(
-    ("name", "dtype"), [("tfidf_word", np.float32), ("tfidf_char", np.float32), ("tfidf", np.float32), ("bow", np.int64)]
+    ("name", "dtype"),
+    [("tfidf_word", np.float32), ("tfidf_char", np.float32), ("tfidf", np.float32), ("bow", np.int64)],
 )
 def test_sparse_extractors(name: str, dtype: type, rakuten_frame: pd.DataFrame) -> None:
     train, test = rakuten_frame.iloc[:200], rakuten_frame.iloc[200:]
@@ -144,7 +149,8 @@ def test_minilm_and_sentence_transformer_by_path(flipkart_frame: pd.DataFrame, t
     assert generic.dim == 384
     assert "sentence_transformer-" in generic.cache().path.name and "model" in generic.cache().path.name
     np.testing.assert_allclose(
-        generic.transform(frame), make_extractor("minilm", cache_dir=str(tmp_path / "minilm")).transform(frame),
+        generic.transform(frame),
+        make_extractor("minilm", cache_dir=str(tmp_path / "minilm")).transform(frame),
         atol=1e-5,
     )
 
@@ -152,5 +158,5 @@ def test_minilm_and_sentence_transformer_by_path(flipkart_frame: pd.DataFrame, t
 def test_sentence_transformer_offline_error_is_actionable(monkeypatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     encoder = make_extractor("sentence_transformer", model_name="no-such-org/no-such-model")
-    with pytest.raises(OSError, match="no-such-org/no-such-model.*offline"):
+    with pytest.raises(OSError, match=r"no-such-org/no-such-model.*offline"):
         encoder.encode(["a product"])
