@@ -440,7 +440,12 @@ def test_review_queue_round_trip(
     assert Path(row["image"]).read_bytes() == photo
 
 
-def test_metrics_and_json_logs(client: httpx.Client, server: Server) -> None:
+def test_metrics_and_json_logs(client: httpx.Client, server: Server, heldout: pd.DataFrame) -> None:
+    # a photo never seen before (a fresh JPEG comment): its embedding is computed, not read from the cache
+    photo = photo_of(heldout.iloc[19])
+    comment = f"unique {time.time_ns()}".encode()
+    fresh = photo[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + photo[2:]
+    assert client.post("/predict", files={"image": ("new.jpg", fresh, "image/jpeg")}).status_code == 200
     response = client.post("/predict", json={"title": "Stainless steel analog watch"})
     assert response.status_code == 200
     client.post("/predict", json={"title": "y" * 3000})
