@@ -17,13 +17,19 @@ uploads.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import logging
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image, ImageOps
+
+log = logging.getLogger(__name__)
 
 #: largest number of pixels decoded into memory (after JPEG reduced-size decoding);
 #: 90 M pixels is about 270 MB as RGB, and Pillow's own warning threshold
@@ -220,3 +226,45 @@ def _looks_like_text(head: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    """One product's photo: what to decode, and whom to name when it fails."""
+
+    product_id: str
+    source: ImageSource
+
+
+def image_items(frame: pd.DataFrame) -> list[ImageItem | None]:
+    """One :class:`ImageItem` per product, ``None`` where the product has no photo
+    or its file is missing (logged)."""
+    items: list[ImageItem | None] = []
+    for product_id, source in zip(frame["product_id"].astype(str), frame["image"], strict=True):
+        if source is None or (isinstance(source, float) and np.isnan(source)):
+            items.append(None)
+        elif isinstance(source, str | os.PathLike) and not Path(source).is_file():
+            log.warning("product %s, image: file not found (%s); treated as having no photo", product_id, source)
+            items.append(None)
+        else:
+            items.append(ImageItem(product_id, source))
+    return items
+
+
+def image_content_key(source: ImageSource) -> str:
+    """SHA-1 of an image's content: file or raw bytes, or the pixels of a PIL image."""
+    if isinstance(source, Image.Image):
+        digest = hashlib.sha1(f"{source.mode}{source.size}".encode())
+        digest.update(source.tobytes())
+        return digest.hexdigest()
+    data = bytes(source) if isinstance(source, bytes | bytearray | memoryview) else Path(source).read_bytes()
+    return hashlib.sha1(data).hexdigest()
+
+
+def decode_item(item: ImageItem, max_side: int | None = None) -> Image.Image | None:
+    """Decoded RGB image, or ``None`` (with a warning naming the product) when unreadable."""
+    try:
+        return load_image(item.source, product_id=item.product_id, max_side=max_side)
+    except ImageDecodeError as exc:
+        log.warning("%s; treated as having no photo", exc)
+        return None

@@ -21,14 +21,13 @@ decoding and inference altogether.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
 import threading
+import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -39,7 +38,8 @@ from PIL import Image
 
 from prodcat.features.base import Extractor, PretrainedEncoder, encode_with_cache, register
 from prodcat.features.cache import default_cache_dir
-from prodcat.image.decode import ImageDecodeError, ImageSource, load_image
+from prodcat.image.augment import tta_views
+from prodcat.image.decode import ImageItem, decode_item, image_content_key, image_items
 
 log = logging.getLogger(__name__)
 
@@ -49,48 +49,6 @@ IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 WHITE = (255, 255, 255)
 
 Resize = Literal["pad", "squash", "crop"]
-
-
-@dataclass(frozen=True)
-class ImageItem:
-    """One product's photo: what to decode, and whom to name when it fails."""
-
-    product_id: str
-    source: ImageSource
-
-
-def image_items(frame: pd.DataFrame) -> list[ImageItem | None]:
-    """One :class:`ImageItem` per product, ``None`` where the product has no photo
-    or its file is missing (logged)."""
-    items: list[ImageItem | None] = []
-    for product_id, source in zip(frame["product_id"].astype(str), frame["image"], strict=True):
-        if source is None or (isinstance(source, float) and np.isnan(source)):
-            items.append(None)
-        elif isinstance(source, str | os.PathLike) and not Path(source).is_file():
-            log.warning("product %s, image: file not found (%s); treated as having no photo", product_id, source)
-            items.append(None)
-        else:
-            items.append(ImageItem(product_id, source))
-    return items
-
-
-def image_content_key(source: ImageSource) -> str:
-    """SHA-1 of an image's content: file or raw bytes, or the pixels of a PIL image."""
-    if isinstance(source, Image.Image):
-        digest = hashlib.sha1(f"{source.mode}{source.size}".encode())
-        digest.update(source.tobytes())
-        return digest.hexdigest()
-    data = bytes(source) if isinstance(source, bytes | bytearray | memoryview) else Path(source).read_bytes()
-    return hashlib.sha1(data).hexdigest()
-
-
-def decode_item(item: ImageItem, max_side: int | None = None) -> Image.Image | None:
-    """Decoded RGB image, or ``None`` (with a warning naming the product) when unreadable."""
-    try:
-        return load_image(item.source, product_id=item.product_id, max_side=max_side)
-    except ImageDecodeError as exc:
-        log.warning("%s; treated as having no photo", exc)
-        return None
 
 
 def fit_square(img: Image.Image, size: int, resize: Resize = "pad") -> Image.Image:
@@ -146,7 +104,7 @@ class ImageEncoder(PretrainedEncoder):
 
     def key_suffix(self) -> str:
         """Non-default parameters that change the output, appended to content keys."""
-        return "|crop" if self.crop_borders else ""
+        return "|borders" if self.crop_borders else ""
 
     # -- PretrainedEncoder interface ----------------------------------------------------------
     def items(self, frame: pd.DataFrame) -> list[ImageItem | None]:
@@ -248,7 +206,10 @@ def export_effnet_lite0_onnx(path: str | os.PathLike[str], image_size: int = 224
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
     try:
-        with torch.no_grad():
+        # the legacy exporter is the one that handles this model's static-padding convs;
+        # its deprecation and constant-folding notices are noise for a one-off export
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 PooledLite0(),
                 (torch.zeros(1, image_size, image_size, 3, dtype=torch.uint8),),
@@ -259,6 +220,7 @@ def export_effnet_lite0_onnx(path: str | os.PathLike[str], image_size: int = 224
                 opset_version=17,
                 dynamo=False,
             )
+        os.chmod(tmp, 0o644)  # mkstemp creates it private; the cache is shared
         os.replace(tmp, path)  # atomic: a concurrent reader never sees half a model
     finally:
         if os.path.exists(tmp):
@@ -284,7 +246,10 @@ class EffNetLite0(ImageEncoder):
     Args:
         image_size: network input side in pixels (224 is the training resolution).
         resize: how a photo becomes a square, see :func:`fit_square`.
-        tta: average the embedding of the photo and of its horizontal mirror.
+        tta: average the embeddings of test-time views: the photo and its mirror, plus
+            the central crop and its mirror when ``tta_zoom > 0`` (see
+            :func:`~prodcat.image.augment.tta_views`); costs 2 or 4 inferences per photo.
+        tta_zoom: share of each side cut by the central-crop views.
         crop_borders: crop uniform (white) borders before resizing.
         threads: onnxruntime intra-op threads (default: all cores).
         onnx_path: use this ONNX file instead of the cached export (e.g. a fine-tuned model
@@ -306,6 +271,7 @@ class EffNetLite0(ImageEncoder):
         image_size: int = 224,
         resize: Resize = "pad",
         tta: bool = False,
+        tta_zoom: float = 0.0,
         threads: int | None = None,
         onnx_path: str | None = None,
     ):
@@ -313,6 +279,7 @@ class EffNetLite0(ImageEncoder):
         self.image_size = image_size
         self.resize = resize
         self.tta = tta
+        self.tta_zoom = tta_zoom
         self.threads = threads
         self.onnx_path = onnx_path
 
@@ -328,7 +295,7 @@ class EffNetLite0(ImageEncoder):
         if self.resize != "pad":
             parts.append(f"|{self.resize}")
         if self.tta:
-            parts.append("|tta")
+            parts.append(f"|tta{self.tta_zoom:g}")
         if self.onnx_path:
             parts.append(f"|model={image_content_key(self.onnx_path)[:12]}")
         return "".join(parts)
@@ -350,14 +317,17 @@ class EffNetLite0(ImageEncoder):
         return self._model_session
 
     def prepare(self, img: Image.Image) -> np.ndarray:
-        return np.asarray(fit_square(img, self.image_size, self.resize), dtype=np.uint8)
+        """``uint8`` ``(size, size, 3)``, or ``(views, size, size, 3)`` with ``tta``."""
+        if not self.tta:
+            return np.asarray(fit_square(img, self.image_size, self.resize), dtype=np.uint8)
+        views = tta_views(img, self.tta_zoom)
+        return np.stack([np.asarray(fit_square(v, self.image_size, self.resize), dtype=np.uint8) for v in views])
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
-        session = self.session()
-        vectors = session.run(None, {"images": batch})[0]
-        if self.tta:
-            vectors = (vectors + session.run(None, {"images": np.ascontiguousarray(batch[:, :, ::-1])})[0]) / 2
-        return vectors.astype(np.float32)
+        if batch.ndim == 5:  # test-time views: embed all, average per photo
+            n, views = batch.shape[:2]
+            return self.embed(batch.reshape(n * views, *batch.shape[2:])).reshape(n, views, -1).mean(axis=1)
+        return self.session().run(None, {"images": batch})[0].astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------

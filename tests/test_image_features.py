@@ -1,0 +1,128 @@
+"""Image extractors: shapes, unreadable photos, cache hits, augmentation."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from prodcat.features.base import make_extractor
+from prodcat.features.cache import EmbeddingCache
+from prodcat.image.augment import RandomAugment, augmented_frames, tta_views
+
+
+@pytest.fixture(scope="module")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh cache directory (ONNX export included), shared by this module's tests."""
+    return tmp_path_factory.mktemp("prodcat-cache")
+
+
+def _photo(seed: int, size: tuple[int, int] = (120, 90)) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 255, (size[1] // 10, size[0] // 10, 3), dtype=np.uint8)
+    return Image.fromarray(blocks).resize(size, Image.Resampling.NEAREST)
+
+
+def _frame(tmp_path: Path) -> pd.DataFrame:
+    paths = []
+    for i in range(3):
+        paths.append(str(tmp_path / f"p{i}.jpg"))
+        _photo(i).save(paths[-1], "JPEG")
+    (tmp_path / "broken.jpg").write_text("not a photo")
+    images = [*paths, str(tmp_path / "broken.jpg"), None, (tmp_path / "p0.jpg").read_bytes()]
+    return pd.DataFrame(
+        {
+            "product_id": ["p0", "p1", "p2", "broken", "nophoto", "p0bytes"],
+            "title": "",
+            "description": "",
+            "image": images,
+            "category": None,
+        }
+    )
+
+
+def test_effnet_shapes_unreadable_and_cache(
+    tmp_path: Path, model_cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    frame = _frame(tmp_path)
+    extractor = make_extractor("effnet_lite0", cache_dir=str(model_cache), progress=False)
+    with caplog.at_level(logging.WARNING):
+        X = extractor.transform(frame)
+    assert X.shape == (6, 1280) and X.dtype == np.float32
+    assert "product broken" in caplog.text and "not an image" in caplog.text
+    np.testing.assert_array_equal(extractor.available(frame), [True, True, True, False, False, True])
+    assert (X[[3, 4]] == 0).all() and (np.abs(X[[0, 1, 2]]).sum(axis=1) > 0).all()
+    np.testing.assert_allclose(X[5], X[0], atol=1e-6)  # same bytes, from path or from memory
+    assert not np.allclose(X[0], X[1])
+
+    # warm re-run: everything comes from the cache, the encoder is never called
+    cache = EmbeddingCache.for_extractor("effnet_lite0", extractor.version, str(model_cache))
+    assert len(cache) == 4  # three photos + the recorded failure, keyed by content
+    warm = make_extractor("effnet_lite0", cache_dir=str(model_cache), progress=False)
+    warm.encode = lambda items: pytest.fail(f"re-encoded {len(items)} cached photos")  # type: ignore[method-assign]
+    np.testing.assert_array_equal(warm.transform(frame), X)
+
+
+def test_effnet_tta_and_params_have_their_own_cache_keys(tmp_path: Path, model_cache: Path) -> None:
+    frame = _frame(tmp_path).iloc[:2]
+    plain = make_extractor("effnet_lite0", cache_dir=str(model_cache), progress=False)
+    tta = make_extractor("effnet_lite0", cache_dir=str(model_cache), progress=False, tta=True)
+    assert plain.item_key(plain.items(frame)[0]) != tta.item_key(tta.items(frame)[0])
+    X, X_tta = plain.transform(frame), tta.transform(frame)
+    assert X_tta.shape == X.shape and not np.allclose(X, X_tta)
+
+
+def test_color_histogram(tmp_path: Path) -> None:
+    red = tmp_path / "red.png"
+    Image.new("RGB", (50, 50), (230, 20, 20)).save(red)
+    frame = pd.DataFrame({"product_id": ["r", "none"], "image": [str(red), None]})
+    X = make_extractor("color_hist", cache_dir=str(tmp_path), progress=False).transform(frame)
+    assert X.shape == (2, 128)
+    assert X[0].sum() == pytest.approx(1) and X[0].max() == pytest.approx(1)  # one bin: all red
+    assert (X[1] == 0).all()
+
+
+@pytest.mark.parametrize("name", ["bovw_orb", "bovw_sift"])
+def test_bag_of_visual_words(tmp_path: Path, name: str) -> None:
+    frame = _frame(tmp_path)
+    extractor = make_extractor(name, n_words=16, progress=False).fit(frame)
+    X = extractor.transform(frame)
+    assert X.shape == (6, 16)
+    norms = np.linalg.norm(X, axis=1)
+    np.testing.assert_allclose(norms[[0, 1, 2]], 1, atol=1e-5)
+    assert norms[3] == 0 and norms[4] == 0
+
+
+def test_augmentation_is_reproducible_and_keeps_rows(tmp_path: Path) -> None:
+    frame = _frame(tmp_path)
+    first = list(augmented_frames(frame, 2, RandomAugment(), seed=1))
+    again = next(augmented_frames(frame, 1, RandomAugment(), seed=1))
+    assert len(first) == 2 and all(len(f) == len(frame) for f in first)
+    assert first[0]["product_id"].iloc[0] == "p0#aug1"
+    assert first[0]["image"].iloc[3] is None and first[0]["image"].iloc[4] is None
+    a, b = np.asarray(first[0]["image"].iloc[0]), np.asarray(again["image"].iloc[0])
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, np.asarray(first[1]["image"].iloc[0]))
+    assert len(tta_views(_photo(0))) == 2 and len(tta_views(_photo(0), zoom=0.1)) == 4
+
+
+@pytest.mark.slow
+def test_effnet_on_real_photos_separates_categories(flipkart_dir: Path) -> None:
+    """Embeddings of real photos carry the category: nearest neighbours mostly agree."""
+    from prodcat.catalog.loaders import load_catalog
+    from prodcat.catalog.schema import category_at_level
+
+    frame = load_catalog(flipkart_dir).frame
+    with_photo = frame[frame["image"].notna()]
+    sample = with_photo.groupby(category_at_level(with_photo["category"], 1)).head(12)
+    X = make_extractor("effnet_lite0", progress=False).transform(sample)
+    y = category_at_level(sample["category"], 1)
+    unit = X / np.linalg.norm(X, axis=1, keepdims=True)
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -1)
+    agreement = (y[similarity.argmax(axis=1)] == y).mean()
+    assert agreement > 0.6  # chance is 1/7

@@ -1,0 +1,108 @@
+"""Quality scores on known cases and duplicate detection across a catalogue."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image, ImageFilter, ImageOps
+
+from prodcat.image.quality import (
+    blur_score,
+    crop_borders,
+    find_duplicate_images,
+    image_quality,
+    quality_frame,
+    white_border_ratio,
+)
+
+
+def _textured(seed: int = 0, size: int = 256) -> Image.Image:
+    """A sharp, busy picture: random blocks of colour."""
+    blocks = np.random.default_rng(seed).integers(0, 200, (size // 8, size // 8, 3), dtype=np.uint8)
+    return Image.fromarray(blocks).resize((size, size), Image.Resampling.NEAREST)
+
+
+def _catalogue(tmp_path: Path, images: dict[str, Image.Image], labels: dict[str, str]) -> pd.DataFrame:
+    paths = {}
+    for pid, img in images.items():
+        paths[pid] = tmp_path / f"{pid}.jpg"
+        img.save(paths[pid], "JPEG", quality=92)
+    return pd.DataFrame(
+        {
+            "product_id": list(images),
+            "title": "",
+            "description": "",
+            "image": [str(paths[p]) for p in images],
+            "category": [labels[p] for p in images],
+        }
+    )
+
+
+def test_blurred_copy_scores_lower() -> None:
+    sharp = _textured()
+    blurred = sharp.filter(ImageFilter.GaussianBlur(4))
+    assert blur_score(blurred) < 0.2 * blur_score(sharp)
+    assert image_quality(blurred)["blurry"] and not image_quality(sharp)["blurry"]
+
+
+def test_white_framed_image_crops_to_its_content() -> None:
+    content = _textured(1, 200)
+    framed = ImageOps.expand(content, border=(100, 50, 100, 50), fill="white")  # 400 x 300
+    assert white_border_ratio(framed) == pytest.approx(1 - 200 * 200 / (400 * 300), abs=0.02)
+    cropped = crop_borders(framed)
+    assert abs(cropped.width - 200) <= 6 and abs(cropped.height - 200) <= 6
+    assert white_border_ratio(_textured()) < 0.01
+    blank = Image.new("RGB", (50, 50), "white")
+    assert crop_borders(blank).size == (50, 50) and white_border_ratio(blank) == 1.0
+
+
+def test_colour_statistics() -> None:
+    stats = image_quality(Image.new("RGB", (64, 64), (255, 0, 0)))
+    assert stats["mean_r"] == pytest.approx(255) and stats["mean_g"] == pytest.approx(0)
+    assert stats["saturation"] > 250 and stats["white_share"] == 0
+
+
+def test_duplicates_exact_and_perceptual_with_label_disagreement(tmp_path: Path) -> None:
+    original = _textured(2)
+    frame = _catalogue(
+        tmp_path,
+        {
+            "a": original,
+            "b": original.resize((180, 180)),  # same picture, resized and re-encoded
+            "c": _textured(3),
+            "d": _textured(4),
+        },
+        {"a": "Toys", "b": "Books", "c": "Toys", "d": "Toys"},
+    )
+    shutil.copy(frame.loc[2, "image"], tmp_path / "e.jpg")  # byte-identical copy of c
+    frame.loc[4] = ["e", "", "", str(tmp_path / "e.jpg"), "Toys"]
+    frame.loc[5] = ["f", "", "", None, "Toys"]  # no photo: not a duplicate of anything
+
+    dups = find_duplicate_images(frame, progress=False)
+    groups = {tuple(sorted(g["product_id"])): g for _, g in dups.groupby("group")}
+    assert set(groups) == {("a", "b"), ("c", "e")}
+    assert (groups["a", "b"]["kind"] == "perceptual").all() and groups["a", "b"]["labels_disagree"].all()
+    assert (groups["c", "e"]["kind"] == "exact").all() and not groups["c", "e"]["labels_disagree"].any()
+
+
+def test_quality_frame_reports_unusable_photos(tmp_path: Path) -> None:
+    frame = _catalogue(tmp_path, {"ok": _textured()}, {"ok": "Toys"})
+    (tmp_path / "bad.jpg").write_bytes(b"")
+    frame.loc[1] = ["bad", "", "", str(tmp_path / "bad.jpg"), "Toys"]
+    scores = quality_frame(frame, progress=False)
+    assert pd.isna(scores.loc[0, "error"]) and scores.loc[0, "width"] == 256
+    assert "empty" in scores.loc[1, "error"] and np.isnan(scores.loc[1, "blur"])
+
+
+@pytest.mark.slow
+def test_real_photos_quality(flipkart_dir: Path) -> None:
+    photos = sorted((flipkart_dir / "Images").glob("*.jpg"))[:30]
+    frame = pd.DataFrame({"product_id": [p.stem for p in photos], "image": [str(p) for p in photos]})
+    scores = quality_frame(frame, progress=False)
+    assert scores["error"].isna().all()
+    assert (scores["blur"] > 0).all() and scores["border_ratio"].between(0, 1).all()
+    assert scores["phash"].str.len().eq(16).all()
