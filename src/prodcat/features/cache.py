@@ -71,3 +71,42 @@ class EmbeddingCache:
     def __len__(self) -> int:
         with self._connect() as db:
             return int(db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
+
+
+class TextCache:
+    """A key -> ``str`` store in one SQLite file (e.g. OCR text read from a photo), beside
+    the vector caches: ``<cache dir>/features/<name>-v<version>.sqlite``."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS texts (key TEXT PRIMARY KEY, text TEXT NOT NULL)")
+
+    @classmethod
+    def for_extractor(cls, name: str, version: str, cache_dir: str | os.PathLike[str] | None = None) -> TextCache:
+        root = Path(cache_dir) if cache_dir else default_cache_dir()
+        return cls(root / "features" / f"{name}-v{version}.sqlite")
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, str]:
+        keys = list(keys)
+        found: dict[str, str] = {}
+        with self._connect() as db:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update(db.execute(f"SELECT key, text FROM texts WHERE key IN ({marks})", chunk))
+        return found
+
+    def put_many(self, texts: dict[str, str]) -> None:
+        with self._connect() as db:
+            db.executemany("INSERT OR REPLACE INTO texts (key, text) VALUES (?, ?)", list(texts.items()))
+
+    def __len__(self) -> int:
+        with self._connect() as db:
+            return int(db.execute("SELECT COUNT(*) FROM texts").fetchone()[0])

@@ -297,8 +297,14 @@ class EffNetLite0(ImageEncoder):
         if self.tta:
             parts.append(f"|tta{self.tta_zoom:g}")
         if self.onnx_path:
-            parts.append(f"|model={image_content_key(self.onnx_path)[:12]}")
+            parts.append(f"|model={self._onnx_digest()}")
         return "".join(parts)
+
+    def _onnx_digest(self) -> str:
+        # hashed once per instance (the file is megabytes; keys are made per photo)
+        if getattr(self, "_model_digest", None) is None:
+            self._model_digest = image_content_key(self.onnx_path)[:12]
+        return self._model_digest
 
     def model_path(self) -> Path:
         """The ONNX file used: ``onnx_path`` or the cached export (made on first use)."""
