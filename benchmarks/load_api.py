@@ -114,7 +114,24 @@ def unique_jpeg(jpeg: bytes, serial: int) -> bytes:
     return jpeg[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + jpeg[2:]
 
 
-async def run_cell(url: str, workload: str, catalogue: list[dict[str, Any]], concurrency: int, duration: float) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and all its descendants (Linux ``/proc``), in seconds."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+async def run_cell(
+    url: str, server_pid: int, workload: str, catalogue: list[dict[str, Any]], concurrency: int, duration: float
+) -> dict:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     serial = count()
@@ -145,9 +162,11 @@ async def run_cell(url: str, workload: str, catalogue: list[dict[str, Any]], con
         latencies.clear()
         statuses.clear()
         model_before = model_seconds(await http.get("/metrics"))
+        server_cpu, client_cpu = cpu_seconds(server_pid), time.process_time()
         started = time.perf_counter()
         await asyncio.gather(*(user(http, started + duration) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
+        server_cpu, client_cpu = cpu_seconds(server_pid) - server_cpu, time.process_time() - client_cpu
         model_after = model_seconds(await http.get("/metrics"))
     ms = np.asarray(latencies) * 1000
     calls = model_after[1] - model_before[1]
@@ -165,6 +184,9 @@ async def run_cell(url: str, workload: str, catalogue: list[dict[str, Any]], con
         "errors_5xx": sum(v for k, v in statuses.items() if k >= 500),
         # mean time of one Predictor.predict call (with several workers: of the one answering /metrics)
         "model_ms_mean": round((model_after[0] - model_before[0]) / calls * 1000, 1) if calls else None,
+        # CPU time per request, whatever else runs on the machine: what the cores can sustain when idle
+        "server_cpu_ms_per_request": round(server_cpu / len(latencies) * 1000, 2),
+        "client_cpu_ms_per_request": round(client_cpu / len(latencies) * 1000, 2),
     }
 
 
@@ -182,7 +204,8 @@ def measure(bundle: Path, folder: Path, workers: int, catalogue: list[dict], lev
         cells = []
         for workload in ("text", "photo"):
             for concurrency in levels:
-                cell = {"workers": workers} | asyncio.run(run_cell(url, workload, catalogue, concurrency, duration))
+                measured = asyncio.run(run_cell(url, server.pid, workload, catalogue, concurrency, duration))
+                cell = {"workers": workers} | measured
                 print(json.dumps(cell), flush=True)
                 cells.append(cell)
     finally:
