@@ -118,3 +118,18 @@ def test_no_more_calls_at_once_than_slots(slots: int) -> None:
     batcher = MicroBatcher(model, slots=slots, max_rows=1)
     asyncio.run(gather_jobs(batcher, [(rows(f"p{i}"), 1) for i in range(8)]))
     assert peak == slots
+
+
+def test_jobs_abandoned_while_waiting_are_not_computed() -> None:
+    model = RecordingModel(delay=0.1)
+    batcher = MicroBatcher(model, slots=1, max_rows=64)
+
+    async def scenario() -> list:
+        running = asyncio.ensure_future(batcher.predict(rows("first"), 1))
+        await asyncio.sleep(0.01)
+        abandoned = asyncio.wait_for(batcher.predict(rows("gone"), 1), timeout=0.02)
+        return await asyncio.gather(running, abandoned, return_exceptions=True)
+
+    first, gone = asyncio.run(scenario())
+    assert first[0].product_id == "first" and isinstance(gone, TimeoutError)
+    assert model.calls == [1]

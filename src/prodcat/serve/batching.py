@@ -62,6 +62,8 @@ class MicroBatcher:
         try:
             while self._waiting:
                 jobs = self._take()
+                if not jobs:
+                    continue
                 try:
                     outcomes = await anyio.to_thread.run_sync(self._call, jobs)
                 except Exception as exc:
@@ -79,6 +81,8 @@ class MicroBatcher:
         taken, rows = [], 0
         while self._waiting and (not taken or rows + len(self._waiting[0].rows) <= self.max_rows):
             job = self._waiting.pop(0)
+            if job.future.done():  # its caller timed out while waiting: no need to compute it
+                continue
             taken.append(job)
             rows += len(job.rows)
         return taken
