@@ -39,8 +39,8 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML or TOML experiment config (fields left out keep their defaults)")
     parser.add_argument("--modalities", help="text, image or text,image (default: all the catalogue has)")
-    parser.add_argument("--level", type=int, help="category depth to predict (default from config: 1 = top level; "
-                                                   "0 = full path)")
+    parser.add_argument("--level", type=int, help="category depth to predict, 0 = full path (default: the "
+                                                   "catalogue's usual target: Flipkart top level, else full path)")
     parser.add_argument("--fusion", choices=("late", "stacking", "early"), help="override the config's fusion")
     parser.add_argument("--sample", type=int, help="use a stratified sample of N labelled products (quick runs)")
 
@@ -114,7 +114,7 @@ def read_catalog(args: argparse.Namespace) -> Catalog:
     return catalog
 
 
-def build_config(args: argparse.Namespace) -> Config:
+def build_config(args: argparse.Namespace, catalog: Catalog) -> Config:
     config = load_config(args.config)
     updates: dict[str, Any] = {}
     if args.modalities:
@@ -123,7 +123,7 @@ def build_config(args: argparse.Namespace) -> Config:
         updates["level"] = None if args.level == 0 else args.level
     if args.fusion:
         updates["fusion"] = args.fusion
-    return Config.model_validate(config.model_dump() | updates)
+    return Config.model_validate(config.model_dump() | updates).for_format(catalog.format)
 
 
 def labelled_sample(frame: pd.DataFrame, config: Config, size: int | None) -> pd.DataFrame:
@@ -132,7 +132,7 @@ def labelled_sample(frame: pd.DataFrame, config: Config, size: int | None) -> pd
         return frame
     from sklearn.model_selection import train_test_split
 
-    y = category_at_level(frame["category"], config.level)
+    y = category_at_level(frame["category"], config.target_level)
     counts = pd.Series(y).value_counts()
     strata = np.where(pd.Series(y).map(counts).to_numpy() >= 2, y, "__rare__")
     sample, _ = train_test_split(frame, train_size=size, stratify=strata, random_state=config.seed)
@@ -159,8 +159,9 @@ def print_metrics(metrics: dict[str, Any], title: str) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from prodcat.models.classifier import ProductClassifier
 
-    config = build_config(args)
-    frame = labelled_sample(read_catalog(args).frame, config, args.sample)
+    catalog = read_catalog(args)
+    config = build_config(args, catalog)
+    frame = labelled_sample(catalog.frame, config, args.sample)
     if args.feedback:
         from prodcat.review.store import load_corrections
 
@@ -247,8 +248,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_cv(args: argparse.Namespace) -> int:
     from prodcat.evaluate.cv import cross_validate
 
-    config = build_config(args)
-    frame = labelled_sample(read_catalog(args).frame, config, args.sample)
+    catalog = read_catalog(args)
+    config = build_config(args, catalog)
+    frame = labelled_sample(catalog.frame, config, args.sample)
     result = cross_validate(frame, config, folds=args.folds)
     metrics = result.metrics()
     metrics["config"] = config.model_dump()

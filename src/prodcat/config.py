@@ -59,8 +59,9 @@ class Config(BaseModel):
     """An experiment: target, modalities, heads, fusion, calibration and decision policy."""
 
     model_config = ConfigDict(extra="forbid")
-    #: hierarchy depth of the target (1 = top level); ``None`` = full category path
-    level: int | None = 1
+    #: hierarchy depth of the target (1 = top level); ``None`` = full category path;
+    #: ``auto`` = the catalogue format's usual target (see :meth:`for_format`)
+    level: int | Literal["auto"] | None = "auto"
     #: modalities to use; ``None`` = every modality the catalogue has
     modalities: list[Modality] | None = None
     #: the heads; those whose modality is not used are skipped
@@ -74,6 +75,24 @@ class Config(BaseModel):
     #: folds of the internal cross-validation giving out-of-fold scores (fusion, calibration, threshold)
     inner_folds: int = Field(5, ge=2)
     seed: int = 0
+
+    def for_format(self, catalog_format: str) -> Config:
+        """This config with ``level="auto"`` resolved for a catalogue format."""
+        if self.level != "auto":
+            return self
+        return self.model_copy(update={"level": DEFAULT_LEVEL.get(catalog_format)})
+
+    @property
+    def target_level(self) -> int | None:
+        """The level to cut category paths at (``auto`` unresolved means the full path)."""
+        return None if self.level == "auto" else self.level
+
+
+#: the usual target of each catalogue format; formats not listed predict the full path
+DEFAULT_LEVEL = {
+    # Flipkart paths go down to the individual product: its 7 top-level categories are the target.
+    "flipkart": 1,
+}
 
 
 def load_config(path: str | Path | None) -> Config:

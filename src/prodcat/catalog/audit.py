@@ -415,7 +415,7 @@ def out_of_fold_proba(frame: pd.DataFrame, config: Config, folds: int, progress:
 def label_issues(
     frame: pd.DataFrame, config: Config | None = None, folds: int = 5, progress: bool = True
 ) -> dict[str, Any]:
-    """Products whose given category (cut at ``config.level``) disagrees confidently with their
+    """Products whose given category (cut at ``config.target_level``) disagrees confidently with their
     cross-validated prediction, most suspicious first (lowest probability of the given label)."""
     config = config or Config()
     labelled = frame[frame["category"].notna()].reset_index(drop=True)
@@ -427,7 +427,7 @@ def label_issues(
     given_probability = cv.proba[np.arange(len(given)), given]
     found = found[np.argsort(given_probability[found], kind="stable")]
     return {
-        "level": config.level,
+        "level": config.target_level,
         "modalities": config.modalities,
         "folds": folds,
         "n_labelled": len(labelled),
@@ -687,6 +687,7 @@ def run_audit(args: argparse.Namespace) -> int:
         config = config.model_copy(update={"level": args.level or None})
     if args.modalities:
         config = config.model_copy(update={"modalities": [m.strip() for m in args.modalities.split(",")]})
+    config = config.for_format(catalog.format)
     result = audit_catalog(
         catalog,
         images=not args.no_images,

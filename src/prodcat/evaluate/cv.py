@@ -80,7 +80,7 @@ def cross_validate(
     """Fit ``ProductClassifier(config)`` on ``folds - 1`` folds, predict the last, for each fold."""
     config = config or Config()
     frame = frame[frame["category"].notna()].reset_index(drop=True)
-    y = np.asarray(category_at_level(frame["category"], config.level), dtype=object)
+    y = np.asarray(category_at_level(frame["category"], config.target_level), dtype=object)
     classes = np.unique(y)
     proba = np.zeros((len(y), len(classes)))
     fold_of = np.zeros(len(y), dtype=int)

@@ -61,7 +61,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         config = self.config or Config()
         frame = frame.reset_index(drop=True)
         if y is None:
-            y = category_at_level(frame["category"], config.level)
+            y = category_at_level(frame["category"], config.target_level)
         y = np.asarray(y, dtype=object)
         if pd.isna(y).any():
             raise ValueError("every training product needs a category (drop the unlabelled ones first)")
