@@ -17,7 +17,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from prodcat.bundle import BundleError, data_fingerprint, save_bundle
-from prodcat.catalog.loaders import FORMATS, load_catalog
+from prodcat.catalog.loaders import add_loader_arguments, load_from_args
 from prodcat.catalog.schema import Catalog, category_at_level
 from prodcat.config import Config, load_config
 from prodcat.evaluate.metrics import evaluate_predictions
@@ -29,11 +29,6 @@ HEADLINE = ("n", "accuracy", "f1_weighted", "f1_macro")
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
-
-
-def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", help="catalogue: a Flipkart/Rakuten/fashion folder, or a CSV/Parquet file")
-    parser.add_argument("--format", default="auto", choices=FORMATS, help="catalogue format (default: detect)")
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
               prodcat train products.csv --out models/mine --config experiment.yaml --feedback sqlite:///reviews.db
             """),
     )
-    _add_data_options(train)
+    add_loader_arguments(train)
     train.add_argument("--out", required=True, help="bundle directory to write (replaced atomically)")
     _add_model_options(train)
     train.add_argument("--feedback", metavar="DB_URL",
@@ -70,7 +65,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog="examples:\n  prodcat predict models/flipkart new_products.csv --out preds.csv\n",
     )
     predict.add_argument("model", help="model bundle directory")
-    _add_data_options(predict)
+    add_loader_arguments(predict)
     predict.add_argument("--out", required=True, help="CSV to write")
     predict.add_argument("--top-k", type=int, default=5, help="how many categories in top_k (default 5)")
     predict.add_argument("--chunk-size", type=int, default=2000, help="products per batch (default 2000)")
@@ -82,7 +77,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog="examples:\n  prodcat evaluate models/flipkart heldout.csv --report reports/heldout\n",
     )
     evaluate.add_argument("model", help="model bundle directory")
-    _add_data_options(evaluate)
+    add_loader_arguments(evaluate)
     evaluate.add_argument("--report", required=True, help="report directory")
     evaluate.set_defaults(func=run_evaluate)
 
@@ -96,7 +91,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
               prodcat cv ../shared/datasets/fashion --level 3 --report reports/fashion
             """),
     )
-    _add_data_options(cv)
+    add_loader_arguments(cv)
     cv.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     cv.add_argument("--report", required=True, help="report directory")
     _add_model_options(cv)
@@ -105,7 +100,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 # ---------------------------------------------------------------------------------------------- helpers
 def read_catalog(args: argparse.Namespace) -> Catalog:
-    catalog = load_catalog(args.data, args.format)
+    catalog = load_from_args(args)
     if catalog.issues:
         log.warning("%d row issue(s) while reading %s; first ones:", len(catalog.issues), args.data)
         for issue in catalog.issues[:5]:
