@@ -529,3 +529,18 @@ def test_review_queue_on_postgresql(bundle: Path, heldout: pd.DataFrame, tmp_pat
     row = corrections.loc[f"review-{review_id}"]
     assert row["category"] == top_level(product["category"])
     assert Path(row["image"]).read_bytes() == photo_of(product)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["serve", "/nonexistent/bundle"], "is not a prodcat model bundle"),
+        (["serve", "BUNDLE", "--max-pixels", "many"], "max_pixels"),
+        (["serve", "BUNDLE", "--review-db", "postgresql+psycopg://nobody@127.0.0.1:1/none"], "--review-db"),
+    ],
+)
+def test_serve_command_fails_fast_with_a_clear_message(bundle: Path, arguments: list[str], message: str) -> None:
+    arguments = [str(bundle) if a == "BUNDLE" else a for a in arguments]
+    result = subprocess.run([sys.executable, "-m", "prodcat.cli", *arguments], capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    assert result.returncode == 2 and message in result.stderr

@@ -55,8 +55,10 @@ def _shown(default: object) -> str:
 
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from sqlalchemy.exc import SQLAlchemyError
 
-    from prodcat.review.store import ReviewStore
+    from prodcat.bundle import BundleError
+    from prodcat.serve.app import create_app_from_env
 
     # Flags become PRODCAT_* variables: the worker processes read the same settings from the environment.
     os.environ["PRODCAT_BUNDLE"] = str(Path(args.model).resolve())
@@ -73,18 +75,22 @@ def run_serve(args: argparse.Namespace) -> int:
         os.environ[f"PRODCAT_{name.upper()}"] = value
     try:
         settings = ServeSettings()
+        # Built here first so that a bad bundle or database fails now, with its message, not in a worker;
+        # this also creates the review tables once rather than concurrently in each worker.
+        app = create_app_from_env()
     except ValidationError as exc:
         print(f"error: invalid serve settings:\n{exc}", file=sys.stderr)
         return 2
-    # create the review tables once here, not concurrently in each worker
-    ReviewStore(settings.review_db).close()
-    uvicorn.run(
-        "prodcat.serve.app:create_app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_config=None,
-        access_log=False,
-    )
+    except BundleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        print(f"error: cannot open the review database ({type(exc).__name__}: {exc}); check --review-db",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    common = {"host": settings.host, "port": settings.port, "log_config": None, "access_log": False}
+    if settings.workers == 1:
+        uvicorn.run(app, **common)
+    else:
+        uvicorn.run("prodcat.serve.app:create_app_from_env", factory=True, workers=settings.workers, **common)
     return 0
