@@ -241,7 +241,7 @@ def image_items(frame: pd.DataFrame) -> list[ImageItem | None]:
     or its file is missing (logged)."""
     items: list[ImageItem | None] = []
     for product_id, source in zip(frame["product_id"].astype(str), frame["image"], strict=True):
-        if source is None or (isinstance(source, float) and np.isnan(source)):
+        if _is_missing(source):
             items.append(None)
         elif isinstance(source, str | os.PathLike) and not Path(source).is_file():
             log.warning("product %s, image: file not found (%s); treated as having no photo", product_id, source)
@@ -268,3 +268,12 @@ def decode_item(item: ImageItem, max_side: int | None = None) -> Image.Image | N
     except ImageDecodeError as exc:
         log.warning("%s; treated as having no photo", exc)
         return None
+
+
+def _is_missing(source: object) -> bool:
+    """None, NaN, pd.NA or an empty path: the product has no photo."""
+    if source is None or source is pd.NA:
+        return True
+    if isinstance(source, float):
+        return bool(np.isnan(source))
+    return isinstance(source, str) and not source.strip()
