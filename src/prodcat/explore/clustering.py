@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from prodcat.catalog.schema import category_at_level
@@ -294,7 +295,9 @@ class _BlockStore:
             extractor = make_extractor(name, **self.params.get(name, {}))
             if "progress" in extractor.get_params():
                 extractor.set_params(progress=self.progress)
-            self.matrices[name] = extractor.fit_transform(self.frame)
+            # One BLAS/OpenMP thread: on shared cores, BoVW's oversubscribed k-means ran 4.5x slower.
+            with threadpool_limits(1):
+                self.matrices[name] = extractor.fit_transform(self.frame)
             self.available[name] = np.asarray(extractor.available(self.frame), dtype=bool)
             self.seconds[name] = time.perf_counter() - started
         return self.matrices[name]
