@@ -23,7 +23,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="feasibility study: do products of one category cluster together (text, image, both)?",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "For each feature set and reduction: normalise the features, reduce them (PCA; t-SNE to 2-D),\n"
+            "For each feature set and reduction: normalise the features, reduce them (PCA; PCA then kNN\n"
+            "smoothing; PCA then t-SNE to 2-D),\n"
             "cluster with KMeans (k = number of categories at --level) and score against the true categories\n"
             "(ARI, NMI, silhouette). Writes DIR/clustering.json (one record per feature set and reduction) and\n"
             "a self-contained DIR/report.html (table best first, 2-D maps by category and by cluster, the\n"
