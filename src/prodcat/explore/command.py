@@ -74,7 +74,8 @@ def run_explore(args: argparse.Namespace) -> int:
     from prodcat.explore.report import write_report
 
     started = time.perf_counter()
-    logging.getLogger("openTSNE").setLevel(logging.WARNING)  # it logs its internal choices at INFO
+    for chatty in ("openTSNE", "gensim"):  # they log their internal steps at INFO
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     features = [f.strip() for f in args.features.split(",") if f.strip()]
     reductions = [r.strip() for r in args.reductions.split(",") if r.strip()]
     level = args.level or None
