@@ -47,11 +47,13 @@ class HeadConfig(BaseModel):
 
 
 def default_heads() -> list[HeadConfig]:
+    """Word+char TF-IDF, two sentence encoders and the ImageNet CNN (see ``benchmarks/results/fusion.md``)."""
     return [
-        HeadConfig(name="text_tfidf", modality="text", features=[FeatureSpec(name="tfidf")], classifier="logreg",
-                   C=20.0, scale=False),
-        HeadConfig(name="image_effnet", modality="image", features=[FeatureSpec(name="effnet_lite0")],
-                   classifier="logreg", C=0.5),
+        HeadConfig(name="text_tfidf", modality="text", features=[FeatureSpec(name="tfidf")], classifier="linearsvc",
+                   C=5.0, scale=False),
+        HeadConfig(name="text_usem3", modality="text", features=[FeatureSpec(name="usem3")], C=1.0),
+        HeadConfig(name="text_minilm", modality="text", features=[FeatureSpec(name="minilm")], C=1.0),
+        HeadConfig(name="image_effnet", modality="image", features=[FeatureSpec(name="effnet_lite0")], C=0.5),
     ]
 
 
@@ -66,8 +68,10 @@ class Config(BaseModel):
     modalities: list[Modality] | None = None
     #: the heads; those whose modality is not used are skipped
     heads: list[HeadConfig] = Field(default_factory=default_heads)
-    #: how the heads' probabilities are combined when both modalities are used
-    fusion: Literal["late", "stacking", "early"] = "stacking"
+    #: how the heads are combined: ``early`` = one linear model (with the first text head's classifier
+    #: settings) on all heads' features side by side; ``late`` = weighted geometric mean of the heads'
+    #: probabilities; ``stacking`` = a logistic regression on them (both fitted out-of-fold)
+    fusion: Literal["late", "stacking", "early"] = "early"
     #: post-hoc calibration of the final probabilities (fitted on out-of-fold scores)
     calibration: Literal["temperature", "isotonic", "none"] = "temperature"
     #: precision wanted among auto-accepted predictions; picks the confidence threshold
