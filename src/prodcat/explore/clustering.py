@@ -9,6 +9,12 @@ A feature set is a registered extractor name (``tfidf``, ``effnet_lite0``) or
 several joined by ``+`` (``tfidf+effnet_lite0``): the blocks are normalised
 and weighted equally by :func:`~prodcat.explore.reduction.combine_blocks`.
 Each extractor runs once per study even when it appears in several sets.
+
+Why KMeans on PCA (+ kNN smoothing): on Flipkart, with the same features,
+spectral clustering on the kNN graph, Ward linkage, and KMeans into 4k clusters
+merged back to k all scored lower than KMeans on kNN-smoothed PCA for every
+feature set tried; UMAP (see :mod:`~prodcat.explore.reduction`) did no better
+than t-SNE.
 """
 
 from __future__ import annotations
