@@ -164,7 +164,7 @@ def bundle(flipkart_split: tuple[Path, pd.DataFrame], tmp_path_factory: pytest.T
     train_path, _ = flipkart_split
     out = tmp_path_factory.mktemp("serve-bundle") / "model"
     command = [sys.executable, "-m", "prodcat.cli", "train", str(train_path), "--out", str(out),
-               "--modalities", MODALITIES]  # fmt: skip
+               "--modalities", MODALITIES, "--level", "1"]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return out
