@@ -38,15 +38,17 @@ class Prediction:
 class Predictor:
     """Loads a bundle once; thread-safe for concurrent ``predict`` calls (the model is read-only)."""
 
-    def __init__(self, model: ProductClassifier, manifest: dict[str, Any]):
+    def __init__(self, model: ProductClassifier, manifest: dict[str, Any], progress: bool = False):
         self.model = model
         self.manifest = manifest
+        # Per-call progress bars would print one line per request in a server.
+        model.set_progress(progress)
 
     @classmethod
-    def load(cls, bundle_dir: str | os.PathLike[str]) -> Predictor:
+    def load(cls, bundle_dir: str | os.PathLike[str], progress: bool = False) -> Predictor:
         """Verify and load a bundle; raises :class:`prodcat.bundle.BundleError` if it was tampered with."""
         model, manifest = load_bundle(bundle_dir)
-        return cls(model, manifest)
+        return cls(model, manifest, progress)
 
     @property
     def labels(self) -> list[str]:

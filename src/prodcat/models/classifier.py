@@ -196,6 +196,13 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         return self.classes_[self.predict_proba(frame).argmax(axis=1)]
 
+    def set_progress(self, enabled: bool) -> None:
+        """Show or hide the extractors' progress bars (useful when training, noise when serving)."""
+        for head in self.heads_.values():
+            for extractor in head.extractors_:
+                if hasattr(extractor, "progress"):
+                    extractor.progress = enabled
+
     @property
     def modalities_(self) -> list[str]:
         return [m for m in MODALITIES if any(h.config.modality == m for h in self.heads_.values())]

@@ -266,19 +266,7 @@ def create_app_from_env() -> FastAPI:
     if settings.bundle is None:
         raise SystemExit("no model: set PRODCAT_BUNDLE to a bundle directory (or run `prodcat serve MODEL`)")
     predictor = Predictor.load(settings.bundle)
-    _silence_progress_bars(predictor)
     return create_app(predictor, settings)
-
-
-def _silence_progress_bars(predictor: Any) -> None:
-    """Feature extractors draw progress bars (useful when training); a server would print one per request,
-    between its JSON log lines. Turn them off on every extractor of the loaded model."""
-    model = predictor.model
-    heads = [*getattr(model, "heads_", {}).values(), getattr(model, "early_head_", None)]
-    for head in heads:
-        for extractor in getattr(head, "extractors_", None) or []:
-            if hasattr(extractor, "progress"):
-                extractor.progress = False
 
 
 def _media_type(request: Request) -> str:
