@@ -108,7 +108,7 @@ class PhotoText(TransformerMixin, BaseEstimator):
 
             self._model_engine = RapidOCR(
                 params={
-                    "Global.log_level": "warning",
+                    "Global.log_level": "error",  # "no text found" is a normal outcome here
                     "EngineConfig.onnxruntime.intra_op_num_threads": self.threads or os.cpu_count() or 1,
                 }
             )
