@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -46,13 +47,18 @@ def run_study(name: str, reports: Path, env: dict[str, str]) -> dict:
     out = reports / name
     command = [sys.executable, "-m", "prodcat.cli", "explore", str(DATASETS / folder), "--report", str(out), *extra]
     load = os.getloadavg()[0]  # the cores are shared: say how busy they were
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run([*command, "--no-progress"], check=True, env=env)
     seconds = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # user + system CPU of the study and its workers: what the wall time would approach on idle cores x cores
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     records = json.loads((out / "clustering.json").read_text())
     return {
         "command": " ".join(["prodcat", *command[3:]]),
         "seconds": round(seconds, 1),
+        "cpu_seconds": round(cpu, 1),
         "load_average_at_start": round(load, 1),
         "best": records[0],
         "records": records,
@@ -76,7 +82,12 @@ def main() -> None:
                 env = {**os.environ, "PRODCAT_CACHE_DIR": cache}
                 cold = run_study(name, reports, env)
                 warm = run_study(name, reports, env)
-            results["studies"][name] = {**warm, "cold_seconds": cold["seconds"], "warm_seconds": warm["seconds"]}
+            results["studies"][name] = {
+                **warm,
+                "cold_seconds": cold["seconds"],
+                "cold_cpu_seconds": cold["cpu_seconds"],
+                "warm_seconds": warm["seconds"],
+            }
         else:
             results["studies"][name] = run_study(name, reports, dict(os.environ))
         study = results["studies"][name]
