@@ -124,3 +124,19 @@ def test_every_command_has_help_with_examples():
         run = subprocess.run([sys.executable, "-m", "prodcat.cli", command, "--help"], capture_output=True, text=True)
         assert run.returncode == 0
         assert "examples:" in run.stdout
+
+
+def test_predictor_classifies_whatever_modalities_a_product_has(flipkart_bundle, flipkart_dir):
+    from prodcat.predict import Predictor
+
+    predictor = Predictor.load(flipkart_bundle)
+    photo = next((flipkart_dir / "Images").glob("*.jpg")).read_bytes()
+    rows = pd.DataFrame([
+        {"title": "Titan analog wrist watch for men"},  # text only
+        {"image": photo},  # photo only, as uploaded bytes
+        {"title": "", "image": None},  # nothing: the class prior, sent to review
+    ])
+    text_only, photo_only, nothing = predictor.predict(rows)
+    assert text_only.modalities_used == ["text"] and text_only.category == "Watches"
+    assert photo_only.modalities_used == ["image"]
+    assert nothing.modalities_used == [] and nothing.decision == "review"

@@ -144,19 +144,32 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         return oof
 
     def _early_design(self, matrices: dict[str, Any], masks: dict[str, np.ndarray], fit: bool = False) -> Any:
+        """All heads' features side by side, ``(n, sum of widths + n_heads)`` CSR.
+
+        ``matrices[name]`` holds the rows of the products that have that head's
+        modality (``None`` when none has it); other rows are zeros, and one
+        indicator column per head says which rows are real. Dense blocks are
+        standardised and scaled so their rows weigh about as much as an
+        L2-normalised TF-IDF row.
+        """
         import scipy.sparse as sp
 
         n = len(next(iter(masks.values())))
+        if fit:
+            self.early_widths_ = {name: X.shape[1] for name, X in matrices.items()}
         blocks = []
         for name in self.heads_:
-            X = matrices[name]
-            if not sp.issparse(X):
-                if fit:
-                    self.early_scalers_[name] = StandardScaler().fit(X)
-                X = self.early_scalers_[name].transform(X) / np.sqrt(X.shape[1])
-            full = sp.lil_matrix((n, X.shape[1])) if sp.issparse(X) else np.zeros((n, X.shape[1]))
-            full[masks[name]] = X
-            blocks.append(sp.csr_matrix(full))
+            X, rows = matrices[name], np.flatnonzero(masks[name])
+            if X is None or not len(rows):
+                blocks.append(sp.csr_matrix((n, self.early_widths_[name])))
+            else:
+                if not sp.issparse(X):
+                    if fit:
+                        self.early_scalers_[name] = StandardScaler().fit(X)
+                    X = self.early_scalers_[name].transform(X) / np.sqrt(X.shape[1])
+                # Scatter the rows into place: (n x m) selection matrix times (m x d) features.
+                place = sp.csr_matrix((np.ones(len(rows)), (rows, np.arange(len(rows)))), shape=(n, len(rows)))
+                blocks.append(place @ sp.csr_matrix(X))
             blocks.append(sp.csr_matrix(masks[name][:, None].astype(float)))
         return stack_features(blocks).tocsr()
 
@@ -167,7 +180,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         n = len(frame)
         masks = {name: head.available(frame) for name, head in self.heads_.items()}
         if getattr(self, "fusion_", None) is None and hasattr(self, "early_head_"):
-            matrices = {m: self.heads_[m].features(frame[masks[m]]) for m in self.heads_}
+            matrices = {m: self.heads_[m].features(frame[masks[m]]) if masks[m].any() else None for m in self.heads_}
             design = self._early_design(matrices, masks)
             fused = np.tile(self.prior_, (n, 1))
             rows = np.logical_or.reduce(list(masks.values()))
