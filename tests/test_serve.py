@@ -38,7 +38,7 @@ LIMITS = {
     "max_pixels": 25_000_000,
     "max_text_chars": 2_000,
     "max_batch_items": 8,
-    "request_timeout_s": 8,
+    "request_timeout_s": 20,  # generous: a loaded CI machine must not turn slow answers into 504s
 }
 
 
@@ -402,7 +402,7 @@ def test_slow_upload_times_out(server: Server) -> None:
     head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
     started = time.monotonic()
     answer = raw_http(server.url, head, [b'{"title"'], timeout=LIMITS["request_timeout_s"] + 20)
-    assert answer.startswith("HTTP/1.1 504") and "request_timeout_s=8" in answer
+    assert answer.startswith("HTTP/1.1 504") and f"request_timeout_s={LIMITS['request_timeout_s']}" in answer
     assert time.monotonic() - started >= LIMITS["request_timeout_s"] - 0.5
     assert httpx.get(f"{server.url}/health").status_code == 200
 

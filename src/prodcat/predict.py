@@ -85,6 +85,17 @@ class Predictor:
             for i in range(len(frame))
         ]
 
+    def warm_up(self) -> None:
+        """Load every lazily loaded model (sentence encoders, ONNX session) with one dummy product,
+        so the first real request does not pay for it."""
+        import io
+
+        from PIL import Image
+
+        photo = io.BytesIO()
+        Image.new("RGB", (32, 32), "white").save(photo, format="PNG")
+        self.predict_one(title="warm-up", description="warm-up", image=photo.getvalue())
+
     def predict_one(
         self, title: str = "", description: str = "", image: Any = None, product_id: str = "", top_k: int = 5
     ) -> Prediction:

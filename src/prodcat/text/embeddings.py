@@ -124,6 +124,10 @@ def _load_sentence_transformer(model: str) -> Any:
         raise ImportError(
             f"the text encoder {model!r} needs sentence-transformers: pip install 'prodcat[hub]'"
         ) from exc
+    from transformers.utils import logging as transformers_logging
+
+    # Its weight-loading progress bar would land in a server's JSON log.
+    transformers_logging.disable_progress_bar()
     try:
         return SentenceTransformer(model, device="cpu")
     except (OSError, ValueError) as exc:  # no such directory and no network, or a malformed name
