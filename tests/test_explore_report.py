@@ -88,3 +88,25 @@ def test_each_feature_set_is_studied_on_the_products_it_describes(flipkart_sampl
     assert by_set["bow"]["n"] == 120
     assert by_set["color_hist"]["n"] == with_photo.sum() <= 140
     assert by_set["bow+color_hist"]["n"] == 150
+
+
+def test_a_feature_set_that_cannot_be_extracted_is_skipped_and_reported(flipkart_sample, tmp_path):
+    from prodcat.features.base import Extractor, register
+
+    @register
+    class NoKeypoints(Extractor):
+        name = "test_explore_no_keypoints"
+        modality = "image"
+
+        def fit(self, frame, y=None):
+            raise ValueError("no readable photo with keypoints in the catalogue")
+
+        def transform(self, frame):
+            raise AssertionError("never fitted")
+
+    features = ["bow", NoKeypoints.name, f"bow+{NoKeypoints.name}"]
+    result = FeasibilityStudy(features=features, reductions=["pca"], progress=False).run(flipkart_sample)
+    assert [r["features"] for r in result.records()] == ["bow"]
+    assert set(result.skipped) == {NoKeypoints.name, f"bow+{NoKeypoints.name}"}
+    _, html_path = write_report(result, tmp_path)
+    assert "Not studied" in html_path.read_text() and "keypoints" in html_path.read_text()

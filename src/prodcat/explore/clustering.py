@@ -137,6 +137,8 @@ class StudyResult:
     level: int | None
     seed: int
     runs: list[ClusteringRun] = field(default_factory=list)
+    #: feature set -> why it could not be studied (e.g. an extractor that cannot fit this catalogue)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_categories(self) -> int:
@@ -213,8 +215,10 @@ class FeasibilityStudy:
         prepared = [
             block
             for feature_set in tqdm(self.features, desc="features", disable=not self.progress, unit="set")
-            if (block := self._prepare(feature_set, blocks, categories)) is not None
+            if (block := self._prepare(feature_set, blocks, categories, result.skipped)) is not None
         ]
+        if not prepared:
+            raise ValueError(f"no feature set could be studied: {result.skipped}")
         del blocks  # the combined blocks are all that is needed now
         tasks = [(block, reduction) for block in prepared for reduction in self.reductions]
         runs = Parallel(n_jobs=self.n_jobs, return_as="generator")(
@@ -230,19 +234,26 @@ class FeasibilityStudy:
             )  # fmt: skip
         return result
 
-    def _prepare(self, feature_set: str, blocks: _BlockStore, categories: np.ndarray) -> _FeatureSet | None:
+    def _prepare(
+        self, feature_set: str, blocks: _BlockStore, categories: np.ndarray, skipped: dict[str, str]
+    ) -> _FeatureSet | None:
         """One feature set's combined blocks, on the products that have at least one of its modalities.
 
         A product without text is a zero vector to a text extractor: left in, all such products
         would form one artificial cluster, so each feature set is studied on the products it sees.
+        A feature set that cannot be studied is recorded in ``skipped`` (with the reason) and gives ``None``.
         """
         names = feature_set.split("+")
-        matrices = [blocks.get(name) for name in names]
+        try:
+            matrices = [blocks.get(name) for name in names]
+        except ValueError as error:  # e.g. no keypoint in any photo: no BoVW codebook for this catalogue
+            skipped[feature_set] = str(error)
+            log.warning("%s skipped: %s", feature_set, error)
+            return None
         rows = np.flatnonzero(np.logical_or.reduce([blocks.available[name] for name in names]))
         if len(np.unique(categories[rows])) < 2:
-            log.warning(
-                "%s: fewer than 2 categories among the %d products it describes; skipped", feature_set, len(rows)
-            )
+            skipped[feature_set] = f"fewer than 2 categories among the {len(rows)} products it describes"
+            log.warning("%s skipped: %s", feature_set, skipped[feature_set])
             return None
         if len(rows) < len(categories):
             log.info("%s: %d of %d products have its modality", feature_set, len(rows), len(categories))
@@ -293,17 +304,25 @@ class _BlockStore:
         self.available: dict[str, np.ndarray] = {}
         #: extractor name -> seconds its fit_transform took
         self.seconds: dict[str, float] = {}
+        #: extractor name -> the error it raised (not retried for the next set using it)
+        self.failures: dict[str, ValueError] = {}
 
     def get(self, name: str) -> Any:
         """``(n, d)`` features of every product (dense or sparse) from the extractor ``name``."""
+        if name in self.failures:
+            raise self.failures[name]
         if name not in self.matrices:
             started = time.perf_counter()
             extractor = make_extractor(name, **self.params.get(name, {}))
             if "progress" in extractor.get_params():
                 extractor.set_params(progress=self.progress)
             # One BLAS/OpenMP thread: on shared cores, BoVW's oversubscribed k-means ran 4.5x slower.
-            with threadpool_limits(1):
-                self.matrices[name] = extractor.fit_transform(self.frame)
+            try:
+                with threadpool_limits(1):
+                    self.matrices[name] = extractor.fit_transform(self.frame)
+            except ValueError as error:
+                self.failures[name] = error
+                raise
             self.available[name] = np.asarray(extractor.available(self.frame), dtype=bool)
             self.seconds[name] = time.perf_counter() - started
         return self.matrices[name]

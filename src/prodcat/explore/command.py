@@ -110,5 +110,7 @@ def run_explore(args: argparse.Namespace) -> int:
             f"{record['features']:<28} {record['reduction']:<10} {record['ari']:>6.3f} {record['nmi']:>6.3f} "
             f"{record['silhouette']:>6.3f} {record['matched_accuracy']:>6.3f} {record['seconds']:>7.1f}"
         )
+    for feature_set, reason in result.skipped.items():
+        print(f"not studied: {feature_set} ({reason})")
     print(f"wrote {json_path} and {html_path} in {time.perf_counter() - started:.0f} s")
     return 0

@@ -49,6 +49,7 @@ def write_report(result: StudyResult, out_dir: str | Path, *, source: str = "") 
         level=result.level,
         seed=result.seed,
         records=records,
+        skipped=result.skipped,
         best=best.record(level=result.level),
         maps=[scatter_pair(result, run, palette) for run in best_run_per_feature_set(result)[:MAPS]],
         matrix=matrix_table(best),
