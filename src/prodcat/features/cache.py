@@ -13,6 +13,7 @@ import os
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -33,17 +34,24 @@ def file_key(path: str | os.PathLike[str]) -> str:
     return content_key(Path(path).read_bytes())
 
 
-class EmbeddingCache:
-    """A key -> ``float32`` vector store in one SQLite file."""
+class _SqliteStore:
+    """A key -> value store in one SQLite file; subclasses say how a value is stored."""
+
+    #: table, value column and its SQL type
+    table: ClassVar[str] = ""
+    column: ClassVar[str] = ""
+    value_type: ClassVar[str] = ""
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
+            columns = f"key TEXT PRIMARY KEY, {self.column} {self.value_type} NOT NULL"
+            db.execute(f"CREATE TABLE IF NOT EXISTS {self.table} ({columns})")
 
     @classmethod
-    def for_extractor(cls, name: str, version: str, cache_dir: str | os.PathLike[str] | None = None) -> EmbeddingCache:
+    def for_extractor(cls, name: str, version: str, cache_dir: str | os.PathLike[str] | None = None) -> Self:
+        """The store of an extractor's outputs: ``<cache dir>/features/<name>-v<version>.sqlite``."""
         root = Path(cache_dir) if cache_dir else default_cache_dir()
         return cls(root / "features" / f"{name}-v{version}.sqlite")
 
@@ -52,61 +60,52 @@ class EmbeddingCache:
         db.execute("PRAGMA journal_mode=WAL")
         return db
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+    def _encode(self, value: Any) -> Any:
+        return value
+
+    def _decode(self, stored: Any) -> Any:
+        return stored
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         keys = list(keys)
-        found: dict[str, np.ndarray] = {}
+        found: dict[str, Any] = {}
         with self._connect() as db:
-            for start in range(0, len(keys), 500):
+            for start in range(0, len(keys), 500):  # SQLite caps the number of bound parameters
                 chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                for key, blob in db.execute(f"SELECT key, vec FROM vectors WHERE key IN ({marks})", chunk):
-                    found[key] = np.frombuffer(blob, dtype=np.float32)
+                for key, stored in db.execute(
+                    f"SELECT key, {self.column} FROM {self.table} WHERE key IN ({marks})", chunk
+                ):
+                    found[key] = self._decode(stored)
         return found
 
-    def put_many(self, vectors: dict[str, np.ndarray]) -> None:
-        rows = [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in vectors.items()]
+    def put_many(self, values: dict[str, Any]) -> None:
+        rows = [(k, self._encode(v)) for k, v in values.items()]
         with self._connect() as db:
-            db.executemany("INSERT OR REPLACE INTO vectors (key, vec) VALUES (?, ?)", rows)
+            db.executemany(f"INSERT OR REPLACE INTO {self.table} (key, {self.column}) VALUES (?, ?)", rows)
 
     def __len__(self) -> int:
         with self._connect() as db:
-            return int(db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
+            return int(db.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()[0])
 
 
-class TextCache:
-    """A key -> ``str`` store in one SQLite file (e.g. OCR text read from a photo), beside
-    the vector caches: ``<cache dir>/features/<name>-v<version>.sqlite``."""
+class EmbeddingCache(_SqliteStore):
+    """Key -> ``float32`` vector."""
 
-    def __init__(self, path: str | os.PathLike[str]):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS texts (key TEXT PRIMARY KEY, text TEXT NOT NULL)")
+    table = "vectors"
+    column = "vec"
+    value_type = "BLOB"
 
-    @classmethod
-    def for_extractor(cls, name: str, version: str, cache_dir: str | os.PathLike[str] | None = None) -> TextCache:
-        root = Path(cache_dir) if cache_dir else default_cache_dir()
-        return cls(root / "features" / f"{name}-v{version}.sqlite")
+    def _encode(self, value: np.ndarray) -> bytes:
+        return np.asarray(value, dtype=np.float32).tobytes()
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=60)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+    def _decode(self, stored: bytes) -> np.ndarray:
+        return np.frombuffer(stored, dtype=np.float32)
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, str]:
-        keys = list(keys)
-        found: dict[str, str] = {}
-        with self._connect() as db:
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                found.update(db.execute(f"SELECT key, text FROM texts WHERE key IN ({marks})", chunk))
-        return found
 
-    def put_many(self, texts: dict[str, str]) -> None:
-        with self._connect() as db:
-            db.executemany("INSERT OR REPLACE INTO texts (key, text) VALUES (?, ?)", list(texts.items()))
+class TextCache(_SqliteStore):
+    """Key -> ``str`` (e.g. OCR text read from a photo), beside the vector caches."""
 
-    def __len__(self) -> int:
-        with self._connect() as db:
-            return int(db.execute("SELECT COUNT(*) FROM texts").fetchone()[0])
+    table = "texts"
+    column = "text"
+    value_type = "TEXT"
