@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from prodcat.catalog.loaders import load_catalog
+from prodcat.commands import labelled_sample
 from prodcat.config import Config
 from prodcat.evaluate.cv import cross_validate
 
@@ -44,9 +45,11 @@ def main() -> None:
     results = json.loads(out.read_text()) if out.exists() else {}
     for name in args.catalogues.split(","):
         folder, level = CATALOGUES[name]
-        frame = load_catalog(DATASETS / folder).labelled
+        catalog = load_catalog(DATASETS / folder)
         for variant in args.variants.split(","):
             config = Config.model_validate(Config().model_dump() | {"level": level} | VARIANTS[variant])
+            # As `prodcat cv` does: single-modality variants are scored on the products that have it.
+            frame = labelled_sample(catalog.frame, config, None)
             start = time.perf_counter()
             metrics = cross_validate(frame, config, folds=args.folds).metrics()
             row = {k: metrics[k] for k in ("n", "accuracy", "f1_weighted", "f1_macro")}

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from prodcat.bundle import BundleError, data_fingerprint, save_bundle
 from prodcat.catalog.loaders import add_loader_arguments, load_from_args
-from prodcat.catalog.schema import Catalog, category_at_level
+from prodcat.catalog.schema import Catalog, category_at_level, modality_mask
 from prodcat.config import Config, load_config
 from prodcat.evaluate.metrics import evaluate_predictions
 from prodcat.evaluate.report import write_report
@@ -122,7 +122,14 @@ def build_config(args: argparse.Namespace, catalog: Catalog) -> Config:
 
 
 def labelled_sample(frame: pd.DataFrame, config: Config, size: int | None) -> pd.DataFrame:
+    """The labelled products that have one of the configured modalities, or a stratified sample of them."""
     frame = frame[frame["category"].notna()].reset_index(drop=True)
+    if config.modalities:
+        usable = np.logical_or.reduce([modality_mask(frame, m) for m in config.modalities])
+        if not usable.all():
+            log.info("%d labelled products have none of the modalities %s: left out", (~usable).sum(),
+                     ",".join(config.modalities))
+            frame = frame[usable].reset_index(drop=True)
     if size is None or size >= len(frame):
         return frame
     from sklearn.model_selection import train_test_split
