@@ -74,8 +74,11 @@ def write_markdown(results: dict) -> None:
             lines.append(f"| {name} | {variant} | {r['n']} | {r['accuracy']:.4f} | {r['f1_weighted']:.4f} | "
                          f"{r['f1_macro']:.4f} | {r['ece']:.4f} | {r['automation_rate']:.1%} | "
                          f"{r['auto_precision']:.4f} |")
-    lines += ["", "Rows with a `command` field in `fusion.json` were measured with that `prodcat cv` command (same folds:",
-              "seed 0) instead of this script. All rows use the default configuration with one field changed."]
+    lines += [
+        "",
+        "Rows with a `command` field in `fusion.json` were measured with that `prodcat cv` command",
+        "(same folds: seed 0) instead of this script. All rows use the default configuration with one field changed.",
+    ]
     (RESULTS / "fusion.md").write_text("\n".join(lines) + "\n")
 
 
