@@ -117,9 +117,8 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             head.fit_matrix(matrices[name], y[mask])
         y_index = np.searchsorted(self.classes_, y)
         any_modality = np.logical_or.reduce(list(masks.values()))
-        self.fusion_ = (StackingFusion() if config.fusion == "stacking" else LateFusion())
-        if len(self.heads_) == 1:
-            self.fusion_ = LateFusion()
+        # One head: LateFusion with a single weight is that head's probabilities.
+        self.fusion_ = StackingFusion() if config.fusion == "stacking" and len(self.heads_) > 1 else LateFusion()
         self.fusion_.fit({m: p[any_modality] for m, p in probas.items()},
                          {m: k[any_modality] for m, k in masks.items()}, y_index[any_modality])
         fused = self.fusion_.predict_proba(probas, masks)
@@ -179,7 +178,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         frame = frame.reset_index(drop=True)
         n = len(frame)
         masks = {name: head.available(frame) for name, head in self.heads_.items()}
-        if getattr(self, "fusion_", None) is None and hasattr(self, "early_head_"):
+        if self.fusion_ is None:  # early fusion
             matrices = {m: self.heads_[m].features(frame[masks[m]]) if masks[m].any() else None for m in self.heads_}
             design = self._early_design(matrices, masks)
             fused = np.tile(self.prior_, (n, 1))
