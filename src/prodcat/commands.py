@@ -134,9 +134,9 @@ def labelled_sample(frame: pd.DataFrame, config: Config, size: int | None) -> pd
         return frame
     from sklearn.model_selection import train_test_split
 
-    y = category_at_level(frame["category"], config.target_level)
-    counts = pd.Series(y).value_counts()
-    strata = np.where(pd.Series(y).map(counts).to_numpy() >= 2, y, "__rare__")
+    from prodcat.models.heads import pooled_strata
+
+    strata = pooled_strata(category_at_level(frame["category"], config.target_level), 2)
     sample, _ = train_test_split(frame, train_size=size, stratify=strata, random_state=config.seed)
     return sample.reset_index(drop=True)
 

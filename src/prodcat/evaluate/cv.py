@@ -12,14 +12,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold
 from tqdm.auto import tqdm
 
 from prodcat.catalog.schema import category_at_level
 from prodcat.config import Config
 from prodcat.evaluate.metrics import evaluate_predictions
 from prodcat.models.classifier import ProductClassifier
-from prodcat.models.heads import align_proba
+from prodcat.models.heads import align_proba, stratified_folds
 
 
 @dataclass
@@ -64,14 +63,6 @@ class CVResult:
             "predict_seconds_median": float(np.median(self.predict_seconds)),
         }
         return result
-
-
-def stratified_folds(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified K-fold splits; classes rarer than ``folds`` are pooled into one stratum."""
-    counts = pd.Series(y).value_counts()
-    strata = np.where(pd.Series(y).map(counts).to_numpy() >= folds, y, "__rare__")
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(len(y)), strata))
 
 
 def cross_validate(

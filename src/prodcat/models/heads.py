@@ -14,6 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
@@ -125,6 +126,18 @@ def align_proba(proba: np.ndarray, classes: np.ndarray, all_classes: np.ndarray,
     return out
 
 
+def pooled_strata(y: np.ndarray, min_count: int) -> np.ndarray:
+    """Labels to stratify on: classes with fewer than ``min_count`` members pooled into one stratum."""
+    counts = pd.Series(y).value_counts()
+    return np.where(pd.Series(y).map(counts).to_numpy() >= min_count, y, "__rare__")
+
+
+def stratified_folds(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Shuffled stratified K-fold ``(train, test)`` index pairs; rare classes pooled so no split fails."""
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(y)), pooled_strata(y, folds)))
+
+
 def out_of_fold_proba(
     head: ModalityHead, X: Any, y: np.ndarray, all_classes: np.ndarray, folds: int, seed: int
 ) -> np.ndarray:
@@ -133,14 +146,8 @@ def out_of_fold_proba(
     Classes too rare to stratify still get predictions: a fold whose training
     part lacks a class gives it probability 0 there.
     """
-    from sklearn.model_selection import StratifiedKFold
-
     oof = np.zeros((len(y), len(all_classes)))
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    # Stratify on the class, but classes with fewer members than folds are grouped to avoid errors.
-    counts = pd.Series(y).value_counts()
-    strata = np.where(pd.Series(y).map(counts).to_numpy() >= folds, y, "__rare__")
-    for train, test in splitter.split(np.zeros(len(y)), strata):
+    for train, test in stratified_folds(y, folds, seed):
         model = clone(head.new_classifier(X)).fit(X[train], y[train])
         oof[test] = align_proba(classifier_proba(model, X[test]), np.asarray(model.classes_), all_classes)
     return oof
