@@ -67,13 +67,17 @@ def main() -> None:
 
 
 def write_markdown(results: dict) -> None:
-    lines = ["| catalogue | variant | n | accuracy | F1 weighted | F1 macro | ECE | auto-accepted | auto precision |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| catalogue | variant | n | accuracy | F1 weighted | F1 macro | ECE | auto-accepted | auto precision |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, variants in results.items():
         for variant, r in variants.items():
-            lines.append(f"| {name} | {variant} | {r['n']} | {r['accuracy']:.4f} | {r['f1_weighted']:.4f} | "
-                         f"{r['f1_macro']:.4f} | {r['ece']:.4f} | {r['automation_rate']:.1%} | "
-                         f"{r['auto_precision']:.4f} |")
+            lines.append(
+                f"| {name} | {variant} | {r['n']} | {r['accuracy']:.4f} | {r['f1_weighted']:.4f} | "
+                f"{r['f1_macro']:.4f} | {r['ece']:.4f} | {r['automation_rate']:.1%} | "
+                f"{r['auto_precision']:.4f} |"
+            )
     lines += [
         "",
         "Rows with a `command` field in `fusion.json` were measured with that `prodcat cv` command",

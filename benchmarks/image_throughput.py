@@ -37,8 +37,9 @@ import numpy as np
 import pandas as pd
 
 from prodcat.features.base import make_extractor
+from prodcat.features.onnx import onnx_session
 from prodcat.image.decode import load_image
-from prodcat.image.features import EffNetLite0, fit_square, onnx_session
+from prodcat.image.features import EffNetLite0, fit_square
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("PRODCAT_DATASETS", ROOT.parent / "shared" / "datasets"))

@@ -16,8 +16,14 @@ from prodcat.cli import main
 
 
 def test_bundle_round_trip_and_manifest(tmp_path):
-    out = save_bundle({"weights": np.arange(3)}, tmp_path / "m", config={"level": 1}, labels=["a", "b"],
-                      metrics={"accuracy": 0.5}, fingerprint="abc")
+    out = save_bundle(
+        {"weights": np.arange(3)},
+        tmp_path / "m",
+        config={"level": 1},
+        labels=["a", "b"],
+        metrics={"accuracy": 0.5},
+        fingerprint="abc",
+    )
     model, manifest = load_bundle(out)
     np.testing.assert_array_equal(model["weights"], [0, 1, 2])
     assert manifest["labels"] == ["a", "b"]
@@ -100,8 +106,18 @@ def test_cli_refuses_a_tampered_bundle(flipkart_bundle, flipkart_dir, tmp_path):
     manifest["files"]["model.joblib"] = "0" * 64
     (tampered / "manifest.json").write_text(json.dumps(manifest))
     run = subprocess.run(
-        [sys.executable, "-m", "prodcat.cli", "predict", str(tampered), str(flipkart_dir), "--out",
-         str(tmp_path / "p.csv")], capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "prodcat.cli",
+            "predict",
+            str(tampered),
+            str(flipkart_dir),
+            "--out",
+            str(tmp_path / "p.csv"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert run.returncode == 2
     assert "modified" in run.stderr and "refusing" in run.stderr
@@ -110,8 +126,25 @@ def test_cli_refuses_a_tampered_bundle(flipkart_bundle, flipkart_dir, tmp_path):
 
 def test_cv_command_writes_metrics_per_level(fashion_dir, tmp_path):
     report = tmp_path / "cv"
-    assert main(["cv", str(fashion_dir), "--modalities", "text", "--level", "2", "--sample", "600", "--folds", "3",
-                 "--report", str(report)]) == 0
+    assert (
+        main(
+            [
+                "cv",
+                str(fashion_dir),
+                "--modalities",
+                "text",
+                "--level",
+                "2",
+                "--sample",
+                "600",
+                "--folds",
+                "3",
+                "--report",
+                str(report),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((report / "metrics.json").read_text())
     assert metrics["n"] == 600
     assert set(metrics["levels"]) == {"1", "2"}
@@ -131,11 +164,13 @@ def test_predictor_classifies_whatever_modalities_a_product_has(flipkart_bundle,
 
     predictor = Predictor.load(flipkart_bundle)
     photo = next((flipkart_dir / "Images").glob("*.jpg")).read_bytes()
-    rows = pd.DataFrame([
-        {"title": "Titan analog wrist watch for men"},  # text only
-        {"image": photo},  # photo only, as uploaded bytes
-        {"title": "", "image": None},  # nothing: the class prior, sent to review
-    ])
+    rows = pd.DataFrame(
+        [
+            {"title": "Titan analog wrist watch for men"},  # text only
+            {"image": photo},  # photo only, as uploaded bytes
+            {"title": "", "image": None},  # nothing: the class prior, sent to review
+        ]
+    )
     text_only, photo_only, nothing = predictor.predict(rows)
     assert text_only.modalities_used == ["text"] and text_only.category == "Watches"
     assert photo_only.modalities_used == ["image"]

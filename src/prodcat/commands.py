@@ -34,15 +34,21 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML or TOML experiment config (fields left out keep their defaults)")
     parser.add_argument("--modalities", help="text, image or text,image (default: all the catalogue has)")
-    parser.add_argument("--level", type=int, help="category depth to predict, 0 = full path (default: the "
-                                                   "catalogue's usual target: Flipkart top level, else full path)")
+    parser.add_argument(
+        "--level",
+        type=int,
+        help="category depth to predict, 0 = full path (default: the "
+        "catalogue's usual target: Flipkart top level, else full path)",
+    )
     parser.add_argument("--fusion", choices=("late", "stacking", "early"), help="override the config's fusion")
     parser.add_argument("--sample", type=int, help="use a stratified sample of N labelled products (quick runs)")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
-        "train", help="train a model bundle on a catalogue", formatter_class=_formatter,
+        "train",
+        help="train a model bundle on a catalogue",
+        formatter_class=_formatter,
         description="Train the classifier and write a self-contained model bundle.",
         epilog=textwrap.dedent("""\
             examples:
@@ -54,14 +60,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_loader_arguments(train)
     train.add_argument("--out", required=True, help="bundle directory to write (replaced atomically)")
     _add_model_options(train)
-    train.add_argument("--feedback", metavar="DB_URL",
-                       help="review-queue database whose human corrections are added to the training data")
+    train.add_argument(
+        "--feedback",
+        metavar="DB_URL",
+        help="review-queue database whose human corrections are added to the training data",
+    )
     train.set_defaults(func=run_train)
 
     predict = subparsers.add_parser(
-        "predict", help="predict the categories of a catalogue", formatter_class=_formatter,
-        description="Write one row per product: product_id, category, confidence, decision, top_k, "
-                    "modalities_used.",
+        "predict",
+        help="predict the categories of a catalogue",
+        formatter_class=_formatter,
+        description="Write one row per product: product_id, category, confidence, decision, top_k, modalities_used.",
         epilog="examples:\n  prodcat predict models/flipkart new_products.csv --out preds.csv\n",
     )
     predict.add_argument("model", help="model bundle directory")
@@ -72,7 +82,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     predict.set_defaults(func=run_predict)
 
     evaluate = subparsers.add_parser(
-        "evaluate", help="score a model on a labelled catalogue", formatter_class=_formatter,
+        "evaluate",
+        help="score a model on a labelled catalogue",
+        formatter_class=_formatter,
         description="Write DIR/metrics.json, a confusion matrix, a reliability diagram and report.html.",
         epilog="examples:\n  prodcat evaluate models/flipkart heldout.csv --report reports/heldout\n",
     )
@@ -82,7 +94,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     evaluate.set_defaults(func=run_evaluate)
 
     cv = subparsers.add_parser(
-        "cv", help="stratified cross-validation of a configuration", formatter_class=_formatter,
+        "cv",
+        help="stratified cross-validation of a configuration",
+        formatter_class=_formatter,
         description="K-fold stratified cross-validation; DIR/metrics.json has the same shape as `evaluate`.",
         epilog=textwrap.dedent("""\
             examples:
@@ -127,8 +141,11 @@ def labelled_sample(frame: pd.DataFrame, config: Config, size: int | None) -> pd
     if config.modalities:
         usable = np.logical_or.reduce([modality_mask(frame, m) for m in config.modalities])
         if not usable.all():
-            log.info("%d labelled products have none of the modalities %s: left out", (~usable).sum(),
-                     ",".join(config.modalities))
+            log.info(
+                "%d labelled products have none of the modalities %s: left out",
+                (~usable).sum(),
+                ",".join(config.modalities),
+            )
             frame = frame[usable].reset_index(drop=True)
     if size is None or size >= len(frame):
         return frame
@@ -148,8 +165,10 @@ def print_metrics(metrics: dict[str, Any], title: str) -> None:
             value = metrics[key]
             print(f"  {key:<14}{value:.4f}" if isinstance(value, float) else f"  {key:<14}{value}")
     for level, values in metrics.get("levels", {}).items():
-        print(f"  level {level}: accuracy {values['accuracy']:.4f}  f1_weighted {values['f1_weighted']:.4f}  "
-              f"f1_macro {values['f1_macro']:.4f}")
+        print(
+            f"  level {level}: accuracy {values['accuracy']:.4f}  f1_weighted {values['f1_weighted']:.4f}  "
+            f"f1_macro {values['f1_macro']:.4f}"
+        )
     if "calibration" in metrics:
         print(f"  ECE           {metrics['calibration']['ece']:.4f}")
     if "decision" in metrics:
@@ -168,18 +187,24 @@ def run_train(args: argparse.Namespace) -> int:
         from prodcat.review.store import load_corrections
 
         corrections = load_corrections(args.feedback)
-        frame = pd.concat([frame[~frame["product_id"].isin(corrections["product_id"])], corrections],
-                          ignore_index=True)
+        frame = pd.concat([frame[~frame["product_id"].isin(corrections["product_id"])], corrections], ignore_index=True)
         log.info("added %d reviewed correction(s) from the review queue", len(corrections))
     model = ProductClassifier(config).fit(frame)
     metrics = evaluate_predictions(
-        model.oof_y_, model.classes_[model.oof_proba_.argmax(axis=1)], model.oof_proba_.max(axis=1),
+        model.oof_y_,
+        model.classes_[model.oof_proba_.argmax(axis=1)],
+        model.oof_proba_.max(axis=1),
         model.policy_.threshold_,
     )
     metrics["estimated_by"] = f"internal {config.inner_folds}-fold cross-validation (out-of-fold)"
     out = save_bundle(
-        model, args.out, config=config.model_dump(), labels=[str(c) for c in model.classes_], metrics=metrics,
-        fingerprint=data_fingerprint(frame), extra={"modalities": model.modalities_, "n_train": len(frame)},
+        model,
+        args.out,
+        config=config.model_dump(),
+        labels=[str(c) for c in model.classes_],
+        metrics=metrics,
+        fingerprint=data_fingerprint(frame),
+        extra={"modalities": model.modalities_, "n_train": len(frame)},
     )
     print_metrics(metrics, f"Trained on {len(frame)} products; out-of-fold estimate:")
     print(f"\nModel bundle written to {out}")
@@ -201,13 +226,17 @@ def predict_catalog(predictor: Any, frame: pd.DataFrame, chunk_size: int, top_k:
     rows = []
     for start in tqdm(range(0, len(frame), chunk_size), desc="predict", unit="chunk"):
         for p in predictor.predict(frame.iloc[start : start + chunk_size], top_k=top_k):
-            rows.append({
-                "product_id": p.product_id, "category": p.category, "confidence": round(p.confidence, 6),
-                "decision": p.decision, "top_k": json.dumps(p.top_k, ensure_ascii=False),
-                "modalities_used": ",".join(p.modalities_used),
-            })
-    return pd.DataFrame(rows, columns=["product_id", "category", "confidence", "decision", "top_k",
-                                       "modalities_used"])
+            rows.append(
+                {
+                    "product_id": p.product_id,
+                    "category": p.category,
+                    "confidence": round(p.confidence, 6),
+                    "decision": p.decision,
+                    "top_k": json.dumps(p.top_k, ensure_ascii=False),
+                    "modalities_used": ",".join(p.modalities_used),
+                }
+            )
+    return pd.DataFrame(rows, columns=["product_id", "category", "confidence", "decision", "top_k", "modalities_used"])
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -238,10 +267,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     level = predictor.manifest["config"].get("level")
     table = predict_catalog(predictor, frame, 2000)
     truth = category_at_level(frame["category"], level)
-    metrics = evaluate_predictions(truth, table["category"].to_numpy(dtype=object),
-                                   table["confidence"].to_numpy(), predictor.threshold)
-    write_report(metrics, truth, table["category"].to_numpy(dtype=object), args.report,
-                 f"Evaluation of {args.model} on {args.data}")
+    metrics = evaluate_predictions(
+        truth, table["category"].to_numpy(dtype=object), table["confidence"].to_numpy(), predictor.threshold
+    )
+    write_report(
+        metrics,
+        truth,
+        table["category"].to_numpy(dtype=object),
+        args.report,
+        f"Evaluation of {args.model} on {args.data}",
+    )
     print_metrics(metrics, f"Evaluation on {len(frame)} labelled products:")
     print(f"\nReport written to {args.report}")
     return 0
@@ -256,10 +291,13 @@ def run_cv(args: argparse.Namespace) -> int:
     result = cross_validate(frame, config, folds=args.folds)
     metrics = result.metrics()
     metrics["config"] = config.model_dump()
-    write_report(metrics, result.y_true, result.y_pred, args.report,
-                 f"{args.folds}-fold cross-validation on {args.data}")
+    write_report(
+        metrics, result.y_true, result.y_pred, args.report, f"{args.folds}-fold cross-validation on {args.data}"
+    )
     print_metrics(metrics, f"{args.folds}-fold cross-validation on {len(frame)} products:")
-    print(f"  fit {metrics['timing']['fit_seconds_median']:.1f} s, "
-          f"predict {metrics['timing']['predict_seconds_median']:.1f} s per fold (median)")
+    print(
+        f"  fit {metrics['timing']['fit_seconds_median']:.1f} s, "
+        f"predict {metrics['timing']['predict_seconds_median']:.1f} s per fold (median)"
+    )
     print(f"\nReport written to {args.report}")
     return 0

@@ -49,8 +49,14 @@ class HeadConfig(BaseModel):
 def default_heads() -> list[HeadConfig]:
     """Word+char TF-IDF, two sentence encoders and the ImageNet CNN (see ``benchmarks/results/fusion.md``)."""
     return [
-        HeadConfig(name="text_tfidf", modality="text", features=[FeatureSpec(name="tfidf")], classifier="linearsvc",
-                   C=5.0, scale=False),
+        HeadConfig(
+            name="text_tfidf",
+            modality="text",
+            features=[FeatureSpec(name="tfidf")],
+            classifier="linearsvc",
+            C=5.0,
+            scale=False,
+        ),
         HeadConfig(name="text_usem3", modality="text", features=[FeatureSpec(name="usem3")], C=1.0),
         HeadConfig(name="text_minilm", modality="text", features=[FeatureSpec(name="minilm")], C=1.0),
         HeadConfig(name="image_effnet", modality="image", features=[FeatureSpec(name="effnet_lite0")], C=0.5),

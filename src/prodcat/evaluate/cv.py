@@ -78,8 +78,9 @@ def cross_validate(
     decision = np.empty(len(y), dtype=object)
     used: list[list[str]] = [[] for _ in range(len(y))]
     result = CVResult(classes, y, proba, fold_of, decision, used)
-    for k, (train, test) in enumerate(tqdm(stratified_folds(y, folds, config.seed), desc="cv folds",
-                                           disable=not progress)):
+    for k, (train, test) in enumerate(
+        tqdm(stratified_folds(y, folds, config.seed), desc="cv folds", disable=not progress)
+    ):
         start = time.perf_counter()
         model = ProductClassifier(config).fit(frame.iloc[train], y[train])
         result.fit_seconds.append(time.perf_counter() - start)

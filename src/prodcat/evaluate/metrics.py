@@ -44,8 +44,15 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
             continue
         conf, acc = float(confidence[sel].mean()), float(correct[sel].mean())
         ece += sel.mean() * abs(conf - acc)
-        rows.append({"lower": float(edges[b]), "upper": float(edges[b + 1]), "confidence": conf, "accuracy": acc,
-                     "count": int(sel.sum())})
+        rows.append(
+            {
+                "lower": float(edges[b]),
+                "upper": float(edges[b + 1]),
+                "confidence": conf,
+                "accuracy": acc,
+                "count": int(sel.sum()),
+            }
+        )
     return {"ece": float(ece), "bins": rows}
 
 
@@ -77,10 +84,14 @@ def evaluate_predictions(
     result: dict[str, Any] = headline(y_true, y_pred)
     result["per_class"] = per_class(y_true, y_pred)
     levels = depth(y_true)
-    result["levels"] = {
-        str(level): headline(category_at_level(y_true, level), category_at_level(y_pred, level))
-        for level in range(1, levels + 1)
-    } if levels > 1 else {}
+    result["levels"] = (
+        {
+            str(level): headline(category_at_level(y_true, level), category_at_level(y_pred, level))
+            for level in range(1, levels + 1)
+        }
+        if levels > 1
+        else {}
+    )
     if confidence is not None:
         correct = y_true == y_pred
         result["calibration"] = expected_calibration_error(np.asarray(confidence), correct)

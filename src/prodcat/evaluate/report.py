@@ -35,8 +35,15 @@ def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, path: Path, max_label
         for i in range(len(labels)):
             for j in range(len(labels)):
                 if matrix[i, j] >= 0.01:
-                    ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                            color="white" if matrix[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{matrix[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if matrix[i, j] > 0.5 else "black",
+                    )
     ax.set_title("Confusion matrix (rows sum to 1)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -92,8 +99,13 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{t
 <h1>{html.escape(title)}</h1>
 <h2>Summary</h2><pre>{html.escape(json.dumps(summary, indent=2))}</pre>
 <h2>Accept / review</h2><pre>{html.escape(json.dumps(decision, indent=2))}</pre>
-{"<h2>Per level</h2><table><tr><th>level</th><th>accuracy</th><th>F1 weighted</th><th>F1 macro</th></tr>"
- + levels + "</table>" if levels else ""}
+{
+        "<h2>Per level</h2><table><tr><th>level</th><th>accuracy</th><th>F1 weighted</th><th>F1 macro</th></tr>"
+        + levels
+        + "</table>"
+        if levels
+        else ""
+    }
 <h2>Figures</h2>{"".join(figures)}
 <h2>Per class (worst first)</h2>
 <table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>{rows}</table>

@@ -123,8 +123,14 @@ class PretrainedEncoder(Extractor):
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         return encode_with_cache(
-            self.items(frame), self.item_key, self.encode, self.cache(), self.dim,
-            batch_size=self.batch_size, progress=self.progress, desc=self.name,
+            self.items(frame),
+            self.item_key,
+            self.encode,
+            self.cache(),
+            self.dim,
+            batch_size=self.batch_size,
+            progress=self.progress,
+            desc=self.name,
         )
 
     def __getstate__(self) -> dict[str, Any]:

@@ -23,9 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
-import threading
-import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,7 +34,7 @@ import pandas as pd
 from PIL import Image
 
 from prodcat.features.base import Extractor, PretrainedEncoder, encode_with_cache, register
-from prodcat.features.cache import default_cache_dir
+from prodcat.features.onnx import cached_export, models_dir, onnx_session
 from prodcat.image.augment import tta_views
 from prodcat.image.decode import ImageItem, decode_item, image_content_key, image_items
 
@@ -165,15 +162,9 @@ class ImageEncoder(PretrainedEncoder):
 # EfficientNet-Lite0 through ONNX
 # ---------------------------------------------------------------------------------------------
 
-_EXPORT_LOCK = threading.Lock()
 
-
-def models_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    return (Path(cache_dir) if cache_dir else default_cache_dir()) / "models"
-
-
-def export_effnet_lite0_onnx(path: str | os.PathLike[str], image_size: int = 224) -> Path:
-    """Export ImageNet EfficientNet-Lite0 (offline weights) to ONNX, atomically.
+def export_effnet_lite0(path: str, image_size: int) -> None:
+    """Export ImageNet EfficientNet-Lite0 (offline weights) to ONNX at ``path``.
 
     The graph takes ``uint8`` images ``(batch, image_size, image_size, 3)`` (RGB,
     NHWC: no transpose or normalisation left to numpy) and returns the
@@ -201,42 +192,18 @@ def export_effnet_lite0_onnx(path: str | os.PathLike[str], image_size: int = 224
             x = (images.permute(0, 3, 1, 2).float() - self.mean) / self.std
             return self.backbone.extract_features(x).mean(dim=(2, 3))
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        # the legacy exporter is the one that handles this model's static-padding convs;
-        # its deprecation and constant-folding notices are noise for a one-off export
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                PooledLite0(),
-                (torch.zeros(1, image_size, image_size, 3, dtype=torch.uint8),),
-                tmp,
-                input_names=["images"],
-                output_names=["embedding"],
-                dynamic_axes={"images": {0: "batch"}, "embedding": {0: "batch"}},
-                opset_version=17,
-                dynamo=False,
-            )
-        os.chmod(tmp, 0o644)  # mkstemp creates it private; the cache is shared
-        os.replace(tmp, path)  # atomic: a concurrent reader never sees half a model
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def onnx_session(path: str | os.PathLike[str], threads: int | None = None) -> Any:
-    """An onnxruntime CPU session using ``threads`` intra-op threads (default: all cores)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or os.cpu_count() or 1
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        # the legacy exporter is the one that handles this model's static-padding convs
+        torch.onnx.export(
+            PooledLite0(),
+            (torch.zeros(1, image_size, image_size, 3, dtype=torch.uint8),),
+            path,
+            input_names=["images"],
+            output_names=["embedding"],
+            dynamic_axes={"images": {0: "batch"}, "embedding": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
 
 
 @register
@@ -311,11 +278,7 @@ class EffNetLite0(ImageEncoder):
         if self.onnx_path:
             return Path(self.onnx_path)
         path = models_dir(self.cache_dir) / f"effnet_lite0-v{self.version}-{self.image_size}px.onnx"
-        with _EXPORT_LOCK:
-            if not path.exists():
-                log.info("exporting EfficientNet-Lite0 to ONNX once: %s", path)
-                export_effnet_lite0_onnx(path, self.image_size)
-        return path
+        return cached_export(path, lambda tmp: export_effnet_lite0(tmp, self.image_size))
 
     def session(self) -> Any:
         if getattr(self, "_model_session", None) is None:

@@ -111,16 +111,20 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         for name, head in self.heads_.items():
             mask = masks[name]
             full = np.tile(self.prior_, (n, 1))
-            full[mask] = out_of_fold_proba(head, matrices[name], y[mask], self.classes_, config.inner_folds,
-                                           config.seed)
+            full[mask] = out_of_fold_proba(
+                head, matrices[name], y[mask], self.classes_, config.inner_folds, config.seed
+            )
             probas[name] = full
             head.fit_matrix(matrices[name], y[mask])
         y_index = np.searchsorted(self.classes_, y)
         any_modality = np.logical_or.reduce(list(masks.values()))
         # One head: LateFusion with a single weight is that head's probabilities.
         self.fusion_ = StackingFusion() if config.fusion == "stacking" and len(self.heads_) > 1 else LateFusion()
-        self.fusion_.fit({m: p[any_modality] for m, p in probas.items()},
-                         {m: k[any_modality] for m, k in masks.items()}, y_index[any_modality])
+        self.fusion_.fit(
+            {m: p[any_modality] for m, p in probas.items()},
+            {m: k[any_modality] for m, k in masks.items()},
+            y_index[any_modality],
+        )
         fused = self.fusion_.predict_proba(probas, masks)
         fused[~any_modality] = self.prior_
         return fused
@@ -184,21 +188,25 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             fused = np.tile(self.prior_, (n, 1))
             rows = np.logical_or.reduce(list(masks.values()))
             if rows.any():
-                fused[rows] = align_proba(self.early_head_.predict_proba_matrix(design[rows]),
-                                          self.early_head_.classes_, self.classes_)
+                fused[rows] = align_proba(
+                    self.early_head_.predict_proba_matrix(design[rows]), self.early_head_.classes_, self.classes_
+                )
         else:
             probas = {}
             for name, head in self.heads_.items():
                 full = np.tile(self.prior_, (n, 1))
                 if masks[name].any():
-                    full[masks[name]] = align_proba(head.predict_proba(frame[masks[name]]), head.classes_,
-                                                    self.classes_)
+                    full[masks[name]] = align_proba(
+                        head.predict_proba(frame[masks[name]]), head.classes_, self.classes_
+                    )
                 probas[name] = full
             fused = self.fusion_.predict_proba(probas, masks)
         none = ~np.logical_or.reduce(list(masks.values())) if masks else np.ones(n, dtype=bool)
         fused[none] = self.prior_
-        has = {m: np.logical_or.reduce([masks[name] for name, h in self.heads_.items() if h.config.modality == m])
-               for m in self.modalities_}
+        has = {
+            m: np.logical_or.reduce([masks[name] for name, h in self.heads_.items() if h.config.modality == m])
+            for m in self.modalities_
+        }
         used = [[m for m in has if has[m][i]] for i in range(n)]
         return ProbaResult(self.calibrator_.transform(fused), used)
 

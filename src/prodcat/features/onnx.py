@@ -1,0 +1,60 @@
+"""ONNX models exported once from their offline PyTorch weights, then run with onnxruntime.
+
+onnxruntime is several times faster than eager PyTorch on a small CPU and
+keeps torch out of the serving path; torch is only imported for the one-off
+export, whose file is cached under ``<cache dir>/models``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from prodcat.features.cache import default_cache_dir
+
+log = logging.getLogger(__name__)
+
+_EXPORT_LOCK = threading.Lock()
+
+
+def models_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    return (Path(cache_dir) if cache_dir else default_cache_dir()) / "models"
+
+
+def cached_export(path: Path, export: Callable[[str], None]) -> Path:
+    """``path``, made by ``export(tmp_file)`` the first time (atomically: no half-written model is ever seen)."""
+    with _EXPORT_LOCK:
+        if path.exists():
+            return path
+        log.info("exporting to ONNX once: %s", path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        os.close(fd)
+        try:
+            # constant-folding and legacy-exporter notices are noise for a one-off export
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                export(tmp)
+            os.chmod(tmp, 0o644)  # mkstemp creates it private; the cache is shared
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return path
+
+
+def onnx_session(path: str | os.PathLike[str], threads: int | None = None) -> Any:
+    """An onnxruntime CPU session using ``threads`` intra-op threads (default: all cores)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
