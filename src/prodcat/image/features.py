@@ -126,13 +126,16 @@ class ImageEncoder(PretrainedEncoder):
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """``float32`` ``(len(frame), dim)``; zero rows for products without a usable photo."""
-        return np.nan_to_num(self._vectors(frame), nan=0.0)
+        return self.transform_available(frame)[0]
 
     def available(self, frame: pd.DataFrame) -> np.ndarray:
         """``(len(frame),)`` bool: products whose photo exists *and* decodes (cached after transform)."""
-        return np.isfinite(self._vectors(frame)).all(axis=1) & np.asarray(
-            [it is not None for it in self.items(frame)], dtype=bool
-        )
+        return self.transform_available(frame)[1]
+
+    def transform_available(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        vectors = self._vectors(frame)
+        present = np.asarray([it is not None for it in self.items(frame)], dtype=bool)
+        return np.nan_to_num(vectors, nan=0.0), np.isfinite(vectors).all(axis=1) & present
 
     def _vectors(self, frame: pd.DataFrame) -> np.ndarray:
         return encode_with_cache(

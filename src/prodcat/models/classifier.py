@@ -80,10 +80,9 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             if not rows.any():
                 raise ValueError(f"modality {head_config.modality!r} requested but no product has it")
             head = ModalityHead(head_config, seed=config.seed).fit_extractors(frame[rows])
-            mask = head.available(frame)
+            matrices[head_config.name], mask = head.features_available(frame)
             self.heads_[head_config.name] = head
             masks[head_config.name] = mask
-            matrices[head_config.name] = head.features(frame[mask])
             log.info("head %s: %d of %d products", head_config.name, mask.sum(), len(frame))
         if not self.heads_:
             raise ValueError(f"no head in the config reads the modalities {wanted}")
@@ -150,7 +149,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         """All heads' features side by side, ``(n, sum of widths + n_heads)`` CSR.
 
         ``matrices[name]`` holds the rows of the products that have that head's
-        modality (``None`` when none has it); other rows are zeros, and one
+        modality (possibly none); other rows are zeros, and one
         indicator column per head says which rows are real. Dense blocks are
         standardised and scaled so their rows weigh about as much as an
         L2-normalised TF-IDF row.
@@ -163,7 +162,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         blocks = []
         for name in self.heads_:
             X, rows = matrices[name], np.flatnonzero(masks[name])
-            if X is None or not len(rows):
+            if not len(rows):
                 blocks.append(sp.csr_matrix((n, self.early_widths_[name])))
             else:
                 if not sp.issparse(X):
@@ -181,9 +180,10 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         """Calibrated probabilities ``(n, n_classes)`` and the modalities each product was classified from."""
         frame = frame.reset_index(drop=True)
         n = len(frame)
-        masks = {name: head.available(frame) for name, head in self.heads_.items()}
+        matrices, masks = {}, {}
+        for name, head in self.heads_.items():
+            matrices[name], masks[name] = head.features_available(frame)
         if self.fusion_ is None:  # early fusion
-            matrices = {m: self.heads_[m].features(frame[masks[m]]) if masks[m].any() else None for m in self.heads_}
             design = self._early_design(matrices, masks)
             fused = np.tile(self.prior_, (n, 1))
             rows = np.logical_or.reduce(list(masks.values()))
@@ -197,7 +197,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
                 full = np.tile(self.prior_, (n, 1))
                 if masks[name].any():
                     full[masks[name]] = align_proba(
-                        head.predict_proba(frame[masks[name]]), head.classes_, self.classes_
+                        head.predict_proba_matrix(matrices[name]), head.classes_, self.classes_
                     )
                 probas[name] = full
             fused = self.fusion_.predict_proba(probas, masks)
@@ -215,6 +215,12 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         return self.classes_[self.predict_proba(frame).argmax(axis=1)]
+
+    def set_memory_cache(self, max_items: int) -> None:
+        """Keep at most ``max_items`` recent embeddings per extractor in memory instead of the
+        on-disk cache (a server: the disk does not grow with every new product it sees)."""
+        for head in self.heads_.values():
+            head.set_memory_cache(max_items)
 
     def set_progress(self, enabled: bool) -> None:
         """Show or hide the extractors' progress bars (useful when training, noise when serving)."""

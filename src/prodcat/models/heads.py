@@ -59,7 +59,7 @@ class ModalityHead(ClassifierMixin, BaseEstimator):
 
     ``predict_proba`` returns ``(n, n_classes)`` over ``classes_`` (the classes
     seen in training); products lacking the modality should not be passed
-    (see :meth:`available`).
+    (see :meth:`features_available`).
     """
 
     def __init__(self, config: HeadConfig, seed: int = 0):
@@ -77,13 +77,20 @@ class ModalityHead(ClassifierMixin, BaseEstimator):
         """Feature matrix ``(len(frame), dim)`` (sparse or dense ``float32``)."""
         return stack_features([e.transform(frame) for e in self.extractors_])
 
-    def available(self, frame: pd.DataFrame) -> np.ndarray:
-        """Which products have this modality, shape ``(n,)`` bool."""
-        extractors = getattr(self, "extractors_", None) or [make_extractor(f.name) for f in self.config.features]
-        mask = np.ones(len(frame), dtype=bool)
-        for extractor in extractors:
-            mask &= extractor.available(frame)
-        return mask
+    def features_available(self, frame: pd.DataFrame) -> tuple[Any, np.ndarray]:
+        """``(features of the available products, available mask)`` with each product encoded once:
+        shapes ``(mask.sum(), dim)`` and ``(len(frame),)``."""
+        pairs = [e.transform_available(frame) for e in self.extractors_]
+        mask = np.logical_and.reduce([m for _, m in pairs])
+        X = stack_features([x for x, _ in pairs])
+        return X[np.flatnonzero(mask)], mask
+
+    def set_memory_cache(self, max_items: int) -> None:
+        """Switch every pretrained extractor to a bounded in-memory cache (see
+        :meth:`~prodcat.features.base.PretrainedEncoder.use_memory_cache`)."""
+        for extractor in self.extractors_:
+            if hasattr(extractor, "use_memory_cache"):
+                extractor.use_memory_cache(max_items)
 
     # -- supervised part ---------------------------------------------------
     def new_classifier(self, X: Any) -> BaseEstimator:

@@ -266,6 +266,7 @@ def create_app_from_env() -> FastAPI:
     if settings.bundle is None:
         raise SystemExit("no model: set PRODCAT_BUNDLE to a bundle directory (or run `prodcat serve MODEL`)")
     predictor = Predictor.load(settings.bundle)
+    predictor.model.set_memory_cache(settings.embedding_cache_items)
     predictor.warm_up()
     return create_app(predictor, settings)
 

@@ -44,4 +44,9 @@ class ServeSettings(BaseSettings):
     request_timeout_s: float = Field(30.0, gt=0, description="requests not answered in time get 504, in seconds")
     predict_threads: int = Field(1, ge=1, description="model calls running at once (waiting requests are batched)")
     model_batch_rows: int = Field(64, ge=1, description="most products coalesced into one model call")
+    embedding_cache_items: int = Field(
+        10_000,
+        ge=1,
+        description="recent embeddings kept in memory per extractor (the server never writes the on-disk cache)",
+    )
     log_level: str = Field("info", description="debug, info, warning or error")

@@ -257,7 +257,7 @@ class SentenceTransformerEncoder(TextEncoder):
             self._model = _load_sentence_transformer(self.model_name)
         return self._model
 
-    def cache(self) -> EmbeddingCache:
+    def disk_cache(self) -> EmbeddingCache:
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.model_name)
         return EmbeddingCache.for_extractor(f"{self.name}-{slug}", self.version, self.cache_dir)
 
