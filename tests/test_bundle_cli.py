@@ -150,6 +150,12 @@ def test_cv_command_writes_metrics_per_level(fashion_dir, tmp_path):
     assert set(metrics["levels"]) == {"1", "2"}
     assert metrics["levels"]["1"]["accuracy"] >= metrics["accuracy"]
     assert metrics["accuracy"] > 0.8
+    # out-of-fold predictions, one per product, agree with the metrics
+    predictions = pd.read_csv(report / "predictions.csv")
+    assert len(predictions) == 600 and predictions["product_id"].is_unique
+    assert set(predictions["fold"]) == {0, 1, 2}
+    assert (predictions["category"] == predictions["predicted"]).mean() == pytest.approx(metrics["accuracy"])
+    assert metrics["by_modalities"]["text"]["n"] == 600 and set(metrics["by_modalities"]) == {"text"}
 
 
 def test_every_command_has_help_with_examples():

@@ -294,7 +294,13 @@ def run_cv(args: argparse.Namespace) -> int:
     write_report(
         metrics, result.y_true, result.y_pred, args.report, f"{args.folds}-fold cross-validation on {args.data}"
     )
+    result.predictions().to_csv(Path(args.report) / "predictions.csv", index=False)
     print_metrics(metrics, f"{args.folds}-fold cross-validation on {len(frame)} products:")
+    for modalities, values in metrics["by_modalities"].items():
+        print(
+            f"  from {modalities + ':':<11} n {values['n']:<5} accuracy {values['accuracy']:.4f}  "
+            f"f1_weighted {values['f1_weighted']:.4f}"
+        )
     print(
         f"  fit {metrics['timing']['fit_seconds_median']:.1f} s, "
         f"predict {metrics['timing']['predict_seconds_median']:.1f} s per fold (median)"

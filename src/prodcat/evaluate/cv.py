@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from prodcat.catalog.schema import category_at_level
 from prodcat.config import Config
-from prodcat.evaluate.metrics import evaluate_predictions
+from prodcat.evaluate.metrics import evaluate_predictions, headline
 from prodcat.models.classifier import ProductClassifier
 from prodcat.models.heads import align_proba, stratified_folds
 
@@ -31,6 +31,7 @@ class CVResult:
     fold: np.ndarray
     decision: np.ndarray
     modalities_used: list[list[str]]
+    product_id: np.ndarray
     fit_seconds: list[float] = field(default_factory=list)
     predict_seconds: list[float] = field(default_factory=list)
 
@@ -58,11 +59,32 @@ class CVResult:
         for row in result["folds"]:
             row.pop("per_class")
             row.pop("levels")
+        result["by_modalities"] = self.by_modalities()
         result["timing"] = {
             "fit_seconds_median": float(np.median(self.fit_seconds)),
             "predict_seconds_median": float(np.median(self.predict_seconds)),
         }
         return result
+
+    def by_modalities(self) -> dict[str, dict[str, float]]:
+        """Headline metrics per set of modalities the products were classified from
+        (``text+image``, ``text``, ``image``, ``none``): where the errors come from."""
+        groups = np.asarray(["+".join(m) or "none" for m in self.modalities_used])
+        return {str(g): headline(self.y_true[groups == g], self.y_pred[groups == g]) for g in np.unique(groups)}
+
+    def predictions(self) -> pd.DataFrame:
+        """One row per product: ``product_id, category, predicted, confidence, decision, modalities_used, fold``."""
+        return pd.DataFrame(
+            {
+                "product_id": self.product_id,
+                "category": self.y_true,
+                "predicted": self.y_pred,
+                "confidence": self.confidence,
+                "decision": self.decision,
+                "modalities_used": ["+".join(m) for m in self.modalities_used],
+                "fold": self.fold,
+            }
+        )
 
 
 def cross_validate(
@@ -77,7 +99,7 @@ def cross_validate(
     fold_of = np.zeros(len(y), dtype=int)
     decision = np.empty(len(y), dtype=object)
     used: list[list[str]] = [[] for _ in range(len(y))]
-    result = CVResult(classes, y, proba, fold_of, decision, used)
+    result = CVResult(classes, y, proba, fold_of, decision, used, frame["product_id"].to_numpy())
     for k, (train, test) in enumerate(
         tqdm(stratified_folds(y, folds, config.seed), desc="cv folds", disable=not progress)
     ):
