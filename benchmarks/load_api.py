@@ -1,15 +1,16 @@
 """Load test of the REST API on loopback: latency percentiles and throughput, text-only and text + photo.
 
-    .venv/bin/python benchmarks/load_api.py                      # trains a bundle on 200 Flipkart products
+    .venv/bin/python benchmarks/load_api.py                      # trains the bundles on 200 Flipkart products
     .venv/bin/python benchmarks/load_api.py --bundle models/flipkart --duration 10
 
 Starts a real ``prodcat serve`` (SQLite review queue with synchronous=FULL) with 1, then 2 worker
 processes, and drives each with an asyncio client (httpx) at concurrency 1, 8 and 32 for
 ``--duration`` seconds per cell:
 ``text`` requests are JSON title + description of real Flipkart products; ``photo`` requests are
-multipart title + description + a real product photo resized to 500 x 500 JPEG, made unique per
-request (a counter in a JPEG comment segment) so that no photo embedding comes from the cache.
-The server's embedding cache goes to a temporary folder (the exported ONNX models are linked in).
+multipart title + description + a real product photo resized to 500 x 500 JPEG. Every request is
+a new product to the server's embedding caches: a reference number is added to the title and the
+photo gets a counter in a JPEG comment segment. One bundle per ``--configs`` entry (the default
+config, and the fast text recipe), trained on the same 200 products, measured one after the other.
 Client and server share the machine's cores. Targets: p99 < 50 ms (text) and < 300 ms (photo) at
 concurrency 8, and no 5xx at all. Writes ``benchmarks/results/load_api.json``.
 """
@@ -54,17 +55,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def train_bundle(flipkart: Path, folder: Path) -> Path:
-    """A text + photo bundle on 200 Flipkart products (the first 200 of a fixed shuffle), 7 top-level categories."""
-    frame = load_catalog(flipkart).frame
-    frame = frame[frame["image"].notna()].sample(frac=1.0, random_state=0)
-    frame.iloc[:200][["product_id", "title", "description", "image", "category"]].to_parquet(folder / "train.parquet")
-    out = folder / "bundle"
-    subprocess.run(
-        [sys.executable, "-m", "prodcat.cli", "train", str(folder / "train.parquet"), "--out", str(out),
-         "--modalities", "text,image", "--level", "1"],
-        check=True, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+def train_bundle(flipkart: Path, folder: Path, config: str) -> Path:
+    """A text + photo bundle on 200 Flipkart products (the first 200 of a fixed shuffle), 7 top-level categories,
+    with ``config`` (a config file, or ``default``)."""
+    data = folder / "train.parquet"
+    if not data.exists():
+        frame = load_catalog(flipkart).frame
+        frame = frame[frame["image"].notna()].sample(frac=1.0, random_state=0)
+        frame.iloc[:200][["product_id", "title", "description", "image", "category"]].to_parquet(data)
+    out = folder / f"bundle-{Path(config).stem}"
+    command = [sys.executable, "-m", "prodcat.cli", "train", str(data), "--out", str(out),
+               "--modalities", "text,image", "--level", "1"]  # fmt: skip
+    if config != "default":
+        command += ["--config", str(REPO / config)]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     return out
 
 
@@ -139,13 +143,12 @@ async def run_cell(
     async def send(http: httpx.AsyncClient) -> None:
         i = next(serial)
         product = catalogue[i % len(catalogue)]
+        # a reference number makes every text new to the server's embedding cache, like a new product
+        data = {"title": f"{product['title']} ref {i}", "description": product["description"]}
         started = time.perf_counter()
         if workload == "text":
-            response = await http.post(
-                "/predict", json={"title": product["title"], "description": product["description"]}
-            )
+            response = await http.post("/predict", json=data)
         else:
-            data = {"title": product["title"], "description": product["description"]}
             files = {"image": ("photo.jpg", unique_jpeg(product["jpeg"], i), "image/jpeg")}
             response = await http.post("/predict", data=data, files=files)
         latencies.append(time.perf_counter() - started)
@@ -198,7 +201,7 @@ def model_seconds(metrics: httpx.Response) -> tuple[float, float]:
 
 def measure(bundle: Path, folder: Path, workers: int, catalogue: list[dict], levels: list[int], duration: float):
     """Every (workload, concurrency) cell against one server; returns its manifest and the cells."""
-    server, url = start_server(bundle, folder / f"workers-{workers}", workers)
+    server, url = start_server(bundle, folder, workers)
     try:
         manifest = httpx.get(f"{url}/model").json()
         cells = []
@@ -216,7 +219,13 @@ def measure(bundle: Path, folder: Path, workers: int, catalogue: list[dict], lev
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bundle", type=Path, help="model bundle (default: train one on 200 Flipkart products)")
+    parser.add_argument("--bundle", type=Path, help="model bundle (default: train one per --configs)")
+    parser.add_argument(
+        "--configs",
+        default="default,configs/fast-text.yaml",
+        help="configs to train a bundle with on 200 Flipkart products, side by side (default: the default config "
+        "and configs/fast-text.yaml)",
+    )
     parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per cell (default 8)")
     parser.add_argument("--concurrency", default="1,8,32", help="comma-separated levels (default 1,8,32)")
     parser.add_argument("--workers", default="1,2", help="server processes, one server per value (default 1,2)")
@@ -232,14 +241,21 @@ def main() -> int:
     cells = []
     with tempfile.TemporaryDirectory(prefix="prodcat-load-") as tmp:
         folder = Path(tmp)
-        bundle = args.bundle or train_bundle(flipkart, folder)
+        bundles = (
+            {args.bundle.name: args.bundle}
+            if args.bundle
+            else {config: train_bundle(flipkart, folder, config) for config in args.configs.split(",")}
+        )
         catalogue = products(flipkart)
-        for workers in worker_counts:
-            (folder / f"workers-{workers}").mkdir()
-            manifest, measured = measure(bundle, folder, workers, catalogue, levels, args.duration)
-            cells += measured
+        for name, bundle in bundles.items():
+            for workers in worker_counts:
+                run_folder = folder / f"{Path(name).stem}-workers-{workers}"
+                run_folder.mkdir()
+                manifest, measured = measure(bundle, run_folder, workers, catalogue, levels, args.duration)
+                cells += [{"config": name, "model_version": manifest["version"]} | cell for cell in measured]
     targets = [
         {
+            "config": cell["config"],
             "workload": workload,
             "workers": workers,
             "concurrency": TARGET_CONCURRENCY,
@@ -260,10 +276,6 @@ def main() -> int:
             "platform": platform.platform(),
             # other processes on the same cores change everything: say how busy the machine was
             "load_average_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        },
-        "model": {
-            "version": manifest["version"],
-            "modalities": manifest["manifest"].get("config", {}).get("modalities"),
         },
         "duration_s_per_cell": args.duration,
         "zero_5xx": all(c["errors_5xx"] == 0 for c in cells),
