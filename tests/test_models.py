@@ -94,7 +94,33 @@ def test_fusion_beats_each_head_and_handles_missing_modalities(fusion):
 def test_late_fusion_weights_the_better_head_more():
     probas, masks, y = _two_heads()
     fitted = LateFusion().fit(probas, masks, y)
-    assert fitted.weights_["text"] > fitted.weights_["image"]
+    both = fitted.weights_[("image", "text")]
+    assert both["text"] > both["image"]
+
+
+def test_late_fusion_is_calibrated_whichever_heads_are_present():
+    """Four sharp-ish text heads and one photo head: products without the photo (or without text)
+    must not come out under- or over-confident (one weight set for all made them so)."""
+    rng = np.random.default_rng(3)
+    n, k = 6000, 5
+    y = rng.integers(0, k, n)
+
+    def head(strength: float) -> np.ndarray:
+        logits = rng.normal(size=(n, k))
+        logits[np.arange(n), y] += strength
+        return np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+
+    probas = {f"text{i}": head(1.2) for i in range(4)} | {"image": head(0.8)}
+    has_text, has_image = rng.random(n) > 0.3, rng.random(n) > 0.5
+    has_text |= ~has_image
+    masks = {f"text{i}": has_text for i in range(4)} | {"image": has_image}
+    train, test = slice(0, n // 2), slice(n // 2, None)
+    fitted = LateFusion().fit({m: p[train] for m, p in probas.items()}, {m: v[train] for m, v in masks.items()}, y[train])
+    fused = fitted.predict_proba({m: p[test] for m, p in probas.items()}, {m: v[test] for m, v in masks.items()})
+    for group in (has_text[test] & has_image[test], has_text[test] & ~has_image[test], ~has_text[test]):
+        confidence = fused[group].max(axis=1).mean()
+        accuracy = (fused[group].argmax(axis=1) == y[test][group]).mean()
+        assert abs(confidence - accuracy) < 0.05, (confidence, accuracy)
 
 
 def test_align_proba_places_columns_by_class():
@@ -112,3 +138,28 @@ def test_metrics_per_level_on_paths():
     assert metrics["decision"]["automation_rate"] == pytest.approx(0.5)
     assert metrics["decision"]["auto_precision"] == pytest.approx(0.5)
     assert set(metrics["per_class"]) == {"A > x", "A > y", "B > z"}
+
+
+def test_classifier_skips_heads_of_another_language_and_picks_its_fusion(rakuten_dir) -> None:
+    """On the French catalogue an English-only head is left out; ``auto`` fusion fits early and late
+    on the same inner folds, keeps the more accurate and predicts with it."""
+    from prodcat.catalog.loaders import load_catalog
+    from prodcat.config import Config, FeatureSpec, HeadConfig
+    from prodcat.models.classifier import ProductClassifier
+
+    frame = load_catalog(rakuten_dir).frame
+    frame = frame[frame["title"].str.len() > 0].groupby("category").head(12).reset_index(drop=True)
+    tfidf = [FeatureSpec(name="tfidf_word")]
+    heads = [
+        HeadConfig(name="words", modality="text", features=tfidf, classifier="linearsvc", scale=False),
+        HeadConfig(name="words_en", modality="text", features=tfidf, scale=False, languages=["en"]),
+        HeadConfig(name="chars_fr", modality="text", features=[FeatureSpec(name="tfidf_char")], languages=["fr"]),
+    ]
+    model = ProductClassifier(Config(heads=heads, modalities=["text"], inner_folds=3)).fit(frame)
+    assert list(model.heads_) == ["words", "chars_fr"]
+    assert set(model.fusion_scores_) == {"early", "late"}
+    best = max(model.fusion_scores_.values(), key=lambda s: (s["accuracy"], -s["log_loss"]))
+    assert model.fusion_scores_[model.fusion_method_] == best
+    assert (model.fusion_ is None) == (model.fusion_method_ == "early")
+    proba = model.predict_proba(frame.head(5))
+    assert proba.shape == (5, len(model.classes_)) and np.allclose(proba.sum(axis=1), 1)

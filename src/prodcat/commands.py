@@ -40,7 +40,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         help="category depth to predict, 0 = full path (default: the "
         "catalogue's usual target: Flipkart top level, else full path)",
     )
-    parser.add_argument("--fusion", choices=("late", "stacking", "early"), help="override the config's fusion")
+    parser.add_argument("--fusion", choices=("auto", "late", "stacking", "early"), help="override the config's fusion")
     parser.add_argument("--sample", type=int, help="use a stratified sample of N labelled products (quick runs)")
 
 
@@ -204,9 +204,15 @@ def run_train(args: argparse.Namespace) -> int:
         labels=[str(c) for c in model.classes_],
         metrics=metrics,
         fingerprint=data_fingerprint(frame),
-        extra={"modalities": model.modalities_, "n_train": len(frame)},
+        extra={
+            "modalities": model.modalities_,
+            "heads": list(model.heads_),
+            "fusion": model.fusion_method_,
+            "n_train": len(frame),
+        },
     )
     print_metrics(metrics, f"Trained on {len(frame)} products; out-of-fold estimate:")
+    print(f"  heads         {', '.join(model.heads_)}; {model.fusion_method_} fusion")
     print(f"\nModel bundle written to {out}")
     return 0
 

