@@ -115,7 +115,8 @@ def test_late_fusion_is_calibrated_whichever_heads_are_present():
     has_text |= ~has_image
     masks = {f"text{i}": has_text for i in range(4)} | {"image": has_image}
     train, test = slice(0, n // 2), slice(n // 2, None)
-    fitted = LateFusion().fit({m: p[train] for m, p in probas.items()}, {m: v[train] for m, v in masks.items()}, y[train])
+    train_masks = {m: v[train] for m, v in masks.items()}
+    fitted = LateFusion().fit({m: p[train] for m, p in probas.items()}, train_masks, y[train])
     fused = fitted.predict_proba({m: p[test] for m, p in probas.items()}, {m: v[test] for m, v in masks.items()})
     for group in (has_text[test] & has_image[test], has_text[test] & ~has_image[test], ~has_text[test]):
         confidence = fused[group].max(axis=1).mean()
