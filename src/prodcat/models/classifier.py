@@ -12,7 +12,7 @@ Training, in order:
    (``config.inner_folds``) of its linear model on that one feature matrix;
 2. the fusion (late or stacking) is fitted on those out-of-fold probabilities;
    ``early`` instead trains one linear model on the concatenated features;
-   ``auto`` (the default) does both and keeps the more accurate out-of-fold;
+   ``auto`` does both and keeps the more accurate out-of-fold;
 3. a calibrator (temperature / isotonic) is fitted on the fused out-of-fold
    probabilities, and the decision policy picks the confidence threshold that
    reaches ``config.target_precision`` on them;
