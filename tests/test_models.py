@@ -1,15 +1,18 @@
-"""Unit behaviour of the model building blocks: decision threshold, calibration, fusion, metrics."""
+"""Unit behaviour of the model building blocks: heads, decision threshold, calibration, fusion, metrics."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
+from prodcat.config import FeatureSpec, HeadConfig
 from prodcat.evaluate.metrics import evaluate_predictions, expected_calibration_error
 from prodcat.models.calibration import TemperatureScaler, TopLabelIsotonic
 from prodcat.models.decision import DecisionPolicy, precision_threshold
 from prodcat.models.fusion import LateFusion, StackingFusion
-from prodcat.models.heads import align_proba
+from prodcat.models.heads import align_proba, build_classifier, classifier_proba, signed_sqrt, stratified_folds
 
 
 def test_precision_threshold_accepts_the_largest_set_meeting_the_target():
@@ -145,7 +148,7 @@ def test_classifier_skips_heads_of_another_language_and_picks_its_fusion(rakuten
     """On the French catalogue an English-only head is left out; ``auto`` fusion fits early and late
     on the same inner folds, keeps the more accurate and predicts with it."""
     from prodcat.catalog.loaders import load_catalog
-    from prodcat.config import Config, FeatureSpec, HeadConfig
+    from prodcat.config import Config
     from prodcat.models.classifier import ProductClassifier
 
     frame = load_catalog(rakuten_dir).frame
@@ -156,7 +159,7 @@ def test_classifier_skips_heads_of_another_language_and_picks_its_fusion(rakuten
         HeadConfig(name="words_en", modality="text", features=tfidf, scale=False, languages=["en"]),
         HeadConfig(name="chars_fr", modality="text", features=[FeatureSpec(name="tfidf_char")], languages=["fr"]),
     ]
-    model = ProductClassifier(Config(heads=heads, modalities=["text"], inner_folds=3)).fit(frame)
+    model = ProductClassifier(Config(heads=heads, modalities=["text"], inner_folds=3, fusion="auto")).fit(frame)
     assert list(model.heads_) == ["words", "chars_fr"]
     assert set(model.fusion_scores_) == {"early", "late"}
     best = max(model.fusion_scores_.values(), key=lambda s: (s["accuracy"], -s["log_loss"]))
@@ -164,3 +167,47 @@ def test_classifier_skips_heads_of_another_language_and_picks_its_fusion(rakuten
     assert (model.fusion_ is None) == (model.fusion_method_ == "early")
     proba = model.predict_proba(frame.head(5))
     assert proba.shape == (5, len(model.classes_)) and np.allclose(proba.sum(axis=1), 1)
+
+
+def _image_head(**changes: object) -> HeadConfig:
+    spec = {"name": "image", "modality": "image", "features": [FeatureSpec(name="effnet_lite0")]}
+    return HeadConfig.model_validate(spec | changes)
+
+
+def test_rbf_svc_head_picks_c_by_inner_cv_despite_a_rare_class():
+    rng = np.random.default_rng(0)
+    centres = rng.uniform(0, 3, size=(3, 20))
+    X = np.abs(np.repeat(centres, [30, 30, 1], axis=0) + rng.normal(scale=0.5, size=(61, 20)))
+    y = np.array(["a"] * 30 + ["b"] * 30 + ["rare"])
+    config = _image_head(classifier="svc", C=[1.0, 10.0], scale="sqrt_l2")
+    model = build_classifier(config, dense=True, seed=0).fit(X, y)
+    assert isinstance(model, GridSearchCV)
+    assert model.best_params_["svc__C"] in (1.0, 10.0)
+    proba = classifier_proba(model, X)
+    assert proba.shape == (61, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert (model.predict(X[:60]) == y[:60]).mean() > 0.9
+
+
+def test_head_scale_options():
+    assert _image_head().scale is True
+    assert _image_head(scale=False).scale is False
+    assert _image_head(scale="sqrt_l2").scale == "sqrt_l2"
+    with pytest.raises(ValidationError):
+        _image_head(scale="minmax")
+    sgd = build_classifier(_image_head(classifier="sgd", C=[1.0, 4.0], scale=False), dense=True, seed=0)
+    assert sgd.param_grid == {"sgdclassifier__alpha": [1.0, 0.25]}
+
+
+def test_signed_sqrt_keeps_shape_and_sign():
+    X = np.array([[4.0, -9.0, 0.0]])
+    np.testing.assert_allclose(signed_sqrt(X), [[2.0, -3.0, 0.0]])
+
+
+def test_stratified_folds_match_sklearn_when_no_class_is_rare():
+    y = np.repeat(["a", "b", "c"], 10)
+    ours = stratified_folds(y, 5, seed=0)
+    theirs = StratifiedKFold(5, shuffle=True, random_state=0).split(np.zeros(30), y)
+    for (train, test), (train_ref, test_ref) in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(test, test_ref)
+        np.testing.assert_array_equal(train, train_ref)

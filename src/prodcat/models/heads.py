@@ -1,7 +1,7 @@
-"""A modality head: extractors for one modality, then a class-weighted linear model.
+"""A modality head: extractors for one modality, then a class-weighted classifier.
 
 The head separates the *unsupervised* step (fitting extractors: vocabularies,
-codebooks) from the *supervised* one (the linear model), so that internal
+codebooks) from the *supervised* one (the classifier), so that internal
 cross-validation can reuse one feature matrix and refit only the cheap part.
 """
 
@@ -14,10 +14,10 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression, SGDClassifier
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import LinearSVC
+from sklearn.preprocessing import FunctionTransformer, Normalizer, StandardScaler
+from sklearn.svm import SVC, LinearSVC
 
 from prodcat.config import HeadConfig
 from prodcat.features.base import Extractor, make_extractor
@@ -39,23 +39,46 @@ def stack_features(blocks: list[Any]) -> Any:
     return np.hstack(blocks)
 
 
+def signed_sqrt(X: np.ndarray) -> np.ndarray:
+    """Element-wise ``sign(x) * sqrt(|x|)`` (power normalisation), same shape as ``X``."""
+    return np.sign(X) * np.sqrt(np.abs(X))
+
+
+#: folds of the inner CV that picks C when ``HeadConfig.C`` is a list
+C_SEARCH_FOLDS = 3
+
+
 def build_classifier(config: HeadConfig, dense: bool, seed: int) -> BaseEstimator:
-    """The supervised part of a head, from its config."""
+    """The supervised part of a head, from its config: normalisation, model, and (if
+    ``config.C`` is a list) an inner CV choosing C."""
+    candidates = config.C if isinstance(config.C, list) else [config.C]
+    C = candidates[0]
     if config.classifier == "logreg":
-        model: BaseEstimator = LogisticRegression(C=config.C, class_weight=config.class_weight, max_iter=2000)
+        model: BaseEstimator = LogisticRegression(C=C, class_weight=config.class_weight, max_iter=2000)
     elif config.classifier == "linearsvc":
-        model = LinearSVC(C=config.C, class_weight=config.class_weight, random_state=seed)
+        model = LinearSVC(C=C, class_weight=config.class_weight, random_state=seed)
+    elif config.classifier == "svc":
+        model = SVC(C=C, kernel="rbf", class_weight=config.class_weight, probability=True, random_state=seed)
     else:
-        model = SGDClassifier(
-            loss="modified_huber", alpha=1.0 / config.C, class_weight=config.class_weight, random_state=seed
-        )
-    if dense and config.scale:
-        return make_pipeline(StandardScaler(), model)
-    return model
+        model = SGDClassifier(loss="modified_huber", alpha=1.0 / C, class_weight=config.class_weight, random_state=seed)
+    steps: list[BaseEstimator] = []
+    if dense and config.scale == "sqrt_l2":
+        steps = [FunctionTransformer(signed_sqrt), Normalizer()]
+    elif dense and config.scale:
+        steps = [StandardScaler()]
+    pipeline = make_pipeline(*steps, model)
+    if len(candidates) == 1:
+        return pipeline if steps else model
+    step = pipeline.steps[-1][0]
+    if config.classifier == "sgd":
+        grid = {f"{step}__alpha": [1.0 / c for c in candidates]}
+    else:
+        grid = {f"{step}__C": candidates}
+    return GridSearchCV(pipeline, grid, cv=PooledStratifiedKFold(C_SEARCH_FOLDS, seed))
 
 
 class ModalityHead(ClassifierMixin, BaseEstimator):
-    """Features of one modality (``config.modality``) + a linear classifier.
+    """Features of one modality (``config.modality``) + a classifier (see :func:`build_classifier`).
 
     ``predict_proba`` returns ``(n, n_classes)`` over ``classes_`` (the classes
     seen in training); products lacking the modality should not be passed
@@ -139,10 +162,19 @@ def pooled_strata(y: np.ndarray, min_count: int) -> np.ndarray:
     return np.where(pd.Series(y).map(counts).to_numpy() >= min_count, y, "__rare__")
 
 
+class PooledStratifiedKFold(StratifiedKFold):
+    """Shuffled stratified K-fold on :func:`pooled_strata` labels, so rare classes never make a split fail."""
+
+    def __init__(self, n_splits: int = 5, random_state: int = 0):
+        super().__init__(n_splits=n_splits, shuffle=True, random_state=random_state)
+
+    def split(self, X: Any, y: Any = None, groups: Any = None) -> Any:
+        return super().split(X, pooled_strata(np.asarray(y), self.n_splits), groups)
+
+
 def stratified_folds(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Shuffled stratified K-fold ``(train, test)`` index pairs; rare classes pooled so no split fails."""
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(len(y)), pooled_strata(y, folds)))
+    return list(PooledStratifiedKFold(folds, seed).split(np.zeros(len(y)), y))
 
 
 def out_of_fold_proba(
