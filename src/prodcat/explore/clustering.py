@@ -10,11 +10,11 @@ several joined by ``+`` (``tfidf+effnet_lite0``): the blocks are normalised
 and weighted equally by :func:`~prodcat.explore.reduction.combine_blocks`.
 Each extractor runs once per study even when it appears in several sets.
 
-Why KMeans on PCA (+ kNN smoothing): on Flipkart, with the same features,
-spectral clustering on the kNN graph, Ward linkage, and KMeans into 4k clusters
-merged back to k all scored lower than KMeans on kNN-smoothed PCA for every
-feature set tried; UMAP (see :mod:`~prodcat.explore.reduction`) did no better
-than t-SNE.
+KMeans is the clustering throughout; the reductions decide what it sees. On
+Flipkart, with the same features, spectral clustering on the kNN graph, Ward
+linkage, and KMeans into 4k clusters merged back to k all scored lower than
+KMeans on kNN-smoothed PCA, which the UMAP reduction beats in turn on Flipkart,
+Rakuten and fashion (see :mod:`~prodcat.explore.reduction`).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ DEFAULT_FEATURES = (
     "e5+effnet_lite0",
     "minilm+e5+effnet_lite0",
 )
-DEFAULT_REDUCTIONS = ("pca", "pca+knn", "pca+tsne")
+DEFAULT_REDUCTIONS = ("pca", "pca+knn", "tsne", "umap")
 
 
 def check_feature_sets(feature_sets: Sequence[str]) -> None:
@@ -166,13 +166,13 @@ class FeasibilityStudy:
         features: feature sets, each an extractor name or names joined by ``+``.
         reductions: names from :data:`~prodcat.explore.reduction.REDUCTIONS`.
         level: category depth compared against (1 = top level; ``None`` = full path).
-        n_components: PCA dimensions kept before clustering or t-SNE.
+        n_components: PCA dimensions kept by the ``pca`` and ``pca+knn`` reductions.
         n_init: KMeans initialisations.
-        seed: seeds every random step (SVD, PCA, t-SNE, KMeans).
+        seed: seeds every random step (SVD, PCA, t-SNE, UMAP, KMeans).
         extractor_params: per extractor name, keyword arguments for
             :func:`~prodcat.features.base.make_extractor`.
-        n_jobs: processes reducing and clustering feature sets in parallel (t-SNE is
-            single-threaded: 2 on 2 cores halves the study's reduction time).
+        n_jobs: processes reducing and clustering feature sets in parallel (t-SNE and UMAP
+            run single-threaded: 2 on 2 cores halves the study's reduction time).
         progress: show progress bars.
     """
 
