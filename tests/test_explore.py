@@ -139,6 +139,14 @@ def test_tsne_and_umap_handle_tiny_samples():
     assert UMAPReducer().fit_transform(points).shape == (9, 7)  # at most n - 2 dimensions
 
 
+def test_tsne_and_umap_accept_all_zero_rows():
+    """A product none of whose words is in the vocabulary has an all-zero bag of words."""
+    points, _ = blobs(n_per=20)
+    points[:3] = 0
+    for name in ("tsne", "umap"):
+        assert np.isfinite(make_reduction(name, points.shape).fit_transform(points)).all()
+
+
 def test_umap_then_kmeans_separates_groups_that_kmeans_alone_mixes():
     """Two interleaved half-moons: near each other in space, apart along their neighbours."""
     from sklearn.datasets import make_moons
