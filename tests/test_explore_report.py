@@ -25,9 +25,7 @@ def flipkart_sample(flipkart_dir):
 
 @pytest.fixture(scope="module")
 def study(flipkart_sample):
-    return FeasibilityStudy(features=CHEAP_FEATURES, reductions=["pca", "tsne"], progress=False).run(
-        flipkart_sample
-    )
+    return FeasibilityStudy(features=CHEAP_FEATURES, reductions=["pca", "tsne"], progress=False).run(flipkart_sample)
 
 
 def test_study_scores_every_feature_set_and_reduction(study):

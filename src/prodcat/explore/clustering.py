@@ -212,26 +212,28 @@ class FeasibilityStudy:
             raise ValueError(f"the catalogue has a single category at level {self.level}; clustering needs two")
         result = StudyResult(labelled, categories, self.level, self.seed)
         blocks = _BlockStore(labelled, self.extractor_params or {}, progress=self.progress)
-        prepared = [
+        # Lazy: joblib pulls a feature set's tasks when a worker frees up, so the extraction of the
+        # next feature sets (in this process) overlaps the reductions of the previous ones (in the workers).
+        prepared = (
             block
-            for feature_set in tqdm(self.features, desc="features", disable=not self.progress, unit="set")
+            for feature_set in self.features
             if (block := self._prepare(feature_set, blocks, categories, result.skipped)) is not None
-        ]
-        if not prepared:
-            raise ValueError(f"no feature set could be studied: {result.skipped}")
-        del blocks  # the combined blocks are all that is needed now
-        tasks = [(block, reduction) for block in prepared for reduction in self.reductions]
+        )
         runs = Parallel(n_jobs=self.n_jobs, return_as="generator")(
             delayed(_reduce_and_cluster)(block, reduction, self.n_components, self.n_init, self.seed)
-            for block, reduction in tasks
+            for block in prepared
+            for reduction in self.reductions
         )
-        for run in tqdm(runs, total=len(tasks), desc="reduce + cluster", disable=not self.progress, unit="run"):
+        total = len(self.features) * len(self.reductions)
+        for run in tqdm(runs, total=total, desc="features, reduce + cluster", disable=not self.progress, unit="run"):
             result.runs.append(run)
             log.info(
                 "%s / %s: ARI %.3f, NMI %.3f, silhouette %.3f (%.1fs)",
                 run.features, run.reduction, run.scores["ari"], run.scores["nmi"], run.scores["silhouette"],
                 run.seconds,
             )  # fmt: skip
+        if not result.runs:
+            raise ValueError(f"no feature set could be studied: {result.skipped}")
         return result
 
     def _prepare(

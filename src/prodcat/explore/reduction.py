@@ -114,8 +114,11 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
     neighbourhoods well under a category (1/7 of 900 on Flipkart). The exact
     nearest neighbours (scikit-learn, brute force: a BLAS product) are passed
     in, faster on a few thousand points than umap's per-pair numba metric, and
-    ``n_neighbors`` and ``n_components`` are capped for tiny samples. Like
-    :class:`KNNSmoother`, it only offers ``fit_transform`` here.
+    ``n_neighbors`` and ``n_components`` are capped for tiny samples.
+    ``n_epochs=200`` is umap's own choice from 10,000 points on (below, it runs
+    500): on Flipkart and Rakuten (MiniLM + e5 + Lite0, seeds 0-2) the median ARI
+    is the same, in 40% less time. Like :class:`KNNSmoother`, it only offers
+    ``fit_transform`` here.
     """
 
     def __init__(
@@ -124,12 +127,14 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
         n_components: int = 10,
         min_dist: float = 0.0,
         metric: str = "cosine",
+        n_epochs: int | None = 200,
         random_state: int | None = 0,
     ):
         self.n_neighbors = n_neighbors
         self.n_components = n_components
         self.min_dist = min_dist
         self.metric = metric
+        self.n_epochs = n_epochs
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: Any = None) -> UMAPReducer:
@@ -151,6 +156,7 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
             n_components=max(1, min(self.n_components, len(X) - 2)),
             min_dist=self.min_dist,
             metric=self.metric,
+            n_epochs=self.n_epochs,
             precomputed_knn=(indices, distances, None),
             random_state=self.random_state,
             n_jobs=1,
