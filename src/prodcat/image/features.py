@@ -16,7 +16,8 @@ as missing, so a classifier treats it like a product without a photo.
 
 Per-image vectors of the frozen encoders are cached by the SHA-1 of the image
 content (plus any non-default preprocessing parameter), so warm re-runs skip
-decoding and inference altogether.
+decoding and inference altogether; the bags of visual words cache each photo's
+descriptors and each catalogue's codebook the same way.
 """
 
 from __future__ import annotations
@@ -381,7 +382,7 @@ class BagOfVisualWords(Extractor):
         max_fit_descriptors: descriptors sampled in total to fit the codebook.
         n_jobs: decoding/detection threads (OpenCV releases the GIL).
         random_state: seed of the sampling and of k-means.
-        cache_dir: root of the descriptor cache (default ``$PRODCAT_CACHE_DIR``).
+        cache_dir: root of the descriptor and codebook caches (default ``$PRODCAT_CACHE_DIR``).
     """
 
     modality: ClassVar[str] = "image"
