@@ -110,8 +110,9 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
     """UMAP of ``(n, d)`` points to ``float32`` ``(n, n_components)`` (umap-learn, seeded, one thread).
 
     ``min_dist=0`` lets each group contract to a tight blob, which suits KMeans
-    (UMAP's documented setting for clustering); ``n_neighbors=30`` sizes the
-    neighbourhoods well under a category (1/7 of 900 on Flipkart). The exact
+    (UMAP's documented setting for clustering); ``n_neighbors=30`` keeps the
+    neighbourhoods well under a category (~130 products on Flipkart and Rakuten;
+    on fashion, with 30-80 imbalanced classes, many small, ``pca+knn`` does better). The exact
     nearest neighbours (scikit-learn, brute force: a BLAS product) are passed
     in, faster on a few thousand points than umap's per-pair numba metric, and
     ``n_neighbors`` and ``n_components`` are capped for tiny samples.
