@@ -13,8 +13,9 @@ Each extractor runs once per study even when it appears in several sets.
 KMeans is the clustering throughout; the reductions decide what it sees. On
 Flipkart, with the same features, spectral clustering on the kNN graph, Ward
 linkage, and KMeans into 4k clusters merged back to k all scored lower than
-KMeans on kNN-smoothed PCA, which the UMAP reduction beats in turn on Flipkart,
-Rakuten and fashion (see :mod:`~prodcat.explore.reduction`).
+KMeans on kNN-smoothed PCA, which the UMAP reduction beats in turn on Flipkart
+and Rakuten, though not on fashion's many small classes (see
+:mod:`~prodcat.explore.reduction`).
 """
 
 from __future__ import annotations
