@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/explore.py                          # everything (cold + warm Flipkart, then the rest)
     .venv/bin/python benchmarks/explore.py --studies flipkart       # Flipkart only
     .venv/bin/python benchmarks/explore.py --no-cold                # skip the cold run (uses the shared cache)
+    .venv/bin/python benchmarks/explore.py --seeds 0,1,2            # + the fixed configuration under 3 seeds
 
 Studies run separately are merged into the results file (a study run again replaces its entry).
 
@@ -10,6 +11,9 @@ Each study is a real ``prodcat explore`` subprocess (imports, loading, extractio
 included in the wall time). The cold Flipkart run gets an empty cache folder (``PRODCAT_CACHE_DIR``;
 the exported ONNX model is rebuilt too), the warm run repeats it on the same folder. Other studies use
 the shared cache. Per study: wall seconds, the best run and every record of ``clustering.json``.
+With ``--seeds``, every study also runs one fixed configuration (:data:`FIXED`, chosen once for all
+catalogues: no per-catalogue tuning) under each seed, and records its ARI per seed and their median;
+the seed also draws the fashion samples.
 Writes ``benchmarks/results/explore.json``; the reports go to a temporary folder, printed at the end.
 """
 
@@ -20,31 +24,34 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-
-from prodcat.explore.clustering import DEFAULT_FEATURES
 
 DATASETS = Path(os.environ.get("PRODCAT_DATASETS", Path(__file__).resolve().parents[1].parent / "shared" / "datasets"))
 RESULTS = Path(__file__).resolve().parent / "results"
-#: the default feature sets without MiniLM: torch encoding 2,000 Rakuten texts took ~15 min on the shared cores
-WITHOUT_MINILM = ",".join(f for f in DEFAULT_FEATURES if "minilm" not in f.split("+"))
 #: study name -> (catalogue folder, extra ``prodcat explore`` arguments)
 STUDIES = {
     "flipkart": ("flipkart", []),
-    "rakuten": ("rakuten", ["--level", "0", "--features", WITHOUT_MINILM]),  # the challenge's 27 classes
+    "rakuten": ("rakuten", ["--level", "0"]),  # the challenge's 27 classes
     "fashion_level2": ("fashion", ["--level", "2", "--sample", "3000"]),
     "fashion_level3": ("fashion", ["--level", "3", "--sample", "3000"]),
 }
 
 
-def run_study(name: str, reports: Path, env: dict[str, str]) -> dict:
-    """Run ``prodcat explore`` for study ``name``; return its wall time and records."""
+#: the configuration run under several seeds on every catalogue (``--seeds``)
+FIXED = ("minilm+e5+effnet_lite0", "umap")
+
+
+def run_study(name: str, reports: Path, env: dict[str, str], more: Sequence[str] = ()) -> dict:
+    """Run ``prodcat explore`` for study ``name`` (``more``: extra arguments); return its wall time and records."""
     folder, extra = STUDIES[name]
     out = reports / name
+    extra = [*extra, *more]
     command = [sys.executable, "-m", "prodcat.cli", "explore", str(DATASETS / folder), "--report", str(out), *extra]
     load = os.getloadavg()[0]  # the cores are shared: say how busy they were
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -65,10 +72,21 @@ def run_study(name: str, reports: Path, env: dict[str, str]) -> dict:
     }
 
 
+def seed_runs(name: str, seeds: Sequence[int], reports: Path) -> dict:
+    """ARI of the :data:`FIXED` configuration on study ``name`` under each seed, and their median."""
+    features, reduction = FIXED
+    ari = {}
+    for seed in seeds:
+        more = ["--features", features, "--reductions", reduction, "--seed", str(seed)]
+        ari[seed] = run_study(name, reports / f"seed{seed}", dict(os.environ), more)["best"]["ari"]
+    return {"features": features, "reduction": reduction, "ari": ari, "median": statistics.median(ari.values())}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--studies", default=",".join(STUDIES), help=f"comma list among {', '.join(STUDIES)}")
     parser.add_argument("--no-cold", action="store_true", help="skip the cold Flipkart run")
+    parser.add_argument("--seeds", help="comma list of seeds to run the fixed configuration with (e.g. 0,1,2)")
     args = parser.parse_args()
     studies = [s.strip() for s in args.studies.split(",")]
     reports = Path(tempfile.mkdtemp(prefix="prodcat-explore-"))
@@ -91,6 +109,9 @@ def main() -> None:
         else:
             results["studies"][name] = run_study(name, reports, dict(os.environ))
         study = results["studies"][name]
+        if args.seeds:
+            study["fixed_configuration"] = seed_runs(name, [int(s) for s in args.seeds.split(",")], reports)
+            print(f"{name}: {FIXED} ARI per seed {study['fixed_configuration']['ari']}")
         best = study["best"]
         print(f"{name}: best {best['features']} / {best['reduction']} ARI {best['ari']:.3f} in {study['seconds']} s")
         RESULTS.mkdir(exist_ok=True)

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from prodcat.explore.clustering import check_feature_sets, cluster_points, stratified_sample
 from prodcat.explore.metrics import clustering_scores, match_clusters
-from prodcat.explore.reduction import TSNE2D, KNNSmoother, combine_blocks, make_reduction
+from prodcat.explore.reduction import TSNE2D, KNNSmoother, UMAPReducer, combine_blocks, make_reduction
 
 
 def blobs(n_per: int = 60, k: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -104,12 +104,13 @@ def test_reductions_are_seeded_and_have_the_announced_shape():
     pca = make_reduction("pca", points.shape, n_components=3).fit_transform(points)
     assert pca.shape == (120, 3)
     assert make_reduction("pca+knn", points.shape, n_components=3).fit_transform(points).shape == (120, 3)
-    first = make_reduction("pca+tsne", points.shape, seed=4).fit_transform(points)
-    second = make_reduction("pca+tsne", points.shape, seed=4).fit_transform(points)
-    assert first.shape == (120, 2)
-    np.testing.assert_allclose(first, second)
-    with pytest.raises(ValueError, match="unknown reduction 'umap'"):
-        make_reduction("umap", points.shape)
+    for name, dims in (("tsne", 2), ("umap", 10)):
+        first = make_reduction(name, points.shape, seed=4).fit_transform(points)
+        second = make_reduction(name, points.shape, seed=4).fit_transform(points)
+        assert first.shape == (120, dims) and first.dtype == np.float32
+        np.testing.assert_allclose(first, second)
+    with pytest.raises(ValueError, match="unknown reduction 'pca\\+tsne'"):
+        make_reduction("pca+tsne", points.shape)  # t-SNE now maps the blocks themselves: "tsne"
 
 
 def test_knn_smoothing_tightens_groups_relative_to_their_distance():
@@ -132,9 +133,30 @@ def test_knn_smoothing_tightens_groups_relative_to_their_distance():
     assert spread_ratio(smoothed) < 0.6 * spread_ratio(points)
 
 
-def test_tsne_handles_tiny_samples():
+def test_tsne_and_umap_handle_tiny_samples():
     points, _ = blobs(n_per=3, k=3)
     assert TSNE2D().fit_transform(points).shape == (9, 2)
+    assert UMAPReducer().fit_transform(points).shape == (9, 7)  # at most n - 2 dimensions
+
+
+def test_tsne_and_umap_accept_all_zero_rows():
+    """A product none of whose words is in the vocabulary has an all-zero bag of words."""
+    points, _ = blobs(n_per=20)
+    points[:3] = 0
+    for name in ("tsne", "umap"):
+        assert np.isfinite(make_reduction(name, points.shape).fit_transform(points)).all()
+
+
+def test_umap_then_kmeans_separates_groups_that_kmeans_alone_mixes():
+    """Two interleaved half-moons: near each other in space, apart along their neighbours."""
+    from sklearn.datasets import make_moons
+
+    moons, group = make_moons(300, noise=0.05, random_state=0)
+    points = np.hstack([moons, 0.05 * np.random.default_rng(0).normal(size=(300, 8))])
+    on_points = cluster_points(points, 2)
+    on_umap = cluster_points(UMAPReducer(metric="euclidean").fit_transform(points), 2)
+    assert clustering_scores(group, on_umap, points)["ari"] > 0.95
+    assert clustering_scores(group, on_points, points)["ari"] < 0.6
 
 
 def test_stratified_sample_keeps_shares_and_rare_categories():

@@ -89,12 +89,35 @@ def test_color_histogram(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["bovw_orb", "bovw_sift"])
 def test_bag_of_visual_words(tmp_path: Path, name: str) -> None:
     frame = _frame(tmp_path)
-    extractor = make_extractor(name, n_words=16, progress=False).fit(frame)
+    extractor = make_extractor(name, n_words=16, progress=False, cache_dir=str(tmp_path)).fit(frame)
     X = extractor.transform(frame)
     assert X.shape == (6, 16)
     norms = np.linalg.norm(X, axis=1)
     np.testing.assert_allclose(norms[[0, 1, 2]], 1, atol=1e-5)
     assert norms[3] == 0 and norms[4] == 0
+    np.testing.assert_allclose(X[5], X[0])  # same photo as bytes and as a file
+
+
+@pytest.mark.parametrize("name", ["bovw_orb", "bovw_sift"])
+def test_bag_of_visual_words_reads_cached_descriptors(
+    tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = _frame(tmp_path)
+    cold = make_extractor(name, n_words=16, progress=False, cache_dir=str(tmp_path))
+    expected = cold.fit_transform(frame)
+    np.testing.assert_allclose(expected, cold.transform(frame), atol=1e-6)  # fit_transform == fit then transform
+    # three distinct readable photos cached (the unreadable one is not: it is retried next time)
+    assert len(cold.descriptor_cache()) == 3
+    warm = make_extractor(name, n_words=16, progress=False, cache_dir=str(tmp_path))
+    monkeypatch.setattr(type(warm), "detector", lambda self: pytest.fail("detected descriptors of a cached photo"))
+    monkeypatch.setattr(type(warm), "_fit_codebook", lambda self, pool: pytest.fail("refitted a cached codebook"))
+    np.testing.assert_allclose(warm.fit_transform(frame), expected, atol=1e-6)
+    # other detection parameters, other keys: every photo is detected again (the same content once)
+    detected: list[str] = []
+    monkeypatch.setattr(type(warm), "detect", lambda self, item: detected.append(item.product_id))
+    with pytest.raises(ValueError, match="no readable photo"):
+        make_extractor(name, n_words=16, progress=False, cache_dir=str(tmp_path), max_keypoints=50).fit(frame)
+    assert len(detected) == 4 and {"broken", "p1", "p2"} < set(detected)
 
 
 def test_augmentation_is_reproducible_and_keeps_rows(tmp_path: Path) -> None:

@@ -10,11 +10,12 @@ several joined by ``+`` (``tfidf+effnet_lite0``): the blocks are normalised
 and weighted equally by :func:`~prodcat.explore.reduction.combine_blocks`.
 Each extractor runs once per study even when it appears in several sets.
 
-Why KMeans on PCA (+ kNN smoothing): on Flipkart, with the same features,
-spectral clustering on the kNN graph, Ward linkage, and KMeans into 4k clusters
-merged back to k all scored lower than KMeans on kNN-smoothed PCA for every
-feature set tried; UMAP (see :mod:`~prodcat.explore.reduction`) did no better
-than t-SNE.
+KMeans is the clustering throughout; the reductions decide what it sees. On
+Flipkart, with the same features, spectral clustering on the kNN graph, Ward
+linkage, and KMeans into 4k clusters merged back to k all scored lower than
+KMeans on kNN-smoothed PCA, which the UMAP reduction beats in turn on Flipkart
+and Rakuten, though not on fashion's many small classes (see
+:mod:`~prodcat.explore.reduction`).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ DEFAULT_FEATURES = (
     "e5+effnet_lite0",
     "minilm+e5+effnet_lite0",
 )
-DEFAULT_REDUCTIONS = ("pca", "pca+knn", "pca+tsne")
+DEFAULT_REDUCTIONS = ("pca", "pca+knn", "tsne", "umap")
 
 
 def check_feature_sets(feature_sets: Sequence[str]) -> None:
@@ -166,13 +167,13 @@ class FeasibilityStudy:
         features: feature sets, each an extractor name or names joined by ``+``.
         reductions: names from :data:`~prodcat.explore.reduction.REDUCTIONS`.
         level: category depth compared against (1 = top level; ``None`` = full path).
-        n_components: PCA dimensions kept before clustering or t-SNE.
+        n_components: PCA dimensions kept by the ``pca`` and ``pca+knn`` reductions.
         n_init: KMeans initialisations.
-        seed: seeds every random step (SVD, PCA, t-SNE, KMeans).
+        seed: seeds every random step (SVD, PCA, t-SNE, UMAP, KMeans).
         extractor_params: per extractor name, keyword arguments for
             :func:`~prodcat.features.base.make_extractor`.
-        n_jobs: processes reducing and clustering feature sets in parallel (t-SNE is
-            single-threaded: 2 on 2 cores halves the study's reduction time).
+        n_jobs: processes reducing and clustering feature sets in parallel (t-SNE and UMAP
+            run single-threaded: 2 on 2 cores halves the study's reduction time).
         progress: show progress bars.
     """
 
@@ -212,26 +213,28 @@ class FeasibilityStudy:
             raise ValueError(f"the catalogue has a single category at level {self.level}; clustering needs two")
         result = StudyResult(labelled, categories, self.level, self.seed)
         blocks = _BlockStore(labelled, self.extractor_params or {}, progress=self.progress)
-        prepared = [
+        # Lazy: joblib pulls a feature set's tasks when a worker frees up, so the extraction of the
+        # next feature sets (in this process) overlaps the reductions of the previous ones (in the workers).
+        prepared = (
             block
-            for feature_set in tqdm(self.features, desc="features", disable=not self.progress, unit="set")
+            for feature_set in self.features
             if (block := self._prepare(feature_set, blocks, categories, result.skipped)) is not None
-        ]
-        if not prepared:
-            raise ValueError(f"no feature set could be studied: {result.skipped}")
-        del blocks  # the combined blocks are all that is needed now
-        tasks = [(block, reduction) for block in prepared for reduction in self.reductions]
+        )
         runs = Parallel(n_jobs=self.n_jobs, return_as="generator")(
             delayed(_reduce_and_cluster)(block, reduction, self.n_components, self.n_init, self.seed)
-            for block, reduction in tasks
+            for block in prepared
+            for reduction in self.reductions
         )
-        for run in tqdm(runs, total=len(tasks), desc="reduce + cluster", disable=not self.progress, unit="run"):
+        total = len(self.features) * len(self.reductions)
+        for run in tqdm(runs, total=total, desc="features, reduce + cluster", disable=not self.progress, unit="run"):
             result.runs.append(run)
             log.info(
                 "%s / %s: ARI %.3f, NMI %.3f, silhouette %.3f (%.1fs)",
                 run.features, run.reduction, run.scores["ari"], run.scores["nmi"], run.scores["silhouette"],
                 run.seconds,
             )  # fmt: skip
+        if not result.runs:
+            raise ValueError(f"no feature set could be studied: {result.skipped}")
         return result
 
     def _prepare(

@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="feasibility study: do products of one category cluster together (text, image, both)?",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "For each feature set and reduction (PCA; PCA then kNN smoothing; PCA then t-SNE to 2-D): cluster\n"
+            "For each feature set and reduction (PCA; PCA then kNN smoothing; t-SNE to 2-D; UMAP to 10-D): cluster\n"
             "with KMeans (k = number of categories at --level) and score against the true categories (ARI, NMI,\n"
             "silhouette). Writes DIR/clustering.json (one record per feature set and reduction) and a\n"
             "self-contained DIR/report.html (table best first, 2-D maps by category and by cluster, the matched\n"

@@ -105,6 +105,21 @@ class EmbeddingCache(_SqliteStore):
         return np.frombuffer(stored, dtype=np.float32)
 
 
+class DescriptorCache(_SqliteStore):
+    """Key -> ``uint8`` bytes, returned flat ``(k * width,)``: a photo's ``k`` local descriptors
+    (``k`` may be 0), the caller knowing their ``width``. A quarter of the size of float32 vectors."""
+
+    table = "descriptors"
+    column = "data"
+    value_type = "BLOB"
+
+    def _encode(self, value: np.ndarray) -> bytes:
+        return np.ascontiguousarray(value, dtype=np.uint8).tobytes()
+
+    def _decode(self, stored: bytes) -> np.ndarray:
+        return np.frombuffer(stored, dtype=np.uint8)
+
+
 class TextCache(_SqliteStore):
     """Key -> ``str`` (e.g. OCR text read from a photo), beside the vector caches."""
 
