@@ -31,12 +31,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 #: (the full path), fashion's 84 article types (level 3)
 CATALOGUES = {"flipkart": ("flipkart", 1), "rakuten": ("rakuten", None), "fashion": ("fashion", 3)}
 VARIANTS = {
-    "default (auto fusion)": {},
+    "default (early fusion)": {},
     "text only": {"modalities": ["text"]},
     "image only": {"modalities": ["image"]},
-    "early fusion": {"fusion": "early"},
     "late fusion": {"fusion": "late"},
     "stacking": {"fusion": "stacking"},
+    "auto (early or late by inner CV)": {"fusion": "auto"},
 }
 
 
