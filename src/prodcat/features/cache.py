@@ -91,33 +91,33 @@ class _SqliteStore:
             return int(db.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()[0])
 
 
-class EmbeddingCache(_SqliteStore):
+class _ArrayStore(_SqliteStore):
+    """Key -> flat numpy array of ``dtype``, stored as raw bytes."""
+
+    value_type = "BLOB"
+    dtype: ClassVar[type] = np.float32
+
+    def _encode(self, value: np.ndarray) -> bytes:
+        return np.ascontiguousarray(value, dtype=self.dtype).tobytes()
+
+    def _decode(self, stored: bytes) -> np.ndarray:
+        return np.frombuffer(stored, dtype=self.dtype)
+
+
+class EmbeddingCache(_ArrayStore):
     """Key -> ``float32`` vector."""
 
     table = "vectors"
     column = "vec"
-    value_type = "BLOB"
-
-    def _encode(self, value: np.ndarray) -> bytes:
-        return np.asarray(value, dtype=np.float32).tobytes()
-
-    def _decode(self, stored: bytes) -> np.ndarray:
-        return np.frombuffer(stored, dtype=np.float32)
 
 
-class DescriptorCache(_SqliteStore):
+class DescriptorCache(_ArrayStore):
     """Key -> ``uint8`` bytes, returned flat ``(k * width,)``: a photo's ``k`` local descriptors
     (``k`` may be 0), the caller knowing their ``width``. A quarter of the size of float32 vectors."""
 
     table = "descriptors"
     column = "data"
-    value_type = "BLOB"
-
-    def _encode(self, value: np.ndarray) -> bytes:
-        return np.ascontiguousarray(value, dtype=np.uint8).tobytes()
-
-    def _decode(self, stored: bytes) -> np.ndarray:
-        return np.frombuffer(stored, dtype=np.uint8)
+    dtype = np.uint8
 
 
 class TextCache(_SqliteStore):
