@@ -63,7 +63,9 @@ def main() -> None:
             row = {k: metrics[k] for k in ("n", "accuracy", "f1_weighted", "f1_macro")}
             # the challenge-format products (Rakuten's photo-only extras have no text)
             with_text = np.asarray(["text" in m for m in result.modalities_used])
-            row["f1_weighted_with_text"] = headline(result.y_true[with_text], result.y_pred[with_text])["f1_weighted"]
+            row["f1_weighted_with_text"] = (
+                headline(result.y_true[with_text], result.y_pred[with_text])["f1_weighted"] if with_text.any() else None
+            )
             row |= {
                 "ece": metrics["calibration"]["ece"],
                 "automation_rate": metrics["decision"]["automation_rate"],
@@ -78,6 +80,10 @@ def main() -> None:
     write_markdown(results)
 
 
+def _number(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
 def write_markdown(results: dict) -> None:
     lines = [
         "| catalogue | variant | n | accuracy | F1 weighted | F1w, products with text | F1 macro | ECE "
@@ -88,7 +94,7 @@ def write_markdown(results: dict) -> None:
         for variant, r in variants.items():
             lines.append(
                 f"| {name} | {variant} | {r['n']} | {r['accuracy']:.4f} | {r['f1_weighted']:.4f} | "
-                f"{r['f1_weighted_with_text']:.4f} | {r['f1_macro']:.4f} | {r['ece']:.4f} | "
+                f"{_number(r['f1_weighted_with_text'])} | {r['f1_macro']:.4f} | {r['ece']:.4f} | "
                 f"{r['automation_rate']:.1%} | {r['auto_precision']:.4f} |"
             )
     lines += [
