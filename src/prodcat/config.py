@@ -37,8 +37,8 @@ class HeadConfig(BaseModel):
     name: str
     modality: Modality
     features: list[FeatureSpec]
-    #: ``svc`` is an RBF-kernel SVC (dense features; its margins become probabilities through a
-    #: softmax and the calibration)
+    #: ``svc`` is an RBF-kernel SVC (dense features; Platt-scaled probabilities, then the
+    #: model's calibration)
     classifier: Literal["logreg", "linearsvc", "sgd", "svc"] = "logreg"
     #: inverse regularisation strength; a list: the value is chosen among them by a 3-fold
     #: stratified CV on the training rows (accuracy), refitted whenever the head is

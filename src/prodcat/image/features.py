@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from prodcat.features.base import Extractor, PretrainedEncoder, encode_with_cache, register
+from prodcat.features.base import Extractor, PretrainedEncoder, register
 from prodcat.features.cache import DescriptorCache, EmbeddingCache, content_key
 from prodcat.features.onnx import cached_export, models_dir, onnx_session
 from prodcat.image.augment import tta_views
@@ -140,10 +140,8 @@ class ImageEncoder(PretrainedEncoder):
         return np.nan_to_num(vectors, nan=0.0), np.isfinite(vectors).all(axis=1) & present
 
     def _vectors(self, frame: pd.DataFrame) -> np.ndarray:
-        return encode_with_cache(
-            self.items(frame), self.item_key, self.encode, self.cache(), self.dim,
-            batch_size=self.batch_size, progress=self.progress, desc=self.name,
-        )  # fmt: skip
+        """The cached-or-encoded vectors, NaN rows for unreadable photos (the base transform)."""
+        return super().transform(frame)
 
     # -- decoding -----------------------------------------------------------------------------
     def _decode_and_prepare(self, item: ImageItem) -> np.ndarray | None:

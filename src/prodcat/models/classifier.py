@@ -167,7 +167,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             head.fit_matrix(matrices[name], y[mask])
         y_index = np.searchsorted(self.classes_, y)
         any_modality = np.logical_or.reduce(list(masks.values()))
-        # One head: LateFusion with a single weight is that head's probabilities.
+        # One head: LateFusion with a single fitted weight only sets that head's sharpness.
         self.fusion_ = StackingFusion() if config.fusion == "stacking" and len(self.heads_) > 1 else LateFusion()
         self.fusion_.fit(
             {m: p[any_modality] for m, p in probas.items()},

