@@ -1,4 +1,4 @@
-"""Dynamic batching of concurrent model calls (in-process, no model needed)."""
+"""Dynamic batching of concurrent model calls and review writes (in-process, no model needed)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,15 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import pytest
+from sqlalchemy.exc import OperationalError
 
+from prodcat.predict import Prediction
+from prodcat.review.store import NewReview, ReviewStore
 from prodcat.serve.batching import MicroBatcher
+from prodcat.serve.inputs import ProductRequest
+from prodcat.serve.metrics import ApiMetrics
+from prodcat.serve.service import PredictionService
+from prodcat.serve.settings import ServeSettings
 
 
 @dataclass
@@ -20,7 +27,7 @@ class Outcome:
 
 
 class RecordingModel:
-    """Answers each row with its id and k categories; remembers the size of every call."""
+    """Answers each item with its id; remembers the size of every call."""
 
     def __init__(self, delay: float = 0.05, fail_on: str | None = None) -> None:
         self.delay = delay
@@ -28,32 +35,32 @@ class RecordingModel:
         self.calls: list[int] = []
         self.threads: set[str] = set()
 
-    def __call__(self, frame: pd.DataFrame, top_k: int) -> list[Outcome]:
-        self.calls.append(len(frame))
+    def __call__(self, items: list[dict]) -> list[Outcome]:
+        self.calls.append(len(items))
         self.threads.add(threading.current_thread().name)
         time.sleep(self.delay)  # the model is busy: requests arriving meanwhile must queue
-        if self.fail_on is not None and self.fail_on in set(frame["product_id"]):
+        if self.fail_on is not None and self.fail_on in {item["product_id"] for item in items}:
             raise RuntimeError("model failure")
-        return [Outcome(pid, [{"category": f"c{i}"} for i in range(top_k)]) for pid in frame["product_id"]]
+        return [Outcome(item["product_id"]) for item in items]
 
 
 def rows(*ids: str) -> list[dict]:
     return [{"product_id": pid} for pid in ids]
 
 
-async def gather_jobs(batcher: MicroBatcher, jobs: list[tuple[list[dict], int]]) -> list:
-    """The first job, then (once its model call has started) all the others at once."""
-    first = asyncio.ensure_future(batcher.predict(*jobs[0]))
+async def gather_jobs(batcher: MicroBatcher, jobs: list[list[dict]]) -> list:
+    """The first job, then (once its call has started) all the others at once."""
+    first = asyncio.ensure_future(batcher.submit(jobs[0]))
     await asyncio.sleep(0.01)
-    others = await asyncio.gather(*(batcher.predict(job_rows, k) for job_rows, k in jobs[1:]), return_exceptions=True)
+    others = await asyncio.gather(*(batcher.submit(items) for items in jobs[1:]), return_exceptions=True)
     (first_result,) = await asyncio.gather(first, return_exceptions=True)
     return [first_result, *others]
 
 
 def test_concurrent_jobs_share_model_calls_and_keep_their_rows() -> None:
     model = RecordingModel()
-    batcher = MicroBatcher(model, slots=1, max_rows=64)
-    jobs = [(rows(f"p{i}", f"q{i}"), 3) for i in range(10)]
+    batcher = MicroBatcher(model, slots=1, max_items=64)
+    jobs = [rows(f"p{i}", f"q{i}") for i in range(10)]
     results = asyncio.run(gather_jobs(batcher, jobs))
     # the first job runs alone at once; the nine that arrived while it ran go together
     assert model.calls == [2, 18]
@@ -62,24 +69,18 @@ def test_concurrent_jobs_share_model_calls_and_keep_their_rows() -> None:
     assert threading.main_thread().name not in model.threads
 
 
-def test_each_job_gets_its_own_top_k() -> None:
-    batcher = MicroBatcher(RecordingModel(), slots=1, max_rows=64)
-    results = asyncio.run(gather_jobs(batcher, [(rows("a"), 5), (rows("b"), 2), (rows("c"), 4)]))
-    assert [len(result[0].top_k) for result in results] == [5, 2, 4]
-
-
 def test_calls_stay_under_max_rows_but_a_large_job_runs_whole() -> None:
     model = RecordingModel()
-    batcher = MicroBatcher(model, slots=1, max_rows=4)
-    jobs = [(rows("x"), 1)] + [(rows(f"a{i}", f"b{i}"), 1) for i in range(4)] + [(rows(*"abcdef"), 1)]
+    batcher = MicroBatcher(model, slots=1, max_items=4)
+    jobs = [rows("x")] + [rows(f"a{i}", f"b{i}") for i in range(4)] + [rows(*"abcdef")]
     asyncio.run(gather_jobs(batcher, jobs))
     assert model.calls == [1, 4, 4, 6]
 
 
 def test_a_failing_call_fails_only_its_jobs() -> None:
     model = RecordingModel(fail_on="bad")
-    batcher = MicroBatcher(model, slots=1, max_rows=2)
-    results = asyncio.run(gather_jobs(batcher, [(rows("first"), 1), (rows("bad"), 1), (rows("x"), 1), (rows("y"), 1)]))
+    batcher = MicroBatcher(model, slots=1, max_items=2)
+    results = asyncio.run(gather_jobs(batcher, [rows("first"), rows("bad"), rows("x"), rows("y")]))
     # calls: [first], [bad, x] (fails), [y]
     assert model.calls == [1, 2, 1]
     assert results[0][0].product_id == "first" and results[3][0].product_id == "y"
@@ -88,11 +89,11 @@ def test_a_failing_call_fails_only_its_jobs() -> None:
 
 def test_a_caller_that_times_out_does_not_break_the_others() -> None:
     model = RecordingModel(delay=0.2)
-    batcher = MicroBatcher(model, slots=1, max_rows=64)
+    batcher = MicroBatcher(model, slots=1, max_items=64)
 
     async def scenario() -> list:
-        impatient = asyncio.wait_for(batcher.predict(rows("late"), 1), timeout=0.05)
-        patient = batcher.predict(rows("ok"), 1)
+        impatient = asyncio.wait_for(batcher.submit(rows("late")), timeout=0.05)
+        patient = batcher.submit(rows("ok"))
         return await asyncio.gather(impatient, patient, return_exceptions=True)
 
     timed_out, answered = asyncio.run(scenario())
@@ -105,7 +106,7 @@ def test_no_more_calls_at_once_than_slots(slots: int) -> None:
     running, peak = 0, 0
     lock = threading.Lock()
 
-    def model(frame: pd.DataFrame, top_k: int) -> list[Outcome]:
+    def model(items: list[dict]) -> list[Outcome]:
         nonlocal running, peak
         with lock:
             running += 1
@@ -113,23 +114,103 @@ def test_no_more_calls_at_once_than_slots(slots: int) -> None:
         time.sleep(0.03)
         with lock:
             running -= 1
-        return [Outcome(pid) for pid in frame["product_id"]]
+        return [Outcome(item["product_id"]) for item in items]
 
-    batcher = MicroBatcher(model, slots=slots, max_rows=1)
-    asyncio.run(gather_jobs(batcher, [(rows(f"p{i}"), 1) for i in range(8)]))
+    batcher = MicroBatcher(model, slots=slots, max_items=1)
+    asyncio.run(gather_jobs(batcher, [rows(f"p{i}") for i in range(8)]))
     assert peak == slots
 
 
 def test_jobs_abandoned_while_waiting_are_not_computed() -> None:
     model = RecordingModel(delay=0.1)
-    batcher = MicroBatcher(model, slots=1, max_rows=64)
+    batcher = MicroBatcher(model, slots=1, max_items=64)
 
     async def scenario() -> list:
-        running = asyncio.ensure_future(batcher.predict(rows("first"), 1))
+        running = asyncio.ensure_future(batcher.submit(rows("first")))
         await asyncio.sleep(0.01)
-        abandoned = asyncio.wait_for(batcher.predict(rows("gone"), 1), timeout=0.02)
+        abandoned = asyncio.wait_for(batcher.submit(rows("gone")), timeout=0.02)
         return await asyncio.gather(running, abandoned, return_exceptions=True)
 
     first, gone = asyncio.run(scenario())
     assert first[0].product_id == "first" and isinstance(gone, TimeoutError)
     assert model.calls == [1]
+
+
+# --- the service: one model call and one review transaction for concurrent requests ----------
+
+
+class FakePredictor:
+    """Answers every product with the same ranking; ``review`` for titles starting with "?"."""
+
+    version = "test"
+
+    def __init__(self) -> None:
+        self.labels = ["a", "b", "c", "d", "e"]
+        self.manifest: dict = {}
+        self.calls: list[int] = []
+
+    def predict(self, frame: pd.DataFrame, top_k: int = 5) -> list[Prediction]:
+        self.calls.append(len(frame))
+        time.sleep(0.05)
+        probabilities = [0.5, 0.2, 0.1, 0.1, 0.1]
+        ranking = [{"category": c, "probability": p} for c, p in zip(self.labels, probabilities, strict=True)]
+        return [
+            Prediction(pid, "a", 0.5, "review" if title.startswith("?") else "auto", ranking[:top_k], ["text"])
+            for pid, title in zip(frame["product_id"], frame["title"], strict=True)
+        ]
+
+
+class CountingStore(ReviewStore):
+    """A real SQLite review store that counts its transactions."""
+
+    def __init__(self, url: str, fail: bool = False) -> None:
+        super().__init__(url)
+        self.transactions: list[int] = []
+        self.fail = fail
+
+    def record_many(self, reviews: list[NewReview]) -> list[int]:
+        self.transactions.append(len(reviews))
+        if self.fail:
+            raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+        return super().record_many(reviews)
+
+
+def service(store: ReviewStore | None) -> tuple[PredictionService, FakePredictor]:
+    predictor = FakePredictor()
+    return PredictionService(predictor, ServeSettings(), store, ApiMetrics()), predictor
+
+
+async def concurrent_requests(svc: PredictionService, requests: list[tuple[str, int]]) -> list:
+    """The first request, then (once its model call has started) the others at once."""
+    first = asyncio.ensure_future(svc.predict([ProductRequest(title=requests[0][0])], "r0", requests[0][1]))
+    await asyncio.sleep(0.01)
+    others = [svc.predict([ProductRequest(title=t)], f"r{i}", k) for i, (t, k) in enumerate(requests[1:], 1)]
+    return [await first, *await asyncio.gather(*others)]
+
+
+def test_requests_in_one_model_call_each_get_their_own_top_k() -> None:
+    svc, predictor = service(store=None)
+    results = asyncio.run(concurrent_requests(svc, [("x", 5), ("y", 2), ("z", 4)]))
+    assert predictor.calls == [1, 2]
+    assert [len(result[0].top_k) for result in results] == [5, 2, 4]
+
+
+def test_reviews_of_concurrent_requests_share_a_transaction(tmp_path) -> None:
+    store = CountingStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    svc, _ = service(store)
+    titles = ["?first"] + [f"?later {i}" for i in range(6)] + ["sure"]
+    results = asyncio.run(concurrent_requests(svc, [(t, 3) for t in titles]))
+    # the first request's record is committed alone; the six that were predicted together, together
+    assert store.transactions == [1, 6]
+    review_ids = [result[0].review_id for result in results]
+    assert review_ids[-1] is None and results[-1][0].decision == "auto"
+    stored = {item.id: item.title for item in store.items(limit=100)}
+    assert {review_ids[i]: titles[i] for i in range(7)} == stored
+
+
+def test_a_failed_review_write_fails_only_the_requests_it_holds(tmp_path) -> None:
+    store = CountingStore(f"sqlite:///{tmp_path / 'reviews.db'}", fail=True)
+    svc, _ = service(store)
+    results = asyncio.run(concurrent_requests(svc, [("?a", 3), ("?b", 3), ("sure", 3)]))
+    assert [r[0].status for r in results[:2]] == [503, 503]
+    assert results[2][0].category == "a" and results[2][0].review_id is None

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import sklearn
 
 from prodcat.bundle import load_bundle
-from prodcat.catalog.schema import COLUMNS
 from prodcat.models.classifier import ProductClassifier
 
 
@@ -68,7 +68,10 @@ class Predictor:
         The ``image`` cell may be a path, raw ``bytes`` or a ``PIL.Image.Image``.
         """
         frame = normalise_input(frame)
-        details = self.model.predict_details(frame)
+        # the features come from our own extractors: skip sklearn's per-call input checks,
+        # a large share of the cost of predicting one product
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            details = self.model.predict_details(frame)
         proba = details.proba
         order = np.argsort(-proba, axis=1)[:, :top_k]
         decisions = self.model.policy_.decide(proba.max(axis=1))
@@ -105,13 +108,21 @@ class Predictor:
 
 def normalise_input(frame: pd.DataFrame) -> pd.DataFrame:
     """Fill the canonical columns a caller left out: empty text, no image, row numbers as ids."""
-    frame = frame.reset_index(drop=True).copy()
-    for column in COLUMNS:
-        if column not in frame:
-            frame[column] = None
-    frame["title"] = frame["title"].fillna("").astype(str)
-    frame["description"] = frame["description"].fillna("").astype(str)
-    ids = frame["product_id"]
-    frame["product_id"] = [str(i) if v is None or v == "" or v != v else str(v) for i, v in enumerate(ids)]
-    frame["image"] = frame["image"].astype(object).where(frame["image"].notna(), None)
-    return frame
+    n = len(frame)
+
+    def column(name: str) -> list[Any]:
+        return frame[name].tolist() if name in frame else [None] * n
+
+    # built from plain lists: per-column pandas operations cost more than the work on the
+    # one to a few rows of an API request, and are no faster on a large batch of objects
+    columns = {name: frame[name].tolist() for name in frame.columns}
+    columns["title"] = ["" if _missing(v) else str(v) for v in column("title")]
+    columns["description"] = ["" if _missing(v) else str(v) for v in column("description")]
+    columns["product_id"] = [str(i) if _missing(v) or v == "" else str(v) for i, v in enumerate(column("product_id"))]
+    columns["image"] = [None if _missing(v) else v for v in column("image")]
+    columns.setdefault("category", [None] * n)
+    return pd.DataFrame(columns)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)

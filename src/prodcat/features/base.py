@@ -172,11 +172,13 @@ def encode_with_cache(
 
     ``None`` items get a zero vector. Returns ``float32`` ``(len(items), dim)``.
     """
-    from tqdm.auto import tqdm
-
     out = np.zeros((len(items), dim), dtype=np.float32)
     keys = [None if it is None else key(it) for it in items]
     wanted = sorted({k for k in keys if k is not None})
+    if not wanted:  # e.g. a text-only request to a text + photo model: no cache to open
+        return out
+    from tqdm.auto import tqdm
+
     found = cache.get_many(wanted)
     for i, k in enumerate(keys):
         if k is not None and k in found:

@@ -1,55 +1,59 @@
-"""Dynamic batching: concurrent requests share one model call.
+"""Dynamic batching: concurrent requests share one call of a batch function.
 
 The Predictor is much cheaper per product in a batch than one product at a time (on the
-Flipkart text + photo model: ~25 ms for one text, ~39 ms for eight). So rather than one model
-call per request, requests queue their rows here; whenever a model slot is free it takes every
-row waiting (up to ``max_rows``) and runs a single call in a worker thread. Nothing is delayed
-on purpose: under light load each request runs alone at once; under heavy load the batches
-grow by themselves while the model is busy.
+Flipkart text + photo model: ~25 ms for one text, ~39 ms for eight), and so is the review
+store, whose cost is one durable commit (an fsync) per transaction however many records it
+holds. So rather than one call per request, requests queue their items here; whenever a
+slot is free it takes every item waiting (up to ``max_items``) and runs a single call in a
+worker thread. Nothing is delayed on purpose: under light load each request runs alone at
+once; under heavy load the batches grow by themselves while the previous call is busy.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field, is_dataclass, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import anyio
-import pandas as pd
+
+Item = TypeVar("Item")
+Outcome = TypeVar("Outcome")
 
 
 @dataclass
-class _Job:
-    rows: list[dict[str, Any]]
-    top_k: int
-    future: asyncio.Future[list[Any]] = field(repr=False)
+class _Job(Generic[Item, Outcome]):
+    items: list[Item]
+    future: asyncio.Future[list[Outcome]] = field(repr=False)
 
 
-class MicroBatcher:
-    """Runs ``predict_rows(frame, top_k) -> one outcome per row`` on coalesced jobs.
+class MicroBatcher(Generic[Item, Outcome]):
+    """Runs ``run(items) -> one outcome per item`` on the items of coalesced jobs.
 
     Parameters
     ----------
-    predict_rows:
-        Synchronous, thread-safe; called in a worker thread with the rows of several jobs.
+    run:
+        Synchronous, thread-safe; called in a worker thread with the items of several jobs,
+        in arrival order.
     slots:
-        Model calls running at once (more would only compete for the same cores).
-    max_rows:
-        Rows per call at most; a single job larger than this still runs whole.
+        Calls running at once (more would only compete for the same cores, or the same lock).
+    max_items:
+        Items per call at most; a single job larger than this still runs whole.
     """
 
-    def __init__(self, predict_rows: Callable[[pd.DataFrame, int], list[Any]], slots: int, max_rows: int) -> None:
-        self.predict_rows = predict_rows
+    def __init__(self, run: Callable[[list[Item]], list[Outcome]], slots: int, max_items: int) -> None:
+        self.run = run
         self.slots = slots
-        self.max_rows = max_rows
-        self._waiting: list[_Job] = []
+        self.max_items = max_items
+        self._waiting: list[_Job[Item, Outcome]] = []
         self._running = 0
         self._drains: set[asyncio.Task[None]] = set()
 
-    async def predict(self, rows: list[dict[str, Any]], top_k: int) -> list[Any]:
-        """One outcome per row, in order. Cancelling the caller (a timeout) does not cancel the model call."""
-        job = _Job(rows, top_k, asyncio.get_running_loop().create_future())
+    async def submit(self, items: list[Item]) -> list[Outcome]:
+        """One outcome per item, in order. Cancelling the caller (a timeout) does not cancel a call
+        already running; a job still waiting when its caller gives up is dropped."""
+        job: _Job[Item, Outcome] = _Job(items, asyncio.get_running_loop().create_future())
         self._waiting.append(job)
         if self._running < self.slots:
             self._running += 1
@@ -77,29 +81,20 @@ class MicroBatcher:
         finally:
             self._running -= 1
 
-    def _take(self) -> list[_Job]:
-        taken, rows = [], 0
-        while self._waiting and (not taken or rows + len(self._waiting[0].rows) <= self.max_rows):
+    def _take(self) -> list[_Job[Item, Outcome]]:
+        taken, count = [], 0
+        while self._waiting and (not taken or count + len(self._waiting[0].items) <= self.max_items):
             job = self._waiting.pop(0)
             if job.future.done():  # its caller timed out while waiting: no need to compute it
                 continue
             taken.append(job)
-            rows += len(job.rows)
+            count += len(job.items)
         return taken
 
-    def _call(self, jobs: list[_Job]) -> list[list[Any]]:
-        top_k = max(job.top_k for job in jobs)
-        frame = pd.DataFrame([row for job in jobs for row in job.rows])
-        outcomes = self.predict_rows(frame, top_k)
+    def _call(self, jobs: list[_Job[Item, Outcome]]) -> list[list[Outcome]]:
+        outcomes = self.run([item for job in jobs for item in job.items])
         per_job, start = [], 0
         for job in jobs:
-            per_job.append([_truncate(outcome, job.top_k) for outcome in outcomes[start : start + len(job.rows)]])
-            start += len(job.rows)
+            per_job.append(outcomes[start : start + len(job.items)])
+            start += len(job.items)
         return per_job
-
-
-def _truncate(outcome: Any, top_k: int) -> Any:
-    """A prediction with only its ``top_k`` first categories (jobs in one call may ask for different k)."""
-    if is_dataclass(outcome) and len(outcome.top_k) > top_k:
-        return replace(outcome, top_k=outcome.top_k[:top_k])
-    return outcome

@@ -1,15 +1,15 @@
 """Products in, predictions out: photo checks, the model and the review queue, without HTTP.
 
 CPU- and disk-bound steps run in worker threads so the event loop keeps answering (health
-checks, other uploads) while they run; model calls of concurrent requests are coalesced by a
-:class:`~prodcat.serve.batching.MicroBatcher`.
+checks, other uploads) while they run; the model calls of concurrent requests, and their
+review-store writes, are coalesced by micro-batchers (:class:`~prodcat.serve.batching.MicroBatcher`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from functools import partial
+from dataclasses import replace
 from typing import Any, Protocol
 
 import anyio
@@ -46,7 +46,13 @@ class PredictionService:
         self.settings = settings
         self.store = store
         self.metrics = metrics
-        self.batcher = MicroBatcher(self._run_model, settings.predict_threads, settings.model_batch_rows)
+        self.model_batcher: MicroBatcher[tuple[dict[str, Any], int], Any] = MicroBatcher(
+            self._run_model, settings.predict_threads, settings.model_batch_rows
+        )
+        # one writer: records of concurrent requests share a transaction (one commit, one fsync)
+        self.review_batcher: MicroBatcher[NewReview, int | ApiError] = MicroBatcher(
+            self._record_reviews, 1, settings.model_batch_rows
+        )
 
     async def predict(
         self, products: list[ProductRequest | ApiError], request_id: str, top_k: int
@@ -58,12 +64,24 @@ class PredictionService:
         valid = [(position, item) for position, item in enumerate(results) if isinstance(item, ProductRequest)]
         if not valid:
             return results
-        rows = [_frame_row(product, f"{request_id}-{position}") for position, product in valid]
-        outcomes = await self.batcher.predict(rows, top_k)
-        finish = partial(self._finish_all, [p for _, p in valid], outcomes, request_id)
-        finished = await anyio.to_thread.run_sync(finish) if self._records_any(outcomes) else finish()
-        for (position, _), outcome in zip(valid, finished, strict=True):
-            results[position] = outcome
+        rows = [(_frame_row(product, f"{request_id}-{position}"), top_k) for position, product in valid]
+        outcomes = await self.model_batcher.submit(rows)
+        to_record = [
+            position
+            for position, outcome in enumerate(outcomes)
+            if not isinstance(outcome, ApiError) and self._records(outcome)
+        ]
+        review_ids: dict[int, int | ApiError] = {}
+        if to_record:
+            reviews = [self._new_review(valid[i][1], outcomes[i], request_id) for i in to_record]
+            review_ids = dict(zip(to_record, await self.review_batcher.submit(reviews), strict=True))
+        for i, ((position, product), outcome) in enumerate(zip(valid, outcomes, strict=True)):
+            review_id = review_ids.get(i)
+            if isinstance(outcome, ApiError) or isinstance(review_id, ApiError):
+                results[position] = outcome if isinstance(outcome, ApiError) else review_id
+                continue
+            self.metrics.decisions.labels(outcome.decision).inc()
+            results[position] = _answer(product, outcome, self.predictor.version, request_id, review_id)
         return results
 
     def _check_photos(self, products: list[ProductRequest | ApiError]) -> list[Any]:
@@ -77,67 +95,68 @@ class PredictionService:
             checked.append(product)
         return checked
 
-    def _run_model(self, frame: pd.DataFrame, top_k: int) -> list[Any]:
-        """Predictions for every row; if the batch call fails, each row alone, so one bad row fails alone."""
+    def _run_model(self, rows: list[tuple[dict[str, Any], int]]) -> list[Any]:
+        """Predictions for ``(row, top_k)`` items; if the batch call fails, each row alone, so one
+        bad row fails alone."""
         started = time.perf_counter()
+        top_k = max(k for _, k in rows)
         try:
-            return self.predictor.predict(frame, top_k=top_k)
+            predictions = self.predictor.predict(pd.DataFrame([row for row, _ in rows]), top_k=top_k)
         except Exception:
-            if len(frame) == 1:
-                logger.exception("prediction failed", extra={"product_id": frame["product_id"].iloc[0]})
+            if len(rows) == 1:
+                logger.exception("prediction failed", extra={"product_id": rows[0][0]["product_id"]})
                 return [ApiError(500, "prediction_failed", "the model failed on this product; see the server log")]
-            return [outcome for i in range(len(frame)) for outcome in self._run_model(frame.iloc[[i]], top_k)]
+            return [outcome for item in rows for outcome in self._run_model([item])]
         finally:
             self.metrics.model_latency.observe(time.perf_counter() - started)
+        # requests in one call may ask for different k
+        return [replace(p, top_k=p.top_k[:k]) for p, (_, k) in zip(predictions, rows, strict=True)]
 
-    def _records_any(self, outcomes: list[Any]) -> bool:
-        """Whether finishing these outcomes writes to the review store (disk: done in a thread)."""
-        if self.store is None:
-            return False
-        predictions = [o for o in outcomes if not isinstance(o, ApiError)]
-        return bool(predictions) and (self.settings.record_all or any(o.decision == "review" for o in predictions))
+    def _records(self, prediction: Any) -> bool:
+        """Whether this prediction goes to the review store: it needs a person, or every one is kept."""
+        return self.store is not None and (prediction.decision == "review" or self.settings.record_all)
 
-    def _finish_all(self, products: list[ProductRequest], outcomes: list[Any], request_id: str) -> list[Any]:
-        return [
-            outcome if isinstance(outcome, ApiError) else self._finish(product, outcome, request_id)
-            for product, outcome in zip(products, outcomes, strict=True)
-        ]
-
-    def _finish(self, product: ProductRequest, prediction: Any, request_id: str) -> PredictionOut | ApiError:
-        """Record the prediction when it needs a person (or every one, with ``record_all``); answer."""
-        review_id = None
-        if self.store is not None and (prediction.decision == "review" or self.settings.record_all):
-            try:
-                review_id = self.store.record(
-                    NewReview(
-                        request_id=request_id,
-                        model_version=self.predictor.version,
-                        source_product_id=product.product_id,
-                        title=product.title,
-                        description=product.description,
-                        image=product.image_bytes,
-                        image_type=product.image_type,
-                        predicted_category=prediction.category,
-                        confidence=float(prediction.confidence),
-                        decision=prediction.decision,
-                        top_k=[dict(entry) for entry in prediction.top_k],
-                    )
-                )
-            except SQLAlchemyError:
-                logger.exception("review store write failed", extra={"request_id": request_id})
-                return ApiError(503, "review_store_unavailable", "the review queue cannot be written; retry later")
-        self.metrics.decisions.labels(prediction.decision).inc()
-        return PredictionOut(
-            category=prediction.category,
+    def _new_review(self, product: ProductRequest, prediction: Any, request_id: str) -> NewReview:
+        return NewReview(
+            request_id=request_id,
+            model_version=self.predictor.version,
+            source_product_id=product.product_id,
+            title=product.title,
+            description=product.description,
+            image=product.image_bytes,
+            image_type=product.image_type,
+            predicted_category=prediction.category,
             confidence=float(prediction.confidence),
             decision=prediction.decision,
-            top_k=[CategoryProbability(**entry) for entry in prediction.top_k],
-            modalities_used=list(prediction.modalities_used),
-            model_version=self.predictor.version,
-            request_id=request_id,
-            product_id=product.product_id,
-            review_id=review_id,
+            top_k=[dict(entry) for entry in prediction.top_k],
         )
+
+    def _record_reviews(self, reviews: list[NewReview]) -> list[int | ApiError]:
+        """Commit the records of several requests in one transaction; their ids, or each its error."""
+        assert self.store is not None  # only called for predictions that _records() accepted
+        try:
+            return list(self.store.record_many(reviews))
+        except SQLAlchemyError:
+            request_ids = sorted({review.request_id for review in reviews})
+            logger.exception("review store write failed", extra={"request_ids": request_ids})
+            error = ApiError(503, "review_store_unavailable", "the review queue cannot be written; retry later")
+            return [error] * len(reviews)
+
+
+def _answer(
+    product: ProductRequest, prediction: Any, model_version: str, request_id: str, review_id: int | None
+) -> PredictionOut:
+    return PredictionOut(
+        category=prediction.category,
+        confidence=float(prediction.confidence),
+        decision=prediction.decision,
+        top_k=[CategoryProbability(**entry) for entry in prediction.top_k],
+        modalities_used=list(prediction.modalities_used),
+        model_version=model_version,
+        request_id=request_id,
+        product_id=product.product_id,
+        review_id=review_id,
+    )
 
 
 def _frame_row(product: ProductRequest, fallback_id: str) -> dict[str, Any]:

@@ -31,7 +31,10 @@ class _VectorizerExtractor(Extractor):
 
     def texts(self, frame: pd.DataFrame) -> list[str]:
         """The strings the vectorizer sees, one per product."""
-        texts = clean_texts(product_text(frame))
+        return self.normalise(clean_texts(product_text(frame)))
+
+    def normalise(self, cleaned: list[str]) -> list[str]:
+        """Cleaned texts to what the vectorizer sees (lemmas, no stop-words, if asked)."""
         if self._normalizes and (self.lemmatize or self.remove_stop_words):
             normalizer = TextNormalizer(
                 clean=False,
@@ -39,8 +42,8 @@ class _VectorizerExtractor(Extractor):
                 remove_stop_words=self.remove_stop_words,
                 language=self.language,
             )
-            texts = normalizer.transform(texts)
-        return texts
+            return normalizer.transform(cleaned)
+        return cleaned
 
     def _vectorizer(self) -> Any:
         raise NotImplementedError
@@ -50,12 +53,19 @@ class _VectorizerExtractor(Extractor):
         return self
 
     def fit_transform(self, frame: pd.DataFrame, y: Any = None, **fit_params: Any) -> sp.csr_matrix:
-        # One pass over the texts instead of fit() then transform().
-        self.vectorizer_ = self._vectorizer()
-        return self.vectorizer_.fit_transform(self.texts(frame)).tocsr()
+        return self.fit_transform_cleaned(clean_texts(product_text(frame)))
 
     def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
-        return self.vectorizer_.transform(self.texts(frame)).tocsr()
+        return self.transform_cleaned(clean_texts(product_text(frame)))
+
+    def fit_transform_cleaned(self, cleaned: list[str]) -> sp.csr_matrix:
+        """:meth:`fit_transform` from already cleaned texts, in one pass over them."""
+        self.vectorizer_ = self._vectorizer()
+        return self.vectorizer_.fit_transform(self.normalise(cleaned)).tocsr()
+
+    def transform_cleaned(self, cleaned: list[str]) -> sp.csr_matrix:
+        """:meth:`transform` from already cleaned texts."""
+        return self.vectorizer_.transform(self.normalise(cleaned)).tocsr()
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return self.vectorizer_.get_feature_names_out()
@@ -247,10 +257,12 @@ class TfidfExtractor(Extractor):
 
     def fit_transform(self, frame: pd.DataFrame, y: Any = None, **fit_params: Any) -> sp.csr_matrix:
         self.word_, self.char_ = self._blocks()
-        return self._stack(self.word_.fit_transform(frame), self.char_.fit_transform(frame))
+        cleaned = clean_texts(product_text(frame))  # once for both blocks
+        return self._stack(self.word_.fit_transform_cleaned(cleaned), self.char_.fit_transform_cleaned(cleaned))
 
     def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
-        return self._stack(self.word_.transform(frame), self.char_.transform(frame))
+        cleaned = clean_texts(product_text(frame))
+        return self._stack(self.word_.transform_cleaned(cleaned), self.char_.transform_cleaned(cleaned))
 
     def _stack(self, word: sp.spmatrix, char: sp.spmatrix) -> sp.csr_matrix:
         return sp.hstack([word, char * np.float32(self.char_weight)], format="csr", dtype=np.float32)
