@@ -108,9 +108,14 @@ def modality_mask(frame: pd.DataFrame, modality: str) -> np.ndarray:
 
 def product_text(frame: pd.DataFrame) -> list[str]:
     """Title and description joined: the raw text every text extractor starts from."""
-    titles = frame["title"].fillna("").astype(str)
-    descriptions = frame["description"].fillna("").astype(str)
+    titles = ["" if is_missing(t) else str(t) for t in frame["title"].tolist()]
+    descriptions = ["" if is_missing(d) else str(d) for d in frame["description"].tolist()]
     return [f"{t} . {d}" if d.strip() else t for t, d in zip(titles, descriptions, strict=True)]
+
+
+def is_missing(value: object) -> bool:
+    """A missing cell: ``None``, ``pd.NA`` or a float NaN."""
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
 def empty_frame() -> pd.DataFrame:

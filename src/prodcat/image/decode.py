@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps
 
+from prodcat.catalog.schema import is_missing
+
 log = logging.getLogger(__name__)
 
 #: largest number of pixels decoded into memory (after JPEG reduced-size decoding);
@@ -272,8 +274,4 @@ def decode_item(item: ImageItem, max_side: int | None = None) -> Image.Image | N
 
 def _is_missing(source: object) -> bool:
     """None, NaN, pd.NA or an empty path: the product has no photo."""
-    if source is None or source is pd.NA:
-        return True
-    if isinstance(source, float):
-        return bool(np.isnan(source))
-    return isinstance(source, str) and not source.strip()
+    return is_missing(source) or (isinstance(source, str) and not source.strip())

