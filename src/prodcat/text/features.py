@@ -201,7 +201,9 @@ class TfidfExtractor(Extractor):
     Parameters are those of :class:`TfidfWordExtractor` (``word_*`` and the
     shared ``lemmatize``/``remove_stop_words``) and :class:`TfidfCharExtractor`
     (``char_*``); ``char_weight`` scales the character block against the word
-    block (each block's rows are L2-normalised). Output float32 CSR.
+    block (each block's rows are L2-normalised). ``max_chars`` keeps only the start of each
+    cleaned text (title first): the analysers' cost grows with the text, the signal much less.
+    Output float32 CSR.
     """
 
     name = "tfidf"
@@ -220,6 +222,7 @@ class TfidfExtractor(Extractor):
         lemmatize: bool = False,
         remove_stop_words: bool = False,
         language: str = "auto",
+        max_chars: int | None = None,
     ):
         self.word_ngram_range = word_ngram_range
         self.word_min_df = word_min_df
@@ -232,6 +235,7 @@ class TfidfExtractor(Extractor):
         self.lemmatize = lemmatize
         self.remove_stop_words = remove_stop_words
         self.language = language
+        self.max_chars = max_chars
 
     def _blocks(self) -> tuple[TfidfWordExtractor, TfidfCharExtractor]:
         word = TfidfWordExtractor(
@@ -257,12 +261,16 @@ class TfidfExtractor(Extractor):
 
     def fit_transform(self, frame: pd.DataFrame, y: Any = None, **fit_params: Any) -> sp.csr_matrix:
         self.word_, self.char_ = self._blocks()
-        cleaned = clean_texts(product_text(frame))  # once for both blocks
+        cleaned = self._cleaned(frame)  # once for both blocks
         return self._stack(self.word_.fit_transform_cleaned(cleaned), self.char_.fit_transform_cleaned(cleaned))
 
     def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
-        cleaned = clean_texts(product_text(frame))
+        cleaned = self._cleaned(frame)
         return self._stack(self.word_.transform_cleaned(cleaned), self.char_.transform_cleaned(cleaned))
+
+    def _cleaned(self, frame: pd.DataFrame) -> list[str]:
+        cleaned = clean_texts(product_text(frame))
+        return cleaned if self.max_chars is None else [text[: self.max_chars] for text in cleaned]
 
     def _stack(self, word: sp.spmatrix, char: sp.spmatrix) -> sp.csr_matrix:
         return sp.hstack([word, char * np.float32(self.char_weight)], format="csr", dtype=np.float32)
