@@ -141,8 +141,13 @@ class PretrainedEncoder(Extractor):
         self._model_memory_cache = MemoryCache(max_items)
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.encode_items(self.items(frame))
+
+    def encode_items(self, items: list[Any]) -> np.ndarray:
+        """Vectors ``(len(items), dim)`` of :meth:`items`' output: cached ones read, the others
+        encoded and stored; zero rows for ``None``."""
         return encode_with_cache(
-            self.items(frame),
+            items,
             self.item_key,
             self.encode,
             self.cache(),

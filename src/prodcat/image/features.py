@@ -135,15 +135,12 @@ class ImageEncoder(PretrainedEncoder):
         return self.transform_available(frame)[1]
 
     def transform_available(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        present = np.asarray([it is not None for it in self.items(frame)], dtype=bool)
+        items = self.items(frame)  # once: listing them checks that each photo file exists
+        present = np.asarray([it is not None for it in items], dtype=bool)
         if not present.any():  # e.g. a text-only request: nothing to look up or decode
             return np.zeros((len(frame), self.dim), dtype=np.float32), present
-        vectors = self._vectors(frame)
+        vectors = self.encode_items(items)  # NaN rows for unreadable photos
         return np.nan_to_num(vectors, nan=0.0), np.isfinite(vectors).all(axis=1) & present
-
-    def _vectors(self, frame: pd.DataFrame) -> np.ndarray:
-        """The cached-or-encoded vectors, NaN rows for unreadable photos (the base transform)."""
-        return super().transform(frame)
 
     # -- decoding -----------------------------------------------------------------------------
     def _decode_and_prepare(self, item: ImageItem) -> np.ndarray | None:

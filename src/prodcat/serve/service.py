@@ -66,22 +66,21 @@ class PredictionService:
             return results
         rows = [(_frame_row(product, f"{request_id}-{position}"), top_k) for position, product in valid]
         outcomes = await self.model_batcher.submit(rows)
-        to_record = [
-            position
-            for position, outcome in enumerate(outcomes)
-            if not isinstance(outcome, ApiError) and self._records(outcome)
-        ]
+        # indices into `valid` / `outcomes` of the predictions that go to the review store
+        to_record = [i for i, outcome in enumerate(outcomes) if self._records(outcome)]
         review_ids: dict[int, int | ApiError] = {}
         if to_record:
             reviews = [self._new_review(valid[i][1], outcomes[i], request_id) for i in to_record]
             review_ids = dict(zip(to_record, await self.review_batcher.submit(reviews), strict=True))
         for i, ((position, product), outcome) in enumerate(zip(valid, outcomes, strict=True)):
             review_id = review_ids.get(i)
-            if isinstance(outcome, ApiError) or isinstance(review_id, ApiError):
-                results[position] = outcome if isinstance(outcome, ApiError) else review_id
-                continue
-            self.metrics.decisions.labels(outcome.decision).inc()
-            results[position] = _answer(product, outcome, self.predictor.version, request_id, review_id)
+            if isinstance(outcome, ApiError):
+                results[position] = outcome
+            elif isinstance(review_id, ApiError):  # its record could not be written
+                results[position] = review_id
+            else:
+                self.metrics.decisions.labels(outcome.decision).inc()
+                results[position] = _answer(product, outcome, self.predictor.version, request_id, review_id)
         return results
 
     def _check_photos(self, products: list[ProductRequest | ApiError]) -> list[Any]:
@@ -112,9 +111,12 @@ class PredictionService:
         # requests in one call may ask for different k
         return [replace(p, top_k=p.top_k[:k]) for p, (_, k) in zip(predictions, rows, strict=True)]
 
-    def _records(self, prediction: Any) -> bool:
-        """Whether this prediction goes to the review store: it needs a person, or every one is kept."""
-        return self.store is not None and (prediction.decision == "review" or self.settings.record_all)
+    def _records(self, outcome: Any) -> bool:
+        """Whether this outcome goes to the review store: a prediction that needs a person, or any
+        prediction when every one is kept (never an error)."""
+        if self.store is None or isinstance(outcome, ApiError):
+            return False
+        return outcome.decision == "review" or self.settings.record_all
 
     def _new_review(self, product: ProductRequest, prediction: Any, request_id: str) -> NewReview:
         return NewReview(
