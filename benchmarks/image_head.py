@@ -5,6 +5,7 @@ only new variants cost extraction time):
 
     .venv/bin/python benchmarks/image_head.py frozen     # preprocessing variants x heads, Flipkart
     .venv/bin/python benchmarks/image_head.py layers     # multi-layer / GeM / max / multi-scale pooling, Flipkart
+    .venv/bin/python benchmarks/image_head.py scaling    # input scaling: the weights' own vs torchvision's, Flipkart
     .venv/bin/python benchmarks/image_head.py finetune   # last blocks fine-tuned on augmented views, Flipkart
     .venv/bin/python benchmarks/image_head.py others     # Rakuten (all labelled photos) and fashion
     .venv/bin/python benchmarks/image_head.py ocr        # Rakuten text + OCR of the photo vs text alone
@@ -176,14 +177,22 @@ def photo_views(frame: pd.DataFrame, n_views: int, image_size: int = 224) -> Ite
         yield np.stack([np.asarray(fit_square(v, image_size)) for v in views[:n_views]])
 
 
-def normalised(views: np.ndarray) -> Any:
-    """``uint8`` NHWC views to the normalised NCHW float tensor Lite0 expects."""
+#: torchvision's ImageNet statistics (0-255 scale): the scaling prodcat's extractor used before
+#: version 2, compared by the ``scaling`` experiment
+TORCHVISION_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+TORCHVISION_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+
+def normalised(views: np.ndarray, mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None) -> Any:
+    """``uint8`` NHWC views to the normalised NCHW float tensor Lite0 expects
+    (``(x - mean) / std`` per channel; default: the scaling the weights were trained with)."""
     import torch
 
-    from prodcat.image.features import IMAGENET_MEAN, IMAGENET_STD
+    from prodcat.image.features import EFFNET_LITE_MEAN, EFFNET_LITE_STD
 
-    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (torch.from_numpy(views).permute(0, 3, 1, 2).float() - mean) / std
+    mean_t = torch.tensor(mean or EFFNET_LITE_MEAN).view(1, 3, 1, 1)
+    std_t = torch.tensor(std or EFFNET_LITE_STD).view(1, 3, 1, 1)
+    return (torch.from_numpy(views).permute(0, 3, 1, 2).float() - mean_t) / std_t
 
 
 def pooled_layers(frame: pd.DataFrame, image_size: int, mirror: bool = False) -> dict[str, np.ndarray]:
@@ -228,6 +237,29 @@ LAYER_VARIANTS: dict[str, tuple[int, bool, list[str]]] = {
 }
 
 
+def run_scaling() -> list[dict[str, Any]]:
+    """The pooled Lite0 embedding under two input scalings, TensorFlow's ``(x - 127) / 128`` (the
+    weights' own) and torchvision's ImageNet mean/std, with both heads; also the mean top-1
+    ImageNet probability, a label-free sign of which input the network recognises."""
+    import torch
+
+    frame, y = labelled_photos("flipkart")
+    net, rows = lite0(), []
+    photos = np.concatenate(list(photo_views(frame, 1)))
+    scalings = {"(x-127)/128 input": (None, None), "torchvision mean/std input": (TORCHVISION_MEAN, TORCHVISION_STD)}
+    for label, (mean, std) in scalings.items():
+        pooled, top1 = [], []
+        with torch.no_grad():
+            for start in range(0, len(photos), 64):
+                x = normalised(photos[start : start + 64], mean, std)
+                pooled.append(net.extract_features(x).mean(dim=(2, 3)).numpy())
+                top1.append(net(x).softmax(dim=1).max(dim=1).values.numpy())
+        X = np.concatenate(pooled)
+        print(label, "mean top-1 ImageNet probability", round(float(np.concatenate(top1).mean()), 3), flush=True)
+        rows += [evaluate_row(f"pad 224, {label}", head, X, y, name) for name, head in heads().items()]
+    return rows
+
+
 def run_layers() -> list[dict[str, Any]]:
     """Richer frozen features with the RBF SVC head; plus 224 + 300 px heads side by side."""
     frame, y = labelled_photos("flipkart")
@@ -247,9 +279,11 @@ def run_layers() -> list[dict[str, Any]]:
     return rows
 
 
-def evaluate_row(variant: str, head: BaseEstimator, X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+def evaluate_row(
+    variant: str, head: BaseEstimator, X: np.ndarray, y: np.ndarray, head_name: str = "sqrt+l2+svc_rbf"
+) -> dict[str, Any]:
     start = time.perf_counter()
-    row = {"dataset": "flipkart", "features": f"effnet_lite0 {variant}", "head": "sqrt+l2+svc_rbf"}
+    row = {"dataset": "flipkart", "features": f"effnet_lite0 {variant}", "head": head_name}
     row |= cross_validate(head, X, y) | {
         "n": len(y),
         "classes": len(set(y)),
@@ -405,6 +439,7 @@ EXPERIMENTS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     ),
     "others": lambda args: run_frozen(["rakuten", "fashion"], {"pad 224": {}}, with_logreg=("pad 224",)),
     "layers": lambda args: run_layers(),
+    "scaling": lambda args: run_scaling(),
     "finetune": lambda args: run_finetune(args.start_blocks, args.epochs, args.views),
     "ocr": lambda args: run_ocr(),
 }

@@ -7,9 +7,10 @@ import pytest
 from pydantic import ValidationError
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
-from prodcat.config import FeatureSpec, HeadConfig
+from prodcat.config import Config, FeatureSpec, HeadConfig
 from prodcat.evaluate.metrics import evaluate_predictions, expected_calibration_error
 from prodcat.models.calibration import TemperatureScaler, TopLabelIsotonic
+from prodcat.models.classifier import ProductClassifier
 from prodcat.models.decision import DecisionPolicy, precision_threshold
 from prodcat.models.fusion import LateFusion, StackingFusion
 from prodcat.models.heads import align_proba, build_classifier, classifier_proba, signed_sqrt, stratified_folds
@@ -148,8 +149,6 @@ def test_classifier_skips_heads_of_another_language_and_picks_its_fusion(rakuten
     """On the French catalogue an English-only head is left out; ``auto`` fusion fits early and late
     on the same inner folds, keeps the more accurate and predicts with it."""
     from prodcat.catalog.loaders import load_catalog
-    from prodcat.config import Config
-    from prodcat.models.classifier import ProductClassifier
 
     frame = load_catalog(rakuten_dir).frame
     frame = frame[frame["title"].str.len() > 0].groupby("category").head(12).reset_index(drop=True)
@@ -211,3 +210,20 @@ def test_stratified_folds_match_sklearn_when_no_class_is_rare():
     for (train, test), (train_ref, test_ref) in zip(ours, theirs, strict=True):
         np.testing.assert_array_equal(test, test_ref)
         np.testing.assert_array_equal(train, train_ref)
+
+
+def test_late_and_stacking_fusion_return_cross_fitted_probabilities():
+    """What the calibrator and the decision threshold learn from must be out-of-sample: on heads
+    that know nothing, a stacking meta-learner scored on its own training rows looks right far more
+    often than chance, and the fused probabilities ``fit`` returns must not."""
+    rng = np.random.default_rng(0)
+    n, k = 600, 20
+    y = rng.integers(0, k, n)
+    probas = {head: rng.dirichlet(np.ones(k), n) for head in ("a", "b", "c")}
+    masks = {head: np.ones(n, dtype=bool) for head in probas}
+    model = ProductClassifier(Config(fusion="stacking", inner_folds=5))
+    model.classes_, model.prior_, model.heads_ = np.arange(k), np.full(k, 1 / k), dict.fromkeys(probas)
+    fused = model._fit_late(probas, masks, y, model.config)
+    in_sample = model.fusion_.predict_proba(probas, masks)
+    assert (in_sample.argmax(axis=1) == y).mean() > 3 / k  # the overfit cross-fitting keeps out
+    assert (fused.argmax(axis=1) == y).mean() < 1.6 / k  # chance is 1 / k

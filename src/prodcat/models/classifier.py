@@ -10,7 +10,8 @@ Training, in order:
 1. each head (one per feature family: TF-IDF, a sentence encoder, a CNN...)
    fits its extractors on the products that have it, and out-of-fold probabilities come from an internal stratified CV
    (``config.inner_folds``) of its linear model on that one feature matrix;
-2. the fusion (late or stacking) is fitted on those out-of-fold probabilities;
+2. the fusion (late or stacking) is fitted on those out-of-fold probabilities,
+   and fuses them cross-fitted (each inner fold by a fusion fitted on the others);
    ``early`` instead trains one linear model on the concatenated features;
    ``auto`` does both and keeps the more accurate out-of-fold;
 3. a calibrator (temperature / isotonic) is fitted on the fused out-of-fold
@@ -38,7 +39,7 @@ from prodcat.config import Config
 from prodcat.models.calibration import make_calibrator
 from prodcat.models.decision import DecisionPolicy
 from prodcat.models.fusion import LateFusion, StackingFusion
-from prodcat.models.heads import ModalityHead, align_proba, out_of_fold_proba, stack_features
+from prodcat.models.heads import ModalityHead, align_proba, out_of_fold_proba, stack_features, stratified_folds
 from prodcat.text.clean import main_language
 
 log = logging.getLogger(__name__)
@@ -124,14 +125,15 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         if fusion == "early":
             self.fusion_method_ = "early"
             return self._fit_early(matrices, masks, y, config)
+        y_index = np.searchsorted(self.classes_, y)
+        probas = self._fit_head_probas(matrices, masks, y, config)
         if fusion != "auto":
             self.fusion_method_ = fusion
-            return self._fit_heads(matrices, masks, y, config)
+            return self._fit_late(probas, masks, y_index, config)
         candidates = {
             "early": self._fit_early(matrices, masks, y, config),
-            "late": self._fit_heads(matrices, masks, y, config),
+            "late": self._fit_late(probas, masks, y_index, config),
         }
-        y_index = np.searchsorted(self.classes_, y)
         labels = np.arange(len(self.classes_))
         self.fusion_scores_ = {}
         for name, p in candidates.items():
@@ -151,31 +153,65 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             del self.early_head_, self.early_scalers_, self.early_widths_
         return candidates[self.fusion_method_]
 
-    def _fit_heads(
+    def _fit_head_probas(
         self, matrices: dict[str, Any], masks: dict[str, np.ndarray], y: np.ndarray, config: Config
-    ) -> np.ndarray:
-        """Out-of-fold head probabilities, fusion fitted on them, heads refitted; returns fused OOF."""
-        n = len(y)
+    ) -> dict[str, np.ndarray]:
+        """Each head's out-of-fold probabilities ``(n, n_classes)`` (the prior where it cannot speak);
+        the heads are then refitted on all their products."""
         probas: dict[str, np.ndarray] = {}
         for name, head in self.heads_.items():
             mask = masks[name]
-            full = np.tile(self.prior_, (n, 1))
+            full = np.tile(self.prior_, (len(y), 1))
             full[mask] = out_of_fold_proba(
                 head, matrices[name], y[mask], self.classes_, config.inner_folds, config.seed
             )
             probas[name] = full
             head.fit_matrix(matrices[name], y[mask])
-        y_index = np.searchsorted(self.classes_, y)
-        any_modality = np.logical_or.reduce(list(masks.values()))
+        return probas
+
+    def _fit_late(
+        self, probas: dict[str, np.ndarray], masks: dict[str, np.ndarray], y_index: np.ndarray, config: Config
+    ) -> np.ndarray:
+        """Fit the late (or stacking) fusion on the heads' out-of-fold probabilities ``(n, n_classes)``.
+
+        Returns them fused *cross-fitted*: each inner fold's rows by a fusion fitted on the other
+        folds. Fused by the fusion fitted on all rows, they would be in-sample: too confident for the
+        calibrator and the decision threshold fitted on them (a stacking meta-learner with
+        n_heads x n_classes^2 weights is far too confident), and flattering in ``auto``'s comparison.
+        """
         # One head: LateFusion with a single fitted weight only sets that head's sharpness.
-        self.fusion_ = StackingFusion() if config.fusion == "stacking" and len(self.heads_) > 1 else LateFusion()
-        self.fusion_.fit(
-            {m: p[any_modality] for m, p in probas.items()},
-            {m: k[any_modality] for m, k in masks.items()},
-            y_index[any_modality],
+        stacking = config.fusion == "stacking" and len(self.heads_) > 1
+        fusion_type = StackingFusion if stacking else LateFusion
+        everything = np.ones(len(y_index), dtype=bool)
+        self.fusion_ = self._fit_on_rows(fusion_type(), probas, masks, y_index, everything)
+        fused = np.empty((len(y_index), len(self.classes_)))
+        for train, test in stratified_folds(y_index, config.inner_folds, config.seed):
+            fusion = self._fit_on_rows(fusion_type(), probas, masks, y_index, np.isin(np.arange(len(y_index)), train))
+            fused[test] = self._fused_rows(
+                fusion, {m: p[test] for m, p in probas.items()}, {m: k[test] for m, k in masks.items()}
+            )
+        return fused
+
+    @staticmethod
+    def _fit_on_rows(
+        fusion: LateFusion | StackingFusion,
+        probas: dict[str, np.ndarray],
+        masks: dict[str, np.ndarray],
+        y_index: np.ndarray,
+        rows: np.ndarray,
+    ) -> LateFusion | StackingFusion:
+        """``fusion`` fitted on the ``rows`` (bool mask) that have a modality."""
+        rows = rows & np.logical_or.reduce(list(masks.values()))
+        return fusion.fit(
+            {m: p[rows] for m, p in probas.items()}, {m: k[rows] for m, k in masks.items()}, y_index[rows]
         )
-        fused = self.fusion_.predict_proba(probas, masks)
-        fused[~any_modality] = self.prior_
+
+    def _fused_rows(
+        self, fusion: LateFusion | StackingFusion, probas: dict[str, np.ndarray], masks: dict[str, np.ndarray]
+    ) -> np.ndarray:
+        """``fusion``'s probabilities, the class prior for products with no modality."""
+        fused = fusion.predict_proba(probas, masks)
+        fused[~np.logical_or.reduce(list(masks.values()))] = self.prior_
         return fused
 
     def _fit_early(
