@@ -13,7 +13,14 @@ from prodcat.models.calibration import TemperatureScaler, TopLabelIsotonic
 from prodcat.models.classifier import ProductClassifier
 from prodcat.models.decision import DecisionPolicy, precision_threshold
 from prodcat.models.fusion import LateFusion, StackingFusion
-from prodcat.models.heads import align_proba, build_classifier, classifier_proba, signed_sqrt, stratified_folds
+from prodcat.models.heads import (
+    ModalityHead,
+    align_proba,
+    build_classifier,
+    classifier_proba,
+    signed_sqrt,
+    stratified_folds,
+)
 
 
 def test_precision_threshold_accepts_the_largest_set_meeting_the_target():
@@ -181,7 +188,7 @@ def test_rbf_svc_head_picks_c_by_inner_cv_despite_a_rare_class():
     config = _image_head(classifier="svc", C=[1.0, 10.0], scale="sqrt_l2")
     model = build_classifier(config, dense=True, seed=0).fit(X, y)
     assert isinstance(model, GridSearchCV)
-    assert model.best_params_["svc__C"] in (1.0, 10.0)
+    assert model.best_params_["plattsvc__C"] in (1.0, 10.0)
     proba = classifier_proba(model, X)
     assert proba.shape == (61, 3)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
@@ -227,3 +234,41 @@ def test_late_and_stacking_fusion_return_cross_fitted_probabilities():
     in_sample = model.fusion_.predict_proba(probas, masks)
     assert (in_sample.argmax(axis=1) == y).mean() > 3 / k  # the overfit cross-fitting keeps out
     assert (fused.argmax(axis=1) == y).mean() < 1.6 / k  # chance is 1 / k
+
+
+def _early_fit(y: np.ndarray, text: np.ndarray, image: np.ndarray, masks: dict[str, np.ndarray]):
+    heads = [
+        HeadConfig(name="text", modality="text", features=[FeatureSpec(name="tfidf")], C=1.0),
+        _image_head(),
+    ]
+    model = ProductClassifier(Config(fusion="early", heads=heads, inner_folds=3))
+    model.classes_ = np.unique(y)
+    model.prior_ = np.full(len(model.classes_), 1 / len(model.classes_))
+    model.heads_ = {h.name: ModalityHead(h) for h in heads}
+    oof = model._fit_early({"text": text, "image": image}, masks, y, model.config)
+    return model, oof
+
+
+def test_early_fusion_keeps_photo_only_products_out_of_the_text_model():
+    """Products with a description are answered by a model trained on products with a description
+    only: what photo-only products are labelled cannot move them. Photo-only products are answered
+    by a model on the image features (not the prior)."""
+    rng = np.random.default_rng(0)
+    k, n_text, n_photo_only = 3, 240, 120
+    n = n_text + n_photo_only
+    y = np.empty(n, dtype=object)
+    y[:n_text] = np.array(["a", "b", "c"])[rng.integers(0, k, n_text)]
+    masks = {"text": np.arange(n) < n_text, "image": np.arange(n) >= n_text // 2}
+    # photo-only products' photos come from their own region of the feature space
+    centres = rng.normal(scale=3, size=(k + 1, 8))
+    codes = np.r_[np.searchsorted(["a", "b", "c"], y[:n_text]), np.full(n_photo_only, k)]
+    text = centres[codes[:n_text]] + rng.normal(size=(n_text, 8))
+    image = centres[codes[masks["image"]]] + rng.normal(size=(masks["image"].sum(), 8))
+    oofs = []
+    for photo_only_label in ("a", "c"):
+        y[n_text:] = photo_only_label
+        model, oof = _early_fit(y.copy(), text, image, masks)
+        oofs.append(oof)
+        assert set(model.early_heads_) == {"text", "image"}
+        assert (model.classes_[oof[~masks["text"]].argmax(axis=1)] == photo_only_label).mean() > 0.9
+    np.testing.assert_array_equal(oofs[0][masks["text"]], oofs[1][masks["text"]])

@@ -103,9 +103,10 @@ class Config(BaseModel):
     modalities: list[Modality] | None = None
     #: the heads; those whose modality is not used are skipped
     heads: list[HeadConfig] = Field(default_factory=default_heads)
-    #: how the heads are combined: ``early`` = one linear model (with the first text head's classifier
-    #: settings) on all heads' features side by side; ``late`` = weighted geometric mean of the heads'
-    #: probabilities; ``stacking`` = a logistic regression on them (both fitted out-of-fold);
+    #: how the heads are combined: ``early`` = a linear model (with the first text head's classifier
+    #: settings) on all heads' features side by side, trained on the products with text (those
+    #: without text: one on the image heads' features); ``late`` = weighted geometric mean of the
+    #: heads' probabilities; ``stacking`` = a logistic regression on them (both fitted out-of-fold);
     #: ``auto`` = fit early and late (twice the training time), keep the one with the higher
     #: out-of-fold accuracy
     fusion: Literal["auto", "late", "stacking", "early"] = "early"

@@ -12,7 +12,8 @@ Training, in order:
    (``config.inner_folds``) of its linear model on that one feature matrix;
 2. the fusion (late or stacking) is fitted on those out-of-fold probabilities,
    and fuses them cross-fitted (each inner fold by a fusion fitted on the others);
-   ``early`` instead trains one linear model on the concatenated features;
+   ``early`` instead trains linear models on the concatenated features (one per
+   modality a product may lack, see :meth:`ProductClassifier._fit_early`);
    ``auto`` does both and keeps the more accurate out-of-fold;
 3. a calibrator (temperature / isotonic) is fitted on the fused out-of-fold
    probabilities, and the decision policy picks the confidence threshold that
@@ -150,7 +151,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         if self.fusion_method_ == "early":
             self.fusion_ = None
         else:
-            del self.early_head_, self.early_scalers_, self.early_widths_
+            del self.early_heads_, self.early_scalers_, self.early_widths_
         return candidates[self.fusion_method_]
 
     def _fit_head_probas(
@@ -217,19 +218,52 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     def _fit_early(
         self, matrices: dict[str, Any], masks: dict[str, np.ndarray], y: np.ndarray, config: Config
     ) -> np.ndarray:
-        """One linear model on all modalities' features side by side (zeros where a modality is missing)."""
+        """Linear models on the heads' features side by side (zeros where a head cannot speak).
+
+        One model per modality, in :data:`MODALITIES` order: it answers the products whose first
+        available modality that is, and is trained on every product that has it, on the blocks
+        of that modality and the later ones. So products with a description are classified by a
+        model trained only on products with a description: in a catalogue with many photo-only
+        products (Rakuten: 40%), training one model on everything let those rows pull the shared
+        class weights and intercepts, and cost 2 points of weighted F1 on the products with text.
+        """
         self.early_scalers_ = {}
         design = self._early_design(matrices, masks, fit=True)
-        any_modality = np.logical_or.reduce(list(masks.values()))
+        serves = self._early_serves(masks)
         text_heads = [h for h in config.heads if h.modality == "text"] or config.heads
-        self.early_head_ = ModalityHead(text_heads[0], seed=config.seed)
+        self.early_heads_: dict[str, ModalityHead] = {}
         oof = np.tile(self.prior_, (len(y), 1))
-        oof[any_modality] = out_of_fold_proba(
-            self.early_head_, design[any_modality], y[any_modality], self.classes_, config.inner_folds, config.seed
-        )
-        self.early_head_.fit_matrix(design[any_modality], y[any_modality])
+        for modality, (rows, columns, answered) in serves.items():
+            head = ModalityHead(text_heads[0], seed=config.seed)
+            X = design[rows][:, columns]
+            if answered.any():  # else it only serves new products lacking the earlier modalities
+                proba = out_of_fold_proba(head, X, y[rows], self.classes_, config.inner_folds, config.seed)
+                oof[answered] = proba[answered[rows]]
+            self.early_heads_[modality] = head.fit_matrix(X, y[rows])
         self.fusion_ = None
         return oof
+
+    def _early_serves(self, masks: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per modality with products: ``(rows that have it, its design columns, rows it answers)``,
+        the masks being ``(n,)`` bool and the columns indices into :meth:`_early_design`."""
+        widths = [self.early_widths_[name] + 1 for name in self.heads_]  # + the indicator column
+        starts = np.concatenate([[0], np.cumsum(widths)])
+        answered_before = np.zeros(len(next(iter(masks.values()))), dtype=bool)
+        serves = {}
+        for position, modality in enumerate(self.modalities_):
+            later = set(self.modalities_[position:])
+            names = [name for name in self.heads_ if self.heads_[name].config.modality == modality]
+            rows = np.logical_or.reduce([masks[name] for name in names])
+            columns = np.concatenate(
+                [
+                    np.arange(starts[i], starts[i + 1])
+                    for i, head in enumerate(self.heads_.values())
+                    if head.config.modality in later
+                ]
+            )
+            serves[modality] = (rows, columns, rows & ~answered_before)
+            answered_before |= rows
+        return serves
 
     def _early_design(self, matrices: dict[str, Any], masks: dict[str, np.ndarray], fit: bool = False) -> Any:
         """All heads' features side by side, ``(n, sum of widths + n_heads)`` CSR.
@@ -272,11 +306,12 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         if self.fusion_ is None:  # early fusion
             design = self._early_design(matrices, masks)
             fused = np.tile(self.prior_, (n, 1))
-            rows = np.logical_or.reduce(list(masks.values()))
-            if rows.any():
-                fused[rows] = align_proba(
-                    self.early_head_.predict_proba_matrix(design[rows]), self.early_head_.classes_, self.classes_
-                )
+            for modality, (_, columns, answered) in self._early_serves(masks).items():
+                if answered.any():
+                    head = self.early_heads_[modality]
+                    fused[answered] = align_proba(
+                        head.predict_proba_matrix(design[answered][:, columns]), head.classes_, self.classes_
+                    )
         else:
             probas = {}
             for name, head in self.heads_.items():

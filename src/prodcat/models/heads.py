@@ -7,6 +7,7 @@ cross-validation can reuse one feature matrix and refit only the cheap part.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,23 @@ def signed_sqrt(X: np.ndarray) -> np.ndarray:
     return np.sign(X) * np.sqrt(np.abs(X))
 
 
+class PlattSVC(SVC):
+    """``SVC(probability=True)``: libsvm's Platt-scaled, pairwise-coupled probabilities.
+
+    scikit-learn 1.9 deprecates ``probability=True`` (removed in 1.11, hence the pin in
+    ``pyproject.toml``); its suggested replacement (one-vs-rest sigmoids) gives different
+    probabilities from those every image-head result was measured with, so the warning is
+    silenced here rather than on every fit.
+    """
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> PlattSVC:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message="The `probability` parameter was deprecated", category=FutureWarning
+            )
+            return super().fit(X, y, sample_weight=sample_weight)
+
+
 #: folds of the inner CV that picks C when ``HeadConfig.C`` is a list
 C_SEARCH_FOLDS = 3
 
@@ -58,7 +76,7 @@ def build_classifier(config: HeadConfig, dense: bool, seed: int) -> BaseEstimato
     elif config.classifier == "linearsvc":
         model = LinearSVC(C=C, class_weight=config.class_weight, random_state=seed)
     elif config.classifier == "svc":
-        model = SVC(C=C, kernel="rbf", class_weight=config.class_weight, probability=True, random_state=seed)
+        model = PlattSVC(C=C, kernel="rbf", class_weight=config.class_weight, probability=True, random_state=seed)
     else:
         model = SGDClassifier(loss="modified_huber", alpha=1.0 / C, class_weight=config.class_weight, random_state=seed)
     steps: list[BaseEstimator] = []
