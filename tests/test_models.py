@@ -249,26 +249,40 @@ def _early_fit(y: np.ndarray, text: np.ndarray, image: np.ndarray, masks: dict[s
     return model, oof
 
 
-def test_early_fusion_keeps_photo_only_products_out_of_the_text_model():
-    """Products with a description are answered by a model trained on products with a description
-    only: what photo-only products are labelled cannot move them. Photo-only products are answered
-    by a model on the image features (not the prior)."""
-    rng = np.random.default_rng(0)
-    k, n_text, n_photo_only = 3, 240, 120
+def _text_and_photo_only(n_photo_only: int, seed: int = 0):
+    """240 products with text (half with a photo too), then photo-only ones from their own region
+    of the image feature space: ``(y, text features, image features, masks)``."""
+    rng = np.random.default_rng(seed)
+    k, n_text = 3, 240
     n = n_text + n_photo_only
     y = np.empty(n, dtype=object)
     y[:n_text] = np.array(["a", "b", "c"])[rng.integers(0, k, n_text)]
     masks = {"text": np.arange(n) < n_text, "image": np.arange(n) >= n_text // 2}
-    # photo-only products' photos come from their own region of the feature space
     centres = rng.normal(scale=3, size=(k + 1, 8))
     codes = np.r_[np.searchsorted(["a", "b", "c"], y[:n_text]), np.full(n_photo_only, k)]
     text = centres[codes[:n_text]] + rng.normal(size=(n_text, 8))
     image = centres[codes[masks["image"]]] + rng.normal(size=(masks["image"].sum(), 8))
+    return y, text, image, masks
+
+
+def test_early_fusion_keeps_photo_only_products_out_of_the_text_model():
+    """Products with a description are answered by a model trained on products with a description
+    only: what photo-only products are labelled cannot move them. Photo-only products are answered
+    by a model on the image features (not the prior)."""
+    y, text, image, masks = _text_and_photo_only(120)
     oofs = []
     for photo_only_label in ("a", "c"):
-        y[n_text:] = photo_only_label
+        y[~masks["text"]] = photo_only_label
         model, oof = _early_fit(y.copy(), text, image, masks)
         oofs.append(oof)
-        assert set(model.early_heads_) == {"text", "image"}
+        assert model.early_modalities_ == ["text", "image"]
         assert (model.classes_[oof[~masks["text"]].argmax(axis=1)] == photo_only_label).mean() > 0.9
     np.testing.assert_array_equal(oofs[0][masks["text"]], oofs[1][masks["text"]])
+
+
+def test_early_fusion_answers_a_few_photo_only_products_with_the_main_model():
+    y, text, image, masks = _text_and_photo_only(10)
+    y[~masks["text"]] = "c"
+    model, oof = _early_fit(y, text, image, masks)
+    assert model.early_modalities_ == ["text"]
+    assert (oof[~masks["text"]].argmax(axis=1) == 2).mean() > 0.5  # learnt, not the uniform prior

@@ -30,7 +30,8 @@ from typing import Any
 import joblib
 import pandas as pd
 
-FORMAT_VERSION = 1
+#: 2: early fusion keeps one model per modality group (`early_heads_`); format-1 bundles are refused
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.joblib"
 _LIBRARIES = ("prodcat", "numpy", "pandas", "scikit-learn", "scipy", "onnxruntime", "torch", "pillow")

@@ -45,6 +45,9 @@ from prodcat.text.clean import main_language
 
 log = logging.getLogger(__name__)
 MODALITIES = ("text", "image")
+#: training products lacking the earlier modalities that early fusion needs before it gives them
+#: their own model (fewer are answered by the main one, as if their missing blocks were zeros)
+MIN_OWN_MODEL_PRODUCTS = 30
 
 
 @dataclass
@@ -151,7 +154,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         if self.fusion_method_ == "early":
             self.fusion_ = None
         else:
-            del self.early_heads_, self.early_scalers_, self.early_widths_
+            del self.early_heads_, self.early_modalities_, self.early_scalers_, self.early_widths_
         return candidates[self.fusion_method_]
 
     def _fit_head_probas(
@@ -220,40 +223,54 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     ) -> np.ndarray:
         """Linear models on the heads' features side by side (zeros where a head cannot speak).
 
-        One model per modality, in :data:`MODALITIES` order: it answers the products whose first
-        available modality that is, and is trained on every product that has it, on the blocks
-        of that modality and the later ones. So products with a description are classified by a
-        model trained only on products with a description: in a catalogue with many photo-only
-        products (Rakuten: 40%), training one model on everything let those rows pull the shared
-        class weights and intercepts, and cost 2 points of weighted F1 on the products with text.
+        One model on every block answers the products with text; when at least
+        :data:`MIN_OWN_MODEL_PRODUCTS` training products lack text, those (and new ones like them) get
+        their own model, on the image blocks of every product with a photo. In a catalogue with
+        many photo-only products (Rakuten: 40%) one model for all let those rows pull the shared
+        class weights and intercepts: it cost 2 points of weighted F1 on the products with text.
         """
         self.early_scalers_ = {}
         design = self._early_design(matrices, masks, fit=True)
-        serves = self._early_serves(masks)
+        has = self._modality_masks(masks)
+        self.early_modalities_ = [self.modalities_[0]] + [
+            m
+            for i, m in enumerate(self.modalities_[1:], start=1)
+            if (has[m] & ~np.logical_or.reduce([has[e] for e in self.modalities_[:i]])).sum() >= MIN_OWN_MODEL_PRODUCTS
+        ]
         text_heads = [h for h in config.heads if h.modality == "text"] or config.heads
         self.early_heads_: dict[str, ModalityHead] = {}
         oof = np.tile(self.prior_, (len(y), 1))
-        for modality, (rows, columns, answered) in serves.items():
+        for modality, (columns, answered) in self._early_serves(masks).items():
+            rows = has[modality] | answered
             head = ModalityHead(text_heads[0], seed=config.seed)
             X = design[rows][:, columns]
-            if answered.any():  # else it only serves new products lacking the earlier modalities
-                proba = out_of_fold_proba(head, X, y[rows], self.classes_, config.inner_folds, config.seed)
-                oof[answered] = proba[answered[rows]]
+            proba = out_of_fold_proba(head, X, y[rows], self.classes_, config.inner_folds, config.seed)
+            oof[answered] = proba[answered[rows]]
             self.early_heads_[modality] = head.fit_matrix(X, y[rows])
         self.fusion_ = None
         return oof
 
-    def _early_serves(self, masks: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Per modality with products: ``(rows that have it, its design columns, rows it answers)``,
-        the masks being ``(n,)`` bool and the columns indices into :meth:`_early_design`."""
+    def _modality_masks(self, masks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Per modality, ``(n,)`` bool: the products at least one of its heads can read."""
+        return {
+            m: np.logical_or.reduce([masks[name] for name, h in self.heads_.items() if h.config.modality == m])
+            for m in self.modalities_
+        }
+
+    def _early_serves(self, masks: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per early model: ``(its column indices into the design, the (n,) bool rows it answers)``.
+
+        The model of a modality reads the blocks of that modality and the later ones, and answers
+        the products that have it and no earlier modality with a model; the first model also
+        answers the products left (they have only modalities without a model of their own).
+        """
         widths = [self.early_widths_[name] + 1 for name in self.heads_]  # + the indicator column
         starts = np.concatenate([[0], np.cumsum(widths)])
+        has = self._modality_masks(masks)
         answered_before = np.zeros(len(next(iter(masks.values()))), dtype=bool)
         serves = {}
-        for position, modality in enumerate(self.modalities_):
-            later = set(self.modalities_[position:])
-            names = [name for name in self.heads_ if self.heads_[name].config.modality == modality]
-            rows = np.logical_or.reduce([masks[name] for name in names])
+        for modality in self.early_modalities_:
+            later = set(self.modalities_[self.modalities_.index(modality) :])
             columns = np.concatenate(
                 [
                     np.arange(starts[i], starts[i + 1])
@@ -261,8 +278,13 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
                     if head.config.modality in later
                 ]
             )
-            serves[modality] = (rows, columns, rows & ~answered_before)
-            answered_before |= rows
+            serves[modality] = (columns, has[modality] & ~answered_before)
+            answered_before |= has[modality]
+        first = self.early_modalities_[0]
+        serves[first] = (
+            serves[first][0],
+            serves[first][1] | (np.logical_or.reduce(list(has.values())) & ~answered_before),
+        )
         return serves
 
     def _early_design(self, matrices: dict[str, Any], masks: dict[str, np.ndarray], fit: bool = False) -> Any:
@@ -306,7 +328,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         if self.fusion_ is None:  # early fusion
             design = self._early_design(matrices, masks)
             fused = np.tile(self.prior_, (n, 1))
-            for modality, (_, columns, answered) in self._early_serves(masks).items():
+            for modality, (columns, answered) in self._early_serves(masks).items():
                 if answered.any():
                     head = self.early_heads_[modality]
                     fused[answered] = align_proba(
@@ -324,10 +346,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             fused = self.fusion_.predict_proba(probas, masks)
         none = ~np.logical_or.reduce(list(masks.values())) if masks else np.ones(n, dtype=bool)
         fused[none] = self.prior_
-        has = {
-            m: np.logical_or.reduce([masks[name] for name, h in self.heads_.items() if h.config.modality == m])
-            for m in self.modalities_
-        }
+        has = self._modality_masks(masks)
         used = [[m for m in has if has[m][i]] for i in range(n)]
         return ProbaResult(self.calibrator_.transform(fused), used)
 
