@@ -25,23 +25,15 @@ class FeatureSpec(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class HeadConfig(BaseModel):
-    """One head: features of one modality, then a class-weighted classifier (linear, or RBF SVC).
-
-    Several heads may read the same modality (e.g. TF-IDF and a sentence
-    encoder); the fusion learns how far to trust each.
-    """
+class ClassifierConfig(BaseModel):
+    """A class-weighted classifier (linear, or RBF SVC) and how its features are normalised."""
 
     model_config = ConfigDict(extra="forbid")
-    #: unique name of the head, e.g. ``text_tfidf``
-    name: str
-    modality: Modality
-    features: list[FeatureSpec]
     #: ``svc`` is an RBF-kernel SVC (dense features; Platt-scaled probabilities, then the
     #: model's calibration)
     classifier: Literal["logreg", "linearsvc", "sgd", "svc"] = "logreg"
     #: inverse regularisation strength; a list: the value is chosen among them by a 3-fold
-    #: stratified CV on the training rows (accuracy), refitted whenever the head is
+    #: stratified CV on the training rows (accuracy), refitted whenever the model is
     C: float | list[float] = 10.0
     #: ``balanced`` reweights classes by inverse frequency
     class_weight: Literal["balanced"] | None = "balanced"
@@ -49,6 +41,19 @@ class HeadConfig(BaseModel):
     #: column, ``sqrt_l2`` takes the signed square root of each value then L2-normalises each
     #: row (suits non-negative pooled CNN activations), ``False`` leaves them as they are
     scale: bool | Literal["sqrt_l2"] = True
+
+
+class HeadConfig(ClassifierConfig):
+    """One head: features of one modality, then its classifier.
+
+    Several heads may read the same modality (e.g. TF-IDF and a sentence
+    encoder); the fusion learns how far to trust each.
+    """
+
+    #: unique name of the head, e.g. ``text_tfidf``
+    name: str
+    modality: Modality
+    features: list[FeatureSpec]
     #: use the head only when the training catalogue's main language is one of these
     #: (ISO 639-1, e.g. ``[en]`` for an English-only encoder); ``None`` = any language
     languages: list[str] | None = None
@@ -103,13 +108,19 @@ class Config(BaseModel):
     modalities: list[Modality] | None = None
     #: the heads; those whose modality is not used are skipped
     heads: list[HeadConfig] = Field(default_factory=default_heads)
-    #: how the heads are combined: ``early`` = a linear model (with the first text head's classifier
-    #: settings) on all heads' features side by side, trained on the products with text (those
-    #: without text: one on the image heads' features); ``late`` = weighted geometric mean of the
-    #: heads' probabilities; ``stacking`` = a logistic regression on them (both fitted out-of-fold);
-    #: ``auto`` = fit early and late (twice the training time), keep the one with the higher
-    #: out-of-fold accuracy
+    #: how the heads are combined: ``early`` = the ``early`` classifier on all heads' features side
+    #: by side, trained on the products with text (those without text: one on the image heads');
+    #: ``late`` = weighted geometric mean of the heads' probabilities; ``stacking`` = a logistic
+    #: regression on them (both fitted out-of-fold); ``auto`` = fit early and late (twice the
+    #: training time), keep the one with the higher out-of-fold accuracy
     fusion: Literal["auto", "late", "stacking", "early"] = "early"
+    #: early fusion's classifier (the features are already normalised: sparse blocks as they
+    #: are, dense ones standardised to weigh about as much as an L2-normalised TF-IDF row). A
+    #: logistic regression (``configs/early-logreg.yaml``) is better on Rakuten and auto-accepts
+    #: more, but is less accurate on Flipkart and fashion (benchmarks/results/fusion.md)
+    early: ClassifierConfig = Field(
+        default_factory=lambda: ClassifierConfig(classifier="linearsvc", C=5.0, scale=False)
+    )
     #: post-hoc calibration of the final probabilities (fitted on out-of-fold scores)
     calibration: Literal["temperature", "isotonic", "none"] = "temperature"
     #: precision wanted among auto-accepted predictions; picks the confidence threshold

@@ -36,7 +36,7 @@ from sklearn.metrics import log_loss
 from sklearn.preprocessing import StandardScaler
 
 from prodcat.catalog.schema import category_at_level, modality_mask, product_text
-from prodcat.config import Config
+from prodcat.config import Config, HeadConfig
 from prodcat.models.calibration import make_calibrator
 from prodcat.models.decision import DecisionPolicy
 from prodcat.models.fusion import LateFusion, StackingFusion
@@ -237,12 +237,14 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             for i, m in enumerate(self.modalities_[1:], start=1)
             if (has[m] & ~np.logical_or.reduce([has[e] for e in self.modalities_[:i]])).sum() >= MIN_OWN_MODEL_PRODUCTS
         ]
-        text_heads = [h for h in config.heads if h.modality == "text"] or config.heads
         self.early_heads_: dict[str, ModalityHead] = {}
         oof = np.tile(self.prior_, (len(y), 1))
         for modality, (columns, answered) in self._early_serves(masks).items():
             rows = has[modality] | answered
-            head = ModalityHead(text_heads[0], seed=config.seed)
+            head = ModalityHead(
+                HeadConfig(name=f"early_{modality}", modality=modality, features=[], **config.early.model_dump()),
+                seed=config.seed,
+            )
             X = design[rows][:, columns]
             proba = out_of_fold_proba(head, X, y[rows], self.classes_, config.inner_folds, config.seed)
             oof[answered] = proba[answered[rows]]

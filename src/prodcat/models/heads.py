@@ -20,7 +20,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, Normalizer, StandardScaler
 from sklearn.svm import SVC, LinearSVC
 
-from prodcat.config import HeadConfig
+from prodcat.config import ClassifierConfig, HeadConfig
 from prodcat.features.base import Extractor, make_extractor
 
 
@@ -66,7 +66,7 @@ class PlattSVC(SVC):
 C_SEARCH_FOLDS = 3
 
 
-def build_classifier(config: HeadConfig, dense: bool, seed: int) -> BaseEstimator:
+def build_classifier(config: ClassifierConfig, dense: bool, seed: int) -> BaseEstimator:
     """The supervised part of a head, from its config: normalisation, model, and (if
     ``config.C`` is a list) an inner CV choosing C."""
     candidates = config.C if isinstance(config.C, list) else [config.C]
