@@ -30,6 +30,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 #: catalogue -> (folder, target level): Flipkart's 7 top-level categories, Rakuten's 27 product types
 #: (the full path), fashion's 84 article types (level 3)
 CATALOGUES = {"flipkart": ("flipkart", 1), "rakuten": ("rakuten", None), "fashion": ("fashion", 3)}
+#: configs/early-logreg.yaml
+EARLY_LOGREG = {"classifier": "logreg", "C": 20.0, "scale": False}
 VARIANTS = {
     "default (early fusion)": {},
     "text only": {"modalities": ["text"]},
@@ -37,6 +39,8 @@ VARIANTS = {
     "late fusion": {"fusion": "late"},
     "stacking": {"fusion": "stacking"},
     "auto (early or late by inner CV)": {"fusion": "auto"},
+    "early by logistic regression": {"early": EARLY_LOGREG},
+    "text only, early by logistic regression": {"modalities": ["text"], "early": EARLY_LOGREG},
 }
 
 
