@@ -39,7 +39,7 @@ from prodcat.catalog.schema import category_at_level, modality_mask, product_tex
 from prodcat.config import Config, HeadConfig
 from prodcat.models.calibration import make_calibrator
 from prodcat.models.decision import DecisionPolicy
-from prodcat.models.fusion import LateFusion, StackingFusion
+from prodcat.models.fusion import LateFusion, StackingFusion, any_present
 from prodcat.models.heads import ModalityHead, align_proba, out_of_fold_proba, stack_features, stratified_folds
 from prodcat.text.clean import main_language
 
@@ -205,7 +205,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         rows: np.ndarray,
     ) -> LateFusion | StackingFusion:
         """``fusion`` fitted on the ``rows`` (bool mask) that have a modality."""
-        rows = rows & np.logical_or.reduce(list(masks.values()))
+        rows = rows & any_present(masks)
         return fusion.fit(
             {m: p[rows] for m, p in probas.items()}, {m: k[rows] for m, k in masks.items()}, y_index[rows]
         )
@@ -215,7 +215,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     ) -> np.ndarray:
         """``fusion``'s probabilities, the class prior for products with no modality."""
         fused = fusion.predict_proba(probas, masks)
-        fused[~np.logical_or.reduce(list(masks.values()))] = self.prior_
+        fused[~any_present(masks)] = self.prior_
         return fused
 
     def _fit_early(
@@ -239,7 +239,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         ]
         self.early_heads_: dict[str, ModalityHead] = {}
         oof = np.tile(self.prior_, (len(y), 1))
-        for modality, (columns, answered) in self._early_serves(masks).items():
+        for modality, (columns, answered) in self._early_serves(has).items():
             rows = has[modality] | answered
             head = ModalityHead(
                 HeadConfig(name=f"early_{modality}", modality=modality, features=[], **config.early.model_dump()),
@@ -259,8 +259,9 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             for m in self.modalities_
         }
 
-    def _early_serves(self, masks: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Per early model: ``(its column indices into the design, the (n,) bool rows it answers)``.
+    def _early_serves(self, has: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per early model: ``(its column indices into the design, the (n,) bool rows it answers)``,
+        from the :meth:`_modality_masks` ``has``.
 
         The model of a modality reads the blocks of that modality and the later ones, and answers
         the products that have it and no earlier modality with a model; the first model also
@@ -268,8 +269,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         """
         widths = [self.early_widths_[name] + 1 for name in self.heads_]  # + the indicator column
         starts = np.concatenate([[0], np.cumsum(widths)])
-        has = self._modality_masks(masks)
-        answered_before = np.zeros(len(next(iter(masks.values()))), dtype=bool)
+        answered_before = np.zeros(len(next(iter(has.values()))), dtype=bool)
         serves = {}
         for modality in self.early_modalities_:
             later = set(self.modalities_[self.modalities_.index(modality) :])
@@ -285,7 +285,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         first = self.early_modalities_[0]
         serves[first] = (
             serves[first][0],
-            serves[first][1] | (np.logical_or.reduce(list(has.values())) & ~answered_before),
+            serves[first][1] | (any_present(has) & ~answered_before),
         )
         return serves
 
@@ -327,10 +327,11 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         matrices, masks = {}, {}
         for name, head in self.heads_.items():
             matrices[name], masks[name] = head.features_available(frame)
+        has = self._modality_masks(masks)
         if self.fusion_ is None:  # early fusion
             design = self._early_design(matrices, masks)
             fused = np.tile(self.prior_, (n, 1))
-            for modality, (columns, answered) in self._early_serves(masks).items():
+            for modality, (columns, answered) in self._early_serves(has).items():
                 if answered.any():
                     head = self.early_heads_[modality]
                     fused[answered] = align_proba(
@@ -346,9 +347,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
                     )
                 probas[name] = full
             fused = self.fusion_.predict_proba(probas, masks)
-        none = ~np.logical_or.reduce(list(masks.values())) if masks else np.ones(n, dtype=bool)
-        fused[none] = self.prior_
-        has = self._modality_masks(masks)
+        fused[~any_present(masks)] = self.prior_
         used = [[m for m in has if has[m][i]] for i in range(n)]
         return ProbaResult(self.calibrator_.transform(fused), used)
 

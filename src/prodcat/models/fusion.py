@@ -18,6 +18,11 @@ from sklearn.metrics import log_loss
 EPS = 1e-6
 
 
+def any_present(masks: dict[str, np.ndarray]) -> np.ndarray:
+    """``(n,)`` bool: the products at least one of the ``masks`` marks present."""
+    return np.logical_or.reduce(list(masks.values()))
+
+
 def _log(p: np.ndarray) -> np.ndarray:
     return np.log(np.clip(p, EPS, 1.0))
 
