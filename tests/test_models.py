@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from pydantic import ValidationError
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
@@ -18,6 +19,7 @@ from prodcat.models.heads import (
     align_proba,
     build_classifier,
     classifier_proba,
+    out_of_fold_proba,
     signed_sqrt,
     stratified_folds,
 )
@@ -278,6 +280,45 @@ def test_early_fusion_keeps_photo_only_products_out_of_the_text_model():
         assert model.early_modalities_ == ["text", "image"]
         assert (model.classes_[oof[~masks["text"]].argmax(axis=1)] == photo_only_label).mean() > 0.9
     np.testing.assert_array_equal(oofs[0][masks["text"]], oofs[1][masks["text"]])
+
+
+def test_early_fusion_answers_photo_only_products_with_the_image_head_itself():
+    """One head reads the photo: the photo-only products' model is that head, its own classifier on
+    its own (unstandardised) features, out-of-fold exactly as the head alone would be."""
+    y, text, image, masks = _text_and_photo_only(120)
+    y[~masks["text"]] = "c"
+    model, oof = _early_fit(y, text, image, masks)
+    assert model.early_own_heads_ == {"image": "image"}
+    assert model.early_heads_["image"] is model.heads_["image"]
+    head = ModalityHead(_image_head())
+    alone = out_of_fold_proba(head, image, y[masks["image"]], model.classes_, folds=3, seed=0)
+    photo_only = ~masks["text"][masks["image"]]
+    np.testing.assert_allclose(oof[~masks["text"]], alone[photo_only])
+
+
+def test_early_fusion_predicts_real_photo_only_products_with_the_image_head(rakuten_dir) -> None:
+    """Rakuten sample, 45% photo-only: a fitted early-fusion model answers new photo-only products
+    from their photo, with the image head's probabilities, and says so."""
+    from prodcat.catalog.loaders import load_catalog
+
+    frame = load_catalog(rakuten_dir).frame
+    frame = frame[frame["category"].isin(frame["category"].value_counts().index[:4])]
+    with_text = frame["title"].str.len() > 0
+    sample = pd.concat([frame[with_text].head(60), frame[~with_text & frame["image"].notna()].head(50)])
+    train, new = sample.iloc[:-5], sample.iloc[-5:]
+    heads = [
+        HeadConfig(name="words", modality="text", features=[FeatureSpec(name="tfidf_word")], scale=False),
+        HeadConfig(name="colours", modality="image", features=[FeatureSpec(name="color_hist")], C=1.0),
+    ]
+    model = ProductClassifier(Config(heads=heads, inner_folds=3, fusion="early", calibration="none")).fit(train)
+    assert model.early_own_heads_ == {"image": "colours"}
+    result = model.predict_details(new)
+    assert result.modalities_used == [["image"]] * 5
+    colours = model.heads_["colours"]
+    X, mask = colours.features_available(new)
+    assert mask.all()
+    expected = align_proba(colours.predict_proba_matrix(X), colours.classes_, model.classes_)
+    np.testing.assert_allclose(result.proba, expected)
 
 
 def test_early_fusion_answers_a_few_photo_only_products_with_the_main_model():
