@@ -284,7 +284,8 @@ def test_early_fusion_keeps_photo_only_products_out_of_the_text_model():
 
 def test_early_fusion_answers_photo_only_products_with_the_image_head_itself():
     """One head reads the photo: the photo-only products' model is that head, its own classifier on
-    its own (unstandardised) features, out-of-fold exactly as the head alone would be."""
+    its own (unstandardised) features, out-of-fold exactly as the head alone would be (then
+    calibrated on those rows)."""
     y, text, image, masks = _text_and_photo_only(120)
     y[~masks["text"]] = "c"
     model, oof = _early_fit(y, text, image, masks)
@@ -293,7 +294,7 @@ def test_early_fusion_answers_photo_only_products_with_the_image_head_itself():
     head = ModalityHead(_image_head())
     alone = out_of_fold_proba(head, image, y[masks["image"]], model.classes_, folds=3, seed=0)
     photo_only = ~masks["text"][masks["image"]]
-    np.testing.assert_allclose(oof[~masks["text"]], alone[photo_only])
+    np.testing.assert_allclose(oof[~masks["text"]], model.early_calibrators_["image"].transform(alone[photo_only]))
 
 
 def test_early_fusion_predicts_real_photo_only_products_with_the_image_head(rakuten_dir) -> None:
@@ -327,3 +328,27 @@ def test_early_fusion_answers_a_few_photo_only_products_with_the_main_model():
     model, oof = _early_fit(y, text, image, masks)
     assert model.early_modalities_ == ["text"]
     assert (oof[~masks["text"]].argmax(axis=1) == 2).mean() > 0.5  # learnt, not the uniform prior
+
+
+def test_early_fusion_calibrates_each_model_on_the_rows_it_answers():
+    """A LinearSVC's softmaxed margins (products with text) and a logistic regression's probabilities
+    (photo-only products, a harder task) need different temperatures: after the classifier's final
+    calibration, each group's mean confidence matches its accuracy."""
+    rng = np.random.default_rng(0)
+    k, n_text, n_photo_only = 4, 400, 400
+    n = n_text + n_photo_only
+    labels = np.array(list("abcd"))
+    codes = rng.integers(0, k, n)
+    y = labels[codes].astype(object)
+    masks = {"text": np.arange(n) < n_text, "image": np.arange(n) >= n_text // 2}
+    centres = rng.normal(size=(k, 8))
+    text = 3 * centres[codes[:n_text]] + rng.normal(size=(n_text, 8))
+    image = 0.5 * centres[codes[masks["image"]]] + rng.normal(size=(masks["image"].sum(), 8))
+    model, oof = _early_fit(y, text, image, masks)
+    assert set(model.early_calibrators_) == {"text", "image"}
+    y_index = np.searchsorted(model.classes_, y)
+    calibrated = TemperatureScaler().fit(oof, y_index).transform(oof)
+    for rows in (masks["text"], ~masks["text"]):
+        confidence = calibrated[rows].max(axis=1).mean()
+        accuracy = (calibrated[rows].argmax(axis=1) == y_index[rows]).mean()
+        assert abs(confidence - accuracy) < 0.045, (confidence, accuracy)

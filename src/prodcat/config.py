@@ -112,7 +112,8 @@ class Config(BaseModel):
     #: the heads; those whose modality is not used are skipped
     heads: list[HeadConfig] = Field(default_factory=default_heads)
     #: how the heads are combined: ``early`` = the ``early`` classifier on all heads' features side
-    #: by side, trained on the products with text (those without text: one on the image heads');
+    #: by side, trained on the products with text (those without text: the image head itself, or
+    #: the ``early`` classifier on the image heads' features when there are several);
     #: ``late`` = weighted geometric mean of the heads' probabilities; ``stacking`` = a logistic
     #: regression on them (both fitted out-of-fold); ``auto`` = fit early and late (twice the
     #: training time), keep the one with the higher out-of-fold accuracy
