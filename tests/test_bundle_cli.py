@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prodcat.bundle import BundleError, load_bundle, save_bundle, verify_bundle
+from prodcat.bundle import FORMAT_VERSION, BundleError, load_bundle, save_bundle, verify_bundle
 from prodcat.cli import main
 
 
@@ -27,7 +27,7 @@ def test_bundle_round_trip_and_manifest(tmp_path):
     model, manifest = load_bundle(out)
     np.testing.assert_array_equal(model["weights"], [0, 1, 2])
     assert manifest["labels"] == ["a", "b"]
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == FORMAT_VERSION
     assert manifest["data_fingerprint"] == "abc"
     assert "scikit-learn" in manifest["libraries"]
     assert len(manifest["files"]["model.joblib"]) == 64
