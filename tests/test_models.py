@@ -289,7 +289,7 @@ def test_early_fusion_answers_photo_only_products_with_the_image_head_itself():
     y, text, image, masks = _text_and_photo_only(120)
     y[~masks["text"]] = "c"
     model, oof = _early_fit(y, text, image, masks)
-    assert model.early_own_heads_ == {"image": "image"}
+    assert model._early_own_head("image") == "image"
     assert model.early_heads_["image"] is model.heads_["image"]
     head = ModalityHead(_image_head())
     alone = out_of_fold_proba(head, image, y[masks["image"]], model.classes_, folds=3, seed=0)
@@ -312,7 +312,7 @@ def test_early_fusion_predicts_real_photo_only_products_with_the_image_head(raku
         HeadConfig(name="colours", modality="image", features=[FeatureSpec(name="color_hist")], C=1.0),
     ]
     model = ProductClassifier(Config(heads=heads, inner_folds=3, fusion="early", calibration="none")).fit(train)
-    assert model.early_own_heads_ == {"image": "colours"}
+    assert model._early_own_head("image") == "colours"
     result = model.predict_details(new)
     assert result.modalities_used == [["image"]] * 5
     colours = model.heads_["colours"]

@@ -31,7 +31,7 @@ import joblib
 import pandas as pd
 
 #: 2: early fusion keeps one model per modality group (`early_heads_`); 3: the one of a group read by a
-#: single head is that head (`early_own_heads_`); older bundles are refused
+#: single head is that head; older bundles are refused
 FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.joblib"

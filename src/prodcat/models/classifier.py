@@ -135,7 +135,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             self.fusion_method_ = fusion
             return self._fit_late(probas, masks, y_index, config)
         candidates = {
-            "early": self._fit_early(matrices, masks, y, config),
+            "early": self._fit_early(matrices, masks, y, config, head_probas=probas),
             "late": self._fit_late(probas, masks, y_index, config),
         }
         labels = np.arange(len(self.classes_))
@@ -154,7 +154,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         if self.fusion_method_ == "early":
             self.fusion_ = None
         else:
-            del self.early_heads_, self.early_modalities_, self.early_own_heads_, self.early_calibrators_
+            del self.early_heads_, self.early_modalities_, self.early_calibrators_
             del self.early_scalers_, self.early_widths_
         return candidates[self.fusion_method_]
 
@@ -220,7 +220,12 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         return fused
 
     def _fit_early(
-        self, matrices: dict[str, Any], masks: dict[str, np.ndarray], y: np.ndarray, config: Config
+        self,
+        matrices: dict[str, Any],
+        masks: dict[str, np.ndarray],
+        y: np.ndarray,
+        config: Config,
+        head_probas: dict[str, np.ndarray] | None = None,
     ) -> np.ndarray:
         """Linear models on the heads' features side by side (zeros where a head cannot speak).
 
@@ -233,7 +238,9 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         on its own features: nothing is left to fuse, and the image head's RBF SVC beats the
         early LinearSVC on standardised CNN features (Rakuten photo-only products: weighted F1
         0.430 vs 0.370). With several models, each is calibrated on the rows it answers before
-        the final calibration.
+        the final calibration. ``head_probas``: the heads' out-of-fold probabilities, when
+        :meth:`_fit_head_probas` has already computed them (and fitted the heads), for such a model
+        to reuse.
         """
         self.early_scalers_ = {}
         design = self._early_design(matrices, masks, fit=True)
@@ -243,30 +250,22 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             for i, m in enumerate(self.modalities_[1:], start=1)
             if (has[m] & ~np.logical_or.reduce([has[e] for e in self.modalities_[:i]])).sum() >= MIN_OWN_MODEL_PRODUCTS
         ]
-        self.early_own_heads_: dict[str, str] = {}
-        for modality in self.early_modalities_[1:]:
-            readers = self._early_readers(modality)
-            if len(readers) == 1:
-                self.early_own_heads_[modality] = readers[0]
         self.early_heads_: dict[str, ModalityHead] = {}
         self.early_calibrators_: dict[str, BaseEstimator] = {}
         oof = np.tile(self.prior_, (len(y), 1))
         serves = self._early_serves(has)
         for modality, (columns, answered) in serves.items():
             rows = has[modality] | answered
-            own = self.early_own_heads_.get(modality)
-            head = (
-                self.heads_[own]
-                if own
-                else ModalityHead(
-                    HeadConfig(name=f"early_{modality}", modality=modality, features=[], **config.early.model_dump()),
-                    seed=config.seed,
-                )
-            )
-            X = self._early_input(modality, columns, rows, design, matrices, masks)
-            proba = out_of_fold_proba(head, X, y[rows], self.classes_, config.inner_folds, config.seed)
-            oof[answered] = proba[answered[rows]]
-            self.early_heads_[modality] = head.fit_matrix(X, y[rows])
+            own = self._early_own_head(modality)
+            if own and head_probas is not None:  # the head is fitted and its out-of-fold scores are there
+                self.early_heads_[modality] = self.heads_[own]
+                oof[answered] = head_probas[own][answered]
+            else:
+                head = self.heads_[own] if own else self._new_early_model(modality, config)
+                X = self._early_input(modality, columns, rows, design, matrices, masks)
+                proba = out_of_fold_proba(head, X, y[rows], self.classes_, config.inner_folds, config.seed)
+                oof[answered] = proba[answered[rows]]
+                self.early_heads_[modality] = head.fit_matrix(X, y[rows])
             if len(serves) > 1:
                 # One temperature for a LinearSVC's softmaxed margins and an SVC's Platt probabilities
                 # fits neither: each model is first calibrated on the rows it answers.
@@ -283,6 +282,18 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         later = set(self.modalities_[self.modalities_.index(modality) :])
         return [name for name, head in self.heads_.items() if head.config.modality in later]
 
+    @staticmethod
+    def _new_early_model(modality: str, config: Config) -> ModalityHead:
+        """An unfitted model of ``config.early`` for the early blocks of ``modality`` and the later ones."""
+        early = HeadConfig(name=f"early_{modality}", modality=modality, features=[], **config.early.model_dump())
+        return ModalityHead(early, seed=config.seed)
+
+    def _early_own_head(self, modality: str) -> str | None:
+        """The head that alone feeds the early model of ``modality``, when that model is not the
+        first one: the model is then that head itself. ``None`` otherwise."""
+        readers = self._early_readers(modality)
+        return readers[0] if modality != self.early_modalities_[0] and len(readers) == 1 else None
+
     def _early_input(
         self,
         modality: str,
@@ -294,7 +305,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     ) -> Any:
         """What the early model of ``modality`` reads for the ``rows`` (bool, ``(n,)``): its design
         ``columns``, or its own head's feature rows when it is that head."""
-        own = self.early_own_heads_.get(modality)
+        own = self._early_own_head(modality)
         if own is None:
             return design[rows][:, columns]
         return matrices[own][rows[masks[own]]]
