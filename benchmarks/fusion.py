@@ -8,6 +8,13 @@ by :func:`prodcat.evaluate.cv.cross_validate` with the same seed, so the folds
 are identical. Results: ``benchmarks/results/fusion.json`` (and a Markdown
 table, ``fusion.md``). Embeddings come from the shared on-disk cache, so only
 the first run pays for feature extraction.
+
+Each row carries the 95% bootstrap intervals of its metrics and their standard
+deviation across folds. The out-of-fold predictions of every row are kept in the
+prodcat cache (``$PRODCAT_CACHE_DIR/benchmarks/fusion``, not in the repository:
+they hold the catalogues' labels), and every variant is compared with the default
+on the products both scored by a paired bootstrap (``fusion_pairs.json``, second
+table of ``fusion.md``): the difference and its 95% interval.
 """
 
 from __future__ import annotations
@@ -18,15 +25,19 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from prodcat.catalog.loaders import load_catalog
 from prodcat.commands import labelled_sample
 from prodcat.config import Config
 from prodcat.evaluate.cv import cross_validate
-from prodcat.evaluate.metrics import headline
+from prodcat.evaluate.metrics import bootstrap_intervals, headline, paired_difference
+from prodcat.features.cache import default_cache_dir
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 RESULTS = Path(__file__).resolve().parent / "results"
+PREDICTIONS = default_cache_dir() / "benchmarks" / "fusion"
+DEFAULT = "default (early fusion)"
 #: catalogue -> (folder, target level): Flipkart's 7 top-level categories, Rakuten's 27 product types
 #: (the full path), fashion's 84 article types (level 3)
 CATALOGUES = {"flipkart": ("flipkart", 1), "rakuten": ("rakuten", None), "fashion": ("fashion", 3)}
@@ -40,17 +51,20 @@ VARIANTS = {
     "stacking": {"fusion": "stacking"},
     "auto (early or late by inner CV)": {"fusion": "auto"},
     "early by logistic regression": {"early": EARLY_LOGREG},
-    "text only, early by logistic regression": {"modalities": ["text"], "early": EARLY_LOGREG},
+    "text only by logistic regression": {"modalities": ["text"], "early": EARLY_LOGREG},
 }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--catalogues", default=",".join(CATALOGUES))
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names from VARIANTS")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="merge into the existing results (same configuration)")
     args = parser.parse_args()
+    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    if unknown:  # before any fit, not after hours of them
+        parser.error(f"unknown variant(s) {unknown}; known: {list(VARIANTS)}")
     out = RESULTS / "fusion.json"
     # rows measured with an earlier default configuration are not comparable: start afresh
     results = json.loads(out.read_text()) if out.exists() and args.keep else {}
@@ -70,6 +84,18 @@ def main() -> None:
             row["f1_weighted_with_text"] = (
                 headline(result.y_true[with_text], result.y_pred[with_text])["f1_weighted"] if with_text.any() else None
             )
+            row["intervals"] = metrics["intervals"] | (
+                {
+                    "f1_weighted_with_text": bootstrap_intervals(result.y_true[with_text], result.y_pred[with_text])[
+                        "f1_weighted"
+                    ]
+                }
+                if with_text.any() and not with_text.all()
+                else {}
+            )
+            row["fold_std"] = metrics["fold_std"]
+            _predictions_path(name, variant).parent.mkdir(parents=True, exist_ok=True)
+            result.predictions().to_csv(_predictions_path(name, variant), index=False)
             row |= {
                 "ece": metrics["calibration"]["ece"],
                 "automation_rate": metrics["decision"]["automation_rate"],
@@ -81,14 +107,53 @@ def main() -> None:
             results.setdefault(name, {})[variant] = row
             print(name, variant, json.dumps(row))
             out.write_text(json.dumps(results, indent=2))
-    write_markdown(results)
+    pairs = {name: compare_with_default(name, list(variants)) for name, variants in results.items()}
+    (RESULTS / "fusion_pairs.json").write_text(json.dumps(pairs, indent=2))
+    write_markdown(results, pairs)
+
+
+def _predictions_path(catalogue: str, variant: str) -> Path:
+    return PREDICTIONS / catalogue / (variant.replace(" ", "_").replace(",", "").replace("/", "-") + ".csv")
+
+
+def compare_with_default(catalogue: str, variants: list[str]) -> dict[str, dict]:
+    """Every variant with kept predictions against the default, paired on the products both scored
+    (and, where some products lack text, on those with text too)."""
+    if not _predictions_path(catalogue, DEFAULT).exists():
+        return {}
+    default = pd.read_csv(_predictions_path(catalogue, DEFAULT), dtype={"product_id": str})
+    pairs = {}
+    for variant in variants:
+        path = _predictions_path(catalogue, variant)
+        if variant == DEFAULT or not path.exists():
+            continue
+        both = default.merge(pd.read_csv(path, dtype={"product_id": str}), on=["product_id", "category"])
+        subsets = {"shared": np.ones(len(both), bool)}
+        with_text = both["modalities_used_x"].fillna("").str.contains("text").to_numpy()
+        if with_text.any() and not with_text.all():
+            subsets["with text"] = with_text
+        pairs[variant] = {
+            subset: {"n": int(rows.sum())}
+            | paired_difference(
+                both["category"].to_numpy(object)[rows],
+                both["predicted_x"].to_numpy(object)[rows],
+                both["predicted_y"].to_numpy(object)[rows],
+            )
+            for subset, rows in subsets.items()
+        }
+    return pairs
 
 
 def _number(value: float | None) -> str:
     return "–" if value is None else f"{value:.4f}"
 
 
-def write_markdown(results: dict) -> None:
+def _interval(row: dict, metric: str) -> str:
+    low_high = row.get("intervals", {}).get(metric)
+    return f" ({low_high[0]:.3f}-{low_high[1]:.3f})" if low_high else ""
+
+
+def write_markdown(results: dict, pairs: dict) -> None:
     lines = [
         "| catalogue | variant | n | accuracy | F1 weighted | F1w, products with text | F1 macro | ECE "
         "| auto-accepted | auto precision |",
@@ -97,8 +162,10 @@ def write_markdown(results: dict) -> None:
     for name, variants in results.items():
         for variant, r in variants.items():
             lines.append(
-                f"| {name} | {variant} | {r['n']} | {r['accuracy']:.4f} | {r['f1_weighted']:.4f} | "
-                f"{_number(r['f1_weighted_with_text'])} | {r['f1_macro']:.4f} | {r['ece']:.4f} | "
+                f"| {name} | {variant} | {r['n']} | {r['accuracy']:.4f}{_interval(r, 'accuracy')} | "
+                f"{r['f1_weighted']:.4f}{_interval(r, 'f1_weighted')} | "
+                f"{_number(r['f1_weighted_with_text'])}{_interval(r, 'f1_weighted_with_text')} | "
+                f"{r['f1_macro']:.4f}{_interval(r, 'f1_macro')} | {r['ece']:.4f} | "
                 f"{r['automation_rate']:.1%} | {r['auto_precision']:.4f} |"
             )
     lines += [
@@ -107,7 +174,26 @@ def write_markdown(results: dict) -> None:
         "Single-modality rows are scored on the products that have that modality. Rows with a `command` or a",
         "`note` in `fusion.json` were measured outside this script (same folds): read them there. Rakuten is",
         "scored at its 27 product types; 'F1w, products with text' is its challenge-format subset (2,095).",
+        "In brackets: 95% bootstrap interval over products (rows re-run since intervals were added).",
+        "",
+        "Each variant minus the default, paired on the products both scored (same resamples, 95% interval;",
+        "'b better': share of resamples where the variant scores higher):",
+        "",
+        "| catalogue | variant | products | n | accuracy difference | F1 weighted difference | F1 macro difference "
+        "| b better (F1w) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    for name, variants in pairs.items():
+        for variant, subsets in variants.items():
+            for subset, d in subsets.items():
+                lines.append(
+                    f"| {name} | {variant} | {subset} | {d['n']} | "
+                    + " | ".join(
+                        f"{d[m]['difference']:+.4f} ({d[m]['low']:+.3f} to {d[m]['high']:+.3f})"
+                        for m in ("accuracy", "f1_weighted", "f1_macro")
+                    )
+                    + f" | {d['f1_weighted']['b_better']:.0%} |"
+                )
     (RESULTS / "fusion.md").write_text("\n".join(lines) + "\n")
 
 

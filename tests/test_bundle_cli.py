@@ -156,6 +156,12 @@ def test_cv_command_writes_metrics_per_level(fashion_dir, tmp_path):
     assert set(predictions["fold"]) == {0, 1, 2}
     assert (predictions["category"] == predictions["predicted"]).mean() == pytest.approx(metrics["accuracy"])
     assert metrics["by_modalities"]["text"]["n"] == 600 and set(metrics["by_modalities"]) == {"text"}
+    # the noise beside each number: a bootstrap interval around it, and the spread between folds
+    for name in ("accuracy", "f1_weighted", "f1_macro"):
+        low, high = metrics["intervals"][name]
+        assert low < metrics[name] < high and high - low < 0.1
+        fold_values = [fold[name] for fold in metrics["folds"]]
+        assert metrics["fold_std"][name] == pytest.approx(np.std(fold_values))
 
 
 def test_every_command_has_help_with_examples():

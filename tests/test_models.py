@@ -9,7 +9,13 @@ from pydantic import ValidationError
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from prodcat.config import Config, FeatureSpec, HeadConfig
-from prodcat.evaluate.metrics import evaluate_predictions, expected_calibration_error
+from prodcat.evaluate.metrics import (
+    bootstrap_intervals,
+    evaluate_predictions,
+    expected_calibration_error,
+    headline,
+    paired_difference,
+)
 from prodcat.models.calibration import TemperatureScaler, TopLabelIsotonic
 from prodcat.models.classifier import ProductClassifier
 from prodcat.models.decision import DecisionPolicy, precision_threshold
@@ -152,6 +158,46 @@ def test_metrics_per_level_on_paths():
     assert metrics["decision"]["automation_rate"] == pytest.approx(0.5)
     assert metrics["decision"]["auto_precision"] == pytest.approx(0.5)
     assert set(metrics["per_class"]) == {"A > x", "A > y", "B > z"}
+
+
+def _noisy_predictions(n: int, accuracy: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y_true = rng.choice(np.array(["a", "b", "c", "d"], dtype=object), n, p=[0.4, 0.3, 0.2, 0.1])
+    wrong = rng.choice(np.array(["a", "b", "c", "d", "e"], dtype=object), n)
+    return y_true, np.where(rng.random(n) < accuracy, y_true, wrong)
+
+
+def test_bootstrap_intervals_surround_the_metrics_and_narrow_with_more_products():
+    widths = []
+    for n in (400, 6400):
+        y_true, y_pred = _noisy_predictions(n, 0.8, seed=n)
+        intervals, point = bootstrap_intervals(y_true, y_pred), headline(y_true, y_pred)
+        for name in ("accuracy", "f1_weighted", "f1_macro"):
+            assert intervals[name][0] < point[name] < intervals[name][1]
+        widths.append(intervals["accuracy"][1] - intervals["accuracy"][0])
+        # a binomial proportion: the 95% interval is about 4 standard errors wide
+        assert widths[-1] == pytest.approx(4 * np.sqrt(point["accuracy"] * (1 - point["accuracy"]) / n), rel=0.2)
+    assert widths[1] == pytest.approx(widths[0] / 4, rel=0.25)
+
+
+def test_paired_difference_is_exact_at_its_point_and_narrower_than_separate_intervals():
+    y_true, pred_a = _noisy_predictions(1000, 0.8, seed=1)
+    rng = np.random.default_rng(2)
+    # b = a with 30 of its errors fixed: a small, real gain that separate intervals cannot show
+    fixed = rng.choice(np.flatnonzero(pred_a != y_true), 30, replace=False)
+    pred_b = pred_a.copy()
+    pred_b[fixed] = y_true[fixed]
+    paired = paired_difference(y_true, pred_a, pred_b)
+    a, b = headline(y_true, pred_a), headline(y_true, pred_b)
+    for name in ("accuracy", "f1_weighted", "f1_macro"):
+        assert paired[name]["difference"] == pytest.approx(b[name] - a[name])
+    assert paired["accuracy"]["difference"] == pytest.approx(0.03)
+    assert 0 < paired["accuracy"]["low"] < 0.03 < paired["accuracy"]["high"]
+    assert paired["accuracy"]["b_better"] == 1.0
+    separate_a, separate_b = bootstrap_intervals(y_true, pred_a), bootstrap_intervals(y_true, pred_b)
+    assert separate_b["accuracy"][0] < separate_a["accuracy"][1]  # the separate intervals overlap
+    same = paired_difference(y_true, pred_a, pred_a)["f1_macro"]
+    assert same["difference"] == same["low"] == same["high"] == 0 and same["b_better"] == 0
 
 
 def test_classifier_skips_heads_of_another_language_and_picks_its_fusion(rakuten_dir) -> None:

@@ -163,7 +163,9 @@ def print_metrics(metrics: dict[str, Any], title: str) -> None:
     for key in HEADLINE:
         if key in metrics:
             value = metrics[key]
-            print(f"  {key:<14}{value:.4f}" if isinstance(value, float) else f"  {key:<14}{value}")
+            low_high = metrics.get("intervals", {}).get(key)
+            spread = f"  (95% bootstrap interval {low_high[0]:.4f}-{low_high[1]:.4f})" if low_high else ""
+            print(f"  {key:<14}{value:.4f}{spread}" if isinstance(value, float) else f"  {key:<14}{value}")
     for level, values in metrics.get("levels", {}).items():
         print(
             f"  level {level}: accuracy {values['accuracy']:.4f}  f1_weighted {values['f1_weighted']:.4f}  "

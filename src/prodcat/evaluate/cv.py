@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from prodcat.catalog.schema import category_at_level
 from prodcat.config import Config
-from prodcat.evaluate.metrics import evaluate_predictions, headline
+from prodcat.evaluate.metrics import HEADLINE_METRICS, evaluate_predictions, headline
 from prodcat.models.classifier import ProductClassifier
 from prodcat.models.heads import align_proba, stratified_folds
 
@@ -53,12 +53,11 @@ class CVResult:
             "n_auto": int(auto.sum()),
         }
         result["folds"] = [
-            evaluate_predictions(self.y_true[self.fold == k], self.y_pred[self.fold == k]) | {"fold": int(k)}
+            headline(self.y_true[self.fold == k], self.y_pred[self.fold == k]) | {"fold": int(k)}
             for k in np.unique(self.fold)
         ]
-        for row in result["folds"]:
-            row.pop("per_class")
-            row.pop("levels")
+        # the spread between folds: a second view of the noise, beside the bootstrap intervals
+        result["fold_std"] = {m: float(np.std([f[m] for f in result["folds"]])) for m in HEADLINE_METRICS}
         result["by_modalities"] = self.by_modalities()
         result["timing"] = {
             "fit_seconds_median": float(np.median(self.fit_seconds)),

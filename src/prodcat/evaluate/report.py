@@ -82,7 +82,9 @@ def write_report(
     if "calibration" in metrics:
         plot_reliability(metrics["calibration"], out / "reliability.png")
         figures.insert(0, _img(out / "reliability.png"))
-    summary = {k: metrics[k] for k in ("n", "accuracy", "f1_weighted", "f1_macro") if k in metrics}
+    summary = {
+        k: metrics[k] for k in ("n", "accuracy", "f1_weighted", "f1_macro", "intervals", "fold_std") if k in metrics
+    }
     rows = "".join(
         f"<tr><td>{html.escape(c)}</td><td>{v['precision']:.3f}</td><td>{v['recall']:.3f}</td>"
         f"<td>{v['f1']:.3f}</td><td>{v['support']}</td></tr>"
