@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -398,3 +400,16 @@ def test_early_fusion_calibrates_each_model_on_the_rows_it_answers():
         confidence = calibrated[rows].max(axis=1).mean()
         accuracy = (calibrated[rows].argmax(axis=1) == y_index[rows]).mean()
         assert abs(confidence - accuracy) < 0.045, (confidence, accuracy)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_validates_and_names_known_extractors(path: Path) -> None:
+    """The configs the README and the results quote must keep loading as the schema evolves."""
+    from prodcat.config import load_config
+    from prodcat.features.base import registered_extractors
+
+    config = load_config(path)
+    known = registered_extractors()
+    for head in config.heads:
+        for feature in head.features:
+            assert feature.name in known, f"{path.name}: head {head.name} reads unknown extractor {feature.name}"
