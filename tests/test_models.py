@@ -202,6 +202,17 @@ def test_paired_difference_is_exact_at_its_point_and_narrower_than_separate_inte
     assert same["difference"] == same["low"] == same["high"] == 0 and same["b_better"] == 0
 
 
+def test_paired_difference_against_perfect_predictions_reproduces_scikit_learn_with_many_labels():
+    rng = np.random.default_rng(3)
+    labels = np.array([f"c{i}" for i in range(400)], dtype=object)
+    y_true = rng.choice(labels, 2000)
+    y_pred = np.where(rng.random(2000) < 0.7, y_true, rng.choice(labels, 2000))
+    gap = paired_difference(y_true, y_true, y_pred)
+    for name, value in headline(y_true, y_pred).items():
+        if name != "n":
+            assert gap[name]["difference"] == pytest.approx(value - 1.0)
+
+
 def test_classifier_skips_heads_of_another_language_and_picks_its_fusion(rakuten_dir) -> None:
     """On the French catalogue an English-only head is left out; ``auto`` fusion fits early and late
     on the same inner folds, keeps the more accurate and predicts with it."""

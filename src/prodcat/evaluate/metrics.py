@@ -27,17 +27,19 @@ HEADLINE_METRICS = ("accuracy", "f1_weighted", "f1_macro")
 def _resampled_headlines(truth: np.ndarray, predicted: np.ndarray, n_labels: int, samples: np.ndarray) -> np.ndarray:
     """Headline metrics ``(resamples, 3)`` of label codes ``truth``/``predicted`` on the index rows of ``samples``.
 
-    One confusion matrix per resample (a single ``bincount``), so a thousand resamples of a
-    6,000-product catalogue cost well under a second. Macro F1 averages the labels that occur
-    in the resample's truth or predictions, as scikit-learn's does.
+    Per resample and label, three counts (true, predicted, correct) by ``bincount``, without a
+    confusion matrix, so the cost grows with products + labels, not labels squared. Macro F1
+    averages the labels that occur in the resample's truth or predictions, as scikit-learn's does.
     """
     resamples, n = samples.shape
-    cells = (np.arange(resamples)[:, None] * n_labels + truth[samples]) * n_labels + predicted[samples]
-    confusion = np.bincount(cells.ravel(), minlength=resamples * n_labels * n_labels).reshape(
-        resamples, n_labels, n_labels
-    )
-    hits = np.diagonal(confusion, axis1=1, axis2=2)
-    support, chosen = confusion.sum(axis=2), confusion.sum(axis=1)
+    offset = np.arange(resamples)[:, None] * n_labels
+    true_cells, chosen_cells = truth[samples] + offset, predicted[samples] + offset
+
+    def count(cells: np.ndarray) -> np.ndarray:
+        return np.bincount(cells, minlength=resamples * n_labels).reshape(resamples, n_labels)
+
+    support, chosen = count(true_cells.ravel()), count(chosen_cells.ravel())
+    hits = count(true_cells[true_cells == chosen_cells])
     seen = support + chosen
     f1 = np.divide(2 * hits, seen, out=np.zeros(hits.shape), where=seen > 0)
     return np.stack(
@@ -45,16 +47,39 @@ def _resampled_headlines(truth: np.ndarray, predicted: np.ndarray, n_labels: int
     )
 
 
-def _bootstrap_samples(truth: np.ndarray, resamples: int, seed: int) -> np.ndarray:
-    """Row indices ``(resamples, n)``: each resample draws every true class's rows with replacement.
+#: bound on the index cells of one chunk of resamples (and of its per-label counts): ~16 MB each,
+#: whatever the catalogue's size or number of classes
+_CHUNK_CELLS = 2_000_000
 
-    Stratified, so each class keeps its support: a catalogue's class mix is a given (Flipkart's is
-    balanced by construction), and a rare class missing from a plain resample would score F1 0
-    and drag macro F1 below its point estimate.
+
+def _bootstrap_scores(
+    truth: np.ndarray, predictions: list[np.ndarray], n_labels: int, resamples: int, seed: int
+) -> list[np.ndarray]:
+    """Headline metrics ``(resamples, 3)`` of each prediction set, all on the same resamples.
+
+    Stratified: each resample draws every true class's rows with replacement, so each class keeps
+    its support. A catalogue's class mix is a given (Flipkart's is balanced by construction), and a
+    rare class missing from a plain resample would score F1 0 and drag macro F1 below its point
+    estimate. Resamples are drawn in chunks so that memory stays bounded on large catalogues.
     """
     rng = np.random.default_rng(seed)
     by_class = [np.flatnonzero(truth == c) for c in np.unique(truth)]
-    return np.concatenate([rows[rng.integers(0, len(rows), size=(resamples, len(rows)))] for rows in by_class], axis=1)
+    chunk = max(1, _CHUNK_CELLS // max(len(truth), n_labels))
+    scores: list[list[np.ndarray]] = [[] for _ in predictions]
+    for done in range(0, resamples, chunk):
+        size = min(chunk, resamples - done)
+        samples = np.concatenate(
+            [rows[rng.integers(0, len(rows), size=(size, len(rows)))] for rows in by_class], axis=1
+        )
+        for out, predicted in zip(scores, predictions, strict=True):
+            out.append(_resampled_headlines(truth, predicted, n_labels, samples))
+    return [np.concatenate(out) for out in scores]
+
+
+def _label_codes(*label_arrays: np.ndarray) -> tuple[int, list[np.ndarray]]:
+    """The number of distinct labels, and each array as integer codes over them."""
+    labels, codes = np.unique(np.concatenate(label_arrays).astype(str), return_inverse=True)
+    return len(labels), np.split(codes, np.cumsum([len(a) for a in label_arrays])[:-1])
 
 
 def bootstrap_intervals(
@@ -66,9 +91,8 @@ def bootstrap_intervals(
     How far the number would move on another catalogue of the same size drawn from the same
     population: two configurations whose intervals overlap widely are not told apart by it.
     """
-    labels, codes = np.unique(np.concatenate([y_true, y_pred]).astype(str), return_inverse=True)
-    truth, predicted = codes[: len(y_true)], codes[len(y_true) :]
-    scores = _resampled_headlines(truth, predicted, len(labels), _bootstrap_samples(truth, resamples, seed))
+    n_labels, (truth, predicted) = _label_codes(y_true, y_pred)
+    (scores,) = _bootstrap_scores(truth, [predicted], n_labels, resamples, seed)
     tail = (1 - level) / 2
     low, high = np.quantile(scores, [tail, 1 - tail], axis=0)
     return {m: [float(lo), float(hi)] for m, lo, hi in zip(HEADLINE_METRICS, low, high, strict=True)}
@@ -89,13 +113,11 @@ def paired_difference(
     than the two separate intervals suggest. ``b_better`` is the share of resamples where b
     scores higher.
     """
-    labels, codes = np.unique(np.concatenate([y_true, pred_a, pred_b]).astype(str), return_inverse=True)
-    n = len(y_true)
-    truth, a, b = codes[:n], codes[n : 2 * n], codes[2 * n :]
-    samples = _bootstrap_samples(truth, resamples, seed)
-    delta = _resampled_headlines(truth, b, len(labels), samples) - _resampled_headlines(truth, a, len(labels), samples)
-    whole = np.arange(n)[None, :]
-    point = _resampled_headlines(truth, b, len(labels), whole) - _resampled_headlines(truth, a, len(labels), whole)
+    n_labels, (truth, a, b) = _label_codes(y_true, pred_a, pred_b)
+    scores_a, scores_b = _bootstrap_scores(truth, [a, b], n_labels, resamples, seed)
+    delta = scores_b - scores_a
+    whole = np.arange(len(truth))[None, :]
+    point = _resampled_headlines(truth, b, n_labels, whole) - _resampled_headlines(truth, a, n_labels, whole)
     tail = (1 - level) / 2
     low, high = np.quantile(delta, [tail, 1 - tail], axis=0)
     return {
