@@ -107,7 +107,7 @@ def main() -> None:
             results.setdefault(name, {})[variant] = row
             print(name, variant, json.dumps(row))
             out.write_text(json.dumps(results, indent=2))
-    pairs = {name: compare_with_default(name, list(variants)) for name, variants in results.items()}
+    pairs = {name: compare_with_default(name, rows) for name, rows in results.items()}
     (RESULTS / "fusion_pairs.json").write_text(json.dumps(pairs, indent=2))
     write_markdown(results, pairs)
 
@@ -116,30 +116,40 @@ def _predictions_path(catalogue: str, variant: str) -> Path:
     return PREDICTIONS / catalogue / (variant.replace(" ", "_").replace(",", "").replace("/", "-") + ".csv")
 
 
-def compare_with_default(catalogue: str, variants: list[str]) -> dict[str, dict]:
+def _kept_predictions(catalogue: str, variant: str, row: dict) -> pd.DataFrame | None:
+    """The kept out-of-fold predictions of a row, or None when absent or stale (not the run the row records)."""
+    path = _predictions_path(catalogue, variant)
+    if not path.exists():
+        return None
+    kept = pd.read_csv(path, dtype={"product_id": str})
+    same_run = len(kept) == row["n"] and np.isclose((kept["category"] == kept["predicted"]).mean(), row["accuracy"])
+    return kept if same_run else None
+
+
+def compare_with_default(catalogue: str, rows: dict[str, dict]) -> dict[str, dict]:
     """Every variant with kept predictions against the default, paired on the products both scored
     (and, where some products lack text, on those with text too)."""
-    if not _predictions_path(catalogue, DEFAULT).exists():
+    default = _kept_predictions(catalogue, DEFAULT, rows[DEFAULT]) if DEFAULT in rows else None
+    if default is None:
         return {}
-    default = pd.read_csv(_predictions_path(catalogue, DEFAULT), dtype={"product_id": str})
     pairs = {}
-    for variant in variants:
-        path = _predictions_path(catalogue, variant)
-        if variant == DEFAULT or not path.exists():
+    for variant, row in rows.items():
+        kept = None if variant == DEFAULT else _kept_predictions(catalogue, variant, row)
+        if kept is None:
             continue
-        both = default.merge(pd.read_csv(path, dtype={"product_id": str}), on=["product_id", "category"])
+        both = default.merge(kept, on=["product_id", "category"])
         subsets = {"shared": np.ones(len(both), bool)}
         with_text = both["modalities_used_x"].fillna("").str.contains("text").to_numpy()
         if with_text.any() and not with_text.all():
             subsets["with text"] = with_text
         pairs[variant] = {
-            subset: {"n": int(rows.sum())}
+            subset: {"n": int(chosen.sum())}
             | paired_difference(
-                both["category"].to_numpy(object)[rows],
-                both["predicted_x"].to_numpy(object)[rows],
-                both["predicted_y"].to_numpy(object)[rows],
+                both["category"].to_numpy(object)[chosen],
+                both["predicted_x"].to_numpy(object)[chosen],
+                both["predicted_y"].to_numpy(object)[chosen],
             )
-            for subset, rows in subsets.items()
+            for subset, chosen in subsets.items()
         }
     return pairs
 
