@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
@@ -29,7 +30,7 @@ import pandas as pd
 
 from prodcat.catalog.loaders import load_catalog
 from prodcat.commands import labelled_sample
-from prodcat.config import Config
+from prodcat.config import Config, default_heads
 from prodcat.evaluate.cv import cross_validate
 from prodcat.evaluate.metrics import bootstrap_intervals, headline, paired_difference
 from prodcat.features.cache import default_cache_dir
@@ -43,8 +44,19 @@ DEFAULT = "default (early fusion)"
 CATALOGUES = {"flipkart": ("flipkart", 1), "rakuten": ("rakuten", None), "fashion": ("fashion", 3)}
 #: configs/early-logreg.yaml
 EARLY_LOGREG = {"classifier": "logreg", "C": 20.0, "scale": False}
+
+
+def _without_title_block() -> dict:
+    """The default heads with the TF-IDF head's title block off (``title_weight`` 0)."""
+    heads = [head.model_dump() for head in default_heads()]
+    for spec in (spec for head in heads for spec in head["features"] if spec["name"] == "tfidf"):
+        spec["params"] = spec["params"] | {"title_weight": 0.0}
+    return {"heads": heads}
+
+
 VARIANTS = {
     "default (early fusion)": {},
+    "without the title block": _without_title_block(),
     "text only": {"modalities": ["text"]},
     "image only": {"modalities": ["image"]},
     "late fusion": {"fusion": "late"},
@@ -60,6 +72,13 @@ def main() -> None:
     parser.add_argument("--catalogues", default=",".join(CATALOGUES))
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names from VARIANTS")
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the folds (and of the models); rows of a seed other than 0 are named '... [fold seed N]' "
+        "and compared with the default of the same seed",
+    )
     parser.add_argument("--keep", action="store_true", help="merge into the existing results (same configuration)")
     args = parser.parse_args()
     unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
@@ -72,7 +91,10 @@ def main() -> None:
         folder, level = CATALOGUES[name]
         catalog = load_catalog(DATASETS / folder)
         for variant in args.variants.split(","):
-            config = Config.model_validate(Config().model_dump() | {"level": level} | VARIANTS[variant])
+            config = Config.model_validate(
+                Config().model_dump() | {"level": level, "seed": args.seed} | VARIANTS[variant]
+            )
+            row_name = _row_name(variant, args.seed)
             # As `prodcat cv` does: single-modality variants are scored on the products that have it.
             frame = labelled_sample(catalog.frame, config, None)
             start = time.perf_counter()
@@ -94,8 +116,8 @@ def main() -> None:
                 else {}
             )
             row["fold_std"] = metrics["fold_std"]
-            _predictions_path(name, variant).parent.mkdir(parents=True, exist_ok=True)
-            result.predictions().to_csv(_predictions_path(name, variant), index=False)
+            _predictions_path(name, row_name).parent.mkdir(parents=True, exist_ok=True)
+            result.predictions().to_csv(_predictions_path(name, row_name), index=False)
             row |= {
                 "ece": metrics["calibration"]["ece"],
                 "automation_rate": metrics["decision"]["automation_rate"],
@@ -104,12 +126,22 @@ def main() -> None:
                 "levels": {lvl: m["accuracy"] for lvl, m in metrics["levels"].items()},
                 "by_modalities": metrics["by_modalities"],
             }
-            results.setdefault(name, {})[variant] = row
-            print(name, variant, json.dumps(row))
+            results.setdefault(name, {})[row_name] = row
+            print(name, row_name, json.dumps(row))
             out.write_text(json.dumps(results, indent=2))
     pairs = {name: compare_with_default(name, rows) for name, rows in results.items()}
     (RESULTS / "fusion_pairs.json").write_text(json.dumps(pairs, indent=2))
     write_markdown(results, pairs)
+
+
+def _row_name(variant: str, seed: int) -> str:
+    return variant if seed == 0 else f"{variant} [fold seed {seed}]"
+
+
+def _default_of(variant: str) -> str:
+    """The default row measured on the same folds as the row ``variant``."""
+    seed = re.search(r" \[fold seed (\d+)\]$", variant)
+    return _row_name(DEFAULT, int(seed.group(1)) if seed else 0)
 
 
 def _predictions_path(catalogue: str, variant: str) -> Path:
@@ -127,15 +159,16 @@ def _kept_predictions(catalogue: str, variant: str, row: dict) -> pd.DataFrame |
 
 
 def compare_with_default(catalogue: str, rows: dict[str, dict]) -> dict[str, dict]:
-    """Every variant with kept predictions against the default, paired on the products both scored
-    (and, where some products lack text, on those with text too)."""
-    default = _kept_predictions(catalogue, DEFAULT, rows[DEFAULT]) if DEFAULT in rows else None
-    if default is None:
-        return {}
+    """Every variant with kept predictions against the default of the same folds, paired on the
+    products both scored (and, where some products lack text, on those with text too)."""
     pairs = {}
     for variant, row in rows.items():
-        kept = None if variant == DEFAULT else _kept_predictions(catalogue, variant, row)
-        if kept is None:
+        default_name = _default_of(variant)
+        if variant == default_name or default_name not in rows:
+            continue
+        default = _kept_predictions(catalogue, default_name, rows[default_name])
+        kept = _kept_predictions(catalogue, variant, row)
+        if default is None or kept is None:
             continue
         both = default.merge(kept, on=["product_id", "category"])
         subsets = {"shared": np.ones(len(both), bool)}
@@ -180,13 +213,15 @@ def write_markdown(results: dict, pairs: dict) -> None:
             )
     lines += [
         "",
-        "All rows use the default configuration with one field changed, on the same folds (seed 0).",
+        "All rows use the default configuration with one field changed, on the same folds (seed 0; rows",
+        "marked '[fold seed N]' on other folds, to show how much the split alone moves a number).",
         "Single-modality rows are scored on the products that have that modality. Rows with a `command` or a",
         "`note` in `fusion.json` were measured outside this script (same folds): read them there. Rakuten is",
         "scored at its 27 product types; 'F1w, products with text' is its challenge-format subset (2,095).",
         "In brackets: 95% bootstrap interval over products (rows re-run since intervals were added).",
         "",
-        "Each variant minus the default, paired on the products both scored (same resamples, 95% interval;",
+        "Each variant minus the default of the same folds, paired on the products both scored (same resamples,",
+        "95% interval;",
         "'b better': share of resamples where the variant scores higher):",
         "",
         "| catalogue | variant | products | n | accuracy difference | F1 weighted difference | F1 macro difference "

