@@ -202,22 +202,27 @@ def write_markdown(results: dict, pairs: dict) -> None:
         "| auto-accepted | auto precision |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    notes: list[str] = []  # rows measured apart from the others, marked by their note's number
     for name, variants in results.items():
         for variant, r in variants.items():
+            if "note" in r and r["note"] not in notes:
+                notes.append(r["note"])
+            mark = f" ({notes.index(r['note']) + 1})" if "note" in r else ""
             lines.append(
-                f"| {name} | {variant} | {r['n']} | {r['accuracy']:.4f}{_interval(r, 'accuracy')} | "
+                f"| {name} | {variant}{mark} | {r['n']} | {r['accuracy']:.4f}{_interval(r, 'accuracy')} | "
                 f"{r['f1_weighted']:.4f}{_interval(r, 'f1_weighted')} | "
                 f"{_number(r['f1_weighted_with_text'])}{_interval(r, 'f1_weighted_with_text')} | "
                 f"{r['f1_macro']:.4f}{_interval(r, 'f1_macro')} | {r['ece']:.4f} | "
                 f"{r['automation_rate']:.1%} | {r['auto_precision']:.4f} |"
             )
+    lines += ["", *(f"({i}) {note}" for i, note in enumerate(notes, start=1))]
     lines += [
         "",
         "All rows use the default configuration with one field changed, on the same folds (seed 0; rows",
         "marked '[fold seed N]' on other folds, to show how much the split alone moves a number).",
-        "Single-modality rows are scored on the products that have that modality. Rows with a `command` or a",
-        "`note` in `fusion.json` were measured outside this script (same folds): read them there. Rakuten is",
-        "scored at its 27 product types; 'F1w, products with text' is its challenge-format subset (2,095).",
+        "Single-modality rows are scored on the products that have that modality; a number after a variant",
+        "points to its note under the table. Rakuten is scored at its 27 product types; 'F1w, products with",
+        "text' is its challenge-format subset (2,095).",
         "In brackets: 95% bootstrap interval over products (rows re-run since intervals were added).",
         "",
         "Each variant minus the default of the same folds, paired on the products both scored (same resamples,",

@@ -162,6 +162,15 @@ def test_cv_command_writes_metrics_per_level(fashion_dir, tmp_path):
         assert low < metrics[name] < high and high - low < 0.1
         fold_values = [fold[name] for fold in metrics["folds"]]
         assert metrics["fold_std"][name] == pytest.approx(np.std(fold_values))
+    # --seed draws another split (and sample) of the same catalogue, recorded in the report
+    assert metrics["config"]["seed"] == 0
+    other = tmp_path / "cv-seed1"
+    args = ["cv", str(fashion_dir), "--modalities", "text", "--level", "2", "--sample", "600", "--folds", "3"]
+    assert main([*args, "--seed", "1", "--report", str(other)]) == 0
+    assert json.loads((other / "metrics.json").read_text())["config"]["seed"] == 1
+    again = pd.read_csv(other / "predictions.csv")
+    shared = predictions.merge(again, on="product_id")
+    assert 0 < len(shared) < 600 or (shared["fold_x"] != shared["fold_y"]).any()
 
 
 def test_every_command_has_help_with_examples():

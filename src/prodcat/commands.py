@@ -103,10 +103,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
               prodcat cv ../shared/datasets/flipkart --report reports/flipkart-cv
               prodcat cv ../shared/datasets/rakuten --modalities text --folds 5 --report reports/rakuten-text
               prodcat cv ../shared/datasets/fashion --level 3 --report reports/fashion
+              prodcat cv ../shared/datasets/rakuten --seed 1 --report reports/rakuten-seed1
             """),
     )
     add_loader_arguments(cv)
     cv.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
+    cv.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the folds and models (default: the config's, 0): another split tells how much the "
+        "split alone moves a number",
+    )
     cv.add_argument("--report", required=True, help="report directory")
     _add_model_options(cv)
     cv.set_defaults(func=run_cv)
@@ -132,6 +139,8 @@ def build_config(args: argparse.Namespace, catalog: Catalog) -> Config:
         updates["level"] = None if args.level == 0 else args.level
     if args.fusion:
         updates["fusion"] = args.fusion
+    if getattr(args, "seed", None) is not None:  # cv only
+        updates["seed"] = args.seed
     return Config.model_validate(config.model_dump() | updates).for_format(catalog.format)
 
 
