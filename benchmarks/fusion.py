@@ -164,7 +164,8 @@ def compare_with_default(catalogue: str, rows: dict[str, dict]) -> dict[str, dic
     pairs = {}
     for variant, row in rows.items():
         default_name = _default_of(variant)
-        if variant == default_name or default_name not in rows:
+        # a row with a note was measured apart from this default (its note says how): not paired with it
+        if variant == default_name or default_name not in rows or "note" in row:
             continue
         default = _kept_predictions(catalogue, default_name, rows[default_name])
         kept = _kept_predictions(catalogue, variant, row)
