@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 
@@ -116,6 +115,7 @@ def main() -> None:
                 else {}
             )
             row["fold_std"] = metrics["fold_std"]
+            row["seed"] = args.seed
             _predictions_path(name, row_name).parent.mkdir(parents=True, exist_ok=True)
             result.predictions().to_csv(_predictions_path(name, row_name), index=False)
             row |= {
@@ -138,10 +138,9 @@ def _row_name(variant: str, seed: int) -> str:
     return variant if seed == 0 else f"{variant} [fold seed {seed}]"
 
 
-def _default_of(variant: str) -> str:
-    """The default row measured on the same folds as the row ``variant``."""
-    seed = re.search(r" \[fold seed (\d+)\]$", variant)
-    return _row_name(DEFAULT, int(seed.group(1)) if seed else 0)
+def _default_of(row: dict) -> str:
+    """The name of the default row measured on the same folds as ``row`` (rows without a seed: 0)."""
+    return _row_name(DEFAULT, row.get("seed", 0))
 
 
 def _predictions_path(catalogue: str, variant: str) -> Path:
@@ -163,7 +162,7 @@ def compare_with_default(catalogue: str, rows: dict[str, dict]) -> dict[str, dic
     products both scored (and, where some products lack text, on those with text too)."""
     pairs = {}
     for variant, row in rows.items():
-        default_name = _default_of(variant)
+        default_name = _default_of(row)
         # a row with a note was measured apart from this default (its note says how): not paired with it
         if variant == default_name or default_name not in rows or "note" in row:
             continue

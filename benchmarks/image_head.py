@@ -438,6 +438,7 @@ def run_photo_ocr() -> list[dict[str, Any]]:
     frame, y = labelled_photos("flipkart")
     embedding = normalize(signed_sqrt(make_extractor("effnet_lite0").transform(frame)))
     photo_text = PhotoText(max_side=640).transform(frame)
+    with_text = sum(bool(t) for t in photo_text)
     rows = []
     for weight in (0.0, 0.3, 0.5, 1.0):
         predicted = np.empty(len(y), dtype=object)
@@ -451,7 +452,7 @@ def run_photo_ocr() -> list[dict[str, Any]]:
             predicted[test] = model.predict(X[test])
         label = "" if not weight else f" + char TF-IDF of the photo's OCR text x{weight:g}"
         row = {"dataset": "flipkart", "features": f"effnet_lite0 pad 224{label}", "head": "sqrt+l2+svc_rbf C=30"}
-        row |= scores(y, predicted.astype(str)) | {"n": len(y), "photos_with_text": sum(bool(t) for t in photo_text)}
+        row |= scores(y, predicted.astype(str)) | {"n": len(y), "photos_with_text": with_text}
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows

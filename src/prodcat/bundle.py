@@ -31,8 +31,9 @@ import joblib
 import pandas as pd
 
 #: 2: early fusion keeps one model per modality group (`early_heads_`); 3: the one of a group read by a
-#: single head is that head; older bundles are refused
-FORMAT_VERSION = 3
+#: single head is that head; 4: the TF-IDF extractor has a title block (`title_weight`), which a pickled
+#: older extractor lacks; older bundles are refused
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.joblib"
 _LIBRARIES = ("prodcat", "numpy", "pandas", "scikit-learn", "scipy", "onnxruntime", "torch", "pillow")

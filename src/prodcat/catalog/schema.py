@@ -106,9 +106,14 @@ def modality_mask(frame: pd.DataFrame, modality: str) -> np.ndarray:
     raise ValueError(f"unknown modality {modality!r} (expected 'text' or 'image')")
 
 
+def product_titles(frame: pd.DataFrame) -> list[str]:
+    """Each product's raw title, ``""`` where it is missing."""
+    return ["" if is_missing(t) else str(t) for t in frame["title"].tolist()]
+
+
 def product_text(frame: pd.DataFrame) -> list[str]:
     """Title and description joined: the raw text every text extractor starts from."""
-    titles = ["" if is_missing(t) else str(t) for t in frame["title"].tolist()]
+    titles = product_titles(frame)
     descriptions = ["" if is_missing(d) else str(d) for d in frame["description"].tolist()]
     return [f"{t} . {d}" if d.strip() else t for t, d in zip(titles, descriptions, strict=True)]
 

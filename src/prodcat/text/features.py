@@ -16,7 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
-from prodcat.catalog.schema import is_missing, product_text
+from prodcat.catalog.schema import product_text, product_titles
 from prodcat.features.base import Extractor, register
 from prodcat.text.clean import TextNormalizer, clean_texts
 
@@ -288,7 +288,7 @@ class TfidfExtractor(Extractor):
 
     @staticmethod
     def _cleaned_titles(frame: pd.DataFrame) -> list[str]:
-        return clean_texts(["" if is_missing(t) else str(t) for t in frame["title"].tolist()])
+        return clean_texts(product_titles(frame))
 
     def _stack(self, parts: list[sp.spmatrix]) -> sp.csr_matrix:
         """``[word, char_weight * char]``, then ``title_weight * [title word, char_weight * title char]``."""
