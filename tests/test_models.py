@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from prodcat.config import Config, FeatureSpec, HeadConfig
+from prodcat.evaluate.cv import CVResult
 from prodcat.evaluate.metrics import (
     bootstrap_intervals,
     evaluate_predictions,
@@ -43,6 +44,28 @@ def test_precision_threshold_accepts_the_largest_set_meeting_the_target():
     assert policy.automation_rate_ == pytest.approx(0.5)
     assert policy.auto_precision_ == 1.0
     assert list(policy.decide(np.array([0.95, 0.85]))) == ["auto", "review"]
+
+
+def test_cv_automation_ceiling_is_the_best_threshold_on_the_held_out_scores():
+    # Held-out confidences 0.99 ... 0.6 (predicted "a"); the top three are right, the fourth wrong.
+    confidence = np.array([0.99, 0.95, 0.9, 0.8, 0.7, 0.6])
+    y_true = np.array(["a", "a", "a", "b", "a", "b"], dtype=object)
+    proba = np.column_stack([confidence, 1 - confidence])
+    # the policy fitted on the training folds was too cautious here: it accepted only the first
+    decision = np.array(["auto"] + ["review"] * 5, dtype=object)
+    result = CVResult(
+        np.array(["a", "b"], dtype=object),
+        y_true,
+        proba,
+        np.arange(6) % 2,
+        decision,
+        [["text"]] * 6,
+        np.arange(6),
+        target_precision=1.0,
+    )
+    d = result.metrics()["decision"]
+    assert d["automation_rate"] == pytest.approx(1 / 6)
+    assert d["automation_ceiling"] == pytest.approx(0.5)
 
 
 def test_precision_threshold_accepts_nothing_when_target_unreachable():

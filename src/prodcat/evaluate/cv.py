@@ -18,6 +18,7 @@ from prodcat.catalog.schema import category_at_level
 from prodcat.config import Config
 from prodcat.evaluate.metrics import HEADLINE_METRICS, evaluate_predictions, headline
 from prodcat.models.classifier import ProductClassifier
+from prodcat.models.decision import DecisionPolicy
 from prodcat.models.heads import align_proba, stratified_folds
 
 
@@ -32,6 +33,8 @@ class CVResult:
     decision: np.ndarray
     modalities_used: list[list[str]]
     product_id: np.ndarray
+    #: the precision the decision policy was asked for (:attr:`Config.target_precision`)
+    target_precision: float = 0.99
     fit_seconds: list[float] = field(default_factory=list)
     predict_seconds: list[float] = field(default_factory=list)
 
@@ -51,6 +54,10 @@ class CVResult:
             "automation_rate": float(auto.mean()),
             "auto_precision": float(correct[auto].mean()) if auto.any() else float("nan"),
             "n_auto": int(auto.sum()),
+            # The most that any one threshold on these held-out scores auto-accepts at the target
+            # precision (chosen knowing the answers, so not reachable in use): what the model's ranking
+            # of its own predictions allows, apart from how well the threshold was estimated.
+            "automation_ceiling": DecisionPolicy(self.target_precision).fit(self.confidence, correct).automation_rate_,
         }
         result["folds"] = [
             headline(self.y_true[self.fold == k], self.y_pred[self.fold == k]) | {"fold": int(k)}
@@ -98,7 +105,9 @@ def cross_validate(
     fold_of = np.zeros(len(y), dtype=int)
     decision = np.empty(len(y), dtype=object)
     used: list[list[str]] = [[] for _ in range(len(y))]
-    result = CVResult(classes, y, proba, fold_of, decision, used, frame["product_id"].to_numpy())
+    result = CVResult(
+        classes, y, proba, fold_of, decision, used, frame["product_id"].to_numpy(), config.target_precision
+    )
     for k, (train, test) in enumerate(
         tqdm(stratified_folds(y, folds, config.seed), desc="cv folds", disable=not progress)
     ):
