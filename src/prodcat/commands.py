@@ -186,7 +186,10 @@ def print_metrics(metrics: dict[str, Any], title: str) -> None:
         d = metrics["decision"]
         print(f"  auto-accepted {d['automation_rate']:.1%} at precision {d['auto_precision']:.4f}")
         if "automation_ceiling" in d:
-            print(f"  ceiling       {d['automation_ceiling']:.1%} (the best threshold on these held-out scores)")
+            print(
+                f"  auto ceiling  {d['automation_ceiling']:.1%} (the best single threshold on these held-out "
+                "scores, chosen knowing the answers)"
+            )
 
 
 # ---------------------------------------------------------------------------------------------- commands
