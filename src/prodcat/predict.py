@@ -15,7 +15,7 @@ import pandas as pd
 import sklearn
 
 from prodcat.bundle import load_bundle
-from prodcat.catalog.schema import is_missing
+from prodcat.catalog.schema import is_missing, strings_or_empty
 from prodcat.models.classifier import ProductClassifier
 
 
@@ -117,8 +117,8 @@ def normalise_input(frame: pd.DataFrame) -> pd.DataFrame:
     # built from plain lists: per-column pandas operations cost more than the work on the
     # one to a few rows of an API request, and are no faster on a large batch of objects
     columns = {name: frame[name].tolist() for name in frame.columns}
-    columns["title"] = ["" if is_missing(v) else str(v) for v in column("title")]
-    columns["description"] = ["" if is_missing(v) else str(v) for v in column("description")]
+    columns["title"] = strings_or_empty(column("title"))
+    columns["description"] = strings_or_empty(column("description"))
     columns["product_id"] = [str(i) if is_missing(v) or v == "" else str(v) for i, v in enumerate(column("product_id"))]
     columns["image"] = [None if is_missing(v) else v for v in column("image")]
     columns.setdefault("category", [None] * n)

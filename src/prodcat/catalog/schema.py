@@ -18,6 +18,7 @@ rows that could not be read cleanly (reported, never silently dropped).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,15 +107,20 @@ def modality_mask(frame: pd.DataFrame, modality: str) -> np.ndarray:
     raise ValueError(f"unknown modality {modality!r} (expected 'text' or 'image')")
 
 
+def strings_or_empty(values: Iterable[object]) -> list[str]:
+    """Each value as a string, ``""`` where it is missing (see :func:`is_missing`)."""
+    return ["" if is_missing(v) else str(v) for v in values]
+
+
 def product_titles(frame: pd.DataFrame) -> list[str]:
     """Each product's raw title, ``""`` where it is missing."""
-    return ["" if is_missing(t) else str(t) for t in frame["title"].tolist()]
+    return strings_or_empty(frame["title"].tolist())
 
 
 def product_text(frame: pd.DataFrame) -> list[str]:
     """Title and description joined: the raw text every text extractor starts from."""
     titles = product_titles(frame)
-    descriptions = ["" if is_missing(d) else str(d) for d in frame["description"].tolist()]
+    descriptions = strings_or_empty(frame["description"].tolist())
     return [f"{t} . {d}" if d.strip() else t for t, d in zip(titles, descriptions, strict=True)]
 
 
