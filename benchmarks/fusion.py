@@ -43,6 +43,8 @@ DEFAULT = "default (early fusion)"
 CATALOGUES = {"flipkart": ("flipkart", 1), "rakuten": ("rakuten", None), "fashion": ("fashion", 3)}
 #: configs/early-logreg.yaml
 EARLY_LOGREG = {"classifier": "logreg", "C": 20.0, "scale": False}
+#: the default early classifier, a member of configs/early-vote.yaml
+EARLY_NBSVM = {"classifier": "nbsvm", "C": 5.0, "scale": False}
 
 
 def _without_title_block() -> dict:
@@ -63,6 +65,10 @@ VARIANTS = {
     "auto (early or late by inner CV)": {"fusion": "auto"},
     "early by logistic regression": {"early": EARLY_LOGREG},
     "text only by logistic regression": {"modalities": ["text"], "early": EARLY_LOGREG},
+    "early by LinearSVC (previous default)": {"early": {"classifier": "linearsvc", "C": 5.0, "scale": False}},
+    "early by NB-SVM and logistic regression vote": {
+        "early": {"classifier": "vote", "members": [EARLY_NBSVM, EARLY_LOGREG]}
+    },
 }
 
 

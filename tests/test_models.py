@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from pydantic import ValidationError
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.svm import LinearSVC
 
-from prodcat.config import Config, FeatureSpec, HeadConfig
+from prodcat.config import ClassifierConfig, Config, FeatureSpec, HeadConfig
 from prodcat.evaluate.cv import CVResult
 from prodcat.evaluate.metrics import (
     bootstrap_intervals,
@@ -25,13 +27,16 @@ from prodcat.models.decision import DecisionPolicy, precision_threshold
 from prodcat.models.fusion import LateFusion, StackingFusion
 from prodcat.models.heads import (
     ModalityHead,
+    SoftVoteClassifier,
     align_proba,
     build_classifier,
     classifier_proba,
     out_of_fold_proba,
     signed_sqrt,
+    softmax,
     stratified_folds,
 )
+from prodcat.models.nbsvm import NBSVMClassifier
 
 
 def test_precision_threshold_accepts_the_largest_set_meeting_the_target():
@@ -287,6 +292,57 @@ def test_head_scale_options():
         _image_head(scale="minmax")
     sgd = build_classifier(_image_head(classifier="sgd", C=[1.0, 4.0], scale=False), dense=True, seed=0)
     assert sgd.param_grid == {"sgdclassifier__alpha": [1.0, 0.25]}
+
+
+def _words_and_an_embedding(seed: int = 0) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Three classes; column 0 a word only class "a" uses, column 1 one every product has,
+    columns 2-6 rarer noise words, column 7 a standardised (signed) embedding value."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(["a", "b", "c"], 40)
+    words = (rng.random((120, 5)) < 0.2).astype(float)
+    X = np.column_stack([y == "a", np.ones(120), words, rng.normal(size=120)])
+    return sp.csr_matrix(X), y
+
+
+def test_nbsvm_weighs_each_count_column_by_how_well_it_separates_the_class():
+    X, y = _words_and_an_embedding()
+    model = NBSVMClassifier(C=1.0, nb_weight=1.0).fit(X, y)
+    a = list(model.classes_).index("a")
+    assert model.scales_[a, 0] > 2 * model.scales_[a, 1]  # the telling word above the shared one
+    assert model.scales_[a, 2:7].mean() < model.scales_[a, 0]
+    np.testing.assert_array_equal(model.scales_[:, 7], 1.0)  # signed columns are left as they are
+    assert (model.predict(X[y == "a"]) == "a").all()
+    assert model.decision_function(X).shape == (120, 3)
+
+
+def test_nbsvm_without_nb_weight_is_one_linear_svm_per_class():
+    X, y = _words_and_an_embedding(seed=1)
+    model = NBSVMClassifier(C=0.5, nb_weight=0.0).fit(X, y)
+    for k, label in enumerate(model.classes_):
+        alone = LinearSVC(C=0.5, class_weight="balanced", random_state=0).fit(X, y == label)
+        np.testing.assert_allclose(model.decision_function(X)[:, k], alone.decision_function(X), atol=1e-6)
+    searched = build_classifier(_image_head(classifier="nbsvm", C=[0.5, 5.0], scale=False), dense=False, seed=0)
+    assert searched.fit(X, y).best_params_["nbsvmclassifier__C"] in (0.5, 5.0)
+
+
+def test_vote_averages_its_members_probabilities_with_sharpened_margins():
+    X, y = _words_and_an_embedding(seed=2)
+    config = ClassifierConfig(
+        classifier="vote",
+        members=[
+            {"classifier": "nbsvm", "C": 5.0, "scale": False},
+            {"classifier": "logreg", "C": 20.0, "scale": False},
+        ],
+    )
+    vote = build_classifier(config, dense=False, seed=0).fit(X, y)
+    assert isinstance(vote, SoftVoteClassifier)
+    nbsvm, logreg = vote.members_
+    expected = (softmax(3.0 * nbsvm.decision_function(X)) + logreg.predict_proba(X)) / 2
+    np.testing.assert_allclose(vote.predict_proba(X), expected)
+    assert (vote.predict(X) == vote.classes_[expected.argmax(axis=1)]).all()
+    for wrong in ({"classifier": "vote"}, {"classifier": "logreg", "members": config.members}):
+        with pytest.raises(ValidationError, match="members"):
+            ClassifierConfig.model_validate(wrong)
 
 
 def test_signed_sqrt_keeps_shape_and_sign():

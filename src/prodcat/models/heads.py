@@ -22,6 +22,7 @@ from sklearn.svm import SVC, LinearSVC
 
 from prodcat.config import ClassifierConfig, HeadConfig
 from prodcat.features.base import Extractor, make_extractor
+from prodcat.models.nbsvm import NBSVMClassifier
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
@@ -62,6 +63,30 @@ class PlattSVC(SVC):
             return super().fit(X, y, sample_weight=sample_weight)
 
 
+class SoftVoteClassifier(ClassifierMixin, BaseEstimator):
+    """Mean of the members' probabilities ``(n, n_classes)``, each member fitted on the same rows.
+
+    A member without probabilities (a linear SVM) contributes ``softmax(margin_scale * margins)``:
+    a hinge-loss margin of 1 is already a confident answer, so its margins are sharpened before
+    they are averaged with a logistic regression's probabilities (the vote is calibrated after).
+    """
+
+    def __init__(self, members: list[BaseEstimator], margin_scale: float = 3.0):
+        self.members = members
+        self.margin_scale = margin_scale
+
+    def fit(self, X: Any, y: Any) -> SoftVoteClassifier:
+        self.members_ = [clone(member).fit(X, y) for member in self.members]
+        self.classes_ = np.asarray(self.members_[0].classes_)
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return np.mean([classifier_proba(m, X, self.margin_scale) for m in self.members_], axis=0)
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
 #: folds of the inner CV that picks C when ``HeadConfig.C`` is a list
 C_SEARCH_FOLDS = 3
 
@@ -69,12 +94,16 @@ C_SEARCH_FOLDS = 3
 def build_classifier(config: ClassifierConfig, dense: bool, seed: int) -> BaseEstimator:
     """The supervised part of a head, from its config: normalisation, model, and (if
     ``config.C`` is a list) an inner CV choosing C."""
+    if config.classifier == "vote":
+        return SoftVoteClassifier([build_classifier(member, dense, seed) for member in config.members])
     candidates = config.C if isinstance(config.C, list) else [config.C]
     C = candidates[0]
     if config.classifier == "logreg":
         model: BaseEstimator = LogisticRegression(C=C, class_weight=config.class_weight, max_iter=2000)
     elif config.classifier == "linearsvc":
         model = LinearSVC(C=C, class_weight=config.class_weight, random_state=seed)
+    elif config.classifier == "nbsvm":
+        model = NBSVMClassifier(C=C, class_weight=config.class_weight, random_state=seed)
     elif config.classifier == "svc":
         model = PlattSVC(C=C, kernel="rbf", class_weight=config.class_weight, probability=True, random_state=seed)
     else:
@@ -153,8 +182,9 @@ class ModalityHead(ClassifierMixin, BaseEstimator):
         return self.predict_proba_matrix(self.features(frame))
 
 
-def classifier_proba(model: BaseEstimator, X: Any) -> np.ndarray:
-    """Probabilities from any fitted classifier; margins go through a softmax (calibrated later)."""
+def classifier_proba(model: BaseEstimator, X: Any, margin_scale: float = 1.0) -> np.ndarray:
+    """Probabilities from any fitted classifier; margins go through ``softmax(margin_scale * margins)``
+    (calibrated later)."""
     if hasattr(model, "predict_proba"):
         try:
             return np.asarray(model.predict_proba(X))
@@ -163,7 +193,7 @@ def classifier_proba(model: BaseEstimator, X: Any) -> np.ndarray:
     scores = np.asarray(model.decision_function(X))
     if scores.ndim == 1:  # binary
         scores = np.column_stack([-scores, scores])
-    return softmax(scores)
+    return softmax(margin_scale * scores)
 
 
 def align_proba(proba: np.ndarray, classes: np.ndarray, all_classes: np.ndarray, floor: float = 0.0) -> np.ndarray:
