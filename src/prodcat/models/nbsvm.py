@@ -24,12 +24,13 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
 
-def _presence_counts(X: Any, rows: np.ndarray) -> np.ndarray:
-    """``(n_columns,)`` number of ``rows`` (bool mask) with a positive value in each column."""
-    part = X[rows]
-    if sp.issparse(part):
-        return np.asarray((part > 0).sum(axis=0)).ravel().astype(float)
-    return (part > 0).sum(axis=0).astype(float)
+def _presence_counts(X: Any, y: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """``(n_classes, n_columns)``: per class, how many of its rows have a positive value in each column."""
+    rows_of_class = sp.csr_matrix(
+        (np.ones(len(y)), (np.searchsorted(classes, y), np.arange(len(y)))), shape=(len(classes), len(y))
+    )
+    counts = rows_of_class @ (X > 0).astype(float)  # one pass over X for every class
+    return counts.toarray() if sp.issparse(counts) else np.asarray(counts)
 
 
 def _column_min(X: Any) -> np.ndarray:
@@ -61,15 +62,16 @@ class NBSVMClassifier(ClassifierMixin, BaseEstimator):
         count_like = _column_min(X) >= 0
         self.scales_ = np.ones((len(self.classes_), X.shape[1]))
         self.estimators_: list[LinearSVC] = []
+        counts = _presence_counts(X, y, self.classes_)
+        total = counts.sum(axis=0)
         for k, label in enumerate(self.classes_):
-            positive = y == label
-            p = 1.0 + _presence_counts(X, positive)
-            q = 1.0 + _presence_counts(X, ~positive)
+            p = 1.0 + counts[k]
+            q = 1.0 + total - counts[k]
             ratio = np.abs(np.log((p / p.sum()) / (q / q.sum())))[count_like]
             if ratio.size and ratio.mean() > 0:
                 self.scales_[k, count_like] = (1 - self.nb_weight) + self.nb_weight * ratio / ratio.mean()
             model = LinearSVC(C=self.C, class_weight=self.class_weight, random_state=self.random_state)
-            self.estimators_.append(model.fit(self._scaled(X, k), positive.astype(int)))
+            self.estimators_.append(model.fit(self._scaled(X, k), (y == label).astype(int)))
         return self
 
     def _scaled(self, X: Any, k: int) -> Any:
