@@ -46,3 +46,14 @@ def fashion_dir() -> Path:
 @pytest.fixture(scope="session")
 def rakuten_en_dir() -> Path:
     return dataset_dir("rakuten_en_translated")
+
+
+@pytest.fixture(scope="session")
+def flipkart_bundle(flipkart_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real text+image model trained through the CLI on a stratified sample of 300 Flipkart products,
+    shared by every test that needs a trained bundle (training it is the slow part)."""
+    from prodcat.cli import main
+
+    out = tmp_path_factory.mktemp("bundle") / "flipkart"
+    assert main(["train", str(flipkart_dir), "--out", str(out), "--sample", "300"]) == 0
+    return out

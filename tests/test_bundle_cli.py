@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -54,14 +53,6 @@ def test_bundle_refuses_modified_extra_or_missing_files(tmp_path):
         verify_bundle(out)
     with pytest.raises(BundleError, match="not a prodcat model bundle"):
         verify_bundle(tmp_path)
-
-
-@pytest.fixture(scope="module")
-def flipkart_bundle(flipkart_dir, tmp_path_factory) -> Path:
-    """A real text+image model trained through the CLI on a stratified sample of Flipkart."""
-    out = tmp_path_factory.mktemp("bundle") / "flipkart"
-    assert main(["train", str(flipkart_dir), "--out", str(out), "--sample", "300"]) == 0
-    return out
 
 
 def test_train_writes_a_verified_bundle_with_honest_metrics(flipkart_bundle):
