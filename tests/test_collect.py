@@ -80,9 +80,9 @@ def search_requests(httpserver: HTTPServer) -> list[int]:
     return [int(request.args["page"]) for request, _ in httpserver.log if request.path == "/cgi/search.pl"]
 
 
-def run(httpserver: HTTPServer, out: Path, *options: str) -> int:
+def run(httpserver: HTTPServer, out: Path, *options: str, query: str = "champagne") -> int:
     base = httpserver.url_for("/")
-    return main(["collect", "--query", "champagne", "--out", str(out), "--base-url", base, "--page-size",
+    return main(["collect", "--query", query, "--out", str(out), "--base-url", base, "--page-size",
                  str(PAGE_SIZE), *FAST, *options])  # fmt: skip
 
 
@@ -182,9 +182,12 @@ def test_collect_pages_until_max_products_and_writes_a_loadable_catalogue(httpse
 
 
 def test_collect_stops_when_the_results_are_exhausted(httpserver, tmp_path):
-    serve_search(httpserver, search_pages(CHAMPAGNES))
-    assert run(httpserver, tmp_path) == 0
+    pages = search_pages(CHAMPAGNES)
+    pages[2]["count"] = str(len(CHAMPAGNES))  # older API versions send the count as a string
+    serve_search(httpserver, pages)
+    assert run(httpserver, tmp_path, query="crémant d'Alsace") == 0
     assert search_requests(httpserver) == [1, 2, 3]  # count = 9 = 3 pages: no 4th request
+    assert {request.args["search_terms"] for request, _ in httpserver.log} == {"crémant d'Alsace"}
     assert len(pd.read_csv(tmp_path / "products.csv", dtype=str)) == len(CHAMPAGNES) - 2
     assert json.loads((tmp_path / "collect.json").read_text())["stopped_by"] == "exhausted"
 
@@ -204,6 +207,15 @@ def test_rate_limited_answer_is_retried_and_a_failing_page_stops_cleanly(httpser
     assert len(pd.read_csv(tmp_path / "products.csv", dtype=str)) == 3  # page 1 is kept
     report = json.loads((tmp_path / "collect.json").read_text())
     assert report["stopped_by"] == "error" and "HTTP 500" in report["fatal_error"]
+
+
+def test_an_api_repeating_the_same_page_is_not_followed_forever(httpserver, tmp_path):
+    same_page = {"products": CHAMPAGNES[:PAGE_SIZE]}  # and no count: the end is unknown
+    serve_search(httpserver, {n: same_page for n in range(1, 100)})
+    assert run(httpserver, tmp_path) == 0
+    assert search_requests(httpserver) == [1, 2]
+    report = json.loads((tmp_path / "collect.json").read_text())
+    assert report["counts"]["products"] == PAGE_SIZE and "ignore paging" in report["errors"][-1]["message"]
 
 
 def test_a_page_that_is_not_json_is_an_error_naming_the_page(httpserver, tmp_path, capsys):
@@ -259,6 +271,22 @@ def test_photos_are_checked_and_bad_ones_reported_then_resume_fetches_nothing_tw
     rerun = json.loads((tmp_path / "collect.json").read_text())["counts"]
     assert rerun["pages_from_cache"] == 2 and rerun.get("pages_fetched", 0) == 0 and rerun["photos_from_cache"] == 1
     assert load_catalog(tmp_path / "products.csv").frame.equals(catalog.frame)
+
+
+def test_photos_above_the_size_limit_are_refused_while_downloading(httpserver, tmp_path):
+    photo = jpeg_bytes(256)
+    httpserver.expect_request("/images/large.jpg").respond_with_data(photo, content_type="image/jpeg")
+    serve_search(
+        httpserver,
+        search_pages([off_record("1", "Large photo", image_front_url=httpserver.url_for("/images/large.jpg"))]),
+    )
+    client = HttpClient("test", 1000.0, retries=0)
+    collector = OpenFoodFactsCollector(httpserver.url_for("/"))
+    report = collect(collector, "champagne", tmp_path, client, image_client=client, max_image_bytes=len(photo) - 1)
+    assert [(e["product_id"], e["field"]) for e in report.errors] == [("1", "image")]
+    assert f"larger than the limit of {len(photo) - 1} bytes" in report.errors[0]["message"]
+    assert load_catalog(tmp_path / "products.csv").frame["image"].isna().all()
+    assert not list((tmp_path / "images").iterdir())
 
 
 def test_resume_after_a_failure_continues_from_the_failed_page(httpserver, tmp_path):

@@ -147,6 +147,7 @@ def _collect_products(
             if page.total is not None:
                 report.total_matching = page.total
                 progress.total = min(page.total, limit)
+            known_before = len(products)
             for index, record in enumerate(page.records, start=1):
                 counts["records"] += 1
                 try:
@@ -167,6 +168,11 @@ def _collect_products(
                 page.total <= number * page_size if page.total is not None else len(page.records) < page_size
             )
             if last_page:
+                break
+            if len(products) == known_before and len(page.records) == page_size:
+                # a whole page of products seen already: the API ignores the page number; stop instead of looping
+                message = "a full page of products already collected (the API seems to ignore paging); stopped"
+                report.errors.append({"page": number, "field": "page", "message": message})
                 break
     counts["pages_fetched"] = pages.fetched
     counts["pages_from_cache"] = pages.reused
