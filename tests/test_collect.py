@@ -356,3 +356,16 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_retries_back_off_from_the_first_one():
+    from urllib3.util.retry import RequestHistory
+
+    from prodcat.collect.http import _LoggedRetry
+
+    retry = _LoggedRetry(total=5, backoff_factor=1.5, backoff_max=60.0)
+    waits = []
+    for _ in range(4):
+        retry = retry.new(history=(*retry.history, RequestHistory("GET", "/", None, 429, None)))
+        waits.append(retry.get_backoff_time())
+    assert waits == [1.5, 3.0, 6.0, 12.0]  # urllib3 alone: 0, 3, 6, 12

@@ -84,7 +84,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=_number(float, zero_allowed=True),
         default=1.0,
         metavar="S",
-        help="retries wait 0, 2S, 4S... s, or the server's Retry-After (default %(default)s)",
+        help="retries wait S, 2S, 4S... s, or the server's Retry-After (default %(default)s)",
     )
     parser.add_argument(
         "--timeout",

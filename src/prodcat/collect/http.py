@@ -69,8 +69,12 @@ class RateLimiter:
 
 
 class _LoggedRetry(Retry):
-    """urllib3's ``Retry``, logging each retry in one short line (urllib3's own warning repeats the whole
-    query string and is silenced by ``prodcat collect``)."""
+    """urllib3's ``Retry``, waiting before the first retry too, and logging each retry in one short line
+    (urllib3's own warning repeats the whole query string and is silenced by ``prodcat collect``)."""
+
+    def get_backoff_time(self) -> float:
+        # urllib3 retries the first failure at once: impolite to an API that has just answered 429
+        return max(super().get_backoff_time(), min(self.backoff_factor, self.backoff_max)) if self.history else 0.0
 
     def increment(
         self,
@@ -95,8 +99,8 @@ class HttpClient:
         user_agent: sent with every request; public APIs ask for the application name and a contact.
         requests_per_second: the most requests started per second (a retry is spaced by its backoff instead).
         retries: attempts after the first on a retryable status, read timeout or connection error.
-        backoff: seconds; consecutive retries wait 0, ``2 * backoff``, ``4 * backoff``... (at most 60 s), or
-            what the server's ``Retry-After`` says.
+        backoff: seconds; consecutive retries wait ``backoff``, ``2 * backoff``, ``4 * backoff``... (at most
+            60 s), or what the server's ``Retry-After`` says.
         timeout: seconds to wait for the connection and then for each read.
         proxy: an HTTP(S) proxy URL every request goes through.
     """
