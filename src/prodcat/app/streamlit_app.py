@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -124,7 +125,7 @@ def data_page(frame: pd.DataFrame | None, issues: list[str], model_level: int | 
     )
 
 
-def model_page(manifest: dict) -> None:
+def model_page(manifest: dict[str, Any]) -> None:
     st.header("Model")
     st.table(views.model_overview(manifest))
     metrics = manifest.get("metrics") or {}
