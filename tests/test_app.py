@@ -176,6 +176,10 @@ def test_confusion_and_label_noise_candidates(flipkart_frame):
     assert shown["product_id"].tolist() == [ids[0], ids[1]]
     assert len(views.filter_predictions(table, categories=["Watches"])) == 3
     assert views.agreement(table.drop(columns="given")) is None
+    photos = views.with_photos(noise, views.thumbnail_uri, ("product_id", "given", "fold"))
+    assert list(photos.columns) == ["photo", "product_id", "given"]
+    assert photos["photo"].iat[0].startswith("data:image/jpeg")
+    assert views.with_photos(noise.drop(columns="image"), views.thumbnail_uri, ("given",))["photo"].isna().all()
 
 
 def test_predict_sample_in_chunks_reports_progress(flipkart_bundle, flipkart_frame):
@@ -285,6 +289,9 @@ def test_predictions_page_browses_a_csv_and_predicts_a_sample(app, flipkart_bund
     assert metrics_of(test)["products"] == "8"
     confusion = next(d.value for d in test.dataframe if d.value.index.name == "given")
     assert confusion.to_numpy().sum() == 8
+    noise = test.dataframe[-1].value
+    assert list(noise.columns[:2]) == ["photo", "product_id"]
+    assert (noise["given"] != noise["predicted"]).all()
 
 
 def test_app_reports_a_bad_bundle_and_a_bad_catalogue(app, flipkart_bundle, tmp_path):

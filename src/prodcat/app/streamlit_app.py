@@ -25,6 +25,8 @@ from prodcat.predict import Predictor
 #: products per page of the Data page's grid (each row decodes one photo thumbnail)
 GRID_PAGE_SIZE = 20
 ANY = "(any)"
+#: label-noise candidates listed (each row decodes one photo thumbnail)
+NOISE_ROWS = 50
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -276,7 +278,16 @@ def predictions_page(
     min_confidence = st.slider(
         "Least confidence", 0.0, 1.0, round(predictor.threshold, 2), 0.01, key="noise_confidence"
     )
-    st.dataframe(views.confident_disagreements(shown, min_confidence), hide_index=True)
+    noise = views.confident_disagreements(shown, min_confidence)
+    st.caption(f"{len(noise)} products; the {min(len(noise), NOISE_ROWS)} most confident with their photo.")
+    st.dataframe(
+        views.with_photos(
+            noise.head(NOISE_ROWS), thumbnail, ("product_id", "title", "given", "predicted", "confidence", "decision")
+        ),
+        hide_index=True,
+        row_height=80,
+        column_config={"photo": st.column_config.ImageColumn("photo", width="small")},
+    )
 
 
 # ---------------------------------------------------------------------------------------------- layout

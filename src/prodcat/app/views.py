@@ -137,6 +137,11 @@ def thumbnail_uri(source: ImageSource, side: int = THUMBNAIL_SIDE) -> str | None
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def photo_column(paths: Iterable[object], thumbnail: Callable[[str], str | None]) -> list[str | None]:
+    """``thumbnail(path)`` for each photo path, None where a product has no photo."""
+    return [thumbnail(path) if isinstance(path, str) and path else None for path in paths]
+
+
 def product_grid(
     frame: pd.DataFrame, level: int | None, thumbnail: Callable[[str], str | None], description_chars: int = 160
 ) -> pd.DataFrame:
@@ -144,7 +149,7 @@ def product_grid(
     None), ``product_id``, ``title``, ``category`` at ``level``, and the start of the ``description``."""
     return pd.DataFrame(
         {
-            "photo": [None if path is None else thumbnail(path) for path in frame["image"]],
+            "photo": photo_column(frame["image"], thumbnail),
             "product_id": frame["product_id"].to_numpy(),
             "title": strings_or_empty(frame["title"]),
             "category": categories_at(frame, level).to_numpy(),
@@ -285,13 +290,18 @@ def predict_sample(
 
 
 def attach_catalogue(table: pd.DataFrame, frame: pd.DataFrame, level: int | None) -> pd.DataFrame:
-    """Predictions with each product's ``title`` and, unless the table has its own, its ``given`` category
-    cut to the model's ``level`` (missing for products absent from the catalogue or unlabelled)."""
+    """Predictions with each product's ``title``, ``image`` path and, unless the table has its own, its
+    ``given`` category cut to the model's ``level`` (missing for products absent from the catalogue or
+    unlabelled)."""
     known = pd.DataFrame(
-        {"product_id": frame["product_id"].astype(str), "title": strings_or_empty(frame["title"])}
+        {
+            "product_id": frame["product_id"].astype(str),
+            "title": strings_or_empty(frame["title"]),
+            "image": frame["image"].to_numpy(),
+        }
         | ({} if "given" in table else {"given": labels_at(frame, level).to_numpy()})
     )
-    return table.drop(columns=["title"], errors="ignore").merge(known, on="product_id", how="left")
+    return table.drop(columns=["title", "image"], errors="ignore").merge(known, on="product_id", how="left")
 
 
 def filter_predictions(
@@ -325,6 +335,14 @@ def confusion_table(table: pd.DataFrame) -> pd.DataFrame:
     """Products per given category (rows) and predicted category (columns), on the labelled rows."""
     labelled = labelled_rows(table)
     return pd.crosstab(labelled["given"], labelled["predicted"]).rename_axis(index="given", columns="predicted")
+
+
+def with_photos(table: pd.DataFrame, thumbnail: Callable[[str], str | None], columns: Iterable[str]) -> pd.DataFrame:
+    """A ``photo`` column of thumbnails (None without an ``image`` path), then those of ``columns`` the
+    table has."""
+    view = table[[c for c in columns if c in table]].copy()
+    view.insert(0, "photo", photo_column(table["image"], thumbnail) if "image" in table else None)
+    return view
 
 
 def confident_disagreements(table: pd.DataFrame, min_confidence: float) -> pd.DataFrame:
