@@ -62,6 +62,9 @@ def streamlit_command(args: argparse.Namespace) -> list[str]:
         "true",
         "--browser.gatherUsageStats",
         "false",
+        # the menu a viewer needs, without the developer's "Deploy" and re-run buttons
+        "--client.toolbarMode",
+        "viewer",
         "--",
         *app_arguments,
     ]

@@ -25,6 +25,8 @@ from prodcat.predict import Predictor
 #: products per page of the Data page's grid (each row decodes one photo thumbnail)
 GRID_PAGE_SIZE = 20
 ANY = "(any)"
+#: columns of the predictions tables, in this order (those a table has)
+PREDICTION_COLUMNS = ("product_id", "title", "given", "predicted", "confidence", "decision", "modalities_used", "top_k")
 #: label-noise candidates listed (each row decodes one photo thumbnail)
 NOISE_ROWS = 50
 
@@ -95,7 +97,7 @@ def data_page(frame: pd.DataFrame | None, issues: list[str], model_level: int | 
 
     balance = views.class_balance(frame, level)
     st.subheader("Class balance")
-    st.bar_chart(balance, horizontal=True, x_label="products", y_label="")
+    st.bar_chart(balance, horizontal=True, x_label="", y_label="products")
 
     st.subheader("Text length (characters)")
     lengths = views.text_lengths(frame)
@@ -122,6 +124,7 @@ def data_page(frame: pd.DataFrame | None, issues: list[str], model_level: int | 
     st.dataframe(
         views.product_grid(shown, level, thumbnail),
         hide_index=True,
+        height="content",
         row_height=80,
         column_config={"photo": st.column_config.ImageColumn("photo", width="small")},
     )
@@ -158,7 +161,7 @@ def model_page(manifest: dict[str, Any]) -> None:
     per_class = views.per_class_table(metrics)
     if not per_class.empty:
         st.subheader("Per category")
-        st.bar_chart(per_class["f1"], horizontal=True, x_label="F1", y_label="")
+        st.bar_chart(per_class["f1"], horizontal=True, x_label="", y_label="F1")
         st.dataframe(per_class.round(4))
 
     reliability = views.reliability_table(metrics)
@@ -219,7 +222,7 @@ def predict_page(predictor: Predictor) -> None:
     else:
         st.warning(f"Sent to review: confidence below the threshold {predictor.threshold:.3f}.")
     top = views.top_k_table(prediction)
-    st.bar_chart(top, horizontal=True, sort=False, x_label="probability", y_label="")
+    st.bar_chart(top, horizontal=True, sort=False, x_label="", y_label="probability")
     st.dataframe(top.round(4))
 
 
@@ -268,7 +271,7 @@ def predictions_page(
     columns[1].metric("auto-accepted", percent((shown["decision"] == "auto").mean()) if len(shown) else "–")
     agreement = views.agreement(shown)
     columns[2].metric("agree with the given category", "–" if agreement is None else percent(agreement))
-    st.dataframe(shown, hide_index=True)
+    st.dataframe(shown, hide_index=True, column_order=[c for c in PREDICTION_COLUMNS if c in shown])
 
     if agreement is None:
         return
@@ -281,10 +284,9 @@ def predictions_page(
     noise = views.confident_disagreements(shown, min_confidence)
     st.caption(f"{len(noise)} products; the {min(len(noise), NOISE_ROWS)} most confident with their photo.")
     st.dataframe(
-        views.with_photos(
-            noise.head(NOISE_ROWS), thumbnail, ("product_id", "title", "given", "predicted", "confidence", "decision")
-        ),
+        views.with_photos(noise.head(NOISE_ROWS), thumbnail, PREDICTION_COLUMNS),
         hide_index=True,
+        height="content",
         row_height=80,
         column_config={"photo": st.column_config.ImageColumn("photo", width="small")},
     )
