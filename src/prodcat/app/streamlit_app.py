@@ -202,12 +202,12 @@ def predict_page(predictor: Predictor) -> None:
         return
     image = None
     if photo is not None:
+        image = photo.getvalue()
         try:
-            preview = views.check_photo(photo.getvalue(), photo.name)
+            preview = views.check_photo(image, photo.name)
         except ValueError as exc:
             st.error(f"Photo refused: {exc}")
             return
-        image = photo.getvalue()
         st.image(preview, width=200)
     if not title.strip() and not description.strip() and image is None:
         st.warning("Type a title or a description, or upload a photo.")
@@ -227,7 +227,11 @@ def predict_page(predictor: Predictor) -> None:
 
 
 def predictions_page(
-    predictor: Predictor, frame: pd.DataFrame | None, model_level: int | None, predictions_path: str | None
+    predictor: Predictor,
+    catalogue: str,
+    frame: pd.DataFrame | None,
+    model_level: int | None,
+    predictions_path: str | None,
 ) -> None:
     st.header("Predictions")
     source = st.radio(
@@ -251,11 +255,14 @@ def predictions_page(
         size = st.number_input("Products", 1, len(frame), min(200, len(frame)), key="sample_size")
         if st.button("Predict the sample", key="predict_sample"):
             bar = st.progress(0.0, text="predicting…")
-            st.session_state["sample_predictions"] = views.predict_sample(
+            predicted = views.predict_sample(
                 predictor, frame, int(size), on_progress=lambda done: bar.progress(done, text="predicting…")
             )
+            st.session_state["sample_predictions"] = (catalogue, predicted)
             bar.empty()
-        table = st.session_state.get("sample_predictions")
+        # kept across reruns, but only shown beside the catalogue it was drawn from
+        predicted_from, predicted = st.session_state.get("sample_predictions", (None, None))
+        table = predicted if predicted_from == catalogue else None
     if table is None:
         return
     if frame is not None:
@@ -321,7 +328,7 @@ def main() -> None:
     elif page == "Predict":
         predict_page(predictor)
     else:
-        predictions_page(predictor, frame, model_level, args.predictions)
+        predictions_page(predictor, data_path, frame, model_level, args.predictions)
 
 
 main()
