@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch is pinned in pyproject.toml (torch==2.13.0, the CPU build); install it first so nothing pulls CUDA.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,app]'
 	touch $@
 
 demo: $(VENV)/.installed

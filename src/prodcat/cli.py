@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "prodcat.explore.command",
     "prodcat.serve.command",
     "prodcat.collect.command",
+    "prodcat.app.command",
 )
 
 

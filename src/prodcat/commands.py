@@ -9,6 +9,7 @@ import os
 import sys
 import tempfile
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -243,8 +244,18 @@ def _load_predictor(path: str) -> Any:
         return None
 
 
-def predict_catalog(predictor: Any, frame: pd.DataFrame, chunk_size: int, top_k: int = 5) -> pd.DataFrame:
-    """Predictions for every row of ``frame``, in chunks (bounded memory), as the ``predict`` CSV table."""
+def predict_catalog(
+    predictor: Any,
+    frame: pd.DataFrame,
+    chunk_size: int,
+    top_k: int = 5,
+    on_chunk: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Predictions for every row of ``frame``, in chunks (bounded memory), as the ``predict`` CSV table.
+
+    ``on_chunk``, if given, is called after each chunk with the number of products predicted so far
+    (the web app's progress bar).
+    """
     rows = []
     for start in tqdm(range(0, len(frame), chunk_size), desc="predict", unit="chunk"):
         for p in predictor.predict(frame.iloc[start : start + chunk_size], top_k=top_k):
@@ -258,6 +269,8 @@ def predict_catalog(predictor: Any, frame: pd.DataFrame, chunk_size: int, top_k:
                     "modalities_used": ",".join(p.modalities_used),
                 }
             )
+        if on_chunk is not None:
+            on_chunk(len(rows))
     return pd.DataFrame(rows, columns=["product_id", "category", "confidence", "decision", "top_k", "modalities_used"])
 
 

@@ -1,0 +1,353 @@
+"""What each page of the web app shows, as plain functions on frames and manifests (no Streamlit here).
+
+The Streamlit script (:mod:`prodcat.app.streamlit_app`) only lays these results out, so everything
+that can be wrong is tested without a browser. Frames are canonical catalogue frames
+(:mod:`prodcat.catalog.schema`); manifests are a bundle's ``manifest.json`` as a dict.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from prodcat.catalog.schema import category_at_level, depth, has_image, strings_or_empty
+from prodcat.commands import predict_catalog
+from prodcat.image.decode import ImageDecodeError, ImageSource, load_image
+from prodcat.predict import Prediction, Predictor
+from prodcat.serve.settings import ServeSettings
+
+#: the category shown for products without one
+UNLABELLED = "(unlabelled)"
+#: photos uploaded on the Predict page are refused beyond the REST API's default limits
+MAX_UPLOAD_BYTES: int = ServeSettings.model_fields["max_image_bytes"].default
+MAX_UPLOAD_PIXELS: int = ServeSettings.model_fields["max_pixels"].default
+#: longest side of the photo previews and grid thumbnails, in pixels
+PREVIEW_SIDE = 256
+THUMBNAIL_SIDE = 96
+
+
+# ---------------------------------------------------------------------------------------------- Data page
+@dataclass(frozen=True)
+class CatalogueSummary:
+    """Size and completeness of a catalogue; shares are fractions of all products (0-1)."""
+
+    products: int
+    labelled: int
+    #: distinct categories among the labelled products, at the level asked for
+    categories: int
+    #: deepest category path (number of levels)
+    depth: int
+    without_photo: float
+    without_title: float
+    without_description: float
+
+
+def catalogue_summary(frame: pd.DataFrame, level: int | None) -> CatalogueSummary:
+    """Counts and missing-field shares of a canonical frame; ``level`` truncates category paths (None: full)."""
+    labelled = frame["category"].dropna()
+    n = len(frame)
+
+    def share_blank(column: str) -> float:
+        blank = sum(not text.strip() for text in strings_or_empty(frame[column]))
+        return blank / n if n else 0.0
+
+    return CatalogueSummary(
+        products=n,
+        labelled=len(labelled),
+        categories=len(set(category_at_level(labelled, level))),
+        depth=depth(labelled),
+        without_photo=float((~has_image(frame)).mean()) if n else 0.0,
+        without_title=share_blank("title"),
+        without_description=share_blank("description"),
+    )
+
+
+def labels_at(frame: pd.DataFrame, level: int | None) -> pd.Series:
+    """Each product's category cut to ``level`` levels, missing (NaN) where it has none; shape ``(n,)``."""
+    labelled = frame["category"].notna()
+    labels = pd.Series(np.nan, index=frame.index, dtype=object)
+    labels[labelled] = category_at_level(frame.loc[labelled, "category"], level)
+    return labels
+
+
+def categories_at(frame: pd.DataFrame, level: int | None) -> pd.Series:
+    """Each product's category cut to ``level`` levels, :data:`UNLABELLED` where it has none; shape ``(n,)``."""
+    return labels_at(frame, level).fillna(UNLABELLED)
+
+
+def class_balance(frame: pd.DataFrame, level: int | None) -> pd.Series:
+    """Products per category at ``level``, most frequent first (unlabelled products counted as one group)."""
+    return categories_at(frame, level).value_counts().rename("products").rename_axis("category")
+
+
+def text_lengths(frame: pd.DataFrame) -> pd.DataFrame:
+    """Characters in each product's ``title`` and ``description`` (0 when missing), shape ``(n, 2)``."""
+    return pd.DataFrame(
+        {column: [len(text) for text in strings_or_empty(frame[column])] for column in ("title", "description")},
+        index=frame.index,
+    )
+
+
+def length_histogram(lengths: pd.Series, bins: int = 20) -> pd.Series:
+    """Products per length bin: indexed by the bin's lower edge in characters (numeric, so charts keep
+    the order), ``bins`` equal-width bins from 0 to the longest text."""
+    longest = int(lengths.max()) if len(lengths) else 0
+    counts, edges = np.histogram(lengths.to_numpy(), bins=bins, range=(0, max(longest, 1)))
+    return pd.Series(counts, index=pd.Index(edges[:-1].round().astype(int), name="characters"), name="products")
+
+
+def filter_catalogue(
+    frame: pd.DataFrame,
+    level: int | None,
+    category: str | None = None,
+    query: str = "",
+    photo: bool | None = None,
+) -> pd.DataFrame:
+    """The products in ``category`` (at ``level``; None: all) whose title or description contains ``query``
+    (case-insensitive, literal), with (``photo=True``) or without (``False``) a photo, or either (None)."""
+    keep = np.ones(len(frame), dtype=bool)
+    if category is not None:
+        keep &= (categories_at(frame, level) == category).to_numpy()
+    if query.strip():
+        needle = query.strip().casefold()
+        texts = zip(strings_or_empty(frame["title"]), strings_or_empty(frame["description"]), strict=True)
+        keep &= np.fromiter((needle in f"{t}\n{d}".casefold() for t, d in texts), dtype=bool, count=len(frame))
+    if photo is not None:
+        keep &= has_image(frame) == photo
+    return frame[keep]
+
+
+def thumbnail_uri(source: ImageSource, side: int = THUMBNAIL_SIDE) -> str | None:
+    """A product photo as a ``data:image/jpeg`` URI at most ``side`` pixels on its longest side, for an
+    image column of a table; None when it cannot be decoded (the grid shows an empty cell)."""
+    try:
+        image = load_image(source, max_side=side)
+    except ImageDecodeError:
+        return None
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def photo_column(paths: Iterable[object], thumbnail: Callable[[str], str | None]) -> list[str | None]:
+    """``thumbnail(path)`` for each photo path, None where a product has no photo."""
+    return [thumbnail(path) if isinstance(path, str) and path else None for path in paths]
+
+
+def product_grid(
+    frame: pd.DataFrame, level: int | None, thumbnail: Callable[[str], str | None], description_chars: int = 160
+) -> pd.DataFrame:
+    """One row per product for the browsing grid: ``photo`` (a thumbnail URI from ``thumbnail(path)``, or
+    None), ``product_id``, ``title``, ``category`` at ``level``, and the start of the ``description``."""
+    return pd.DataFrame(
+        {
+            "photo": photo_column(frame["image"], thumbnail),
+            "product_id": frame["product_id"].to_numpy(),
+            "title": strings_or_empty(frame["title"]),
+            "category": categories_at(frame, level).to_numpy(),
+            "description": [_shorten(d, description_chars) for d in strings_or_empty(frame["description"])],
+        }
+    )
+
+
+def _shorten(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[: chars - 1].rstrip() + "…"
+
+
+# ---------------------------------------------------------------------------------------------- Model page
+def model_overview(manifest: dict[str, Any]) -> pd.Series:
+    """The bundle's identity and training set-up, one readable value per field."""
+    config = manifest.get("config", {})
+    fields = {
+        "version": manifest.get("version"),
+        "created": manifest.get("created"),
+        "trained on": f"{manifest['n_train']} products" if "n_train" in manifest else None,
+        "categories": len(manifest.get("labels", [])),
+        "category level": config.get("level") or "full path",
+        "modalities": ", ".join(manifest.get("modalities", [])),
+        "heads": ", ".join(manifest.get("heads", [])),
+        "fusion": manifest.get("fusion", config.get("fusion")),
+        "calibration": config.get("calibration"),
+        "target precision": config.get("target_precision"),
+        "metrics estimated by": manifest.get("metrics", {}).get("estimated_by"),
+        "training data fingerprint": manifest.get("data_fingerprint"),
+    }
+    return pd.Series({k: str(v) for k, v in fields.items() if v not in (None, "")}, name="value", dtype=object)
+
+
+def headline_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    """Accuracy and F1 scores with their 95% bootstrap intervals: index metric, columns value, low, high."""
+    intervals = metrics.get("intervals", {})
+    rows = {
+        name: [metrics[name], *intervals.get(name, (np.nan, np.nan))]
+        for name in ("accuracy", "f1_weighted", "f1_macro")
+        if name in metrics
+    }
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["value", "low", "high"]).rename_axis("metric")
+
+
+def per_class_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    """Precision, recall, F1 and support per category, weakest F1 first (empty when not recorded)."""
+    table = pd.DataFrame.from_dict(metrics.get("per_class", {}), orient="index")
+    if table.empty:
+        return pd.DataFrame(columns=["precision", "recall", "f1", "support"])
+    return table[["precision", "recall", "f1", "support"]].sort_values("f1").rename_axis("category")
+
+
+def levels_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    """Headline metrics per hierarchy level (index level 1, 2, ...); empty for flat categories."""
+    return pd.DataFrame.from_dict(metrics.get("levels", {}), orient="index").rename_axis("level")
+
+
+def reliability_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    """The reliability diagram's points: per confidence bin its ``lower``/``upper`` edges, mean
+    ``confidence``, ``accuracy``, product ``count`` and ``gap`` = accuracy - confidence
+    (negative: over-confident). Empty when the manifest has no calibration record."""
+    bins = metrics.get("calibration", {}).get("bins", [])
+    table = pd.DataFrame(bins, columns=["lower", "upper", "confidence", "accuracy", "count"])
+    return table.assign(gap=table["accuracy"] - table["confidence"])
+
+
+# ---------------------------------------------------------------------------------------------- Predict page
+def check_photo(data: bytes, name: str) -> Image.Image:
+    """A preview (at most :data:`PREVIEW_SIDE` px) of an uploaded photo, checked with the REST API's limits.
+
+    Raises:
+        ValueError: naming the file and the reason (empty, too large, not an image, corrupt, too many pixels).
+    """
+    try:
+        return load_image(data, max_side=PREVIEW_SIDE, max_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_UPLOAD_PIXELS)
+    except ImageDecodeError as exc:
+        raise ValueError(f"{name}: {exc.reason}") from exc
+
+
+def top_k_table(prediction: Prediction) -> pd.Series:
+    """The prediction's most probable categories and their probabilities (0-1), most probable first."""
+    return pd.Series(
+        {entry["category"]: entry["probability"] for entry in prediction.top_k}, name="probability"
+    ).rename_axis("category")
+
+
+# ---------------------------------------------------------------------------------------------- Predictions page
+class PredictionsFormatError(ValueError):
+    """A predictions table the app cannot read: the message names the file, the columns or the products."""
+
+
+def normalise_predictions(table: pd.DataFrame, source: str = "predictions") -> pd.DataFrame:
+    """A ``prodcat predict`` CSV (``category`` = the prediction) or a ``prodcat cv`` ``predictions.csv``
+    (``category`` = the given label, ``predicted``) as one shape: ``product_id, predicted, confidence,
+    decision`` and, when known, ``given``; other columns are kept.
+
+    Raises:
+        PredictionsFormatError: a required column is missing or a confidence is not a number in [0, 1].
+    """
+    table = table.rename(columns={"category": "given"} if "predicted" in table else {"category": "predicted"})
+    missing = [c for c in ("product_id", "predicted", "confidence", "decision") if c not in table]
+    if missing:
+        raise PredictionsFormatError(
+            f"{source}: missing column(s) {', '.join(missing)}; expected the output of `prodcat predict` "
+            "(product_id, category, confidence, decision, ...) or a `prodcat cv` predictions.csv"
+        )
+    confidence = pd.to_numeric(table["confidence"], errors="coerce")
+    bad = ~confidence.between(0, 1)
+    if bad.any():
+        ids = ", ".join(table.loc[bad, "product_id"].astype(str).head(5))
+        raise PredictionsFormatError(f"{source}: {bad.sum()} confidence(s) not a number in [0, 1] (products {ids})")
+    return table.assign(product_id=table["product_id"].astype(str), confidence=confidence)
+
+
+def read_predictions(source: str | Path | IO[bytes], name: str | None = None) -> pd.DataFrame:
+    """Read and :func:`normalise_predictions` a predictions CSV (a path or an uploaded file)."""
+    name = name or str(source)
+    try:
+        table = pd.read_csv(source, dtype={"product_id": str, "category": str, "predicted": str})
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise PredictionsFormatError(f"{name}: not a readable CSV ({exc})") from exc
+    return normalise_predictions(table, name)
+
+
+def predict_sample(
+    predictor: Predictor,
+    frame: pd.DataFrame,
+    size: int,
+    chunk_size: int = 64,
+    seed: int = 0,
+    on_progress: Callable[[float], None] | None = None,
+) -> pd.DataFrame:
+    """Predict ``size`` products drawn at random from ``frame`` (all of them if fewer), ``chunk_size`` at a
+    time; ``on_progress`` gets the fraction done (0-1) after each chunk. Returns the normalised table."""
+    sample = frame.sample(n=min(size, len(frame)), random_state=seed)
+    report = None if on_progress is None else (lambda done: on_progress(done / len(sample)))
+    return normalise_predictions(predict_catalog(predictor, sample, chunk_size, on_chunk=report), "sample")
+
+
+def attach_catalogue(table: pd.DataFrame, frame: pd.DataFrame, level: int | None) -> pd.DataFrame:
+    """Predictions with each product's ``title``, ``image`` path and, unless the table has its own, its
+    ``given`` category cut to the model's ``level`` (missing for products absent from the catalogue or
+    unlabelled)."""
+    known = pd.DataFrame(
+        {
+            "product_id": frame["product_id"].astype(str),
+            "title": strings_or_empty(frame["title"]),
+            "image": frame["image"].to_numpy(),
+        }
+        | ({} if "given" in table else {"given": labels_at(frame, level).to_numpy()})
+    )
+    return table.drop(columns=["title", "image"], errors="ignore").merge(known, on="product_id", how="left")
+
+
+def filter_predictions(
+    table: pd.DataFrame,
+    decisions: Iterable[str] = (),
+    categories: Iterable[str] = (),
+    confidence: tuple[float, float] = (0.0, 1.0),
+) -> pd.DataFrame:
+    """Rows whose decision is in ``decisions`` and predicted category in ``categories`` (empty: any), and
+    whose confidence lies in the closed ``confidence`` range."""
+    keep = table["confidence"].between(*confidence)
+    if decisions := list(decisions):
+        keep &= table["decision"].isin(decisions)
+    if categories := list(categories):
+        keep &= table["predicted"].isin(categories)
+    return table[keep]
+
+
+def labelled_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The predictions whose product has a given category."""
+    return table[table["given"].notna()] if "given" in table else table.iloc[0:0]
+
+
+def agreement(table: pd.DataFrame) -> float | None:
+    """Share (0-1) of labelled products whose prediction equals the given category; None without labels."""
+    labelled = labelled_rows(table)
+    return float((labelled["given"] == labelled["predicted"]).mean()) if len(labelled) else None
+
+
+def confusion_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Products per given category (rows) and predicted category (columns), on the labelled rows."""
+    labelled = labelled_rows(table)
+    return pd.crosstab(labelled["given"], labelled["predicted"]).rename_axis(index="given", columns="predicted")
+
+
+def with_photos(table: pd.DataFrame, thumbnail: Callable[[str], str | None], columns: Iterable[str]) -> pd.DataFrame:
+    """A ``photo`` column of thumbnails (None without an ``image`` path), then those of ``columns`` the
+    table has."""
+    view = table[[c for c in columns if c in table]].copy()
+    view.insert(0, "photo", photo_column(table["image"], thumbnail) if "image" in table else None)
+    return view
+
+
+def confident_disagreements(table: pd.DataFrame, min_confidence: float) -> pd.DataFrame:
+    """Label-noise candidates: labelled products predicted as another category with confidence at least
+    ``min_confidence``, most confident first."""
+    labelled = labelled_rows(table)
+    wrong = labelled[(labelled["given"] != labelled["predicted"]) & (labelled["confidence"] >= min_confidence)]
+    return wrong.sort_values("confidence", ascending=False)

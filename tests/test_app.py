@@ -1,0 +1,358 @@
+"""The web app: its pure helpers on the real Flipkart catalogue and bundle, each page rendered headless by
+Streamlit's AppTest, the ``prodcat app`` command, and a real server answering HTTP."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from prodcat.app import views
+from prodcat.app.command import SCRIPT, streamlit_command
+from prodcat.bundle import read_manifest
+from prodcat.catalog.loaders import load_catalog
+from prodcat.cli import build_parser, main
+from prodcat.commands import predict_catalog
+from prodcat.predict import Predictor
+
+#: every run of the app script may load the model and its encoders on first use
+RUN_TIMEOUT_S = 120
+
+
+@pytest.fixture(scope="module")
+def flipkart_frame(flipkart_dir: Path) -> pd.DataFrame:
+    return load_catalog(flipkart_dir).frame
+
+
+@pytest.fixture(scope="module")
+def manifest(flipkart_bundle: Path) -> dict:
+    return read_manifest(flipkart_bundle)
+
+
+def jpeg_bytes(size: tuple[int, int] = (64, 48)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, "navy").save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------- Data helpers
+def test_catalogue_summary_counts_the_real_flipkart_sample(flipkart_frame):
+    summary = views.catalogue_summary(flipkart_frame, level=1)
+    assert (summary.products, summary.labelled, summary.categories) == (900, 900, 7)
+    assert summary.depth > 2  # Flipkart's category tree is deep
+    assert summary.without_photo == pytest.approx(3 / 900)  # the three products the datasets README lists
+    assert summary.without_title == 0.0
+    assert views.catalogue_summary(flipkart_frame, level=2).categories > 7
+
+
+def test_class_balance_counts_every_product_and_groups_the_unlabelled(flipkart_frame):
+    balance = views.class_balance(flipkart_frame, level=1)
+    assert balance.sum() == 900 and len(balance) == 7
+    assert list(balance) == sorted(balance, reverse=True)
+    frame = pd.DataFrame({"category": ["A > x", "A > y", None, "B > z"]})
+    assert views.class_balance(frame, 1).to_dict() == {"A": 2, views.UNLABELLED: 1, "B": 1}
+
+
+def test_text_length_histogram_holds_every_product(flipkart_frame):
+    lengths = views.text_lengths(flipkart_frame)
+    assert lengths.shape == (900, 2)
+    assert lengths["title"].iat[0] == len(flipkart_frame["title"].iat[0])
+    histogram = views.length_histogram(lengths["description"], bins=10)
+    assert histogram.sum() == 900 and len(histogram) == 10
+    assert histogram.index[0] == 0 and histogram.index.is_monotonic_increasing
+    assert histogram.iat[-1] >= 1  # the longest description lands in the last bin
+    assert views.length_histogram(pd.Series([], dtype=int)).sum() == 0
+
+
+def test_filter_catalogue_by_category_text_and_photo(flipkart_frame):
+    watches = views.filter_catalogue(flipkart_frame, 1, category="Watches")
+    assert len(watches) == views.class_balance(flipkart_frame, 1)["Watches"]
+    found = views.filter_catalogue(flipkart_frame, 1, query="  WRIST watch ")
+    assert len(found) > 0
+    assert all("wrist watch" in f"{t}\n{d}".lower() for t, d in zip(found["title"], found["description"], strict=True))
+    assert len(views.filter_catalogue(flipkart_frame, 1, photo=False)) == 3
+    assert len(views.filter_catalogue(flipkart_frame, 1, category="Watches", photo=True, query="watch")) <= len(watches)
+
+
+def test_thumbnails_and_grid_rows(flipkart_frame, tmp_path):
+    rows = flipkart_frame.head(3)
+    uri = views.thumbnail_uri(rows["image"].iat[0])
+    assert uri is not None and uri.startswith("data:image/jpeg;base64,")
+    thumbnail = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    assert max(thumbnail.size) == views.THUMBNAIL_SIDE
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    assert views.thumbnail_uri(tmp_path / "notes.jpg") is None
+    grid = views.product_grid(rows, 1, views.thumbnail_uri, description_chars=40)
+    assert list(grid.columns) == ["photo", "product_id", "title", "category", "description"]
+    assert grid["photo"].str.startswith("data:image/jpeg").all()
+    assert (grid["description"].str.len() <= 40).all()
+    assert grid["category"].isin(views.class_balance(flipkart_frame, 1).index).all()
+
+
+# ---------------------------------------------------------------------------------------------- Model helpers
+def test_model_tables_from_the_bundle_manifest(manifest):
+    metrics = manifest["metrics"]
+    headline = views.headline_table(metrics)
+    assert list(headline.index) == ["accuracy", "f1_weighted", "f1_macro"]
+    assert ((headline["low"] <= headline["value"]) & (headline["value"] <= headline["high"])).all()
+    per_class = views.per_class_table(metrics)
+    assert sorted(per_class.index) == manifest["labels"]
+    assert per_class["f1"].is_monotonic_increasing and per_class["support"].sum() == metrics["n"]
+    reliability = views.reliability_table(metrics)
+    assert reliability["count"].sum() == metrics["n"]
+    np.testing.assert_allclose(reliability["gap"], reliability["accuracy"] - reliability["confidence"])
+    overview = views.model_overview(manifest)
+    assert overview["trained on"] == "300 products" and overview["categories"] == "7"
+    assert views.per_class_table({}).empty and views.reliability_table({}).empty and views.levels_table({}).empty
+
+
+# ---------------------------------------------------------------------------------------------- Predict helpers
+def test_check_photo_accepts_images_and_names_the_file_otherwise():
+    assert views.check_photo(jpeg_bytes((1000, 500)), "a.jpg").size == (views.PREVIEW_SIDE, views.PREVIEW_SIDE // 2)
+    with pytest.raises(ValueError, match=r"notes\.jpg: not an image"):
+        views.check_photo(b"hello, I am text", "notes.jpg")
+    with pytest.raises(ValueError, match=r"big\.png: .*exceeds the limit"):
+        views.check_photo(b"\x89PNG\r\n\x1a\n" + bytes(views.MAX_UPLOAD_BYTES), "big.png")
+    with pytest.raises(ValueError, match=r"empty\.jpg: empty file"):
+        views.check_photo(b"", "empty.jpg")
+
+
+# ---------------------------------------------------------------------------------------------- Predictions helpers
+def test_predictions_tables_of_predict_and_cv_read_as_one_shape(tmp_path):
+    predict_csv = tmp_path / "preds.csv"
+    predict_csv.write_text("product_id,category,confidence,decision\n007,Watches,0.9,auto\n")
+    table = views.read_predictions(predict_csv)
+    assert table.loc[0, ["product_id", "predicted"]].tolist() == ["007", "Watches"]  # ids keep their leading zeros
+    cv = pd.DataFrame({"product_id": ["1"], "category": ["Baby Care"], "predicted": ["Watches"]})
+    cv = views.normalise_predictions(cv.assign(confidence=0.5, decision="review"))
+    assert cv.loc[0, ["given", "predicted"]].tolist() == ["Baby Care", "Watches"]
+    with pytest.raises(views.PredictionsFormatError, match=r"odd\.csv: missing column\(s\) confidence, decision"):
+        views.normalise_predictions(pd.DataFrame({"product_id": ["1"], "category": ["x"]}), "odd.csv")
+    bad = pd.DataFrame({"product_id": ["p1", "p2"], "category": "x", "confidence": [0.5, "high"], "decision": "auto"})
+    with pytest.raises(views.PredictionsFormatError, match=r"1 confidence\(s\) .* \(products p2\)"):
+        views.normalise_predictions(bad)
+    (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(views.PredictionsFormatError, match=r"binary\.csv: not a readable CSV"):
+        views.read_predictions(tmp_path / "binary.csv")
+
+
+def test_confusion_and_label_noise_candidates(flipkart_frame):
+    frame = flipkart_frame.head(4)
+    ids = frame["product_id"].tolist()
+    given = views.categories_at(frame, 1).tolist()
+    table = views.normalise_predictions(
+        pd.DataFrame(
+            {
+                "product_id": [*ids, "not-in-catalogue"],
+                "category": [given[0], "Watches", "Watches", given[3], "Watches"],
+                "confidence": [0.99, 0.97, 0.40, 0.80, 0.95],
+                "decision": ["auto", "auto", "review", "review", "auto"],
+            }
+        )
+    )
+    assert "Watches" not in given[1:3]  # the two disagreements below are real ones
+    table = views.attach_catalogue(table, frame, level=1)
+    assert table["title"].iat[0] == frame["title"].iat[0] and pd.isna(table["given"].iat[4])
+    assert views.agreement(table) == 0.5
+    confusion = views.confusion_table(table)
+    assert confusion.to_numpy().sum() == 4 and confusion.loc[given[1], "Watches"] >= 1
+    noise = views.confident_disagreements(table, min_confidence=0.9)
+    assert noise["product_id"].tolist() == [ids[1]]
+    assert views.confident_disagreements(table, 0.0)["product_id"].tolist() == [ids[1], ids[2]]
+    shown = views.filter_predictions(table, decisions=["auto"], confidence=(0.96, 1.0))
+    assert shown["product_id"].tolist() == [ids[0], ids[1]]
+    assert len(views.filter_predictions(table, categories=["Watches"])) == 3
+    assert views.agreement(table.drop(columns="given")) is None
+    photos = views.with_photos(noise, views.thumbnail_uri, ("product_id", "given", "fold"))
+    assert list(photos.columns) == ["photo", "product_id", "given"]
+    assert photos["photo"].iat[0].startswith("data:image/jpeg")
+    assert views.with_photos(noise.drop(columns="image"), views.thumbnail_uri, ("given",))["photo"].isna().all()
+
+
+def test_predict_sample_in_chunks_reports_progress(flipkart_bundle, flipkart_frame):
+    progress: list[float] = []
+    table = views.predict_sample(
+        Predictor.load(flipkart_bundle), flipkart_frame, 10, chunk_size=4, on_progress=progress.append
+    )
+    assert len(table) == 10 and table["product_id"].is_unique
+    assert progress == pytest.approx([0.4, 0.8, 1.0])
+    assert table["predicted"].isin(read_manifest(flipkart_bundle)["labels"]).all()
+
+
+# ---------------------------------------------------------------------------------------------- the app, headless
+@pytest.fixture
+def app(flipkart_bundle, flipkart_dir, monkeypatch):
+    """A function starting the app script as ``streamlit run`` would, with these arguments after ``--``."""
+
+    def start(*arguments: str) -> AppTest:
+        monkeypatch.setattr(sys, "argv", [str(SCRIPT), *arguments])
+        test = AppTest.from_file(str(SCRIPT), default_timeout=RUN_TIMEOUT_S)
+        test.run()
+        assert not test.exception, [e.value for e in test.exception]
+        return test
+
+    return start
+
+
+def go_to(test: AppTest, page: str) -> AppTest:
+    test.sidebar.radio(key="page").set_value(page).run()
+    assert not test.exception, [e.value for e in test.exception]
+    return test
+
+
+def metrics_of(test: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in test.metric}
+
+
+def test_data_page_shows_the_catalogue_and_a_grid_of_photos(app, flipkart_bundle, flipkart_dir):
+    test = app(str(flipkart_bundle), "--data", str(flipkart_dir))
+    shown = metrics_of(test)
+    assert shown["products"] == "900" and shown["categories (level 1)"] == "7" and shown["without photo"] == "0.3%"
+    grid = test.dataframe[-1].value
+    assert len(grid) == 20 and grid["photo"].str.startswith("data:image/jpeg").all()
+    test.selectbox(key="data_category").set_value("Watches").run()
+    grid = test.dataframe[-1].value
+    assert set(grid["category"]) == {"Watches"}
+    test.selectbox(key="data_category").set_value("(any)").run()
+    test.radio(key="data_photo").set_value("without").run()
+    grid = test.dataframe[-1].value
+    assert len(grid) == 3 and grid["photo"].isna().all()
+
+
+def test_model_page_shows_the_manifest(app, flipkart_bundle, manifest):
+    test = go_to(app(str(flipkart_bundle)), "Model")
+    shown = metrics_of(test)
+    assert shown["decision threshold"] == f"{manifest['metrics']['decision']['threshold']:.3f}"
+    assert shown["ECE (0 = calibrated)"] == f"{manifest['metrics']['calibration']['ece']:.3f}"
+    per_class = next(d.value for d in test.dataframe if "f1" in d.value.columns and "support" in d.value.columns)
+    assert sorted(per_class.index) == manifest["labels"]
+    assert [s.value for s in test.subheader] == [
+        "Metrics recorded at training",
+        "Decision and calibration",
+        "Per category",
+        "Reliability diagram",
+    ]
+
+
+def test_predict_page_answers_from_the_bundle_and_refuses_a_non_image(app, flipkart_bundle, manifest):
+    test = go_to(app(str(flipkart_bundle)), "Predict")
+    test.button[0].click().run()
+    assert [w.value for w in test.warning] == ["Type a title or a description, or upload a photo."]
+    test.text_input(key="predict_title").input("Titan Neo analog wrist watch for men, stainless steel strap")
+    test.button[0].click().run()
+    shown = metrics_of(test)
+    assert shown["category"] == "Watches" and shown["category"] in manifest["labels"]
+    assert shown["from"] == "text"
+    assert len(test.success) + len(test.warning) == 1  # the decision, auto or review
+    test.file_uploader(key="predict_photo").set_value(("watch.jpg", b"%PDF-1.4 not a photo", "image/jpeg"))
+    test.button[0].click().run()
+    assert not test.exception
+    assert [e.value for e in test.error] == [
+        "Photo refused: watch.jpg: not an image (content looks like text); expected JPEG, PNG, GIF, BMP, TIFF or WebP"
+    ]
+    assert "category" not in metrics_of(test)
+    test.file_uploader(key="predict_photo").set_value(("watch.jpg", jpeg_bytes(), "image/jpeg"))
+    test.button[0].click().run()
+    assert metrics_of(test)["from"] == "text + image" and not test.error
+
+
+def test_predictions_page_browses_a_csv_and_predicts_a_sample(app, flipkart_bundle, flipkart_dir, tmp_path):
+    catalogue = load_catalog(flipkart_dir).frame
+    csv = tmp_path / "preds.csv"
+    predict_catalog(Predictor.load(flipkart_bundle), catalogue.head(12), chunk_size=12).to_csv(csv, index=False)
+    test = go_to(app(str(flipkart_bundle), "--data", str(flipkart_dir), "--predictions", str(csv)), "Predictions")
+    assert metrics_of(test)["products"] == "12"
+    assert test.subheader[0].value.startswith("Given (rows)")  # the catalogue's labels are attached
+    test.multiselect(key="filter_decision").select("review").run()
+    table = pd.read_csv(csv)
+    assert metrics_of(test)["products"] == str((table["decision"] == "review").sum())
+
+    test.radio(key="predictions_source").set_value("Predict a sample of the catalogue").run()
+    test.number_input(key="sample_size").set_value(8).run()
+    test.button(key="predict_sample").click().run()
+    assert not test.exception
+    assert int(metrics_of(test)["products"]) <= 8  # the "review" filter is still on
+    test.multiselect(key="filter_decision").set_value([]).run()
+    assert metrics_of(test)["products"] == "8"
+    confusion = next(d.value for d in test.dataframe if d.value.index.name == "given")
+    assert confusion.to_numpy().sum() == 8
+    noise = test.dataframe[-1].value
+    assert list(noise.columns[:2]) == ["photo", "product_id"]
+    assert (noise["given"] != noise["predicted"]).all()
+
+
+def test_app_reports_a_bad_bundle_and_a_bad_catalogue(app, flipkart_bundle, tmp_path):
+    assert "not a prodcat model bundle" in app(str(tmp_path)).error[0].value
+    test = app(str(flipkart_bundle), "--data", str(tmp_path / "missing.csv"))
+    assert "no such file or folder" in test.sidebar.error[0].value
+    assert test.info[0].value.startswith("Give a catalogue")
+
+
+# ---------------------------------------------------------------------------------------------- the command
+def test_app_command_help_and_its_streamlit_line(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["app", "--help"])
+    assert exit_info.value.code == 0
+    assert "--predictions" in capsys.readouterr().out
+    args = build_parser().parse_args(["app", "models/x", "--data", "cat.csv", "--port", "8600"])
+    line = streamlit_command(args)
+    assert line[1:5] == ["-m", "streamlit", "run", str(SCRIPT)]
+    assert line[line.index("--server.port") + 1] == "8600" and line[line.index("--server.address") + 1] == "127.0.0.1"
+    assert line[line.index("--") + 1 :] == [str(Path("models/x").resolve()), "--data", str(Path("cat.csv").resolve())]
+    assert main(["app", str(tmp_path)]) == 2
+    assert "not a prodcat model bundle" in capsys.readouterr().err
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_prodcat_app_serves_http(flipkart_bundle, flipkart_dir):
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "prodcat.cli",
+            "app",
+            str(flipkart_bundle),
+            "--data",
+            str(flipkart_dir),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: stopping it stops the streamlit child too
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, server.stdout.read().decode()
+                assert time.monotonic() < deadline, "the app did not answer within 60 s"
+                time.sleep(0.25)
+        assert (health.status_code, health.text) == (200, "ok")
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+        assert page.status_code == 200 and "<title>Streamlit</title>" in page.text
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)
