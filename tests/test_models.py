@@ -460,12 +460,23 @@ def test_early_fusion_predicts_real_photo_only_products_with_the_image_head(raku
     np.testing.assert_allclose(result.proba, expected)
 
 
-def test_early_fusion_answers_a_few_photo_only_products_with_the_main_model():
-    y, text, image, masks = _text_and_photo_only(10)
+@pytest.mark.parametrize("n_photo_only", [0, 10])
+def test_early_fusion_gives_photo_only_products_a_photo_model_however_few_trained_on(n_photo_only):
+    """With fewer than MIN_OWN_MODEL_PRODUCTS photo-only training products (none in Flipkart), they
+    still get the image head, calibrated on the out-of-fold scores of every product with a photo."""
+    from prodcat.models.classifier import MIN_OWN_MODEL_PRODUCTS
+
+    assert n_photo_only < MIN_OWN_MODEL_PRODUCTS
+    y, text, image, masks = _text_and_photo_only(n_photo_only)
     y[~masks["text"]] = "c"
     model, oof = _early_fit(y, text, image, masks)
-    assert model.early_modalities_ == ["text"]
-    assert (oof[~masks["text"]].argmax(axis=1) == 2).mean() > 0.5  # learnt, not the uniform prior
+    assert model.early_modalities_ == ["text", "image"]
+    assert model.early_heads_["image"] is model.heads_["image"]
+    alone = out_of_fold_proba(ModalityHead(_image_head()), image, y[masks["image"]], model.classes_, folds=3, seed=0)
+    expected = TemperatureScaler().fit(alone, np.searchsorted(model.classes_, y[masks["image"]]))
+    np.testing.assert_allclose(model.early_calibrators_["image"].temperature_, expected.temperature_)
+    if n_photo_only:
+        assert (oof[~masks["text"]].argmax(axis=1) == 2).mean() > 0.5  # learnt, not the uniform prior
 
 
 def test_early_fusion_calibrates_each_model_on_the_rows_it_answers():

@@ -45,8 +45,8 @@ from prodcat.text.clean import main_language
 
 log = logging.getLogger(__name__)
 MODALITIES = ("text", "image")
-#: training products lacking the earlier modalities that early fusion needs before it gives them
-#: their own model (fewer are answered by the main one, as if their missing blocks were zeros)
+#: training products lacking the earlier modalities (photo-only ones) that early fusion needs to
+#: calibrate their model on them alone; with fewer, it is calibrated on every product it reads
 MIN_OWN_MODEL_PRODUCTS = 30
 
 
@@ -229,27 +229,26 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     ) -> np.ndarray:
         """Linear models on the heads' features side by side (zeros where a head cannot speak).
 
-        One model on every block answers the products with text; when at least
-        :data:`MIN_OWN_MODEL_PRODUCTS` training products lack text, those (and new ones like them) get
-        their own model, on the image blocks of every product with a photo. In a catalogue with
-        many photo-only products (Rakuten: 40%) one model for all let those rows pull the shared
+        One model on every block answers the products with text; products without text get their
+        own model, on the image blocks of every product with a photo — even when no training
+        product lacks text (Flipkart): a photo-only product given to the main model, its text
+        blocks zeros, was right 61% of the time against 88% for the photo model (held-out
+        Flipkart, benchmarks/results/robustness_flipkart.json). In a catalogue with many
+        photo-only products (Rakuten: 40%) one model for all let those rows pull the shared
         class weights and intercepts: it cost 2 points of weighted F1 on the products with text.
         When a single head reads those blocks, their model is that head, with its own classifier
         on its own features: nothing is left to fuse, and the image head's RBF SVC beats the
         early LinearSVC on standardised CNN features (Rakuten photo-only products: weighted F1
-        0.430 vs 0.370). With several models, each is calibrated on the rows it answers before
-        the final calibration. ``head_probas``: the heads' out-of-fold probabilities, when
-        :meth:`_fit_head_probas` has already computed them (and fitted the heads), for such a model
-        to reuse.
+        0.430 vs 0.370). Each model is calibrated before the final calibration, on the rows it
+        answers, or on every row it reads (out-of-fold) when fewer than
+        :data:`MIN_OWN_MODEL_PRODUCTS` training products are left to it. ``head_probas``: the
+        heads' out-of-fold probabilities, when :meth:`_fit_head_probas` has already computed them
+        (and fitted the heads), for such a model to reuse.
         """
         self.early_scalers_ = {}
         design = self._early_design(matrices, masks, fit=True)
         has = self._modality_masks(masks)
-        self.early_modalities_ = [self.modalities_[0]] + [
-            m
-            for i, m in enumerate(self.modalities_[1:], start=1)
-            if (has[m] & ~np.logical_or.reduce([has[e] for e in self.modalities_[:i]])).sum() >= MIN_OWN_MODEL_PRODUCTS
-        ]
+        self.early_modalities_ = list(self.modalities_)
         self.early_heads_: dict[str, ModalityHead] = {}
         self.early_calibrators_: dict[str, BaseEstimator] = {}
         oof = np.tile(self.prior_, (len(y), 1))
@@ -259,21 +258,23 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             own = self._early_own_head(modality)
             if own and head_probas is not None:  # the head is fitted and its out-of-fold scores are there
                 self.early_heads_[modality] = self.heads_[own]
-                oof[answered] = head_probas[own][answered]
+                proba = head_probas[own][rows]
             else:
                 head = self.heads_[own] if own else self._new_early_model(modality, config)
                 X = self._early_input(modality, columns, rows, design, matrices, masks)
                 proba = out_of_fold_proba(head, X, y[rows], self.classes_, config.inner_folds, config.seed)
-                oof[answered] = proba[answered[rows]]
                 self.early_heads_[modality] = head.fit_matrix(X, y[rows])
             if len(serves) > 1:
                 # One temperature for a LinearSVC's softmaxed margins and an SVC's Platt probabilities
-                # fits neither: each model is first calibrated on the rows it answers.
-                calibrator = make_calibrator(config.calibration)
-                self.early_calibrators_[modality] = calibrator.fit(
-                    oof[answered], np.searchsorted(self.classes_, y[answered])
+                # fits neither: each model is first calibrated on the rows it answers (all it reads
+                # when too few are left to it).
+                own_rows = answered[rows] if answered.sum() >= MIN_OWN_MODEL_PRODUCTS else slice(None)
+                calibrator = make_calibrator(config.calibration).fit(
+                    proba[own_rows], np.searchsorted(self.classes_, y[rows][own_rows])
                 )
-                oof[answered] = calibrator.transform(oof[answered])
+                self.early_calibrators_[modality] = calibrator
+                proba = calibrator.transform(proba)
+            oof[answered] = proba[answered[rows]]
         self.fusion_ = None
         return oof
 
