@@ -124,28 +124,26 @@ def write_report(
 
 
 def plot_robustness(records: list[dict[str, Any]], path: Path) -> None:
-    """Accuracy (with its 95% bootstrap interval) and the auto-accepted share per perturbation, grouped by
-    family in report order; the clean run's values as vertical lines."""
+    """Per perturbation (grouped by family, in report order): the change of accuracy against the clean run
+    with its 95% paired-bootstrap interval, and the share auto-accepted (the clean run's as a dashed line)."""
     clean, runs = records[0], records[1:]
-    names = [r["name"] for r in runs]
-    families = sorted({r["family"] for r in runs}, key=[r["family"] for r in runs].index)
-    colours = {family: plt.cm.tab10(i % 10) for i, family in enumerate(families)}
+    families = list(dict.fromkeys(r["family"] for r in runs))
+    colours = [plt.cm.tab10(families.index(r["family"]) % 10) for r in runs]
     rows = np.arange(len(runs))
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.32 * len(runs) + 1.8), sharey=True)
-    accuracy = np.array([r["accuracy"] for r in runs])
-    low_high = np.array([r["intervals"]["accuracy"] for r in runs]).reshape(-1, 2)
-    left.barh(rows, accuracy, color=[colours[r["family"]] for r in runs])
-    left.errorbar(accuracy, rows, xerr=[accuracy - low_high[:, 0], low_high[:, 1] - accuracy], fmt="none", c="k")
-    left.axvline(clean["accuracy"], color="grey", ls="--", label=f"clean {clean['accuracy']:.3f}")
-    left.set_xlabel("accuracy (95% bootstrap interval)")
-    auto = [r["decision"]["automation_rate"] for r in runs]
-    right.barh(rows, auto, color=[colours[r["family"]] for r in runs])
+    change = [r["change_vs_clean"]["accuracy"] for r in runs]
+    point = np.array([c["difference"] for c in change])
+    errors = np.array([[c["difference"] - c["low"], c["high"] - c["difference"]] for c in change]).T
+    left.barh(rows, point, color=colours)
+    left.errorbar(point, rows, xerr=errors, fmt="none", c="k")
+    left.axvline(0, color="grey", lw=0.8)
+    left.set_xlabel(f"accuracy minus clean ({clean['accuracy']:.3f}), 95% paired interval")
+    right.barh(rows, [r["decision"]["automation_rate"] for r in runs], color=colours)
     right.axvline(clean["decision"]["automation_rate"], color="grey", ls="--", label="clean")
+    right.set_xlim(0, 1)
     right.set_xlabel("share auto-accepted")
-    for ax in (left, right):
-        ax.set_xlim(0, 1)
-        ax.legend(loc="lower right", fontsize=8)
-    left.set_yticks(rows, names, fontsize=8)
+    right.legend(loc="lower right", fontsize=8)
+    left.set_yticks(rows, [r["name"] for r in runs], fontsize=8)
     left.invert_yaxis()
     fig.suptitle(f"Robustness on {clean['n']} products")
     fig.tight_layout()

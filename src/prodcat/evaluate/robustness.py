@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from prodcat.catalog.schema import has_image, is_missing
 from prodcat.evaluate.metrics import evaluate_predictions, paired_difference
-from prodcat.image.decode import ImageItem, decode_item
+from prodcat.image.decode import ImageItem, decode_item, load_image
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,6 @@ def gaussian_blur(img: Image.Image, rng: np.random.Generator, radius: float) -> 
 
 def jpeg_recompress(img: Image.Image, rng: np.random.Generator, quality: int) -> Image.Image:
     """The photo saved as a JPEG at ``quality`` (1-95) and decoded again: block artefacts, colour bleeding."""
-    from prodcat.image.decode import load_image
-
     buffer = io.BytesIO()
     img.save(buffer, format="JPEG", quality=quality)
     return load_image(buffer.getvalue())
@@ -110,6 +108,10 @@ class Perturbation:
     unit: str = ""
     image_transform: ImageTransform | None = None
     blank: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.image_transform is None) == (not self.blank):
+            raise ValueError(f"perturbation {self.name!r}: give either an image_transform or columns to blank")
 
     @property
     def modality(self) -> str:
