@@ -207,7 +207,7 @@ def robustness_rows(records: list[dict[str, Any]]) -> list[list[str]]:
                 f"{r['mean_confidence']:.3f}",
                 f"{decision['automation_rate']:.1%}",
                 "" if decision["auto_precision"] is None else f"{decision['auto_precision']:.3f}",
-                f"{r['flipped_share_of_affected']:.1%}" if "flipped_share_of_affected" in r else "",
+                "" if r.get("flipped_share_of_affected") is None else f"{r['flipped_share_of_affected']:.1%}",
             ]
         )
     return rows

@@ -259,7 +259,7 @@ def score_run(
     flipped = predicted != clean_predicted
     record["n_affected"] = int(affected.sum())
     record["n_flipped"] = int(flipped.sum())
-    record["flipped_share_of_affected"] = float(flipped[affected].mean()) if affected.any() else 0.0
+    record["flipped_share_of_affected"] = float(flipped[affected].mean()) if affected.any() else None
     if (flipped & ~affected).any():  # the Predictor is deterministic: an untouched product must not move
         log.warning("%d products flipped without being perturbed", int((flipped & ~affected).sum()))
     record["change_vs_clean"] = paired_difference(truth, clean_predicted, predicted)
