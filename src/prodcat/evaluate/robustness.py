@@ -179,7 +179,12 @@ PERTURBATIONS: dict[str, Perturbation] = {
             "noise", gaussian_noise, "sigma", "pixel sigma (0-255)", (10, 25, 50), "Gaussian noise, sigma {value:g}"
         ),
         *_image_family(
-            "blur", gaussian_blur, "radius", "pixels", (2, 4, 8), "Gaussian blur, radius {value:g} px at 512 px"
+            "blur",
+            gaussian_blur,
+            "radius",
+            "pixels",
+            (2, 4, 8),
+            f"Gaussian blur, radius {{value:g}} px at {WORK_SIDE} px",
         ),
         *_image_family("jpeg", jpeg_recompress, "quality", "JPEG quality", (20, 5), "JPEG re-compressed at {value:g}"),
         *_image_family(
