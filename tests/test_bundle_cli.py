@@ -165,7 +165,7 @@ def test_cv_command_writes_metrics_per_level(fashion_dir, tmp_path):
 
 
 def test_every_command_has_help_with_examples():
-    for command in ("train", "predict", "evaluate", "cv"):
+    for command in ("train", "predict", "evaluate", "cv", "robustness"):
         run = subprocess.run([sys.executable, "-m", "prodcat.cli", command, "--help"], capture_output=True, text=True)
         assert run.returncode == 0
         assert "examples:" in run.stdout

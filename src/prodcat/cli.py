@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "prodcat.serve.command",
     "prodcat.collect.command",
     "prodcat.app.command",
+    "prodcat.evaluate.command",
 )
 
 

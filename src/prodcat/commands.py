@@ -250,14 +250,15 @@ def predict_catalog(
     chunk_size: int,
     top_k: int = 5,
     on_chunk: Callable[[int], None] | None = None,
+    progress: bool = True,
 ) -> pd.DataFrame:
     """Predictions for every row of ``frame``, in chunks (bounded memory), as the ``predict`` CSV table.
 
     ``on_chunk``, if given, is called after each chunk with the number of products predicted so far
-    (the web app's progress bar).
+    (the web app's progress bar); ``progress=False`` hides the terminal one (a caller with its own).
     """
     rows = []
-    for start in tqdm(range(0, len(frame), chunk_size), desc="predict", unit="chunk"):
+    for start in tqdm(range(0, len(frame), chunk_size), desc="predict", unit="chunk", disable=not progress):
         for p in predictor.predict(frame.iloc[start : start + chunk_size], top_k=top_k):
             rows.append(
                 {

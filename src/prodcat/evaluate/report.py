@@ -65,7 +65,15 @@ def plot_reliability(calibration: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def _img(path: Path) -> str:
+#: the CSS of every evaluation page
+PAGE_STYLE = (
+    "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
+    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child{text-align:left}"
+)
+
+
+def embedded_png(path: Path) -> str:
+    """An <img> tag carrying the PNG at ``path`` inline (the report is one self-contained file)."""
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img src="data:image/png;base64,{data}" style="max-width:100%">'
 
@@ -78,10 +86,10 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     plot_confusion(np.asarray(y_true), np.asarray(y_pred), out / "confusion_matrix.png")
-    figures = [_img(out / "confusion_matrix.png")]
+    figures = [embedded_png(out / "confusion_matrix.png")]
     if "calibration" in metrics:
         plot_reliability(metrics["calibration"], out / "reliability.png")
-        figures.insert(0, _img(out / "reliability.png"))
+        figures.insert(0, embedded_png(out / "reliability.png"))
     summary = {
         k: metrics[k] for k in ("n", "accuracy", "f1_weighted", "f1_macro", "intervals", "fold_std") if k in metrics
     }
@@ -96,8 +104,7 @@ def write_report(
     )
     decision = metrics.get("decision", {})
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{text-align:left}}</style></head><body>
+<style>{PAGE_STYLE}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <h2>Summary</h2><pre>{html.escape(json.dumps(summary, indent=2))}</pre>
 <h2>Accept / review</h2><pre>{html.escape(json.dumps(decision, indent=2))}</pre>
@@ -114,3 +121,93 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{t
 </body></html>"""
     (out / "report.html").write_text(page, encoding="utf-8")
     return out
+
+
+def plot_robustness(records: list[dict[str, Any]], path: Path) -> None:
+    """Per perturbation (grouped by family, in report order): the change of accuracy against the clean run
+    with its 95% paired-bootstrap interval, and the share auto-accepted (the clean run's as a dashed line)."""
+    clean, runs = records[0], records[1:]
+    families = list(dict.fromkeys(r["family"] for r in runs))
+    colours = [plt.cm.tab10(families.index(r["family"]) % 10) for r in runs]
+    rows = np.arange(len(runs))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.32 * len(runs) + 1.8), sharey=True)
+    change = [r["change_vs_clean"]["accuracy"] for r in runs]
+    point = np.array([c["difference"] for c in change])
+    errors = np.array([[c["difference"] - c["low"], c["high"] - c["difference"]] for c in change]).T
+    left.barh(rows, point, color=colours)
+    left.errorbar(point, rows, xerr=errors, fmt="none", c="k")
+    left.axvline(0, color="grey", lw=0.8)
+    left.set_xlabel(f"accuracy minus clean ({clean['accuracy']:.3f}), 95% paired interval")
+    right.barh(rows, [r["decision"]["automation_rate"] for r in runs], color=colours)
+    right.axvline(clean["decision"]["automation_rate"], color="grey", ls="--", label="clean")
+    right.set_xlim(0, 1)
+    right.set_xlabel("share auto-accepted")
+    right.legend(loc="lower right", fontsize=8)
+    left.set_yticks(rows, [r["name"] for r in runs], fontsize=8)
+    left.invert_yaxis()
+    fig.suptitle(f"Robustness on {clean['n']} products")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_robustness_report(records: list[dict[str, Any]], report_dir: str | Path, title: str) -> Path:
+    """Write ``robustness.json`` (the records), ``robustness.png`` (:func:`plot_robustness`) and ``report.html``."""
+    out = Path(report_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "robustness.json").write_text(json.dumps(records, indent=2), encoding="utf-8")
+    plot_robustness(records, out / "robustness.png")
+    cells = "".join(
+        f"<tr>{''.join(f'<td>{html.escape(c)}</td>' for c in row)}</tr>" for row in robustness_rows(records)
+    )
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in ROBUSTNESS_COLUMNS)
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>{PAGE_STYLE}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>Every row is the same {records[0]["n"]} labelled products, one perturbation at a time; products it cannot
+touch (no photo to rotate, no description to remove) keep their input and are not counted in "affected".
+Δ is perturbed minus clean on the same products, with its 95% paired-bootstrap interval; "flipped" is the share
+of the affected products whose predicted category changed.</p>
+<table><tr>{head}</tr>{cells}</table>
+<h2>Figure</h2>{embedded_png(out / "robustness.png")}
+</body></html>"""
+    (out / "report.html").write_text(page, encoding="utf-8")
+    return out
+
+
+#: the columns of :func:`robustness_rows`
+ROBUSTNESS_COLUMNS = (
+    "perturbation",
+    "affected",
+    "accuracy",
+    "Δ accuracy [95%]",
+    "F1 weighted",
+    "F1 macro",
+    "confidence",
+    "auto",
+    "auto precision",
+    "flipped",
+)
+
+
+def robustness_rows(records: list[dict[str, Any]]) -> list[list[str]]:
+    """The robustness table as text cells, one row per record, in :data:`ROBUSTNESS_COLUMNS` order."""
+    rows = []
+    for r in records:
+        change = r.get("change_vs_clean", {}).get("accuracy")
+        decision = r["decision"]
+        rows.append(
+            [
+                r["name"],
+                str(r.get("n_affected", "")),
+                f"{r['accuracy']:.3f}",
+                f"{change['difference']:+.3f} [{change['low']:+.3f}, {change['high']:+.3f}]" if change else "",
+                f"{r['f1_weighted']:.3f}",
+                f"{r['f1_macro']:.3f}",
+                f"{r['mean_confidence']:.3f}",
+                f"{decision['automation_rate']:.1%}",
+                "" if decision["auto_precision"] is None else f"{decision['auto_precision']:.3f}",
+                "" if r.get("flipped_share_of_affected") is None else f"{r['flipped_share_of_affected']:.1%}",
+            ]
+        )
+    return rows

@@ -1,0 +1,309 @@
+"""Robustness: the same labelled products, perturbed one way at a time, predicted by the same bundle.
+
+A :class:`Perturbation` is a named, seeded, deterministic change of a canonical frame: either a
+transform of each product's photo (rotation, Gaussian noise, Gaussian blur, JPEG re-compression,
+downscaling, a centre crop) or the removal of a modality (no photo, no description, no text,
+title only). They are registered by name in :data:`PERTURBATIONS`, several severities per family.
+
+:func:`evaluate_robustness` predicts the clean frame once and each perturbed copy through the
+:class:`~prodcat.predict.Predictor` (the one path every front end uses), and scores each run against
+the clean one on the same products: the headline metrics, the accept/review decision, the paired
+bootstrap difference, and the products whose prediction flipped. Products a perturbation cannot
+touch (no photo to rotate, no description to remove) keep their clean input and are counted apart
+(``n_affected``), so a metric is never quietly diluted or inflated by them.
+
+Photos are decoded by :func:`prodcat.image.decode.load_image` (the one safe decoder) at a working
+scale of :data:`WORK_SIDE` pixels on the longest side, so that a severity in pixels (noise sigma,
+blur radius) means the same on every catalogue, and handed to the Predictor as PIL images: nothing
+is written next to the dataset, and the embeddings of perturbed photos go to a bounded in-memory
+cache, not the on-disk one.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageFilter
+from tqdm.auto import tqdm
+
+from prodcat.catalog.schema import has_image, is_missing
+from prodcat.evaluate.metrics import evaluate_predictions, paired_difference
+from prodcat.image.decode import ImageItem, decode_item, load_image
+
+log = logging.getLogger(__name__)
+
+#: longest side, in pixels, photos are decoded at before a perturbation: pixel severities are relative to it
+WORK_SIDE = 512
+#: products perturbed and predicted at a time (bounds the decoded photos held in memory: ~0.8 MB each)
+CHUNK_SIZE = 256
+
+#: ``(photo, rng) -> photo``: an RGB PIL image in, an RGB PIL image out
+ImageTransform = Callable[[Image.Image, np.random.Generator], Image.Image]
+
+
+# ---------------------------------------------------------------------------------------------- photo transforms
+def rotate(img: Image.Image, rng: np.random.Generator, degrees: float) -> Image.Image:
+    """Counter-clockwise rotation by ``degrees``; the canvas grows to keep the whole photo, corners filled white
+    (a multiple of 90 degrees is an exact transpose: width and height swap at 90 and 270)."""
+    return img.rotate(degrees, resample=Image.Resampling.BICUBIC, expand=True, fillcolor="white")
+
+
+def gaussian_noise(img: Image.Image, rng: np.random.Generator, sigma: float) -> Image.Image:
+    """Independent Gaussian noise of standard deviation ``sigma`` (0-255 pixel units) on every channel,
+    clipped to 0-255 (so the change is smaller on white or black areas)."""
+    pixels = np.asarray(img, dtype=np.float32)
+    noisy = pixels + rng.normal(0.0, sigma, size=pixels.shape).astype(np.float32)
+    return Image.fromarray(np.clip(np.rint(noisy), 0, 255).astype(np.uint8), mode="RGB")
+
+
+def gaussian_blur(img: Image.Image, rng: np.random.Generator, radius: float) -> Image.Image:
+    """Gaussian blur of standard deviation ``radius`` pixels."""
+    return img.filter(ImageFilter.GaussianBlur(radius))
+
+
+def jpeg_recompress(img: Image.Image, rng: np.random.Generator, quality: int) -> Image.Image:
+    """The photo saved as a JPEG at ``quality`` (1-95) and decoded again: block artefacts, colour bleeding."""
+    buffer = io.BytesIO()
+    img.save(buffer, format="JPEG", quality=quality)
+    return load_image(buffer.getvalue())
+
+
+def downscale(img: Image.Image, rng: np.random.Generator, side: int) -> Image.Image:
+    """The photo shrunk (Lanczos, aspect kept) to at most ``side`` pixels on its longest side."""
+    small = img.copy()
+    small.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return small
+
+
+def centre_crop(img: Image.Image, rng: np.random.Generator, keep: float) -> Image.Image:
+    """The central ``keep`` fraction of each side (``keep**2`` of the area): a product shot too close."""
+    width, height = max(1, round(img.width * keep)), max(1, round(img.height * keep))
+    left, top = (img.width - width) // 2, (img.height - height) // 2
+    return img.crop((left, top, left + width, top + height))
+
+
+# ---------------------------------------------------------------------------------------------- perturbations
+@dataclass(frozen=True)
+class Perturbation:
+    """One named way of degrading a product.
+
+    Exactly one of ``image_transform`` (applied to every decodable photo) and ``blank`` (canonical
+    columns emptied: ``title``/``description`` to ``""``, ``image`` to ``None``) is set.
+    """
+
+    name: str
+    #: the group it belongs to in tables and charts, e.g. ``"blur"``
+    family: str
+    description: str
+    #: its strength in ``unit`` (``None`` for missing modalities)
+    severity: float | None = None
+    unit: str = ""
+    image_transform: ImageTransform | None = None
+    blank: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.image_transform is None) == (not self.blank):
+            raise ValueError(f"perturbation {self.name!r}: give either an image_transform or columns to blank")
+
+    @property
+    def modality(self) -> str:
+        """The modality it touches: ``"image"``, ``"text"`` or ``"text,image"``."""
+        if self.image_transform is not None:
+            return "image"
+        touched = {"image" if column == "image" else "text" for column in self.blank}
+        return ",".join(m for m in ("text", "image") if m in touched)
+
+    def apply(self, frame: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+        """A perturbed copy of a canonical ``frame`` and the ``(n,)`` bool mask of the products it changed.
+
+        Deterministic: a product's random draws depend only on ``seed`` and its ``product_id``, not on
+        its position or on the other products in the batch. ``frame`` itself is left untouched.
+        """
+        out = frame.copy()
+        if self.image_transform is not None:
+            images, affected = [], np.zeros(len(frame), dtype=bool)
+            for i, (product_id, source) in enumerate(zip(frame["product_id"], frame["image"], strict=True)):
+                # unreadable photos are logged by decode_item and left as they are: the Predictor skips them too
+                photo = None if is_missing(source) else decode_item(ImageItem(str(product_id), source), WORK_SIDE)
+                affected[i] = photo is not None
+                images.append(source if photo is None else self.image_transform(photo, product_rng(seed, product_id)))
+            out["image"] = pd.Series(images, index=frame.index, dtype=object)
+            return out, affected
+        affected = np.zeros(len(frame), dtype=bool)
+        for column in self.blank:
+            if column == "image":
+                affected |= has_image(frame)
+                out["image"] = None
+            else:
+                affected |= np.array([not is_missing(v) and str(v).strip() != "" for v in frame[column]], dtype=bool)
+                out[column] = ""
+        return out, affected
+
+
+def product_rng(seed: int, product_id: object) -> np.random.Generator:
+    """The random generator of one product: seeded by ``seed`` and a CRC-32 of its id (stable across runs)."""
+    return np.random.default_rng([seed, zlib.crc32(str(product_id).encode("utf-8"))])
+
+
+def _image_family(
+    family: str, transform: Callable[..., Image.Image], parameter: str, unit: str, values: Iterable[float], text: str
+) -> list[Perturbation]:
+    """One perturbation per severity ``value`` of ``transform(img, rng, **{parameter: value})``."""
+    return [
+        Perturbation(
+            name=f"{family}_{value:g}",
+            family=family,
+            description=text.format(value=value),
+            severity=float(value),
+            unit=unit,
+            image_transform=partial(transform, **{parameter: value}),
+        )
+        for value in values
+    ]
+
+
+#: every registered perturbation by name, in report order
+PERTURBATIONS: dict[str, Perturbation] = {
+    p.name: p
+    for p in [
+        *_image_family("rotate", rotate, "degrees", "degrees", (15, 90, 180), "photo rotated {value:g} degrees"),
+        *_image_family(
+            "noise", gaussian_noise, "sigma", "pixel sigma (0-255)", (10, 25, 50), "Gaussian noise, sigma {value:g}"
+        ),
+        *_image_family(
+            "blur",
+            gaussian_blur,
+            "radius",
+            "pixels",
+            (2, 4, 8),
+            f"Gaussian blur, radius {{value:g}} px at {WORK_SIDE} px",
+        ),
+        *_image_family("jpeg", jpeg_recompress, "quality", "JPEG quality", (20, 5), "JPEG re-compressed at {value:g}"),
+        *_image_family(
+            "downscale", downscale, "side", "pixels (longest side)", (512, 64, 32), "photo shrunk to {value:g} px"
+        ),
+        *_image_family("crop", centre_crop, "keep", "fraction of each side", (0.7, 0.5), "centre {value:g} kept"),
+        Perturbation("no_photo", "missing", "photo removed (text only)", blank=("image",)),
+        Perturbation("no_description", "missing", "description removed (title and photo)", blank=("description",)),
+        Perturbation(
+            "no_text", "missing", "title and description removed (photo only)", blank=("title", "description")
+        ),
+        Perturbation(
+            "title_only", "missing", "description and photo removed (title only)", blank=("description", "image")
+        ),
+    ]
+}
+
+
+def get_perturbations(names: Iterable[str] | None = None) -> list[Perturbation]:
+    """The registered perturbations called ``names`` (a family name stands for all its severities); all if ``None``."""
+    if names is None:
+        return list(PERTURBATIONS.values())
+    chosen: list[Perturbation] = []
+    for name in names:
+        matches = [p for p in PERTURBATIONS.values() if name in (p.name, p.family)]
+        if not matches:
+            families = sorted({p.family for p in PERTURBATIONS.values()})
+            raise ValueError(
+                f"unknown perturbation {name!r}; known: {', '.join(PERTURBATIONS)} (or a family: {', '.join(families)})"
+            )
+        chosen += [p for p in matches if p not in chosen]
+    return chosen
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+def predict_perturbed(
+    predictor: Any, frame: pd.DataFrame, perturbation: Perturbation | None, seed: int = 0
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The ``predict`` table of ``frame`` perturbed by ``perturbation`` (``None``: clean), and the
+    ``(n,)`` mask of the products it changed; chunk by chunk, so only one chunk of photos is in memory."""
+    from prodcat.commands import predict_catalog
+
+    tables, masks = [], []
+    for start in range(0, len(frame), CHUNK_SIZE):
+        chunk = frame.iloc[start : start + CHUNK_SIZE]
+        if perturbation is None:
+            masks.append(np.zeros(len(chunk), dtype=bool))
+        else:
+            chunk, affected = perturbation.apply(chunk, seed)
+            masks.append(affected)
+        tables.append(predict_catalog(predictor, chunk, CHUNK_SIZE, progress=False))
+    return pd.concat(tables, ignore_index=True), np.concatenate(masks)
+
+
+def score_run(
+    truth: np.ndarray,
+    table: pd.DataFrame,
+    threshold: float,
+    clean: pd.DataFrame | None = None,
+    affected: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """One robustness record: headline metrics and their intervals, mean confidence, ECE, the decision,
+    the modalities the products were classified from; against a ``clean`` table, the paired change of
+    each headline metric (perturbed minus clean), the flipped predictions and the affected products' accuracy."""
+    predicted = table["category"].to_numpy(dtype=object)
+    confidence = table["confidence"].to_numpy(dtype=float)
+    metrics = evaluate_predictions(truth, predicted, confidence, threshold)
+    record: dict[str, Any] = {key: metrics[key] for key in ("n", "accuracy", "f1_weighted", "f1_macro", "intervals")}
+    record["mean_confidence"] = float(confidence.mean())
+    record["ece"] = metrics["calibration"]["ece"]
+    # no product auto-accepted: no precision (None, as NaN is not JSON)
+    record["decision"] = {k: None if v != v else v for k, v in metrics["decision"].items()}
+    record["modalities_used"] = {k or "none": int(v) for k, v in table["modalities_used"].value_counts().items()}
+    if clean is None or affected is None:
+        return record
+    clean_predicted = clean["category"].to_numpy(dtype=object)
+    flipped = predicted != clean_predicted
+    record["n_affected"] = int(affected.sum())
+    record["n_flipped"] = int(flipped.sum())
+    record["flipped_share_of_affected"] = float(flipped[affected].mean()) if affected.any() else None
+    if (flipped & ~affected).any():  # the Predictor is deterministic: an untouched product must not move
+        log.warning("%d products flipped without being perturbed", int((flipped & ~affected).sum()))
+    record["change_vs_clean"] = paired_difference(truth, clean_predicted, predicted)
+    record["affected_accuracy"] = {
+        "clean": float((clean_predicted[affected] == truth[affected]).mean()) if affected.any() else None,
+        "perturbed": float((predicted[affected] == truth[affected]).mean()) if affected.any() else None,
+    }
+    return record
+
+
+def evaluate_robustness(
+    predictor: Any,
+    frame: pd.DataFrame,
+    truth: np.ndarray,
+    perturbations: list[Perturbation],
+    seed: int = 0,
+    base: Perturbation | None = None,
+) -> list[dict[str, Any]]:
+    """The ``clean`` record, then one per perturbation, each scored on all of ``frame``'s products.
+
+    ``truth`` is the ``(n,)`` true category of each row of ``frame`` at the model's level. ``base``, if
+    given, is applied first to every run, the clean one included (``no_text``: the photo path alone),
+    and is named in every record.
+    """
+    threshold = predictor.threshold
+    if base is not None:
+        frame, _ = base.apply(frame, seed)
+    clean, _ = predict_perturbed(predictor, frame, None)
+    described = base.description if base else "as in the catalogue"
+    records = [{"name": "clean", "family": "clean", "description": described} | score_run(truth, clean, threshold)]
+    for perturbation in tqdm(perturbations, desc="perturbations", unit="run"):
+        table, affected = predict_perturbed(predictor, frame, perturbation, seed)
+        header = {
+            "name": perturbation.name,
+            "family": perturbation.family,
+            "description": perturbation.description,
+            "modality": perturbation.modality,
+            "severity": perturbation.severity,
+            "unit": perturbation.unit,
+        }
+        records.append(header | score_run(truth, table, threshold, clean, affected))
+    return [record | {"base": base.name if base else None} for record in records]
