@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "prodcat.catalog.audit",
     "prodcat.explore.command",
     "prodcat.serve.command",
+    "prodcat.evaluate.explain_command",
 )
 
 
