@@ -28,7 +28,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -267,7 +267,7 @@ def explain(
     ranked = first.top_k
     predicted = predictor.labels.index(first.category)
     runner_up = predictor.labels.index(ranked[1]["category"]) if len(ranked) > 1 else None
-    prediction = Prediction(**{**first.as_dict(), "top_k": ranked[:top_k]})
+    prediction = replace(first, top_k=ranked[:top_k])
 
     word_explanation, words_skipped = None, None
     if not words:
