@@ -3,8 +3,10 @@
 Run (from the repository root, nothing else heavy running):
 
     .venv/bin/python benchmarks/explain.py [--catalogue flipkart] [--products 10] [--max-words 60]
+    .venv/bin/python benchmarks/explain.py --catalogue rakuten --products 5 --train 400   # e5, French
 
-Trains the default model on the catalogue minus ``--products`` products drawn at random (seed 0),
+Trains the default model on the catalogue minus ``--products`` products drawn at random (seed 0), or
+on ``--train`` of the others (an explanation's cost depends on the heads, not on the training size),
 then, for each of those held-out products, times:
 
 - ``predict``: one ``Predictor.predict`` of the product (the reference cost);
@@ -43,6 +45,7 @@ def main() -> None:
     parser.add_argument("--catalogue", default="flipkart", help="folder under the datasets directory")
     parser.add_argument("--products", type=int, default=10, help="held-out products explained")
     parser.add_argument("--max-words", type=int, default=ExplainSettings().max_words)
+    parser.add_argument("--train", type=int, help="train on a random sample of N products (default: all the others)")
     args = parser.parse_args()
 
     catalog = load_catalog(DATASETS / args.catalogue)
@@ -52,7 +55,10 @@ def main() -> None:
     explained = candidates.sample(args.products, random_state=0)
     config = Config().for_format(catalog.format)
     started = time.perf_counter()
-    model = ProductClassifier(config).fit(frame.drop(explained.index).reset_index(drop=True))
+    training = frame.drop(explained.index)
+    if args.train:
+        training = training.sample(min(args.train, len(training)), random_state=0)
+    model = ProductClassifier(config).fit(training.reset_index(drop=True))
     fit_seconds = time.perf_counter() - started
     predictor = Predictor(model, {"version": "benchmark"})
     predictor.warm_up()
@@ -84,6 +90,7 @@ def main() -> None:
         "products": args.products,
         "max_words": args.max_words,
         "grid": settings.grid,
+        "n_train": len(training),
         "fit_seconds": round(fit_seconds, 1),
         "median_seconds": {name: round(value, 3) for name, value in medians.items()},
         "median_rows": {"words": statistics.median(words), "pixels": (settings.grid - settings.patch_cells + 1) ** 2},

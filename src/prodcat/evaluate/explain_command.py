@@ -68,8 +68,8 @@ def run_explain(args: argparse.Namespace) -> int:
         return 2
     try:
         products = choose_products(read_catalog(args).frame, args.ids, args.sample)
-    except KeyError as exc:
-        print(f"error: {exc.args[0]}", file=sys.stderr)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     predictor = _load_predictor(args.model)
     if predictor is None:
@@ -84,15 +84,15 @@ def run_explain(args: argparse.Namespace) -> int:
 
 
 def choose_products(frame: pd.DataFrame, ids: list[str] | None, sample: int | None) -> pd.DataFrame:
-    """The rows of ``ids`` (in that order) or ``sample`` random rows; ``KeyError`` naming unknown ids."""
+    """The rows of ``ids`` (in that order) or ``sample`` random rows; ``ValueError`` naming unknown ids."""
     if ids is not None:
         by_id = frame.drop_duplicates("product_id").set_index("product_id", drop=False)
         unknown = [i for i in ids if i not in by_id.index]
         if unknown:
-            raise KeyError(f"product id(s) not in the catalogue: {', '.join(unknown)}")
+            raise ValueError(f"product id(s) not in the catalogue: {', '.join(unknown)}")
         return by_id.loc[ids].reset_index(drop=True)
     if sample is None or sample < 1:
-        raise KeyError(f"--sample must be at least 1, got {sample}")
+        raise ValueError(f"--sample must be at least 1, got {sample}")
     return frame.sample(min(sample, len(frame)), random_state=0).reset_index(drop=True)
 
 
