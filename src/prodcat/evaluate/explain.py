@@ -18,9 +18,9 @@ variants:
 
 Cost: one model row per word and one per square (49 with the defaults). Every row goes through the
 predictor's embedding cache, so the unchanged photo of the word variants and the unchanged text of
-the photo variants are embedded once; the sentence encoders dominate, about 60 word variants in 4-7 s
-on Flipkart with MiniLM + USE-m3, twice that with e5 on the 2-core test machine
-(``benchmarks/explain.py``). ``max_words`` bounds it.
+the photo variants are embedded once; the sentence encoders reading one text per word dominate: a
+median 10 s per Flipkart product (MiniLM + USE-m3), 16 s per Rakuten product (e5) on a loaded
+2-core machine (``benchmarks/explain.py``). ``max_words`` bounds it.
 """
 
 from __future__ import annotations
