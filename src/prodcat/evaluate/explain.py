@@ -19,7 +19,7 @@ variants:
 Cost: one model row per word and one per square (49 with the defaults). Every row goes through the
 predictor's embedding cache, so the unchanged photo of the word variants and the unchanged text of
 the photo variants are embedded once; the sentence encoders reading one text per word dominate: a
-median 10 s per Flipkart product (MiniLM + USE-m3), 16 s per Rakuten product (e5) on a loaded
+median 5 s per Flipkart product (MiniLM + USE-m3), 19 s per Rakuten product (e5) on a shared
 2-core machine (``benchmarks/explain.py``). ``max_words`` bounds it.
 """
 
@@ -28,7 +28,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -152,13 +152,13 @@ class Explanation:
             if self.words is None
             else {
                 "distinct_words": self.words.distinct_words,
-                "weights": [vars(w) for w in self.words.words],
+                "weights": [asdict(w) for w in self.words.words],
             },
             "words_skipped": self.words_skipped,
             "pixels": None
             if self.pixels is None
             else {
-                "heatmap": self.pixels.heatmap.round(6).tolist(),
+                "heatmap": self.pixels.heatmap.tolist(),
                 "reference_probability": self.pixels.reference_probability,
                 "photo_size": list(self.pixels.photo.size),
             },
