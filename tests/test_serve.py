@@ -6,6 +6,8 @@ Every refusal must name its limit, and the server must still answer afterwards.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import signal
@@ -22,6 +24,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+from PIL import Image
 
 from prodcat.catalog.loaders import load_catalog
 from prodcat.catalog.schema import category_at_level
@@ -222,7 +225,8 @@ def test_health_ready_model_docs(client: httpx.Client, bundle: Path) -> None:
     assert model["manifest"]["metrics"] == manifest["metrics"]
     assert "swagger" in client.get("/docs").text.lower()
     schema = client.get("/openapi.json").json()
-    assert {"/predict", "/predict-batch", "/health", "/ready", "/model", "/metrics", "/reviews"} <= set(schema["paths"])
+    endpoints = {"/predict", "/predict-batch", "/explain", "/health", "/ready", "/model", "/metrics", "/reviews"}
+    assert endpoints <= set(schema["paths"])
 
 
 def test_predict_text_and_photo_multipart(client: httpx.Client, heldout: pd.DataFrame, bundle: Path) -> None:
@@ -253,6 +257,30 @@ def test_photo_only_product(client: httpx.Client, heldout: pd.DataFrame) -> None
     response = client.post("/predict", files={"image": ("p.jpg", photo_of(heldout.iloc[2]), "image/jpeg")})
     assert response.status_code == 200, response.text
     assert response.json()["modalities_used"] == ["image"]
+
+
+def test_explain_words_and_heatmap(client: httpx.Client, heldout: pd.DataFrame) -> None:
+    """``POST /explain``: /predict's answer with word weights and a heatmap; inputs refused as /predict's are."""
+    product = heldout.iloc[0]
+    predicted = client.post("/predict", **multipart_product(product)).json()
+    response = client.post("/explain?max_words=5&grid=4&overlay=true", **multipart_product(product))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["prediction"]["category"] == predicted["category"] and body["prediction"]["review_id"] is None
+    assert body["prediction"]["confidence"] == pytest.approx(predicted["confidence"], abs=1e-5)
+    words = [w["word"] for w in body["words"]["weights"]]
+    assert len(words) == 5 and all(word in product["title"] for word in words)
+    heatmap = body["pixels"]["heatmap"]
+    assert len(heatmap) == 4 and all(len(row) == 4 for row in heatmap)
+    overlay = Image.open(io.BytesIO(base64.b64decode(body["pixels"]["overlay_png"])))
+    assert list(overlay.size) == body["pixels"]["photo_size"]
+
+    text_only = client.post("/explain?max_words=3", json={"title": product["title"]}).json()
+    assert text_only["pixels"] is None and text_only["pixels_skipped"] == "the product has no photo"
+    corrupt = {"data": {"title": "lamp"}, "files": {"image": ("b.jpg", photo_of(product)[:300], "image/jpeg")}}
+    assert_refused(client.post("/explain", **corrupt), 422, "image_corrupt")
+    assert_refused(client.post("/explain", json={"title": "t" * 2001}), 422, "max_text_chars", 2000)
+    assert_refused(client.post("/explain?grid=50", json={"title": "lamp"}), 422, "invalid_request")
 
 
 def test_api_gives_the_same_answer_as_the_predictor(client: httpx.Client, heldout: pd.DataFrame, bundle: Path) -> None:

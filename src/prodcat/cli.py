@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "prodcat.collect.command",
     "prodcat.app.command",
     "prodcat.evaluate.command",
+    "prodcat.evaluate.explain_command",
 )
 
 

@@ -1,6 +1,6 @@
 """The REST API: ``create_app(predictor, settings)`` builds it around a loaded model.
 
-Endpoints: ``POST /predict``, ``POST /predict-batch``, ``GET /health``, ``GET /ready``,
+Endpoints: ``POST /predict``, ``POST /predict-batch``, ``POST /explain``, ``GET /health``, ``GET /ready``,
 ``GET /model``, ``GET /metrics``, the review queue under ``/reviews`` (API key in the
 ``X-API-Key`` header), and the OpenAPI schema at ``/openapi.json`` and ``/docs``.
 """
@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from prodcat.evaluate.explain import ExplainSettings
 from prodcat.review.store import PENDING, ReviewNotFoundError, ReviewStore
 from prodcat.serve.inputs import (
     ApiError,
@@ -39,6 +40,7 @@ from prodcat.serve.schemas import (
     BatchOut,
     BatchProductIn,
     ErrorOut,
+    ExplanationOut,
     HealthOut,
     ModelOut,
     PredictionOut,
@@ -112,6 +114,16 @@ def create_app(
         response.headers.update(exc.headers or {})  # e.g. Allow on 405
         return response
 
+    async def read_product(request: Request) -> ProductRequest:
+        """The one product of ``/predict`` and ``/explain``: multipart (with a photo) or JSON, text checked."""
+        if _media_type(request) == "multipart/form-data":
+            async with request.form(max_files=1, max_fields=4, max_part_size=settings.max_request_bytes) as form:
+                product = await product_from_form(form, settings)
+        else:
+            product = product_from_json(await request.body())
+        check_text(product, settings)
+        return product
+
     top_k_query = Query(
         None, ge=1, le=settings.max_top_k, description=f"categories returned (default {settings.top_k})"
     )
@@ -124,17 +136,42 @@ def create_app(
         summary="Category of one product (multipart with an optional photo, or JSON text-only)",
     )
     async def predict(request: Request, top_k: int | None = top_k_query) -> Response:
-        media_type = _media_type(request)
-        if media_type == "multipart/form-data":
-            async with request.form(max_files=1, max_fields=4, max_part_size=settings.max_request_bytes) as form:
-                product = await product_from_form(form, settings)
-        else:
-            product = product_from_json(await request.body())
-        check_text(product, settings)
+        product = await read_product(request)
         (result,) = await service.predict([product], request.state.request_id, top_k or settings.top_k)
         if isinstance(result, ApiError):
             raise result
         # already a validated PredictionOut: answering its JSON skips FastAPI's second validation pass
+        return Response(result.model_dump_json(), media_type="application/json")
+
+    explain_defaults = ExplainSettings()
+
+    @app.post(
+        "/explain",
+        response_model=ExplanationOut,
+        responses=_ERRORS,
+        openapi_extra={"requestBody": _predict_body(settings)},
+        summary="Category of one product and why: the weight of each word and a heatmap over the photo",
+        description="Occlusion: each distinct word is removed, and a grey square slides over the photo; a weight "
+        "is the drop of the predicted category's probability. Costs one model row per word and per square "
+        "(5-20 s with the default model on 2 cores); one explanation runs at a time. Same input as "
+        "`/predict`; nothing is recorded in the review queue.",
+    )
+    async def explain(
+        request: Request,
+        top_k: int | None = top_k_query,
+        max_words: Annotated[
+            int, Query(ge=1, le=100, description="distinct words explained, title first (each costs one model row)")
+        ] = explain_defaults.max_words,
+        grid: Annotated[int, Query(ge=3, le=12, description="heatmap cells per side of the photo")] = (
+            explain_defaults.grid
+        ),
+        overlay: Annotated[bool, Query(description="add the heatmap over the photo as a base64 PNG")] = False,
+    ) -> Response:
+        product = await read_product(request)
+        explain_settings = ExplainSettings(max_words=max_words, grid=grid)
+        result = await service.explain(
+            product, request.state.request_id, top_k or settings.top_k, explain_settings, overlay
+        )
         return Response(result.model_dump_json(), media_type="application/json")
 
     @app.post(

@@ -22,8 +22,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="serve a model bundle over HTTP (REST API with a review queue)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Serve POST /predict, POST /predict-batch, /health, /ready, /model, /metrics, /docs and the "
-        "review queue (/reviews). Every option can also be set by its environment variable.",
+        description="Serve POST /predict, POST /predict-batch, POST /explain, /health, /ready, /model, /metrics, "
+        "/docs and the review queue (/reviews). Every option can also be set by its environment variable.",
         epilog=textwrap.dedent("""\
             examples:
               prodcat serve models/flipkart --port 8000

@@ -45,6 +45,43 @@ class PredictionOut(BaseModel):
     review_id: int | None = Field(None, description="id in the review queue when the prediction was recorded")
 
 
+class WordWeightOut(BaseModel):
+    """One distinct word (all its occurrences) of the title and description, and what removing it does."""
+
+    word: str = Field(description="the word as first written")
+    weight: float = Field(
+        description="drop of the predicted category's probability when the word is removed (positive = supports it)"
+    )
+    runner_up_weight: float | None = Field(None, description="the same drop for the runner-up category")
+    occurrences: int
+
+
+class WordsOut(BaseModel):
+    weights: list[WordWeightOut] = Field(description="in reading order, title first")
+    distinct_words: int = Field(description="distinct words in the text; those beyond `max_words` have no weight")
+
+
+class PixelsOut(BaseModel):
+    heatmap: list[list[float]] = Field(
+        description="grid x grid cells, rows from the top: mean drop of the predicted category's probability when "
+        "a grey square covers the cell (positive = the cell supports it)"
+    )
+    reference_probability: float = Field(description="the category's probability on the photo as decoded to occlude")
+    photo_size: list[int] = Field(description="width and height (pixels) of the photo the grid lies over")
+    overlay_png: str | None = Field(None, description="base64 PNG of the heatmap over the photo (`overlay=true`)")
+
+
+class ExplanationOut(BaseModel):
+    """A prediction with the weight of each word and of each region of the photo (occlusion)."""
+
+    prediction: PredictionOut
+    runner_up: str | None = Field(description="the second most probable category")
+    words: WordsOut | None
+    words_skipped: str | None = Field(description="why there are no word weights, if there are none")
+    pixels: PixelsOut | None
+    pixels_skipped: str | None = Field(description="why there is no heatmap, if there is none")
+
+
 class ErrorOut(BaseModel):
     """Why a request (or one item of a batch) was refused."""
 

@@ -7,6 +7,7 @@ review-store writes, are coalesced by micro-batchers (:class:`~prodcat.serve.bat
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from dataclasses import replace
@@ -16,11 +17,12 @@ import anyio
 import pandas as pd
 from sqlalchemy.exc import SQLAlchemyError
 
+from prodcat.evaluate.explain import ExplainSettings, explain
 from prodcat.review.store import NewReview, ReviewStore
 from prodcat.serve.batching import MicroBatcher
 from prodcat.serve.inputs import ApiError, ProductRequest, check_image_content
 from prodcat.serve.metrics import ApiMetrics
-from prodcat.serve.schemas import CategoryProbability, PredictionOut
+from prodcat.serve.schemas import CategoryProbability, ExplanationOut, PredictionOut
 from prodcat.serve.settings import ServeSettings
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,8 @@ class PredictionService:
         self.review_batcher: MicroBatcher[NewReview, int | ApiError] = MicroBatcher(
             self._record_reviews, 1, settings.model_batch_rows
         )
+        # one explanation at a time: each is a model call of a hundred rows, which must not starve predictions
+        self.explain_limiter = anyio.CapacityLimiter(1)
 
     async def predict(
         self, products: list[ProductRequest | ApiError], request_id: str, top_k: int
@@ -82,6 +86,31 @@ class PredictionService:
                 self.metrics.decisions.labels(outcome.decision).inc()
                 results[position] = _answer(product, outcome, self.predictor.version, request_id, review_id)
         return results
+
+    async def explain(
+        self, product: ProductRequest, request_id: str, top_k: int, settings: ExplainSettings, overlay: bool
+    ) -> ExplanationOut:
+        """Word and pixel weights of one product's prediction (nothing is recorded in the review store)."""
+
+        def run() -> tuple[Any, str | None]:
+            if product.image_bytes is not None:
+                check_image_content(product.image_bytes, self.settings)
+            try:
+                explanation = explain(self.predictor, _frame_row(product, request_id), settings, top_k)
+            except Exception:
+                logger.exception("explanation failed", extra={"product_id": product.product_id})
+                raise ApiError(
+                    500, "explanation_failed", "the model failed on this product; see the server log"
+                ) from None
+            png = explanation.pixels.overlay_png() if overlay and explanation.pixels is not None else None
+            return explanation, None if png is None else base64.b64encode(png).decode("ascii")
+
+        explanation, overlay_png = await anyio.to_thread.run_sync(run, limiter=self.explain_limiter)
+        body = explanation.as_dict()
+        if body["pixels"] is not None:
+            body["pixels"]["overlay_png"] = overlay_png
+        prediction = _answer(product, explanation.prediction, self.predictor.version, request_id, None)
+        return ExplanationOut.model_validate(body | {"prediction": prediction})
 
     def _check_photos(self, products: list[ProductRequest | ApiError]) -> list[Any]:
         checked: list[Any] = []

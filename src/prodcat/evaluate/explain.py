@@ -1,0 +1,344 @@
+"""Why the model chose a category: which words and which pixels, by occlusion.
+
+Model-agnostic: an explanation only calls :meth:`prodcat.predict.Predictor.predict`, so it explains
+the real fused, calibrated model whatever its config (TF-IDF, sentence encoders, CNN; early or late
+fusion). Each product costs ONE batched ``predict`` call holding the product as given and all its
+variants:
+
+- **words**: every distinct word (case-folded, all its occurrences in the title and the description
+  removed together, since Flipkart descriptions repeat the title: removing one copy would hide
+  the word's weight) among the first ``max_words`` distinct words of the text, title first. A word's
+  weight is the drop of the predicted category's calibrated probability when it is removed:
+  positive = the word supports the category, negative = it pulls away from it;
+- **pixels**: a ``grid x grid`` lattice of cells over the photo; a grey square of ``patch_cells x
+  patch_cells`` cells slides over it one cell at a time (``(grid - patch_cells + 1)²`` occluded
+  copies), and each cell's weight is the mean probability drop of the squares covering it. Grey
+  (128) is the CNN's zero input (Lite0 is fed ``(x - 127) / 128``): "nothing here" rather than a
+  colour.
+
+Cost: one model row per word and one per square (49 with the defaults). Every row goes through the
+predictor's embedding cache, so the unchanged photo of the word variants and the unchanged text of
+the photo variants are embedded once; the sentence encoders reading one text per word dominate: a
+median 5 s per Flipkart product (MiniLM + USE-m3), 19 s per Rakuten product (e5) on a shared
+2-core machine (``benchmarks/explain.py``). ``max_words`` bounds it.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from prodcat.catalog.schema import is_missing
+from prodcat.image.decode import ImageDecodeError, load_image
+from prodcat.predict import Prediction, Predictor
+
+#: a word: letters/digits, with inner apostrophes or hyphens ("men's", "t-shirt")
+_WORD = re.compile(r"\w+(?:['’-]\w+)*")
+TEXT_FIELDS = ("title", "description")
+
+
+@dataclass(frozen=True)
+class ExplainSettings:
+    """How much an explanation may cost: at most ``max_words + (grid - patch_cells + 1)²`` model rows."""
+
+    #: distinct words explained, in reading order (title, then description); later words get no weight
+    max_words: int = 60
+    #: cells per side of the photo lattice; the heatmap is ``(grid, grid)``
+    grid: int = 8
+    #: side of the grey square, in cells (stride one cell)
+    patch_cells: int = 2
+    #: longest side, in pixels, the photo is decoded at for occlusion (bounds memory: one copy per square)
+    photo_side: int = 512
+    #: RGB grey of the occluding square
+    fill: tuple[int, int, int] = (128, 128, 128)
+
+    def __post_init__(self) -> None:
+        if self.max_words < 1:
+            raise ValueError(f"max_words must be at least 1, got {self.max_words}")
+        if not 1 <= self.patch_cells < self.grid:
+            raise ValueError(f"need 1 <= patch_cells < grid, got patch_cells={self.patch_cells}, grid={self.grid}")
+
+
+@dataclass
+class WordWeight:
+    """One distinct word (all its occurrences) and what removing it does."""
+
+    word: str
+    #: drop of the predicted category's probability when every occurrence is removed (positive = supports it)
+    weight: float
+    #: the same drop for the runner-up category (positive = supports the runner-up), ``None`` with one class
+    runner_up_weight: float | None
+    #: occurrences in the title and the description
+    occurrences: int
+
+
+@dataclass
+class WordExplanation:
+    """Word weights in reading order (first occurrence)."""
+
+    words: list[WordWeight]
+    #: distinct words in the text; only the first ``len(words)`` were explained (``ExplainSettings.max_words``)
+    distinct_words: int
+
+    def top(self, k: int) -> list[WordWeight]:
+        """The ``k`` words that support the predicted category most."""
+        return sorted(self.words, key=lambda w: -w.weight)[:k]
+
+    def weights_by_word(self) -> dict[str, float]:
+        """Case-folded word -> weight (what :func:`word_spans` keys match)."""
+        return {w.word.casefold(): w.weight for w in self.words}
+
+
+@dataclass
+class PixelExplanation:
+    """A heatmap of probability drops over the photo."""
+
+    #: ``(grid, grid)`` float, row-major from the top-left cell: mean drop of the predicted
+    #: category's probability when a grey square covers the cell (positive = the cell supports it)
+    heatmap: np.ndarray
+    #: the predicted category's probability on the unoccluded photo as decoded for occlusion
+    reference_probability: float
+    #: the photo as occluded, at most ``ExplainSettings.photo_side`` pixels per side
+    photo: Image.Image = field(repr=False)
+
+    def overlay(self, opacity: float = 0.6) -> Image.Image:
+        """The photo with the heatmap upsampled (bilinear) to its size and painted over it: red where the
+        pixels support the predicted category, blue where they pull away; the paint's opacity grows with
+        the absolute weight, up to ``opacity`` at the largest one, so cells that do not matter stay as they are."""
+        from matplotlib import colormaps
+
+        scale = float(np.abs(self.heatmap).max()) or 1.0
+        cells = Image.fromarray(self.heatmap.astype(np.float32), mode="F")
+        relative = np.asarray(cells.resize(self.photo.size, Image.Resampling.BILINEAR)) / scale  # -1..1
+        colour = colormaps["RdBu_r"](0.5 + 0.5 * relative)[..., :3]
+        strength = opacity * np.abs(relative)[..., None]
+        painted = np.asarray(self.photo, dtype=np.float32) / 255 * (1 - strength) + colour * strength
+        return Image.fromarray(np.round(painted * 255).astype(np.uint8), mode="RGB")
+
+    def overlay_png(self, opacity: float = 0.6) -> bytes:
+        """:meth:`overlay` encoded as PNG."""
+        buffer = io.BytesIO()
+        self.overlay(opacity).save(buffer, format="PNG", optimize=True)
+        return buffer.getvalue()
+
+
+@dataclass
+class Explanation:
+    """A prediction and, where the product has them and the model used them, its word and pixel weights."""
+
+    prediction: Prediction
+    #: the second most probable category (what the ``runner_up_weight`` of words refer to)
+    runner_up: str | None
+    words: WordExplanation | None
+    #: why there are no word weights (``None`` when there are)
+    words_skipped: str | None
+    pixels: PixelExplanation | None
+    #: why there is no heatmap (``None`` when there is one)
+    pixels_skipped: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: the heatmap as a list of rows, the photo left out."""
+        return {
+            "prediction": self.prediction.as_dict(),
+            "runner_up": self.runner_up,
+            "words": None
+            if self.words is None
+            else {
+                "distinct_words": self.words.distinct_words,
+                "weights": [asdict(w) for w in self.words.words],
+            },
+            "words_skipped": self.words_skipped,
+            "pixels": None
+            if self.pixels is None
+            else {
+                "heatmap": self.pixels.heatmap.tolist(),
+                "reference_probability": self.pixels.reference_probability,
+                "photo_size": list(self.pixels.photo.size),
+            },
+            "pixels_skipped": self.pixels_skipped,
+        }
+
+
+# ---------------------------------------------------------------------------------------------- words
+def word_spans(text: str) -> list[tuple[int, int, str]]:
+    """``(start, end, case-folded word)`` of every word of ``text``, in order."""
+    return [(m.start(), m.end(), m.group().casefold()) for m in _WORD.finditer(text)]
+
+
+def remove_words(text: str, words: set[str]) -> str:
+    """``text`` without any occurrence of the case-folded ``words`` (the rest, punctuation included, kept)."""
+    pieces, position = [], 0
+    for start, end, word in word_spans(text):
+        if word in words:
+            pieces.append(text[position:start])
+            position = end
+    pieces.append(text[position:])
+    return "".join(pieces)
+
+
+def _distinct_words(title: str, description: str) -> tuple[list[str], dict[str, int], dict[str, str]]:
+    """Distinct case-folded words in reading order, their counts and their first spelling."""
+    counts: dict[str, int] = {}
+    spelling: dict[str, str] = {}
+    for text in (title, description):
+        for start, end, word in word_spans(text):
+            counts[word] = counts.get(word, 0) + 1
+            spelling.setdefault(word, text[start:end])
+    return list(counts), counts, spelling
+
+
+# ---------------------------------------------------------------------------------------------- pixels
+def _cell_edges(size: int, grid: int) -> np.ndarray:
+    """``grid + 1`` pixel boundaries splitting ``size`` pixels into ``grid`` near-equal cells."""
+    return np.round(np.linspace(0, size, grid + 1)).astype(int)
+
+
+def occluded_copies(photo: Image.Image, settings: ExplainSettings) -> tuple[list[Image.Image], list[tuple[int, int]]]:
+    """One copy of ``photo`` per position of the grey square, and each square's top-left ``(row, col)`` cell."""
+    xs, ys = _cell_edges(photo.width, settings.grid), _cell_edges(photo.height, settings.grid)
+    positions = settings.grid - settings.patch_cells + 1
+    copies, corners = [], []
+    for row in range(positions):
+        for col in range(positions):
+            copy = photo.copy()
+            box = (xs[col], ys[row], xs[col + settings.patch_cells], ys[row + settings.patch_cells])
+            copy.paste(settings.fill, box)
+            copies.append(copy)
+            corners.append((row, col))
+    return copies, corners
+
+
+def _heatmap(drops: np.ndarray, corners: list[tuple[int, int]], settings: ExplainSettings) -> np.ndarray:
+    """Per cell, ``(grid, grid)``: the mean drop of the squares covering it."""
+    total = np.zeros((settings.grid, settings.grid))
+    covered = np.zeros((settings.grid, settings.grid))
+    size = settings.patch_cells
+    for drop, (row, col) in zip(drops, corners, strict=True):
+        total[row : row + size, col : col + size] += drop
+        covered[row : row + size, col : col + size] += 1
+    return total / covered
+
+
+# ---------------------------------------------------------------------------------------------- explain
+def explain(
+    predictor: Predictor, product: Mapping[str, Any], settings: ExplainSettings | None = None, top_k: int = 5
+) -> Explanation:
+    """Explain the prediction for one product by occluding its words and its photo, in one ``predict`` call.
+
+    Args:
+        predictor: the loaded model (any config: explanations only call ``predictor.predict``).
+        product: a canonical row: ``title``, ``description``, ``image`` (a path, the encoded bytes or
+            a PIL image; missing = no photo), ``product_id`` (missing keys count as empty).
+        settings: cost bounds (words, lattice, photo size); the defaults when ``None``.
+        top_k: categories in the returned prediction.
+
+    Returns:
+        The prediction for the product as given, with word weights if the model classified it from its
+        text and a heatmap if it classified it from its photo; ``words_skipped`` / ``pixels_skipped``
+        say why one is missing.
+    """
+    settings = settings or ExplainSettings()
+    original = {name: product.get(name) for name in ("product_id", *TEXT_FIELDS, "image")}
+    title, description = ("" if is_missing(original[n]) else str(original[n]) for n in TEXT_FIELDS)
+    words, counts, spelling = _distinct_words(title, description)
+    explained = words[: settings.max_words]
+    rows = [original]
+    rows += [
+        original | {"title": remove_words(title, {w}), "description": remove_words(description, {w})} for w in explained
+    ]
+
+    photo, photo_problem = _decoded_photo(original, settings)
+    corners: list[tuple[int, int]] = []
+    if photo is not None:
+        copies, corners = occluded_copies(photo, settings)
+        rows += [original | {"image": image} for image in (photo, *copies)]
+
+    # every category's probability for every row: the runner-up of a variant may be anything
+    predictions = predictor.predict(pd.DataFrame(rows), top_k=len(predictor.labels))
+    proba = np.array([_probabilities(p, predictor.labels) for p in predictions])
+    first = predictions[0]
+    ranked = first.top_k
+    predicted = predictor.labels.index(first.category)
+    runner_up = predictor.labels.index(ranked[1]["category"]) if len(ranked) > 1 else None
+    prediction = replace(first, top_k=ranked[:top_k])
+
+    word_explanation, words_skipped = None, None
+    if not words:
+        words_skipped = "the product has no text (no title or description words)"
+    elif "text" not in first.modalities_used:
+        words_skipped = "the model did not classify this product from its text"
+    else:
+        drops = proba[0] - proba[1 : 1 + len(explained)]
+        word_explanation = WordExplanation(
+            words=[
+                WordWeight(
+                    word=spelling[word],
+                    weight=float(drops[i, predicted]),
+                    runner_up_weight=None if runner_up is None else float(drops[i, runner_up]),
+                    occurrences=counts[word],
+                )
+                for i, word in enumerate(explained)
+            ],
+            distinct_words=len(words),
+        )
+
+    pixel_explanation, pixels_skipped = None, photo_problem
+    if photo is not None:
+        photo_rows = proba[1 + len(explained) :, predicted]
+        if "image" not in first.modalities_used:
+            pixels_skipped = "the model did not classify this product from its photo"
+        else:
+            pixel_explanation = PixelExplanation(
+                heatmap=_heatmap(photo_rows[0] - photo_rows[1:], corners, settings),
+                reference_probability=float(photo_rows[0]),
+                photo=photo,
+            )
+    return Explanation(
+        prediction=prediction,
+        runner_up=None if runner_up is None else predictor.labels[runner_up],
+        words=word_explanation,
+        words_skipped=words_skipped,
+        pixels=pixel_explanation,
+        pixels_skipped=pixels_skipped,
+    )
+
+
+def _decoded_photo(product: Mapping[str, Any], settings: ExplainSettings) -> tuple[Image.Image | None, str | None]:
+    """The photo decoded for occlusion, or ``None`` and why not."""
+    source = product.get("image")
+    if is_missing(source) or (isinstance(source, str) and not source.strip()):
+        return None, "the product has no photo"
+    try:
+        photo = load_image(source, product_id=product.get("product_id") or None, max_side=settings.photo_side)
+    except ImageDecodeError as exc:
+        return None, f"the photo cannot be decoded: {exc.reason}"
+    # cells of at least one pixel
+    if min(photo.size) < settings.grid:
+        return None, f"the photo ({photo.width}x{photo.height} px) is smaller than the {settings.grid}-cell grid"
+    return photo, None
+
+
+def _probabilities(prediction: Prediction, labels: list[str]) -> list[float]:
+    """The probabilities of a prediction made with ``top_k = len(labels)``, in the order of ``labels``."""
+    by_label = {entry["category"]: entry["probability"] for entry in prediction.top_k}
+    return [by_label[label] for label in labels]
+
+
+__all__ = [
+    "ExplainSettings",
+    "Explanation",
+    "PixelExplanation",
+    "WordExplanation",
+    "WordWeight",
+    "explain",
+    "occluded_copies",
+    "remove_words",
+    "word_spans",
+]

@@ -1,0 +1,161 @@
+"""Explanations by occlusion on a real Flipkart model: the words and the pixels that carry the category.
+
+Products are drawn from the 600 that the shared ``flipkart_bundle`` was not trained on.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from prodcat.catalog.loaders import load_catalog
+from prodcat.catalog.schema import category_at_level
+from prodcat.cli import main
+from prodcat.commands import labelled_sample
+from prodcat.config import Config
+from prodcat.evaluate.explain import ExplainSettings, explain, occluded_copies, remove_words
+from prodcat.predict import Predictor
+
+#: enough words to cover a Flipkart title and the start of its description, at a test's cost
+SETTINGS = ExplainSettings(max_words=20)
+#: (category, a word of the title that names it)
+TELLING = [("Watches", "watch"), ("Kitchen & Dining", "mug"), ("Home Decor & Festive Needs", "showpiece")]
+
+
+@pytest.fixture(scope="module")
+def predictor(flipkart_bundle: Path) -> Predictor:
+    loaded = Predictor.load(flipkart_bundle)
+    loaded.model.set_memory_cache(10_000)  # occluded variants are throw-away: keep them off the disk cache
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def heldout(flipkart_dir: Path) -> pd.DataFrame:
+    """The products ``flipkart_bundle`` did not see (its sample drawn again), with their top-level category."""
+    catalog = load_catalog(flipkart_dir)
+    seen = labelled_sample(catalog.frame, Config().for_format(catalog.format), 300)["product_id"]
+    frame = catalog.frame[~catalog.frame["product_id"].isin(seen) & catalog.frame["image"].notna()]
+    return frame.assign(top=category_at_level(frame["category"], 1)).reset_index(drop=True)
+
+
+def first_with(heldout: pd.DataFrame, category: str, word: str) -> pd.Series:
+    rows = heldout[(heldout["top"] == category) & heldout["title"].str.contains(word, case=False)]
+    return rows.iloc[0]
+
+
+def text_only(product: pd.Series) -> dict:
+    return {"product_id": product["product_id"], "title": product["title"], "description": product["description"]}
+
+
+@pytest.fixture(scope="module")
+def telling_explanations(predictor: Predictor, heldout: pd.DataFrame) -> list:
+    """Text-only explanations of one held-out product per telling word (the photo would double the cost)."""
+    explanations = []
+    for category, word in TELLING:
+        product = first_with(heldout, category, word)
+        explanations.append((product, word, explain(predictor, text_only(product), SETTINGS)))
+    return explanations
+
+
+def test_remove_words_keeps_the_rest() -> None:
+    text = "Men's T-shirt for MEN, men's wear"
+    assert remove_words(text, {"men's"}) == " T-shirt for MEN,  wear"
+    assert remove_words(text, {"t-shirt", "men"}) == "Men's  for , men's wear"
+
+
+def test_telling_words_rank_top_three(telling_explanations: list) -> None:
+    for product, word, explanation in telling_explanations:
+        assert explanation.prediction.category == product["top"], product["title"]
+        top = [w.word.casefold() for w in explanation.words.top(3)]
+        assert word in top, (product["title"], [(w.word, w.weight) for w in explanation.words.top(5)])
+        assert explanation.pixels is None and explanation.pixels_skipped == "the product has no photo"
+        weights = explanation.words.weights_by_word()
+        # the runner-up gains what the predicted category loses when its telling word goes
+        telling = next(w for w in explanation.words.words if w.word.casefold() == word)
+        assert weights[word] > 0 and telling.runner_up_weight < 0
+
+
+def test_removing_top_words_lowers_probability_more_than_random_words(
+    predictor: Predictor, telling_explanations: list
+) -> None:
+    """Deletion test: the 3 heaviest words cost the category more than any of 5 random draws of 3 explained words."""
+    rng = np.random.default_rng(0)
+    rows, draws = [], 5
+    for product, _, explanation in telling_explanations:
+        explained = [w.word.casefold() for w in explanation.words.words]
+        chosen = [{w.word.casefold() for w in explanation.words.top(3)}]
+        chosen += [set(rng.choice(explained, 3, replace=False)) for _ in range(draws)]
+        for words in chosen:
+            rows.append(text_only(product) | {k: remove_words(product[k], words) for k in ("title", "description")})
+    predictions = predictor.predict(pd.DataFrame(rows), top_k=len(predictor.labels))
+    for i, (_, _, explanation) in enumerate(telling_explanations):
+        category = explanation.prediction.category
+        left = [
+            next(e["probability"] for e in p.top_k if e["category"] == category)
+            for p in predictions[i * (draws + 1) : (i + 1) * (draws + 1)]
+        ]
+        assert left[0] < min(left[1:]), (category, left)
+        assert left[0] < explanation.prediction.confidence - 0.05
+
+
+def test_heatmap_on_a_real_photo(predictor: Predictor, heldout: pd.DataFrame) -> None:
+    product = first_with(heldout, "Watches", "watch")
+    explanation = explain(predictor, {"product_id": "p", "image": product["image"]}, SETTINGS)
+    assert explanation.words is None and "no text" in explanation.words_skipped
+    assert explanation.prediction.modalities_used == ["image"]
+    heatmap = explanation.pixels.heatmap
+    assert heatmap.shape == (SETTINGS.grid, SETTINGS.grid) and np.isfinite(heatmap).all()
+    assert heatmap.std() > 1e-4 * max(1.0, np.abs(heatmap).max())
+    # the drops are against the unoccluded photo as decoded, and that photo is what the model saw
+    assert explanation.pixels.reference_probability == pytest.approx(explanation.prediction.confidence, abs=0.02)
+    overlay = Image.open(io.BytesIO(explanation.pixels.overlay_png()))
+    assert overlay.size == explanation.pixels.photo.size and max(overlay.size) <= SETTINGS.photo_side
+
+
+def test_occluded_copies_cover_the_grid() -> None:
+    photo = Image.new("RGB", (80, 64), "white")
+    copies, corners = occluded_copies(photo, SETTINGS)
+    assert len(copies) == (SETTINGS.grid - SETTINGS.patch_cells + 1) ** 2 == len(corners)
+    grey = np.stack([np.asarray(c)[..., 0] == SETTINGS.fill[0] for c in copies])
+    assert grey.sum(axis=(1, 2)).tolist() == [20 * 16] * len(copies)  # 2x2 cells of 10x8 px each
+    assert grey.any(axis=0).all()  # every pixel is covered by some square
+
+
+def test_products_without_photo_or_text(predictor: Predictor) -> None:
+    broken = explain(predictor, {"title": "Analog Watch for Men", "image": b"\xff\xd8\xff\xe0 truncated"}, SETTINGS)
+    assert broken.pixels is None and broken.pixels_skipped.startswith("the photo cannot be decoded")
+    assert [w.word for w in broken.words.words] == ["Analog", "Watch", "for", "Men"]
+    with pytest.raises(ValueError, match="patch_cells"):
+        ExplainSettings(grid=2, patch_cells=2)
+
+
+def test_explain_command_writes_report(
+    flipkart_bundle: Path,
+    flipkart_dir: Path,
+    predictor: Predictor,
+    heldout: pd.DataFrame,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # the command loads the bundle through Predictor.load: answered by this module's warm predictor of the
+    # same bundle, as starting the sentence encoders and the CNN again would cost 15 s
+    monkeypatch.setattr(Predictor, "load", classmethod(lambda cls, path, progress=False: predictor))
+    product = first_with(heldout, "Kitchen & Dining", "mug")
+    report = tmp_path / "report"
+    args = ["explain", str(flipkart_bundle), str(flipkart_dir), "--report", str(report), "--max-words", "8"]
+    assert main([*args, "--ids", product["product_id"]]) == 0
+    (record,) = json.loads((report / "explanations.json").read_text(encoding="utf-8"))
+    assert record["prediction"]["product_id"] == product["product_id"]
+    assert len(record["words"]["weights"]) == 8 and len(record["pixels"]["heatmap"]) == 8
+    assert (report / record["pixels"]["overlay"]).is_file()
+    html = (report / "report.html").read_text(encoding="utf-8")
+    assert product["product_id"] in html and record["pixels"]["overlay"] in html and "background: rgba(" in html
+    assert main([*args, "--ids", "no-such-product"]) == 2
+    assert "no-such-product" in capsys.readouterr().err
