@@ -165,10 +165,17 @@ def test_cv_command_writes_metrics_per_level(fashion_dir, tmp_path):
 
 
 def test_every_command_has_help_with_examples():
-    for command in ("train", "predict", "evaluate", "cv", "robustness"):
-        run = subprocess.run([sys.executable, "-m", "prodcat.cli", command, "--help"], capture_output=True, text=True)
-        assert run.returncode == 0
-        assert "examples:" in run.stdout
+    import argparse
+
+    from prodcat.cli import build_parser
+
+    run = subprocess.run([sys.executable, "-m", "prodcat.cli", "--help"], capture_output=True, text=True)
+    assert run.returncode == 0
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert {"train", "predict", "evaluate", "cv", "robustness", "explain", "collect", "app", "serve"} <= set(commands)
+    for name, parser in commands.items():
+        assert name in run.stdout
+        assert "examples:" in parser.format_help(), name
 
 
 def test_predictor_classifies_whatever_modalities_a_product_has(flipkart_bundle, flipkart_dir):

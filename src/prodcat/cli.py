@@ -19,7 +19,7 @@ COMMAND_MODULES = (
     "prodcat.serve.command",
     "prodcat.collect.command",
     "prodcat.app.command",
-    "prodcat.evaluate.command",
+    "prodcat.evaluate.robustness_command",
     "prodcat.evaluate.explain_command",
 )
 

@@ -234,7 +234,7 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_predictor(path: str) -> Any:
+def load_predictor(path: str) -> Any:
     from prodcat.predict import Predictor
 
     try:
@@ -276,7 +276,7 @@ def predict_catalog(
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    predictor = _load_predictor(args.model)
+    predictor = load_predictor(args.model)
     if predictor is None:
         return 2
     table = predict_catalog(predictor, read_catalog(args).frame, args.chunk_size, args.top_k)
@@ -292,7 +292,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    predictor = _load_predictor(args.model)
+    predictor = load_predictor(args.model)
     if predictor is None:
         return 2
     frame = read_catalog(args).frame

@@ -59,7 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    from prodcat.commands import _load_predictor, read_catalog
+    from prodcat.commands import load_predictor, read_catalog
 
     try:
         settings = ExplainSettings(max_words=args.max_words, grid=args.grid)
@@ -71,7 +71,7 @@ def run_explain(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    predictor = _load_predictor(args.model)
+    predictor = load_predictor(args.model)
     if predictor is None:
         return 2
     predictor.model.set_memory_cache(MEMORY_CACHE_ITEMS)

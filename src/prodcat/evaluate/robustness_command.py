@@ -50,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_robustness(args: argparse.Namespace) -> int:
     from prodcat.catalog.schema import category_at_level
-    from prodcat.commands import _load_predictor, labelled_sample, read_catalog
+    from prodcat.commands import labelled_sample, load_predictor, read_catalog
     from prodcat.config import Config
     from prodcat.evaluate.report import ROBUSTNESS_COLUMNS, robustness_rows, write_robustness_report
     from prodcat.evaluate.robustness import evaluate_robustness, get_perturbations
@@ -64,7 +64,7 @@ def run_robustness(args: argparse.Namespace) -> int:
     if base is not None and base.name != args.base:
         print(f"error: --base takes one perturbation, not the family {args.base!r}", file=sys.stderr)
         return 2
-    predictor = _load_predictor(args.model)
+    predictor = load_predictor(args.model)
     if predictor is None:
         return 2
     frame = read_catalog(args).frame
