@@ -131,6 +131,16 @@ def read_catalog(args: argparse.Namespace) -> Catalog:
     return catalog
 
 
+def read_labelled(args: argparse.Namespace) -> pd.DataFrame | None:
+    """The catalogue's labelled products to score a model against; ``None``, after saying why, when there are none."""
+    frame = read_catalog(args).frame
+    frame = frame[frame["category"].notna()].reset_index(drop=True)
+    if frame.empty:
+        print("error: the catalogue has no labelled products to evaluate against", file=sys.stderr)
+        return None
+    return frame
+
+
 def build_config(args: argparse.Namespace, catalog: Catalog) -> Config:
     config = load_config(args.config)
     updates: dict[str, Any] = {}
@@ -295,10 +305,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     predictor = load_predictor(args.model)
     if predictor is None:
         return 2
-    frame = read_catalog(args).frame
-    frame = frame[frame["category"].notna()].reset_index(drop=True)
-    if frame.empty:
-        print("error: the catalogue has no labelled products to evaluate against", file=sys.stderr)
+    frame = read_labelled(args)
+    if frame is None:
         return 2
     level = predictor.manifest["config"].get("level")
     table = predict_catalog(predictor, frame, 2000)

@@ -50,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_robustness(args: argparse.Namespace) -> int:
     from prodcat.catalog.schema import category_at_level
-    from prodcat.commands import labelled_sample, load_predictor, read_catalog
+    from prodcat.commands import labelled_sample, load_predictor, read_labelled
     from prodcat.config import Config
     from prodcat.evaluate.report import ROBUSTNESS_COLUMNS, robustness_rows, write_robustness_report
     from prodcat.evaluate.robustness import evaluate_robustness, get_perturbations
@@ -67,10 +67,8 @@ def run_robustness(args: argparse.Namespace) -> int:
     predictor = load_predictor(args.model)
     if predictor is None:
         return 2
-    frame = read_catalog(args).frame
-    frame = frame[frame["category"].notna()].reset_index(drop=True)
-    if frame.empty:
-        print("error: the catalogue has no labelled products to evaluate against", file=sys.stderr)
+    frame = read_labelled(args)
+    if frame is None:
         return 2
     config = Config.model_validate(predictor.manifest["config"] | {"seed": args.seed})
     if args.sample:
