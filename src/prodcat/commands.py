@@ -283,6 +283,9 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.scheduler and args.engine != "dask":
         print("error: --scheduler is a dask cluster's address: add --engine dask", file=sys.stderr)
         return 2
+    if args.chunk_size < 1:
+        print(f"error: --chunk-size must be at least 1, got {args.chunk_size}", file=sys.stderr)
+        return 2
     frame = read_catalog(args).frame
     kept = f"finished chunks are kept in {work_dir_for(args.out)}: run the same command to resume"
     try:

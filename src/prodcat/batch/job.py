@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -86,27 +86,24 @@ def part_path(work_dir: Path, index: int) -> Path:
     return work_dir / f"part-{index:06d}.parquet"
 
 
+def _temporary_sibling(path: Path) -> Path:
+    """A fresh name beside ``path`` (same file system, so renaming it over ``path`` is atomic)."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+
+
 def write_atomically(path: Path, write: Callable[[IO[Any]], None], mode: str = "wb") -> None:
     """Write ``path`` through ``write(handle)`` into a temporary sibling, flushed to disk, then renamed over it:
-    readers (and a resumed run) see the whole file or none of it."""
-    temporary: Path | None = None
+    readers (and a resumed run) see the whole file or none of it. Created with the usual permissions (umask),
+    unlike :mod:`tempfile`'s private ones: the output is for others to read."""
+    temporary = _temporary_sibling(path)
     try:
-        with tempfile.NamedTemporaryFile(
-            mode,
-            dir=path.parent,
-            prefix=f".{path.name}.",
-            suffix=".tmp",
-            delete=False,
-            encoding=None if "b" in mode else "utf-8",
-        ) as handle:
-            temporary = Path(handle.name)
+        with open(temporary, mode, encoding=None if "b" in mode else "utf-8") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
 
 
@@ -117,7 +114,8 @@ def _open_work_dir(work_dir: Path, state: RunState, restart: bool) -> set[int]:
         shutil.rmtree(work_dir)
     if not work_dir.exists():
         # state.json first, in a temporary directory renamed into place: a work directory always has one
-        staging = Path(tempfile.mkdtemp(prefix=f".{work_dir.name}.", dir=work_dir.parent))
+        staging = _temporary_sibling(work_dir)
+        staging.mkdir()
         (staging / STATE_FILE).write_text(json.dumps(asdict(state), indent=2), encoding="utf-8")
         staging.rename(work_dir)
         return set()
@@ -167,6 +165,8 @@ def _write_output(work_dir: Path, n_chunks: int, out: Path) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class RunSummary:
+    """What a :func:`score_catalog` call did, for its caller's one-line report."""
+
     out: Path
     total: int
     #: products scored by this call (the others came from an earlier, interrupted run)
