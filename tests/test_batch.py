@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -20,6 +21,7 @@ from prodcat.batch import (
     score_catalog,
     work_dir_for,
 )
+from prodcat.bundle import BundleError
 from prodcat.catalog.loaders import load_catalog
 from prodcat.cli import main
 from prodcat.predict import Predictor
@@ -185,3 +187,13 @@ def test_dask_engine_on_a_local_cluster_gives_the_local_predictions(flipkart_bun
     summary = score_catalog(products, out, DaskEngine(flipkart_bundle, workers=2), chunk_size=CHUNK, progress=False)
     assert summary.scored == 40
     assert out.read_bytes() == uninterrupted.read_bytes()
+
+
+def test_a_worker_that_reads_another_model_at_the_bundle_path_is_refused(flipkart_bundle):
+    from prodcat.batch.dask_engine import PredictorPlugin
+
+    driver_saw = "0" * 64  # the identity of the driver's bundle, when the worker's files differ
+    plugin = PredictorPlugin(str(flipkart_bundle), driver_saw)
+    with pytest.raises(BundleError, match=r"worker tcp://10\.0\.0\.7:4000 reads another model .* shared file system"):
+        plugin.setup(SimpleNamespace(address="tcp://10.0.0.7:4000"))
+    assert plugin.predictor is None
