@@ -20,6 +20,7 @@ import pandas as pd
 from prodcat.batch.scoring import score_chunk
 from prodcat.predict import Predictor
 
+#: ``(chunk index, rows)`` going in, ``(chunk index, predictions table)`` coming out
 Chunk = tuple[int, pd.DataFrame]
 
 
@@ -30,6 +31,9 @@ def bundle_identity(manifest: dict[str, Any]) -> str:
 
 
 class Engine(Protocol):
+    """What :func:`prodcat.batch.score_catalog` needs: the model's manifest (to tell whose parts a work directory
+    holds), a context in which workers are up, and :meth:`score`, yielding chunks as they finish."""
+
     #: the manifest of the bundle the engine scores with
     manifest: dict[str, Any]
 
