@@ -22,10 +22,10 @@ from streamlit.testing.v1 import AppTest
 
 from prodcat.app import views
 from prodcat.app.command import SCRIPT, streamlit_command
+from prodcat.batch import predict_catalog
 from prodcat.bundle import read_manifest
 from prodcat.catalog.loaders import load_catalog
 from prodcat.cli import build_parser, main
-from prodcat.commands import predict_catalog
 from prodcat.predict import Predictor
 
 #: every run of the app script may load the model and its encoders on first use

@@ -51,10 +51,13 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def data_fingerprint(frame: pd.DataFrame) -> str:
-    """SHA-256 of the canonical columns of a training frame (order-independent)."""
+def data_fingerprint(frame: pd.DataFrame, ordered: bool = False) -> str:
+    """SHA-256 of the canonical columns of a frame: order-independent (a training set), or with ``ordered``
+    the rows in their order (batch scoring, whose chunks are row ranges). Photos count by their path."""
     columns = ["product_id", "title", "description", "image", "category"]
-    row_hashes = pd.util.hash_pandas_object(frame[columns].astype(str), index=False).sort_values()
+    row_hashes = pd.util.hash_pandas_object(frame[columns].astype(str), index=False)
+    if not ordered:
+        row_hashes = row_hashes.sort_values()
     return hashlib.sha256(row_hashes.to_numpy().tobytes()).hexdigest()
 
 

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
-import tempfile
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
+from prodcat.batch import BatchError, LocalEngine, ResumeMismatchError, predict_catalog, score_catalog, work_dir_for
+from prodcat.batch.engines import Engine
 from prodcat.bundle import BundleError, data_fingerprint, save_bundle
 from prodcat.catalog.loaders import add_loader_arguments, load_from_args
 from prodcat.catalog.schema import Catalog, category_at_level, modality_mask
@@ -70,16 +67,44 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     predict = subparsers.add_parser(
         "predict",
-        help="predict the categories of a catalogue",
+        help="predict the categories of a catalogue (resumable, local or on a dask cluster)",
         formatter_class=_formatter,
-        description="Write one row per product: product_id, category, confidence, decision, top_k, modalities_used.",
-        epilog="examples:\n  prodcat predict models/flipkart new_products.csv --out preds.csv\n",
+        description=textwrap.dedent("""\
+            Write one row per product, in input order: product_id, category, confidence, decision
+            (auto | review | error), top_k (JSON), modalities_used, error (why a product could not be scored).
+
+            Each finished chunk is kept in OUT.parts/ beside the output; running the same command again after
+            a crash or Ctrl-C resumes there and scores only the missing chunks. A run with another model, other
+            data, --chunk-size or --top-k is refused until you pass --restart. With --engine dask, every worker
+            loads the model once from MODEL, which must be at the same path on every worker (shared file system).
+            """),
+        epilog=textwrap.dedent("""\
+            examples:
+              prodcat predict models/flipkart new_products.csv --out preds.csv
+              prodcat predict models/flipkart catalogue.parquet --out preds.csv --restart
+              prodcat predict models/flipkart catalogue.parquet --out preds.csv --engine dask --workers 4
+              prodcat predict /shared/models/flipkart /shared/catalogue.parquet --out preds.csv \\
+                  --engine dask --scheduler tcp://scheduler-host:8786
+            """),
     )
     predict.add_argument("model", help="model bundle directory")
     add_loader_arguments(predict)
-    predict.add_argument("--out", required=True, help="CSV to write")
+    predict.add_argument("--out", required=True, help="CSV to write (replaced atomically when every chunk is done)")
     predict.add_argument("--top-k", type=int, default=5, help="how many categories in top_k (default 5)")
-    predict.add_argument("--chunk-size", type=int, default=2000, help="products per batch (default 2000)")
+    predict.add_argument(
+        "--chunk-size", type=int, default=2000, help="products per chunk, the unit of work and resuming (default 2000)"
+    )
+    predict.add_argument(
+        "--restart", action="store_true", help="delete an unfinished run's OUT.parts/ and start over (default: resume)"
+    )
+    engine = predict.add_argument_group("engine")
+    engine.add_argument(
+        "--engine", choices=("local", "dask"), default="local", help="here, or on dask.distributed (default local)"
+    )
+    engine.add_argument("--scheduler", metavar="ADDRESS", help="dask: an existing cluster, e.g. tcp://host:8786")
+    engine.add_argument(
+        "--workers", type=int, default=2, help="dask without --scheduler: local worker processes (default 2)"
+    )
     predict.set_defaults(func=run_predict)
 
     evaluate = subparsers.add_parser(
@@ -254,50 +279,44 @@ def load_predictor(path: str) -> Any:
         return None
 
 
-def predict_catalog(
-    predictor: Any,
-    frame: pd.DataFrame,
-    chunk_size: int,
-    top_k: int = 5,
-    on_chunk: Callable[[int], None] | None = None,
-    progress: bool = True,
-) -> pd.DataFrame:
-    """Predictions for every row of ``frame``, in chunks (bounded memory), as the ``predict`` CSV table.
+def _batch_engine(args: argparse.Namespace) -> Engine:
+    if args.engine == "dask":
+        from prodcat.batch.dask_engine import DaskEngine
 
-    ``on_chunk``, if given, is called after each chunk with the number of products predicted so far
-    (the web app's progress bar); ``progress=False`` hides the terminal one (a caller with its own).
-    """
-    rows = []
-    for start in tqdm(range(0, len(frame), chunk_size), desc="predict", unit="chunk", disable=not progress):
-        for p in predictor.predict(frame.iloc[start : start + chunk_size], top_k=top_k):
-            rows.append(
-                {
-                    "product_id": p.product_id,
-                    "category": p.category,
-                    "confidence": round(p.confidence, 6),
-                    "decision": p.decision,
-                    "top_k": json.dumps(p.top_k, ensure_ascii=False),
-                    "modalities_used": ",".join(p.modalities_used),
-                }
-            )
-        if on_chunk is not None:
-            on_chunk(len(rows))
-    return pd.DataFrame(rows, columns=["product_id", "category", "confidence", "decision", "top_k", "modalities_used"])
+        # distributed logs every worker's start, connection and stop at INFO: pages around the progress bar
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+        return DaskEngine(args.model, scheduler=args.scheduler, workers=args.workers)
+    return LocalEngine.from_bundle(args.model)
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    predictor = load_predictor(args.model)
-    if predictor is None:
+    if args.scheduler and args.engine != "dask":
+        print("error: --scheduler is a dask cluster's address: add --engine dask", file=sys.stderr)
         return 2
-    table = predict_catalog(predictor, read_catalog(args).frame, args.chunk_size, args.top_k)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Write beside the target, then rename: a crash never leaves a truncated CSV under the final name.
-    with tempfile.NamedTemporaryFile("w", dir=out.parent, suffix=".tmp", delete=False, encoding="utf-8") as handle:
-        table.to_csv(handle, index=False)
-    os.replace(handle.name, out)
-    auto = (table["decision"] == "auto").mean() if len(table) else 0.0
-    print(f"{len(table)} predictions written to {out} ({auto:.1%} auto-accepted)")
+    if args.chunk_size < 1:
+        print(f"error: --chunk-size must be at least 1, got {args.chunk_size}", file=sys.stderr)
+        return 2
+    frame = read_catalog(args).frame
+    kept = f"finished chunks are kept in {work_dir_for(args.out)}: run the same command to resume"
+    try:
+        summary = score_catalog(
+            frame, args.out, _batch_engine(args), chunk_size=args.chunk_size, top_k=args.top_k, restart=args.restart
+        )
+    except (BundleError, ResumeMismatchError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BatchError as exc:
+        print(f"error: {exc}\n{kept}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"interrupted\n{kept}", file=sys.stderr)
+        return 130
+    resumed = f"; {summary.total - summary.scored} from the interrupted run" if summary.scored < summary.total else ""
+    failed = f"; {summary.errors} could not be scored (see the error column)" if summary.errors else ""
+    print(
+        f"{summary.total} predictions written to {summary.out} "
+        f"({summary.auto_accepted / max(summary.total, 1):.1%} auto-accepted{resumed}{failed})"
+    )
     return 0
 
 
@@ -311,9 +330,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     level = predictor.manifest["config"].get("level")
     table = predict_catalog(predictor, frame, 2000)
     truth = category_at_level(frame["category"], level)
-    metrics = evaluate_predictions(
-        truth, table["category"].to_numpy(dtype=object), table["confidence"].to_numpy(), predictor.threshold
-    )
+    # a product the model could not score (an ``error`` row) counts as wrong, with no confidence
+    confidence = table["confidence"].fillna(0.0).to_numpy()
+    metrics = evaluate_predictions(truth, table["category"].to_numpy(dtype=object), confidence, predictor.threshold)
     write_report(
         metrics,
         truth,

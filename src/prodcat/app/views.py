@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from prodcat.batch import predict_catalog
 from prodcat.catalog.schema import category_at_level, depth, has_image, strings_or_empty
-from prodcat.commands import predict_catalog
 from prodcat.image.decode import ImageDecodeError, ImageSource, load_image
 from prodcat.predict import Prediction, Predictor
 from prodcat.serve.settings import ServeSettings

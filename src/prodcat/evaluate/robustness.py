@@ -225,7 +225,7 @@ def predict_perturbed(
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The ``predict`` table of ``frame`` perturbed by ``perturbation`` (``None``: clean), and the
     ``(n,)`` mask of the products it changed; chunk by chunk, so only one chunk of photos is in memory."""
-    from prodcat.commands import predict_catalog
+    from prodcat.batch import predict_catalog
 
     tables, masks = [], []
     for start in range(0, len(frame), CHUNK_SIZE):

@@ -1,0 +1,134 @@
+"""The ``--engine dask`` backend: chunks scored on a ``dask.distributed`` cluster.
+
+Every worker loads the Predictor once, through a worker plugin, from the bundle path, which must reach the
+same files on every worker (a shared file system: NFS, a mounted bucket, or one machine); each task carries
+only its chunk's rows and returns its predictions table. Kept apart from :mod:`prodcat.batch.engines` so
+that local runs never import dask.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Self
+
+import pandas as pd
+from distributed import Client, Future, LocalCluster, WorkerPlugin, as_completed, get_worker
+
+from prodcat.batch.engines import Chunk, bundle_identity
+from prodcat.batch.scoring import score_chunk
+from prodcat.bundle import BundleError, verify_bundle
+from prodcat.predict import Predictor
+
+log = logging.getLogger(__name__)
+
+
+class PredictorPlugin(WorkerPlugin):
+    """Loads the bundle's Predictor once per worker (when the plugin is registered, or the worker joins later)
+    and checks it is the driver's model: a worker that reads other files at that path is refused rather than
+    scoring with another model."""
+
+    def __init__(self, bundle_dir: str, identity: str):
+        self.bundle_dir = bundle_dir
+        self.identity = identity
+        self.predictor: Predictor | None = None
+
+    @property
+    def name(self) -> str:
+        """One plugin per model, so that runs of different bundles can share a cluster."""
+        return f"prodcat-predictor-{self.identity[:16]}"
+
+    def setup(self, worker: Any) -> None:
+        predictor = Predictor.load(self.bundle_dir)
+        if bundle_identity(predictor.manifest) != self.identity:
+            raise BundleError(
+                f"worker {worker.address} reads another model at {self.bundle_dir} than the driver: the bundle "
+                "path must reach the same files on every worker (a shared file system)"
+            )
+        self.predictor = predictor
+
+    def teardown(self, worker: Any) -> None:
+        self.predictor = None
+
+
+def score_on_worker(plugin_name: str, chunk: pd.DataFrame, top_k: int) -> pd.DataFrame:
+    """The task: this worker's Predictor (loaded once by :class:`PredictorPlugin`) on one chunk."""
+    return score_chunk(get_worker().plugins[plugin_name].predictor, chunk, top_k)
+
+
+class DaskEngine:
+    """Scores chunks on an existing cluster (``scheduler``, e.g. ``tcp://host:8786``) or on a
+    :class:`~distributed.LocalCluster` of ``workers`` processes, one thread each (the models' own thread
+    pools, ONNX Runtime's and BLAS's, use the cores).
+
+    At most ``2 x workers`` chunks are in flight: enough to keep every worker busy while the driver writes
+    a finished chunk, without shipping the whole catalogue to the scheduler at once.
+    """
+
+    def __init__(self, bundle_dir: str | os.PathLike[str], scheduler: str | None = None, workers: int = 2):
+        self.bundle_dir = str(Path(bundle_dir).resolve())
+        # verified here too: a damaged bundle is refused before any cluster is started
+        self.manifest = verify_bundle(self.bundle_dir)
+        self.plugin = PredictorPlugin(self.bundle_dir, bundle_identity(self.manifest))
+        self.scheduler = scheduler
+        self.workers = workers
+        self._cluster: LocalCluster | None = None
+        self._client: Client | None = None
+
+    def __enter__(self) -> Self:
+        if self.scheduler:
+            self._client = Client(self.scheduler)
+        else:
+            self._cluster = LocalCluster(
+                n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None
+            )
+            self._client = Client(self._cluster)
+        try:
+            self._client.register_plugin(self.plugin, name=self.plugin.name)
+        except BaseException:
+            self._close()
+            raise
+        log.info("dask: %d worker(s) at %s", self._n_workers(), self._client.scheduler.address)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._client is not None:
+            if self._cluster is None:  # someone else's cluster: free the workers' model memory
+                self._client.unregister_worker_plugin(self.plugin.name)
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+        self._client = self._cluster = None
+
+    def _n_workers(self) -> int:
+        assert self._client is not None, "use the engine in a with block"
+        return len(self._client.scheduler_info(n_workers=-1)["workers"])
+
+    def score(self, chunks: Iterable[Chunk], top_k: int) -> Iterator[Chunk]:
+        assert self._client is not None, "use the engine in a with block"
+        client = self._client
+        pending = iter(chunks)
+        index_of: dict[Future, int] = {}
+
+        def submit_next() -> Future | None:
+            item = next(pending, None)
+            if item is None:
+                return None
+            index, chunk = item
+            future = client.submit(score_on_worker, self.plugin.name, chunk, top_k, pure=False)
+            index_of[future] = index
+            return future
+
+        first = [submit_next() for _ in range(2 * max(1, self._n_workers()))]
+        running = as_completed([future for future in first if future is not None])
+        for future in running:
+            table = future.result()  # a task's exception is re-raised here, in the driver
+            yield index_of.pop(future), table
+            following = submit_next()
+            if following is not None:
+                running.add(following)

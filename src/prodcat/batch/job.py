@@ -1,0 +1,227 @@
+"""A resumable batch run: every finished chunk on disk at once, the output assembled at the end.
+
+::
+
+    preds.csv.parts/              beside the output, while the run is unfinished
+      state.json                  what the parts belong to: bundle, input fingerprint, chunk size, top-k, rows
+      part-000000.parquet         predictions of rows [0, chunk_size), written to a temporary file, then renamed
+      part-000001.parquet         ...
+
+Running the same command again after a crash or Ctrl-C resumes: finished chunks are kept, only the missing
+ones are scored. A work directory left by a run with another model, other input rows or other chunking is
+refused (its parts would not fit) with what differs; ``restart=True`` (``--restart``) deletes it and starts
+over. Once every chunk is there, the parts are concatenated in input order into the output (written to a
+temporary file, then renamed) and the work directory is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from prodcat.batch.engines import Chunk, Engine, bundle_identity
+from prodcat.batch.scoring import ERROR_DECISION, OUTPUT_COLUMNS, BatchError, chunk_bounds
+from prodcat.bundle import data_fingerprint
+from prodcat.predict import normalise_input
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+#: version of the work directory's layout; a directory of another version is refused like a mismatch
+WORKDIR_FORMAT = 1
+
+
+class ResumeMismatchError(BatchError):
+    """The work directory beside the output belongs to another run (model, input or chunking)."""
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What a work directory's parts belong to (``state.json``)."""
+
+    format: int
+    bundle_version: str
+    #: :func:`~prodcat.batch.engines.bundle_identity`: SHA-256 of the manifest, hence of every bundle file
+    bundle_identity: str
+    #: :func:`~prodcat.bundle.data_fingerprint` of the input rows, in order (chunk i is rows of that order)
+    data_fingerprint: str
+    total_rows: int
+    chunk_size: int
+    top_k: int
+
+    def differences(self, other: RunState) -> list[str]:
+        """What differs from ``other`` (the unfinished run), in words; empty if the parts fit this run."""
+        found = []
+        if self.format != other.format:
+            found.append(f"work directory format {other.format} there, {self.format} now")
+        if self.bundle_identity != other.bundle_identity:
+            found.append(f"another model (bundle version {other.bundle_version} there, {self.bundle_version} now)")
+        if self.data_fingerprint != other.data_fingerprint or self.total_rows != other.total_rows:
+            found.append(f"other input data ({other.total_rows} products there, {self.total_rows} now, or changed)")
+        if self.chunk_size != other.chunk_size:
+            found.append(f"another chunk size ({other.chunk_size} there, {self.chunk_size} now)")
+        if self.top_k != other.top_k:
+            found.append(f"another --top-k ({other.top_k} there, {self.top_k} now)")
+        return found
+
+
+def work_dir_for(out: str | os.PathLike[str]) -> Path:
+    """The work directory of an output file: ``preds.csv`` -> ``preds.csv.parts`` beside it."""
+    out = Path(out)
+    return out.with_name(out.name + ".parts")
+
+
+def part_path(work_dir: Path, index: int) -> Path:
+    return work_dir / f"part-{index:06d}.parquet"
+
+
+def _temporary_sibling(path: Path) -> Path:
+    """A fresh name beside ``path`` (same file system, so renaming it over ``path`` is atomic)."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+def write_atomically(path: Path, write: Callable[[IO[Any]], None], mode: str = "wb") -> None:
+    """Write ``path`` through ``write(handle)`` into a temporary sibling, flushed to disk, then renamed over it:
+    readers (and a resumed run) see the whole file or none of it. Created with the usual permissions (umask),
+    unlike :mod:`tempfile`'s private ones: the output is for others to read."""
+    temporary = _temporary_sibling(path)
+    try:
+        with open(temporary, mode, encoding=None if "b" in mode else "utf-8") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _open_work_dir(work_dir: Path, state: RunState, restart: bool) -> set[int]:
+    """Create the work directory, or reuse a matching one; returns the indices of its finished chunks."""
+    if work_dir.exists() and restart:
+        log.info("--restart: removing the unfinished run in %s", work_dir)
+        shutil.rmtree(work_dir)
+    if not work_dir.exists():
+        # state.json first, in a temporary directory renamed into place: a work directory always has one
+        staging = _temporary_sibling(work_dir)
+        staging.mkdir()
+        (staging / STATE_FILE).write_text(json.dumps(asdict(state), indent=2), encoding="utf-8")
+        staging.rename(work_dir)
+        return set()
+    try:
+        previous = RunState(**json.loads((work_dir / STATE_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError) as exc:
+        raise ResumeMismatchError(
+            f"{work_dir} is not a prodcat work directory that can be resumed ({exc}); "
+            "start over with --restart (deletes it), or write to another --out"
+        ) from exc
+    differences = state.differences(previous)
+    if differences:
+        raise ResumeMismatchError(
+            f"{work_dir} holds an unfinished run with " + "; ".join(differences) + ". Rerun with the same model, "
+            "data and options to resume it, or start over with --restart (deletes its finished chunks)"
+        )
+    bounds = chunk_bounds(state.total_rows, state.chunk_size)
+    finished = set()
+    for index, (start, stop) in enumerate(bounds):
+        path = part_path(work_dir, index)
+        if path.is_file():
+            if pq.read_metadata(path).num_rows == stop - start:
+                finished.add(index)
+            else:  # cannot happen through atomic writes; a hand-edited directory is re-scored, not trusted
+                log.warning("%s has the wrong number of rows: scoring that chunk again", path)
+    return finished
+
+
+def _write_output(work_dir: Path, n_chunks: int, out: Path) -> tuple[int, int]:
+    """Concatenate the parts in input order into ``out`` (CSV), one part in memory at a time; returns the
+    numbers of auto-accepted and of failed products."""
+    auto = errors = 0
+
+    def write(handle: IO[Any]) -> None:
+        nonlocal auto, errors
+        if n_chunks == 0:
+            pd.DataFrame(columns=list(OUTPUT_COLUMNS)).to_csv(handle, index=False)
+        for index in range(n_chunks):
+            table = pd.read_parquet(part_path(work_dir, index))
+            auto += int((table["decision"] == "auto").sum())
+            errors += int((table["decision"] == ERROR_DECISION).sum())
+            table.to_csv(handle, index=False, header=index == 0)
+
+    write_atomically(out, write, mode="w")
+    return auto, errors
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a :func:`score_catalog` call did, for its caller's one-line report."""
+
+    out: Path
+    total: int
+    #: products scored by this call (the others came from an earlier, interrupted run)
+    scored: int
+    auto_accepted: int
+    errors: int
+
+
+def score_catalog(
+    frame: pd.DataFrame,
+    out: str | os.PathLike[str],
+    engine: Engine,
+    *,
+    chunk_size: int = 2000,
+    top_k: int = 5,
+    restart: bool = False,
+    progress: bool = True,
+) -> RunSummary:
+    """Score every row of ``frame`` with ``engine`` and write the ``predict`` CSV to ``out`` (one row per
+    input row, in input order), keeping each finished chunk of ``chunk_size`` rows in ``<out>.parts/`` so
+    that an interrupted call resumes where it stopped when called again with the same arguments.
+
+    Raises :class:`ResumeMismatchError` if ``<out>.parts/`` belongs to another run and ``restart`` is false.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame = normalise_input(frame)
+    state = RunState(
+        format=WORKDIR_FORMAT,
+        bundle_version=str(engine.manifest.get("version", "")),
+        bundle_identity=bundle_identity(engine.manifest),
+        data_fingerprint=data_fingerprint(frame, ordered=True),
+        total_rows=len(frame),
+        chunk_size=chunk_size,
+        top_k=top_k,
+    )
+    work_dir = work_dir_for(out)
+    bounds = chunk_bounds(len(frame), chunk_size)
+    finished = _open_work_dir(work_dir, state, restart)
+    done_rows = sum(stop - start for index, (start, stop) in enumerate(bounds) if index in finished)
+    if finished:
+        log.info("resuming %s: %d of %d chunks already scored", work_dir, len(finished), len(bounds))
+
+    def missing_chunks() -> Iterator[Chunk]:
+        for index, (start, stop) in enumerate(bounds):
+            if index not in finished:
+                yield index, frame.iloc[start:stop]
+
+    with (
+        engine,
+        tqdm(total=len(frame), initial=done_rows, desc="predict", unit="product", disable=not progress) as bar,
+    ):
+        for index, table in engine.score(missing_chunks(), top_k):
+            write_atomically(part_path(work_dir, index), lambda handle, table=table: table.to_parquet(handle))
+            bar.update(len(table))
+    auto, errors = _write_output(work_dir, len(bounds), out)
+    shutil.rmtree(work_dir)
+    return RunSummary(out, len(frame), len(frame) - done_rows, auto, errors)

@@ -1,0 +1,199 @@
+"""Batch scoring: resuming an interrupted run, refusing another run's parts, bad products, the dask engine.
+
+Real model (the session's Flipkart bundle) on 40 real Flipkart products in chunks of 8 (5 chunks).
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from prodcat.batch import (
+    ERROR_DECISION,
+    OUTPUT_COLUMNS,
+    BatchError,
+    LocalEngine,
+    ResumeMismatchError,
+    score_catalog,
+    work_dir_for,
+)
+from prodcat.bundle import BundleError
+from prodcat.catalog.loaders import load_catalog
+from prodcat.cli import main
+from prodcat.predict import Predictor
+
+CHUNK = 8
+
+
+@pytest.fixture(scope="module")
+def products(flipkart_dir: Path) -> pd.DataFrame:
+    return load_catalog(flipkart_dir).frame.iloc[:40].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def predictor(flipkart_bundle: Path) -> Predictor:
+    return Predictor.load(flipkart_bundle)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(products: pd.DataFrame, predictor: Predictor, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("whole") / "preds.csv"
+    score_catalog(products, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
+    return out
+
+
+class Killed(BaseException):
+    """The process stopped mid-chunk (a kill, a power cut): not an ``Exception``, so nothing may catch it."""
+
+
+def interrupt_at_call(
+    monkeypatch: pytest.MonkeyPatch, call: int, interruption: type[BaseException] = Killed
+) -> list[list[str]]:
+    """Make ``Predictor.predict`` record the products of every call and raise ``interruption`` at call number
+    ``call`` (once); returns the record."""
+    calls: list[list[str]] = []
+    numbers = itertools.count(1)
+    real_predict = Predictor.predict
+
+    def predict(self: Predictor, frame: pd.DataFrame, top_k: int = 5) -> list:
+        calls.append(frame["product_id"].tolist())
+        if next(numbers) == call:
+            raise interruption
+        return real_predict(self, frame, top_k)
+
+    monkeypatch.setattr(Predictor, "predict", predict)
+    return calls
+
+
+def test_the_output_has_one_row_per_product_in_input_order(products, uninterrupted):
+    table = pd.read_csv(uninterrupted, keep_default_na=False)
+    assert list(table.columns) == list(OUTPUT_COLUMNS)
+    assert table["product_id"].tolist() == products["product_id"].tolist()
+    assert set(table["decision"]) <= {"auto", "review"} and (table["error"] == "").all()
+    assert not work_dir_for(uninterrupted).exists()
+
+
+def test_an_interrupted_run_resumes_to_the_same_csv_scoring_only_the_missing_chunks(
+    products, predictor, uninterrupted, tmp_path, monkeypatch
+):
+    out = tmp_path / "preds.csv"
+    calls = interrupt_at_call(monkeypatch, 3)
+    with pytest.raises(Killed):
+        score_catalog(products, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
+    assert not out.exists()
+    assert sorted(p.name for p in work_dir_for(out).glob("*.parquet")) == ["part-000000.parquet", "part-000001.parquet"]
+
+    calls.clear()
+    summary = score_catalog(products, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
+    ids = products["product_id"].tolist()
+    assert calls == [ids[16:24], ids[24:32], ids[32:40]]  # chunks 2, 3, 4 only, once each
+    assert out.read_bytes() == uninterrupted.read_bytes()
+    assert (summary.total, summary.scored) == (40, 24)
+    assert not work_dir_for(out).exists()
+
+
+def test_another_runs_parts_are_refused_saying_what_differs(products, predictor, tmp_path, monkeypatch):
+    out = tmp_path / "preds.csv"
+    interrupt_at_call(monkeypatch, 2)
+    with pytest.raises(Killed):
+        score_catalog(products, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
+    monkeypatch.undo()
+
+    retrained = Predictor(predictor.model, {**predictor.manifest, "version": "0123456789ab"})
+    cases = [
+        (products, LocalEngine(retrained), CHUNK, "another model (bundle version"),
+        (products.iloc[::-1], LocalEngine(predictor), CHUNK, "other input data (40 products there, 40 now"),
+        (products.iloc[:39], LocalEngine(predictor), CHUNK, "other input data (40 products there, 39 now"),
+        (products, LocalEngine(predictor), 10, "another chunk size (8 there, 10 now)"),
+    ]
+    for frame, engine, chunk_size, difference in cases:
+        with pytest.raises(ResumeMismatchError, match="--restart") as refused:
+            score_catalog(frame, out, engine, chunk_size=chunk_size, progress=False)
+        assert difference in str(refused.value)
+    assert (work_dir_for(out) / "part-000000.parquet").is_file()  # nothing of the unfinished run was lost
+
+    summary = score_catalog(
+        products.iloc[:39], out, LocalEngine(predictor), chunk_size=10, restart=True, progress=False
+    )
+    assert summary.scored == 39 and len(pd.read_csv(out)) == 39
+
+
+def test_a_bad_product_costs_its_own_row_not_its_chunk(products, predictor, uninterrupted, tmp_path, monkeypatch):
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff" + b"\x00" * 500)  # a JPEG header, then nothing decodable
+    frame = products.copy()
+    frame.loc[3, "image"] = str(corrupt)
+    frame.loc[5, ["title", "description", "image"]] = ["", "", None]
+    real_predict = Predictor.predict
+
+    def predict(self: Predictor, chunk: pd.DataFrame, top_k: int = 5) -> list:
+        if products["product_id"].iat[10] in set(chunk["product_id"]):
+            raise ValueError("tokenizer overflow")  # whatever breaks the model on one product
+        return real_predict(self, chunk, top_k)
+
+    monkeypatch.setattr(Predictor, "predict", predict)
+    out = tmp_path / "preds.csv"
+    summary = score_catalog(frame, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
+    table = pd.read_csv(out, dtype=str, keep_default_na=False)  # compared as written
+    reference = pd.read_csv(uninterrupted, dtype=str, keep_default_na=False)
+
+    assert summary.errors == 1 and len(table) == 40
+    failed = table.iloc[10]
+    assert failed["decision"] == ERROR_DECISION and failed["error"] == "ValueError: tokenizer overflow"
+    assert failed["product_id"] == products["product_id"].iat[10] and failed["category"] == ""
+    assert table.at[3, "modalities_used"] == "text" and table.at[3, "error"] == ""  # its text still answers
+    assert table.at[5, "modalities_used"] == "" and table.at[5, "decision"] == "review"  # the prior, for a human
+    # every other product, including the other 7 of the failing chunk, exactly as in a clean run
+    others = [i for i in range(40) if i not in (3, 5, 10)]
+    pd.testing.assert_frame_equal(table.iloc[others], reference.iloc[others])
+
+
+def test_a_chunk_where_every_product_fails_stops_the_run(products, predictor, tmp_path, monkeypatch):
+    def broken(self: Predictor, chunk: pd.DataFrame, top_k: int = 5) -> list:
+        raise OSError("model file unreadable")
+
+    monkeypatch.setattr(Predictor, "predict", broken)
+    with pytest.raises(BatchError, match=r"every one of the 8 products .* OSError: model file unreadable"):
+        score_catalog(products, tmp_path / "preds.csv", LocalEngine(predictor), chunk_size=CHUNK, progress=False)
+
+
+def test_cli_resumes_after_ctrl_c_and_refuses_other_options(
+    flipkart_bundle, products, uninterrupted, tmp_path, monkeypatch, capsys
+):
+    data = tmp_path / "products.csv"
+    products.to_csv(data, index=False)
+    out = tmp_path / "preds.csv"
+    command = ["predict", str(flipkart_bundle), str(data), "--out", str(out), "--chunk-size", str(CHUNK)]
+    interrupt_at_call(monkeypatch, 4, KeyboardInterrupt)  # Ctrl-C
+    assert main(command) == 130
+    assert f"finished chunks are kept in {work_dir_for(out)}: run the same command to resume" in capsys.readouterr().err
+    monkeypatch.undo()
+
+    assert main([*command, "--top-k", "3"]) == 2
+    assert "another --top-k (5 there, 3 now)" in capsys.readouterr().err
+    assert main(command) == 0
+    assert "; 24 from the interrupted run" in capsys.readouterr().out
+    assert out.read_bytes() == uninterrupted.read_bytes()
+
+
+def test_dask_engine_on_a_local_cluster_gives_the_local_predictions(flipkart_bundle, products, uninterrupted, tmp_path):
+    from prodcat.batch.dask_engine import DaskEngine
+
+    out = tmp_path / "preds.csv"
+    summary = score_catalog(products, out, DaskEngine(flipkart_bundle, workers=2), chunk_size=CHUNK, progress=False)
+    assert summary.scored == 40
+    assert out.read_bytes() == uninterrupted.read_bytes()
+
+
+def test_a_worker_that_reads_another_model_at_the_bundle_path_is_refused(flipkart_bundle):
+    from prodcat.batch.dask_engine import PredictorPlugin
+
+    driver_saw = "0" * 64  # the identity of the driver's bundle, when the worker's files differ
+    plugin = PredictorPlugin(str(flipkart_bundle), driver_saw)
+    with pytest.raises(BundleError, match=r"worker tcp://10\.0\.0\.7:4000 reads another model .* shared file system"):
+        plugin.setup(SimpleNamespace(address="tcp://10.0.0.7:4000"))
+    assert plugin.predictor is None
