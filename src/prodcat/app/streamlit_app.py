@@ -331,4 +331,8 @@ def main() -> None:
         predictions_page(predictor, data_path, frame, model_level, args.predictions)
 
 
-main()
+# Streamlit runs this file as ``__main__``; a process that merely imports it must not start the app:
+# a spawned multiprocessing child (a dask worker) re-imports its parent's main module, which is this
+# script once Streamlit's test harness has run it in the parent.
+if __name__ == "__main__":
+    main()
