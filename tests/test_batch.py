@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 
 from prodcat.batch import (
-    ERROR_DECISION,
     OUTPUT_COLUMNS,
     BatchError,
     LocalEngine,
@@ -143,7 +142,7 @@ def test_a_bad_product_costs_its_own_row_not_its_chunk(products, predictor, unin
 
     assert summary.errors == 1 and len(table) == 40
     failed = table.iloc[10]
-    assert failed["decision"] == ERROR_DECISION and failed["error"] == "ValueError: tokenizer overflow"
+    assert failed["decision"] == "review" and failed["error"] == "ValueError: tokenizer overflow"
     assert failed["product_id"] == products["product_id"].iat[10] and failed["category"] == ""
     assert table.at[3, "modalities_used"] == "text" and table.at[3, "error"] == ""  # its text still answers
     assert table.at[5, "modalities_used"] == "" and table.at[5, "decision"] == "review"  # the prior, for a human

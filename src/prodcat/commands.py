@@ -71,7 +71,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=_formatter,
         description=textwrap.dedent("""\
             Write one row per product, in input order: product_id, category, confidence, decision
-            (auto | review | error), top_k (JSON), modalities_used, error (why a product could not be scored).
+            (auto | review), top_k (JSON), modalities_used, error (why a product could not be scored: it is
+            then sent to review, with no category).
 
             Each finished chunk is kept in OUT.parts/ beside the output; running the same command again after
             a crash or Ctrl-C resumes there and scores only the missing chunks. A run with another model, other
@@ -330,7 +331,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     level = predictor.manifest["config"].get("level")
     table = predict_catalog(predictor, frame, 2000)
     truth = category_at_level(frame["category"], level)
-    # a product the model could not score (an ``error`` row) counts as wrong, with no confidence
+    # a product the model could not score (its ``error`` filled) counts as wrong, with no confidence
     confidence = table["confidence"].fillna(0.0).to_numpy()
     metrics = evaluate_predictions(truth, table["category"].to_numpy(dtype=object), confidence, predictor.threshold)
     write_report(

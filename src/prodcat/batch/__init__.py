@@ -8,10 +8,9 @@
 
 from prodcat.batch.engines import LocalEngine
 from prodcat.batch.job import ResumeMismatchError, RunSummary, score_catalog, work_dir_for
-from prodcat.batch.scoring import ERROR_DECISION, OUTPUT_COLUMNS, BatchError, predict_catalog, score_chunk
+from prodcat.batch.scoring import OUTPUT_COLUMNS, BatchError, predict_catalog, score_chunk
 
 __all__ = [
-    "ERROR_DECISION",
     "OUTPUT_COLUMNS",
     "BatchError",
     "LocalEngine",

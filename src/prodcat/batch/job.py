@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from prodcat.batch.engines import Chunk, Engine, bundle_identity
-from prodcat.batch.scoring import ERROR_DECISION, OUTPUT_COLUMNS, BatchError, chunk_bounds
+from prodcat.batch.scoring import OUTPUT_COLUMNS, BatchError, chunk_bounds
 from prodcat.bundle import data_fingerprint
 from prodcat.predict import normalise_input
 
@@ -156,7 +156,7 @@ def _write_output(work_dir: Path, n_chunks: int, out: Path) -> tuple[int, int]:
         for index in range(n_chunks):
             table = pd.read_parquet(part_path(work_dir, index))
             auto += int((table["decision"] == "auto").sum())
-            errors += int((table["decision"] == ERROR_DECISION).sum())
+            errors += int((table["error"].fillna("") != "").sum())
             table.to_csv(handle, index=False, header=index == 0)
 
     write_atomically(out, write, mode="w")

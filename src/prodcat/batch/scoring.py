@@ -21,8 +21,6 @@ log = logging.getLogger(__name__)
 
 #: the columns of ``prodcat predict``'s CSV; ``error`` is empty unless the product could not be scored
 OUTPUT_COLUMNS = ("product_id", "category", "confidence", "decision", "top_k", "modalities_used", "error")
-#: ``decision`` of a product that could not be scored (never auto-accepted, nor mistaken for a review)
-ERROR_DECISION = "error"
 
 
 class BatchError(RuntimeError):
@@ -43,12 +41,13 @@ def prediction_row(prediction: Prediction) -> dict[str, object]:
 
 
 def error_row(product_id: str, exc: Exception) -> dict[str, object]:
-    """The row of a product whose prediction raised: no category, no confidence, the reason in ``error``."""
+    """The row of a product whose prediction raised: no category, no confidence, the reason in ``error``,
+    and ``review``: a person categorises it (``decision`` stays ``auto`` or ``review``, as the CLI promises)."""
     return {
         "product_id": product_id,
         "category": "",
         "confidence": float("nan"),
-        "decision": ERROR_DECISION,
+        "decision": "review",
         "top_k": "[]",
         "modalities_used": "",
         "error": f"{type(exc).__name__}: {exc}",
@@ -78,7 +77,7 @@ def score_chunk(predictor: Predictor, chunk: pd.DataFrame, top_k: int = 5) -> pd
     :class:`BatchError` is raised instead of writing a chunk of errors.
     """
     rows = _score_rows(predictor, chunk, top_k)
-    failed = [row for row in rows if row["decision"] == ERROR_DECISION]
+    failed = [row for row in rows if row["error"]]
     if len(rows) > 1 and len(failed) == len(rows):
         raise BatchError(
             f"every one of the {len(rows)} products from {rows[0]['product_id']} to {rows[-1]['product_id']} "
