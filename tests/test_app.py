@@ -356,3 +356,26 @@ def test_prodcat_app_serves_http(flipkart_bundle, flipkart_dir):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=20)
+
+
+def test_word_weights_table_lists_support_first_then_what_pulls_away():
+    from prodcat.evaluate.explain import WordExplanation, WordWeight
+
+    weights = {"tea": 0.3, "mug": 0.5, "the": 0.0, "sheet": -0.2, "bed": -0.4}
+    words = WordExplanation([WordWeight(w, v, None, 1) for w, v in weights.items()], distinct_words=5)
+    table = views.word_weights_table(words, k=2)
+    assert list(table["word"]) == ["mug", "tea", "sheet", "bed"]
+    assert list(views.word_weights_table(words)["word"]) == ["mug", "tea", "the", "sheet", "bed"]
+
+
+def test_predict_page_explains_which_words_decided(app, flipkart_bundle):
+    test = go_to(app(str(flipkart_bundle)), "Predict")
+    test.text_input(key="predict_title").input("Titan Neo analog wrist watch for men, stainless steel strap")
+    test.checkbox(key="predict_explain").check()
+    test.button[0].click().run()
+    assert not test.exception, [e.value for e in test.exception]
+    assert metrics_of(test)["category"] == "Watches"
+    words = next(d.value for d in test.dataframe if "word" in d.value.columns)
+    assert words["word"].iat[0] == "watch" and words["weight"].iat[0] > 0.1  # removing it costs Watches most
+    assert words["weight"].is_monotonic_decreasing
+    assert [i.value for i in test.info if i.value.startswith("No heatmap:")]  # no photo given

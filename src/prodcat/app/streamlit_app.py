@@ -20,6 +20,7 @@ from prodcat.app.command import add_app_arguments
 from prodcat.bundle import BundleError
 from prodcat.catalog.loaders import CatalogFormatError, load_catalog
 from prodcat.catalog.schema import depth
+from prodcat.evaluate.explain import Explanation, explain
 from prodcat.predict import Predictor
 
 #: products per page of the Data page's grid (each row decodes one photo thumbnail)
@@ -197,6 +198,11 @@ def predict_page(predictor: Predictor) -> None:
             max_upload_size=math.ceil(views.MAX_UPLOAD_BYTES / 1e6),
         )
         top_k = st.slider("Categories shown", 1, len(predictor.labels), min(5, len(predictor.labels)), key="top_k")
+        explained = st.checkbox(
+            "Explain: which words and which parts of the photo decided",
+            key="predict_explain",
+            help="occlusion: one model row per distinct word and per square over the photo (seconds, not milliseconds)",
+        )
         submitted = st.form_submit_button("Predict")
     if not submitted:
         return
@@ -212,7 +218,14 @@ def predict_page(predictor: Predictor) -> None:
     if not title.strip() and not description.strip() and image is None:
         st.warning("Type a title or a description, or upload a photo.")
         return
-    prediction = predictor.predict_one(title=title, description=description, image=image, top_k=top_k)
+    product = {"title": title, "description": description, "image": image}
+    explanation = None
+    if explained:
+        with st.spinner("Explaining: the product without each of its words, and with each part of its photo hidden…"):
+            explanation = explain(predictor, product, top_k=top_k)
+        prediction = explanation.prediction
+    else:
+        prediction = predictor.predict_one(**product, top_k=top_k)
     left, middle, right = st.columns(3)
     left.metric("category", prediction.category)
     middle.metric("confidence", percent(prediction.confidence))
@@ -224,6 +237,26 @@ def predict_page(predictor: Predictor) -> None:
     top = views.top_k_table(prediction)
     st.bar_chart(top, horizontal=True, sort=False, x_label="", y_label="probability")
     st.dataframe(top.round(4))
+    if explanation is not None:
+        explanation_section(explanation)
+
+
+def explanation_section(explanation: Explanation) -> None:
+    st.subheader("Why")
+    st.caption(
+        f"A weight is how much the probability of {explanation.prediction.category} drops when the word is removed "
+        "or the part of the photo hidden: positive supports it, negative pulls away"
+        + (f" (towards {explanation.runner_up})." if explanation.runner_up else ".")
+    )
+    words, photo = st.columns(2)
+    if explanation.words is None:
+        words.info(f"No word weights: {explanation.words_skipped}")
+    else:
+        words.dataframe(views.word_weights_table(explanation.words).round(4), hide_index=True, key="word_weights")
+    if explanation.pixels is None:
+        photo.info(f"No heatmap: {explanation.pixels_skipped}")
+    else:
+        photo.image(explanation.pixels.overlay(), caption="red: supports the category; blue: pulls away")
 
 
 def predictions_page(

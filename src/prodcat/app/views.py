@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,6 +20,7 @@ from PIL import Image
 
 from prodcat.batch import predict_catalog
 from prodcat.catalog.schema import category_at_level, depth, has_image, strings_or_empty
+from prodcat.evaluate.explain import WordExplanation
 from prodcat.image.decode import ImageDecodeError, ImageSource, load_image
 from prodcat.predict import Prediction, Predictor
 from prodcat.serve.settings import ServeSettings
@@ -234,6 +235,17 @@ def top_k_table(prediction: Prediction) -> pd.Series:
     return pd.Series(
         {entry["category"]: entry["probability"] for entry in prediction.top_k}, name="probability"
     ).rename_axis("category")
+
+
+def word_weights_table(words: WordExplanation, k: int = 10) -> pd.DataFrame:
+    """The ``k`` words that support the predicted category most, then the ``k`` that pull away most (fewer
+    when the text has fewer): ``word``, ``weight`` (drop of the category's probability when removed),
+    ``runner_up_weight``, ``occurrences``, strongest support first."""
+    columns = ["word", "weight", "runner_up_weight", "occurrences"]
+    table = pd.DataFrame([asdict(w) for w in words.words], columns=columns)
+    table = table.sort_values("weight", ascending=False, kind="stable")
+    against = table[table["weight"] < 0].tail(k)
+    return pd.concat([table[table["weight"] >= 0].head(k), against]).reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------- Predictions page
