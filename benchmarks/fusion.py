@@ -92,6 +92,9 @@ def main() -> None:
     out = RESULTS / "fusion.json"
     # rows measured with an earlier default configuration are not comparable: start afresh
     results = json.loads(out.read_text()) if out.exists() and args.keep else {}
+    pairs_out = RESULTS / "fusion_pairs.json"
+    earlier_pairs = json.loads(pairs_out.read_text()) if pairs_out.exists() and args.keep else {}
+    measured: dict[str, set[str]] = {}
     for name in args.catalogues.split(","):
         folder, level = CATALOGUES[name]
         catalog = load_catalog(DATASETS / folder)
@@ -134,11 +137,28 @@ def main() -> None:
                 "by_modalities": metrics["by_modalities"],
             }
             results.setdefault(name, {})[row_name] = row
+            measured.setdefault(name, set()).add(row_name)
             print(name, row_name, json.dumps(row))
             out.write_text(json.dumps(results, indent=2))
-    pairs = {name: compare_with_default(name, rows) for name, rows in results.items()}
-    (RESULTS / "fusion_pairs.json").write_text(json.dumps(pairs, indent=2))
+    pairs = merge_pairs(results, earlier_pairs, measured)
+    pairs_out.write_text(json.dumps(pairs, indent=2))
     write_markdown(results, pairs)
+
+
+def merge_pairs(results: dict, earlier: dict, measured: dict[str, set[str]]) -> dict[str, dict]:
+    """The paired comparisons of every catalogue's rows: recomputed where both rows' predictions are kept
+    (in the local cache), else the earlier ones, unless this run re-measured either row (then stale).
+    A ``--keep`` run on a machine without the earlier runs' predictions keeps their pairs."""
+    pairs = {}
+    for name, rows in results.items():
+        fresh = measured.get(name, set())
+        still_valid = {
+            variant: pair
+            for variant, pair in earlier.get(name, {}).items()
+            if variant in rows and variant not in fresh and _default_of(rows[variant]) not in fresh
+        }
+        pairs[name] = still_valid | compare_with_default(name, rows)
+    return pairs
 
 
 def _row_name(variant: str, seed: int) -> str:
