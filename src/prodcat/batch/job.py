@@ -20,8 +20,7 @@ import json
 import logging
 import os
 import shutil
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -33,6 +32,7 @@ from tqdm.auto import tqdm
 from prodcat.batch.engines import Chunk, Engine, bundle_identity
 from prodcat.batch.scoring import OUTPUT_COLUMNS, BatchError, chunk_bounds
 from prodcat.bundle import data_fingerprint
+from prodcat.files import temporary_sibling, write_atomically
 from prodcat.predict import normalise_input
 
 log = logging.getLogger(__name__)
@@ -86,27 +86,6 @@ def part_path(work_dir: Path, index: int) -> Path:
     return work_dir / f"part-{index:06d}.parquet"
 
 
-def _temporary_sibling(path: Path) -> Path:
-    """A fresh name beside ``path`` (same file system, so renaming it over ``path`` is atomic)."""
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-
-
-def write_atomically(path: Path, write: Callable[[IO[Any]], None], mode: str = "wb") -> None:
-    """Write ``path`` through ``write(handle)`` into a temporary sibling, flushed to disk, then renamed over it:
-    readers (and a resumed run) see the whole file or none of it. Created with the usual permissions (umask),
-    unlike :mod:`tempfile`'s private ones: the output is for others to read."""
-    temporary = _temporary_sibling(path)
-    try:
-        with open(temporary, mode, encoding=None if "b" in mode else "utf-8") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def _open_work_dir(work_dir: Path, state: RunState, restart: bool) -> set[int]:
     """Create the work directory, or reuse a matching one; returns the indices of its finished chunks."""
     if work_dir.exists() and restart:
@@ -114,7 +93,7 @@ def _open_work_dir(work_dir: Path, state: RunState, restart: bool) -> set[int]:
         shutil.rmtree(work_dir)
     if not work_dir.exists():
         # state.json first, in a temporary directory renamed into place: a work directory always has one
-        staging = _temporary_sibling(work_dir)
+        staging = temporary_sibling(work_dir)
         staging.mkdir()
         (staging / STATE_FILE).write_text(json.dumps(asdict(state), indent=2), encoding="utf-8")
         staging.rename(work_dir)

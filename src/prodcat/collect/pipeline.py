@@ -19,9 +19,7 @@ import hashlib
 import json
 import logging
 import math
-import os
 import re
-import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -35,6 +33,7 @@ from tqdm.auto import tqdm
 from prodcat.catalog.schema import COLUMNS
 from prodcat.collect.base import CollectedProduct, Collector, Page, PageFormatError, RecordError
 from prodcat.collect.http import HttpClient, NetworkError
+from prodcat.files import write_atomically
 from prodcat.image.decode import DEFAULT_MAX_BYTES, ImageDecodeError, load_image, sniff_image_type
 
 log = logging.getLogger(__name__)
@@ -116,7 +115,7 @@ def collect(
     report.counts = dict(sorted(report.counts.items()))  # a plain dict: asdict() cannot copy a Counter
     report.finished = _now()
     report.seconds = round(time.monotonic() - started, 3)
-    _write_atomic(out / REPORT_JSON, json.dumps(asdict(report), indent=2, ensure_ascii=False).encode())
+    _write_bytes(out / REPORT_JSON, json.dumps(asdict(report), indent=2, ensure_ascii=False).encode())
     return report
 
 
@@ -203,7 +202,7 @@ class _PageCache:
         payload = client.get_json(url, params)
         page = self.collector.parse_page(payload)  # an unexpected page is never saved
         self.folder.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path, json.dumps(payload, ensure_ascii=False).encode())
+        _write_bytes(path, json.dumps(payload, ensure_ascii=False).encode())
         self.fetched += 1
         return page
 
@@ -233,7 +232,7 @@ def _download_photos(
             log.warning("product %s, image: %s; kept without a photo", product.product_id, message)
             continue
         name = f"{stem}.{sniff_image_type(data)}"
-        _write_atomic(folder / name, data)  # the file as served: decoding it again loses nothing
+        _write_bytes(folder / name, data)  # the file as served: decoding it again loses nothing
         counts["photos_downloaded"] += 1
         paths[product.product_id] = f"{IMAGES_DIR}/{name}"
     return paths
@@ -254,7 +253,7 @@ def _write_products(path: Path, collector: Collector, products: list[CollectedPr
         for p in products
     ]
     columns = [*COLUMNS, "source", "image_url", *collector.extra_columns]
-    _write_atomic(path, pd.DataFrame(rows, columns=columns).to_csv(index=False).encode("utf-8"))
+    _write_bytes(path, pd.DataFrame(rows, columns=columns).to_csv(index=False).encode("utf-8"))
 
 
 def _file_stem(product_id: str) -> str:
@@ -263,10 +262,8 @@ def _file_stem(product_id: str) -> str:
     return safe if safe == product_id else f"{safe}-{hashlib.sha1(product_id.encode()).hexdigest()[:8]}"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
-        handle.write(data)
-    os.replace(handle.name, path)
+def _write_bytes(path: Path, data: bytes) -> None:
+    write_atomically(path, lambda handle: handle.write(data))
 
 
 def _now() -> str:
