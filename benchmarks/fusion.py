@@ -69,6 +69,12 @@ VARIANTS = {
     "early by NB-SVM and logistic regression vote": {
         "early": {"classifier": "vote", "members": [EARLY_NBSVM, EARLY_LOGREG]}
     },
+    "early by NB-SVM or the vote (chosen by inner CV)": {
+        "early": {
+            "classifier": "select",
+            "members": [EARLY_NBSVM, {"classifier": "vote", "members": [EARLY_NBSVM, EARLY_LOGREG]}],
+        }
+    },
 }
 
 

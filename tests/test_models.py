@@ -376,12 +376,12 @@ def test_late_and_stacking_fusion_return_cross_fitted_probabilities():
     assert (fused.argmax(axis=1) == y).mean() < 1.6 / k  # chance is 1 / k
 
 
-def _early_fit(y: np.ndarray, text: np.ndarray, image: np.ndarray, masks: dict[str, np.ndarray]):
+def _early_fit(y: np.ndarray, text: np.ndarray, image: np.ndarray, masks: dict[str, np.ndarray], **config: object):
     heads = [
         HeadConfig(name="text", modality="text", features=[FeatureSpec(name="tfidf")], C=1.0),
         _image_head(),
     ]
-    model = ProductClassifier(Config(fusion="early", heads=heads, inner_folds=3))
+    model = ProductClassifier(Config(fusion="early", heads=heads, inner_folds=3, **config))
     model.classes_ = np.unique(y)
     model.prior_ = np.full(len(model.classes_), 1 / len(model.classes_))
     model.heads_ = {h.name: ModalityHead(h) for h in heads}
@@ -514,3 +514,23 @@ def test_every_shipped_config_validates_and_names_known_extractors(path: Path) -
     for head in config.heads:
         for feature in head.features:
             assert feature.name in known, f"{path.name}: head {head.name} reads unknown extractor {feature.name}"
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_early_fusion_selects_the_candidate_more_accurate_out_of_fold(order):
+    """``classifier: select`` keeps the candidate whose inner out-of-fold predictions are the more
+    accurate, whichever its place in the list, and refits only that one."""
+    y, text, image, masks = _text_and_photo_only(0)
+    starved = {"classifier": "sgd", "C": 1e-6}  # regularised to zero weights: one class for all
+    fitted = {"classifier": "logreg", "C": 10.0}
+    early = {"classifier": "select", "members": [starved, fitted][::order]}
+    model, oof = _early_fit(y, text, image, masks, early=early)
+    scores = model.early_selection_["text"]
+    assert scores["logreg(C=10.0)"]["accuracy"] > scores["sgd(C=1e-06)"]["accuracy"] + 0.2
+    assert model.early_heads_["text"].config.C == 10.0
+    assert model.early_heads_["text"].classifier_.C == 10.0
+    assert (model.classes_[oof[masks["text"]].argmax(axis=1)] == y[masks["text"]]).mean() > 0.8
+    with pytest.raises(ValidationError, match="select"):
+        HeadConfig(name="h", modality="text", features=[], **early)
+    with pytest.raises(ValidationError, match="select"):
+        ClassifierConfig(classifier="vote", members=[early, fitted])

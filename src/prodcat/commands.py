@@ -231,7 +231,7 @@ def print_metrics(metrics: dict[str, Any], title: str) -> None:
 
 # ---------------------------------------------------------------------------------------------- commands
 def run_train(args: argparse.Namespace) -> int:
-    from prodcat.models.classifier import ProductClassifier
+    from prodcat.models.classifier import ProductClassifier, best_scored
 
     catalog = read_catalog(args)
     config = build_config(args, catalog)
@@ -261,11 +261,15 @@ def run_train(args: argparse.Namespace) -> int:
             "modalities": model.modalities_,
             "heads": list(model.heads_),
             "fusion": model.fusion_method_,
+            "early_selection": getattr(model, "early_selection_", {}),
             "n_train": len(frame),
         },
     )
     print_metrics(metrics, f"Trained on {len(frame)} products; out-of-fold estimate:")
     print(f"  heads         {', '.join(model.heads_)}; {model.fusion_method_} fusion")
+    for modality, scores in getattr(model, "early_selection_", {}).items():
+        chosen = best_scored(scores)
+        print(f"  early {modality:<7} {chosen} (out-of-fold accuracy {scores[chosen]['accuracy']:.3f})")
     print(f"\nModel bundle written to {out}")
     return 0
 

@@ -32,8 +32,10 @@ class ClassifierConfig(BaseModel):
     #: ``svc`` is an RBF-kernel SVC (dense features; Platt-scaled probabilities, then the
     #: model's calibration); ``nbsvm`` is one-vs-rest linear SVMs on count-like columns rescaled
     #: per class by naive-Bayes log-count ratios (:mod:`prodcat.models.nbsvm`); ``vote`` averages
-    #: the probabilities of its ``members`` (``C``, ``class_weight`` and ``scale`` are theirs)
-    classifier: Literal["logreg", "linearsvc", "sgd", "svc", "nbsvm", "vote"] = "logreg"
+    #: the probabilities of its ``members`` (``C``, ``class_weight`` and ``scale`` are theirs);
+    #: ``select`` (early fusion's classifier only) keeps the one of its ``members`` whose
+    #: out-of-fold predictions of the internal cross-validation are the more accurate
+    classifier: Literal["logreg", "linearsvc", "sgd", "svc", "nbsvm", "vote", "select"] = "logreg"
     #: inverse regularisation strength; a list: the value is chosen among them by a 3-fold
     #: stratified CV on the training rows (accuracy), refitted whenever the model is
     C: float | list[float] = 10.0
@@ -43,14 +45,17 @@ class ClassifierConfig(BaseModel):
     #: column, ``sqrt_l2`` takes the signed square root of each value then L2-normalises each
     #: row (suits non-negative pooled CNN activations), ``False`` leaves them as they are
     scale: bool | Literal["sqrt_l2"] = True
-    #: with ``classifier: vote``, the classifiers whose probabilities are averaged (at least two)
+    #: with ``classifier: vote``, the classifiers whose probabilities are averaged; with
+    #: ``select``, the candidates (at least two)
     members: list[ClassifierConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _members_only_for_a_vote(self) -> ClassifierConfig:
-        voting = self.classifier == "vote"
-        if (voting and len(self.members) < 2) or (not voting and self.members):
-            raise ValueError("`members` (at least two) go with `classifier: vote`, and only with it")
+    def _members_only_for_a_vote_or_a_selection(self) -> ClassifierConfig:
+        grouping = self.classifier in ("vote", "select")
+        if (grouping and len(self.members) < 2) or (not grouping and self.members):
+            raise ValueError("`members` (at least two) go with `classifier: vote` or `select`, and only with them")
+        if any(member.classifier == "select" for member in self.members):
+            raise ValueError("`classifier: select` is for early fusion's classifier itself, not for a member")
         return self
 
 
@@ -68,6 +73,14 @@ class HeadConfig(ClassifierConfig):
     #: use the head only when the training catalogue's main language is one of these
     #: (ISO 639-1, e.g. ``[en]`` for an English-only encoder); ``None`` = any language
     languages: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _no_selection(self) -> HeadConfig:
+        # A head's classifier would need its own inner CV per candidate; early fusion's selection
+        # reuses the out-of-fold predictions it computes anyway.
+        if self.classifier == "select":
+            raise ValueError(f"head {self.name!r}: `classifier: select` is for early fusion's classifier only")
+        return self
 
 
 def default_heads() -> list[HeadConfig]:

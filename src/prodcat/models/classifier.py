@@ -36,7 +36,7 @@ from sklearn.metrics import log_loss
 from sklearn.preprocessing import StandardScaler
 
 from prodcat.catalog.schema import category_at_level, modality_mask, product_text
-from prodcat.config import Config, HeadConfig
+from prodcat.config import ClassifierConfig, Config, HeadConfig
 from prodcat.models.calibration import make_calibrator
 from prodcat.models.decision import DecisionPolicy
 from prodcat.models.fusion import LateFusion, StackingFusion, any_present
@@ -138,23 +138,13 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             "early": self._fit_early(matrices, masks, y, config, head_probas=probas),
             "late": self._fit_late(probas, masks, y_index, config),
         }
-        labels = np.arange(len(self.classes_))
-        self.fusion_scores_ = {}
-        for name, p in candidates.items():
-            calibrated = make_calibrator(config.calibration).fit(p, y_index).transform(p)
-            self.fusion_scores_[name] = {
-                "accuracy": float((p.argmax(axis=1) == y_index).mean()),
-                "log_loss": float(log_loss(y_index, calibrated, labels=labels)),
-            }
-        # accuracy is the target; the log-loss breaks ties (and near-ties are common on small catalogues)
-        self.fusion_method_ = max(
-            self.fusion_scores_, key=lambda m: (self.fusion_scores_[m]["accuracy"], -self.fusion_scores_[m]["log_loss"])
-        )
+        self.fusion_scores_ = out_of_fold_scores(candidates, y_index, len(self.classes_), config.calibration)
+        self.fusion_method_ = best_scored(self.fusion_scores_)
         log.info("fusion: %s (out-of-fold %s)", self.fusion_method_, self.fusion_scores_)
         if self.fusion_method_ == "early":
             self.fusion_ = None
         else:
-            del self.early_heads_, self.early_modalities_, self.early_calibrators_
+            del self.early_heads_, self.early_modalities_, self.early_calibrators_, self.early_selection_
             del self.early_scalers_, self.early_widths_
         return candidates[self.fusion_method_]
 
@@ -251,6 +241,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         self.early_modalities_ = list(self.modalities_)
         self.early_heads_: dict[str, ModalityHead] = {}
         self.early_calibrators_: dict[str, BaseEstimator] = {}
+        self.early_selection_: dict[str, dict[str, dict[str, float]]] = {}
         oof = np.tile(self.prior_, (len(y), 1))
         serves = self._early_serves(has)
         for modality, (columns, answered) in serves.items():
@@ -260,9 +251,8 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
                 self.early_heads_[modality] = self.heads_[own]
                 proba = head_probas[own][rows]
             else:
-                head = self.heads_[own] if own else self._new_early_model(modality, config)
                 X = self._early_input(modality, columns, rows, design, matrices, masks)
-                proba = out_of_fold_proba(head, X, y[rows], self.classes_, config.inner_folds, config.seed)
+                head, proba = self._early_model(modality, own, X, y[rows], config)
                 self.early_heads_[modality] = head.fit_matrix(X, y[rows])
             if len(serves) > 1:
                 # One temperature for a LinearSVC's softmaxed margins and an SVC's Platt probabilities
@@ -283,11 +273,39 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         later = set(self.modalities_[self.modalities_.index(modality) :])
         return [name for name, head in self.heads_.items() if head.config.modality in later]
 
-    @staticmethod
-    def _new_early_model(modality: str, config: Config) -> ModalityHead:
-        """An unfitted model of ``config.early`` for the early blocks of ``modality`` and the later ones."""
-        early = HeadConfig(name=f"early_{modality}", modality=modality, features=[], **config.early.model_dump())
-        return ModalityHead(early, seed=config.seed)
+    def _early_model(
+        self, modality: str, own: str | None, X: Any, y: np.ndarray, config: Config
+    ) -> tuple[ModalityHead, np.ndarray]:
+        """The (unfitted) early model of ``modality`` and its out-of-fold probabilities on ``X``, ``y``.
+
+        It is ``own`` head when one is given, else ``config.early``; with ``classifier: select``,
+        the candidate whose out-of-fold predictions are the more accurate (scores recorded in
+        ``early_selection_``): each candidate costs one inner cross-validation, and only the
+        one kept is refitted on all rows.
+        """
+        if own:
+            candidates = {own: self.heads_[own]}
+        else:
+            early = config.early
+            choices = early.members if early.classifier == "select" else [early]
+            candidates = {
+                describe_classifier(choice): ModalityHead(
+                    HeadConfig(name=f"early_{modality}", modality=modality, features=[], **choice.model_dump()),
+                    seed=config.seed,
+                )
+                for choice in choices
+            }
+        probas = {
+            name: out_of_fold_proba(head, X, y, self.classes_, config.inner_folds, config.seed)
+            for name, head in candidates.items()
+        }
+        if len(candidates) == 1:
+            return next(iter(candidates.values())), next(iter(probas.values()))
+        scores = out_of_fold_scores(probas, np.searchsorted(self.classes_, y), len(self.classes_), config.calibration)
+        best = best_scored(scores)
+        self.early_selection_[modality] = scores
+        log.info("early %s model: %s (out-of-fold %s)", modality, best, scores)
+        return candidates[best], probas[best]
 
     def _early_own_head(self, modality: str) -> str | None:
         """The head that alone feeds the early model of ``modality``, when that model is not the
@@ -433,3 +451,32 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:
         # Out-of-fold training scores are for reports, not for the saved model.
         return {k: v for k, v in self.__dict__.items() if k not in ("oof_proba_", "oof_y_")}
+
+
+def out_of_fold_scores(
+    probas: dict[str, np.ndarray], y_index: np.ndarray, n_classes: int, calibration: str
+) -> dict[str, dict[str, float]]:
+    """Per candidate, the accuracy of its out-of-fold probabilities ``(n, n_classes)`` and their
+    log-loss once calibrated (``calibration`` as in the config)."""
+    labels = np.arange(n_classes)
+    scores = {}
+    for name, p in probas.items():
+        calibrated = make_calibrator(calibration).fit(p, y_index).transform(p)
+        scores[name] = {
+            "accuracy": float((p.argmax(axis=1) == y_index).mean()),
+            "log_loss": float(log_loss(y_index, calibrated, labels=labels)),
+        }
+    return scores
+
+
+def best_scored(scores: dict[str, dict[str, float]]) -> str:
+    """The candidate of :func:`out_of_fold_scores` to keep: accuracy is the target; the log-loss
+    breaks ties (and near-ties are common on small catalogues)."""
+    return max(scores, key=lambda name: (scores[name]["accuracy"], -scores[name]["log_loss"]))
+
+
+def describe_classifier(config: ClassifierConfig) -> str:
+    """A short name for a classifier config, e.g. ``vote(nbsvm(C=5.0), logreg(C=20.0))``."""
+    if config.members:
+        return f"{config.classifier}({', '.join(describe_classifier(m) for m in config.members)})"
+    return f"{config.classifier}(C={config.C})"
