@@ -121,6 +121,27 @@ def test_another_runs_parts_are_refused_saying_what_differs(products, predictor,
     assert summary.scored == 39 and len(pd.read_csv(out)) == 39
 
 
+def test_a_second_run_on_the_same_output_is_refused_while_the_first_writes(
+    products, predictor, uninterrupted, tmp_path, monkeypatch
+):
+    out = tmp_path / "preds.csv"
+    refusals: list[str] = []
+    real_predict = Predictor.predict
+
+    def predict_while_another_run_starts(self: Predictor, frame: pd.DataFrame, top_k: int = 5) -> list:
+        if not refusals:
+            with pytest.raises(BatchError, match="another prodcat predict is writing") as refused:
+                score_catalog(products, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
+            refusals.append(str(refused.value))
+        return real_predict(self, frame, top_k)
+
+    monkeypatch.setattr(Predictor, "predict", predict_while_another_run_starts)
+    score_catalog(products, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
+    assert len(refusals) == 1 and str(out) in refusals[0]
+    assert out.read_bytes() == uninterrupted.read_bytes()  # the refused run wrote nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["preds.csv"]  # no lock file left behind
+
+
 def test_a_bad_product_costs_its_own_row_not_its_chunk(products, predictor, uninterrupted, tmp_path, monkeypatch):
     corrupt = tmp_path / "corrupt.jpg"
     corrupt.write_bytes(b"\xff\xd8\xff" + b"\x00" * 500)  # a JPEG header, then nothing decodable

@@ -11,11 +11,14 @@ Running the same command again after a crash or Ctrl-C resumes: finished chunks 
 ones are scored. A work directory left by a run with another model, other input rows or other chunking is
 refused (its parts would not fit) with what differs; ``restart=True`` (``--restart``) deletes it and starts
 over. Once every chunk is there, the parts are concatenated in input order into the output (written to a
-temporary file, then renamed) and the work directory is removed.
+temporary file, then renamed) and the work directory is removed. Two runs on one output would write
+each other's chunks: a second run is refused while ``.preds.csv.lock`` beside the output is held (an OS
+lock, released by a crash too, so a killed run never blocks its resumption).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -27,6 +30,7 @@ from typing import IO, Any
 
 import pandas as pd
 import pyarrow.parquet as pq
+from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from prodcat.batch.engines import Chunk, Engine, bundle_identity
@@ -168,7 +172,8 @@ def score_catalog(
     input row, in input order), keeping each finished chunk of ``chunk_size`` rows in ``<out>.parts/`` so
     that an interrupted call resumes where it stopped when called again with the same arguments.
 
-    Raises :class:`ResumeMismatchError` if ``<out>.parts/`` belongs to another run and ``restart`` is false.
+    Raises :class:`ResumeMismatchError` if ``<out>.parts/`` belongs to another run and ``restart`` is false,
+    :class:`~prodcat.batch.scoring.BatchError` if another call is writing ``out``.
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -182,6 +187,29 @@ def score_catalog(
         chunk_size=chunk_size,
         top_k=top_k,
     )
+    lock = FileLock(out.with_name(f".{out.name}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise BatchError(
+            f"another prodcat predict is writing {out} (it holds {lock.lock_file}): "
+            "wait for it to finish, or write to another --out"
+        ) from None
+    try:
+        summary = _score_locked(frame, out, engine, state, restart, progress)
+        # removed while still held: a run that opened the file meanwhile fails to lock it and stops
+        with contextlib.suppress(OSError):
+            os.unlink(lock.lock_file)
+        return summary
+    finally:
+        lock.release()
+
+
+def _score_locked(
+    frame: pd.DataFrame, out: Path, engine: Engine, state: RunState, restart: bool, progress: bool
+) -> RunSummary:
+    """:func:`score_catalog`'s work, once the output's lock is held."""
+    chunk_size, top_k = state.chunk_size, state.top_k
     work_dir = work_dir_for(out)
     bounds = chunk_bounds(len(frame), chunk_size)
     finished = _open_work_dir(work_dir, state, restart)
