@@ -534,3 +534,12 @@ def test_early_fusion_selects_the_candidate_more_accurate_out_of_fold(order):
         HeadConfig(name="h", modality="text", features=[], **early)
     with pytest.raises(ValidationError, match="select"):
         ClassifierConfig(classifier="vote", members=[early, fitted])
+    with pytest.raises(ValidationError, match="must differ"):
+        ClassifierConfig(classifier="select", members=[fitted, fitted])
+
+
+def test_a_classifier_config_is_named_by_its_non_default_settings():
+    nbsvm = ClassifierConfig(classifier="nbsvm", C=5.0, scale=False)
+    vote = ClassifierConfig(classifier="vote", members=[nbsvm, {"classifier": "logreg", "C": 20.0}])
+    assert vote.describe() == "vote(nbsvm(C=5.0, scale=False), logreg(C=20.0))"
+    assert ClassifierConfig(class_weight=None).describe() == "logreg(C=10.0, class_weight=None)"

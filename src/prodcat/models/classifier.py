@@ -36,7 +36,7 @@ from sklearn.metrics import log_loss
 from sklearn.preprocessing import StandardScaler
 
 from prodcat.catalog.schema import category_at_level, modality_mask, product_text
-from prodcat.config import ClassifierConfig, Config, HeadConfig
+from prodcat.config import Config, HeadConfig
 from prodcat.models.calibration import make_calibrator
 from prodcat.models.decision import DecisionPolicy
 from prodcat.models.fusion import LateFusion, StackingFusion, any_present
@@ -289,7 +289,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             early = config.early
             choices = early.members if early.classifier == "select" else [early]
             candidates = {
-                describe_classifier(choice): ModalityHead(
+                choice.describe(): ModalityHead(
                     HeadConfig(name=f"early_{modality}", modality=modality, features=[], **choice.model_dump()),
                     seed=config.seed,
                 )
@@ -473,10 +473,3 @@ def best_scored(scores: dict[str, dict[str, float]]) -> str:
     """The candidate of :func:`out_of_fold_scores` to keep: accuracy is the target; the log-loss
     breaks ties (and near-ties are common on small catalogues)."""
     return max(scores, key=lambda name: (scores[name]["accuracy"], -scores[name]["log_loss"]))
-
-
-def describe_classifier(config: ClassifierConfig) -> str:
-    """A short name for a classifier config, e.g. ``vote(nbsvm(C=5.0), logreg(C=20.0))``."""
-    if config.members:
-        return f"{config.classifier}({', '.join(describe_classifier(m) for m in config.members)})"
-    return f"{config.classifier}(C={config.C})"
