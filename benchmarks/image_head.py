@@ -389,7 +389,10 @@ def run_finetune(start_blocks: list[int], epochs: int, n_views: int) -> list[dic
     for start_block in start_blocks:
         t0 = time.perf_counter()
         results = finetune_tail_cv(block_inputs(frame, start_block, n_views), y, start_block, epochs)
-        features = f"effnet_lite0 pad 224, blocks {start_block}-15 + head fine-tuned ({n_views} views, {epochs} epochs)"
+        features = (
+            f"effnet_lite0 pad 224, (x-127)/128 input, blocks {start_block}-15 + head fine-tuned"
+            f" ({n_views} views, {epochs} epochs)"
+        )
         for head, result in results.items():
             row = {"dataset": "flipkart", "features": features, "head": head, **result}
             row |= {"n": len(y), "classes": len(set(y)), "seconds": round(time.perf_counter() - t0)}
