@@ -100,7 +100,7 @@ def main() -> None:
     results = json.loads(out.read_text()) if out.exists() and args.keep else {}
     pairs_out = RESULTS / "fusion_pairs.json"
     earlier_pairs = json.loads(pairs_out.read_text()) if pairs_out.exists() and args.keep else {}
-    measured: dict[str, set[str]] = {}
+    changed: dict[str, set[str]] = {}
     for name in args.catalogues.split(","):
         folder, level = CATALOGUES[name]
         catalog = load_catalog(DATASETS / folder)
@@ -142,22 +142,24 @@ def main() -> None:
                 "levels": {lvl: m["accuracy"] for lvl, m in metrics["levels"].items()},
                 "by_modalities": metrics["by_modalities"],
             }
-            results.setdefault(name, {})[row_name] = row
-            measured.setdefault(name, set()).add(row_name)
+            earlier = results.setdefault(name, {}).get(row_name)
+            results[name][row_name] = row
+            if not _same_result(earlier, row):  # a deterministic re-run leaves earlier pairs valid
+                changed.setdefault(name, set()).add(row_name)
             print(name, row_name, json.dumps(row))
             out.write_text(json.dumps(results, indent=2))
-    pairs = merge_pairs(results, earlier_pairs, measured)
+    pairs = merge_pairs(results, earlier_pairs, changed)
     pairs_out.write_text(json.dumps(pairs, indent=2))
     write_markdown(results, pairs)
 
 
-def merge_pairs(results: dict, earlier: dict, measured: dict[str, set[str]]) -> dict[str, dict]:
+def merge_pairs(results: dict, earlier: dict, changed: dict[str, set[str]]) -> dict[str, dict]:
     """The paired comparisons of every catalogue's rows: recomputed where both rows' predictions are kept
-    (in the local cache), else the earlier ones, unless this run re-measured either row (then stale).
+    (in the local cache), else the earlier ones, unless this run changed either row (then stale).
     A ``--keep`` run on a machine without the earlier runs' predictions keeps their pairs."""
     pairs = {}
     for name, rows in results.items():
-        fresh = measured.get(name, set())
+        fresh = changed.get(name, set())
         still_valid = {
             variant: pair
             for variant, pair in earlier.get(name, {}).items()
@@ -165,6 +167,11 @@ def merge_pairs(results: dict, earlier: dict, measured: dict[str, set[str]]) -> 
         }
         pairs[name] = still_valid | compare_with_default(name, rows)
     return pairs
+
+
+def _same_result(earlier: dict | None, row: dict) -> bool:
+    """Whether ``row`` reproduces ``earlier`` (same products, same scores)."""
+    return earlier is not None and all(earlier.get(k) == row[k] for k in ("n", "accuracy", "f1_weighted", "f1_macro"))
 
 
 def _row_name(variant: str, seed: int) -> str:
