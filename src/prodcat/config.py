@@ -56,9 +56,10 @@ class ClassifierConfig(BaseModel):
             raise ValueError("`members` (at least two) go with `classifier: vote` or `select`, and only with them")
         if any(member.classifier == "select" for member in self.members):
             raise ValueError("`classifier: select` is for early fusion's classifier itself, not for a member")
-        names = [member.describe() for member in self.members]
-        if self.classifier == "select" and len(set(names)) < len(names):
-            raise ValueError(f"`classifier: select` candidates must differ: {names}")
+        if self.classifier == "select":
+            names = [member.describe() for member in self.members]
+            if len(set(names)) < len(names):
+                raise ValueError(f"`classifier: select` candidates must differ: {names}")
         return self
 
     def describe(self) -> str:
@@ -66,11 +67,9 @@ class ClassifierConfig(BaseModel):
         e.g. ``vote(nbsvm(C=5.0, scale=False), logreg(C=20.0, scale=False))``."""
         if self.members:
             return f"{self.classifier}({', '.join(member.describe() for member in self.members)})"
-        settings = [f"C={self.C}"] + [
-            f"{field}={getattr(self, field)}"
-            for field in ("class_weight", "scale")
-            if getattr(self, field) != ClassifierConfig.model_fields[field].default
-        ]
+        # every non-default field, not a chosen few: two configs that differ anywhere get two names
+        others = self.model_dump(exclude_defaults=True, exclude={"classifier", "C", "members"})
+        settings = [f"C={self.C}"] + [f"{field}={value}" for field, value in others.items()]
         return f"{self.classifier}({', '.join(settings)})"
 
 
