@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from prodcat.features.base import make_extractor
 from prodcat.features.cache import EmbeddingCache
 from prodcat.text.clean import clean_text
+from prodcat.text.features import LayoutExtractor
 
 
 @pytest.fixture(scope="module")
@@ -204,3 +205,35 @@ def test_tfidf_title_block_weighs_title_words(rakuten_frame: pd.DataFrame) -> No
     assert "title word:console" in title_words
     assert title_words <= {f"title word:{w}" for w in ("console", "jeux", "console jeux")}
     np.testing.assert_allclose(np.linalg.norm([v for k, v in title_part.items() if k.startswith("title word:")]), 0.5)
+
+
+def test_layout_block_sees_what_words_cannot(rakuten_frame: pd.DataFrame) -> None:
+    products = pd.DataFrame(
+        {
+            "title": ["Les Ailes De La Tramontane", "PISCINE TUBULAIRE 4,57 M", ""],
+            "description": ["", "<p>Piscine hors sol &amp; pompe</p> " + "x" * 400, "a short one"],
+        }
+    )
+    extractor = make_extractor("layout", weight=0.5)
+    X = extractor.fit_transform(products)
+    assert sp.issparse(X) and X.dtype == np.float32
+    names = extractor.get_feature_names_out()
+    assert X.shape == (3, len(names))
+    on = [set(names[np.flatnonzero(row)]) for row in X.toarray()]
+    assert on[0] == {"description: none", "title: 4+ words"}
+    assert on[1] == {
+        "description: 300+ chars",
+        "title: 4+ words",
+        "description: markup",
+        "title: mostly capitals",
+        "title: digits",
+    }
+    assert on[2] == {"description: 1+ chars", "title: no words"}
+    assert set(np.unique(X.data)) == {np.float32(0.5)}
+    # one description bucket and one title bucket per product, on real listings too
+    real = make_extractor("layout", weight=1.0).fit_transform(rakuten_frame).toarray()
+    n_description, n_title = len(LayoutExtractor.DESCRIPTION_CHARS) + 1, len(LayoutExtractor.TITLE_WORDS) + 1
+    np.testing.assert_array_equal(real[:, :n_description].sum(axis=1), 1)
+    np.testing.assert_array_equal(real[:, n_description : n_description + n_title].sum(axis=1), 1)
+    has_description = rakuten_frame["description"].str.strip().astype(bool).to_numpy()
+    np.testing.assert_array_equal(real[:, 0] == 1, ~has_description)

@@ -9,6 +9,7 @@ Outputs are ``scipy.sparse`` CSR matrices ``(n_products, n_features)`` of
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
-from prodcat.catalog.schema import product_text, product_titles
+from prodcat.catalog.schema import product_text, product_titles, strings_or_empty
 from prodcat.features.base import Extractor, register
 from prodcat.text.clean import TextNormalizer, clean_texts
 
@@ -302,3 +303,58 @@ class TfidfExtractor(Extractor):
         if self.title_weight:
             blocks += [("title word:", self.title_word_), ("title char:", self.title_char_)]
         return np.concatenate([prefix + block.get_feature_names_out().astype(object) for prefix, block in blocks])
+
+
+@register
+class LayoutExtractor(Extractor):
+    """How a listing is written rather than what it says, as one-hot buckets scaled by ``weight``.
+
+    Columns (see :meth:`get_feature_names_out`): the description's length in characters
+    (none, then buckets from :attr:`DESCRIPTION_CHARS`), the title's length in words (buckets from
+    :attr:`TITLE_WORDS`), and three flags: markup in the description (tags or HTML entities), a
+    title mostly in capitals, digits in the title. Sellers of one category tend to write alike,
+    and the words alone cannot see an *absent* description: on Rakuten, 87% of the listings of one
+    book category (code 10) have none, 71% of another's (2705) have one. Shape ``(n, 15)``, float32 CSR.
+    """
+
+    name = "layout"
+    modality = "text"
+    #: lower bounds of the description-length buckets, in characters of the raw description
+    DESCRIPTION_CHARS = (1, 100, 300, 1000, 3000)
+    #: lower bounds of the title-length buckets, in words
+    TITLE_WORDS = (1, 4, 8, 13, 21)
+    _MARKUP = re.compile(r"<[a-zA-Z/][^>]*>|&#?\w+;")
+
+    def __init__(self, weight: float = 0.3):
+        self.weight = weight
+
+    def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
+        titles = product_titles(frame)
+        descriptions = strings_or_empty(frame["description"].tolist())
+        description_bucket = np.digitize([len(d.strip()) for d in descriptions], self.DESCRIPTION_CHARS)
+        title_bucket = np.digitize([len(t.split()) for t in titles], self.TITLE_WORDS)
+        flags = np.array(
+            [
+                [bool(self._MARKUP.search(d)), _mostly_capitals(t), any(c.isdigit() for c in t)]
+                for t, d in zip(titles, descriptions, strict=True)
+            ],
+            dtype=np.float32,
+        ).reshape(len(titles), 3)
+        n_description, n_title = len(self.DESCRIPTION_CHARS) + 1, len(self.TITLE_WORDS) + 1
+        onehot = np.zeros((len(titles), n_description + n_title), dtype=np.float32)
+        rows = np.arange(len(titles))
+        onehot[rows, description_bucket] = 1.0
+        onehot[rows, n_description + title_bucket] = 1.0
+        return sp.csr_matrix(np.hstack([onehot, flags]) * np.float32(self.weight))
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        description = ["description: none"] + [f"description: {low}+ chars" for low in self.DESCRIPTION_CHARS]
+        title = ["title: no words"] + [f"title: {low}+ words" for low in self.TITLE_WORDS]
+        flags = ["description: markup", "title: mostly capitals", "title: digits"]
+        return np.asarray(description + title + flags, dtype=object)
+
+
+def _mostly_capitals(text: str, share: float = 0.6, min_letters: int = 4) -> bool:
+    """Whether most of the letters of ``text`` (at least ``min_letters`` of them) are capitals."""
+    letters = [c for c in text if c.isalpha()]
+    return len(letters) >= min_letters and sum(c.isupper() for c in letters) >= share * len(letters)
