@@ -207,7 +207,7 @@ def test_tfidf_title_block_weighs_title_words(rakuten_frame: pd.DataFrame) -> No
     np.testing.assert_allclose(np.linalg.norm([v for k, v in title_part.items() if k.startswith("title word:")]), 0.5)
 
 
-def test_layout_block_sees_what_words_cannot(rakuten_frame: pd.DataFrame) -> None:
+def test_layout_block_sees_what_words_cannot() -> None:
     products = pd.DataFrame(
         {
             "title": ["Les Ailes De La Tramontane", "PISCINE TUBULAIRE 4,57 M", ""],
@@ -230,7 +230,10 @@ def test_layout_block_sees_what_words_cannot(rakuten_frame: pd.DataFrame) -> Non
     }
     assert on[2] == {"description: 1+ chars", "title: no words"}
     assert set(np.unique(X.data)) == {np.float32(0.5)}
-    # one description bucket and one title bucket per product, on real listings too
+
+
+def test_layout_block_on_real_listings(rakuten_frame: pd.DataFrame) -> None:
+    # one description bucket and one title bucket per product; "none" exactly where the description is empty
     real = make_extractor("layout", weight=1.0).fit_transform(rakuten_frame).toarray()
     n_description, n_title = len(LayoutExtractor.DESCRIPTION_CHARS) + 1, len(LayoutExtractor.TITLE_WORDS) + 1
     np.testing.assert_array_equal(real[:, :n_description].sum(axis=1), 1)
