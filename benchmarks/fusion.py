@@ -95,6 +95,8 @@ EXPERIMENTS = {
     "with the listing layout block": _with_layout_block(0.3),
     "with the listing layout block x1": _with_layout_block(1.0),
     "with the listing layout block x3": _with_layout_block(3.0),
+    "the vote with the listing layout block": _with_layout_block(0.3)
+    | {"early": {"classifier": "vote", "members": [EARLY_NBSVM, EARLY_LOGREG]}},
 }
 
 
