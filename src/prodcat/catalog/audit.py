@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from prodcat.catalog.schema import Catalog, category_at_level, depth, split_path
 from prodcat.config import Config
+from prodcat.text.clean import HTML_ENTITY, HTML_TAG
 
 if TYPE_CHECKING:
     from prodcat.evaluate.cv import CVResult
@@ -52,8 +53,6 @@ NEAR_DUPLICATE_SIMILARITY = 0.9
 #: how many examples (groups, products) each list of the report keeps
 MAX_EXAMPLES = 50
 
-_TAG = re.compile(r"<\s*/?\s*[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?/?\s*>")
-_ENTITY = re.compile(r"&(?:#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});")
 # Windows-1252 bytes decoded as Latin-1 ("l\x92ombre"): C1 controls never belong in product text
 _C1_CONTROL = re.compile(r"[\x80-\x9f]")
 _NON_WORD = re.compile(r"\W+")
@@ -150,8 +149,8 @@ def markup_stats(frame: pd.DataFrame) -> dict[str, Any]:
     for field in ("title", "description"):
         text = frame[field].fillna("").astype(str)
         checks = {
-            "html_tags": text.str.contains(_TAG),
-            "html_entities": text.str.contains(_ENTITY),
+            "html_tags": text.str.contains(HTML_TAG),
+            "html_entities": text.str.contains(HTML_ENTITY),
             "mojibake": text.map(is_bad).astype(bool) | text.str.contains(_C1_CONTROL),
         }
         out[field] = {}
@@ -170,7 +169,7 @@ def markup_stats(frame: pd.DataFrame) -> dict[str, Any]:
 
 
 def _pattern_for(check: str) -> re.Pattern[str] | None:
-    return {"html_tags": _TAG, "html_entities": _ENTITY, "mojibake": _C1_CONTROL}.get(check)
+    return {"html_tags": HTML_TAG, "html_entities": HTML_ENTITY, "mojibake": _C1_CONTROL}.get(check)
 
 
 def _snippet(text: str, width: int = 160, pattern: re.Pattern[str] | None = None) -> str:

@@ -37,6 +37,15 @@ _SPACES = re.compile(r"\s+")
 # Entities broken by a space after "&" ("&amp; nbsp;" -> "& nbsp;"), found in Rakuten descriptions.
 _SPACED_ENTITY = re.compile(r"&\s+([A-Za-z]{2,8}|#[0-9]{2,5});")
 _WORD = re.compile(r"\w+", re.UNICODE)
+#: an HTML tag in raw text, as the audit counts and the ``layout`` extractor flags it
+HTML_TAG = re.compile(r"<\s*/?\s*[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?/?\s*>")
+#: an HTML entity (named, decimal or hexadecimal) in raw text
+HTML_ENTITY = re.compile(r"&(?:#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});")
+
+
+def has_markup(text: str) -> bool:
+    """Whether raw ``text`` holds an HTML tag or entity (:data:`HTML_TAG`, :data:`HTML_ENTITY`)."""
+    return bool(HTML_TAG.search(text) or HTML_ENTITY.search(text))
 
 
 def unescape_html(text: str, max_rounds: int = 3) -> str:

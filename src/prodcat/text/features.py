@@ -9,7 +9,6 @@ Outputs are ``scipy.sparse`` CSR matrices ``(n_products, n_features)`` of
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,7 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
 from prodcat.catalog.schema import product_text, product_titles, strings_or_empty
 from prodcat.features.base import Extractor, register
-from prodcat.text.clean import TextNormalizer, clean_texts
+from prodcat.text.clean import TextNormalizer, clean_texts, has_markup
 
 
 class _VectorizerExtractor(Extractor):
@@ -323,7 +322,6 @@ class LayoutExtractor(Extractor):
     DESCRIPTION_CHARS = (1, 100, 300, 1000, 3000)
     #: lower bounds of the title-length buckets, in words
     TITLE_WORDS = (1, 4, 8, 13, 21)
-    _MARKUP = re.compile(r"<[a-zA-Z/][^>]*>|&#?\w+;")
 
     def __init__(self, weight: float = 0.3):
         self.weight = weight
@@ -335,7 +333,7 @@ class LayoutExtractor(Extractor):
         title_bucket = np.digitize([len(t.split()) for t in titles], self.TITLE_WORDS)
         flags = np.array(
             [
-                [bool(self._MARKUP.search(d)), _mostly_capitals(t), any(c.isdigit() for c in t)]
+                [has_markup(d), _mostly_capitals(t), any(c.isdigit() for c in t)]
                 for t, d in zip(titles, descriptions, strict=True)
             ],
             dtype=np.float32,
