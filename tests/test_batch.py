@@ -217,3 +217,34 @@ def test_a_worker_that_reads_another_model_at_the_bundle_path_is_refused(flipkar
     with pytest.raises(BundleError, match=r"worker tcp://10\.0\.0\.7:4000 reads another model .* shared file system"):
         plugin.setup(SimpleNamespace(address="tcp://10.0.0.7:4000"))
     assert plugin.predictor is None
+
+
+def test_cli_accounts_for_input_rows_it_could_not_read(flipkart_bundle, products, tmp_path, capsys):
+    """Rows the CSV reader must skip are not predicted, so they are listed, with their line, beside the output."""
+    data = tmp_path / "products.csv"
+    good = products.iloc[:6][["product_id", "title", "description"]]
+    lines = good.to_csv(index=False).splitlines()
+    lines.insert(3, "short-row,only two fields")  # line 4
+    lines.append('unclosed,"a quote that never closes,x')  # line 9
+    data.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "preds.csv"
+
+    assert main(["predict", str(flipkart_bundle), str(data), "--out", str(out)]) == 0
+
+    assert pd.read_csv(out)["product_id"].tolist() == good["product_id"].tolist()
+    issues = pd.read_csv(tmp_path / "preds.issues.csv")
+    assert list(issues.columns) == ["row", "product_id", "field", "message"]
+    assert issues["row"].tolist() == [4, 9]
+    assert (issues["field"] == "row").all()
+    assert "2 fields where the header has 3" in issues["message"].iat[0]
+    assert "bad quoting" in issues["message"].iat[1]
+    printed = capsys.readouterr().out
+    assert f"6 predictions written to {out}" in printed
+    assert f"2 input issue(s), 2 row(s) skipped and not predicted: see {tmp_path / 'preds.issues.csv'}" in printed
+
+    # Fixed input, same output path: the list of the previous input's problems goes.
+    data.write_text("\n".join(lines[:3] + lines[4:-1]) + "\n")
+    assert main(["predict", str(flipkart_bundle), str(data), "--out", str(out)]) == 0
+    assert len(pd.read_csv(out)) == 6
+    assert not (tmp_path / "preds.issues.csv").exists()
+    assert "input issue" not in capsys.readouterr().out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import textwrap
@@ -16,7 +17,7 @@ from prodcat.batch import BatchError, LocalEngine, ResumeMismatchError, predict_
 from prodcat.batch.engines import Engine
 from prodcat.bundle import BundleError, data_fingerprint, save_bundle
 from prodcat.catalog.loaders import add_loader_arguments, load_from_args
-from prodcat.catalog.schema import Catalog, category_at_level, modality_mask
+from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, modality_mask
 from prodcat.config import Config, load_config
 from prodcat.evaluate.metrics import evaluate_predictions
 from prodcat.evaluate.report import write_report
@@ -72,7 +73,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=textwrap.dedent("""\
             Write one row per product, in input order: product_id, category, confidence, decision
             (auto | review), top_k (JSON), modalities_used, error (why a product could not be scored: it is
-            then sent to review, with no category).
+            then sent to review, with no category). Input rows the reader had to skip (broken quoting, a wrong
+            number of fields) have no prediction: they are listed with their line number in OUT.issues.csv,
+            beside the other input problems (a photo file not found: the product is kept, predicted from its text).
 
             Each finished chunk is kept in OUT.parts/ beside the output; running the same command again after
             a crash or Ctrl-C resumes there and scores only the missing chunks. A run with another model, other
@@ -155,6 +158,19 @@ def read_catalog(args: argparse.Namespace) -> Catalog:
             log.warning("  %s", issue)
     log.info("%s: %d products (%s format)", args.data, len(catalog), catalog.format)
     return catalog
+
+
+def write_input_issues(issues: list[RowIssue], out: str | Path) -> Path | None:
+    """``OUT.issues.csv`` beside the predictions: each input problem with its line number (a skipped row
+    has no prediction, so this file is what accounts for it); columns ``row, product_id, field, message``.
+    ``None``, and no file (a previous run's would describe other input), when there is none."""
+    path = Path(out).with_suffix(".issues.csv")
+    if not issues:
+        path.unlink(missing_ok=True)
+        return None
+    columns = ["row", "product_id", "field", "message"]
+    pd.DataFrame([dataclasses.asdict(issue) for issue in issues], columns=columns).to_csv(path, index=False)
+    return path
 
 
 def read_labelled(args: argparse.Namespace) -> pd.DataFrame | None:
@@ -301,7 +317,8 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.chunk_size < 1:
         print(f"error: --chunk-size must be at least 1, got {args.chunk_size}", file=sys.stderr)
         return 2
-    frame = read_catalog(args).frame
+    catalog = read_catalog(args)
+    frame = catalog.frame
     kept = f"finished chunks are kept in {work_dir_for(args.out)}: run the same command to resume"
     try:
         summary = score_catalog(
@@ -322,6 +339,10 @@ def run_predict(args: argparse.Namespace) -> int:
         f"{summary.total} predictions written to {summary.out} "
         f"({summary.auto_accepted / max(summary.total, 1):.1%} auto-accepted{resumed}{failed})"
     )
+    issues_file = write_input_issues(catalog.issues, args.out)
+    if issues_file:
+        skipped = sum(issue.field == "row" for issue in catalog.issues)
+        print(f"{len(catalog.issues)} input issue(s), {skipped} row(s) skipped and not predicted: see {issues_file}")
     return 0
 
 
