@@ -66,6 +66,26 @@ def test_truncated_jpeg_is_rejected() -> None:
     assert "T1" in str(info.value)
 
 
+def _tiff_with_a_broken_second_page() -> bytes:
+    """A valid one-page TIFF whose pointer to a next page leads to a page with no width or height."""
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 24), "red").save(buf, "TIFF")  # little-endian ("II"), uncompressed
+    data = bytearray(buf.getvalue())
+    data += b"\x00" * (len(data) % 2)  # IFDs start on a word boundary
+    first = struct.unpack_from("<I", data, 4)[0]
+    entries = struct.unpack_from("<H", data, first)[0]
+    struct.pack_into("<I", data, first + 2 + 12 * entries, len(data))  # the first page's "next page"
+    data += struct.pack("<HHHII", 1, 0x0131, 2, 1, 0) + struct.pack("<I", 0)  # one tag (Software), no size
+    return bytes(data)
+
+
+def test_corrupt_later_page_is_rejected_not_raised() -> None:
+    # Pillow decodes the first page, then fails on the second one with a TypeError, not an OSError
+    with pytest.raises(ImageDecodeError, match="corrupt") as info:
+        load_image(_tiff_with_a_broken_second_page(), product_id="TIF1", max_side=224)
+    assert "TIF1" in str(info.value)
+
+
 def test_missing_file_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ImageDecodeError, match="file not found"):
         load_image(tmp_path / "nope.jpg", product_id="M1")

@@ -114,10 +114,13 @@ def load_image(
         img, original_size = _open(data, product_id, where, max_side, max_pixels)
         try:
             img.load()
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            # a corrupt later page or EXIF block fails only here (TypeError, SyntaxError, ... from the plugins)
+            out = _to_upright_rgb(_limit_side(img, max_side))
+        except MemoryError:
+            raise
+        except Exception as exc:
             reason = f"truncated or corrupt file ({exc}); re-export the photo"
             raise ImageDecodeError(reason, product_id, where) from exc
-        out = _to_upright_rgb(_limit_side(img, max_side))
     out.info["original_size"] = original_size
     return out
 
@@ -259,8 +262,10 @@ def image_content_key(source: ImageSource) -> str:
         digest = hashlib.sha1(f"{source.mode}{source.size}".encode())
         digest.update(source.tobytes())
         return digest.hexdigest()
-    data = bytes(source) if isinstance(source, bytes | bytearray | memoryview) else Path(source).read_bytes()
-    return hashlib.sha1(data).hexdigest()
+    if isinstance(source, bytes | bytearray | memoryview):
+        return hashlib.sha1(source).hexdigest()
+    with open(source, "rb") as file:  # streamed: an oversized file costs no memory before decoding refuses it
+        return hashlib.file_digest(file, "sha1").hexdigest()
 
 
 def decode_item(item: ImageItem, max_side: int | None = None) -> Image.Image | None:
