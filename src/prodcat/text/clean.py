@@ -28,17 +28,23 @@ LANGUAGES: tuple[str, ...] = ("fr", "en", "de", "es", "it")
 #: returned by :func:`detect_language` for a text with no letters
 UNDETERMINED = "und"
 
-# Blocks whose *content* is not product text.
-_HIDDEN_BLOCK = re.compile(r"<\s*(script|style)\b[^>]*>.*?<\s*/\s*\1\s*>", re.IGNORECASE | re.DOTALL)
-# Only things that look like tags (a letter, "/" or "!" after "<"): "a < b" stays.
-_TAG = re.compile(r"<\s*[/!]?\s*[a-zA-Z][^<>]*>")
+# The patterns below are written so that no run of characters can be split two ways (one optional
+# "/" between two \s*, a lazy .*? that rescans the rest of the text from every opening tag): those
+# made cleaning quadratic, minutes for a field of "<" followed by spaces or of repeated "<script>".
+# Blocks whose *content* is not product text; the content stops at the next script/style tag.
+_HIDDEN_BLOCK = re.compile(
+    r"<\s*(script|style)\b[^<>]*>(?:(?!<\s*(?:/\s*)?(?:script|style)\b).)*<\s*/\s*\1\s*>", re.IGNORECASE | re.DOTALL
+)
+# Only things that look like tags (a letter, "/" or "!" after "<", spaces allowed as in Rakuten's
+# "< span style=...>"): "a < 5" stays.
+_TAG = re.compile(r"<\s*(?:[/!]\s*)?[a-zA-Z][^<>]*>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
 _SPACES = re.compile(r"\s+")
 # Entities broken by a space after "&" ("&amp; nbsp;" -> "& nbsp;"), found in Rakuten descriptions.
 _SPACED_ENTITY = re.compile(r"&\s+([A-Za-z]{2,8}|#[0-9]{2,5});")
 _WORD = re.compile(r"\w+", re.UNICODE)
 #: an HTML tag in raw text, as the audit counts and the ``layout`` extractor flags it
-HTML_TAG = re.compile(r"<\s*/?\s*[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?/?\s*>")
+HTML_TAG = re.compile(r"<\s*(?:/\s*)?[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*|/\s*)?>")
 #: an HTML entity (named, decimal or hexadecimal) in raw text
 HTML_ENTITY = re.compile(r"&(?:#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});")
 
