@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from prodcat.catalog.loaders import (
+    MAX_TEXT_CHARS,
     CatalogFormatError,
     detect_format,
     load_catalog,
@@ -177,6 +178,28 @@ def test_broken_rows_are_reported_with_their_line(tmp_path: Path) -> None:
     found = {(i.row, i.field) for i in catalog.issues}
     assert found == {(4, "row"), (5, "row"), (6, "image"), (7, "category"), (8, "product_id"), (9, "row")}
     assert "first at line 2" in next(i.message for i in catalog.issues if i.field == "product_id")
+
+
+def test_enormous_fields_keep_their_product_and_are_cut(tmp_path: Path) -> None:
+    """A description of 300,000 characters over many lines (the csv module's default limit is 131,072)
+    stays one product, cut at MAX_TEXT_CHARS and reported; the products after it are read as they are."""
+    line = "Une description très longue. " * 10 + "\n"
+    long_text = line * (300_000 // len(line) + 1)
+    path = tmp_path / "shop.csv"
+    titles, descriptions = ["Lampe", "x" * 200_000, "Chaise"], ["", long_text, "ok"]
+    products = pd.DataFrame({"product_id": ["A", "B", "C"], "title": titles, "description": descriptions})
+    products.to_csv(path, index=False)
+    catalog = load_catalog(path)
+    frame = catalog.frame.set_index("product_id")
+    assert list(frame.index) == ["A", "B", "C"]
+    assert frame.loc["B", "description"] == long_text[:MAX_TEXT_CHARS]
+    assert frame.loc["B", "title"] == "x" * MAX_TEXT_CHARS
+    assert frame.loc["C", "description"] == "ok"
+    cut = {(i.row, i.field, i.product_id) for i in catalog.issues}
+    assert cut == {(3, "title", "B"), (3, "description", "B")}
+    assert f"{len(long_text):,} characters; the first {MAX_TEXT_CHARS:,} are kept" in " ".join(
+        i.message for i in catalog.issues
+    )
 
 
 def test_table_defaults_and_unlabelled(tmp_path: Path) -> None:

@@ -24,7 +24,8 @@ One entry point, :func:`load_catalog`, with ``format`` one of
     detected from the files present and the column names.
 
 Rows that cannot be read cleanly (bad quoting, wrong field count, missing label, a named photo file
-that does not exist, duplicate ``product_id``) are kept when possible and always reported in
+that does not exist, duplicate ``product_id``, a title or description longer than :data:`MAX_TEXT_CHARS`,
+cut there) are kept when possible and always reported in
 ``Catalog.issues`` as :class:`~prodcat.catalog.schema.RowIssue` with their 1-based line number in the
 source file (the header is line 1; Parquet rows are numbered from 1) — never silently dropped, never fatal.
 """
@@ -36,6 +37,7 @@ import csv
 import io
 import json
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +55,10 @@ RAKUTEN_Y = "Y_train_CVw08PX.csv"
 RAKUTEN_IMAGE_ONLY = "image_only_labels.csv"
 RAKUTEN_CATEGORIES = "categories.json"
 FASHION_CSV = "styles.csv"
+
+#: characters kept of a title or description (10x the longest real description, Rakuten's 9,709);
+#: the rest of a longer field is cut, and reported, rather than costing minutes of cleaning per product
+MAX_TEXT_CHARS = 100_000
 
 # A level name must not contain the separator character, or split_path would cut it in two.
 _SEP_CHAR = SEP.strip()
@@ -85,6 +91,17 @@ def _read_csv(path: Path, delimiter: str | None = None) -> _Table:
     """
     text_lines, issues = _open_text(path)
     delimiter = delimiter or _sniff_delimiter(path)
+    # the csv module's default limit (131,072 characters a field) would skip a long description's product and
+    # resume reading in the middle of its field, turning the field's later lines into products
+    limit = csv.field_size_limit(sys.maxsize)
+    try:
+        return _read_records(text_lines, delimiter, issues, path)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue], path: Path) -> _Table:
+    """The records of an opened CSV as a :class:`_Table`; a bad record is skipped and added to ``issues``."""
     reader = csv.reader(text_lines, delimiter=delimiter, strict=True)
     try:
         header = next(reader)
@@ -264,11 +281,15 @@ def _canonical(
                 )
             )
 
+    texts = {}
+    for name, values in (("title", title), ("description", description)):
+        texts[name], cut_issues = _capped_text(_text(values), name, table.name, ids)
+        issues += cut_issues
     canonical = pd.DataFrame(
         {
             "product_id": ids,
-            "title": _text(title),
-            "description": _text(description),
+            "title": texts["title"],
+            "description": texts["description"],
             "image": image.astype(object),
             "category": category.astype(object).where(category.notna(), None),
         }
@@ -277,6 +298,25 @@ def _canonical(
     extra = table.frame[[c for c in table.frame.columns if c not in mapped]]
     frame = pd.concat([canonical, _infer_types(extra)], axis=1)
     return frame, issues
+
+
+def _capped_text(values: pd.Series, field: str, source: str, ids: pd.Series) -> tuple[pd.Series, list[RowIssue]]:
+    """``values`` with each text cut at :data:`MAX_TEXT_CHARS` characters, and one issue per cut text."""
+    lengths = values.str.len()
+    too_long = lengths.index[lengths > MAX_TEXT_CHARS]
+    issues = [
+        RowIssue(
+            int(line),
+            field,
+            f"{source}: {lengths.loc[line]:,} characters; the first {MAX_TEXT_CHARS:,} are kept",
+            ids.loc[line],
+        )
+        for line in too_long
+    ]
+    if len(too_long):
+        values = values.copy()
+        values.loc[too_long] = values.loc[too_long].str.slice(0, MAX_TEXT_CHARS)
+    return values, issues
 
 
 def _dedupe_ids(
