@@ -8,6 +8,7 @@ Endpoints: ``POST /predict``, ``POST /predict-batch``, ``POST /explain``, ``GET 
 from __future__ import annotations
 
 import hmac
+import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -53,12 +54,14 @@ from prodcat.serve.schemas import (
 from prodcat.serve.service import PredictionService, PredictorLike
 from prodcat.serve.settings import ServeSettings
 
+logger = logging.getLogger(__name__)
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": description}
     for status, description in (
         (413, "too large: a limit (`max_image_bytes`, `max_pixels`, `max_request_bytes`, ...) refused it"),
         (415, "unsupported request content type, or photo type (checked by content)"),
         (422, "malformed: corrupt photo, empty file, text too long, nothing to classify"),
+        (503, "the review queue cannot be written (the prediction is not answered: retry)"),
         (504, "not answered within `request_timeout_s`"),
     )
 }
@@ -67,6 +70,7 @@ _REVIEW_ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorOut, "description": "the review queue is closed (no API key configured)"},
     404: {"model": ErrorOut, "description": "no such record"},
     422: {"model": ErrorOut, "description": "malformed request"},
+    503: {"model": ErrorOut, "description": "the review store cannot be reached"},
 }
 ReviewId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="id of the review record")]
 _API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="the key set by PRODCAT_API_KEY")
@@ -107,6 +111,12 @@ def create_app(
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         return error_response(ApiError(422, "invalid_request", detail), request)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def on_store_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        logger.error("review store error: %s", exc, extra={"request_ids": [request.state.request_id]})
+        error = ApiError(503, "review_store_unavailable", "the review queue cannot be reached; retry later")
+        return error_response(error, request)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

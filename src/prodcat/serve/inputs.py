@@ -9,6 +9,7 @@ file, text too long, missing title and photo).
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import warnings
 from dataclasses import dataclass
@@ -50,6 +51,13 @@ class ApiError(Exception):
         )
 
 
+#: longest product_id, as the JSON schema says and the review store's column holds
+MAX_PRODUCT_ID_CHARS = 256
+#: the most bytes one character of text takes in JSON ("\\u00e9"; an astral character is one character in
+#: Python and two such escapes)
+MAX_JSON_BYTES_PER_CHAR = 12
+
+
 def over_limit(status: int, limit: str, value: Any, what: str) -> ApiError:
     """An :class:`ApiError` whose message says which setting refused the request and its value."""
     return ApiError(status, limit, f"{what} exceeds the limit {limit}={value}", limit=limit, limit_value=value)
@@ -76,14 +84,23 @@ def check_text(product: ProductRequest, settings: ServeSettings) -> None:
         value = getattr(product, name)
         if len(value) > settings.max_text_chars:
             raise over_limit(422, "max_text_chars", settings.max_text_chars, f"{name} of {len(value)} characters")
-        if "\x00" in value:
-            raise malformed("text_nul", f"{name} contains a NUL character (\\u0000); remove it")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise malformed("text_encoding", f"{name} is not valid Unicode (lone surrogate); send UTF-8 text") from None
+        check_storable(name, value)
+    if product.product_id is not None:
+        if len(product.product_id) > MAX_PRODUCT_ID_CHARS:
+            raise malformed("product_id_length", f"product_id of {len(product.product_id)} characters; at most 256")
+        check_storable("product_id", product.product_id)
     if not product.title.strip() and product.image_bytes is None:
         raise malformed("empty_product", "give a non-empty title, or a photo (multipart field 'image')")
+
+
+def check_storable(name: str, value: str) -> None:
+    """Refuse text that a PostgreSQL review store cannot hold: a NUL character, a lone surrogate."""
+    if "\x00" in value:
+        raise malformed("text_nul", f"{name} contains a NUL character (\\u0000); remove it")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise malformed("text_encoding", f"{name} is not valid Unicode (lone surrogate); send UTF-8 text") from None
 
 
 def check_image_bytes(data: bytes, settings: ServeSettings) -> str:
@@ -138,7 +155,6 @@ def _check_declared_pixels(data: bytes, max_pixels: int) -> None:
 
 async def read_upload(upload: UploadFile, settings: ServeSettings) -> tuple[bytes, str]:
     """The bytes of an uploaded photo (reading at most one byte past the limit) and its sniffed type."""
-    await upload.seek(0)  # a batch may name the same part twice
     data = await upload.read(settings.max_image_bytes + 1)
     return data, check_image_bytes(data, settings)
 
@@ -181,6 +197,9 @@ async def batch_items_from_form(form: FormData, settings: ServeSettings) -> list
     if not isinstance(products_field, str):
         raise malformed("missing_products", "multipart batches need a text field 'products' holding a JSON array")
     results: list[ProductRequest | ApiError] = []
+    # each part is read and checked once, and its bytes shared by the items naming it: one part named by
+    # every item must not cost max_batch_items copies and checks
+    photos: dict[str, tuple[bytes, str] | ApiError] = {}
     for raw in _json_array(products_field.encode("utf-8"), settings):
         item = _parse_item(raw, BatchProductIn)
         if isinstance(item, ApiError):
@@ -188,27 +207,50 @@ async def batch_items_from_form(form: FormData, settings: ServeSettings) -> list
             continue
         product = _product_request(item)
         if item.image is not None:
-            try:
-                product.image_bytes, product.image_type = await _read_named_upload(form, item.image, settings)
-            except ApiError as exc:
-                results.append(exc)
+            if item.image not in photos:
+                photos[item.image] = await _read_named_upload(form, item.image, settings)
+            photo = photos[item.image]
+            if isinstance(photo, ApiError):
+                results.append(photo)
                 continue
+            product.image_bytes, product.image_type = photo
         results.append(product)
     return results
 
 
-async def _read_named_upload(form: FormData, name: str, settings: ServeSettings) -> tuple[bytes, str]:
+async def _read_named_upload(form: FormData, name: str, settings: ServeSettings) -> tuple[bytes, str] | ApiError:
+    """The bytes and type of the file part ``name``, or the error that refuses it."""
     upload = _single(form, name)
     if not isinstance(upload, UploadFile):
-        raise malformed("image_missing", f"no file part named {name!r} in the request")
-    return await read_upload(upload, settings)
+        return malformed("image_missing", f"no file part named {name!r} in the request")
+    try:
+        return await read_upload(upload, settings)
+    except ApiError as exc:
+        return exc
 
 
 def _json_array(body: bytes, settings: ServeSettings) -> list[Any]:
+    # parsed, a body of max_request_bytes of "[{},{},..." holds millions of objects (GBs): refuse any body
+    # longer than max_batch_items products of the longest texts, escaped, could make
+    largest = settings.max_batch_items * (2 * settings.max_text_chars * MAX_JSON_BYTES_PER_CHAR + 4096)
+    if len(body) > largest:
+        what = f"a JSON batch of {len(body)} bytes (at most {largest} for {settings.max_batch_items} products)"
+        raise over_limit(413, "max_batch_items", settings.max_batch_items, what)
+    objects = itertools.count(1)
+
+    def stop_past_the_limit(product: dict[str, Any]) -> dict[str, Any]:
+        # products are flat objects: more objects than max_batch_items is too many products, and
+        # parsing stops there instead of building them all
+        if next(objects) > settings.max_batch_items:
+            what = f"a batch of more than {settings.max_batch_items} products"
+            raise over_limit(413, "max_batch_items", settings.max_batch_items, what)
+        return product
+
     try:
-        items = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise malformed("invalid_json", f"the body is not valid JSON ({exc})") from None
+        items = json.loads(body, object_hook=stop_past_the_limit)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise malformed("invalid_json", f"the body is not valid JSON ({reason})") from None
     if not isinstance(items, list):
         raise malformed("invalid_json", "the body must be a JSON array of products")
     if len(items) > settings.max_batch_items:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ProductIn(BaseModel):
@@ -156,5 +156,12 @@ class ReviewSubmission(BaseModel):
     """The category a person chose for a record (a full path such as ``Home > Curtains``)."""
 
     model_config = ConfigDict(extra="forbid")
-    category: str = Field(min_length=1, max_length=1000)
+    category: str = Field(min_length=1, max_length=1000, pattern=r"\S", description="not blank: it becomes a label")
     reviewer: str | None = Field(None, max_length=128)
+
+    @field_validator("category", "reviewer")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:  # PostgreSQL text cannot hold it
+            raise ValueError("contains a NUL character (\\u0000)")
+        return value

@@ -1,0 +1,133 @@
+"""The API's input checks and error mapping, in-process (no model, no server process): what a request costs
+before it is refused, and what a failing review store answers."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from typing import Any
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy.exc import OperationalError
+from starlette.datastructures import FormData, Headers, UploadFile
+
+from prodcat.predict import Prediction
+from prodcat.review.store import ReviewStore
+from prodcat.serve import inputs
+from prodcat.serve.app import create_app
+from prodcat.serve.inputs import ApiError, ProductRequest, batch_items_from_form, batch_items_from_json
+from prodcat.serve.settings import ServeSettings
+
+API_KEY = "inputs-test-key"
+
+
+def jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def test_a_photo_part_named_by_every_item_is_read_and_checked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    checks: list[int] = []
+    real_check = inputs.check_image_bytes
+
+    def counted_check(data: bytes, settings: ServeSettings) -> str:
+        checks.append(len(data))
+        return real_check(data, settings)
+
+    monkeypatch.setattr(inputs, "check_image_bytes", counted_check)
+    settings = ServeSettings()
+    products = [{"title": f"mug {i}", "image": "shared"} for i in range(settings.max_batch_items)]
+    photo = UploadFile(io.BytesIO(jpeg()), filename="a.jpg", headers=Headers({"content-type": "image/jpeg"}))
+    form = FormData([("products", json.dumps(products)), ("shared", photo)])
+
+    items = asyncio.run(batch_items_from_form(form, settings))
+
+    assert all(isinstance(item, ProductRequest) and item.image_type == "jpeg" for item in items)
+    assert len(items) == settings.max_batch_items and len(checks) == 1
+    assert all(item.image_bytes is items[0].image_bytes for item in items)  # one copy, shared
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error", "detail"),
+    [
+        # many tiny objects: refused at the (max_batch_items + 1)-th object, not after building all of them
+        ("[" + ",".join(["{}"] * 200_000) + "]", 413, "max_batch_items", "more than 64 products"),
+        # longer than max_batch_items products of the longest texts could be, escaped
+        (json.dumps([{"title": "mug", "description": " " * 16_000_000}]), 413, "max_batch_items", "bytes"),
+        # deeper than the parser recurses: malformed, not a server error
+        ("[" * 100_000, 422, "invalid_json", "nested too deeply"),
+    ],
+)
+def test_json_batches_are_refused_before_they_cost_memory(body: str, status: int, error: str, detail: str) -> None:
+    with pytest.raises(ApiError) as refused:
+        batch_items_from_json(body.encode(), ServeSettings())
+    assert (refused.value.status, refused.value.error) == (status, error)
+    assert detail in refused.value.detail
+
+
+class OneCategoryModel:
+    """A stand-in for the predictor: every product is a mug, with low confidence (so it goes to review)."""
+
+    def __init__(self) -> None:
+        self.labels = ["Kitchen > Mugs", "Home > Decor"]
+        self.manifest: dict[str, Any] = {"config": {}}
+        self.version = "test"
+
+    def predict(self, frame: pd.DataFrame, top_k: int = 5) -> list[Any]:
+        top = [{"category": "Kitchen > Mugs", "probability": 0.6}, {"category": "Home > Decor", "probability": 0.4}]
+        return [Prediction(pid, "Kitchen > Mugs", 0.6, "review", top[:top_k], ["text"]) for pid in frame["product_id"]]
+
+
+class BrokenStore(ReviewStore):
+    """A review store whose database went away after start-up."""
+
+    def _fail(self, *args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    items = count = get = image = submit = record_many = _fail
+
+
+@pytest.fixture
+def client(tmp_path) -> TestClient:
+    settings = ServeSettings(api_key=API_KEY)
+    store = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    with TestClient(create_app(OneCategoryModel(), settings, store)) as client:
+        yield client
+
+
+def test_product_ids_and_corrections_the_review_store_cannot_hold_are_refused(client: TestClient) -> None:
+    form = {"title": "mug", "product_id": "p" * 257}
+    photo = {"image": ("a.jpg", jpeg(), "image/jpeg")}
+    refused = client.post("/predict", data=form, files=photo)  # multipart: the JSON schema's limit did not apply
+    assert (refused.status_code, refused.json()["error"]) == (422, "product_id_length")
+    refused = client.post("/predict", json={"title": "mug", "product_id": "a\x00b"})
+    assert (refused.status_code, refused.json()["error"]) == (422, "text_nul")
+
+    review_id = client.post("/predict", json={"title": "mug"}).json()["review_id"]
+    keyed = {"X-API-Key": API_KEY}
+    for category in ("   ", "Kitchen\x00"):
+        refused = client.post(f"/reviews/{review_id}", json={"category": category}, headers=keyed)
+        assert (refused.status_code, refused.json()["error"]) == (422, "invalid_request"), category
+    assert client.post(f"/reviews/{review_id}", json={"category": "Kitchen > Mugs"}, headers=keyed).status_code == 200
+
+
+def test_a_review_store_gone_away_answers_503_in_the_error_shape(tmp_path) -> None:
+    settings = ServeSettings(api_key=API_KEY)
+    store = BrokenStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    keyed = {"X-API-Key": API_KEY}
+    with TestClient(create_app(OneCategoryModel(), settings, store), raise_server_exceptions=False) as client:
+        for response in (
+            client.get("/reviews", headers=keyed),
+            client.get("/reviews/1", headers=keyed),
+            client.post("/reviews/1", json={"category": "Home > Decor"}, headers=keyed),
+            client.post("/predict", json={"title": "mug"}),  # a review decision must be recorded
+        ):
+            body = response.json()
+            assert (response.status_code, body["error"]) == (503, "review_store_unavailable"), response.text
+            assert body["request_id"] == response.headers["X-Request-ID"]
+        assert client.get("/health").status_code == 200  # still serving
