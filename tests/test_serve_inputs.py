@@ -131,3 +131,10 @@ def test_a_review_store_gone_away_answers_503_in_the_error_shape(tmp_path) -> No
             assert (response.status_code, body["error"]) == (503, "review_store_unavailable"), response.text
             assert body["request_id"] == response.headers["X-Request-ID"]
         assert client.get("/health").status_code == 200  # still serving
+
+
+def test_invented_http_methods_share_one_metrics_label(client: TestClient) -> None:
+    for method in ("FOO1", "FOO2", "BREW"):
+        assert client.request(method, "/health").status_code == 405
+    metrics = client.get("/metrics").text
+    assert 'method="other"' in metrics and "FOO1" not in metrics and "BREW" not in metrics

@@ -17,6 +17,8 @@ from prodcat.serve.metrics import ApiMetrics
 from prodcat.serve.settings import ServeSettings
 
 logger = logging.getLogger("prodcat.serve.access")
+#: the methods counted under their own name in the metrics
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 #: a caller's ``X-Request-ID`` is reused only when it is this harmless (it goes into logs and headers)
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -84,8 +86,10 @@ class RequestGuard:
     def _observe(self, scope: Scope, request_id: str, status: int, seconds: float) -> None:
         route = scope.get("route")
         route_path = getattr(route, "path", "unmatched")
-        self.metrics.requests.labels(scope["method"], route_path, str(status)).inc()
-        self.metrics.latency.labels(scope["method"], route_path).observe(seconds)
+        # a label per method a client invents would grow the metrics without bound
+        method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
+        self.metrics.requests.labels(method, route_path, str(status)).inc()
+        self.metrics.latency.labels(method, route_path).observe(seconds)
         client = scope.get("client")
         logger.info(
             "request",
