@@ -202,6 +202,24 @@ def test_enormous_fields_keep_their_product_and_are_cut(tmp_path: Path) -> None:
     )
 
 
+def test_text_that_is_not_utf8_is_read_line_by_line_as_windows_1252(tmp_path: Path) -> None:
+    utf8_rows = "product_id,title,category\nA,Télé couleur,Électronique\nB,Chaise,Maison\n".encode()
+    legacy_row = "C,Fauteuil à bascule,Maison\n".encode("cp1252")  # pasted from another export
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_bytes(utf8_rows + legacy_row + "D,Théière,Cuisine\n".encode())
+    catalog = load_catalog(mixed)
+    assert catalog.frame["title"].tolist() == ["Télé couleur", "Chaise", "Fauteuil à bascule", "Théière"]
+    assert catalog.frame["category"].tolist()[0] == "Électronique"
+    assert [(i.row, i.field) for i in catalog.issues] == [(4, "file")]
+    assert "1 line(s) not valid UTF-8 (4); read as Windows-1252" in catalog.issues[0].message
+
+    legacy = tmp_path / "legacy.csv"  # a whole Windows-1252 export
+    legacy.write_bytes("product_id,title\nA,Télé\nB,Chaise\nC,Crème\n".encode("cp1252"))
+    catalog = load_catalog(legacy)
+    assert catalog.frame["title"].tolist() == ["Télé", "Chaise", "Crème"]
+    assert "2 line(s) not valid UTF-8 (2, 4)" in catalog.issues[0].message
+
+
 def test_table_defaults_and_unlabelled(tmp_path: Path) -> None:
     path = tmp_path / "new.csv"
     path.write_text("title,price\nLamp,12.5\nChair,40\n")

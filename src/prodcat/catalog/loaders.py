@@ -144,13 +144,24 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
 
 
 def _open_text(path: Path) -> tuple[io.StringIO, list[RowIssue]]:
+    """The file's text: UTF-8, and line by line Windows-1252 where a line is not (a file pasted together
+    from two exports must not garble its UTF-8 rows); one issue names the lines read so."""
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
         issues = []
-    except UnicodeDecodeError as error:
-        text = raw.decode("cp1252", errors="replace")
-        issues = [RowIssue(0, "file", f"{path.name}: not valid UTF-8 ({error.reason}); read as Windows-1252")]
+    except UnicodeDecodeError:
+        lines, legacy = [], []
+        for number, line in enumerate(raw.splitlines(keepends=True), 1):
+            try:
+                lines.append(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                lines.append(line.decode("cp1252", errors="replace"))
+                legacy.append(number)
+        text = "".join(lines).removeprefix("\ufeff")
+        shown = ", ".join(map(str, legacy[:5])) + (", ..." if len(legacy) > 5 else "")
+        message = f"{path.name}: {len(legacy)} line(s) not valid UTF-8 ({shown}); read as Windows-1252"
+        issues = [RowIssue(legacy[0], "file", message)]
     # newline="": only \n / \r\n end records; str.splitlines would also cut at \x85 or \u2028 inside texts
     return io.StringIO(text, newline=""), issues
 
