@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from prodcat.catalog.loaders import (
@@ -262,3 +264,13 @@ def test_parquet(flipkart_dir: Path, tmp_path: Path) -> None:
     assert (catalog.frame["image"].fillna("") == frame["image"].fillna("")).all()
     assert {(i.row, i.field) for i in catalog.issues if i.field == "product_id"} == {(6, "product_id")}
     assert sum(i.field == "image" for i in catalog.issues) == 0  # the 3 photo-less rows name no file here
+
+
+def test_parquet_integer_ids_and_codes_with_gaps_stay_integers(tmp_path: Path) -> None:
+    """An int64 column with a null would become float64 in pandas: ids lose digits, codes read "10.0"."""
+    path = tmp_path / "codes.parquet"
+    ids, codes = pa.array([12345678901234567, 2, None], pa.int64()), pa.array([10, None, 2583], pa.int64())
+    pq.write_table(pa.table({"product_id": ids, "title": ["a", "b", "c"], "category": codes}), path)  # as Spark writes
+    catalog = load_catalog(path)
+    assert catalog.frame["product_id"].tolist() == ["12345678901234567", "2", "row-3"]
+    assert catalog.frame["category"].tolist() == ["10", None, "2583"]

@@ -185,7 +185,8 @@ def _unique_names(header: list[str]) -> list[str]:
 
 
 def _read_parquet(path: Path) -> _Table:
-    frame = pd.read_parquet(path)
+    # nullable dtypes: an integer id or code column with a gap must not become floats ("1.2e+16", "10.0")
+    frame = pd.read_parquet(path, dtype_backend="numpy_nullable")
     frame.index = pd.Index(np.arange(1, len(frame) + 1), name="line")
     return _Table(frame, [], path.name)
 
