@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from prodcat.text.clean import TextNormalizer, clean_text, detect_language, has_markup
+from prodcat.text.clean import TextNormalizer, clean_text, clean_texts, detect_language, has_markup
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +107,15 @@ def test_normalizer_removes_stop_words_and_lemmatizes_per_language() -> None:
     assert TextNormalizer(lemmatize=False, remove_stop_words=False).transform(["Les <b>Chaussures</b>"]) == [
         "les chaussures"
     ]
+
+
+def test_the_cleaning_cache_keeps_short_texts_only() -> None:
+    """A long-running server cleans whatever it is sent: the cache must not grow with the texts' length."""
+    from prodcat.text import clean
+
+    long_text = "Une très longue description. " * (clean.CACHED_TEXT_CHARS // 10)
+    short_text = "Mug en céramique <b>bleu</b>"
+    before = clean._clean_cached.cache_info().currsize
+    assert clean_texts([long_text, short_text, None]) == [clean_text(long_text), "Mug en céramique bleu", ""]
+    assert clean._clean_cached.cache_info().currsize <= before + 1  # the short one only
+    assert clean._clean_cached.cache_info().maxsize == clean.CLEAN_CACHE_ITEMS

@@ -94,12 +94,24 @@ def clean_text(raw: str | None) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
+#: texts up to this long are cached by :func:`clean_texts`; longer ones are cleaned each time, so that the
+#: cache of a long-running server holds at most CLEAN_CACHE_ITEMS x this many characters (and their copies)
+CACHED_TEXT_CHARS = 10_000
+CLEAN_CACHE_ITEMS = 20_000
+
+
 def clean_texts(raws: Iterable[str | None]) -> list[str]:
-    """:func:`clean_text` over many texts, each distinct text cleaned once."""
-    return [_clean_cached(r) if isinstance(r, str) else "" for r in raws]
+    """:func:`clean_text` over many texts, each distinct text (of at most :data:`CACHED_TEXT_CHARS`) cleaned once."""
+    return [_clean_one(raw) for raw in raws]
 
 
-@lru_cache(maxsize=200_000)
+def _clean_one(raw: str | None) -> str:
+    if not isinstance(raw, str):
+        return ""
+    return _clean_cached(raw) if len(raw) <= CACHED_TEXT_CHARS else clean_text(raw)
+
+
+@lru_cache(maxsize=CLEAN_CACHE_ITEMS)
 def _clean_cached(raw: str) -> str:
     return clean_text(raw)
 
