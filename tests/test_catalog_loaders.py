@@ -274,3 +274,13 @@ def test_parquet_integer_ids_and_codes_with_gaps_stay_integers(tmp_path: Path) -
     catalog = load_catalog(path)
     assert catalog.frame["product_id"].tolist() == ["12345678901234567", "2", "row-3"]
     assert catalog.frame["category"].tolist() == ["10", None, "2583"]
+
+
+def test_an_unclosed_quote_says_which_lines_it_swallowed(tmp_path: Path) -> None:
+    path = tmp_path / "shop.csv"
+    path.write_text('product_id,title\nA,ok\nB,"unclosed\nC,lost\nD,lost too\n')
+    catalog = load_catalog(path)
+    assert catalog.frame["product_id"].tolist() == ["A"]
+    (issue,) = catalog.issues
+    assert (issue.row, issue.field) == (3, "row")
+    assert "lines 3-5, read as one record (an unclosed quote?); all skipped" in issue.message

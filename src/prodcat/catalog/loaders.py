@@ -118,8 +118,11 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
             break
         except csv.Error as error:
             line_end = reader.line_num
-            span = f"line {line_start}" if line_end == line_start else f"lines {line_start}-{line_end}"
-            issues.append(RowIssue(line_start, "row", f"{path.name}: bad quoting ({error}) in {span}; row skipped"))
+            if line_end == line_start:
+                what = f"line {line_start}; row skipped"
+            else:  # an unclosed quote runs on: every line up to where the reader gave up is lost with it
+                what = f"lines {line_start}-{line_end}, read as one record (an unclosed quote?); all skipped"
+            issues.append(RowIssue(line_start, "row", f"{path.name}: bad quoting ({error}) in {what}"))
             continue
         line_end = reader.line_num
         if not record:  # blank line
