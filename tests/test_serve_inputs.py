@@ -138,3 +138,13 @@ def test_invented_http_methods_share_one_metrics_label(client: TestClient) -> No
         assert client.request(method, "/health").status_code == 405
     metrics = client.get("/metrics").text
     assert 'method="other"' in metrics and "FOO1" not in metrics and "BREW" not in metrics
+
+
+def test_a_photo_part_sent_twice_fails_its_items_not_the_batch() -> None:
+    settings = ServeSettings()
+    products = [{"title": "mug", "image": "twice"}, {"title": "lamp"}]
+    parts = [UploadFile(io.BytesIO(jpeg()), filename=f"{i}.jpg") for i in range(2)]
+    form = FormData([("products", json.dumps(products)), ("twice", parts[0]), ("twice", parts[1])])
+    first, second = asyncio.run(batch_items_from_form(form, settings))
+    assert isinstance(first, ApiError) and first.error == "repeated_field"
+    assert isinstance(second, ProductRequest) and second.title == "lamp"

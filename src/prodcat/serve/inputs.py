@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
 from prodcat.image.decode import ImageDecodeError, load_image, sniff_image_type
-from prodcat.serve.schemas import BatchProductIn, ErrorOut, ProductIn
+from prodcat.serve.schemas import MAX_PRODUCT_ID_CHARS, BatchProductIn, ErrorOut, ProductIn
 from prodcat.serve.settings import ServeSettings
 
 #: longest side a photo is decoded at when only checking that it decodes (JPEGs then decode at 1/2..1/8 scale)
@@ -51,8 +51,6 @@ class ApiError(Exception):
         )
 
 
-#: longest product_id, as the JSON schema says and the review store's column holds
-MAX_PRODUCT_ID_CHARS = 256
 #: the most bytes one character of text takes in JSON ("\\u00e9"; an astral character is one character in
 #: Python and two such escapes)
 MAX_JSON_BYTES_PER_CHAR = 12
@@ -85,10 +83,12 @@ def check_text(product: ProductRequest, settings: ServeSettings) -> None:
         if len(value) > settings.max_text_chars:
             raise over_limit(422, "max_text_chars", settings.max_text_chars, f"{name} of {len(value)} characters")
         check_storable(name, value)
-    if product.product_id is not None:
-        if len(product.product_id) > MAX_PRODUCT_ID_CHARS:
-            raise malformed("product_id_length", f"product_id of {len(product.product_id)} characters; at most 256")
-        check_storable("product_id", product.product_id)
+    product_id = product.product_id
+    if product_id is not None:
+        if len(product_id) > MAX_PRODUCT_ID_CHARS:
+            detail = f"product_id of {len(product_id)} characters; at most {MAX_PRODUCT_ID_CHARS}"
+            raise malformed("product_id_length", detail)
+        check_storable("product_id", product_id)
     if not product.title.strip() and product.image_bytes is None:
         raise malformed("empty_product", "give a non-empty title, or a photo (multipart field 'image')")
 
@@ -220,10 +220,10 @@ async def batch_items_from_form(form: FormData, settings: ServeSettings) -> list
 
 async def _read_named_upload(form: FormData, name: str, settings: ServeSettings) -> tuple[bytes, str] | ApiError:
     """The bytes and type of the file part ``name``, or the error that refuses it."""
-    upload = _single(form, name)
-    if not isinstance(upload, UploadFile):
-        return malformed("image_missing", f"no file part named {name!r} in the request")
     try:
+        upload = _single(form, name)
+        if not isinstance(upload, UploadFile):
+            raise malformed("image_missing", f"no file part named {name!r} in the request")
         return await read_upload(upload, settings)
     except ApiError as exc:
         return exc

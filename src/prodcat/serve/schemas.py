@@ -7,6 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+#: longest product_id, in the JSON schema and in the review store's column
+MAX_PRODUCT_ID_CHARS = 256
+
 
 class ProductIn(BaseModel):
     """A product sent as JSON (text only, so the title is required; send a photo as multipart)."""
@@ -14,7 +17,9 @@ class ProductIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: str = Field(min_length=1, pattern=r"\S", description="product name as the seller typed it")
     description: str = Field("", description="free-text description")
-    product_id: str | None = Field(None, max_length=256, description="the caller's id, echoed back and stored")
+    product_id: str | None = Field(
+        None, max_length=MAX_PRODUCT_ID_CHARS, description="the caller's id, echoed back and stored"
+    )
 
 
 class BatchProductIn(ProductIn):
