@@ -224,11 +224,13 @@ def test_text_that_is_not_utf8_is_read_line_by_line_as_windows_1252(tmp_path: Pa
 
 def test_table_defaults_and_unlabelled(tmp_path: Path) -> None:
     path = tmp_path / "new.csv"
-    path.write_text("title,price\nLamp,12.5\nChair,40\n")
+    path.write_text("title,price,ean,ready\nLamp,12.5,0012345,true\nChair,40,4006381,False\n")
     catalog = load_catalog(path)
     assert catalog.format == "csv" and catalog.issues == []  # unlabelled: no missing-label issues
     assert list(catalog.frame["product_id"]) == ["row-2", "row-3"]
     assert catalog.frame["price"].tolist() == [12.5, 40.0]
+    assert catalog.frame["ean"].tolist() == ["0012345", "4006381"]  # a code keeps its leading zeros
+    assert catalog.frame["ready"].tolist() == [True, False]
     with pytest.raises(CatalogFormatError, match="--title-column"):
         (tmp_path / "bad.csv").write_text("x,y\n1,2\n")
         load_catalog(tmp_path / "bad.csv")

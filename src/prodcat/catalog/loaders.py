@@ -378,6 +378,9 @@ def _infer_types(extra: pd.DataFrame) -> pd.DataFrame:
             out[name] = column
             continue
         values = column.where(~_is_blank(column), None)
+        if values.str.match(r"^[+-]?0\d").any():  # codes such as EAN "0012345" or "007": strings, not numbers
+            out[name] = values
+            continue
         try:
             out[name] = pd.to_numeric(values)
         except (ValueError, TypeError):
