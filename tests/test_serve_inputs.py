@@ -148,3 +148,10 @@ def test_a_photo_part_sent_twice_fails_its_items_not_the_batch() -> None:
     first, second = asyncio.run(batch_items_from_form(form, settings))
     assert isinstance(first, ApiError) and first.error == "repeated_field"
     assert isinstance(second, ProductRequest) and second.title == "lamp"
+
+
+def test_openapi_documents_every_status_the_predict_endpoints_answer(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/predict", "/predict-batch", "/explain"):
+        assert {"200", "400", "413", "415", "422", "500", "503", "504"} <= set(paths[path]["post"]["responses"]), path
+    assert "503" in paths["/reviews"]["get"]["responses"]

@@ -58,9 +58,11 @@ logger = logging.getLogger(__name__)
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": description}
     for status, description in (
+        (400, "malformed multipart body (no boundary, more file parts or fields than the endpoint takes)"),
         (413, "too large: a limit (`max_image_bytes`, `max_pixels`, `max_request_bytes`, ...) refused it"),
         (415, "unsupported request content type, or photo type (checked by content)"),
         (422, "malformed: corrupt photo, empty file, text too long, nothing to classify"),
+        (500, "the model failed on the product (`prediction_failed`; in a batch, that item's error only)"),
         (503, "the review queue cannot be written (the prediction is not answered: retry)"),
         (504, "not answered within `request_timeout_s`"),
     )
