@@ -155,3 +155,20 @@ def test_openapi_documents_every_status_the_predict_endpoints_answer(client: Tes
     for path in ("/predict", "/predict-batch", "/explain"):
         assert {"200", "400", "413", "415", "422", "500", "503", "504"} <= set(paths[path]["post"]["responses"]), path
     assert "503" in paths["/reviews"]["get"]["responses"]
+
+
+def test_a_streamed_body_over_the_limit_is_413_on_every_endpoint(tmp_path) -> None:
+    settings = ServeSettings(api_key=API_KEY, max_request_bytes=1_000)
+    store = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    with TestClient(create_app(OneCategoryModel(), settings, store)) as client:
+        review_id = client.post("/predict", json={"title": "mug"}).json()["review_id"]
+
+        def chunks():  # no Content-Length: only counting the bytes as they arrive can refuse it
+            yield b'{"category": "'
+            yield b"x" * 2_000
+            yield b'"}'
+
+        headers = {"X-API-Key": API_KEY, "Content-Type": "application/json"}
+        for path in (f"/reviews/{review_id}", "/predict"):
+            refused = client.post(path, content=chunks(), headers=headers)
+            assert (refused.status_code, refused.json()["error"]) == (413, "max_request_bytes"), path

@@ -18,6 +18,7 @@ from typing import Any
 from PIL import Image
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
 
 from prodcat.image.decode import ImageDecodeError, load_image, sniff_image_type
 from prodcat.serve.schemas import MAX_PRODUCT_ID_CHARS, BatchProductIn, ErrorOut, ProductIn
@@ -27,13 +28,17 @@ from prodcat.serve.settings import ServeSettings
 _CHECK_SIDE = 256
 
 
-class ApiError(Exception):
-    """A refusal with its HTTP status; ``limit`` is the setting that refused it, if any."""
+class ApiError(HTTPException):
+    """A refusal with its HTTP status; ``limit`` is the setting that refused it, if any.
+
+    An ``HTTPException`` so that FastAPI lets it through when it interrupts the parsing of a body (a body
+    over ``max_request_bytes`` streamed to ``POST /reviews/{id}``): any other exception there becomes a 400.
+    """
 
     def __init__(
         self, status: int, error: str, detail: str, *, limit: str | None = None, limit_value: Any = None
     ) -> None:
-        super().__init__(detail)
+        super().__init__(status, detail)
         self.status = status
         self.error = error
         self.detail = detail
