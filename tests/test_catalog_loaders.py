@@ -93,10 +93,14 @@ def test_rakuten_test_split_and_codes_without_names(tmp_path: Path) -> None:
     assert catalog.frame["category"].isna().all() and catalog.issues == []
     (tmp_path / "X_test_update.csv").unlink()
     (tmp_path / "X_train_update.csv").write_text(",designation,description,productid,imageid\n0,A,,11,22\n1,B,,12,23\n")
-    (tmp_path / "Y_train_CVw08PX.csv").write_text(",prdtypecode\n0,10\n1,\n")
+    (tmp_path / "Y_train_CVw08PX.csv").write_text(",prdtypecode\n0,10\n1,\n0,2583\n")
     catalog = load_catalog(tmp_path)
     assert list(catalog.frame["category"]) == ["10", None]  # no categories.json: the code is the label
-    assert [(i.row, i.field, i.product_id) for i in catalog.issues] == [(3, "category", "12")]
+    assert sorted((i.row, i.field, str(i.product_id)) for i in catalog.issues) == [
+        (3, "category", "12"),  # no label
+        (4, "category", "None"),  # a second, different label for row index 0
+    ]
+    assert any("row index 0 labelled again: 2583, where the first (10) is kept" in i.message for i in catalog.issues)
     # photo-only rows: a missing photo file and an id already used by a text row are reported by line
     (tmp_path / "image_only_labels.csv").write_text(
         "productid,imageid,prdtypecode,image\n11,5,10,image_5_product_11.jpg\n13,6,10,image_6_product_13.jpg\n"

@@ -488,6 +488,10 @@ def load_rakuten(path: Path, language: str = "en") -> Catalog:
         labels.frame = labels.frame.rename(columns={"": "row_index"})
         _require(labels, ("row_index", "prdtypecode"), "rakuten")
         by_index = labels.frame.drop_duplicates("row_index").set_index("row_index")["prdtypecode"]
+        repeated = labels.frame[labels.frame.duplicated("row_index")]
+        for line, idx, code in zip(repeated.index, repeated["row_index"], repeated["prdtypecode"], strict=True):
+            again = "the same label" if code == by_index[idx] else f"{code}, where the first ({by_index[idx]}) is kept"
+            issues.append(RowIssue(int(line), "category", f"{RAKUTEN_Y}: row index {idx} labelled again: {again}"))
         codes = table.frame["row_index"].map(by_index)
         orphans = labels.frame[~labels.frame["row_index"].isin(table.frame["row_index"])]
         issues += [
