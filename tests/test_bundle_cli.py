@@ -63,6 +63,8 @@ def test_train_writes_a_verified_bundle_with_honest_metrics(flipkart_bundle):
     assert metrics["n"] == 300
     assert 0.8 < metrics["accuracy"] <= 1.0  # out-of-fold, not training accuracy
     assert 0 <= metrics["decision"]["automation_rate"] <= 1
+    # calibration and threshold cross-fitted: their in-sample precision would be >= the target by construction
+    assert "cross-fitted" in metrics["estimated_by"]
 
 
 def test_predict_and_evaluate_commands(flipkart_bundle, flipkart_dir, tmp_path):

@@ -22,7 +22,7 @@ from prodcat.evaluate.metrics import (
     paired_difference,
 )
 from prodcat.models.calibration import TemperatureScaler, TopLabelIsotonic
-from prodcat.models.classifier import ProductClassifier
+from prodcat.models.classifier import ProductClassifier, cross_fitted_decisions
 from prodcat.models.decision import DecisionPolicy, precision_threshold
 from prodcat.models.fusion import LateFusion, StackingFusion
 from prodcat.models.heads import (
@@ -543,3 +543,25 @@ def test_a_classifier_config_is_named_by_its_non_default_settings():
     vote = ClassifierConfig(classifier="vote", members=[nbsvm, {"classifier": "logreg", "C": 20.0}])
     assert vote.describe() == "vote(nbsvm(C=5.0, scale=False), logreg(C=20.0))"
     assert ClassifierConfig(class_weight=None).describe() == "logreg(C=10.0, class_weight=None)"
+
+
+def test_training_time_decision_estimate_is_cross_fitted_not_in_sample() -> None:
+    """Judged on the scores it was fitted on, a threshold meets its target precision by construction; each
+    product's decision in the training-time estimate comes from a threshold fitted on the other folds."""
+    rng = np.random.default_rng(0)
+    n, k = 1_000, 7
+    y = rng.integers(0, k, n)
+    logits = rng.normal(0, 1, (n, k))
+    logits[np.arange(n), y] += 2.0  # right about 80% of the time, and overconfident (scaled below)
+    scores = np.exp(4 * logits) / np.exp(4 * logits).sum(axis=1, keepdims=True)
+
+    in_sample_proba = TemperatureScaler().fit(scores, y).transform(scores)
+    correct = in_sample_proba.argmax(axis=1) == y
+    policy = DecisionPolicy(0.99).fit(in_sample_proba.max(axis=1), correct)
+    assert policy.auto_precision_ >= 0.99  # in-sample: always
+
+    proba, accepted = cross_fitted_decisions(scores, y, "temperature", 0.99, folds=5, seed=0)
+    cross_correct = proba.argmax(axis=1) == y
+    assert proba.shape == (n, k) and np.allclose(proba.sum(axis=1), 1)
+    assert 0 < accepted.mean() < 1
+    assert cross_correct[accepted].mean() < policy.auto_precision_  # the honest estimate is lower

@@ -19,7 +19,7 @@ from prodcat.bundle import BundleError, data_fingerprint, save_bundle
 from prodcat.catalog.loaders import add_loader_arguments, load_from_args
 from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, modality_mask
 from prodcat.config import Config, load_config
-from prodcat.evaluate.metrics import evaluate_predictions
+from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
 from prodcat.evaluate.report import write_report
 
 log = logging.getLogger("prodcat")
@@ -259,13 +259,14 @@ def run_train(args: argparse.Namespace) -> int:
         frame = pd.concat([frame[~frame["product_id"].isin(corrections["product_id"])], corrections], ignore_index=True)
         log.info("added %d reviewed correction(s) from the review queue", len(corrections))
     model = ProductClassifier(config).fit(frame)
-    metrics = evaluate_predictions(
-        model.oof_y_,
-        model.classes_[model.oof_proba_.argmax(axis=1)],
-        model.oof_proba_.max(axis=1),
-        model.policy_.threshold_,
+    proba, accepted = model.oof_cross_fitted_
+    predicted = model.classes_[proba.argmax(axis=1)]
+    metrics = evaluate_predictions(model.oof_y_, predicted, proba.max(axis=1))
+    metrics["decision"] = accepted_metrics(accepted, model.oof_y_ == predicted, model.policy_.threshold_)
+    metrics["estimated_by"] = (
+        f"internal {config.inner_folds}-fold cross-validation (out-of-fold); calibration and decision threshold "
+        "cross-fitted over the same folds"
     )
-    metrics["estimated_by"] = f"internal {config.inner_folds}-fold cross-validation (out-of-fold)"
     out = save_bundle(
         model,
         args.out,

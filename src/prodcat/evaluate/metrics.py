@@ -169,7 +169,11 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
 
 def decision_metrics(confidence: np.ndarray, correct: np.ndarray, threshold: float) -> dict[str, float]:
     """Share auto-accepted at ``threshold`` and the precision among them."""
-    accepted = confidence >= threshold
+    return accepted_metrics(confidence >= threshold, correct, threshold)
+
+
+def accepted_metrics(accepted: np.ndarray, correct: np.ndarray, threshold: float) -> dict[str, float]:
+    """Share of ``accepted`` products and the precision among them; ``threshold`` is the one reported."""
     return {
         "threshold": float(threshold),
         "automation_rate": float(accepted.mean()) if len(accepted) else 0.0,

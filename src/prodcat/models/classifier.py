@@ -58,6 +58,26 @@ class ProbaResult:
     modalities_used: list[list[str]]
 
 
+def cross_fitted_decisions(
+    scores: np.ndarray, y_index: np.ndarray, calibration: str, target_precision: float, folds: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated probabilities ``(n, n_classes)`` and whether each product is auto-accepted ``(n,)``, each
+    product's from a calibrator and a decision threshold fitted on the *other* folds of ``scores``.
+
+    The model's own calibrator and threshold are fitted on all of ``scores``: judged on them, its
+    auto-accepted precision would meet the target by construction and its calibration error would be
+    near 0. These cross-fitted values are what the training-time estimate reports instead.
+    """
+    proba, accepted = np.empty_like(scores), np.zeros(len(scores), dtype=bool)
+    for train, test in stratified_folds(y_index, folds, seed):
+        calibrator = make_calibrator(calibration).fit(scores[train], y_index[train])
+        fitted = calibrator.transform(scores[train])
+        policy = DecisionPolicy(target_precision).fit(fitted.max(axis=1), fitted.argmax(axis=1) == y_index[train])
+        proba[test] = calibrator.transform(scores[test])
+        accepted[test] = proba[test].max(axis=1) >= policy.threshold_
+    return proba, accepted
+
+
 class ProductClassifier(ClassifierMixin, BaseEstimator):
     """Multimodal category classifier over canonical catalogue frames."""
 
@@ -107,6 +127,9 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             confidence, self.oof_proba_.argmax(axis=1) == y_index
         )
         self.oof_y_ = y
+        self.oof_cross_fitted_ = cross_fitted_decisions(
+            oof, y_index, config.calibration, config.target_precision, config.inner_folds, config.seed
+        )
         return self
 
     @staticmethod
@@ -450,7 +473,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
 
     def __getstate__(self) -> dict[str, Any]:
         # Out-of-fold training scores are for reports, not for the saved model.
-        return {k: v for k, v in self.__dict__.items() if k not in ("oof_proba_", "oof_y_")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("oof_proba_", "oof_y_", "oof_cross_fitted_")}
 
 
 def out_of_fold_scores(
