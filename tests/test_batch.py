@@ -232,7 +232,7 @@ def test_cli_accounts_for_input_rows_it_could_not_read(flipkart_bundle, products
     assert main(["predict", str(flipkart_bundle), str(data), "--out", str(out)]) == 0
 
     assert pd.read_csv(out)["product_id"].tolist() == good["product_id"].tolist()
-    issues = pd.read_csv(tmp_path / "preds.issues.csv")
+    issues = pd.read_csv(tmp_path / "preds.csv.issues.csv")
     assert list(issues.columns) == ["row", "product_id", "field", "message"]
     assert issues["row"].tolist() == [4, 9]
     assert (issues["field"] == "row").all()
@@ -240,11 +240,45 @@ def test_cli_accounts_for_input_rows_it_could_not_read(flipkart_bundle, products
     assert "bad quoting" in issues["message"].iat[1]
     printed = capsys.readouterr().out
     assert f"6 predictions written to {out}" in printed
-    assert f"2 input issue(s), 2 row(s) skipped and not predicted: see {tmp_path / 'preds.issues.csv'}" in printed
+    assert f"2 input issue(s), 2 row(s) skipped and not predicted: see {tmp_path / 'preds.csv.issues.csv'}" in printed
 
     # Fixed input, same output path: the list of the previous input's problems goes.
     data.write_text("\n".join(lines[:3] + lines[4:-1]) + "\n")
     assert main(["predict", str(flipkart_bundle), str(data), "--out", str(out)]) == 0
     assert len(pd.read_csv(out)) == 6
-    assert not (tmp_path / "preds.issues.csv").exists()
+    assert not (tmp_path / "preds.csv.issues.csv").exists()
     assert "input issue" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--top-k", "0"], "--top-k must be at least 1, got 0"),
+        (["--chunk-size", "0"], "--chunk-size must be at least 1, got 0"),
+        (["--engine", "dask", "--workers", "0"], "--workers must be at least 1, got 0"),
+    ],
+)
+def test_cli_refuses_bad_options_before_scoring(flipkart_bundle, products, tmp_path, capsys, options, message):
+    data = tmp_path / "products.csv"
+    products.iloc[:3].to_csv(data, index=False)
+    assert main(["predict", str(flipkart_bundle), str(data), "--out", str(tmp_path / "p.csv"), *options]) == 2
+    assert message in capsys.readouterr().err
+    assert not work_dir_for(tmp_path / "p.csv").exists()
+
+
+def test_cli_never_overwrites_its_input_and_names_what_is_wrong(flipkart_bundle, products, tmp_path, capsys):
+    data = tmp_path / "products.csv"
+    products.iloc[:3].to_csv(data, index=False)
+    before = data.read_bytes()
+    assert main(["predict", str(flipkart_bundle), str(data), "--out", str(data)]) == 2
+    assert "is the input catalogue" in capsys.readouterr().err and data.read_bytes() == before
+    assert main(["predict", str(flipkart_bundle), str(data), "--out", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    # what the user gave is wrong: one line on stderr and exit 2, not a traceback
+    assert main(["predict", str(flipkart_bundle), str(tmp_path / "nope.csv"), "--out", str(tmp_path / "p.csv")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "manifest.json").write_text("[1, 2]")
+    assert main(["predict", str(damaged), str(data), "--out", str(tmp_path / "p.csv")]) == 2
+    assert "is not a prodcat manifest" in capsys.readouterr().err

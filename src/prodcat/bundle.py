@@ -119,8 +119,10 @@ def read_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
         raise BundleError(f"{bundle_dir} is not a prodcat model bundle: {MANIFEST} is missing")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{path} is not valid JSON ({exc}); the bundle is damaged — retrain it") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files", {}), dict):
+        raise BundleError(f"{path} is not a prodcat manifest (a JSON object with a 'files' object); retrain it")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError(
             f"{bundle_dir} has bundle format {manifest.get('format_version')!r}; "

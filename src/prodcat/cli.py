@@ -11,6 +11,9 @@ import importlib
 import logging
 import sys
 
+from prodcat.bundle import BundleError
+from prodcat.catalog.loaders import CatalogFormatError
+
 #: modules that register a subcommand, in the order ``--help`` lists them
 COMMAND_MODULES = (
     "prodcat.commands",
@@ -46,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except (CatalogFormatError, BundleError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        if args.verbose:
+            raise
+        print(f"error: {exc}", file=sys.stderr)  # what the user gave is wrong: no traceback
+        return 2
 
 
 if __name__ == "__main__":

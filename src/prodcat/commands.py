@@ -21,6 +21,7 @@ from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, modalit
 from prodcat.config import Config, load_config
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
 from prodcat.evaluate.report import write_report
+from prodcat.files import write_atomically
 
 log = logging.getLogger("prodcat")
 HEADLINE = ("n", "accuracy", "f1_weighted", "f1_macro")
@@ -160,16 +161,30 @@ def read_catalog(args: argparse.Namespace) -> Catalog:
     return catalog
 
 
+def _predict_options_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``prodcat predict``'s options, checked before anything is scored."""
+    out = Path(args.out)
+    for name, value in (("--chunk-size", args.chunk_size), ("--top-k", args.top_k), ("--workers", args.workers)):
+        if value is not None and value < 1:
+            return f"{name} must be at least 1, got {value}"
+    if out.is_dir():
+        return f"--out {out} is a directory; give the CSV file to write"
+    if out.exists() and Path(args.data).exists() and out.resolve() == Path(args.data).resolve():
+        return f"--out {out} is the input catalogue: it would be overwritten by the predictions"
+    return None
+
+
 def write_input_issues(issues: list[RowIssue], out: str | Path) -> Path | None:
     """``OUT.issues.csv`` beside the predictions: each input problem with its line number (a skipped row
     has no prediction, so this file is what accounts for it); columns ``row, product_id, field, message``.
     ``None``, and no file (a previous run's would describe other input), when there is none."""
-    path = Path(out).with_suffix(".issues.csv")
+    path = Path(out).with_name(Path(out).name + ".issues.csv")  # named like OUT.parts/: one per output
     if not issues:
         path.unlink(missing_ok=True)
         return None
     columns = ["row", "product_id", "field", "message"]
-    pd.DataFrame([dataclasses.asdict(issue) for issue in issues], columns=columns).to_csv(path, index=False)
+    table = pd.DataFrame([dataclasses.asdict(issue) for issue in issues], columns=columns)
+    write_atomically(path, lambda file: table.to_csv(file, index=False), mode="w")
     return path
 
 
@@ -315,8 +330,9 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.scheduler and args.engine != "dask":
         print("error: --scheduler is a dask cluster's address: add --engine dask", file=sys.stderr)
         return 2
-    if args.chunk_size < 1:
-        print(f"error: --chunk-size must be at least 1, got {args.chunk_size}", file=sys.stderr)
+    problem = _predict_options_problem(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     catalog = read_catalog(args)
     frame = catalog.frame
