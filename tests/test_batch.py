@@ -209,6 +209,25 @@ def test_dask_engine_on_a_local_cluster_gives_the_local_predictions(flipkart_bun
     assert out.read_bytes() == uninterrupted.read_bytes()
 
 
+def test_two_runs_of_one_model_share_a_cluster(flipkart_bundle, products, uninterrupted):
+    """A run that ends first unregisters its own plugin only: the other run of the same model keeps scoring."""
+    from distributed import LocalCluster
+
+    from prodcat.batch.dask_engine import DaskEngine
+
+    chunks = [(0, products.iloc[:CHUNK])]
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        DaskEngine(flipkart_bundle, scheduler=cluster.scheduler_address) as ours,
+    ):
+        with DaskEngine(flipkart_bundle, scheduler=cluster.scheduler_address) as other:
+            assert other.plugin.name != ours.plugin.name
+        ((index, table),) = list(ours.score(chunks, top_k=5))
+    expected = pd.read_csv(uninterrupted, keep_default_na=False, dtype=str).iloc[:CHUNK]
+    assert index == 0 and table["product_id"].tolist() == expected["product_id"].tolist()
+    assert table["category"].tolist() == expected["category"].tolist()
+
+
 def test_a_worker_that_reads_another_model_at_the_bundle_path_is_refused(flipkart_bundle):
     from prodcat.batch.dask_engine import PredictorPlugin
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Self
@@ -34,11 +35,14 @@ class PredictorPlugin(WorkerPlugin):
         self.bundle_dir = bundle_dir
         self.identity = identity
         self.predictor: Predictor | None = None
+        # one plugin per run, not per model: a run that ends unregisters its plugin, which must not be
+        # another run's of the same model on the same cluster
+        self.run = uuid.uuid4().hex[:12]
 
     @property
     def name(self) -> str:
-        """One plugin per model, so that runs of different bundles can share a cluster."""
-        return f"prodcat-predictor-{self.identity[:16]}"
+        """Named after the model and the run, so that runs (of the same bundle or not) can share a cluster."""
+        return f"prodcat-predictor-{self.identity[:16]}-{self.run}"
 
     def setup(self, worker: Any) -> None:
         predictor = Predictor.load(self.bundle_dir)
