@@ -179,6 +179,11 @@ def test_a_chunk_where_every_product_fails_stops_the_run(products, predictor, tm
     monkeypatch.setattr(Predictor, "predict", broken)
     with pytest.raises(BatchError, match=r"every one of the 8 products .* OSError: model file unreadable"):
         score_catalog(products, tmp_path / "preds.csv", LocalEngine(predictor), chunk_size=CHUNK, progress=False)
+    # chunks of one product: the run, not the chunk, tells a broken model, and keeps no part of error rows
+    out = tmp_path / "single.csv"
+    with pytest.raises(BatchError, match=r"every one of the first 2 products of this run failed"):
+        score_catalog(products, out, LocalEngine(predictor), chunk_size=1, progress=False)
+    assert not list(work_dir_for(out).glob("part-*"))
 
 
 def test_cli_resumes_after_ctrl_c_and_refuses_other_options(

@@ -205,6 +205,33 @@ def score_catalog(
         lock.release()
 
 
+class _FailureStreak:
+    """Stops a run whose every product so far has failed, as :func:`~prodcat.batch.scoring.score_chunk` does
+    within one chunk: chunks of one product cannot tell a bad product from a broken model on their own.
+    The parts of the streak are removed, so that a resumed run scores those products again."""
+
+    def __init__(self) -> None:
+        self.parts: list[Path] | None = []
+        self.products = 0
+
+    def add(self, part: Path, table: pd.DataFrame) -> None:
+        if self.parts is None:  # a product was scored: the model works
+            return
+        if not (table["error"].fillna("") != "").all():
+            self.parts = None
+            return
+        self.parts.append(part)
+        self.products += len(table)
+        if self.products >= 2:
+            for path in self.parts:
+                path.unlink(missing_ok=True)
+            first = table["error"].iat[0]
+            raise BatchError(
+                f"every one of the first {self.products} products of this run failed (last: {first}): the model "
+                "or its environment is broken, not the products"
+            )
+
+
 def _score_locked(
     frame: pd.DataFrame, out: Path, engine: Engine, state: RunState, restart: bool, progress: bool
 ) -> RunSummary:
@@ -226,8 +253,11 @@ def _score_locked(
         engine,
         tqdm(total=len(frame), initial=done_rows, desc="predict", unit="product", disable=not progress) as bar,
     ):
+        failing = _FailureStreak()
         for index, table in engine.score(missing_chunks(), top_k):
-            write_atomically(part_path(work_dir, index), lambda handle, table=table: table.to_parquet(handle))
+            path = part_path(work_dir, index)
+            write_atomically(path, lambda handle, table=table: table.to_parquet(handle))
+            failing.add(path, table)
             bar.update(len(table))
     auto, errors = _write_output(work_dir, len(bounds), out)
     shutil.rmtree(work_dir)
