@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -53,6 +54,23 @@ def test_bundle_refuses_modified_extra_or_missing_files(tmp_path):
         verify_bundle(out)
     with pytest.raises(BundleError, match="not a prodcat model bundle"):
         verify_bundle(tmp_path)
+
+
+def test_a_model_replaced_between_check_and_load_is_refused(tmp_path, monkeypatch):
+    """A retrain landing between the hash check and the unpickling must not load under the old manifest."""
+    from prodcat import bundle
+
+    out = save_bundle({"w": 1}, tmp_path / "m", config={}, labels=["a"])
+    real_verify = bundle.verify_bundle
+
+    def verify_then_retrain(bundle_dir):
+        manifest = real_verify(bundle_dir)
+        joblib.dump({"w": 2}, out / "model.joblib")  # another model, after the check
+        return manifest
+
+    monkeypatch.setattr(bundle, "verify_bundle", verify_then_retrain)
+    with pytest.raises(BundleError, match="changed while it was loaded"):
+        bundle.load_bundle(out)
 
 
 def test_train_writes_a_verified_bundle_with_honest_metrics(flipkart_bundle):

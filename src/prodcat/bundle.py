@@ -17,6 +17,7 @@ a crash never leaves half a bundle under the final name.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import platform
@@ -151,6 +152,13 @@ def verify_bundle(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def load_bundle(bundle_dir: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
-    """Verify, then load the model; returns ``(model, manifest)``."""
+    """Verify, then load the model; returns ``(model, manifest)``.
+
+    The model is unpickled from the very bytes whose hash is checked against the manifest: a retrain that
+    replaces the bundle between the check and the load cannot slip another model in under this manifest.
+    """
     manifest = verify_bundle(bundle_dir)
-    return joblib.load(Path(bundle_dir) / MODEL_FILE), manifest
+    data = (Path(bundle_dir) / MODEL_FILE).read_bytes()
+    if hashlib.sha256(data).hexdigest() != manifest["files"].get(MODEL_FILE):
+        raise BundleError(f"bundle {bundle_dir}: {MODEL_FILE} changed while it was loaded; load it again")
+    return joblib.load(io.BytesIO(data)), manifest
