@@ -225,9 +225,9 @@ class _FailureStreak:
         if self.products >= 2:
             for path in self.parts:
                 path.unlink(missing_ok=True)
-            first = table["error"].iat[0]
+            last = table["error"].iat[-1]
             raise BatchError(
-                f"every one of the first {self.products} products of this run failed (last: {first}): the model "
+                f"every one of the first {self.products} products of this run failed (last: {last}): the model "
                 "or its environment is broken, not the products"
             )
 
