@@ -15,7 +15,7 @@ import pandas as pd
 
 from prodcat.batch import BatchError, LocalEngine, ResumeMismatchError, predict_catalog, score_catalog, work_dir_for
 from prodcat.batch.engines import Engine
-from prodcat.bundle import BundleError, data_fingerprint, save_bundle
+from prodcat.bundle import data_fingerprint, save_bundle
 from prodcat.catalog.loaders import add_loader_arguments, load_from_args
 from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, modality_mask
 from prodcat.config import Config, load_config
@@ -306,16 +306,6 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_predictor(path: str) -> Any:
-    from prodcat.predict import Predictor
-
-    try:
-        return Predictor.load(path)
-    except BundleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None
-
-
 def _batch_engine(args: argparse.Namespace) -> Engine:
     if args.engine == "dask":
         from prodcat.batch.dask_engine import DaskEngine
@@ -341,7 +331,7 @@ def run_predict(args: argparse.Namespace) -> int:
         summary = score_catalog(
             frame, args.out, _batch_engine(args), chunk_size=args.chunk_size, top_k=args.top_k, restart=args.restart
         )
-    except (BundleError, ResumeMismatchError) as exc:
+    except ResumeMismatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BatchError as exc:
@@ -364,9 +354,9 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    predictor = load_predictor(args.model)
-    if predictor is None:
-        return 2
+    from prodcat.predict import Predictor
+
+    predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
     frame = read_labelled(args)
     if frame is None:
         return 2

@@ -9,7 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from prodcat.bundle import BundleError, read_manifest
+from prodcat.bundle import read_manifest
 
 SCRIPT = Path(__file__).with_name("streamlit_app.py")
 
@@ -75,11 +75,7 @@ def run_app(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("streamlit") is None:
         print("error: the web app needs Streamlit: pip install 'prodcat[app]'", file=sys.stderr)
         return 2
-    try:
-        read_manifest(args.model)
-    except BundleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    read_manifest(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main), before any server
     for flag, value in (("--data", args.data), ("--predictions", args.predictions)):
         if value and not Path(value).exists():
             print(f"error: {flag} {value}: no such file or folder", file=sys.stderr)

@@ -59,7 +59,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    from prodcat.commands import load_predictor, read_catalog
+    from prodcat.commands import read_catalog
+    from prodcat.predict import Predictor
 
     try:
         settings = ExplainSettings(max_words=args.max_words, grid=args.grid)
@@ -71,9 +72,7 @@ def run_explain(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    predictor = load_predictor(args.model)
-    if predictor is None:
-        return 2
+    predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
     predictor.model.set_memory_cache(MEMORY_CACHE_ITEMS)
     explanations = [
         explain(predictor, row, settings) for row in tqdm(products.to_dict("records"), desc="explain", unit="product")

@@ -50,10 +50,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_robustness(args: argparse.Namespace) -> int:
     from prodcat.catalog.schema import category_at_level
-    from prodcat.commands import labelled_sample, load_predictor, read_labelled
+    from prodcat.commands import labelled_sample, read_labelled
     from prodcat.config import Config
     from prodcat.evaluate.report import ROBUSTNESS_COLUMNS, robustness_rows, write_robustness_report
     from prodcat.evaluate.robustness import evaluate_robustness, get_perturbations
+    from prodcat.predict import Predictor
 
     try:
         perturbations = get_perturbations(args.perturbations)
@@ -64,9 +65,7 @@ def run_robustness(args: argparse.Namespace) -> int:
     if base is not None and base.name != args.base:
         print(f"error: --base takes one perturbation, not the family {args.base!r}", file=sys.stderr)
         return 2
-    predictor = load_predictor(args.model)
-    if predictor is None:
-        return 2
+    predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
     frame = read_labelled(args)
     if frame is None:
         return 2
