@@ -122,6 +122,7 @@ def test_a_review_store_gone_away_answers_503_in_the_error_shape(tmp_path) -> No
     keyed = {"X-API-Key": API_KEY}
     with TestClient(create_app(OneCategoryModel(), settings, store), raise_server_exceptions=False) as client:
         for response in (
+            client.get("/ready"),
             client.get("/reviews", headers=keyed),
             client.get("/reviews/1", headers=keyed),
             client.post("/reviews/1", json={"category": "Home > Decor"}, headers=keyed),

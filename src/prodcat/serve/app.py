@@ -117,7 +117,7 @@ def create_app(
     @app.exception_handler(SQLAlchemyError)
     async def on_store_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
         logger.error("review store error: %s", exc, extra={"request_ids": [request.state.request_id]})
-        error = ApiError(503, "review_store_unavailable", "the review queue cannot be reached; retry later")
+        error = ApiError(503, "review_store_unavailable", "the review store cannot be reached")
         return error_response(error, request)
 
     @app.exception_handler(StarletteHTTPException)
@@ -225,10 +225,7 @@ def create_app(
         summary="Readiness: model loaded and review store reachable",
     )
     def ready() -> ReadyOut:
-        try:
-            store.count()
-        except SQLAlchemyError as exc:
-            raise ApiError(503, "review_store_unavailable", "the review store cannot be reached") from exc
+        store.count()  # an unreachable store: 503 review_store_unavailable (on_store_error)
         return ReadyOut(ready=True, model_version=predictor.version, labels=len(predictor.labels))
 
     @app.get("/model", response_model=ModelOut, summary="The loaded bundle: version, labels, metrics, config")
