@@ -247,6 +247,7 @@ def test_cli_accounts_for_input_rows_it_could_not_read(flipkart_bundle, products
     """Rows the CSV reader must skip are not predicted, so they are listed, with their line, beside the output."""
     data = tmp_path / "products.csv"
     good = products.iloc[:6][["product_id", "title", "description"]]
+    good = good.assign(description=good["description"].str.replace("\n", " "))  # one line per product
     lines = good.to_csv(index=False).splitlines()
     lines.insert(3, "short-row,only two fields")  # line 4
     lines.append('unclosed,"a quote that never closes,x')  # line 9

@@ -45,6 +45,13 @@ def test_flipkart(flipkart_dir: Path) -> None:
         Path(towel["image"]).resolve() == (flipkart_dir / "Images" / "7b72c92c2f6c40268628ec5f14c6d590.jpg").resolve()
     )
     assert towel["retail_price"] == 600.0 and towel["brand"] == "Sathiyas"
+    # the specification table follows the description as text, and is not kept twice
+    assert towel["description"].startswith("Specifications of Sathiyas Cotton Bath Towel")
+    assert (
+        "\nMachine Washable: Yes; Material: Cotton; Design: Self Design; Brand: Sathiyas; Type: Bath Towel"
+        in (towel["description"])
+    )
+    assert "product_specifications" not in frame.columns
     # the three products without a photo file are kept, photo-less, and reported with their line
     no_photo = frame[frame["image"].isna()]["product_id"].str[:8]
     assert sorted(no_photo) == ["22ac36ba", "994f1d8a", "c4ac93e1"]
@@ -52,6 +59,39 @@ def test_flipkart(flipkart_dir: Path) -> None:
     assert {i.product_id[:8] for i in catalog.issues} == set(no_photo)
     # the CSV file itself also loads
     assert len(load_catalog(flipkart_dir / "flipkart_com-ecommerce_sample.csv")) == 900
+
+
+def test_flipkart_specification_tables_of_every_shape(tmp_path: Path) -> None:
+    """Pairs without a key, a lone pair, ``nil``, an empty cell, a damaged hash, or no such column at all."""
+    rows = {
+        "list": '{"product_specification"=>[{"key"=>"Type", "value"=>"Mug"}, {"value"=>"Pack of 2"}]}',
+        "lone": '{"product_specification"=>{"key"=>"Material", "value"=>"Steel"}}',
+        "nil": '{"product_specification"=>nil}',
+        "empty": "",
+        "damaged": '{"product_specification"=>[{"key"=>"Type", "value"=>"Dohar"}, {"key"=>"Colo',
+    }
+    table = pd.DataFrame(
+        {
+            "uniq_id": list(rows),
+            "product_name": "a product",
+            "product_category_tree": '["Kitchen >> Mugs"]',
+            "image": "",
+            "description": ["Desc.", "", "Desc.", "Desc.", "Desc."],
+            "product_specifications": list(rows.values()),
+        }
+    )
+    table.to_csv(tmp_path / "flipkart_com-ecommerce_sample.csv", index=False)
+    descriptions = load_catalog(tmp_path, format="flipkart").frame.set_index("product_id")["description"]
+    assert descriptions.to_dict() == {
+        "list": "Desc.\nType: Mug; Pack of 2",
+        "lone": "Material: Steel",
+        "nil": "Desc.",
+        "empty": "Desc.",
+        "damaged": "Desc.\nType; Dohar",  # its quoted words, not its punctuation
+    }
+    table.drop(columns="product_specifications").to_csv(tmp_path / "flipkart_com-ecommerce_sample.csv", index=False)
+    without = load_catalog(tmp_path, format="flipkart").frame["description"]
+    assert without.tolist() == ["Desc.", "", "Desc.", "Desc.", "Desc."]
 
 
 def test_rakuten(rakuten_dir: Path) -> None:

@@ -5,6 +5,11 @@ One entry point, :func:`load_catalog`, with ``format`` one of
 ``flipkart``
     the Flipkart sample: a folder with ``flipkart_com-ecommerce_sample.csv`` (+ ``Images/``) or that CSV.
     ``category`` is the whole ``product_category_tree`` path; the training level is the classifier's choice.
+    The seller's specification table (``product_specifications``, a Ruby-style hash of key/value pairs)
+    is appended to the description as ``Key: value; ...`` text, as the product page shows it under the
+    description: it names what many short descriptions leave out (``Type: Bath Towel``, ``Ideal For:
+    Baby Boys``), and on the 5-fold CV it takes the default model from 0.962 to 0.966 and the share
+    auto-accepted at precision 0.99 from 82% to 88% (``benchmarks/results/fusion.md``).
 ``rakuten``
     the Rakuten challenge format: ``X_train_update.csv`` + ``Y_train_CVw08PX.csv`` joined on their
     unnamed row index, photos at ``images/image_train/image_<imageid>_product_<productid>.jpg``, plus the
@@ -37,6 +42,7 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -426,16 +432,44 @@ def load_flipkart(path: Path) -> Catalog:
     tree = table.frame["product_category_tree"].str.strip().str.removeprefix('["').str.removesuffix('"]')
     ids = table.frame["uniq_id"]
     image, image_issues = _resolve_images(table.frame["image"], csv_path.parent / "Images", table, ids, named=True)
+    has_specifications = "product_specifications" in table.frame.columns
+    specifications = _column(table, "product_specifications" if has_specifications else None)
+    specifications = specifications.map(flipkart_specifications)
     frame, issues = _canonical(
         table,
         product_id=ids,
         title=table.frame["product_name"],
-        description=table.frame["description"],
+        description=_text(table.frame["description"]).str.cat(specifications, sep="\n").str.strip(),
         image=image,
         category=split_category(tree, ">>"),
-        mapped_columns=("uniq_id", "product_name"),
+        mapped_columns=("uniq_id", "product_name", "product_specifications"),
     )
     return _finish([frame], table.issues + image_issues + issues, csv_path, "flipkart")
+
+
+def flipkart_specifications(cell: object) -> str:
+    """Flipkart's specification hash as text: ``Key: value; ...`` (a pair without a key gives its value).
+
+    ``{"product_specification"=>[{"key"=>"Type", "value"=>"Bath Towel"}, {"value"=>"Pack of 3"}]}``
+    gives ``"Type: Bath Towel; Pack of 3"``; ``nil``, a missing cell or ``""`` give ``""``. A cell that is
+    not such a hash keeps its quoted strings, so a damaged one still contributes its words.
+    """
+    if not isinstance(cell, str) or not cell.strip():
+        return ""
+    try:  # Ruby's `=>` between a quoted key and its value, `nil` for none: JSON after two substitutions
+        parsed = json.loads(_RUBY_ARROW.sub('":', cell).replace('":nil', '":null'))
+        pairs = parsed["product_specification"] or []
+        pairs = [pairs] if isinstance(pairs, dict) else pairs
+        parts = [
+            f"{pair['key']}: {pair['value']}" if pair.get("key") else str(pair.get("value") or "") for pair in pairs
+        ]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        parts = [text for text in _QUOTED.findall(cell) if text not in {"product_specification", "key", "value"}]
+    return "; ".join(part for part in parts if part.strip())
+
+
+_RUBY_ARROW = re.compile(r'"=>(?=\s*[\[{"n])')
+_QUOTED = re.compile(r'"([^"]*)"')
 
 
 def rakuten_category_names(path: Path, language: str = "en") -> dict[str, str]:
