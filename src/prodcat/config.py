@@ -161,8 +161,8 @@ class Config(BaseModel):
     #: are, dense ones standardised to weigh about as much as an L2-normalised TF-IDF row).
     #: NB-SVM, whose per-class rescaling of the TF-IDF columns a plain LinearSVC lacks, is better on
     #: Rakuten on three fold seeds (weighted F1 with text +0.006 on average) and as accurate on
-    #: Flipkart and fashion; it auto-accepts more on Flipkart (82% vs 77%) and less on fashion
-    #: (81% vs 85%) (benchmarks/results/fusion.md)
+    #: Flipkart and fashion; it auto-accepts more on Flipkart (88% vs 87%) and less on fashion
+    #: (84% vs 85%) (benchmarks/results/fusion.md)
     early: ClassifierConfig = Field(default_factory=lambda: ClassifierConfig(classifier="nbsvm", C=5.0, scale=False))
     #: post-hoc calibration of the final probabilities (fitted on out-of-fold scores)
     calibration: Literal["temperature", "isotonic", "none"] = "temperature"
