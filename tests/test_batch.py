@@ -17,6 +17,7 @@ from prodcat.batch import (
     BatchError,
     LocalEngine,
     ResumeMismatchError,
+    job,
     score_catalog,
     work_dir_for,
 )
@@ -92,6 +93,28 @@ def test_an_interrupted_run_resumes_to_the_same_csv_scoring_only_the_missing_chu
     assert calls == [ids[16:24], ids[24:32], ids[32:40]]  # chunks 2, 3, 4 only, once each
     assert out.read_bytes() == uninterrupted.read_bytes()
     assert (summary.total, summary.scored) == (40, 24)
+    assert not work_dir_for(out).exists()
+
+
+def test_an_interrupted_clean_up_leaves_nothing_that_blocks_the_next_run(
+    products, predictor, uninterrupted, tmp_path, monkeypatch
+):
+    """Ctrl-C while the finished run deletes its parts: the output is whole, and the same command runs again."""
+    out = tmp_path / "preds.csv"
+    real_rmtree = job.shutil.rmtree
+
+    def interrupted_rmtree(path: Path) -> None:
+        (Path(path) / job.STATE_FILE).unlink()  # a directory listing may well give state.json first
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(job.shutil, "rmtree", interrupted_rmtree)
+    with pytest.raises(KeyboardInterrupt):
+        score_catalog(products, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
+    assert out.read_bytes() == uninterrupted.read_bytes()
+    monkeypatch.setattr(job.shutil, "rmtree", real_rmtree)
+
+    score_catalog(products, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
+    assert out.read_bytes() == uninterrupted.read_bytes()
     assert not work_dir_for(out).exists()
 
 

@@ -90,11 +90,20 @@ def part_path(work_dir: Path, index: int) -> Path:
     return work_dir / f"part-{index:06d}.parquet"
 
 
+def _remove_work_dir(work_dir: Path) -> None:
+    """Delete ``work_dir`` after renaming it out of the way: an interrupted deletion (Ctrl-C, a kill) leaves
+    a hidden ``.tmp`` sibling, never a work directory stripped of its ``state.json`` that the next run
+    would refuse to resume."""
+    doomed = temporary_sibling(work_dir)
+    work_dir.rename(doomed)
+    shutil.rmtree(doomed)
+
+
 def _open_work_dir(work_dir: Path, state: RunState, restart: bool) -> set[int]:
     """Create the work directory, or reuse a matching one; returns the indices of its finished chunks."""
     if work_dir.exists() and restart:
         log.info("--restart: removing the unfinished run in %s", work_dir)
-        shutil.rmtree(work_dir)
+        _remove_work_dir(work_dir)
     if not work_dir.exists():
         # state.json first, in a temporary directory renamed into place: a work directory always has one
         staging = temporary_sibling(work_dir)
@@ -260,5 +269,5 @@ def _score_locked(
             failing.add(path, table)
             bar.update(len(table))
     auto, errors = _write_output(work_dir, len(bounds), out)
-    shutil.rmtree(work_dir)
+    _remove_work_dir(work_dir)
     return RunSummary(out, len(frame), len(frame) - done_rows, auto, errors)
