@@ -6,10 +6,11 @@ One entry point, :func:`load_catalog`, with ``format`` one of
     the Flipkart sample: a folder with ``flipkart_com-ecommerce_sample.csv`` (+ ``Images/``) or that CSV.
     ``category`` is the whole ``product_category_tree`` path; the training level is the classifier's choice.
     The seller's specification table (``product_specifications``, a Ruby-style hash of key/value pairs)
-    is appended to the description as ``Key: value; ...`` text, as the product page shows it under the
-    description: it names what many short descriptions leave out (``Type: Bath Towel``, ``Ideal For:
-    Baby Boys``), and on the 5-fold CV it takes the default model from 0.962 to 0.966 and the share
-    auto-accepted at precision 0.99 from 82% to 88% (``benchmarks/results/fusion.md``).
+    is appended to the description as ``Key: value; ...`` text, as many of the catalogue's descriptions
+    already carry it ("Specifications of ..."): it names what the short ones leave out (``Type: Bath
+    Towel``, ``Ideal For: Baby Boys``). On 5-fold CV it takes the default model from 0.962 / 0.958 /
+    0.954 to 0.967 / 0.967 / 0.963 on three fold seeds, and the share auto-accepted at precision 0.99
+    from 82-84% to 86-89% (``benchmarks/results/fusion.md``).
 ``rakuten``
     the Rakuten challenge format: ``X_train_update.csv`` + ``Y_train_CVw08PX.csv`` joined on their
     unnamed row index, photos at ``images/image_train/image_<imageid>_product_<productid>.jpg``, plus the
