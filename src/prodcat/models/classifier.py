@@ -58,6 +58,17 @@ class ProbaResult:
     modalities_used: list[list[str]]
 
 
+def fit_decision(
+    scores: np.ndarray, y_index: np.ndarray, calibration: str, target_precision: float
+) -> tuple[Any, np.ndarray, DecisionPolicy]:
+    """A calibrator fitted on out-of-fold ``scores`` ``(n, n_classes)``, their calibrated probabilities, and
+    the decision policy whose threshold those probabilities reach ``target_precision`` at."""
+    calibrator = make_calibrator(calibration).fit(scores, y_index)
+    proba = calibrator.transform(scores)
+    policy = DecisionPolicy(target_precision).fit(proba.max(axis=1), proba.argmax(axis=1) == y_index)
+    return calibrator, proba, policy
+
+
 def cross_fitted_decisions(
     scores: np.ndarray, y_index: np.ndarray, calibration: str, target_precision: float, folds: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -70,9 +81,7 @@ def cross_fitted_decisions(
     """
     proba, accepted = np.empty_like(scores), np.zeros(len(scores), dtype=bool)
     for train, test in stratified_folds(y_index, folds, seed):
-        calibrator = make_calibrator(calibration).fit(scores[train], y_index[train])
-        fitted = calibrator.transform(scores[train])
-        policy = DecisionPolicy(target_precision).fit(fitted.max(axis=1), fitted.argmax(axis=1) == y_index[train])
+        calibrator, _, policy = fit_decision(scores[train], y_index[train], calibration, target_precision)
         proba[test] = calibrator.transform(scores[test])
         accepted[test] = proba[test].max(axis=1) >= policy.threshold_
     return proba, accepted
@@ -120,11 +129,8 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"no head in the config reads the modalities {wanted}")
 
         oof = self._fit_fusion(matrices, masks, y, config)
-        self.calibrator_ = make_calibrator(config.calibration).fit(oof, y_index)
-        self.oof_proba_ = self.calibrator_.transform(oof)
-        confidence = self.oof_proba_.max(axis=1)
-        self.policy_ = DecisionPolicy(config.target_precision).fit(
-            confidence, self.oof_proba_.argmax(axis=1) == y_index
+        self.calibrator_, self.oof_proba_, self.policy_ = fit_decision(
+            oof, y_index, config.calibration, config.target_precision
         )
         self.oof_y_ = y
         self.oof_cross_fitted_ = cross_fitted_decisions(
