@@ -6,10 +6,13 @@ The datasets are read in place (never copied into the repository): from
 
 from __future__ import annotations
 
+import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,3 +60,16 @@ def flipkart_bundle(flipkart_dir: Path, tmp_path_factory: pytest.TempPathFactory
     out = tmp_path_factory.mktemp("bundle") / "flipkart"
     assert main(["train", str(flipkart_dir), "--out", str(out), "--sample", "300"]) == 0
     return out
+
+
+def solid_jpeg(size: tuple[int, int] = (64, 48), colour: str | tuple[int, int, int] = "navy") -> bytes:
+    """A one-colour JPEG photo of ``size`` (width, height) pixels, as its file bytes."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def jpeg_bytes() -> Callable[..., bytes]:
+    """:func:`solid_jpeg`, for tests that post or store a small valid photo."""
+    return solid_jpeg

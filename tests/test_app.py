@@ -42,12 +42,6 @@ def manifest(flipkart_bundle: Path) -> dict:
     return read_manifest(flipkart_bundle)
 
 
-def jpeg_bytes(size: tuple[int, int] = (64, 48)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, "navy").save(buffer, format="JPEG")
-    return buffer.getvalue()
-
-
 # ---------------------------------------------------------------------------------------------- Data helpers
 def test_catalogue_summary_counts_the_real_flipkart_sample(flipkart_frame):
     summary = views.catalogue_summary(flipkart_frame, level=1)
@@ -120,7 +114,7 @@ def test_model_tables_from_the_bundle_manifest(manifest):
 
 
 # ---------------------------------------------------------------------------------------------- Predict helpers
-def test_check_photo_accepts_images_and_names_the_file_otherwise():
+def test_check_photo_accepts_images_and_names_the_file_otherwise(jpeg_bytes):
     assert views.check_photo(jpeg_bytes((1000, 500)), "a.jpg").size == (views.PREVIEW_SIDE, views.PREVIEW_SIDE // 2)
     with pytest.raises(ValueError, match=r"notes\.jpg: not an image"):
         views.check_photo(b"hello, I am text", "notes.jpg")
@@ -247,7 +241,7 @@ def test_model_page_shows_the_manifest(app, flipkart_bundle, manifest):
     ]
 
 
-def test_predict_page_answers_from_the_bundle_and_refuses_a_non_image(app, flipkart_bundle, manifest):
+def test_predict_page_answers_from_the_bundle_and_refuses_a_non_image(app, flipkart_bundle, manifest, jpeg_bytes):
     test = go_to(app(str(flipkart_bundle)), "Predict")
     test.button[0].click().run()
     assert [w.value for w in test.warning] == ["Type a title or a description, or upload a photo."]

@@ -6,16 +6,15 @@ PostgreSQL: start one with ``eval "$(bash scripts/postgres.sh)"`` (it exports
 
 from __future__ import annotations
 
-import io
 import os
 import sqlite3
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from PIL import Image
 
 from prodcat.catalog.schema import COLUMNS
 from prodcat.review.store import (
@@ -51,12 +50,6 @@ def store(db_url: str):
     store = ReviewStore(db_url)
     yield store
     store.close()
-
-
-def jpeg_bytes(colour: str = "red") -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 48), colour).save(buffer, "JPEG")
-    return buffer.getvalue()
 
 
 def review(title: str, decision: str = "review", image: bytes | None = None, **changes) -> NewReview:
@@ -113,7 +106,7 @@ def test_unknown_record_raises(store: ReviewStore) -> None:
         store.get(999)
 
 
-def test_photo_is_kept_byte_for_byte(store: ReviewStore) -> None:
+def test_photo_is_kept_byte_for_byte(store: ReviewStore, jpeg_bytes: Callable[..., bytes]) -> None:
     photo = jpeg_bytes()
     with_photo = store.record(review("lamp", image=photo))
     without = store.record(review("pen"))
@@ -122,9 +115,11 @@ def test_photo_is_kept_byte_for_byte(store: ReviewStore) -> None:
     assert store.get(with_photo).has_image
 
 
-def test_corrections_are_a_canonical_catalogue_with_photo_files(db_url: str, tmp_path: Path) -> None:
+def test_corrections_are_a_canonical_catalogue_with_photo_files(
+    db_url: str, tmp_path: Path, jpeg_bytes: Callable[..., bytes]
+) -> None:
     store = ReviewStore(db_url)
-    photo = jpeg_bytes("blue")
+    photo = jpeg_bytes(colour="blue")
     corrected = store.record(review("blue lamp", image=photo, source_product_id="SKU-1"))
     store.record(review("still pending"))
     text_only = store.record(review("cotton towel"))

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
 from sqlalchemy.exc import OperationalError
 from starlette.datastructures import FormData, Headers, UploadFile
 
@@ -25,13 +25,9 @@ from prodcat.serve.settings import ServeSettings
 API_KEY = "inputs-test-key"
 
 
-def jpeg() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 48), (200, 30, 30)).save(buffer, "JPEG")
-    return buffer.getvalue()
-
-
-def test_a_photo_part_named_by_every_item_is_read_and_checked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_photo_part_named_by_every_item_is_read_and_checked_once(
+    monkeypatch: pytest.MonkeyPatch, jpeg_bytes: Callable[..., bytes]
+) -> None:
     checks: list[int] = []
     real_check = inputs.check_image_bytes
 
@@ -42,7 +38,7 @@ def test_a_photo_part_named_by_every_item_is_read_and_checked_once(monkeypatch: 
     monkeypatch.setattr(inputs, "check_image_bytes", counted_check)
     settings = ServeSettings()
     products = [{"title": f"mug {i}", "image": "shared"} for i in range(settings.max_batch_items)]
-    photo = UploadFile(io.BytesIO(jpeg()), filename="a.jpg", headers=Headers({"content-type": "image/jpeg"}))
+    photo = UploadFile(io.BytesIO(jpeg_bytes()), filename="a.jpg", headers=Headers({"content-type": "image/jpeg"}))
     form = FormData([("products", json.dumps(products)), ("shared", photo)])
 
     items = asyncio.run(batch_items_from_form(form, settings))
@@ -100,9 +96,11 @@ def client(tmp_path) -> TestClient:
         yield client
 
 
-def test_product_ids_and_corrections_the_review_store_cannot_hold_are_refused(client: TestClient) -> None:
+def test_product_ids_and_corrections_the_review_store_cannot_hold_are_refused(
+    client: TestClient, jpeg_bytes: Callable[..., bytes]
+) -> None:
     form = {"title": "mug", "product_id": "p" * 257}
-    photo = {"image": ("a.jpg", jpeg(), "image/jpeg")}
+    photo = {"image": ("a.jpg", jpeg_bytes(), "image/jpeg")}
     refused = client.post("/predict", data=form, files=photo)  # multipart: the JSON schema's limit did not apply
     assert (refused.status_code, refused.json()["error"]) == (422, "product_id_length")
     refused = client.post("/predict", json={"title": "mug", "product_id": "a\x00b"})
@@ -141,10 +139,10 @@ def test_invented_http_methods_share_one_metrics_label(client: TestClient) -> No
     assert 'method="other"' in metrics and "FOO1" not in metrics and "BREW" not in metrics
 
 
-def test_a_photo_part_sent_twice_fails_its_items_not_the_batch() -> None:
+def test_a_photo_part_sent_twice_fails_its_items_not_the_batch(jpeg_bytes: Callable[..., bytes]) -> None:
     settings = ServeSettings()
     products = [{"title": "mug", "image": "twice"}, {"title": "lamp"}]
-    parts = [UploadFile(io.BytesIO(jpeg()), filename=f"{i}.jpg") for i in range(2)]
+    parts = [UploadFile(io.BytesIO(jpeg_bytes()), filename=f"{i}.jpg") for i in range(2)]
     form = FormData([("products", json.dumps(products)), ("twice", parts[0]), ("twice", parts[1])])
     first, second = asyncio.run(batch_items_from_form(form, settings))
     assert isinstance(first, ApiError) and first.error == "repeated_field"
