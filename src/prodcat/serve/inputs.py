@@ -21,7 +21,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 
 from prodcat.image.decode import ImageDecodeError, load_image, sniff_image_type
-from prodcat.serve.schemas import MAX_PRODUCT_ID_CHARS, BatchProductIn, ErrorOut, ProductIn
+from prodcat.serve.schemas import MAX_PRODUCT_ID_CHARS, BatchProductIn, ErrorOut, ProductIn, unstorable_reason
 from prodcat.serve.settings import ServeSettings
 
 #: longest side a photo is decoded at when only checking that it decodes (JPEGs then decode at 1/2..1/8 scale)
@@ -99,13 +99,11 @@ def check_text(product: ProductRequest, settings: ServeSettings) -> None:
 
 
 def check_storable(name: str, value: str) -> None:
-    """Refuse text that a PostgreSQL review store cannot hold: a NUL character, a lone surrogate."""
-    if "\x00" in value:
-        raise malformed("text_nul", f"{name} contains a NUL character (\\u0000); remove it")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise malformed("text_encoding", f"{name} is not valid Unicode (lone surrogate); send UTF-8 text") from None
+    """Refuse text that a PostgreSQL review store cannot hold (see :func:`unstorable_reason`)."""
+    problem = unstorable_reason(value)
+    if problem is not None:
+        code, reason = problem
+        raise malformed(code, f"{name} {reason}")
 
 
 def check_image_bytes(data: bytes, settings: ServeSettings) -> str:

@@ -11,6 +11,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 MAX_PRODUCT_ID_CHARS = 256
 
 
+def unstorable_reason(value: str) -> tuple[str, str] | None:
+    """``(error code, reason)`` when a PostgreSQL review store cannot hold ``value``, else ``None``.
+
+    PostgreSQL text refuses a NUL character and a lone surrogate (which has no UTF-8 form).
+    """
+    if "\x00" in value:
+        return "text_nul", "contains a NUL character (\\u0000); remove it"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "text_encoding", "is not valid Unicode (lone surrogate); send UTF-8 text"
+    return None
+
+
 class ProductIn(BaseModel):
     """A product sent as JSON (text only, so the title is required; send a photo as multipart)."""
 
@@ -167,6 +181,7 @@ class ReviewSubmission(BaseModel):
     @field_validator("category", "reviewer")
     @classmethod
     def _storable(cls, value: str | None) -> str | None:
-        if value is not None and "\x00" in value:  # PostgreSQL text cannot hold it
-            raise ValueError("contains a NUL character (\\u0000)")
+        problem = None if value is None else unstorable_reason(value)
+        if problem is not None:
+            raise ValueError(problem[1])
         return value
