@@ -268,12 +268,20 @@ def test_text_that_is_not_utf8_is_read_line_by_line_as_windows_1252(tmp_path: Pa
 
 def test_table_defaults_and_unlabelled(tmp_path: Path) -> None:
     path = tmp_path / "new.csv"
-    path.write_text("title,price,ean,ready\nLamp,12.5,0012345,true\nChair,40,4006381,False\n")
+    path.write_text(
+        "title,price,ean,ready,model,serial,stock\n"
+        "Lamp,12.5,0012345,true,1E5,12345678901234567890,inf\n"
+        "Chair,40,4006381,False,2E3,12345678901234567891,3\n"
+    )
     catalog = load_catalog(path)
     assert catalog.format == "csv" and catalog.issues == []  # unlabelled: no missing-label issues
     assert list(catalog.frame["product_id"]) == ["row-2", "row-3"]
     assert catalog.frame["price"].tolist() == [12.5, 40.0]
     assert catalog.frame["ean"].tolist() == ["0012345", "4006381"]  # a code keeps its leading zeros
+    # codes that parse as floats (an exponent, more digits than a float holds, "inf") stay as written
+    assert catalog.frame["model"].tolist() == ["1E5", "2E3"]
+    assert catalog.frame["serial"].tolist() == ["12345678901234567890", "12345678901234567891"]
+    assert catalog.frame["stock"].tolist() == ["inf", "3"]
     assert catalog.frame["ready"].tolist() == [True, False]
     with pytest.raises(CatalogFormatError, match="--title-column"):
         (tmp_path / "bad.csv").write_text("x,y\n1,2\n")

@@ -377,25 +377,33 @@ def _dedupe_ids(
     return ids, issues
 
 
+#: a number as a catalogue writes one: digits with an optional decimal part, no leading zero (codes such
+#: as EAN "0012345" or "007"), no exponent ("1E5" is a product code more often than 100000), no inf/nan
+_PLAIN_NUMBER = r"[+-]?(?:0|[1-9]\d*)(?:\.\d*)?|[+-]?\.\d+"
+#: more digits than a float64 holds exactly: identifiers, kept as written
+_MAX_NUMBER_DIGITS = 15
+
+
 def _infer_types(extra: pd.DataFrame) -> pd.DataFrame:
-    """Numbers and booleans back from the strings the csv module gives (Parquet columns are already typed)."""
+    """Numbers and booleans back from the strings the csv module gives (Parquet columns are already typed).
+
+    A column becomes numeric only when every value is a plain decimal a float holds exactly, so that
+    codes and identifiers come back as written.
+    """
     out = {}
     for name, column in extra.items():
         if not pd.api.types.is_string_dtype(column):
             out[name] = column
             continue
         values = column.where(~_is_blank(column), None)
-        if values.str.match(r"^[+-]?0\d").any():  # codes such as EAN "0012345" or "007": strings, not numbers
-            out[name] = values
-            continue
-        try:
+        present = values.dropna().astype(str)
+        lowered = present.str.lower()
+        if len(present) and lowered.isin(["true", "false"]).all():
+            out[name] = values.map({"True": True, "true": True, "False": False, "false": False}).astype("boolean")
+        elif present.str.fullmatch(_PLAIN_NUMBER).all() and (present.str.count(r"\d") <= _MAX_NUMBER_DIGITS).all():
             out[name] = pd.to_numeric(values)
-        except (ValueError, TypeError):
-            lowered = values.dropna().astype(str).str.lower()
-            if len(lowered) and lowered.isin(["true", "false"]).all():
-                out[name] = values.map({"True": True, "true": True, "False": False, "false": False}).astype("boolean")
-            else:
-                out[name] = values
+        else:
+            out[name] = values
     return pd.DataFrame(out, index=extra.index)
 
 
