@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -99,6 +99,15 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(RequestGuard, settings=settings, metrics=metrics)
+    _add_error_handlers(app, metrics)
+    app.include_router(_prediction_routes(service, settings, metrics))
+    app.include_router(_operation_routes(predictor, store, metrics))
+    app.include_router(_review_routes(store, settings))
+    return app
+
+
+def _add_error_handlers(app: FastAPI, metrics: ApiMetrics) -> None:
+    """Every error answers the :class:`ErrorOut` shape and counts in ``metrics`` by its code."""
 
     def error_response(error: ApiError, request: Request) -> JSONResponse:
         metrics.errors.labels(error.error).inc()
@@ -126,6 +135,11 @@ def create_app(
         response.headers.update(exc.headers or {})  # e.g. Allow on 405
         return response
 
+
+def _prediction_routes(service: PredictionService, settings: ServeSettings, metrics: ApiMetrics) -> APIRouter:
+    """``POST /predict``, ``/explain`` and ``/predict-batch``."""
+    router = APIRouter()
+
     async def read_product(request: Request) -> ProductRequest:
         """The one product of ``/predict`` and ``/explain``: multipart (with a photo) or JSON, text checked."""
         if _media_type(request) == "multipart/form-data":
@@ -140,7 +154,7 @@ def create_app(
         None, ge=1, le=settings.max_top_k, description=f"categories returned (default {settings.top_k})"
     )
 
-    @app.post(
+    @router.post(
         "/predict",
         response_model=PredictionOut,
         responses=_ERRORS,
@@ -157,7 +171,7 @@ def create_app(
 
     explain_defaults = ExplainSettings()
 
-    @app.post(
+    @router.post(
         "/explain",
         response_model=ExplanationOut,
         responses=_ERRORS,
@@ -186,7 +200,7 @@ def create_app(
         )
         return Response(result.model_dump_json(), media_type="application/json")
 
-    @app.post(
+    @router.post(
         "/predict-batch",
         response_model=BatchOut,
         responses=_ERRORS,
@@ -212,13 +226,20 @@ def create_app(
                 out.append(BatchItemOut(index=index, error=result.to_out(request_id)))
             else:
                 out.append(BatchItemOut(index=index, prediction=result))
-        return BatchOut(request_id=request_id, model_version=predictor.version, results=out)
+        return BatchOut(request_id=request_id, model_version=service.predictor.version, results=out)
 
-    @app.get("/health", response_model=HealthOut, summary="Liveness: the process answers")
+    return router
+
+
+def _operation_routes(predictor: PredictorLike, store: ReviewStore, metrics: ApiMetrics) -> APIRouter:
+    """``GET /health``, ``/ready``, ``/model`` and ``/metrics``."""
+    router = APIRouter()
+
+    @router.get("/health", response_model=HealthOut, summary="Liveness: the process answers")
     async def health() -> HealthOut:
         return HealthOut()
 
-    @app.get(
+    @router.get(
         "/ready",
         response_model=ReadyOut,
         responses={503: {"model": ErrorOut, "description": "the review store cannot be reached"}},
@@ -228,11 +249,11 @@ def create_app(
         store.count()  # an unreachable store: 503 review_store_unavailable (on_store_error)
         return ReadyOut(ready=True, model_version=predictor.version, labels=len(predictor.labels))
 
-    @app.get("/model", response_model=ModelOut, summary="The loaded bundle: version, labels, metrics, config")
+    @router.get("/model", response_model=ModelOut, summary="The loaded bundle: version, labels, metrics, config")
     async def model() -> ModelOut:
         return ModelOut(version=predictor.version, labels=list(predictor.labels), manifest=predictor.manifest)
 
-    @app.get(
+    @router.get(
         "/metrics",
         response_class=Response,
         responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
@@ -240,6 +261,13 @@ def create_app(
     )
     async def prometheus_metrics() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def _review_routes(store: ReviewStore, settings: ServeSettings) -> APIRouter:
+    """The review queue under ``/reviews``, behind the ``X-API-Key`` header."""
+    router = APIRouter()
 
     def require_key(key: Annotated[str | None, Depends(_API_KEY_HEADER)]) -> None:
         expected = settings.api_key
@@ -251,7 +279,7 @@ def create_app(
 
     reviewer_only = [Depends(require_key)]
 
-    @app.get(
+    @router.get(
         "/reviews",
         response_model=ReviewListOut,
         responses=_REVIEW_ERRORS,
@@ -266,7 +294,7 @@ def create_app(
         items = [ReviewOut.model_validate(item) for item in store.items(status, limit=limit, offset=offset)]
         return ReviewListOut(total=store.count(status), items=items)
 
-    @app.get(
+    @router.get(
         "/reviews/{review_id}",
         response_model=ReviewOut,
         responses=_REVIEW_ERRORS,
@@ -276,7 +304,7 @@ def create_app(
     def get_review(review_id: ReviewId) -> ReviewOut:
         return ReviewOut.model_validate(_found(store.get, review_id))
 
-    @app.get(
+    @router.get(
         "/reviews/{review_id}/image",
         response_class=Response,
         responses={**_REVIEW_ERRORS, 200: {"content": {"image/*": {}}, "description": "the photo as uploaded"}},
@@ -290,7 +318,7 @@ def create_app(
         content, image_type = stored
         return Response(content, media_type=f"image/{image_type}")
 
-    @app.post(
+    @router.post(
         "/reviews/{review_id}",
         response_model=ReviewOut,
         responses=_REVIEW_ERRORS,
@@ -301,7 +329,7 @@ def create_app(
         item = _found(store.submit, review_id, submission.category, submission.reviewer)
         return ReviewOut.model_validate(item)
 
-    return app
+    return router
 
 
 def create_app_from_env() -> FastAPI:
