@@ -25,7 +25,9 @@ One entry point, :func:`load_catalog`, with ``format`` one of
     (``usage``/``gender`` correlate with it), so putting them in the text would make text scores
     depend on fields other catalogues do not have.
 ``csv`` / ``parquet``
-    any table, with column-mapping options (defaults: columns named like the canonical ones).
+    any table, with column-mapping options (defaults: columns named like the canonical ones). Other
+    columns are kept; a CSV column becomes numeric or boolean only when every value is a plain number
+    (no exponent, no leading zero, at most 15 digits) or true/false, so codes come back as written.
 ``auto``
     detected from the files present and the column names.
 
