@@ -127,7 +127,3 @@ def product_text(frame: pd.DataFrame) -> list[str]:
 def is_missing(value: object) -> bool:
     """A missing cell: ``None``, ``pd.NA`` or a float NaN."""
     return value is None or value is pd.NA or (isinstance(value, float) and value != value)
-
-
-def empty_frame() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})

@@ -31,11 +31,6 @@ def content_key(data: bytes | str) -> str:
     return hashlib.sha1(data).hexdigest()
 
 
-def file_key(path: str | os.PathLike[str]) -> str:
-    """Content key of a file (its bytes), so a replaced photo is re-encoded."""
-    return content_key(Path(path).read_bytes())
-
-
 class _SqliteStore:
     """A key -> value store in one SQLite file; subclasses say how a value is stored."""
 
