@@ -1,4 +1,4 @@
-"""A fine-tuned MiniLM beside the default model on Flipkart: the one lever that moved both issue-4 targets.
+"""A fine-tuned MiniLM beside the default model on Flipkart (measured, not adopted: `not_adopted.md`).
 
     .venv/bin/python benchmarks/finetune_text.py             # fold seed 0: ~1 min default + ~20 min fine-tuning
     .venv/bin/python benchmarks/finetune_text.py --seed 1    # another split (results are merged by seed)
