@@ -269,9 +269,9 @@ def test_text_that_is_not_utf8_is_read_line_by_line_as_windows_1252(tmp_path: Pa
 def test_table_defaults_and_unlabelled(tmp_path: Path) -> None:
     path = tmp_path / "new.csv"
     path.write_text(
-        "title,price,ean,ready,model,serial,stock\n"
-        "Lamp,12.5,0012345,true,1E5,12345678901234567890,inf\n"
-        "Chair,40,4006381,False,2E3,12345678901234567891,3\n"
+        "title,price,ean,ready,model,serial,stock,boxed\n"
+        "Lamp,12.5,0012345,true,1E5,12345678901234567890,inf,TRUE\n"
+        "Chair,40,4006381,False,2E3,12345678901234567891,3,FALSE\n"
     )
     catalog = load_catalog(path)
     assert catalog.format == "csv" and catalog.issues == []  # unlabelled: no missing-label issues
@@ -283,6 +283,7 @@ def test_table_defaults_and_unlabelled(tmp_path: Path) -> None:
     assert catalog.frame["serial"].tolist() == ["12345678901234567890", "12345678901234567891"]
     assert catalog.frame["stock"].tolist() == ["inf", "3"]
     assert catalog.frame["ready"].tolist() == [True, False]
+    assert catalog.frame["boxed"].tolist() == [True, False]  # any case
     with pytest.raises(CatalogFormatError, match="--title-column"):
         (tmp_path / "bad.csv").write_text("x,y\n1,2\n")
         load_catalog(tmp_path / "bad.csv")

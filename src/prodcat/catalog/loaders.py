@@ -399,9 +399,8 @@ def _infer_types(extra: pd.DataFrame) -> pd.DataFrame:
             continue
         values = column.where(~_is_blank(column), None)
         present = values.dropna().astype(str)
-        lowered = present.str.lower()
-        if len(present) and lowered.isin(["true", "false"]).all():
-            out[name] = values.map({"True": True, "true": True, "False": False, "false": False}).astype("boolean")
+        if len(present) and present.str.lower().isin(["true", "false"]).all():
+            out[name] = values.str.lower().map({"true": True, "false": False}).astype("boolean")
         elif present.str.fullmatch(_PLAIN_NUMBER).all() and (present.str.count(r"\d") <= _MAX_NUMBER_DIGITS).all():
             out[name] = pd.to_numeric(values)
         else:
