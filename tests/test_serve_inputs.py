@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.exc import OperationalError
 from starlette.datastructures import FormData, Headers, UploadFile
 
+from prodcat.catalog.loaders import load_catalog
 from prodcat.predict import Prediction
 from prodcat.review.store import ReviewStore
 from prodcat.serve import inputs
@@ -51,10 +53,11 @@ def test_a_photo_part_named_by_every_item_is_read_and_checked_once(
 @pytest.mark.parametrize(
     ("body", "status", "error", "detail"),
     [
-        # many tiny objects: refused at the (max_batch_items + 1)-th object, not after building all of them
-        ("[" + ",".join(["{}"] * 200_000) + "]", 413, "max_batch_items", "more than 64 products"),
+        # many tiny objects: refused past twice max_batch_items objects (a product and its specifications),
+        # not after building all of them
+        ("[" + ",".join(["{}"] * 200_000) + "]", 413, "max_batch_items", "more than 128 JSON objects"),
         # longer than max_batch_items products of the longest texts could be, escaped
-        (json.dumps([{"title": "mug", "description": " " * 16_000_000}]), 413, "max_batch_items", "bytes"),
+        (json.dumps([{"title": "mug", "description": " " * 24_000_000}]), 413, "max_batch_items", "bytes"),
         # deeper than the parser recurses: malformed, not a server error
         ("[" * 100_000, 422, "invalid_json", "nested too deeply"),
     ],
@@ -112,6 +115,37 @@ def test_product_ids_and_corrections_the_review_store_cannot_hold_are_refused(
         refused = client.post(f"/reviews/{review_id}", json={"category": category}, headers=keyed)
         assert (refused.status_code, refused.json()["error"]) == (422, "invalid_request"), category
     assert client.post(f"/reviews/{review_id}", json={"category": "Kitchen > Mugs"}, headers=keyed).status_code == 200
+
+
+def test_specifications_reach_the_model_as_the_flipkart_loader_writes_its_table(
+    client: TestClient, tmp_path: Path, jpeg_bytes: Callable[..., bytes]
+) -> None:
+    """A seller's attributes sent as JSON or multipart read as a trained product's specification table did."""
+    cell = (
+        '{"product_specification"=>[{"key"=>"Type", "value"=>"Bath Towel"}, {"key"=>"GSM", "value"=>"500"}, '
+        '{"value"=>"Pack of 3"}]}'
+    )
+    columns = {"uniq_id": "towel", "product_name": "Cotton Bath Towel", "product_category_tree": '["Home >> Towels"]'}
+    row = {**columns, "image": "", "description": "Soft towel.", "product_specifications": cell}
+    pd.DataFrame([row]).to_csv(tmp_path / "flipkart_com-ecommerce_sample.csv", index=False)
+    trained_as = load_catalog(tmp_path, format="flipkart").frame["description"].iloc[0]
+    assert trained_as == "Soft towel.\nType: Bath Towel; GSM: 500; Pack of 3"
+
+    specifications = {"Type": "Bath Towel", "GSM": 500, "": "Pack of 3"}
+    product = {"title": "Cotton Bath Towel", "description": "Soft towel."}
+    photo = {"image": ("a.jpg", jpeg_bytes(), "image/jpeg")}
+    as_json = client.post("/predict", json={**product, "specifications": specifications}).json()
+    form = {**product, "specifications": json.dumps(specifications)}
+    as_form = client.post("/predict", data=form, files=photo).json()
+    for answer in (as_json, as_form):
+        stored = client.get(f"/reviews/{answer['review_id']}", headers={"X-API-Key": API_KEY}).json()
+        assert stored["description"] == trained_as
+
+    for bad in ('["Type"]', '{"Type": {"Colour": "red"}}', '{"Type": '):
+        refused = client.post("/predict", data={**product, "specifications": bad}, files=photo)
+        assert (refused.status_code, refused.json()["error"]) == (422, "invalid_specifications"), bad
+    refused = client.post("/predict", json={**product, "specifications": ["Type"]})
+    assert (refused.status_code, refused.json()["error"]) == (422, "invalid_json")
 
 
 def test_a_review_store_gone_away_answers_503_in_the_error_shape(tmp_path) -> None:

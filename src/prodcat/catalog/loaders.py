@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prodcat.catalog.schema import COLUMNS, SEP, Catalog, RowIssue
+from prodcat.catalog.schema import COLUMNS, SEP, Catalog, RowIssue, specification_text, with_specifications
 
 FORMATS = ("auto", "flipkart", "rakuten", "fashion", "csv", "parquet")
 
@@ -449,7 +449,7 @@ def load_flipkart(path: Path) -> Catalog:
         table,
         product_id=ids,
         title=table.frame["product_name"],
-        description=_text(table.frame["description"]).str.cat(specifications, sep="\n").str.strip(),
+        description=_text(table.frame["description"]).combine(specifications, with_specifications),
         image=image,
         category=split_category(tree, ">>"),
         mapped_columns=("uniq_id", "product_name", "product_specifications"),
@@ -470,12 +470,10 @@ def flipkart_specifications(cell: object) -> str:
         parsed = json.loads(_RUBY_ARROW.sub('":', cell).replace('":nil', '":null'))
         pairs = parsed["product_specification"] or []
         pairs = [pairs] if isinstance(pairs, dict) else pairs
-        parts = [
-            f"{pair['key']}: {pair['value']}" if pair.get("key") else str(pair.get("value") or "") for pair in pairs
-        ]
+        return specification_text((pair.get("key"), pair.get("value")) for pair in pairs)
     except (ValueError, KeyError, TypeError, AttributeError):
-        parts = [text for text in _QUOTED.findall(cell) if text not in {"product_specification", "key", "value"}]
-    return "; ".join(part for part in parts if part.strip())
+        texts = [text for text in _QUOTED.findall(cell) if text not in {"product_specification", "key", "value"}]
+        return specification_text((None, text) for text in texts)
 
 
 _RUBY_ARROW = re.compile(r'"=>(?=\s*[\[{"n])')

@@ -124,6 +124,22 @@ def product_text(frame: pd.DataFrame) -> list[str]:
     return [f"{t} . {d}" if d.strip() else t for t, d in zip(titles, descriptions, strict=True)]
 
 
+def specification_text(pairs: Iterable[tuple[str | None, object]]) -> str:
+    """A seller's key/value attributes as the text read after the description: ``Key: value; ...``.
+
+    ``[("Type", "Bath Towel"), (None, "Pack of 3")]`` gives ``"Type: Bath Towel; Pack of 3"``: a pair
+    without a key gives its value alone, and empty values are left out. The Flipkart loader and the API's
+    ``specifications`` field both write it, so a served product reads as the trained ones did.
+    """
+    parts = [f"{key}: {value}" if key else str(value) for key, value in pairs if not is_missing(value)]
+    return "; ".join(part for part in parts if part.strip())
+
+
+def with_specifications(description: str, specifications: str) -> str:
+    """The description followed by its specification text on a new line (either may be empty)."""
+    return f"{description}\n{specifications}".strip()
+
+
 def is_missing(value: object) -> bool:
     """A missing cell: ``None``, ``pd.NA`` or a float NaN."""
     return value is None or value is pd.NA or (isinstance(value, float) and value != value)

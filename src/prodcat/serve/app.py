@@ -143,7 +143,8 @@ def _prediction_routes(service: PredictionService, settings: ServeSettings, metr
     async def read_product(request: Request) -> ProductRequest:
         """The one product of ``/predict`` and ``/explain``: multipart (with a photo) or JSON, text checked."""
         if _media_type(request) == "multipart/form-data":
-            async with request.form(max_files=1, max_fields=4, max_part_size=settings.max_request_bytes) as form:
+            # the four known text fields and one more, so that an unknown field gets its clear refusal
+            async with request.form(max_files=1, max_fields=5, max_part_size=settings.max_request_bytes) as form:
                 product = await product_from_form(form, settings)
         else:
             product = product_from_json(await request.body())
@@ -392,6 +393,11 @@ def _product_schema(model: type[ProductIn], settings: ServeSettings) -> dict[str
 def _predict_body(settings: ServeSettings) -> dict[str, Any]:
     form_fields = _product_schema(BatchProductIn, settings)["properties"]
     form_fields["image"] = {"type": "string", "format": "binary", "description": "the photo (JPEG, PNG, WebP...)"}
+    form_fields["specifications"] = {
+        "type": "string",
+        "contentMediaType": "application/json",
+        "description": "a JSON object: " + form_fields["specifications"]["description"],
+    }
     return {
         "required": True,
         "content": {

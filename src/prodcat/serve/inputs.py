@@ -16,12 +16,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 
+from prodcat.catalog.schema import specification_text, with_specifications
 from prodcat.image.decode import ImageDecodeError, load_image, sniff_image_type
-from prodcat.serve.schemas import MAX_PRODUCT_ID_CHARS, BatchProductIn, ErrorOut, ProductIn, unstorable_reason
+from prodcat.serve.schemas import (
+    MAX_PRODUCT_ID_CHARS,
+    BatchProductIn,
+    ErrorOut,
+    ProductIn,
+    Specifications,
+    unstorable_reason,
+)
 from prodcat.serve.settings import ServeSettings
 
 #: longest side a photo is decoded at when only checking that it decodes (JPEGs then decode at 1/2..1/8 scale)
@@ -162,6 +170,9 @@ async def read_upload(upload: UploadFile, settings: ServeSettings) -> tuple[byte
     return data, check_image_bytes(data, settings)
 
 
+_SPECIFICATIONS = TypeAdapter(Specifications)
+
+
 def product_from_json(body: bytes) -> ProductRequest:
     """``POST /predict`` with a JSON body: a text-only :class:`ProductIn`."""
     try:
@@ -172,11 +183,17 @@ def product_from_json(body: bytes) -> ProductRequest:
 
 
 async def product_from_form(form: FormData, settings: ServeSettings) -> ProductRequest:
-    """``POST /predict`` as multipart: fields ``title``, ``description``, ``product_id``, file ``image``."""
-    _refuse_unknown_fields(form, {"title", "description", "product_id", "image"})
+    """``POST /predict`` as multipart: fields ``title``, ``description``, ``specifications`` (a JSON object),
+    ``product_id``, file ``image``."""
+    _refuse_unknown_fields(form, {"title", "description", "specifications", "product_id", "image"})
+    specifications = _text_field(form, "specifications")
+    try:
+        attributes = _SPECIFICATIONS.validate_json(specifications) if specifications.strip() else {}
+    except ValidationError as exc:
+        raise malformed("invalid_specifications", f"specifications: {_validation_message(exc)}") from None
     product = ProductRequest(
         title=_text_field(form, "title"),
-        description=_text_field(form, "description"),
+        description=_described(_text_field(form, "description"), attributes),
         product_id=_text_field(form, "product_id") or None,
     )
     image = _single(form, "image")
@@ -234,18 +251,21 @@ async def _read_named_upload(form: FormData, name: str, settings: ServeSettings)
 
 def _json_array(body: bytes, settings: ServeSettings) -> list[Any]:
     # parsed, a body of max_request_bytes of "[{},{},..." holds millions of objects (GBs): refuse any body
-    # longer than max_batch_items products of the longest texts, escaped, could make
-    largest = settings.max_batch_items * (2 * settings.max_text_chars * MAX_JSON_BYTES_PER_CHAR + 4096)
+    # longer than max_batch_items products of the longest texts (title, description, specifications),
+    # escaped, could make
+    largest = settings.max_batch_items * (3 * settings.max_text_chars * MAX_JSON_BYTES_PER_CHAR + 4096)
     if len(body) > largest:
         what = f"a JSON batch of {len(body)} bytes (at most {largest} for {settings.max_batch_items} products)"
         raise over_limit(413, "max_batch_items", settings.max_batch_items, what)
     objects = itertools.count(1)
 
+    most_objects = 2 * settings.max_batch_items
+
     def stop_past_the_limit(product: dict[str, Any]) -> dict[str, Any]:
-        # products are flat objects: more objects than max_batch_items is too many products, and
-        # parsing stops there instead of building them all
-        if next(objects) > settings.max_batch_items:
-            what = f"a batch of more than {settings.max_batch_items} products"
+        # a product is an object holding at most one more (its specifications): more objects than twice
+        # max_batch_items is too many products, and parsing stops there instead of building them all
+        if next(objects) > most_objects:
+            what = f"a batch of more than {most_objects} JSON objects (products and their specifications)"
             raise over_limit(413, "max_batch_items", settings.max_batch_items, what)
         return product
 
@@ -271,7 +291,12 @@ def _parse_item(raw: Any, model: type[ProductIn]) -> ProductIn | ApiError:
 
 
 def _product_request(item: ProductIn) -> ProductRequest:
-    return ProductRequest(item.title, item.description, item.product_id)
+    return ProductRequest(item.title, _described(item.description, item.specifications), item.product_id)
+
+
+def _described(description: str, specifications: Specifications) -> str:
+    """The description the model reads: followed by the specifications' text, as the loaders write it."""
+    return with_specifications(description, specification_text(specifications.items()))
 
 
 def _single(form: FormData, name: str) -> str | UploadFile | None:

@@ -25,12 +25,22 @@ def unstorable_reason(value: str) -> tuple[str, str] | None:
     return None
 
 
+#: a product's key/value attributes (JSON numbers are read as their text)
+Specifications = dict[str, str | int | float]
+
+
 class ProductIn(BaseModel):
     """A product sent as JSON (text only, so the title is required; send a photo as multipart)."""
 
     model_config = ConfigDict(extra="forbid")
     title: str = Field(min_length=1, pattern=r"\S", description="product name as the seller typed it")
     description: str = Field("", description="free-text description")
+    specifications: Specifications = Field(
+        default_factory=dict,
+        description='the seller\'s attributes, e.g. `{"Type": "Bath Towel", "Material": "Cotton"}`: read '
+        "after the description as `Type: Bath Towel; Material: Cotton`, as the Flipkart loader reads its "
+        "specification table (an empty key gives the value alone); counted in the description's length limit",
+    )
     product_id: str | None = Field(
         None, max_length=MAX_PRODUCT_ID_CHARS, description="the caller's id, echoed back and stored"
     )

@@ -37,7 +37,9 @@ class ServeSettings(BaseSettings):
     image_types: tuple[str, ...] = Field(
         ("jpeg", "png", "webp", "gif", "bmp", "tiff"), description="photo types accepted, checked by content"
     )
-    max_text_chars: int = Field(10_000, ge=1, description="longest title or description, in characters")
+    max_text_chars: int = Field(
+        10_000, ge=1, description="longest title or description (with its specifications), in characters"
+    )
     max_batch_items: int = Field(64, ge=1, description="most products in one /predict-batch request")
     top_k: int = Field(5, ge=1, description="categories returned by default")
     max_top_k: int = Field(20, ge=1, description="most categories a caller may ask for")
