@@ -56,20 +56,32 @@ def test_bundle_refuses_modified_extra_or_missing_files(tmp_path):
         verify_bundle(tmp_path)
 
 
-def test_a_model_replaced_between_check_and_load_is_refused(tmp_path, monkeypatch):
-    """A retrain landing between the hash check and the unpickling must not load under the old manifest."""
+def test_load_bundle_unpickles_only_the_bytes_it_checked(tmp_path, monkeypatch):
+    """The model's bytes are read once, hashed, checked against the manifest and unpickled: a retrain landing
+    between the read and the check is refused, one landing after it cannot change what is loaded."""
     from prodcat import bundle
 
     out = save_bundle({"w": 1}, tmp_path / "m", config={}, labels=["a"])
     real_verify = bundle.verify_bundle
 
-    def verify_then_retrain(bundle_dir):
-        manifest = real_verify(bundle_dir)
-        joblib.dump({"w": 2}, out / "model.joblib")  # another model, after the check
+    def retrain_then_verify(bundle_dir, digests):
+        save_bundle({"w": 2}, out, config={}, labels=["a"])  # another model and manifest, after the read
+        return real_verify(bundle_dir, digests)
+
+    monkeypatch.setattr(bundle, "verify_bundle", retrain_then_verify)
+    with pytest.raises(BundleError, match="modified"):
+        bundle.load_bundle(out)
+
+    def verify_then_retrain(bundle_dir, digests):
+        manifest = real_verify(bundle_dir, digests)
+        joblib.dump({"w": 3}, out / "model.joblib")  # another model, after the check
         return manifest
 
     monkeypatch.setattr(bundle, "verify_bundle", verify_then_retrain)
-    with pytest.raises(BundleError, match="changed while it was loaded"):
+    assert bundle.load_bundle(out)[0] == {"w": 2}
+    monkeypatch.undo()
+    (out / "model.joblib").unlink()
+    with pytest.raises(BundleError, match=r"model\.joblib is missing"):
         bundle.load_bundle(out)
 
 

@@ -24,6 +24,7 @@ import platform
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -132,16 +133,21 @@ def read_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return manifest
 
 
-def verify_bundle(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Check every file against the manifest's SHA-256; returns the manifest or raises :class:`BundleError`."""
+def verify_bundle(bundle_dir: str | os.PathLike[str], digests: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Check every file against the manifest's SHA-256; returns the manifest or raises :class:`BundleError`.
+
+    ``digests``: SHA-256 already computed for some files (name → hex digest), which are then not read again.
+    """
     root = Path(bundle_dir)
     manifest = read_manifest(root)
     listed = manifest.get("files", {})
+    digests = digests or {}
     for name, expected in listed.items():
         path = root / name
-        if not path.is_file():
+        if name not in digests and not path.is_file():
             raise BundleError(f"bundle {root}: file {name} is missing")
-        if sha256_file(path) != expected:
+        digest = digests[name] if name in digests else sha256_file(path)
+        if digest != expected:
             raise BundleError(
                 f"bundle {root}: {name} was modified (SHA-256 differs from the manifest); refusing to load it"
             )
@@ -157,8 +163,11 @@ def load_bundle(bundle_dir: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]
     The model is unpickled from the very bytes whose hash is checked against the manifest: a retrain that
     replaces the bundle between the check and the load cannot slip another model in under this manifest.
     """
-    manifest = verify_bundle(bundle_dir)
-    data = (Path(bundle_dir) / MODEL_FILE).read_bytes()
-    if hashlib.sha256(data).hexdigest() != manifest["files"].get(MODEL_FILE):
-        raise BundleError(f"bundle {bundle_dir}: {MODEL_FILE} changed while it was loaded; load it again")
+    model_path = Path(bundle_dir) / MODEL_FILE
+    data = model_path.read_bytes() if model_path.is_file() else None
+    # a missing model file is reported by verify_bundle, like any other
+    digests = {} if data is None else {MODEL_FILE: hashlib.sha256(data).hexdigest()}
+    manifest = verify_bundle(bundle_dir, digests)
+    if data is None or MODEL_FILE not in manifest["files"]:
+        raise BundleError(f"bundle {bundle_dir}: its manifest lists no {MODEL_FILE}; retrain it")
     return joblib.load(io.BytesIO(data)), manifest
