@@ -2,9 +2,10 @@
 
     .venv/bin/python benchmarks/robustness.py              # split, train (~6 min), perturb (~15 min, 2 busy cores)
     .venv/bin/python benchmarks/robustness.py --sample 60  # quicker, on 60 of the held-out products
+    .venv/bin/python benchmarks/robustness.py --seed 1     # another split: robustness_flipkart_seed1.json
 
 A model evaluated on its own training products is not honest: the catalogue is split once,
-stratified by top-level category (seed 0), into 80% for training and 20% held out. Both parts are
+stratified by top-level category (``--seed``, 0 by default), into 80% for training and 20% held out. Both parts are
 written as Parquet files under ``--work`` (never into the repository: they hold the catalogue's
 labels), the default model is trained on the 80% with ``prodcat train --level 1``, and an image-only model beside it
 (``--modalities image``, in ``--work``/model-image). ``prodcat robustness`` scores the perturbations of
@@ -35,17 +36,16 @@ RESULTS = Path(__file__).resolve().parent / "results"
 #: Flipkart's usual target: its 7 top-level categories
 LEVEL = 1
 HELD_OUT = 0.2
-SEED = 0
 
 
-def split_catalogue(data: Path, work: Path) -> dict[str, int]:
+def split_catalogue(data: Path, work: Path, seed: int) -> dict[str, int]:
     """``work/train.parquet`` and ``work/heldout.parquet`` (canonical columns), written unless they exist; their
     sizes. The split is deterministic: a second run finds the same files, and the models trained on them."""
     train_path, heldout_path = work / "train.parquet", work / "heldout.parquet"
     if not (train_path.is_file() and heldout_path.is_file()):
         frame = load_catalog(data).labelled.reset_index(drop=True)[list(COLUMNS)]
         strata = pooled_strata(category_at_level(frame["category"], LEVEL), 2)
-        train, heldout = train_test_split(frame, test_size=HELD_OUT, stratify=strata, random_state=SEED)
+        train, heldout = train_test_split(frame, test_size=HELD_OUT, stratify=strata, random_state=seed)
         work.mkdir(parents=True, exist_ok=True)
         train.to_parquet(train_path, index=False)
         heldout.to_parquet(heldout_path, index=False)
@@ -71,10 +71,13 @@ def robustness(work: Path, model: str, report: str, options: list[str]) -> list[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", type=Path, default=Path("/tmp/prodcat-robustness"), help="split, models, reports")
+    parser.add_argument("--work", type=Path, help="split, models, reports (default /tmp/prodcat-robustness[-seedN])")
     parser.add_argument("--sample", type=int, help="a stratified sample of N held-out products")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the 80/20 split")
     args = parser.parse_args()
-    split = split_catalogue(DATASETS / "flipkart", args.work)
+    suffix = f"-seed{args.seed}" if args.seed else ""
+    args.work = args.work or Path(f"/tmp/prodcat-robustness{suffix}")
+    split = split_catalogue(DATASETS / "flipkart", args.work, args.seed)
     models = {
         "model": trained_model(args.work, "model", []),
         "model-image": trained_model(args.work, "model-image", ["--modalities", "image"]),
@@ -82,16 +85,19 @@ def main() -> None:
     sample = ["--sample", str(args.sample)] if args.sample else []
     photo = ["--perturbations", *dict.fromkeys(p.family for p in PERTURBATIONS.values() if p.image_transform)]
     results = {
-        "command": "benchmarks/robustness.py" + (f" --sample {args.sample}" if args.sample else ""),
-        "split": split | {"held_out": HELD_OUT, "stratified_by": f"category level {LEVEL}", "seed": SEED},
+        "command": "benchmarks/robustness.py"
+        + (f" --sample {args.sample}" if args.sample else "")
+        + (f" --seed {args.seed}" if args.seed else ""),
+        "split": split | {"held_out": HELD_OUT, "stratified_by": f"category level {LEVEL}", "seed": args.seed},
         "models": models,
         "products": robustness(args.work, "model", "report", sample),
         "photo_only": robustness(args.work, "model", "report-photo-only", [*sample, "--base", "no_text", *photo]),
         "image_model": robustness(args.work, "model-image", "report-image-model", [*sample, *photo]),
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "robustness_flipkart.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"results written to {RESULTS / 'robustness_flipkart.json'}")
+    path = RESULTS / f"robustness_flipkart{suffix.replace('-', '_')}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"results written to {path}")
 
 
 if __name__ == "__main__":
