@@ -727,16 +727,22 @@ def load_table(
 # Entry point
 
 
+#: the native formats, each with the files that mark its folder and the columns that mark its table
+_FOLDER_FILES = {"flipkart": (FLIPKART_CSV,), "rakuten": RAKUTEN_X, "fashion": (FASHION_CSV,)}
+_HEADER_COLUMNS = {
+    "flipkart": {"uniq_id", "product_category_tree"},
+    "fashion": {"masterCategory", "articleType", "productDisplayName"},
+    "rakuten": {"designation", "productid", "imageid"},
+}
+
+
 def detect_format(path: str | Path) -> str:
     """Which loader reads ``path``: from the files in a folder, or the columns of a file."""
     path = Path(path)
     if path.is_dir():
-        if (path / FLIPKART_CSV).is_file():
-            return "flipkart"
-        if any((path / name).is_file() for name in RAKUTEN_X):
-            return "rakuten"
-        if (path / FASHION_CSV).is_file():
-            return "fashion"
+        for name, files in _FOLDER_FILES.items():
+            if any((path / file).is_file() for file in files):
+                return name
         tables = sorted(p.name for p in path.iterdir() if p.suffix.lower() in (".csv", ".tsv", ".parquet", ".pq"))
         raise CatalogFormatError(
             f"{path}: not a known catalogue folder (expected {FLIPKART_CSV}, {RAKUTEN_X[0]} or {FASHION_CSV}); "
@@ -750,13 +756,7 @@ def detect_format(path: str | Path) -> str:
         return "rakuten"
     with path.open(encoding="utf-8-sig", errors="replace") as handle:
         header = set(next(csv.reader([handle.readline()], delimiter=_sniff_delimiter(path)), []))
-    if {"uniq_id", "product_category_tree"} <= header:
-        return "flipkart"
-    if {"masterCategory", "articleType", "productDisplayName"} <= header:
-        return "fashion"
-    if {"designation", "productid", "imageid"} <= header:
-        return "rakuten"
-    return "csv"
+    return next((name for name, columns in _HEADER_COLUMNS.items() if columns <= header), "csv")
 
 
 def load_catalog(
