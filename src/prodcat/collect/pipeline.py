@@ -147,26 +147,8 @@ def _collect_products(
                 report.total_matching = page.total
                 progress.total = min(page.total, limit)
             known_before = len(products)
-            for index, record in enumerate(page.records, start=1):
-                counts["records"] += 1
-                try:
-                    product = collector.to_product(record)
-                except RecordError as exc:
-                    counts["records_skipped"] += 1
-                    report.errors.append({"page": number, "record": index, "field": exc.field, "message": str(exc)})
-                    continue
-                if product.product_id in products:
-                    # result orders shift while paging (popularity sorts): the same product on two pages
-                    counts["duplicates"] += 1
-                    continue
-                products[product.product_id] = product
-                progress.update()
-                if len(products) >= limit:
-                    break
-            last_page = not page.records or (
-                page.total <= number * page_size if page.total is not None else len(page.records) < page_size
-            )
-            if last_page:
+            _add_records(collector, page, number, products, limit, report, progress)
+            if _is_last_page(page, number, page_size):
                 break
             if len(products) == known_before and len(page.records) == page_size:
                 # a whole page of products seen already: the API ignores the page number; stop instead of looping
@@ -178,6 +160,42 @@ def _collect_products(
     if not report.stopped_by:
         report.stopped_by = "max_products" if len(products) >= limit else "exhausted"
     return list(products.values())
+
+
+def _add_records(
+    collector: Collector,
+    page: Page,
+    number: int,
+    products: dict[str, CollectedProduct],
+    limit: float,
+    report: CollectReport,
+    progress: tqdm,
+) -> None:
+    """Add a page's new products to ``products`` (by id) until ``limit``; count and report the rest."""
+    counts = report.counts
+    for index, record in enumerate(page.records, start=1):
+        counts["records"] += 1
+        try:
+            product = collector.to_product(record)
+        except RecordError as exc:
+            counts["records_skipped"] += 1
+            report.errors.append({"page": number, "record": index, "field": exc.field, "message": str(exc)})
+            continue
+        if product.product_id in products:
+            # result orders shift while paging (popularity sorts): the same product on two pages
+            counts["duplicates"] += 1
+            continue
+        products[product.product_id] = product
+        progress.update()
+        if len(products) >= limit:
+            return
+
+
+def _is_last_page(page: Page, number: int, page_size: int) -> bool:
+    """Page ``number`` is the last: empty, or the API's total says so, or (no total) it is not full."""
+    if not page.records:
+        return True
+    return page.total <= number * page_size if page.total is not None else len(page.records) < page_size
 
 
 class _PageCache:
