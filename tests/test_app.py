@@ -241,11 +241,25 @@ def test_model_page_shows_the_manifest(app, flipkart_bundle, manifest):
     ]
 
 
+def test_specifications_typed_on_the_predict_page_read_as_the_loader_writes_them():
+    typed = "Type: Bath Towel\n  GSM : 500\n\nPack of 3\nRatio: 1:2\n: no key"
+    assert (
+        views.described("Soft towel.", typed)
+        == "Soft towel.\nType: Bath Towel; GSM: 500; Pack of 3; Ratio: 1:2; : no key"
+    )
+    assert views.described("", "Type: Mug") == "Type: Mug"
+    assert views.described("Soft towel.", "  \n") == "Soft towel."
+
+
 def test_predict_page_answers_from_the_bundle_and_refuses_a_non_image(app, flipkart_bundle, manifest, jpeg_bytes):
     test = go_to(app(str(flipkart_bundle)), "Predict")
     test.button[0].click().run()
     assert [w.value for w in test.warning] == ["Type a title or a description, or upload a photo."]
+    test.text_area(key="predict_specifications").input("   ").run()
+    test.button[0].click().run()
+    assert [w.value for w in test.warning] == ["Type a title or a description, or upload a photo."]
     test.text_input(key="predict_title").input("Titan Neo analog wrist watch for men, stainless steel strap")
+    test.text_area(key="predict_specifications").input("Dial Shape: Round\nStrap Material: Stainless Steel")
     test.button[0].click().run()
     shown = metrics_of(test)
     assert shown["category"] == "Watches" and shown["category"] in manifest["labels"]

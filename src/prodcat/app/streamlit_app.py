@@ -189,6 +189,12 @@ def predict_page(predictor: Predictor) -> None:
     with st.form("predict"):
         title = st.text_input("Title", key="predict_title")
         description = st.text_area("Description", key="predict_description")
+        specifications = st.text_area(
+            "Specifications",
+            key="predict_specifications",
+            placeholder="Type: Bath Towel\nMaterial: Cotton",
+            help="one `Key: value` per line; read after the description, as a Flipkart specification table is",
+        )
         photo = st.file_uploader(
             "Photo (JPEG, PNG, WebP, GIF, BMP or TIFF)",
             key="predict_photo",
@@ -215,7 +221,8 @@ def predict_page(predictor: Predictor) -> None:
             st.error(f"Photo refused: {exc}")
             return
         st.image(preview, width=200)
-    if not title.strip() and not description.strip() and image is None:
+    description = views.described(description, specifications)
+    if not title.strip() and not description and image is None:
         st.warning("Type a title or a description, or upload a photo.")
         return
     product = {"title": title, "description": description, "image": image}

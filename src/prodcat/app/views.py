@@ -19,7 +19,14 @@ import pandas as pd
 from PIL import Image
 
 from prodcat.batch import predict_catalog
-from prodcat.catalog.schema import category_at_level, depth, has_image, strings_or_empty
+from prodcat.catalog.schema import (
+    category_at_level,
+    depth,
+    has_image,
+    specification_text,
+    strings_or_empty,
+    with_specifications,
+)
 from prodcat.evaluate.explain import WordExplanation
 from prodcat.image.decode import ImageDecodeError, ImageSource, load_image
 from prodcat.predict import Prediction, Predictor
@@ -218,6 +225,16 @@ def reliability_table(metrics: dict[str, Any]) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------- Predict page
+def described(description: str, specifications: str) -> str:
+    """The description the model reads: followed by the specifications typed one ``Key: value`` per line
+    (a line without a key gives its value alone), written as the Flipkart loader writes its table."""
+    pairs = []
+    for line in specifications.splitlines():
+        key, colon, value = line.partition(":")
+        pairs.append((key.strip(), value.strip()) if colon and key.strip() else (None, line.strip()))
+    return with_specifications(description, specification_text(pairs))
+
+
 def check_photo(data: bytes, name: str) -> Image.Image:
     """A preview (at most :data:`PREVIEW_SIDE` px) of an uploaded photo, checked with the REST API's limits.
 
