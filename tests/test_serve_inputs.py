@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from starlette.datastructures import FormData, Headers, UploadFile
 from prodcat.catalog.loaders import load_catalog
 from prodcat.predict import Prediction
 from prodcat.review.store import ReviewStore
-from prodcat.serve import inputs
+from prodcat.serve import inputs, service
 from prodcat.serve.app import create_app
 from prodcat.serve.inputs import ApiError, ProductRequest, batch_items_from_form, batch_items_from_json
 from prodcat.serve.settings import ServeSettings
@@ -51,22 +53,47 @@ def test_a_photo_part_named_by_every_item_is_read_and_checked_once(
 
 
 @pytest.mark.parametrize(
-    ("body", "status", "error", "detail"),
+    ("body", "max_items", "status", "error", "detail"),
     [
-        # many tiny objects: refused past twice max_batch_items objects (a product and its specifications),
-        # not after building all of them
-        ("[" + ",".join(["{}"] * 200_000) + "]", 413, "max_batch_items", "more than 128 JSON objects"),
+        # many tiny objects or arrays: refused past what the products (and their specifications) hold,
+        # before any of them is built
+        ("[" + ",".join(["{}"] * 200_000) + "]", 64, 413, "max_batch_items", "opens 200001 JSON arrays and objects"),
+        ("[" + ",".join(["[]"] * 1_000_000) + "]", 64, 413, "max_batch_items", "64 product(s) hold at most 129"),
         # longer than max_batch_items products of the longest texts could be, escaped
-        (json.dumps([{"title": "mug", "description": " " * 24_000_000}]), 413, "max_batch_items", "bytes"),
-        # deeper than the parser recurses: malformed, not a server error
-        ("[" * 100_000, 422, "invalid_json", "nested too deeply"),
+        (json.dumps([{"title": "mug", "description": " " * 24_000_000}]), 64, 413, "max_batch_items", "bytes"),
+        # deeper than the parser recurses: too many containers for 64 products...
+        ("[" * 100_000, 64, 413, "max_batch_items", "opens 100000 JSON arrays"),
+        # ... and, where 1,000 products leave room for it, malformed, not a server error
+        ("[" * 2_001, 1_000, 422, "invalid_json", "nested too deeply"),
     ],
 )
-def test_json_batches_are_refused_before_they_cost_memory(body: str, status: int, error: str, detail: str) -> None:
+def test_json_batches_are_refused_before_they_cost_memory(
+    body: str, max_items: int, status: int, error: str, detail: str
+) -> None:
     with pytest.raises(ApiError) as refused:
-        batch_items_from_json(body.encode(), ServeSettings())
+        batch_items_from_json(body.encode(), ServeSettings(max_batch_items=max_items))
     assert (refused.value.status, refused.value.error) == (status, error)
     assert detail in refused.value.detail
+
+
+def test_json_products_are_measured_before_they_are_parsed() -> None:
+    """Brackets inside strings (escaped quotes included) are text, not arrays: only real containers count."""
+    settings = ServeSettings()
+    text = 'a \\"quoted\\" [{' * 500  # a description full of brackets, with escaped quotes before them
+    product = inputs.product_from_json(json.dumps({"title": "mug", "description": text}).encode(), settings)
+    assert product.description == text
+    batch = json.dumps([{"title": "mug", "description": text, "specifications": {"Type": "[x]"}}] * 64)
+    assert len(batch_items_from_json(batch.encode(), settings)) == 64
+
+    nested = json.dumps({"title": "mug", "specifications": {"Type": "Mug"}, "tags": [[]] * 10})
+    with pytest.raises(ApiError) as refused:
+        inputs.product_from_json(nested.encode(), settings)
+    assert (refused.value.status, refused.value.error) == (422, "invalid_json")
+    assert "opens 13 JSON arrays and objects" in refused.value.detail
+    huge = json.dumps({"title": "mug", "description": "x" * 400_000})
+    with pytest.raises(ApiError) as refused:
+        inputs.product_from_json(huge.encode(), settings)
+    assert (refused.value.status, refused.value.limit) == (413, "max_text_chars")
 
 
 class OneCategoryModel:
@@ -115,6 +142,51 @@ def test_product_ids_and_corrections_the_review_store_cannot_hold_are_refused(
         refused = client.post(f"/reviews/{review_id}", json={"category": category}, headers=keyed)
         assert (refused.status_code, refused.json()["error"]) == (422, "invalid_request"), category
     assert client.post(f"/reviews/{review_id}", json={"category": "Kitchen > Mugs"}, headers=keyed).status_code == 200
+
+
+def test_a_photo_shared_by_batch_items_is_decoded_once_and_fails_them_all(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, jpeg_bytes: Callable[..., bytes]
+) -> None:
+    decoded: list[int] = []
+    real_check = service.check_image_content
+
+    def counted_check(data: bytes, settings: ServeSettings) -> None:
+        decoded.append(len(data))
+        real_check(data, settings)
+
+    monkeypatch.setattr(service, "check_image_content", counted_check)
+    items = json.dumps([{"title": f"mug {i}", "image": "shared"} for i in range(64)])
+    for photo, outcome in ((jpeg_bytes(), "prediction"), (jpeg_bytes()[:200], "error")):
+        decoded.clear()
+        answer = client.post("/predict-batch", data={"products": items}, files={"shared": ("a.jpg", photo)})
+        results = answer.json()["results"]
+        assert [sorted(k for k, v in r.items() if v is not None) for r in results] == [sorted(["index", outcome])] * 64
+        assert len(decoded) == 1
+    assert {r["error"]["error"] for r in answer.json()["results"]} == {"image_corrupt"}
+
+
+@pytest.mark.parametrize("endpoint", ["/predict", "/predict-batch", "/explain"])
+def test_work_in_threads_answers_504_at_the_request_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jpeg_bytes: Callable[..., bytes], endpoint: str
+) -> None:
+    """The timeout holds for photo checks and explanations, which run in threads that cannot be cancelled."""
+    release = threading.Event()
+
+    def stuck(*args: Any) -> None:
+        release.wait(30)
+
+    monkeypatch.setattr(service, "check_image_content", stuck)
+    settings = ServeSettings(request_timeout_s=0.5)
+    batch = endpoint == "/predict-batch"
+    fields = {"products": json.dumps([{"title": "mug", "image": "p"}])} if batch else {"title": "mug"}
+    part = "p" if batch else "image"
+    with TestClient(create_app(OneCategoryModel(), settings, None)) as client:
+        started = time.monotonic()
+        answer = client.post(endpoint, data=fields, files={part: ("a.jpg", jpeg_bytes())})
+        waited = time.monotonic() - started
+        release.set()
+    assert (answer.status_code, answer.json()["error"]) == (504, "timeout")
+    assert waited < 10  # the stuck check would hold the answer for 30 s
 
 
 def test_specifications_reach_the_model_as_the_flipkart_loader_writes_its_table(

@@ -147,7 +147,7 @@ def _prediction_routes(service: PredictionService, settings: ServeSettings, metr
             async with request.form(max_files=1, max_fields=5, max_part_size=settings.max_request_bytes) as form:
                 product = await product_from_form(form, settings)
         else:
-            product = product_from_json(await request.body())
+            product = product_from_json(await request.body(), settings)
         check_text(product, settings)
         return product
 

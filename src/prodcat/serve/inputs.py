@@ -9,8 +9,8 @@ file, text too long, missing title and photo).
 from __future__ import annotations
 
 import io
-import itertools
 import json
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -173,8 +173,9 @@ async def read_upload(upload: UploadFile, settings: ServeSettings) -> tuple[byte
 _SPECIFICATIONS = TypeAdapter(Specifications)
 
 
-def product_from_json(body: bytes) -> ProductRequest:
+def product_from_json(body: bytes, settings: ServeSettings) -> ProductRequest:
     """``POST /predict`` with a JSON body: a text-only :class:`ProductIn`."""
+    _check_json_size(body, 1, "the JSON body", settings)
     try:
         product = ProductIn.model_validate_json(body)
     except ValidationError as exc:
@@ -187,6 +188,7 @@ async def product_from_form(form: FormData, settings: ServeSettings) -> ProductR
     ``product_id``, file ``image``."""
     _refuse_unknown_fields(form, {"title", "description", "specifications", "product_id", "image"})
     specifications = _text_field(form, "specifications")
+    _check_json_size(specifications.encode("utf-8"), 1, "the specifications field", settings)
     try:
         attributes = _SPECIFICATIONS.validate_json(specifications) if specifications.strip() else {}
     except ValidationError as exc:
@@ -250,27 +252,9 @@ async def _read_named_upload(form: FormData, name: str, settings: ServeSettings)
 
 
 def _json_array(body: bytes, settings: ServeSettings) -> list[Any]:
-    # parsed, a body of max_request_bytes of "[{},{},..." holds millions of objects (GBs): refuse any body
-    # longer than max_batch_items products of the longest texts (title, description, specifications),
-    # escaped, could make
-    largest = settings.max_batch_items * (3 * settings.max_text_chars * MAX_JSON_BYTES_PER_CHAR + 4096)
-    if len(body) > largest:
-        what = f"a JSON batch of {len(body)} bytes (at most {largest} for {settings.max_batch_items} products)"
-        raise over_limit(413, "max_batch_items", settings.max_batch_items, what)
-    objects = itertools.count(1)
-
-    most_objects = 2 * settings.max_batch_items
-
-    def stop_past_the_limit(product: dict[str, Any]) -> dict[str, Any]:
-        # a product is an object holding at most one more (its specifications): more objects than twice
-        # max_batch_items is too many products, and parsing stops there instead of building them all
-        if next(objects) > most_objects:
-            what = f"a batch of more than {most_objects} JSON objects (products and their specifications)"
-            raise over_limit(413, "max_batch_items", settings.max_batch_items, what)
-        return product
-
+    _check_json_size(body, settings.max_batch_items, "a JSON batch", settings)
     try:
-        items = json.loads(body, object_hook=stop_past_the_limit)
+        items = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise malformed("invalid_json", f"the body is not valid JSON ({reason})") from None
@@ -281,6 +265,36 @@ def _json_array(body: bytes, settings: ServeSettings) -> list[Any]:
     if not items:
         raise malformed("empty_batch", "the batch is empty: send at least one product")
     return items
+
+
+def _check_json_size(body: bytes, products: int, what: str, settings: ServeSettings) -> None:
+    """Refuse, before it is parsed, JSON longer than ``products`` products of the longest texts could be, or
+    opening more arrays and objects than they hold (a product is an object, its specifications another).
+
+    Parsing builds every container: 20 MB of ``[[],[],...`` are millions of lists, gigabytes and seconds
+    of a blocked server. Counting them first costs a few passes over the bytes.
+    """
+    batch = products > 1
+    limit, value = (
+        ("max_batch_items", settings.max_batch_items) if batch else ("max_text_chars", settings.max_text_chars)
+    )
+    largest = products * (3 * settings.max_text_chars * MAX_JSON_BYTES_PER_CHAR + 4096)
+    if len(body) > largest:
+        detail = f"{what} of {len(body)} bytes: {products} product(s) of the longest texts take at most {largest}"
+        raise over_limit(413, limit, value, detail)
+    most = 1 + 2 * products  # and a batch's own array
+    if body.count(b"[") + body.count(b"{") > most and (opened := _json_containers(body)) > most:
+        detail = f"{what} opens {opened} JSON arrays and objects; {products} product(s) hold at most {most}"
+        raise over_limit(413, limit, value, detail) if batch else malformed("invalid_json", detail)
+
+
+def _json_containers(body: bytes) -> int:
+    """The ``[`` and ``{`` of a JSON text outside its strings: the arrays and objects parsing it would build."""
+    outside_strings = _JSON_ESCAPE.sub(b"", body).split(b'"')[::2]
+    return sum(part.count(b"[") + part.count(b"{") for part in outside_strings)
+
+
+_JSON_ESCAPE = re.compile(rb"\\.", re.DOTALL)
 
 
 def _parse_item(raw: Any, model: type[ProductIn]) -> ProductIn | ApiError:

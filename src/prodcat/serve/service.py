@@ -64,7 +64,12 @@ class PredictionService:
         """Outcomes in the order of ``products`` (items already refused stay as they are)."""
         # each hop to a worker thread costs latency: only take it for work that blocks
         has_photos = any(isinstance(p, ProductRequest) and p.image_bytes is not None for p in products)
-        results = await anyio.to_thread.run_sync(self._check_photos, products) if has_photos else list(products)
+        # abandoned on timeout: the 504 leaves at request_timeout_s while the thread finishes its photo
+        results = (
+            await anyio.to_thread.run_sync(self._check_photos, products, abandon_on_cancel=True)
+            if has_photos
+            else list(products)
+        )
         valid = [(position, item) for position, item in enumerate(results) if isinstance(item, ProductRequest)]
         if not valid:
             return results
@@ -105,7 +110,11 @@ class PredictionService:
             png = explanation.pixels.overlay_png() if overlay and explanation.pixels is not None else None
             return explanation, None if png is None else base64.b64encode(png).decode("ascii")
 
-        explanation, overlay_png = await anyio.to_thread.run_sync(run, limiter=self.explain_limiter)
+        # abandoned on timeout (504 on time); the thread keeps the limiter until it ends, so explanations
+        # never pile up behind a client that gave up
+        explanation, overlay_png = await anyio.to_thread.run_sync(
+            run, limiter=self.explain_limiter, abandon_on_cancel=True
+        )
         body = explanation.as_dict()
         if body["pixels"] is not None:
             body["pixels"]["overlay_png"] = overlay_png
@@ -113,13 +122,20 @@ class PredictionService:
         return ExplanationOut.model_validate(body | {"prediction": prediction})
 
     def _check_photos(self, products: list[ProductRequest | ApiError]) -> list[Any]:
+        """Each product, or the error refusing its photo; a photo that several items share (one multipart
+        part named by each) is decoded and checked once."""
+        refusals: dict[int, ApiError | None] = {}  # by id() of the bytes, which the items share
         checked: list[Any] = []
         for product in products:
-            try:
-                if isinstance(product, ProductRequest) and product.image_bytes is not None:
-                    check_image_content(product.image_bytes, self.settings)
-            except ApiError as exc:
-                product = exc
+            if isinstance(product, ProductRequest) and product.image_bytes is not None:
+                photo = product.image_bytes
+                if id(photo) not in refusals:
+                    try:
+                        check_image_content(photo, self.settings)
+                        refusals[id(photo)] = None
+                    except ApiError as exc:
+                        refusals[id(photo)] = exc
+                product = refusals[id(photo)] or product
             checked.append(product)
         return checked
 
