@@ -251,13 +251,16 @@ def test_specifications_typed_on_the_predict_page_read_as_the_loader_writes_them
     assert views.described("Soft towel.", "  \n") == "Soft towel."
 
 
+NOTHING_TO_PREDICT = "Type a title or a description (with a letter or a digit), or upload a photo."
+
+
 def test_predict_page_answers_from_the_bundle_and_refuses_a_non_image(app, flipkart_bundle, manifest, jpeg_bytes):
     test = go_to(app(str(flipkart_bundle)), "Predict")
     test.button[0].click().run()
-    assert [w.value for w in test.warning] == ["Type a title or a description, or upload a photo."]
-    test.text_area(key="predict_specifications").input("   ").run()
+    assert [w.value for w in test.warning] == [NOTHING_TO_PREDICT]
+    test.text_area(key="predict_specifications").input(" ... ").run()
     test.button[0].click().run()
-    assert [w.value for w in test.warning] == ["Type a title or a description, or upload a photo."]
+    assert [w.value for w in test.warning] == [NOTHING_TO_PREDICT]
     test.text_input(key="predict_title").input("Titan Neo analog wrist watch for men, stainless steel strap")
     test.text_area(key="predict_specifications").input("Dial Shape: Round\nStrap Material: Stainless Steel")
     test.button[0].click().run()

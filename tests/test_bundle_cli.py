@@ -220,12 +220,17 @@ def test_predictor_classifies_whatever_modalities_a_product_has(flipkart_bundle,
             {"title": "Titan analog wrist watch for men"},  # text only
             {"image": photo},  # photo only, as uploaded bytes
             {"title": "", "image": None},  # nothing: the class prior, sent to review
+            # markup, entities, punctuation and invisible characters are no text: the photo answers alone
+            {"title": "<p></p>", "description": "&nbsp; ... \u200b", "image": photo},
+            {"title": "...", "description": "<br/>"},
         ]
     )
-    text_only, photo_only, nothing = predictor.predict(rows)
+    text_only, photo_only, nothing, markup_and_photo, markup_only = predictor.predict(rows)
     assert text_only.modalities_used == ["text"] and text_only.category == "Watches"
     assert photo_only.modalities_used == ["image"]
     assert nothing.modalities_used == [] and nothing.decision == "review"
+    assert markup_and_photo.modalities_used == ["image"] and markup_and_photo.top_k == photo_only.top_k
+    assert markup_only.modalities_used == [] and markup_only.top_k == nothing.top_k
 
 
 def test_photo_only_products_are_answered_by_the_photo_model(flipkart_bundle, flipkart_dir):

@@ -220,6 +220,15 @@ def test_specifications_reach_the_model_as_the_flipkart_loader_writes_its_table(
     assert (refused.status_code, refused.json()["error"]) == (422, "invalid_json")
 
 
+@pytest.mark.parametrize("title", ["<p></p>", "&nbsp;", "...", "\u200b\u200b", "\u0301\u0301"])
+def test_a_title_with_no_letter_or_digit_is_no_product(client: TestClient, title: str) -> None:
+    """Markup, punctuation, zero-width or combining characters alone pass a non-blank check but hold no text."""
+    refused = client.post("/predict", json={"title": title, "description": f"<b>{title}</b>"})
+    assert (refused.status_code, refused.json()["error"]) == (422, "empty_product")
+    assert client.post("/predict", json={"title": f"{title} mug"}).status_code == 200
+    assert client.post("/predict", json={"title": title, "description": "ceramic mug"}).status_code == 200
+
+
 def test_a_review_store_gone_away_answers_503_in_the_error_shape(tmp_path) -> None:
     settings = ServeSettings(api_key=API_KEY)
     store = BrokenStore(f"sqlite:///{tmp_path / 'reviews.db'}")

@@ -19,7 +19,7 @@ from prodcat.app import views
 from prodcat.app.command import add_app_arguments
 from prodcat.bundle import BundleError
 from prodcat.catalog.loaders import CatalogFormatError, load_catalog
-from prodcat.catalog.schema import depth
+from prodcat.catalog.schema import depth, is_readable
 from prodcat.evaluate.explain import Explanation, explain
 from prodcat.predict import Predictor
 
@@ -222,8 +222,8 @@ def predict_page(predictor: Predictor) -> None:
             return
         st.image(preview, width=200)
     description = views.described(description, specifications)
-    if not title.strip() and not description and image is None:
-        st.warning("Type a title or a description, or upload a photo.")
+    if image is None and not (is_readable(title) or is_readable(description)):
+        st.warning("Type a title or a description (with a letter or a digit), or upload a photo.")
         return
     product = {"title": title, "description": description, "image": image}
     explanation = None

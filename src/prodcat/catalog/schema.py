@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from prodcat.text.clean import clean_texts
+
 COLUMNS = ("product_id", "title", "description", "image", "category")
 #: separator of the levels of a category path
 SEP = " > "
@@ -81,17 +83,26 @@ def depth(categories: pd.Series | list[str]) -> int:
 
 
 def has_text(frame: pd.DataFrame) -> np.ndarray:
-    """Products with any title or description, shape ``(n,)`` bool."""
+    """Products with readable text, shape ``(n,)`` bool: a title or description holding a letter or a digit
+    once cleaned. Markup, entities or punctuation alone (``<p></p>``, ``&nbsp;``, ``...``) are no text: such a
+    product is answered from its photo, as one without text is, not from all-zero text features."""
+    titles = clean_texts(frame["title"].tolist())
+    descriptions = clean_texts(frame["description"].tolist())
     # a plain loop: pandas string methods cost more than the work on the few rows a server sees
     return np.fromiter(
-        (_is_text(t) or _is_text(d) for t, d in zip(frame["title"], frame["description"], strict=True)),
+        (_has_word(t) or _has_word(d) for t, d in zip(titles, descriptions, strict=True)),
         dtype=bool,
         count=len(frame),
     )
 
 
-def _is_text(value: object) -> bool:
-    return isinstance(value, str) and not value.isspace() and value != ""
+def is_readable(raw: str) -> bool:
+    """Whether a raw title or description counts as text (see :func:`has_text`)."""
+    return _has_word(clean_texts([raw])[0])
+
+
+def _has_word(text: str) -> bool:
+    return any(character.isalnum() for character in text)
 
 
 def has_image(frame: pd.DataFrame) -> np.ndarray:

@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 
-from prodcat.catalog.schema import specification_text, with_specifications
+from prodcat.catalog.schema import is_readable, specification_text, with_specifications
 from prodcat.image.decode import ImageDecodeError, load_image, sniff_image_type
 from prodcat.serve.schemas import (
     MAX_PRODUCT_ID_CHARS,
@@ -102,8 +102,10 @@ def check_text(product: ProductRequest, settings: ServeSettings) -> None:
             detail = f"product_id of {len(product_id)} characters; at most {MAX_PRODUCT_ID_CHARS}"
             raise malformed("product_id_length", detail)
         check_storable("product_id", product_id)
-    if not product.title.strip() and product.image_bytes is None:
-        raise malformed("empty_product", "give a non-empty title, or a photo (multipart field 'image')")
+    if product.image_bytes is None and not (is_readable(product.title) or is_readable(product.description)):
+        # markup, punctuation or invisible characters alone would be classified from nothing
+        detail = "give a title or description with a letter or a digit, or a photo (multipart field 'image')"
+        raise malformed("empty_product", detail)
 
 
 def check_storable(name: str, value: str) -> None:
