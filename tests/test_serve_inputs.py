@@ -180,7 +180,8 @@ def test_work_in_threads_answers_504_at_the_request_timeout(
     batch = endpoint == "/predict-batch"
     fields = {"products": json.dumps([{"title": "mug", "image": "p"}])} if batch else {"title": "mug"}
     part = "p" if batch else "image"
-    with TestClient(create_app(OneCategoryModel(), settings, None)) as client:
+    store = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    with TestClient(create_app(OneCategoryModel(), settings, store)) as client:
         started = time.monotonic()
         answer = client.post(endpoint, data=fields, files={part: ("a.jpg", jpeg_bytes())})
         waited = time.monotonic() - started
