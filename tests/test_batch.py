@@ -9,6 +9,7 @@ import itertools
 from pathlib import Path
 from types import SimpleNamespace
 
+import dask
 import pandas as pd
 import pytest
 
@@ -330,3 +331,28 @@ def test_cli_never_overwrites_its_input_and_names_what_is_wrong(flipkart_bundle,
     (damaged / "manifest.json").write_text("[1, 2]")
     assert main(["predict", str(damaged), str(data), "--out", str(tmp_path / "p.csv")]) == 2
     assert "is not a prodcat manifest" in capsys.readouterr().err
+
+
+def test_cli_gives_one_line_errors_for_unreadable_input_and_unreachable_clusters(
+    flipkart_bundle, products, tmp_path, capsys
+):
+    out = tmp_path / "p.csv"
+    not_parquet = tmp_path / "products.parquet"
+    not_parquet.write_text("product_id,title\n1,mug\n")
+    assert main(["predict", str(flipkart_bundle), str(not_parquet), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {not_parquet}: not a readable Parquet file")
+
+    every_row_broken = tmp_path / "broken.csv"
+    every_row_broken.write_text("product_id,title,description,image,category\nv1,Watch,analog,,Watches,\n")
+    assert main(["predict", str(flipkart_bundle), str(every_row_broken), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "1 row(s) skipped" in captured.out and "error: no product could be read" in captured.err
+
+    data = tmp_path / "products.csv"
+    products.iloc[:3].to_csv(data, index=False)
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        unreachable = ["--engine", "dask", "--scheduler", "tcp://127.0.0.1:9"]
+        assert main(["predict", str(flipkart_bundle), str(data), "--out", str(tmp_path / "q.csv"), *unreachable]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: cannot reach the dask scheduler at tcp://127.0.0.1:9")
+    assert "run the same command to resume" not in error  # nothing was scored: nothing to resume

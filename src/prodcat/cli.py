@@ -49,7 +49,14 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except (CatalogFormatError, BundleError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+    except (
+        CatalogFormatError,
+        BundleError,
+        FileNotFoundError,
+        IsADirectoryError,
+        NotADirectoryError,
+        PermissionError,
+    ) as exc:
         if args.verbose:
             raise
         print(f"error: {exc}", file=sys.stderr)  # what the user gave is wrong: no traceback

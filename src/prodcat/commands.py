@@ -326,7 +326,6 @@ def run_predict(args: argparse.Namespace) -> int:
         return 2
     catalog = read_catalog(args)
     frame = catalog.frame
-    kept = f"finished chunks are kept in {work_dir_for(args.out)}: run the same command to resume"
     try:
         summary = score_catalog(
             frame, args.out, _batch_engine(args), chunk_size=args.chunk_size, top_k=args.top_k, restart=args.restart
@@ -335,10 +334,10 @@ def run_predict(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BatchError as exc:
-        print(f"error: {exc}\n{kept}", file=sys.stderr)
+        print(f"error: {exc}{_kept_chunks(args.out)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"interrupted\n{kept}", file=sys.stderr)
+        print(f"interrupted{_kept_chunks(args.out)}", file=sys.stderr)
         return 130
     resumed = f"; {summary.total - summary.scored} from the interrupted run" if summary.scored < summary.total else ""
     failed = f"; {summary.errors} could not be scored (see the error column)" if summary.errors else ""
@@ -350,7 +349,18 @@ def run_predict(args: argparse.Namespace) -> int:
     if issues_file:
         skipped = sum(issue.field == "row" for issue in catalog.issues)
         print(f"{len(catalog.issues)} input issue(s), {skipped} row(s) skipped and not predicted: see {issues_file}")
+    if frame.empty:  # a run that predicted nothing has failed, whatever it wrote
+        print(f"error: no product could be read from {args.data}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _kept_chunks(out: str | Path) -> str:
+    """The note on resuming, when an earlier or this run left finished chunks to resume from."""
+    work_dir = work_dir_for(out)
+    if not any(work_dir.glob("part-*.parquet")):
+        return ""
+    return f"\nfinished chunks are kept in {work_dir}: run the same command to resume"
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ import pandas as pd
 from distributed import Client, Future, LocalCluster, WorkerPlugin, as_completed, get_worker
 
 from prodcat.batch.engines import Chunk, bundle_identity
-from prodcat.batch.scoring import score_chunk
+from prodcat.batch.scoring import BatchError, score_chunk
 from prodcat.bundle import BundleError, verify_bundle
 from prodcat.predict import Predictor
 
@@ -83,7 +83,10 @@ class DaskEngine:
 
     def __enter__(self) -> Self:
         if self.scheduler:
-            self._client = Client(self.scheduler)
+            try:
+                self._client = Client(self.scheduler)
+            except OSError as exc:  # refused, timed out, unknown host
+                raise BatchError(f"cannot reach the dask scheduler at {self.scheduler} ({exc})") from None
         else:
             self._cluster = LocalCluster(
                 n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None

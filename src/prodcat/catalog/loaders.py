@@ -198,7 +198,10 @@ def _unique_names(header: list[str]) -> list[str]:
 
 def _read_parquet(path: Path) -> _Table:
     # nullable dtypes: an integer id or code column with a gap must not become floats ("1.2e+16", "10.0")
-    frame = pd.read_parquet(path, dtype_backend="numpy_nullable")
+    try:
+        frame = pd.read_parquet(path, dtype_backend="numpy_nullable")
+    except ValueError as exc:  # pyarrow's ArrowInvalid: not Parquet, truncated, corrupt footer
+        raise CatalogFormatError(f"{path}: not a readable Parquet file ({exc})") from None
     frame.index = pd.Index(np.arange(1, len(frame) + 1), name="line")
     return _Table(frame, [], path.name)
 
