@@ -339,3 +339,24 @@ def test_an_unclosed_quote_says_which_lines_it_swallowed(tmp_path: Path) -> None
     (issue,) = catalog.issues
     assert (issue.row, issue.field) == (3, "row")
     assert "lines 3-5, read as one record (an unclosed quote?); all skipped" in issue.message
+
+
+def test_a_native_catalogue_copied_apart_from_its_photos_finds_them_under_image_root(
+    flipkart_dir: Path, fashion_dir: Path, tmp_path: Path
+) -> None:
+    """A Flipkart or fashion CSV moved away from its photo folder: ``image_root`` points at the photos."""
+    for source, name, photos in (
+        (flipkart_dir, "flipkart_com-ecommerce_sample.csv", flipkart_dir / "Images"),
+        (fashion_dir, "styles.csv", fashion_dir / "images"),
+    ):
+        copy = tmp_path / source.name
+        copy.mkdir()
+        (copy / name).write_bytes((source / name).read_bytes())
+        alone = load_catalog(copy / name).frame
+        found = load_catalog(copy / name, image_root=photos).frame
+        original = load_catalog(source).frame
+        assert alone["image"].isna().all(), source.name
+        assert found["image"].tolist() == original["image"].tolist()
+        assert found["image"].notna().mean() > 0.99
+    with pytest.raises(CatalogFormatError, match="--title-column, --category-sep apply to CSV/Parquet"):
+        load_catalog(flipkart_dir, title_column="name", category_sep="/")

@@ -436,15 +436,17 @@ def _require(table: _Table, columns: Iterable[str], fmt: str) -> None:
 # Native formats
 
 
-def load_flipkart(path: Path) -> Catalog:
-    """The Flipkart sample (folder or CSV): ``uniq_id``, ``product_name``, ``product_category_tree``, ``Images/``."""
+def load_flipkart(path: Path, image_root: Path | None = None) -> Catalog:
+    """The Flipkart sample (folder or CSV): ``uniq_id``, ``product_name``, ``product_category_tree``, and the
+    photos in ``Images/`` beside the CSV (or in ``image_root``)."""
     csv_path = path / FLIPKART_CSV if path.is_dir() else path
     table = _read_csv(csv_path)
     _require(table, ("uniq_id", "product_name", "product_category_tree", "image", "description"), "flipkart")
     # '["Home Furnishing >> Curtains & Accessories >> ..."]': a JSON-ish list holding one " >> " path
     tree = table.frame["product_category_tree"].str.strip().str.removeprefix('["').str.removesuffix('"]')
     ids = table.frame["uniq_id"]
-    image, image_issues = _resolve_images(table.frame["image"], csv_path.parent / "Images", table, ids, named=True)
+    photos = image_root or csv_path.parent / "Images"
+    image, image_issues = _resolve_images(table.frame["image"], photos, table, ids, named=True)
     has_specifications = "product_specifications" in table.frame.columns
     specifications = _column(table, "product_specifications" if has_specifications else None)
     specifications = specifications.map(flipkart_specifications)
@@ -511,8 +513,9 @@ def rakuten_category_names(path: Path, language: str = "en") -> dict[str, str]:
     return paths
 
 
-def load_rakuten(path: Path, language: str = "en") -> Catalog:
-    """The Rakuten challenge folder (or its ``X_*.csv``): text rows, labels, photos and photo-only rows."""
+def load_rakuten(path: Path, language: str = "en", image_root: Path | None = None) -> Catalog:
+    """The Rakuten challenge folder (or its ``X_*.csv``): text rows, labels, photos (in
+    ``images/image_train/`` or ``image_test/``, or in ``image_root``) and photo-only rows."""
     folder = path if path.is_dir() else path.parent
     x_path = path if path.is_file() else next((folder / n for n in RAKUTEN_X if (folder / n).is_file()), None)
     if x_path is None:
@@ -547,7 +550,7 @@ def load_rakuten(path: Path, language: str = "en") -> Catalog:
     category, code_issues = _code_to_path(table, table.frame["productid"], names)
     issues += code_issues
 
-    image_dir = folder / "images" / f"image_{split}"
+    image_dir = image_root or folder / "images" / f"image_{split}"
     implied = (
         "image_" + table.frame["imageid"].str.strip() + "_product_" + table.frame["productid"].str.strip() + ".jpg"
     )
@@ -620,15 +623,15 @@ def _code_to_path(table: _Table, ids: pd.Series, names: dict[str, str] | None) -
     return category.where(~unknown, as_text), issues
 
 
-def load_fashion(path: Path) -> Catalog:
-    """The fashion ``styles.csv`` (folder or file) with ``images/<id>.jpg``."""
+def load_fashion(path: Path, image_root: Path | None = None) -> Catalog:
+    """The fashion ``styles.csv`` (folder or file) with ``images/<id>.jpg`` (or ``<id>.jpg`` in ``image_root``)."""
     csv_path = path / FASHION_CSV if path.is_dir() else path
     table = _read_csv(csv_path)
     levels = ("masterCategory", "subCategory", "articleType")
     _require(table, ("id", "productDisplayName", *levels), "fashion")
     ids = table.frame["id"].str.strip()
     category, tree_issues = _fashion_tree(table, ids, levels)
-    image, _ = _resolve_images(ids + ".jpg", csv_path.parent / "images", table, ids, named=False)
+    image, _ = _resolve_images(ids + ".jpg", image_root or csv_path.parent / "images", table, ids, named=False)
     frame, issues = _canonical(
         table,
         product_id=ids,
@@ -778,7 +781,8 @@ def load_catalog(
     """Load a catalogue of any supported format into a :class:`~prodcat.catalog.schema.Catalog`.
 
     ``format``: one of :data:`FORMATS` (``auto`` detects it). The column-mapping options
-    (``*_column``, ``image_root``, ``category_sep``) apply to ``csv``/``parquet``; ``language``
+    (``*_column``, ``category_sep``) apply to ``csv``/``parquet``, and are refused for the native formats,
+    whose columns are known; ``image_root`` is the photo folder of any format; ``language``
     (``en``/``fr``) picks the Rakuten category names.
     """
     path = Path(path).expanduser()
@@ -787,12 +791,25 @@ def load_catalog(
     if format not in FORMATS:
         raise ValueError(f"unknown catalogue format {format!r}; expected one of {', '.join(FORMATS)}")
     fmt = detect_format(path) if format == "auto" else format
+    root = Path(image_root).expanduser() if image_root else None
+    options = {
+        "--id-column": id_column,
+        "--title-column": title_column,
+        "--description-column": description_column,
+        "--image-column": image_column,
+        "--category-column": category_column,
+        "--category-sep": category_sep,
+    }
+    given = [option for option, value in options.items() if value]
+    if fmt in _FOLDER_FILES and given:
+        detail = f"{', '.join(given)} apply to CSV/Parquet catalogues only"
+        raise CatalogFormatError(f"{path} is a {fmt} catalogue, whose columns are known: {detail}")
     if fmt == "flipkart":
-        return load_flipkart(path)
+        return load_flipkart(path, root)
     if fmt == "rakuten":
-        return load_rakuten(path, language=language)
+        return load_rakuten(path, language=language, image_root=root)
     if fmt == "fashion":
-        return load_fashion(path)
+        return load_fashion(path, root)
     if path.is_dir():
         raise CatalogFormatError(f"{path}: format {fmt!r} needs a file, not a folder")
     return load_table(
@@ -814,7 +831,12 @@ def add_loader_arguments(parser: argparse.ArgumentParser) -> None:
     mapping = parser.add_argument_group("columns of a CSV/Parquet catalogue (default: the canonical names)")
     for field in ("id", "title", "description", "image", "category"):
         mapping.add_argument(f"--{field}-column", metavar="NAME", help=f"column holding the product {field}")
-    mapping.add_argument("--image-root", metavar="DIR", help="folder relative photo paths start from")
+    mapping.add_argument(
+        "--image-root",
+        metavar="DIR",
+        help="folder relative photo paths start from (Flipkart, Rakuten, fashion: the photo folder, "
+        "instead of the one beside the CSV)",
+    )
     mapping.add_argument("--category-sep", metavar="SEP", help="separator of category levels, e.g. '/' or '>>'")
     mapping.add_argument("--language", default="en", choices=("en", "fr"), help="Rakuten category names")
 
