@@ -8,7 +8,7 @@ import io
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +228,32 @@ def test_a_title_with_no_letter_or_digit_is_no_product(client: TestClient, title
     assert (refused.status_code, refused.json()["error"]) == (422, "empty_product")
     assert client.post("/predict", json={"title": f"{title} mug"}).status_code == 200
     assert client.post("/predict", json={"title": title, "description": "ceramic mug"}).status_code == 200
+
+
+def test_a_review_submission_is_read_only_once_the_key_is_checked(client: TestClient) -> None:
+    """FastAPI reads a declared body before its dependencies run: a client without the key must not make
+    the server read megabytes."""
+    pulled: list[int] = []
+
+    def megabytes() -> Iterator[bytes]:
+        for chunk in range(64):
+            pulled.append(chunk)
+            yield b"x" * 2**20
+
+    headers = {"content-type": "application/json"}
+    refused = client.post("/reviews/1", content=megabytes(), headers=headers)
+    assert (refused.status_code, refused.json()["error"]) == (401, "api_key")
+    assert pulled == []
+
+    review_id = client.post("/predict", json={"title": "mug"}).json()["review_id"]
+    keyed = {"X-API-Key": API_KEY}
+    refused = client.post(f"/reviews/{review_id}", content=megabytes(), headers=headers | keyed)
+    assert (refused.status_code, refused.json()["error"]) == (413, "body_size")
+    as_text = {"content-type": "text/plain"} | keyed
+    refused = client.post(f"/reviews/{review_id}", content=json.dumps({"category": "Home > Decor"}), headers=as_text)
+    assert (refused.status_code, refused.json()["error"]) == (415, "content_type")
+    accepted = client.post(f"/reviews/{review_id}", json={"category": "Home > Decor", "reviewer": "ana"}, headers=keyed)
+    assert accepted.status_code == 200 and accepted.json()["corrected_category"] == "Home > Decor"
 
 
 def test_a_review_store_gone_away_answers_503_in_the_error_shape(tmp_path) -> None:

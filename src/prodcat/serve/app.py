@@ -20,12 +20,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from prodcat.evaluate.explain import ExplainSettings
 from prodcat.review.store import PENDING, ReviewNotFoundError, ReviewStore
 from prodcat.serve.inputs import (
+    MAX_JSON_BYTES_PER_CHAR,
     ApiError,
     ProductRequest,
     batch_items_from_form,
@@ -33,10 +36,14 @@ from prodcat.serve.inputs import (
     check_text,
     product_from_form,
     product_from_json,
+    read_small_json,
+    validation_message,
 )
 from prodcat.serve.metrics import ApiMetrics
 from prodcat.serve.middleware import RequestGuard
 from prodcat.serve.schemas import (
+    MAX_CATEGORY_CHARS,
+    MAX_REVIEWER_CHARS,
     BatchItemOut,
     BatchOut,
     BatchProductIn,
@@ -55,6 +62,8 @@ from prodcat.serve.service import PredictionService, PredictorLike
 from prodcat.serve.settings import ServeSettings
 
 logger = logging.getLogger(__name__)
+#: longest JSON a review submission can be: its category and reviewer at their longest, every character escaped
+_MOST_SUBMISSION_BYTES = (MAX_CATEGORY_CHARS + MAX_REVIEWER_CHARS) * MAX_JSON_BYTES_PER_CHAR + 1024
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": description}
     for status, description in (
@@ -120,8 +129,7 @@ def _add_error_handlers(app: FastAPI, metrics: ApiMetrics) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        return error_response(ApiError(422, "invalid_request", detail), request)
+        return error_response(ApiError(422, "invalid_request", validation_message(exc.errors())), request)
 
     @app.exception_handler(SQLAlchemyError)
     async def on_store_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
@@ -319,15 +327,29 @@ def _review_routes(store: ReviewStore, settings: ServeSettings) -> APIRouter:
         content, image_type = stored
         return Response(content, media_type=f"image/{image_type}")
 
+    submission_body = {"application/json": {"schema": ReviewSubmission.model_json_schema()}}
+
     @router.post(
         "/reviews/{review_id}",
         response_model=ReviewOut,
-        responses=_REVIEW_ERRORS,
+        responses={
+            **_REVIEW_ERRORS,
+            413: {"model": ErrorOut, "description": "a body longer than a submission can be"},
+            415: {"model": ErrorOut, "description": "not application/json"},
+        },
         dependencies=reviewer_only,
+        openapi_extra={"requestBody": {"required": True, "content": submission_body}},
         summary="Submit the correct category of a record",
     )
-    def submit_review(review_id: ReviewId, submission: ReviewSubmission) -> ReviewOut:
-        item = _found(store.submit, review_id, submission.category, submission.reviewer)
+    async def submit_review(review_id: ReviewId, request: Request) -> ReviewOut:
+        # read here, once the key is checked: FastAPI reads a declared body before running any dependency,
+        # so a client without the key could make the server read (and parse) max_request_bytes
+        body = await read_small_json(request, _MOST_SUBMISSION_BYTES)
+        try:
+            submission = ReviewSubmission.model_validate_json(body)
+        except ValidationError as exc:
+            raise ApiError(422, "invalid_request", validation_message(exc.errors())) from None
+        item = await run_in_threadpool(_found, store.submit, review_id, submission.category, submission.reviewer)
         return ReviewOut.model_validate(item)
 
     return router

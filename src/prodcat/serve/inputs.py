@@ -12,6 +12,7 @@ import io
 import json
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from PIL import Image
 from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 
 from prodcat.catalog.schema import is_readable, specification_text, with_specifications
 from prodcat.image.decode import ImageDecodeError, load_image, sniff_image_type
@@ -181,7 +183,7 @@ def product_from_json(body: bytes, settings: ServeSettings) -> ProductRequest:
     try:
         product = ProductIn.model_validate_json(body)
     except ValidationError as exc:
-        raise malformed("invalid_json", _validation_message(exc)) from None
+        raise malformed("invalid_json", validation_message(exc.errors())) from None
     return _product_request(product)
 
 
@@ -194,7 +196,7 @@ async def product_from_form(form: FormData, settings: ServeSettings) -> ProductR
     try:
         attributes = _SPECIFICATIONS.validate_json(specifications) if specifications.strip() else {}
     except ValidationError as exc:
-        raise malformed("invalid_specifications", f"specifications: {_validation_message(exc)}") from None
+        raise malformed("invalid_specifications", f"specifications: {validation_message(exc.errors())}") from None
     product = ProductRequest(
         title=_text_field(form, "title"),
         description=_described(_text_field(form, "description"), attributes),
@@ -303,7 +305,7 @@ def _parse_item(raw: Any, model: type[ProductIn]) -> ProductIn | ApiError:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        return malformed("invalid_item", _validation_message(exc))
+        return malformed("invalid_item", validation_message(exc.errors()))
 
 
 def _product_request(item: ProductIn) -> ProductRequest:
@@ -335,5 +337,19 @@ def _refuse_unknown_fields(form: FormData, known: set[str]) -> None:
         raise malformed("unknown_field", f"unknown field(s) {unknown}; expected {sorted(known)}")
 
 
-def _validation_message(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+def validation_message(errors: Sequence[Any]) -> str:
+    """pydantic's (or FastAPI's) validation errors in one line: ``field: what is wrong; ...``."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in errors)
+
+
+async def read_small_json(request: Request, most_bytes: int) -> bytes:
+    """The JSON body of a request that carries a few fields, read up to ``most_bytes`` (413 past them)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError(415, "content_type", f"request content type {media_type or '(none)'!r}: send application/json")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > most_bytes:
+            raise ApiError(413, "body_size", f"a body of more than {most_bytes} bytes; this one has a few short fields")
+    return bytes(body)

@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: longest product_id, in the JSON schema and in the review store's column
 MAX_PRODUCT_ID_CHARS = 256
+#: longest category and reviewer name of a review submission
+MAX_CATEGORY_CHARS = 1000
+MAX_REVIEWER_CHARS = 128
 
 
 def unstorable_reason(value: str) -> tuple[str, str] | None:
@@ -185,8 +188,10 @@ class ReviewSubmission(BaseModel):
     """The category a person chose for a record (a full path such as ``Home > Curtains``)."""
 
     model_config = ConfigDict(extra="forbid")
-    category: str = Field(min_length=1, max_length=1000, pattern=r"\S", description="not blank: it becomes a label")
-    reviewer: str | None = Field(None, max_length=128)
+    category: str = Field(
+        min_length=1, max_length=MAX_CATEGORY_CHARS, pattern=r"\S", description="not blank: it becomes a label"
+    )
+    reviewer: str | None = Field(None, max_length=MAX_REVIEWER_CHARS)
 
     @field_validator("category", "reviewer")
     @classmethod
