@@ -9,10 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prodcat.catalog.audit import audit_catalog, confident_label_issues, label_issues, write_audit_report
+from prodcat.catalog.audit import (
+    audit_catalog,
+    confident_label_issues,
+    label_audit_obstacle,
+    label_issues,
+    min_products_per_category,
+    write_audit_report,
+)
 from prodcat.catalog.loaders import load_catalog
 from prodcat.catalog.schema import Catalog, category_at_level
 from prodcat.cli import main
+from prodcat.config import Config, FeatureSpec, HeadConfig
 
 
 def small_catalog(tmp_path: Path) -> Catalog:
@@ -137,8 +145,6 @@ def test_cli_audit(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_labels_finds_planted_mislabels(flipkart_dir: Path) -> None:
-    from prodcat.config import Config, FeatureSpec, HeadConfig
-
     frame = load_catalog(flipkart_dir).frame.copy()
     top = pd.Series(category_at_level(frame["category"], 1), index=frame.index)
     # two products of each of four classes moved to an unrelated top-level category
@@ -167,3 +173,114 @@ def test_labels_finds_planted_mislabels(flipkart_dir: Path) -> None:
     # a short list to review (the planted ones and a few real suspects), not a class dump
     assert result["n_issues"] < 0.05 * len(frame)
     assert result["issues"] == sorted(result["issues"], key=lambda i: i["given_probability"])
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "product_id,title,description,image,category\n",  # header only
+        "product_id,title,description,image,category\nv1,Watch,analog,,Watches,\n",  # every row skipped
+    ],
+    ids=["header-only", "all-rows-skipped"],
+)
+def test_cli_audit_without_readable_products(tmp_path: Path, content: str) -> None:
+    """With photos audited (the default), a catalogue with no readable row still gets its report:
+    that is when the loader issues matter most."""
+    path = tmp_path / "shop.csv"
+    path.write_text(content)
+    report = tmp_path / "report"
+    assert main(["audit", str(path), "--report", str(report)]) == 0
+    result = json.loads((report / "audit.json").read_text())
+    assert result["summary"]["products"] == 0
+    assert result["images"]["with_photo"] == 0 and result["images"]["unreadable"] == 0
+    rows_skipped = content.count("\n") - 1
+    assert result["summary"]["loader_issues"] == rows_skipped
+    if rows_skipped:
+        assert result["loader_issues"][0]["product_id"] == "v1"
+        assert "row skipped" in (report / "audit.html").read_text()
+
+
+def test_confident_label_issues_ignores_correct_predictions() -> None:
+    labels = np.array([0, 0, 0, 1, 1, 1, 2])
+    # class 2 has a lone member, predicted without it in training: its threshold is 0, so it
+    # "confidently" holds every product
+    proba = np.array(
+        [
+            [0.9, 0.1, 0.0],
+            [0.8, 0.2, 0.0],
+            [0.55, 0.45, 0.0],  # labelled 0, predicted 0 but below class 0's threshold (0.75)
+            [0.1, 0.9, 0.0],
+            [0.2, 0.8, 0.0],
+            [0.8, 0.2, 0.0],  # labelled 1, confidently 0
+            [0.5, 0.5, 0.0],
+        ]
+    )
+    is_issue, suggested = confident_label_issues(labels, proba)
+    assert suggested[2] == 2  # the lone class claims it...
+    assert not is_issue[2]  # ...but a product predicted as its given label is never an issue
+    assert is_issue.tolist() == [False, False, False, False, False, True, False] and suggested[5] == 0
+
+
+def _tiny_text_catalog(sizes: dict[str, int]) -> pd.DataFrame:
+    """Products whose titles mix two words of their category with three words shared by all."""
+    vocab = {
+        "Kitchen": "mug plate spoon kettle pan bowl",
+        "Watches": "watch strap dial analog quartz chrono",
+        "Bath": "towel soap shower sponge robe tub",
+        "Toys": "doll puzzle blocks teddy kite yoyo",
+    }
+    shared = ["red", "blue", "large", "small", "set", "pack", "premium", "classic"]
+    rng = np.random.default_rng(0)
+    rows = []
+    for category, n in sizes.items():
+        for i in range(n):
+            words = [*rng.choice(vocab[category].split(), 2, replace=False), *rng.choice(shared, 3)]
+            rows.append((f"{category[:2]}{i}", " ".join(words), "", None, category))
+    return pd.DataFrame(rows, columns=["product_id", "title", "description", "image", "category"])
+
+
+def _words_config() -> Config:
+    """A light text head (word TF-IDF): seconds on a few dozen products."""
+    words = HeadConfig(name="text_words", modality="text", features=[FeatureSpec(name="tfidf_word")], C=5.0)
+    return Config(level=None, modalities=["text"], heads=[words.model_copy(update={"scale": False})])
+
+
+def test_label_issues_lone_category_flags_only_mispredicted() -> None:
+    # the lone Toys product: its class's self-confidence threshold is ~0, it "claims" every product
+    frame = _tiny_text_catalog({"Kitchen": 13, "Watches": 13, "Bath": 13, "Toys": 1})
+    result = label_issues(frame, _words_config(), folds=5, progress=False)
+    errors = round((1 - result["cv_accuracy"]) * result["n_labelled"])
+    assert 0 < errors < 10
+    # only mispredicted products can be flagged (the old rule flagged 25 of 40 here, with 3 errors)
+    assert 0 < result["n_issues"] <= errors
+
+
+def test_label_audit_obstacle() -> None:
+    config = Config(level=None)
+    # 5 folds, then 5 inner folds on the 4/5 left for training: 7 - ceil(7 / 5) = 5
+    assert min_products_per_category(5, 5) == 7 and min_products_per_category(4, 2) == 4
+    assert label_audit_obstacle(_tiny_text_catalog({"Kitchen": 7, "Watches": 7, "Toys": 1}), config, 5) is None
+    too_few = label_audit_obstacle(_tiny_text_catalog({"Kitchen": 7, "Watches": 6}), config, 5)
+    assert too_few is not None and "at least 7 labelled products" in too_few and "Watches (6)" in too_few
+    one = label_audit_obstacle(_tiny_text_catalog({"Kitchen": 30}), config, 5)
+    assert one is not None and "two categories" in one
+    assert "folds" in str(label_audit_obstacle(_tiny_text_catalog({"Kitchen": 9, "Watches": 9}), config, 1))
+
+
+@pytest.mark.parametrize("sizes", [{"Kitchen": 6}, {"Kitchen": 1, "Watches": 1}], ids=["one-category", "two-rows"])
+def test_cli_audit_labels_skipped_on_tiny_catalogue(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sizes: dict[str, int]
+) -> None:
+    """The label audit cannot cross-validate: it is skipped with its reason, the rest of the audit written."""
+    path = tmp_path / "shop.csv"
+    _tiny_text_catalog(sizes).to_csv(path, index=False)
+    report = tmp_path / "report"
+    assert main(["audit", str(path), "--report", str(report), "--labels"]) == 0
+    result = json.loads((report / "audit.json").read_text())
+    assert result["summary"]["products"] == sum(sizes.values()) and "duplicates" in result and "images" in result
+    labels = result["labels"]
+    assert labels["skipped"] and "n_issues" not in labels
+    assert "two categories" in labels["reason"] and ("labelled products each" in labels["reason"]) == (len(sizes) > 1)
+    assert labels["reason"] in capsys.readouterr().out
+    html = (report / "audit.html").read_text()
+    assert "label audit skipped: it needs at least two categories" in html and "likely mislabelled</div>" not in html

@@ -12,7 +12,8 @@
 ``images``      photos missing or unreadable, blur, white borders, colour, exact and perceptual
                 duplicates (and those with conflicting labels) — from :mod:`prodcat.image.quality`
 ``labels``      (``labels=True``) products whose given category disagrees confidently with
-                cross-validated predictions (confident learning), with the suggested category
+                cross-validated predictions (confident learning), with the suggested category;
+                ``{"skipped": True, "reason": ...}`` when there are too few categories or products
 
 :func:`write_audit_report` writes ``audit.json`` and a self-contained ``audit.html`` (charts
 and thumbnails embedded as base64).
@@ -25,6 +26,7 @@ import base64
 import io
 import json
 import logging
+import math
 import re
 import sys
 import textwrap
@@ -389,7 +391,7 @@ def confident_label_issues(labels: np.ndarray, proba: np.ndarray) -> tuple[np.nd
         probability of ``j`` among products labelled ``j`` (its average self-confidence). A product
         *confidently belongs* to the classes whose probability reaches their threshold; among those,
         the most probable is ``suggested`` (-1: none), and the product is an issue when that class is
-        not its given one.
+        not its given one and its most probable class is not its given one either.
     """
     n_classes = proba.shape[1]
     sums = np.bincount(labels, weights=proba[np.arange(len(labels)), labels], minlength=n_classes)
@@ -398,7 +400,46 @@ def confident_label_issues(labels: np.ndarray, proba: np.ndarray) -> tuple[np.nd
     thresholds = np.where(counts > 0, sums / np.maximum(counts, 1), np.inf)
     above = proba >= thresholds
     suggested = np.where(above.any(axis=1), np.where(above, proba, -1.0).argmax(axis=1), -1)
-    return (suggested >= 0) & (suggested != labels), suggested
+    # as cleanlab's find_label_issues: a product predicted as its given label is never an issue, even
+    # when a class with a near-zero threshold (a lone member, absent from its training folds) "claims" it
+    predicted = proba.argmax(axis=1)
+    return (suggested >= 0) & (suggested != labels) & (predicted != labels), suggested
+
+
+def min_products_per_category(folds: int, inner_folds: int) -> int:
+    """Labelled products a category needs so that every fit of the label audit sees it.
+
+    With at least ``folds`` members a category is stratified (not pooled with the rare ones), so each
+    test fold takes at most ``ceil(n / folds)`` of them; what stays in the training part must in turn
+    reach ``inner_folds``, the classifier's own inner cross-validation, which keeps it in every inner fit.
+    """
+    n = folds
+    while n - math.ceil(n / folds) < inner_folds:
+        n += 1
+    return n
+
+
+def label_audit_obstacle(frame: pd.DataFrame, config: Config, folds: int) -> str | None:
+    """Why the label audit cannot run on ``frame``'s labelled products (``None``: it can).
+
+    Cross-validation needs two categories with enough products each to appear in every training
+    part (see :func:`min_products_per_category`); otherwise the classifier or the fold split fails.
+    """
+    if folds < 2:
+        return f"it needs at least 2 cross-validation folds (--folds {folds})"
+    labelled = frame["category"].dropna()
+    counts = pd.Series(category_at_level(labelled, config.target_level)).value_counts()
+    level = f"level {config.target_level}" if config.target_level else "full category path"
+    if len(counts) < 2:
+        return f"it needs at least two categories ({level}); the labelled products have {len(counts)}"
+    need = min_products_per_category(folds, config.inner_folds)
+    if (counts >= need).sum() < 2:
+        largest = ", ".join(f"{name} ({n})" for name, n in counts.iloc[:3].items())
+        return (
+            f"it needs at least two categories ({level}) with at least {need} labelled products each, for "
+            f"{folds}-fold cross-validation with {config.inner_folds} inner folds; the largest are {largest}"
+        )
+    return None
 
 
 def out_of_fold_proba(frame: pd.DataFrame, config: Config, folds: int, progress: bool = True) -> CVResult:
@@ -415,9 +456,22 @@ def label_issues(
     frame: pd.DataFrame, config: Config | None = None, folds: int = 5, progress: bool = True
 ) -> dict[str, Any]:
     """Products whose given category (cut at ``config.target_level``) disagrees confidently with their
-    cross-validated prediction, most suspicious first (lowest probability of the given label)."""
+    cross-validated prediction, most suspicious first (lowest probability of the given label).
+
+    When the catalogue is too small or has a single category (:func:`label_audit_obstacle`), nothing is
+    fitted and the result is ``{"skipped": True, "reason": ...}`` with the settings.
+    """
     config = config or Config()
     labelled = frame[frame["category"].notna()].reset_index(drop=True)
+    obstacle = label_audit_obstacle(labelled, config, folds)
+    if obstacle:
+        return {
+            "skipped": True,
+            "reason": f"label audit skipped: {obstacle}",
+            "level": config.target_level,
+            "folds": folds,
+            "n_labelled": len(labelled),
+        }
     cv = out_of_fold_proba(labelled, config, folds, progress)
     classes = np.asarray(cv.classes)
     given = np.searchsorted(classes, cv.y_true)
@@ -700,7 +754,9 @@ def run_audit(args: argparse.Namespace) -> int:
     print(f"{summary['products']} products, {summary['labelled']} labelled, {summary['loader_issues']} loader issues")
     duplicates = result["duplicates"]
     print(f"duplicate text groups: {duplicates['exact']['groups']} exact, {duplicates['near']['groups']} near")
-    if "labels" in result:
+    if result.get("labels", {}).get("skipped"):
+        print(result["labels"]["reason"])
+    elif "labels" in result:
         print(f"likely mislabelled: {result['labels']['n_issues']} of {result['labels']['n_labelled']}")
     print(f"wrote {json_path} and {html_path}")
     return 0

@@ -150,7 +150,8 @@ def quality_frame(frame: pd.DataFrame, n_jobs: int | None = None, progress: bool
     rows = _thread_map(score, items, n_jobs, progress, "image quality")
     out = pd.DataFrame(rows, index=frame.index)
     out.insert(0, "product_id", frame["product_id"].astype(str).to_numpy())
-    for column in ("sha1", "phash"):
+    # no row at all (empty catalogue) or no usable photo: callers still index these columns
+    for column in ("sha1", "error", "phash"):
         if column not in out:
             out[column] = None
     return out
