@@ -41,7 +41,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from tqdm.auto import tqdm
 
-from prodcat.catalog.schema import Catalog, category_at_level, depth, split_path
+from prodcat.catalog.schema import Catalog, category_at_level, depth, has_text, split_path
 from prodcat.config import Config
 from prodcat.text.clean import HTML_ENTITY, HTML_TAG
 
@@ -99,18 +99,19 @@ def _length_stats(values: pd.Series) -> dict[str, Any]:
     }
 
 
-def text_stats(frame: pd.DataFrame, clean: Sequence[str]) -> dict[str, Any]:
+def text_stats(frame: pd.DataFrame) -> dict[str, Any]:
     """Lengths of the raw title and description, in characters and words, and how many are missing.
 
-    Products with no text at all (photo-only rows) are counted apart (``no_text``); missing titles
+    Products with no text (photo-only rows, or markup and punctuation alone: what the model treats as no
+    text, :func:`~prodcat.catalog.schema.has_text`) are counted apart (``no_text``); missing titles
     and descriptions and the lengths are over the products that have some text.
     """
-    has_text = np.array([bool(t) for t in clean], dtype=bool)
-    with_text = frame[has_text]
+    text = has_text(frame)
+    with_text = frame[text]
     out: dict[str, Any] = {
         "products_with_text": len(with_text),
-        "no_text": int((~has_text).sum()),
-        "no_text_share": float((~has_text).mean()) if len(frame) else 0.0,
+        "no_text": int((~text).sum()),
+        "no_text_share": float((~text).mean()) if len(frame) else 0.0,
     }
     for field in ("title", "description"):
         text = with_text[field].fillna("").astype(str)
@@ -542,7 +543,7 @@ def audit_catalog(
             for i in catalog.issues[: MAX_EXAMPLES * 4]
         ],
         "classes": class_balance(frame["category"]),
-        "text": text_stats(frame, clean),
+        "text": text_stats(frame),
     }
     languages = language_stats(clean, progress)
     result["languages"] = {k: v for k, v in languages.items() if k != "per_product"}
