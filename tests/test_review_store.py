@@ -7,9 +7,12 @@ PostgreSQL: start one with ``eval "$(bash scripts/postgres.sh)"`` (it exports
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from prodcat.catalog.schema import COLUMNS
+from prodcat.review import store as store_module
 from prodcat.review.store import (
     PENDING,
     RECORDED,
@@ -40,7 +44,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
                     "PRODCAT_TEST_POSTGRES_URL")  # fmt: skip
     engine = sa.create_engine(POSTGRES_URL)
     with engine.begin() as connection:
+        # the records first: they reference the photos
         connection.execute(sa.text("DROP TABLE IF EXISTS prodcat_review_items"))
+        connection.execute(sa.text("DROP TABLE IF EXISTS prodcat_review_photos"))
     engine.dispose()
     return POSTGRES_URL
 
@@ -162,3 +168,216 @@ def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
     store.close()
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def random_photo(seed: int, size: int = 1_000_000) -> bytes:
+    """Incompressible bytes, so that a stored copy costs its full size on disk."""
+    return random.Random(seed).randbytes(size)
+
+
+def stored_photos(db_url: str) -> list[tuple[str, int]]:
+    """(SHA-256, size) of every photo body the database holds."""
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            query = "SELECT sha256, LENGTH(content) FROM prodcat_review_photos ORDER BY sha256"
+            return [(sha, size) for sha, size in connection.execute(sa.text(query))]
+    finally:
+        engine.dispose()
+
+
+def database_bytes(store: ReviewStore) -> int:
+    """What the review tables take on disk: the SQLite file after a checkpoint, or PostgreSQL's relation sizes."""
+    with store.engine.connect() as connection:
+        if store.engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            pages = connection.exec_driver_sql("PRAGMA page_count").scalar()
+            return pages * connection.exec_driver_sql("PRAGMA page_size").scalar()
+        tables = [n for n in ("prodcat_review_items", "prodcat_review_photos") if sa.inspect(connection).has_table(n)]
+        sizes = [connection.scalar(sa.text("SELECT pg_total_relation_size(:t)"), {"t": t}) for t in tables]
+        return sum(sizes)
+
+
+def test_a_photo_shared_by_a_batch_is_stored_once(store: ReviewStore, db_url: str) -> None:
+    photo = random_photo(1)
+    before = database_bytes(store)
+    ids = store.record_many([review(f"item {i}", image=photo) for i in range(64)])
+    assert len(set(ids)) == 64
+    # one body on disk, not 64: the database grew by about one photo
+    assert database_bytes(store) - before < 2 * len(photo)
+    assert stored_photos(db_url) == [(store_module.hashlib.sha256(photo).hexdigest(), len(photo))]
+    for review_id in ids:
+        assert store.image(review_id) == (photo, "jpeg")
+        assert store.get(review_id).has_image
+
+
+def test_distinct_photos_stay_distinct_and_repeats_across_requests_are_shared(store: ReviewStore, db_url: str) -> None:
+    photos = [random_photo(seed, size=20_000) for seed in range(3)]
+    first = store.record_many([review(f"a{i}", image=photos[i % 3]) for i in range(6)])
+    # a later request with a photo already stored, a new one and none
+    later = store.record_many([review("b0", image=photos[1]), review("b1", image=random_photo(9, 300)), review("b2")])
+    for i, review_id in enumerate(first):
+        assert store.image(review_id) == (photos[i % 3], "jpeg")
+    assert store.image(later[0]) == (photos[1], "jpeg")
+    assert store.image(later[1]) == (random_photo(9, 300), "jpeg")
+    assert store.image(later[2]) is None and not store.get(later[2]).has_image
+    assert sorted(size for _, size in stored_photos(db_url)) == [300, 20_000, 20_000, 20_000]
+
+
+def test_the_type_recorded_with_each_record_is_returned_with_its_photo(store: ReviewStore) -> None:
+    photo = random_photo(4, size=100)
+    as_jpeg, as_png = store.record_many([review("a", image=photo), review("b", image=photo, image_type="png")])
+    assert store.image(as_jpeg) == (photo, "jpeg")
+    assert store.image(as_png) == (photo, "png")
+
+
+def test_a_photo_another_transaction_is_inserting_is_waited_for_not_an_error(store: ReviewStore, db_url: str) -> None:
+    photo = random_photo(5, size=50_000)
+    other = sa.create_engine(db_url)
+    try:
+        with other.connect() as connection, ThreadPoolExecutor(1) as pool:
+            transaction = connection.begin()
+            connection.execute(
+                sa.text("INSERT INTO prodcat_review_photos (sha256, content) VALUES (:sha, :content)"),
+                {"sha": store_module.hashlib.sha256(photo).hexdigest(), "content": photo},
+            )
+            pending = pool.submit(store.record, review("lamp", image=photo))
+            time.sleep(0.3)  # the store's insert now waits on the uncommitted row (or SQLite's write lock)
+            transaction.commit()
+            review_id = pending.result(timeout=20)
+    finally:
+        other.dispose()
+    assert store.image(review_id) == (photo, "jpeg")
+    assert len(stored_photos(db_url)) == 1
+
+
+def test_concurrent_writers_of_one_photo_store_it_once(store: ReviewStore, db_url: str) -> None:
+    shared = random_photo(6, size=200_000)
+
+    def write(i: int) -> list[int]:
+        return store.record_many([review(f"s{i}", image=shared), review(f"o{i}", image=random_photo(100 + i, 500))])
+
+    with ThreadPoolExecutor(8) as pool:
+        batches = list(pool.map(write, range(16)))
+    for i, (with_shared, with_own) in enumerate(batches):
+        assert store.image(with_shared) == (shared, "jpeg")
+        assert store.image(with_own) == (random_photo(100 + i, 500), "jpeg")
+    assert sorted(size for _, size in stored_photos(db_url)) == [500] * 16 + [200_000]
+
+
+# the records table as stores before photos were kept once wrote it, a copy of the photo in each row
+_LEGACY = sa.MetaData()
+_LEGACY_ITEMS = sa.Table(
+    "prodcat_review_items",
+    _LEGACY,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created_at", sa.DateTime(timezone=True)),
+    sa.Column("request_id", sa.String(64)),
+    sa.Column("model_version", sa.String(128)),
+    sa.Column("source_product_id", sa.String(256)),
+    sa.Column("title", sa.Text),
+    sa.Column("description", sa.Text),
+    sa.Column("image", sa.LargeBinary),
+    sa.Column("image_type", sa.String(16)),
+    sa.Column("image_sha256", sa.String(64)),
+    sa.Column("predicted_category", sa.Text),
+    sa.Column("confidence", sa.Float),
+    sa.Column("decision", sa.String(16)),
+    sa.Column("top_k", sa.JSON),
+    sa.Column("status", sa.String(16), index=True),
+    sa.Column("corrected_category", sa.Text),
+    sa.Column("reviewer", sa.String(128)),
+    sa.Column("reviewed_at", sa.DateTime(timezone=True)),
+)
+
+
+def legacy_database(db_url: str, photos: list[bytes | None]) -> list[int]:
+    """A review database in the previous layout, one record per photo (``None``: without); their ids."""
+    engine = sa.create_engine(db_url)
+    _LEGACY.create_all(engine)
+    rows = [
+        {
+            "created_at": datetime(2024, 5, 1, tzinfo=UTC),
+            "request_id": f"req-{i}",
+            "model_version": "v0",
+            "source_product_id": None,
+            "title": f"old {i}",
+            "description": "",
+            "image": photo,
+            "image_type": "png" if photo is not None else None,
+            "image_sha256": store_module.hashlib.sha256(photo).hexdigest() if photo is not None else None,
+            "predicted_category": "Watches",
+            "confidence": 0.5,
+            "decision": "review",
+            "top_k": [{"category": "Watches", "probability": 0.5}],
+            "status": REVIEWED if i == 0 else PENDING,
+            "corrected_category": "Clocks" if i == 0 else None,
+            "reviewer": "bob" if i == 0 else None,
+            "reviewed_at": datetime(2024, 5, 2, tzinfo=UTC) if i == 0 else None,
+        }
+        for i, photo in enumerate(photos)
+    ]
+    with engine.begin() as connection:
+        ids = list(connection.scalars(sa.insert(_LEGACY_ITEMS).returning(_LEGACY_ITEMS.c.id), rows))
+    engine.dispose()
+    return ids
+
+
+def item_columns(db_url: str) -> set[str]:
+    engine = sa.create_engine(db_url)
+    try:
+        return {column["name"] for column in sa.inspect(engine).get_columns("prodcat_review_items")}
+    finally:
+        engine.dispose()
+
+
+def test_a_database_of_the_previous_layout_is_migrated_in_place(db_url: str, tmp_path: Path) -> None:
+    shared, other = random_photo(7, size=30_000), random_photo(8, size=40_000)
+    old_ids = legacy_database(db_url, [shared, shared, None, other, shared])
+    assert "image" in item_columns(db_url)
+
+    store = ReviewStore(db_url)
+    try:
+        assert "image" not in item_columns(db_url)
+        assert sorted(size for _, size in stored_photos(db_url)) == [30_000, 40_000]
+        expected = [(shared, "png"), (shared, "png"), None, (other, "png"), (shared, "png")]
+        assert [store.image(i) for i in old_ids] == expected
+        assert [store.get(i).has_image for i in old_ids] == [True, True, False, True, True]
+        corrected = store.get(old_ids[0])
+        assert (corrected.status, corrected.corrected_category, corrected.reviewer) == (REVIEWED, "Clocks", "bob")
+        assert store.count(PENDING) == 4
+        # new records follow the old ones and share the photos moved out of them
+        new_id = store.record(review("new", image=shared))
+        assert new_id > max(old_ids)
+        assert store.image(new_id) == (shared, "jpeg")
+        assert len(stored_photos(db_url)) == 2
+        frame = store.corrections(tmp_path / "photos")
+        assert Path(frame["image"].iloc[0]).read_bytes() == shared
+    finally:
+        store.close()
+    # opening it again finds nothing left to do
+    ReviewStore(db_url).close()
+    assert len(stored_photos(db_url)) == 2
+
+
+def test_a_failed_migration_leaves_the_previous_layout_untouched(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    photo = random_photo(10, size=10_000)
+    old_ids = legacy_database(db_url, [photo, None])
+
+    def interrupted(*args: object) -> None:
+        raise RuntimeError("killed half-way")
+
+    monkeypatch.setattr(store_module, "_drop_inline_photos", interrupted)
+    with pytest.raises(RuntimeError, match="killed half-way"):
+        ReviewStore(db_url)
+    assert "image" in item_columns(db_url)
+    engine = sa.create_engine(db_url)
+    with engine.connect() as connection:
+        assert not sa.inspect(connection).has_table("prodcat_review_photos")
+        assert connection.scalar(sa.select(_LEGACY_ITEMS.c.image).where(_LEGACY_ITEMS.c.id == old_ids[0])) == photo
+    engine.dispose()
+
+    monkeypatch.undo()
+    store = ReviewStore(db_url)
+    assert store.image(old_ids[0]) == (photo, "png") and store.image(old_ids[1]) is None
+    store.close()

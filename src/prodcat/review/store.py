@@ -10,11 +10,17 @@ PostgreSQL by URL (``postgresql+psycopg://user@host:port/db``). A write is only
 acknowledged after its transaction commits, and SQLite runs in WAL mode with
 ``synchronous=FULL`` so that a committed record survives the process being killed
 (PostgreSQL's default ``synchronous_commit=on`` gives the same guarantee).
+
+A photo is stored once per distinct content, in ``prodcat_review_photos`` keyed by its
+SHA-256; records name it by that hash. A batch whose items all carry one photo therefore
+writes its bytes once, not once per item. A database written before this layout (a copy of
+the photo in every record) is migrated in place, in one transaction, when a store opens it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -24,7 +30,8 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 #: status of a record waiting for a person
@@ -37,13 +44,29 @@ RECORDED = "recorded"
 #: where :func:`load_corrections` writes stored photos when no folder is given
 DEFAULT_IMAGE_DIR = Path.home() / ".cache" / "prodcat" / "review-images"
 
+log = logging.getLogger(__name__)
+
+_ITEMS = "prodcat_review_items"
+_PHOTOS = "prodcat_review_photos"
+#: PostgreSQL advisory lock held while a store creates or migrates the tables ("prodcat" in ASCII)
+_SCHEMA_LOCK = 0x70726F64636174
+
 
 class _Base(DeclarativeBase):
     pass
 
 
+class _PhotoRow(_Base):
+    """One photo body, stored once whatever the number of records that carry it."""
+
+    __tablename__ = _PHOTOS
+
+    sha256: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    content: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
 class _ReviewRow(_Base):
-    __tablename__ = "prodcat_review_items"
+    __tablename__ = _ITEMS
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
@@ -52,9 +75,11 @@ class _ReviewRow(_Base):
     source_product_id: Mapped[str | None] = mapped_column(sa.String(256))
     title: Mapped[str] = mapped_column(sa.Text)
     description: Mapped[str] = mapped_column(sa.Text)
-    image: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
     image_type: Mapped[str | None] = mapped_column(sa.String(16))
-    image_sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    #: the photo's key in ``prodcat_review_photos`` (``None``: no photo)
+    image_sha256: Mapped[str | None] = mapped_column(
+        sa.String(64), sa.ForeignKey(_PhotoRow.sha256, name=f"{_ITEMS}_image_sha256_fkey")
+    )
     predicted_category: Mapped[str] = mapped_column(sa.Text)
     confidence: Mapped[float] = mapped_column(sa.Float)
     decision: Mapped[str] = mapped_column(sa.String(16))
@@ -141,6 +166,8 @@ def _durable_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # FULL (not WAL's usual NORMAL): fsync the log at every commit, so an acknowledged write survives a kill
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # a checkpointed WAL is cut back to 64 MB rather than keeping the size of its largest transaction
+    cursor.execute("PRAGMA journal_size_limit=67108864")
     cursor.close()
 
 
@@ -162,14 +189,15 @@ class ReviewStore:
     ----------
     url:
         SQLAlchemy URL: ``sqlite:///reviews.db`` or ``postgresql+psycopg://user@host:port/db``.
-        The table is created if missing.
+        The tables are created if missing, and a database of the previous layout is migrated.
     """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = _make_engine(url)
-        _Base.metadata.create_all(self.engine)
+        _create_or_migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._insert_photos = _insert_ignoring_duplicates(self.engine.dialect.name)
 
     def __repr__(self) -> str:
         # never show a password that may be in the URL
@@ -184,8 +212,17 @@ class ReviewStore:
 
     def record_many(self, reviews: list[NewReview]) -> list[int]:
         """Store several predictions in one transaction (one durable commit); their ids, in order,
-        once it has committed. All or none are stored."""
+        once it has committed. All or none are stored.
+
+        Each distinct photo is hashed and sent once, however many of the reviews carry it."""
         now = datetime.now(UTC)
+        # the items of one request share one bytes object: hash it once, not once per item
+        digests: dict[int, str] = {}
+        photos: dict[str, bytes] = {}
+        for review in reviews:
+            if review.image is not None and id(review.image) not in digests:
+                digests[id(review.image)] = digest = hashlib.sha256(review.image).hexdigest()
+                photos.setdefault(digest, review.image)
         rows = [
             {
                 "created_at": now,
@@ -194,9 +231,8 @@ class ReviewStore:
                 "source_product_id": review.source_product_id,
                 "title": review.title,
                 "description": review.description,
-                "image": review.image,
                 "image_type": review.image_type if review.image is not None else None,
-                "image_sha256": hashlib.sha256(review.image).hexdigest() if review.image is not None else None,
+                "image_sha256": digests[id(review.image)] if review.image is not None else None,
                 "predicted_category": review.predicted_category,
                 "confidence": review.confidence,
                 "decision": review.decision,
@@ -208,6 +244,8 @@ class ReviewStore:
         # a Core INSERT .. RETURNING: the ORM's unit of work costs more CPU than the write itself
         insert = sa.insert(_ReviewRow).returning(_ReviewRow.id, sort_by_parameter_order=True)
         with self.engine.begin() as connection:
+            if photos:  # before the records, which reference them
+                connection.execute(self._insert_photos, [{"sha256": k, "content": v} for k, v in photos.items()])
             return list(connection.scalars(insert, rows))
 
     def items(self, status: str | None = PENDING, *, limit: int = 50, offset: int = 0) -> list[ReviewItem]:
@@ -231,9 +269,16 @@ class ReviewStore:
 
     def image(self, review_id: int) -> tuple[bytes, str] | None:
         """The stored photo of a record and its type, or ``None`` when it had none."""
-        with self._sessions() as session:
-            row = self._row(session, review_id)
-            return (row.image, row.image_type or "") if row.image is not None else None
+        query = (
+            sa.select(_ReviewRow.image_type, _PhotoRow.content)
+            .outerjoin(_PhotoRow, _PhotoRow.sha256 == _ReviewRow.image_sha256)
+            .where(_ReviewRow.id == review_id)
+        )
+        with self.engine.connect() as connection:
+            found = connection.execute(query).one_or_none()
+        if found is None:
+            raise _not_found(review_id)
+        return (found.content, found.image_type or "") if found.content is not None else None
 
     def submit(self, review_id: int, category: str, reviewer: str | None = None) -> ReviewItem:
         """Record the category a person chose (a later submission replaces an earlier one)."""
@@ -252,13 +297,15 @@ class ReviewStore:
         query = sa.select(_ReviewRow).where(_ReviewRow.status == REVIEWED).order_by(_ReviewRow.id)
         records = []
         with self._sessions() as session:
-            for row in session.scalars(query):
+            for row in session.scalars(query).all():
                 records.append(
                     {
                         "product_id": f"review-{row.id}",
                         "title": row.title,
                         "description": row.description,
-                        "image": _materialise(folder, row.image, row.image_type) if row.image is not None else None,
+                        "image": _materialise(session, folder, row.image_sha256, row.image_type)
+                        if row.image_sha256 is not None
+                        else None,
                         "category": row.corrected_category,
                         "source_product_id": row.source_product_id,
                         "predicted_category": row.predicted_category,
@@ -277,14 +324,100 @@ class ReviewStore:
     def _row(session: Session, review_id: int) -> _ReviewRow:
         row = session.get(_ReviewRow, review_id)
         if row is None:
-            raise ReviewNotFoundError(f"no review record with id {review_id}")
+            raise _not_found(review_id)
         return row
 
 
-def _materialise(folder: Path, content: bytes, image_type: str | None) -> str:
+def _not_found(review_id: int) -> ReviewNotFoundError:
+    return ReviewNotFoundError(f"no review record with id {review_id}")
+
+
+def _insert_ignoring_duplicates(dialect_name: str) -> sa.Insert:
+    """An INSERT of photos that leaves a photo already stored as it is.
+
+    Two transactions may store the same photo at once: ``ON CONFLICT DO NOTHING`` makes the
+    second wait for the first and then skip its row, where a plain INSERT would fail it with a
+    unique violation. Other backends get a plain INSERT that skips photos already committed.
+    """
+    if dialect_name == "postgresql":
+        return postgresql.insert(_PhotoRow).on_conflict_do_nothing(index_elements=[_PhotoRow.sha256])
+    if dialect_name == "sqlite":
+        return sqlite.insert(_PhotoRow).on_conflict_do_nothing(index_elements=[_PhotoRow.sha256])
+    stored = sa.select(_PhotoRow.sha256).where(_PhotoRow.sha256 == sa.bindparam("sha256"))
+    return sa.insert(_PhotoRow).from_select(
+        [_PhotoRow.sha256, _PhotoRow.content],
+        sa.select(sa.bindparam("sha256"), sa.bindparam("content", type_=sa.LargeBinary)).where(~stored.exists()),
+    )
+
+
+def _create_or_migrate(engine: Engine) -> None:
+    """Create the tables, or bring a database of the previous layout to this one, in one transaction.
+
+    One store at a time does this (SQLite: the write lock; PostgreSQL: an advisory lock), so
+    that servers starting together neither race to create tables nor migrate twice. A database
+    already in this layout is only read.
+    """
+    with engine.connect() as connection:
+        if _layout(connection) == "current":
+            return
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            # pysqlite would run the DDL below outside any transaction: take the write lock first
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        elif engine.dialect.name == "postgresql":
+            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
+        layout = _layout(connection)  # again, under the lock: another store may have done it meanwhile
+        _Base.metadata.create_all(connection)
+        if layout == "inline-photos":
+            _migrate_inline_photos(connection)
+
+
+def _layout(connection: Connection) -> str:
+    """``"current"``, ``"inline-photos"`` (the previous layout: a copy of the photo in every
+    record) or ``"incomplete"`` (tables missing)."""
+    inspector = sa.inspect(connection)
+    if inspector.has_table(_ITEMS) and "image" in {column["name"] for column in inspector.get_columns(_ITEMS)}:
+        return "inline-photos"
+    return "current" if inspector.has_table(_ITEMS) and inspector.has_table(_PHOTOS) else "incomplete"
+
+
+def _migrate_inline_photos(connection: Connection) -> None:
+    """Move the photo copies of a previous-layout database (an ``image`` column in every record)
+    into the photos table, once per distinct content, and drop that column."""
+    url = connection.engine.url.render_as_string(hide_password=True)
+    if connection.dialect.name == "postgresql":
+        # a server of the previous version may still be writing: no record may arrive with a
+        # photo between the copy and the drop
+        connection.execute(sa.text(f"LOCK TABLE {_ITEMS} IN EXCLUSIVE MODE"))
+    log.warning("review store %s: moving photos out of the records, one copy per distinct photo", url)
+    items = sa.table(_ITEMS, sa.column("id"), sa.column("image", sa.LargeBinary), sa.column("image_sha256"))
+    with_photo = items.c.image.is_not(None)
+    firsts = connection.execute(
+        sa.select(items.c.image_sha256, sa.func.min(items.c.id)).where(with_photo).group_by(items.c.image_sha256)
+    ).all()
+    insert = _insert_ignoring_duplicates(connection.dialect.name)
+    for digest, first_id in firsts:  # one photo in memory at a time
+        content = connection.scalar(sa.select(items.c.image).where(items.c.id == first_id))
+        connection.execute(insert, [{"sha256": digest, "content": content}])
+    _drop_inline_photos(connection)
+    # neither backend gives the freed pages back to the file system by itself
+    vacuum = "VACUUM" if connection.dialect.name == "sqlite" else f"VACUUM FULL {_ITEMS}"
+    log.warning("review store %s: %d distinct photos kept; run `%s` to free the disk space", url, len(firsts), vacuum)
+
+
+def _drop_inline_photos(connection: Connection) -> None:
+    """The last step of the migration: the copies go, and records reference the photos table."""
+    connection.execute(sa.text(f"ALTER TABLE {_ITEMS} DROP COLUMN image"))
+    if connection.dialect.name != "sqlite":  # SQLite cannot add a constraint to an existing table
+        (key,) = _ReviewRow.__table__.c.image_sha256.foreign_keys
+        connection.execute(sa.schema.AddConstraint(key.constraint))
+
+
+def _materialise(session: Session, folder: Path, digest: str, image_type: str | None) -> str:
     """Write a stored photo once, named by its content hash; returns its absolute path."""
-    path = folder / f"{hashlib.sha256(content).hexdigest()}.{image_type or 'bin'}"
-    if not path.exists():
+    path = folder / f"{digest}.{image_type or 'bin'}"
+    if not path.exists():  # the bytes are only read from the database when the file is missing
+        content = session.scalar(sa.select(_PhotoRow.content).where(_PhotoRow.sha256 == digest))
         folder.mkdir(parents=True, exist_ok=True)
         # write then rename, so a concurrent reader never sees half a file
         with tempfile.NamedTemporaryFile(dir=folder, delete=False) as tmp:
