@@ -505,7 +505,7 @@ def test_schemathesis_finds_no_server_error(server: Server, tmp_path: Path) -> N
                "--request-timeout", "30", "--report-dir", str(tmp_path)]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-6000:]
-    assert "No issues found" in result.stdout
+    assert "No issues found" in result.stdout, result.stdout[-6000:]
     assert httpx.get(f"{server.url}/health").status_code == 200
 
 

@@ -58,13 +58,13 @@ def test_a_photo_part_named_by_every_item_is_read_and_checked_once(
         # many tiny objects or arrays: refused past what the products (and their specifications) hold,
         # before any of them is built
         ("[" + ",".join(["{}"] * 200_000) + "]", 64, 413, "max_batch_items", "opens 200001 JSON arrays and objects"),
-        ("[" + ",".join(["[]"] * 1_000_000) + "]", 64, 413, "max_batch_items", "64 product(s) hold at most 129"),
+        ("[" + ",".join(["[]"] * 1_000_000) + "]", 64, 413, "max_batch_items", "64 product(s) hold at most 64129"),
         # longer than max_batch_items products of the longest texts could be, escaped
         (json.dumps([{"title": "mug", "description": " " * 24_000_000}]), 64, 413, "max_batch_items", "bytes"),
         # deeper than the parser recurses: too many containers for 64 products...
         ("[" * 100_000, 64, 413, "max_batch_items", "opens 100000 JSON arrays"),
-        # ... and, where 1,000 products leave room for it, malformed, not a server error
-        ("[" * 2_001, 1_000, 422, "invalid_json", "nested too deeply"),
+        # ... and, where they leave room for it, malformed, not a server error
+        ("[" * 2_001, 64, 422, "invalid_json", "nested too deeply"),
     ],
 )
 def test_json_batches_are_refused_before_they_cost_memory(
@@ -85,11 +85,11 @@ def test_json_products_are_measured_before_they_are_parsed() -> None:
     batch = json.dumps([{"title": "mug", "description": text, "specifications": {"Type": "[x]"}}] * 64)
     assert len(batch_items_from_json(batch.encode(), settings)) == 64
 
-    nested = json.dumps({"title": "mug", "specifications": {"Type": "Mug"}, "tags": [[]] * 10})
+    nested = json.dumps({"title": "mug", "specifications": {"Type": "Mug"}, "tags": [[]] * 2000})
     with pytest.raises(ApiError) as refused:
         inputs.product_from_json(nested.encode(), settings)
     assert (refused.value.status, refused.value.error) == (422, "invalid_json")
-    assert "opens 13 JSON arrays and objects" in refused.value.detail
+    assert "opens 2003 JSON arrays and objects" in refused.value.detail
     huge = json.dumps({"title": "mug", "description": "x" * 400_000})
     with pytest.raises(ApiError) as refused:
         inputs.product_from_json(huge.encode(), settings)
@@ -196,29 +196,46 @@ def test_specifications_reach_the_model_as_the_flipkart_loader_writes_its_table(
     """A seller's attributes sent as JSON or multipart read as a trained product's specification table did."""
     cell = (
         '{"product_specification"=>[{"key"=>"Type", "value"=>"Bath Towel"}, {"key"=>"GSM", "value"=>"500"}, '
-        '{"value"=>"Pack of 3"}]}'
+        '{"value"=>"Pack of 3"}, {"key"=>"Pack of", "value"=>"3"}, {"key"=>"Pack of", "value"=>"4"}, '
+        '{"key"=>"Colour", "value"=>nil}, {"value"=>"Machine washable"}]}'
     )
     columns = {"uniq_id": "towel", "product_name": "Cotton Bath Towel", "product_category_tree": '["Home >> Towels"]'}
     row = {**columns, "image": "", "description": "Soft towel.", "product_specifications": cell}
     pd.DataFrame([row]).to_csv(tmp_path / "flipkart_com-ecommerce_sample.csv", index=False)
     trained_as = load_catalog(tmp_path, format="flipkart").frame["description"].iloc[0]
-    assert trained_as == "Soft towel.\nType: Bath Towel; GSM: 500; Pack of 3"
+    table = "Type: Bath Towel; GSM: 500; Pack of 3; Pack of: 3; Pack of: 4; Machine washable"
+    assert trained_as == f"Soft towel.\n{table}"
 
-    specifications = {"Type": "Bath Towel", "GSM": 500, "": "Pack of 3"}
+    # repeated keys and several values without a key: only the list form holds them
+    pairs = [
+        {"key": "Type", "value": "Bath Towel"},
+        {"key": "GSM", "value": 500},
+        {"value": "Pack of 3"},
+        {"key": "Pack of", "value": "3"},
+        {"key": "Pack of", "value": "4"},
+        {"key": "Colour", "value": None},
+        {"value": "Machine washable"},
+    ]
     product = {"title": "Cotton Bath Towel", "description": "Soft towel."}
     photo = {"image": ("a.jpg", jpeg_bytes(), "image/jpeg")}
-    as_json = client.post("/predict", json={**product, "specifications": specifications}).json()
-    form = {**product, "specifications": json.dumps(specifications)}
+    as_json = client.post("/predict", json={**product, "specifications": pairs}).json()
+    form = {**product, "specifications": json.dumps(pairs)}
     as_form = client.post("/predict", data=form, files=photo).json()
+    as_object = client.post("/predict", json={**product, "specifications": {"Type": "Bath Towel", "Colour": None}})
+    keyed = {"X-API-Key": API_KEY}
     for answer in (as_json, as_form):
-        stored = client.get(f"/reviews/{answer['review_id']}", headers={"X-API-Key": API_KEY}).json()
+        stored = client.get(f"/reviews/{answer['review_id']}", headers=keyed).json()
         assert stored["description"] == trained_as
+    stored = client.get(f"/reviews/{as_object.json()['review_id']}", headers=keyed).json()
+    assert stored["description"] == "Soft towel.\nType: Bath Towel"
 
-    for bad in ('["Type"]', '{"Type": {"Colour": "red"}}', '{"Type": '):
+    # not an object or list of pairs, nested, cut short; true/false and non-finite numbers are no attribute
+    for bad in ('["Type"]', '{"Type": {"Colour": "red"}}', '{"Type": ', '{"Washable": true}', '{"GSM": 1e400}'):
         refused = client.post("/predict", data={**product, "specifications": bad}, files=photo)
         assert (refused.status_code, refused.json()["error"]) == (422, "invalid_specifications"), bad
-    refused = client.post("/predict", json={**product, "specifications": ["Type"]})
-    assert (refused.status_code, refused.json()["error"]) == (422, "invalid_json")
+    for bad_json in (["Type"], {"Washable": False}, [{"key": "Type"}], [{"value": "x", "colour": "red"}]):
+        refused = client.post("/predict", json={**product, "specifications": bad_json})
+        assert (refused.status_code, refused.json()["error"]) == (422, "invalid_json"), bad_json
 
 
 @pytest.mark.parametrize("title", ["<p></p>", "&nbsp;", "...", "\u200b\u200b", "\u0301\u0301"])

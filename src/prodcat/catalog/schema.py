@@ -139,8 +139,9 @@ def specification_text(pairs: Iterable[tuple[str | None, object]]) -> str:
     """A seller's key/value attributes as the text read after the description: ``Key: value; ...``.
 
     ``[("Type", "Bath Towel"), (None, "Pack of 3")]`` gives ``"Type: Bath Towel; Pack of 3"``: a pair
-    without a key gives its value alone, and empty values are left out. The Flipkart loader and the API's
-    ``specifications`` field both write it, so a served product reads as the trained ones did.
+    without a key gives its value alone, and a missing value (``None``, NaN) leaves its pair out. The
+    Flipkart loader and the API's ``specifications`` field both write it, so a served product reads as the
+    trained ones did.
     """
     parts = [f"{key}: {value}" if key else str(value) for key, value in pairs if not is_missing(value)]
     return "; ".join(part for part in parts if part.strip())

@@ -8,6 +8,7 @@ Endpoints: ``POST /predict``, ``POST /predict-batch``, ``POST /explain``, ``GET 
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -405,8 +406,19 @@ def _found(lookup: Any, review_id: int, *args: Any) -> Any:
 
 
 def _product_schema(model: type[ProductIn], settings: ServeSettings) -> dict[str, Any]:
-    """JSON schema of a product with the server's text limit in it."""
+    """JSON schema of a product with the server's text limit in it, self-contained (its nested models
+    inlined: a ``$ref`` to pydantic's ``$defs`` resolves nowhere once placed in the OpenAPI document)."""
     schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(definitions[node["$ref"].removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        return [inline(value) for value in node] if isinstance(node, list) else node
+
+    schema = inline(schema)
     for name in ("title", "description"):
         schema["properties"][name]["maxLength"] = settings.max_text_chars
     return schema
@@ -460,7 +472,7 @@ def _batch_body(settings: ServeSettings) -> dict[str, Any]:
                         "products": {
                             "type": "string",
                             "description": "JSON array of products; a product's `image` names a file part below. "
-                            f"Schema of one product: {BatchProductIn.model_json_schema()}",
+                            f"Schema of one product: {json.dumps(_product_schema(BatchProductIn, settings))}",
                         }
                     },
                     "additionalProperties": {"type": "string", "format": "binary"},

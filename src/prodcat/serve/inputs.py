@@ -26,10 +26,12 @@ from prodcat.catalog.schema import is_readable, specification_text, with_specifi
 from prodcat.image.decode import ImageDecodeError, load_image, sniff_image_type
 from prodcat.serve.schemas import (
     MAX_PRODUCT_ID_CHARS,
+    MAX_SPECIFICATIONS,
     BatchProductIn,
     ErrorOut,
     ProductIn,
     Specifications,
+    specification_pairs,
     unstorable_reason,
 )
 from prodcat.serve.settings import ServeSettings
@@ -273,7 +275,7 @@ def _json_array(body: bytes, settings: ServeSettings) -> list[Any]:
 
 def _check_json_size(body: bytes, products: int, what: str, settings: ServeSettings) -> None:
     """Refuse, before it is parsed, JSON longer than ``products`` products of the longest texts could be, or
-    opening more arrays and objects than they hold (a product is an object, its specifications another).
+    opening more arrays and objects than they hold.
 
     Parsing builds every container: 20 MB of ``[[],[],...`` are millions of lists, gigabytes and seconds
     of a blocked server. Counting them first costs a few passes over the bytes.
@@ -286,7 +288,8 @@ def _check_json_size(body: bytes, products: int, what: str, settings: ServeSetti
     if len(body) > largest:
         detail = f"{what} of {len(body)} bytes: {products} product(s) of the longest texts take at most {largest}"
         raise over_limit(413, limit, value, detail)
-    most = 1 + 2 * products  # and a batch's own array
+    # a product: its object, its specifications' object or list, and the pairs of that list
+    most = 1 + products * (2 + MAX_SPECIFICATIONS)  # and a batch's own array
     if body.count(b"[") + body.count(b"{") > most and (opened := _json_containers(body)) > most:
         detail = f"{what} opens {opened} JSON arrays and objects; {products} product(s) hold at most {most}"
         raise over_limit(413, limit, value, detail) if batch else malformed("invalid_json", detail)
@@ -314,7 +317,7 @@ def _product_request(item: ProductIn) -> ProductRequest:
 
 def _described(description: str, specifications: Specifications) -> str:
     """The description the model reads: followed by the specifications' text, as the loaders write it."""
-    return with_specifications(description, specification_text(specifications.items()))
+    return with_specifications(description, specification_text(specification_pairs(specifications)))
 
 
 def _single(form: FormData, name: str) -> str | UploadFile | None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 #: longest product_id, in the JSON schema and in the review store's column
 MAX_PRODUCT_ID_CHARS = 256
@@ -28,8 +28,32 @@ def unstorable_reason(value: str) -> tuple[str, str] | None:
     return None
 
 
-#: a product's key/value attributes (JSON numbers are read as their text)
-Specifications = dict[str, str | int | float]
+#: one attribute's value: text or a finite number (written as Python writes it: 1.50 gives 1.5), or null
+#: for none (left out, as the loader leaves out a missing value); true/false are refused, not turned into 1/0
+SpecificationValue = StrictStr | StrictInt | Annotated[float, Field(strict=True, allow_inf_nan=False)] | None
+
+
+class SpecificationPair(BaseModel):
+    """One attribute as Flipkart's specification table writes it: a key (optional) and its value."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: StrictStr | None = None
+    value: SpecificationValue
+
+
+#: most attributes of one product (the largest specification table of the Flipkart sample has 46)
+MAX_SPECIFICATIONS = 1000
+#: a product's attributes: an object, or a list of key/value pairs where keys repeat or are missing
+Specifications = Annotated[
+    dict[str, SpecificationValue] | list[SpecificationPair], Field(max_length=MAX_SPECIFICATIONS)
+]
+
+
+def specification_pairs(specifications: Specifications) -> list[tuple[str | None, object]]:
+    """``(key, value)`` in the order given, from either form of :data:`Specifications`."""
+    if isinstance(specifications, dict):
+        return list(specifications.items())
+    return [(pair.key, pair.value) for pair in specifications]
 
 
 class ProductIn(BaseModel):
@@ -40,9 +64,11 @@ class ProductIn(BaseModel):
     description: str = Field("", description="free-text description")
     specifications: Specifications = Field(
         default_factory=dict,
-        description='the seller\'s attributes, e.g. `{"Type": "Bath Towel", "Material": "Cotton"}`: read '
-        "after the description as `Type: Bath Towel; Material: Cotton`, as the Flipkart loader reads its "
-        "specification table (an empty key gives the value alone); counted in the description's length limit",
+        description='the seller\'s attributes, e.g. `{"Type": "Bath Towel", "Material": "Cotton"}`, or as a list '
+        'of pairs where keys repeat or are missing (`[{"key": "Pack of", "value": "3"}, {"value": "Machine '
+        'washable"}]`): read after the description as `Type: Bath Towel; Material: Cotton`, exactly as the '
+        "Flipkart loader reads its specification table (an empty key gives the value alone, a null value is "
+        "left out); counted in the description's length limit",
     )
     product_id: str | None = Field(
         None, max_length=MAX_PRODUCT_ID_CHARS, description="the caller's id, echoed back and stored"
