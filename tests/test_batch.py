@@ -356,3 +356,29 @@ def test_cli_gives_one_line_errors_for_unreadable_input_and_unreachable_clusters
     error = capsys.readouterr().err
     assert error.startswith("error: cannot reach the dask scheduler at tcp://127.0.0.1:9")
     assert "run the same command to resume" not in error  # nothing was scored: nothing to resume
+
+
+def test_cli_lists_photos_it_could_not_use_with_their_reason_on_every_run(flipkart_bundle, products, tmp_path, capsys):
+    """A photo that does not decode is an input problem: listed in OUT.issues.csv with its line and why,
+    on a rerun too, although the embedding cache only remembers that it failed."""
+    photos = [Path(p) for p in products["image"].iloc[:3]]
+    broken = tmp_path / "truncated.jpg"
+    broken.write_bytes(photos[1].read_bytes()[:2000])
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("not a photo")
+    table = products.iloc[:3][["product_id", "title", "description"]].assign(
+        image=[str(photos[0]), str(broken), str(not_an_image)]
+    )
+    table["description"] = table["description"].str.replace("\n", " ")  # one line per product
+    data = tmp_path / "products.csv"
+    table.to_csv(data, index=False)
+    out = tmp_path / "preds.csv"
+    for _ in range(2):
+        assert main(["predict", str(flipkart_bundle), str(data), "--out", str(out), "--restart"]) == 0
+        predicted = pd.read_csv(out)
+        assert predicted["modalities_used"].tolist() == ["text,image", "text", "text"]
+        issues = pd.read_csv(tmp_path / "preds.csv.issues.csv")
+        assert issues["row"].tolist() == [3, 4] and (issues["field"] == "image").all()
+        assert issues["product_id"].tolist() == table["product_id"].iloc[1:].tolist()
+        assert "truncated" in issues["message"].iat[0] and "not an image" in issues["message"].iat[1]
+        assert "2 input issue(s), 0 row(s) skipped" in capsys.readouterr().out

@@ -22,6 +22,7 @@ from prodcat.config import Config, load_config
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
 from prodcat.evaluate.report import write_report
 from prodcat.files import write_atomically
+from prodcat.image.decode import ImageDecodeError, load_image
 
 log = logging.getLogger("prodcat")
 HEADLINE = ("n", "accuracy", "f1_weighted", "f1_macro")
@@ -76,7 +77,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             (auto | review), top_k (JSON), modalities_used, error (why a product could not be scored: it is
             then sent to review, with no category). Input rows the reader had to skip (broken quoting, a wrong
             number of fields) have no prediction: they are listed with their line number in OUT.issues.csv,
-            beside the other input problems (a photo file not found: the product is kept, predicted from its text).
+            beside the other input problems (a photo file not found, or one that does not decode, with the
+            reason: the product is kept, predicted from its text).
 
             Each finished chunk is kept in OUT.parts/ beside the output; running the same command again after
             a crash or Ctrl-C resumes there and scores only the missing chunks. A run with another model, other
@@ -172,6 +174,24 @@ def _predict_options_problem(args: argparse.Namespace) -> str | None:
     if out.exists() and Path(args.data).exists() and out.resolve() == Path(args.data).resolve():
         return f"--out {out} is the input catalogue: it would be overwritten by the predictions"
     return None
+
+
+def unused_photo_issues(catalog: Catalog, predictions: str | Path) -> list[RowIssue]:
+    """One issue per product that names a photo a model reading photos did not use (it does not decode,
+    or exceeds the size limits), with the reason. The embedding cache keeps only that a photo failed, so a rerun
+    would otherwise say nothing: the few failed photos are decoded again here to tell why."""
+    used = pd.read_csv(predictions, usecols=["modalities_used"], dtype=str, keep_default_na=False)
+    photo = catalog.frame["image"]
+    unused = photo.notna().to_numpy() & ~used["modalities_used"].str.contains("image").to_numpy()
+    issues = []
+    for position in np.flatnonzero(unused):
+        try:
+            load_image(photo.iat[position])
+        except ImageDecodeError as exc:
+            message = f"photo {photo.iat[position]} not used: {exc.reason}; predicted without it"
+            product_id = catalog.frame["product_id"].iat[position]
+            issues.append(RowIssue(catalog.line_of(position), "image", message, product_id))
+    return issues
 
 
 def write_input_issues(issues: list[RowIssue], out: str | Path) -> Path | None:
@@ -326,9 +346,10 @@ def run_predict(args: argparse.Namespace) -> int:
         return 2
     catalog = read_catalog(args)
     frame = catalog.frame
+    engine = _batch_engine(args)
     try:
         summary = score_catalog(
-            frame, args.out, _batch_engine(args), chunk_size=args.chunk_size, top_k=args.top_k, restart=args.restart
+            frame, args.out, engine, chunk_size=args.chunk_size, top_k=args.top_k, restart=args.restart
         )
     except ResumeMismatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -345,10 +366,12 @@ def run_predict(args: argparse.Namespace) -> int:
         f"{summary.total} predictions written to {summary.out} "
         f"({summary.auto_accepted / max(summary.total, 1):.1%} auto-accepted{resumed}{failed})"
     )
-    issues_file = write_input_issues(catalog.issues, args.out)
+    reads_photos = "image" in engine.manifest.get("modalities", [])
+    issues = catalog.issues + (unused_photo_issues(catalog, args.out) if reads_photos else [])
+    issues_file = write_input_issues(issues, args.out)
     if issues_file:
         skipped = sum(issue.field == "row" for issue in catalog.issues)
-        print(f"{len(catalog.issues)} input issue(s), {skipped} row(s) skipped and not predicted: see {issues_file}")
+        print(f"{len(issues)} input issue(s), {skipped} row(s) skipped and not predicted: see {issues_file}")
     if frame.empty:  # a run that predicted nothing has failed, whatever it wrote
         print(f"error: no product could be read from {args.data}", file=sys.stderr)
         return 2

@@ -735,6 +735,7 @@ def run_audit(args: argparse.Namespace) -> int:
             source=catalog.source,
             format=catalog.format,
             issues=[i for i in catalog.issues if i.product_id is None or i.product_id in kept],
+            lines=[catalog.line_of(position) for position in sampled.index],
         )
     config = load_config(args.config)
     if args.level is not None:

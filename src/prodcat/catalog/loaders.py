@@ -412,8 +412,10 @@ def _infer_types(extra: pd.DataFrame) -> pd.DataFrame:
 
 
 def _finish(frames: list[pd.DataFrame], issues: list[RowIssue], source: Path, fmt: str) -> Catalog:
+    lines = [int(line) for part in frames for line in part.index]  # each part is indexed by its source line
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
-    return Catalog(frame=frame, source=str(source), format=fmt, issues=sorted(issues, key=lambda i: i.row))
+    issues = sorted(issues, key=lambda i: i.row)
+    return Catalog(frame=frame, source=str(source), format=fmt, issues=issues, lines=lines)
 
 
 def _column(table: _Table, name: str | None) -> pd.Series:

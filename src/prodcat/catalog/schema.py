@@ -53,6 +53,12 @@ class Catalog:
     source: str = ""
     format: str = ""
     issues: list[RowIssue] = field(default_factory=list)
+    #: the source line (or row) of each product of ``frame``, as in :class:`RowIssue` (empty: unknown)
+    lines: list[int] = field(default_factory=list)
+
+    def line_of(self, position: int) -> int:
+        """The source line of the product at ``position`` in ``frame`` (its 1-based position when unknown)."""
+        return self.lines[position] if self.lines else position + 1
 
     def __len__(self) -> int:
         return len(self.frame)
