@@ -360,3 +360,16 @@ def test_a_native_catalogue_copied_apart_from_its_photos_finds_them_under_image_
         assert found["image"].notna().mean() > 0.99
     with pytest.raises(CatalogFormatError, match="--title-column, --category-sep apply to CSV/Parquet"):
         load_catalog(flipkart_dir, title_column="name", category_sep="/")
+
+
+def test_a_utf16_export_is_read_as_text_not_as_bytes(tmp_path: Path) -> None:
+    """Excel's "Unicode text": UTF-16 with a byte-order mark, tab-separated."""
+    table = "product_id\ttitle\tdescription\timage\tcategory\nsku-1\tThéière en fonte\tÉmaillée\t\tCuisine > Thé\n"
+    for encoding in ("utf-16", "utf-16-be"):
+        path = tmp_path / f"{encoding}.txt"
+        bom = "\ufeff" if encoding == "utf-16-be" else ""  # Python's utf-16 writes its own
+        path.write_bytes((bom + table).encode(encoding))
+        frame = load_catalog(path).frame
+        assert frame[["product_id", "title", "description", "category"]].values.tolist() == [
+            ["sku-1", "Théière en fonte", "Émaillée", "Cuisine > Thé"]
+        ]

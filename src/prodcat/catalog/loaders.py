@@ -41,6 +41,7 @@ source file (the header is line 1; Parquet rows are numbered from 1) — never s
 from __future__ import annotations
 
 import argparse
+import codecs
 import csv
 import io
 import json
@@ -159,6 +160,11 @@ def _open_text(path: Path) -> tuple[io.StringIO, list[RowIssue]]:
     """The file's text: UTF-8, and line by line Windows-1252 where a line is not (a file pasted together
     from two exports must not garble its UTF-8 rows); one issue names the lines read so."""
     raw = path.read_bytes()
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Excel's "Unicode text" export
+        try:
+            return io.StringIO(raw.decode("utf-16"), newline=""), []
+        except UnicodeDecodeError as exc:
+            raise CatalogFormatError(f"{path}: starts as UTF-16 but does not decode as such ({exc})") from None
     try:
         text = raw.decode("utf-8-sig")
         issues = []
@@ -181,10 +187,18 @@ def _open_text(path: Path) -> tuple[io.StringIO, list[RowIssue]]:
 def _sniff_delimiter(path: Path) -> str:
     if path.suffix.lower() == ".tsv":
         return "\t"
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        header = handle.readline()
+    header = _header_line(path)
     counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
     return max(counts, key=counts.get) if any(counts.values()) else ","
+
+
+def _header_line(path: Path) -> str:
+    """The first line of a text table, in UTF-16 when it starts with a UTF-16 byte-order mark, else UTF-8."""
+    with path.open("rb") as handle:
+        head = handle.read(64 * 1024)
+    encoding = "utf-16" if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+    # a cut at an odd byte leaves half a character at the end: replaced, and past the first line anyway
+    return head.decode(encoding, errors="replace").split("\n", 1)[0]
 
 
 def _unique_names(header: list[str]) -> list[str]:
@@ -762,8 +776,7 @@ def detect_format(path: str | Path) -> str:
         return "parquet"
     if path.name in RAKUTEN_X:
         return "rakuten"
-    with path.open(encoding="utf-8-sig", errors="replace") as handle:
-        header = set(next(csv.reader([handle.readline()], delimiter=_sniff_delimiter(path)), []))
+    header = set(next(csv.reader([_header_line(path)], delimiter=_sniff_delimiter(path)), []))
     return next((name for name, columns in _HEADER_COLUMNS.items() if columns <= header), "csv")
 
 
