@@ -291,6 +291,14 @@ def test_a_review_store_gone_away_answers_503_in_the_error_shape(tmp_path) -> No
         assert client.get("/health").status_code == 200  # still serving
 
 
+def test_health_answers_head_and_an_empty_product_id_is_no_id(client: TestClient, jpeg_bytes) -> None:
+    assert client.head("/health").status_code == 200  # load balancers probe with HEAD
+    as_json = client.post("/predict", json={"title": "mug", "product_id": ""}).json()
+    photo = {"image": ("a.jpg", jpeg_bytes(), "image/jpeg")}
+    as_form = client.post("/predict", data={"title": "mug", "product_id": ""}, files=photo).json()
+    assert as_json["product_id"] is None and as_form["product_id"] is None
+
+
 def test_invented_http_methods_share_one_metrics_label(client: TestClient) -> None:
     for method in ("FOO1", "FOO2", "BREW"):
         assert client.request(method, "/health").status_code == 405

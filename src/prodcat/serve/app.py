@@ -246,6 +246,7 @@ def _operation_routes(predictor: PredictorLike, store: ReviewStore, metrics: Api
     router = APIRouter()
 
     @router.get("/health", response_model=HealthOut, summary="Liveness: the process answers")
+    @router.head("/health", include_in_schema=False)  # load balancers probe with HEAD
     async def health() -> HealthOut:
         return HealthOut()
 

@@ -312,7 +312,8 @@ def _parse_item(raw: Any, model: type[ProductIn]) -> ProductIn | ApiError:
 
 
 def _product_request(item: ProductIn) -> ProductRequest:
-    return ProductRequest(item.title, _described(item.description, item.specifications), item.product_id)
+    # an empty id is no id, as an empty multipart field is
+    return ProductRequest(item.title, _described(item.description, item.specifications), item.product_id or None)
 
 
 def _described(description: str, specifications: Specifications) -> str:
