@@ -273,6 +273,17 @@ def test_a_review_submission_is_read_only_once_the_key_is_checked(client: TestCl
     assert accepted.status_code == 200 and accepted.json()["corrected_category"] == "Home > Decor"
 
 
+def test_a_correction_names_a_category_of_the_model_unless_it_says_it_is_new(client: TestClient) -> None:
+    """A typo would become a category of its own once the corrections are trained on."""
+    review_id = client.post("/predict", json={"title": "mug"}).json()["review_id"]
+    keyed = {"X-API-Key": API_KEY}
+    refused = client.post(f"/reviews/{review_id}", json={"category": "Kitchen > Mug"}, headers=keyed)
+    assert (refused.status_code, refused.json()["error"]) == (422, "unknown_category")
+    assert "did you mean 'Kitchen > Mugs'?" in refused.json()["detail"]
+    new = client.post(f"/reviews/{review_id}?new_category=true", json={"category": "Kitchen > Teapots"}, headers=keyed)
+    assert new.status_code == 200 and new.json()["corrected_category"] == "Kitchen > Teapots"
+
+
 def test_a_review_store_gone_away_answers_503_in_the_error_shape(tmp_path) -> None:
     settings = ServeSettings(api_key=API_KEY)
     store = BrokenStore(f"sqlite:///{tmp_path / 'reviews.db'}")

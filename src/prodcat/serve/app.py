@@ -7,6 +7,7 @@ Endpoints: ``POST /predict``, ``POST /predict-batch``, ``POST /explain``, ``GET 
 
 from __future__ import annotations
 
+import difflib
 import hmac
 import json
 import logging
@@ -112,7 +113,7 @@ def create_app(
     _add_error_handlers(app, metrics)
     app.include_router(_prediction_routes(service, settings, metrics))
     app.include_router(_operation_routes(predictor, store, metrics))
-    app.include_router(_review_routes(store, settings))
+    app.include_router(_review_routes(store, settings, predictor.labels))
     return app
 
 
@@ -276,8 +277,9 @@ def _operation_routes(predictor: PredictorLike, store: ReviewStore, metrics: Api
     return router
 
 
-def _review_routes(store: ReviewStore, settings: ServeSettings) -> APIRouter:
-    """The review queue under ``/reviews``, behind the ``X-API-Key`` header."""
+def _review_routes(store: ReviewStore, settings: ServeSettings, labels: list[str]) -> APIRouter:
+    """The review queue under ``/reviews``, behind the ``X-API-Key`` header; ``labels``: the model's categories,
+    which a correction must name unless it says it brings a new one."""
     router = APIRouter()
 
     def require_key(key: Annotated[str | None, Depends(_API_KEY_HEADER)]) -> None:
@@ -330,6 +332,7 @@ def _review_routes(store: ReviewStore, settings: ServeSettings) -> APIRouter:
         return Response(content, media_type=f"image/{image_type}")
 
     submission_body = {"application/json": {"schema": ReviewSubmission.model_json_schema()}}
+    known = set(labels)
 
     @router.post(
         "/reviews/{review_id}",
@@ -343,7 +346,13 @@ def _review_routes(store: ReviewStore, settings: ServeSettings) -> APIRouter:
         openapi_extra={"requestBody": {"required": True, "content": submission_body}},
         summary="Submit the correct category of a record",
     )
-    async def submit_review(review_id: ReviewId, request: Request) -> ReviewOut:
+    async def submit_review(
+        review_id: ReviewId,
+        request: Request,
+        new_category: Annotated[
+            bool, Query(description="accept a category the model does not know (it becomes a new one at retraining)")
+        ] = False,
+    ) -> ReviewOut:
         # read here, once the key is checked: FastAPI reads a declared body before running any dependency,
         # so a client without the key could make the server read (and parse) max_request_bytes
         body = await read_small_json(request, _MOST_SUBMISSION_BYTES)
@@ -351,6 +360,12 @@ def _review_routes(store: ReviewStore, settings: ServeSettings) -> APIRouter:
             submission = ReviewSubmission.model_validate_json(body)
         except ValidationError as exc:
             raise ApiError(422, "invalid_request", validation_message(exc.errors())) from None
+        if not new_category and submission.category not in known:
+            # a typo would become a category of its own when the corrections are trained on
+            close = difflib.get_close_matches(submission.category, labels, n=3, cutoff=0.6)
+            hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+            detail = f"the model has no category {submission.category!r}: {hint}add ?new_category=true for a new one"
+            raise ApiError(422, "unknown_category", detail)
         item = await run_in_threadpool(_found, store.submit, review_id, submission.category, submission.reviewer)
         return ReviewOut.model_validate(item)
 
