@@ -149,7 +149,7 @@ def test_rakuten_test_split_and_codes_without_names(tmp_path: Path) -> None:
     assert list(catalog.frame["product_id"]) == ["11", "12", "11~2", "13"]
     assert catalog.frame["image"].iloc[2:].isna().all()
     found = [(i.row, i.field, i.product_id) for i in catalog.issues if "image_only" in i.message]
-    assert sorted(found) == [(2, "image", "11"), (2, "product_id", "11"), (3, "image", "13")]
+    assert sorted(found) == [(2, "image", "11~2"), (2, "product_id", "11~2"), (3, "image", "13")]
     assert "first at X_train_update.csv line 2" in next(i.message for i in catalog.issues if i.field == "product_id")
 
 
@@ -373,3 +373,13 @@ def test_a_utf16_export_is_read_as_text_not_as_bytes(tmp_path: Path) -> None:
         assert frame[["product_id", "title", "description", "category"]].values.tolist() == [
             ["sku-1", "Théière en fonte", "Émaillée", "Cuisine > Thé"]
         ]
+
+
+def test_an_issue_names_the_product_by_the_id_it_is_predicted_under(tmp_path: Path) -> None:
+    """A repeated id becomes ``id~2``: the missing photo of that second product is reported under it too."""
+    path = tmp_path / "products.csv"
+    path.write_text("product_id,title,image\na1,mug,\na1,teapot,teapot.jpg\n")
+    catalog = load_catalog(path)
+    assert catalog.frame["product_id"].tolist() == ["a1", "a1~2"]
+    photo = next(issue for issue in catalog.issues if issue.field == "image")
+    assert (photo.row, photo.product_id) == (3, "a1~2")

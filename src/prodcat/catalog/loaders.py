@@ -49,7 +49,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -341,6 +341,18 @@ def _canonical(
     return frame, issues
 
 
+def _named(issues: list[RowIssue], frame: pd.DataFrame) -> list[RowIssue]:
+    """``issues`` found before the ids were settled, naming each product by its final id (a repeated id
+    becomes ``id~2``), so that an issue and the product's prediction carry the same id."""
+    final = frame["product_id"]  # indexed by source line, like the issues
+    return [
+        replace(issue, product_id=final.loc[issue.row])
+        if issue.product_id is not None and issue.row in final.index
+        else issue
+        for issue in issues
+    ]
+
+
 def _capped_text(values: pd.Series, field: str, source: str, ids: pd.Series) -> tuple[pd.Series, list[RowIssue]]:
     """``values`` with each text cut at :data:`MAX_TEXT_CHARS` characters, and one issue per cut text."""
     lengths = values.str.len()
@@ -390,7 +402,7 @@ def _dedupe_ids(
                 int(line),
                 "product_id",
                 f"{source}: duplicate product_id {pid!r} (first at {first_seen[pid]}); kept as {new_id!r}",
-                pid,
+                new_id,  # the id the product is predicted under
             )
         )
     return ids, issues
@@ -475,7 +487,7 @@ def load_flipkart(path: Path, image_root: Path | None = None) -> Catalog:
         category=split_category(tree, ">>"),
         mapped_columns=("uniq_id", "product_name", "product_specifications"),
     )
-    return _finish([frame], table.issues + image_issues + issues, csv_path, "flipkart")
+    return _finish([frame], table.issues + _named(image_issues, frame) + issues, csv_path, "flipkart")
 
 
 def flipkart_specifications(cell: object) -> str:
@@ -564,7 +576,6 @@ def load_rakuten(path: Path, language: str = "en", image_root: Path | None = Non
         ]
     table.frame["prdtypecode"] = codes.where(~_is_blank(codes), None)
     category, code_issues = _code_to_path(table, table.frame["productid"], names)
-    issues += code_issues
 
     image_dir = image_root or folder / "images" / f"image_{split}"
     implied = (
@@ -581,7 +592,7 @@ def load_rakuten(path: Path, language: str = "en", image_root: Path | None = Non
         mapped_columns=("designation", "productid", "row_index"),
     )
     frames = [frame]
-    issues += canonical_issues
+    issues += _named(code_issues, frame) + canonical_issues
 
     image_only_path = folder / RAKUTEN_IMAGE_ONLY
     if split == "train" and image_only_path.is_file():
@@ -615,7 +626,7 @@ def _rakuten_image_only(
         mapped_columns=("productid",),
         ids_elsewhere=text_ids,
     )
-    issues += code_issues + image_issues + canonical_issues
+    issues += _named(code_issues + image_issues, frame) + canonical_issues
     return frame
 
 
@@ -742,7 +753,7 @@ def load_table(
         category=split_category(_column(table, columns["category"]), category_sep),
         mapped_columns=[c for c in columns.values() if c is not None],
     )
-    return _finish([frame], table.issues + image_issues + issues, path, fmt)
+    return _finish([frame], table.issues + _named(image_issues, frame) + issues, path, fmt)
 
 
 # --------------------------------------------------------------------------------------------------
