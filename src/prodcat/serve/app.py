@@ -332,7 +332,6 @@ def _review_routes(store: ReviewStore, settings: ServeSettings, labels: list[str
         return Response(content, media_type=f"image/{image_type}")
 
     submission_body = {"application/json": {"schema": ReviewSubmission.model_json_schema()}}
-    known = set(labels)
 
     @router.post(
         "/reviews/{review_id}",
@@ -360,16 +359,23 @@ def _review_routes(store: ReviewStore, settings: ServeSettings, labels: list[str
             submission = ReviewSubmission.model_validate_json(body)
         except ValidationError as exc:
             raise ApiError(422, "invalid_request", validation_message(exc.errors())) from None
-        if not new_category and submission.category not in known:
-            # a typo would become a category of its own when the corrections are trained on
-            close = difflib.get_close_matches(submission.category, labels, n=3, cutoff=0.6)
-            hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
-            detail = f"the model has no category {submission.category!r}: {hint}add ?new_category=true for a new one"
-            raise ApiError(422, "unknown_category", detail)
+        if not new_category:
+            _check_known_category(submission.category, labels)
         item = await run_in_threadpool(_found, store.submit, review_id, submission.category, submission.reviewer)
         return ReviewOut.model_validate(item)
 
     return router
+
+
+def _check_known_category(category: str, labels: list[str]) -> None:
+    """Refuse a correction naming a category the model does not know, suggesting the nearest ones: a typo
+    would become a category of its own when the corrections are trained on."""
+    if category in labels:
+        return
+    close = difflib.get_close_matches(category, labels, n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+    detail = f"the model has no category {category!r}: {hint}add ?new_category=true for a new one"
+    raise ApiError(422, "unknown_category", detail)
 
 
 def create_app_from_env() -> FastAPI:
