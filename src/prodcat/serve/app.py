@@ -354,17 +354,22 @@ def _review_routes(store: ReviewStore, settings: ServeSettings, labels: list[str
     ) -> ReviewOut:
         # read here, once the key is checked: FastAPI reads a declared body before running any dependency,
         # so a client without the key could make the server read (and parse) max_request_bytes
-        body = await read_small_json(request, _MOST_SUBMISSION_BYTES)
-        try:
-            submission = ReviewSubmission.model_validate_json(body)
-        except ValidationError as exc:
-            raise ApiError(422, "invalid_request", validation_message(exc.errors())) from None
+        submission = await _read_submission(request)
         if not new_category:
             _check_known_category(submission.category, labels)
         item = await run_in_threadpool(_found, store.submit, review_id, submission.category, submission.reviewer)
         return ReviewOut.model_validate(item)
 
     return router
+
+
+async def _read_submission(request: Request) -> ReviewSubmission:
+    """The body of ``POST /reviews/{id}``: JSON of at most what a submission takes, validated."""
+    body = await read_small_json(request, _MOST_SUBMISSION_BYTES)
+    try:
+        return ReviewSubmission.model_validate_json(body)
+    except ValidationError as exc:
+        raise ApiError(422, "invalid_request", validation_message(exc.errors())) from None
 
 
 def _check_known_category(category: str, labels: list[str]) -> None:
