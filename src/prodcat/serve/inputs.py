@@ -190,8 +190,8 @@ def product_from_json(body: bytes, settings: ServeSettings) -> ProductRequest:
 
 
 async def product_from_form(form: FormData, settings: ServeSettings) -> ProductRequest:
-    """``POST /predict`` as multipart: fields ``title``, ``description``, ``specifications`` (a JSON object),
-    ``product_id``, file ``image``."""
+    """``POST /predict`` as multipart: fields ``title``, ``description``, ``specifications`` (JSON: an object,
+    or a list of key/value pairs), ``product_id``, file ``image``."""
     _refuse_unknown_fields(form, {"title", "description", "specifications", "product_id", "image"})
     specifications = _text_field(form, "specifications")
     _check_json_size(specifications.encode("utf-8"), 1, "the specifications field", settings)
