@@ -383,3 +383,14 @@ def test_an_issue_names_the_product_by_the_id_it_is_predicted_under(tmp_path: Pa
     assert catalog.frame["product_id"].tolist() == ["a1", "a1~2"]
     photo = next(issue for issue in catalog.issues if issue.field == "image")
     assert (photo.row, photo.product_id) == (3, "a1~2")
+
+
+def test_the_format_given_chooses_the_reader_whatever_the_extension(tmp_path: Path) -> None:
+    exported = tmp_path / "export.dat"
+    pd.DataFrame({"product_id": ["a"], "title": ["mug"]}).to_parquet(exported)
+    assert load_catalog(exported, format="parquet").frame["title"].tolist() == ["mug"]
+    misnamed = tmp_path / "text.parquet"
+    misnamed.write_text("product_id,title\na,mug\n")
+    assert load_catalog(misnamed, format="csv").frame["title"].tolist() == ["mug"]
+    with pytest.raises(CatalogFormatError, match="not a readable Parquet file"):
+        load_catalog(misnamed)

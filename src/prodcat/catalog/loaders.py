@@ -220,10 +220,6 @@ def _read_parquet(path: Path) -> _Table:
     return _Table(frame, [], path.name)
 
 
-def _read_table(path: Path) -> _Table:
-    return _read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else _read_csv(path)
-
-
 # --------------------------------------------------------------------------------------------------
 # Building the canonical frame
 
@@ -709,15 +705,18 @@ def load_table(
     category_column: str | None = None,
     image_root: str | Path | None = None,
     category_sep: str | None = None,
+    fmt: str | None = None,
 ) -> Catalog:
     """Any CSV/TSV/Parquet table. Columns default to the canonical names when present.
+
+    ``fmt``: ``"csv"`` or ``"parquet"``, the reader to use (default: by the file's extension).
 
     Without an id column, products are named after their source line (``row-<line>``); ``image``
     values relative to ``image_root`` (default: the table's folder) are resolved to absolute paths;
     ``category_sep`` splits category strings into paths (default: already canonical ``A > B``).
     """
-    table = _read_table(path)
-    fmt = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
+    fmt = fmt or ("parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv")
+    table = _read_parquet(path) if fmt == "parquet" else _read_csv(path)
     columns = {
         "product_id": id_column,
         "title": title_column,
@@ -847,6 +846,7 @@ def load_catalog(
         category_column=category_column,
         image_root=image_root,
         category_sep=category_sep,
+        fmt=fmt,
     )
 
 
