@@ -92,18 +92,21 @@ def has_text(frame: pd.DataFrame) -> np.ndarray:
     """Products with readable text, shape ``(n,)`` bool: a title or description holding a letter or a digit
     once cleaned. Markup, entities or punctuation alone (``<p></p>``, ``&nbsp;``, ``...``) are no text: such a
     product is answered from its photo, as one without text is, not from all-zero text features."""
-    titles = clean_texts(frame["title"].tolist())
-    descriptions = clean_texts(frame["description"].tolist())
     # a plain loop: pandas string methods cost more than the work on the few rows a server sees
     return np.fromiter(
-        (_has_word(t) or _has_word(d) for t, d in zip(titles, descriptions, strict=True)),
+        (is_readable(t) or is_readable(d) for t, d in zip(frame["title"], frame["description"], strict=True)),
         dtype=bool,
         count=len(frame),
     )
 
 
-def is_readable(raw: str) -> bool:
+def is_readable(raw: object) -> bool:
     """Whether a raw title or description counts as text (see :func:`has_text`)."""
+    if not isinstance(raw, str):
+        return False
+    if raw.isascii() and "<" not in raw and "&" not in raw:
+        # no markup, no entity, no mojibake to repair: cleaning would keep every letter and digit
+        return _has_word(raw)
     return _has_word(clean_texts([raw])[0])
 
 
