@@ -4,6 +4,7 @@ Streamlit's AppTest, the ``prodcat app`` command, and a real server answering HT
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
 import signal
@@ -138,6 +139,12 @@ def test_predictions_tables_of_predict_and_cv_read_as_one_shape(tmp_path):
     bad = pd.DataFrame({"product_id": ["p1", "p2"], "category": "x", "confidence": [0.5, "high"], "decision": "auto"})
     with pytest.raises(views.PredictionsFormatError, match=r"1 confidence\(s\) .* \(products p2\)"):
         views.normalise_predictions(bad)
+    # no confidence is right for a product that says why it was not scored, and it counts as the least sure
+    unscored = bad.assign(confidence=[0.5, None], error=["", "model raised"])
+    table = views.normalise_predictions(unscored)
+    assert views.filter_predictions(table, confidence=(0.0, 0.2))["product_id"].tolist() == ["p2"]
+    with pytest.raises(views.PredictionsFormatError, match=r"\(products p2\)"):
+        views.normalise_predictions(unscored.assign(error=""))
     (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(views.PredictionsFormatError, match=r"binary\.csv: not a readable CSV"):
         views.read_predictions(tmp_path / "binary.csv")
@@ -283,8 +290,13 @@ def test_predict_page_answers_from_the_bundle_and_refuses_a_non_image(app, flipk
 def test_predictions_page_browses_a_csv_and_predicts_a_sample(app, flipkart_bundle, flipkart_dir, tmp_path):
     catalogue = load_catalog(flipkart_dir).frame
     csv = tmp_path / "preds.csv"
-    predict_catalog(Predictor.load(flipkart_bundle), catalogue.head(12), chunk_size=12).to_csv(csv, index=False)
+    predicted = predict_catalog(Predictor.load(flipkart_bundle), catalogue.head(12), chunk_size=12)
+    # a product `prodcat predict` could not score: no category, no confidence, its reason in `error`
+    unscored = {"category": None, "confidence": None, "decision": "review", "top_k": "[]", "error": "model raised"}
+    predicted.loc[0, list(unscored)] = list(unscored.values())
+    predicted.to_csv(csv, index=False)
     test = go_to(app(str(flipkart_bundle), "--data", str(flipkart_dir), "--predictions", str(csv)), "Predictions")
+    assert not test.error and not test.exception
     assert metrics_of(test)["products"] == "12"
     assert test.subheader[0].value.startswith("Given (rows)")  # the catalogue's labels are attached
     test.multiselect(key="filter_decision").select("review").run()
@@ -303,6 +315,15 @@ def test_predictions_page_browses_a_csv_and_predicts_a_sample(app, flipkart_bund
     noise = test.dataframe[-1].value
     assert list(noise.columns[:2]) == ["photo", "product_id"]
     assert (noise["given"] != noise["predicted"]).all()
+
+
+def test_predicting_a_sample_of_an_empty_catalogue_says_so(app, flipkart_bundle, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("product_id,title,description,image,category\n")
+    test = go_to(app(str(flipkart_bundle), "--data", str(empty)), "Predictions")
+    test.radio(key="predictions_source").set_value("Predict a sample of the catalogue").run()
+    assert not test.exception
+    assert [i.value for i in test.info] == ["The catalogue has no product to predict."]
 
 
 def test_app_reports_a_bad_bundle_and_a_bad_catalogue(app, flipkart_bundle, tmp_path):
@@ -349,7 +370,7 @@ def test_prodcat_app_serves_http(flipkart_bundle, flipkart_dir):
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: stopping it stops the streamlit child too
+        start_new_session=True,  # its own process group, so that a failing test can stop both
     )
     try:
         deadline = time.monotonic() + 60
@@ -364,8 +385,14 @@ def test_prodcat_app_serves_http(flipkart_bundle, flipkart_dir):
         assert (health.status_code, health.text) == (200, "ok")
         page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
         assert page.status_code == 200 and "<title>Streamlit</title>" in page.text
+        # a service manager stops `prodcat app` alone: the web server must go with it
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=20)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=20)
 
 

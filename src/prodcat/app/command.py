@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import signal
 import subprocess
 import sys
 import textwrap
@@ -81,4 +82,14 @@ def run_app(args: argparse.Namespace) -> int:
             print(f"error: {flag} {value}: no such file or folder", file=sys.stderr)
             return 2
     print(f"prodcat app on http://{args.host}:{args.port} (Ctrl+C to stop)")
-    return subprocess.call(streamlit_command(args))
+    server = subprocess.Popen(streamlit_command(args))
+    # a service manager stops `prodcat app` alone, with SIGTERM: the web server it started must stop too
+    # (Ctrl+C reaches both already: the terminal signals the whole process group)
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: server.send_signal(signum))
+    try:
+        return server.wait()
+    except KeyboardInterrupt:
+        server.wait()
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)

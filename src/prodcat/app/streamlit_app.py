@@ -38,9 +38,17 @@ def parse_arguments() -> argparse.Namespace:
     return parser.parse_args(sys.argv[1:])
 
 
+#: embeddings the app keeps in memory: typed products, uploaded photos and the occluded variants of an
+#: explanation are throw-away, never written to the on-disk cache (as the API's are not)
+MEMORY_CACHE_ITEMS = 10_000
+
+
 @st.cache_resource(show_spinner="Loading the model bundle…")
 def load_predictor(path: str) -> Predictor:
-    return Predictor.load(path)
+    predictor = Predictor.load(path)
+    predictor.model.set_memory_cache(MEMORY_CACHE_ITEMS)
+    predictor.model.set_progress(False)  # progress bars belong to the page, not to the server's terminal
+    return predictor
 
 
 @st.cache_data(show_spinner="Reading the catalogue…")
@@ -187,11 +195,12 @@ def model_page(manifest: dict[str, Any]) -> None:
 def predict_page(predictor: Predictor) -> None:
     st.header("Predict")
     with st.form("predict"):
-        title = st.text_input("Title", key="predict_title")
-        description = st.text_area("Description", key="predict_description")
+        title = st.text_input("Title", key="predict_title", max_chars=views.MAX_TEXT_CHARS)
+        description = st.text_area("Description", key="predict_description", max_chars=views.MAX_TEXT_CHARS)
         specifications = st.text_area(
             "Specifications",
             key="predict_specifications",
+            max_chars=views.MAX_TEXT_CHARS,
             placeholder="Type: Bath Towel\nMaterial: Cotton",
             help="one `Key: value` per line; read after the description, as a Flipkart specification table is",
         )
@@ -291,6 +300,8 @@ def predictions_page(
             return
     elif frame is None:
         st.info("Give a catalogue in the sidebar to predict a sample of it.")
+    elif frame.empty:
+        st.info("The catalogue has no product to predict.")
     else:
         size = st.number_input("Products", 1, len(frame), min(200, len(frame)), key="sample_size")
         if st.button("Predict the sample", key="predict_sample"):
@@ -309,8 +320,10 @@ def predictions_page(
         table = views.attach_catalogue(table, frame, model_level)
 
     left, middle, right = st.columns([1, 2, 2])
-    decisions = left.multiselect("Decision", sorted(table["decision"].unique()), key="filter_decision")
-    categories = middle.multiselect("Predicted category", sorted(table["predicted"].unique()), key="filter_category")
+    # a product the model could not score has no category (and a hand-made table may leave a cell blank)
+    decisions = left.multiselect("Decision", sorted(table["decision"].dropna().unique()), key="filter_decision")
+    predicted_categories = sorted(table["predicted"].dropna().unique())
+    categories = middle.multiselect("Predicted category", predicted_categories, key="filter_category")
     confidence = right.slider("Confidence", 0.0, 1.0, (0.0, 1.0), 0.01, key="filter_confidence")
     shown = views.filter_predictions(table, decisions, categories, confidence)
     columns = st.columns(3)

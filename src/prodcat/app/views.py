@@ -37,6 +37,8 @@ UNLABELLED = "(unlabelled)"
 #: photos uploaded on the Predict page are refused beyond the REST API's default limits
 MAX_UPLOAD_BYTES: int = ServeSettings.model_fields["max_image_bytes"].default
 MAX_UPLOAD_PIXELS: int = ServeSettings.model_fields["max_pixels"].default
+#: and texts typed there beyond the API's: an explanation of a megabyte of text would hold the page for minutes
+MAX_TEXT_CHARS: int = ServeSettings.model_fields["max_text_chars"].default
 #: longest side of the photo previews and grid thumbnails, in pixels
 PREVIEW_SIDE = 256
 THUMBNAIL_SIDE = 96
@@ -286,11 +288,20 @@ def normalise_predictions(table: pd.DataFrame, source: str = "predictions") -> p
             "(product_id, category, confidence, decision, ...) or a `prodcat cv` predictions.csv"
         )
     confidence = pd.to_numeric(table["confidence"], errors="coerce")
-    bad = ~confidence.between(0, 1)
+    # a product `prodcat predict` could not score has no confidence, and says why in its `error`
+    unscored = confidence.isna() & _has_error(table)
+    bad = ~confidence.between(0, 1) & ~unscored
     if bad.any():
         ids = ", ".join(table.loc[bad, "product_id"].astype(str).head(5))
         raise PredictionsFormatError(f"{source}: {bad.sum()} confidence(s) not a number in [0, 1] (products {ids})")
     return table.assign(product_id=table["product_id"].astype(str), confidence=confidence)
+
+
+def _has_error(table: pd.DataFrame) -> pd.Series:
+    """Rows whose ``error`` column (``prodcat predict``'s) says why they were not scored."""
+    if "error" not in table:
+        return pd.Series(False, index=table.index)
+    return table["error"].fillna("").astype(str).str.strip() != ""
 
 
 def read_predictions(source: str | Path | IO[bytes], name: str | None = None) -> pd.DataFrame:
@@ -340,8 +351,8 @@ def filter_predictions(
     confidence: tuple[float, float] = (0.0, 1.0),
 ) -> pd.DataFrame:
     """Rows whose decision is in ``decisions`` and predicted category in ``categories`` (empty: any), and
-    whose confidence lies in the closed ``confidence`` range."""
-    keep = table["confidence"].between(*confidence)
+    whose confidence lies in the closed ``confidence`` range (a product not scored counts as 0)."""
+    keep = table["confidence"].fillna(0.0).between(*confidence)
     if decisions := list(decisions):
         keep &= table["decision"].isin(decisions)
     if categories := list(categories):
