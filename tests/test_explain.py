@@ -138,6 +138,15 @@ def test_products_without_photo_or_text(predictor: Predictor) -> None:
         ExplainSettings(grid=2, patch_cells=2)
 
 
+def test_words_are_those_the_model_reads_not_markup(predictor: Predictor) -> None:
+    """Tags and entities are cleaned away before the words are found and removed."""
+    product = {"title": "<b>Analog</b> Watch&nbsp;for men &amp; boys", "description": "<p>Caf&eacute; <br/>dial</p>"}
+    explanation = explain(predictor, product, SETTINGS)
+    assert [w.word for w in explanation.words.words] == ["Analog", "Watch", "for", "men", "boys", "Café", "dial"]
+    plain = explain(predictor, {"title": "Analog Watch for men & boys", "description": "Café dial"}, SETTINGS)
+    assert explanation.prediction.top_k == plain.prediction.top_k
+
+
 def test_explain_command_writes_report(
     flipkart_bundle: Path,
     flipkart_dir: Path,

@@ -38,6 +38,7 @@ from PIL import Image
 from prodcat.catalog.schema import is_missing
 from prodcat.image.decode import ImageDecodeError, load_image
 from prodcat.predict import Prediction, Predictor
+from prodcat.text.clean import clean_text
 
 #: a word: letters/digits, with inner apostrophes or hyphens ("men's", "t-shirt")
 _WORD = re.compile(r"\w+(?:['’-]\w+)*")
@@ -246,7 +247,9 @@ def explain(
     """
     settings = settings or ExplainSettings()
     original = {name: product.get(name) for name in ("product_id", *TEXT_FIELDS, "image")}
-    title, description = ("" if is_missing(original[n]) else str(original[n]) for n in TEXT_FIELDS)
+    # words are those the model reads: markup and entities cleaned away first (the model cleans the same way),
+    # or "<b>" and "&eacute;" would be words, and removing one would hand the model broken markup
+    title, description = (clean_text(None if is_missing(original[n]) else str(original[n])) for n in TEXT_FIELDS)
     words, counts, spelling = _distinct_words(title, description)
     explained = words[: settings.max_words]
     rows = [original]
