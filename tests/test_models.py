@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from prodcat.evaluate.metrics import (
     headline,
     paired_difference,
 )
+from prodcat.evaluate.report import confusion_rows, write_report
 from prodcat.models.calibration import TemperatureScaler, TopLabelIsotonic
 from prodcat.models.classifier import ProductClassifier, cross_fitted_decisions
 from prodcat.models.decision import DecisionPolicy, precision_threshold
@@ -565,3 +567,28 @@ def test_training_time_decision_estimate_is_cross_fitted_not_in_sample() -> None
     assert proba.shape == (n, k) and np.allclose(proba.sum(axis=1), 1)
     assert 0 < accepted.mean() < 1
     assert cross_correct[accepted].mean() < policy.auto_precision_  # the honest estimate is lower
+
+
+def test_confusion_rows_keep_every_misclassification() -> None:
+    """A prediction into a category outside the rows shown, or none at all, still counts in its row."""
+    truth = np.array(["Baby", "Baby", "Baby", "Baby", "Watch"], dtype=object)
+    predicted = np.array(["Baby", "Decor", "Kitchen", None, "Watch"], dtype=object)
+    labels, columns, matrix = confusion_rows(truth, predicted)
+    assert labels.tolist() == ["Baby", "Watch"] and columns.tolist() == ["Baby", "Watch", "(other)"]
+    np.testing.assert_allclose(matrix, [[0.25, 0, 0.75], [0, 1, 0]])
+    labels, _, matrix = confusion_rows(truth, predicted, max_labels=1)  # Watch's row not shown
+    assert labels.tolist() == ["Baby"] and matrix.tolist() == [[0.25, 0.75]]
+
+
+def test_reports_write_json_that_strict_parsers_read(tmp_path: Path) -> None:
+    """Nothing auto-accepted: no precision, written as null, not as NaN (which JSON does not have)."""
+    truth, predicted = np.array(["a", "b"], dtype=object), np.array(["a", "a"], dtype=object)
+    metrics = evaluate_predictions(truth, predicted, np.array([0.5, 0.6]), threshold=0.99)
+    assert np.isnan(metrics["decision"]["auto_precision"])
+    write_report(metrics, truth, predicted, tmp_path, "test")
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    written = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=refuse)
+    assert written["decision"]["auto_precision"] is None and written["accuracy"] == 0.5

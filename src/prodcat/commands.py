@@ -272,7 +272,8 @@ def print_metrics(metrics: dict[str, Any], title: str) -> None:
         print(f"  ECE           {metrics['calibration']['ece']:.4f}")
     if "decision" in metrics:
         d = metrics["decision"]
-        print(f"  auto-accepted {d['automation_rate']:.1%} at precision {d['auto_precision']:.4f}")
+        precision = "–" if np.isnan(d["auto_precision"]) else f"{d['auto_precision']:.4f}"  # none accepted
+        print(f"  auto-accepted {d['automation_rate']:.1%} at precision {precision}")
         if "automation_ceiling" in d:
             print(
                 f"  auto ceiling  {d['automation_ceiling']:.1%} (the best single threshold on these held-out "

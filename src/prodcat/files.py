@@ -1,12 +1,18 @@
-"""Files written whole or not at all (batch parts and outputs, collected pages, photos and catalogues)."""
+"""Files written whole or not at all (batch parts and outputs, collected pages, photos and catalogues), and the
+JSON of the reports."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+import numpy as np
+import pandas as pd
 
 
 def temporary_sibling(path: Path) -> Path:
@@ -28,3 +34,23 @@ def write_atomically(path: Path, write: Callable[[IO[Any]], None], mode: str = "
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def write_json(path: Path, value: Any) -> None:
+    """``value`` as indented UTF-8 JSON that strict parsers read: NaN and infinities become ``null`` (a metric
+    with nothing to measure, e.g. the precision of no auto-accepted product), numpy scalars and arrays plain."""
+    path.write_text(json.dumps(_plain(value), indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is pd.NA:
+        return None
+    return value

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import base64
 import io
-import json
 import logging
 import math
 import re
@@ -43,6 +42,7 @@ from tqdm.auto import tqdm
 
 from prodcat.catalog.schema import Catalog, category_at_level, depth, has_text, split_path
 from prodcat.config import Config
+from prodcat.files import write_json
 from prodcat.text.clean import HTML_ENTITY, HTML_TAG
 
 if TYPE_CHECKING:
@@ -570,7 +570,7 @@ def write_audit_report(result: dict[str, Any], out_dir: str | Path) -> tuple[Pat
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "audit.json"
-    json_path.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=_json_default), encoding="utf-8")
+    write_json(json_path, result)
     # autoescape: product texts carry raw HTML, which must show as text, not run in the report
     env = Environment(loader=PackageLoader("prodcat.catalog", "templates"), autoescape=True)
     env.filters["thumbnail"] = thumbnail
@@ -579,18 +579,6 @@ def write_audit_report(result: dict[str, Any], out_dir: str | Path) -> tuple[Pat
     html_path = out_dir / "audit.html"
     html_path.write_text(html, encoding="utf-8")
     return json_path, html_path
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if value is pd.NA:
-        return None
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def thumbnail(path: str | None, side: int = 96) -> str:

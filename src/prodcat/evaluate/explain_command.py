@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import textwrap
@@ -16,6 +15,7 @@ from tqdm.auto import tqdm
 from prodcat.catalog.loaders import add_loader_arguments
 from prodcat.catalog.schema import strings_or_empty
 from prodcat.evaluate.explain import ExplainSettings, Explanation, explain, word_spans
+from prodcat.files import write_json
 
 log = logging.getLogger("prodcat")
 #: embeddings kept in memory while explaining: the occluded variants are throw-away, never written to disk
@@ -139,7 +139,7 @@ def write_explain_report(
                 "overlay": overlay,
             }
         )
-    (out_dir / "explanations.json").write_text(json.dumps(records, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_json(out_dir / "explanations.json", records)
     # autoescape: product texts carry raw HTML, which must show as text, not run in the report
     env = Environment(loader=PackageLoader("prodcat.evaluate", "templates"), autoescape=True)
     html_path = out_dir / "report.html"

@@ -13,27 +13,42 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.metrics import confusion_matrix
+
+from prodcat.files import write_json
+
+
+def confusion_rows(
+    y_true: np.ndarray, y_pred: np.ndarray, max_labels: int = 60
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(labels, columns, matrix)`` of the row-normalised confusion matrix: one row per true category (the
+    ``max_labels`` most frequent), one column per shown category and a last one, ``(other)``, for predictions
+    of any category not shown (or none: a product not scored), so that every row sums to 1."""
+    y_true, y_pred = np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object)
+    labels, counts = np.unique(y_true, return_counts=True)
+    if len(labels) > max_labels:
+        labels = labels[np.argsort(-counts, kind="stable")[:max_labels]]
+    position = {label: i for i, label in enumerate(labels)}
+    matrix = np.zeros((len(labels), len(labels) + 1))
+    for truth, predicted in zip(y_true, y_pred, strict=True):
+        if truth in position:
+            matrix[position[truth], position.get(predicted, len(labels))] += 1
+    matrix /= np.clip(matrix.sum(axis=1, keepdims=True), 1, None)
+    return labels, np.array([*labels, "(other)"], dtype=object), matrix
 
 
 def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, path: Path, max_labels: int = 60) -> None:
-    """Row-normalised confusion matrix; with many classes, the most frequent ``max_labels``."""
-    labels, counts = np.unique(y_true, return_counts=True)
-    if len(labels) > max_labels:
-        labels = labels[np.argsort(-counts)[:max_labels]]
-    matrix = confusion_matrix(y_true, y_pred, labels=labels).astype(float)
-    matrix /= np.clip(matrix.sum(axis=1, keepdims=True), 1, None)
+    """Row-normalised confusion matrix (:func:`confusion_rows`); with many classes, the most frequent ``max_labels``."""
+    labels, columns, matrix = confusion_rows(y_true, y_pred, max_labels)
     size = max(6.0, 0.28 * len(labels) + 3)
     fig, ax = plt.subplots(figsize=(size, size))
     ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
-    short = [str(label)[-40:] for label in labels]
-    ax.set_xticks(range(len(labels)), short, rotation=90, fontsize=7)
-    ax.set_yticks(range(len(labels)), short, fontsize=7)
+    ax.set_xticks(range(len(columns)), [str(label)[-40:] for label in columns], rotation=90, fontsize=7)
+    ax.set_yticks(range(len(labels)), [str(label)[-40:] for label in labels], fontsize=7)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if len(labels) <= 30:
         for i in range(len(labels)):
-            for j in range(len(labels)):
+            for j in range(len(columns)):
                 if matrix[i, j] >= 0.01:
                     ax.text(
                         j,
@@ -84,7 +99,7 @@ def write_report(
     """Write ``metrics.json``, ``confusion_matrix.png``, ``reliability.png`` and ``report.html``."""
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    write_json(out / "metrics.json", metrics)
     plot_confusion(np.asarray(y_true), np.asarray(y_pred), out / "confusion_matrix.png")
     figures = [embedded_png(out / "confusion_matrix.png")]
     if "calibration" in metrics:
@@ -155,7 +170,7 @@ def write_robustness_report(records: list[dict[str, Any]], report_dir: str | Pat
     """Write ``robustness.json`` (the records), ``robustness.png`` (:func:`plot_robustness`) and ``report.html``."""
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "robustness.json").write_text(json.dumps(records, indent=2), encoding="utf-8")
+    write_json(out / "robustness.json", records)
     plot_robustness(records, out / "robustness.png")
     cells = "".join(
         f"<tr>{''.join(f'<td>{html.escape(c)}</td>' for c in row)}</tr>" for row in robustness_rows(records)

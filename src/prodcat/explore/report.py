@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import pandas as pd
 from prodcat.catalog.audit import thumbnail
 from prodcat.explore.clustering import ClusteringRun, StudyResult
 from prodcat.explore.reduction import TSNE2D
+from prodcat.files import write_json
 
 #: feature sets whose 2-D maps are drawn (their best run each), best first
 MAPS = 4
@@ -36,7 +36,7 @@ def write_report(result: StudyResult, out_dir: str | Path, *, source: str = "") 
     out_dir.mkdir(parents=True, exist_ok=True)
     records = result.records()
     json_path = out_dir / "clustering.json"
-    json_path.write_text(json.dumps(records, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_json(json_path, records)
 
     best = result.best()
     palette = category_palette(sorted(set(result.categories)))
