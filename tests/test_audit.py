@@ -9,18 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prodcat.catalog.audit import (
-    audit_catalog,
-    confident_label_issues,
-    label_audit_obstacle,
-    label_issues,
-    min_products_per_category,
-    write_audit_report,
-)
+from prodcat.catalog.audit import audit_catalog, confident_label_issues, label_issues, write_audit_report
 from prodcat.catalog.loaders import load_catalog
 from prodcat.catalog.schema import Catalog, category_at_level
 from prodcat.cli import main
 from prodcat.config import Config, FeatureSpec, HeadConfig
+from prodcat.evaluate.cv import cross_validation_obstacle, min_products_per_category
 
 
 def small_catalog(tmp_path: Path) -> Catalog:
@@ -255,16 +249,16 @@ def test_label_issues_lone_category_flags_only_mispredicted() -> None:
     assert 0 < result["n_issues"] <= errors
 
 
-def test_label_audit_obstacle() -> None:
+def test_cross_validation_obstacle() -> None:
     config = Config(level=None)
     # 5 folds, then 5 inner folds on the 4/5 left for training: 7 - ceil(7 / 5) = 5
     assert min_products_per_category(5, 5) == 7 and min_products_per_category(4, 2) == 4
-    assert label_audit_obstacle(_tiny_text_catalog({"Kitchen": 7, "Watches": 7, "Toys": 1}), config, 5) is None
-    too_few = label_audit_obstacle(_tiny_text_catalog({"Kitchen": 7, "Watches": 6}), config, 5)
+    assert cross_validation_obstacle(_tiny_text_catalog({"Kitchen": 7, "Watches": 7, "Toys": 1}), config, 5) is None
+    too_few = cross_validation_obstacle(_tiny_text_catalog({"Kitchen": 7, "Watches": 6}), config, 5)
     assert too_few is not None and "at least 7 labelled products" in too_few and "Watches (6)" in too_few
-    one = label_audit_obstacle(_tiny_text_catalog({"Kitchen": 30}), config, 5)
+    one = cross_validation_obstacle(_tiny_text_catalog({"Kitchen": 30}), config, 5)
     assert one is not None and "two categories" in one
-    assert "folds" in str(label_audit_obstacle(_tiny_text_catalog({"Kitchen": 9, "Watches": 9}), config, 1))
+    assert "folds" in str(cross_validation_obstacle(_tiny_text_catalog({"Kitchen": 9, "Watches": 9}), config, 1))
 
 
 @pytest.mark.parametrize("sizes", [{"Kitchen": 6}, {"Kitchen": 1, "Watches": 1}], ids=["one-category", "two-rows"])

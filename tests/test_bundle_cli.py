@@ -253,3 +253,29 @@ def test_photo_only_products_are_answered_by_the_photo_model(flipkart_bundle, fl
     truth = category_at_level(unseen["category"], 1)
     accuracy = np.mean([p.category == t for p, t in zip(predictions, truth, strict=True)])
     assert accuracy > 0.75, accuracy
+
+
+def test_cv_and_train_refuse_what_they_cannot_learn_from_before_working(tmp_path, capsys):
+    """Wrong options and catalogues too small are one-line errors (exit 2), not tracebacks minutes later."""
+    one_category = tmp_path / "one.csv"
+    pd.DataFrame({"product_id": range(20), "title": [f"mug {i}" for i in range(20)], "category": "Kitchen"}).to_csv(
+        one_category, index=False
+    )
+    report = ["--report", str(tmp_path / "report")]
+    assert main(["cv", str(one_category), *report]) == 2
+    assert "error: cannot cross-validate: it needs at least two categories" in capsys.readouterr().err
+    assert main(["train", str(one_category), "--out", str(tmp_path / "model")]) == 2
+    assert "error: cannot train: it needs at least two categories" in capsys.readouterr().err
+    assert main(["cv", str(one_category), "--modalities", "image", *report]) == 2
+    assert "no labelled product with image to learn from" in capsys.readouterr().err
+    assert main(["cv", str(one_category), "--report", str(one_category)]) == 2  # a file, not a folder
+    assert f"--report {one_category} is a file" in capsys.readouterr().err
+    for options, message in (
+        (["--folds", "1"], "cross-validation needs at least 2 folds"),
+        (["--modalities", "txt"], "expected text, image or text,image"),
+        (["--sample", "-1"], "must be at least 1"),
+    ):
+        with pytest.raises(SystemExit) as refused:
+            main(["cv", str(one_category), *report, *options])
+        assert refused.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "report").exists() and not (tmp_path / "model").exists()

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prodcat.arguments import fold_count, modality_list, positive_int
 from prodcat.batch import BatchError, LocalEngine, ResumeMismatchError, predict_catalog, score_catalog, work_dir_for
 from prodcat.batch.engines import Engine
 from prodcat.bundle import data_fingerprint, save_bundle
@@ -34,7 +35,9 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML or TOML experiment config (fields left out keep their defaults)")
-    parser.add_argument("--modalities", help="text, image or text,image (default: all the catalogue has)")
+    parser.add_argument(
+        "--modalities", type=modality_list, help="text, image or text,image (default: all the catalogue has)"
+    )
     parser.add_argument(
         "--level",
         type=int,
@@ -42,7 +45,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "catalogue's usual target: Flipkart top level, else full path)",
     )
     parser.add_argument("--fusion", choices=("auto", "late", "stacking", "early"), help="override the config's fusion")
-    parser.add_argument("--sample", type=int, help="use a stratified sample of N labelled products (quick runs)")
+    parser.add_argument(
+        "--sample", type=positive_int, help="use a stratified sample of N labelled products (quick runs)"
+    )
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -140,7 +145,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             """),
     )
     add_loader_arguments(cv)
-    cv.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
+    cv.add_argument("--folds", type=fold_count, default=5, help="number of folds (default 5)")
     cv.add_argument(
         "--seed",
         type=int,
@@ -222,7 +227,7 @@ def build_config(args: argparse.Namespace, catalog: Catalog) -> Config:
     config = load_config(args.config)
     updates: dict[str, Any] = {}
     if args.modalities:
-        updates["modalities"] = [m.strip() for m in args.modalities.split(",") if m.strip()]
+        updates["modalities"] = args.modalities
     if args.level is not None:
         updates["level"] = None if args.level == 0 else args.level
     if args.fusion:
@@ -251,7 +256,10 @@ def labelled_sample(frame: pd.DataFrame, config: Config, size: int | None) -> pd
     from prodcat.models.heads import pooled_strata
 
     strata = pooled_strata(category_at_level(frame["category"], config.target_level), 2)
-    sample, _ = train_test_split(frame, train_size=size, stratify=strata, random_state=config.seed)
+    # fewer products than categories cannot be stratified: a plain random sample (the checks that follow
+    # say whether it is enough to train on)
+    stratify = strata if size >= len(np.unique(strata)) else None
+    sample, _ = train_test_split(frame, train_size=size, stratify=stratify, random_state=config.seed)
     return sample.reset_index(drop=True)
 
 
@@ -283,6 +291,7 @@ def print_metrics(metrics: dict[str, Any], title: str) -> None:
 
 # ---------------------------------------------------------------------------------------------- commands
 def run_train(args: argparse.Namespace) -> int:
+    from prodcat.evaluate.cv import cross_validation_obstacle
     from prodcat.models.classifier import ProductClassifier, best_scored
 
     catalog = read_catalog(args)
@@ -294,6 +303,10 @@ def run_train(args: argparse.Namespace) -> int:
         corrections = load_corrections(args.feedback)
         frame = pd.concat([frame[~frame["product_id"].isin(corrections["product_id"])], corrections], ignore_index=True)
         log.info("added %d reviewed correction(s) from the review queue", len(corrections))
+    # training cross-validates inside (calibration, fusion and threshold on out-of-fold scores)
+    if problem := cross_validation_obstacle(frame, config, folds=None):
+        print(f"error: cannot train: {problem}", file=sys.stderr)
+        return 2
     model = ProductClassifier(config).fit(frame)
     proba, accepted = model.oof_cross_fitted_
     predicted = model.classes_[proba.argmax(axis=1)]
@@ -413,11 +426,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_cv(args: argparse.Namespace) -> int:
-    from prodcat.evaluate.cv import cross_validate
+    from prodcat.evaluate.cv import cross_validate, cross_validation_obstacle
 
     catalog = read_catalog(args)
     config = build_config(args, catalog)
     frame = labelled_sample(catalog.frame, config, args.sample)
+    if problem := cross_validation_obstacle(frame, config, args.folds):
+        print(f"error: cannot cross-validate: {problem}", file=sys.stderr)
+        return 2
     result = cross_validate(frame, config, folds=args.folds)
     metrics = result.metrics()
     metrics["config"] = config.model_dump()

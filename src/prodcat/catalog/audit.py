@@ -25,7 +25,6 @@ import argparse
 import base64
 import io
 import logging
-import math
 import re
 import sys
 import textwrap
@@ -40,6 +39,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from tqdm.auto import tqdm
 
+from prodcat.arguments import fold_count, modality_list, positive_int
 from prodcat.catalog.schema import Catalog, category_at_level, depth, has_text, split_path
 from prodcat.config import Config
 from prodcat.files import write_json
@@ -407,42 +407,6 @@ def confident_label_issues(labels: np.ndarray, proba: np.ndarray) -> tuple[np.nd
     return (suggested >= 0) & (suggested != labels) & (predicted != labels), suggested
 
 
-def min_products_per_category(folds: int, inner_folds: int) -> int:
-    """Labelled products a category needs so that every fit of the label audit sees it.
-
-    With at least ``folds`` members a category is stratified (not pooled with the rare ones), so each
-    test fold takes at most ``ceil(n / folds)`` of them; what stays in the training part must in turn
-    reach ``inner_folds``, the classifier's own inner cross-validation, which keeps it in every inner fit.
-    """
-    n = folds
-    while n - math.ceil(n / folds) < inner_folds:
-        n += 1
-    return n
-
-
-def label_audit_obstacle(frame: pd.DataFrame, config: Config, folds: int) -> str | None:
-    """Why the label audit cannot run on ``frame``'s labelled products (``None``: it can).
-
-    Cross-validation needs two categories with enough products each to appear in every training
-    part (see :func:`min_products_per_category`); otherwise the classifier or the fold split fails.
-    """
-    if folds < 2:
-        return f"it needs at least 2 cross-validation folds (--folds {folds})"
-    labelled = frame["category"].dropna()
-    counts = pd.Series(category_at_level(labelled, config.target_level)).value_counts()
-    level = f"level {config.target_level}" if config.target_level else "full category path"
-    if len(counts) < 2:
-        return f"it needs at least two categories ({level}); the labelled products have {len(counts)}"
-    need = min_products_per_category(folds, config.inner_folds)
-    if (counts >= need).sum() < 2:
-        largest = ", ".join(f"{name} ({n})" for name, n in counts.iloc[:3].items())
-        return (
-            f"it needs at least two categories ({level}) with at least {need} labelled products each, for "
-            f"{folds}-fold cross-validation with {config.inner_folds} inner folds; the largest are {largest}"
-        )
-    return None
-
-
 def out_of_fold_proba(frame: pd.DataFrame, config: Config, folds: int, progress: bool = True) -> CVResult:
     """Out-of-fold probabilities of every labelled product, from the project's own classifier and CV.
 
@@ -459,12 +423,15 @@ def label_issues(
     """Products whose given category (cut at ``config.target_level``) disagrees confidently with their
     cross-validated prediction, most suspicious first (lowest probability of the given label).
 
-    When the catalogue is too small or has a single category (:func:`label_audit_obstacle`), nothing is
-    fitted and the result is ``{"skipped": True, "reason": ...}`` with the settings.
+    When the catalogue is too small or has a single category
+    (:func:`~prodcat.evaluate.cv.cross_validation_obstacle`), nothing is fitted and the result is
+    ``{"skipped": True, "reason": ...}`` with the settings.
     """
+    from prodcat.evaluate.cv import cross_validation_obstacle
+
     config = config or Config()
     labelled = frame[frame["category"].notna()].reset_index(drop=True)
-    obstacle = label_audit_obstacle(labelled, config, folds)
+    obstacle = cross_validation_obstacle(labelled, config, folds)
     if obstacle:
         return {
             "skipped": True,
@@ -689,7 +656,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_loader_arguments(parser)
     parser.add_argument("--report", required=True, metavar="DIR", help="folder for audit.json and audit.html")
-    parser.add_argument("--sample", type=int, metavar="N", help="audit a random sample of N products (quick look)")
+    parser.add_argument(
+        "--sample", type=positive_int, metavar="N", help="audit a random sample of N products (quick look)"
+    )
     parser.add_argument("--no-images", action="store_true", help="do not decode the photos (much faster)")
     parser.add_argument(
         "--similarity",
@@ -701,8 +670,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     labels.add_argument("--labels", action="store_true", help="find likely mislabelled products (cross-validation)")
     labels.add_argument("--config", help="YAML/TOML model config for the cross-validation (default: the defaults)")
     labels.add_argument("--level", type=int, help="category depth checked (default: the config's; 0 = full path)")
-    labels.add_argument("--modalities", help="text, image or text,image (default: all the catalogue has)")
-    labels.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+    labels.add_argument(
+        "--modalities", type=modality_list, help="text, image or text,image (default: all the catalogue has)"
+    )
+    labels.add_argument("--folds", type=fold_count, default=5, help="cross-validation folds (default 5)")
     parser.set_defaults(func=run_audit)
 
 
@@ -729,7 +700,7 @@ def run_audit(args: argparse.Namespace) -> int:
     if args.level is not None:
         config = config.model_copy(update={"level": args.level or None})
     if args.modalities:
-        config = config.model_copy(update={"modalities": [m.strip() for m in args.modalities.split(",")]})
+        config = config.model_copy(update={"modalities": args.modalities})
     config = config.for_format(catalog.format)
     result = audit_catalog(
         catalog,

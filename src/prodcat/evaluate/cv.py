@@ -6,6 +6,7 @@ out-of-fold predictions are then scored like any other prediction set.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +92,48 @@ class CVResult:
                 "fold": self.fold,
             }
         )
+
+
+def min_products_per_category(folds: int, inner_folds: int) -> int:
+    """Labelled products a category needs so that every fit of a cross-validation sees it.
+
+    With at least ``folds`` members a category is stratified (not pooled with the rare ones), so each
+    test fold takes at most ``ceil(n / folds)`` of them; what stays in the training part must in turn
+    reach ``inner_folds``, the classifier's own inner cross-validation, which keeps it in every inner fit.
+    """
+    n = folds
+    while n - math.ceil(n / folds) < inner_folds:
+        n += 1
+    return n
+
+
+def cross_validation_obstacle(frame: pd.DataFrame, config: Config, folds: int | None) -> str | None:
+    """Why ``folds``-fold cross-validation of ``config`` (``prodcat cv``, the label audit) cannot run on
+    ``frame``'s labelled products, or, with ``folds=None``, why ``prodcat train`` (whose only
+    cross-validation is its ``config.inner_folds`` inner one) cannot; ``None``: it can.
+
+    It needs two categories with enough products each to appear in every training part (see
+    :func:`min_products_per_category`); otherwise the classifier or the fold split fails.
+    """
+    if folds is not None and folds < 2:
+        return f"it needs at least 2 cross-validation folds (--folds {folds})"
+    labelled = frame["category"].dropna()
+    counts = pd.Series(category_at_level(labelled, config.target_level)).value_counts()
+    level = f"level {config.target_level}" if config.target_level else "full category path"
+    if counts.empty:
+        modalities = f" with {' or '.join(config.modalities)}" if config.modalities else ""
+        return f"no labelled product{modalities} to learn from"
+    if len(counts) < 2:
+        return f"it needs at least two categories ({level}); the labelled products have {len(counts)}"
+    need = config.inner_folds if folds is None else min_products_per_category(folds, config.inner_folds)
+    if (counts >= need).sum() < 2:
+        largest = ", ".join(f"{name} ({n})" for name, n in counts.iloc[:3].items())
+        outer = "" if folds is None else f"{folds}-fold cross-validation with "
+        return (
+            f"it needs at least two categories ({level}) with at least {need} labelled products each, for "
+            f"{outer}{config.inner_folds} inner folds; the largest are {largest}"
+        )
+    return None
 
 
 def cross_validate(

@@ -6,6 +6,7 @@ import argparse
 import sys
 import textwrap
 
+from prodcat.arguments import positive_int
 from prodcat.evaluate.robustness import PERTURBATIONS
 
 
@@ -34,7 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model", help="model bundle directory")
     add_loader_arguments(parser)
     parser.add_argument("--report", required=True, help="report directory")
-    parser.add_argument("--sample", type=int, help="a stratified sample of N labelled products (quick runs)")
+    parser.add_argument("--sample", type=positive_int, help="a stratified sample of N labelled products (quick runs)")
     parser.add_argument(
         "--perturbations", nargs="+", metavar="NAME", help="perturbations or families to run (default: all)"
     )

@@ -8,6 +8,7 @@ import sys
 import textwrap
 import time
 
+from prodcat.arguments import positive_int
 from prodcat.explore.clustering import DEFAULT_FEATURES, DEFAULT_REDUCTIONS
 
 #: best runs printed on the console (all of them are in the report)
@@ -59,7 +60,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--level", type=int, default=1, help="category depth clustered against (default 1 = top; 0 = full path)"
     )
-    parser.add_argument("--sample", type=int, metavar="N", help="study a stratified sample of N products")
+    parser.add_argument("--sample", type=positive_int, metavar="N", help="study a stratified sample of N products")
     parser.add_argument("--components", type=int, default=50, help="PCA dimensions kept (default 50)")
     parser.add_argument("--jobs", type=int, default=2, help="processes reducing and clustering in parallel (default 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of sampling, reductions and KMeans (default 0)")

@@ -1,0 +1,43 @@
+"""Types of the command-line options shared by several commands: a wrong value is refused by argparse, with
+the option's name, before any work starts (not as a library's traceback minutes later)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import get_args
+
+from prodcat.config import Modality
+
+MODALITIES: tuple[str, ...] = get_args(Modality)
+
+
+def positive_int(text: str) -> int:
+    """An integer of at least 1 (``--sample``, ``--workers``...)."""
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def fold_count(text: str) -> int:
+    """A number of cross-validation folds: at least 2."""
+    value = _integer(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"cross-validation needs at least 2 folds, got {value}")
+    return value
+
+
+def modality_list(text: str) -> list[str]:
+    """``text``, ``image`` or ``text,image``: the modalities a model reads."""
+    modalities = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in modalities if m not in MODALITIES]
+    if unknown or not modalities:
+        raise argparse.ArgumentTypeError(f"expected text, image or text,image, got {text!r}")
+    return modalities
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
