@@ -192,6 +192,21 @@ def test_collect_stops_when_the_results_are_exhausted(httpserver, tmp_path):
     assert json.loads((tmp_path / "collect.json").read_text())["stopped_by"] == "exhausted"
 
 
+def test_an_api_serving_fewer_records_per_page_than_asked_is_read_to_its_total(httpserver, tmp_path):
+    """The end of the results is the API's count reached by the records served, not pages x --page-size."""
+    served = PAGE_SIZE - 1
+    pages = {
+        n // served + 1: {"count": len(CHAMPAGNES), "page": n // served + 1, "page_size": served,
+                          "products": CHAMPAGNES[n : n + served]}
+        for n in range(0, len(CHAMPAGNES), served)
+    }  # fmt: skip
+    serve_search(httpserver, pages)
+    assert run(httpserver, tmp_path) == 0
+    assert search_requests(httpserver) == list(range(1, len(pages) + 1))  # every page, and no further
+    assert len(pd.read_csv(tmp_path / "products.csv", dtype=str)) == len(CHAMPAGNES) - 2
+    assert json.loads((tmp_path / "collect.json").read_text())["stopped_by"] == "exhausted"
+
+
 def test_rate_limited_answer_is_retried_and_a_failing_page_stops_cleanly(httpserver, tmp_path, capsys):
     httpserver.expect_oneshot_request("/cgi/search.pl").respond_with_data(
         "Too Many Requests", status=429, headers={"Retry-After": "0"}

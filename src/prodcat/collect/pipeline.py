@@ -132,7 +132,7 @@ def _collect_products(
     products: dict[str, CollectedProduct] = {}
     counts = report.counts
     limit = max_products if max_products is not None else math.inf
-    number = 0
+    number = served = 0  # pages read, and the records they held
     with tqdm(total=max_products, desc=f"{collector.name} {query!r}", unit="product") as progress:
         while len(products) < limit:
             number += 1
@@ -147,8 +147,9 @@ def _collect_products(
                 report.total_matching = page.total
                 progress.total = min(page.total, limit)
             known_before = len(products)
+            served += len(page.records)
             _add_records(collector, page, number, products, limit, report, progress)
-            if _is_last_page(page, number, page_size):
+            if _is_last_page(page, served, page_size):
                 break
             if len(products) == known_before and len(page.records) == page_size:
                 # a whole page of products seen already: the API ignores the page number; stop instead of looping
@@ -191,11 +192,13 @@ def _add_records(
             return
 
 
-def _is_last_page(page: Page, number: int, page_size: int) -> bool:
-    """Page ``number`` is the last: empty, or the API's total says so, or (no total) it is not full."""
+def _is_last_page(page: Page, served: int, page_size: int) -> bool:
+    """``page`` is the last: empty, or the API's total is reached by the ``served`` records of the pages read
+    so far (counted, not pages x ``page_size``: an API may serve fewer per page than asked), or (no total)
+    it is not full."""
     if not page.records:
         return True
-    return page.total <= number * page_size if page.total is not None else len(page.records) < page_size
+    return served >= page.total if page.total is not None else len(page.records) < page_size
 
 
 class _PageCache:
