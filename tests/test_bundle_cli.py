@@ -97,7 +97,7 @@ def test_train_writes_a_verified_bundle_with_honest_metrics(flipkart_bundle):
     assert "cross-fitted" in metrics["estimated_by"]
 
 
-def test_predict_and_evaluate_commands(flipkart_bundle, flipkart_dir, tmp_path):
+def test_predict_and_evaluate_commands(flipkart_bundle, flipkart_dir, tmp_path, capsys):
     preds = tmp_path / "preds.csv"
     assert main(["predict", str(flipkart_bundle), str(flipkart_dir), "--out", str(preds)]) == 0
     table = pd.read_csv(preds)
@@ -118,6 +118,14 @@ def test_predict_and_evaluate_commands(flipkart_bundle, flipkart_dir, tmp_path):
     assert metrics["n"] == 900 and metrics["accuracy"] > 0.85
     assert (report / "confusion_matrix.png").stat().st_size > 1000
     assert "Confusion" in (report / "report.html").read_text() or (report / "report.html").stat().st_size > 1000
+    assert "warning" not in capsys.readouterr().out
+
+    # products the model cannot read (markup alone, no photo) get the prior: the evaluation says so
+    unreadable = tmp_path / "unreadable.csv"
+    rows = {"product_id": ["a", "b", "c"], "title": ["<br/>", "...", "Analog watch"], "category": "Watches"}
+    pd.DataFrame(rows).to_csv(unreadable, index=False)
+    assert main(["evaluate", str(flipkart_bundle), str(unreadable), "--report", str(tmp_path / "r2")]) == 0
+    assert "warning: 2 of 3 products have no text or image the model can read" in capsys.readouterr().out
 
 
 def test_cli_refuses_a_tampered_bundle(flipkart_bundle, flipkart_dir, tmp_path):

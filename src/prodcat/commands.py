@@ -421,6 +421,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
         f"Evaluation of {args.model} on {args.data}",
     )
     print_metrics(metrics, f"Evaluation on {len(frame)} labelled products:")
+    unread = int((table["modalities_used"].fillna("") == "").sum())
+    if unread:  # answered by the class prior: their accuracy says nothing of the model
+        modalities = " or ".join(predictor.manifest.get("modalities", []))
+        print(
+            f"warning: {unread} of {len(frame)} products have no {modalities} the model can read: each got the "
+            "most frequent training category, sent to review"
+        )
     print(f"\nReport written to {args.report}")
     return 0
 
