@@ -275,6 +275,40 @@ def explanation_section(explanation: Explanation) -> None:
         photo.image(explanation.pixels.overlay(), caption="red: supports the category; blue: pulls away")
 
 
+def _predictions_from_csv(predictions_path: str | None) -> pd.DataFrame | None:
+    """The predictions CSV given by path or upload (``None``, after saying why, when there is none to show)."""
+    path = st.text_input("Path of a CSV from `prodcat predict` or `prodcat cv`", predictions_path or "")
+    upload = st.file_uploader("…or upload one", type="csv", key="predictions_upload")
+    try:
+        if upload is not None:
+            return views.read_predictions(upload, upload.name)
+        return load_predictions(path) if path else None
+    except (views.PredictionsFormatError, OSError) as exc:
+        st.error(str(exc))
+        return None
+
+
+def _predictions_of_a_sample(predictor: Predictor, catalogue: str, frame: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Predictions of a sample of the catalogue, once asked for (kept across reruns)."""
+    if frame is None:
+        st.info("Give a catalogue in the sidebar to predict a sample of it.")
+        return None
+    if frame.empty:
+        st.info("The catalogue has no product to predict.")
+        return None
+    size = st.number_input("Products", 1, len(frame), min(200, len(frame)), key="sample_size")
+    if st.button("Predict the sample", key="predict_sample"):
+        bar = st.progress(0.0, text="predicting…")
+        predicted = views.predict_sample(
+            predictor, frame, int(size), on_progress=lambda done: bar.progress(done, text="predicting…")
+        )
+        st.session_state["sample_predictions"] = (catalogue, predicted)
+        bar.empty()
+    # kept across reruns, but only shown beside the catalogue it was drawn from
+    predicted_from, predicted = st.session_state.get("sample_predictions", (None, None))
+    return predicted if predicted_from == catalogue else None
+
+
 def predictions_page(
     predictor: Predictor,
     catalogue: str,
@@ -286,34 +320,10 @@ def predictions_page(
     source = st.radio(
         "Source", ("Predictions CSV", "Predict a sample of the catalogue"), horizontal=True, key="predictions_source"
     )
-    table = None
     if source == "Predictions CSV":
-        path = st.text_input("Path of a CSV from `prodcat predict` or `prodcat cv`", predictions_path or "")
-        upload = st.file_uploader("…or upload one", type="csv", key="predictions_upload")
-        try:
-            if upload is not None:
-                table = views.read_predictions(upload, upload.name)
-            elif path:
-                table = load_predictions(path)
-        except (views.PredictionsFormatError, OSError) as exc:
-            st.error(str(exc))
-            return
-    elif frame is None:
-        st.info("Give a catalogue in the sidebar to predict a sample of it.")
-    elif frame.empty:
-        st.info("The catalogue has no product to predict.")
+        table = _predictions_from_csv(predictions_path)
     else:
-        size = st.number_input("Products", 1, len(frame), min(200, len(frame)), key="sample_size")
-        if st.button("Predict the sample", key="predict_sample"):
-            bar = st.progress(0.0, text="predicting…")
-            predicted = views.predict_sample(
-                predictor, frame, int(size), on_progress=lambda done: bar.progress(done, text="predicting…")
-            )
-            st.session_state["sample_predictions"] = (catalogue, predicted)
-            bar.empty()
-        # kept across reruns, but only shown beside the catalogue it was drawn from
-        predicted_from, predicted = st.session_state.get("sample_predictions", (None, None))
-        table = predicted if predicted_from == catalogue else None
+        table = _predictions_of_a_sample(predictor, catalogue, frame)
     if table is None:
         return
     if frame is not None:
