@@ -313,8 +313,12 @@ def test_health_answers_head_and_an_empty_product_id_is_no_id(client: TestClient
 def test_invented_http_methods_share_one_metrics_label(client: TestClient) -> None:
     for method in ("FOO1", "FOO2", "BREW"):
         assert client.request(method, "/health").status_code == 405
+    for page in ("/docs", "/openapi.json", "/no-such-page"):
+        client.get(page)
     metrics = client.get("/metrics").text
     assert 'method="other"' in metrics and "FOO1" not in metrics and "BREW" not in metrics
+    # the documentation pages under their own label, apart from the unmatched paths
+    assert 'route="/docs"' in metrics and 'route="/openapi.json"' in metrics and 'route="unmatched"' in metrics
 
 
 def test_a_photo_part_sent_twice_fails_its_items_not_the_batch(jpeg_bytes: Callable[..., bytes]) -> None:

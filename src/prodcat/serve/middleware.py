@@ -24,6 +24,10 @@ HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTI
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
+#: FastAPI's pages of the API's documentation, labelled in the metrics by their own path
+_DOCUMENTATION_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+
+
 class RequestGuard:
     """Pure ASGI middleware (it must see the body stream and the response start, which
     ``BaseHTTPMiddleware`` hides)."""
@@ -85,7 +89,9 @@ class RequestGuard:
 
     def _observe(self, scope: Scope, request_id: str, status: int, seconds: float) -> None:
         route = scope.get("route")
-        route_path = getattr(route, "path", "unmatched")
+        # FastAPI's documentation pages are plain routes that leave no "route" in the scope
+        documentation = scope["path"] if scope["path"] in _DOCUMENTATION_PATHS else "unmatched"
+        route_path = getattr(route, "path", documentation)
         # a label per method a client invents would grow the metrics without bound
         method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
         self.metrics.requests.labels(method, route_path, str(status)).inc()
