@@ -384,3 +384,15 @@ def test_retries_back_off_from_the_first_one():
         retry = retry.new(history=(*retry.history, RequestHistory("GET", "/", None, 429, None)))
         waits.append(retry.get_backoff_time())
     assert waits == [1.5, 3.0, 6.0, 12.0]  # urllib3 alone: 0, 3, 6, 12
+
+
+def test_a_servers_retry_after_is_waited_at_most_as_long_as_a_backoff():
+    """``Retry-After: 3600`` must not hold the command silently for an hour."""
+    from urllib3 import HTTPResponse
+
+    from prodcat.collect.http import _LoggedRetry
+
+    retry = _LoggedRetry(total=5, backoff_factor=1.0, backoff_max=60.0, respect_retry_after_header=True)
+    for header, wait in (("3600", 60.0), ("7", 7.0)):
+        response = HTTPResponse(status=429, headers={"Retry-After": header})
+        assert retry.get_retry_after(response) == wait

@@ -76,6 +76,12 @@ class _LoggedRetry(Retry):
         # urllib3 retries the first failure at once: impolite to an API that has just answered 429
         return max(super().get_backoff_time(), min(self.backoff_factor, self.backoff_max)) if self.history else 0.0
 
+    def get_retry_after(self, response: urllib3.BaseHTTPResponse) -> float | None:
+        # a server asking for an hour would hold the command silently: its wait is capped like a backoff,
+        # and an answer still refused after the retries is reported with its status
+        wait = super().get_retry_after(response)
+        return None if wait is None else min(wait, self.backoff_max)
+
     def increment(
         self,
         method: str | None = None,
@@ -100,7 +106,7 @@ class HttpClient:
         requests_per_second: the most requests started per second (a retry is spaced by its backoff instead).
         retries: attempts after the first on a retryable status, read timeout or connection error.
         backoff: seconds; consecutive retries wait ``backoff``, ``2 * backoff``, ``4 * backoff``... (at most
-            60 s), or what the server's ``Retry-After`` says.
+            60 s), or what the server's ``Retry-After`` says (at most 60 s too).
         timeout: seconds to wait for the connection and then for each read.
         proxy: an HTTP(S) proxy URL every request goes through.
     """
