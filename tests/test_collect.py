@@ -314,6 +314,11 @@ def test_resume_after_a_failure_continues_from_the_failed_page(httpserver, tmp_p
     assert len(load_catalog(tmp_path / "products.csv")) == len(CHAMPAGNES) - 2
     assert run(httpserver, tmp_path, "--refresh") == 0
     assert search_requests(httpserver) == [2, 3, 1, 2, 3]
+    # a saved page damaged on disk since is asked for again, not a crash
+    (saved,) = (tmp_path / "pages").glob("*/page-0002.json")
+    saved.write_text('{"count": 9, "products": [')
+    assert run(httpserver, tmp_path) == 0
+    assert search_requests(httpserver) == [2, 3, 1, 2, 3, 2]
 
 
 def test_unreachable_network_fails_with_a_message_not_a_traceback(tmp_path, capsys):

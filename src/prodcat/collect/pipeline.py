@@ -217,8 +217,12 @@ class _PageCache:
     def get(self, number: int, client: HttpClient) -> Page:
         path = self.folder / f"page-{number:04d}.json"
         if path.is_file() and not self.refresh:
-            self.reused += 1
-            return self.collector.parse_page(json.loads(path.read_text(encoding="utf-8")))
+            try:
+                page = self.collector.parse_page(json.loads(path.read_text(encoding="utf-8")))
+                self.reused += 1
+                return page
+            except (ValueError, PageFormatError) as exc:  # damaged on disk since: asked for again
+                log.warning("saved page %s is unreadable (%s): fetching it again", path, exc)
         url, params = self.collector.page_request(self.query, number, self.page_size)
         payload = client.get_json(url, params)
         page = self.collector.parse_page(payload)  # an unexpected page is never saved
