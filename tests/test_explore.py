@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from prodcat.explore.clustering import check_feature_sets, cluster_points, stratified_sample
+from prodcat.explore.clustering import FeasibilityStudy, check_feature_sets, cluster_points, stratified_sample
 from prodcat.explore.metrics import clustering_scores, match_clusters
 from prodcat.explore.reduction import TSNE2D, KNNSmoother, UMAPReducer, combine_blocks, make_reduction
 
@@ -175,3 +175,19 @@ def test_stratified_sample_keeps_shares_and_rare_categories():
 def test_unknown_feature_extractor_is_named_before_any_work():
     with pytest.raises(ValueError, match=r"unknown feature extractor.*no_such_thing.*known: .*tfidf"):
         check_feature_sets(["tfidf", "tfidf+no_such_thing"])
+
+
+def test_a_study_of_too_few_products_is_refused_with_the_reason():
+    """Two products used to end in UMAP's or the vocabulary's own error."""
+    frame = pd.DataFrame(
+        {
+            "product_id": ["a", "b"],
+            "title": ["mug", "watch"],
+            "description": "",
+            "image": None,
+            "category": ["Kitchen", "Watches"],
+        }
+    )
+    study = FeasibilityStudy(features=["tfidf"], reductions=["umap"], progress=False)
+    with pytest.raises(ValueError, match=r"2 labelled product\(s\): a feasibility study needs at least 10"):
+        study.run(frame)

@@ -162,6 +162,10 @@ class StudyResult:
         return self.ranked()[0]
 
 
+#: the fewest labelled products a feasibility study runs on
+MIN_PRODUCTS = 10
+
+
 class FeasibilityStudy:
     """Do products of one category group together? Cluster them and compare with their categories.
 
@@ -210,6 +214,11 @@ class FeasibilityStudy:
         labelled = frame[frame["category"].notna()].reset_index(drop=True)
         if len(labelled) < len(frame):
             log.info("%d unlabelled products left out of the study", len(frame) - len(labelled))
+        if len(labelled) < MIN_PRODUCTS:
+            raise ValueError(
+                f"{len(labelled)} labelled product(s): a feasibility study needs at least {MIN_PRODUCTS} "
+                "(the reductions and the vocabularies fail on fewer, and the scores would mean nothing)"
+            )
         categories = category_at_level(labelled["category"], self.level)
         if len(np.unique(categories)) < 2:
             raise ValueError(f"the catalogue has a single category at level {self.level}; clustering needs two")
