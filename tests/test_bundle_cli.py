@@ -282,6 +282,7 @@ def test_cv_and_train_refuse_what_they_cannot_learn_from_before_working(tmp_path
         (["--folds", "1"], "cross-validation needs at least 2 folds"),
         (["--modalities", "txt"], "expected text, image or text,image"),
         (["--sample", "-1"], "must be at least 1"),
+        (["--level", "-1"], "a category depth is 0 (the full path) or more"),
     ):
         with pytest.raises(SystemExit) as refused:
             main(["cv", str(one_category), *report, *options])

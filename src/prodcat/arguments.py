@@ -19,6 +19,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def category_level(text: str) -> int:
+    """A depth of the category paths: 1 = the top level, 0 = the full path."""
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a category depth is 0 (the full path) or more, got {value}")
+    return value
+
+
 def fold_count(text: str) -> int:
     """A number of cross-validation folds: at least 2."""
     value = _integer(text)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prodcat.arguments import fold_count, modality_list, positive_int
+from prodcat.arguments import category_level, fold_count, modality_list, positive_int
 from prodcat.batch import BatchError, LocalEngine, ResumeMismatchError, predict_catalog, score_catalog, work_dir_for
 from prodcat.batch.engines import Engine
 from prodcat.bundle import data_fingerprint, save_bundle
@@ -40,7 +40,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--level",
-        type=int,
+        type=category_level,
         help="category depth to predict, 0 = full path (default: the "
         "catalogue's usual target: Flipkart top level, else full path)",
     )

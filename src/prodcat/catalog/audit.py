@@ -39,7 +39,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from tqdm.auto import tqdm
 
-from prodcat.arguments import fold_count, modality_list, positive_int
+from prodcat.arguments import category_level, fold_count, modality_list, positive_int
 from prodcat.catalog.schema import Catalog, category_at_level, depth, has_text, split_path
 from prodcat.config import Config
 from prodcat.files import write_json
@@ -669,7 +669,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     labels = parser.add_argument_group("label noise (--labels)")
     labels.add_argument("--labels", action="store_true", help="find likely mislabelled products (cross-validation)")
     labels.add_argument("--config", help="YAML/TOML model config for the cross-validation (default: the defaults)")
-    labels.add_argument("--level", type=int, help="category depth checked (default: the config's; 0 = full path)")
+    labels.add_argument(
+        "--level", type=category_level, help="category depth checked (default: the config's; 0 = full path)"
+    )
     labels.add_argument(
         "--modalities", type=modality_list, help="text, image or text,image (default: all the catalogue has)"
     )

@@ -8,7 +8,7 @@ import sys
 import textwrap
 import time
 
-from prodcat.arguments import positive_int
+from prodcat.arguments import category_level, positive_int
 from prodcat.explore.clustering import DEFAULT_FEATURES, DEFAULT_REDUCTIONS
 
 #: best runs printed on the console (all of them are in the report)
@@ -58,7 +58,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help=f"comma-separated, among {', '.join(REDUCTIONS)} (default: %(default)s)",
     )
     parser.add_argument(
-        "--level", type=int, default=1, help="category depth clustered against (default 1 = top; 0 = full path)"
+        "--level",
+        type=category_level,
+        default=1,
+        help="category depth clustered against (default 1 = top; 0 = full path)",
     )
     parser.add_argument("--sample", type=positive_int, metavar="N", help="study a stratified sample of N products")
     parser.add_argument("--components", type=int, default=50, help="PCA dimensions kept (default 50)")
