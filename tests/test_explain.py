@@ -20,6 +20,7 @@ from prodcat.cli import main
 from prodcat.commands import labelled_sample
 from prodcat.config import Config
 from prodcat.evaluate.explain import ExplainSettings, explain, occluded_copies, remove_words
+from prodcat.evaluate.explain_command import choose_products
 from prodcat.predict import Predictor
 
 #: enough words to cover a Flipkart title and the start of its description, at a test's cost
@@ -171,3 +172,11 @@ def test_explain_command_writes_report(
     assert product["product_id"] in html and record["pixels"]["overlay"] in html and "background: rgba(" in html
     assert main([*args, "--ids", "no-such-product"]) == 2
     assert "no-such-product" in capsys.readouterr().err
+
+
+def test_products_to_explain_are_chosen_by_id_once_each_or_at_random() -> None:
+    frame = pd.DataFrame({"product_id": ["a", "b", "c"], "title": ["mug", "watch", "towel"]})
+    assert choose_products(frame, ["c", "a", "c"], None)["product_id"].tolist() == ["c", "a"]
+    with pytest.raises(ValueError, match="not in the catalogue: z"):
+        choose_products(frame, ["a", "z"], None)
+    assert len(choose_products(frame, None, 10)) == 3

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
+from prodcat.arguments import positive_int
 from prodcat.catalog.loaders import add_loader_arguments
 from prodcat.catalog.schema import strings_or_empty
 from prodcat.evaluate.explain import ExplainSettings, Explanation, explain, word_spans
@@ -42,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_loader_arguments(parser)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--ids", nargs="+", metavar="ID", help="product ids to explain")
-    which.add_argument("--sample", type=int, metavar="N", help="explain N products drawn at random (seed 0)")
+    which.add_argument("--sample", type=positive_int, metavar="N", help="explain N products drawn at random (seed 0)")
     parser.add_argument("--report", required=True, metavar="DIR", help="report directory")
     defaults = ExplainSettings()
     parser.add_argument(
@@ -83,13 +84,13 @@ def run_explain(args: argparse.Namespace) -> int:
 
 
 def choose_products(frame: pd.DataFrame, ids: list[str] | None, sample: int | None) -> pd.DataFrame:
-    """The rows of ``ids`` (in that order) or ``sample`` random rows; ``ValueError`` naming unknown ids."""
+    """The rows of ``ids`` (in that order, each once) or ``sample`` random rows; ``ValueError`` naming unknown ids."""
     if ids is not None:
         by_id = frame.drop_duplicates("product_id").set_index("product_id", drop=False)
         unknown = [i for i in ids if i not in by_id.index]
         if unknown:
             raise ValueError(f"product id(s) not in the catalogue: {', '.join(unknown)}")
-        return by_id.loc[ids].reset_index(drop=True)
+        return by_id.loc[list(dict.fromkeys(ids))].reset_index(drop=True)  # an id given twice is explained once
     if sample is None or sample < 1:
         raise ValueError(f"--sample must be at least 1, got {sample}")
     return frame.sample(min(sample, len(frame)), random_state=0).reset_index(drop=True)
