@@ -180,3 +180,10 @@ def test_products_to_explain_are_chosen_by_id_once_each_or_at_random() -> None:
     with pytest.raises(ValueError, match="not in the catalogue: z"):
         choose_products(frame, ["a", "z"], None)
     assert len(choose_products(frame, None, 10)) == 3
+
+
+@pytest.mark.parametrize(("option", "message"), [("--grid=2", "invalid choice: 2"), ("--max-words=0", "at least 1")])
+def test_explain_command_refuses_costs_out_of_range(tmp_path: Path, capsys, option: str, message: str) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(["explain", str(tmp_path), str(tmp_path), "--sample", "1", "--report", str(tmp_path / "r"), option])
+    assert refused.value.code == 2 and message in capsys.readouterr().err

@@ -48,13 +48,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     defaults = ExplainSettings()
     parser.add_argument(
         "--max-words",
-        type=int,
+        type=positive_int,
         default=defaults.max_words,
         help=f"distinct words explained per product, title first (default {defaults.max_words}; each costs one "
         "model row)",
     )
     parser.add_argument(
-        "--grid", type=int, default=defaults.grid, help=f"heatmap cells per side of the photo (default {defaults.grid})"
+        "--grid",
+        type=int,
+        choices=range(3, 13),  # as POST /explain: the grey square covers 2x2 cells, and 144 cells cost 121 rows
+        metavar="3-12",
+        default=defaults.grid,
+        help=f"heatmap cells per side of the photo (default {defaults.grid})",
     )
     parser.set_defaults(func=run_explain)
 
