@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -288,3 +289,15 @@ def test_cv_and_train_refuse_what_they_cannot_learn_from_before_working(tmp_path
             main(["cv", str(one_category), *report, *options])
         assert refused.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "report").exists() and not (tmp_path / "model").exists()
+
+
+def test_cv_warns_of_categories_no_fold_can_learn(tmp_path, capsys):
+    """A category with a single labelled product is in no training part: its product is always wrong."""
+    words = {"Kitchen": "ceramic coffee mug", "Watches": "analog wrist watch", "Toys": "wooden train"}
+    rows = [(f"{c}-{i}", f"{words[c]} {i}", c) for c in ("Kitchen", "Watches") for i in range(12)]
+    rows.append(("toy", words["Toys"], "Toys"))
+    data = tmp_path / "products.csv"
+    pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    assert main(["cv", str(data), "--config", config, "--folds", "3", "--report", str(tmp_path / "cv")]) == 0
+    assert "warning: 1 categories have a single labelled product, which no fold can learn" in capsys.readouterr().out

@@ -441,6 +441,9 @@ def run_cv(args: argparse.Namespace) -> int:
     if problem := cross_validation_obstacle(frame, config, args.folds):
         print(f"error: cannot cross-validate: {problem}", file=sys.stderr)
         return 2
+    counts = pd.Series(category_at_level(frame["category"], config.target_level)).value_counts()
+    if (alone := counts[counts == 1]).any():  # in no training part: wrong out of fold, whatever the model
+        print(f"warning: {len(alone)} categories have a single labelled product, which no fold can learn")
     result = cross_validate(frame, config, folds=args.folds)
     metrics = result.metrics()
     metrics["config"] = config.model_dump()
