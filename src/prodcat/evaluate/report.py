@@ -70,7 +70,12 @@ def plot_reliability(calibration: dict[str, Any], path: Path) -> None:
     bins = calibration["bins"]
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
-    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", label="model")
+    confidence, accuracy = [b["confidence"] for b in bins], [b["accuracy"] for b in bins]
+    ax.plot(confidence, accuracy, "-", color="tab:blue")
+    # marker area grows with the bin's products: a bin of one product must not look like one of hundreds
+    total = max(sum(b["count"] for b in bins), 1)
+    sizes = [12 + 400 * b["count"] / total for b in bins]
+    ax.scatter(confidence, accuracy, s=sizes, color="tab:blue", label="model (area: products in the bin)", zorder=3)
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
     ax.set_title(f"Reliability (ECE = {calibration['ece']:.3f})")
