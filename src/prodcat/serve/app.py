@@ -33,6 +33,7 @@ from prodcat.serve.inputs import (
     MAX_JSON_BYTES_PER_CHAR,
     ApiError,
     ProductRequest,
+    accepted_media_type,
     batch_items_from_form,
     batch_items_from_json,
     check_text,
@@ -404,15 +405,7 @@ def create_app_from_env() -> FastAPI:
 
 
 def _media_type(request: Request) -> str:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in ("multipart/form-data", "application/json"):
-        raise ApiError(
-            415,
-            "content_type",
-            f"request content type {media_type or '(none)'!r} is not accepted: "
-            "send multipart/form-data (with a photo) or application/json (text only)",
-        )
-    return media_type
+    return accepted_media_type(request, {"multipart/form-data": "with a photo", "application/json": "text only"})
 
 
 def _checked(item: ProductRequest | ApiError, settings: ServeSettings) -> ProductRequest | ApiError:

@@ -346,11 +346,20 @@ def validation_message(errors: Sequence[Any]) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in errors)
 
 
+def accepted_media_type(request: Request, accepted: dict[str, str]) -> str:
+    """The request's media type (parameters and case dropped) when it is one of ``accepted`` (media type →
+    what to send it for), else a 415 naming them."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in accepted:
+        send = " or ".join(f"{kind} ({why})" if why else kind for kind, why in accepted.items())
+        detail = f"request content type {media_type or '(none)'!r} is not accepted: send {send}"
+        raise ApiError(415, "content_type", detail)
+    return media_type
+
+
 async def read_small_json(request: Request, most_bytes: int) -> bytes:
     """The JSON body of a request that carries a few fields, read up to ``most_bytes`` (413 past them)."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json":
-        raise ApiError(415, "content_type", f"request content type {media_type or '(none)'!r}: send application/json")
+    accepted_media_type(request, {"application/json": ""})
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
