@@ -450,7 +450,7 @@ def _predict_body(settings: ServeSettings) -> dict[str, Any]:
     form_fields["specifications"] = {
         "type": "string",
         "contentMediaType": "application/json",
-        "description": "a JSON object: " + form_fields["specifications"]["description"],
+        "description": "as JSON text: " + form_fields["specifications"]["description"],
     }
     return {
         "required": True,
