@@ -156,11 +156,15 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
     return _Table(frame, issues, path.name)
 
 
+#: the byte-order marks a UTF-16 table starts with (Excel's "Unicode text" export)
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
 def _open_text(path: Path) -> tuple[io.StringIO, list[RowIssue]]:
     """The file's text: UTF-8, and line by line Windows-1252 where a line is not (a file pasted together
     from two exports must not garble its UTF-8 rows); one issue names the lines read so."""
     raw = path.read_bytes()
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Excel's "Unicode text" export
+    if raw.startswith(_UTF16_BOMS):
         try:
             return io.StringIO(raw.decode("utf-16"), newline=""), []
         except UnicodeDecodeError as exc:
@@ -196,7 +200,7 @@ def _header_line(path: Path) -> str:
     """The first line of a text table, in UTF-16 when it starts with a UTF-16 byte-order mark, else UTF-8."""
     with path.open("rb") as handle:
         head = handle.read(64 * 1024)
-    encoding = "utf-16" if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+    encoding = "utf-16" if head.startswith(_UTF16_BOMS) else "utf-8-sig"
     # a cut at an odd byte leaves half a character at the end: replaced, and past the first line anyway
     return head.decode(encoding, errors="replace").split("\n", 1)[0]
 
