@@ -433,7 +433,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_cv(args: argparse.Namespace) -> int:
-    from prodcat.evaluate.cv import cross_validate, cross_validation_obstacle
+    from prodcat.evaluate.cv import category_counts, cross_validate, cross_validation_obstacle
 
     catalog = read_catalog(args)
     config = build_config(args, catalog)
@@ -441,7 +441,7 @@ def run_cv(args: argparse.Namespace) -> int:
     if problem := cross_validation_obstacle(frame, config, args.folds):
         print(f"error: cannot cross-validate: {problem}", file=sys.stderr)
         return 2
-    counts = pd.Series(category_at_level(frame["category"], config.target_level)).value_counts()
+    counts = category_counts(frame, config)
     if (alone := counts[counts == 1]).any():  # in no training part: wrong out of fold, whatever the model
         print(f"warning: {len(alone)} categories have a single labelled product, which no fold can learn")
     result = cross_validate(frame, config, folds=args.folds)

@@ -107,6 +107,11 @@ def min_products_per_category(folds: int, inner_folds: int) -> int:
     return n
 
 
+def category_counts(frame: pd.DataFrame, config: Config) -> pd.Series:
+    """Labelled products per category at ``config``'s target level, the largest first."""
+    return pd.Series(category_at_level(frame["category"].dropna(), config.target_level)).value_counts()
+
+
 def cross_validation_obstacle(frame: pd.DataFrame, config: Config, folds: int | None) -> str | None:
     """Why ``folds``-fold cross-validation of ``config`` (``prodcat cv``, the label audit) cannot run on
     ``frame``'s labelled products, or, with ``folds=None``, why ``prodcat train`` (whose only
@@ -117,8 +122,7 @@ def cross_validation_obstacle(frame: pd.DataFrame, config: Config, folds: int | 
     """
     if folds is not None and folds < 2:
         return f"it needs at least 2 cross-validation folds (--folds {folds})"
-    labelled = frame["category"].dropna()
-    counts = pd.Series(category_at_level(labelled, config.target_level)).value_counts()
+    counts = category_counts(frame, config)
     level = f"level {config.target_level}" if config.target_level else "full category path"
     if counts.empty:
         modalities = f" with {' or '.join(config.modalities)}" if config.modalities else ""
