@@ -426,7 +426,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         modalities = " or ".join(predictor.manifest.get("modalities", []))
         print(
             f"warning: {unread} of {len(frame)} products have no {modalities} the model can read: each got the "
-            "most frequent training category, sent to review"
+            "class prior (the most frequent training category), whatever it is"
         )
     print(f"\nReport written to {args.report}")
     return 0
