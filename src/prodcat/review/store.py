@@ -339,10 +339,9 @@ def _insert_ignoring_duplicates(dialect_name: str) -> sa.Insert:
     second wait for the first and then skip its row, where a plain INSERT would fail it with a
     unique violation. Other backends get a plain INSERT that skips photos already committed.
     """
-    if dialect_name == "postgresql":
-        return postgresql.insert(_PhotoRow).on_conflict_do_nothing(index_elements=[_PhotoRow.sha256])
-    if dialect_name == "sqlite":
-        return sqlite.insert(_PhotoRow).on_conflict_do_nothing(index_elements=[_PhotoRow.sha256])
+    dialect_insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect_name)
+    if dialect_insert is not None:
+        return dialect_insert(_PhotoRow).on_conflict_do_nothing(index_elements=[_PhotoRow.sha256])
     stored = sa.select(_PhotoRow.sha256).where(_PhotoRow.sha256 == sa.bindparam("sha256"))
     return sa.insert(_PhotoRow).from_select(
         [_PhotoRow.sha256, _PhotoRow.content],
