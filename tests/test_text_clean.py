@@ -7,7 +7,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from prodcat.text.clean import TextNormalizer, clean_text, clean_texts, detect_language, has_markup
+from prodcat.text.clean import (
+    TextNormalizer,
+    clean_text,
+    clean_texts,
+    detect_language,
+    has_markup,
+    main_language,
+)
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +114,33 @@ def test_normalizer_removes_stop_words_and_lemmatizes_per_language() -> None:
     assert TextNormalizer(lemmatize=False, remove_stop_words=False).transform(["Les <b>Chaussures</b>"]) == [
         "les chaussures"
     ]
+
+
+def test_stop_words_are_those_of_each_product_language() -> None:
+    """The French "car" (because) is an English content word, the English "a" is French "has"."""
+    english, french = TextNormalizer(lemmatize=False).transform(
+        ["The car seat cover with a zip", "Housse de siège auto pour la voiture, car elle a un zip"]
+    )
+    assert english.split() == ["car", "seat", "cover", "zip"]
+    assert french.split() == ["housse", "siège", "auto", "voiture", "zip"]
+    # a fixed list still applies to every product
+    both = TextNormalizer(lemmatize=False, stop_word_languages=("fr", "en")).transform(["The car seat cover"])
+    assert both == ["seat cover"]
+
+
+def test_invisible_characters_inside_words_are_removed_not_spaced() -> None:
+    assert (
+        clean_text("co\u200bton, cot\u00adton, cot&shy;ton, \ufeffbio\u2060logique")
+        == "coton, cotton, cotton, biologique"
+    )
+    assert clean_text("a\u2028b\u2029c") == "a b c"  # line and paragraph separators still split words
+
+
+def test_main_language_ties_go_to_the_first_listed_language() -> None:
+    """Whatever the order of the texts (and the hash seed), a tie is decided the same way."""
+    texts = ["Chaussures de randonnée pour homme", "Leather hiking boots for men"]
+    assert main_language(texts) == main_language(texts[::-1]) == "fr"
+    assert main_language(["", "1234"]) == "und"
 
 
 def test_the_cleaning_cache_keeps_short_texts_only() -> None:

@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from prodcat.catalog.schema import product_text
 from prodcat.features.base import make_extractor
 from prodcat.features.cache import EmbeddingCache
-from prodcat.text.clean import clean_text
+from prodcat.text.clean import clean_text, clean_texts, detect_language
 from prodcat.text.features import LayoutExtractor
 
 
@@ -82,9 +83,14 @@ def test_word_extractor_lemmatizes_in_each_language(rakuten_frame: pd.DataFrame)
         .fit(rakuten_frame)
         .get_feature_names_out()
     )
-    assert "les" in plain and "les" not in lemmas  # French stop-word
-    assert "the" in plain and "the" not in lemmas  # English stop-word
+    assert "les" in plain and "les" not in lemmas  # French stop-word of French products
     assert len(lemmas) < len(plain)
+    # the English stop-words go from the catalogue's English products (not from French ones)
+    extractor = make_extractor("tfidf_word", lemmatize=True, remove_stop_words=True)
+    cleaned = clean_texts(product_text(rakuten_frame))
+    languages = detect_language(cleaned)
+    english = [text for text, lang in zip(extractor.normalise(cleaned), languages, strict=True) if lang == "en"]
+    assert len(english) > 20 and not any("the" in text.split() for text in english)
 
 
 def test_word2vec_vectors(flipkart_dir: Path) -> None:

@@ -7,9 +7,9 @@ Two layers, used by every text feature:
   mojibake (``Ã©`` for ``é``, stray Windows-1252 bytes), Unicode normalisation
   and whitespace. Case and accents are kept: sentence encoders use them.
 * :class:`TextNormalizer` turns clean text into a normalised token string for
-  bag-of-words models: lower case, optional accent stripping, French and
-  English stop-words removed, words lemmatised in each product's own language
-  (detected per product with :func:`detect_language`).
+  bag-of-words models: lower case, optional accent stripping, stop-words
+  removed and words lemmatised in each product's own language (detected per
+  product with :func:`detect_language`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from functools import cache, lru_cache
+from typing import Literal
 
 import ftfy
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -38,7 +39,10 @@ _HIDDEN_BLOCK = re.compile(
 # Only things that look like tags (a letter, "/" or "!" after "<", spaces allowed as in Rakuten's
 # "< span style=...>"): "a < 5" stays.
 _TAG = re.compile(r"<\s*(?:[/!]\s*)?[a-zA-Z][^<>]*>")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+# Invisible characters that sit *inside* words (zero-width space and joiners, word joiner, byte-order
+# mark, soft hyphen, direction marks): removed, not spaced, so that "co\u200bton" stays "coton".
+_INVISIBLE = re.compile(r"[\u00ad\u200b-\u200f\u2060\ufeff]")
 _SPACES = re.compile(r"\s+")
 # Entities broken by a space after "&" ("&amp; nbsp;" -> "& nbsp;"), found in Rakuten descriptions.
 _SPACED_ENTITY = re.compile(r"&\s+([A-Za-z]{2,8}|#[0-9]{2,5});")
@@ -81,7 +85,8 @@ def clean_text(raw: str | None) -> str:
     """Plain, readable text from a raw product field.
 
     Decodes HTML entities (repeatedly), removes tags, repairs mojibake with
-    ftfy, normalises Unicode to NFC, removes control characters and collapses
+    ftfy, normalises Unicode to NFC, removes invisible characters (zero-width,
+    soft hyphen), turns control characters into spaces and collapses
     whitespace. ``None``/NaN give ``""``. Case and accents are kept.
     """
     if raw is None or not isinstance(raw, str):
@@ -90,7 +95,7 @@ def clean_text(raw: str | None) -> str:
     # Entities may hide behind tags (``&lt;br /&gt;``) and tags behind entities: one more pass.
     text = strip_tags(unescape_html(text))
     text = ftfy.fix_text(text, unescape_html=False, normalization="NFC")
-    text = _CONTROL.sub(" ", text)
+    text = _CONTROL.sub(" ", _INVISIBLE.sub("", text))
     return _SPACES.sub(" ", text).strip()
 
 
@@ -137,10 +142,16 @@ def detect_language(texts: Sequence[str], max_chars: int = 400) -> list[str]:
 
 
 def main_language(texts: Sequence[str], sample: int = 500) -> str:
-    """The most frequent language of (an evenly spaced sample of at most ``sample`` of) ``texts``."""
+    """The most frequent language of (an evenly spaced sample of at most ``sample`` of) ``texts``.
+
+    A tie goes to the language listed first in :data:`LANGUAGES`, so the answer never depends on
+    the interpreter's hash seed (it decides which heads a model trains).
+    """
     step = max(1, len(texts) // sample)
-    found = [lang for lang in detect_language(texts[::step]) if lang != UNDETERMINED]
-    return max(set(found), key=found.count) if found else UNDETERMINED
+    found = detect_language(texts[::step])
+    counts = {lang: found.count(lang) for lang in LANGUAGES}
+    best = max(LANGUAGES, key=counts.__getitem__)
+    return best if counts[best] else UNDETERMINED
 
 
 @lru_cache(maxsize=200_000)
@@ -191,7 +202,10 @@ class TextNormalizer(TransformerMixin, BaseEstimator):
     lemmatize:
         replace each word by its simplemma lemma in the product's detected language.
     stop_word_languages:
-        languages whose stop-words are removed (French and English by default).
+        ``"auto"``: each product's stop-words are those of its own language (the one
+        its lemmas are taken in), so that the French "car" or "or" (gold) survive in
+        an English title and vice versa; or a fixed tuple of codes whose stop-words
+        are removed from every product, e.g. ``("fr", "en")``.
     language:
         ``"auto"`` to detect each product's language (for lemmas), or one fixed
         code such as ``"fr"`` for a monolingual catalogue (skips detection).
@@ -209,7 +223,7 @@ class TextNormalizer(TransformerMixin, BaseEstimator):
         strip_accents: bool = False,
         remove_stop_words: bool = True,
         lemmatize: bool = True,
-        stop_word_languages: tuple[str, ...] = ("fr", "en"),
+        stop_word_languages: tuple[str, ...] | Literal["auto"] = "auto",
         language: str = "auto",
         default_language: str = "en",
     ):
@@ -227,20 +241,21 @@ class TextNormalizer(TransformerMixin, BaseEstimator):
 
     def transform(self, texts: Sequence[str]) -> list[str]:
         texts = clean_texts(texts) if self.clean else [t or "" for t in texts]
-        if self.lemmatize and self.language == "auto":
-            languages = detect_language(texts)
+        per_product_stop_words = self.remove_stop_words and self.stop_word_languages == "auto"
+        if self.language == "auto" and (self.lemmatize or per_product_stop_words):
+            languages = [self.default_language if lang == UNDETERMINED else lang for lang in detect_language(texts)]
         else:
             languages = [self.default_language if self.language == "auto" else self.language] * len(texts)
-        stop_words = (
-            stop_words_for(tuple(self.stop_word_languages), self.strip_accents)
-            if self.remove_stop_words
-            else frozenset()
-        )
-        return [self._normalize(text, lang, stop_words) for text, lang in zip(texts, languages, strict=True)]
+        return [self._normalize(text, lang) for text, lang in zip(texts, languages, strict=True)]
 
-    def _normalize(self, text: str, language: str, stop_words: frozenset[str]) -> str:
-        if language == UNDETERMINED:
-            language = self.default_language
+    def _stop_words(self, language: str) -> frozenset[str]:
+        if not self.remove_stop_words:
+            return frozenset()
+        languages = (language,) if self.stop_word_languages == "auto" else tuple(self.stop_word_languages)
+        return stop_words_for(languages, self.strip_accents)
+
+    def _normalize(self, text: str, language: str) -> str:
+        stop_words = self._stop_words(language)
         out = []
         for token in _WORD.findall(text.lower() if self.lowercase else text):
             if token.lower() in stop_words:
