@@ -264,6 +264,18 @@ def test_photo_only_products_are_answered_by_the_photo_model(flipkart_bundle, fl
     assert accuracy > 0.75, accuracy
 
 
+def test_a_sample_keeps_its_shares_when_one_category_has_a_single_product():
+    """`--sample` stratifies; a lone single-product category pooled alone must not make the split fail."""
+    from prodcat.commands import labelled_sample
+    from prodcat.config import Config
+
+    categories = ["Kitchen"] * 30 + ["Watches"] * 30 + ["Toys"]
+    frame = pd.DataFrame({"product_id": range(61), "title": [f"item {i}" for i in range(61)], "category": categories})
+    sample = labelled_sample(frame, Config(level=1), 20)
+    assert len(sample) == 20
+    assert sample["category"].value_counts()[["Kitchen", "Watches"]].tolist() == [10, 10]
+
+
 def test_cv_and_train_refuse_what_they_cannot_learn_from_before_working(tmp_path, capsys):
     """Wrong options and catalogues too small are one-line errors (exit 2), not tracebacks minutes later."""
     one_category = tmp_path / "one.csv"

@@ -256,6 +256,9 @@ def labelled_sample(frame: pd.DataFrame, config: Config, size: int | None) -> pd
     from prodcat.models.heads import pooled_strata
 
     strata = pooled_strata(category_at_level(frame["category"], config.target_level), 2)
+    sizes = pd.Series(strata).value_counts()
+    if sizes.iloc[-1] < 2:  # one single-product category pools into a stratum of one: it joins the largest
+        strata = np.where(strata == sizes.index[-1], sizes.index[0], strata)
     # fewer products than categories cannot be stratified: a plain random sample (the checks that follow
     # say whether it is enough to train on)
     stratify = strata if size >= len(np.unique(strata)) else None
