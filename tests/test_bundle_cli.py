@@ -303,6 +303,32 @@ def test_cv_and_train_refuse_what_they_cannot_learn_from_before_working(tmp_path
     assert not (tmp_path / "report").exists() and not (tmp_path / "model").exists()
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("fields.yaml", "fusion: bogus\nheads: 3\n", "heads: Input should be a valid list; fusion: Input should be"),
+        ("unknown.yaml", "text: [tfidf, e5]\n", "text: Extra inputs are not permitted"),
+        ("syntax.yaml", "fusion: [\n", "not valid YAML: expected the node content"),
+        ("syntax.toml", "fusion = \n", "not valid TOML: Invalid value"),
+        ("list.yaml", "- fusion\n", "a config is a mapping of fields"),
+    ],
+)
+def test_a_wrong_config_is_refused_with_its_fields_before_the_catalogue_is_read(
+    tmp_path, capsys, name, content, message
+):
+    config = tmp_path / name
+    config.write_text(content)
+    for command in (
+        ["train", "/nonexistent/catalogue", "--out", str(tmp_path / "m")],
+        ["audit", "/nonexistent", "--labels"],
+    ):
+        with pytest.raises(SystemExit) as refused:
+            main([*command, "--config", str(config)])
+        error = capsys.readouterr().err.strip().splitlines()[-1]
+        assert refused.value.code == 2
+        assert f"argument --config: {config}: " in error and message in error
+
+
 def test_cv_warns_of_categories_no_fold_can_learn(tmp_path, capsys):
     """A category with a single labelled product is in no training part: its product is always wrong."""
     words = {"Kitchen": "ceramic coffee mug", "Watches": "analog wrist watch", "Toys": "wooden train"}

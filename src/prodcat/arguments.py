@@ -6,9 +6,17 @@ from __future__ import annotations
 import argparse
 from typing import get_args
 
-from prodcat.config import Modality
+from prodcat.config import Config, ConfigError, Modality, load_config
 
 MODALITIES: tuple[str, ...] = get_args(Modality)
+
+
+def config_file(path: str) -> Config:
+    """A YAML or TOML experiment config, read and checked when the command line is (``--config``)."""
+    try:
+        return load_config(path)
+    except (ConfigError, OSError, UnicodeDecodeError) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def positive_int(text: str) -> int:

@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prodcat.arguments import category_level, fold_count, modality_list, positive_int
+from prodcat.arguments import category_level, config_file, fold_count, modality_list, positive_int
 from prodcat.batch import BatchError, LocalEngine, ResumeMismatchError, predict_catalog, score_catalog, work_dir_for
 from prodcat.batch.engines import Engine
 from prodcat.bundle import data_fingerprint, save_bundle
 from prodcat.catalog.loaders import add_loader_arguments, load_from_args
 from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, modality_mask
-from prodcat.config import Config, load_config
+from prodcat.config import Config
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
 from prodcat.evaluate.report import write_report
 from prodcat.files import write_atomically
@@ -34,7 +34,9 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML or TOML experiment config (fields left out keep their defaults)")
+    parser.add_argument(
+        "--config", type=config_file, help="YAML or TOML experiment config (fields left out keep their defaults)"
+    )
     parser.add_argument(
         "--modalities", type=modality_list, help="text, image or text,image (default: all the catalogue has)"
     )
@@ -224,7 +226,7 @@ def read_labelled(args: argparse.Namespace) -> pd.DataFrame | None:
 
 
 def build_config(args: argparse.Namespace, catalog: Catalog) -> Config:
-    config = load_config(args.config)
+    config = args.config or Config()
     updates: dict[str, Any] = {}
     if args.modalities:
         updates["modalities"] = args.modalities

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Modality = Literal["text", "image"]
 
@@ -191,11 +191,36 @@ DEFAULT_LEVEL = {
 }
 
 
+class ConfigError(ValueError):
+    """A config file that cannot be read as a :class:`Config`; the message names the file and each wrong field."""
+
+
 def load_config(path: str | Path | None) -> Config:
-    """Read a YAML (``.yml``/``.yaml``) or TOML config; ``None`` gives the defaults."""
+    """Read a YAML (``.yml``/``.yaml``) or TOML config; ``None`` gives the defaults.
+
+    Raises :class:`ConfigError` for a file that is not valid YAML/TOML, not a mapping, or whose fields
+    are unknown or wrong (every wrong field listed, with its path, e.g. ``heads.0.C``), and
+    ``OSError`` for a file that cannot be read.
+    """
     if path is None:
         return Config()
     path = Path(path)
     text = path.read_text(encoding="utf-8")
-    data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    return Config.model_validate(data or {})
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML: {getattr(error, 'problem', None) or error}{where}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config is a mapping of fields (e.g. `fusion: late`), not {type(data).__name__}")
+    try:
+        return Config.model_validate(data or {})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc']) or '(top level)'}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None

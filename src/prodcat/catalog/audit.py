@@ -39,7 +39,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from tqdm.auto import tqdm
 
-from prodcat.arguments import category_level, fold_count, modality_list, positive_int
+from prodcat.arguments import category_level, config_file, fold_count, modality_list, positive_int
 from prodcat.catalog.schema import Catalog, category_at_level, depth, has_text, split_path
 from prodcat.config import Config
 from prodcat.files import write_json
@@ -668,7 +668,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     labels = parser.add_argument_group("label noise (--labels)")
     labels.add_argument("--labels", action="store_true", help="find likely mislabelled products (cross-validation)")
-    labels.add_argument("--config", help="YAML/TOML model config for the cross-validation (default: the defaults)")
+    labels.add_argument(
+        "--config", type=config_file, help="YAML/TOML model config for the cross-validation (default: the defaults)"
+    )
     labels.add_argument(
         "--level", type=category_level, help="category depth checked (default: the config's; 0 = full path)"
     )
@@ -681,7 +683,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_audit(args: argparse.Namespace) -> int:
     from prodcat.catalog.loaders import CatalogFormatError, load_from_args
-    from prodcat.config import load_config
 
     try:
         catalog = load_from_args(args)
@@ -698,7 +699,7 @@ def run_audit(args: argparse.Namespace) -> int:
             issues=[i for i in catalog.issues if i.product_id is None or i.product_id in kept],
             lines=[catalog.line_of(position) for position in sampled.index],
         )
-    config = load_config(args.config)
+    config = args.config or Config()
     if args.level is not None:
         config = config.model_copy(update={"level": args.level or None})
     if args.modalities:
