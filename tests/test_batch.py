@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from prodcat.batch import (
+    NOTHING_TO_READ,
     OUTPUT_COLUMNS,
     BatchError,
     LocalEngine,
@@ -185,12 +186,20 @@ def test_a_bad_product_costs_its_own_row_not_its_chunk(products, predictor, unin
     table = pd.read_csv(out, dtype=str, keep_default_na=False)  # compared as written
     reference = pd.read_csv(uninterrupted, dtype=str, keep_default_na=False)
 
-    assert summary.errors == 1 and len(table) == 40
+    assert summary.errors == 2 and len(table) == 40
     failed = table.iloc[10]
     assert failed["decision"] == "review" and failed["error"] == "ValueError: tokenizer overflow"
     assert failed["product_id"] == products["product_id"].iat[10] and failed["category"] == ""
     assert table.at[3, "modalities_used"] == "text" and table.at[3, "error"] == ""  # its text still answers
-    assert table.at[5, "modalities_used"] == "" and table.at[5, "decision"] == "review"  # the prior, for a human
+    # nothing to read: no category (not the class prior), sent to a human with the reason
+    assert table.iloc[5][["category", "confidence", "decision", "top_k", "modalities_used"]].tolist() == [
+        "",
+        "",
+        "review",
+        "[]",
+        "",
+    ]
+    assert table.at[5, "error"] == NOTHING_TO_READ
     # every other product, including the other 7 of the failing chunk, exactly as in a clean run
     others = [i for i in range(40) if i not in (3, 5, 10)]
     pd.testing.assert_frame_equal(table.iloc[others], reference.iloc[others])
@@ -208,6 +217,16 @@ def test_a_chunk_where_every_product_fails_stops_the_run(products, predictor, tm
     with pytest.raises(BatchError, match=r"every one of the first 2 products of this run failed"):
         score_catalog(products, out, LocalEngine(predictor), chunk_size=1, progress=False)
     assert not list(work_dir_for(out).glob("part-*"))
+
+
+def test_products_with_nothing_to_read_do_not_pass_for_a_broken_model(products, predictor, tmp_path):
+    """Rows of markup only and no photo are the products' fault: the run goes on, in chunks of any size."""
+    frame = products.iloc[:6].assign(title="<br/>&nbsp;", description="", image=None)
+    for chunk_size in (1, 3):
+        out = tmp_path / f"empty-{chunk_size}.csv"
+        summary = score_catalog(frame, out, LocalEngine(predictor), chunk_size=chunk_size, progress=False)
+        table = pd.read_csv(out, dtype=str, keep_default_na=False)
+        assert summary.errors == 6 and (table["error"] == NOTHING_TO_READ).all() and (table["category"] == "").all()
 
 
 def test_cli_resumes_after_ctrl_c_and_refuses_other_options(

@@ -121,12 +121,14 @@ def test_predict_and_evaluate_commands(flipkart_bundle, flipkart_dir, tmp_path, 
     assert "Confusion" in (report / "report.html").read_text() or (report / "report.html").stat().st_size > 1000
     assert "warning" not in capsys.readouterr().out
 
-    # products the model cannot read (markup alone, no photo) get the prior: the evaluation says so
+    # products the model cannot read (markup alone, no photo) get no category and count as wrong: it says so
     unreadable = tmp_path / "unreadable.csv"
     rows = {"product_id": ["a", "b", "c"], "title": ["<br/>", "...", "Analog watch"], "category": "Watches"}
     pd.DataFrame(rows).to_csv(unreadable, index=False)
     assert main(["evaluate", str(flipkart_bundle), str(unreadable), "--report", str(tmp_path / "r2")]) == 0
-    assert "warning: 2 of 3 products have no text or image the model can read" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "warning: 2 of 3 products have no text or image the model can read: they get no category" in out
+    assert json.loads((tmp_path / "r2" / "metrics.json").read_text())["accuracy"] == pytest.approx(1 / 3)
 
 
 def test_cli_refuses_a_tampered_bundle(flipkart_bundle, flipkart_dir, tmp_path):

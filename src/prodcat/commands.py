@@ -81,11 +81,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=_formatter,
         description=textwrap.dedent("""\
             Write one row per product, in input order: product_id, category, confidence, decision
-            (auto | review), top_k (JSON), modalities_used, error (why a product could not be scored: it is
-            then sent to review, with no category). Input rows the reader had to skip (broken quoting, a wrong
-            number of fields) have no prediction: they are listed with their line number in OUT.issues.csv,
-            beside the other input problems (a photo file not found, or one that does not decode, with the
-            reason: the product is kept, predicted from its text).
+            (auto | review), top_k (JSON), modalities_used, error (why a product could not be scored: no
+            text or photo it can read, or the model failed on it; it is then sent to review, with no
+            category). Input rows the reader had to skip (broken quoting, a wrong number of fields) have no
+            prediction: they are listed with their line number in OUT.issues.csv, beside the other input
+            problems (a photo file not found, or one that does not decode, with the reason: the product is
+            kept, predicted from its text).
 
             Each finished chunk is kept in OUT.parts/ beside the output; running the same command again after
             a crash or Ctrl-C resumes there and scores only the missing chunks. A run with another model, other
@@ -427,11 +428,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
     print_metrics(metrics, f"Evaluation on {len(frame)} labelled products:")
     unread = int((table["modalities_used"].fillna("") == "").sum())
-    if unread:  # answered by the class prior: their accuracy says nothing of the model
+    if unread:  # nothing to classify: no category, counted wrong (see batch.scoring.NOTHING_TO_READ)
         modalities = " or ".join(predictor.manifest.get("modalities", []))
         print(
-            f"warning: {unread} of {len(frame)} products have no {modalities} the model can read: each got the "
-            "class prior (the most frequent training category), whatever it is"
+            f"warning: {unread} of {len(frame)} products have no {modalities} the model can read: they get no "
+            "category and count as wrong"
         )
     print(f"\nReport written to {args.report}")
     return 0

@@ -8,9 +8,10 @@
 
 from prodcat.batch.engines import LocalEngine
 from prodcat.batch.job import ResumeMismatchError, RunSummary, score_catalog, work_dir_for
-from prodcat.batch.scoring import OUTPUT_COLUMNS, BatchError, predict_catalog, score_chunk
+from prodcat.batch.scoring import NOTHING_TO_READ, OUTPUT_COLUMNS, BatchError, predict_catalog, score_chunk
 
 __all__ = [
+    "NOTHING_TO_READ",
     "OUTPUT_COLUMNS",
     "BatchError",
     "LocalEngine",

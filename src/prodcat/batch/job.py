@@ -34,7 +34,7 @@ from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from prodcat.batch.engines import Chunk, Engine, bundle_identity
-from prodcat.batch.scoring import OUTPUT_COLUMNS, BatchError, chunk_bounds
+from prodcat.batch.scoring import OUTPUT_COLUMNS, BatchError, chunk_bounds, model_failed
 from prodcat.bundle import data_fingerprint
 from prodcat.files import temporary_sibling, write_atomically
 from prodcat.predict import normalise_input
@@ -226,7 +226,7 @@ class _FailureStreak:
     def add(self, part: Path, table: pd.DataFrame) -> None:
         if self.parts is None:  # a product was scored: the model works
             return
-        if not (table["error"].fillna("") != "").all():
+        if not table["error"].map(model_failed).all():
             self.parts = None
             return
         self.parts.append(part)

@@ -1,9 +1,11 @@
 """One chunk of products to one table of predictions, whatever an individual product holds.
 
 :meth:`prodcat.predict.Predictor.predict` already turns the usual bad input into an answer
-(an undecodable or missing photo: the product is classified from its text; no usable text or
-photo: the class prior, sent to review). Anything else that makes it raise is isolated here by
-bisection, so one product that breaks the model costs its own row, not its chunk.
+(an undecodable or missing photo: the product is classified from its text). A product with
+neither readable text nor a usable photo gets no category here: the model could only answer its
+class prior, so its row says :data:`NOTHING_TO_READ` and sends it to review, as the API refuses it
+(422 ``empty_product``). Anything else that makes the model raise is isolated by bisection, so one
+product that breaks the model costs its own row, not its chunk.
 """
 
 from __future__ import annotations
@@ -23,12 +25,24 @@ log = logging.getLogger(__name__)
 OUTPUT_COLUMNS = ("product_id", "category", "confidence", "decision", "top_k", "modalities_used", "error")
 
 
+#: the ``error`` of a product with neither readable text nor a usable photo
+NOTHING_TO_READ = "nothing to classify: no readable text and no usable photo"
+
+
+def model_failed(error: object) -> bool:
+    """Whether an ``error`` cell says the model raised on the product (not that the product had nothing to read)."""
+    return isinstance(error, str) and error not in ("", NOTHING_TO_READ)
+
+
 class BatchError(RuntimeError):
     """A batch run cannot go on: the message says why and what to do."""
 
 
 def prediction_row(prediction: Prediction) -> dict[str, object]:
-    """One output row: ``top_k`` as JSON, ``modalities_used`` comma-separated, confidence to 6 decimals."""
+    """One output row: ``top_k`` as JSON, ``modalities_used`` comma-separated, confidence to 6 decimals;
+    the row of :func:`unscored_row` when the model read nothing of the product."""
+    if not prediction.modalities_used:
+        return unscored_row(prediction.product_id, NOTHING_TO_READ)
     return {
         "product_id": prediction.product_id,
         "category": prediction.category,
@@ -40,8 +54,8 @@ def prediction_row(prediction: Prediction) -> dict[str, object]:
     }
 
 
-def error_row(product_id: str, exc: Exception) -> dict[str, object]:
-    """The row of a product whose prediction raised: no category, no confidence, the reason in ``error``,
+def unscored_row(product_id: str, reason: str) -> dict[str, object]:
+    """The row of a product the model could not score: no category, no confidence, ``reason`` in ``error``,
     and ``review``: a person categorises it (``decision`` stays ``auto`` or ``review``, as the CLI promises)."""
     return {
         "product_id": product_id,
@@ -50,7 +64,7 @@ def error_row(product_id: str, exc: Exception) -> dict[str, object]:
         "decision": "review",
         "top_k": "[]",
         "modalities_used": "",
-        "error": f"{type(exc).__name__}: {exc}",
+        "error": reason,
     }
 
 
@@ -61,7 +75,7 @@ def _score_rows(predictor: Predictor, chunk: pd.DataFrame, top_k: int) -> list[d
         if len(chunk) == 1:
             product_id = str(chunk["product_id"].iat[0])
             log.warning("product %s could not be scored (recorded in the error column): %s", product_id, exc)
-            return [error_row(product_id, exc)]
+            return [unscored_row(product_id, f"{type(exc).__name__}: {exc}")]
         # Halve until the failing products are alone: a single bad product in a chunk of n costs
         # about 2n extra product predictions (fewer once the good halves' embeddings are cached).
         middle = len(chunk) // 2
@@ -77,7 +91,7 @@ def score_chunk(predictor: Predictor, chunk: pd.DataFrame, top_k: int = 5) -> pd
     :class:`BatchError` is raised instead of writing a chunk of errors.
     """
     rows = _score_rows(predictor, chunk, top_k)
-    failed = [row for row in rows if row["error"]]
+    failed = [row for row in rows if model_failed(row["error"])]
     if len(rows) > 1 and len(failed) == len(rows):
         raise BatchError(
             f"every one of the {len(rows)} products from {rows[0]['product_id']} to {rows[-1]['product_id']} "
