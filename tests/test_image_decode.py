@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import logging
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
-from prodcat.image.decode import ImageDecodeError, load_image, sniff_image_type
+from prodcat.image.decode import (
+    ImageDecodeError,
+    ImageItem,
+    decode_item,
+    image_content_key,
+    image_items,
+    load_image,
+    sniff_image_type,
+)
 
 
 def _jpeg_bytes(img: Image.Image, **save: object) -> bytes:
@@ -150,6 +161,141 @@ def test_sixteen_bit_grey_is_scaled_not_clipped() -> None:
     Image.fromarray(np.full((10, 10), 32_768, dtype=np.uint16)).save(buf, "PNG")
     r, g, b = load_image(buf.getvalue()).getpixel((5, 5))
     assert r == g == b and 120 <= r <= 135
+
+
+def _png_bytes(img: Image.Image, **save: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG", **save)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("size", [(4000, 3), (2000, 1), (3, 4000)])
+def test_thin_jpeg_decodes_at_reduced_scale(size: tuple[int, int]) -> None:
+    # a side of 3 px asked libjpeg for 3 // 8 = 0 px: ZeroDivisionError inside Pillow
+    img = load_image(_jpeg_bytes(Image.new("RGB", size, "red")), max_side=224)
+    assert max(img.size) == 224 and min(img.size) == 1
+    assert img.getpixel((0, 0))[0] > 200
+
+
+@pytest.mark.parametrize(("size", "expected"), [((4000, 1), (224, 1)), ((1, 4000), (1, 224)), ((900, 300), (224, 75))])
+def test_downscaling_keeps_at_least_one_pixel_per_side(size: tuple[int, int], expected: tuple[int, int]) -> None:
+    img = load_image(_png_bytes(Image.new("RGB", size, "red")), max_side=224)
+    assert img.size == expected and np.asarray(img).size > 0
+
+
+def test_unexpected_decoder_failure_loses_only_that_photo(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_draft(*args: object) -> None:
+        raise ZeroDivisionError("integer division or modulo by zero")
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", broken_draft)
+    data = _jpeg_bytes(Image.new("RGB", (1000, 800), "red"))
+    with pytest.raises(ImageDecodeError, match="ZeroDivisionError") as info:
+        load_image(data, product_id="Z1", max_side=100)
+    assert "Z1" in str(info.value)
+    assert decode_item(ImageItem("Z1", data), max_side=100) is None
+
+
+def test_lazily_opened_truncated_pil_image_is_rejected() -> None:
+    data = _jpeg_bytes(Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8)))
+    lazy = Image.open(io.BytesIO(data[: len(data) // 2]))  # decoded only when its pixels are read
+    with pytest.raises(ImageDecodeError, match="truncated"):
+        load_image(lazy, product_id="L1", max_side=100)
+
+
+def test_unreadable_file_is_undecodable_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    good, locked = tmp_path / "good.jpg", tmp_path / "locked.jpg"
+    for path in (good, locked):
+        path.write_bytes(_jpeg_bytes(Image.new("RGB", (40, 30), "red")))
+    real_open = Path.open
+
+    def open_unless_locked(self: Path, *args: object, **kwargs: object) -> object:
+        if self == locked:  # tests run as root, which chmod cannot lock out
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_unless_locked)
+    with pytest.raises(ImageDecodeError, match="permission denied"):
+        load_image(locked, product_id="R1")
+    assert decode_item(ImageItem("R1", locked)) is None
+    # listed as having no photo, so a batch never hashes (opens) it for its cache key
+    frame = pd.DataFrame({"product_id": ["G1", "R1"], "image": [str(good), str(locked)]})
+    with caplog.at_level(logging.WARNING):
+        items = image_items(frame)
+    assert items[0] == ImageItem("G1", str(good)) and items[1] is None
+    assert "R1" in caplog.text and "permission denied" in caplog.text
+
+
+def test_content_key_of_pil_image_follows_the_decoded_picture(tmp_path: Path) -> None:
+    def palette_image(colour: tuple[int, int, int]) -> Image.Image:
+        img = Image.new("P", (8, 8), 0)
+        img.putpalette([*colour, *[0, 0, 0] * 255])
+        return img
+
+    assert image_content_key(palette_image((255, 0, 0))) != image_content_key(palette_image((0, 0, 255)))
+    keyed = palette_image((255, 0, 0))
+    keyed.info["transparency"] = 0  # all of it transparent: white, not red
+    assert image_content_key(keyed) != image_content_key(palette_image((255, 0, 0)))
+    plain = Image.new("RGB", (20, 10), "red")
+    plain.paste((0, 0, 255), (10, 0, 20, 10))
+    rotated = plain.copy()
+    exif = rotated.getexif()
+    exif[0x0112] = 6
+    rotated.info["exif"] = exif.tobytes()
+    assert image_content_key(rotated) != image_content_key(plain)
+    # unchanged for what the decoder leaves as it is, and for files (their keys are on disk)
+    assert image_content_key(plain) == hashlib.sha1(b"RGB(20, 10)" + plain.tobytes()).hexdigest()
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(_jpeg_bytes(plain))
+    assert image_content_key(path) == hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("mode", ["P", "1"])
+def test_palette_and_bilevel_images_are_averaged_when_downscaled(mode: str) -> None:
+    stripes = np.zeros((400, 400), dtype=np.uint8)
+    stripes[:, ::2] = 255  # 1-px stripes: mid-grey once downscaled, not all white (NEAREST)
+    img = Image.fromarray(stripes).convert(mode)
+    out = np.asarray(load_image(_png_bytes(img), max_side=100), dtype=np.float64)
+    assert abs(out.mean() - 127.5) < 5 and out.std() < 10
+
+
+@pytest.mark.parametrize(
+    ("img", "expected"),
+    [
+        (Image.fromarray(np.full((10, 10), 200, dtype=np.uint16)), 1),  # 16-bit: 200 / 65535, not 200 / 255
+        (Image.fromarray(np.full((10, 10), 65535, dtype=np.uint16)), 255),
+        (Image.fromarray(np.full((10, 10), 0.8, dtype=np.float32)), 204),  # float: intensities in [0, 1]
+        (Image.fromarray(np.full((10, 10), 1.5, dtype=np.float32)), 255),
+        (Image.fromarray(np.full((10, 10), -0.5, dtype=np.float32)), 0),
+    ],
+)
+def test_high_depth_images_scaled_by_their_depth(img: Image.Image, expected: int) -> None:
+    for max_side in (None, 5):
+        r, g, b = load_image(img, max_side=max_side).getpixel((2, 2))
+        assert r == g == b == expected
+
+
+@pytest.mark.parametrize(
+    ("background", "square", "expected"),
+    [
+        (np.array([0, 0, 0], dtype=np.uint8), np.array([255, 0, 0], dtype=np.uint8), (255, 0, 0)),  # RGB
+        (np.uint8(0), np.uint8(100), (100, 100, 100)),  # L
+        (np.uint16(0), np.uint16(32_768), (128, 128, 128)),  # 16-bit grey
+    ],
+)
+def test_colour_key_transparency_composited_on_white(
+    background: np.ndarray, square: np.ndarray, expected: tuple[int, int, int]
+) -> None:
+    pixels = np.broadcast_to(background, (40, 40, *np.shape(background))).copy()
+    pixels[10:30, 10:30] = square
+    key = tuple(background.tolist()) if np.ndim(background) else int(background)
+    data = _png_bytes(Image.fromarray(pixels), transparency=key)  # tRNS: every pixel of that value is transparent
+    for max_side in (None, 10):
+        out = load_image(data, max_side=max_side)
+        assert out.getpixel((0, 0)) == (255, 255, 255)
+        assert out.getpixel((out.width // 2, out.height // 2)) == expected
+        assert np.asarray(out)[..., 0].min() >= expected[0]  # no fringe of the key colour where it was blended
 
 
 def test_pil_input_not_mutated() -> None:

@@ -3,10 +3,14 @@
 Sellers' photos come as paths, uploaded bytes or in-memory images, in any mode
 (CMYK, palette with transparency, RGBA, 16-bit grey), rotated by their EXIF
 tag, sometimes truncated, sometimes not images at all, sometimes huge (an
-8484 x 11042 px original, a 20000 x 20000 px "decompression bomb").
-:func:`load_image` turns all of them into an upright RGB
+8484 x 11042 px original, a 20000 x 20000 px "decompression bomb"), sometimes
+unreadable. :func:`load_image` turns all of them into an upright RGB
 :class:`PIL.Image.Image` or raises :class:`ImageDecodeError` naming the product
 and the reason, so a batch can log it and go on.
+
+High-depth pixels are scaled by their depth: 16-bit by 65535, floating-point ones
+are intensities in [0, 1] (clipped). Transparency, as an alpha channel or as a
+colour key (a PNG's ``tRNS``), is composited on white.
 
 Huge JPEGs are decoded at a reduced scale (libjpeg's DCT scaling, 1/2 to 1/8,
 via :meth:`PIL.Image.Image.draft`) so they never occupy full-size memory; other
@@ -53,7 +57,8 @@ _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
 #: our type name -> Pillow format name
 _PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "bmp": "BMP", "tiff": "TIFF", "webp": "WEBP"}
 _TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
-_HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+_HIGH_DEPTH_MODES = (*_SIXTEEN_BIT_MODES, "I", "F")
 
 ImageSource = str | os.PathLike[str] | bytes | Image.Image
 
@@ -106,21 +111,22 @@ def load_image(
     Raises:
         ImageDecodeError: empty, missing, truncated, corrupt, non-image or oversized input.
     """
-    if isinstance(source, Image.Image):
-        original_size = source.size
-        out = _to_upright_rgb(_limit_side(source, max_side))
-    else:
-        data, where = _read_bytes(source, product_id, max_bytes)
-        img, original_size = _open(data, product_id, where, max_side, max_pixels)
-        try:
+    where = None
+    try:
+        if isinstance(source, Image.Image):
+            img, original_size = source, source.size  # may still be lazily decoding a file
+        else:
+            data, where = _read_bytes(source, product_id, max_bytes)
+            img, original_size = _open(data, product_id, where, max_side, max_pixels)
             img.load()
-            # a corrupt later page or EXIF block fails only here (TypeError, SyntaxError, ... from the plugins)
-            out = _to_upright_rgb(_limit_side(img, max_side))
-        except MemoryError:
-            raise
-        except Exception as exc:
-            reason = f"truncated or corrupt file ({exc}); re-export the photo"
-            raise ImageDecodeError(reason, product_id, where) from exc
+        out = _to_upright_rgb(_limit_side(_blendable(img), max_side))
+    except (ImageDecodeError, MemoryError):
+        raise
+    except Exception as exc:
+        # a corrupt later page or EXIF block fails only here (TypeError, SyntaxError, ... from the
+        # plugins), and so would any decoder bug: one photo lost, never the whole batch
+        reason = f"truncated or corrupt file ({type(exc).__name__}: {exc}); re-export the photo"
+        raise ImageDecodeError(reason, product_id, where) from exc
     out.info["original_size"] = original_size
     return out
 
@@ -137,17 +143,23 @@ def _read_bytes(
             if path.stat().st_size > max_bytes:
                 raise ImageDecodeError(f"file larger than the limit of {max_bytes} bytes", product_id, where)
             data = path.read_bytes()
-        except FileNotFoundError:
-            raise ImageDecodeError("file not found", product_id, where) from None
-        except IsADirectoryError:
-            raise ImageDecodeError("path is a directory, not a file", product_id, where) from None
-        except PermissionError:
-            raise ImageDecodeError("file not readable (permission denied)", product_id, where) from None
+        except OSError as exc:
+            raise ImageDecodeError(_read_error_reason(exc), product_id, where) from None
     if not data:
         raise ImageDecodeError("empty file (0 bytes)", product_id, where)
     if len(data) > max_bytes:
         raise ImageDecodeError(f"{len(data)} bytes exceeds the limit of {max_bytes} bytes", product_id, where)
     return data, where
+
+
+def _read_error_reason(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    if isinstance(exc, IsADirectoryError):
+        return "path is a directory, not a file"
+    if isinstance(exc, PermissionError):
+        return "file not readable (permission denied)"
+    return f"file not readable ({exc.strerror or exc})"
 
 
 def _open(
@@ -199,26 +211,68 @@ def _draft_jpeg(img: Image.Image, max_side: int | None, max_pixels: int) -> None
         if fit >= 2:
             scale = max(scale, min(8, 2 ** int(math.log2(fit))))
     if scale > 1:
-        # draft() picks the largest scale s with size // requested >= s: request size // scale
-        img.draft(img.mode if img.mode in ("RGB", "L", "CMYK") else "RGB", (width // scale, height // scale))
+        # draft() picks the largest scale s with size // requested >= s: request size // scale,
+        # at least 1 px (a 4000 x 3 px banner would ask for 0 px and make Pillow divide by zero)
+        requested = (max(1, width // scale), max(1, height // scale))
+        img.draft(img.mode if img.mode in ("RGB", "L", "CMYK") else "RGB", requested)
 
 
-def _limit_side(img: Image.Image, max_side: int | None) -> Image.Image:
-    if max_side is not None and max(img.size) > max_side:
-        return ImageOps.contain(img, (max_side, max_side), Image.Resampling.BILINEAR)  # a copy: never mutates input
+def _blendable(img: Image.Image) -> Image.Image:
+    """``img`` in a mode whose pixels can be averaged when resized: 8-bit, with any
+    transparency as an alpha channel. ``img`` itself when it already is (RGB, L, CMYK, RGBA, ...).
+
+    Pillow resizes palette and 1-bit images with NEAREST (1-px stripes come out one
+    colour), and averaging would smear a colour key (``tRNS``) into pixels it no longer
+    matches. Converting does not mutate ``img``.
+    """
+    if img.mode in _HIGH_DEPTH_MODES:
+        return _to_eight_bit(img)
+    if img.mode in ("P", "PA") or "transparency" in img.info:
+        return img.convert("RGBA")  # applies a colour key or transparent palette entries as alpha
+    if img.mode == "1":
+        return img.convert("L")
     return img
 
 
+def _to_eight_bit(img: Image.Image) -> Image.Image:
+    """A 16-bit, 32-bit integer or floating-point image as 8-bit grey (``L``, or ``LA`` with a colour key).
+
+    Scaled by the depth, not by the image's own values: 16-bit by 65535, floating point as
+    intensities in [0, 1]. Mode ``I`` does not record its depth: 16-bit unless every value fits in 8 bits.
+    """
+    values = np.nan_to_num(np.asarray(img, dtype=np.float64))
+    if img.mode == "F":
+        top = 1.0
+    elif img.mode in _SIXTEEN_BIT_MODES or values.max(initial=0) > 255:
+        top = 65535.0
+    else:
+        top = 255.0
+    grey = Image.fromarray(np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    key = img.info.get("transparency")
+    if isinstance(key, int | float):  # a 16-bit PNG's tRNS: the key is compared before scaling
+        grey.putalpha(Image.fromarray(np.where(values == key, 0, 255).astype(np.uint8)))
+    grey.info = {k: v for k, v in img.info.items() if k != "transparency"}  # keeps the EXIF orientation
+    return grey
+
+
+def _limit_side(img: Image.Image, max_side: int | None) -> Image.Image:
+    """``img`` downscaled so that its longest side is ``max_side`` (a copy: never mutates
+    the input), or ``img`` itself if it is small enough."""
+    longest = max(img.size)
+    if max_side is None or longest <= max_side:
+        return img
+    # ImageOps.contain's rounding, unchanged (cached features stay valid), but never 0 px:
+    # contain turns a 4000 x 1 px banner into an empty 224 x 0 image
+    size = tuple(max_side if side == longest else max(1, round(side / longest * max_side)) for side in img.size)
+    return img.resize(size, Image.Resampling.BILINEAR)
+
+
 def _to_upright_rgb(img: Image.Image) -> Image.Image:
-    """EXIF orientation applied, any mode converted to 8-bit RGB, transparency on white."""
+    """A :func:`_blendable` image with EXIF orientation applied, converted to RGB with transparency on white."""
     if getattr(img, "n_frames", 1) > 1:
         img.seek(0)  # animated GIF / multi-page TIFF: the first frame
     img = ImageOps.exif_transpose(img)
-    if img.mode in _HIGH_DEPTH_MODES:
-        values = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if values.max(initial=0) > 255 else 255.0
-        img = Image.fromarray(np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
-    if img.mode == "P" or img.mode in _TRANSPARENT_MODES:
+    if img.mode in _TRANSPARENT_MODES:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
@@ -243,24 +297,46 @@ class ImageItem:
 
 def image_items(frame: pd.DataFrame) -> list[ImageItem | None]:
     """One :class:`ImageItem` per product, ``None`` where the product has no photo
-    or its file is missing (logged)."""
+    or its file is missing or unreadable (logged)."""
     items: list[ImageItem | None] = []
     for product_id, source in zip(frame["product_id"].astype(str), frame["image"], strict=True):
         if _is_missing(source):
             items.append(None)
-        elif isinstance(source, str | os.PathLike) and not Path(source).is_file():
-            log.warning("product %s, image: file not found (%s); treated as having no photo", product_id, source)
+        elif isinstance(source, str | os.PathLike) and (problem := _file_problem(Path(source))):
+            log.warning("product %s, image: %s (%s); treated as having no photo", product_id, problem, source)
             items.append(None)
         else:
             items.append(ImageItem(product_id, source))
     return items
 
 
+def _file_problem(path: Path) -> str | None:
+    """Why the photo file cannot be read, or ``None``. Checked when listing, so that an
+    unreadable file is a product without a photo rather than a crash of
+    :func:`image_content_key` (which reads it for the cache key) in the middle of a batch."""
+    if not path.is_file():  # also keeps open() below from blocking on a FIFO
+        return "file not found"
+    try:
+        with path.open("rb"):
+            return None
+    except OSError as exc:
+        return _read_error_reason(exc)
+
+
 def image_content_key(source: ImageSource) -> str:
-    """SHA-1 of an image's content: file or raw bytes, or the pixels of a PIL image."""
+    """SHA-1 of an image's content: file or raw bytes, or the decoded pixels of a PIL image.
+
+    A PIL image's raw pixels are not its picture: the palette, a colour key and the EXIF
+    orientation change what :func:`load_image` makes of them, so the key hashes that.
+    For an RGB image without orientation it is the same as hashing its own pixels.
+    """
     if isinstance(source, Image.Image):
-        digest = hashlib.sha1(f"{source.mode}{source.size}".encode())
-        digest.update(source.tobytes())
+        try:
+            pixels = load_image(source)
+        except ImageDecodeError:
+            pixels = source  # decoding fails again (and is logged) when it is encoded
+        digest = hashlib.sha1(f"{pixels.mode}{pixels.size}".encode())
+        digest.update(pixels.tobytes())
         return digest.hexdigest()
     if isinstance(source, bytes | bytearray | memoryview):
         return hashlib.sha1(source).hexdigest()
