@@ -21,6 +21,7 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
@@ -104,7 +105,7 @@ def create_app(
         yield
         store.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="prodcat",
         summary="Categorise marketplace products from their title, description and photo.",
         version=predictor.version,
