@@ -394,3 +394,13 @@ def test_the_format_given_chooses_the_reader_whatever_the_extension(tmp_path: Pa
     assert load_catalog(misnamed, format="csv").frame["title"].tolist() == ["mug"]
     with pytest.raises(CatalogFormatError, match="not a readable Parquet file"):
         load_catalog(misnamed)
+
+
+def test_a_missing_photo_is_named_as_the_catalogue_gives_it(tmp_path: Path) -> None:
+    """A relative name is looked for under the image root, an absolute path as it is: the message says which."""
+    path = tmp_path / "products.csv"
+    absolute = tmp_path / "elsewhere" / "lamp.jpg"
+    path.write_text(f"title,image,category\nLamp,{absolute},Home\nChair,photos/chair.jpg,Home\n")
+    first, second = (issue.message for issue in load_catalog(path).issues)
+    assert f"photo file '{absolute}' not found;" in first and " under " not in first
+    assert f"photo file 'photos/chair.jpg' not found under {tmp_path};" in second

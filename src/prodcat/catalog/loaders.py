@@ -279,8 +279,8 @@ def _resolve_images(
                     RowIssue(
                         int(line),
                         "image",
-                        f"{table.name}: photo file {name!r} not found under {root}; the product is kept without "
-                        "a photo (classified from its text)",
+                        f"{table.name}: photo file {name!r} not found{_under(root, name)}; the product is kept "
+                        "without a photo (classified from its text)",
                         pid,
                     )
                 )
@@ -288,6 +288,11 @@ def _resolve_images(
         [p if ok else None for p, ok in zip(paths, exists, strict=True)], index=names.index, dtype=object
     )
     return resolved, issues
+
+
+def _under(root: Path, name: str) -> str:
+    """`` under ROOT`` for a photo named relative to the image root; nothing for an absolute path (it ignores it)."""
+    return "" if os.path.isabs(name) else f" under {root}"
 
 
 def _canonical(

@@ -77,7 +77,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=_number(int, zero_allowed=True),
         default=4,
         metavar="N",
-        help="retries on 429/5xx/timeouts/connection errors (default %(default)s)",
+        help=(
+            "retries on 429/5xx/timeouts (default %(default)s); a host that refuses connections is tried at most "
+            "twice more"
+        ),
     )
     parser.add_argument(
         "--backoff",

@@ -192,7 +192,8 @@ def _prediction_routes(service: PredictionService, settings: ServeSettings, metr
         summary="Category of one product and why: the weight of each word and a heatmap over the photo",
         description="Occlusion: each distinct word is removed, and a grey square slides over the photo; a weight "
         "is the drop of the predicted category's probability. Costs one model row per word and per square "
-        "(5-20 s with the default model on 2 cores); one explanation runs at a time. Same input as "
+        "(about 3 s with the default model on English text, 20 s where it reads e5, on 2 cores); one explanation "
+        "runs at a time. Same input as "
         "`/predict`; nothing is recorded in the review queue.",
     )
     async def explain(
