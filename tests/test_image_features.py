@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from threadpoolctl import threadpool_limits
 
 from prodcat.features.base import make_extractor
 from prodcat.features.cache import EmbeddingCache
 from prodcat.image.augment import RandomAugment, augmented_frames, tta_views
+from prodcat.image.decode import image_items
+from prodcat.image.features import BagOfVisualWords, StreamSample
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +122,94 @@ def test_bag_of_visual_words_reads_cached_descriptors(
     with pytest.raises(ValueError, match="no readable photo"):
         make_extractor(name, n_words=16, progress=False, cache_dir=str(tmp_path), max_keypoints=50).fit(frame)
     assert len(detected) == 4 and {"broken", "p1", "p2"} < set(detected)
+
+
+@pytest.mark.parametrize("name", ["bovw_orb", "bovw_sift"])
+def test_bag_of_visual_words_reports_unreadable_and_featureless_photos_missing(tmp_path: Path, name: str) -> None:
+    frame = _frame(tmp_path)
+    Image.new("RGB", (120, 90), "white").save(tmp_path / "blank.png")  # decodes, but not one keypoint
+    frame.loc[len(frame)] = ["blank", "", "", str(tmp_path / "blank.png"), None]
+    expected = [True, True, True, False, False, True, False]  # broken, no photo, blank: missing
+
+    extractor = make_extractor(name, n_words=16, progress=False, cache_dir=str(tmp_path))
+    X = extractor.fit_transform(frame)
+    np.testing.assert_array_equal(extractor.available(frame), expected)
+    again, available = extractor.transform_available(frame)
+    np.testing.assert_array_equal(available, expected)
+    np.testing.assert_allclose(again, X, atol=1e-6)
+    assert (X[~available] == 0).all()
+
+
+def _noise_frame(directory: Path, n: int) -> pd.DataFrame:
+    """``n`` distinct noise photos: hundreds of ORB keypoints each."""
+    paths = []
+    for i in range(n):
+        paths.append(str(directory / f"noise{i}.png"))
+        if not Path(paths[-1]).exists():
+            Image.effect_noise((160, 160), 40 + i % 50).convert("RGB").rotate(i).save(paths[-1])
+    return pd.DataFrame({"product_id": [f"n{i}" for i in range(n)], "image": paths})
+
+
+def test_bag_of_visual_words_fit_memory_does_not_grow_with_the_catalogue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(BagOfVisualWords, "stream_photos", 8)
+    monkeypatch.setattr(BagOfVisualWords, "assign_rows", 1000)
+
+    def fit_peak(n: int) -> tuple[int, int]:
+        """Peak traced bytes of a fit on ``n`` photos (descriptors already cached), and the bytes
+        their descriptors take as the float32 vectors k-means sees."""
+        frame = _noise_frame(tmp_path, n)
+        extractor = make_extractor(
+            "bovw_orb", n_words=8, max_fit_descriptors=500, progress=False, n_jobs=1, cache_dir=str(tmp_path)
+        )
+        extractor.available(frame)  # detects and caches the descriptors: only the fit is measured
+        tracemalloc.start()
+        try:
+            extractor.fit_transform(frame)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        return peak, sum(len(extractor.detect(item)) for item in image_items(frame)) * 256 * 4
+
+    with threadpool_limits(1):  # OpenMP threads on busy shared cores slow k-means tenfold
+        fit_peak(4)  # first fit: imports, out of the measure
+        small, _ = fit_peak(16)
+        large, large_floats = fit_peak(64)
+    # The former fit held every descriptor as floats, twice: peaks of 11 MB (16 photos) and 45 MB (64); now 2 MB.
+    assert large < 1.5 * small and large < large_floats / 4, (small, large, large_floats)
+
+
+def test_stream_sample_is_bounded_seeded_and_blind_to_how_rows_arrive() -> None:
+    rows = np.arange(10_000)[:, None] * np.ones((1, 3), dtype=int)
+    expected = rows[np.sort(np.argsort(np.random.default_rng(7).random(len(rows)))[:500])]
+    one_batch, photo_by_photo = StreamSample(500, seed=7), StreamSample(500, seed=7)
+    one_batch.add(rows)
+    cuts = np.cumsum(np.random.default_rng(1).integers(0, 30, 1000))
+    for part in np.split(rows, cuts[cuts < len(rows)]):  # uneven parts, some empty
+        photo_by_photo.add(part)
+        assert sum(len(r) for r in photo_by_photo._rows) < 2 * 500  # never twice the sample
+    np.testing.assert_array_equal(one_batch.rows(), expected)
+    np.testing.assert_array_equal(photo_by_photo.rows(), expected)
+    small = StreamSample(500, seed=7)
+    small.add(rows[:300])
+    np.testing.assert_array_equal(small.rows(), rows[:300])  # fewer rows than the sample: all, in order
+
+
+def test_bag_of_visual_words_codebook_depends_on_the_seed_not_on_streaming(tmp_path: Path) -> None:
+    frame = _noise_frame(tmp_path, 12)
+
+    def words(seed: int, stream_photos: int) -> np.ndarray:
+        cache_dir = str(tmp_path / f"cache-{seed}-{stream_photos}")
+        extractor = make_extractor(
+            "bovw_orb", n_words=8, max_fit_descriptors=1000, random_state=seed, progress=False, cache_dir=cache_dir
+        )
+        extractor.stream_photos = stream_photos  # type: ignore[misc]
+        return extractor.fit(frame).words_
+
+    reference = words(0, 256)
+    np.testing.assert_array_equal(words(0, 5), reference)  # fresh caches: both codebooks fitted
+    assert not np.allclose(words(1, 256), reference)
 
 
 def test_augmentation_is_reproducible_and_keeps_rows(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from PIL import Image, ImageFilter, ImageOps
 
 from prodcat.image.quality import (
+    _close_pairs,
     blur_score,
     crop_borders,
     find_duplicate_images,
@@ -87,6 +89,52 @@ def test_duplicates_exact_and_perceptual_with_label_disagreement(tmp_path: Path)
     assert set(groups) == {("a", "b"), ("c", "e")}
     assert (groups["a", "b"]["kind"] == "perceptual").all() and groups["a", "b"]["labels_disagree"].all()
     assert (groups["c", "e"]["kind"] == "exact").all() and not groups["c", "e"]["labels_disagree"].any()
+
+
+def _pairs_by_unpacking(bits: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
+    """The former search, in one block: Hamming distances of the xor unpacked into bits."""
+    packed = np.packbits(bits, axis=1).view(np.uint64).ravel()
+    xor = packed[:, None] ^ packed[None, :]
+    distance = np.unpackbits(xor.view(np.uint8), axis=1).reshape(len(packed), -1, 64).sum(axis=2)
+    r, c = np.nonzero(distance <= max_distance)
+    keep = r < c
+    return r[keep], c[keep]
+
+
+def _near_copies(n: int, seed: int = 0) -> np.ndarray:
+    """``(n, 64)`` pHash bits: copies of ``n // 4`` pictures, each bit flipped with probability 4 %,
+    so that pairs fall on both sides of any small distance."""
+    rng = np.random.default_rng(seed)
+    pictures = rng.integers(0, 2, (n // 4, 64), dtype=np.uint8)
+    return pictures[rng.integers(0, len(pictures), n)] ^ (rng.random((n, 64)) < 0.04).astype(np.uint8)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 8 * 300 * 7, 1 << 25])  # a row, 7 rows (uneven), all at once
+def test_close_pairs_are_those_of_the_former_search(block_bytes: int) -> None:
+    bits = _near_copies(300)
+    for max_distance in (0, 3, 6, 20):
+        expected = _pairs_by_unpacking(bits, max_distance)
+        found = _close_pairs(bits, max_distance, block_bytes=block_bytes)
+        assert len(expected[0]) > 0
+        np.testing.assert_array_equal(found[0], expected[0])
+        np.testing.assert_array_equal(found[1], expected[1])
+
+
+def test_near_duplicate_search_memory_is_bounded() -> None:
+    n = 2500
+    hashes = [f"{int.from_bytes(np.packbits(row).tobytes(), 'big'):016x}" for row in _near_copies(n)]
+    ids = [f"p{i}" for i in range(n)]
+    scores = pd.DataFrame({"product_id": ids, "sha1": ids, "error": None, "phash": hashes})
+    frame = pd.DataFrame({"product_id": ids, "category": "Toys"})
+    tracemalloc.start()
+    try:
+        dups = find_duplicate_images(frame, qualities=scores, progress=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(dups) > n / 2
+    # xor blocks of 32 MiB; blocks of 2000 rows unpacked to bits took 2000 x n x 64 bytes (320 MB here)
+    assert peak < 64e6, peak
 
 
 def test_quality_frame_reports_unusable_photos(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ All read the ``image`` column of a catalogue frame, where an item may be a
 path, raw ``bytes`` or a :class:`PIL.Image.Image`, and decode it through
 :func:`prodcat.image.decode.load_image`. A photo that cannot be decoded is
 logged (naming the product) and gets a zero row; :meth:`available` reports it
-as missing, so a classifier treats it like a product without a photo.
+as missing, so a classifier treats it like a product without a photo (the bags
+of visual words report a photo without any keypoint as missing too).
 
 - ``effnet_lite0``: ImageNet EfficientNet-Lite0, pooled 1280-d embedding, run
   with onnxruntime from an ONNX export made once (torch is only needed for that
@@ -12,7 +13,8 @@ as missing, so a classifier treats it like a product without a photo.
   pool ahead of inference, and JPEGs are decoded at reduced DCT scale.
 - ``color_hist``: HSV colour histogram.
 - ``bovw_sift`` / ``bovw_orb``: bag of visual words over local descriptors,
-  codebook fitted with MiniBatchKMeans, TF-IDF weighted, L2-normalised.
+  codebook fitted with MiniBatchKMeans on a sample drawn while the photos stream
+  by (memory bounded whatever the catalogue size), TF-IDF weighted, L2-normalised.
 
 Per-image vectors of the frozen encoders are cached by the SHA-1 of the image
 content (plus any non-default preprocessing parameter), so warm re-runs skip
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -406,6 +408,69 @@ def hsv_histogram(rgb: np.ndarray, bins: tuple[int, int, int] = (8, 4, 4), ignor
 # ---------------------------------------------------------------------------------------------
 
 
+class StreamSample:
+    """A uniform sample of at most ``size`` rows, without replacement, of arrays added one by one.
+
+    Each row draws a random priority (from a generator seeded with ``seed``, in the order the
+    rows arrive) and the ``size`` rows of lowest priority are kept (bottom-k sampling): the
+    sample depends on the seed and on the rows' order only, not on how they are split into
+    arrays. Memory stays bounded: a row that cannot beat the ``size``-th priority seen so far
+    is dropped on arrival, and the rows kept are cut back to ``size`` when they reach twice that.
+    """
+
+    def __init__(self, size: int, seed: int):
+        if size < 1:
+            raise ValueError(f"sample size must be >= 1, got {size}")
+        self.size = size
+        self._rng = np.random.default_rng(seed)
+        self._rows: list[np.ndarray] = []
+        self._priorities: list[np.ndarray] = []
+        self._held = 0
+        self._threshold = np.inf
+
+    def add(self, rows: np.ndarray) -> None:
+        priorities = self._rng.random(len(rows))
+        keep = priorities < self._threshold
+        if keep.any():
+            self._rows.append(rows[keep])
+            self._priorities.append(priorities[keep])
+            self._held += int(keep.sum())
+            if self._held >= 2 * self.size:
+                self._cut()
+
+    def rows(self) -> np.ndarray:
+        """The sample, in the order its rows were added (at least one array must have been)."""
+        self._cut()
+        return self._rows[0]
+
+    def _cut(self) -> None:
+        rows, priorities = np.concatenate(self._rows), np.concatenate(self._priorities)
+        if len(rows) > self.size:
+            best = np.sort(np.argpartition(priorities, self.size - 1)[: self.size])  # sorted: arrival order
+            rows, priorities = rows[best], priorities[best]
+            self._threshold = priorities.max()
+        self._rows, self._priorities, self._held = [rows], [priorities], len(rows)
+
+
+def _group_rows(arrays: Iterable[np.ndarray | None], min_rows: int) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+    """The non-empty arrays with their positions, in groups of at least ``min_rows`` rows in all
+    (the last one may have fewer), each group as soon as it is complete."""
+    positions: list[int] = []
+    group: list[np.ndarray] = []
+    rows = 0
+    for i, array in enumerate(arrays):
+        if array is None or not len(array):
+            continue
+        positions.append(i)
+        group.append(array)
+        rows += len(array)
+        if rows >= min_rows:
+            yield positions, group
+            positions, group, rows = [], [], 0
+    if group:
+        yield positions, group
+
+
 class BagOfVisualWords(Extractor):
     """Bag of visual words over local descriptors, ``float32`` ``(n, n_words)``.
 
@@ -413,6 +478,20 @@ class BagOfVisualWords(Extractor):
     into ``n_words`` visual words with MiniBatchKMeans; ``transform`` counts each
     photo's descriptors per word, weights counts by the words' inverse document
     frequency (words in every photo say little) and L2-normalises each row.
+
+    Photos are read :attr:`stream_photos` at a time, so memory does not grow with the
+    catalogue (beyond the ``(n, n_words)`` output): the fit sample is drawn on the way
+    (:class:`StreamSample`, seeded with ``random_state``) and descriptors become floats only
+    to be assigned to words, :attr:`assign_rows` at a time. ``fit`` reads the descriptors
+    twice (the sample, then the word counts behind the IDF weights).
+
+    :meth:`available` is ``False`` for a photo that cannot be decoded and for one without
+    a single keypoint (a uniform picture: a placeholder rather than a product). Their zero
+    row is no evidence: a classifier shown it as a photo would answer from its intercept,
+    and the fusion would weigh that like an opinion on the picture; reported missing, the
+    product is classified from its other heads (a head that combines a bag of visual
+    words with other image features drops such photos too, its mask being the
+    extractors' logical and).
 
     Both slow steps are cached on disk: each photo's descriptors (detection: ~40 ms a
     SIFT photo; :class:`~prodcat.features.cache.DescriptorCache`, ``uint8``, keyed by
@@ -434,6 +513,10 @@ class BagOfVisualWords(Extractor):
     modality: ClassVar[str] = "image"
     #: bytes per raw descriptor, as detected and cached
     descriptor_bytes: ClassVar[int] = 0
+    #: photos whose descriptors are read (or detected) together: what one pass holds in memory
+    stream_photos: ClassVar[int] = 256
+    #: descriptors assigned to words in one call (16 MB as ORB's 256 floats)
+    assign_rows: ClassVar[int] = 16_384
 
     def __init__(
         self,
@@ -479,84 +562,117 @@ class BagOfVisualWords(Extractor):
     def descriptor_cache(self) -> DescriptorCache:
         return DescriptorCache.for_extractor(f"{self.name}-descriptors", self.version, self.cache_dir)
 
-    def _all_descriptors(self, frame: pd.DataFrame) -> tuple[list[str | None], list[np.ndarray | None]]:
-        """Per product, the descriptor cache key and the ``float32`` ``(k, d)`` descriptors;
-        ``None`` for both without a photo, for the descriptors only if it is unreadable."""
-        from tqdm.auto import tqdm
-
-        items = image_items(frame)
-        suffix = f"|side{self.max_side}|kp{self.max_keypoints}"
-        keys = [None if item is None else image_content_key(item.source) + suffix for item in items]
-        cache = self.descriptor_cache()
-        found = cache.get_many(k for k in keys if k is not None)
-        todo = {k: item for k, item in zip(keys, items, strict=True) if k is not None and k not in found}
-        with ThreadPoolExecutor(self.n_jobs or os.cpu_count()) as pool:
-            detected = pool.map(self.detect, todo.values())
-            for key, raw in tqdm(
-                zip(todo, detected, strict=True), total=len(todo), desc=self.name, disable=not self.progress, unit="img"
-            ):
-                if raw is not None:  # an unreadable photo is not cached: it is retried (and logged) next time
-                    found[key] = raw
-        cache.put_many({k: found[k] for k in todo if k in found})
-        width = self.descriptor_bytes
-        return keys, [None if k not in found else self.vectors(found[k].reshape(-1, width)) for k in keys]
-
     def fit(self, frame: pd.DataFrame, y: Any = None) -> BagOfVisualWords:
-        self._fit(*self._all_descriptors(frame))
+        self._fit(frame)
         return self
 
     def fit_transform(self, frame: pd.DataFrame, y: Any = None, **fit_params: Any) -> np.ndarray:
-        """``fit`` then ``transform``, detecting (or reading) each photo's descriptors once."""
-        return self._weigh(self._fit(*self._all_descriptors(frame)))
+        """``fit`` then ``transform``, reusing the word counts ``fit`` makes for the IDF weights."""
+        return self._weigh(self._fit(frame))
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        return self._weigh(self._word_counts(self._all_descriptors(frame)[1]))
+        return self.transform_available(frame)[0]
 
-    def _fit(self, keys: list[str | None], per_image: list[np.ndarray | None]) -> np.ndarray:
+    def available(self, frame: pd.DataFrame) -> np.ndarray:
+        """``(len(frame),)`` bool: products whose photo decodes and has at least one keypoint."""
+        items, keys = self._photo_keys(frame)
+        has_words = (raw is not None and len(raw) > 0 for raw in self._descriptors(items, keys, set()))
+        return np.fromiter(has_words, dtype=bool, count=len(keys))
+
+    def transform_available(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        counts = self._word_counts(*self._photo_keys(frame), set())
+        return self._weigh(counts), counts.any(axis=1)  # every descriptor counts for a word
+
+    def _photo_keys(self, frame: pd.DataFrame) -> tuple[list[ImageItem | None], list[str | None]]:
+        """Per product, its photo and its descriptor cache key (``None`` for both without a photo)."""
+        items = image_items(frame)
+        suffix = f"|side{self.max_side}|kp{self.max_keypoints}"
+        return items, [None if item is None else image_content_key(item.source) + suffix for item in items]
+
+    def _descriptors(
+        self, items: list[ImageItem | None], keys: list[str | None], unreadable: set[str]
+    ) -> Iterator[np.ndarray | None]:
+        """Each product's raw ``uint8`` ``(k, descriptor_bytes)`` descriptors, in order (``None`` without
+        a photo or if it is unreadable), read from the cache or detected and cached, :attr:`stream_photos`
+        at a time. An unreadable photo is not cached, so a later call retries (and logs) it; within a
+        call, or a fit's two passes, its key is kept in ``unreadable`` and it is decoded only once."""
+        from tqdm.auto import tqdm
+
+        cache = self.descriptor_cache()
+        with (
+            ThreadPoolExecutor(self.n_jobs or os.cpu_count()) as pool,
+            tqdm(total=sum(k is not None for k in keys), desc=self.name, disable=not self.progress, unit="img") as bar,
+        ):
+            for start in range(0, len(keys), self.stream_photos):
+                chunk = keys[start : start + self.stream_photos]
+                found = cache.get_many({k for k in chunk if k is not None})
+                todo = {
+                    k: item
+                    for k, item in zip(chunk, items[start : start + self.stream_photos], strict=True)
+                    if k is not None and k not in found and k not in unreadable
+                }
+                for key, raw in zip(todo, pool.map(self.detect, todo.values()), strict=True):
+                    if raw is None:
+                        unreadable.add(key)
+                    else:
+                        found[key] = raw
+                cache.put_many({k: found[k] for k in todo if k in found})
+                bar.update(sum(k is not None for k in chunk))
+                for key in chunk:
+                    yield None if key not in found else found[key].reshape(-1, self.descriptor_bytes)
+
+    def _fit(self, frame: pd.DataFrame) -> np.ndarray:
         """Fit (or read) the codebook, fit the IDF weights; return the word counts ``(n, n_words)``."""
-        described = [d for d in per_image if d is not None and len(d)]
-        if not described:
+        items, keys = self._photo_keys(frame)
+        unreadable: set[str] = set()
+        sample = StreamSample(self.max_fit_descriptors, self.random_state)
+        described_keys = []
+        for key, raw in zip(keys, self._descriptors(items, keys, unreadable), strict=True):
+            if raw is not None and len(raw):
+                described_keys.append(key)
+                sample.add(raw)
+        if not described_keys:
             raise ValueError(f"{self.name}: no readable photo with keypoints in the catalogue; cannot fit a codebook")
-        # the codebook is a function of the descriptors in catalogue order (they are sampled) and these parameters
-        described_keys = [k for k, d in zip(keys, per_image, strict=True) if d is not None and len(d)]
-        key = content_key(
-            "\n".join([*described_keys, f"{self.n_words}|{self.max_fit_descriptors}|{self.random_state}"])
-        )
+        # The codebook is a function of the descriptors in catalogue order (they are sampled) and these
+        # parameters. "stream" names the sampling: the codebooks sampled from all descriptors at once
+        # (before StreamSample) differ once a catalogue has more than max_fit_descriptors; not reused.
+        params = f"{self.n_words}|{self.max_fit_descriptors}|{self.random_state}|stream"
+        key = content_key("\n".join([*described_keys, params]))
         cache = EmbeddingCache.for_extractor(f"{self.name}-codebooks", self.version, self.cache_dir)
         cached = cache.get_many([key])
         if key in cached:
-            self.words_ = cached[key].reshape(-1, described[0].shape[1])
+            dim = self.vectors(sample.rows()[:0]).shape[1]  # of the float vectors, not of the raw bytes
+            self.words_ = cached[key].reshape(-1, dim)
         else:
-            self.words_ = self._fit_codebook(np.concatenate(described))
+            self.words_ = self._fit_codebook(self.vectors(sample.rows()))
             cache.put_many({key: self.words_.ravel()})
-        counts = self._word_counts(per_image)
+        counts = self._word_counts(items, keys, unreadable)
         document_frequency = (counts > 0).sum(axis=0)
-        self.idf_ = np.log((1 + len(described)) / (1 + document_frequency)).astype(np.float32) + 1
+        self.idf_ = np.log((1 + len(described_keys)) / (1 + document_frequency)).astype(np.float32) + 1
         return counts
 
     def _fit_codebook(self, pool: np.ndarray) -> np.ndarray:
-        """Visual words ``float32`` ``(n_words', d)`` (``n_words' <= n_words``) of descriptors ``(m, d)``."""
+        """Visual words ``float32`` ``(n_words', d)`` (``n_words' <= n_words``) of sampled descriptors ``(m, d)``."""
         from sklearn.cluster import MiniBatchKMeans
 
-        rng = np.random.default_rng(self.random_state)
-        if len(pool) > self.max_fit_descriptors:
-            pool = pool[rng.choice(len(pool), self.max_fit_descriptors, replace=False)]
         kmeans = MiniBatchKMeans(
             n_clusters=min(self.n_words, len(pool)), batch_size=4096, n_init=3, random_state=self.random_state
         )
         return kmeans.fit(pool).cluster_centers_.astype(np.float32)
 
-    def _word_counts(self, per_image: list[np.ndarray | None]) -> np.ndarray:
-        """``float32`` ``(n, n_words)``: each photo's descriptors per visual word (zeros without any)."""
+    def _word_counts(self, items: list[ImageItem | None], keys: list[str | None], unreadable: set[str]) -> np.ndarray:
+        """``float32`` ``(n, n_words)``: each photo's descriptors per visual word (zeros without any).
+
+        Assigned a few photos at a time, as floats only then (a catalogue's descriptors as floats at
+        once do not fit in memory), yet in calls of :attr:`assign_rows` descriptors: one call per
+        photo spends more on OpenMP start-up than on distances.
+        """
         from sklearn.metrics import pairwise_distances_argmin
 
-        sizes = [0 if d is None else len(d) for d in per_image]
-        counts = np.zeros((len(per_image), len(self.words_)), dtype=np.float32)
-        if sum(sizes):  # one assignment over all descriptors: far fewer Python round trips than one per photo
-            words = pairwise_distances_argmin(
-                np.concatenate([d for d in per_image if d is not None and len(d)]), self.words_
-            )
-            np.add.at(counts, (np.repeat(np.arange(len(per_image)), sizes), words), 1)
+        counts = np.zeros((len(keys), len(self.words_)), dtype=np.float32)
+        for photos, raws in _group_rows(self._descriptors(items, keys, unreadable), self.assign_rows):
+            words = pairwise_distances_argmin(self.vectors(np.concatenate(raws)), self.words_)
+            np.add.at(counts, (np.repeat(photos, [len(r) for r in raws]), words), 1)
         return counts
 
     def _weigh(self, counts: np.ndarray) -> np.ndarray:
