@@ -129,7 +129,9 @@ def test_bag_of_visual_words_reports_unreadable_and_featureless_photos_missing(t
     frame = _frame(tmp_path)
     Image.new("RGB", (120, 90), "white").save(tmp_path / "blank.png")  # decodes, but not one keypoint
     frame.loc[len(frame)] = ["blank", "", "", str(tmp_path / "blank.png"), None]
-    expected = [True, True, True, False, False, True, False]  # broken, no photo, blank: missing
+    Image.effect_noise((300, 1), 60).convert("RGB").save(tmp_path / "banner.png")  # 1 px high: ORB used to fail
+    frame.loc[len(frame)] = ["banner", "", "", str(tmp_path / "banner.png"), None]
+    expected = [True, True, True, False, False, True, False, False]  # broken, no photo, blank, banner: missing
 
     extractor = make_extractor(name, n_words=16, progress=False, cache_dir=str(tmp_path))
     X = extractor.fit_transform(frame)

@@ -553,7 +553,8 @@ class BagOfVisualWords(Extractor):
         if img is None:
             return None
         grey = cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2GRAY)
-        keypoints, desc = self.detector().detectAndCompute(grey, None)
+        # a 1-px line has no keypoint, and ORB's image pyramid fails on it (OpenCV resize error)
+        keypoints, desc = self.detector().detectAndCompute(grey, None) if min(grey.shape) > 1 else ((), None)
         if desc is None:
             return np.zeros((0, self.descriptor_bytes), dtype=np.uint8)
         order = np.argsort([-kp.response for kp in keypoints])[: self.max_keypoints]
