@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import types
@@ -246,3 +247,19 @@ def test_layout_block_on_real_listings(rakuten_frame: pd.DataFrame) -> None:
     np.testing.assert_array_equal(real[:, n_description : n_description + n_title].sum(axis=1), 1)
     has_description = rakuten_frame["description"].str.strip().astype(bool).to_numpy()
     np.testing.assert_array_equal(real[:, 0] == 1, ~has_description)
+
+
+def test_sentence_transformer_caches_are_kept_apart_per_model(tmp_path: Path) -> None:
+    """Names that make the same slug, and a local model retrained in place, never share vectors."""
+
+    def cache_name(model_name: str) -> str:
+        return make_extractor("sentence_transformer", model_name=model_name, cache_dir=str(tmp_path)).cache().path.name
+
+    assert cache_name("acme/my-model") != cache_name("acme_my-model")
+    assert cache_name("acme/my-model") == cache_name("acme/my-model")
+    folder = tmp_path / "local-model"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"v1")
+    before = cache_name(str(folder))
+    os.utime(folder / "model.safetensors", ns=(0, 10**18))  # retrained: newer weights
+    assert cache_name(str(folder)) != before

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -258,8 +259,19 @@ class SentenceTransformerEncoder(TextEncoder):
         return self._model
 
     def disk_cache(self) -> EmbeddingCache:
+        """One cache per model: its name made readable, plus a hash of what identifies its weights (the
+        exact name, and for a local folder the newest file's time, so a model retrained in place is
+        encoded again rather than served its old vectors)."""
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.model_name)
-        return EmbeddingCache.for_extractor(f"{self.name}-{slug}", self.version, self.cache_dir)
+        return EmbeddingCache.for_extractor(f"{self.name}-{slug}-{self._weights_id()}", self.version, self.cache_dir)
+
+    def _weights_id(self) -> str:
+        identity = self.model_name
+        folder = Path(self.model_name).expanduser()
+        if folder.is_dir():
+            newest = max((f.stat().st_mtime_ns for f in folder.rglob("*") if f.is_file()), default=0)
+            identity = f"{folder.resolve()}|{newest}"
+        return content_key(identity)[:12]
 
     def encode(self, items: Sequence[str]) -> np.ndarray:
         vectors = self._load().encode(
