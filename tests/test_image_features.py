@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -243,3 +245,22 @@ def test_effnet_on_real_photos_separates_categories(flipkart_dir: Path) -> None:
     np.fill_diagonal(similarity, -1)
     agreement = (y[similarity.argmax(axis=1)] == y).mean()
     assert agreement > 0.6  # chance is 1/7
+
+
+def test_processes_starting_together_export_an_onnx_model_once(tmp_path: Path) -> None:
+    """Dask workers on a cold cache: one exports, the others wait for its file (the export costs seconds)."""
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from prodcat.features.onnx import cached_export\n"
+        "def export(tmp):\n"
+        "    with open(sys.argv[2], 'a') as log: log.write('export\\n')\n"
+        "    time.sleep(1.5)\n"
+        "    Path(tmp).write_bytes(b'model')\n"
+        "cached_export(Path(sys.argv[1]), export)\n"
+    )
+    model, log = tmp_path / "models" / "m.onnx", tmp_path / "exports.log"
+    workers = [subprocess.Popen([sys.executable, "-c", script, str(model), str(log)]) for _ in range(3)]
+    assert [worker.wait(timeout=60) for worker in workers] == [0, 0, 0]
+    assert log.read_text().count("export") == 1 and model.read_bytes() == b"model"
+    assert not list(model.parent.glob("*.tmp"))

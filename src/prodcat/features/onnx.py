@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from prodcat.features.cache import default_cache_dir
 
 log = logging.getLogger(__name__)
@@ -28,12 +30,18 @@ def models_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
 
 
 def cached_export(path: Path, export: Callable[[str], None]) -> Path:
-    """``path``, made by ``export(tmp_file)`` the first time (atomically: no half-written model is ever seen)."""
-    with _EXPORT_LOCK:
-        if path.exists():
+    """``path``, made by ``export(tmp_file)`` the first time (atomically: no half-written model is ever seen).
+
+    Threads and processes (dask workers starting together on a cold cache) wait for one export
+    rather than each running its own: a lock file beside ``path`` is held while exporting.
+    """
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _EXPORT_LOCK, FileLock(f"{path}.lock"):
+        if path.exists():  # another process exported it while this one waited
             return path
         log.info("exporting to ONNX once: %s", path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         os.close(fd)
         try:
