@@ -21,7 +21,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	eval "$$(bash scripts/postgres.sh)" || echo "PostgreSQL could not be started: its tests will be skipped"; \
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -rs  # -rs: every skipped test with its reason, in the CI log too
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks
