@@ -331,7 +331,7 @@ def test_a_wrong_config_is_refused_with_its_fields_before_the_catalogue_is_read(
         assert f"argument --config: {config}: " in error and message in error
 
 
-def test_cv_warns_of_categories_no_fold_can_learn(tmp_path, capsys):
+def test_cv_and_train_warn_of_categories_no_fold_can_learn(tmp_path, capsys):
     """A category with a single labelled product is in no training part: its product is always wrong."""
     words = {"Kitchen": "ceramic coffee mug", "Watches": "analog wrist watch", "Toys": "wooden train"}
     rows = [(f"{c}-{i}", f"{words[c]} {i}", c) for c in ("Kitchen", "Watches") for i in range(12)]
@@ -340,4 +340,8 @@ def test_cv_warns_of_categories_no_fold_can_learn(tmp_path, capsys):
     pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
     config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
     assert main(["cv", str(data), "--config", config, "--folds", "3", "--report", str(tmp_path / "cv")]) == 0
-    assert "warning: 1 categories have a single labelled product, which no fold can learn" in capsys.readouterr().out
+    warning = "warning: 1 categories have a single labelled product ('Toys'): "
+    assert warning + "no fold can learn it" in capsys.readouterr().out
+    # train says it too (a correction into a new category is one such product)
+    assert main(["train", str(data), "--config", config, "--out", str(tmp_path / "model")]) == 0
+    assert warning + "the model learns it from that product alone" in capsys.readouterr().out

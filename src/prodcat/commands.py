@@ -296,6 +296,17 @@ def print_metrics(metrics: dict[str, Any], title: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- commands
+def warn_of_single_products(frame: pd.DataFrame, config: Config, consequence: str) -> None:
+    """Say which categories have a single labelled product (a correction into a new category, a typo in a
+    label): the internal cross-validation never sees them in a training part."""
+    from prodcat.evaluate.cv import category_counts
+
+    counts = category_counts(frame, config)
+    if (alone := counts[counts == 1]).any():
+        names = ", ".join(repr(str(name)) for name in alone.index[:5]) + (", ..." if len(alone) > 5 else "")
+        print(f"warning: {len(alone)} categories have a single labelled product ({names}): {consequence}")
+
+
 def run_train(args: argparse.Namespace) -> int:
     from prodcat.evaluate.cv import cross_validation_obstacle
     from prodcat.models.classifier import ProductClassifier, best_scored
@@ -313,6 +324,7 @@ def run_train(args: argparse.Namespace) -> int:
     if problem := cross_validation_obstacle(frame, config, folds=None):
         print(f"error: cannot train: {problem}", file=sys.stderr)
         return 2
+    warn_of_single_products(frame, config, "the model learns it from that product alone")
     model = ProductClassifier(config).fit(frame)
     proba, accepted = model.oof_cross_fitted_
     predicted = model.classes_[proba.argmax(axis=1)]
@@ -439,7 +451,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_cv(args: argparse.Namespace) -> int:
-    from prodcat.evaluate.cv import category_counts, cross_validate, cross_validation_obstacle
+    from prodcat.evaluate.cv import cross_validate, cross_validation_obstacle
 
     catalog = read_catalog(args)
     config = build_config(args, catalog)
@@ -447,9 +459,7 @@ def run_cv(args: argparse.Namespace) -> int:
     if problem := cross_validation_obstacle(frame, config, args.folds):
         print(f"error: cannot cross-validate: {problem}", file=sys.stderr)
         return 2
-    counts = category_counts(frame, config)
-    if (alone := counts[counts == 1]).any():  # in no training part: wrong out of fold, whatever the model
-        print(f"warning: {len(alone)} categories have a single labelled product, which no fold can learn")
+    warn_of_single_products(frame, config, "no fold can learn it: its product is counted wrong")
     result = cross_validate(frame, config, folds=args.folds)
     metrics = result.metrics()
     metrics["config"] = config.model_dump()
