@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from prodcat.evaluate.metrics import (
     paired_difference,
 )
 from prodcat.evaluate.report import confusion_rows, write_report
+from prodcat.features.base import Extractor, register
 from prodcat.models.calibration import TemperatureScaler, TopLabelIsotonic
 from prodcat.models.classifier import ProductClassifier, cross_fitted_decisions
 from prodcat.models.decision import DecisionPolicy, precision_threshold
@@ -592,3 +594,142 @@ def test_reports_write_json_that_strict_parsers_read(tmp_path: Path) -> None:
 
     written = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=refuse)
     assert written["decision"]["auto_precision"] is None and written["accuracy"] == 0.5
+
+
+# ---------------------------------------------------------------- catalogues with gaps: rare categories, modalities
+
+
+@register
+class _PhotoCode(Extractor):
+    """Test photos without files: the ``image`` column holds ``"label/i"``, whose features are that label's
+    centre plus noise, both seeded by the string (photos of one category look alike)."""
+
+    name = "test_photo_code"
+    modality = "image"
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        def seeded(text: str) -> np.random.Generator:
+            return np.random.default_rng(zlib.crc32(text.encode()))
+
+        return np.array(
+            [
+                seeded(str(v).split("/")[0]).normal(scale=3, size=8) + seeded(str(v)).normal(size=8)
+                if isinstance(v, str)
+                else np.zeros(8)
+                for v in frame["image"]
+            ]
+        )
+
+
+def _catalogue(labels: list[object], photo: np.ndarray | None = None, seed: int = 0) -> pd.DataFrame:
+    """One product per label: a title of its category's words (plus a filler) and, where ``photo``, a photo."""
+    rng = np.random.default_rng(seed)
+    photo = np.ones(len(labels), dtype=bool) if photo is None else photo
+    titles = [f"word{label} term{label} {rng.choice(['new', 'sale', 'pack'])}" for label in labels]
+    images = [f"{label}/{seed}-{i}" if p else None for i, (label, p) in enumerate(zip(labels, photo, strict=True))]
+    ids = [f"p{seed}-{i}" for i in range(len(labels))]
+    return pd.DataFrame({"product_id": ids, "title": titles, "description": "", "image": images, "category": labels})
+
+
+def _text_and_photo_config(**changes: object) -> Config:
+    heads = [
+        HeadConfig(name="words", modality="text", features=[FeatureSpec(name="tfidf_word")], scale=False),
+        HeadConfig(name="photo", modality="image", features=[FeatureSpec(name="test_photo_code")], C=1.0),
+    ]
+    return Config(**({"heads": heads, "inner_folds": 3, "level": None} | changes))
+
+
+@pytest.mark.parametrize("fusion", ["late", "stacking"])
+def test_a_category_a_head_never_saw_is_not_vetoed_by_that_head(fusion: str) -> None:
+    """Category c never has a photo in training: the photo head knows nothing of it, so new c products
+    with a photo are still recognised from their text (the head said 0 for c, a veto once logged)."""
+    labels = list("abc") * 30
+    train = _catalogue(labels, photo=np.array([label != "c" for label in labels]))
+    model = ProductClassifier(_text_and_photo_config(fusion=fusion)).fit(train)
+    new_c = _catalogue(["c"] * 20, seed=1)
+    assert (model.predict(new_c) == "c").all()
+    assert (model.predict(_catalogue(list("ab") * 10, seed=2)) == list("ab") * 10).all()
+
+
+@pytest.mark.parametrize("fusion", ["early", "late"])
+def test_categories_too_rare_for_the_inner_folds_do_not_flatten_the_calibration(fusion: str) -> None:
+    """One-product categories get out-of-fold probability 0 for their own category (no inner training
+    part holds it); fitted on them, the calibrator made every other product's confidence low."""
+    rng = np.random.default_rng(0)
+    common = list(rng.choice(list("abcd"), 150))
+    held_out = _catalogue(list("abcd") * 10, seed=5)
+    model = ProductClassifier(_text_and_photo_config(fusion=fusion)).fit(
+        _catalogue(common + [f"single{i}" for i in range(12)])
+    )
+    proba = model.predict_proba(held_out)
+    assert (model.classes_[proba.argmax(axis=1)] == held_out["category"]).all()
+    assert proba.max(axis=1).mean() > 0.95  # 0.46 (early) and 0.79 (late) when they were calibrated on
+    assert (model.policy_.decide(proba.max(axis=1)) == "auto").all()
+
+
+def test_a_modality_read_by_a_single_category_skips_its_head(caplog: pytest.LogCaptureFixture) -> None:
+    """Photos only in category a: the photo head cannot be trained (a classifier needs two categories);
+    it is skipped and said so, and the text head answers alone."""
+    labels = list("abc") * 20
+    train = _catalogue(labels, photo=np.array([label == "a" for label in labels]))
+    with caplog.at_level("INFO", logger="prodcat.models.classifier"):
+        model = ProductClassifier(_text_and_photo_config(fusion="early")).fit(train)
+    assert list(model.heads_) == ["words"]
+    assert "head photo skipped" in caplog.text
+    assert (model.predict(_catalogue(labels, seed=1)) == labels).all()
+
+
+def test_an_inner_fold_holding_a_single_category_does_not_crash() -> None:
+    """Photos in every product of a and in one of b: an inner fold's training part of the photo head
+    holds only a. That fold predicts a for everything, and the head is kept."""
+    labels = list("abc") * 20
+    photo = np.array([label == "a" for label in labels]) | (np.arange(60) == 1)
+    for fusion in ("early", "late"):
+        model = ProductClassifier(_text_and_photo_config(fusion=fusion)).fit(_catalogue(labels, photo=photo))
+        assert list(model.heads_) == ["words", "photo"]
+        assert (model.predict(_catalogue(labels, seed=1)) == labels).all()
+
+
+def test_numeric_categories_are_labels_returned_as_text() -> None:
+    """Numeric category ids (Rakuten's prdtypecode) are read as text, given as ``y`` or in the frame,
+    even at level 1 (a path is cut as text); predictions come back as those texts."""
+    labels = [10] * 20 + [2280] * 20 + [40] * 20
+    frame = _catalogue(labels)
+    config = _text_and_photo_config(fusion="late")
+    for model in (
+        ProductClassifier(config).fit(frame, np.array(labels)),
+        ProductClassifier(config).fit(frame),
+        ProductClassifier(config.model_copy(update={"level": 1})).fit(frame),
+    ):
+        assert model.classes_.tolist() == ["10", "2280", "40"]
+        assert model.predict(frame).tolist() == [str(label) for label in labels]
+
+
+def test_refitting_forgets_what_the_previous_fit_learnt() -> None:
+    """A fitted attribute of one fit (``auto``'s fusion scores) must not survive a refit that does not set it."""
+    labels = list("abc") * 15
+    model = ProductClassifier(_text_and_photo_config(fusion="auto")).fit(_catalogue(labels))
+    assert hasattr(model, "fusion_scores_")
+    model.set_params(config=_text_and_photo_config(fusion="late")).fit(_catalogue(labels))
+    assert model.fusion_method_ == "late" and not hasattr(model, "fusion_scores_")
+
+
+def test_nbsvm_weighs_every_product_by_its_category_class_weight() -> None:
+    """A ``class_weight`` dict names categories, not a one-vs-rest problem's 0 and 1: each product weighs its
+    category's weight (1 if not named) in every binary problem, so the favoured category is predicted more."""
+    X, y = _words_and_an_embedding(seed=3)
+    plain = NBSVMClassifier(class_weight=None).fit(X, y)
+    favoured = NBSVMClassifier(class_weight={"c": 20.0}).fit(X, y)
+    assert (favoured.predict(X) == "c").sum() > (plain.predict(X) == "c").sum()
+
+
+def test_nbsvm_decision_function_of_two_categories_is_one_column_as_in_scikit_learn() -> None:
+    """With two categories ``decision_function`` is ``(n,)``, positive for ``classes_[1]``, and the
+    probabilities made from it are those of the two one-vs-rest margins."""
+    X, y = _words_and_an_embedding(seed=3)
+    binary = NBSVMClassifier().fit(X[y != "c"], y[y != "c"])
+    scores = binary.decision_function(X)
+    assert scores.shape == (len(y),)
+    np.testing.assert_array_equal(binary.predict(X), binary.classes_[(scores > 0).astype(int)])
+    margins = np.column_stack([m.decision_function(binary._scaled(X, k)) for k, m in enumerate(binary.estimators_)])
+    np.testing.assert_allclose(classifier_proba(binary, X), softmax(margins))

@@ -40,7 +40,15 @@ from prodcat.config import Config, HeadConfig
 from prodcat.models.calibration import make_calibrator
 from prodcat.models.decision import DecisionPolicy
 from prodcat.models.fusion import LateFusion, StackingFusion, any_present
-from prodcat.models.heads import ModalityHead, align_proba, out_of_fold_proba, stack_features, stratified_folds
+from prodcat.models.heads import (
+    ModalityHead,
+    align_proba,
+    fill_unknown,
+    fold_classes,
+    out_of_fold_proba,
+    stack_features,
+    stratified_folds,
+)
 from prodcat.text.clean import main_language
 
 log = logging.getLogger(__name__)
@@ -58,30 +66,69 @@ class ProbaResult:
     modalities_used: list[list[str]]
 
 
+def as_labels(values: Any) -> np.ndarray:
+    """Category labels as an object array of ``str``, ``None`` where missing.
+
+    Numeric ids (Rakuten's ``prdtypecode``) become text: scikit-learn's splitters take an object
+    array of numbers for an "unknown" target, and paths are cut at a level as text. So the model's
+    ``classes_``, and its predictions, are always ``str``; an integral float (an integer column with
+    gaps, which pandas reads as floats) loses its ``.0``.
+    """
+    return np.array([None if pd.isna(v) else _label_text(v) for v in values], dtype=object)
+
+
+def _label_text(value: Any) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
 def fit_decision(
-    scores: np.ndarray, y_index: np.ndarray, calibration: str, target_precision: float
+    scores: np.ndarray,
+    y_index: np.ndarray,
+    calibration: str,
+    target_precision: float,
+    calibrate_on: np.ndarray | None = None,
 ) -> tuple[Any, np.ndarray, DecisionPolicy]:
     """A calibrator fitted on out-of-fold ``scores`` ``(n, n_classes)``, their calibrated probabilities, and
-    the decision policy whose threshold those probabilities reach ``target_precision`` at."""
-    calibrator = make_calibrator(calibration).fit(scores, y_index)
+    the decision policy whose threshold those probabilities reach ``target_precision`` at.
+
+    Both are fitted on the rows ``calibrate_on`` (``(n,)`` bool, default all): the caller leaves out
+    those whose category the out-of-fold model was not trained on (see
+    :meth:`ProductClassifier._scored_rows`). Such a row is wrong whatever the model, and the model
+    that will predict new products knows that category. The calibrator must not learn from them
+    (they flattened every confidence), nor the threshold: calibrated without them, they are wrong with
+    the confidence of the products the model knows, and a dozen such rows in a few hundred (one
+    product per rare category) kept the threshold from reaching 0.99 precision at all, sending every
+    product to review. Products of categories with a single training product are then accepted as
+    readily as the others; the outer cross-validation (``prodcat cv``) is what measures them.
+    """
+    rows = np.ones(len(y_index), dtype=bool) if calibrate_on is None else calibrate_on
+    calibrator = make_calibrator(calibration).fit(scores[rows], y_index[rows])
     proba = calibrator.transform(scores)
-    policy = DecisionPolicy(target_precision).fit(proba.max(axis=1), proba.argmax(axis=1) == y_index)
+    policy = DecisionPolicy(target_precision).fit(proba[rows].max(axis=1), proba[rows].argmax(axis=1) == y_index[rows])
     return calibrator, proba, policy
 
 
 def cross_fitted_decisions(
-    scores: np.ndarray, y_index: np.ndarray, calibration: str, target_precision: float, folds: int, seed: int
+    scores: np.ndarray,
+    y_index: np.ndarray,
+    calibration: str,
+    target_precision: float,
+    folds: int,
+    seed: int,
+    calibrate_on: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Calibrated probabilities ``(n, n_classes)`` and whether each product is auto-accepted ``(n,)``, each
-    product's from a calibrator and a decision threshold fitted on the *other* folds of ``scores``.
+    product's from a calibrator and a decision threshold fitted on the *other* folds of ``scores`` (on
+    their rows ``calibrate_on``, as in :func:`fit_decision`; every product is scored).
 
     The model's own calibrator and threshold are fitted on all of ``scores``: judged on them, its
     auto-accepted precision would meet the target by construction and its calibration error would be
     near 0. These cross-fitted values are what the training-time estimate reports instead.
     """
+    rows = np.ones(len(y_index), dtype=bool) if calibrate_on is None else calibrate_on
     proba, accepted = np.empty_like(scores), np.zeros(len(scores), dtype=bool)
     for train, test in stratified_folds(y_index, folds, seed):
-        calibrator, _, policy = fit_decision(scores[train], y_index[train], calibration, target_precision)
+        calibrator, _, policy = fit_decision(scores[train], y_index[train], calibration, target_precision, rows[train])
         proba[test] = calibrator.transform(scores[test])
         accepted[test] = proba[test].max(axis=1) >= policy.threshold_
     return proba, accepted
@@ -95,17 +142,49 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
     def fit(self, frame: pd.DataFrame, y: Any = None) -> ProductClassifier:
+        """Learn from the canonical catalogue ``frame``; the target is ``y`` when given, else its
+        ``category`` paths cut at ``config.level``. Labels are read as text (see :func:`as_labels`)."""
+        self._forget()
         config = self.config or Config()
         frame = frame.reset_index(drop=True)
         if y is None:
-            y = category_at_level(frame["category"], config.target_level)
-        y = np.asarray(y, dtype=object)
+            y = category_at_level(as_labels(frame["category"]), config.target_level)
+        y = as_labels(y)
         if pd.isna(y).any():
             raise ValueError("every training product needs a category (drop the unlabelled ones first)")
         self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(f"a classifier needs at least two categories; the products hold {len(self.classes_)}")
         y_index = np.searchsorted(self.classes_, y)
         self.prior_ = np.bincount(y_index, minlength=len(self.classes_)) / len(y_index)
 
+        matrices, masks = self._fit_heads(frame, y, config)
+        scored = self._scored_rows(masks, y, config)
+        oof = self._fit_fusion(matrices, masks, y, config, scored)
+        self.calibrator_, self.oof_proba_, self.policy_ = fit_decision(
+            oof, y_index, config.calibration, config.target_precision, scored
+        )
+        self.oof_y_ = y
+        self.oof_cross_fitted_ = cross_fitted_decisions(
+            oof, y_index, config.calibration, config.target_precision, config.inner_folds, config.seed, scored
+        )
+        return self
+
+    def _forget(self) -> None:
+        """Drop what a previous fit learnt (the attributes ending in ``_``): a refit that does not set one
+        (``fusion_scores_`` of ``auto``, the ``early_*_`` of early fusion) must not keep it."""
+        for name in [name for name in vars(self) if name.endswith("_") and not name.startswith("_")]:
+            delattr(self, name)
+
+    def _fit_heads(
+        self, frame: pd.DataFrame, y: np.ndarray, config: Config
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Fit the extractors of each head that can be trained (``heads_``) on the products it reads; returns
+        per head its feature matrix (the rows of the products it can read) and its ``(n,)`` bool mask.
+
+        A head is skipped when its language is not the catalogue's, or when the products it reads hold
+        fewer than two categories (a classifier needs two): the other heads answer for them.
+        """
         wanted = config.modalities or [m for m in MODALITIES if modality_mask(frame, m).any()]
         language = self._main_language(frame, config)
         self.heads_: dict[str, ModalityHead] = {}
@@ -121,22 +200,41 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             if not rows.any():
                 raise ValueError(f"modality {head_config.modality!r} requested but no product has it")
             head = ModalityHead(head_config, seed=config.seed).fit_extractors(frame[rows])
-            matrices[head_config.name], mask = head.features_available(frame)
-            self.heads_[head_config.name] = head
-            masks[head_config.name] = mask
+            matrix, mask = head.features_available(frame)
+            if len(categories := np.unique(y[mask])) < 2:
+                log.warning(
+                    "head %s skipped: the %d products it reads are of %s, and a classifier needs two categories",
+                    *(head_config.name, mask.sum(), f"category {categories[0]!r}" if len(categories) else "none"),
+                )
+                continue
+            self.heads_[head_config.name], matrices[head_config.name], masks[head_config.name] = head, matrix, mask
             log.info("head %s: %d of %d products", head_config.name, mask.sum(), len(frame))
         if not self.heads_:
-            raise ValueError(f"no head in the config reads the modalities {wanted}")
+            raise ValueError(f"no head in the config can be trained on the modalities {wanted} (see the log)")
+        return matrices, masks
 
-        oof = self._fit_fusion(matrices, masks, y, config)
-        self.calibrator_, self.oof_proba_, self.policy_ = fit_decision(
-            oof, y_index, config.calibration, config.target_precision
-        )
-        self.oof_y_ = y
-        self.oof_cross_fitted_ = cross_fitted_decisions(
-            oof, y_index, config.calibration, config.target_precision, config.inner_folds, config.seed
-        )
-        return self
+    def _scored_rows(self, masks: dict[str, np.ndarray], y: np.ndarray, config: Config) -> np.ndarray:
+        """``(n,)`` bool: the products whose own category was in the training part of every inner fold
+        that scores them out of fold; the calibrators, the decision threshold, the late fusion and the
+        choices among fusions or early models are fitted on them only.
+
+        A category with fewer products than ``config.inner_folds`` may miss from the training part that
+        scores one of its products: the product's own category then gets probability 0, whatever the
+        model, and calibrating on such rows (a model cannot be calibrated on what it could not predict)
+        lowered every product's confidence. The inner cross-validations that score a product are those of
+        its heads and early models (over the products they read) and late fusion's cross-fitting (over
+        all, on class indices): :func:`~prodcat.models.heads.fold_classes` replays their folds.
+        """
+        y_index = np.searchsorted(self.classes_, y)
+        scored = own_class_known(y_index, np.arange(len(self.classes_)), config.inner_folds, config.seed)
+        for rows in [*masks.values(), *self._modality_masks(masks).values()]:
+            scored[rows] &= own_class_known(y[rows], self.classes_, config.inner_folds, config.seed)
+        if len(np.unique(y[scored])) < 2:
+            log.warning("too few products per category for the inner folds: calibrated on every product")
+            return np.ones(len(y), dtype=bool)
+        if not scored.all():
+            log.info("%d products of categories too rare for the inner folds left out of calibration", (~scored).sum())
+        return scored
 
     @staticmethod
     def _main_language(frame: pd.DataFrame, config: Config) -> str | None:
@@ -147,27 +245,34 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         return main_language(texts)
 
     def _fit_fusion(
-        self, matrices: dict[str, Any], masks: dict[str, np.ndarray], y: np.ndarray, config: Config
+        self,
+        matrices: dict[str, Any],
+        masks: dict[str, np.ndarray],
+        y: np.ndarray,
+        config: Config,
+        scored: np.ndarray,
     ) -> np.ndarray:
         """Fit the heads and their fusion; returns the fused out-of-fold probabilities ``(n, n_classes)``.
 
         ``auto`` fits early and late fusion on the same inner folds and keeps the one with the
-        higher out-of-fold accuracy, then the lower calibrated log-loss (recorded in ``fusion_scores_``).
+        higher out-of-fold accuracy, then the lower calibrated log-loss (recorded in ``fusion_scores_``),
+        both on the ``scored`` rows (see :meth:`_scored_rows`).
         """
         fusion = config.fusion if len(self.heads_) > 1 else "late"
         if fusion == "early":
             self.fusion_method_ = "early"
-            return self._fit_early(matrices, masks, y, config)
+            return self._fit_early(matrices, masks, y, config, scored=scored)
         y_index = np.searchsorted(self.classes_, y)
         probas = self._fit_head_probas(matrices, masks, y, config)
+        late_probas = self._late_head_probas(probas, masks, y, config)
         if fusion != "auto":
             self.fusion_method_ = fusion
-            return self._fit_late(probas, masks, y_index, config)
+            return self._fit_late(late_probas, masks, y_index, config, scored)
         candidates = {
-            "early": self._fit_early(matrices, masks, y, config, head_probas=probas),
-            "late": self._fit_late(probas, masks, y_index, config),
+            "early": self._fit_early(matrices, masks, y, config, head_probas=probas, scored=scored),
+            "late": self._fit_late(late_probas, masks, y_index, config, scored),
         }
-        self.fusion_scores_ = out_of_fold_scores(candidates, y_index, len(self.classes_), config.calibration)
+        self.fusion_scores_ = out_of_fold_scores(candidates, y_index, len(self.classes_), config.calibration, scored)
         self.fusion_method_ = best_scored(self.fusion_scores_)
         log.info("fusion: %s (out-of-fold %s)", self.fusion_method_, self.fusion_scores_)
         if self.fusion_method_ == "early":
@@ -193,10 +298,29 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             head.fit_matrix(matrices[name], y[mask])
         return probas
 
+    def _late_head_probas(
+        self, probas: dict[str, np.ndarray], masks: dict[str, np.ndarray], y: np.ndarray, config: Config
+    ) -> dict[str, np.ndarray]:
+        """The heads' out-of-fold ``probas`` as late fusion reads them: a category missing from the training
+        part of a head's inner fold gets its prior mass (:func:`~prodcat.models.heads.fill_unknown`), as a
+        category the head never saw does at prediction, instead of a 0 that would veto it."""
+        late = {}
+        for name, proba in probas.items():
+            known = np.ones(proba.shape, dtype=bool)
+            known[masks[name]] = fold_classes(y[masks[name]], self.classes_, config.inner_folds, config.seed)
+            late[name] = fill_unknown(proba, known, self.prior_)
+        return late
+
     def _fit_late(
-        self, probas: dict[str, np.ndarray], masks: dict[str, np.ndarray], y_index: np.ndarray, config: Config
+        self,
+        probas: dict[str, np.ndarray],
+        masks: dict[str, np.ndarray],
+        y_index: np.ndarray,
+        config: Config,
+        scored: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Fit the late (or stacking) fusion on the heads' out-of-fold probabilities ``(n, n_classes)``.
+        """Fit the late (or stacking) fusion on the heads' out-of-fold probabilities ``(n, n_classes)``, on
+        their ``scored`` rows (default all; see :meth:`_scored_rows`).
 
         Returns them fused *cross-fitted*: each inner fold's rows by a fusion fitted on the other
         folds. Fused by the fusion fitted on all rows, they would be in-sample: too confident for the
@@ -206,11 +330,12 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         # One head: LateFusion with a single fitted weight only sets that head's sharpness.
         stacking = config.fusion == "stacking" and len(self.heads_) > 1
         fusion_type = StackingFusion if stacking else LateFusion
-        everything = np.ones(len(y_index), dtype=bool)
-        self.fusion_ = self._fit_on_rows(fusion_type(), probas, masks, y_index, everything)
+        fit_rows = np.ones(len(y_index), dtype=bool) if scored is None else scored
+        self.fusion_ = self._fit_on_rows(fusion_type(), probas, masks, y_index, fit_rows)
         fused = np.empty((len(y_index), len(self.classes_)))
         for train, test in stratified_folds(y_index, config.inner_folds, config.seed):
-            fusion = self._fit_on_rows(fusion_type(), probas, masks, y_index, np.isin(np.arange(len(y_index)), train))
+            in_train = np.isin(np.arange(len(y_index)), train) & fit_rows
+            fusion = self._fit_on_rows(fusion_type(), probas, masks, y_index, in_train)
             fused[test] = self._fused_rows(
                 fusion, {m: p[test] for m, p in probas.items()}, {m: k[test] for m, k in masks.items()}
             )
@@ -245,6 +370,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         y: np.ndarray,
         config: Config,
         head_probas: dict[str, np.ndarray] | None = None,
+        scored: np.ndarray | None = None,
     ) -> np.ndarray:
         """Linear models on the heads' features side by side (zeros where a head cannot speak).
 
@@ -262,8 +388,10 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         answers, or on every row it reads (out-of-fold) when fewer than
         :data:`MIN_OWN_MODEL_PRODUCTS` training products are left to it. ``head_probas``: the
         heads' out-of-fold probabilities, when :meth:`_fit_head_probas` has already computed them
-        (and fitted the heads), for such a model to reuse.
+        (and fitted the heads), for such a model to reuse. Calibrators and model selection read the
+        ``scored`` rows only (default all; see :meth:`_scored_rows`).
         """
+        scored = np.ones(len(y), dtype=bool) if scored is None else scored
         self.early_scalers_ = {}
         design = self._early_design(matrices, masks, fit=True)
         has = self._modality_masks(masks)
@@ -281,21 +409,33 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
                 proba = head_probas[own][rows]
             else:
                 X = self._early_input(modality, columns, rows, design, matrices, masks)
-                head, proba = self._early_model(modality, own, X, y[rows], config)
+                head, proba = self._early_model(modality, own, X, y[rows], config, scored[rows])
                 self.early_heads_[modality] = head.fit_matrix(X, y[rows])
             if len(serves) > 1:
-                # One temperature for a LinearSVC's softmaxed margins and an SVC's Platt probabilities
-                # fits neither: each model is first calibrated on the rows it answers (all it reads
-                # when too few are left to it).
-                own_rows = answered[rows] if answered.sum() >= MIN_OWN_MODEL_PRODUCTS else slice(None)
-                calibrator = make_calibrator(config.calibration).fit(
-                    proba[own_rows], np.searchsorted(self.classes_, y[rows][own_rows])
-                )
-                self.early_calibrators_[modality] = calibrator
-                proba = calibrator.transform(proba)
+                answers = answered[rows] & scored[rows]
+                proba = self._calibrate_early(modality, proba, y[rows], answers, scored[rows], config.calibration)
             oof[answered] = proba[answered[rows]]
         self.fusion_ = None
         return oof
+
+    def _calibrate_early(
+        self,
+        modality: str,
+        proba: np.ndarray,
+        y: np.ndarray,
+        answers: np.ndarray,
+        scored: np.ndarray,
+        calibration: str,
+    ) -> np.ndarray:
+        """The early model of ``modality``'s out-of-fold ``proba`` ``(m, n_classes)`` on the ``m`` rows it
+        reads, calibrated on the (scored) rows it ``answers``, or on all the ``scored`` rows it reads when
+        fewer than :data:`MIN_OWN_MODEL_PRODUCTS` are left to it; ``y``, ``answers``, ``scored``: ``(m,)``."""
+        # One temperature for a LinearSVC's softmaxed margins and an SVC's Platt probabilities fits
+        # neither: each model is first calibrated on the rows it answers.
+        rows = answers if answers.sum() >= MIN_OWN_MODEL_PRODUCTS else scored
+        calibrator = make_calibrator(calibration).fit(proba[rows], np.searchsorted(self.classes_, y[rows]))
+        self.early_calibrators_[modality] = calibrator
+        return calibrator.transform(proba)
 
     def _early_readers(self, modality: str) -> list[str]:
         """The heads whose blocks the early model of ``modality`` reads: those of that modality and the later ones."""
@@ -303,14 +443,14 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         return [name for name, head in self.heads_.items() if head.config.modality in later]
 
     def _early_model(
-        self, modality: str, own: str | None, X: Any, y: np.ndarray, config: Config
+        self, modality: str, own: str | None, X: Any, y: np.ndarray, config: Config, scored: np.ndarray
     ) -> tuple[ModalityHead, np.ndarray]:
         """The (unfitted) early model of ``modality`` and its out-of-fold probabilities on ``X``, ``y``.
 
         It is ``own`` head when one is given, else ``config.early``; with ``classifier: select``,
-        the candidate whose out-of-fold predictions are the more accurate (scores recorded in
-        ``early_selection_``): each candidate costs one inner cross-validation, and only the
-        one kept is refitted on all rows.
+        the candidate whose out-of-fold predictions on the ``scored`` rows are the more accurate
+        (scores recorded in ``early_selection_``): each candidate costs one inner cross-validation,
+        and only the one kept is refitted on all rows.
         """
         if own:
             candidates = {own: self.heads_[own]}
@@ -330,7 +470,8 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         }
         if len(candidates) == 1:
             return next(iter(candidates.values())), next(iter(probas.values()))
-        scores = out_of_fold_scores(probas, np.searchsorted(self.classes_, y), len(self.classes_), config.calibration)
+        y_index = np.searchsorted(self.classes_, y)
+        scores = out_of_fold_scores(probas, y_index, len(self.classes_), config.calibration, scored)
         best = best_scored(scores)
         self.early_selection_[modality] = scores
         log.info("early %s model: %s (out-of-fold %s)", modality, best, scores)
@@ -445,9 +586,9 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             for name, head in self.heads_.items():
                 full = np.tile(self.prior_, (n, 1))
                 if masks[name].any():
-                    full[masks[name]] = align_proba(
-                        head.predict_proba_matrix(matrices[name]), head.classes_, self.classes_
-                    )
+                    proba = align_proba(head.predict_proba_matrix(matrices[name]), head.classes_, self.classes_)
+                    # a category the head never saw gets its prior, as in training (see _late_head_probas)
+                    full[masks[name]] = fill_unknown(proba, np.isin(self.classes_, head.classes_), self.prior_)
                 probas[name] = full
             fused = self.fusion_.predict_proba(probas, masks)
         fused[~any_present(masks)] = self.prior_
@@ -483,19 +624,32 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
 
 
 def out_of_fold_scores(
-    probas: dict[str, np.ndarray], y_index: np.ndarray, n_classes: int, calibration: str
+    probas: dict[str, np.ndarray],
+    y_index: np.ndarray,
+    n_classes: int,
+    calibration: str,
+    rows: np.ndarray | None = None,
 ) -> dict[str, dict[str, float]]:
     """Per candidate, the accuracy of its out-of-fold probabilities ``(n, n_classes)`` and their
-    log-loss once calibrated (``calibration`` as in the config)."""
-    labels = np.arange(n_classes)
+    log-loss once calibrated (``calibration`` as in the config), on the ``rows`` (``(n,)`` bool,
+    default all)."""
+    rows = np.ones(len(y_index), dtype=bool) if rows is None else rows
+    labels, y = np.arange(n_classes), y_index[rows]
     scores = {}
-    for name, p in probas.items():
-        calibrated = make_calibrator(calibration).fit(p, y_index).transform(p)
+    for name, proba in probas.items():
+        p = proba[rows]
+        calibrated = make_calibrator(calibration).fit(p, y).transform(p)
         scores[name] = {
-            "accuracy": float((p.argmax(axis=1) == y_index).mean()),
-            "log_loss": float(log_loss(y_index, calibrated, labels=labels)),
+            "accuracy": float((p.argmax(axis=1) == y).mean()),
+            "log_loss": float(log_loss(y, calibrated, labels=labels)),
         }
     return scores
+
+
+def own_class_known(y: np.ndarray, classes: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """``(n,)`` bool: whether the inner fold model scoring each row out of fold was trained on the row's own
+    class (:func:`~prodcat.models.heads.fold_classes`; ``y`` holds ``classes``)."""
+    return fold_classes(y, classes, folds, seed)[np.arange(len(y)), np.searchsorted(classes, y)]
 
 
 def best_scored(scores: dict[str, dict[str, float]]) -> str:

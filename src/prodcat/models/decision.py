@@ -26,7 +26,13 @@ def precision_threshold(confidence: np.ndarray, correct: np.ndarray, target_prec
 
 
 class DecisionPolicy(BaseEstimator):
-    """``auto`` when confidence ≥ ``threshold_``, else ``review``."""
+    """``auto`` when confidence ≥ ``threshold_``, else ``review``.
+
+    Fitted on out-of-fold confidences, without the products whose category the out-of-fold model was
+    not trained on (a category rarer than the inner folds): they are wrong whatever the model, unlike
+    at prediction, and would keep the threshold from ever reaching the target (see
+    :func:`prodcat.models.classifier.fit_decision`).
+    """
 
     def __init__(self, target_precision: float = 0.99):
         self.target_precision = target_precision

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import make_pipeline
@@ -204,6 +205,19 @@ def align_proba(proba: np.ndarray, classes: np.ndarray, all_classes: np.ndarray,
     return out
 
 
+def fill_unknown(proba: np.ndarray, known: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """``(n, k)`` probabilities where the classes a model was not trained on (``known`` False, ``(n, k)``
+    or ``(k,)``; :func:`align_proba` gave them 0) get their ``prior`` ``(k,)`` mass, the known ones
+    scaled to keep each row summing to 1.
+
+    A model that never saw a category has no evidence against it: its 0 would veto the category in a
+    product of the heads' probabilities (late fusion), however sure the other heads are.
+    """
+    known = np.broadcast_to(known, proba.shape)
+    unknown_mass = np.where(known, 0.0, prior).sum(axis=1, keepdims=True)
+    return np.where(known, proba * (1.0 - unknown_mass), prior)
+
+
 def pooled_strata(y: np.ndarray, min_count: int) -> np.ndarray:
     """Labels to stratify on: classes with fewer than ``min_count`` members pooled into one stratum."""
     counts = pd.Series(y).value_counts()
@@ -231,10 +245,29 @@ def out_of_fold_proba(
     """Out-of-fold probabilities ``(n, len(all_classes))`` of ``head``'s classifier on matrix ``X``.
 
     Classes too rare to stratify still get predictions: a fold whose training
-    part lacks a class gives it probability 0 there.
+    part lacks a class gives it probability 0 there (see :func:`fold_classes`),
+    and one whose training part holds a single class predicts that class.
     """
     oof = np.zeros((len(y), len(all_classes)))
     for train, test in stratified_folds(y, folds, seed):
-        model = clone(head.new_classifier(X)).fit(X[train], y[train])
+        model = fold_classifier(head, X[train], y[train])
         oof[test] = align_proba(classifier_proba(model, X[test]), np.asarray(model.classes_), all_classes)
     return oof
+
+
+def fold_classifier(head: ModalityHead, X: Any, y: np.ndarray) -> BaseEstimator:
+    """``head``'s classifier fitted on ``X``, ``y``; a constant one when ``y`` holds a single class (an
+    inner fold of a modality that few categories have), which a classifier cannot be fitted on."""
+    if len(np.unique(y)) < 2:
+        return DummyClassifier(strategy="prior").fit(X, y)
+    return clone(head.new_classifier(X)).fit(X, y)
+
+
+def fold_classes(y: np.ndarray, all_classes: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """``(n, len(all_classes))`` bool: the classes in the training part of the :func:`stratified_folds`
+    fold that predicts each row, i.e. those :func:`out_of_fold_proba` can give it (same ``y``, ``folds``,
+    ``seed``)."""
+    known = np.zeros((len(y), len(all_classes)), dtype=bool)
+    for train, test in stratified_folds(y, folds, seed):
+        known[test] = np.isin(all_classes, y[train])
+    return known

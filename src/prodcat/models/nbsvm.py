@@ -39,15 +39,25 @@ def _column_min(X: Any) -> np.ndarray:
 
 
 class NBSVMClassifier(ClassifierMixin, BaseEstimator):
-    """One-vs-rest linear SVMs on NB-rescaled count-like features; ``decision_function`` is ``(n, n_classes)``.
+    """One-vs-rest linear SVMs on NB-rescaled count-like features.
 
-    ``C`` and ``class_weight`` are those of each binary :class:`~sklearn.svm.LinearSVC`
-    (``balanced``: positives and negatives weigh the same in each); ``nb_weight`` in [0, 1]
-    is the share of the log-count ratio in each column's scale (0: a plain one-vs-rest SVM).
+    ``decision_function`` is ``(n, n_classes)``, or ``(n,)`` with two classes as in scikit-learn:
+    half the difference of the two one-vs-rest margins, positive for ``classes_[1]`` (a softmax of
+    ``[-d, d]`` is that of the two margins).
+
+    ``C`` is that of each binary :class:`~sklearn.svm.LinearSVC`; ``class_weight``: ``balanced``
+    makes positives and negatives weigh the same in each, a ``{category: weight}`` dict weighs every
+    product by its category's weight (1 if absent) in each one-vs-rest problem, whichever side it is
+    on; ``nb_weight`` in [0, 1] is the share of the log-count ratio in each column's scale (0: a
+    plain one-vs-rest SVM).
     """
 
     def __init__(
-        self, C: float = 1.0, class_weight: str | None = "balanced", nb_weight: float = 0.5, random_state: int = 0
+        self,
+        C: float = 1.0,
+        class_weight: str | dict[Any, float] | None = "balanced",
+        nb_weight: float = 0.5,
+        random_state: int = 0,
     ):
         self.C = C
         self.class_weight = class_weight
@@ -63,6 +73,9 @@ class NBSVMClassifier(ClassifierMixin, BaseEstimator):
         self.scales_ = np.ones((len(self.classes_), X.shape[1]))
         self.estimators_: list[LinearSVC] = []
         counts = _presence_counts(X, y, self.classes_)
+        weights = self._product_weights(y)
+        # a dict is in the product weights; "balanced" (or None) applies to each binary problem
+        binary_weight = self.class_weight if weights is None else None
         total = counts.sum(axis=0)
         for k, label in enumerate(self.classes_):
             p = 1.0 + counts[k]
@@ -70,17 +83,29 @@ class NBSVMClassifier(ClassifierMixin, BaseEstimator):
             ratio = np.abs(np.log((p / p.sum()) / (q / q.sum())))[count_like]
             if ratio.size and ratio.mean() > 0:
                 self.scales_[k, count_like] = (1 - self.nb_weight) + self.nb_weight * ratio / ratio.mean()
-            model = LinearSVC(C=self.C, class_weight=self.class_weight, random_state=self.random_state)
-            self.estimators_.append(model.fit(self._scaled(X, k), (y == label).astype(int)))
+            model = LinearSVC(C=self.C, class_weight=binary_weight, random_state=self.random_state)
+            self.estimators_.append(model.fit(self._scaled(X, k), (y == label).astype(int), sample_weight=weights))
         return self
+
+    def _product_weights(self, y: np.ndarray) -> np.ndarray | None:
+        """``(n,)`` each product's weight when ``class_weight`` is a ``{category: weight}`` dict, else ``None``:
+        its keys are categories, not a binary problem's 0 and 1, so each product keeps its category's."""
+        if not isinstance(self.class_weight, dict):
+            return None
+        return np.array([self.class_weight.get(label, 1.0) for label in y], dtype=float)
 
     def _scaled(self, X: Any, k: int) -> Any:
         """``X`` with its columns multiplied by class ``k``'s scales."""
         return X @ sp.diags(self.scales_[k]) if sp.issparse(X) else X * self.scales_[k]
 
-    def decision_function(self, X: Any) -> np.ndarray:
+    def margins(self, X: Any) -> np.ndarray:
+        """``(n, n_classes)``: each class's one-vs-rest margin."""
         check_is_fitted(self, "estimators_")
         return np.column_stack([m.decision_function(self._scaled(X, k)) for k, m in enumerate(self.estimators_)])
 
+    def decision_function(self, X: Any) -> np.ndarray:
+        margins = self.margins(X)
+        return (margins[:, 1] - margins[:, 0]) / 2 if len(self.classes_) == 2 else margins
+
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[self.decision_function(X).argmax(axis=1)]
+        return self.classes_[self.margins(X).argmax(axis=1)]
