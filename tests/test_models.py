@@ -703,6 +703,11 @@ def test_numeric_categories_are_labels_returned_as_text() -> None:
     ):
         assert model.classes_.tolist() == ["10", "2280", "40"]
         assert model.predict(frame).tolist() == [str(label) for label in labels]
+    # cross-validation compares the true labels with the model's as text too
+    from prodcat.evaluate.cv import cross_validate
+
+    result = cross_validate(frame, config.model_copy(update={"level": 1}), folds=3, progress=False)
+    assert result.y_true.tolist() == [str(label) for label in labels] and result.metrics()["accuracy"] == 1.0
 
 
 def test_refitting_forgets_what_the_previous_fit_learnt() -> None:

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from prodcat.catalog.schema import category_at_level
 from prodcat.config import Config
 from prodcat.evaluate.metrics import HEADLINE_METRICS, evaluate_predictions, headline
-from prodcat.models.classifier import ProductClassifier
+from prodcat.models.classifier import ProductClassifier, as_labels
 from prodcat.models.decision import DecisionPolicy
 from prodcat.models.heads import align_proba, stratified_folds
 
@@ -146,7 +146,7 @@ def cross_validate(
     """Fit ``ProductClassifier(config)`` on ``folds - 1`` folds, predict the last, for each fold."""
     config = config or Config()
     frame = frame[frame["category"].notna()].reset_index(drop=True)
-    y = np.asarray(category_at_level(frame["category"], config.target_level), dtype=object)
+    y = category_at_level(as_labels(frame["category"]), config.target_level)  # as the model reads them
     classes = np.unique(y)
     proba = np.zeros((len(y), len(classes)))
     fold_of = np.zeros(len(y), dtype=int)
