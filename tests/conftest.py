@@ -10,6 +10,7 @@ import io
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -52,14 +53,33 @@ def rakuten_en_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def flipkart_bundle(flipkart_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real text+image model trained through the CLI on a stratified sample of 300 Flipkart products,
-    shared by every test that needs a trained bundle (training it is the slow part)."""
+def flipkart_training(flipkart_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """A real text+image model trained through the CLI on a stratified sample of 300 Flipkart products:
+    the bundle directory, and the ``ProductClassifier`` that ``prodcat train`` fitted, as it was in memory
+    (with its out-of-fold training scores, which the saved bundle leaves out). Training is the slow part:
+    every test that needs a trained bundle shares this one."""
     from prodcat.cli import main
+    from prodcat.models.classifier import ProductClassifier
+
+    fitted: list[ProductClassifier] = []
+    real_fit = ProductClassifier.fit
+
+    def recorded_fit(self: ProductClassifier, *args: Any, **kwargs: Any) -> ProductClassifier:
+        fitted.append(real_fit(self, *args, **kwargs))
+        return fitted[-1]
 
     out = tmp_path_factory.mktemp("bundle") / "flipkart"
-    assert main(["train", str(flipkart_dir), "--out", str(out), "--sample", "300"]) == 0
-    return out
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ProductClassifier, "fit", recorded_fit)
+        assert main(["train", str(flipkart_dir), "--out", str(out), "--sample", "300"]) == 0
+    assert len(fitted) == 1, "prodcat train fits one model"
+    return out, fitted[0]
+
+
+@pytest.fixture(scope="session")
+def flipkart_bundle(flipkart_training: tuple[Path, Any]) -> Path:
+    """The bundle directory of :func:`flipkart_training`."""
+    return flipkart_training[0]
 
 
 def solid_jpeg(size: tuple[int, int] = (64, 48), colour: str | tuple[int, int, int] = "navy") -> bytes:

@@ -128,10 +128,18 @@ def test_another_runs_parts_are_refused_saying_what_differs(products, predictor,
     monkeypatch.undo()
 
     retrained = Predictor(predictor.model, {**predictor.manifest, "version": "0123456789ab"})
+    # the same product ids, one product edited: the finished chunk holding it scored what it was before
+    retitled = products.copy()
+    retitled.loc[0, "title"] += " (new edition)"
+    rephotographed = products.copy()
+    rephotographed.loc[0, "image"] = products["image"].dropna().iat[-1]  # another product's photo
+    assert rephotographed.loc[0, "image"] != products.loc[0, "image"]
     cases = [
         (products, LocalEngine(retrained), CHUNK, "another model (bundle version"),
         (products.iloc[::-1], LocalEngine(predictor), CHUNK, "other input data (40 products there, 40 now"),
         (products.iloc[:39], LocalEngine(predictor), CHUNK, "other input data (40 products there, 39 now"),
+        (retitled, LocalEngine(predictor), CHUNK, "other input data (40 products there, 40 now, or changed)"),
+        (rephotographed, LocalEngine(predictor), CHUNK, "other input data (40 products there, 40 now, or changed)"),
         (products, LocalEngine(predictor), 10, "another chunk size (8 there, 10 now)"),
     ]
     for frame, engine, chunk_size, difference in cases:

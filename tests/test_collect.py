@@ -401,3 +401,32 @@ def test_a_servers_retry_after_is_waited_at_most_as_long_as_a_backoff():
     for header, wait in (("3600", 60.0), ("7", 7.0)):
         response = HTTPResponse(status=429, headers={"Retry-After": header})
         assert retry.get_retry_after(response) == wait
+
+
+def test_searches_go_at_the_rate_the_readme_states_by_default(httpserver, tmp_path, monkeypatch):
+    """Without ``--rate``, searches start 60 / N seconds apart, N the searches a minute that the README gives
+    as the API's stated limit. Observed on the rate limiter's clock, which the test drives: no real waiting."""
+    import re
+
+    from prodcat.collect import http
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    per_minute = int(re.search(r"stated\s+rate\s+\((\d+)\s+searches\s+a\s+minute", readme).group(1))
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    class ObservedRateLimiter(RateLimiter):
+        def __init__(self, requests_per_second: float, **_: object) -> None:
+            super().__init__(requests_per_second, clock=lambda: now[0], sleep=sleep)
+
+    monkeypatch.setattr(http, "RateLimiter", ObservedRateLimiter)
+    serve_search(httpserver, search_pages(CHAMPAGNES))
+    base = httpserver.url_for("/")
+    options = ["--page-size", str(PAGE_SIZE), "--backoff", "0", "--retries", "0"]  # FAST without --rate
+    assert main(["collect", "--query", "champagne", "--out", str(tmp_path), "--base-url", base, *options]) == 0
+    assert search_requests(httpserver) == [1, 2, 3]
+    assert slept == pytest.approx([60 / per_minute] * 2)  # the first search at once, each next one a slot later

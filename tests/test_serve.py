@@ -215,6 +215,16 @@ def top_level(category: str) -> str:
     return str(category_at_level([category], 1)[0])
 
 
+def assert_still_predicts(client: httpx.Client, product: pd.Series) -> None:
+    """After a refusal the model still answers: a real product, text and photo, gets one of its categories
+    (the refusal must not have taken the model from the requests that follow, as a wedged worker would)."""
+    response = client.post("/predict", **multipart_product(product))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["category"] in client.get("/model").json()["labels"]
+    assert sorted(body["modalities_used"]) == ["image", "text"]
+
+
 # ------------------------------------------------------------------------------------------ endpoints
 def test_health_ready_model_docs(client: httpx.Client, bundle: Path) -> None:
     assert client.get("/health").json() == {"status": "ok"}
@@ -383,27 +393,32 @@ def test_oversized_text(client: httpx.Client) -> None:
         ("PDF", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", 415, "image_type"),
     ],
 )
-def test_bad_photos(client: httpx.Client, name: str, content: bytes, status: int, error: str) -> None:
+def test_bad_photos(
+    client: httpx.Client, heldout: pd.DataFrame, name: str, content: bytes, status: int, error: str
+) -> None:
     response = client.post("/predict", data={"title": "lamp"}, files={"image": ("photo.jpg", content, "image/jpeg")})
     body = assert_refused(response, status, error)
     if error == "image_type":
         assert body["limit"] == "image_types" and "jpeg" in body["detail"]
     assert client.get("/health").status_code == 200
+    assert_still_predicts(client, heldout.iloc[21])
 
 
 def test_truncated_real_photo(client: httpx.Client, heldout: pd.DataFrame) -> None:
     photo = photo_of(heldout.iloc[18])
     response = client.post("/predict", files={"image": ("p.jpg", photo[: len(photo) // 2], "image/jpeg")})
     assert_refused(response, 422, "image_corrupt")
+    assert_still_predicts(client, heldout.iloc[18])  # the same product, its photo whole
 
 
-def test_decompression_bomb_png(client: httpx.Client) -> None:
+def test_decompression_bomb_png(client: httpx.Client, heldout: pd.DataFrame) -> None:
     bomb = png_header_bomb(20_000, 20_000)
     assert len(bomb) < LIMITS["max_image_bytes"]
     response = client.post("/predict", data={"title": "poster"}, files={"image": ("poster.png", bomb, "image/png")})
     body = assert_refused(response, 413, "max_pixels", LIMITS["max_pixels"])
     assert "pixels exceeds the limit" in body["detail"]
     assert client.get("/health").status_code == 200
+    assert_still_predicts(client, heldout.iloc[22])
 
 
 def test_oversized_photo_bytes(client: httpx.Client) -> None:

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from prodcat.evaluate.explain import ExplainSettings
 from prodcat.predict import Prediction
 from prodcat.review.store import NewReview, ReviewStore
 from prodcat.serve.batching import MicroBatcher
@@ -214,3 +215,40 @@ def test_a_failed_review_write_fails_only_the_requests_it_holds(tmp_path) -> Non
     results = asyncio.run(concurrent_requests(svc, [("?a", 3), ("?b", 3), ("sure", 3)]))
     assert [r[0].status for r in results[:2]] == [503, 503]
     assert results[2][0].category == "a" and results[2][0].review_id is None
+
+
+def test_one_explanation_runs_at_a_time_and_none_is_recorded_for_review(tmp_path) -> None:
+    """Each explanation is one model call of a row per word: concurrent ones queue behind each other rather
+    than share the cores the predictions need; and an explanation never enters the review queue, even for a
+    product that /predict would send there."""
+    running, peak = 0, 0
+    lock = threading.Lock()
+
+    class SlowPredictor(FakePredictor):
+        def predict(self, frame: pd.DataFrame, top_k: int = 5) -> list[Prediction]:
+            nonlocal running, peak
+            with lock:
+                running += 1
+                peak = max(peak, running)
+            time.sleep(0.1)  # long enough for explanations started together to overlap, were they let
+            with lock:
+                running -= 1
+            return super().predict(frame, top_k)
+
+    store = CountingStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    predictor = SlowPredictor()
+    svc = PredictionService(predictor, ServeSettings(), store, ApiMetrics())
+    product = ProductRequest(title="?unsure lamp shade")  # a "review" decision (FakePredictor)
+    recorded = store.count(None)
+
+    async def explain_three() -> list:
+        return await asyncio.gather(*(svc.explain(product, f"e{i}", 3, ExplainSettings(), False) for i in range(3)))
+
+    explanations = asyncio.run(explain_three())
+    assert len(predictor.calls) == 3 and peak == 1
+    assert [e.prediction.decision for e in explanations] == ["review"] * 3
+    assert [e.prediction.review_id for e in explanations] == [None] * 3
+    assert store.count(None) == recorded and store.transactions == []
+    # the same product through /predict's path is recorded: the store was there to write to
+    (predicted,) = asyncio.run(svc.predict([product], "p", 3))
+    assert predicted.review_id is not None and store.count(None) == recorded + 1
