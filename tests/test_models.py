@@ -738,3 +738,33 @@ def test_nbsvm_decision_function_of_two_categories_is_one_column_as_in_scikit_le
     np.testing.assert_array_equal(binary.predict(X), binary.classes_[(scores > 0).astype(int)])
     margins = np.column_stack([m.decision_function(binary._scaled(X, k)) for k, m in enumerate(binary.estimators_)])
     np.testing.assert_allclose(classifier_proba(binary, X), softmax(margins))
+
+
+def test_unscored_products_are_misses_not_a_category_of_their_own() -> None:
+    """A product the model could not score (category "", no confidence) lowers its true class's recall; it
+    adds no empty class to macro F1 or per class, and its missing confidence counts as 0 (never a NaN ECE)."""
+    from sklearn.metrics import f1_score
+
+    from prodcat.evaluate.metrics import evaluate_predictions, paired_difference
+
+    truth = np.repeat(list("abcdefg"), 10)
+    predicted = truth.copy().astype(object)
+    predicted[0] = ""
+    confidence = np.full(len(truth), 0.9)
+    confidence[0] = np.nan
+    metrics = evaluate_predictions(truth, predicted, confidence, threshold=0.5)
+    assert metrics["accuracy"] == pytest.approx(69 / 70)
+    assert metrics["f1_macro"] == pytest.approx(f1_score(truth, predicted, labels=list("abcdefg"), average="macro"))
+    assert set(metrics["per_class"]) == set("abcdefg") and metrics["per_class"]["a"]["recall"] == pytest.approx(0.9)
+    assert metrics["intervals"]["f1_macro"][1] <= 1.0 and metrics["intervals"]["f1_macro"][0] > 0.95
+    assert np.isfinite(metrics["calibration"]["ece"]) and metrics["decision"]["n_auto"] == 69
+    # as a paired difference: only the one miss (the empty class used to reach -0.135)
+    change = paired_difference(truth, truth, predicted)["f1_macro"]
+    assert change["difference"] == pytest.approx(metrics["f1_macro"] - 1.0) and change["low"] > -0.05
+
+
+def test_a_product_without_confidence_never_becomes_the_threshold() -> None:
+    from prodcat.models.decision import precision_threshold
+
+    confidence = np.array([0.99, 0.95, 0.9, np.nan])
+    assert precision_threshold(confidence, np.array([True, True, True, True]), 0.99) == 0.9

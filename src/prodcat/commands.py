@@ -428,8 +428,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     level = predictor.manifest["config"].get("level")
     table = predict_catalog(predictor, frame, 2000)
     truth = category_at_level(frame["category"], level)
-    # a product the model could not score (its ``error`` filled) counts as wrong, with no confidence
-    confidence = table["confidence"].fillna(0.0).to_numpy()
+    # a product the model could not score (no category, its ``error`` filled) counts as wrong, confidence 0
+    confidence = table["confidence"].to_numpy(dtype=float)
     metrics = evaluate_predictions(truth, table["category"].to_numpy(dtype=object), confidence, predictor.threshold)
     write_report(
         metrics,

@@ -9,14 +9,26 @@ from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_su
 
 from prodcat.catalog.schema import category_at_level, depth
 
+#: the predicted category of a product the model could not score (``prodcat predict``'s empty category): a miss
+#: for its true class, but no class of its own in macro F1 or per class
+UNSCORED = ""
+
+
+def _scored_labels(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """The labels metrics average over: every true or predicted category, :data:`UNSCORED` left out."""
+    labels = np.unique(np.concatenate([y_true, y_pred]).astype(str))
+    return labels[labels != UNSCORED]
+
 
 def headline(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """``accuracy``, ``f1_weighted`` (the Rakuten challenge metric) and ``f1_macro``."""
+    y_true, y_pred = np.asarray(y_true).astype(str), np.asarray(y_pred).astype(str)
+    labels = _scored_labels(y_true, y_pred)
     return {
         "n": len(y_true),
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "f1_weighted": float(f1_score(y_true, y_pred, average="weighted", zero_division=0)),
-        "f1_macro": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "f1_weighted": float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
+        "f1_macro": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
     }
 
 
@@ -24,12 +36,15 @@ def headline(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
 HEADLINE_METRICS = ("accuracy", "f1_weighted", "f1_macro")
 
 
-def _resampled_headlines(truth: np.ndarray, predicted: np.ndarray, n_labels: int, samples: np.ndarray) -> np.ndarray:
+def _resampled_headlines(
+    truth: np.ndarray, predicted: np.ndarray, n_labels: int, samples: np.ndarray, unscored: int | None = None
+) -> np.ndarray:
     """Headline metrics ``(resamples, 3)`` of label codes ``truth``/``predicted`` on the index rows of ``samples``.
 
     Per resample and label, three counts (true, predicted, correct) by ``bincount``, without a
     confusion matrix, so the cost grows with products + labels, not labels squared. Macro F1
-    averages the labels that occur in the resample's truth or predictions, as scikit-learn's does.
+    averages the labels that occur in the resample's truth or predictions, as scikit-learn's does,
+    except the code ``unscored`` (:data:`UNSCORED`), as :func:`headline` does.
     """
     resamples, n = samples.shape
     offset = np.arange(resamples)[:, None] * n_labels
@@ -42,8 +57,11 @@ def _resampled_headlines(truth: np.ndarray, predicted: np.ndarray, n_labels: int
     hits = count(true_cells[true_cells == chosen_cells])
     seen = support + chosen
     f1 = np.divide(2 * hits, seen, out=np.zeros(hits.shape), where=seen > 0)
+    averaged = seen > 0
+    if unscored is not None:
+        averaged[:, unscored] = False
     return np.stack(
-        [hits.sum(axis=1) / n, (f1 * support).sum(axis=1) / n, f1.sum(axis=1) / (seen > 0).sum(axis=1)], axis=1
+        [hits.sum(axis=1) / n, (f1 * support).sum(axis=1) / n, f1.sum(axis=1) / averaged.sum(axis=1)], axis=1
     )
 
 
@@ -53,7 +71,12 @@ _CHUNK_CELLS = 2_000_000
 
 
 def _bootstrap_scores(
-    truth: np.ndarray, predictions: list[np.ndarray], n_labels: int, resamples: int, seed: int
+    truth: np.ndarray,
+    predictions: list[np.ndarray],
+    n_labels: int,
+    resamples: int,
+    seed: int,
+    unscored: int | None = None,
 ) -> list[np.ndarray]:
     """Headline metrics ``(resamples, 3)`` of each prediction set, all on the same resamples.
 
@@ -72,14 +95,16 @@ def _bootstrap_scores(
             [rows[rng.integers(0, len(rows), size=(size, len(rows)))] for rows in by_class], axis=1
         )
         for out, predicted in zip(scores, predictions, strict=True):
-            out.append(_resampled_headlines(truth, predicted, n_labels, samples))
+            out.append(_resampled_headlines(truth, predicted, n_labels, samples, unscored))
     return [np.concatenate(out) for out in scores]
 
 
-def _label_codes(*label_arrays: np.ndarray) -> tuple[int, list[np.ndarray]]:
-    """The number of distinct labels, and each array as integer codes over them."""
+def _label_codes(*label_arrays: np.ndarray) -> tuple[int, int | None, list[np.ndarray]]:
+    """The number of distinct labels, the code of :data:`UNSCORED` (``None`` if absent), and each array as
+    integer codes over them."""
     labels, codes = np.unique(np.concatenate(label_arrays).astype(str), return_inverse=True)
-    return len(labels), np.split(codes, np.cumsum([len(a) for a in label_arrays])[:-1])
+    unscored = int(np.searchsorted(labels, UNSCORED)) if UNSCORED in labels else None
+    return len(labels), unscored, np.split(codes, np.cumsum([len(a) for a in label_arrays])[:-1])
 
 
 def bootstrap_intervals(
@@ -94,8 +119,8 @@ def bootstrap_intervals(
     balanced classes, no different). Two configurations whose intervals overlap widely are not told
     apart by it.
     """
-    n_labels, (truth, predicted) = _label_codes(y_true, y_pred)
-    (scores,) = _bootstrap_scores(truth, [predicted], n_labels, resamples, seed)
+    n_labels, unscored, (truth, predicted) = _label_codes(y_true, y_pred)
+    (scores,) = _bootstrap_scores(truth, [predicted], n_labels, resamples, seed, unscored)
     tail = (1 - level) / 2
     low, high = np.quantile(scores, [tail, 1 - tail], axis=0)
     return {m: [float(lo), float(hi)] for m, lo, hi in zip(HEADLINE_METRICS, low, high, strict=True)}
@@ -116,11 +141,13 @@ def paired_difference(
     than the two separate intervals suggest. ``b_better`` is the share of resamples where b
     scores higher.
     """
-    n_labels, (truth, a, b) = _label_codes(y_true, pred_a, pred_b)
-    scores_a, scores_b = _bootstrap_scores(truth, [a, b], n_labels, resamples, seed)
+    n_labels, unscored, (truth, a, b) = _label_codes(y_true, pred_a, pred_b)
+    scores_a, scores_b = _bootstrap_scores(truth, [a, b], n_labels, resamples, seed, unscored)
     delta = scores_b - scores_a
     whole = np.arange(len(truth))[None, :]
-    point = _resampled_headlines(truth, b, n_labels, whole) - _resampled_headlines(truth, a, n_labels, whole)
+    point = _resampled_headlines(truth, b, n_labels, whole, unscored) - _resampled_headlines(
+        truth, a, n_labels, whole, unscored
+    )
     tail = (1 - level) / 2
     low, high = np.quantile(delta, [tail, 1 - tail], axis=0)
     return {
@@ -135,7 +162,9 @@ def paired_difference(
 
 
 def per_class(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, dict[str, float]]:
-    labels = np.unique(np.concatenate([y_true, y_pred]))
+    """Precision, recall, F1 and support of every true or predicted category (:data:`UNSCORED` is none)."""
+    y_true, y_pred = np.asarray(y_true).astype(str), np.asarray(y_pred).astype(str)
+    labels = _scored_labels(y_true, y_pred)
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     return {
         str(c): {"precision": float(pi), "recall": float(ri), "f1": float(fi), "support": int(si)}
@@ -196,6 +225,8 @@ def evaluate_predictions(
     Top level: ``n, accuracy, f1_weighted, f1_macro``, their 95% bootstrap ``intervals``,
     ``per_class``, ``levels`` (the headline metrics per hierarchy level when categories are
     paths), and when confidences are given ``calibration``; with a threshold, ``decision``.
+    A product the model could not score (predicted :data:`UNSCORED`, confidence NaN) counts as
+    wrong, with confidence 0.
     """
     y_true = np.asarray(y_true, dtype=object)
     y_pred = np.asarray(y_pred, dtype=object)
@@ -213,7 +244,8 @@ def evaluate_predictions(
     )
     if confidence is not None:
         correct = y_true == y_pred
-        result["calibration"] = expected_calibration_error(np.asarray(confidence), correct)
+        confidence = np.nan_to_num(np.asarray(confidence, dtype=float), nan=0.0)
+        result["calibration"] = expected_calibration_error(confidence, correct)
         if threshold is not None:
-            result["decision"] = decision_metrics(np.asarray(confidence), correct, threshold)
+            result["decision"] = decision_metrics(confidence, correct, threshold)
     return result

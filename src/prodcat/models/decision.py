@@ -12,7 +12,10 @@ def precision_threshold(confidence: np.ndarray, correct: np.ndarray, target_prec
     Scans thresholds from the most confident down, so the automation rate is
     the largest the out-of-fold evidence supports. Returns ``1.0 + eps``
     (accept nothing) when even the most confident predictions miss the target.
+    A product without a confidence (NaN) is never accepted, so it plays no part.
     """
+    finite = np.isfinite(confidence)  # NaN sorts last and would become the threshold
+    confidence, correct = confidence[finite], np.asarray(correct)[finite]
     order = np.argsort(-confidence, kind="stable")
     conf_sorted = confidence[order]
     hits = np.cumsum(correct[order])
