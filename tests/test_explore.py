@@ -191,3 +191,21 @@ def test_a_study_of_too_few_products_is_refused_with_the_reason():
     study = FeasibilityStudy(features=["tfidf"], reductions=["umap"], progress=False)
     with pytest.raises(ValueError, match=r"2 labelled product\(s\): a feasibility study needs at least 10"):
         study.run(frame)
+
+
+def test_a_combined_feature_set_is_studied_on_the_products_having_all_its_blocks():
+    """Zero blocks of the products missing a modality would cluster them together, whatever their category."""
+    from types import SimpleNamespace
+
+    categories = np.array(["a", "b"] * 5)
+    text_rows = np.arange(10) < 7  # the last 3 products have no text
+    photo_rows = np.arange(10) >= 2  # the first 2 have no photo
+    blocks = SimpleNamespace(
+        get=lambda name: np.ones((10, 3), dtype=np.float32),
+        available={"text": text_rows, "photo": photo_rows},
+        seconds={"text": 0.0, "photo": 0.0},
+    )
+    study = FeasibilityStudy(progress=False)
+    both = study._prepare("text+photo", blocks, categories, {})
+    assert both.rows.tolist() == [2, 3, 4, 5, 6]
+    assert study._prepare("text", blocks, categories, {}).rows.tolist() == list(range(7))

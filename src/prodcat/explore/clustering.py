@@ -251,10 +251,12 @@ class FeasibilityStudy:
     def _prepare(
         self, feature_set: str, blocks: _BlockStore, categories: np.ndarray, skipped: dict[str, str]
     ) -> _FeatureSet | None:
-        """One feature set's combined blocks, on the products that have at least one of its modalities.
+        """One feature set's combined blocks, on the products that have every one of its blocks.
 
-        A product without text is a zero vector to a text extractor: left in, all such products
-        would form one artificial cluster, so each feature set is studied on the products it sees.
+        A product without text is a zero vector to a text extractor: left in, the products without
+        text would cluster together whatever their category (on Rakuten, whose 3,490 products are
+        40% photo-only, ``minilm+e5+effnet_lite0`` gave clusters either all photo-only or all with
+        text), so each feature set is studied on the products it fully sees.
         A feature set that cannot be studied is recorded in ``skipped`` (with the reason) and gives ``None``.
         """
         names = feature_set.split("+")
@@ -264,13 +266,13 @@ class FeasibilityStudy:
             skipped[feature_set] = str(error)
             log.warning("%s skipped: %s", feature_set, error)
             return None
-        rows = np.flatnonzero(np.logical_or.reduce([blocks.available[name] for name in names]))
+        rows = np.flatnonzero(np.logical_and.reduce([blocks.available[name] for name in names]))
         if len(np.unique(categories[rows])) < 2:
             skipped[feature_set] = f"fewer than 2 categories among the {len(rows)} products it describes"
             log.warning("%s skipped: %s", feature_set, skipped[feature_set])
             return None
         if len(rows) < len(categories):
-            log.info("%s: %d of %d products have its modality", feature_set, len(rows), len(categories))
+            log.info("%s: %d of %d products have all its blocks", feature_set, len(rows), len(categories))
         started = time.perf_counter()
         combined = combine_blocks([m[rows] for m in matrices], seed=self.seed)
         feature_seconds = sum(blocks.seconds[name] for name in names)
