@@ -419,3 +419,43 @@ def test_cv_and_train_warn_of_categories_no_fold_can_learn(tmp_path, capsys):
     # train says it too (a correction into a new category is one such product)
     assert main(["train", str(data), "--config", config, "--out", str(tmp_path / "model")]) == 0
     assert warning + "the model learns it from that product alone" in capsys.readouterr().out
+
+
+def test_train_with_feedback_replaces_corrected_products_and_reads_only_usable_corrections(tmp_path, capsys):
+    """A corrected catalogue product trains under its correction only (not twice, with two labels), and a
+    correction with nothing the model reads (a photo-only one for a text-only model) is left out, as a
+    catalogue product would be."""
+    from prodcat.review.store import NewReview, ReviewStore
+
+    words = {"Kitchen": "ceramic coffee mug", "Watches": "analog wrist watch"}
+    rows = [(f"{c}-{i}", f"{words[c]} {i}", c) for c in words for i in range(12)]
+    data = tmp_path / "products.csv"
+    pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
+
+    def queued(title: str, image: bytes | None = None, source: str | None = None) -> NewReview:
+        return NewReview(
+            request_id=f"req-{title}",
+            model_version="v1",
+            title=title,
+            description="",
+            predicted_category="Kitchen",
+            confidence=0.4,
+            decision="review",
+            top_k=[{"category": "Kitchen", "probability": 0.4}],
+            image=image,
+            image_type="jpeg" if image else None,
+            source_product_id=source,
+        )
+
+    db = f"sqlite:///{tmp_path / 'reviews.db'}"
+    store = ReviewStore(db)
+    store.submit(store.record(queued("ceramic coffee mug 0", source="Kitchen-0")), "Watches")  # relabelled
+    store.submit(store.record(queued("", image=b"\xff\xd8\xff")), "Kitchen")  # no text: unusable here
+    store.close()
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    out = tmp_path / "model"
+    assert (
+        main(["train", str(data), "--config", config, "--modalities", "text", "--out", str(out), "--feedback", db]) == 0
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["n_train"] == 24  # 24 catalogue products, one of them under its correction

@@ -240,8 +240,9 @@ def build_config(args: argparse.Namespace, catalog: Catalog) -> Config:
     return Config.model_validate(config.model_dump() | updates).for_format(catalog.format)
 
 
-def labelled_sample(frame: pd.DataFrame, config: Config, size: int | None) -> pd.DataFrame:
-    """The labelled products that have one of the configured modalities, or a stratified sample of them."""
+def labelled_products(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
+    """The labelled products of ``frame`` that have one of the configured modalities (the others are left out,
+    and said so)."""
     frame = frame[frame["category"].notna()].reset_index(drop=True)
     if config.modalities:
         usable = np.logical_or.reduce([modality_mask(frame, m) for m in config.modalities])
@@ -252,6 +253,12 @@ def labelled_sample(frame: pd.DataFrame, config: Config, size: int | None) -> pd
                 ",".join(config.modalities),
             )
             frame = frame[usable].reset_index(drop=True)
+    return frame
+
+
+def labelled_sample(frame: pd.DataFrame, config: Config, size: int | None) -> pd.DataFrame:
+    """The :func:`labelled_products`, or a stratified sample of ``size`` of them."""
+    frame = labelled_products(frame, config)
     if size is None or size >= len(frame):
         return frame
     from sklearn.model_selection import train_test_split
@@ -317,9 +324,15 @@ def run_train(args: argparse.Namespace) -> int:
     if args.feedback:
         from prodcat.review.store import load_corrections
 
-        corrections = load_corrections(args.feedback)
-        frame = pd.concat([frame[~frame["product_id"].isin(corrections["product_id"])], corrections], ignore_index=True)
-        log.info("added %d reviewed correction(s) from the review queue", len(corrections))
+        corrections = labelled_products(load_corrections(args.feedback), config)
+        # a corrected catalogue product trains under its correction only
+        corrected = frame["product_id"].isin(corrections["source_product_id"].dropna())
+        frame = pd.concat([frame[~corrected], corrections], ignore_index=True)
+        log.info(
+            "added %d reviewed correction(s) from the review queue, replacing %d catalogue product(s)",
+            len(corrections),
+            corrected.sum(),
+        )
     # training cross-validates inside (calibration, fusion and threshold on out-of-fold scores)
     if problem := cross_validation_obstacle(frame, config, folds=None):
         print(f"error: cannot train: {problem}", file=sys.stderr)
