@@ -148,9 +148,75 @@ def test_corrections_are_a_canonical_catalogue_with_photo_files(
 
 
 def test_no_corrections_gives_an_empty_canonical_frame(db_url: str) -> None:
+    ReviewStore(db_url).close()  # a queue with nothing reviewed yet
     frame = load_corrections(db_url)
     assert frame.empty and set(COLUMNS) <= set(frame.columns)
     assert isinstance(frame, pd.DataFrame)
+
+
+def test_corrections_refuse_a_sqlite_file_that_does_not_exist_and_create_nothing(tmp_path: Path) -> None:
+    """A mistyped --feedback path must not train on an empty queue it has just created."""
+    missing = tmp_path / "typo" / "reviews.db"
+    with pytest.raises(FileNotFoundError, match=f"no review database at {missing}"):
+        load_corrections(f"sqlite:///{missing}")
+    assert not missing.parent.exists()
+
+
+def test_corrections_refuse_a_database_without_the_review_tables(db_url: str) -> None:
+    if db_url.startswith("sqlite"):
+        sqlite3.connect(sa.engine.make_url(db_url).database).execute("CREATE TABLE other (x)").connection.close()
+    with pytest.raises(FileNotFoundError, match="holds no review queue"):
+        load_corrections(db_url)
+    engine = sa.create_engine(db_url)
+    with engine.connect() as connection:
+        assert not sa.inspect(connection).has_table("prodcat_review_items")  # nothing created
+    engine.dispose()
+
+
+def test_only_the_latest_correction_of_a_product_is_trained_on(store: ReviewStore, tmp_path: Path) -> None:
+    """Two records of one product, corrected differently, would train on conflicting labels."""
+    first = store.record(review("mug", source_product_id="SKU-1"))
+    no_source = store.record(review("towel"))
+    second = store.record(review("mug again", source_product_id="SKU-1"))
+    other_no_source = store.record(review("towel again"))
+    store.submit(second, "Kitchen & Dining")
+    store.submit(first, "Home Decor & Festive Needs")  # reviewed last: it wins, although recorded first
+    store.submit(no_source, "Baby Care")
+    store.submit(other_no_source, "Home Furnishing")
+    frame = store.corrections(tmp_path)
+    assert frame["product_id"].tolist() == [f"review-{i}" for i in (first, no_source, other_no_source)]
+    assert frame["category"].tolist() == ["Home Decor & Festive Needs", "Baby Care", "Home Furnishing"]
+
+
+def test_a_submission_is_stamped_once_it_holds_the_write_lock(store: ReviewStore, db_url: str) -> None:
+    """reviewed_at follows commit order: a submission that waited for another one is stamped after it."""
+    review_id = store.record(review("watch"))
+    items = sa.table(
+        "prodcat_review_items",
+        sa.column("id"),
+        sa.column("corrected_category"),
+        sa.column("status"),
+        sa.column("reviewed_at", sa.DateTime(timezone=True)),
+    )
+    by_id = sa.update(items).where(items.c.id == review_id)
+    other = sa.create_engine(db_url)
+    try:
+        with other.connect() as connection, ThreadPoolExecutor(1) as pool:
+            transaction = connection.begin()
+            if other.dialect.name == "sqlite":
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            connection.execute(by_id.values(corrected_category="Baby Care", status=REVIEWED))  # holds the lock
+            waiting = pool.submit(store.submit, review_id, "Watches")
+            time.sleep(0.3)  # the store's submission now waits for the lock
+            overwritten_at = datetime.now(UTC)
+            connection.execute(by_id.values(reviewed_at=overwritten_at))
+            transaction.commit()
+            done = waiting.result(timeout=20)
+    finally:
+        other.dispose()
+    assert done.corrected_category == "Watches"
+    assert done.reviewed_at > overwritten_at
+    assert store.get(review_id).reviewed_at == done.reviewed_at
 
 
 def test_concurrent_writers_lose_nothing(store: ReviewStore) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.datastructures import FormData, Headers, UploadFile
 
 from prodcat.catalog.loaders import load_catalog
+from prodcat.cli import main
 from prodcat.predict import Prediction
 from prodcat.review.store import ReviewStore
 from prodcat.serve import inputs, service
@@ -97,16 +98,18 @@ def test_json_products_are_measured_before_they_are_parsed() -> None:
 
 
 class OneCategoryModel:
-    """A stand-in for the predictor: every product is a mug, with low confidence (so it goes to review)."""
+    """A stand-in for the predictor: every product is in its first category, with low confidence (so it goes to
+    review). ``level``: the depth its labels were cut at in training (``None``: full paths)."""
 
-    def __init__(self) -> None:
-        self.labels = ["Kitchen > Mugs", "Home > Decor"]
-        self.manifest: dict[str, Any] = {"config": {}}
+    def __init__(self, labels: tuple[str, str] = ("Kitchen > Mugs", "Home > Decor"), level: int | None = None) -> None:
+        self.labels = list(labels)
+        self.manifest: dict[str, Any] = {"config": {"level": level}}
         self.version = "test"
 
     def predict(self, frame: pd.DataFrame, top_k: int = 5) -> list[Any]:
-        top = [{"category": "Kitchen > Mugs", "probability": 0.6}, {"category": "Home > Decor", "probability": 0.4}]
-        return [Prediction(pid, "Kitchen > Mugs", 0.6, "review", top[:top_k], ["text"]) for pid in frame["product_id"]]
+        first, second = self.labels
+        top = [{"category": first, "probability": 0.6}, {"category": second, "probability": 0.4}]
+        return [Prediction(pid, first, 0.6, "review", top[:top_k], ["text"]) for pid in frame["product_id"]]
 
 
 class BrokenStore(ReviewStore):
@@ -282,6 +285,72 @@ def test_a_correction_names_a_category_of_the_model_unless_it_says_it_is_new(cli
     assert "did you mean 'Kitchen > Mugs'?" in refused.json()["detail"]
     new = client.post(f"/reviews/{review_id}?new_category=true", json={"category": "Kitchen > Teapots"}, headers=keyed)
     assert new.status_code == 200 and new.json()["corrected_category"] == "Kitchen > Teapots"
+
+
+@pytest.fixture
+def top_level_client(tmp_path) -> TestClient:
+    """A model trained on top-level categories (``--level 1``)."""
+    settings = ServeSettings(api_key=API_KEY)
+    store = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    with TestClient(create_app(OneCategoryModel(("Watches", "Kitchen"), level=1), settings, store)) as client:
+        yield client
+
+
+def submit(client: TestClient, category: str, new_category: bool = False) -> Any:
+    review_id = client.post("/predict", json={"title": "steel watch"}).json()["review_id"]
+    query = "?new_category=true" if new_category else ""
+    return client.post(f"/reviews/{review_id}{query}", json={"category": category}, headers={"X-API-Key": API_KEY})
+
+
+def test_a_correction_deeper_than_the_models_labels_says_the_label_it_trains_as(top_level_client: TestClient) -> None:
+    """Training cuts a corrected path at the model's level: a deeper path under a label is that label."""
+    deeper = submit(top_level_client, "Watches > Wrist Watches")
+    assert deeper.status_code == 200, deeper.text
+    assert (deeper.json()["corrected_category"], deeper.json()["trains_as"]) == ("Watches > Wrist Watches", "Watches")
+    stored = top_level_client.get(f"/reviews/{deeper.json()['id']}", headers={"X-API-Key": API_KEY}).json()
+    assert stored["trains_as"] == "Watches"
+
+    refused = submit(top_level_client, "Wtches > Wrist Watches")
+    assert (refused.status_code, refused.json()["error"]) == (422, "unknown_category")
+    assert "'Wtches'" in refused.json()["detail"] and "did you mean 'Watches'" in refused.json()["detail"]
+
+    new = submit(top_level_client, "Board Games > Puzzles", new_category=True)
+    assert new.status_code == 200, new.text
+    assert (new.json()["corrected_category"], new.json()["trains_as"]) == ("Board Games > Puzzles", "Board Games")
+
+
+@pytest.mark.parametrize(
+    ("fixture", "variant", "existing"),
+    [
+        ("top_level_client", "watches", "Watches"),
+        ("top_level_client", "WATCHES > Wrist Watches", "Watches"),
+        ("client", "kitchen > mugs", "Kitchen > Mugs"),
+        ("client", "  Kitchen  >   Mugs ", "Kitchen > Mugs"),
+    ],
+)
+def test_a_new_category_differing_from_a_label_only_in_case_or_spacing_is_refused(
+    request: pytest.FixtureRequest, fixture: str, variant: str, existing: str
+) -> None:
+    """It would become a second class beside the existing one."""
+    client = request.getfixturevalue(fixture)
+    for new_category in (True, False):
+        refused = submit(client, variant, new_category)
+        assert (refused.status_code, refused.json()["error"]) == (422, "category_variant"), refused.text
+        assert repr(existing) in refused.json()["detail"]
+
+
+@pytest.mark.parametrize("content", ["", " \n\t "])
+def test_serve_refuses_an_empty_api_key_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    """Every review call would answer 401: the server must not start."""
+    for name in ("PRODCAT_API_KEY", "PRODCAT_BUNDLE"):  # run_serve sets them: restored after the test
+        monkeypatch.delenv(name, raising=False)
+    key_file = tmp_path / "key"
+    key_file.write_text(content)
+    assert main(["serve", str(tmp_path), "--api-key-file", str(key_file)]) == 2
+    error = capsys.readouterr().err
+    assert f"--api-key-file {key_file} is empty" in error and len(error.strip().splitlines()) == 1
 
 
 def test_a_review_store_gone_away_answers_503_in_the_error_shape(tmp_path) -> None:

@@ -160,6 +160,11 @@ class ReviewNotFoundError(KeyError):
     """No record with that id."""
 
 
+class ReviewQueueNotFoundError(FileNotFoundError):
+    """No review queue where a reader looked: a SQLite file that does not exist, or a database without the
+    review tables. (A :class:`FileNotFoundError`, so that the command line reports it in one line.)"""
+
+
 def _durable_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -189,13 +194,25 @@ class ReviewStore:
     ----------
     url:
         SQLAlchemy URL: ``sqlite:///reviews.db`` or ``postgresql+psycopg://user@host:port/db``.
-        The tables are created if missing, and a database of the previous layout is migrated.
+        A database of the previous layout is migrated.
+    create:
+        Create the SQLite file and the tables if missing (the server). ``False`` (a reader such as
+        ``prodcat train --feedback``): raise :class:`ReviewQueueNotFoundError` instead, creating nothing,
+        since a mistyped URL would otherwise read as an empty queue.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = True) -> None:
         self.url = url
+        if not create:
+            _require_sqlite_file(url)  # before the engine, which would create the file and its folder
         self.engine = _make_engine(url)
-        _create_or_migrate(self.engine)
+        try:
+            if not create:
+                _require_review_tables(self.engine)
+            _create_or_migrate(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._insert_photos = _insert_ignoring_duplicates(self.engine.dialect.name)
 
@@ -281,12 +298,15 @@ class ReviewStore:
         return (found.content, found.image_type or "") if found.content is not None else None
 
     def submit(self, review_id: int, category: str, reviewer: str | None = None) -> ReviewItem:
-        """Record the category a person chose (a later submission replaces an earlier one)."""
+        """Record the category a person chose (a later submission replaces an earlier one).
+
+        The record is locked before it is stamped, so that ``reviewed_at`` order is commit order: a
+        submission that waited for a concurrent one of the same record is stamped after it."""
         with self._sessions.begin() as session:
-            row = self._row(session, review_id)
+            row = self._locked_row(session, review_id)
             row.corrected_category = category
             row.reviewer = reviewer
-            row.reviewed_at = datetime.now(UTC)
+            row.reviewed_at = _clock(session)
             row.status = REVIEWED
             session.flush()
             return ReviewItem._from_row(row)
@@ -297,7 +317,7 @@ class ReviewStore:
         query = sa.select(_ReviewRow).where(_ReviewRow.status == REVIEWED).order_by(_ReviewRow.id)
         records = []
         with self._sessions() as session:
-            for row in session.scalars(query).all():
+            for row in _latest_per_product(session.scalars(query).all()):
                 records.append(
                     {
                         "product_id": f"review-{row.id}",
@@ -327,6 +347,39 @@ class ReviewStore:
             raise _not_found(review_id)
         return row
 
+    @staticmethod
+    def _locked_row(session: Session, review_id: int) -> _ReviewRow:
+        """The record, locked until the transaction ends (SQLite: the database's write lock)."""
+        if session.get_bind().dialect.name == "sqlite":
+            # pysqlite would only take the lock at the UPDATE, after the caller has stamped the row
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        row = session.get(_ReviewRow, review_id, with_for_update=True)  # PostgreSQL: SELECT .. FOR UPDATE
+        if row is None:
+            raise _not_found(review_id)
+        return row
+
+
+def _clock(session: Session) -> datetime:
+    """Now, read once the transaction holds its lock. PostgreSQL's clock (``clock_timestamp()``, not the
+    transaction's start ``now()``) is the one clock that servers on several hosts share."""
+    if session.get_bind().dialect.name == "postgresql":
+        return session.scalar(sa.select(sa.func.clock_timestamp()))
+    return datetime.now(UTC)
+
+
+def _latest_per_product(rows: list[_ReviewRow]) -> list[_ReviewRow]:
+    """``rows`` (reviewed records) without those of a product reviewed again later: of the records with one
+    ``source_product_id``, only the last reviewed one is kept (ties: the last recorded). Records without a
+    source id are all kept."""
+    latest: dict[str, _ReviewRow] = {}
+    for row in rows:
+        if row.source_product_id is None:
+            continue
+        kept = latest.get(row.source_product_id)
+        if kept is None or (_as_utc(row.reviewed_at), row.id) > (_as_utc(kept.reviewed_at), kept.id):
+            latest[row.source_product_id] = row
+    return [row for row in rows if row.source_product_id is None or latest[row.source_product_id] is row]
+
 
 def _not_found(review_id: int) -> ReviewNotFoundError:
     return ReviewNotFoundError(f"no review record with id {review_id}")
@@ -347,6 +400,36 @@ def _insert_ignoring_duplicates(dialect_name: str) -> sa.Insert:
         [_PhotoRow.sha256, _PhotoRow.content],
         sa.select(sa.bindparam("sha256"), sa.bindparam("content", type_=sa.LargeBinary)).where(~stored.exists()),
     )
+
+
+def _require_sqlite_file(url: str) -> None:
+    """Refuse a SQLite URL whose file does not exist (opening it would create an empty database)."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database).expanduser().resolve()
+    if not path.is_file():
+        raise ReviewQueueNotFoundError(
+            f"no review database at {path} ({url}): no such file; check the path, the file the server's "
+            "--review-db names (a relative sqlite:/// path is read from the current folder)"
+        )
+
+
+def _require_review_tables(engine: Engine) -> None:
+    """Refuse a database holding no review queue: nothing is created in it."""
+    shown = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect() as connection:
+            layout = _layout(connection)
+    except sa.exc.DatabaseError as exc:
+        if engine.dialect.name != "sqlite":  # e.g. a server that cannot be reached: not a wrong file
+            raise
+        raise ReviewQueueNotFoundError(f"{shown} is not a review database ({exc.orig}): check the path") from None
+    if layout == "incomplete":
+        raise ReviewQueueNotFoundError(
+            f"{shown} holds no review queue (no {_ITEMS} table): check the URL, the database the server's "
+            "--review-db names"
+        )
 
 
 def _create_or_migrate(engine: Engine) -> None:
@@ -433,8 +516,15 @@ def load_corrections(url: str, image_dir: str | Path | None = None) -> pd.DataFr
     ``source_product_id``, ``predicted_category``, ``model_version`` and ``reviewed_at``.
     Stored photos are written to ``image_dir`` (default ``~/.cache/prodcat/review-images``)
     under their SHA-256, so ``image`` holds an absolute path like every other catalogue.
+
+    One row per product: of the records with the same ``source_product_id`` (a product predicted
+    and corrected more than once), only the last reviewed is kept, so that a product never trains
+    under two labels. Records without a ``source_product_id`` are all kept.
+
+    Raises :class:`ReviewQueueNotFoundError` (a :class:`FileNotFoundError`), creating nothing, when
+    ``url`` names a SQLite file that does not exist or a database without the review tables.
     """
-    store = ReviewStore(url)
+    store = ReviewStore(url, create=False)
     try:
         return store.corrections(image_dir)
     finally:

@@ -28,8 +28,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from prodcat.catalog.schema import SEP, category_at_level, split_path
 from prodcat.evaluate.explain import ExplainSettings
-from prodcat.review.store import PENDING, ReviewNotFoundError, ReviewStore
+from prodcat.review.store import PENDING, ReviewItem, ReviewNotFoundError, ReviewStore
 from prodcat.serve.inputs import (
     MAX_JSON_BYTES_PER_CHAR,
     ApiError,
@@ -115,7 +116,7 @@ def create_app(
     _add_error_handlers(app, metrics)
     app.include_router(_prediction_routes(service, settings, metrics))
     app.include_router(_operation_routes(predictor, store, metrics))
-    app.include_router(_review_routes(store, settings, predictor.labels))
+    app.include_router(_review_routes(store, settings, predictor.labels, _model_level(predictor.manifest)))
     return app
 
 
@@ -280,10 +281,16 @@ def _operation_routes(predictor: PredictorLike, store: ReviewStore, metrics: Api
     return router
 
 
-def _review_routes(store: ReviewStore, settings: ServeSettings, labels: list[str]) -> APIRouter:
+def _review_routes(store: ReviewStore, settings: ServeSettings, labels: list[str], level: int | None) -> APIRouter:
     """The review queue under ``/reviews``, behind the ``X-API-Key`` header; ``labels``: the model's categories,
-    which a correction must name unless it says it brings a new one."""
+    which a correction must name (cut at ``level``, the depth the model was trained at) unless it says it brings
+    a new one."""
     router = APIRouter()
+    known = _KnownLabels(labels, level)
+
+    def out(item: ReviewItem) -> ReviewOut:
+        trains_as = known.cut(item.corrected_category) if item.corrected_category is not None else None
+        return ReviewOut.model_validate(item).model_copy(update={"trains_as": trains_as})
 
     def require_key(key: Annotated[str | None, Depends(_API_KEY_HEADER)]) -> None:
         expected = settings.api_key
@@ -307,7 +314,7 @@ def _review_routes(store: ReviewStore, settings: ServeSettings, labels: list[str
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     ) -> ReviewListOut:
-        items = [ReviewOut.model_validate(item) for item in store.items(status, limit=limit, offset=offset)]
+        items = [out(item) for item in store.items(status, limit=limit, offset=offset)]
         return ReviewListOut(total=store.count(status), items=items)
 
     @router.get(
@@ -318,7 +325,7 @@ def _review_routes(store: ReviewStore, settings: ServeSettings, labels: list[str
         summary="One record",
     )
     def get_review(review_id: ReviewId) -> ReviewOut:
-        return ReviewOut.model_validate(_found(store.get, review_id))
+        return out(_found(store.get, review_id))
 
     @router.get(
         "/reviews/{review_id}/image",
@@ -352,16 +359,19 @@ def _review_routes(store: ReviewStore, settings: ServeSettings, labels: list[str
         review_id: ReviewId,
         request: Request,
         new_category: Annotated[
-            bool, Query(description="accept a category the model does not know (it becomes a new one at retraining)")
+            bool,
+            Query(
+                description="accept a category the model does not know (it becomes a new one at retraining; "
+                "still refused if it differs from one of the model's only in case or spacing)"
+            ),
         ] = False,
     ) -> ReviewOut:
         # read here, once the key is checked: FastAPI reads a declared body before running any dependency,
         # so a client without the key could make the server read (and parse) max_request_bytes
         submission = await _read_submission(request)
-        if not new_category:
-            _check_known_category(submission.category, labels)
+        known.check(submission.category, new_category)
         item = await run_in_threadpool(_found, store.submit, review_id, submission.category, submission.reviewer)
-        return ReviewOut.model_validate(item)
+        return out(item)
 
     return router
 
@@ -375,15 +385,47 @@ async def _read_submission(request: Request) -> ReviewSubmission:
         raise ApiError(422, "invalid_request", validation_message(exc.errors())) from None
 
 
-def _check_known_category(category: str, labels: list[str]) -> None:
-    """Refuse a correction naming a category the model does not know, suggesting the nearest ones: a typo
-    would become a category of its own when the corrections are trained on."""
-    if category in labels:
-        return
-    close = difflib.get_close_matches(category, labels, n=3, cutoff=0.6)
-    hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
-    detail = f"the model has no category {category!r}: {hint}add ?new_category=true for a new one"
-    raise ApiError(422, "unknown_category", detail)
+def _model_level(manifest: dict[str, Any]) -> int | None:
+    """The depth the bundle's labels were cut at (its ``config.level``; ``None``: full paths)."""
+    level = manifest.get("config", {}).get("level")
+    return level if isinstance(level, int) else None
+
+
+class _KnownLabels:
+    """The model's labels, and which one a corrected category path trains as: ``prodcat train`` cuts every
+    path at the model's level, so ``Watches > Wrist Watches`` trains as ``Watches`` for a top-level model."""
+
+    def __init__(self, labels: list[str], level: int | None) -> None:
+        self.labels = labels
+        self.level = level
+        self._by_key = {_label_key(label): label for label in labels}
+
+    def cut(self, category: str) -> str:
+        return str(category_at_level([category], self.level)[0])
+
+    def check(self, category: str, new_category: bool) -> None:
+        """Refuse a correction that would train as a category the model does not know (a typo would become a
+        category of its own), suggesting the nearest ones, unless ``new_category``; and, even then, one that
+        differs from a label only in case or spacing (it would become a second class beside it)."""
+        trained = self.cut(category)
+        if trained in self.labels:
+            return
+        existing = self._by_key.get(_label_key(trained))
+        if existing is not None:
+            detail = f"{trained!r} is the model's category {existing!r} written differently: use {existing!r}"
+            raise ApiError(422, "category_variant", detail)
+        if new_category:
+            return
+        close = difflib.get_close_matches(trained, self.labels, n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+        level = f" (the model's labels are cut at level {self.level})" if trained != category else ""
+        detail = f"the model has no category {trained!r}{level}: {hint}add ?new_category=true for a new one"
+        raise ApiError(422, "unknown_category", detail)
+
+
+def _label_key(path: str) -> str:
+    """A category path compared ignoring case and the spacing around and within its levels."""
+    return SEP.join(" ".join(part.split()).casefold() for part in split_path(path))
 
 
 def create_app_from_env() -> FastAPI:

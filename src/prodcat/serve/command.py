@@ -53,6 +53,19 @@ def _shown(default: object) -> str:
     return ",".join(default) if isinstance(default, tuple) else str(default)
 
 
+def _export_flags(args: argparse.Namespace) -> None:
+    """Set the ``PRODCAT_*`` variable of every settings flag given."""
+    for name, field in ServeSettings.model_fields.items():
+        value = getattr(args, name, None)
+        if name in _NOT_FLAGS or value is None:
+            continue
+        if field.annotation is bool:
+            value = "true"
+        elif name == "image_types":
+            value = json.dumps([kind.strip().lower() for kind in value.split(",") if kind.strip()])
+        os.environ[f"PRODCAT_{name.upper()}"] = value
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
     from sqlalchemy.exc import SQLAlchemyError
@@ -63,16 +76,12 @@ def run_serve(args: argparse.Namespace) -> int:
     # Flags become PRODCAT_* variables: the worker processes read the same settings from the environment.
     os.environ["PRODCAT_BUNDLE"] = str(Path(args.model).resolve())
     if args.api_key_file:
-        os.environ["PRODCAT_API_KEY"] = args.api_key_file.read_text(encoding="utf-8").strip()
-    for name, field in ServeSettings.model_fields.items():
-        value = getattr(args, name, None)
-        if name in _NOT_FLAGS or value is None:
-            continue
-        if field.annotation is bool:
-            value = "true"
-        elif name == "image_types":
-            value = json.dumps([kind.strip().lower() for kind in value.split(",") if kind.strip()])
-        os.environ[f"PRODCAT_{name.upper()}"] = value
+        key = args.api_key_file.read_text(encoding="utf-8").strip()
+        if not key:  # the server would answer 401 to every review call
+            print(f"error: --api-key-file {args.api_key_file} is empty: write the API key in it", file=sys.stderr)
+            return 2
+        os.environ["PRODCAT_API_KEY"] = key
+    _export_flags(args)
     try:
         settings = ServeSettings()
         # Built here first so that a bad bundle or database fails now, with its message, not in a worker;

@@ -201,6 +201,11 @@ class ReviewOut(BaseModel):
     top_k: list[CategoryProbability]
     status: Literal["pending", "reviewed", "recorded"]
     corrected_category: str | None
+    trains_as: str | None = Field(
+        None,
+        description="the label the correction trains as: `corrected_category` cut at the model's level, as "
+        "`prodcat train --feedback` cuts it (a deeper path trains as the model's category above it)",
+    )
     reviewer: str | None
     reviewed_at: datetime | None
 
