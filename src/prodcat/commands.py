@@ -322,9 +322,16 @@ def run_train(args: argparse.Namespace) -> int:
     config = build_config(args, catalog)
     frame = labelled_sample(catalog.frame, config, args.sample)
     if args.feedback:
+        from sqlalchemy.exc import SQLAlchemyError
+
         from prodcat.review.store import load_corrections
 
-        corrections = labelled_products(load_corrections(args.feedback), config)
+        try:
+            corrections = labelled_products(load_corrections(args.feedback), config)
+        except SQLAlchemyError as exc:  # an unreachable server, wrong credentials: said in one line
+            reason = getattr(exc, "orig", None) or exc
+            print(f"error: cannot read the review queue {args.feedback}: {reason}", file=sys.stderr)
+            return 2
         # a corrected catalogue product trains under its correction only
         corrected = frame["product_id"].isin(corrections["source_product_id"].dropna())
         frame = pd.concat([frame[~corrected], corrections], ignore_index=True)
