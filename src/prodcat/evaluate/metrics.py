@@ -114,10 +114,10 @@ def bootstrap_intervals(
     within each true class.
 
     How far the number would move on another catalogue of the same size and the same class counts:
-    the class mix is held fixed, so the interval leaves out how the mix itself varies (on a synthetic
-    27-class mix as imbalanced as Rakuten's, a plain bootstrap is about 15% wider; on Flipkart's
-    balanced classes, no different). Two configurations whose intervals overlap widely are not told
-    apart by it.
+    the class mix is held fixed, so the interval leaves out how the mix itself varies (on the default
+    model's out-of-fold predictions it is narrower than a plain bootstrap's by 4-5% on Flipkart, 4-7%
+    on Rakuten (macro F1: the same width), 4-15% on fashion, macro F1 the most). Two configurations
+    whose intervals overlap widely are not told apart by it.
     """
     n_labels, unscored, (truth, predicted) = _label_codes(y_true, y_pred)
     (scores,) = _bootstrap_scores(truth, [predicted], n_labels, resamples, seed, unscored)
