@@ -351,6 +351,10 @@ def test_serve_refuses_an_empty_api_key_file(
     assert main(["serve", str(tmp_path), "--api-key-file", str(key_file)]) == 2
     error = capsys.readouterr().err
     assert f"--api-key-file {key_file} is empty" in error and len(error.strip().splitlines()) == 1
+    # the same key given by the environment
+    monkeypatch.setenv("PRODCAT_API_KEY", content)
+    assert main(["serve", str(tmp_path)]) == 2
+    assert "the API key is empty" in capsys.readouterr().err
 
 
 def test_a_review_store_gone_away_answers_503_in_the_error_shape(tmp_path) -> None:

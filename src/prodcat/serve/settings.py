@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,3 +52,11 @@ class ServeSettings(BaseSettings):
         description="recent embeddings kept in memory per extractor (the server never writes the on-disk cache)",
     )
     log_level: str = Field("info", description="debug, info, warning or error")
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_not_blank(cls, key: SecretStr | None) -> SecretStr | None:
+        # an empty PRODCAT_API_KEY would start a server that answers 401 to every review call
+        if key is not None and not key.get_secret_value().strip():
+            raise ValueError("the API key is empty: set PRODCAT_API_KEY to the key, or unset it")
+        return key
