@@ -12,6 +12,7 @@ import pytest
 from PIL import Image, ImageFilter, ImageOps
 
 from prodcat.image.quality import (
+    PHASH_DISTANCE,
     _close_pairs,
     blur_score,
     crop_borders,
@@ -134,6 +135,45 @@ def test_near_duplicate_search_memory_is_bounded() -> None:
         tracemalloc.stop()
     assert len(dups) > n / 2
     # xor blocks of 32 MiB; blocks of 2000 rows unpacked to bits took 2000 x n x 64 bytes (320 MB here)
+    assert peak < 64e6, peak
+
+
+def _scores(bits: np.ndarray) -> pd.DataFrame:
+    """A quality frame of products whose photos have pHash ``bits`` ``(n, 64)`` (each its own file)."""
+    hashes = [f"{int.from_bytes(np.packbits(row).tobytes(), 'big'):016x}" for row in bits]
+    ids = [f"p{i}" for i in range(len(bits))]
+    return pd.DataFrame({"product_id": ids, "sha1": ids, "error": None, "phash": hashes})
+
+
+def test_products_sharing_a_hash_are_grouped_as_by_every_pair() -> None:
+    """Distances between distinct hashes only, copies linked to their first: the same groups as all pairs."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    bits = _near_copies(80)
+    bits = np.concatenate([bits, bits[:40], bits[:40]])  # exact pHash copies of half the products, twice
+    scores = _scores(bits)
+    dups = find_duplicate_images(pd.DataFrame({"product_id": scores["product_id"]}), qualities=scores, progress=False)
+    r, c = _pairs_by_unpacking(bits, PHASH_DISTANCE)  # find_duplicate_images's default
+    _, component = connected_components(coo_matrix((np.ones(len(r)), (r, c)), shape=(len(bits),) * 2))
+    expected = {frozenset(np.flatnonzero(component == g)) for g in np.unique(component) if (component == g).sum() > 1}
+    found = {frozenset(int(p[1:]) for p in group) for _, group in dups.groupby("group")["product_id"]}
+    assert found == expected and len(found) > 10
+
+
+def test_many_copies_of_one_photo_cost_links_not_pairs() -> None:
+    """20,000 products showing one placeholder photo: 200 million pairs (3 GB) before; now 20,000 links."""
+    bits = np.concatenate([np.tile(_near_copies(4)[:1], (20_000, 1)), _near_copies(400, seed=1)])
+    scores = _scores(bits)
+    tracemalloc.start()
+    try:
+        dups = find_duplicate_images(
+            pd.DataFrame({"product_id": scores["product_id"]}), qualities=scores, progress=False
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert dups.groupby("group").size().max() >= 20_000
     assert peak < 64e6, peak
 
 
