@@ -209,3 +209,28 @@ def test_a_combined_feature_set_is_studied_on_the_products_having_all_its_blocks
     both = study._prepare("text+photo", blocks, categories, {})
     assert both.rows.tolist() == [2, 3, 4, 5, 6]
     assert study._prepare("text", blocks, categories, {}).rows.tolist() == list(range(7))
+
+
+def test_the_study_seed_reaches_the_extractors_that_learn_with_randomness(monkeypatch):
+    """Word2Vec and the visual-word codebooks take the study's seed, unless the study is given theirs."""
+    from prodcat.explore import clustering
+
+    made = {}
+    real = clustering.make_extractor
+
+    def recording(name, **params):
+        def stop(frame):
+            raise ValueError("recorded")  # before any fitting
+
+        made[name] = real(name, **params)
+        made[name].fit_transform = stop
+        return made[name]
+
+    monkeypatch.setattr(clustering, "make_extractor", recording)
+    frame = pd.DataFrame({"product_id": ["a"], "title": ["mug"], "description": [""], "image": [None]})
+    blocks = clustering._BlockStore(frame, {"bovw_orb": {"random_state": 5}}, progress=False, seed=7)
+    for name in ("word2vec", "bovw_sift", "bovw_orb"):
+        with pytest.raises(ValueError, match="recorded"):
+            blocks.get(name)
+    assert made["word2vec"].seed == 7 and made["bovw_sift"].random_state == 7
+    assert made["bovw_orb"].random_state == 5

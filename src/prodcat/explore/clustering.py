@@ -175,7 +175,9 @@ class FeasibilityStudy:
         level: category depth compared against (1 = top level; ``None`` = full path).
         n_components: PCA dimensions kept by the ``pca`` and ``pca+knn`` reductions.
         n_init: KMeans initialisations.
-        seed: seeds every random step (SVD, PCA, t-SNE, UMAP, KMeans).
+        seed: seeds every random step (SVD, PCA, t-SNE, UMAP, KMeans, and the extractors
+            that learn with randomness: Word2Vec, the visual-word codebooks), unless
+            ``extractor_params`` gives an extractor its own.
         extractor_params: per extractor name, keyword arguments for
             :func:`~prodcat.features.base.make_extractor`.
         n_jobs: processes reducing and clustering feature sets in parallel (t-SNE and UMAP
@@ -223,7 +225,7 @@ class FeasibilityStudy:
         if len(np.unique(categories)) < 2:
             raise ValueError(f"the catalogue has a single category at level {self.level}; clustering needs two")
         result = StudyResult(labelled, categories, self.level, self.seed)
-        blocks = _BlockStore(labelled, self.extractor_params or {}, progress=self.progress)
+        blocks = _BlockStore(labelled, self.extractor_params or {}, progress=self.progress, seed=self.seed)
         # Lazy: joblib pulls a feature set's tasks when a worker frees up, so the extraction of the
         # next feature sets (in this process) overlaps the reductions of the previous ones (in the workers).
         prepared = (
@@ -311,10 +313,11 @@ def _reduce_and_cluster(block: _FeatureSet, reduction: str, n_components: int, n
 class _BlockStore:
     """The extractor outputs of one study, each computed once, on first request."""
 
-    def __init__(self, frame: pd.DataFrame, params: dict[str, dict[str, Any]], *, progress: bool):
+    def __init__(self, frame: pd.DataFrame, params: dict[str, dict[str, Any]], *, progress: bool, seed: int = 0):
         self.frame = frame
         self.params = params
         self.progress = progress
+        self.seed = seed
         self.matrices: dict[str, Any] = {}
         #: extractor name -> ``(n,)`` bool, products that have its modality
         self.available: dict[str, np.ndarray] = {}
@@ -329,9 +332,14 @@ class _BlockStore:
             raise self.failures[name]
         if name not in self.matrices:
             started = time.perf_counter()
-            extractor = make_extractor(name, **self.params.get(name, {}))
-            if "progress" in extractor.get_params():
+            given = self.params.get(name, {})
+            extractor = make_extractor(name, **given)
+            settable = extractor.get_params()
+            if "progress" in settable:
                 extractor.set_params(progress=self.progress)
+            for seed_param in ("seed", "random_state"):  # Word2Vec, the visual-word codebooks
+                if seed_param in settable and seed_param not in given:
+                    extractor.set_params(**{seed_param: self.seed})
             # One BLAS/OpenMP thread: on shared cores, BoVW's oversubscribed k-means ran 4.5x slower.
             try:
                 with threadpool_limits(1):

@@ -66,7 +66,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sample", type=positive_int, metavar="N", help="study a stratified sample of N products")
     parser.add_argument("--components", type=int, default=50, help="PCA dimensions kept (default 50)")
     parser.add_argument("--jobs", type=int, default=2, help="processes reducing and clustering in parallel (default 2)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of sampling, reductions and KMeans (default 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of sampling, Word2Vec, visual words, reductions, KMeans (default 0)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run_explore)
 
