@@ -8,6 +8,7 @@ default, so a config file only says what differs.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -219,8 +220,10 @@ def load_config(path: str | Path | None) -> Config:
     try:
         return Config.model_validate(data or {})
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc']) or '(top level)'}: {problem['msg']}"
-            for problem in error.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from None
+        raise ConfigError(f"{path}: {validation_message(error.errors(), whole='(top level)')}") from None
+
+
+def validation_message(errors: Sequence[Any], whole: str = "body") -> str:
+    """pydantic's (or FastAPI's) validation errors in one line: ``field.path: what is wrong; ...``; an error
+    about the whole input (no field) is named ``whole``."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or whole}: {e['msg']}" for e in errors)

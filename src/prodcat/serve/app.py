@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from prodcat.catalog.schema import SEP, category_at_level, split_path
+from prodcat.config import validation_message
 from prodcat.evaluate.explain import ExplainSettings
 from prodcat.review.store import PENDING, ReviewItem, ReviewNotFoundError, ReviewStore
 from prodcat.serve.inputs import (
@@ -42,7 +43,6 @@ from prodcat.serve.inputs import (
     product_from_form,
     product_from_json,
     read_small_json,
-    validation_message,
 )
 from prodcat.serve.metrics import ApiMetrics
 from prodcat.serve.middleware import RequestGuard

@@ -12,7 +12,6 @@ import io
 import json
 import re
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from prodcat.catalog.schema import is_readable, specification_text, with_specifications
+from prodcat.config import validation_message
 from prodcat.image.decode import ImageDecodeError, load_image, sniff_image_type
 from prodcat.serve.schemas import (
     MAX_PRODUCT_ID_CHARS,
@@ -339,11 +339,6 @@ def _refuse_unknown_fields(form: FormData, known: set[str]) -> None:
     unknown = sorted(set(form.keys()) - known)
     if unknown:
         raise malformed("unknown_field", f"unknown field(s) {unknown}; expected {sorted(known)}")
-
-
-def validation_message(errors: Sequence[Any]) -> str:
-    """pydantic's (or FastAPI's) validation errors in one line: ``field: what is wrong; ...``."""
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in errors)
 
 
 def accepted_media_type(request: Request, accepted: dict[str, str]) -> str:
