@@ -6,12 +6,15 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -21,12 +24,14 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from prodcat.app import views
+from prodcat.app import command, views
 from prodcat.app.command import SCRIPT, streamlit_command
 from prodcat.batch import predict_catalog
-from prodcat.bundle import read_manifest
+from prodcat.bundle import MANIFEST, MODEL_FILE, read_manifest
 from prodcat.catalog.loaders import load_catalog
+from prodcat.catalog.schema import Catalog
 from prodcat.cli import build_parser, main
+from prodcat.features.base import PretrainedEncoder
 from prodcat.predict import Predictor
 
 #: every run of the app script may load the model and its encoders on first use
@@ -34,8 +39,46 @@ RUN_TIMEOUT_S = 120
 
 
 @pytest.fixture(scope="module")
-def flipkart_frame(flipkart_dir: Path) -> pd.DataFrame:
-    return load_catalog(flipkart_dir).frame
+def flipkart_catalog(flipkart_dir: Path) -> Catalog:
+    return load_catalog(flipkart_dir)
+
+
+@pytest.fixture(scope="module")
+def flipkart_frame(flipkart_catalog: Catalog) -> pd.DataFrame:
+    return flipkart_catalog.frame
+
+
+CANONICAL = ["product_id", "title", "description", "image", "category"]
+
+
+def catalogue_csv(frame: pd.DataFrame, path: Path) -> Path:
+    """``frame``'s canonical columns written as a CSV catalogue (photo paths absolute), for the app to read."""
+    frame[CANONICAL].to_csv(path, index=False)
+    return path
+
+
+def bundle_copy(bundle: Path, out: Path, **manifest_changes: object) -> Path:
+    """A copy of ``bundle`` at ``out`` whose manifest has these top-level fields changed (the manifest is not
+    among the files it hashes: the copy still verifies)."""
+    shutil.copytree(bundle, out)
+    manifest = read_manifest(out) | manifest_changes
+    (out / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    return out
+
+
+def encoder_calls(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The batch sizes every pretrained encoder of the bundle's model encodes from now on (an embedding read
+    from a cache is not encoded), in any Predictor of the process."""
+    calls: list[int] = []
+    heads = Predictor.load(bundle).model.heads_.values()
+    for cls in {type(e) for head in heads for e in head.extractors_ if isinstance(e, PretrainedEncoder)}:
+
+        def counted(self, items, encode=cls.encode):
+            calls.append(len(items))
+            return encode(self, items)
+
+        monkeypatch.setattr(cls, "encode", counted)
+    return calls
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +90,9 @@ def manifest(flipkart_bundle: Path) -> dict:
 def test_catalogue_summary_counts_the_real_flipkart_sample(flipkart_frame):
     summary = views.catalogue_summary(flipkart_frame, level=1)
     assert (summary.products, summary.labelled, summary.categories) == (900, 900, 7)
-    assert summary.depth > 2  # Flipkart's category tree is deep
-    assert summary.without_photo == pytest.approx(3 / 900)  # the three products the datasets README lists
-    assert summary.without_title == 0.0
+    assert summary.without_photo_file == 3  # the three products the datasets README lists
+    assert summary.without_title == 0
+    assert views.count_and_share(3, 900) == "3 (0.3%)" and views.count_and_share(0, 0) == "0"
     assert views.catalogue_summary(flipkart_frame, level=2).categories > 7
 
 
@@ -129,7 +172,7 @@ def test_check_photo_accepts_images_and_names_the_file_otherwise(jpeg_bytes):
 def test_predictions_tables_of_predict_and_cv_read_as_one_shape(tmp_path):
     predict_csv = tmp_path / "preds.csv"
     predict_csv.write_text("product_id,category,confidence,decision\n007,Watches,0.9,auto\n")
-    table = views.read_predictions(predict_csv)
+    table = views.read_predictions(predict_csv).table
     assert table.loc[0, ["product_id", "predicted"]].tolist() == ["007", "Watches"]  # ids keep their leading zeros
     cv = pd.DataFrame({"product_id": ["1"], "category": ["Baby Care"], "predicted": ["Watches"]})
     cv = views.normalise_predictions(cv.assign(confidence=0.5, decision="review"))
@@ -146,8 +189,32 @@ def test_predictions_tables_of_predict_and_cv_read_as_one_shape(tmp_path):
     with pytest.raises(views.PredictionsFormatError, match=r"\(products p2\)"):
         views.normalise_predictions(unscored.assign(error=""))
     (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00garbage")
-    with pytest.raises(views.PredictionsFormatError, match=r"binary\.csv: not a readable CSV"):
+    with pytest.raises(views.PredictionsFormatError, match=r"binary\.csv: missing column\(s\) product_id"):
         views.read_predictions(tmp_path / "binary.csv")
+
+
+def test_predictions_csv_read_as_the_catalogue_loaders_read(tmp_path):
+    """One bad row or one Windows-1252 line costs that row or nothing, said, not the whole file; a missing file,
+    a folder and an empty upload are named plainly."""
+    csv = tmp_path / "preds.csv"
+    csv.write_bytes(
+        b"product_id,category,confidence,decision,error\n"
+        b"p1,Caf\xe9 Mugs,0.9,auto,\n"  # Windows-1252: an export from Excel
+        b"p2,Watches,0.8,review,,surplus field\n"
+        b'p3,,,review,"model raised: ValueError"\n'
+    )
+    read = views.read_predictions(csv)
+    assert read.table["product_id"].tolist() == ["p1", "p3"]
+    assert read.table["predicted"].iat[0] == "Café Mugs" and pd.isna(read.table["predicted"].iat[1])
+    assert [(issue.row, issue.field) for issue in read.issues] == [(2, "file"), (3, "row")]
+    with pytest.raises(views.PredictionsFormatError, match=r"gone\.csv: no such file$"):
+        views.read_predictions(tmp_path / "gone.csv")
+    with pytest.raises(views.PredictionsFormatError, match=r": a folder; give the predictions CSV in it"):
+        views.read_predictions(tmp_path)
+    uploaded = views.read_uploaded_predictions(csv.read_bytes(), "mine.csv")
+    assert uploaded.table["product_id"].tolist() == ["p1", "p3"]
+    with pytest.raises(views.PredictionsFormatError, match=r"^mine\.csv: the file is empty"):
+        views.read_uploaded_predictions(b"", "mine.csv")
 
 
 def test_confusion_and_label_noise_candidates(flipkart_frame):
@@ -183,14 +250,46 @@ def test_confusion_and_label_noise_candidates(flipkart_frame):
     assert views.with_photos(noise.drop(columns="image"), views.thumbnail_uri, ("given",))["photo"].isna().all()
 
 
-def test_predict_sample_in_chunks_reports_progress(flipkart_bundle, flipkart_frame):
+def test_predict_sample_in_chunks_reports_progress_on_the_page_only(flipkart_bundle, flipkart_catalog, capsys):
     progress: list[float] = []
-    table = views.predict_sample(
-        Predictor.load(flipkart_bundle), flipkart_frame, 10, chunk_size=4, on_progress=progress.append
-    )
+    predictor = Predictor.load(flipkart_bundle)
+    table = views.predict_sample(predictor, flipkart_catalog, 10, chunk_size=4, on_progress=progress.append).table
     assert len(table) == 10 and table["product_id"].is_unique
     assert progress == pytest.approx([0.4, 0.8, 1.0])
     assert table["predicted"].isin(read_manifest(flipkart_bundle)["labels"]).all()
+    assert capsys.readouterr().err == ""  # no progress bar on the server's terminal
+    again = views.predict_sample(predictor, flipkart_catalog, 10, chunk_size=4).table
+    other = views.predict_sample(predictor, flipkart_catalog, 10, seed=1, chunk_size=4).table
+    assert again["product_id"].tolist() == table["product_id"].tolist()
+    assert set(other["product_id"]) != set(table["product_id"])
+
+
+def test_a_sample_reports_products_not_scored_and_photos_not_used(flipkart_bundle, flipkart_frame, tmp_path):
+    frame = flipkart_frame.head(3).copy()
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    frame.loc[0, "image"] = str(tmp_path / "notes.jpg")
+    catalog = load_catalog(catalogue_csv(frame, tmp_path / "catalogue.csv"))
+    predictor = Predictor.load(flipkart_bundle)
+    issues = views.predict_sample(predictor, catalog, 3).issues
+    assert [(issue.row, issue.product_id, issue.field) for issue in issues] == [(2, frame["product_id"][0], "image")]
+    assert "notes.jpg not used: not an image" in issues[0].message
+    row = predict_catalog(predictor, frame.head(1), 1, progress=False).iloc[0].copy()
+    row[["error", "modalities_used"]] = "ValueError: boom", ""
+    issue = views.scoring_issue(row, frame["image"][0], 7, reads_photos=True)
+    assert (issue.row, issue.field, issue.message) == (7, "prediction", "not scored: ValueError: boom")
+
+
+def test_the_apps_predictor_reads_the_disk_cache_and_keeps_what_it_lacks_in_memory(flipkart_bundle, monkeypatch):
+    predictor = Predictor.load(flipkart_bundle)
+    predictor.read_only_disk_cache(100)
+    calls = encoder_calls(flipkart_bundle, monkeypatch)
+    typed = {"title": f"enamel tea mug {uuid.uuid4().hex}"}  # text no cache has seen
+    predictor.predict_one(**typed)
+    encoded = len(calls)
+    predictor.predict_one(**typed)
+    assert encoded > 0 and len(calls) == encoded  # the second time from memory
+    Predictor.load(flipkart_bundle).predict_one(**typed)
+    assert len(calls) == 2 * encoded  # not on disk: a predictor on the disk cache encodes it again
 
 
 # ---------------------------------------------------------------------------------------------- the app, headless
@@ -218,10 +317,42 @@ def metrics_of(test: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in test.metric}
 
 
+def bar_chart_order(test: AppTest) -> list[object]:
+    """How each horizontal bar chart of the page orders its bars (None: in the data's order)."""
+    specs = [json.loads(chart.proto.spec) for chart in test.get("vega_lite_chart")]
+    bars = [spec["encoding"]["y"] for spec in specs if spec.get("mark", {}).get("type") == "bar"]
+    return [y.get("sort", "alphabetical") for y in bars if y["type"] != "quantitative"]
+
+
+def predictions_table(test: AppTest):
+    """The Predictions page's table of predictions (the first with a ``decision`` column)."""
+    return next(d for d in test.dataframe if "decision" in d.value.columns)
+
+
+def issues_shown(test: AppTest) -> pd.DataFrame:
+    """The issues table of the page (empty when there is none)."""
+    tables = [d.value for d in test.dataframe if list(d.value.columns) == views.ISSUE_COLUMNS]
+    return tables[0] if tables else pd.DataFrame(columns=views.ISSUE_COLUMNS)
+
+
+SAMPLE = "Predict a sample of the catalogue"
+
+
+def predict_a_sample(test: AppTest, size: int, seed: int = 0) -> AppTest:
+    test.radio(key="predictions_source").set_value(SAMPLE).run()
+    test.number_input(key="sample_size").set_value(size)
+    test.number_input(key="sample_seed").set_value(seed)
+    test.button(key="predict_sample").click().run()
+    assert not test.exception, [e.value for e in test.exception]
+    return test
+
+
 def test_data_page_shows_the_catalogue_and_a_grid_of_photos(app, flipkart_bundle, flipkart_dir):
     test = app(str(flipkart_bundle), "--data", str(flipkart_dir))
     shown = metrics_of(test)
-    assert shown["products"] == "900" and shown["categories (level 1)"] == "7" and shown["without photo"] == "0.3%"
+    assert shown["products"] == "900" and shown["categories (level 1)"] == "7"
+    assert shown["without photo file"] == "3 (0.3%)"  # three products, not a share rounded to nothing
+    assert bar_chart_order(test) == [None]  # the class balance as counted, most frequent first
     grid = test.dataframe[-1].value
     assert len(grid) == 20 and grid["photo"].str.startswith("data:image/jpeg").all()
     test.selectbox(key="data_category").set_value("Watches").run()
@@ -240,6 +371,7 @@ def test_model_page_shows_the_manifest(app, flipkart_bundle, manifest):
     assert shown["ECE (0 = calibrated)"] == f"{manifest['metrics']['calibration']['ece']:.3f}"
     per_class = next(d.value for d in test.dataframe if "f1" in d.value.columns and "support" in d.value.columns)
     assert sorted(per_class.index) == manifest["labels"]
+    assert bar_chart_order(test) == [None]  # F1 per category weakest first, not alphabetical
     assert [s.value for s in test.subheader] == [
         "Metrics recorded at training",
         "Decision and calibration",
@@ -298,15 +430,16 @@ def test_predictions_page_browses_a_csv_and_predicts_a_sample(app, flipkart_bund
     test = go_to(app(str(flipkart_bundle), "--data", str(flipkart_dir), "--predictions", str(csv)), "Predictions")
     assert not test.error and not test.exception
     assert metrics_of(test)["products"] == "12"
+    assert "error" in predictions_table(test).proto.column_order  # why a product was not scored
+    assert predictions_table(test).value["error"].iat[0] == "model raised"
+    # by default the candidates are the disagreements the model would auto-accept: at its very threshold
+    assert test.slider(key="noise_confidence").value == Predictor.load(flipkart_bundle).threshold
     assert test.subheader[0].value.startswith("Given (rows)")  # the catalogue's labels are attached
     test.multiselect(key="filter_decision").select("review").run()
     table = pd.read_csv(csv)
     assert metrics_of(test)["products"] == str((table["decision"] == "review").sum())
 
-    test.radio(key="predictions_source").set_value("Predict a sample of the catalogue").run()
-    test.number_input(key="sample_size").set_value(8).run()
-    test.button(key="predict_sample").click().run()
-    assert not test.exception
+    predict_a_sample(test, 8)
     assert int(metrics_of(test)["products"]) <= 8  # the "review" filter is still on
     test.multiselect(key="filter_decision").set_value([]).run()
     assert metrics_of(test)["products"] == "8"
@@ -333,12 +466,159 @@ def test_app_reports_a_bad_bundle_and_a_bad_catalogue(app, flipkart_bundle, tmp_
     assert test.info[0].value.startswith("Give a catalogue")
 
 
+def test_a_sample_predicted_in_the_app_reads_the_embeddings_cached_on_disk(
+    app, flipkart_bundle, flipkart_dir, flipkart_catalog, monkeypatch
+):
+    # what `prodcat predict` leaves in the on-disk cache for these products
+    views.predict_sample(Predictor.load(flipkart_bundle), flipkart_catalog, 8, seed=3)
+    calls = encoder_calls(flipkart_bundle, monkeypatch)
+    test = predict_a_sample(go_to(app(str(flipkart_bundle), "--data", str(flipkart_dir)), "Predictions"), 8, seed=3)
+    assert metrics_of(test)["products"] == "8"
+    assert calls == []  # read from the disk cache: nothing encoded again (the app was ~100x slower than the CLI)
+
+
+def test_a_predicted_sample_outlives_a_visit_to_another_page_and_another_seed_draws_another(
+    app, flipkart_bundle, flipkart_dir
+):
+    test = go_to(app(str(flipkart_bundle), "--data", str(flipkart_dir)), "Predictions")
+    test.radio(key="predictions_source").set_value(SAMPLE).run()
+    assert any(i.value.startswith("Stay on this page while the sample is predicted") for i in test.info)
+    first = set(predictions_table(predict_a_sample(test, 5)).value["product_id"])
+    assert len(first) == 5
+    go_to(go_to(test, "Data"), "Predictions")
+    assert test.radio(key="predictions_source").value == SAMPLE
+    assert set(predictions_table(test).value["product_id"]) == first
+    assert set(predictions_table(predict_a_sample(test, 5, seed=1)).value["product_id"]) != first
+
+
+def test_the_app_shows_the_photos_a_sample_could_not_use(app, flipkart_bundle, flipkart_frame, tmp_path):
+    frame = flipkart_frame.head(3).copy()
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    frame.loc[0, "image"] = str(tmp_path / "notes.jpg")
+    catalogue = catalogue_csv(frame, tmp_path / "catalogue.csv")
+    test = predict_a_sample(go_to(app(str(flipkart_bundle), "--data", str(catalogue)), "Predictions"), 3)
+    assert test.expander[0].label == "1 issue(s): rows skipped, products not scored, photos not used"
+    issues = issues_shown(test)
+    assert issues["product_id"].tolist() == [frame["product_id"][0]]
+    assert "notes.jpg not used: not an image" in issues["message"].iat[0]
+
+
+def test_agreement_with_the_training_catalogue_is_said_to_be_in_sample(app, flipkart_bundle, flipkart_frame, tmp_path):
+    catalogue = catalogue_csv(flipkart_frame.head(6), tmp_path / "train.csv")
+    fingerprint = views.training_fingerprint(load_catalog(catalogue).frame)
+    trained_on_it = bundle_copy(flipkart_bundle, tmp_path / "bundle", data_fingerprint=fingerprint)
+    test = predict_a_sample(go_to(app(str(trained_on_it), "--data", str(catalogue)), "Predictions"), 6)
+    assert [w.value for w in test.warning] == [views.IN_SAMPLE_WARNING]
+    test = predict_a_sample(go_to(app(str(flipkart_bundle), "--data", str(catalogue)), "Predictions"), 6)
+    assert not test.warning  # the bundle's own fingerprint is that of its 300-product training sample
+
+
+def test_catalogue_warnings_count_unknown_ids_and_categories():
+    frame = pd.DataFrame({"product_id": ["a", "b", "c", "d"], "category": ["Watches", "Watches", "Shoes", None]})
+    table = pd.DataFrame({"product_id": ["a", "b", "c", "d"], "predicted": "Watches", "given": frame["category"]})
+    labels = ["Watches", "Baby Care"]
+    assert views.catalogue_warnings(table.head(2), frame, labels) == []
+    [unknown] = views.catalogue_warnings(table, frame, labels)
+    assert unknown.startswith("1 (33.3%) of the labelled products have a category the model does not predict")
+    [none_known] = views.catalogue_warnings(table.iloc[2:], frame, labels)
+    assert none_known.startswith("None of the given categories is one of the model's 2 (e.g. Shoes)")
+    stray = table.head(2).assign(product_id=["a", "zz"])
+    [missing] = views.catalogue_warnings(stray, frame, labels)
+    assert missing.startswith("1 (50.0%) of the predicted products are not in the catalogue")
+    [none_found] = views.catalogue_warnings(stray.assign(product_id=["x", "y"]), frame, labels)
+    assert none_found.startswith("None of the 2 predicted products is in the catalogue")
+
+
+def test_the_app_warns_when_the_catalogue_does_not_match_the_model_or_the_predictions(
+    app, flipkart_bundle, flipkart_frame, tmp_path
+):
+    other = flipkart_frame.head(4).assign(category="Apparel > Topwear > Shirts")  # a fashion catalogue's category
+    catalogue = catalogue_csv(other, tmp_path / "fashion.csv")
+    test = predict_a_sample(go_to(app(str(flipkart_bundle), "--data", str(catalogue)), "Predictions"), 4)
+    assert [w.value.split(" (e.g.")[0] for w in test.warning] == [
+        "None of the given categories is one of the model's 7"
+    ]
+    csv = tmp_path / "preds.csv"
+    csv.write_text("product_id,category,confidence,decision\nnot-in-it,Watches,0.9,auto\n")
+    test = go_to(app(str(flipkart_bundle), "--data", str(catalogue), "--predictions", str(csv)), "Predictions")
+    assert [w.value.split(" (no")[0] for w in test.warning] == ["None of the 1 predicted products is in the catalogue"]
+
+
+def test_a_rewritten_predictions_file_or_catalogue_is_read_again(app, flipkart_bundle, flipkart_frame, tmp_path):
+    csv = tmp_path / "preds.csv"
+    header = "product_id,category,confidence,decision\n"
+    csv.write_text(header + "p1,Watches,0.9,auto\np2,Watches,0.8,auto\np3,Watches,0.7,review\n")
+    catalogue = catalogue_csv(flipkart_frame.head(5), tmp_path / "catalogue.csv")
+    test = go_to(app(str(flipkart_bundle), "--data", str(catalogue), "--predictions", str(csv)), "Predictions")
+    assert metrics_of(test)["products"] == "3"
+    csv.write_text(header + "p1,Watches,0.9,auto\n")
+    catalogue_csv(flipkart_frame.head(2), catalogue)
+    for path in (csv, catalogue):  # a later modification time, whatever the file system's resolution
+        os.utime(path, ns=(time.time_ns(), path.stat().st_mtime_ns + 10**9))
+    test.run()
+    assert metrics_of(test)["products"] == "1"
+    assert metrics_of(go_to(test, "Data"))["products"] == "2"
+
+
+def test_modification_stamp_of_a_bundle_changes_when_its_model_is_replaced(flipkart_bundle, tmp_path):
+    bundle = bundle_copy(flipkart_bundle, tmp_path / "bundle")
+    stamp = views.modification_stamp(bundle)
+    assert [name for name, _, _ in stamp] == sorted([MANIFEST, MODEL_FILE])
+    (bundle / MODEL_FILE).write_bytes((bundle / MODEL_FILE).read_bytes())
+    os.utime(bundle / MODEL_FILE, ns=(time.time_ns(), (bundle / MODEL_FILE).stat().st_mtime_ns + 10**9))
+    assert views.modification_stamp(bundle) != stamp
+    assert views.modification_stamp(tmp_path / "missing") == ()
+
+
+def test_typed_paths_are_confined_to_the_folders_given(app, flipkart_bundle, flipkart_dir, tmp_path):
+    roots = [tmp_path / "data"]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "escape").symlink_to("/etc")
+    assert views.readable_path(f"  {tmp_path}/data/x.csv \n", roots) == tmp_path / "data" / "x.csv"
+    for outside in ("/etc/passwd", f"{tmp_path}/data/../secret.csv", f"{tmp_path}/data/escape/passwd"):
+        with pytest.raises(views.PathRefused, match=r"outside the folders this app may open"):
+            views.readable_path(outside, roots)
+
+    test = app(str(flipkart_bundle), "--data", str(flipkart_dir))
+    test.sidebar.text_input(key="catalogue").input("/etc/passwd").run()
+    [refused] = [e.value for e in test.sidebar.error]
+    assert refused.startswith("/etc/passwd: outside the folders this app may open") and "root:" not in refused
+    go_to(test, "Predictions").text_input(key="predictions_path").input("/etc/passwd").run()
+    assert [e.value for e in test.main.error] == [refused]
+    # a sibling of --data's folder is within reach, its path pasted with blanks around it
+    test.sidebar.text_input(key="catalogue").input(f"  {flipkart_dir}  ").run()
+    assert not test.sidebar.error
+
+
+def test_a_catalogue_error_naming_command_line_options_says_what_the_app_reads(app, flipkart_bundle, tmp_path):
+    (tmp_path / "odd.csv").write_text("sku,name\n1,mug\n")
+    test = app(str(flipkart_bundle), "--data", str(tmp_path / "odd.csv"))
+    assert "--title-column" in test.sidebar.error[0].value
+    assert test.sidebar.caption[0].value.startswith("The options named are those of the `prodcat` command line")
+
+
+def test_every_catalogue_issue_is_listed(app, flipkart_bundle, tmp_path):
+    rows = "".join(f"p{i},mug {i},extra field\n" for i in range(205))
+    (tmp_path / "broken.csv").write_text("product_id,title\np,tea mug\n" + rows)
+    test = app(str(flipkart_bundle), "--data", str(tmp_path / "broken.csv"))
+    assert test.expander[0].label == "205 row issue(s) while reading the catalogue"
+    assert len(issues_shown(test)) == 205  # all of them, not the first 200
+
+
+def test_model_page_shows_what_the_manifest_records_and_a_dash_for_the_rest(app, flipkart_bundle, manifest, tmp_path):
+    metrics = manifest["metrics"] | {"decision": {"threshold": 0.9}}  # an older bundle's record
+    test = go_to(app(str(bundle_copy(flipkart_bundle, tmp_path / "bundle", metrics=metrics))), "Model")
+    shown = metrics_of(test)
+    assert shown["decision threshold"] == "0.900" and shown["precision among auto-accepted"] == "–"
+    assert views.decision_metrics({}) == dict.fromkeys(views.decision_metrics({"decision": {}}), "–")
+
+
 # ---------------------------------------------------------------------------------------------- the command
 def test_app_command_help_and_its_streamlit_line(capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(["app", "--help"])
     assert exit_info.value.code == 0
-    assert "--predictions" in capsys.readouterr().out
+    assert "--predictions" in (help_text := capsys.readouterr().out) and "--root FOLDER" in help_text
     args = build_parser().parse_args(["app", "models/x", "--data", "cat.csv", "--port", "8600"])
     line = streamlit_command(args)
     assert line[1:5] == ["-m", "streamlit", "run", str(SCRIPT)]
@@ -346,6 +626,50 @@ def test_app_command_help_and_its_streamlit_line(capsys, tmp_path):
     assert line[line.index("--") + 1 :] == [str(Path("models/x").resolve()), "--data", str(Path("cat.csv").resolve())]
     assert main(["app", str(tmp_path)]) == 2
     assert "not a prodcat model bundle" in capsys.readouterr().err
+
+
+def test_app_command_confines_typed_paths_to_the_folders_given(tmp_path):
+    parse = build_parser().parse_args
+    data, other = tmp_path / "datasets" / "flipkart", tmp_path / "other"
+    args = parse(["app", "m", "--data", str(data), "--root", str(other), "--root", str(tmp_path)])
+    assert command.readable_roots(args) == [other, tmp_path, data.parent]
+    line = streamlit_command(args)
+    assert line[line.index("--") + 2 :] == ["--data", str(data), "--root", str(other), "--root", str(tmp_path)]
+    assert command.readable_roots(parse(["app", "m"])) == [Path.cwd()]
+
+
+@pytest.fixture
+def no_server(monkeypatch):
+    """``prodcat app`` must stop before starting any web server."""
+    monkeypatch.setattr(command.subprocess, "Popen", lambda *a, **k: pytest.fail("a web server was started"))
+
+
+def test_app_command_refuses_a_damaged_bundle_before_starting(flipkart_bundle, tmp_path, capsys, no_server):
+    damaged = bundle_copy(flipkart_bundle, tmp_path / "bundle")
+    model = damaged / MODEL_FILE
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])  # a copy cut short
+    assert main(["app", str(damaged)]) == 2
+    assert f"bundle {damaged}: {MODEL_FILE} was modified" in capsys.readouterr().err
+    model.unlink()
+    assert main(["app", str(damaged)]) == 2
+    assert f"file {MODEL_FILE} is missing" in capsys.readouterr().err
+
+
+def test_app_command_checks_the_port_before_saying_where_it_listens(flipkart_bundle, capsys, no_server):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["app", str(flipkart_bundle), "--port", "99999"])
+    assert exit_info.value.code == 2
+    assert "argument --port: 99999 is not a TCP port (1-65535)" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["app", str(flipkart_bundle), "--port", str(port)]) == 2
+    out, err = capsys.readouterr()
+    assert (
+        out == ""
+        and err == f"error: port {port} on 127.0.0.1 is in use: stop what listens there or pass another --port\n"
+    )
 
 
 def free_port() -> int:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.util
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
-from prodcat.bundle import read_manifest
+from prodcat.bundle import verify_bundle
 
 SCRIPT = Path(__file__).with_name("streamlit_app.py")
 
@@ -22,17 +24,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="A Streamlit app with four pages: Data (a catalogue's balance, completeness and products), "
         "Model (the bundle's manifest and training metrics), Predict (one product from a form) and Predictions "
-        "(browse a predictions CSV or predict a sample of the catalogue; confusion and label-noise candidates).",
+        "(browse a predictions CSV or predict a sample of the catalogue; confusion and label-noise candidates). "
+        "A path typed in the app must lie in a folder it may open (see --root): whoever reaches the app reads "
+        "the server's files through it.",
         epilog=textwrap.dedent("""\
             examples:
               prodcat app models/flipkart --data ../shared/datasets/flipkart
               prodcat app models/flipkart --data ../shared/datasets/flipkart --predictions preds.csv --port 8502
+              prodcat app models/flipkart --root /srv/catalogues --host 0.0.0.0
             """),
     )
     add_app_arguments(app)
     app.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    app.add_argument("--port", type=int, default=8501, help="TCP port (default 8501)")
+    app.add_argument("--port", type=port_number, default=8501, help="TCP port, 1-65535 (default 8501)")
     app.set_defaults(func=run_app)
+
+
+def port_number(text: str) -> int:
+    """A ``--port`` value: an integer from 1 to 65535."""
+    port = int(text)  # argparse reports a ValueError as "invalid port_number value"
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (1-65535)")
+    return port
 
 
 def add_app_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,12 +53,27 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="model bundle directory")
     parser.add_argument("--data", help="catalogue to explore and predict (any format `prodcat train` reads)")
     parser.add_argument("--predictions", help="predictions CSV to browse (from `prodcat predict` or `prodcat cv`)")
+    parser.add_argument(
+        "--root",
+        action="append",
+        metavar="FOLDER",
+        help="a folder whose catalogues and predictions CSVs may be opened by typing their path in the app "
+        "(repeatable); the folders holding --data and --predictions always may; with none of these, the current "
+        "folder. Uploads are not concerned.",
+    )
+
+
+def readable_roots(args: argparse.Namespace) -> list[Path]:
+    """The folders a path typed in the app may lie in (see ``--root``), resolved."""
+    given = [Path(path).resolve().parent for path in (args.data, args.predictions) if path]
+    return ([Path(root).resolve() for root in args.root or []] + given) or [Path.cwd()]
 
 
 def streamlit_command(args: argparse.Namespace) -> list[str]:
     """The ``streamlit run`` command line serving the app for the parsed ``prodcat app`` arguments."""
     app_arguments = [str(Path(args.model).resolve())]
-    for flag, value in (("--data", args.data), ("--predictions", args.predictions)):
+    paths = [("--data", args.data), ("--predictions", args.predictions)] + [("--root", r) for r in args.root or []]
+    for flag, value in paths:
         if value:
             app_arguments += [flag, str(Path(value).resolve())]
     return [
@@ -71,16 +99,39 @@ def streamlit_command(args: argparse.Namespace) -> list[str]:
     ]
 
 
-def run_app(args: argparse.Namespace) -> int:
-    # Fail here, with the reason, rather than in a browser tab after the server started.
+def startup_problem(args: argparse.Namespace) -> str | None:
+    """What keeps the app from starting, checked before any server (rather than in a browser tab after)."""
     if importlib.util.find_spec("streamlit") is None:
-        print("error: the web app needs Streamlit: pip install 'prodcat[app]'", file=sys.stderr)
-        return 2
-    read_manifest(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main), before any server
+        return "the web app needs Streamlit: pip install 'prodcat[app]'"
     for flag, value in (("--data", args.data), ("--predictions", args.predictions)):
         if value and not Path(value).exists():
-            print(f"error: {flag} {value}: no such file or folder", file=sys.stderr)
-            return 2
+            return f"{flag} {value}: no such file or folder"
+    for root in args.root or []:
+        if not Path(root).is_dir():
+            return f"--root {root}: no such folder"
+    return port_problem(args.host, args.port)
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why the app could not listen on ``host:port`` (in use, an address not of this machine), or ``None``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        # bound with SO_REUSEADDR, as the web server binds: a port left in TIME_WAIT is free to it
+        socket.create_server((host, port), family=family).close()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return f"port {port} on {host} is in use: stop what listens there or pass another --port"
+        return f"cannot listen on {host}:{port} ({exc.strerror or exc})"
+    return None
+
+
+def run_app(args: argparse.Namespace) -> int:
+    # every file checked against the manifest's SHA-256: a damaged bundle is a BundleError, one line and exit 2
+    # (cli.main), before any server; the app verifies it again when it loads it, in case it changed since
+    verify_bundle(args.model)
+    if problem := startup_problem(args):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     print(f"prodcat app on http://{args.host}:{args.port} (Ctrl+C to stop)")
     server = subprocess.Popen(streamlit_command(args))
     # a service manager stops `prodcat app` alone, with SIGTERM: the web server it started must stop too

@@ -10,16 +10,18 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from prodcat.app import views
-from prodcat.app.command import add_app_arguments
+from prodcat.app.command import add_app_arguments, readable_roots
 from prodcat.bundle import BundleError
-from prodcat.catalog.loaders import CatalogFormatError, load_catalog
-from prodcat.catalog.schema import depth, is_readable
+from prodcat.catalog.loaders import CatalogFormatError
+from prodcat.catalog.schema import RowIssue, depth, is_readable
 from prodcat.evaluate.explain import Explanation, explain
 from prodcat.predict import Predictor
 
@@ -27,9 +29,27 @@ from prodcat.predict import Predictor
 GRID_PAGE_SIZE = 20
 ANY = "(any)"
 #: columns of the predictions tables, in this order (those a table has)
-PREDICTION_COLUMNS = ("product_id", "title", "given", "predicted", "confidence", "decision", "modalities_used", "top_k")
+PREDICTION_COLUMNS = (
+    "product_id",
+    "title",
+    "given",
+    "predicted",
+    "confidence",
+    "decision",
+    "modalities_used",
+    "top_k",
+    "error",
+)
 #: label-noise candidates listed (each row decodes one photo thumbnail)
 NOISE_ROWS = 50
+#: widgets whose value outlives a visit to another page (Streamlit forgets those of widgets it did not draw):
+#: coming back to Predictions shows the source and the sample last chosen
+KEPT_ACROSS_PAGES = ("predictions_source", "predictions_path", "sample_size", "sample_seed")
+#: said under a loader's error naming options of the command line, which the app does not have
+APP_COLUMNS_HINT = (
+    "The options named are those of the `prodcat` command line: the app reads a CSV or Parquet catalogue by "
+    "its canonical column names (product_id, title, description, image, category)."
+)
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -43,19 +63,21 @@ def parse_arguments() -> argparse.Namespace:
 MEMORY_CACHE_ITEMS = 10_000
 
 
-@st.cache_resource(show_spinner="Loading the model bundle…")
-def load_predictor(path: str) -> Predictor:
+# Each loader is keyed on the path and its views.modification_stamp: a file rewritten or a bundle replaced
+# is read again; max_entries lets go of the versions replaced.
+@st.cache_resource(show_spinner="Loading the model bundle…", max_entries=1)
+def load_predictor(path: str, stamp: tuple) -> Predictor:
+    """The bundle's predictor, shared by every session and configured here once (never changed after): catalogue
+    products read the embeddings `prodcat predict` cached on disk; typed ones stay in memory. Its progress bars
+    are off (Predictor.load's default): the page has its own."""
     predictor = Predictor.load(path)
-    predictor.model.set_memory_cache(MEMORY_CACHE_ITEMS)
-    predictor.model.set_progress(False)  # progress bars belong to the page, not to the server's terminal
+    predictor.read_only_disk_cache(MEMORY_CACHE_ITEMS)
     return predictor
 
 
-@st.cache_data(show_spinner="Reading the catalogue…")
-def load_frame(path: str) -> tuple[pd.DataFrame, list[str]]:
-    """The canonical frame and the loader's row issues (as text) of a catalogue."""
-    catalog = load_catalog(path)
-    return catalog.frame, [str(issue) for issue in catalog.issues]
+@st.cache_data(show_spinner="Reading the catalogue…", max_entries=4)
+def load_catalogue(path: str, stamp: tuple) -> views.LoadedCatalogue:
+    return views.LoadedCatalogue.read(path)
 
 
 @st.cache_data(show_spinner=False, max_entries=10_000)
@@ -63,22 +85,54 @@ def thumbnail(path: str) -> str | None:
     return views.thumbnail_uri(path)
 
 
-@st.cache_data(show_spinner="Reading the predictions…")
-def load_predictions(path: str) -> pd.DataFrame:
-    return views.read_predictions(path)
+@st.cache_data(show_spinner="Reading the predictions…", max_entries=4)
+def load_predictions(path: str, stamp: tuple) -> views.Predictions:
+    return views.read_predictions(Path(path))
+
+
+@st.cache_data(show_spinner="Reading the predictions…", max_entries=4)
+def load_uploaded_predictions(data: bytes, name: str) -> views.Predictions:
+    return views.read_uploaded_predictions(data, name)
 
 
 def percent(share: float) -> str:
     return f"{share:.1%}"
 
 
+def keep_widget_values(keys: Sequence[str]) -> None:
+    """Keep these widgets' values while their page is not shown (Streamlit's documented way: a value set
+    through the Session State API is not cleaned up); their widgets must then take no default value."""
+    for key in keys:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+def photo_table(table: pd.DataFrame) -> None:
+    """A table whose ``photo`` column holds thumbnail URIs, its rows tall enough to see them."""
+    st.dataframe(
+        table,
+        hide_index=True,
+        height="content",
+        row_height=80,
+        column_config={"photo": st.column_config.ImageColumn("photo", width="small")},
+    )
+
+
+def issues_expander(label: str, issues: list[RowIssue]) -> None:
+    """Every issue in a table (searchable, sortable), folded under ``label`` with their count."""
+    if issues:
+        with st.expander(f"{len(issues)} {label}"):
+            st.dataframe(views.issue_table(issues), hide_index=True)
+
+
 # ---------------------------------------------------------------------------------------------- pages
-def data_page(frame: pd.DataFrame | None, issues: list[str], model_level: int | None) -> None:
+def data_page(catalogue: views.LoadedCatalogue | None, model_level: int | None) -> None:
     st.header("Data")
-    if frame is None:
+    if catalogue is None:
         st.info("Give a catalogue in the sidebar (or start the app with `--data`) to explore it.")
         return
-    levels = max(depth(frame["category"].dropna()), 1)
+    frame = catalogue.catalog.frame
+    levels = max(depth(frame["category"].dropna()), 1)  # the level selector needs it before the summary
     level = st.selectbox(
         "Category level",
         range(1, levels + 1),
@@ -87,26 +141,30 @@ def data_page(frame: pd.DataFrame | None, issues: list[str], model_level: int | 
         key="data_level",
     )
     summary = views.catalogue_summary(frame, level)
-    for column, (label, value) in zip(
+    n = summary.products
+    for column, (label, value, help_text) in zip(
         st.columns(6),
         [
-            ("products", summary.products),
-            ("labelled", summary.labelled),
-            (f"categories (level {level})", summary.categories),
-            ("without photo", percent(summary.without_photo)),
-            ("without title", percent(summary.without_title)),
-            ("without description", percent(summary.without_description)),
+            ("products", f"{n:,}", None),
+            ("labelled", views.count_and_share(summary.labelled, n), None),
+            (f"categories (level {level})", summary.categories, None),
+            (
+                "without photo file",
+                views.count_and_share(summary.without_photo_file, n),
+                "no photo named, or its file not found; a file that does not decode counts as a photo here "
+                "(a sample predicted on the Predictions page reports it)",
+            ),
+            ("without title", views.count_and_share(summary.without_title, n), None),
+            ("without description", views.count_and_share(summary.without_description, n), None),
         ],
         strict=True,
     ):
-        column.metric(label, value)
-    if issues:
-        with st.expander(f"{len(issues)} row issue(s) while reading the catalogue"):
-            st.text("\n".join(issues[:200]))
+        column.metric(label, value, help=help_text)
+    issues_expander("row issue(s) while reading the catalogue", catalogue.catalog.issues)
 
     balance = views.class_balance(frame, level)
     st.subheader("Class balance")
-    st.bar_chart(balance, horizontal=True, x_label="", y_label="products")
+    st.bar_chart(balance, horizontal=True, sort=False, x_label="", y_label="products")  # most frequent first
 
     st.subheader("Text length (characters)")
     lengths = views.text_lengths(frame)
@@ -130,13 +188,7 @@ def data_page(frame: pd.DataFrame | None, issues: list[str], model_level: int | 
     pages = max(math.ceil(len(products) / GRID_PAGE_SIZE), 1)
     page = st.number_input(f"Page (of {pages}; {len(products)} products)", 1, pages, 1, key="data_page")
     shown = products.iloc[(page - 1) * GRID_PAGE_SIZE : page * GRID_PAGE_SIZE]
-    st.dataframe(
-        views.product_grid(shown, level, thumbnail),
-        hide_index=True,
-        height="content",
-        row_height=80,
-        column_config={"photo": st.column_config.ImageColumn("photo", width="small")},
-    )
+    photo_table(views.product_grid(shown, level, thumbnail))
 
 
 def model_page(manifest: dict[str, Any]) -> None:
@@ -155,22 +207,15 @@ def model_page(manifest: dict[str, Any]) -> None:
         st.caption("Per level of the category path")
         st.dataframe(levels.round(4))
 
-    decision = metrics.get("decision")
-    calibration = metrics.get("calibration")
-    if decision or calibration:
+    if metrics.get("decision") or metrics.get("calibration"):
         st.subheader("Decision and calibration")
-        columns = st.columns(4)
-        if decision:
-            columns[0].metric("decision threshold", f"{decision['threshold']:.3f}")
-            columns[1].metric("auto-accepted", percent(decision["automation_rate"]))
-            columns[2].metric("precision among auto-accepted", f"{decision['auto_precision']:.3f}")
-        if calibration:
-            columns[3].metric("ECE (0 = calibrated)", f"{calibration['ece']:.3f}")
+        for column, (label, value) in zip(st.columns(4), views.decision_metrics(metrics).items(), strict=True):
+            column.metric(label, value)
 
     per_class = views.per_class_table(metrics)
     if not per_class.empty:
         st.subheader("Per category")
-        st.bar_chart(per_class["f1"], horizontal=True, x_label="", y_label="F1")
+        st.bar_chart(per_class["f1"], horizontal=True, sort=False, x_label="", y_label="F1")  # weakest first
         st.dataframe(per_class.round(4))
 
     reliability = views.reliability_table(metrics)
@@ -275,59 +320,100 @@ def explanation_section(explanation: Explanation) -> None:
         photo.image(explanation.pixels.overlay(), caption="red: supports the category; blue: pulls away")
 
 
-def _predictions_from_csv(predictions_path: str | None) -> pd.DataFrame | None:
+def _predictions_from_csv(roots: Sequence[Path]) -> views.Predictions | None:
     """The predictions CSV given by path or upload (``None``, after saying why, when there is none to show)."""
-    path = st.text_input("Path of a CSV from `prodcat predict` or `prodcat cv`", predictions_path or "")
+    typed = st.text_input("Path of a CSV from `prodcat predict` or `prodcat cv`", key="predictions_path").strip()
     upload = st.file_uploader("…or upload one", type="csv", key="predictions_upload")
     try:
         if upload is not None:
-            return views.read_predictions(upload, upload.name)
-        return load_predictions(path) if path else None
-    except (views.PredictionsFormatError, OSError) as exc:
+            return load_uploaded_predictions(upload.getvalue(), upload.name)
+        if not typed:
+            return None
+        path = views.readable_path(typed, roots)
+        return load_predictions(str(path), views.modification_stamp(path))
+    except (views.PredictionsFormatError, views.PathRefused, OSError) as exc:
         st.error(str(exc))
         return None
 
 
-def _predictions_of_a_sample(predictor: Predictor, catalogue: str, frame: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Predictions of a sample of the catalogue, once asked for (kept across reruns)."""
-    if frame is None:
+def _predictions_of_a_sample(predictor: Predictor, catalogue: views.LoadedCatalogue | None) -> views.Predictions | None:
+    """Predictions of a sample of the catalogue, once asked for (kept across reruns and pages)."""
+    if catalogue is None:
         st.info("Give a catalogue in the sidebar to predict a sample of it.")
         return None
-    if frame.empty:
+    catalog = catalogue.catalog
+    if not len(catalog):
         st.info("The catalogue has no product to predict.")
         return None
-    size = st.number_input("Products", 1, len(frame), min(200, len(frame)), key="sample_size")
+    size_column, seed_column = st.columns(2)
+    size = size_column.number_input(f"Products (of {len(catalog):,})", min_value=1, key="sample_size")
+    seed = seed_column.number_input(
+        "Seed", min_value=0, key="sample_seed", help="which products are drawn: another seed, another sample"
+    )
+    st.info(
+        "Stay on this page while the sample is predicted: going to another page, or changing anything here, "
+        "stops it. A finished sample is kept and shown again when you come back."
+    )
     if st.button("Predict the sample", key="predict_sample"):
-        bar = st.progress(0.0, text="predicting…")
+        bar = st.progress(0.0, text="predicting… stay on this page")
         predicted = views.predict_sample(
-            predictor, frame, int(size), on_progress=lambda done: bar.progress(done, text="predicting…")
+            predictor,
+            catalog,
+            int(size),
+            seed=int(seed),
+            on_progress=lambda done: bar.progress(done, text="predicting… stay on this page"),
         )
-        st.session_state["sample_predictions"] = (catalogue, predicted)
+        st.session_state["sample_predictions"] = (catalogue.path, predicted)
         bar.empty()
-    # kept across reruns, but only shown beside the catalogue it was drawn from
+    # shown only beside the catalogue it was drawn from
     predicted_from, predicted = st.session_state.get("sample_predictions", (None, None))
-    return predicted if predicted_from == catalogue else None
+    return predicted if predicted_from == catalogue.path else None
+
+
+def _catalogue_warnings(
+    predictor: Predictor, table: pd.DataFrame, catalogue: views.LoadedCatalogue, own_labels: bool
+) -> None:
+    """Say when the catalogue does not match the predictions or the model, or is the one it was trained on."""
+    for warning in views.catalogue_warnings(table, catalogue.catalog.frame, predictor.labels):
+        st.warning(warning)
+    # a `prodcat cv` table brings its own, out-of-fold, labels
+    if not own_labels and views.trained_on(catalogue.fingerprint, predictor.manifest):
+        st.warning(views.IN_SAMPLE_WARNING)
+
+
+def _label_noise_section(table: pd.DataFrame, threshold: float) -> None:
+    st.subheader("Given (rows) against predicted (columns) category")
+    st.dataframe(views.confusion_table(table))
+    st.subheader("Confident disagreements (label-noise candidates)")
+    # the threshold itself, not a rounding below it: by default, the disagreements the model would auto-accept
+    min_confidence = st.slider("Least confidence", 0.0, 1.0, threshold, 0.01, format="%.3f", key="noise_confidence")
+    noise = views.confident_disagreements(table, min_confidence)
+    st.caption(f"{len(noise)} products; the {min(len(noise), NOISE_ROWS)} most confident with their photo.")
+    photo_table(views.with_photos(noise.head(NOISE_ROWS), thumbnail, PREDICTION_COLUMNS))
 
 
 def predictions_page(
     predictor: Predictor,
-    catalogue: str,
-    frame: pd.DataFrame | None,
+    catalogue: views.LoadedCatalogue | None,
     model_level: int | None,
-    predictions_path: str | None,
+    roots: Sequence[Path],
 ) -> None:
     st.header("Predictions")
     source = st.radio(
         "Source", ("Predictions CSV", "Predict a sample of the catalogue"), horizontal=True, key="predictions_source"
     )
     if source == "Predictions CSV":
-        table = _predictions_from_csv(predictions_path)
+        predictions = _predictions_from_csv(roots)
     else:
-        table = _predictions_of_a_sample(predictor, catalogue, frame)
-    if table is None:
+        predictions = _predictions_of_a_sample(predictor, catalogue)
+    if predictions is None:
         return
-    if frame is not None:
-        table = views.attach_catalogue(table, frame, model_level)
+    issues_expander("issue(s): rows skipped, products not scored, photos not used", predictions.issues)
+    table = predictions.table
+    own_labels = "given" in table
+    if catalogue is not None:
+        table = views.attach_catalogue(table, catalogue.catalog.frame, model_level)
+        _catalogue_warnings(predictor, table, catalogue, own_labels)
 
     left, middle, right = st.columns([1, 2, 2])
     # a product the model could not score has no category (and a hand-made table may leave a cell blank)
@@ -342,56 +428,54 @@ def predictions_page(
     agreement = views.agreement(shown)
     columns[2].metric("agree with the given category", "–" if agreement is None else percent(agreement))
     st.dataframe(shown, hide_index=True, column_order=[c for c in PREDICTION_COLUMNS if c in shown])
-
-    if agreement is None:
-        return
-    st.subheader("Given (rows) against predicted (columns) category")
-    st.dataframe(views.confusion_table(shown))
-    st.subheader("Confident disagreements (label-noise candidates)")
-    min_confidence = st.slider(
-        "Least confidence", 0.0, 1.0, round(predictor.threshold, 2), 0.01, key="noise_confidence"
-    )
-    noise = views.confident_disagreements(shown, min_confidence)
-    st.caption(f"{len(noise)} products; the {min(len(noise), NOISE_ROWS)} most confident with their photo.")
-    st.dataframe(
-        views.with_photos(noise.head(NOISE_ROWS), thumbnail, PREDICTION_COLUMNS),
-        hide_index=True,
-        height="content",
-        row_height=80,
-        column_config={"photo": st.column_config.ImageColumn("photo", width="small")},
-    )
+    if agreement is not None:
+        _label_noise_section(shown, predictor.threshold)
 
 
 # ---------------------------------------------------------------------------------------------- layout
+def sidebar_catalogue(default: str | None, roots: Sequence[Path]) -> views.LoadedCatalogue | None:
+    """The catalogue whose path is typed in the sidebar (``None``, after saying why there, when there is none)."""
+    typed = st.sidebar.text_input("Catalogue", default or "", key="catalogue", help="folder or CSV/Parquet").strip()
+    if not typed:
+        return None
+    try:
+        path = views.readable_path(typed, roots)
+        return load_catalogue(str(path), views.modification_stamp(path))
+    except (OSError, CatalogFormatError, views.PathRefused) as exc:
+        st.sidebar.error(str(exc))
+        if "--" in str(exc):
+            st.sidebar.caption(APP_COLUMNS_HINT)
+        return None
+
+
 def main() -> None:
     args = parse_arguments()
     st.set_page_config(page_title="prodcat", layout="wide")
+    keep_widget_values(KEPT_ACROSS_PAGES)
+    # the defaults of those kept widgets that have one (they take no default value themselves)
+    st.session_state.setdefault("predictions_path", args.predictions or "")
+    st.session_state.setdefault("sample_size", 200)
     try:
-        predictor = load_predictor(args.model)
+        predictor = load_predictor(args.model, views.modification_stamp(args.model))
     except BundleError as exc:
         st.error(str(exc))
         st.stop()
     model_level = predictor.manifest.get("config", {}).get("level")
+    roots = readable_roots(args)
 
     st.sidebar.title("prodcat")
     page = st.sidebar.radio("Page", ("Data", "Model", "Predict", "Predictions"), key="page")
-    data_path = st.sidebar.text_input("Catalogue", args.data or "", key="catalogue", help="folder or CSV/Parquet")
-    frame, issues = None, []
-    if data_path:
-        try:
-            frame, issues = load_frame(data_path)
-        except (OSError, CatalogFormatError) as exc:
-            st.sidebar.error(str(exc))
+    catalogue = sidebar_catalogue(args.data, roots)
     st.sidebar.caption(f"Model {predictor.version}: {len(predictor.labels)} categories")
 
     if page == "Data":
-        data_page(frame, issues, model_level)
+        data_page(catalogue, model_level)
     elif page == "Model":
         model_page(predictor.manifest)
     elif page == "Predict":
         predict_page(predictor)
     else:
-        predictions_page(predictor, data_path, frame, model_level, args.predictions)
+        predictions_page(predictor, catalogue, model_level, roots)
 
 
 # Streamlit runs this file as ``__main__``; a process that merely imports it must not start the app:

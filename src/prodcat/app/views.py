@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Callable, Iterable
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
 from prodcat.batch import predict_catalog
+from prodcat.bundle import data_fingerprint
+from prodcat.catalog.loaders import CatalogFormatError, _read_csv, load_catalog
 from prodcat.catalog.schema import (
+    Catalog,
+    RowIssue,
     category_at_level,
-    depth,
     has_image,
     specification_text,
     strings_or_empty,
@@ -42,42 +46,102 @@ MAX_TEXT_CHARS: int = ServeSettings.model_fields["max_text_chars"].default
 #: longest side of the photo previews and grid thumbnails, in pixels
 PREVIEW_SIDE = 256
 THUMBNAIL_SIDE = 96
+#: the columns of an issues table, as in `prodcat predict`'s OUT.issues.csv
+ISSUE_COLUMNS = ["row", "product_id", "field", "message"]
+
+
+# ---------------------------------------------------------------------------------------------- every page
+class PathRefused(ValueError):
+    """A path typed in the app lies outside the folders it may open."""
+
+
+def readable_path(typed: str, roots: Sequence[Path]) -> Path:
+    """The path typed (surrounding blanks dropped, ``~`` expanded, links followed) when it lies under one of
+    ``roots``: anyone reaching the app must not read other files of the server through it.
+
+    Raises:
+        PathRefused: naming the folders allowed; the path is not opened, so nothing is said of it.
+    """
+    path = Path(typed.strip()).expanduser().resolve()
+    if not any(path.is_relative_to(root) for root in roots):
+        allowed = ", ".join(map(str, roots))
+        raise PathRefused(
+            f"{typed.strip()}: outside the folders this app may open ({allowed}); "
+            "start `prodcat app` with --root FOLDER to allow another"
+        )
+    return path
+
+
+def modification_stamp(path: str | Path) -> tuple[tuple[str, int, int], ...]:
+    """``(name, size, mtime_ns)`` of a file, or of each file directly in a folder (a bundle's manifest and
+    model, a catalogue folder's tables); empty when there is none. It changes when one is rewritten or
+    replaced, which a cache keyed on the path alone would never see."""
+    path = Path(path)
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path] if path.is_file() else []
+    stats = [(file.name, file.stat()) for file in files]
+    return tuple((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats)
+
+
+def issue_table(issues: Iterable[RowIssue]) -> pd.DataFrame:
+    """One row per issue: its source ``row`` (line), ``product_id``, ``field`` and ``message``."""
+    return pd.DataFrame([asdict(issue) for issue in issues], columns=ISSUE_COLUMNS)
+
+
+def count_and_share(count: int, total: int) -> str:
+    """``"3 (0.3%)"``: a count beside its share of ``total``, so that a few products do not read as 0.0%."""
+    return f"{count:,} ({count / total:.1%})" if total else f"{count:,}"
 
 
 # ---------------------------------------------------------------------------------------------- Data page
 @dataclass(frozen=True)
 class CatalogueSummary:
-    """Size and completeness of a catalogue; shares are fractions of all products (0-1)."""
+    """Size and completeness of a catalogue, in products."""
 
     products: int
     labelled: int
     #: distinct categories among the labelled products, at the level asked for
     categories: int
-    #: deepest category path (number of levels)
-    depth: int
-    without_photo: float
-    without_title: float
-    without_description: float
+    #: no photo named, or its file not found by the loader (a file that does not decode still counts as one)
+    without_photo_file: int
+    without_title: int
+    without_description: int
 
 
 def catalogue_summary(frame: pd.DataFrame, level: int | None) -> CatalogueSummary:
-    """Counts and missing-field shares of a canonical frame; ``level`` truncates category paths (None: full)."""
+    """Counts of a canonical frame's products and missing fields; ``level`` truncates category paths (None: full)."""
     labelled = frame["category"].dropna()
-    n = len(frame)
 
-    def share_blank(column: str) -> float:
-        blank = sum(not text.strip() for text in strings_or_empty(frame[column]))
-        return blank / n if n else 0.0
+    def blank(column: str) -> int:
+        return sum(not text.strip() for text in strings_or_empty(frame[column]))
 
     return CatalogueSummary(
-        products=n,
+        products=len(frame),
         labelled=len(labelled),
         categories=len(set(category_at_level(labelled, level))),
-        depth=depth(labelled),
-        without_photo=float((~has_image(frame)).mean()) if n else 0.0,
-        without_title=share_blank("title"),
-        without_description=share_blank("description"),
+        without_photo_file=int((~has_image(frame)).sum()),
+        without_title=blank("title"),
+        without_description=blank("description"),
     )
+
+
+def training_fingerprint(frame: pd.DataFrame) -> str:
+    """The :func:`~prodcat.bundle.data_fingerprint` of a catalogue's labelled products: the one a bundle
+    trained on this catalogue records (`prodcat train` fits on the labelled products)."""
+    return data_fingerprint(frame[frame["category"].notna()])
+
+
+@dataclass(frozen=True)
+class LoadedCatalogue:
+    """A catalogue read from ``path``, with its :func:`training_fingerprint`."""
+
+    path: str
+    catalog: Catalog
+    fingerprint: str
+
+    @classmethod
+    def read(cls, path: str | Path) -> LoadedCatalogue:
+        catalog = load_catalog(path)
+        return cls(str(path), catalog, training_fingerprint(catalog.frame))
 
 
 def labels_at(frame: pd.DataFrame, level: int | None) -> pd.Series:
@@ -217,6 +281,19 @@ def levels_table(metrics: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(metrics.get("levels", {}), orient="index").rename_axis("level")
 
 
+def decision_metrics(metrics: dict[str, Any]) -> dict[str, str]:
+    """The accept/review decision and calibration figures, formatted: label -> value, '–' where the manifest
+    records none."""
+    decision = metrics.get("decision") or {}
+    figures = {
+        "decision threshold": (decision.get("threshold"), "{:.3f}"),
+        "auto-accepted": (decision.get("automation_rate"), "{:.1%}"),
+        "precision among auto-accepted": (decision.get("auto_precision"), "{:.3f}"),
+        "ECE (0 = calibrated)": ((metrics.get("calibration") or {}).get("ece"), "{:.3f}"),
+    }
+    return {label: "–" if value is None else form.format(value) for label, (value, form) in figures.items()}
+
+
 def reliability_table(metrics: dict[str, Any]) -> pd.DataFrame:
     """The reliability diagram's points: per confidence bin its ``lower``/``upper`` edges, mean
     ``confidence``, ``accuracy``, product ``count`` and ``gap`` = accuracy - confidence
@@ -272,6 +349,15 @@ class PredictionsFormatError(ValueError):
     """A predictions table the app cannot read: the message names the file, the columns or the products."""
 
 
+@dataclass(frozen=True)
+class Predictions:
+    """A :func:`normalise_predictions` table, and what went wrong reading or making it (rows of a CSV
+    skipped, products not scored, photos not used)."""
+
+    table: pd.DataFrame
+    issues: list[RowIssue]
+
+
 def normalise_predictions(table: pd.DataFrame, source: str = "predictions") -> pd.DataFrame:
     """A ``prodcat predict`` CSV (``category`` = the prediction) or a ``prodcat cv`` ``predictions.csv``
     (``category`` = the given label, ``predicted``) as one shape: ``product_id, predicted, confidence,
@@ -304,29 +390,74 @@ def _has_error(table: pd.DataFrame) -> pd.Series:
     return table["error"].fillna("").astype(str).str.strip() != ""
 
 
-def read_predictions(source: str | Path | IO[bytes], name: str | None = None) -> pd.DataFrame:
-    """Read and :func:`normalise_predictions` a predictions CSV (a path or an uploaded file)."""
-    name = name or str(source)
+def read_predictions(path: Path, name: str | None = None) -> Predictions:
+    """Read and :func:`normalise_predictions` a predictions CSV, as the catalogue loaders read theirs: a row
+    that does not parse is skipped and reported, lines that are not UTF-8 are read as Windows-1252 (said).
+    ``name``: what messages call the file (default: its path).
+
+    Raises:
+        PredictionsFormatError: no such file, a folder, an empty file, or what :func:`normalise_predictions` refuses.
+    """
+    name = name or str(path)
+    if not path.exists():
+        raise PredictionsFormatError(f"{name}: no such file")
+    if path.is_dir():
+        raise PredictionsFormatError(f"{name}: a folder; give the predictions CSV in it")
     try:
-        table = pd.read_csv(source, dtype={"product_id": str, "category": str, "predicted": str})
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise PredictionsFormatError(f"{name}: not a readable CSV ({exc})") from exc
-    return normalise_predictions(table, name)
+        read = _read_csv(path)
+    except CatalogFormatError as exc:  # it names the file by its path: an upload's is a temporary one
+        raise PredictionsFormatError(str(exc).replace(str(path), name)) from None
+    # the reader keeps every cell as text, "" when empty; pandas' own reader would have read empty as missing
+    table = read.frame.replace({"": None}).reset_index(drop=True)
+    return Predictions(normalise_predictions(table, name), read.issues)
+
+
+def read_uploaded_predictions(data: bytes, name: str) -> Predictions:
+    """:func:`read_predictions` of an uploaded CSV's bytes (the loaders' reader reads files)."""
+    with tempfile.TemporaryDirectory(prefix="prodcat-upload-") as folder:
+        path = Path(folder) / "predictions.csv"
+        path.write_bytes(data)
+        return read_predictions(path, name)
 
 
 def predict_sample(
     predictor: Predictor,
-    frame: pd.DataFrame,
+    catalog: Catalog,
     size: int,
-    chunk_size: int = 64,
     seed: int = 0,
+    chunk_size: int = 64,
     on_progress: Callable[[float], None] | None = None,
-) -> pd.DataFrame:
-    """Predict ``size`` products drawn at random from ``frame`` (all of them if fewer), ``chunk_size`` at a
-    time; ``on_progress`` gets the fraction done (0-1) after each chunk. Returns the normalised table."""
-    sample = frame.sample(n=min(size, len(frame)), random_state=seed)
+) -> Predictions:
+    """Predict ``size`` products drawn at random (by ``seed``) from the catalogue (all of them if fewer),
+    ``chunk_size`` at a time; ``on_progress`` gets the fraction done (0-1) after each chunk. The issues are
+    the products not scored and the photos not used, by their line in the catalogue."""
+    frame = catalog.frame
+    positions = np.random.default_rng(seed).choice(len(frame), size=min(size, len(frame)), replace=False)
+    sample = frame.iloc[positions]
     report = None if on_progress is None else (lambda done: on_progress(done / len(sample)))
-    return normalise_predictions(predict_catalog(predictor, sample, chunk_size, on_chunk=report), "sample")
+    predicted = predict_catalog(predictor, sample, chunk_size, on_chunk=report, progress=False)
+    reads_photos = "image" in predictor.manifest.get("modalities", [])
+    issues = [
+        issue
+        for position, row in zip(positions, predicted.itertuples(index=False), strict=True)
+        if (issue := scoring_issue(row, frame["image"].iat[position], catalog.line_of(position), reads_photos))
+    ]
+    return Predictions(normalise_predictions(predicted, "sample"), issues)
+
+
+def scoring_issue(row: Any, photo: object, line: int, reads_photos: bool) -> RowIssue | None:
+    """What went wrong predicting one product (a row, as a named tuple, of ``predict_catalog``'s table): not
+    scored, or its photo not used by a model reading photos, decoded again to tell why (the embedding cache
+    only remembers that it failed); ``None`` when nothing did."""
+    if row.error:
+        return RowIssue(line, "prediction", f"not scored: {row.error}", row.product_id)
+    if not reads_photos or not isinstance(photo, str) or "image" in row.modalities_used.split(","):
+        return None
+    try:
+        load_image(photo)
+    except ImageDecodeError as exc:
+        return RowIssue(line, "image", f"photo {photo} not used: {exc.reason}; predicted without it", row.product_id)
+    return None
 
 
 def attach_catalogue(table: pd.DataFrame, frame: pd.DataFrame, level: int | None) -> pd.DataFrame:
@@ -391,3 +522,55 @@ def confident_disagreements(table: pd.DataFrame, min_confidence: float) -> pd.Da
     labelled = labelled_rows(table)
     wrong = labelled[(labelled["given"] != labelled["predicted"]) & (labelled["confidence"] >= min_confidence)]
     return wrong.sort_values("confidence", ascending=False)
+
+
+#: said beside the agreement of a model with the catalogue it was trained on
+IN_SAMPLE_WARNING = (
+    "The model was trained on this very catalogue (its data fingerprint is the bundle's): the agreement is "
+    "in-sample, near 100% by construction, and the model repeats the labels it learnt, so few or no label-noise "
+    "candidates show. To find label noise, run `prodcat cv` on the catalogue and open its predictions.csv here: "
+    "each product is predicted by a model that did not see it."
+)
+
+
+def trained_on(fingerprint: str, manifest: dict[str, Any]) -> bool:
+    """Whether the bundle of ``manifest`` was trained on the catalogue whose :func:`training_fingerprint` this is."""
+    return bool(fingerprint) and manifest.get("data_fingerprint") == fingerprint
+
+
+def catalogue_warnings(table: pd.DataFrame, frame: pd.DataFrame, labels: Sequence[str]) -> list[str]:
+    """Why the figures of ``table`` (predictions with :func:`attach_catalogue`'s columns) may not mean what they
+    seem: predicted products missing from the catalogue ``frame``, given categories the model does not predict."""
+    return [warning for warning in (_missing_ids(table, frame), _unknown_labels(table, labels)) if warning]
+
+
+def _missing_ids(table: pd.DataFrame, frame: pd.DataFrame) -> str | None:
+    found = table["product_id"].isin(frame["product_id"].astype(str))
+    if found.all():
+        return None
+    if not found.any():
+        return (
+            f"None of the {len(table):,} predicted products is in the catalogue (no product_id in common): were they "
+            "predicted from another one? Nothing of them comes from it (title, photo, given category: –)."
+        )
+    return (
+        f"{count_and_share(int((~found).sum()), len(table))} of the predicted products are not in the catalogue: "
+        "nothing of them comes from it (title, photo, given category: –)."
+    )
+
+
+def _unknown_labels(table: pd.DataFrame, labels: Sequence[str]) -> str | None:
+    given = labelled_rows(table)["given"]
+    unknown = ~given.isin(labels)
+    if not unknown.any():
+        return None
+    examples = ", ".join(map(str, given[unknown].value_counts().index[:3]))
+    if unknown.all():
+        return (
+            f"None of the given categories is one of the model's {len(labels)} (e.g. {examples}): the catalogue, or "
+            "its category level, does not match the model, so agreement and label-noise candidates mean nothing here."
+        )
+    return (
+        f"{count_and_share(int(unknown.sum()), len(given))} of the labelled products have a category the model does "
+        f"not predict (e.g. {examples}): they can only disagree with it."
+    )
