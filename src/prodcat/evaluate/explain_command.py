@@ -80,7 +80,8 @@ def run_explain(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
-    predictor.model.set_memory_cache(MEMORY_CACHE_ITEMS)
+    # the occluded variants are throw-away: in memory only; the products themselves are read from the disk cache
+    predictor.model.set_memory_cache(MEMORY_CACHE_ITEMS, read_disk=True)
     explanations = [
         explain(predictor, row, settings) for row in tqdm(products.to_dict("records"), desc="explain", unit="product")
     ]

@@ -73,8 +73,9 @@ def run_robustness(args: argparse.Namespace) -> int:
     config = Config.model_validate(predictor.manifest["config"] | {"seed": args.seed})
     if args.sample:
         frame = labelled_sample(frame, config, args.sample)
-    # every run re-embeds its perturbed photos: keep those in memory, not in the user's on-disk cache
-    predictor.model.set_memory_cache(4 * len(frame) + 64)
+    # every run re-embeds its perturbed photos: keep those in memory, not in the user's on-disk cache, where
+    # the unperturbed texts and photos are still read
+    predictor.model.set_memory_cache(4 * len(frame) + 64, read_disk=True)
     truth = category_at_level(frame["category"], config.target_level)
     records = evaluate_robustness(predictor, frame, truth, perturbations, seed=args.seed, base=base)
     on = f", every run with {base.name}" if base else ""

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from prodcat.features.cache import EmbeddingCache, MemoryCache
+from prodcat.features.cache import EmbeddingCache, MemoryCache, ReadThroughMemoryCache
 
 _REGISTRY: dict[str, type[Extractor]] = {}
 
@@ -123,7 +123,7 @@ class PretrainedEncoder(Extractor):
     def encode(self, items: Sequence[Any]) -> np.ndarray:
         """Encode a batch of items to ``float32`` array ``(len(items), dim)``."""
 
-    def cache(self) -> EmbeddingCache | MemoryCache:
+    def cache(self) -> EmbeddingCache | MemoryCache | ReadThroughMemoryCache:
         """Where vectors are looked up and stored: the on-disk cache, unless
         :meth:`use_memory_cache` switched this instance to a bounded in-memory one."""
         memory = getattr(self, "_model_memory_cache", None)
@@ -132,13 +132,16 @@ class PretrainedEncoder(Extractor):
     def disk_cache(self) -> EmbeddingCache:
         return EmbeddingCache.for_extractor(self.name, self.version, self.cache_dir)
 
-    def use_memory_cache(self, max_items: int) -> None:
-        """Keep at most ``max_items`` recent vectors in memory instead of the on-disk cache.
+    def use_memory_cache(self, max_items: int, read_disk: bool = False) -> None:
+        """Keep at most ``max_items`` recent vectors in memory instead of writing them to the on-disk cache.
 
         For a server: repeated products stay cheap, and the disk does not grow with
-        every new photo a client sends. Not pickled (a loaded bundle uses the disk cache).
+        every new photo a client sends. With ``read_disk``, vectors already on disk are still read from it
+        (the web app: catalogue products were cached by training or ``prodcat predict``). Not pickled
+        (a loaded bundle uses the disk cache).
         """
-        self._model_memory_cache = MemoryCache(max_items)
+        memory = MemoryCache(max_items)
+        self._model_memory_cache = ReadThroughMemoryCache(self.disk_cache(), memory) if read_disk else memory
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         return self.encode_items(self.items(frame))

@@ -153,3 +153,24 @@ class MemoryCache:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+class ReadThroughMemoryCache:
+    """The on-disk cache read but never written, over a bounded :class:`MemoryCache` that keeps the vectors
+    computed since (the :class:`EmbeddingCache` interface): for a process whose inputs mix catalogue products,
+    cached on disk by training or ``prodcat predict``, with throw-away ones that must not grow the disk."""
+
+    def __init__(self, disk: EmbeddingCache, memory: MemoryCache):
+        self.disk = disk
+        self.memory = memory
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+        keys = list(keys)
+        found = self.memory.get_many(keys)
+        missing = [key for key in keys if key not in found]
+        if missing:
+            found.update(self.disk.get_many(missing))
+        return found
+
+    def put_many(self, values: dict[str, np.ndarray]) -> None:
+        self.memory.put_many(values)

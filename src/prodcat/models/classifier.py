@@ -601,11 +601,12 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         return self.classes_[self.predict_proba(frame).argmax(axis=1)]
 
-    def set_memory_cache(self, max_items: int) -> None:
-        """Keep at most ``max_items`` recent embeddings per extractor in memory instead of the
-        on-disk cache (a server: the disk does not grow with every new product it sees)."""
+    def set_memory_cache(self, max_items: int, read_disk: bool = False) -> None:
+        """Keep at most ``max_items`` recent embeddings per extractor in memory instead of writing them to the
+        on-disk cache (a server: the disk does not grow with every new product it sees); with ``read_disk``,
+        those already on disk are read from it."""
         for head in self.heads_.values():
-            head.set_memory_cache(max_items)
+            head.set_memory_cache(max_items, read_disk)
 
     def set_progress(self, enabled: bool) -> None:
         """Show or hide the extractors' progress bars (useful when training, noise when serving)."""

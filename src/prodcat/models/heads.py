@@ -156,12 +156,12 @@ class ModalityHead(ClassifierMixin, BaseEstimator):
         X = stack_features([x for x, _ in pairs])
         return X[np.flatnonzero(mask)], mask
 
-    def set_memory_cache(self, max_items: int) -> None:
+    def set_memory_cache(self, max_items: int, read_disk: bool = False) -> None:
         """Switch every pretrained extractor to a bounded in-memory cache (see
         :meth:`~prodcat.features.base.PretrainedEncoder.use_memory_cache`)."""
         for extractor in self.extractors_:
             if hasattr(extractor, "use_memory_cache"):
-                extractor.use_memory_cache(max_items)
+                extractor.use_memory_cache(max_items, read_disk)
 
     # -- supervised part ---------------------------------------------------
     def new_classifier(self, X: Any) -> BaseEstimator:
