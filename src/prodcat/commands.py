@@ -14,7 +14,15 @@ import numpy as np
 import pandas as pd
 
 from prodcat.arguments import category_level, config_file, fold_count, modality_list, positive_int
-from prodcat.batch import BatchError, LocalEngine, ResumeMismatchError, predict_catalog, score_catalog, work_dir_for
+from prodcat.batch import (
+    BatchError,
+    LocalEngine,
+    ResumeMismatchError,
+    predict_catalog,
+    score_catalog,
+    unused_photo_issue,
+    work_dir_for,
+)
 from prodcat.batch.engines import Engine
 from prodcat.bundle import data_fingerprint, save_bundle
 from prodcat.catalog.loaders import add_loader_arguments, load_from_args
@@ -23,7 +31,6 @@ from prodcat.config import Config
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
 from prodcat.evaluate.report import write_report
 from prodcat.files import write_atomically
-from prodcat.image.decode import ImageDecodeError, load_image
 
 log = logging.getLogger("prodcat")
 HEADLINE = ("n", "accuracy", "f1_weighted", "f1_macro")
@@ -185,21 +192,16 @@ def _predict_options_problem(args: argparse.Namespace) -> str | None:
 
 
 def unused_photo_issues(catalog: Catalog, predictions: str | Path) -> list[RowIssue]:
-    """One issue per product that names a photo a model reading photos did not use (it does not decode,
-    or exceeds the size limits), with the reason. The embedding cache keeps only that a photo failed, so a rerun
-    would otherwise say nothing: the few failed photos are decoded again here to tell why."""
+    """One issue per product that names a photo a model reading photos did not use, with the reason
+    (:func:`~prodcat.batch.unused_photo_issue`): a rerun, reading the cache, would otherwise say nothing."""
     used = pd.read_csv(predictions, usecols=["modalities_used"], dtype=str, keep_default_na=False)
-    photo = catalog.frame["image"]
+    photo, product_id = catalog.frame["image"], catalog.frame["product_id"]
     unused = photo.notna().to_numpy() & ~used["modalities_used"].str.contains("image").to_numpy()
-    issues = []
-    for position in np.flatnonzero(unused):
-        try:
-            load_image(photo.iat[position])
-        except ImageDecodeError as exc:
-            message = f"photo {photo.iat[position]} not used: {exc.reason}; predicted without it"
-            product_id = catalog.frame["product_id"].iat[position]
-            issues.append(RowIssue(catalog.line_of(position), "image", message, product_id))
-    return issues
+    issues = (
+        unused_photo_issue(photo.iat[position], catalog.line_of(position), product_id.iat[position])
+        for position in np.flatnonzero(unused)
+    )
+    return [issue for issue in issues if issue]
 
 
 def write_input_issues(issues: list[RowIssue], out: str | Path) -> Path | None:

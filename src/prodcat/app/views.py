@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from prodcat.batch import predict_catalog
+from prodcat.batch import predict_catalog, unused_photo_issue
 from prodcat.bundle import data_fingerprint
-from prodcat.catalog.loaders import CatalogFormatError, _read_csv, load_catalog
+from prodcat.catalog.loaders import CatalogFormatError, load_catalog, read_csv_table
 from prodcat.catalog.schema import (
     Catalog,
     RowIssue,
@@ -404,7 +404,7 @@ def read_predictions(path: Path, name: str | None = None) -> Predictions:
     if path.is_dir():
         raise PredictionsFormatError(f"{name}: a folder; give the predictions CSV in it")
     try:
-        read = _read_csv(path)
+        read = read_csv_table(path)
     except CatalogFormatError as exc:  # it names the file by its path: an upload's is a temporary one
         raise PredictionsFormatError(str(exc).replace(str(path), name)) from None
     # the reader keeps every cell as text, "" when empty; pandas' own reader would have read empty as missing
@@ -453,11 +453,7 @@ def scoring_issue(row: Any, photo: object, line: int, reads_photos: bool) -> Row
         return RowIssue(line, "prediction", f"not scored: {row.error}", row.product_id)
     if not reads_photos or not isinstance(photo, str) or "image" in row.modalities_used.split(","):
         return None
-    try:
-        load_image(photo)
-    except ImageDecodeError as exc:
-        return RowIssue(line, "image", f"photo {photo} not used: {exc.reason}; predicted without it", row.product_id)
-    return None
+    return unused_photo_issue(photo, line, row.product_id)
 
 
 def attach_catalogue(table: pd.DataFrame, frame: pd.DataFrame, level: int | None) -> pd.DataFrame:

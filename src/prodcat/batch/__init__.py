@@ -8,7 +8,14 @@
 
 from prodcat.batch.engines import LocalEngine
 from prodcat.batch.job import ResumeMismatchError, RunSummary, score_catalog, work_dir_for
-from prodcat.batch.scoring import NOTHING_TO_READ, OUTPUT_COLUMNS, BatchError, predict_catalog, score_chunk
+from prodcat.batch.scoring import (
+    NOTHING_TO_READ,
+    OUTPUT_COLUMNS,
+    BatchError,
+    predict_catalog,
+    score_chunk,
+    unused_photo_issue,
+)
 
 __all__ = [
     "NOTHING_TO_READ",
@@ -20,5 +27,6 @@ __all__ = [
     "predict_catalog",
     "score_catalog",
     "score_chunk",
+    "unused_photo_issue",
     "work_dir_for",
 ]

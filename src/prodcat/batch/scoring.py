@@ -17,6 +17,8 @@ from collections.abc import Callable
 import pandas as pd
 from tqdm.auto import tqdm
 
+from prodcat.catalog.schema import RowIssue
+from prodcat.image.decode import ImageDecodeError, load_image
 from prodcat.predict import Prediction, Predictor
 
 log = logging.getLogger(__name__)
@@ -132,3 +134,14 @@ def predict_catalog(
             if on_chunk is not None:
                 on_chunk(stop)
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(OUTPUT_COLUMNS))
+
+
+def unused_photo_issue(photo: str, line: int, product_id: str) -> RowIssue | None:
+    """Why a product's photo was not used by a model reading photos (it does not decode, or exceeds the size
+    limits), as an issue of the catalogue's ``line``; ``None`` if it decodes. The embedding cache keeps only
+    that a photo failed, so the photo is decoded again here to tell why."""
+    try:
+        load_image(photo)
+    except ImageDecodeError as exc:
+        return RowIssue(line, "image", f"photo {photo} not used: {exc.reason}; predicted without it", product_id)
+    return None

@@ -84,7 +84,7 @@ class CatalogFormatError(ValueError):
 
 
 @dataclass
-class _Table:
+class SourceTable:
     """A source table as strings ("" when empty), indexed by the 1-based source line of each row."""
 
     frame: pd.DataFrame
@@ -92,7 +92,7 @@ class _Table:
     name: str
 
 
-def _read_csv(path: Path, delimiter: str | None = None) -> _Table:
+def read_csv_table(path: Path, delimiter: str | None = None) -> SourceTable:
     """Read a CSV with the stdlib reader in strict mode, record by record.
 
     Why not ``pandas.read_csv``: its C engine aborts on an unclosed quote and numbers bad rows by
@@ -110,8 +110,8 @@ def _read_csv(path: Path, delimiter: str | None = None) -> _Table:
         csv.field_size_limit(limit)
 
 
-def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue], path: Path) -> _Table:
-    """The records of an opened CSV as a :class:`_Table`; a bad record is skipped and added to ``issues``."""
+def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue], path: Path) -> SourceTable:
+    """The records of an opened CSV as a :class:`SourceTable`; a bad record is skipped and added to ``issues``."""
     reader = csv.reader(text_lines, delimiter=delimiter, strict=True)
     try:
         header = next(reader)
@@ -153,7 +153,7 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
     frame = pd.DataFrame(records, columns=_unique_names(header), index=pd.Index(lines, name="line"), dtype=object)
     if not records:
         frame = pd.DataFrame({c: pd.Series(dtype=object) for c in frame.columns}, index=pd.Index([], name="line"))
-    return _Table(frame, issues, path.name)
+    return SourceTable(frame, issues, path.name)
 
 
 #: the byte-order marks a UTF-16 table starts with (Excel's "Unicode text" export)
@@ -214,14 +214,14 @@ def _unique_names(header: list[str]) -> list[str]:
     return names
 
 
-def _read_parquet(path: Path) -> _Table:
+def _read_parquet(path: Path) -> SourceTable:
     # nullable dtypes: an integer id or code column with a gap must not become floats ("1.2e+16", "10.0")
     try:
         frame = pd.read_parquet(path, dtype_backend="numpy_nullable")
     except ValueError as exc:  # pyarrow's ArrowInvalid: not Parquet, truncated, corrupt footer
         raise CatalogFormatError(f"{path}: not a readable Parquet file ({exc})") from None
     frame.index = pd.Index(np.arange(1, len(frame) + 1), name="line")
-    return _Table(frame, [], path.name)
+    return SourceTable(frame, [], path.name)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -259,7 +259,7 @@ def split_category(values: pd.Series, sep: str | None) -> pd.Series:
 
 
 def _resolve_images(
-    names: pd.Series, root: Path, table: _Table, ids: pd.Series, *, named: bool
+    names: pd.Series, root: Path, table: SourceTable, ids: pd.Series, *, named: bool
 ) -> tuple[pd.Series, list[RowIssue]]:
     """Absolute photo paths, ``None`` where absent.
 
@@ -296,7 +296,7 @@ def _under(root: Path, name: str) -> str:
 
 
 def _canonical(
-    table: _Table,
+    table: SourceTable,
     *,
     product_id: pd.Series,
     title: pd.Series,
@@ -449,14 +449,14 @@ def _finish(frames: list[pd.DataFrame], issues: list[RowIssue], source: Path, fm
     return Catalog(frame=frame, source=str(source), format=fmt, issues=issues, lines=lines)
 
 
-def _column(table: _Table, name: str | None) -> pd.Series:
+def _column(table: SourceTable, name: str | None) -> pd.Series:
     """A source column by name, or an all-missing one when ``name`` is None."""
     if name is None:
         return pd.Series(None, index=table.frame.index, dtype=object)
     return table.frame[name]
 
 
-def _require(table: _Table, columns: Iterable[str], fmt: str) -> None:
+def _require(table: SourceTable, columns: Iterable[str], fmt: str) -> None:
     missing = [c for c in columns if c not in table.frame.columns]
     if missing:
         raise CatalogFormatError(
@@ -473,7 +473,7 @@ def load_flipkart(path: Path, image_root: Path | None = None) -> Catalog:
     """The Flipkart sample (folder or CSV): ``uniq_id``, ``product_name``, ``product_category_tree``, and the
     photos in ``Images/`` beside the CSV (or in ``image_root``)."""
     csv_path = path / FLIPKART_CSV if path.is_dir() else path
-    table = _read_csv(csv_path)
+    table = read_csv_table(csv_path)
     _require(table, ("uniq_id", "product_name", "product_category_tree", "image", "description"), "flipkart")
     # '["Home Furnishing >> Curtains & Accessories >> ..."]': a JSON-ish list holding one " >> " path
     tree = table.frame["product_category_tree"].str.strip().str.removeprefix('["').str.removesuffix('"]')
@@ -554,7 +554,7 @@ def load_rakuten(path: Path, language: str = "en", image_root: Path | None = Non
     if x_path is None:
         raise CatalogFormatError(f"{folder}: no {' or '.join(RAKUTEN_X)} found for format 'rakuten'")
     split = "test" if "test" in x_path.name.lower() else "train"
-    table = _read_csv(x_path)
+    table = read_csv_table(x_path)
     table.frame = table.frame.rename(columns={"": "row_index"})
     _require(table, ("row_index", "designation", "description", "productid", "imageid"), "rakuten")
     issues = list(table.issues)
@@ -564,7 +564,7 @@ def load_rakuten(path: Path, language: str = "en", image_root: Path | None = Non
     codes = pd.Series(None, index=table.frame.index, dtype=object)
     y_path = folder / RAKUTEN_Y
     if split == "train" and y_path.is_file():
-        labels = _read_csv(y_path)
+        labels = read_csv_table(y_path)
         issues += labels.issues
         labels.frame = labels.frame.rename(columns={"": "row_index"})
         _require(labels, ("row_index", "prdtypecode"), "rakuten")
@@ -614,7 +614,7 @@ def _rakuten_image_only(
     text_ids: dict[str, str],
 ) -> pd.DataFrame:
     """The labelled photo-only products (empty title and description); ``text_ids`` are taken already."""
-    table = _read_csv(path)
+    table = read_csv_table(path)
     _require(table, ("productid", "imageid", "prdtypecode", "image"), "rakuten")
     issues += table.issues
     table.frame["prdtypecode"] = table.frame["prdtypecode"].where(~_is_blank(table.frame["prdtypecode"]), None)
@@ -635,7 +635,7 @@ def _rakuten_image_only(
     return frame
 
 
-def _code_to_path(table: _Table, ids: pd.Series, names: dict[str, str] | None) -> tuple[pd.Series, list[RowIssue]]:
+def _code_to_path(table: SourceTable, ids: pd.Series, names: dict[str, str] | None) -> tuple[pd.Series, list[RowIssue]]:
     codes = table.frame["prdtypecode"]
     # "10.0" and "10" are the same code (a float column written by pandas)
     as_text = codes.astype(object).map(lambda c: None if pd.isna(c) else str(c).strip().removesuffix(".0"))
@@ -658,7 +658,7 @@ def _code_to_path(table: _Table, ids: pd.Series, names: dict[str, str] | None) -
 def load_fashion(path: Path, image_root: Path | None = None) -> Catalog:
     """The fashion ``styles.csv`` (folder or file) with ``images/<id>.jpg`` (or ``<id>.jpg`` in ``image_root``)."""
     csv_path = path / FASHION_CSV if path.is_dir() else path
-    table = _read_csv(csv_path)
+    table = read_csv_table(csv_path)
     levels = ("masterCategory", "subCategory", "articleType")
     _require(table, ("id", "productDisplayName", *levels), "fashion")
     ids = table.frame["id"].str.strip()
@@ -676,7 +676,7 @@ def load_fashion(path: Path, image_root: Path | None = None) -> Catalog:
     return _finish([frame], table.issues + tree_issues + issues, csv_path, "fashion")
 
 
-def _fashion_tree(table: _Table, ids: pd.Series, levels: tuple[str, ...]) -> tuple[pd.Series, list[RowIssue]]:
+def _fashion_tree(table: SourceTable, ids: pd.Series, levels: tuple[str, ...]) -> tuple[pd.Series, list[RowIssue]]:
     """Category paths forming a tree: each articleType under the one parent most of its products have.
 
     The source is not a tree (e.g. "Belts" under Accessories > Belts 109 times and Apparel > Topwear
@@ -725,7 +725,7 @@ def load_table(
     ``category_sep`` splits category strings into paths (default: already canonical ``A > B``).
     """
     fmt = fmt or ("parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv")
-    table = _read_parquet(path) if fmt == "parquet" else _read_csv(path)
+    table = _read_parquet(path) if fmt == "parquet" else read_csv_table(path)
     columns = {
         "product_id": id_column,
         "title": title_column,
