@@ -122,7 +122,7 @@ def test_record_mapping_keeps_text_and_builds_category_paths():
     assert product.product_id == "3185370000335"
     assert product.title == "Brut Impérial"
     assert product.description == 'Champagne brut. Vin, <span class="allergen">sulfites</span>. Moët & Chandon, LVMH'
-    assert product.category == "Beverages > Alcoholic beverages > Wines > Sparkling wines"
+    assert product.category == "Beverages > Sparkling wines"
     assert product.extras["brands"] == "Moët & Chandon, LVMH"
 
     russian = collector.to_product(CHAMPAGNES[1])
@@ -145,6 +145,47 @@ def test_record_mapping_keeps_text_and_builds_category_paths():
         collector.to_product({"code": "1", "product_name": None, "brands": " , "})
 
 
+def test_the_category_is_the_top_level_and_the_most_specific_tag_with_every_tag_kept_beside():
+    """``categories_hierarchy`` is the product's tags with all their ancestors, over several branches, not one
+    path: the label is its first (top-level) tag and its most specific one, ``compared_to_category`` when given."""
+    collector = OpenFoodFactsCollector()
+    hierarchy = ["en:beverages", "en:alcoholic-beverages", "en:wines", "en:sparkling-wines", "en:french-wines",
+                 "en:champagnes", "en:wines-from-france", "en:brut-champagnes"]  # fmt: skip
+    product = collector.to_product(off_record("1", "Brut", categories_hierarchy=hierarchy))
+    assert product.category == "Beverages > Brut champagnes"
+    assert product.extras["category_tags"] == ",".join(hierarchy)
+    compared = off_record("2", "Brut", categories_hierarchy=hierarchy, compared_to_category="en:champagnes")
+    assert collector.to_product(compared).category == "Beverages > Champagnes"
+    assert collector.to_product(off_record("3", "Eau", categories_hierarchy=["en:beverages"])).category == "Beverages"
+    # the free-text fallback: its first and last names, capitalised and spaced alike whatever was typed
+    typed = off_record("4", "Vin", categories_hierarchy=None, categories="boissons,  vins ,vins   effervescents")
+    assert collector.to_product(typed).category == "Boissons > Vins effervescents"
+    assert collector.to_product(typed).extras["category_tags"] == ""
+
+
+def test_fields_of_the_wrong_type_are_left_out_and_reported():
+    collector = OpenFoodFactsCollector()
+    record = off_record("1", ["Champagne", "liste"], product_name_fr="Brut", categories_hierarchy="en:champagnes",
+                        categories="Champagnes", quantity={"value": 75})  # fmt: skip
+    product = collector.to_product(record)
+    assert (product.title, product.category, product.extras["quantity"]) == ("Brut", "Champagnes", "")
+    warnings = dict(product.warnings)
+    assert list(warnings) == ["product_name", "categories_hierarchy", "quantity"]
+    assert warnings["product_name"] == "a list (['Champagne', 'liste']) where a text was expected: ignored"
+    assert warnings["categories_hierarchy"] == "a str ('en:champagnes') where a list of tags was expected: ignored"
+    mixed = collector.to_product(off_record("2", "Brut", categories_hierarchy=["en:wines", 42, None, "en:champagnes"]))
+    assert mixed.category == "Wines > Champagnes"
+    assert mixed.warnings == (("categories_hierarchy", "2 item(s) that are not tags ignored: [42, None]"),)
+    assert collector.to_product(CHAMPAGNES[0]).warnings == ()
+
+
+def test_a_lone_surrogate_is_replaced_and_the_fallback_product_page_quotes_the_barcode():
+    collector = OpenFoodFactsCollector()
+    product = collector.to_product(off_record("ab/12 34", "Champagne \ud83d half an emoji", url=None))
+    assert product.title == "Champagne \ufffd half an emoji"  # "\ud83d" alone cannot be written as UTF-8
+    assert product.extras["url"] == f"{collector.base_url}/product/ab%2F12%2034"
+
+
 def test_collect_pages_until_max_products_and_writes_a_loadable_catalogue(httpserver, tmp_path):
     serve_search(httpserver, search_pages(CHAMPAGNES))
     assert run(httpserver, tmp_path, "--max-products", "4") == 0
@@ -165,7 +206,7 @@ def test_collect_pages_until_max_products_and_writes_a_loadable_catalogue(httpse
         'Champagne brut. Vin, <span class="allergen">sulfites</span>. Moët & Chandon, LVMH'
     )
     assert frame.loc["3049614222252", "category"] is None
-    assert frame.loc["3185370000335", "category"] == "Beverages > Alcoholic beverages > Wines > Sparkling wines"
+    assert frame.loc["3185370000335", "category"] == "Beverages > Sparkling wines"
     assert frame["image"].isna().all()  # no --images
     assert set(frame["source"]) == {"openfoodfacts"}
 

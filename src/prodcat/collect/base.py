@@ -46,7 +46,10 @@ class CollectedProduct:
     """One product in catalogue terms, before its photo is downloaded.
 
     ``category`` is a canonical path (``"A > B"``) or ``None``; ``image_url`` the photo to fetch;
-    ``extras`` the source's other columns worth keeping (brand, quantity, product page, language...).
+    ``extras`` the source's other columns worth keeping (brand, quantity, product page, language...);
+    ``warnings`` ``(field, message)`` pairs for values the record had but that could not be used (a list
+    where a text was expected...): the product is kept without them.
+    Texts must be encodable as UTF-8 (no lone surrogate, which JSON allows).
     """
 
     product_id: str
@@ -55,6 +58,7 @@ class CollectedProduct:
     category: str | None
     image_url: str | None
     extras: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[tuple[str, str], ...] = ()
 
 
 class Collector(ABC):
