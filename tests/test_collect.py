@@ -7,20 +7,23 @@ ingredients, non-Latin names, the same product on two pages, and photos that are
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+import urllib3
 from PIL import Image
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from prodcat.catalog.loaders import load_catalog
+from prodcat.catalog.loaders import MAX_TEXT_CHARS, load_catalog
 from prodcat.cli import main
-from prodcat.collect import HttpClient, OpenFoodFactsCollector, RateLimiter, RecordError, collect
+from prodcat.collect import HttpClient, NetworkError, OpenFoodFactsCollector, RateLimiter, RecordError, collect, http
 
 PAGE_SIZE = 3
 #: fast and impatient: a local server needs neither politeness nor long backoff
@@ -62,13 +65,22 @@ def search_pages(products: list[dict[str, Any]], total: int | None = None) -> di
     }  # fmt: skip
 
 
-def serve_search(httpserver: HTTPServer, pages: dict[int, Any], failing: tuple[int, ...] = ()) -> None:
-    """Answer ``/cgi/search.pl?page=N`` with ``pages[N]`` (an empty page past the end), HTTP 500 for ``failing``."""
+def serve_search(
+    httpserver: HTTPServer,
+    pages: dict[int, Any],
+    failing: tuple[int, ...] = (),
+    first_answers: dict[int, list[Response]] | None = None,
+) -> None:
+    """Answer ``/cgi/search.pl?page=N`` with ``pages[N]`` (an empty page past the end), HTTP 500 for ``failing``;
+    a page in ``first_answers`` gets those answers first, one a request, then its JSON."""
+    pending = {number: list(answers) for number, answers in (first_answers or {}).items()}
 
     def answer(request: Request) -> Response:
         number = int(request.args["page"])
         if number in failing:
             return Response("Internal Server Error", status=500)
+        if pending.get(number):
+            return pending[number].pop(0)
         page = pages.get(number, {"count": 0, "page": number, "page_size": PAGE_SIZE, "products": []})
         return Response(json.dumps(page), content_type="application/json")
 
@@ -259,6 +271,7 @@ def test_rate_limited_answer_is_retried_and_a_failing_page_stops_cleanly(httpser
     assert search_requests(httpserver) == [1, 1, 2, 2, 2]
     error = capsys.readouterr().err
     assert "error: page 2:" in error and "HTTP 500" in error and "run the same command again to resume" in error
+    assert "The API is failing or overloaded" in error and "network connection" not in error
     assert "Traceback" not in error
     assert len(pd.read_csv(tmp_path / "products.csv", dtype=str)) == 3  # page 1 is kept
     report = json.loads((tmp_path / "collect.json").read_text())
@@ -274,11 +287,13 @@ def test_an_api_repeating_the_same_page_is_not_followed_forever(httpserver, tmp_
     assert report["counts"]["products"] == PAGE_SIZE and "ignore paging" in report["errors"][-1]["message"]
 
 
-def test_a_page_that_is_not_json_is_an_error_naming_the_page(httpserver, tmp_path, capsys):
+def test_a_page_that_is_never_json_is_an_error_naming_the_page_and_the_cause(httpserver, tmp_path, capsys):
     httpserver.expect_request("/cgi/search.pl").respond_with_data("<html>maintenance</html>", content_type="text/html")
     assert run(httpserver, tmp_path) == 2
+    assert search_requests(httpserver) == [1, 1, 1]  # retried like a 5xx
     error = capsys.readouterr().err
     assert "error: page 1:" in error and "not JSON (text/html" in error and "nothing was collected" in error
+    assert "something other than its results pages" in error and "network connection" not in error
     assert not (tmp_path / "products.csv").exists()
     assert not list((tmp_path / "pages").rglob("*.json"))  # an error page is never cached
 
@@ -292,13 +307,15 @@ def test_photos_are_checked_and_bad_ones_reported_then_resume_fetches_nothing_tw
     for name, (data, kind) in photos.items():
         httpserver.expect_request(f"/images/{name}").respond_with_data(data, content_type=kind)
     httpserver.expect_request("/images/missing.jpg").respond_with_data("Not Found", status=404)
-    urls = {name: httpserver.url_for(f"/images/{name}") for name in [*photos, "missing.jpg"]}
+    httpserver.expect_request("/images/busy.jpg").respond_with_data("Busy", status=503)
+    urls = {name: httpserver.url_for(f"/images/{name}") for name in [*photos, "missing.jpg", "busy.jpg"]}
     products = [
         off_record("1", "Good photo", image_front_url=urls["good.jpg"]),
         off_record("2", "Truncated photo", image_front_url=urls["truncated.jpg"]),
         off_record("3", "Text as a photo", image_front_url=urls["notice.jpg"]),
         off_record("4", "Photo gone", image_front_url=urls["missing.jpg"]),
         off_record("5", "No photo"),
+        off_record("6", "Photo host busy", image_front_url=urls["busy.jpg"]),
     ]
     serve_search(httpserver, search_pages(products))
     assert run(httpserver, tmp_path, "--images") == 0
@@ -308,25 +325,40 @@ def test_photos_are_checked_and_bad_ones_reported_then_resume_fetches_nothing_tw
     frame = catalog.frame.set_index("product_id")
     assert frame.loc["1", "image"] == str(tmp_path / "images" / "1.jpeg")
     assert Path(frame.loc["1", "image"]).read_bytes() == photos["good.jpg"][0]
-    assert frame.loc[["2", "3", "4", "5"], "image"].isna().all()
+    assert frame.loc[["2", "3", "4", "5", "6"], "image"].isna().all()
     assert frame.loc["2", "image_url"] == urls["truncated.jpg"]  # the failed photo's address is kept
     assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["1.jpeg"]
     report = json.loads((tmp_path / "collect.json").read_text())
     failures = {e["product_id"]: e["message"] for e in report["errors"] if e["field"] == "image"}
-    assert failures.keys() == {"2", "3", "4"}
+    assert failures.keys() == {"2", "3", "4", "6"}
     assert "truncated or corrupt" in failures["2"]
     assert "not an image (content looks like text)" in failures["3"]
     assert "HTTP 404" in failures["4"]
+    assert "HTTP 503" in failures["6"]
     assert report["counts"]["photos_downloaded"] == 1 and report["counts"]["with_photo"] == 1
 
-    # a re-run reads the saved pages and the saved photo; only the photos that failed are asked for again
+    # a re-run reads the saved pages and the saved photo, and asks again only for the photo whose host was busy:
+    # a 404 or a file that is not an image would fail the same way
     requests_before = len(httpserver.log)
     assert run(httpserver, tmp_path, "--images") == 0
     again = [request.path for request, _ in httpserver.log[requests_before:]]
-    assert sorted(again) == ["/images/missing.jpg", "/images/notice.jpg", "/images/truncated.jpg"]
-    rerun = json.loads((tmp_path / "collect.json").read_text())["counts"]
-    assert rerun["pages_from_cache"] == 2 and rerun.get("pages_fetched", 0) == 0 and rerun["photos_from_cache"] == 1
+    assert again == ["/images/busy.jpg"] * 3  # with its 2 retries
+    rerun = json.loads((tmp_path / "collect.json").read_text())
+    counts = rerun["counts"]
+    assert counts["pages_from_cache"] == 2 and counts["pages_fetched"] == 0 and counts["photos_from_cache"] == 1
+    assert counts["photos_failed_earlier"] == 3 and counts["photos_failed"] == 1
+    assert {e["product_id"] for e in rerun["errors"]} == {"2", "3", "4", "6"}  # still listed
     assert load_catalog(tmp_path / "products.csv").frame.equals(catalog.frame)
+
+    # without --images, the photos on disk stay linked to their products
+    assert run(httpserver, tmp_path) == 0
+    assert load_catalog(tmp_path / "products.csv").frame.equals(catalog.frame)
+
+    # --refresh tries every failed photo again
+    requests_before = len(httpserver.log)
+    assert run(httpserver, tmp_path, "--images", "--refresh") == 0
+    again = sorted(request.path for request, _ in httpserver.log[requests_before:] if request.path != "/cgi/search.pl")
+    assert again == ["/images/busy.jpg"] * 3 + ["/images/missing.jpg", "/images/notice.jpg", "/images/truncated.jpg"]
 
 
 def test_photos_above_the_size_limit_are_refused_while_downloading(httpserver, tmp_path):
@@ -420,36 +452,22 @@ def _free_port() -> int:
 
 
 def test_retries_back_off_from_the_first_one():
-    from urllib3.util.retry import RequestHistory
-
-    from prodcat.collect.http import _LoggedRetry
-
-    retry = _LoggedRetry(total=5, backoff_factor=1.5, backoff_max=60.0)
-    waits = []
-    for _ in range(4):
-        retry = retry.new(history=(*retry.history, RequestHistory("GET", "/", None, 429, None)))
-        waits.append(retry.get_backoff_time())
-    assert waits == [1.5, 3.0, 6.0, 12.0]  # urllib3 alone: 0, 3, 6, 12
+    client = HttpClient("test", 1.0, backoff=1.5)
+    assert [client.retry_wait(http.SERVER_ERROR, retry) for retry in range(1, 6)] == [1.5, 3.0, 6.0, 12.0, 24.0]
+    assert client.retry_wait(http.SERVER_ERROR, 10) == http.MAX_WAIT
 
 
 def test_a_servers_retry_after_is_waited_at_most_as_long_as_a_backoff():
     """``Retry-After: 3600`` must not hold the command silently for an hour."""
-    from urllib3 import HTTPResponse
-
-    from prodcat.collect.http import _LoggedRetry
-
-    retry = _LoggedRetry(total=5, backoff_factor=1.0, backoff_max=60.0, respect_retry_after_header=True)
-    for header, wait in (("3600", 60.0), ("7", 7.0)):
-        response = HTTPResponse(status=429, headers={"Retry-After": header})
-        assert retry.get_retry_after(response) == wait
+    client = HttpClient("test", 1.0)
+    for asked, wait in ((3600.0, 60.0), (7.0, 7.0)):
+        assert client.retry_wait(http.RATE_LIMITED, 1, retry_after=asked) == wait
 
 
 def test_searches_go_at_the_rate_the_readme_states_by_default(httpserver, tmp_path, monkeypatch):
     """Without ``--rate``, searches start 60 / N seconds apart, N the searches a minute that the README gives
     as the API's stated limit. Observed on the rate limiter's clock, which the test drives: no real waiting."""
     import re
-
-    from prodcat.collect import http
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     per_minute = int(re.search(r"stated\s+rate\s+\((\d+)\s+searches\s+a\s+minute", readme).group(1))
@@ -471,3 +489,233 @@ def test_searches_go_at_the_rate_the_readme_states_by_default(httpserver, tmp_pa
     assert main(["collect", "--query", "champagne", "--out", str(tmp_path), "--base-url", base, *options]) == 0
     assert search_requests(httpserver) == [1, 2, 3]
     assert slept == pytest.approx([60 / per_minute] * 2)  # the first search at once, each next one a slot later
+
+
+def json_response(payload: Any) -> Response:
+    return Response(json.dumps(payload), content_type="application/json")
+
+
+def test_an_empty_page_before_the_apis_count_is_retried_never_saved_and_a_resume_goes_past_it(
+    httpserver, tmp_path, capsys
+):
+    """An empty page while the API's count says more results follow is a failed page, not the end of the results."""
+    pages = search_pages(CHAMPAGNES)
+    empty = {**pages[2], "products": []}
+    serve_search(httpserver, pages, first_answers={2: [json_response(empty)]})
+    assert run(httpserver, tmp_path / "once") == 0
+    assert search_requests(httpserver) == [1, 2, 2, 3]
+    assert len(pd.read_csv(tmp_path / "once" / "products.csv", dtype=str)) == len(CHAMPAGNES) - 2
+
+    # empty on every try: the run stops with an error, the page is not saved, and the next run asks for it
+    httpserver.clear()
+    serve_search(httpserver, pages, first_answers={2: [json_response(empty)] * 3})
+    assert run(httpserver, tmp_path) == 2
+    error = capsys.readouterr().err
+    assert "error: page 2:" in error and "an empty page, although the API counts 9 results" in error
+    assert [path.name for path in (tmp_path / "pages").glob("*/*.json")] == ["page-0001.json"]
+    assert run(httpserver, tmp_path) == 0
+    assert search_requests(httpserver) == [1, 2, 2, 2, 2, 3]
+
+    # an empty page saved by an older version is asked for again, not taken for the end
+    (saved,) = (tmp_path / "pages").glob("*/page-0003.json")
+    saved.write_text(json.dumps({**pages[3], "products": []}))
+    assert run(httpserver, tmp_path) == 0
+    assert search_requests(httpserver)[-1] == 3 and len(search_requests(httpserver)) == 7
+
+
+def test_a_maintenance_page_or_cut_json_answered_with_200_is_retried(httpserver, tmp_path):
+    pages = search_pages(CHAMPAGNES)
+    maintenance = Response("<html>Open Food Facts is under maintenance</html>", content_type="text/html")
+    cut = Response(json.dumps(pages[2])[:60], content_type="application/json")
+    serve_search(httpserver, pages, first_answers={1: [maintenance], 2: [cut]})
+    assert run(httpserver, tmp_path) == 0
+    assert search_requests(httpserver) == [1, 1, 2, 2, 3]
+    (saved,) = (tmp_path / "pages").glob("*/page-0002.json")
+    assert json.loads(saved.read_bytes()) == pages[2]  # the whole page, not the cut one
+
+
+def test_a_page_with_a_lone_surrogate_a_latin1_byte_odd_fields_and_a_huge_text_is_collected_and_reported(
+    httpserver, tmp_path
+):
+    records = [
+        off_record("1", "Champagne \ud83d half an emoji"),
+        off_record("2", "Crémant"),
+        off_record("3", ["a", "list"], product_name_fr="Brut"),
+        off_record("4", "Long", ingredients_text="x" * 150_000),
+    ]
+    body = json.dumps({"count": 4, "products": records}).encode()  # ASCII: "\ud83d" is an escape, as JSON allows
+    body = body.replace(b"Cr\\u00e9mant", b"Cr\xe9mant")  # a name stored in Latin-1 inside the UTF-8 page
+    httpserver.expect_request("/cgi/search.pl").respond_with_data(body, content_type="application/json")
+    assert run(httpserver, tmp_path) == 0
+
+    frame = load_catalog(tmp_path / "products.csv").frame.set_index("product_id")
+    assert list(frame["title"]) == ["Champagne \ufffd half an emoji", "Crémant", "Brut", "Long"]
+    assert len(frame.loc["4", "description"]) == MAX_TEXT_CHARS
+    with open(tmp_path / "products.csv", newline="", encoding="utf-8") as handle:
+        assert len(list(csv.reader(handle))) == 5  # Python's csv reader and its default field limit read it too
+    (saved,) = (tmp_path / "pages").glob("*/page-0001.json")
+    assert saved.read_bytes() == body  # as received
+    report = json.loads((tmp_path / "collect.json").read_text())
+    assert [(w.get("product_id"), w["field"]) for w in report["warnings"]] == [
+        (None, "page"),
+        ("3", "product_name"),
+        ("4", "description"),
+    ]
+    assert "read as Windows-1252" in report["warnings"][0]["message"]
+    description = f"Champagne brut. {'x' * 150_000}. Moët & Chandon, LVMH"
+    assert report["warnings"][2]["message"] == f"{len(description):,} characters, cut at 100,000"
+
+
+class FakeTime:
+    """A clock that moves only when slept on: the waits are observed, none is taken."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def serve_answers(httpserver: HTTPServer, path: str, answers: list[Response]) -> None:
+    """Answer ``path`` with ``answers`` in turn, then with ``{"ok": 1}``."""
+    pending = list(answers)
+
+    def answer(_: Request) -> Response:
+        return pending.pop(0) if pending else json_response({"ok": 1})
+
+    httpserver.expect_request(path).respond_with_handler(answer)
+
+
+def test_a_429_without_retry_after_waits_the_apis_window_on_a_budget_of_its_own(httpserver):
+    busy, too_many = Response("busy", status=503), Response("<h1>429</h1>", status=429)  # no Retry-After
+    serve_answers(httpserver, "/search", [busy, busy, too_many, too_many])
+    fake = FakeTime()
+    client = HttpClient("test", 1000.0, retries=2, backoff=1.0, clock=fake.clock, sleep=fake.sleep)
+    assert client.get_json(httpserver.url_for("/search")).value == {"ok": 1}
+    assert fake.slept == [1.0, 2.0, 60.0, 60.0]  # two backoffs, then two windows of 60 s
+
+    serve_answers(httpserver, "/refused", [too_many] * 3)
+    with pytest.raises(NetworkError) as refused:
+        client.get_json(httpserver.url_for("/refused"))
+    assert refused.value.cause == http.RATE_LIMITED and "HTTP 429" in str(refused.value)
+
+
+def test_a_retry_waits_for_the_rate_limiters_slot_too(httpserver):
+    serve_answers(httpserver, "/search", [Response("busy", status=503)])
+    fake = FakeTime()
+    client = HttpClient("test", 1 / 6, retries=2, backoff=1.0, clock=fake.clock, sleep=fake.sleep)
+    client.get_json(httpserver.url_for("/search"))
+    assert fake.slept == [1.0, 5.0]  # the backoff, then the rest of the 6 s between two requests
+
+
+def trickle(count: int, interval: float):
+    for _ in range(count):
+        time.sleep(interval)
+        yield b"x"
+
+
+def test_a_download_slower_than_the_deadline_is_abandoned_and_not_retried(httpserver):
+    """Each byte comes within the read timeout, the whole never would: the deadline bounds the download."""
+    httpserver.expect_request("/slow.jpg").respond_with_handler(lambda _: Response(trickle(200, 0.02)))
+    client = HttpClient("test", 1000.0, retries=2, backoff=0.0, timeout=5.0, deadline=0.3)
+    started = time.monotonic()
+    with pytest.raises(NetworkError, match=r"still downloading after 0\.3 s") as slow:
+        client.get_bytes(httpserver.url_for("/slow.jpg"), 1_000_000)
+    assert time.monotonic() - started < 2.0 and slow.value.cause == http.TOO_SLOW
+    assert len(httpserver.log) == 1
+
+
+def test_an_answer_announcing_more_than_the_limit_is_refused_before_it_is_read(httpserver):
+    announced = Response(trickle(1000, 0.002), headers={"Content-Length": "1000"})
+    httpserver.expect_request("/large.jpg").respond_with_handler(lambda _: announced)
+    client = HttpClient("test", 1000.0, retries=0)
+    started = time.monotonic()
+    with pytest.raises(NetworkError, match=r"larger than the limit of 500 bytes \(Content-Length 1000\)") as large:
+        client.get_bytes(httpserver.url_for("/large.jpg"), 500)
+    assert time.monotonic() - started < 1.0 and large.value.cause == http.TOO_LARGE
+
+
+def test_a_json_answer_is_read_up_to_a_size_limit(httpserver, monkeypatch):
+    monkeypatch.setattr(http, "MAX_JSON_BYTES", 1000)
+    httpserver.expect_request("/search").respond_with_handler(lambda _: Response(trickle(2000, 0)))  # no length
+    with pytest.raises(NetworkError, match="larger than the limit of 1000 bytes") as large:
+        HttpClient("test", 1000.0, retries=0).get_json(httpserver.url_for("/search"))
+    assert large.value.cause == http.TOO_LARGE
+
+
+def test_each_host_goes_through_the_proxy_the_environment_sets_for_it(monkeypatch):
+    """The API may be exempt from the proxy (NO_PROXY) while the photo host is not, or the other way round."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", "http://proxy.example:3128")
+    monkeypatch.setenv("no_proxy", "api.example")
+    client = HttpClient("test", 1.0)
+    assert not isinstance(client._manager("http://api.example/cgi/search.pl"), urllib3.ProxyManager)
+    photos = client._manager("http://images.example/1.jpg")
+    assert isinstance(photos, urllib3.ProxyManager) and photos.proxy.host == "proxy.example"
+    given = HttpClient("test", 1.0, proxy="http://other.example:8080")._manager("http://api.example/")
+    assert isinstance(given, urllib3.ProxyManager) and given.proxy.host == "other.example"
+
+
+def test_the_exit_message_of_a_rate_limited_run_does_not_blame_the_network(httpserver, tmp_path, capsys):
+    httpserver.expect_request("/cgi/search.pl").respond_with_data("Too Many", status=429, headers={"Retry-After": "0"})
+    assert run(httpserver, tmp_path) == 2
+    error = capsys.readouterr().err
+    assert "HTTP 429" in error and "'too many requests': wait a few minutes" in error
+    assert "network connection" not in error
+
+
+def test_results_the_api_counts_but_no_page_holds_are_reported(httpserver, tmp_path):
+    """A popularity sort moving under the pager: a record of page 1 comes again on page 2, and the API's count
+    is reached with one product never served."""
+    records = [off_record(str(n), f"Champagne {n}") for n in range(1, 7)]
+    pages = search_pages(records)
+    pages[2]["products"] = records[2:5]
+    serve_search(httpserver, pages)
+    assert run(httpserver, tmp_path) == 0
+    report = json.loads((tmp_path / "collect.json").read_text())
+    assert report["stopped_by"] == "exhausted" and report["counts"]["products"] == 5
+    (warning,) = report["warnings"]
+    assert "the API counts 6 results, but 1 of them were on no page read" in warning["message"]
+
+
+def test_ctrl_c_writes_what_was_collected_and_says_how_to_resume(httpserver, tmp_path, monkeypatch, capsys):
+    serve_search(httpserver, search_pages(CHAMPAGNES))
+    get_json = HttpClient.get_json
+
+    def interrupted_on_page_2(self: HttpClient, url: str, params: dict[str, Any], *args: Any) -> Any:
+        if params["page"] == 2:
+            raise KeyboardInterrupt
+        return get_json(self, url, params, *args)
+
+    monkeypatch.setattr(HttpClient, "get_json", interrupted_on_page_2)
+    assert run(httpserver, tmp_path) == 130
+    error = capsys.readouterr().err
+    assert "interrupted: the 3 products collected so far are kept; run the same command again to resume" in error
+    assert len(pd.read_csv(tmp_path / "products.csv", dtype=str)) == 3
+    assert json.loads((tmp_path / "collect.json").read_text())["stopped_by"] == "interrupted"
+
+    monkeypatch.undo()
+    assert run(httpserver, tmp_path) == 0
+    assert search_requests(httpserver) == [1, 2, 3]
+
+
+def test_a_blank_query_is_refused_before_any_request(httpserver, tmp_path, capsys):
+    with pytest.raises(SystemExit) as refused:
+        run(httpserver, tmp_path, query="   ")
+    assert refused.value.code == 2 and "argument --query: is blank" in capsys.readouterr().err
+    assert httpserver.log == []
+    with pytest.raises(ValueError, match="blank"):
+        collect(OpenFoodFactsCollector(), " ", tmp_path, HttpClient("test", 1.0))
+
+
+def test_a_query_matching_nothing_says_so_and_writes_an_empty_catalogue(httpserver, tmp_path, capsys):
+    serve_search(httpserver, {})
+    assert run(httpserver, tmp_path, query="zzzz") == 0
+    assert "no product matches 'zzzz' on openfoodfacts" in capsys.readouterr().out
+    assert pd.read_csv(tmp_path / "products.csv").empty

@@ -48,7 +48,7 @@ class CollectedProduct:
     ``category`` is a canonical path (``"A > B"``) or ``None``; ``image_url`` the photo to fetch;
     ``extras`` the source's other columns worth keeping (brand, quantity, product page, language...);
     ``warnings`` ``(field, message)`` pairs for values the record had but that could not be used (a list
-    where a text was expected...): the product is kept without them.
+    where a text was expected...): the product is kept without them, and the report lists them.
     Texts must be encodable as UTF-8 (no lone surrogate, which JSON allows).
     """
 
@@ -70,6 +70,8 @@ class Collector(ABC):
     default_base_url: ClassVar[str]
     #: requests per second the API allows for searches
     default_requests_per_second: ClassVar[float]
+    #: seconds over which the API counts requests: a 429 without ``Retry-After`` waits this long
+    rate_limit_window: ClassVar[float] = 60.0
     #: the largest page size the API serves
     max_page_size: ClassVar[int]
     #: the extra columns :meth:`to_product` fills, in ``products.csv`` order

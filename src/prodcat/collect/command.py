@@ -8,13 +8,11 @@ import logging
 import os
 import sys
 import textwrap
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 
-from prodcat.collect import COLLECTORS
+from prodcat.collect import COLLECTORS, http
 from prodcat.collect.http import HttpClient
-from prodcat.collect.pipeline import PRODUCTS_CSV, REPORT_JSON, collect
+from prodcat.collect.pipeline import PRODUCTS_CSV, REPORT_JSON, CollectReport, collect
 
 #: photos are static files, served apart from the search API and its stricter limit
 DEFAULT_IMAGE_RATE = 2.0
@@ -35,6 +33,13 @@ def _number(kind: type[int] | type[float], *, zero_allowed: bool = False) -> Cal
     return parse
 
 
+def _search_terms(text: str) -> str:
+    """An argparse type for --query: refuses blank terms, which a full-text search takes for "everything"."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is blank: give search terms (a blank query matches every product)")
+    return text.strip()
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "collect",
@@ -53,7 +58,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "source", nargs="?", default="openfoodfacts", choices=sorted(COLLECTORS), help="API (default openfoodfacts)"
     )
-    parser.add_argument("--query", required=True, metavar="TERMS", help="search terms, e.g. champagne")
+    parser.add_argument(
+        "--query", required=True, type=_search_terms, metavar="TERMS", help="search terms, e.g. champagne"
+    )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (re-used to resume)")
     parser.add_argument(
         "--max-products", type=_number(int), metavar="N", help="stop after N distinct products (default: all)"
@@ -78,8 +85,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=4,
         metavar="N",
         help=(
-            "retries on 429/5xx/timeouts (default %(default)s); a host that refuses connections is tried at most "
-            "twice more"
+            "retries on 5xx, timeouts and answers that are not the API's pages (default %(default)s), and as many "
+            "again on 429s, which wait the API's window (60 s) unless Retry-After says; a host that refuses "
+            "connections is tried at most twice more"
         ),
     )
     parser.add_argument(
@@ -87,18 +95,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=_number(float, zero_allowed=True),
         default=1.0,
         metavar="S",
-        help="retries wait S, 2S, 4S... s, or the server's Retry-After (default %(default)s)",
+        help="retries wait S, 2S, 4S... s (at most 60), or the server's Retry-After (default %(default)s)",
     )
     parser.add_argument(
         "--timeout",
         type=_number(float),
         default=30.0,
         metavar="S",
-        help="seconds to wait for an answer (default %(default)s)",
+        help="seconds to wait for a connection, and for each read of an answer (default %(default)s)",
+    )
+    parser.add_argument(
+        "--deadline",
+        type=_number(float),
+        default=60.0,
+        metavar="S",
+        help="seconds a whole answer (page or photo) may take; a slower one is abandoned (default %(default)s)",
     )
     parser.add_argument("--base-url", metavar="URL", help="the API's address (default: its public one), e.g. a mirror")
     parser.add_argument(
-        "--proxy", metavar="URL", help="HTTP(S) proxy URL (default: $HTTPS_PROXY / $HTTP_PROXY unless $NO_PROXY)"
+        "--proxy",
+        metavar="URL",
+        help="HTTP(S) proxy URL (default: for each host, $HTTPS_PROXY / $HTTP_PROXY unless $NO_PROXY exempts it)",
     )
     parser.add_argument(
         "--contact",
@@ -106,29 +123,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=os.environ.get("PRODCAT_CONTACT"),
         help="e-mail or URL put in the User-Agent, as public APIs ask (env PRODCAT_CONTACT)",
     )
-    parser.add_argument("--refresh", action="store_true", help="fetch every page again instead of resuming")
+    parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="fetch every page again instead of resuming, and the photos that failed for good (404, not an image)",
+    )
     parser.set_defaults(func=run_collect)
 
 
 def run_collect(args: argparse.Namespace) -> int:
-    # our client logs each retry in one line; urllib3's warning repeats the whole query string
-    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    # our client logs each retry in one line; urllib3 would add a line for each photo's redirect
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
     collector = COLLECTORS[args.source](args.base_url)
-    proxy = args.proxy or _environment_proxy(collector.base_url)
-    user_agent = _user_agent(args.contact)
-    api_client = HttpClient(
-        user_agent,
-        args.rate or collector.default_requests_per_second,
-        retries=args.retries,
-        backoff=args.backoff,
-        timeout=args.timeout,
-        proxy=proxy,
-    )
-    image_client = None
-    if args.images:
-        image_client = HttpClient(
-            user_agent, args.image_rate, retries=args.retries, backoff=args.backoff, timeout=args.timeout, proxy=proxy
-        )
+    requests_per_second = args.rate or collector.default_requests_per_second
+    api_client = _client(args, requests_per_second, rate_limit_window=collector.rate_limit_window)
     report = collect(
         collector,
         args.query,
@@ -136,29 +144,66 @@ def run_collect(args: argparse.Namespace) -> int:
         api_client,
         max_products=args.max_products,
         page_size=args.page_size,
-        image_client=image_client,
+        image_client=_client(args, args.image_rate) if args.images else None,
         refresh=args.refresh,
     )
+    _print_summary(report, args.out)
+    if report.stopped_by == "interrupted":
+        print(f"interrupted: {_kept(report)}", file=sys.stderr)
+        return 130
+    if report.fatal_error is None:
+        return 0
+    print(f"error: {report.fatal_error}\n  {_kept(report)}. {_ADVICE[report.fatal_cause]}", file=sys.stderr)
+    return 2
+
+
+def _client(args: argparse.Namespace, requests_per_second: float, **options: float) -> HttpClient:
+    return HttpClient(
+        _user_agent(args.contact),
+        requests_per_second,
+        retries=args.retries,
+        backoff=args.backoff,
+        timeout=args.timeout,
+        deadline=args.deadline,
+        proxy=args.proxy,
+        **options,
+    )
+
+
+def _print_summary(report: CollectReport, out: str) -> None:
     counts = report.counts
     if counts["products"]:
         print(
             f"{counts['products']} products ({counts['with_category']} with a category, {counts['with_photo']} "
-            f"with a photo) written to {os.path.join(args.out, PRODUCTS_CSV)}"
+            f"with a photo) written to {os.path.join(out, PRODUCTS_CSV)}"
         )
-    print(f"{len(report.errors)} error(s); counts and errors in {os.path.join(args.out, REPORT_JSON)}")
-    if report.fatal_error is None:
-        return 0
-    kept = (
-        f"the {counts['products']} products collected so far are kept; run the same command again to resume"
-        if counts["products"]
-        else "nothing was collected"
-    )
+    elif report.stopped_by == "exhausted":
+        print(f"no product matches {report.query!r} on {report.source}: {os.path.join(out, PRODUCTS_CSV)} is empty")
     print(
-        f"error: {report.fatal_error}\n  {kept}. Check the network connection (or --proxy / --base-url); "
-        "on a machine without internet access this command cannot work.",
-        file=sys.stderr,
+        f"{len(report.errors)} error(s), {len(report.warnings)} warning(s); counts and details in "
+        f"{os.path.join(out, REPORT_JSON)}"
     )
-    return 2
+
+
+def _kept(report: CollectReport) -> str:
+    if not report.counts["products"]:
+        return "nothing was collected"
+    return f"the {report.counts['products']} products collected so far are kept; run the same command again to resume"
+
+
+#: what to do about a failed page, by its cause
+_ADVICE = {
+    http.UNREACHABLE: "Check the network connection (or --proxy / --base-url); on a machine without internet "
+    "access this command cannot work.",
+    http.RATE_LIMITED: "The API kept answering 'too many requests': wait a few minutes before resuming, or lower "
+    "--rate.",
+    http.SERVER_ERROR: "The API is failing or overloaded: try again later (--retries and --timeout allow more).",
+    http.TOO_SLOW: "The API answers too slowly: try again later, or allow more with --deadline.",
+    http.BAD_ANSWER: "The API sent something other than its results pages (a maintenance page, a cut answer, a "
+    "changed format): try again later, and check --base-url.",
+    http.REFUSED: "The API refused the request: check --base-url (and --proxy).",
+    http.TOO_LARGE: "The API's answer is larger than a results page can be: check --base-url.",
+}
 
 
 def _user_agent(contact: str | None) -> str:
@@ -167,11 +212,3 @@ def _user_agent(contact: str | None) -> str:
     except importlib.metadata.PackageNotFoundError:
         version = "dev"
     return f"prodcat/{version} (product catalogue collection{'; ' + contact if contact else ''})"
-
-
-def _environment_proxy(url: str) -> str | None:
-    """The proxy the environment sets for ``url``'s scheme, unless ``NO_PROXY`` exempts its host."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.hostname is None or urllib.request.proxy_bypass(parts.hostname):
-        return None
-    return urllib.request.getproxies().get(parts.scheme)

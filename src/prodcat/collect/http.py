@@ -1,40 +1,91 @@
 """A polite HTTP client for public APIs: a descriptive User-Agent, a request rate, retries with backoff.
 
-Retries are urllib3's :class:`~urllib3.util.Retry` rather than httpx + tenacity: urllib3 is already
-installed (rapidocr needs it, through requests), and its ``Retry`` alone covers what a collector
-needs — exponential backoff on connection errors, read timeouts and 429/5xx answers, and the
-server's ``Retry-After`` header on 429/503 — with no retry loop written here.
+urllib3 does the connections (pooling, proxies, timeouts, redirects); the retries are written here
+rather than left to urllib3's ``Retry``, because what deserves a retry is known only once the answer is
+read: a 200 that is an HTML maintenance page, truncated JSON or a results page short of its records is
+retried like a 5xx. Every attempt, retries included, waits for the :class:`RateLimiter`; a 429 waits the
+API's window (its ``Retry-After`` when it gives one) and has a budget of its own.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import threading
 import time
+import urllib.parse
+import urllib.request
+from collections import Counter
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import urllib3
-from urllib3.connectionpool import ConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, NewConnectionError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    InvalidHeader,
+    LocationValueError,
+    MaxRetryError,
+    NewConnectionError,
+)
 from urllib3.util import Retry, Timeout
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 #: answers worth retrying: rate limited, or a server / gateway failure that is usually transient
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+#: the longest wait between two attempts (a backoff, or a ``Retry-After`` asking for more)
+MAX_WAIT = 60.0
+#: a JSON answer larger than this is refused while it downloads (a 100-record page is well under 1 MB)
+MAX_JSON_BYTES = 64 * 1024 * 1024
+
+# What made a request fail, in NetworkError.cause: the advice to the user depends on it.
+UNREACHABLE = "unreachable"  # no connection: DNS, refused, no route
+RATE_LIMITED = "rate_limited"  # HTTP 429
+SERVER_ERROR = "server_error"  # 5xx, a timeout, a connection cut while reading
+BAD_ANSWER = "bad_answer"  # a 200 whose body cannot be used: not JSON, not the expected page
+REFUSED = "refused"  # 4xx other than 429, or an address urllib3 cannot fetch (ftp://...)
+TOO_LARGE = "too_large"
+TOO_SLOW = "too_slow"  # still downloading at the deadline
+#: causes that another attempt, later, would meet again: a photo failing so is not fetched again on resume
+PERMANENT_CAUSES = frozenset({REFUSED, TOO_LARGE})
+
+# Retries are ours: urllib3 only follows redirects (a photo's 302), and raises on any failure.
+_REDIRECTS_ONLY = Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5, raise_on_redirect=True)
+_CHUNK = 64 * 1024
+#: the retry budget of the causes without one of their own
+_TRANSIENT = "transient"
 
 
 class NetworkError(RuntimeError):
-    """A request that failed after its retries: ``url``, and ``status`` when the server answered."""
+    """A request that failed (after its retries when the failure was transient): ``url``, the ``cause``
+    (:data:`UNREACHABLE`, :data:`RATE_LIMITED`...), and ``status`` when the server answered."""
 
-    def __init__(self, url: str, reason: str, status: int | None = None):
+    def __init__(self, url: str, reason: str, status: int | None = None, cause: str = SERVER_ERROR):
         self.url = url
         self.reason = reason
         self.status = status
+        self.cause = cause
         super().__init__(f"{url}: {reason}")
+
+
+class InvalidAnswer(ValueError):
+    """Raised by the ``parse`` function given to :meth:`HttpClient.get_json` for a 200 answer that cannot
+    be used as it is (a results page empty before the last one...): the request is retried."""
+
+
+@dataclass(frozen=True)
+class JsonAnswer(Generic[T]):
+    """A JSON answer: ``value`` as the ``parse`` function returned it, the ``body`` bytes as received (to be
+    saved: re-encoding the decoded JSON can fail), and a ``warning`` when the body had to be repaired."""
+
+    value: T
+    body: bytes
+    warning: str | None = None
 
 
 class RateLimiter:
@@ -68,34 +119,15 @@ class RateLimiter:
             self._sleep(start - now)
 
 
-class _LoggedRetry(Retry):
-    """urllib3's ``Retry``, waiting before the first retry too, and logging each retry in one short line
-    (urllib3's own warning repeats the whole query string and is silenced by ``prodcat collect``)."""
+class _Failure(Exception):
+    """One failed attempt worth another: its ``cause``, and the wait the server asked for (``Retry-After``)."""
 
-    def get_backoff_time(self) -> float:
-        # urllib3 retries the first failure at once: impolite to an API that has just answered 429
-        return max(super().get_backoff_time(), min(self.backoff_factor, self.backoff_max)) if self.history else 0.0
-
-    def get_retry_after(self, response: urllib3.BaseHTTPResponse) -> float | None:
-        # a server asking for an hour would hold the command silently: its wait is capped like a backoff,
-        # and an answer still refused after the retries is reported with its status
-        wait = super().get_retry_after(response)
-        return None if wait is None else min(wait, self.backoff_max)
-
-    def increment(
-        self,
-        method: str | None = None,
-        url: str | None = None,
-        response: urllib3.BaseHTTPResponse | None = None,
-        error: Exception | None = None,
-        _pool: ConnectionPool | None = None,
-        _stacktrace: TracebackType | None = None,
-    ) -> Retry:
-        retry = super().increment(method, url, response, error, _pool, _stacktrace)
-        cause = f"HTTP {response.status}" if response is not None and response.status else _root_cause(error)
-        where = f"{_pool.host if _pool else ''}{(url or '').split('?')[0]}"
-        log.warning("%s: %s; retry %d", where, cause, len(retry.history))
-        return retry
+    def __init__(self, cause: str, reason: str, status: int | None = None, retry_after: float | None = None):
+        self.cause = cause
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(reason)
 
 
 class HttpClient:
@@ -103,12 +135,19 @@ class HttpClient:
 
     Args:
         user_agent: sent with every request; public APIs ask for the application name and a contact.
-        requests_per_second: the most requests started per second (a retry is spaced by its backoff instead).
-        retries: attempts after the first on a retryable status, read timeout or connection error.
+        requests_per_second: the most requests started per second, retries included.
+        retries: attempts after the first on a 5xx, a timeout, a cut connection or an unusable 200 answer;
+            the same number again for 429 answers (counted apart); at most 2 when the host cannot be reached.
         backoff: seconds; consecutive retries wait ``backoff``, ``2 * backoff``, ``4 * backoff``... (at most
-            60 s), or what the server's ``Retry-After`` says (at most 60 s too).
+            :data:`MAX_WAIT`), or what the server's ``Retry-After`` says (capped the same way).
         timeout: seconds to wait for the connection and then for each read.
-        proxy: an HTTP(S) proxy URL every request goes through.
+        deadline: seconds a whole answer may take; a slower one (a server dripping bytes, each within
+            ``timeout``) is abandoned, and not retried: it would be as slow again.
+        rate_limit_window: seconds a 429 without ``Retry-After`` waits (at least ``1 / requests_per_second``):
+            the period over which the API counts requests, after which the count starts again.
+        proxy: an HTTP(S) proxy URL every request goes through; ``None``: the environment's proxy for each
+            URL's scheme and host (``HTTPS_PROXY``, ``HTTP_PROXY``, unless ``NO_PROXY`` exempts the host).
+        clock, sleep: time source and wait, replaced by tests.
     """
 
     def __init__(
@@ -119,65 +158,206 @@ class HttpClient:
         retries: int = 4,
         backoff: float = 1.0,
         timeout: float = 30.0,
+        deadline: float = 60.0,
+        rate_limit_window: float = 60.0,
         proxy: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ):
-        retry = _LoggedRetry(
-            total=retries,
-            # an unreachable host rarely comes back within seconds: fail fast with a clear message
-            connect=min(retries, 2),
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=frozenset({"GET"}),
-            backoff_factor=backoff,
-            backoff_max=60.0,
-            respect_retry_after_header=True,
-            raise_on_status=False,  # the last answer is returned, and reported with its status below
-        )
-        options = {
+        self._budgets = {UNREACHABLE: min(retries, 2), RATE_LIMITED: retries, _TRANSIENT: retries}
+        self._backoff = backoff
+        self._deadline = deadline
+        self._rate_limited_wait = max(rate_limit_window, 1.0 / requests_per_second)
+        self._proxy = proxy
+        self._options = {
             "headers": {"User-Agent": user_agent, "Accept-Encoding": "gzip"},
-            "retries": retry,
             "timeout": Timeout(connect=min(timeout, 10.0), read=timeout),
         }
-        self._pool = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
-        self._limiter = RateLimiter(requests_per_second)
+        self._managers: dict[str | None, urllib3.PoolManager] = {}
+        self._limiter = RateLimiter(requests_per_second, clock=clock, sleep=sleep)
+        self._clock = clock
+        self._sleep = sleep
 
-    def get_json(self, url: str, params: dict[str, str | int] | None = None) -> Any:
-        """The decoded JSON body of ``GET url?params``; :class:`NetworkError` on failure or a non-JSON body."""
-        response = self._get(url, params, preload=True)
-        try:
-            return json.loads(response.data)
-        except ValueError as exc:
-            kind = response.headers.get("Content-Type", "unknown type")
-            raise NetworkError(url, f"the answer is not JSON ({kind}: {exc})", response.status) from None
+    def get_json(
+        self,
+        url: str,
+        params: dict[str, str | int] | None = None,
+        parse: Callable[[Any], T] = lambda payload: payload,
+    ) -> JsonAnswer[T]:
+        """``GET url?params`` decoded as JSON and given to ``parse``; an answer that is not JSON, or that
+        ``parse`` refuses with :class:`InvalidAnswer`, is retried. :class:`NetworkError` on failure."""
+
+        def read(response: urllib3.BaseHTTPResponse, deadline: float) -> JsonAnswer[T]:
+            body = self._read_body(response, url, MAX_JSON_BYTES, deadline)
+            try:
+                payload, warning = decode_json(body)
+            except ValueError as exc:
+                kind = response.headers.get("Content-Type", "unknown type")
+                raise InvalidAnswer(f"the answer is not JSON ({kind}: {exc})") from None
+            return JsonAnswer(parse(payload), body, warning)
+
+        return self._request(url, params, read)
 
     def get_bytes(self, url: str, max_bytes: int) -> bytes:
-        """The body of ``GET url``, refused past ``max_bytes`` bytes (read in chunks, never whole)."""
-        response = self._get(url, None, preload=False)
+        """The body of ``GET url``, refused past ``max_bytes`` bytes (announced, or read in chunks, never whole)."""
+        return self._request(url, None, lambda response, deadline: self._read_body(response, url, max_bytes, deadline))
+
+    def _request(
+        self,
+        url: str,
+        params: dict[str, str | int] | None,
+        read: Callable[[urllib3.BaseHTTPResponse, float], T],
+    ) -> T:
+        retries: Counter[str] = Counter()  # per budget: unreachable, rate limited, any other failure
+        while True:
+            self._limiter.wait()
+            try:
+                return self._attempt(url, params, read)
+            except _Failure as failure:
+                self._wait_before_retry(url, failure, retries)
+
+    def _wait_before_retry(self, url: str, failure: _Failure, retries: Counter[str]) -> None:
+        """Sleep before the next attempt after ``failure``; :class:`NetworkError` when its budget is spent."""
+        kind = failure.cause if failure.cause in self._budgets else _TRANSIENT
+        retries[kind] += 1
+        budget = self._budgets[kind]
+        if retries[kind] > budget:
+            gave_up = f" (gave up after {budget} {'retry' if budget == 1 else 'retries'})" if budget else ""
+            raise NetworkError(url, failure.reason + gave_up, failure.status, failure.cause) from None
+        wait = self.retry_wait(failure.cause, retries[kind], failure.retry_after)
+        log.warning("%s: %s; retry %d of %d in %g s", url, failure.reason, retries[kind], budget, wait)
+        self._sleep(wait)
+
+    def retry_wait(self, cause: str, retry: int, retry_after: float | None = None) -> float:
+        """Seconds before retry number ``retry`` (1-based) after a failure of ``cause``: the server's
+        ``Retry-After`` when given, else the API's window after a 429, else the exponential backoff."""
+        if retry_after is not None:
+            return min(retry_after, max(MAX_WAIT, self._rate_limited_wait))
+        if cause == RATE_LIMITED:
+            return self._rate_limited_wait
+        return min(self._backoff * 2 ** (retry - 1), MAX_WAIT)
+
+    def _attempt(
+        self,
+        url: str,
+        params: dict[str, str | int] | None,
+        read: Callable[[urllib3.BaseHTTPResponse, float], T],
+    ) -> T:
+        deadline = self._clock() + self._deadline
+        response = self._send(url, params)
         try:
-            data = bytearray()
-            for chunk in response.stream(64 * 1024):
-                data += chunk
-                if len(data) > max_bytes:
-                    raise NetworkError(url, f"larger than the limit of {max_bytes} bytes", response.status)
-            return bytes(data)
-        except HTTPError as exc:
-            raise NetworkError(url, f"download interrupted ({exc})") from None
+            _check_status(url, response)
+            return read(response, deadline)
+        except BaseException as exc:
+            response.close()  # the unread rest (70 MB, a trickle) is dropped with its connection, not drained
+            failure = _failure_while_reading(exc, response.status)
+            if failure is None:
+                raise
+            raise failure from None
         finally:
             response.release_conn()
 
-    def _get(self, url: str, params: dict[str, str | int] | None, *, preload: bool) -> urllib3.BaseHTTPResponse:
-        self._limiter.wait()
+    def _send(self, url: str, params: dict[str, str | int] | None) -> urllib3.BaseHTTPResponse:
         try:
-            response = self._pool.request("GET", url, fields=params, preload_content=preload)
+            return self._manager(url).request("GET", url, fields=params, preload_content=False, retries=_REDIRECTS_ONLY)
         except MaxRetryError as exc:
-            # the host never answered (DNS, refused, no route) vs. it answered too slowly or cut the connection
-            failure = "unreachable" if isinstance(exc.reason, NewConnectionError | ConnectTimeoutError) else "failed"
-            raise NetworkError(url, f"{failure} after retries ({_root_cause(exc.reason)})") from None
+            if isinstance(exc.reason, NewConnectionError | ConnectTimeoutError):
+                raise _Failure(UNREACHABLE, f"unreachable ({_root_cause(exc.reason)})") from None
+            raise _Failure(SERVER_ERROR, f"request failed ({_root_cause(exc.reason)})") from None
+        except LocationValueError as exc:  # ftp://, a URL without a host: no retry will fetch it
+            raise NetworkError(url, f"cannot fetch this address ({exc})", cause=REFUSED) from None
         except HTTPError as exc:
-            raise NetworkError(url, f"request failed ({_root_cause(exc)})") from None
-        if response.status >= 400:
-            response.drain_conn()
-            raise NetworkError(url, f"HTTP {response.status} {response.reason or ''}".strip(), response.status)
-        return response
+            raise _Failure(SERVER_ERROR, f"request failed ({_root_cause(exc)})") from None
+
+    def _manager(self, url: str) -> urllib3.PoolManager:
+        """The connection pool for ``url``: one per proxy, as API and photo hosts may need different ones."""
+        proxy = self._proxy or environment_proxy(url)
+        if proxy not in self._managers:
+            self._managers[proxy] = (
+                urllib3.ProxyManager(proxy, **self._options) if proxy else urllib3.PoolManager(**self._options)
+            )
+        return self._managers[proxy]
+
+    def _read_body(self, response: urllib3.BaseHTTPResponse, url: str, max_bytes: int, deadline: float) -> bytes:
+        """The body, refused when it announces or reaches more than ``max_bytes``, or is still coming at
+        ``deadline`` (read a socket read at a time, so a trickle cannot hold it past the deadline)."""
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            reason = f"larger than the limit of {max_bytes} bytes (Content-Length {declared})"
+            raise NetworkError(url, reason, response.status, TOO_LARGE)
+        data = bytearray()
+        while chunk := response.read1(_CHUNK):
+            data += chunk
+            if len(data) > max_bytes:
+                raise NetworkError(url, f"larger than the limit of {max_bytes} bytes", response.status, TOO_LARGE)
+            if self._clock() > deadline:
+                reason = f"still downloading after {self._deadline:g} s ({len(data)} bytes received): too slow"
+                raise NetworkError(url, reason, response.status, TOO_SLOW)
+        return bytes(data)
+
+
+def decode_json(body: bytes) -> tuple[Any, str | None]:
+    """A JSON body decoded, and a warning when it was not all UTF-8 (``ValueError`` when it is not JSON).
+
+    A byte that is not UTF-8 (a name stored in Latin-1 by one contributor) is read as Windows-1252, which
+    gives back the intended letter in practice, rather than failing the whole page."""
+    try:
+        text, warning = body.decode("utf-8-sig"), None
+    except UnicodeDecodeError as exc:
+        text = body.decode("utf-8-sig", errors=_WINDOWS_1252_FALLBACK)
+        warning = f"bytes that are not UTF-8 (the first at offset {exc.start}) were read as Windows-1252"
+    return json.loads(text), warning
+
+
+def _read_as_windows_1252(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    bad = error.object[error.start : error.end]
+    return bytes(bad).decode("cp1252", errors="replace"), error.end
+
+
+_WINDOWS_1252_FALLBACK = "prodcat-windows-1252-fallback"
+codecs.register_error(_WINDOWS_1252_FALLBACK, _read_as_windows_1252)
+
+
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment sets for ``url``'s scheme, unless ``NO_PROXY`` exempts its host."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname is None or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
+def _check_status(url: str, response: urllib3.BaseHTTPResponse) -> None:
+    """Raise for an error answer: a :class:`_Failure` to retry (429, 5xx), else a :class:`NetworkError`."""
+    if response.status < 400:
+        return
+    reason = f"HTTP {response.status} {response.reason or ''}".strip()
+    if response.status not in RETRY_STATUSES:
+        raise NetworkError(url, reason, response.status, REFUSED)
+    cause = RATE_LIMITED if response.status == 429 else SERVER_ERROR
+    raise _Failure(cause, reason, response.status, _retry_after(response))
+
+
+def _failure_while_reading(error: BaseException, status: int) -> _Failure | None:
+    """The retryable failure ``error`` is, once the answer has started: an unusable body, or a read timeout
+    or connection cut while reading it (``None``: not one to retry)."""
+    if isinstance(error, _Failure):
+        return error
+    if isinstance(error, InvalidAnswer):
+        return _Failure(BAD_ANSWER, str(error), status)
+    if isinstance(error, HTTPError):
+        return _Failure(SERVER_ERROR, f"download interrupted ({_root_cause(error)})", status)
+    return None
+
+
+def _retry_after(response: urllib3.BaseHTTPResponse) -> float | None:
+    """The seconds a ``Retry-After`` header asks for (a number or an HTTP date), ``None`` without a valid one."""
+    header = response.headers.get("Retry-After")
+    try:
+        return None if header is None else Retry().parse_retry_after(header)
+    except InvalidHeader:
+        return None
 
 
 def _root_cause(error: BaseException | None) -> str:

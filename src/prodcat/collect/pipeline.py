@@ -6,11 +6,15 @@ Output folder::
                                 source, image_url and the collector's extra columns; loads with load_catalog
     DIR/images/<id>.<type>      photos that decoded safely (--images); ``image`` holds ``images/<id>.<type>``
     DIR/pages/<source>-<key>/   each results page as the API sent it (key: a hash of base URL, query, page size)
-    DIR/collect.json            source, query, times, counts, and every error with its page / product and field
+    DIR/failed_photos.json      photos that failed for good (404, not an image, too large), by product id
+    DIR/collect.json            source, query, times, counts, and every error and warning with its page /
+                                product and field
 
-Resumable: a re-run reads the pages and photos already on disk and only asks the network for the rest,
-so an interrupted collection (network down, Ctrl-C, a larger ``max_products``) continues where it stopped.
-Files are written beside their final name and renamed, so an interruption never leaves half a file.
+Resumable: a re-run reads the pages and photos already on disk and only asks the network for the rest
+(photos that failed for good are not asked for again while their URL is the same), so an interrupted
+collection (network down, Ctrl-C, a larger ``max_products``) continues where it stopped. Ctrl-C still
+writes ``products.csv`` and ``collect.json`` for what was collected until then. Files are written beside
+their final name and renamed, so an interruption never leaves half a file.
 """
 
 from __future__ import annotations
@@ -21,18 +25,20 @@ import logging
 import math
 import re
 import time
-from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
+from prodcat.catalog.loaders import MAX_TEXT_CHARS
 from prodcat.catalog.schema import COLUMNS
 from prodcat.collect.base import CollectedProduct, Collector, Page, PageFormatError, RecordError
-from prodcat.collect.http import HttpClient, NetworkError
+from prodcat.collect.http import PERMANENT_CAUSES, HttpClient, InvalidAnswer, NetworkError, decode_json
 from prodcat.files import write_atomically
 from prodcat.image.decode import DEFAULT_MAX_BYTES, ImageDecodeError, load_image, sniff_image_type
 
@@ -42,15 +48,21 @@ PRODUCTS_CSV = "products.csv"
 REPORT_JSON = "collect.json"
 IMAGES_DIR = "images"
 PAGES_DIR = "pages"
+FAILED_PHOTOS_JSON = "failed_photos.json"
+#: longest side a photo is decoded at to check it (JPEGs then decode at 1/2..1/8 scale: the check costs little)
+CHECK_SIDE = 256
 
 
 @dataclass
 class CollectReport:
     """What a collection did; ``collect.json`` is this as JSON.
 
-    ``stopped_by``: ``"max_products"``, ``"exhausted"`` (no more results) or ``"error"`` (a page could not be
-    fetched after its retries: ``fatal_error`` says which and why). ``errors``: one dict per page, product
-    or photo that failed, with ``field`` and ``message`` (and ``page``, ``record``, ``product_id`` when known).
+    ``stopped_by``: ``"max_products"``, ``"exhausted"`` (no more results), ``"error"`` (a page could not be
+    fetched after its retries: ``fatal_error`` says which and why, ``fatal_cause`` the kind of failure, one of
+    :mod:`prodcat.collect.http`'s causes) or ``"interrupted"`` (Ctrl-C). ``errors``: one dict per page,
+    product or photo that failed, with ``field`` and ``message`` (and ``page``, ``record``, ``product_id``
+    when known); ``warnings``: the same for what was kept with a defect (a page with bytes that are not
+    UTF-8, a field of the wrong type left out, a text cut, results the API counted but no page held).
     """
 
     source: str
@@ -63,8 +75,19 @@ class CollectReport:
     total_matching: int | None = None
     stopped_by: str = ""
     fatal_error: str | None = None
-    counts: dict[str, int] = field(default_factory=Counter)
+    fatal_cause: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+    def count(self, key: str, number: int = 1) -> None:
+        self.counts[key] = self.counts.get(key, 0) + number
+
+    def add_error(self, field: str, message: str, **where: str | int) -> None:
+        self.errors.append({**where, "field": field, "message": message})
+
+    def add_warning(self, field: str, message: str, **where: str | int) -> None:
+        self.warnings.append({**where, "field": field, "message": message})
 
 
 def collect(
@@ -87,14 +110,19 @@ def collect(
         image_client: when given, each product's photo is downloaded through it, checked by
             :func:`prodcat.image.decode.load_image` (real image, not corrupt, at most ``max_image_bytes``
             bytes and its pixel limit) and saved under ``out_dir/images``; products whose photo fails
-            keep ``image`` empty and the failure is in the report.
-        refresh: fetch every page again instead of reading the pages saved by an earlier run.
+            keep ``image`` empty and the failure is in the report. Photos already on disk are linked to
+            their products with or without it.
+        refresh: fetch every page again instead of reading the pages saved by an earlier run, and the
+            photos that failed for good in an earlier run.
 
     Returns:
-        The report, also written to ``out_dir/collect.json``. ``products.csv`` is written unless the very
-        first page failed (then an earlier run's file, if any, is left as it was); when a later page fails
-        it holds the products collected until then, and the report says so.
+        The report, also written to ``out_dir/collect.json``. ``products.csv`` is written unless a failure or
+        Ctrl-C came before any product (then an earlier run's file, if any, is left as it was); when a later
+        page fails, or Ctrl-C stops the run, it holds the products collected until then, and the report says so.
+        Ctrl-C is not raised again: the report's ``stopped_by`` is ``"interrupted"``.
     """
+    if not query.strip():
+        raise ValueError("query is blank: it would match every product")
     if max_products is not None and max_products < 1:
         raise ValueError(f"max_products must be at least 1, got {max_products}")
     page_size = min(page_size or collector.max_page_size, collector.max_page_size)
@@ -103,64 +131,60 @@ def collect(
     started = time.monotonic()
     report = CollectReport(collector.name, query, collector.base_url, _now(), max_products=max_products)
     pages = _PageCache(out / PAGES_DIR, collector, query, page_size, refresh)
-    products = _collect_products(collector, query, page_size, max_products, api_client, pages, report)
-    images: dict[str, str] = {}
-    if image_client is not None:
-        images = _download_photos(products, out / IMAGES_DIR, image_client, max_image_bytes, report)
-    if products or report.fatal_error is None:  # a query matching nothing is an empty catalogue, not an error
-        _write_products(out / PRODUCTS_CSV, collector, products, images)
-    report.counts["products"] = len(products)
-    report.counts["with_category"] = sum(p.category is not None for p in products)
-    report.counts["with_photo"] = len(images)
-    report.counts = dict(sorted(report.counts.items()))  # a plain dict: asdict() cannot copy a Counter
-    report.finished = _now()
-    report.seconds = round(time.monotonic() - started, 3)
-    _write_bytes(out / REPORT_JSON, json.dumps(asdict(report), indent=2, ensure_ascii=False).encode())
+    products: dict[str, CollectedProduct] = {}
+    with logging_redirect_tqdm():  # retry warnings above the progress bars, not through them
+        try:
+            _collect_products(collector, pages, max_products, api_client, products, report)
+            if image_client is not None:
+                _download_photos(list(products.values()), out, image_client, max_image_bytes, report, refresh)
+        except KeyboardInterrupt:
+            report.stopped_by = "interrupted"  # what was collected is written below: a re-run resumes from it
+    _write_outputs(out, collector, list(products.values()), pages, report, started)
     return report
 
 
 def _collect_products(
     collector: Collector,
-    query: str,
-    page_size: int,
+    pages: _PageCache,
     max_products: int | None,
     client: HttpClient,
-    pages: _PageCache,
+    products: dict[str, CollectedProduct],
     report: CollectReport,
-) -> list[CollectedProduct]:
-    """Walk the result pages until ``max_products`` distinct products, the last page, or a page that fails."""
-    products: dict[str, CollectedProduct] = {}
-    counts = report.counts
+) -> None:
+    """Walk the result pages into ``products`` (by id) until ``max_products`` distinct ones, the last page,
+    or a page that fails."""
     limit = max_products if max_products is not None else math.inf
     number = served = 0  # pages read, and the records they held
-    with tqdm(total=max_products, desc=f"{collector.name} {query!r}", unit="product") as progress:
+    with tqdm(total=max_products, desc=f"{collector.name} {pages.query!r}", unit="product") as progress:
         while len(products) < limit:
             number += 1
             try:
-                page = pages.get(number, client)
-            except (NetworkError, PageFormatError) as exc:
-                report.stopped_by = "error"
-                report.fatal_error = f"page {number}: {exc}"
-                report.errors.append({"page": number, "field": "page", "message": str(exc)})
-                break
+                page = pages.get(number, client, served, report)
+            except NetworkError as exc:
+                _stop_on_error(report, number, exc)
+                return
             if page.total is not None:
                 report.total_matching = page.total
                 progress.total = min(page.total, limit)
             known_before = len(products)
             served += len(page.records)
             _add_records(collector, page, number, products, limit, report, progress)
-            if _is_last_page(page, served, page_size):
+            if _is_last_page(page, served, pages.page_size):
                 break
-            if len(products) == known_before and len(page.records) == page_size:
+            if len(products) == known_before and len(page.records) == pages.page_size:
                 # a whole page of products seen already: the API ignores the page number; stop instead of looping
                 message = "a full page of products already collected (the API seems to ignore paging); stopped"
-                report.errors.append({"page": number, "field": "page", "message": message})
+                report.add_error("page", message, page=number)
                 break
-    counts["pages_fetched"] = pages.fetched
-    counts["pages_from_cache"] = pages.reused
-    if not report.stopped_by:
-        report.stopped_by = "max_products" if len(products) >= limit else "exhausted"
-    return list(products.values())
+    report.stopped_by = "max_products" if len(products) >= limit else "exhausted"
+    _warn_about_unserved_results(report)
+
+
+def _stop_on_error(report: CollectReport, number: int, error: NetworkError) -> None:
+    report.stopped_by = "error"
+    report.fatal_error = f"page {number}: {error}"
+    report.fatal_cause = error.cause
+    report.add_error("page", str(error), page=number)
 
 
 def _add_records(
@@ -173,32 +197,68 @@ def _add_records(
     progress: tqdm,
 ) -> None:
     """Add a page's new products to ``products`` (by id) until ``limit``; count and report the rest."""
-    counts = report.counts
     for index, record in enumerate(page.records, start=1):
-        counts["records"] += 1
+        report.count("records")
         try:
             product = collector.to_product(record)
         except RecordError as exc:
-            counts["records_skipped"] += 1
-            report.errors.append({"page": number, "record": index, "field": exc.field, "message": str(exc)})
+            report.count("records_skipped")
+            report.add_error(exc.field, str(exc), page=number, record=index)
             continue
         if product.product_id in products:
             # result orders shift while paging (popularity sorts): the same product on two pages
-            counts["duplicates"] += 1
+            report.count("duplicates")
             continue
+        product = _cut_long_texts(product)
+        for field_name, message in product.warnings:
+            report.add_warning(field_name, message, page=number, record=index, product_id=product.product_id)
         products[product.product_id] = product
         progress.update()
         if len(products) >= limit:
             return
 
 
+def _cut_long_texts(product: CollectedProduct) -> CollectedProduct:
+    """``product`` with each text cut at the catalogue loader's :data:`MAX_TEXT_CHARS` (it would cut there
+    too, and Python's csv reader refuses a longer field by default), each cut noted in its warnings."""
+    texts = {"title": product.title, "description": product.description, **product.extras}
+    cuts = tuple(
+        (name, f"{len(text):,} characters, cut at {MAX_TEXT_CHARS:,}")
+        for name, text in texts.items()
+        if len(text) > MAX_TEXT_CHARS
+    )
+    if not cuts:
+        return product
+    return replace(
+        product,
+        title=product.title[:MAX_TEXT_CHARS],
+        description=product.description[:MAX_TEXT_CHARS],
+        extras={name: text[:MAX_TEXT_CHARS] for name, text in product.extras.items()},
+        warnings=product.warnings + cuts,
+    )
+
+
 def _is_last_page(page: Page, served: int, page_size: int) -> bool:
-    """``page`` is the last: empty, or the API's total is reached by the ``served`` records of the pages read
-    so far (counted, not pages x ``page_size``: an API may serve fewer per page than asked), or (no total)
-    it is not full."""
-    if not page.records:
-        return True
+    """``page`` is the last: the API's total is reached by the ``served`` records of the pages read so far
+    (counted, not pages x ``page_size``: an API may serve fewer per page than asked), or (no total) it is not
+    full. An empty page before the total never gets here: :meth:`_PageCache.get` refuses it."""
     return served >= page.total if page.total is not None else len(page.records) < page_size
+
+
+def _warn_about_unserved_results(report: CollectReport) -> None:
+    """Warn when the results ran out before the API's count of them: the order moved while paging
+    (popularity sorts), so that some products slipped past the pages read while others came twice."""
+    if report.stopped_by != "exhausted" or report.total_matching is None:
+        return
+    duplicates = report.counts.get("duplicates", 0)
+    missing = report.total_matching - (report.counts.get("records", 0) - duplicates)
+    if missing > 0:
+        message = (
+            f"the API counts {report.total_matching} results, but {missing} of them were on no page read (the "
+            f"results moved between pages while paging: {duplicates} came twice); a run with --refresh later "
+            "may find them"
+        )
+        report.add_warning("page", message)
 
 
 class _PageCache:
@@ -214,53 +274,178 @@ class _PageCache:
         self.fetched = 0
         self.reused = 0
 
-    def get(self, number: int, client: HttpClient) -> Page:
+    def get(self, number: int, client: HttpClient, served: int, report: CollectReport) -> Page:
+        """Page ``number``, from disk when an earlier run saved it, else from the API (then saved as received).
+        ``served``: the records of the pages before it. A page whose bytes had to be repaired is reported."""
         path = self.folder / f"page-{number:04d}.json"
+        check = partial(self._checked, served=served)
         if path.is_file() and not self.refresh:
             try:
-                page = self.collector.parse_page(json.loads(path.read_text(encoding="utf-8")))
+                payload, warning = decode_json(path.read_bytes())
+                page = check(payload)
+            except ValueError as exc:  # damaged on disk since, or an incomplete page an older version saved
+                log.warning("saved page %s is unusable (%s): fetching it again", path, exc)
+            else:
                 self.reused += 1
+                _report_repair(report, number, warning)
                 return page
-            except (ValueError, PageFormatError) as exc:  # damaged on disk since: asked for again
-                log.warning("saved page %s is unreadable (%s): fetching it again", path, exc)
         url, params = self.collector.page_request(self.query, number, self.page_size)
-        payload = client.get_json(url, params)
-        page = self.collector.parse_page(payload)  # an unexpected page is never saved
+        answer = client.get_json(url, params, check)
         self.folder.mkdir(parents=True, exist_ok=True)
-        _write_bytes(path, json.dumps(payload, ensure_ascii=False).encode())
+        _write_bytes(path, answer.body)  # as received: the decoded JSON may not encode again (a lone surrogate)
         self.fetched += 1
+        _report_repair(report, number, answer.warning)
+        return answer.value
+
+    def _checked(self, payload: Any, served: int) -> Page:
+        """The page ``payload`` holds; :class:`InvalidAnswer` (retried, never saved) when it has an unexpected
+        shape, or no record although the API counts more results than the ``served`` ones."""
+        try:
+            page = self.collector.parse_page(payload)
+        except PageFormatError as exc:
+            raise InvalidAnswer(str(exc)) from None
+        if not page.records and page.total is not None and served < page.total:
+            raise InvalidAnswer(
+                f"an empty page, although the API counts {page.total} results and the pages before held {served}"
+            )
         return page
 
 
+def _report_repair(report: CollectReport, number: int, warning: str | None) -> None:
+    if warning is not None:
+        report.add_warning("page", warning, page=number)
+
+
 def _download_photos(
-    products: list[CollectedProduct], folder: Path, client: HttpClient, max_bytes: int, report: CollectReport
-) -> dict[str, str]:
-    """``product_id`` → photo path relative to the output folder (``images/<id>.<type>``), for the photos
-    on disk from an earlier run or downloaded now; every failure goes to the report."""
+    products: list[CollectedProduct],
+    out: Path,
+    client: HttpClient,
+    max_bytes: int,
+    report: CollectReport,
+    refresh: bool,
+) -> None:
+    """Download into ``out/images`` the photo of each product that has none there yet, unless it failed
+    for good in an earlier run (and ``refresh`` is off); every failure goes to the report."""
+    folder = out / IMAGES_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    on_disk = {path.stem: path.name for path in folder.iterdir() if path.suffix != ".tmp"}
-    paths: dict[str, str] = {}
-    counts = report.counts
-    for product in tqdm([p for p in products if p.image_url], desc="photos", unit="photo"):
-        stem = _file_stem(product.product_id)
-        if stem in on_disk:
-            counts["photos_from_cache"] += 1
-            paths[product.product_id] = f"{IMAGES_DIR}/{on_disk[stem]}"
-            continue
-        try:
-            data = client.get_bytes(product.image_url, max_bytes)
-            load_image(data, product_id=product.product_id, max_bytes=max_bytes)  # refuse what cannot be used
-        except (NetworkError, ImageDecodeError) as exc:
-            counts["photos_failed"] += 1
-            message = exc.reason if isinstance(exc, ImageDecodeError) else str(exc)
-            report.errors.append({"product_id": product.product_id, "field": "image", "message": message})
-            log.warning("product %s, image: %s; kept without a photo", product.product_id, message)
-            continue
-        name = f"{stem}.{sniff_image_type(data)}"
-        _write_bytes(folder / name, data)  # the file as served: decoding it again loses nothing
-        counts["photos_downloaded"] += 1
-        paths[product.product_id] = f"{IMAGES_DIR}/{name}"
-    return paths
+    on_disk = _files_by_stem(folder)
+    failed = _FailedPhotos(out / FAILED_PHOTOS_JSON, forget=refresh)
+    try:
+        photos = [(product, url) for product in products if (url := product.image_url)]
+        for product, url in tqdm(photos, desc="photos", unit="photo"):
+            if _file_stem(product.product_id) in on_disk:
+                report.count("photos_from_cache")
+            elif (earlier := failed.reason(product.product_id, url)) is not None:
+                report.count("photos_failed_earlier")
+                message = f"{earlier} (in an earlier run; not fetched again, --refresh does)"
+                report.add_error("image", message, product_id=product.product_id)
+            else:
+                _download_photo(product.product_id, url, folder, client, max_bytes, report, failed)
+    finally:
+        failed.save()  # Ctrl-C included: the failures met so far are not paid for again
+
+
+def _download_photo(
+    product_id: str,
+    url: str,
+    folder: Path,
+    client: HttpClient,
+    max_bytes: int,
+    report: CollectReport,
+    failed: _FailedPhotos,
+) -> None:
+    try:
+        data = client.get_bytes(url, max_bytes)
+        # refuse what cannot be used; decoded small, as only the decoding is checked
+        load_image(data, product_id=product_id, max_side=CHECK_SIDE, max_bytes=max_bytes)
+    except (NetworkError, ImageDecodeError) as exc:
+        report.count("photos_failed")
+        message = exc.reason if isinstance(exc, ImageDecodeError) else str(exc)
+        report.add_error("image", message, product_id=product_id)
+        log.warning("product %s, image: %s; kept without a photo", product_id, message)
+        if isinstance(exc, ImageDecodeError) or exc.cause in PERMANENT_CAUSES:
+            failed.remember(product_id, url, message)
+        return
+    _write_bytes(folder / f"{_file_stem(product_id)}.{sniff_image_type(data)}", data)  # the file as served
+    report.count("photos_downloaded")
+
+
+class _FailedPhotos:
+    """Photos that failed for good (404, not an image, too large), by product id with their URL and why:
+    a resume does not download them again while the product's photo URL is the same."""
+
+    def __init__(self, path: Path, *, forget: bool):
+        self.path = path
+        self._failures = {} if forget else _read_failures(path)
+
+    def reason(self, product_id: str, url: str) -> str | None:
+        """Why the photo at ``url`` failed before, ``None`` when it did not (or the product's URL changed since)."""
+        failure = self._failures.get(product_id)
+        return failure["message"] if failure is not None and failure["url"] == url else None
+
+    def remember(self, product_id: str, url: str, message: str) -> None:
+        self._failures[product_id] = {"url": url, "message": message}
+
+    def save(self) -> None:
+        if self._failures or self.path.exists():
+            _write_text(self.path, json.dumps(self._failures, indent=2, ensure_ascii=False))
+
+
+def _read_failures(path: Path) -> dict[str, dict[str, str]]:
+    """The failures an earlier run saved (none when the file is missing or damaged: the photos are tried again)."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError) as exc:
+        log.warning("%s is unreadable (%s): the photos that failed are tried again", path, exc)
+        return {}
+    return {
+        str(product_id): {"url": str(failure["url"]), "message": str(failure["message"])}
+        for product_id, failure in (saved.items() if isinstance(saved, dict) else ())
+        if isinstance(failure, dict) and {"url", "message"} <= failure.keys()
+    }
+
+
+def _write_outputs(
+    out: Path,
+    collector: Collector,
+    products: list[CollectedProduct],
+    pages: _PageCache,
+    report: CollectReport,
+    started: float,
+) -> None:
+    """``products.csv`` (each product linked to its photo when one is on disk, downloaded now or in an earlier
+    run) and ``collect.json``."""
+    images = _photos_on_disk(products, out / IMAGES_DIR)
+    if products or report.stopped_by == "exhausted":  # a query matching nothing is an empty catalogue
+        _write_products(out / PRODUCTS_CSV, collector, products, images)
+    report.counts.update(
+        pages_fetched=pages.fetched,
+        pages_from_cache=pages.reused,
+        products=len(products),
+        with_category=sum(p.category is not None for p in products),
+        with_photo=len(images),
+    )
+    report.counts = dict(sorted(report.counts.items()))
+    report.finished = _now()
+    report.seconds = round(time.monotonic() - started, 3)
+    _write_text(out / REPORT_JSON, json.dumps(asdict(report), indent=2, ensure_ascii=False))
+
+
+def _photos_on_disk(products: list[CollectedProduct], folder: Path) -> dict[str, str]:
+    """``product_id`` → its photo's path relative to the output folder (``images/<id>.<type>``), when on disk."""
+    on_disk = _files_by_stem(folder)
+    return {
+        product.product_id: f"{IMAGES_DIR}/{on_disk[stem]}"
+        for product in products
+        if (stem := _file_stem(product.product_id)) in on_disk
+    }
+
+
+def _files_by_stem(folder: Path) -> dict[str, str]:
+    """The photos saved in ``folder``, file name by stem (the product's), a half-written file left out."""
+    if not folder.is_dir():
+        return {}
+    return {path.stem: path.name for path in folder.iterdir() if path.suffix != ".tmp"}
 
 
 def _write_products(path: Path, collector: Collector, products: list[CollectedProduct], images: dict[str, str]) -> None:
@@ -278,13 +463,18 @@ def _write_products(path: Path, collector: Collector, products: list[CollectedPr
         for p in products
     ]
     columns = [*COLUMNS, "source", "image_url", *collector.extra_columns]
-    _write_bytes(path, pd.DataFrame(rows, columns=columns).to_csv(index=False).encode("utf-8"))
+    _write_text(path, pd.DataFrame(rows, columns=columns).to_csv(index=False))
 
 
 def _file_stem(product_id: str) -> str:
     """A file name for a product's photo: the id itself when it is filename-safe, else a safe form and a hash."""
     safe = re.sub(r"[^A-Za-z0-9_-]", "_", product_id)[:100]
     return safe if safe == product_id else f"{safe}-{hashlib.sha1(product_id.encode()).hexdigest()[:8]}"
+
+
+def _write_text(path: Path, text: str) -> None:
+    # a lone surrogate (JSON allows one; a collector may pass it on) becomes "?" rather than failing the write
+    _write_bytes(path, text.encode("utf-8", errors="replace"))
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
