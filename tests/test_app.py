@@ -453,7 +453,9 @@ def test_predictions_page_browses_a_csv_and_predicts_a_sample(app, flipkart_bund
 def test_predicting_a_sample_of_an_empty_catalogue_says_so(app, flipkart_bundle, tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("product_id,title,description,image,category\n")
-    test = go_to(app(str(flipkart_bundle), "--data", str(empty)), "Predictions")
+    data_page = app(str(flipkart_bundle), "--data", str(empty))
+    assert [i.value for i in data_page.info] == ["The catalogue has no product."]
+    test = go_to(data_page, "Predictions")
     test.radio(key="predictions_source").set_value("Predict a sample of the catalogue").run()
     assert not test.exception
     assert [i.value for i in test.info] == ["The catalogue has no product to predict."]

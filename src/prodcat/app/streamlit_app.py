@@ -161,6 +161,9 @@ def data_page(catalogue: views.LoadedCatalogue | None, model_level: int | None) 
     ):
         column.metric(label, value, help=help_text)
     issues_expander("row issue(s) while reading the catalogue", catalogue.catalog.issues)
+    if not n:  # nothing to chart (and charts of no rows make altair warn)
+        st.info("The catalogue has no product.")
+        return
 
     balance = views.class_balance(frame, level)
     st.subheader("Class balance")
