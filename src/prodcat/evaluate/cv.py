@@ -68,8 +68,8 @@ class CVResult:
         result["fold_std"] = {m: float(np.std([f[m] for f in result["folds"]])) for m in HEADLINE_METRICS}
         result["by_modalities"] = self.by_modalities()
         result["timing"] = {
-            "fit_seconds_median": float(np.median(self.fit_seconds)),
-            "predict_seconds_median": float(np.median(self.predict_seconds)),
+            "fit_seconds_median": _median(self.fit_seconds),
+            "predict_seconds_median": _median(self.predict_seconds),
         }
         return result
 
@@ -92,6 +92,11 @@ class CVResult:
                 "fold": self.fold,
             }
         )
+
+
+def _median(seconds: list[float]) -> float:
+    """The median of ``seconds``; NaN for none (a result built without timing its folds)."""
+    return float(np.median(seconds)) if seconds else float("nan")
 
 
 def min_products_per_category(folds: int, inner_folds: int) -> int:
