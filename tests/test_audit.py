@@ -278,3 +278,24 @@ def test_cli_audit_labels_skipped_on_tiny_catalogue(
     assert labels["reason"] in capsys.readouterr().out
     html = (report / "audit.html").read_text()
     assert "label audit skipped: it needs at least two categories" in html and "likely mislabelled</div>" not in html
+
+
+@pytest.mark.parametrize(
+    ("titles", "near_groups"),
+    [
+        (["blue shirt", "blue shirt"], 0),  # every word in every text: all pruned by max_df before
+        (["Shirt 1", "Shirt 2", "Shirt 3"], 1),  # the digits are not words: "shirt" is all there is
+        (["1", "2"], 0),  # no word at all
+    ],
+    ids=["two-copies", "numbered", "digits-only"],
+)
+def test_cli_audit_of_a_tiny_repetitive_catalogue(tmp_path: Path, titles: list[str], near_groups: int) -> None:
+    path = tmp_path / "shop.csv"
+    pd.DataFrame(
+        {"product_id": range(len(titles)), "title": titles, "category": ["Shirts", "Tops", "Tops"][: len(titles)]}
+    ).to_csv(path, index=False)
+    report = tmp_path / "report"
+    assert main(["audit", str(path), "--report", str(report), "--no-images"]) == 0
+    duplicates = json.loads((report / "audit.json").read_text())["duplicates"]
+    assert duplicates["near"]["groups"] == near_groups
+    assert duplicates["exact"]["groups"] == (titles[0] == titles[1])

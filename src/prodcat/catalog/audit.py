@@ -229,11 +229,9 @@ def _near_duplicate_components(texts: np.ndarray, similarity: float, progress: b
     The similarity matrix is computed block by block as a sparse product and thresholded at
     once, so memory stays bounded on large catalogues.
     """
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    # max_df: words in most products carry no identity; dropping them keeps the products sparse
-    vectors = TfidfVectorizer(sublinear_tf=True, max_df=0.5, min_df=1, dtype=np.float32).fit_transform(texts)
-    vectors = vectors.tocsr()
+    vectors = _tfidf_vectors(texts)
+    if vectors is None:
+        return np.arange(len(texts))
     block = 2000
     rows, cols = [], []
     for start in tqdm(range(0, vectors.shape[0], block), desc="near duplicates", disable=not progress, unit="block"):
@@ -245,6 +243,23 @@ def _near_duplicate_components(texts: np.ndarray, similarity: float, progress: b
     r, c = np.concatenate(rows), np.concatenate(cols)
     graph = coo_matrix((np.ones(len(r)), (r, c)), shape=(n, n))
     return connected_components(graph, directed=False)[1]
+
+
+def _tfidf_vectors(texts: np.ndarray) -> Any:
+    """Word TF-IDF rows (CSR) of ``texts``, ``None`` when they have no word at all (digits alone).
+
+    Words in most products carry no identity and dropping them (``max_df``) keeps the rows sparse; but in a
+    small or repetitive catalogue ("Shirt 1", "Shirt 2") that drops every word, and the shared words are
+    then all there is to compare.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    for max_df in (0.5, 1.0):
+        try:
+            return TfidfVectorizer(sublinear_tf=True, max_df=max_df, min_df=1, dtype=np.float32).fit_transform(texts)
+        except ValueError:  # sklearn's "After pruning, no terms remain" / "empty vocabulary"
+            continue
+    return None
 
 
 def _group_report(frame: pd.DataFrame, groups: list[np.ndarray], clean: Sequence[str]) -> dict[str, Any]:
