@@ -9,7 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prodcat.catalog.audit import audit_catalog, confident_label_issues, label_issues, write_audit_report
+from prodcat.catalog.audit import (
+    audit_catalog,
+    confident_label_issues,
+    duplicate_stats,
+    label_issues,
+    write_audit_report,
+)
 from prodcat.catalog.loaders import load_catalog
 from prodcat.catalog.schema import Catalog, category_at_level
 from prodcat.cli import main
@@ -299,3 +305,27 @@ def test_cli_audit_of_a_tiny_repetitive_catalogue(tmp_path: Path, titles: list[s
     duplicates = json.loads((report / "audit.json").read_text())["duplicates"]
     assert duplicates["near"]["groups"] == near_groups
     assert duplicates["exact"]["groups"] == (titles[0] == titles[1])
+
+
+def test_near_duplicate_texts_are_not_chained() -> None:
+    """Shoes ~ shoes ~ shirt, but the first shoes are far from the shirt: the shirt is not pulled into the
+    shoes' group, so no conflict (a 21-product group of Benetton shoes and shirts was a level-1 conflict)."""
+    shoes = "benetton leather shoes black men formal lace up size"
+    texts = [f"{shoes} eight", f"{shoes} nine", f"{shoes.replace('shoes', 'shirt')} nine"]
+    texts += ["cotton bath towel set", "steel water bottle", "ceramic coffee mug", "wool winter blanket"]
+    labels = ["Footwear > Shoes", "Footwear > Shoes", "Clothing > Shirts"] + ["Home > Decor"] * 4
+    frame = pd.DataFrame({"product_id": [f"p{i}" for i in range(len(texts))], "category": labels})
+    near = duplicate_stats(frame, texts, similarity=0.8, progress=False)["near"]
+    assert [g["product_ids"] for g in near["largest_groups"]] == [["p0", "p1"]]
+    assert near["conflicting_groups"] == 0
+
+
+def test_photo_conflicts_are_reported_by_level(flipkart_dir: Path) -> None:
+    """One pizza cutter photo sold by two brands: Flipkart's paths end with the brand, so they differ at level 5."""
+    cutters = ["e3c741a05c82c54343b94ed8c1292e2a", "f2751cf0dd59d223cacbc5da5df42a1a"]
+    catalog = load_catalog(flipkart_dir)
+    frame = catalog.frame[catalog.frame["product_id"].isin(cutters)].reset_index(drop=True)
+    result = audit_catalog(Catalog(frame=frame, source="flipkart", format=catalog.format), progress=False)
+    duplicates = result["images"]["duplicates"]
+    assert duplicates["groups"] == 1 and duplicates["conflicts_by_level"] == {"5": 1}
+    assert duplicates["conflicts"][0]["first_differing_level"] == 5

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageFilter, ImageOps
 
+from prodcat.grouping import representative_groups
 from prodcat.image.quality import (
+    COLOUR_SIDE,
     PHASH_DISTANCE,
     _close_pairs,
     blur_score,
@@ -123,10 +125,8 @@ def test_close_pairs_are_those_of_the_former_search(block_bytes: int) -> None:
 
 def test_near_duplicate_search_memory_is_bounded() -> None:
     n = 2500
-    hashes = [f"{int.from_bytes(np.packbits(row).tobytes(), 'big'):016x}" for row in _near_copies(n)]
-    ids = [f"p{i}" for i in range(n)]
-    scores = pd.DataFrame({"product_id": ids, "sha1": ids, "error": None, "phash": hashes})
-    frame = pd.DataFrame({"product_id": ids, "category": "Toys"})
+    scores = _scores(_near_copies(n))
+    frame = pd.DataFrame({"product_id": scores["product_id"], "category": "Toys"})
     tracemalloc.start()
     try:
         dups = find_duplicate_images(frame, qualities=scores, progress=False)
@@ -142,21 +142,19 @@ def _scores(bits: np.ndarray) -> pd.DataFrame:
     """A quality frame of products whose photos have pHash ``bits`` ``(n, 64)`` (each its own file)."""
     hashes = [f"{int.from_bytes(np.packbits(row).tobytes(), 'big'):016x}" for row in bits]
     ids = [f"p{i}" for i in range(len(bits))]
-    return pd.DataFrame({"product_id": ids, "sha1": ids, "error": None, "phash": hashes})
+    colours = "80" * 3 * COLOUR_SIDE**2  # all grey: only the pHashes tell the photos apart
+    return pd.DataFrame({"product_id": ids, "sha1": ids, "error": None, "phash": hashes, "colour_thumbnail": colours})
 
 
 def test_products_sharing_a_hash_are_grouped_as_by_every_pair() -> None:
-    """Distances between distinct hashes only, copies linked to their first: the same groups as all pairs."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
+    """Distances between distinct hashes only, copies joining their first: the same groups as all pairs."""
     bits = _near_copies(80)
     bits = np.concatenate([bits, bits[:40], bits[:40]])  # exact pHash copies of half the products, twice
     scores = _scores(bits)
     dups = find_duplicate_images(pd.DataFrame({"product_id": scores["product_id"]}), qualities=scores, progress=False)
     r, c = _pairs_by_unpacking(bits, PHASH_DISTANCE)  # find_duplicate_images's default
-    _, component = connected_components(coo_matrix((np.ones(len(r)), (r, c)), shape=(len(bits),) * 2))
-    expected = {frozenset(np.flatnonzero(component == g)) for g in np.unique(component) if (component == g).sum() > 1}
+    group = representative_groups(len(bits), r, c)
+    expected = {frozenset(np.flatnonzero(group == g)) for g in np.unique(group) if (group == g).sum() > 1}
     found = {frozenset(int(p[1:]) for p in group) for _, group in dups.groupby("group")["product_id"]}
     assert found == expected and len(found) > 10
 
@@ -175,6 +173,34 @@ def test_many_copies_of_one_photo_cost_links_not_pairs() -> None:
         tracemalloc.stop()
     assert dups.groupby("group").size().max() >= 20_000
     assert peak < 64e6, peak
+
+
+def test_near_photos_are_not_chained() -> None:
+    """a ~ b and b ~ c but a far from c: b joins a's group, c stays alone (one chain of 1,005 shoes on fashion)."""
+    a = np.zeros(64, dtype=np.uint8)
+    b, c = a.copy(), a.copy()
+    b[:4] = 1  # 4 bits from a
+    c[:8] = 1  # 4 bits from b, 8 from a
+    scores = _scores(np.stack([a, b, c]))
+    dups = find_duplicate_images(pd.DataFrame({"product_id": scores["product_id"]}), qualities=scores, progress=False)
+    assert dups["product_id"].tolist() == ["p0", "p1"]
+
+
+def _flipkart_photos(flipkart_dir: Path, product_ids: list[str], labels: list[str]) -> pd.DataFrame:
+    images = [str(flipkart_dir / "Images" / f"{pid}.jpg") for pid in product_ids]
+    return pd.DataFrame({"product_id": product_ids, "image": images, "category": labels})
+
+
+def test_recoloured_product_is_not_a_duplicate_but_a_copy_is(flipkart_dir: Path) -> None:
+    """Real Flipkart pairs: a pink and a blue blanket at pHash distance 2 (the grey pHash cannot tell them apart)
+    are different products; one pizza cutter photographed for two sellers, at distance 4, is the same picture."""
+    blankets = ["3f9f12fa8fc6d7ebef136040f179a201", "a371cfcae8c6ec3b82ae37a83a8ae9b9"]
+    cutters = ["e3c741a05c82c54343b94ed8c1292e2a", "f2751cf0dd59d223cacbc5da5df42a1a"]
+    frame = _flipkart_photos(
+        flipkart_dir, blankets + cutters, ["Blankets"] * 2 + ["Cutters > Sam", "Cutters > Agromech"]
+    )
+    dups = find_duplicate_images(frame, progress=False)
+    assert dups["product_id"].tolist() == cutters and dups["labels_disagree"].all()
 
 
 def test_quality_frame_reports_unusable_photos(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@
 ``classes``     class counts and imbalance ratio (largest / smallest class) per hierarchy level
 ``text``        title/description lengths in characters and words, missing titles/descriptions
 ``languages``   detected language of each product's text
-``duplicates``  exact (same normalised text) and near (TF-IDF cosine >= threshold) duplicate
-                groups, and the groups whose labels disagree
+``duplicates``  exact (same normalised text) and near (TF-IDF cosine >= threshold to the group's
+                first text) duplicate groups, and the groups whose labels disagree
 ``markup``      products with HTML tags, HTML entities or mojibake, per field, with examples
 ``images``      photos missing or unreadable, blur, white borders, colour, exact and perceptual
                 duplicates (and those with conflicting labels) — from :mod:`prodcat.image.quality`
@@ -35,14 +35,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from tqdm.auto import tqdm
 
 from prodcat.arguments import category_level, config_file, fold_count, modality_list, positive_int
 from prodcat.catalog.schema import Catalog, category_at_level, depth, has_text, split_path
 from prodcat.config import Config
 from prodcat.files import write_json
+from prodcat.grouping import representative_groups
 from prodcat.text.clean import HTML_ENTITY, HTML_TAG
 
 if TYPE_CHECKING:
@@ -197,17 +196,20 @@ def duplicate_stats(
     """Exact and near-duplicate texts among products that have text, and groups with conflicting labels.
 
     Exact: equal :func:`normalised_text`. Near: cosine similarity of word TF-IDF vectors
-    >= ``similarity``, linked transitively (connected components); a near group is reported only
-    if it is more than one exact group.
+    >= ``similarity`` to the group's first text (its representative; texts merely similar to a member are not
+    chained in); a near group is reported only if it is more than one exact group. A group's labels conflict
+    when a member's differs from the representative's (exact groups: from the first labelled member's).
     """
     keys = np.array([normalised_text(t) for t in clean], dtype=object)
     with_text = np.flatnonzero(keys != "")
     exact_codes = np.full(len(frame), -1)
     exact_codes[with_text] = pd.factorize(keys[with_text])[0]
-    exact_groups = _groups(exact_codes)
+    labelled = frame["category"].notna().to_numpy()
+    # identical texts: any labelled member may stand for the group
+    exact_groups = [np.concatenate([g[labelled[g]], g[~labelled[g]]]) for g in _groups(exact_codes)]
     near_codes = np.full(len(frame), -1)
     if len(with_text) > 1:
-        near_codes[with_text] = _near_duplicate_components(keys[with_text], similarity, progress)
+        near_codes[with_text] = _near_duplicate_groups(keys[with_text], similarity, progress)
     near_groups = [g for g in _groups(near_codes) if len(set(exact_codes[g])) > 1]
     return {
         "similarity_threshold": similarity,
@@ -217,14 +219,15 @@ def duplicate_stats(
 
 
 def _groups(codes: np.ndarray) -> list[np.ndarray]:
-    """Row positions sharing a code (``-1`` = none), for codes held by two or more rows."""
+    """Row positions (ascending) sharing a code (``-1`` = none), for codes held by two or more rows."""
     valid = codes >= 0
     positions = pd.Series(np.flatnonzero(valid)).groupby(codes[valid]).agg(list)
     return [np.asarray(p) for p in positions if len(p) > 1]
 
 
-def _near_duplicate_components(texts: np.ndarray, similarity: float, progress: bool) -> np.ndarray:
-    """Connected-component id of each text in the graph of pairs with TF-IDF cosine >= ``similarity``.
+def _near_duplicate_groups(texts: np.ndarray, similarity: float, progress: bool) -> np.ndarray:
+    """Representative of each text among the pairs with TF-IDF cosine >= ``similarity``
+    (:func:`~prodcat.grouping.representative_groups`: the first text of a group, which is its smallest index).
 
     The similarity matrix is computed block by block as a sparse product and thresholded at
     once, so memory stays bounded on large catalogues.
@@ -239,10 +242,7 @@ def _near_duplicate_components(texts: np.ndarray, similarity: float, progress: b
         keep = (sims.data >= similarity) & (sims.row + start < sims.col)
         rows.append(sims.row[keep] + start)
         cols.append(sims.col[keep])
-    n = vectors.shape[0]
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    graph = coo_matrix((np.ones(len(r)), (r, c)), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
+    return representative_groups(vectors.shape[0], np.concatenate(rows), np.concatenate(cols))
 
 
 def _tfidf_vectors(texts: np.ndarray) -> Any:
@@ -263,13 +263,11 @@ def _tfidf_vectors(texts: np.ndarray) -> Any:
 
 
 def _group_report(frame: pd.DataFrame, groups: list[np.ndarray], clean: Sequence[str]) -> dict[str, Any]:
-    """Counts and examples of duplicate groups; a conflict is reported with the shallowest level that differs."""
+    """Counts and examples of duplicate groups (representative first); a conflict is reported with the shallowest
+    level that differs."""
     categories = frame["category"].to_numpy()
-    conflicts = []
-    for members in groups:
-        labels = [c for c in categories[members] if c is not None and c == c]
-        if len(set(labels)) > 1:
-            conflicts.append((members, _first_differing_level(labels)))
+    levels = [(members, _conflict_level(categories[members])) for members in groups]
+    conflicts = [(members, level) for members, level in levels if level]
     conflicts.sort(key=lambda item: (item[1], -len(item[0])))
     return {
         "groups": len(groups),
@@ -282,6 +280,17 @@ def _group_report(frame: pd.DataFrame, groups: list[np.ndarray], clean: Sequence
             _describe_group(frame, g, clean) | {"first_differing_level": level} for g, level in conflicts[:MAX_EXAMPLES]
         ],
     }
+
+
+def _conflict_level(labels: Sequence[Any]) -> int:
+    """Shallowest level at which a member's label (``labels[1:]``) differs from the representative's
+    (``labels[0]``); 0 when none does or the representative has no label. Members are only known to be
+    close to the representative, not to each other, so only those pairs are compared."""
+    first = labels[0]
+    if pd.isna(first):
+        return 0
+    differing = [label for label in labels[1:] if not pd.isna(label) and label != first]
+    return min((_first_differing_level([first, label]) for label in differing), default=0)
 
 
 def _first_differing_level(labels: list[str]) -> int:
@@ -366,27 +375,40 @@ def _examples(frame: pd.DataFrame, rows: pd.DataFrame, score: str) -> list[dict[
 
 
 def _image_duplicate_report(frame: pd.DataFrame, duplicates: pd.DataFrame) -> dict[str, Any]:
+    """Counts of duplicate photo groups and their conflicts, by the shallowest level at which a member's label
+    differs from the representative's (Flipkart's full paths end with brand and product: level 1-2 matters)."""
     if duplicates.empty:
-        return {"groups": 0, "products": 0, "exact_groups": 0, "perceptual_groups": 0, "conflicting_groups": 0}
+        return {
+            "groups": 0,
+            "products": 0,
+            "exact_groups": 0,
+            "perceptual_groups": 0,
+            "conflicting_groups": 0,
+            "conflicts_by_level": {},
+            "conflicts": [],
+        }
     image_of = dict(zip(frame["product_id"].astype(str), frame["image"], strict=True))
     groups = duplicates.groupby("group")
     kinds = groups["kind"].first()
-    conflicting = groups["labels_disagree"].first()
+    levels = groups["label"].agg(lambda labels: _conflict_level(labels.to_numpy()))
+    conflicting = levels[levels > 0].sort_values(kind="stable")
     return {
         "groups": len(kinds),
         "products": len(duplicates),
         "exact_groups": int((kinds == "exact").sum()),
         "perceptual_groups": int((kinds == "perceptual").sum()),
-        "conflicting_groups": int(conflicting.sum()),
+        "conflicting_groups": len(conflicting),
+        "conflicts_by_level": {str(k): int(v) for k, v in conflicting.value_counts().sort_index().items()},
         "conflicts": [
             {
                 "kind": kinds[g],
+                "first_differing_level": int(level),
                 "product_ids": rows["product_id"].astype(str).tolist()[:20],
                 "categories": {str(k): int(v) for k, v in rows["label"].value_counts().items()},
                 "images": [image_of.get(p) for p in rows["product_id"].astype(str)[:4]],
             }
-            for g, rows in list(groups)
-            if conflicting[g]
+            for g, level in conflicting.items()
+            for rows in [groups.get_group(g)]
         ][:MAX_EXAMPLES],
     }
 

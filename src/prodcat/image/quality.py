@@ -4,7 +4,7 @@ Per photo, :func:`image_quality` gives a flat dict of scores; over a catalogue
 frame, :func:`quality_frame` computes them for every product in a thread pool
 (with a progress bar) and :func:`find_duplicate_images` groups products sharing
 the same photo: byte-identical files (SHA-1) and near-identical pictures
-(perceptual hash within a Hamming distance), flagging groups whose labels disagree.
+(perceptual hash within a Hamming distance and the same colours), flagging groups whose labels disagree.
 ``prodcat audit`` reports these.
 """
 
@@ -20,9 +20,8 @@ import imagehash
 import numpy as np
 import pandas as pd
 from PIL import Image
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
+from prodcat.grouping import representative_groups
 from prodcat.image.decode import ImageDecodeError, load_image
 
 #: side the photo is analysed at: blur scores are only comparable at a fixed scale
@@ -31,8 +30,14 @@ ANALYSIS_SIDE = 512
 WHITE_LEVEL = 235
 #: variance of the Laplacian below which a photo is called blurry (at ANALYSIS_SIDE)
 BLUR_THRESHOLD = 100.0
-#: default Hamming distance (of 64 bits) under which two pHashes are the same picture
-PHASH_DISTANCE = 6
+#: default Hamming distance (of 64 bits) up to which two pHashes are the same picture. Measured on Flipkart's
+#: white-background shots: different products (black and gold watch, two mugs) are at 2-6 already, a true copy at 4
+PHASH_DISTANCE = 4
+#: side of the colour thumbnail compared between photos of close pHash (the pHash is of the grey image)
+COLOUR_SIDE = 4
+#: largest difference (0-255, mean over RGB) of any thumbnail cell between two photos of the same picture: on
+#: Flipkart, a true copy differs by 9, recoloured variants (pink and blue blanket) and new prints by 27 or more
+COLOUR_DISTANCE = 16
 
 
 def blur_score(img: Image.Image) -> float:
@@ -109,6 +114,22 @@ def perceptual_hash(img: Image.Image) -> str:
     return str(imagehash.phash(img))
 
 
+def colour_thumbnail(img: Image.Image) -> str:
+    """The photo averaged down to :data:`COLOUR_SIDE` x :data:`COLOUR_SIDE` RGB cells, as hex."""
+    return img.convert("RGB").resize((COLOUR_SIDE, COLOUR_SIDE), Image.Resampling.BOX).tobytes().hex()
+
+
+def colour_distance(thumbnails: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Largest per-cell difference (mean over RGB, 0-255) between paired :func:`colour_thumbnail` values."""
+    cells = COLOUR_SIDE * COLOUR_SIDE
+    first, second = (
+        np.frombuffer(bytes.fromhex("".join(side)), np.uint8).reshape(len(side), cells, 3).astype(np.int16)
+        for side in (thumbnails, others)
+    )
+    difference = np.abs(first - second)
+    return difference.mean(axis=2).max(axis=1)
+
+
 def image_quality(img: Image.Image) -> dict[str, Any]:
     """All per-photo scores: ``width``, ``height`` (as stored in the file when ``img`` comes
     from :func:`~prodcat.image.decode.load_image`), ``blur`` (variance of the Laplacian),
@@ -124,6 +145,7 @@ def image_quality(img: Image.Image) -> dict[str, Any]:
         "border_ratio": white_border_ratio(img),
         **color_stats(img),
         "phash": perceptual_hash(img),
+        "colour_thumbnail": colour_thumbnail(img),
     }
 
 
@@ -151,7 +173,7 @@ def quality_frame(frame: pd.DataFrame, n_jobs: int | None = None, progress: bool
     out = pd.DataFrame(rows, index=frame.index)
     out.insert(0, "product_id", frame["product_id"].astype(str).to_numpy())
     # no row at all (empty catalogue) or no usable photo: callers still index these columns
-    for column in ("sha1", "error", "phash"):
+    for column in ("sha1", "error", "phash", "colour_thumbnail"):
         if column not in out:
             out[column] = None
     return out
@@ -161,6 +183,7 @@ def find_duplicate_images(
     frame: pd.DataFrame,
     *,
     max_distance: int = PHASH_DISTANCE,
+    max_colour_distance: float = COLOUR_DISTANCE,
     label_column: str = "category",
     qualities: pd.DataFrame | None = None,
     n_jobs: int | None = None,
@@ -168,9 +191,13 @@ def find_duplicate_images(
 ) -> pd.DataFrame:
     """Groups of products sharing a photo, exactly or perceptually.
 
+    A group is its first photo (the representative) and the photos within ``max_distance`` of its pHash and
+    ``max_colour_distance`` of its :func:`colour_thumbnail`; neighbours of neighbours are not chained in.
+
     Args:
         frame: canonical catalogue frame.
         max_distance: largest pHash Hamming distance (of 64 bits) counted as the same picture.
+        max_colour_distance: largest :func:`colour_distance` counted as the same picture.
         label_column: column compared inside a group (``None`` to skip).
         qualities: a :func:`quality_frame` result to reuse (computed otherwise).
 
@@ -178,30 +205,16 @@ def find_duplicate_images(
         One row per product that belongs to a group of two or more:
         ``group`` (int id), ``product_id``, ``kind`` (``"exact"`` if every photo of the
         group has the same bytes, else ``"perceptual"``), ``sha1``, ``phash``,
-        ``label`` and ``labels_disagree`` (the group has more than one distinct label).
-        Sorted by group.
+        ``label`` and ``labels_disagree`` (a member's label differs from the representative's).
+        Sorted by group, the representative first.
     """
     scores = qualities if qualities is not None else quality_frame(frame, n_jobs=n_jobs, progress=progress)
     usable = scores[scores["error"].isna()]
     columns = ["group", "product_id", "kind", "sha1", "phash", "label", "labels_disagree"]
     if len(usable) < 2:
         return pd.DataFrame(columns=columns)
-    sha, phash = usable["sha1"].to_numpy(), usable["phash"].to_numpy()
-    # Distances are computed between distinct hashes only, each standing for its first product, and the
-    # products sharing a hash are linked to that one: m copies of one placeholder photo are m links,
-    # not m^2 / 2 pairs (20,000 copies: 3 GB of pairs).
-    distinct = np.unique(pd.factorize(phash)[0], return_index=True)[1]
-    bits = np.stack([imagehash.hex_to_hash(h).hash.ravel() for h in phash[distinct]]).astype(np.uint8)
-    close_r, close_c = _close_pairs(bits, max_distance)
-    same_r, same_c = _equal_pairs(phash)
-    # exact copies have the same pHash too; the SHA-1 links only make byte-identical groups certain
-    exact_r, exact_c = _equal_pairs(sha)
-    rows = np.concatenate([distinct[close_r], same_r, exact_r])
-    cols = np.concatenate([distinct[close_c], same_c, exact_c])
-    n = len(usable)
-    _, component = connected_components(coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n)), directed=False)
-    sizes = np.bincount(component)
-    members = np.flatnonzero(sizes[component] > 1)
+    group = _photo_groups(usable, max_distance, max_colour_distance)
+    members = np.flatnonzero(np.bincount(group)[group] > 1)
     if not len(members):
         return pd.DataFrame(columns=columns)
     labels = (
@@ -211,18 +224,45 @@ def find_duplicate_images(
     )
     out = pd.DataFrame(
         {
-            "group": component[members],
+            "group": group[members],
             "product_id": usable["product_id"].to_numpy()[members],
-            "sha1": sha[members],
+            "sha1": usable["sha1"].to_numpy()[members],
             "phash": usable["phash"].to_numpy()[members],
             "label": labels,
         }
     )
     groups = out.groupby("group")
     out["kind"] = np.where(groups["sha1"].transform("nunique") == 1, "exact", "perceptual")
-    out["labels_disagree"] = groups["label"].transform(lambda s: s.dropna().nunique() > 1).astype(bool)
+    out["labels_disagree"] = groups["label"].transform(_differs_from_first).astype(bool)
     out["group"] = pd.factorize(out["group"], sort=True)[0]
-    return out.sort_values(["group", "product_id"]).reset_index(drop=True)[columns]
+    return out.sort_values("group", kind="stable").reset_index(drop=True)[columns]
+
+
+def _differs_from_first(labels: pd.Series) -> bool:
+    """Whether a member's label differs from the representative's (members are only close to it)."""
+    first = labels.iloc[0]
+    return not pd.isna(first) and bool((labels.dropna() != first).any())
+
+
+def _photo_groups(usable: pd.DataFrame, max_distance: int, max_colour_distance: float) -> np.ndarray:
+    """Representative position of each usable photo (see :func:`find_duplicate_images`).
+
+    Distances are computed between distinct pHashes only, each standing for its first product, and a product
+    sharing a pHash joins that product's group when their colours agree too: m copies of one placeholder photo
+    are m comparisons, not m^2 / 2 pairs (20,000 copies: 3 GB of pairs).
+    """
+    codes = pd.factorize(usable["phash"])[0]
+    distinct = np.unique(codes, return_index=True)[1]
+    thumbnails = usable["colour_thumbnail"].to_numpy()
+    bits = np.stack([imagehash.hex_to_hash(h).hash.ravel() for h in usable["phash"].to_numpy()[distinct]])
+    close_r, close_c = _close_pairs(bits.astype(np.uint8), max_distance)
+    same_colour = colour_distance(thumbnails[distinct[close_r]], thumbnails[distinct[close_c]]) <= max_colour_distance
+    unit_group = representative_groups(len(distinct), close_r[same_colour], close_c[same_colour])
+    group = distinct[unit_group[codes]]
+    # a product whose colours differ from its pHash's first product (a recoloured variant) stands alone
+    recoloured = colour_distance(thumbnails, thumbnails[distinct[codes]]) > max_colour_distance
+    group[recoloured] = np.flatnonzero(recoloured)
+    return group
 
 
 def _close_pairs(bits: np.ndarray, max_distance: int, block_bytes: int = 1 << 25) -> tuple[np.ndarray, np.ndarray]:
@@ -244,14 +284,6 @@ def _close_pairs(bits: np.ndarray, max_distance: int, block_bytes: int = 1 << 25
         rows.append(start + r[keep])
         cols.append(start + c[keep])
     return np.concatenate(rows), np.concatenate(cols)
-
-
-def _equal_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs ``(first, other)`` of indices with equal keys, linking each to the first occurrence."""
-    codes = pd.factorize(keys)[0]
-    first = pd.Series(np.arange(len(codes))).groupby(codes).transform("min").to_numpy()
-    others = np.flatnonzero(first != np.arange(len(codes)))
-    return first[others], others
 
 
 def _thread_map(
