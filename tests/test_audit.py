@@ -329,3 +329,22 @@ def test_photo_conflicts_are_reported_by_level(flipkart_dir: Path) -> None:
     duplicates = result["images"]["duplicates"]
     assert duplicates["groups"] == 1 and duplicates["conflicts_by_level"] == {"5": 1}
     assert duplicates["conflicts"][0]["first_differing_level"] == 5
+
+
+def test_photo_score_statistics_are_exact(flipkart_dir: Path) -> None:
+    """Border ratios are not truncated to whole numbers (max was 0), blur's mean and max are not taken after
+    clipping at its 99th percentile, and histogram edges are not rounded to one decimal."""
+    from prodcat.image.quality import quality_frame
+
+    catalog = load_catalog(flipkart_dir)
+    frame = catalog.frame.head(20).reset_index(drop=True)
+    quality = audit_catalog(Catalog(frame=frame, source="flipkart", format=catalog.format), progress=False)
+    quality = quality["images"]["quality"]
+    scores = quality_frame(frame, progress=False)
+    assert (
+        quality["border_ratio"]["max"] == pytest.approx(scores["border_ratio"].max())
+        and 0 < quality["border_ratio"]["max"] < 1
+    )
+    assert quality["blur"]["max"] == pytest.approx(scores["blur"].max())
+    assert quality["blur"]["mean"] == pytest.approx(scores["blur"].mean())
+    assert quality["border_ratio"]["histogram"]["edges"][1] == pytest.approx(1 / 30)

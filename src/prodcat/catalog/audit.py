@@ -83,18 +83,33 @@ def class_balance(categories: pd.Series) -> dict[str, Any]:
 
 
 def _length_stats(values: pd.Series) -> dict[str, Any]:
+    """Statistics of text lengths (whole numbers), histogram up to the 99th percentile."""
     values = values.to_numpy()
     if not len(values):
         return {}
-    top = max(1.0, float(np.percentile(values, 99)))
+    stats = _distribution(values, max(1.0, float(np.percentile(values, 99))))
+    stats["histogram"]["edges"] = np.round(stats["histogram"]["edges"], 1).tolist()
+    return stats | {"max": int(stats["max"])}
+
+
+def _score_stats(values: pd.Series, top: float | None = None) -> dict[str, Any]:
+    """Statistics of a photo score (blur, border ratio), exact; the histogram runs up to ``top`` (default the
+    99th percentile, so a few extreme blur scores do not squash it), larger values counted in its last bin."""
+    values = values.to_numpy(dtype=float)
+    if not len(values):
+        return {}
+    return _distribution(values, top if top is not None else float(np.percentile(values, 99)) or 1.0)
+
+
+def _distribution(values: np.ndarray, top: float) -> dict[str, Any]:
     counts, edges = np.histogram(np.minimum(values, top), bins=30, range=(0, top))
     return {
         "mean": float(values.mean()),
         "median": float(np.median(values)),
         "p5": float(np.percentile(values, 5)),
         "p95": float(np.percentile(values, 95)),
-        "max": int(values.max()),
-        "histogram": {"edges": edges.round(1).tolist(), "counts": counts.tolist()},
+        "max": float(values.max()),
+        "histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
     }
 
 
@@ -336,13 +351,12 @@ def image_stats(frame: pd.DataFrame, progress: bool = True) -> dict[str, Any]:
         "usable": len(usable),
     }
     if len(usable):
-        blur = usable["blur"].astype(float)
         border = usable["border_ratio"].astype(float)
         out["quality"] = {
             "blur_threshold": BLUR_THRESHOLD,
             "blurry": int(usable["blurry"].astype(bool).sum()),
-            "blur": _length_stats(blur.clip(upper=blur.quantile(0.99))),
-            "border_ratio": _length_stats(border),
+            "blur": _score_stats(usable["blur"]),
+            "border_ratio": _score_stats(border, top=1.0),
             "large_white_border": int((border > 0.5).sum()),
             "size": {
                 "median_width": float(usable["width"].median()),
