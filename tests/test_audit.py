@@ -124,7 +124,7 @@ def test_flipkart_audit_with_photos(flipkart_dir: Path, tmp_path: Path) -> None:
     images = result["images"]
     assert images["without_photo"] == 3 and images["with_photo"] == len(keep) - 3 and images["unreadable"] == 0
     quality = images["quality"]
-    assert 0 < quality["blurry"] < images["usable"] and quality["size"]["max_side"] == 640
+    assert 0 < quality["low_detail"] < images["usable"] and quality["size"]["max_side"] == 640
     assert result["text"]["description"]["missing"] == 0
     _, html_path = write_audit_report(result, tmp_path)
     html = html_path.read_text()

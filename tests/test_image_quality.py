@@ -13,6 +13,7 @@ from PIL import Image, ImageFilter, ImageOps
 
 from prodcat.grouping import representative_groups
 from prodcat.image.quality import (
+    ANALYSIS_SIDE,
     COLOUR_SIDE,
     PHASH_DISTANCE,
     _close_pairs,
@@ -48,10 +49,23 @@ def _catalogue(tmp_path: Path, images: dict[str, Image.Image], labels: dict[str,
 
 
 def test_blurred_copy_scores_lower() -> None:
-    sharp = _textured()
+    sharp = _textured(size=ANALYSIS_SIDE)  # a smaller one is upscaled, and so smoothed, before scoring
     blurred = sharp.filter(ImageFilter.GaussianBlur(4))
     assert blur_score(blurred) < 0.2 * blur_score(sharp)
-    assert image_quality(blurred)["blurry"] and not image_quality(sharp)["blurry"]
+    assert image_quality(blurred)["low_detail"] and not image_quality(sharp)["low_detail"]
+
+
+def test_a_small_photo_is_scored_at_the_analysis_scale(flipkart_dir: Path, tmp_path: Path) -> None:
+    """A blurred real photo shrunk to 50 x 80 scored 1,637 ("sharp") at its own size; at 512 px it has low
+    detail, and it is flagged small. The sharp photo at full size is neither."""
+    from prodcat.image.decode import load_image
+
+    photo = load_image(flipkart_dir / "Images" / "29b1ca231e10d5269516b80bf9d0dffc.jpg", max_side=ANALYSIS_SIDE)
+    photo.filter(ImageFilter.GaussianBlur(3)).resize((50, 80)).save(tmp_path / "tiny.jpg")
+    sharp = image_quality(photo)
+    tiny = image_quality(load_image(tmp_path / "tiny.jpg", max_side=ANALYSIS_SIDE))
+    assert not sharp["low_detail"] and not sharp["small"]
+    assert tiny["low_detail"] and tiny["small"] and (tiny["width"], tiny["height"]) == (50, 80)
 
 
 def test_white_framed_image_crops_to_its_content() -> None:

@@ -9,7 +9,7 @@
 ``duplicates``  exact (same normalised text) and near (TF-IDF cosine >= threshold to the group's
                 first text) duplicate groups, and the groups whose labels disagree
 ``markup``      products with HTML tags, HTML entities or mojibake, per field, with examples
-``images``      photos missing or unreadable, blur, white borders, colour, exact and perceptual
+``images``      photos missing or unreadable, small, low detail (blur), white borders, colour, exact and perceptual
                 duplicates (and those with conflicting labels) — from :mod:`prodcat.image.quality`
 ``labels``      (``labels=True``) products whose given category disagrees confidently with
                 cross-validated predictions (confident learning), with the suggested category;
@@ -328,7 +328,7 @@ def _describe_group(frame: pd.DataFrame, members: np.ndarray, clean: Sequence[st
 
 def image_stats(frame: pd.DataFrame, progress: bool = True) -> dict[str, Any]:
     """Photo availability, decoding failures, quality scores and duplicate photos (exact and perceptual)."""
-    from prodcat.image.quality import BLUR_THRESHOLD, find_duplicate_images, quality_frame
+    from prodcat.image.quality import LOW_DETAIL_THRESHOLD, SMALL_SIDE, find_duplicate_images, quality_frame
 
     has_path = frame["image"].notna().to_numpy()
     scores = quality_frame(frame, progress=progress)
@@ -353,8 +353,11 @@ def image_stats(frame: pd.DataFrame, progress: bool = True) -> dict[str, Any]:
     if len(usable):
         border = usable["border_ratio"].astype(float)
         out["quality"] = {
-            "blur_threshold": BLUR_THRESHOLD,
-            "blurry": int(usable["blurry"].astype(bool).sum()),
+            # low variance of the Laplacian: blurry, but more often a smooth product; not "blurry" then
+            "low_detail_threshold": LOW_DETAIL_THRESHOLD,
+            "low_detail": int(usable["low_detail"].astype(bool).sum()),
+            "small_side": SMALL_SIDE,
+            "small": int(usable["small"].astype(bool).sum()),
             "blur": _score_stats(usable["blur"]),
             "border_ratio": _score_stats(border, top=1.0),
             "large_white_border": int((border > 0.5).sum()),
@@ -368,7 +371,7 @@ def image_stats(frame: pd.DataFrame, progress: bool = True) -> dict[str, Any]:
                 key: float(usable[key].astype(float).mean())
                 for key in ("brightness", "saturation", "white_share", "dark_share")
             },
-            "blurriest": _examples(frame, usable.nsmallest(8, "blur"), "blur"),
+            "least_detailed": _examples(frame, usable.nsmallest(8, "blur"), "blur"),
             "largest_borders": _examples(frame, usable.nlargest(8, "border_ratio"), "border_ratio"),
         }
         duplicates = find_duplicate_images(frame, qualities=scores, progress=progress)
@@ -670,7 +673,9 @@ def _charts(result: dict[str, Any]) -> dict[str, str]:
         for ax, key in zip(axes, ("blur", "border_ratio"), strict=True):
             edges = np.asarray(quality[key]["histogram"]["edges"])
             ax.bar(edges[:-1], quality[key]["histogram"]["counts"], width=np.diff(edges), align="edge")
-            ax.set_title({"blur": "blur (variance of Laplacian; low = blurry)", "border_ratio": "white border"}[key])
+            ax.set_title(
+                {"blur": "detail (Laplacian variance; low: blurry or plain)", "border_ratio": "white border"}[key]
+            )
         fig.tight_layout()
         charts["image_quality"] = _png(fig)
     return charts
