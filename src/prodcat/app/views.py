@@ -20,7 +20,6 @@ import pandas as pd
 from PIL import Image
 
 from prodcat.batch import predict_catalog, unused_photo_issue
-from prodcat.bundle import data_fingerprint
 from prodcat.catalog.loaders import CatalogFormatError, load_catalog, read_csv_table
 from prodcat.catalog.schema import (
     Catalog,
@@ -32,6 +31,8 @@ from prodcat.catalog.schema import (
     with_specifications,
 )
 from prodcat.evaluate.explain import WordExplanation
+from prodcat.evaluate.labelled import trained_on as trained_on  # re-exported: the Streamlit script reads views only
+from prodcat.evaluate.labelled import training_fingerprint, unknown_categories
 from prodcat.image.decode import ImageDecodeError, ImageSource, load_image
 from prodcat.predict import Prediction, Predictor
 from prodcat.serve.settings import ServeSettings
@@ -122,12 +123,6 @@ def catalogue_summary(frame: pd.DataFrame, level: int | None) -> CatalogueSummar
         without_title=blank("title"),
         without_description=blank("description"),
     )
-
-
-def training_fingerprint(frame: pd.DataFrame) -> str:
-    """The :func:`~prodcat.bundle.data_fingerprint` of a catalogue's labelled products: the one a bundle
-    trained on this catalogue records (`prodcat train` fits on the labelled products)."""
-    return data_fingerprint(frame[frame["category"].notna()])
 
 
 @dataclass(frozen=True)
@@ -529,11 +524,6 @@ IN_SAMPLE_WARNING = (
 )
 
 
-def trained_on(fingerprint: str, manifest: dict[str, Any]) -> bool:
-    """Whether the bundle of ``manifest`` was trained on the catalogue whose :func:`training_fingerprint` this is."""
-    return bool(fingerprint) and manifest.get("data_fingerprint") == fingerprint
-
-
 def catalogue_warnings(table: pd.DataFrame, frame: pd.DataFrame, labels: Sequence[str]) -> list[str]:
     """Why the figures of ``table`` (predictions with :func:`attach_catalogue`'s columns) may not mean what they
     seem: predicted products missing from the catalogue ``frame``, given categories the model does not predict."""
@@ -557,11 +547,11 @@ def _missing_ids(table: pd.DataFrame, frame: pd.DataFrame) -> str | None:
 
 def _unknown_labels(table: pd.DataFrame, labels: Sequence[str]) -> str | None:
     given = labelled_rows(table)["given"]
-    unknown = ~given.isin(labels)
-    if not unknown.any():
+    unknown = unknown_categories(given, labels)
+    if unknown.empty:
         return None
-    examples = ", ".join(map(str, given[unknown].value_counts().index[:3]))
-    if unknown.all():
+    examples = ", ".join(map(str, unknown.index[:3]))
+    if unknown.sum() == len(given):
         return (
             f"None of the given categories is one of the model's {len(labels)} (e.g. {examples}): the catalogue, or "
             "its category level, does not match the model, so agreement and label-noise candidates mean nothing here."
