@@ -348,3 +348,43 @@ def test_photo_score_statistics_are_exact(flipkart_dir: Path) -> None:
     assert quality["blur"]["max"] == pytest.approx(scores["blur"].max())
     assert quality["blur"]["mean"] == pytest.approx(scores["blur"].mean())
     assert quality["border_ratio"]["histogram"]["edges"][1] == pytest.approx(1 / 30)
+
+
+@pytest.mark.parametrize("value", ["7", "-1", "0"])
+def test_cli_audit_refuses_a_similarity_outside_0_1(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "shop.csv"
+    small_catalog(tmp_path).frame.to_csv(path, index=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["audit", str(path), "--report", str(tmp_path / "r"), "--similarity", value])
+    assert exit_info.value.code == 2 and not (tmp_path / "r").exists()
+
+
+def test_cli_audit_refuses_label_options_without_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "shop.csv"
+    small_catalog(tmp_path).frame.to_csv(path, index=False)
+    assert main(["audit", str(path), "--report", str(tmp_path / "r"), "--folds", "3", "--level", "1"]) == 2
+    assert "--level, --folds only apply to the label audit: add --labels" in capsys.readouterr().err
+
+
+def test_cli_audit_summary_tells_the_photo_and_markup_findings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "shop.csv"
+    small_catalog(tmp_path).frame.to_csv(path, index=False)
+    assert main(["audit", str(path), "--report", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "photos: 1 given, 7 products without, 1 unreadable" in out
+    assert "duplicate text groups: 1 exact, 0 near (1 with conflicting labels)" in out
+    assert "products with HTML tags, entities or mojibake: 3" in out
+
+
+def test_cli_audit_sample_keeps_the_loader_issues_of_its_rows_only(tmp_path: Path) -> None:
+    path = tmp_path / "shop.csv"
+    # every row lacks its product id: one loader issue (with no product id) per row
+    pd.DataFrame({"product_id": [None] * 10, "title": [f"mug {i}" for i in range(10)], "category": "Kitchen"}).to_csv(
+        path, index=False
+    )
+    report = tmp_path / "report"
+    assert main(["audit", str(path), "--report", str(report), "--no-images", "--sample", "3"]) == 0
+    summary = json.loads((report / "audit.json").read_text())["summary"]
+    assert summary["products"] == 3 and summary["loader_issues"] == 3

@@ -31,7 +31,7 @@ import textwrap
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,9 +43,6 @@ from prodcat.config import Config
 from prodcat.files import write_json
 from prodcat.grouping import representative_groups
 from prodcat.text.clean import HTML_ENTITY, HTML_TAG
-
-if TYPE_CHECKING:
-    from prodcat.evaluate.cv import CVResult
 
 log = logging.getLogger(__name__)
 
@@ -461,16 +458,6 @@ def confident_label_issues(labels: np.ndarray, proba: np.ndarray) -> tuple[np.nd
     return (suggested >= 0) & (suggested != labels) & (predicted != labels), suggested
 
 
-def out_of_fold_proba(frame: pd.DataFrame, config: Config, folds: int, progress: bool = True) -> CVResult:
-    """Out-of-fold probabilities of every labelled product, from the project's own classifier and CV.
-
-    Returns the :class:`prodcat.evaluate.cv.CVResult` (rows = ``frame``'s labelled rows, in order).
-    """
-    from prodcat.evaluate.cv import cross_validate
-
-    return cross_validate(frame, config, folds=folds, progress=progress)
-
-
 def label_issues(
     frame: pd.DataFrame, config: Config | None = None, folds: int = 5, progress: bool = True
 ) -> dict[str, Any]:
@@ -481,7 +468,7 @@ def label_issues(
     (:func:`~prodcat.evaluate.cv.cross_validation_obstacle`), nothing is fitted and the result is
     ``{"skipped": True, "reason": ...}`` with the settings.
     """
-    from prodcat.evaluate.cv import cross_validation_obstacle
+    from prodcat.evaluate.cv import cross_validate, cross_validation_obstacle
 
     config = config or Config()
     labelled = frame[frame["category"].notna()].reset_index(drop=True)
@@ -494,7 +481,7 @@ def label_issues(
             "folds": folds,
             "n_labelled": len(labelled),
         }
-    cv = out_of_fold_proba(labelled, config, folds, progress)
+    cv = cross_validate(labelled, config, folds=folds, progress=progress)
     classes = np.asarray(cv.classes)
     given = np.searchsorted(classes, cv.y_true)
     is_issue, suggested = confident_label_issues(given, cv.proba)
@@ -718,7 +705,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-images", action="store_true", help="do not decode the photos (much faster)")
     parser.add_argument(
         "--similarity",
-        type=float,
+        type=similarity_threshold,
         default=NEAR_DUPLICATE_SIMILARITY,
         help=f"TF-IDF cosine from which texts are near duplicates (default {NEAR_DUPLICATE_SIMILARITY})",
     )
@@ -733,50 +720,111 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     labels.add_argument(
         "--modalities", type=modality_list, help="text, image or text,image (default: all the catalogue has)"
     )
-    labels.add_argument("--folds", type=fold_count, default=5, help="cross-validation folds (default 5)")
+    labels.add_argument("--folds", type=fold_count, help="cross-validation folds (default 5)")
     parser.set_defaults(func=run_audit)
+
+
+def similarity_threshold(text: str) -> float:
+    """A cosine similarity threshold in (0, 1] (at -1 every text was a near duplicate of every other)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"a cosine similarity threshold is in (0, 1], got {value}")
+    return value
 
 
 def run_audit(args: argparse.Namespace) -> int:
     from prodcat.catalog.loaders import CatalogFormatError, load_from_args
 
+    unused = [f"--{name}" for name in _LABEL_OPTIONS if getattr(args, name) is not None]
+    if unused and not args.labels:
+        print(f"prodcat audit: {', '.join(unused)} only apply to the label audit: add --labels", file=sys.stderr)
+        return 2
     try:
         catalog = load_from_args(args)
     except (CatalogFormatError, FileNotFoundError) as error:
         print(f"prodcat audit: {error}", file=sys.stderr)
         return 2
     if args.sample and args.sample < len(catalog.frame):
-        sampled = catalog.frame.sample(n=args.sample, random_state=0).sort_index()
-        kept = set(sampled["product_id"])
-        catalog = Catalog(
-            frame=sampled.reset_index(drop=True),
-            source=catalog.source,
-            format=catalog.format,
-            issues=[i for i in catalog.issues if i.product_id is None or i.product_id in kept],
-            lines=[catalog.line_of(position) for position in sampled.index],
-        )
+        catalog = _sample(catalog, args.sample)
+    result = audit_catalog(
+        catalog,
+        images=not args.no_images,
+        labels=args.labels,
+        label_config=_label_config(args, catalog.format),
+        folds=args.folds or 5,
+        similarity=args.similarity,
+    )
+    json_path, html_path = write_audit_report(result, args.report)
+    for line in summary_lines(result):
+        print(line)
+    print(f"wrote {json_path} and {html_path}")
+    return 0
+
+
+#: options of the label audit, refused without --labels rather than silently ignored
+_LABEL_OPTIONS = ("config", "level", "modalities", "folds")
+
+
+def _sample(catalog: Catalog, size: int) -> Catalog:
+    """``size`` random products of ``catalog``, with the loader issues of their rows only."""
+    sampled = catalog.frame.sample(n=size, random_state=0).sort_index()
+    lines = [catalog.line_of(position) for position in sampled.index]
+    kept = set(lines)
+    return Catalog(
+        frame=sampled.reset_index(drop=True),
+        source=catalog.source,
+        format=catalog.format,
+        issues=[issue for issue in catalog.issues if issue.row in kept],
+        lines=lines,
+    )
+
+
+def _label_config(args: argparse.Namespace, catalog_format: str) -> Config:
     config = args.config or Config()
     if args.level is not None:
         config = config.model_copy(update={"level": args.level or None})
     if args.modalities:
         config = config.model_copy(update={"modalities": args.modalities})
-    config = config.for_format(catalog.format)
-    result = audit_catalog(
-        catalog,
-        images=not args.no_images,
-        labels=args.labels,
-        label_config=config,
-        folds=args.folds,
-        similarity=args.similarity,
-    )
-    json_path, html_path = write_audit_report(result, args.report)
-    summary = result["summary"]
-    print(f"{summary['products']} products, {summary['labelled']} labelled, {summary['loader_issues']} loader issues")
-    duplicates = result["duplicates"]
-    print(f"duplicate text groups: {duplicates['exact']['groups']} exact, {duplicates['near']['groups']} near")
-    if result.get("labels", {}).get("skipped"):
-        print(result["labels"]["reason"])
-    elif "labels" in result:
-        print(f"likely mislabelled: {result['labels']['n_issues']} of {result['labels']['n_labelled']}")
-    print(f"wrote {json_path} and {html_path}")
-    return 0
+    return config.for_format(catalog_format)
+
+
+def summary_lines(result: dict[str, Any]) -> list[str]:
+    """The console summary of an audit: one line per section with findings."""
+    summary, exact, near = result["summary"], result["duplicates"]["exact"], result["duplicates"]["near"]
+    lines = [
+        f"{summary['products']} products, {summary['labelled']} labelled, {summary['loader_issues']} loader issues",
+        f"duplicate text groups: {exact['groups']} exact, {near['groups']} near"
+        f" ({exact['conflicting_groups'] + near['conflicting_groups']} with conflicting labels)",
+        f"products with HTML tags, entities or mojibake: {result['markup']['products_with_any']}",
+        *_photo_lines(result["images"]),
+    ]
+    labels = result.get("labels")
+    if labels and labels.get("skipped"):
+        lines.append(labels["reason"])
+    elif labels:
+        lines.append(f"likely mislabelled: {labels['n_issues']} of {labels['n_labelled']}")
+    return lines
+
+
+def _photo_lines(images: dict[str, Any]) -> list[str]:
+    if images.get("skipped"):
+        return ["photos not audited (--no-images)"]
+    lines = [
+        f"photos: {images['with_photo']} given, {images['without_photo']} products without,"
+        f" {images['unreadable']} unreadable"
+    ]
+    quality, duplicates = images.get("quality"), images.get("duplicates")
+    if quality:
+        lines.append(
+            f"photos with low detail (blurry or plain): {quality['low_detail']},"
+            f" small (longest side < {quality['small_side']} px): {quality['small']}"
+        )
+    if duplicates:
+        lines.append(
+            f"duplicate photo groups: {duplicates['exact_groups']} exact, {duplicates['perceptual_groups']}"
+            f" perceptual ({duplicates['conflicting_groups']} with conflicting labels)"
+        )
+    return lines
