@@ -365,9 +365,8 @@ def test_cv_and_train_refuse_what_they_cannot_learn_from_before_working(tmp_path
     assert "error: cannot train: it needs at least two categories" in capsys.readouterr().err
     assert main(["cv", str(one_category), "--modalities", "image", *report]) == 2
     assert "no labelled product with image to learn from" in capsys.readouterr().err
-    assert main(["cv", str(one_category), "--report", str(one_category)]) == 2  # a file, not a folder
-    assert f"--report {one_category} is a file" in capsys.readouterr().err
     for options, message in (
+        (["--report", str(one_category)], f"{one_category} is not a folder"),
         (["--folds", "1"], "cross-validation needs at least 2 folds"),
         (["--modalities", "txt"], "expected text, image or text,image"),
         (["--sample", "-1"], "must be at least 1"),
@@ -459,3 +458,149 @@ def test_train_with_feedback_replaces_corrected_products_and_reads_only_usable_c
     )
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["n_train"] == 24  # 24 catalogue products, one of them under its correction
+
+
+# ---------------------------------------------------------------- evaluate: warnings and an auditable report
+def flipkart_products(flipkart_dir, count, step=60):
+    """``count`` labelled Flipkart products, every ``step``-th row (all seven top-level categories), canonical
+    columns."""
+    from prodcat.catalog.loaders import load_catalog
+    from prodcat.catalog.schema import COLUMNS
+
+    frame = load_catalog(flipkart_dir).labelled.reset_index(drop=True)[list(COLUMNS)]
+    return frame.iloc[::step].head(count).reset_index(drop=True)
+
+
+def bundle_trained_on(bundle, data, out):
+    """A copy of ``bundle`` whose manifest records the training fingerprint of the catalogue ``data`` (the
+    manifest is not among the files it hashes: the copy still verifies)."""
+    import shutil
+
+    from prodcat.bundle import MANIFEST
+    from prodcat.catalog.loaders import load_catalog
+    from prodcat.evaluate.labelled import training_fingerprint
+
+    shutil.copytree(bundle, out)
+    manifest = json.loads((out / MANIFEST).read_text()) | {
+        "data_fingerprint": training_fingerprint(load_catalog(data).frame)
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    return out
+
+
+def test_evaluate_warns_of_training_data_unknown_categories_and_few_products(
+    flipkart_bundle, flipkart_dir, tmp_path, capsys
+):
+    products = flipkart_products(flipkart_dir, 8)
+    products.loc[[0, 1], "category"] = "Toys > Dolls"  # a category the model was never taught
+    data = tmp_path / "products.csv"
+    products.to_csv(data, index=False)
+    trained_on_it = bundle_trained_on(flipkart_bundle, data, tmp_path / "bundle")
+    report = tmp_path / "report"
+    assert main(["evaluate", str(trained_on_it), str(data), "--report", str(report)]) == 0
+    printed = capsys.readouterr().out
+    warnings = json.loads((report / "metrics.json").read_text())["warnings"]
+    assert len(warnings) == 3
+    in_sample, unknown, few = warnings
+    assert in_sample.startswith("these are the very products the model was trained on") and "prodcat cv" in in_sample
+    assert unknown.startswith("2 of 8 labelled products have a category the model does not know (1 category: 'Toys'")
+    assert few.startswith("only 8 labelled products: the figures are too uncertain")
+    page = (report / "report.html").read_text()
+    for warning in warnings:
+        assert f"warning: {warning}" in printed and html.escape(warning) in page
+
+    # the bundle's own fingerprint is that of its 300-product training sample: this file is not in-sample
+    assert main(["evaluate", str(flipkart_bundle), str(data), "--report", str(report)]) == 0
+    assert "trained on" not in capsys.readouterr().out
+
+
+def test_evaluate_report_can_be_checked_product_by_product(flipkart_bundle, flipkart_dir, tmp_path):
+    products = flipkart_products(flipkart_dir, 40, step=20)
+    data = tmp_path / "products.csv"
+    products.to_csv(data, index=False)
+    with data.open("a", encoding="utf-8") as csv:
+        csv.write('broken,"unclosed quote,,,Watches\n')  # the reader skips it, and the report says so
+    report = tmp_path / "report"
+    assert main(["evaluate", str(flipkart_bundle), str(data), "--report", str(report)]) == 0
+
+    metrics = json.loads((report / "metrics.json").read_text())
+    predictions = pd.read_csv(report / "predictions.csv")
+    assert predictions["product_id"].tolist() == products["product_id"].tolist()
+    assert predictions["category"].tolist() == category_at_level(products["category"], 1).tolist()
+    assert (predictions["category"] == predictions["predicted"]).mean() == pytest.approx(metrics["accuracy"])
+    confusion = metrics["confusion"]
+    counts = pd.DataFrame(confusion["counts"], index=confusion["rows"], columns=confusion["columns"])
+    expected = pd.crosstab(predictions["category"], predictions["predicted"])
+    pd.testing.assert_frame_equal(counts, expected, check_names=False)
+
+    page = (report / "report.html").read_text()
+    assert '"accuracy":' not in page  # tables, not raw JSON
+    summary = page.split("<h2>Summary</h2>")[1].split("<h2>")[0]
+    low, high = metrics["intervals"]["accuracy"]
+    assert f"<td>accuracy</td><td>{metrics['accuracy']:.3f}</td><td>{low:.3f}–{high:.3f}</td>" in summary
+    decision = page.split("<h2>Accept / review</h2>")[1].split("<h2>")[0]
+    assert f"({metrics['decision']['n_auto']} of 40)" in decision
+    issues = page.split("<h2>Input issues</h2>")[1].split("<h2>")[0]
+    assert "1 row(s) skipped by the reader and not evaluated" in issues and "bad quoting" in issues
+    assert pd.read_csv(report / "input_issues.csv")["field"].tolist() == ["row"]
+    assert "every one of the 7 true categories" in page
+
+
+def test_confusion_labels_keep_the_end_of_a_path_and_say_how_many_classes_show():
+    from prodcat.evaluate.report import short_labels, shown_classes
+
+    labels = ["Men > Shoes", "Women > Shoes", "Home > Bed Linen > Bedsheets", "Watches", "x" * 50]
+    assert short_labels(labels, width=20) == [
+        "Men > Shoes",  # its last element would not tell it from the next
+        "Women > Shoes",
+        "… > Bedsheets",
+        "Watches",
+        "x" * 19 + "…",
+    ]
+    truth = np.array(["a", "b", "b", "c"], dtype=object)
+    assert shown_classes(truth, 60) == "every one of the 3 true categories"
+    assert shown_classes(truth, 2) == "the 2 most frequent of the 3 true categories"
+
+
+def test_reliability_diagram_labels_each_bin_with_its_products_and_joins_none():
+    from prodcat.evaluate.metrics import expected_calibration_error
+    from prodcat.evaluate.report import SPARSE_BIN, reliability_figure
+
+    confidence = np.r_[np.full(40, 0.95), np.full(3, 0.35), [0.65]]
+    correct = np.r_[np.ones(38), np.zeros(2), [1, 0, 0], [1]].astype(bool)
+    figure = reliability_figure(expected_calibration_error(confidence, correct))
+    (axes,) = figure.axes
+    assert len(axes.lines) == 1  # the diagonal alone: no line drawn through the bins
+    assert sorted(text.get_text() for text in axes.texts) == ["1", "3", "40"]
+    dense, sparse = axes.collections
+    assert len(dense.get_offsets()) == 1 and len(sparse.get_offsets()) == 2  # fewer than SPARSE_BIN: hollow
+    assert SPARSE_BIN > 3 and (sparse.get_facecolor()[:, 3] == 0).all()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["evaluate", "MODEL", "DATA"],
+        ["cv", "DATA"],
+        ["robustness", "MODEL", "DATA"],
+        ["explore", "DATA"],
+        ["audit", "DATA"],
+    ],
+)
+def test_a_report_folder_that_cannot_be_written_is_refused_before_any_work(command, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    inside = blocker / "report"
+    for report, reason in ((blocker, "is not a folder;"), (inside, f"is not a folder: {blocker} is a file")):
+        with pytest.raises(SystemExit) as refused:  # by argparse, before the model or the data is read
+            main([*command, "--report", str(report)])
+        assert refused.value.code == 2
+        error = capsys.readouterr().err
+        assert f"argument --report: {report} {reason}" in error
+
+
+def test_a_report_folder_is_checked_without_being_created(tmp_path):
+    from prodcat.arguments import report_dir
+
+    fresh = tmp_path / "new" / "report"
+    assert report_dir(str(fresh)) == fresh and not (tmp_path / "new").exists()  # a refused run leaves no folder

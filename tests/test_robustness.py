@@ -13,9 +13,18 @@ from PIL import Image
 from prodcat.catalog.loaders import load_catalog
 from prodcat.catalog.schema import COLUMNS
 from prodcat.cli import main
-from prodcat.evaluate.robustness import PERTURBATIONS, WORK_SIDE, get_perturbations
+from prodcat.evaluate import robustness
+from prodcat.evaluate.report import UNTOUCHED, plotted_runs
+from prodcat.evaluate.robustness import (
+    PERTURBATIONS,
+    WORK_SIDE,
+    Perturbation,
+    evaluate_robustness,
+    get_perturbations,
+)
 from prodcat.image.decode import load_image
 from prodcat.image.quality import blur_score
+from prodcat.predict import Prediction
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +158,109 @@ def test_robustness_command_reproduces_evaluate_and_writes_its_report(
 
     assert main([*args, "--base", "missing"]) == 2
     assert "not the family 'missing'" in capsys.readouterr().err
+
+
+def test_a_severity_means_the_same_on_a_small_photo_as_on_a_large_one() -> None:
+    """Photos are brought to the working scale, enlarged too: a blur of 4 px is the same share of a 64 px photo
+    (fashion's are 60x80) as of a 512 px one, and every perturbed photo is at that scale."""
+    squares = np.kron((np.indices((8, 8)).sum(axis=0) % 2) * 255, np.ones((64, 64))).astype(np.uint8)
+    large = Image.fromarray(squares).convert("RGB")  # 512 px, squares of 64 px
+    small = large.resize((64, 64), Image.Resampling.NEAREST)  # the same squares, of 8 px
+    frame = pd.DataFrame({"product_id": ["large", "small"], "image": [large, small]})
+    blurred, affected = PERTURBATIONS["blur_4"].apply(frame)
+    assert affected.all()
+    on_large, on_small = (np.asarray(photo, dtype=float) for photo in blurred["image"])
+    assert on_small.shape == on_large.shape == (WORK_SIDE, WORK_SIDE, 3)
+    # the enlarged photo's edges are a little softer (Lanczos): 4 grey levels apart on average, against 94 when
+    # the small photo is blurred at its own size (8 times as strong a blur), then enlarged
+    assert np.abs(on_small - on_large).mean() < 10
+    for name in ("downscale_512", "rotate_90", "noise_10", "jpeg_20"):
+        (photo,) = PERTURBATIONS[name].apply(frame.tail(1))[0]["image"]
+        assert max(photo.size) == WORK_SIDE, name
+
+
+class ConstantPredictor:
+    """Predicts ``Watches`` for every product, and records the chunks it is given."""
+
+    threshold = 0.5
+
+    def __init__(self) -> None:
+        self.chunks: list[pd.DataFrame] = []
+
+    def predict(self, frame: pd.DataFrame, top_k: int = 5) -> list[Prediction]:
+        self.chunks.append(frame)
+        top = [{"category": "Watches", "probability": 0.9}]
+        return [Prediction(str(i), "Watches", 0.9, "auto", top, ["text", "image"]) for i in frame["product_id"]]
+
+
+def test_the_base_perturbation_is_applied_chunk_by_chunk(
+    products: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--base with a photo perturbation decodes one chunk of photos at a time, not the whole catalogue."""
+    monkeypatch.setattr(robustness, "CHUNK_SIZE", 4)
+    sizes: list[int] = []
+    real_apply = Perturbation.apply
+
+    def recorded_apply(self: Perturbation, frame: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+        sizes.append(len(frame))
+        return real_apply(self, frame, seed)
+
+    monkeypatch.setattr(Perturbation, "apply", recorded_apply)
+    frame = products.head(10)
+    predictor = ConstantPredictor()
+    base, blur = PERTURBATIONS["rotate_15"], PERTURBATIONS["blur_2"]
+    clean, blurred = evaluate_robustness(predictor, frame, np.full(10, "Watches"), [blur], base=base)
+    # the clean run: the base on each chunk (4, 4, 2); the blurred one: the base, then the blur, on each chunk
+    assert sizes == [4, 4, 2, 4, 4, 4, 4, 2, 2]
+    assert clean["base"] == blurred["base"] == "rotate_15" and blurred["n_affected"] == 10
+    first_clean = predictor.chunks[0]["image"].iat[0]
+    assert first_clean.width > WORK_SIDE and np.asarray(first_clean)[0, 0].tolist() == [255, 255, 255]  # rotated
+
+
+def test_a_perturbation_that_touches_no_product_is_not_a_measured_zero(
+    flipkart_bundle: Path, products: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rotating the photos of products without one changes nothing to measure: n/a, and no bar in the figure;
+    removing the text of products without photo leaves the model nothing to read: said."""
+    data = tmp_path / "no-photos.csv"
+    products.head(3).assign(image=None).to_csv(data, index=False)
+    report = tmp_path / "report"
+    args = ["robustness", str(flipkart_bundle), str(data), "--report", str(report)]
+    assert main([*args, "--perturbations", "rotate_15", "no_text"]) == 0
+    printed = capsys.readouterr().out
+    assert UNTOUCHED in next(line for line in printed.splitlines() if line.strip().startswith("rotate_15"))
+    warning = "no_text: the model could score none of the 3 products (nothing left it can read)"
+    assert f"warning: {warning}" in printed
+    clean, rotated, no_text = json.loads((report / "robustness.json").read_text())
+    assert rotated["n_affected"] == 0 and rotated["change_vs_clean"] is None
+    assert rotated["flipped_share_of_affected"] is None
+    assert no_text["modalities_used"] == {"none": 3} and no_text["change_vs_clean"]["accuracy"]["difference"] < 0
+    assert plotted_runs([clean, rotated, no_text]) == [no_text]
+    page = (report / "report.html").read_text()
+    assert UNTOUCHED in page and warning in page and "1 perturbation(s) that touched no product left out" in page
+
+
+def test_robustness_scores_the_products_the_model_can_read_with_or_without_a_sample(
+    flipkart_bundle: Path,
+    products: pd.DataFrame,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Products with nothing the model reads are left out of every run, sampled or not, and said so."""
+    frame = products.head(14).copy()
+    frame.loc[[0, 1], ["title", "description", "image"]] = None  # neither text nor photo
+    frame.loc[2, "category"] = "Toys"  # a category the model does not know: warned of
+    data = tmp_path / "products.csv"
+    frame.to_csv(data, index=False)
+    left_out = "2 of the 14 labelled products have none of the modalities the model reads (text or image): left out"
+    for sample, scored in ((None, 12), (8, 8)):
+        report = tmp_path / f"report-{sample}"
+        args = ["robustness", str(flipkart_bundle), str(data), "--report", str(report), "--perturbations", "no_photo"]
+        assert main([*args, *(["--sample", str(sample)] if sample else [])]) == 0
+        printed = capsys.readouterr().out
+        clean, _ = json.loads((report / "robustness.json").read_text())
+        assert clean["n"] == scored and clean["modalities_used"] == {"text,image": scored}
+        assert f"warning: {left_out}" in printed and left_out in (report / "report.html").read_text()
+        assert "warning: only" in printed  # fewer than 30 products
+        if sample is None:
+            assert "1 of 12 labelled products have a category the model does not know (1 category: 'Toys'" in printed

@@ -4,6 +4,8 @@ the option's name, before any work starts (not as a library's traceback minutes 
 from __future__ import annotations
 
 import argparse
+import tempfile
+from pathlib import Path
 from typing import get_args
 
 from prodcat.config import Config, ConfigError, Modality, load_config
@@ -57,3 +59,20 @@ def _integer(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def report_dir(text: str) -> Path:
+    """A folder a report can be written in: refused now, before any work, not when the report is written after
+    minutes of it. Nothing is created (a command refused later leaves no empty folder): the folder, or the
+    nearest of its parents that exists, must be a folder that takes files."""
+    path = Path(text)
+    existing = next(folder for folder in (path, *path.parents) if folder.exists())
+    if not existing.is_dir():
+        where = "" if existing == path else f": {existing} is a file"
+        raise argparse.ArgumentTypeError(f"{text} is not a folder{where}; give a folder for the report")
+    try:
+        with tempfile.TemporaryFile(dir=existing):  # permissions, or a read-only file system, which refuses root
+            pass
+    except OSError as error:
+        raise argparse.ArgumentTypeError(f"cannot write a report in {text}: {error.strerror or error}") from None
+    return path

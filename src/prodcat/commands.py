@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prodcat.arguments import category_level, config_file, fold_count, modality_list, positive_int
+from prodcat.arguments import category_level, config_file, fold_count, modality_list, positive_int, report_dir
 from prodcat.batch import (
     BatchError,
     LocalEngine,
@@ -26,8 +26,9 @@ from prodcat.batch import (
 from prodcat.batch.engines import Engine
 from prodcat.bundle import data_fingerprint, save_bundle
 from prodcat.catalog.loaders import add_loader_arguments, load_from_args
-from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, modality_mask
+from prodcat.catalog.schema import Catalog, RowIssue, category_at_level
 from prodcat.config import Config
+from prodcat.evaluate.labelled import labelled_warnings, model_level, readable_by
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
 from prodcat.evaluate.report import write_report
 from prodcat.files import write_atomically
@@ -133,12 +134,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         help="score a model on a labelled catalogue",
         formatter_class=_formatter,
-        description="Write DIR/metrics.json, a confusion matrix, a reliability diagram and report.html.",
+        description=textwrap.dedent("""\
+            Score the model on the labelled products of DATA and write DIR/metrics.json (with the confusion
+            counts), DIR/predictions.csv (each product's true and predicted category), a confusion matrix, a
+            reliability diagram and DIR/report.html. A product with nothing the model can read counts as wrong.
+
+            Score products the model was not trained on: on its training data every figure is near perfect
+            (said when the catalogue is the bundle's training data). For an honest estimate without a held-out
+            file, run `prodcat cv` on the catalogue; or split it, `prodcat train` on one part and evaluate on
+            the other. Categories the model does not know, and evaluations of under 30 products, are warned of.
+            """),
         epilog="examples:\n  prodcat evaluate models/flipkart heldout.csv --report reports/heldout\n",
     )
     evaluate.add_argument("model", help="model bundle directory")
     add_loader_arguments(evaluate)
-    evaluate.add_argument("--report", required=True, help="report directory")
+    evaluate.add_argument("--report", required=True, type=report_dir, help="report directory")
     evaluate.set_defaults(func=run_evaluate)
 
     cv = subparsers.add_parser(
@@ -162,7 +172,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="seed of the folds and models (default: the config's, 0): another split tells how much the "
         "split alone moves a number",
     )
-    cv.add_argument("--report", required=True, help="report directory")
+    cv.add_argument("--report", required=True, type=report_dir, help="report directory")
     _add_model_options(cv)
     cv.set_defaults(func=run_cv)
 
@@ -218,14 +228,16 @@ def write_input_issues(issues: list[RowIssue], out: str | Path) -> Path | None:
     return path
 
 
-def read_labelled(args: argparse.Namespace) -> pd.DataFrame | None:
-    """The catalogue's labelled products to score a model against; ``None``, after saying why, when there are none."""
-    frame = read_catalog(args).frame
-    frame = frame[frame["category"].notna()].reset_index(drop=True)
-    if frame.empty:
+def read_labelled(args: argparse.Namespace) -> Catalog | None:
+    """The catalogue, its frame cut to the labelled products to score a model against (its issues kept whole);
+    ``None``, after saying why, when there are none."""
+    catalog = read_catalog(args)
+    labelled = np.flatnonzero(catalog.frame["category"].notna().to_numpy())
+    if not len(labelled):
         print("error: the catalogue has no labelled products to evaluate against", file=sys.stderr)
         return None
-    return frame
+    frame = catalog.frame.iloc[labelled].reset_index(drop=True)
+    return dataclasses.replace(catalog, frame=frame, lines=[catalog.line_of(p) for p in labelled])
 
 
 def build_config(args: argparse.Namespace, catalog: Catalog) -> Config:
@@ -246,15 +258,14 @@ def labelled_products(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
     """The labelled products of ``frame`` that have one of the configured modalities (the others are left out,
     and said so)."""
     frame = frame[frame["category"].notna()].reset_index(drop=True)
-    if config.modalities:
-        usable = np.logical_or.reduce([modality_mask(frame, m) for m in config.modalities])
-        if not usable.all():
-            log.info(
-                "%d labelled products have none of the modalities %s: left out",
-                (~usable).sum(),
-                ",".join(config.modalities),
-            )
-            frame = frame[usable].reset_index(drop=True)
+    usable = readable_by(frame, config.modalities)
+    if not usable.all():
+        log.info(
+            "%d labelled products have none of the modalities %s: left out",
+            (~usable).sum(),
+            ",".join(config.modalities),
+        )
+        frame = frame[usable].reset_index(drop=True)
     return frame
 
 
@@ -444,32 +455,40 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from prodcat.predict import Predictor
 
     predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
-    frame = read_labelled(args)
-    if frame is None:
+    catalog = read_labelled(args)
+    if catalog is None:
         return 2
-    level = predictor.manifest["config"].get("level")
+    frame = catalog.frame
+    truth = category_at_level(frame["category"], model_level(predictor.manifest))
     table = predict_catalog(predictor, frame, 2000)
-    truth = category_at_level(frame["category"], level)
+    predicted = table["category"].to_numpy(dtype=object)
     # a product the model could not score (no category, its ``error`` filled) counts as wrong, confidence 0
     confidence = table["confidence"].to_numpy(dtype=float)
-    metrics = evaluate_predictions(truth, table["category"].to_numpy(dtype=object), confidence, predictor.threshold)
-    write_report(
-        metrics,
-        truth,
-        table["category"].to_numpy(dtype=object),
-        args.report,
-        f"Evaluation of {args.model} on {args.data}",
-    )
+    metrics = evaluate_predictions(truth, predicted, confidence, predictor.threshold)
+    metrics["warnings"] = labelled_warnings(frame, truth, predictor.manifest, predictor.labels)
+    if unread := _unread_warning(table, predictor.manifest):
+        metrics["warnings"].append(unread)
+    predictions = table.rename(columns={"category": "predicted"})
+    predictions.insert(1, "category", truth)  # as `prodcat cv`'s predictions.csv: the true, then the predicted
+    title = f"Evaluation of {args.model} on {args.data}"
+    write_report(metrics, truth, predicted, args.report, title, predictions=predictions, issues=catalog.issues)
     print_metrics(metrics, f"Evaluation on {len(frame)} labelled products:")
-    unread = int((table["modalities_used"].fillna("") == "").sum())
-    if unread:  # nothing to classify: no category, counted wrong (see batch.scoring.NOTHING_TO_READ)
-        modalities = " or ".join(predictor.manifest.get("modalities", []))
-        print(
-            f"warning: {unread} of {len(frame)} products have no {modalities} the model can read: they get no "
-            "category and count as wrong"
-        )
+    for warning in metrics["warnings"]:
+        print(f"warning: {warning}")
     print(f"\nReport written to {args.report}")
     return 0
+
+
+def _unread_warning(table: pd.DataFrame, manifest: dict[str, Any]) -> str | None:
+    """What to say of the products with nothing the model can read (see batch.scoring.NOTHING_TO_READ)."""
+    unread = int((table["modalities_used"].fillna("") == "").sum())
+    if not unread:
+        return None
+    modalities = " or ".join(manifest.get("modalities", []))
+    return (
+        f"{unread} of {len(table)} products have no {modalities} the model can read: they get no category and "
+        "count as wrong"
+    )
 
 
 def run_cv(args: argparse.Namespace) -> int:
@@ -485,10 +504,9 @@ def run_cv(args: argparse.Namespace) -> int:
     result = cross_validate(frame, config, folds=args.folds)
     metrics = result.metrics()
     metrics["config"] = config.model_dump()
-    write_report(
-        metrics, result.y_true, result.y_pred, args.report, f"{args.folds}-fold cross-validation on {args.data}"
-    )
-    result.predictions().to_csv(Path(args.report) / "predictions.csv", index=False)
+    title = f"{args.folds}-fold cross-validation on {args.data}"
+    predictions, issues = result.predictions(), catalog.issues
+    write_report(metrics, result.y_true, result.y_pred, args.report, title, predictions=predictions, issues=issues)
     print_metrics(metrics, f"{args.folds}-fold cross-validation on {len(frame)} products:")
     for modalities, values in metrics["by_modalities"].items():
         print(

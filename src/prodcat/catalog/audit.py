@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from prodcat.arguments import category_level, config_file, fold_count, modality_list, positive_int
+from prodcat.arguments import category_level, config_file, fold_count, modality_list, positive_int, report_dir
 from prodcat.catalog.schema import Catalog, category_at_level, depth, has_text, split_path
 from prodcat.config import Config
 from prodcat.files import write_json
@@ -698,7 +698,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     add_loader_arguments(parser)
-    parser.add_argument("--report", required=True, metavar="DIR", help="folder for audit.json and audit.html")
+    parser.add_argument(
+        "--report", required=True, type=report_dir, metavar="DIR", help="folder for audit.json and audit.html"
+    )
     parser.add_argument(
         "--sample", type=positive_int, metavar="N", help="audit a random sample of N products (quick look)"
     )

@@ -1,10 +1,12 @@
-"""Evaluation report: ``metrics.json``, confusion matrix and reliability diagram PNGs, an HTML page."""
+"""Evaluation reports: ``metrics.json``, the per-product predictions, confusion matrix and reliability diagram
+PNGs and one self-contained HTML page (``prodcat evaluate``, ``prodcat cv``); the robustness report."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
-import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +15,50 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
+from prodcat.catalog.schema import SEP, RowIssue, split_path
+from prodcat.evaluate.metrics import HEADLINE_METRICS, UNSCORED
 from prodcat.files import write_json
+
+#: true categories the confusion matrix shows at most (the most frequent)
+CONFUSION_ROWS = 60
+#: characters of a category name on a figure's axis
+LABEL_WIDTH = 40
+#: a reliability bin of fewer products is drawn hollow: its accuracy is too noisy to read
+SPARSE_BIN = 10
+#: the predicted "category" of the products the model could not score, in the confusion counts
+NOT_SCORED = "(not scored)"
+#: input issues listed on the page (all of them are in input_issues.csv)
+ISSUES_SHOWN = 100
+
+
+def short_labels(labels: Sequence[object], width: int = LABEL_WIDTH) -> list[str]:
+    """Category names for a figure's axis: a path keeps its last elements, as few as tell it apart from the other
+    ``labels`` (``… > Bedsheets``), and a name still longer than ``width`` is cut at its end, with an ellipsis."""
+    paths = [split_path(str(label)) for label in labels]
+    names = []
+    for parts in paths:
+        keep = 1
+        while keep < len(parts) and sum(other[-keep:] == parts[-keep:] for other in paths) > 1:
+            keep += 1
+        name = ("…" + SEP if keep < len(parts) else "") + SEP.join(parts[-keep:])
+        names.append(name if len(name) <= width else name[: width - 1].rstrip() + "…")
+    return names
+
+
+def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+    """Products per true (``rows``) and predicted (``columns``) category, every category, as ``counts``: the
+    figures behind the matrix, for ``metrics.json``. A product the model could not score is in the
+    :data:`NOT_SCORED` column."""
+    predicted = np.asarray(y_pred, dtype=object)
+    predicted = np.where(pd.isna(predicted) | (predicted == UNSCORED), NOT_SCORED, predicted)
+    table = pd.crosstab(
+        pd.Series(np.asarray(y_true, dtype=object).astype(str), name="true"),
+        pd.Series(predicted.astype(str), name="predicted"),
+    )
+    return {"rows": table.index.tolist(), "columns": table.columns.tolist(), "counts": table.to_numpy().tolist()}
 
 
 def confusion_rows(
@@ -36,14 +80,24 @@ def confusion_rows(
     return labels, np.array([*labels, "(other)"], dtype=object), matrix
 
 
+def shown_classes(y_true: np.ndarray, max_labels: int) -> str:
+    """What the confusion matrix shows: ``"every one of the 7 true categories"`` or ``"the 60 most frequent of
+    the 120 true categories"``."""
+    total = len(np.unique(np.asarray(y_true, dtype=object)))
+    if total <= max_labels:
+        return f"every one of the {total} true categories"
+    return f"the {max_labels} most frequent of the {total} true categories"
+
+
 def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, path: Path, max_labels: int = 60) -> None:
-    """Row-normalised confusion matrix (:func:`confusion_rows`); with many classes, the most frequent ``max_labels``."""
+    """Row-normalised confusion matrix (:func:`confusion_rows`); with many classes, the most frequent ``max_labels``
+    (said in the title)."""
     labels, columns, matrix = confusion_rows(y_true, y_pred, max_labels)
     size = max(6.0, 0.28 * len(labels) + 3)
     fig, ax = plt.subplots(figsize=(size, size))
     ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(columns)), [str(label)[-40:] for label in columns], rotation=90, fontsize=7)
-    ax.set_yticks(range(len(labels)), [str(label)[-40:] for label in labels], fontsize=7)
+    ax.set_xticks(range(len(columns)), short_labels(columns), rotation=90, fontsize=7)
+    ax.set_yticks(range(len(labels)), short_labels(labels), fontsize=7)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if len(labels) <= 30:
@@ -59,28 +113,48 @@ def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, path: Path, max_label
                         fontsize=6,
                         color="white" if matrix[i, j] > 0.5 else "black",
                     )
-    ax.set_title("Confusion matrix (rows sum to 1)")
+    ax.set_title(f"Confusion matrix, {shown_classes(y_true, max_labels)} (rows sum to 1)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def plot_reliability(calibration: dict[str, Any], path: Path) -> None:
-    """Reliability diagram: accuracy against confidence per bin, with the diagonal."""
+def reliability_figure(calibration: dict[str, Any]) -> Figure:
+    """Reliability diagram: accuracy against confidence per bin, with the diagonal; each bin a point labelled
+    with its products, hollow under :data:`SPARSE_BIN` of them. No line joins the points: across empty or
+    near-empty bins it would draw a trend the data does not hold."""
     bins = calibration["bins"]
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
-    confidence, accuracy = [b["confidence"] for b in bins], [b["accuracy"] for b in bins]
-    ax.plot(confidence, accuracy, "-", color="tab:blue")
-    # marker area grows with the bin's products: a bin of one product must not look like one of hundreds
     total = max(sum(b["count"] for b in bins), 1)
-    sizes = [12 + 400 * b["count"] / total for b in bins]
-    ax.scatter(confidence, accuracy, s=sizes, color="tab:blue", label="model (area: products in the bin)", zorder=3)
+    for sparse in (False, True):
+        chosen = [b for b in bins if (b["count"] < SPARSE_BIN) == sparse]
+        ax.scatter(
+            [b["confidence"] for b in chosen],
+            [b["accuracy"] for b in chosen],
+            # area grows with the bin's products: a bin of one product must not look like one of hundreds
+            s=[12 + 400 * b["count"] / total for b in chosen],
+            facecolors="none" if sparse else "tab:blue",
+            edgecolors="tab:blue",
+            label=f"bin of fewer than {SPARSE_BIN} products" if sparse else "bin (number: its products)",
+            zorder=3,
+        )
+    for b in bins:
+        ax.annotate(str(b["count"]), (b["confidence"], b["accuracy"]), xytext=(6, -10), textcoords="offset points")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.05)
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
     ax.set_title(f"Reliability (ECE = {calibration['ece']:.3f})")
-    ax.legend()
+    for handle in ax.legend(loc="upper left", fontsize=8).legend_handles[1:]:
+        handle.set_sizes([30])  # not the first bin's area
     fig.tight_layout()
+    return fig
+
+
+def plot_reliability(calibration: dict[str, Any], path: Path) -> None:
+    """:func:`reliability_figure` saved as a PNG."""
+    fig = reliability_figure(calibration)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -89,6 +163,7 @@ def plot_reliability(calibration: dict[str, Any], path: Path) -> None:
 PAGE_STYLE = (
     "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
     "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child{text-align:left}"
+    ".warnings{background:#fff7e6;border:1px solid #f0b429;padding:.2em 1em;margin:1em 0}.prose td{text-align:left}"
 )
 
 
@@ -98,55 +173,149 @@ def embedded_png(path: Path) -> str:
     return f'<img src="data:image/png;base64,{data}" style="max-width:100%">'
 
 
+def html_table(head: Sequence[str], rows: Iterable[Sequence[object]], prose: bool = False) -> str:
+    """A table of escaped text cells (no header row when ``head`` is empty); numbers are right-aligned, the
+    cells of a ``prose`` table left-aligned."""
+    header = "".join(f"<th>{html.escape(str(cell))}</th>" for cell in head)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>" for row in rows)
+    opening = '<table class="prose">' if prose else "<table>"
+    return f"{opening}{f'<tr>{header}</tr>' if header else ''}{body}</table>"
+
+
+def html_page(title: str, body: str) -> str:
+    """A whole page: ``body`` under the ``title`` heading."""
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>{PAGE_STYLE}</style></head><body>
+<h1>{html.escape(title)}</h1>
+{body}
+</body></html>"""
+
+
+def warnings_html(warnings: Sequence[str]) -> str:
+    """The warnings, first on a page (none: nothing)."""
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{html.escape(warning)}</li>" for warning in warnings)
+    return f'<div class="warnings"><h2>Warnings</h2><ul>{items}</ul></div>'
+
+
+def _figure(value: float | None, form: str = "{:.3f}") -> str:
+    return "–" if value is None or value != value else form.format(value)  # NaN: nothing to measure
+
+
+def summary_rows(metrics: dict[str, Any]) -> list[list[str]]:
+    """The headline metrics as rows: name, value, 95% bootstrap interval and, for cross-validation, the spread
+    between folds."""
+    rows = []
+    for key, name in zip(HEADLINE_METRICS, ("accuracy", "F1 weighted", "F1 macro"), strict=True):
+        low, high = metrics.get("intervals", {}).get(key, (None, None))
+        spread = metrics.get("fold_std", {}).get(key)
+        row = [name, _figure(metrics[key]), f"{_figure(low)}–{_figure(high)}"]
+        rows.append(row + ([f"±{spread:.3f}"] if "fold_std" in metrics else []))
+    return rows
+
+
+def decision_rows(decision: dict[str, Any], n: int) -> list[list[str]]:
+    """The accept/review decision as rows of a label and a value."""
+    rows = [["decision threshold", _figure(decision.get("threshold"))]] if "threshold" in decision else []
+    rows += [
+        ["auto-accepted", f"{_figure(decision['automation_rate'], '{:.1%}')} ({decision['n_auto']} of {n})"],
+        ["precision among the auto-accepted", _figure(decision["auto_precision"])],
+    ]
+    if "automation_ceiling" in decision:
+        rows.append(
+            ["best threshold's share, chosen knowing the answers", _figure(decision["automation_ceiling"], "{:.1%}")]
+        )
+    return rows
+
+
+def issues_html(issues: Sequence[RowIssue]) -> str:
+    """The problems the reader met in the input: the rows it skipped (not evaluated) and the others."""
+    if not issues:
+        return ""
+    skipped = sum(issue.field == "row" for issue in issues)
+    more = f"; the first {ISSUES_SHOWN} here, all in input_issues.csv" if len(issues) > ISSUES_SHOWN else ""
+    rows = ([i.row, i.product_id or "", i.field, i.message] for i in issues[:ISSUES_SHOWN])
+    return (
+        f"<h2>Input issues</h2><p>{len(issues)} issue(s) reading the catalogue, {skipped} row(s) skipped by the "
+        f"reader and not evaluated{more}.</p>" + html_table(["line", "product", "field", "problem"], rows, prose=True)
+    )
+
+
+def write_issues(issues: Sequence[RowIssue], path: Path) -> None:
+    """The input issues as a CSV: ``row, product_id, field, message``, as ``prodcat predict``'s OUT.issues.csv."""
+    table = pd.DataFrame(
+        [dataclasses.asdict(issue) for issue in issues], columns=["row", "product_id", "field", "message"]
+    )
+    table.to_csv(path, index=False)
+
+
 def write_report(
-    metrics: dict[str, Any], y_true: np.ndarray, y_pred: np.ndarray, report_dir: str | Path, title: str
+    metrics: dict[str, Any],
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    report_dir: str | Path,
+    title: str,
+    *,
+    predictions: pd.DataFrame | None = None,
+    issues: Sequence[RowIssue] = (),
 ) -> Path:
-    """Write ``metrics.json``, ``confusion_matrix.png``, ``reliability.png`` and ``report.html``."""
+    """Write ``metrics.json`` (with the confusion counts), ``confusion_matrix.png``, ``reliability.png``,
+    ``report.html`` and, when given, the per-product ``predictions.csv`` and ``input_issues.csv``: every figure
+    can be checked against the products. ``metrics["warnings"]``, if any, head the page."""
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "metrics.json", metrics)
-    plot_confusion(np.asarray(y_true), np.asarray(y_pred), out / "confusion_matrix.png")
+    write_json(out / "metrics.json", metrics | {"confusion": confusion_counts(y_true, y_pred)})
+    if predictions is not None:
+        predictions.to_csv(out / "predictions.csv", index=False)
+    if issues:
+        write_issues(issues, out / "input_issues.csv")
+    plot_confusion(np.asarray(y_true), np.asarray(y_pred), out / "confusion_matrix.png", CONFUSION_ROWS)
     figures = [embedded_png(out / "confusion_matrix.png")]
     if "calibration" in metrics:
         plot_reliability(metrics["calibration"], out / "reliability.png")
         figures.insert(0, embedded_png(out / "reliability.png"))
-    summary = {
-        k: metrics[k] for k in ("n", "accuracy", "f1_weighted", "f1_macro", "intervals", "fold_std") if k in metrics
-    }
-    rows = "".join(
-        f"<tr><td>{html.escape(c)}</td><td>{v['precision']:.3f}</td><td>{v['recall']:.3f}</td>"
-        f"<td>{v['f1']:.3f}</td><td>{v['support']}</td></tr>"
-        for c, v in sorted(metrics["per_class"].items(), key=lambda kv: kv[1]["f1"])
+    figures.append(
+        f"<p>The confusion matrix shows {shown_classes(y_true, CONFUSION_ROWS)}; metrics.json has every count.</p>"
     )
-    levels = "".join(
-        f"<tr><td>{lvl}</td><td>{m['accuracy']:.3f}</td><td>{m['f1_weighted']:.3f}</td><td>{m['f1_macro']:.3f}</td></tr>"
-        for lvl, m in metrics.get("levels", {}).items()
-    )
-    decision = metrics.get("decision", {})
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>{PAGE_STYLE}</style></head><body>
-<h1>{html.escape(title)}</h1>
-<h2>Summary</h2><pre>{html.escape(json.dumps(summary, indent=2))}</pre>
-<h2>Accept / review</h2><pre>{html.escape(json.dumps(decision, indent=2))}</pre>
-{
-        "<h2>Per level</h2><table><tr><th>level</th><th>accuracy</th><th>F1 weighted</th><th>F1 macro</th></tr>"
-        + levels
-        + "</table>"
-        if levels
-        else ""
-    }
-<h2>Figures</h2>{"".join(figures)}
-<h2>Per class (worst first)</h2>
-<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>{rows}</table>
-</body></html>"""
-    (out / "report.html").write_text(page, encoding="utf-8")
+    sections = evaluation_sections(metrics, issues, "".join(figures))
+    (out / "report.html").write_text(html_page(title, "\n".join(s for s in sections if s)), encoding="utf-8")
     return out
 
 
-def plot_robustness(records: list[dict[str, Any]], path: Path) -> None:
-    """Per perturbation (grouped by family, in report order): the change of accuracy against the clean run
-    with its 95% paired-bootstrap interval, and the share auto-accepted (the clean run's as a dashed line)."""
-    clean, runs = records[0], records[1:]
+def evaluation_sections(metrics: dict[str, Any], issues: Sequence[RowIssue], figures: str) -> list[str]:
+    """The HTML sections of an evaluation page, in order ("" for one with nothing to show)."""
+    head = ["metric", "value", "95% interval"] + (["spread between folds"] if "fold_std" in metrics else [])
+    decision = metrics.get("decision")
+    levels = metrics.get("levels", {}).items()
+    return [
+        warnings_html(metrics.get("warnings", [])),
+        f"<h2>Summary</h2><p>{metrics['n']} products.</p>" + html_table(head, summary_rows(metrics)),
+        "<h2>Accept / review</h2>" + html_table((), decision_rows(decision, metrics["n"])) if decision else "",
+        "<h2>Per level</h2>"
+        + html_table(
+            ["level", "accuracy", "F1 weighted", "F1 macro"],
+            ([level, *(_figure(m[key]) for key in HEADLINE_METRICS)] for level, m in levels),
+        )
+        if levels
+        else "",
+        issues_html(issues),
+        f"<h2>Figures</h2>{figures}",
+        "<h2>Per class (worst first)</h2>"
+        + html_table(["class", "precision", "recall", "F1", "support"], per_class_rows(metrics)),
+    ]
+
+
+def per_class_rows(metrics: dict[str, Any]) -> list[list[object]]:
+    """Precision, recall, F1 and support per category, weakest F1 first."""
+    ranked = sorted(metrics["per_class"].items(), key=lambda kv: kv[1]["f1"])
+    return [[c, _figure(v["precision"]), _figure(v["recall"]), _figure(v["f1"]), v["support"]] for c, v in ranked]
+
+
+def plot_robustness(clean: dict[str, Any], runs: list[dict[str, Any]], path: Path) -> None:
+    """Per perturbation of ``runs`` (grouped by family, in report order): the change of accuracy against the
+    ``clean`` run with its 95% paired-bootstrap interval, and the share auto-accepted (the clean run's as a
+    dashed line)."""
     families = list(dict.fromkeys(r["family"] for r in runs))
     colours = [plt.cm.tab10(families.index(r["family"]) % 10) for r in runs]
     rows = np.arange(len(runs))
@@ -171,27 +340,33 @@ def plot_robustness(records: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def write_robustness_report(records: list[dict[str, Any]], report_dir: str | Path, title: str) -> Path:
-    """Write ``robustness.json`` (the records), ``robustness.png`` (:func:`plot_robustness`) and ``report.html``."""
+def plotted_runs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The perturbation records the figure shows: those that touched a product (the others change nothing)."""
+    return [record for record in records[1:] if record["n_affected"]]
+
+
+def write_robustness_report(
+    records: list[dict[str, Any]], report_dir: str | Path, title: str, warnings: Sequence[str] = ()
+) -> Path:
+    """Write ``robustness.json`` (the records), ``robustness.png`` (:func:`plot_robustness` of the
+    :func:`plotted_runs`, none when there are none) and ``report.html``, headed by the ``warnings``."""
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "robustness.json", records)
-    plot_robustness(records, out / "robustness.png")
-    cells = "".join(
-        f"<tr>{''.join(f'<td>{html.escape(c)}</td>' for c in row)}</tr>" for row in robustness_rows(records)
-    )
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in ROBUSTNESS_COLUMNS)
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>{PAGE_STYLE}</style></head><body>
-<h1>{html.escape(title)}</h1>
+    figure = out / "robustness.png"
+    figure.unlink(missing_ok=True)  # a previous run's would show other perturbations
+    if runs := plotted_runs(records):
+        plot_robustness(records[0], runs, figure)
+    untouched = len(records) - 1 - len(runs)
+    left_out = f" ({untouched} perturbation(s) that touched no product left out)" if untouched else ""
+    body = f"""{warnings_html(warnings)}
 <p>Every row is the same {records[0]["n"]} labelled products, one perturbation at a time; products it cannot
 touch (no photo to rotate, no description to remove) keep their input and are not counted in "affected".
 Δ is perturbed minus clean on the same products, with its 95% paired-bootstrap interval; "flipped" is the share
 of the affected products whose predicted category changed.</p>
-<table><tr>{head}</tr>{cells}</table>
-<h2>Figure</h2>{embedded_png(out / "robustness.png")}
-</body></html>"""
-    (out / "report.html").write_text(page, encoding="utf-8")
+{html_table(ROBUSTNESS_COLUMNS, robustness_rows(records))}
+<h2>Figure</h2>{embedded_png(figure) + f"<p>{left_out}</p>" if runs else "<p>No perturbation touched a product.</p>"}"""
+    (out / "report.html").write_text(html_page(title, body), encoding="utf-8")
     return out
 
 
@@ -208,26 +383,38 @@ ROBUSTNESS_COLUMNS = (
     "auto precision",
     "flipped",
 )
+#: the Δ of a perturbation that touched no product: it changes nothing, and its zero would read as robustness
+UNTOUCHED = "n/a — no product affected"
+
+
+def change_cell(record: dict[str, Any]) -> str:
+    """The Δ accuracy cell of a record: empty for the clean run, :data:`UNTOUCHED` for a perturbation that
+    touched no product."""
+    if "n_affected" not in record:
+        return ""
+    if not record["n_affected"]:
+        return UNTOUCHED
+    change = record["change_vs_clean"]["accuracy"]
+    return f"{change['difference']:+.3f} [{change['low']:+.3f}, {change['high']:+.3f}]"
 
 
 def robustness_rows(records: list[dict[str, Any]]) -> list[list[str]]:
     """The robustness table as text cells, one row per record, in :data:`ROBUSTNESS_COLUMNS` order."""
     rows = []
     for r in records:
-        change = r.get("change_vs_clean", {}).get("accuracy")
         decision = r["decision"]
         rows.append(
             [
                 r["name"],
                 str(r.get("n_affected", "")),
                 f"{r['accuracy']:.3f}",
-                f"{change['difference']:+.3f} [{change['low']:+.3f}, {change['high']:+.3f}]" if change else "",
+                change_cell(r),
                 f"{r['f1_weighted']:.3f}",
                 f"{r['f1_macro']:.3f}",
                 f"{r['mean_confidence']:.3f}",
                 f"{decision['automation_rate']:.1%}",
-                "" if decision["auto_precision"] is None else f"{decision['auto_precision']:.3f}",
-                "" if r.get("flipped_share_of_affected") is None else f"{r['flipped_share_of_affected']:.1%}",
+                _figure(decision["auto_precision"]),
+                _figure(r.get("flipped_share_of_affected"), "{:.1%}"),
             ]
         )
     return rows

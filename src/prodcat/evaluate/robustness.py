@@ -12,11 +12,12 @@ bootstrap difference, and the products whose prediction flipped. Products a pert
 touch (no photo to rotate, no description to remove) keep their clean input and are counted apart
 (``n_affected``), so a metric is never quietly diluted or inflated by them.
 
-Photos are decoded by :func:`prodcat.image.decode.load_image` (the one safe decoder) at a working
-scale of :data:`WORK_SIDE` pixels on the longest side, so that a severity in pixels (noise sigma,
-blur radius) means the same on every catalogue, and handed to the Predictor as PIL images: nothing
-is written next to the dataset, and the embeddings of perturbed photos go to a bounded in-memory
-cache, not the on-disk one.
+Photos are decoded by :func:`prodcat.image.decode.load_image` (the one safe decoder) and brought to a
+working scale of :data:`WORK_SIDE` pixels on the longest side, shrunk or enlarged (fashion's 60x80
+photos too), so that a severity in pixels (blur radius, JPEG blocks, noise grain) is the same share of
+every photo on every catalogue; ``downscale_512``, that resampling alone, is the control. They are
+handed to the Predictor as PIL images: nothing is written next to the dataset, and the embeddings of
+perturbed photos go to a bounded in-memory cache, not the on-disk one.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from prodcat.image.decode import ImageItem, decode_item, load_image
 
 log = logging.getLogger(__name__)
 
-#: longest side, in pixels, photos are decoded at before a perturbation: pixel severities are relative to it
+#: longest side, in pixels, photos are brought to before a perturbation: pixel severities are relative to it
 WORK_SIDE = 512
 #: products perturbed and predicted at a time (bounds the decoded photos held in memory: ~0.8 MB each)
 CHUNK_SIZE = 256
@@ -50,6 +51,16 @@ ImageTransform = Callable[[Image.Image, np.random.Generator], Image.Image]
 
 
 # ---------------------------------------------------------------------------------------------- photo transforms
+def at_working_scale(photo: Image.Image) -> Image.Image:
+    """``photo`` resized (Lanczos, aspect kept) to :data:`WORK_SIDE` pixels on its longest side, enlarged when
+    smaller: a blur of 2 px on a 60x80 photo would otherwise be as strong as one of 13 px on a 512 px one."""
+    scale = WORK_SIDE / max(photo.size)
+    if scale == 1:
+        return photo
+    size = (max(1, round(photo.width * scale)), max(1, round(photo.height * scale)))
+    return photo.resize(size, Image.Resampling.LANCZOS)
+
+
 def rotate(img: Image.Image, rng: np.random.Generator, degrees: float) -> Image.Image:
     """Counter-clockwise rotation by ``degrees``; the canvas grows to keep the whole photo, corners filled white
     (a multiple of 90 degrees is an exact transpose: width and height swap at 90 and 270)."""
@@ -134,7 +145,9 @@ class Perturbation:
                 # unreadable photos are logged by decode_item and left as they are: the Predictor skips them too
                 photo = None if is_missing(source) else decode_item(ImageItem(str(product_id), source), WORK_SIDE)
                 affected[i] = photo is not None
-                images.append(source if photo is None else self.image_transform(photo, product_rng(seed, product_id)))
+                if photo is not None:
+                    source = self.image_transform(at_working_scale(photo), product_rng(seed, product_id))
+                images.append(source)
             out["image"] = pd.Series(images, index=frame.index, dtype=object)
             return out, affected
         affected = np.zeros(len(frame), dtype=bool)
@@ -221,20 +234,26 @@ def get_perturbations(names: Iterable[str] | None = None) -> list[Perturbation]:
 
 # ---------------------------------------------------------------------------------------------- evaluation
 def predict_perturbed(
-    predictor: Any, frame: pd.DataFrame, perturbation: Perturbation | None, seed: int = 0
+    predictor: Any,
+    frame: pd.DataFrame,
+    perturbation: Perturbation | None,
+    seed: int = 0,
+    base: Perturbation | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """The ``predict`` table of ``frame`` perturbed by ``perturbation`` (``None``: clean), and the
-    ``(n,)`` mask of the products it changed; chunk by chunk, so only one chunk of photos is in memory."""
+    """The ``predict`` table of ``frame`` perturbed by ``base`` then ``perturbation`` (each ``None``: none),
+    and the ``(n,)`` mask of the products ``perturbation`` changed; chunk by chunk, both applied to one
+    chunk at a time, so that only one chunk of decoded photos is in memory."""
     from prodcat.batch import predict_catalog
 
     tables, masks = [], []
     for start in range(0, len(frame), CHUNK_SIZE):
         chunk = frame.iloc[start : start + CHUNK_SIZE]
-        if perturbation is None:
-            masks.append(np.zeros(len(chunk), dtype=bool))
-        else:
+        if base is not None:
+            chunk, _ = base.apply(chunk, seed)
+        affected = np.zeros(len(chunk), dtype=bool)
+        if perturbation is not None:
             chunk, affected = perturbation.apply(chunk, seed)
-            masks.append(affected)
+        masks.append(affected)
         tables.append(predict_catalog(predictor, chunk, CHUNK_SIZE, progress=False))
     return pd.concat(tables, ignore_index=True), np.concatenate(masks)
 
@@ -264,13 +283,15 @@ def score_run(
     flipped = predicted != clean_predicted
     record["n_affected"] = int(affected.sum())
     record["n_flipped"] = int(flipped.sum())
-    record["flipped_share_of_affected"] = float(flipped[affected].mean()) if affected.any() else None
     if (flipped & ~affected).any():  # the Predictor is deterministic: an untouched product must not move
         log.warning("%d products flipped without being perturbed", int((flipped & ~affected).sum()))
-    record["change_vs_clean"] = paired_difference(truth, clean_predicted, predicted)
+    # a perturbation that touched no product has no change to measure: its zero would read as robustness
+    touched = affected.any()
+    record["flipped_share_of_affected"] = float(flipped[affected].mean()) if touched else None
+    record["change_vs_clean"] = paired_difference(truth, clean_predicted, predicted) if touched else None
     record["affected_accuracy"] = {
-        "clean": float((clean_predicted[affected] == truth[affected]).mean()) if affected.any() else None,
-        "perturbed": float((predicted[affected] == truth[affected]).mean()) if affected.any() else None,
+        "clean": float((clean_predicted[affected] == truth[affected]).mean()) if touched else None,
+        "perturbed": float((predicted[affected] == truth[affected]).mean()) if touched else None,
     }
     return record
 
@@ -287,16 +308,16 @@ def evaluate_robustness(
 
     ``truth`` is the ``(n,)`` true category of each row of ``frame`` at the model's level. ``base``, if
     given, is applied first to every run, the clean one included (``no_text``: the photo path alone),
-    and is named in every record.
+    chunk by chunk as the perturbations are (a photo one would otherwise hold every decoded photo in
+    memory at once), and is named in every record. A perturbation that touches no product has no change
+    to measure: its ``change_vs_clean`` is ``None``.
     """
     threshold = predictor.threshold
-    if base is not None:
-        frame, _ = base.apply(frame, seed)
-    clean, _ = predict_perturbed(predictor, frame, None)
+    clean, _ = predict_perturbed(predictor, frame, None, seed, base)
     described = base.description if base else "as in the catalogue"
     records = [{"name": "clean", "family": "clean", "description": described} | score_run(truth, clean, threshold)]
     for perturbation in tqdm(perturbations, desc="perturbations", unit="run"):
-        table, affected = predict_perturbed(predictor, frame, perturbation, seed)
+        table, affected = predict_perturbed(predictor, frame, perturbation, seed, base)
         header = {
             "name": perturbation.name,
             "family": perturbation.family,

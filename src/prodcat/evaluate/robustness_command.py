@@ -5,9 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from typing import TYPE_CHECKING, Any
 
-from prodcat.arguments import positive_int
-from prodcat.evaluate.robustness import PERTURBATIONS
+import pandas as pd
+
+from prodcat.arguments import positive_int, report_dir
+from prodcat.catalog.schema import category_at_level
+from prodcat.config import Config
+from prodcat.evaluate.labelled import labelled_warnings, model_level, readable_by
+from prodcat.evaluate.robustness import PERTURBATIONS, Perturbation, get_perturbations
+
+if TYPE_CHECKING:
+    from prodcat.predict import Predictor
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +30,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=textwrap.dedent(f"""\
             Predict the same labelled products clean and under each perturbation, and write
             DIR/robustness.json (one record per perturbation), DIR/robustness.png and DIR/report.html.
-            Use products the model was not trained on: on its own training data every number is too high.
+            Use products the model was not trained on: on its own training data every number is too high
+            (said when the catalogue is the bundle's training data). The products scored are the labelled
+            ones with a modality the model reads, with or without --sample; the others are left out and
+            counted. Photos are brought to 512 px on their longest side first (enlarged when smaller), so a
+            severity in pixels is the same share of every photo.
 
             perturbations: {", ".join(PERTURBATIONS)}
             families (all their severities): {", ".join(families)}
@@ -34,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model", help="model bundle directory")
     add_loader_arguments(parser)
-    parser.add_argument("--report", required=True, help="report directory")
+    parser.add_argument("--report", required=True, type=report_dir, help="report directory")
     parser.add_argument("--sample", type=positive_int, help="a stratified sample of N labelled products (quick runs)")
     parser.add_argument(
         "--perturbations", nargs="+", metavar="NAME", help="perturbations or families to run (default: all)"
@@ -50,47 +63,88 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_robustness(args: argparse.Namespace) -> int:
-    from prodcat.catalog.schema import category_at_level
-    from prodcat.commands import labelled_sample, read_labelled
-    from prodcat.config import Config
-    from prodcat.evaluate.report import ROBUSTNESS_COLUMNS, robustness_rows, write_robustness_report
-    from prodcat.evaluate.robustness import evaluate_robustness, get_perturbations
+    from prodcat.commands import read_labelled
+    from prodcat.evaluate.report import write_robustness_report
+    from prodcat.evaluate.robustness import evaluate_robustness
     from prodcat.predict import Predictor
 
     try:
-        perturbations = get_perturbations(args.perturbations)
-        base = get_perturbations([args.base])[0] if args.base else None
+        perturbations, base = chosen_perturbations(args.perturbations, args.base)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if base is not None and base.name != args.base:
-        print(f"error: --base takes one perturbation, not the family {args.base!r}", file=sys.stderr)
-        return 2
     predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
-    frame = read_labelled(args)
-    if frame is None:
+    catalog = read_labelled(args)
+    if catalog is None:
         return 2
-    config = Config.model_validate(predictor.manifest["config"] | {"seed": args.seed})
-    if args.sample:
-        frame = labelled_sample(frame, config, args.sample)
+    frame, warnings = scored_products(catalog.frame, predictor, args.sample, args.seed)
+    truth = category_at_level(frame["category"], model_level(predictor.manifest))
+    warnings += labelled_warnings(catalog.frame, truth, predictor.manifest, predictor.labels)
     # every run re-embeds its perturbed photos: keep those in memory, not in the user's on-disk cache, where
     # the unperturbed texts and photos are still read
     predictor.model.set_memory_cache(4 * len(frame) + 64, read_disk=True)
-    truth = category_at_level(frame["category"], config.target_level)
     records = evaluate_robustness(predictor, frame, truth, perturbations, seed=args.seed, base=base)
+    warnings += unscored_runs_warnings(records)
     on = f", every run with {base.name}" if base else ""
-    write_robustness_report(records, args.report, f"Robustness of {args.model} on {args.data}{on}")
+    write_robustness_report(records, args.report, f"Robustness of {args.model} on {args.data}{on}", warnings)
+    print_table(records)
+    for warning in warnings:
+        print(f"warning: {warning}")
+    print(f"\nReport written to {args.report}")
+    return 0
+
+
+def chosen_perturbations(
+    names: list[str] | None, base_name: str | None
+) -> tuple[list[Perturbation], Perturbation | None]:
+    """The perturbations of ``--perturbations`` and the one of ``--base``; ``ValueError`` saying what is wrong."""
+    perturbations = get_perturbations(names)
+    base = get_perturbations([base_name])[0] if base_name else None
+    if base is not None and base.name != base_name:
+        raise ValueError(f"--base takes one perturbation, not the family {base_name!r}")
+    return perturbations, base
+
+
+def scored_products(
+    labelled: pd.DataFrame, predictor: Predictor, sample: int | None, seed: int
+) -> tuple[pd.DataFrame, list[str]]:
+    """The ``labelled`` products every run scores, with or without ``--sample`` alike: those having one of the
+    modalities the model reads (the others could only be counted wrong in every run, diluting every change),
+    then a stratified sample of ``sample`` of them; and the warning naming the products left out, if any."""
+    from prodcat.commands import labelled_sample
+
+    modalities = predictor.manifest.get("modalities") or None
+    readable = readable_by(labelled, modalities)
+    config = Config.model_validate(predictor.manifest["config"] | {"seed": seed, "modalities": modalities})
+    frame = labelled_sample(labelled[readable].reset_index(drop=True), config, sample)
+    if readable.all():
+        return frame, []
+    return frame, [
+        f"{(~readable).sum()} of the {len(labelled)} labelled products have none of the modalities the model reads "
+        f"({' or '.join(modalities)}): left out of every run (`prodcat evaluate` counts them as wrong)"
+    ]
+
+
+def unscored_runs_warnings(records: list[dict[str, Any]]) -> list[str]:
+    """One warning per run in which the model could score no product (``no_text`` on products without photo)."""
+    return [
+        f"{record['name']}: the model could score none of the {record['n']} products (nothing left it can read): "
+        "every one counts as wrong"
+        for record in records
+        if record["modalities_used"] == {"none": record["n"]}
+    ]
+
+
+def print_table(records: list[dict[str, Any]]) -> None:
+    """The robustness table, aligned, on standard output."""
+    from prodcat.evaluate.report import ROBUSTNESS_COLUMNS, robustness_rows
 
     rows = [list(ROBUSTNESS_COLUMNS), *robustness_rows(records)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(ROBUSTNESS_COLUMNS))]
-    print(f"\nRobustness on {len(frame)} labelled products:")
+    print(f"\nRobustness on {records[0]['n']} labelled products:")
     for row in rows:
-        print(
-            "  "
-            + "  ".join(
-                cell.rjust(width) if i else cell.ljust(width)
-                for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-            )
+        cells = (
+            cell.rjust(width) if i else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         )
-    print(f"\nReport written to {args.report}")
-    return 0
+        print("  " + "  ".join(cells))

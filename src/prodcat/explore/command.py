@@ -8,7 +8,7 @@ import sys
 import textwrap
 import time
 
-from prodcat.arguments import category_level, positive_int
+from prodcat.arguments import category_level, positive_int, report_dir
 from prodcat.explore.clustering import DEFAULT_FEATURES, DEFAULT_REDUCTIONS
 
 #: best runs printed on the console (all of them are in the report)
@@ -44,7 +44,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     add_loader_arguments(parser)
-    parser.add_argument("--report", required=True, metavar="DIR", help="folder for clustering.json and report.html")
+    parser.add_argument(
+        "--report", required=True, type=report_dir, metavar="DIR", help="folder for clustering.json and report.html"
+    )
     parser.add_argument(
         "--features",
         default=",".join(DEFAULT_FEATURES),
