@@ -583,6 +583,7 @@ def test_reliability_diagram_labels_each_bin_with_its_products_and_joins_none():
         ["evaluate", "MODEL", "DATA"],
         ["cv", "DATA"],
         ["robustness", "MODEL", "DATA"],
+        ["explain", "MODEL", "DATA", "--sample", "1"],
         ["explore", "DATA"],
         ["audit", "DATA"],
     ],

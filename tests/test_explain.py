@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +15,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from prodcat.batch import NOTHING_TO_READ
 from prodcat.catalog.loaders import load_catalog
 from prodcat.catalog.schema import category_at_level
 from prodcat.cli import main
 from prodcat.commands import labelled_sample
 from prodcat.config import Config
-from prodcat.evaluate.explain import ExplainSettings, explain, occluded_copies, remove_words
-from prodcat.evaluate.explain_command import choose_products
+from prodcat.evaluate.explain import ExplainSettings, PixelExplanation, explain, occluded_copies, remove_words
+from prodcat.evaluate.explain_command import choose_products, pixel_note, write_explain_report
 from prodcat.predict import Predictor
 
 #: enough words to cover a Flipkart title and the start of its description, at a test's cost
@@ -187,3 +189,52 @@ def test_explain_command_refuses_costs_out_of_range(tmp_path: Path, capsys, opti
     with pytest.raises(SystemExit) as refused:
         main(["explain", str(tmp_path), str(tmp_path), "--sample", "1", "--report", str(tmp_path / "r"), option])
     assert refused.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_report_shows_the_text_the_words_were_weighed_in(predictor: Predictor, tmp_path: Path) -> None:
+    """Markup and entities are cleaned away in the report too, so that every explained word is coloured; the
+    true category is cut to the model's level."""
+    product = {
+        "product_id": "p1",
+        "title": "<b>Analog</b> Watch&nbsp;for men",
+        "description": "<p>Caf&eacute; &#39;dial&#39;</p>",
+        "image": None,
+        "category": "Watches >> Wrist Watches >> Analog Watches",
+    }
+    explanation = explain(predictor, product, SETTINGS)
+    html_path = write_explain_report([explanation], pd.DataFrame([product]), tmp_path, "test", level=1)
+    page = html_path.read_text(encoding="utf-8")
+    assert "&lt;b&gt;" not in page and "&amp;eacute;" not in page and "&amp;#39;" not in page
+    for word in ("Analog", "Watch", "Café", "dial"):
+        assert re.search(rf'<span style="background: rgba\([^)]*\)" title="[^"]+">{word}</span>', page), word
+    assert "true category: Watches ·" in page
+
+
+def test_heatmap_overlay_is_visible_and_honest_about_negligible_drops() -> None:
+    """Colours are solid red or blue, full at the largest drop; a heatmap of ±2e-4 is not painted as if it
+    mattered, and is said to be negligible; a small photo is enlarged for display."""
+    photo = Image.new("RGB", (60, 80), (128, 128, 128))
+    strong = np.zeros((8, 8))
+    strong[0, 0], strong[7, 7] = 0.3, -0.3
+    pixels = PixelExplanation(strong, 0.9, largest_drop=0.3, largest_change=0.3, photo=photo)
+    overlay = np.asarray(pixels.overlay(min_side=320), dtype=int)
+    assert overlay.shape == (320, 240, 3)
+    red, blue = overlay[5, 5], overlay[-5, -5]
+    assert red[0] - red[1] > 100 and blue[2] - blue[0] > 100  # (the matplotlib colormap's: 61 and 55, murky)
+    assert not pixels.negligible and "at most 0.3000" in pixel_note(pixels) and "negligible" not in pixel_note(pixels)
+
+    faint = PixelExplanation(strong / 1500, 0.9, largest_drop=2e-4, largest_change=2e-4, photo=photo)
+    assert np.abs(np.asarray(faint.overlay(), dtype=int) - 128).max() <= 2
+    assert faint.negligible and "negligible" in pixel_note(faint)
+
+
+def test_a_product_with_nothing_to_read_gets_no_category(predictor: Predictor, tmp_path: Path) -> None:
+    """As `prodcat predict` and the API: no category from the class prior alone."""
+    explanation = explain(predictor, {"product_id": "empty", "title": "<br/>", "description": "..."}, SETTINGS)
+    assert explanation.prediction.category == "" and explanation.prediction.decision == "review"
+    assert explanation.words_skipped == explanation.pixels_skipped == NOTHING_TO_READ
+    assert explanation.words is None and explanation.pixels is None and not explanation.scored
+    page = write_explain_report([explanation], pd.DataFrame([{"title": "<br/>"}]), tmp_path, "t", None).read_text()
+    assert "empty: no category" in page and NOTHING_TO_READ in page and "%" not in page.split("empty:")[1]
+    (record,) = json.loads((tmp_path / "explanations.json").read_text())
+    assert record["prediction"]["confidence"] is None

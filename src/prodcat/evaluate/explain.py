@@ -18,9 +18,10 @@ variants:
 
 Cost: one model row per word and one per square (49 with the defaults). Every row goes through the
 predictor's embedding cache, so the unchanged photo of the word variants and the unchanged text of
-the photo variants are embedded once; the sentence encoders reading one text per word dominate: a
-median 5 s per Flipkart product (MiniLM + USE-m3), 19 s per Rakuten product (e5) on a shared
-2-core machine (``benchmarks/explain.py``). ``max_words`` bounds it.
+the photo variants are embedded once; the sentence encoders reading one text per word dominate: about
+3 s per Flipkart product (MiniLM + USE-m3; median 2.8 s) on an idle 2-core machine, 5-8 s on a shared
+one, 19 s per Rakuten product (e5) on the machine shared (``benchmarks/explain.py``; ``prodcat explain``
+on 10 Flipkart products, warm cache: 3.3 s each idle). ``max_words`` bounds it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from prodcat.batch.scoring import NOTHING_TO_READ
 from prodcat.catalog.schema import is_missing
 from prodcat.image.decode import ImageDecodeError, load_image
 from prodcat.predict import Prediction, Predictor
@@ -43,6 +45,12 @@ from prodcat.text.clean import clean_text
 #: a word: letters/digits, with inner apostrophes or hyphens ("men's", "t-shirt")
 _WORD = re.compile(r"\w+(?:['’-]\w+)*")
 TEXT_FIELDS = ("title", "description")
+#: a photo no square of which moves the predicted category's probability by this much does not matter to it
+NEGLIGIBLE_DROP = 0.01
+#: the heatmap's colours are full at its largest weight, but never at less than this one: noise is not painted
+FULL_COLOUR_DROP = 0.05
+#: RGB of the words and cells that support the predicted category, and of those that pull away from it
+SUPPORT_RGB, AGAINST_RGB = (220, 38, 38), (37, 99, 235)
 
 
 @dataclass(frozen=True)
@@ -106,27 +114,41 @@ class PixelExplanation:
     heatmap: np.ndarray
     #: the predicted category's probability on the unoccluded photo as decoded for occlusion
     reference_probability: float
+    #: the largest drop of that probability when one square is hidden (negative: every square raises it)
+    largest_drop: float
+    #: the largest change of it, up or down, when one square is hidden
+    largest_change: float
     #: the photo as occluded, at most ``ExplainSettings.photo_side`` pixels per side
     photo: Image.Image = field(repr=False)
 
-    def overlay(self, opacity: float = 0.6) -> Image.Image:
-        """The photo with the heatmap upsampled (bilinear) to its size and painted over it: red where the
-        pixels support the predicted category, blue where they pull away; the paint's opacity grows with
-        the absolute weight, up to ``opacity`` at the largest one, so cells that do not matter stay as they are."""
-        from matplotlib import colormaps
+    @property
+    def negligible(self) -> bool:
+        """Whether hiding any one square moves the probability by less than :data:`NEGLIGIBLE_DROP`: the
+        heatmap then ranks noise, and the photo does not matter to this prediction."""
+        return self.largest_change < NEGLIGIBLE_DROP
 
-        scale = float(np.abs(self.heatmap).max()) or 1.0
+    def overlay(self, opacity: float = 0.7, min_side: int = 0) -> Image.Image:
+        """The photo, enlarged (Lanczos) to ``min_side`` pixels on its longest side if smaller, with the heatmap
+        upsampled (bilinear) to its size and painted over it: red where the pixels support the predicted
+        category, blue where they pull away. The paint's opacity grows with the absolute weight, up to
+        ``opacity`` at the largest one or at :data:`FULL_COLOUR_DROP`, whichever is larger: cells that do not
+        matter stay as they are, and a heatmap of negligible drops stays faint."""
+        photo = self.photo
+        if max(photo.size) < min_side:
+            scale = min_side / max(photo.size)
+            photo = photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.Resampling.LANCZOS)
+        scale = max(float(np.abs(self.heatmap).max()), FULL_COLOUR_DROP)
         cells = Image.fromarray(self.heatmap.astype(np.float32), mode="F")
-        relative = np.asarray(cells.resize(self.photo.size, Image.Resampling.BILINEAR)) / scale  # -1..1
-        colour = colormaps["RdBu_r"](0.5 + 0.5 * relative)[..., :3]
+        relative = np.asarray(cells.resize(photo.size, Image.Resampling.BILINEAR)) / scale  # -1..1
+        colour = np.where(relative[..., None] > 0, SUPPORT_RGB, AGAINST_RGB) / 255
         strength = opacity * np.abs(relative)[..., None]
-        painted = np.asarray(self.photo, dtype=np.float32) / 255 * (1 - strength) + colour * strength
+        painted = np.asarray(photo, dtype=np.float32) / 255 * (1 - strength) + colour * strength
         return Image.fromarray(np.round(painted * 255).astype(np.uint8), mode="RGB")
 
-    def overlay_png(self, opacity: float = 0.6) -> bytes:
+    def overlay_png(self, opacity: float = 0.7, min_side: int = 0) -> bytes:
         """:meth:`overlay` encoded as PNG."""
         buffer = io.BytesIO()
-        self.overlay(opacity).save(buffer, format="PNG", optimize=True)
+        self.overlay(opacity, min_side).save(buffer, format="PNG", optimize=True)
         return buffer.getvalue()
 
 
@@ -143,6 +165,18 @@ class Explanation:
     pixels: PixelExplanation | None
     #: why there is no heatmap (``None`` when there is one)
     pixels_skipped: str | None
+
+    @classmethod
+    def nothing_to_read(cls, product_id: str) -> Explanation:
+        """The explanation of a product with neither readable text nor a usable photo: no category (the model
+        could only answer its class prior), no confidence, sent to review, as ``prodcat predict`` answers it."""
+        prediction = Prediction(product_id, category="", confidence=float("nan"), decision="review")
+        return cls(prediction, None, None, NOTHING_TO_READ, None, NOTHING_TO_READ)
+
+    @property
+    def scored(self) -> bool:
+        """Whether the model read something of the product (see :meth:`nothing_to_read`)."""
+        return bool(self.prediction.modalities_used)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: the heatmap as a list of rows, the photo left out."""
@@ -161,6 +195,8 @@ class Explanation:
             else {
                 "heatmap": self.pixels.heatmap.tolist(),
                 "reference_probability": self.pixels.reference_probability,
+                "largest_drop": self.pixels.largest_drop,
+                "largest_change": self.pixels.largest_change,
                 "photo_size": list(self.pixels.photo.size),
             },
             "pixels_skipped": self.pixels_skipped,
@@ -228,6 +264,13 @@ def _heatmap(drops: np.ndarray, corners: list[tuple[int, int]], settings: Explai
 
 
 # ---------------------------------------------------------------------------------------------- explain
+def readable_text(product: Mapping[str, Any]) -> tuple[str, str]:
+    """The title and description as the model reads them: markup and entities cleaned away (the model cleans
+    the same way), or "<b>" and "&eacute;" would be words, and removing one would hand the model broken markup."""
+    title, description = (clean_text(None if is_missing(product.get(n)) else str(product.get(n))) for n in TEXT_FIELDS)
+    return title, description
+
+
 def explain(
     predictor: Predictor, product: Mapping[str, Any], settings: ExplainSettings | None = None, top_k: int = 5
 ) -> Explanation:
@@ -243,13 +286,13 @@ def explain(
     Returns:
         The prediction for the product as given, with word weights if the model classified it from its
         text and a heatmap if it classified it from its photo; ``words_skipped`` / ``pixels_skipped``
-        say why one is missing.
+        say why one is missing. A product with nothing the model can read gets no category (as from
+        ``prodcat predict``: the model would answer its class prior), both skipped with
+        :data:`~prodcat.batch.scoring.NOTHING_TO_READ`.
     """
     settings = settings or ExplainSettings()
     original = {name: product.get(name) for name in ("product_id", *TEXT_FIELDS, "image")}
-    # words are those the model reads: markup and entities cleaned away first (the model cleans the same way),
-    # or "<b>" and "&eacute;" would be words, and removing one would hand the model broken markup
-    title, description = (clean_text(None if is_missing(original[n]) else str(original[n])) for n in TEXT_FIELDS)
+    title, description = readable_text(original)
     words, counts, spelling = _distinct_words(title, description)
     explained = words[: settings.max_words]
     rows = [original]
@@ -265,12 +308,13 @@ def explain(
 
     # every category's probability for every row: the runner-up of a variant may be anything
     predictions = predictor.predict(pd.DataFrame(rows), top_k=len(predictor.labels))
-    proba = np.array([_probabilities(p, predictor.labels) for p in predictions])
     first = predictions[0]
+    if not first.modalities_used:
+        return Explanation.nothing_to_read(first.product_id)
+    proba = np.array([_probabilities(p, predictor.labels) for p in predictions])
     ranked = first.top_k
     predicted = predictor.labels.index(first.category)
     runner_up = predictor.labels.index(ranked[1]["category"]) if len(ranked) > 1 else None
-    prediction = replace(first, top_k=ranked[:top_k])
 
     word_explanation, words_skipped = None, None
     if not words:
@@ -298,18 +342,34 @@ def explain(
         if "image" not in first.modalities_used:
             pixels_skipped = "the model did not classify this product from its photo"
         else:
-            pixel_explanation = PixelExplanation(
-                heatmap=_heatmap(photo_rows[0] - photo_rows[1:], corners, settings),
-                reference_probability=float(photo_rows[0]),
-                photo=photo,
+            pixel_explanation = _pixel_explanation(
+                photo, photo_rows[0], photo_rows[0] - photo_rows[1:], corners, settings
             )
     return Explanation(
-        prediction=prediction,
+        prediction=replace(first, top_k=ranked[:top_k]),
         runner_up=None if runner_up is None else predictor.labels[runner_up],
         words=word_explanation,
         words_skipped=words_skipped,
         pixels=pixel_explanation,
         pixels_skipped=pixels_skipped,
+    )
+
+
+def _pixel_explanation(
+    photo: Image.Image,
+    reference: float,
+    drops: np.ndarray,
+    corners: list[tuple[int, int]],
+    settings: ExplainSettings,
+) -> PixelExplanation:
+    """The heatmap of the probability ``drops`` of the squares at ``corners``, against the ``reference``
+    probability of the unoccluded ``photo``."""
+    return PixelExplanation(
+        heatmap=_heatmap(drops, corners, settings),
+        reference_probability=float(reference),
+        largest_drop=float(drops.max()),
+        largest_change=float(np.abs(drops).max()),
+        photo=photo,
     )
 
 

@@ -12,15 +12,29 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from prodcat.arguments import positive_int
+from prodcat.arguments import positive_int, report_dir
 from prodcat.catalog.loaders import add_loader_arguments
-from prodcat.catalog.schema import strings_or_empty
-from prodcat.evaluate.explain import ExplainSettings, Explanation, explain, word_spans
+from prodcat.catalog.schema import category_at_level, is_missing
+from prodcat.evaluate.explain import (
+    AGAINST_RGB,
+    FULL_COLOUR_DROP,
+    NEGLIGIBLE_DROP,
+    SUPPORT_RGB,
+    ExplainSettings,
+    Explanation,
+    PixelExplanation,
+    explain,
+    readable_text,
+    word_spans,
+)
+from prodcat.evaluate.labelled import model_level
 from prodcat.files import write_json
 
 log = logging.getLogger("prodcat")
 #: embeddings kept in memory while explaining: the occluded variants are throw-away, never written to disk
 MEMORY_CACHE_ITEMS = 10_000
+#: smaller photos are enlarged to this many pixels on their longest side under their heatmap (fashion's are 60x80)
+OVERLAY_SIDE = 320
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,8 +46,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             Explain the model's category for some products by occlusion: each word is removed (all its
             occurrences) and a grey square slides over the photo; the drop of the predicted category's
             probability is the weight. Writes DIR/explanations.json and DIR/report.html (words coloured by
-            weight, the photo with its heatmap). About 3 s per product with the default model on an English
-            catalogue (MiniLM), about 20 s where it reads e5 (French...), on 2 cores."""),
+            weight, the photo with its heatmap). With the default model on 2 cores: about 3 s per Flipkart
+            product (MiniLM; median 2.8 s) on an idle machine, 5-8 s on a shared one; 19 s per Rakuten
+            product (e5, French). A product with nothing the model can read gets no category, as from predict."""),
         epilog=textwrap.dedent("""\
             examples:
               prodcat explain models/flipkart ../shared/datasets/flipkart --sample 10 --report reports/explain
@@ -45,7 +60,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--ids", nargs="+", metavar="ID", help="product ids to explain")
     which.add_argument("--sample", type=positive_int, metavar="N", help="explain N products drawn at random (seed 0)")
-    parser.add_argument("--report", required=True, metavar="DIR", help="report directory")
+    parser.add_argument("--report", required=True, type=report_dir, metavar="DIR", help="report directory")
     defaults = ExplainSettings()
     parser.add_argument(
         "--max-words",
@@ -85,7 +100,8 @@ def run_explain(args: argparse.Namespace) -> int:
     explanations = [
         explain(predictor, row, settings) for row in tqdm(products.to_dict("records"), desc="explain", unit="product")
     ]
-    out = write_explain_report(explanations, products, args.report, f"{args.model} on {args.data}")
+    level = model_level(predictor.manifest)
+    out = write_explain_report(explanations, products, args.report, f"{args.model} on {args.data}", level)
     print(f"{len(explanations)} explanations written to {out}")
     return 0
 
@@ -116,43 +132,63 @@ def coloured_segments(text: str, weights: dict[str, float]) -> list[tuple[str, f
 
 
 def write_explain_report(
-    explanations: list[Explanation], products: pd.DataFrame, out_dir: str | Path, source: str
+    explanations: list[Explanation], products: pd.DataFrame, out_dir: str | Path, source: str, level: int | None
 ) -> Path:
-    """Write ``explanations.json``, ``overlays/NNNN.png`` and ``report.html`` in ``out_dir``; return the HTML path."""
+    """Write ``explanations.json``, ``overlays/NNNN.png`` and ``report.html`` in ``out_dir``; return the HTML path.
+    The texts shown are those the words were weighed in (cleaned of markup), the true categories cut to the
+    model's ``level``."""
     from jinja2 import Environment, PackageLoader
 
     out_dir = Path(out_dir)
     (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
     records, cards = [], []
-    titles = strings_or_empty(products["title"].tolist())
-    descriptions = strings_or_empty(products["description"].tolist())
-    truths = products["category"].tolist() if "category" in products else [None] * len(products)
-    for index, explanation in enumerate(explanations):
+    for index, (explanation, product) in enumerate(zip(explanations, products.to_dict("records"), strict=True)):
         record = explanation.as_dict()
         overlay = None
         if explanation.pixels is not None:
             overlay = f"overlays/{index:04d}.png"
-            (out_dir / overlay).write_bytes(explanation.pixels.overlay_png())
+            (out_dir / overlay).write_bytes(explanation.pixels.overlay_png(min_side=OVERLAY_SIDE))
             record["pixels"]["overlay"] = overlay
         records.append(record)
-        weights = explanation.words.weights_by_word() if explanation.words else {}
-        scale = max((abs(w) for w in weights.values()), default=0.0) or 1.0
-        cards.append(
-            {
-                "explanation": explanation,
-                "truth": truths[index],
-                "title": _styled(coloured_segments(titles[index], weights), scale),
-                "description": _styled(coloured_segments(descriptions[index], weights), scale),
-                "top_words": explanation.words.top(5) if explanation.words else [],
-                "overlay": overlay,
-            }
-        )
+        cards.append(_card(explanation, product, level) | {"overlay": overlay})
     write_json(out_dir / "explanations.json", records)
     # autoescape: product texts carry raw HTML, which must show as text, not run in the report
     env = Environment(loader=PackageLoader("prodcat.evaluate", "templates"), autoescape=True)
     html_path = out_dir / "report.html"
-    html_path.write_text(env.get_template("explain.html.j2").render(source=source, cards=cards), encoding="utf-8")
+    html_path.write_text(
+        env.get_template("explain.html.j2").render(source=source, cards=cards, full_colour=FULL_COLOUR_DROP),
+        encoding="utf-8",
+    )
     return html_path
+
+
+def _card(explanation: Explanation, product: dict[str, Any], level: int | None) -> dict[str, Any]:
+    """What the report shows of one product: its texts as the model read them, coloured by word weight, its
+    true category at the model's level and what its heatmap amounts to."""
+    weights = explanation.words.weights_by_word() if explanation.words else {}
+    scale = max((abs(w) for w in weights.values()), default=0.0) or 1.0
+    title, description = readable_text(product)
+    truth = product.get("category")
+    return {
+        "explanation": explanation,
+        "truth": None if is_missing(truth) else category_at_level([str(truth)], level)[0],
+        "title": _styled(coloured_segments(title, weights), scale),
+        "description": _styled(coloured_segments(description, weights), scale),
+        "top_words": explanation.words.top(5) if explanation.words else [],
+        "pixel_note": pixel_note(explanation.pixels) if explanation.pixels else None,
+    }
+
+
+def pixel_note(pixels: PixelExplanation) -> str:
+    """What the heatmap amounts to: the largest drop of the probability when one square is hidden, and whether
+    every change is negligible (its colours then stay faint)."""
+    if pixels.largest_drop > 0:
+        note = f"hiding one square lowers it by at most {pixels.largest_drop:.4f}"
+    else:
+        note = "hiding any one square never lowers it"
+    if not pixels.negligible:
+        return note
+    return f"{note}: negligible (no square moves it by {NEGLIGIBLE_DROP:g}), the photo's regions hardly matter here"
 
 
 def _styled(segments: list[tuple[str, float | None]], scale: float) -> list[dict[str, Any]]:
@@ -163,6 +199,6 @@ def _styled(segments: list[tuple[str, float | None]], scale: float) -> list[dict
             out.append({"text": piece, "style": None, "weight": None})
             continue
         alpha = min(1.0, abs(weight) / scale)
-        rgb = "220,38,38" if weight > 0 else "37,99,235"
+        rgb = ",".join(map(str, SUPPORT_RGB if weight > 0 else AGAINST_RGB))
         out.append({"text": piece, "style": f"background: rgba({rgb},{alpha:.2f})", "weight": weight})
     return out
