@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 
 from prodcat.catalog.audit import (
+    LOW_CV_ACCURACY,
+    MIN_SUGGESTION_CONFIDENCE,
     audit_catalog,
     confident_label_issues,
     duplicate_stats,
@@ -388,3 +390,14 @@ def test_cli_audit_sample_keeps_the_loader_issues_of_its_rows_only(tmp_path: Pat
     assert main(["audit", str(path), "--report", str(report), "--no-images", "--sample", "3"]) == 0
     summary = json.loads((report / "audit.json").read_text())["summary"]
     assert summary["products"] == 3 and summary["loader_issues"] == 3
+
+
+def test_label_issues_of_a_weak_classifier_warn_and_need_confidence() -> None:
+    """Labels shuffled: cross-validation cannot learn them. The audit says its classifier is weak, suggests no
+    category below MIN_SUGGESTION_CONFIDENCE, and writes the level and modalities it resolved (not null)."""
+    frame = _tiny_text_catalog({"Kitchen": 13, "Watches": 13, "Bath": 13})
+    frame["category"] = frame["category"].sample(frac=1, random_state=0).to_numpy()
+    result = label_issues(frame, _words_config(), folds=3, progress=False)
+    assert result["cv_accuracy"] < LOW_CV_ACCURACY and "classifier is weak" in result["warning"]
+    assert all(issue["confidence"] >= MIN_SUGGESTION_CONFIDENCE for issue in result["issues"])
+    assert result["level"] == 0 and result["modalities"] == ["text"]
