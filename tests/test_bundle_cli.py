@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import joblib
@@ -412,12 +414,20 @@ def test_cv_and_train_warn_of_categories_no_fold_can_learn(tmp_path, capsys):
     data = tmp_path / "products.csv"
     pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
     config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
-    assert main(["cv", str(data), "--config", config, "--folds", "3", "--report", str(tmp_path / "cv")]) == 0
-    warning = "warning: 1 categories have a single labelled product ('Toys'): "
-    assert warning + "no fold can learn it" in capsys.readouterr().out
-    # train says it too (a correction into a new category is one such product)
-    assert main(["train", str(data), "--config", config, "--out", str(tmp_path / "model")]) == 0
-    assert warning + "the model learns it from that product alone" in capsys.readouterr().out
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["cv", str(data), "--config", config, "--folds", "3", "--report", str(tmp_path / "cv")]) == 0
+    # said once by prodcat, with the category's name, not ~30 times more by scikit-learn's fold splitter
+    assert not [w for w in caught if "least populated class" in str(w.message)]
+    warning = "warning: 1 category has a single labelled product ('Toys'): "
+    out = capsys.readouterr().out
+    assert warning + "no fold can learn it" in out and "predicting the full category path: 3 categories" in out
+    assert re.search(r"auto-accepted .* at precision .* \(target 0\.99\)", out)
+    # train says it too (a correction into a new category is one such product); a level deeper than the paths too
+    assert main(["train", str(data), "--config", config, "--level", "5", "--out", str(tmp_path / "model")]) == 0
+    out = capsys.readouterr().out
+    assert warning + "the model learns it from that product alone" in out
+    assert "warning: level 5 asked, but the categories have 1 level(s): the full paths are predicted" in out
 
 
 def test_train_with_feedback_replaces_corrected_products_and_reads_only_usable_corrections(tmp_path, capsys):

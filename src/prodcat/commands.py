@@ -7,6 +7,9 @@ import dataclasses
 import logging
 import sys
 import textwrap
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,7 @@ from prodcat.batch import (
 from prodcat.batch.engines import Engine
 from prodcat.bundle import data_fingerprint, save_bundle
 from prodcat.catalog.loaders import add_loader_arguments, load_from_args
-from prodcat.catalog.schema import Catalog, RowIssue, category_at_level
+from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, depth
 from prodcat.config import Config
 from prodcat.evaluate.labelled import labelled_warnings, model_level, readable_by
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
@@ -307,11 +310,15 @@ def print_metrics(metrics: dict[str, Any], title: str) -> None:
     if "decision" in metrics:
         d = metrics["decision"]
         precision = "–" if np.isnan(d["auto_precision"]) else f"{d['auto_precision']:.4f}"  # none accepted
-        print(f"  auto-accepted {d['automation_rate']:.1%} at precision {precision}")
+        target = d.get("target_precision")
+        print(
+            f"  auto-accepted {d['automation_rate']:.1%} at precision {precision}"
+            + (f" (target {target})" if target else "")
+        )
         if "automation_ceiling" in d:
             print(
-                f"  auto ceiling  {d['automation_ceiling']:.1%} (the best single threshold on these held-out "
-                "scores, chosen knowing the answers)"
+                f"  auto ceiling  {d['automation_ceiling']:.1%} (the best single threshold reaching precision {target}"
+                " on these held-out scores, chosen knowing the answers)"
             )
 
 
@@ -324,7 +331,29 @@ def warn_of_single_products(frame: pd.DataFrame, config: Config, consequence: st
     counts = category_counts(frame, config)
     if (alone := counts[counts == 1]).any():
         names = ", ".join(repr(str(name)) for name in alone.index[:5]) + (", ..." if len(alone) > 5 else "")
-        print(f"warning: {len(alone)} categories have a single labelled product ({names}): {consequence}")
+        have = "category has" if len(alone) == 1 else "categories have"
+        print(f"warning: {len(alone)} {have} a single labelled product ({names}): {consequence}")
+
+
+def print_target(frame: pd.DataFrame, config: Config) -> None:
+    """Say which level is predicted and over how many categories, warning of a level deeper than the paths."""
+    from prodcat.evaluate.cv import category_counts
+
+    levels = depth(frame["category"])
+    level = config.target_level
+    if level and level > levels:
+        print(f"warning: level {level} asked, but the categories have {levels} level(s): the full paths are predicted")
+    what = f"level {level}" if level and level <= levels else "the full category path"
+    print(f"predicting {what}: {len(category_counts(frame, config))} categories")
+
+
+@contextmanager
+def single_member_folds_quiet() -> Iterator[None]:
+    """Silence scikit-learn's "least populated class has only 1 members" (once per fold split, ~30 times):
+    :func:`warn_of_single_products` has said it once, with the categories' names."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class in y has only", category=UserWarning)
+        yield
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -358,11 +387,14 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"error: cannot train: {problem}", file=sys.stderr)
         return 2
     warn_of_single_products(frame, config, "the model learns it from that product alone")
-    model = ProductClassifier(config).fit(frame)
+    print_target(frame, config)
+    with single_member_folds_quiet():
+        model = ProductClassifier(config).fit(frame)
     proba, accepted = model.oof_cross_fitted_
     predicted = model.classes_[proba.argmax(axis=1)]
     metrics = evaluate_predictions(model.oof_y_, predicted, proba.max(axis=1))
     metrics["decision"] = accepted_metrics(accepted, model.oof_y_ == predicted, model.policy_.threshold_)
+    metrics["decision"]["target_precision"] = config.target_precision
     metrics["estimated_by"] = (
         f"internal {config.inner_folds}-fold cross-validation (out-of-fold); calibration and decision threshold "
         "cross-fitted over the same folds"
@@ -501,8 +533,11 @@ def run_cv(args: argparse.Namespace) -> int:
         print(f"error: cannot cross-validate: {problem}", file=sys.stderr)
         return 2
     warn_of_single_products(frame, config, "no fold can learn it: its product is counted wrong")
-    result = cross_validate(frame, config, folds=args.folds)
+    print_target(frame, config)
+    with single_member_folds_quiet():
+        result = cross_validate(frame, config, folds=args.folds)
     metrics = result.metrics()
+    metrics["decision"]["target_precision"] = result.target_precision
     metrics["config"] = config.model_dump()
     title = f"{args.folds}-fold cross-validation on {args.data}"
     predictions, issues = result.predictions(), catalog.issues
