@@ -292,7 +292,7 @@ def labelled_sample(frame: pd.DataFrame, config: Config, size: int | None) -> pd
     return sample.reset_index(drop=True)
 
 
-def print_metrics(metrics: dict[str, Any], title: str) -> None:
+def print_metrics(metrics: dict[str, Any], title: str, target_precision: float | None = None) -> None:
     print(f"\n{title}")
     for key in HEADLINE:
         if key in metrics:
@@ -310,15 +310,12 @@ def print_metrics(metrics: dict[str, Any], title: str) -> None:
     if "decision" in metrics:
         d = metrics["decision"]
         precision = "–" if np.isnan(d["auto_precision"]) else f"{d['auto_precision']:.4f}"  # none accepted
-        target = d.get("target_precision")
-        print(
-            f"  auto-accepted {d['automation_rate']:.1%} at precision {precision}"
-            + (f" (target {target})" if target else "")
-        )
-        if "automation_ceiling" in d:
+        target = f" (target {target_precision})" if target_precision else ""
+        print(f"  auto-accepted {d['automation_rate']:.1%} at precision {precision}{target}")
+        if "automation_ceiling" in d:  # cv only, which always knows its target
             print(
-                f"  auto ceiling  {d['automation_ceiling']:.1%} (the best single threshold reaching precision {target}"
-                " on these held-out scores, chosen knowing the answers)"
+                f"  auto ceiling  {d['automation_ceiling']:.1%} (the best single threshold reaching precision "
+                f"{target_precision} on these held-out scores, chosen knowing the answers)"
             )
 
 
@@ -394,7 +391,6 @@ def run_train(args: argparse.Namespace) -> int:
     predicted = model.classes_[proba.argmax(axis=1)]
     metrics = evaluate_predictions(model.oof_y_, predicted, proba.max(axis=1))
     metrics["decision"] = accepted_metrics(accepted, model.oof_y_ == predicted, model.policy_.threshold_)
-    metrics["decision"]["target_precision"] = config.target_precision
     metrics["estimated_by"] = (
         f"internal {config.inner_folds}-fold cross-validation (out-of-fold); calibration and decision threshold "
         "cross-fitted over the same folds"
@@ -414,7 +410,7 @@ def run_train(args: argparse.Namespace) -> int:
             "n_train": len(frame),
         },
     )
-    print_metrics(metrics, f"Trained on {len(frame)} products; out-of-fold estimate:")
+    print_metrics(metrics, f"Trained on {len(frame)} products; out-of-fold estimate:", config.target_precision)
     print(f"  heads         {', '.join(model.heads_)}; {model.fusion_method_} fusion")
     for modality, scores in getattr(model, "early_selection_", {}).items():
         chosen = best_scored(scores)
@@ -537,12 +533,11 @@ def run_cv(args: argparse.Namespace) -> int:
     with single_member_folds_quiet():
         result = cross_validate(frame, config, folds=args.folds)
     metrics = result.metrics()
-    metrics["decision"]["target_precision"] = result.target_precision
     metrics["config"] = config.model_dump()
     title = f"{args.folds}-fold cross-validation on {args.data}"
     predictions, issues = result.predictions(), catalog.issues
     write_report(metrics, result.y_true, result.y_pred, args.report, title, predictions=predictions, issues=issues)
-    print_metrics(metrics, f"{args.folds}-fold cross-validation on {len(frame)} products:")
+    print_metrics(metrics, f"{args.folds}-fold cross-validation on {len(frame)} products:", result.target_precision)
     for modalities, values in metrics["by_modalities"].items():
         print(
             f"  from {modalities + ':':<11} n {values['n']:<5} accuracy {values['accuracy']:.4f}  "
