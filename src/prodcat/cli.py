@@ -10,7 +10,6 @@ import argparse
 import importlib
 import logging
 import sys
-from pathlib import Path
 
 from prodcat.bundle import BundleError
 from prodcat.catalog.loaders import CatalogFormatError
@@ -46,11 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # --verbose is prodcat's debug output, not every library's (matplotlib alone logs pages of font matching)
     logging.getLogger("prodcat").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    report = getattr(args, "report", None)
-    if report and Path(report).exists() and not Path(report).is_dir():
-        # said now, not after minutes of cross-validation when the report is written
-        print(f"error: --report {report} is a file; give a folder for the report", file=sys.stderr)
-        return 2
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
