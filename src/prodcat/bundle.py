@@ -63,6 +63,12 @@ def data_fingerprint(frame: pd.DataFrame, ordered: bool = False) -> str:
     return hashlib.sha256(row_hashes.to_numpy().tobytes()).hexdigest()
 
 
+def model_level(manifest: Mapping[str, Any]) -> int | None:
+    """The category depth a bundle predicts (``None``: the full path), as its config recorded it."""
+    level = manifest.get("config", {}).get("level")
+    return None if level in (None, "auto") else int(level)
+
+
 def library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in _LIBRARIES:

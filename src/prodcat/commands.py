@@ -27,11 +27,11 @@ from prodcat.batch import (
     work_dir_for,
 )
 from prodcat.batch.engines import Engine
-from prodcat.bundle import data_fingerprint, save_bundle
+from prodcat.bundle import data_fingerprint, model_level, save_bundle
 from prodcat.catalog.loaders import add_loader_arguments, load_from_args
 from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, depth
 from prodcat.config import Config
-from prodcat.evaluate.labelled import labelled_warnings, model_level, readable_by
+from prodcat.evaluate.labelled import labelled_warnings, readable_by
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
 from prodcat.evaluate.report import write_report
 from prodcat.files import write_atomically

@@ -20,6 +20,7 @@ import streamlit as st
 from prodcat.app import views
 from prodcat.app.command import add_app_arguments, readable_roots
 from prodcat.bundle import BundleError
+from prodcat.bundle import model_level as bundle_level  # `model_level` names the value in this script
 from prodcat.catalog.loaders import CatalogFormatError
 from prodcat.catalog.schema import RowIssue, depth, is_readable
 from prodcat.evaluate.explain import Explanation, explain
@@ -463,7 +464,7 @@ def main() -> None:
     except BundleError as exc:
         st.error(str(exc))
         st.stop()
-    model_level = predictor.manifest.get("config", {}).get("level")
+    model_level = bundle_level(predictor.manifest)
     roots = readable_roots(args)
 
     st.sidebar.title("prodcat")

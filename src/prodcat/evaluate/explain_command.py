@@ -13,6 +13,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from prodcat.arguments import positive_int, report_dir
+from prodcat.bundle import model_level
 from prodcat.catalog.loaders import add_loader_arguments
 from prodcat.catalog.schema import category_at_level, is_missing
 from prodcat.evaluate.explain import (
@@ -27,7 +28,6 @@ from prodcat.evaluate.explain import (
     readable_text,
     word_spans,
 )
-from prodcat.evaluate.labelled import model_level
 from prodcat.files import write_json
 
 log = logging.getLogger("prodcat")

@@ -17,12 +17,6 @@ from prodcat.catalog.schema import modality_mask
 SMALL_EVALUATION = 30
 
 
-def model_level(manifest: Mapping[str, Any]) -> int | None:
-    """The category depth a bundle predicts (``None``: the full path), as its config recorded it."""
-    level = manifest.get("config", {}).get("level")
-    return None if level in (None, "auto") else int(level)
-
-
 def readable_by(frame: pd.DataFrame, modalities: Sequence[str] | None) -> np.ndarray:
     """``(n,)`` bool: the products having one of ``modalities`` (all of them when ``None`` or empty)."""
     if not modalities:

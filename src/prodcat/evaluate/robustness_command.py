@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from prodcat.arguments import positive_int, report_dir
+from prodcat.bundle import model_level
 from prodcat.catalog.schema import category_at_level
 from prodcat.config import Config
-from prodcat.evaluate.labelled import labelled_warnings, model_level, readable_by
+from prodcat.evaluate.labelled import labelled_warnings, readable_by
 from prodcat.evaluate.robustness import PERTURBATIONS, Perturbation, get_perturbations
 
 if TYPE_CHECKING:

@@ -28,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from prodcat.bundle import model_level
 from prodcat.catalog.schema import SEP, category_at_level, split_path
 from prodcat.config import validation_message
 from prodcat.evaluate.explain import ExplainSettings
@@ -116,7 +117,7 @@ def create_app(
     _add_error_handlers(app, metrics)
     app.include_router(_prediction_routes(service, settings, metrics))
     app.include_router(_operation_routes(predictor, store, metrics))
-    app.include_router(_review_routes(store, settings, predictor.labels, _model_level(predictor.manifest)))
+    app.include_router(_review_routes(store, settings, predictor.labels, model_level(predictor.manifest)))
     return app
 
 
@@ -383,12 +384,6 @@ async def _read_submission(request: Request) -> ReviewSubmission:
         return ReviewSubmission.model_validate_json(body)
     except ValidationError as exc:
         raise ApiError(422, "invalid_request", validation_message(exc.errors())) from None
-
-
-def _model_level(manifest: dict[str, Any]) -> int | None:
-    """The depth the bundle's labels were cut at (its ``config.level``; ``None``: full paths)."""
-    level = manifest.get("config", {}).get("level")
-    return level if isinstance(level, int) else None
 
 
 class _KnownLabels:
