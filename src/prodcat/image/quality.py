@@ -57,7 +57,8 @@ def blur_score(img: Image.Image) -> float:
 def border_box(img: Image.Image, level: int = WHITE_LEVEL, pad: int = 2) -> tuple[int, int, int, int] | None:
     """``(left, top, right, bottom)`` of the non-white content in the image's own pixels,
     ``None`` when the whole photo is white."""
-    scaled = _at_analysis_scale(img)
+    # the image features crop every photo with it, at their decoding size: not enlarged for nothing
+    scaled = _at_analysis_scale(img, upscale=False)
     box = _content_box(_darkest_channel(np.asarray(scaled.convert("RGB"))), level)
     if box is None:
         return None
@@ -287,9 +288,10 @@ def _thread_map(
         return list(tqdm(pool.map(func, items), total=len(items), desc=desc, disable=not progress, unit="img"))
 
 
-def _at_analysis_scale(img: Image.Image) -> Image.Image:
-    """The photo with its longest side at :data:`ANALYSIS_SIDE`, smaller photos upscaled too."""
-    if max(img.size) == ANALYSIS_SIDE:
+def _at_analysis_scale(img: Image.Image, upscale: bool = True) -> Image.Image:
+    """The photo with its longest side at :data:`ANALYSIS_SIDE`: smaller photos upscaled too, unless not
+    ``upscale`` (a box of the content needs no more pixels than the photo has)."""
+    if max(img.size) == ANALYSIS_SIDE or (not upscale and max(img.size) < ANALYSIS_SIDE):
         return img
     scale = ANALYSIS_SIDE / max(img.size)
     return img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BILINEAR)
