@@ -320,28 +320,32 @@ def print_metrics(metrics: dict[str, Any], title: str, target_precision: float |
 
 
 # ---------------------------------------------------------------------------------------------- commands
-def warn_of_single_products(frame: pd.DataFrame, config: Config, consequence: str) -> None:
-    """Say which categories have a single labelled product (a correction into a new category, a typo in a
-    label): the internal cross-validation never sees them in a training part."""
+def describe_target(frame: pd.DataFrame, config: Config, single_product_consequence: str) -> None:
+    """Say which categories have a single labelled product, then which level is predicted over how many."""
     from prodcat.evaluate.cv import category_counts
 
     counts = category_counts(frame, config)
+    warn_of_single_products(counts, single_product_consequence)
+    print_target(frame, config, len(counts))
+
+
+def warn_of_single_products(counts: pd.Series, consequence: str) -> None:
+    """Say which categories (of their product ``counts``) have a single labelled product (a correction into a
+    new category, a typo in a label): the internal cross-validation never sees them in a training part."""
     if (alone := counts[counts == 1]).any():
         names = ", ".join(repr(str(name)) for name in alone.index[:5]) + (", ..." if len(alone) > 5 else "")
         have = "category has" if len(alone) == 1 else "categories have"
         print(f"warning: {len(alone)} {have} a single labelled product ({names}): {consequence}")
 
 
-def print_target(frame: pd.DataFrame, config: Config) -> None:
+def print_target(frame: pd.DataFrame, config: Config, categories: int) -> None:
     """Say which level is predicted and over how many categories, warning of a level deeper than the paths."""
-    from prodcat.evaluate.cv import category_counts
-
     levels = depth(frame["category"])
     level = config.target_level
     if level and level > levels:
         print(f"warning: level {level} asked, but the categories have {levels} level(s): the full paths are predicted")
     what = f"level {level}" if level and level <= levels else "the full category path"
-    print(f"predicting {what}: {len(category_counts(frame, config))} categories")
+    print(f"predicting {what}: {categories} categories")
 
 
 @contextmanager
@@ -383,8 +387,7 @@ def run_train(args: argparse.Namespace) -> int:
     if problem := cross_validation_obstacle(frame, config, folds=None):
         print(f"error: cannot train: {problem}", file=sys.stderr)
         return 2
-    warn_of_single_products(frame, config, "the model learns it from that product alone")
-    print_target(frame, config)
+    describe_target(frame, config, "the model learns it from that product alone")
     with single_member_folds_quiet():
         model = ProductClassifier(config).fit(frame)
     proba, accepted = model.oof_cross_fitted_
@@ -528,8 +531,7 @@ def run_cv(args: argparse.Namespace) -> int:
     if problem := cross_validation_obstacle(frame, config, args.folds):
         print(f"error: cannot cross-validate: {problem}", file=sys.stderr)
         return 2
-    warn_of_single_products(frame, config, "no fold can learn it: its product is counted wrong")
-    print_target(frame, config)
+    describe_target(frame, config, "no fold can learn it: its product is counted wrong")
     with single_member_folds_quiet():
         result = cross_validate(frame, config, folds=args.folds)
     metrics = result.metrics()
