@@ -41,7 +41,9 @@ def in_sample_warning(labelled: pd.DataFrame, manifest: Mapping[str, Any]) -> st
     every figure on them is in-sample. Training reads the products with one of the configured modalities, so
     both those and all of ``labelled`` are compared. A subset of the training data is not recognised."""
     configured = manifest.get("config", {}).get("modalities")
-    candidates = (labelled, labelled[readable_by(labelled, configured)])
+    readable = readable_by(labelled, configured)
+    # a fingerprint ignores the index: all of them readable, the second would hash the same rows again
+    candidates = (labelled,) if readable.all() else (labelled, labelled[readable])
     if not any(trained_on(training_fingerprint(frame), manifest) for frame in candidates):
         return None
     return (

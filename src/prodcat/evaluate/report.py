@@ -62,7 +62,7 @@ def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
 
 
 def confusion_rows(
-    y_true: np.ndarray, y_pred: np.ndarray, max_labels: int = 60
+    y_true: np.ndarray, y_pred: np.ndarray, max_labels: int = CONFUSION_ROWS
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(labels, columns, matrix)`` of the row-normalised confusion matrix: one row per true category (the
     ``max_labels`` most frequent), one column per shown category and a last one, ``(other)``, for predictions
@@ -89,7 +89,7 @@ def shown_classes(y_true: np.ndarray, max_labels: int) -> str:
     return f"the {max_labels} most frequent of the {total} true categories"
 
 
-def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, path: Path, max_labels: int = 60) -> None:
+def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, path: Path, max_labels: int = CONFUSION_ROWS) -> None:
     """Row-normalised confusion matrix (:func:`confusion_rows`); with many classes, the most frequent ``max_labels``
     (said in the title)."""
     labels, columns, matrix = confusion_rows(y_true, y_pred, max_labels)
