@@ -187,7 +187,7 @@ def _category(tags: list[str], compared_to: str, free_text: str) -> str | None:
         levels = [tags[0], compared_to or tags[-1]]
     else:
         names = [name for name in free_text.split(",") if name.strip()]
-        levels = names[:1] + names[1:][-1:]
+        levels = names[:1] + names[-1:]
     return join_path(dict.fromkeys(_tag_name(level) for level in levels))  # one level when both are the same
 
 

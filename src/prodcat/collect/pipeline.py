@@ -80,8 +80,8 @@ class CollectReport:
     errors: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
 
-    def count(self, key: str, number: int = 1) -> None:
-        self.counts[key] = self.counts.get(key, 0) + number
+    def count(self, key: str) -> None:
+        self.counts[key] = self.counts.get(key, 0) + 1
 
     def add_error(self, field: str, message: str, **where: str | int) -> None:
         self.errors.append({**where, "field": field, "message": message})
