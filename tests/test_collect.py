@@ -420,22 +420,31 @@ def test_collected_catalogue_goes_through_predict(httpserver, tmp_path, flipkart
     assert table["category"].notna().all() and set(table["modalities_used"]) == {"text"}
 
 
+class FakeTime:
+    """A clock that moves only when slept on: the waits are observed, none is taken."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
 def test_rate_limiter_spaces_request_starts():
-    now = [0.0]
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
-
-    limiter = RateLimiter(4.0, clock=lambda: now[0], sleep=sleep)
+    fake = FakeTime()
+    limiter = RateLimiter(4.0, clock=fake.clock, sleep=fake.sleep)
     for _ in range(3):
         limiter.wait()
-    assert slept == [0.25, 0.25]
-    now[0] += 10.0  # idle for a while: the next request goes at once, with no burst credit saved up
+    assert fake.slept == [0.25, 0.25]
+    fake.now += 10.0  # idle for a while: the next request goes at once, with no burst credit saved up
     limiter.wait()
     limiter.wait()
-    assert slept == [0.25, 0.25, 0.25]
+    assert fake.slept == [0.25, 0.25, 0.25]
 
 
 def test_collect_api_refuses_a_non_positive_limit(tmp_path):
@@ -471,16 +480,11 @@ def test_searches_go_at_the_rate_the_readme_states_by_default(httpserver, tmp_pa
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     per_minute = int(re.search(r"stated\s+rate\s+\((\d+)\s+searches\s+a\s+minute", readme).group(1))
-    now = [0.0]
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
+    fake = FakeTime()
 
     class ObservedRateLimiter(RateLimiter):
         def __init__(self, requests_per_second: float, **_: object) -> None:
-            super().__init__(requests_per_second, clock=lambda: now[0], sleep=sleep)
+            super().__init__(requests_per_second, clock=fake.clock, sleep=fake.sleep)
 
     monkeypatch.setattr(http, "RateLimiter", ObservedRateLimiter)
     serve_search(httpserver, search_pages(CHAMPAGNES))
@@ -488,7 +492,7 @@ def test_searches_go_at_the_rate_the_readme_states_by_default(httpserver, tmp_pa
     options = ["--page-size", str(PAGE_SIZE), "--backoff", "0", "--retries", "0"]  # FAST without --rate
     assert main(["collect", "--query", "champagne", "--out", str(tmp_path), "--base-url", base, *options]) == 0
     assert search_requests(httpserver) == [1, 2, 3]
-    assert slept == pytest.approx([60 / per_minute] * 2)  # the first search at once, each next one a slot later
+    assert fake.slept == pytest.approx([60 / per_minute] * 2)  # the first search at once, each next one a slot later
 
 
 def json_response(payload: Any) -> Response:
@@ -564,21 +568,6 @@ def test_a_page_with_a_lone_surrogate_a_latin1_byte_odd_fields_and_a_huge_text_i
     assert "read as Windows-1252" in report["warnings"][0]["message"]
     description = f"Champagne brut. {'x' * 150_000}. Moët & Chandon, LVMH"
     assert report["warnings"][2]["message"] == f"{len(description):,} characters, cut at 100,000"
-
-
-class FakeTime:
-    """A clock that moves only when slept on: the waits are observed, none is taken."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def serve_answers(httpserver: HTTPServer, path: str, answers: list[Response]) -> None:
