@@ -426,9 +426,9 @@ def _image_duplicate_report(frame: pd.DataFrame, duplicates: pd.DataFrame) -> di
                 "categories": {str(k): int(v) for k, v in rows["label"].value_counts().items()},
                 "images": [image_of.get(p) for p in rows["product_id"].astype(str)[:4]],
             }
-            for g, level in conflicting.items()
+            for g, level in conflicting.head(MAX_EXAMPLES).items()
             for rows in [groups.get_group(g)]
-        ][:MAX_EXAMPLES],
+        ],
     }
 
 
