@@ -105,7 +105,9 @@ def test_duplicates_exact_and_perceptual_with_label_disagreement(tmp_path: Path)
     groups = {tuple(sorted(g["product_id"])): g for _, g in dups.groupby("group")}
     assert set(groups) == {("a", "b"), ("c", "e")}
     assert (groups["a", "b"]["kind"] == "perceptual").all() and groups["a", "b"]["labels_disagree"].all()
+    assert (groups["a", "b"]["conflict_level"] == 1).all()
     assert (groups["c", "e"]["kind"] == "exact").all() and not groups["c", "e"]["labels_disagree"].any()
+    assert (groups["c", "e"]["conflict_level"] == 0).all()
 
 
 def _pairs_by_unpacking(bits: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
@@ -200,6 +202,21 @@ def test_near_photos_are_not_chained() -> None:
     assert dups["product_id"].tolist() == ["p0", "p1"]
 
 
+def test_photo_group_conflict_level_compares_members_with_the_representative() -> None:
+    """One level per group, from category paths (not strings), members against the representative only."""
+    bits = np.zeros((7, 64), dtype=np.uint8)
+    bits[4:, :] = 1  # two pictures: p0-p3 and p4-p6
+    scores = _scores(bits)
+    labels = ["Toys > Cars", "Toys>Cars", None, "Toys > Cars > Red", "Toys > Cars", "Toys>Cars", "Toys > Dolls"]
+    frame = pd.DataFrame({"product_id": scores["product_id"], "category": labels})
+    dups = find_duplicate_images(frame, qualities=scores, progress=False)
+    assert dups.groupby("group")["conflict_level"].agg(set).tolist() == [{3}, {2}]
+    assert dups["labels_disagree"].all()
+    agreeing = frame.assign(category=["Toys > Cars", "Toys>Cars", None, "Toys > Cars"] + ["Toys"] * 3)
+    dups = find_duplicate_images(agreeing, qualities=scores, progress=False)
+    assert (dups["conflict_level"] == 0).all() and not dups["labels_disagree"].any()
+
+
 def _flipkart_photos(flipkart_dir: Path, product_ids: list[str], labels: list[str]) -> pd.DataFrame:
     images = [str(flipkart_dir / "Images" / f"{pid}.jpg") for pid in product_ids]
     return pd.DataFrame({"product_id": product_ids, "image": images, "category": labels})
@@ -215,6 +232,7 @@ def test_recoloured_product_is_not_a_duplicate_but_a_copy_is(flipkart_dir: Path)
     )
     dups = find_duplicate_images(frame, progress=False)
     assert dups["product_id"].tolist() == cutters and dups["labels_disagree"].all()
+    assert (dups["conflict_level"] == 2).all()  # both are cutters: the sellers differ
 
 
 def test_quality_frame_reports_unusable_photos(tmp_path: Path) -> None:

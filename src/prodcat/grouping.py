@@ -1,9 +1,16 @@
-"""Grouping items by close pairs without chaining: shared by the duplicate texts and duplicate photos of the audit."""
+"""Grouping items by close pairs without chaining, and the labels conflicting inside a group: shared by the
+duplicate texts and duplicate photos of the audit."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
+import pandas as pd
 from scipy.sparse import coo_matrix
+
+from prodcat.catalog.schema import split_path
 
 
 def representative_groups(n: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -26,3 +33,22 @@ def representative_groups(n: int, rows: np.ndarray, cols: np.ndarray) -> np.ndar
     alone = representative < 0
     representative[alone] = np.flatnonzero(alone)
     return representative
+
+
+def conflict_level(labels: Sequence[Any]) -> int:
+    """Shallowest category level at which a member's label (``labels[1:]``) differs from the representative's
+    (``labels[0]``); 0 when none does or the representative has no label. Members are only known to be
+    close to the representative, not to each other, so only those pairs are compared."""
+    if pd.isna(labels[0]):
+        return 0
+    first = split_path(labels[0])
+    # paths, not strings: "A>B" is "A > B", and must not hide a deeper conflict with a level of 0
+    levels = [_first_differing_level(first, split_path(label)) for label in labels[1:] if not pd.isna(label)]
+    return min(filter(None, levels), default=0)
+
+
+def _first_differing_level(first: list[str], other: list[str]) -> int:
+    for level in range(1, max(len(first), len(other)) + 1):
+        if first[:level] != other[:level]:
+            return level
+    return 0

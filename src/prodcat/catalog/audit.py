@@ -38,10 +38,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from prodcat.arguments import category_level, config_file, fold_count, modality_list, positive_int, report_dir
-from prodcat.catalog.schema import Catalog, category_at_level, depth, has_text, split_path
+from prodcat.catalog.schema import Catalog, category_at_level, depth, has_text
 from prodcat.config import Config
 from prodcat.files import write_json
-from prodcat.grouping import representative_groups
+from prodcat.grouping import conflict_level, representative_groups
 from prodcat.text.clean import HTML_ENTITY, HTML_TAG
 
 log = logging.getLogger(__name__)
@@ -283,7 +283,7 @@ def _group_report(frame: pd.DataFrame, groups: list[np.ndarray], clean: Sequence
     """Counts and examples of duplicate groups (representative first); a conflict is reported with the shallowest
     level that differs."""
     categories = frame["category"].to_numpy()
-    levels = [(members, _conflict_level(categories[members])) for members in groups]
+    levels = [(members, conflict_level(categories[members])) for members in groups]
     conflicts = [(members, level) for members, level in levels if level]
     conflicts.sort(key=lambda item: (item[1], -len(item[0])))
     return {
@@ -297,25 +297,6 @@ def _group_report(frame: pd.DataFrame, groups: list[np.ndarray], clean: Sequence
             _describe_group(frame, g, clean) | {"first_differing_level": level} for g, level in conflicts[:MAX_EXAMPLES]
         ],
     }
-
-
-def _conflict_level(labels: Sequence[Any]) -> int:
-    """Shallowest level at which a member's label (``labels[1:]``) differs from the representative's
-    (``labels[0]``); 0 when none does or the representative has no label. Members are only known to be
-    close to the representative, not to each other, so only those pairs are compared."""
-    first = labels[0]
-    if pd.isna(first):
-        return 0
-    differing = [label for label in labels[1:] if not pd.isna(label) and label != first]
-    return min((_first_differing_level([first, label]) for label in differing), default=0)
-
-
-def _first_differing_level(labels: list[str]) -> int:
-    paths = [split_path(label) for label in labels]
-    for level in range(1, max(len(p) for p in paths) + 1):
-        if len({tuple(p[:level]) for p in paths}) > 1:
-            return level
-    return 0
 
 
 def _describe_group(frame: pd.DataFrame, members: np.ndarray, clean: Sequence[str]) -> dict[str, Any]:
@@ -409,7 +390,7 @@ def _image_duplicate_report(frame: pd.DataFrame, duplicates: pd.DataFrame) -> di
     image_of = dict(zip(frame["product_id"].astype(str), frame["image"], strict=True))
     groups = duplicates.groupby("group")
     kinds = groups["kind"].first()
-    levels = groups["label"].agg(lambda labels: _conflict_level(labels.to_numpy()))
+    levels = groups["conflict_level"].first()
     conflicting = levels[levels > 0].sort_values(kind="stable")
     return {
         "groups": len(kinds),

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from prodcat.grouping import representative_groups
+from prodcat.grouping import conflict_level, representative_groups
 from prodcat.image.decode import ImageDecodeError, load_image
 
 #: longest side every photo is analysed at, smaller ones upscaled: detail scores are only comparable at one
@@ -198,12 +198,14 @@ def find_duplicate_images(
         One row per product that belongs to a group of two or more:
         ``group`` (int id), ``product_id``, ``kind`` (``"exact"`` if every photo of the
         group has the same bytes, else ``"perceptual"``), ``sha1``, ``phash``,
-        ``label`` and ``labels_disagree`` (a member's label differs from the representative's).
+        ``label``, ``conflict_level`` (the group's :func:`~prodcat.grouping.conflict_level`: the shallowest
+        category level at which a member's label differs from the representative's, 0 if none does) and
+        ``labels_disagree`` (``conflict_level > 0``).
         Sorted by group, the representative first.
     """
     scores = qualities if qualities is not None else quality_frame(frame, n_jobs=n_jobs, progress=progress)
     usable = scores[scores["error"].isna()]
-    columns = ["group", "product_id", "kind", "sha1", "phash", "label", "labels_disagree"]
+    columns = ["group", "product_id", "kind", "sha1", "phash", "label", "conflict_level", "labels_disagree"]
     if len(usable) < 2:
         return pd.DataFrame(columns=columns)
     group = _photo_groups(usable, max_distance, max_colour_distance)
@@ -226,15 +228,11 @@ def find_duplicate_images(
     )
     groups = out.groupby("group")
     out["kind"] = np.where(groups["sha1"].transform("nunique") == 1, "exact", "perceptual")
-    out["labels_disagree"] = groups["label"].transform(_differs_from_first).astype(bool)
+    # as an array: conflict_level reads labels[0] by position, the representative (each group's first row)
+    out["conflict_level"] = groups["label"].transform(lambda labels: conflict_level(labels.to_numpy())).astype(int)
+    out["labels_disagree"] = out["conflict_level"] > 0
     out["group"] = pd.factorize(out["group"], sort=True)[0]
     return out.sort_values("group", kind="stable").reset_index(drop=True)[columns]
-
-
-def _differs_from_first(labels: pd.Series) -> bool:
-    """Whether a member's label differs from the representative's (members are only close to it)."""
-    first = labels.iloc[0]
-    return not pd.isna(first) and bool((labels.dropna() != first).any())
 
 
 def _photo_groups(usable: pd.DataFrame, max_distance: int, max_colour_distance: float) -> np.ndarray:
