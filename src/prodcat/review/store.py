@@ -303,7 +303,7 @@ class ReviewStore:
         The record is locked before it is stamped, so that ``reviewed_at`` order is commit order: a
         submission that waited for a concurrent one of the same record is stamped after it."""
         with self._sessions.begin() as session:
-            row = self._locked_row(session, review_id)
+            row = self._row(session, review_id, lock=True)
             row.corrected_category = category
             row.reviewer = reviewer
             row.reviewed_at = _clock(session)
@@ -341,19 +341,12 @@ class ReviewStore:
         return frame
 
     @staticmethod
-    def _row(session: Session, review_id: int) -> _ReviewRow:
-        row = session.get(_ReviewRow, review_id)
-        if row is None:
-            raise _not_found(review_id)
-        return row
-
-    @staticmethod
-    def _locked_row(session: Session, review_id: int) -> _ReviewRow:
-        """The record, locked until the transaction ends (SQLite: the database's write lock)."""
-        if session.get_bind().dialect.name == "sqlite":
+    def _row(session: Session, review_id: int, lock: bool = False) -> _ReviewRow:
+        """The record; with ``lock``, locked until the transaction ends (SQLite: the database's write lock)."""
+        if lock and session.get_bind().dialect.name == "sqlite":
             # pysqlite would only take the lock at the UPDATE, after the caller has stamped the row
             session.connection().exec_driver_sql("BEGIN IMMEDIATE")
-        row = session.get(_ReviewRow, review_id, with_for_update=True)  # PostgreSQL: SELECT .. FOR UPDATE
+        row = session.get(_ReviewRow, review_id, with_for_update=lock)  # lock, on PostgreSQL: SELECT .. FOR UPDATE
         if row is None:
             raise _not_found(review_id)
         return row
