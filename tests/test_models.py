@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 import zlib
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from prodcat.evaluate.metrics import (
 )
 from prodcat.evaluate.report import confusion_rows, write_report
 from prodcat.features.base import Extractor, register
-from prodcat.models.calibration import TemperatureScaler, TopLabelIsotonic
+from prodcat.models.calibration import MarginCalibrator, TemperatureScaler, TopLabelIsotonic
 from prodcat.models.classifier import ProductClassifier, cross_fitted_decisions
 from prodcat.models.decision import DecisionPolicy, precision_threshold
 from prodcat.models.fusion import LateFusion, StackingFusion
@@ -36,6 +37,7 @@ from prodcat.models.heads import (
     build_classifier,
     classifier_proba,
     out_of_fold_proba,
+    pooled_strata,
     signed_sqrt,
     softmax,
     stratified_folds,
@@ -100,7 +102,7 @@ def _overconfident(n: int = 4000, k: int = 5, seed: int = 0):
     return proba / proba.sum(axis=1, keepdims=True), y
 
 
-@pytest.mark.parametrize("calibrator", [TemperatureScaler, TopLabelIsotonic])
+@pytest.mark.parametrize("calibrator", [TemperatureScaler, TopLabelIsotonic, MarginCalibrator])
 def test_calibrators_reduce_calibration_error_and_keep_the_argmax(calibrator):
     proba, y = _overconfident()
     before = expected_calibration_error(proba.max(axis=1), proba.argmax(axis=1) == y)["ece"]
@@ -110,6 +112,18 @@ def test_calibrators_reduce_calibration_error_and_keep_the_argmax(calibrator):
     assert after < before / 2
     np.testing.assert_array_equal(calibrated.argmax(axis=1), proba[2000:].argmax(axis=1))
     np.testing.assert_allclose(calibrated.sum(axis=1), 1.0)
+
+
+def test_margin_calibrator_doubts_a_prediction_whose_runner_up_is_close():
+    # the top probability alone ranks both rows alike; the close runner-up makes the first a coin toss
+    proba, y = _overconfident()
+    fitted = MarginCalibrator().fit(proba, y)
+    close, clear = fitted.transform(np.array([[0.5, 0.45, 0.03, 0.01, 0.01], [0.5, 0.2, 0.1, 0.1, 0.1]])).max(axis=1)
+    assert close < clear
+    # and it learns how often such margins are right: the confidence of held-out rows matches their accuracy
+    held_out, y_held_out = _overconfident(seed=7)
+    calibrated = fitted.transform(held_out)
+    assert abs(calibrated.max(axis=1).mean() - (calibrated.argmax(axis=1) == y_held_out).mean()) < 0.03
 
 
 def _two_heads(n: int = 3000, k: int = 4, seed: int = 1):
@@ -358,6 +372,26 @@ def test_stratified_folds_match_sklearn_when_no_class_is_rare():
     y = np.repeat(["a", "b", "c"], 10)
     ours = stratified_folds(y, 5, seed=0)
     theirs = StratifiedKFold(5, shuffle=True, random_state=0).split(np.zeros(30), y)
+    for (train, test), (train_ref, test_ref) in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(test, test_ref)
+        np.testing.assert_array_equal(train, train_ref)
+
+
+#: scikit-learn's warning when a stratum has fewer members than folds
+FEW_MEMBERS = "The least populated class in y has only 1 members, which is less than n_splits=5."
+
+
+def test_stratified_folds_with_a_rare_class_are_sklearn_s_on_pooled_strata_without_its_warning():
+    """A single-product category is pooled into a stratum smaller than the folds, on purpose: the folds are
+    those scikit-learn makes of the pooled labels, but its warning about that stratum is not passed on."""
+    y = np.array([*np.repeat(["a", "b", "c"], 10), "single"])
+    with pytest.warns(UserWarning, match=FEW_MEMBERS):  # what scikit-learn says on its own
+        theirs = list(StratifiedKFold(5, shuffle=True, random_state=0).split(np.zeros(len(y)), pooled_strata(y, 5)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours = stratified_folds(y, 5, seed=0)
+        warnings.warn(FEW_MEMBERS, UserWarning, stacklevel=1)  # after the split, the warning is heard again
+    assert [str(w.message) for w in caught] == [FEW_MEMBERS]
     for (train, test), (train_ref, test_ref) in zip(ours, theirs, strict=True):
         np.testing.assert_array_equal(test, test_ref)
         np.testing.assert_array_equal(train, train_ref)
@@ -665,6 +699,19 @@ def test_categories_too_rare_for_the_inner_folds_do_not_flatten_the_calibration(
     assert (model.classes_[proba.argmax(axis=1)] == held_out["category"]).all()
     assert proba.max(axis=1).mean() > 0.95  # 0.46 (early) and 0.79 (late) when they were calibrated on
     assert (model.policy_.decide(proba.max(axis=1)) == "auto").all()
+
+
+def test_fitting_with_a_single_product_category_passes_on_no_fold_warning() -> None:
+    """Inner folds and the C search pool a single-product category into a stratum smaller than the folds, on
+    purpose: scikit-learn's warning about it (~30 a fit) was silenced by ``prodcat train``/``cv`` only."""
+    heads = [HeadConfig(name="words", modality="text", features=[FeatureSpec(name="tfidf_word")], C=[1.0, 10.0])]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = ProductClassifier(Config(heads=heads, inner_folds=3, level=None)).fit(
+            _catalogue(list("ab") * 15 + ["single"])
+        )
+    assert "single" in model.classes_
+    assert not [w for w in caught if "least populated class" in str(w.message)]
 
 
 def test_a_modality_read_by_a_single_category_skips_its_head(caplog: pytest.LogCaptureFixture) -> None:

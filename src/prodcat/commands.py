@@ -7,9 +7,6 @@ import dataclasses
 import logging
 import sys
 import textwrap
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -348,15 +345,6 @@ def print_target(frame: pd.DataFrame, config: Config, categories: int) -> None:
     print(f"predicting {what}: {categories} categories")
 
 
-@contextmanager
-def single_member_folds_quiet() -> Iterator[None]:
-    """Silence scikit-learn's "least populated class has only 1 members" (once per fold split, ~30 times):
-    :func:`warn_of_single_products` has said it once, with the categories' names."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The least populated class in y has only", category=UserWarning)
-        yield
-
-
 def run_train(args: argparse.Namespace) -> int:
     from prodcat.evaluate.cv import cross_validation_obstacle
     from prodcat.models.classifier import ProductClassifier, best_scored
@@ -388,8 +376,7 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"error: cannot train: {problem}", file=sys.stderr)
         return 2
     describe_target(frame, config, "the model learns it from that product alone")
-    with single_member_folds_quiet():
-        model = ProductClassifier(config).fit(frame)
+    model = ProductClassifier(config).fit(frame)
     proba, accepted = model.oof_cross_fitted_
     predicted = model.classes_[proba.argmax(axis=1)]
     metrics = evaluate_predictions(model.oof_y_, predicted, proba.max(axis=1))
@@ -532,8 +519,7 @@ def run_cv(args: argparse.Namespace) -> int:
         print(f"error: cannot cross-validate: {problem}", file=sys.stderr)
         return 2
     describe_target(frame, config, "no fold can learn it: its product is counted wrong")
-    with single_member_folds_quiet():
-        result = cross_validate(frame, config, folds=args.folds)
+    result = cross_validate(frame, config, folds=args.folds)
     metrics = result.metrics()
     metrics["config"] = config.model_dump()
     title = f"{args.folds}-fold cross-validation on {args.data}"

@@ -8,6 +8,7 @@ cross-validation can reuse one feature matrix and refit only the cheap part.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -218,6 +219,10 @@ def fill_unknown(proba: np.ndarray, known: np.ndarray, prior: np.ndarray) -> np.
     return np.where(known, proba * (1.0 - unknown_mass), prior)
 
 
+#: start of scikit-learn's warning that a stratum has fewer members than folds (see PooledStratifiedKFold)
+_FEW_MEMBERS_WARNING = "The least populated class in y has only"
+
+
 def pooled_strata(y: np.ndarray, min_count: int) -> np.ndarray:
     """Labels to stratify on: classes with fewer than ``min_count`` members pooled into one stratum."""
     counts = pd.Series(y).value_counts()
@@ -225,13 +230,23 @@ def pooled_strata(y: np.ndarray, min_count: int) -> np.ndarray:
 
 
 class PooledStratifiedKFold(StratifiedKFold):
-    """Shuffled stratified K-fold on :func:`pooled_strata` labels, so rare classes never make a split fail."""
+    """Shuffled stratified K-fold on :func:`pooled_strata` labels, so rare classes never make a split fail.
+
+    The pooled stratum may itself hold fewer products than there are folds (a single-product category): they
+    then go to that many folds, as intended, so scikit-learn's warning about it (once per split, ~30 times a
+    training run, from every caller: ``prodcat train``/``cv``, the API, Python code) is silenced. Every other
+    stratum has ``n_splits`` members or more, so the warning can mean nothing else here.
+    """
 
     def __init__(self, n_splits: int = 5, random_state: int = 0):
         super().__init__(n_splits=n_splits, shuffle=True, random_state=random_state)
 
-    def split(self, X: Any, y: Any = None, groups: Any = None) -> Any:
-        return super().split(X, pooled_strata(np.asarray(y), self.n_splits), groups)
+    def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_FEW_MEMBERS_WARNING, category=UserWarning)
+            # listed inside the filter: scikit-learn's generator warns when iterated, not when called
+            folds = list(super().split(X, pooled_strata(np.asarray(y), self.n_splits), groups))
+        return iter(folds)
 
 
 def stratified_folds(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
