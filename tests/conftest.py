@@ -10,8 +10,9 @@ import io
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -80,6 +81,61 @@ def flipkart_training(flipkart_dir: Path, tmp_path_factory: pytest.TempPathFacto
 def flipkart_bundle(flipkart_training: tuple[Path, Any]) -> Path:
     """The bundle directory of :func:`flipkart_training`."""
     return flipkart_training[0]
+
+
+#: the words of the synthetic catalogue's categories: each product's title is its category's words and a number
+TINY_WORDS = {"Kitchen": "ceramic coffee mug", "Watches": "analog wrist watch", "Toys": "wooden toy train"}
+
+
+def tiny_products(start: int, count: int) -> pd.DataFrame:
+    """``count`` synthetic products per category of :data:`TINY_WORDS`, numbered from ``start`` (id
+    ``Category-number``, a title and description naming the number, no photo), canonical columns."""
+    rows = [
+        (f"{category}-{i}", f"{words} {i}", f"a {words} numbered {i}", None, category)
+        for category, words in TINY_WORDS.items()
+        for i in range(start, start + count)
+    ]
+    return pd.DataFrame(rows, columns=["product_id", "title", "description", "image", "category"])
+
+
+class TinyTraining(NamedTuple):
+    """A model trained on a synthetic catalogue: its bundle, the 36 products it was trained on and 12 others."""
+
+    bundle: Path
+    trained: pd.DataFrame
+    unseen: pd.DataFrame
+
+
+@pytest.fixture(scope="session")
+def tiny_training(tmp_path_factory: pytest.TempPathFactory) -> TinyTraining:
+    """A text-only model trained through the CLI (the fast config), in seconds, on 12 synthetic products of
+    each of 3 categories; the unseen products are the next 4 of each category (numbered 12 to 15)."""
+    from prodcat.cli import main
+
+    folder = tmp_path_factory.mktemp("tiny")
+    trained = tiny_products(0, 12)
+    trained.to_csv(folder / "train.csv", index=False)
+    config = str(REPO_ROOT / "configs" / "fast-text.yaml")
+    args = ["train", str(folder / "train.csv"), "--config", config, "--modalities", "text", "--out", str(folder / "m")]
+    assert main(args) == 0
+    return TinyTraining(folder / "m", trained, tiny_products(12, 4))
+
+
+@pytest.fixture(scope="session")
+def tiny_old_bundle(tiny_training: TinyTraining, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The :func:`tiny_training` bundle as one written before product fingerprints were recorded: no
+    training_products.npy, none listed in its manifest (which still verifies)."""
+    import json
+    import shutil
+
+    from prodcat.bundle import MANIFEST, PRODUCTS_FILE
+
+    out = shutil.copytree(tiny_training.bundle, tmp_path_factory.mktemp("tiny-old") / "m")
+    (out / PRODUCTS_FILE).unlink()
+    manifest = json.loads((out / MANIFEST).read_text())
+    del manifest["files"][PRODUCTS_FILE]
+    (out / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    return out
 
 
 def solid_jpeg(size: tuple[int, int] = (64, 48), colour: str | tuple[int, int, int] = "navy") -> bytes:

@@ -27,10 +27,11 @@ from streamlit.testing.v1 import AppTest
 from prodcat.app import command, views
 from prodcat.app.command import SCRIPT, streamlit_command
 from prodcat.batch import predict_catalog
-from prodcat.bundle import MANIFEST, MODEL_FILE, read_manifest
+from prodcat.bundle import MANIFEST, MODEL_FILE, PRODUCTS_FILE, read_manifest
 from prodcat.catalog.loaders import load_catalog
 from prodcat.catalog.schema import Catalog
 from prodcat.cli import build_parser, main
+from prodcat.evaluate.labelled import InTraining, unknown_categories_warning
 from prodcat.features.base import PretrainedEncoder
 from prodcat.predict import Predictor
 
@@ -505,14 +506,27 @@ def test_the_app_shows_the_photos_a_sample_could_not_use(app, flipkart_bundle, f
     assert "notes.jpg not used: not an image" in issues["message"].iat[0]
 
 
-def test_agreement_with_the_training_catalogue_is_said_to_be_in_sample(app, flipkart_bundle, flipkart_frame, tmp_path):
-    catalogue = catalogue_csv(flipkart_frame.head(6), tmp_path / "train.csv")
-    fingerprint = views.training_fingerprint(load_catalog(catalogue).frame)
-    trained_on_it = bundle_copy(flipkart_bundle, tmp_path / "bundle", data_fingerprint=fingerprint)
-    test = predict_a_sample(go_to(app(str(trained_on_it), "--data", str(catalogue)), "Predictions"), 6)
-    assert [w.value for w in test.warning] == [views.IN_SAMPLE_WARNING]
-    test = predict_a_sample(go_to(app(str(flipkart_bundle), "--data", str(catalogue)), "Predictions"), 6)
-    assert not test.warning  # the bundle's own fingerprint is that of its 300-product training sample
+def test_agreement_on_products_the_model_was_trained_on_is_said_to_be_in_sample(
+    app, tiny_training, tiny_old_bundle, tmp_path
+):
+    """The predicted catalogue products the model was trained on are counted, all or some of them, in the words
+    of `prodcat evaluate`; a bundle recording no product fingerprints recognises its whole training catalogue
+    only; a `prodcat cv` table, whose labels are out-of-fold, is not warned of."""
+    trained = catalogue_csv(tiny_training.trained, tmp_path / "trained.csv")
+    more = catalogue_csv(pd.concat([tiny_training.trained, tiny_training.unseen]), tmp_path / "more.csv")
+    for bundle, catalogue, size, found in (
+        (tiny_training.bundle, more, 48, InTraining(36, 48)),
+        (tiny_training.bundle, trained, 10, InTraining(10, 10)),
+        (tiny_old_bundle, trained, 10, InTraining(10, 10)),
+        (tiny_old_bundle, more, 48, InTraining(0, 48)),
+    ):
+        test = predict_a_sample(go_to(app(str(bundle), "--data", str(catalogue)), "Predictions"), size)
+        assert [w.value for w in test.warning] == ([found.warning] if found.warning else []), (bundle, catalogue)
+    assert InTraining(36, 48).warning.startswith("36 of 48 scored products (75.0%) were in the model's training data")
+    cv = tmp_path / "cv.csv"
+    cv.write_text("product_id,category,predicted,confidence,decision\nKitchen-0,Kitchen,Kitchen,0.9,auto\n")
+    test = go_to(app(str(tiny_training.bundle), "--data", str(trained), "--predictions", str(cv)), "Predictions")
+    assert not test.warning
 
 
 def test_catalogue_warnings_count_unknown_ids_and_categories():
@@ -520,10 +534,12 @@ def test_catalogue_warnings_count_unknown_ids_and_categories():
     table = pd.DataFrame({"product_id": ["a", "b", "c", "d"], "predicted": "Watches", "given": frame["category"]})
     labels = ["Watches", "Baby Care"]
     assert views.catalogue_warnings(table.head(2), frame, labels) == []
+    # in the words of `prodcat evaluate`
     [unknown] = views.catalogue_warnings(table, frame, labels)
-    assert unknown.startswith("1 (33.3%) of the labelled products have a category the model does not predict")
+    assert unknown == unknown_categories_warning(["Watches", "Watches", "Shoes"], labels)
+    assert unknown.startswith("1 of 3 labelled products have a category the model does not know (1 category: 'Shoes'")
     [none_known] = views.catalogue_warnings(table.iloc[2:], frame, labels)
-    assert none_known.startswith("None of the given categories is one of the model's 2 (e.g. Shoes)")
+    assert none_known.startswith("1 of 1 labelled products have a category the model does not know")
     stray = table.head(2).assign(product_id=["a", "zz"])
     [missing] = views.catalogue_warnings(stray, frame, labels)
     assert missing.startswith("1 (50.0%) of the predicted products are not in the catalogue")
@@ -537,8 +553,8 @@ def test_the_app_warns_when_the_catalogue_does_not_match_the_model_or_the_predic
     other = flipkart_frame.head(4).assign(category="Apparel > Topwear > Shirts")  # a fashion catalogue's category
     catalogue = catalogue_csv(other, tmp_path / "fashion.csv")
     test = predict_a_sample(go_to(app(str(flipkart_bundle), "--data", str(catalogue)), "Predictions"), 4)
-    assert [w.value.split(" (e.g.")[0] for w in test.warning] == [
-        "None of the given categories is one of the model's 7"
+    assert [w.value.split(" (1 category")[0] for w in test.warning] == [
+        "4 of 4 labelled products have a category the model does not know"
     ]
     csv = tmp_path / "preds.csv"
     csv.write_text("product_id,category,confidence,decision\nnot-in-it,Watches,0.9,auto\n")
@@ -565,7 +581,7 @@ def test_a_rewritten_predictions_file_or_catalogue_is_read_again(app, flipkart_b
 def test_modification_stamp_of_a_bundle_changes_when_its_model_is_replaced(flipkart_bundle, tmp_path):
     bundle = bundle_copy(flipkart_bundle, tmp_path / "bundle")
     stamp = views.modification_stamp(bundle)
-    assert [name for name, _, _ in stamp] == sorted([MANIFEST, MODEL_FILE])
+    assert [name for name, _, _ in stamp] == sorted([MANIFEST, MODEL_FILE, PRODUCTS_FILE])
     (bundle / MODEL_FILE).write_bytes((bundle / MODEL_FILE).read_bytes())
     os.utime(bundle / MODEL_FILE, ns=(time.time_ns(), (bundle / MODEL_FILE).stat().st_mtime_ns + 10**9))
     assert views.modification_stamp(bundle) != stamp

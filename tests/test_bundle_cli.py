@@ -18,6 +18,7 @@ import pytest
 from prodcat.bundle import FORMAT_VERSION, BundleError, load_bundle, save_bundle, verify_bundle
 from prodcat.catalog.schema import category_at_level
 from prodcat.cli import main
+from prodcat.evaluate.labelled import InTraining
 from prodcat.evaluate.metrics import accepted_metrics, expected_calibration_error
 
 
@@ -190,7 +191,10 @@ def test_predict_and_evaluate_commands(flipkart_bundle, flipkart_dir, tmp_path, 
     per_class = page.split("<h2>Per class")[1]
     assert per_class.count("<tr><td>") == len(metrics["per_class"]) == 7
     assert all(f"<tr><td>{html.escape(name)}</td>" in per_class for name in metrics["per_class"])
-    assert "warning" not in capsys.readouterr().out
+    # the bundle was trained on a sample of 300 of these 900 products, each recognised: said, and nothing else
+    in_training = InTraining(300, 900).warning
+    assert metrics["warnings"] == [in_training] and in_training.startswith("300 of 900 scored products (33.3%)")
+    assert [line for line in capsys.readouterr().out.splitlines() if "warning" in line] == [f"warning: {in_training}"]
 
     # products the model cannot read (markup alone, no photo) get no category and count as wrong: it says so
     unreadable = tmp_path / "unreadable.csv"
@@ -522,6 +526,102 @@ def test_evaluate_warns_of_training_data_unknown_categories_and_few_products(
     # the bundle's own fingerprint is that of its 300-product training sample: this file is not in-sample
     assert main(["evaluate", str(flipkart_bundle), str(data), "--report", str(report)]) == 0
     assert "trained on" not in capsys.readouterr().out
+
+
+def evaluation_warnings(bundle, products, tmp_path, name):
+    """The warnings ``prodcat evaluate`` records scoring ``bundle`` on ``products`` (written to NAME.csv)."""
+    data = tmp_path / f"{name}.csv"
+    products.to_csv(data, index=False)
+    report = tmp_path / f"report-{name}"
+    assert main(["evaluate", str(bundle), str(data), "--report", str(report)]) == 0
+    return json.loads((report / "metrics.json").read_text())["warnings"]
+
+
+def test_evaluate_recognises_the_training_products_one_by_one(tiny_training, tiny_old_bundle, tmp_path):
+    """The products the model was trained on are counted among those scored, by what the model reads of them
+    (not their ids): all of them, a subset, the training set and more, none; an older bundle recording no
+    product fingerprints recognises its whole training catalogue only."""
+    from prodcat.bundle import read_manifest
+    from prodcat.evaluate.labelled import products_in_training, small_evaluation_warning
+
+    bundle, trained, new = tiny_training  # new: 12 products the model never saw
+    new = new.copy()
+    new.loc[0, "product_id"] = trained["product_id"].iat[0]  # an id reused for another product: still new
+    subset = trained.sample(10, random_state=0).assign(product_id=lambda f: "renamed-" + f["product_id"])
+    everything = pd.concat([trained, new], ignore_index=True)
+    in_sample = InTraining(1, 1).warning
+    assert in_sample.startswith("these are the very products the model was trained on") and "prodcat cv" in in_sample
+    partly = "36 of 48 scored products (75.0%) were in the model's training data: figures on them are in-sample"
+    old = tiny_old_bundle
+    for model, products, name, count, warning in (
+        (bundle, trained, "same", 36, in_sample),
+        (bundle, subset, "subset", 10, in_sample),
+        (bundle, everything, "more", 36, partly),
+        (bundle, new, "new", 0, None),
+        (old, trained, "old-same", 36, in_sample),  # its data fingerprint is this catalogue's
+        (old, subset, "old-subset", 0, None),
+        (old, everything, "old-more", 0, None),
+    ):
+        found = products_in_training(products, read_manifest(model), model)
+        assert (found.count, found.scored) == (count, len(products)), name
+        assert found.warning == warning if warning is None else found.warning.startswith(warning), name
+        expected = [w for w in (found.warning, small_evaluation_warning(len(products))) if w]
+        assert evaluation_warnings(model, products, tmp_path, name) == expected, name
+    assert "score only products the model was not trained on" in InTraining(36, 48).warning
+
+
+def test_product_fingerprints_read_what_the_model_reads(tmp_path, jpeg_bytes):
+    """A product's digest is its title, description and photo content, as far as the model reads them: not
+    its id, its category or where its photo lies."""
+    from prodcat.evaluate.labelled import product_fingerprints
+
+    (tmp_path / "a.jpg").write_bytes(jpeg_bytes(colour="navy"))
+    (tmp_path / "copy.jpg").write_bytes(jpeg_bytes(colour="navy"))
+    (tmp_path / "b.jpg").write_bytes(jpeg_bytes(colour="red"))
+    rows = [
+        ("p1", "mug", "a mug", str(tmp_path / "a.jpg"), "Kitchen"),
+        ("p2", "mug", "a mug", str(tmp_path / "copy.jpg"), "Toys"),  # the same product, renamed and moved
+        ("p1", "mug", "a mug", str(tmp_path / "b.jpg"), "Kitchen"),  # another photo
+        ("p1", "mug a", "mug", str(tmp_path / "a.jpg"), "Kitchen"),  # the same words, split otherwise
+        ("p1", "mug", "a mug", None, "Kitchen"),  # no photo
+        ("p1", "mug", "a mug", str(tmp_path / "gone.jpg"), "Kitchen"),  # a photo not found: none read
+    ]
+    frame = pd.DataFrame(rows, columns=["product_id", "title", "description", "image", "category"])
+    both = product_fingerprints(frame, ["text", "image"])
+    assert both.dtype == np.uint64 and both.shape == (6,)
+    assert both[0] == both[1] and both[4] == both[5] and len(set(both[[0, 2, 3, 4]])) == 4
+    text = product_fingerprints(frame, ["text"])  # a text model reads no photo
+    assert text[0] == text[1] == text[2] == text[4] != text[3]
+    photo = product_fingerprints(frame, ["image"])
+    assert photo[0] == photo[1] == photo[3] != photo[2]
+    assert product_fingerprints(frame.head(0), ["text"]).shape == (0,)
+
+
+def test_a_modified_training_products_file_is_refused_like_the_model(tiny_training, tmp_path, capsys):
+    import shutil
+
+    from prodcat.bundle import PRODUCTS_FILE, read_manifest, read_training_products
+
+    bundle = shutil.copytree(tiny_training.bundle, tmp_path / "m")
+    manifest = verify_bundle(bundle)
+    assert len(read_training_products(bundle, manifest)) == 36
+    products = bundle / PRODUCTS_FILE
+    original = products.read_bytes()
+    products.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))  # another training product
+    for check in (
+        lambda: verify_bundle(bundle),
+        lambda: load_bundle(bundle),
+        lambda: read_training_products(bundle, manifest),
+    ):
+        with pytest.raises(BundleError, match=f"{PRODUCTS_FILE} was modified"):
+            check()
+    assert main(["evaluate", str(bundle), str(tmp_path / "none.csv"), "--report", str(tmp_path / "r")]) == 2
+    assert f"{PRODUCTS_FILE} was modified" in capsys.readouterr().err
+    products.unlink()
+    with pytest.raises(BundleError, match=f"file {PRODUCTS_FILE} is missing"):
+        verify_bundle(bundle)
+    with pytest.raises(BundleError, match=f"file {PRODUCTS_FILE} is missing"):
+        read_training_products(bundle, read_manifest(bundle))
 
 
 def test_evaluate_report_can_be_checked_product_by_product(flipkart_bundle, flipkart_dir, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -264,3 +265,31 @@ def test_robustness_scores_the_products_the_model_can_read_with_or_without_a_sam
         assert "warning: only" in printed  # fewer than 30 products
         if sample is None:
             assert "1 of 12 labelled products have a category the model does not know (1 category: 'Toys'" in printed
+
+
+def test_robustness_counts_the_scored_products_the_model_was_trained_on(
+    tiny_training, tiny_old_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Of the products scored (a sample of the catalogue, with --sample), those the model was trained on are
+    counted; a bundle recording no product fingerprints still says so of a sample of its training catalogue."""
+    more = tmp_path / "more.csv"
+    pd.concat([tiny_training.trained, tiny_training.unseen]).to_csv(more, index=False)
+    trained = tmp_path / "trained.csv"
+    tiny_training.trained.to_csv(trained, index=False)
+    in_sample = re.escape("warning: these are the very products the model was trained on: every figure is in-sample")
+    partly = r"warning: {} of {} scored products \({}%\) were in the model's training data: figures on them are"
+    for bundle, data, sample, said in (
+        (tiny_training.bundle, more, None, partly.format(36, 48, r"75\.0")),
+        (tiny_training.bundle, more, 24, partly.format(r"[1-9]\d*", 24, r"[\d.]+")),  # of the 24 drawn, not 36
+        (tiny_training.bundle, trained, 10, in_sample),
+        (tiny_old_bundle, trained, 10, in_sample),
+        (tiny_old_bundle, more, None, None),
+    ):
+        report = tmp_path / f"report-{bundle.parent.name}-{data.stem}-{sample}"
+        args = ["robustness", str(bundle), str(data), "--report", str(report), "--perturbations", "title_only"]
+        assert main([*args, *(["--sample", str(sample)] if sample else [])]) == 0
+        printed = capsys.readouterr().out
+        if said is None:
+            assert not re.search(f"{in_sample}|training data", printed)
+        else:
+            assert len(re.findall(f"{in_sample}|training data", printed)) == 1 and re.search(said, printed)

@@ -3,9 +3,11 @@
 ::
 
     MODEL/
-      manifest.json   format version, labels, config, metrics, library versions,
-                      training-data fingerprint, SHA-256 of every other file
-      model.joblib    the fitted ProductClassifier
+      manifest.json          format version, labels, config, metrics, library versions,
+                             training-data fingerprint, SHA-256 of every other file
+      model.joblib           the fitted ProductClassifier
+      training_products.npy  a content digest of every training product (sorted ``uint64``; 8 bytes a
+                             product), to recognise them one by one when scored; older bundles lack it
 
 The model is a pickle (scikit-learn estimators have no safe format), so it is
 only unpickled after every file's SHA-256 matches the manifest: a modified or
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+import numpy as np
 import pandas as pd
 
 #: 2: early fusion keeps one model per modality group (`early_heads_`); 3: the one of a group read by a
@@ -38,6 +41,8 @@ import pandas as pd
 FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.joblib"
+#: optional (a bundle written before it existed still loads): no format version bump
+PRODUCTS_FILE = "training_products.npy"
 _LIBRARIES = ("prodcat", "numpy", "pandas", "scikit-learn", "scipy", "onnxruntime", "torch", "pillow")
 
 
@@ -87,14 +92,24 @@ def save_bundle(
     labels: list[str],
     metrics: dict[str, Any] | None = None,
     fingerprint: str = "",
+    products: np.ndarray | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``model`` and its manifest to ``out_dir`` atomically; returns the path."""
+    """Write ``model`` and its manifest to ``out_dir`` atomically; returns the path.
+
+    ``products``: ``(n,)`` ``uint64`` content digests of the training products
+    (:func:`prodcat.evaluate.labelled.product_fingerprints`), written sorted and deduplicated to
+    :data:`PRODUCTS_FILE` and hashed in the manifest like the model.
+    """
     out = Path(out_dir).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         joblib.dump(model, staging / MODEL_FILE, compress=3)
+        files = {MODEL_FILE: sha256_file(staging / MODEL_FILE)}
+        if products is not None:
+            np.save(staging / PRODUCTS_FILE, np.unique(np.asarray(products, dtype=np.uint64)), allow_pickle=False)
+            files[PRODUCTS_FILE] = sha256_file(staging / PRODUCTS_FILE)
         manifest = {
             "format_version": FORMAT_VERSION,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -103,7 +118,7 @@ def save_bundle(
             "metrics": metrics or {},
             "libraries": library_versions(),
             "data_fingerprint": fingerprint,
-            "files": {MODEL_FILE: sha256_file(staging / MODEL_FILE)},
+            "files": files,
             **(extra or {}),
         }
         manifest["version"] = manifest["files"][MODEL_FILE][:12]
@@ -151,16 +166,49 @@ def verify_bundle(bundle_dir: str | os.PathLike[str], digests: Mapping[str, str]
     for name, expected in listed.items():
         path = root / name
         if name not in digests and not path.is_file():
-            raise BundleError(f"bundle {root}: file {name} is missing")
-        digest = digests[name] if name in digests else sha256_file(path)
-        if digest != expected:
-            raise BundleError(
-                f"bundle {root}: {name} was modified (SHA-256 differs from the manifest); refusing to load it"
-            )
+            raise _missing(root, name)
+        _check_digest(root, name, digests[name] if name in digests else sha256_file(path), expected)
     unexpected = sorted(p.name for p in root.iterdir() if p.name not in listed and p.name != MANIFEST)
     if unexpected:
         raise BundleError(f"bundle {root}: unexpected files {unexpected}; refusing to load it")
     return manifest
+
+
+def _missing(root: Path, name: str) -> BundleError:
+    return BundleError(f"bundle {root}: file {name} is missing")
+
+
+def _check_digest(root: Path, name: str, digest: str, expected: str) -> None:
+    if digest != expected:
+        raise BundleError(
+            f"bundle {root}: {name} was modified (SHA-256 differs from the manifest); refusing to load it"
+        )
+
+
+def read_training_products(bundle_dir: str | os.PathLike[str], manifest: Mapping[str, Any]) -> np.ndarray | None:
+    """The sorted ``(n,)`` ``uint64`` content digests of the products the bundle of ``manifest`` was trained on,
+    checked against the manifest's SHA-256 (as :func:`verify_bundle` checks every file) from the very bytes
+    read; ``None`` for a bundle written before they were recorded (its manifest lists no :data:`PRODUCTS_FILE`).
+
+    Raises:
+        BundleError: the file is missing, modified, or not a 1-D ``uint64`` array.
+    """
+    root = Path(bundle_dir)
+    expected = manifest.get("files", {}).get(PRODUCTS_FILE)
+    if expected is None:
+        return None
+    try:
+        data = (root / PRODUCTS_FILE).read_bytes()
+    except OSError:
+        raise _missing(root, PRODUCTS_FILE) from None
+    _check_digest(root, PRODUCTS_FILE, hashlib.sha256(data).hexdigest(), expected)
+    try:
+        products = np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as exc:
+        raise BundleError(f"bundle {root}: {PRODUCTS_FILE} is not a numpy array ({exc}); retrain it") from exc
+    if products.ndim != 1 or products.dtype != np.uint64:
+        raise BundleError(f"bundle {root}: {PRODUCTS_FILE} holds {products.dtype} {products.shape}, not (n,) uint64")
+    return products
 
 
 def load_bundle(bundle_dir: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:

@@ -28,7 +28,7 @@ from prodcat.bundle import data_fingerprint, model_level, save_bundle
 from prodcat.catalog.loaders import add_loader_arguments, load_from_args
 from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, depth
 from prodcat.config import Config
-from prodcat.evaluate.labelled import labelled_warnings, readable_by
+from prodcat.evaluate.labelled import labelled_warnings, product_fingerprints, readable_by
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
 from prodcat.evaluate.report import write_report
 from prodcat.files import write_atomically
@@ -140,7 +140,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             reliability diagram and DIR/report.html. A product with nothing the model can read counts as wrong.
 
             Score products the model was not trained on: on its training data every figure is near perfect
-            (said when the catalogue is the bundle's training data). For an honest estimate without a held-out
+            (said, with how many of the products it was trained on). For an honest estimate without a held-out
             file, run `prodcat cv` on the catalogue; or split it, `prodcat train` on one part and evaluate on
             the other. Categories the model does not know, and evaluations of under 30 products, are warned of.
             """),
@@ -392,6 +392,8 @@ def run_train(args: argparse.Namespace) -> int:
         labels=[str(c) for c in model.classes_],
         metrics=metrics,
         fingerprint=data_fingerprint(frame),
+        # each product by what the model reads of it: evaluating on some of them is then said to be in-sample
+        products=product_fingerprints(frame, model.modalities_),
         extra={
             "modalities": model.modalities_,
             "heads": list(model.heads_),
@@ -483,7 +485,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     # a product the model could not score (no category, its ``error`` filled) counts as wrong, confidence 0
     confidence = table["confidence"].to_numpy(dtype=float)
     metrics = evaluate_predictions(truth, predicted, confidence, predictor.threshold)
-    metrics["warnings"] = labelled_warnings(frame, truth, predictor.manifest, predictor.labels)
+    metrics["warnings"] = labelled_warnings(frame, truth, predictor.manifest, predictor.labels, args.model)
     if unread := _unread_warning(table, predictor.manifest):
         metrics["warnings"].append(unread)
     predictions = table.rename(columns={"category": "predicted"})

@@ -81,6 +81,21 @@ def load_catalogue(path: str, stamp: tuple) -> views.LoadedCatalogue:
     return views.LoadedCatalogue.read(path)
 
 
+@st.cache_data(show_spinner="Looking for the model's training products among them…", max_entries=4)
+def in_training(
+    bundle: str,
+    bundle_stamp: tuple,
+    catalogue: str,
+    catalogue_stamp: tuple,
+    product_ids: pd.Series,
+    _frame: pd.DataFrame,
+    _manifest: dict[str, Any],
+) -> views.InTraining:
+    """:func:`views.catalogue_products_in_training`, once per bundle, catalogue and predicted products: it reads
+    every photo of them. ``_frame`` and ``_manifest`` (not hashed) are those of the catalogue and bundle keyed."""
+    return views.catalogue_products_in_training(product_ids, _frame, _manifest, bundle)
+
+
 @st.cache_data(show_spinner=False, max_entries=10_000)
 def thumbnail(path: str) -> str | None:
     return views.thumbnail_uri(path)
@@ -375,14 +390,20 @@ def _predictions_of_a_sample(predictor: Predictor, catalogue: views.LoadedCatalo
 
 
 def _catalogue_warnings(
-    predictor: Predictor, table: pd.DataFrame, catalogue: views.LoadedCatalogue, own_labels: bool
+    predictor: Predictor, bundle: str, table: pd.DataFrame, catalogue: views.LoadedCatalogue, own_labels: bool
 ) -> None:
-    """Say when the catalogue does not match the predictions or the model, or is the one it was trained on."""
+    """Say when the catalogue does not match the predictions or the model, or holds products it was trained on."""
     for warning in views.catalogue_warnings(table, catalogue.catalog.frame, predictor.labels):
         st.warning(warning)
     # a `prodcat cv` table brings its own, out-of-fold, labels
-    if not own_labels and views.trained_on(catalogue.fingerprint, predictor.manifest):
-        st.warning(views.IN_SAMPLE_WARNING)
+    if own_labels:
+        return
+    stamps = views.modification_stamp(bundle), views.modification_stamp(catalogue.path)
+    found = in_training(
+        bundle, stamps[0], catalogue.path, stamps[1], table["product_id"], catalogue.catalog.frame, predictor.manifest
+    )
+    if found.warning:
+        st.warning(found.warning)
 
 
 def _label_noise_section(table: pd.DataFrame, threshold: float) -> None:
@@ -398,6 +419,7 @@ def _label_noise_section(table: pd.DataFrame, threshold: float) -> None:
 
 def predictions_page(
     predictor: Predictor,
+    bundle: str,
     catalogue: views.LoadedCatalogue | None,
     model_level: int | None,
     roots: Sequence[Path],
@@ -417,7 +439,7 @@ def predictions_page(
     own_labels = "given" in table
     if catalogue is not None:
         table = views.attach_catalogue(table, catalogue.catalog.frame, model_level)
-        _catalogue_warnings(predictor, table, catalogue, own_labels)
+        _catalogue_warnings(predictor, bundle, table, catalogue, own_labels)
 
     left, middle, right = st.columns([1, 2, 2])
     # a product the model could not score has no category (and a hand-made table may leave a cell blank)
@@ -479,7 +501,7 @@ def main() -> None:
     elif page == "Predict":
         predict_page(predictor)
     else:
-        predictions_page(predictor, catalogue, model_level, roots)
+        predictions_page(predictor, args.model, catalogue, model_level, roots)
 
 
 # Streamlit runs this file as ``__main__``; a process that merely imports it must not start the app:

@@ -31,8 +31,7 @@ from prodcat.catalog.schema import (
     with_specifications,
 )
 from prodcat.evaluate.explain import WordExplanation
-from prodcat.evaluate.labelled import trained_on as trained_on  # re-exported: the Streamlit script reads views only
-from prodcat.evaluate.labelled import training_fingerprint, unknown_categories
+from prodcat.evaluate.labelled import InTraining, products_in_training, unknown_categories_warning
 from prodcat.image.decode import ImageDecodeError, ImageSource, load_image
 from prodcat.predict import Prediction, Predictor
 from prodcat.serve.settings import ServeSettings
@@ -127,16 +126,14 @@ def catalogue_summary(frame: pd.DataFrame, level: int | None) -> CatalogueSummar
 
 @dataclass(frozen=True)
 class LoadedCatalogue:
-    """A catalogue read from ``path``, with its :func:`training_fingerprint`."""
+    """A catalogue read from ``path``."""
 
     path: str
     catalog: Catalog
-    fingerprint: str
 
     @classmethod
     def read(cls, path: str | Path) -> LoadedCatalogue:
-        catalog = load_catalog(path)
-        return cls(str(path), catalog, training_fingerprint(catalog.frame))
+        return cls(str(path), load_catalog(path))
 
 
 def labels_at(frame: pd.DataFrame, level: int | None) -> pd.Series:
@@ -515,19 +512,21 @@ def confident_disagreements(table: pd.DataFrame, min_confidence: float) -> pd.Da
     return wrong.sort_values("confidence", ascending=False)
 
 
-#: said beside the agreement of a model with the catalogue it was trained on
-IN_SAMPLE_WARNING = (
-    "The model was trained on this very catalogue (its data fingerprint is the bundle's): the agreement is "
-    "in-sample, near 100% by construction, and the model repeats the labels it learnt, so few or no label-noise "
-    "candidates show. To find label noise, run `prodcat cv` on the catalogue and open its predictions.csv here: "
-    "each product is predicted by a model that did not see it."
-)
-
-
 def catalogue_warnings(table: pd.DataFrame, frame: pd.DataFrame, labels: Sequence[str]) -> list[str]:
     """Why the figures of ``table`` (predictions with :func:`attach_catalogue`'s columns) may not mean what they
     seem: predicted products missing from the catalogue ``frame``, given categories the model does not predict."""
-    return [warning for warning in (_missing_ids(table, frame), _unknown_labels(table, labels)) if warning]
+    unknown = unknown_categories_warning(labelled_rows(table)["given"], labels)
+    return [warning for warning in (_missing_ids(table, frame), unknown) if warning]
+
+
+def catalogue_products_in_training(
+    product_ids: pd.Series, frame: pd.DataFrame, manifest: dict[str, Any], bundle_dir: str | Path
+) -> InTraining:
+    """How many of the labelled products of the catalogue ``frame`` predicted (their ``product_ids``, those whose
+    agreement the page shows) the bundle at ``bundle_dir``, of this ``manifest``, was trained on."""
+    labelled = frame[frame["category"].notna()]
+    scored = labelled[labelled["product_id"].astype(str).isin(product_ids.astype(str))]
+    return products_in_training(scored, manifest, bundle_dir, catalogue=frame)
 
 
 def _missing_ids(table: pd.DataFrame, frame: pd.DataFrame) -> str | None:
@@ -542,21 +541,4 @@ def _missing_ids(table: pd.DataFrame, frame: pd.DataFrame) -> str | None:
     return (
         f"{count_and_share(int((~found).sum()), len(table))} of the predicted products are not in the catalogue: "
         "nothing of them comes from it (title, photo, given category: –)."
-    )
-
-
-def _unknown_labels(table: pd.DataFrame, labels: Sequence[str]) -> str | None:
-    given = labelled_rows(table)["given"]
-    unknown = unknown_categories(given, labels)
-    if unknown.empty:
-        return None
-    examples = ", ".join(map(str, unknown.index[:3]))
-    if unknown.sum() == len(given):
-        return (
-            f"None of the given categories is one of the model's {len(labels)} (e.g. {examples}): the catalogue, or "
-            "its category level, does not match the model, so agreement and label-noise candidates mean nothing here."
-        )
-    return (
-        f"{count_and_share(int(unknown.sum()), len(given))} of the labelled products have a category the model does "
-        f"not predict (e.g. {examples}): they can only disagree with it."
     )

@@ -4,14 +4,19 @@ training data, categories it does not know, too few products, products it cannot
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from prodcat.bundle import data_fingerprint
-from prodcat.catalog.schema import modality_mask
+from prodcat.bundle import data_fingerprint, read_training_products
+from prodcat.catalog.schema import is_missing, modality_mask, strings_or_empty
 
 #: fewer labelled products than this and the figures (and their intervals) are warned about
 SMALL_EVALUATION = 30
@@ -36,21 +41,98 @@ def trained_on(fingerprint: str, manifest: Mapping[str, Any]) -> bool:
     return bool(fingerprint) and manifest.get("data_fingerprint") == fingerprint
 
 
-def in_sample_warning(labelled: pd.DataFrame, manifest: Mapping[str, Any]) -> str | None:
-    """What to say when the ``labelled`` products are those the bundle was trained on (its data fingerprint):
-    every figure on them is in-sample. Training reads the products with one of the configured modalities, so
-    both those and all of ``labelled`` are compared. A subset of the training data is not recognised."""
-    configured = manifest.get("config", {}).get("modalities")
-    readable = readable_by(labelled, configured)
+def product_fingerprints(frame: pd.DataFrame, modalities: Sequence[str]) -> np.ndarray:
+    """``(n,)`` ``uint64``: each product's content digest (the first 8 bytes of a BLAKE2b) of what a model
+    reading ``modalities`` reads of it: its title and description (``text``), its photo file's content
+    (``image``; its SHA-1, the key the embedding cache already reads it for).
+
+    Not the product_id, which catalogues reuse and rename, nor the category: a product relabelled since is
+    still one whose input the model has learnt. The photo by its bytes, not its path: a catalogue copied or
+    moved holds the same products. Two products alike in all the model reads are one to it, and share a
+    digest. 8 bytes: with 85k training products and as many scored, the chance that two different products
+    collide anywhere is about 85k² / 2⁶⁴ ≈ 4e-10.
+    """
+    n = len(frame)
+    reads_text, reads_photo = "text" in modalities, "image" in modalities
+    titles = strings_or_empty(frame["title"]) if reads_text else [""] * n
+    descriptions = strings_or_empty(frame["description"]) if reads_text else [""] * n
+    photos = [_photo_digest(source) for source in frame["image"]] if reads_photo else [""] * n
+    # JSON keeps the fields apart: ("a b", "") and ("a", "b") differ
+    digests = [
+        hashlib.blake2b(json.dumps(fields).encode("utf-8"), digest_size=8).digest()
+        for fields in zip(titles, descriptions, photos, strict=True)
+    ]
+    return np.frombuffer(b"".join(digests), dtype="<u8").astype(np.uint64, copy=False)
+
+
+def _photo_digest(source: object) -> str:
+    """The SHA-1 of a product's photo content; ``""`` without one, or when its file cannot be read (the model
+    reads no photo of it either)."""
+    from prodcat.image.decode import image_content_key  # PIL: only when photos are read
+
+    if is_missing(source) or (isinstance(source, str) and not source.strip()):
+        return ""
+    if isinstance(source, str | os.PathLike) and not Path(source).is_file():  # is_file: a FIFO would block open()
+        return ""
+    try:
+        return image_content_key(source)
+    except OSError:
+        return ""
+
+
+@dataclass(frozen=True)
+class InTraining:
+    """How many of the scored products the model was trained on, and what to say of it."""
+
+    count: int
+    scored: int
+
+    @property
+    def warning(self) -> str | None:
+        """``None`` when none was; the in-sample caveat when all or some were."""
+        if not self.count:
+            return None
+        if self.count == self.scored:
+            return (
+                "these are the very products the model was trained on: every figure is in-sample, near perfect by "
+                "construction, and says nothing of new products. For an honest estimate run `prodcat cv` on this "
+                "catalogue, or train on part of it and evaluate on the rest"
+            )
+        return (
+            f"{self.count} of {self.scored} scored products ({self.count / self.scored:.1%}) were in the model's "
+            "training data: figures on them are in-sample (near perfect by construction) and raise the overall "
+            "figures. For an honest estimate score only products the model was not trained on, or run `prodcat cv` "
+            "on this catalogue"
+        )
+
+
+def products_in_training(
+    scored: pd.DataFrame,
+    manifest: Mapping[str, Any],
+    bundle_dir: str | os.PathLike[str],
+    catalogue: pd.DataFrame | None = None,
+) -> InTraining:
+    """How many of the ``scored`` labelled products the bundle at ``bundle_dir`` (whose verified ``manifest``
+    this is) was trained on: by their :func:`product_fingerprints` against those it recorded, or all of them
+    when ``catalogue``, the products they were drawn from (default: ``scored`` itself), is its training data
+    (its :func:`training_fingerprint`, the only check a bundle recording no product fingerprints allows).
+    Training reads the products with one of the configured modalities, so both those and all of
+    ``catalogue`` are compared by that fingerprint.
+
+    Raises:
+        BundleError: the bundle's product fingerprints file is missing or modified.
+    """
+    catalogue = scored if catalogue is None else catalogue
+    readable = readable_by(catalogue, manifest.get("config", {}).get("modalities"))
     # a fingerprint ignores the index: all of them readable, the second would hash the same rows again
-    candidates = (labelled,) if readable.all() else (labelled, labelled[readable])
-    if not any(trained_on(training_fingerprint(frame), manifest) for frame in candidates):
-        return None
-    return (
-        "these are the very products the model was trained on (same data fingerprint): every figure is "
-        "in-sample, near perfect by construction, and says nothing of new products. For an honest estimate run "
-        "`prodcat cv` on this catalogue, or train on part of it and evaluate on the rest"
-    )
+    candidates = (catalogue,) if readable.all() else (catalogue, catalogue[readable])
+    if any(trained_on(training_fingerprint(frame), manifest) for frame in candidates):
+        return InTraining(len(scored), len(scored))
+    trained = read_training_products(bundle_dir, manifest)
+    if trained is None or scored.empty:
+        return InTraining(0, len(scored))
+    digests = product_fingerprints(scored, manifest.get("modalities", []))
+    return InTraining(int(np.isin(digests, trained).sum()), len(scored))
 
 
 # ---------------------------------------------------------------------------------------------- the categories
@@ -87,12 +169,18 @@ def small_evaluation_warning(n: int) -> str | None:
 
 
 def labelled_warnings(
-    labelled: pd.DataFrame, truth: Sequence[object], manifest: Mapping[str, Any], labels: Sequence[str]
+    scored: pd.DataFrame,
+    truth: Sequence[object],
+    manifest: Mapping[str, Any],
+    labels: Sequence[str],
+    bundle_dir: str | os.PathLike[str],
+    catalogue: pd.DataFrame | None = None,
 ) -> list[str]:
-    """Every caveat on scoring the bundle of ``manifest`` against ``truth`` (the true categories at its level),
-    drawn from the catalogue's ``labelled`` products: in-sample, unknown categories, too few products."""
+    """Every caveat on scoring the bundle at ``bundle_dir`` (whose manifest this is) on the ``scored`` labelled
+    products, ``truth`` their true categories at its level, drawn from ``catalogue`` (default: all of it): some
+    or all in its training data, unknown categories, too few products."""
     warnings = (
-        in_sample_warning(labelled, manifest),
+        products_in_training(scored, manifest, bundle_dir, catalogue).warning,
         unknown_categories_warning(truth, labels),
         small_evaluation_warning(len(truth)),
     )

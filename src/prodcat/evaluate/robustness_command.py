@@ -32,9 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             Predict the same labelled products clean and under each perturbation, and write
             DIR/robustness.json (one record per perturbation), DIR/robustness.png and DIR/report.html.
             Use products the model was not trained on: on its own training data every number is too high
-            (said when the catalogue is the bundle's training data). The products scored are the labelled
-            ones with a modality the model reads, with or without --sample; the others are left out and
-            counted. Photos are brought to 512 px on their longest side first (enlarged when smaller), so a
+            (said, with how many of the products scored it was trained on). The products scored are the
+            labelled ones with a modality the model reads, with or without --sample; the others are left out
+            and counted. Photos are brought to 512 px on their longest side first (enlarged when smaller), so a
             severity in pixels is the same share of every photo.
 
             perturbations: {", ".join(PERTURBATIONS)}
@@ -80,7 +80,7 @@ def run_robustness(args: argparse.Namespace) -> int:
         return 2
     frame, warnings = scored_products(catalog.frame, predictor, args.sample, args.seed)
     truth = category_at_level(frame["category"], model_level(predictor.manifest))
-    warnings += labelled_warnings(catalog.frame, truth, predictor.manifest, predictor.labels)
+    warnings += labelled_warnings(frame, truth, predictor.manifest, predictor.labels, args.model, catalog.frame)
     # every run re-embeds its perturbed photos: keep those in memory, not in the user's on-disk cache, where
     # the unperturbed texts and photos are still read
     predictor.model.set_memory_cache(4 * len(frame) + 64, read_disk=True)
