@@ -166,7 +166,7 @@ class Config(BaseModel):
     #: (84% vs 85%) (benchmarks/results/fusion.md)
     early: ClassifierConfig = Field(default_factory=lambda: ClassifierConfig(classifier="nbsvm", C=5.0, scale=False))
     #: post-hoc calibration of the final probabilities (fitted on out-of-fold scores)
-    calibration: Literal["temperature", "isotonic", "none"] = "temperature"
+    calibration: Literal["temperature", "isotonic", "margin", "none"] = "temperature"
     #: precision wanted among auto-accepted predictions; picks the confidence threshold
     target_precision: float = Field(0.99, gt=0, le=1)
     #: folds of the internal cross-validation giving out-of-fold scores (fusion, calibration, threshold)
