@@ -74,6 +74,7 @@ VARIANTS = {
     "early by logistic regression": {"early": EARLY_LOGREG},
     "text only by logistic regression": {"modalities": ["text"], "early": EARLY_LOGREG},
     "early by LinearSVC (previous default)": {"early": {"classifier": "linearsvc", "C": 5.0, "scale": False}},
+    "temperature calibration (previous default)": {"calibration": "temperature"},
     "early by NB-SVM and logistic regression vote": {
         "early": {"classifier": "vote", "members": [EARLY_NBSVM, EARLY_LOGREG]}
     },

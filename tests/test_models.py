@@ -26,7 +26,7 @@ from prodcat.evaluate.metrics import (
 )
 from prodcat.evaluate.report import confusion_rows, write_report
 from prodcat.features.base import Extractor, register
-from prodcat.models.calibration import MarginCalibrator, TemperatureScaler, TopLabelIsotonic
+from prodcat.models.calibration import MarginCalibrator, TemperatureScaler, TopLabelIsotonic, make_calibrator
 from prodcat.models.classifier import ProductClassifier, cross_fitted_decisions
 from prodcat.models.decision import DecisionPolicy, precision_threshold
 from prodcat.models.fusion import LateFusion, StackingFusion
@@ -124,6 +124,13 @@ def test_margin_calibrator_doubts_a_prediction_whose_runner_up_is_close():
     held_out, y_held_out = _overconfident(seed=7)
     calibrated = fitted.transform(held_out)
     assert abs(calibrated.max(axis=1).mean() - (calibrated.argmax(axis=1) == y_held_out).mean()) < 0.03
+
+
+def test_margin_calibrator_falls_back_to_the_temperature_when_every_prediction_is_right():
+    proba, y = _overconfident()
+    y = proba.argmax(axis=1)  # all right: nothing tells a doubtful margin from a sure one
+    fitted = MarginCalibrator().fit(proba, y)
+    np.testing.assert_allclose(fitted.transform(proba), TemperatureScaler().fit(proba, y).transform(proba), atol=1e-8)
 
 
 def _two_heads(n: int = 3000, k: int = 4, seed: int = 1):
@@ -511,8 +518,8 @@ def test_early_fusion_gives_photo_only_products_a_photo_model_however_few_traine
     assert model.early_modalities_ == ["text", "image"]
     assert model.early_heads_["image"] is model.heads_["image"]
     alone = out_of_fold_proba(ModalityHead(_image_head()), image, y[masks["image"]], model.classes_, folds=3, seed=0)
-    expected = TemperatureScaler().fit(alone, np.searchsorted(model.classes_, y[masks["image"]]))
-    np.testing.assert_allclose(model.early_calibrators_["image"].temperature_, expected.temperature_)
+    expected = make_calibrator(model.config.calibration).fit(alone, np.searchsorted(model.classes_, y[masks["image"]]))
+    np.testing.assert_allclose(model.early_calibrators_["image"].transform(alone), expected.transform(alone))
     if n_photo_only:
         assert (oof[~masks["text"]].argmax(axis=1) == 2).mean() > 0.5  # learnt, not the uniform prior
 

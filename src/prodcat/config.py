@@ -165,8 +165,14 @@ class Config(BaseModel):
     #: Flipkart and fashion; it auto-accepts more on Flipkart (88% vs 87%) and less on fashion
     #: (84% vs 85%) (benchmarks/results/fusion.md)
     early: ClassifierConfig = Field(default_factory=lambda: ClassifierConfig(classifier="nbsvm", C=5.0, scale=False))
-    #: post-hoc calibration of the final probabilities (fitted on out-of-fold scores)
-    calibration: Literal["temperature", "isotonic", "margin", "none"] = "temperature"
+    #: post-hoc calibration of the probabilities, fitted on out-of-fold scores (those of each early model,
+    #: then the final ones): ``margin`` = temperature scaling, then the top class's probability a logistic
+    #: function of its log-ratio to the runner-up (:class:`~prodcat.models.calibration.MarginCalibrator`);
+    #: ``temperature`` alone; ``isotonic`` on the top probability. ``margin`` ranks the predictions by how
+    #: likely they are right better than the top probability does: on Flipkart, at precision 0.99, it
+    #: auto-accepts 89.3% / 88.7% / 89.3% on fold seeds 0 / 1 / 2 against temperature's 88.1% / 86.4% / 88.7%,
+    #: with half the calibration error (README, Results)
+    calibration: Literal["temperature", "isotonic", "margin", "none"] = "margin"
     #: precision wanted among auto-accepted predictions; picks the confidence threshold
     target_precision: float = Field(0.99, gt=0, le=1)
     #: folds of the internal cross-validation giving out-of-fold scores (fusion, calibration, threshold)

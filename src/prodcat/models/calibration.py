@@ -102,16 +102,20 @@ class MarginCalibrator(TopLabelCalibrator):
     def fit(self, proba: np.ndarray, y_index: np.ndarray) -> MarginCalibrator:
         self.temperature_ = TemperatureScaler().fit(proba, y_index)
         scaled = self.temperature_.transform(proba)
-        # C large: two parameters and hundreds of products, nothing to regularise
-        self.model_ = LogisticRegression(C=1e4).fit(
-            log_margin(scaled)[:, None], (scaled.argmax(axis=1) == y_index).astype(int)
-        )
+        right = scaled.argmax(axis=1) == y_index
+        # every prediction right (or every one wrong): no margin to learn from, the temperature alone answers
+        self.model_ = None
+        if 0 < right.sum() < len(right):
+            # C large: two parameters and hundreds of products, nothing to regularise
+            self.model_ = LogisticRegression(C=1e4).fit(log_margin(scaled)[:, None], right.astype(int))
         return self
 
     def _prescale(self, proba: np.ndarray) -> np.ndarray:
         return self.temperature_.transform(proba)
 
     def _top_probability(self, proba: np.ndarray) -> np.ndarray:
+        if self.model_ is None:
+            return proba.max(axis=1)
         return self.model_.predict_proba(log_margin(proba)[:, None])[:, 1]
 
 

@@ -15,7 +15,7 @@ Training, in order:
    ``early`` instead trains linear models on the concatenated features (one per
    modality a product may lack, see :meth:`ProductClassifier._fit_early`);
    ``auto`` does both and keeps the more accurate out-of-fold;
-3. a calibrator (temperature / isotonic) is fitted on the fused out-of-fold
+3. a calibrator (``config.calibration``) is fitted on the fused out-of-fold
    probabilities, and the decision policy picks the confidence threshold that
    reaches ``config.target_precision`` on them;
 4. the heads are refitted on all products.
@@ -430,7 +430,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         """The early model of ``modality``'s out-of-fold ``proba`` ``(m, n_classes)`` on the ``m`` rows it
         reads, calibrated on the (scored) rows it ``answers``, or on all the ``scored`` rows it reads when
         fewer than :data:`MIN_OWN_MODEL_PRODUCTS` are left to it; ``y``, ``answers``, ``scored``: ``(m,)``."""
-        # One temperature for a LinearSVC's softmaxed margins and an SVC's Platt probabilities fits
+        # One calibrator for a LinearSVC's softmaxed margins and an SVC's Platt probabilities fits
         # neither: each model is first calibrated on the rows it answers.
         rows = answers if answers.sum() >= MIN_OWN_MODEL_PRODUCTS else scored
         calibrator = make_calibrator(calibration).fit(proba[rows], np.searchsorted(self.classes_, y[rows]))
