@@ -171,7 +171,8 @@ class Config(BaseModel):
     #: ``temperature`` alone; ``isotonic`` on the top probability. ``margin`` ranks the predictions by how
     #: likely they are right better than the top probability does: on Flipkart, at precision 0.99, it
     #: auto-accepts 89.3% / 88.7% / 89.3% on fold seeds 0 / 1 / 2 against temperature's 88.1% / 86.4% / 88.7%,
-    #: with half the calibration error (README, Results)
+    #: with half the calibration error; fashion 88.0% against 84.1%; Rakuten, whose precision stays under 0.99,
+    #: 12.4% at 0.986 against 13.2% at 0.983, ECE 0.014 against 0.034 (README, Results)
     calibration: Literal["temperature", "isotonic", "margin", "none"] = "margin"
     #: precision wanted among auto-accepted predictions; picks the confidence threshold
     target_precision: float = Field(0.99, gt=0, le=1)
