@@ -195,6 +195,16 @@ def test_predict_and_evaluate_commands(flipkart_bundle, flipkart_dir, tmp_path, 
     in_training = InTraining(300, 900).warning
     assert metrics["warnings"] == [in_training] and in_training.startswith("300 of 900 scored products (33.3%)")
     assert [line for line in capsys.readouterr().out.splitlines() if "warning" in line] == [f"warning: {in_training}"]
+    # which ones, and the figures on the 600 others, those a user can trust
+    written = pd.read_csv(report / "predictions.csv")
+    assert written["in_training"].sum() == 300
+    unseen = written[~written["in_training"]]
+    honest = metrics["not_in_training"]
+    assert honest["n"] == 600
+    assert honest["accuracy"] == pytest.approx((unseen["category"] == unseen["predicted"]).mean())
+    seen = written[written["in_training"]]
+    assert (seen["category"] == seen["predicted"]).mean() > honest["accuracy"]  # in-sample: better by construction
+    assert "On the 600 products not in the model's training data" in page
 
     # products the model cannot read (markup alone, no photo) get no category and count as wrong: it says so
     unreadable = tmp_path / "unreadable.csv"
@@ -567,6 +577,14 @@ def test_evaluate_recognises_the_training_products_one_by_one(tiny_training, tin
         assert found.warning == warning if warning is None else found.warning.startswith(warning), name
         expected = [w for w in (found.warning, small_evaluation_warning(len(products))) if w]
         assert evaluation_warnings(model, products, tmp_path, name) == expected, name
+        # which ones, in predictions.csv: unknown (no column) only where an old bundle does not recognise them all
+        written = pd.read_csv(tmp_path / f"report-{name}" / "predictions.csv")
+        if model == old and count == 0:
+            assert found.mask is None and "in_training" not in written, name
+        else:
+            assert written["in_training"].tolist() == found.mask.tolist() and found.mask.sum() == count, name
+    # "more": the 36 trained, then the 12 new, one of which reuses a trained product's id
+    assert products_in_training(everything, read_manifest(bundle), bundle).mask.tolist() == [True] * 36 + [False] * 12
     assert "score only products the model was not trained on" in InTraining(36, 48).warning
 
 

@@ -28,7 +28,7 @@ from prodcat.bundle import data_fingerprint, model_level, save_bundle
 from prodcat.catalog.loaders import add_loader_arguments, load_from_args
 from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, depth
 from prodcat.config import Config
-from prodcat.evaluate.labelled import labelled_warnings, product_fingerprints, readable_by
+from prodcat.evaluate.labelled import labelled_warnings, product_fingerprints, products_in_training, readable_by
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
 from prodcat.evaluate.report import write_report
 from prodcat.files import write_atomically
@@ -485,14 +485,24 @@ def run_evaluate(args: argparse.Namespace) -> int:
     # a product the model could not score (no category, its ``error`` filled) counts as wrong, confidence 0
     confidence = table["confidence"].to_numpy(dtype=float)
     metrics = evaluate_predictions(truth, predicted, confidence, predictor.threshold)
-    metrics["warnings"] = labelled_warnings(frame, truth, predictor.manifest, predictor.labels, args.model)
+    in_training = products_in_training(frame, predictor.manifest, args.model)
+    metrics["warnings"] = labelled_warnings(in_training, truth, predictor.labels)
     if unread := _unread_warning(table, predictor.manifest):
         metrics["warnings"].append(unread)
     predictions = table.rename(columns={"category": "predicted"})
     predictions.insert(1, "category", truth)  # as `prodcat cv`'s predictions.csv: the true, then the predicted
+    if in_training.mask is not None:  # unknown for a bundle that recorded no product fingerprints: no column
+        predictions["in_training"] = in_training.mask
+    unseen = None if in_training.mask is None else ~in_training.mask
+    if unseen is not None and 0 < unseen.sum() < len(frame):  # some in training: the honest figures on the rest
+        metrics["not_in_training"] = evaluate_predictions(
+            truth[unseen], predicted[unseen], confidence[unseen], predictor.threshold
+        )
     title = f"Evaluation of {args.model} on {args.data}"
     write_report(metrics, truth, predicted, args.report, title, predictions=predictions, issues=catalog.issues)
     print_metrics(metrics, f"Evaluation on {len(frame)} labelled products:")
+    if "not_in_training" in metrics:
+        print_metrics(metrics["not_in_training"], "On those not in the model's training data (the honest figures):")
     for warning in metrics["warnings"]:
         print(f"warning: {warning}")
     print(f"\nReport written to {args.report}")

@@ -8,7 +8,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +82,18 @@ def _photo_digest(source: object) -> str:
 
 @dataclass(frozen=True)
 class InTraining:
-    """How many of the scored products the model was trained on, and what to say of it."""
+    """How many of the scored products the model was trained on, which ones, and what to say of it."""
 
     count: int
     scored: int
+    #: ``(scored,)`` bool, each scored product's membership; ``None`` when unknown (a bundle that recorded no
+    #: product fingerprints, scored on products that are not its whole training catalogue)
+    mask: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, mask: np.ndarray | None, scored: int) -> InTraining:
+        """From a membership ``mask`` (``None``: unknown, counted as none)."""
+        return cls(0 if mask is None else int(mask.sum()), scored, mask)
 
     @property
     def warning(self) -> str | None:
@@ -112,7 +120,7 @@ def products_in_training(
     bundle_dir: str | os.PathLike[str],
     catalogue: pd.DataFrame | None = None,
 ) -> InTraining:
-    """How many of the ``scored`` labelled products the bundle at ``bundle_dir`` (whose verified ``manifest``
+    """Which of the ``scored`` labelled products the bundle at ``bundle_dir`` (whose verified ``manifest``
     this is) was trained on: by their :func:`product_fingerprints` against those it recorded, or all of them
     when ``catalogue``, the products they were drawn from (default: ``scored`` itself), is its training data
     (its :func:`training_fingerprint`, the only check a bundle recording no product fingerprints allows).
@@ -127,12 +135,12 @@ def products_in_training(
     # a fingerprint ignores the index: all of them readable, the second would hash the same rows again
     candidates = (catalogue,) if readable.all() else (catalogue, catalogue[readable])
     if any(trained_on(training_fingerprint(frame), manifest) for frame in candidates):
-        return InTraining(len(scored), len(scored))
+        return InTraining.of(np.ones(len(scored), dtype=bool), len(scored))
     trained = read_training_products(bundle_dir, manifest)
-    if trained is None or scored.empty:
-        return InTraining(0, len(scored))
+    if trained is None:
+        return InTraining.of(None, len(scored))
     digests = product_fingerprints(scored, manifest.get("modalities", []))
-    return InTraining(int(np.isin(digests, trained).sum()), len(scored))
+    return InTraining.of(np.isin(digests, trained), len(scored))
 
 
 # ---------------------------------------------------------------------------------------------- the categories
@@ -168,20 +176,9 @@ def small_evaluation_warning(n: int) -> str | None:
     )
 
 
-def labelled_warnings(
-    scored: pd.DataFrame,
-    truth: Sequence[object],
-    manifest: Mapping[str, Any],
-    labels: Sequence[str],
-    bundle_dir: str | os.PathLike[str],
-    catalogue: pd.DataFrame | None = None,
-) -> list[str]:
-    """Every caveat on scoring the bundle at ``bundle_dir`` (whose manifest this is) on the ``scored`` labelled
-    products, ``truth`` their true categories at its level, drawn from ``catalogue`` (default: all of it): some
-    or all in its training data, unknown categories, too few products."""
-    warnings = (
-        products_in_training(scored, manifest, bundle_dir, catalogue).warning,
-        unknown_categories_warning(truth, labels),
-        small_evaluation_warning(len(truth)),
-    )
+def labelled_warnings(in_training: InTraining, truth: Sequence[object], labels: Sequence[str]) -> list[str]:
+    """Every caveat on scoring a bundle on labelled products, ``truth`` their true categories at its level
+    (``labels`` its categories): some or all in its training data (``in_training``, from
+    :func:`products_in_training`), unknown categories, too few products."""
+    warnings = (in_training.warning, unknown_categories_warning(truth, labels), small_evaluation_warning(len(truth)))
     return [warning for warning in warnings if warning]

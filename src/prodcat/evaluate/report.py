@@ -292,6 +292,7 @@ def evaluation_sections(metrics: dict[str, Any], issues: Sequence[RowIssue], fig
         warnings_html(metrics.get("warnings", [])),
         f"<h2>Summary</h2><p>{metrics['n']} products.</p>" + html_table(head, summary_rows(metrics)),
         "<h2>Accept / review</h2>" + html_table((), decision_rows(decision, metrics["n"])) if decision else "",
+        out_of_training_html(metrics.get("not_in_training")),
         "<h2>Per level</h2>"
         + html_table(
             ["level", "accuracy", "F1 weighted", "F1 macro"],
@@ -304,6 +305,19 @@ def evaluation_sections(metrics: dict[str, Any], issues: Sequence[RowIssue], fig
         "<h2>Per class (worst first)</h2>"
         + html_table(["class", "precision", "recall", "F1", "support"], per_class_rows(metrics)),
     ]
+
+
+def out_of_training_html(metrics: dict[str, Any] | None) -> str:
+    """The headline figures and the decision on the scored products the model was not trained on ("" without)."""
+    if not metrics:
+        return ""
+    decision = metrics.get("decision")
+    return (
+        f"<h2>On the {metrics['n']} products not in the model's training data</h2>"
+        "<p>The honest figures: the others are in-sample.</p>"
+        + html_table(["metric", "value", "95% interval"], summary_rows(metrics))
+        + (html_table((), decision_rows(decision, metrics["n"])) if decision else "")
+    )
 
 
 def per_class_rows(metrics: dict[str, Any]) -> list[list[object]]:

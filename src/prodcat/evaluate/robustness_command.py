@@ -13,7 +13,7 @@ from prodcat.arguments import positive_int, report_dir
 from prodcat.bundle import model_level
 from prodcat.catalog.schema import category_at_level
 from prodcat.config import Config
-from prodcat.evaluate.labelled import labelled_warnings, readable_by
+from prodcat.evaluate.labelled import labelled_warnings, products_in_training, readable_by
 from prodcat.evaluate.robustness import PERTURBATIONS, Perturbation, get_perturbations
 
 if TYPE_CHECKING:
@@ -80,7 +80,8 @@ def run_robustness(args: argparse.Namespace) -> int:
         return 2
     frame, warnings = scored_products(catalog.frame, predictor, args.sample, args.seed)
     truth = category_at_level(frame["category"], model_level(predictor.manifest))
-    warnings += labelled_warnings(frame, truth, predictor.manifest, predictor.labels, args.model, catalog.frame)
+    in_training = products_in_training(frame, predictor.manifest, args.model, catalog.frame)
+    warnings += labelled_warnings(in_training, truth, predictor.labels)
     # every run re-embeds its perturbed photos: keep those in memory, not in the user's on-disk cache, where
     # the unperturbed texts and photos are still read
     predictor.model.set_memory_cache(4 * len(frame) + 64, read_disk=True)
