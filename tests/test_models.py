@@ -289,6 +289,22 @@ def test_classifier_skips_heads_of_another_language_and_picks_its_fusion(rakuten
     assert proba.shape == (5, len(model.classes_)) and np.allclose(proba.sum(axis=1), 1)
 
 
+def test_main_language_reads_the_text_without_its_markup() -> None:
+    """French descriptions wrapped in inline-styled HTML (as sellers paste them) are French: the tags and
+    style attributes, English words all, would make a detector reading the raw text say English."""
+    from prodcat.text.clean import detect_language
+
+    styled = (
+        '<div class="product-description-container" style="font-family: Helvetica Neue, Arial, sans-serif; '
+        'font-size: 14px; line-height: normal; background-color: white; text-align: justify">'
+    )
+    descriptions = [f"{styled}{words}</div>" for words in ("Robe longue en lin", "Bol en grès")]
+    frame = pd.DataFrame({"title": ["", ""], "description": descriptions, "image": [None, None]})
+    assert detect_language(descriptions) == ["en", "en"]  # what reading the raw text would decide
+    heads = [HeadConfig(name="chars_fr", modality="text", features=[FeatureSpec(name="tfidf_char")], languages=["fr"])]
+    assert ProductClassifier._main_language(frame, Config(heads=heads)) == "fr"
+
+
 def _image_head(**changes: object) -> HeadConfig:
     spec = {"name": "image", "modality": "image", "features": [FeatureSpec(name="effnet_lite0")]}
     return HeadConfig.model_validate(spec | changes)

@@ -49,7 +49,7 @@ from prodcat.models.heads import (
     stack_features,
     stratified_folds,
 )
-from prodcat.text.clean import main_language
+from prodcat.text.clean import clean_texts, main_language
 
 log = logging.getLogger(__name__)
 MODALITIES = ("text", "image")
@@ -238,11 +238,12 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
 
     @staticmethod
     def _main_language(frame: pd.DataFrame, config: Config) -> str | None:
-        """The training texts' main language, when a head depends on it."""
+        """The training texts' main language, when a head depends on it (read without markup and entities,
+        whose tags and attribute names are English whatever the catalogue's language)."""
         if not any(h.languages for h in config.heads):
             return None
         texts = [t for t, ok in zip(product_text(frame), modality_mask(frame, "text"), strict=True) if ok]
-        return main_language(texts)
+        return main_language(clean_texts(texts))
 
     def _fit_fusion(
         self,
