@@ -404,3 +404,46 @@ def test_a_missing_photo_is_named_as_the_catalogue_gives_it(tmp_path: Path) -> N
     first, second = (issue.message for issue in load_catalog(path).issues)
     assert f"photo file '{absolute}' not found;" in first and " under " not in first
     assert f"photo file 'photos/chair.jpg' not found under {tmp_path};" in second
+
+
+def test_a_photo_path_naming_a_directory_says_so(tmp_path: Path) -> None:
+    (tmp_path / "photos").mkdir()
+    path = tmp_path / "products.csv"
+    path.write_text("product_id,title,image\na,Lamp,photos\n")
+    catalog = load_catalog(path)
+    assert catalog.frame["image"].tolist() == [None] and catalog.frame["title"].tolist() == ["Lamp"]
+    (issue,) = catalog.issues
+    assert (issue.row, issue.field, issue.product_id) == (2, "image", "a")
+    assert f"photo path 'photos' under {tmp_path} is a directory, not a file;" in issue.message
+
+
+def test_parquet_columns_of_other_types_are_read_as_text_and_their_problems_reported(tmp_path: Path) -> None:
+    """Numbers as photo names, bytes that are not UTF-8, a photo's own bytes in the image column, a list of
+    words: every product is kept, each problem is an issue of its row (none fails the catalogue)."""
+    path = tmp_path / "typed.parquet"
+    jpeg = b"\xff\xd8\xff\xe0" + b"\x00" * 16
+    table = pa.table(
+        {
+            "product_id": pa.array([b"a", b"b", b"c", b"d"], pa.binary()),
+            "title": pa.array([["blue", "mug"], None, ["lamp"], None], pa.list_(pa.string())),
+            "description": pa.array([b"caf\xc3\xa9", b"\xff\xfe latin", None, b"ok"], pa.binary()),
+            "image": pa.array([None, jpeg, None, b"3"], pa.binary()),
+        }
+    )
+    pq.write_table(table, path)
+    catalog = load_catalog(path)
+    frame = catalog.frame
+    assert frame["product_id"].tolist() == ["a", "b", "c", "d"]
+    assert frame["title"].tolist() == ["blue mug", "", "lamp", ""]
+    assert frame["description"].tolist() == ["café", "\ufffd\ufffd latin", "", "ok"]
+    assert frame["image"].tolist() == [None, None, None, None]
+    issues = {(issue.row, issue.field, issue.product_id): issue.message for issue in catalog.issues}
+    assert set(issues) == {(2, "description", "b"), (2, "image", "b"), (4, "image", "d")}
+    assert "not UTF-8" in issues[2, "description", "b"]
+    assert "holds the 20 bytes of a JPEG photo, not a photo file path" in issues[2, "image", "b"]
+    assert f"photo file '3' not found under {tmp_path}" in issues[4, "image", "d"]
+    integers = tmp_path / "integers.parquet"
+    pq.write_table(pa.table({"title": ["mug", "lamp"], "image": pa.array([7, None], pa.int64())}), integers)
+    catalog = load_catalog(integers)  # an integer photo column: a name like any other, not a crash
+    assert catalog.frame["image"].tolist() == [None, None]
+    assert [(issue.row, issue.field) for issue in catalog.issues] == [(1, "image")]

@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 
 from prodcat.catalog.schema import COLUMNS, SEP, Catalog, RowIssue, specification_text, with_specifications
+from prodcat.image.decode import sniff_image_type
 
 FORMATS = ("auto", "flipkart", "rakuten", "fashion", "csv", "parquet")
 
@@ -279,7 +280,7 @@ def _resolve_images(
                     RowIssue(
                         int(line),
                         "image",
-                        f"{table.name}: photo file {name!r} not found{_under(root, name)}; the product is kept "
+                        f"{table.name}: {_not_a_file(path, str(name), root)}; the product is kept "
                         "without a photo (classified from its text)",
                         pid,
                     )
@@ -288,6 +289,13 @@ def _resolve_images(
         [p if ok else None for p, ok in zip(paths, exists, strict=True)], index=names.index, dtype=object
     )
     return resolved, issues
+
+
+def _not_a_file(path: str, name: str, root: Path) -> str:
+    """Why the photo ``name`` (resolved to ``path``) cannot be read: a directory is there, or nothing."""
+    if os.path.isdir(path):
+        return f"photo path {name!r}{_under(root, name)} is a directory, not a file"
+    return f"photo file {name!r} not found{_under(root, name)}"
 
 
 def _under(root: Path, name: str) -> str:
@@ -746,6 +754,7 @@ def load_table(
             f"{table.name}: no title, description or image column among {', '.join(map(str, table.frame.columns))}; "
             "name them with --title-column / --description-column / --image-column"
         )
+    type_issues = _typed_columns_as_text(table, columns) if fmt == "parquet" else []
     if columns["product_id"] is None:
         ids = pd.Series([f"row-{line}" for line in table.frame.index], index=table.frame.index, dtype=object)
     else:
@@ -761,7 +770,58 @@ def load_table(
         category=split_category(_column(table, columns["category"]), category_sep),
         mapped_columns=[c for c in columns.values() if c is not None],
     )
-    return _finish([frame], table.issues + _named(image_issues, frame) + issues, path, fmt)
+    return _finish([frame], table.issues + _named(type_issues + image_issues, frame) + issues, path, fmt)
+
+
+def _typed_columns_as_text(table: SourceTable, columns: dict[str, str | None]) -> list[RowIssue]:
+    """Turn the typed Parquet columns mapped to ``columns`` (canonical name -> source column) into the text the
+    CSV reader gives, in place, and report what could not be: numbers and dates are written out, bytes are
+    decoded as UTF-8 (undecodable bytes replaced, and reported); bytes in the image column are a photo's
+    content, not the file name prodcat reads, so they are dropped (the product is kept, from its text) and
+    reported. Without this, a binary column fails the whole catalogue on its first undecodable value."""
+    issues: list[RowIssue] = []
+    id_column = columns["product_id"]
+    for canonical, name in sorted(columns.items(), key=lambda item: item[0] != "product_id"):  # ids first
+        if name is None or (canonical != "product_id" and name == id_column):
+            continue
+        ids = table.frame[id_column] if id_column is not None else None
+        texts = []
+        for line, value in table.frame[name].items():
+            text, problem = _typed_value_text(value, canonical)
+            if problem:
+                product_id = None if ids is None or canonical == "product_id" else ids.loc[line]
+                issues.append(RowIssue(int(line), canonical, f"{table.name}: column {name!r} {problem}", product_id))
+            texts.append(text)
+        table.frame[name] = pd.Series(texts, index=table.frame.index, dtype=object)
+    return issues
+
+
+def _typed_value_text(value: object, canonical: str) -> tuple[str | None, str | None]:
+    """One Parquet value as text (``None`` if missing), and what was wrong with it, if anything."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return _bytes_text(bytes(value), canonical)
+    if isinstance(value, str):
+        return value, None
+    if isinstance(value, list | tuple | np.ndarray):  # a list column (tags, words): its items, not its repr
+        items = [_typed_value_text(item, canonical)[0] for item in value]
+        return " ".join(item for item in items if item) or None, None
+    if value is None or (np.ndim(value) == 0 and pd.isna(value)):
+        return None, None
+    return str(value), None
+
+
+def _bytes_text(data: bytes, canonical: str) -> tuple[str | None, str | None]:
+    """Bytes as UTF-8 text; in the image column, a photo's content (or other binary data) is no file name."""
+    kind = sniff_image_type(data) if canonical == "image" else None
+    if kind is None:
+        try:
+            return data.decode("utf-8"), None
+        except UnicodeDecodeError as exc:
+            if canonical != "image":
+                problem = f"holds bytes that are not UTF-8 ({exc}); read with U+FFFD in their place"
+                return data.decode("utf-8", errors="replace"), problem
+    what = f"the {len(data)} bytes of a {kind.upper()} photo" if kind else f"{len(data)} bytes of binary data"
+    return None, f"holds {what}, not a photo file path; the product is kept without a photo"
 
 
 # --------------------------------------------------------------------------------------------------
