@@ -10,7 +10,8 @@ One entry point, :func:`load_catalog`, with ``format`` one of
     already carry it ("Specifications of ..."): it names what the short ones leave out (``Type: Bath
     Towel``, ``Ideal For: Baby Boys``). On 5-fold CV it takes the default model from 0.962 / 0.958 /
     0.954 to 0.967 / 0.967 / 0.963 on three fold seeds, and the share auto-accepted at precision 0.99
-    from 82-84% to 86-89% (``benchmarks/results/fusion.md``).
+    from 82-84% to 86-89%, both calibrated by temperature (the margin calibration, default since, 89%;
+    ``benchmarks/results/fusion.md``).
 ``rakuten``
     the Rakuten challenge format: ``X_train_update.csv`` + ``Y_train_CVw08PX.csv`` joined on their
     unnamed row index, photos at ``images/image_train/image_<imageid>_product_<productid>.jpg``, plus the
@@ -112,30 +113,41 @@ def read_csv_table(path: Path, delimiter: str | None = None) -> SourceTable:
 
 
 def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue], path: Path) -> SourceTable:
-    """The records of an opened CSV as a :class:`SourceTable`; a bad record is skipped and added to ``issues``."""
-    reader = csv.reader(text_lines, delimiter=delimiter, strict=True)
+    """The records of an opened CSV as a :class:`SourceTable`; a bad record is skipped and added to ``issues``.
+
+    A quote that opens a field and is never closed (``A6,"12 inch mug,...``) makes the reader take every
+    following line as part of that field, up to the next quote or the end of the file: the record that
+    fails then spans many lines, most of them other products. Only its first line (where the quote opened)
+    is skipped; reading resumes on the line after it, so one stray quote never costs the rest of the file.
+    """
+    source = _Lines(text_lines.readlines())
+    reader = csv.reader(source, delimiter=delimiter, strict=True)
     try:
         header = next(reader)
     except StopIteration:
         raise CatalogFormatError(f"{path}: the file is empty; expected a header line") from None
     records: list[list[str]] = []
     lines: list[int] = []
-    line_end = reader.line_num
     while True:
-        line_start = line_end + 1
+        line_start = source.position + 1
         try:
             record = next(reader)
         except StopIteration:
             break
         except csv.Error as error:
-            line_end = reader.line_num
+            line_end = source.position
             if line_end == line_start:
                 what = f"line {line_start}; row skipped"
-            else:  # an unclosed quote runs on: every line up to where the reader gave up is lost with it
-                what = f"lines {line_start}-{line_end}, read as one record (an unclosed quote?); all skipped"
-            issues.append(RowIssue(line_start, "row", f"{path.name}: bad quoting ({error}) in {what}"))
+            else:  # an unclosed quote ran on: the lines it swallowed are read again, as records of their own
+                what = (
+                    f"line {line_start}, whose quoted field ran on to line {line_end} (an unclosed quote?); "
+                    f"line {line_start} skipped, the lines after it read again"
+                )
+                source.position = line_start
+            first_field = source.lines[line_start - 1].split(delimiter, 1)[0].strip()
+            product = first_field if first_field and '"' not in first_field else None  # the id, as a hint
+            issues.append(RowIssue(line_start, "row", f"{path.name}: bad quoting ({error}) in {what}", product))
             continue
-        line_end = reader.line_num
         if not record:  # blank line
             continue
         if len(record) != len(header):
@@ -155,6 +167,24 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
     if not records:
         frame = pd.DataFrame({c: pd.Series(dtype=object) for c in frame.columns}, index=pd.Index([], name="line"))
     return SourceTable(frame, issues, path.name)
+
+
+class _Lines:
+    """The lines of a text for :func:`csv.reader`, one at a time; ``position`` is the number of lines handed
+    out so far (the 1-based number of the last one), and setting it rewinds the reader to the line after."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.position = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self.position >= len(self.lines):
+            raise StopIteration
+        self.position += 1
+        return self.lines[self.position - 1]
 
 
 #: the byte-order marks a UTF-16 table starts with (Excel's "Unicode text" export)
