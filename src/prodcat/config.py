@@ -162,8 +162,8 @@ class Config(BaseModel):
     #: are, dense ones standardised to weigh about as much as an L2-normalised TF-IDF row).
     #: NB-SVM, whose per-class rescaling of the TF-IDF columns a plain LinearSVC lacks, is better on
     #: Rakuten on three fold seeds (weighted F1 with text +0.006 on average) and as accurate on
-    #: Flipkart and fashion; it auto-accepts more on Flipkart (88% vs 87%) and less on fashion
-    #: (84% vs 85%) (benchmarks/results/fusion.md)
+    #: Flipkart and fashion; both calibrated by temperature (the default calibration until 2026-12-05), it
+    #: auto-accepts more on Flipkart (88% vs 87%) and less on fashion (84% vs 85%) (benchmarks/results/fusion.md)
     early: ClassifierConfig = Field(default_factory=lambda: ClassifierConfig(classifier="nbsvm", C=5.0, scale=False))
     #: post-hoc calibration of the probabilities, fitted on out-of-fold scores (those of each early model,
     #: then the final ones): ``margin`` = temperature scaling, then the top class's probability a logistic
@@ -171,8 +171,8 @@ class Config(BaseModel):
     #: ``temperature`` alone; ``isotonic`` on the top probability. ``margin`` ranks the predictions by how
     #: likely they are right better than the top probability does: on Flipkart, at precision 0.99, it
     #: auto-accepts 89.3% / 88.7% / 89.3% on fold seeds 0 / 1 / 2 against temperature's 88.1% / 86.4% / 88.7%,
-    #: with half the calibration error; fashion 88.0% against 84.1%; Rakuten, whose precision stays under 0.99,
-    #: 12.4% at 0.986 against 13.2% at 0.983, ECE 0.014 against 0.034 (README, Results)
+    #: ECE 0.005 / 0.009 / 0.011 against 0.020 / 0.014 / 0.019; fashion 88.0% against 84.1%; Rakuten, whose
+    #: precision stays under 0.99, 12.4% at 0.986 against 13.2% at 0.983, ECE 0.014 against 0.034 (README, Measured)
     calibration: Literal["temperature", "isotonic", "margin", "none"] = "margin"
     #: precision wanted among auto-accepted predictions; picks the confidence threshold
     target_precision: float = Field(0.99, gt=0, le=1)

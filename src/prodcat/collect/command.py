@@ -126,7 +126,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--refresh",
         action="store_true",
-        help="fetch every page again instead of resuming, and the photos that failed for good (404, not an image)",
+        help="fetch every page again instead of resuming, and the photos that failed for good (404, not an image, "
+        "too large)",
     )
     parser.set_defaults(func=run_collect)
 

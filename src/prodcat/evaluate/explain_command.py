@@ -45,10 +45,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=textwrap.dedent("""\
             Explain the model's category for some products by occlusion: each word is removed (all its
             occurrences) and a grey square slides over the photo; the drop of the predicted category's
-            probability is the weight. Writes DIR/explanations.json and DIR/report.html (words coloured by
-            weight, the photo with its heatmap). With the default model on 2 cores: about 3 s per Flipkart
-            product (MiniLM; median 2.8 s) on an idle machine, 5-8 s on a shared one; 19 s per Rakuten
-            product (e5, French). A product with nothing the model can read gets no category, as from predict."""),
+            probability is the weight. Writes DIR/explanations.json, DIR/report.html (words coloured by
+            weight, the photo with its heatmap) and the heatmaps it shows as DIR/overlays/NNNN.png. With the
+            default model on 2 cores: about 3 s per Flipkart product (MiniLM; median 2.8 s) on an idle machine,
+            5-8 s on a shared one; 19 s per Rakuten product (e5, French). A product with nothing the model can
+            read gets no category, as from predict."""),
         epilog=textwrap.dedent("""\
             examples:
               prodcat explain models/flipkart ../shared/datasets/flipkart --sample 10 --report reports/explain

@@ -59,7 +59,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="a perturbation applied to every run, the clean one included: e.g. no_text measures the photo "
         "perturbations on the photo path alone (the text otherwise decides most products)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random perturbations and the sample")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the random perturbations and the sample (default 0)"
+    )
     parser.set_defaults(func=run_robustness)
 
 

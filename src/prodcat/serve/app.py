@@ -2,7 +2,7 @@
 
 Endpoints: ``POST /predict``, ``POST /predict-batch``, ``POST /explain``, ``GET /health``, ``GET /ready``,
 ``GET /model``, ``GET /metrics``, the review queue under ``/reviews`` (API key in the
-``X-API-Key`` header), and the OpenAPI schema at ``/openapi.json`` and ``/docs``.
+``X-API-Key`` header), and the OpenAPI schema at ``/openapi.json``, ``/docs`` and ``/redoc``.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="serve a model bundle over HTTP (REST API with a review queue)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Serve POST /predict, POST /predict-batch, POST /explain, /health, /ready, /model, /metrics, "
-        "/docs and the review queue (/reviews). Every option can also be set by its environment variable.",
+        "/docs, /redoc and the review queue (/reviews). Every option can also be set by its environment variable.",
         epilog=textwrap.dedent("""\
             examples:
               prodcat serve models/flipkart --port 8000
@@ -31,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
               curl -F title="Cotton bath towel" -F image=@towel.jpg http://127.0.0.1:8000/predict
             """),
     )
-    serve.add_argument("model", help="model bundle directory (env PRODCAT_BUNDLE)")
+    serve.add_argument("model", help="model bundle directory (handed to the server processes as PRODCAT_BUNDLE)")
     serve.add_argument(
         "--api-key-file",
         type=Path,
