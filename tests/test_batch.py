@@ -409,3 +409,24 @@ def test_cli_lists_photos_it_could_not_use_with_their_reason_on_every_run(flipka
         assert issues["product_id"].tolist() == table["product_id"].iloc[1:].tolist()
         assert "truncated" in issues["message"].iat[0] and "not an image" in issues["message"].iat[1]
         assert "2 input issue(s), 0 row(s) skipped" in capsys.readouterr().out
+
+
+def test_a_damaged_part_is_scored_again_when_resuming(tiny_training, tmp_path, monkeypatch):
+    """A part that does not read as Parquet (a copy cut short, a disk error) is re-scored, not a traceback."""
+    predictor = Predictor.load(tiny_training.bundle)
+    products = tiny_training.unseen
+    whole = tmp_path / "whole.csv"
+    score_catalog(products, whole, LocalEngine(predictor), chunk_size=4, progress=False)
+    out = tmp_path / "preds.csv"
+    calls = interrupt_at_call(monkeypatch, 3)
+    with pytest.raises(Killed):
+        score_catalog(products, out, LocalEngine(predictor), chunk_size=4, progress=False)
+    damaged = work_dir_for(out) / "part-000001.parquet"
+    damaged.write_bytes(damaged.read_bytes()[:100])
+
+    calls.clear()
+    summary = score_catalog(products, out, LocalEngine(predictor), chunk_size=4, progress=False)
+    ids = products["product_id"].tolist()
+    assert calls == [ids[4:8], ids[8:12]]  # the damaged chunk and the missing one
+    assert out.read_bytes() == whole.read_bytes()
+    assert (summary.total, summary.scored) == (12, 8)

@@ -129,9 +129,16 @@ def _open_work_dir(work_dir: Path, state: RunState, restart: bool) -> set[int]:
     for index, (start, stop) in enumerate(bounds):
         path = part_path(work_dir, index)
         if path.is_file():
-            if pq.read_metadata(path).num_rows == stop - start:
+            # neither can happen through atomic writes; a damaged (a disk error, a copy cut short) or
+            # hand-edited directory is re-scored, not trusted, and never stops the run that resumes it
+            try:
+                rows = pq.read_metadata(path).num_rows
+            except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+                log.warning("%s cannot be read (%s): scoring that chunk again", path, exc)
+                continue
+            if rows == stop - start:
                 finished.add(index)
-            else:  # cannot happen through atomic writes; a hand-edited directory is re-scored, not trusted
+            else:
                 log.warning("%s has the wrong number of rows: scoring that chunk again", path)
     return finished
 
