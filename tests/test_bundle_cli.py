@@ -444,11 +444,15 @@ def test_cv_and_train_warn_of_categories_no_fold_can_learn(tmp_path, capsys):
     assert "warning: level 5 asked, but the categories have 1 level(s): the full paths are predicted" in out
 
 
-def test_train_with_feedback_replaces_corrected_products_and_reads_only_usable_corrections(tmp_path, capsys):
+def test_train_with_feedback_replaces_corrected_products_and_reads_only_usable_corrections(
+    tmp_path, capsys, monkeypatch
+):
     """A corrected catalogue product trains under its correction only (not twice, with two labels), and a
     correction with nothing the model reads (a photo-only one for a text-only model) is left out, as a
-    catalogue product would be."""
+    catalogue product would be. Its stored photo is written into the prodcat cache, ``$PRODCAT_CACHE_DIR``."""
     from prodcat.review.store import NewReview, ReviewStore
+
+    monkeypatch.setenv("PRODCAT_CACHE_DIR", str(tmp_path / "cache"))
 
     words = {"Kitchen": "ceramic coffee mug", "Watches": "analog wrist watch"}
     rows = [(f"{c}-{i}", f"{words[c]} {i}", c) for c in words for i in range(12)]
@@ -482,6 +486,7 @@ def test_train_with_feedback_replaces_corrected_products_and_reads_only_usable_c
     )
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["n_train"] == 24  # 24 catalogue products, one of them under its correction
+    assert [p.read_bytes() for p in (tmp_path / "cache" / "review-images").iterdir()] == [b"\xff\xd8\xff"]
 
 
 # ---------------------------------------------------------------- evaluate: warnings and an auditable report

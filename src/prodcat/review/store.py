@@ -34,6 +34,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from prodcat.features.cache import default_cache_dir
+
 #: status of a record waiting for a person
 PENDING = "pending"
 #: status of a record a person has corrected or confirmed
@@ -41,8 +43,13 @@ REVIEWED = "reviewed"
 #: status of an ``auto`` prediction recorded only because every prediction is kept
 RECORDED = "recorded"
 
-#: where :func:`load_corrections` writes stored photos when no folder is given
-DEFAULT_IMAGE_DIR = Path.home() / ".cache" / "prodcat" / "review-images"
+
+
+def default_image_dir() -> Path:
+    """Where :func:`load_corrections` writes stored photos when no folder is given: ``review-images`` in the
+    prodcat cache (``$PRODCAT_CACHE_DIR``, read at the call, default ``~/.cache/prodcat``)."""
+    return default_cache_dir() / "review-images"
+
 
 log = logging.getLogger(__name__)
 
@@ -313,7 +320,7 @@ class ReviewStore:
 
     def corrections(self, image_dir: str | Path | None = None) -> pd.DataFrame:
         """Reviewed records as a canonical catalogue frame (see :func:`load_corrections`)."""
-        folder = Path(image_dir or DEFAULT_IMAGE_DIR).expanduser().resolve()
+        folder = Path(image_dir or default_image_dir()).expanduser().resolve()
         query = sa.select(_ReviewRow).where(_ReviewRow.status == REVIEWED).order_by(_ReviewRow.id)
         records = []
         with self._sessions() as session:
@@ -507,7 +514,7 @@ def load_corrections(url: str, image_dir: str | Path | None = None) -> pd.DataFr
     Returns a canonical catalogue frame (``product_id`` = ``"review-<id>"``, ``title``,
     ``description``, ``image``, ``category`` = the corrected category path) plus
     ``source_product_id``, ``predicted_category``, ``model_version`` and ``reviewed_at``.
-    Stored photos are written to ``image_dir`` (default ``~/.cache/prodcat/review-images``)
+    Stored photos are written to ``image_dir`` (default :func:`default_image_dir`)
     under their SHA-256, so ``image`` holds an absolute path like every other catalogue.
 
     One row per product: of the records with the same ``source_product_id`` (a product predicted
