@@ -44,7 +44,6 @@ REVIEWED = "reviewed"
 RECORDED = "recorded"
 
 
-
 def default_image_dir() -> Path:
     """Where :func:`load_corrections` writes stored photos when no folder is given: ``review-images`` in the
     prodcat cache (``$PRODCAT_CACHE_DIR``, read at the call, default ``~/.cache/prodcat``)."""
