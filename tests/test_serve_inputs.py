@@ -426,3 +426,29 @@ def test_a_streamed_body_over_the_limit_is_413_on_every_endpoint(tmp_path) -> No
         for path in (f"/reviews/{review_id}", "/predict"):
             refused = client.post(path, content=chunks(), headers=headers)
             assert (refused.status_code, refused.json()["error"]) == (413, "max_request_bytes"), path
+
+
+def test_a_product_the_model_reads_nothing_of_is_refused_not_given_the_class_prior(
+    tiny_training, tmp_path, jpeg_bytes: Callable[..., bytes]
+) -> None:
+    """A text-only model and a product with only a photo: the checks let it through (it has a photo), but the
+    model reads none of it, so its answer would be the class prior. Refused (422), in a batch for that item
+    only, and never queued for review, as `prodcat predict` gives such a product no category."""
+    from prodcat.predict import Predictor
+
+    settings = ServeSettings(record_all=True)
+    store = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    with TestClient(create_app(Predictor.load(tiny_training.bundle), settings, store)) as client:
+        refused = client.post("/predict", files={"image": ("mug.jpg", jpeg_bytes(), "image/jpeg")})
+        assert (refused.status_code, refused.json()["error"]) == (422, "nothing_to_classify")
+        assert "this model does not read photos" in refused.json()["detail"]
+        explained = client.post("/explain", files={"image": ("mug.jpg", jpeg_bytes(), "image/jpeg")})
+        assert (explained.status_code, explained.json()["error"]) == (422, "nothing_to_classify")
+
+        products = json.dumps([{"image": "photo"}, {"title": "ceramic coffee mug"}])
+        files = {"photo": ("mug.jpg", jpeg_bytes(), "image/jpeg")}
+        results = client.post("/predict-batch", data={"products": products}, files=files).json()["results"]
+        assert results[0]["error"]["error"] == "nothing_to_classify" and results[0]["prediction"] is None
+        assert results[1]["prediction"]["category"] == "Kitchen"
+        assert results[1]["prediction"]["modalities_used"] == ["text"]
+        assert store.count("pending") + store.count("recorded") == 1  # the text product's record only

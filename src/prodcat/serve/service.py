@@ -100,13 +100,16 @@ class PredictionService:
         def run() -> tuple[Any, str | None]:
             if product.image_bytes is not None:
                 check_image_content(product.image_bytes, self.settings)
+            row = _frame_row(product, request_id)
             try:
-                explanation = explain(self.predictor, _frame_row(product, request_id), settings, top_k)
+                explanation = explain(self.predictor, row, settings, top_k)
             except Exception:
                 logger.exception("explanation failed", extra={"product_id": product.product_id})
                 raise ApiError(
                     500, "explanation_failed", "the model failed on this product; see the server log"
                 ) from None
+            if not explanation.scored:
+                raise self._nothing_read(row)
             png = explanation.pixels.overlay_png() if overlay and explanation.pixels is not None else None
             return explanation, None if png is None else base64.b64encode(png).decode("ascii")
 
@@ -154,7 +157,24 @@ class PredictionService:
         finally:
             self.metrics.model_latency.observe(time.perf_counter() - started)
         # requests in one call may ask for different k
-        return [replace(p, top_k=p.top_k[:k]) for p, (_, k) in zip(predictions, rows, strict=True)]
+        return [
+            replace(p, top_k=p.top_k[:k]) if p.modalities_used else self._nothing_read(row)
+            for p, (row, k) in zip(predictions, rows, strict=True)
+        ]
+
+    def _nothing_read(self, row: dict[str, Any]) -> ApiError:
+        """The refusal of a product the model read nothing of: its answer would be the class prior, from no
+        input. The text checks let a product through on its photo alone, but a model that does not read photos
+        (or a photo that its decoder could not use) leaves nothing; ``prodcat predict`` gives such a product
+        no category either (:data:`~prodcat.batch.scoring.NOTHING_TO_READ`)."""
+        modalities = list(self.predictor.manifest.get("modalities") or [])
+        reads = " and ".join(modalities) if modalities else "its inputs"
+        if row["image"] is not None and "image" not in modalities:
+            hint = "this model does not read photos: give a title or description with a letter or a digit"
+        else:
+            hint = "give a title or description with a letter or a digit, or a photo that decodes"
+        detail = f"nothing to classify: the model reads {reads}, and found none it could use in this product; {hint}"
+        return ApiError(422, "nothing_to_classify", detail)
 
     def _records(self, outcome: Any) -> bool:
         """Whether this outcome goes to the review store: a prediction that needs a person, or any
