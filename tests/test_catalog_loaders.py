@@ -464,3 +464,21 @@ def test_parquet_columns_of_other_types_are_read_as_text_and_their_problems_repo
     catalog = load_catalog(integers)  # an integer photo column: a name like any other, not a crash
     assert catalog.frame["image"].tolist() == [None, None]
     assert [(issue.row, issue.field) for issue in catalog.issues] == [(1, "image")]
+
+
+def test_a_csv_with_carriage_returns_alone_as_line_ends_is_read(tmp_path: Path) -> None:
+    """Excel's "CSV (Macintosh)" ends lines with \\r alone: the csv reader reads it, and so must the format
+    detection, which read the whole file as one header line and failed with the csv module's error."""
+    path = tmp_path / "mac.csv"
+    path.write_bytes(b'product_id,title,description\rm1,blue shirt,cotton\rm2,steel watch,"two\rlines"\r')
+    catalog = load_catalog(path)
+    assert catalog.format == "csv" and not catalog.issues
+    assert catalog.frame["product_id"].tolist() == ["m1", "m2"]
+    assert catalog.frame["description"].tolist() == ["cotton", "two\rlines"]
+
+
+def test_a_header_with_bad_quoting_is_refused_saying_so(tmp_path: Path) -> None:
+    path = tmp_path / "shop.csv"
+    path.write_text('product_id,"title\na,mug\n')
+    with pytest.raises(CatalogFormatError, match=r"the header \(line 1\) has bad quoting"):
+        load_catalog(path)

@@ -126,6 +126,11 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
         header = next(reader)
     except StopIteration:
         raise CatalogFormatError(f"{path}: the file is empty; expected a header line") from None
+    except csv.Error as error:  # without a header, no line can be read: the whole file is refused, saying why
+        raise CatalogFormatError(
+            f"{path}: the header (line 1) has bad quoting ({error}); every column name must be whole, "
+            'a quote inside a quoted name doubled ("")'
+        ) from None
     records: list[list[str]] = []
     lines: list[int] = []
     while True:
@@ -232,8 +237,12 @@ def _header_line(path: Path) -> str:
     with path.open("rb") as handle:
         head = handle.read(64 * 1024)
     encoding = "utf-16" if head.startswith(_UTF16_BOMS) else "utf-8-sig"
-    # a cut at an odd byte leaves half a character at the end: replaced, and past the first line anyway
-    return head.decode(encoding, errors="replace").split("\n", 1)[0]
+    # a cut at an odd byte leaves half a character at the end: replaced, and past the first line anyway.
+    # Lines end as the csv reader ends them: \n, \r\n, or \r alone (Excel's "CSV (Macintosh)")
+    return _LINE_END.split(head.decode(encoding, errors="replace"), maxsplit=1)[0]
+
+
+_LINE_END = re.compile(r"\r\n?|\n")
 
 
 def _unique_names(header: list[str]) -> list[str]:
