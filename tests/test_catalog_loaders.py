@@ -482,3 +482,27 @@ def test_a_header_with_bad_quoting_is_refused_saying_so(tmp_path: Path) -> None:
     path.write_text('product_id,"title\na,mug\n')
     with pytest.raises(CatalogFormatError, match=r"the header \(line 1\) has bad quoting"):
         load_catalog(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "found"),
+    [
+        (b"PK\x03\x04\x14\x00\x06\x00[Content_Types].xml", "a ZIP archive (an Excel .xlsx workbook?)"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00", "an Excel .xls workbook"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "a PNG image, not a table"),
+        (b"\x1f\x8b\x08\x00product_id,title", "gzip-compressed"),
+    ],
+)
+def test_a_file_that_is_no_text_table_is_refused_naming_what_it_is(tmp_path: Path, content: bytes, found: str) -> None:
+    """A workbook or a photo given for a CSV: one line saying what it is, not its bytes as column names."""
+    path = tmp_path / "products.csv"
+    path.write_bytes(content)
+    with pytest.raises(CatalogFormatError, match="not a CSV file") as refused:
+        load_catalog(path)
+    assert found in str(refused.value) and "\ufffd" not in str(refused.value)
+
+
+def test_a_header_starting_like_a_binary_signature_is_still_a_table(tmp_path: Path) -> None:
+    path = tmp_path / "products.csv"
+    path.write_text("BMW_id,title\nb1,M3 brake pads\n")  # "BM" also starts a bitmap
+    assert load_catalog(path, id_column="BMW_id").frame["title"].tolist() == ["M3 brake pads"]

@@ -200,6 +200,7 @@ def _open_text(path: Path) -> tuple[io.StringIO, list[RowIssue]]:
     """The file's text: UTF-8, and line by line Windows-1252 where a line is not (a file pasted together
     from two exports must not garble its UTF-8 rows); one issue names the lines read so."""
     raw = path.read_bytes()
+    _refuse_binary(raw, path)
     if raw.startswith(_UTF16_BOMS):
         try:
             return io.StringIO(raw.decode("utf-16"), newline=""), []
@@ -222,6 +223,30 @@ def _open_text(path: Path) -> tuple[io.StringIO, list[RowIssue]]:
         issues = [RowIssue(legacy[0], "file", message)]
     # newline="": only \n / \r\n end records; str.splitlines would also cut at \x85 or \u2028 inside texts
     return io.StringIO(text, newline=""), issues
+
+
+#: the first bytes of the files most often given for a CSV by mistake, and what to do instead
+_NOT_TEXT = (
+    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook?): save the sheet as CSV, or unzip it"),
+    (b"\xd0\xcf\x11\xe0", "an Excel .xls workbook (or another Office file): save the sheet as CSV"),
+    (b"PAR1", "a Parquet file: name it .parquet, or pass --format parquet"),
+    (b"\x1f\x8b", "gzip-compressed: decompress it first"),
+    (b"%PDF", "a PDF document, not a table"),
+)
+
+
+def _refuse_binary(raw: bytes, path: Path) -> None:
+    """Refuse, naming what it is, a file that is no text table (a workbook, an archive, a photo): read as text
+    its bytes would make one garbled column name and a message full of them."""
+    found = next((what for magic, what in _NOT_TEXT if raw.startswith(magic)), None)
+    if found and found.startswith("a Parquet") and not raw.endswith(b"PAR1"):
+        found = None  # a header that happens to start with PAR1
+    kind = sniff_image_type(raw)
+    # "BM" starts a bitmap, and also a header such as "BMW id,title": a bitmap's header holds zero bytes
+    if kind is not None and (kind != "bmp" or b"\x00" in raw[:64]):
+        found = f"a {kind.upper()} image, not a table"
+    if found:
+        raise CatalogFormatError(f"{path}: not a CSV file: its content is {found}")
 
 
 def _sniff_delimiter(path: Path) -> str:
