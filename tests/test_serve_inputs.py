@@ -452,3 +452,19 @@ def test_a_product_the_model_reads_nothing_of_is_refused_not_given_the_class_pri
         assert results[1]["prediction"]["category"] == "Kitchen"
         assert results[1]["prediction"]["modalities_used"] == ["text"]
         assert store.count("pending") + store.count("recorded") == 1  # the text product's record only
+
+
+def test_a_json_body_starting_with_a_byte_order_mark_is_read_as_a_batch_is(
+    client: TestClient, jpeg_bytes: Callable[..., bytes]
+) -> None:
+    """A UTF-8 BOM (Notepad's files, PowerShell's requests): /predict-batch read past it, /predict answered
+    422 'expected value at line 1 column 1'."""
+    bom = b"\xef\xbb\xbf"
+    headers = {"content-type": "application/json"}
+    single = client.post("/predict", content=bom + b'{"title": "ceramic mug"}', headers=headers)
+    assert single.status_code == 200 and single.json()["category"] == "Kitchen > Mugs"
+    batch = client.post("/predict-batch", content=bom + b'[{"title": "ceramic mug"}]', headers=headers)
+    assert batch.status_code == 200 and batch.json()["results"][0]["prediction"]["category"] == "Kitchen > Mugs"
+    form = {"title": "ceramic mug", "specifications": '\ufeff{"Material": "Ceramic"}'}
+    photo = {"image": ("mug.jpg", jpeg_bytes(), "image/jpeg")}
+    assert client.post("/predict", data=form, files=photo).status_code == 200

@@ -8,6 +8,7 @@ file, text too long, missing title and photo).
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import re
@@ -183,7 +184,9 @@ def product_from_json(body: bytes, settings: ServeSettings) -> ProductRequest:
     """``POST /predict`` with a JSON body: a text-only :class:`ProductIn`."""
     _check_json_size(body, 1, "the JSON body", settings)
     try:
-        product = ProductIn.model_validate_json(body)
+        # a UTF-8 byte-order mark (a file saved by Notepad, sent by PowerShell) is no error: JSON parsers may
+        # ignore it (RFC 8259), and json.loads, which reads the batches, does
+        product = ProductIn.model_validate_json(body.removeprefix(codecs.BOM_UTF8))
     except ValidationError as exc:
         raise malformed("invalid_json", validation_message(exc.errors())) from None
     return _product_request(product)
@@ -196,6 +199,7 @@ async def product_from_form(form: FormData, settings: ServeSettings) -> ProductR
     specifications = _text_field(form, "specifications")
     _check_json_size(specifications.encode("utf-8"), 1, "the specifications field", settings)
     try:
+        specifications = specifications.removeprefix("\ufeff")  # as a JSON body's byte-order mark
         attributes = _SPECIFICATIONS.validate_json(specifications) if specifications.strip() else {}
     except ValidationError as exc:
         raise malformed("invalid_specifications", f"specifications: {validation_message(exc.errors())}") from None
