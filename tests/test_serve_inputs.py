@@ -468,3 +468,26 @@ def test_a_json_body_starting_with_a_byte_order_mark_is_read_as_a_batch_is(
     form = {"title": "ceramic mug", "specifications": '\ufeff{"Material": "Ceramic"}'}
     photo = {"image": ("mug.jpg", jpeg_bytes(), "image/jpeg")}
     assert client.post("/predict", data=form, files=photo).status_code == 200
+
+
+def test_each_refused_item_of_a_batch_names_its_product(client: TestClient, jpeg_bytes: Callable[..., bytes]) -> None:
+    """A batch's error carries the product_id its item gave, as a prediction does: not only its index, even
+    where one refusal (a corrupt photo part) is shared by several items."""
+    items = [
+        {"product_id": "ok-1", "title": "ceramic mug"},
+        {"product_id": "bad-field", "title": "mug", "colour": "red"},  # does not parse: its id still names it
+        {"product_id": "no-text", "title": "..."},
+        {"title": "..."},  # no id given: none named
+    ]
+    results = client.post("/predict-batch", json=items).json()["results"]
+    assert results[0]["prediction"]["product_id"] == "ok-1"
+    named = [(r["error"]["error"], r["error"]["product_id"]) for r in results[1:]]
+    assert named == [("invalid_item", "bad-field"), ("empty_product", "no-text"), ("empty_product", None)]
+
+    products = [{"product_id": f"shared-{i}", "title": "mug", "image": "photo"} for i in range(2)]
+    files = {"photo": ("mug.jpg", jpeg_bytes()[:40], "image/jpeg")}  # cut short: it does not decode
+    results = client.post("/predict-batch", data={"products": json.dumps(products)}, files=files).json()["results"]
+    assert [(r["error"]["error"], r["error"]["product_id"]) for r in results] == [
+        ("image_corrupt", "shared-0"),
+        ("image_corrupt", "shared-1"),
+    ]

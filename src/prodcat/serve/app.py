@@ -453,7 +453,7 @@ def _checked(item: ProductRequest | ApiError, settings: ServeSettings) -> Produc
     try:
         check_text(item, settings)
     except ApiError as exc:
-        return exc
+        return exc.about(item.product_id)
     return item
 
 

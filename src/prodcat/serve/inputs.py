@@ -57,6 +57,17 @@ class ApiError(HTTPException):
         self.detail = detail
         self.limit = limit
         self.limit_value = limit_value
+        #: the refused product's own id, when it gave one (a batch's errors name their product)
+        self.product_id: str | None = None
+
+    def about(self, product_id: str | None) -> ApiError:
+        """This refusal for the product ``product_id``: a copy, as one refusal (a photo part, a failed
+        review-store write) can be shared by several items of a batch."""
+        if product_id == self.product_id:
+            return self
+        error = ApiError(self.status, self.error, self.detail, limit=self.limit, limit_value=self.limit_value)
+        error.product_id = product_id
+        return error
 
     def to_out(self, request_id: str | None) -> ErrorOut:
         return ErrorOut(
@@ -66,6 +77,7 @@ class ApiError(HTTPException):
             limit_value=self.limit_value,
             status=self.status,
             request_id=request_id,
+            product_id=self.product_id,
         )
 
 
@@ -243,7 +255,7 @@ async def batch_items_from_form(form: FormData, settings: ServeSettings) -> list
                 photos[item.image] = await _read_named_upload(form, item.image, settings)
             photo = photos[item.image]
             if isinstance(photo, ApiError):
-                results.append(photo)
+                results.append(photo.about(product.product_id))
                 continue
             product.image_bytes, product.image_type = photo
         results.append(product)
@@ -312,7 +324,15 @@ def _parse_item(raw: Any, model: type[ProductIn]) -> ProductIn | ApiError:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        return malformed("invalid_item", validation_message(exc.errors()))
+        return malformed("invalid_item", validation_message(exc.errors())).about(_given_id(raw))
+
+
+def _given_id(raw: Any) -> str | None:
+    """The ``product_id`` of an item that is not a valid product, if it has a usable one (to name it)."""
+    given = raw.get("product_id") if isinstance(raw, dict) else None
+    if not isinstance(given, str) or not given or len(given) > MAX_PRODUCT_ID_CHARS or unstorable_reason(given):
+        return None
+    return given
 
 
 def _product_request(item: ProductIn) -> ProductRequest:

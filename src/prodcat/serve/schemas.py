@@ -149,6 +149,7 @@ class ErrorOut(BaseModel):
     limit_value: Any = Field(None, description="that setting's value")
     status: int = Field(description="HTTP status this error maps to")
     request_id: str | None = None
+    product_id: str | None = Field(None, description="the product's `product_id`, when the request gave one")
 
 
 class BatchItemOut(BaseModel):

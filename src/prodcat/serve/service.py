@@ -84,9 +84,9 @@ class PredictionService:
         for i, ((position, product), outcome) in enumerate(zip(valid, outcomes, strict=True)):
             review_id = review_ids.get(i)
             if isinstance(outcome, ApiError):
-                results[position] = outcome
+                results[position] = outcome.about(product.product_id)
             elif isinstance(review_id, ApiError):  # its record could not be written
-                results[position] = review_id
+                results[position] = review_id.about(product.product_id)
             else:
                 self.metrics.decisions.labels(outcome.decision).inc()
                 results[position] = _answer(product, outcome, self.predictor.version, request_id, review_id)
@@ -138,7 +138,8 @@ class PredictionService:
                         refusals[id(photo)] = None
                     except ApiError as exc:
                         refusals[id(photo)] = exc
-                product = refusals[id(photo)] or product
+                refusal = refusals[id(photo)]
+                product = product if refusal is None else refusal.about(product.product_id)
             checked.append(product)
         return checked
 
