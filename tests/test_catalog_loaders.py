@@ -434,6 +434,16 @@ def test_a_photo_path_naming_a_directory_says_so(tmp_path: Path) -> None:
     assert f"photo path 'photos' under {tmp_path} is a directory, not a file;" in issue.message
 
 
+def test_a_photo_given_as_a_url_says_it_is_one(tmp_path: Path) -> None:
+    path = tmp_path / "products.csv"
+    path.write_text("product_id,title,image\na,Lamp,https://cdn.example.com/lamp.jpg\n")
+    catalog = load_catalog(path)
+    assert catalog.frame["image"].tolist() == [None] and catalog.frame["title"].tolist() == ["Lamp"]
+    (issue,) = catalog.issues
+    assert "photo 'https://cdn.example.com/lamp.jpg' is a URL: photos are read from files" in issue.message
+    assert "the product is kept without a photo" in issue.message
+
+
 def test_parquet_columns_of_other_types_are_read_as_text_and_their_problems_reported(tmp_path: Path) -> None:
     """Numbers as photo names, bytes that are not UTF-8, a photo's own bytes in the image column, a list of
     words: every product is kept, each problem is an issue of its row (none fails the catalogue)."""

@@ -356,10 +356,15 @@ def _resolve_images(
 
 
 def _not_a_file(path: str, name: str, root: Path) -> str:
-    """Why the photo ``name`` (resolved to ``path``) cannot be read: a directory is there, or nothing."""
+    """Why the photo ``name`` (resolved to ``path``) cannot be read: a URL, a directory is there, or nothing."""
+    if _URL.match(name):
+        return f"photo {name!r} is a URL: photos are read from files, download them and give their paths"
     if os.path.isdir(path):
         return f"photo path {name!r}{_under(root, name)} is a directory, not a file"
     return f"photo file {name!r} not found{_under(root, name)}"
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def _under(root: Path, name: str) -> str:
