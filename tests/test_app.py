@@ -420,6 +420,23 @@ def test_predict_page_answers_from_the_bundle_and_refuses_a_non_image(app, flipk
     assert metrics_of(test)["from"] == "text + image" and not test.error
 
 
+def test_a_photo_a_text_only_model_cannot_read_gets_no_category(tiny_training, monkeypatch, jpeg_bytes):
+    """The model would answer its class prior from nothing: the page says so, as the API and prodcat predict do."""
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), str(tiny_training.bundle)])
+    test = AppTest.from_file(str(SCRIPT), default_timeout=RUN_TIMEOUT_S)
+    test.run()
+    test = go_to(test, "Predict")
+    test.file_uploader(key="predict_photo").set_value(("mug.jpg", jpeg_bytes(), "image/jpeg"))
+    test.button[0].click().run()
+    assert not test.exception and "category" not in metrics_of(test)
+    assert [w.value for w in test.warning] == [
+        "Nothing to classify: the model could read none of this product. This model does not read photos."
+    ]
+    test.text_input(key="predict_title").input("ceramic coffee mug")
+    test.button[0].click().run()
+    assert metrics_of(test)["category"] == "Kitchen" and metrics_of(test)["from"] == "text"
+
+
 def test_predictions_page_browses_a_csv_and_predicts_a_sample(app, flipkart_bundle, flipkart_dir, tmp_path):
     catalogue = load_catalog(flipkart_dir).frame
     csv = tmp_path / "preds.csv"

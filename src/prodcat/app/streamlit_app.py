@@ -306,10 +306,16 @@ def predict_page(predictor: Predictor) -> None:
         prediction = explanation.prediction
     else:
         prediction = predictor.predict_one(**product, top_k=top_k)
+    if not prediction.modalities_used:
+        # a photo alone for a model that does not read photos (or a photo it could not use): the model's
+        # answer would be its class prior, from nothing; prodcat predict and the API give it no category either
+        photos = "" if "image" in predictor.manifest.get("modalities", []) else " This model does not read photos."
+        st.warning(f"Nothing to classify: the model could read none of this product.{photos}")
+        return
     left, middle, right = st.columns(3)
     left.metric("category", prediction.category)
     middle.metric("confidence", percent(prediction.confidence))
-    right.metric("from", " + ".join(prediction.modalities_used) or "nothing usable")
+    right.metric("from", " + ".join(prediction.modalities_used))
     if prediction.decision == "auto":
         st.success(f"Auto-accepted: confidence at or above the threshold {predictor.threshold:.3f}.")
     else:
