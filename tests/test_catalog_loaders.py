@@ -516,3 +516,14 @@ def test_a_header_starting_like_a_binary_signature_is_still_a_table(tmp_path: Pa
     path = tmp_path / "products.csv"
     path.write_text("BMW_id,title\nb1,M3 brake pads\n")  # "BM" also starts a bitmap
     assert load_catalog(path, id_column="BMW_id").frame["title"].tolist() == ["M3 brake pads"]
+
+
+def test_a_csv_typed_with_a_space_after_each_comma_is_read(tmp_path: Path) -> None:
+    """'product_id, title, image': the header's names and the photo names lose the space, not the product."""
+    (tmp_path / "mug.jpg").write_bytes(b"not checked here")
+    path = tmp_path / "shop.csv"
+    path.write_text("product_id, title, image\nm1, Blue mug, mug.jpg\n")
+    catalog = load_catalog(path)
+    assert not catalog.issues
+    assert catalog.frame[["product_id", "image"]].values.tolist() == [["m1", str(tmp_path / "mug.jpg")]]
+    assert catalog.frame["title"].str.strip().tolist() == ["Blue mug"]

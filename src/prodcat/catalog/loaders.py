@@ -168,7 +168,9 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
             continue
         records.append(record)
         lines.append(line_start)
-    frame = pd.DataFrame(records, columns=_unique_names(header), index=pd.Index(lines, name="line"), dtype=object)
+    # "product_id, title, image": a space after each comma, as people type them, is no part of the names
+    names = _unique_names([name.strip() for name in header])
+    frame = pd.DataFrame(records, columns=names, index=pd.Index(lines, name="line"), dtype=object)
     if not records:
         frame = pd.DataFrame({c: pd.Series(dtype=object) for c in frame.columns}, index=pd.Index([], name="line"))
     return SourceTable(frame, issues, path.name)
@@ -333,7 +335,8 @@ def _resolve_images(
     """
     blank = _is_blank(names)
     paths = [
-        None if is_blank else os.path.abspath(root / name) for name, is_blank in zip(_text(names), blank, strict=True)
+        None if is_blank else os.path.abspath(root / name.strip())  # " a.jpg" after a comma and a space
+        for name, is_blank in zip(_text(names), blank, strict=True)
     ]
     exists = [p is not None and os.path.isfile(p) for p in paths]
     issues = []
