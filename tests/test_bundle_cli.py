@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import subprocess
 import sys
@@ -61,6 +62,34 @@ def test_bundle_refuses_modified_extra_or_missing_files(tmp_path):
         verify_bundle(out)
     with pytest.raises(BundleError, match="not a prodcat model bundle"):
         verify_bundle(tmp_path)
+
+
+def test_a_bundle_never_replaces_what_is_not_a_bundle(tmp_path, capsys):
+    """A bundle replaces what is at --out: a folder of other files, or a file, is refused (by `prodcat train` before
+    any training) and kept as it was; a new or empty folder, or a bundle, is written, readable by others."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "precious.jpg").write_bytes(b"not to be lost")
+    a_file = tmp_path / "catalogue.csv"
+    a_file.write_text("product_id,title,category\n")
+    for out in (folder, a_file):
+        with pytest.raises(FileExistsError, match=r"would delete them|is a file"):
+            save_bundle({"w": 1}, out, config={}, labels=["a"])
+        with pytest.raises(SystemExit) as refused:
+            main(["train", "/nonexistent/catalogue", "--out", str(out)])
+        assert refused.value.code == 2 and f"argument --out: {out} is a" in capsys.readouterr().err
+    assert (folder / "precious.jpg").read_bytes() == b"not to be lost" and a_file.read_text().startswith("product_id")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["catalogue.csv", "photos"]  # no staging left behind
+    with pytest.raises(SystemExit):
+        main(["train", "/nonexistent/catalogue", "--out", str(a_file / "m")])
+    assert f"{a_file} is a file" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    for out in (tmp_path / "empty", tmp_path / "new", tmp_path / "new"):  # the second time, a bundle replaced
+        bundle = save_bundle({"w": 1}, out, config={}, labels=["a"])
+        assert load_bundle(bundle)[0] == {"w": 1}
+        umask = os.umask(0)
+        os.umask(umask)
+        assert bundle.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's private 0700: others read it
 
 
 def test_load_bundle_unpickles_only_the_bytes_it_checked(tmp_path, monkeypatch):

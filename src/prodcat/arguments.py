@@ -66,13 +66,33 @@ def report_dir(text: str) -> Path:
     minutes of it. Nothing is created (a command refused later leaves no empty folder): the folder, or the
     nearest of its parents that exists, must be a folder that takes files."""
     path = Path(text)
+    if problem := _unwritable_folder(path, "the report"):
+        raise argparse.ArgumentTypeError(problem)
+    return path
+
+
+def bundle_dir(text: str) -> Path:
+    """Where ``prodcat train`` writes its bundle, checked before training (as :func:`report_dir`): a new folder,
+    an empty one or a bundle to replace (:func:`~prodcat.bundle.destination_problem`), in a folder that takes
+    files."""
+    from prodcat.bundle import destination_problem
+
+    path = Path(text)
+    if problem := destination_problem(path) or _unwritable_folder(path, "the model bundle"):
+        raise argparse.ArgumentTypeError(problem)
+    return path
+
+
+def _unwritable_folder(path: Path, what: str) -> str | None:
+    """Why ``what`` cannot be written in the folder ``path`` (to create, or existing); ``None``: it can. Nothing
+    is created."""
     existing = next(folder for folder in (path, *path.parents) if folder.exists())
     if not existing.is_dir():
         where = "" if existing == path else f": {existing} is a file"
-        raise argparse.ArgumentTypeError(f"{text} is not a folder{where}; give a folder for the report")
+        return f"{path} is not a folder{where}; give a folder for {what}"
     try:
         with tempfile.TemporaryFile(dir=existing):  # permissions, or a read-only file system, which refuses root
             pass
     except OSError as error:
-        raise argparse.ArgumentTypeError(f"cannot write a report in {text}: {error.strerror or error}") from None
-    return path
+        return f"cannot write {what} in {path}: {error.strerror or error}"
+    return None

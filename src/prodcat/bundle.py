@@ -102,9 +102,15 @@ def save_bundle(
     :data:`PRODUCTS_FILE` and hashed in the manifest like the model.
     """
     out = Path(out_dir).resolve()
+    if problem := destination_problem(out):
+        raise FileExistsError(problem)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        # mkdtemp's folder is private (0700): a bundle is for others (a server, dask workers) to read
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)
         joblib.dump(model, staging / MODEL_FILE, compress=3)
         files = {MODEL_FILE: sha256_file(staging / MODEL_FILE)}
         if products is not None:
@@ -134,6 +140,26 @@ def save_bundle(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def destination_problem(out: str | os.PathLike[str]) -> str | None:
+    """Why :func:`save_bundle` must not write a bundle at ``out``, or ``None``. A bundle replaces what is there,
+    so ``out`` must be new, an empty folder or a bundle (a folder holding only bundle files): a file, or a folder
+    holding anything else (the wrong path typed, a catalogue's folder), would be deleted."""
+    out = Path(out)
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        return f"{out} is a file, not a model bundle folder: give a new folder (a bundle replaces what is there)"
+    bundle_files = {MANIFEST, MODEL_FILE, PRODUCTS_FILE}
+    others = sorted(entry.name for entry in out.iterdir() if entry.name not in bundle_files)
+    if not others:
+        return None
+    shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+    return (
+        f"{out} is a folder holding other files than a model bundle ({shown}): writing the bundle there would "
+        "delete them; give a new folder, or an existing bundle to replace"
+    )
 
 
 def read_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:

@@ -13,7 +13,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prodcat.arguments import category_level, config_file, fold_count, modality_list, positive_int, report_dir
+from prodcat.arguments import (
+    bundle_dir,
+    category_level,
+    config_file,
+    fold_count,
+    modality_list,
+    positive_int,
+    report_dir,
+)
 from prodcat.batch import (
     BatchError,
     LocalEngine,
@@ -74,7 +82,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             """),
     )
     add_loader_arguments(train)
-    train.add_argument("--out", required=True, help="bundle directory to write (replaced atomically)")
+    train.add_argument(
+        "--out",
+        required=True,
+        type=bundle_dir,
+        help="bundle directory to write: a new or empty folder, or a bundle to replace (atomically)",
+    )
     _add_model_options(train)
     train.add_argument(
         "--feedback",
