@@ -392,6 +392,7 @@ def test_a_sample_keeps_its_shares_when_one_category_has_a_single_product():
 
     categories = ["Kitchen"] * 30 + ["Watches"] * 30 + ["Toys"]
     frame = pd.DataFrame({"product_id": range(61), "title": [f"item {i}" for i in range(61)], "category": categories})
+    frame[["description", "image"]] = None  # a catalogue's columns (see catalog.schema)
     sample = labelled_sample(frame, Config(level=1), 20)
     assert len(sample) == 20
     assert sample["category"].value_counts()[["Kitchen", "Watches"]].tolist() == [10, 10]
@@ -421,6 +422,30 @@ def test_cv_and_train_refuse_what_they_cannot_learn_from_before_working(tmp_path
             main(["cv", str(one_category), *report, *options])
         assert refused.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "report").exists() and not (tmp_path / "model").exists()
+
+
+def test_products_with_neither_text_nor_photo_teach_nothing_and_are_said_so(tmp_path, capsys):
+    """Labelled products with no text (empty, or markup alone) and no photo (none given, or not found) are left out:
+    a catalogue of nothing else is refused in one line by train, cv and the label audit, not a traceback."""
+    rows = [
+        (f"p{i}", ["", "<b>&nbsp;</b>"][i % 2], "", ["", f"missing-{i}.jpg"][i % 2], "AB"[i % 2]) for i in range(20)
+    ]
+    unreadable = pd.DataFrame(rows, columns=["product_id", "title", "description", "image", "category"])
+    data = tmp_path / "unreadable.csv"
+    unreadable.to_csv(data, index=False)
+    config = ["--config", str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")]
+    assert main(["train", str(data), *config, "--out", str(tmp_path / "m")]) == 2
+    assert "error: cannot train: no labelled product with text or photo to learn from" in capsys.readouterr().err
+    assert main(["cv", str(data), *config, "--report", str(tmp_path / "cv")]) == 2
+    assert "error: cannot cross-validate: no labelled product with text or photo" in capsys.readouterr().err
+    assert main(["audit", str(data), "--labels", *config, "--report", str(tmp_path / "audit")]) == 0
+    assert "label audit skipped: no labelled product with text or photo" in capsys.readouterr().out
+    # among readable products, they are left out of training (and of the training data's fingerprint)
+    words = {"Kitchen": "ceramic coffee mug", "Watches": "analog wrist watch"}
+    readable = [(f"{c}-{i}", f"{words[c]} {i}", "", "", c) for c in words for i in range(8)]
+    pd.concat([unreadable, pd.DataFrame(readable, columns=unreadable.columns)]).to_csv(data, index=False)
+    assert main(["train", str(data), *config, "--out", str(tmp_path / "m")]) == 0
+    assert json.loads((tmp_path / "m" / "manifest.json").read_text())["n_train"] == 16
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,8 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
-from typing import get_args
 
-from prodcat.config import Config, ConfigError, Modality, load_config
-
-MODALITIES: tuple[str, ...] = get_args(Modality)
+from prodcat.config import MODALITIES, Config, ConfigError, load_config
 
 
 def config_file(path: str) -> Config:

@@ -273,11 +273,8 @@ def labelled_products(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
     frame = frame[frame["category"].notna()].reset_index(drop=True)
     usable = readable_by(frame, config.modalities)
     if not usable.all():
-        log.info(
-            "%d labelled products have none of the modalities %s: left out",
-            (~usable).sum(),
-            ",".join(config.modalities),
-        )
+        what = f"none of the modalities {','.join(config.modalities)}" if config.modalities else "no text or photo"
+        log.info("%d labelled products have %s: left out", (~usable).sum(), what)
         frame = frame[usable].reset_index(drop=True)
     return frame
 

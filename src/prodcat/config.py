@@ -10,12 +10,14 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Modality = Literal["text", "image"]
+#: every modality a product may have
+MODALITIES: tuple[str, ...] = get_args(Modality)
 
 
 class FeatureSpec(BaseModel):

@@ -455,9 +455,12 @@ def label_issues(
     ``{"skipped": True, "reason": ...}`` with the settings.
     """
     from prodcat.evaluate.cv import cross_validate, cross_validation_obstacle
+    from prodcat.evaluate.labelled import readable_by
 
     config = config or Config()
     labelled = frame[frame["category"].notna()].reset_index(drop=True)
+    # a product with none of the modalities read (no text nor photo, by default) can only get the prior
+    labelled = labelled[readable_by(labelled, config.modalities)].reset_index(drop=True)
     obstacle = cross_validation_obstacle(labelled, config, folds)
     if obstacle:
         return {

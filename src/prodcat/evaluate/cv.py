@@ -123,15 +123,19 @@ def cross_validation_obstacle(frame: pd.DataFrame, config: Config, folds: int | 
     cross-validation is its ``config.inner_folds`` inner one) cannot; ``None``: it can.
 
     It needs two categories with enough products each to appear in every training part (see
-    :func:`min_products_per_category`); otherwise the classifier or the fold split fails.
+    :func:`min_products_per_category`), counting the products having one of the configured modalities (any,
+    by default: a product with neither text nor photo teaches nothing); otherwise the classifier or the
+    fold split fails.
     """
+    from prodcat.evaluate.labelled import readable_by
+
     if folds is not None and folds < 2:
         return f"it needs at least 2 cross-validation folds (--folds {folds})"
-    counts = category_counts(frame, config)
+    counts = category_counts(frame[readable_by(frame, config.modalities)], config)
     level = f"level {config.target_level}" if config.target_level else "full category path"
     if counts.empty:
-        modalities = f" with {' or '.join(config.modalities)}" if config.modalities else ""
-        return f"no labelled product{modalities} to learn from"
+        modalities = " or ".join(config.modalities or ("text", "photo"))
+        return f"no labelled product with {modalities} to learn from"
     if len(counts) < 2:
         return f"it needs at least two categories ({level}); the labelled products have {len(counts)}"
     need = config.inner_folds if folds is None else min_products_per_category(folds, config.inner_folds)

@@ -17,16 +17,16 @@ import pandas as pd
 
 from prodcat.bundle import data_fingerprint, read_training_products
 from prodcat.catalog.schema import is_missing, modality_mask, strings_or_empty
+from prodcat.config import MODALITIES
 
 #: fewer labelled products than this and the figures (and their intervals) are warned about
 SMALL_EVALUATION = 30
 
 
 def readable_by(frame: pd.DataFrame, modalities: Sequence[str] | None) -> np.ndarray:
-    """``(n,)`` bool: the products having one of ``modalities`` (all of them when ``None`` or empty)."""
-    if not modalities:
-        return np.ones(len(frame), dtype=bool)
-    return np.logical_or.reduce([modality_mask(frame, m) for m in modalities])
+    """``(n,)`` bool: the products having one of ``modalities`` (``None`` or empty: of any modality; a product with
+    neither text nor photo is readable by no model)."""
+    return np.logical_or.reduce([modality_mask(frame, m) for m in modalities or MODALITIES])
 
 
 # ---------------------------------------------------------------------------------------------- the training data
