@@ -448,6 +448,47 @@ def test_products_with_neither_text_nor_photo_teach_nothing_and_are_said_so(tmp_
     assert json.loads((tmp_path / "m" / "manifest.json").read_text())["n_train"] == 16
 
 
+def test_heads_that_cannot_read_the_catalogue_are_refused_before_training(tmp_path, capsys):
+    """A config whose heads read nothing the products have (a modality they lack, other languages) is one line,
+    exit 2, from train, cv and the label audit, before any fit; not a traceback from the first head."""
+    words = {"Kitchen > Mugs": "ceramic coffee mug", "Watches > Analog": "analog wrist watch"}
+    rows = [(f"{c}-{i}", f"{words[c]} number {i}", "", "", c) for c in words for i in range(10)]
+    data = tmp_path / "text-only.csv"
+    pd.DataFrame(rows, columns=["product_id", "title", "description", "image", "category"]).to_csv(data, index=False)
+    photo_head = tmp_path / "photo.yaml"
+    photo_head.write_text("heads:\n  - {name: photo, modality: image, features: [{name: color_hist}]}\n")
+    french = tmp_path / "french.yaml"
+    french.write_text("heads:\n" + HEAD.format(features="[{name: tfidf}]", more=", languages: [fr]"))
+    fast = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    for options, message in (
+        (
+            ["--config", str(photo_head)],
+            "no head of the config reads what the labelled products have (text): heads photo",
+        ),
+        (["--config", str(french)], "the texts are mostly in 'en', and every head is for other languages: t (fr)"),
+        (
+            ["--config", fast, "--modalities", "text,image"],
+            "the modalities text,image are asked for, but no labelled product has a photo",
+        ),
+    ):
+        assert main(["train", str(data), *options, "--out", str(tmp_path / "m")]) == 2
+        assert f"error: cannot train: {message}" in capsys.readouterr().err
+        assert main(["cv", str(data), *options, "--folds", "2", "--report", str(tmp_path / "cv")]) == 2
+        assert f"error: cannot cross-validate: {message}" in capsys.readouterr().err
+        assert main(["audit", str(data), "--labels", *options, "--report", str(tmp_path / "audit")]) == 0
+        assert f"label audit skipped: {message}" in capsys.readouterr().out
+    assert not (tmp_path / "m").exists() and not (tmp_path / "cv").exists()
+    # `level: 0` in a config is the full path, as `--level 0`
+    level_zero = tmp_path / "level0.yaml"
+    level_zero.write_text(Path(fast).read_text() + "level: 0\n")
+    assert main(["train", str(data), "--config", str(level_zero), "--out", str(tmp_path / "m")]) == 0
+    assert "predicting the full category path: 2 categories" in capsys.readouterr().out
+
+
+#: a text head named t, as an item of a YAML config's `heads:`
+HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
@@ -456,6 +497,41 @@ def test_products_with_neither_text_nor_photo_teach_nothing_and_are_said_so(tmp_
         ("syntax.yaml", "fusion: [\n", "not valid YAML: expected the node content"),
         ("syntax.toml", "fusion = \n", "not valid TOML: Invalid value"),
         ("list.yaml", "- fusion\n", "a config is a mapping of fields"),
+        ("no-heads.yaml", "heads: []\n", "heads: List should have at least 1 item"),
+        (
+            "featureless.yaml",
+            "heads:\n" + HEAD.format(features="[]", more=""),
+            "every head needs at least one of `features`: t has",
+        ),
+        (
+            "extractor.yaml",
+            "heads:\n" + HEAD.format(features="[{name: tfidff}]", more=""),
+            "heads.0.features.0.name: unknown feature extractor 'tfidff'; known: bovw_orb",
+        ),
+        (
+            "modality.yaml",
+            "heads:\n" + HEAD.format(features="[{name: tfidf}, {name: effnet_lite0}]", more=""),
+            "heads.0.features.1.name: effnet_lite0 is an extractor of image features, "
+            "but head 't' has `modality: text`",
+        ),
+        (
+            "params.toml",
+            '[[heads]]\nname = "t"\nmodality = "text"\nfeatures = [{name = "tfidf", params = {min_df = 2}}]\n',
+            "heads.0.features.0.params: tfidf takes no 'min_df'; it takes word_ngram_range, word_min_df,",
+        ),
+        ("names.yaml", "heads:\n" + HEAD.format(features="[{name: tfidf}]", more="") * 2, "head names must differ"),
+        (
+            "c.yaml",
+            "heads:\n" + HEAD.format(features="[{name: tfidf}]", more=", C: 0"),
+            "heads.0.C: C must be greater than 0, got 0",
+        ),
+        (
+            "cs.yaml",
+            "heads:\n" + HEAD.format(features="[{name: tfidf}]", more=", C: []"),
+            "a list of C values to choose among needs",
+        ),
+        ("level.yaml", "level: -1\n", "level: a category depth is 1 (the top level) or more, 0 or null the full path"),
+        ("modalities.yaml", "modalities: []\n", "modalities: List should have at least 1 item"),
     ],
 )
 def test_a_wrong_config_is_refused_with_its_fields_before_the_catalogue_is_read(

@@ -10,10 +10,10 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Modality = Literal["text", "image"]
 #: every modality a product may have
@@ -52,6 +52,16 @@ class ClassifierConfig(BaseModel):
     #: ``select``, the candidates (at least two)
     members: list[ClassifierConfig] = Field(default_factory=list)
 
+    @field_validator("C")
+    @classmethod
+    def _c_positive(cls, c: float | list[float]) -> float | list[float]:
+        values = c if isinstance(c, list) else [c]
+        if not values:
+            raise ValueError("a list of C values to choose among needs at least one")
+        if wrong := [value for value in values if not value > 0]:  # not > 0: NaN too
+            raise ValueError(f"C must be greater than 0, got {wrong[0]}")
+        return c
+
     @model_validator(mode="after")
     def _members_only_for_a_vote_or_a_selection(self) -> ClassifierConfig:
         grouping = self.classifier in ("vote", "select")
@@ -86,6 +96,7 @@ class HeadConfig(ClassifierConfig):
     #: unique name of the head, e.g. ``text_tfidf``
     name: str
     modality: Modality
+    #: the extractors whose features are put side by side (at least one in a config's heads)
     features: list[FeatureSpec]
     #: use the head only when the training catalogue's main language is one of these
     #: (ISO 639-1, e.g. ``[en]`` for an English-only encoder); ``None`` = any language
@@ -148,11 +159,12 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
     #: hierarchy depth of the target (1 = top level); ``None`` = full category path;
     #: ``auto`` = the catalogue format's usual target (see :meth:`for_format`)
+    #: (0 is read as ``None``, as ``--level 0``)
     level: int | Literal["auto"] | None = "auto"
     #: modalities to use; ``None`` = every modality the catalogue has
-    modalities: list[Modality] | None = None
-    #: the heads; those whose modality is not used are skipped
-    heads: list[HeadConfig] = Field(default_factory=default_heads)
+    modalities: Annotated[list[Modality], Field(min_length=1)] | None = None
+    #: the heads (at least one, each its own name); those whose modality is not used are skipped
+    heads: list[HeadConfig] = Field(default_factory=default_heads, min_length=1)
     #: how the heads are combined: ``early`` = the ``early`` classifier on all heads' features side
     #: by side, trained on the products with text (those without text: the image head itself, or
     #: the ``early`` classifier on the image heads' features when there are several);
@@ -181,6 +193,24 @@ class Config(BaseModel):
     #: folds of the internal cross-validation giving out-of-fold scores (fusion, calibration, threshold)
     inner_folds: int = Field(5, ge=2)
     seed: int = 0
+
+    @field_validator("level")
+    @classmethod
+    def _a_depth(cls, level: int | str | None) -> int | str | None:
+        if isinstance(level, int) and level < 0:
+            raise ValueError(f"a category depth is 1 (the top level) or more, 0 or null the full path, got {level}")
+        return None if level == 0 else level
+
+    @model_validator(mode="after")
+    def _heads_named_once_with_features(self) -> Config:
+        names = [head.name for head in self.heads]
+        if repeated := sorted({name for name in names if names.count(name) > 1}):
+            raise ValueError(
+                f"head names must differ (a model keeps one head per name): {', '.join(repeated)} repeated"
+            )
+        if featureless := [head.name for head in self.heads if not head.features]:
+            raise ValueError(f"every head needs at least one of `features`: {', '.join(featureless)} has none")
+        return self
 
     def for_format(self, catalog_format: str) -> Config:
         """This config with ``level="auto"`` resolved for a catalogue format."""
@@ -227,12 +257,53 @@ def load_config(path: str | Path | None) -> Config:
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{path}: a config is a mapping of fields (e.g. `fusion: late`), not {type(data).__name__}")
     try:
-        return Config.model_validate(data or {})
+        config = Config.model_validate(data or {})
     except ValidationError as error:
         raise ConfigError(f"{path}: {validation_message(error.errors(), whole='(top level)')}") from None
+    if problems := extractor_problems(config):
+        raise ConfigError(f"{path}: {'; '.join(problems)}")
+    return config
+
+
+def extractor_problems(config: Config) -> list[str]:
+    """What is wrong with the extractors ``config``'s heads name, each ``field.path: what``: a name not registered,
+    an extractor of another modality than its head's, parameters it does not take. Found when the config is read,
+    not when the first head is fitted (after the catalogue is read, and maybe a cross-validation fold)."""
+    import inspect
+
+    from prodcat.features.base import registered_extractors
+
+    known = registered_extractors()
+    problems = []
+    for i, head in enumerate(config.heads):
+        for j, spec in enumerate(head.features):
+            where = f"heads.{i}.features.{j}"
+            extractor = known.get(spec.name)
+            if extractor is None:
+                problems.append(
+                    f"{where}.name: unknown feature extractor {spec.name!r}; known: {', '.join(sorted(known))}"
+                )
+                continue
+            if extractor.modality != head.modality:
+                problems.append(
+                    f"{where}.name: {spec.name} is an extractor of {extractor.modality} features, but head "
+                    f"{head.name!r} has `modality: {head.modality}`"
+                )
+            parameters = inspect.signature(extractor.__init__).parameters
+            if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+                continue
+            takes = [name for name in parameters if name != "self"]
+            if unknown := [name for name in spec.params if name not in takes]:
+                problems.append(
+                    f"{where}.params: {spec.name} takes no {', '.join(map(repr, unknown))}; it takes {', '.join(takes)}"
+                )
+    return problems
 
 
 def validation_message(errors: Sequence[Any], whole: str = "body") -> str:
     """pydantic's (or FastAPI's) validation errors in one line: ``field.path: what is wrong; ...``; an error
     about the whole input (no field) is named ``whole``."""
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or whole}: {e['msg']}" for e in errors)
+    # a validator's own message is the whole message: pydantic's "Value error, " before it says nothing
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or whole}: {e['msg'].removeprefix('Value error, ')}" for e in errors
+    )

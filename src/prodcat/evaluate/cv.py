@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from prodcat.catalog.schema import category_at_level
-from prodcat.config import Config
+from prodcat.catalog.schema import category_at_level, modality_mask
+from prodcat.config import MODALITIES, Config
 from prodcat.evaluate.metrics import HEADLINE_METRICS, evaluate_predictions, headline
 from prodcat.models.classifier import ProductClassifier, as_labels
 from prodcat.models.decision import DecisionPolicy
@@ -131,11 +131,15 @@ def cross_validation_obstacle(frame: pd.DataFrame, config: Config, folds: int | 
 
     if folds is not None and folds < 2:
         return f"it needs at least 2 cross-validation folds (--folds {folds})"
-    counts = category_counts(frame[readable_by(frame, config.modalities)], config)
+    labelled = frame[frame["category"].notna()]
+    labelled = labelled[readable_by(labelled, config.modalities)]
+    counts = category_counts(labelled, config)
     level = f"level {config.target_level}" if config.target_level else "full category path"
     if counts.empty:
         modalities = " or ".join(config.modalities or ("text", "photo"))
         return f"no labelled product with {modalities} to learn from"
+    if problem := _unread_modalities(labelled, config):
+        return problem
     if len(counts) < 2:
         return f"it needs at least two categories ({level}); the labelled products have {len(counts)}"
     need = config.inner_folds if folds is None else min_products_per_category(folds, config.inner_folds)
@@ -146,6 +150,26 @@ def cross_validation_obstacle(frame: pd.DataFrame, config: Config, folds: int | 
             f"it needs at least two categories ({level}) with at least {need} labelled products each, for "
             f"{outer}{config.inner_folds} inner folds; the largest are {largest}"
         )
+    return None
+
+
+def _unread_modalities(labelled: pd.DataFrame, config: Config) -> str | None:
+    """Why no head of ``config`` can learn from the ``labelled`` products: a configured modality none of them
+    has, or heads that all read modalities they lack (``None``: some head reads what they have)."""
+    present = [m for m in MODALITIES if modality_mask(labelled, m).any()]
+    if config.modalities and (absent := [m for m in config.modalities if m not in present]):
+        named = " nor ".join({"text": "text", "image": "a photo"}[m] for m in absent)
+        return f"the modalities {','.join(config.modalities)} are asked for, but no labelled product has {named}"
+    wanted = config.modalities or present
+    usable = [head for head in config.heads if head.modality in wanted]
+    if not usable:
+        heads = ", ".join(f"{head.name} ({head.modality})" for head in config.heads)
+        return f"no head of the config reads what the labelled products have ({' or '.join(wanted)}): heads {heads}"
+    if all(head.languages for head in usable):  # each for some languages only: is one for the catalogue's?
+        language = ProductClassifier._main_language(labelled, config)
+        if not any(language in head.languages for head in usable):
+            heads = ", ".join(f"{head.name} ({','.join(head.languages)})" for head in usable)
+            return f"the texts are mostly in {language!r}, and every head is for other languages: {heads}"
     return None
 
 
