@@ -193,6 +193,25 @@ def test_a_study_of_too_few_products_is_refused_with_the_reason():
         study.run(frame)
 
 
+def test_a_study_with_nothing_to_study_says_so_in_one_line(tmp_path, capsys):
+    """An empty --features or --reductions is refused by name; feature sets that all fail are listed with their
+    reasons, not as a Python dict."""
+    from prodcat.cli import main
+
+    data = tmp_path / "products.csv"
+    rows = {"product_id": [f"p{i}" for i in range(12)], "title": "", "description": "", "image": ""}
+    pd.DataFrame(rows | {"category": ["Kitchen", "Watches"] * 6}).to_csv(data, index=False)
+    report = ["--report", str(tmp_path / "report"), "--no-progress"]
+    assert main(["explore", str(data), "--features", " , ", *report]) == 2
+    assert "prodcat explore: --features names nothing to study (' , ')" in capsys.readouterr().err
+    assert main(["explore", str(data), "--features", "tfidf", "--reductions", ",", *report]) == 2
+    assert "prodcat explore: --reductions names nothing to study (',')" in capsys.readouterr().err
+    assert main(["explore", str(data), "--features", "tfidf,bow", "--reductions", "pca", *report]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("prodcat explore: no feature set could be studied (tfidf: ") and "; bow: " in error
+    assert "{" not in error
+
+
 def test_a_combined_feature_set_is_studied_on_the_products_having_all_its_blocks():
     """Zero blocks of the products missing a modality would cluster them together, whatever their category."""
     from types import SimpleNamespace

@@ -247,7 +247,8 @@ class FeasibilityStudy:
                 run.seconds,
             )  # fmt: skip
         if not result.runs:
-            raise ValueError(f"no feature set could be studied: {result.skipped}")
+            reasons = "; ".join(f"{features}: {reason}" for features, reason in result.skipped.items())
+            raise ValueError(f"no feature set could be studied ({reasons or 'none given'})")
         return result
 
     def _prepare(

@@ -87,6 +87,10 @@ def run_explore(args: argparse.Namespace) -> int:
     features = [f.strip() for f in args.features.split(",") if f.strip()]
     reductions = [r.strip() for r in args.reductions.split(",") if r.strip()]
     level = args.level or None
+    for option, given in (("--features", features), ("--reductions", reductions)):
+        if not given:
+            print(f"prodcat explore: {option} names nothing to study ({getattr(args, option[2:])!r})", file=sys.stderr)
+            return 2
     try:
         check_feature_sets(features)
         catalog = load_from_args(args)
