@@ -550,6 +550,22 @@ def test_a_wrong_config_is_refused_with_its_fields_before_the_catalogue_is_read(
         assert f"argument --config: {config}: " in error and message in error
 
 
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("bom.toml", "\ufeffinner_folds = 3\n"),
+        ("bom.yaml", "\ufeffinner_folds: 3\n"),
+        ("CAPS.TOML", "inner_folds = 3\n"),
+    ],
+)
+def test_a_config_saved_with_a_byte_order_mark_or_an_upper_case_suffix_is_read(tmp_path, name, content):
+    from prodcat.config import load_config
+
+    config = tmp_path / name
+    config.write_text(content, encoding="utf-8")
+    assert load_config(config).inner_folds == 3
+
+
 def test_cv_and_train_warn_of_categories_no_fold_can_learn(tmp_path, capsys):
     """A category with a single labelled product is in no training part: its product is always wrong."""
     words = {"Kitchen": "ceramic coffee mug", "Watches": "analog wrist watch", "Toys": "wooden train"}
