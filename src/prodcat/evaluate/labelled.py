@@ -170,8 +170,9 @@ def small_evaluation_warning(n: int) -> str | None:
     if n >= SMALL_EVALUATION:
         return None
     return (
-        f"only {n} labelled product{'s' if n != 1 else ''}: the figures are too uncertain to rely on, and "
-        f"bootstrap intervals drawn from so few products are rough; score at least {SMALL_EVALUATION}"
+        f"only {n} labelled product{'s' if n != 1 else ''}: the figures are too uncertain to rely on, and the "
+        "bootstrap intervals, drawn within each category, understate it (a category of one product never "
+        f"varies); score at least {SMALL_EVALUATION}"
     )
 
 
