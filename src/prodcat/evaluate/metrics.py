@@ -65,10 +65,6 @@ def _resampled_headlines(
     )
 
 
-#: classes with fewer products are resampled together (see :func:`_bootstrap_scores`): at 10, a class's
-#: own resample keeps 90% of its variance
-MIN_STRATUM = 10
-
 #: bound on the index cells of one chunk of resamples (and of its per-label counts): ~16 MB each,
 #: whatever the catalogue's size or number of classes
 _CHUNK_CELLS = 2_000_000
@@ -87,16 +83,10 @@ def _bootstrap_scores(
     Stratified: each resample draws every true class's rows with replacement, so each class keeps
     its support. A catalogue's class mix is a given (Flipkart's is balanced by construction), and a
     rare class missing from a plain resample would score F1 0 and drag macro F1 below its point
-    estimate. Classes of fewer than :data:`MIN_STRATUM` products are drawn together, as one stratum: a
-    class's own resample has ``(n - 1) / n`` of the variance of its products' scores, none for a single
-    product, so that many small classes (a sample, a deep level) made the interval far too narrow (100
-    products over 40-odd classes: half the binomial width). Resamples are drawn in chunks so that
-    memory stays bounded on large catalogues.
+    estimate. Resamples are drawn in chunks so that memory stays bounded on large catalogues.
     """
     rng = np.random.default_rng(seed)
-    _, codes, sizes = np.unique(truth, return_inverse=True, return_counts=True)
-    strata = np.where(sizes[codes] >= MIN_STRATUM, codes, -1)
-    by_class = [np.flatnonzero(strata == s) for s in np.unique(strata)]
+    by_class = [np.flatnonzero(truth == c) for c in np.unique(truth)]
     chunk = max(1, _CHUNK_CELLS // max(len(truth), n_labels))
     scores: list[list[np.ndarray]] = [[] for _ in predictions]
     for done in range(0, resamples, chunk):
