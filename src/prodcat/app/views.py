@@ -20,7 +20,7 @@ import pandas as pd
 from PIL import Image
 
 from prodcat.batch import predict_catalog, unused_photo_issue
-from prodcat.catalog.loaders import CatalogFormatError, load_catalog, read_csv_table
+from prodcat.catalog.loaders import CatalogFormatError, load_catalog
 from prodcat.catalog.schema import (
     Catalog,
     RowIssue,
@@ -30,6 +30,7 @@ from prodcat.catalog.schema import (
     strings_or_empty,
     with_specifications,
 )
+from prodcat.catalog.tables import read_csv_table
 from prodcat.evaluate.explain import WordExplanation
 from prodcat.evaluate.labelled import InTraining, products_in_training, unknown_categories_warning
 from prodcat.image.decode import ImageDecodeError, ImageSource, load_image

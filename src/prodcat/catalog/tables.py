@@ -1,0 +1,286 @@
+"""Reading a table file, CSV or Parquet, into a :class:`SourceTable` of text: every row that cannot be read
+is reported by its line number (a :class:`~prodcat.catalog.schema.RowIssue`), never silently dropped.
+
+The catalogue loaders (:mod:`prodcat.catalog.loaders`) build the canonical frame from such tables; this module
+knows files, encodings, quoting and column types, nothing of catalogue formats.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from prodcat.catalog.schema import RowIssue
+from prodcat.image.decode import sniff_image_type
+
+
+class CatalogFormatError(ValueError):
+    """The path or its columns do not match the requested (or any known) catalogue format."""
+
+
+@dataclass
+class SourceTable:
+    """A source table as strings ("" when empty), indexed by the 1-based source line of each row."""
+
+    frame: pd.DataFrame
+    issues: list[RowIssue]
+    name: str
+
+
+def read_csv_table(path: Path, delimiter: str | None = None) -> SourceTable:
+    """Read a CSV with the stdlib reader in strict mode, record by record.
+
+    Why not ``pandas.read_csv``: its C engine aborts on an unclosed quote and numbers bad rows by
+    record rather than by line, and its ``on_bad_lines`` callable does not receive the line number.
+    The csv module reports both, and a strict-mode error only loses the offending record.
+    """
+    text_lines, issues = _open_text(path)
+    delimiter = delimiter or sniff_delimiter(path)
+    # the csv module's default limit (131,072 characters a field) would skip a long description's product and
+    # resume reading in the middle of its field, turning the field's later lines into products
+    limit = csv.field_size_limit(sys.maxsize)
+    try:
+        return _read_records(text_lines, delimiter, issues, path)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue], path: Path) -> SourceTable:
+    """The records of an opened CSV as a :class:`SourceTable`; a bad record is skipped and added to ``issues``.
+
+    A quote that opens a field and is never closed (``A6,"12 inch mug,...``) makes the reader take every
+    following line as part of that field, up to the next quote or the end of the file: the record that
+    fails then spans many lines, most of them other products. Only its first line (where the quote opened)
+    is skipped; reading resumes on the line after it, so one stray quote never costs the rest of the file.
+    """
+    source = _Lines(text_lines.readlines())
+    reader = csv.reader(source, delimiter=delimiter, strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise CatalogFormatError(f"{path}: the file is empty; expected a header line") from None
+    except csv.Error as error:  # without a header, no line can be read: the whole file is refused, saying why
+        raise CatalogFormatError(
+            f"{path}: the header (line 1) has bad quoting ({error}); every column name must be whole, "
+            'a quote inside a quoted name doubled ("")'
+        ) from None
+    records: list[list[str]] = []
+    lines: list[int] = []
+    while True:
+        line_start = source.position + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            line_end = source.position
+            if line_end == line_start:
+                what = f"line {line_start}; row skipped"
+            else:  # an unclosed quote ran on: the lines it swallowed are read again, as records of their own
+                what = (
+                    f"line {line_start}, whose quoted field ran on to line {line_end} (an unclosed quote?); "
+                    f"line {line_start} skipped, the lines after it read again"
+                )
+                source.position = line_start
+            first_field = source.lines[line_start - 1].split(delimiter, 1)[0].strip()
+            product = first_field if first_field and '"' not in first_field else None  # the id, as a hint
+            issues.append(RowIssue(line_start, "row", f"{path.name}: bad quoting ({error}) in {what}", product))
+            continue
+        if not record:  # blank line
+            continue
+        if len(record) != len(header):
+            issues.append(
+                RowIssue(
+                    line_start,
+                    "row",
+                    f"{path.name}: {len(record)} fields where the header has {len(header)} "
+                    "(unquoted separator or quote?); row skipped",
+                    record[0] or None,
+                )
+            )
+            continue
+        records.append(record)
+        lines.append(line_start)
+    # "product_id, title, image": a space after each comma, as people type them, is no part of the names
+    names = _unique_names([name.strip() for name in header])
+    frame = pd.DataFrame(records, columns=names, index=pd.Index(lines, name="line"), dtype=object)
+    if not records:
+        frame = pd.DataFrame({c: pd.Series(dtype=object) for c in frame.columns}, index=pd.Index([], name="line"))
+    return SourceTable(frame, issues, path.name)
+
+
+class _Lines:
+    """The lines of a text for :func:`csv.reader`, one at a time; ``position`` is the number of lines handed
+    out so far (the 1-based number of the last one), and setting it rewinds the reader to the line after."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.position = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self.position >= len(self.lines):
+            raise StopIteration
+        self.position += 1
+        return self.lines[self.position - 1]
+
+
+#: the byte-order marks a UTF-16 table starts with (Excel's "Unicode text" export)
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def _open_text(path: Path) -> tuple[io.StringIO, list[RowIssue]]:
+    """The file's text: UTF-8, and line by line Windows-1252 where a line is not (a file pasted together
+    from two exports must not garble its UTF-8 rows); one issue names the lines read so."""
+    raw = path.read_bytes()
+    _refuse_binary(raw, path)
+    if raw.startswith(_UTF16_BOMS):
+        try:
+            return io.StringIO(raw.decode("utf-16"), newline=""), []
+        except UnicodeDecodeError as exc:
+            raise CatalogFormatError(f"{path}: starts as UTF-16 but does not decode as such ({exc})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+        issues = []
+    except UnicodeDecodeError:
+        lines, legacy = [], []
+        for number, line in enumerate(raw.splitlines(keepends=True), 1):
+            try:
+                lines.append(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                lines.append(line.decode("cp1252", errors="replace"))
+                legacy.append(number)
+        text = "".join(lines).removeprefix("\ufeff")
+        shown = ", ".join(map(str, legacy[:5])) + (", ..." if len(legacy) > 5 else "")
+        message = f"{path.name}: {len(legacy)} line(s) not valid UTF-8 ({shown}); read as Windows-1252"
+        issues = [RowIssue(legacy[0], "file", message)]
+    # newline="": only \n / \r\n end records; str.splitlines would also cut at \x85 or \u2028 inside texts
+    return io.StringIO(text, newline=""), issues
+
+
+#: the first bytes of the files most often given for a CSV by mistake, and what to do instead
+_NOT_TEXT = (
+    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook?): save the sheet as CSV, or unzip it"),
+    (b"\xd0\xcf\x11\xe0", "an Excel .xls workbook (or another Office file): save the sheet as CSV"),
+    (b"PAR1", "a Parquet file: name it .parquet, or pass --format parquet"),
+    (b"\x1f\x8b", "gzip-compressed: decompress it first"),
+    (b"%PDF", "a PDF document, not a table"),
+)
+
+
+def _refuse_binary(raw: bytes, path: Path) -> None:
+    """Refuse, naming what it is, a file that is no text table (a workbook, an archive, a photo): read as text
+    its bytes would make one garbled column name and a message full of them."""
+    found = next((what for magic, what in _NOT_TEXT if raw.startswith(magic)), None)
+    if found and found.startswith("a Parquet") and not raw.endswith(b"PAR1"):
+        found = None  # a header that happens to start with PAR1
+    kind = sniff_image_type(raw)
+    # "BM" starts a bitmap, and also a header such as "BMW id,title": a bitmap's header holds zero bytes
+    if kind is not None and (kind != "bmp" or b"\x00" in raw[:64]):
+        found = f"a {kind.upper()} image, not a table"
+    if found:
+        raise CatalogFormatError(f"{path}: not a CSV file: its content is {found}")
+
+
+def sniff_delimiter(path: Path) -> str:
+    """The separator of a text table: tab for ``.tsv``, else the most frequent of ``, ; tab |`` in its header."""
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    header = header_line(path)
+    counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
+    return max(counts, key=counts.get) if any(counts.values()) else ","
+
+
+def header_line(path: Path) -> str:
+    """The first line of a text table, in UTF-16 when it starts with a UTF-16 byte-order mark, else UTF-8."""
+    with path.open("rb") as handle:
+        head = handle.read(64 * 1024)
+    encoding = "utf-16" if head.startswith(_UTF16_BOMS) else "utf-8-sig"
+    # a cut at an odd byte leaves half a character at the end: replaced, and past the first line anyway.
+    # Lines end as the csv reader ends them: \n, \r\n, or \r alone (Excel's "CSV (Macintosh)")
+    return _LINE_END.split(head.decode(encoding, errors="replace"), maxsplit=1)[0]
+
+
+_LINE_END = re.compile(r"\r\n?|\n")
+
+
+def _unique_names(header: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    names = []
+    for name in header:
+        seen[name] = seen.get(name, 0) + 1
+        names.append(name if seen[name] == 1 else f"{name}.{seen[name] - 1}")
+    return names
+
+
+def read_parquet_table(path: Path) -> SourceTable:
+    """A Parquet file's columns as they are typed (:func:`typed_columns_as_text` turns the mapped ones into text),
+    indexed from 1 like a CSV's data lines."""
+    # nullable dtypes: an integer id or code column with a gap must not become floats ("1.2e+16", "10.0")
+    try:
+        frame = pd.read_parquet(path, dtype_backend="numpy_nullable")
+    except ValueError as exc:  # pyarrow's ArrowInvalid: not Parquet, truncated, corrupt footer
+        raise CatalogFormatError(f"{path}: not a readable Parquet file ({exc})") from None
+    frame.index = pd.Index(np.arange(1, len(frame) + 1), name="line")
+    return SourceTable(frame, [], path.name)
+
+
+def typed_columns_as_text(table: SourceTable, columns: dict[str, str | None]) -> list[RowIssue]:
+    """Turn the typed Parquet columns mapped to ``columns`` (canonical name -> source column) into the text the
+    CSV reader gives, in place, and report what could not be: numbers and dates are written out, bytes are
+    decoded as UTF-8 (undecodable bytes replaced, and reported); bytes in the image column are a photo's
+    content, not the file name prodcat reads, so they are dropped (the product is kept, from its text) and
+    reported. Without this, a binary column fails the whole catalogue on its first undecodable value."""
+    issues: list[RowIssue] = []
+    id_column = columns["product_id"]
+    for canonical, name in sorted(columns.items(), key=lambda item: item[0] != "product_id"):  # ids first
+        if name is None or (canonical != "product_id" and name == id_column):
+            continue
+        ids = table.frame[id_column] if id_column is not None else None
+        texts = []
+        for line, value in table.frame[name].items():
+            text, problem = _typed_value_text(value, canonical)
+            if problem:
+                product_id = None if ids is None or canonical == "product_id" else ids.loc[line]
+                issues.append(RowIssue(int(line), canonical, f"{table.name}: column {name!r} {problem}", product_id))
+            texts.append(text)
+        table.frame[name] = pd.Series(texts, index=table.frame.index, dtype=object)
+    return issues
+
+
+def _typed_value_text(value: object, canonical: str) -> tuple[str | None, str | None]:
+    """One Parquet value as text (``None`` if missing), and what was wrong with it, if anything."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return _bytes_text(bytes(value), canonical)
+    if isinstance(value, str):
+        return value, None
+    if isinstance(value, list | tuple | np.ndarray):  # a list column (tags, words): its items, not its repr
+        items = [_typed_value_text(item, canonical)[0] for item in value]
+        return " ".join(item for item in items if item) or None, None
+    if value is None or (np.ndim(value) == 0 and pd.isna(value)):
+        return None, None
+    return str(value), None
+
+
+def _bytes_text(data: bytes, canonical: str) -> tuple[str | None, str | None]:
+    """Bytes as UTF-8 text; in the image column, a photo's content (or other binary data) is no file name."""
+    kind = sniff_image_type(data) if canonical == "image" else None
+    if kind is None:
+        try:
+            return data.decode("utf-8"), None
+        except UnicodeDecodeError as exc:
+            if canonical != "image":
+                problem = f"holds bytes that are not UTF-8 ({exc}); read with U+FFFD in their place"
+                return data.decode("utf-8", errors="replace"), problem
+    what = f"the {len(data)} bytes of a {kind.upper()} photo" if kind else f"{len(data)} bytes of binary data"
+    return None, f"holds {what}, not a photo file path; the product is kept without a photo"
