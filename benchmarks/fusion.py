@@ -155,6 +155,7 @@ def main() -> None:
             )
             row["fold_std"] = metrics["fold_std"]
             row["seed"] = args.seed
+            row["calibration"] = config.calibration  # it moves the confidence columns, never a prediction
             _predictions_path(name, row_name).parent.mkdir(parents=True, exist_ok=True)
             result.predictions().to_csv(_predictions_path(name, row_name), index=False)
             row |= {
@@ -266,9 +267,9 @@ def _interval(row: dict, metric: str) -> str:
 
 def write_markdown(results: dict, pairs: dict) -> None:
     lines = [
-        "| catalogue | variant | n | accuracy | F1 weighted | F1w, products with text | F1 macro | ECE "
+        "| catalogue | variant | n | accuracy | F1 weighted | F1w, products with text | F1 macro | calibration | ECE "
         "| auto-accepted | auto precision | auto ceiling |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     notes: list[str] = []  # rows measured apart from the others, marked by their note's number
     for name, variants in results.items():
@@ -280,7 +281,7 @@ def write_markdown(results: dict, pairs: dict) -> None:
                 f"| {name} | {variant}{mark} | {r['n']} | {r['accuracy']:.4f}{_interval(r, 'accuracy')} | "
                 f"{r['f1_weighted']:.4f}{_interval(r, 'f1_weighted')} | "
                 f"{_number(r['f1_weighted_with_text'])}{_interval(r, 'f1_weighted_with_text')} | "
-                f"{r['f1_macro']:.4f}{_interval(r, 'f1_macro')} | {r['ece']:.4f} | "
+                f"{r['f1_macro']:.4f}{_interval(r, 'f1_macro')} | {r['calibration']} | {r['ece']:.4f} | "
                 f"{r['automation_rate']:.1%} | {r['auto_precision']:.4f} | {_share(r.get('automation_ceiling'))} |"
             )
     lines += ["", *(f"({i}) {note}" for i, note in enumerate(notes, start=1))]
@@ -296,6 +297,8 @@ def write_markdown(results: dict, pairs: dict) -> None:
         "for precision 0.99; 'auto ceiling': the most that any one threshold on these held-out confidences",
         "auto-accepts at precision 0.99 or more (picked knowing the answers): the limit the ranking itself sets",
         "('auto-accepted' above it comes with a precision under 0.99). '–': predictions not kept.",
+        "'calibration': how the confidences were calibrated (`margin`, the default since 2026-12-05, or",
+        "`temperature` before it); it changes no prediction, only the ECE and the three automation columns.",
         "",
         "Each variant minus the default of the same folds, paired on the products both scored (same resamples,",
         "95% interval;",
