@@ -635,6 +635,32 @@ def test_train_with_feedback_replaces_corrected_products_and_reads_only_usable_c
     assert [p.read_bytes() for p in (tmp_path / "cache" / "review-images").iterdir()] == [b"\xff\xd8\xff"]
 
 
+def test_train_warns_of_copies_labelled_differently(tmp_path, capsys):
+    """Products with the very title and description of a product of another category are counted and named
+    before training: the text cannot tell them apart. Copies under one category, and a product without text,
+    are no such conflict."""
+    words = {"Kitchen": "ceramic coffee mug", "Watches": "analog wrist watch"}
+    rows = [(f"{c}-{i}", f"{words[c]} {i}", "", c) for c in words for i in range(12)]
+    copies = [
+        ("copy-1", "steel bottle", "keeps tea hot", "Kitchen"),
+        ("copy-2", "steel bottle", "keeps tea hot", "Watches"),
+    ]
+    rows += copies
+    rows += [("same-1", "glass jar", "", "Kitchen"), ("same-2", "glass jar", "", "Kitchen")]
+    rows += [("empty-1", "", "", "Kitchen"), ("empty-2", "", "", "Watches")]  # no text: not compared
+    data = tmp_path / "products.csv"
+    pd.DataFrame(rows, columns=["product_id", "title", "description", "category"]).to_csv(data, index=False)
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    out = tmp_path / "model"
+    assert main(["train", str(data), "--config", config, "--modalities", "text", "--out", str(out)]) == 0
+    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: 2 labelled products in 1 group share their title and description with a product of another "
+        "category (e.g. 'steel bottle': Kitchen / Watches): the text cannot tell them apart; `prodcat audit` lists "
+        "the duplicates"
+    ]
+
+
 # ---------------------------------------------------------------- evaluate: warnings and an auditable report
 def flipkart_products(flipkart_dir, count, step=60):
     """``count`` labelled Flipkart products, every ``step``-th row (all seven top-level categories), canonical

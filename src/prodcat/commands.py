@@ -34,7 +34,7 @@ from prodcat.batch import (
 from prodcat.batch.engines import Engine
 from prodcat.bundle import data_fingerprint, model_level, save_bundle
 from prodcat.catalog.loaders import add_loader_arguments, load_from_args
-from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, depth
+from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, depth, has_text
 from prodcat.config import Config
 from prodcat.evaluate.labelled import labelled_warnings, product_fingerprints, products_in_training, readable_by
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
@@ -333,6 +333,7 @@ def describe_target(frame: pd.DataFrame, config: Config, single_product_conseque
 
     counts = category_counts(frame, config)
     warn_of_single_products(counts, single_product_consequence)
+    warn_of_conflicting_copies(frame, config)
     print_target(frame, config, len(counts))
 
 
@@ -343,6 +344,33 @@ def warn_of_single_products(counts: pd.Series, consequence: str) -> None:
         names = ", ".join(repr(str(name)) for name in alone.index[:5]) + (", ..." if len(alone) > 5 else "")
         have = "category has" if len(alone) == 1 else "categories have"
         print(f"warning: {len(alone)} {have} a single labelled product ({names}): {consequence}")
+
+
+def warn_of_conflicting_copies(frame: pd.DataFrame, config: Config) -> None:
+    """Say how many labelled products have the very title and description of a product of another category (at
+    the predicted level): the text cannot tell them apart, so one of each such pair is an error the model must
+    make, or a label to correct. The photo is left out: it would cost a read of every photo, and the text
+    decides most products."""
+    texts = frame[has_text(frame)]
+    copies = pd.DataFrame(
+        {
+            "text": product_fingerprints(texts, ["text"]),
+            "category": category_at_level(texts["category"], config.target_level),
+            "title": texts["title"].to_numpy(),
+        }
+    )
+    conflicting = copies.groupby("text")["category"].transform("nunique") > 1
+    if not conflicting.any():
+        return
+    found = copies[conflicting]
+    example = found[found["text"] == found["text"].iloc[0]]
+    named = " / ".join(sorted(map(str, example["category"].unique())))
+    groups = found["text"].nunique()
+    print(
+        f"warning: {len(found)} labelled products in {groups} group{'s' if groups > 1 else ''} share their title and "
+        f"description with a product of another category (e.g. {example['title'].iloc[0]!r}: {named}): the text "
+        "cannot tell them apart; `prodcat audit` lists the duplicates"
+    )
 
 
 def print_target(frame: pd.DataFrame, config: Config, categories: int) -> None:
