@@ -14,6 +14,7 @@ import pytest
 import scipy.sparse as sp
 
 from prodcat.catalog.schema import product_text
+from prodcat.cli import main
 from prodcat.features.base import make_extractor
 from prodcat.features.cache import EmbeddingCache
 from prodcat.text.clean import clean_text, clean_texts, detect_language
@@ -230,6 +231,29 @@ def test_tfidf_title_block_weighs_title_words(rakuten_frame: pd.DataFrame) -> No
     assert "title word:console" in title_words
     assert title_words <= {f"title word:{w}" for w in ("console", "jeux", "console jeux")}
     np.testing.assert_allclose(np.linalg.norm([v for k, v in title_part.items() if k.startswith("title word:")]), 0.5)
+
+
+def test_a_catalogue_without_titles_trains_without_the_title_block(rakuten_dir: Path, tmp_path: Path) -> None:
+    """Descriptions only (a CSV with no title column): the title block has no terms to count, so it is left
+    out and the extractor is the plain word + character TF-IDF, where fitting its vectorizers on the empty
+    titles failed ("empty vocabulary"), and with it training on such a catalogue with the default heads."""
+    from prodcat.catalog.loaders import load_catalog
+
+    labelled = load_catalog(rakuten_dir).labelled
+    described = labelled[labelled["description"].str.len() > 0].head(200).assign(title="")
+    titled = make_extractor("tfidf", title_weight=0.5).fit(described)
+    plain = make_extractor("tfidf").fit(described)
+    assert list(titled.get_feature_names_out()) == list(plain.get_feature_names_out())
+    np.testing.assert_allclose(titled.transform(described).toarray(), plain.transform(described).toarray())
+    # the default TF-IDF head trains on such a catalogue through the CLI
+    data = tmp_path / "descriptions.csv"
+    described[["product_id", "description", "category"]].to_csv(data, index=False)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "inner_folds: 2\nheads:\n  - {name: t, modality: text, features: [{name: tfidf, params: {title_weight: 0.5}}],"
+        " classifier: linearsvc, C: 5, scale: false}\n"
+    )
+    assert main(["train", str(data), "--config", str(config), "--level", "1", "--out", str(tmp_path / "model")]) == 0
 
 
 def test_layout_block_sees_what_words_cannot() -> None:

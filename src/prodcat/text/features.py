@@ -9,6 +9,7 @@ Outputs are ``scipy.sparse`` CSR matrices ``(n_products, n_features)`` of
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,8 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from prodcat.catalog.schema import product_text, product_titles, strings_or_empty
 from prodcat.features.base import Extractor, register
 from prodcat.text.clean import TextNormalizer, clean_texts, has_markup
+
+log = logging.getLogger(__name__)
 
 
 class _VectorizerExtractor(Extractor):
@@ -206,7 +209,8 @@ class TfidfExtractor(Extractor):
     ``title_weight > 0`` appends word and character blocks of the title alone, scaled by it: the
     same word then counts more in the title than in the description, which a seller's title
     deserves (Rakuten weighted F1 +0.4 to +0.6 point on three fold seeds, neutral on Flipkart and
-    fashion; ``benchmarks/results/fusion.md``). Output float32 CSR.
+    fashion; ``benchmarks/results/fusion.md``); it is left out when the titles have no terms to count (a
+    catalogue of descriptions only). Output float32 CSR.
     """
 
     name = "tfidf"
@@ -268,19 +272,30 @@ class TfidfExtractor(Extractor):
         self.word_, self.char_ = self._blocks()
         cleaned = self._cleaned(frame)  # once for both blocks
         parts = [self.word_.fit_transform_cleaned(cleaned), self.char_.fit_transform_cleaned(cleaned)]
+        self.title_word_ = self.title_char_ = None
         if self.title_weight:
-            self.title_word_, self.title_char_ = self._blocks()
             titles = self._cleaned_titles(frame)
-            parts += [self.title_word_.fit_transform_cleaned(titles), self.title_char_.fit_transform_cleaned(titles)]
+            word, char = self._blocks()
+            try:
+                title_parts = [word.fit_transform_cleaned(titles), char.fit_transform_cleaned(titles)]
+            except ValueError as error:  # a catalogue without titles (descriptions only): nothing to weigh again
+                log.info("TF-IDF title block left out: the titles have no terms to count (%s)", error)
+            else:
+                self.title_word_, self.title_char_ = word, char
+                parts += title_parts
         return self._stack(parts)
 
     def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
         cleaned = self._cleaned(frame)
         parts = [self.word_.transform_cleaned(cleaned), self.char_.transform_cleaned(cleaned)]
-        if self.title_weight:
+        if self._has_title_blocks():
             titles = self._cleaned_titles(frame)
             parts += [self.title_word_.transform_cleaned(titles), self.title_char_.transform_cleaned(titles)]
         return self._stack(parts)
+
+    def _has_title_blocks(self) -> bool:
+        # getattr: an extractor fitted with title_weight 0 before the attribute was always set
+        return getattr(self, "title_word_", None) is not None
 
     def _cleaned(self, frame: pd.DataFrame) -> list[str]:
         cleaned = clean_texts(product_text(frame))
@@ -299,7 +314,7 @@ class TfidfExtractor(Extractor):
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         blocks = [("word:", self.word_), ("char:", self.char_)]
-        if self.title_weight:
+        if self._has_title_blocks():
             blocks += [("title word:", self.title_word_), ("title char:", self.title_char_)]
         return np.concatenate([prefix + block.get_feature_names_out().astype(object) for prefix, block in blocks])
 
