@@ -33,7 +33,7 @@ from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from prodcat.catalog.schema import category_at_level
+from prodcat.catalog.schema import category_at_level, modality_mask
 from prodcat.explore.metrics import ClusterMatching, clustering_scores, match_clusters
 from prodcat.explore.reduction import REDUCTIONS, combine_blocks, make_reduction
 from prodcat.features.base import make_extractor, registered_extractors
@@ -343,6 +343,10 @@ class _BlockStore:
                     extractor.set_params(**{seed_param: self.seed})
             # One BLAS/OpenMP thread: on shared cores, BoVW's oversubscribed k-means ran 4.5x slower.
             try:
+                # said so, not as the extractor's own complaint ("empty vocabulary"); the mask, not available(),
+                # which decodes every photo
+                if not modality_mask(self.frame, extractor.modality).any():
+                    raise ValueError(f"no product has {'text' if extractor.modality == 'text' else 'a photo'}")
                 with threadpool_limits(1):
                     self.matrices[name] = extractor.fit_transform(self.frame)
             except ValueError as error:
