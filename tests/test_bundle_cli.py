@@ -519,6 +519,12 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             '[[heads]]\nname = "t"\nmodality = "text"\nfeatures = [{name = "tfidf", params = {min_df = 2}}]\n',
             "heads.0.features.0.params: tfidf takes no 'min_df'; it takes word_ngram_range, word_min_df,",
         ),
+        (
+            "values.yaml",
+            "heads:\n" + HEAD.format(features="[{name: tfidf, params: {max_chars: many}}]", more=""),
+            "heads.0.features.0.params.max_chars: Input should be a valid integer, unable to parse string as an "
+            "integer, got 'many'",
+        ),
         ("names.yaml", "heads:\n" + HEAD.format(features="[{name: tfidf}]", more="") * 2, "head names must differ"),
         (
             "c.yaml",

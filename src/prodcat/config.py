@@ -267,10 +267,9 @@ def load_config(path: str | Path | None) -> Config:
 
 def extractor_problems(config: Config) -> list[str]:
     """What is wrong with the extractors ``config``'s heads name, each ``field.path: what``: a name not registered,
-    an extractor of another modality than its head's, parameters it does not take. Found when the config is read,
+    an extractor of another modality than its head's, parameters it does not take or values of the wrong type.
+    Found when the config is read,
     not when the first head is fitted (after the catalogue is read, and maybe a cross-validation fold)."""
-    import inspect
-
     from prodcat.features.base import registered_extractors
 
     known = registered_extractors()
@@ -289,14 +288,39 @@ def extractor_problems(config: Config) -> list[str]:
                     f"{where}.name: {spec.name} is an extractor of {extractor.modality} features, but head "
                     f"{head.name!r} has `modality: {head.modality}`"
                 )
-            parameters = inspect.signature(extractor.__init__).parameters
-            if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-                continue
-            takes = [name for name in parameters if name != "self"]
-            if unknown := [name for name in spec.params if name not in takes]:
-                problems.append(
-                    f"{where}.params: {spec.name} takes no {', '.join(map(repr, unknown))}; it takes {', '.join(takes)}"
-                )
+            problems += _parameter_problems(extractor, spec, where)
+    return problems
+
+
+def _parameter_problems(extractor: type, spec: FeatureSpec, where: str) -> list[str]:
+    """The parameters of ``spec`` that ``extractor`` does not take, or whose values do not match its annotations
+    (``max_chars: "many"`` for an ``int | None``), each ``where.params...: what``."""
+    import inspect
+    import typing
+
+    from pydantic import TypeAdapter
+    from pydantic.errors import PydanticSchemaGenerationError
+
+    parameters = inspect.signature(extractor.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return []
+    takes = [name for name in parameters if name != "self"]
+    if unknown := [name for name in spec.params if name not in takes]:
+        return [f"{where}.params: {spec.name} takes no {', '.join(map(repr, unknown))}; it takes {', '.join(takes)}"]
+    try:
+        hints = typing.get_type_hints(extractor.__init__)
+    except NameError:  # an annotation naming a type only imported for type checkers: values unchecked
+        return []
+    problems = []
+    for name, value in spec.params.items():
+        try:
+            TypeAdapter(hints[name]).validate_python(value)
+        except KeyError:  # not annotated
+            continue
+        except PydanticSchemaGenerationError:  # a type pydantic cannot check
+            continue
+        except ValidationError as error:
+            problems.append(f"{where}.params.{name}: {error.errors()[0]['msg']}, got {value!r}")
     return problems
 
 
