@@ -368,7 +368,7 @@ def test_cli_audit_refuses_label_options_without_labels(tmp_path: Path, capsys: 
     assert "--level, --folds only apply to the label audit: add --labels" in capsys.readouterr().err
 
 
-def test_cli_audit_summary_tells_the_photo_and_markup_findings(
+def test_cli_audit_summary_tells_the_text_photo_and_markup_findings(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "shop.csv"
@@ -376,6 +376,7 @@ def test_cli_audit_summary_tells_the_photo_and_markup_findings(
     assert main(["audit", str(path), "--report", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert "photos: 1 given, 7 products without, 1 unreadable" in out
+    assert "products without text: 1; of the 7 with text, 0 have no title, 1 no description" in out
     assert "duplicate text groups: 1 exact, 0 near (1 with conflicting labels)" in out
     assert "products with HTML tags, entities or mojibake: 3" in out
 

@@ -803,6 +803,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     summary, exact, near = result["summary"], result["duplicates"]["exact"], result["duplicates"]["near"]
     lines = [
         f"{summary['products']} products, {summary['labelled']} labelled, {summary['loader_issues']} loader issues",
+        _text_line(result["text"]),
         f"duplicate text groups: {exact['groups']} exact, {near['groups']} near"
         f" ({exact['conflicting_groups'] + near['conflicting_groups']} with conflicting labels)",
         f"products with HTML tags, entities or mojibake: {result['markup']['products_with_any']}",
@@ -815,6 +816,13 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         lines.append(f"likely mislabelled: {labels['n_issues']} of {labels['n_labelled']}")
         lines += [f"warning: {labels['warning']}"] if labels["warning"] else []
     return lines
+
+
+def _text_line(text: dict[str, Any]) -> str:
+    return (
+        f"products without text: {text['no_text']}; of the {text['products_with_text']} with text, "
+        f"{text['title']['missing']} have no title, {text['description']['missing']} no description"
+    )
 
 
 def _photo_lines(images: dict[str, Any]) -> list[str]:
