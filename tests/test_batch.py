@@ -350,6 +350,8 @@ def test_cli_never_overwrites_its_input_and_names_what_is_wrong(flipkart_bundle,
     assert "is the input catalogue" in capsys.readouterr().err and data.read_bytes() == before
     assert main(["predict", str(flipkart_bundle), str(data), "--out", str(tmp_path)]) == 2
     assert "is a directory" in capsys.readouterr().err
+    assert main(["predict", str(flipkart_bundle), str(data), "--out", str(data / "p.csv")]) == 2
+    assert f"--out {data / 'p.csv'} is under {data}, which is a file, not a folder" in capsys.readouterr().err
     # what the user gave is wrong: one line on stderr and exit 2, not a traceback
     assert main(["predict", str(flipkart_bundle), str(tmp_path / "nope.csv"), "--out", str(tmp_path / "p.csv")]) == 2
     assert capsys.readouterr().err.startswith("error: ")

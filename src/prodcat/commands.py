@@ -209,6 +209,8 @@ def _predict_options_problem(args: argparse.Namespace) -> str | None:
             return f"{name} must be at least 1, got {value}"
     if out.is_dir():
         return f"--out {out} is a directory; give the CSV file to write"
+    if file := next((parent for parent in out.parents if parent.exists() and not parent.is_dir()), None):
+        return f"--out {out} is under {file}, which is a file, not a folder"
     if out.exists() and Path(args.data).exists() and out.resolve() == Path(args.data).resolve():
         return f"--out {out} is the input catalogue: it would be overwritten by the predictions"
     return None
