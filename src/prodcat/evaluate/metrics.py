@@ -117,7 +117,10 @@ def bootstrap_intervals(
     the class mix is held fixed, so the interval leaves out how the mix itself varies (on the default
     model's out-of-fold predictions it is narrower than a plain bootstrap's by 4-5% on Flipkart, 4-7%
     on Rakuten (macro F1: the same width), 4-15% on fashion, macro F1 the most). Two configurations
-    whose intervals overlap widely are not told apart by it.
+    whose intervals overlap widely are not told apart by it. Its limit: a category of one product never
+    varies, and one of a few products varies too little (a resample within it has (n-1)/n of its variance),
+    so where many products sit in categories of fewer than ten (a small ``--sample``, a deep level) the
+    interval is too narrow (about half the binomial width with 100 products over 40-odd categories).
     """
     n_labels, unscored, (truth, predicted) = _label_codes(y_true, y_pred)
     (scores,) = _bootstrap_scores(truth, [predicted], n_labels, resamples, seed, unscored)
