@@ -533,11 +533,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     predictions.insert(1, "category", truth)  # as `prodcat cv`'s predictions.csv: the true, then the predicted
     if in_training.mask is not None:  # unknown for a bundle that recorded no product fingerprints: no column
         predictions["in_training"] = in_training.mask
-    unseen = None if in_training.mask is None else ~in_training.mask
-    if unseen is not None and 0 < unseen.sum() < len(frame):  # some in training: the honest figures on the rest
-        metrics["not_in_training"] = evaluate_predictions(
-            truth[unseen], predicted[unseen], confidence[unseen], predictor.threshold
-        )
+        if 0 < in_training.count < in_training.scored:  # some in training: the honest figures on the rest
+            unseen = ~in_training.mask
+            metrics["not_in_training"] = evaluate_predictions(
+                truth[unseen], predicted[unseen], confidence[unseen], predictor.threshold
+            )
     title = f"Evaluation of {args.model} on {args.data}"
     write_report(metrics, truth, predicted, args.report, title, predictions=predictions, issues=catalog.issues)
     print_metrics(metrics, f"Evaluation on {len(frame)} labelled products:")
