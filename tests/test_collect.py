@@ -406,6 +406,20 @@ def test_unreachable_network_fails_with_a_message_not_a_traceback(tmp_path, caps
     assert report["stopped_by"] == "error" and report["counts"]["products"] == 0
 
 
+def test_an_address_python_cannot_parse_fails_its_photo_or_page_not_the_whole_run(httpserver, tmp_path, capsys):
+    """``urllib.parse`` raises a plain ValueError for "http://[::1" (no closing bracket), not urllib3's error."""
+    products = [off_record("1", "Bad photo address", image_front_url="http://[::1/x.jpg"), off_record("2", "Fine")]
+    serve_search(httpserver, search_pages(products))
+    assert run(httpserver, tmp_path, "--images") == 0
+    assert len(pd.read_csv(tmp_path / "products.csv", dtype=str)) == 2
+    (error,) = json.loads((tmp_path / "collect.json").read_text())["errors"]
+    assert (error["product_id"], error["field"]) == ("1", "image") and "Invalid IPv6 URL" in error["message"]
+
+    code = main(["collect", "--query", "champagne", "--out", str(tmp_path / "other"), "--base-url", "http://[::1"])
+    assert code == 2
+    assert "cannot fetch this address (Invalid IPv6 URL)" in capsys.readouterr().err
+
+
 def test_collected_catalogue_goes_through_predict(httpserver, tmp_path, flipkart_bundle):
     serve_search(httpserver, search_pages(CHAMPAGNES))
     assert run(httpserver, tmp_path / "collected") == 0

@@ -26,7 +26,6 @@ from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
     InvalidHeader,
-    LocationValueError,
     MaxRetryError,
     NewConnectionError,
 )
@@ -264,7 +263,7 @@ class HttpClient:
             if isinstance(exc.reason, NewConnectionError | ConnectTimeoutError):
                 raise _Failure(UNREACHABLE, f"unreachable ({_root_cause(exc.reason)})") from None
             raise _Failure(SERVER_ERROR, f"request failed ({_root_cause(exc.reason)})") from None
-        except LocationValueError as exc:  # ftp://, a URL without a host: no retry will fetch it
+        except ValueError as exc:  # ftp://, no host, "http://[::1" (urllib's ValueError): no retry will fetch it
             raise NetworkError(url, f"cannot fetch this address ({exc})", cause=REFUSED) from None
         except HTTPError as exc:
             raise _Failure(SERVER_ERROR, f"request failed ({_root_cause(exc)})") from None
