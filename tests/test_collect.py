@@ -406,6 +406,23 @@ def test_unreachable_network_fails_with_a_message_not_a_traceback(tmp_path, caps
     assert report["stopped_by"] == "error" and report["counts"]["products"] == 0
 
 
+@pytest.mark.parametrize("count", [True, False], ids=["with a count", "without a count"])
+def test_a_record_that_is_not_an_object_is_reported_and_counted_in_the_paging(httpserver, tmp_path, count):
+    """A ``null`` among a page's products is a record served: left out, the page looked short (the last one,
+    without a count) or the pages fell short of the count (an empty page then failed the run)."""
+    products = [off_record("1", "A"), None, off_record("2", "B"), off_record("3", "C"), off_record("4", "D")]
+    pages = search_pages(products)
+    pages[3] = {"count": len(products), "products": []}  # what the real API answers past the end
+    if not count:
+        pages = {number: {"products": page["products"]} for number, page in pages.items()}
+    serve_search(httpserver, pages)
+    assert run(httpserver, tmp_path) == 0
+    report = json.loads((tmp_path / "collect.json").read_text())
+    assert report["stopped_by"] == "exhausted" and report["counts"]["products"] == 4
+    assert report["counts"]["records_skipped"] == 1
+    assert [(e["page"], e["record"], e["field"]) for e in report["errors"]] == [(1, 2, "record")]
+
+
 def test_an_address_python_cannot_parse_fails_its_photo_or_page_not_the_whole_run(httpserver, tmp_path, capsys):
     """``urllib.parse`` raises a plain ValueError for "http://[::1" (no closing bracket), not urllib3's error."""
     products = [off_record("1", "Bad photo address", image_front_url="http://[::1/x.jpg"), off_record("2", "Fine")]

@@ -35,9 +35,13 @@ class PageFormatError(ValueError):
 
 @dataclass(frozen=True)
 class Page:
-    """One results page: the raw ``records`` and the number of results the query matches (``None``: unknown)."""
+    """One results page: the raw ``records`` and the number of results the query matches (``None``: unknown).
 
-    records: list[dict[str, Any]]
+    Every record the API served, a malformed one (``null``, not an object) included: the paging counts them,
+    and the pipeline reports them as skipped.
+    """
+
+    records: list[Any]
     total: int | None = None
 
 

@@ -97,12 +97,11 @@ class OpenFoodFactsCollector(Collector):
         if not isinstance(payload, dict) or not isinstance(payload.get("products"), list):
             keys = ", ".join(map(str, payload)) if isinstance(payload, dict) else type(payload).__name__
             raise PageFormatError(f"expected a JSON object with a 'products' list; got {keys or 'an empty object'}")
-        records = [r for r in payload["products"] if isinstance(r, dict)]
         try:
             total = int(payload["count"])  # a string in some API versions
         except (KeyError, TypeError, ValueError):
             total = None
-        return Page(records, total)
+        return Page(list(payload["products"]), total)
 
     def to_product(self, record: dict[str, Any]) -> CollectedProduct:
         fields = _Fields(record)

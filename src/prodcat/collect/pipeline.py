@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import re
+import reprlib
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -200,6 +201,8 @@ def _add_records(
     for index, record in enumerate(page.records, start=1):
         report.count("records")
         try:
+            if not isinstance(record, dict):
+                raise RecordError("record", f"{reprlib.repr(record)} where a product (a JSON object) was expected")
             product = collector.to_product(record)
         except RecordError as exc:
             report.count("records_skipped")
