@@ -287,6 +287,14 @@ def test_an_api_repeating_the_same_page_is_not_followed_forever(httpserver, tmp_
     assert report["counts"]["products"] == PAGE_SIZE and "ignore paging" in report["errors"][-1]["message"]
 
 
+def test_an_api_ignoring_both_the_page_number_and_the_page_size_is_not_followed_forever(httpserver, tmp_path):
+    same_page = {"products": CHAMPAGNES[: PAGE_SIZE + 2]}  # more than asked for, and no count
+    serve_search(httpserver, {n: same_page for n in range(1, 100)})
+    assert run(httpserver, tmp_path) == 0
+    assert search_requests(httpserver) == [1, 2]
+    assert "ignore paging" in json.loads((tmp_path / "collect.json").read_text())["errors"][-1]["message"]
+
+
 def test_a_page_that_is_never_json_is_an_error_naming_the_page_and_the_cause(httpserver, tmp_path, capsys):
     httpserver.expect_request("/cgi/search.pl").respond_with_data("<html>maintenance</html>", content_type="text/html")
     assert run(httpserver, tmp_path) == 2

@@ -172,8 +172,9 @@ def _collect_products(
             _add_records(collector, page, number, products, limit, report, progress)
             if _is_last_page(page, served, pages.page_size):
                 break
-            if len(products) == known_before and len(page.records) == pages.page_size:
-                # a whole page of products seen already: the API ignores the page number; stop instead of looping
+            if len(products) == known_before and len(page.records) >= pages.page_size:
+                # a whole page of products seen already: the API ignores the page number (and may serve more than
+                # asked, ignoring the page size too); stop instead of looping
                 message = "a full page of products already collected (the API seems to ignore paging); stopped"
                 report.add_error("page", message, page=number)
                 break
