@@ -431,6 +431,12 @@ def test_a_record_that_is_not_an_object_is_reported_and_counted_in_the_paging(ht
     assert [(e["page"], e["record"], e["field"]) for e in report["errors"]] == [(1, 2, "record")]
 
 
+def test_a_count_json_reads_as_infinity_is_an_unknown_total_not_a_crash():
+    collector = OpenFoodFactsCollector()
+    for body in ('{"count": 1e400, "products": []}', '{"count": Infinity, "products": []}'):
+        assert collector.parse_page(json.loads(body)).total is None
+
+
 def test_an_address_python_cannot_parse_fails_its_photo_or_page_not_the_whole_run(httpserver, tmp_path, capsys):
     """``urllib.parse`` raises a plain ValueError for "http://[::1" (no closing bracket), not urllib3's error."""
     products = [off_record("1", "Bad photo address", image_front_url="http://[::1/x.jpg"), off_record("2", "Fine")]

@@ -99,7 +99,7 @@ class OpenFoodFactsCollector(Collector):
             raise PageFormatError(f"expected a JSON object with a 'products' list; got {keys or 'an empty object'}")
         try:
             total = int(payload["count"])  # a string in some API versions
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: 1e400 or Infinity, read as inf
             total = None
         return Page(list(payload["products"]), total)
 
