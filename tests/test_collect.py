@@ -572,6 +572,12 @@ def test_an_empty_page_before_the_apis_count_is_retried_never_saved_and_a_resume
     assert search_requests(httpserver)[-1] == 3 and len(search_requests(httpserver)) == 7
 
 
+def test_json_nested_deeper_than_pythons_stack_is_an_answer_that_is_not_json_not_a_crash(httpserver, tmp_path, capsys):
+    httpserver.expect_request("/cgi/search.pl").respond_with_data("[" * 100_000, content_type="application/json")
+    assert run(httpserver, tmp_path) == 2
+    assert "not JSON (application/json: JSON nested too deeply)" in capsys.readouterr().err
+
+
 def test_a_maintenance_page_or_cut_json_answered_with_200_is_retried(httpserver, tmp_path):
     pages = search_pages(CHAMPAGNES)
     maintenance = Response("<html>Open Food Facts is under maintenance</html>", content_type="text/html")

@@ -305,7 +305,10 @@ def decode_json(body: bytes) -> tuple[Any, str | None]:
     except UnicodeDecodeError as exc:
         text = body.decode("utf-8-sig", errors=_WINDOWS_1252_FALLBACK)
         warning = f"bytes that are not UTF-8 (the first at offset {exc.start}) were read as Windows-1252"
-    return json.loads(text), warning
+    try:
+        return json.loads(text), warning
+    except RecursionError:  # nested deeper than Python's stack (a broken or hostile server): not a page either
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _read_as_windows_1252(error: UnicodeError) -> tuple[str, int]:
