@@ -451,6 +451,16 @@ def test_an_address_python_cannot_parse_fails_its_photo_or_page_not_the_whole_ru
     assert "cannot fetch this address (Invalid IPv6 URL)" in capsys.readouterr().err
 
 
+def test_a_proxy_that_cannot_be_reached_is_blamed_not_the_api(tmp_path, capsys):
+    proxy = f"http://127.0.0.1:{_free_port()}"
+    code = main(["collect", "--query", "champagne", "--out", str(tmp_path), "--base-url", "http://api.example",
+                 "--proxy", proxy, *FAST])  # fmt: skip
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "proxy failed" in error and "Connection refused" in error and "Check the network connection" in error
+    assert "The API is failing" not in error
+
+
 def test_collected_catalogue_goes_through_predict(httpserver, tmp_path, flipkart_bundle):
     serve_search(httpserver, search_pages(CHAMPAGNES))
     assert run(httpserver, tmp_path / "collected") == 0

@@ -28,6 +28,7 @@ from urllib3.exceptions import (
     InvalidHeader,
     MaxRetryError,
     NewConnectionError,
+    ProxyError,
 )
 from urllib3.util import Retry, Timeout
 
@@ -260,6 +261,8 @@ class HttpClient:
         try:
             return self._manager(url).request("GET", url, fields=params, preload_content=False, retries=_REDIRECTS_ONLY)
         except MaxRetryError as exc:
+            if isinstance(exc.reason, ProxyError):  # the proxy, not the API, is the one failing: say so
+                raise _Failure(UNREACHABLE, f"proxy failed ({_root_cause(exc.reason.original_error)})") from None
             if isinstance(exc.reason, NewConnectionError | ConnectTimeoutError):
                 raise _Failure(UNREACHABLE, f"unreachable ({_root_cause(exc.reason)})") from None
             raise _Failure(SERVER_ERROR, f"request failed ({_root_cause(exc.reason)})") from None
