@@ -257,3 +257,32 @@ def test_the_study_seed_reaches_the_extractors_that_learn_with_randomness(monkey
             blocks.get(name)
     assert made["word2vec"].seed == 7 and made["bovw_sift"].random_state == 7
     assert made["bovw_orb"].random_state == 5
+
+
+def test_a_study_where_each_product_is_alone_in_its_category_is_refused():
+    """A --sample smaller than the categories (or a deep --level) used to print ARI 1.000 for every feature set:
+    any clustering into one cluster per product matches one category per product."""
+    from types import SimpleNamespace
+
+    frame = pd.DataFrame(
+        {
+            "product_id": [f"p{i}" for i in range(12)],
+            "title": [f"product {i}" for i in range(12)],
+            "description": "",
+            "image": None,
+            "category": [f"Top/leaf {i}" for i in range(12)],
+        }
+    )
+    study = FeasibilityStudy(features=["tfidf"], reductions=["pca"], level=2, progress=False)
+    with pytest.raises(ValueError, match=r"each of the 12 products is alone in its category at level 2"):
+        study.run(frame)
+    # the same for a feature set that describes only some products, each of another category
+    categories = np.array(["a", "a", "b", "c", "d", "e"])
+    blocks = SimpleNamespace(
+        get=lambda name: np.ones((6, 3), dtype=np.float32),
+        available={"photo": np.arange(6) >= 2},
+        seconds={"photo": 0.0},
+    )
+    skipped: dict[str, str] = {}
+    assert study._prepare("photo", blocks, categories, skipped) is None
+    assert skipped == {"photo": "each of the 4 products it describes is alone in its category"}

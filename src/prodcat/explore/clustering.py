@@ -224,6 +224,12 @@ class FeasibilityStudy:
         categories = category_at_level(labelled["category"], self.level)
         if len(np.unique(categories)) < 2:
             raise ValueError(f"the catalogue has a single category at level {self.level}; clustering needs two")
+        if len(np.unique(categories)) == len(labelled):  # a --sample smaller than the categories, a deep --level
+            raise ValueError(
+                f"each of the {len(labelled)} products is alone in its category at level {self.level or 'full path'}: "
+                "any clustering into as many clusters matches the categories exactly (ARI 1); "
+                "study more products or a coarser --level"
+            )
         result = StudyResult(labelled, categories, self.level, self.seed)
         blocks = _BlockStore(labelled, self.extractor_params or {}, progress=self.progress, seed=self.seed)
         # Lazy: joblib pulls a feature set's tasks when a worker frees up, so the extraction of the
@@ -270,8 +276,12 @@ class FeasibilityStudy:
             log.warning("%s skipped: %s", feature_set, error)
             return None
         rows = np.flatnonzero(np.logical_and.reduce([blocks.available[name] for name in names]))
-        if len(np.unique(categories[rows])) < 2:
+        n_categories = len(np.unique(categories[rows]))
+        if n_categories < 2:
             skipped[feature_set] = f"fewer than 2 categories among the {len(rows)} products it describes"
+        elif n_categories == len(rows):  # any clustering into as many clusters would score ARI 1
+            skipped[feature_set] = f"each of the {len(rows)} products it describes is alone in its category"
+        if feature_set in skipped:
             log.warning("%s skipped: %s", feature_set, skipped[feature_set])
             return None
         if len(rows) < len(categories):
