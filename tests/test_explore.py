@@ -286,3 +286,14 @@ def test_a_study_where_each_product_is_alone_in_its_category_is_refused():
     skipped: dict[str, str] = {}
     assert study._prepare("photo", blocks, categories, skipped) is None
     assert skipped == {"photo": "each of the 4 products it describes is alone in its category"}
+
+
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_explore_refuses_a_number_of_components_below_one_before_any_work(tmp_path, capsys, value):
+    """--components 0 ended, after the features, in KMeans' 'Found array with 0 feature(s)'."""
+    from prodcat.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["explore", str(tmp_path / "missing.csv"), "--report", str(tmp_path / "r"), "--components", value])
+    assert stop.value.code == 2
+    assert f"argument --components: must be at least 1, got {value}" in capsys.readouterr().err

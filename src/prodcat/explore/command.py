@@ -66,7 +66,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="category depth clustered against (default 1 = top; 0 = full path)",
     )
     parser.add_argument("--sample", type=positive_int, metavar="N", help="study a stratified sample of N products")
-    parser.add_argument("--components", type=int, default=50, help="PCA dimensions kept (default 50)")
+    # 0 or less failed after the features were extracted, with KMeans' or PCA's own message
+    parser.add_argument("--components", type=positive_int, default=50, help="PCA dimensions kept (default 50)")
     parser.add_argument("--jobs", type=int, default=2, help="processes reducing and clustering in parallel (default 2)")
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of sampling, Word2Vec, visual words, reductions, KMeans (default 0)"
