@@ -707,6 +707,18 @@ def test_app_command_checks_the_port_before_saying_where_it_listens(flipkart_bun
     )
 
 
+def test_app_command_says_an_ipv6_address_as_a_url_a_browser_opens(tiny_training, capsys, monkeypatch):
+    class Server:
+        def wait(self) -> int:
+            return 0
+
+    monkeypatch.setattr(command, "startup_problem", lambda args: None)  # the machine may have no IPv6
+    monkeypatch.setattr(command.subprocess, "Popen", lambda *a, **k: Server())
+    assert main(["app", str(tiny_training.bundle), "--host", "::1", "--port", "8502"]) == 0
+    assert capsys.readouterr().out == "prodcat app on http://[::1]:8502 (Ctrl+C to stop)\n"
+    assert command.app_url("127.0.0.1", 8501) == "http://127.0.0.1:8501"
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

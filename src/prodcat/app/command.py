@@ -125,6 +125,11 @@ def port_problem(host: str, port: int) -> str | None:
     return None
 
 
+def app_url(host: str, port: int) -> str:
+    """The address to open: an IPv6 host in brackets (``http://::1:8501`` is no URL a browser opens)."""
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
 def run_app(args: argparse.Namespace) -> int:
     # every file checked against the manifest's SHA-256: a damaged bundle is a BundleError, one line and exit 2
     # (cli.main), before any server; the app verifies it again when it loads it, in case it changed since
@@ -132,7 +137,7 @@ def run_app(args: argparse.Namespace) -> int:
     if problem := startup_problem(args):
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    print(f"prodcat app on http://{args.host}:{args.port} (Ctrl+C to stop)")
+    print(f"prodcat app on {app_url(args.host, args.port)} (Ctrl+C to stop)")
     server = subprocess.Popen(streamlit_command(args))
     # a service manager stops `prodcat app` alone, with SIGTERM: the web server it started must stop too
     # (Ctrl+C reaches both already: the terminal signals the whole process group)
