@@ -297,3 +297,25 @@ def test_explore_refuses_a_number_of_components_below_one_before_any_work(tmp_pa
         main(["explore", str(tmp_path / "missing.csv"), "--report", str(tmp_path / "r"), "--components", value])
     assert stop.value.code == 2
     assert f"argument --components: must be at least 1, got {value}" in capsys.readouterr().err
+
+
+def test_explore_says_which_rows_of_the_catalogue_it_skipped(tmp_path, caplog):
+    """A malformed row was dropped without a word (the other commands name it)."""
+    from prodcat.cli import main
+
+    data = tmp_path / "products.csv"
+    rows = pd.DataFrame(
+        {
+            "product_id": [f"p{i}" for i in range(12)],
+            "title": ["red mug tea", "steel wrist watch"] * 6,
+            "description": "",
+            "image": "",
+            "category": ["Kitchen", "Watches"] * 6,
+        }
+    )
+    data.write_text(rows.to_csv(index=False) + "p12,a,b,c,d,e,f\n")
+    report = tmp_path / "report"
+    args = ["explore", str(data), "--features", "tfidf", "--reductions", "pca", "--report", str(report)]
+    assert main([*args, "--no-progress"]) == 0
+    assert "1 row issue(s) while reading" in caplog.text
+    assert "row 14 (product p12)" in caplog.text

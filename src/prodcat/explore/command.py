@@ -77,8 +77,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_explore(args: argparse.Namespace) -> int:
-    from prodcat.catalog.loaders import CatalogFormatError, load_from_args
+    from prodcat.catalog.loaders import CatalogFormatError
     from prodcat.catalog.schema import category_at_level
+    from prodcat.commands import read_catalog
     from prodcat.explore.clustering import FeasibilityStudy, check_feature_sets, stratified_sample
     from prodcat.explore.report import write_report
 
@@ -94,7 +95,7 @@ def run_explore(args: argparse.Namespace) -> int:
             return 2
     try:
         check_feature_sets(features)
-        catalog = load_from_args(args)
+        catalog = read_catalog(args)  # which says what rows it skipped or read in part, as the other commands
     except (CatalogFormatError, FileNotFoundError, ValueError) as error:
         print(f"prodcat explore: {error}", file=sys.stderr)
         return 2
