@@ -695,6 +695,12 @@ def test_app_command_checks_the_port_before_saying_where_it_listens(flipkart_bun
         main(["app", str(flipkart_bundle), "--port", "99999"])
     assert exit_info.value.code == 2
     assert "argument --port: 99999 is not a TCP port (1-65535)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["app", str(flipkart_bundle), "--host", " "])  # an unset variable would listen on every interface
+    assert exit_info.value.code == 2
+    assert "argument --host: is blank: give an address (0.0.0.0 to listen on every interface)" in (
+        capsys.readouterr().err
+    )
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

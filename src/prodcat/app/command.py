@@ -35,9 +35,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             """),
     )
     add_app_arguments(app)
-    app.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    app.add_argument(
+        "--host",
+        type=host_address,
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only)",
+    )
     app.add_argument("--port", type=port_number, default=8501, help="TCP port, 1-65535 (default 8501)")
     app.set_defaults(func=run_app)
+
+
+def host_address(text: str) -> str:
+    """A ``--host`` value: not blank, which the web server would take for every interface (an unset variable
+    in ``--host "$HOST"`` must not open the app, and the server's files, to the network)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is blank: give an address (0.0.0.0 to listen on every interface)")
+    return text.strip()
 
 
 def port_number(text: str) -> int:
