@@ -293,3 +293,28 @@ def test_robustness_counts_the_scored_products_the_model_was_trained_on(
             assert not re.search(f"{in_sample}|training data", printed)
         else:
             assert len(re.findall(f"{in_sample}|training data", printed)) == 1 and re.search(said, printed)
+
+
+def test_perturbations_of_what_the_model_does_not_read_are_not_run(
+    tiny_training, tmp_path: Path, capsys: pytest.CaptureFixture[str], jpeg_bytes
+) -> None:
+    """On a text-only model a photo perturbation counted its products as affected, with a change of +0.000 and
+    no flip: robustness to rotation of a model that never sees the photo. It is left out, and said so."""
+    unseen = tiny_training.unseen.copy()
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(jpeg_bytes())
+    data = tmp_path / "with-photos.csv"
+    unseen.assign(image=str(photo)).to_csv(data, index=False)
+    report = tmp_path / "report"
+    args = ["robustness", str(tiny_training.bundle), str(data), "--report", str(report), "--perturbations"]
+    assert main([*args, "rotate_90", "no_photo", "no_description"]) == 0
+    said = "not run: rotate_90, no_photo, which change only what the model does not read (it reads text)"
+    assert f"warning: {said}" in capsys.readouterr().out
+    assert [r["name"] for r in json.loads((report / "robustness.json").read_text())] == ["clean", "no_description"]
+    assert said in (report / "report.html").read_text()
+
+    assert main([*args, "rotate"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: not run: rotate_15, rotate_90, rotate_180, which change only what the model does not read "
+        "(it reads text): nothing left to measure"
+    )

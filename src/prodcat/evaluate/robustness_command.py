@@ -77,10 +77,15 @@ def run_robustness(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
+    perturbations, unread = perturbations_read(perturbations, predictor.manifest.get("modalities"))
+    if not perturbations:
+        print(f"error: {unread}: nothing left to measure", file=sys.stderr)
+        return 2
     catalog = read_labelled(args)
     if catalog is None:
         return 2
     frame, warnings = scored_products(catalog.frame, predictor, args.sample, args.seed)
+    warnings += [unread] if unread else []
     truth = category_at_level(frame["category"], model_level(predictor.manifest))
     in_training = products_in_training(frame, predictor.manifest, args.model, catalog.frame)
     warnings += labelled_warnings(in_training, truth, predictor.labels)
@@ -107,6 +112,21 @@ def chosen_perturbations(
     if base is not None and base.name != base_name:
         raise ValueError(f"--base takes one perturbation, not the family {base_name!r}")
     return perturbations, base
+
+
+def perturbations_read(
+    perturbations: list[Perturbation], modalities: list[str] | None
+) -> tuple[list[Perturbation], str | None]:
+    """The ``perturbations`` that change something a model reading ``modalities`` (``None``: all) reads, and a
+    warning naming the others: the model never sees their change, whose zero would read as robustness."""
+    if not modalities:
+        return perturbations, None
+    read = [p for p in perturbations if set(p.modality.split(",")) & set(modalities)]
+    unread = [p.name for p in perturbations if p not in read]
+    if not unread:
+        return read, None
+    reads = " and ".join(modalities)
+    return read, f"not run: {', '.join(unread)}, which change only what the model does not read (it reads {reads})"
 
 
 def scored_products(
