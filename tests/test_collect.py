@@ -191,6 +191,15 @@ def test_fields_of_the_wrong_type_are_left_out_and_reported():
     assert collector.to_product(CHAMPAGNES[0]).warnings == ()
 
 
+def test_texts_with_line_breaks_of_any_kind_stay_in_their_product(httpserver, tmp_path):
+    names = ["Old Mac\rline break", "Windows\r\nline break", "Unix\nline break"]
+    serve_search(httpserver, search_pages([off_record(str(n), name) for n, name in enumerate(names)]))
+    assert run(httpserver, tmp_path) == 0
+    catalog = load_catalog(tmp_path / "products.csv")
+    assert catalog.issues == [] and list(catalog.frame["product_id"]) == ["0", "1", "2"]
+    assert [title.split() for title in catalog.frame["title"]] == [name.split() for name in names]
+
+
 def test_a_lone_surrogate_is_replaced_and_the_fallback_product_page_quotes_the_barcode():
     collector = OpenFoodFactsCollector()
     product = collector.to_product(off_record("ab/12 34", "Champagne \ud83d half an emoji", url=None))

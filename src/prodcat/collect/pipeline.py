@@ -467,7 +467,9 @@ def _write_products(path: Path, collector: Collector, products: list[CollectedPr
         for p in products
     ]
     columns = [*COLUMNS, "source", "image_url", *collector.extra_columns]
-    _write_text(path, pd.DataFrame(rows, columns=columns).to_csv(index=False))
+    # CRLF records (RFC 4180): the writer then quotes a field holding a lone CR too, which readers take for the
+    # end of a line (old Mac texts); with "\n" alone it stayed unquoted and cut its product in two
+    _write_text(path, pd.DataFrame(rows, columns=columns).to_csv(index=False, lineterminator="\r\n"))
 
 
 def _file_stem(product_id: str) -> str:
