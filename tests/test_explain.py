@@ -182,6 +182,8 @@ def test_products_to_explain_are_chosen_by_id_once_each_or_at_random() -> None:
     with pytest.raises(ValueError, match="not in the catalogue: z"):
         choose_products(frame, ["a", "z"], None)
     assert len(choose_products(frame, None, 10)) == 3
+    with pytest.raises(ValueError, match="the catalogue has no products to explain"):
+        choose_products(frame.head(0), None, 10)
 
 
 @pytest.mark.parametrize(("option", "message"), [("--grid=2", "invalid choice: 2"), ("--max-words=0", "at least 1")])

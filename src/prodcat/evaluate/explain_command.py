@@ -117,6 +117,8 @@ def choose_products(frame: pd.DataFrame, ids: list[str] | None, sample: int | No
         return by_id.loc[list(dict.fromkeys(ids))].reset_index(drop=True)  # an id given twice is explained once
     if sample is None or sample < 1:
         raise ValueError(f"--sample must be at least 1, got {sample}")
+    if frame.empty:  # 0 explanations and an empty report, exit 0, said nothing of why
+        raise ValueError("the catalogue has no products to explain")
     return frame.sample(min(sample, len(frame)), random_state=0).reset_index(drop=True)
 
 
