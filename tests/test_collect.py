@@ -778,3 +778,11 @@ def test_a_query_matching_nothing_says_so_and_writes_an_empty_catalogue(httpserv
     assert run(httpserver, tmp_path, query="zzzz") == 0
     assert "no product matches 'zzzz' on openfoodfacts" in capsys.readouterr().out
     assert pd.read_csv(tmp_path / "products.csv").empty
+
+
+def test_results_that_are_all_unusable_are_not_said_to_match_nothing(httpserver, tmp_path, capsys):
+    serve_search(httpserver, search_pages([{"product_name": "Champagne sans code-barres"}, None]))
+    assert run(httpserver, tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "none of the 2 results for 'champagne' on openfoodfacts could be used (see the errors)" in out
+    assert "no product matches" not in out and "2 error(s)" in out

@@ -178,6 +178,11 @@ def _print_summary(report: CollectReport, out: str) -> None:
             f"{counts['products']} products ({counts['with_category']} with a category, {counts['with_photo']} "
             f"with a photo) written to {os.path.join(out, PRODUCTS_CSV)}"
         )
+    elif report.stopped_by == "exhausted" and counts.get("records"):  # results came, none usable
+        print(
+            f"none of the {counts['records']} results for {report.query!r} on {report.source} could be used (see "
+            f"the errors): {os.path.join(out, PRODUCTS_CSV)} is empty"
+        )
     elif report.stopped_by == "exhausted":
         print(f"no product matches {report.query!r} on {report.source}: {os.path.join(out, PRODUCTS_CSV)} is empty")
     print(
