@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import ssl
 import time
 from pathlib import Path
 from typing import Any
@@ -468,6 +469,28 @@ def test_a_proxy_that_cannot_be_reached_is_blamed_not_the_api(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "proxy failed" in error and "Connection refused" in error and "Check the network connection" in error
     assert "The API is failing" not in error
+
+
+def test_a_certificate_that_does_not_verify_fails_at_once_saying_so(tmp_path, monkeypatch, capsys):
+    """A proxy inspecting HTTPS, or a wrong host: retrying cannot help, and the API is not 'overloaded'."""
+    attempts = []
+
+    def request(manager: urllib3.PoolManager, method: str, url: str, **_: Any) -> None:
+        attempts.append(url)
+        try:
+            raise ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+        except ssl.SSLCertVerificationError as exc:
+            try:
+                raise urllib3.exceptions.SSLError(exc)  # as urllib3 raises it, the ssl error as its context
+            except urllib3.exceptions.SSLError as wrapped:
+                raise urllib3.exceptions.MaxRetryError(None, url, wrapped) from None
+
+    monkeypatch.setattr(urllib3.PoolManager, "request", request)
+    code = main(["collect", "--query", "champagne", "--out", str(tmp_path), "--base-url", "https://api.example", *FAST])
+    assert code == 2 and len(attempts) == 1
+    error = capsys.readouterr().err
+    assert "certificate not trusted ([SSL: CERTIFICATE_VERIFY_FAILED]" in error
+    assert "certificate could not be verified" in error and "The API is failing" not in error
 
 
 def test_collected_catalogue_goes_through_predict(httpserver, tmp_path, flipkart_bundle):

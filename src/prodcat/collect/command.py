@@ -209,6 +209,8 @@ _ADVICE = {
     "changed format): try again later, and check --base-url.",
     http.REFUSED: "The API refused the request: check --base-url (and --proxy).",
     http.TOO_LARGE: "The API's answer is larger than a results page can be: check --base-url.",
+    http.UNTRUSTED: "The API's certificate could not be verified (a proxy inspecting HTTPS, a wrong --base-url or "
+    "an outdated certificate store): retrying will not help.",
 }
 
 

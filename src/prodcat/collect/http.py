@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import json
 import logging
+import ssl
 import threading
 import time
 import urllib.parse
@@ -29,6 +30,7 @@ from urllib3.exceptions import (
     MaxRetryError,
     NewConnectionError,
     ProxyError,
+    SSLError,
 )
 from urllib3.util import Retry, Timeout
 
@@ -51,6 +53,7 @@ BAD_ANSWER = "bad_answer"  # a 200 whose body cannot be used: not JSON, not the 
 REFUSED = "refused"  # 4xx other than 429, or an address urllib3 cannot fetch (ftp://...)
 TOO_LARGE = "too_large"
 TOO_SLOW = "too_slow"  # still downloading at the deadline
+UNTRUSTED = "untrusted"  # a TLS certificate that does not verify: no retry fixes it, the network or URL must change
 #: causes that another attempt, later, would meet again: a photo failing so is not fetched again on resume
 PERMANENT_CAUSES = frozenset({REFUSED, TOO_LARGE})
 
@@ -263,6 +266,9 @@ class HttpClient:
         except MaxRetryError as exc:
             if isinstance(exc.reason, ProxyError):  # the proxy, not the API, is the one failing: say so
                 raise _Failure(UNREACHABLE, f"proxy failed ({_root_cause(exc.reason.original_error)})") from None
+            if isinstance(exc.reason, SSLError) and isinstance(exc.reason.__context__, ssl.SSLCertVerificationError):
+                reason = f"certificate not trusted ({_root_cause(exc.reason)})"
+                raise NetworkError(url, reason, cause=UNTRUSTED) from None
             if isinstance(exc.reason, NewConnectionError | ConnectTimeoutError):
                 raise _Failure(UNREACHABLE, f"unreachable ({_root_cause(exc.reason)})") from None
             raise _Failure(SERVER_ERROR, f"request failed ({_root_cause(exc.reason)})") from None
