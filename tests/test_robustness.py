@@ -318,3 +318,15 @@ def test_perturbations_of_what_the_model_does_not_read_are_not_run(
         "error: not run: rotate_15, rotate_90, rotate_180, which change only what the model does not read "
         "(it reads text): nothing left to measure"
     )
+
+
+@pytest.mark.parametrize("command", ["robustness", "explore"])
+def test_a_negative_seed_is_refused_before_any_work(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--seed -1 ended in numpy's or scikit-learn's traceback ('expected non-negative integer') after the work."""
+    model = [str(tmp_path)] if command == "robustness" else []
+    with pytest.raises(SystemExit) as refused:
+        main([command, *model, str(tmp_path / "products.csv"), "--report", str(tmp_path / "r"), "--seed", "-1"])
+    assert refused.value.code == 2
+    assert "argument --seed: a seed is from 0 to 4294967295, got -1" in capsys.readouterr().err

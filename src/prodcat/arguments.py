@@ -26,6 +26,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def random_seed(text: str) -> int:
+    """A seed numpy and scikit-learn take: 0 to 2**32 - 1 (a negative one was their traceback, after the work)."""
+    value = _integer(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"a seed is from 0 to {2**32 - 1}, got {value}")
+    return value
+
+
 def category_level(text: str) -> int:
     """A depth of the category paths: 1 = the top level, 0 = the full path."""
     value = _integer(text)

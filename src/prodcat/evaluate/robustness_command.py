@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from prodcat.arguments import positive_int, report_dir
+from prodcat.arguments import positive_int, random_seed, report_dir
 from prodcat.bundle import model_level
 from prodcat.catalog.schema import category_at_level
 from prodcat.config import Config
@@ -60,7 +60,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "perturbations on the photo path alone (the text otherwise decides most products)",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the random perturbations and the sample (default 0)"
+        "--seed", type=random_seed, default=0, help="seed of the random perturbations and the sample (default 0)"
     )
     parser.set_defaults(func=run_robustness)
 

@@ -8,7 +8,7 @@ import sys
 import textwrap
 import time
 
-from prodcat.arguments import category_level, positive_int, report_dir
+from prodcat.arguments import category_level, positive_int, random_seed, report_dir
 from prodcat.explore.clustering import DEFAULT_FEATURES, DEFAULT_REDUCTIONS
 
 #: best runs printed on the console (all of them are in the report)
@@ -70,7 +70,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--components", type=positive_int, default=50, help="PCA dimensions kept (default 50)")
     parser.add_argument("--jobs", type=int, default=2, help="processes reducing and clustering in parallel (default 2)")
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of sampling, Word2Vec, visual words, reductions, KMeans (default 0)"
+        "--seed",
+        type=random_seed,
+        default=0,
+        help="seed of sampling, Word2Vec, visual words, reductions, KMeans (default 0)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run_explore)
