@@ -147,6 +147,11 @@ def test_tsne_and_umap_accept_all_zero_rows():
         assert np.isfinite(make_reduction(name, points.shape).fit_transform(points)).all()
 
 
+def test_tsne_of_points_all_alike_is_finite():
+    """openTSNE's PCA initialisation gave NaN for identical points, and KMeans failed the whole study on them."""
+    assert np.isfinite(TSNE2D().fit_transform(np.ones((12, 5), dtype=np.float32))).all()
+
+
 def test_umap_then_kmeans_separates_groups_that_kmeans_alone_mixes():
     """Two interleaved half-moons: near each other in space, apart along their neighbours."""
     from sklearn.datasets import make_moons

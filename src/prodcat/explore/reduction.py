@@ -94,7 +94,16 @@ class TSNE2D(TransformerMixin, BaseEstimator):
         from openTSNE import TSNE
 
         perplexity = min(self.perplexity, (len(X) - 1) / 3)
-        tsne = TSNE(n_components=2, perplexity=perplexity, n_jobs=self.n_jobs, random_state=self.random_state)
+        # the PCA initialisation divides by the spread of the first axis: NaN for points all alike (products
+        # whose texts are all the same), which failed the whole study in KMeans ("Input X contains NaN")
+        initialization = "pca" if np.ptp(X, axis=0).any() else "random"
+        tsne = TSNE(
+            n_components=2,
+            perplexity=perplexity,
+            initialization=initialization,
+            n_jobs=self.n_jobs,
+            random_state=self.random_state,
+        )
         self.embedding_ = tsne.fit(np.asarray(X, dtype=np.float64))
         return self
 
