@@ -108,3 +108,26 @@ def test_a_feature_set_that_cannot_be_extracted_is_skipped_and_reported(flipkart
     assert set(result.skipped) == {NoKeypoints.name, f"bow+{NoKeypoints.name}"}
     _, html_path = write_report(result, tmp_path)
     assert "Not studied" in html_path.read_text() and "keypoints" in html_path.read_text()
+
+
+def test_an_extractor_that_cannot_load_here_is_skipped_not_a_traceback(flipkart_sample):
+    """An optional weights package not installed, or an encoder neither cached nor reachable offline, ended the
+    whole study in a traceback (exit 1); like an extractor that cannot fit the catalogue, its sets are skipped."""
+    from prodcat.features.base import Extractor, register
+
+    def unloadable(name: str, error: Exception) -> str:
+        def fit(self, frame, y=None):
+            raise error
+
+        register(type(name, (Extractor,), {"name": name, "modality": "text", "fit": fit, "transform": fit}))
+        return name
+
+    missing_package = unloadable("test_explore_no_package", ModuleNotFoundError("needs the weights package x"))
+    offline = unloadable("test_explore_offline", OSError("not reachable on the Hugging Face hub (offline?)"))
+    features = ["bow", missing_package, f"bow+{offline}"]
+    result = FeasibilityStudy(features=features, reductions=["pca"], progress=False).run(flipkart_sample)
+    assert [r["features"] for r in result.records()] == ["bow"]
+    assert result.skipped == {
+        missing_package: "needs the weights package x",
+        f"bow+{offline}": "not reachable on the Hugging Face hub (offline?)",
+    }

@@ -162,6 +162,11 @@ class StudyResult:
         return self.ranked()[0]
 
 
+#: what an extractor raises when it cannot describe this catalogue here: no keypoint in any photo (ValueError), an
+#: encoder neither cached nor downloadable offline (OSError), an optional weights package not installed
+#: (ImportError); its feature sets are skipped with the reason, the others studied
+EXTRACTOR_FAILURES = (ValueError, OSError, ImportError)
+
 #: the fewest labelled products a feasibility study runs on
 MIN_PRODUCTS = 10
 
@@ -271,7 +276,7 @@ class FeasibilityStudy:
         names = feature_set.split("+")
         try:
             matrices = [blocks.get(name) for name in names]
-        except ValueError as error:  # e.g. no keypoint in any photo: no BoVW codebook for this catalogue
+        except EXTRACTOR_FAILURES as error:
             skipped[feature_set] = str(error)
             log.warning("%s skipped: %s", feature_set, error)
             return None
@@ -335,7 +340,7 @@ class _BlockStore:
         #: extractor name -> seconds its fit_transform took
         self.seconds: dict[str, float] = {}
         #: extractor name -> the error it raised (not retried for the next set using it)
-        self.failures: dict[str, ValueError] = {}
+        self.failures: dict[str, Exception] = {}
 
     def get(self, name: str) -> Any:
         """``(n, d)`` features of every product (dense or sparse) from the extractor ``name``."""
@@ -359,7 +364,7 @@ class _BlockStore:
                     raise ValueError(f"no product has {'text' if extractor.modality == 'text' else 'a photo'}")
                 with threadpool_limits(1):
                     self.matrices[name] = extractor.fit_transform(self.frame)
-            except ValueError as error:
+            except EXTRACTOR_FAILURES as error:
                 self.failures[name] = error
                 raise
             self.available[name] = np.asarray(extractor.available(self.frame), dtype=bool)
