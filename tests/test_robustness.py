@@ -330,3 +330,22 @@ def test_a_negative_seed_is_refused_before_any_work(
         main([command, *model, str(tmp_path / "products.csv"), "--report", str(tmp_path / "r"), "--seed", "-1"])
     assert refused.value.code == 2
     assert "argument --seed: a seed is from 0 to 4294967295, got -1" in capsys.readouterr().err
+
+
+def test_a_product_counts_as_affected_only_when_what_the_model_reads_changed(
+    tiny_training, tmp_path: Path, jpeg_bytes
+) -> None:
+    """title_only on a text-only model counted the products with a photo but no description as affected, though
+    the model saw them unchanged: the share flipped was diluted by them."""
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(jpeg_bytes())
+    frame = tiny_training.unseen.assign(image=str(photo))
+    frame.loc[::2, "description"] = None  # 6 of the 12 have a title and a photo only
+    data = tmp_path / "products.csv"
+    frame.to_csv(data, index=False)
+    report = tmp_path / "report"
+    args = ["robustness", str(tiny_training.bundle), str(data), "--report", str(report)]
+    assert main([*args, "--perturbations", "title_only", "no_description"]) == 0
+    _, title_only, no_description = json.loads((report / "robustness.json").read_text())
+    assert title_only["n_affected"] == no_description["n_affected"] == 6
+    assert title_only["modality"] == "text"

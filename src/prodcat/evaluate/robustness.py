@@ -25,8 +25,8 @@ from __future__ import annotations
 import io
 import logging
 import zlib
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -129,8 +129,17 @@ class Perturbation:
         """The modality it touches: ``"image"``, ``"text"`` or ``"text,image"``."""
         if self.image_transform is not None:
             return "image"
-        touched = {"image" if column == "image" else "text" for column in self.blank}
+        touched = {_column_modality(column) for column in self.blank}
         return ",".join(m for m in ("text", "image") if m in touched)
+
+    def seen_by(self, modalities: Sequence[str]) -> Perturbation | None:
+        """This perturbation as a model reading ``modalities`` sees it: ``None`` when it changes nothing the model
+        reads; else with only the columns the model reads blanked, so that a product counts as affected only when
+        its input to the model changed (``title_only`` on a text-only model counted the products with a photo
+        but no description, which the model saw unchanged)."""
+        if not set(self.modality.split(",")) & set(modalities):
+            return None
+        return replace(self, blank=tuple(c for c in self.blank if _column_modality(c) in modalities))
 
     def apply(self, frame: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
         """A perturbed copy of a canonical ``frame`` and the ``(n,)`` bool mask of the products it changed.
@@ -159,6 +168,11 @@ class Perturbation:
                 affected |= np.array([not is_missing(v) and str(v).strip() != "" for v in frame[column]], dtype=bool)
                 out[column] = ""
         return out, affected
+
+
+def _column_modality(column: str) -> str:
+    """The modality a canonical column holds: ``image`` or ``text`` (title, description)."""
+    return "image" if column == "image" else "text"
 
 
 def product_rng(seed: int, product_id: object) -> np.random.Generator:

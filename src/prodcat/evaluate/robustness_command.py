@@ -117,12 +117,14 @@ def chosen_perturbations(
 def perturbations_read(
     perturbations: list[Perturbation], modalities: list[str] | None
 ) -> tuple[list[Perturbation], str | None]:
-    """The ``perturbations`` that change something a model reading ``modalities`` (``None``: all) reads, and a
-    warning naming the others: the model never sees their change, whose zero would read as robustness."""
+    """The ``perturbations`` that change something a model reading ``modalities`` (``None``: all) reads, as it sees
+    them (:meth:`~prodcat.evaluate.robustness.Perturbation.seen_by`), and a warning naming the others: the model
+    never sees their change, whose zero would read as robustness."""
     if not modalities:
         return perturbations, None
-    read = [p for p in perturbations if set(p.modality.split(",")) & set(modalities)]
-    unread = [p.name for p in perturbations if p not in read]
+    seen = {p.name: p.seen_by(modalities) for p in perturbations}
+    read = [p for p in seen.values() if p is not None]
+    unread = [name for name, p in seen.items() if p is None]
     if not unread:
         return read, None
     reads = " and ".join(modalities)
