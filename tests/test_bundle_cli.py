@@ -417,6 +417,7 @@ def test_cv_and_train_refuse_what_they_cannot_learn_from_before_working(tmp_path
         (["--modalities", "txt"], "expected text, image or text,image"),
         (["--sample", "-1"], "must be at least 1"),
         (["--level", "-1"], "a category depth is 0 (the full path) or more"),
+        (["--seed", "-1"], "a seed is from 0 to 4294967295, got -1"),
     ):
         with pytest.raises(SystemExit) as refused:
             main(["cv", str(one_category), *report, *options])

@@ -20,6 +20,7 @@ from prodcat.arguments import (
     fold_count,
     modality_list,
     positive_int,
+    random_seed,
     report_dir,
 )
 from prodcat.batch import (
@@ -181,7 +182,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     cv.add_argument("--folds", type=fold_count, default=5, help="number of folds (default 5)")
     cv.add_argument(
         "--seed",
-        type=int,
+        type=random_seed,
         help="seed of the folds and models (default: the config's, 0): another split tells how much the "
         "split alone moves a number",
     )
