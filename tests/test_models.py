@@ -282,8 +282,9 @@ def test_classifier_skips_heads_of_another_language_and_picks_its_fusion(rakuten
     model = ProductClassifier(Config(heads=heads, modalities=["text"], inner_folds=3, fusion="auto")).fit(frame)
     assert list(model.heads_) == ["words", "chars_fr"]
     assert set(model.fusion_scores_) == {"early", "late"}
-    best = max(model.fusion_scores_.values(), key=lambda s: (s["accuracy"], -s["log_loss"]))
-    assert model.fusion_scores_[model.fusion_method_] == best
+    early, late = model.fusion_scores_["early"], model.fusion_scores_["late"]
+    late_clearly_better = late["accuracy"] - early["accuracy"] > late["gain_se"] > 0
+    assert model.fusion_method_ == ("late" if late_clearly_better else "early")
     assert (model.fusion_ is None) == (model.fusion_method_ == "early")
     proba = model.predict_proba(frame.head(5))
     assert proba.shape == (5, len(model.classes_)) and np.allclose(proba.sum(axis=1), 1)
@@ -575,6 +576,29 @@ def test_every_shipped_config_validates_and_names_known_extractors(path: Path) -
     for head in config.heads:
         for feature in head.features:
             assert feature.name in known, f"{path.name}: head {head.name} reads unknown extractor {feature.name}"
+
+
+def test_candidates_are_kept_by_the_one_standard_error_rule() -> None:
+    """The first candidate stays unless another's paired accuracy gain exceeds its standard error."""
+    from prodcat.models.classifier import best_scored, out_of_fold_scores
+
+    y = np.repeat([0, 1], 50)
+    first = np.eye(2)[y] * 0.6 + 0.2
+    wrong = np.r_[np.arange(3), 50 + np.arange(3)]
+    first[wrong] = first[wrong][:, ::-1]  # 6 of 100 wrong
+    one_more = first.copy()
+    swapped = np.r_[wrong[:2], 10]
+    one_more[swapped] = one_more[swapped][:, ::-1]  # fixes 2, breaks 1: a gain of 0.01, standard error 0.017
+    many_more = first.copy()
+    many_more[wrong[:5]] = many_more[wrong[:5]][:, ::-1]  # fixes 5: 0.05 against 0.022
+    scores = out_of_fold_scores({"a": first, "b": one_more}, y, 2, "temperature")
+    assert scores["a"]["gain_se"] == 0 and scores["b"]["gain_se"] == pytest.approx(np.sqrt(2.99 / 99 / 100))
+    assert scores["b"]["accuracy"] > scores["a"]["accuracy"] and best_scored(scores) == "a"
+    scores = out_of_fold_scores({"a": first, "b": one_more, "c": many_more}, y, 2, "temperature")
+    assert scores["c"]["gain_se"] == pytest.approx(np.sqrt(5 * 0.95**2 + 95 * 0.05**2) / np.sqrt(99) / 10)
+    assert best_scored(scores) == "c"
+    tied = {"a": {"accuracy": 0.9, "log_loss": 0.3}, "b": {"accuracy": 0.9, "log_loss": 0.2, "gain_se": 0.0}}
+    assert best_scored(tied) == "a"  # a tie is no gain
 
 
 @pytest.mark.parametrize("order", [1, -1])

@@ -36,8 +36,8 @@ class ClassifierConfig(BaseModel):
     #: model's calibration); ``nbsvm`` is one-vs-rest linear SVMs on count-like columns rescaled
     #: per class by naive-Bayes log-count ratios (:mod:`prodcat.models.nbsvm`); ``vote`` averages
     #: the probabilities of its ``members`` (``C``, ``class_weight`` and ``scale`` are theirs);
-    #: ``select`` (early fusion's classifier only) keeps the one of its ``members`` whose
-    #: out-of-fold predictions of the internal cross-validation are the more accurate
+    #: ``select`` (early fusion's classifier only) keeps the first of its ``members`` unless another's
+    #: out-of-fold accuracy in the internal cross-validation beats it by more than one standard error
     classifier: Literal["logreg", "linearsvc", "sgd", "svc", "nbsvm", "vote", "select"] = "logreg"
     #: inverse regularisation strength; a list: the value is chosen among them by a 3-fold
     #: stratified CV on the training rows (accuracy), refitted whenever the model is
@@ -170,7 +170,8 @@ class Config(BaseModel):
     #: the ``early`` classifier on the image heads' features when there are several);
     #: ``late`` = weighted geometric mean of the heads' probabilities; ``stacking`` = a logistic
     #: regression on them (both fitted out-of-fold); ``auto`` = fit early and late (twice the
-    #: training time), keep the one with the higher out-of-fold accuracy
+    #: training time), keep early unless late's out-of-fold accuracy beats it by more than one
+    #: standard error
     fusion: Literal["auto", "late", "stacking", "early"] = "early"
     #: early fusion's classifier (the features are already normalised: sparse blocks as they
     #: are, dense ones standardised to weigh about as much as an L2-normalised TF-IDF row).
