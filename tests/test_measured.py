@@ -5,7 +5,7 @@ The one data-heavy check guarding what README and ``benchmarks/results/fusion.md
 the early classifier, the calibration or the decision policy that costs accuracy or automation fails here,
 not only in a benchmark nobody re-runs. The bounds leave room for a product or two: the sentence encoders'
 vectors differ in their last bit between machines (see README, Measured), which can move one prediction.
-About a minute on 2 cores with the embedding cache warm, three to four minutes cold.
+About two minutes on 2 cores with the embedding cache warm (the inner CV of two early classifiers), four to five cold.
 """
 
 from __future__ import annotations
