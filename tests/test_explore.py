@@ -304,6 +304,16 @@ def test_explore_refuses_a_number_of_components_below_one_before_any_work(tmp_pa
     assert f"argument --components: must be at least 1, got {value}" in capsys.readouterr().err
 
 
+def test_explore_refuses_zero_jobs_before_any_work(tmp_path, capsys):
+    """--jobs 0 ended, after the catalogue was read, in joblib's 'n_jobs == 0 in Parallel has no meaning'."""
+    from prodcat.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["explore", str(tmp_path / "missing.csv"), "--report", str(tmp_path / "r"), "--jobs", "0"])
+    assert stop.value.code == 2
+    assert "argument --jobs: must be 1 or more, or -1 for every core, got 0" in capsys.readouterr().err
+
+
 def test_explore_says_which_rows_of_the_catalogue_it_skipped(tmp_path, caplog):
     """A malformed row was dropped without a word (the other commands name it)."""
     from prodcat.cli import main

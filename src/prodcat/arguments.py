@@ -26,6 +26,15 @@ def positive_int(text: str) -> int:
     return value
 
 
+def job_count(text: str) -> int:
+    """A number of parallel processes as joblib reads it: 1 or more, or -1 for every core (-2: all but one...);
+    0 was joblib's "n_jobs == 0 has no meaning", after the catalogue was read."""
+    value = _integer(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be 1 or more, or -1 for every core, got 0")
+    return value
+
+
 def random_seed(text: str) -> int:
     """A seed numpy and scikit-learn take: 0 to 2**32 - 1 (a negative one was their traceback, after the work)."""
     value = _integer(text)

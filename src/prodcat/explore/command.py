@@ -8,7 +8,7 @@ import sys
 import textwrap
 import time
 
-from prodcat.arguments import category_level, positive_int, random_seed, report_dir
+from prodcat.arguments import category_level, job_count, positive_int, random_seed, report_dir
 from prodcat.explore.clustering import DEFAULT_FEATURES, DEFAULT_REDUCTIONS
 
 #: best runs printed on the console (all of them are in the report)
@@ -68,7 +68,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sample", type=positive_int, metavar="N", help="study a stratified sample of N products")
     # 0 or less failed after the features were extracted, with KMeans' or PCA's own message
     parser.add_argument("--components", type=positive_int, default=50, help="PCA dimensions kept (default 50)")
-    parser.add_argument("--jobs", type=int, default=2, help="processes reducing and clustering in parallel (default 2)")
+    parser.add_argument(
+        "--jobs",
+        type=job_count,
+        default=2,
+        help="processes reducing and clustering in parallel (default 2; -1: every core)",
+    )
     parser.add_argument(
         "--seed",
         type=random_seed,
