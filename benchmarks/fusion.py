@@ -31,7 +31,7 @@ import pandas as pd
 
 from prodcat.catalog.loaders import load_catalog
 from prodcat.commands import labelled_sample
-from prodcat.config import Config, default_heads
+from prodcat.config import EARLY_LOGREG, EARLY_NBSVM, Config, default_heads
 from prodcat.evaluate.cv import cross_validate
 from prodcat.evaluate.metrics import bootstrap_intervals, headline, paired_difference
 from prodcat.features.cache import default_cache_dir
@@ -46,10 +46,6 @@ REFERENCE = "early by NB-SVM (the default until 2026-12-05)"
 #: catalogue -> (folder, target level): Flipkart's 7 top-level categories, Rakuten's 27 product types
 #: (the full path), fashion's 84 article types (level 3)
 CATALOGUES = {"flipkart": ("flipkart", 1), "rakuten": ("rakuten", None), "fashion": ("fashion", 3)}
-#: configs/early-logreg.yaml
-EARLY_LOGREG = {"classifier": "logreg", "C": 20.0, "scale": False}
-#: the default early classifier, a member of configs/early-vote.yaml
-EARLY_NBSVM = {"classifier": "nbsvm", "C": 5.0, "scale": False}
 
 
 def _feature_params(extractor: str, **params: object) -> dict:

@@ -86,10 +86,14 @@ class ClassifierConfig(BaseModel):
         return f"{self.classifier}({', '.join(settings)})"
 
 
-_NBSVM = {"classifier": "nbsvm", "C": 5.0, "scale": False}
-_LOGREG = {"classifier": "logreg", "C": 20.0, "scale": False}
+#: early fusion's two base classifiers (``configs/early-nbsvm.yaml``, ``configs/early-logreg.yaml``)
+EARLY_NBSVM = {"classifier": "nbsvm", "C": 5.0, "scale": False}
+EARLY_LOGREG = {"classifier": "logreg", "C": 20.0, "scale": False}
 #: early fusion's default classifier (see ``Config.early``): NB-SVM, or the vote of NB-SVM and a logistic regression
-DEFAULT_EARLY = {"classifier": "select", "members": [_NBSVM, {"classifier": "vote", "members": [_NBSVM, _LOGREG]}]}
+DEFAULT_EARLY = {
+    "classifier": "select",
+    "members": [EARLY_NBSVM, {"classifier": "vote", "members": [EARLY_NBSVM, EARLY_LOGREG]}],
+}
 
 
 class HeadConfig(ClassifierConfig):

@@ -669,8 +669,6 @@ def best_scored(scores: dict[str, dict[str, float]]) -> str:
     one outright followed that noise (``benchmarks/results/fusion.md``)."""
     first = next(iter(scores))
     clear = [
-        name
-        for name, s in scores.items()
-        if name == first or s["accuracy"] - scores[first]["accuracy"] > s.get("gain_se", 0.0)
+        name for name, s in scores.items() if name == first or s["accuracy"] - scores[first]["accuracy"] > s["gain_se"]
     ]
     return max(clear, key=lambda name: (scores[name]["accuracy"], -scores[name]["log_loss"]))
