@@ -334,3 +334,54 @@ def test_explore_says_which_rows_of_the_catalogue_it_skipped(tmp_path, caplog):
     assert main([*args, "--no-progress"]) == 0
     assert "1 row issue(s) while reading" in caplog.text
     assert "row 14 (product p12)" in caplog.text
+
+
+def many_tiny_categories(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """60 categories of 2 products each and a random clustering of the 120 into 60 clusters."""
+    categories = np.repeat([f"cat{i}" for i in range(60)], 2)
+    return categories, np.random.default_rng(seed).integers(0, 60, size=len(categories))
+
+
+def test_ami_is_near_zero_for_a_random_clustering_of_many_tiny_categories_where_nmi_is_high():
+    """NMI is not corrected for chance: random clusters of 60 pairs score about 0.8; AMI and ARI about 0."""
+    categories, clusters = many_tiny_categories()
+    scores = clustering_scores(categories, clusters, np.random.default_rng(1).normal(size=(len(clusters), 2)))
+    assert scores["nmi"] > 0.7
+    assert abs(scores["ami"]) < 0.05 and abs(scores["ari"]) < 0.05
+    points, blob_categories = blobs()
+    perfect = clustering_scores(blob_categories, np.unique(blob_categories, return_inverse=True)[1], points)
+    assert perfect["ami"] == pytest.approx(1.0)
+
+
+def test_the_report_carries_ami_and_ranks_ari_ties_by_ami_not_nmi(tmp_path):
+    """Of two runs with the same ARI, the random one (NMI 0.8, AMI 0) used to come first by its NMI."""
+    import json
+
+    from prodcat.explore.clustering import ClusteringRun, StudyResult
+    from prodcat.explore.metrics import AMI_NOTE
+    from prodcat.explore.report import write_report
+
+    categories, clusters = many_tiny_categories()
+    points = np.random.default_rng(1).normal(size=(len(clusters), 2))
+    random_scores = clustering_scores(categories, clusters, points)
+    # hand-set scores of an informative run with the same ARI, to see what breaks the tie
+    informative_scores = {**random_scores, "ami": 0.3, "nmi": 0.6}
+    rows = np.arange(len(categories))
+    matching = match_clusters(categories, clusters)
+    runs = [
+        ClusteringRun(name, "pca", rows, points, clusters, scores, matching, 0.0, 0.0)
+        for name, scores in (("random", random_scores), ("informative", informative_scores))
+    ]
+    frame = pd.DataFrame(
+        {"product_id": rows.astype(str), "title": "t", "description": "", "image": None, "category": categories}
+    )
+    result = StudyResult(frame, categories, level=1, seed=0, runs=runs)
+    assert [run.features for run in result.ranked()] == ["informative", "random"]
+
+    json_path, html_path = write_report(result, tmp_path)
+    records = json.loads(json_path.read_text())
+    assert [r["features"] for r in records] == ["informative", "random"]
+    assert records[1]["nmi"] > 0.7 and abs(records[1]["ami"]) < 0.05
+    html = html_path.read_text()
+    assert "<th>ARI</th><th>AMI</th><th>NMI</th>" in html and "its AMI" in html
+    assert "AMI is NMI corrected for chance" in AMI_NOTE and AMI_NOTE in html

@@ -46,7 +46,7 @@ def test_report_is_self_contained_and_complete(study, tmp_path):
     json_path, html_path = write_report(study, tmp_path, source="flipkart sample")
     records = json.loads(json_path.read_text())
     assert len(records) == 6
-    assert {"features", "reduction", "ari", "nmi", "silhouette", "seconds"} <= set(records[0])
+    assert {"features", "reduction", "ari", "ami", "nmi", "silhouette", "seconds"} <= set(records[0])
     html = html_path.read_text()
     assert "<table" in html and "Misplaced products" in html
     # no external resource: every image is an embedded data: URI
@@ -66,7 +66,9 @@ def test_command_writes_the_report(flipkart_dir, tmp_path, capsys):
     records = json.loads((tmp_path / "clustering.json").read_text())
     assert [(r["features"], r["reduction"], r["n"]) for r in records] == [("bow", "pca", 120)]
     assert (tmp_path / "report.html").stat().st_size > 10_000
-    assert "bow" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "bow" in out
+    assert " ARI    AMI    NMI " in out and "AMI is NMI corrected for chance" in out
 
 
 def test_command_refuses_an_unknown_feature_set(flipkart_dir, tmp_path, capsys):

@@ -152,8 +152,8 @@ class StudyResult:
         return self.categories[run.rows]
 
     def ranked(self) -> list[ClusteringRun]:
-        """Runs best first (ARI, then NMI)."""
-        return sorted(self.runs, key=lambda run: (run.scores["ari"], run.scores["nmi"]), reverse=True)
+        """Runs best first (ARI, then AMI: NMI is not corrected for chance, see :func:`clustering_scores`)."""
+        return sorted(self.runs, key=lambda run: (run.scores["ari"], run.scores["ami"]), reverse=True)
 
     def records(self) -> list[dict[str, Any]]:
         return [run.record(level=self.level) for run in self.ranked()]
@@ -253,9 +253,9 @@ class FeasibilityStudy:
         for run in tqdm(runs, total=total, desc="features, reduce + cluster", disable=not self.progress, unit="run"):
             result.runs.append(run)
             log.info(
-                "%s / %s: ARI %.3f, NMI %.3f, silhouette %.3f (%.1fs)",
-                run.features, run.reduction, run.scores["ari"], run.scores["nmi"], run.scores["silhouette"],
-                run.seconds,
+                "%s / %s: ARI %.3f, AMI %.3f, NMI %.3f, silhouette %.3f (%.1fs)",
+                run.features, run.reduction, run.scores["ari"], run.scores["ami"], run.scores["nmi"],
+                run.scores["silhouette"], run.seconds,
             )  # fmt: skip
         if not result.runs:
             reasons = "; ".join(f"{features}: {reason}" for features, reason in result.skipped.items())

