@@ -29,7 +29,7 @@ from prodcat.app.command import SCRIPT, streamlit_command
 from prodcat.batch import predict_catalog
 from prodcat.bundle import MANIFEST, MODEL_FILE, PRODUCTS_FILE, read_manifest
 from prodcat.catalog.loaders import load_catalog
-from prodcat.catalog.schema import Catalog
+from prodcat.catalog.schema import Catalog, category_at_level
 from prodcat.cli import build_parser, main
 from prodcat.evaluate.labelled import InTraining, unknown_categories_warning
 from prodcat.features.base import PretrainedEncoder
@@ -294,18 +294,19 @@ def test_the_apps_predictor_reads_the_disk_cache_and_keeps_what_it_lacks_in_memo
 
 
 # ---------------------------------------------------------------------------------------------- the app, headless
+def start_app(monkeypatch: pytest.MonkeyPatch, *arguments: str) -> AppTest:
+    """The app script run as ``streamlit run`` would, with these arguments after ``--``."""
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *arguments])
+    test = AppTest.from_file(str(SCRIPT), default_timeout=RUN_TIMEOUT_S)
+    test.run()
+    assert not test.exception, [e.value for e in test.exception]
+    return test
+
+
 @pytest.fixture
 def app(flipkart_bundle, flipkart_dir, monkeypatch):
     """A function starting the app script as ``streamlit run`` would, with these arguments after ``--``."""
-
-    def start(*arguments: str) -> AppTest:
-        monkeypatch.setattr(sys, "argv", [str(SCRIPT), *arguments])
-        test = AppTest.from_file(str(SCRIPT), default_timeout=RUN_TIMEOUT_S)
-        test.run()
-        assert not test.exception, [e.value for e in test.exception]
-        return test
-
-    return start
+    return lambda *arguments: start_app(monkeypatch, *arguments)
 
 
 def go_to(test: AppTest, page: str) -> AppTest:
@@ -562,6 +563,70 @@ def test_catalogue_warnings_count_unknown_ids_and_categories():
     assert missing.startswith("1 (50.0%) of the predicted products are not in the catalogue")
     [none_found] = views.catalogue_warnings(stray.assign(product_id=["x", "y"]), frame, labels)
     assert none_found.startswith("None of the 2 predicted products is in the catalogue")
+
+
+#: the tiny catalogue's categories as paths of two levels
+TINY_PATHS = {"Kitchen": "Home > Kitchen", "Watches": "Accessories > Watches", "Toys": "Home > Toys"}
+
+
+@pytest.fixture(scope="module")
+def tiny_levels(tiny_training, tmp_path_factory) -> tuple[Path, dict[int | None, Path]]:
+    """The tiny catalogue with :data:`TINY_PATHS` as categories, and a text model trained on it (the fast config)
+    at each level: full paths (``None``) and level 1, by the level."""
+    folder = tmp_path_factory.mktemp("tiny-levels")
+    frame = tiny_training.trained.assign(category=tiny_training.trained["category"].map(TINY_PATHS))
+    catalogue = catalogue_csv(frame, folder / "catalogue.csv")
+    config = Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml"
+    bundles = {}
+    for level in (None, 1):
+        bundles[level] = folder / f"level-{level or 'full'}"
+        options = ["--config", str(config), "--modalities", "text", "--level", str(level or 0)]
+        assert main(["train", str(catalogue), *options, "--out", str(bundles[level])]) == 0
+    return catalogue, bundles
+
+
+def test_the_level_of_predictions_is_the_models_unless_another_model_made_them():
+    full, level_1 = ["Home > Kitchen", "Home > Toys"], ["Home", "Accessories"]
+    assert views.predictions_level(pd.Series(full), full, None) is None  # the model's own
+    assert views.predictions_level(pd.Series([*level_1, None]), full, None) == 1
+    assert views.predictions_level(pd.Series(full), level_1, 1) == 2
+    # a ragged hierarchy: a full-path model need not predict its deepest categories
+    assert views.predictions_level(pd.Series(["Home"]), ["Home", "Toys > Trains"], None) is None
+    assert views.predictions_level(pd.Series(["Watches"]), ["Home", "Toys"], 1) == 1  # another model, same level
+    assert views.predictions_level(pd.Series([None]), full, None) is None  # nothing predicted: nothing to tell
+    assert views.level_note(1, 1, own_labels=False) is None
+    assert views.level_note(1, None, own_labels=False).startswith(
+        "These predictions are categories at level 1, the model's at full paths: another model made them. They "
+        "are compared with the given categories cut to level 1;"
+    )
+    assert "compared with its own given categories;" in views.level_note(None, 2, own_labels=True)
+
+
+@pytest.mark.parametrize(("model_level", "csv_level"), [(None, 1), (1, None), (None, None), (1, 1)])
+def test_given_categories_are_cut_to_the_level_of_the_predictions_csv(
+    tiny_levels, model_level, csv_level, tmp_path, monkeypatch
+):
+    """A CSV written by a model of another level than the loaded one (level 1 beside a full-path model, or the
+    reverse) is compared with the given categories at its own level, which the page says; the model's warnings,
+    about another model's predictions, are left out."""
+    catalogue, bundles = tiny_levels
+    ids, given = ["Kitchen-0", "Watches-0", "Toys-0"], ["Home > Kitchen", "Accessories > Watches", "Home > Toys"]
+    predicted = category_at_level(["Home > Kitchen", "Accessories > Watches", "Accessories > Watches"], csv_level)
+    csv = tmp_path / "preds.csv"
+    table = pd.DataFrame({"product_id": ids, "category": predicted, "confidence": 0.9, "decision": "auto"})
+    table.to_csv(csv, index=False)
+    bundle = str(bundles[model_level])
+    test = go_to(start_app(monkeypatch, bundle, "--data", str(catalogue), "--predictions", str(csv)), "Predictions")
+    assert metrics_of(test)["agree with the given category"] == "66.7%"  # 0.0% when cut to the model's level
+    confusion = next(d.value for d in test.dataframe if d.value.index.name == "given")
+    assert sorted(confusion.index) == sorted(set(category_at_level(given, csv_level)))
+    notes = [i.value for i in test.info]
+    if model_level == csv_level:  # the model's own: its warning, the products are those it was trained on
+        assert notes == [] and [w.value.split(":")[0] for w in test.warning] == [
+            "these are the very products the model was trained on"
+        ]
+    else:  # a full-path CSV is at level 2, its deepest
+        assert notes == [views.level_note(csv_level or 2, model_level, own_labels=False)] and not test.warning
 
 
 def test_the_app_warns_when_the_catalogue_does_not_match_the_model_or_the_predictions(

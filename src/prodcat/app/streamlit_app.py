@@ -396,13 +396,20 @@ def _predictions_of_a_sample(predictor: Predictor, catalogue: views.LoadedCatalo
 
 
 def _catalogue_warnings(
-    predictor: Predictor, bundle: str, table: pd.DataFrame, catalogue: views.LoadedCatalogue, own_labels: bool
+    predictor: Predictor,
+    bundle: str,
+    table: pd.DataFrame,
+    catalogue: views.LoadedCatalogue,
+    own_labels: bool,
+    models_own: bool,
 ) -> None:
-    """Say when the catalogue does not match the predictions or the model, or holds products it was trained on."""
-    for warning in views.catalogue_warnings(table, catalogue.catalog.frame, predictor.labels):
+    """Say when the catalogue does not match the predictions or the model, or holds products it was trained on;
+    when another model made the predictions (not ``models_own``), only what concerns the catalogue."""
+    labels = predictor.labels if models_own else None
+    for warning in views.catalogue_warnings(table, catalogue.catalog.frame, labels):
         st.warning(warning)
     # a `prodcat cv` table brings its own, out-of-fold, labels
-    if own_labels:
+    if own_labels or not models_own:
         return
     stamps = views.modification_stamp(bundle), views.modification_stamp(catalogue.path)
     found = in_training(
@@ -444,8 +451,13 @@ def predictions_page(
     table = predictions.table
     own_labels = "given" in table
     if catalogue is not None:
-        table = views.attach_catalogue(table, catalogue.catalog.frame, model_level)
-        _catalogue_warnings(predictor, bundle, table, catalogue, own_labels)
+        # a CSV may come from a model of another level: the given categories are cut to the predictions' level
+        level = views.predictions_level(table["predicted"], predictor.labels, model_level)
+        note = views.level_note(level, model_level, own_labels)
+        if note:
+            st.info(note)
+        table = views.attach_catalogue(table, catalogue.catalog.frame, level)
+        _catalogue_warnings(predictor, bundle, table, catalogue, own_labels, models_own=note is None)
 
     left, middle, right = st.columns([1, 2, 2])
     # a product the model could not score has no category (and a hand-made table may leave a cell blank)

@@ -25,6 +25,7 @@ from prodcat.catalog.schema import (
     Catalog,
     RowIssue,
     category_at_level,
+    depth,
     has_image,
     specification_text,
     strings_or_empty,
@@ -449,10 +450,38 @@ def scoring_issue(row: Any, photo: object, line: int, reads_photos: bool) -> Row
     return unused_photo_issue(photo, line, row.product_id)
 
 
+def predictions_level(predicted: pd.Series, labels: Sequence[str], model_level: int | None) -> int | None:
+    """The category level of the ``predicted`` categories, to cut the given ones to: the loaded model's
+    ``model_level`` when they can be its own (each one of its ``labels``, or as deep as the deepest of them),
+    else the number of levels of the deepest (a CSV written by a model of another level)."""
+    categories = pd.Series(predicted.dropna().unique(), dtype=object)
+    levels = depth(categories)
+    if categories.isin(labels).all() or levels == depth(labels):
+        return model_level
+    return levels
+
+
+def level_note(level: int | None, model_level: int | None, own_labels: bool) -> str | None:
+    """What to say when the predictions are at another category ``level`` than the model's (``None``: they are
+    not); ``own_labels``: the table brings its given categories (a ``prodcat cv`` one)."""
+    if level == model_level:
+        return None
+    compared = "its own given categories" if own_labels else f"the given categories cut to {_level_words(level)}"
+    return (
+        f"These predictions are categories at {_level_words(level)}, the model's at {_level_words(model_level)}: "
+        f"another model made them. They are compared with {compared}; what is said of the model (categories it "
+        "does not know, products it was trained on) does not apply to them and is left out."
+    )
+
+
+def _level_words(level: int | None) -> str:
+    return "full paths" if level is None else f"level {level}"
+
+
 def attach_catalogue(table: pd.DataFrame, frame: pd.DataFrame, level: int | None) -> pd.DataFrame:
     """Predictions with each product's ``title``, ``image`` path and, unless the table has its own, its
-    ``given`` category cut to the model's ``level`` (missing for products absent from the catalogue or
-    unlabelled)."""
+    ``given`` category cut to ``level``, that of the predictions (:func:`predictions_level`), missing for
+    products absent from the catalogue or unlabelled."""
     known = pd.DataFrame(
         {
             "product_id": frame["product_id"].astype(str),
@@ -513,10 +542,11 @@ def confident_disagreements(table: pd.DataFrame, min_confidence: float) -> pd.Da
     return wrong.sort_values("confidence", ascending=False)
 
 
-def catalogue_warnings(table: pd.DataFrame, frame: pd.DataFrame, labels: Sequence[str]) -> list[str]:
+def catalogue_warnings(table: pd.DataFrame, frame: pd.DataFrame, labels: Sequence[str] | None) -> list[str]:
     """Why the figures of ``table`` (predictions with :func:`attach_catalogue`'s columns) may not mean what they
-    seem: predicted products missing from the catalogue ``frame``, given categories the model does not predict."""
-    unknown = unknown_categories_warning(labelled_rows(table)["given"], labels)
+    seem: predicted products missing from the catalogue ``frame``, given categories the model (of ``labels``;
+    ``None``: another model's predictions, not compared) does not predict."""
+    unknown = None if labels is None else unknown_categories_warning(labelled_rows(table)["given"], labels)
     return [warning for warning in (_missing_ids(table, frame), unknown) if warning]
 
 
