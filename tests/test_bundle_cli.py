@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import html
 import json
 import os
@@ -18,6 +19,7 @@ import pytest
 
 from prodcat.bundle import FORMAT_VERSION, BundleError, load_bundle, save_bundle, verify_bundle
 from prodcat.catalog.schema import category_at_level
+from prodcat.catalog.tables import read_csv_table
 from prodcat.cli import main
 from prodcat.evaluate.labelled import InTraining
 from prodcat.evaluate.metrics import accepted_metrics, expected_calibration_error
@@ -145,6 +147,10 @@ def test_train_writes_a_verified_bundle_with_honest_metrics(flipkart_training):
     target = manifest["config"]["target_precision"]
     assert metrics["decision"]["auto_precision"] >= target - 0.03
     assert metrics["decision"]["automation_rate"] > 0.5  # most products of 7 distinct categories are auto-accepted
+    # the early classifier chosen by the inner CV is the one refitted, and the bundle says which
+    kept = manifest["early_kept"]["text"]
+    assert kept in manifest["early_selection"]["text"] == model.early_selection_["text"]
+    assert kept.startswith(model.early_heads_["text"].config.classifier + "(")
 
 
 def test_the_configured_target_precision_sets_the_bundles_threshold(flipkart_training):
@@ -243,6 +249,26 @@ def test_predict_and_evaluate_commands(flipkart_bundle, flipkart_dir, tmp_path, 
     out = capsys.readouterr().out
     assert "warning: 2 of 3 products have no text or image the model can read: they get no category" in out
     assert json.loads((tmp_path / "r2" / "metrics.json").read_text())["accuracy"] == pytest.approx(1 / 3)
+
+
+def test_ids_with_line_breaks_of_any_kind_stay_in_their_row(tiny_training, tmp_path):
+    """An id holding a lone carriage return (an old-Mac line break), a line feed or both is quoted in every CSV
+    written (predictions, input issues, a report's predictions): pandas and the catalogue reader read the same
+    rows back. A lone CR was left unquoted, and the row read as two."""
+    products = tiny_training.unseen.copy()
+    ids = ["old Mac\rline break", "Unix\nline break", "Windows\r\nline break", *products["product_id"][3:]]
+    products["product_id"] = ids
+    products.loc[0, "image"] = "missing.jpg"  # an input issue, named by its id
+    data = tmp_path / "products.csv"
+    products.to_csv(data, index=False, quoting=csv.QUOTE_ALL)  # input that reads whole, whatever the writer
+    preds, report = tmp_path / "preds.csv", tmp_path / "report"
+    assert main(["predict", str(tiny_training.bundle), str(data), "--out", str(preds)]) == 0
+    assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(report)]) == 0
+    issues = (tmp_path / "preds.csv.issues.csv", report / "input_issues.csv")
+    for path, written in [*((p, ids) for p in (preds, report / "predictions.csv")), *((p, ids[:1]) for p in issues)]:
+        assert pd.read_csv(path, dtype=str, keep_default_na=False)["product_id"].tolist() == written, path
+        read = read_csv_table(path)
+        assert read.issues == [] and read.frame["product_id"].tolist() == written, path
 
 
 def test_cli_refuses_a_tampered_bundle(flipkart_bundle, flipkart_dir, tmp_path):

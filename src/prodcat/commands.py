@@ -39,8 +39,7 @@ from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, depth, 
 from prodcat.config import Config
 from prodcat.evaluate.labelled import labelled_warnings, product_fingerprints, products_in_training, readable_by
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
-from prodcat.evaluate.report import write_report
-from prodcat.files import write_atomically
+from prodcat.evaluate.report import write_issues, write_report
 
 log = logging.getLogger("prodcat")
 HEADLINE = ("n", "accuracy", "f1_weighted", "f1_macro")
@@ -238,9 +237,7 @@ def write_input_issues(issues: list[RowIssue], out: str | Path) -> Path | None:
     if not issues:
         path.unlink(missing_ok=True)
         return None
-    columns = ["row", "product_id", "field", "message"]
-    table = pd.DataFrame([dataclasses.asdict(issue) for issue in issues], columns=columns)
-    write_atomically(path, lambda file: table.to_csv(file, index=False), mode="w")
+    write_issues(issues, path)
     return path
 
 

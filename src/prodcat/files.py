@@ -1,5 +1,5 @@
-"""Files written whole or not at all (batch parts and outputs, collected pages, photos and catalogues), and the
-JSON of the reports."""
+"""Files written whole or not at all (batch parts and outputs, collected pages, photos and catalogues), the CSV
+every output table is written as, and the JSON of the reports."""
 
 from __future__ import annotations
 
@@ -23,10 +23,12 @@ def temporary_sibling(path: Path) -> Path:
 def write_atomically(path: Path, write: Callable[[IO[Any]], None], mode: str = "wb") -> None:
     """Write ``path`` through ``write(handle)`` into a temporary sibling, flushed to disk, then renamed over it:
     readers (and a resumed run) see the whole file or none of it. Created with the usual permissions (umask),
-    unlike :mod:`tempfile`'s private ones: the output is for others to read."""
+    unlike :mod:`tempfile`'s private ones: the output is for others to read. Text is UTF-8, its line ends
+    written as given (a CSV's CRLF stays CRLF on every system)."""
     temporary = temporary_sibling(path)
+    text = "b" not in mode
     try:
-        with open(temporary, mode, encoding=None if "b" in mode else "utf-8") as handle:
+        with open(temporary, mode, encoding="utf-8" if text else None, newline="" if text else None) as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
@@ -34,6 +36,18 @@ def write_atomically(path: Path, write: Callable[[IO[Any]], None], mode: str = "
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def csv_text(table: pd.DataFrame, header: bool = True) -> str:
+    """``table`` as CSV without its index, records ending in CRLF (RFC 4180): the writer then quotes a field
+    holding a lone carriage return too (an old-Mac line break, in a text or an id), which readers take for the
+    end of a line; with records ending in "\\n" it stayed unquoted and cut its row in two."""
+    return table.to_csv(index=False, header=header, lineterminator="\r\n")
+
+
+def write_csv(path: Path, table: pd.DataFrame) -> None:
+    """``table`` as :func:`csv_text`, written atomically."""
+    write_atomically(path, lambda handle: handle.write(csv_text(table)), mode="w")
 
 
 def write_json(path: Path, value: Any) -> None:

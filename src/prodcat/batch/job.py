@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from prodcat.batch.engines import Chunk, Engine, bundle_identity
 from prodcat.batch.scoring import OUTPUT_COLUMNS, BatchError, chunk_bounds, model_failed
 from prodcat.bundle import data_fingerprint
-from prodcat.files import temporary_sibling, write_atomically
+from prodcat.files import csv_text, temporary_sibling, write_atomically
 from prodcat.predict import normalise_input
 
 log = logging.getLogger(__name__)
@@ -151,12 +151,12 @@ def _write_output(work_dir: Path, n_chunks: int, out: Path) -> tuple[int, int]:
     def write(handle: IO[Any]) -> None:
         nonlocal auto, errors
         if n_chunks == 0:
-            pd.DataFrame(columns=list(OUTPUT_COLUMNS)).to_csv(handle, index=False)
+            handle.write(csv_text(pd.DataFrame(columns=list(OUTPUT_COLUMNS))))
         for index in range(n_chunks):
             table = pd.read_parquet(part_path(work_dir, index))
             auto += int((table["decision"] == "auto").sum())
             errors += int((table["error"].fillna("") != "").sum())
-            table.to_csv(handle, index=False, header=index == 0)
+            handle.write(csv_text(table, header=index == 0))
 
     write_atomically(out, write, mode="w")
     return auto, errors

@@ -40,7 +40,7 @@ from prodcat.catalog.loaders import MAX_TEXT_CHARS
 from prodcat.catalog.schema import COLUMNS
 from prodcat.collect.base import CollectedProduct, Collector, Page, PageFormatError, RecordError
 from prodcat.collect.http import PERMANENT_CAUSES, HttpClient, InvalidAnswer, NetworkError, decode_json
-from prodcat.files import write_atomically
+from prodcat.files import csv_text, write_atomically
 from prodcat.image.decode import DEFAULT_MAX_BYTES, ImageDecodeError, load_image, sniff_image_type
 
 log = logging.getLogger(__name__)
@@ -467,9 +467,8 @@ def _write_products(path: Path, collector: Collector, products: list[CollectedPr
         for p in products
     ]
     columns = [*COLUMNS, "source", "image_url", *collector.extra_columns]
-    # CRLF records (RFC 4180): the writer then quotes a field holding a lone CR too, which readers take for the
-    # end of a line (old Mac texts); with "\n" alone it stayed unquoted and cut its product in two
-    _write_text(path, pd.DataFrame(rows, columns=columns).to_csv(index=False, lineterminator="\r\n"))
+    # csv_text quotes a text holding a lone CR (an old-Mac line break), which would cut its product in two
+    _write_text(path, csv_text(pd.DataFrame(rows, columns=columns)))
 
 
 def _file_stem(product_id: str) -> str:

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from prodcat.catalog.schema import SEP, RowIssue, split_path
 from prodcat.evaluate.metrics import HEADLINE_METRICS, UNSCORED
-from prodcat.files import write_json
+from prodcat.files import write_csv, write_json
 
 #: true categories the confusion matrix shows at most (the most frequent)
 CONFUSION_ROWS = 60
@@ -243,11 +243,12 @@ def issues_html(issues: Sequence[RowIssue]) -> str:
 
 
 def write_issues(issues: Sequence[RowIssue], path: Path) -> None:
-    """The input issues as a CSV: ``row, product_id, field, message``, as ``prodcat predict``'s OUT.issues.csv."""
+    """The input issues as a CSV: ``row, product_id, field, message`` (a report's input_issues.csv, ``prodcat
+    predict``'s OUT.issues.csv)."""
     table = pd.DataFrame(
         [dataclasses.asdict(issue) for issue in issues], columns=["row", "product_id", "field", "message"]
     )
-    table.to_csv(path, index=False)
+    write_csv(path, table)
 
 
 def write_report(
@@ -267,7 +268,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", metrics | {"confusion": confusion_counts(y_true, y_pred)})
     if predictions is not None:
-        predictions.to_csv(out / "predictions.csv", index=False)
+        write_csv(out / "predictions.csv", predictions)
     if issues:
         write_issues(issues, out / "input_issues.csv")
     plot_confusion(np.asarray(y_true), np.asarray(y_pred), out / "confusion_matrix.png", CONFUSION_ROWS)
