@@ -37,6 +37,7 @@ from prodcat.models.heads import (
     build_classifier,
     classifier_proba,
     out_of_fold_proba,
+    out_of_fold_probas,
     pooled_strata,
     signed_sqrt,
     softmax,
@@ -621,6 +622,34 @@ def test_early_fusion_selects_the_candidate_more_accurate_out_of_fold(order):
         ClassifierConfig(classifier="vote", members=[early, fitted])
     with pytest.raises(ValidationError, match="must differ"):
         ClassifierConfig(classifier="select", members=[fitted, fitted])
+
+
+def test_a_vote_reuses_the_inner_cross_validation_of_its_members(monkeypatch):
+    """Early fusion's default chooses between NB-SVM and the vote of NB-SVM and a logistic regression:
+    the vote's out-of-fold probabilities come from its members' (NB-SVM fitted once per fold, not twice),
+    and are the vote's own, cross-validated as a whole."""
+    rng = np.random.default_rng(0)
+    y = np.array(["a", "b", "c", "d"])[rng.integers(0, 4, 300)]
+    counts = rng.poisson(0.3, (300, 60)).astype(float)
+    counts[:, :4] += rng.poisson(1.5, (300, 4)) * (y[:, None] == np.array(["a", "b", "c", "d"]))
+    X = sp.csr_matrix(counts)
+    nbsvm = {"classifier": "nbsvm", "C": 5.0, "scale": False}
+    members = {
+        "nbsvm": nbsvm,
+        "vote": {"classifier": "vote", "members": [nbsvm, {"classifier": "logreg", "C": 20.0, "scale": False}]},
+        "margins": {"classifier": "vote", "members": [{"classifier": "linearsvc", "C": 1.0}, nbsvm]},
+    }
+    heads = {name: ModalityHead(HeadConfig(name="e", modality="text", features=[], **c)) for name, c in members.items()}
+    classes = np.unique(y)
+    alone = {name: out_of_fold_proba(head, X, y, classes, folds=3, seed=0) for name, head in heads.items()}
+    fits = []
+    original_fit = NBSVMClassifier.fit
+    monkeypatch.setattr(NBSVMClassifier, "fit", lambda self, X, y: fits.append(1) or original_fit(self, X, y))
+    shared = out_of_fold_probas(heads, X, y, classes, folds=3, seed=0)
+    assert len(fits) == 3  # one NB-SVM per fold, for the three candidates
+    for name in members:
+        np.testing.assert_allclose(shared[name], alone[name], atol=1e-12)
+    assert not np.allclose(shared["vote"], shared["nbsvm"])
 
 
 def test_a_classifier_config_is_named_by_its_non_default_settings():

@@ -385,7 +385,7 @@ def print_target(frame: pd.DataFrame, config: Config, categories: int) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from prodcat.evaluate.cv import cross_validation_obstacle
-    from prodcat.models.classifier import ProductClassifier, best_scored
+    from prodcat.models.classifier import ProductClassifier
 
     catalog = read_catalog(args)
     config = build_config(args, catalog)
@@ -437,14 +437,15 @@ def run_train(args: argparse.Namespace) -> int:
             "heads": list(model.heads_),
             "fusion": model.fusion_method_,
             "early_selection": getattr(model, "early_selection_", {}),
+            "early_kept": getattr(model, "early_kept_", {}),
             "n_train": len(frame),
         },
     )
     print_metrics(metrics, f"Trained on {len(frame)} products; out-of-fold estimate:", config.target_precision)
     print(f"  heads         {', '.join(model.heads_)}; {model.fusion_method_} fusion")
-    for modality, scores in getattr(model, "early_selection_", {}).items():
-        chosen = best_scored(scores)
-        print(f"  early {modality:<7} {chosen} (out-of-fold accuracy {scores[chosen]['accuracy']:.3f})")
+    for modality, chosen in getattr(model, "early_kept_", {}).items():
+        accuracy = model.early_selection_[modality][chosen]["accuracy"]
+        print(f"  early {modality:<7} {chosen} (out-of-fold accuracy {accuracy:.3f})")
     print(f"\nModel bundle written to {out}")
     return 0
 

@@ -47,6 +47,7 @@ from prodcat.models.heads import (
     fill_unknown,
     fold_classes,
     out_of_fold_proba,
+    out_of_fold_probas,
     stack_features,
     stratified_folds,
 )
@@ -281,6 +282,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             self.fusion_ = None
         else:
             del self.early_heads_, self.early_modalities_, self.early_calibrators_, self.early_selection_
+            del self.early_kept_
             del self.early_scalers_, self.early_widths_
         return candidates[self.fusion_method_]
 
@@ -401,6 +403,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         self.early_heads_: dict[str, ModalityHead] = {}
         self.early_calibrators_: dict[str, BaseEstimator] = {}
         self.early_selection_: dict[str, dict[str, dict[str, float]]] = {}
+        self.early_kept_: dict[str, str] = {}  # the candidate kept, by modality, where there was a choice
         oof = np.tile(self.prior_, (len(y), 1))
         serves = self._early_serves(has)
         for modality, (columns, answered) in serves.items():
@@ -451,8 +454,9 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
 
         It is ``own`` head when one is given, else ``config.early``; with ``classifier: select``,
         the candidate :func:`best_scored` picks from their out-of-fold predictions on the ``scored``
-        rows (scores recorded in ``early_selection_``): each candidate costs one inner cross-validation,
-        and only the one kept is refitted on all rows.
+        rows (scores recorded in ``early_selection_``, the name kept in ``early_kept_``): each distinct
+        classifier costs one inner cross-validation (a vote reuses its members'), and only the candidate
+        kept is refitted on all rows.
         """
         if own:
             candidates = {own: self.heads_[own]}
@@ -466,16 +470,14 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
                 )
                 for choice in choices
             }
-        probas = {
-            name: out_of_fold_proba(head, X, y, self.classes_, config.inner_folds, config.seed)
-            for name, head in candidates.items()
-        }
+        probas = out_of_fold_probas(candidates, X, y, self.classes_, config.inner_folds, config.seed)
         if len(candidates) == 1:
             return next(iter(candidates.values())), next(iter(probas.values()))
         y_index = np.searchsorted(self.classes_, y)
         scores = out_of_fold_scores(probas, y_index, len(self.classes_), config.calibration, scored)
         best = best_scored(scores)
         self.early_selection_[modality] = scores
+        self.early_kept_[modality] = best
         log.info("early %s model: %s (out-of-fold %s)", modality, best, scores)
         return candidates[best], probas[best]
 

@@ -65,6 +65,10 @@ class PlattSVC(SVC):
             return super().fit(X, y, sample_weight=sample_weight)
 
 
+#: how a soft vote sharpens a margin member's softmax (see :class:`SoftVoteClassifier`)
+VOTE_MARGIN_SCALE = 3.0
+
+
 class SoftVoteClassifier(ClassifierMixin, BaseEstimator):
     """Mean of the members' probabilities ``(n, n_classes)``, each member fitted on the same rows.
 
@@ -73,7 +77,7 @@ class SoftVoteClassifier(ClassifierMixin, BaseEstimator):
     they are averaged with a logistic regression's probabilities (the vote is calibrated after).
     """
 
-    def __init__(self, members: list[BaseEstimator], margin_scale: float = 3.0):
+    def __init__(self, members: list[BaseEstimator], margin_scale: float = VOTE_MARGIN_SCALE):
         self.members = members
         self.margin_scale = margin_scale
 
@@ -268,6 +272,45 @@ def out_of_fold_proba(
         model = fold_classifier(head, X[train], y[train])
         oof[test] = align_proba(classifier_proba(model, X[test]), np.asarray(model.classes_), all_classes)
     return oof
+
+
+def out_of_fold_probas(
+    heads: dict[str, ModalityHead], X: Any, y: np.ndarray, all_classes: np.ndarray, folds: int, seed: int
+) -> dict[str, np.ndarray]:
+    """:func:`out_of_fold_proba` of each of ``heads`` on the same matrix ``X`` and folds, each distinct
+    classifier cross-validated once.
+
+    A soft vote's out-of-fold probabilities are its members' averaged as :class:`SoftVoteClassifier`
+    averages them, so a member that is also one of ``heads`` (early fusion's default chooses between
+    NB-SVM and the vote of NB-SVM and a logistic regression) is fitted once per fold, not twice. The
+    result is the same: fitted on the same rows, a member is the same model inside the vote and alone.
+    """
+    done: dict[str, np.ndarray] = {}
+
+    def proba(head: ModalityHead) -> np.ndarray:
+        key = head.config.describe()
+        if key not in done:
+            if head.config.classifier == "vote":
+                members = [
+                    ModalityHead(HeadConfig(**{**head.config.model_dump(), **member.model_dump()}), head.seed)
+                    for member in head.config.members
+                ]
+                done[key] = np.mean([_vote_share(proba(member), member, X) for member in members], axis=0)
+            else:
+                done[key] = out_of_fold_proba(head, X, y, all_classes, folds, seed)
+        return done[key]
+
+    return {name: proba(head) for name, head in heads.items()}
+
+
+def _vote_share(proba: np.ndarray, member: ModalityHead, X: Any) -> np.ndarray:
+    """What ``member``'s probabilities ``(n, k)`` (:func:`classifier_proba`'s) bring to a soft vote: a
+    model without probabilities gave ``softmax(margins)``, which the vote takes as
+    ``softmax(VOTE_MARGIN_SCALE * margins)``, i.e. ``proba ** VOTE_MARGIN_SCALE`` renormalised."""
+    if hasattr(member.new_classifier(X), "predict_proba"):
+        return proba
+    with np.errstate(divide="ignore"):  # a class the fold did not train on has 0, and keeps it
+        return softmax(VOTE_MARGIN_SCALE * np.log(proba))
 
 
 def fold_classifier(head: ModalityHead, X: Any, y: np.ndarray) -> BaseEstimator:
