@@ -190,7 +190,8 @@ class Config(BaseModel):
     #: than one standard error. The vote is better on French Rakuten and worse on the English
     #: catalogues; the choice keeps NB-SVM on Flipkart and takes the vote in 5 of Rakuten's 15 folds
     #: (weighted F1 with text 0.758 / 0.744 / 0.753 on fold seeds 0 / 1 / 2, NB-SVM alone 0.754 /
-    #: 0.743 / 0.748), for two inner cross-validations instead of one (benchmarks/results/fusion.md)
+    #: 0.743 / 0.748), for a logistic regression's inner cross-validation beside NB-SVM's (the vote reuses
+    #: NB-SVM's): a full Flipkart fit 25.6 s against 14.2 s for NB-SVM alone (benchmarks/train_time.py)
     early: ClassifierConfig = Field(default_factory=lambda: ClassifierConfig.model_validate(DEFAULT_EARLY))
     #: post-hoc calibration of the probabilities, fitted on out-of-fold scores (those of each early model,
     #: then the final ones): ``margin`` = temperature scaling, then the top class's probability a logistic
