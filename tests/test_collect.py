@@ -493,6 +493,18 @@ def test_a_certificate_that_does_not_verify_fails_at_once_saying_so(tmp_path, mo
     assert "certificate could not be verified" in error and "The API is failing" not in error
 
 
+def test_https_to_a_plain_http_server_fails_at_once_saying_so(httpserver, tmp_path, capsys, caplog):
+    """A real TLS handshake against a server that speaks plain HTTP: no retry can succeed."""
+    serve_search(httpserver, search_pages(CHAMPAGNES))
+    base = httpserver.url_for("/").replace("http://", "https://").rstrip("/")
+    code = main(["collect", "--query", "champagne", "--out", str(tmp_path), "--base-url", base, *FAST])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "TLS handshake failed" in error and "WRONG_VERSION_NUMBER" in error
+    assert "could not agree on a secure connection" in error and "The API is failing" not in error
+    assert "retry 1 of" not in caplog.text  # not retried
+
+
 def test_collected_catalogue_goes_through_predict(httpserver, tmp_path, flipkart_bundle):
     serve_search(httpserver, search_pages(CHAMPAGNES))
     assert run(httpserver, tmp_path / "collected") == 0

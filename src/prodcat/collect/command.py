@@ -211,6 +211,9 @@ _ADVICE = {
     http.TOO_LARGE: "The API's answer is larger than a results page can be: check --base-url.",
     http.UNTRUSTED: "The API's certificate could not be verified (a proxy inspecting HTTPS, a wrong --base-url or "
     "an outdated certificate store): retrying will not help.",
+    http.TLS_FAILED: "The API's server and this machine could not agree on a secure connection (an https:// "
+    "--base-url on a plain-HTTP port, or no TLS version or cipher in common): check --base-url; retrying will "
+    "not help.",
 }
 
 

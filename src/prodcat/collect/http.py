@@ -54,6 +54,8 @@ REFUSED = "refused"  # 4xx other than 429, or an address urllib3 cannot fetch (f
 TOO_LARGE = "too_large"
 TOO_SLOW = "too_slow"  # still downloading at the deadline
 UNTRUSTED = "untrusted"  # a TLS certificate that does not verify: no retry fixes it, the network or URL must change
+#: a TLS handshake that fails for good: https:// to a plain-HTTP port, no protocol or cipher in common
+TLS_FAILED = "tls_failed"
 #: causes that another attempt, later, would meet again: a photo failing so is not fetched again on resume
 PERMANENT_CAUSES = frozenset({REFUSED, TOO_LARGE})
 
@@ -266,9 +268,9 @@ class HttpClient:
         except MaxRetryError as exc:
             if isinstance(exc.reason, ProxyError):  # the proxy, not the API, is the one failing: say so
                 raise _Failure(UNREACHABLE, f"proxy failed ({_root_cause(exc.reason.original_error)})") from None
-            if isinstance(exc.reason, SSLError) and isinstance(exc.reason.__context__, ssl.SSLCertVerificationError):
-                reason = f"certificate not trusted ({_root_cause(exc.reason)})"
-                raise NetworkError(url, reason, cause=UNTRUSTED) from None
+            if isinstance(exc.reason, SSLError) and (cause := _tls_failure(exc.reason.__context__)):
+                what = "certificate not trusted" if cause == UNTRUSTED else "TLS handshake failed"
+                raise NetworkError(url, f"{what} ({_root_cause(exc.reason)})", cause=cause) from None
             if isinstance(exc.reason, NewConnectionError | ConnectTimeoutError):
                 raise _Failure(UNREACHABLE, f"unreachable ({_root_cause(exc.reason)})") from None
             raise _Failure(SERVER_ERROR, f"request failed ({_root_cause(exc.reason)})") from None
@@ -369,6 +371,16 @@ def _retry_after(response: urllib3.BaseHTTPResponse) -> float | None:
         return None if header is None else Retry().parse_retry_after(header)
     except InvalidHeader:
         return None
+
+
+def _tls_failure(error: BaseException | None) -> str | None:
+    """:data:`UNTRUSTED` or :data:`TLS_FAILED` when the ``ssl`` ``error`` under urllib3's ``SSLError`` is one
+    that another attempt would meet again, else None: a connection cut during the handshake (EOF, reset)
+    may be transient and is retried."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return UNTRUSTED
+    transient = ssl.SSLEOFError | ssl.SSLZeroReturnError | ssl.SSLSyscallError
+    return TLS_FAILED if isinstance(error, ssl.SSLError) and not isinstance(error, transient) else None
 
 
 def _root_cause(error: BaseException | None) -> str:
