@@ -339,6 +339,28 @@ def test_a_new_category_differing_from_a_label_only_in_case_or_spacing_is_refuse
         assert repr(existing) in refused.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("fixture", "category"),
+    [
+        ("top_level_client", ">"),
+        ("top_level_client", " > Wrist Watches"),  # would train as ''
+        ("top_level_client", "Watches >> Wrist Watches"),  # Flipkart's separator: an empty level between
+        ("client", "Kitchen >  > Mugs"),
+        ("client", "Kitchen > Mugs > "),
+    ],
+)
+def test_a_correction_with_an_empty_level_is_refused(
+    request: pytest.FixtureRequest, fixture: str, category: str
+) -> None:
+    """No catalogue loader writes a path with an empty level: as a new category it would train as one ('' for
+    ' > Wrist Watches' at level 1)."""
+    client = request.getfixturevalue(fixture)
+    for new_category in (True, False):
+        refused = submit(client, category, new_category)
+        assert (refused.status_code, refused.json()["error"]) == (422, "category_empty_level"), refused.text
+        assert repr(category) in refused.json()["detail"]
+
+
 @pytest.mark.parametrize("content", ["", " \n\t "])
 def test_serve_refuses_an_empty_api_key_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], content: str

@@ -401,7 +401,11 @@ class _KnownLabels:
     def check(self, category: str, new_category: bool) -> None:
         """Refuse a correction that would train as a category the model does not know (a typo would become a
         category of its own), suggesting the nearest ones, unless ``new_category``; and, even then, one that
-        differs from a label only in case or spacing (it would become a second class beside it)."""
+        differs from a label only in case or spacing (it would become a second class beside it). A path with an
+        empty level is refused outright: no catalogue loader writes one, and it could train as an empty label."""
+        if not all(split_path(category)):
+            detail = f"{category!r} has an empty level: name each level, separated by {SEP!r} (e.g. 'Home > Decor')"
+            raise ApiError(422, "category_empty_level", detail)
         trained = self.cut(category)
         if trained in self.labels:
             return
