@@ -326,6 +326,11 @@ def test_a_correction_deeper_than_the_models_labels_says_the_label_it_trains_as(
         ("top_level_client", "WATCHES > Wrist Watches", "Watches"),
         ("client", "kitchen > mugs", "Kitchen > Mugs"),
         ("client", "  Kitchen  >   Mugs ", "Kitchen > Mugs"),
+        # invisible characters and compatibility forms: the same label to a reader, another class to training
+        ("top_level_client", "Watches\u200b", "Watches"),
+        ("top_level_client", "Wat\u00adches", "Watches"),
+        ("top_level_client", "\uff37\uff41\uff54\uff43\uff48\uff45\uff53", "Watches"),  # fullwidth
+        ("client", "Kitchen >\u2060Mugs\x7f", "Kitchen > Mugs"),
     ],
 )
 def test_a_new_category_differing_from_a_label_only_in_case_or_spacing_is_refused(
@@ -347,6 +352,8 @@ def test_a_new_category_differing_from_a_label_only_in_case_or_spacing_is_refuse
         ("top_level_client", "Watches >> Wrist Watches"),  # Flipkart's separator: an empty level between
         ("client", "Kitchen >  > Mugs"),
         ("client", "Kitchen > Mugs > "),
+        ("client", "Kitchen > \u200b"),  # invisible characters alone
+        ("top_level_client", "\x01\x02"),
     ],
 )
 def test_a_correction_with_an_empty_level_is_refused(

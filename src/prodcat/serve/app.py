@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import sys
+import unicodedata
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -401,9 +402,10 @@ class _KnownLabels:
     def check(self, category: str, new_category: bool) -> None:
         """Refuse a correction that would train as a category the model does not know (a typo would become a
         category of its own), suggesting the nearest ones, unless ``new_category``; and, even then, one that
-        differs from a label only in case or spacing (it would become a second class beside it). A path with an
-        empty level is refused outright: no catalogue loader writes one, and it could train as an empty label."""
-        if not all(split_path(category)):
+        differs from a label only in case, spacing, invisible characters or compatibility forms (it would become a
+        second class beside it). A path with an empty level (or one of invisible characters only) is refused
+        outright: no catalogue loader writes one, and it could train as an empty label."""
+        if not all(_label_levels(category)):
             detail = f"{category!r} has an empty level: name each level, separated by {SEP!r} (e.g. 'Home > Decor')"
             raise ApiError(422, "category_empty_level", detail)
         trained = self.cut(category)
@@ -423,8 +425,24 @@ class _KnownLabels:
 
 
 def _label_key(path: str) -> str:
-    """A category path compared ignoring case and the spacing around and within its levels."""
-    return SEP.join(" ".join(part.split()).casefold() for part in split_path(path))
+    """A category path as compared with the labels (see :func:`_label_levels`)."""
+    return SEP.join(_label_levels(path))
+
+
+def _label_levels(path: str) -> list[str]:
+    """The levels of a category path as a reader sees them: compatibility forms folded (NFKC: a fullwidth
+    'Ｗ' is 'W'), invisible characters (zero-width, soft hyphen, controls) dropped, spacing collapsed, case
+    ignored."""
+    levels = []
+    for level in split_path(path):
+        folded = unicodedata.normalize("NFKC", level)
+        visible = "".join(c for c in folded if c.isspace() or unicodedata.category(c) not in _INVISIBLE)
+        levels.append(" ".join(visible.split()).casefold())
+    return levels
+
+
+#: Unicode categories of characters that show nothing: format (zero-width space, soft hyphen) and control
+_INVISIBLE = frozenset({"Cf", "Cc"})
 
 
 def create_app_from_env() -> FastAPI:
