@@ -368,6 +368,25 @@ def test_a_correction_with_an_empty_level_is_refused(
         assert repr(category) in refused.json()["detail"]
 
 
+@pytest.mark.parametrize("endpoint", ["/predict", "/predict-batch"])
+def test_a_multipart_body_the_parser_refuses_says_why(
+    client: TestClient, jpeg_bytes: Callable[..., bytes], endpoint: str
+) -> None:
+    """Starlette answers 'Invalid multipart data.' alone, e.g. for a filename of a few kilobytes (over
+    python-multipart's limit on a part's headers): the parser's reason is said."""
+    fields = {"products": json.dumps([{"title": "mug", "image": "p"}])} if endpoint == "/predict-batch" else {}
+    part = "p" if fields else "image"
+    refused = client.post(endpoint, data=fields, files={part: ("a" * 5000 + ".jpg", jpeg_bytes(), "image/jpeg")})
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_multipart"), refused.text
+    assert "header" in refused.json()["detail"] and "filename" in refused.json()["detail"]
+    garbled = client.post(
+        endpoint, content=b"--b\r\nbroken\r\n", headers={"content-type": "multipart/form-data; boundary=b"}
+    )
+    assert (garbled.status_code, garbled.json()["error"]) == (400, "invalid_multipart")
+    assert garbled.json()["detail"] != "Invalid multipart data."
+    assert client.post(endpoint, data=fields, files={part: ("a.jpg", jpeg_bytes(), "image/jpeg")}).status_code == 200
+
+
 @pytest.mark.parametrize("content", ["", " \n\t "])
 def test_serve_refuses_an_empty_api_key_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], content: str

@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from prodcat.bundle import model_level
@@ -74,7 +75,11 @@ _MOST_SUBMISSION_BYTES = (MAX_CATEGORY_CHARS + MAX_REVIEWER_CHARS) * MAX_JSON_BY
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": description}
     for status, description in (
-        (400, "malformed multipart body (no boundary, more file parts or fields than the endpoint takes)"),
+        (
+            400,
+            "malformed multipart body (no boundary, more file parts or fields than the endpoint takes, "
+            "a part's headers over 4 KiB: a long filename)",
+        ),
         (413, "too large: a limit (`max_image_bytes`, `max_pixels`, `max_request_bytes`, ...) refused it"),
         (415, "unsupported request content type, or photo type (checked by content)"),
         (422, "malformed: corrupt photo, empty file, text too long, nothing to classify"),
@@ -159,7 +164,7 @@ def _prediction_routes(service: PredictionService, settings: ServeSettings, metr
         """The one product of ``/predict`` and ``/explain``: multipart (with a photo) or JSON, text checked."""
         if _media_type(request) == "multipart/form-data":
             # the four known text fields and one more, so that an unknown field gets its clear refusal
-            async with request.form(max_files=1, max_fields=5, max_part_size=settings.max_request_bytes) as form:
+            async with _form(request, max_files=1, max_fields=5, max_part_size=settings.max_request_bytes) as form:
                 product = await product_from_form(form, settings)
         else:
             product = product_from_json(await request.body(), settings)
@@ -227,8 +232,8 @@ def _prediction_routes(service: PredictionService, settings: ServeSettings, metr
     async def predict_batch(request: Request, top_k: int | None = top_k_query) -> BatchOut:
         media_type = _media_type(request)
         if media_type == "multipart/form-data":
-            async with request.form(
-                max_files=settings.max_batch_items, max_fields=1, max_part_size=settings.max_request_bytes
+            async with _form(
+                request, max_files=settings.max_batch_items, max_fields=1, max_part_size=settings.max_request_bytes
             ) as form:
                 items = await batch_items_from_form(form, settings)
         else:
@@ -463,6 +468,29 @@ def create_app_from_env() -> FastAPI:
     predictor.model.set_memory_cache(settings.embedding_cache_items)
     predictor.warm_up()
     return create_app(predictor, settings)
+
+
+@asynccontextmanager
+async def _form(request: Request, **limits: int) -> AsyncIterator[FormData]:
+    """The multipart form of ``request`` (closed on exit); a body the parser refuses is a 400 saying why.
+
+    Starlette answers "Invalid multipart data." and leaves out the parser's reason, e.g. that a part's headers
+    (a filename of a few kilobytes) exceed python-multipart's limit.
+    """
+    try:
+        form = await request.form(**limits)
+    except StarletteHTTPException as exc:
+        if isinstance(exc, ApiError) or exc.status_code != 400:  # e.g. 413 max_request_bytes, met mid-body
+            raise
+        reason = exc.__context__.__cause__ if exc.__context__ is not None else None
+        detail = str(exc.detail) if reason is None else f"{str(exc.detail).rstrip('.')} ({reason})"
+        if "header size" in str(reason):
+            detail += ": a part's headers, its filename included, are too long; send a shorter filename"
+        raise ApiError(400, "invalid_multipart", detail) from None
+    try:
+        yield form
+    finally:
+        await form.close()
 
 
 def _media_type(request: Request) -> str:
