@@ -214,7 +214,8 @@ async def product_from_form(form: FormData, settings: ServeSettings) -> ProductR
         specifications = specifications.removeprefix("\ufeff")  # as a JSON body's byte-order mark
         attributes = _SPECIFICATIONS.validate_json(specifications) if specifications.strip() else {}
     except ValidationError as exc:
-        raise malformed("invalid_specifications", f"specifications: {validation_message(exc.errors())}") from None
+        errors = [error | {"loc": ("specifications", *error["loc"])} for error in exc.errors()]  # as in JSON
+        raise malformed("invalid_specifications", validation_message(errors)) from None
     product = ProductRequest(
         title=_text_field(form, "title"),
         description=_described(_text_field(form, "description"), attributes),

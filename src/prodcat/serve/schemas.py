@@ -5,7 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictInt,
+    StrictStr,
+    Tag,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 #: longest product_id, in the JSON schema and in the review store's column
 MAX_PRODUCT_ID_CHARS = 256
@@ -28,9 +41,21 @@ def unstorable_reason(value: str) -> tuple[str, str] | None:
     return None
 
 
+def _one_value_error(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """One error for a value no member of the union takes (pydantic gives one per member tried)."""
+    try:
+        return handler(value)
+    except ValidationError:
+        message = "a value is text, a finite number or null (not true/false, an object or a list)"
+        raise PydanticCustomError("specification_value", message) from None
+
+
 #: one attribute's value: text or a finite number (written as Python writes it: 1.50 gives 1.5), or null
 #: for none (left out, as the loader leaves out a missing value); true/false are refused, not turned into 1/0
-SpecificationValue = StrictStr | StrictInt | Annotated[float, Field(strict=True, allow_inf_nan=False)] | None
+SpecificationValue = Annotated[
+    StrictStr | StrictInt | Annotated[float, Field(strict=True, allow_inf_nan=False)] | None,
+    WrapValidator(_one_value_error),
+]
 
 
 class SpecificationPair(BaseModel):
@@ -43,9 +68,22 @@ class SpecificationPair(BaseModel):
 
 #: most attributes of one product (the largest specification table of the Flipkart sample has 46)
 MAX_SPECIFICATIONS = 1000
-#: a product's attributes: an object, or a list of key/value pairs where keys repeat or are missing
+
+
+def _specifications_form(value: Any) -> str | None:
+    return "pairs" if isinstance(value, list) else "object" if isinstance(value, dict) else None
+
+
+#: a product's attributes: an object, or a list of key/value pairs where keys repeat or are missing (told
+#: apart by the JSON type, so that an error names the form given, not both)
 Specifications = Annotated[
-    dict[str, SpecificationValue] | list[SpecificationPair], Field(max_length=MAX_SPECIFICATIONS)
+    Annotated[dict[str, SpecificationValue], Tag("object")] | Annotated[list[SpecificationPair], Tag("pairs")],
+    Discriminator(
+        _specifications_form,
+        custom_error_type="specifications",
+        custom_error_message="an object of attributes or a list of key/value pairs",
+    ),
+    Field(max_length=MAX_SPECIFICATIONS),
 ]
 
 
