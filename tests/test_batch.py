@@ -432,3 +432,45 @@ def test_a_damaged_part_is_scored_again_when_resuming(tiny_training, tmp_path, m
     assert calls == [ids[4:8], ids[8:12]]  # the damaged chunk and the missing one
     assert out.read_bytes() == whole.read_bytes()
     assert (summary.total, summary.scored) == (12, 8)
+
+
+@pytest.mark.parametrize(
+    ("files", "overwritten"),
+    [
+        ({"flipkart_com-ecommerce_sample.csv": "flipkart"}, "flipkart_com-ecommerce_sample.csv"),
+        ({"X_train_update.csv": "rakuten_x", "Y_train_CVw08PX.csv": "rakuten_y"}, "Y_train_CVw08PX.csv"),
+    ],
+)
+def test_cli_never_overwrites_a_file_of_a_catalogue_folder(tiny_training, tmp_path, capsys, files, overwritten):
+    """Given a catalogue folder, --out naming one of the files it is read from was written over it (the folder
+    itself was compared with --out, never its tables)."""
+    products = tiny_training.unseen.iloc[:3]
+    tables = {
+        "flipkart": pd.DataFrame(
+            {
+                "uniq_id": products["product_id"],
+                "product_name": products["title"],
+                "product_category_tree": '["' + products["category"] + '"]',
+                "image": "",
+                "description": products["description"],
+            }
+        ),
+        "rakuten_x": pd.DataFrame(
+            {
+                "designation": products["title"],
+                "description": products["description"],
+                "productid": range(3),
+                "imageid": range(3),
+            }
+        ),
+        "rakuten_y": pd.DataFrame({"prdtypecode": [10, 20, 30]}),
+    }
+    folder = tmp_path / "catalogue"
+    folder.mkdir()
+    for name, table in files.items():
+        tables[table].to_csv(folder / name, index=table.startswith("rakuten"))
+    target = folder / overwritten
+    before = target.read_bytes()
+    assert main(["predict", str(tiny_training.bundle), str(folder), "--out", str(target)]) == 2
+    assert f"--out {target} is a file of the input catalogue {folder}" in capsys.readouterr().err
+    assert target.read_bytes() == before

@@ -34,7 +34,7 @@ from prodcat.batch import (
 )
 from prodcat.batch.engines import Engine
 from prodcat.bundle import data_fingerprint, model_level, save_bundle
-from prodcat.catalog.loaders import add_loader_arguments, load_from_args
+from prodcat.catalog.loaders import add_loader_arguments, catalog_files, load_from_args
 from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, depth, has_text
 from prodcat.config import Config
 from prodcat.evaluate.labelled import labelled_warnings, product_fingerprints, products_in_training, readable_by
@@ -211,8 +211,10 @@ def _predict_options_problem(args: argparse.Namespace) -> str | None:
         return f"--out {out} is a directory; give the CSV file to write"
     if file := next((parent for parent in out.parents if parent.exists() and not parent.is_dir()), None):
         return f"--out {out} is under {file}, which is a file, not a folder"
-    if out.exists() and Path(args.data).exists() and out.resolve() == Path(args.data).resolve():
-        return f"--out {out} is the input catalogue: it would be overwritten by the predictions"
+    if out.exists() and (read := [path for path in catalog_files(args.data) if path.resolve() == out.resolve()]):
+        data = Path(args.data).expanduser()
+        what = "the input catalogue" if read[0] == data else f"a file of the input catalogue {args.data}"
+        return f"--out {out} is {what}: it would be overwritten by the predictions"
     return None
 
 

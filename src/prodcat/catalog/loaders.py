@@ -649,6 +649,18 @@ _HEADER_COLUMNS = {
 }
 
 
+def catalog_files(path: str | Path) -> list[Path]:
+    """The files a catalogue at ``path`` is read from, as far as they exist: the table itself, or those of a
+    catalogue folder (a Rakuten table's labels, photo-only rows and category names beside it too); the photos
+    aside. What an output must never be written over."""
+    path = Path(path).expanduser()
+    if not path.is_dir() and path.name not in RAKUTEN_X:
+        return [path]
+    folder = path if path.is_dir() else path.parent
+    names = (FLIPKART_CSV, *RAKUTEN_X, RAKUTEN_Y, RAKUTEN_IMAGE_ONLY, RAKUTEN_CATEGORIES, FASHION_CSV)
+    return [folder / name for name in names if (folder / name).is_file()]
+
+
 def detect_format(path: str | Path) -> str:
     """Which loader reads ``path``: from the files in a folder, or the columns of a file."""
     path = Path(path)
