@@ -474,3 +474,27 @@ def test_cli_never_overwrites_a_file_of_a_catalogue_folder(tiny_training, tmp_pa
     assert main(["predict", str(tiny_training.bundle), str(folder), "--out", str(target)]) == 2
     assert f"--out {target} is a file of the input catalogue {folder}" in capsys.readouterr().err
     assert target.read_bytes() == before
+
+
+def test_cli_never_writes_into_the_model_bundle(tiny_training, tmp_path, capsys):
+    """An output inside MODEL/ was written there, and the bundle then refused to load for every command
+    ('unexpected files'): predict's --out (its OUT.parts/ too) and the --report of evaluate, robustness and
+    explain are refused instead."""
+    import shutil
+
+    from prodcat.bundle import verify_bundle
+
+    bundle = Path(shutil.copytree(tiny_training.bundle, tmp_path / "model"))
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    outputs = {
+        "predict": ("--out", bundle / "preds.csv"),
+        "explain": ("--report", bundle),
+        "evaluate": ("--report", bundle / "r"),
+    }
+    outputs["robustness"] = outputs["evaluate"]
+    for command, (option, path) in outputs.items():
+        sample = ["--sample", "1"] if command == "explain" else []
+        assert main([command, str(bundle), str(data), option, str(path), *sample]) == 2
+        assert f"{option} {path} is inside the model bundle {bundle}" in capsys.readouterr().err
+    verify_bundle(bundle)  # still loads: nothing was added to it

@@ -110,3 +110,17 @@ def _unwritable_folder(path: Path, what: str) -> str | None:
     except OSError as error:
         return f"cannot write {what} in {path}: {error.strerror or error}"
     return None
+
+
+def into_bundle(option: str, path: str | Path, bundle: str | Path) -> str | None:
+    """Why the output ``option`` (``--out``, ``--report``) must not be written at ``path``: inside the model
+    ``bundle``, which would then refuse to load for every command (a bundle holds its own files only);
+    ``None``: it is elsewhere."""
+    model = Path(bundle).expanduser().resolve()
+    target = Path(path).expanduser().resolve()
+    if model.is_dir() and (target == model or model in target.parents):
+        return (
+            f"{option} {path} is inside the model bundle {bundle}, which holds its own files only (with another "
+            "there it no longer loads): write it elsewhere"
+        )
+    return None

@@ -18,6 +18,7 @@ from prodcat.arguments import (
     category_level,
     config_file,
     fold_count,
+    into_bundle,
     modality_list,
     positive_int,
     random_seed,
@@ -209,6 +210,8 @@ def _predict_options_problem(args: argparse.Namespace) -> str | None:
             return f"{name} must be at least 1, got {value}"
     if out.is_dir():
         return f"--out {out} is a directory; give the CSV file to write"
+    if problem := into_bundle("--out", out, args.model):
+        return problem
     if file := next((parent for parent in out.parents if parent.exists() and not parent.is_dir()), None):
         return f"--out {out} is under {file}, which is a file, not a folder"
     if out.exists() and (read := [path for path in catalog_files(args.data) if path.resolve() == out.resolve()]):
@@ -515,6 +518,9 @@ def _kept_chunks(out: str | Path) -> str:
 def run_evaluate(args: argparse.Namespace) -> int:
     from prodcat.predict import Predictor
 
+    if problem := into_bundle("--report", args.report, args.model):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
     catalog = read_labelled(args)
     if catalog is None:

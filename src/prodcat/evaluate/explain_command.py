@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from prodcat.arguments import positive_int, report_dir
+from prodcat.arguments import into_bundle, positive_int, report_dir
 from prodcat.bundle import model_level
 from prodcat.catalog.loaders import add_loader_arguments
 from prodcat.catalog.schema import category_at_level, is_missing
@@ -85,6 +85,9 @@ def run_explain(args: argparse.Namespace) -> int:
     from prodcat.commands import read_catalog
     from prodcat.predict import Predictor
 
+    if problem := into_bundle("--report", args.report, args.model):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         settings = ExplainSettings(max_words=args.max_words, grid=args.grid)
     except ValueError as exc:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from prodcat.arguments import positive_int, random_seed, report_dir
+from prodcat.arguments import into_bundle, positive_int, random_seed, report_dir
 from prodcat.bundle import model_level
 from prodcat.catalog.schema import category_at_level
 from prodcat.config import Config
@@ -71,6 +71,9 @@ def run_robustness(args: argparse.Namespace) -> int:
     from prodcat.evaluate.robustness import evaluate_robustness
     from prodcat.predict import Predictor
 
+    if problem := into_bundle("--report", args.report, args.model):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         perturbations, base = chosen_perturbations(args.perturbations, args.base)
     except ValueError as exc:
