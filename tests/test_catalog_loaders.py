@@ -512,6 +512,19 @@ def test_a_file_that_is_no_text_table_is_refused_naming_what_it_is(tmp_path: Pat
     assert found in str(refused.value) and "\ufffd" not in str(refused.value)
 
 
+@pytest.mark.parametrize("orient", ["records", "lines", "columns"])
+def test_a_json_export_is_refused_saying_it_is_json(tmp_path: Path, orient: str) -> None:
+    """A JSON export (pandas' to_json, an API's dump) given as the catalogue was read as CSV: 'no title,
+    description or image column among [' or 'the header (line 1) has bad quoting', whatever its columns."""
+    table = pd.DataFrame({"product_id": ["a1", "a2"], "title": ["Blue mug", "Red mug"], "category": ["K", "K"]})
+    path = tmp_path / "products.json"
+    lines = orient == "lines"
+    path.write_text(table.to_json(orient="records" if lines else orient, lines=lines, indent=None if lines else 2))
+    with pytest.raises(CatalogFormatError, match="not a CSV file: its content is JSON") as refused:
+        load_catalog(path)
+    assert "pandas.read_json" in str(refused.value)
+
+
 def test_a_header_starting_like_a_binary_signature_is_still_a_table(tmp_path: Path) -> None:
     path = tmp_path / "products.csv"
     path.write_text("BMW_id,title\nb1,M3 brake pads\n")  # "BM" also starts a bitmap

@@ -178,12 +178,18 @@ _NOT_TEXT = (
 )
 
 
+#: the start of a JSON export (an array of records or of columns, JSON lines), which no CSV header looks like
+_JSON_START = re.compile(rb'(?:\xef\xbb\xbf)?\s*(?:\[\s*[{\["]|\{\s*")')
+
+
 def _refuse_binary(raw: bytes, path: Path) -> None:
-    """Refuse, naming what it is, a file that is no text table (a workbook, an archive, a photo): read as text
-    its bytes would make one garbled column name and a message full of them."""
+    """Refuse, naming what it is, a file that is no text table (a workbook, an archive, a photo, JSON): read as
+    text its bytes would make one garbled column name and a message full of them."""
     found = next((what for magic, what in _NOT_TEXT if raw.startswith(magic)), None)
     if found and found.startswith("a Parquet") and not raw.endswith(b"PAR1"):
         found = None  # a header that happens to start with PAR1
+    if _JSON_START.match(raw):
+        found = "JSON: prodcat reads CSV, TSV or Parquet catalogues; convert it first (pandas.read_json)"
     kind = sniff_image_type(raw)
     # "BM" starts a bitmap, and also a header such as "BMW id,title": a bitmap's header holds zero bytes
     if kind is not None and (kind != "bmp" or b"\x00" in raw[:64]):
