@@ -392,6 +392,24 @@ def test_a_utf16_export_is_read_as_text_not_as_bytes(tmp_path: Path) -> None:
         ]
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_a_utf16_export_without_byte_order_mark_is_read_as_text(tmp_path: Path, encoding: str) -> None:
+    """UTF-16 with no byte-order mark (SQL Server's bcp -w, .NET's Encoding.Unicode) was read as UTF-8: one column
+    name with a zero byte between its letters, refused as 'no title, description or image column among
+    p\x00r\x00o\x00...'; a Flipkart table so written was not recognised as Flipkart."""
+    table = "product_id,title,description,image,category\nsku-1,Théière en fonte,Émaillée,,Cuisine > Thé\n"
+    path = tmp_path / "products.csv"
+    path.write_bytes(table.encode(encoding))
+    catalog = load_catalog(path)
+    assert catalog.frame[["product_id", "title", "description", "category"]].values.tolist() == [
+        ["sku-1", "Théière en fonte", "Émaillée", "Cuisine > Thé"]
+    ]
+    assert catalog.issues == []
+    flipkart = tmp_path / "export.csv"
+    flipkart.write_bytes("uniq_id,product_name,product_category_tree,image,description\n".encode(encoding))
+    assert detect_format(flipkart) == "flipkart"
+
+
 def test_an_issue_names_the_product_by_the_id_it_is_predicted_under(tmp_path: Path) -> None:
     """A repeated id becomes ``id~2``: the missing photo of that second product is reported under it too."""
     path = tmp_path / "products.csv"

@@ -144,9 +144,9 @@ def _open_text(path: Path) -> tuple[io.StringIO, list[RowIssue]]:
     from two exports must not garble its UTF-8 rows); one issue names the lines read so."""
     raw = path.read_bytes()
     _refuse_binary(raw, path)
-    if raw.startswith(_UTF16_BOMS):
+    if (encoding := text_encoding(raw)).startswith("utf-16"):
         try:
-            return io.StringIO(raw.decode("utf-16"), newline=""), []
+            return io.StringIO(raw.decode(encoding), newline=""), []
         except UnicodeDecodeError as exc:
             raise CatalogFormatError(f"{path}: starts as UTF-16 but does not decode as such ({exc})") from None
     try:
@@ -166,6 +166,21 @@ def _open_text(path: Path) -> tuple[io.StringIO, list[RowIssue]]:
         issues = [RowIssue(legacy[0], "file", message)]
     # newline="": only \n / \r\n end records; str.splitlines would also cut at \x85 or \u2028 inside texts
     return io.StringIO(text, newline=""), issues
+
+
+def text_encoding(head: bytes) -> str:
+    """The encoding of a text table starting with the bytes ``head``: UTF-16 by its byte-order mark, or without
+    one (SQL Server's bcp -w, .NET's Encoding.Unicode) when every other byte of its start is zero, as in a
+    header of ASCII names; else UTF-8, a byte-order mark skipped."""
+    if head.startswith(_UTF16_BOMS):
+        return "utf-16"
+    start = head[: min(len(head), 128) // 2 * 2]
+    even, odd = start[0::2], start[1::2]
+    if len(start) >= 4 and not any(odd) and all(even):
+        return "utf-16-le"
+    if len(start) >= 4 and not any(even) and all(odd):
+        return "utf-16-be"
+    return "utf-8-sig"
 
 
 #: the first bytes of the files most often given for a CSV by mistake, and what to do instead
@@ -208,10 +223,10 @@ def sniff_delimiter(path: Path) -> str:
 
 
 def header_line(path: Path) -> str:
-    """The first line of a text table, in UTF-16 when it starts with a UTF-16 byte-order mark, else UTF-8."""
+    """The first line of a text table, in its :func:`text_encoding`."""
     with path.open("rb") as handle:
         head = handle.read(64 * 1024)
-    encoding = "utf-16" if head.startswith(_UTF16_BOMS) else "utf-8-sig"
+    encoding = text_encoding(head)
     # a cut at an odd byte leaves half a character at the end: replaced, and past the first line anyway.
     # Lines end as the csv reader ends them: \n, \r\n, or \r alone (Excel's "CSV (Macintosh)")
     return _LINE_END.split(head.decode(encoding, errors="replace"), maxsplit=1)[0]
