@@ -80,7 +80,7 @@ def report_dir(text: str) -> Path:
     minutes of it. Nothing is created (a command refused later leaves no empty folder): the folder, or the
     nearest of its parents that exists, must be a folder that takes files."""
     path = Path(text)
-    if problem := _unwritable_folder(path, "the report"):
+    if problem := unwritable_folder(path, "the report"):
         raise argparse.ArgumentTypeError(problem)
     return path
 
@@ -92,12 +92,12 @@ def bundle_dir(text: str) -> Path:
     from prodcat.bundle import destination_problem
 
     path = Path(text)
-    if problem := destination_problem(path) or _unwritable_folder(path, "the model bundle"):
+    if problem := destination_problem(path) or unwritable_folder(path, "the model bundle"):
         raise argparse.ArgumentTypeError(problem)
     return path
 
 
-def _unwritable_folder(path: Path, what: str) -> str | None:
+def unwritable_folder(path: Path, what: str) -> str | None:
     """Why ``what`` cannot be written in the folder ``path`` (to create, or existing); ``None``: it can. Nothing
     is created."""
     existing = next(folder for folder in (path, *path.parents) if folder.exists())

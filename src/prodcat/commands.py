@@ -23,6 +23,7 @@ from prodcat.arguments import (
     positive_int,
     random_seed,
     report_dir,
+    unwritable_folder,
 )
 from prodcat.batch import (
     BatchError,
@@ -214,6 +215,8 @@ def _predict_options_problem(args: argparse.Namespace) -> str | None:
         return problem
     if file := next((parent for parent in out.parents if parent.exists() and not parent.is_dir()), None):
         return f"--out {out} is under {file}, which is a file, not a folder"
+    if problem := unwritable_folder(out.parent, "the predictions"):  # a read-only mount, no permission
+        return f"--out {out}: {problem}"
     if out.exists() and (read := [path for path in catalog_files(args.data) if path.resolve() == out.resolve()]):
         data = Path(args.data).expanduser()
         what = "the input catalogue" if read[0] == data else f"a file of the input catalogue {args.data}"
