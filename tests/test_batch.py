@@ -531,3 +531,32 @@ def test_cli_refuses_an_output_folder_it_cannot_write_before_any_work(tiny_train
             f"error: --out {out}: cannot write the predictions in {out.parent}: Read-only file system\n"
         )
     assert not loaded
+
+
+def test_cli_says_a_full_disk_keeps_the_finished_chunks(tiny_training, tmp_path, monkeypatch, capsys):
+    """A disk that filled up mid-run ended in OSError's traceback, exit 1, without saying that the chunks already
+    written are kept and resumed: now one line naming the cause and how to resume, exit 2, and the rerun resumes."""
+    import errno
+    import os
+
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    out = tmp_path / "preds.csv"
+    command = ["predict", str(tiny_training.bundle), str(data), "--out", str(out), "--chunk-size", "4"]
+    real_write, writes = job.write_atomically, itertools.count(1)
+
+    def fill_up_at_the_third(path, write, mode="wb"):
+        if next(writes) == 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_write(path, write, mode)
+
+    monkeypatch.setattr(job, "write_atomically", fill_up_at_the_third)
+    assert main(command) == 2
+    assert capsys.readouterr().err.endswith(
+        "error: cannot write the predictions: No space left on device\n"
+        f"finished chunks are kept in {work_dir_for(out)}: run the same command to resume\n"
+    )
+    monkeypatch.undo()
+    assert main(command) == 0
+    assert "; 8 from the interrupted run" in capsys.readouterr().out
+    assert pd.read_csv(out)["product_id"].tolist() == tiny_training.unseen["product_id"].tolist()

@@ -489,6 +489,9 @@ def run_predict(args: argparse.Namespace) -> int:
     except BatchError as exc:
         print(f"error: {exc}{_kept_chunks(args.out)}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk, a file system gone read-only mid-run: what is finished stays
+        print(f"error: cannot write the predictions: {exc.strerror or exc}{_kept_chunks(args.out)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"interrupted{_kept_chunks(args.out)}", file=sys.stderr)
         return 130
