@@ -505,6 +505,19 @@ def test_a_csv_with_carriage_returns_alone_as_line_ends_is_read(tmp_path: Path) 
     assert catalog.frame["description"].tolist() == ["cotton", "two\rlines"]
 
 
+def test_blank_lines_before_the_header_are_skipped(tmp_path: Path) -> None:
+    """Blank lines above the header (as pandas skips them) were taken for the header: 'no title, description or
+    image column among ;' (nothing named), and the separator was sniffed from the blank line (',')."""
+    path = tmp_path / "shop.csv"
+    path.write_text("\n  \r\nproduct_id;title;category\nm1;Blue mug;Kitchen\nm2,x;Red mug;Kitchen\n")
+    catalog = load_catalog(path)
+    assert catalog.frame[["product_id", "title"]].values.tolist() == [["m1", "Blue mug"], ["m2,x", "Red mug"]]
+    assert catalog.lines == [4, 5]
+    path.write_text("\n \n\n")
+    with pytest.raises(CatalogFormatError, match="the file is empty"):
+        load_catalog(path)
+
+
 def test_a_header_with_bad_quoting_is_refused_saying_so(tmp_path: Path) -> None:
     path = tmp_path / "shop.csv"
     path.write_text('product_id,"title\na,mug\n')

@@ -65,6 +65,8 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
     reader = csv.reader(source, delimiter=delimiter, strict=True)
     try:
         header = next(reader)
+        while not "".join(header).strip():  # blank lines above the header, which pandas skips too
+            header = next(reader)
     except StopIteration:
         raise CatalogFormatError(f"{path}: the file is empty; expected a header line") from None
     except csv.Error as error:  # without a header, no line can be read: the whole file is refused, saying why
@@ -223,13 +225,15 @@ def sniff_delimiter(path: Path) -> str:
 
 
 def header_line(path: Path) -> str:
-    """The first line of a text table, in its :func:`text_encoding`."""
+    """The first line of a text table that is not blank, in its :func:`text_encoding`."""
     with path.open("rb") as handle:
         head = handle.read(64 * 1024)
     encoding = text_encoding(head)
     # a cut at an odd byte leaves half a character at the end: replaced, and past the first line anyway.
-    # Lines end as the csv reader ends them: \n, \r\n, or \r alone (Excel's "CSV (Macintosh)")
-    return _LINE_END.split(head.decode(encoding, errors="replace"), maxsplit=1)[0]
+    # Lines end as the csv reader ends them: \n, \r\n, or \r alone (Excel's "CSV (Macintosh)"); blank lines
+    # above the header are no part of it
+    lines = _LINE_END.split(head.decode(encoding, errors="replace"))
+    return next((line for line in lines if line.strip()), "")
 
 
 _LINE_END = re.compile(r"\r\n?|\n")
