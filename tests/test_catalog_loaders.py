@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -377,6 +378,25 @@ def test_a_native_catalogue_copied_apart_from_its_photos_finds_them_under_image_
         assert found["image"].notna().mean() > 0.99
     with pytest.raises(CatalogFormatError, match="--title-column, --category-sep apply to CSV/Parquet"):
         load_catalog(flipkart_dir, title_column="name", category_sep="/")
+
+
+@pytest.mark.parametrize("fmt", ["fashion", "csv"])
+def test_an_image_root_that_is_no_folder_is_refused(tmp_path: Path, fmt: str) -> None:
+    """A mistyped --image-root was read as a folder without photos: every product lost its photo, each reported
+    as not found (a CSV), or silently where the photo is implied by the id (fashion, Rakuten), and the model
+    answered from the text alone, exit 0."""
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "1.jpg").write_bytes(b"checked by the decoder, not here")
+    if fmt == "fashion":
+        path = tmp_path / "styles.csv"
+        path.write_text("id,masterCategory,subCategory,articleType,productDisplayName\n1,Apparel,Topwear,Tshirts,Tee\n")
+    else:
+        path = tmp_path / "products.csv"
+        path.write_text("product_id,title,image\n1,Tee,1.jpg\n")
+    assert load_catalog(path, image_root=tmp_path / "photos").frame["image"].notna().all()
+    for root, what in ((tmp_path / "phtos", "no such folder"), (path, "not a folder")):
+        with pytest.raises(CatalogFormatError, match=f"--image-root {re.escape(str(root))}: {what}"):
+            load_catalog(path, image_root=root)
 
 
 def test_a_utf16_export_is_read_as_text_not_as_bytes(tmp_path: Path) -> None:

@@ -710,6 +710,8 @@ def load_catalog(
         raise ValueError(f"unknown catalogue format {format!r}; expected one of {', '.join(FORMATS)}")
     fmt = detect_format(path) if format == "auto" else format
     root = Path(image_root).expanduser() if image_root else None
+    if root is not None and not root.is_dir():  # a typo would cost every product its photo, some silently
+        raise CatalogFormatError(f"--image-root {image_root}: {'not a folder' if root.exists() else 'no such folder'}")
     options = {
         "--id-column": id_column,
         "--title-column": title_column,
@@ -737,7 +739,7 @@ def load_catalog(
         description_column=description_column,
         image_column=image_column,
         category_column=category_column,
-        image_root=image_root,
+        image_root=root,
         category_sep=category_sep,
         fmt=fmt,
     )
