@@ -130,6 +130,8 @@ def test_rakuten_category_names_are_one_to_one(rakuten_dir: Path, tmp_path: Path
 
 
 def test_rakuten_test_split_and_codes_without_names(tmp_path: Path) -> None:
+    for split in ("test", "train"):  # photo folders without the products' photos: normal data
+        (tmp_path / "images" / f"image_{split}").mkdir(parents=True)
     (tmp_path / "X_test_update.csv").write_text(",designation,description,productid,imageid\n0,Un livre,,11,22\n")
     catalog = load_catalog(tmp_path)
     assert catalog.frame["category"].isna().all() and catalog.issues == []
@@ -397,6 +399,20 @@ def test_an_image_root_that_is_no_folder_is_refused(tmp_path: Path, fmt: str) ->
     for root, what in ((tmp_path / "phtos", "no such folder"), (path, "not a folder")):
         with pytest.raises(CatalogFormatError, match=f"--image-root {re.escape(str(root))}: {what}"):
             load_catalog(path, image_root=root)
+
+
+def test_a_native_catalogue_without_its_photo_folder_says_so(tmp_path: Path) -> None:
+    """fashion's and Rakuten's photos are implied by the id, so a missing one is normal data; but a copy of the
+    table without its photo folder lost every photo without a word, and a model reading photos answered from
+    the text alone. One issue now names the folder."""
+    fashion = tmp_path / "styles.csv"
+    fashion.write_text("id,masterCategory,subCategory,articleType,productDisplayName\n1,Apparel,Topwear,Tshirts,Tee\n")
+    catalog = load_catalog(fashion)
+    assert catalog.frame["image"].isna().all()
+    assert [(issue.row, issue.field) for issue in catalog.issues] == [(1, "image")]
+    assert f"photo folder {tmp_path / 'images'} not found" in catalog.issues[0].message
+    (tmp_path / "images").mkdir()  # photos missing one by one: normal data, no issue
+    assert load_catalog(fashion).issues == []
 
 
 def test_a_utf16_export_is_read_as_text_not_as_bytes(tmp_path: Path) -> None:

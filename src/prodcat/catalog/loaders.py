@@ -122,8 +122,12 @@ def _resolve_images(
     """Absolute photo paths, ``None`` where absent.
 
     ``named``: the source names each file explicitly, so a missing file is an issue; when the path is
-    only implied by a convention (Rakuten ids, fashion ``<id>.jpg``) a missing photo is normal data.
+    only implied by a convention (Rakuten ids, fashion ``<id>.jpg``) a missing photo is normal data, but a
+    missing photo folder is one issue (a table copied without its photos).
     """
+    if not named and not root.is_dir():
+        message = f"{table.name}: photo folder {root} not found; every product is read without a photo"
+        return pd.Series(None, index=names.index, dtype=object), [RowIssue(1, "image", message + _ROOT_HINT)]
     blank = _is_blank(names)
     paths = [
         None if is_blank else os.path.abspath(root / name.strip())  # " a.jpg" after a comma and a space
@@ -147,6 +151,9 @@ def _resolve_images(
         [p if ok else None for p, ok in zip(paths, exists, strict=True)], index=names.index, dtype=object
     )
     return resolved, issues
+
+
+_ROOT_HINT = " (--image-root names the folder holding them)"
 
 
 def _not_a_file(path: str, name: str, root: Path) -> str:
@@ -457,7 +464,8 @@ def load_rakuten(path: Path, language: str = "en", image_root: Path | None = Non
     implied = (
         "image_" + table.frame["imageid"].str.strip() + "_product_" + table.frame["productid"].str.strip() + ".jpg"
     )
-    image, _ = _resolve_images(implied, image_dir, table, table.frame["productid"], named=False)
+    image, folder_issues = _resolve_images(implied, image_dir, table, table.frame["productid"], named=False)
+    issues += folder_issues
     frame, canonical_issues = _canonical(
         table,
         product_id=table.frame["productid"],
@@ -534,7 +542,8 @@ def load_fashion(path: Path, image_root: Path | None = None) -> Catalog:
     _require(table, ("id", "productDisplayName", *levels), "fashion")
     ids = table.frame["id"].str.strip()
     category, tree_issues = _fashion_tree(table, ids, levels)
-    image, _ = _resolve_images(ids + ".jpg", image_root or csv_path.parent / "images", table, ids, named=False)
+    photos = image_root or csv_path.parent / "images"
+    image, folder_issues = _resolve_images(ids + ".jpg", photos, table, ids, named=False)
     frame, issues = _canonical(
         table,
         product_id=ids,
@@ -544,7 +553,7 @@ def load_fashion(path: Path, image_root: Path | None = None) -> Catalog:
         category=category,
         mapped_columns=("id", "productDisplayName"),
     )
-    return _finish([frame], table.issues + tree_issues + issues, csv_path, "fashion")
+    return _finish([frame], table.issues + tree_issues + folder_issues + issues, csv_path, "fashion")
 
 
 def _fashion_tree(table: SourceTable, ids: pd.Series, levels: tuple[str, ...]) -> tuple[pd.Series, list[RowIssue]]:
