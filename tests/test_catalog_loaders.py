@@ -335,6 +335,22 @@ def test_parquet_integer_ids_and_codes_with_gaps_stay_integers(tmp_path: Path) -
     assert catalog.frame["category"].tolist() == ["10", None, "2583"]
 
 
+def test_parquet_whole_numbers_stored_as_floats_read_as_integers(tmp_path: Path) -> None:
+    """pandas stores an integer id or code column with a gap as float64: its ids were read "1.0", "2.0" (no longer
+    the catalogue's, so predictions did not join back on them) and its codes "10.0", a category apart from "10"."""
+    path = tmp_path / "from_pandas.parquet"
+    table = pd.DataFrame({"product_id": [1, 2, None, 4], "title": list("abcd"), "category": [10, 2583, 10, None]})
+    table["weight"] = [1.5, 2.0, None, 3.0]  # a column prodcat does not map keeps its type
+    table.to_parquet(path)
+    assert table["product_id"].dtype == float
+    catalog = load_catalog(path)
+    assert catalog.frame["product_id"].tolist() == ["1", "2", "row-3", "4"]
+    assert catalog.frame["category"].tolist() == ["10", "2583", "10", None]
+    assert catalog.frame["weight"].tolist()[:2] == [1.5, 2.0]
+    table.assign(product_id=[1.5, 2.0, 3.0, 4.0]).to_parquet(path)  # not whole numbers: kept as written
+    assert load_catalog(path).frame["product_id"].tolist() == ["1.5", "2.0", "3.0", "4.0"]
+
+
 def test_an_unclosed_quote_loses_its_own_line_only(tmp_path: Path) -> None:
     """The reader takes every line after an unclosed quote into its field; those lines are read again."""
     path = tmp_path / "shop.csv"

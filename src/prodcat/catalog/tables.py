@@ -273,7 +273,7 @@ def typed_columns_as_text(table: SourceTable, columns: dict[str, str | None]) ->
             continue
         ids = table.frame[id_column] if id_column is not None else None
         texts = []
-        for line, value in table.frame[name].items():
+        for line, value in _whole_numbers_as_integers(table.frame[name]).items():
             text, problem = _typed_value_text(value, canonical)
             if problem:
                 product_id = None if ids is None or canonical == "product_id" else ids.loc[line]
@@ -281,6 +281,17 @@ def typed_columns_as_text(table: SourceTable, columns: dict[str, str | None]) ->
             texts.append(text)
         table.frame[name] = pd.Series(texts, index=table.frame.index, dtype=object)
     return issues
+
+
+def _whole_numbers_as_integers(column: pd.Series) -> pd.Series:
+    """A float column holding whole numbers only as integers: pandas stores an integer column with a gap (ids,
+    category codes) as float64, which would read "1.0" where the catalogue says "1"."""
+    if not pd.api.types.is_float_dtype(column):
+        return column
+    values = column.dropna().to_numpy(dtype=float)
+    if len(values) and (np.mod(values, 1) == 0).all() and (np.abs(values) < 2**53).all():
+        return column.astype("Int64")
+    return column
 
 
 def _typed_value_text(value: object, canonical: str) -> tuple[str | None, str | None]:
