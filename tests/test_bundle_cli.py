@@ -943,3 +943,17 @@ def test_a_report_folder_is_checked_without_being_created(tmp_path):
 
     fresh = tmp_path / "new" / "report"
     assert report_dir(str(fresh)) == fresh and not (tmp_path / "new").exists()  # a refused run leaves no folder
+
+
+def test_a_report_written_again_keeps_no_input_issues_of_the_previous_input(tiny_training, tmp_path):
+    """evaluate (and cv) into a report folder used before: a previous run's input_issues.csv stayed beside the new
+    figures, listing rows of another input; predict's OUT.issues.csv already went."""
+    data, report = tmp_path / "products.csv", tmp_path / "report"
+    tiny_training.unseen.to_csv(data, index=False)
+    with data.open("a") as handle:
+        handle.write("broken,row,with,too,many,fields,here\n")
+    assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(report)]) == 0
+    assert (report / "input_issues.csv").is_file()
+    tiny_training.unseen.to_csv(data, index=False)  # fixed
+    assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(report)]) == 0
+    assert not (report / "input_issues.csv").exists()

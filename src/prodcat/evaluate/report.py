@@ -263,9 +263,13 @@ def write_report(
 ) -> Path:
     """Write ``metrics.json`` (with the confusion counts), ``confusion_matrix.png``, ``reliability.png``,
     ``report.html`` and, when given, the per-product ``predictions.csv`` and ``input_issues.csv``: every figure
-    can be checked against the products. ``metrics["warnings"]``, if any, head the page."""
+    can be checked against the products. ``metrics["warnings"]``, if any, head the page. A file this report has
+    no content for is removed: a folder written before would keep another run's (its input's issues)."""
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for name, written in (("predictions.csv", predictions is not None), ("input_issues.csv", bool(issues))):
+        if not written:
+            (out / name).unlink(missing_ok=True)
     write_json(out / "metrics.json", metrics | {"confusion": confusion_counts(y_true, y_pred)})
     if predictions is not None:
         write_csv(out / "predictions.csv", predictions)
