@@ -557,6 +557,18 @@ def test_a_csv_with_carriage_returns_alone_as_line_ends_is_read(tmp_path: Path) 
     assert catalog.frame["description"].tolist() == ["cotton", "two\rlines"]
 
 
+def test_nul_bytes_are_removed_and_reported(tmp_path: Path) -> None:
+    """NUL bytes (a damaged copy) were kept without a word: in an id, the product was predicted under an id with
+    an invisible character, unlike the catalogue's; in the header, 'ti\\x00tle' was no title column, so every
+    product lost its title silently."""
+    path = tmp_path / "shop.csv"
+    path.write_bytes(b"product_id,ti\x00tle\nm1\x00,Blue mug\nm2,Red mug\n")
+    catalog = load_catalog(path)
+    assert catalog.frame[["product_id", "title"]].values.tolist() == [["m1", "Blue mug"], ["m2", "Red mug"]]
+    assert [(issue.row, issue.field) for issue in catalog.issues] == [(1, "file")]
+    assert "2 line(s) hold NUL bytes (1, 2), removed" in catalog.issues[0].message
+
+
 def test_blank_lines_before_the_header_are_skipped(tmp_path: Path) -> None:
     """Blank lines above the header (as pandas skips them) were taken for the header: 'no title, description or
     image column among ;' (nothing named), and the separator was sniffed from the blank line (',')."""

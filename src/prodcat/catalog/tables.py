@@ -62,6 +62,7 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
     is skipped; reading resumes on the line after it, so one stray quote never costs the rest of the file.
     """
     source = _Lines(text_lines.readlines())
+    issues += _drop_nul(source.lines, path)
     reader = csv.reader(source, delimiter=delimiter, strict=True)
     try:
         header = next(reader)
@@ -119,6 +120,23 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
     return SourceTable(frame, issues, path.name)
 
 
+def _drop_nul(lines: list[str], path: Path) -> list[RowIssue]:
+    """Remove the NUL characters of ``lines`` in place (a damaged copy: no text holds them, and in an id or a
+    column name they would go unseen); one issue names the lines."""
+    found = [number for number, line in enumerate(lines, 1) if "\x00" in line]
+    for number in found:
+        lines[number - 1] = lines[number - 1].replace("\x00", "")
+    if not found:
+        return []
+    message = f"{path.name}: {len(found)} line(s) hold NUL bytes ({_line_numbers(found)}), removed (a damaged copy?)"
+    return [RowIssue(found[0], "file", message)]
+
+
+def _line_numbers(numbers: list[int]) -> str:
+    """The first few of ``numbers``, for a message."""
+    return ", ".join(map(str, numbers[:5])) + (", ..." if len(numbers) > 5 else "")
+
+
 class _Lines:
     """The lines of a text for :func:`csv.reader`, one at a time; ``position`` is the number of lines handed
     out so far (the 1-based number of the last one), and setting it rewinds the reader to the line after."""
@@ -163,8 +181,7 @@ def _open_text(path: Path) -> tuple[io.StringIO, list[RowIssue]]:
                 lines.append(line.decode("cp1252", errors="replace"))
                 legacy.append(number)
         text = "".join(lines).removeprefix("\ufeff")
-        shown = ", ".join(map(str, legacy[:5])) + (", ..." if len(legacy) > 5 else "")
-        message = f"{path.name}: {len(legacy)} line(s) not valid UTF-8 ({shown}); read as Windows-1252"
+        message = f"{path.name}: {len(legacy)} line(s) not valid UTF-8 ({_line_numbers(legacy)}); read as Windows-1252"
         issues = [RowIssue(legacy[0], "file", message)]
     # newline="": only \n / \r\n end records; str.splitlines would also cut at \x85 or \u2028 inside texts
     return io.StringIO(text, newline=""), issues
@@ -232,7 +249,7 @@ def header_line(path: Path) -> str:
     # a cut at an odd byte leaves half a character at the end: replaced, and past the first line anyway.
     # Lines end as the csv reader ends them: \n, \r\n, or \r alone (Excel's "CSV (Macintosh)"); blank lines
     # above the header are no part of it
-    lines = _LINE_END.split(head.decode(encoding, errors="replace"))
+    lines = _LINE_END.split(head.decode(encoding, errors="replace").replace("\x00", ""))
     return next((line for line in lines if line.strip()), "")
 
 
