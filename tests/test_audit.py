@@ -185,13 +185,16 @@ def test_labels_finds_planted_mislabels(flipkart_dir: Path) -> None:
     ],
     ids=["header-only", "all-rows-skipped"],
 )
-def test_cli_audit_without_readable_products(tmp_path: Path, content: str) -> None:
+def test_cli_audit_without_readable_products(tmp_path: Path, content: str, capsys: pytest.CaptureFixture) -> None:
     """With photos audited (the default), a catalogue with no readable row still gets its report:
-    that is when the loader issues matter most."""
+    that is when the loader issues matter most. Then it exits 2 (it exited 0, and a script went on to train on
+    nothing)."""
     path = tmp_path / "shop.csv"
     path.write_text(content)
     report = tmp_path / "report"
-    assert main(["audit", str(path), "--report", str(report)]) == 0
+    assert main(["audit", str(path), "--report", str(report)]) == 2
+    error = f"error: no product could be read from {path}: {report / 'audit.json'} lists why\n"
+    assert capsys.readouterr().err.endswith(error)
     result = json.loads((report / "audit.json").read_text())
     assert result["summary"]["products"] == 0
     assert result["images"]["with_photo"] == 0 and result["images"]["unreadable"] == 0

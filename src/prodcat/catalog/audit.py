@@ -768,6 +768,9 @@ def run_audit(args: argparse.Namespace) -> int:
     for line in summary_lines(result):
         print(line)
     print(f"wrote {json_path} and {html_path}")
+    if catalog.frame.empty:  # the report says why (its loader issues); a script must not go on to train on nothing
+        print(f"error: no product could be read from {args.data}: {json_path} lists why", file=sys.stderr)
+        return 2
     return 0
 
 
