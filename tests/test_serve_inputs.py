@@ -391,6 +391,15 @@ def test_a_correction_with_an_empty_level_is_refused(
         assert repr(category) in refused.json()["detail"]
 
 
+@pytest.mark.parametrize("category", ["Garden\nTools", "Garden\tTools", "Garden\u200bTools", "Garden > Tools\r"])
+def test_a_new_category_with_a_character_that_shows_nothing_is_refused(client: TestClient, category: str) -> None:
+    """A label with a line break, a tab or a zero-width space in it looks like another and breaks the tables it is
+    written to."""
+    refused = submit(client, category, True)
+    assert (refused.status_code, refused.json()["error"]) == (422, "category_invisible_character"), refused.text
+    assert submit(client, "Garden Tools", True).status_code == 200
+
+
 @pytest.mark.parametrize("endpoint", ["/predict", "/predict-batch"])
 def test_a_multipart_body_the_parser_refuses_says_why(
     client: TestClient, jpeg_bytes: Callable[..., bytes], endpoint: str

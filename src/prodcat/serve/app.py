@@ -408,8 +408,10 @@ class _KnownLabels:
         """Refuse a correction that would train as a category the model does not know (a typo would become a
         category of its own), suggesting the nearest ones, unless ``new_category``; and, even then, one that
         differs from a label only in case, spacing, invisible characters or compatibility forms (it would become a
-        second class beside it). A path with an empty level (or one of invisible characters only) is refused
-        outright: no catalogue loader writes one, and it could train as an empty label."""
+        second class beside it), or holds a control or format character (a line break would cut the CSVs it
+        trains from and a zero-width space would hide in it). A path with an empty level (or one of invisible
+        characters only) is refused outright: no catalogue loader writes one, and it could train as an empty
+        label."""
         if not all(_label_levels(category)):
             detail = f"{category!r} has an empty level: name each level, separated by {SEP!r} (e.g. 'Home > Decor')"
             raise ApiError(422, "category_empty_level", detail)
@@ -420,6 +422,12 @@ class _KnownLabels:
         if existing is not None:
             detail = f"{trained!r} is the model's category {existing!r} written differently: use {existing!r}"
             raise ApiError(422, "category_variant", detail)
+        if hidden := sorted({c for c in trained if unicodedata.category(c) in _INVISIBLE}):
+            detail = (
+                f"{trained!r} holds characters that show nothing ({', '.join(map(repr, hidden))}: a line break, a tab, "
+                "a zero-width space...): write the category as it is shown"
+            )
+            raise ApiError(422, "category_invisible_character", detail)
         if new_category:
             return
         close = difflib.get_close_matches(trained, self.labels, n=3, cutoff=0.6)
