@@ -195,7 +195,7 @@ def _prediction_routes(service: PredictionService, settings: ServeSettings, metr
     @router.post(
         "/explain",
         response_model=ExplanationOut,
-        responses=_ERRORS,
+        responses={status: error for status, error in _ERRORS.items() if status != 503},  # records nothing
         openapi_extra={"requestBody": _predict_body(settings)},
         summary="Category of one product and why: the weight of each word and a heatmap over the photo",
         description="Occlusion: each distinct word is removed, and a grey square slides over the photo; a weight "
