@@ -80,6 +80,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
             "malformed multipart body (no boundary, more file parts or fields than the endpoint takes, "
             "a part's headers over 4 KiB: a long filename)",
         ),
+        (408, "the request body had not arrived within `request_timeout_s`"),
         (413, "too large: a limit (`max_image_bytes`, `max_pixels`, `max_request_bytes`, ...) refused it"),
         (415, "unsupported request content type, or photo type (checked by content)"),
         (422, "malformed: corrupt photo, empty file, text too long, nothing to classify"),

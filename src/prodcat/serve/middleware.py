@@ -47,6 +47,7 @@ class RequestGuard:
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         response: dict[str, Any] = {"status": 500, "started": False}
+        reading = {"body": False}  # the app is waiting for the client's body: a timeout then is the client's
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -60,25 +61,31 @@ class RequestGuard:
             if declared is not None and declared > self.settings.max_request_bytes:
                 raise over_limit(413, "max_request_bytes", self.settings.max_request_bytes, "request body size")
             with anyio.fail_after(self.settings.request_timeout_s):
-                await self.app(scope, self._limited(receive), send_with_id)
+                await self.app(scope, self._limited(receive, reading), send_with_id)
         except (ApiError, TimeoutError) as exc:
             if response["started"]:
                 raise
-            error = exc if isinstance(exc, ApiError) else _timeout_error(self.settings)
+            error = exc if isinstance(exc, ApiError) else _timeout_error(self.settings, reading["body"])
             self.metrics.errors.labels(error.error).inc()
             body = error.to_out(request_id).model_dump(mode="json")
             await JSONResponse(body, status_code=error.status)(scope, receive, send_with_id)
         finally:
             self._observe(scope, request_id, response["status"], time.perf_counter() - started)
 
-    def _limited(self, receive: Receive) -> Receive:
-        """``receive`` that refuses a body (even one without Content-Length) past ``max_request_bytes``."""
+    def _limited(self, receive: Receive, reading: dict[str, bool]) -> Receive:
+        """``receive`` that refuses a body (even one without Content-Length) past ``max_request_bytes``, and
+        sets ``reading["body"]`` while it waits for the client."""
         received = 0
         limit = self.settings.max_request_bytes
 
+        complete = False  # later waits are for a disconnect, not for the body
+
         async def receive_limited() -> Message:
-            nonlocal received
+            nonlocal received, complete
+            reading["body"] = not complete
             message = await receive()
+            reading["body"] = False
+            complete = complete or (message["type"] == "http.request" and not message.get("more_body", False))
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
@@ -118,11 +125,12 @@ def _content_length(headers: dict[str, str]) -> int | None:
         return None
 
 
-def _timeout_error(settings: ServeSettings) -> ApiError:
-    return ApiError(
-        504,
-        "timeout",
-        f"the request was not answered within the limit request_timeout_s={settings.request_timeout_s}",
-        limit="request_timeout_s",
-        limit_value=settings.request_timeout_s,
-    )
+def _timeout_error(settings: ServeSettings, reading_body: bool) -> ApiError:
+    """408 when the client had not finished sending its body at the limit (RFC 9110: the request was not
+    received in time), else 504: the server did not answer in time."""
+    limit = settings.request_timeout_s
+    if reading_body:
+        detail = f"the request body had not arrived within the limit request_timeout_s={limit}"
+        return ApiError(408, "request_timeout", detail, limit="request_timeout_s", limit_value=limit)
+    detail = f"the request was not answered within the limit request_timeout_s={limit}"
+    return ApiError(504, "timeout", detail, limit="request_timeout_s", limit_value=limit)

@@ -43,7 +43,9 @@ class ServeSettings(BaseSettings):
     max_batch_items: int = Field(64, ge=1, description="most products in one /predict-batch request")
     top_k: int = Field(5, ge=1, description="categories returned by default")
     max_top_k: int = Field(20, ge=1, description="most categories a caller may ask for")
-    request_timeout_s: float = Field(30.0, gt=0, description="requests not answered in time get 504, in seconds")
+    request_timeout_s: float = Field(
+        30.0, gt=0, description="requests not answered in time get 504 (408 if their body had not arrived), in seconds"
+    )
     predict_threads: int = Field(1, ge=1, description="model calls running at once (waiting requests are batched)")
     model_batch_rows: int = Field(64, ge=1, description="most products coalesced into one model call")
     embedding_cache_items: int = Field(
