@@ -66,6 +66,8 @@ def test_a_photo_part_named_by_every_item_is_read_and_checked_once(
         ("[" * 100_000, 64, 413, "max_batch_items", "opens 100000 JSON arrays"),
         # ... and, where they leave room for it, malformed, not a server error
         ("[" * 2_001, 64, 422, "invalid_json", "nested too deeply"),
+        # a number too long for Python to convert: said so, not Python's advice to its own programmers
+        ('[{"title": "mug", "product_id": ' + "9" * 5_000 + "}]", 64, 422, "invalid_json", "a number of 5000 digits"),
     ],
 )
 def test_json_batches_are_refused_before_they_cost_memory(

@@ -277,7 +277,7 @@ async def _read_named_upload(form: FormData, name: str, settings: ServeSettings)
 def _json_array(body: bytes, settings: ServeSettings) -> list[Any]:
     _check_json_size(body, settings.max_batch_items, "a JSON batch", settings)
     try:
-        items = json.loads(body)
+        items = json.loads(body, parse_int=_json_int)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise malformed("invalid_json", f"the body is not valid JSON ({reason})") from None
@@ -288,6 +288,15 @@ def _json_array(body: bytes, settings: ServeSettings) -> list[Any]:
     if not items:
         raise malformed("empty_batch", "the batch is empty: send at least one product")
     return items
+
+
+def _json_int(digits: str) -> int:
+    """A JSON integer; one too long for Python to convert is refused in the client's words (``int`` suggests
+    ``sys.set_int_max_str_digits``)."""
+    try:
+        return int(digits)
+    except ValueError:
+        raise ValueError(f"a number of {len(digits.lstrip('-'))} digits, too long to read") from None
 
 
 def _check_json_size(body: bytes, products: int, what: str, settings: ServeSettings) -> None:
