@@ -112,6 +112,7 @@ def test_rakuten_audit(rakuten_dir: Path, tmp_path: Path) -> None:
     assert json.loads(json_path.read_text())["summary"]["labelled"] == 3490
     html = html_path.read_text()
     assert "Books &gt; Magazines" in html and html.count("data:image/png;base64,") >= 3
+    assert "Exact duplicates (the same title and description once cleaned, lower-cased" in html  # what it counts
 
 
 @pytest.mark.slow
