@@ -98,6 +98,22 @@ def test_an_interrupted_run_resumes_to_the_same_csv_scoring_only_the_missing_chu
     assert not work_dir_for(out).exists()
 
 
+def test_a_run_resumes_on_a_catalogue_whose_labels_changed_meanwhile(
+    products, predictor, uninterrupted, tmp_path, monkeypatch
+):
+    """Predictions do not read the given categories: a catalogue export refreshed with corrected labels (same
+    products, same texts and photos) resumes instead of being scored again."""
+    out = tmp_path / "preds.csv"
+    calls = interrupt_at_call(monkeypatch, 3)
+    with pytest.raises(Killed):
+        score_catalog(products, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
+    relabelled = products.assign(category=products["category"].iloc[::-1].to_numpy())
+    calls.clear()
+    summary = score_catalog(relabelled, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
+    assert (summary.total, summary.scored) == (40, 24) and len(calls) == 3
+    assert out.read_bytes() == uninterrupted.read_bytes()
+
+
 def test_an_interrupted_clean_up_leaves_nothing_that_blocks_the_next_run(
     products, predictor, uninterrupted, tmp_path, monkeypatch
 ):

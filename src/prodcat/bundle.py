@@ -58,10 +58,11 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def data_fingerprint(frame: pd.DataFrame, ordered: bool = False) -> str:
+def data_fingerprint(frame: pd.DataFrame, ordered: bool = False, labels: bool = True) -> str:
     """SHA-256 of the canonical columns of a frame: order-independent (a training set), or with ``ordered``
-    the rows in their order (batch scoring, whose chunks are row ranges). Photos count by their path."""
-    columns = ["product_id", "title", "description", "image", "category"]
+    the rows in their order (batch scoring, whose chunks are row ranges). Photos count by their path;
+    ``labels=False`` leaves the categories out (what a prediction reads)."""
+    columns = ["product_id", "title", "description", "image"] + (["category"] if labels else [])
     row_hashes = pd.util.hash_pandas_object(frame[columns].astype(str), index=False)
     if not ordered:
         row_hashes = row_hashes.sort_values()

@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
 #: version of the work directory's layout; a directory of another version is refused like a mismatch
-WORKDIR_FORMAT = 1
+#: (2: the input fingerprint leaves the given categories out)
+WORKDIR_FORMAT = 2
 
 
 class ResumeMismatchError(BatchError):
@@ -198,7 +199,8 @@ def score_catalog(
         format=WORKDIR_FORMAT,
         bundle_version=str(engine.manifest.get("version", "")),
         bundle_identity=bundle_identity(engine.manifest),
-        data_fingerprint=data_fingerprint(frame, ordered=True),
+        # the given categories are not read: a catalogue relabelled meanwhile resumes
+        data_fingerprint=data_fingerprint(frame, ordered=True, labels=False),
         total_rows=len(frame),
         chunk_size=chunk_size,
         top_k=top_k,
