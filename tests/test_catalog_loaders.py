@@ -493,6 +493,14 @@ def test_a_missing_photo_is_named_as_the_catalogue_gives_it(tmp_path: Path) -> N
     assert f"photo file 'photos/chair.jpg' not found under {tmp_path};" in second
 
 
+def test_a_missing_photo_of_a_catalogue_given_by_a_relative_path_names_its_folder(tmp_path: Path, monkeypatch) -> None:
+    """The image root of ``products.csv`` is ``.``: the message names the folder, not ``.``."""
+    (tmp_path / "products.csv").write_text("title,image,category\nChair,photos/chair.jpg,Home\n")
+    monkeypatch.chdir(tmp_path)
+    (issue,) = load_catalog(Path("products.csv")).issues
+    assert f"photo file 'photos/chair.jpg' not found under {tmp_path};" in issue.message
+
+
 def test_a_photo_path_naming_a_directory_says_so(tmp_path: Path) -> None:
     (tmp_path / "photos").mkdir()
     path = tmp_path / "products.csv"

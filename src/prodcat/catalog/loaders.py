@@ -169,8 +169,9 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def _under(root: Path, name: str) -> str:
-    """`` under ROOT`` for a photo named relative to the image root; nothing for an absolute path (it ignores it)."""
-    return "" if os.path.isabs(name) else f" under {root}"
+    """`` under ROOT`` for a photo named relative to the image root, which is given absolute (a relative CSV path
+    made it ``.``); nothing for an absolute path (it ignores it)."""
+    return "" if os.path.isabs(name) else f" under {Path(root).absolute()}"
 
 
 def _canonical(
