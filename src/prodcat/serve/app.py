@@ -423,7 +423,7 @@ class _KnownLabels:
         if existing is not None:
             detail = f"{trained!r} is the model's category {existing!r} written differently: use {existing!r}"
             raise ApiError(422, "category_variant", detail)
-        if hidden := sorted({c for c in trained if unicodedata.category(c) in _INVISIBLE}):
+        if hidden := sorted({c for c in trained if _shows_nothing(c)}):
             detail = (
                 f"{trained!r} holds characters that show nothing ({', '.join(map(repr, hidden))}: a line break, a tab, "
                 "a zero-width space...): write the category as it is shown"
@@ -450,13 +450,14 @@ def _label_levels(path: str) -> list[str]:
     levels = []
     for level in split_path(path):
         folded = unicodedata.normalize("NFKC", level)
-        visible = "".join(c for c in folded if c.isspace() or unicodedata.category(c) not in _INVISIBLE)
+        visible = "".join(c for c in folded if c.isspace() or not _shows_nothing(c))
         levels.append(" ".join(visible.split()).casefold())
     return levels
 
 
-#: Unicode categories of characters that show nothing: format (zero-width space, soft hyphen) and control
-_INVISIBLE = frozenset({"Cf", "Cc"})
+def _shows_nothing(character: str) -> bool:
+    """A format (zero-width space, soft hyphen) or control character (line break, tab, DEL...)."""
+    return unicodedata.category(character) in {"Cf", "Cc"}
 
 
 def create_app_from_env() -> FastAPI:
