@@ -266,6 +266,43 @@ def test_a_bad_specification_is_refused_in_one_clear_sentence(
         assert refused.status_code == 422 and said in detail and ";" not in detail and "union" not in detail, detail
 
 
+def test_a_key_given_twice_in_one_object_is_refused_not_half_read(client: TestClient) -> None:
+    """JSON parsers keep the last value of a repeated key and drop the others without a word: a product whose
+    client merged two records would be classified from one title, a correction stored as one of two categories."""
+    json_type = {"content-type": "application/json"}
+    refused = client.post("/predict", content='{"title": "mug", "title": "lamp"}', headers=json_type)
+    assert (refused.status_code, refused.json()["error"]) == (422, "invalid_json")
+    assert "'title' is given more than once" in refused.json()["detail"]
+
+    specifications = '{"Colour": "red", "Colour": "blue"}'
+    refused = client.post(
+        "/predict", content=f'{{"title": "mug", "specifications": {specifications}}}', headers=json_type
+    )
+    detail = refused.json()["detail"]
+    assert refused.status_code == 422 and "'Colour' is given more than once in specifications" in detail
+    assert "list of key/value pairs" in detail
+    refused = client.post(
+        "/predict", data={"title": "mug", "specifications": specifications}, files={"image": ("a.jpg", b"")}
+    )
+    assert (refused.status_code, refused.json()["error"]) == (422, "invalid_specifications")
+    pairs = '[{"key": "Colour", "value": "red", "key": "Size"}]'
+    refused = client.post("/predict", data={"title": "mug", "specifications": pairs}, files={"image": ("a.jpg", b"")})
+    assert "'key' is given more than once in specifications[0]:" in refused.json()["detail"]
+
+    # in a batch, the item alone fails
+    batch = '[{"product_id": "a", "title": "mug", "title": "lamp"}, {"title": "mug"}]'
+    answered = client.post("/predict-batch", content=batch, headers=json_type)
+    first, second = answered.json()["results"]
+    assert first["error"]["error"] == "invalid_item" and "'title'" in first["error"]["detail"]
+    assert first["error"]["product_id"] == "a" and second["error"] is None
+
+    review_id = client.post("/predict", json={"title": "mug"}).json()["review_id"]
+    correction = '{"category": "Home > Decor", "category": "Kitchen > Mugs"}'
+    refused = client.post(f"/reviews/{review_id}", content=correction, headers=json_type | {"X-API-Key": API_KEY})
+    assert (refused.status_code, refused.json()["error"]) == (422, "invalid_request")
+    assert client.get(f"/reviews/{review_id}", headers={"X-API-Key": API_KEY}).json()["corrected_category"] is None
+
+
 @pytest.mark.parametrize("title", ["<p></p>", "&nbsp;", "...", "\u200b\u200b", "\u0301\u0301"])
 def test_a_title_with_no_letter_or_digit_is_no_product(client: TestClient, title: str) -> None:
     """Markup, punctuation, zero-width or combining characters alone pass a non-blank check but hold no text."""

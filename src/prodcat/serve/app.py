@@ -46,6 +46,7 @@ from prodcat.serve.inputs import (
     product_from_form,
     product_from_json,
     read_small_json,
+    refuse_repeated_keys,
 )
 from prodcat.serve.metrics import ApiMetrics
 from prodcat.serve.middleware import RequestGuard
@@ -387,6 +388,7 @@ def _review_routes(store: ReviewStore, settings: ServeSettings, labels: list[str
 async def _read_submission(request: Request) -> ReviewSubmission:
     """The body of ``POST /reviews/{id}``: JSON of at most what a submission takes, validated."""
     body = await read_small_json(request, _MOST_SUBMISSION_BYTES)
+    refuse_repeated_keys(body, "invalid_request")
     try:
         return ReviewSubmission.model_validate_json(body)
     except ValidationError as exc:

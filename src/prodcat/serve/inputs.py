@@ -198,7 +198,9 @@ def product_from_json(body: bytes, settings: ServeSettings) -> ProductRequest:
     try:
         # a UTF-8 byte-order mark (a file saved by Notepad, sent by PowerShell) is no error: JSON parsers may
         # ignore it (RFC 8259), and json.loads, which reads the batches, does
-        product = ProductIn.model_validate_json(body.removeprefix(codecs.BOM_UTF8))
+        body = body.removeprefix(codecs.BOM_UTF8)
+        refuse_repeated_keys(body, "invalid_json")
+        product = ProductIn.model_validate_json(body)
     except ValidationError as exc:
         raise malformed("invalid_json", validation_message(exc.errors())) from None
     return _product_request(product)
@@ -212,6 +214,7 @@ async def product_from_form(form: FormData, settings: ServeSettings) -> ProductR
     _check_json_size(specifications.encode("utf-8"), 1, "the specifications field", settings)
     try:
         specifications = specifications.removeprefix("\ufeff")  # as a JSON body's byte-order mark
+        refuse_repeated_keys(specifications, "invalid_specifications", ("specifications",))
         attributes = _SPECIFICATIONS.validate_json(specifications) if specifications.strip() else {}
     except ValidationError as exc:
         errors = [error | {"loc": ("specifications", *error["loc"])} for error in exc.errors()]  # as in JSON
@@ -277,7 +280,7 @@ async def _read_named_upload(form: FormData, name: str, settings: ServeSettings)
 def _json_array(body: bytes, settings: ServeSettings) -> list[Any]:
     _check_json_size(body, settings.max_batch_items, "a JSON batch", settings)
     try:
-        items = json.loads(body, parse_int=_json_int)
+        items = json.loads(body, object_pairs_hook=_JsonObject.from_pairs, parse_int=_json_int)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise malformed("invalid_json", f"the body is not valid JSON ({reason})") from None
@@ -288,6 +291,57 @@ def _json_array(body: bytes, settings: ServeSettings) -> list[Any]:
     if not items:
         raise malformed("empty_batch", "the batch is empty: send at least one product")
     return items
+
+
+class _JsonObject(dict[str, Any]):
+    """A JSON object as read, remembering the first key it gave more than once: ``json.loads`` and pydantic
+    keep the last value of a repeated key and drop the others without a word."""
+
+    repeated: str | None = None
+
+    @classmethod
+    def from_pairs(cls, pairs: list[tuple[str, Any]]) -> _JsonObject:
+        obj = cls(pairs)
+        if len(obj) < len(pairs):
+            seen: set[str] = set()
+            obj.repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
+        return obj
+
+
+def _repeated_key(value: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
+    """The path to the first key given twice in one object of ``value`` (read with
+    :meth:`_JsonObject.from_pairs`), or ``None``. Iterative: batches nest as deep as the parser allows."""
+    stack = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, _JsonObject) and item.repeated is not None:
+            return (*where, item.repeated)
+        children = item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
+        stack.extend(((*where, key), child) for key, child in reversed(list(children)))
+    return None
+
+
+def _repeated_message(path: tuple[str | int, ...]) -> str:
+    *parents, key = path
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in parents).lstrip(".")
+    where = f" in {where}" if where else ""
+    advice = (
+        " (to repeat an attribute, send the specifications as a list of key/value pairs)"
+        if parents == ["specifications"]
+        else ""
+    )
+    return f"the key {key!r} is given more than once{where}: only one of its values would be read{advice}"
+
+
+def refuse_repeated_keys(body: bytes | str, error: str, path: tuple[str | int, ...] = ()) -> None:
+    """Refuse (422 ``error``) JSON that gives a key twice in one object, rather than read one of its values.
+    JSON that does not parse passes: the validation that follows says why, in its own words."""
+    try:
+        value = json.loads(body, object_pairs_hook=_JsonObject.from_pairs, parse_int=_json_int)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return
+    if (repeated := _repeated_key(value, path)) is not None:
+        raise malformed(error, _repeated_message(repeated))
 
 
 def _json_int(digits: str) -> int:
@@ -331,6 +385,8 @@ _JSON_ESCAPE = re.compile(rb"\\.", re.DOTALL)
 
 
 def _parse_item(raw: Any, model: type[ProductIn]) -> ProductIn | ApiError:
+    if (repeated := _repeated_key(raw)) is not None:
+        return malformed("invalid_item", _repeated_message(repeated)).about(_given_id(raw))
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
