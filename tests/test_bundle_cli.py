@@ -565,6 +565,9 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
         ),
         ("level.yaml", "level: -1\n", "level: a category depth is 1 (the top level) or more, 0 or null the full path"),
         ("modalities.yaml", "modalities: []\n", "modalities: List should have at least 1 item"),
+        # numpy's range: refused only at the first fold's split, after every head's features were computed
+        ("seed.yaml", "seed: -1\n", "seed: a seed is from 0 to 4294967295, got -1"),
+        ("big-seed.toml", "seed = 4294967296\n", "seed: a seed is from 0 to 4294967295, got 4294967296"),
     ],
 )
 def test_a_wrong_config_is_refused_with_its_fields_before_the_catalogue_is_read(

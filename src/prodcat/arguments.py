@@ -7,7 +7,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from prodcat.config import MODALITIES, Config, ConfigError, load_config
+from prodcat.config import MODALITIES, Config, ConfigError, load_config, seed_problem
 
 
 def config_file(path: str) -> Config:
@@ -38,8 +38,8 @@ def job_count(text: str) -> int:
 def random_seed(text: str) -> int:
     """A seed numpy and scikit-learn take: 0 to 2**32 - 1 (a negative one was their traceback, after the work)."""
     value = _integer(text)
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"a seed is from 0 to {2**32 - 1}, got {value}")
+    if problem := seed_problem(value):
+        raise argparse.ArgumentTypeError(problem)
     return value
 
 

@@ -206,6 +206,7 @@ class Config(BaseModel):
     target_precision: float = Field(0.99, gt=0, le=1)
     #: folds of the internal cross-validation giving out-of-fold scores (fusion, calibration, threshold)
     inner_folds: int = Field(5, ge=2)
+    #: seed of the inner folds and of the models (numpy's and scikit-learn's seeds are 0 to 2**32 - 1)
     seed: int = 0
 
     @field_validator("level")
@@ -214,6 +215,14 @@ class Config(BaseModel):
         if isinstance(level, int) and level < 0:
             raise ValueError(f"a category depth is 1 (the top level) or more, 0 or null the full path, got {level}")
         return None if level == 0 else level
+
+    @field_validator("seed")
+    @classmethod
+    def _a_seed(cls, seed: int) -> int:
+        # numpy refuses any other only when the first fold is split, after every head's features are computed
+        if problem := seed_problem(seed):
+            raise ValueError(problem)
+        return seed
 
     @model_validator(mode="after")
     def _heads_named_once_with_features(self) -> Config:
@@ -236,6 +245,11 @@ class Config(BaseModel):
     def target_level(self) -> int | None:
         """The level to cut category paths at (``auto`` unresolved means the full path)."""
         return None if self.level == "auto" else self.level
+
+
+def seed_problem(seed: int) -> str | None:
+    """Why ``seed`` is no seed numpy and scikit-learn take (0 to 2**32 - 1), or ``None``."""
+    return None if 0 <= seed < 2**32 else f"a seed is from 0 to {2**32 - 1}, got {seed}"
 
 
 #: the usual target of each catalogue format; formats not listed predict the full path
