@@ -559,6 +559,11 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             "heads.0.C: C must be greater than 0, got 0",
         ),
         (
+            "c-inf.yaml",
+            "early: {classifier: vote, members: [{classifier: logreg}, {classifier: linearsvc, C: [1, .inf]}]}\n",
+            "early.members.1.C: C must be finite (a large C, such as 1000, is almost no regularisation), got inf",
+        ),
+        (
             "cs.yaml",
             "heads:\n" + HEAD.format(features="[{name: tfidf}]", more=", C: []"),
             "a list of C values to choose among needs",

@@ -7,6 +7,7 @@ default, so a config file only says what differs.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,6 +61,9 @@ class ClassifierConfig(BaseModel):
             raise ValueError("a list of C values to choose among needs at least one")
         if wrong := [value for value in values if not value > 0]:  # not > 0: NaN too
             raise ValueError(f"C must be greater than 0, got {wrong[0]}")
+        # scikit-learn's linear SVMs and SGD refuse it only when fitted, after every head's features are computed
+        if math.inf in values:
+            raise ValueError("C must be finite (a large C, such as 1000, is almost no regularisation), got inf")
         return c
 
     @model_validator(mode="after")
