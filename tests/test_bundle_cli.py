@@ -570,6 +570,17 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
         ),
         ("level.yaml", "level: -1\n", "level: a category depth is 1 (the top level) or more, 0 or null the full path"),
         ("modalities.yaml", "modalities: []\n", "modalities: List should have at least 1 item"),
+        # a language the detection never answers: the head was silently never trained
+        (
+            "languages.yaml",
+            "heads:\n" + HEAD.format(features="[{name: tfidf}]", more=", languages: [en, english, PT]"),
+            "heads.0.languages: 'english', 'PT': not a language the catalogue's is detected as; those are fr, en, de,",
+        ),
+        (
+            "no-languages.yaml",
+            "heads:\n" + HEAD.format(features="[{name: tfidf}]", more=", languages: []"),
+            "heads.0.languages: an empty list names no language: leave `languages` out for a head of any language",
+        ),
         # numpy's range: refused only at the first fold's split, after every head's features were computed
         ("seed.yaml", "seed: -1\n", "seed: a seed is from 0 to 4294967295, got -1"),
         ("big-seed.toml", "seed = 4294967296\n", "seed: a seed is from 0 to 4294967295, got 4294967296"),

@@ -116,6 +116,22 @@ class HeadConfig(ClassifierConfig):
     #: (ISO 639-1, e.g. ``[en]`` for an English-only encoder); ``None`` = any language
     languages: list[str] | None = None
 
+    @field_validator("languages")
+    @classmethod
+    def _detected_languages(cls, languages: list[str] | None) -> list[str] | None:
+        # a head is kept when the catalogue's main language, as detected, is listed: a language the detection
+        # never answers ('english', 'EN', 'pt') silently left the head out of every model
+        from prodcat.text.clean import LANGUAGES
+
+        if languages == []:
+            raise ValueError("an empty list names no language: leave `languages` out for a head of any language")
+        if unknown := [language for language in languages or [] if language not in LANGUAGES]:
+            raise ValueError(
+                f"{', '.join(map(repr, unknown))}: not a language the catalogue's is detected as; "
+                f"those are {', '.join(LANGUAGES)} (ISO 639-1)"
+            )
+        return languages
+
     @model_validator(mode="after")
     def _no_selection(self) -> HeadConfig:
         # A head's classifier would need its own inner CV per candidate; early fusion's selection
