@@ -4,20 +4,36 @@ One SQLite file per extractor and version under the cache directory
 (``$PRODCAT_CACHE_DIR``, default ``~/.cache/prodcat``): SQLite gives atomic
 writes and safe concurrent readers for free, so an interrupted extraction
 keeps everything it finished and a parallel run never reads half a vector.
+
+A cache never stops a run: a file that is no longer a database (damaged by a
+copy, a crash of the machine, a full disk) is set aside as ``<file>.corrupt``
+and started afresh, and a cache that cannot be opened or written (a read-only
+or full disk) is skipped, the features computed without being kept. Either is
+logged once per file and process, naming the file and the reason.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import closing, suppress
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+#: SQLite's answers for a file whose content is damaged (not the disk or the permissions)
+_CORRUPT_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+#: (cache file, problem) pairs already logged by this process: a warning per file, not per batch
+_LOGGED: set[tuple[Path, str]] = set()
 
 
 def default_cache_dir() -> Path:
@@ -41,10 +57,11 @@ class _SqliteStore:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            columns = f"key TEXT PRIMARY KEY, {self.column} {self.value_type} NOT NULL"
-            db.execute(f"CREATE TABLE IF NOT EXISTS {self.table} ({columns})")
+        self._guarded("be opened", self._create, None)
+
+    def _create(self, db: sqlite3.Connection) -> None:
+        columns = f"key TEXT PRIMARY KEY, {self.column} {self.value_type} NOT NULL"
+        db.execute(f"CREATE TABLE IF NOT EXISTS {self.table} ({columns})")
 
     @classmethod
     def for_extractor(cls, name: str, version: str, cache_dir: str | os.PathLike[str] | None = None) -> Self:
@@ -57,6 +74,52 @@ class _SqliteStore:
         db.execute("PRAGMA journal_mode=WAL")
         return db
 
+    def _guarded(self, doing: str, operation: Callable[[sqlite3.Connection], _T], fallback: _T) -> _T:
+        """``operation`` on a connection, committed; ``fallback`` when the file cannot be used (logged once).
+
+        A damaged file is set aside and ``operation`` run again on a new, empty one.
+        """
+        for attempt in range(2):
+            file_id = _file_id(self.path)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with closing(self._connect()) as db, db:
+                    if attempt:
+                        self._create(db)
+                    return operation(db)
+            except sqlite3.DatabaseError as exc:
+                if attempt == 0 and getattr(exc, "sqlite_errorcode", None) in _CORRUPT_CODES:
+                    self._set_aside(file_id, exc)
+                    continue
+                self._log_once(doing, exc)
+            except OSError as exc:  # the folder cannot be made
+                self._log_once(doing, exc)
+            break
+        return fallback
+
+    def _set_aside(self, file_id: tuple[int, int] | None, exc: sqlite3.DatabaseError) -> None:
+        """Move the damaged file (with its journal) to ``<file>.corrupt``, replacing an older one, unless
+        another process already did (the file is no longer the one found damaged)."""
+        if file_id is None or _file_id(self.path) != file_id:
+            return
+        aside = self.path.with_name(f"{self.path.name}.corrupt")
+        log.warning("feature cache %s is damaged (%s): set aside as %s and started afresh", self.path, exc, aside)
+        for suffix in ("", "-wal", "-shm"):  # a journal left beside a new file would be replayed into it
+            with suppress(FileNotFoundError):
+                os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
+
+    def _log_once(self, doing: str, exc: Exception) -> None:
+        reason = str(exc) or type(exc).__name__
+        if (self.path, reason) not in _LOGGED:
+            _LOGGED.add((self.path, reason))
+            log.warning(
+                "feature cache %s cannot %s (%s): features are computed without it; free space, fix its "
+                "permissions or set PRODCAT_CACHE_DIR to another folder",
+                self.path,
+                doing,
+                reason,
+            )
+
     def _encode(self, value: Any) -> Any:
         return value
 
@@ -65,8 +128,9 @@ class _SqliteStore:
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         keys = list(keys)
-        found: dict[str, Any] = {}
-        with self._connect() as db:
+
+        def read(db: sqlite3.Connection) -> dict[str, Any]:
+            found: dict[str, Any] = {}
             for start in range(0, len(keys), 500):  # SQLite caps the number of bound parameters
                 chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
@@ -74,16 +138,32 @@ class _SqliteStore:
                     f"SELECT key, {self.column} FROM {self.table} WHERE key IN ({marks})", chunk
                 ):
                     found[key] = self._decode(stored)
-        return found
+            return found
+
+        return self._guarded("be read", read, {}) if keys else {}
 
     def put_many(self, values: dict[str, Any]) -> None:
         rows = [(k, self._encode(v)) for k, v in values.items()]
-        with self._connect() as db:
+
+        def write(db: sqlite3.Connection) -> None:
             db.executemany(f"INSERT OR REPLACE INTO {self.table} (key, {self.column}) VALUES (?, ?)", rows)
 
+        if rows:
+            self._guarded("be written", write, None)
+
     def __len__(self) -> int:
-        with self._connect() as db:
-            return int(db.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()[0])
+        return self._guarded(
+            "be read", lambda db: int(db.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()[0]), 0
+        )
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """Device and inode of ``path`` (``None`` if absent): tells a file from its replacement."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 class _ArrayStore(_SqliteStore):

@@ -1,0 +1,126 @@
+"""The on-disk feature cache never stops a run: damaged, unwritable or full caches, entries of the wrong size."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from prodcat.features import cache as cache_module
+from prodcat.features.base import make_extractor
+from prodcat.features.cache import EmbeddingCache
+
+
+@pytest.fixture(autouse=True)
+def _forget_logged_problems(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache_module, "_LOGGED", set())  # each test sees its warnings
+
+
+def _photos(tmp_path: Path) -> pd.DataFrame:
+    paths = []
+    for i, colour in enumerate([(230, 20, 20), (20, 20, 230)]):
+        paths.append(str(tmp_path / f"p{i}.png"))
+        Image.new("RGB", (40, 30), colour).save(paths[-1])
+    return pd.DataFrame({"product_id": ["red", "blue"], "image": paths})
+
+
+def _histograms(frame: pd.DataFrame, cache_dir: Path) -> np.ndarray:
+    return make_extractor("color_hist", cache_dir=str(cache_dir), progress=False).transform(frame)
+
+
+def _cache_file(cache_dir: Path) -> Path:
+    return cache_dir / "features" / "color_hist-v1.sqlite"
+
+
+def _truncate(path: Path) -> None:
+    """Cut a checkpointed database file in half, as a copy or a crash interrupted mid-file leaves it."""
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_a_damaged_cache_file_is_set_aside_and_started_afresh(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cache file that was no longer a database ('file is not a database') or was cut short ('database disk
+    image is malformed') failed every command that read it, with sqlite3's traceback, until the user found and
+    deleted it. It is moved aside as <file>.corrupt, with a warning naming it, and the features are computed."""
+    frame = _photos(tmp_path)
+    expected = _histograms(frame, tmp_path / "fresh")
+    cache_dir = tmp_path / "cache"
+    _cache_file(cache_dir).parent.mkdir(parents=True)
+    _cache_file(cache_dir).write_bytes(b"this was a cache before the disk was damaged\n" * 200)
+    with caplog.at_level(logging.WARNING, logger="prodcat.features.cache"):
+        np.testing.assert_array_equal(_histograms(frame, cache_dir), expected)
+    assert f"feature cache {_cache_file(cache_dir)} is damaged (file is not a database)" in caplog.text
+    assert _cache_file(cache_dir).with_name("color_hist-v1.sqlite.corrupt").exists()
+    assert len(EmbeddingCache(_cache_file(cache_dir))) == 2  # the new file keeps this run's vectors
+
+    # A large cache cut in half opens, and fails on the first page read that is gone.
+    big = EmbeddingCache(_cache_file(cache_dir))
+    big.put_many({f"filler{i}": np.ones(128, np.float32) for i in range(2000)})
+    _truncate(_cache_file(cache_dir))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="prodcat.features.cache"):
+        np.testing.assert_array_equal(_histograms(frame, cache_dir), expected)
+    assert "is damaged (database disk image is malformed)" in caplog.text
+    assert len(EmbeddingCache(_cache_file(cache_dir))) == 2
+
+
+def test_a_cache_that_cannot_be_written_is_skipped_with_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full disk, a read-only cache or a cache folder that cannot be made ended the run (after the features
+    were computed) in sqlite3.OperationalError or OSError. The features are now returned without being kept,
+    with one warning per file saying why and what to do."""
+    frame = _photos(tmp_path)
+    expected = _histograms(frame, tmp_path / "fresh")
+    real_connect = cache_module._SqliteStore._connect
+
+    def full_disk(self: cache_module._SqliteStore) -> sqlite3.Connection:
+        db = real_connect(self)
+        db.execute("PRAGMA max_page_count = 1")  # the file may not grow: SQLITE_FULL, as on a full disk
+        return db
+
+    cache_dir = tmp_path / "full"
+    _cache_file(cache_dir).parent.mkdir(parents=True)
+    with sqlite3.connect(_cache_file(cache_dir)) as db:
+        db.execute("PRAGMA page_size = 512")  # a vector (512 bytes) then needs a page more than the file has
+        db.execute("PRAGMA user_version = 1")  # written now, with that page size
+    EmbeddingCache(_cache_file(cache_dir))  # the file exists, with its table, before the disk fills
+    monkeypatch.setattr(cache_module._SqliteStore, "_connect", full_disk)
+    with caplog.at_level(logging.WARNING, logger="prodcat.features.cache"):
+        np.testing.assert_array_equal(_histograms(frame, cache_dir), expected)
+        np.testing.assert_array_equal(_histograms(frame, cache_dir), expected)  # a second batch: no new warning
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == [
+        f"feature cache {_cache_file(cache_dir)} cannot be written (database or disk is full): features are "
+        "computed without it; free space, fix its permissions or set PRODCAT_CACHE_DIR to another folder"
+    ]
+
+    def read_only(self: cache_module._SqliteStore) -> sqlite3.Connection:  # root ignores chmod: open it read-only
+        return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+
+    cache_dir = tmp_path / "read-only"
+    monkeypatch.setattr(cache_module._SqliteStore, "_connect", real_connect)
+    EmbeddingCache(_cache_file(cache_dir)).put_many({"unrelated": np.ones(128, np.float32)})
+    monkeypatch.setattr(cache_module._SqliteStore, "_connect", read_only)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="prodcat.features.cache"):
+        np.testing.assert_array_equal(_histograms(frame, cache_dir), expected)
+    assert "cannot be written (attempt to write a readonly database)" in caplog.text
+    monkeypatch.setattr(cache_module._SqliteStore, "_connect", real_connect)
+    assert len(EmbeddingCache(_cache_file(cache_dir))) == 1  # read, not changed
+
+    not_a_folder = tmp_path / "cache-is-a-file"
+    not_a_folder.write_text("")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="prodcat.features.cache"):
+        np.testing.assert_array_equal(_histograms(frame, not_a_folder), expected)
+    assert f"feature cache {_cache_file(not_a_folder)} cannot be opened (" in caplog.text
