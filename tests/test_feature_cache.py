@@ -45,9 +45,7 @@ def _truncate(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
-def test_a_damaged_cache_file_is_set_aside_and_started_afresh(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_damaged_cache_file_is_set_aside_and_started_afresh(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A cache file that was no longer a database ('file is not a database') or was cut short ('database disk
     image is malformed') failed every command that read it, with sqlite3's traceback, until the user found and
     deleted it. It is moved aside as <file>.corrupt, with a warning naming it, and the features are computed."""
@@ -124,3 +122,35 @@ def test_a_cache_that_cannot_be_written_is_skipped_with_one_warning(
     with caplog.at_level(logging.WARNING, logger="prodcat.features.cache"):
         np.testing.assert_array_equal(_histograms(frame, not_a_folder), expected)
     assert f"feature cache {_cache_file(not_a_folder)} cannot be opened (" in caplog.text
+
+
+def test_a_cached_entry_of_the_wrong_size_is_computed_again(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A stored vector or descriptor block of the wrong length (a damaged entry, or one another version wrote
+    under the same name) failed the whole batch: 'could not broadcast input array from shape (3,) into shape
+    (128,)', or 'cannot reshape array' for a bag of visual words. It is computed again and overwritten."""
+    frame = _photos(tmp_path)
+    extractor = make_extractor("color_hist", cache_dir=str(tmp_path / "cache"), progress=False)
+    expected = extractor.transform(frame)
+    cache = extractor.disk_cache()
+    first = extractor.item_key(extractor.items(frame)[0])
+    cache.put_many({first: np.ones(3, np.float32)})
+    with caplog.at_level(logging.WARNING, logger="prodcat.features.base"):
+        np.testing.assert_array_equal(extractor.transform(frame), expected)
+    assert "color_hist: 1 cached vectors are not of 128 values; encoded again" in caplog.text
+    assert cache.get_many([first])[first].size == 128  # overwritten
+
+    orb = make_extractor("bovw_orb", n_words=4, cache_dir=str(tmp_path / "cache"), progress=False)
+    photo = tmp_path / "texture.png"
+    pixels = np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8)
+    Image.fromarray(pixels).resize((240, 180), Image.Resampling.NEAREST).save(photo)
+    textured = pd.DataFrame({"product_id": ["t"], "image": [str(photo)]})
+    expected = orb.fit_transform(textured)
+    _items, (key,) = orb._photo_keys(textured)
+    orb.descriptor_cache().put_many({key: np.arange(33, dtype=np.uint8)})  # not a whole number of 32-byte rows
+    np.testing.assert_array_equal(orb.fit_transform(textured), expected)
+    assert orb.descriptor_cache().get_many([key])[key].size % 32 == 0
+    codebooks = EmbeddingCache.for_extractor("bovw_orb-codebooks", orb.version, tmp_path / "cache")
+    with sqlite3.connect(codebooks.path) as db:
+        (codebook_key,) = [key for (key,) in db.execute("SELECT key FROM vectors")]
+    codebooks.put_many({codebook_key: np.ones(5, np.float32)})  # not a whole number of 256-value words
+    np.testing.assert_array_equal(orb.fit_transform(textured), expected)

@@ -15,6 +15,7 @@ nothing and a changed photo or text is recomputed.
 
 from __future__ import annotations
 
+import logging
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -24,6 +25,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from prodcat.features.cache import EmbeddingCache, MemoryCache, ReadThroughMemoryCache
+
+log = logging.getLogger(__name__)
 
 _REGISTRY: dict[str, type[Extractor]] = {}
 
@@ -187,7 +190,7 @@ def encode_with_cache(
         return out
     from tqdm.auto import tqdm
 
-    found = cache.get_many(wanted)
+    found = _of_size(cache.get_many(wanted), dim, desc)
     for i, k in enumerate(keys):
         if k is not None and k in found:
             out[i] = found[k]
@@ -207,3 +210,12 @@ def encode_with_cache(
         if k is not None and k in todo:
             out[i] = found[k]
     return out
+
+
+def _of_size(found: dict[str, np.ndarray], dim: int, desc: str) -> dict[str, np.ndarray]:
+    """The cached vectors of ``dim`` values; others (a damaged entry, a cache another version wrote under the
+    same name) are left out, so they are encoded again and overwritten rather than failing the whole batch."""
+    kept = {k: v for k, v in found.items() if v.size == dim}
+    if len(kept) < len(found):
+        log.warning("%s: %d cached vectors are not of %d values; encoded again", desc, len(found) - len(kept), dim)
+    return kept

@@ -607,6 +607,8 @@ class BagOfVisualWords(Extractor):
             for start in range(0, len(keys), self.stream_photos):
                 chunk = keys[start : start + self.stream_photos]
                 found = cache.get_many({k for k in chunk if k is not None})
+                # an entry that is no whole number of descriptors (damaged) is detected again, and overwritten
+                found = {k: raw for k, raw in found.items() if raw.size % self.descriptor_bytes == 0}
                 todo = {
                     k: item
                     for k, item in zip(chunk, items[start : start + self.stream_photos], strict=True)
@@ -641,8 +643,8 @@ class BagOfVisualWords(Extractor):
         key = content_key("\n".join([*described_keys, params]))
         cache = EmbeddingCache.for_extractor(f"{self.name}-codebooks", self.version, self.cache_dir)
         cached = cache.get_many([key])
-        if key in cached:
-            dim = self.vectors(sample.rows()[:0]).shape[1]  # of the float vectors, not of the raw bytes
+        dim = self.vectors(sample.rows()[:0]).shape[1]  # of the float vectors, not of the raw bytes
+        if key in cached and cached[key].size and cached[key].size % dim == 0:  # else damaged: fitted again
             self.words_ = cached[key].reshape(-1, dim)
         else:
             self.words_ = self._fit_codebook(self.vectors(sample.rows()))
