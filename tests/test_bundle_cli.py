@@ -94,6 +94,49 @@ def test_a_bundle_never_replaces_what_is_not_a_bundle(tmp_path, capsys):
         assert bundle.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's private 0700: others read it
 
 
+def test_train_refuses_a_bundle_folder_it_could_not_replace_before_training(tmp_path, monkeypatch, capsys):
+    """A bundle is written beside --out, then renamed into place. An --out that is a mount point (EBUSY at the
+    rename) or whose parent takes no files (the folder itself writable) passed the check, and training ended in
+    OSError's traceback, the model lost, an empty '.m.old.*' folder left beside it. Refused before training now."""
+    import errno
+
+    models, volume = tmp_path / "models", tmp_path / "volume"
+    models.mkdir()
+    volume.mkdir()
+    bundle = save_bundle({"w": 1}, models / "m", config={}, labels=["a"])
+    real_open, real_mkdir, real_ismount = os.open, os.mkdir, os.path.ismount
+
+    def refuse_in_models(call):  # tests run as root, whom chmod cannot lock out: the file system refuses instead
+        def guarded(path, *args, **kwargs):
+            if Path(path) == models or (Path(path).parent == models and Path(path) != bundle):  # in models/ itself
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+            return call(path, *args, **kwargs)
+
+        return guarded
+
+    monkeypatch.setattr(os, "open", refuse_in_models(real_open))
+    monkeypatch.setattr(os, "mkdir", refuse_in_models(real_mkdir))
+    monkeypatch.setattr(os.path, "ismount", lambda path: Path(path) == volume or real_ismount(path))
+    for out, message in (
+        (bundle, f"cannot write the model bundle in {models}: Read-only file system (a bundle is written beside"),
+        (volume, f"{volume} is a mount point, which cannot be replaced (a bundle is written beside it, then renamed"),
+    ):
+        with pytest.raises(SystemExit) as refused:
+            main(["train", "/nonexistent/catalogue", "--out", str(out)])
+        assert refused.value.code == 2 and f"argument --out: {message}" in capsys.readouterr().err
+    monkeypatch.undo()
+
+    # the rename refused all the same (a mount point met by the library call): the old bundle stays, nothing beside it
+    def busy(self, target):
+        raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), str(self))
+
+    monkeypatch.setattr(Path, "rename", busy)
+    with pytest.raises(OSError, match="busy"):
+        save_bundle({"w": 2}, bundle, config={}, labels=["a"])
+    monkeypatch.undo()
+    assert load_bundle(bundle)[0] == {"w": 1} and sorted(os.listdir(models)) == ["m"]
+
+
 def test_load_bundle_unpickles_only_the_bytes_it_checked(tmp_path, monkeypatch):
     """The model's bytes are read once, hashed, checked against the manifest and unpickled: a retrain landing
     between the read and the check is refused, one landing after it cannot change what is loaded."""

@@ -4,6 +4,7 @@ the option's name, before any work starts (not as a library's traceback minutes 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 
@@ -92,9 +93,31 @@ def bundle_dir(text: str) -> Path:
     from prodcat.bundle import destination_problem
 
     path = Path(text)
-    if problem := destination_problem(path) or unwritable_folder(path, "the model bundle"):
+    if problem := destination_problem(path) or unmovable_bundle_folder(path):
         raise argparse.ArgumentTypeError(problem)
     return path
+
+
+def unmovable_bundle_folder(path: Path) -> str | None:
+    """Why a bundle cannot be written at ``path`` (new, or an empty folder or bundle to replace), or ``None``.
+
+    :func:`~prodcat.bundle.save_bundle` writes the bundle in a folder beside ``path``, then renames an existing
+    ``path`` away and that folder into place: ``path``'s parent must take files, and an existing ``path`` must be
+    a folder that can be renamed, not a mount point (a volume mounted there, as containers have). Found after
+    training otherwise, which then ended in OSError's traceback and lost the model.
+    """
+    if not path.exists():
+        return unwritable_folder(path, "the model bundle")
+    folder = path.resolve()
+    if os.path.ismount(folder):
+        return (
+            f"{path} is a mount point, which cannot be replaced (a bundle is written beside it, then renamed into "
+            f"place): give a folder inside it, e.g. {path / 'model'}"
+        )
+    for where in (folder, folder.parent):  # the old bundle is moved out of the one, the new one written in the other
+        if problem := unwritable_folder(where, "the model bundle"):
+            return problem if where == folder else f"{problem} (a bundle is written beside {path}, then renamed)"
+    return None
 
 
 def unwritable_folder(path: Path, what: str) -> str | None:

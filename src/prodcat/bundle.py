@@ -132,7 +132,11 @@ def save_bundle(
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
         if out.exists():
             trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            out.rename(trash / out.name)
+            try:
+                out.rename(trash / out.name)
+            except OSError:  # a mount point (EBUSY), no permission: the old bundle stays, and no empty trash
+                trash.rmdir()
+                raise
             staging.rename(out)
             shutil.rmtree(trash, ignore_errors=True)
         else:
