@@ -450,6 +450,35 @@ def test_a_damaged_part_is_scored_again_when_resuming(tiny_training, tmp_path, m
     assert (summary.total, summary.scored) == (12, 8)
 
 
+def test_a_part_whose_footer_reads_but_not_its_predictions_is_scored_again(tiny_training, tmp_path, monkeypatch):
+    """A part with the right number of rows was trusted from its footer alone: one whose data was damaged (the
+    footer intact), edited by hand or copied from another chunk made the run fail when the parts were joined
+    (KeyError's traceback, or 'cannot write the predictions: ... Deserializing page header failed'), and so did
+    every resumption, each advising to run the same command again. Such parts are scored again now."""
+    predictor = Predictor.load(tiny_training.bundle)
+    products = tiny_training.unseen
+    whole = tmp_path / "whole.csv"
+    score_catalog(products, whole, LocalEngine(predictor), chunk_size=2, progress=False)
+    out = tmp_path / "preds.csv"
+    calls = interrupt_at_call(monkeypatch, 5)
+    with pytest.raises(Killed):
+        score_catalog(products, out, LocalEngine(predictor), chunk_size=2, progress=False)
+    parts = [work_dir_for(out) / f"part-00000{i}.parquet" for i in range(4)]
+    damaged = bytearray(parts[0].read_bytes())
+    damaged[8:300] = b"\x55" * 292  # the first data pages; the footer, at the end, still reads
+    parts[0].write_bytes(bytes(damaged))
+    edited = pd.read_parquet(parts[1]).rename(columns={"decision": "Decision"})
+    edited.to_parquet(parts[1])
+    parts[3].write_bytes(parts[2].read_bytes())  # another chunk's products
+
+    calls.clear()
+    summary = score_catalog(products, out, LocalEngine(predictor), chunk_size=2, progress=False)
+    ids = products["product_id"].tolist()
+    assert calls == [ids[0:2], ids[2:4], ids[6:8], ids[8:10], ids[10:12]]  # chunk 2 alone was kept
+    assert out.read_bytes() == whole.read_bytes()
+    assert (summary.total, summary.scored) == (12, 10)
+
+
 @pytest.mark.parametrize(
     ("files", "overwritten"),
     [

@@ -100,8 +100,26 @@ def _remove_work_dir(work_dir: Path) -> None:
     shutil.rmtree(doomed)
 
 
-def _open_work_dir(work_dir: Path, state: RunState, restart: bool) -> set[int]:
-    """Create the work directory, or reuse a matching one; returns the indices of its finished chunks."""
+def _finished_part(path: Path, ids: list[str]) -> bool:
+    """Whether ``path`` holds the predictions of the products ``ids``, in their order, readable to the end.
+
+    Neither a damaged part (a disk error, a copy cut short) nor a hand-edited one can come from atomic writes;
+    such a part is scored again, not trusted: its footer alone may read while its data does not, and the run
+    would then fail at the end, when the parts are joined, on every resumption."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        log.warning("%s cannot be read (%s): scoring that chunk again", path, exc)
+        return False
+    if table.column_names != list(OUTPUT_COLUMNS) or table.column("product_id").to_pylist() != ids:
+        log.warning("%s does not hold this chunk's predictions: scoring that chunk again", path)
+        return False
+    return True
+
+
+def _open_work_dir(work_dir: Path, state: RunState, restart: bool, ids: list[str]) -> set[int]:
+    """Create the work directory, or reuse a matching one; returns the indices of its finished chunks
+    (``ids``: the products of the run, in order)."""
     if work_dir.exists() and restart:
         log.info("--restart: removing the unfinished run in %s", work_dir)
         _remove_work_dir(work_dir)
@@ -126,22 +144,11 @@ def _open_work_dir(work_dir: Path, state: RunState, restart: bool) -> set[int]:
             "data and options to resume it, or start over with --restart (deletes its finished chunks)"
         )
     bounds = chunk_bounds(state.total_rows, state.chunk_size)
-    finished = set()
-    for index, (start, stop) in enumerate(bounds):
-        path = part_path(work_dir, index)
-        if path.is_file():
-            # neither can happen through atomic writes; a damaged (a disk error, a copy cut short) or
-            # hand-edited directory is re-scored, not trusted, and never stops the run that resumes it
-            try:
-                rows = pq.read_metadata(path).num_rows
-            except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-                log.warning("%s cannot be read (%s): scoring that chunk again", path, exc)
-                continue
-            if rows == stop - start:
-                finished.add(index)
-            else:
-                log.warning("%s has the wrong number of rows: scoring that chunk again", path)
-    return finished
+    return {
+        index
+        for index, (start, stop) in enumerate(bounds)
+        if part_path(work_dir, index).is_file() and _finished_part(part_path(work_dir, index), ids[start:stop])
+    }
 
 
 def _write_output(work_dir: Path, n_chunks: int, out: Path) -> tuple[int, int]:
@@ -257,7 +264,7 @@ def _score_locked(
     chunk_size, top_k = state.chunk_size, state.top_k
     work_dir = work_dir_for(out)
     bounds = chunk_bounds(len(frame), chunk_size)
-    finished = _open_work_dir(work_dir, state, restart)
+    finished = _open_work_dir(work_dir, state, restart, frame["product_id"].tolist())
     done_rows = sum(stop - start for index, (start, stop) in enumerate(bounds) if index in finished)
     if finished:
         log.info("resuming %s: %d of %d chunks already scored", work_dir, len(finished), len(bounds))
