@@ -137,6 +137,37 @@ def test_train_refuses_a_bundle_folder_it_could_not_replace_before_training(tmp_
     assert load_bundle(bundle)[0] == {"w": 1} and sorted(os.listdir(models)) == ["m"]
 
 
+class _Renamed:
+    """A model class that a later version of the libraries moved (pickled under a module that is then gone)."""
+
+
+def test_a_model_other_library_versions_cannot_unpickle_is_refused_naming_them(tmp_path, monkeypatch, capsys):
+    """A bundle whose checksums match but whose pickle this installation cannot read (a class moved or renamed by
+    another scikit-learn or prodcat) ended in the unpickler's traceback for every command; now a BundleError (one
+    line, exit 2) naming the libraries whose versions differ and what to do."""
+    import types
+
+    gone = types.ModuleType("prodcat_removed_module")
+    monkeypatch.setitem(sys.modules, gone.__name__, gone)
+    monkeypatch.setattr(_Renamed, "__module__", gone.__name__)
+    gone._Renamed = _Renamed
+    bundle = save_bundle(_Renamed(), tmp_path / "m", config={}, labels=["a", "b"])
+    monkeypatch.delitem(sys.modules, gone.__name__)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["libraries"]["scikit-learn"] = "0.24.2"  # the manifest is not checksummed: what training recorded
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="ModuleNotFoundError: No module named 'prodcat_removed_module'") as refused:
+        load_bundle(bundle)
+    here = __import__("sklearn").__version__
+    assert f"it was written with scikit-learn 0.24.2 (here {here}): install those versions, or retrain" in str(
+        refused.value
+    )
+    data = tmp_path / "products.csv"
+    data.write_text("product_id,title,category\n1,mug,Kitchen\n")
+    assert main(["evaluate", str(bundle), str(data), "--report", str(tmp_path / "report")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: bundle {bundle}: model.joblib cannot be read by this")
+
+
 def test_load_bundle_unpickles_only_the_bytes_it_checked(tmp_path, monkeypatch):
     """The model's bytes are read once, hashed, checked against the manifest and unpickled: a retrain landing
     between the read and the check is refused, one landing after it cannot change what is loaded."""

@@ -255,4 +255,29 @@ def load_bundle(bundle_dir: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]
     manifest = verify_bundle(bundle_dir, digests)
     if data is None or MODEL_FILE not in manifest["files"]:
         raise BundleError(f"bundle {bundle_dir}: its manifest lists no {MODEL_FILE}; retrain it")
-    return joblib.load(io.BytesIO(data)), manifest
+    try:
+        return joblib.load(io.BytesIO(data)), manifest
+    except Exception as exc:  # whatever another version's pickle raises, the cure is the same
+        raise BundleError(f"bundle {bundle_dir}: {unreadable_model(exc, manifest)}") from exc
+
+
+def unreadable_model(error: Exception, manifest: Mapping[str, Any]) -> str:
+    """Why the verified model pickle of ``manifest``'s bundle did not load (``error``) and what to do.
+
+    Its bytes are the very ones trained (the checksums match), so the libraries that read it differ from those
+    that wrote it: a class renamed or moved, an estimator's attributes changed (scikit-learn pickles are only
+    read by the version that wrote them). The libraries whose versions differ are named.
+    """
+    recorded = manifest.get("libraries")
+    here = library_versions()
+    differ = [
+        f"{name} {version} (here {here.get(name, 'not installed')})"
+        for name, version in (recorded.items() if isinstance(recorded, dict) else ())
+        if version != here.get(name)
+    ]
+    cure = (
+        f"it was written with {', '.join(differ)}: install those versions, or retrain it with these"
+        if differ
+        else "retrain it"
+    )
+    return f"{MODEL_FILE} cannot be read by this installation ({type(error).__name__}: {error}); {cure}"
