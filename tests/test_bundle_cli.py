@@ -137,6 +137,25 @@ def test_train_refuses_a_bundle_folder_it_could_not_replace_before_training(tmp_
     assert load_bundle(bundle)[0] == {"w": 1} and sorted(os.listdir(models)) == ["m"]
 
 
+def test_a_bundle_of_another_format_says_whether_to_upgrade_or_retrain(tmp_path):
+    """A bundle of a newer format was refused with 'retrain with this version' alone: the bundle is fine, this
+    prodcat is the older one."""
+    bundle = save_bundle({"w": 1}, tmp_path / "m", config={}, labels=["a"])
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for version, message in (
+        (
+            FORMAT_VERSION + 1,
+            f"format {FORMAT_VERSION + 1} (a newer prodcat wrote it); this prodcat reads format "
+            f"{FORMAT_VERSION} — upgrade prodcat to read it, or retrain with this version",
+        ),
+        (FORMAT_VERSION - 1, f"format {FORMAT_VERSION - 1}; this prodcat reads format {FORMAT_VERSION} — retrain with"),
+    ):
+        (bundle / "manifest.json").write_text(json.dumps(manifest | {"format_version": version}))
+        with pytest.raises(BundleError) as refused:
+            load_bundle(bundle)
+        assert message in str(refused.value)
+
+
 class _Renamed:
     """A model class that a later version of the libraries moved (pickled under a module that is then gone)."""
 

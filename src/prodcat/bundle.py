@@ -177,10 +177,14 @@ def read_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
         raise BundleError(f"{path} is not valid JSON ({exc}); the bundle is damaged — retrain it") from exc
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files", {}), dict):
         raise BundleError(f"{path} is not a prodcat manifest (a JSON object with a 'files' object); retrain it")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        # a newer format is no fault of the bundle: the reader is the one to update
+        newer = isinstance(version, int) and version > FORMAT_VERSION
+        cure = "upgrade prodcat to read it, or retrain with this version" if newer else "retrain with this version"
         raise BundleError(
-            f"{bundle_dir} has bundle format {manifest.get('format_version')!r}; "
-            f"this prodcat reads format {FORMAT_VERSION} — retrain with this version"
+            f"{bundle_dir} has bundle format {version!r}{' (a newer prodcat wrote it)' if newer else ''}; "
+            f"this prodcat reads format {FORMAT_VERSION} — {cure}"
         )
     return manifest
 
