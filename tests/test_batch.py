@@ -403,6 +403,26 @@ def test_cli_gives_one_line_errors_for_unreadable_input_and_unreachable_clusters
     assert "run the same command to resume" not in error  # nothing was scored: nothing to resume
 
 
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("http://127.0.0.1:8786", "unknown address scheme 'http'"),
+        ("tcp://127.0.0.1", "missing port number"),
+        ("tls://127.0.0.1:8786", "TLS expects a `ssl_context`"),
+    ],
+)
+def test_cli_refuses_a_scheduler_address_dask_cannot_use_in_one_line(tiny_training, tmp_path, capsys, address, reason):
+    """A mistyped --scheduler (a web address, no port) ended in dask's ValueError traceback, exit 1."""
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    out = tmp_path / "preds.csv"
+    command = ["predict", str(tiny_training.bundle), str(data), "--out", str(out), "--engine", "dask"]
+    assert main([*command, "--scheduler", address]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: cannot use {address!r} as a dask scheduler address (") and reason in error
+    assert error.endswith("give it as tcp://HOST:PORT, the address `dask scheduler` prints\n")
+
+
 def test_cli_lists_photos_it_could_not_use_with_their_reason_on_every_run(flipkart_bundle, products, tmp_path, capsys):
     """A photo that does not decode is an input problem: listed in OUT.issues.csv with its line and why,
     on a rerun too, although the embedding cache only remembers that it failed."""

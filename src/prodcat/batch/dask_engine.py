@@ -87,6 +87,11 @@ class DaskEngine:
                 self._client = Client(self.scheduler)
             except OSError as exc:  # refused, timed out, unknown host
                 raise BatchError(f"cannot reach the dask scheduler at {self.scheduler} ({exc})") from None
+            except (ValueError, TypeError) as exc:  # an unknown scheme, no port, tls:// without its certificates
+                raise BatchError(
+                    f"cannot use {self.scheduler!r} as a dask scheduler address ({exc}): give it as "
+                    "tcp://HOST:PORT, the address `dask scheduler` prints"
+                ) from None
         else:
             self._cluster = LocalCluster(
                 n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None
