@@ -735,6 +735,32 @@ def test_cv_and_train_warn_of_categories_no_fold_can_learn(tmp_path, capsys):
     assert "warning: level 5 asked, but the categories have 1 level(s): the full paths are predicted" in out
 
 
+def test_train_warns_of_a_category_written_in_several_ways(tmp_path, capsys):
+    """Labels differing only in case, accents or spacing ('Kitchen', 'kitchen', 'Kitchén') were learnt as separate
+    categories without a word, the products of one category split between labels the model cannot tell apart."""
+    words = {"Kitchen": "ceramic coffee mug", "Watches > Analog": "analog wrist watch"}
+    spellings = {
+        "Kitchen": ["Kitchen", "kitchen", "Kitchén"],
+        "Watches > Analog": ["Watches > Analog", "watches >  ANALOG"],
+    }
+    rows = [(f"{c}-{i}", f"{words[c]} {i}", spellings[c][i % len(spellings[c])]) for c in words for i in range(12)]
+    data = tmp_path / "products.csv"
+    pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    assert main(["train", str(data), "--config", config, "--level", "0", "--out", str(tmp_path / "m")]) == 0
+    assert (
+        "warning: 2 categories are written in several ways, differing only in case, accents or spacing ('Kitchen' / "
+        "'Kitchén' / 'kitchen'; 'Watches > Analog' / 'watches > ANALOG'): each way is learnt as a category of its "
+        "own; correct the labels to one spelling"
+    ) in capsys.readouterr().out
+    # one spelling each (and 'Kitchenware', not 'Kitchen'): nothing to say
+    names = {"Kitchen": "Kitchenware", "Watches > Analog": "Watches > Analog"}
+    rows = [(product, title, names[product.rsplit("-", 1)[0]]) for product, title, _ in rows]
+    pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
+    assert main(["train", str(data), "--config", config, "--level", "0", "--out", str(tmp_path / "m")]) == 0
+    assert "written in several ways" not in capsys.readouterr().out
+
+
 def test_train_with_feedback_replaces_corrected_products_and_reads_only_usable_corrections(
     tmp_path, capsys, monkeypatch
 ):

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import sys
 import textwrap
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from prodcat.batch import (
 from prodcat.batch.engines import Engine
 from prodcat.bundle import data_fingerprint, model_level, save_bundle
 from prodcat.catalog.loaders import add_loader_arguments, catalog_files, load_from_args
-from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, depth, has_text
+from prodcat.catalog.schema import SEP, Catalog, RowIssue, category_at_level, depth, has_text, split_path
 from prodcat.config import Config
 from prodcat.evaluate.labelled import labelled_warnings, product_fingerprints, products_in_training, readable_by
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
@@ -340,9 +341,38 @@ def describe_target(frame: pd.DataFrame, config: Config, single_product_conseque
     from prodcat.evaluate.cv import category_counts
 
     counts = category_counts(frame, config)
+    warn_of_label_variants(counts)
     warn_of_single_products(counts, single_product_consequence)
     warn_of_conflicting_copies(frame, config)
     print_target(frame, config, len(counts))
+
+
+def warn_of_label_variants(counts: pd.Series) -> None:
+    """Say which categories (of their product ``counts``) are another written differently: the same but for case,
+    accents or spacing ('Kitchen', 'kitchen', 'Kitchén'), as hand-typed labels or two merged exports give. Each
+    is learnt as a category of its own, splitting one category's products between labels the model cannot tell
+    apart."""
+    names = pd.Series(counts.index.astype(str), index=counts.index.astype(str))
+    keys = names.map(_label_key)
+    variants = [sorted(group) for _, group in names.groupby(keys.to_numpy()) if len(group) > 1]
+    if not variants:
+        return
+    shown = "; ".join(" / ".join(map(repr, group)) for group in variants[:3]) + ("; ..." if len(variants) > 3 else "")
+    print(
+        f"warning: {len(variants)} {'category is' if len(variants) == 1 else 'categories are'} written in several "
+        f"ways, differing only in case, accents or spacing ({shown}): each way is learnt as a category of its own; "
+        "correct the labels to one spelling"
+    )
+
+
+def _label_key(category: str) -> str:
+    """A category as compared by :func:`warn_of_label_variants`: compatibility forms folded, accents dropped,
+    spacing collapsed, case ignored, level by level."""
+    levels = []
+    for level in split_path(category):
+        letters = unicodedata.normalize("NFKD", level)
+        levels.append(" ".join("".join(c for c in letters if not unicodedata.combining(c)).split()).casefold())
+    return SEP.join(levels)
 
 
 def warn_of_single_products(counts: pd.Series, consequence: str) -> None:
