@@ -674,6 +674,23 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             "heads:\n" + HEAD.format(features="[{name: tfidf}]", more=", languages: []"),
             "heads.0.languages: an empty list names no language: leave `languages` out for a head of any language",
         ),
+        # values of the right type an extractor cannot take: silently wrong features, or a traceback at its fit
+        (
+            "extractor-values.yaml",
+            "heads:\n"
+            + HEAD.format(
+                features="[{name: usem3, params: {max_chars: -5}}, "
+                "{name: tfidf, params: {word_ngram_range: [2, 1], word_min_df: 0, title_weight: .nan}}]",
+                more="",
+            )
+            + "  - {name: p, modality: image, features: [{name: bovw_orb, params: {random_state: -1, n_words: 0}}]}\n",
+            "heads.0.features.0.params.max_chars: must be at least 1, got -5; heads.0.features.1.params."
+            "word_ngram_range: an n-gram range is [shortest, longest], 1 <= shortest <= longest, got [2, 1]; "
+            "heads.0.features.1.params.word_min_df: a count of products (1 or more) or a share of them (0.0 to 1.0), "
+            "got 0; heads.0.features.1.params.title_weight: must be a finite number, 0 or more, got nan; "
+            "heads.1.features.0.params.random_state: a seed is from 0 to 4294967295, got -1; "
+            "heads.1.features.0.params.n_words: must be at least 1, got 0",
+        ),
         # numpy's range: refused only at the first fold's split, after every head's features were computed
         ("seed.yaml", "seed: -1\n", "seed: a seed is from 0 to 4294967295, got -1"),
         ("big-seed.toml", "seed = 4294967296\n", "seed: a seed is from 0 to 4294967295, got 4294967296"),

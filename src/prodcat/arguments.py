@@ -40,7 +40,7 @@ def random_seed(text: str) -> int:
     """A seed numpy and scikit-learn take: 0 to 2**32 - 1 (a negative one was their traceback, after the work)."""
     value = _integer(text)
     if problem := seed_problem(value):
-        raise argparse.ArgumentTypeError(problem)
+        raise argparse.ArgumentTypeError(f"{problem}, got {value}")
     return value
 
 

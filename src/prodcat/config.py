@@ -241,7 +241,7 @@ class Config(BaseModel):
     def _a_seed(cls, seed: int) -> int:
         # numpy refuses any other only when the first fold is split, after every head's features are computed
         if problem := seed_problem(seed):
-            raise ValueError(problem)
+            raise ValueError(f"{problem}, got {seed}")
         return seed
 
     @model_validator(mode="after")
@@ -269,7 +269,7 @@ class Config(BaseModel):
 
 def seed_problem(seed: int) -> str | None:
     """Why ``seed`` is no seed numpy and scikit-learn take (0 to 2**32 - 1), or ``None``."""
-    return None if 0 <= seed < 2**32 else f"a seed is from 0 to {2**32 - 1}, got {seed}"
+    return None if 0 <= seed < 2**32 else f"a seed is from 0 to {2**32 - 1}"
 
 
 #: the usual target of each catalogue format; formats not listed predict the full path
@@ -362,14 +362,53 @@ def _parameter_problems(extractor: type, spec: FeatureSpec, where: str) -> list[
     problems = []
     for name, value in spec.params.items():
         try:
-            TypeAdapter(hints[name]).validate_python(value)
+            typed = TypeAdapter(hints[name]).validate_python(value)
         except KeyError:  # not annotated
             continue
         except PydanticSchemaGenerationError:  # a type pydantic cannot check
             continue
         except ValidationError as error:
             problems.append(f"{where}.params.{name}: {error.errors()[0]['msg']}, got {value!r}")
+            continue
+        if problem := _value_problem(name, typed):
+            problems.append(f"{where}.params.{name}: {problem}, got {value!r}")
     return problems
+
+
+#: extractor parameters, by name whichever extractor takes them, that count or size something: at least 1
+_COUNTS = frozenset(
+    {
+        *("batch_size", "infer_batch", "decode_workers", "threads", "workers", "max_chars", "max_features"),
+        *("image_size", "max_side", "max_keypoints", "max_fit_descriptors", "n_words", "vector_size", "window"),
+        "epochs",
+    }
+)
+
+
+def _value_problem(name: str, value: Any) -> str | None:
+    """What is wrong with the value of an extractor parameter of the right type, by the parameter's name; ``None``:
+    nothing known. An annotation does not say it, and such a value reached the extractor: a negative ``max_chars``
+    silently cut the end off every text (0 emptied them), a negative weight turned a block's sign, a batch size
+    of 0 or an n-gram range (2, 1) failed when the head was fitted, after the heads before it."""
+    if value is None or isinstance(value, bool):
+        return None
+    if name in ("seed", "random_state"):
+        return seed_problem(value)
+    if name.endswith("ngram_range"):
+        shortest, longest = value
+        return None if 1 <= shortest <= longest else "an n-gram range is [shortest, longest], 1 <= shortest <= longest"
+    if name.endswith(("min_df", "max_df")):
+        share = isinstance(value, float) and 0 <= value <= 1
+        return (
+            None
+            if share or (isinstance(value, int) and value >= 1)
+            else "a count of products (1 or more) or a share of them (0.0 to 1.0)"
+        )
+    if name in _COUNTS and value < 1:
+        return "must be at least 1"
+    if (name.endswith("weight") or name == "tta_zoom") and not 0 <= value < math.inf:  # not: NaN too
+        return "must be a finite number, 0 or more"
+    return None
 
 
 def validation_message(errors: Sequence[Any], whole: str = "body") -> str:
