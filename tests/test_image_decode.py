@@ -69,6 +69,37 @@ def test_unusable_files_name_product_and_reason(tmp_path: Path, content: bytes, 
     assert isinstance(info.value, ValueError)
 
 
+def _avif_bytes() -> bytes:
+    buffer = io.BytesIO()
+    try:
+        Image.new("RGB", (8, 8), (200, 30, 30)).save(buffer, "AVIF")
+    except (KeyError, OSError):  # a Pillow without AVIF: the start of a real file, as an iPhone or a CDN sends
+        return b"\x00\x00\x00\x20ftypavif\x00\x00\x00\x00avifmif1miafMA1B\x00\x00\x00\xebmeta"
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic\x00\x00\x01\x00meta", "a HEIC/HEIF photo"),
+        (b"\x00\x00\x00\x1cftypmif1\x00\x00\x00\x00mif1heicmiaf\x00\x00\x01\x00meta", "a HEIC/HEIF photo"),
+        (_avif_bytes(), "an AVIF photo"),
+        (b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>', "an SVG drawing"),
+        (b"8BPS\x00\x01\x00\x00\x00\x00\x00\x00\x00\x03", "a Photoshop (PSD) file"),
+    ],
+)
+def test_known_formats_that_are_not_decoded_are_named(content: bytes, named: str) -> None:
+    """A HEIC photo (an iPhone's), an AVIF one or an SVG drawing was 'not an image (content looks like text)':
+    their first bytes happen to be valid UTF-8, zero bytes included. Such a file is now named, and the fix given."""
+    with pytest.raises(ImageDecodeError) as info:
+        load_image(content, product_id="P7")
+    assert str(info.value).startswith(f"product P7, image: {named}")
+    assert info.value.reason.endswith(", which is not decoded; convert it to JPEG, PNG, GIF, BMP, TIFF or WebP")
+    # binary data that is no known format is not called text because it decodes as UTF-8
+    with pytest.raises(ImageDecodeError, match=r"not an image \(content looks like unknown binary data\)"):
+        load_image(b"\x00\x00\x00\x00\x01\x02 some record \x00\x00", product_id="P7")
+
+
 def test_truncated_jpeg_is_rejected() -> None:
     noise = np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8)
     data = _jpeg_bytes(Image.fromarray(noise))

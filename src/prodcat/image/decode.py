@@ -54,6 +54,19 @@ _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"MM\x00*", "tiff"),
     (8, b"WEBP", "webp"),  # after "RIFF" + 4-byte length
 )
+#: formats met in place of a product photo that are not decoded, told apart to say what the file is:
+#: (offset, magic, name); ISO media files (HEIC, AVIF, MP4) and SVG are told by :func:`unsupported_format`
+_OTHER_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"8BPS", "a Photoshop (PSD) file"),
+    (0, b"\x00\x00\x01\x00", "an ICO icon"),
+    (0, b"\xff\x4f\xff\x51", "a JPEG 2000 image"),
+    (4, b"jP  \r\n\x87\n", "a JPEG 2000 image"),
+    (0, b"\xff\x0a", "a JPEG XL image"),
+    (4, b"JXL \r\n\x87\n", "a JPEG XL image"),
+)
+#: brands of an ISO media file (``ftyp`` box) that are still photos
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
 #: our type name -> Pillow format name
 _PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "bmp": "BMP", "tiff": "TIFF", "webp": "WEBP"}
 _TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -83,6 +96,25 @@ def sniff_image_type(data: bytes) -> str | None:
             if kind == "webp" and data[:4] != b"RIFF":
                 continue
             return kind
+    return None
+
+
+def unsupported_format(data: bytes) -> str | None:
+    """What ``data`` is when it is a known picture format that is not decoded (``"an AVIF photo"``, ``"an SVG
+    drawing"``, ...), or ``None``: an accepted image (see :func:`sniff_image_type`), text or unknown content."""
+    for offset, magic, name in _OTHER_SIGNATURES:
+        if data[offset : offset + len(magic)] == magic:
+            return name
+    if data[4:8] == b"ftyp":  # ISO base media: the major brand, then the compatible ones
+        brands = {data[8:12]} | {data[i : i + 4] for i in range(16, min(len(data), int.from_bytes(data[:4])), 4)}
+        if brands & _AVIF_BRANDS:
+            return "an AVIF photo"
+        if brands & _HEIF_BRANDS:
+            return "a HEIC/HEIF photo (as iPhones save them)"
+        return "a video or other ISO media file, not a photo"
+    head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head.startswith((b"<svg", b"<?xml", b"<!doctype svg")) and b"<svg" in head:
+        return "an SVG drawing"
     return None
 
 
@@ -168,10 +200,11 @@ def _open(
     """The lazily-decoding image (JPEG draft applied) and its size in the file."""
     kind = sniff_image_type(data)
     if kind is None:
+        accepted = "JPEG, PNG, GIF, BMP, TIFF or WebP"
+        if other := unsupported_format(data):
+            raise ImageDecodeError(f"{other}, which is not decoded; convert it to {accepted}", product_id, where)
         looks = "text" if _looks_like_text(data[:512]) else "unknown binary data"
-        raise ImageDecodeError(
-            f"not an image (content looks like {looks}); expected JPEG, PNG, GIF, BMP, TIFF or WebP", product_id, where
-        )
+        raise ImageDecodeError(f"not an image (content looks like {looks}); expected {accepted}", product_id, where)
     # Open through the format's own plugin rather than Image.open: Image.open applies
     # Pillow's global decompression-bomb limit *before* a JPEG can be told to decode at
     # reduced size; our own limit below is applied to the pixels actually decoded.
@@ -281,10 +314,10 @@ def _to_upright_rgb(img: Image.Image) -> Image.Image:
 
 def _looks_like_text(head: bytes) -> bool:
     try:
-        head.decode("utf-8")
+        text = head.decode("utf-8")
     except UnicodeDecodeError:
         return False
-    return True
+    return "\x00" not in text  # valid UTF-8, but no text file holds NUL bytes
 
 
 @dataclass(frozen=True)
