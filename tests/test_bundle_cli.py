@@ -7,6 +7,7 @@ import html
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import warnings
@@ -244,6 +245,35 @@ def test_train_writes_a_verified_bundle_with_honest_metrics(flipkart_training):
     kept = manifest["early_kept"]["text"]
     assert kept in manifest["early_selection"]["text"] == model.early_selection_["text"]
     assert kept.startswith(model.early_heads_["text"].config.classifier + "(")
+
+
+def test_train_says_in_one_line_that_the_bundle_could_not_be_written(tiny_training, tmp_path, monkeypatch, capsys):
+    """A disk that filled up (or went read-only) as the bundle was written ended training in OSError's traceback:
+    now its figures, then one line naming the cause, exit 2, the bundle already at --out kept, nothing beside it."""
+    import errno
+
+    from prodcat import bundle
+
+    out = tmp_path / "m"
+    shutil.copytree(tiny_training.bundle, out)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    data = tmp_path / "train.csv"
+    tiny_training.trained.to_csv(data, index=False)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(bundle.joblib, "dump", full_disk)
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    assert main(["train", str(data), "--config", config, "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "out-of-fold estimate" in captured.out
+    assert captured.err == (
+        f"error: cannot write the model bundle {out}: No space left on device; nothing was written there (a bundle "
+        "already there is kept): free some space or give another --out, and train again\n"
+    )
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+    assert sorted(os.listdir(tmp_path)) == ["m", "train.csv"]  # no staging folder left
 
 
 def test_the_configured_target_precision_sets_the_bundles_threshold(flipkart_training):

@@ -461,9 +461,29 @@ def run_train(args: argparse.Namespace) -> int:
         f"internal {config.inner_folds}-fold cross-validation (out-of-fold); calibration and decision threshold "
         "cross-fitted over the same folds"
     )
-    out = save_bundle(
+    print_metrics(metrics, f"Trained on {len(frame)} products; out-of-fold estimate:", config.target_precision)
+    print(f"  heads         {', '.join(model.heads_)}; {model.fusion_method_} fusion")
+    for modality, chosen in getattr(model, "early_kept_", {}).items():
+        accuracy = model.early_selection_[modality][chosen]["accuracy"]
+        print(f"  early {modality:<7} {chosen} (out-of-fold accuracy {accuracy:.3f})")
+    try:
+        out = _save_trained(model, frame, config, metrics, args.out)
+    except OSError as exc:  # a full disk, a file system gone read-only meanwhile: one line, not a traceback
+        print(
+            f"error: cannot write the model bundle {args.out}: {exc.strerror or exc}; nothing was written there (a "
+            "bundle already there is kept): free some space or give another --out, and train again",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"\nModel bundle written to {out}")
+    return 0
+
+
+def _save_trained(model: Any, frame: pd.DataFrame, config: Config, metrics: dict[str, Any], out: Path) -> Path:
+    """Write the fitted ``model`` (trained on ``frame`` with ``config``) as a bundle at ``out``."""
+    return save_bundle(
         model,
-        args.out,
+        out,
         config=config.model_dump(),
         labels=[str(c) for c in model.classes_],
         metrics=metrics,
@@ -479,13 +499,6 @@ def run_train(args: argparse.Namespace) -> int:
             "n_train": len(frame),
         },
     )
-    print_metrics(metrics, f"Trained on {len(frame)} products; out-of-fold estimate:", config.target_precision)
-    print(f"  heads         {', '.join(model.heads_)}; {model.fusion_method_} fusion")
-    for modality, chosen in getattr(model, "early_kept_", {}).items():
-        accuracy = model.early_selection_[modality][chosen]["accuracy"]
-        print(f"  early {modality:<7} {chosen} (out-of-fold accuracy {accuracy:.3f})")
-    print(f"\nModel bundle written to {out}")
-    return 0
 
 
 def _batch_engine(args: argparse.Namespace) -> Engine:
