@@ -300,6 +300,40 @@ def test_two_runs_of_one_model_share_a_cluster(flipkart_bundle, products, uninte
     assert table["category"].tolist() == expected["category"].tolist()
 
 
+def test_a_cluster_without_workers_is_refused_rather_than_waited_for_forever(tiny_training, tmp_path, monkeypatch):
+    """A scheduler whose workers were not started (or all gone) took the chunks and the run waited for ever,
+    saying nothing; now it waits a while for a worker, then stops saying so, having scored nothing."""
+    import threading
+
+    from distributed import LocalCluster
+
+    from prodcat.batch import dask_engine
+
+    monkeypatch.setattr(dask_engine, "WORKER_WAIT_S", 1.0, raising=False)
+    out = tmp_path / "preds.csv"
+    outcome: list[BaseException | None] = []
+
+    def run(scheduler: str) -> None:
+        try:
+            engine = dask_engine.DaskEngine(tiny_training.bundle, scheduler=scheduler)
+            score_catalog(tiny_training.unseen, out, engine, chunk_size=4, progress=False)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+        runner = threading.Thread(target=run, args=(cluster.scheduler_address,), daemon=True)
+        runner.start()
+        runner.join(timeout=60)
+    assert outcome, "the run is still waiting for a worker"
+    assert isinstance(outcome[0], BatchError)
+    assert str(outcome[0]) == (
+        f"the dask scheduler at {cluster.scheduler_address} has no worker (waited 1 s for one): start workers "
+        f"(dask worker {cluster.scheduler_address}), then run the same command"
+    )
+    assert not out.exists() and not list(work_dir_for(out).glob("part-*"))
+
+
 def test_a_worker_that_reads_another_model_at_the_bundle_path_is_refused(flipkart_bundle):
     from prodcat.batch.dask_engine import PredictorPlugin
 

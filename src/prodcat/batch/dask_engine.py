@@ -25,6 +25,9 @@ from prodcat.predict import Predictor
 
 log = logging.getLogger(__name__)
 
+#: how long a run on an existing cluster waits for a first worker (one starting, or restarting) before giving up
+WORKER_WAIT_S = 60.0
+
 
 class PredictorPlugin(WorkerPlugin):
     """Loads the bundle's Predictor once per worker (when the plugin is registered, or the worker joins later)
@@ -80,6 +83,8 @@ class DaskEngine:
         self.workers = workers
         self._cluster: LocalCluster | None = None
         self._client: Client | None = None
+        #: whether this run's plugin was sent to the scheduler, hence is to be removed from someone else's cluster
+        self._registered = False
 
     def __enter__(self) -> Self:
         if self.scheduler:
@@ -98,6 +103,10 @@ class DaskEngine:
             )
             self._client = Client(self._cluster)
         try:
+            if self.scheduler:  # tasks sent to a cluster without workers would wait for one, without a word
+                self._wait_for_a_worker()
+            # before the call: a plugin whose setup failed on a worker stays registered, and must go at the close
+            self._registered = True
             self._client.register_plugin(self.plugin, name=self.plugin.name)
         except BaseException:
             self._close()
@@ -110,12 +119,23 @@ class DaskEngine:
 
     def _close(self) -> None:
         if self._client is not None:
-            if self._cluster is None:  # someone else's cluster: free the workers' model memory
+            if self._cluster is None and self._registered:  # someone else's cluster: free the workers' model memory
                 self._client.unregister_worker_plugin(self.plugin.name)
             self._client.close()
         if self._cluster is not None:
             self._cluster.close()
         self._client = self._cluster = None
+        self._registered = False
+
+    def _wait_for_a_worker(self) -> None:
+        assert self._client is not None, "use the engine in a with block"
+        try:
+            self._client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+        except TimeoutError:
+            raise BatchError(
+                f"the dask scheduler at {self.scheduler} has no worker (waited {WORKER_WAIT_S:g} s for one): start "
+                f"workers (dask worker {self.scheduler}), then run the same command"
+            ) from None
 
     def _n_workers(self) -> int:
         assert self._client is not None, "use the engine in a with block"
