@@ -691,6 +691,19 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             "heads:\n" + HEAD.format(features="[{name: tfidf}]", more=", C: []"),
             "a list of C values to choose among needs",
         ),
+        # one sentence for a field of several forms, not one per form ('level.int: ...; level.literal['auto']: ...')
+        (
+            "depth.yaml",
+            "level: 1.5\n",
+            "level: expected a category depth (1: the top level), 0 or null for the full path, or auto, got 1.5",
+        ),
+        ("yes-level.yaml", "level: yes\n", "level: expected a category depth (1: the top level), 0 or null"),
+        (
+            "forms.yaml",
+            "early: {classifier: logreg, C: [1, ten], scale: sqrt}\n",
+            "early.C: expected a number, or a list of numbers to choose among, got [1, 'ten']; "
+            "early.scale: expected true, false or sqrt_l2, got 'sqrt'",
+        ),
         ("level.yaml", "level: -1\n", "level: a category depth is 1 (the top level) or more, 0 or null the full path"),
         ("modalities.yaml", "modalities: []\n", "modalities: List should have at least 1 item"),
         # a language the detection never answers: the head was silently never trained

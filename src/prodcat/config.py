@@ -8,6 +8,7 @@ default, so a config file only says what differs.
 from __future__ import annotations
 
 import math
+import numbers
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,6 +54,19 @@ class ClassifierConfig(BaseModel):
     #: ``select``, the candidates (at least two)
     members: list[ClassifierConfig] = Field(default_factory=list)
 
+    # pydantic reports a value of a union field once per member ('C.float: ...; C.list[float]: ...', with
+    # literal['sqrt_l2'] and the like): these say in one sentence what the field takes
+    @field_validator("C", mode="before")
+    @classmethod
+    def _c_numbers(cls, c: Any) -> Any:
+        values = c if isinstance(c, list) else [c]
+        return _accepted(c, all(map(_is_number, values)), "a number, or a list of numbers to choose among")
+
+    @field_validator("scale", mode="before")
+    @classmethod
+    def _a_scaling(cls, scale: Any) -> Any:
+        return _accepted(scale, isinstance(scale, bool) or scale == "sqrt_l2", "true, false or sqrt_l2")
+
     @field_validator("C")
     @classmethod
     def _c_positive(cls, c: float | list[float]) -> float | list[float]:
@@ -88,6 +102,17 @@ class ClassifierConfig(BaseModel):
         others = self.model_dump(exclude_defaults=True, exclude={"classifier", "C", "members"})
         settings = [f"C={self.C}"] + [f"{field}={value}" for field, value in others.items()]
         return f"{self.classifier}({', '.join(settings)})"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _accepted(value: Any, accepted: bool, what: str) -> Any:
+    """``value`` when ``accepted``; else the ``ValueError`` saying ``what`` the field takes."""
+    if not accepted:
+        raise ValueError(f"expected {what}, got {value!r}")
+    return value
 
 
 #: early fusion's two base classifiers (``configs/early-nbsvm.yaml``, ``configs/early-logreg.yaml``)
@@ -228,6 +253,12 @@ class Config(BaseModel):
     inner_folds: int = Field(5, ge=2)
     #: seed of the inner folds and of the models (numpy's and scikit-learn's seeds are 0 to 2**32 - 1)
     seed: int = 0
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _a_whole_depth(cls, level: Any) -> Any:
+        whole = level is None or level == "auto" or (isinstance(level, int) and not isinstance(level, bool))
+        return _accepted(level, whole, "a category depth (1: the top level), 0 or null for the full path, or auto")
 
     @field_validator("level")
     @classmethod
