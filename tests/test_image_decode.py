@@ -141,6 +141,21 @@ def test_png_decompression_bomb_refused_without_decoding() -> None:
     assert "BOMB" in str(info.value)
 
 
+def test_webp_over_pillows_own_limit_is_too_large_not_corrupt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A WebP of over twice Pillow's limit (179 M pixels; WebP goes up to 16383 x 16383 = 268 M) was reported
+    'corrupt WEBP header (Image size (268402689 pixels) exceeds limit ..., could be decompression bomb DOS
+    attack.)': its plugin refuses it while opening. It is a valid photo that is too large, and said so."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (100, 100), (200, 30, 30)).save(buffer, "WEBP")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 4_000)  # Pillow refuses above 8,000 px: this 10,000 px one
+    with pytest.raises(ImageDecodeError) as info:
+        load_image(buffer.getvalue(), product_id="W1", max_pixels=5_000)
+    assert info.value.reason == (
+        "over 8000 pixels exceeds the limit of 5000 pixels and WEBP cannot be decoded at reduced size; "
+        "downscale the photo (or save it as JPEG) and retry"
+    )
+
+
 def test_huge_jpeg_decoded_at_reduced_scale() -> None:
     # 12000 x 9000 = 108 M pixels, above the default limit: libjpeg decodes it at 1/2 scale
     data = _jpeg_bytes(Image.new("RGB", (12_000, 9_000), (200, 30, 30)))

@@ -212,6 +212,12 @@ def _open(
     factory, _accept = Image.OPEN[_PIL_FORMATS[kind]]
     try:
         img = factory(io.BytesIO(data), where or "")
+    except Image.DecompressionBombError:
+        # WebP's plugin applies Pillow's own refusal (above twice Image.MAX_IMAGE_PIXELS) while opening, before
+        # telling the size: a valid photo, too large, not a corrupt header
+        pillow_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        reason = _too_large(f"over {pillow_limit}", min(max_pixels, pillow_limit), kind)
+        raise ImageDecodeError(reason, product_id, where) from None
     except Exception as exc:  # plugins raise SyntaxError, OSError, struct.error, ... on bad headers
         raise ImageDecodeError(f"corrupt {kind.upper()} header ({exc})", product_id, where) from exc
     width, height = img.size
@@ -221,13 +227,15 @@ def _open(
         _draft_jpeg(img, max_side, max_pixels)
     decoded = img.size[0] * img.size[1]
     if decoded > max_pixels:
-        raise ImageDecodeError(
-            f"{width}x{height} pixels exceeds the limit of {max_pixels} pixels and {kind.upper()} cannot be "
-            "decoded at reduced size; downscale the photo (or save it as JPEG) and retry",
-            product_id,
-            where,
-        )
+        raise ImageDecodeError(_too_large(f"{width}x{height}", max_pixels, kind), product_id, where)
     return img, (width, height)
+
+
+def _too_large(size: str, limit: int, kind: str) -> str:
+    return (
+        f"{size} pixels exceeds the limit of {limit} pixels and {kind.upper()} cannot be decoded at reduced size; "
+        "downscale the photo (or save it as JPEG) and retry"
+    )
 
 
 def _draft_jpeg(img: Image.Image, max_side: int | None, max_pixels: int) -> None:
