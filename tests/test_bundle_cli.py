@@ -647,6 +647,14 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
         ("syntax.yaml", "fusion: [\n", "not valid YAML: expected the node content"),
         ("syntax.toml", "fusion = \n", "not valid TOML: Invalid value"),
         ("list.yaml", "- fusion\n", "a config is a mapping of fields"),
+        # PyYAML keeps the last of a repeated key without a word: a second heads: replaced the first
+        (
+            "twice.yaml",
+            "heads:\n" + HEAD.format(features="[{name: tfidf}]", more="") + "fusion: late\nheads: []\n",
+            "not valid YAML: 'heads' is given twice in one mapping (the second would replace the first) (line 4, "
+            "column 1)",
+        ),
+        ("twice-inside.yaml", "early: {classifier: logreg, C: 1, C: 2}\n", "'C' is given twice in one mapping"),
         ("no-heads.yaml", "heads: []\n", "heads: List should have at least 1 item"),
         (
             "featureless.yaml",
@@ -761,6 +769,7 @@ def test_a_wrong_config_is_refused_with_its_fields_before_the_catalogue_is_read(
         ("bom.toml", "\ufeffinner_folds = 3\n"),
         ("bom.yaml", "\ufeffinner_folds: 3\n"),
         ("CAPS.TOML", "inner_folds = 3\n"),
+        ("merge.yaml", "inner_folds: 3\nearly: {<<: {classifier: logreg, C: 1}, C: 3}\n"),  # a merged key overridden
     ],
 )
 def test_a_config_saved_with_a_byte_order_mark_or_an_upper_case_suffix_is_read(tmp_path, name, content):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -314,6 +314,26 @@ class ConfigError(ValueError):
     """A config file that cannot be read as a :class:`Config`; the message names the file and each wrong field."""
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (as TOML does): PyYAML keeps the last one
+    without a word, so a second `heads:` pasted below the first silently replaced it. A key a merge (``<<``)
+    brings may still be overridden."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):  # PyYAML refuses it itself
+                continue
+            if key in seen:
+                problem = f"{key!r} is given twice in one mapping (the second would replace the first)"
+                raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path | None) -> Config:
     """Read a YAML (``.yml``/``.yaml``) or TOML config; ``None`` gives the defaults.
 
@@ -326,7 +346,8 @@ def load_config(path: str | Path | None) -> Config:
     path = Path(path)
     text = path.read_text(encoding="utf-8-sig")  # past a byte-order mark, as Notepad saves UTF-8
     try:
-        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else yaml.safe_load(text)
+        # a SafeLoader: no Python object is built from the file
+        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else yaml.load(text, Loader=_UniqueKeyLoader)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
     except yaml.YAMLError as error:
