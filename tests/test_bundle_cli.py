@@ -647,6 +647,12 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
         ("syntax.yaml", "fusion: [\n", "not valid YAML: expected the node content"),
         ("syntax.toml", "fusion = \n", "not valid TOML: Invalid value"),
         ("list.yaml", "- fusion\n", "a config is a mapping of fields"),
+        # 'utf-8' codec can't decode byte 0xe9 in position 25: invalid continuation byte, naming no file nor line
+        (
+            "latin1.yaml",
+            "fusion: late\n# the caf\u00e9 catalogue\n".encode("latin-1"),
+            "not UTF-8 text (byte 0xe9 on line 2, as Windows-1252 or Latin-1 write an accented letter): save it as",
+        ),
         # PyYAML keeps the last of a repeated key without a word: a second heads: replaced the first
         (
             "twice.yaml",
@@ -751,7 +757,7 @@ def test_a_wrong_config_is_refused_with_its_fields_before_the_catalogue_is_read(
     tmp_path, capsys, name, content, message
 ):
     config = tmp_path / name
-    config.write_text(content)
+    config.write_bytes(content if isinstance(content, bytes) else content.encode())
     for command in (
         ["train", "/nonexistent/catalogue", "--out", str(tmp_path / "m")],
         ["audit", "/nonexistent", "--labels"],

@@ -15,7 +15,7 @@ def config_file(path: str) -> Config:
     """A YAML or TOML experiment config, read and checked when the command line is (``--config``)."""
     try:
         return load_config(path)
-    except (ConfigError, OSError, UnicodeDecodeError) as error:
+    except (ConfigError, OSError) as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 

@@ -338,13 +338,20 @@ def load_config(path: str | Path | None) -> Config:
     """Read a YAML (``.yml``/``.yaml``) or TOML config; ``None`` gives the defaults.
 
     Raises :class:`ConfigError` for a file that is not valid YAML/TOML, not a mapping, or whose fields
-    are unknown or wrong (every wrong field listed, with its path, e.g. ``heads.0.C``), and
+    are unknown or wrong (every wrong field listed, with its path, e.g. ``heads.0.C``), or that is not UTF-8, and
     ``OSError`` for a file that cannot be read.
     """
     if path is None:
         return Config()
     path = Path(path)
-    text = path.read_text(encoding="utf-8-sig")  # past a byte-order mark, as Notepad saves UTF-8
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # past a byte-order mark, as Notepad saves UTF-8
+    except UnicodeDecodeError as error:  # its message names neither the file nor the line
+        line = error.object[: error.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} on line {line}, as Windows-1252 or "
+            "Latin-1 write an accented letter): save it as UTF-8"
+        ) from None
     try:
         # a SafeLoader: no Python object is built from the file
         data = tomllib.loads(text) if path.suffix.lower() == ".toml" else yaml.load(text, Loader=_UniqueKeyLoader)
