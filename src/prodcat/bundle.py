@@ -205,7 +205,10 @@ def verify_bundle(bundle_dir: str | os.PathLike[str], digests: Mapping[str, str]
         _check_digest(root, name, digests[name] if name in digests else sha256_file(path), expected)
     unexpected = sorted(p.name for p in root.iterdir() if p.name not in listed and p.name != MANIFEST)
     if unexpected:
-        raise BundleError(f"bundle {root}: unexpected files {unexpected}; refusing to load it")
+        raise BundleError(
+            f"bundle {root}: unexpected files {unexpected}; refusing to load it: a bundle holds only the files its "
+            "manifest lists, so move those out of it"
+        )
     return manifest
 
 
