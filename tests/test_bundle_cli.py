@@ -663,6 +663,15 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
         ),
         ("twice-inside.yaml", "early: {classifier: logreg, C: 1, C: 2}\n", "'C' is given twice in one mapping"),
         ("no-heads.yaml", "heads: []\n", "heads: List should have at least 1 item"),
+        # the design sketch's `text: [tfidf, e5]`: pydantic named its classes ('a valid dictionary or instance of
+        # FeatureSpec'); now what one looks like
+        (
+            "shorthand.yaml",
+            "early: {classifier: vote, members: [nbsvm, {classifier: logreg}]}\nheads:\n"
+            + HEAD.format(features="[tfidf]", more=""),
+            "heads.0.features.0: expected a mapping of fields, e.g. {name: tfidf}, got 'tfidf'; "
+            "early.members.0: expected a mapping of fields, e.g. {classifier: nbsvm, C: 5}, got 'nbsvm'",
+        ),
         (
             "featureless.yaml",
             "heads:\n" + HEAD.format(features="[]", more=""),

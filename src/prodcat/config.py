@@ -12,7 +12,7 @@ import numbers
 import tomllib
 from collections.abc import Hashable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -22,18 +22,43 @@ Modality = Literal["text", "image"]
 MODALITIES: tuple[str, ...] = get_args(Modality)
 
 
-class FeatureSpec(BaseModel):
-    """A registered extractor and its parameters, e.g. ``{name: tfidf, params: {min_df: 2}}``."""
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _accepted(value: Any, accepted: bool, what: str) -> Any:
+    """``value`` when ``accepted``; else the ``ValueError`` saying ``what`` the field takes."""
+    if not accepted:
+        raise ValueError(f"expected {what}, got {value!r}")
+    return value
+
+
+class _Mapping(BaseModel):
+    """A part of a config written as a mapping of fields; anything else is refused with :attr:`EXAMPLE` (pydantic
+    said 'Input should be a valid dictionary or instance of FeatureSpec' for `features: [tfidf]`)."""
 
     model_config = ConfigDict(extra="forbid")
+    #: what one looks like in a YAML config
+    EXAMPLE: ClassVar[str] = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_mapping(cls, data: Any) -> Any:
+        return _accepted(data, isinstance(data, dict | cls), f"a mapping of fields, e.g. {cls.EXAMPLE}")
+
+
+class FeatureSpec(_Mapping):
+    """A registered extractor and its parameters, e.g. ``{name: tfidf, params: {min_df: 2}}``."""
+
+    EXAMPLE = "{name: tfidf}"
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class ClassifierConfig(BaseModel):
+class ClassifierConfig(_Mapping):
     """A class-weighted classifier (linear, or RBF SVC) and how its features are normalised."""
 
-    model_config = ConfigDict(extra="forbid")
+    EXAMPLE = "{classifier: nbsvm, C: 5}"
     #: ``svc`` is an RBF-kernel SVC (dense features; Platt-scaled probabilities, then the
     #: model's calibration); ``nbsvm`` is one-vs-rest linear SVMs on count-like columns rescaled
     #: per class by naive-Bayes log-count ratios (:mod:`prodcat.models.nbsvm`); ``vote`` averages
@@ -104,17 +129,6 @@ class ClassifierConfig(BaseModel):
         return f"{self.classifier}({', '.join(settings)})"
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _accepted(value: Any, accepted: bool, what: str) -> Any:
-    """``value`` when ``accepted``; else the ``ValueError`` saying ``what`` the field takes."""
-    if not accepted:
-        raise ValueError(f"expected {what}, got {value!r}")
-    return value
-
-
 #: early fusion's two base classifiers (``configs/early-nbsvm.yaml``, ``configs/early-logreg.yaml``)
 EARLY_NBSVM = {"classifier": "nbsvm", "C": 5.0, "scale": False}
 EARLY_LOGREG = {"classifier": "logreg", "C": 20.0, "scale": False}
@@ -132,6 +146,7 @@ class HeadConfig(ClassifierConfig):
     encoder); the fusion learns how far to trust each.
     """
 
+    EXAMPLE = "{name: text_tfidf, modality: text, features: [{name: tfidf}]}"
     #: unique name of the head, e.g. ``text_tfidf``
     name: str
     modality: Modality
