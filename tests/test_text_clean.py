@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from prodcat.features.base import make_extractor
 from prodcat.text.clean import (
     TextNormalizer,
     clean_text,
@@ -153,3 +154,26 @@ def test_the_cleaning_cache_keeps_short_texts_only() -> None:
     assert clean_texts([long_text, short_text, None]) == [clean_text(long_text), "Mug en céramique bleu", ""]
     assert clean._clean_cached.cache_info().currsize <= before + 1  # the short one only
     assert clean._clean_cached.cache_info().maxsize == clean.CLEAN_CACHE_ITEMS
+
+
+def test_words_with_combining_marks_are_kept_whole() -> None:
+    """The normaliser's words were runs of \\w, which leaves out combining marks that no precomposed letter
+    absorbs (even after NFC): Hindi "हिन्दी किताब" became six one-letter tokens "ह न द क त ब", vocalised Arabic
+    "كِتَاب" three, and a title in capitals with Turkish "İ" (lower-cased to "i" and a combining dot) lost its
+    first letter, the "i" being an English stop-word. Word2vec reads these tokens; the bag-of-words and word
+    TF-IDF vectorizers, which split words the same way (scikit-learn's \\b\\w\\w+\\b), kept only "नद" of both."""
+    normalizer = TextNormalizer(lemmatize=False, language="en")
+    assert normalizer.transform(["हिन्दी किताब", "كِتَاب", "İSTANBUL halı"]) == [
+        "हिन्दी किताब",
+        "كِتَاب",
+        "i\u0307stanbul halı",
+    ]
+    hindi = pd.DataFrame({"title": ["हिन्दी किताब"], "description": [""]})
+    for bag in (
+        make_extractor("bow", min_df=1, max_df=1.0),
+        make_extractor("bow", min_df=1, max_df=1.0, lemmatize=False),
+    ):
+        assert list(bag.fit(hindi).get_feature_names_out()) == ["किताब", "हिन्दी"]
+    # strip_accents="unicode" drops the virama (a combining mark), as it drops French accents: still two words
+    tfidf = make_extractor("tfidf_word", min_df=1, max_df=1.0, ngram_range=(1, 1)).fit(hindi)
+    assert list(tfidf.get_feature_names_out()) == ["किताब", "हिनदी"]

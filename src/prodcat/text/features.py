@@ -19,7 +19,7 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
 from prodcat.catalog.schema import product_text, product_titles, strings_or_empty
 from prodcat.features.base import Extractor, register
-from prodcat.text.clean import TextNormalizer, clean_texts, has_markup
+from prodcat.text.clean import TextNormalizer, clean_texts, has_markup, word_pattern
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,7 @@ class TfidfWordExtractor(_VectorizerExtractor):
             sublinear_tf=self.sublinear_tf,
             strip_accents=self.strip_accents,
             max_features=self.max_features,
+            token_pattern=word_pattern(2),
             dtype=np.float32,
         )
 
@@ -194,6 +195,7 @@ class BowExtractor(_VectorizerExtractor):
             max_df=self.max_df,
             max_features=self.max_features,
             binary=self.binary,
+            token_pattern=word_pattern(2),
         )
 
 
