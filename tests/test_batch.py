@@ -6,6 +6,9 @@ Real model (the session's Flipkart bundle) on 40 real Flipkart products in chunk
 from __future__ import annotations
 
 import itertools
+import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -332,6 +335,52 @@ def test_a_cluster_without_workers_is_refused_rather_than_waited_for_forever(tin
         f"(dask worker {cluster.scheduler_address}), then run the same command"
     )
     assert not out.exists() and not list(work_dir_for(out).glob("part-*"))
+
+
+@pytest.fixture
+def worker_task(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable], None]:
+    """Replace the dask engine's task by a function of this module, which the workers import: the processes of a
+    LocalCluster start with this process's sys.path, and a cluster of its own is given it (:data:`TESTS_PATH`)."""
+    from prodcat.batch import dask_engine
+
+    return lambda task: monkeypatch.setattr(dask_engine, "score_on_worker", task)
+
+
+#: the environment of a process that imports this module's tasks
+TESTS_PATH = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+
+
+def _dies_on_toys_12(plugin_name: str, chunk: pd.DataFrame, top_k: int) -> pd.DataFrame:
+    """The task, in a worker that dies on product Toys-12 (the kernel's out-of-memory killer, a crash in C)."""
+    from prodcat.batch.dask_engine import score_on_worker  # the worker's own, the real one
+
+    if "Toys-12" in set(chunk["product_id"]):
+        os._exit(1)
+    return score_on_worker(plugin_name, chunk, top_k)
+
+
+def test_a_chunk_that_kills_its_workers_stops_the_run_in_one_line_and_resumes(
+    tiny_training, tmp_path, worker_task, monkeypatch, capsys
+):
+    """A worker dying on a chunk, every time it was tried, ended in dask's KilledWorker traceback, exit 1."""
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    out = tmp_path / "preds.csv"
+    command = ["predict", str(tiny_training.bundle), str(data), "--out", str(out), "--chunk-size", "4"]
+    assert main(command) == 0
+    local = out.read_bytes()
+
+    worker_task(_dies_on_toys_12)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):  # dead at the first try, not the fourth
+        assert main([*command, "--engine", "dask", "--workers", "1"]) == 2
+    assert capsys.readouterr().err.endswith(
+        "error: dask workers died scoring chunk 2 (products Toys-12 to Toys-15), every time it was tried: one of "
+        "its products may exhaust a worker's memory or crash it; see the workers' logs, or narrow it down with a "
+        f"smaller --chunk-size\nfinished chunks are kept in {work_dir_for(out)}: run the same command to resume\n"
+    )
+    monkeypatch.undo()  # the real task again
+    assert main([*command, "--engine", "dask", "--workers", "1"]) == 0
+    assert out.read_bytes() == local
 
 
 def test_a_worker_that_reads_another_model_at_the_bundle_path_is_refused(flipkart_bundle):

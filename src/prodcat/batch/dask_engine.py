@@ -17,6 +17,7 @@ from typing import Any, Self
 
 import pandas as pd
 from distributed import Client, Future, LocalCluster, WorkerPlugin, as_completed, get_worker
+from distributed.scheduler import KilledWorker
 
 from prodcat.batch.engines import Chunk, bundle_identity
 from prodcat.batch.scoring import BatchError, score_chunk
@@ -145,7 +146,8 @@ class DaskEngine:
         assert self._client is not None, "use the engine in a with block"
         client = self._client
         pending = iter(chunks)
-        index_of: dict[Future, int] = {}
+        #: each running chunk's index, and its first and last product ids (for the errors)
+        chunk_of: dict[Future, tuple[int, str, str]] = {}
 
         def submit_next() -> Future | None:
             item = next(pending, None)
@@ -153,14 +155,22 @@ class DaskEngine:
                 return None
             index, chunk = item
             future = client.submit(score_on_worker, self.plugin.name, chunk, top_k, pure=False)
-            index_of[future] = index
+            chunk_of[future] = index, str(chunk["product_id"].iat[0]), str(chunk["product_id"].iat[-1])
             return future
 
         first = [submit_next() for _ in range(2 * max(1, self._n_workers()))]
         running = as_completed([future for future in first if future is not None])
         for future in running:
-            table = future.result()  # a task's exception is re-raised here, in the driver
-            yield index_of.pop(future), table
+            index, first_id, last_id = chunk_of.pop(future)
+            try:
+                table = future.result()  # a task's exception is re-raised here, in the driver
+            except KilledWorker:
+                raise BatchError(
+                    f"dask workers died scoring chunk {index} (products {first_id} to {last_id}), every time it was "
+                    "tried: one of its products may exhaust a worker's memory or crash it; see the workers' logs, "
+                    "or narrow it down with a smaller --chunk-size"
+                ) from None
+            yield index, table
             following = submit_next()
             if following is not None:
                 running.add(following)
