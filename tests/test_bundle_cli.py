@@ -64,8 +64,14 @@ def test_bundle_refuses_modified_extra_or_missing_files(tmp_path):
     model_file.unlink()
     with pytest.raises(BundleError, match="missing"):
         verify_bundle(out)
-    with pytest.raises(BundleError, match="not a prodcat model bundle"):
+    with pytest.raises(BundleError, match=r"not a prodcat model bundle: manifest\.json is missing; give the folder"):
         verify_bundle(tmp_path)
+    # the bundle's model file for the bundle, a mistyped folder: said so, not 'manifest.json is missing'
+    for path, why in ((out / "manifest.json", "it is a file"), (tmp_path / "n", "no such folder")):
+        with pytest.raises(
+            BundleError, match=re.escape(f"{path} is not a prodcat model bundle: {why}; give the folder `prodcat")
+        ):
+            load_bundle(path)
 
 
 def test_a_bundle_never_replaces_what_is_not_a_bundle(tmp_path, capsys):

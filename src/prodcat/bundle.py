@@ -170,7 +170,17 @@ def destination_problem(out: str | os.PathLike[str]) -> str | None:
 def read_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(bundle_dir) / MANIFEST
     if not path.is_file():
-        raise BundleError(f"{bundle_dir} is not a prodcat model bundle: {MANIFEST} is missing")
+        # a bundle's file (MODEL/model.joblib) given for the bundle, or a mistyped folder: said as such
+        why = (
+            f"{MANIFEST} is missing"
+            if path.parent.is_dir()
+            else "it is a file"
+            if path.parent.exists()
+            else "no such folder"
+        )
+        raise BundleError(
+            f"{bundle_dir} is not a prodcat model bundle: {why}; give the folder `prodcat train --out` wrote"
+        )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
