@@ -5,9 +5,13 @@ Real model (the session's Flipkart bundle) on 40 real Flipkart products in chunk
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -359,6 +363,13 @@ def _dies_on_toys_12(plugin_name: str, chunk: pd.DataFrame, top_k: int) -> pd.Da
     return score_on_worker(plugin_name, chunk, top_k)
 
 
+def _slow(plugin_name: str, chunk: pd.DataFrame, top_k: int) -> pd.DataFrame:
+    from prodcat.batch.dask_engine import score_on_worker
+
+    time.sleep(0.5)
+    return score_on_worker(plugin_name, chunk, top_k)
+
+
 def test_a_chunk_that_kills_its_workers_stops_the_run_in_one_line_and_resumes(
     tiny_training, tmp_path, worker_task, monkeypatch, capsys
 ):
@@ -381,6 +392,48 @@ def test_a_chunk_that_kills_its_workers_stops_the_run_in_one_line_and_resumes(
     monkeypatch.undo()  # the real task again
     assert main([*command, "--engine", "dask", "--workers", "1"]) == 0
     assert out.read_bytes() == local
+
+
+def test_a_scheduler_lost_mid_run_is_said_at_once(tiny_training, worker_task):
+    """A scheduler killed mid-run ended, 30 s later, in 'cannot write the predictions: Timed out trying to connect
+    to tcp://...' (the close waited for it to come back to remove the run's plugin, and its OSError replaced the
+    run's error): as if the disk had failed. Now the run stops at once and says the scheduler was lost."""
+    from prodcat.batch.dask_engine import DaskEngine
+
+    starts_a_cluster = (
+        "import time; from distributed import LocalCluster\n"
+        "cluster = LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None)\n"
+        "print(cluster.scheduler_address, flush=True); time.sleep(600)"
+    )
+    cluster = subprocess.Popen(
+        [sys.executable, "-c", starts_a_cluster],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env=TESTS_PATH,
+    )
+    try:
+        address = cluster.stdout.readline().strip()
+        worker_task(_slow)
+        products = tiny_training.unseen
+        chunks = [(index, products.iloc[index : index + 1]) for index in range(len(products))]
+        with pytest.raises(BatchError) as stopped:  # the run and its close
+            started = time.monotonic()
+            with DaskEngine(tiny_training.bundle, scheduler=address) as engine:
+                scoring = engine.score(chunks, top_k=5)
+                next(scoring)  # under way
+                os.killpg(cluster.pid, signal.SIGKILL)  # the scheduler, its nanny and worker
+                started = time.monotonic()
+                list(scoring)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(cluster.pid, signal.SIGKILL)
+        cluster.wait()
+    assert str(stopped.value) == (
+        f"lost the connection to the dask scheduler at {address} while scoring: it stopped, or the network to it "
+        "failed; once it is back, run the same command"
+    )
+    assert time.monotonic() - started < 15
 
 
 def test_a_worker_that_reads_another_model_at_the_bundle_path_is_refused(flipkart_bundle):

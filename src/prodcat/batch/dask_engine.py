@@ -12,6 +12,7 @@ import logging
 import os
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import CancelledError
 from pathlib import Path
 from typing import Any, Self
 
@@ -84,6 +85,8 @@ class DaskEngine:
         self.workers = workers
         self._cluster: LocalCluster | None = None
         self._client: Client | None = None
+        #: the scheduler's address once connected (a local cluster's too), for the errors
+        self._address = ""
         #: whether this run's plugin was sent to the scheduler, hence is to be removed from someone else's cluster
         self._registered = False
 
@@ -112,7 +115,8 @@ class DaskEngine:
         except BaseException:
             self._close()
             raise
-        log.info("dask: %d worker(s) at %s", self._n_workers(), self._client.scheduler.address)
+        self._address = self._client.scheduler.address
+        log.info("dask: %d worker(s) at %s", self._n_workers(), self._address)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -120,7 +124,9 @@ class DaskEngine:
 
     def _close(self) -> None:
         if self._client is not None:
-            if self._cluster is None and self._registered:  # someone else's cluster: free the workers' model memory
+            # someone else's cluster: free the workers' model memory (a lost scheduler has no plugin left to remove;
+            # asking it would wait for its return)
+            if self._cluster is None and self._registered and self._client.status == "running":
                 self._client.unregister_worker_plugin(self.plugin.name)
             self._client.close()
         if self._cluster is not None:
@@ -169,6 +175,11 @@ class DaskEngine:
                     f"dask workers died scoring chunk {index} (products {first_id} to {last_id}), every time it was "
                     "tried: one of its products may exhaust a worker's memory or crash it; see the workers' logs, "
                     "or narrow it down with a smaller --chunk-size"
+                ) from None
+            except CancelledError:  # dask's reason: scheduler-connection-lost, in two lines of its own
+                raise BatchError(
+                    f"lost the connection to the dask scheduler at {self._address} while scoring: it stopped, or "
+                    "the network to it failed; once it is back, run the same command"
                 ) from None
             yield index, table
             following = submit_next()
