@@ -612,3 +612,13 @@ def test_each_refused_item_of_a_batch_names_its_product(client: TestClient, jpeg
         ("image_corrupt", "shared-0"),
         ("image_corrupt", "shared-1"),
     ]
+
+
+def test_a_photo_in_a_format_not_decoded_is_named(client: TestClient) -> None:
+    """An iPhone's HEIC was answered 'image content is not an image', which sends the seller looking for a text file."""
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
+    refused = client.post("/predict", data={"title": "mug"}, files={"image": ("IMG_0001.HEIC", heic)})
+    assert (refused.status_code, refused.json()["error"]) == (415, "image_type")
+    assert refused.json()["detail"].startswith("image content is a HEIC/HEIF photo (as iPhones save them); accepted")
+    text = client.post("/predict", data={"title": "mug"}, files={"image": ("a.jpg", b"just some notes")})
+    assert text.json()["detail"].startswith("image content is not an image;")

@@ -24,7 +24,7 @@ from starlette.requests import Request
 
 from prodcat.catalog.schema import is_readable, specification_text, with_specifications
 from prodcat.config import validation_message
-from prodcat.image.decode import ImageDecodeError, load_image, sniff_image_type
+from prodcat.image.decode import ImageDecodeError, load_image, sniff_image_type, unsupported_format
 from prodcat.serve.schemas import (
     MAX_PRODUCT_ID_CHARS,
     MAX_SPECIFICATIONS,
@@ -141,7 +141,7 @@ def check_image_bytes(data: bytes, settings: ServeSettings) -> str:
         raise over_limit(413, "max_image_bytes", settings.max_image_bytes, "image file size")
     kind = sniff_image_type(data)
     if kind is None or kind not in settings.image_types:
-        found = kind.upper() if kind else "not an image"
+        found = kind.upper() if kind else unsupported_format(data) or "not an image"
         raise ApiError(
             415,
             "image_type",
