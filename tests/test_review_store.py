@@ -188,6 +188,32 @@ def test_only_the_latest_correction_of_a_product_is_trained_on(store: ReviewStor
     assert frame["category"].tolist() == ["Home Decor & Festive Needs", "Baby Care", "Home Furnishing"]
 
 
+def test_records_marked_reviewed_by_hand_without_a_time_are_trained_on(
+    store: ReviewStore, db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A status set to 'reviewed' by SQL, reviewed_at left empty, made train --feedback fail with AttributeError's
+    traceback ('NoneType' object has no attribute 'tzinfo') once its product had another reviewed record."""
+    stamped = store.record(review("mug", source_product_id="SKU-1"))
+    by_hand = store.record(review("mug again", source_product_id="SKU-1"))
+    alone = store.record(review("lamp", source_product_id="SKU-2"))
+    other_by_hand = store.record(review("lamp again", source_product_id="SKU-2"))
+    store.submit(stamped, "Kitchen & Dining")
+    items = sa.table("prodcat_review_items", sa.column("id"), sa.column("status"), sa.column("corrected_category"))
+    engine = sa.create_engine(db_url)
+    with engine.begin() as connection:
+        for review_id in (by_hand, alone, other_by_hand):
+            edit = sa.update(items).where(items.c.id == review_id)
+            connection.execute(edit.values(status=REVIEWED, corrected_category=f"Hand {review_id}"))
+    engine.dispose()
+
+    frame = store.corrections(tmp_path)
+    # a stamped review is the latest of its product; of two without a time, the last recorded
+    assert frame["product_id"].tolist() == [f"review-{stamped}", f"review-{other_by_hand}"]
+    assert frame["category"].tolist() == ["Kitchen & Dining", f"Hand {other_by_hand}"]
+    assert frame["reviewed_at"].isna().tolist() == [False, True]
+    assert f"review records {by_hand}, {alone}, {other_by_hand} are reviewed without a reviewed_at" in caplog.text
+
+
 def test_a_submission_is_stamped_once_it_holds_the_write_lock(store: ReviewStore, db_url: str) -> None:
     """reviewed_at follows commit order: a submission that waited for another one is stamped after it."""
     review_id = store.record(review("watch"))

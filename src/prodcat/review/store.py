@@ -370,14 +370,26 @@ def _latest_per_product(rows: list[_ReviewRow]) -> list[_ReviewRow]:
     """``rows`` (reviewed records) without those of a product reviewed again later: of the records with one
     ``source_product_id``, only the last reviewed one is kept (ties: the last recorded). Records without a
     source id are all kept."""
+    unstamped = [row.id for row in rows if row.reviewed_at is None]
+    if unstamped:
+        log.warning(
+            "review records %s are reviewed without a reviewed_at (set by hand?): each counts as reviewed before "
+            "every stamped review of its product; set reviewed_at to say when they were reviewed",
+            ", ".join(map(str, unstamped)),
+        )
     latest: dict[str, _ReviewRow] = {}
     for row in rows:
         if row.source_product_id is None:
             continue
         kept = latest.get(row.source_product_id)
-        if kept is None or (_as_utc(row.reviewed_at), row.id) > (_as_utc(kept.reviewed_at), kept.id):
+        if kept is None or _review_order(row) > _review_order(kept):
             latest[row.source_product_id] = row
     return [row for row in rows if row.source_product_id is None or latest[row.source_product_id] is row]
+
+
+def _review_order(row: _ReviewRow) -> tuple[datetime, int]:
+    """When a record was reviewed, then its id; a time left empty (a status set by hand) sorts first."""
+    return (_as_utc(row.reviewed_at) if row.reviewed_at else datetime.min.replace(tzinfo=UTC)), row.id
 
 
 def _not_found(review_id: int) -> ReviewNotFoundError:
