@@ -143,6 +143,36 @@ def test_an_interrupted_clean_up_leaves_nothing_that_blocks_the_next_run(
     assert not work_dir_for(out).exists()
 
 
+def test_temporary_files_of_runs_killed_outright_are_removed_by_the_next_run(tiny_training, tmp_path, monkeypatch):
+    """A run killed (kill -9, the OOM killer) while it assembled the output, deleted its work directory or wrote a
+    part left its temporary file for ever: a hidden copy of the output, of every part, beside it."""
+    from prodcat.files import temporary_sibling
+
+    predictor, products = Predictor.load(tiny_training.bundle), tiny_training.unseen
+    whole = tmp_path / "whole" / "preds.csv"
+    score_catalog(products, whole, LocalEngine(predictor), chunk_size=4, progress=False)
+    out = tmp_path / "preds.csv"
+    interrupt_at_call(monkeypatch, 2)
+    with pytest.raises(Killed):
+        score_catalog(products, out, LocalEngine(predictor), chunk_size=4, progress=False)
+    monkeypatch.undo()
+    work_dir = work_dir_for(out)
+    half_written = temporary_sibling(out)
+    half_written.write_text("product_id,category\r\n")
+    renamed_aside = temporary_sibling(work_dir)
+    renamed_aside.mkdir()
+    (renamed_aside / "part-000000.parquet").write_bytes((work_dir / "part-000000.parquet").read_bytes())
+    half_a_part = temporary_sibling(work_dir / "part-000001.parquet")
+    half_a_part.write_bytes(b"PAR1")
+    anothers = temporary_sibling(tmp_path / "preds.csv.old")  # another output's, which another run may be writing
+    anothers.write_text("")
+
+    summary = score_catalog(products, out, LocalEngine(predictor), chunk_size=4, progress=False)
+    assert (summary.total, summary.scored) == (12, 8)
+    assert out.read_bytes() == whole.read_bytes()
+    assert sorted(path.name for path in tmp_path.iterdir()) == [anothers.name, "preds.csv", "whole"]
+
+
 def test_another_runs_parts_are_refused_saying_what_differs(products, predictor, tmp_path, monkeypatch):
     out = tmp_path / "preds.csv"
     interrupt_at_call(monkeypatch, 2)

@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -89,6 +90,24 @@ def work_dir_for(out: str | os.PathLike[str]) -> Path:
 
 def part_path(work_dir: Path, index: int) -> Path:
     return work_dir / f"part-{index:06d}.parquet"
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Delete what runs killed outright (kill -9, a power cut, the OOM killer) left of their temporary files: the
+    output being assembled, a work directory renamed aside to be deleted, one being created; parts being written
+    are inside the work directory. Nothing reads them, and each can be as large as the output. Called under the
+    output's lock: no run is writing them. Names as :func:`prodcat.files.temporary_sibling` makes them."""
+    work_dir = work_dir_for(out)
+    ours = re.compile(rf"\.(?:{re.escape(out.name)}|{re.escape(work_dir.name)})\.[0-9a-f]{{12}}\.tmp")
+    leftovers = [path for path in out.parent.iterdir() if ours.fullmatch(path.name)]
+    if work_dir.is_dir():
+        leftovers += [path for path in work_dir.iterdir() if re.fullmatch(r"\..+\.[0-9a-f]{12}\.tmp", path.name)]
+    for path in leftovers:
+        log.info("removing %s, left by an interrupted run", path)
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def _remove_work_dir(work_dir: Path) -> None:
@@ -264,6 +283,7 @@ def _score_locked(
     chunk_size, top_k = state.chunk_size, state.top_k
     work_dir = work_dir_for(out)
     bounds = chunk_bounds(len(frame), chunk_size)
+    _remove_leftovers(out)
     finished = _open_work_dir(work_dir, state, restart, frame["product_id"].tolist())
     done_rows = sum(stop - start for index, (start, stop) in enumerate(bounds) if index in finished)
     if finished:
