@@ -413,7 +413,8 @@ def test_predict_page_answers_from_the_bundle_and_refuses_a_non_image(app, flipk
     test.button[0].click().run()
     assert not test.exception
     assert [e.value for e in test.error] == [
-        "Photo refused: watch.jpg: not an image (content looks like text); expected JPEG, PNG, GIF, BMP, TIFF or WebP"
+        "Photo refused: watch.jpg: a PDF document, which is not decoded; "
+        "convert it to JPEG, PNG, GIF, BMP, TIFF or WebP"
     ]
     assert "category" not in metrics_of(test)
     test.file_uploader(key="predict_photo").set_value(("watch.jpg", jpeg_bytes(), "image/jpeg"))

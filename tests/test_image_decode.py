@@ -86,6 +86,7 @@ def _avif_bytes() -> bytes:
         (_avif_bytes(), "an AVIF photo"),
         (b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>', "an SVG drawing"),
         (b"8BPS\x00\x01\x00\x00\x00\x00\x00\x00\x00\x03", "a Photoshop (PSD) file"),
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", "a PDF document"),
     ],
 )
 def test_known_formats_that_are_not_decoded_are_named(content: bytes, named: str) -> None:

@@ -63,6 +63,7 @@ _OTHER_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (4, b"jP  \r\n\x87\n", "a JPEG 2000 image"),
     (0, b"\xff\x0a", "a JPEG XL image"),
     (4, b"JXL \r\n\x87\n", "a JPEG XL image"),
+    (0, b"%PDF-", "a PDF document"),  # a product sheet or a scan, uploaded where the photo goes
 )
 #: brands of an ISO media file (``ftyp`` box) that are still photos
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
