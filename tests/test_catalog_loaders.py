@@ -295,6 +295,19 @@ def test_table_defaults_and_unlabelled(tmp_path: Path) -> None:
         load_catalog(path, title_column="nope")
 
 
+def test_a_path_written_without_spaces_around_its_separator_is_a_path(tmp_path: Path) -> None:
+    """'Kitchen>Mugs' was one category named 'Kitchen›Mugs', under no 'Kitchen': a top-level model learnt it apart
+    from 'Kitchen > Cups'. An explicit --category-sep still splits on itself alone."""
+    path = tmp_path / "shop.csv"
+    path.write_text(
+        "title,category\nmug,Kitchen>Mugs\ncup,Kitchen > Cups\nbowl,Kitchen >> Bowls\nlamp, Home>  Lamps \n"
+    )
+    assert load_catalog(path).frame["category"].tolist() == [
+        "Kitchen > Mugs", "Kitchen > Cups", "Kitchen > Bowls", "Home > Lamps"]  # fmt: skip
+    path.write_text("title,category\nmug,Kitchen/Mugs>Tall\n")
+    assert load_catalog(path, category_sep="/").frame["category"].tolist() == ["Kitchen > Mugs›Tall"]
+
+
 def test_parquet(flipkart_dir: Path, tmp_path: Path) -> None:
     frame = load_catalog(flipkart_dir).frame
     table = pd.DataFrame(

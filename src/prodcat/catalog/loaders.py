@@ -107,12 +107,12 @@ def join_path(levels: Iterable[object]) -> str | None:
 
 
 def split_category(values: pd.Series, sep: str | None) -> pd.Series:
-    """Category strings to canonical paths: split on ``sep`` (``None``: already one level or a canonical path)."""
+    """Category strings to canonical paths: split on ``sep`` (``None``: one level or a canonical path, whose
+    ``>`` separates levels with or without spaces around it: ``Kitchen>Mugs`` is the path ``Kitchen > Mugs``)."""
     blank = _is_blank(values)
     text = _text(values)
-    if sep is None:
-        sep = SEP
-    paths = text.map(lambda value: join_path(value.split(sep)))
+    splitter = _SEP_CHAR if sep is None else sep  # join_path strips the spaces around each level
+    paths = text.map(lambda value: join_path(value.split(splitter)))
     return paths.where(~blank, None)
 
 
