@@ -589,6 +589,20 @@ def test_cli_refuses_a_scheduler_address_dask_cannot_use_in_one_line(tiny_traini
     assert error.endswith("give it as tcp://HOST:PORT, the address `dask scheduler` prints\n")
 
 
+def test_cli_says_a_mistyped_model_before_reading_the_catalogue(tiny_training, tmp_path, capsys, monkeypatch):
+    """The model folder was first opened after the whole catalogue was read: minutes on a large one."""
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+
+    def read_catalog(args):
+        raise AssertionError("the catalogue was read before the model was checked")
+
+    monkeypatch.setattr("prodcat.commands.read_catalog", read_catalog)
+    mistyped = tmp_path / "modles"
+    assert main(["predict", str(mistyped), str(data), "--out", str(tmp_path / "preds.csv")]) == 2
+    assert f"{mistyped} is not a prodcat model bundle: no such folder" in capsys.readouterr().err
+
+
 def test_cli_lists_photos_it_could_not_use_with_their_reason_on_every_run(flipkart_bundle, products, tmp_path, capsys):
     """A photo that does not decode is an input problem: listed in OUT.issues.csv with its line and why,
     on a rerun too, although the embedding cache only remembers that it failed."""

@@ -36,7 +36,7 @@ from prodcat.batch import (
     work_dir_for,
 )
 from prodcat.batch.engines import Engine
-from prodcat.bundle import data_fingerprint, model_level, save_bundle
+from prodcat.bundle import data_fingerprint, model_level, read_manifest, save_bundle
 from prodcat.catalog.loaders import add_loader_arguments, catalog_files, load_from_args
 from prodcat.catalog.schema import SEP, Catalog, RowIssue, category_at_level, depth, has_text, split_path
 from prodcat.config import Config
@@ -519,6 +519,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    read_manifest(args.model)  # a mistyped MODEL is said before a catalogue of millions is read, not after
     catalog = read_catalog(args)
     frame = catalog.frame
     engine = _batch_engine(args)
