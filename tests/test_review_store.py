@@ -173,6 +173,21 @@ def test_corrections_refuse_a_database_without_the_review_tables(db_url: str) ->
     engine.dispose()
 
 
+def test_corrections_tell_a_damaged_sqlite_queue_from_a_file_that_is_none(tmp_path: Path) -> None:
+    """A truncated queue was 'not a review database: check the path', which sends its owner looking elsewhere."""
+    path = tmp_path / "reviews.db"
+    store = ReviewStore(f"sqlite:///{path}")
+    for index in range(200):
+        store.record(review(f"mug {index} " + "ceramic " * 50))
+    store.close()
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(FileNotFoundError, match=r"is a damaged database \(.*malformed.*\): restore it from a backup"):
+        load_corrections(f"sqlite:///{path}")
+    path.write_text("product_id,title\n1,mug\n")
+    with pytest.raises(FileNotFoundError, match=r"is not a review database \(file is not a database\): check the path"):
+        load_corrections(f"sqlite:///{path}")
+
+
 def test_only_the_latest_correction_of_a_product_is_trained_on(store: ReviewStore, tmp_path: Path) -> None:
     """Two records of one product, corrected differently, would train on conflicting labels."""
     first = store.record(review("mug", source_product_id="SKU-1"))

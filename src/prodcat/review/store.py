@@ -435,7 +435,11 @@ def _require_review_tables(engine: Engine) -> None:
     except sa.exc.DatabaseError as exc:
         if engine.dialect.name != "sqlite":  # e.g. a server that cannot be reached: not a wrong file
             raise
-        raise ReviewQueueNotFoundError(f"{shown} is not a review database ({exc.orig}): check the path") from None
+        # SQLite tells a file that is no database ("file is not a database") from a damaged one
+        damaged = "malformed" in str(exc.orig)
+        advice = "restore it from a backup (sqlite3's .recover may save part of it)" if damaged else "check the path"
+        what = "a damaged database" if damaged else "not a review database"
+        raise ReviewQueueNotFoundError(f"{shown} is {what} ({exc.orig}): {advice}") from None
     if layout == "incomplete":
         raise ReviewQueueNotFoundError(
             f"{shown} holds no review queue (no {_ITEMS} table): check the URL, the database the server's "
