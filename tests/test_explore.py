@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from prodcat.explore.clustering import FeasibilityStudy, check_feature_sets, cluster_points, stratified_sample
+from prodcat.explore.clustering import (
+    FeasibilityStudy,
+    check_feature_sets,
+    cluster_points,
+    distinct_rows,
+    stratified_sample,
+)
 from prodcat.explore.metrics import clustering_scores, match_clusters
 from prodcat.explore.reduction import TSNE2D, KNNSmoother, UMAPReducer, combine_blocks, make_reduction
 
@@ -227,7 +233,7 @@ def test_a_combined_feature_set_is_studied_on_the_products_having_all_its_blocks
     text_rows = np.arange(10) < 7  # the last 3 products have no text
     photo_rows = np.arange(10) >= 2  # the first 2 have no photo
     blocks = SimpleNamespace(
-        get=lambda name: np.ones((10, 3), dtype=np.float32),
+        get=lambda name: np.random.default_rng(0).normal(size=(10, 3)).astype(np.float32),
         available={"text": text_rows, "photo": photo_rows},
         seconds={"text": 0.0, "photo": 0.0},
     )
@@ -291,6 +297,37 @@ def test_a_study_where_each_product_is_alone_in_its_category_is_refused():
     skipped: dict[str, str] = {}
     assert study._prepare("photo", blocks, categories, skipped) is None
     assert skipped == {"photo": "each of the 4 products it describes is alone in its category"}
+
+
+def test_a_feature_set_that_cannot_tell_the_products_apart_is_skipped_not_scored_on_rounding_noise():
+    """Identical texts gave identical word2vec vectors, which PCA turned into noise in the 7th decimal, which KMeans
+    clustered and the report scored (ARI 0.04, silhouette 0.53, as if the texts said something)."""
+    frame = pd.DataFrame(
+        {
+            "product_id": [f"p{i}" for i in range(30)],
+            "title": "same title",
+            "description": "same description",
+            "image": None,
+            "category": ["Kitchen", "Watches", "Baby"] * 10,
+        }
+    )
+    study = FeasibilityStudy(features=["word2vec"], reductions=["pca", "pca+knn"], progress=False)
+    with pytest.raises(ValueError, match=r"word2vec: its 30 products have only 1 distinct feature vector\(s\)"):
+        study.run(frame)
+    # two distinct texts among three categories: KMeans into 3 clusters would split one of them by noise
+    two_texts = frame.assign(title=["mug", "watch"] * 15)
+    with pytest.raises(ValueError, match=r"only 2 distinct feature vector\(s\) .* fewer than their 3 categories"):
+        study.run(two_texts)
+    three_texts = frame.assign(title=["mug", "watch", "bottle"] * 10)
+    assert {run.scores["ari"] for run in study.run(three_texts).runs} == {1.0}
+
+
+def test_distinct_rows_reads_dense_and_sparse_blocks_together():
+    dense = np.array([[1, 0], [1, 0], [1, 0], [0, 1]], dtype=np.float32)
+    sparse = sp.csr_matrix(np.array([[0, 2], [0, 2], [3, 0], [0, 2]], dtype=np.float32))
+    assert distinct_rows([dense]) == 2
+    assert distinct_rows([sparse]) == 2
+    assert distinct_rows([dense, sparse]) == 3  # rows 0 and 1 alike in both blocks
 
 
 @pytest.mark.parametrize("value", ["0", "-3"])
