@@ -133,3 +133,37 @@ def test_an_extractor_that_cannot_load_here_is_skipped_not_a_traceback(flipkart_
         missing_package: "needs the weights package x",
         f"bow+{offline}": "not reachable on the Hugging Face hub (offline?)",
     }
+
+
+def test_category_names_with_dollars_or_of_any_length_are_drawn_as_written(tmp_path):
+    """Matplotlib reads text between two '$' as mathtext: a category '$_$' ended the study in the parser's
+    traceback after every run was done, 'Gifts $5 to $10' lost its dollars; a 3,000-character category made each
+    map 19,000 pixels wide. The legend now escapes the dollars and cuts long names (the tables keep them whole)."""
+    import base64
+    import io
+
+    import pandas as pd
+    from PIL import Image
+
+    from prodcat.explore.report import LEGEND_CHARS, legend_label
+
+    names = ["Gifts $5 to $10", "$_$ odd", "A" * 3000]
+    words = ["mug ceramic coffee cup", "watch analog steel dial", "baby diaper soft cotton"]
+    frame = pd.DataFrame(
+        {
+            "product_id": [f"p{i}" for i in range(30)],
+            "title": [f"{words[i % 3]} {i}" for i in range(30)],
+            "description": "",
+            "image": None,
+            "category": [names[i % 3] for i in range(30)],
+        }
+    )
+    result = FeasibilityStudy(features=["tfidf"], reductions=["tsne"], progress=False).run(frame)
+    _, html_path = write_report(result, tmp_path)
+    html = html_path.read_text()
+    (png,) = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    width, _ = Image.open(io.BytesIO(base64.b64decode(png))).size
+    assert width < 1200  # the figure's own 12 inches at 80 dpi, not stretched by a legend entry
+    assert "A" * 3000 in html and html_lib.escape("Gifts $5 to $10") in html  # whole in the report's text
+    assert legend_label("Gifts $5 to $10") == r"Gifts \$5 to \$10"  # drawn with its dollars
+    assert legend_label("A" * 3000) == "A" * (LEGEND_CHARS - 1) + "…"

@@ -27,6 +27,8 @@ from prodcat.files import write_json
 MAPS = 4
 #: misplaced products shown
 EXAMPLES = 8
+#: longest category name in a map's legend (the full name is in the report's tables)
+LEGEND_CHARS = 48
 
 
 def write_report(result: StudyResult, out_dir: str | Path, *, source: str = "") -> tuple[Path, Path]:
@@ -115,10 +117,20 @@ def scatter_pair(result: StudyResult, run: ClusteringRun, palette: dict[str, Any
         ax.set_xticks([])
         ax.set_yticks([])
     if len(palette) <= 20:
-        handles = [plt.Line2D([], [], marker="o", ls="", color=colour, label=c) for c, colour in palette.items()]
+        handles = [
+            plt.Line2D([], [], marker="o", ls="", color=colour, label=legend_label(c)) for c, colour in palette.items()
+        ]
         fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8, frameon=False)
         fig.subplots_adjust(bottom=0.08 + 0.035 * ((len(handles) + 3) // 4))
     return {"features": run.features, "reduction": run.reduction, "png": figure_data_uri(fig)}
+
+
+def legend_label(category: str, width: int = LEGEND_CHARS) -> str:
+    """``category`` as matplotlib should print it in a legend: cut to ``width`` characters, and its dollar signs
+    escaped. Unescaped, text between two ``$`` is read as mathtext: 'Gifts $5 to $10' printed in italics without
+    its dollars, and '$_$' ended the study in the parser's traceback once every run was done; a 3,000-character
+    name made the map 19,000 pixels wide (and a longer one over the 65,536 pixels matplotlib can save)."""
+    return _shorten(category, width).replace("$", r"\$")
 
 
 def figure_data_uri(fig: Any) -> str:
