@@ -349,3 +349,26 @@ def test_a_product_counts_as_affected_only_when_what_the_model_reads_changed(
     _, title_only, no_description = json.loads((report / "robustness.json").read_text())
     assert title_only["n_affected"] == no_description["n_affected"] == 6
     assert title_only["modality"] == "text"
+
+
+def test_a_bundle_whose_stored_config_current_checks_refuse_is_still_measured(
+    tiny_training, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The products to score were drawn with the bundle's whole stored config validated again: a bundle trained
+    before a check was added (here a head's language no longer accepted) ended in pydantic's traceback, though
+    the sample needs only the model's level, its modalities and the seed."""
+    import shutil
+
+    from prodcat.bundle import MANIFEST
+
+    bundle = Path(shutil.copytree(tiny_training.bundle, tmp_path / "old"))
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    manifest["config"]["heads"][-1]["languages"] = ["english"]  # refused since: not a detected language
+    (bundle / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    report = tmp_path / "report"
+    args = ["robustness", str(bundle), str(data), "--report", str(report), "--perturbations", "no_description"]
+    assert main([*args, "--sample", "6"]) == 0
+    clean, no_description = json.loads((report / "robustness.json").read_text())
+    assert clean["n"] == no_description["n"] == 6 and clean["accuracy"] == 1.0

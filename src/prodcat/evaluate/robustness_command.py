@@ -144,7 +144,9 @@ def scored_products(
 
     modalities = predictor.manifest.get("modalities") or None
     readable = readable_by(labelled, modalities)
-    config = Config.model_validate(predictor.manifest["config"] | {"seed": seed, "modalities": modalities})
+    # the sample needs only the model's level, its modalities and the seed: the rest of the stored config is not
+    # validated again (a bundle trained before a check was added would be refused in pydantic's traceback)
+    config = Config(level=model_level(predictor.manifest), seed=seed, modalities=modalities)
     frame = labelled_sample(labelled[readable].reset_index(drop=True), config, sample)
     if readable.all():
         return frame, []
