@@ -860,3 +860,22 @@ def test_predict_page_explains_which_words_decided(app, flipkart_bundle):
     assert words["word"].iat[0] == "watch" and words["weight"].iat[0] > 0.1  # removing it costs Watches most
     assert words["weight"].is_monotonic_decreasing
     assert [i.value for i in test.info if i.value.startswith("No heatmap:")]  # no photo given
+
+
+def test_products_not_scored_neither_agree_nor_disagree_with_their_category(tiny_training, monkeypatch, tmp_path):
+    """A product `prodcat predict` could not score (no category, its reason in `error`) counted as a disagreement:
+    a CSV of two unscored products read '0.0%' agreement, one scored and right among them '50.0%'."""
+    catalogue = catalogue_csv(tiny_training.unseen, tmp_path / "unseen.csv")
+    header = "product_id,category,confidence,decision,top_k,modalities_used,error\n"
+    unscored = "Kitchen-12,,,review,[],,model raised\nWatches-12,,,review,[],,model raised\n"
+    csv = tmp_path / "preds.csv"
+    csv.write_text(header + unscored)
+    test = go_to(start_app(monkeypatch, str(tiny_training.bundle), "--data", str(catalogue)), "Predictions")
+    test.text_input(key="predictions_path").input(str(csv)).run()
+    assert metrics_of(test)["products"] == "2"
+    assert metrics_of(test)["agree with the given category"] == "–"
+    csv.write_text(header + unscored + "Toys-12,Toys,0.9,auto,[],text,\n")
+    test.run()
+    assert metrics_of(test)["agree with the given category"] == "100.0%"
+    table = views.attach_catalogue(views.read_predictions(csv).table, tiny_training.unseen, level=None)
+    assert views.compared_rows(table)["product_id"].tolist() == ["Toys-12"]

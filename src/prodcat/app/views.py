@@ -514,10 +514,18 @@ def labelled_rows(table: pd.DataFrame) -> pd.DataFrame:
     return table[table["given"].notna()] if "given" in table else table.iloc[0:0]
 
 
-def agreement(table: pd.DataFrame) -> float | None:
-    """Share (0-1) of labelled products whose prediction equals the given category; None without labels."""
+def compared_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The predictions whose product has a given category and a predicted one: a product `prodcat predict` could
+    not score has no prediction to agree or disagree with."""
     labelled = labelled_rows(table)
-    return float((labelled["given"] == labelled["predicted"]).mean()) if len(labelled) else None
+    return labelled[labelled["predicted"].notna()]
+
+
+def agreement(table: pd.DataFrame) -> float | None:
+    """Share (0-1) of the :func:`compared_rows` whose prediction equals the given category; None when there is
+    none (no labels, or no labelled product scored)."""
+    compared = compared_rows(table)
+    return float((compared["given"] == compared["predicted"]).mean()) if len(compared) else None
 
 
 def confusion_table(table: pd.DataFrame) -> pd.DataFrame:
