@@ -656,3 +656,35 @@ def test_a_csv_typed_with_a_space_after_each_comma_is_read(tmp_path: Path) -> No
     assert not catalog.issues
     assert catalog.frame[["product_id", "image"]].values.tolist() == [["m1", str(tmp_path / "mug.jpg")]]
     assert catalog.frame["title"].str.strip().tolist() == ["Blue mug"]
+
+
+def test_columns_under_other_names_are_warned_of_not_silently_left_unread(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A shop's own CSV (sku, name, desc, photo, cat) read with --title-column name alone was predicted from the
+    titles only, its products named row-2, row-3, ... and its descriptions and photos left out, without a word."""
+    path = tmp_path / "shop.csv"
+    path.write_text("sku,name,desc,photo,cat\nS1,Blue mug,Ceramic,mug.jpg,Kitchen\n")
+    with caplog.at_level("WARNING", logger="prodcat"):
+        catalog = load_catalog(path, title_column="name")
+    assert catalog.frame["product_id"].tolist() == ["row-2"]
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "no product_id, description, image or category column" in warning
+    assert "named row-<line>, without a description, without a photo, unlabelled" in warning
+    assert "the columns sku, desc, photo, cat are not read" in warning
+    assert "--id-column, --description-column, --image-column or --category-column" in warning
+
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="prodcat"):  # every field named: nothing to say
+        load_catalog(
+            path,
+            id_column="sku",
+            title_column="name",
+            description_column="desc",
+            category_column="cat",
+            image_column="photo",
+        )
+        # canonical columns and other ones (price), unlabelled as products to predict are: nothing to say either
+        (tmp_path / "new.csv").write_text("product_id,title,description,image,price\nn1,Red mug,,,4.5\n")
+        load_catalog(tmp_path / "new.csv")
+    assert not [r for r in caplog.records if r.levelname == "WARNING" and "not read" in r.getMessage()]

@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import os
 import re
 from collections.abc import Iterable
@@ -63,6 +64,8 @@ from prodcat.catalog.tables import (
     sniff_delimiter,
     typed_columns_as_text,
 )
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("auto", "flipkart", "rakuten", "fashion", "csv", "parquet")
 
@@ -627,6 +630,7 @@ def load_table(
             f"{table.name}: no title, description or image column among {', '.join(map(str, table.frame.columns))}; "
             "name them with --title-column / --description-column / --image-column"
         )
+    _warn_unmapped(table, columns)
     type_issues = typed_columns_as_text(table, columns) if fmt == "parquet" else []
     if columns["product_id"] is None:
         ids = pd.Series([f"row-{line}" for line in table.frame.index], index=table.frame.index, dtype=object)
@@ -644,6 +648,43 @@ def load_table(
         mapped_columns=[c for c in columns.values() if c is not None],
     )
     return _finish([frame], table.issues + _named(type_issues + image_issues, frame) + issues, path, fmt)
+
+
+#: the option naming the column of each canonical field
+_COLUMN_OPTIONS = {name: f"--{name.removeprefix('product_')}-column" for name in COLUMNS}
+#: what products are read as, per field without a column
+_WITHOUT = {
+    "product_id": "named row-<line>",
+    "title": "without a title",
+    "description": "without a description",
+    "image": "without a photo",
+    "category": "unlabelled",
+}
+
+
+def _warn_unmapped(table: SourceTable, columns: dict[str, str | None]) -> None:
+    """Warn when a field products are read by (id, title, description, photo) has no column while the table
+    has columns left unread: one of them may hold it under another name (``sku``, ``name``, ``photo``), and
+    the products would otherwise be read without it, silently (ids ``row-<line>``, no description, no photo).
+    A missing category is named then too, as train and evaluate need one; alone it is no warning (predict)."""
+    missing = [name for name in COLUMNS if columns.get(name) is None]
+    mapped = set(columns.values())
+    unread = [str(c) for c in table.frame.columns if c not in mapped]
+    if not unread or not set(missing) - {"category"}:
+        return
+    log.warning(
+        "%s: no %s column, so its products are read %s; the columns %s are not read: name the one holding "
+        "a field with %s",
+        table.name,
+        _or(missing),
+        ", ".join(_WITHOUT[name] for name in missing),
+        ", ".join(unread),
+        _or([_COLUMN_OPTIONS[name] for name in missing]),
+    )
+
+
+def _or(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
 
 
 # --------------------------------------------------------------------------------------------------
