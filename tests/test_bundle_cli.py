@@ -1186,3 +1186,21 @@ def test_a_report_written_again_keeps_no_input_issues_of_the_previous_input(tiny
     tiny_training.unseen.to_csv(data, index=False)  # fixed
     assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(report)]) == 0
     assert not (report / "input_issues.csv").exists()
+
+
+def test_a_precision_or_recall_with_nothing_to_measure_is_said_undefined_not_zero(tiny_training, tmp_path):
+    """A category no product was predicted as has no precision, and one no product has (predicted only) no recall:
+    both were written 0.0 in metrics.json and 0.000 on the page, which reads as every prediction wrong."""
+    products = tiny_training.unseen.copy()
+    products.loc[products["category"] == "Kitchen", "category"] = "Garden"  # unknown to the model: never predicted
+    data = tmp_path / "products.csv"
+    products.to_csv(data, index=False)
+    report = tmp_path / "report"
+    assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(report)]) == 0
+    per_class = json.loads((report / "metrics.json").read_text())["per_class"]
+    # Garden: 4 products, none predicted as such; Kitchen: predicted 4 times, no product has it
+    assert per_class["Garden"] == {"precision": None, "recall": 0.0, "f1": 0.0, "support": 4}
+    assert per_class["Kitchen"] == {"precision": 0.0, "recall": None, "f1": 0.0, "support": 0}
+    page = (report / "report.html").read_text()
+    assert "<tr><td>Garden</td><td>–</td><td>0.000</td><td>0.000</td><td>4</td></tr>" in page
+    assert "<tr><td>Kitchen</td><td>0.000</td><td>–</td><td>0.000</td><td>0</td></tr>" in page

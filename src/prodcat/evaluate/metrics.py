@@ -164,15 +164,24 @@ def paired_difference(
     }
 
 
-def per_class(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, dict[str, float]]:
-    """Precision, recall, F1 and support of every true or predicted category (:data:`UNSCORED` is none)."""
+def per_class(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, dict[str, float | None]]:
+    """Precision, recall, F1 and support of every true or predicted category (:data:`UNSCORED` is none).
+
+    The precision of a category never predicted, and the recall of one no product has (predicted only: a category
+    the products scored lack), are undefined (0/0): ``None``, not a 0 that would read as every prediction wrong.
+    F1 is always defined (a category here is true or predicted at least once)."""
     y_true, y_pred = np.asarray(y_true).astype(str), np.asarray(y_pred).astype(str)
     labels = _scored_labels(y_true, y_pred)
-    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=np.nan)
     return {
-        str(c): {"precision": float(pi), "recall": float(ri), "f1": float(fi), "support": int(si)}
+        str(c): {"precision": _defined(pi), "recall": _defined(ri), "f1": float(fi), "support": int(si)}
         for c, pi, ri, fi, si in zip(labels, p, r, f, s, strict=True)
     }
+
+
+def _defined(value: float) -> float | None:
+    """``value``, or ``None`` where it is undefined (NaN: JSON has no NaN)."""
+    return None if np.isnan(value) else float(value)
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> dict[str, Any]:
