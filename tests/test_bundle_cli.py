@@ -1204,3 +1204,31 @@ def test_a_precision_or_recall_with_nothing_to_measure_is_said_undefined_not_zer
     page = (report / "report.html").read_text()
     assert "<tr><td>Garden</td><td>–</td><td>0.000</td><td>0.000</td><td>4</td></tr>" in page
     assert "<tr><td>Kitchen</td><td>0.000</td><td>–</td><td>0.000</td><td>0</td></tr>" in page
+
+
+def test_products_the_model_could_not_score_do_not_dilute_the_calibration(tiny_training, tmp_path, capsys):
+    """A product with nothing the model reads has no confidence; counted as a confidence of 0 and a miss, it was
+    a perfectly calibrated point of the ECE: a third of such products cut it by a third, and none scored at all
+    printed 'ECE 0.0000' beside a reliability diagram of one point at 0."""
+    products = tiny_training.unseen.copy()
+    products.loc[products["category"] == "Kitchen", "category"] = "Garden"  # confidently wrong: miscalibrated
+    products.loc[products["category"] == "Watches", ["title", "description"]] = ""  # nothing the model reads
+    data = tmp_path / "products.csv"
+    products.to_csv(data, index=False)
+    report = tmp_path / "report"
+    assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(report)]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    scored = pd.read_csv(report / "predictions.csv").dropna(subset=["confidence"])
+    assert len(scored) == metrics["calibration"]["n"] == 8
+    wrong_confidence = (scored["confidence"] - (scored["category"] == scored["predicted"])).abs().mean()
+    assert metrics["calibration"]["ece"] == pytest.approx(wrong_confidence) and wrong_confidence > 0.4
+    assert f"ECE           {metrics['calibration']['ece']:.4f} (on the 8 products scored)" in capsys.readouterr().out
+    assert metrics["decision"]["n_auto"] == 8 and metrics["decision"]["automation_rate"] == pytest.approx(8 / 12)
+
+    products[["title", "description"]] = ""  # none scored: no calibration to measure
+    products.to_csv(data, index=False)
+    assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(report)]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["calibration"] == {"ece": None, "n": 0, "bins": []}
+    assert "ECE           – (no product was scored" in capsys.readouterr().out
+    assert not (report / "reliability.png").exists()  # the first run's is removed, and none drawn

@@ -322,7 +322,7 @@ def print_metrics(metrics: dict[str, Any], title: str, target_precision: float |
             f"f1_macro {values['f1_macro']:.4f}"
         )
     if "calibration" in metrics:
-        print(f"  ECE           {metrics['calibration']['ece']:.4f}")
+        print(f"  ECE           {ece_text(metrics['calibration'], metrics['n'])}")
     if "decision" in metrics:
         d = metrics["decision"]
         precision = "–" if np.isnan(d["auto_precision"]) else f"{d['auto_precision']:.4f}"  # none accepted
@@ -333,6 +333,16 @@ def print_metrics(metrics: dict[str, Any], title: str, target_precision: float |
                 f"  auto ceiling  {d['automation_ceiling']:.1%} (the best single threshold reaching precision "
                 f"{target_precision} on these held-out scores, chosen knowing the answers)"
             )
+
+
+def ece_text(calibration: dict[str, Any], n: int) -> str:
+    """The ECE as printed: on the products the model gave a confidence (those it could not score have none to
+    calibrate), said when they are fewer than the ``n`` products scored; '–' when there are none."""
+    with_confidence = calibration.get("n", n)
+    if not with_confidence:
+        return "– (no product was scored: no confidence to calibrate)"
+    ece = f"{calibration['ece']:.4f}"
+    return ece if with_confidence == n else f"{ece} (on the {with_confidence} products scored)"
 
 
 # ---------------------------------------------------------------------------------------------- commands

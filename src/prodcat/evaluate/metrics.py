@@ -187,8 +187,8 @@ def _defined(value: float) -> float | None:
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> dict[str, Any]:
     """Top-label ECE with equal-width bins, and the reliability-diagram points.
 
-    Returns ``ece`` (0 = perfectly calibrated) and per bin ``confidence``,
-    ``accuracy`` and ``count``.
+    Returns ``ece`` (0 = perfectly calibrated; NaN, undefined, for no prediction), ``n`` and per bin
+    ``confidence``, ``accuracy`` and ``count``.
     """
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
@@ -208,7 +208,7 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
                 "count": int(sel.sum()),
             }
         )
-    return {"ece": float(ece), "bins": rows}
+    return {"ece": float(ece) if len(confidence) else float("nan"), "n": len(confidence), "bins": rows}
 
 
 def decision_metrics(confidence: np.ndarray, correct: np.ndarray, threshold: float) -> dict[str, float]:
@@ -238,7 +238,8 @@ def evaluate_predictions(
     ``per_class``, ``levels`` (the headline metrics per hierarchy level when categories are
     paths), and when confidences are given ``calibration``; with a threshold, ``decision``.
     A product the model could not score (predicted :data:`UNSCORED`, confidence NaN) counts as
-    wrong, with confidence 0.
+    wrong, and is never auto-accepted; it has no confidence to calibrate, so the calibration is that of
+    the others (``calibration.n`` of them; its ECE undefined when there are none).
     """
     y_true = np.asarray(y_true, dtype=object)
     y_pred = np.asarray(y_pred, dtype=object)
@@ -256,8 +257,11 @@ def evaluate_predictions(
     )
     if confidence is not None:
         correct = y_true == y_pred
-        confidence = np.nan_to_num(np.asarray(confidence, dtype=float), nan=0.0)
-        result["calibration"] = expected_calibration_error(confidence, correct)
+        confidence = np.asarray(confidence, dtype=float)
+        # as a confidence of 0 and a miss, each unscored product was a perfectly calibrated point: 30 of 60 halved
+        # the ECE, and none scored at all gave an ECE of 0
+        scored = np.isfinite(confidence) & (y_pred != UNSCORED)
+        result["calibration"] = expected_calibration_error(confidence[scored], correct[scored])
         if threshold is not None:
-            result["decision"] = decision_metrics(confidence, correct, threshold)
+            result["decision"] = decision_metrics(np.where(scored, confidence, 0.0), correct, threshold)
     return result

@@ -145,7 +145,7 @@ def reliability_figure(calibration: dict[str, Any]) -> Figure:
     ax.set_ylim(-0.02, 1.05)
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
-    ax.set_title(f"Reliability (ECE = {calibration['ece']:.3f})")
+    ax.set_title(f"Reliability (ECE = {calibration['ece']:.3f}, {total} products with a confidence)", fontsize=10)
     for handle in ax.legend(loc="upper left", fontsize=8).legend_handles[1:]:
         handle.set_sizes([30])  # not the first bin's area
     fig.tight_layout()
@@ -277,7 +277,8 @@ def write_report(
         write_issues(issues, out / "input_issues.csv")
     plot_confusion(np.asarray(y_true), np.asarray(y_pred), out / "confusion_matrix.png", CONFUSION_ROWS)
     figures = [embedded_png(out / "confusion_matrix.png")]
-    if "calibration" in metrics:
+    (out / "reliability.png").unlink(missing_ok=True)  # a previous run's would show other products
+    if metrics.get("calibration", {}).get("bins"):  # none when no product was scored: nothing to calibrate
         plot_reliability(metrics["calibration"], out / "reliability.png")
         figures.insert(0, embedded_png(out / "reliability.png"))
     figures.append(

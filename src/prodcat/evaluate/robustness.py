@@ -286,7 +286,7 @@ def score_run(
     confidence = table["confidence"].to_numpy(dtype=float)
     metrics = evaluate_predictions(truth, predicted, confidence, threshold)
     record: dict[str, Any] = {key: metrics[key] for key in ("n", "accuracy", "f1_weighted", "f1_macro", "intervals")}
-    record["mean_confidence"] = float(np.nan_to_num(confidence, nan=0.0).mean())  # unscored: 0, as in the ECE
+    record["mean_confidence"] = float(np.nan_to_num(confidence, nan=0.0).mean())  # unscored: 0, no answer
     record["ece"] = metrics["calibration"]["ece"]
     # no product auto-accepted: no precision (None, as NaN is not JSON)
     record["decision"] = {k: None if v != v else v for k, v in metrics["decision"].items()}
