@@ -1232,3 +1232,23 @@ def test_products_the_model_could_not_score_do_not_dilute_the_calibration(tiny_t
     assert metrics["calibration"] == {"ece": None, "n": 0, "bins": []}
     assert "ECE           – (no product was scored" in capsys.readouterr().out
     assert not (report / "reliability.png").exists()  # the first run's is removed, and none drawn
+
+
+def test_category_names_are_drawn_as_written_on_the_confusion_matrix(tiny_training, tmp_path):
+    """Two '$' in a category name started matplotlib's math text: 'Mugs $5-$10' was drawn 'Mugs 5−10', and a name
+    it could not parse ('Save $\\frac$ now') ended prodcat evaluate in ValueError's traceback, no report written."""
+    from prodcat.evaluate.report import confusion_figure
+
+    names = ["Mugs $5-$10", "Save $\\frac$ now", "Kitchen"]
+    figure = confusion_figure(np.array(names), np.array(names[1:] + names[:1]))
+    (axes,) = figure.axes
+    assert [t.get_text() for t in axes.get_yticklabels()] == sorted(names)
+    assert not any(t.get_parse_math() for t in [*axes.get_xticklabels(), *axes.get_yticklabels()])
+    figure.savefig(tmp_path / "drawn.png")  # math text parsed here, and failed
+
+    products = tiny_training.unseen.copy()
+    products["category"] = products["category"].map(dict(zip(("Kitchen", "Watches", "Toys"), names, strict=True)))
+    data = tmp_path / "products.csv"
+    products.to_csv(data, index=False)
+    assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(tmp_path / "report")]) == 0
+    assert (tmp_path / "report" / "confusion_matrix.png").is_file()

@@ -89,15 +89,17 @@ def shown_classes(y_true: np.ndarray, max_labels: int) -> str:
     return f"the {max_labels} most frequent of the {total} true categories"
 
 
-def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, path: Path, max_labels: int = CONFUSION_ROWS) -> None:
+def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, max_labels: int = CONFUSION_ROWS) -> Figure:
     """Row-normalised confusion matrix (:func:`confusion_rows`); with many classes, the most frequent ``max_labels``
     (said in the title)."""
     labels, columns, matrix = confusion_rows(y_true, y_pred, max_labels)
     size = max(6.0, 0.28 * len(labels) + 3)
     fig, ax = plt.subplots(figsize=(size, size))
     ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(columns)), short_labels(columns), rotation=90, fontsize=7)
-    ax.set_yticks(range(len(labels)), short_labels(labels), fontsize=7)
+    # category names as written: two '$' would start matplotlib's math text ('Mugs $5-$10' drawn 'Mugs 5−10', and
+    # one it cannot parse, such as '$\frac$', failed the whole report)
+    ax.set_xticks(range(len(columns)), short_labels(columns), rotation=90, fontsize=7, parse_math=False)
+    ax.set_yticks(range(len(labels)), short_labels(labels), fontsize=7, parse_math=False)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if len(labels) <= 30:
@@ -115,6 +117,12 @@ def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, path: Path, max_label
                     )
     ax.set_title(f"Confusion matrix, {shown_classes(y_true, max_labels)} (rows sum to 1)", fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, path: Path, max_labels: int = CONFUSION_ROWS) -> None:
+    """:func:`confusion_figure` saved as a PNG."""
+    fig = confusion_figure(y_true, y_pred, max_labels)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
