@@ -446,3 +446,32 @@ def test_the_report_carries_ami_and_ranks_ari_ties_by_ami_not_nmi(tmp_path):
     html = html_path.read_text()
     assert "<th>ARI</th><th>AMI</th><th>NMI</th>" in html and "its AMI" in html
     assert "AMI is NMI corrected for chance" in AMI_NOTE and AMI_NOTE in html
+
+
+def test_a_report_that_cannot_be_written_keeps_the_figures_printed(tmp_path, capsys, monkeypatch):
+    """A disk that filled up while the report was written ended the study in OSError's traceback (exit 1), before
+    any figure was printed: the whole study was lost."""
+    import errno
+
+    from prodcat.cli import main
+    from prodcat.explore import report
+
+    def full(path, records):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(report, "write_json", full)
+    data = tmp_path / "products.csv"
+    words = ["ceramic coffee mug", "analog wrist watch", "wooden toy train"]
+    rows = {"product_id": [f"p{i}" for i in range(30)], "title": [f"{words[i % 3]} {i}" for i in range(30)]}
+    pd.DataFrame(rows | {"category": ["Kitchen", "Watches", "Toys"] * 10}).to_csv(data, index=False)
+    out = tmp_path / "report"
+    code = main(
+        ["explore", str(data), "--features", "tfidf", "--reductions", "pca", "--report", str(out), "--no-progress"]
+    )
+    assert code == 2
+    printed = capsys.readouterr()
+    assert "tfidf                        pca         1.000" in printed.out
+    assert printed.err.strip() == (
+        f"prodcat explore: cannot write the report in {out}: No space left on device; the figures above are all "
+        "that was kept: free some space or give another --report, and run the study again"
+    )

@@ -126,7 +126,6 @@ def run_explore(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"prodcat explore: {error}", file=sys.stderr)
         return 2
-    json_path, html_path = write_report(result, args.report, source=str(catalog.source or args.data))
     print(f"{len(result.frame)} products, {result.n_categories} categories at level {args.level or 'full path'}")
     print(AMI_NOTE)
     print(f"{'features':<28} {'reduction':<10} {'ARI':>6} {'AMI':>6} {'NMI':>6} {'silh.':>6} {'acc.':>6} {'sec':>7}")
@@ -138,5 +137,14 @@ def run_explore(args: argparse.Namespace) -> int:
         )
     for feature_set, reason in result.skipped.items():
         print(f"not studied: {feature_set} ({reason})")
+    try:  # after the figures are printed: a disk that fills up must not lose them with the study
+        json_path, html_path = write_report(result, args.report, source=str(catalog.source or args.data))
+    except OSError as error:
+        print(
+            f"prodcat explore: cannot write the report in {args.report}: {error.strerror or error}; the figures above "
+            "are all that was kept: free some space or give another --report, and run the study again",
+            file=sys.stderr,
+        )
+        return 2
     print(f"wrote {json_path} and {html_path} in {time.perf_counter() - started:.0f} s")
     return 0
