@@ -240,3 +240,25 @@ def test_a_product_with_nothing_to_read_gets_no_category(predictor: Predictor, t
     assert "empty: no category" in page and NOTHING_TO_READ in page and "%" not in page.split("empty:")[1]
     (record,) = json.loads((tmp_path / "explanations.json").read_text())
     assert record["prediction"]["confidence"] is None
+
+
+def test_a_report_written_again_keeps_no_heatmap_of_the_previous_run(tmp_path: Path) -> None:
+    """DIR/overlays/NNNN.png of a previous run stayed beside the new report: with fewer products, or a product
+    without photo where one had one, overlays/0001.png showed another product's heatmap under this report's
+    number. They are removed; other files in the folder are left alone."""
+    from prodcat.evaluate.explain import Explanation
+    from prodcat.predict import Prediction
+
+    def explained(product_id: str, photo: bool) -> Explanation:
+        pixels = PixelExplanation(np.zeros((8, 8)), 0.9, 0.0, 0.0, Image.new("RGB", (64, 64))) if photo else None
+        prediction = Prediction(product_id, "Watches", 0.9, "auto", [], ["text", "image"] if photo else ["text"])
+        return Explanation(prediction, None, None, "no words", pixels, None if photo else "the product has no photo")
+
+    products = pd.DataFrame({"product_id": ["a", "b", "c"], "title": ["", "", ""]})
+    write_explain_report([explained(i, True) for i in "abc"], products, tmp_path, "first", None)
+    notes = tmp_path / "overlays" / "notes.txt"
+    notes.write_text("mine")
+    write_explain_report([explained("a", False), explained("b", True)], products.head(2), tmp_path, "second", None)
+    assert sorted(p.name for p in (tmp_path / "overlays").iterdir()) == ["0001.png", "notes.txt"]
+    records = json.loads((tmp_path / "explanations.json").read_text())
+    assert [r["pixels"] and r["pixels"]["overlay"] for r in records] == [None, "overlays/0001.png"]

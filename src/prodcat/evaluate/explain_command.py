@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -35,6 +36,8 @@ log = logging.getLogger("prodcat")
 MEMORY_CACHE_ITEMS = 10_000
 #: smaller photos are enlarged to this many pixels on their longest side under their heatmap (fashion's are 60x80)
 OVERLAY_SIDE = 320
+#: the files this command writes in DIR/overlays/: the product's position in the report, from 0000
+OVERLAY_NAME = re.compile(r"\d{4,}\.png")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -147,6 +150,10 @@ def write_explain_report(
 
     out_dir = Path(out_dir)
     (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
+    # a previous report's heatmaps: their numbers would name other products (or none) in this one
+    for stale in (out_dir / "overlays").glob("*.png"):
+        if OVERLAY_NAME.fullmatch(stale.name):
+            stale.unlink()
     records, cards = [], []
     for index, (explanation, product) in enumerate(zip(explanations, products.to_dict("records"), strict=True)):
         record = explanation.as_dict()
