@@ -1252,3 +1252,14 @@ def test_category_names_are_drawn_as_written_on_the_confusion_matrix(tiny_traini
     products.to_csv(data, index=False)
     assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(tmp_path / "report")]) == 0
     assert (tmp_path / "report" / "confusion_matrix.png").is_file()
+
+
+def test_the_honest_figures_on_few_unseen_products_are_warned_of():
+    """evaluate on 40 products, 35 of them trained on, printed 'the honest figures' on the 5 others with a 95%
+    interval of 1.0000-1.0000 and no word that 5 products say little: the warning of fewer than 30 products
+    looked at the 40 scored only."""
+    few = InTraining(35, 40).warning
+    assert few.startswith("35 of 40 scored products (87.5%) were in the model's training data")
+    assert "only 5 were not, too few for figures on them alone to be relied on" in few and "at least 30" in few
+    assert "only 1 was not" in InTraining(39, 40).warning
+    assert "too few" not in InTraining(300, 900).warning and "too few" not in InTraining(10, 40).warning

@@ -106,11 +106,18 @@ class InTraining:
                 "construction, and says nothing of new products. For an honest estimate run `prodcat cv` on this "
                 "catalogue, or train on part of it and evaluate on the rest"
             )
+        unseen = self.scored - self.count
+        few = (
+            f"; only {unseen} {'was' if unseen == 1 else 'were'} not, too few for figures on them alone to be relied "
+            f"on, their bootstrap intervals far too narrow (score at least {SMALL_EVALUATION} such products)"
+            if unseen < SMALL_EVALUATION
+            else ""
+        )
         return (
             f"{self.count} of {self.scored} scored products ({self.count / self.scored:.1%}) were in the model's "
             "training data: figures on them are in-sample (near perfect by construction) and raise the overall "
             "figures. For an honest estimate score only products the model was not trained on, or run `prodcat cv` "
-            "on this catalogue"
+            f"on this catalogue{few}"
         )
 
 
