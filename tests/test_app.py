@@ -879,3 +879,17 @@ def test_products_not_scored_neither_agree_nor_disagree_with_their_category(tiny
     assert metrics_of(test)["agree with the given category"] == "100.0%"
     table = views.attach_catalogue(views.read_predictions(csv).table, tiny_training.unseen, level=None)
     assert views.compared_rows(table)["product_id"].tolist() == ["Toys-12"]
+
+
+def test_a_photo_far_wider_than_high_is_previewed_not_a_traceback(tiny_training, monkeypatch):
+    """A banner (1000x3 pixels) was previewed 256x1 pixels, which Streamlit shrank to 200 pixels wide and 0 high:
+    'ValueError: height and width must be > 0' in a traceback on the page, no prediction."""
+    banner = io.BytesIO()
+    Image.new("RGB", (1000, 3), "red").save(banner, "PNG")
+    test = go_to(start_app(monkeypatch, str(tiny_training.bundle)), "Predict")
+    test.text_input(key="predict_title").input("ceramic coffee mug")
+    test.file_uploader(key="predict_photo").set_value(("banner.png", banner.getvalue(), "image/png"))
+    test.button[0].click().run()
+    assert not test.exception, [e.value for e in test.exception]
+    assert len(test.get("image")) == 1  # the preview
+    assert metrics_of(test)["category"] == "Kitchen"

@@ -293,7 +293,7 @@ def predict_page(predictor: Predictor) -> None:
         except ValueError as exc:
             st.error(f"Photo refused: {exc}")
             return
-        st.image(preview, width=200)
+        st.image(preview, width=views.PREVIEW_SIDE)
     description = views.described(description, specifications)
     if image is None and not (is_readable(title) or is_readable(description)):
         st.warning("Type a title or a description (with a letter or a digit), or upload a photo.")

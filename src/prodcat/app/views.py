@@ -45,8 +45,9 @@ MAX_UPLOAD_BYTES: int = ServeSettings.model_fields["max_image_bytes"].default
 MAX_UPLOAD_PIXELS: int = ServeSettings.model_fields["max_pixels"].default
 #: and texts typed there beyond the API's: an explanation of a megabyte of text would hold the page for minutes
 MAX_TEXT_CHARS: int = ServeSettings.model_fields["max_text_chars"].default
-#: longest side of the photo previews and grid thumbnails, in pixels
-PREVIEW_SIDE = 256
+#: longest side of the photo previews and grid thumbnails, in pixels; a preview is shown at its own width or less:
+#: Streamlit shrinking a wider one rounds its height down, to 0 for a banner (a 1000x3 photo), and fails
+PREVIEW_SIDE = 200
 THUMBNAIL_SIDE = 96
 #: the columns of an issues table, as in `prodcat predict`'s OUT.issues.csv
 ISSUE_COLUMNS = ["row", "product_id", "field", "message"]
