@@ -262,3 +262,29 @@ def test_a_report_written_again_keeps_no_heatmap_of_the_previous_run(tmp_path: P
     assert sorted(p.name for p in (tmp_path / "overlays").iterdir()) == ["0001.png", "notes.txt"]
     records = json.loads((tmp_path / "explanations.json").read_text())
     assert [r["pixels"] and r["pixels"]["overlay"] for r in records] == [None, "overlays/0001.png"]
+
+
+def test_the_explain_report_says_which_products_the_model_was_trained_on(
+    tiny_training, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An explanation of a product the model was trained on shows what it learnt of that very product: the report
+    mixed such products with new ones without a word. Each is marked (explanations.json in_training, the page),
+    and a warning says how many."""
+    data = tmp_path / "products.csv"
+    pd.concat([tiny_training.trained.head(2), tiny_training.unseen.head(2)]).to_csv(data, index=False)
+    trained, unseen = tiny_training.trained["product_id"].head(2), tiny_training.unseen["product_id"].head(2)
+    report = tmp_path / "report"
+    args = ["explain", str(tiny_training.bundle), str(data), "--report", str(report), "--ids"]
+    assert main([*args, unseen.iat[0], trained.iat[0], trained.iat[1]]) == 0
+    said = "2 of the 3 products explained (marked) were in the model's training data: such an explanation shows"
+    assert f"warning: {said}" in capsys.readouterr().out
+    records = json.loads((report / "explanations.json").read_text())
+    assert [r["in_training"] for r in records] == [False, True, True]
+    page = (report / "report.html").read_text()
+    assert said.replace("'", "&#39;") in page and page.count("in the model's training data</span>") == 2
+
+    assert main([*args, *unseen]) == 0
+    assert "training data" not in capsys.readouterr().out
+    assert "training data" not in (report / "report.html").read_text()
+    assert main([*args, *trained]) == 0
+    assert "warning: every product explained was in the model's training data" in capsys.readouterr().out

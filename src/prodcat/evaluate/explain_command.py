@@ -29,6 +29,7 @@ from prodcat.evaluate.explain import (
     readable_text,
     word_spans,
 )
+from prodcat.evaluate.labelled import InTraining, products_in_training
 from prodcat.files import write_json
 
 log = logging.getLogger("prodcat")
@@ -52,7 +53,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             weight, the photo with its heatmap) and the heatmaps it shows as DIR/overlays/NNNN.png. With the
             default model on 2 cores: about 3 s per Flipkart product (MiniLM; median 2.8 s) on an idle machine,
             5-8 s on a shared one; 19 s per Rakuten product (e5, French). A product with nothing the model can
-            read gets no category, as from predict."""),
+            read gets no category, as from predict. Products the model was trained on are marked and warned of:
+            their explanations show what it learnt of them, not how it reads new products."""),
         epilog=textwrap.dedent("""\
             examples:
               prodcat explain models/flipkart ../shared/datasets/flipkart --sample 10 --report reports/explain
@@ -96,21 +98,42 @@ def run_explain(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    catalogue = read_catalog(args).frame
     try:
-        products = choose_products(read_catalog(args).frame, args.ids, args.sample)
+        products = choose_products(catalogue, args.ids, args.sample)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
+    in_training = products_in_training(products, predictor.manifest, args.model, catalogue)
     # the occluded variants are throw-away: in memory only; the products themselves are read from the disk cache
     predictor.model.set_memory_cache(MEMORY_CACHE_ITEMS, read_disk=True)
     explanations = [
         explain(predictor, row, settings) for row in tqdm(products.to_dict("records"), desc="explain", unit="product")
     ]
     level = model_level(predictor.manifest)
-    out = write_explain_report(explanations, products, args.report, f"{args.model} on {args.data}", level)
+    source = f"{args.model} on {args.data}"
+    out = write_explain_report(explanations, products, args.report, source, level, in_training)
+    if warning := in_training_warning(in_training):
+        print(f"warning: {warning}")
     print(f"{len(explanations)} explanations written to {out}")
     return 0
+
+
+def in_training_warning(in_training: InTraining) -> str | None:
+    """What to say when some or all of the products explained were in the model's training data (``None``: none
+    was, or it is unknown)."""
+    if not in_training.count:
+        return None
+    which = (
+        "every product explained was"
+        if in_training.count == in_training.scored
+        else f"{in_training.count} of the {in_training.scored} products explained (marked) were"
+    )
+    return (
+        f"{which} in the model's training data: such an explanation shows what the model learnt of that very "
+        "product, not how it reads new ones; explain products it was not trained on"
+    )
 
 
 def choose_products(frame: pd.DataFrame, ids: list[str] | None, sample: int | None) -> pd.DataFrame:
@@ -141,11 +164,18 @@ def coloured_segments(text: str, weights: dict[str, float]) -> list[tuple[str, f
 
 
 def write_explain_report(
-    explanations: list[Explanation], products: pd.DataFrame, out_dir: str | Path, source: str, level: int | None
+    explanations: list[Explanation],
+    products: pd.DataFrame,
+    out_dir: str | Path,
+    source: str,
+    level: int | None,
+    in_training: InTraining | None = None,
 ) -> Path:
     """Write ``explanations.json``, ``overlays/NNNN.png`` and ``report.html`` in ``out_dir``; return the HTML path.
     The texts shown are those the words were weighed in (cleaned of markup), the true categories cut to the
-    model's ``level``."""
+    model's ``level``; the products the model was trained on (``in_training``, from
+    :func:`~prodcat.evaluate.labelled.products_in_training`) are said, each record's ``in_training`` ``None``
+    when unknown."""
     from jinja2 import Environment, PackageLoader
 
     out_dir = Path(out_dir)
@@ -155,21 +185,27 @@ def write_explain_report(
         if OVERLAY_NAME.fullmatch(stale.name):
             stale.unlink()
     records, cards = [], []
+    mask = None if in_training is None else in_training.mask
     for index, (explanation, product) in enumerate(zip(explanations, products.to_dict("records"), strict=True)):
-        record = explanation.as_dict()
+        record = explanation.as_dict() | {"in_training": None if mask is None else bool(mask[index])}
         overlay = None
         if explanation.pixels is not None:
             overlay = f"overlays/{index:04d}.png"
             (out_dir / overlay).write_bytes(explanation.pixels.overlay_png(min_side=OVERLAY_SIDE))
             record["pixels"]["overlay"] = overlay
         records.append(record)
-        cards.append(_card(explanation, product, level) | {"overlay": overlay})
+        cards.append(_card(explanation, product, level) | {"overlay": overlay, "in_training": record["in_training"]})
     write_json(out_dir / "explanations.json", records)
     # autoescape: product texts carry raw HTML, which must show as text, not run in the report
     env = Environment(loader=PackageLoader("prodcat.evaluate", "templates"), autoescape=True)
     html_path = out_dir / "report.html"
     html_path.write_text(
-        env.get_template("explain.html.j2").render(source=source, cards=cards, full_colour=FULL_COLOUR_DROP),
+        env.get_template("explain.html.j2").render(
+            source=source,
+            cards=cards,
+            full_colour=FULL_COLOUR_DROP,
+            warning=in_training_warning(in_training) if in_training else None,
+        ),
         encoding="utf-8",
     )
     return html_path
