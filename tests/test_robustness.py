@@ -372,3 +372,25 @@ def test_a_bundle_whose_stored_config_current_checks_refuse_is_still_measured(
     assert main([*args, "--sample", "6"]) == 0
     clean, no_description = json.loads((report / "robustness.json").read_text())
     assert clean["n"] == no_description["n"] == 6 and clean["accuracy"] == 1.0
+
+
+def test_a_base_that_removes_all_or_nothing_the_model_reads_is_refused(
+    tiny_training, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a text-only model, --base no_text left nothing to score: every run, the clean one included, was a table
+    of zeros (exit 0); --base no_photo changed nothing the model reads, and the runs were the plain ones under a
+    title saying 'every run with no_photo'. Both are refused before the catalogue is read."""
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    report = tmp_path / "report"
+    args = ["robustness", str(tiny_training.bundle), str(data), "--report", str(report), "--perturbations"]
+    for base, said in (
+        ("no_text", "error: --base no_text removes all the model reads (it reads text): no product could be scored"),
+        ("no_photo", "error: --base no_photo changes nothing the model reads (it reads text): leave it out"),
+    ):
+        assert main([*args, "no_description", "--base", base]) == 2
+        assert capsys.readouterr().err.strip() == said
+        assert not report.exists()
+    assert main([*args, "no_description", "--base", "title_only"]) == 0  # the description only: the title is left
+    clean, _ = json.loads((report / "robustness.json").read_text())
+    assert clean["base"] == "title_only" and clean["modalities_used"] == {"text": 12}

@@ -141,6 +141,11 @@ class Perturbation:
             return None
         return replace(self, blank=tuple(c for c in self.blank if _column_modality(c) in modalities))
 
+    def removes_all(self, modalities: Sequence[str]) -> bool:
+        """Whether it blanks every column a model reading ``modalities`` reads: nothing is left it can score."""
+        read = {column for column in ("title", "description", "image") if _column_modality(column) in modalities}
+        return read <= set(self.blank)
+
     def apply(self, frame: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
         """A perturbed copy of a canonical ``frame`` and the ``(n,)`` bool mask of the products it changed.
 

@@ -84,6 +84,9 @@ def run_robustness(args: argparse.Namespace) -> int:
     if not perturbations:
         print(f"error: {unread}: nothing left to measure", file=sys.stderr)
         return 2
+    if problem := base_problem(base, predictor.manifest.get("modalities")):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     catalog = read_labelled(args)
     if catalog is None:
         return 2
@@ -115,6 +118,20 @@ def chosen_perturbations(
     if base is not None and base.name != base_name:
         raise ValueError(f"--base takes one perturbation, not the family {base_name!r}")
     return perturbations, base
+
+
+def base_problem(base: Perturbation | None, modalities: list[str] | None) -> str | None:
+    """Why ``--base`` cannot serve on a model reading ``modalities`` (``None``: all): it changes nothing the model
+    reads (every run would be the plain one, titled as with it), or it removes all of it (no product could be
+    scored in any run, every figure a zero)."""
+    if base is None or not modalities:
+        return None
+    reads = " and ".join(modalities)
+    if base.seen_by(modalities) is None:
+        return f"--base {base.name} changes nothing the model reads (it reads {reads}): leave it out"
+    if base.removes_all(modalities):
+        return f"--base {base.name} removes all the model reads (it reads {reads}): no product could be scored"
+    return None
 
 
 def perturbations_read(
