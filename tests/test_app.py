@@ -893,3 +893,24 @@ def test_a_photo_far_wider_than_high_is_previewed_not_a_traceback(tiny_training,
     assert not test.exception, [e.value for e in test.exception]
     assert len(test.get("image")) == 1  # the preview
     assert metrics_of(test)["category"] == "Kitchen"
+
+
+def test_a_product_typed_on_the_predict_page_outlives_a_visit_to_another_page(tiny_training, monkeypatch):
+    """Its title, description and specifications (up to 10,000 characters each) were emptied by a look at the
+    Model page, as Streamlit forgets the widgets it did not draw."""
+    test = go_to(start_app(monkeypatch, str(tiny_training.bundle)), "Predict")
+    typed = {"predict_title": "ceramic coffee mug", "predict_description": "a mug", "predict_specifications": "Pack: 2"}
+    test.text_input(key="predict_title").input(typed["predict_title"])
+    test.text_area(key="predict_description").input(typed["predict_description"])
+    test.text_area(key="predict_specifications").input(typed["predict_specifications"])
+    test.button[0].click().run()
+    assert metrics_of(test)["category"] == "Kitchen"
+    test = go_to(go_to(test, "Model"), "Predict")
+    assert not test.warning and not test.exception
+    shown = {
+        key: test.text_input(key=key).value if key == "predict_title" else test.text_area(key=key).value
+        for key in typed
+    }
+    assert shown == typed
+    test.button[0].click().run()
+    assert metrics_of(test)["category"] == "Kitchen"

@@ -44,8 +44,16 @@ PREDICTION_COLUMNS = (
 #: label-noise candidates listed (each row decodes one photo thumbnail)
 NOISE_ROWS = 50
 #: widgets whose value outlives a visit to another page (Streamlit forgets those of widgets it did not draw):
-#: coming back to Predictions shows the source and the sample last chosen
-KEPT_ACROSS_PAGES = ("predictions_source", "predictions_path", "sample_size", "sample_seed")
+#: coming back to Predictions shows the source and the sample last chosen, to Predict the product last submitted
+KEPT_ACROSS_PAGES = (
+    "predictions_source",
+    "predictions_path",
+    "sample_size",
+    "sample_seed",
+    "predict_title",
+    "predict_description",
+    "predict_specifications",
+)
 #: said under a loader's error naming options of the command line, which the app does not have
 APP_COLUMNS_HINT = (
     "The options named are those of the `prodcat` command line: the app reads a CSV or Parquet catalogue by "
