@@ -622,3 +622,13 @@ def test_a_photo_in_a_format_not_decoded_is_named(client: TestClient) -> None:
     assert refused.json()["detail"].startswith("image content is a HEIC/HEIF photo (as iPhones save them); accepted")
     text = client.post("/predict", data={"title": "mug"}, files={"image": ("a.jpg", b"just some notes")})
     assert text.json()["detail"].startswith("image content is not an image;")
+
+
+def test_a_server_without_a_key_says_how_to_give_it_one(tmp_path) -> None:
+    """A server started without a key answered the queue's routes 403 'the server has no PRODCAT_API_KEY',
+    though --api-key-file is the other way README gives (and the one that keeps the key out of the environment)."""
+    store = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    with TestClient(create_app(OneCategoryModel(), ServeSettings(), store)) as client:
+        closed = client.get("/reviews", headers={"X-API-Key": API_KEY})
+    assert (closed.status_code, closed.json()["error"]) == (403, "review_closed")
+    assert "PRODCAT_API_KEY" in closed.json()["detail"] and "--api-key-file" in closed.json()["detail"]

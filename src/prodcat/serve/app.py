@@ -304,7 +304,12 @@ def _review_routes(store: ReviewStore, settings: ServeSettings, labels: list[str
     def require_key(key: Annotated[str | None, Depends(_API_KEY_HEADER)]) -> None:
         expected = settings.api_key
         if expected is None:
-            raise ApiError(403, "review_closed", "the review queue is closed: the server has no PRODCAT_API_KEY")
+            raise ApiError(
+                403,
+                "review_closed",
+                "the review queue is closed: the server was started without an API key; start it with "
+                "PRODCAT_API_KEY set or with --api-key-file FILE, then send the key in the X-API-Key header",
+            )
         # constant-time comparison: response timing says nothing about the key
         if key is None or not hmac.compare_digest(key.encode("utf-8"), expected.get_secret_value().encode("utf-8")):
             raise ApiError(401, "api_key", "missing or wrong X-API-Key header")
