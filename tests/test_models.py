@@ -80,6 +80,22 @@ def test_cv_automation_ceiling_is_the_best_threshold_on_the_held_out_scores():
     assert d["automation_ceiling"] == pytest.approx(0.5)
 
 
+def test_cv_predictions_write_the_modalities_as_predict_and_evaluate_do():
+    """prodcat cv's predictions.csv said 'text+image' where predict's and evaluate's (README: 'as prodcat cv's')
+    say 'text,image': one column, two spellings, between files the app and scripts read alike."""
+    result = CVResult(
+        np.array(["a", "b"], dtype=object),
+        np.array(["a", "b", "a"], dtype=object),
+        np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]),
+        np.arange(3),
+        np.array(["auto", "auto", "review"], dtype=object),
+        [["text", "image"], ["image"], []],
+        np.arange(3),
+    )
+    assert result.predictions()["modalities_used"].tolist() == ["text,image", "image", ""]
+    assert set(result.by_modalities()) == {"text+image", "image", "none"}  # metrics.json's keys: unchanged
+
+
 def test_precision_threshold_accepts_nothing_when_target_unreachable():
     confidence = np.array([0.9, 0.8])
     correct = np.array([False, True])

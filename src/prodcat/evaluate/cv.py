@@ -80,7 +80,8 @@ class CVResult:
         return {str(g): headline(self.y_true[groups == g], self.y_pred[groups == g]) for g in np.unique(groups)}
 
     def predictions(self) -> pd.DataFrame:
-        """One row per product: ``product_id, category, predicted, confidence, decision, modalities_used, fold``."""
+        """One row per product: ``product_id, category, predicted, confidence, decision, modalities_used, fold``;
+        ``modalities_used`` comma-separated (``text,image``), as in ``prodcat predict``'s and ``evaluate``'s."""
         return pd.DataFrame(
             {
                 "product_id": self.product_id,
@@ -88,7 +89,7 @@ class CVResult:
                 "predicted": self.y_pred,
                 "confidence": self.confidence,
                 "decision": self.decision,
-                "modalities_used": ["+".join(m) for m in self.modalities_used],
+                "modalities_used": [",".join(m) for m in self.modalities_used],
                 "fold": self.fold,
             }
         )
