@@ -914,3 +914,18 @@ def test_a_product_typed_on_the_predict_page_outlives_a_visit_to_another_page(ti
     assert shown == typed
     test.button[0].click().run()
     assert metrics_of(test)["category"] == "Kitchen"
+
+
+def test_an_uploaded_predictions_csv_outlives_a_visit_to_another_page(tiny_training, monkeypatch, tmp_path):
+    """Streamlit empties a file uploader its page did not draw: coming back from the Data page showed nothing, where
+    a typed path and a predicted sample are shown again. The upload is kept until closed or replaced."""
+    catalogue = catalogue_csv(tiny_training.unseen, tmp_path / "unseen.csv")
+    csv = "product_id,category,confidence,decision\nKitchen-12,Kitchen,0.9,auto\nToys-12,Kitchen,0.5,review\n"
+    test = go_to(start_app(monkeypatch, str(tiny_training.bundle), "--data", str(catalogue)), "Predictions")
+    test.file_uploader(key="predictions_upload").set_value(("mine.csv", csv.encode(), "text/csv")).run()
+    assert metrics_of(test)["products"] == "2"
+    test = go_to(go_to(test, "Data"), "Predictions")
+    assert not test.exception and metrics_of(test)["products"] == "2"
+    assert "Showing mine.csv, uploaded earlier." in [c.value for c in test.caption]
+    test.button(key="forget_upload").click().run()
+    assert "products" not in metrics_of(test)

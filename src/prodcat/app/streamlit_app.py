@@ -353,13 +353,28 @@ def explanation_section(explanation: Explanation) -> None:
         photo.image(explanation.pixels.overlay(), caption="red: supports the category; blue: pulls away")
 
 
+def _remember_upload() -> None:
+    """Keep the predictions CSV uploaded (``None`` once removed) beside its uploader, which a visit to another page
+    empties and which cannot be given a file back: coming back shows it again, as a typed path is."""
+    upload = st.session_state.get("predictions_upload")
+    st.session_state["predictions_uploaded"] = None if upload is None else (upload.name, upload.getvalue())
+
+
+def _forget_upload() -> None:
+    st.session_state["predictions_uploaded"] = None
+
+
 def _predictions_from_csv(roots: Sequence[Path]) -> views.Predictions | None:
     """The predictions CSV given by path or upload (``None``, after saying why, when there is none to show)."""
     typed = st.text_input("Path of a CSV from `prodcat predict` or `prodcat cv`", key="predictions_path").strip()
-    upload = st.file_uploader("…or upload one", type="csv", key="predictions_upload")
+    upload = st.file_uploader("…or upload one", type="csv", key="predictions_upload", on_change=_remember_upload)
+    kept = st.session_state.get("predictions_uploaded")
+    if upload is None and kept is not None:
+        st.caption(f"Showing {kept[0]}, uploaded earlier.")
+        st.button(f"Close {kept[0]}", key="forget_upload", on_click=_forget_upload)
     try:
-        if upload is not None:
-            return load_uploaded_predictions(upload.getvalue(), upload.name)
+        if kept is not None:
+            return load_uploaded_predictions(kept[1], kept[0])
         if not typed:
             return None
         path = views.readable_path(typed, roots)
