@@ -394,3 +394,27 @@ def test_a_base_that_removes_all_or_nothing_the_model_reads_is_refused(
     assert main([*args, "no_description", "--base", "title_only"]) == 0  # the description only: the title is left
     clean, _ = json.loads((report / "robustness.json").read_text())
     assert clean["base"] == "title_only" and clean["modalities_used"] == {"text": 12}
+
+
+def test_the_mean_confidence_is_that_of_the_products_the_model_answered(
+    tiny_training, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A product the model could not score counted as a confidence of 0: a run scoring none printed a mean
+    confidence of 0.000 (a model sure of nothing, where it answered nothing), and half unscored halved it."""
+    from prodcat.predict import Predictor
+
+    frame = tiny_training.unseen.copy()
+    frame.loc[::2, "title"] = ""  # 6 of the 12 with a description alone: no_description leaves them nothing
+    data = tmp_path / "products.csv"
+    frame.to_csv(data, index=False)
+    report = tmp_path / "report"
+    args = ["robustness", str(tiny_training.bundle), str(data), "--report", str(report)]
+    assert main([*args, "--perturbations", "no_description", "no_text"]) == 0
+    _, no_description, no_text = json.loads((report / "robustness.json").read_text())
+    titled = frame.iloc[1::2].assign(description="")
+    expected = np.mean([p.confidence for p in Predictor.load(tiny_training.bundle).predict(titled)])
+    assert no_description["modalities_used"] == {"text": 6, "none": 6}
+    assert no_description["mean_confidence"] == pytest.approx(expected)
+    assert no_text["mean_confidence"] is None and no_text["ece"] is None
+    (row,) = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("no_text")]
+    assert row[-4:] == ["–", "0.0%", "–", "100.0%"]  # confidence, auto, auto precision, flipped

@@ -439,7 +439,7 @@ def robustness_rows(records: list[dict[str, Any]]) -> list[list[str]]:
                 change_cell(r),
                 f"{r['f1_weighted']:.3f}",
                 f"{r['f1_macro']:.3f}",
-                f"{r['mean_confidence']:.3f}",
+                _figure(r["mean_confidence"]),
                 f"{decision['automation_rate']:.1%}",
                 _figure(decision["auto_precision"]),
                 _figure(r.get("flipped_share_of_affected"), "{:.1%}"),

@@ -284,14 +284,18 @@ def score_run(
     clean: pd.DataFrame | None = None,
     affected: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """One robustness record: headline metrics and their intervals, mean confidence, ECE, the decision,
-    the modalities the products were classified from; against a ``clean`` table, the paired change of
-    each headline metric (perturbed minus clean), the flipped predictions and the affected products' accuracy."""
+    """One robustness record: headline metrics and their intervals, mean confidence (of the products scored),
+    ECE, the decision, the modalities the products were classified from; against a ``clean`` table, the paired
+    change of each headline metric (perturbed minus clean), the flipped predictions and the affected products'
+    accuracy."""
     predicted = table["category"].to_numpy(dtype=object)
     confidence = table["confidence"].to_numpy(dtype=float)
     metrics = evaluate_predictions(truth, predicted, confidence, threshold)
     record: dict[str, Any] = {key: metrics[key] for key in ("n", "accuracy", "f1_weighted", "f1_macro", "intervals")}
-    record["mean_confidence"] = float(np.nan_to_num(confidence, nan=0.0).mean())  # unscored: 0, no answer
+    # of the products given a confidence, as the ECE: one the model could not score has none (it counts as wrong,
+    # and in modalities_used as "none"); none scored, no mean (a 0 would read as a model sure of nothing)
+    answered = confidence[np.isfinite(confidence)]
+    record["mean_confidence"] = float(answered.mean()) if len(answered) else None
     record["ece"] = metrics["calibration"]["ece"]
     # no product auto-accepted: no precision (None, as NaN is not JSON)
     record["decision"] = {k: None if v != v else v for k, v in metrics["decision"].items()}
