@@ -929,3 +929,22 @@ def test_an_uploaded_predictions_csv_outlives_a_visit_to_another_page(tiny_train
     assert "Showing mine.csv, uploaded earlier." in [c.value for c in test.caption]
     test.button(key="forget_upload").click().run()
     assert "products" not in metrics_of(test)
+
+
+def test_a_model_that_auto_accepts_nothing_says_so_not_a_threshold_of_1():
+    """Training sets the threshold just above 1 when no confidence reaches the target precision: the Predict page
+    said 'Sent to review: confidence below the threshold 1.000.' beside a confidence of '100.0%', and the Model
+    page showed a threshold of 1.000."""
+    from prodcat.models.decision import precision_threshold
+
+    nothing = precision_threshold(np.array([0.9996, 0.8]), np.array([False, True]), target_precision=0.95)
+    assert nothing > 1 and f"{nothing:.3f}" == "1.000"
+    assert views.decision_sentence("review", nothing) == (
+        "Sent to review: this model auto-accepts nothing (at training, no confidence threshold reached its "
+        "target precision)."
+    )
+    assert views.decision_sentence("review", 0.62) == "Sent to review: confidence below the threshold 0.620."
+    assert views.decision_sentence("auto", 0.62) == "Auto-accepted: confidence at or above the threshold 0.620."
+    shown = views.decision_metrics({"decision": {"threshold": nothing, "automation_rate": 0.0}})
+    assert shown["decision threshold"] == "none: accepts nothing" and shown["auto-accepted"] == "0.0%"
+    assert views.decision_metrics({"decision": {"threshold": 0.62}})["decision threshold"] == "0.620"

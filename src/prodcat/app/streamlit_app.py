@@ -324,10 +324,8 @@ def predict_page(predictor: Predictor) -> None:
     left.metric("category", prediction.category)
     middle.metric("confidence", percent(prediction.confidence))
     right.metric("from", " + ".join(prediction.modalities_used))
-    if prediction.decision == "auto":
-        st.success(f"Auto-accepted: confidence at or above the threshold {predictor.threshold:.3f}.")
-    else:
-        st.warning(f"Sent to review: confidence below the threshold {predictor.threshold:.3f}.")
+    sentence = views.decision_sentence(prediction.decision, predictor.threshold)
+    (st.success if prediction.decision == "auto" else st.warning)(sentence)
     top = views.top_k_table(prediction)
     st.bar_chart(top, horizontal=True, sort=False, x_label="", y_label="probability")
     st.dataframe(top.round(4))

@@ -276,12 +276,31 @@ def levels_table(metrics: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(metrics.get("levels", {}), orient="index").rename_axis("level")
 
 
+def accepts_nothing(threshold: float) -> bool:
+    """Whether a model of this decision ``threshold`` auto-accepts nothing: training sets it just above 1 when no
+    confidence reached the target precision (every prediction goes to review)."""
+    return threshold > 1
+
+
+def decision_sentence(decision: str, threshold: float) -> str:
+    """What the Predict page says of a prediction's ``decision`` (``auto`` or ``review``) at ``threshold``."""
+    if decision == "auto":
+        return f"Auto-accepted: confidence at or above the threshold {threshold:.3f}."
+    if accepts_nothing(threshold):  # "below the threshold 1.000" beside a confidence of 100.0%
+        return (
+            "Sent to review: this model auto-accepts nothing (at training, no confidence threshold reached "
+            "its target precision)."
+        )
+    return f"Sent to review: confidence below the threshold {threshold:.3f}."
+
+
 def decision_metrics(metrics: dict[str, Any]) -> dict[str, str]:
     """The accept/review decision and calibration figures, formatted: label -> value, '–' where the manifest
     records none."""
     decision = metrics.get("decision") or {}
+    threshold = decision.get("threshold")
     figures = {
-        "decision threshold": (decision.get("threshold"), "{:.3f}"),
+        "decision threshold": (threshold, "none: accepts nothing" if accepts_nothing(threshold or 0) else "{:.3f}"),
         "auto-accepted": (decision.get("automation_rate"), "{:.1%}"),
         "precision among auto-accepted": (decision.get("auto_precision"), "{:.3f}"),
         "ECE (0 = calibrated)": ((metrics.get("calibration") or {}).get("ece"), "{:.3f}"),
