@@ -475,3 +475,25 @@ def test_a_report_that_cannot_be_written_keeps_the_figures_printed(tmp_path, cap
         f"prodcat explore: cannot write the report in {out}: No space left on device; the figures above are all "
         "that was kept: free some space or give another --report, and run the study again"
     )
+
+
+def test_a_vocabulary_left_empty_by_identical_texts_is_said_in_the_studys_words():
+    """Identical texts skipped bow and tfidf with scikit-learn's 'After pruning, no terms remain. Try a lower min_df
+    or a higher max_df.', options prodcat explore does not have."""
+    frame = pd.DataFrame(
+        {
+            "product_id": [f"p{i}" for i in range(12)],
+            "title": "same title",
+            "description": "",
+            "image": None,
+            "category": ["Kitchen", "Watches"] * 6,
+        }
+    )
+    study = FeasibilityStudy(features=["bow", "tfidf"], reductions=["pca"], progress=False)
+    reason = (
+        "no word to tell the products apart: each word of their texts is in too few of them or in nearly all "
+        "(identical or unrelated texts)"
+    )
+    with pytest.raises(ValueError) as raised:
+        study.run(frame)
+    assert str(raised.value) == f"no feature set could be studied (bow: {reason}; tfidf: {reason})"

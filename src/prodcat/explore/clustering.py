@@ -360,6 +360,21 @@ def _reduce_and_cluster(block: _FeatureSet, reduction: str, n_components: int, n
     )
 
 
+#: scikit-learn's vectorizers, when every word is in fewer products than min_df or more than max_df
+PRUNED_VOCABULARY = "After pruning, no terms remain"
+
+
+def _vocabulary_failure(error: Exception) -> ValueError | None:
+    """A vectorizer's empty vocabulary in the words of the study, which has no min_df or max_df to lower or raise
+    (scikit-learn's message says to); ``None`` for any other error."""
+    if PRUNED_VOCABULARY not in str(error):
+        return None
+    return ValueError(
+        "no word to tell the products apart: each word of their texts is in too few of them or in nearly all "
+        "(identical or unrelated texts)"
+    )
+
+
 def _modality_words(modalities: Iterable[str]) -> str:
     """What products need for extractors of these modalities: 'text', 'a photo', 'text and a photo'."""
     given = set(modalities)
@@ -407,7 +422,10 @@ class _BlockStore:
                 with threadpool_limits(1):
                     self.matrices[name] = extractor.fit_transform(self.frame)
             except EXTRACTOR_FAILURES as error:
-                self.failures[name] = error
+                said = _vocabulary_failure(error)
+                self.failures[name] = said or error
+                if said is not None:
+                    raise said from error
                 raise
             self.available[name] = np.asarray(extractor.available(self.frame), dtype=bool)
             self.modality[name] = extractor.modality
