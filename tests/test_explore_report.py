@@ -167,3 +167,27 @@ def test_category_names_with_dollars_or_of_any_length_are_drawn_as_written(tmp_p
     assert "A" * 3000 in html and html_lib.escape("Gifts $5 to $10") in html  # whole in the report's text
     assert legend_label("Gifts $5 to $10") == r"Gifts \$5 to \$10"  # drawn with its dollars
     assert legend_label("A" * 3000) == "A" * (LEGEND_CHARS - 1) + "…"
+
+
+def test_a_misplaced_products_title_is_shortened_as_its_description(tmp_path):
+    """A 100,000-character title (the loaders' limit) was written whole into its card of the report."""
+    import pandas as pd
+
+    from prodcat.explore.report import TITLE_CHARS
+
+    words = ["mug ceramic coffee cup", "watch analog steel dial", "baby diaper soft cotton"]
+    titles = [f"{words[i % 3]} {i}" for i in range(30)]
+    titles[0] = "watch analog steel dial " + "x" * 100_000  # a Kitchen product that reads as a watch
+    frame = pd.DataFrame(
+        {
+            "product_id": [f"p{i}" for i in range(30)],
+            "title": titles,
+            "description": "",
+            "image": None,
+            "category": [["Kitchen", "Watches", "Baby"][i % 3] for i in range(30)],
+        }
+    )
+    result = FeasibilityStudy(features=["tfidf"], reductions=["tsne"], progress=False).run(frame)
+    html = write_report(result, tmp_path)[1].read_text()
+    assert "<b>watch analog steel dial xxx" in html  # shown among the misplaced products
+    assert "x" * TITLE_CHARS not in html

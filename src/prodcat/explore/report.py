@@ -27,6 +27,8 @@ from prodcat.files import write_json
 MAPS = 4
 #: misplaced products shown
 EXAMPLES = 8
+#: longest title of a misplaced product shown
+TITLE_CHARS = 200
 #: longest category name in a map's legend (the full name is in the report's tables)
 LEGEND_CHARS = 48
 
@@ -178,7 +180,8 @@ def misplaced_examples(result: StudyResult, run: ClusteringRun, count: int) -> l
         examples.append(
             {
                 "product_id": product["product_id"],
-                "title": product["title"],
+                # a catalogue title runs up to 100,000 characters: whole, one filled the report with a card
+                "title": _shorten(product["title"], TITLE_CHARS),
                 "description": _shorten(product["description"], 300),
                 "category": pick["true"],
                 "cluster_category": pick["cluster"] or "an unmatched cluster",
