@@ -497,3 +497,20 @@ def test_a_vocabulary_left_empty_by_identical_texts_is_said_in_the_studys_words(
     with pytest.raises(ValueError) as raised:
         study.run(frame)
     assert str(raised.value) == f"no feature set could be studied (bow: {reason}; tfidf: {reason})"
+
+
+def test_a_feature_set_or_reduction_named_twice_is_studied_once(tmp_path, capsys):
+    """'--features tfidf,tfidf --reductions pca,pca' studied tfidf with PCA four times, four rows in the table."""
+    import json
+
+    from prodcat.cli import main
+
+    data = tmp_path / "products.csv"
+    words = ["ceramic coffee mug", "analog wrist watch", "wooden toy train"]
+    rows = {"product_id": [f"p{i}" for i in range(30)], "title": [f"{words[i % 3]} {i}" for i in range(30)]}
+    pd.DataFrame(rows | {"category": ["Kitchen", "Watches", "Toys"] * 10}).to_csv(data, index=False)
+    out = tmp_path / "report"
+    args = ["--features", "tfidf, tfidf", "--reductions", "pca,pca", "--report", str(out), "--no-progress"]
+    assert main(["explore", str(data), *args]) == 0
+    records = json.loads((out / "clustering.json").read_text())
+    assert [(r["features"], r["reduction"]) for r in records] == [("tfidf", "pca")]

@@ -96,8 +96,9 @@ def run_explore(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     for chatty in ("openTSNE", "gensim"):  # they log their internal steps at INFO
         logging.getLogger(chatty).setLevel(logging.WARNING)
-    features = [f.strip() for f in args.features.split(",") if f.strip()]
-    reductions = [r.strip() for r in args.reductions.split(",") if r.strip()]
+    # each once: a name given twice was studied twice, its rows repeated in the table and the report
+    features = list(dict.fromkeys(f.strip() for f in args.features.split(",") if f.strip()))
+    reductions = list(dict.fromkeys(r.strip() for r in args.reductions.split(",") if r.strip()))
     level = args.level or None
     for option, given in (("--features", features), ("--reductions", reductions)):
         if not given:
