@@ -805,3 +805,14 @@ def test_cli_says_a_full_disk_keeps_the_finished_chunks(tiny_training, tmp_path,
     assert main(command) == 0
     assert "; 8 from the interrupted run" in capsys.readouterr().out
     assert pd.read_csv(out)["product_id"].tolist() == tiny_training.unseen["product_id"].tolist()
+
+
+@pytest.mark.parametrize("name", ["preds.parquet", "preds.csv.gz", "preds.xlsx", "preds.json"])
+def test_an_output_named_like_another_format_is_refused_before_any_work(tmp_path, capsys, name):
+    """--out preds.parquet wrote CSV text under a Parquet name (read_parquet then failed: 'Parquet magic bytes
+    not found'), --out preds.csv.gz an uncompressed file under a gzip name: refused now, before the model loads."""
+    out = tmp_path / name
+    assert main(["predict", str(tmp_path / "no-model"), str(tmp_path / "none.csv"), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert f"--out {out}: prodcat predict writes plain CSV text, not " in error and "name the file .csv" in error
+    assert not out.exists()

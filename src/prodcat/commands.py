@@ -204,6 +204,24 @@ def read_catalog(args: argparse.Namespace) -> Catalog:
     return catalog
 
 
+#: --out suffixes of other formats than the plain CSV predict writes, which readers would take at their word
+_NOT_CSV = {
+    ".parquet": "Parquet",
+    ".pq": "Parquet",
+    ".feather": "Feather",
+    ".arrow": "Arrow",
+    ".json": "JSON",
+    ".jsonl": "JSON lines",
+    ".xlsx": "an Excel workbook",
+    ".xls": "an Excel workbook",
+    ".gz": "a gzip file",
+    ".bz2": "a bzip2 file",
+    ".xz": "an xz file",
+    ".zst": "a zstd file",
+    ".zip": "a zip archive",
+}
+
+
 def _predict_options_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with ``prodcat predict``'s options, checked before anything is scored."""
     out = Path(args.out)
@@ -212,6 +230,11 @@ def _predict_options_problem(args: argparse.Namespace) -> str | None:
             return f"{name} must be at least 1, got {value}"
     if out.is_dir():
         return f"--out {out} is a directory; give the CSV file to write"
+    if (kind := _NOT_CSV.get(out.suffix.lower())) is not None:
+        return (
+            f"--out {out}: prodcat predict writes plain CSV text, not {kind}, and a {out.suffix} name would mislead "
+            "whatever reads it: name the file .csv"
+        )
     if problem := into_bundle("--out", out, args.model):
         return problem
     if file := next((parent for parent in out.parents if parent.exists() and not parent.is_dir()), None):
