@@ -1263,3 +1263,30 @@ def test_the_honest_figures_on_few_unseen_products_are_warned_of():
     assert "only 5 were not, too few for figures on them alone to be relied on" in few and "at least 30" in few
     assert "only 1 was not" in InTraining(39, 40).warning
     assert "too few" not in InTraining(300, 900).warning and "too few" not in InTraining(10, 40).warning
+
+
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [
+        (["evaluate", "MODEL"], "predictions.csv"),
+        (["evaluate", "MODEL"], "input_issues.csv"),
+        (["cv"], "metrics.json"),
+        (["robustness", "MODEL"], "report.html"),
+        (["explain", "MODEL", "--sample", "1"], "explanations.json"),
+    ],
+)
+def test_a_report_is_never_written_over_its_input_catalogue(tiny_training, tmp_path, capsys, command, name):
+    """A catalogue kept in the report folder under a name the report writes was lost: evaluate X/predictions.csv
+    --report X wrote the predictions over it, evaluate X/input_issues.csv --report X deleted it (no issue to
+    list). Such a --report is refused before any work, and the catalogue is left as it was."""
+    data = tmp_path / "reports" / name
+    data.parent.mkdir()
+    tiny_training.unseen.to_csv(data, index=False)
+    before = data.read_bytes()
+    args = [arg.replace("MODEL", str(tiny_training.bundle)) for arg in command]
+    assert main([args[0], *args[1:2], str(data), "--report", str(data.parent), *args[2:]]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: --report {data.parent} holds the input catalogue {data}, which the report would overwrite: give "
+        "another --report"
+    )
+    assert data.read_bytes() == before and sorted(p.name for p in data.parent.iterdir()) == [name]

@@ -42,7 +42,7 @@ from prodcat.catalog.schema import SEP, Catalog, RowIssue, category_at_level, de
 from prodcat.config import Config
 from prodcat.evaluate.labelled import labelled_warnings, product_fingerprints, products_in_training, readable_by
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
-from prodcat.evaluate.report import write_issues, write_report
+from prodcat.evaluate.report import EVALUATION_FILES, replaces_input, write_issues, write_report
 
 log = logging.getLogger("prodcat")
 HEADLINE = ("n", "accuracy", "f1_weighted", "f1_macro")
@@ -601,7 +601,8 @@ def _kept_chunks(out: str | Path) -> str:
 def run_evaluate(args: argparse.Namespace) -> int:
     from prodcat.predict import Predictor
 
-    if problem := into_bundle("--report", args.report, args.model):
+    problem = into_bundle("--report", args.report, args.model)
+    if problem := problem or replaces_input(args.report, args.data, EVALUATION_FILES):
         print(f"error: {problem}", file=sys.stderr)
         return 2
     predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
@@ -654,6 +655,9 @@ def _unread_warning(table: pd.DataFrame, manifest: dict[str, Any]) -> str | None
 def run_cv(args: argparse.Namespace) -> int:
     from prodcat.evaluate.cv import cross_validate, cross_validation_obstacle
 
+    if problem := replaces_input(args.report, args.data, EVALUATION_FILES):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     catalog = read_catalog(args)
     config = build_config(args, catalog)
     frame = labelled_sample(catalog.frame, config, args.sample)

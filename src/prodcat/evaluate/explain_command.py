@@ -88,9 +88,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_explain(args: argparse.Namespace) -> int:
     from prodcat.commands import read_catalog
+    from prodcat.evaluate.report import EXPLAIN_FILES, replaces_input
     from prodcat.predict import Predictor
 
-    if problem := into_bundle("--report", args.report, args.model):
+    problem = into_bundle("--report", args.report, args.model)
+    if problem := problem or replaces_input(args.report, args.data, EXPLAIN_FILES):
         print(f"error: {problem}", file=sys.stderr)
         return 2
     try:

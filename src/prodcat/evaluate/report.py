@@ -32,6 +32,34 @@ SPARSE_BIN = 10
 NOT_SCORED = "(not scored)"
 #: input issues listed on the page (all of them are in input_issues.csv)
 ISSUES_SHOWN = 100
+#: the files a report writes, or removes, in its folder: those of :func:`write_report` (``prodcat evaluate``, ``prodcat
+#: cv``), :func:`write_robustness_report` and ``prodcat explain``'s
+EVALUATION_FILES = (
+    "metrics.json",
+    "predictions.csv",
+    "input_issues.csv",
+    "confusion_matrix.png",
+    "reliability.png",
+    "report.html",
+)
+ROBUSTNESS_FILES = ("robustness.json", "robustness.png", "report.html")
+EXPLAIN_FILES = ("explanations.json", "report.html")
+
+
+def replaces_input(report_dir: str | Path, data: str | Path, files: Iterable[str]) -> str | None:
+    """Why ``--report report_dir`` must not be written: one of the ``files`` the report writes or removes there is a
+    file the catalogue ``data`` is read from (a table named predictions.csv in the report folder was overwritten by
+    the predictions, one named input_issues.csv deleted); ``None``: none is."""
+    from prodcat.catalog.loaders import catalog_files
+
+    written = {(Path(report_dir).expanduser() / name).resolve() for name in files}
+    for source in catalog_files(data):
+        if source.resolve() in written:
+            return (
+                f"--report {report_dir} holds the input catalogue {source}, which the report would overwrite: give "
+                "another --report"
+            )
+    return None
 
 
 def short_labels(labels: Sequence[object], width: int = LABEL_WIDTH) -> list[str]:

@@ -67,11 +67,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_robustness(args: argparse.Namespace) -> int:
     from prodcat.commands import read_labelled
-    from prodcat.evaluate.report import write_robustness_report
+    from prodcat.evaluate.report import ROBUSTNESS_FILES, replaces_input, write_robustness_report
     from prodcat.evaluate.robustness import evaluate_robustness
     from prodcat.predict import Predictor
 
-    if problem := into_bundle("--report", args.report, args.model):
+    problem = into_bundle("--report", args.report, args.model)
+    if problem := problem or replaces_input(args.report, args.data, ROBUSTNESS_FILES):
         print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
