@@ -948,3 +948,23 @@ def test_a_model_that_auto_accepts_nothing_says_so_not_a_threshold_of_1():
     shown = views.decision_metrics({"decision": {"threshold": nothing, "automation_rate": 0.0}})
     assert shown["decision threshold"] == "none: accepts nothing" and shown["auto-accepted"] == "0.0%"
     assert views.decision_metrics({"decision": {"threshold": 0.62}})["decision threshold"] == "0.620"
+
+
+def test_photo_paths_in_a_predictions_csv_are_not_read(tiny_training, monkeypatch, tmp_path, jpeg_bytes):
+    """Typed paths are confined to --root, but an uploaded `prodcat cv`-like CSV with an `image` column naming a
+    photo anywhere on the server had the app read it and show it among the label-noise candidates."""
+    private = tmp_path / "private"
+    private.mkdir()
+    (private / "secret.jpg").write_bytes(jpeg_bytes())
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    csv = (
+        "product_id,category,predicted,confidence,decision,image\n"
+        f"Kitchen-12,Kitchen,Toys,0.99,auto,{private / 'secret.jpg'}\n"
+    )
+    test = go_to(start_app(monkeypatch, str(tiny_training.bundle), "--root", str(allowed)), "Predictions")
+    test.file_uploader(key="predictions_upload").set_value(("cv.csv", csv.encode(), "text/csv")).run()
+    test.slider(key="noise_confidence").set_value(0.0).run()
+    noise = test.dataframe[-1].value
+    assert noise["product_id"].tolist() == ["Kitchen-12"] and noise["photo"].isna().all()
+    assert "image" not in views.read_uploaded_predictions(csv.encode(), "cv.csv").table

@@ -375,11 +375,14 @@ class Predictions:
 def normalise_predictions(table: pd.DataFrame, source: str = "predictions") -> pd.DataFrame:
     """A ``prodcat predict`` CSV (``category`` = the prediction) or a ``prodcat cv`` ``predictions.csv``
     (``category`` = the given label, ``predicted``) as one shape: ``product_id, predicted, confidence,
-    decision`` and, when known, ``given``; other columns are kept.
+    decision`` and, when known, ``given``; other columns are kept, but for an ``image`` column (dropped).
 
     Raises:
         PredictionsFormatError: a required column is missing or a confidence is not a number in [0, 1].
     """
+    # photos come from the catalogue, typed under the folders the app may open: an `image` column in the file (which
+    # `prodcat predict` and `prodcat cv` do not write) made the app read and show any photo of the server's disk
+    table = table.drop(columns="image", errors="ignore")
     table = table.rename(columns={"category": "given"} if "predicted" in table else {"category": "predicted"})
     missing = [c for c in ("product_id", "predicted", "confidence", "decision") if c not in table]
     if missing:
