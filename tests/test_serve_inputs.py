@@ -632,3 +632,20 @@ def test_a_server_without_a_key_says_how_to_give_it_one(tmp_path) -> None:
         closed = client.get("/reviews", headers={"X-API-Key": API_KEY})
     assert (closed.status_code, closed.json()["error"]) == (403, "review_closed")
     assert "PRODCAT_API_KEY" in closed.json()["detail"] and "--api-key-file" in closed.json()["detail"]
+
+
+def test_serve_on_a_port_in_use_says_so_before_loading_the_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A busy --port was found by uvicorn only after the bundle had loaded (seconds, minutes for a large one),
+    and said in a JSON log line ('[Errno 98] error while attempting to bind ...'), exit 3; prodcat app said it
+    first, in one line. serve does too now, before reading the bundle (here a folder that is none)."""
+    import socket
+
+    for name in ("PRODCAT_API_KEY", "PRODCAT_BUNDLE", "PRODCAT_PORT", "PRODCAT_HOST"):  # run_serve sets them
+        monkeypatch.delenv(name, raising=False)
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        assert main(["serve", str(tmp_path / "no-model"), "--port", str(port)]) == 2
+    error = capsys.readouterr().err
+    assert error.strip() == f"error: port {port} on 127.0.0.1 is in use: stop what listens there or pass another --port"

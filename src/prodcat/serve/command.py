@@ -70,6 +70,7 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
     from sqlalchemy.exc import SQLAlchemyError
 
+    from prodcat.app.command import port_problem
     from prodcat.bundle import BundleError
     from prodcat.serve.app import create_app_from_env
 
@@ -84,6 +85,10 @@ def run_serve(args: argparse.Namespace) -> int:
     _export_flags(args)
     try:
         settings = ServeSettings()
+        # a port in use was said by uvicorn only once the model had loaded, in a JSON log line, exit 3
+        if problem := port_problem(settings.host, settings.port):
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
         # Built here first so that a bad bundle or database fails now, with its message, not in a worker;
         # this also creates the review tables once rather than concurrently in each worker.
         app = create_app_from_env()
