@@ -540,7 +540,8 @@ def test_agreement_on_products_the_model_was_trained_on_is_said_to_be_in_sample(
         (tiny_old_bundle, more, 48, InTraining(0, 48)),
     ):
         test = predict_a_sample(go_to(app(str(bundle), "--data", str(catalogue)), "Predictions"), size)
-        assert [w.value for w in test.warning] == ([found.warning] if found.warning else []), (bundle, catalogue)
+        expected = [views.as_written(found.warning)] if found.warning else []
+        assert [w.value for w in test.warning] == expected, (bundle, catalogue)
     assert InTraining(36, 48).warning.startswith("36 of 48 scored products (75.0%) were in the model's training data")
     cv = tmp_path / "cv.csv"
     cv.write_text("product_id,category,predicted,confidence,decision\nKitchen-0,Kitchen,Kitchen,0.9,auto\n")
@@ -643,6 +644,19 @@ def test_the_app_warns_when_the_catalogue_does_not_match_the_model_or_the_predic
     csv.write_text("product_id,category,confidence,decision\nnot-in-it,Watches,0.9,auto\n")
     test = go_to(app(str(flipkart_bundle), "--data", str(catalogue), "--predictions", str(csv)), "Predictions")
     assert [w.value.split(" (no")[0] for w in test.warning] == ["None of the 1 predicted products is in the catalogue"]
+
+
+def test_catalogue_text_in_a_message_is_shown_as_written_not_as_markdown(
+    app, flipkart_bundle, flipkart_frame, tmp_path
+):
+    """Messages render Markdown: a category 'Gifts $5 to $10' was typeset as LaTeX ('5 to' in italics, the dollars
+    gone), '*new*' in italics, '[x](y)' a link."""
+    other = flipkart_frame.head(4).assign(category="Gifts $5 to $10 *new*")
+    catalogue = catalogue_csv(other, tmp_path / "gifts.csv")
+    test = predict_a_sample(go_to(app(str(flipkart_bundle), "--data", str(catalogue)), "Predictions"), 4)
+    [warning] = [w.value for w in test.warning]
+    assert "'Gifts \\$5 to \\$10 \\*new\\*'" in warning
+    assert views.as_written("[a](b) `c` ~d~ <e> a_b \\") == "\\[a\\](b) \\`c\\` \\~d\\~ \\<e\\> a\\_b \\\\"
 
 
 def test_a_rewritten_predictions_file_or_catalogue_is_read_again(app, flipkart_bundle, flipkart_frame, tmp_path):

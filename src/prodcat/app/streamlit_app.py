@@ -299,7 +299,7 @@ def predict_page(predictor: Predictor) -> None:
         try:
             preview = views.check_photo(image, photo.name)
         except ValueError as exc:
-            st.error(f"Photo refused: {exc}")
+            st.error(views.as_written(f"Photo refused: {exc}"))
             return
         st.image(preview, width=views.PREVIEW_SIDE)
     description = views.described(description, specifications)
@@ -368,8 +368,8 @@ def _predictions_from_csv(roots: Sequence[Path]) -> views.Predictions | None:
     upload = st.file_uploader("…or upload one", type="csv", key="predictions_upload", on_change=_remember_upload)
     kept = st.session_state.get("predictions_uploaded")
     if upload is None and kept is not None:
-        st.caption(f"Showing {kept[0]}, uploaded earlier.")
-        st.button(f"Close {kept[0]}", key="forget_upload", on_click=_forget_upload)
+        st.caption(views.as_written(f"Showing {kept[0]}, uploaded earlier."))
+        st.button(views.as_written(f"Close {kept[0]}"), key="forget_upload", on_click=_forget_upload)
     try:
         if kept is not None:
             return load_uploaded_predictions(kept[1], kept[0])
@@ -378,7 +378,7 @@ def _predictions_from_csv(roots: Sequence[Path]) -> views.Predictions | None:
         path = views.readable_path(typed, roots)
         return load_predictions(str(path), views.modification_stamp(path))
     except (views.PredictionsFormatError, views.PathRefused, OSError) as exc:
-        st.error(str(exc))
+        st.error(views.as_written(str(exc)))
         return None
 
 
@@ -428,7 +428,7 @@ def _catalogue_warnings(
     when another model made the predictions (not ``models_own``), only what concerns the catalogue."""
     labels = predictor.labels if models_own else None
     for warning in views.catalogue_warnings(table, catalogue.catalog.frame, labels):
-        st.warning(warning)
+        st.warning(views.as_written(warning))
     # a `prodcat cv` table brings its own, out-of-fold, labels
     if own_labels or not models_own:
         return
@@ -437,7 +437,7 @@ def _catalogue_warnings(
         bundle, stamps[0], catalogue.path, stamps[1], table["product_id"], catalogue.catalog.frame, predictor.manifest
     )
     if found.warning:
-        st.warning(found.warning)
+        st.warning(views.as_written(found.warning))
 
 
 def _label_noise_section(table: pd.DataFrame, threshold: float) -> None:
@@ -527,7 +527,7 @@ def main() -> None:
     try:
         predictor = load_predictor(args.model, views.modification_stamp(args.model))
     except BundleError as exc:
-        st.error(str(exc))
+        st.error(views.as_written(str(exc)))
         st.stop()
     model_level = bundle_level(predictor.manifest)
     roots = readable_roots(args)

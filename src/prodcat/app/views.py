@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -56,6 +57,16 @@ ISSUE_COLUMNS = ["row", "product_id", "field", "message"]
 # ---------------------------------------------------------------------------------------------- every page
 class PathRefused(ValueError):
     """A path typed in the app lies outside the folders it may open."""
+
+
+#: characters Streamlit's Markdown would read as formatting inline: LaTeX, emphasis, code, links, strikethrough
+_MARKDOWN = re.compile(r"([\\`*_$\[\]~<>])")
+
+
+def as_written(text: str) -> str:
+    """``text`` escaped for Streamlit's Markdown (messages, captions, button labels): a category named
+    ``Gifts $5 to $10`` or a file ``*new*.csv`` is shown as written, not as LaTeX or emphasis."""
+    return _MARKDOWN.sub(r"\\\1", text)
 
 
 def readable_path(typed: str, roots: Sequence[Path]) -> Path:
