@@ -146,6 +146,16 @@ def test_cli_audit(tmp_path: Path) -> None:
     assert "<b>sturdy</b>" not in html and "&lt;b&gt;sturdy" in html  # product markup shown, never rendered
 
 
+def test_category_names_with_dollars_are_charted_as_written(tmp_path: Path) -> None:
+    """matplotlib read '$...$' in a class chart's labels as a formula: 'Save $\\frac$ now' ended the audit in a
+    traceback after the whole catalogue was audited, and 'Mugs $5-$10' lost its dollars."""
+    catalog = small_catalog(tmp_path)
+    catalog.frame["category"] = ["Save $\\frac$ now", "Mugs $5-$10"] * 4
+    result = audit_catalog(catalog, images=False, progress=False)
+    _, html_path = write_audit_report(result, tmp_path / "report")
+    assert html_path.read_text().count("data:image/png;base64,") >= 1
+
+
 @pytest.mark.slow
 def test_labels_finds_planted_mislabels(flipkart_dir: Path) -> None:
     frame = load_catalog(flipkart_dir).frame.copy()

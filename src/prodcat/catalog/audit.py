@@ -634,7 +634,7 @@ def _charts(result: dict[str, Any]) -> dict[str, str]:
         fig, ax = plt.subplots(figsize=(8, 0.25 * len(labels) + 1))
         # numeric positions: class names such as "10" must not be read as numbers by matplotlib
         ax.barh(range(len(labels)), [counts[k] for k in labels][::-1])
-        ax.set_yticks(range(len(labels)), [textwrap.shorten(label, 60) for label in labels][::-1])
+        ax.set_yticks(range(len(labels)), [textwrap.shorten(label, 60) for label in labels][::-1], parse_math=False)
         ax.set_xlabel("products")
         ax.set_title(f"classes at level {name}" + (" (40 largest)" if len(counts) > 40 else ""))
         charts[f"classes_{name}"] = _png(fig)
