@@ -672,7 +672,17 @@ def test_columns_under_other_names_are_warned_of_not_silently_left_unread(
     assert "no product_id, description, image or category column" in warning
     assert "named row-<line>, without a description, without a photo, unlabelled" in warning
     assert "the columns sku, desc, photo, cat are not read" in warning
-    assert "--id-column, --description-column, --image-column or --category-column" in warning
+    assert "if one holds such a field, name it with --id-column, --description-column, --image-column or " in warning
+
+    caplog.clear()
+    (tmp_path / "texts.csv").write_text("product_id,title,category,price\nt1,Blue mug,Kitchen,4.5\n")
+    with caplog.at_level("WARNING", logger="prodcat"):
+        load_catalog(tmp_path / "texts.csv")
+    assert (
+        "no description or image column, so its products are read without a description, without a photo; "
+        "the column price is not read: if one holds such a field, name it with --description-column or "
+        "--image-column" in caplog.text
+    )
 
     caplog.clear()
     with caplog.at_level("WARNING", logger="prodcat"):  # every field named: nothing to say

@@ -672,13 +672,13 @@ def _warn_unmapped(table: SourceTable, columns: dict[str, str | None]) -> None:
     unread = [str(c) for c in table.frame.columns if c not in mapped]
     if not unread or not set(missing) - {"category"}:
         return
+    columns_read = f"the column {unread[0]} is" if len(unread) == 1 else f"the columns {', '.join(unread)} are"
     log.warning(
-        "%s: no %s column, so its products are read %s; the columns %s are not read: name the one holding "
-        "a field with %s",
+        "%s: no %s column, so its products are read %s; %s not read: if one holds such a field, name it with %s",
         table.name,
         _or(missing),
         ", ".join(_WITHOUT[name] for name in missing),
-        ", ".join(unread),
+        columns_read,
         _or([_COLUMN_OPTIONS[name] for name in missing]),
     )
 
