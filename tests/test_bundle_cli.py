@@ -802,6 +802,22 @@ def test_a_config_saved_with_a_byte_order_mark_or_an_upper_case_suffix_is_read(t
     assert load_config(config).inner_folds == 3
 
 
+def test_a_document_frequency_given_as_a_count_is_accepted(tmp_path):
+    """scikit-learn takes min_df and max_df as a count of products or a share of them: a whole count is valid even
+    where the extractor annotates the parameter `float` (which would read 50 as 50.0, a share beyond 1)."""
+    from prodcat.config import ConfigError, load_config
+
+    config = tmp_path / "counts.yaml"
+    config.write_text(
+        "heads:\n" + HEAD.format(features="[{name: tfidf_word, params: {min_df: 3, max_df: 50}}]", more=""),
+        encoding="utf-8",
+    )
+    assert load_config(config).heads[0].features[0].params == {"min_df": 3, "max_df": 50}
+    config.write_text("heads:\n" + HEAD.format(features="[{name: tfidf_word, params: {max_df: 50.0}}]", more=""))
+    with pytest.raises(ConfigError, match="max_df: a count of products"):  # a share beyond 1: scikit-learn's error
+        load_config(config)
+
+
 def test_cv_and_train_warn_of_categories_no_fold_can_learn(tmp_path, capsys):
     """A category with a single labelled product is in no training part: its product is always wrong."""
     words = {"Kitchen": "ceramic coffee mug", "Watches": "analog wrist watch", "Toys": "wooden train"}

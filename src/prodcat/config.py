@@ -444,7 +444,7 @@ def _parameter_problems(extractor: type, spec: FeatureSpec, where: str) -> list[
         except ValidationError as error:
             problems.append(f"{where}.params.{name}: {error.errors()[0]['msg']}, got {value!r}")
             continue
-        if problem := _value_problem(name, typed):
+        if problem := _value_problem(name, typed, value):
             problems.append(f"{where}.params.{name}: {problem}, got {value!r}")
     return problems
 
@@ -459,9 +459,10 @@ _COUNTS = frozenset(
 )
 
 
-def _value_problem(name: str, value: Any) -> str | None:
-    """What is wrong with the value of an extractor parameter of the right type, by the parameter's name; ``None``:
-    nothing known. An annotation does not say it, and such a value reached the extractor: a negative ``max_chars``
+def _value_problem(name: str, value: Any, written: Any = None) -> str | None:
+    """What is wrong with the value of an extractor parameter of the right type (``value``, as its annotation reads
+    it; ``written``, as the config gives it to the extractor), by the parameter's name; ``None``: nothing known.
+    An annotation does not say it, and such a value reached the extractor: a negative ``max_chars``
     silently cut the end off every text (0 emptied them), a negative weight turned a block's sign, a batch size
     of 0 or an n-gram range (2, 1) failed when the head was fitted, after the heads before it."""
     if value is None or isinstance(value, bool):
@@ -472,6 +473,8 @@ def _value_problem(name: str, value: Any) -> str | None:
         shortest, longest = value
         return None if 1 <= shortest <= longest else "an n-gram range is [shortest, longest], 1 <= shortest <= longest"
     if name.endswith(("min_df", "max_df")):
+        # as written, which scikit-learn receives: a `float` annotation reads a count of 50 as 50.0, a share
+        value = value if written is None else written
         share = isinstance(value, float) and 0 <= value <= 1
         return (
             None
