@@ -802,6 +802,23 @@ def test_a_config_saved_with_a_byte_order_mark_or_an_upper_case_suffix_is_read(t
     assert load_config(config).inner_folds == 3
 
 
+def test_a_c_written_with_an_exponent_is_read_as_the_number(tmp_path):
+    """PyYAML reads 1e3 (an exponent, no dot) as text; pydantic read it as the number, and such configs trained:
+    only booleans are refused there."""
+    from prodcat.config import ConfigError, load_config
+
+    config = tmp_path / "exponent.yaml"
+    config.write_text(
+        "early: {classifier: logreg, C: [1e-2, 1e3]}\nheads:\n"
+        + HEAD.format(features="[{name: tfidf}]", more=", C: 1e3")
+    )
+    read = load_config(config)
+    assert read.heads[0].C == 1000.0 and read.early.C == [0.01, 1000.0]
+    config.write_text("early: {classifier: logreg, C: true}\n")
+    with pytest.raises(ConfigError, match=r"early\.C: expected a number"):
+        load_config(config)
+
+
 def test_a_document_frequency_given_as_a_count_is_accepted(tmp_path):
     """scikit-learn takes min_df and max_df as a count of products or a share of them: a whole count is valid even
     where the extractor annotates the parameter `float` (which would read 50 as 50.0, a share beyond 1)."""

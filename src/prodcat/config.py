@@ -23,6 +23,14 @@ MODALITIES: tuple[str, ...] = get_args(Modality)
 
 
 def _is_number(value: Any) -> bool:
+    """A number, or text pydantic reads as one (PyYAML reads ``1e3``, an exponent without a dot, as text); not a
+    boolean, which pydantic would read as 0 or 1."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return False
+        return True
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
