@@ -154,3 +154,31 @@ def test_a_cached_entry_of_the_wrong_size_is_computed_again(tmp_path: Path, capl
         (codebook_key,) = [key for (key,) in db.execute("SELECT key FROM vectors")]
     codebooks.put_many({codebook_key: np.ones(5, np.float32)})  # not a whole number of 256-value words
     np.testing.assert_array_equal(orb.fit_transform(textured), expected)
+
+
+def test_a_damaged_index_is_told_by_its_extended_error_code(tmp_path: Path) -> None:
+    """sqlite3 gives the extended result code (SQLITE_CORRUPT_INDEX is 779, SQLITE_CORRUPT 11 in its low byte):
+    such a file is damaged as much as one 'malformed' with the plain code, and is set aside, not skipped for ever."""
+    path = tmp_path / "cache.sqlite"
+    store = EmbeddingCache(path)
+    store.put_many({f"k{i}": np.ones(4, np.float32) for i in range(50)})
+    with sqlite3.connect(path) as db:  # point the key index at another table's: the index no longer matches
+        db.execute("CREATE TABLE other (key TEXT PRIMARY KEY)")
+        db.executemany("INSERT INTO other VALUES (?)", [(f"x{i}",) for i in range(50)])
+        roots = dict(db.execute("SELECT tbl_name, rootpage FROM sqlite_schema WHERE type = 'index'").fetchall())
+        db.execute("PRAGMA writable_schema = ON")
+        db.execute(
+            "UPDATE sqlite_schema SET rootpage = ? WHERE type = 'index' AND tbl_name = ?", (roots["other"], store.table)
+        )
+    codes = []
+
+    def delete_all(db: sqlite3.Connection) -> None:
+        try:
+            db.execute(f"DELETE FROM {store.table} WHERE length(key) > 0")  # row by row, each index entry
+        except sqlite3.DatabaseError as exc:
+            codes.append(exc.sqlite_errorcode)
+            raise
+
+    store._guarded("be written", delete_all, None)
+    assert codes == [sqlite3.SQLITE_CORRUPT_INDEX]
+    assert path.with_name("cache.sqlite.corrupt").exists() and len(store) == 0

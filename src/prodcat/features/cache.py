@@ -30,7 +30,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-#: SQLite's answers for a file whose content is damaged (not the disk or the permissions)
+#: SQLite's answers for a file whose content is damaged (not the disk or the permissions), as primary result codes:
+#: sqlite3 gives the extended one (SQLITE_CORRUPT_INDEX is 779), whose low byte is the primary code
 _CORRUPT_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 #: (cache file, problem) pairs already logged by this process: a warning per file, not per batch
 _LOGGED: set[tuple[Path, str]] = set()
@@ -88,7 +89,7 @@ class _SqliteStore:
                         self._create(db)
                     return operation(db)
             except sqlite3.DatabaseError as exc:
-                if attempt == 0 and getattr(exc, "sqlite_errorcode", None) in _CORRUPT_CODES:
+                if attempt == 0 and ((getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF) in _CORRUPT_CODES:
                     self._set_aside(file_id, exc)
                     continue
                 self._log_once(doing, exc)
