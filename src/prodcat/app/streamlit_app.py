@@ -511,7 +511,7 @@ def sidebar_catalogue(default: str | None, roots: Sequence[Path]) -> views.Loade
         path = views.readable_path(typed, roots)
         return load_catalogue(str(path), views.modification_stamp(path))
     except (OSError, CatalogFormatError, views.PathRefused) as exc:
-        st.sidebar.error(str(exc))
+        st.sidebar.error(views.as_written(str(exc)))  # a typed path, a table's column names
         if "--" in str(exc):
             st.sidebar.caption(APP_COLUMNS_HINT)
         return None
