@@ -242,6 +242,21 @@ def test_a_product_with_nothing_to_read_gets_no_category(predictor: Predictor, t
     assert record["prediction"]["confidence"] is None
 
 
+def test_a_text_only_model_is_not_asked_about_occluded_photos(tiny_training, jpeg_bytes, monkeypatch) -> None:
+    """The 50 occluded copies of a photo were predicted for a model that does not read photos: rows that cost
+    the whole text path each and could only say 'the model did not classify this product from its photo'."""
+    predictor = Predictor.load(tiny_training.bundle)
+    rows_asked: list[int] = []
+    predict = predictor.predict
+    monkeypatch.setattr(
+        predictor, "predict", lambda frame, top_k: rows_asked.append(len(frame)) or predict(frame, top_k)
+    )
+    product = tiny_training.unseen.iloc[0].to_dict() | {"image": jpeg_bytes()}
+    explanation = explain(predictor, product, ExplainSettings(max_words=5))
+    assert rows_asked == [1 + len(explanation.words.words)] and len(explanation.words.words) == 5
+    assert explanation.pixels is None and explanation.pixels_skipped == "the model does not read photos"
+
+
 def test_a_report_written_again_keeps_no_heatmap_of_the_previous_run(tmp_path: Path) -> None:
     """DIR/overlays/NNNN.png of a previous run stayed beside the new report: with fewer products, or a product
     without photo where one had one, overlays/0001.png showed another product's heatmap under this report's

@@ -294,13 +294,17 @@ def explain(
     original = {name: product.get(name) for name in ("product_id", *TEXT_FIELDS, "image")}
     title, description = readable_text(original)
     words, counts, spelling = _distinct_words(title, description)
-    explained = words[: settings.max_words]
+    # variants of what the model does not read would only cost model rows (50 photos for a text-only model)
+    reads = predictor.model.modalities_
+    explained = words[: settings.max_words] if "text" in reads else []
     rows = [original]
     rows += [
         original | {"title": remove_words(title, {w}), "description": remove_words(description, {w})} for w in explained
     ]
 
-    photo, photo_problem = _decoded_photo(original, settings)
+    photo, photo_problem = (
+        _decoded_photo(original, settings) if "image" in reads else (None, "the model does not read photos")
+    )
     corners: list[tuple[int, int]] = []
     if photo is not None:
         copies, corners = occluded_copies(photo, settings)
@@ -319,6 +323,8 @@ def explain(
     word_explanation, words_skipped = None, None
     if not words:
         words_skipped = "the product has no text (no title or description words)"
+    elif "text" not in reads:
+        words_skipped = "the model does not read text"
     elif "text" not in first.modalities_used:
         words_skipped = "the model did not classify this product from its text"
     else:
