@@ -852,6 +852,10 @@ def test_cv_and_train_warn_of_categories_no_fold_can_learn(tmp_path, capsys):
     out = capsys.readouterr().out
     assert warning + "no fold can learn it" in out and "predicting the full category path: 3 categories" in out
     assert re.search(r"auto-accepted .* at precision .* \(target 0\.99\)", out)
+    # and the report, read without the console, says it too
+    said = json.loads((tmp_path / "cv" / "metrics.json").read_text())["warnings"]
+    assert said == [(warning + "no fold can learn it: its product is counted wrong").removeprefix("warning: ")]
+    assert "single labelled product (&#x27;Toys&#x27;)" in (tmp_path / "cv" / "report.html").read_text()
     # train says it too (a correction into a new category is one such product); a level deeper than the paths too
     assert main(["train", str(data), "--config", config, "--level", "5", "--out", str(tmp_path / "model")]) == 0
     out = capsys.readouterr().out

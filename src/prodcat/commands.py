@@ -369,19 +369,28 @@ def ece_text(calibration: dict[str, Any], n: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- commands
-def describe_target(frame: pd.DataFrame, config: Config, single_product_consequence: str) -> None:
-    """Say which categories have a single labelled product, then which level is predicted over how many."""
+def describe_target(frame: pd.DataFrame, config: Config, single_product_consequence: str) -> list[str]:
+    """Warn of the labels' problems (categories written several ways, with a single product, texts shared across
+    categories, a level deeper than the paths), then say which level is predicted over how many categories.
+    Returns the warnings, for a report to carry as the console does."""
     from prodcat.evaluate.cv import category_counts
 
     counts = category_counts(frame, config)
-    warn_of_label_variants(counts)
-    warn_of_single_products(counts, single_product_consequence)
-    warn_of_conflicting_copies(frame, config)
+    found = [
+        label_variants_warning(counts),
+        single_products_warning(counts, single_product_consequence),
+        conflicting_copies_warning(frame, config),
+        level_warning(frame, config),
+    ]
+    warnings = [warning for warning in found if warning]
+    for warning in warnings:
+        print(f"warning: {warning}")
     print_target(frame, config, len(counts))
+    return warnings
 
 
-def warn_of_label_variants(counts: pd.Series) -> None:
-    """Say which categories (of their product ``counts``) are another written differently: the same but for case,
+def label_variants_warning(counts: pd.Series) -> str | None:
+    """Which categories (of their product ``counts``) are another written differently: the same but for case,
     accents or spacing ('Kitchen', 'kitchen', 'Kitchén'), as hand-typed labels or two merged exports give. Each
     is learnt as a category of its own, splitting one category's products between labels the model cannot tell
     apart."""
@@ -389,17 +398,17 @@ def warn_of_label_variants(counts: pd.Series) -> None:
     keys = names.map(_label_key)
     variants = [sorted(group) for _, group in names.groupby(keys.to_numpy()) if len(group) > 1]
     if not variants:
-        return
+        return None
     shown = "; ".join(" / ".join(map(repr, group)) for group in variants[:3]) + ("; ..." if len(variants) > 3 else "")
-    print(
-        f"warning: {len(variants)} {'category is' if len(variants) == 1 else 'categories are'} written in several "
+    return (
+        f"{len(variants)} {'category is' if len(variants) == 1 else 'categories are'} written in several "
         f"ways, differing only in case, accents or spacing ({shown}): each way is learnt as a category of its own; "
         "correct the labels to one spelling"
     )
 
 
 def _label_key(category: str) -> str:
-    """A category as compared by :func:`warn_of_label_variants`: compatibility forms folded, accents dropped,
+    """A category as compared by :func:`label_variants_warning`: compatibility forms folded, accents dropped,
     spacing collapsed, case ignored, level by level."""
     levels = []
     for level in split_path(category):
@@ -408,17 +417,18 @@ def _label_key(category: str) -> str:
     return SEP.join(levels)
 
 
-def warn_of_single_products(counts: pd.Series, consequence: str) -> None:
-    """Say which categories (of their product ``counts``) have a single labelled product (a correction into a
+def single_products_warning(counts: pd.Series, consequence: str) -> str | None:
+    """Which categories (of their product ``counts``) have a single labelled product (a correction into a
     new category, a typo in a label): the internal cross-validation never sees them in a training part."""
-    if (alone := counts[counts == 1]).any():
-        names = ", ".join(repr(str(name)) for name in alone.index[:5]) + (", ..." if len(alone) > 5 else "")
-        have = "category has" if len(alone) == 1 else "categories have"
-        print(f"warning: {len(alone)} {have} a single labelled product ({names}): {consequence}")
+    if not (alone := counts[counts == 1]).any():
+        return None
+    names = ", ".join(repr(str(name)) for name in alone.index[:5]) + (", ..." if len(alone) > 5 else "")
+    have = "category has" if len(alone) == 1 else "categories have"
+    return f"{len(alone)} {have} a single labelled product ({names}): {consequence}"
 
 
-def warn_of_conflicting_copies(frame: pd.DataFrame, config: Config) -> None:
-    """Say how many labelled products have the very title and description of a product of another category (at
+def conflicting_copies_warning(frame: pd.DataFrame, config: Config) -> str | None:
+    """How many labelled products have the very title and description of a product of another category (at
     the predicted level): the text cannot tell them apart, so one of each such pair is an error the model must
     make, or a label to correct. The photo is left out: it would cost a read of every photo, and the text
     decides most products."""
@@ -432,24 +442,30 @@ def warn_of_conflicting_copies(frame: pd.DataFrame, config: Config) -> None:
     )
     conflicting = copies.groupby("text")["category"].transform("nunique") > 1
     if not conflicting.any():
-        return
+        return None
     found = copies[conflicting]
     example = found[found["text"] == found["text"].iloc[0]]
     named = " / ".join(sorted(map(str, example["category"].unique())))
     groups = found["text"].nunique()
-    print(
-        f"warning: {len(found)} labelled products in {groups} group{'s' if groups > 1 else ''} share their title and "
+    return (
+        f"{len(found)} labelled products in {groups} group{'s' if groups > 1 else ''} share their title and "
         f"description with a product of another category (e.g. {example['title'].iloc[0]!r}: {named}): the text "
         "cannot tell them apart; `prodcat audit` lists the duplicates"
     )
 
 
+def level_warning(frame: pd.DataFrame, config: Config) -> str | None:
+    """A level deeper than the category paths, which predicts the full paths instead."""
+    levels, level = depth(frame["category"]), config.target_level
+    if level and level > levels:
+        return f"level {level} asked, but the categories have {levels} level(s): the full paths are predicted"
+    return None
+
+
 def print_target(frame: pd.DataFrame, config: Config, categories: int) -> None:
-    """Say which level is predicted and over how many categories, warning of a level deeper than the paths."""
+    """Say which level is predicted and over how many categories."""
     levels = depth(frame["category"])
     level = config.target_level
-    if level and level > levels:
-        print(f"warning: level {level} asked, but the categories have {levels} level(s): the full paths are predicted")
     what = f"level {level}" if level and level <= levels else "the full category path"
     print(f"predicting {what}: {categories} categories")
 
@@ -664,10 +680,12 @@ def run_cv(args: argparse.Namespace) -> int:
     if problem := cross_validation_obstacle(frame, config, args.folds):
         print(f"error: cannot cross-validate: {problem}", file=sys.stderr)
         return 2
-    describe_target(frame, config, "no fold can learn it: its product is counted wrong")
+    warnings = describe_target(frame, config, "no fold can learn it: its product is counted wrong")
     result = cross_validate(frame, config, folds=args.folds)
     metrics = result.metrics()
     metrics["config"] = config.model_dump()
+    if warnings:  # the report says what the console said of the labels
+        metrics["warnings"] = warnings
     title = f"{args.folds}-fold cross-validation on {args.data}"
     predictions, issues = result.predictions(), catalog.issues
     write_report(metrics, result.y_true, result.y_pred, args.report, title, predictions=predictions, issues=issues)
