@@ -860,6 +860,7 @@ def test_cv_and_train_warn_of_categories_no_fold_can_learn(tmp_path, capsys):
     assert main(["train", str(data), "--config", config, "--level", "5", "--out", str(tmp_path / "model")]) == 0
     out = capsys.readouterr().out
     assert warning + "the model learns it from that product alone" in out
+    assert "heads         text_tfidf; one head, nothing to fuse" in out  # was 'late fusion', of one head
     assert "warning: level 5 asked, but the categories have 1 level(s): the full paths are predicted" in out
 
 

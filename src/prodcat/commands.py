@@ -511,7 +511,9 @@ def run_train(args: argparse.Namespace) -> int:
         "cross-fitted over the same folds"
     )
     print_metrics(metrics, f"Trained on {len(frame)} products; out-of-fold estimate:", config.target_precision)
-    print(f"  heads         {', '.join(model.heads_)}; {model.fusion_method_} fusion")
+    # a single head is used as it is ("late fusion" of one head, in the model's terms)
+    fused = f"{model.fusion_method_} fusion" if len(model.heads_) > 1 else "one head, nothing to fuse"
+    print(f"  heads         {', '.join(model.heads_)}; {fused}")
     for modality, chosen in getattr(model, "early_kept_", {}).items():
         accuracy = model.early_selection_[modality][chosen]["accuracy"]
         print(f"  early {modality:<7} {chosen} (out-of-fold accuracy {accuracy:.3f})")
