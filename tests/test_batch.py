@@ -629,16 +629,24 @@ def test_cli_lists_photos_it_could_not_use_with_their_reason_on_every_run(flipka
         assert "2 input issue(s), 0 row(s) skipped" in capsys.readouterr().out
 
 
-def test_a_damaged_part_is_scored_again_when_resuming(tiny_training, tmp_path, monkeypatch):
-    """A part that does not read as Parquet (a copy cut short, a disk error) is re-scored, not a traceback."""
+def scored_whole_and_interrupted(tiny_training, tmp_path, monkeypatch, chunk_size: int, killed_at: int):
+    """The tiny model's unseen products scored whole to ``whole.csv``, then to ``preds.csv`` by a run killed at
+    its ``killed_at``-th chunk; returns ``(predictor, products, whole, out, calls)``, ``calls`` recording
+    the chunks scored from then on."""
     predictor = Predictor.load(tiny_training.bundle)
     products = tiny_training.unseen
     whole = tmp_path / "whole.csv"
-    score_catalog(products, whole, LocalEngine(predictor), chunk_size=4, progress=False)
+    score_catalog(products, whole, LocalEngine(predictor), chunk_size=chunk_size, progress=False)
     out = tmp_path / "preds.csv"
-    calls = interrupt_at_call(monkeypatch, 3)
+    calls = interrupt_at_call(monkeypatch, killed_at)
     with pytest.raises(Killed):
-        score_catalog(products, out, LocalEngine(predictor), chunk_size=4, progress=False)
+        score_catalog(products, out, LocalEngine(predictor), chunk_size=chunk_size, progress=False)
+    return predictor, products, whole, out, calls
+
+
+def test_a_damaged_part_is_scored_again_when_resuming(tiny_training, tmp_path, monkeypatch):
+    """A part that does not read as Parquet (a copy cut short, a disk error) is re-scored, not a traceback."""
+    predictor, products, whole, out, calls = scored_whole_and_interrupted(tiny_training, tmp_path, monkeypatch, 4, 3)
     damaged = work_dir_for(out) / "part-000001.parquet"
     damaged.write_bytes(damaged.read_bytes()[:100])
 
@@ -655,14 +663,7 @@ def test_a_part_whose_footer_reads_but_not_its_predictions_is_scored_again(tiny_
     footer intact), edited by hand or copied from another chunk made the run fail when the parts were joined
     (KeyError's traceback, or 'cannot write the predictions: ... Deserializing page header failed'), and so did
     every resumption, each advising to run the same command again. Such parts are scored again now."""
-    predictor = Predictor.load(tiny_training.bundle)
-    products = tiny_training.unseen
-    whole = tmp_path / "whole.csv"
-    score_catalog(products, whole, LocalEngine(predictor), chunk_size=2, progress=False)
-    out = tmp_path / "preds.csv"
-    calls = interrupt_at_call(monkeypatch, 5)
-    with pytest.raises(Killed):
-        score_catalog(products, out, LocalEngine(predictor), chunk_size=2, progress=False)
+    predictor, products, whole, out, calls = scored_whole_and_interrupted(tiny_training, tmp_path, monkeypatch, 2, 5)
     parts = [work_dir_for(out) / f"part-00000{i}.parquet" for i in range(4)]
     damaged = bytearray(parts[0].read_bytes())
     damaged[8:300] = b"\x55" * 292  # the first data pages; the footer, at the end, still reads
