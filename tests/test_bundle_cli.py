@@ -802,6 +802,18 @@ def test_a_config_saved_with_a_byte_order_mark_or_an_upper_case_suffix_is_read(t
     assert load_config(config).inner_folds == 3
 
 
+def test_a_level_written_quoted_is_read_as_the_number(tmp_path):
+    """`level: '2'` trained level 2 until the one-sentence check of level refused it as 'not a depth'."""
+    from prodcat.config import ConfigError, load_config
+
+    config = tmp_path / "level.yaml"
+    config.write_text("level: '2'\n")
+    assert load_config(config).level == 2
+    config.write_text("level: 'two'\n")
+    with pytest.raises(ConfigError, match="expected a category depth"):
+        load_config(config)
+
+
 def test_a_c_written_with_an_exponent_is_read_as_the_number(tmp_path):
     """PyYAML reads 1e3 (an exponent, no dot) as text; pydantic read it as the number, and such configs trained:
     only booleans are refused there."""

@@ -280,6 +280,8 @@ class Config(BaseModel):
     @field_validator("level", mode="before")
     @classmethod
     def _a_whole_depth(cls, level: Any) -> Any:
+        if isinstance(level, str) and level.strip().isdecimal():  # level: '2', quoted, as pydantic read it before
+            level = int(level)
         whole = level is None or level == "auto" or (isinstance(level, int) and not isinstance(level, bool))
         return _accepted(level, whole, "a category depth (1: the top level), 0 or null for the full path, or auto")
 
