@@ -189,6 +189,15 @@ def test_predictions_tables_of_predict_and_cv_read_as_one_shape(tmp_path):
     assert views.filter_predictions(table, confidence=(0.0, 0.2))["product_id"].tolist() == ["p2"]
     with pytest.raises(views.PredictionsFormatError, match=r"\(products p2\)"):
         views.normalise_predictions(unscored.assign(error=""))
+    # two runs pasted together: every figure would count their products twice
+    pasted = tmp_path / "pasted.csv"
+    pasted.write_text(
+        "product_id,category,confidence,decision\n007,Watches,0.9,auto\n8,Toys,0.4,review\n007,Watches,0.9,auto\n"
+    )
+    with pytest.raises(
+        views.PredictionsFormatError, match=r"pasted\.csv: 1 product id\(s\) on more than one row \('007'\)"
+    ):
+        views.read_predictions(pasted)
     (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(views.PredictionsFormatError, match=r"binary\.csv: missing column\(s\) product_id"):
         views.read_predictions(tmp_path / "binary.csv")

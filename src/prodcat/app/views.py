@@ -408,7 +408,16 @@ def normalise_predictions(table: pd.DataFrame, source: str = "predictions") -> p
     if bad.any():
         ids = ", ".join(table.loc[bad, "product_id"].astype(str).head(5))
         raise PredictionsFormatError(f"{source}: {bad.sum()} confidence(s) not a number in [0, 1] (products {ids})")
-    return table.assign(product_id=table["product_id"].astype(str), confidence=confidence)
+    product_ids = table["product_id"].astype(str)
+    # prodcat writes one row per product (the loaders rename a repeated id); two runs pasted together would have
+    # every figure of the page count their products twice
+    if (repeated := product_ids[product_ids.duplicated()].unique()).size:
+        ids = ", ".join(map(repr, repeated[:5])) + (", ..." if repeated.size > 5 else "")
+        raise PredictionsFormatError(
+            f"{source}: {repeated.size} product id(s) on more than one row ({ids}): every figure would count them "
+            "twice; keep one row per product (prodcat predict and cv write one)"
+        )
+    return table.assign(product_id=product_ids, confidence=confidence)
 
 
 def _has_error(table: pd.DataFrame) -> pd.Series:
