@@ -277,7 +277,8 @@ def explain(
     """Explain the prediction for one product by occluding its words and its photo, in one ``predict`` call.
 
     Args:
-        predictor: the loaded model (any config: explanations only call ``predictor.predict``).
+        predictor: the loaded model (any config: explanations only call ``predictor.predict``, and read the
+            modalities of ``predictor.manifest``).
         product: a canonical row: ``title``, ``description``, ``image`` (a path, the encoded bytes or
             a PIL image; missing = no photo), ``product_id`` (missing keys count as empty).
         settings: cost bounds (words, lattice, photo size); the defaults when ``None``.
@@ -294,8 +295,9 @@ def explain(
     original = {name: product.get(name) for name in ("product_id", *TEXT_FIELDS, "image")}
     title, description = readable_text(original)
     words, counts, spelling = _distinct_words(title, description)
-    # variants of what the model does not read would only cost model rows (50 photos for a text-only model)
-    reads = predictor.model.modalities_
+    # variants of what the model does not read would only cost model rows (50 photos for a text-only model);
+    # the bundle's manifest says what it reads (a predictor without one is asked about both)
+    reads = predictor.manifest.get("modalities") or ("text", "image")
     explained = words[: settings.max_words] if "text" in reads else []
     rows = [original]
     rows += [
