@@ -37,12 +37,12 @@ from prodcat.batch import (
 )
 from prodcat.batch.engines import Engine
 from prodcat.bundle import data_fingerprint, model_level, read_manifest, save_bundle
-from prodcat.catalog.loaders import add_loader_arguments, catalog_files, load_from_args
+from prodcat.catalog.loaders import add_loader_arguments, catalog_file_among, load_from_args
 from prodcat.catalog.schema import SEP, Catalog, RowIssue, category_at_level, depth, has_text, split_path
 from prodcat.config import Config
 from prodcat.evaluate.labelled import labelled_warnings, product_fingerprints, products_in_training, readable_by
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
-from prodcat.evaluate.report import EVALUATION_FILES, replaces_input, write_issues, write_report
+from prodcat.evaluate.report import EVALUATION_FILES, report_problem, write_issues, write_report
 
 log = logging.getLogger("prodcat")
 HEADLINE = ("n", "accuracy", "f1_weighted", "f1_macro")
@@ -241,9 +241,9 @@ def _predict_options_problem(args: argparse.Namespace) -> str | None:
         return f"--out {out} is under {file}, which is a file, not a folder"
     if problem := unwritable_folder(out.parent, "the predictions"):  # a read-only mount, no permission
         return f"--out {out}: {problem}"
-    if out.exists() and (read := [path for path in catalog_files(args.data) if path.resolve() == out.resolve()]):
+    if out.exists() and (read := catalog_file_among(args.data, [out])) is not None:
         data = Path(args.data).expanduser()
-        what = "the input catalogue" if read[0] == data else f"a file of the input catalogue {args.data}"
+        what = "the input catalogue" if read == data else f"a file of the input catalogue {args.data}"
         return f"--out {out} is {what}: it would be overwritten by the predictions"
     return None
 
@@ -619,8 +619,7 @@ def _kept_chunks(out: str | Path) -> str:
 def run_evaluate(args: argparse.Namespace) -> int:
     from prodcat.predict import Predictor
 
-    problem = into_bundle("--report", args.report, args.model)
-    if problem := problem or replaces_input(args.report, args.data, EVALUATION_FILES):
+    if problem := report_problem(args.report, args.data, EVALUATION_FILES, args.model):
         print(f"error: {problem}", file=sys.stderr)
         return 2
     predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
@@ -673,7 +672,7 @@ def _unread_warning(table: pd.DataFrame, manifest: dict[str, Any]) -> str | None
 def run_cv(args: argparse.Namespace) -> int:
     from prodcat.evaluate.cv import cross_validate, cross_validation_obstacle
 
-    if problem := replaces_input(args.report, args.data, EVALUATION_FILES):
+    if problem := report_problem(args.report, args.data, EVALUATION_FILES):
         print(f"error: {problem}", file=sys.stderr)
         return 2
     catalog = read_catalog(args)

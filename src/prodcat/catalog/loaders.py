@@ -712,6 +712,13 @@ def catalog_files(path: str | Path) -> list[Path]:
     return [folder / name for name in names if (folder / name).is_file()]
 
 
+def catalog_file_among(data: str | Path, paths: Iterable[str | Path]) -> Path | None:
+    """The first of the :func:`catalog_files` of ``data`` that is one of ``paths`` (links and ``..`` resolved):
+    an output written there would overwrite the input; ``None``: none is."""
+    targets = {Path(path).expanduser().resolve() for path in paths}
+    return next((source for source in catalog_files(data) if source.resolve() in targets), None)
+
+
 def detect_format(path: str | Path) -> str:
     """Which loader reads ``path``: from the files in a folder, or the columns of a file."""
     path = Path(path)

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from prodcat.arguments import into_bundle, positive_int, report_dir
+from prodcat.arguments import positive_int, report_dir
 from prodcat.bundle import model_level
 from prodcat.catalog.loaders import add_loader_arguments
 from prodcat.catalog.schema import category_at_level, is_missing
@@ -88,11 +88,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_explain(args: argparse.Namespace) -> int:
     from prodcat.commands import read_catalog
-    from prodcat.evaluate.report import EXPLAIN_FILES, replaces_input
+    from prodcat.evaluate.report import EXPLAIN_FILES, report_problem
     from prodcat.predict import Predictor
 
-    problem = into_bundle("--report", args.report, args.model)
-    if problem := problem or replaces_input(args.report, args.data, EXPLAIN_FILES):
+    if problem := report_problem(args.report, args.data, EXPLAIN_FILES, args.model):
         print(f"error: {problem}", file=sys.stderr)
         return 2
     try:

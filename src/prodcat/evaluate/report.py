@@ -46,19 +46,24 @@ ROBUSTNESS_FILES = ("robustness.json", "robustness.png", "report.html")
 EXPLAIN_FILES = ("explanations.json", "report.html")
 
 
-def replaces_input(report_dir: str | Path, data: str | Path, files: Iterable[str]) -> str | None:
-    """Why ``--report report_dir`` must not be written: one of the ``files`` the report writes or removes there is a
-    file the catalogue ``data`` is read from (a table named predictions.csv in the report folder was overwritten by
-    the predictions, one named input_issues.csv deleted); ``None``: none is."""
-    from prodcat.catalog.loaders import catalog_files
+def report_problem(
+    report_dir: str | Path, data: str | Path, files: Iterable[str], model: str | Path | None = None
+) -> str | None:
+    """Why ``--report report_dir`` must not be written: it lies inside the ``model`` bundle (which would no longer
+    load), or one of the ``files`` the report writes or removes there is a file the catalogue ``data`` is read from
+    (a table named predictions.csv in the report folder was overwritten by the predictions, one named
+    input_issues.csv deleted); ``None``: neither."""
+    from prodcat.arguments import into_bundle
+    from prodcat.catalog.loaders import catalog_file_among
 
-    written = {(Path(report_dir).expanduser() / name).resolve() for name in files}
-    for source in catalog_files(data):
-        if source.resolve() in written:
-            return (
-                f"--report {report_dir} holds the input catalogue {source}, which the report would overwrite: give "
-                "another --report"
-            )
+    if model is not None and (problem := into_bundle("--report", report_dir, model)):
+        return problem
+    source = catalog_file_among(data, (Path(report_dir).expanduser() / name for name in files))
+    if source is not None:
+        return (
+            f"--report {report_dir} holds the input catalogue {source}, which the report would overwrite: give "
+            "another --report"
+        )
     return None
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from prodcat.arguments import into_bundle, positive_int, random_seed, report_dir
+from prodcat.arguments import positive_int, random_seed, report_dir
 from prodcat.bundle import model_level
 from prodcat.catalog.schema import category_at_level
 from prodcat.config import Config
@@ -67,12 +67,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_robustness(args: argparse.Namespace) -> int:
     from prodcat.commands import read_labelled
-    from prodcat.evaluate.report import ROBUSTNESS_FILES, replaces_input, write_robustness_report
+    from prodcat.evaluate.report import ROBUSTNESS_FILES, report_problem, write_robustness_report
     from prodcat.evaluate.robustness import evaluate_robustness
     from prodcat.predict import Predictor
 
-    problem = into_bundle("--report", args.report, args.model)
-    if problem := problem or replaces_input(args.report, args.data, ROBUSTNESS_FILES):
+    if problem := report_problem(args.report, args.data, ROBUSTNESS_FILES, args.model):
         print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
