@@ -376,16 +376,21 @@ def describe_target(frame: pd.DataFrame, config: Config, single_product_conseque
     from prodcat.evaluate.cv import category_counts
 
     counts = category_counts(frame, config)
+    levels, level = depth(frame["category"]), config.target_level
+    deeper = bool(level) and level > levels
     found = [
         label_variants_warning(counts),
         single_products_warning(counts, single_product_consequence),
         conflicting_copies_warning(frame, config),
-        level_warning(frame, config),
+        f"level {level} asked, but the categories have {levels} level(s): the full paths are predicted"
+        if deeper
+        else "",
     ]
     warnings = [warning for warning in found if warning]
     for warning in warnings:
         print(f"warning: {warning}")
-    print_target(frame, config, len(counts))
+    what = f"level {level}" if level and not deeper else "the full category path"
+    print(f"predicting {what}: {len(counts)} categories")
     return warnings
 
 
@@ -452,22 +457,6 @@ def conflicting_copies_warning(frame: pd.DataFrame, config: Config) -> str | Non
         f"description with a product of another category (e.g. {example['title'].iloc[0]!r}: {named}): the text "
         "cannot tell them apart; `prodcat audit` lists the duplicates"
     )
-
-
-def level_warning(frame: pd.DataFrame, config: Config) -> str | None:
-    """A level deeper than the category paths, which predicts the full paths instead."""
-    levels, level = depth(frame["category"]), config.target_level
-    if level and level > levels:
-        return f"level {level} asked, but the categories have {levels} level(s): the full paths are predicted"
-    return None
-
-
-def print_target(frame: pd.DataFrame, config: Config, categories: int) -> None:
-    """Say which level is predicted and over how many categories."""
-    levels = depth(frame["category"])
-    level = config.target_level
-    what = f"level {level}" if level and level <= levels else "the full category path"
-    print(f"predicting {what}: {categories} categories")
 
 
 def run_train(args: argparse.Namespace) -> int:
