@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,17 @@ import pandas as pd
 def temporary_sibling(path: Path) -> Path:
     """A fresh name beside ``path`` (same file system, so renaming it over ``path`` is atomic)."""
     return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+#: a :func:`temporary_sibling`'s name; ``of``: the name of the path it stands beside
+_TEMPORARY_NAME = re.compile(r"\.(?P<of>.+)\.[0-9a-f]{12}\.tmp")
+
+
+def temporary_sibling_of(name: str) -> str | None:
+    """The name of the path whose :func:`temporary_sibling` ``name`` is, or ``None`` (not one): what a run killed
+    outright leaves behind."""
+    match = _TEMPORARY_NAME.fullmatch(name)
+    return None if match is None else match["of"]
 
 
 def write_atomically(path: Path, write: Callable[[IO[Any]], None], mode: str = "wb") -> None:

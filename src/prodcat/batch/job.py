@@ -22,7 +22,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -37,7 +36,7 @@ from tqdm.auto import tqdm
 from prodcat.batch.engines import Chunk, Engine, bundle_identity
 from prodcat.batch.scoring import OUTPUT_COLUMNS, BatchError, chunk_bounds, model_failed
 from prodcat.bundle import data_fingerprint
-from prodcat.files import csv_text, temporary_sibling, write_atomically
+from prodcat.files import csv_text, temporary_sibling, temporary_sibling_of, write_atomically
 from prodcat.predict import normalise_input
 
 log = logging.getLogger(__name__)
@@ -96,12 +95,12 @@ def _remove_leftovers(out: Path) -> None:
     """Delete what runs killed outright (kill -9, a power cut, the OOM killer) left of their temporary files: the
     output being assembled, a work directory renamed aside to be deleted, one being created; parts being written
     are inside the work directory. Nothing reads them, and each can be as large as the output. Called under the
-    output's lock: no run is writing them. Names as :func:`prodcat.files.temporary_sibling` makes them."""
+    output's lock: no run is writing them. Told by :func:`prodcat.files.temporary_sibling_of`."""
     work_dir = work_dir_for(out)
-    ours = re.compile(rf"\.(?:{re.escape(out.name)}|{re.escape(work_dir.name)})\.[0-9a-f]{{12}}\.tmp")
-    leftovers = [path for path in out.parent.iterdir() if ours.fullmatch(path.name)]
+    ours = {out.name, work_dir.name}
+    leftovers = [path for path in out.parent.iterdir() if temporary_sibling_of(path.name) in ours]
     if work_dir.is_dir():
-        leftovers += [path for path in work_dir.iterdir() if re.fullmatch(r"\..+\.[0-9a-f]{12}\.tmp", path.name)]
+        leftovers += [path for path in work_dir.iterdir() if temporary_sibling_of(path.name) is not None]
     for path in leftovers:
         log.info("removing %s, left by an interrupted run", path)
         if path.is_dir():
