@@ -939,6 +939,33 @@ def test_a_product_typed_on_the_predict_page_outlives_a_visit_to_another_page(ti
     assert metrics_of(test)["category"] == "Kitchen"
 
 
+def test_the_data_pages_filters_outlive_a_visit_to_another_page(tiny_training, monkeypatch, tmp_path):
+    """The level, category, text, photo and page chosen on the Data page were reset by a look at another page, as
+    Streamlit forgets the widgets it did not draw: coming back showed the whole catalogue at the model's level."""
+    frame = pd.concat([tiny_training.trained, tiny_training.unseen])
+    catalogue = catalogue_csv(frame.assign(category=frame["category"].map(TINY_PATHS)), tmp_path / "paths.csv")
+    test = start_app(monkeypatch, str(tiny_training.bundle), "--data", str(catalogue))
+
+    def chosen() -> tuple[object, ...]:
+        widgets = (test.selectbox(key="data_level"), test.selectbox(key="data_category"))
+        widgets += (test.text_input(key="data_query"), test.radio(key="data_photo"), test.number_input(key="data_page"))
+        return *(widget.value for widget in widgets), test.dataframe[-1].value["product_id"].tolist()
+
+    test.selectbox(key="data_level").set_value(1).run()
+    test.selectbox(key="data_category").set_value("Home").run()
+    test.number_input(key="data_page").set_value(2).run()
+    paged = chosen()
+    assert paged[:5] == (1, "Home", "", "any", 2) and len(paged[5]) == 32 - 20  # the second page of 32 products
+    go_to(go_to(test, "Model"), "Data")
+    assert chosen() == paged
+    test.text_input(key="data_query").input("wooden").run()
+    test.radio(key="data_photo").set_value("without").run()
+    searched = chosen()
+    assert searched[:5] == (1, "Home", "wooden", "without", 1) and len(searched[5]) == 16
+    go_to(go_to(test, "Predict"), "Data")
+    assert chosen() == searched
+
+
 def test_an_uploaded_predictions_csv_outlives_a_visit_to_another_page(tiny_training, monkeypatch, tmp_path):
     """Streamlit empties a file uploader its page did not draw: coming back from the Data page showed nothing, where
     a typed path and a predicted sample are shown again. The upload is kept until closed or replaced."""

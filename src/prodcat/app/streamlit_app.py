@@ -44,8 +44,14 @@ PREDICTION_COLUMNS = (
 #: label-noise candidates listed (each row decodes one photo thumbnail)
 NOISE_ROWS = 50
 #: widgets whose value outlives a visit to another page (Streamlit forgets those of widgets it did not draw):
-#: coming back to Predictions shows the source and the sample last chosen, to Predict the product last submitted
+#: coming back to Data shows the products last filtered, to Predictions the source and the sample last chosen, to
+#: Predict the product last submitted
 KEPT_ACROSS_PAGES = (
+    "data_level",
+    "data_category",
+    "data_query",
+    "data_photo",
+    "data_page",
     "predictions_source",
     "predictions_path",
     "sample_size",
@@ -157,10 +163,12 @@ def data_page(catalogue: views.LoadedCatalogue | None, model_level: int | None) 
         return
     frame = catalogue.catalog.frame
     levels = max(depth(frame["category"].dropna()), 1)  # the level selector needs it before the summary
+    # the kept level's default, or in place of one a catalogue of fewer levels, read since, does not have
+    if st.session_state.get("data_level") not in range(1, levels + 1):
+        st.session_state["data_level"] = min(model_level or levels, levels)
     level = st.selectbox(
         "Category level",
         range(1, levels + 1),
-        index=min(model_level or levels, levels) - 1,
         help="Categories are paths; this cuts them to their first levels (the model predicts its level).",
         key="data_level",
     )
@@ -213,7 +221,7 @@ def data_page(catalogue: views.LoadedCatalogue | None, model_level: int | None) 
         photo={"any": None, "with": True, "without": False}[photo],
     )
     pages = max(math.ceil(len(products) / GRID_PAGE_SIZE), 1)
-    page = st.number_input(f"Page (of {pages}; {len(products)} products)", 1, pages, 1, key="data_page")
+    page = st.number_input(f"Page (of {pages}; {len(products)} products)", 1, pages, key="data_page")
     shown = products.iloc[(page - 1) * GRID_PAGE_SIZE : page * GRID_PAGE_SIZE]
     photo_table(views.product_grid(shown, level, thumbnail))
 
