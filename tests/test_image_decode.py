@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image, JpegImagePlugin
+from PIL import Image, ImageCms, JpegImagePlugin
 
 from prodcat.image.decode import (
     ImageDecodeError,
@@ -361,3 +361,118 @@ def test_real_catalogue_photos_decode(flipkart_dir: Path, rakuten_dir: Path) -> 
         img = load_image(path, product_id=path.stem, max_side=224)
         assert img.mode == "RGB" and max(img.size) == 224
         assert sniff_image_type(path.read_bytes()) == "jpeg"
+
+
+_D50 = (0.9642, 1.0, 0.8249)
+#: colorants of Adobe RGB (1998) adapted to D50, as in its profile (columns: red, green, blue)
+_ADOBE_RGB = np.array([[0.60974, 0.20528, 0.14919], [0.31111, 0.62567, 0.06322], [0.01947, 0.06087, 0.74457]])
+_ADOBE_GAMMA = 563 / 256
+#: colorants of sRGB adapted to D50 (littleCMS's built-in sRGB profile)
+_SRGB = np.array([[0.43607, 0.38515, 0.14307], [0.22249, 0.71687, 0.06061], [0.01392, 0.09708, 0.71410]])
+
+
+def _xyz_numbers(xyz: tuple[float, ...]) -> bytes:
+    return b"".join(struct.pack(">i", round(value * 65536)) for value in xyz)
+
+
+def _icc_profile(space: bytes, device_class: bytes, tags: dict[bytes, bytes]) -> bytes:
+    """A minimal ICC v2 profile of ``space`` pixels (PCS Lab for a lookup table, else XYZ) holding ``tags``."""
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = [], b""
+    for signature, element in tags.items():
+        table.append(struct.pack(">4sII", signature, offset + len(data), len(element)))
+        data += element + b"\x00" * (-len(element) % 4)  # tag data starts on 4-byte boundaries
+    body = struct.pack(">I", len(tags)) + b"".join(table) + data
+    pcs = b"Lab " if b"A2B0" in tags else b"XYZ "
+    header = struct.pack(
+        ">I4sI4s4s4s12s4s4sI4s4s8sI12s4s44x",
+        128 + len(body),
+        b"lcms",
+        0x02100000,
+        device_class,
+        space,
+        pcs,
+        b"\x00" * 12,
+        b"acsp",
+        b"APPL",
+        0,
+        b"none",
+        b"none",
+        b"\x00" * 8,
+        0,
+        _xyz_numbers(_D50),
+        b"none",
+    )
+    return header + body
+
+
+def _adobe_rgb_profile() -> bytes:
+    """A matrix/TRC profile with Adobe RGB's primaries and gamma."""
+    gamma = b"curv" + struct.pack(">IIH", 0, 1, round(_ADOBE_GAMMA * 256))
+    colorants = {
+        name: b"XYZ \x00\x00\x00\x00" + _xyz_numbers(tuple(column))
+        for name, column in zip((b"rXYZ", b"gXYZ", b"bXYZ"), _ADOBE_RGB.T, strict=True)
+    }
+    white = b"XYZ \x00\x00\x00\x00" + _xyz_numbers(_D50)
+    return _icc_profile(b"RGB ", b"mntr", {b"wtpt": white, **colorants, b"rTRC": gamma, b"gTRC": gamma, b"bTRC": gamma})
+
+
+def _adobe_to_srgb(rgb: tuple[int, int, int]) -> np.ndarray:
+    """An Adobe RGB colour in sRGB, from the colorants (what the profile conversion must give)."""
+    linear = np.linalg.solve(_SRGB, _ADOBE_RGB @ ((np.array(rgb) / 255) ** _ADOBE_GAMMA))
+    linear = np.clip(linear, 0, 1)
+    encoded = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return encoded * 255
+
+
+def _cmyk_profile(cyan_lab: tuple[float, float, float]) -> bytes:
+    """A CMYK input profile (a 2-point lookup table to Lab): no ink is white, cyan ink alone is ``cyan_lab``,
+    any other ink black."""
+    clut = bytearray()
+    for corner in range(16):  # C, M, Y, K as bits 3 to 0: the first channel varies slowest
+        lightness, a, b = {0: (100.0, 0.0, 0.0), 0b1000: cyan_lab}.get(corner, (0.0, 0.0, 0.0))
+        clut += bytes([round(lightness * 255 / 100), round(a + 128), round(b + 128)])
+    identity = bytes(range(256))
+    lut = b"mft1\x00\x00\x00\x00" + bytes([4, 3, 2, 0]) + _xyz_numbers((1, 0, 0, 0, 1, 0, 0, 0, 1))
+    lut += identity * 4 + bytes(clut) + identity * 3
+    return _icc_profile(b"CMYK", b"prtr", {b"A2B0": lut})
+
+
+def test_embedded_colour_profile_converted_to_srgb() -> None:
+    """An Adobe RGB photo (13 of the fashion sample's, from cameras set to it) was read as if it were sRGB:
+    its colours came out dull. Its profile is now applied, as browsers do."""
+    colour = (180, 90, 60)
+    data = _jpeg_bytes(Image.new("RGB", (40, 30), colour), icc_profile=_adobe_rgb_profile())
+    expected = _adobe_to_srgb(colour)
+    assert np.abs(expected - colour).max() > 20  # the conversion is no small correction
+    for max_side in (None, 10):
+        decoded = np.array(load_image(data, max_side=max_side).getpixel((5, 5)))
+        assert np.abs(decoded - expected).max() <= 3
+
+
+def test_cmyk_profile_gives_the_colour_of_its_inks() -> None:
+    """A CMYK JPEG with a press profile was converted by Pillow's formula, blind to the profile: full cyan ink
+    was (0, 255, 255), a neon no press prints. The profile now decides (here a real cyan ink, a mid blue)."""
+    cyan = (55.0, -37.0, -50.0)
+    pixels = Image.new("CMYK", (60, 30), (0, 0, 0, 0))
+    pixels.paste((255, 0, 0, 0), (20, 0, 40, 30))
+    pixels.paste((0, 0, 0, 255), (40, 0, 60, 30))
+    img = load_image(_jpeg_bytes(pixels, icc_profile=_cmyk_profile(cyan)))  # Pillow writes Adobe (inverted) CMYK
+    expected = Image.new("LAB", (1, 1), (round(cyan[0] * 2.55), round(cyan[1] + 128), round(cyan[2] + 128)))
+    assert np.abs(np.subtract(img.getpixel((30, 15)), expected.convert("RGB").getpixel((0, 0)))).max() <= 4
+    assert min(img.getpixel((5, 15))) > 245 and max(img.getpixel((55, 15))) < 10  # paper white, black ink black
+
+
+@pytest.mark.parametrize(
+    ("mode", "profile"),
+    [
+        ("RGB", ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()),  # the usual one: no-op
+        ("L", ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()),  # an RGB profile on a grey photo
+        ("RGB", b"not a colour profile at all"),
+    ],
+)
+def test_profiles_that_change_nothing_or_cannot_apply_leave_pixels_as_they_are(mode: str, profile: bytes) -> None:
+    """An sRGB photo keeps its exact pixels (and so its cached features); a profile that does not fit is ignored."""
+    pixels = np.random.default_rng(0).integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    img = Image.fromarray(pixels).convert(mode)
+    assert load_image(_png_bytes(img, icc_profile=profile)).tobytes() == load_image(_png_bytes(img)).tobytes()

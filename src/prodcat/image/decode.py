@@ -10,7 +10,8 @@ and the reason, so a batch can log it and go on.
 
 High-depth pixels are scaled by their depth: 16-bit by 65535, floating-point ones
 are intensities in [0, 1] (clipped). Transparency, as an alpha channel or as a
-colour key (a PNG's ``tRNS``), is composited on white.
+colour key (a PNG's ``tRNS``), is composited on white. An embedded colour profile
+(Adobe RGB, Display P3, a CMYK press profile) is converted to sRGB, as browsers do.
 
 Huge JPEGs are decoded at a reduced scale (libjpeg's DCT scaling, 1/2 to 1/8,
 via :meth:`PIL.Image.Image.draft`) so they never occupy full-size memory; other
@@ -21,6 +22,7 @@ uploads.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -34,6 +36,11 @@ import pandas as pd
 from PIL import Image, ImageOps
 
 from prodcat.catalog.schema import is_missing
+
+try:
+    from PIL import ImageCms
+except ImportError:  # a Pillow built without littleCMS: embedded colour profiles are ignored
+    ImageCms = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +80,8 @@ _PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "bmp": "BMP", "tiff"
 _TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 _HIGH_DEPTH_MODES = (*_SIXTEEN_BIT_MODES, "I", "F")
+#: modes whose embedded colour profile is applied, and the mode they are converted to
+_MANAGED_MODES = {"RGB": "RGB", "RGBA": "RGBA", "CMYK": "RGB", "L": "RGB"}
 
 ImageSource = str | os.PathLike[str] | bytes | Image.Image
 
@@ -138,7 +147,7 @@ def load_image(
         max_bytes: refuse encoded files larger than this.
 
     Returns:
-        An RGB image with EXIF orientation applied and transparency composited on white;
+        An sRGB image with EXIF orientation applied and transparency composited on white;
         ``img.info["original_size"]`` is the ``(width, height)`` stored in the file.
 
     Raises:
@@ -310,15 +319,47 @@ def _limit_side(img: Image.Image, max_side: int | None) -> Image.Image:
 
 
 def _to_upright_rgb(img: Image.Image) -> Image.Image:
-    """A :func:`_blendable` image with EXIF orientation applied, converted to RGB with transparency on white."""
+    """A :func:`_blendable` image with EXIF orientation applied, converted to sRGB with transparency on white."""
     if getattr(img, "n_frames", 1) > 1:
         img.seek(0)  # animated GIF / multi-page TIFF: the first frame
-    img = ImageOps.exif_transpose(img)
+    img = _in_srgb(ImageOps.exif_transpose(img))
     if img.mode in _TRANSPARENT_MODES:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
     return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def _in_srgb(img: Image.Image) -> Image.Image:
+    """``img`` converted from its embedded colour profile to sRGB, as a browser shows it; ``img`` itself when
+    there is nothing to convert (see :func:`_srgb_transform`). Read as sRGB, an Adobe RGB or Display P3 photo
+    comes out dull, and a CMYK one is converted by a formula that ignores its inks."""
+    profile = img.info.get("icc_profile")
+    transform = _srgb_transform(profile, img.mode) if profile else None
+    return img if transform is None else transform.apply(img)
+
+
+@functools.lru_cache(maxsize=8)  # the few profiles of a catalogue; a CMYK one can weigh a megabyte
+def _srgb_transform(profile: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
+    """The transform of ``mode`` pixels described by ``profile`` to sRGB, or ``None``: a profile that moves no
+    colour by more than one level (an sRGB one: those photos, and their cached features, stay as they were), or
+    one that cannot be used (unreadable, or of another colour space than the pixels, such as an RGB profile on a
+    grey photo), which browsers ignore too."""
+    if ImageCms is None or mode not in _MANAGED_MODES:
+        return None
+    target = _MANAGED_MODES[mode]
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        transform = ImageCms.buildTransform(source, ImageCms.createProfile("sRGB"), mode, target)
+    except (OSError, ImageCms.PyCMSError):
+        return None
+    if mode == "CMYK":  # inks always need converting
+        return transform
+    # every 32nd level of each channel, 729 colours
+    levels = np.arange(0, 257, 32).clip(max=255).astype(np.uint8)
+    probe = Image.fromarray(np.stack(np.meshgrid(levels, levels, levels), axis=-1).reshape(1, -1, 3)).convert(mode)
+    moved = np.abs(np.asarray(transform.apply(probe), np.int16) - np.asarray(probe.convert(target), np.int16))
+    return transform if moved.max() > 1 else None
 
 
 def _looks_like_text(head: bytes) -> bool:
