@@ -476,3 +476,16 @@ def test_profiles_that_change_nothing_or_cannot_apply_leave_pixels_as_they_are(m
     pixels = np.random.default_rng(0).integers(0, 255, (30, 40, 3), dtype=np.uint8)
     img = Image.fromarray(pixels).convert(mode)
     assert load_image(_png_bytes(img, icc_profile=profile)).tobytes() == load_image(_png_bytes(img)).tobytes()
+
+
+def test_lab_tiff_decodes_to_its_colour() -> None:
+    """A CIELAB TIFF is converted to sRGB (Pillow's LAB conversion goes through littleCMS), not its L, a, b
+    bytes read as R, G, B: pure red stays red, at full size and downscaled."""
+    srgb_to_lab = ImageCms.buildTransform(ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB"), "RGB", "LAB")
+    lab = ImageCms.applyTransform(Image.new("RGB", (40, 30), (255, 0, 0)), srgb_to_lab)
+    buffer = io.BytesIO()
+    lab.save(buffer, "TIFF")
+    assert Image.open(io.BytesIO(buffer.getvalue())).mode == "LAB"
+    for max_side in (None, 10):
+        r, g, b = load_image(buffer.getvalue(), max_side=max_side).getpixel((5, 5))
+        assert r > 240 and g < 15 and b < 15
