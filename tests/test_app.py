@@ -981,6 +981,38 @@ def test_an_uploaded_predictions_csv_outlives_a_visit_to_another_page(tiny_train
     assert "products" not in metrics_of(test)
 
 
+def test_the_predictions_pages_filters_outlive_a_visit_to_another_page(tiny_training, monkeypatch, tmp_path):
+    """The decisions, categories and confidence range filtering the predictions, and the least confidence of the
+    label-noise candidates, were reset by a look at another page: coming back showed every prediction."""
+    catalogue = catalogue_csv(tiny_training.unseen, tmp_path / "unseen.csv")
+    csv = tmp_path / "preds.csv"
+    csv.write_text(
+        "product_id,category,confidence,decision\n"
+        "Kitchen-12,Kitchen,0.9,auto\nToys-12,Kitchen,0.5,review\nWatches-12,Watches,0.95,auto\n"
+    )
+    arguments = (str(tiny_training.bundle), "--data", str(catalogue), "--predictions", str(csv))
+    test = go_to(start_app(monkeypatch, *arguments), "Predictions")
+    widgets = {
+        "filter_decision": test.multiselect,
+        "filter_category": test.multiselect,
+        "filter_confidence": test.slider,
+        "noise_confidence": test.slider,
+    }
+    chosen = {"filter_decision": ["review"], "filter_category": ["Kitchen"], "filter_confidence": (0.4, 0.6)}
+    chosen["noise_confidence"] = 0.2
+    for key, value in chosen.items():
+        widgets[key](key=key).set_value(value).run()
+
+    def shown() -> tuple[list[str], list[str]]:
+        """The products of the predictions table and those of the label-noise candidates."""
+        return predictions_table(test).value["product_id"].tolist(), test.dataframe[-1].value["product_id"].tolist()
+
+    assert shown() == (["Toys-12"], ["Toys-12"])  # the one product shown is a label-noise candidate at 0.2
+    test = go_to(go_to(test, "Model"), "Predictions")
+    assert {key: widget(key=key).value for key, widget in widgets.items()} == chosen
+    assert shown() == (["Toys-12"], ["Toys-12"])
+
+
 def test_a_model_that_auto_accepts_nothing_says_so_not_a_threshold_of_1():
     """Training sets the threshold just above 1 when no confidence reaches the target precision: the Predict page
     said 'Sent to review: confidence below the threshold 1.000.' beside a confidence of '100.0%', and the Model

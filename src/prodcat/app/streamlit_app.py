@@ -44,8 +44,8 @@ PREDICTION_COLUMNS = (
 #: label-noise candidates listed (each row decodes one photo thumbnail)
 NOISE_ROWS = 50
 #: widgets whose value outlives a visit to another page (Streamlit forgets those of widgets it did not draw):
-#: coming back to Data shows the products last filtered, to Predictions the source and the sample last chosen, to
-#: Predict the product last submitted
+#: coming back to Data shows the products last filtered, to Predictions the source, the sample and the filters last
+#: chosen, to Predict the product last submitted
 KEPT_ACROSS_PAGES = (
     "data_level",
     "data_category",
@@ -56,6 +56,10 @@ KEPT_ACROSS_PAGES = (
     "predictions_path",
     "sample_size",
     "sample_seed",
+    "filter_decision",
+    "filter_category",
+    "filter_confidence",
+    "noise_confidence",
     "predict_title",
     "predict_description",
     "predict_specifications",
@@ -453,7 +457,8 @@ def _label_noise_section(table: pd.DataFrame, threshold: float) -> None:
     st.dataframe(views.confusion_table(table))
     st.subheader("Confident disagreements (label-noise candidates)")
     # the threshold itself, not a rounding below it: by default, the disagreements the model would auto-accept
-    min_confidence = st.slider("Least confidence", 0.0, 1.0, threshold, 0.01, format="%.3f", key="noise_confidence")
+    st.session_state.setdefault("noise_confidence", threshold)  # a kept widget takes no default value
+    min_confidence = st.slider("Least confidence", 0.0, 1.0, step=0.01, format="%.3f", key="noise_confidence")
     noise = views.confident_disagreements(table, min_confidence)
     st.caption(f"{len(noise)} products; the {min(len(noise), NOISE_ROWS)} most confident with their photo.")
     photo_table(views.with_photos(noise.head(NOISE_ROWS), thumbnail, PREDICTION_COLUMNS))
@@ -493,7 +498,7 @@ def predictions_page(
     decisions = left.multiselect("Decision", sorted(table["decision"].dropna().unique()), key="filter_decision")
     predicted_categories = sorted(table["predicted"].dropna().unique())
     categories = middle.multiselect("Predicted category", predicted_categories, key="filter_category")
-    confidence = right.slider("Confidence", 0.0, 1.0, (0.0, 1.0), 0.01, key="filter_confidence")
+    confidence = right.slider("Confidence", 0.0, 1.0, step=0.01, key="filter_confidence")
     shown = views.filter_predictions(table, decisions, categories, confidence)
     columns = st.columns(3)
     columns[0].metric("products", len(shown))
@@ -532,6 +537,7 @@ def main() -> None:
     # the defaults of those kept widgets that have one (they take no default value themselves)
     st.session_state.setdefault("predictions_path", args.predictions or "")
     st.session_state.setdefault("sample_size", 200)
+    st.session_state.setdefault("filter_confidence", (0.0, 1.0))
     try:
         predictor = load_predictor(args.model, views.modification_stamp(args.model))
     except BundleError as exc:
