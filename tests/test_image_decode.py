@@ -489,3 +489,31 @@ def test_lab_tiff_decodes_to_its_colour() -> None:
     for max_side in (None, 10):
         r, g, b = load_image(buffer.getvalue(), max_side=max_side).getpixel((5, 5))
         assert r > 240 and g < 15 and b < 15
+
+
+def _tiff_with_photometric(img: Image.Image, photometric: int) -> bytes:
+    """``img`` saved as TIFF with its PhotometricInterpretation tag (how samples are read) set to ``photometric``."""
+    buffer = io.BytesIO()
+    img.save(buffer, "TIFF")  # little-endian ("II"), one IFD
+    data = bytearray(buffer.getvalue())
+    first = struct.unpack_from("<I", data, 4)[0]
+    for entry in range(first + 2, first + 2 + 12 * struct.unpack_from("<H", data, first)[0], 12):
+        if struct.unpack_from("<H", data, entry)[0] == 262:
+            struct.pack_into("<H", data, entry + 8, photometric)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("pixels", "expected"),
+    [
+        (np.full((8, 8), 40_000, dtype=np.uint16), 99),  # 16-bit: 1 - 40000 / 65535
+        (np.full((8, 8), 0.25, dtype=np.float32), 191),
+        (np.full((8, 8), 100, dtype=np.uint8), 155),  # 8-bit, which Pillow inverts itself
+    ],
+)
+def test_white_is_zero_tiff_is_not_a_negative(pixels: np.ndarray, expected: int) -> None:
+    """A 16-bit or floating-point grey TIFF stored "white is zero" (as some scanners write) decoded as its
+    negative: Pillow inverts such 8-bit greys, not deeper ones. It is inverted at every depth now."""
+    data = _tiff_with_photometric(Image.fromarray(pixels), 0)
+    for max_side in (None, 4):
+        assert load_image(data, max_side=max_side).getpixel((1, 1)) == (expected,) * 3

@@ -80,6 +80,8 @@ _PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "bmp": "BMP", "tiff"
 _TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 _HIGH_DEPTH_MODES = (*_SIXTEEN_BIT_MODES, "I", "F")
+#: TIFF's PhotometricInterpretation tag
+_PHOTOMETRIC_TAG = 262
 #: modes whose embedded colour profile is applied, and the mode they are converted to
 _MANAGED_MODES = {"RGB": "RGB", "RGBA": "RGBA", "CMYK": "RGB", "L": "RGB"}
 
@@ -290,6 +292,7 @@ def _to_eight_bit(img: Image.Image) -> Image.Image:
 
     Scaled by the depth, not by the image's own values: 16-bit by 65535, floating point as
     intensities in [0, 1]. Mode ``I`` does not record its depth: 16-bit unless every value fits in 8 bits.
+    A TIFF stored "white is zero" is inverted (Pillow inverts such 8-bit greys itself, not deeper ones).
     """
     values = np.nan_to_num(np.asarray(img, dtype=np.float64))
     if img.mode == "F":
@@ -298,7 +301,10 @@ def _to_eight_bit(img: Image.Image) -> Image.Image:
         top = 65535.0
     else:
         top = 255.0
-    grey = Image.fromarray(np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    intensity = values / top
+    if getattr(img, "tag_v2", {}).get(_PHOTOMETRIC_TAG) == 0:  # WhiteIsZero
+        intensity = 1.0 - intensity
+    grey = Image.fromarray(np.clip(intensity * 255.0 + 0.5, 0, 255).astype(np.uint8))
     key = img.info.get("transparency")
     if isinstance(key, int | float):  # a 16-bit PNG's tRNS: the key is compared before scaling
         grey.putalpha(Image.fromarray(np.where(values == key, 0, 255).astype(np.uint8)))
