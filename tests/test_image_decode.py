@@ -517,3 +517,13 @@ def test_white_is_zero_tiff_is_not_a_negative(pixels: np.ndarray, expected: int)
     data = _tiff_with_photometric(Image.fromarray(pixels), 0)
     for max_side in (None, 4):
         assert load_image(data, max_side=max_side).getpixel((1, 1)) == (expected,) * 3
+
+
+def test_tiff_of_an_undecoded_pixel_layout_is_not_called_corrupt() -> None:
+    """A valid TIFF of a layout Pillow cannot decode (here CIELAB with an alpha channel; CMYK with transparency,
+    as Photoshop saves it, is another) was 'corrupt TIFF header (unknown pixel mode)': the seller was sent to
+    repair a sound file. It is now named as a layout that is not decoded, with the format to save it in."""
+    with pytest.raises(ImageDecodeError) as info:
+        load_image(_tiff_with_photometric(Image.new("RGBA", (8, 8), (200, 30, 30, 255)), 8), product_id="T2")
+    assert str(info.value).startswith("product T2, image: a TIFF whose colour space, bit depth or extra channels")
+    assert "corrupt" not in str(info.value) and info.value.reason.endswith("save it as 8-bit RGB, or as JPEG or PNG")

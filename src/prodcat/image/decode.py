@@ -231,6 +231,12 @@ def _open(
         reason = _too_large(f"over {pillow_limit}", min(max_pixels, pillow_limit), kind)
         raise ImageDecodeError(reason, product_id, where) from None
     except Exception as exc:  # plugins raise SyntaxError, OSError, struct.error, ... on bad headers
+        if kind == "tiff" and str(exc) == "unknown pixel mode":  # a valid TIFF that Pillow has no decoder for
+            reason = (
+                "a TIFF whose colour space, bit depth or extra channels are not decoded (such as CMYK with "
+                "transparency, or 16-bit CIELAB); save it as 8-bit RGB, or as JPEG or PNG"
+            )
+            raise ImageDecodeError(reason, product_id, where) from exc
         raise ImageDecodeError(f"corrupt {kind.upper()} header ({exc})", product_id, where) from exc
     width, height = img.size
     if width <= 0 or height <= 0:
