@@ -413,6 +413,16 @@ def test_label_issues_of_a_weak_classifier_warn_and_need_confidence() -> None:
     frame = _tiny_text_catalog({"Kitchen": 13, "Watches": 13, "Bath": 13})
     frame["category"] = frame["category"].sample(frac=1, random_state=0).to_numpy()
     result = label_issues(frame, _words_config(), folds=3, progress=False)
-    assert result["cv_accuracy"] < LOW_CV_ACCURACY and "classifier is weak" in result["warning"]
+    assert result["cv_accuracy"] < LOW_CV_ACCURACY and "classifier is weak" in result["warnings"][0]
     assert all(issue["confidence"] >= MIN_SUGGESTION_CONFIDENCE for issue in result["issues"])
     assert result["level"] == 0 and result["modalities"] == ["text"]
+
+
+def test_label_issues_at_a_level_deeper_than_the_paths_say_the_full_paths_are_checked() -> None:
+    """--level 3 on one-level categories compares the paths whole: the report said 'level 3', a level that was
+    never checked, with no word of it."""
+    frame = _tiny_text_catalog({"Kitchen": 13, "Watches": 13, "Bath": 13})
+    config = _words_config().model_copy(update={"level": 3})
+    result = label_issues(frame, config, folds=3, progress=False)
+    assert result["level"] == 0
+    assert result["warnings"] == ["level 3 asked, but the categories have 1 level(s): the full paths are checked"]

@@ -461,12 +461,21 @@ def label_issues(
     labelled = frame[frame["category"].notna()].reset_index(drop=True)
     # a product with none of the modalities read (no text nor photo, by default) can only get the prior
     labelled = labelled[readable_by(labelled, config.modalities)].reset_index(drop=True)
+    warnings = []
+    levels = depth(labelled["category"])
+    if config.target_level and config.target_level > levels:
+        # cut deeper than they go, the paths are compared whole: the report must not name a level never checked
+        warnings.append(
+            f"level {config.target_level} asked, but the categories have {levels} level(s): the full paths are checked"
+        )
+        config = config.model_copy(update={"level": None})
+    level = config.target_level or 0  # 0: the full path, as --level 0
     obstacle = cross_validation_obstacle(labelled, config, folds)
     if obstacle:
         return {
             "skipped": True,
             "reason": f"label audit skipped: {obstacle}",
-            "level": config.target_level,
+            "level": level,
             "folds": folds,
             "n_labelled": len(labelled),
         }
@@ -481,12 +490,12 @@ def label_issues(
     found = found[np.argsort(given_probability[found], kind="stable")]
     accuracy = float((cv.y_pred == cv.y_true).mean())
     return {
-        "level": config.target_level or 0,  # 0: the full path, as --level 0
+        "level": level,
         "modalities": sorted({modality for used in cv.modalities_used for modality in used}),
         "folds": folds,
         "n_labelled": len(labelled),
         "cv_accuracy": accuracy,
-        "warning": _weak_classifier_warning(accuracy),
+        "warnings": warnings + _weak_classifier_warning(accuracy),
         "min_suggestion_confidence": MIN_SUGGESTION_CONFIDENCE,
         "n_issues": len(found),
         "issue_share": len(found) / max(1, len(labelled)),
@@ -505,15 +514,15 @@ def label_issues(
     }
 
 
-def _weak_classifier_warning(accuracy: float) -> str | None:
+def _weak_classifier_warning(accuracy: float) -> list[str]:
     if accuracy >= LOW_CV_ACCURACY:
-        return None
+        return []
     warning = (
         f"cross-validated accuracy is {accuracy:.2f} (< {LOW_CV_ACCURACY}): the classifier is weak, so its"
         " suggestions are too; treat them as leads, not corrections"
     )
     log.warning(warning)
-    return warning
+    return [warning]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -817,7 +826,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         lines.append(labels["reason"])
     elif labels:
         lines.append(f"likely mislabelled: {labels['n_issues']} of {labels['n_labelled']}")
-        lines += [f"warning: {labels['warning']}"] if labels["warning"] else []
+        lines += [f"warning: {warning}" for warning in labels["warnings"]]
     return lines
 
 
