@@ -12,6 +12,7 @@ import pytest
 from prodcat.catalog.audit import (
     LOW_CV_ACCURACY,
     MIN_SUGGESTION_CONFIDENCE,
+    _is_default_classifier,
     audit_catalog,
     confident_label_issues,
     duplicate_stats,
@@ -426,3 +427,20 @@ def test_label_issues_at_a_level_deeper_than_the_paths_say_the_full_paths_are_ch
     result = label_issues(frame, config, folds=3, progress=False)
     assert result["level"] == 0
     assert result["warnings"] == ["level 3 asked, but the categories have 1 level(s): the full paths are checked"]
+
+
+def test_label_audit_report_names_the_classifier_it_ran(tmp_path: Path) -> None:
+    """The report said 'predictions of the default classifier' whatever --config gave."""
+    path = tmp_path / "shop.csv"
+    _tiny_text_catalog({"Kitchen": 13, "Watches": 13, "Bath": 13}).to_csv(path, index=False)
+    config = tmp_path / "words.yaml"
+    config.write_text(
+        "heads:\n  - {name: text_words, modality: text, features: [{name: tfidf_word}], C: 5.0, scale: false}\n"
+    )
+    report = tmp_path / "report"
+    assert main(["audit", str(path), "--report", str(report), "--no-images", "--labels", "--config", str(config)]) == 0
+    html = (report / "audit.html").read_text()
+    assert "predictions of the classifier of the config given" in html and "default classifier" not in html
+    assert "(full category paths, modalities text;" in html
+    # the audit's own options do not make the default classifier another one
+    assert _is_default_classifier(Config(level=1, modalities=["text"]))

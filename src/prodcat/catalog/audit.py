@@ -491,6 +491,7 @@ def label_issues(
     accuracy = float((cv.y_pred == cv.y_true).mean())
     return {
         "level": level,
+        "default_classifier": _is_default_classifier(config),
         "modalities": sorted({modality for used in cv.modalities_used for modality in used}),
         "folds": folds,
         "n_labelled": len(labelled),
@@ -512,6 +513,12 @@ def label_issues(
             for i in found
         ],
     }
+
+
+def _is_default_classifier(config: Config) -> bool:
+    """Whether ``config`` is the default one, but for what the audit's options set (--level, --modalities)."""
+    options = {"level", "modalities"}
+    return config.model_dump(exclude=options) == Config().model_dump(exclude=options)
 
 
 def _weak_classifier_warning(accuracy: float) -> list[str]:
