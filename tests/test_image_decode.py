@@ -450,6 +450,18 @@ def test_embedded_colour_profile_converted_to_srgb() -> None:
         assert np.abs(decoded - expected).max() <= 3
 
 
+def test_grey_photo_profile_applied() -> None:
+    """A grey photo's own grey profile (Photoshop saves greyscale JPEGs with one) is applied too: here a linear
+    one, whose mid-grey 128 is sRGB 188."""
+    linear = b"curv" + struct.pack(">IIH", 0, 1, 256)  # gamma 1.0
+    white = b"XYZ \x00\x00\x00\x00" + _xyz_numbers(_D50)
+    profile = _icc_profile(b"GRAY", b"mntr", {b"wtpt": white, b"kTRC": linear})
+    data = _jpeg_bytes(Image.new("L", (40, 30), 128), icc_profile=profile)
+    for max_side in (None, 10):
+        r, g, b = load_image(data, max_side=max_side).getpixel((5, 5))
+        assert r == g == b and abs(r - 188) <= 1
+
+
 def test_cmyk_profile_gives_the_colour_of_its_inks() -> None:
     """A CMYK JPEG with a press profile was converted by Pillow's formula, blind to the profile: full cyan ink
     was (0, 255, 255), a neon no press prints. The profile now decides (here a real cyan ink, a mid blue)."""
