@@ -904,6 +904,18 @@ def test_products_not_scored_neither_agree_nor_disagree_with_their_category(tiny
     assert views.compared_rows(table)["product_id"].tolist() == ["Toys-12"]
 
 
+def test_products_of_a_sample_not_scored_neither_agree_nor_disagree(tiny_training, monkeypatch, tmp_path):
+    """A product of a predicted sample that could not be scored (here: no text for a text model) had the category
+    "" rather than none, so it counted as a disagreement: 12 right of 12 scored read '92.3%', not '100.0%'."""
+    blank = pd.DataFrame([("blank-1", "", "", None, "Kitchen")], columns=CANONICAL)
+    catalogue = catalogue_csv(pd.concat([tiny_training.unseen, blank]), tmp_path / "unseen.csv")
+    test = go_to(start_app(monkeypatch, str(tiny_training.bundle), "--data", str(catalogue)), "Predictions")
+    test = predict_a_sample(test, 13)
+    assert issues_shown(test)["product_id"].tolist() == ["blank-1"]  # not scored
+    assert metrics_of(test)["agree with the given category"] == "100.0%"
+    assert views.confusion_table(predictions_table(test).value).to_numpy().sum() == 12
+
+
 def test_a_photo_far_wider_than_high_is_previewed_not_a_traceback(tiny_training, monkeypatch):
     """A banner (1000x3 pixels) was previewed 256x1 pixels, which Streamlit shrank to 200 pixels wide and 0 high:
     'ValueError: height and width must be > 0' in a traceback on the page, no prediction."""

@@ -386,14 +386,16 @@ class Predictions:
 def normalise_predictions(table: pd.DataFrame, source: str = "predictions") -> pd.DataFrame:
     """A ``prodcat predict`` CSV (``category`` = the prediction) or a ``prodcat cv`` ``predictions.csv``
     (``category`` = the given label, ``predicted``) as one shape: ``product_id, predicted, confidence,
-    decision`` and, when known, ``given``; other columns are kept, but for an ``image`` column (dropped).
+    decision`` and, when known, ``given``; other columns are kept, but for an ``image`` column (dropped). Blank
+    cells are missing ones: the CSV reader keeps an empty cell as ``""``, and ``predict_catalog`` writes ``""`` as
+    the category of a product it could not score.
 
     Raises:
         PredictionsFormatError: a required column is missing or a confidence is not a number in [0, 1].
     """
     # photos come from the catalogue, typed under the folders the app may open: an `image` column in the file (which
     # `prodcat predict` and `prodcat cv` do not write) made the app read and show any photo of the server's disk
-    table = table.drop(columns="image", errors="ignore")
+    table = table.drop(columns="image", errors="ignore").replace({"": None})
     table = table.rename(columns={"category": "given"} if "predicted" in table else {"category": "predicted"})
     missing = [c for c in ("product_id", "predicted", "confidence", "decision") if c not in table]
     if missing:
@@ -444,9 +446,7 @@ def read_predictions(path: Path, name: str | None = None) -> Predictions:
         read = read_csv_table(path)
     except CatalogFormatError as exc:  # it names the file by its path: an upload's is a temporary one
         raise PredictionsFormatError(str(exc).replace(str(path), name)) from None
-    # the reader keeps every cell as text, "" when empty; pandas' own reader would have read empty as missing
-    table = read.frame.replace({"": None}).reset_index(drop=True)
-    return Predictions(normalise_predictions(table, name), read.issues)
+    return Predictions(normalise_predictions(read.frame.reset_index(drop=True), name), read.issues)
 
 
 def read_uploaded_predictions(data: bytes, name: str) -> Predictions:
