@@ -448,6 +448,41 @@ def test_a_photo_a_text_only_model_cannot_read_gets_no_category(tiny_training, m
     assert metrics_of(test)["category"] == "Kitchen" and metrics_of(test)["from"] == "text"
 
 
+#: a colour per category of the tiny catalogue, for a model that reads photos only
+TINY_COLOURS = {"Kitchen": "red", "Watches": "navy", "Toys": "green"}
+
+
+@pytest.fixture(scope="module")
+def tiny_photo_bundle(tiny_training, tmp_path_factory) -> Path:
+    """A model reading photos only (the fast config, ``--modalities image``), trained on the tiny catalogue with a
+    one-colour photo per category (:data:`TINY_COLOURS`)."""
+    folder = tmp_path_factory.mktemp("tiny-photos")
+    photos = {category: folder / f"{category}.jpg" for category in TINY_COLOURS}
+    for category, photo in photos.items():
+        Image.new("RGB", (64, 48), TINY_COLOURS[category]).save(photo)
+    frame = tiny_training.trained.assign(image=[str(photos[c]) for c in tiny_training.trained["category"]])
+    config = Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml"
+    catalogue = catalogue_csv(frame, folder / "catalogue.csv")
+    options = ["--config", str(config), "--modalities", "image", "--out", str(folder / "m")]
+    assert main(["train", str(catalogue), *options]) == 0
+    return folder / "m"
+
+
+def test_text_a_photo_only_model_cannot_read_gets_no_category_and_says_why(tiny_photo_bundle, monkeypatch, jpeg_bytes):
+    """Text alone for a model reading photos only was told 'Nothing to classify: the model could read none of this
+    product.' without a word of why, where a photo for a text-only model is told the model does not read photos."""
+    test = go_to(start_app(monkeypatch, str(tiny_photo_bundle)), "Predict")
+    test.text_input(key="predict_title").input("ceramic coffee mug")
+    test.button[0].click().run()
+    assert not test.exception and "category" not in metrics_of(test)
+    assert [w.value for w in test.warning] == [
+        "Nothing to classify: the model could read none of this product. This model does not read text."
+    ]
+    test.file_uploader(key="predict_photo").set_value(("mug.jpg", jpeg_bytes(colour="red"), "image/jpeg"))
+    test.button[0].click().run()
+    assert metrics_of(test)["category"] == "Kitchen" and metrics_of(test)["from"] == "image"
+
+
 def test_predictions_page_browses_a_csv_and_predicts_a_sample(app, flipkart_bundle, flipkart_dir, tmp_path):
     catalogue = load_catalog(flipkart_dir).frame
     csv = tmp_path / "preds.csv"

@@ -315,7 +315,9 @@ def predict_page(predictor: Predictor) -> None:
             return
         st.image(preview, width=views.PREVIEW_SIDE)
     description = views.described(description, specifications)
-    if image is None and not (is_readable(title) or is_readable(description)):
+    present = {"text": is_readable(title) or is_readable(description), "image": image is not None}
+    given = [modality for modality, there in present.items() if there]
+    if not given:
         st.warning("Type a title or a description (with a letter or a digit), or upload a photo.")
         return
     product = {"title": title, "description": description, "image": image}
@@ -327,10 +329,9 @@ def predict_page(predictor: Predictor) -> None:
     else:
         prediction = predictor.predict_one(**product, top_k=top_k)
     if not prediction.modalities_used:
-        # a photo alone for a model that does not read photos (or a photo it could not use): the model's
-        # answer would be its class prior, from nothing; prodcat predict and the API give it no category either
-        photos = "" if "image" in predictor.manifest.get("modalities", []) else " This model does not read photos."
-        st.warning(f"Nothing to classify: the model could read none of this product.{photos}")
+        # a photo alone for a model that does not read photos, text alone for one that reads photos only: the
+        # model's answer would be its class prior, from nothing; prodcat predict and the API give it no category either
+        st.warning(views.nothing_read(predictor.manifest.get("modalities", []), given))
         return
     left, middle, right = st.columns(3)
     left.metric("category", prediction.category)

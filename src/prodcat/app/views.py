@@ -351,6 +351,17 @@ def check_photo(data: bytes, name: str) -> Image.Image:
         raise ValueError(f"{name}: {exc.reason}") from exc
 
 
+#: how the Predict page names what a model reads
+MODALITY_NAMES = {"text": "text", "image": "photos"}
+
+
+def nothing_read(model_modalities: Sequence[str], given: Sequence[str]) -> str:
+    """What the Predict page says of a product the model could read nothing of: which of the modalities ``given``
+    (``text``, ``image``) a model reading ``model_modalities`` does not read (none: a photo it could not use)."""
+    unread = "".join(f" This model does not read {MODALITY_NAMES[m]}." for m in given if m not in model_modalities)
+    return f"Nothing to classify: the model could read none of this product.{unread}"
+
+
 def top_k_table(prediction: Prediction) -> pd.Series:
     """The prediction's most probable categories and their probabilities (0-1), most probable first."""
     return pd.Series(
