@@ -227,6 +227,17 @@ def test_predictions_csv_read_as_the_catalogue_loaders_read(tmp_path):
         views.read_uploaded_predictions(b"", "mine.csv")
 
 
+def test_a_predictions_csv_with_rows_without_a_product_id_is_refused_saying_so(tmp_path):
+    """A row without a product_id was read as the product 'None' (matched to no product of the catalogue, counted
+    among the predictions), and two such rows were refused as '1 product id(s) on more than one row ('None')'."""
+    csv = tmp_path / "preds.csv"
+    header = "product_id,category,confidence,decision\n"
+    for blanks in (1, 2):
+        csv.write_text(header + "007,Watches,0.9,auto\n" + ",Toys,0.4,review\n" * blanks)
+        with pytest.raises(views.PredictionsFormatError, match=rf"preds\.csv: {blanks} row\(s\) without a product_id"):
+            views.read_predictions(csv)
+
+
 def test_confusion_and_label_noise_candidates(flipkart_frame):
     frame = flipkart_frame.head(4)
     ids = frame["product_id"].tolist()

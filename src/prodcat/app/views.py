@@ -402,7 +402,8 @@ def normalise_predictions(table: pd.DataFrame, source: str = "predictions") -> p
     the category of a product it could not score.
 
     Raises:
-        PredictionsFormatError: a required column is missing or a confidence is not a number in [0, 1].
+        PredictionsFormatError: a required column is missing, a product_id blank or repeated, or a confidence not
+            a number in [0, 1].
     """
     # photos come from the catalogue, typed under the folders the app may open: an `image` column in the file (which
     # `prodcat predict` and `prodcat cv` do not write) made the app read and show any photo of the server's disk
@@ -413,6 +414,12 @@ def normalise_predictions(table: pd.DataFrame, source: str = "predictions") -> p
         raise PredictionsFormatError(
             f"{source}: missing column(s) {', '.join(missing)}; expected the output of `prodcat predict` "
             "(product_id, category, confidence, decision, ...) or a `prodcat cv` predictions.csv"
+        )
+    # read as the text 'None', a blank id would be matched to no product, or two of them called one product twice
+    if unnamed := int(table["product_id"].isna().sum()):
+        raise PredictionsFormatError(
+            f"{source}: {unnamed} row(s) without a product_id: each row is the prediction of a product, named by "
+            "its id (prodcat predict and cv write one on every row)"
         )
     confidence = pd.to_numeric(table["confidence"], errors="coerce")
     # a product `prodcat predict` could not score has no confidence, and says why in its `error`
