@@ -14,6 +14,8 @@ from PIL import Image
 from prodcat.features import cache as cache_module
 from prodcat.features.base import make_extractor
 from prodcat.features.cache import EmbeddingCache
+from prodcat.image import decode
+from prodcat.image.ocr import PhotoText
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +36,7 @@ def _histograms(frame: pd.DataFrame, cache_dir: Path) -> np.ndarray:
 
 
 def _cache_file(cache_dir: Path) -> Path:
-    return cache_dir / "features" / "color_hist-v1.sqlite"
+    return cache_dir / "features" / f"color_hist-v{make_extractor('color_hist').cache_version()}.sqlite"
 
 
 def _truncate(path: Path) -> None:
@@ -57,7 +59,7 @@ def test_a_damaged_cache_file_is_set_aside_and_started_afresh(tmp_path: Path, ca
     with caplog.at_level(logging.WARNING, logger="prodcat.features.cache"):
         np.testing.assert_array_equal(_histograms(frame, cache_dir), expected)
     assert f"feature cache {_cache_file(cache_dir)} is damaged (file is not a database)" in caplog.text
-    assert _cache_file(cache_dir).with_name("color_hist-v1.sqlite.corrupt").exists()
+    assert _cache_file(cache_dir).with_suffix(".sqlite.corrupt").exists()
     assert len(EmbeddingCache(_cache_file(cache_dir))) == 2  # the new file keeps this run's vectors
 
     # A large cache cut in half opens, and fails on the first page read that is gone.
@@ -149,7 +151,7 @@ def test_a_cached_entry_of_the_wrong_size_is_computed_again(tmp_path: Path, capl
     orb.descriptor_cache().put_many({key: np.arange(33, dtype=np.uint8)})  # not a whole number of 32-byte rows
     np.testing.assert_array_equal(orb.fit_transform(textured), expected)
     assert orb.descriptor_cache().get_many([key])[key].size % 32 == 0
-    codebooks = EmbeddingCache.for_extractor("bovw_orb-codebooks", orb.version, tmp_path / "cache")
+    codebooks = EmbeddingCache.for_extractor("bovw_orb-codebooks", orb.cache_version(), tmp_path / "cache")
     with sqlite3.connect(codebooks.path) as db:
         (codebook_key,) = [key for (key,) in db.execute("SELECT key FROM vectors")]
     codebooks.put_many({codebook_key: np.ones(5, np.float32)})  # not a whole number of 256-value words
@@ -182,3 +184,31 @@ def test_a_damaged_index_is_told_by_its_extended_error_code(tmp_path: Path) -> N
     store._guarded("be written", delete_all, None)
     assert codes == [sqlite3.SQLITE_CORRUPT_INDEX]
     assert path.with_name("cache.sqlite.corrupt").exists() and len(store) == 0
+
+
+def test_a_decoding_change_is_not_hidden_by_vectors_cached_from_the_old_pixels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Photo caches are keyed on the file's bytes, not on the pixels decoded from them: before the decoder had a
+    version of its own, a photo whose decoding a fix changed (an Adobe RGB profile now converted to sRGB) kept
+    the vectors of its old pixels on every machine that had cached them, and only there. Every cache of
+    decoded photos (embeddings, visual-word descriptors and codebooks, OCR text) is now filed under
+    DECODER_VERSION too."""
+    frame = _photos(tmp_path)
+    cache_dir = tmp_path / "cache"
+    _histograms(frame, cache_dir)
+    warm = make_extractor("color_hist", cache_dir=str(cache_dir), progress=False)
+    warm.encode = lambda items: pytest.fail("cached photos encoded again")  # type: ignore[method-assign]
+    warm.transform(frame)
+
+    extractors = [make_extractor(name, cache_dir=str(cache_dir)) for name in ("color_hist", "effnet_lite0", "bovw_orb")]
+    before = [e.cache_version() for e in extractors] + [PhotoText(cache_dir=str(cache_dir)).cache().path.name]
+    monkeypatch.setattr(decode, "DECODER_VERSION", decode.DECODER_VERSION + 1)
+    after = [e.cache_version() for e in extractors] + [PhotoText(cache_dir=str(cache_dir)).cache().path.name]
+    assert all(old != new for old, new in zip(before, after, strict=True)), (before, after)
+    encoded = []
+    bumped = make_extractor("color_hist", cache_dir=str(cache_dir), progress=False)
+    bumped.encode = lambda items: encoded.extend(items) or np.zeros((len(items), bumped.dim), np.float32)  # type: ignore[method-assign]
+    bumped.transform(frame)
+    assert len(encoded) == 2  # both photos decoded again
+    assert make_extractor("tfidf_word").cache_version() == make_extractor("tfidf_word").version  # text: its own

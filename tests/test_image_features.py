@@ -15,7 +15,6 @@ from PIL import Image
 from threadpoolctl import threadpool_limits
 
 from prodcat.features.base import make_extractor
-from prodcat.features.cache import EmbeddingCache
 from prodcat.image.augment import RandomAugment, augmented_frames, tta_views
 from prodcat.image.decode import image_items
 from prodcat.image.features import BagOfVisualWords, StreamSample
@@ -66,7 +65,7 @@ def test_effnet_shapes_unreadable_and_cache(
     assert not np.allclose(X[0], X[1])
 
     # warm re-run: everything comes from the cache, the encoder is never called
-    cache = EmbeddingCache.for_extractor("effnet_lite0", extractor.version, str(model_cache))
+    cache = extractor.disk_cache()
     assert len(cache) == 4  # three photos + the recorded failure, keyed by content
     warm = make_extractor("effnet_lite0", cache_dir=str(model_cache), progress=False)
     warm.encode = lambda items: pytest.fail(f"re-encoded {len(items)} cached photos")  # type: ignore[method-assign]

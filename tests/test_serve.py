@@ -29,7 +29,7 @@ from PIL import Image
 
 from prodcat.catalog.loaders import load_catalog
 from prodcat.catalog.schema import category_at_level
-from prodcat.features.cache import EmbeddingCache
+from prodcat.features.base import make_extractor
 from prodcat.image.decode import image_content_key
 from prodcat.review.store import ReviewStore, load_corrections
 
@@ -506,7 +506,7 @@ def test_metrics_and_json_logs(client: httpx.Client, server: Server, heldout: pd
     fresh = photo[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + photo[2:]
     assert client.post("/predict", files={"image": ("new.jpg", fresh, "image/jpeg")}).status_code == 200
     # kept in the server's memory, not added to the on-disk cache
-    assert not EmbeddingCache.for_extractor("effnet_lite0", "1").get_many([image_content_key(fresh)])
+    assert not make_extractor("effnet_lite0").disk_cache().get_many([image_content_key(fresh)])
     response = client.post("/predict", json={"title": "Stainless steel analog watch"})
     assert response.status_code == 200
     client.post("/predict", json={"title": "y" * 3000})

@@ -41,6 +41,11 @@ class Extractor(TransformerMixin, BaseEstimator):
     #: ``"text"`` or ``"image"``: which part of a product it reads
     modality: ClassVar[str] = ""
 
+    def cache_version(self) -> str:
+        """The version its cached outputs are filed under: :attr:`version`, and that of whatever else
+        changes them for the same input (photo readers: the decoder's)."""
+        return self.version
+
     def fit(self, frame: pd.DataFrame, y: Any = None) -> Extractor:
         return self
 
@@ -133,7 +138,7 @@ class PretrainedEncoder(Extractor):
         return self.disk_cache() if memory is None else memory
 
     def disk_cache(self) -> EmbeddingCache:
-        return EmbeddingCache.for_extractor(self.name, self.version, self.cache_dir)
+        return EmbeddingCache.for_extractor(self.name, self.cache_version(), self.cache_dir)
 
     def use_memory_cache(self, max_items: int, read_disk: bool = False) -> None:
         """Keep at most ``max_items`` recent vectors in memory instead of writing them to the on-disk cache.

@@ -37,6 +37,11 @@ from PIL import Image, ImageOps
 
 from prodcat.catalog.schema import is_missing
 
+#: bump when a photo file decodes to other pixels (2: embedded colour profiles converted to sRGB). Caches of
+#: anything computed from decoded photos are keyed on it (:func:`photo_cache_version`), since their content
+#: keys hash the file, not the pixels made of it
+DECODER_VERSION = 2
+
 try:
     from PIL import ImageCms
 except ImportError:  # a Pillow built without littleCMS: embedded colour profiles are ignored
@@ -416,6 +421,12 @@ def _file_problem(path: Path) -> str | None:
             return None
     except OSError as exc:
         return _read_error_reason(exc)
+
+
+def photo_cache_version(version: str) -> str:
+    """The cache version of an extractor ``version`` that reads decoded photos: it changes with
+    :data:`DECODER_VERSION` too, so a decoding fix is not hidden by vectors cached from the old pixels."""
+    return f"{version}-decoder{DECODER_VERSION}"
 
 
 def image_content_key(source: ImageSource) -> str:

@@ -40,7 +40,7 @@ from prodcat.features.base import Extractor, PretrainedEncoder, register
 from prodcat.features.cache import DescriptorCache, EmbeddingCache, content_key
 from prodcat.features.onnx import cached_export, models_dir, onnx_session
 from prodcat.image.augment import tta_views
-from prodcat.image.decode import ImageItem, decode_item, image_content_key, image_items
+from prodcat.image.decode import ImageItem, decode_item, image_content_key, image_items, photo_cache_version
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,16 @@ def fit_square(img: Image.Image, size: int, resize: Resize = "pad") -> Image.Ima
     return canvas
 
 
-class ImageEncoder(PretrainedEncoder):
+class _ReadsPhotos:
+    """Outputs computed from decoded photos: cached under the decoder's version too."""
+
+    version: ClassVar[str]
+
+    def cache_version(self) -> str:
+        return photo_cache_version(self.version)
+
+
+class ImageEncoder(_ReadsPhotos, PretrainedEncoder):
     """A frozen per-image encoder: decoding in a thread pool ahead of :meth:`embed`.
 
     Subclasses implement :meth:`prepare` (a decoded image to the model's input
@@ -471,7 +480,7 @@ def _group_rows(arrays: Iterable[np.ndarray | None], min_rows: int) -> Iterator[
         yield positions, group
 
 
-class BagOfVisualWords(Extractor):
+class BagOfVisualWords(_ReadsPhotos, Extractor):
     """Bag of visual words over local descriptors, ``float32`` ``(n, n_words)``.
 
     ``fit`` samples descriptors from the catalogue's photos and clusters them
@@ -561,7 +570,7 @@ class BagOfVisualWords(Extractor):
         return desc[order].astype(np.uint8)  # SIFT's float descriptors hold integers 0-255: lossless
 
     def descriptor_cache(self) -> DescriptorCache:
-        return DescriptorCache.for_extractor(f"{self.name}-descriptors", self.version, self.cache_dir)
+        return DescriptorCache.for_extractor(f"{self.name}-descriptors", self.cache_version(), self.cache_dir)
 
     def fit(self, frame: pd.DataFrame, y: Any = None) -> BagOfVisualWords:
         self._fit(frame)
@@ -641,7 +650,7 @@ class BagOfVisualWords(Extractor):
         # (before StreamSample) differ once a catalogue has more than max_fit_descriptors; not reused.
         params = f"{self.n_words}|{self.max_fit_descriptors}|{self.random_state}|stream"
         key = content_key("\n".join([*described_keys, params]))
-        cache = EmbeddingCache.for_extractor(f"{self.name}-codebooks", self.version, self.cache_dir)
+        cache = EmbeddingCache.for_extractor(f"{self.name}-codebooks", self.cache_version(), self.cache_dir)
         cached = cache.get_many([key])
         dim = self.vectors(sample.rows()[:0]).shape[1]  # of the float vectors, not of the raw bytes
         if key in cached and cached[key].size and cached[key].size % dim == 0:  # else damaged: fitted again

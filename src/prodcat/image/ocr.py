@@ -23,7 +23,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from prodcat.features.cache import TextCache
-from prodcat.image.decode import ImageItem, decode_item, image_content_key, image_items
+from prodcat.image.decode import ImageItem, decode_item, image_content_key, image_items, photo_cache_version
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class PhotoText(TransformerMixin, BaseEstimator):
         return self
 
     def cache(self) -> TextCache:
-        return TextCache.for_extractor(self.name, self.version, self.cache_dir)
+        return TextCache.for_extractor(self.name, photo_cache_version(self.version), self.cache_dir)
 
     def key(self, item: ImageItem) -> str:
         return f"{image_content_key(item.source)}|{self.min_score:g}|{self.min_chars}|{self.max_side}"
