@@ -90,13 +90,6 @@ def crop_borders(img: Image.Image, level: int = WHITE_LEVEL, min_keep: float = 0
     return img.crop(box) if box != (0, 0, img.width, img.height) else img
 
 
-def color_stats(img: Image.Image) -> dict[str, float]:
-    """Mean brightness (0-255), mean saturation (0-255), RGB channel means and the
-    share of near-white and near-black pixels."""
-    rgb = _analysis_pixels(img)
-    return _colour_stats(rgb, _darkest_channel(rgb))
-
-
 def perceptual_hash(img: Image.Image) -> str:
     """64-bit pHash as 16 hex digits (robust to resizing and recompression)."""
     return str(imagehash.phash(img))
