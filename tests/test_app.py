@@ -767,6 +767,19 @@ def test_a_catalogue_error_naming_command_line_options_says_what_the_app_reads(a
     assert test.sidebar.caption[0].value.startswith("The options named are those of the `prodcat` command line")
 
 
+def test_columns_of_a_catalogue_left_unread_are_said_in_the_sidebar(tiny_training, monkeypatch, tmp_path):
+    """The loader's warning of columns left unread (a description under 'desc', photos under 'photo_url') went to
+    the server's console only: the page showed every product without description or photo, without a word why."""
+    (tmp_path / "odd.csv").write_text("product_id,title,desc,photo_url,category\n1,mug,a mug,http://x/a.jpg,Kitchen\n")
+    test = start_app(monkeypatch, str(tiny_training.bundle), "--data", str(tmp_path / "odd.csv"))
+    [warning] = [w.value for w in test.sidebar.warning]
+    assert warning.startswith("odd.csv: no description or image column") and "desc, photo\\_url are not read" in warning
+    assert test.sidebar.caption[0].value.startswith("The options named are those of the `prodcat` command line")
+    assert metrics_of(test)["without description"] == "1 (100.0%)"
+    test.sidebar.text_input(key="catalogue").input(str(catalogue_csv(tiny_training.unseen, tmp_path / "a.csv"))).run()
+    assert not test.sidebar.warning
+
+
 def test_every_catalogue_issue_is_listed(app, flipkart_bundle, tmp_path):
     rows = "".join(f"p{i},mug {i},extra field\n" for i in range(205))
     (tmp_path / "broken.csv").write_text("product_id,title\np,tea mug\n" + rows)

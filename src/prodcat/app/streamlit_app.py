@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -523,12 +523,21 @@ def sidebar_catalogue(default: str | None, roots: Sequence[Path]) -> views.Loade
         return None
     try:
         path = views.readable_path(typed, roots)
-        return load_catalogue(str(path), views.modification_stamp(path))
+        catalogue = load_catalogue(str(path), views.modification_stamp(path))
     except (OSError, CatalogFormatError, views.PathRefused) as exc:
-        st.sidebar.error(views.as_written(str(exc)))  # a typed path, a table's column names
-        if "--" in str(exc):
-            st.sidebar.caption(APP_COLUMNS_HINT)
+        sidebar_message(st.sidebar.error, str(exc))
         return None
+    for warning in catalogue.warnings:
+        sidebar_message(st.sidebar.warning, warning)
+    return catalogue
+
+
+def sidebar_message(say: Callable[[str], object], message: str) -> None:
+    """A message of the catalogue loader ``say``-ed in the sidebar, escaped (a typed path, a table's column names),
+    with what the app reads in place of the command-line options it may name."""
+    say(views.as_written(message))
+    if "--" in message:
+        st.sidebar.caption(APP_COLUMNS_HINT)
 
 
 def main() -> None:

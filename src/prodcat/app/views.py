@@ -8,10 +8,13 @@ that can be wrong is tested without a browser. Frames are canonical catalogue fr
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
+import logging
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -144,10 +147,39 @@ class LoadedCatalogue:
 
     path: str
     catalog: Catalog
+    #: what the loader warned of reading it (columns left unread), which the commands print on the console
+    warnings: tuple[str, ...] = ()
 
     @classmethod
     def read(cls, path: str | Path) -> LoadedCatalogue:
-        return cls(str(path), load_catalog(path))
+        with logged_warnings("prodcat.catalog") as warnings:
+            catalog = load_catalog(path)
+        return cls(str(path), catalog, tuple(warnings))
+
+
+class _ThreadWarnings(logging.Handler):
+    """The messages of the warnings logged in the thread that made it: those of another session of the app, each
+    in its own thread, are not its own."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.thread = threading.get_ident()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def logged_warnings(logger: str) -> Iterator[list[str]]:
+    """The messages of the warnings ``logger`` (or one below it) logs in this thread while the block runs."""
+    handler = _ThreadWarnings()
+    logging.getLogger(logger).addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        logging.getLogger(logger).removeHandler(handler)
 
 
 def labels_at(frame: pd.DataFrame, level: int | None) -> pd.Series:
