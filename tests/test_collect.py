@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import socket
 import ssl
 import time
 from pathlib import Path
@@ -393,6 +394,39 @@ def test_photos_above_the_size_limit_are_refused_while_downloading(httpserver, t
     assert f"larger than the limit of {len(photo) - 1} bytes" in report.errors[0]["message"]
     assert load_catalog(tmp_path / "products.csv").frame["image"].isna().all()
     assert not list((tmp_path / "images").iterdir())
+
+
+def test_photos_of_a_host_that_cannot_be_reached_are_not_tried_one_by_one(httpserver, tmp_path, caplog, capsys):
+    """The network lost while the photos download: each photo spent its retries and connection timeouts in turn
+    (hours for a few thousand photos, a warning per attempt). Once its host cannot be reached, a host's other
+    photos are not tried in this run; another host's are, and a re-run tries them all again."""
+    with socket.socket() as closed:  # bound, never listening: connections to it are refused
+        closed.bind(("127.0.0.1", 0))
+        down = f"127.0.0.1:{closed.getsockname()[1]}"
+        httpserver.expect_request("/images/up.jpg").respond_with_data(jpeg_bytes(), content_type="image/jpeg")
+        products = [off_record(str(n), f"Champagne {n}", image_front_url=f"http://{down}/{n}.jpg") for n in (1, 2, 3)]
+        products.insert(1, off_record("9", "Champagne 9", image_front_url=httpserver.url_for("/images/up.jpg")))
+        serve_search(httpserver, search_pages(products))
+        assert run(httpserver, tmp_path, "--images") == 0
+
+        report = json.loads((tmp_path / "collect.json").read_text())
+        errors = {e["product_id"]: e["message"] for e in report["errors"]}
+        assert errors.keys() == {"1", "2", "3"} and "(gave up after 2 retries)" in errors["1"]
+        reason = errors["1"].removeprefix(f"http://{down}/1.jpg: ")
+        assert reason.startswith("unreachable (") and errors["2"] == errors["3"] == (
+            f"not tried: {down} could not be reached for the photo of product 1 ({reason}); run the same command "
+            "again to fetch it"
+        )
+        counts = report["counts"]
+        assert (counts["photos_failed"], counts["photos_not_tried"], counts["photos_downloaded"]) == (1, 2, 1)
+        assert sum("Connection refused" in r.message for r in caplog.records) == 3  # one photo's attempts
+        out = capsys.readouterr().out
+        assert "2 photo(s) not tried, their host being unreachable: run the same command again" in out
+
+        caplog.clear()
+        assert run(httpserver, tmp_path, "--images") == 0  # nothing remembered as failed for good
+        assert sum("Connection refused" in r.message for r in caplog.records) == 3
+        assert json.loads((tmp_path / "collect.json").read_text())["counts"]["photos_from_cache"] == 1
 
 
 def test_resume_after_a_failure_continues_from_the_failed_page(httpserver, tmp_path):

@@ -185,6 +185,8 @@ def _print_summary(report: CollectReport, out: str) -> None:
         )
     elif report.stopped_by == "exhausted":
         print(f"no product matches {report.query!r} on {report.source}: {os.path.join(out, PRODUCTS_CSV)} is empty")
+    if not_tried := counts.get("photos_not_tried"):
+        print(f"{not_tried} photo(s) not tried, their host being unreachable: run the same command again to fetch them")
     print(
         f"{len(report.errors)} error(s), {len(report.warnings)} warning(s); counts and details in "
         f"{os.path.join(out, REPORT_JSON)}"

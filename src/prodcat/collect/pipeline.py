@@ -26,6 +26,7 @@ import math
 import re
 import reprlib
 import time
+import urllib.parse
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -39,7 +40,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from prodcat.catalog.loaders import MAX_TEXT_CHARS
 from prodcat.catalog.schema import COLUMNS
 from prodcat.collect.base import CollectedProduct, Collector, Page, PageFormatError, RecordError
-from prodcat.collect.http import PERMANENT_CAUSES, HttpClient, InvalidAnswer, NetworkError, decode_json
+from prodcat.collect.http import PERMANENT_CAUSES, UNREACHABLE, HttpClient, InvalidAnswer, NetworkError, decode_json
 from prodcat.files import csv_text, write_atomically
 from prodcat.image.decode import DEFAULT_MAX_BYTES, ImageDecodeError, load_image, sniff_image_type
 
@@ -329,11 +330,15 @@ def _download_photos(
     refresh: bool,
 ) -> None:
     """Download into ``out/images`` the photo of each product that has none there yet, unless it failed
-    for good in an earlier run (and ``refresh`` is off); every failure goes to the report."""
+    for good in an earlier run (and ``refresh`` is off), or its host could not be reached for an earlier photo of
+    this run; every failure goes to the report."""
     folder = out / IMAGES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     on_disk = _files_by_stem(folder)
     failed = _FailedPhotos(out / FAILED_PHOTOS_JSON, forget=refresh)
+    # host -> why its photos are not tried: the network lost mid-run had every photo spend its retries (and its
+    # connection timeouts) in turn, hours for a few thousand photos, a warning per attempt
+    unreachable: dict[str, str] = {}
     try:
         photos = [(product, url) for product in products if (url := product.image_url)]
         for product, url in tqdm(photos, desc="photos", unit="photo"):
@@ -343,10 +348,27 @@ def _download_photos(
                 report.count("photos_failed_earlier")
                 message = f"{earlier} (in an earlier run; not fetched again, --refresh does)"
                 report.add_error("image", message, product_id=product.product_id)
+            elif (host := _host(url)) in unreachable:
+                report.count("photos_not_tried")
+                report.add_error("image", unreachable[host], product_id=product.product_id)
             else:
-                _download_photo(product.product_id, url, folder, client, max_bytes, report, failed)
+                error = _download_photo(product.product_id, url, folder, client, max_bytes, report, failed)
+                if error is not None and error.cause == UNREACHABLE:
+                    log.warning("%s cannot be reached: its other photos are not tried in this run", host)
+                    unreachable[host] = (
+                        f"not tried: {host} could not be reached for the photo of product {product.product_id} "
+                        f"({error.reason}); run the same command again to fetch it"
+                    )
     finally:
         failed.save()  # Ctrl-C included: the failures met so far are not paid for again
+
+
+def _host(url: str) -> str:
+    """The host (and port) of ``url``; ``url`` itself when it cannot be parsed (its download fails alone)."""
+    try:
+        return urllib.parse.urlsplit(url).netloc
+    except ValueError:
+        return url
 
 
 def _download_photo(
@@ -357,7 +379,8 @@ def _download_photo(
     max_bytes: int,
     report: CollectReport,
     failed: _FailedPhotos,
-) -> None:
+) -> NetworkError | None:
+    """Download and check one photo; the network error it failed with, if any."""
     try:
         data = client.get_bytes(url, max_bytes)
         # refuse what cannot be used; decoded small, as only the decoding is checked
@@ -369,9 +392,10 @@ def _download_photo(
         log.warning("product %s, image: %s; kept without a photo", product_id, message)
         if isinstance(exc, ImageDecodeError) or exc.cause in PERMANENT_CAUSES:
             failed.remember(product_id, url, message)
-        return
+        return exc if isinstance(exc, NetworkError) else None
     _write_bytes(folder / f"{_file_stem(product_id)}.{sniff_image_type(data)}", data)  # the file as served
     report.count("photos_downloaded")
+    return None
 
 
 class _FailedPhotos:
