@@ -1010,6 +1010,19 @@ def test_a_product_typed_on_the_predict_page_outlives_a_visit_to_another_page(ti
     assert metrics_of(test)["category"] == "Kitchen"
 
 
+def test_how_a_prediction_is_asked_for_outlives_a_visit_to_another_page(tiny_training, monkeypatch):
+    """The categories shown and the explanation asked for on the Predict page were reset by a look at another page,
+    where the product typed there is kept: predicting it again showed 3 categories (5 at most) and no explanation."""
+    test = go_to(start_app(monkeypatch, str(tiny_training.bundle)), "Predict")
+    test.text_input(key="predict_title").input("ceramic coffee mug")
+    test.slider(key="top_k").set_value(2)
+    test.checkbox(key="predict_explain").check()
+    test = go_to(go_to(test.button[0].click().run(), "Model"), "Predict")
+    test.button[0].click().run()
+    [top] = [d.value for d in test.dataframe if "probability" in d.value.columns]
+    assert len(top) == 2 and [s.value for s in test.subheader] == ["Why"]
+
+
 def test_the_data_pages_filters_outlive_a_visit_to_another_page(tiny_training, monkeypatch, tmp_path):
     """The level, category, text, photo and page chosen on the Data page were reset by a look at another page, as
     Streamlit forgets the widgets it did not draw: coming back showed the whole catalogue at the model's level."""

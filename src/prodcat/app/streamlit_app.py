@@ -45,7 +45,7 @@ PREDICTION_COLUMNS = (
 NOISE_ROWS = 50
 #: widgets whose value outlives a visit to another page (Streamlit forgets those of widgets it did not draw):
 #: coming back to Data shows the products last filtered, to Predictions the source, the sample and the filters last
-#: chosen, to Predict the product last submitted
+#: chosen, to Predict the product last submitted and how it was asked for
 KEPT_ACROSS_PAGES = (
     "data_level",
     "data_category",
@@ -63,6 +63,8 @@ KEPT_ACROSS_PAGES = (
     "predict_title",
     "predict_description",
     "predict_specifications",
+    "top_k",
+    "predict_explain",
 )
 #: said under a loader's error naming options of the command line, which the app does not have
 APP_COLUMNS_HINT = (
@@ -296,7 +298,8 @@ def predict_page(predictor: Predictor) -> None:
             # rounded up so that our check, with its clearer message, decides at the boundary
             max_upload_size=math.ceil(views.MAX_UPLOAD_BYTES / 1e6),
         )
-        top_k = st.slider("Categories shown", 1, len(predictor.labels), min(5, len(predictor.labels)), key="top_k")
+        st.session_state.setdefault("top_k", min(5, len(predictor.labels)))  # a kept widget takes no default value
+        top_k = st.slider("Categories shown", 1, len(predictor.labels), key="top_k")
         explained = st.checkbox(
             "Explain: which words and which parts of the photo decided",
             key="predict_explain",
