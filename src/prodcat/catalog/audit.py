@@ -448,7 +448,8 @@ def label_issues(
     frame: pd.DataFrame, config: Config | None = None, folds: int = 5, progress: bool = True
 ) -> dict[str, Any]:
     """Products whose given category (cut at ``config.target_level``) disagrees confidently with their
-    cross-validated prediction, most suspicious first (lowest probability of the given label).
+    cross-validated prediction, most suspicious first (lowest probability of the given label). A product whose
+    category has no product in the other folds cannot be checked (``n_unchecked``, and a warning).
 
     When the catalogue is too small or has a single category
     (:func:`~prodcat.evaluate.cv.cross_validation_obstacle`), nothing is fitted and the result is
@@ -484,7 +485,17 @@ def label_issues(
     given = np.searchsorted(classes, cv.y_true)
     is_issue, suggested = confident_label_issues(given, cv.proba)
     rows = np.arange(len(given))
-    is_issue &= cv.proba[rows, suggested] >= MIN_SUGGESTION_CONFIDENCE
+    # a category no other fold has was never learnt when its products were predicted: its probability there is
+    # 0 whatever the label's worth (205 of 236 Flipkart products flagged at the full path were such lone ones)
+    unchecked = ~class_in_other_folds(given, cv.fold)
+    if unchecked.any():
+        count = int(unchecked.sum())
+        warnings.append(
+            f"{count} {'product is' if count == 1 else 'products are'} not checked: their category has no product"
+            " in the other folds, so the classifier that predicted them never learnt it (most often a category of"
+            " a single product)"
+        )
+    is_issue &= (cv.proba[rows, suggested] >= MIN_SUGGESTION_CONFIDENCE) & ~unchecked
     found = np.flatnonzero(is_issue)
     given_probability = cv.proba[rows, given]
     found = found[np.argsort(given_probability[found], kind="stable")]
@@ -498,6 +509,7 @@ def label_issues(
         "cv_accuracy": accuracy,
         "warnings": warnings + _weak_classifier_warning(accuracy),
         "min_suggestion_confidence": MIN_SUGGESTION_CONFIDENCE,
+        "n_unchecked": int(unchecked.sum()),
         "n_issues": len(found),
         "issue_share": len(found) / max(1, len(labelled)),
         "issues": [
@@ -513,6 +525,13 @@ def label_issues(
             for i in found
         ],
     }
+
+
+def class_in_other_folds(given: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool: whether each product's class (``given``, class indices) has a product in another fold than
+    its own (``fold``), i.e. in the training part its out-of-fold prediction came from."""
+    cell = given * (fold.max() + 1) + fold
+    return np.bincount(given)[given] > np.bincount(cell)[cell]
 
 
 def _is_default_classifier(config: Config) -> bool:
