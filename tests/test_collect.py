@@ -842,6 +842,17 @@ def test_a_blank_query_is_refused_before_any_request(httpserver, tmp_path, capsy
         collect(OpenFoodFactsCollector(), " ", tmp_path, HttpClient("test", 1.0))
 
 
+def test_a_query_typed_in_a_terminal_that_is_not_utf8_is_refused_saying_so(httpserver, tmp_path, capsys):
+    """'pâte' typed in a Latin-1 terminal reaches Python as 'p\\udce2te' (the byte kept as a surrogate), which
+    crashed the run with a UnicodeEncodeError traceback."""
+    with pytest.raises(SystemExit) as refused:
+        run(httpserver, tmp_path, query="p\udce2te")
+    error = capsys.readouterr().err
+    assert refused.value.code == 2 and "argument --query: is not UTF-8 text ('p\\udce2te'): the terminal sends" in error
+    assert error.endswith("another encoding; set it to UTF-8\n")
+    assert httpserver.log == []
+
+
 def test_a_query_matching_nothing_says_so_and_writes_an_empty_catalogue(httpserver, tmp_path, capsys):
     serve_search(httpserver, {})
     assert run(httpserver, tmp_path, query="zzzz") == 0

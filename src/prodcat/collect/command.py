@@ -34,9 +34,16 @@ def _number(kind: type[int] | type[float], *, zero_allowed: bool = False) -> Cal
 
 
 def _search_terms(text: str) -> str:
-    """An argparse type for --query: refuses blank terms, which a full-text search takes for "everything"."""
+    """An argparse type for --query: refuses blank terms, which a full-text search takes for "everything", and
+    terms that are not UTF-8, which no URL can carry."""
     if not text.strip():
         raise argparse.ArgumentTypeError("is blank: give search terms (a blank query matches every product)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a terminal in another encoding (Latin-1): Python keeps its bytes as surrogates
+        raise argparse.ArgumentTypeError(
+            f"is not UTF-8 text ({text!a}): the terminal sends another encoding; set it to UTF-8"
+        ) from None
     return text.strip()
 
 
