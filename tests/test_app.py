@@ -238,6 +238,17 @@ def test_a_predictions_csv_with_rows_without_a_product_id_is_refused_saying_so(t
             views.read_predictions(csv)
 
 
+def test_a_predictions_csv_with_a_given_category_twice_is_refused_not_a_traceback(tmp_path):
+    """A `prodcat cv` table (category: the given one) with a given column too had two columns named given: the page
+    showed 'ValueError: cannot reindex on an axis with duplicate labels' in a traceback."""
+    csv = tmp_path / "cv.csv"
+    csv.write_text("product_id,category,predicted,given,confidence,decision\nKitchen-1,Kitchen,Kitchen,Toys,0.9,auto\n")
+    with pytest.raises(views.PredictionsFormatError, match=r"cv\.csv: both a category and a given column"):
+        views.read_predictions(csv)
+    csv.write_text(csv.read_text().replace(",given,", ",fold,"))  # the table as prodcat cv writes it
+    assert views.read_predictions(csv).table.loc[0, ["given", "predicted"]].tolist() == ["Kitchen", "Kitchen"]
+
+
 def test_confusion_and_label_noise_candidates(flipkart_frame):
     frame = flipkart_frame.head(4)
     ids = frame["product_id"].tolist()

@@ -434,12 +434,17 @@ def normalise_predictions(table: pd.DataFrame, source: str = "predictions") -> p
     the category of a product it could not score.
 
     Raises:
-        PredictionsFormatError: a required column is missing, a product_id blank or repeated, or a confidence not
-            a number in [0, 1].
+        PredictionsFormatError: a required column is missing or there twice, a product_id blank or repeated, or a
+            confidence not a number in [0, 1].
     """
     # photos come from the catalogue, typed under the folders the app may open: an `image` column in the file (which
     # `prodcat predict` and `prodcat cv` do not write) made the app read and show any photo of the server's disk
     table = table.drop(columns="image", errors="ignore").replace({"": None})
+    if {"category", "predicted", "given"} <= set(table.columns):  # two columns named given: every figure fails
+        raise PredictionsFormatError(
+            f"{source}: both a category and a given column beside predicted, where category is the given one (as "
+            "in a `prodcat cv` predictions.csv); keep one of them"
+        )
     table = table.rename(columns={"category": "given"} if "predicted" in table else {"category": "predicted"})
     missing = [c for c in ("product_id", "predicted", "confidence", "decision") if c not in table]
     if missing:
