@@ -456,3 +456,27 @@ def test_class_in_other_folds() -> None:
     fold = np.array([0, 1, 0, 1, 1, 0])
     # class 1 alone; class 2 both in fold 1; classes 0 and 3: 0 split across folds, 3 alone
     assert class_in_other_folds(given, fold).tolist() == [True, True, False, False, False, False]
+
+
+def test_cli_audit_finds_categories_written_several_ways(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """'Kitchen', 'kitchen' and 'Kitchén' are one category to a reader and three to training (which warns); the
+    audit, run to find such problems before training, said nothing."""
+    path = tmp_path / "shop.csv"
+    categories = ["Kitchen > Mugs", "kitchen > Mugs", "Kitchén > Pans", "Kitchen > mugs"]
+    categories += ["Bath > Towels", "bath > Towels"]
+    pd.DataFrame(
+        {"product_id": range(6), "title": ["mug", "cup", "pan", "tea mug", "soap", "towel"], "category": categories}
+    ).to_csv(path, index=False)
+    report = tmp_path / "report"
+    assert main(["audit", str(path), "--report", str(report), "--no-images"]) == 0
+    levels = json.loads((report / "audit.json").read_text())["classes"]["levels"]
+    assert levels["1"]["written_several_ways"] == [["Bath", "bath"], ["Kitchen", "Kitchén", "kitchen"]]
+    # 'bath > Towels' differs from 'Bath > Towels' at level 1 only: it is not listed again at level 2
+    assert levels["2"]["written_several_ways"] == [["Kitchen > Mugs", "Kitchen > mugs", "kitchen > Mugs"]]
+    out = capsys.readouterr().out
+    assert (
+        "categories written in several ways (case, accents or spacing; each way is learnt as a category of its own):"
+        " 3, e.g. 'Bath' / 'bath' at level 1" in out
+    )
+    html = (report / "audit.html").read_text()
+    assert "Kitchen &gt; Mugs (1) / Kitchen &gt; mugs (1) / kitchen &gt; Mugs (1)" in html

@@ -7,7 +7,6 @@ import dataclasses
 import logging
 import sys
 import textwrap
-import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +37,12 @@ from prodcat.batch import (
 from prodcat.batch.engines import Engine
 from prodcat.bundle import data_fingerprint, model_level, read_manifest, save_bundle
 from prodcat.catalog.loaders import add_loader_arguments, catalog_file_among, load_from_args
-from prodcat.catalog.schema import SEP, Catalog, RowIssue, category_at_level, depth, has_text, split_path
+from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, depth, has_text
 from prodcat.config import Config
 from prodcat.evaluate.labelled import labelled_warnings, product_fingerprints, products_in_training, readable_by
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
 from prodcat.evaluate.report import EVALUATION_FILES, report_problem, write_issues, write_report
+from prodcat.grouping import label_key
 
 log = logging.getLogger("prodcat")
 HEADLINE = ("n", "accuracy", "f1_weighted", "f1_macro")
@@ -400,7 +400,7 @@ def label_variants_warning(counts: pd.Series) -> str | None:
     is learnt as a category of its own, splitting one category's products between labels the model cannot tell
     apart."""
     names = pd.Series(counts.index.astype(str), index=counts.index.astype(str))
-    keys = names.map(_label_key)
+    keys = names.map(label_key)
     variants = [sorted(group) for _, group in names.groupby(keys.to_numpy()) if len(group) > 1]
     if not variants:
         return None
@@ -410,16 +410,6 @@ def label_variants_warning(counts: pd.Series) -> str | None:
         f"ways, differing only in case, accents or spacing ({shown}): each way is learnt as a category of its own; "
         "correct the labels to one spelling"
     )
-
-
-def _label_key(category: str) -> str:
-    """A category as compared by :func:`label_variants_warning`: compatibility forms folded, accents dropped,
-    spacing collapsed, case ignored, level by level."""
-    levels = []
-    for level in split_path(category):
-        letters = unicodedata.normalize("NFKD", level)
-        levels.append(" ".join("".join(c for c in letters if not unicodedata.combining(c)).split()).casefold())
-    return SEP.join(levels)
 
 
 def single_products_warning(counts: pd.Series, consequence: str) -> str | None:

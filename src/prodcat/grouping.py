@@ -1,8 +1,9 @@
 """Grouping items by close pairs without chaining, and the labels conflicting inside a group: shared by the
-duplicate texts and duplicate photos of the audit."""
+duplicate texts and duplicate photos of the audit; and the key of a category written several ways."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
 
-from prodcat.catalog.schema import split_path
+from prodcat.catalog.schema import SEP, split_path
 
 
 def representative_groups(n: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -52,3 +53,13 @@ def _first_differing_level(first: list[str], other: list[str]) -> int:
         if first[:level] != other[:level]:
             return level
     return 0
+
+
+def label_key(category: str) -> str:
+    """A category as compared to find one written several ways: compatibility forms folded, accents dropped,
+    spacing collapsed, case ignored, level by level."""
+    levels = []
+    for level in split_path(category):
+        letters = unicodedata.normalize("NFKD", level)
+        levels.append(" ".join("".join(c for c in letters if not unicodedata.combining(c)).split()).casefold())
+    return SEP.join(levels)

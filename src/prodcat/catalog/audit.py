@@ -38,10 +38,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from prodcat.arguments import category_level, config_file, fold_count, modality_list, positive_int, report_dir
-from prodcat.catalog.schema import Catalog, category_at_level, depth, has_text
+from prodcat.catalog.schema import Catalog, category_at_level, depth, has_text, split_path
 from prodcat.config import Config
 from prodcat.files import write_json
-from prodcat.grouping import conflict_level, representative_groups
+from prodcat.grouping import conflict_level, label_key, representative_groups
 from prodcat.text.clean import HTML_ENTITY, HTML_TAG
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ _NON_WORD = re.compile(r"\W+")
 
 def class_balance(categories: pd.Series) -> dict[str, Any]:
     """Per hierarchy level (``"1"``, ``"2"``...; the deepest is the full path): class count, counts,
-    imbalance ratio (largest / smallest class)."""
+    imbalance ratio (largest / smallest class), and the categories written several ways."""
     labelled = categories.dropna()
     levels: dict[str, Any] = {}
     max_depth = depth(labelled)
@@ -79,9 +79,20 @@ def class_balance(categories: pd.Series) -> dict[str, Any]:
             "largest": int(counts.iloc[0]),
             "smallest": int(counts.iloc[-1]),
             "singletons": int((counts == 1).sum()),
+            "written_several_ways": written_several_ways(counts.index.astype(str), level),
             "counts": {str(k): int(v) for k, v in counts.items()},
         }
     return {"n_labelled": len(labelled), "depth": max_depth, "levels": levels}
+
+
+def written_several_ways(names: pd.Index, level: int) -> list[list[str]]:
+    """Groups of the category ``names`` (paths cut at ``level``) that are one category written several ways: the
+    same but for case, accents or spacing ('Kitchen', 'kitchen', 'Kitchén'), which training learns as categories
+    of their own. Only groups differing at ``level`` itself: 'Kitchen > Mugs' and 'kitchen > Mugs' are the
+    level-1 group."""
+    paths = pd.Series([name for name in names if len(split_path(name)) == level], dtype=object)
+    groups = paths.groupby(paths.map(label_key).to_numpy())
+    return [sorted(group) for _, group in groups if group.map(lambda path: split_path(path)[-1]).nunique() > 1]
 
 
 def _length_stats(values: pd.Series) -> dict[str, Any]:
@@ -845,6 +856,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         f"duplicate text groups: {exact['groups']} exact, {near['groups']} near"
         f" ({exact['conflicting_groups'] + near['conflicting_groups']} with conflicting labels)",
         f"products with HTML tags, entities or mojibake: {result['markup']['products_with_any']}",
+        *_spelling_lines(result["classes"]["levels"]),
         *_photo_lines(result["images"]),
     ]
     labels = result.get("labels")
@@ -854,6 +866,17 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         lines.append(f"likely mislabelled: {labels['n_issues']} of {labels['n_labelled']}")
         lines += [f"warning: {warning}" for warning in labels["warnings"]]
     return lines
+
+
+def _spelling_lines(levels: dict[str, Any]) -> list[str]:
+    groups = [(name, group) for name, level in levels.items() for group in level["written_several_ways"]]
+    if not groups:
+        return []
+    name, first = groups[0]
+    return [
+        f"categories written in several ways (case, accents or spacing; each way is learnt as a category of its"
+        f" own): {len(groups)}, e.g. {' / '.join(map(repr, first))} at level {name}"
+    ]
 
 
 def _text_line(text: dict[str, Any]) -> str:
