@@ -480,3 +480,13 @@ def test_cli_audit_finds_categories_written_several_ways(tmp_path: Path, capsys:
     )
     html = (report / "audit.html").read_text()
     assert "Kitchen &gt; Mugs (1) / Kitchen &gt; mugs (1) / kitchen &gt; Mugs (1)" in html
+
+
+def test_label_issues_say_which_labelled_products_they_leave_out() -> None:
+    """The summary read '47 labelled' then 'likely mislabelled: 1 of 45', the two products without text left out
+    of the label audit without a word."""
+    frame = _tiny_text_catalog({"Kitchen": 13, "Watches": 13, "Bath": 13})
+    frame.loc[[0, 20], "title"] = ["", "<p></p>"]  # markup alone is no text either
+    result = label_issues(frame, _words_config(), folds=3, progress=False)
+    assert result["n_labelled"] == 37
+    assert result["warnings"] == ["2 labelled products have no text: not checked"]

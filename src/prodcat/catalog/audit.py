@@ -472,8 +472,12 @@ def label_issues(
     config = config or Config()
     labelled = frame[frame["category"].notna()].reset_index(drop=True)
     # a product with none of the modalities read (no text nor photo, by default) can only get the prior
-    labelled = labelled[readable_by(labelled, config.modalities)].reset_index(drop=True)
+    readable = readable_by(labelled, config.modalities)
+    labelled = labelled[readable].reset_index(drop=True)
     warnings = []
+    if unread := int((~readable).sum()):
+        read = " nor ".join({"text": "text", "image": "a photo"}[m] for m in config.modalities or ("text", "image"))
+        warnings.append(f"{unread} labelled product{'s have' if unread > 1 else ' has'} no {read}: not checked")
     levels = depth(labelled["category"])
     if config.target_level and config.target_level > levels:
         # cut deeper than they go, the paths are compared whole: the report must not name a level never checked
