@@ -842,6 +842,18 @@ def test_a_blank_query_is_refused_before_any_request(httpserver, tmp_path, capsy
         collect(OpenFoodFactsCollector(), " ", tmp_path, HttpClient("test", 1.0))
 
 
+@pytest.mark.parametrize("option", ["--timeout", "--rate", "--deadline"])
+@pytest.mark.parametrize("value", ["inf", "nan"])
+def test_a_number_that_is_not_finite_is_refused_before_any_request(httpserver, tmp_path, capsys, option, value):
+    """--timeout inf crashed with an OverflowError traceback once a request was sent; --rate nan sent the searches
+    with no wait between them."""
+    with pytest.raises(SystemExit) as refused:
+        run(httpserver, tmp_path, option, value)
+    assert refused.value.code == 2
+    assert f"argument {option}: expected a finite number, got '{value}'" in capsys.readouterr().err
+    assert httpserver.log == []
+
+
 def test_a_query_typed_in_a_terminal_that_is_not_utf8_is_refused_saying_so(httpserver, tmp_path, capsys):
     """'pâte' typed in a Latin-1 terminal reaches Python as 'p\\udce2te' (the byte kept as a surrogate), which
     crashed the run with a UnicodeEncodeError traceback."""

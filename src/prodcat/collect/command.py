@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import logging
+import math
 import os
 import sys
 import textwrap
@@ -19,13 +20,15 @@ DEFAULT_IMAGE_RATE = 2.0
 
 
 def _number(kind: type[int] | type[float], *, zero_allowed: bool = False) -> Callable[[str], int | float]:
-    """An argparse type for numbers of ``kind`` above zero (or at least zero)."""
+    """An argparse type for finite numbers of ``kind`` above zero (or at least zero)."""
 
     def parse(text: str) -> int | float:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):  # --rate nan spaced no request; --timeout inf crashed once a request was sent
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
         if value < 0 or (value == 0 and not zero_allowed):
             raise argparse.ArgumentTypeError(f"must be {'0 or more' if zero_allowed else 'above 0'}, got {text}")
         return value
