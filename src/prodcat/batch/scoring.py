@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 OUTPUT_COLUMNS = ("product_id", "category", "confidence", "decision", "top_k", "modalities_used", "error")
 
 
-#: the ``error`` of a product with neither readable text nor a usable photo
-NOTHING_TO_READ = "nothing to classify: no readable text and no usable photo"
+#: the ``error`` of a product with nothing the model reads: no readable text and no usable photo, or only what
+#: the model does not read (text for a photo-only model). Worded for both: a row does not know the model
+NOTHING_TO_READ = "nothing to classify: the model found no text or photo it reads in this product"
 
 
 def model_failed(error: object) -> bool:
