@@ -202,6 +202,18 @@ def test_texts_with_line_breaks_of_any_kind_stay_in_their_product(httpserver, tm
     assert [title.split() for title in catalog.frame["title"]] == [name.split() for name in names]
 
 
+def test_a_nul_in_a_text_is_removed_not_left_for_the_loader_to_take_for_a_damaged_file(httpserver, tmp_path):
+    """JSON's "\\u0000" in a name was written to products.csv as is, and every load of it then warned
+    'products.csv: 1 line(s) hold NUL bytes (2), removed (a damaged copy?)'."""
+    serve_search(
+        httpserver, search_pages([off_record("1", "Brut\x00 Impérial", categories_hierarchy=["en:wi\x00nes"])])
+    )
+    assert run(httpserver, tmp_path) == 0
+    catalog = load_catalog(tmp_path / "products.csv")
+    assert catalog.issues == []
+    assert catalog.frame.loc[0, ["title", "category"]].tolist() == ["Brut Impérial", "Wines"]
+
+
 def test_a_lone_surrogate_is_replaced_and_the_fallback_product_page_quotes_the_barcode():
     collector = OpenFoodFactsCollector()
     product = collector.to_product(off_record("ab/12 34", "Champagne \ud83d half an emoji", url=None))

@@ -53,7 +53,8 @@ class CollectedProduct:
     ``extras`` the source's other columns worth keeping (brand, quantity, product page, language...);
     ``warnings`` ``(field, message)`` pairs for values the record had but that could not be used (a list
     where a text was expected...): the product is kept without them, and the report lists them.
-    Texts must be encodable as UTF-8 (no lone surrogate, which JSON allows).
+    Texts must be encodable as UTF-8 (no lone surrogate, which JSON allows) and hold no NUL (the catalogue
+    loader takes one for a damaged file).
     """
 
     product_id: str

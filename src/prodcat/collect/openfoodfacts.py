@@ -170,8 +170,9 @@ class _Fields:
 
 
 def _clean(text: str) -> str:
-    """``text`` stripped, a lone surrogate replaced by U+FFFD (writing it as UTF-8 would fail)."""
-    return _LONE_SURROGATE.sub("\ufffd", text.strip())
+    """``text`` stripped, a lone surrogate replaced by U+FFFD (writing it as UTF-8 would fail) and NUL removed
+    (JSON's "\\u0000": the catalogue loader takes a NUL for a damaged file, and says so on every load)."""
+    return _LONE_SURROGATE.sub("\ufffd", text.replace("\x00", "").strip())
 
 
 def _brands(text: str) -> str:
