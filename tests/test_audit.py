@@ -511,3 +511,33 @@ def test_a_suggestion_on_the_given_category_branch_is_no_mislabel() -> None:
     assert found.tolist() == [2]  # ...but only the other branch is a suspected mislabel
     assert not unchecked.any()
     assert on_one_branch(["A > B", "A", "A > B"], ["A", "A > B > C", "A > C"]).tolist() == [True, True, False]
+
+
+def test_cli_audit_finds_products_labelled_above_subcategories(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Products labelled 'Kitchen' beside others under 'Kitchen > Mugs' (24 Flipkart products, such as 7 labelled
+    'Home Furnishing > Curtains & Accessories > Curtains' beside 8 under it) make a category of their own beside
+    their subcategories at any deeper level; the audit said nothing of it."""
+    path = tmp_path / "shop.csv"
+    categories = ["Kitchen", "Kitchen", "Kitchen > Mugs", "Kitchen > Mugs", "Kitchen > Mugs", "Kitchen > Mugs > Tea"]
+    categories += ["Bath > Towels"]
+    pd.DataFrame({"product_id": range(7), "title": [f"item {i}" for i in range(7)], "category": categories}).to_csv(
+        path, index=False
+    )
+    report = tmp_path / "report"
+    assert main(["audit", str(path), "--report", str(report), "--no-images"]) == 0
+    found = json.loads((report / "audit.json").read_text())["classes"]["labelled_above_subcategories"]
+    assert found == {
+        "categories": 2,
+        "products": 5,
+        "largest": [
+            {"category": "Kitchen > Mugs", "products": 3, "products_under": 1},
+            {"category": "Kitchen", "products": 2, "products_under": 4},
+        ],
+    }
+    assert (
+        "products labelled with a category that has subcategories: 5 in 2 categories, e.g. 'Kitchen > Mugs' (3; 1"
+        " under it)" in capsys.readouterr().out
+    )
+    assert "5 products in 2 categories are labelled with a category that has" in (report / "audit.html").read_text()

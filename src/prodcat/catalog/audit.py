@@ -38,7 +38,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from prodcat.arguments import category_level, config_file, fold_count, modality_list, positive_int, report_dir
-from prodcat.catalog.schema import Catalog, category_at_level, depth, has_text, split_path
+from prodcat.catalog.schema import SEP, Catalog, category_at_level, depth, has_text, split_path
 from prodcat.config import Config
 from prodcat.files import write_json
 from prodcat.grouping import conflict_level, label_key, representative_groups
@@ -82,7 +82,33 @@ def class_balance(categories: pd.Series) -> dict[str, Any]:
             "written_several_ways": written_several_ways(counts.index.astype(str), level),
             "counts": {str(k): int(v) for k, v in counts.items()},
         }
-    return {"n_labelled": len(labelled), "depth": max_depth, "levels": levels}
+    return {
+        "n_labelled": len(labelled),
+        "depth": max_depth,
+        "levels": levels,
+        "labelled_above_subcategories": labelled_above_subcategories(labelled),
+    }
+
+
+def labelled_above_subcategories(categories: pd.Series) -> dict[str, Any]:
+    """The categories some products are labelled with and others are under ('Kitchen' beside 'Kitchen > Mugs'):
+    cut below their depth, these products are a category of their own beside their subcategories, which hold
+    products of theirs. How many categories and products, and the largest (with the products under each)."""
+    counts = categories.value_counts()
+    below: Counter[str] = Counter()
+    for path, count in counts.items():
+        levels = split_path(path)
+        for cut in range(1, len(levels)):
+            below[SEP.join(levels[:cut])] += count
+    found = counts[[below[path] > 0 for path in counts.index]]
+    return {
+        "categories": len(found),
+        "products": int(found.sum()),
+        "largest": [
+            {"category": str(path), "products": int(count), "products_under": below[path]}
+            for path, count in found.head(MAX_EXAMPLES).items()
+        ],
+    }
 
 
 def written_several_ways(names: pd.Index, level: int) -> list[list[str]]:
@@ -888,6 +914,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         f" ({exact['conflicting_groups'] + near['conflicting_groups']} with conflicting labels)",
         f"products with HTML tags, entities or mojibake: {result['markup']['products_with_any']}",
         *_spelling_lines(result["classes"]["levels"]),
+        *_above_subcategories_lines(result["classes"]["labelled_above_subcategories"]),
         *_photo_lines(result["images"]),
     ]
     labels = result.get("labels")
@@ -907,6 +934,17 @@ def _spelling_lines(levels: dict[str, Any]) -> list[str]:
     return [
         f"categories written in several ways (case, accents or spacing; each way is learnt as a category of its"
         f" own): {len(groups)}, e.g. {' / '.join(map(repr, first))} at level {name}"
+    ]
+
+
+def _above_subcategories_lines(found: dict[str, Any]) -> list[str]:
+    if not found["categories"]:
+        return []
+    first = found["largest"][0]
+    return [
+        f"products labelled with a category that has subcategories: {found['products']} in {found['categories']}"
+        f" categories, e.g. {first['category']!r} ({first['products']}; {first['products_under']} under it); at"
+        " deeper levels they are a category of their own beside their subcategories"
     ]
 
 
