@@ -8,6 +8,7 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -617,6 +618,9 @@ def test_a_header_with_bad_quoting_is_refused_saying_so(tmp_path: Path) -> None:
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00", "an Excel .xls workbook"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "a PNG image, not a table"),
         (b"\x1f\x8b\x08\x00product_id,title", "gzip-compressed"),
+        # random bytes (an encrypted or truncated download) were 'no title, description or image column among'
+        # a column name of the bytes themselves
+        (np.random.default_rng(0).bytes(3000), "unknown binary data (13% of its first bytes are control"),
     ],
 )
 def test_a_file_that_is_no_text_table_is_refused_naming_what_it_is(tmp_path: Path, content: bytes, found: str) -> None:

@@ -228,8 +228,21 @@ def _refuse_binary(raw: bytes, path: Path) -> None:
     # "BM" starts a bitmap, and also a header such as "BMW id,title": a bitmap's header holds zero bytes
     if kind is not None and (kind != "bmp" or b"\x00" in raw[:64]):
         found = f"a {kind.upper()} image, not a table"
+    if not found and (share := _control_share(raw)) > 0.1:
+        found = f"unknown binary data ({share:.0%} of its first bytes are control characters, which no text holds)"
     if found:
         raise CatalogFormatError(f"{path}: not a CSV file: its content is {found}")
+
+
+def _control_share(raw: bytes, head: int = 4096) -> float:
+    """The share of control bytes (other than tab, line breaks and form feed) in the first ``head`` bytes of a
+    table that is not UTF-16 (whose ASCII characters hold zero bytes): a few in a damaged text, most in
+    random data, an encrypted or compressed file (one in eight bytes)."""
+    start = raw[:head]
+    if not start or text_encoding(start).startswith("utf-16"):
+        return 0.0
+    controls = sum(1 for byte in start if (byte < 0x20 and byte not in b"\t\n\r\f") or byte == 0x7F)
+    return controls / len(start)
 
 
 def sniff_delimiter(path: Path) -> str:
