@@ -12,6 +12,7 @@ import pytest
 from prodcat.catalog.audit import (
     LOW_CV_ACCURACY,
     MIN_SUGGESTION_CONFIDENCE,
+    _above_subcategories_lines,
     _is_default_classifier,
     audit_catalog,
     class_in_other_folds,
@@ -541,3 +542,7 @@ def test_cli_audit_finds_products_labelled_above_subcategories(
         " under it)" in capsys.readouterr().out
     )
     assert "5 products in 2 categories are labelled with a category that has" in (report / "audit.html").read_text()
+    assert _above_subcategories_lines({"categories": 1, "products": 2, "largest": found["largest"][1:]}) == [
+        "products labelled with a category that has subcategories: 2 in 1 category, e.g. 'Kitchen' (2; 4 under it);"
+        " at deeper levels they are a category of their own beside their subcategories"
+    ]

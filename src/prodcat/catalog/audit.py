@@ -940,11 +940,12 @@ def _spelling_lines(levels: dict[str, Any]) -> list[str]:
 def _above_subcategories_lines(found: dict[str, Any]) -> list[str]:
     if not found["categories"]:
         return []
-    first = found["largest"][0]
+    first, categories = found["largest"][0], found["categories"]
     return [
-        f"products labelled with a category that has subcategories: {found['products']} in {found['categories']}"
-        f" categories, e.g. {first['category']!r} ({first['products']}; {first['products_under']} under it); at"
-        " deeper levels they are a category of their own beside their subcategories"
+        f"products labelled with a category that has subcategories: {found['products']} in {categories}"
+        f" {'category' if categories == 1 else 'categories'}, e.g. {first['category']!r} ({first['products']};"
+        f" {first['products_under']} under it); at deeper levels they are a category of their own beside their"
+        " subcategories"
     ]
 
 
