@@ -19,8 +19,6 @@ from prodcat.catalog.audit import (
     confident_label_issues,
     duplicate_stats,
     label_issues,
-    on_one_branch,
-    suspected_labels,
     write_audit_report,
 )
 from prodcat.catalog.loaders import load_catalog
@@ -493,25 +491,6 @@ def test_label_issues_say_which_labelled_products_they_leave_out() -> None:
     result = label_issues(frame, _words_config(), folds=3, progress=False)
     assert result["n_labelled"] == 37
     assert result["warnings"] == ["2 labelled products have no text: not checked"]
-
-
-def test_a_suggestion_on_the_given_category_branch_is_no_mislabel() -> None:
-    """A product labelled 'Bath Mats > Amit Door Mat' (Flipkart's paths go down to the product) was flagged as
-    mislabelled for 'Bath Mats', its own parent category, as one labelled 'Kitchen' would be for 'Kitchen > Mugs':
-    a coarser or finer label, not a wrong one. A suggestion on another branch still is."""
-    classes = np.array(["Bath", "Bath > Mats", "Bath > Mats > Amit", "Kitchen", "Kitchen > Mugs"])
-    given = np.array([2, 2, 1, 1, 3, 3, 4, 4, 0, 0])
-    fold = np.array([0, 1, 0, 1, 0, 1, 0, 1, 0, 1])
-    proba = np.full((len(given), len(classes)), 0.025)
-    proba[np.arange(len(given)), given] = 0.9  # every product sure of its label...
-    proba[0] = [0.0, 0.95, 0.05, 0.0, 0.0]  # ...but this one: 'Bath > Mats > Amit', suggested its parent
-    proba[4] = [0.0, 0.0, 0.0, 0.05, 0.95]  # 'Kitchen', suggested the finer 'Kitchen > Mugs'
-    proba[2] = [0.0, 0.05, 0.0, 0.0, 0.95]  # 'Bath > Mats', suggested 'Kitchen > Mugs': another branch
-    found, suggested, unchecked = suspected_labels(classes, given, proba, fold)
-    assert suggested[0] == 1 and suggested[4] == 4  # confident learning suggests them...
-    assert found.tolist() == [2]  # ...but only the other branch is a suspected mislabel
-    assert not unchecked.any()
-    assert on_one_branch(["A > B", "A", "A > B"], ["A", "A > B > C", "A > C"]).tolist() == [True, True, False]
 
 
 def test_cli_audit_finds_products_labelled_above_subcategories(

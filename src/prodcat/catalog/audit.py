@@ -524,7 +524,11 @@ def label_issues(
     cv = cross_validate(labelled, config, folds=folds, progress=progress)
     classes = np.asarray(cv.classes)
     given = np.searchsorted(classes, cv.y_true)
-    found, suggested, unchecked = suspected_labels(classes, given, cv.proba, cv.fold)
+    is_issue, suggested = confident_label_issues(given, cv.proba)
+    rows = np.arange(len(given))
+    # a category no other fold has was never learnt when its products were predicted: its probability there is
+    # 0 whatever the label's worth (205 of 236 Flipkart products flagged at the full path were such lone ones)
+    unchecked = ~class_in_other_folds(given, cv.fold)
     if unchecked.any():
         count = int(unchecked.sum())
         warnings.append(
@@ -532,7 +536,10 @@ def label_issues(
             " in the other folds, so the classifier that predicted them never learnt it (most often a category of"
             " a single product)"
         )
-    given_probability = cv.proba[np.arange(len(given)), given]
+    is_issue &= (cv.proba[rows, suggested] >= MIN_SUGGESTION_CONFIDENCE) & ~unchecked
+    found = np.flatnonzero(is_issue)
+    given_probability = cv.proba[rows, given]
+    found = found[np.argsort(given_probability[found], kind="stable")]
     accuracy = float((cv.y_pred == cv.y_true).mean())
     return {
         "level": level,
@@ -559,40 +566,6 @@ def label_issues(
             for i in found
         ],
     }
-
-
-def suspected_labels(
-    classes: np.ndarray, given: np.ndarray, proba: np.ndarray, fold: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The products flagged by :func:`confident_label_issues` with a suggestion of probability at least
-    :data:`MIN_SUGGESTION_CONFIDENCE`, from out-of-fold ``proba`` over the category paths ``classes`` (``given``:
-    class indices; ``fold``: each product's fold).
-
-    Returns ``(found, suggested, unchecked)``: the rows flagged, most suspicious first (lowest probability of the
-    given class); the suggested class of every row (-1: none); the rows that could not be checked.
-    """
-    is_issue, suggested = confident_label_issues(given, proba)
-    rows = np.arange(len(given))
-    # a category no other fold has was never learnt when its products were predicted: its probability there is
-    # 0 whatever the label's worth (205 of 236 Flipkart products flagged at the full path were such lone ones)
-    unchecked = ~class_in_other_folds(given, fold)
-    is_issue &= (proba[rows, suggested] >= MIN_SUGGESTION_CONFIDENCE) & ~unchecked
-    found = np.flatnonzero(is_issue)
-    # a suggestion on the given path's own branch (its parent category, or one under it) makes the label coarser or
-    # finer, it does not contradict it: Flipkart's 'Bath Mats > Amit ... Door Mat' was flagged for 'Bath Mats'
-    found = found[~on_one_branch(classes[given[found]], classes[suggested[found]])]
-    return found[np.argsort(proba[found, given[found]], kind="stable")], suggested, unchecked
-
-
-def on_one_branch(first: Sequence[str], second: Sequence[str]) -> np.ndarray:
-    """``(n,)`` bool: whether each pair of category paths is on one branch (one path is the other or above it)."""
-
-    def one_branch(a: str, b: str) -> bool:
-        a_levels, b_levels = split_path(a), split_path(b)
-        shared = min(len(a_levels), len(b_levels))
-        return a_levels[:shared] == b_levels[:shared]
-
-    return np.fromiter((one_branch(a, b) for a, b in zip(first, second, strict=True)), dtype=bool, count=len(first))
 
 
 def class_in_other_folds(given: np.ndarray, fold: np.ndarray) -> np.ndarray:
