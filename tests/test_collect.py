@@ -318,6 +318,24 @@ def test_an_api_ignoring_both_the_page_number_and_the_page_size_is_not_followed_
     assert "ignore paging" in json.loads((tmp_path / "collect.json").read_text())["errors"][-1]["message"]
 
 
+def test_results_that_moved_a_page_down_are_followed_to_the_apis_count(httpserver, tmp_path):
+    """A first run kept page 1; by the resume, new products came ahead of it, so page 2 held page 1's products:
+    the run stopped there, 'the API seems to ignore paging', with the rest of the results never asked for. With a
+    count to stop at, only the page before served again as it was is taken for an API ignoring the page number."""
+    old, new = ([off_record(f"{kind}{n}", f"Champagne {kind}{n}") for n in range(6)] for kind in "on")
+    serve_search(httpserver, search_pages(old))
+    assert run(httpserver, tmp_path, "--max-products", "3") == 0
+    httpserver.clear()
+    serve_search(httpserver, search_pages([*new[:3], old[2], old[0], old[1], *old[3:], *new[3:]]))  # order moved too
+    assert run(httpserver, tmp_path) == 0
+    assert search_requests(httpserver) == [2, 3, 4]  # page 1 from disk
+    report = json.loads((tmp_path / "collect.json").read_text())
+    assert report["stopped_by"] == "exhausted" and report["errors"] == []
+    assert report["counts"]["products"] == 9 and report["counts"]["duplicates"] == 3
+    (warning,) = report["warnings"]
+    assert "the API counts 12 results, but 3 of them were on no page read" in warning["message"]
+
+
 def test_a_page_that_is_never_json_is_an_error_naming_the_page_and_the_cause(httpserver, tmp_path, capsys):
     httpserver.expect_request("/cgi/search.pl").respond_with_data("<html>maintenance</html>", content_type="text/html")
     assert run(httpserver, tmp_path) == 2

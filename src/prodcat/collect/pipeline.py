@@ -157,6 +157,7 @@ def _collect_products(
     or a page that fails."""
     limit = max_products if max_products is not None else math.inf
     number = served = 0  # pages read, and the records they held
+    previous: list[Any] = []  # the records of the page before
     with tqdm(total=max_products, desc=f"{collector.name} {pages.query!r}", unit="product") as progress:
         while len(products) < limit:
             number += 1
@@ -173,12 +174,16 @@ def _collect_products(
             _add_records(collector, page, number, products, limit, report, progress)
             if _is_last_page(page, served, pages.page_size):
                 break
-            if len(products) == known_before and len(page.records) >= pages.page_size:
-                # a whole page of products seen already: the API ignores the page number (and may serve more than
-                # asked, ignoring the page size too); stop instead of looping
+            nothing_new = len(products) == known_before and len(page.records) >= pages.page_size
+            if nothing_new and (page.total is None or page.records == previous):
+                # the page before served again, or (no count to stop at) a whole page of products seen already: the
+                # API ignores the page number (and may serve more than asked, ignoring the page size too); stop
+                # instead of looping. With a count, other pages of products seen already are results that moved
+                # under the pager (products new ahead of the pages read, or a resume days later): the count ends it
                 message = "a full page of products already collected (the API seems to ignore paging); stopped"
                 report.add_error("page", message, page=number)
                 break
+            previous = page.records
     report.stopped_by = "max_products" if len(products) >= limit else "exhausted"
     _warn_about_unserved_results(report)
 
