@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -1116,12 +1117,12 @@ def test_a_model_that_auto_accepts_nothing_says_so_not_a_threshold_of_1():
 
     nothing = precision_threshold(np.array([0.9996, 0.8]), np.array([False, True]), target_precision=0.95)
     assert nothing > 1 and f"{nothing:.3f}" == "1.000"
-    assert views.decision_sentence("review", nothing) == (
+    assert views.decision_sentence("review", 0.9996, nothing) == (
         "Sent to review: this model auto-accepts nothing (at training, no confidence threshold reached its "
         "target precision)."
     )
-    assert views.decision_sentence("review", 0.62) == "Sent to review: confidence below the threshold 0.620."
-    assert views.decision_sentence("auto", 0.62) == "Auto-accepted: confidence at or above the threshold 0.620."
+    assert views.decision_sentence("review", 0.5, 0.62) == "Sent to review: confidence below the threshold 0.620."
+    assert views.decision_sentence("auto", 0.7, 0.62) == "Auto-accepted: confidence at or above the threshold 0.620."
     shown = views.decision_metrics({"decision": {"threshold": nothing, "automation_rate": 0.0}})
     assert shown["decision threshold"] == "none: accepts nothing" and shown["auto-accepted"] == "0.0%"
     assert views.decision_metrics({"decision": {"threshold": 0.62}})["decision threshold"] == "0.620"
@@ -1145,3 +1146,34 @@ def test_photo_paths_in_a_predictions_csv_are_not_read(tiny_training, monkeypatc
     noise = test.dataframe[-1].value
     assert noise["product_id"].tolist() == ["Kitchen-12"] and noise["photo"].isna().all()
     assert "image" not in views.read_uploaded_predictions(csv.encode(), "cv.csv").table
+
+
+@pytest.mark.parametrize(
+    ("confidence", "threshold", "shown", "sentence"),
+    [
+        (0.9999999999999996, 1.0, "99.9%", "Sent to review: confidence below the threshold 1.000."),
+        (0.6199, 0.62, "61.9%", "Sent to review: confidence below the threshold 0.620."),
+        (0.6204, 0.62049, "62.04%", "Sent to review: confidence below the threshold 0.6205."),
+        (0.58, 0.6, "58.0%", "Sent to review: confidence below the threshold 0.600."),  # not 57.9% for 0.5799999...
+        (0.6205, 0.6205, "62.1%", "Auto-accepted: confidence at or above the threshold 0.621."),
+        (1.0, 1.0, "100.0%", "Auto-accepted: confidence at or above the threshold 1.000."),
+    ],
+)
+def test_the_confidence_never_reads_against_the_threshold_it_was_decided_by(
+    tiny_training, monkeypatch, confidence, threshold, shown, sentence
+):
+    """A model whose threshold is 1.0 showed '100.0%' beside 'Sent to review: confidence below the threshold 1.000'
+    for a confidence of 0.9999999999999996; so did a confidence rounding to the threshold, 0.6199 below 0.62."""
+    predict_one = Predictor.predict_one
+
+    def near_the_threshold(self, *args, **kwargs):
+        decision = "auto" if confidence >= threshold else "review"
+        return dataclasses.replace(predict_one(self, *args, **kwargs), confidence=confidence, decision=decision)
+
+    monkeypatch.setattr(Predictor, "threshold", property(lambda self: threshold))
+    monkeypatch.setattr(Predictor, "predict_one", near_the_threshold)
+    test = go_to(start_app(monkeypatch, str(tiny_training.bundle)), "Predict")
+    test.text_input(key="predict_title").input("ceramic coffee mug")
+    test.button[0].click().run()
+    assert metrics_of(test)["confidence"] == shown
+    assert [m.value for m in [*test.success, *test.warning]] == [sentence]

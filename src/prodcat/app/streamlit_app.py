@@ -338,9 +338,9 @@ def predict_page(predictor: Predictor) -> None:
         return
     left, middle, right = st.columns(3)
     left.metric("category", prediction.category)
-    middle.metric("confidence", percent(prediction.confidence))
+    middle.metric("confidence", views.confidence_figures(prediction.confidence, predictor.threshold)[0])
     right.metric("from", " + ".join(prediction.modalities_used))
-    sentence = views.decision_sentence(prediction.decision, predictor.threshold)
+    sentence = views.decision_sentence(prediction.decision, prediction.confidence, predictor.threshold)
     (st.success if prediction.decision == "auto" else st.warning)(sentence)
     top = views.top_k_table(prediction)
     st.bar_chart(top, horizontal=True, sort=False, x_label="", y_label="probability")

@@ -16,6 +16,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -325,16 +326,42 @@ def accepts_nothing(threshold: float) -> bool:
     return threshold > 1
 
 
-def decision_sentence(decision: str, threshold: float) -> str:
-    """What the Predict page says of a prediction's ``decision`` (``auto`` or ``review``) at ``threshold``."""
+def confidence_figures(confidence: float, threshold: float) -> tuple[str, str]:
+    """A prediction's ``confidence`` as a percentage and the decision ``threshold`` as a number, as the Predict page
+    shows them side by side, so that they never read against the decision: ``99.9%`` and ``1.000`` (not ``100.0%``)
+    for 0.9999999999999996 below a threshold of 1. To 1 decimal of a percent and 3 decimals, correctly rounded at or
+    above the threshold; below it the confidence is rounded down, with more decimals where the threshold's rounding
+    would meet it (``62.04%`` below ``0.6205``, not ``62.0%`` below ``0.620``)."""
+    digits = 3
+    if confidence >= threshold:  # rounded alike, a confidence at or above the threshold never reads below it
+        return _percent(Decimal(f"{confidence:.{digits}f}"), digits), f"{threshold:.{digits}f}"
+    # the confidence as written (repr): 0.58 is not shown as 57.9% for its binary value 0.57999...
+    written = Decimal(repr(confidence))
+    while True:  # ends: the written confidence lies below the threshold's exact value, which enough digits reach
+        shown = written.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_FLOOR)
+        limit = f"{threshold:.{digits}f}"
+        if shown < Decimal(limit):
+            return _percent(shown, digits), limit
+        digits += 1
+
+
+def _percent(share: Decimal, digits: int) -> str:
+    """``share`` (a fraction of ``digits`` decimals) as a percentage of ``digits - 2`` decimals."""
+    return f"{share * 100:.{digits - 2}f}%"
+
+
+def decision_sentence(decision: str, confidence: float, threshold: float) -> str:
+    """What the Predict page says of a prediction's ``decision`` (``auto`` or ``review``) of this ``confidence`` at
+    ``threshold``, written as :func:`confidence_figures` writes it beside the confidence."""
+    limit = confidence_figures(confidence, threshold)[1]
     if decision == "auto":
-        return f"Auto-accepted: confidence at or above the threshold {threshold:.3f}."
+        return f"Auto-accepted: confidence at or above the threshold {limit}."
     if accepts_nothing(threshold):  # "below the threshold 1.000" beside a confidence of 100.0%
         return (
             "Sent to review: this model auto-accepts nothing (at training, no confidence threshold reached "
             "its target precision)."
         )
-    return f"Sent to review: confidence below the threshold {threshold:.3f}."
+    return f"Sent to review: confidence below the threshold {limit}."
 
 
 def decision_metrics(metrics: dict[str, Any]) -> dict[str, str]:
