@@ -397,7 +397,14 @@ def test_cli_audit_summary_tells_the_text_photo_and_markup_findings(
     assert main(["audit", str(path), "--report", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert "photos: 1 given, 7 products without, 1 unreadable" in out
-    assert "products without text: 1; of the 7 with text, 0 have no title, 1 no description" in out
+    # p8 has neither text nor photo: it was counted among the products without text, its report line saying
+    # '(photo only)'
+    assert (
+        "products without text: 1 (1 without a photo either: nothing to classify them from); of the 7 with text,"
+        " 0 have no title, 1 no description" in out
+    )
+    html = (tmp_path / "r" / "audit.html").read_text()
+    assert "1 of them have no photo either: nothing to classify them from" in html and "photo only" not in html
     assert "duplicate text groups: 1 exact, 0 near (1 with conflicting labels)" in out
     assert "products with HTML tags, entities or mojibake: 3" in out
 

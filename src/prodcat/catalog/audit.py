@@ -38,7 +38,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from prodcat.arguments import category_level, config_file, fold_count, modality_list, positive_int, report_dir
-from prodcat.catalog.schema import SEP, Catalog, category_at_level, depth, has_text, split_path
+from prodcat.catalog.schema import SEP, Catalog, category_at_level, depth, has_image, has_text, split_path
 from prodcat.config import Config
 from prodcat.files import write_json
 from prodcat.grouping import conflict_level, label_key, representative_groups
@@ -156,8 +156,9 @@ def text_stats(frame: pd.DataFrame) -> dict[str, Any]:
     """Lengths of the raw title and description, in characters and words, and how many are missing.
 
     Products with no text (photo-only rows, or markup and punctuation alone: what the model treats as no
-    text, :func:`~prodcat.catalog.schema.has_text`) are counted apart (``no_text``); missing titles
-    and descriptions and the lengths are over the products that have some text.
+    text, :func:`~prodcat.catalog.schema.has_text`) are counted apart (``no_text``), and those of them without a
+    photo either (``no_text_nor_photo``: nothing to classify them from); missing titles and descriptions and the
+    lengths are over the products that have some text.
     """
     text = has_text(frame)
     with_text = frame[text]
@@ -165,6 +166,7 @@ def text_stats(frame: pd.DataFrame) -> dict[str, Any]:
         "products_with_text": len(with_text),
         "no_text": int((~text).sum()),
         "no_text_share": float((~text).mean()) if len(frame) else 0.0,
+        "no_text_nor_photo": int((~text & ~has_image(frame)).sum()),
     }
     for field in ("title", "description"):
         text = with_text[field].fillna("").astype(str)
@@ -924,9 +926,14 @@ def _above_subcategories_lines(found: dict[str, Any]) -> list[str]:
 
 def _text_line(text: dict[str, Any]) -> str:
     return (
-        f"products without text: {text['no_text']}; of the {text['products_with_text']} with text, "
+        f"products without text: {text['no_text']}{_nothing_to_read(text['no_text_nor_photo'])}; of the"
+        f" {text['products_with_text']} with text, "
         f"{text['title']['missing']} have no title, {text['description']['missing']} no description"
     )
+
+
+def _nothing_to_read(count: int) -> str:
+    return f" ({count} without a photo either: nothing to classify them from)" if count else ""
 
 
 def _photo_lines(images: dict[str, Any]) -> list[str]:
