@@ -8,10 +8,11 @@ import io
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -530,6 +531,55 @@ def test_openapi_documents_every_status_the_predict_endpoints_answer(client: Tes
     # only the endpoints that write to the review queue can find it unreachable
     assert "503" in paths["/predict"]["post"]["responses"] and "503" not in paths["/explain"]["post"]["responses"]
     assert "503" in paths["/reviews"]["get"]["responses"]
+
+
+class SlowStore(ReviewStore):
+    """A review store whose listing takes longer than the test server's request timeout."""
+
+    def items(self, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.5)
+        return super().items(*args, **kwargs)
+
+
+def test_every_route_documents_what_the_request_guard_answers_on_it(tmp_path) -> None:
+    """The guard around every request answers 413 to a body declared over max_request_bytes and 504 past
+    request_timeout_s, on any route, and 408 where a body is read: GET /reviews answered 504 and GET /health 413
+    though their schemas listed neither, nor did POST /reviews/{id} list 408."""
+    settings = ServeSettings(api_key=API_KEY, request_timeout_s=0.1, max_request_bytes=1_000)
+    app = create_app(OneCategoryModel(), settings, SlowStore(f"sqlite:///{tmp_path / 'reviews.db'}"))
+    with TestClient(app) as client:
+        review_id = client.post("/predict", json={"title": "mug"}).json()["review_id"]
+        answers = {
+            ("get", "/reviews"): client.get("/reviews", headers={"X-API-Key": API_KEY}),
+            ("get", "/health"): client.request("GET", "/health", content=b"x" * 1_001),
+        }
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b'{"category": '
+        await asyncio.sleep(5)  # the rest never arrives in time
+
+    async def submit_slowly() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as slow_client:
+            headers = {"X-API-Key": API_KEY, "Content-Type": "application/json"}
+            return await slow_client.post(f"/reviews/{review_id}", content=slow_body(), headers=headers)
+
+    answers["post", "/reviews/{review_id}"] = asyncio.run(submit_slowly())
+    paths = app.openapi()["paths"]  # built here: building it takes longer than this server's request timeout
+    statuses = {route: (answer.status_code, answer.json()["error"]) for route, answer in answers.items()}
+    assert statuses == {
+        ("get", "/reviews"): (504, "timeout"),
+        ("get", "/health"): (413, "max_request_bytes"),
+        ("post", "/reviews/{review_id}"): (408, "request_timeout"),
+    }
+    for (method, path), answer in answers.items():
+        documented = paths[path][method]["responses"].get(str(answer.status_code), {})
+        schema = documented.get("content", {}).get("application/json", {}).get("schema", {})
+        assert schema.get("$ref", "").endswith("/ErrorOut"), (method, path, answer.status_code)
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            assert {"413", "504"} <= set(operation["responses"]), (method, path)
+            assert ("408" in operation["responses"]) == (method == "post"), (method, path)
 
 
 def test_a_streamed_body_over_the_limit_is_413_on_every_endpoint(tmp_path) -> None:

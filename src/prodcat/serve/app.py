@@ -71,6 +71,15 @@ from prodcat.serve.service import PredictionService, PredictorLike
 from prodcat.serve.settings import ServeSettings
 
 logger = logging.getLogger(__name__)
+#: what :class:`RequestGuard` answers on every route, whatever the route does (a route may describe them in its own
+#: words; 408 only where the route reads a body)
+_GUARD_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorOut, "description": "the request body (by its Content-Length) is over `max_request_bytes`"},
+    504: {"model": ErrorOut, "description": "not answered within `request_timeout_s`"},
+}
+_BODY_TIMEOUT: dict[int | str, dict[str, Any]] = {
+    408: {"model": ErrorOut, "description": "the request body had not arrived within `request_timeout_s`"}
+}
 #: longest JSON a review submission can be: its category and reviewer at their longest, every character escaped
 _MOST_SUBMISSION_BYTES = (MAX_CATEGORY_CHARS + MAX_REVIEWER_CHARS) * MAX_JSON_BYTES_PER_CHAR + 1024
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -81,15 +90,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
             "malformed multipart body (no boundary, more file parts or fields than the endpoint takes, "
             "a part's headers over 4 KiB: a long filename)",
         ),
-        (408, "the request body had not arrived within `request_timeout_s`"),
         (413, "too large: a limit (`max_image_bytes`, `max_pixels`, `max_request_bytes`, ...) refused it"),
         (415, "unsupported request content type, or photo type (checked by content)"),
         (422, "malformed: corrupt photo, empty file, text too long, nothing to classify"),
         (500, "the model failed on the product (`prediction_failed`; in a batch, that item's error only)"),
         (503, "the review queue cannot be written (the prediction is not answered: retry)"),
-        (504, "not answered within `request_timeout_s`"),
     )
-}
+} | _BODY_TIMEOUT
 _REVIEW_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "missing or wrong X-API-Key"},
     403: {"model": ErrorOut, "description": "the review queue is closed (no API key configured)"},
@@ -120,6 +127,7 @@ def create_app(
         summary="Categorise marketplace products from their title, description and photo.",
         version=predictor.version,
         lifespan=lifespan,
+        responses=_GUARD_ERRORS,
     )
     app.add_middleware(RequestGuard, settings=settings, metrics=metrics)
     _add_error_handlers(app, metrics)
@@ -362,7 +370,8 @@ def _review_routes(store: ReviewStore, settings: ServeSettings, labels: list[str
         response_model=ReviewOut,
         responses={
             **_REVIEW_ERRORS,
-            413: {"model": ErrorOut, "description": "a body longer than a submission can be"},
+            **_BODY_TIMEOUT,
+            413: {"model": ErrorOut, "description": "a body longer than a submission can be (or `max_request_bytes`)"},
             415: {"model": ErrorOut, "description": "not application/json"},
         },
         dependencies=reviewer_only,
