@@ -1177,3 +1177,37 @@ def test_the_confidence_never_reads_against_the_threshold_it_was_decided_by(
     test.button[0].click().run()
     assert metrics_of(test)["confidence"] == shown
     assert [m.value for m in [*test.success, *test.warning]] == [sentence]
+
+
+def test_a_photo_submitted_on_the_predict_page_outlives_a_visit_to_another_page(
+    tiny_photo_bundle, monkeypatch, jpeg_bytes
+):
+    """The photo was lost by a look at another page, where the text typed is kept: predicting again used the text
+    alone, silently (here, for a model reading photos only: no category). It is kept, shown as such, until removed
+    (by its button, or from the uploader) or replaced."""
+    test = go_to(start_app(monkeypatch, str(tiny_photo_bundle)), "Predict")
+    test.text_input(key="predict_title").input("ceramic coffee mug")
+    test.file_uploader(key="predict_photo").set_value(("mug.jpg", jpeg_bytes(colour="red"), "image/jpeg"))
+    test.button[0].click().run()
+    assert metrics_of(test)["category"] == "Kitchen" and not test.main.caption
+    test = go_to(go_to(test, "Model"), "Predict")
+    assert [c.value for c in test.main.caption] == ["Photo: mug.jpg, uploaded earlier, predicted with what is typed."]
+    test.button[0].click().run()
+    assert metrics_of(test)["category"] == "Kitchen" and metrics_of(test)["from"] == "image"
+    assert len(test.get("image")) == 1  # its preview
+    test.button(key="forget_photo").click().run()
+    assert not test.main.caption
+    test.button[0].click().run()
+    assert "category" not in metrics_of(test) and test.warning[0].value.endswith("This model does not read text.")
+    # replaced by another photo, then emptied from the uploader: the text alone is predicted, as shown
+    test.file_uploader(key="predict_photo").set_value(("toy.jpg", jpeg_bytes(colour="green"), "image/jpeg"))
+    test.button[0].click().run()
+    assert metrics_of(test)["category"] == "Toys"
+    test = go_to(go_to(test, "Data"), "Predict")
+    assert [c.value for c in test.main.caption] == ["Photo: toy.jpg, uploaded earlier, predicted with what is typed."]
+    test.file_uploader(key="predict_photo").set_value(("mug.jpg", jpeg_bytes(colour="red"), "image/jpeg"))
+    test.button[0].click().run()
+    assert metrics_of(test)["category"] == "Kitchen" and not test.main.caption
+    test.file_uploader(key="predict_photo").set_value(None)
+    test.button[0].click().run()
+    assert "category" not in metrics_of(test) and not test.main.caption

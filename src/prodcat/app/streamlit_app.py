@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from prodcat.app import views
 from prodcat.app.command import add_app_arguments, readable_roots
@@ -278,8 +279,35 @@ def model_page(manifest: dict[str, Any]) -> None:
         st.json(manifest.get("libraries", {}))
 
 
+#: the photo last submitted on the Predict page, ``(name, bytes)``: one per session, of at most the uploader's limit
+PHOTO_KEPT = "predict_photo_kept"
+#: whether it is predicted in place of the uploader's photo: once a visit to another page emptied the uploader, until
+#: the user removes it or submits another
+PHOTO_EARLIER = "predict_photo_earlier"
+
+
+def _forget_photo() -> None:
+    st.session_state[PHOTO_KEPT] = None
+    st.session_state[PHOTO_EARLIER] = False
+
+
+def _submitted_photo(uploaded: UploadedFile | None) -> tuple[str, bytes] | None:
+    """The photo to predict at a submission: the one uploaded, kept for when the user comes back from another page
+    (the uploader sits in a form: no callback can keep it as it changes), else the one kept if still shown as such."""
+    if uploaded is not None:
+        st.session_state[PHOTO_KEPT] = uploaded.name, uploaded.getvalue()
+        st.session_state[PHOTO_EARLIER] = False
+    elif not st.session_state.get(PHOTO_EARLIER):  # the user removed it from the uploader
+        _forget_photo()
+    return st.session_state.get(PHOTO_KEPT)
+
+
 def predict_page(predictor: Predictor) -> None:
     st.header("Predict")
+    # Streamlit forgets the state of a widget it did not draw: back from another page, the uploader is empty and cannot
+    # be given a file; the photo last submitted stands in for it, shown as such, until removed or replaced
+    if "predict_photo" not in st.session_state:
+        st.session_state[PHOTO_EARLIER] = st.session_state.get(PHOTO_KEPT) is not None
     with st.form("predict"):
         title = st.text_input("Title", key="predict_title", max_chars=views.MAX_TEXT_CHARS)
         description = st.text_area("Description", key="predict_description", max_chars=views.MAX_TEXT_CHARS)
@@ -306,13 +334,18 @@ def predict_page(predictor: Predictor) -> None:
             help="occlusion: one model row per distinct word and per square over the photo (seconds, not milliseconds)",
         )
         submitted = st.form_submit_button("Predict")
+    kept = _submitted_photo(photo) if submitted else None
+    if photo is None and st.session_state.get(PHOTO_EARLIER):
+        name = st.session_state[PHOTO_KEPT][0]
+        st.caption(views.as_written(f"Photo: {name}, uploaded earlier, predicted with what is typed."))
+        st.button(views.as_written(f"Remove {name}"), key="forget_photo", on_click=_forget_photo)
     if not submitted:
         return
     image = None
-    if photo is not None:
-        image = photo.getvalue()
+    if kept is not None:
+        name, image = kept
         try:
-            preview = views.check_photo(image, photo.name)
+            preview = views.check_photo(image, name)
         except ValueError as exc:
             st.error(views.as_written(f"Photo refused: {exc}"))
             return
