@@ -532,3 +532,32 @@ def test_cli_audit_finds_products_labelled_above_subcategories(
         "products labelled with a category that has subcategories: 2 in 1 category, e.g. 'Kitchen' (2; 4 under it);"
         " at deeper levels they are a category of their own beside their subcategories"
     ]
+
+
+def test_cli_audit_writes_the_whole_lists_to_act_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The report listed the first 200 loader issues and the first 200 suspected mislabels; the other loader
+    issues were nowhere, the mislabels only inside audit.json. Both lists are now whole CSVs, removed when a later
+    run in the same folder has none."""
+    path = tmp_path / "shop.csv"
+    frame = _tiny_text_catalog({"Kitchen": 13, "Watches": 13, "Bath": 13})
+    frame.loc[0, "category"] = "Bath"  # a kitchen product labelled Bath
+    frame["product_id"] = [None] * 5 + list(frame["product_id"][5:])  # five loader issues
+    frame.to_csv(path, index=False)
+    config = tmp_path / "words.yaml"
+    config.write_text(
+        "heads:\n  - {name: text_words, modality: text, features: [{name: tfidf_word}], C: 5.0, scale: false}\n"
+    )
+    report = tmp_path / "report"
+    audit = ["audit", str(path), "--report", str(report), "--no-images"]
+    assert main([*audit, "--labels", "--config", str(config), "--folds", "3"]) == 0
+    assert f"and {report / 'label_issues.csv'}\n" in capsys.readouterr().out
+    loader = pd.read_csv(report / "input_issues.csv")
+    assert loader.columns.tolist() == ["row", "product_id", "field", "message"] and len(loader) == 5
+    labels = pd.read_csv(report / "label_issues.csv", keep_default_na=False)
+    issues = json.loads((report / "audit.json").read_text())["labels"]["issues"]
+    assert labels["product_id"].tolist() == [issue["product_id"] for issue in issues]
+    assert labels.columns.tolist()[:5] == ["product_id", "title", "image", "given", "suggested"]
+    assert {"product_id": "row-2", "given": "Bath", "suggested": "Kitchen"}.items() <= labels.iloc[0].to_dict().items()
+    frame.assign(product_id=range(len(frame))).to_csv(path, index=False)
+    assert main(audit) == 0
+    assert sorted(p.name for p in report.iterdir()) == ["audit.html", "audit.json"]

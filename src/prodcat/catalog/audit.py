@@ -38,9 +38,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from prodcat.arguments import category_level, config_file, fold_count, modality_list, positive_int, report_dir
-from prodcat.catalog.schema import SEP, Catalog, category_at_level, depth, has_image, has_text, split_path
+from prodcat.catalog.schema import SEP, Catalog, RowIssue, category_at_level, depth, has_image, has_text, split_path
 from prodcat.config import Config
-from prodcat.files import write_json
+from prodcat.files import write_csv, write_json
 from prodcat.grouping import conflict_level, label_key, representative_groups
 from prodcat.text.clean import HTML_ENTITY, HTML_TAG
 
@@ -55,6 +55,11 @@ MAX_EXAMPLES = 50
 MIN_SUGGESTION_CONFIDENCE = 0.6
 #: cross-validated accuracy under which the label audit warns that its suggestions are weak
 LOW_CV_ACCURACY = 0.7
+#: the whole lists of the report folder, beside audit.json and audit.html
+INPUT_ISSUES_CSV = "input_issues.csv"
+LABEL_ISSUES_CSV = "label_issues.csv"
+#: the fields of a suspected mislabel, the columns of label_issues.csv
+LABEL_ISSUE_COLUMNS = ("product_id", "title", "image", "given", "suggested", "confidence", "given_probability")
 
 # Windows-1252 bytes decoded as Latin-1 ("l\x92ombre"): C1 controls never belong in product text
 _C1_CONTROL = re.compile(r"[\x80-\x9f]")
@@ -654,22 +659,36 @@ def audit_catalog(
 # Report
 
 
-def write_audit_report(result: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``audit.json`` and the self-contained ``audit.html`` in ``out_dir``; return both paths."""
+def write_audit_report(result: dict[str, Any], out_dir: str | Path, issues: Sequence[RowIssue] = ()) -> list[Path]:
+    """Write ``audit.json`` and the self-contained ``audit.html`` in ``out_dir``, and the lists to act on, whole
+    (the report shows their first rows): ``input_issues.csv``, the loader ``issues``, and ``label_issues.csv``,
+    the suspected mislabels, most suspicious first. Return the paths written (JSON, HTML, then the CSVs). A list
+    with nothing to hold is removed: the folder would keep another run's."""
     from jinja2 import Environment, PackageLoader
+
+    from prodcat.evaluate.report import write_issues
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "audit.json"
     write_json(json_path, result)
+    written = [json_path, out_dir / "audit.html"]
+    for name in (INPUT_ISSUES_CSV, LABEL_ISSUES_CSV):
+        (out_dir / name).unlink(missing_ok=True)
+    if issues:
+        write_issues(issues, out_dir / INPUT_ISSUES_CSV)
+        written.append(out_dir / INPUT_ISSUES_CSV)
+    labels = result.get("labels")
+    if labels and not labels.get("skipped"):
+        write_csv(out_dir / LABEL_ISSUES_CSV, pd.DataFrame(labels["issues"], columns=list(LABEL_ISSUE_COLUMNS)))
+        written.append(out_dir / LABEL_ISSUES_CSV)
     # autoescape: product texts carry raw HTML, which must show as text, not run in the report
     env = Environment(loader=PackageLoader("prodcat.catalog", "templates"), autoescape=True)
     env.filters["thumbnail"] = thumbnail
     env.filters["pct"] = lambda x: f"{100 * x:.1f} %"
     html = env.get_template("audit.html.j2").render(audit=result, charts=_charts(result))
-    html_path = out_dir / "audit.html"
-    html_path.write_text(html, encoding="utf-8")
-    return json_path, html_path
+    written[1].write_text(html, encoding="utf-8")
+    return written
 
 
 def thumbnail(path: str | None, side: int = 96) -> str:
@@ -842,12 +861,12 @@ def run_audit(args: argparse.Namespace) -> int:
         folds=args.folds or 5,
         similarity=args.similarity,
     )
-    json_path, html_path = write_audit_report(result, args.report)
+    written = write_audit_report(result, args.report, catalog.issues)
     for line in summary_lines(result):
         print(line)
-    print(f"wrote {json_path} and {html_path}")
+    print(f"wrote {', '.join(map(str, written[:-1]))} and {written[-1]}")
     if catalog.frame.empty:  # the report says why (its loader issues); a script must not go on to train on nothing
-        print(f"error: no product could be read from {args.data}: {json_path} lists why", file=sys.stderr)
+        print(f"error: no product could be read from {args.data}: {written[0]} lists why", file=sys.stderr)
         return 2
     return 0
 
