@@ -3,8 +3,10 @@
 :func:`audit_catalog` returns one JSON-serialisable dict with these sections:
 
 ``summary``     products, labelled products, loader issues by field
-``classes``     class counts and imbalance ratio (largest / smallest class) per hierarchy level
-``text``        title/description lengths in characters and words, missing titles/descriptions
+``classes``     class counts and imbalance ratio (largest / smallest class) per hierarchy level, categories
+                written several ways, categories labelled that have subcategories
+``text``        title/description lengths in characters and words, missing titles/descriptions, products with
+                neither text nor photo
 ``languages``   detected language of each product's text
 ``duplicates``  exact (same normalised text) and near (TF-IDF cosine >= threshold to the group's
                 first text) duplicate groups, and the groups whose labels disagree
@@ -12,11 +14,12 @@
 ``images``      photos missing or unreadable, small, low detail (blur), white borders, colour, exact and perceptual
                 duplicates (and those with conflicting labels) — from :mod:`prodcat.image.quality`
 ``labels``      (``labels=True``) products whose given category disagrees confidently with
-                cross-validated predictions (confident learning), with the suggested category;
-                ``{"skipped": True, "reason": ...}`` when there are too few categories or products
+                cross-validated predictions (confident learning), with the suggested category, and ``warnings``
+                (products not checked...); ``{"skipped": True, "reason": ...}`` when there are too few
+                categories or products
 
-:func:`write_audit_report` writes ``audit.json`` and a self-contained ``audit.html`` (charts
-and thumbnails embedded as base64).
+:func:`write_audit_report` writes ``audit.json``, a self-contained ``audit.html`` (charts and thumbnails embedded
+as base64), and the whole lists the report shows the first rows of: ``input_issues.csv``, ``label_issues.csv``.
 """
 
 from __future__ import annotations
