@@ -1211,3 +1211,26 @@ def test_a_photo_submitted_on_the_predict_page_outlives_a_visit_to_another_page(
     test.file_uploader(key="predict_photo").set_value(None)
     test.button[0].click().run()
     assert "category" not in metrics_of(test) and not test.main.caption
+
+
+def test_a_sample_of_a_catalogue_rewritten_since_is_dropped_saying_so(tiny_training, monkeypatch, tmp_path):
+    """A predicted sample was matched to its catalogue by path only: the catalogue rewritten in place (other products
+    under its name), the old sample was still shown, its products 'not in the catalogue'."""
+    catalogue = catalogue_csv(tiny_training.unseen, tmp_path / "catalogue.csv")
+    test = predict_a_sample(
+        go_to(start_app(monkeypatch, str(tiny_training.bundle), "--data", str(catalogue)), "Predictions"), 12
+    )
+    assert metrics_of(test)["products"] == "12" and not test.warning
+    catalogue_csv(tiny_training.trained, catalogue)
+    os.utime(catalogue, ns=(time.time_ns(), catalogue.stat().st_mtime_ns + 10**9))  # whatever the clock's resolution
+    test.run()
+    assert "products" not in metrics_of(test)
+    assert [w.value for w in test.warning] == [
+        views.as_written(
+            f"{catalogue} was rewritten since its sample was predicted: that sample is dropped; predict one again."
+        )
+    ]
+    test.button(key="predict_sample").click().run()
+    assert metrics_of(test)["products"] == "12" and set(predictions_table(test).value["product_id"]) <= set(
+        tiny_training.trained["product_id"]
+    )

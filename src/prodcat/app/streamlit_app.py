@@ -99,7 +99,7 @@ def load_predictor(path: str, stamp: tuple) -> Predictor:
 
 @st.cache_data(show_spinner="Reading the catalogue…", max_entries=4)
 def load_catalogue(path: str, stamp: tuple) -> views.LoadedCatalogue:
-    return views.LoadedCatalogue.read(path)
+    return views.LoadedCatalogue.read(path, stamp)
 
 
 @st.cache_data(show_spinner="Looking for the model's training products among them…", max_entries=4)
@@ -458,11 +458,23 @@ def _predictions_of_a_sample(predictor: Predictor, catalogue: views.LoadedCatalo
             seed=int(seed),
             on_progress=lambda done: bar.progress(done, text="predicting… stay on this page"),
         )
-        st.session_state["sample_predictions"] = (catalogue.path, predicted)
+        st.session_state["sample_predictions"] = (catalogue.path, catalogue.stamp, predicted)
         bar.empty()
-    # shown only beside the catalogue it was drawn from
-    predicted_from, predicted = st.session_state.get("sample_predictions", (None, None))
-    return predicted if predicted_from == catalogue.path else None
+    # shown only beside the catalogue it was drawn from, as it was then: rewritten since, the products predicted may
+    # be gone or changed
+    predicted_from, stamp, predicted = st.session_state.get("sample_predictions", (None, None, None))
+    if predicted_from != catalogue.path:
+        return None
+    if stamp != catalogue.stamp:
+        del st.session_state["sample_predictions"]
+        st.warning(
+            views.as_written(
+                f"{catalogue.path} was rewritten since its sample was predicted: that sample is dropped; predict "
+                "one again."
+            )
+        )
+        return None
+    return predicted
 
 
 def _catalogue_warnings(
@@ -481,7 +493,7 @@ def _catalogue_warnings(
     # a `prodcat cv` table brings its own, out-of-fold, labels
     if own_labels or not models_own:
         return
-    stamps = views.modification_stamp(bundle), views.modification_stamp(catalogue.path)
+    stamps = views.modification_stamp(bundle), catalogue.stamp
     found = in_training(
         bundle, stamps[0], catalogue.path, stamps[1], table["product_id"], catalogue.catalog.frame, predictor.manifest
     )

@@ -147,15 +147,18 @@ class LoadedCatalogue:
     """A catalogue read from ``path``."""
 
     path: str
+    #: the :func:`modification_stamp` of its files when read: what is made of it (a predicted sample) holds only
+    #: while the path has this stamp
+    stamp: tuple[tuple[str, int, int], ...]
     catalog: Catalog
     #: what the loader warned of reading it (columns left unread), which the commands print on the console
     warnings: tuple[str, ...] = ()
 
     @classmethod
-    def read(cls, path: str | Path) -> LoadedCatalogue:
+    def read(cls, path: str | Path, stamp: tuple[tuple[str, int, int], ...]) -> LoadedCatalogue:
         with logged_warnings("prodcat.catalog") as warnings:
             catalog = load_catalog(path)
-        return cls(str(path), catalog, tuple(warnings))
+        return cls(str(path), stamp, catalog, tuple(warnings))
 
 
 class _ThreadWarnings(logging.Handler):
