@@ -561,3 +561,21 @@ def test_cli_audit_writes_the_whole_lists_to_act_on(tmp_path: Path, capsys: pyte
     frame.assign(product_id=range(len(frame))).to_csv(path, index=False)
     assert main(audit) == 0
     assert sorted(p.name for p in report.iterdir()) == ["audit.html", "audit.json"]
+
+
+def test_cli_audit_says_the_classifier_is_weak_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The weak-classifier warning was logged amid the progress bars, then printed again in the summary."""
+    path = tmp_path / "shop.csv"
+    frame = _tiny_text_catalog({"Kitchen": 13, "Watches": 13, "Bath": 13})
+    frame["category"] = frame["category"].sample(frac=1, random_state=0).to_numpy()
+    frame.to_csv(path, index=False)
+    config = tmp_path / "words.yaml"
+    config.write_text(
+        "heads:\n  - {name: text_words, modality: text, features: [{name: tfidf_word}], C: 5.0, scale: false}\n"
+    )
+    report = ["--report", str(tmp_path / "report"), "--no-images"]
+    assert main(["audit", str(path), *report, "--labels", "--config", str(config), "--folds", "3"]) == 0
+    captured = capsys.readouterr()
+    assert (captured.out + captured.err + caplog.text).count("the classifier is weak") == 1

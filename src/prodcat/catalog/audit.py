@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import base64
 import io
-import logging
 import re
 import sys
 import textwrap
@@ -46,8 +45,6 @@ from prodcat.config import Config
 from prodcat.files import write_csv, write_json
 from prodcat.grouping import conflict_level, label_key, representative_groups
 from prodcat.text.clean import HTML_ENTITY, HTML_TAG
-
-log = logging.getLogger(__name__)
 
 #: TF-IDF cosine similarity from which two texts count as near duplicates
 NEAR_DUPLICATE_SIMILARITY = 0.9
@@ -594,12 +591,10 @@ def _is_default_classifier(config: Config) -> bool:
 def _weak_classifier_warning(accuracy: float) -> list[str]:
     if accuracy >= LOW_CV_ACCURACY:
         return []
-    warning = (
+    return [
         f"cross-validated accuracy is {accuracy:.2f} (< {LOW_CV_ACCURACY}): the classifier is weak, so its"
         " suggestions are too; treat them as leads, not corrections"
-    )
-    log.warning(warning)
-    return [warning]
+    ]
 
 
 # --------------------------------------------------------------------------------------------------
