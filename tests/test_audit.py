@@ -579,3 +579,16 @@ def test_cli_audit_says_the_classifier_is_weak_once(
     assert main(["audit", str(path), *report, "--labels", "--config", str(config), "--folds", "3"]) == 0
     captured = capsys.readouterr()
     assert (captured.out + captured.err + caplog.text).count("the classifier is weak") == 1
+
+
+@pytest.mark.parametrize("name", ["input_issues.csv", "label_issues.csv"])
+def test_cli_audit_refuses_a_report_folder_over_its_catalogue(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """The audit writes, or removes, these lists in its report folder: a catalogue of that name there was lost."""
+    path = tmp_path / name
+    small_catalog(tmp_path).frame.to_csv(path, index=False)
+    content = path.read_bytes()
+    assert main(["audit", str(path), "--report", str(tmp_path), "--no-images"]) == 2
+    assert f"--report {tmp_path} holds the input catalogue {path}" in capsys.readouterr().err
+    assert path.read_bytes() == content and not (tmp_path / "audit.json").exists()

@@ -58,6 +58,8 @@ LOW_CV_ACCURACY = 0.7
 #: the whole lists of the report folder, beside audit.json and audit.html
 INPUT_ISSUES_CSV = "input_issues.csv"
 LABEL_ISSUES_CSV = "label_issues.csv"
+#: the files an audit writes or removes in its report folder
+AUDIT_FILES = ("audit.json", "audit.html", INPUT_ISSUES_CSV, LABEL_ISSUES_CSV)
 #: the fields of a suspected mislabel, the columns of label_issues.csv
 LABEL_ISSUE_COLUMNS = ("product_id", "title", "image", "given", "suggested", "confidence", "given_probability")
 
@@ -839,10 +841,14 @@ def similarity_threshold(text: str) -> float:
 
 def run_audit(args: argparse.Namespace) -> int:
     from prodcat.catalog.loaders import CatalogFormatError, load_from_args
+    from prodcat.evaluate.report import report_problem
 
     unused = [f"--{name}" for name in _LABEL_OPTIONS if getattr(args, name) is not None]
     if unused and not args.labels:
         print(f"prodcat audit: {', '.join(unused)} only apply to the label audit: add --labels", file=sys.stderr)
+        return 2
+    if problem := report_problem(args.report, args.data, AUDIT_FILES):
+        print(f"prodcat audit: {problem}", file=sys.stderr)
         return 2
     try:
         catalog = load_from_args(args)
