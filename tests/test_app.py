@@ -1234,3 +1234,28 @@ def test_a_sample_of_a_catalogue_rewritten_since_is_dropped_saying_so(tiny_train
     assert metrics_of(test)["products"] == "12" and set(predictions_table(test).value["product_id"]) <= set(
         tiny_training.trained["product_id"]
     )
+
+
+def test_predicted_categories_none_of_which_is_known_are_said_to_be_so(tiny_training, monkeypatch, tmp_path):
+    """A CSV whose categories are neither the model's nor the catalogue's, at the same depth (another model's numeric
+    codes), showed 0.0% agreement with no note."""
+    catalogue = catalogue_csv(tiny_training.unseen, tmp_path / "unseen.csv")
+    csv = tmp_path / "codes.csv"
+    csv.write_text("product_id,category,confidence,decision\nKitchen-12,10,0.9,auto\nToys-12,2280,0.8,auto\n")
+    arguments = (str(tiny_training.bundle), "--data", str(catalogue), "--predictions", str(csv))
+    test = go_to(start_app(monkeypatch, *arguments), "Predictions")
+    assert metrics_of(test)["agree with the given category"] == "0.0%"
+    assert [i.value for i in test.info] == [
+        "None of the 2 predicted categories ('10', '2280') is a category of the model or a given one: none of these "
+        "predictions can agree with a given category, whatever the products. Were they written in other codes "
+        "(another model's, another catalogue's)?"
+    ]
+    csv.write_text(csv.read_text().replace(",2280,", ",Toys,"))  # one known: disagreements are real ones
+    os.utime(csv, ns=(time.time_ns(), csv.stat().st_mtime_ns + 10**9))
+    assert metrics_of(test.run())["agree with the given category"] == "50.0%" and not test.info
+    table = views.normalise_predictions(
+        pd.DataFrame({"product_id": ["1"], "category": ["Shoes"]}).assign(confidence=0.9, decision="auto")
+    )
+    assert views.unknown_predictions_note(table, ["Shoes", "Toys"]) is None  # another catalogue's, known
+    assert views.unknown_predictions_note(table.assign(given="Shoes"), ["Toys"]) is None  # a cv table's own
+    assert views.unknown_predictions_note(table.assign(predicted=None), ["Toys"]) is None  # nothing predicted

@@ -533,14 +533,18 @@ def predictions_page(
     issues_expander("issue(s): rows skipped, products not scored, photos not used", predictions.issues)
     table = predictions.table
     own_labels = "given" in table
+    known = set(predictor.labels)
     if catalogue is not None:
         # a CSV may come from a model of another level: the given categories are cut to the predictions' level
         level = views.predictions_level(table["predicted"], predictor.labels, model_level)
         note = views.level_note(level, model_level, own_labels)
         if note:
             st.info(note)
+        known |= set(views.labels_at(catalogue.catalog.frame, level).dropna())
         table = views.attach_catalogue(table, catalogue.catalog.frame, level)
         _catalogue_warnings(predictor, bundle, table, catalogue, own_labels, models_own=note is None)
+    if unknown := views.unknown_predictions_note(table, known):
+        st.info(views.as_written(unknown))
 
     left, middle, right = st.columns([1, 2, 2])
     # a product the model could not score has no category (and a hand-made table may leave a cell blank)

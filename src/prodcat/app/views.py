@@ -606,6 +606,22 @@ def _level_words(level: int | None) -> str:
     return "full paths" if level is None else f"level {level}"
 
 
+def unknown_predictions_note(table: pd.DataFrame, known: Iterable[str]) -> str | None:
+    """What to say when none of the categories ``table`` predicts is ``known`` (the model's labels, the catalogue's
+    categories) or one of its given categories: none can agree with a given one, whatever the products (codes of
+    another model, of another catalogue); ``None`` when one of them is, or nothing was predicted."""
+    predicted = sorted(map(str, table["predicted"].dropna().unique()))
+    known = {*known, *labelled_rows(table).get("given", ())}
+    if not predicted or any(category in known for category in predicted):
+        return None
+    examples = ", ".join(map(repr, predicted[:5])) + (", ..." if len(predicted) > 5 else "")
+    return (
+        f"None of the {len(predicted)} predicted categories ({examples}) is a category of the model or a given one: "
+        "none of these predictions can agree with a given category, whatever the products. Were they written in "
+        "other codes (another model's, another catalogue's)?"
+    )
+
+
 def attach_catalogue(table: pd.DataFrame, frame: pd.DataFrame, level: int | None) -> pd.DataFrame:
     """Predictions with each product's ``title``, ``image`` path and, unless the table has its own, its
     ``given`` category cut to ``level``, that of the predictions (:func:`predictions_level`), missing for
