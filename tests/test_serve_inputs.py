@@ -13,16 +13,26 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import hypothesis
 import pandas as pd
 import pytest
+import schemathesis
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from schemathesis import GenerationMode
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from sqlalchemy.exc import OperationalError
 from starlette.datastructures import FormData, Headers, UploadFile
 
 from prodcat.catalog.loaders import load_catalog
 from prodcat.cli import main
 from prodcat.predict import Prediction
-from prodcat.review.store import ReviewStore
+from prodcat.review.store import NewReview, ReviewStore
 from prodcat.serve import inputs, service
 from prodcat.serve.app import create_app
 from prodcat.serve.inputs import ApiError, ProductRequest, batch_items_from_form, batch_items_from_json
@@ -699,3 +709,33 @@ def test_serve_on_a_port_in_use_says_so_before_loading_the_model(
         assert main(["serve", str(tmp_path / "no-model"), "--port", str(port)]) == 2
     error = capsys.readouterr().err
     assert error.strip() == f"error: port {port} on 127.0.0.1 is in use: stop what listens there or pass another --port"
+
+
+#: the API's own OpenAPI schema: it depends on the settings only (the limits it states), not on the model or store
+CONTRACT_SETTINGS = ServeSettings(api_key=API_KEY)
+CONTRACT = schemathesis.openapi.from_asgi(
+    "/openapi.json", create_app(OneCategoryModel(), CONTRACT_SETTINGS, ReviewStore("sqlite://"))
+)
+CONTRACT.config.update(headers={"X-API-Key": API_KEY})
+CONTRACT.config.generation.update(modes=list(GenerationMode))
+
+
+@pytest.fixture
+def served(tmp_path: Path, jpeg_bytes: Callable[..., bytes]) -> FastAPI:
+    """An app serving :data:`CONTRACT` with one review record (id 1) with a photo, so that the record routes
+    answer 200 as well as 404."""
+    store = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    top_k = [{"category": "Kitchen > Mugs", "probability": 0.6}]
+    mug = NewReview("seed", "test", "mug", "", "Kitchen > Mugs", 0.6, "review", top_k, None, jpeg_bytes(), "jpeg")
+    assert store.record(mug) == 1
+    return create_app(OneCategoryModel(), CONTRACT_SETTINGS, store)
+
+
+@CONTRACT.parametrize()
+@hypothesis.settings(derandomize=True, database=None, deadline=None, max_examples=10,
+                     suppress_health_check=list(hypothesis.HealthCheck))  # fmt: skip
+def test_every_answer_matches_the_openapi_schema(case: schemathesis.Case, served: FastAPI) -> None:
+    """Valid and invalid requests generated from /openapi.json (boundaries of every parameter included): no
+    server error, and every status code, content type and body is one the schema documents for that route."""
+    checks = [not_a_server_error, status_code_conformance, response_schema_conformance, content_type_conformance]
+    case.call_and_validate(app=served, checks=checks)
