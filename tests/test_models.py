@@ -232,6 +232,17 @@ def test_metrics_per_level_on_paths():
     assert set(metrics["per_class"]) == {"A > x", "A > y", "B > z"}
 
 
+def test_metrics_per_level_when_the_labels_are_shallower_than_the_predictions():
+    """A model of full paths evaluated on products labelled with their top level only: every path is 'wrong', and
+    there were no per-level figures at all, though level 1 is what the labels can judge."""
+    y_true = np.array(["A", "A", "B", "B"], dtype=object)
+    y_pred = np.array(["A > x", "B > z", "B > z", "B > y"], dtype=object)
+    metrics = evaluate_predictions(y_true, y_pred)
+    assert metrics["accuracy"] == 0
+    assert metrics["levels"]["1"]["accuracy"] == pytest.approx(0.75)
+    assert set(metrics["levels"]) == {"1", "2"} and metrics["levels"]["2"]["accuracy"] == 0
+
+
 def _noisy_predictions(n: int, accuracy: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     y_true = rng.choice(np.array(["a", "b", "c", "d"], dtype=object), n, p=[0.4, 0.3, 0.2, 0.1])

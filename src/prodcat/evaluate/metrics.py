@@ -246,7 +246,8 @@ def evaluate_predictions(
     result: dict[str, Any] = headline(y_true, y_pred)
     result["intervals"] = bootstrap_intervals(y_true, y_pred)
     result["per_class"] = per_class(y_true, y_pred)
-    levels = depth(y_true)
+    # the predictions' depth too: a model of full paths scored against top-level labels still has a level 1 to agree on
+    levels = max(depth(y_true), depth(y_pred))
     result["levels"] = (
         {
             str(level): headline(category_at_level(y_true, level), category_at_level(y_pred, level))
