@@ -1213,26 +1213,39 @@ def test_a_photo_submitted_on_the_predict_page_outlives_a_visit_to_another_page(
     assert "category" not in metrics_of(test) and not test.main.caption
 
 
-def test_a_sample_of_a_catalogue_rewritten_since_is_dropped_saying_so(tiny_training, monkeypatch, tmp_path):
+def test_a_sample_of_a_catalogue_rewritten_or_a_model_replaced_since_is_dropped_saying_so(
+    tiny_training, monkeypatch, tmp_path
+):
     """A predicted sample was matched to its catalogue by path only: the catalogue rewritten in place (other products
-    under its name), the old sample was still shown, its products 'not in the catalogue'."""
+    under its name), the old sample was still shown, its products 'not in the catalogue'; the bundle replaced (the app
+    loads it again), the old model's predictions were shown as the new one's."""
+    bundle = bundle_copy(tiny_training.bundle, tmp_path / "bundle")
     catalogue = catalogue_csv(tiny_training.unseen, tmp_path / "catalogue.csv")
-    test = predict_a_sample(
-        go_to(start_app(monkeypatch, str(tiny_training.bundle), "--data", str(catalogue)), "Predictions"), 12
-    )
-    assert metrics_of(test)["products"] == "12" and not test.warning
+    test = go_to(start_app(monkeypatch, str(bundle), "--data", str(catalogue)), "Predictions")
+    assert metrics_of(predict_a_sample(test, 12))["products"] == "12" and not test.warning
+
+    def dropped_after_touching(*paths: Path) -> list[str]:
+        for path in paths:  # a later modification time, whatever the file system's resolution
+            os.utime(path, ns=(time.time_ns(), path.stat().st_mtime_ns + 10**9))
+        test.run()
+        assert "products" not in metrics_of(test)
+        return [w.value for w in test.warning]
+
     catalogue_csv(tiny_training.trained, catalogue)
-    os.utime(catalogue, ns=(time.time_ns(), catalogue.stat().st_mtime_ns + 10**9))  # whatever the clock's resolution
-    test.run()
-    assert "products" not in metrics_of(test)
-    assert [w.value for w in test.warning] == [
+    assert dropped_after_touching(catalogue) == [
         views.as_written(
-            f"{catalogue} was rewritten since its sample was predicted: that sample is dropped; predict one again."
+            f"The sample predicted earlier is dropped: {catalogue} was rewritten since; predict one again."
         )
     ]
     test.button(key="predict_sample").click().run()
-    assert metrics_of(test)["products"] == "12" and set(predictions_table(test).value["product_id"]) <= set(
-        tiny_training.trained["product_id"]
+    assert set(predictions_table(test).value["product_id"]) <= set(tiny_training.trained["product_id"])
+    assert dropped_after_touching(bundle / MODEL_FILE) == [
+        "The sample predicted earlier is dropped: the model was replaced since; predict one again."
+    ]
+    test.button(key="predict_sample").click().run()
+    assert metrics_of(test)["products"] == "12"
+    assert dropped_after_touching(bundle / MODEL_FILE, catalogue)[0].endswith(
+        "was rewritten and the model was replaced since; predict one again."
     )
 
 

@@ -431,8 +431,11 @@ def _predictions_from_csv(roots: Sequence[Path]) -> views.Predictions | None:
         return None
 
 
-def _predictions_of_a_sample(predictor: Predictor, catalogue: views.LoadedCatalogue | None) -> views.Predictions | None:
-    """Predictions of a sample of the catalogue, once asked for (kept across reruns and pages)."""
+def _predictions_of_a_sample(
+    predictor: Predictor, bundle: str, catalogue: views.LoadedCatalogue | None
+) -> views.Predictions | None:
+    """Predictions of a sample of the catalogue by the model of ``bundle``, once asked for (kept across reruns and
+    pages)."""
     if catalogue is None:
         st.info("Give a catalogue in the sidebar to predict a sample of it.")
         return None
@@ -450,6 +453,7 @@ def _predictions_of_a_sample(predictor: Predictor, catalogue: views.LoadedCatalo
         "stops it. A finished sample is kept and shown again when you come back."
     )
     if st.button("Predict the sample", key="predict_sample"):
+        made_from = catalogue.stamp, views.modification_stamp(bundle)  # before: a model replaced meanwhile is not it
         bar = st.progress(0.0, text="predicting… stay on this page")
         predicted = views.predict_sample(
             predictor,
@@ -458,19 +462,21 @@ def _predictions_of_a_sample(predictor: Predictor, catalogue: views.LoadedCatalo
             seed=int(seed),
             on_progress=lambda done: bar.progress(done, text="predicting… stay on this page"),
         )
-        st.session_state["sample_predictions"] = (catalogue.path, catalogue.stamp, predicted)
+        st.session_state["sample_predictions"] = (catalogue.path, made_from, predicted)
         bar.empty()
-    # shown only beside the catalogue it was drawn from, as it was then: rewritten since, the products predicted may
-    # be gone or changed
-    predicted_from, stamp, predicted = st.session_state.get("sample_predictions", (None, None, None))
+    # shown only beside the catalogue it was drawn from, both it and the model as they were then: the catalogue
+    # rewritten since, the products predicted may be gone or changed; the model replaced, it would predict otherwise
+    predicted_from, made_from, predicted = st.session_state.get("sample_predictions", (None, None, None))
     if predicted_from != catalogue.path:
         return None
-    if stamp != catalogue.stamp:
+    now = catalogue.stamp, views.modification_stamp(bundle)
+    reasons = (f"{catalogue.path} was rewritten", "the model was replaced")
+    changed = [reason for reason, then, stamp in zip(reasons, made_from, now, strict=True) if then != stamp]
+    if changed:
         del st.session_state["sample_predictions"]
         st.warning(
             views.as_written(
-                f"{catalogue.path} was rewritten since its sample was predicted: that sample is dropped; predict "
-                "one again."
+                f"The sample predicted earlier is dropped: {' and '.join(changed)} since; predict one again."
             )
         )
         return None
@@ -527,7 +533,7 @@ def predictions_page(
     if source == "Predictions CSV":
         predictions = _predictions_from_csv(roots)
     else:
-        predictions = _predictions_of_a_sample(predictor, catalogue)
+        predictions = _predictions_of_a_sample(predictor, bundle, catalogue)
     if predictions is None:
         return
     issues_expander("issue(s): rows skipped, products not scored, photos not used", predictions.issues)
