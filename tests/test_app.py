@@ -1259,9 +1259,10 @@ def test_predicted_categories_none_of_which_is_known_are_said_to_be_so(tiny_trai
     test = go_to(start_app(monkeypatch, *arguments), "Predictions")
     assert metrics_of(test)["agree with the given category"] == "0.0%"
     assert [i.value for i in test.info] == [
+        views.other_model_note(pd.Series(["10"]), ["Kitchen"]),
         "None of the 2 predicted categories ('10', '2280') is a category of the model or a given one: none of these "
         "predictions can agree with a given category, whatever the products. Were they written in other codes "
-        "(another model's, another catalogue's)?"
+        "(another model's, another catalogue's)?",
     ]
     csv.write_text(csv.read_text().replace(",2280,", ",Toys,"))  # one known: disagreements are real ones
     os.utime(csv, ns=(time.time_ns(), csv.stat().st_mtime_ns + 10**9))
@@ -1272,3 +1273,25 @@ def test_predicted_categories_none_of_which_is_known_are_said_to_be_so(tiny_trai
     assert views.unknown_predictions_note(table, ["Shoes", "Toys"]) is None  # another catalogue's, known
     assert views.unknown_predictions_note(table.assign(given="Shoes"), ["Toys"]) is None  # a cv table's own
     assert views.unknown_predictions_note(table.assign(predicted=None), ["Toys"]) is None  # nothing predicted
+
+
+def test_predictions_none_of_whose_categories_is_the_models_are_not_taken_for_its_own(
+    tiny_training, monkeypatch, tmp_path
+):
+    """A CSV of another model at the model's depth (its categories none of the model's) was taken for the model's own:
+    the page warned that the model was trained on these products, and did not know their categories."""
+    renamed = {"Kitchen": "Mugs", "Watches": "Clocks", "Toys": "Games"}
+    frame = tiny_training.trained.assign(category=tiny_training.trained["category"].map(renamed))
+    catalogue = catalogue_csv(frame, tmp_path / "renamed.csv")
+    csv = tmp_path / "other.csv"
+    csv.write_text("product_id,category,confidence,decision\nKitchen-0,Mugs,0.9,auto\nToys-0,Clocks,0.8,auto\n")
+    arguments = (str(tiny_training.bundle), "--data", str(catalogue), "--predictions", str(csv))
+    test = go_to(start_app(monkeypatch, *arguments), "Predictions")
+    assert metrics_of(test)["agree with the given category"] == "50.0%" and not test.warning
+    assert [i.value for i in test.info] == [
+        "None of these predicted categories is one of the model's: another model made them; what is said of the model "
+        "(categories it does not know, products it was trained on) does not apply to them and is left out."
+    ]
+    csv.write_text(csv.read_text().replace(",Clocks,", ",Toys,"))  # one of the model's: taken for its own
+    os.utime(csv, ns=(time.time_ns(), csv.stat().st_mtime_ns + 10**9))
+    assert not test.run().info and test.warning

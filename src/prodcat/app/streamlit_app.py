@@ -543,7 +543,9 @@ def predictions_page(
     if catalogue is not None:
         # a CSV may come from a model of another level: the given categories are cut to the predictions' level
         level = views.predictions_level(table["predicted"], predictor.labels, model_level)
-        note = views.level_note(level, model_level, own_labels)
+        note = views.level_note(level, model_level, own_labels) or views.other_model_note(
+            table["predicted"], predictor.labels
+        )
         if note:
             st.info(note)
         known |= set(views.labels_at(catalogue.catalog.frame, level).dropna())

@@ -597,13 +597,28 @@ def level_note(level: int | None, model_level: int | None, own_labels: bool) -> 
     compared = "its own given categories" if own_labels else f"the given categories cut to {_level_words(level)}"
     return (
         f"These predictions are categories at {_level_words(level)}, the model's at {_level_words(model_level)}: "
-        f"another model made them. They are compared with {compared}; what is said of the model (categories it "
-        "does not know, products it was trained on) does not apply to them and is left out."
+        f"another model made them. They are compared with {compared}; {_NOT_THE_MODELS}"
     )
+
+
+#: why the warnings about the model are left out of another model's predictions
+_NOT_THE_MODELS = (
+    "what is said of the model (categories it does not know, products it was trained on) does not apply to them and "
+    "is left out."
+)
 
 
 def _level_words(level: int | None) -> str:
     return "full paths" if level is None else f"level {level}"
+
+
+def other_model_note(predicted: pd.Series, labels: Sequence[str]) -> str | None:
+    """What to say when none of the ``predicted`` categories, at the model's level, is one of its ``labels`` (another
+    model's, of the same depth); ``None`` when one is, or nothing was predicted."""
+    categories = set(predicted.dropna())
+    if not categories or not categories.isdisjoint(labels):
+        return None
+    return f"None of these predicted categories is one of the model's: another model made them; {_NOT_THE_MODELS}"
 
 
 def unknown_predictions_note(table: pd.DataFrame, known: Iterable[str]) -> str | None:
