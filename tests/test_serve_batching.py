@@ -252,3 +252,33 @@ def test_one_explanation_runs_at_a_time_and_none_is_recorded_for_review(tmp_path
     # the same product through /predict's path is recorded: the store was there to write to
     (predicted,) = asyncio.run(svc.predict([product], "p", 3))
     assert predicted.review_id is not None and store.count(None) == recorded + 1
+
+
+def test_an_explanation_abandoned_at_the_timeout_keeps_its_turn_until_it_ends() -> None:
+    """A request cancelled at request_timeout_s leaves its explanation running in its thread: the next one
+    waits for that thread to end rather than run beside it (anyio gave the limiter back as soon as the first
+    caller was cancelled, so explanations retried after 504s piled up on the cores)."""
+    release = threading.Event()
+    started: list[int] = []
+
+    class StuckPredictor(FakePredictor):
+        def predict(self, frame: pd.DataFrame, top_k: int = 5) -> list[Prediction]:
+            started.append(len(frame))
+            release.wait(30)
+            return super().predict(frame, top_k)
+
+    svc = PredictionService(StuckPredictor(), ServeSettings(), None, ApiMetrics())
+    product = ProductRequest(title="lamp shade")
+
+    async def abandon_then_explain() -> tuple[int, object]:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(svc.explain(product, "gone", 3, ExplainSettings(), False), timeout=0.2)
+        second = asyncio.ensure_future(svc.explain(product, "next", 3, ExplainSettings(), False))
+        await asyncio.sleep(1)  # ample time for the second to start, were it let
+        running = len(started)
+        release.set()
+        return running, await asyncio.wait_for(second, timeout=30)
+
+    running, explanation = asyncio.run(abandon_then_explain())
+    assert running == 1
+    assert len(started) == 2 and explanation.prediction.category == "a"

@@ -24,6 +24,7 @@ from prodcat.serve.inputs import ApiError, ProductRequest, check_image_content
 from prodcat.serve.metrics import ApiMetrics
 from prodcat.serve.schemas import CategoryProbability, ExplanationOut, PredictionOut
 from prodcat.serve.settings import ServeSettings
+from prodcat.serve.threads import run_abandonable
 
 logger = logging.getLogger(__name__)
 
@@ -65,11 +66,7 @@ class PredictionService:
         # each hop to a worker thread costs latency: only take it for work that blocks
         has_photos = any(isinstance(p, ProductRequest) and p.image_bytes is not None for p in products)
         # abandoned on timeout: the 504 leaves at request_timeout_s while the thread finishes its photo
-        results = (
-            await anyio.to_thread.run_sync(self._check_photos, products, abandon_on_cancel=True)
-            if has_photos
-            else list(products)
-        )
+        results = await run_abandonable(self._check_photos, products) if has_photos else list(products)
         valid = [(position, item) for position, item in enumerate(results) if isinstance(item, ProductRequest)]
         if not valid:
             return results
@@ -115,9 +112,7 @@ class PredictionService:
 
         # abandoned on timeout (504 on time); the thread keeps the limiter until it ends, so explanations
         # never pile up behind a client that gave up
-        explanation, overlay_png = await anyio.to_thread.run_sync(
-            run, limiter=self.explain_limiter, abandon_on_cancel=True
-        )
+        explanation, overlay_png = await run_abandonable(run, limiter=self.explain_limiter)
         body = explanation.as_dict()
         if body["pixels"] is not None:
             body["pixels"]["overlay_png"] = overlay_png
