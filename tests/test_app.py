@@ -1295,3 +1295,20 @@ def test_predictions_none_of_whose_categories_is_the_models_are_not_taken_for_it
     csv.write_text(csv.read_text().replace(",Clocks,", ",Toys,"))  # one of the model's: taken for its own
     os.utime(csv, ns=(time.time_ns(), csv.stat().st_mtime_ns + 10**9))
     assert not test.run().info and test.warning
+
+
+def test_the_label_noise_candidates_of_a_model_that_auto_accepts_nothing_are_shown(
+    tiny_training, monkeypatch, tmp_path
+):
+    """Its threshold lies just above 1, the default least confidence of the candidates: the Predictions page stopped
+    on 'The `value` 1.0000001 is greater than the `max_value` 1.0.' in a traceback, below the agreement."""
+    monkeypatch.setattr(Predictor, "threshold", property(lambda self: 1.0000001))
+    catalogue = catalogue_csv(tiny_training.unseen, tmp_path / "unseen.csv")
+    csv = tmp_path / "preds.csv"
+    csv.write_text(
+        "product_id,category,confidence,decision\nKitchen-12,Kitchen,0.9,review\nToys-12,Kitchen,1.0,review\n"
+    )
+    arguments = (str(tiny_training.bundle), "--data", str(catalogue), "--predictions", str(csv))
+    test = go_to(start_app(monkeypatch, *arguments), "Predictions")
+    assert test.slider(key="noise_confidence").value == 1.0
+    assert test.dataframe[-1].value["product_id"].tolist() == ["Toys-12"]

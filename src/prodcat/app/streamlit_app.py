@@ -511,8 +511,9 @@ def _label_noise_section(table: pd.DataFrame, threshold: float) -> None:
     st.subheader("Given (rows) against predicted (columns) category")
     st.dataframe(views.confusion_table(table))
     st.subheader("Confident disagreements (label-noise candidates)")
-    # the threshold itself, not a rounding below it: by default, the disagreements the model would auto-accept
-    st.session_state.setdefault("noise_confidence", threshold)  # a kept widget takes no default value
+    # the threshold itself, not a rounding below it: by default, the disagreements the model would auto-accept (none
+    # for a model that auto-accepts nothing, whose threshold lies just above 1, past the slider's end)
+    st.session_state.setdefault("noise_confidence", min(threshold, 1.0))  # a kept widget takes no default value
     min_confidence = st.slider("Least confidence", 0.0, 1.0, step=0.01, format="%.3f", key="noise_confidence")
     noise = views.confident_disagreements(table, min_confidence)
     st.caption(f"{len(noise)} products; the {min(len(noise), NOISE_ROWS)} most confident with their photo.")
