@@ -592,3 +592,30 @@ def test_cli_audit_refuses_a_report_folder_over_its_catalogue(
     assert main(["audit", str(path), "--report", str(tmp_path), "--no-images"]) == 2
     assert f"--report {tmp_path} holds the input catalogue {path}" in capsys.readouterr().err
     assert path.read_bytes() == content and not (tmp_path / "audit.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("categories", "separator"),
+    [
+        (["Kitchen/Mugs", "Kitchen/Pans", "Bath/Towels"], "/"),
+        (["Kitchen|Mugs", "Kitchen|Pans", "Bath"], None),  # one category of three without it: names, maybe
+        (["Bags/Wallets", "Shoes", "Socks"], None),
+        (["Kitchen > Mugs/Cups", "Bath > Towels/Robes"], None),  # already paths
+    ],
+)
+def test_cli_audit_says_when_categories_are_unsplit_paths(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], categories: list[str], separator: str | None
+) -> None:
+    """Categories written 'Kitchen/Mugs' are one level unless --category-sep / is given: the audit showed a
+    one-level catalogue of such names without a word."""
+    path = tmp_path / "shop.csv"
+    n = len(categories)
+    pd.DataFrame({"product_id": range(n), "title": [f"item {i}" for i in range(n)], "category": categories}).to_csv(
+        path, index=False
+    )
+    report = tmp_path / "report"
+    assert main(["audit", str(path), "--report", str(report), "--no-images"]) == 0
+    assert json.loads((report / "audit.json").read_text())["classes"]["unsplit_separator"] == separator
+    hint = "the categories look like paths written with '/', read as one level: pass --category-sep / to read"
+    assert (hint in capsys.readouterr().out) == (separator == "/")
+    assert ("The categories look like paths written with" in (report / "audit.html").read_text()) == bool(separator)

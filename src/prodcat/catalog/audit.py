@@ -28,6 +28,7 @@ import argparse
 import base64
 import io
 import re
+import shlex
 import sys
 import textwrap
 from collections import Counter
@@ -116,6 +117,23 @@ def labelled_above_subcategories(categories: pd.Series) -> dict[str, Any]:
             for path, count in found.head(MAX_EXAMPLES).items()
         ],
     }
+
+
+#: separators of category levels other than '>' (read by default), which a table's categories may be written with
+PATH_SEPARATORS = ("/", "|", "\\", "»", "::")
+#: share of the categories a separator must be in for one-level categories to be taken for unsplit paths
+UNSPLIT_SHARE = 0.8
+
+
+def unsplit_separator(categories: pd.Series) -> str | None:
+    """The separator one-level categories are paths written with ('Kitchen/Mugs', read as one level unless
+    ``--category-sep /`` is given), when one is in most of them; ``None`` otherwise."""
+    names = pd.Series(categories.dropna().unique(), dtype=object)
+    if len(names) < 2 or depth(names) > 1:
+        return None
+    shares = {sep: names.str.contains(sep, regex=False).mean() for sep in PATH_SEPARATORS}
+    best = max(shares, key=lambda sep: shares[sep])
+    return best if shares[best] >= UNSPLIT_SHARE else None
 
 
 def written_several_ways(names: pd.Index, level: int) -> list[list[str]]:
@@ -638,7 +656,8 @@ def audit_catalog(
             {"row": i.row, "field": i.field, "product_id": i.product_id, "message": i.message}
             for i in catalog.issues[: MAX_EXAMPLES * 4]
         ],
-        "classes": class_balance(frame["category"]),
+        "classes": class_balance(frame["category"])
+        | {"unsplit_separator": unsplit_separator(frame["category"]) if catalog.format in ("csv", "parquet") else None},
         "text": text_stats(frame),
     }
     languages = language_stats(clean, progress)
@@ -911,6 +930,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         f"duplicate text groups: {exact['groups']} exact, {near['groups']} near"
         f" ({exact['conflicting_groups'] + near['conflicting_groups']} with conflicting labels)",
         f"products with HTML tags, entities or mojibake: {result['markup']['products_with_any']}",
+        *_separator_lines(result["classes"]["unsplit_separator"]),
         *_spelling_lines(result["classes"]["levels"]),
         *_above_subcategories_lines(result["classes"]["labelled_above_subcategories"]),
         *_photo_lines(result["images"]),
@@ -922,6 +942,15 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         lines.append(f"likely mislabelled: {labels['n_issues']} of {labels['n_labelled']}")
         lines += [f"warning: {warning}" for warning in labels["warnings"]]
     return lines
+
+
+def _separator_lines(separator: str | None) -> list[str]:
+    if separator is None:
+        return []
+    return [
+        f"the categories look like paths written with {separator!r}, read as one level: pass --category-sep"
+        f" {shlex.quote(separator)} to read their levels"
+    ]
 
 
 def _spelling_lines(levels: dict[str, Any]) -> list[str]:
