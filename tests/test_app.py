@@ -1312,3 +1312,22 @@ def test_the_label_noise_candidates_of_a_model_that_auto_accepts_nothing_are_sho
     test = go_to(start_app(monkeypatch, *arguments), "Predictions")
     assert test.slider(key="noise_confidence").value == 1.0
     assert test.dataframe[-1].value["product_id"].tolist() == ["Toys-12"]
+
+
+def test_the_categories_shown_are_cut_to_a_model_of_fewer_categories_loaded_since(tiny_levels, monkeypatch, tmp_path):
+    """The number of categories shown on the Predict page is kept; the bundle replaced by a model of fewer categories
+    (which the app loads again), the page stopped on 'The `value` 3 is greater than the `max_value` 2.'"""
+    _, bundles = tiny_levels
+    bundle = shutil.copytree(bundles[None], tmp_path / "bundle")  # 3 categories
+    test = go_to(start_app(monkeypatch, str(bundle)), "Predict")
+    test.text_input(key="predict_title").input("ceramic coffee mug")
+    test.slider(key="top_k").set_value(3)
+    test.button[0].click().run()
+    assert len(next(d.value for d in test.dataframe if "probability" in d.value.columns)) == 3
+    shutil.rmtree(bundle)
+    shutil.copytree(bundles[1], bundle)  # 2 categories
+    test.run()
+    assert not test.exception, [e.value for e in test.exception]
+    assert test.slider(key="top_k").value == 2
+    test.button[0].click().run()
+    assert len(next(d.value for d in test.dataframe if "probability" in d.value.columns)) == 2

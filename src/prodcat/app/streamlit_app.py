@@ -326,7 +326,8 @@ def predict_page(predictor: Predictor) -> None:
             # rounded up so that our check, with its clearer message, decides at the boundary
             max_upload_size=math.ceil(views.MAX_UPLOAD_BYTES / 1e6),
         )
-        st.session_state.setdefault("top_k", min(5, len(predictor.labels)))  # a kept widget takes no default value
+        # a kept widget takes no default value; the kept one is cut to a model of fewer categories, loaded since
+        st.session_state["top_k"] = min(st.session_state.get("top_k", 5), len(predictor.labels))
         top_k = st.slider("Categories shown", 1, len(predictor.labels), key="top_k")
         explained = st.checkbox(
             "Explain: which words and which parts of the photo decided",
