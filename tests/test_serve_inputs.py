@@ -592,6 +592,97 @@ def test_every_route_documents_what_the_request_guard_answers_on_it(tmp_path) ->
             assert ("408" in operation["responses"]) == (method == "post"), (method, path)
 
 
+class HungStore(ReviewStore):
+    """A review store whose reads and corrections hang, once ``hang`` is set, until ``release`` is (a stuck
+    database connection); ``entered`` and ``left`` count the calls that reached it and those that ended."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.hang, self.release = threading.Event(), threading.Event()
+        self.entered: list[str] = []
+        self.left: list[str] = []
+
+    def _hung(name: str) -> Any:  # a method factory, run in the class body
+        def call(self: HungStore, *args: Any, **kwargs: Any) -> Any:
+            if self.hang.is_set():
+                self.entered.append(name)
+                self.release.wait(15)
+                self.left.append(name)
+            return getattr(ReviewStore, name)(self, *args, **kwargs)
+
+        return call
+
+    items, count, get, image, submit = map(_hung, ("items", "count", "get", "image", "submit"))
+
+
+def test_the_review_routes_answer_504_at_the_limit_while_the_store_hangs(
+    tmp_path: Path, jpeg_bytes: Callable[..., bytes]
+) -> None:
+    """/ready and the review queue's routes ran their store calls in Starlette's threadpool, which does not give
+    up: a 504 came only once the store answered (never, from a stuck connection). They answer at the limit now,
+    and a correction left running says that it may still be saved, and that sending it again is safe."""
+    store = HungStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    keyed = {"X-API-Key": API_KEY}
+    settings = ServeSettings(api_key=API_KEY, request_timeout_s=0.5)
+    with TestClient(create_app(OneCategoryModel(), settings, store)) as client:
+        photo = {"image": ("a.jpg", jpeg_bytes(), "image/jpeg")}
+        review_id = client.post("/predict", data={"title": "mug"}, files=photo).json()["review_id"]
+        store.hang.set()
+        answers = {}
+        for method, path in [("GET", "/ready"), ("GET", "/reviews"), ("GET", f"/reviews/{review_id}"),
+                             ("GET", f"/reviews/{review_id}/image"), ("POST", f"/reviews/{review_id}")]:  # fmt: skip
+            started = time.monotonic()
+            body = {"category": "Home > Decor"} if method == "POST" else None
+            answer = client.request(method, path, headers=keyed, json=body)
+            assert time.monotonic() - started < 5, path  # the hung store would hold it 15 s
+            answers[method, path] = (answer.status_code, answer.json()["error"], answer.json()["detail"])
+        assert {status_error[:2] for status_error in answers.values()} == {(504, "timeout")}
+        submitted = answers["POST", f"/reviews/{review_id}"][2]
+        assert submitted.startswith("the request was not answered within the limit request_timeout_s=0.5; ")
+        assert f"the correction may still be saved (GET /reviews/{review_id} shows whether it was)" in submitted
+        assert "sending it again is safe" in submitted
+        assert "may still be saved" not in answers["GET", "/reviews"][2]
+        store.hang.clear()
+        store.release.set()
+        # the abandoned correction ends as one transaction: saved whole
+        deadline = time.monotonic() + 15
+        while client.get(f"/reviews/{review_id}", headers=keyed).json()["status"] != "reviewed":
+            assert time.monotonic() < deadline, "the abandoned correction was never saved"
+            time.sleep(0.05)
+        assert client.get(f"/reviews/{review_id}", headers=keyed).json()["corrected_category"] == "Home > Decor"
+
+
+def test_a_hung_review_store_holds_a_few_threads_and_predictions_go_on(
+    tmp_path: Path, jpeg_bytes: Callable[..., bytes]
+) -> None:
+    """Every review-store call abandoned at the timeout goes on in its thread: behind a stuck database, 45
+    listings took all 40 of the threads that photo checks and Starlette share, and a prediction with a photo
+    answered 504. Store calls now hold a few threads at most; the others wait, answer 504 and never run."""
+    store = HungStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    app = create_app(OneCategoryModel(), ServeSettings(api_key=API_KEY, request_timeout_s=0.5), store)
+
+    async def listings_then_prediction() -> tuple[list[httpx.Response], httpx.Response, int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as http:
+            listings = [asyncio.ensure_future(http.get("/reviews", headers={"X-API-Key": API_KEY})) for _ in range(45)]
+            await asyncio.sleep(1)
+            photo = {"image": ("a.jpg", jpeg_bytes(), "image/jpeg")}
+            predicted = await http.post("/predict", data={"title": "mug"}, files=photo)
+            hung = len(store.entered)
+            store.hang.clear()
+            store.release.set()
+            answers = await asyncio.gather(*listings)
+            while len(store.left) < hung:  # the abandoned threads end (before the loop does)
+                await asyncio.sleep(0.05)
+        return answers, predicted, hung
+
+    store.hang.set()
+    listings, predicted, hung = asyncio.run(listings_then_prediction())
+    assert {(answer.status_code, answer.json()["error"]) for answer in listings} == {(504, "timeout")}
+    assert predicted.status_code == 200, predicted.text
+    assert 1 <= hung <= 8
+
+
 def test_a_streamed_body_over_the_limit_is_413_on_every_endpoint(tmp_path) -> None:
     settings = ServeSettings(api_key=API_KEY, max_request_bytes=1_000)
     store = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")

@@ -8,15 +8,17 @@ Endpoints: ``POST /predict``, ``POST /predict-batch``, ``POST /explain``, ``GET 
 from __future__ import annotations
 
 import difflib
+import functools
 import hmac
 import json
 import logging
 import sys
 import unicodedata
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -26,7 +28,6 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -49,7 +50,7 @@ from prodcat.serve.inputs import (
     refuse_repeated_keys,
 )
 from prodcat.serve.metrics import ApiMetrics
-from prodcat.serve.middleware import RequestGuard
+from prodcat.serve.middleware import RequestGuard, say_on_timeout
 from prodcat.serve.schemas import (
     MAX_CATEGORY_CHARS,
     MAX_REVIEWER_CHARS,
@@ -69,6 +70,7 @@ from prodcat.serve.schemas import (
 )
 from prodcat.serve.service import PredictionService, PredictorLike
 from prodcat.serve.settings import ServeSettings
+from prodcat.serve.threads import run_abandonable
 
 logger = logging.getLogger(__name__)
 #: what :class:`RequestGuard` answers on every route, whatever the route does (a route may describe them in its own
@@ -104,6 +106,11 @@ _REVIEW_ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorOut, "description": "malformed request"},
     503: {"model": ErrorOut, "description": "the review store cannot be reached"},
 }
+#: review-store calls running at once: a stuck database holds no more threads than this (a call past them
+#: waits, then answers 504 at the limit without running), fewer than the 15 connections of SQLAlchemy's default
+#: pool so that the predictions' review writer still gets one
+_STORE_THREADS = 8
+_StoreCall = Callable[..., Awaitable[Any]]
 ReviewId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="id of the review record")]
 _API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="the key set by PRODCAT_API_KEY")
 
@@ -132,8 +139,11 @@ def create_app(
     app.add_middleware(RequestGuard, settings=settings, metrics=metrics)
     _add_error_handlers(app, metrics)
     app.include_router(_prediction_routes(service, settings, metrics))
-    app.include_router(_operation_routes(predictor, store, metrics))
-    app.include_router(_review_routes(store, settings, predictor.labels, model_level(predictor.manifest)))
+    # review-store calls run in threads that the request's timeout abandons (504 on time, as the predict endpoints
+    # answer); an abandoned call runs to its end, one transaction that commits whole or not at all
+    in_store = functools.partial(run_abandonable, limiter=anyio.CapacityLimiter(_STORE_THREADS))
+    app.include_router(_operation_routes(predictor, store, in_store, metrics))
+    app.include_router(_review_routes(store, in_store, settings, predictor.labels, model_level(predictor.manifest)))
     return app
 
 
@@ -263,7 +273,9 @@ def _prediction_routes(service: PredictionService, settings: ServeSettings, metr
     return router
 
 
-def _operation_routes(predictor: PredictorLike, store: ReviewStore, metrics: ApiMetrics) -> APIRouter:
+def _operation_routes(
+    predictor: PredictorLike, store: ReviewStore, in_store: _StoreCall, metrics: ApiMetrics
+) -> APIRouter:
     """``GET /health``, ``/ready``, ``/model`` and ``/metrics``."""
     router = APIRouter()
 
@@ -278,8 +290,8 @@ def _operation_routes(predictor: PredictorLike, store: ReviewStore, metrics: Api
         responses={503: {"model": ErrorOut, "description": "the review store cannot be reached"}},
         summary="Readiness: model loaded and review store reachable",
     )
-    def ready() -> ReadyOut:
-        store.count()  # an unreachable store: 503 review_store_unavailable (on_store_error)
+    async def ready() -> ReadyOut:
+        await in_store(store.count)  # an unreachable store: 503 review_store_unavailable (on_store_error)
         return ReadyOut(ready=True, model_version=predictor.version, labels=len(predictor.labels))
 
     @router.get("/model", response_model=ModelOut, summary="The loaded bundle: version, labels, metrics, config")
@@ -298,7 +310,9 @@ def _operation_routes(predictor: PredictorLike, store: ReviewStore, metrics: Api
     return router
 
 
-def _review_routes(store: ReviewStore, settings: ServeSettings, labels: list[str], level: int | None) -> APIRouter:
+def _review_routes(
+    store: ReviewStore, in_store: _StoreCall, settings: ServeSettings, labels: list[str], level: int | None
+) -> APIRouter:
     """The review queue under ``/reviews``, behind the ``X-API-Key`` header; ``labels``: the model's categories,
     which a correction must name (cut at ``level``, the depth the model was trained at) unless it says it brings
     a new one."""
@@ -331,13 +345,16 @@ def _review_routes(store: ReviewStore, settings: ServeSettings, labels: list[str
         dependencies=reviewer_only,
         summary="Records of the review queue, oldest first (default: pending ones)",
     )
-    def list_reviews(
+    async def list_reviews(
         status: Annotated[str, Query(pattern="^(pending|reviewed|recorded)$")] = PENDING,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     ) -> ReviewListOut:
-        items = [out(item) for item in store.items(status, limit=limit, offset=offset)]
-        return ReviewListOut(total=store.count(status), items=items)
+        def page() -> tuple[list[ReviewItem], int]:
+            return store.items(status, limit=limit, offset=offset), store.count(status)
+
+        items, total = await in_store(page)
+        return ReviewListOut(total=total, items=[out(item) for item in items])
 
     @router.get(
         "/reviews/{review_id}",
@@ -346,8 +363,8 @@ def _review_routes(store: ReviewStore, settings: ServeSettings, labels: list[str
         dependencies=reviewer_only,
         summary="One record",
     )
-    def get_review(review_id: ReviewId) -> ReviewOut:
-        return out(_found(store.get, review_id))
+    async def get_review(review_id: ReviewId) -> ReviewOut:
+        return out(await in_store(_found, store.get, review_id))
 
     @router.get(
         "/reviews/{review_id}/image",
@@ -356,8 +373,8 @@ def _review_routes(store: ReviewStore, settings: ServeSettings, labels: list[str
         dependencies=reviewer_only,
         summary="The photo of a record, exactly as uploaded",
     )
-    def get_review_image(review_id: ReviewId) -> Response:
-        stored = _found(store.image, review_id)
+    async def get_review_image(review_id: ReviewId) -> Response:
+        stored = await in_store(_found, store.image, review_id)
         if stored is None:
             raise ApiError(404, "no_image", f"review record {review_id} has no photo")
         content, image_type = stored
@@ -393,7 +410,12 @@ def _review_routes(store: ReviewStore, settings: ServeSettings, labels: list[str
         # so a client without the key could make the server read (and parse) max_request_bytes
         submission = await _read_submission(request)
         known.check(submission.category, new_category)
-        item = await run_in_threadpool(_found, store.submit, review_id, submission.category, submission.reviewer)
+        say_on_timeout(
+            request,
+            f"the correction may still be saved (GET /reviews/{review_id} shows whether it was); sending it again "
+            "is safe: a later submission replaces an earlier one",
+        )
+        item = await in_store(_found, store.submit, review_id, submission.category, submission.reviewer)
         return out(item)
 
     return router

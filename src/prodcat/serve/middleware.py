@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import anyio
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,6 +23,15 @@ HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTI
 
 #: a caller's ``X-Request-ID`` is reused only when it is this harmless (it goes into logs and headers)
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+#: the key of a request's state holding what its 504 adds (:func:`say_on_timeout`)
+_TIMEOUT_NOTE = "timeout_note"
+
+
+def say_on_timeout(request: Request, note: str) -> None:
+    """Have a 504 of ``request`` end with ``note``: what the work it leaves running (a store write) may still do."""
+    setattr(request.state, _TIMEOUT_NOTE, note)
 
 
 #: FastAPI's pages of the API's documentation, labelled in the metrics by their own path
@@ -65,7 +75,8 @@ class RequestGuard:
         except (ApiError, TimeoutError) as exc:
             if response["started"]:
                 raise
-            error = exc if isinstance(exc, ApiError) else _timeout_error(self.settings, reading["body"])
+            note = scope["state"].get(_TIMEOUT_NOTE)
+            error = exc if isinstance(exc, ApiError) else _timeout_error(self.settings, reading["body"], note)
             self.metrics.errors.labels(error.error).inc()
             body = error.to_out(request_id).model_dump(mode="json")
             await JSONResponse(body, status_code=error.status)(scope, receive, send_with_id)
@@ -125,12 +136,14 @@ def _content_length(headers: dict[str, str]) -> int | None:
         return None
 
 
-def _timeout_error(settings: ServeSettings, reading_body: bool) -> ApiError:
+def _timeout_error(settings: ServeSettings, reading_body: bool, note: str | None) -> ApiError:
     """408 when the client had not finished sending its body at the limit (RFC 9110: the request was not
-    received in time), else 504: the server did not answer in time."""
+    received in time), else 504: the server did not answer in time, followed by the route's ``note``."""
     limit = settings.request_timeout_s
     if reading_body:
         detail = f"the request body had not arrived within the limit request_timeout_s={limit}"
         return ApiError(408, "request_timeout", detail, limit="request_timeout_s", limit_value=limit)
     detail = f"the request was not answered within the limit request_timeout_s={limit}"
+    if note is not None:
+        detail += f"; {note}"
     return ApiError(504, "timeout", detail, limit="request_timeout_s", limit_value=limit)
