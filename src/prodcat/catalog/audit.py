@@ -62,7 +62,7 @@ LABEL_ISSUES_CSV = "label_issues.csv"
 #: the files an audit writes or removes in its report folder
 AUDIT_FILES = ("audit.json", "audit.html", INPUT_ISSUES_CSV, LABEL_ISSUES_CSV)
 #: the fields of a suspected mislabel, the columns of label_issues.csv
-LABEL_ISSUE_COLUMNS = ("product_id", "title", "image", "given", "suggested", "confidence", "given_probability")
+LABEL_ISSUE_COLUMNS = ("row", "product_id", "title", "image", "given", "suggested", "confidence", "given_probability")
 
 # Windows-1252 bytes decoded as Latin-1 ("l\x92ombre"): C1 controls never belong in product text
 _C1_CONTROL = re.compile(r"[\x80-\x9f]")
@@ -509,7 +509,11 @@ def confident_label_issues(labels: np.ndarray, proba: np.ndarray) -> tuple[np.nd
 
 
 def label_issues(
-    frame: pd.DataFrame, config: Config | None = None, folds: int = 5, progress: bool = True
+    frame: pd.DataFrame,
+    config: Config | None = None,
+    folds: int = 5,
+    progress: bool = True,
+    lines: Sequence[int] = (),
 ) -> dict[str, Any]:
     """Products whose given category (cut at ``config.target_level``) disagrees confidently with their
     cross-validated prediction, most suspicious first (lowest probability of the given label). A product whose
@@ -523,7 +527,7 @@ def label_issues(
     from prodcat.evaluate.labelled import readable_by
 
     config = config or Config()
-    labelled = frame[frame["category"].notna()].reset_index(drop=True)
+    labelled = frame.assign(row=list(lines) or range(1, len(frame) + 1))[frame["category"].notna()]
     # a product with none of the modalities read (no text nor photo, by default) can only get the prior
     readable = readable_by(labelled, config.modalities)
     labelled = labelled[readable].reset_index(drop=True)
@@ -582,6 +586,7 @@ def label_issues(
         "issue_share": len(found) / max(1, len(labelled)),
         "issues": [
             {
+                "row": int(labelled.at[i, "row"]),
                 "product_id": str(labelled.at[i, "product_id"]),
                 "title": str(labelled.at[i, "title"]),
                 "image": labelled.at[i, "image"],
@@ -670,7 +675,8 @@ def audit_catalog(
         has_path = frame["image"].notna()
         result["images"] = {"with_photo": int(has_path.sum()), "without_photo": int((~has_path).sum()), "skipped": True}
     if labels:
-        result["labels"] = label_issues(frame, label_config, folds, progress)
+        lines = [catalog.line_of(position) for position in range(len(frame))]
+        result["labels"] = label_issues(frame, label_config, folds, progress, lines)
     return result
 
 
