@@ -24,7 +24,7 @@ from prodcat.evaluate.metrics import (
     headline,
     paired_difference,
 )
-from prodcat.evaluate.report import confusion_rows, write_report
+from prodcat.evaluate.report import confusion_rows, decision_rows, write_report
 from prodcat.features.base import Extractor, register
 from prodcat.models.calibration import MarginCalibrator, TemperatureScaler, TopLabelIsotonic, make_calibrator
 from prodcat.models.classifier import ProductClassifier, cross_fitted_decisions
@@ -102,6 +102,10 @@ def test_precision_threshold_accepts_nothing_when_target_unreachable():
     threshold = precision_threshold(confidence, correct, 0.99)
     assert threshold > 1.0
     assert (DecisionPolicy(0.99).fit(confidence, correct).decide(np.array([1.0])) == "review").all()
+    # evaluate's and cv's report said 'decision threshold 1.000', as if a confidence of 1 were accepted
+    decision = {"threshold": threshold, "automation_rate": 0.0, "n_auto": 0, "auto_precision": None}
+    assert dict(decision_rows(decision, 2))["decision threshold"] == "none: accepts nothing"
+    assert dict(decision_rows(decision | {"threshold": 0.62}, 2))["decision threshold"] == "0.620"
 
 
 def test_precision_threshold_does_not_split_ties():

@@ -40,6 +40,7 @@ from prodcat.catalog.tables import read_csv_table
 from prodcat.evaluate.explain import WordExplanation
 from prodcat.evaluate.labelled import InTraining, products_in_training, unknown_categories_warning
 from prodcat.image.decode import ImageDecodeError, ImageSource, load_image
+from prodcat.models.decision import accepts_nothing
 from prodcat.predict import Prediction, Predictor
 from prodcat.serve.settings import ServeSettings
 
@@ -321,12 +322,6 @@ def per_class_table(metrics: dict[str, Any]) -> pd.DataFrame:
 def levels_table(metrics: dict[str, Any]) -> pd.DataFrame:
     """Headline metrics per hierarchy level (index level 1, 2, ...); empty for flat categories."""
     return pd.DataFrame.from_dict(metrics.get("levels", {}), orient="index").rename_axis("level")
-
-
-def accepts_nothing(threshold: float) -> bool:
-    """Whether a model of this decision ``threshold`` auto-accepts nothing: training sets it just above 1 when no
-    confidence reached the target precision (every prediction goes to review)."""
-    return threshold > 1
 
 
 def confidence_figures(confidence: float, threshold: float) -> tuple[str, str]:

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from prodcat.catalog.schema import SEP, RowIssue, split_path
 from prodcat.evaluate.metrics import HEADLINE_METRICS, UNSCORED
 from prodcat.files import write_csv, write_json
+from prodcat.models.decision import accepts_nothing
 
 #: true categories the confusion matrix shows at most (the most frequent)
 CONFUSION_ROWS = 60
@@ -258,7 +259,12 @@ def summary_rows(metrics: dict[str, Any]) -> list[list[str]]:
 
 def decision_rows(decision: dict[str, Any], n: int) -> list[list[str]]:
     """The accept/review decision as rows of a label and a value."""
-    rows = [["decision threshold", _figure(decision.get("threshold"))]] if "threshold" in decision else []
+    rows = []
+    if "threshold" in decision:
+        threshold = decision["threshold"]
+        # a threshold just above 1 reads 1.000: as if a confidence of 1 were accepted
+        shown = "none: accepts nothing" if threshold is not None and accepts_nothing(threshold) else _figure(threshold)
+        rows.append(["decision threshold", shown])
     rows += [
         ["auto-accepted", f"{_figure(decision['automation_rate'], '{:.1%}')} ({decision['n_auto']} of {n})"],
         ["precision among the auto-accepted", _figure(decision["auto_precision"])],

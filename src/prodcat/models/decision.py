@@ -28,6 +28,12 @@ def precision_threshold(confidence: np.ndarray, correct: np.ndarray, target_prec
     return float(conf_sorted[ok.max()])
 
 
+def accepts_nothing(threshold: float) -> bool:
+    """Whether a model of this decision ``threshold`` auto-accepts nothing: :func:`precision_threshold` sets it
+    just above 1 when no confidence reached the target precision (every prediction goes to review)."""
+    return threshold > 1
+
+
 class DecisionPolicy(BaseEstimator):
     """``auto`` when confidence ≥ ``threshold_``, else ``review``.
 
