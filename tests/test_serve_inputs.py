@@ -277,6 +277,35 @@ def test_a_bad_specification_is_refused_in_one_clear_sentence(
         assert refused.status_code == 422 and said in detail and ";" not in detail and "union" not in detail, detail
 
 
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ('"\\ud800 mug"', "{field}: not valid Unicode: a lone surrogate (an escape such as \\ud800 without its pair); "
+         "send UTF-8 text"),
+        ("9" * 5_000, "the body holds a number of 5000 digits, more than the 4300 this server reads"),
+    ],
+)  # fmt: skip
+def test_a_product_alone_in_a_batch_or_a_correction_is_refused_in_the_same_words(
+    client: TestClient, value: str, said: str
+) -> None:
+    """/predict read its JSON with pydantic's parser, batches and corrections with Python's: a lone surrogate
+    was 'Invalid JSON: unexpected end of hex escape' alone (the escape is whole) and 'unable to parse raw data
+    as a unicode string' in a batch; a 5,000-digit number 'number out of range' alone, 'a number of 5000
+    digits, too long to read' in a batch."""
+    json_type = {"content-type": "application/json"}
+    product = f'{{"title": {value}}}'
+    alone = client.post("/predict", content=product, headers=json_type)
+    batch = client.post("/predict-batch", content=f"[{product}]", headers=json_type)
+    in_batch = batch.json() if batch.status_code == 422 else batch.json()["results"][0]["error"]
+    review_id = client.post("/predict", json={"title": "mug"}).json()["review_id"]
+    correction = client.post(
+        f"/reviews/{review_id}", content=f'{{"category": {value}}}', headers=json_type | {"X-API-Key": API_KEY}
+    )
+    assert (alone.status_code, alone.json()["detail"]) == (422, said.format(field="title"))
+    assert in_batch["detail"] == said.format(field="title")
+    assert (correction.status_code, correction.json()["detail"]) == (422, said.format(field="category"))
+
+
 def test_a_key_given_twice_in_one_object_is_refused_not_half_read(client: TestClient) -> None:
     """JSON parsers keep the last value of a repeated key and drop the others without a word: a product whose
     client merged two records would be classified from one title, a correction stored as one of two categories."""

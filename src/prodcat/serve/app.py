@@ -26,7 +26,6 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -46,8 +45,9 @@ from prodcat.serve.inputs import (
     check_text,
     product_from_form,
     product_from_json,
+    read_json,
     read_small_json,
-    refuse_repeated_keys,
+    validated,
 )
 from prodcat.serve.metrics import ApiMetrics
 from prodcat.serve.middleware import RequestGuard, say_on_timeout
@@ -424,11 +424,7 @@ def _review_routes(
 async def _read_submission(request: Request) -> ReviewSubmission:
     """The body of ``POST /reviews/{id}``: JSON of at most what a submission takes, validated."""
     body = await read_small_json(request, _MOST_SUBMISSION_BYTES)
-    refuse_repeated_keys(body, "invalid_request")
-    try:
-        return ReviewSubmission.model_validate_json(body)
-    except ValidationError as exc:
-        raise ApiError(422, "invalid_request", validation_message(exc.errors())) from None
+    return validated(read_json(body, "invalid_request"), ReviewSubmission, "invalid_request")
 
 
 class _KnownLabels:

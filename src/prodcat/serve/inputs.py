@@ -8,16 +8,16 @@ file, text too long, missing title and photo).
 
 from __future__ import annotations
 
-import codecs
 import io
 import json
 import re
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -195,15 +195,7 @@ _SPECIFICATIONS = TypeAdapter(Specifications)
 def product_from_json(body: bytes, settings: ServeSettings) -> ProductRequest:
     """``POST /predict`` with a JSON body: a text-only :class:`ProductIn`."""
     _check_json_size(body, 1, "the JSON body", settings)
-    try:
-        # a UTF-8 byte-order mark (a file saved by Notepad, sent by PowerShell) is no error: JSON parsers may
-        # ignore it (RFC 8259), and json.loads, which reads the batches, does
-        body = body.removeprefix(codecs.BOM_UTF8)
-        refuse_repeated_keys(body, "invalid_json")
-        product = ProductIn.model_validate_json(body)
-    except ValidationError as exc:
-        raise malformed("invalid_json", validation_message(exc.errors())) from None
-    return _product_request(product)
+    return _product_request(validated(read_json(body, "invalid_json"), ProductIn, "invalid_json"))
 
 
 async def product_from_form(form: FormData, settings: ServeSettings) -> ProductRequest:
@@ -212,13 +204,11 @@ async def product_from_form(form: FormData, settings: ServeSettings) -> ProductR
     _refuse_unknown_fields(form, {"title", "description", "specifications", "product_id", "image"})
     specifications = _text_field(form, "specifications")
     _check_json_size(specifications.encode("utf-8"), 1, "the specifications field", settings)
-    try:
-        specifications = specifications.removeprefix("\ufeff")  # as a JSON body's byte-order mark
-        refuse_repeated_keys(specifications, "invalid_specifications", ("specifications",))
-        attributes = _SPECIFICATIONS.validate_json(specifications) if specifications.strip() else {}
-    except ValidationError as exc:
-        errors = [error | {"loc": ("specifications", *error["loc"])} for error in exc.errors()]  # as in JSON
-        raise malformed("invalid_specifications", validation_message(errors)) from None
+    attributes = {}
+    if specifications.strip():
+        # a byte-order mark is ignored, as in a JSON body (json.loads skips it in bytes, not in text)
+        raw = read_json(specifications.removeprefix("\ufeff"), "invalid_specifications", "the specifications field")
+        attributes = validated(raw, _SPECIFICATIONS, "invalid_specifications", ("specifications",))
     product = ProductRequest(
         title=_text_field(form, "title"),
         description=_described(_text_field(form, "description"), attributes),
@@ -279,11 +269,7 @@ async def _read_named_upload(form: FormData, name: str, settings: ServeSettings)
 
 def _json_array(body: bytes, settings: ServeSettings) -> list[Any]:
     _check_json_size(body, settings.max_batch_items, "a JSON batch", settings)
-    try:
-        items = json.loads(body, object_pairs_hook=_JsonObject.from_pairs, parse_int=_json_int)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        raise malformed("invalid_json", f"the body is not valid JSON ({reason})") from None
+    items = read_json(body, "invalid_json")
     if not isinstance(items, list):
         raise malformed("invalid_json", "the body must be a JSON array of products")
     if len(items) > settings.max_batch_items:
@@ -333,15 +319,53 @@ def _repeated_message(path: tuple[str | int, ...]) -> str:
     return f"the key {key!r} is given more than once{where}: only one of its values would be read{advice}"
 
 
-def refuse_repeated_keys(body: bytes | str, error: str, path: tuple[str | int, ...] = ()) -> None:
-    """Refuse (422 ``error``) JSON that gives a key twice in one object, rather than read one of its values.
-    JSON that does not parse passes: the validation that follows says why, in its own words."""
+def read_json(text: bytes | str, error: str, what: str = "the body") -> Any:
+    """JSON as the API reads every JSON it is sent (one product, a batch, a specifications field, a review), so
+    that each says the same of the same fault: refused 422 ``error`` when it does not parse, or holds an integer
+    too long to convert. Objects are :class:`_JsonObject` (see :func:`validated`); a UTF-8 byte-order mark before
+    bytes is skipped, as RFC 8259 lets parsers do (a file saved by Notepad, sent by PowerShell)."""
     try:
-        value = json.loads(body, object_pairs_hook=_JsonObject.from_pairs, parse_int=_json_int)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return
-    if (repeated := _repeated_key(value, path)) is not None:
+        return json.loads(text, object_pairs_hook=_JsonObject.from_pairs, parse_int=_json_int)
+    except _LongNumberError as exc:
+        raise malformed(error, f"{what} holds {exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise malformed(error, f"{what} is not valid JSON ({reason})") from None
+
+
+def validated(raw: Any, model: type[BaseModel] | TypeAdapter[Any], error: str, path: tuple[str | int, ...] = ()) -> Any:
+    """``raw`` (read by :func:`read_json`, found at ``path``) as ``model``, or refused 422 ``error``: a key given
+    twice in one object (a parser keeps one of its values and drops the others without a word), or what the
+    validation finds, in one line."""
+    if (repeated := _repeated_key(raw, path)) is not None:
         raise malformed(error, _repeated_message(repeated))
+    try:
+        return model.validate_python(raw) if isinstance(model, TypeAdapter) else model.model_validate(raw)
+    except ValidationError as exc:
+        errors = [_readable_error(e) | {"loc": (*path, *map(_printable, e["loc"]))} for e in exc.errors()]
+        raise malformed(error, validation_message(errors)) from None
+
+
+#: pydantic's messages, written for Python callers, in the words of the JSON a client sent
+_JSON_WORDS = {
+    # an escape such as \ud800 without its pair: JSON allows it, and the text it gives has no UTF-8 form
+    "string_unicode": "not valid Unicode: a lone surrogate (an escape such as \\ud800 without its pair); "
+    "send UTF-8 text",
+    "model_type": "Input should be an object",
+}
+
+
+def _readable_error(error: Any) -> Any:
+    return error | {"msg": _JSON_WORDS[error["type"]]} if error["type"] in _JSON_WORDS else error
+
+
+def _printable(part: str | int) -> str | int:
+    """A key of the path to a fault as it can be answered (a lone surrogate in it as its escape)."""
+    return part.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(part, str) else part
+
+
+class _LongNumberError(ValueError):
+    """An integer too long for Python to convert."""
 
 
 def _json_int(digits: str) -> int:
@@ -350,7 +374,10 @@ def _json_int(digits: str) -> int:
     try:
         return int(digits)
     except ValueError:
-        raise ValueError(f"a number of {len(digits.lstrip('-'))} digits, too long to read") from None
+        count = len(digits.lstrip("-"))
+        raise _LongNumberError(
+            f"a number of {count} digits, more than the {sys.get_int_max_str_digits()} this server reads"
+        ) from None
 
 
 def _check_json_size(body: bytes, products: int, what: str, settings: ServeSettings) -> None:
@@ -385,12 +412,10 @@ _JSON_ESCAPE = re.compile(rb"\\.", re.DOTALL)
 
 
 def _parse_item(raw: Any, model: type[ProductIn]) -> ProductIn | ApiError:
-    if (repeated := _repeated_key(raw)) is not None:
-        return malformed("invalid_item", _repeated_message(repeated)).about(_given_id(raw))
     try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        return malformed("invalid_item", validation_message(exc.errors())).about(_given_id(raw))
+        return validated(raw, model, "invalid_item")
+    except ApiError as exc:
+        return exc.about(_given_id(raw))
 
 
 def _given_id(raw: Any) -> str | None:
