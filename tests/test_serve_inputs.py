@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import fastapi.applications
 import httpx
 import hypothesis
 import pandas as pd
@@ -604,7 +605,7 @@ def test_every_route_documents_what_the_request_guard_answers_on_it(tmp_path) ->
             return await slow_client.post(f"/reviews/{review_id}", content=slow_body(), headers=headers)
 
     answers["post", "/reviews/{review_id}"] = asyncio.run(submit_slowly())
-    paths = app.openapi()["paths"]  # built here: building it takes longer than this server's request timeout
+    paths = app.openapi()["paths"]
     statuses = {route: (answer.status_code, answer.json()["error"]) for route, answer in answers.items()}
     assert statuses == {
         ("get", "/reviews"): (504, "timeout"),
@@ -710,6 +711,23 @@ def test_a_hung_review_store_holds_a_few_threads_and_predictions_go_on(
     assert {(answer.status_code, answer.json()["error"]) for answer in listings} == {(504, "timeout")}
     assert predicted.status_code == 200, predicted.text
     assert 1 <= hung <= 8
+
+
+def test_the_openapi_schema_is_built_with_the_app_not_by_the_first_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FastAPI built /openapi.json at its first request, in the event loop where nothing interrupts it: a build
+    slower than request_timeout_s (tens of milliseconds, more on a busy machine) ended with the timeout raised
+    after the answer had started, a cut connection. The app builds it once, when it is created."""
+    build = fastapi.applications.get_openapi
+
+    def slow_build(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        time.sleep(1)  # a busy machine
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(fastapi.applications, "get_openapi", slow_build)
+    app = create_app(OneCategoryModel(), ServeSettings(request_timeout_s=0.5), ReviewStore("sqlite://"))
+    with TestClient(app) as client:
+        answer = client.get("/openapi.json")
+    assert answer.status_code == 200 and "/predict" in answer.json()["paths"]
 
 
 def test_a_streamed_body_over_the_limit_is_413_on_every_endpoint(tmp_path) -> None:

@@ -144,6 +144,9 @@ def create_app(
     in_store = functools.partial(run_abandonable, limiter=anyio.CapacityLimiter(_STORE_THREADS))
     app.include_router(_operation_routes(predictor, store, in_store, metrics))
     app.include_router(_review_routes(store, in_store, settings, predictor.labels, model_level(predictor.manifest)))
+    # built now, once: FastAPI builds it at the first GET /openapi.json, in the event loop where the request's
+    # timeout cannot interrupt it, so that a build slower than request_timeout_s failed the answer it had started
+    app.openapi()
     return app
 
 
