@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from prodcat.evaluate.explain import ExplainSettings
 from prodcat.predict import Prediction
 from prodcat.review.store import NewReview, ReviewStore
+from prodcat.serve import service as service_module
 from prodcat.serve.batching import MicroBatcher
 from prodcat.serve.inputs import ProductRequest
 from prodcat.serve.metrics import ApiMetrics
@@ -282,3 +284,28 @@ def test_an_explanation_abandoned_at_the_timeout_keeps_its_turn_until_it_ends() 
     running, explanation = asyncio.run(abandon_then_explain())
     assert running == 1
     assert len(started) == 2 and explanation.prediction.category == "a"
+
+
+def test_a_failed_model_call_and_the_retries_of_its_rows_each_observe_their_own_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch call that failed was observed in prodcat_model_latency_seconds from its start to the end of the
+    one-row retries it ran, which were observed too: their time counted twice (7 model-seconds for 4)."""
+    clock = [0.0]
+
+    class FailsOnBadRows(FakePredictor):
+        def predict(self, frame: pd.DataFrame, top_k: int = 5) -> list[Prediction]:
+            clock[0] += 1.0  # every call takes one second of this clock
+            if "bad" in set(frame["title"]):
+                raise ValueError("a row the model cannot read")
+            return super().predict(frame, top_k)
+
+    monkeypatch.setattr(service_module, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    metrics = ApiMetrics()
+    svc = PredictionService(FailsOnBadRows(), ServeSettings(), None, metrics)
+    rows = [({"product_id": title, "title": title, "description": "", "image": None}, 3) for title in ["a", "bad", "c"]]
+    outcomes = svc._run_model(rows)
+    assert [getattr(outcome, "status", 200) for outcome in outcomes] == [200, 500, 200]
+    # one failed call of three rows, then each row alone: four calls, four seconds
+    sample = metrics.registry.get_sample_value
+    assert (sample("prodcat_model_latency_seconds_count"), sample("prodcat_model_latency_seconds_sum")) == (4, 4.0)

@@ -141,22 +141,27 @@ class PredictionService:
     def _run_model(self, rows: list[tuple[dict[str, Any], int]]) -> list[Any]:
         """Predictions for ``(row, top_k)`` items; if the batch call fails, each row alone, so one
         bad row fails alone."""
-        started = time.perf_counter()
         top_k = max(k for _, k in rows)
         try:
-            predictions = self.predictor.predict(pd.DataFrame([row for row, _ in rows]), top_k=top_k)
+            predictions = self._predict(pd.DataFrame([row for row, _ in rows]), top_k)
         except Exception:
             if len(rows) == 1:
                 logger.exception("prediction failed", extra={"product_id": rows[0][0]["product_id"]})
                 return [ApiError(500, "prediction_failed", "the model failed on this product; see the server log")]
             return [outcome for item in rows for outcome in self._run_model([item])]
-        finally:
-            self.metrics.model_latency.observe(time.perf_counter() - started)
         # requests in one call may ask for different k
         return [
             replace(p, top_k=p.top_k[:k]) if p.modalities_used else self._nothing_read(row)
             for p, (row, k) in zip(predictions, rows, strict=True)
         ]
+
+    def _predict(self, frame: pd.DataFrame, top_k: int) -> list[Any]:
+        """One Predictor call, timed alone: the rows of a failed call, retried one by one, time their own."""
+        started = time.perf_counter()
+        try:
+            return self.predictor.predict(frame, top_k=top_k)
+        finally:
+            self.metrics.model_latency.observe(time.perf_counter() - started)
 
     def _nothing_read(self, row: dict[str, Any]) -> ApiError:
         """The refusal of a product the model read nothing of: its answer would be the class prior, from no
