@@ -558,7 +558,7 @@ def test_cli_audit_writes_the_whole_lists_to_act_on(tmp_path: Path, capsys: pyte
     assert labels["product_id"].tolist() == [issue["product_id"] for issue in issues]
     assert labels.columns.tolist()[:6] == ["row", "product_id", "title", "image", "given", "suggested"]
     # the source line, as input_issues.csv's: an id renamed by the loader (row-2, id~2) is not in the source
-    expected = {"row": 2, "product_id": "row-2", "given": "Bath", "suggested": "Kitchen"}
+    expected = {"row": 2, "product_id": "row-2", "given": "Bath", "suggested": "Kitchen", "first_differing_level": 1}
     assert expected.items() <= labels.iloc[0].to_dict().items()
     frame.assign(product_id=range(len(frame))).to_csv(path, index=False)
     assert main(audit) == 0

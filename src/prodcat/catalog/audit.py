@@ -62,7 +62,17 @@ LABEL_ISSUES_CSV = "label_issues.csv"
 #: the files an audit writes or removes in its report folder
 AUDIT_FILES = ("audit.json", "audit.html", INPUT_ISSUES_CSV, LABEL_ISSUES_CSV)
 #: the fields of a suspected mislabel, the columns of label_issues.csv
-LABEL_ISSUE_COLUMNS = ("row", "product_id", "title", "image", "given", "suggested", "confidence", "given_probability")
+LABEL_ISSUE_COLUMNS = (
+    "row",
+    "product_id",
+    "title",
+    "image",
+    "given",
+    "suggested",
+    "first_differing_level",
+    "confidence",
+    "given_probability",
+)
 
 # Windows-1252 bytes decoded as Latin-1 ("l\x92ombre"): C1 controls never belong in product text
 _C1_CONTROL = re.compile(r"[\x80-\x9f]")
@@ -592,6 +602,8 @@ def label_issues(
                 "image": labelled.at[i, "image"],
                 "given": str(cv.y_true[i]),
                 "suggested": str(classes[suggested[i]]),
+                # how grave the disagreement is: a top-level category against another brand under one category
+                "first_differing_level": conflict_level([cv.y_true[i], classes[suggested[i]]]),
                 "confidence": float(cv.proba[i, suggested[i]]),
                 "given_probability": float(given_probability[i]),
             }
