@@ -621,3 +621,11 @@ def test_cli_audit_says_when_categories_are_unsplit_paths(
     hint = "the categories look like paths written with '/', read as one level: pass --category-sep / to read"
     assert (hint in capsys.readouterr().out) == (separator == "/")
     assert ("The categories look like paths written with" in (report / "audit.html").read_text()) == bool(separator)
+
+
+def test_cli_audit_refuses_an_empty_category_separator(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--category-sep "" (an unset shell variable) ended in str.split's 'ValueError: empty separator' traceback."""
+    path = tmp_path / "shop.csv"
+    small_catalog(tmp_path).frame.to_csv(path, index=False)
+    assert main(["audit", str(path), "--report", str(tmp_path / "r"), "--no-images", "--category-sep", ""]) == 2
+    assert "--category-sep is empty: give the separator of the category levels" in capsys.readouterr().err

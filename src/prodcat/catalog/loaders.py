@@ -778,6 +778,8 @@ def load_catalog(
         "--category-column": category_column,
         "--category-sep": category_sep,
     }
+    if category_sep == "":  # an unset shell variable ('--category-sep "$SEP"'): str.split refuses it, in a traceback
+        raise CatalogFormatError("--category-sep is empty: give the separator of the category levels, e.g. '/'")
     given = [option for option, value in options.items() if value]
     if fmt in _FOLDER_FILES and given:
         detail = f"{', '.join(given)} apply to CSV/Parquet catalogues only"
