@@ -205,6 +205,35 @@ def test_work_in_threads_answers_504_at_the_request_timeout(
         release.set()
     assert (answer.status_code, answer.json()["error"]) == (504, "timeout")
     assert waited < 10  # the stuck check would hold the answer for 30 s
+    assert "review queue" not in answer.json()["detail"]  # nothing is on its way to it
+
+
+def test_a_504_says_when_its_predictions_may_still_be_recorded_for_review(tmp_path: Path) -> None:
+    """A prediction's review record, written after its request answered 504, was not said: the client could not
+    know that sending the product again would put it in the queue twice."""
+    release = threading.Event()
+
+    class SlowWrites(ReviewStore):
+        def record_many(self, reviews: list[NewReview]) -> list[int]:
+            release.wait(15)
+            return super().record_many(reviews)
+
+    store = SlowWrites(f"sqlite:///{tmp_path / 'reviews.db'}")
+    with TestClient(create_app(OneCategoryModel(), ServeSettings(request_timeout_s=0.5), store)) as client:
+        alone = client.post("/predict", json={"title": "mug"}, headers={"X-Request-ID": "alone"})
+        batch = client.post("/predict-batch", json=[{"title": "mug"}, {"title": "lamp"}])
+        release.set()
+    assert (alone.status_code, batch.status_code) == (504, 504)
+    assert alone.json()["detail"] == (
+        "the request was not answered within the limit request_timeout_s=0.5; the review queue may still record "
+        "1 of its predictions (request_id alone): sent again, they would be recorded twice"
+    )
+    assert "the review queue may still record 2 of its predictions" in batch.json()["detail"]
+    # and it does: the write under way ends (the batch's, queued behind it, went with its request)
+    deadline = time.monotonic() + 15
+    while store.count(None) < 1:
+        assert time.monotonic() < deadline, "the record under way was never written"
+        time.sleep(0.05)
 
 
 def test_specifications_reach_the_model_as_the_flipkart_loader_writes_its_table(

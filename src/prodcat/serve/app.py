@@ -207,7 +207,9 @@ def _prediction_routes(service: PredictionService, settings: ServeSettings, metr
     )
     async def predict(request: Request, top_k: int | None = top_k_query) -> Response:
         product = await read_product(request)
-        (result,) = await service.predict([product], request.state.request_id, top_k or settings.top_k)
+        (result,) = await service.predict(
+            [product], request.state.request_id, top_k or settings.top_k, functools.partial(say_on_timeout, request)
+        )
         if isinstance(result, ApiError):
             raise result
         # already a validated PredictionOut: answering its JSON skips FastAPI's second validation pass
@@ -263,7 +265,9 @@ def _prediction_routes(service: PredictionService, settings: ServeSettings, metr
             items = batch_items_from_json(await request.body(), settings)
         items = [_checked(item, settings) for item in items]
         request_id = request.state.request_id
-        results = await service.predict(items, request_id, top_k or settings.top_k)
+        results = await service.predict(
+            items, request_id, top_k or settings.top_k, functools.partial(say_on_timeout, request)
+        )
         out = []
         for index, result in enumerate(results):
             if isinstance(result, ApiError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -60,9 +61,14 @@ class PredictionService:
         self.explain_limiter = anyio.CapacityLimiter(1)
 
     async def predict(
-        self, products: list[ProductRequest | ApiError], request_id: str, top_k: int
+        self,
+        products: list[ProductRequest | ApiError],
+        request_id: str,
+        top_k: int,
+        say_on_timeout: Callable[[str], None] | None = None,
     ) -> list[PredictionOut | ApiError]:
-        """Outcomes in the order of ``products`` (items already refused stay as they are)."""
+        """Outcomes in the order of ``products`` (items already refused stay as they are). ``say_on_timeout`` is
+        told what a 504 must add once review records are on their way: they may be committed after it."""
         # each hop to a worker thread costs latency: only take it for work that blocks
         has_photos = any(isinstance(p, ProductRequest) and p.image_bytes is not None for p in products)
         # abandoned on timeout: the 504 leaves at request_timeout_s while the thread finishes its photo
@@ -77,6 +83,11 @@ class PredictionService:
         review_ids: dict[int, int | ApiError] = {}
         if to_record:
             reviews = [self._new_review(valid[i][1], outcomes[i], request_id) for i in to_record]
+            if say_on_timeout is not None:
+                say_on_timeout(
+                    f"the review queue may still record {len(reviews)} of its predictions (request_id "
+                    f"{request_id}): sent again, they would be recorded twice"
+                )
             review_ids = dict(zip(to_record, await self.review_batcher.submit(reviews), strict=True))
         for i, ((position, product), outcome) in enumerate(zip(valid, outcomes, strict=True)):
             review_id = review_ids.get(i)
