@@ -401,6 +401,27 @@ def test_ids_with_line_breaks_of_any_kind_stay_in_their_row(tiny_training, tmp_p
         assert read.issues == [] and read.frame["product_id"].tolist() == written, path
 
 
+def test_a_tilde_left_by_the_shell_is_the_home_folder_in_every_path(tiny_training, tmp_path, monkeypatch):
+    """``--out=~/preds.csv`` or a quoted ``~`` reaches prodcat as it is: it was expanded for the catalogue only, so
+    a model under ``~`` was not found, a report went to a folder named ``~`` in the working folder, and predict
+    failed once pandas had written its parts under the home folder and the rest in ``./~``."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    shutil.copytree(tiny_training.bundle, home / "m")
+    tiny_training.unseen.to_csv(home / "products.csv", index=False)
+    (home / "fast.yaml").write_text((Path(__file__).parents[1] / "configs" / "fast-text.yaml").read_text())
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    assert main(["predict", "~/m", "~/products.csv", "--out", "~/preds.csv"]) == 0
+    assert len(pd.read_csv(home / "preds.csv")) == len(tiny_training.unseen)
+    assert main(["evaluate", "~/m", "~/products.csv", "--report", "~/report"]) == 0
+    assert (home / "report" / "metrics.json").is_file()
+    train = ["train", "~/products.csv", "--config", "~/fast.yaml", "--modalities", "text", "--out", "~/m2"]
+    assert main(train) == 0
+    assert verify_bundle(home / "m2")
+    assert list(work.iterdir()) == []
+
+
 def test_cli_refuses_a_tampered_bundle(flipkart_bundle, flipkart_dir, tmp_path):
     tampered = tmp_path / "tampered"
     tampered.mkdir()

@@ -11,10 +11,17 @@ from pathlib import Path
 from prodcat.config import MODALITIES, Config, ConfigError, load_config, seed_problem
 
 
+def user_path(text: str) -> Path:
+    """A path option or argument, ``~`` expanded as the catalogue's always was: the shell leaves it as it is in
+    ``--out=~/preds.csv`` or in quotes, and it was then a folder named ``~``, a bundle not found, or a ``predict``
+    run whose parts pandas wrote under the home folder and the rest beside them."""
+    return Path(text).expanduser()
+
+
 def config_file(path: str) -> Config:
     """A YAML or TOML experiment config, read and checked when the command line is (``--config``)."""
     try:
-        return load_config(path)
+        return load_config(user_path(path))
     except (ConfigError, OSError) as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -80,7 +87,7 @@ def report_dir(text: str) -> Path:
     """A folder a report can be written in: refused now, before any work, not when the report is written after
     minutes of it. Nothing is created (a command refused later leaves no empty folder): the folder, or the
     nearest of its parents that exists, must be a folder that takes files."""
-    path = Path(text)
+    path = user_path(text)
     if problem := unwritable_folder(path, "the report"):
         raise argparse.ArgumentTypeError(problem)
     return path
@@ -92,7 +99,7 @@ def bundle_dir(text: str) -> Path:
     files."""
     from prodcat.bundle import destination_problem
 
-    path = Path(text)
+    path = user_path(text)
     if problem := destination_problem(path) or unmovable_bundle_folder(path):
         raise argparse.ArgumentTypeError(problem)
     return path

@@ -24,6 +24,7 @@ from prodcat.arguments import (
     random_seed,
     report_dir,
     unwritable_folder,
+    user_path,
 )
 from prodcat.batch import (
     BatchError,
@@ -126,9 +127,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                   --engine dask --scheduler tcp://scheduler-host:8786
             """),
     )
-    predict.add_argument("model", help="model bundle directory")
+    predict.add_argument("model", type=user_path, help="model bundle directory")
     add_loader_arguments(predict)
-    predict.add_argument("--out", required=True, help="CSV to write (replaced atomically when every chunk is done)")
+    predict.add_argument(
+        "--out", required=True, type=user_path, help="CSV to write (replaced atomically when every chunk is done)"
+    )
     predict.add_argument("--top-k", type=int, default=5, help="how many categories in top_k (default 5)")
     predict.add_argument(
         "--chunk-size", type=int, default=2000, help="products per chunk, the unit of work and resuming (default 2000)"
@@ -162,7 +165,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             """),
         epilog="examples:\n  prodcat evaluate models/flipkart heldout.csv --report reports/heldout\n",
     )
-    evaluate.add_argument("model", help="model bundle directory")
+    evaluate.add_argument("model", type=user_path, help="model bundle directory")
     add_loader_arguments(evaluate)
     evaluate.add_argument("--report", required=True, type=report_dir, help="report directory")
     evaluate.set_defaults(func=run_evaluate)

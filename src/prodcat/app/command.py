@@ -12,6 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from prodcat.arguments import user_path
 from prodcat.bundle import verify_bundle
 
 SCRIPT = Path(__file__).with_name("streamlit_app.py")
@@ -63,12 +64,17 @@ def port_number(text: str) -> int:
 
 def add_app_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments the Streamlit script itself reads (after ``--`` on the ``streamlit run`` line)."""
-    parser.add_argument("model", help="model bundle directory")
-    parser.add_argument("--data", help="catalogue to explore and predict (any format `prodcat train` reads)")
-    parser.add_argument("--predictions", help="predictions CSV to browse (from `prodcat predict` or `prodcat cv`)")
+    parser.add_argument("model", type=user_path, help="model bundle directory")
+    parser.add_argument(
+        "--data", type=user_path, help="catalogue to explore and predict (any format `prodcat train` reads)"
+    )
+    parser.add_argument(
+        "--predictions", type=user_path, help="predictions CSV to browse (from `prodcat predict` or `prodcat cv`)"
+    )
     parser.add_argument(
         "--root",
         action="append",
+        type=user_path,
         metavar="FOLDER",
         help="a folder whose catalogues and predictions CSVs may be opened by typing their path in the app "
         "(repeatable); the folders holding --data and --predictions always may; with none of these, the current "

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from prodcat.arguments import positive_int, report_dir
+from prodcat.arguments import positive_int, report_dir, user_path
 from prodcat.bundle import model_level
 from prodcat.catalog.loaders import add_loader_arguments
 from prodcat.catalog.schema import category_at_level, is_missing
@@ -61,7 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
               prodcat explain models/flipkart products.csv --ids SKU-1 SKU-2 --report reports/why --max-words 30
             """),
     )
-    parser.add_argument("model", help="model bundle directory")
+    parser.add_argument("model", type=user_path, help="model bundle directory")
     add_loader_arguments(parser)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--ids", nargs="+", metavar="ID", help="product ids to explain")

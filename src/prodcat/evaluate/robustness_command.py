@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from prodcat.arguments import positive_int, random_seed, report_dir
+from prodcat.arguments import positive_int, random_seed, report_dir, user_path
 from prodcat.bundle import model_level
 from prodcat.catalog.schema import category_at_level
 from prodcat.config import Config
@@ -46,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
               prodcat robustness models/flipkart heldout.csv --report reports/rot --perturbations rotate no_photo
             """),
     )
-    parser.add_argument("model", help="model bundle directory")
+    parser.add_argument("model", type=user_path, help="model bundle directory")
     add_loader_arguments(parser)
     parser.add_argument("--report", required=True, type=report_dir, help="report directory")
     parser.add_argument("--sample", type=positive_int, help="a stratified sample of N labelled products (quick runs)")
