@@ -517,6 +517,26 @@ def test_every_command_has_help_with_examples():
         assert "examples:" in parser.format_help(), name
 
 
+def test_ctrl_c_while_the_commands_are_imported_exits_130_without_a_traceback(monkeypatch, capsys):
+    """A command spends seconds importing (pandas, scikit-learn, every command's module) before it starts: Ctrl-C
+    then, the moment one notices a mistyped option, was a traceback of thirty lines of library frames."""
+    import prodcat.cli
+
+    def interrupted(name):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prodcat.cli.importlib, "import_module", interrupted)
+    try:
+        code = main(["predict", "--help"])
+    except KeyboardInterrupt:
+        code = "KeyboardInterrupt raised"
+    assert code == 130
+    assert capsys.readouterr().err == ""
+    # the console script imports prodcat.cli before main() can catch anything: that import must be quick
+    check = "import sys, prodcat.cli; print(sorted({'numpy', 'pandas', 'sklearn'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", check], capture_output=True, text=True).stdout.strip() == "[]"
+
+
 def test_predictor_classifies_whatever_modalities_a_product_has(flipkart_bundle, flipkart_dir):
     from prodcat.predict import Predictor
 

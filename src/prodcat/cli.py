@@ -11,9 +11,6 @@ import importlib
 import logging
 import sys
 
-from prodcat.bundle import BundleError
-from prodcat.catalog.loaders import CatalogFormatError
-
 #: modules that register a subcommand, in the order ``--help`` lists them
 COMMAND_MODULES = (
     "prodcat.commands",
@@ -41,14 +38,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except KeyboardInterrupt:  # at any moment: the seconds of imports before a command starts too, without a traceback
+        return 130
+
+
+def run(argv: list[str] | None = None) -> int:
+    """:func:`main` but for Ctrl-C: parse ``argv`` and run its command, a user's mistake said in one line (exit 2)."""
+    # imported here rather than with this module, as the commands are: seconds of imports Ctrl-C met a traceback in
+    from prodcat.bundle import BundleError
+    from prodcat.catalog.loaders import CatalogFormatError
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # --verbose is prodcat's debug output, not every library's (matplotlib alone logs pages of font matching)
     logging.getLogger("prodcat").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        return 130
     except (
         CatalogFormatError,
         BundleError,
