@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -18,6 +19,7 @@ import hypothesis
 import pandas as pd
 import pytest
 import schemathesis
+import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from schemathesis import GenerationMode
@@ -757,6 +759,38 @@ def test_the_openapi_schema_is_built_with_the_app_not_by_the_first_request(monke
     with TestClient(app) as client:
         answer = client.get("/openapi.json")
     assert answer.status_code == 200 and "/predict" in answer.json()["paths"]
+
+
+@pytest.mark.skipif(
+    not os.environ.get("PRODCAT_TEST_POSTGRES_URL"),
+    reason='PostgreSQL not configured: run `eval "$(bash scripts/postgres.sh)"` to set PRODCAT_TEST_POSTGRES_URL',
+)
+def test_a_correction_waiting_for_a_lock_ends_at_the_request_timeout_on_postgresql() -> None:
+    """A correction of a record that another session holds locked (an operator's open transaction) answered 504
+    at the limit, but its statement waited on in the database for as long as the lock was held, holding a
+    thread and a connection. The server's store has PostgreSQL cancel it at request_timeout_s: it ends,
+    writing nothing."""
+    url = os.environ["PRODCAT_TEST_POSTGRES_URL"]
+    keyed = {"X-API-Key": API_KEY}
+    settings = ServeSettings(api_key=API_KEY, request_timeout_s=0.5, review_db=url)
+    operator = sa.create_engine(url)
+    with TestClient(create_app(OneCategoryModel(), settings)) as client, operator.connect() as session:
+        review_id = client.post("/predict", json={"title": "mug"}).json()["review_id"]
+        lock = session.begin()
+        session.execute(sa.text(f"SELECT id FROM prodcat_review_items WHERE id = {review_id} FOR UPDATE"))
+        answer = client.post(f"/reviews/{review_id}", json={"category": "Home > Decor"}, headers=keyed)
+        assert (answer.status_code, answer.json()["error"]) == (504, "timeout")
+        waiting = sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%prodcat_review%'"
+        )
+        deadline = time.monotonic() + 10
+        with operator.connect() as monitor:
+            while monitor.execute(waiting).scalar_one():
+                assert time.monotonic() < deadline, "the correction still waits for the lock"
+                time.sleep(0.1)
+        lock.rollback()
+        assert client.get(f"/reviews/{review_id}", headers=keyed).json()["status"] == "pending"
+    operator.dispose()
 
 
 def test_a_streamed_body_over_the_limit_is_413_on_every_endpoint(tmp_path) -> None:

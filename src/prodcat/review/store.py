@@ -19,8 +19,10 @@ the photo in every record) is migrated in place, in one transaction, when a stor
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -182,7 +184,17 @@ def _durable_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _make_engine(url: str) -> Engine:
+def _bounded_statements(dbapi_connection: Any, _record: Any, milliseconds: int) -> None:
+    """Have PostgreSQL cancel a statement of this connection still running, or waiting for a lock another
+    session holds, after ``milliseconds``: its thread then ends and gives the connection back."""
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True  # a SET outside any transaction holds for the session
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute(f"SET statement_timeout = {milliseconds}")
+    dbapi_connection.autocommit = autocommit
+
+
+def _make_engine(url: str, statement_timeout_s: float | None) -> Engine:
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -190,7 +202,11 @@ def _make_engine(url: str) -> Engine:
         engine = sa.create_engine(parsed, connect_args={"check_same_thread": False})
         sa.event.listen(engine, "connect", _durable_sqlite)
         return engine
-    return sa.create_engine(parsed, pool_pre_ping=True)
+    engine = sa.create_engine(parsed, pool_pre_ping=True)
+    if statement_timeout_s is not None and engine.dialect.name == "postgresql":
+        milliseconds = max(1, math.ceil(statement_timeout_s * 1000))
+        sa.event.listen(engine, "connect", functools.partial(_bounded_statements, milliseconds=milliseconds))
+    return engine
 
 
 class ReviewStore:
@@ -205,13 +221,18 @@ class ReviewStore:
         Create the SQLite file and the tables if missing (the server). ``False`` (a reader such as
         ``prodcat train --feedback``): raise :class:`ReviewQueueNotFoundError` instead, creating nothing,
         since a mistyped URL would otherwise read as an empty queue.
+    statement_timeout_s:
+        PostgreSQL: a statement still running after it, or waiting that long for a lock, is cancelled by the
+        server (the API passes its ``request_timeout_s``: a call its request gave up on does not hold a thread
+        and a connection for good). Creating or migrating the tables is not bounded. SQLite waits at most 10 s
+        for its write lock whatever this says. ``None``: no limit.
     """
 
-    def __init__(self, url: str, *, create: bool = True) -> None:
+    def __init__(self, url: str, *, create: bool = True, statement_timeout_s: float | None = None) -> None:
         self.url = url
         if not create:
             _require_sqlite_file(url)  # before the engine, which would create the file and its folder
-        self.engine = _make_engine(url)
+        self.engine = _make_engine(url, statement_timeout_s)
         try:
             if not create:
                 _require_review_tables(self.engine)
@@ -462,6 +483,8 @@ def _create_or_migrate(engine: Engine) -> None:
             # pysqlite would run the DDL below outside any transaction: take the write lock first
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         elif engine.dialect.name == "postgresql":
+            # waiting for another store's migration, and moving every photo, may take long
+            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
             connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
         layout = _layout(connection)  # again, under the lock: another store may have done it meanwhile
         _Base.metadata.create_all(connection)

@@ -120,7 +120,8 @@ def create_app(
 ) -> FastAPI:
     """The API around a loaded predictor; ``store`` defaults to one opened at ``settings.review_db``."""
     settings = settings or ServeSettings()
-    store = store or ReviewStore(settings.review_db)
+    # a store call the request's timeout abandoned ends by the same limit on PostgreSQL
+    store = store or ReviewStore(settings.review_db, statement_timeout_s=settings.request_timeout_s)
     metrics = ApiMetrics()
     service = PredictionService(predictor, settings, store, metrics)
 
