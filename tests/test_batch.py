@@ -572,6 +572,24 @@ def test_cli_refuses_bad_options_before_scoring(flipkart_bundle, products, tmp_p
     assert not work_dir_for(tmp_path / "p.csv").exists()
 
 
+@pytest.mark.parametrize(
+    ("options", "where"),
+    [
+        (["--workers", "4"], "add --engine dask"),
+        (["--engine", "dask", "--scheduler", "tcp://127.0.0.1:9", "--workers", "4"], "the cluster at --scheduler"),
+    ],
+)
+def test_cli_refuses_workers_it_would_not_start(tiny_training, tmp_path, capsys, options, where):
+    """--workers sizes the dask LocalCluster alone: it was ignored without --engine dask (the run was local) and
+    with --scheduler (the cluster's workers ran), without a word."""
+    data, out = tmp_path / "products.csv", tmp_path / "p.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    assert main(["predict", str(tiny_training.bundle), str(data), "--out", str(out), *options]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: --workers sizes the local cluster of --engine dask: ") and where in error
+    assert not out.exists() and not work_dir_for(out).exists()
+
+
 def test_cli_never_overwrites_its_input_and_names_what_is_wrong(flipkart_bundle, products, tmp_path, capsys):
     data = tmp_path / "products.csv"
     products.iloc[:3].to_csv(data, index=False)

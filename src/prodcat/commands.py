@@ -47,6 +47,8 @@ from prodcat.grouping import label_key
 
 log = logging.getLogger("prodcat")
 HEADLINE = ("n", "accuracy", "f1_weighted", "f1_macro")
+#: worker processes of predict's dask LocalCluster when --workers is not given
+LOCAL_WORKERS = 2
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
@@ -145,7 +147,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     engine.add_argument("--scheduler", metavar="ADDRESS", help="dask: an existing cluster, e.g. tcp://host:8786")
     engine.add_argument(
-        "--workers", type=int, default=2, help="dask without --scheduler: local worker processes (default 2)"
+        "--workers", type=int, help=f"dask without --scheduler: local worker processes (default {LOCAL_WORKERS})"
     )
     predict.set_defaults(func=run_predict)
 
@@ -231,6 +233,10 @@ def _predict_options_problem(args: argparse.Namespace) -> str | None:
     for name, value in (("--chunk-size", args.chunk_size), ("--top-k", args.top_k), ("--workers", args.workers)):
         if value is not None and value < 1:
             return f"{name} must be at least 1, got {value}"
+    if args.workers is not None and (args.engine != "dask" or args.scheduler):
+        # it was ignored: the local engine is this process, and a cluster's workers are its own
+        where = f"the cluster at --scheduler {args.scheduler} has its own" if args.scheduler else "add --engine dask"
+        return f"--workers sizes the local cluster of --engine dask: {where}, or leave --workers out"
     if out.is_dir():
         return f"--out {out} is a directory; give the CSV file to write"
     if (kind := _NOT_CSV.get(out.suffix.lower())) is not None:
@@ -540,7 +546,7 @@ def _batch_engine(args: argparse.Namespace) -> Engine:
 
         # distributed logs every worker's start, connection and stop at INFO: pages around the progress bar
         logging.getLogger("distributed").setLevel(logging.WARNING)
-        return DaskEngine(args.model, scheduler=args.scheduler, workers=args.workers)
+        return DaskEngine(args.model, scheduler=args.scheduler, workers=args.workers or LOCAL_WORKERS)
     return LocalEngine.from_bundle(args.model)
 
 
