@@ -422,6 +422,23 @@ def test_a_tilde_left_by_the_shell_is_the_home_folder_in_every_path(tiny_trainin
     assert list(work.iterdir()) == []
 
 
+def test_a_language_given_for_a_catalogue_other_than_rakuten_is_refused(tiny_training, tmp_path, capsys):
+    """--language picks Rakuten's category names: given with another catalogue (taken for the language of its
+    texts) it was accepted and changed nothing, without a word."""
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    for command in (
+        ["predict", str(tiny_training.bundle), str(data), "--out", str(tmp_path / "p.csv")],
+        ["cv", str(data), "--report", str(tmp_path / "r")],
+    ):
+        assert main([*command, "--language", "fr"]) == 2
+        assert capsys.readouterr().err == (
+            f"error: {data} is a csv catalogue: --language picks the names of Rakuten's categories only (the language "
+            "of a catalogue's texts is detected): leave it out\n"
+        )
+    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "r").exists()
+
+
 def test_cli_refuses_a_tampered_bundle(flipkart_bundle, flipkart_dir, tmp_path):
     tampered = tmp_path / "tampered"
     tampered.mkdir()

@@ -752,14 +752,14 @@ def load_catalog(
     category_column: str | None = None,
     image_root: str | Path | None = None,
     category_sep: str | None = None,
-    language: str = "en",
+    language: str | None = None,
 ) -> Catalog:
     """Load a catalogue of any supported format into a :class:`~prodcat.catalog.schema.Catalog`.
 
     ``format``: one of :data:`FORMATS` (``auto`` detects it). The column-mapping options
     (``*_column``, ``category_sep``) apply to ``csv``/``parquet``, and are refused for the native formats,
     whose columns are known; ``image_root`` is the photo folder of any format; ``language``
-    (``en``/``fr``) picks the Rakuten category names.
+    (``en``/``fr``, default ``en``) picks the Rakuten category names, and is refused for the other formats.
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -784,10 +784,15 @@ def load_catalog(
     if fmt in _FOLDER_FILES and given:
         detail = f"{', '.join(given)} apply to CSV/Parquet catalogues only"
         raise CatalogFormatError(f"{path} is a {fmt} catalogue, whose columns are known: {detail}")
+    if language and fmt != "rakuten":  # taken for the texts' language, it changed nothing, without a word
+        raise CatalogFormatError(
+            f"{path} is a {fmt} catalogue: --language picks the names of Rakuten's categories only (the language "
+            "of a catalogue's texts is detected): leave it out"
+        )
     if fmt == "flipkart":
         return load_flipkart(path, root)
     if fmt == "rakuten":
-        return load_rakuten(path, language=language, image_root=root)
+        return load_rakuten(path, language=language or "en", image_root=root)
     if fmt == "fashion":
         return load_fashion(path, root)
     if path.is_dir():
@@ -819,7 +824,7 @@ def add_loader_arguments(parser: argparse.ArgumentParser) -> None:
         "instead of the one beside the CSV)",
     )
     mapping.add_argument("--category-sep", metavar="SEP", help="separator of category levels, e.g. '/' or '>>'")
-    mapping.add_argument("--language", default="en", choices=("en", "fr"), help="Rakuten category names")
+    mapping.add_argument("--language", choices=("en", "fr"), help="language of Rakuten's category names (default en)")
 
 
 def load_from_args(args: argparse.Namespace) -> Catalog:
