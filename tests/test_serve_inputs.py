@@ -566,6 +566,30 @@ def test_a_review_store_gone_away_answers_503_in_the_error_shape(tmp_path) -> No
         assert client.get("/health").status_code == 200  # still serving
 
 
+def test_an_unexpected_failure_answers_500_in_the_error_shape_with_its_request_id(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception no handler knows (a driver's bug) left the request guard for Starlette, which answered a bare
+    'Internal Server Error' in text, without X-Request-ID or a count in /metrics: nothing tied it to the
+    traceback in the log. It is answered as every error is, and the logged traceback carries the same id."""
+
+    class FailingStore(ReviewStore):
+        def items(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("a bug in the database driver")
+
+    app = create_app(OneCategoryModel(), ServeSettings(api_key=API_KEY), FailingStore(f"sqlite:///{tmp_path / 'r.db'}"))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get("/reviews", headers={"X-API-Key": API_KEY})
+        metrics = client.get("/metrics").text
+    body = answer.json()
+    assert (answer.status_code, body["error"]) == (500, "internal_error")
+    assert body["request_id"] == answer.headers["X-Request-ID"]
+    assert 'prodcat_errors_total{error="internal_error"} 1.0' in metrics
+    (logged,) = [record for record in caplog.records if record.exc_info]
+    assert logged.request_id == body["request_id"] and "a bug in the database driver" in str(logged.exc_info[1])
+    assert "ErrorOut" in str(app.openapi()["paths"]["/reviews"]["get"]["responses"]["500"])
+
+
 def test_health_answers_head_and_an_empty_product_id_is_no_id(client: TestClient, jpeg_bytes) -> None:
     assert client.head("/health").status_code == 200  # load balancers probe with HEAD
     as_json = client.post("/predict", json={"title": "mug", "product_id": ""}).json()

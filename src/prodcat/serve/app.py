@@ -76,6 +76,7 @@ logger = logging.getLogger(__name__)
 #: what :class:`RequestGuard` answers on every route, whatever the route does (a route may describe them in its own
 #: words; 408 only where the route reads a body)
 _GUARD_ERRORS: dict[int | str, dict[str, Any]] = {
+    500: {"model": ErrorOut, "description": "an unexpected failure (the server log has it under the request id)"},
     413: {"model": ErrorOut, "description": "the request body (by its Content-Length) is over `max_request_bytes`"},
     504: {"model": ErrorOut, "description": "not answered within `request_timeout_s`"},
 }

@@ -18,6 +18,7 @@ from prodcat.serve.metrics import ApiMetrics
 from prodcat.serve.settings import ServeSettings
 
 logger = logging.getLogger("prodcat.serve.access")
+_errors = logging.getLogger(__name__)
 #: the methods counted under their own name in the metrics
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -72,11 +73,19 @@ class RequestGuard:
                 raise over_limit(413, "max_request_bytes", self.settings.max_request_bytes, "request body size")
             with anyio.fail_after(self.settings.request_timeout_s):
                 await self.app(scope, self._limited(receive, reading), send_with_id)
-        except (ApiError, TimeoutError) as exc:
+        except Exception as exc:
             if response["started"]:
                 raise
-            note = scope["state"].get(_TIMEOUT_NOTE)
-            error = exc if isinstance(exc, ApiError) else _timeout_error(self.settings, reading["body"], note)
+            if isinstance(exc, ApiError):
+                error = exc
+            elif isinstance(exc, TimeoutError):
+                error = _timeout_error(self.settings, reading["body"], scope["state"].get(_TIMEOUT_NOTE))
+            else:
+                # answered here, in the error shape: past this guard Starlette would answer a bare text 500 without
+                # the request id that the logged traceback carries
+                _errors.error("unexpected error", exc_info=exc, extra={"request_id": request_id})
+                detail = "the server failed on this request; its log has the details under this request_id"
+                error = ApiError(500, "internal_error", detail)
             self.metrics.errors.labels(error.error).inc()
             body = error.to_out(request_id).model_dump(mode="json")
             await JSONResponse(body, status_code=error.status)(scope, receive, send_with_id)
