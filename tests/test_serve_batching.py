@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
+import anyio
 import pandas as pd
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -309,3 +310,33 @@ def test_a_failed_model_call_and_the_retries_of_its_rows_each_observe_their_own_
     # one failed call of three rows, then each row alone: four calls, four seconds
     sample = metrics.registry.get_sample_value
     assert (sample("prodcat_model_latency_seconds_count"), sample("prodcat_model_latency_seconds_sum")) == (4, 4.0)
+
+
+def test_a_photo_check_abandoned_at_the_timeout_keeps_its_thread_until_it_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Photo checks run in anyio's pool of threads (40), but one abandoned by its request's 504 gave its place
+    back while it still decoded: under a flood of large photos, decodes piled up past the pool's size, each with
+    its CPU and memory. It keeps its place until it ends (here a pool of one)."""
+    release = threading.Event()
+    started: list[bytes] = []
+
+    def stuck_check(data: bytes, settings: ServeSettings) -> None:
+        started.append(data)
+        release.wait(30)
+
+    monkeypatch.setattr(service_module, "check_image_content", stuck_check)
+    svc, _ = service(store=None)
+    product = ProductRequest(title="mug", image_bytes=b"a photo", image_type="jpeg")
+
+    async def abandon_then_predict() -> tuple[int, list]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 1
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(svc.predict([product], "gone", 3), timeout=0.2)
+        second = asyncio.ensure_future(svc.predict([product], "next", 3))
+        await asyncio.sleep(1)  # ample time for the second check to start, were it let
+        running = len(started)
+        release.set()
+        return running, await asyncio.wait_for(second, timeout=30)
+
+    running, (prediction,) = asyncio.run(abandon_then_predict())
+    assert running == 1
+    assert len(started) == 2 and prediction.category == "a"

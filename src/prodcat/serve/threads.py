@@ -4,12 +4,13 @@ abandons.
 :class:`~prodcat.serve.middleware.RequestGuard` cancels a request at ``request_timeout_s`` and answers 504; a
 thread cannot be stopped, so the request leaves it running. anyio gives the thread's limiter token back the moment
 its caller is cancelled, which would let the next caller start beside the abandoned thread (two explanations where
-one may run, store calls piling up behind a stuck database): :func:`run_abandonable` keeps the token until the
-thread ends.
+one may run, store calls piling up behind a stuck database, photo decodes past the pool's 40 threads):
+:func:`run_abandonable` keeps the token until the thread ends.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -20,12 +21,15 @@ import anyio.from_thread
 T = TypeVar("T")
 
 
+#: the limiter of the worker thread itself: the call's own ``limiter`` already bounds it
+_UNBOUNDED = anyio.CapacityLimiter(math.inf)
+
+
 async def run_abandonable(function: Callable[..., T], *args: Any, limiter: anyio.CapacityLimiter | None = None) -> T:
     """``function(*args)`` in a worker thread, no longer awaited once the request is cancelled (its 504 leaves
-    on time). With ``limiter``, the thread holds one of its tokens until it ends, even abandoned; a call
-    abandoned before its thread started never runs."""
-    if limiter is None:
-        return await anyio.to_thread.run_sync(function, *args, abandon_on_cancel=True)
+    on time). The thread holds a token of ``limiter`` (default: anyio's, 40 threads) until it ends, even
+    abandoned; a call abandoned before its thread started never runs."""
+    limiter = limiter or anyio.to_thread.current_default_thread_limiter()
     borrower = object()
     await limiter.acquire_on_behalf_of(borrower)
     claim = threading.Lock()  # whoever claims first (the thread starting, the caller leaving) releases the token
@@ -43,7 +47,7 @@ async def run_abandonable(function: Callable[..., T], *args: Any, limiter: anyio
             anyio.from_thread.run_sync(limiter.release_on_behalf_of, borrower)
 
     try:
-        return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+        return await anyio.to_thread.run_sync(run, abandon_on_cancel=True, limiter=_UNBOUNDED)
     except BaseException:
         with claim:
             abandoned = True
