@@ -554,6 +554,22 @@ def test_ctrl_c_while_the_commands_are_imported_exits_130_without_a_traceback(mo
     assert subprocess.run([sys.executable, "-c", check], capture_output=True, text=True).stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+def test_output_piped_to_a_reader_that_left_ends_without_a_traceback(tiny_training, tmp_path, unbuffered):
+    """``prodcat evaluate ... | head -2``: once head had its lines, the next print was a BrokenPipeError traceback
+    (exit 1), or with stdout buffered, Python's 'Exception ignored ... BrokenPipeError' at exit (exit 120)."""
+    data, report = tmp_path / "products.csv", tmp_path / "report"
+    tiny_training.unseen.to_csv(data, index=False)
+    command = [sys.executable, "-m", "prodcat.cli", "evaluate", str(tiny_training.bundle), str(data), "--report"]
+    env = os.environ | {"PYTHONUNBUFFERED": unbuffered}
+    run = subprocess.Popen([*command, str(report)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    run.stdout.close()  # the reader is gone before the first line
+    error = run.stderr.read()
+    assert run.wait() == 141  # 128 + SIGPIPE, as for a program the closed pipe stopped
+    assert "BrokenPipeError" not in error and "Traceback" not in error
+    assert (report / "metrics.json").is_file()
+
+
 def test_predictor_classifies_whatever_modalities_a_product_has(flipkart_bundle, flipkart_dir):
     from prodcat.predict import Predictor
 

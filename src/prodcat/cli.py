@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import select
 import sys
+from typing import TextIO
 
 #: modules that register a subcommand, in the order ``--help`` lists them
 COMMAND_MODULES = (
@@ -39,9 +42,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        return run(argv)
+        code = run(argv)
+        sys.stdout.flush()  # a reader gone is met here, not in the interpreter's last flush (exit 120, a message)
+        return code
     except KeyboardInterrupt:  # at any moment: the seconds of imports before a command starts too, without a traceback
         return 130
+    except BrokenPipeError:
+        if not reader_gone(sys.stdout):  # another pipe or socket: a failure to show
+            raise
+        # `prodcat ... | head` once head has its lines: what is left to print goes nowhere, no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a program stopped by a closed pipe
+
+
+def reader_gone(stream: TextIO) -> bool:
+    """Whether ``stream`` is a pipe whose reading end is closed."""
+    try:
+        poller = select.poll()
+        poller.register(stream.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no file descriptor (a captured stream), no poll (Windows)
+        return False
 
 
 def run(argv: list[str] | None = None) -> int:
