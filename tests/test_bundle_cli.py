@@ -570,6 +570,23 @@ def test_output_piped_to_a_reader_that_left_ends_without_a_traceback(tiny_traini
     assert (report / "metrics.json").is_file()
 
 
+def test_options_shared_by_commands_show_one_placeholder_the_help_text_names():
+    """evaluate, cv and robustness describe DIR/metrics.json... but showed --report REPORT, and train, cv and
+    robustness --sample SAMPLE for 'a sample of N products', where explore, explain and audit show DIR and N."""
+    import argparse
+
+    from prodcat.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for name, parser in commands.items():
+        options = {option: action for action in parser._actions for option in action.option_strings}
+        for option, metavar in (("--report", "DIR"), ("--sample", "N")):
+            if option in options:
+                assert options[option].metavar == metavar, (name, option)
+        if "DIR/" in (parser.description or ""):
+            assert "DIR" in {action.metavar for action in options.values()}, name
+
+
 def test_predictor_classifies_whatever_modalities_a_product_has(flipkart_bundle, flipkart_dir):
     from prodcat.predict import Predictor
 

@@ -70,7 +70,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--fusion", choices=("auto", "late", "stacking", "early"), help="override the config's fusion")
     parser.add_argument(
-        "--sample", type=positive_int, help="use a stratified sample of N labelled products (quick runs)"
+        "--sample", type=positive_int, metavar="N", help="use a stratified sample of N labelled products (quick runs)"
     )
 
 
@@ -169,7 +169,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("model", type=user_path, help="model bundle directory")
     add_loader_arguments(evaluate)
-    evaluate.add_argument("--report", required=True, type=report_dir, help="report directory")
+    evaluate.add_argument("--report", required=True, type=report_dir, metavar="DIR", help="report directory")
     evaluate.set_defaults(func=run_evaluate)
 
     cv = subparsers.add_parser(
@@ -193,7 +193,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="seed of the folds and models (default: the config's, 0): another split tells how much the "
         "split alone moves a number",
     )
-    cv.add_argument("--report", required=True, type=report_dir, help="report directory")
+    cv.add_argument("--report", required=True, type=report_dir, metavar="DIR", help="report directory")
     _add_model_options(cv)
     cv.set_defaults(func=run_cv)
 

@@ -48,8 +48,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model", type=user_path, help="model bundle directory")
     add_loader_arguments(parser)
-    parser.add_argument("--report", required=True, type=report_dir, help="report directory")
-    parser.add_argument("--sample", type=positive_int, help="a stratified sample of N labelled products (quick runs)")
+    parser.add_argument("--report", required=True, type=report_dir, metavar="DIR", help="report directory")
+    parser.add_argument(
+        "--sample", type=positive_int, metavar="N", help="a stratified sample of N labelled products (quick runs)"
+    )
     parser.add_argument(
         "--perturbations", nargs="+", metavar="NAME", help="perturbations or families to run (default: all)"
     )
