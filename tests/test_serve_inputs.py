@@ -590,6 +590,30 @@ def test_an_unexpected_failure_answers_500_in_the_error_shape_with_its_request_i
     assert "ErrorOut" in str(app.openapi()["paths"]["/reviews"]["get"]["responses"]["500"])
 
 
+def test_a_client_that_leaves_while_sending_its_body_is_no_server_error(caplog: pytest.LogCaptureFixture) -> None:
+    """Starlette's ClientDisconnect, raised when a client goes away halfway through its body, was taken for a
+    failure of the server: a traceback in the log, a 500 answered to no one, counted as internal_error."""
+    app = create_app(OneCategoryModel(), ServeSettings(), ReviewStore("sqlite://"))
+    messages: list[dict[str, Any]] = [{"type": "http.request", "body": b'{"title": "mu', "more_body": True}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/predict", "query_string": b"", "root_path": "",
+             "headers": [(b"content-type", b"application/json")], "scheme": "http", "http_version": "1.1",
+             "server": ("test", 80), "client": ("client", 1234), "app": app}  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    with TestClient(app) as client:
+        metrics = client.get("/metrics").text
+    assert sent == []  # no one to answer
+    assert 'prodcat_requests_total{method="POST",route="/predict",status="499"} 1.0' in metrics
+    assert "internal_error" not in metrics and not [record for record in caplog.records if record.exc_info]
+
+
 def test_health_answers_head_and_an_empty_product_id_is_no_id(client: TestClient, jpeg_bytes) -> None:
     assert client.head("/health").status_code == 200  # load balancers probe with HEAD
     as_json = client.post("/predict", json={"title": "mug", "product_id": ""}).json()

@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 import anyio
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -73,6 +73,10 @@ class RequestGuard:
                 raise over_limit(413, "max_request_bytes", self.settings.max_request_bytes, "request body size")
             with anyio.fail_after(self.settings.request_timeout_s):
                 await self.app(scope, self._limited(receive, reading), send_with_id)
+        except ClientDisconnect:
+            # the client left while sending its body: no one to answer, and no fault of the server's (499: nginx's
+            # "client closed request", in the access log and the metrics)
+            response["status"] = 499
         except Exception as exc:
             if response["started"]:
                 raise
