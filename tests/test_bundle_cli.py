@@ -520,6 +520,17 @@ def test_cv_command_writes_metrics_per_level(fashion_dir, tmp_path):
     assert 0 < len(shared) < 600 or (shared["fold_x"] != shared["fold_y"]).any()
 
 
+def test_train_takes_the_seed_cv_takes(tiny_training, tmp_path):
+    """cv, explore and robustness take --seed; train, whose sample, inner folds and models the seed draws too, said
+    'unrecognized arguments: --seed' and needed a config file for it."""
+    data, out = tmp_path / "products.csv", tmp_path / "m"
+    tiny_training.trained.to_csv(data, index=False)
+    config = str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
+    assert main(["train", str(data), "--config", config, "--sample", "30", "--seed", "7", "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["seed"] == 7 and manifest["n_train"] == 30
+
+
 def test_every_command_has_help_with_examples():
     import argparse
 

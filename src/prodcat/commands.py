@@ -72,6 +72,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sample", type=positive_int, metavar="N", help="use a stratified sample of N labelled products (quick runs)"
     )
+    parser.add_argument(
+        "--seed",
+        type=random_seed,
+        help="seed of the sample, the folds and the models (default: the config's, 0): another split tells how "
+        "much the split alone moves a number",
+    )
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -187,12 +193,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_loader_arguments(cv)
     cv.add_argument("--folds", type=fold_count, default=5, help="number of folds (default 5)")
-    cv.add_argument(
-        "--seed",
-        type=random_seed,
-        help="seed of the folds and models (default: the config's, 0): another split tells how much the "
-        "split alone moves a number",
-    )
     cv.add_argument("--report", required=True, type=report_dir, metavar="DIR", help="report directory")
     _add_model_options(cv)
     cv.set_defaults(func=run_cv)
@@ -303,7 +303,7 @@ def build_config(args: argparse.Namespace, catalog: Catalog) -> Config:
         updates["level"] = None if args.level == 0 else args.level
     if args.fusion:
         updates["fusion"] = args.fusion
-    if getattr(args, "seed", None) is not None:  # cv only
+    if args.seed is not None:
         updates["seed"] = args.seed
     return Config.model_validate(config.model_dump() | updates).for_format(catalog.format)
 
