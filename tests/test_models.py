@@ -683,6 +683,21 @@ def test_a_vote_reuses_the_inner_cross_validation_of_its_members(monkeypatch):
     assert not np.allclose(shared["vote"], shared["nbsvm"])
 
 
+def test_many_categories_of_few_products_are_not_taken_for_a_regression_target() -> None:
+    """scikit-learn warned 'The number of unique classes is greater than 50% of the number of samples. `y` could
+    represent a regression problem' on each logistic-regression fit of a fold of full category paths: about 19
+    times in one `prodcat audit --labels` of Flipkart at full path, amid its progress bars."""
+    rng = np.random.default_rng(0)
+    y = np.array([f"path {i // 2}" for i in range(60)])  # 30 categories of 2 products
+    X = rng.normal(size=(60, 5)) + (np.arange(60) // 2)[:, None]
+    head = ModalityHead(HeadConfig(name="e", modality="text", features=[], classifier="logreg"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        head.fit_matrix(X, y)
+        out_of_fold_proba(head, X, y, np.unique(y), folds=2, seed=0)
+    assert len(head.classes_) == 30
+
+
 def test_a_classifier_config_is_named_by_its_non_default_settings():
     nbsvm = ClassifierConfig(classifier="nbsvm", C=5.0, scale=False)
     vote = ClassifierConfig(classifier="vote", members=[nbsvm, {"classifier": "logreg", "C": 20.0}])

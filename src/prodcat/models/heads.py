@@ -173,7 +173,7 @@ class ModalityHead(ClassifierMixin, BaseEstimator):
         return build_classifier(self.config, dense=not sp.issparse(X), seed=self.seed)
 
     def fit_matrix(self, X: Any, y: np.ndarray) -> ModalityHead:
-        self.classifier_ = self.new_classifier(X).fit(X, y)
+        self.classifier_ = fitted(self.new_classifier(X), X, y)
         self.classes_ = np.asarray(self.classifier_.classes_)
         return self
 
@@ -318,7 +318,20 @@ def fold_classifier(head: ModalityHead, X: Any, y: np.ndarray) -> BaseEstimator:
     inner fold of a modality that few categories have), which a classifier cannot be fitted on."""
     if len(np.unique(y)) < 2:
         return DummyClassifier(strategy="prior").fit(X, y)
-    return clone(head.new_classifier(X)).fit(X, y)
+    return fitted(clone(head.new_classifier(X)), X, y)
+
+
+#: scikit-learn's guess that more distinct labels than half the rows make a regression target: categories are
+#: labels whatever their number (a fold of full category paths holds hundreds, most of one or two products)
+_REGRESSION_GUESS_WARNING = "The number of unique classes is greater than 50% of the number of samples"
+
+
+def fitted(classifier: BaseEstimator, X: Any, y: np.ndarray) -> BaseEstimator:
+    """``classifier.fit(X, y)``, without scikit-learn's warning that ``y`` could be a regression target (printed
+    once per fit, dozens of times by a cross-validation at full path)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_REGRESSION_GUESS_WARNING, category=UserWarning)
+        return classifier.fit(X, y)
 
 
 def fold_classes(y: np.ndarray, all_classes: np.ndarray, folds: int, seed: int) -> np.ndarray:
