@@ -257,6 +257,16 @@ def test_collect_pages_until_max_products_and_writes_a_loadable_catalogue(httpse
     assert [(e["page"], e["record"], e["field"]) for e in report["errors"]] == [(2, 2, "code")]
 
 
+def test_a_tilde_the_shell_left_in_out_is_the_home_folder(httpserver, tmp_path, monkeypatch):
+    """--out=~/champagne (or a quoted path) collected into a folder named '~' in the working folder, where every
+    other command's paths are under the home folder."""
+    serve_search(httpserver, search_pages(CHAMPAGNES))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert run(httpserver, Path("~/champagne"), "--max-products", "2") == 0
+    assert (tmp_path / "home" / "champagne" / "products.csv").is_file() and not (tmp_path / "~").exists()
+
+
 def test_collect_stops_when_the_results_are_exhausted(httpserver, tmp_path):
     pages = search_pages(CHAMPAGNES)
     pages[2]["count"] = str(len(CHAMPAGNES))  # older API versions send the count as a string

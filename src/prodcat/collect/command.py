@@ -11,6 +11,7 @@ import sys
 import textwrap
 from collections.abc import Callable
 
+from prodcat.arguments import user_path
 from prodcat.collect import COLLECTORS, http
 from prodcat.collect.http import HttpClient
 from prodcat.collect.pipeline import PRODUCTS_CSV, REPORT_JSON, CollectReport, collect
@@ -71,7 +72,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--query", required=True, type=_search_terms, metavar="TERMS", help="search terms, e.g. champagne"
     )
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (re-used to resume)")
+    parser.add_argument("--out", required=True, type=user_path, metavar="DIR", help="output folder (re-used to resume)")
     parser.add_argument(
         "--max-products", type=_number(int), metavar="N", help="stop after N distinct products (default: all)"
     )
