@@ -214,14 +214,14 @@ def test_a_study_with_nothing_to_study_says_so_in_one_line(tmp_path, capsys):
     pd.DataFrame(rows | {"category": ["Kitchen", "Watches"] * 6}).to_csv(data, index=False)
     report = ["--report", str(tmp_path / "report"), "--no-progress"]
     assert main(["explore", str(data), "--features", " , ", *report]) == 2
-    assert "prodcat explore: --features names nothing to study (' , ')" in capsys.readouterr().err
+    assert "error: --features names nothing to study (' , ')" in capsys.readouterr().err
     assert main(["explore", str(data), "--features", "tfidf", "--reductions", ",", *report]) == 2
-    assert "prodcat explore: --reductions names nothing to study (',')" in capsys.readouterr().err
+    assert "error: --reductions names nothing to study (',')" in capsys.readouterr().err
     assert main(["explore", str(data), "--features", "tfidf,bow", "--reductions", "pca", *report]) == 2
     error = capsys.readouterr().err.strip()
     assert (
         error
-        == "prodcat explore: no feature set could be studied (tfidf: no product has text; bow: no product has text)"
+        == "error: no feature set could be studied (tfidf: no product has text; bow: no product has text)"
     )
 
 
@@ -472,7 +472,7 @@ def test_a_report_that_cannot_be_written_keeps_the_figures_printed(tmp_path, cap
     printed = capsys.readouterr()
     assert "tfidf                        pca         1.000" in printed.out
     assert printed.err.strip() == (
-        f"prodcat explore: cannot write the report in {out}: No space left on device; the figures above are all "
+        f"error: cannot write the report in {out}: No space left on device; the figures above are all "
         "that was kept: free some space or give another --report, and run the study again"
     )
 

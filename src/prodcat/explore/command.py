@@ -102,13 +102,13 @@ def run_explore(args: argparse.Namespace) -> int:
     level = args.level or None
     for option, given in (("--features", features), ("--reductions", reductions)):
         if not given:
-            print(f"prodcat explore: {option} names nothing to study ({getattr(args, option[2:])!r})", file=sys.stderr)
+            print(f"error: {option} names nothing to study ({getattr(args, option[2:])!r})", file=sys.stderr)
             return 2
     try:
         check_feature_sets(features)
         catalog = read_catalog(args)  # which says what rows it skipped or read in part, as the other commands
     except (CatalogFormatError, FileNotFoundError, ValueError) as error:
-        print(f"prodcat explore: {error}", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)
         return 2
     frame = catalog.labelled.reset_index(drop=True)
     if args.sample:
@@ -125,7 +125,7 @@ def run_explore(args: argparse.Namespace) -> int:
     try:
         result = study.run(frame)
     except ValueError as error:
-        print(f"prodcat explore: {error}", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{len(result.frame)} products, {result.n_categories} categories at level {args.level or 'full path'}")
     print(AMI_NOTE)
@@ -142,7 +142,7 @@ def run_explore(args: argparse.Namespace) -> int:
         json_path, html_path = write_report(result, args.report, source=str(catalog.source or args.data))
     except OSError as error:
         print(
-            f"prodcat explore: cannot write the report in {args.report}: {error.strerror or error}; the figures above "
+            f"error: cannot write the report in {args.report}: {error.strerror or error}; the figures above "
             "are all that was kept: free some space or give another --report, and run the study again",
             file=sys.stderr,
         )
