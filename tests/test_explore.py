@@ -219,10 +219,7 @@ def test_a_study_with_nothing_to_study_says_so_in_one_line(tmp_path, capsys):
     assert "error: --reductions names nothing to study (',')" in capsys.readouterr().err
     assert main(["explore", str(data), "--features", "tfidf,bow", "--reductions", "pca", *report]) == 2
     error = capsys.readouterr().err.strip()
-    assert (
-        error
-        == "error: no feature set could be studied (tfidf: no product has text; bow: no product has text)"
-    )
+    assert error == "error: no feature set could be studied (tfidf: no product has text; bow: no product has text)"
 
 
 def test_a_combined_feature_set_is_studied_on_the_products_having_all_its_blocks():
