@@ -22,6 +22,7 @@ from prodcat.serve.inputs import ProductRequest
 from prodcat.serve.metrics import ApiMetrics
 from prodcat.serve.service import PredictionService
 from prodcat.serve.settings import ServeSettings
+from prodcat.serve.threads import run_abandonable
 
 
 @dataclass
@@ -340,3 +341,28 @@ def test_a_photo_check_abandoned_at_the_timeout_keeps_its_thread_until_it_ends(m
     running, (prediction,) = asyncio.run(abandon_then_predict())
     assert running == 1
     assert len(started) == 2 and prediction.category == "a"
+
+
+def test_a_thread_abandoned_as_the_server_stops_still_ends() -> None:
+    """An abandoned thread gave its token back by waiting for the event loop to take it: one that ended while
+    the server was stopping (its loop no longer running, not yet closed) waited for good, and the process,
+    which waits for its threads, never exited."""
+    release = threading.Event()
+    workers: list[threading.Thread] = []
+
+    def work() -> None:
+        workers.append(threading.current_thread())
+        release.wait(10)
+
+    async def abandon() -> None:
+        with anyio.move_on_after(0.2):
+            await run_abandonable(work, limiter=anyio.CapacityLimiter(1))
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(abandon())  # the loop stops, as a stopping server's does
+        release.set()
+        workers[0].join(10)
+        assert not workers[0].is_alive()
+    finally:
+        loop.close()

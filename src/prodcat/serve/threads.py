@@ -10,13 +10,14 @@ one may run, store calls piling up behind a stuck database, photo decodes past t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import anyio
-import anyio.from_thread
 
 T = TypeVar("T")
 
@@ -30,6 +31,7 @@ async def run_abandonable(function: Callable[..., T], *args: Any, limiter: anyio
     on time). The thread holds a token of ``limiter`` (default: anyio's, 40 threads) until it ends, even
     abandoned; a call abandoned before its thread started never runs."""
     limiter = limiter or anyio.to_thread.current_default_thread_limiter()
+    loop = asyncio.get_running_loop()
     borrower = object()
     await limiter.acquire_on_behalf_of(borrower)
     claim = threading.Lock()  # whoever claims first (the thread starting, the caller leaving) releases the token
@@ -44,7 +46,10 @@ async def run_abandonable(function: Callable[..., T], *args: Any, limiter: anyio
         try:
             return function(*args)
         finally:
-            anyio.from_thread.run_sync(limiter.release_on_behalf_of, borrower)
+            # handed to the loop, not waited for: a loop that stopped (the server stopping) never takes it, and a
+            # thread waiting for it would keep the process from exiting
+            with contextlib.suppress(RuntimeError):  # the loop has closed: no one waits for the token
+                loop.call_soon_threadsafe(limiter.release_on_behalf_of, borrower)
 
     try:
         return await anyio.to_thread.run_sync(run, abandon_on_cancel=True, limiter=_UNBOUNDED)
