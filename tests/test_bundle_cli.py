@@ -1442,3 +1442,24 @@ def test_a_report_is_never_written_over_its_input_catalogue(tiny_training, tmp_p
         "another --report"
     )
     assert data.read_bytes() == before and sorted(p.name for p in data.parent.iterdir()) == [name]
+
+
+def test_a_degenerate_bootstrap_interval_is_said_to_be_one(capsys):
+    """evaluate on 6 products, each right, printed '95% bootstrap interval 1.0000-1.0000' (and the page 1.000–1.000),
+    read as certainty: resampling within categories cannot move such a figure. It is said to be degenerate, on the
+    console and the page; an interval of some width reads as before."""
+    from prodcat.commands import print_metrics
+    from prodcat.evaluate.metrics import evaluate_predictions
+    from prodcat.evaluate.report import summary_rows
+
+    truth = np.array(["a", "a", "b", "b", "c", "c"], dtype=object)
+    metrics = evaluate_predictions(truth, truth.copy())
+    assert metrics["intervals"]["accuracy"] == [1.0, 1.0]
+    print_metrics(metrics, "Evaluation on 6 labelled products:")
+    said = "degenerate: 1.0000 in at least 95% of resamples, not a measure of the uncertainty"
+    assert f"accuracy      1.0000  (95% bootstrap interval {said})" in capsys.readouterr().out
+    assert summary_rows(metrics)[0] == ["accuracy", "1.000", said.replace("1.0000", "1.000")]
+
+    varied = evaluate_predictions(np.repeat(["a", "b"], 20), np.repeat(["a", "b", "a", "b"], 10))
+    low, high = varied["intervals"]["accuracy"]
+    assert low < high and summary_rows(varied)[0][2] == f"{low:.3f}–{high:.3f}"

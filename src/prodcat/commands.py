@@ -42,7 +42,7 @@ from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, depth, 
 from prodcat.config import Config
 from prodcat.evaluate.labelled import labelled_warnings, product_fingerprints, products_in_training, readable_by
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
-from prodcat.evaluate.report import EVALUATION_FILES, report_problem, write_issues, write_report
+from prodcat.evaluate.report import EVALUATION_FILES, interval_text, report_problem, write_issues, write_report
 from prodcat.grouping import label_key
 
 log = logging.getLogger("prodcat")
@@ -346,7 +346,7 @@ def print_metrics(metrics: dict[str, Any], title: str, target_precision: float |
         if key in metrics:
             value = metrics[key]
             low_high = metrics.get("intervals", {}).get(key)
-            spread = f"  (95% bootstrap interval {low_high[0]:.4f}-{low_high[1]:.4f})" if low_high else ""
+            spread = f"  (95% bootstrap interval {interval_text(*low_high, '{:.4f}', '-')})" if low_high else ""
             print(f"  {key:<14}{value:.4f}{spread}" if isinstance(value, float) else f"  {key:<14}{value}")
     for level, values in metrics.get("levels", {}).items():
         print(

@@ -245,6 +245,15 @@ def _figure(value: float | None, form: str = "{:.3f}") -> str:
     return "–" if value is None or value != value else form.format(value)  # NaN: nothing to measure
 
 
+def interval_text(low: float | None, high: float | None, form: str = "{:.3f}", dash: str = "–") -> str:
+    """A bootstrap interval as read: ``low–high``, or, of zero width, said to be degenerate: resampling the products
+    within their categories did not move the figure (categories of one product, or all right or all wrong), which
+    makes it no more certain ('1.000–1.000' on 6 products read as certainty)."""
+    if low is not None and low == high:
+        return f"degenerate: {form.format(low)} in at least 95% of resamples, not a measure of the uncertainty"
+    return f"{_figure(low, form)}{dash}{_figure(high, form)}"
+
+
 def summary_rows(metrics: dict[str, Any]) -> list[list[str]]:
     """The headline metrics as rows: name, value, 95% bootstrap interval and, for cross-validation, the spread
     between folds."""
@@ -252,7 +261,7 @@ def summary_rows(metrics: dict[str, Any]) -> list[list[str]]:
     for key, name in zip(HEADLINE_METRICS, ("accuracy", "F1 weighted", "F1 macro"), strict=True):
         low, high = metrics.get("intervals", {}).get(key, (None, None))
         spread = metrics.get("fold_std", {}).get(key)
-        row = [name, _figure(metrics[key]), f"{_figure(low)}–{_figure(high)}"]
+        row = [name, _figure(metrics[key]), interval_text(low, high)]
         rows.append(row + ([f"±{spread:.3f}"] if "fold_std" in metrics else []))
     return rows
 
