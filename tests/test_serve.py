@@ -605,3 +605,15 @@ def test_serve_command_fails_fast_with_a_clear_message(bundle: Path, arguments: 
     result = subprocess.run([sys.executable, "-m", "prodcat.cli", *arguments], capture_output=True, text=True,
                             timeout=120)  # fmt: skip
     assert result.returncode == 2 and message in result.stderr
+
+
+def test_serve_reads_a_bundle_under_a_tilde_the_shell_left(bundle: Path, tmp_path: Path) -> None:
+    """`prodcat serve '~/models/x'` said '~/models/x is not a prodcat model bundle', where every other command
+    reads ~ as the home folder: the bundle is found (the run then stops at the unreachable review database)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "bundle").symlink_to(bundle, target_is_directory=True)
+    unreachable = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+    command = [sys.executable, "-m", "prodcat.cli", "serve", "~/bundle", "--review-db", unreachable]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=os.environ | {"HOME": str(home)})
+    assert result.returncode == 2 and "check --review-db" in result.stderr, result.stderr

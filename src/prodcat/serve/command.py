@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from prodcat.arguments import user_path
 from prodcat.serve.settings import ServeSettings
 
 #: settings given their own handling (positional MODEL; the key never as a flag)
@@ -31,17 +32,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
               curl -F title="Cotton bath towel" -F image=@towel.jpg http://127.0.0.1:8000/predict
             """),
     )
-    serve.add_argument("model", help="model bundle directory (handed to the server processes as PRODCAT_BUNDLE)")
+    serve.add_argument(
+        "model", type=user_path, help="model bundle directory (handed to the server processes as PRODCAT_BUNDLE)"
+    )
     serve.add_argument(
         "--api-key-file",
-        type=Path,
+        type=user_path,
         help="file holding the key the /reviews endpoints require (or env PRODCAT_API_KEY; never a flag)",
     )
     for name, field in ServeSettings.model_fields.items():
         if name in _NOT_FLAGS:
             continue
         flag = "--" + name.replace("_", "-")
-        help_text = f"{field.description} (default {_shown(field.default)}; env PRODCAT_{name.upper()})"
+        default = "off unless given" if field.annotation is bool else f"default {_shown(field.default)}"
+        help_text = f"{field.description} ({default}; env PRODCAT_{name.upper()})"
         if field.annotation is bool:
             serve.add_argument(flag, dest=name, action="store_true", default=None, help=help_text)
         else:
