@@ -853,7 +853,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     labels = parser.add_argument_group("label noise (--labels)")
     labels.add_argument("--labels", action="store_true", help="find likely mislabelled products (cross-validation)")
     labels.add_argument(
-        "--config", type=config_file, help="YAML/TOML model config for the cross-validation (default: the defaults)"
+        "--config",
+        type=config_file,
+        help="YAML or TOML experiment config of the cross-validation (fields left out keep their defaults)",
     )
     labels.add_argument(
         "--level", type=category_level, help="category depth checked (default: the config's; 0 = full path)"
