@@ -1463,3 +1463,20 @@ def test_a_degenerate_bootstrap_interval_is_said_to_be_one(capsys):
     varied = evaluate_predictions(np.repeat(["a", "b"], 20), np.repeat(["a", "b", "a", "b"], 10))
     low, high = varied["intervals"]["accuracy"]
     assert low < high and summary_rows(varied)[0][2] == f"{low:.3f}–{high:.3f}"
+
+
+def test_the_confusion_matrix_title_fits_in_its_figure():
+    """On Flipkart's 7 categories the title, centred over axes that long names push right, ran past the figure's
+    edge: the PNG read 'Confusion matrix, every one of the 7 true categories (rows sum to 1' and nothing after."""
+    from prodcat.evaluate.report import confusion_figure
+
+    names = ["Baby Care", "Beauty and Personal Care", "Home Decor & Festive Needs", "Kitchen & Dining", "Watches"]
+    for labels in (names, ["A" * 38, "B" * 38]):
+        truth = np.array(labels * 3, dtype=object)
+        figure = confusion_figure(truth, truth)
+        figure.canvas.draw()
+        (axes,) = figure.axes
+        (title,) = [text for text in [axes.title, *figure.texts] if text.get_text().startswith("Confusion matrix")]
+        extent = title.get_window_extent(figure.canvas.get_renderer())
+        assert title.get_text().endswith("(rows sum to 1)")
+        assert extent.x0 >= 0 and extent.x1 <= figure.bbox.x1 and extent.y1 <= figure.bbox.y1

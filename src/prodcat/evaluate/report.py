@@ -149,7 +149,8 @@ def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, max_labels: int = C
                         fontsize=6,
                         color="white" if matrix[i, j] > 0.5 else "black",
                     )
-    ax.set_title(f"Confusion matrix, {shown_classes(y_true, max_labels)} (rows sum to 1)", fontsize=9)
+    # over the figure, not the axes: above axes pushed right by long category names it ran past the figure's edge
+    fig.suptitle(f"Confusion matrix, {shown_classes(y_true, max_labels)} (rows sum to 1)", fontsize=9)
     fig.tight_layout()
     return fig
 
