@@ -281,6 +281,25 @@ def test_layout_block_sees_what_words_cannot() -> None:
     assert set(np.unique(X.data)) == {np.float32(0.5)}
 
 
+def test_layout_title_flags_read_the_title_without_its_markup() -> None:
+    """The title flags read the raw title: Rakuten's "Pinolino Wickelkommode &#39;Pino&#39; Breit" had digits (those
+    of the entity), a title whose tags were in capitals was mostly capitals, and one of markup alone had a word."""
+    products = pd.DataFrame(
+        {
+            "title": ["Pinolino Wickelkommode &#39;Pino&#39; Breit", "<SPAN>Mug</SPAN> bleu", "<p></p>"],
+            "description": ["", "", "a short one"],
+        }
+    )
+    extractor = make_extractor("layout")
+    names = extractor.get_feature_names_out()
+    on = [set(names[np.flatnonzero(row)]) for row in extractor.fit_transform(products).toarray()]
+    assert on == [
+        {"description: none", "title: 4+ words"},
+        {"description: none", "title: 1+ words"},
+        {"description: 1+ chars", "title: no words"},
+    ]
+
+
 def test_layout_block_on_real_listings(rakuten_frame: pd.DataFrame) -> None:
     # one description bucket and one title bucket per product; "none" exactly where the description is empty
     real = make_extractor("layout", weight=1.0).fit_transform(rakuten_frame).toarray()

@@ -328,7 +328,9 @@ class LayoutExtractor(Extractor):
     Columns (see :meth:`get_feature_names_out`): the description's length in characters
     (none, then buckets from :attr:`DESCRIPTION_CHARS`), the title's length in words (buckets from
     :attr:`TITLE_WORDS`), and three flags: markup in the description (tags or HTML entities), a
-    title mostly in capitals, digits in the title. Sellers of one category tend to write alike,
+    title mostly in capitals, digits in the title. The title is read cleaned
+    (:func:`~prodcat.text.clean.clean_text`): the digits of ``&#39;`` or the letters of ``<SPAN>`` are
+    not the seller's. Sellers of one category tend to write alike,
     and the words alone cannot see an *absent* description: on Rakuten, 87% of the listings of one
     book category (code 10) have none, 71% of another's (2705) have one. Shape ``(n, 15)``, float32 CSR.
     """
@@ -344,7 +346,7 @@ class LayoutExtractor(Extractor):
         self.weight = weight
 
     def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
-        titles = product_titles(frame)
+        titles = clean_texts(product_titles(frame))
         descriptions = strings_or_empty(frame["description"].tolist())
         description_bucket = np.digitize([len(d.strip()) for d in descriptions], self.DESCRIPTION_CHARS)
         title_bucket = np.digitize([len(t.split()) for t in titles], self.TITLE_WORDS)
