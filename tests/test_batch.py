@@ -556,6 +556,21 @@ def test_cli_accounts_for_input_rows_it_could_not_read(flipkart_bundle, products
     assert "input issue" not in capsys.readouterr().out
 
 
+def test_input_issues_are_listed_when_the_reader_of_the_output_left_early(flipkart_bundle, products, tmp_path):
+    """`prodcat predict ... | head -1`: OUT.issues.csv was written after the summary line, so a reader gone before
+    it (the closed pipe stopping the run there) left the skipped rows listed nowhere."""
+    data, out = tmp_path / "products.csv", tmp_path / "preds.csv"
+    lines = products.iloc[:3][["product_id", "title"]].to_csv(index=False).splitlines()
+    data.write_text("\n".join([*lines, "short-row"]) + "\n")
+    command = [sys.executable, "-m", "prodcat.cli", "predict", str(flipkart_bundle), str(data), "--out", str(out)]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run.stdout.close()  # the reader is gone before the first line
+    error = run.stderr.read()
+    assert run.wait() == 141, error
+    assert len(pd.read_csv(out)) == 3
+    assert pd.read_csv(tmp_path / "preds.csv.issues.csv")["row"].tolist() == [5]
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

@@ -578,15 +578,16 @@ def run_predict(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"interrupted{_kept_chunks(args.out, separator='; ')}", file=sys.stderr)
         return 130
+    # written before anything is printed: a reader of the output that stops early (| head) ends the run there
+    reads_photos = "image" in engine.manifest.get("modalities", [])
+    issues = catalog.issues + (unused_photo_issues(catalog, args.out) if reads_photos else [])
+    issues_file = write_input_issues(issues, args.out)
     resumed = f"; {summary.total - summary.scored} from the interrupted run" if summary.scored < summary.total else ""
     failed = f"; {summary.errors} could not be scored (see the error column)" if summary.errors else ""
     print(
         f"{summary.total} predictions written to {summary.out} "
         f"({summary.auto_accepted / max(summary.total, 1):.1%} auto-accepted{resumed}{failed})"
     )
-    reads_photos = "image" in engine.manifest.get("modalities", [])
-    issues = catalog.issues + (unused_photo_issues(catalog, args.out) if reads_photos else [])
-    issues_file = write_input_issues(issues, args.out)
     if issues_file:
         skipped = sum(issue.field == "row" for issue in catalog.issues)
         print(f"{len(issues)} input issue(s), {skipped} row(s) skipped and not predicted: see {issues_file}")
