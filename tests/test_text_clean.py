@@ -87,6 +87,21 @@ def test_adversarial_markup_is_cleaned_in_linear_time() -> None:
     assert clean_text("<script>x</script>Texte<style>y</style> <script>z") == "Texte z"  # unclosed: the tag goes
 
 
+def test_comments_and_marked_sections_are_not_product_text() -> None:
+    """A description pasted from Word kept its comment of styles, whose words ("Normal", "false", ...) Rakuten's
+    "MicrosoftInternetExplorer402DocumentNotSpecified7.8 ? Normal0" shows once its tags are gone, and its
+    "<![if !supportLists]>" markers; a comment and a CDATA section of an XML feed stayed as they were written."""
+    word = (
+        "<!--[if gte mso 9]><xml><w:WordDocument><w:View>Normal</w:View><w:TrackMoves>false</w:TrackMoves>"
+        '</w:WordDocument></xml><![endif]--><p class="MsoNormal"><![if !supportLists]>·<![endif]>Mug en céramique</p>'
+    )
+    assert clean_text(word) == "· Mug en céramique"
+    assert clean_text("Mug<!-- promo <b>-20%</b> -->bleu <![CDATA[Tasse à café]]>") == "Mug bleu Tasse à café"
+    assert clean_text("&lt;!-- escaped --&gt;Mug") == "Mug"
+    assert clean_text("Mug <!-- never closed") == "Mug <!-- never closed"  # the rest may be the product's text
+    assert clean_text("<!--" * 50_000 + "fin") == "<!--" * 50_000 + "fin"  # linear: milliseconds
+
+
 def test_language_detection_on_real_rows(rakuten_rows: pd.DataFrame, flipkart_dir: Path) -> None:
     flipkart = pd.read_csv(flipkart_dir / "flipkart_com-ecommerce_sample.csv", nrows=50)
     english = detect_language([clean_text(d) for d in flipkart["description"]])

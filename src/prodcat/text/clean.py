@@ -4,7 +4,7 @@ Two layers, used by every text feature:
 
 * :func:`clean_text` turns a raw marketplace string into plain readable text:
   HTML entities (also double-escaped ones such as ``&amp;eacute;``), tags,
-  mojibake (``Ã©`` for ``é``, stray Windows-1252 bytes), Unicode normalisation
+  comments, CDATA markers, mojibake (``Ã©`` for ``é``, stray Windows-1252 bytes), Unicode normalisation
   and whitespace. Case and accents are kept: sentence encoders use them.
 * :class:`TextNormalizer` turns clean text into a normalised token string for
   bag-of-words models: lower case, optional accent stripping, stop-words
@@ -40,6 +40,9 @@ _HIDDEN_BLOCK = re.compile(
 # Only things that look like tags (a letter, "/" or "!" after "<", spaces allowed as in Rakuten's
 # "< span style=...>"): "a < 5" stays.
 _TAG = re.compile(r"<\s*(?:[/!]\s*)?[a-zA-Z][^<>]*>")
+# Markers of marked sections that hold text: CDATA (XML feeds wrap descriptions in it) and the conditionals of
+# HTML pasted from Word (``<![if !supportLists]>·<![endif]>``). The markers go, their text stays.
+_SECTION_MARKER = re.compile(r"<!\[(?:CDATA\[|(?:end)?if\b[^<>]*\]>)|\]\]>", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 # Invisible characters that sit *inside* words (zero-width space and joiners, word joiner, byte-order
 # mark, soft hyphen, direction marks): removed, not spaced, so that "co\u200bton" stays "coton".
@@ -100,14 +103,29 @@ def _join_entity(match: re.Match[str]) -> str:
 
 
 def strip_tags(text: str) -> str:
-    """Replace HTML tags by spaces (so ``a<br/>b`` stays two words) and drop script/style blocks."""
-    return _TAG.sub(" ", _HIDDEN_BLOCK.sub(" ", text))
+    """Replace HTML tags by spaces (so ``a<br/>b`` stays two words), drop comments and script/style blocks, and
+    unwrap CDATA sections."""
+    return _TAG.sub(" ", _SECTION_MARKER.sub(" ", _HIDDEN_BLOCK.sub(" ", _drop_comments(text))))
+
+
+def _drop_comments(text: str) -> str:
+    """``text`` without its ``<!-- ... -->`` comments (Word's ``<!--[if gte mso 9]><xml>...`` styles among them).
+    An unclosed ``<!--`` is left: its text may be the product's. A scan rather than a lazy pattern, which would
+    rescan the rest of the text from each of many unclosed ``<!--``."""
+    parts, position = [], 0
+    while (start := text.find("<!--", position)) != -1:
+        end = text.find("-->", start + 4)
+        if end == -1:  # no comment closes after this one, nor after any later opener
+            break
+        parts += [text[position:start], " "]
+        position = end + 3
+    return "".join(parts) + text[position:]
 
 
 def clean_text(raw: str | None) -> str:
     """Plain, readable text from a raw product field.
 
-    Decodes HTML entities (repeatedly), removes tags, repairs mojibake with
+    Decodes HTML entities (repeatedly), removes tags and comments, repairs mojibake with
     ftfy, normalises Unicode to NFC, removes invisible characters (zero-width,
     soft hyphen), turns control characters into spaces and collapses
     whitespace. ``None``/NaN give ``""``. Case and accents are kept.
