@@ -303,3 +303,26 @@ def test_the_explain_report_says_which_products_the_model_was_trained_on(
     assert "training data" not in (report / "report.html").read_text()
     assert main([*args, *trained]) == 0
     assert "warning: every product explained was in the model's training data" in capsys.readouterr().out
+
+
+def test_words_that_hardly_matter_stay_nearly_uncoloured(tmp_path: Path) -> None:
+    """The words of a product no word moves (a router at 99.9 %, drops of 0.0002 at most) were painted as boldly
+    as those of one a word decides, each product's colours being full at its largest weight: 'Share', -0.0002,
+    at 41 % blue. As on the photo, colours are full at the largest weight or at FULL_COLOUR_DROP."""
+    from prodcat.evaluate.explain import FULL_COLOUR_DROP, Explanation, WordExplanation, WordWeight
+    from prodcat.predict import Prediction
+
+    def explained(product_id: str, weights: dict[str, float]) -> Explanation:
+        words = WordExplanation([WordWeight(word, weight, None, 1) for word, weight in weights.items()], len(weights))
+        prediction = Prediction(product_id, "Computers", 0.999, "auto", [], ["text"])
+        return Explanation(prediction, None, words, None, None, "the product has no photo")
+
+    faint = {"Belkin": -1e-4, "Share": -2e-4, "Router": 1e-4}
+    strong = {"Analog": 0.3, "Watch": 0.15, "for": -0.03}
+    products = pd.DataFrame({"product_id": ["a", "b"], "title": [" ".join(faint), " ".join(strong)]})
+    page = write_explain_report(
+        [explained("a", faint), explained("b", strong)], products, tmp_path, "t", None
+    ).read_text()
+    alpha = {word: float(a) for a, word in re.findall(r'rgba\(\d+,\d+,\d+,([\d.]+)\)" title="[^"]+">(\w+)<', page)}
+    assert alpha == {"Belkin": 0.0, "Share": 0.0, "Router": 0.0, "Analog": 1.0, "Watch": 0.5, "for": 0.1}
+    assert FULL_COLOUR_DROP == 0.05 and "Words and cells alike" in page
