@@ -217,7 +217,7 @@ def _card(explanation: Explanation, product: dict[str, Any], level: int | None) 
     true category at the model's level and what its heatmap amounts to."""
     weights = explanation.words.weights_by_word() if explanation.words else {}
     # as on the photo: scaled to the largest weight alone, drops of 0.0002 were painted as boldly as one of 0.5
-    scale = max(FULL_COLOUR_DROP, *(abs(w) for w in weights.values()))
+    scale = max([FULL_COLOUR_DROP, *(abs(w) for w in weights.values())])
     title, description = readable_text(product)
     truth = product.get("category")
     return {
