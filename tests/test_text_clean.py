@@ -87,6 +87,20 @@ def test_adversarial_markup_is_cleaned_in_linear_time() -> None:
     assert clean_text("<script>x</script>Texte<style>y</style> <script>z") == "Texte z"  # unclosed: the tag goes
 
 
+def test_comparisons_written_with_spaces_are_not_taken_for_tags() -> None:
+    """A space was allowed after "<" for Rakuten's "< span style=...>", so that "< ou égal à 2 kg. Âge >" was a tag:
+    the specification lost its words between the two signs. Browsers read no tag there, nor do we now."""
+    assert clean_text("Poids < ou égal à 2 kg. Âge > 3 ans") == "Poids < ou égal à 2 kg. Âge > 3 ans"
+    assert clean_text("Bruit < ou = 36 dB, for kids < age 3 and > 1 year") == (
+        "Bruit < ou = 36 dB, for kids < age 3 and > 1 year"
+    )
+    # the spaced tags of Rakuten's descriptions still go
+    raw = '< span style = "font-size: 11pt">Lampe</ span > &lt;/ p&gt;< p >de< br />secours'
+    assert clean_text(raw) == "Lampe de secours"
+    n = 50_000
+    assert clean_text("<" + " " * n + "a" + " " * n + "b") == "< a b"  # linear: milliseconds
+
+
 def test_comments_and_marked_sections_are_not_product_text() -> None:
     """A description pasted from Word kept its comment of styles, whose words ("Normal", "false", ...) Rakuten's
     "MicrosoftInternetExplorer402DocumentNotSpecified7.8 ? Normal0" shows once its tags are gone, and its
