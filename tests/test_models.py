@@ -937,3 +937,20 @@ def test_a_product_without_confidence_never_becomes_the_threshold() -> None:
 
     confidence = np.array([0.99, 0.95, 0.9, np.nan])
     assert precision_threshold(confidence, np.array([True, True, True, True]), 0.99) == 0.9
+
+
+def test_per_class_rows_list_the_weakest_first_and_among_equals_the_most_products():
+    """At a deep level many categories score F1 0; they were listed alphabetically, so the one failing 4 products
+    came after those failing 1, and a category only predicted (no product) before them."""
+    from prodcat.evaluate.report import per_class_rows
+
+    truth = np.array(["b", "c", "c", "c", "c", "d", "d", "a"], dtype=object)
+    predicted = np.array(["a", "a", "a", "a", "a", "d", "d", "e"], dtype=object)
+    rows = per_class_rows(evaluate_predictions(truth, predicted))
+    assert [(row[0], row[3], row[4]) for row in rows] == [
+        ("c", "0.000", 4),
+        ("a", "0.000", 1),
+        ("b", "0.000", 1),
+        ("e", "0.000", 0),
+        ("d", "1.000", 2),
+    ]
