@@ -166,6 +166,19 @@ def test_invisible_characters_inside_words_are_removed_not_spaced() -> None:
     assert clean_text("a\u2028b\u2029c") == "a b c"  # line and paragraph separators still split words
 
 
+def test_line_breaks_escaped_by_a_spreadsheet_are_spaces(rakuten_rows: pd.DataFrame) -> None:
+    """An XLSX export writes a cell's carriage return as "_x000D_": a Rakuten lamp's description kept it three
+    times, a word "x000D" for the vectorizers."""
+    raw = _description(
+        rakuten_rows,
+        rakuten_rows.loc[rakuten_rows["description"].str.contains("_x000D_", na=False)]["productid"].iloc[0],
+    )
+    cleaned = clean_text(raw)
+    assert "x000D" not in cleaned and cleaned.startswith("Extérieur LED Lampe de secours Camping")
+    assert clean_text("Mug_x000D_\n_x000A_bleu_x0009_céramique") == "Mug bleu céramique"
+    assert clean_text("ref_x0041_") == "ref_x0041_"  # an escape of a printable character is no control
+
+
 def test_main_language_ties_go_to_the_first_listed_language() -> None:
     """Whatever the order of the texts (and the hash seed), a tie is decided the same way."""
     texts = ["Chaussures de randonnée pour homme", "Leather hiking boots for men"]

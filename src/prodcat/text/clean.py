@@ -44,6 +44,8 @@ _TAG = re.compile(r"<(?:[/!]?|/\s+|\s+(?=[a-zA-Z][\w:-]*(?:\s*(?:/\s*)?>|\s+[\w:
 # Markers of marked sections that hold text: CDATA (XML feeds wrap descriptions in it) and the conditionals of
 # HTML pasted from Word (``<![if !supportLists]>·<![endif]>``). The markers go, their text stays.
 _SECTION_MARKER = re.compile(r"<!\[(?:CDATA\[|(?:end)?if\b[^<>]*\]>)|\]\]>", re.IGNORECASE)
+# Control characters as spreadsheet exports escape them ("_x000D_" for a carriage return in an XLSX cell).
+_ESCAPED_CONTROL = re.compile(r"_x00[01][0-9A-Fa-f]_")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 # Invisible characters that sit *inside* words (zero-width space and joiners, word joiner, byte-order
 # mark, soft hyphen, direction marks): removed, not spaced, so that "co\u200bton" stays "coton".
@@ -128,7 +130,7 @@ def clean_text(raw: str | None) -> str:
 
     Decodes HTML entities (repeatedly), removes tags and comments, repairs mojibake with
     ftfy, normalises Unicode to NFC, removes invisible characters (zero-width,
-    soft hyphen), turns control characters into spaces and collapses
+    soft hyphen), turns control characters (also escaped as ``_x000D_``) into spaces and collapses
     whitespace. ``None``/NaN give ``""``. Case and accents are kept.
     """
     if raw is None or not isinstance(raw, str):
@@ -137,7 +139,7 @@ def clean_text(raw: str | None) -> str:
     # Entities may hide behind tags (``&lt;br /&gt;``) and tags behind entities: one more pass.
     text = strip_tags(unescape_html(text))
     text = ftfy.fix_text(text, unescape_html=False, normalization="NFC")
-    text = _CONTROL.sub(" ", _INVISIBLE.sub("", text))
+    text = _CONTROL.sub(" ", _INVISIBLE.sub("", _ESCAPED_CONTROL.sub(" ", text)))
     return _SPACES.sub(" ", text).strip()
 
 
