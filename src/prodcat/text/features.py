@@ -79,7 +79,7 @@ class TfidfWordExtractor(_VectorizerExtractor):
     """Word n-gram TF-IDF, shape ``(n, vocabulary size)``, float32 sparse, rows L2-normalised.
 
     ``lemmatize``/``remove_stop_words`` apply :class:`TextNormalizer` first
-    (per-product language for lemmas; French + English stop-words).
+    (lemmas and stop-words in each product's detected language, or in ``language``).
     """
 
     name = "tfidf_word"
