@@ -191,3 +191,24 @@ def test_a_misplaced_products_title_is_shortened_as_its_description(tmp_path):
     html = write_report(result, tmp_path)[1].read_text()
     assert "<b>watch analog steel dial xxx" in html  # shown among the misplaced products
     assert "x" * TITLE_CHARS not in html
+
+
+@pytest.mark.parametrize(("categories", "said"), [(24, True), (3, False)])
+def test_maps_of_many_categories_say_why_they_have_no_legend(tmp_path, categories, said):
+    """Past 20 categories the maps were drawn on a continuous colour scale without a legend, and the page said
+    nothing of it: 60 Flipkart categories at level 2 in hues no key named, close ones for different categories."""
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "product_id": [f"p{i}" for i in range(4 * categories)],
+            "title": [f"word{i % categories} thing{i % categories} item {i}" for i in range(4 * categories)],
+            "description": "",
+            "image": None,
+            "category": [f"category {i % categories:02d}" for i in range(4 * categories)],
+        }
+    )
+    result = FeasibilityStudy(features=["tfidf"], reductions=["tsne"], progress=False).run(frame)
+    _, html_path = write_report(result, tmp_path)
+    note = f"With {categories} categories the maps have no legend: a category's colour is its place"
+    assert (note in " ".join(html_path.read_text().split())) == said

@@ -31,6 +31,8 @@ EXAMPLES = 8
 TITLE_CHARS = 200
 #: longest category name in a map's legend (the full name is in the report's tables)
 LEGEND_CHARS = 48
+#: most categories a map's legend lists (and tab20 tells apart); beyond, a continuous colour map and no legend
+LEGEND_MAX = 20
 
 
 def write_report(result: StudyResult, out_dir: str | Path, *, source: str = "") -> tuple[Path, Path]:
@@ -53,6 +55,7 @@ def write_report(result: StudyResult, out_dir: str | Path, *, source: str = "") 
         k=result.n_categories,
         level=result.level,
         seed=result.seed,
+        legend_max=LEGEND_MAX,
         ami_note=AMI_NOTE,
         records=records,
         skipped=result.skipped,
@@ -80,8 +83,8 @@ def category_palette(categories: list[str]) -> dict[str, Any]:
     import matplotlib
 
     count = len(categories)
-    cmap = matplotlib.colormaps["tab10" if count <= 10 else "tab20" if count <= 20 else "turbo"]
-    return {c: cmap(i if count <= 20 else i / max(count - 1, 1)) for i, c in enumerate(categories)}
+    cmap = matplotlib.colormaps["tab10" if count <= 10 else "tab20" if count <= LEGEND_MAX else "turbo"]
+    return {c: cmap(i if count <= LEGEND_MAX else i / max(count - 1, 1)) for i, c in enumerate(categories)}
 
 
 def points_2d(result: StudyResult, run: ClusteringRun) -> np.ndarray:
@@ -118,7 +121,7 @@ def scatter_pair(result: StudyResult, run: ClusteringRun, palette: dict[str, Any
         ax.set_title(title)
         ax.set_xticks([])
         ax.set_yticks([])
-    if len(palette) <= 20:
+    if len(palette) <= LEGEND_MAX:
         handles = [
             plt.Line2D([], [], marker="o", ls="", color=colour, label=legend_label(c)) for c, colour in palette.items()
         ]
