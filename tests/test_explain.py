@@ -326,3 +326,22 @@ def test_words_that_hardly_matter_stay_nearly_uncoloured(tmp_path: Path) -> None
     alpha = {word: float(a) for a, word in re.findall(r'rgba\(\d+,\d+,\d+,([\d.]+)\)" title="[^"]+">(\w+)<', page)}
     assert alpha == {"Belkin": 0.0, "Share": 0.0, "Router": 0.0, "Analog": 1.0, "Watch": 0.5, "for": 0.1}
     assert FULL_COLOUR_DROP == 0.05 and "Words and cells alike" in page
+
+
+def test_top_words_are_only_those_that_support_the_category(tmp_path: Path) -> None:
+    """A product titled 'Pack of 2' (no description) read 'top words: 2 (+0.017), of (-0.028), Pack (-0.064)',
+    and one titled 'Set' 'top words: Set (-0.223)': words whose removal raises the probability, named as those
+    that made the model choose. Only words with a positive weight are top words."""
+    from prodcat.evaluate.explain import Explanation, WordExplanation, WordWeight
+    from prodcat.predict import Prediction
+
+    def explained(product_id: str, weights: dict[str, float]) -> Explanation:
+        words = WordExplanation([WordWeight(word, weight, None, 1) for word, weight in weights.items()], len(weights))
+        prediction = Prediction(product_id, "Computers", 0.256, "review", [], ["text", "image"])
+        return Explanation(prediction, None, words, None, None, "the product has no photo")
+
+    pack, single = {"Pack": -0.064, "of": -0.028, "2": 0.017}, {"Set": -0.223}
+    products = pd.DataFrame({"product_id": ["a", "b"], "title": ["Pack of 2", "Set"]})
+    page = write_explain_report([explained("a", pack), explained("b", single)], products, tmp_path, "t", None)
+    said = re.findall(r"top words: ([^\n]*)", page.read_text())
+    assert said == ["2 (+0.017)"]

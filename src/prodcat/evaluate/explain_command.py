@@ -225,7 +225,8 @@ def _card(explanation: Explanation, product: dict[str, Any], level: int | None) 
         "truth": None if is_missing(truth) else category_at_level([str(truth)], level)[0],
         "title": _styled(coloured_segments(title, weights), scale),
         "description": _styled(coloured_segments(description, weights), scale),
-        "top_words": explanation.words.top(5) if explanation.words else [],
+        # those that support the category: 'top words: Set (-0.223)' named a word whose removal raised it
+        "top_words": [w for w in explanation.words.top(5) if w.weight > 0] if explanation.words else [],
         "pixel_note": pixel_note(explanation.pixels) if explanation.pixels else None,
     }
 
