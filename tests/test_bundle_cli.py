@@ -866,6 +866,17 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             "heads.1.features.0.params.random_state: a seed is from 0 to 4294967295, got -1; "
             "heads.1.features.0.params.n_words: must be at least 1, got 0",
         ),
+        # a language name, or a code the stop-word lists do not have: the stop-word library's traceback at the fit
+        (
+            "text-languages.yaml",
+            "heads:\n"
+            + HEAD.format(
+                features="[{name: bow, params: {language: French}}, {name: tfidf, params: {language: EN}}]", more=""
+            ),
+            'heads.0.features.0.params.language: not a language code; give "auto" (detected per product) or an ISO '
+            "639-1 code among ar, bg, ca, cs, da, de, el, en, es, fa, fi, fr, gu, he, hi, hu, id, it, ja, ko, ms, nb, "
+            "nl, pl, pt, ro, ru, sk, sv, tr, uk, vi, zh, got 'French'; heads.0.features.1.params.language: not a",
+        ),
         # numpy's range: refused only at the first fold's split, after every head's features were computed
         ("seed.yaml", "seed: -1\n", "seed: a seed is from 0 to 4294967295, got -1"),
         ("big-seed.toml", "seed = 4294967296\n", "seed: a seed is from 0 to 4294967295, got 4294967296"),
@@ -1480,3 +1491,25 @@ def test_the_confusion_matrix_title_fits_in_its_figure():
         extent = title.get_window_extent(figure.canvas.get_renderer())
         assert title.get_text().endswith("(rows sum to 1)")
         assert extent.x0 >= 0 and extent.x1 <= figure.bbox.x1 and extent.y1 <= figure.bbox.y1
+
+
+def test_reliability_bins_are_drawn_whole_with_their_count_beside_them():
+    """The bin most products fill, at confidence 1, was half cut by the frame, and every count sat at a fixed
+    offset: inside a large marker ('32' over its bin), across the x axis for a bin at accuracy 0."""
+    from prodcat.evaluate.metrics import expected_calibration_error
+    from prodcat.evaluate.report import reliability_figure
+
+    confidence = np.r_[np.full(32, 0.995), np.full(13, 0.63), [0.77]]
+    correct = np.r_[np.ones(26), np.zeros(6), np.zeros(13), [0]].astype(bool)
+    figure = reliability_figure(expected_calibration_error(confidence, correct))
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    (axes,) = figure.axes
+    assert not any(collection.get_clip_on() for collection in axes.collections)
+    for text in axes.texts:
+        centre = axes.transData.transform(text.xy)
+        count = int(text.get_text())
+        radius = (12 + 400 * count / len(confidence)) ** 0.5 / 2 * figure.dpi / 72
+        extent = text.get_window_extent(renderer)
+        assert extent.x0 >= centre[0] + radius, count  # not over its marker
+        assert extent.y0 < centre[1] < extent.y1, count  # at its height, not below a bin at accuracy 0

@@ -170,20 +170,29 @@ def reliability_figure(calibration: dict[str, Any]) -> Figure:
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
     total = max(sum(b["count"] for b in bins), 1)
+
+    def area(b: dict[str, Any]) -> float:
+        """The bin's marker area (points²), growing with its products: one product must not look like hundreds."""
+        return 12 + 400 * b["count"] / total
+
     for sparse in (False, True):
         chosen = [b for b in bins if (b["count"] < SPARSE_BIN) == sparse]
         ax.scatter(
             [b["confidence"] for b in chosen],
             [b["accuracy"] for b in chosen],
-            # area grows with the bin's products: a bin of one product must not look like one of hundreds
-            s=[12 + 400 * b["count"] / total for b in chosen],
+            s=[area(b) for b in chosen],
             facecolors="none" if sparse else "tab:blue",
             edgecolors="tab:blue",
             label=f"bin of fewer than {SPARSE_BIN} products" if sparse else "bin (number: its products)",
             zorder=3,
+            clip_on=False,  # the bin most products fill sits at confidence 1, half cut by the frame
         )
     for b in bins:
-        ax.annotate(str(b["count"]), (b["confidence"], b["accuracy"]), xytext=(6, -10), textcoords="offset points")
+        # right of the marker, at its height: a fixed offset put the count inside a large marker, and that of a bin
+        # at accuracy 0 across the x axis
+        beside = (area(b) ** 0.5 / 2 + 3, 0)
+        point = (b["confidence"], b["accuracy"])
+        ax.annotate(str(b["count"]), point, xytext=beside, textcoords="offset points", va="center")
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.05)
     ax.set_xlabel("confidence")
