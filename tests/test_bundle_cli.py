@@ -866,6 +866,17 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             "heads.1.features.0.params.random_state: a seed is from 0 to 4294967295, got -1; "
             "heads.1.features.0.params.n_words: must be at least 1, got 0",
         ),
+        # a language name, or a code the stop-word lists do not have: the stop-word library's traceback at the fit
+        (
+            "text-languages.yaml",
+            "heads:\n"
+            + HEAD.format(
+                features="[{name: bow, params: {language: French}}, {name: tfidf, params: {language: EN}}]", more=""
+            ),
+            'heads.0.features.0.params.language: not a language code; give "auto" (detected per product) or an ISO '
+            "639-1 code among ar, bg, ca, cs, da, de, el, en, es, fa, fi, fr, gu, he, hi, hu, id, it, ja, ko, ms, nb, "
+            "nl, pl, pt, ro, ru, sk, sv, tr, uk, vi, zh, got 'French'; heads.0.features.1.params.language: not a",
+        ),
         # numpy's range: refused only at the first fold's split, after every head's features were computed
         ("seed.yaml", "seed: -1\n", "seed: a seed is from 0 to 4294967295, got -1"),
         ("big-seed.toml", "seed = 4294967296\n", "seed: a seed is from 0 to 4294967295, got 4294967296"),

@@ -491,11 +491,25 @@ def _value_problem(name: str, value: Any, written: Any = None) -> str | None:
             if share or (isinstance(value, int) and value >= 1)
             else "a count of products (1 or more) or a share of them (0.0 to 1.0)"
         )
+    if name == "language":
+        return _language_problem(value)
     if name in _COUNTS and value < 1:
         return "must be at least 1"
     if (name.endswith("weight") or name == "tta_zoom") and not 0 <= value < math.inf:  # not: NaN too
         return "must be a finite number, 0 or more"
     return None
+
+
+def _language_problem(value: str) -> str | None:
+    """Why ``value`` is not a language a text extractor (``bow``, ``word2vec``, ``tfidf``) can take: a name
+    (``French``) or a code in capitals failed as the stop-word library's traceback when the head was fitted,
+    after the heads before it."""
+    from stop_words import LANGUAGE_MAPPING
+
+    if value == "auto" or value in LANGUAGE_MAPPING:
+        return None
+    known = ", ".join(sorted(LANGUAGE_MAPPING))
+    return f'not a language code; give "auto" (detected per product) or an ISO 639-1 code among {known}'
 
 
 def validation_message(errors: Sequence[Any], whole: str = "body") -> str:
