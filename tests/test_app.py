@@ -1121,6 +1121,9 @@ def test_a_model_that_auto_accepts_nothing_says_so_not_a_threshold_of_1():
         "Sent to review: this model auto-accepts nothing (at training, no confidence threshold reached its "
         "target precision)."
     )
+    # a confidence of 1 is shown as such, not to the 16 decimals that would tell it from that threshold
+    assert views.confidence_figures(1.0, nothing)[0] == "100.0%"
+    assert views.confidence_figures(0.9996, nothing)[0] == "100.0%"
     assert views.decision_sentence("review", 0.5, 0.62) == "Sent to review: confidence below the threshold 0.620."
     assert views.decision_sentence("auto", 0.7, 0.62) == "Auto-accepted: confidence at or above the threshold 0.620."
     shown = views.decision_metrics({"decision": {"threshold": nothing, "automation_rate": 0.0}})

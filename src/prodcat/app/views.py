@@ -331,7 +331,10 @@ def confidence_figures(confidence: float, threshold: float) -> tuple[str, str]:
     above the threshold; below it the confidence is rounded down, with more decimals where the threshold's rounding
     would meet it (``62.04%`` below ``0.6205``, not ``62.0%`` below ``0.620``)."""
     digits = 3
-    if confidence >= threshold:  # rounded alike, a confidence at or above the threshold never reads below it
+    # rounded alike, a confidence at or above the threshold never reads below it. A model that accepts nothing has
+    # no threshold shown beside it (:func:`decision_sentence`), and one just above 1 would take 16 decimals to tell
+    # a confidence of 1 from: '100.00000000000000%'
+    if confidence >= threshold or accepts_nothing(threshold):
         return _percent(Decimal(f"{confidence:.{digits}f}"), digits), f"{threshold:.{digits}f}"
     # the confidence as written (repr): 0.58 is not shown as 57.9% for its binary value 0.57999...
     written = Decimal(repr(confidence))
