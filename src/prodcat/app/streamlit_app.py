@@ -607,7 +607,8 @@ def main() -> None:
     st.set_page_config(page_title="prodcat", layout="wide")
     keep_widget_values(KEPT_ACROSS_PAGES)
     # the defaults of those kept widgets that have one (they take no default value themselves)
-    st.session_state.setdefault("predictions_path", args.predictions or "")
+    # as text: a text input's state holding the Path that --predictions is parsed to fails the page
+    st.session_state.setdefault("predictions_path", str(args.predictions or ""))
     st.session_state.setdefault("sample_size", 200)
     st.session_state.setdefault("filter_confidence", (0.0, 1.0))
     try:
