@@ -1513,3 +1513,15 @@ def test_reliability_bins_are_drawn_whole_with_their_count_beside_them():
         extent = text.get_window_extent(renderer)
         assert extent.x0 >= centre[0] + radius, count  # not over its marker
         assert extent.y0 < centre[1] < extent.y1, count  # at its height, not below a bin at accuracy 0
+
+
+def test_a_confusion_matrix_without_shares_in_its_cells_has_a_colour_scale():
+    """Past 30 true categories (50 at Flipkart's full paths on 60 products) the cells carry no share, and no scale
+    said what a shade was worth: a colour bar reads them; up to 30 the shares are written and need none."""
+    from prodcat.evaluate.report import ANNOTATED_ROWS, confusion_figure
+
+    for count, scaled in ((ANNOTATED_ROWS + 1, True), (ANNOTATED_ROWS, False)):
+        truth = np.array([f"category {i}" for i in range(count)] * 2, dtype=object)
+        figure = confusion_figure(truth, np.roll(truth, 1))
+        bars = [axes for axes in figure.axes if axes.get_ylabel() == "share of the true category's products"]
+        assert len(bars) == scaled and bool(figure.axes[0].texts) != scaled, count

@@ -27,6 +27,8 @@ from prodcat.models.decision import accepts_nothing
 CONFUSION_ROWS = 60
 #: characters of a category name on a figure's axis
 LABEL_WIDTH = 40
+#: true categories up to which the confusion matrix writes its shares in the cells (beyond, a colour bar reads them)
+ANNOTATED_ROWS = 30
 #: a reliability bin of fewer products is drawn hollow: its accuracy is too noisy to read
 SPARSE_BIN = 10
 #: the predicted "category" of the products the model could not score, in the confusion counts
@@ -129,14 +131,16 @@ def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, max_labels: int = C
     labels, columns, matrix = confusion_rows(y_true, y_pred, max_labels)
     size = max(6.0, 0.28 * len(labels) + 3)
     fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
+    shading = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
     # category names as written: two '$' would start matplotlib's math text ('Mugs $5-$10' drawn 'Mugs 5−10', and
     # one it cannot parse, such as '$\frac$', failed the whole report)
     ax.set_xticks(range(len(columns)), short_labels(columns), rotation=90, fontsize=7, parse_math=False)
     ax.set_yticks(range(len(labels)), short_labels(labels), fontsize=7, parse_math=False)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    if len(labels) <= 30:
+    if len(labels) > ANNOTATED_ROWS:  # no share in the cells: without a scale the shades could not be read
+        fig.colorbar(shading, ax=ax, fraction=0.03, pad=0.02, label="share of the true category's products")
+    else:
         for i in range(len(labels)):
             for j in range(len(columns)):
                 if matrix[i, j] >= 0.01:
