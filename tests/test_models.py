@@ -973,3 +973,22 @@ def test_the_spread_between_folds_shows_where_the_folds_scored():
     assert metrics["f1_macro"] == pytest.approx(11 / 30)
     name, value, _, spread = summary_rows(metrics)[2]
     assert (name, value, spread) == ("F1 macro", "0.367", "±0.167 (folds 0.167–0.500)")
+
+
+def test_the_cv_page_says_what_precision_the_automation_ceiling_reaches():
+    """cv's page read 'auto-accepted 64.0%' then 'best threshold's share, chosen knowing the answers 44.7%' without
+    the target precision that best threshold reaches (0.99; the auto-accepted were at 0.927), a ceiling under the
+    share it caps. The target is in metrics.json's decision and on the page."""
+    from prodcat.evaluate.report import decision_rows
+
+    confidence = np.array([0.99, 0.95, 0.9, 0.8, 0.7, 0.6])
+    y_true = np.array(["a", "a", "a", "b", "a", "b"], dtype=object)
+    decision = np.array(["auto"] * 5 + ["review"], dtype=object)
+    args = (np.array(["a", "b"], dtype=object), y_true, np.column_stack([confidence, 1 - confidence]))
+    result = CVResult(*args, np.arange(6) % 2, decision, [["text"]] * 6, np.arange(6), target_precision=0.99)
+    metrics = result.metrics()
+    assert metrics["decision"]["target_precision"] == 0.99
+    assert decision_rows(metrics["decision"], 6)[-1] == [
+        "auto-accepted by the best threshold reaching precision 0.99, chosen knowing the answers",
+        "50.0%",
+    ]

@@ -59,6 +59,8 @@ class CVResult:
             # precision (chosen knowing the answers, so not reachable in use): what the model's ranking
             # of its own predictions allows, apart from how well the threshold was estimated.
             "automation_ceiling": DecisionPolicy(self.target_precision).fit(self.confidence, correct).automation_rate_,
+            # what the ceiling reaches: without it, a ceiling under the share auto-accepted read as a contradiction
+            "target_precision": self.target_precision,
         }
         result["folds"] = [
             headline(self.y_true[self.fold == k], self.y_pred[self.fold == k]) | {"fold": int(k)}

@@ -300,9 +300,8 @@ def decision_rows(decision: dict[str, Any], n: int) -> list[list[str]]:
         ["precision among the auto-accepted", _figure(decision["auto_precision"])],
     ]
     if "automation_ceiling" in decision:
-        rows.append(
-            ["best threshold's share, chosen knowing the answers", _figure(decision["automation_ceiling"], "{:.1%}")]
-        )
+        reaching = f"best threshold reaching precision {decision['target_precision']:g}, chosen knowing the answers"
+        rows.append([f"auto-accepted by the {reaching}", _figure(decision["automation_ceiling"], "{:.1%}")])
     return rows
 
 
