@@ -392,6 +392,8 @@ def test_a_base_that_removes_all_or_nothing_the_model_reads_is_refused(
         assert capsys.readouterr().err.strip() == said
         assert not report.exists()
     assert main([*args, "no_description", "--base", "title_only"]) == 0  # the description only: the title is left
+    # the console said 'Robustness on 12 labelled products:' above a 'clean' row that had no description
+    assert "Robustness on 12 labelled products, every run with title_only:" in capsys.readouterr().out
     clean, _ = json.loads((report / "robustness.json").read_text())
     assert clean["base"] == "title_only" and clean["modalities_used"] == {"text": 12}
 

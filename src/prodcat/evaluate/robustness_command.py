@@ -191,7 +191,9 @@ def print_table(records: list[dict[str, Any]]) -> None:
 
     rows = [list(ROBUSTNESS_COLUMNS), *robustness_rows(records)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(ROBUSTNESS_COLUMNS))]
-    print(f"\nRobustness on {records[0]['n']} labelled products:")
+    # the base too, as the page's title: 'clean' is then the catalogue under it, not as it is
+    on = f", every run with {records[0]['base']}" if records[0]["base"] else ""
+    print(f"\nRobustness on {records[0]['n']} labelled products{on}:")
     for row in rows:
         cells = (
             cell.rjust(width) if i else cell.ljust(width)
