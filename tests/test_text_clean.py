@@ -99,6 +99,13 @@ def test_comparisons_written_with_spaces_are_not_taken_for_tags() -> None:
     assert clean_text(raw) == "Lampe de secours"
     n = 50_000
     assert clean_text("<" + " " * n + "a" + " " * n + "b") == "< a b"  # linear: milliseconds
+    assert clean_text("<" + " " * n + "/" + " " * n + "b") == "< / b"
+
+
+def test_closing_tags_spaced_before_their_slash_still_go() -> None:
+    """Cleaning comparisons such as "< ou égal à" kept the closing tag of a spaced "< span ...>" when its space came
+    before the slash ("< /span>", which the cleaner removed before), while "</ span>" went."""
+    assert clean_text('< span style="color: red">Lampe< /span> de< / p>secours') == "Lampe de secours"
 
 
 def test_comments_and_marked_sections_are_not_product_text() -> None:

@@ -38,9 +38,10 @@ _HIDDEN_BLOCK = re.compile(
     r"<\s*(script|style)\b[^<>]*>(?:(?!<\s*(?:/\s*)?(?:script|style)\b).)*<\s*/\s*\1\s*>", re.IGNORECASE | re.DOTALL
 )
 # Only things that look like tags: a name right after "<", "</" or "<!", as browsers read them ("a < 5" stays);
-# Rakuten's "</ span>" (never text to a browser either); and "< span style=...>", "< p >", whose name must
-# close the tag or be followed by a quoted attribute, so that "Poids < ou égal à 2 kg. Âge > 3 ans" stays.
-_TAG = re.compile(r"<(?:[/!]?|/\s+|\s+(?=[a-zA-Z][\w:-]*(?:\s*(?:/\s*)?>|\s+[\w:-]+\s*=\s*[\"'])))[a-zA-Z][^<>]*>")
+# closing tags spaced around their "/", Rakuten's "</ span>" and "< /span>" (never text to a browser either); and
+# "< span style=...>", "< p >", whose name must close the tag or be followed by a quoted attribute, so that
+# "Poids < ou égal à 2 kg. Âge > 3 ans" stays.
+_TAG = re.compile(r"<(?:[/!]?|\s*/\s*|\s+(?=[a-zA-Z][\w:-]*(?:\s*(?:/\s*)?>|\s+[\w:-]+\s*=\s*[\"'])))[a-zA-Z][^<>]*>")
 # Markers of marked sections that hold text: CDATA (XML feeds wrap descriptions in it) and the conditionals of
 # HTML pasted from Word (``<![if !supportLists]>·<![endif]>``). The markers go, their text stays.
 _SECTION_MARKER = re.compile(r"<!\[(?:CDATA\[|(?:end)?if\b[^<>]*\]>)|\]\]>", re.IGNORECASE)
