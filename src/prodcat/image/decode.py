@@ -37,9 +37,9 @@ from PIL import Image, ImageOps
 
 from prodcat.catalog.schema import is_missing
 
-#: bump when a photo file decodes to other pixels (2: embedded colour profiles converted to sRGB). Caches of
-#: anything computed from decoded photos are keyed on it (:func:`photo_cache_version`), since their content
-#: keys hash the file, not the pixels made of it
+#: bump when a photo file decodes to other pixels (2: embedded colour profiles converted to sRGB, and 16-bit or
+#: floating-point grey TIFFs stored "white is zero" inverted). Caches of anything computed from decoded photos are
+#: keyed on it (:func:`photo_cache_version`), since their content keys hash the file, not the pixels made of it
 DECODER_VERSION = 2
 
 try:
