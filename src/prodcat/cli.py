@@ -66,7 +66,8 @@ def reader_gone(stream: TextIO) -> bool:
 
 
 def run(argv: list[str] | None = None) -> int:
-    """:func:`main` but for Ctrl-C: parse ``argv`` and run its command, a user's mistake said in one line (exit 2)."""
+    """:func:`main` but for Ctrl-C and a reader of the output that left: parse ``argv`` and run its command, a user's
+    mistake said in one line (exit 2)."""
     # imported here rather than with this module, as the commands are: seconds of imports Ctrl-C met a traceback in
     from prodcat.bundle import BundleError
     from prodcat.catalog.loaders import CatalogFormatError
