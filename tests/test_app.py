@@ -1124,6 +1124,8 @@ def test_a_model_that_auto_accepts_nothing_says_so_not_a_threshold_of_1():
     # a confidence of 1 is shown as such, not to the 16 decimals that would tell it from that threshold
     assert views.confidence_figures(1.0, nothing)[0] == "100.0%"
     assert views.confidence_figures(0.9996, nothing)[0] == "100.0%"
+    # a numpy confidence (as a predictions table holds) reads as a float: its repr is 'np.float64(0.6199)'
+    assert views.confidence_figures(np.float64(0.6199), 0.62) == ("61.9%", "0.620")
     assert views.decision_sentence("review", 0.5, 0.62) == "Sent to review: confidence below the threshold 0.620."
     assert views.decision_sentence("auto", 0.7, 0.62) == "Auto-accepted: confidence at or above the threshold 0.620."
     shown = views.decision_metrics({"decision": {"threshold": nothing, "automation_rate": 0.0}})

@@ -337,7 +337,7 @@ def confidence_figures(confidence: float, threshold: float) -> tuple[str, str]:
     if confidence >= threshold or accepts_nothing(threshold):
         return _percent(Decimal(f"{confidence:.{digits}f}"), digits), f"{threshold:.{digits}f}"
     # the confidence as written (repr): 0.58 is not shown as 57.9% for its binary value 0.57999...
-    written = Decimal(repr(confidence))
+    written = Decimal(repr(float(confidence)))
     while True:  # ends: the written confidence lies below the threshold's exact value, which enough digits reach
         shown = written.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_FLOOR)
         limit = f"{threshold:.{digits}f}"
