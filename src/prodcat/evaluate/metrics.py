@@ -246,14 +246,15 @@ def evaluate_predictions(
     result: dict[str, Any] = headline(y_true, y_pred)
     result["intervals"] = bootstrap_intervals(y_true, y_pred)
     result["per_class"] = per_class(y_true, y_pred)
-    # the predictions' depth too: a model of full paths scored against top-level labels still has a level 1 to agree on
-    levels = max(depth(y_true), depth(y_pred))
+    # the levels both have: a model of full paths scored against top-level labels has a level 1 to agree on, and
+    # no level 2 that the labels could judge (every prediction would count as wrong there)
+    depths = (depth(y_true), depth(y_pred))
     result["levels"] = (
         {
             str(level): headline(category_at_level(y_true, level), category_at_level(y_pred, level))
-            for level in range(1, levels + 1)
+            for level in range(1, min(depths) + 1)
         }
-        if levels > 1
+        if max(depths) > 1
         else {}
     )
     if confidence is not None:
