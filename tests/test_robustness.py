@@ -271,7 +271,8 @@ def test_robustness_counts_the_scored_products_the_model_was_trained_on(
     tiny_training, tiny_old_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Of the products scored (a sample of the catalogue, with --sample), those the model was trained on are
-    counted; a bundle recording no product fingerprints still says so of a sample of its training catalogue."""
+    counted; a bundle recording no product fingerprints still says so of a sample of its training catalogue, and
+    of other products that it cannot tell."""
     more = tmp_path / "more.csv"
     pd.concat([tiny_training.trained, tiny_training.unseen]).to_csv(more, index=False)
     trained = tmp_path / "trained.csv"
@@ -291,6 +292,7 @@ def test_robustness_counts_the_scored_products_the_model_was_trained_on(
         printed = capsys.readouterr().out
         if said is None:
             assert not re.search(f"{in_sample}|training data", printed)
+            assert "warning: the model's bundle does not record which products it was trained on" in printed
         else:
             assert len(re.findall(f"{in_sample}|training data", printed)) == 1 and re.search(said, printed)
 

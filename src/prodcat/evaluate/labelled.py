@@ -120,6 +120,20 @@ class InTraining:
             f"on this catalogue{few}"
         )
 
+    @property
+    def unchecked(self) -> str | None:
+        """What to say when it is unknown which of the scored products the model was trained on (a bundle that
+        recorded no product fingerprints, scored on products other than its whole training catalogue); ``None``
+        when it is known. Unknown used to pass for none: the demo bundle scored 1.000 on 60 of its own training
+        products without a word."""
+        if self.mask is not None or self.count:
+            return None
+        return (
+            "the model's bundle does not record which products it was trained on (it was written before they were "
+            f"recorded): whether any of these {self.scored} products were among them cannot be checked, and on those "
+            "that were every figure is in-sample, near perfect by construction. Retrain it to have them checked"
+        )
+
 
 def products_in_training(
     scored: pd.DataFrame,
@@ -185,7 +199,12 @@ def small_evaluation_warning(n: int) -> str | None:
 
 def labelled_warnings(in_training: InTraining, truth: Sequence[object], labels: Sequence[str]) -> list[str]:
     """Every caveat on scoring a bundle on labelled products, ``truth`` their true categories at its level
-    (``labels`` its categories): some or all in its training data (``in_training``, from
+    (``labels`` its categories): some or all in its training data, or no telling (``in_training``, from
     :func:`products_in_training`), unknown categories, too few products."""
-    warnings = (in_training.warning, unknown_categories_warning(truth, labels), small_evaluation_warning(len(truth)))
+    warnings = (
+        in_training.warning,
+        in_training.unchecked,
+        unknown_categories_warning(truth, labels),
+        small_evaluation_warning(len(truth)),
+    )
     return [warning for warning in warnings if warning]
