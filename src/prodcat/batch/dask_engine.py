@@ -62,11 +62,9 @@ class PredictorPlugin(WorkerPlugin):
     and checks it is the driver's model: a worker that reads other files at that path is refused rather than
     scoring with another model."""
 
-    def __init__(self, bundle_dir: str, identity: str, *, local: bool = False):
+    def __init__(self, bundle_dir: str, identity: str):
         self.bundle_dir = bundle_dir
         self.identity = identity
-        #: the workers are a local cluster's, started for the run and closed with it
-        self.local = local
         self.predictor: Predictor | None = None
         # one plugin per run, not per model: a run that ends unregisters its plugin, which must not be
         # another run's of the same model on the same cluster
@@ -78,10 +76,6 @@ class PredictorPlugin(WorkerPlugin):
         return f"prodcat-predictor-{self.identity[:16]}-{self.run}"
 
     def setup(self, worker: Any) -> None:
-        if self.local:
-            # this logger's one warning, 'Async instruction ... ended with CancelledError', is the worker's close
-            # cutting a task short: what Ctrl-C does to a local cluster's busy workers (its errors stay shown)
-            logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
         predictor = Predictor.load(self.bundle_dir)
         if bundle_identity(predictor.manifest) != self.identity:
             raise BundleError(
@@ -112,7 +106,7 @@ class DaskEngine:
         self.bundle_dir = str(Path(bundle_dir).resolve())
         # verified here too: a damaged bundle is refused before any cluster is started
         self.manifest = verify_bundle(self.bundle_dir)
-        self.plugin = PredictorPlugin(self.bundle_dir, bundle_identity(self.manifest), local=scheduler is None)
+        self.plugin = PredictorPlugin(self.bundle_dir, bundle_identity(self.manifest))
         self.scheduler = scheduler
         self.workers = workers
         self._cluster: LocalCluster | None = None
@@ -152,19 +146,8 @@ class DaskEngine:
         log.info("dask: %d worker(s) at %s", self._n_workers(), self._address)
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
-        if exc_type is not KeyboardInterrupt:
-            self._close()
-            return
-        # Ctrl-C: the close cuts short the tasks under way, and kills the workers still busy a few seconds later,
-        # each in a warning of dask's; the user asked for the stop, and is told how to resume
-        distributed_log = logging.getLogger("distributed")
-        level = distributed_log.level
-        distributed_log.setLevel(logging.CRITICAL)
-        try:
-            self._close()
-        finally:
-            distributed_log.setLevel(level)
+    def __exit__(self, *exc_info: object) -> None:
+        self._close()
 
     def _close(self) -> None:
         if self._client is not None:
