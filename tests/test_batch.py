@@ -424,41 +424,6 @@ def test_a_chunk_that_kills_its_workers_stops_the_run_in_one_line_and_resumes(
     assert out.read_bytes() == local
 
 
-def test_ctrl_c_on_a_local_cluster_says_one_line_not_the_workers_tracebacks(tiny_training, tmp_path):
-    """A terminal's Ctrl-C goes to the whole foreground process group, a local cluster's workers included: each
-    printed its KeyboardInterrupt traceback above the driver's 'interrupted' (exit code and resume were right).
-    The run is a process group of its own here, sent SIGINT as a terminal does, once chunks are being written."""
-    data = tmp_path / "products.csv"
-    tiny_training.unseen.to_csv(data, index=False)
-    out = tmp_path / "preds.csv"
-    runs_slowly = (
-        "import sys, test_batch\nfrom prodcat.batch import dask_engine\nfrom prodcat.cli import main\n"
-        "dask_engine.score_on_worker = test_batch._slow\nsys.exit(main(sys.argv[1:]))"
-    )
-    command = ["predict", str(tiny_training.bundle), str(data), "--out", str(out), "--chunk-size", "1"]
-    run = subprocess.Popen(
-        [sys.executable, "-c", runs_slowly, *command, "--engine", "dask", "--workers", "1"],
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env=TESTS_PATH,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not any(work_dir_for(out).glob("part-*.parquet")) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        os.killpg(run.pid, signal.SIGINT)
-        _, err = run.communicate(timeout=120)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(run.pid, signal.SIGKILL)
-        run.wait()
-    assert run.returncode == 130, err
-    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
-    kept = f"finished chunks are kept in {work_dir_for(out)}: run the same command to resume"
-    assert err.endswith(f"\ninterrupted; {kept}\n")
-
-
 def test_a_scheduler_lost_mid_run_is_said_at_once(tiny_training, worker_task):
     """A scheduler killed mid-run ended, 30 s later, in 'cannot write the predictions: Timed out trying to connect
     to tcp://...' (the close waited for it to come back to remove the run's plugin, and its OSError replaced the
