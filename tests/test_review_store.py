@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import sqlite3
 import time
 from collections.abc import Callable
@@ -275,6 +276,53 @@ def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
     store.close()
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+class _Connecting(Exception):
+    """Raised instead of connecting, once the connection's parameters are seen."""
+
+
+def test_postgres_connections_carry_keepalives_and_timeouts_unless_the_url_sets_them() -> None:
+    url = "postgresql+psycopg://prodcat@127.0.0.1:1/prodcat?keepalives_idle=7"
+    engine = store_module._make_engine(url, None, connect_timeout_s=5, network_timeout_s=20)
+    handed_to_psycopg: dict[str, object] = {}
+
+    @sa.event.listens_for(engine, "do_connect")
+    def capture(_dialect: object, _record: object, _args: object, parameters: dict[str, object]) -> None:
+        handed_to_psycopg.update(parameters)
+        raise _Connecting
+
+    with pytest.raises(_Connecting):
+        engine.connect()
+    expected = {
+        "connect_timeout": 5,
+        "keepalives": 1,
+        "keepalives_idle": "7",  # the URL's own value wins
+        "keepalives_interval": 3,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 20_000,  # milliseconds
+    }
+    assert {key: handed_to_psycopg.get(key) for key in expected} == expected
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL not configured (PRODCAT_TEST_POSTGRES_URL)")
+def test_a_postgres_store_socket_gives_up_on_a_silent_server_by_default() -> None:
+    store = ReviewStore(POSTGRES_URL)
+    try:
+        with store.engine.connect() as connection:
+            descriptor = connection.connection.dbapi_connection.pgconn.socket
+            with socket.socket(fileno=os.dup(descriptor)) as sock:
+                options = {
+                    "keepalive": sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                    "idle": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                    "interval": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+                    "probes": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+                    "unacknowledged_ms": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
+                }
+    finally:
+        store.close()
+    # silent for 30 s, then 3 probes 10 s apart: dropped after the documented 60 s, as is unacknowledged data
+    assert options == {"keepalive": 1, "idle": 30, "interval": 10, "probes": 3, "unacknowledged_ms": 60_000}
 
 
 def random_photo(seed: int, size: int = 1_000_000) -> bytes:

@@ -194,7 +194,33 @@ def _bounded_statements(dbapi_connection: Any, _record: Any, milliseconds: int) 
     dbapi_connection.autocommit = autocommit
 
 
-def _make_engine(url: str, statement_timeout_s: float | None) -> Engine:
+#: how long a PostgreSQL connection may take to open, and a server may stay silent (TCP) before its connection is
+#: dropped, by default (seconds)
+CONNECT_TIMEOUT_S = 10
+NETWORK_TIMEOUT_S = 60
+
+
+def postgres_network_args(url: sa.engine.URL, connect_timeout_s: int, network_timeout_s: int) -> dict[str, int]:
+    """libpq's connection parameters that give up on a dead network, unless ``url`` sets them itself.
+
+    Without them a thread waiting on a server behind a dead network waits for the kernel's TCP to give up:
+    about 2 hours when the connection is idle (no keepalives), 15 minutes while a statement is unacknowledged
+    (``tcp_retries2``). Keepalive probes start after half of ``network_timeout_s`` of silence and three unanswered
+    ones drop the connection; ``tcp_user_timeout`` drops it when sent data stays unacknowledged that long.
+    """
+    idle = max(1, network_timeout_s // 2)
+    defaults = {
+        "connect_timeout": connect_timeout_s,
+        "keepalives": 1,
+        "keepalives_idle": idle,
+        "keepalives_interval": max(1, (network_timeout_s - idle) // 3),
+        "keepalives_count": 3,
+        "tcp_user_timeout": network_timeout_s * 1000,  # milliseconds
+    }
+    return {name: value for name, value in defaults.items() if name not in url.query}
+
+
+def _make_engine(url: str, statement_timeout_s: float | None, connect_timeout_s: int, network_timeout_s: int) -> Engine:
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -202,7 +228,12 @@ def _make_engine(url: str, statement_timeout_s: float | None) -> Engine:
         engine = sa.create_engine(parsed, connect_args={"check_same_thread": False})
         sa.event.listen(engine, "connect", _durable_sqlite)
         return engine
-    engine = sa.create_engine(parsed, pool_pre_ping=True)
+    connect_args = (
+        postgres_network_args(parsed, connect_timeout_s, network_timeout_s)
+        if parsed.get_backend_name() == "postgresql"
+        else {}
+    )
+    engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     if statement_timeout_s is not None and engine.dialect.name == "postgresql":
         milliseconds = max(1, math.ceil(statement_timeout_s * 1000))
         sa.event.listen(engine, "connect", functools.partial(_bounded_statements, milliseconds=milliseconds))
@@ -226,13 +257,26 @@ class ReviewStore:
         server (the API passes its ``request_timeout_s``: a call its request gave up on does not hold a thread
         and a connection for good). Creating or migrating the tables is not bounded. SQLite waits at most 10 s
         for its write lock whatever this says. ``None``: no limit.
+    connect_timeout_s, network_timeout_s:
+        PostgreSQL: the longest a connection may take to open, and the longest the server may stay silent on an
+        open one (TCP keepalives, ``tcp_user_timeout``) before the connection is dropped and its call fails, so
+        that a dead network does not hold a thread for the kernel's 15 minutes to 2 hours (see
+        :func:`postgres_network_args`). libpq parameters given in the URL's query (``?keepalives_idle=5``) win.
     """
 
-    def __init__(self, url: str, *, create: bool = True, statement_timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        create: bool = True,
+        statement_timeout_s: float | None = None,
+        connect_timeout_s: int = CONNECT_TIMEOUT_S,
+        network_timeout_s: int = NETWORK_TIMEOUT_S,
+    ) -> None:
         self.url = url
         if not create:
             _require_sqlite_file(url)  # before the engine, which would create the file and its folder
-        self.engine = _make_engine(url, statement_timeout_s)
+        self.engine = _make_engine(url, statement_timeout_s, connect_timeout_s, network_timeout_s)
         try:
             if not create:
                 _require_review_tables(self.engine)

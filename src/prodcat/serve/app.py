@@ -122,7 +122,12 @@ def create_app(
     """The API around a loaded predictor; ``store`` defaults to one opened at ``settings.review_db``."""
     settings = settings or ServeSettings()
     # a store call the request's timeout abandoned ends by the same limit on PostgreSQL
-    store = store or ReviewStore(settings.review_db, statement_timeout_s=settings.request_timeout_s)
+    store = store or ReviewStore(
+        settings.review_db,
+        statement_timeout_s=settings.request_timeout_s,
+        connect_timeout_s=settings.review_db_connect_timeout_s,
+        network_timeout_s=settings.review_db_network_timeout_s,
+    )
     metrics = ApiMetrics()
     service = PredictionService(predictor, settings, store, metrics)
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from prodcat.review.store import CONNECT_TIMEOUT_S, NETWORK_TIMEOUT_S
+
 
 class ServeSettings(BaseSettings):
     """Configuration of one API server; sizes in bytes, times in seconds."""
@@ -27,6 +29,17 @@ class ServeSettings(BaseSettings):
     review_db: str = Field(
         "sqlite:///prodcat-reviews.db",
         description="SQLAlchemy URL of the review queue: sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB",
+    )
+    review_db_connect_timeout_s: int = Field(
+        CONNECT_TIMEOUT_S,
+        ge=2,
+        description="PostgreSQL review queue: longest wait for a connection to open, in seconds",
+    )
+    review_db_network_timeout_s: int = Field(
+        NETWORK_TIMEOUT_S,
+        ge=2,
+        description="PostgreSQL review queue: a connection whose server stays silent this long (TCP keepalives, "
+        "unacknowledged writes) is dropped and its call fails, in seconds",
     )
     record_all: bool = Field(False, description="record every prediction in the review store, not only reviews")
     api_key: SecretStr | None = Field(None, description="key required by the /reviews endpoints (X-API-Key)")
