@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from prodcat.catalog.audit import markup_stats
 from prodcat.features.base import make_extractor
 from prodcat.text.clean import (
     TextNormalizer,
@@ -15,6 +16,7 @@ from prodcat.text.clean import (
     detect_language,
     has_markup,
     main_language,
+    strip_tags,
 )
 
 
@@ -100,6 +102,26 @@ def test_comparisons_written_with_spaces_are_not_taken_for_tags() -> None:
     n = 50_000
     assert clean_text("<" + " " * n + "a" + " " * n + "b") == "< a b"  # linear: milliseconds
     assert clean_text("<" + " " * n + "/" + " " * n + "b") == "< / b"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "Poids < ou égal à 2 kg. Âge > 3 ans",
+        "Bruit < ou = 36 dB, for kids < age 3 and > 1 year",
+        "3 < 5 > 2",
+        '< span style="color: red">Lampe< /span> de< / p>secours',
+        "Lampe</ span >de< p >secours<br/>",
+        "<!DOCTYPE html>Lampe",
+    ],
+)
+def test_the_audit_counts_as_tags_what_the_cleaner_removes(raw: str) -> None:
+    """The audit's markup count and the ``layout`` flag used a tag pattern of their own, which took comparisons such
+    as "< ou égal à 2 kg. Âge >" for a tag while the cleaner kept them as text: a product was said to hold markup
+    that cleaning left in place. One pattern serves both now."""
+    frame = pd.DataFrame({"product_id": ["p1"], "title": [""], "description": [raw]})
+    counted = markup_stats(frame)["description"]["html_tags"]["products"] == 1
+    assert counted == has_markup(raw) == (strip_tags(raw) != raw)
 
 
 def test_closing_tags_spaced_before_their_slash_still_go() -> None:

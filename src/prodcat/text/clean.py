@@ -37,11 +37,14 @@ UNDETERMINED = "und"
 _HIDDEN_BLOCK = re.compile(
     r"<\s*(script|style)\b[^<>]*>(?:(?!<\s*(?:/\s*)?(?:script|style)\b).)*<\s*/\s*\1\s*>", re.IGNORECASE | re.DOTALL
 )
-# Only things that look like tags: a name right after "<", "</" or "<!", as browsers read them ("a < 5" stays);
-# closing tags spaced around their "/", Rakuten's "</ span>" and "< /span>" (never text to a browser either); and
-# "< span style=...>", "< p >", whose name must close the tag or be followed by a quoted attribute, so that
-# "Poids < ou égal à 2 kg. Âge > 3 ans" stays.
-_TAG = re.compile(r"<(?:[/!]?|\s*/\s*|\s+(?=[a-zA-Z][\w:-]*(?:\s*(?:/\s*)?>|\s+[\w:-]+\s*=\s*[\"'])))[a-zA-Z][^<>]*>")
+#: an HTML tag, as the cleaner removes it, the audit counts it and the ``layout`` extractor flags it. Only things
+#: that look like tags: a name right after "<", "</" or "<!", as browsers read them ("a < 5" stays); closing tags
+#: spaced around their "/", Rakuten's "</ span>" and "< /span>" (never text to a browser either); and
+#: "< span style=...>", "< p >", whose name must close the tag or be followed by a quoted attribute, so that
+#: "Poids < ou égal à 2 kg. Âge > 3 ans" stays text.
+HTML_TAG = re.compile(
+    r"<(?:[/!]?|\s*/\s*|\s+(?=[a-zA-Z][\w:-]*(?:\s*(?:/\s*)?>|\s+[\w:-]+\s*=\s*[\"'])))[a-zA-Z][^<>]*>"
+)
 # Markers of marked sections that hold text: CDATA (XML feeds wrap descriptions in it) and the conditionals of
 # HTML pasted from Word (``<![if !supportLists]>·<![endif]>``). The markers go, their text stays.
 _SECTION_MARKER = re.compile(r"<!\[(?:CDATA\[|(?:end)?if\b[^<>]*\]>)|\]\]>", re.IGNORECASE)
@@ -54,8 +57,6 @@ _INVISIBLE = re.compile(r"[\u00ad\u200b-\u200f\u2060\ufeff]")
 _SPACES = re.compile(r"\s+")
 # Entities broken by a space after "&" ("&amp; nbsp;" -> "& nbsp;"), found in Rakuten descriptions.
 _SPACED_ENTITY = re.compile(r"&\s+([A-Za-z]{2,8}|#[0-9]{2,5});")
-#: an HTML tag in raw text, as the audit counts and the ``layout`` extractor flags it
-HTML_TAG = re.compile(r"<\s*(?:/\s*)?[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*|/\s*)?>")
 #: an HTML entity (named, decimal or hexadecimal) in raw text
 HTML_ENTITY = re.compile(r"&(?:#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});")
 
@@ -109,7 +110,7 @@ def _join_entity(match: re.Match[str]) -> str:
 def strip_tags(text: str) -> str:
     """Replace HTML tags by spaces (so ``a<br/>b`` stays two words), drop comments and script/style blocks, and
     unwrap CDATA sections."""
-    return _TAG.sub(" ", _SECTION_MARKER.sub(" ", _HIDDEN_BLOCK.sub(" ", _drop_comments(text))))
+    return HTML_TAG.sub(" ", _SECTION_MARKER.sub(" ", _HIDDEN_BLOCK.sub(" ", _drop_comments(text))))
 
 
 def _drop_comments(text: str) -> str:
