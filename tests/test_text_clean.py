@@ -187,6 +187,20 @@ def test_stop_words_are_those_of_each_product_language() -> None:
     assert both == ["seat cover"]
 
 
+def test_stop_words_are_function_words_not_product_words() -> None:
+    """The English stop-words held a web list's frequent words: "Men" (the gender of 2,917 of fashion's 6,000 products),
+    "Mug", "Home", "Case", "Top" were dropped from every bag of words; the French ones held "dos" (sac à dos), "fait"
+    (main), "pièce"."""
+    english = TextNormalizer(lemmatize=False, language="en").transform(
+        ["Puma Men Black Top", "Coffee Mug for the Home", "Mobile Back Case with a Front Cover"]
+    )
+    assert english == ["puma men black top", "coffee mug home", "mobile back case front cover"]
+    french = TextNormalizer(lemmatize=False, language="fr").transform(
+        ["Sac à dos pour les enfants, fait main, 2 pièces"]
+    )
+    assert french == ["sac dos enfants fait main 2 pièces"]
+
+
 def test_invisible_characters_inside_words_are_removed_not_spaced() -> None:
     assert (
         clean_text("co\u200bton, cot\u00adton, cot&shy;ton, \ufeffbio\u2060logique")
