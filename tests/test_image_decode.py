@@ -450,16 +450,37 @@ def test_embedded_colour_profile_converted_to_srgb() -> None:
         assert np.abs(decoded - expected).max() <= 3
 
 
-def test_grey_photo_profile_applied() -> None:
-    """A grey photo's own grey profile (Photoshop saves greyscale JPEGs with one) is applied too: here a linear
-    one, whose mid-grey 128 is sRGB 188."""
-    linear = b"curv" + struct.pack(">IIH", 0, 1, 256)  # gamma 1.0
+def _linear_grey_profile() -> bytes:
+    """A grey profile of gamma 1.0: its mid-grey 128 is sRGB 188."""
+    linear = b"curv" + struct.pack(">IIH", 0, 1, 256)
     white = b"XYZ \x00\x00\x00\x00" + _xyz_numbers(_D50)
-    profile = _icc_profile(b"GRAY", b"mntr", {b"wtpt": white, b"kTRC": linear})
-    data = _jpeg_bytes(Image.new("L", (40, 30), 128), icc_profile=profile)
+    return _icc_profile(b"GRAY", b"mntr", {b"wtpt": white, b"kTRC": linear})
+
+
+def test_grey_photo_profile_applied() -> None:
+    """A grey photo's own grey profile (Photoshop saves greyscale JPEGs with one) is applied too."""
+    data = _jpeg_bytes(Image.new("L", (40, 30), 128), icc_profile=_linear_grey_profile())
     for max_side in (None, 10):
         r, g, b = load_image(data, max_side=max_side).getpixel((5, 5))
         assert r == g == b and abs(r - 188) <= 1
+
+
+@pytest.mark.parametrize("colour_key", [False, True], ids=["grey with alpha", "16-bit grey with a colour key"])
+def test_grey_profile_applied_to_transparent_grey(colour_key: bool) -> None:
+    """A grey PNG with transparency kept its grey profile unapplied (mid-grey 128 stayed 128 where a linear
+    profile makes it 188), as littleCMS has no transform of grey with alpha. The grey is converted and the
+    transparency kept: the top rows, transparent, still come out on white."""
+    if colour_key:  # Pillow reads a 16-bit grey PNG with a colour key (tRNS) as grey, then made grey with alpha
+        img = Image.fromarray(np.full((30, 40), 128 * 257, dtype=np.uint16))
+        img.paste(0, (0, 0, 40, 10))
+        save, top = {"transparency": 0}, 255
+    else:
+        img = Image.new("LA", (40, 30), (128, 255))
+        img.paste((128, 128), (0, 0, 40, 10))
+        save, top = {}, round(188 * 128 / 255 + 255 * 127 / 255)  # a half-transparent 188 on white
+    decoded = np.asarray(load_image(_png_bytes(img, icc_profile=_linear_grey_profile(), **save))).astype(int)
+    assert np.abs(decoded[10:] - 188).max() <= 1
+    assert np.abs(decoded[:10] - top).max() <= 1
 
 
 def test_cmyk_profile_gives_the_colour_of_its_inks() -> None:

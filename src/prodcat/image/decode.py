@@ -38,9 +38,10 @@ from PIL import Image, ImageOps
 from prodcat.catalog.schema import is_missing
 
 #: bump when a photo file decodes to other pixels (2: embedded colour profiles converted to sRGB, and 16-bit or
-#: floating-point grey TIFFs stored "white is zero" inverted). Caches of anything computed from decoded photos are
-#: keyed on it (:func:`photo_cache_version`), since their content keys hash the file, not the pixels made of it
-DECODER_VERSION = 2
+#: floating-point grey TIFFs stored "white is zero" inverted; 3: the grey profile of a grey photo with transparency
+#: applied). Caches of anything computed from decoded photos are keyed on it (:func:`photo_cache_version`), since
+#: their content keys hash the file, not the pixels made of it
+DECODER_VERSION = 3
 
 try:
     from PIL import ImageCms
@@ -352,8 +353,16 @@ def _in_srgb(img: Image.Image) -> Image.Image:
     there is nothing to convert (see :func:`_srgb_transform`). Read as sRGB, an Adobe RGB or Display P3 photo
     comes out dull, and a CMYK one is converted by a formula that ignores its inks."""
     profile = img.info.get("icc_profile")
-    transform = _srgb_transform(profile, img.mode) if profile else None
-    return img if transform is None else transform.apply(img)
+    # littleCMS converts a grey photo's transparency to none: its grey alone is converted, the alpha put back
+    colour_mode = "L" if img.mode == "LA" else img.mode
+    transform = _srgb_transform(profile, colour_mode) if profile else None
+    if transform is None:
+        return img
+    if colour_mode == img.mode:
+        return transform.apply(img)
+    converted = transform.apply(img.convert(colour_mode))
+    converted.putalpha(img.getchannel("A"))
+    return converted
 
 
 @functools.lru_cache(maxsize=8)  # the few profiles of a catalogue; a CMYK one can weigh a megabyte
