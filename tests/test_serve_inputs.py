@@ -530,6 +530,51 @@ def test_a_multipart_body_the_parser_refuses_says_why(
     assert client.post(endpoint, data=fields, files={part: ("a.jpg", jpeg_bytes(), "image/jpeg")}).status_code == 200
 
 
+def multipart_body(fields: dict[str, tuple[bytes, str | None]], charset: str | None = None) -> tuple[bytes, dict]:
+    """A multipart body of text fields given as raw bytes, each with the charset its part declares (if any), and
+    its headers (the request's own charset parameter, if any): what a client sending another encoding sends."""
+    body = b""
+    for name, (value, part_charset) in fields.items():
+        declared = f"Content-Type: text/plain; charset={part_charset}\r\n" if part_charset else ""
+        body += f'--b\r\nContent-Disposition: form-data; name="{name}"\r\n{declared}\r\n'.encode() + value + b"\r\n"
+    content_type = "multipart/form-data; boundary=b" + (f"; charset={charset}" if charset else "")
+    return body + b"--b--\r\n", {"content-type": content_type}
+
+
+@pytest.mark.parametrize("endpoint", ["/predict", "/predict-batch"])
+def test_multipart_text_not_in_its_charset_is_refused_naming_the_field(client: TestClient, endpoint: str) -> None:
+    """Text in another encoding than UTF-8, with no charset said, was read as Latin-1 without a word: mojibake
+    ('caf\xe9' or 'é\x99¶å\x99¨') that the model classified and the review queue stored."""
+    batch = endpoint == "/predict-batch"
+    field = "products" if batch else "title"
+    for title, encoding in (("Café crème mug", "cp1252"), ("陶器のマグカップ", "shift_jis")):
+        text = json.dumps([{"title": title}], ensure_ascii=False) if batch else title
+        body, headers = multipart_body({field: (text.encode(encoding), None)})
+        refused = client.post(endpoint, content=body, headers=headers)
+        assert (refused.status_code, refused.json()["error"]) == (422, "text_encoding"), (encoding, refused.text)
+        assert f"field {field!r} is not valid utf-8 text" in refused.json()["detail"]
+    body, headers = multipart_body({field: (b"mug", "klingon-8")})
+    refused = client.post(endpoint, content=body, headers=headers)
+    assert (refused.status_code, refused.json()["error"]) == (415, "text_charset")
+    assert "'klingon-8'" in refused.json()["detail"]
+
+
+@pytest.mark.parametrize("endpoint", ["/predict", "/predict-batch"])
+@pytest.mark.parametrize("declared_by", ["part", "request"])
+def test_multipart_text_is_read_in_the_charset_it_declares(client: TestClient, endpoint: str, declared_by: str) -> None:
+    batch = endpoint == "/predict-batch"
+    title = "陶器のマグカップ"
+    text = json.dumps([{"title": title}], ensure_ascii=False) if batch else title
+    field = "products" if batch else "title"
+    part_charset, request_charset = ("shift_jis", None) if declared_by == "part" else (None, "shift_jis")
+    body, headers = multipart_body({field: (text.encode("shift_jis"), part_charset)}, request_charset)
+    answer = client.post(endpoint, content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    review_id = answer.json()["results"][0]["prediction"]["review_id"] if batch else answer.json()["review_id"]
+    stored = client.get(f"/reviews/{review_id}", headers={"X-API-Key": API_KEY}).json()
+    assert stored["title"] == title
+
+
 @pytest.mark.parametrize("content", ["", " \n\t "])
 def test_serve_refuses_an_empty_api_key_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], content: str

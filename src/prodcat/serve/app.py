@@ -15,7 +15,7 @@ import logging
 import sys
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from typing import Annotated, Any
 
 import anyio
@@ -29,6 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 
 from prodcat.bundle import model_level
 from prodcat.catalog.schema import SEP, category_at_level, split_path
@@ -39,6 +40,7 @@ from prodcat.serve.inputs import (
     MAX_JSON_BYTES_PER_CHAR,
     ApiError,
     ProductRequest,
+    TextCheckingMultiPartParser,
     accepted_media_type,
     batch_items_from_form,
     batch_items_from_json,
@@ -94,8 +96,16 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
             "a part's headers over 4 KiB: a long filename)",
         ),
         (413, "too large: a limit (`max_image_bytes`, `max_pixels`, `max_request_bytes`, ...) refused it"),
-        (415, "unsupported request content type, or photo type (checked by content)"),
-        (422, "malformed: corrupt photo, empty file, text too long, nothing to classify"),
+        (
+            415,
+            "unsupported request content type, photo type (checked by content), or a multipart charset this server "
+            "does not know (`text_charset`)",
+        ),
+        (
+            422,
+            "malformed: corrupt photo, empty file, text too long, nothing to classify, a multipart text field not in "
+            "its charset (`text_encoding`: UTF-8 unless its part or the request declares `charset=...`)",
+        ),
         (500, "the model failed on the product (`prediction_failed`; in a batch, that item's error only)"),
         (503, "the review queue cannot be written (the prediction is not answered: retry)"),
     )
@@ -530,18 +540,18 @@ def create_app_from_env() -> FastAPI:
 
 @asynccontextmanager
 async def _form(request: Request, **limits: int) -> AsyncIterator[FormData]:
-    """The multipart form of ``request`` (closed on exit); a body the parser refuses is a 400 saying why.
+    """The multipart form of ``request`` (closed on exit), its text fields checked for their charset (see
+    :class:`TextCheckingMultiPartParser`); a body the parser refuses is a 400 saying why.
 
     Starlette answers "Invalid multipart data." and leaves out the parser's reason, e.g. that a part's headers
     (a filename of a few kilobytes) exceed python-multipart's limit.
     """
     try:
-        form = await request.form(**limits)
-    except StarletteHTTPException as exc:
-        if isinstance(exc, ApiError) or exc.status_code != 400:  # e.g. 413 max_request_bytes, met mid-body
-            raise
-        reason = exc.__context__.__cause__ if exc.__context__ is not None else None
-        detail = str(exc.detail) if reason is None else f"{str(exc.detail).rstrip('.')} ({reason})"
+        async with aclosing(request.stream()) as stream:
+            form = await TextCheckingMultiPartParser(request.headers, stream, **limits).parse()
+    except MultiPartException as exc:
+        reason = exc.__cause__
+        detail = exc.message if reason is None else f"{exc.message.rstrip('.')} ({reason})"
         if "header size" in str(reason):
             detail += ": a part's headers, its filename included, are too long; send a shorter filename"
         raise ApiError(400, "invalid_multipart", detail) from None
