@@ -111,6 +111,16 @@ def test_word2vec_vectors(flipkart_dir: Path) -> None:
     assert similarity[same].mean() > similarity[~same].mean() + 0.1
 
 
+def test_word2vec_reads_a_product_in_its_training_catalogue_language(fashion_dir: Path) -> None:
+    """A product transformed alone had its language detected alone: "Gini and Jony Girls Red Top" read as Italian,
+    kept "and" (not an Italian stop-word), though the English catalogue the model was fitted on read it as English."""
+    styles = pd.read_csv(fashion_dir / "styles.csv", usecols=["productDisplayName"]).dropna()
+    frame = pd.DataFrame({"title": styles["productDisplayName"].astype(str), "description": ""})
+    extractor = make_extractor("word2vec", vector_size=10, epochs=1, workers=1).fit(frame)
+    alone = pd.DataFrame({"title": ["Gini and Jony Girls Red Top"], "description": [""]})
+    assert extractor.tokens(alone) == [["gini", "jony", "girls", "red", "top"]]
+
+
 def _assert_cached(name: str, frame: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **params) -> None:
     """First transform encodes and fills the cache file; the second reads it without encoding anything."""
     extractor = make_extractor(name, cache_dir=str(tmp_path), progress=False, **params)

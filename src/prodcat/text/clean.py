@@ -7,9 +7,9 @@ Two layers, used by every text feature:
   comments, CDATA markers, mojibake (``Ã©`` for ``é``, stray Windows-1252 bytes), Unicode normalisation
   and whitespace. Case and accents are kept: sentence encoders use them.
 * :class:`TextNormalizer` turns clean text into a normalised token string for
-  bag-of-words models: lower case, optional accent stripping, stop-words
-  removed and words lemmatised in each product's own language (detected per
-  product with :func:`detect_language`).
+  bag-of-words models: lower case, optional accent stripping, stop-words (function words) removed and words
+  lemmatised in each product's own language (detected per product with :func:`detect_language`, in light of
+  the languages of its catalogue, :func:`language_prior`).
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ import html
 import re
 import sys
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache, lru_cache
 from typing import Literal
 
 import ftfy
+import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 #: the languages found in the catalogues; detection is restricted to them
@@ -171,20 +172,57 @@ def _clean_cached(raw: str) -> str:
 def _identifier():
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-    identifier = LanguageIdentifier.from_model_file(MODEL_FILE)
+    # probabilities, not raw scores: how sure the detector is decides whether a catalogue's languages outweigh it
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     identifier.set_languages(list(LANGUAGES))
     return identifier
 
 
-def detect_language(texts: Sequence[str], max_chars: int = 400) -> list[str]:
+def detect_language(texts: Sequence[str], max_chars: int = 400, prior: Mapping[str, float] | None = None) -> list[str]:
     """ISO 639-1 code of each text among :data:`LANGUAGES` (``"und"`` when it has no letters).
 
     Uses py3langid restricted to the catalogue languages, which avoids the
     classic confusions of short product titles with unrelated languages. Only
     the first ``max_chars`` characters are read: enough to decide, and the
     detector's cost grows with length.
+
+    ``prior``: the share of each language in the texts' catalogue (:func:`language_prior`). Each text's language is
+    then the most probable given its words *and* its catalogue: a short title of an English catalogue that reads a
+    little German ("Alma Women Beige Kurta", German at 0.90 for the detector alone) stays English, while a text whose
+    words are clearly another language's (any description of a few sentences) keeps that language.
     """
-    return [_detect_one(t[:max_chars]) for t in texts]
+    weights = np.array([prior.get(language, 0.0) for language in LANGUAGES]) if prior else np.ones(len(LANGUAGES))
+    languages = []
+    for text in texts:
+        probabilities = _language_probabilities(text[:max_chars])
+        best = UNDETERMINED if probabilities is None else LANGUAGES[int(np.argmax(np.multiply(probabilities, weights)))]
+        languages.append(best)
+    return languages
+
+
+def language_prior(texts: Sequence[str], max_chars: int = 400, max_iterations: int = 200) -> dict[str, float]:
+    """Share of each of :data:`LANGUAGES` in a catalogue's ``texts``, for :func:`detect_language`'s ``prior``.
+
+    The shares are the mixture weights that best explain the detector's probabilities for every text (maximum
+    likelihood, by expectation-maximisation), so that a text the detector is unsure of counts little: 1,222 of
+    fashion's 6,000 English titles are detected as German, Italian, Spanish or French, none with confidence, and
+    the shares come out English 1.0; Rakuten's come out French 0.93, English 0.06. Texts without letters are left
+    out; with none left the shares are equal.
+    """
+    found = [p for text in texts if (p := _language_probabilities(text[:max_chars])) is not None]
+    shares = np.full(len(LANGUAGES), 1 / len(LANGUAGES))
+    if found:
+        # floored: a long text's probabilities reach 0 in floating point, and a text with no language left
+        # possible would divide by zero
+        probabilities = np.maximum(np.array(found), 1e-12)
+        for _ in range(max_iterations):
+            posterior = probabilities * shares
+            updated = (posterior / posterior.sum(axis=1, keepdims=True)).mean(axis=0)
+            converged = np.abs(updated - shares).max() < 1e-6
+            shares = updated
+            if converged:
+                break
+    return dict(zip(LANGUAGES, shares.tolist(), strict=True))
 
 
 def main_language(texts: Sequence[str], sample: int = 500) -> str:
@@ -201,10 +239,12 @@ def main_language(texts: Sequence[str], sample: int = 500) -> str:
 
 
 @lru_cache(maxsize=200_000)
-def _detect_one(text: str) -> str:
+def _language_probabilities(text: str) -> tuple[float, ...] | None:
+    """The detector's probability of each of :data:`LANGUAGES` for ``text``; ``None`` when it has no letters."""
     if not any(c.isalpha() for c in text):
-        return UNDETERMINED
-    return _identifier().classify(text)[0]
+        return None
+    ranked = dict(_identifier().rank(text))
+    return tuple(ranked[language] for language in LANGUAGES)
 
 
 # Open-class words (nouns, adjectives, lexical verbs, numerals) of the stop-word lists below. On a catalogue they
@@ -290,13 +330,16 @@ class TextNormalizer(TransformerMixin, BaseEstimator):
         an English title and vice versa; or a fixed tuple of codes whose stop-words
         are removed from every product, e.g. ``("fr", "en")``.
     language:
-        ``"auto"`` to detect each product's language (for lemmas), or one fixed
+        ``"auto"`` to detect each product's language (for lemmas) in light of its catalogue's
+        languages: their shares (:func:`language_prior`) among the texts given to ``fit`` or,
+        unfitted, among those transformed together, so that an English catalogue's short titles
+        are read as English unless their words are clearly another language's; or one fixed
         code such as ``"fr"`` for a monolingual catalogue (skips detection).
     default_language:
         language used for texts whose language cannot be detected.
 
-    Stateless: ``fit`` learns nothing. ``transform(texts)`` returns ``list[str]``
-    of the same length.
+    ``fit`` learns the catalogue's language shares, ``language_prior_`` (with ``language="auto"``).
+    ``transform(texts)`` returns ``list[str]`` of the same length.
     """
 
     def __init__(
@@ -320,13 +363,23 @@ class TextNormalizer(TransformerMixin, BaseEstimator):
         self.default_language = default_language
 
     def fit(self, texts: Sequence[str], y: object = None) -> TextNormalizer:
+        if self._detects_languages():
+            self.language_prior_ = language_prior(self._cleaned(texts))
         return self
 
-    def transform(self, texts: Sequence[str]) -> list[str]:
-        texts = clean_texts(texts) if self.clean else [t or "" for t in texts]
+    def _detects_languages(self) -> bool:
         per_product_stop_words = self.remove_stop_words and self.stop_word_languages == "auto"
-        if self.language == "auto" and (self.lemmatize or per_product_stop_words):
-            languages = [self.default_language if lang == UNDETERMINED else lang for lang in detect_language(texts)]
+        return self.language == "auto" and (self.lemmatize or per_product_stop_words)
+
+    def _cleaned(self, texts: Sequence[str]) -> list[str]:
+        return clean_texts(texts) if self.clean else [t or "" for t in texts]
+
+    def transform(self, texts: Sequence[str]) -> list[str]:
+        texts = self._cleaned(texts)
+        if self._detects_languages():
+            prior = getattr(self, "language_prior_", None) or language_prior(texts)
+            detected = detect_language(texts, prior=prior)
+            languages = [self.default_language if lang == UNDETERMINED else lang for lang in detected]
         else:
             languages = [self.default_language if self.language == "auto" else self.language] * len(texts)
         return [self._normalize(text, lang) for text, lang in zip(texts, languages, strict=True)]

@@ -56,13 +56,18 @@ class Word2VecExtractor(Extractor):
         self.workers = workers
 
     def tokens(self, frame: pd.DataFrame) -> list[list[str]]:
-        """Normalised tokens of each product's title + description."""
-        normalizer = TextNormalizer(lemmatize=self.lemmatize, remove_stop_words=self.remove_stop_words)
+        """Normalised tokens of each product's title + description, each read in its language as found in light of
+        the training catalogue's languages (those of ``frame`` itself before ``fit``)."""
+        normalizer = getattr(self, "normalizer_", None) or self._normalizer()
         return [text.split() for text in normalizer.transform(product_text(frame))]
+
+    def _normalizer(self) -> TextNormalizer:
+        return TextNormalizer(lemmatize=self.lemmatize, remove_stop_words=self.remove_stop_words)
 
     def fit(self, frame: pd.DataFrame, y: Any = None) -> Word2VecExtractor:
         from gensim.models import Word2Vec
 
+        self.normalizer_ = self._normalizer().fit(product_text(frame))
         docs = self.tokens(frame)
         model = Word2Vec(
             sentences=docs,
