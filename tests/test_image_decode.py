@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -14,6 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageCms, JpegImagePlugin
 
+from prodcat.image import decode
 from prodcat.image.decode import (
     ImageDecodeError,
     ImageItem,
@@ -69,13 +71,8 @@ def test_unusable_files_name_product_and_reason(tmp_path: Path, content: bytes, 
     assert isinstance(info.value, ValueError)
 
 
-def _avif_bytes() -> bytes:
-    buffer = io.BytesIO()
-    try:
-        Image.new("RGB", (8, 8), (200, 30, 30)).save(buffer, "AVIF")
-    except (KeyError, OSError):  # a Pillow without AVIF: the start of a real file, as an iPhone or a CDN sends
-        return b"\x00\x00\x00\x20ftypavif\x00\x00\x00\x00avifmif1miafMA1B\x00\x00\x00\xebmeta"
-    return buffer.getvalue()
+#: the start of a real AVIF file, as a phone or a CDN sends it
+_AVIF_HEAD = b"\x00\x00\x00\x20ftypavif\x00\x00\x00\x00avifmif1miafMA1B\x00\x00\x00\xebmeta"
 
 
 @pytest.mark.parametrize(
@@ -83,22 +80,48 @@ def _avif_bytes() -> bytes:
     [
         (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic\x00\x00\x01\x00meta", "a HEIC/HEIF photo"),
         (b"\x00\x00\x00\x1cftypmif1\x00\x00\x00\x00mif1heicmiaf\x00\x00\x01\x00meta", "a HEIC/HEIF photo"),
-        (_avif_bytes(), "an AVIF photo"),
         (b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>', "an SVG drawing"),
         (b"8BPS\x00\x01\x00\x00\x00\x00\x00\x00\x00\x03", "a Photoshop (PSD) file"),
         (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", "a PDF document"),
     ],
 )
 def test_known_formats_that_are_not_decoded_are_named(content: bytes, named: str) -> None:
-    """A HEIC photo (an iPhone's), an AVIF one or an SVG drawing was 'not an image (content looks like text)':
-    their first bytes happen to be valid UTF-8, zero bytes included. Such a file is now named, and the fix given."""
+    """A HEIC photo (an iPhone's) or an SVG drawing was 'not an image (content looks like text)': their first
+    bytes happen to be valid UTF-8, zero bytes included. Such a file is now named, and the fix given."""
     with pytest.raises(ImageDecodeError) as info:
         load_image(content, product_id="P7")
     assert str(info.value).startswith(f"product P7, image: {named}")
-    assert info.value.reason.endswith(", which is not decoded; convert it to JPEG, PNG, GIF, BMP, TIFF or WebP")
+    assert re.search(
+        r", which is not decoded; convert it to JPEG, PNG, GIF, BMP, TIFF(, WebP or AVIF| or WebP)$", info.value.reason
+    )
     # binary data that is no known format is not called text because it decodes as UTF-8
     with pytest.raises(ImageDecodeError, match=r"not an image \(content looks like unknown binary data\)"):
         load_image(b"\x00\x00\x00\x00\x01\x02 some record \x00\x00", product_id="P7")
+
+
+@pytest.mark.skipif(not decode.avif_decoded(), reason="this Pillow does not decode AVIF")
+def test_avif_photo_decodes_to_its_first_frame() -> None:
+    """An AVIF photo (what phones and CDNs send more and more) was refused, 'an AVIF photo, which is not decoded',
+    though Pillow reads AVIF from 11.3 on. It decodes like any photo, an animated one to its first frame."""
+    frames = [Image.new("RGB", (40, 30), colour) for colour in ((200, 30, 30), (30, 200, 30))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "AVIF", save_all=True, append_images=frames[1:], quality=90)
+    assert sniff_image_type(buffer.getvalue()) == "avif"
+    for max_side in (None, 10):
+        r, g, b = load_image(buffer.getvalue(), max_side=max_side).getpixel((5, 5))
+        assert r > 180 and g < 50 and b < 50
+
+
+def test_avif_without_pillow_support_names_the_format(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where Pillow has no AVIF decoder (before 11.3, or built without libavif), the photo is refused naming
+    the format and what reads it, not as a corrupt file."""
+    monkeypatch.setattr(decode, "avif_decoded", lambda: False)
+    with pytest.raises(ImageDecodeError) as info:
+        load_image(_AVIF_HEAD, product_id="P8")
+    assert info.value.reason == (
+        "an AVIF photo, which this Pillow does not decode (its wheels do from version 11.3 on); "
+        "convert it to JPEG, PNG, GIF, BMP, TIFF or WebP"
+    )
 
 
 def test_truncated_jpeg_is_rejected() -> None:

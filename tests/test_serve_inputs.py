@@ -22,6 +22,7 @@ import schemathesis
 import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from PIL import Image
 from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
@@ -34,6 +35,7 @@ from starlette.datastructures import FormData, Headers, UploadFile
 
 from prodcat.catalog.loaders import load_catalog
 from prodcat.cli import main
+from prodcat.image.decode import avif_decoded
 from prodcat.predict import Prediction
 from prodcat.review.store import NewReview, ReviewStore
 from prodcat.serve import inputs, service
@@ -976,6 +978,18 @@ def test_a_photo_in_a_format_not_decoded_is_named(client: TestClient) -> None:
     assert refused.json()["detail"].startswith("image content is a HEIC/HEIF photo (as iPhones save them); accepted")
     text = client.post("/predict", data={"title": "mug"}, files={"image": ("a.jpg", b"just some notes")})
     assert text.json()["detail"].startswith("image content is not an image;")
+
+
+@pytest.mark.skipif(not avif_decoded(), reason="this Pillow does not decode AVIF")
+def test_an_avif_photo_is_accepted_as_prodcat_predict_reads_it(client: TestClient) -> None:
+    """An AVIF photo was answered 415 'image content is an AVIF photo': the API accepts by default every type
+    the decoder reads, as prodcat predict and the app do."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(buffer, "AVIF")
+    answer = client.post("/predict", data={"title": "mug"}, files={"image": ("mug.avif", buffer.getvalue())})
+    assert answer.status_code == 200, answer.json()
+    cut = client.post("/predict", data={"title": "mug"}, files={"image": ("mug.avif", buffer.getvalue()[:-40])})
+    assert (cut.status_code, cut.json()["error"]) == (422, "image_corrupt")
 
 
 def test_a_server_without_a_key_says_how_to_give_it_one(tmp_path) -> None:

@@ -8,6 +8,11 @@ unreadable. :func:`load_image` turns all of them into an upright RGB
 :class:`PIL.Image.Image` or raises :class:`ImageDecodeError` naming the product
 and the reason, so a batch can log it and go on.
 
+Formats are told by content, never by file name: JPEG, PNG, GIF, BMP, TIFF, WebP
+and, where Pillow reads it (11.3 on), AVIF; an animated or multi-page file is read
+at its first frame. Other formats met in its place (HEIC, SVG, PDF, ...) are named
+in the error.
+
 High-depth pixels are scaled by their depth: 16-bit by 65535, floating-point ones
 are intensities in [0, 1] (clipped). Transparency, as an alpha channel or as a
 colour key (a PNG's ``tRNS``), is composited on white. An embedded colour profile
@@ -33,14 +38,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, features
 
 from prodcat.catalog.schema import is_missing
 
 #: bump when a photo file decodes to other pixels (2: embedded colour profiles converted to sRGB, and 16-bit or
 #: floating-point grey TIFFs stored "white is zero" inverted; 3: the grey profile of a grey photo with transparency
-#: applied). Caches of anything computed from decoded photos are keyed on it (:func:`photo_cache_version`), since
-#: their content keys hash the file, not the pixels made of it
+#: applied, and AVIF photos decoded, whose failure was cached). Caches of anything computed from decoded photos are
+#: keyed on it (:func:`photo_cache_version`), since their content keys hash the file, not the pixels made of it
 DECODER_VERSION = 3
 
 try:
@@ -68,7 +73,7 @@ _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (8, b"WEBP", "webp"),  # after "RIFF" + 4-byte length
 )
 #: formats met in place of a product photo that are not decoded, told apart to say what the file is:
-#: (offset, magic, name); ISO media files (HEIC, AVIF, MP4) and SVG are told by :func:`unsupported_format`
+#: (offset, magic, name); ISO media files other than AVIF (HEIC, MP4) and SVG are told by :func:`unsupported_format`
 _OTHER_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"8BPS", "a Photoshop (PSD) file"),
     (0, b"\x00\x00\x01\x00", "an ICO icon"),
@@ -82,7 +87,15 @@ _OTHER_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 #: our type name -> Pillow format name
-_PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "bmp": "BMP", "tiff": "TIFF", "webp": "WEBP"}
+_PIL_FORMATS = {
+    "jpeg": "JPEG",
+    "png": "PNG",
+    "gif": "GIF",
+    "bmp": "BMP",
+    "tiff": "TIFF",
+    "webp": "WEBP",
+    "avif": "AVIF",
+}
 _TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 _HIGH_DEPTH_MODES = (*_SIXTEEN_BIT_MODES, "I", "F")
@@ -108,25 +121,45 @@ class ImageDecodeError(ValueError):
 
 def sniff_image_type(data: bytes) -> str | None:
     """Image type from the first bytes of ``data``: ``"jpeg"``, ``"png"``, ``"gif"``,
-    ``"bmp"``, ``"tiff"``, ``"webp"``, or ``None`` if it is none of them."""
+    ``"bmp"``, ``"tiff"``, ``"webp"``, ``"avif"``, or ``None`` if it is none of them."""
     for offset, magic, kind in _SIGNATURES:
         if data[offset : offset + len(magic)] == magic:
             if kind == "webp" and data[:4] != b"RIFF":
                 continue
             return kind
+    if _iso_media_brands(data) & _AVIF_BRANDS:
+        return "avif"
     return None
 
 
+@functools.cache
+def avif_decoded() -> bool:
+    """Whether this Pillow decodes AVIF: its wheels do from version 11.3 on; older ones, or a build without
+    libavif, do not (an AVIF photo is then refused, naming the format)."""
+    try:
+        return features.check_module("avif")
+    except ValueError:  # a Pillow older than 11.3 knows no such module
+        return False
+
+
+def decoded_image_types() -> tuple[str, ...]:
+    """The types :func:`sniff_image_type` names that :func:`load_image` decodes here."""
+    return tuple(kind for kind in _PIL_FORMATS if kind != "avif" or avif_decoded())
+
+
+def _accepted_formats() -> str:
+    """``"JPEG, PNG, GIF, BMP, TIFF, WebP or AVIF"``: the formats decoded here, as users know them."""
+    names = ["WebP" if kind == "webp" else _PIL_FORMATS[kind] for kind in decoded_image_types()]
+    return f"{', '.join(names[:-1])} or {names[-1]}"
+
+
 def unsupported_format(data: bytes) -> str | None:
-    """What ``data`` is when it is a known picture format that is not decoded (``"an AVIF photo"``, ``"an SVG
-    drawing"``, ...), or ``None``: an accepted image (see :func:`sniff_image_type`), text or unknown content."""
+    """What ``data`` is when it is a known picture format that is not decoded (``"a HEIC/HEIF photo"``, ``"an SVG
+    drawing"``, ...), or ``None``: an image type (see :func:`sniff_image_type`), text or unknown content."""
     for offset, magic, name in _OTHER_SIGNATURES:
         if data[offset : offset + len(magic)] == magic:
             return name
-    if data[4:8] == b"ftyp":  # ISO base media: the major brand, then the compatible ones
-        brands = {data[8:12]} | {data[i : i + 4] for i in range(16, min(len(data), int.from_bytes(data[:4])), 4)}
-        if brands & _AVIF_BRANDS:
-            return "an AVIF photo"
+    if brands := _iso_media_brands(data):
         if brands & _HEIF_BRANDS:
             return "a HEIC/HEIF photo (as iPhones save them)"
         return "a video or other ISO media file, not a photo"
@@ -134,6 +167,14 @@ def unsupported_format(data: bytes) -> str | None:
     if head.startswith((b"<svg", b"<?xml", b"<!doctype svg")) and b"<svg" in head:
         return "an SVG drawing"
     return None
+
+
+def _iso_media_brands(data: bytes) -> set[bytes]:
+    """The brands of an ISO base media file (AVIF, HEIC, MP4): the major one, then the compatible ones of its
+    ``ftyp`` box; empty for any other content."""
+    if data[4:8] != b"ftyp":
+        return set()
+    return {data[8:12]} | {data[i : i + 4] for i in range(16, min(len(data), int.from_bytes(data[:4])), 4)}
 
 
 def load_image(
@@ -217,8 +258,11 @@ def _open(
 ) -> tuple[Image.Image, tuple[int, int]]:
     """The lazily-decoding image (JPEG draft applied) and its size in the file."""
     kind = sniff_image_type(data)
+    accepted = _accepted_formats()
+    if kind is not None and kind not in decoded_image_types():
+        reason = f"an {kind.upper()} photo, which this Pillow does not decode (its wheels do from version 11.3 on)"
+        raise ImageDecodeError(f"{reason}; convert it to {accepted}", product_id, where)
     if kind is None:
-        accepted = "JPEG, PNG, GIF, BMP, TIFF or WebP"
         if other := unsupported_format(data):
             raise ImageDecodeError(f"{other}, which is not decoded; convert it to {accepted}", product_id, where)
         looks = "text" if _looks_like_text(data[:512]) else "unknown binary data"

@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from prodcat.image.decode import decoded_image_types
 from prodcat.review.store import CONNECT_TIMEOUT_S, NETWORK_TIMEOUT_S
 
 
@@ -48,7 +49,7 @@ class ServeSettings(BaseSettings):
     max_request_bytes: int = Field(64 * 1024 * 1024, ge=1, description="largest request body, in bytes")
     max_pixels: int = Field(50_000_000, ge=1, description="largest photo by declared width x height, in pixels")
     image_types: tuple[str, ...] = Field(
-        ("jpeg", "png", "webp", "gif", "bmp", "tiff"), description="photo types accepted, checked by content"
+        decoded_image_types(), description="photo types accepted, checked by content (default: every type decoded)"
     )
     max_text_chars: int = Field(
         10_000, ge=1, description="longest title or description (with its specifications), in characters"
