@@ -290,6 +290,20 @@ def test_products_with_nothing_to_read_do_not_pass_for_a_broken_model(products, 
         assert summary.errors == 6 and (table["error"] == NOTHING_TO_READ).all() and (table["category"] == "").all()
 
 
+def test_the_confidence_written_never_reads_against_the_decision(tiny_training, tmp_path):
+    """Confidences were written to 6 decimals: one just below the threshold read as at or above it (a model whose
+    threshold is 1.0 wrote 'confidence 1.0, review' for 0.9999999999999991), one just above as below it."""
+    predictor = Predictor.load(tiny_training.bundle)
+    # words of two categories: confidences short of the 1.0 of the unseen products, with more than 6 decimals
+    products = tiny_training.unseen.assign(title=["ceramic watch", "wooden mug", "analog train"] * 4, description="")
+    confidence = next(p.confidence for p in predictor.predict(products) if round(p.confidence, 6) != p.confidence)
+    predictor.model.policy_.threshold_ = (confidence + round(confidence, 6)) / 2  # between it and its rounding
+    out = tmp_path / "preds.csv"
+    score_catalog(products, out, LocalEngine(predictor), progress=False)
+    table = pd.read_csv(out, float_precision="round_trip")
+    assert ((table["confidence"] >= predictor.threshold) == (table["decision"] == "auto")).all()
+
+
 def test_cli_resumes_after_ctrl_c_and_refuses_other_options(
     flipkart_bundle, products, uninterrupted, tmp_path, monkeypatch, capsys
 ):

@@ -42,14 +42,15 @@ class BatchError(RuntimeError):
 
 
 def prediction_row(prediction: Prediction) -> dict[str, object]:
-    """One output row: ``top_k`` as JSON, ``modalities_used`` comma-separated, confidence to 6 decimals;
-    the row of :func:`unscored_row` when the model read nothing of the product."""
+    """One output row: ``top_k`` as JSON, ``modalities_used`` comma-separated; the row of :func:`unscored_row`
+    when the model read nothing of the product. The confidence is written whole, as the decision compared it
+    with the threshold: rounded, one just below the threshold could read as at or above it, and vice versa."""
     if not prediction.modalities_used:
         return unscored_row(prediction.product_id, NOTHING_TO_READ)
     return {
         "product_id": prediction.product_id,
         "category": prediction.category,
-        "confidence": round(prediction.confidence, 6),
+        "confidence": prediction.confidence,
         "decision": prediction.decision,
         "top_k": json.dumps(prediction.top_k, ensure_ascii=False),
         "modalities_used": ",".join(prediction.modalities_used),
