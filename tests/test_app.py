@@ -34,6 +34,7 @@ from prodcat.catalog.schema import Catalog, category_at_level
 from prodcat.cli import build_parser, main
 from prodcat.evaluate.labelled import InTraining, unknown_categories_warning
 from prodcat.features.base import PretrainedEncoder
+from prodcat.image.decode import accepted_formats
 from prodcat.predict import Predictor
 
 #: every run of the app script may load the model and its encoders on first use
@@ -441,12 +442,12 @@ def test_predict_page_answers_from_the_bundle_and_refuses_a_non_image(app, flipk
     assert shown["category"] == "Watches" and shown["category"] in manifest["labels"]
     assert shown["from"] == "text"
     assert len(test.success) + len(test.warning) == 1  # the decision, auto or review
+    assert test.file_uploader(key="predict_photo").label == f"Photo ({accepted_formats()})"  # AVIF too, if decoded
     test.file_uploader(key="predict_photo").set_value(("watch.jpg", b"%PDF-1.4 not a photo", "image/jpeg"))
     test.button[0].click().run()
     assert not test.exception
     assert [e.value for e in test.error] == [
-        "Photo refused: watch.jpg: a PDF document, which is not decoded; "
-        "convert it to JPEG, PNG, GIF, BMP, TIFF or WebP"
+        f"Photo refused: watch.jpg: a PDF document, which is not decoded; convert it to {accepted_formats()}"
     ]
     assert "category" not in metrics_of(test)
     test.file_uploader(key="predict_photo").set_value(("watch.jpg", jpeg_bytes(), "image/jpeg"))

@@ -25,6 +25,7 @@ from prodcat.bundle import model_level as bundle_level  # `model_level` names th
 from prodcat.catalog.loaders import CatalogFormatError
 from prodcat.catalog.schema import RowIssue, depth, is_readable
 from prodcat.evaluate.explain import Explanation, explain
+from prodcat.image.decode import accepted_formats
 from prodcat.predict import Predictor
 
 #: products per page of the Data page's grid (each row decodes one photo thumbnail)
@@ -319,7 +320,7 @@ def predict_page(predictor: Predictor) -> None:
             help="one `Key: value` per line; read after the description, as a Flipkart specification table is",
         )
         photo = st.file_uploader(
-            "Photo (JPEG, PNG, WebP, GIF, BMP or TIFF)",
+            f"Photo ({accepted_formats()})",
             key="predict_photo",
             help=f"at most {views.MAX_UPLOAD_BYTES // 2**20} MB; the type is checked on the content",
             # the browser refuses far larger files before sending them (Streamlit's own limit is 200 MB);

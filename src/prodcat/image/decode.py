@@ -147,7 +147,7 @@ def decoded_image_types() -> tuple[str, ...]:
     return tuple(kind for kind in _PIL_FORMATS if kind != "avif" or avif_decoded())
 
 
-def _accepted_formats() -> str:
+def accepted_formats() -> str:
     """``"JPEG, PNG, GIF, BMP, TIFF, WebP or AVIF"``: the formats decoded here, as users know them."""
     names = ["WebP" if kind == "webp" else _PIL_FORMATS[kind] for kind in decoded_image_types()]
     return f"{', '.join(names[:-1])} or {names[-1]}"
@@ -258,7 +258,7 @@ def _open(
 ) -> tuple[Image.Image, tuple[int, int]]:
     """The lazily-decoding image (JPEG draft applied) and its size in the file."""
     kind = sniff_image_type(data)
-    accepted = _accepted_formats()
+    accepted = accepted_formats()
     if kind is not None and kind not in decoded_image_types():
         reason = f"an {kind.upper()} photo, which this Pillow does not decode (its wheels do from version 11.3 on)"
         raise ImageDecodeError(f"{reason}; convert it to {accepted}", product_id, where)
