@@ -278,6 +278,82 @@ def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+#: cells a person may leave behind when editing the SQLite file by hand, and what is said of each
+HAND_EDITS = {
+    "top_k": ("'[{\"category\": '", "Expecting value"),
+    "created_at": ("'yesterday'", "Invalid isoformat string: 'yesterday'"),
+    "reviewed_at": ("'soon'", "Invalid isoformat string: 'soon'"),
+    "confidence": ("'high'", "'high' is not a number"),
+    "title": ("CAST(x'436166e9' AS TEXT)", "not UTF-8 text (byte 0xe9 at offset 3)"),  # 'Café' in Latin-1
+}
+
+
+def edit_by_hand(path: Path, review_id: int, column: str) -> tuple:
+    """Set a cell as a person with the sqlite3 shell would; returns the record's raw cells."""
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            f"UPDATE prodcat_review_items SET {column} = {HAND_EDITS[column][0]} WHERE id = ?", [review_id]
+        )
+    return raw_record(path, review_id)
+
+
+@pytest.mark.parametrize("column", HAND_EDITS)
+def test_a_record_with_a_cell_edited_into_something_unreadable_is_reported_and_the_others_listed(
+    tmp_path: Path, column: str
+) -> None:
+    """One such cell failed every listing of the queue (a JSON, date or UTF-8 error) and every record around it
+    with it."""
+    path = tmp_path / "reviews.db"
+    store = ReviewStore(f"sqlite:///{path}")
+    first, broken, _ = store.record_many([review("towel"), review("watch"), review("lamp")])
+    edited = edit_by_hand(path, broken, column)
+
+    listed = store.items(PENDING)
+    assert [getattr(item, "title", None) for item in listed] == ["towel", None, "lamp"]
+    assert listed[1] == store_module.UnreadableRecord(broken, column, listed[1].reason)
+    assert HAND_EDITS[column][1] in listed[1].reason
+    assert store.count(PENDING) == 3
+    assert store.get(first).title == "towel"
+    with pytest.raises(store_module.UnreadableRecordError, match=f"review record {broken}: its {column} cannot"):
+        store.get(broken)
+    store.close()
+    assert raw_record(path, broken) == edited  # kept as it is
+
+
+def raw_record(path: Path, review_id: int) -> tuple:
+    with sqlite3.connect(path) as connection:
+        connection.text_factory = bytes
+        return connection.execute("SELECT * FROM prodcat_review_items WHERE id = ?", [review_id]).fetchone()
+
+
+def test_a_correction_of_an_unreadable_record_is_refused_whole(tmp_path: Path) -> None:
+    path = tmp_path / "reviews.db"
+    store = ReviewStore(f"sqlite:///{path}")
+    broken = store.record(review("watch"))
+    edited = edit_by_hand(path, broken, "top_k")
+    with pytest.raises(store_module.UnreadableRecordError, match="its top_k cannot be read"):
+        store.submit(broken, "Home Furnishing")
+    store.close()
+    assert raw_record(path, broken) == edited  # not stamped reviewed
+
+
+def test_training_corrections_leave_out_an_unreadable_record_and_say_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "reviews.db"
+    store = ReviewStore(f"sqlite:///{path}")
+    ids = store.record_many([review("towel"), review("watch"), review("lamp")])
+    for review_id in ids:
+        store.submit(review_id, "Home Furnishing")
+    store.close()
+    edit_by_hand(path, ids[1], "reviewed_at")
+
+    corrections = load_corrections(f"sqlite:///{path}", tmp_path / "images")
+
+    assert list(corrections["title"]) == ["towel", "lamp"]
+    assert f"review record {ids[1]}: its reviewed_at cannot be read" in caplog.text
+
+
 class _Connecting(Exception):
     """Raised instead of connecting, once the connection's parameters are seen."""
 

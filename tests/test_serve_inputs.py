@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -530,6 +531,33 @@ def test_a_multipart_body_the_parser_refuses_says_why(
     assert (garbled.status_code, garbled.json()["error"]) == (400, "invalid_multipart")
     assert garbled.json()["detail"] != "Invalid multipart data."
     assert client.post(endpoint, data=fields, files={part: ("a.jpg", jpeg_bytes(), "image/jpeg")}).status_code == 200
+
+
+def test_a_record_edited_by_hand_into_an_unreadable_cell_does_not_fail_the_review_queue(tmp_path: Path) -> None:
+    """GET /reviews answered 500 internal_error for every page holding such a record: no reviewer could list the
+    queue until someone found the cell in the database file."""
+    path = tmp_path / "reviews.db"
+    with TestClient(
+        create_app(OneCategoryModel(), ServeSettings(api_key=API_KEY), ReviewStore(f"sqlite:///{path}"))
+    ) as client:
+        ids = [client.post("/predict", json={"title": title}).json()["review_id"] for title in ("mug", "cup", "jug")]
+        with sqlite3.connect(path) as connection:
+            connection.execute("UPDATE prodcat_review_items SET top_k = '[{' WHERE id = ?", [ids[1]])
+        keyed = {"X-API-Key": API_KEY}
+
+        listed = client.get("/reviews", headers=keyed)
+        assert listed.status_code == 200, listed.text
+        assert [item["title"] for item in listed.json()["items"]] == ["mug", "jug"]
+        assert [(r["id"], r["column"]) for r in listed.json()["unreadable"]] == [(ids[1], "top_k")]
+        assert listed.json()["total"] == 3
+        correction = {"category": "Kitchen > Mugs"}
+        for refused in (
+            client.get(f"/reviews/{ids[1]}", headers=keyed),
+            client.post(f"/reviews/{ids[1]}", json=correction, headers=keyed),
+        ):
+            assert (refused.status_code, refused.json()["error"]) == (500, "review_record_unreadable")
+            assert f"review record {ids[1]}: its top_k cannot be read" in refused.json()["detail"]
+        assert client.get(f"/reviews/{ids[2]}", headers=keyed).status_code == 200
 
 
 def multipart_body(fields: dict[str, tuple[bytes, str | None]], charset: str | None = None) -> tuple[bytes, dict]:

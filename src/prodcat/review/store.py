@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import math
 import os
@@ -159,6 +160,28 @@ class ReviewItem:
         )
 
 
+@dataclass(frozen=True)
+class UnreadableRecord:
+    """A record holding a cell its column's type cannot read, e.g. after the database file was edited by hand
+    (``top_k`` left as broken JSON, a date as ``yesterday``, text in another encoding than UTF-8). The record is
+    kept as it is; readers report it instead of failing on every record around it."""
+
+    id: int
+    column: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"review record {self.id}: its {self.column} cannot be read ({self.reason}); fix or delete that cell"
+
+
+class UnreadableRecordError(ValueError):
+    """The record asked for holds a cell that cannot be read (see :class:`UnreadableRecord`)."""
+
+    def __init__(self, record: UnreadableRecord) -> None:
+        super().__init__(str(record))
+        self.record = record
+
+
 def _as_utc(moment: datetime) -> datetime:
     """SQLite keeps no time zone: every time stored here is UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -173,7 +196,14 @@ class ReviewQueueNotFoundError(FileNotFoundError):
     review tables. (A :class:`FileNotFoundError`, so that the command line reports it in one line.)"""
 
 
+def _text_keeping_bad_bytes(data: bytes) -> str:
+    """SQLite TEXT as ``str``; bytes that are not UTF-8 (written by hand) are kept as surrogates, for
+    :func:`_unreadable_reason` to report, where sqlite3 would fail the whole query on them."""
+    return data.decode("utf-8", "surrogateescape")
+
+
 def _durable_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.text_factory = _text_keeping_bad_bytes
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     # FULL (not WAL's usual NORMAL): fsync the log at every commit, so an acknowledged write survives a kill
@@ -336,13 +366,19 @@ class ReviewStore:
                 connection.execute(self._insert_photos, [{"sha256": k, "content": v} for k, v in photos.items()])
             return list(connection.scalars(insert, rows))
 
-    def items(self, status: str | None = PENDING, *, limit: int = 50, offset: int = 0) -> list[ReviewItem]:
-        """Records oldest first, filtered by ``status`` (``None``: all)."""
-        query = sa.select(_ReviewRow).order_by(_ReviewRow.id).limit(limit).offset(offset)
+    def items(
+        self, status: str | None = PENDING, *, limit: int = 50, offset: int = 0
+    ) -> list[ReviewItem | UnreadableRecord]:
+        """Records oldest first, filtered by ``status`` (``None``: all); a record with a cell that cannot be read
+        is in its place as an :class:`UnreadableRecord`."""
+        query = _RAW_RECORDS.order_by(_ReviewRow.id).limit(limit).offset(offset)
         if status is not None:
             query = query.where(_ReviewRow.status == status)
-        with self._sessions() as session:
-            return [ReviewItem._from_row(row) for row in session.scalars(query)]
+        with self.engine.connect() as connection:
+            return [
+                row if isinstance(row, UnreadableRecord) else ReviewItem._from_row(row)
+                for row in _read(connection, query)
+            ]
 
     def count(self, status: str | None = PENDING) -> int:
         query = sa.select(sa.func.count()).select_from(_ReviewRow)
@@ -352,8 +388,9 @@ class ReviewStore:
             return int(session.scalar(query) or 0)
 
     def get(self, review_id: int) -> ReviewItem:
-        with self._sessions() as session:
-            return ReviewItem._from_row(self._row(session, review_id))
+        """The record; raises :class:`UnreadableRecordError` when one of its cells cannot be read."""
+        with self.engine.connect() as connection:
+            return ReviewItem._from_row(_readable(connection, review_id))
 
     def image(self, review_id: int) -> tuple[bytes, str] | None:
         """The stored photo of a record and its type, or ``None`` when it had none."""
@@ -374,21 +411,25 @@ class ReviewStore:
         The record is locked before it is stamped, so that ``reviewed_at`` order is commit order: a
         submission that waited for a concurrent one of the same record is stamped after it."""
         with self._sessions.begin() as session:
-            row = self._row(session, review_id, lock=True)
-            row.corrected_category = category
-            row.reviewer = reviewer
-            row.reviewed_at = _clock(session)
-            row.status = REVIEWED
-            session.flush()
-            return ReviewItem._from_row(row)
+            self._lock(session, review_id)
+            stamp = {"corrected_category": category, "reviewer": reviewer, "reviewed_at": _clock(session)}
+            session.execute(sa.update(_ReviewRow).where(_ReviewRow.id == review_id).values(status=REVIEWED, **stamp))
+            # an unreadable record raises here, before the commit: nothing of the submission is kept
+            return ReviewItem._from_row(_readable(session.connection(), review_id))
 
     def corrections(self, image_dir: str | Path | None = None) -> pd.DataFrame:
         """Reviewed records as a canonical catalogue frame (see :func:`load_corrections`)."""
         folder = Path(image_dir or default_image_dir()).expanduser().resolve()
-        query = sa.select(_ReviewRow).where(_ReviewRow.status == REVIEWED).order_by(_ReviewRow.id)
+        query = _RAW_RECORDS.where(_ReviewRow.status == REVIEWED).order_by(_ReviewRow.id)
         records = []
         with self._sessions() as session:
-            for row in _latest_per_product(session.scalars(query).all()):
+            rows = []
+            for row in _read(session.connection(), query):
+                if isinstance(row, UnreadableRecord):
+                    log.warning("%s: its correction is left out of the training data", row)
+                else:
+                    rows.append(row)
+            for row in _latest_per_product(rows):
                 records.append(
                     {
                         "product_id": f"review-{row.id}",
@@ -412,15 +453,91 @@ class ReviewStore:
         return frame
 
     @staticmethod
-    def _row(session: Session, review_id: int, lock: bool = False) -> _ReviewRow:
-        """The record; with ``lock``, locked until the transaction ends (SQLite: the database's write lock)."""
-        if lock and session.get_bind().dialect.name == "sqlite":
+    def _lock(session: Session, review_id: int) -> None:
+        """Lock the record until the transaction ends (SQLite: the database's write lock)."""
+        if session.get_bind().dialect.name == "sqlite":
             # pysqlite would only take the lock at the UPDATE, after the caller has stamped the row
             session.connection().exec_driver_sql("BEGIN IMMEDIATE")
-        row = session.get(_ReviewRow, review_id, with_for_update=lock)  # lock, on PostgreSQL: SELECT .. FOR UPDATE
-        if row is None:
+        locked = sa.select(_ReviewRow.id).where(_ReviewRow.id == review_id).with_for_update()  # PostgreSQL
+        if session.scalar(locked) is None:
             raise _not_found(review_id)
-        return row
+
+
+#: every column of the records as the driver returns it, read by its own type afterwards (:func:`_read`), so that a
+#: cell its type cannot read fails its record alone rather than the whole query
+_RAW_RECORDS = sa.select(*(sa.type_coerce(c, sa.types.NullType()).label(c.key) for c in _ReviewRow.__table__.columns))
+
+
+def _read(connection: Connection, query: sa.Select) -> list[_ReviewRow | UnreadableRecord]:
+    """The records of ``query`` (on :data:`_RAW_RECORDS`), each read as the ORM reads it, or reported as unreadable
+    at its first cell that cannot be."""
+    dialect = connection.dialect
+    result = connection.execute(query)
+    # a processor may depend on the type the server says it sent (psycopg: a float column's numeric type code)
+    sent_types = {name: type_code for name, type_code, *_ in result.cursor.description}
+    columns = [
+        (column, column.type.dialect_impl(dialect).result_processor(dialect, sent_types[column.key]))
+        for column in _ReviewRow.__table__.columns
+    ]
+    records: list[_ReviewRow | UnreadableRecord] = []
+    for raw in result.mappings():
+        values = {}
+        for column, process in columns:
+            value = raw[column.key]
+            try:
+                values[column.key] = value = process(value) if process is not None and value is not None else value
+                reason = _unreadable_reason(column, value)
+            except (ValueError, TypeError) as exc:
+                reason = str(exc)
+            if reason is not None:
+                records.append(UnreadableRecord(raw["id"], column.key, reason))
+                break
+        else:
+            records.append(_ReviewRow(**values))
+    return records
+
+
+def _readable(connection: Connection, review_id: int) -> _ReviewRow:
+    """One record, read by :func:`_read`: :class:`ReviewNotFoundError` or :class:`UnreadableRecordError`."""
+    found = _read(connection, _RAW_RECORDS.where(_ReviewRow.id == review_id))
+    if not found:
+        raise _not_found(review_id)
+    if isinstance(found[0], UnreadableRecord):
+        raise UnreadableRecordError(found[0])
+    return found[0]
+
+
+def _unreadable_reason(column: sa.Column, value: Any) -> str | None:
+    """Why a cell, read by its column's type, is not what the column holds (``None``: it is)."""
+    if value is None:
+        return None if column.nullable else "empty"
+    if isinstance(column.type, sa.JSON):  # top_k: the categories and their probabilities
+        entries = value if isinstance(value, list) else [None]
+        if all(
+            isinstance(e, dict) and isinstance(e.get("category"), str) and _is_number(e.get("probability"))
+            for e in entries
+        ):
+            return None
+        return f"{json.dumps(value)[:80]} is not a list of {{category, probability}} objects"
+    expected = column.type.python_type
+    if expected is float:
+        return None if _is_number(value) else f"{value!r:.80} is not a number"
+    if not isinstance(value, expected) or isinstance(value, bool):
+        return f"{value!r:.80} is not a {expected.__name__}"
+    return _not_utf8(value) if isinstance(value, str) else None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _not_utf8(text: str) -> str | None:
+    """Why text read by :func:`_text_keeping_bad_bytes` is not UTF-8 (``None``: it is)."""
+    try:
+        text.encode("utf-8", "surrogateescape").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+    return None
 
 
 def _clock(session: Session) -> datetime:

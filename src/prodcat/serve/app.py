@@ -35,7 +35,14 @@ from prodcat.bundle import model_level
 from prodcat.catalog.schema import SEP, category_at_level, split_path
 from prodcat.config import validation_message
 from prodcat.evaluate.explain import ExplainSettings
-from prodcat.review.store import PENDING, ReviewItem, ReviewNotFoundError, ReviewStore
+from prodcat.review.store import (
+    PENDING,
+    ReviewItem,
+    ReviewNotFoundError,
+    ReviewStore,
+    UnreadableRecord,
+    UnreadableRecordError,
+)
 from prodcat.serve.inputs import (
     MAX_JSON_BYTES_PER_CHAR,
     ApiError,
@@ -69,6 +76,7 @@ from prodcat.serve.schemas import (
     ReviewListOut,
     ReviewOut,
     ReviewSubmission,
+    UnreadableRecordOut,
 )
 from prodcat.serve.service import PredictionService, PredictorLike
 from prodcat.serve.settings import ServeSettings
@@ -115,6 +123,11 @@ _REVIEW_ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorOut, "description": "the review queue is closed (no API key configured)"},
     404: {"model": ErrorOut, "description": "no such record"},
     422: {"model": ErrorOut, "description": "malformed request"},
+    500: {
+        "model": ErrorOut,
+        "description": "the record holds a cell that cannot be read (`review_record_unreadable`: the database edited "
+        "by hand; the detail names the column), or an unexpected failure",
+    },
     503: {"model": ErrorOut, "description": "the review store cannot be reached"},
 }
 #: review-store calls running at once: a stuck database holds no more threads than this (a call past them
@@ -374,11 +387,13 @@ def _review_routes(
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     ) -> ReviewListOut:
-        def page() -> tuple[list[ReviewItem], int]:
+        def page() -> tuple[list[ReviewItem | UnreadableRecord], int]:
             return store.items(status, limit=limit, offset=offset), store.count(status)
 
-        items, total = await in_store(page)
-        return ReviewListOut(total=total, items=[out(item) for item in items])
+        records, total = await in_store(page)
+        items = [out(record) for record in records if isinstance(record, ReviewItem)]
+        unreadable = [UnreadableRecordOut.model_validate(r) for r in records if isinstance(r, UnreadableRecord)]
+        return ReviewListOut(total=total, items=items, unreadable=unreadable)
 
     @router.get(
         "/reviews/{review_id}",
@@ -580,6 +595,8 @@ def _found(lookup: Any, review_id: int, *args: Any) -> Any:
         return lookup(review_id, *args)
     except ReviewNotFoundError:
         raise ApiError(404, "not_found", f"no review record with id {review_id}") from None
+    except UnreadableRecordError as exc:
+        raise ApiError(500, "review_record_unreadable", str(exc)) from None
 
 
 def _product_schema(model: type[ProductIn], settings: ServeSettings) -> dict[str, Any]:

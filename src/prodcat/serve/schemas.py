@@ -249,9 +249,22 @@ class ReviewOut(BaseModel):
     reviewed_at: datetime | None
 
 
+class UnreadableRecordOut(BaseModel):
+    """A record of the page with a cell that cannot be read (the database edited by hand): kept in the store as it
+    is, listed here instead of failing the page."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    column: str = Field(description="the first column whose cell cannot be read")
+    reason: str = Field(description="why, e.g. the JSON parser's error")
+
+
 class ReviewListOut(BaseModel):
-    total: int = Field(description="records with this status")
+    total: int = Field(description="records with this status, the unreadable ones included")
     items: list[ReviewOut]
+    unreadable: list[UnreadableRecordOut] = Field(
+        default_factory=list, description="the page's records that cannot be read, in `items`' stead"
+    )
 
 
 class ReviewSubmission(BaseModel):
