@@ -15,7 +15,6 @@ from prodcat.catalog.audit import (
     _above_subcategories_lines,
     _is_default_classifier,
     audit_catalog,
-    class_in_other_folds,
     confident_label_issues,
     duplicate_stats,
     label_issues,
@@ -457,13 +456,6 @@ def test_label_audit_report_names_the_classifier_it_ran(tmp_path: Path) -> None:
     assert "(full category paths, modalities text;" in html
     # the audit's own options do not make the default classifier another one
     assert _is_default_classifier(Config(level=1, modalities=["text"]))
-
-
-def test_class_in_other_folds() -> None:
-    given = np.array([0, 0, 1, 2, 2, 3])
-    fold = np.array([0, 1, 0, 1, 1, 0])
-    # class 1 alone; class 2 both in fold 1; classes 0 and 3: 0 split across folds, 3 alone
-    assert class_in_other_folds(given, fold).tolist() == [True, True, False, False, False, False]
 
 
 def test_cli_audit_finds_categories_written_several_ways(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

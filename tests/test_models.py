@@ -27,7 +27,7 @@ from prodcat.evaluate.metrics import (
 from prodcat.evaluate.report import confusion_rows, decision_rows, write_report
 from prodcat.features.base import Extractor, register
 from prodcat.models.calibration import MarginCalibrator, TemperatureScaler, TopLabelIsotonic, make_calibrator
-from prodcat.models.classifier import ProductClassifier, cross_fitted_decisions
+from prodcat.models.classifier import ProductClassifier, cross_fitted_decisions, own_class_known
 from prodcat.models.decision import DecisionPolicy, precision_threshold
 from prodcat.models.fusion import LateFusion, StackingFusion
 from prodcat.models.heads import (
@@ -35,7 +35,9 @@ from prodcat.models.heads import (
     SoftVoteClassifier,
     align_proba,
     build_classifier,
+    class_in_other_folds,
     classifier_proba,
+    fold_classes,
     out_of_fold_proba,
     out_of_fold_probas,
     pooled_strata,
@@ -451,6 +453,25 @@ def test_stratified_folds_with_a_rare_class_are_sklearn_s_on_pooled_strata_witho
     for (train, test), (train_ref, test_ref) in zip(ours, theirs, strict=True):
         np.testing.assert_array_equal(test, test_ref)
         np.testing.assert_array_equal(train, train_ref)
+
+
+def test_class_in_other_folds() -> None:
+    fold = np.array([0, 1, 0, 1, 1, 0])
+    # class 1 alone; class 2 both in fold 1; classes 0 and 3: 0 split across folds, 3 alone
+    expected = [True, True, False, False, False, False]
+    assert class_in_other_folds(np.array([0, 0, 1, 2, 2, 3]), fold).tolist() == expected
+    assert class_in_other_folds(np.array(["mug", "mug", "pan", "cup", "cup", "bowl"]), fold).tolist() == expected
+
+
+def test_own_class_known_is_whether_the_replayed_fold_trained_on_the_class():
+    """The rows whose own class is in the training part of the stratified fold that scores them (the classes
+    :func:`fold_classes` lists for them): all but a category of a single product."""
+    y = np.array([*np.repeat(["a", "b"], 6), "c", "c", "single"])
+    classes = np.unique(y)
+    in_training_part = fold_classes(y, classes, 3, seed=0)[np.arange(len(y)), np.searchsorted(classes, y)]
+    known = own_class_known(y, 3, seed=0)
+    assert known.tolist() == in_training_part.tolist()
+    assert known.tolist() == [True] * 14 + [False]
 
 
 def test_late_and_stacking_fusion_return_cross_fitted_probabilities():

@@ -535,6 +535,7 @@ def label_issues(
     """
     from prodcat.evaluate.cv import cross_validate, cross_validation_obstacle
     from prodcat.evaluate.labelled import readable_by
+    from prodcat.models.heads import class_in_other_folds
 
     config = config or Config()
     labelled = frame.assign(row=list(lines) or range(1, len(frame) + 1))[frame["category"].notna()]
@@ -610,13 +611,6 @@ def label_issues(
             for i in found
         ],
     }
-
-
-def class_in_other_folds(given: np.ndarray, fold: np.ndarray) -> np.ndarray:
-    """``(n,)`` bool: whether each product's class (``given``, class indices) has a product in another fold than
-    its own (``fold``), i.e. in the training part its out-of-fold prediction came from."""
-    cell = given * (fold.max() + 1) + fold
-    return np.bincount(given)[given] > np.bincount(cell)[cell]
 
 
 def _is_default_classifier(config: Config) -> bool:

@@ -44,8 +44,10 @@ from prodcat.models.fusion import LateFusion, StackingFusion, any_present
 from prodcat.models.heads import (
     ModalityHead,
     align_proba,
+    class_in_other_folds,
     fill_unknown,
     fold_classes,
+    held_out_folds,
     out_of_fold_proba,
     out_of_fold_probas,
     stack_features,
@@ -225,12 +227,12 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         model, and calibrating on such rows (a model cannot be calibrated on what it could not predict)
         lowered every product's confidence. The inner cross-validations that score a product are those of
         its heads and early models (over the products they read) and late fusion's cross-fitting (over
-        all, on class indices): :func:`~prodcat.models.heads.fold_classes` replays their folds.
+        all, on class indices): :func:`own_class_known` replays their folds.
         """
         y_index = np.searchsorted(self.classes_, y)
-        scored = own_class_known(y_index, np.arange(len(self.classes_)), config.inner_folds, config.seed)
+        scored = own_class_known(y_index, config.inner_folds, config.seed)
         for rows in [*masks.values(), *self._modality_masks(masks).values()]:
-            scored[rows] &= own_class_known(y[rows], self.classes_, config.inner_folds, config.seed)
+            scored[rows] &= own_class_known(y[rows], config.inner_folds, config.seed)
         if len(np.unique(y[scored])) < 2:
             log.warning("too few products per category for the inner folds: calibrated on every product")
             return np.ones(len(y), dtype=bool)
@@ -656,10 +658,10 @@ def out_of_fold_scores(
     return scores
 
 
-def own_class_known(y: np.ndarray, classes: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """``(n,)`` bool: whether the inner fold model scoring each row out of fold was trained on the row's own
-    class (:func:`~prodcat.models.heads.fold_classes`; ``y`` holds ``classes``)."""
-    return fold_classes(y, classes, folds, seed)[np.arange(len(y)), np.searchsorted(classes, y)]
+def own_class_known(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """``(n,)`` bool: whether the inner fold model scoring each row out of fold (the folds of
+    :func:`~prodcat.models.heads.stratified_folds`, replayed) was trained on the row's own class."""
+    return class_in_other_folds(y, held_out_folds(y, folds, seed))
 
 
 def best_scored(scores: dict[str, dict[str, float]]) -> str:

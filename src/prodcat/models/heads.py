@@ -258,6 +258,23 @@ def stratified_folds(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndar
     return list(PooledStratifiedKFold(folds, seed).split(np.zeros(len(y)), y))
 
 
+def held_out_folds(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """``(n,)`` int: the fold of :func:`stratified_folds` (same ``y``, ``folds``, ``seed``) each row is held out
+    in, i.e. scored out of fold by the model trained on the other folds."""
+    held_out = np.empty(len(y), dtype=int)
+    for fold, (_, test) in enumerate(stratified_folds(y, folds, seed)):
+        held_out[test] = fold
+    return held_out
+
+
+def class_in_other_folds(y: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool: whether each row's class (``y``) has a row in another fold than its own (``fold``, the
+    fold it is held out in), i.e. whether the model that scored it out of fold was trained on its class."""
+    codes = np.unique(y, return_inverse=True)[1]
+    cell = codes * (fold.max() + 1) + fold
+    return np.bincount(codes)[codes] > np.bincount(cell)[cell]
+
+
 def out_of_fold_proba(
     head: ModalityHead, X: Any, y: np.ndarray, all_classes: np.ndarray, folds: int, seed: int
 ) -> np.ndarray:
