@@ -21,7 +21,7 @@ from prodcat.catalog.loaders import (
     load_catalog,
     rakuten_category_names,
 )
-from prodcat.catalog.schema import COLUMNS, SEP, category_at_level, split_path
+from prodcat.catalog.schema import COLUMNS, SEP, category_at_level, deeper_level_warning, split_path
 
 
 def assert_canonical(frame: pd.DataFrame) -> None:
@@ -307,6 +307,15 @@ def test_a_path_written_without_spaces_around_its_separator_is_a_path(tmp_path: 
         "Kitchen > Mugs", "Kitchen > Cups", "Kitchen > Bowls", "Home > Lamps"]  # fmt: skip
     path.write_text("title,category\nmug,Kitchen/Mugs>Tall\n")
     assert load_catalog(path, category_sep="/").frame["category"].tolist() == ["Kitchen > Mugs›Tall"]
+
+
+def test_a_level_deeper_than_the_deepest_path_is_warned_of_with_what_is_done_instead() -> None:
+    categories = ["Kitchen > Mugs", "Kitchen", None]
+    assert deeper_level_warning(categories, 3, "checked") == (
+        "level 3 asked, but the categories have 2 level(s): the full paths are checked"
+    )
+    # a level the paths reach, and the full path (None, or 0 as --level 0), are cut as asked
+    assert [deeper_level_warning(categories, level, "predicted") for level in (1, 2, None, 0)] == [None] * 4
 
 
 def test_parquet(flipkart_dir: Path, tmp_path: Path) -> None:

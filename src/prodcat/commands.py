@@ -38,7 +38,7 @@ from prodcat.batch import (
 from prodcat.batch.engines import Engine
 from prodcat.bundle import data_fingerprint, model_level, read_manifest, save_bundle
 from prodcat.catalog.loaders import add_loader_arguments, catalog_file_among, load_from_args
-from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, depth, has_text
+from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, deeper_level_warning, has_text
 from prodcat.config import Config
 from prodcat.evaluate.labelled import labelled_warnings, product_fingerprints, products_in_training, readable_by
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
@@ -385,20 +385,18 @@ def describe_target(frame: pd.DataFrame, config: Config, single_product_conseque
     from prodcat.evaluate.cv import category_counts
 
     counts = category_counts(frame, config)
-    levels, level = depth(frame["category"]), config.target_level
-    deeper = bool(level) and level > levels
+    level = config.target_level
+    too_deep = deeper_level_warning(frame["category"], level, "predicted")
     found = [
         label_variants_warning(counts),
         single_products_warning(counts, single_product_consequence),
         conflicting_copies_warning(frame, config),
-        f"level {level} asked, but the categories have {levels} level(s): the full paths are predicted"
-        if deeper
-        else "",
+        too_deep,
     ]
     warnings = [warning for warning in found if warning]
     for warning in warnings:
         print(f"warning: {warning}")
-    what = f"level {level}" if level and not deeper else "the full category path"
+    what = f"level {level}" if level and not too_deep else "the full category path"
     print(f"predicting {what}: {len(counts)} categories")
     return warnings
 

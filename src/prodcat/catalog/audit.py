@@ -41,7 +41,17 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from prodcat.arguments import category_level, config_file, fold_count, modality_list, positive_int, report_dir
-from prodcat.catalog.schema import SEP, Catalog, RowIssue, category_at_level, depth, has_image, has_text, split_path
+from prodcat.catalog.schema import (
+    SEP,
+    Catalog,
+    RowIssue,
+    category_at_level,
+    deeper_level_warning,
+    depth,
+    has_image,
+    has_text,
+    split_path,
+)
 from prodcat.config import Config
 from prodcat.files import write_csv, write_json
 from prodcat.grouping import conflict_level, label_key, representative_groups
@@ -546,12 +556,8 @@ def label_issues(
     if unread := int((~readable).sum()):
         read = " nor ".join({"text": "text", "image": "a photo"}[m] for m in config.modalities or ("text", "image"))
         warnings.append(f"{unread} labelled product{'s have' if unread > 1 else ' has'} no {read}: not checked")
-    levels = depth(labelled["category"])
-    if config.target_level and config.target_level > levels:
-        # cut deeper than they go, the paths are compared whole: the report must not name a level never checked
-        warnings.append(
-            f"level {config.target_level} asked, but the categories have {levels} level(s): the full paths are checked"
-        )
+    if too_deep := deeper_level_warning(labelled["category"], config.target_level, "checked"):
+        warnings.append(too_deep)
         config = config.model_copy(update={"level": None})
     level = config.target_level or 0  # 0: the full path, as --level 0
     obstacle = cross_validation_obstacle(labelled, config, folds)

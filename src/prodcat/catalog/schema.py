@@ -88,6 +88,18 @@ def depth(categories: pd.Series | list[str]) -> int:
     return max((len(split_path(c)) for c in categories if c is not None), default=0)
 
 
+def deeper_level_warning(categories: pd.Series | list[str], level: int | None, outcome: str) -> str | None:
+    """The warning that ``level`` (``None`` or 0: the full path) is deeper than the ``categories`` go, which then
+    are taken whole, ``outcome`` saying what is done with them ("predicted", "checked"); ``None`` when it is not.
+
+    Cut deeper than they go, the paths are whole paths: a report must not name a level never used.
+    """
+    levels = depth(categories)
+    if not level or level <= levels:
+        return None
+    return f"level {level} asked, but the categories have {levels} level(s): the full paths are {outcome}"
+
+
 def has_text(frame: pd.DataFrame) -> np.ndarray:
     """Products with readable text, shape ``(n,)`` bool: a title or description holding a letter or a digit
     once cleaned. Markup, entities or punctuation alone (``<p></p>``, ``&nbsp;``, ``...``) are no text: such a
