@@ -625,7 +625,8 @@ def test_a_header_with_bad_quoting_is_refused_saying_so(tmp_path: Path) -> None:
     [
         (b"PK\x03\x04\x14\x00\x06\x00[Content_Types].xml", "a ZIP archive (an Excel .xlsx workbook?)"),
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00", "an Excel .xls workbook"),
-        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "a PNG image, not a table"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "an image (PNG), not a table"),
+        (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00", "an image (AVIF), not a table"),  # was "a AVIF image"
         (b"\x1f\x8b\x08\x00product_id,title", "gzip-compressed"),
         # random bytes (an encrypted or truncated download) were 'no title, description or image column among'
         # a column name of the bytes themselves

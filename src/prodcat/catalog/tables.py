@@ -227,7 +227,7 @@ def _refuse_binary(raw: bytes, path: Path) -> None:
     kind = sniff_image_type(raw)
     # "BM" starts a bitmap, and also a header such as "BMW id,title": a bitmap's header holds zero bytes
     if kind is not None and (kind != "bmp" or b"\x00" in raw[:64]):
-        found = f"a {kind.upper()} image, not a table"
+        found = f"an image ({kind.upper()}), not a table"  # no article to get wrong: "a AVIF"
     if not found and (share := _control_share(raw)) > 0.1:
         found = f"unknown binary data ({share:.0%} of its first bytes are control characters, which no text holds)"
     if found:
