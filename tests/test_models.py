@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 from pydantic import ValidationError
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.svm import LinearSVC
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from prodcat.config import ClassifierConfig, Config, FeatureSpec, HeadConfig
 from prodcat.evaluate.cv import CVResult
@@ -419,6 +421,14 @@ def test_vote_averages_its_members_probabilities_with_sharpened_margins():
     for wrong in ({"classifier": "vote"}, {"classifier": "logreg", "members": config.members}):
         with pytest.raises(ValidationError, match="members"):
             ClassifierConfig.model_validate(wrong)
+
+
+@parametrize_with_checks([NBSVMClassifier(), SoftVoteClassifier([LogisticRegression(), NBSVMClassifier()])])
+def test_nbsvm_and_the_vote_follow_scikit_learn_conventions(estimator, check):
+    """They validated nothing: fitted on a list, 'list' object has no attribute 'min'; a continuous target learnt as
+    one class per value; predict before fit, an AttributeError on classes_; no n_features_in_ to refuse a matrix
+    of another width; and their tags said they take no sparse input, what they are for."""
+    check(estimator)
 
 
 def test_signed_sqrt_keeps_shape_and_sign():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,10 +21,15 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, Normalizer, StandardScaler
 from sklearn.svm import SVC, LinearSVC
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from prodcat.config import ClassifierConfig, HeadConfig
 from prodcat.features.base import Extractor, make_extractor
 from prodcat.models.nbsvm import NBSVMClassifier
+
+if TYPE_CHECKING:
+    from sklearn.utils import Tags
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
@@ -81,16 +86,26 @@ class SoftVoteClassifier(ClassifierMixin, BaseEstimator):
         self.members = members
         self.margin_scale = margin_scale
 
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # passed on to the members, which read TF-IDF blocks
+        return tags
+
     def fit(self, X: Any, y: Any) -> SoftVoteClassifier:
+        X, y = validate_data(self, X, y, accept_sparse="csr")
+        check_classification_targets(y)
         self.members_ = [clone(member).fit(X, y) for member in self.members]
         self.classes_ = np.asarray(self.members_[0].classes_)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "members_")
+        X = validate_data(self, X, accept_sparse="csr", reset=False)
         return np.mean([classifier_proba(m, X, self.margin_scale) for m in self.members_], axis=0)
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        best = self.predict_proba(X).argmax(axis=1)  # first: an unfitted model raises NotFittedError
+        return self.classes_[best]
 
 
 #: folds of the inner CV that picks C when ``HeadConfig.C`` is a list

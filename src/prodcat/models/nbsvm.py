@@ -15,13 +15,17 @@ then scores the products; the class with the highest margin wins.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.svm import LinearSVC
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+if TYPE_CHECKING:
+    from sklearn.utils import Tags
 
 
 def _presence_counts(X: Any, y: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -64,11 +68,17 @@ class NBSVMClassifier(ClassifierMixin, BaseEstimator):
         self.nb_weight = nb_weight
         self.random_state = random_state
 
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # TF-IDF and bag-of-words blocks, what it is for
+        return tags
+
     def fit(self, X: Any, y: Any) -> NBSVMClassifier:
-        y = np.asarray(y)
+        X, y = validate_data(self, X, y, accept_sparse="csr")
+        check_classification_targets(y)
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
-            raise ValueError("NBSVMClassifier needs at least two classes")
+            raise ValueError(f"NBSVMClassifier needs samples of at least 2 classes, got 1 class: {self.classes_[0]!r}")
         count_like = _column_min(X) >= 0
         self.scales_ = np.ones((len(self.classes_), X.shape[1]))
         self.estimators_: list[LinearSVC] = []
@@ -101,6 +111,7 @@ class NBSVMClassifier(ClassifierMixin, BaseEstimator):
     def margins(self, X: Any) -> np.ndarray:
         """``(n, n_classes)``: each class's one-vs-rest margin."""
         check_is_fitted(self, "estimators_")
+        X = validate_data(self, X, accept_sparse="csr", reset=False)
         return np.column_stack([m.decision_function(self._scaled(X, k)) for k, m in enumerate(self.estimators_)])
 
     def decision_function(self, X: Any) -> np.ndarray:
@@ -108,4 +119,5 @@ class NBSVMClassifier(ClassifierMixin, BaseEstimator):
         return (margins[:, 1] - margins[:, 0]) / 2 if len(self.classes_) == 2 else margins
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[self.margins(X).argmax(axis=1)]
+        best = self.margins(X).argmax(axis=1)  # first: an unfitted model raises NotFittedError, not AttributeError
+        return self.classes_[best]
