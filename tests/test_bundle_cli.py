@@ -195,6 +195,39 @@ def test_a_model_other_library_versions_cannot_unpickle_is_refused_naming_them(t
     assert capsys.readouterr().err.startswith(f"error: bundle {bundle}: model.joblib cannot be read by this")
 
 
+def test_a_model_another_scikit_learn_pickled_is_said_once_with_both_versions(tmp_path, monkeypatch, caplog):
+    """A bundle scikit-learn of another version pickled, which still unpickles, printed scikit-learn's
+    InconsistentVersionWarning for each estimator in it (a paragraph each, dozens in a real model) and the run went
+    on; it is said once, naming the version it was written with and this one, and what to do."""
+    import sklearn.base
+    from sklearn.exceptions import InconsistentVersionWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+    with monkeypatch.context() as older:
+        older.setattr(sklearn.base, "__version__", "1.5.0")  # what BaseEstimator.__getstate__ records
+        bundle = save_bundle(model, tmp_path / "m", config={}, labels=["0", "1"])
+    for _ in range(2):  # scikit-learn's own warnings show once per process; this one at each load
+        caplog.clear()
+        with warnings.catch_warnings(record=True) as shown:
+            warnings.simplefilter("always")
+            loaded, _ = load_bundle(bundle)
+        assert not [w for w in shown if issubclass(w.category, InconsistentVersionWarning)]
+        said = [r.getMessage() for r in caplog.records if "scikit-learn" in r.getMessage()]
+        here = sklearn.__version__
+        assert said == [
+            f"bundle {bundle} was written with scikit-learn 1.5.0, and this installation has {here}: scikit-learn "
+            "does not promise that a model predicts the same (or at all) under another version than the one that "
+            "saved it; install scikit-learn 1.5.0 to use it, or retrain it with this installation"
+        ]
+        assert loaded.predict([[3.0]]) == [1]
+    caplog.clear()
+    load_bundle(save_bundle(model, tmp_path / "same", config={}, labels=["0", "1"]))
+    assert not caplog.records
+
+
 def test_load_bundle_unpickles_only_the_bytes_it_checked(tmp_path, monkeypatch):
     """The model's bytes are read once, hashed, checked against the manifest and unpickled: a retrain landing
     between the read and the check is refused, one landing after it cannot change what is loaded."""

@@ -21,11 +21,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import platform
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
@@ -34,6 +36,8 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 #: 2: early fusion keeps one model per modality group (`early_heads_`); 3: the one of a group read by a
 #: single head is that head; 4: the TF-IDF extractor has a title block (`title_weight`), which a pickled
@@ -273,9 +277,41 @@ def load_bundle(bundle_dir: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]
     if data is None or MODEL_FILE not in manifest["files"]:
         raise BundleError(f"bundle {bundle_dir}: its manifest lists no {MODEL_FILE}; retrain it")
     try:
-        return joblib.load(io.BytesIO(data)), manifest
+        return _unpickle(data, bundle_dir), manifest
     except Exception as exc:  # whatever another version's pickle raises, the cure is the same
         raise BundleError(f"bundle {bundle_dir}: {unreadable_model(exc, manifest)}") from exc
+
+
+def _unpickle(data: bytes, bundle_dir: str | os.PathLike[str]) -> Any:
+    """The model pickled in ``data``, warning once when another scikit-learn pickled it.
+
+    scikit-learn warns for each estimator of another version's pickle, a paragraph each: a model holds dozens
+    (every head's scaler, classifier, vectoriser), pages above the output while the run went on.
+    """
+    from sklearn import __version__ as here
+    from sklearn.exceptions import InconsistentVersionWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", InconsistentVersionWarning)  # also when a model was already loaded
+        model = joblib.load(io.BytesIO(data))
+    written_with = set()
+    for warning in caught:
+        if issubclass(warning.category, InconsistentVersionWarning):
+            written_with.add(warning.message.original_sklearn_version)
+        else:  # not ours to silence
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    if written_with:
+        versions = " and ".join(sorted(written_with))
+        log.warning(
+            "bundle %s was written with scikit-learn %s, and this installation has %s: scikit-learn does not "
+            "promise that a model predicts the same (or at all) under another version than the one that saved "
+            "it; install scikit-learn %s to use it, or retrain it with this installation",
+            bundle_dir,
+            versions,
+            here,
+            versions,
+        )
+    return model
 
 
 def unreadable_model(error: Exception, manifest: Mapping[str, Any]) -> str:
