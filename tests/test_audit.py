@@ -25,6 +25,7 @@ from prodcat.catalog.schema import Catalog, category_at_level
 from prodcat.cli import main
 from prodcat.config import Config, FeatureSpec, HeadConfig
 from prodcat.evaluate.cv import cross_validation_obstacle, min_products_per_category
+from prodcat.grouping import spelling_groups
 
 
 def small_catalog(tmp_path: Path) -> Catalog:
@@ -456,6 +457,14 @@ def test_label_audit_report_names_the_classifier_it_ran(tmp_path: Path) -> None:
     assert "(full category paths, modalities text;" in html
     # the audit's own options do not make the default classifier another one
     assert _is_default_classifier(Config(level=1, modalities=["text"]))
+
+
+def test_spelling_groups_are_the_names_of_one_key() -> None:
+    """The categories train warns of and the audit lists: the same but for case, accents or spacing, level by
+    level."""
+    names = ["Kitchen", "Bath", "kitchen", "Kitchén", "Kitchen > Mugs", "kitchen  >  mugs", "Kitchen > Pans"]
+    assert spelling_groups(names) == [["Kitchen", "Kitchén", "kitchen"], ["Kitchen > Mugs", "kitchen  >  mugs"]]
+    assert spelling_groups(["Bath", "Kitchen"]) == spelling_groups([]) == []
 
 
 def test_cli_audit_finds_categories_written_several_ways(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

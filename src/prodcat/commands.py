@@ -43,7 +43,7 @@ from prodcat.config import Config
 from prodcat.evaluate.labelled import labelled_warnings, product_fingerprints, products_in_training, readable_by
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
 from prodcat.evaluate.report import EVALUATION_FILES, interval_text, report_problem, write_issues, write_report
-from prodcat.grouping import label_key
+from prodcat.grouping import spelling_groups
 
 log = logging.getLogger("prodcat")
 HEADLINE = ("n", "accuracy", "f1_weighted", "f1_macro")
@@ -406,9 +406,7 @@ def label_variants_warning(counts: pd.Series) -> str | None:
     accents or spacing ('Kitchen', 'kitchen', 'Kitchén'), as hand-typed labels or two merged exports give. Each
     is learnt as a category of its own, splitting one category's products between labels the model cannot tell
     apart."""
-    names = pd.Series(counts.index.astype(str), index=counts.index.astype(str))
-    keys = names.map(label_key)
-    variants = [sorted(group) for _, group in names.groupby(keys.to_numpy()) if len(group) > 1]
+    variants = spelling_groups(counts.index.astype(str))
     if not variants:
         return None
     shown = "; ".join(" / ".join(map(repr, group)) for group in variants[:3]) + ("; ..." if len(variants) > 3 else "")

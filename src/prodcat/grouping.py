@@ -1,5 +1,5 @@
 """Grouping items by close pairs without chaining, and the labels conflicting inside a group: shared by the
-duplicate texts and duplicate photos of the audit; and the key of a category written several ways."""
+duplicate texts and duplicate photos of the audit; and the categories written several ways."""
 
 from __future__ import annotations
 
@@ -63,3 +63,10 @@ def label_key(category: str) -> str:
         letters = unicodedata.normalize("NFKD", level)
         levels.append(" ".join("".join(c for c in letters if not unicodedata.combining(c)).split()).casefold())
     return SEP.join(levels)
+
+
+def spelling_groups(names: Sequence[str]) -> list[list[str]]:
+    """The groups of the category ``names`` (distinct) that are one category written several ways (the same
+    :func:`label_key`), each sorted, in the order of their keys."""
+    series = pd.Series(names, dtype=object)
+    return [sorted(group) for _, group in series.groupby(series.map(label_key).to_numpy()) if len(group) > 1]

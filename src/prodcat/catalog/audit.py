@@ -54,7 +54,7 @@ from prodcat.catalog.schema import (
 )
 from prodcat.config import Config
 from prodcat.files import write_csv, write_json
-from prodcat.grouping import conflict_level, label_key, representative_groups
+from prodcat.grouping import conflict_level, representative_groups, spelling_groups
 from prodcat.text.clean import HTML_ENTITY, HTML_TAG
 
 #: TF-IDF cosine similarity from which two texts count as near duplicates
@@ -161,9 +161,8 @@ def written_several_ways(names: pd.Index, level: int) -> list[list[str]]:
     same but for case, accents or spacing ('Kitchen', 'kitchen', 'Kitchén'), which training learns as categories
     of their own. Only groups differing at ``level`` itself: 'Kitchen > Mugs' and 'kitchen > Mugs' are the
     level-1 group."""
-    paths = pd.Series([name for name in names if len(split_path(name)) == level], dtype=object)
-    groups = paths.groupby(paths.map(label_key).to_numpy())
-    return [sorted(group) for _, group in groups if group.map(lambda path: split_path(path)[-1]).nunique() > 1]
+    paths = [name for name in names if len(split_path(name)) == level]
+    return [group for group in spelling_groups(paths) if len({split_path(path)[-1] for path in group}) > 1]
 
 
 def _length_stats(values: pd.Series) -> dict[str, Any]:
