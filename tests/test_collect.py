@@ -480,10 +480,67 @@ def test_resume_after_a_failure_continues_from_the_failed_page(httpserver, tmp_p
     assert run(httpserver, tmp_path, "--refresh") == 0
     assert search_requests(httpserver) == [2, 3, 1, 2, 3]
     # a saved page damaged on disk since is asked for again, not a crash
-    (saved,) = (tmp_path / "pages").glob("*/page-0002.json")
+    (saved,) = (tmp_path / "pages").rglob("page-0002.json")
     saved.write_text('{"count": 9, "products": [')
     assert run(httpserver, tmp_path) == 0
     assert search_requests(httpserver) == [2, 3, 1, 2, 3, 2]
+
+
+def serve_results(httpserver: HTTPServer, records: list[Any], served_per_page: int | None = None) -> None:
+    """Answer ``/cgi/search.pl`` with ``records`` paged as each request's ``page`` and ``page_size`` ask (an API
+    serving at most ``served_per_page`` records a page pages by that size, whatever was asked)."""
+
+    def answer(request: Request) -> Response:
+        number, size = int(request.args["page"]), int(request.args["page_size"])
+        size = min(size, served_per_page or size)
+        page = records[(number - 1) * size : number * size]
+        return json_response({"count": len(records), "page": number, "page_size": size, "products": page})
+
+    httpserver.expect_request("/cgi/search.pl").respond_with_handler(answer)
+
+
+def search_requests_and_sizes(httpserver: HTTPServer) -> list[tuple[int, int]]:
+    return [(int(r.args["page"]), int(r.args["page_size"])) for r, _ in httpserver.log if r.path == "/cgi/search.pl"]
+
+
+def test_results_are_paged_in_an_order_that_popularity_does_not_move(httpserver, tmp_path):
+    """Without a sort_by the API pages by popularity, which moves with every scan: a product crossing a page
+    boundary between two requests was served twice or never."""
+    serve_search(httpserver, search_pages(CHAMPAGNES))
+    assert run(httpserver, tmp_path) == 0
+    assert [request.args.get("sort_by") for request, _ in httpserver.log] == ["created_t"] * 3
+
+
+@pytest.mark.parametrize(("page_size", "fetched"), [(2, [(4, 2), (5, 2)]), (4, [(2, 4), (3, 4)])])
+def test_a_resume_at_another_page_size_keeps_the_pages_saved(httpserver, tmp_path, page_size, fetched):
+    """--page-size changed on a resumed crawl started it from scratch: the pages saved were found by their number
+    at the earlier size only. A page is now cut from the records saved at another size when they hold it all."""
+    serve_results(httpserver, CHAMPAGNES)
+    assert run(httpserver, tmp_path, "--max-products", "4") == 0  # pages 1 and 2 of 3: records 1 to 6
+    assert search_requests_and_sizes(httpserver) == [(1, 3), (2, 3)]
+    httpserver.clear()
+    serve_results(httpserver, CHAMPAGNES)
+    assert run(httpserver, tmp_path, "--page-size", str(page_size)) == 0
+    assert search_requests_and_sizes(httpserver) == fetched  # only the pages with records not saved
+    report = json.loads((tmp_path / "collect.json").read_text())
+    assert report["stopped_by"] == "exhausted" and [error["field"] for error in report["errors"]] == ["code"]
+    counts = report["counts"]
+    assert (counts["products"], counts["duplicates"], counts["records"]) == (7, 1, len(CHAMPAGNES))
+    assert run(httpserver, tmp_path / "at_once") == 0
+    at_once = load_catalog(tmp_path / "at_once" / "products.csv").frame
+    assert load_catalog(tmp_path / "products.csv").frame.equals(at_once)
+
+
+def test_pages_saved_from_an_api_serving_fewer_records_than_asked_are_not_cut_into_other_sizes(httpserver, tmp_path):
+    """Their records' positions are not those of the page number and size asked: the pages are asked for again."""
+    serve_results(httpserver, CHAMPAGNES, served_per_page=2)
+    assert run(httpserver, tmp_path, "--max-products", "3") == 0
+    assert search_requests_and_sizes(httpserver) == [(1, 3), (2, 3)]  # 2 records a page
+    httpserver.clear()
+    serve_results(httpserver, CHAMPAGNES)
+    assert run(httpserver, tmp_path, "--page-size", "2") == 0
+    assert search_requests_and_sizes(httpserver) == [(n, 2) for n in range(1, 6)]
+    assert json.loads((tmp_path / "collect.json").read_text())["counts"]["products"] == 7
 
 
 def test_unreachable_network_fails_with_a_message_not_a_traceback(tmp_path, capsys):
@@ -689,12 +746,12 @@ def test_an_empty_page_before_the_apis_count_is_retried_never_saved_and_a_resume
     assert run(httpserver, tmp_path) == 2
     error = capsys.readouterr().err
     assert "error: page 2:" in error and "an empty page, although the API counts 9 results" in error
-    assert [path.name for path in (tmp_path / "pages").glob("*/*.json")] == ["page-0001.json"]
+    assert [path.name for path in (tmp_path / "pages").rglob("*.json")] == ["page-0001.json"]
     assert run(httpserver, tmp_path) == 0
     assert search_requests(httpserver) == [1, 2, 2, 2, 2, 3]
 
     # an empty page saved by an older version is asked for again, not taken for the end
-    (saved,) = (tmp_path / "pages").glob("*/page-0003.json")
+    (saved,) = (tmp_path / "pages").rglob("page-0003.json")
     saved.write_text(json.dumps({**pages[3], "products": []}))
     assert run(httpserver, tmp_path) == 0
     assert search_requests(httpserver)[-1] == 3 and len(search_requests(httpserver)) == 7
@@ -713,7 +770,7 @@ def test_a_maintenance_page_or_cut_json_answered_with_200_is_retried(httpserver,
     serve_search(httpserver, pages, first_answers={1: [maintenance], 2: [cut]})
     assert run(httpserver, tmp_path) == 0
     assert search_requests(httpserver) == [1, 1, 2, 2, 3]
-    (saved,) = (tmp_path / "pages").glob("*/page-0002.json")
+    (saved,) = (tmp_path / "pages").rglob("page-0002.json")
     assert json.loads(saved.read_bytes()) == pages[2]  # the whole page, not the cut one
 
 
@@ -736,7 +793,7 @@ def test_a_page_with_a_lone_surrogate_a_latin1_byte_odd_fields_and_a_huge_text_i
     assert len(frame.loc["4", "description"]) == MAX_TEXT_CHARS
     with open(tmp_path / "products.csv", newline="", encoding="utf-8") as handle:
         assert len(list(csv.reader(handle))) == 5  # Python's csv reader and its default field limit read it too
-    (saved,) = (tmp_path / "pages").glob("*/page-0001.json")
+    (saved,) = (tmp_path / "pages").rglob("page-0001.json")
     assert saved.read_bytes() == body  # as received
     report = json.loads((tmp_path / "collect.json").read_text())
     assert [(w.get("product_id"), w["field"]) for w in report["warnings"]] == [

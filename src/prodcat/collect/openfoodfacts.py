@@ -4,6 +4,14 @@ Searched by full text through ``/cgi/search.pl?search_terms=...&json=1`` (the v2
 filters by tags only), 100 products a page. Its stated limit for searches is 10 requests a minute,
 the default rate here, and it asks clients for a User-Agent naming the application and a contact.
 
+Results are paged in ``sort_by=created_t`` order. Without a ``sort_by`` the API sorts by popularity, which
+moves with every scan of a product: between two pages, products swapped places across the page boundary, so
+that one was served twice and another never. The search sorts on no unique key such as the barcode (its sort
+keys are popularity, scan counts, creation and modification times, name, completeness and scores); a product's
+creation time never changes, so products move between pages only when one is created or deleted during the crawl,
+or shares its creation second with another (the API's order among those decides). The pipeline drops and counts
+a product served twice, and warns when the API's count was not reached.
+
 Mapping onto the catalogue:
 
 ``product_id``   ``code`` (the barcode)
@@ -71,6 +79,9 @@ FIELDS = (
     "url",
 )
 
+#: the result order paged in: a key that does not change for a product (see the module docstring)
+SORT_BY = "created_t"
+
 
 class OpenFoodFactsCollector(Collector):
     """Open Food Facts full-text search (see the module docstring for the field mapping)."""
@@ -87,6 +98,7 @@ class OpenFoodFactsCollector(Collector):
             "search_simple": 1,
             "action": "process",
             "json": 1,
+            "sort_by": SORT_BY,
             "page": page,
             "page_size": page_size,
             "fields": ",".join(FIELDS),

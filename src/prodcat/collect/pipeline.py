@@ -5,21 +5,25 @@ Output folder::
     DIR/products.csv            canonical columns (product_id, title, description, image, category), then
                                 source, image_url and the collector's extra columns; loads with load_catalog
     DIR/images/<id>.<type>      photos that decoded safely (--images); ``image`` holds ``images/<id>.<type>``
-    DIR/pages/<source>-<key>/   each results page as the API sent it (key: a hash of base URL, query, page size)
+    DIR/pages/<source>-<key>/size-<N>/page-NNNN.json
+                                each results page of N records as the API sent it (key: a hash of the request but
+                                its page and page size: base URL, query, sort, fields)
     DIR/failed_photos.json      photos that failed for good (404, not an image, too large), by product id
     DIR/collect.json            source, query, times, counts, and every error and warning with its page /
                                 product and field
 
 Resumable: a re-run reads the pages and photos already on disk and only asks the network for the rest
 (photos that failed for good are not asked for again while their URL is the same), so an interrupted
-collection (network down, Ctrl-C, a larger ``max_products``) continues where it stopped. Ctrl-C still
-writes ``products.csv`` and ``collect.json`` for what was collected until then. Files are written beside
-their final name and renamed, so an interruption never leaves half a file.
+collection (network down, Ctrl-C, a larger ``max_products``) continues where it stopped, at another page size
+too (its pages are cut from the records of the pages saved). Ctrl-C still writes ``products.csv`` and
+``collect.json`` for what was collected until then. Files are written beside their final name and renamed, so
+an interruption never leaves half a file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -272,11 +276,15 @@ def _warn_about_unserved_results(report: CollectReport) -> None:
 
 
 class _PageCache:
-    """Results pages, read from ``root/<source>-<key>/page-NNNN.json`` when an earlier run saved them."""
+    """Results pages, read from ``root/<source>-<key>/size-<N>/page-NNNN.json`` when an earlier run saved them at
+    this page size ``N``, else cut from the pages an earlier run saved of the same results at another page size."""
 
     def __init__(self, root: Path, collector: Collector, query: str, page_size: int, refresh: bool):
-        request = json.dumps([collector.base_url, query, page_size], ensure_ascii=False)
-        self.folder = root / f"{collector.name}-{hashlib.sha1(request.encode()).hexdigest()[:12]}"
+        # the request with its page and page size fixed: the same query, sort and fields at any page size share the
+        # key, so that a resume at another --page-size keeps the pages saved (the results' positions are the same)
+        request = json.dumps(collector.page_request(query, 1, 1), ensure_ascii=False)
+        self.results = root / f"{collector.name}-{hashlib.sha1(request.encode()).hexdigest()[:12]}"
+        self.folder = self.results / f"size-{page_size}"
         self.collector = collector
         self.query = query
         self.page_size = page_size
@@ -285,40 +293,96 @@ class _PageCache:
         self.reused = 0
 
     def get(self, number: int, client: HttpClient, served: int, report: CollectReport) -> Page:
-        """Page ``number``, from disk when an earlier run saved it, else from the API (then saved as received).
-        ``served``: the records of the pages before it. A page whose bytes had to be repaired is reported."""
-        path = self.folder / f"page-{number:04d}.json"
+        """Page ``number``, from disk when an earlier run saved its records, else from the API (then saved as
+        received). ``served``: the records of the pages before it. A page whose bytes had to be repaired is
+        reported."""
         check = partial(self._checked, served=served)
-        if path.is_file() and not self.refresh:
+        saved = None if self.refresh else self._saved(number) or self._cut_from_other_sizes(number)
+        if saved is not None:
+            page, warnings = saved
             try:
-                payload, warning = decode_json(path.read_bytes())
-                page = check(payload)
-            except ValueError as exc:  # damaged on disk since, or an incomplete page an older version saved
-                log.warning("saved page %s is unusable (%s): fetching it again", path, exc)
+                check(page)
+            except InvalidAnswer as exc:  # an incomplete page an older version saved
+                log.warning("saved page %d is unusable (%s): fetching it again", number, exc)
             else:
                 self.reused += 1
-                _report_repair(report, number, warning)
+                for warning in warnings:
+                    _report_repair(report, number, warning)
                 return page
         url, params = self.collector.page_request(self.query, number, self.page_size)
-        answer = client.get_json(url, params, check)
+        answer = client.get_json(url, params, lambda payload: check(self._parsed(payload)))
         self.folder.mkdir(parents=True, exist_ok=True)
-        _write_bytes(path, answer.body)  # as received: the decoded JSON may not encode again (a lone surrogate)
+        # as received: the decoded JSON may not encode again (a lone surrogate)
+        _write_bytes(self.folder / _page_file(number), answer.body)
         self.fetched += 1
         _report_repair(report, number, answer.warning)
         return answer.value
 
-    def _checked(self, payload: Any, served: int) -> Page:
-        """The page ``payload`` holds; :class:`InvalidAnswer` (retried, never saved) when it has an unexpected
-        shape, or no record although the API counts more results than the ``served`` ones."""
+    def _saved(self, number: int, folder: Path | None = None) -> tuple[Page, list[str]] | None:
+        """Page ``number`` as saved in ``folder`` (this page size's by default) and its repair warning; ``None`` when
+        it was not saved, or is damaged on disk since."""
+        path = (folder or self.folder) / _page_file(number)
+        if not path.is_file():
+            return None
         try:
-            page = self.collector.parse_page(payload)
+            payload, warning = decode_json(path.read_bytes())
+            page = self._parsed(payload)
+        except ValueError as exc:  # InvalidAnswer included
+            log.warning("saved page %s is unusable (%s): not used", path, exc)
+            return None
+        return page, [warning] if warning is not None else []
+
+    def _cut_from_other_sizes(self, number: int) -> tuple[Page, list[str]] | None:
+        """Page ``number`` made of the records of pages an earlier run saved at another page size, when they hold
+        them all (``None``: none does). Page ``n`` of size ``N`` holds the results from position ``(n - 1) * N``: a
+        saved page of another size than asked, but the last, says the API does not page so, and is not used."""
+        first = (number - 1) * self.page_size  # the position of its first record in the results
+        for folder in sorted(self.results.glob("size-*")):
+            size_name = folder.name.removeprefix("size-")
+            if folder == self.folder or not size_name.isdigit() or int(size_name) < 1:
+                continue
+            size = int(size_name)
+            start = first // size + 1  # the saved page holding that record
+            skip = first - (start - 1) * size
+            records: list[Any] = []
+            warnings: list[str] = []
+            for saved_number in itertools.count(start):
+                saved = self._saved(saved_number, folder)
+                if saved is None:
+                    break
+                page, page_warnings = saved
+                ended = _is_last_page(page, (saved_number - 1) * size + len(page.records), size)
+                if len(page.records) != size and not ended:  # the API did not serve the size asked: positions unknown
+                    break
+                records += page.records
+                warnings += page_warnings
+                if ended or len(records) >= skip + self.page_size:
+                    if len(records) > skip:
+                        return Page(records[skip : skip + self.page_size], page.total), list(dict.fromkeys(warnings))
+                    break
+        return None
+
+    def _parsed(self, payload: Any) -> Page:
+        """The page ``payload`` holds; :class:`InvalidAnswer` (retried, never saved) when it has an unexpected
+        shape."""
+        try:
+            return self.collector.parse_page(payload)
         except PageFormatError as exc:
             raise InvalidAnswer(str(exc)) from None
+
+    @staticmethod
+    def _checked(page: Page, served: int) -> Page:
+        """``page``; :class:`InvalidAnswer` (retried, never saved) when it holds no record although the API counts
+        more results than the ``served`` ones."""
         if not page.records and page.total is not None and served < page.total:
             raise InvalidAnswer(
                 f"an empty page, although the API counts {page.total} results and the pages before held {served}"
             )
         return page
+
+
+def _page_file(number: int) -> str:
+    return f"page-{number:04d}.json"
 
 
 def _report_repair(report: CollectReport, number: int, warning: str | None) -> None:
