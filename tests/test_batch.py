@@ -855,10 +855,11 @@ def test_cli_says_a_full_disk_keeps_the_finished_chunks(tiny_training, tmp_path,
     assert pd.read_csv(out)["product_id"].tolist() == tiny_training.unseen["product_id"].tolist()
 
 
-@pytest.mark.parametrize("name", ["preds.parquet", "preds.csv.gz", "preds.xlsx", "preds.json"])
+@pytest.mark.parametrize("name", ["preds.parquet", "preds.csv.gz", "preds.xlsx", "preds.json", "preds.tsv"])
 def test_an_output_named_like_another_format_is_refused_before_any_work(tmp_path, capsys, name):
     """--out preds.parquet wrote CSV text under a Parquet name (read_parquet then failed: 'Parquet magic bytes
-    not found'), --out preds.csv.gz an uncompressed file under a gzip name: refused now, before the model loads."""
+    not found'), --out preds.csv.gz an uncompressed file under a gzip name, --out preds.tsv commas that readers of
+    a .tsv (prodcat's included) do not split at, one column: refused now, before the model loads."""
     out = tmp_path / name
     assert main(["predict", str(tmp_path / "no-model"), str(tmp_path / "none.csv"), "--out", str(out)]) == 2
     error = capsys.readouterr().err

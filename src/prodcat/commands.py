@@ -217,6 +217,8 @@ _NOT_CSV = {
     ".arrow": "Arrow",
     ".json": "JSON",
     ".jsonl": "JSON lines",
+    # prodcat's own reader, like most, splits a .tsv at tabs: the CSV would come back as one column
+    ".tsv": "tab-separated text",
     ".xlsx": "an Excel workbook",
     ".xls": "an Excel workbook",
     ".gz": "a gzip file",
