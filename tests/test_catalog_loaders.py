@@ -535,6 +535,19 @@ def test_a_photo_path_naming_a_directory_says_so(tmp_path: Path) -> None:
     assert f"photo path 'photos' under {tmp_path} is a directory, not a file;" in issue.message
 
 
+def test_a_photo_path_naming_a_broken_link_says_so(tmp_path: Path) -> None:
+    """A link to a deleted photo, or a loop of links, was reported as 'not found', though `ls` lists it."""
+    (tmp_path / "loop-a.jpg").symlink_to("loop-b.jpg")
+    (tmp_path / "loop-b.jpg").symlink_to("loop-a.jpg")
+    (tmp_path / "moved.jpg").symlink_to(tmp_path / "deleted.jpg")
+    path = tmp_path / "products.csv"
+    path.write_text("product_id,title,image\na,Lamp,loop-a.jpg\nb,Mug,moved.jpg\n")
+    catalog = load_catalog(path)
+    assert catalog.frame["image"].tolist() == [None, None] and catalog.frame["title"].tolist() == ["Lamp", "Mug"]
+    for issue, name in zip(catalog.issues, ["loop-a.jpg", "moved.jpg"], strict=True):
+        assert f"photo path {name!r} under {tmp_path} is a symbolic link to no file" in issue.message
+
+
 def test_a_photo_given_as_a_url_says_it_is_one(tmp_path: Path) -> None:
     path = tmp_path / "products.csv"
     path.write_text("product_id,title,image\na,Lamp,https://cdn.example.com/lamp.jpg\n")

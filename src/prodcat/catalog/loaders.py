@@ -160,11 +160,17 @@ _ROOT_HINT = " (--image-root names the folder holding them)"
 
 
 def _not_a_file(path: str, name: str, root: Path) -> str:
-    """Why the photo ``name`` (resolved to ``path``) cannot be read: a URL, a directory is there, or nothing."""
+    """Why the photo ``name`` (resolved to ``path``) cannot be read: a URL, a directory is there, a link that
+    leads to no file, or nothing."""
     if _URL.match(name):
         return f"photo {name!r} is a URL: photos are read from files, download them and give their paths"
     if os.path.isdir(path):
         return f"photo path {name!r}{_under(root, name)} is a directory, not a file"
+    if os.path.islink(path):  # `ls` lists it: "not found" would send the reader looking for a file that is there
+        return (
+            f"photo path {name!r}{_under(root, name)} is a symbolic link to no file (its target is missing, "
+            "or links lead back to it)"
+        )
     return f"photo file {name!r} not found{_under(root, name)}"
 
 
