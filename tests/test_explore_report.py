@@ -6,6 +6,7 @@ import html as html_lib
 import json
 import re
 
+import numpy as np
 import pytest
 
 from prodcat.catalog.loaders import load_catalog
@@ -212,3 +213,15 @@ def test_maps_of_many_categories_say_why_they_have_no_legend(tmp_path, categorie
     _, html_path = write_report(result, tmp_path)
     note = f"With {categories} categories the maps have no legend: a category's colour is its place"
     assert (note in " ".join(html_path.read_text().split())) == said
+
+
+def test_a_feature_sets_map_is_a_tsne_of_its_features_whatever_reduction_clustered_it(flipkart_sample, study):
+    """Since t-SNE left the default reductions, a run's map was a t-SNE of the points KMeans clustered: of the 10-D
+    UMAP (tight blobs that look far better separated than the features are) or of the PCA, and another map of the
+    same feature set when --reductions added tsne, under the same caption '2-D t-SNE of the best feature sets'."""
+    from prodcat.explore.report import points_2d
+
+    without_tsne = FeasibilityStudy(features=["tfidf"], reductions=["pca"], progress=False).run(flipkart_sample)
+    (pca_run,) = without_tsne.runs
+    (tsne_run,) = [run for run in study.runs if (run.features, run.reduction) == ("tfidf", "tsne")]
+    np.testing.assert_allclose(points_2d(without_tsne, pca_run), tsne_run.points, atol=1e-4)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,6 +144,10 @@ class StudyResult:
     runs: list[ClusteringRun] = field(default_factory=list)
     #: feature set -> why it could not be studied (e.g. an extractor that cannot fit this catalogue)
     skipped: dict[str, str] = field(default_factory=dict)
+    #: ``(feature set, rows)`` -> its combined, normalised blocks on those products, ``(len(rows), d)``: the space
+    #: every reduction starts from, rebuilt from the extractors' outputs on request (the report's maps), not kept
+    #: as one dense copy per feature set; ``None`` for a result assembled without a study
+    feature_space: Callable[[str, np.ndarray], np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def n_categories(self) -> int:
@@ -237,8 +241,8 @@ class FeasibilityStudy:
                 "any clustering into as many clusters matches the categories exactly (ARI 1); "
                 "study more products or a coarser --level"
             )
-        result = StudyResult(labelled, categories, self.level, self.seed)
         blocks = _BlockStore(labelled, self.extractor_params or {}, progress=self.progress, seed=self.seed)
+        result = StudyResult(labelled, categories, self.level, self.seed, feature_space=blocks.combined)
         # Lazy: joblib pulls a feature set's tasks when a worker frees up, so the extraction of the
         # next feature sets (in this process) overlaps the reductions of the previous ones (in the workers).
         prepared = (
@@ -306,7 +310,7 @@ class FeasibilityStudy:
         if len(rows) < len(categories):
             log.info("%s: %d of %d products have all its blocks", feature_set, len(rows), len(categories))
         started = time.perf_counter()
-        combined = combine_blocks([m[rows] for m in matrices], seed=self.seed)
+        combined = blocks.combined(feature_set, rows)
         feature_seconds = sum(blocks.seconds[name] for name in names)
         return _FeatureSet(
             feature_set, rows, combined, categories[rows], feature_seconds, time.perf_counter() - started
@@ -431,3 +435,8 @@ class _BlockStore:
             self.modality[name] = extractor.modality
             self.seconds[name] = time.perf_counter() - started
         return self.matrices[name]
+
+    def combined(self, feature_set: str, rows: np.ndarray) -> np.ndarray:
+        """The blocks of ``feature_set`` (names joined by ``+``) on the products at ``rows``, normalised and
+        combined: ``(len(rows), d)`` dense, the same for the same rows whenever it is asked for."""
+        return combine_blocks([self.get(name)[rows] for name in feature_set.split("+")], seed=self.seed)

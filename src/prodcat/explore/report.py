@@ -20,7 +20,7 @@ import pandas as pd
 from prodcat.catalog.audit import thumbnail
 from prodcat.explore.clustering import ClusteringRun, StudyResult
 from prodcat.explore.metrics import AMI_NOTE
-from prodcat.explore.reduction import TSNE2D
+from prodcat.explore.reduction import TSNE2D, make_reduction
 from prodcat.files import write_json
 
 #: feature sets whose 2-D maps are drawn (their best run each), best first
@@ -88,13 +88,20 @@ def category_palette(categories: list[str]) -> dict[str, Any]:
 
 
 def points_2d(result: StudyResult, run: ClusteringRun) -> np.ndarray:
-    """2-D coordinates to draw ``run``: its own if 2-D, else its feature set's 2-D run, else a t-SNE of it."""
-    if run.points.shape[1] == 2:
-        return run.points
+    """2-D coordinates to draw ``run``: the t-SNE of its feature set's blocks (the ``tsne`` reduction, reused when
+    it was run), whatever reduction clustered it.
+
+    Not a t-SNE of the points KMeans clustered: the map of a feature set changed with the reductions studied (a
+    t-SNE of the 10-D UMAP, whose tight blobs look far better separated than the features are, unless ``tsne`` was
+    among them), and a PCA run with ``--components 2`` was drawn as is, under the same caption.
+    """
     for other in result.runs:
-        if other.features == run.features and other.points.shape[1] == 2 and np.array_equal(other.rows, run.rows):
+        if other.features == run.features and other.reduction == "tsne" and np.array_equal(other.rows, run.rows):
             return other.points
-    return TSNE2D(random_state=result.seed).fit_transform(run.points)
+    if result.feature_space is None:
+        return TSNE2D(random_state=result.seed).fit_transform(run.points)
+    blocks = result.feature_space(run.features, run.rows)
+    return make_reduction("tsne", blocks.shape, seed=result.seed).fit_transform(blocks)
 
 
 def scatter_pair(result: StudyResult, run: ClusteringRun, palette: dict[str, Any]) -> dict[str, Any]:
