@@ -511,3 +511,25 @@ def test_a_feature_set_or_reduction_named_twice_is_studied_once(tmp_path, capsys
     assert main(["explore", str(data), *args]) == 0
     records = json.loads((out / "clustering.json").read_text())
     assert [(r["features"], r["reduction"]) for r in records] == [("tfidf", "pca")]
+
+
+def test_a_level_deeper_than_the_categories_is_said_and_the_full_path_named(tmp_path, capsys):
+    """--level 3 on two-level categories clustered the full paths, and the console, clustering.json and the report
+    all named a level 3 the catalogue does not have, without a word, where train, cv and audit warn."""
+    import json
+
+    from prodcat.cli import main
+
+    data = tmp_path / "products.csv"
+    words = ["ceramic coffee mug", "analog wrist watch", "wooden toy train"]
+    rows = {"product_id": [f"p{i}" for i in range(30)], "title": [f"{words[i % 3]} {i}" for i in range(30)]}
+    categories = ["Home > Kitchen", "Fashion > Watches", "Kids > Toys"] * 10
+    pd.DataFrame(rows | {"category": categories}).to_csv(data, index=False)
+    out = tmp_path / "report"
+    args = ["--features", "tfidf", "--reductions", "pca", "--level", "3", "--no-progress"]
+    assert main(["explore", str(data), "--report", str(out), *args]) == 0
+    printed = capsys.readouterr().out
+    assert "warning: level 3 asked, but the categories have 2 level(s): the full paths are clustered against" in printed
+    assert "30 products, 3 categories at level full path" in printed
+    assert json.loads((out / "clustering.json").read_text())[0]["level"] is None
+    assert "in 3 categories at level full path" in " ".join((out / "report.html").read_text().split())

@@ -87,7 +87,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_explore(args: argparse.Namespace) -> int:
     from prodcat.catalog.loaders import CatalogFormatError
-    from prodcat.catalog.schema import category_at_level
+    from prodcat.catalog.schema import category_at_level, deeper_level_warning
     from prodcat.commands import read_catalog
     from prodcat.explore.clustering import FeasibilityStudy, check_feature_sets, stratified_sample
     from prodcat.explore.metrics import AMI_NOTE
@@ -111,6 +111,11 @@ def run_explore(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     frame = catalog.labelled.reset_index(drop=True)
+    # cut deeper than they go, the paths are whole: the console, clustering.json and the report name the full path,
+    # not a level the categories do not have
+    if too_deep := deeper_level_warning(frame["category"], level, "clustered against"):
+        print(f"warning: {too_deep}")
+        level = None
     if args.sample:
         frame = stratified_sample(frame, category_at_level(frame["category"], level), args.sample, seed=args.seed)
     study = FeasibilityStudy(
@@ -127,7 +132,7 @@ def run_explore(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"{len(result.frame)} products, {result.n_categories} categories at level {args.level or 'full path'}")
+    print(f"{len(result.frame)} products, {result.n_categories} categories at level {level or 'full path'}")
     print(AMI_NOTE)
     print(f"{'features':<28} {'reduction':<10} {'ARI':>6} {'AMI':>6} {'NMI':>6} {'silh.':>6} {'acc.':>6} {'sec':>7}")
     for record in result.records()[:TOP_ROWS]:
