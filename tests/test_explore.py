@@ -533,3 +533,18 @@ def test_a_level_deeper_than_the_categories_is_said_and_the_full_path_named(tmp_
     assert "30 products, 3 categories at level full path" in printed
     assert json.loads((out / "clustering.json").read_text())[0]["level"] is None
     assert "in 3 categories at level full path" in " ".join((out / "report.html").read_text().split())
+
+
+def test_a_single_category_at_the_full_path_is_named_so():
+    """--level 0 (the full path) on a catalogue of one category was refused 'a single category at level None'."""
+    frame = pd.DataFrame(
+        {
+            "product_id": [f"p{i}" for i in range(30)],
+            "title": [f"analog wrist watch {i}" for i in range(30)],
+            "description": "",
+            "image": None,
+            "category": "Fashion > Watches",
+        }
+    )
+    with pytest.raises(ValueError, match="a single category at level full path; clustering needs two"):
+        FeasibilityStudy(features=["tfidf"], reductions=["pca"], level=None, progress=False).run(frame)

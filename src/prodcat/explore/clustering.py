@@ -234,7 +234,9 @@ class FeasibilityStudy:
             )
         categories = category_at_level(labelled["category"], self.level)
         if len(np.unique(categories)) < 2:
-            raise ValueError(f"the catalogue has a single category at level {self.level}; clustering needs two")
+            raise ValueError(
+                f"the catalogue has a single category at level {self.level or 'full path'}; clustering needs two"
+            )
         if len(np.unique(categories)) == len(labelled):  # a --sample smaller than the categories, a deep --level
             raise ValueError(
                 f"each of the {len(labelled)} products is alone in its category at level {self.level or 'full path'}: "
