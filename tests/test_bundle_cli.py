@@ -914,6 +914,13 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             "level: expected a category depth (1: the top level), 0 or null for the full path, or auto, got 1.5",
         ),
         ("yes-level.yaml", "level: yes\n", "level: expected a category depth (1: the top level), 0 or null"),
+        # pydantic read true as 1: a precision of 1.0, seed 1, and inner_folds 'should be greater than or equal to 2'
+        (
+            "yes-numbers.yaml",
+            "target_precision: yes\ninner_folds: true\nseed: on\n",
+            "target_precision: expected a number, not true or false, got True; inner_folds: expected a number, not "
+            "true or false, got True; seed: expected a number, not true or false, got True",
+        ),
         (
             "forms.yaml",
             "early: {classifier: logreg, C: [1, ten], scale: sqrt}\n",

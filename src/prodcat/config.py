@@ -292,6 +292,12 @@ class Config(BaseModel):
             raise ValueError(f"a category depth is 1 (the top level) or more, 0 or null the full path, got {level}")
         return None if level == 0 else level
 
+    @field_validator("target_precision", "inner_folds", "seed", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: Any) -> Any:
+        # pydantic reads true as 1: `target_precision: yes` (YAML's true) was a precision of 1.0, `seed: true` seed 1
+        return _accepted(value, not isinstance(value, bool), "a number, not true or false")
+
     @field_validator("seed")
     @classmethod
     def _a_seed(cls, seed: int) -> int:
