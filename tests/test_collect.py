@@ -543,6 +543,38 @@ def test_pages_saved_from_an_api_serving_fewer_records_than_asked_are_not_cut_in
     assert json.loads((tmp_path / "collect.json").read_text())["counts"]["products"] == 7
 
 
+def test_an_output_folder_holding_another_catalogue_is_refused_not_overwritten(httpserver, tmp_path, capsys):
+    """--out into a folder holding a user's own products.csv, or another query's collection, replaced that
+    catalogue without a word (and --out naming a file failed with '[Errno 17] File exists')."""
+    serve_search(httpserver, search_pages(CHAMPAGNES))
+    own = tmp_path / "mine" / "products.csv"
+    own.parent.mkdir()
+    own.write_text("product_id,title,description,image,category\nA1,My mug,,,Kitchen > Mugs\n")
+    assert run(httpserver, own.parent) == 2
+    error = capsys.readouterr().err
+    assert error == (
+        f"error: {own} was not written by prodcat collect (no readable collect.json beside it): a collection would "
+        "replace it; choose another output folder\n"
+    )
+    assert own.read_text().endswith("A1,My mug,,,Kitchen > Mugs\n") and httpserver.log == []
+
+    assert run(httpserver, tmp_path / "champagne", "--max-products", "2") == 0
+    kept = (tmp_path / "champagne" / "products.csv").read_bytes()
+    capsys.readouterr()
+    assert run(httpserver, tmp_path / "champagne", query="crémant") == 2
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'champagne'} holds the collection of 'champagne' from openfoodfacts: collecting 'crémant' "
+        "from openfoodfacts there would replace its products.csv; choose another output folder (the same query there "
+        "resumes it)\n"
+    )
+    assert (tmp_path / "champagne" / "products.csv").read_bytes() == kept
+    assert run(httpserver, tmp_path / "champagne") == 0  # the same query resumes
+    assert len(load_catalog(tmp_path / "champagne" / "products.csv")) == len(CHAMPAGNES) - 2
+
+    assert run(httpserver, own) == 2
+    assert capsys.readouterr().err.endswith(f"error: the output folder {own} is a file\n")
+
+
 def test_unreachable_network_fails_with_a_message_not_a_traceback(tmp_path, capsys):
     # a loopback port nobody listens on: connection refused, as fast as a missing route
     closed = f"http://127.0.0.1:{_free_port()}"

@@ -121,6 +121,11 @@ def collect(
         refresh: fetch every page again instead of reading the pages saved by an earlier run, and the
             photos that failed for good in an earlier run.
 
+    Raises:
+        ValueError: a blank ``query``, or ``max_products`` below 1.
+        NotADirectoryError, FileExistsError: ``out_dir`` is a file, or holds a ``products.csv`` that is not an
+            earlier collection of ``query`` from this source (a user's catalogue, another query's collection).
+
     Returns:
         The report, also written to ``out_dir/collect.json``. ``products.csv`` is written unless a failure or
         Ctrl-C came before any product (then an earlier run's file, if any, is left as it was); when a later
@@ -133,6 +138,7 @@ def collect(
         raise ValueError(f"max_products must be at least 1, got {max_products}")
     page_size = min(page_size or collector.max_page_size, collector.max_page_size)
     out = Path(out_dir)
+    _check_output_folder(out, collector, query)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     report = CollectReport(collector.name, query, collector.base_url, _now(), max_products=max_products)
@@ -147,6 +153,36 @@ def collect(
             report.stopped_by = "interrupted"  # what was collected is written below: a re-run resumes from it
     _write_outputs(out, collector, list(products.values()), pages, report, started)
     return report
+
+
+def _check_output_folder(out: Path, collector: Collector, query: str) -> None:
+    """Refuse an output folder whose ``products.csv`` a collection of ``query`` would replace while it is not an
+    earlier run of it to resume: a catalogue prodcat collect did not write (a user's own), or the collection of
+    another query or source.
+
+    Raises:
+        NotADirectoryError: ``out`` is a file.
+        FileExistsError: naming the catalogue it would replace.
+    """
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"the output folder {out} is a file")
+    catalogue = out / PRODUCTS_CSV
+    if not catalogue.exists():
+        return
+    try:
+        earlier = json.loads((out / REPORT_JSON).read_text(encoding="utf-8"))
+        source, earlier_query = str(earlier["source"]), str(earlier["query"])
+    except (OSError, ValueError, KeyError, TypeError):  # missing, damaged, or not a collection's report
+        raise FileExistsError(
+            f"{catalogue} was not written by prodcat collect (no readable {REPORT_JSON} beside it): a collection "
+            "would replace it; choose another output folder"
+        ) from None
+    if (source, earlier_query) != (collector.name, query):
+        raise FileExistsError(
+            f"{out} holds the collection of {earlier_query!r} from {source}: collecting {query!r} from "
+            f"{collector.name} there would replace its {PRODUCTS_CSV}; choose another output folder (the same "
+            "query there resumes it)"
+        )
 
 
 def _collect_products(
