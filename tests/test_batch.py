@@ -652,14 +652,15 @@ def test_cli_says_a_mistyped_model_before_reading_the_catalogue(tiny_training, t
 
 def test_cli_lists_photos_it_could_not_use_with_their_reason_on_every_run(flipkart_bundle, products, tmp_path, capsys):
     """A photo that does not decode is an input problem: listed in OUT.issues.csv with its line and why,
-    on a rerun too, although the embedding cache only remembers that it failed."""
+    on a rerun too, although the embedding cache only remembers that it failed; in line order among the problems
+    found reading the catalogue (a missing photo, on a later line, was listed above them)."""
     photos = [Path(p) for p in products["image"].iloc[:3]]
     broken = tmp_path / "truncated.jpg"
     broken.write_bytes(photos[1].read_bytes()[:2000])
     not_an_image = tmp_path / "notes.jpg"
     not_an_image.write_text("not a photo")
-    table = products.iloc[:3][["product_id", "title", "description"]].assign(
-        image=[str(photos[0]), str(broken), str(not_an_image)]
+    table = products.iloc[:4][["product_id", "title", "description"]].assign(
+        image=[str(photos[0]), str(broken), str(not_an_image), str(tmp_path / "missing.jpg")]
     )
     table["description"] = table["description"].str.replace("\n", " ")  # one line per product
     data = tmp_path / "products.csv"
@@ -668,12 +669,13 @@ def test_cli_lists_photos_it_could_not_use_with_their_reason_on_every_run(flipka
     for _ in range(2):
         assert main(["predict", str(flipkart_bundle), str(data), "--out", str(out), "--restart"]) == 0
         predicted = pd.read_csv(out)
-        assert predicted["modalities_used"].tolist() == ["text,image", "text", "text"]
+        assert predicted["modalities_used"].tolist() == ["text,image", "text", "text", "text"]
         issues = pd.read_csv(tmp_path / "preds.csv.issues.csv")
-        assert issues["row"].tolist() == [3, 4] and (issues["field"] == "image").all()
+        assert issues["row"].tolist() == [3, 4, 5] and (issues["field"] == "image").all()
         assert issues["product_id"].tolist() == table["product_id"].iloc[1:].tolist()
-        assert "truncated" in issues["message"].iat[0] and "not an image" in issues["message"].iat[1]
-        assert "2 input issue(s), 0 row(s) skipped" in capsys.readouterr().out
+        truncated, not_decoded, missing = issues["message"]
+        assert "truncated" in truncated and "not an image" in not_decoded and "not found" in missing
+        assert "3 input issue(s), 0 row(s) skipped" in capsys.readouterr().out
 
 
 def scored_whole_and_interrupted(tiny_training, tmp_path, monkeypatch, chunk_size: int, killed_at: int):

@@ -578,7 +578,9 @@ def run_predict(args: argparse.Namespace) -> int:
         return 130
     # written before anything is printed: a reader of the output that stops early (| head) ends the run there
     reads_photos = "image" in engine.manifest.get("modalities", [])
+    # in line order: the photos found unusable while scoring are among the problems found reading the catalogue
     issues = catalog.issues + (unused_photo_issues(catalog, args.out) if reads_photos else [])
+    issues.sort(key=lambda issue: issue.row)
     issues_file = write_input_issues(issues, args.out)
     resumed = f"; {summary.total - summary.scored} from the interrupted run" if summary.scored < summary.total else ""
     failed = f"; {summary.errors} could not be scored (see the error column)" if summary.errors else ""
