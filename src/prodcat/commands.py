@@ -574,7 +574,7 @@ def run_predict(args: argparse.Namespace) -> int:
         print(f"error: cannot write the predictions: {exc.strerror or exc}{_kept_chunks(args.out)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"interrupted{_kept_chunks(args.out)}", file=sys.stderr)
+        print(f"interrupted{_kept_chunks(args.out, separator='; ')}", file=sys.stderr)
         return 130
     # written before anything is printed: a reader of the output that stops early (| head) ends the run there
     reads_photos = "image" in engine.manifest.get("modalities", [])
@@ -597,12 +597,13 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _kept_chunks(out: str | Path) -> str:
-    """The note on resuming, when an earlier or this run left finished chunks to resume from."""
+def _kept_chunks(out: str | Path, separator: str = "\n") -> str:
+    """The note on resuming, after ``separator``, when an earlier or this run left finished chunks to
+    resume from."""
     work_dir = work_dir_for(out)
     if not any(work_dir.glob("part-*.parquet")):
         return ""
-    return f"\nfinished chunks are kept in {work_dir}: run the same command to resume"
+    return f"{separator}finished chunks are kept in {work_dir}: run the same command to resume"
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -8,11 +8,15 @@ that local runs never import dask.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import CancelledError
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any, Self
 
@@ -31,14 +35,38 @@ log = logging.getLogger(__name__)
 WORKER_WAIT_S = 60.0
 
 
+@contextlib.contextmanager
+def _sigint_held_back() -> Iterator[None]:
+    """SIGINT blocked in this thread while the block runs, hence in the threads it starts and the processes they
+    spawn, for their whole life (threads inherit a signal mask, and a process keeps it across fork and exec).
+
+    A terminal's Ctrl-C goes to every process of the foreground group, a local cluster's workers included: each
+    printed its KeyboardInterrupt traceback while the driver, which alone handles Ctrl-C (exit 130, resumable),
+    closed them anyway. The workers a local cluster starts, then or on a restart, come from the IO loop thread
+    it starts here. A SIGINT that comes meanwhile waits until the block ends, then interrupts the driver."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield  # no Ctrl-C to hold back outside the main thread; none of this on Windows
+        return
+    # multiprocessing's resource tracker unblocks SIGINT in the thread that starts it (the IO loop thread would,
+    # creating a worker's queue); once it runs, it is not started again
+    resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 class PredictorPlugin(WorkerPlugin):
     """Loads the bundle's Predictor once per worker (when the plugin is registered, or the worker joins later)
     and checks it is the driver's model: a worker that reads other files at that path is refused rather than
     scoring with another model."""
 
-    def __init__(self, bundle_dir: str, identity: str):
+    def __init__(self, bundle_dir: str, identity: str, *, local: bool = False):
         self.bundle_dir = bundle_dir
         self.identity = identity
+        #: the workers are a local cluster's, started for the run and closed with it
+        self.local = local
         self.predictor: Predictor | None = None
         # one plugin per run, not per model: a run that ends unregisters its plugin, which must not be
         # another run's of the same model on the same cluster
@@ -50,6 +78,10 @@ class PredictorPlugin(WorkerPlugin):
         return f"prodcat-predictor-{self.identity[:16]}-{self.run}"
 
     def setup(self, worker: Any) -> None:
+        if self.local:
+            # this logger's one warning, 'Async instruction ... ended with CancelledError', is the worker's close
+            # cutting a task short: what Ctrl-C does to a local cluster's busy workers (its errors stay shown)
+            logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
         predictor = Predictor.load(self.bundle_dir)
         if bundle_identity(predictor.manifest) != self.identity:
             raise BundleError(
@@ -80,7 +112,7 @@ class DaskEngine:
         self.bundle_dir = str(Path(bundle_dir).resolve())
         # verified here too: a damaged bundle is refused before any cluster is started
         self.manifest = verify_bundle(self.bundle_dir)
-        self.plugin = PredictorPlugin(self.bundle_dir, bundle_identity(self.manifest))
+        self.plugin = PredictorPlugin(self.bundle_dir, bundle_identity(self.manifest), local=scheduler is None)
         self.scheduler = scheduler
         self.workers = workers
         self._cluster: LocalCluster | None = None
@@ -101,14 +133,15 @@ class DaskEngine:
                     f"cannot use {self.scheduler!r} as a dask scheduler address ({exc}): give it as "
                     "tcp://HOST:PORT, the address `dask scheduler` prints"
                 ) from None
-        else:
-            self._cluster = LocalCluster(
-                n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None
-            )
-            self._client = Client(self._cluster)
         try:
             if self.scheduler:  # tasks sent to a cluster without workers would wait for one, without a word
                 self._wait_for_a_worker()
+            else:
+                with _sigint_held_back():
+                    self._cluster = LocalCluster(
+                        n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None
+                    )
+                self._client = Client(self._cluster)
             # before the call: a plugin whose setup failed on a worker stays registered, and must go at the close
             self._registered = True
             self._client.register_plugin(self.plugin, name=self.plugin.name)
@@ -119,8 +152,19 @@ class DaskEngine:
         log.info("dask: %d worker(s) at %s", self._n_workers(), self._address)
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self._close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        if exc_type is not KeyboardInterrupt:
+            self._close()
+            return
+        # Ctrl-C: the close cuts short the tasks under way, and kills the workers still busy a few seconds later,
+        # each in a warning of dask's; the user asked for the stop, and is told how to resume
+        distributed_log = logging.getLogger("distributed")
+        level = distributed_log.level
+        distributed_log.setLevel(logging.CRITICAL)
+        try:
+            self._close()
+        finally:
+            distributed_log.setLevel(level)
 
     def _close(self) -> None:
         if self._client is not None:
