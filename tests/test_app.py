@@ -148,7 +148,8 @@ def test_model_tables_from_the_bundle_manifest(manifest):
     metrics = manifest["metrics"]
     headline = views.headline_table(metrics)
     assert list(headline.index) == ["accuracy", "f1_weighted", "f1_macro"]
-    assert ((headline["low"] <= headline["value"]) & (headline["value"] <= headline["high"])).all()
+    for name, (low, high) in metrics["intervals"].items():
+        assert low < high and headline.loc[name, "95% interval"] == f"{low:.4f}–{high:.4f}"
     per_class = views.per_class_table(metrics)
     assert sorted(per_class.index) == manifest["labels"]
     assert per_class["f1"].is_monotonic_increasing and per_class["support"].sum() == metrics["n"]
@@ -158,6 +159,16 @@ def test_model_tables_from_the_bundle_manifest(manifest):
     overview = views.model_overview(manifest)
     assert overview["trained on"] == "300 products" and overview["categories"] == "7"
     assert views.per_class_table({}).empty and views.reliability_table({}).empty and views.levels_table({}).empty
+
+
+def test_an_interval_of_zero_width_is_said_to_be_degenerate_as_the_reports_say():
+    """'1.0000' low and high read as certainty; the reports and the CLI say such an interval measures nothing."""
+    metrics = {"accuracy": 1.0, "f1_weighted": 0.9, "f1_macro": 0.8, "intervals": {"accuracy": [1.0, 1.0]}}
+    headline = views.headline_table(metrics)
+    assert headline.loc["accuracy", "95% interval"] == (
+        "degenerate: 1.0000 in at least 95% of resamples, not a measure of the uncertainty"
+    )
+    assert list(headline.loc[["f1_weighted", "f1_macro"], "95% interval"]) == ["–", "–"]  # none recorded
 
 
 # ---------------------------------------------------------------------------------------------- Predict helpers
@@ -407,6 +418,11 @@ def test_model_page_shows_the_manifest(app, flipkart_bundle, manifest):
     per_class = next(d.value for d in test.dataframe if "f1" in d.value.columns and "support" in d.value.columns)
     assert sorted(per_class.index) == manifest["labels"]
     assert bar_chart_order(test) == [None]  # F1 per category weakest first, not alphabetical
+    # the reliability diagram is the reports' figure, its bins as points: no line chart joins them
+    marks = [json.loads(chart.proto.spec).get("mark", {}).get("type") for chart in test.get("vega_lite_chart")]
+    assert marks == ["bar"] and len(test.get("image")) == 1  # the F1 per category, and the figure
+    headline = next(d.value for d in test.dataframe if "95% interval" in d.value.columns)
+    assert list(headline.index) == ["accuracy", "f1_weighted", "f1_macro"]
     assert [s.value for s in test.subheader] == [
         "Metrics recorded at training",
         "Decision and calibration",

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
@@ -25,6 +26,7 @@ from prodcat.bundle import model_level as bundle_level  # `model_level` names th
 from prodcat.catalog.loaders import CatalogFormatError
 from prodcat.catalog.schema import RowIssue, depth, is_readable
 from prodcat.evaluate.explain import Explanation, explain
+from prodcat.evaluate.report import reliability_figure
 from prodcat.image.decode import accepted_formats
 from prodcat.predict import Predictor
 
@@ -265,11 +267,10 @@ def model_page(manifest: dict[str, Any]) -> None:
     if not reliability.empty:
         st.subheader("Reliability diagram")
         st.caption("Accuracy per confidence bin against the diagonal of perfect calibration.")
-        st.line_chart(
-            reliability.set_index("confidence")[["accuracy"]].assign(perfect=reliability["confidence"].to_numpy()),
-            x_label="mean confidence",
-            y_label="accuracy",
-        )
+        # the reports' figure: bins as points against the diagonal, no line drawing a trend across empty bins
+        figure = reliability_figure(metrics["calibration"])
+        st.pyplot(figure, clear_figure=True)
+        plt.close(figure)
         st.dataframe(reliability.round(4), hide_index=True)
 
     with st.expander(f"Labels ({len(manifest.get('labels', []))})"):

@@ -39,6 +39,7 @@ from prodcat.catalog.schema import (
 from prodcat.catalog.tables import read_csv_table
 from prodcat.evaluate.explain import WordExplanation
 from prodcat.evaluate.labelled import InTraining, products_in_training, unknown_categories_warning
+from prodcat.evaluate.report import interval_text
 from prodcat.image.decode import ImageDecodeError, ImageSource, load_image
 from prodcat.models.decision import accepts_nothing
 from prodcat.predict import Prediction, Predictor
@@ -301,14 +302,16 @@ def model_overview(manifest: dict[str, Any]) -> pd.Series:
 
 
 def headline_table(metrics: dict[str, Any]) -> pd.DataFrame:
-    """Accuracy and F1 scores with their 95% bootstrap intervals: index metric, columns value, low, high."""
+    """Accuracy and F1 scores with their 95% bootstrap intervals, written as the reports and the CLI write them
+    (``low–high``, or, of zero width, said to be degenerate; ``–`` where none was recorded): index metric, columns
+    value, interval."""
     intervals = metrics.get("intervals", {})
     rows = {
-        name: [metrics[name], *intervals.get(name, (np.nan, np.nan))]
+        name: [metrics[name], interval_text(*intervals[name], "{:.4f}") if name in intervals else "–"]
         for name in ("accuracy", "f1_weighted", "f1_macro")
         if name in metrics
     }
-    return pd.DataFrame.from_dict(rows, orient="index", columns=["value", "low", "high"]).rename_axis("metric")
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["value", "95% interval"]).rename_axis("metric")
 
 
 def per_class_table(metrics: dict[str, Any]) -> pd.DataFrame:
