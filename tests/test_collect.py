@@ -994,6 +994,16 @@ def test_a_query_typed_in_a_terminal_that_is_not_utf8_is_refused_saying_so(https
     assert httpserver.log == []
 
 
+def test_a_query_with_decomposed_accents_resumes_the_same_query_typed_with_composed_ones(httpserver, tmp_path):
+    """'crémant' from a macOS terminal ('e' and a combining accent) was another query than 'crémant' typed
+    elsewhere: sent as such, and its saved pages not found."""
+    serve_search(httpserver, search_pages(CHAMPAGNES))
+    assert run(httpserver, tmp_path, query="cr\u00e9mant") == 0
+    assert run(httpserver, tmp_path, query="cre\u0301mant") == 0
+    assert search_requests(httpserver) == [1, 2, 3]  # the second run from the pages saved
+    assert {request.args["search_terms"] for request, _ in httpserver.log} == {"cr\u00e9mant"}
+
+
 def test_a_query_matching_nothing_says_so_and_writes_an_empty_catalogue(httpserver, tmp_path, capsys):
     serve_search(httpserver, {})
     assert run(httpserver, tmp_path, query="zzzz") == 0

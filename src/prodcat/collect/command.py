@@ -9,6 +9,7 @@ import math
 import os
 import sys
 import textwrap
+import unicodedata
 from collections.abc import Callable
 
 from prodcat.arguments import user_path
@@ -39,7 +40,9 @@ def _number(kind: type[int] | type[float], *, zero_allowed: bool = False) -> Cal
 
 def _search_terms(text: str) -> str:
     """An argparse type for --query: refuses blank terms, which a full-text search takes for "everything", and
-    terms that are not UTF-8, which no URL can carry."""
+    terms that are not UTF-8, which no URL can carry. Accents are composed (NFC): a macOS terminal or file name
+    gives 'crémant' as 'e' and a combining accent, which was another query than the same word typed elsewhere,
+    its pages not resumed."""
     if not text.strip():
         raise argparse.ArgumentTypeError("is blank: give search terms (a blank query matches every product)")
     try:
@@ -48,7 +51,7 @@ def _search_terms(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"is not UTF-8 text ({text!a}): the terminal sends another encoding; set it to UTF-8"
         ) from None
-    return text.strip()
+    return unicodedata.normalize("NFC", text.strip())
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
