@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from types import MethodType, SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from prodcat.explore import clustering
 from prodcat.explore.clustering import (
     FeasibilityStudy,
     check_feature_sets,
@@ -222,14 +225,20 @@ def test_a_study_with_nothing_to_study_says_so_in_one_line(tmp_path, capsys):
     assert error == "error: no feature set could be studied (tfidf: no product has text; bow: no product has text)"
 
 
+def _fake_blocks(**parts: object) -> SimpleNamespace:
+    """A stand-in for the study's block store: ``get``, ``available``, ``modality`` and ``seconds`` as given, and
+    the store's own ``combined`` on top of them."""
+    blocks = SimpleNamespace(seed=0, **parts)
+    blocks.combined = MethodType(clustering._BlockStore.combined, blocks)
+    return blocks
+
+
 def test_a_combined_feature_set_is_studied_on_the_products_having_all_its_blocks():
     """Zero blocks of the products missing a modality would cluster them together, whatever their category."""
-    from types import SimpleNamespace
-
     categories = np.array(["a", "b"] * 15)
     text_rows = np.arange(30) < 27  # the last 3 products have no text
     photo_rows = np.arange(30) >= 2  # the first 2 have no photo
-    blocks = SimpleNamespace(
+    blocks = _fake_blocks(
         get=lambda name: np.random.default_rng(0).normal(size=(30, 3)).astype(np.float32),
         available={"text": text_rows, "photo": photo_rows},
         modality={"text": "text", "photo": "image"},
@@ -243,9 +252,7 @@ def test_a_combined_feature_set_is_studied_on_the_products_having_all_its_blocks
 
 def test_a_feature_set_describing_fewer_products_than_a_study_needs_is_skipped():
     """4 products with a photo among 30 were clustered and scored ARI 1.000, the best run of the study."""
-    from types import SimpleNamespace
-
-    blocks = SimpleNamespace(
+    blocks = _fake_blocks(
         get=lambda name: np.random.default_rng(0).normal(size=(30, 3)).astype(np.float32),
         available={"tfidf": np.ones(30, dtype=bool), "color_hist": np.arange(30) < 4},
         modality={"tfidf": "text", "color_hist": "image"},
@@ -265,7 +272,6 @@ def test_a_feature_set_describing_fewer_products_than_a_study_needs_is_skipped()
 
 def test_the_study_seed_reaches_the_extractors_that_learn_with_randomness(monkeypatch, tmp_path, jpeg_bytes):
     """Word2Vec and the visual-word codebooks take the study's seed, unless the study is given theirs."""
-    from prodcat.explore import clustering
 
     made = {}
     real = clustering.make_extractor
@@ -293,8 +299,6 @@ def test_the_study_seed_reaches_the_extractors_that_learn_with_randomness(monkey
 def test_a_study_where_each_product_is_alone_in_its_category_is_refused():
     """A --sample smaller than the categories (or a deep --level) used to print ARI 1.000 for every feature set:
     any clustering into one cluster per product matches one category per product."""
-    from types import SimpleNamespace
-
     frame = pd.DataFrame(
         {
             "product_id": [f"p{i}" for i in range(12)],
@@ -309,7 +313,7 @@ def test_a_study_where_each_product_is_alone_in_its_category_is_refused():
         study.run(frame)
     # the same for a feature set that describes only some products, each of another category
     categories = np.array(["a", "a", *(f"c{i}" for i in range(12))])
-    blocks = SimpleNamespace(
+    blocks = _fake_blocks(
         get=lambda name: np.ones((14, 3), dtype=np.float32),
         available={"photo": np.arange(14) >= 2},
         modality={"photo": "image"},
