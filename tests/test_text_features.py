@@ -17,7 +17,7 @@ from prodcat.catalog.schema import product_text
 from prodcat.cli import main
 from prodcat.features.base import make_extractor
 from prodcat.features.cache import EmbeddingCache
-from prodcat.text.clean import clean_text, clean_texts, detect_language
+from prodcat.text.clean import clean_text, clean_texts, detect_language, language_prior
 from prodcat.text.features import LayoutExtractor
 
 
@@ -90,7 +90,7 @@ def test_word_extractor_lemmatizes_in_each_language(rakuten_frame: pd.DataFrame)
     # the English stop-words go from the catalogue's English products (not from French ones)
     extractor = make_extractor("tfidf_word", lemmatize=True, remove_stop_words=True)
     cleaned = clean_texts(product_text(rakuten_frame))
-    languages = detect_language(cleaned)
+    languages = detect_language(cleaned, prior=language_prior(cleaned))  # as the extractor reads them
     english = [text for text, lang in zip(extractor.normalise(cleaned), languages, strict=True) if lang == "en"]
     assert len(english) > 20 and not any("the" in text.split() for text in english)
 
@@ -119,6 +119,17 @@ def test_word2vec_reads_a_product_in_its_training_catalogue_language(fashion_dir
     extractor = make_extractor("word2vec", vector_size=10, epochs=1, workers=1).fit(frame)
     alone = pd.DataFrame({"title": ["Gini and Jony Girls Red Top"], "description": [""]})
     assert extractor.tokens(alone) == [["gini", "jony", "girls", "red", "top"]]
+
+
+def test_bag_of_words_reads_a_product_in_its_training_catalogue_language(fashion_dir: Path) -> None:
+    """As word2vec: a product transformed alone was read in the language detected from its own words, Italian for
+    "Gini and Jony Girls Red Top" (whose "and" then survives), not in its English training catalogue's."""
+    styles = pd.read_csv(fashion_dir / "styles.csv", usecols=["productDisplayName"]).dropna()
+    frame = pd.DataFrame({"title": styles["productDisplayName"].astype(str), "description": ""})
+    extractor = make_extractor("bow").fit(frame)
+    alone = pd.DataFrame({"title": ["Gini and Jony Girls Red Top"], "description": [""]})
+    words = set(extractor.get_feature_names_out()[extractor.transform(alone).nonzero()[1]])
+    assert "and" not in words and {"girl", "red", "top"} <= words
 
 
 def _assert_cached(name: str, frame: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **params) -> None:

@@ -32,27 +32,28 @@ class _VectorizerExtractor(Extractor):
     #: set by subclasses: does this extractor offer lemmas/stop-words?
     _normalizes: bool = False
 
-    def texts(self, frame: pd.DataFrame) -> list[str]:
-        """The strings the vectorizer sees, one per product."""
-        return self.normalise(clean_texts(product_text(frame)))
-
     def normalise(self, cleaned: list[str]) -> list[str]:
-        """Cleaned texts to what the vectorizer sees (lemmas, no stop-words, if asked)."""
-        if self._normalizes and (self.lemmatize or self.remove_stop_words):
-            normalizer = TextNormalizer(
-                clean=False,
-                lemmatize=self.lemmatize,
-                remove_stop_words=self.remove_stop_words,
-                language=self.language,
-            )
-            return normalizer.transform(cleaned)
-        return cleaned
+        """Cleaned texts to what the vectorizer sees (lemmas, no stop-words, if asked), each product read in its
+        language as found in light of the training catalogue's languages (those of ``cleaned`` itself before
+        ``fit``), so that a product scored alone reads as it would among the products it was trained with."""
+        if not self._normalises():
+            return cleaned
+        normalizer = getattr(self, "normalizer_", None) or self._normalizer().fit(cleaned)
+        return normalizer.transform(cleaned)
+
+    def _normalises(self) -> bool:
+        return self._normalizes and (self.lemmatize or self.remove_stop_words)
+
+    def _normalizer(self) -> TextNormalizer:
+        return TextNormalizer(
+            clean=False, lemmatize=self.lemmatize, remove_stop_words=self.remove_stop_words, language=self.language
+        )
 
     def _vectorizer(self) -> Any:
         raise NotImplementedError
 
     def fit(self, frame: pd.DataFrame, y: Any = None) -> _VectorizerExtractor:
-        self.vectorizer_ = self._vectorizer().fit(self.texts(frame))
+        self.fit_transform_cleaned(clean_texts(product_text(frame)))
         return self
 
     def fit_transform(self, frame: pd.DataFrame, y: Any = None, **fit_params: Any) -> sp.csr_matrix:
@@ -63,6 +64,8 @@ class _VectorizerExtractor(Extractor):
 
     def fit_transform_cleaned(self, cleaned: list[str]) -> sp.csr_matrix:
         """:meth:`fit_transform` from already cleaned texts, in one pass over them."""
+        if self._normalises():
+            self.normalizer_ = self._normalizer().fit(cleaned)
         self.vectorizer_ = self._vectorizer()
         return self.vectorizer_.fit_transform(self.normalise(cleaned)).tocsr()
 
