@@ -269,7 +269,8 @@ def model_page(manifest: dict[str, Any]) -> None:
         st.caption("Accuracy per confidence bin against the diagonal of perfect calibration.")
         # the reports' figure: bins as points against the diagonal, no line drawing a trend across empty bins
         figure = reliability_figure(metrics["calibration"])
-        st.pyplot(figure, clear_figure=True)
+        # at the report PNG's size: stretched across the wide layout, the square figure would be taller than the screen
+        st.pyplot(figure, width="content", dpi=110)
         plt.close(figure)
         st.dataframe(reliability.round(4), hide_index=True)
 
