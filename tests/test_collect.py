@@ -545,7 +545,8 @@ def test_pages_saved_from_an_api_serving_fewer_records_than_asked_are_not_cut_in
 
 def test_an_output_folder_holding_another_catalogue_is_refused_not_overwritten(httpserver, tmp_path, capsys):
     """--out into a folder holding a user's own products.csv, or another query's collection, replaced that
-    catalogue without a word (and --out naming a file failed with '[Errno 17] File exists')."""
+    catalogue without a word, and into a Flipkart folder wrote among its files (--out naming a file failed with
+    '[Errno 17] File exists')."""
     serve_search(httpserver, search_pages(CHAMPAGNES))
     own = tmp_path / "mine" / "products.csv"
     own.parent.mkdir()
@@ -573,6 +574,16 @@ def test_an_output_folder_holding_another_catalogue_is_refused_not_overwritten(h
 
     assert run(httpserver, own) == 2
     assert capsys.readouterr().err.endswith(f"error: the output folder {own} is a file\n")
+
+    flipkart = tmp_path / "flipkart"
+    flipkart.mkdir()
+    (flipkart / "flipkart_com-ecommerce_sample.csv").write_text("uniq_id,product_name\n")
+    assert run(httpserver, flipkart) == 2
+    assert capsys.readouterr().err == (
+        f"error: {flipkart} is a catalogue folder (flipkart_com-ecommerce_sample.csv): a collection would write its "
+        "products.csv and photos among its files; choose another output folder\n"
+    )
+    assert [path.name for path in flipkart.iterdir()] == ["flipkart_com-ecommerce_sample.csv"]
 
 
 def test_unreachable_network_fails_with_a_message_not_a_traceback(tmp_path, capsys):

@@ -75,7 +75,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--query", required=True, type=_search_terms, metavar="TERMS", help="search terms, e.g. champagne"
     )
-    parser.add_argument("--out", required=True, type=user_path, metavar="DIR", help="output folder (re-used to resume)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=user_path,
+        metavar="DIR",
+        help="output folder (re-used to resume; one holding another catalogue or query's collection is refused)",
+    )
     parser.add_argument(
         "--max-products", type=_number(int), metavar="N", help="stop after N distinct products (default: all)"
     )

@@ -41,7 +41,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from prodcat.catalog.loaders import MAX_TEXT_CHARS
+from prodcat.catalog.loaders import MAX_TEXT_CHARS, catalog_files
 from prodcat.catalog.schema import COLUMNS
 from prodcat.collect.base import CollectedProduct, Collector, Page, PageFormatError, RecordError
 from prodcat.collect.http import PERMANENT_CAUSES, UNREACHABLE, HttpClient, InvalidAnswer, NetworkError, decode_json
@@ -156,16 +156,21 @@ def collect(
 
 
 def _check_output_folder(out: Path, collector: Collector, query: str) -> None:
-    """Refuse an output folder whose ``products.csv`` a collection of ``query`` would replace while it is not an
-    earlier run of it to resume: a catalogue prodcat collect did not write (a user's own), or the collection of
-    another query or source.
+    """Refuse an output folder holding a catalogue that a collection of ``query`` would replace or mix with: a
+    Flipkart, Rakuten or fashion folder, a ``products.csv`` prodcat collect did not write (a user's own), or the
+    collection of another query or source; an earlier run of the same query is resumed.
 
     Raises:
         NotADirectoryError: ``out`` is a file.
-        FileExistsError: naming the catalogue it would replace.
+        FileExistsError: naming the catalogue there.
     """
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"the output folder {out} is a file")
+    if out.is_dir() and (native := catalog_files(out)):
+        raise FileExistsError(
+            f"{out} is a catalogue folder ({native[0].name}): a collection would write its products.csv and photos "
+            "among its files; choose another output folder"
+        )
     catalogue = out / PRODUCTS_CSV
     if not catalogue.exists():
         return
