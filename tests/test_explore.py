@@ -265,9 +265,34 @@ def test_a_feature_set_describing_fewer_products_than_a_study_needs_is_skipped()
     assert study._prepare("color_hist", blocks, categories, skipped) is None
     assert study._prepare("tfidf", blocks, categories, skipped) is not None
     assert skipped == {
-        "tfidf+color_hist": "only 4 product(s) have text and a photo: a study needs at least 10",
-        "color_hist": "only 4 product(s) have a photo: a study needs at least 10",
+        "tfidf+color_hist": "only 4 product(s) have text and a readable photo: a study needs at least 10",
+        "color_hist": "only 4 product(s) have a readable photo: a study needs at least 10",
     }
+
+
+def test_feature_sets_of_corrupt_photos_are_skipped_each_reason_said_once(tmp_path, capsys, monkeypatch):
+    """Every photo there but corrupt: 'bovw_orb (bovw_orb: no readable photo ...)' named the extractor twice, and
+    color_hist, which fits on zero rows, was 'only 0 product(s) have a photo'. Within a combined set the failing
+    extractor is still named, as the reason would not say which block it is."""
+    from prodcat.cli import main
+
+    monkeypatch.setenv("PRODCAT_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "photos").mkdir()
+    ids = [f"p{i}" for i in range(12)]
+    for product_id in ids:
+        (tmp_path / "photos" / f"{product_id}.jpg").write_bytes(b"not a jpeg")
+    titles = ["red mug tea", "steel wrist watch"] * 6
+    rows = {"product_id": ids, "title": titles, "description": "", "image": [f"photos/{i}.jpg" for i in ids]}
+    data = tmp_path / "products.csv"
+    pd.DataFrame(rows | {"category": ["Kitchen", "Watches"] * 6}).to_csv(data, index=False)
+    features = "bovw_orb,color_hist,tfidf+bovw_orb"
+    args = ["explore", str(data), "--features", features, "--reductions", "pca", "--report", str(tmp_path / "report")]
+    assert main([*args, "--no-progress"]) == 2
+    no_keypoints = "no readable photo with keypoints in the catalogue; cannot fit a codebook"
+    assert capsys.readouterr().err.strip() == (
+        f"error: no feature set could be studied (bovw_orb: {no_keypoints}; color_hist: no product has a readable "
+        f"photo; tfidf+bovw_orb: bovw_orb: {no_keypoints})"
+    )
 
 
 def test_the_study_seed_reaches_the_extractors_that_learn_with_randomness(monkeypatch, tmp_path, jpeg_bytes):

@@ -132,7 +132,7 @@ def test_an_extractor_that_cannot_load_here_is_skipped_not_a_traceback(flipkart_
     assert [r["features"] for r in result.records()] == ["bow"]
     assert result.skipped == {
         missing_package: "needs the weights package x",
-        f"bow+{offline}": "not reachable on the Hugging Face hub (offline?)",
+        f"bow+{offline}": f"{offline}: not reachable on the Hugging Face hub (offline?)",  # which block failed
     }
 
 

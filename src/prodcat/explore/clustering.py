@@ -282,19 +282,22 @@ class FeasibilityStudy:
         A feature set that cannot be studied is recorded in ``skipped`` (with the reason) and gives ``None``.
         """
         names = feature_set.split("+")
-        try:
-            matrices = [blocks.get(name) for name in names]
-        except EXTRACTOR_FAILURES as error:
-            skipped[feature_set] = str(error)
-            log.warning("%s skipped: %s", feature_set, error)
-            return None
+        matrices = []
+        for name in names:
+            try:
+                matrices.append(blocks.get(name))
+            except EXTRACTOR_FAILURES as error:
+                skipped[feature_set] = _failure_reason(name, error, alone=len(names) == 1)
+                log.warning("%s skipped: %s", feature_set, skipped[feature_set])
+                return None
         rows = np.flatnonzero(np.logical_and.reduce([blocks.available[name] for name in names]))
         n_categories = len(np.unique(categories[rows]))
-        if len(rows) < MIN_PRODUCTS:  # as for the whole study: 4 products with a photo scored ARI 1.000, ranked first
-            skipped[feature_set] = (
-                f"only {len(rows)} product(s) have {_modality_words(blocks.modality[n] for n in names)}: "
-                f"a study needs at least {MIN_PRODUCTS}"
-            )
+        # available() counts a photo only if it decodes (and, for visual words, has a keypoint)
+        needs = _modality_words((blocks.modality[n] for n in names), photo="a readable photo")
+        if not len(rows):  # "only 0 product(s) have a photo", said of photos that were all there but corrupt
+            skipped[feature_set] = f"no product has {needs}"
+        elif len(rows) < MIN_PRODUCTS:  # as for the whole study: 4 products with a photo scored ARI 1.000, ranked 1st
+            skipped[feature_set] = f"only {len(rows)} product(s) have {needs}: a study needs at least {MIN_PRODUCTS}"
         elif n_categories < 2:
             skipped[feature_set] = f"fewer than 2 categories among the {len(rows)} products it describes"
         elif n_categories == len(rows):  # any clustering into as many clusters would score ARI 1
@@ -381,10 +384,19 @@ def _vocabulary_failure(error: Exception) -> ValueError | None:
     )
 
 
-def _modality_words(modalities: Iterable[str]) -> str:
-    """What products need for extractors of these modalities: 'text', 'a photo', 'text and a photo'."""
+def _modality_words(modalities: Iterable[str], *, photo: str = "a photo") -> str:
+    """What products need for extractors of these modalities: 'text', 'a photo', 'text and a photo' (``photo``
+    names the photo's part)."""
     given = set(modalities)
-    return " and ".join(words for modality, words in (("text", "text"), ("image", "a photo")) if modality in given)
+    return " and ".join(words for modality, words in (("text", "text"), ("image", photo)) if modality in given)
+
+
+def _failure_reason(name: str, error: Exception, *, alone: bool) -> str:
+    """Why the extractor ``name`` cannot be studied, as a skipped feature set's reason: named when it is one block
+    of several (which one failed), not when it is the whole set, whose name the reason already follows; an
+    extractor that names itself in its message ('bovw_orb: no readable photo ...') is named once."""
+    reason = str(error).removeprefix(f"{name}: ")
+    return reason if alone else f"{name}: {reason}"
 
 
 class _BlockStore:
