@@ -82,19 +82,33 @@ def seed_runs(name: str, seeds: Sequence[int], reports: Path) -> dict:
     return {"features": features, "reduction": reduction, "ari": ari, "median": statistics.median(ari.values())}
 
 
+def study_names(text: str) -> list[str]:
+    """``--studies``: a comma list of :data:`STUDIES` names (an unknown one is refused before any study runs)."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if unknown := [name for name in names if name not in STUDIES]:
+        raise argparse.ArgumentTypeError(f"unknown study {', '.join(unknown)}; known: {', '.join(STUDIES)}")
+    if not names:
+        raise argparse.ArgumentTypeError(f"names no study ({text!r}); known: {', '.join(STUDIES)}")
+    return names
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--studies", default=",".join(STUDIES), help=f"comma list among {', '.join(STUDIES)}")
+    parser.add_argument(
+        "--studies",
+        type=study_names,
+        default=list(STUDIES),
+        help=f"comma list among {', '.join(STUDIES)} (default: all)",
+    )
     parser.add_argument("--no-cold", action="store_true", help="skip the cold Flipkart run")
     parser.add_argument("--seeds", help="comma list of seeds to run the fixed configuration with (e.g. 0,1,2)")
     args = parser.parse_args()
-    studies = [s.strip() for s in args.studies.split(",")]
     reports = Path(tempfile.mkdtemp(prefix="prodcat-explore-"))
     path = RESULTS / "explore.json"
     # studies run separately accumulate in one file
     results: dict = json.loads(path.read_text()) if path.exists() else {"studies": {}}
     results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
-    for name in studies:
+    for name in args.studies:
         if name == "flipkart" and not args.no_cold:
             with tempfile.TemporaryDirectory(prefix="prodcat-cold-") as cache:
                 env = {**os.environ, "PRODCAT_CACHE_DIR": cache}

@@ -577,3 +577,18 @@ def test_a_single_category_at_the_full_path_is_named_so():
     )
     with pytest.raises(ValueError, match="a single category at level full path; clustering needs two"):
         FeasibilityStudy(features=["tfidf"], reductions=["pca"], level=None, progress=False).run(frame)
+
+
+def test_the_benchmark_refuses_an_unknown_study_by_listing_the_known_ones():
+    """``benchmarks/explore.py --studies unknown`` ended in a KeyError traceback (after reading the results file)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "explore.py"
+    done = subprocess.run([sys.executable, str(script), "--studies", "unknown"], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == (
+        "explore.py: error: argument --studies: unknown study unknown; "
+        "known: flipkart, rakuten, fashion_level2, fashion_level3"
+    )
