@@ -354,6 +354,29 @@ def test_training_corrections_leave_out_an_unreadable_record_and_say_so(
     assert f"review record {ids[1]}: its reviewed_at cannot be read" in caplog.text
 
 
+def test_a_correction_overridden_by_an_unreadable_one_is_not_trained_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A product reviewed again, its later correction left unreadable by a hand edit: the earlier correction, which
+    the reviewer had overridden, was trained on in its stead."""
+    path = tmp_path / "reviews.db"
+    store = ReviewStore(f"sqlite:///{path}")
+    overridden, latest, other = store.record_many(
+        [review("mug", source_product_id="SKU-1"), review("mug", source_product_id="SKU-1"), review("lamp")]
+    )
+    store.submit(overridden, "Home Furnishing")
+    store.submit(latest, "Kitchen & Dining")
+    store.submit(other, "Home Furnishing")
+    store.close()
+    edit_by_hand(path, latest, "top_k")
+
+    corrections = load_corrections(f"sqlite:///{path}", tmp_path / "images")
+
+    assert corrections["product_id"].tolist() == [f"review-{other}"]
+    assert f"review record {latest}: its top_k cannot be read" in caplog.text
+    assert f"review records {overridden} are left out of the training data too" in caplog.text
+
+
 class _Connecting(Exception):
     """Raised instead of connecting, once the connection's parameters are seen."""
 

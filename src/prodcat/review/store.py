@@ -423,12 +423,21 @@ class ReviewStore:
         query = _RAW_RECORDS.where(_ReviewRow.status == REVIEWED).order_by(_ReviewRow.id)
         records = []
         with self._sessions() as session:
-            rows = []
+            rows, unreadable = [], []
             for row in _read(session.connection(), query):
-                if isinstance(row, UnreadableRecord):
-                    log.warning("%s: its correction is left out of the training data", row)
-                else:
-                    rows.append(row)
+                (unreadable if isinstance(row, UnreadableRecord) else rows).append(row)
+            for record in unreadable:
+                log.warning("%s: its correction is left out of the training data", record)
+            if undecided := _source_products(session, [record.id for record in unreadable]):
+                # an unreadable correction may be its product's latest: an earlier one it overrode must not stand in
+                left_out = [row.id for row in rows if row.source_product_id in undecided]
+                rows = [row for row in rows if row.source_product_id not in undecided]
+                if left_out:
+                    log.warning(
+                        "review records %s are left out of the training data too: another correction of their "
+                        "product cannot be read, so which one is the latest is unknown",
+                        ", ".join(map(str, left_out)),
+                    )
             for row in _latest_per_product(rows):
                 records.append(
                     {
@@ -546,6 +555,17 @@ def _clock(session: Session) -> datetime:
     if session.get_bind().dialect.name == "postgresql":
         return session.scalar(sa.select(sa.func.clock_timestamp()))
     return datetime.now(UTC)
+
+
+def _source_products(session: Session, review_ids: list[int]) -> set[str]:
+    """The ``source_product_id`` of the records ``review_ids`` that have one; a text column that no type
+    conversion reads, hence readable in a record that is not."""
+    if not review_ids:
+        return set()
+    query = sa.select(_ReviewRow.source_product_id).where(
+        _ReviewRow.id.in_(review_ids), _ReviewRow.source_product_id.is_not(None)
+    )
+    return set(session.scalars(query))
 
 
 def _latest_per_product(rows: list[_ReviewRow]) -> list[_ReviewRow]:
