@@ -211,8 +211,59 @@ def test_maps_of_many_categories_say_why_they_have_no_legend(tmp_path, categorie
     )
     result = FeasibilityStudy(features=["tfidf"], reductions=["tsne"], progress=False).run(frame)
     _, html_path = write_report(result, tmp_path)
-    note = f"With {categories} categories the maps have no legend: a category's colour is its place"
+    note = f"With {categories} categories the maps have no legend: each category's name (its last level"
     assert (note in " ".join(html_path.read_text().split())) == said
+
+
+@pytest.mark.parametrize("categories", [24, 3])
+def test_maps_of_many_categories_name_each_category_where_its_products_are(monkeypatch, categories):
+    """Past 20 categories (27 on Rakuten, 84 on fashion at level 3) the maps had neither legend nor names: hues of
+    one continuous scale, no telling which category was where. Each name is now written at the median of its
+    products (left) and of the cluster matched to it (right), in black on a white outline; a legend below 21."""
+    import pandas as pd
+
+    from prodcat.explore import report
+
+    frame = pd.DataFrame(
+        {
+            "product_id": [f"p{i}" for i in range(4 * categories)],
+            "title": [f"word{i % categories} thing{i % categories} item {i}" for i in range(4 * categories)],
+            "description": "",
+            "image": None,
+            "category": [f"Shop > category {i % categories:02d}" for i in range(4 * categories)],
+        }
+    )
+    result = FeasibilityStudy(features=["tfidf"], reductions=["tsne"], level=None, progress=False).run(frame)
+    (run,) = result.runs
+    drawn = []
+    monkeypatch.setattr(report, "figure_data_uri", lambda fig: drawn.append(fig) or "")
+    report.scatter_pair(result, run, report.category_palette(sorted(set(result.categories))))
+    true_panel, cluster_panel = drawn[0].axes
+    if categories <= report.LEGEND_MAX:
+        assert not true_panel.texts and not cluster_panel.texts and drawn[0].legends
+        return
+    written = {text.get_text(): text for text in true_panel.texts}
+    assert sorted(written) == [f"category {c:02d}" for c in range(categories)]  # the last level: 'Shop' says nothing
+    for name, text in written.items():
+        members = result.categories_of(run) == f"Shop > {name}"
+        np.testing.assert_allclose(text.get_position(), np.median(run.points[members], axis=0))
+        (outline,) = text.get_path_effects()
+        assert outline._gc["foreground"] == "white"
+    matched = {run.matching.assignment[c].removeprefix("Shop > ") for c in np.unique(run.clusters)}
+    assert sorted(text.get_text() for text in cluster_panel.texts) == sorted(matched)
+
+
+def test_a_category_is_named_on_a_map_by_as_many_last_levels_as_set_it_apart():
+    from prodcat.explore.report import MAP_LABEL_CHARS, map_labels
+
+    paths = ["Apparel > Topwear > Tshirts", "Apparel > Accessories", "Footwear > Accessories", "Gifts $5", "B" * 99]
+    assert map_labels(paths) == {
+        "Apparel > Topwear > Tshirts": "Tshirts",
+        "Apparel > Accessories": "Apparel > Accessories",
+        "Footwear > Accessories": "Footwear > Accessories",
+        "Gifts $5": r"Gifts \$5",  # drawn with its dollar, not read as mathtext
+        "B" * 99: "B" * (MAP_LABEL_CHARS - 1) + "…",
+    }
 
 
 def test_a_feature_sets_map_is_a_tsne_of_its_features_whatever_reduction_clustered_it(flipkart_sample, study):

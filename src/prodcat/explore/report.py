@@ -2,7 +2,8 @@
 
 The HTML embeds everything (plots as base64 PNG, product thumbnails as base64
 JPEG), so it can be mailed or archived as one file. It shows the table of runs
-best first, 2-D maps coloured by true category and by cluster side by side,
+best first, 2-D maps coloured by true category and by cluster side by side
+(with a legend up to 20 categories, beyond it the names written on the maps),
 the cluster-vs-category matrix of the best run with its matched accuracy, and
 a few products the best run puts in another category's cluster.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import io
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from prodcat.catalog.audit import thumbnail
+from prodcat.catalog.schema import SEP, split_path
 from prodcat.explore.clustering import ClusteringRun, StudyResult
 from prodcat.explore.metrics import AMI_NOTE
 from prodcat.explore.reduction import TSNE2D, make_reduction
@@ -31,8 +35,11 @@ EXAMPLES = 8
 TITLE_CHARS = 200
 #: longest category name in a map's legend (the full name is in the report's tables)
 LEGEND_CHARS = 48
-#: most categories a map's legend lists (and tab20 tells apart); beyond, a continuous colour map and no legend
+#: most categories a map's legend lists (and tab20 tells apart); beyond, a continuous colour map, no legend, and each
+#: category's name written on the map where its products are
 LEGEND_MAX = 20
+#: longest category name written on a map
+MAP_LABEL_CHARS = 28
 
 
 def write_report(result: StudyResult, out_dir: str | Path, *, source: str = "") -> tuple[Path, Path]:
@@ -117,24 +124,56 @@ def scatter_pair(result: StudyResult, run: ClusteringRun, palette: dict[str, Any
 
     xy = points_2d(result, run)
     grey = (0.6, 0.6, 0.6, 1.0)
-    true_colours = [palette.get(c, grey) for c in result.categories_of(run)]
-    cluster_colours = [palette.get(c, grey) for c in run.matching.predicted(run.clusters)]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
-    for ax, colours, title in (
-        (axes[0], true_colours, "true category"),
-        (axes[1], cluster_colours, f"KMeans cluster (ARI {run.scores['ari']:.2f})"),
+    true_categories = result.categories_of(run)
+    cluster_categories = run.matching.predicted(run.clusters)
+    # past a legend's reach, and a colour scale's, the names are written on the maps
+    labels = map_labels(list(palette)) if len(palette) > LEGEND_MAX else None
+    # larger then: 84 names crowd a 12-inch figure
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2) if labels is None else (18, 8.5))
+    for ax, categories, title in (
+        (axes[0], true_categories, "true category"),
+        (axes[1], cluster_categories, f"KMeans cluster (ARI {run.scores['ari']:.2f})"),
     ):
-        ax.scatter(xy[:, 0], xy[:, 1], c=colours, s=8, linewidths=0)
+        ax.scatter(xy[:, 0], xy[:, 1], c=[palette.get(c, grey) for c in categories], s=8, linewidths=0)
         ax.set_title(title)
         ax.set_xticks([])
         ax.set_yticks([])
-    if len(palette) <= LEGEND_MAX:
+        if labels is not None:
+            label_groups(ax, xy, categories, labels)
+    if labels is None:
         handles = [
             plt.Line2D([], [], marker="o", ls="", color=colour, label=legend_label(c)) for c, colour in palette.items()
         ]
         fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8, frameon=False)
         fig.subplots_adjust(bottom=0.08 + 0.035 * ((len(handles) + 3) // 4))
     return {"features": run.features, "reduction": run.reduction, "png": figure_data_uri(fig)}
+
+
+def label_groups(ax: Any, xy: np.ndarray, groups: np.ndarray, labels: dict[str, str]) -> None:
+    """Write each group's label at the median of its points ``xy`` ``(n, 2)`` (``groups``: ``(n,)``, ``None`` for
+    points of no group, left unlabelled): small, black on a white outline, legible over points of any colour.
+    The median, not the mean: a few stray points do not pull the name away from where most of them are."""
+    from matplotlib import patheffects
+
+    outline = [patheffects.withStroke(linewidth=2.5, foreground="white")]
+    for group in pd.unique(groups):
+        if group is not None:
+            x, y = np.median(xy[groups == group], axis=0)
+            ax.text(x, y, labels[group], fontsize=7, ha="center", va="center", path_effects=outline)
+
+
+def map_labels(categories: Sequence[str], width: int = MAP_LABEL_CHARS) -> dict[str, str]:
+    """Each category's name on a map: the last level of its path, or as many last levels as set it apart from
+    the others' ('Tshirts'; 'Topwear > Accessories' when another path ends in 'Accessories'), cut to ``width``
+    characters and drawn as written (:func:`legend_label`). The full paths are in the report's tables."""
+    paths = [split_path(category) for category in categories]
+    depths = range(1, max(map(len, paths), default=0) + 1)
+    tails = {depth: Counter(SEP.join(path[-depth:]) for path in paths) for depth in depths}
+    labels = {}
+    for category, path in zip(categories, paths, strict=True):
+        depth = next((d for d in range(1, len(path)) if tails[d][SEP.join(path[-d:])] == 1), len(path))
+        labels[category] = legend_label(SEP.join(path[-depth:]), width)
+    return labels
 
 
 def legend_label(category: str, width: int = LEGEND_CHARS) -> str:
