@@ -1015,6 +1015,19 @@ def test_a_query_with_decomposed_accents_resumes_the_same_query_typed_with_compo
     assert {request.args["search_terms"] for request, _ in httpserver.log} == {"cr\u00e9mant"}
 
 
+def test_a_collection_whose_report_holds_the_query_decomposed_is_resumed(httpserver, tmp_path, capsys):
+    """A run before the command line composed accents wrote 'crémant' from a macOS terminal decomposed in
+    collect.json; the same query was then refused as another one's collection: "holds the collection of 'crémant'
+    from openfoodfacts: collecting 'crémant' ... there would replace its products.csv"."""
+    serve_search(httpserver, search_pages(CHAMPAGNES))
+    assert run(httpserver, tmp_path, "--max-products", "2", query="cr\u00e9mant") == 0
+    report_file = tmp_path / "collect.json"
+    report_file.write_text(json.dumps({**json.loads(report_file.read_text()), "query": "cre\u0301mant"}))
+    capsys.readouterr()
+    assert run(httpserver, tmp_path, query="cr\u00e9mant") == 0, capsys.readouterr().err
+    assert json.loads(report_file.read_text())["stopped_by"] == "exhausted"
+
+
 def test_a_query_matching_nothing_says_so_and_writes_an_empty_catalogue(httpserver, tmp_path, capsys):
     serve_search(httpserver, {})
     assert run(httpserver, tmp_path, query="zzzz") == 0

@@ -30,6 +30,7 @@ import math
 import re
 import reprlib
 import time
+import unicodedata
 import urllib.parse
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -182,7 +183,8 @@ def _check_output_folder(out: Path, collector: Collector, query: str) -> None:
             f"{catalogue} was not written by prodcat collect (no readable {REPORT_JSON} beside it): a collection "
             "would replace it; choose another output folder"
         ) from None
-    if (source, earlier_query) != (collector.name, query):
+    # composed: a run before the command line composed accents wrote 'crémant' from a macOS terminal decomposed
+    if (source, unicodedata.normalize("NFC", earlier_query)) != (collector.name, unicodedata.normalize("NFC", query)):
         raise FileExistsError(
             f"{out} holds the collection of {earlier_query!r} from {source}: collecting {query!r} from "
             f"{collector.name} there would replace its {PRODUCTS_CSV}; choose another output folder (the same "
