@@ -36,6 +36,8 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
+from joblib.compressor import BinaryZlibFile
+from joblib.numpy_pickle import NumpyPickler
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +118,7 @@ def save_bundle(
         umask = os.umask(0)
         os.umask(umask)
         staging.chmod(0o777 & ~umask)
-        joblib.dump(model, staging / MODEL_FILE, compress=3)
+        dump_model(model, staging / MODEL_FILE)
         files = {MODEL_FILE: sha256_file(staging / MODEL_FILE)}
         if products is not None:
             np.save(staging / PRODUCTS_FILE, np.unique(np.asarray(products, dtype=np.uint64)), allow_pickle=False)
@@ -149,6 +151,30 @@ def save_bundle(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+class _SortedSetsPickler(NumpyPickler):
+    """joblib's pickler, writing the items of every set in a sorted order.
+
+    Python iterates a set of strings in an order set by its per-process hash seed (``PYTHONHASHSEED``, random
+    by default), and pickle writes a set in that order: pydantic's fields set of each config, for one, made two
+    identical trainings (same data, same seed, the same predictions) write different bytes, hence bundles of
+    different versions.
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) in (set, frozenset):
+            # by repr: sets of items of mixed types (None and strings) have no order of their own
+            return type(obj), (sorted(obj, key=repr),)
+        return NotImplemented
+
+
+def dump_model(model: Any, path: Path) -> None:
+    """Write ``model`` to ``path`` as ``joblib.dump(model, path, compress=3)`` does, in bytes that depend only on
+    the model's content (see :class:`_SortedSetsPickler`): its SHA-256, the bundle's version, is the same for two
+    identical trainings."""
+    with io.BufferedWriter(BinaryZlibFile(os.fspath(path), "wb", compresslevel=3)) as handle:
+        _SortedSetsPickler(handle).dump(model)
 
 
 def destination_problem(out: str | os.PathLike[str]) -> str | None:

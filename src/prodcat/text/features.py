@@ -9,6 +9,7 @@ Outputs are ``scipy.sparse`` CSR matrices ``(n_products, n_features)`` of
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -75,6 +76,17 @@ class _VectorizerExtractor(Extractor):
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return self.vectorizer_.get_feature_names_out()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        if "vectorizer_" in state:
+            # scikit-learn keeps in a vectoriser the address (id()) of the stop-word list it checked, another in
+            # every process: pickled, two identical trainings wrote different bytes (bundle versions). Without it,
+            # the vectoriser checks its stop words again when it is next used (it has none: the normalizer drops them)
+            vectorizer = copy.copy(state["vectorizer_"])
+            vars(vectorizer).pop("_stop_words_id", None)
+            state["vectorizer_"] = vectorizer
+        return state
 
 
 @register
