@@ -727,6 +727,7 @@ def test_cv_and_train_refuse_what_they_cannot_learn_from_before_working(tmp_path
         (["--report", str(one_category)], f"{one_category} is not a folder"),
         (["--folds", "1"], "cross-validation needs at least 2 folds"),
         (["--modalities", "txt"], "expected text, image or text,image"),
+        (["--modalities", "text,text"], "expected text, image or text,image, got 'text,text'"),
         (["--sample", "-1"], "must be at least 1"),
         (["--level", "-1"], "a category depth is 0 (the full path) or more"),
         (["--seed", "-1"], "a seed is from 0 to 4294967295, got -1"),
@@ -950,6 +951,15 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
         ),
         ("level.yaml", "level: -1\n", "level: a category depth is 1 (the top level) or more, 0 or null the full path"),
         ("modalities.yaml", "modalities: []\n", "modalities: List should have at least 1 item"),
+        ("again.yaml", "modalities: [text, image, text]\n", "modalities: each modality is listed once: text repeated"),
+        # NaN was refused as 'Input should be less than or equal to 1'
+        ("nan-precision.yaml", "target_precision: .nan\n", "target_precision: Input should be a finite number"),
+        ("inf-precision.toml", "target_precision = -inf\n", "target_precision: Input should be a finite number"),
+        (
+            "unnamed-head.yaml",
+            "heads:\n  - {name: '', modality: text, features: [{name: tfidf}]}\n",
+            "heads.0.name: a head needs a name, e.g. text_tfidf, got ''",
+        ),
         # a language the detection never answers: the head was silently never trained
         (
             "languages.yaml",

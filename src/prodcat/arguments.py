@@ -71,7 +71,7 @@ def modality_list(text: str) -> list[str]:
     """``text``, ``image`` or ``text,image``: the modalities a model reads."""
     modalities = [m.strip() for m in text.split(",") if m.strip()]
     unknown = [m for m in modalities if m not in MODALITIES]
-    if unknown or not modalities:
+    if unknown or not modalities or len(set(modalities)) < len(modalities):
         raise argparse.ArgumentTypeError(f"expected text, image or text,image, got {text!r}")
     return modalities
 

@@ -164,6 +164,14 @@ class HeadConfig(ClassifierConfig):
     #: (ISO 639-1, e.g. ``[en]`` for an English-only encoder); ``None`` = any language
     languages: list[str] | None = None
 
+    @field_validator("name")
+    @classmethod
+    def _a_name(cls, name: str) -> str:
+        # a model's heads are told apart by name in its manifest, metrics and explanations
+        if not name.strip():
+            raise ValueError(f"a head needs a name, e.g. text_tfidf, got {name!r}")
+        return name
+
     @field_validator("languages")
     @classmethod
     def _detected_languages(cls, languages: list[str] | None) -> list[str] | None:
@@ -271,7 +279,7 @@ class Config(BaseModel):
     #: precision stays under 0.99, 12.4% at 0.986 against 13.2% at 0.983, ECE 0.014 against 0.034 (README, Measured)
     calibration: Literal["temperature", "isotonic", "margin", "none"] = "margin"
     #: precision wanted among auto-accepted predictions; picks the confidence threshold
-    target_precision: float = Field(0.99, gt=0, le=1)
+    target_precision: float = Field(0.99, gt=0, le=1, allow_inf_nan=False)
     #: folds of the internal cross-validation giving out-of-fold scores (fusion, calibration, threshold)
     inner_folds: int = Field(5, ge=2)
     #: seed of the inner folds and of the models (numpy's and scikit-learn's seeds are 0 to 2**32 - 1)
@@ -291,6 +299,13 @@ class Config(BaseModel):
         if isinstance(level, int) and level < 0:
             raise ValueError(f"a category depth is 1 (the top level) or more, 0 or null the full path, got {level}")
         return None if level == 0 else level
+
+    @field_validator("modalities")
+    @classmethod
+    def _each_modality_once(cls, modalities: list[str] | None) -> list[str] | None:
+        if repeated := sorted({modality for modality in modalities or [] if modalities.count(modality) > 1}):
+            raise ValueError(f"each modality is listed once: {', '.join(repeated)} repeated")
+        return modalities
 
     @field_validator("target_precision", "inner_folds", "seed", mode="before")
     @classmethod
