@@ -404,6 +404,16 @@ def test_postgres_connections_carry_keepalives_and_timeouts_unless_the_url_sets_
     assert {key: handed_to_psycopg.get(key) for key in expected} == expected
 
 
+def test_postgres_drivers_without_libpq_get_none_of_its_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pg8000 refuses libpq's keepalives_idle, tcp_user_timeout...: a store on it could not connect at all."""
+    created: dict[str, object] = {}
+    monkeypatch.setattr(store_module.sa, "create_engine", lambda url, **kwargs: created.update(kwargs) or kwargs)
+    store_module._make_engine("postgresql+pg8000://prodcat@127.0.0.1:1/prodcat", None, 5, 20)
+    assert created["connect_args"] == {}
+    store_module._make_engine("postgresql://prodcat@127.0.0.1:1/prodcat", None, 5, 20)  # psycopg by default
+    assert created["connect_args"]["tcp_user_timeout"] == 20_000
+
+
 @pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL not configured (PRODCAT_TEST_POSTGRES_URL)")
 def test_a_postgres_store_socket_gives_up_on_a_silent_server_by_default() -> None:
     store = ReviewStore(POSTGRES_URL)

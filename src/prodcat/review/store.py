@@ -230,6 +230,10 @@ CONNECT_TIMEOUT_S = 10
 NETWORK_TIMEOUT_S = 60
 
 
+#: SQLAlchemy's PostgreSQL drivers that connect through libpq, which takes :func:`postgres_network_args`.
+LIBPQ_DRIVERS = frozenset({"psycopg", "psycopg2", "psycopg2cffi"})
+
+
 def postgres_network_args(url: sa.engine.URL, connect_timeout_s: int, network_timeout_s: int) -> dict[str, int]:
     """libpq's connection parameters that give up on a dead network, unless ``url`` sets them itself.
 
@@ -260,8 +264,8 @@ def _make_engine(url: str, statement_timeout_s: float | None, connect_timeout_s:
         return engine
     connect_args = (
         postgres_network_args(parsed, connect_timeout_s, network_timeout_s)
-        if parsed.get_backend_name() == "postgresql"
-        else {}
+        if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in LIBPQ_DRIVERS
+        else {}  # pg8000, asyncpg...: libpq's parameter names would be refused at connect
     )
     engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     if statement_timeout_s is not None and engine.dialect.name == "postgresql":
