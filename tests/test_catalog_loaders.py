@@ -626,6 +626,20 @@ def test_blank_lines_before_the_header_are_skipped(tmp_path: Path) -> None:
         load_catalog(path)
 
 
+@pytest.mark.parametrize("separator", [",", "\t"])
+def test_lines_of_spaces_or_tabs_are_blank_lines_not_skipped_products(tmp_path: Path, separator: str) -> None:
+    """A line of spaces or tabs between products (a trailing one, left by an editor) was reported as a skipped
+    product ('1 fields where the header has 2', no product id) and counted among the rows skipped by predict,
+    train, cv and explore; in a TSV, a line of one tab was even read as a product without id or text. Such a
+    line is blank, as an empty one is: no product, no issue."""
+    path = tmp_path / "shop.csv"
+    path.write_text(f"product_id{separator}title\nm1{separator}Blue mug\n   \n\t\n \t \r\nm2{separator}Red mug\n \n")
+    catalog = load_catalog(path)
+    assert catalog.frame[["product_id", "title"]].values.tolist() == [["m1", "Blue mug"], ["m2", "Red mug"]]
+    assert catalog.lines == [2, 6]
+    assert catalog.issues == []
+
+
 def test_a_header_with_bad_quoting_is_refused_saying_so(tmp_path: Path) -> None:
     path = tmp_path / "shop.csv"
     path.write_text('product_id,"title\na,mug\n')

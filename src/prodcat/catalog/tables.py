@@ -97,8 +97,8 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
             product = first_field if first_field and '"' not in first_field else None  # the id, as a hint
             issues.append(RowIssue(line_start, "row", f"{path.name}: bad quoting ({error}) in {what}", product))
             continue
-        if not record:  # blank line
-            continue
+        if not record or (source.position == line_start and not source.lines[line_start - 1].strip()):
+            continue  # a blank line, empty or of spaces and tabs (as above the header): no product, nothing skipped
         if len(record) != len(header):
             issues.append(
                 RowIssue(
