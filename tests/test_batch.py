@@ -95,6 +95,7 @@ def test_an_interrupted_run_resumes_to_the_same_csv_scoring_only_the_missing_chu
         score_catalog(products, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
     assert not out.exists()
     assert sorted(p.name for p in work_dir_for(out).glob("*.parquet")) == ["part-000000.parquet", "part-000001.parquet"]
+    assert not (tmp_path / ".preds.csv.lock").exists()  # only a run killed outright leaves its lock file
 
     calls.clear()
     summary = score_catalog(products, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
@@ -215,8 +216,10 @@ def test_a_second_run_on_the_same_output_is_refused_while_the_first_writes(
     real_predict = Predictor.predict
 
     def predict_while_another_run_starts(self: Predictor, frame: pd.DataFrame, top_k: int = 5) -> list:
-        if not refusals:
-            with pytest.raises(BatchError, match="another prodcat predict is writing") as refused:
+        if not refusals:  # the pid of the run writing is named: the one run of this process
+            with pytest.raises(
+                BatchError, match=rf"another prodcat predict \(pid {os.getpid()}\) is writing"
+            ) as refused:
                 score_catalog(products, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
             refusals.append(str(refused.value))
         return real_predict(self, frame, top_k)
@@ -226,6 +229,102 @@ def test_a_second_run_on_the_same_output_is_refused_while_the_first_writes(
     assert len(refusals) == 1 and str(out) in refusals[0]
     assert out.read_bytes() == uninterrupted.read_bytes()  # the refused run wrote nothing
     assert sorted(p.name for p in tmp_path.iterdir()) == ["preds.csv"]  # no lock file left behind
+
+
+#: a run of the tiny model on the pickled products ``sys.argv[2]`` into ``sys.argv[3]``, killed (SIGKILL, as the
+#: OOM killer or ``kill -9`` do) while it scores its first chunk
+_KILLED_RUN = """
+import os, signal, sys
+import pandas as pd
+from prodcat.batch import LocalEngine, score_catalog
+from prodcat.predict import Predictor
+bundle, products, out = sys.argv[1:]
+Predictor.predict = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+score_catalog(pd.read_pickle(products), out, LocalEngine(Predictor.load(bundle)), chunk_size=4, progress=False)
+"""
+
+
+def test_the_lock_of_a_run_killed_outright_is_taken_over_with_a_note(tiny_training, tmp_path, caplog):
+    """The hidden lock file a run killed with SIGKILL leaves behind (its OS lock died with it) did not block the next
+    run, which took it over without a word; it now says whose lock it was, and no lock file is left by runs that
+    end, even interrupted, so that one found there means a run that was killed."""
+    products = tiny_training.unseen
+    products.to_pickle(tmp_path / "products.pkl")
+    out = tmp_path / "preds.csv"
+    command = [sys.executable, "-c", _KILLED_RUN, str(tiny_training.bundle), str(tmp_path / "products.pkl"), str(out)]
+    killed = subprocess.Popen(command)
+    assert killed.wait() == -signal.SIGKILL
+    lock_file = tmp_path / ".preds.csv.lock"
+    assert lock_file.read_text() == f"{killed.pid}\n"
+
+    with caplog.at_level("INFO", logger="prodcat.batch"):
+        predictor = Predictor.load(tiny_training.bundle)
+        summary = score_catalog(products, out, LocalEngine(predictor), chunk_size=4, progress=False)
+    assert f"taking over {lock_file}, left by prodcat predict pid {killed.pid}, which ended without" in caplog.text
+    assert (
+        summary.scored == len(products) and pd.read_csv(out)["product_id"].tolist() == products["product_id"].tolist()
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["preds.csv", "products.pkl"]
+
+
+def test_a_photo_replaced_since_its_chunk_was_scored_is_scored_again_on_resuming(
+    products, predictor, tmp_path, monkeypatch, caplog
+):
+    """The input fingerprint counts photos by their path: a photo replaced at the same path between a kill and the
+    resumption kept the predictions of the old photo, as did one created where a product's photo was missing.
+    Each part records the size and times of its photo files now, and a chunk whose photos changed is scored again."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    catalogue = products.iloc[:16].copy()
+    assert catalogue["image"].notna().all()
+    copies = [photos / Path(photo).name for photo in catalogue["image"]]
+    for photo, copy in zip(catalogue["image"], copies, strict=True):
+        copy.write_bytes(Path(photo).read_bytes())
+    catalogue["image"] = [str(copy) for copy in copies]
+    missing = photos / "not-yet-there.jpg"
+    catalogue.loc[catalogue.index[12], "image"] = str(missing)
+    out = tmp_path / "preds.csv"
+    calls = interrupt_at_call(monkeypatch, 2)
+    with pytest.raises(Killed):
+        score_catalog(catalogue, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
+    # chunk 0 is finished; the last chunk is scored on resuming: its photo must be there by then, to tell
+    copies[0].write_bytes(Path(products["image"].iat[30]).read_bytes())  # another product's photo, same path
+    missing.write_bytes(copies[13].read_bytes())
+
+    calls.clear()
+    with caplog.at_level("WARNING", logger="prodcat.batch"):
+        summary = score_catalog(catalogue, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
+    ids = catalogue["product_id"].tolist()
+    assert calls == [ids[0:8], ids[8:16]]
+    assert f"photo(s) changed since part-000000.parquet was scored ({copies[0]})" in caplog.text
+    assert summary.scored == 16
+    monkeypatch.undo()
+    score_catalog(catalogue, tmp_path / "whole.csv", LocalEngine(predictor), chunk_size=CHUNK, progress=False)
+    assert out.read_bytes() == (tmp_path / "whole.csv").read_bytes()
+
+
+def test_cli_writes_through_a_symbolic_link_given_as_out(tiny_training, tmp_path, capsys):
+    """--out naming a symbolic link (latest.csv -> runs/june.csv) replaced the link with a file, leaving what it
+    pointed at stale; the predictions are written to the file it points at now, as a shell's '>' does, and the
+    run's work directory and lock are beside that file."""
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    target = runs / "june.csv"
+    link = tmp_path / "latest.csv"
+    link.symlink_to("runs/june.csv")
+    for before in ("an older run's predictions\n", None):  # a link to a file, then a dangling one
+        if before is None:
+            target.unlink()
+        else:
+            target.write_text(before)
+        assert main(["predict", str(tiny_training.bundle), str(data), "--out", str(link)]) == 0
+        assert f"predictions written to {target}" in capsys.readouterr().out
+        assert link.is_symlink() and os.readlink(link) == "runs/june.csv"
+        predicted = pd.read_csv(target)["product_id"].tolist()
+        assert predicted == tiny_training.unseen["product_id"].tolist()
+        assert sorted(p.name for p in runs.iterdir()) == ["june.csv"]
 
 
 def test_a_bad_product_costs_its_own_row_not_its_chunk(products, predictor, uninterrupted, tmp_path, monkeypatch):

@@ -30,6 +30,7 @@ from prodcat.batch import (
     BatchError,
     LocalEngine,
     ResumeMismatchError,
+    output_target,
     predict_catalog,
     score_catalog,
     unused_photo_issue,
@@ -229,9 +230,9 @@ _NOT_CSV = {
 }
 
 
-def _predict_options_problem(args: argparse.Namespace) -> str | None:
-    """What is wrong with ``prodcat predict``'s options, checked before anything is scored."""
-    out = Path(args.out)
+def _predict_options_problem(args: argparse.Namespace, out: Path) -> str | None:
+    """What is wrong with ``prodcat predict``'s options, checked before anything is scored (``out``: the file
+    --out writes, :func:`~prodcat.batch.output_target`)."""
     for name, value in (("--chunk-size", args.chunk_size), ("--top-k", args.top_k), ("--workers", args.workers)):
         if value is not None and value < 1:
             return f"{name} must be at least 1, got {value}"
@@ -552,7 +553,9 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.scheduler and args.engine != "dask":
         print("error: --scheduler is a dask cluster's address: add --engine dask", file=sys.stderr)
         return 2
-    problem = _predict_options_problem(args)
+    # a link is written through, and what it points at is checked (the catalogue, the bundle) and locked
+    out = output_target(args.out)
+    problem = _predict_options_problem(args, out)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -561,27 +564,25 @@ def run_predict(args: argparse.Namespace) -> int:
     frame = catalog.frame
     engine = _batch_engine(args)
     try:
-        summary = score_catalog(
-            frame, args.out, engine, chunk_size=args.chunk_size, top_k=args.top_k, restart=args.restart
-        )
+        summary = score_catalog(frame, out, engine, chunk_size=args.chunk_size, top_k=args.top_k, restart=args.restart)
     except ResumeMismatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BatchError as exc:
-        print(f"error: {exc}{_kept_chunks(args.out)}", file=sys.stderr)
+        print(f"error: {exc}{_kept_chunks(out)}", file=sys.stderr)
         return 2
     except OSError as exc:  # a full disk, a file system gone read-only mid-run: what is finished stays
-        print(f"error: cannot write the predictions: {exc.strerror or exc}{_kept_chunks(args.out)}", file=sys.stderr)
+        print(f"error: cannot write the predictions: {exc.strerror or exc}{_kept_chunks(out)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"interrupted{_kept_chunks(args.out, separator='; ')}", file=sys.stderr)
+        print(f"interrupted{_kept_chunks(out, separator='; ')}", file=sys.stderr)
         return 130
     # written before anything is printed: a reader of the output that stops early (| head) ends the run there
     reads_photos = "image" in engine.manifest.get("modalities", [])
     # in line order: the photos found unusable while scoring are among the problems found reading the catalogue
-    issues = catalog.issues + (unused_photo_issues(catalog, args.out) if reads_photos else [])
+    issues = catalog.issues + (unused_photo_issues(catalog, out) if reads_photos else [])
     issues.sort(key=lambda issue: issue.row)
-    issues_file = write_input_issues(issues, args.out)
+    issues_file = write_input_issues(issues, out)
     resumed = f"; {summary.total - summary.scored} from the interrupted run" if summary.scored < summary.total else ""
     failed = f"; {summary.errors} could not be scored (see the error column)" if summary.errors else ""
     print(

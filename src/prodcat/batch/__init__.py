@@ -7,7 +7,7 @@
 """
 
 from prodcat.batch.engines import LocalEngine
-from prodcat.batch.job import ResumeMismatchError, RunSummary, score_catalog, work_dir_for
+from prodcat.batch.job import ResumeMismatchError, RunSummary, output_target, score_catalog, work_dir_for
 from prodcat.batch.scoring import (
     NOTHING_TO_READ,
     OUTPUT_COLUMNS,
@@ -24,6 +24,7 @@ __all__ = [
     "LocalEngine",
     "ResumeMismatchError",
     "RunSummary",
+    "output_target",
     "predict_catalog",
     "score_catalog",
     "score_chunk",
