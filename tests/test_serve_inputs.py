@@ -1047,6 +1047,37 @@ def test_serve_on_a_port_in_use_says_so_before_loading_the_model(
     assert error.strip() == f"error: port {port} on 127.0.0.1 is in use: stop what listens there or pass another --port"
 
 
+def test_image_types_read_alike_from_the_flag_and_its_variable_and_unknown_ones_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PRODCAT_IMAGE_TYPES=jpeg,png, written as --image-types takes it, ended serve in a pydantic-settings
+    traceback (the variable had to be JSON); and a name the content sniffer never gives (--image-types jpg,png)
+    started a server that refused every JPEG photo 415."""
+    for name in ("PRODCAT_API_KEY", "PRODCAT_BUNDLE", "PRODCAT_IMAGE_TYPES"):  # run_serve sets them: restored after
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PRODCAT_IMAGE_TYPES", "JPEG, png")
+    assert ServeSettings().image_types == ("jpeg", "png")
+    monkeypatch.setenv("PRODCAT_IMAGE_TYPES", '["jpeg", "png"]')
+    assert ServeSettings().image_types == ("jpeg", "png")
+    monkeypatch.delenv("PRODCAT_IMAGE_TYPES")
+    assert main(["serve", str(tmp_path / "no-model"), "--image-types", "jpg,png"]) == 2
+    assert "jpg: not a photo type decoded here; choose among jpeg,png," in capsys.readouterr().err
+    with pytest.raises(ValueError, match="no photo type given"):
+        ServeSettings(image_types=" , ")
+
+
+def test_serve_help_states_each_default_once() -> None:
+    """--image-types read '(default: every type decoded) (default jpeg,png,...; env PRODCAT_IMAGE_TYPES)'."""
+    from prodcat.cli import build_parser
+
+    parser = build_parser()
+    serve = next(action for action in parser._actions if action.dest == "command").choices["serve"]
+    helps = {action.dest: action.help for action in serve._actions if action.help and "env PRODCAT_" in action.help}
+    assert "image_types" in helps
+    assert all(text.count("(default") <= 1 for text in helps.values()), helps
+
+
 #: the API's own OpenAPI schema: it depends on the settings only (the limits it states), not on the model or store
 CONTRACT_SETTINGS = ServeSettings(api_key=API_KEY)
 CONTRACT = schemathesis.openapi.from_asgi(

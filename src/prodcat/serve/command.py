@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import textwrap
@@ -65,8 +64,6 @@ def _export_flags(args: argparse.Namespace) -> None:
             continue
         if field.annotation is bool:
             value = "true"
-        elif name == "image_types":
-            value = json.dumps([kind.strip().lower() for kind in value.split(",") if kind.strip()])
         os.environ[f"PRODCAT_{name.upper()}"] = value
 
 

@@ -1,7 +1,8 @@
 """Everything the REST API can be told: command-line flags override ``PRODCAT_*`` environment variables.
 
 Each field is read from the environment variable ``PRODCAT_<FIELD NAME IN CAPITALS>``,
-e.g. ``PRODCAT_MAX_IMAGE_BYTES=5000000`` (lists as JSON: ``PRODCAT_IMAGE_TYPES='["jpeg","png"]'``).
+e.g. ``PRODCAT_MAX_IMAGE_BYTES=5000000``; a list is comma-separated, as its flag takes it
+(``PRODCAT_IMAGE_TYPES=jpeg,png``; a JSON list is read too).
 The API key is only read from the environment (``PRODCAT_API_KEY``) or a file
 (``prodcat serve --api-key-file``), never from a flag, so that it does not show in the
 process list; it is never logged.
@@ -9,10 +10,12 @@ process list; it is never logged.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from prodcat.image.decode import decoded_image_types
 from prodcat.review.store import CONNECT_TIMEOUT_S, NETWORK_TIMEOUT_S
@@ -48,8 +51,11 @@ class ServeSettings(BaseSettings):
     max_image_bytes: int = Field(10 * 1024 * 1024, ge=1, description="largest accepted photo, in bytes")
     max_request_bytes: int = Field(64 * 1024 * 1024, ge=1, description="largest request body, in bytes")
     max_pixels: int = Field(50_000_000, ge=1, description="largest photo by declared width x height, in pixels")
-    image_types: tuple[str, ...] = Field(
-        decoded_image_types(), description="photo types accepted, checked by content (default: every type decoded)"
+    # NoDecode: the variable is read as the flag is, 'jpeg,png', not only as JSON
+    image_types: Annotated[tuple[str, ...], NoDecode] = Field(
+        decoded_image_types(),
+        description="comma-separated photo types accepted, checked by content; every type this installation "
+        "decodes unless narrowed",
     )
     max_text_chars: int = Field(
         10_000, ge=1, description="longest title or description (with its specifications), in characters"
@@ -68,6 +74,25 @@ class ServeSettings(BaseSettings):
         description="recent embeddings kept in memory per extractor (the server never writes the on-disk cache)",
     )
     log_level: str = Field("info", description="debug, info, warning or error")
+
+    @field_validator("image_types", mode="before")
+    @classmethod
+    def _split_image_types(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.lstrip().startswith("[") else value.split(",")
+        return value
+
+    @field_validator("image_types")
+    @classmethod
+    def _decoded_image_types(cls, kinds: tuple[str, ...]) -> tuple[str, ...]:
+        # a name the content sniffer never gives ('jpg', 'heic') would start a server refusing those photos 415
+        kinds = tuple(dict.fromkeys(kind.strip().lower() for kind in kinds if kind.strip()))
+        decoded = decoded_image_types()
+        if unknown := [kind for kind in kinds if kind not in decoded]:
+            raise ValueError(f"{', '.join(unknown)}: not a photo type decoded here; choose among {','.join(decoded)}")
+        if not kinds:
+            raise ValueError(f"no photo type given; choose among {','.join(decoded)}")
+        return kinds
 
     @field_validator("api_key")
     @classmethod
