@@ -596,7 +596,7 @@ def test_review_queue_on_postgresql(bundle: Path, heldout: pd.DataFrame, tmp_pat
     ("arguments", "message"),
     [
         (["serve", "/nonexistent/bundle"], "is not a prodcat model bundle"),
-        (["serve", "BUNDLE", "--max-pixels", "many"], "max_pixels"),
+        (["serve", "BUNDLE", "--max-pixels", "many"], "--max-pixels / PRODCAT_MAX_PIXELS"),
         (["serve", "BUNDLE", "--review-db", "postgresql+psycopg://nobody@127.0.0.1:1/none"], "--review-db"),
     ],
 )

@@ -1067,6 +1067,31 @@ def test_image_types_read_alike_from_the_flag_and_its_variable_and_unknown_ones_
         ServeSettings(image_types=" , ")
 
 
+def test_a_refused_serve_setting_is_one_line_naming_its_flag_and_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PRODCAT_PORT=abc printed 'error: invalid serve settings:' above pydantic's report: the field name, the
+    message with its type code, and a link to pydantic's documentation, five lines for one mistake."""
+    for name in ("PRODCAT_API_KEY", "PRODCAT_BUNDLE", "PRODCAT_PORT", "PRODCAT_MAX_PIXELS"):  # restored after
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PRODCAT_PORT", "abc")
+    assert main(["serve", str(tmp_path / "no-model"), "--max-pixels", "many"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: --port / PRODCAT_PORT: Input should be a valid integer, unable to parse string as an integer "
+        "(got 'abc')",
+        "error: --max-pixels / PRODCAT_MAX_PIXELS: Input should be a valid integer, unable to parse string as an "
+        "integer (got 'many')",
+    ]
+    monkeypatch.delenv("PRODCAT_PORT")
+    monkeypatch.delenv("PRODCAT_MAX_PIXELS")  # set by the flag above
+    monkeypatch.setenv("PRODCAT_API_KEY", " ")
+    assert main(["serve", str(tmp_path / "no-model")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: PRODCAT_API_KEY: the API key is empty: set PRODCAT_API_KEY to the key, or unset it"
+    )
+
+
 def test_serve_help_states_each_default_once() -> None:
     """--image-types read '(default: every type decoded) (default jpeg,png,...; env PRODCAT_IMAGE_TYPES)'."""
     from prodcat.cli import build_parser

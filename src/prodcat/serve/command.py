@@ -56,6 +56,20 @@ def _shown(default: object) -> str:
     return ",".join(default) if isinstance(default, tuple) else str(default)
 
 
+def _settings_problems(error: ValidationError) -> list[str]:
+    """One line per refused setting, named as it is given (its flag and its variable), rather than pydantic's
+    report of several lines and a link."""
+    lines = []
+    for problem in error.errors():
+        name = str(problem["loc"][0])
+        given = (
+            f"PRODCAT_{name.upper()}" if name in _NOT_FLAGS else f"--{name.replace('_', '-')} / PRODCAT_{name.upper()}"
+        )
+        value = "" if name == "api_key" else f" (got {problem['input']!r})"  # a key is never echoed
+        lines.append(f"error: {given}: {problem['msg'].removeprefix('Value error, ')}{value}")
+    return lines
+
+
 def _export_flags(args: argparse.Namespace) -> None:
     """Set the ``PRODCAT_*`` variable of every settings flag given."""
     for name, field in ServeSettings.model_fields.items():
@@ -94,7 +108,7 @@ def run_serve(args: argparse.Namespace) -> int:
         # this also creates the review tables once rather than concurrently in each worker.
         app = create_app_from_env()
     except ValidationError as exc:
-        print(f"error: invalid serve settings:\n{exc}", file=sys.stderr)
+        print("\n".join(_settings_problems(exc)), file=sys.stderr)
         return 2
     except BundleError as exc:
         print(f"error: {exc}", file=sys.stderr)
