@@ -386,7 +386,8 @@ def test_cli_audit_refuses_label_options_without_labels(tmp_path: Path, capsys: 
     path = tmp_path / "shop.csv"
     small_catalog(tmp_path).frame.to_csv(path, index=False)
     assert main(["audit", str(path), "--report", str(tmp_path / "r"), "--folds", "3", "--level", "1"]) == 2
-    assert "--level, --folds only apply to the label audit: add --labels" in capsys.readouterr().err
+    # "error: ...", as every other command words a refusal (it read "prodcat audit: ...")
+    assert capsys.readouterr().err == "error: --level, --folds only apply to the label audit: add --labels\n"
 
 
 def test_cli_audit_summary_tells_the_text_photo_and_markup_findings(

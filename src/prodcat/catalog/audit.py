@@ -857,7 +857,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="YAML or TOML experiment config of the cross-validation (fields left out keep their defaults)",
     )
     labels.add_argument(
-        "--level", type=category_level, help="category depth checked (default: the config's; 0 = full path)"
+        "--level",
+        type=category_level,
+        help="category depth checked, 0 = full path (default: the config's, else the catalogue's usual target, as "
+        "train's: Flipkart top level, else full path)",
     )
     labels.add_argument(
         "--modalities", type=modality_list, help="text, image or text,image (default: all the catalogue has)"
@@ -883,15 +886,15 @@ def run_audit(args: argparse.Namespace) -> int:
 
     unused = [f"--{name}" for name in _LABEL_OPTIONS if getattr(args, name) is not None]
     if unused and not args.labels:
-        print(f"prodcat audit: {', '.join(unused)} only apply to the label audit: add --labels", file=sys.stderr)
+        print(f"error: {', '.join(unused)} only apply to the label audit: add --labels", file=sys.stderr)
         return 2
     if problem := report_problem(args.report, args.data, AUDIT_FILES):
-        print(f"prodcat audit: {problem}", file=sys.stderr)
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
         catalog = load_from_args(args)
     except (CatalogFormatError, FileNotFoundError) as error:
-        print(f"prodcat audit: {error}", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)
         return 2
     if args.sample and args.sample < len(catalog.frame):
         catalog = _sample(catalog, args.sample)
