@@ -37,12 +37,12 @@ class _VectorizerExtractor(Extractor):
         """Cleaned texts to what the vectorizer sees (lemmas, no stop-words, if asked), each product read in its
         language as found in light of the training catalogue's languages (those of ``cleaned`` itself before
         ``fit``), so that a product scored alone reads as it would among the products it was trained with."""
-        if not self._normalises():
+        if not self._uses_normalizer():
             return cleaned
-        normalizer = getattr(self, "normalizer_", None) or self._normalizer().fit(cleaned)
-        return normalizer.transform(cleaned)
+        # unfitted, the normalizer takes the texts transformed together for the catalogue
+        return (getattr(self, "normalizer_", None) or self._normalizer()).transform(cleaned)
 
-    def _normalises(self) -> bool:
+    def _uses_normalizer(self) -> bool:
         return self._normalizes and (self.lemmatize or self.remove_stop_words)
 
     def _normalizer(self) -> TextNormalizer:
@@ -65,7 +65,7 @@ class _VectorizerExtractor(Extractor):
 
     def fit_transform_cleaned(self, cleaned: list[str]) -> sp.csr_matrix:
         """:meth:`fit_transform` from already cleaned texts, in one pass over them."""
-        if self._normalises():
+        if self._uses_normalizer():
             self.normalizer_ = self._normalizer().fit(cleaned)
         self.vectorizer_ = self._vectorizer()
         return self.vectorizer_.fit_transform(self.normalise(cleaned)).tocsr()
