@@ -224,6 +224,25 @@ def test_stop_words_are_function_words_not_product_words() -> None:
     assert french == ["sac dos enfants fait main 2 pièces"]
 
 
+def test_spanish_italian_and_german_stop_words_are_function_words_too(rakuten_rows: pd.DataFrame) -> None:
+    """The stop-words package's Spanish and Italian lists hold lexical verbs, nouns, adjectives and numerals:
+    Rakuten's Sophie la girafe lost "sentidos" (its selling point, the baby's senses), and "nuevo", "hecho" (a
+    mano), "larga", "estado", "doppio", "lunga", "nome" were dropped as well."""
+    sophie = rakuten_rows.loc[rakuten_rows["designation"].str.contains("Sophie La Jirafa"), "description"].iloc[0]
+    assert "despertar todos los sentidos del bebé" in sophie
+    spanish = TextNormalizer(lemmatize=False, language="es")
+    assert spanish.transform(["despertar todos los sentidos del bebé"]) == ["despertar sentidos bebé"]
+    assert spanish.transform(
+        ["Chaleco nuevo hecho a mano, manga larga, talla grande, en buen estado, dos bolsillos"]
+    ) == ["chaleco nuevo hecho mano manga larga talla grande buen estado dos bolsillos"]
+    italian = TextNormalizer(lemmatize=False, language="it")
+    assert italian.transform(
+        ["Zaino nuovo con doppio scomparto e tracolla lunga, nome personalizzato, tre tasche"]
+    ) == ["zaino nuovo doppio scomparto tracolla lunga nome personalizzato tre tasche"]
+    german = TextNormalizer(lemmatize=False, language="de")
+    assert german.transform(["Kinder machen Musik: die Trommel aus Holz"]) == ["kinder machen musik trommel holz"]
+
+
 def test_invisible_characters_inside_words_are_removed_not_spaced() -> None:
     assert (
         clean_text("co\u200bton, cot\u00adton, cot&shy;ton, \ufeffbio\u2060logique")

@@ -247,9 +247,13 @@ def _language_probabilities(text: str) -> tuple[float, ...] | None:
     return tuple(ranked[language] for language in LANGUAGES)
 
 
-# Open-class words (nouns, adjectives, lexical verbs, numerals) of the stop-word lists below. On a catalogue they
-# name or describe products: "top", "front", "full", "fire" (extinguisher), "pièce", "dos" (sac à dos), "haut",
-# "fait" (main); numerals count, as digits do, which no list removes. They are kept as words.
+# Open-class words (nouns, adjectives, lexical verbs, numerals and ordinals) of the stop-word lists below. On a
+# catalogue they name or describe products: "top", "front", "full", "fire" (extinguisher), "pièce", "dos" (sac à
+# dos), "haut", "fait" (main), "hecho" (a mano), "nuevo", "largo" (manga larga), "estado" (buen estado), "doppio",
+# "lungo", "nome"; numerals count, as digits do, which no list removes. They are kept as words. Auxiliaries and
+# modals (ser, estar, haber, tener, poder, deber, ir; essere, avere, stare, dovere) stay stop-words, as "be",
+# "have", "être", "avoir" do; so does Italian "sei" (six, but mostly "you are"), and "secondo" (mostly "according
+# to"). German's list is Snowball's, function words but "machen".
 _OPEN_CLASS_STOP_WORDS = {
     "en": (
         "amount back bill bottom call co con cry describe detail empty fill find fire first found front full get "
@@ -262,6 +266,30 @@ _OPEN_CLASS_STOP_WORDS = {
         "haut juste mine mot nom nommé nommée nommés nouveau nouveaux parole passé personne personnes pièce plein "
         "point sujet valeur voie voient vois voit vu état deux"
     ),
+    "es": (
+        "afirmó agregó ampleamos añadió anterior aseguró bajo buen buena buenas bueno buenos cabe cabo comentó "
+        "conocer conseguimos conseguir consigue consiguen consigues considera consideró cosas creo cuenta da dado "
+        "dan dar decir dejó dice dicen dicho dieron diferente diferentes dijeron dijo dio ejemplo empleais emplean "
+        "emplear empleas empleo encuentra estado estados existe existen explicó expresó fin fuerza gran grandes "
+        "gueno hace haceis hacemos hacen hacer hacerlo haces haciendo hago haz hecho hicieron hizo indicó informó "
+        "intenta intentais intentamos intentan intentar intentas intento lado largo llegó lleva llevar lugar manera "
+        "manifestó mayor mejor mencionó modo modode momento nueva nuevas nuevo nuevos parte pasada pasado poner "
+        "posible pro próximo próximos quedó queremos quiere realizado realizar realizó sabe sabeis sabemos saben "
+        "saber sabes sentid sentida sentidas sentido sentidos sentir siente sigue siguiente sintiendo tiempo total "
+        "trabaja trabajais trabajamos trabajan trabajar trabajas trabajo trata ultimar usa usais usamos usan usar "
+        "usas uso valor veces ver verdad verdadera verdadero vez "
+        "dos tres cuatro cinco seis siete ocho primer primera primero primeros segunda segundo tercera ultimo "
+        "último última últimos últimas"
+    ),
+    "it": (
+        "buono comprare consecutivi consecutivo cosa doppio faccia facciamo facciano facciate faccio facemmo "
+        "facendo facesse facessero facessi facessimo faceste facesti faceva facevamo facevano facevate facevi "
+        "facevo fai fanno farai faranno fare farebbe farebbero farei faremmo faremo fareste faresti farete farà farò "
+        "fece fecero feci fine gente gran grande lavoro lungo maggior maggiore nome nuovi nuovo persone promesso "
+        "triplo volte "
+        "due duo tre quattro cinque sette otto nove primo terzo quarto quinto ultimo"
+    ),
+    "de": "machen",
 }
 
 
@@ -284,8 +312,8 @@ def stop_words_for(languages: tuple[str, ...], strip_accents: bool) -> frozenset
     ``stop-words`` package's English list (1,333 words, scikit-learn's and a web list's frequent words) holds
     "men", "home", "case", "mug", "general", "number", "free": the gender of 2,917 of 6,000 fashion products, a
     product, a category. Other languages: the ``stop-words`` package's lists (German's is Snowball's, French's
-    Snowball's and a few more). From English and French, the open-class words that the lists hold are taken out
-    (``_OPEN_CLASS_STOP_WORDS``)."""
+    Snowball's and a few more; Spanish's and Italian's hold many lexical verbs, nouns and adjectives). From every
+    list, the open-class words it holds are taken out (``_OPEN_CLASS_STOP_WORDS``)."""
     words = set()
     for language in languages:
         open_class = set(_OPEN_CLASS_STOP_WORDS.get(language, "").split())
