@@ -994,6 +994,20 @@ def test_a_number_that_is_not_finite_is_refused_before_any_request(httpserver, t
     assert httpserver.log == []
 
 
+def test_a_page_size_above_the_apis_largest_is_refused_not_cut_silently(httpserver, tmp_path, capsys):
+    """--page-size 500 collected pages of 100 without a word: the API serves at most 100 records a page."""
+    largest = OpenFoodFactsCollector.max_page_size
+    with pytest.raises(SystemExit) as refused:
+        main(["collect", "--query", "champagne", "--out", str(tmp_path), "--base-url", httpserver.url_for("/"),
+              "--page-size", str(largest + 1)])  # fmt: skip
+    error = capsys.readouterr().err
+    assert refused.value.code == 2
+    assert f"argument --page-size: at most {largest}, the largest page the API serves, got {largest + 1}" in error
+    assert httpserver.log == []
+    with pytest.raises(ValueError, match=f"page_size is at most {largest} on openfoodfacts, got {largest + 1}"):
+        collect(OpenFoodFactsCollector(), "champagne", tmp_path, HttpClient("test", 1.0), page_size=largest + 1)
+
+
 def test_a_query_typed_in_a_terminal_that_is_not_utf8_is_refused_saying_so(httpserver, tmp_path, capsys):
     """'pâte' typed in a Latin-1 terminal reaches Python as 'p\\udce2te' (the byte kept as a surrogate), which
     crashed the run with a UnicodeEncodeError traceback."""

@@ -38,6 +38,19 @@ def _number(kind: type[int] | type[float], *, zero_allowed: bool = False) -> Cal
     return parse
 
 
+#: the largest --page-size, that of the source serving the largest pages
+_LARGEST_PAGE = max(collector.max_page_size for collector in COLLECTORS.values())
+
+
+def _page_size(text: str) -> int:
+    """An argparse type for --page-size: a whole number from 1 to the largest page a source serves (a larger one was
+    cut to it without a word)."""
+    size = int(_number(int)(text))
+    if size > _LARGEST_PAGE:
+        raise argparse.ArgumentTypeError(f"at most {_LARGEST_PAGE}, the largest page the API serves, got {size}")
+    return size
+
+
 def _search_terms(text: str) -> str:
     """An argparse type for --query: refuses blank terms, which a full-text search takes for "everything", and
     terms that are not UTF-8, which no URL can carry. Accents are composed (NFC): a macOS terminal or file name
@@ -87,7 +100,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--images", action="store_true", help="download each product's photo into DIR/images")
     parser.add_argument(
-        "--page-size", type=_number(int), metavar="N", help="records per page (default: the API's largest)"
+        "--page-size",
+        type=_page_size,
+        metavar="N",
+        help=f"records per page, at most {_LARGEST_PAGE} (default: the API's largest)",
     )
     parser.add_argument(
         "--rate", type=_number(float), metavar="PER_S", help="API requests per second (default: the API's stated limit)"

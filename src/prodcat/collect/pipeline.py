@@ -123,7 +123,8 @@ def collect(
             photos that failed for good in an earlier run.
 
     Raises:
-        ValueError: a blank ``query``, or ``max_products`` below 1.
+        ValueError: a blank ``query``, ``max_products`` below 1, or ``page_size`` above the collector's
+            ``max_page_size``.
         NotADirectoryError, FileExistsError: ``out_dir`` is a file, or holds a ``products.csv`` that is not an
             earlier collection of ``query`` from this source (a user's catalogue, another query's collection).
 
@@ -137,7 +138,9 @@ def collect(
         raise ValueError("query is blank: it would match every product")
     if max_products is not None and max_products < 1:
         raise ValueError(f"max_products must be at least 1, got {max_products}")
-    page_size = min(page_size or collector.max_page_size, collector.max_page_size)
+    if page_size is not None and page_size > collector.max_page_size:
+        raise ValueError(f"page_size is at most {collector.max_page_size} on {collector.name}, got {page_size}")
+    page_size = page_size or collector.max_page_size
     out = Path(out_dir)
     _check_output_folder(out, collector, query)
     out.mkdir(parents=True, exist_ok=True)
