@@ -99,6 +99,8 @@ _PIL_FORMATS = {
 _TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 _HIGH_DEPTH_MODES = (*_SIXTEEN_BIT_MODES, "I", "F")
+#: pixels of high depth converted to 8 bits at a time (2 MB each in floating point)
+_CONVERSION_BAND_PIXELS = 1 << 18
 #: TIFF's PhotometricInterpretation tag
 _PHOTOMETRIC_TAG = 262
 #: modes whose embedded colour profile is applied, and the mode they are converted to
@@ -349,23 +351,37 @@ def _to_eight_bit(img: Image.Image) -> Image.Image:
     Scaled by the depth, not by the image's own values: 16-bit by 65535, floating point as
     intensities in [0, 1]. Mode ``I`` does not record its depth: 16-bit unless every value fits in 8 bits.
     A TIFF stored "white is zero" is inverted (Pillow inverts such 8-bit greys itself, not deeper ones).
+
+    Converted band by band: the whole image in floating point would take 8 bytes a pixel, several times over
+    (over 2 GB for a 16-bit photo at the pixel limit), where the result takes one.
     """
-    values = np.nan_to_num(np.asarray(img, dtype=np.float64))
+    width, height = img.size
     if img.mode == "F":
         top = 1.0
-    elif img.mode in _SIXTEEN_BIT_MODES or values.max(initial=0) > 255:
+    elif img.mode in _SIXTEEN_BIT_MODES or (img.getextrema() or (0, 0))[1] > 255:  # None: an empty image
         top = 65535.0
     else:
         top = 255.0
-    intensity = values / top
-    if getattr(img, "tag_v2", {}).get(_PHOTOMETRIC_TAG) == 0:  # WhiteIsZero
-        intensity = 1.0 - intensity
-    grey = Image.fromarray(np.clip(intensity * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    white_is_zero = getattr(img, "tag_v2", {}).get(_PHOTOMETRIC_TAG) == 0
     key = img.info.get("transparency")
-    if isinstance(key, int | float):  # a 16-bit PNG's tRNS: the key is compared before scaling
-        grey.putalpha(Image.fromarray(np.where(values == key, 0, 255).astype(np.uint8)))
-    grey.info = {k: v for k, v in img.info.items() if k != "transparency"}  # keeps the EXIF orientation
-    return grey
+    grey = np.empty((height, width), dtype=np.uint8)
+    # a 16-bit PNG's tRNS: the key is compared before scaling
+    alpha = np.empty((height, width), dtype=np.uint8) if isinstance(key, int | float) else None
+    band = max(1, _CONVERSION_BAND_PIXELS // max(1, width))
+    for first_row in range(0, height, band):
+        rows = slice(first_row, min(first_row + band, height))
+        values = np.nan_to_num(np.asarray(img.crop((0, rows.start, width, rows.stop)), dtype=np.float64))
+        intensity = values / top
+        if white_is_zero:
+            intensity = 1.0 - intensity
+        grey[rows] = np.clip(intensity * 255.0 + 0.5, 0, 255)
+        if alpha is not None:
+            alpha[rows] = np.where(values == key, 0, 255)
+    out = Image.fromarray(grey)
+    if alpha is not None:
+        out.putalpha(Image.fromarray(alpha))
+    out.info = {k: v for k, v in img.info.items() if k != "transparency"}  # keeps the EXIF orientation
+    return out
 
 
 def _limit_side(img: Image.Image, max_side: int | None) -> Image.Image:
