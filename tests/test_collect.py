@@ -973,6 +973,74 @@ def test_ctrl_c_writes_what_was_collected_and_says_how_to_resume(httpserver, tmp
     assert search_requests(httpserver) == [1, 2, 3]
 
 
+def test_a_refresh_answered_nothing_or_far_fewer_products_keeps_the_collection_unless_asked(
+    httpserver, tmp_path, capsys
+):
+    """A --refresh while the API answered 0 results (or an error page read as an empty one) rewrote products.csv
+    empty: the whole collection lost. A finished run keeping fewer than half of the products leaves it as it was
+    and exits 2, saying how many it held and how many the API answered; --allow-fewer replaces it."""
+    serve_search(httpserver, search_pages(CHAMPAGNES))
+    assert run(httpserver, tmp_path) == 0
+    collection = (tmp_path / "products.csv").read_bytes()
+    held = len(CHAMPAGNES) - 2
+
+    for records, collected in (([], 0), (CHAMPAGNES[:3], 3)):  # nothing, then fewer than half
+        httpserver.clear()
+        serve_search(httpserver, search_pages(records))
+        capsys.readouterr()
+        assert run(httpserver, tmp_path, "--refresh") == 2
+        captured = capsys.readouterr()
+        error = captured.err.splitlines()[-1]
+        assert error == (
+            f"error: this run collected {collected} products (the API counts {len(records)} results), fewer than half "
+            f"of the {held} that products.csv holds: it is kept as it was. If the API answered wrongly, run the "
+            "command again later (with --refresh); if the products left it, add --allow-fewer to replace it"
+        )
+        assert "written to" not in captured.out and "is empty" not in captured.out
+        assert (tmp_path / "products.csv").read_bytes() == collection
+        assert json.loads((tmp_path / "collect.json").read_text())["kept_earlier"] == error.removeprefix("error: ")
+
+    # half of them or more: replaced, the products gone said
+    httpserver.clear()
+    serve_search(httpserver, search_pages(CHAMPAGNES[:6]))
+    assert run(httpserver, tmp_path, "--refresh") == 0
+    assert "3 product(s) of the earlier products.csv are not in this one" in capsys.readouterr().out
+    assert len(pd.read_csv(tmp_path / "products.csv", dtype=str)) == 4
+
+    httpserver.clear()
+    serve_search(httpserver, {})
+    assert run(httpserver, tmp_path, "--refresh", "--allow-fewer") == 0
+    assert pd.read_csv(tmp_path / "products.csv").empty
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "error"])
+def test_a_refresh_stopped_halfway_keeps_the_collection_it_would_shrink(
+    httpserver, tmp_path, monkeypatch, capsys, stop
+):
+    """Ctrl-C or a failing page during a --refresh rewrote products.csv with the products of the pages fetched so
+    far: 3 of a collection of 7."""
+    serve_search(httpserver, search_pages(CHAMPAGNES))
+    assert run(httpserver, tmp_path) == 0
+    collection = (tmp_path / "products.csv").read_bytes()
+    if stop == "ctrl-c":
+        get_json = HttpClient.get_json
+
+        def interrupted_on_page_2(self: HttpClient, url: str, params: dict[str, Any], *args: Any) -> Any:
+            if params["page"] == 2:
+                raise KeyboardInterrupt
+            return get_json(self, url, params, *args)
+
+        monkeypatch.setattr(HttpClient, "get_json", interrupted_on_page_2)
+    else:
+        httpserver.clear()
+        serve_search(httpserver, search_pages(CHAMPAGNES), failing=(2,))
+    capsys.readouterr()
+    assert run(httpserver, tmp_path, "--refresh") == (130 if stop == "ctrl-c" else 2)
+    assert "products.csv keeps the 7 products it held (this run had collected 3); run the same command again to " \
+        "resume" in capsys.readouterr().err  # fmt: skip
+    assert (tmp_path / "products.csv").read_bytes() == collection
+
+
 def test_a_blank_query_is_refused_before_any_request(httpserver, tmp_path, capsys):
     with pytest.raises(SystemExit) as refused:
         run(httpserver, tmp_path, query="   ")

@@ -165,6 +165,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="fetch every page again instead of resuming, and the photos that failed for good (404, not an image, "
         "too large)",
     )
+    parser.add_argument(
+        "--allow-fewer",
+        action="store_true",
+        help="replace DIR/products.csv even with fewer than half of the products it holds (they left the API); "
+        "without it such a run leaves the file as it was and exits 2",
+    )
     parser.set_defaults(func=run_collect)
 
 
@@ -183,15 +189,19 @@ def run_collect(args: argparse.Namespace) -> int:
         page_size=args.page_size,
         image_client=_client(args, args.image_rate) if args.images else None,
         refresh=args.refresh,
+        allow_fewer=args.allow_fewer,
     )
     _print_summary(report, args.out)
     if report.stopped_by == "interrupted":
         print(f"interrupted: {_kept(report)}", file=sys.stderr)
         return 130
-    if report.fatal_error is None:
-        return 0
-    print(f"error: {report.fatal_error}\n  {_kept(report)}. {_ADVICE[report.fatal_cause]}", file=sys.stderr)
-    return 2
+    if report.fatal_error is not None:
+        print(f"error: {report.fatal_error}\n  {_kept(report)}. {_ADVICE[report.fatal_cause]}", file=sys.stderr)
+        return 2
+    if report.kept_earlier is not None:  # a finished run that would have emptied the collection
+        print(f"error: {report.kept_earlier}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _client(args: argparse.Namespace, requests_per_second: float, **options: float) -> HttpClient:
@@ -209,7 +219,9 @@ def _client(args: argparse.Namespace, requests_per_second: float, **options: flo
 
 def _print_summary(report: CollectReport, out: str) -> None:
     counts = report.counts
-    if counts["products"]:
+    if report.kept_earlier is not None:
+        pass  # said on stderr, with the exit code
+    elif counts["products"]:
         print(
             f"{counts['products']} products ({counts['with_category']} with a category, {counts['with_photo']} "
             f"with a photo) written to {os.path.join(out, PRODUCTS_CSV)}"
@@ -221,6 +233,11 @@ def _print_summary(report: CollectReport, out: str) -> None:
         )
     elif report.stopped_by == "exhausted":
         print(f"no product matches {report.query!r} on {report.source}: {os.path.join(out, PRODUCTS_CSV)} is empty")
+    if dropped := counts.get("earlier_products_dropped"):
+        print(
+            f"{dropped} product(s) of the earlier {PRODUCTS_CSV} are not in this one (no longer among the results, "
+            "past --max-products, or not reached by an unfinished run)"
+        )
     if not_tried := counts.get("photos_not_tried"):
         print(f"{not_tried} photo(s) not tried, their host being unreachable: run the same command again to fetch them")
     print(
@@ -230,6 +247,8 @@ def _print_summary(report: CollectReport, out: str) -> None:
 
 
 def _kept(report: CollectReport) -> str:
+    if report.kept_earlier is not None:
+        return f"{report.kept_earlier}; run the same command again to resume"
     if not report.counts["products"]:
         return "nothing was collected"
     return f"the {report.counts['products']} products collected so far are kept; run the same command again to resume"

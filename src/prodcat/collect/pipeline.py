@@ -12,6 +12,11 @@ Output folder::
     DIR/collect.json            source, query, times, counts, and every error and warning with its page /
                                 product and field
 
+Never a loss of products: a run stopped by an error or Ctrl-C leaves a ``products.csv`` holding more products than it
+collected as it was, and so does a finished run that would keep fewer than :data:`MIN_SHARE_KEPT` of them (the API
+answering nothing for a while, or an error page read as an empty one, emptied a whole collection) unless
+``allow_fewer`` says that the products left the API.
+
 Resumable: a re-run reads the pages and photos already on disk and only asks the network for the rest
 (photos that failed for good are not asked for again while their URL is the same), so an interrupted
 collection (network down, Ctrl-C, a larger ``max_products``) continues where it stopped, at another page size
@@ -56,6 +61,10 @@ REPORT_JSON = "collect.json"
 IMAGES_DIR = "images"
 PAGES_DIR = "pages"
 FAILED_PHOTOS_JSON = "failed_photos.json"
+#: a finished run replaces ``products.csv`` only when it keeps at least this share of its products (or ``allow_fewer``)
+MIN_SHARE_KEPT = 0.5
+#: the ``stopped_by`` of a run that reached the end of its results or ``max_products``
+FINISHED = ("exhausted", "max_products")
 #: longest side a photo is decoded at to check it (JPEGs then decode at 1/2..1/8 scale: the check costs little)
 CHECK_SIDE = 256
 
@@ -70,6 +79,8 @@ class CollectReport:
     product or photo that failed, with ``field`` and ``message`` (and ``page``, ``record``, ``product_id``
     when known); ``warnings``: the same for what was kept with a defect (a page with bytes that are not
     UTF-8, a field of the wrong type left out, a text cut, results the API counted but no page held).
+    ``kept_earlier``: why ``products.csv`` was left as an earlier run wrote it, holding more products than this run
+    collected (``None``: this run wrote it, or had nothing to write).
     """
 
     source: str
@@ -83,6 +94,7 @@ class CollectReport:
     stopped_by: str = ""
     fatal_error: str | None = None
     fatal_cause: str | None = None
+    kept_earlier: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
@@ -108,6 +120,7 @@ def collect(
     image_client: HttpClient | None = None,
     max_image_bytes: int = DEFAULT_MAX_BYTES,
     refresh: bool = False,
+    allow_fewer: bool = False,
 ) -> CollectReport:
     """Collect up to ``max_products`` products matching ``query`` (all of them when ``None``) into ``out_dir``.
 
@@ -121,6 +134,8 @@ def collect(
             their products with or without it.
         refresh: fetch every page again instead of reading the pages saved by an earlier run, and the
             photos that failed for good in an earlier run.
+        allow_fewer: replace ``products.csv`` at the end of the results (or ``max_products``) even when it held
+            more than twice as many products as this run collected (they left the API).
 
     Raises:
         ValueError: a blank ``query``, ``max_products`` below 1, or ``page_size`` above the collector's
@@ -130,9 +145,11 @@ def collect(
 
     Returns:
         The report, also written to ``out_dir/collect.json``. ``products.csv`` is written unless a failure or
-        Ctrl-C came before any product (then an earlier run's file, if any, is left as it was); when a later
-        page fails, or Ctrl-C stops the run, it holds the products collected until then, and the report says so.
-        Ctrl-C is not raised again: the report's ``stopped_by`` is ``"interrupted"``.
+        Ctrl-C came before any product; when a later page fails, or Ctrl-C stops the run, it holds the products
+        collected until then, and the report says so. An earlier run's ``products.csv`` holding more products is
+        left as it was when the run did not finish, or kept less than :data:`MIN_SHARE_KEPT` of them (unless
+        ``allow_fewer``): the report's ``kept_earlier`` says so. Ctrl-C is not raised again: the report's
+        ``stopped_by`` is ``"interrupted"``.
     """
     if not query.strip():
         raise ValueError("query is blank: it would match every product")
@@ -143,6 +160,7 @@ def collect(
     page_size = page_size or collector.max_page_size
     out = Path(out_dir)
     _check_output_folder(out, collector, query)
+    earlier = _earlier_products(out / PRODUCTS_CSV)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     report = CollectReport(collector.name, query, collector.base_url, _now(), max_products=max_products)
@@ -155,6 +173,9 @@ def collect(
                 _download_photos(list(products.values()), out, image_client, max_image_bytes, report, refresh)
         except KeyboardInterrupt:
             report.stopped_by = "interrupted"  # what was collected is written below: a re-run resumes from it
+    report.kept_earlier = _why_keep_earlier(report, len(products), len(earlier), allow_fewer)
+    if report.kept_earlier is None and (dropped := len(earlier.keys() - products.keys())):
+        report.counts["earlier_products_dropped"] = dropped
     _write_outputs(out, collector, list(products.values()), pages, report, started)
     return report
 
@@ -193,6 +214,45 @@ def _check_output_folder(out: Path, collector: Collector, query: str) -> None:
             f"{collector.name} there would replace its {PRODUCTS_CSV}; choose another output folder (the same "
             "query there resumes it)"
         )
+
+
+#: the columns of an earlier products.csv that a run reads
+_EARLIER_COLUMNS = ["product_id", "image_url"]
+
+
+def _earlier_products(path: Path) -> dict[str, str]:
+    """The products of the ``products.csv`` at ``path``: product id → its photo URL (``""``: none); none when there is
+    no such file, or it cannot be read (damaged: replaced as a missing one would be)."""
+    if not path.is_file():
+        return {}
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=lambda column: column in _EARLIER_COLUMNS)
+    except (OSError, ValueError) as exc:  # pandas' parser and decoding errors are ValueErrors
+        log.warning("%s is unreadable (%s): it is replaced by this run's products", path, exc)
+        return {}
+    table = table.reindex(columns=_EARLIER_COLUMNS, fill_value="")
+    urls = zip(table["product_id"], table["image_url"], strict=True)
+    return {product_id: url for product_id, url in urls if product_id}
+
+
+def _why_keep_earlier(report: CollectReport, collected: int, earlier: int, allow_fewer: bool) -> str | None:
+    """Why the ``products.csv`` holding ``earlier`` products must stay as it is rather than hold the ``collected``
+    ones of this run (``None``: it may be replaced); see :data:`MIN_SHARE_KEPT`."""
+    if collected >= earlier:
+        return None
+    if report.stopped_by not in FINISHED:  # a re-run resumes from the pages saved: nothing is lost by waiting
+        return f"{PRODUCTS_CSV} keeps the {earlier} products it held (this run had collected {collected})"
+    if allow_fewer or collected >= MIN_SHARE_KEPT * earlier:
+        return None
+    if report.stopped_by == "max_products":
+        counted = " (--max-products)"
+    else:
+        counted = "" if report.total_matching is None else f" (the API counts {report.total_matching} results)"
+    return (
+        f"this run collected {collected} products{counted}, fewer than half of the {earlier} that {PRODUCTS_CSV} "
+        "holds: it is kept as it was. If the API answered wrongly, run the command again later (with --refresh); "
+        "if the products left it, add --allow-fewer to replace it"
+    )
 
 
 def _collect_products(
@@ -559,7 +619,8 @@ def _write_outputs(
     """``products.csv`` (each product linked to its photo when one is on disk, downloaded now or in an earlier
     run) and ``collect.json``."""
     images = _photos_on_disk(products, out / IMAGES_DIR)
-    if products or report.stopped_by == "exhausted":  # a query matching nothing is an empty catalogue
+    # a query matching nothing is an empty catalogue
+    if report.kept_earlier is None and (products or report.stopped_by == "exhausted"):
         _write_products(out / PRODUCTS_CSV, collector, products, images)
     report.counts.update(
         pages_fetched=pages.fetched,
