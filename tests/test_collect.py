@@ -420,6 +420,55 @@ def test_photos_are_checked_and_bad_ones_reported_then_resume_fetches_nothing_tw
     assert again == ["/images/busy.jpg"] * 3 + ["/images/missing.jpg", "/images/notice.jpg", "/images/truncated.jpg"]
 
 
+def test_a_photo_whose_url_changed_is_fetched_again_and_the_old_one_kept_until_then(httpserver, tmp_path):
+    """A refresh where a product's photo URL changed kept the photo fetched from the old URL: the new one was never
+    fetched. It is now, replacing the old file once it is (a new type too); a failed fetch keeps the old photo."""
+    old_photo, new_photo = jpeg_bytes(), io.BytesIO()
+    Image.effect_noise((32, 32), 64).convert("RGB").save(new_photo, "PNG")
+
+    def serve_photos(*names: str) -> None:
+        httpserver.clear_all_handlers()
+        for name, data in (("1.jpg", old_photo), ("2.jpg", old_photo), ("1-new.png", new_photo.getvalue())):
+            httpserver.expect_request(f"/images/{name}").respond_with_data(data)
+        httpserver.expect_request("/images/2-new.jpg").respond_with_data("Not Found", status=404)
+        records = [off_record(str(n), f"Champagne {n}", image_front_url=httpserver.url_for(f"/images/{name}"))
+                   for n, name in enumerate(names, start=1)]  # fmt: skip
+        serve_search(httpserver, search_pages(records))
+
+    serve_photos("1.jpg", "2.jpg")
+    assert run(httpserver, tmp_path, "--images") == 0
+    assert sorted(path.name for path in (tmp_path / "images").iterdir()) == ["1.jpeg", "2.jpeg"]
+    (tmp_path / "photo_sources.json").unlink(missing_ok=True)  # as an older version left it: products.csv has the URLs
+
+    serve_photos("1-new.png", "2-new.jpg")
+    requests_before = len(httpserver.log)
+    assert run(httpserver, tmp_path, "--images", "--refresh") == 0
+    fetched = [request.path for request, _ in httpserver.log[requests_before:] if request.path != "/cgi/search.pl"]
+    assert sorted(fetched) == ["/images/1-new.png", "/images/2-new.jpg"]
+    frame = load_catalog(tmp_path / "products.csv").frame.set_index("product_id")
+    assert Path(frame.loc["1", "image"]).read_bytes() == new_photo.getvalue()
+    assert Path(frame.loc["2", "image"]).read_bytes() == old_photo  # the new one is gone: the old one stays
+    assert sorted(path.name for path in (tmp_path / "images").iterdir()) == ["1.png", "2.jpeg"]
+    report = json.loads((tmp_path / "collect.json").read_text())
+    (error,) = report["errors"]
+    assert error["product_id"] == "2" and error["message"].endswith(
+        "HTTP 404 NOT FOUND; images/2.jpeg, fetched from its earlier URL, is kept"
+    )
+    assert report["counts"]["photos_replaced"] == 1
+    assert json.loads((tmp_path / "photo_sources.json").read_text()) == {
+        "1": httpserver.url_for("/images/1-new.png"),
+        "2": httpserver.url_for("/images/2.jpg"),
+    }
+
+    # the photo fetched is not fetched again, nor the one that failed for good
+    requests_before = len(httpserver.log)
+    assert run(httpserver, tmp_path, "--images") == 0
+    assert httpserver.log[requests_before:] == []
+    (error,) = json.loads((tmp_path / "collect.json").read_text())["errors"]
+    assert error["message"].endswith("(in an earlier run; not fetched again, --refresh does); images/2.jpeg, fetched "
+                                     "from its earlier URL, is kept")  # fmt: skip
+
+
 def test_photos_above_the_size_limit_are_refused_while_downloading(httpserver, tmp_path):
     photo = jpeg_bytes(256)
     httpserver.expect_request("/images/large.jpg").respond_with_data(photo, content_type="image/jpeg")

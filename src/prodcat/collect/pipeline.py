@@ -9,6 +9,8 @@ Output folder::
                                 each results page of N records as the API sent it (key: a hash of the request but
                                 its page and page size: base URL, query, sort, fields)
     DIR/failed_photos.json      photos that failed for good (404, not an image, too large), by product id
+    DIR/photo_sources.json      the URL each photo in images/ was fetched from, by product id: a product whose photo
+                                URL changed gets the new photo, the old one kept until it is fetched
     DIR/collect.json            source, query, times, counts, and every error and warning with its page /
                                 product and field
 
@@ -61,6 +63,7 @@ REPORT_JSON = "collect.json"
 IMAGES_DIR = "images"
 PAGES_DIR = "pages"
 FAILED_PHOTOS_JSON = "failed_photos.json"
+PHOTO_SOURCES_JSON = "photo_sources.json"
 #: a finished run replaces ``products.csv`` only when it keeps at least this share of its products (or ``allow_fewer``)
 MIN_SHARE_KEPT = 0.5
 #: the ``stopped_by`` of a run that reached the end of its results or ``max_products``
@@ -170,7 +173,8 @@ def collect(
         try:
             _collect_products(collector, pages, max_products, api_client, products, report)
             if image_client is not None:
-                _download_photos(list(products.values()), out, image_client, max_image_bytes, report, refresh)
+                sources = _PhotoSources(out / PHOTO_SOURCES_JSON, earlier)
+                _download_photos(list(products.values()), out, image_client, max_image_bytes, report, refresh, sources)
         except KeyboardInterrupt:
             report.stopped_by = "interrupted"  # what was collected is written below: a re-run resumes from it
     report.kept_earlier = _why_keep_earlier(report, len(products), len(earlier), allow_fewer)
@@ -503,10 +507,12 @@ def _download_photos(
     max_bytes: int,
     report: CollectReport,
     refresh: bool,
+    sources: _PhotoSources,
 ) -> None:
-    """Download into ``out/images`` the photo of each product that has none there yet, unless it failed
-    for good in an earlier run (and ``refresh`` is off), or its host could not be reached for an earlier photo of
-    this run; every failure goes to the report."""
+    """Download into ``out/images`` the photo of each product that has none there yet, or one fetched from
+    another URL than the product's now (replaced once the new one is fetched), unless it failed for good in an
+    earlier run (and ``refresh`` is off), or its host could not be reached for an earlier photo of this run; every
+    failure goes to the report."""
     folder = out / IMAGES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     on_disk = _files_by_stem(folder)
@@ -517,17 +523,20 @@ def _download_photos(
     try:
         photos = [(product, url) for product in products if (url := product.image_url)]
         for product, url in tqdm(photos, desc="photos", unit="photo"):
-            if _file_stem(product.product_id) in on_disk:
+            saved = on_disk.get(_file_stem(product.product_id))
+            if saved is not None and sources.source(product.product_id) in (None, url):
+                sources.remember(product.product_id, url)  # of an unknown source: kept as before, for this URL
                 report.count("photos_from_cache")
             elif (earlier := failed.reason(product.product_id, url)) is not None:
                 report.count("photos_failed_earlier")
-                message = f"{earlier} (in an earlier run; not fetched again, --refresh does)"
+                message = f"{earlier} (in an earlier run; not fetched again, --refresh does){_kept_photo(saved)}"
                 report.add_error("image", message, product_id=product.product_id)
             elif (host := _host(url)) in unreachable:
                 report.count("photos_not_tried")
-                report.add_error("image", unreachable[host], product_id=product.product_id)
+                report.add_error("image", unreachable[host] + _kept_photo(saved), product_id=product.product_id)
             else:
-                error = _download_photo(product.product_id, url, folder, client, max_bytes, report, failed)
+                photo = _PhotoDownload(product.product_id, url, replaces=saved)
+                error = _download_photo(photo, folder, client, max_bytes, report, failed, sources)
                 if error is not None and error.cause == UNREACHABLE:
                     log.warning("%s cannot be reached: its other photos are not tried in this run", host)
                     unreachable[host] = (
@@ -536,6 +545,7 @@ def _download_photos(
                     )
     finally:
         failed.save()  # Ctrl-C included: the failures met so far are not paid for again
+        sources.save()
 
 
 def _host(url: str) -> str:
@@ -546,31 +556,53 @@ def _host(url: str) -> str:
         return url
 
 
+@dataclass(frozen=True)
+class _PhotoDownload:
+    """The photo of product ``product_id`` to fetch from ``url``, replacing the file ``replaces`` (the product's photo
+    fetched from an earlier URL) once fetched."""
+
+    product_id: str
+    url: str
+    replaces: str | None = None
+
+
 def _download_photo(
-    product_id: str,
-    url: str,
+    photo: _PhotoDownload,
     folder: Path,
     client: HttpClient,
     max_bytes: int,
     report: CollectReport,
     failed: _FailedPhotos,
+    sources: _PhotoSources,
 ) -> NetworkError | None:
     """Download and check one photo; the network error it failed with, if any."""
     try:
-        data = client.get_bytes(url, max_bytes)
+        data = client.get_bytes(photo.url, max_bytes)
         # refuse what cannot be used; decoded small, as only the decoding is checked
-        load_image(data, product_id=product_id, max_side=CHECK_SIDE, max_bytes=max_bytes)
+        load_image(data, product_id=photo.product_id, max_side=CHECK_SIDE, max_bytes=max_bytes)
     except (NetworkError, ImageDecodeError) as exc:
         report.count("photos_failed")
         message = exc.reason if isinstance(exc, ImageDecodeError) else str(exc)
-        report.add_error("image", message, product_id=product_id)
-        log.warning("product %s, image: %s; kept without a photo", product_id, message)
+        report.add_error("image", message + _kept_photo(photo.replaces), product_id=photo.product_id)
+        kept = "without a photo" if photo.replaces is None else "with the photo of its earlier URL"
+        log.warning("product %s, image: %s; kept %s", photo.product_id, message, kept)
         if isinstance(exc, ImageDecodeError) or exc.cause in PERMANENT_CAUSES:
-            failed.remember(product_id, url, message)
+            failed.remember(photo.product_id, photo.url, message)
         return exc if isinstance(exc, NetworkError) else None
-    _write_bytes(folder / f"{_file_stem(product_id)}.{sniff_image_type(data)}", data)  # the file as served
+    name = f"{_file_stem(photo.product_id)}.{sniff_image_type(data)}"
+    _write_bytes(folder / name, data)  # the file as served
+    sources.remember(photo.product_id, photo.url)
+    if photo.replaces is not None:
+        report.count("photos_replaced")
+        if photo.replaces != name:  # another type: the old file would stand beside the new one under its stem
+            (folder / photo.replaces).unlink(missing_ok=True)
     report.count("photos_downloaded")
     return None
+
+
+def _kept_photo(saved: str | None) -> str:
+    """What a failure message adds when the product keeps the photo ``saved`` from its earlier URL."""
+    return "" if saved is None else f"; {IMAGES_DIR}/{saved}, fetched from its earlier URL, is kept"
 
 
 class _FailedPhotos:
@@ -596,16 +628,47 @@ class _FailedPhotos:
 
 def _read_failures(path: Path) -> dict[str, dict[str, str]]:
     """The failures an earlier run saved (none when the file is missing or damaged: the photos are tried again)."""
+    saved = _read_json_object(path, "the photos that failed are tried again")
+    return {
+        str(product_id): {"url": str(failure["url"]), "message": str(failure["message"])}
+        for product_id, failure in saved.items()
+        if isinstance(failure, dict) and {"url", "message"} <= failure.keys()
+    }
+
+
+class _PhotoSources:
+    """The URL each photo in ``images/`` was fetched from, by product id, so that a product whose photo URL changed
+    gets the new photo; a photo saved before this file existed came from its URL in the earlier ``products.csv``."""
+
+    def __init__(self, path: Path, earlier_urls: dict[str, str]):
+        self.path = path
+        self._earlier_urls = earlier_urls
+        saved = _read_json_object(path, "the photos on disk are taken for those of their products' URLs")
+        self._urls = {str(product_id): url for product_id, url in saved.items() if isinstance(url, str)}
+
+    def source(self, product_id: str) -> str | None:
+        """The URL the photo of ``product_id`` on disk was fetched from; ``None`` when unknown."""
+        if product_id not in self._urls and (earlier := self._earlier_urls.get(product_id)):
+            self._urls[product_id] = earlier  # kept here: this run rewrites products.csv with the product's URL now
+        return self._urls.get(product_id)
+
+    def remember(self, product_id: str, url: str) -> None:
+        self._urls[product_id] = url
+
+    def save(self) -> None:
+        if self._urls or self.path.exists():
+            _write_text(self.path, json.dumps(self._urls, indent=2, ensure_ascii=False))
+
+
+def _read_json_object(path: Path, otherwise: str) -> dict[str, Any]:
+    """The JSON object an earlier run saved at ``path``; empty when the file is missing or damaged (a warning then
+    says what follows: ``otherwise``)."""
     try:
         saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     except (OSError, ValueError) as exc:
-        log.warning("%s is unreadable (%s): the photos that failed are tried again", path, exc)
+        log.warning("%s is unreadable (%s): %s", path, exc, otherwise)
         return {}
-    return {
-        str(product_id): {"url": str(failure["url"]), "message": str(failure["message"])}
-        for product_id, failure in (saved.items() if isinstance(saved, dict) else ())
-        if isinstance(failure, dict) and {"url", "message"} <= failure.keys()
-    }
+    return saved if isinstance(saved, dict) else {}
 
 
 def _write_outputs(
