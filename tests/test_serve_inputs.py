@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 import schemathesis
 import sqlalchemy as sa
+import starlette.formparsers
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -603,6 +604,23 @@ def test_multipart_text_is_read_in_the_charset_it_declares(client: TestClient, e
     review_id = answer.json()["results"][0]["prediction"]["review_id"] if batch else answer.json()["review_id"]
     stored = client.get(f"/reviews/{review_id}", headers={"X-API-Key": API_KEY}).json()
     assert stored["title"] == title
+
+
+def test_multipart_forms_are_read_without_starlettes_form_parser(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, jpeg_bytes: Callable[..., bytes]
+) -> None:
+    """The charset checks subclassed Starlette's MultiPartParser and used its private attributes, with no upper bound
+    on Starlette: an upgrade changing them would break every multipart request in users' installs."""
+
+    def changed(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("Starlette's form parser changed")
+
+    monkeypatch.setattr(starlette.formparsers.MultiPartParser, "__init__", changed)
+    body, headers = multipart_body({"title": ("陶器のマグカップ".encode("shift_jis"), "shift_jis")})
+    assert client.post("/predict", content=body, headers=headers).status_code == 200
+    photo = jpeg_bytes()
+    review_id = client.post("/predict", data={"title": "mug"}, files={"image": ("mug.jpg", photo)}).json()["review_id"]
+    assert client.get(f"/reviews/{review_id}/image", headers={"X-API-Key": API_KEY}).content == photo
 
 
 @pytest.mark.parametrize("content", ["", " \n\t "])

@@ -29,7 +29,6 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.formparsers import MultiPartException
 
 from prodcat.bundle import model_level
 from prodcat.catalog.schema import SEP, category_at_level, split_path
@@ -43,11 +42,11 @@ from prodcat.review.store import (
     UnreadableRecord,
     UnreadableRecordError,
 )
+from prodcat.serve.forms import read_form
 from prodcat.serve.inputs import (
     MAX_JSON_BYTES_PER_CHAR,
     ApiError,
     ProductRequest,
-    TextCheckingMultiPartParser,
     accepted_media_type,
     batch_items_from_form,
     batch_items_from_json,
@@ -555,21 +554,9 @@ def create_app_from_env() -> FastAPI:
 
 @asynccontextmanager
 async def _form(request: Request, **limits: int) -> AsyncIterator[FormData]:
-    """The multipart form of ``request`` (closed on exit), its text fields checked for their charset (see
-    :class:`TextCheckingMultiPartParser`); a body the parser refuses is a 400 saying why.
-
-    Starlette answers "Invalid multipart data." and leaves out the parser's reason, e.g. that a part's headers
-    (a filename of a few kilobytes) exceed python-multipart's limit.
-    """
-    try:
-        async with aclosing(request.stream()) as stream:
-            form = await TextCheckingMultiPartParser(request.headers, stream, **limits).parse()
-    except MultiPartException as exc:
-        reason = exc.__cause__
-        detail = exc.message if reason is None else f"{exc.message.rstrip('.')} ({reason})"
-        if "header size" in str(reason):
-            detail += ": a part's headers, its filename included, are too long; send a shorter filename"
-        raise ApiError(400, "invalid_multipart", detail) from None
+    """The multipart form of ``request`` (closed on exit), read by :func:`~prodcat.serve.forms.read_form`."""
+    async with aclosing(request.stream()) as stream:
+        form = await read_form(request.headers, stream, **limits)
     try:
         yield form
     finally:

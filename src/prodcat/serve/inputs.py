@@ -8,7 +8,6 @@ file, text too long, missing title and photo).
 
 from __future__ import annotations
 
-import codecs
 import io
 import json
 import re
@@ -19,9 +18,8 @@ from typing import Any
 
 from PIL import Image
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from starlette.datastructures import FormData, Headers, UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartParser, MultipartPart, parse_options_header
 from starlette.requests import Request
 
 from prodcat.catalog.schema import is_readable, specification_text, with_specifications
@@ -456,54 +454,6 @@ def _refuse_unknown_fields(form: FormData, known: set[str]) -> None:
     unknown = sorted(set(form.keys()) - known)
     if unknown:
         raise malformed("unknown_field", f"unknown field(s) {unknown}; expected {sorted(known)}")
-
-
-class TextCheckingMultiPartParser(MultiPartParser):
-    """Starlette's multipart parser, except that a text field is decoded by the charset its part declares
-    (``Content-Type: text/plain; charset=...``), else the request's (``multipart/form-data; charset=...``), else
-    UTF-8 (RFC 7578), and refused when its bytes are not in that charset: Starlette reads them as Latin-1 without a
-    word, so that a title sent in another encoding was classified as mojibake and stored so in the review queue.
-
-    Refusals: 422 ``text_encoding`` naming the field, its charset and the first byte that does not decode; 415
-    ``text_charset`` for a charset Python does not know."""
-
-    def __init__(self, headers: Headers, *args: Any, **limits: Any) -> None:
-        super().__init__(headers, *args, **limits)
-        self._request_charset = _declared_charset(headers.get("content-type", ""), "the request") or "utf-8"
-
-    def on_part_end(self) -> None:
-        part = self._current_part
-        if part.file is not None:
-            super().on_part_end()
-            return
-        self.items.append((part.field_name, _decoded_field(part, self._request_charset)))
-
-
-def _decoded_field(part: MultipartPart, default_charset: str) -> str:
-    declared = dict(part.item_headers).get(b"content-type", b"").decode("latin-1")
-    charset = _declared_charset(declared, f"field {part.field_name!r}") or default_charset
-    try:
-        return bytes(part.data).decode(charset)
-    except UnicodeDecodeError as exc:
-        detail = (
-            f"field {part.field_name!r} is not valid {charset} text (byte {part.data[exc.start]:#04x} at offset "
-            f"{exc.start}): send it in UTF-8, or declare its charset in the part's header "
-            "(Content-Type: text/plain; charset=...)"
-        )
-        raise malformed("text_encoding", detail) from None
-
-
-def _declared_charset(content_type: str, what: str) -> str | None:
-    """The codec named by the ``charset`` parameter of ``content_type``, if any; 415 when Python knows none."""
-    _, params = parse_options_header(content_type)
-    charset = params.get(b"charset")
-    if charset is None:
-        return None
-    try:
-        return codecs.lookup(charset.decode("latin-1")).name
-    except LookupError:
-        detail = f"{what} declares the charset {charset.decode('latin-1')!r}, which this server does not know"
-        raise ApiError(415, "text_charset", detail) from None
 
 
 def accepted_media_type(request: Request, accepted: dict[str, str]) -> str:
