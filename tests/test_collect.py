@@ -8,8 +8,10 @@ ingredients, non-Latin names, the same product on two pages, and photos that are
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
+import os
 import socket
 import ssl
 import time
@@ -25,7 +27,16 @@ from werkzeug import Request, Response
 
 from prodcat.catalog.loaders import MAX_TEXT_CHARS, load_catalog
 from prodcat.cli import main
-from prodcat.collect import HttpClient, NetworkError, OpenFoodFactsCollector, RateLimiter, RecordError, collect, http
+from prodcat.collect import (
+    HttpClient,
+    NetworkError,
+    OpenFoodFactsCollector,
+    RateLimiter,
+    RecordError,
+    collect,
+    http,
+    pipeline,
+)
 
 PAGE_SIZE = 3
 #: fast and impatient: a local server needs neither politeness nor long backoff
@@ -1088,6 +1099,31 @@ def test_a_refresh_stopped_halfway_keeps_the_collection_it_would_shrink(
     assert "products.csv keeps the 7 products it held (this run had collected 3); run the same command again to " \
         "resume" in capsys.readouterr().err  # fmt: skip
     assert (tmp_path / "products.csv").read_bytes() == collection
+
+
+def test_a_full_disk_stops_with_a_message_and_a_resume_continues(httpserver, tmp_path, monkeypatch, capsys):
+    """A page or photo written on a full disk ended the run with an OSError traceback."""
+    serve_search(httpserver, search_pages(CHAMPAGNES))
+    write_atomically = pipeline.write_atomically
+
+    def disk_full_at_page_2(path: Path, *args: Any) -> None:
+        if path.name == "page-0002.json":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        write_atomically(path, *args)
+
+    monkeypatch.setattr(pipeline, "write_atomically", disk_full_at_page_2)
+    assert run(httpserver, tmp_path) == 2
+    error = capsys.readouterr().err
+    (page,) = (tmp_path / "pages").glob("*/size-3")
+    assert error.splitlines()[-1] == (
+        f"error: cannot write {page / 'page-0002.json'}: No space left on device. Free some space, then run the same "
+        "command again to resume: the pages and photos saved so far are kept"
+    )
+    assert "Traceback" not in error
+
+    monkeypatch.undo()
+    assert run(httpserver, tmp_path) == 0
+    assert search_requests(httpserver) == [1, 2, 2, 3]  # page 1 from disk
 
 
 def test_a_blank_query_is_refused_before_any_request(httpserver, tmp_path, capsys):

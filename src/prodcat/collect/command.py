@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.metadata
 import logging
 import math
@@ -19,6 +20,8 @@ from prodcat.collect.pipeline import PRODUCTS_CSV, REPORT_JSON, CollectReport, c
 
 #: photos are static files, served apart from the search API and its stricter limit
 DEFAULT_IMAGE_RATE = 2.0
+#: a write failing so (a full disk, a quota reached) succeeds once there is room: the run can be resumed then
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _number(kind: type[int] | type[float], *, zero_allowed: bool = False) -> Callable[[str], int | float]:
@@ -180,17 +183,27 @@ def run_collect(args: argparse.Namespace) -> int:
     collector = COLLECTORS[args.source](args.base_url)
     requests_per_second = args.rate or collector.default_requests_per_second
     api_client = _client(args, requests_per_second, rate_limit_window=collector.rate_limit_window)
-    report = collect(
-        collector,
-        args.query,
-        args.out,
-        api_client,
-        max_products=args.max_products,
-        page_size=args.page_size,
-        image_client=_client(args, args.image_rate) if args.images else None,
-        refresh=args.refresh,
-        allow_fewer=args.allow_fewer,
-    )
+    try:
+        report = collect(
+            collector,
+            args.query,
+            args.out,
+            api_client,
+            max_products=args.max_products,
+            page_size=args.page_size,
+            image_client=_client(args, args.image_rate) if args.images else None,
+            refresh=args.refresh,
+            allow_fewer=args.allow_fewer,
+        )
+    except OSError as exc:
+        if exc.errno not in _NO_ROOM:
+            raise
+        print(
+            f"error: cannot write {exc.filename}: {exc.strerror}. Free some space, then run the same command again to "
+            "resume: the pages and photos saved so far are kept",
+            file=sys.stderr,
+        )
+        return 2
     _print_summary(report, args.out)
     if report.stopped_by == "interrupted":
         print(f"interrupted: {_kept(report)}", file=sys.stderr)
