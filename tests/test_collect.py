@@ -646,6 +646,27 @@ def test_an_output_folder_holding_another_catalogue_is_refused_not_overwritten(h
     assert [path.name for path in flipkart.iterdir()] == ["flipkart_com-ecommerce_sample.csv"]
 
 
+def test_a_collection_edited_by_hand_is_not_replaced_by_a_rerun(httpserver, tmp_path, capsys):
+    """Categories corrected by hand in products.csv were lost without a word by the next run (a resume for more
+    products, a refresh), which rewrites the file from the pages saved."""
+    serve_search(httpserver, search_pages(CHAMPAGNES))
+    assert run(httpserver, tmp_path, "--max-products", "2") == 0
+    catalogue = tmp_path / "products.csv"
+    edited = catalogue.read_text(encoding="utf-8").replace("Beverages > Sparkling wines", "Wines > Champagnes")
+    catalogue.write_text(edited, encoding="utf-8")
+    capsys.readouterr()
+    assert run(httpserver, tmp_path) == 2
+    assert capsys.readouterr().err == (
+        f"error: {catalogue} was changed since prodcat collect wrote it (edited by hand?): a collection would replace "
+        "it with the API's products, the changes lost; move it elsewhere to keep them, or delete it to collect again\n"
+    )
+    assert catalogue.read_text(encoding="utf-8") == edited and search_requests(httpserver) == [1]
+
+    catalogue.unlink()
+    assert run(httpserver, tmp_path) == 0
+    assert len(load_catalog(catalogue)) == len(CHAMPAGNES) - 2
+
+
 def test_unreachable_network_fails_with_a_message_not_a_traceback(tmp_path, capsys):
     # a loopback port nobody listens on: connection refused, as fast as a missing route
     closed = f"http://127.0.0.1:{_free_port()}"

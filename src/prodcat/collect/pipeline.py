@@ -49,6 +49,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from prodcat.bundle import sha256_file
 from prodcat.catalog.loaders import MAX_TEXT_CHARS, catalog_files
 from prodcat.catalog.schema import COLUMNS
 from prodcat.collect.base import CollectedProduct, Collector, Page, PageFormatError, RecordError
@@ -83,7 +84,8 @@ class CollectReport:
     when known); ``warnings``: the same for what was kept with a defect (a page with bytes that are not
     UTF-8, a field of the wrong type left out, a text cut, results the API counted but no page held).
     ``kept_earlier``: why ``products.csv`` was left as an earlier run wrote it, holding more products than this run
-    collected (``None``: this run wrote it, or had nothing to write).
+    collected (``None``: this run wrote it, or had nothing to write). ``products_sha256``: the checksum of the
+    ``products.csv`` the run left, by which a re-run refuses to replace one edited since.
     """
 
     source: str
@@ -98,6 +100,7 @@ class CollectReport:
     fatal_error: str | None = None
     fatal_cause: str | None = None
     kept_earlier: str | None = None
+    products_sha256: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
@@ -186,8 +189,9 @@ def collect(
 
 def _check_output_folder(out: Path, collector: Collector, query: str) -> None:
     """Refuse an output folder holding a catalogue that a collection of ``query`` would replace or mix with: a
-    Flipkart, Rakuten or fashion folder, a ``products.csv`` prodcat collect did not write (a user's own), or the
-    collection of another query or source; an earlier run of the same query is resumed.
+    Flipkart, Rakuten or fashion folder, a ``products.csv`` prodcat collect did not write (a user's own) or that was
+    changed since (edited by hand), or the collection of another query or source; an earlier run of the same query is
+    resumed.
 
     Raises:
         NotADirectoryError: ``out`` is a file.
@@ -217,6 +221,12 @@ def _check_output_folder(out: Path, collector: Collector, query: str) -> None:
             f"{out} holds the collection of {earlier_query!r} from {source}: collecting {query!r} from "
             f"{collector.name} there would replace its {PRODUCTS_CSV}; choose another output folder (the same "
             "query there resumes it)"
+        )
+    written = earlier.get("products_sha256")  # absent from the reports of older versions
+    if isinstance(written, str) and written != sha256_file(catalogue):
+        raise FileExistsError(
+            f"{catalogue} was changed since prodcat collect wrote it (edited by hand?): a collection would replace it "
+            "with the API's products, the changes lost; move it elsewhere to keep them, or delete it to collect again"
         )
 
 
@@ -683,8 +693,10 @@ def _write_outputs(
     run) and ``collect.json``."""
     images = _photos_on_disk(products, out / IMAGES_DIR)
     # a query matching nothing is an empty catalogue
+    catalogue = out / PRODUCTS_CSV
     if report.kept_earlier is None and (products or report.stopped_by == "exhausted"):
-        _write_products(out / PRODUCTS_CSV, collector, products, images)
+        _write_products(catalogue, collector, products, images)
+    report.products_sha256 = sha256_file(catalogue) if catalogue.is_file() else None
     report.counts.update(
         pages_fetched=pages.fetched,
         pages_from_cache=pages.reused,
