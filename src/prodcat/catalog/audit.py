@@ -225,13 +225,11 @@ def text_stats(frame: pd.DataFrame) -> dict[str, Any]:
 
 
 def language_stats(clean: Sequence[str], progress: bool = True) -> dict[str, Any]:
-    """Language of each product's cleaned text (``und``: no text), counts and shares."""
-    from prodcat.text.clean import detect_language
+    """Language of each product's cleaned text (``und``: no text), as training reads the catalogue
+    (:func:`~prodcat.text.clean.catalogue_languages`), counts and shares."""
+    from prodcat.text.clean import catalogue_languages
 
-    chunk = 2000
-    languages: list[str] = []
-    for start in tqdm(range(0, len(clean), chunk), desc="languages", disable=not progress, unit="chunk"):
-        languages += detect_language(clean[start : start + chunk])
+    languages = catalogue_languages(clean, progress=progress)
     counts = Counter(languages)
     total = max(1, len(languages))
     return {

@@ -8,8 +8,8 @@ Two layers, used by every text feature:
   and whitespace. Case and accents are kept: sentence encoders use them.
 * :class:`TextNormalizer` turns clean text into a normalised token string for
   bag-of-words models: lower case, optional accent stripping, stop-words (function words) removed and words
-  lemmatised in each product's own language (detected per product with :func:`detect_language`, in light of
-  the languages of its catalogue, :func:`language_prior`).
+  lemmatised in each product's own language (:func:`catalogue_languages`: detected per product with
+  :func:`detect_language`, in light of the languages of its catalogue, :func:`language_prior`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Literal
 import ftfy
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+from tqdm.auto import tqdm
 
 #: the languages found in the catalogues; detection is restricted to them
 LANGUAGES: tuple[str, ...] = ("fr", "en", "de", "es", "it")
@@ -213,7 +214,19 @@ def detect_language(texts: Sequence[str], max_chars: int = 400, prior: Mapping[s
     return languages
 
 
-def language_prior(texts: Sequence[str], max_chars: int = 400, max_iterations: int = 200) -> dict[str, float]:
+def catalogue_languages(
+    texts: Sequence[str], prior: Mapping[str, float] | None = None, progress: bool = False
+) -> list[str]:
+    """Each text's language as a model reads its catalogue (the language its lemmas and stop-words are taken in):
+    :func:`detect_language` in light of the catalogue's language shares, ``prior`` (those a
+    :class:`TextNormalizer` learnt when fitted) or by default those of ``texts`` themselves (:func:`language_prior`).
+    ``progress`` shows a bar while the shares are learnt (the detector reads every text then)."""
+    if prior is None:
+        prior = language_prior(tqdm(texts, desc="languages", disable=not progress, unit="text"))
+    return detect_language(texts, prior=prior)
+
+
+def language_prior(texts: Iterable[str], max_chars: int = 400, max_iterations: int = 200) -> dict[str, float]:
     """Share of each of :data:`LANGUAGES` in a catalogue's ``texts``, for :func:`detect_language`'s ``prior``.
 
     The shares are the mixture weights that best explain the detector's probabilities for every text (maximum
@@ -239,13 +252,14 @@ def language_prior(texts: Sequence[str], max_chars: int = 400, max_iterations: i
 
 
 def main_language(texts: Sequence[str], sample: int = 500) -> str:
-    """The most frequent language of (an evenly spaced sample of at most ``sample`` of) ``texts``.
+    """The most frequent language of (an evenly spaced sample of at most ``sample`` of) ``texts``, each read in
+    light of the others (:func:`catalogue_languages`).
 
     A tie goes to the language listed first in :data:`LANGUAGES`, so the answer never depends on
     the interpreter's hash seed (it decides which heads a model trains).
     """
     step = max(1, len(texts) // sample)
-    found = detect_language(texts[::step])
+    found = catalogue_languages(texts[::step])
     counts = {lang: found.count(lang) for lang in LANGUAGES}
     best = max(LANGUAGES, key=counts.__getitem__)
     return best if counts[best] else UNDETERMINED
@@ -418,8 +432,7 @@ class TextNormalizer(TransformerMixin, BaseEstimator):
     def transform(self, texts: Sequence[str]) -> list[str]:
         texts = self._cleaned(texts)
         if self._detects_languages():
-            prior = getattr(self, "language_prior_", None) or language_prior(texts)
-            detected = detect_language(texts, prior=prior)
+            detected = catalogue_languages(texts, getattr(self, "language_prior_", None))
             languages = [self.default_language if lang == UNDETERMINED else lang for lang in detected]
         else:
             languages = [self.default_language if self.language == "auto" else self.language] * len(texts)
