@@ -1122,6 +1122,24 @@ def test_a_refresh_stopped_halfway_keeps_the_collection_it_would_shrink(
     assert (tmp_path / "products.csv").read_bytes() == collection
 
 
+def test_a_refresh_stopped_halfway_resumes_where_it_stopped(httpserver, tmp_path):
+    """A --refresh of thousands of products failing at page 40 said to run the same command again to resume, which
+    fetched every page again from page 1; and on a flaky network no refresh could reach the end."""
+    serve_search(httpserver, search_pages(CHAMPAGNES))
+    assert run(httpserver, tmp_path) == 0
+    httpserver.clear()
+    serve_search(httpserver, search_pages(CHAMPAGNES), failing=(3,))
+    assert run(httpserver, tmp_path, "--refresh") == 2
+    assert search_requests(httpserver) == [1, 2, 3, 3, 3]
+    httpserver.clear()
+    serve_search(httpserver, search_pages(CHAMPAGNES))
+    assert run(httpserver, tmp_path, "--refresh") == 0
+    assert search_requests(httpserver) == [3]  # pages 1 and 2 as the stopped refresh saved them
+    assert len(load_catalog(tmp_path / "products.csv")) == len(CHAMPAGNES) - 2
+    assert run(httpserver, tmp_path, "--refresh") == 0
+    assert search_requests(httpserver) == [3, 1, 2, 3]  # that refresh reached the end: the next one starts anew
+
+
 def test_a_full_disk_stops_with_a_message_and_a_resume_continues(httpserver, tmp_path, monkeypatch, capsys):
     """A page or photo written on a full disk ended the run with an OSError traceback."""
     serve_search(httpserver, search_pages(CHAMPAGNES))

@@ -166,7 +166,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--refresh",
         action="store_true",
         help="fetch every page again instead of resuming, and the photos that failed for good (404, not an image, "
-        "too large)",
+        "too large); a refresh stopped halfway resumes where it stopped when run again",
     )
     parser.add_argument(
         "--allow-fewer",

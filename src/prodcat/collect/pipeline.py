@@ -8,6 +8,9 @@ Output folder::
     DIR/pages/<source>-<key>/size-<N>/page-NNNN.json
                                 each results page of N records as the API sent it (key: a hash of the request but
                                 its page and page size: base URL, query, sort, fields)
+    DIR/pages/<source>-<key>/refreshing
+                                there while a refresh has not reached the end of the results: the pages saved since
+                                it began are not fetched again by the same command run again
     DIR/failed_photos.json      photos that failed for good (404, not an image, too large), by product id
     DIR/photo_sources.json      the URL each photo in images/ was fetched from, by product id: a product whose photo
                                 URL changed gets the new photo, the old one kept until it is fetched
@@ -64,6 +67,8 @@ REPORT_JSON = "collect.json"
 IMAGES_DIR = "images"
 PAGES_DIR = "pages"
 FAILED_PHOTOS_JSON = "failed_photos.json"
+#: beside a query's pages while a refresh has not reached the end of its results
+REFRESH_MARKER = "refreshing"
 PHOTO_SOURCES_JSON = "photo_sources.json"
 #: a finished run replaces ``products.csv`` only when it keeps at least this share of its products (or ``allow_fewer``)
 MIN_SHARE_KEPT = 0.5
@@ -139,7 +144,8 @@ def collect(
             keep ``image`` empty and the failure is in the report. Photos already on disk are linked to
             their products with or without it.
         refresh: fetch every page again instead of reading the pages saved by an earlier run, and the
-            photos that failed for good in an earlier run.
+            photos that failed for good in an earlier run. A refresh stopped before the end of the results (an
+            error, Ctrl-C) is resumed by the next one: the pages it saved are not fetched again.
         allow_fewer: replace ``products.csv`` at the end of the results (or ``max_products``) even when it held
             more than twice as many products as this run collected (they left the API).
 
@@ -175,6 +181,8 @@ def collect(
     with logging_redirect_tqdm():  # retry warnings above the progress bars, not through them
         try:
             _collect_products(collector, pages, max_products, api_client, products, report)
+            if report.stopped_by in FINISHED:
+                pages.end_refresh()
             if image_client is not None:
                 sources = _PhotoSources(out / PHOTO_SOURCES_JSON, earlier)
                 _download_photos(list(products.values()), out, image_client, max_image_bytes, report, refresh, sources)
@@ -397,7 +405,11 @@ def _warn_about_unserved_results(report: CollectReport) -> None:
 
 class _PageCache:
     """Results pages, read from ``root/<source>-<key>/size-<N>/page-NNNN.json`` when an earlier run saved them at
-    this page size ``N``, else cut from the pages an earlier run saved of the same results at another page size."""
+    this page size ``N``, else cut from the pages an earlier run saved of the same results at another page size.
+
+    A refresh reads only the pages saved since it began, which its :data:`REFRESH_MARKER` file's time records until
+    :meth:`end_refresh`: one stopped halfway (a page failing, Ctrl-C) resumes where it stopped, rather than at page 1.
+    """
 
     def __init__(self, root: Path, collector: Collector, query: str, page_size: int, refresh: bool):
         # the request with its page and page size fixed: the same query, sort and fields at any page size share the
@@ -408,7 +420,7 @@ class _PageCache:
         self.collector = collector
         self.query = query
         self.page_size = page_size
-        self.refresh = refresh
+        self.refreshed_since = self._begin_refresh() if refresh else None
         self.fetched = 0
         self.reused = 0
 
@@ -417,7 +429,7 @@ class _PageCache:
         received). ``served``: the records of the pages before it. A page whose bytes had to be repaired is
         reported."""
         check = partial(self._checked, served=served)
-        saved = None if self.refresh else self._saved(number) or self._cut_from_other_sizes(number)
+        saved = self._saved(number) or self._cut_from_other_sizes(number)
         if saved is not None:
             page, warnings = saved
             try:
@@ -440,9 +452,9 @@ class _PageCache:
 
     def _saved(self, number: int, folder: Path | None = None) -> tuple[Page, list[str]] | None:
         """Page ``number`` as saved in ``folder`` (this page size's by default) and its repair warning; ``None`` when
-        it was not saved, or is damaged on disk since."""
+        it was not saved (since the refresh under way began), or is damaged on disk since."""
         path = (folder or self.folder) / _page_file(number)
-        if not path.is_file():
+        if not path.is_file() or (self.refreshed_since is not None and path.stat().st_mtime < self.refreshed_since):
             return None
         try:
             payload, warning = decode_json(path.read_bytes())
@@ -451,6 +463,18 @@ class _PageCache:
             log.warning("saved page %s is unusable (%s): not used", path, exc)
             return None
         return page, [warning] if warning is not None else []
+
+    def _begin_refresh(self) -> float:
+        """The time the refresh under way began (now, unless an earlier one did not reach the end of the results)."""
+        marker = self.results / REFRESH_MARKER
+        if not marker.is_file():
+            self.results.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+        return marker.stat().st_mtime  # the file system's clock, as the pages' times are
+
+    def end_refresh(self) -> None:
+        """The results were read to their end (or ``max_products``): the next refresh fetches every page again."""
+        (self.results / REFRESH_MARKER).unlink(missing_ok=True)
 
     def _cut_from_other_sizes(self, number: int) -> tuple[Page, list[str]] | None:
         """Page ``number`` made of the records of pages an earlier run saved at another page size, when they hold
