@@ -606,6 +606,33 @@ def test_multipart_text_is_read_in_the_charset_it_declares(client: TestClient, e
     assert stored["title"] == title
 
 
+@pytest.mark.parametrize("multipart", [False, True])
+def test_a_batch_giving_one_product_id_to_several_items_is_refused_naming_them(
+    client: TestClient, multipart: bool
+) -> None:
+    """Two products under one id were both answered, told apart by position alone, and both queued for review:
+    ``train --feedback`` keeps the last correction of each id, so one of the two corrections was dropped unsaid."""
+    products = [{"title": t, "product_id": i} for t, i in [("mug", "A"), ("towel", "B"), ("cup", "A"), ("jug", "")]]
+
+    def send() -> httpx.Response:
+        # a file part makes the test client send multipart; the batch names no photo, so it is left unread
+        body = (
+            {"data": {"products": json.dumps(products)}, "files": {"unused": b""}} if multipart else {"json": products}
+        )
+        return client.post("/predict-batch", **body)
+
+    keyed = {"X-API-Key": API_KEY}
+    queued = client.get("/reviews", headers=keyed).json()["total"]
+
+    refused = send()
+
+    assert (refused.status_code, refused.json()["error"]) == (422, "duplicate_product_id"), refused.text
+    assert "'A' (items 0, 2)" in refused.json()["detail"] and "'B'" not in refused.json()["detail"]
+    assert client.get("/reviews", headers=keyed).json()["total"] == queued
+    products[2]["product_id"] = "C"
+    assert send().status_code == 200
+
+
 def test_multipart_forms_are_read_without_starlettes_form_parser(
     client: TestClient, monkeypatch: pytest.MonkeyPatch, jpeg_bytes: Callable[..., bytes]
 ) -> None:

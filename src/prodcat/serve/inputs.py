@@ -276,7 +276,30 @@ def _json_array(body: bytes, settings: ServeSettings) -> list[Any]:
         raise over_limit(413, "max_batch_items", settings.max_batch_items, f"a batch of {len(items)} products")
     if not items:
         raise malformed("empty_batch", "the batch is empty: send at least one product")
+    _refuse_repeated_ids(items)
     return items
+
+
+def _refuse_repeated_ids(items: list[Any]) -> None:
+    """422 ``duplicate_product_id`` naming each ``product_id`` that several items of a batch give, and the items.
+
+    Answers and review records name a product by its id: two products under one id (a client's mix-up) would be
+    told apart by position alone, and ``train --feedback``, which keeps the last correction of each id, would
+    train on one of them and silently drop the other's correction."""
+    positions: dict[str, list[int]] = {}
+    for position, raw in enumerate(items):
+        if (product_id := _given_id(raw)) is not None:
+            positions.setdefault(product_id, []).append(position)
+    repeated = [
+        f"{product_id!r} (items {', '.join(map(str, where))})"
+        for product_id, where in positions.items()
+        if len(where) > 1
+    ]
+    if repeated:
+        detail = (
+            f"product_id given to several items: {'; '.join(repeated)}; give each product its own id, or send it once"
+        )
+        raise malformed("duplicate_product_id", detail)
 
 
 class _JsonObject(dict[str, Any]):
