@@ -47,6 +47,7 @@ def test_report_is_self_contained_and_complete(study, tmp_path):
     json_path, html_path = write_report(study, tmp_path, source="flipkart sample")
     records = json.loads(json_path.read_text())
     assert len(records) == 6
+    assert (tmp_path / "clusters_vs_categories.csv").exists()  # the whole matrix, beside the report
     assert {"features", "reduction", "ari", "ami", "nmi", "silhouette", "seconds"} <= set(records[0])
     html = html_path.read_text()
     assert "<table" in html and "Misplaced products" in html
@@ -232,20 +233,46 @@ def test_maps_of_many_categories_name_each_category_where_its_products_are(monke
     (run,) = result.runs
     drawn = []
     monkeypatch.setattr(report, "figure_data_uri", lambda fig: drawn.append(fig) or "")
-    report.scatter_pair(result, run, report.category_palette(sorted(set(result.categories))))
+    drawn_pair = report.scatter_pair(result, run, report.category_palette(sorted(set(result.categories))))
     true_panel, cluster_panel = drawn[0].axes
     if categories <= report.LEGEND_MAX:
         assert not true_panel.texts and not cluster_panel.texts and drawn[0].legends
         return
     written = {text.get_text(): text for text in true_panel.texts}
-    assert sorted(written) == [f"category {c:02d}" for c in range(categories)]  # the last level: 'Shop' says nothing
+    unnamed = [name.removeprefix("Shop > ") for name in drawn_pair["unnamed"].get("left", [])]
+    # the last level: 'Shop' says nothing; each category named on the map or listed below it
+    assert sorted([*written, *unnamed]) == [f"category {c:02d}" for c in range(categories)]
+    for panel in (true_panel, cluster_panel):
+        panel.figure.canvas.draw()
+        boxes = [text.get_window_extent() for text in panel.texts]
+        assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
     for name, text in written.items():
         members = result.categories_of(run) == f"Shop > {name}"
-        np.testing.assert_allclose(text.get_position(), np.median(run.points[members], axis=0))
+        # at the median of its products, or one label height above or below it (in pixels)
+        median, at = true_panel.transData.transform([np.median(run.points[members], axis=0), text.get_position()])
+        line = text.get_window_extent().height + report.LABEL_PADDING
+        assert at[0] == pytest.approx(median[0])
+        assert min(abs(at[1] - median[1] - shift) for shift in (0, line, -line)) == pytest.approx(0, abs=1e-6)
         (outline,) = text.get_path_effects()
         assert outline._gc["foreground"] == "white"
     matched = {run.matching.assignment[c].removeprefix("Shop > ") for c in np.unique(run.clusters)}
-    assert sorted(text.get_text() for text in cluster_panel.texts) == sorted(matched)
+    right_unnamed = {name.removeprefix("Shop > ") for name in drawn_pair["unnamed"].get("right", [])}
+    assert sorted([*(text.get_text() for text in cluster_panel.texts), *right_unnamed]) == sorted(matched)
+
+
+def test_map_labels_never_overlap_the_first_placed_first_else_a_line_above_or_below():
+    from prodcat.explore.report import place_labels
+
+    anchors = np.array([[100, 100], [110, 102], [90, 98], [105, 101], [300, 300]], dtype=float)
+    sizes = np.array([[40, 10], [40, 10], [40, 10], [40, 10], [40, 10]], dtype=float)
+    assert place_labels(anchors, sizes) == [
+        (100, 100),  # where its products are
+        (110, 112),  # one label height above
+        (90, 88),  # below
+        None,  # no room at its place, above or below: left unwritten
+        (300, 300),
+    ]
+    assert place_labels(np.empty((0, 2)), np.empty((0, 2))) == []
 
 
 def test_a_category_is_named_on_a_map_by_as_many_last_levels_as_set_it_apart():
@@ -271,3 +298,88 @@ def test_a_feature_sets_map_is_a_tsne_of_its_features_whatever_reduction_cluster
     (pca_run,) = without_tsne.runs
     (tsne_run,) = [run for run in study.runs if (run.features, run.reduction) == ("tfidf", "tsne")]
     np.testing.assert_allclose(points_2d(without_tsne, pca_run), tsne_run.points, atol=1e-4)
+
+
+def test_a_matrix_of_many_categories_shows_the_largest_with_their_clusters_on_the_diagonal(tmp_path):
+    """Fashion's 84 x 84 matrix, rows alphabetical, was a page-wide wall of mostly zeros. Past 30 categories the
+    report shows the 30 largest, each with its matched cluster on the diagonal, the rest summed in a last row and
+    column; the whole matrix is a CSV beside it, in the same order."""
+    import pandas as pd
+
+    from prodcat.explore.clustering import ClusteringRun
+    from prodcat.explore.metrics import match_clusters
+    from prodcat.explore.report import matrix_frame, matrix_table
+
+    rng = np.random.default_rng(0)
+    sizes = rng.permutation(np.arange(5, 45))  # 40 categories of distinct sizes, in no order of name
+    categories = np.repeat([f"category {i:02d}" for i in range(40)], sizes)
+    clusters = np.repeat((np.arange(40) * 7) % 40, sizes)  # each category its own cluster, ids shuffled
+    clusters[::11] = 0  # and some products in cluster 0 whatever their category
+    rows = np.arange(len(categories))
+    matching = match_clusters(categories, clusters)
+    run = ClusteringRun("tfidf", "pca", rows, np.zeros((len(rows), 2)), clusters, {}, matching, 0.0, 0.0)
+
+    table = matrix_table(run, limit=30)
+    counts = np.array([[count for count, _ in row["cells"]] for row in table["rows"]])
+    by_size = [f"category {i:02d}" for i in np.argsort(-sizes, kind="stable")]
+    assert [row["category"] for row in table["rows"]] == [*by_size[:30], "the other 10 categories"]
+    assert table["columns"][-1] == "the other 10 clusters" and len(table["columns"]) == 31
+    for i, category in enumerate(by_size[:30]):
+        assert table["columns"][i].endswith(f"→ {category}")  # its matched cluster in its place: the diagonal
+        assert counts[i, i] == matching.matrix[matching.categories.index(category)].max()
+    assert counts.sum() == len(categories)  # nothing dropped: the rest is summed
+    assert counts[-1].sum() == np.sort(sizes)[:10].sum()
+
+    whole = matrix_frame(run)
+    assert whole.shape == (40, 40) and list(whole.index) == by_size and whole.to_numpy().sum() == len(categories)
+    whole.to_csv(tmp_path / "matrix.csv")
+    assert pd.read_csv(tmp_path / "matrix.csv", index_col=0).equals(whole)
+
+
+def test_category_glyphs_no_font_has_are_named_in_one_warning_not_drawn_silently(tmp_path, caplog, recwarn):
+    """A CJK or emoji category name was drawn as empty boxes on the maps, with one matplotlib warning per glyph and
+    figure naming no category. DejaVu Sans is now followed by any installed CJK or emoji font, and characters none of
+    them has are named once, in one warning."""
+    import logging
+
+    import pandas as pd
+
+    from prodcat.explore.report import figure_font_families, missing_glyphs
+
+    assert figure_font_families({"Noto Sans CJK JP", "Liberation Serif", "Noto Emoji"}) == [
+        "DejaVu Sans",
+        "Noto Sans CJK JP",
+        "Noto Emoji",
+    ]
+    assert missing_glyphs(["Bags …", "服装 👟", "Sacs à dos"], ["DejaVu Sans"]) == ["服", "装", "👟"]
+
+    names = ["服装", "Shoes 👟", "Bags"]
+    words = ["mug ceramic coffee cup", "watch analog steel dial", "baby diaper soft cotton"]
+    frame = pd.DataFrame(
+        {
+            "product_id": [f"p{i}" for i in range(30)],
+            "title": [f"{words[i % 3]} {i}" for i in range(30)],
+            "description": "",
+            "image": None,
+            "category": [names[i % 3] for i in range(30)],
+        }
+    )
+    result = FeasibilityStudy(features=["tfidf"], reductions=["tsne"], progress=False).run(frame)
+    with caplog.at_level(logging.WARNING, logger="prodcat.explore.report"):
+        write_report(result, tmp_path)
+    missing = missing_glyphs(names, figure_font_families(set()))  # what DejaVu Sans alone lacks
+    warned = [record.getMessage() for record in caplog.records if "empty boxes" in record.getMessage()]
+    if missing_glyphs(names, _installed_figure_fonts()):
+        assert len(warned) == 1
+        assert all(f"{c} (U+{ord(c):04X})" in warned[0] for c in missing)
+    else:  # a CJK and an emoji font are installed: drawn, nothing to say
+        assert not warned
+    assert not [w for w in recwarn if "missing from font" in str(w.message)]
+
+
+def _installed_figure_fonts() -> list[str]:
+    from matplotlib import font_manager
+
+    from prodcat.explore.report import figure_font_families
+
+    return figure_font_families({font.name for font in font_manager.fontManager.ttflist})

