@@ -435,6 +435,35 @@ def test_predict_and_evaluate_commands(flipkart_bundle, flipkart_dir, tmp_path, 
     assert json.loads((tmp_path / "r2" / "metrics.json").read_text())["accuracy"] == pytest.approx(1 / 3)
 
 
+def test_evaluate_and_cv_reports_list_the_photos_they_could_not_use(flipkart_bundle, flipkart_dir, tmp_path):
+    """A photo that does not decode (truncated, or not an image) was missing from evaluate's and cv's report, whose
+    input issues named only the photo files not found; and once the embedding cache remembered the failure, no run
+    named it anywhere. Both reports list it with its line and why, on every run, as predict's OUT.issues.csv does."""
+    from prodcat.catalog.loaders import load_catalog
+
+    frame = load_catalog(flipkart_dir).frame
+    table = frame.groupby(category_at_level(frame["category"], 1)).head(6).reset_index(drop=True)
+    table = table[["product_id", "title", "description", "image", "category"]]
+    table["description"] = table["description"].str.replace(r"[\r\n]+", " ", regex=True)  # one line per product
+    truncated, not_an_image = tmp_path / "truncated.jpg", tmp_path / "notes.jpg"
+    truncated.write_bytes(Path(table.at[1, "image"]).read_bytes()[:2000])
+    not_an_image.write_text("not a photo")
+    table.loc[[1, 2], "image"] = [str(truncated), str(not_an_image)]
+    data = tmp_path / "products.csv"
+    table.to_csv(data, index=False)
+    config = str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
+    runs = [["evaluate", str(flipkart_bundle), str(data)]] * 2  # the second reads the failures from the cache
+    runs.append(["cv", str(data), "--config", config, "--level", "1", "--folds", "2"])
+    for run, command in enumerate(runs):
+        report = tmp_path / f"report{run}"
+        assert main([*command, "--report", str(report)]) == 0
+        issues = pd.read_csv(report / "input_issues.csv")
+        assert issues["row"].tolist() == [3, 4] and (issues["field"] == "image").all(), command
+        assert issues["product_id"].tolist() == table["product_id"].iloc[1:3].tolist()
+        assert "truncated" in issues["message"].iat[0] and "not an image" in issues["message"].iat[1]
+        assert f"photo {not_an_image} not used: not an image" in (report / "report.html").read_text()
+
+
 def test_ids_with_line_breaks_of_any_kind_stay_in_their_row(tiny_training, tmp_path):
     """An id holding a lone carriage return (an old-Mac line break), a line feed or both is quoted in every CSV
     written (predictions, input issues, a report's predictions): pandas and the catalogue reader read the same

@@ -40,7 +40,7 @@ from prodcat.batch.engines import Engine
 from prodcat.bundle import data_fingerprint, model_level, read_manifest, save_bundle
 from prodcat.catalog.loaders import add_loader_arguments, catalog_file_among, load_from_args
 from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, deeper_level_warning, has_text
-from prodcat.config import Config
+from prodcat.config import MODALITIES, Config
 from prodcat.evaluate.labelled import labelled_warnings, product_fingerprints, products_in_training, readable_by
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
 from prodcat.evaluate.report import EVALUATION_FILES, interval_text, report_problem, write_issues, write_report
@@ -202,12 +202,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 # ---------------------------------------------------------------------------------------------- helpers
 def read_catalog(args: argparse.Namespace) -> Catalog:
     catalog = load_from_args(args)
-    if catalog.issues:
-        log.warning("%d row issue(s) while reading %s; first ones:", len(catalog.issues), args.data)
-        for issue in catalog.issues[:5]:
-            log.warning("  %s", issue)
+    _log_issues(catalog.issues, f"row issue(s) while reading {args.data}")
     log.info("%s: %d products (%s format)", args.data, len(catalog), catalog.format)
     return catalog
+
+
+def _log_issues(issues: list[RowIssue], what: str) -> None:
+    """Warn of how many ``issues`` there are (``what`` they are) and name the first five."""
+    if issues:
+        log.warning("%d %s; first ones:", len(issues), what)
+        for issue in issues[:5]:
+            log.warning("  %s", issue)
 
 
 #: --out suffixes of other formats than the plain CSV predict writes, which readers would take at their word
@@ -260,17 +265,28 @@ def _predict_options_problem(args: argparse.Namespace, out: Path) -> str | None:
     return None
 
 
-def unused_photo_issues(catalog: Catalog, predictions: str | Path) -> list[RowIssue]:
-    """One issue per product that names a photo a model reading photos did not use, with the reason
-    (:func:`~prodcat.batch.unused_photo_issue`): a rerun, reading the cache, would otherwise say nothing."""
-    used = pd.read_csv(predictions, usecols=["modalities_used"], dtype=str, keep_default_na=False)
-    photo, product_id = catalog.frame["image"], catalog.frame["product_id"]
-    unused = photo.notna().to_numpy() & ~used["modalities_used"].str.contains("image").to_numpy()
+def unused_photo_issues(catalog: Catalog, predictions: pd.DataFrame) -> list[RowIssue]:
+    """One issue per product of ``predictions`` (``product_id``, ``modalities_used``: a model reading photos
+    scored it) that names a photo the model did not use, with the reason (:func:`~prodcat.batch.unused_photo_issue`):
+    a rerun, reading the cache, would otherwise say nothing, and a report would not list it."""
+    product_id = catalog.frame["product_id"].astype(str)
+    position = pd.Series(np.arange(len(product_id)), index=product_id)
+    without_photo = ~predictions["modalities_used"].fillna("").str.contains("image").to_numpy()
+    photo = catalog.frame["image"]
     issues = (
-        unused_photo_issue(photo.iat[position], catalog.line_of(position), product_id.iat[position])
-        for position in np.flatnonzero(unused)
+        unused_photo_issue(photo.iat[at], catalog.line_of(at), product_id.iat[at])
+        for at in position.loc[predictions["product_id"].astype(str)[without_photo]]
+        if not pd.isna(photo.iat[at])
     )
     return [issue for issue in issues if issue]
+
+
+def _with_unused_photos(catalog: Catalog, predictions: pd.DataFrame, reads_photos: bool) -> list[RowIssue]:
+    """The catalogue's issues and, for a model reading photos, those of the photos it did not use (warned of),
+    in line order: what a report lists as its input issues."""
+    unused = unused_photo_issues(catalog, predictions) if reads_photos else []
+    _log_issues(unused, "photo(s) not used (the products were classified without them)")
+    return sorted(catalog.issues + unused, key=lambda issue: issue.row)
 
 
 def write_input_issues(issues: list[RowIssue], out: str | Path) -> Path | None:
@@ -579,8 +595,10 @@ def run_predict(args: argparse.Namespace) -> int:
         return 130
     # written before anything is printed: a reader of the output that stops early (| head) ends the run there
     reads_photos = "image" in engine.manifest.get("modalities", [])
-    # in line order: the photos found unusable while scoring are among the problems found reading the catalogue
-    issues = catalog.issues + (unused_photo_issues(catalog, out) if reads_photos else [])
+    issues = list(catalog.issues)
+    if reads_photos:  # in line order: the photos found unusable while scoring among the problems found reading
+        used = pd.read_csv(out, usecols=["product_id", "modalities_used"], dtype=str, keep_default_na=False)
+        issues += unused_photo_issues(catalog, used)
     issues.sort(key=lambda issue: issue.row)
     issues_file = write_input_issues(issues, out)
     resumed = f"; {summary.total - summary.scored} from the interrupted run" if summary.scored < summary.total else ""
@@ -638,7 +656,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
                 truth[unseen], predicted[unseen], confidence[unseen], predictor.threshold
             )
     title = f"Evaluation of {args.model} on {args.data}"
-    write_report(metrics, truth, predicted, args.report, title, predictions=predictions, issues=catalog.issues)
+    issues = _with_unused_photos(catalog, predictions, "image" in predictor.manifest.get("modalities", []))
+    write_report(metrics, truth, predicted, args.report, title, predictions=predictions, issues=issues)
     print_metrics(metrics, f"Evaluation on {len(frame)} labelled products:")
     if "not_in_training" in metrics:
         print_metrics(metrics["not_in_training"], "On those not in the model's training data (the honest figures):")
@@ -660,6 +679,11 @@ def _unread_warning(table: pd.DataFrame, manifest: dict[str, Any]) -> str | None
     )
 
 
+def _reads_photos(config: Config) -> bool:
+    """Whether models trained with ``config`` read photos (where the products have them)."""
+    return "image" in (config.modalities or MODALITIES) and any(head.modality == "image" for head in config.heads)
+
+
 def run_cv(args: argparse.Namespace) -> int:
     from prodcat.evaluate.cv import cross_validate, cross_validation_obstacle
 
@@ -679,7 +703,8 @@ def run_cv(args: argparse.Namespace) -> int:
     if warnings:  # the report says what the console said of the labels
         metrics["warnings"] = warnings
     title = f"{args.folds}-fold cross-validation on {args.data}"
-    predictions, issues = result.predictions(), catalog.issues
+    predictions = result.predictions()
+    issues = _with_unused_photos(catalog, predictions, _reads_photos(config))
     write_report(metrics, result.y_true, result.y_pred, args.report, title, predictions=predictions, issues=issues)
     print_metrics(metrics, f"{args.folds}-fold cross-validation on {len(frame)} products:", result.target_precision)
     for modalities, values in metrics["by_modalities"].items():
