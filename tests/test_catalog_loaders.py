@@ -601,6 +601,32 @@ def test_a_csv_with_carriage_returns_alone_as_line_ends_is_read(tmp_path: Path) 
     assert catalog.frame["description"].tolist() == ["cotton", "two\rlines"]
 
 
+def test_a_carriage_return_inside_a_text_does_not_shift_line_numbers(tmp_path: Path) -> None:
+    """A lone \\r inside a quoted description (56 of Flipkart's descriptions hold one) was counted as a line end:
+    every later row was reported on a line below the one grep -n, sed and editors show (775 of Flipkart's 900
+    products, up to 56 lines off), its bad rows, NUL bytes and Windows-1252 lines too. A lone \\r ends a line only
+    in a file without \\n (Excel's "CSV (Macintosh)"), whose lines are still numbered by it."""
+    path = tmp_path / "shop.csv"
+    path.write_bytes(
+        b"product_id,title,description\n"
+        b'm1,blue shirt,"cotton\rwashable\r"\n'
+        b'm2,"steel" watch,x\n'  # bad quoting: skipped
+        b"m3,red mug,ceramic,extra\n"  # a field too many: skipped
+        b'm4,lamp,"two\nlines"\n'
+        b"m5,caf\xe9 mug,x\x00y\n"  # Windows-1252 and a NUL byte
+    )
+    catalog = load_catalog(path)
+    assert catalog.frame["product_id"].tolist() == ["m1", "m4", "m5"]
+    assert catalog.lines == [2, 5, 7]
+    assert [(issue.row, issue.field) for issue in catalog.issues] == [(3, "row"), (4, "row"), (7, "file"), (7, "file")]
+    assert "in line 3; row skipped" in catalog.issues[0].message
+    mac = tmp_path / "mac.csv"
+    mac.write_bytes(b'product_id,title\rm1,"blue\rshirt"\rm2,"steel" watch\rm3,mug\r')
+    catalog = load_catalog(mac)
+    assert catalog.frame["product_id"].tolist() == ["m1", "m3"]
+    assert catalog.lines == [2, 5] and [issue.row for issue in catalog.issues] == [4]
+
+
 def test_nul_bytes_are_removed_and_reported(tmp_path: Path) -> None:
     """NUL bytes (a damaged copy) were kept without a word: in an id, the product was predicted under an id with
     an invisible character, unlike the catalogue's; in the header, 'ti\\x00tle' was no title column, so every

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import re
 import sys
 from dataclasses import dataclass
@@ -62,7 +63,8 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
     is skipped; reading resumes on the line after it, so one stray quote never costs the rest of the file.
     """
     source = _Lines(text_lines.readlines())
-    issues += _drop_nul(source.lines, path)
+    shown = _shown_line_numbers(source.lines)
+    issues += _drop_nul(source.lines, shown, path)
     reader = csv.reader(source, delimiter=delimiter, strict=True)
     try:
         header = next(reader)
@@ -85,24 +87,25 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
             break
         except csv.Error as error:
             line_end = source.position
+            first, last = shown[line_start - 1], shown[line_end - 1]
             if line_end == line_start:
-                what = f"line {line_start}; row skipped"
+                what = f"line {first}; row skipped"
             else:  # an unclosed quote ran on: the lines it swallowed are read again, as records of their own
                 what = (
-                    f"line {line_start}, whose quoted field ran on to line {line_end} (an unclosed quote?); "
-                    f"line {line_start} skipped, the lines after it read again"
+                    f"line {first}, whose quoted field ran on to line {last} (an unclosed quote?); "
+                    f"line {first} skipped, the lines after it read again"
                 )
                 source.position = line_start
             first_field = source.lines[line_start - 1].split(delimiter, 1)[0].strip()
             product = first_field if first_field and '"' not in first_field else None  # the id, as a hint
-            issues.append(RowIssue(line_start, "row", f"{path.name}: bad quoting ({error}) in {what}", product))
+            issues.append(RowIssue(first, "row", f"{path.name}: bad quoting ({error}) in {what}", product))
             continue
         if not record or (source.position == line_start and not source.lines[line_start - 1].strip()):
             continue  # a blank line, empty or of spaces and tabs (as above the header): no product, nothing skipped
         if len(record) != len(header):
             issues.append(
                 RowIssue(
-                    line_start,
+                    shown[line_start - 1],
                     "row",
                     f"{path.name}: {len(record)} fields where the header has {len(header)} "
                     "(unquoted separator or quote?); row skipped",
@@ -111,7 +114,7 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
             )
             continue
         records.append(record)
-        lines.append(line_start)
+        lines.append(shown[line_start - 1])
     # "product_id, title, image": a space after each comma, as people type them, is no part of the names
     names = _unique_names([name.strip() for name in header])
     frame = pd.DataFrame(records, columns=names, index=pd.Index(lines, name="line"), dtype=object)
@@ -120,12 +123,24 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
     return SourceTable(frame, issues, path.name)
 
 
-def _drop_nul(lines: list[str], path: Path) -> list[RowIssue]:
+def _shown_line_numbers(lines: list[str]) -> list[int]:
+    """The number of each of ``lines`` (cut at \\n, \\r\\n and a lone \\r, as the csv reader takes them) as grep -n,
+    sed and editors number it: a lone \\r ends a line only in a file without \\n (Excel's "CSV (Macintosh)"); in
+    others it is a character of a text (56 of Flipkart's descriptions hold one), and counting it shifted every
+    later product's line."""
+    ends = [line.endswith("\n") for line in lines]
+    if not any(ends):
+        return list(range(1, len(lines) + 1))
+    return list(itertools.accumulate(ends[:-1], initial=1))
+
+
+def _drop_nul(lines: list[str], shown: list[int], path: Path) -> list[RowIssue]:
     """Remove the NUL characters of ``lines`` in place (a damaged copy: no text holds them, and in an id or a
-    column name they would go unseen); one issue names the lines."""
-    found = [number for number, line in enumerate(lines, 1) if "\x00" in line]
-    for number in found:
-        lines[number - 1] = lines[number - 1].replace("\x00", "")
+    column name they would go unseen); one issue names the lines (``shown``: their numbers)."""
+    holding = [index for index, line in enumerate(lines) if "\x00" in line]
+    for index in holding:
+        lines[index] = lines[index].replace("\x00", "")
+    found = sorted({shown[index] for index in holding})
     if not found:
         return []
     message = f"{path.name}: {len(found)} line(s) hold NUL bytes ({_line_numbers(found)}), removed (a damaged copy?)"
@@ -174,7 +189,9 @@ def _open_text(path: Path) -> tuple[io.StringIO, list[RowIssue]]:
         issues = []
     except UnicodeDecodeError:
         lines, legacy = [], []
-        for number, line in enumerate(raw.splitlines(keepends=True), 1):
+        # numbered as _shown_line_numbers numbers them: by \n, or by \r in a file without \n
+        physical = io.BytesIO(raw).readlines() if b"\n" in raw else raw.splitlines(keepends=True)
+        for number, line in enumerate(physical, 1):
             try:
                 lines.append(line.decode("utf-8"))
             except UnicodeDecodeError:
