@@ -78,7 +78,7 @@ def run_study(name: str, reports: Path, env: dict[str, str], more: Sequence[str]
 
 def best_per_product_set(records: Sequence[dict]) -> dict[str, dict]:
     """Products studied ('440 products with text and a photo') -> the best record of ``clustering.json`` on them."""
-    return {record["products"]: record for record in records if record["rank"] == 1}
+    return {record["product_set"]: record for record in records if record["rank"] == 1}
 
 
 def seed_runs(name: str, seeds: Sequence[int], reports: Path) -> dict:

@@ -171,27 +171,46 @@ class StudyResult:
         """The runs grouped by the products they clustered, each group best first (ARI, then AMI: NMI is not
         corrected for chance, see :func:`clustering_scores`); the groups of most products first.
 
-        Runs are ranked only against runs on the same products: each feature set is studied on the products having
-        its modalities (on Rakuten 2,095 with text, 1,835 with a photo, 440 with both), and a score on the 440 says
-        nothing of how the same features would do on the 2,095.
+        Runs are ranked only against runs on the same products, or nearly (:data:`SAME_PRODUCTS_OVERLAP`): each
+        feature set is studied on the products having its modalities (on Rakuten 2,095 with text, 1,835 with a photo,
+        440 with both), and a score on the 440 says nothing of how the same features would do on the 2,095.
         """
-        ranked = sorted(self.runs, key=lambda run: (run.scores["ari"], run.scores["ami"]), reverse=True)
-        groups: dict[bytes, list[ClusteringRun]] = {}
-        for run in ranked:
-            groups.setdefault(run.rows.tobytes(), []).append(run)
-        return sorted(groups.values(), key=lambda runs: len(runs[0].rows), reverse=True)
+        # the largest product sets first: each run joins the first group whose products are nearly its own
+        groups: list[list[ClusteringRun]] = []
+        for run in sorted(self.runs, key=lambda run: len(run.rows), reverse=True):
+            group = next((group for group in groups if _nearly_the_same(group[0].rows, run.rows)), None)
+            if group is None:
+                groups.append([run])
+            else:
+                group.append(run)
+        return [sorted(group, key=lambda run: (run.scores["ari"], run.scores["ami"]), reverse=True) for group in groups]
 
     def records(self) -> list[dict[str, Any]]:
-        """The runs' JSON records, by product set (:meth:`product_sets`), each with its rank in its set."""
-        return [
-            run.record(level=self.level, rank=rank)
-            for runs in self.product_sets()
-            for rank, run in enumerate(runs, start=1)
-        ]
+        """The runs' JSON records, by product set (:meth:`product_sets`), each with its rank in its set and the set
+        it was ranked in (``product_set``: the largest products of the set, or nearly them)."""
+        records = []
+        for runs in self.product_sets():
+            largest = max(runs, key=lambda run: len(run.rows))
+            nearly = any(len(run.rows) != len(largest.rows) for run in runs)
+            product_set = f"{largest.products}, or nearly them" if nearly else largest.products
+            for rank, run in enumerate(runs, start=1):
+                records.append({**run.record(level=self.level, rank=rank), "product_set": product_set})
+        return records
 
     def best(self) -> ClusteringRun:
         """The best run on the most products: the one the report details."""
         return self.product_sets()[0][0]
+
+
+#: runs whose products overlap at least this much (shared over all, as a share) are ranked together: Flipkart's 3
+#: products without a photo or a few without SIFT keypoints do not make the 897 others another catalogue
+SAME_PRODUCTS_OVERLAP = 0.99
+
+
+def _nearly_the_same(rows: np.ndarray, other: np.ndarray) -> bool:
+    """Whether two runs' products, ``(n,)`` and ``(m,)`` row indices, overlap by :data:`SAME_PRODUCTS_OVERLAP`."""
+    shared = len(np.intersect1d(rows, other, assume_unique=True))
+    return shared >= SAME_PRODUCTS_OVERLAP * (len(rows) + len(other) - shared)
 
 
 #: what an extractor raises when it cannot describe this catalogue here: no keypoint in any photo (ValueError), an

@@ -140,7 +140,7 @@ def run_explore(args: argparse.Namespace) -> int:
     # ranked only against runs on the same products (records() comes by product set, each ranked)
     for record in result.records():
         if record["rank"] == 1:
-            print(f"-- {record['products']}")
+            print(f"-- {record['product_set']}")
         if record["rank"] > TOP_ROWS:
             continue
         print(

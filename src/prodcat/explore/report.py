@@ -29,7 +29,7 @@ import pandas as pd
 
 from prodcat.catalog.audit import thumbnail
 from prodcat.catalog.schema import SEP, split_path
-from prodcat.explore.clustering import ClusteringRun, StudyResult
+from prodcat.explore.clustering import SAME_PRODUCTS_OVERLAP, ClusteringRun, StudyResult
 from prodcat.explore.metrics import AMI_NOTE, ClusterMatching
 from prodcat.explore.reduction import TSNE2D, make_reduction
 from prodcat.files import write_json
@@ -97,9 +97,10 @@ def write_report(result: StudyResult, out_dir: str | Path, *, source: str = "") 
         seed=result.seed,
         legend_max=LEGEND_MAX,
         ami_note=AMI_NOTE,
+        same_products_overlap=SAME_PRODUCTS_OVERLAP,
         product_sets=[
             {"products": products, "records": list(group)}
-            for products, group in itertools.groupby(records, key=lambda record: record["products"])
+            for products, group in itertools.groupby(records, key=lambda record: record["product_set"])
         ],
         skipped=result.skipped,
         best=best.record(level=result.level),
