@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+import logging
 import os
 import re
 import shutil
@@ -767,9 +768,10 @@ def test_cv_and_train_refuse_what_they_cannot_learn_from_before_working(tmp_path
     assert not (tmp_path / "report").exists() and not (tmp_path / "model").exists()
 
 
-def test_products_with_neither_text_nor_photo_teach_nothing_and_are_said_so(tmp_path, capsys):
+def test_products_with_neither_text_nor_photo_teach_nothing_and_are_said_so(tmp_path, capsys, caplog):
     """Labelled products with no text (empty, or markup alone) and no photo (none given, or not found) are left out:
-    a catalogue of nothing else is refused in one line by train, cv and the label audit, not a traceback."""
+    a catalogue of nothing else is refused in one line by train, cv and the label audit, not a traceback. Among
+    others, they are named in a warning (it was a count at INFO level: which products, nothing said)."""
     rows = [
         (f"p{i}", ["", "<b>&nbsp;</b>"][i % 2], "", ["", f"missing-{i}.jpg"][i % 2], "AB"[i % 2]) for i in range(20)
     ]
@@ -787,8 +789,11 @@ def test_products_with_neither_text_nor_photo_teach_nothing_and_are_said_so(tmp_
     words = {"Kitchen": "ceramic coffee mug", "Watches": "analog wrist watch"}
     readable = [(f"{c}-{i}", f"{words[c]} {i}", "", "", c) for c in words for i in range(8)]
     pd.concat([unreadable, pd.DataFrame(readable, columns=unreadable.columns)]).to_csv(data, index=False)
+    caplog.clear()
     assert main(["train", str(data), *config, "--out", str(tmp_path / "m")]) == 0
     assert json.loads((tmp_path / "m" / "manifest.json").read_text())["n_train"] == 16
+    warned = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert "20 labelled product(s) have no text or photo: left out (p0, p1, p2, p3, p4, ...)" in warned
 
 
 def test_heads_that_cannot_read_the_catalogue_are_refused_before_training(tmp_path, capsys):

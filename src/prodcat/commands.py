@@ -334,7 +334,9 @@ def labelled_products(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
     usable = readable_by(frame, config.modalities)
     if not usable.all():
         what = f"none of the modalities {','.join(config.modalities)}" if config.modalities else "no text or photo"
-        log.info("%d labelled products have %s: left out", (~usable).sum(), what)
+        left_out = frame.loc[~usable, "product_id"].astype(str).tolist()
+        named = ", ".join(left_out[:5]) + (", ..." if len(left_out) > 5 else "")
+        log.warning("%d labelled product(s) have %s: left out (%s)", len(left_out), what, named)
         frame = frame[usable].reset_index(drop=True)
     return frame
 
