@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import base64
 import io
+import itertools
 import re
 import shlex
 import sys
@@ -53,6 +54,7 @@ from prodcat.catalog.schema import (
     split_path,
 )
 from prodcat.config import Config
+from prodcat.figures import figure_data_uri, figure_fonts
 from prodcat.files import write_csv, write_json
 from prodcat.grouping import conflict_level, representative_groups, spelling_groups
 from prodcat.text.clean import HTML_ENTITY, HTML_TAG
@@ -64,6 +66,9 @@ MAX_EXAMPLES = 50
 #: probability a suggested category must reach: a weak classifier (Rakuten sample, CV accuracy 0.58) otherwise
 #: flagged 16.7 % of the products, on suggestions of confidence 0.43-0.53
 MIN_SUGGESTION_CONFIDENCE = 0.6
+#: share of the products left unchecked (their category in a single fold) above which the label audit, before it
+#: starts, names a shallower level that checks more (Flipkart's full paths: 500 of 900 unchecked, level 2: 14)
+MAX_UNCHECKED_SHARE = 0.1
 #: cross-validated accuracy under which the label audit warns that its suggestions are weak
 LOW_CV_ACCURACY = 0.7
 #: the whole lists of the report folder, beside audit.json and audit.html
@@ -541,21 +546,8 @@ def label_issues(
     ``{"skipped": True, "reason": ...}`` with the settings.
     """
     from prodcat.evaluate.cv import cross_validate, cross_validation_obstacle
-    from prodcat.evaluate.labelled import readable_by
-    from prodcat.models.heads import class_in_other_folds
 
-    config = config or Config()
-    labelled = frame.assign(row=list(lines) or range(1, len(frame) + 1))[frame["category"].notna()]
-    # a product with none of the modalities read (no text nor photo, by default) can only get the prior
-    readable = readable_by(labelled, config.modalities)
-    labelled = labelled[readable].reset_index(drop=True)
-    warnings = []
-    if unread := int((~readable).sum()):
-        read = " nor ".join({"text": "text", "image": "a photo"}[m] for m in config.modalities or ("text", "image"))
-        warnings.append(f"{unread} labelled product{'s have' if unread > 1 else ' has'} no {read}: not checked")
-    if too_deep := deeper_level_warning(labelled["category"], config.target_level, "checked"):
-        warnings.append(too_deep)
-        config = config.model_copy(update={"level": None})
+    labelled, config, warnings = _checked_products(frame, config or Config(), lines)
     level = config.target_level or 0  # 0: the full path, as --level 0
     obstacle = cross_validation_obstacle(labelled, config, folds)
     if obstacle:
@@ -566,21 +558,14 @@ def label_issues(
             "folds": folds,
             "n_labelled": len(labelled),
         }
+    unchecked = unchecked_products(labelled, config, folds)
+    if unchecked.any():
+        warnings.append(f"{unchecked_warning(int(unchecked.sum()))} (most often a category of a single product)")
     cv = cross_validate(labelled, config, folds=folds, progress=progress)
     classes = np.asarray(cv.classes)
     given = np.searchsorted(classes, cv.y_true)
     is_issue, suggested = confident_label_issues(given, cv.proba)
     rows = np.arange(len(given))
-    # a category no other fold has was never learnt when its products were predicted: its probability there is
-    # 0 whatever the label's worth (205 of 236 Flipkart products flagged at the full path were such lone ones)
-    unchecked = ~class_in_other_folds(given, cv.fold)
-    if unchecked.any():
-        count = int(unchecked.sum())
-        warnings.append(
-            f"{count} {'product is' if count == 1 else 'products are'} not checked: their category has no product"
-            " in the other folds, so the classifier that predicted them never learnt it (most often a category of"
-            " a single product)"
-        )
     is_issue &= (cv.proba[rows, suggested] >= MIN_SUGGESTION_CONFIDENCE) & ~unchecked
     found = np.flatnonzero(is_issue)
     given_probability = cv.proba[rows, given]
@@ -614,6 +599,73 @@ def label_issues(
             for i in found
         ],
     }
+
+
+def _checked_products(
+    frame: pd.DataFrame, config: Config, lines: Sequence[int] = ()
+) -> tuple[pd.DataFrame, Config, list[str]]:
+    """The products the label audit reads (labelled, with a modality it reads; ``row``: their line), the config
+    whose level it checks (the full path when ``config``'s is deeper than the paths go), and the warnings
+    saying which products it leaves out."""
+    from prodcat.evaluate.labelled import readable_by
+
+    labelled = frame.assign(row=list(lines) or range(1, len(frame) + 1))[frame["category"].notna()]
+    # a product with none of the modalities read (no text nor photo, by default) can only get the prior
+    readable = readable_by(labelled, config.modalities)
+    labelled = labelled[readable].reset_index(drop=True)
+    warnings = []
+    if unread := int((~readable).sum()):
+        read = " nor ".join({"text": "text", "image": "a photo"}[m] for m in config.modalities or ("text", "image"))
+        warnings.append(f"{unread} labelled product{'s have' if unread > 1 else ' has'} no {read}: not checked")
+    if too_deep := deeper_level_warning(labelled["category"], config.target_level, "checked"):
+        warnings.append(too_deep)
+        config = config.model_copy(update={"level": None})
+    return labelled, config, warnings
+
+
+def unchecked_products(labelled: pd.DataFrame, config: Config, folds: int) -> np.ndarray:
+    """``(n,)`` bool: the ``labelled`` products whose category (at ``config``'s level) has no product in the other
+    folds of :func:`~prodcat.evaluate.cv.cross_validate`'s split, replayed before anything is fitted.
+
+    The classifier that predicts such a product never learnt its category: its probability there is 0
+    whatever the label's worth (205 of 236 Flipkart products flagged at the full path were such lone ones).
+    """
+    from prodcat.models.classifier import as_labels
+    from prodcat.models.heads import class_in_other_folds, held_out_folds
+
+    categories = category_at_level(as_labels(labelled["category"]), config.target_level)
+    return ~class_in_other_folds(categories, held_out_folds(categories, folds, config.seed))
+
+
+def unchecked_warning(count: int) -> str:
+    """What the label audit says of the ``count`` products :func:`unchecked_products` finds, before and after."""
+    return (
+        f"{count} {'product is' if count == 1 else 'products are'} not checked: their category has no product"
+        " in the other folds, so the classifier that predicted them never learnt it"
+    )
+
+
+def label_audit_outlook(frame: pd.DataFrame, config: Config, folds: int) -> str | None:
+    """Said before the label audit's hours of fitting: how many of ``frame``'s products it will not check at
+    ``config``'s level, and, when that is more than :data:`MAX_UNCHECKED_SHARE` of them, the deepest shallower level
+    that leaves at most that share unchecked; ``None`` when every product is checked, or when the audit is skipped."""
+    from prodcat.evaluate.cv import cross_validation_obstacle
+
+    labelled, config, _ = _checked_products(frame, config)
+    if cross_validation_obstacle(labelled, config, folds):  # no folds to replay: the audit says why it is skipped
+        return None
+    count = int(unchecked_products(labelled, config, folds).sum())
+    if not count:
+        return None
+    outlook = unchecked_warning(count) + f" ({count} of {len(labelled)})"
+    if count <= MAX_UNCHECKED_SHARE * len(labelled):
+        return outlook
+    deepest = (config.target_level or depth(labelled["category"])) - 1
+    for level in range(deepest, 0, -1):
+        shallower = config.model_copy(update={"level": level})
+        if (missed := int(unchecked_products(labelled, shallower, folds).sum())) <= MAX_UNCHECKED_SHARE * len(labelled):
+            return f"{outlook}; --level {level} checks {len(labelled) - missed} of them"
+    return outlook
 
 
 def _is_default_classifier(config: Config) -> bool:
@@ -740,15 +792,6 @@ def thumbnail(path: str | None, side: int = 96) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
 def _charts(result: dict[str, Any]) -> dict[str, str]:
     """Charts of the audit as PNG ``data:`` URIs, by name."""
     import matplotlib
@@ -757,18 +800,23 @@ def _charts(result: dict[str, Any]) -> dict[str, str]:
     import matplotlib.pyplot as plt
 
     charts: dict[str, str] = {}
-    for name, level in result["classes"]["levels"].items():
-        counts = level["counts"]
-        if not counts or level["n_classes"] > 100:
-            continue
-        labels = list(counts)[:40]
-        fig, ax = plt.subplots(figsize=(8, 0.25 * len(labels) + 1))
-        # numeric positions: class names such as "10" must not be read as numbers by matplotlib
-        ax.barh(range(len(labels)), [counts[k] for k in labels][::-1])
-        ax.set_yticks(range(len(labels)), [textwrap.shorten(label, 60) for label in labels][::-1], parse_math=False)
-        ax.set_xlabel("products")
-        ax.set_title(f"classes at level {name}" + (" (40 largest)" if len(counts) > 40 else ""))
-        charts[f"classes_{name}"] = _png(fig)
+    # level -> its 40 largest classes, charted up to 100 classes
+    charted = {
+        name: list(level["counts"])[:40]
+        for name, level in result["classes"]["levels"].items()
+        if level["counts"] and level["n_classes"] <= 100
+    }
+    drawn = {name: [textwrap.shorten(label, 60) for label in labels] for name, labels in charted.items()}
+    with figure_fonts(itertools.chain.from_iterable(drawn.values()), "the class charts"):
+        for name, labels in charted.items():
+            counts = result["classes"]["levels"][name]["counts"]
+            fig, ax = plt.subplots(figsize=(8, 0.25 * len(labels) + 1))
+            # numeric positions: class names such as "10" must not be read as numbers by matplotlib
+            ax.barh(range(len(labels)), [counts[k] for k in labels][::-1])
+            ax.set_yticks(range(len(labels)), drawn[name][::-1], parse_math=False)
+            ax.set_xlabel("products")
+            ax.set_title(f"classes at level {name}" + (" (40 largest)" if len(counts) > 40 else ""))
+            charts[f"classes_{name}"] = figure_data_uri(fig, dpi=90)
     histograms = [
         (f"{field} {unit}", result["text"][field][unit])
         for field in ("title", "description")
@@ -782,14 +830,14 @@ def _charts(result: dict[str, Any]) -> dict[str, str]:
             ax.bar(edges[:-1], stats["histogram"]["counts"], width=np.diff(edges), align="edge")
             ax.set_title(title)
         fig.tight_layout()
-        charts["text_lengths"] = _png(fig)
+        charts["text_lengths"] = figure_data_uri(fig, dpi=90)
     languages = result["languages"]["counts"]
     if languages:
         fig, ax = plt.subplots(figsize=(5, 2.5))
         ax.bar(range(len(languages)), list(languages.values()))
         ax.set_xticks(range(len(languages)), list(languages))
         ax.set_title("languages")
-        charts["languages"] = _png(fig)
+        charts["languages"] = figure_data_uri(fig, dpi=90)
     quality = result.get("images", {}).get("quality")
     if quality:
         fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
@@ -800,7 +848,7 @@ def _charts(result: dict[str, Any]) -> dict[str, str]:
                 {"blur": "detail (Laplacian variance; low: blurry or plain)", "border_ratio": "white border"}[key]
             )
         fig.tight_layout()
-        charts["image_quality"] = _png(fig)
+        charts["image_quality"] = figure_data_uri(fig, dpi=90)
     return charts
 
 
@@ -896,12 +944,15 @@ def run_audit(args: argparse.Namespace) -> int:
         return 2
     if args.sample and args.sample < len(catalog.frame):
         catalog = _sample(catalog, args.sample)
+    label_config, folds = _label_config(args, catalog.format), args.folds or 5
+    if args.labels and (outlook := label_audit_outlook(catalog.frame, label_config, folds)):
+        print(f"warning: {outlook}", flush=True)  # before the hours a deep level's audit may take, not after
     result = audit_catalog(
         catalog,
         images=not args.no_images,
         labels=args.labels,
-        label_config=_label_config(args, catalog.format),
-        folds=args.folds or 5,
+        label_config=label_config,
+        folds=folds,
         similarity=args.similarity,
     )
     written = write_audit_report(result, args.report, catalog.issues)
