@@ -232,7 +232,7 @@ def test_maps_of_many_categories_name_each_category_where_its_products_are(monke
     result = FeasibilityStudy(features=["tfidf"], reductions=["tsne"], level=None, progress=False).run(frame)
     (run,) = result.runs
     drawn = []
-    monkeypatch.setattr(report, "figure_data_uri", lambda fig: drawn.append(fig) or "")
+    monkeypatch.setattr(report, "figure_data_uri", lambda fig, dpi: drawn.append(fig) or "")
     drawn_pair = report.scatter_pair(result, run, report.category_palette(sorted(set(result.categories))))
     true_panel, cluster_panel = drawn[0].axes
     if categories <= report.LEGEND_MAX:
@@ -344,7 +344,7 @@ def test_category_glyphs_no_font_has_are_named_in_one_warning_not_drawn_silently
 
     import pandas as pd
 
-    from prodcat.explore.report import figure_font_families, missing_glyphs
+    from prodcat.figures import figure_font_families, installed_figure_fonts, missing_glyphs
 
     assert figure_font_families({"Noto Sans CJK JP", "Liberation Serif", "Noto Emoji"}) == [
         "DejaVu Sans",
@@ -365,21 +365,13 @@ def test_category_glyphs_no_font_has_are_named_in_one_warning_not_drawn_silently
         }
     )
     result = FeasibilityStudy(features=["tfidf"], reductions=["tsne"], progress=False).run(frame)
-    with caplog.at_level(logging.WARNING, logger="prodcat.explore.report"):
+    with caplog.at_level(logging.WARNING, logger="prodcat.figures"):
         write_report(result, tmp_path)
     missing = missing_glyphs(names, figure_font_families(set()))  # what DejaVu Sans alone lacks
     warned = [record.getMessage() for record in caplog.records if "empty boxes" in record.getMessage()]
-    if missing_glyphs(names, _installed_figure_fonts()):
+    if missing_glyphs(names, installed_figure_fonts()):
         assert len(warned) == 1
         assert all(f"{c} (U+{ord(c):04X})" in warned[0] for c in missing)
     else:  # a CJK and an emoji font are installed: drawn, nothing to say
         assert not warned
     assert not [w for w in recwarn if "missing from font" in str(w.message)]
-
-
-def _installed_figure_fonts() -> list[str]:
-    from matplotlib import font_manager
-
-    from prodcat.explore.report import figure_font_families
-
-    return figure_font_families({font.name for font in font_manager.fontManager.ttflist})

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import base64
 import io
+import itertools
 import re
 import shlex
 import sys
@@ -53,6 +54,7 @@ from prodcat.catalog.schema import (
     split_path,
 )
 from prodcat.config import Config
+from prodcat.figures import figure_data_uri, figure_fonts
 from prodcat.files import write_csv, write_json
 from prodcat.grouping import conflict_level, representative_groups, spelling_groups
 from prodcat.text.clean import HTML_ENTITY, HTML_TAG
@@ -790,15 +792,6 @@ def thumbnail(path: str | None, side: int = 96) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
 def _charts(result: dict[str, Any]) -> dict[str, str]:
     """Charts of the audit as PNG ``data:`` URIs, by name."""
     import matplotlib
@@ -807,18 +800,23 @@ def _charts(result: dict[str, Any]) -> dict[str, str]:
     import matplotlib.pyplot as plt
 
     charts: dict[str, str] = {}
-    for name, level in result["classes"]["levels"].items():
-        counts = level["counts"]
-        if not counts or level["n_classes"] > 100:
-            continue
-        labels = list(counts)[:40]
-        fig, ax = plt.subplots(figsize=(8, 0.25 * len(labels) + 1))
-        # numeric positions: class names such as "10" must not be read as numbers by matplotlib
-        ax.barh(range(len(labels)), [counts[k] for k in labels][::-1])
-        ax.set_yticks(range(len(labels)), [textwrap.shorten(label, 60) for label in labels][::-1], parse_math=False)
-        ax.set_xlabel("products")
-        ax.set_title(f"classes at level {name}" + (" (40 largest)" if len(counts) > 40 else ""))
-        charts[f"classes_{name}"] = _png(fig)
+    # level -> its 40 largest classes, charted up to 100 classes
+    charted = {
+        name: list(level["counts"])[:40]
+        for name, level in result["classes"]["levels"].items()
+        if level["counts"] and level["n_classes"] <= 100
+    }
+    drawn = {name: [textwrap.shorten(label, 60) for label in labels] for name, labels in charted.items()}
+    with figure_fonts(itertools.chain.from_iterable(drawn.values()), "the class charts"):
+        for name, labels in charted.items():
+            counts = result["classes"]["levels"][name]["counts"]
+            fig, ax = plt.subplots(figsize=(8, 0.25 * len(labels) + 1))
+            # numeric positions: class names such as "10" must not be read as numbers by matplotlib
+            ax.barh(range(len(labels)), [counts[k] for k in labels][::-1])
+            ax.set_yticks(range(len(labels)), drawn[name][::-1], parse_math=False)
+            ax.set_xlabel("products")
+            ax.set_title(f"classes at level {name}" + (" (40 largest)" if len(counts) > 40 else ""))
+            charts[f"classes_{name}"] = figure_data_uri(fig, dpi=90)
     histograms = [
         (f"{field} {unit}", result["text"][field][unit])
         for field in ("title", "description")
@@ -832,14 +830,14 @@ def _charts(result: dict[str, Any]) -> dict[str, str]:
             ax.bar(edges[:-1], stats["histogram"]["counts"], width=np.diff(edges), align="edge")
             ax.set_title(title)
         fig.tight_layout()
-        charts["text_lengths"] = _png(fig)
+        charts["text_lengths"] = figure_data_uri(fig, dpi=90)
     languages = result["languages"]["counts"]
     if languages:
         fig, ax = plt.subplots(figsize=(5, 2.5))
         ax.bar(range(len(languages)), list(languages.values()))
         ax.set_xticks(range(len(languages)), list(languages))
         ax.set_title("languages")
-        charts["languages"] = _png(fig)
+        charts["languages"] = figure_data_uri(fig, dpi=90)
     quality = result.get("images", {}).get("quality")
     if quality:
         fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
@@ -850,7 +848,7 @@ def _charts(result: dict[str, Any]) -> dict[str, str]:
                 {"blur": "detail (Laplacian variance; low: blurry or plain)", "border_ratio": "white border"}[key]
             )
         fig.tight_layout()
-        charts["image_quality"] = _png(fig)
+        charts["image_quality"] = figure_data_uri(fig, dpi=90)
     return charts
 
 

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from prodcat.catalog.schema import SEP, RowIssue, split_path
 from prodcat.evaluate.metrics import HEADLINE_METRICS, UNSCORED
+from prodcat.figures import figure_fonts
 from prodcat.files import write_csv, write_json
 from prodcat.models.decision import accepts_nothing
 
@@ -160,9 +161,11 @@ def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, max_labels: int = C
 
 
 def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, path: Path, max_labels: int = CONFUSION_ROWS) -> None:
-    """:func:`confusion_figure` saved as a PNG."""
-    fig = confusion_figure(y_true, y_pred, max_labels)
-    fig.savefig(path, dpi=110)
+    """:func:`confusion_figure` saved as a PNG, with :func:`figure_fonts` for the category names it shows."""
+    shown = short_labels(confusion_rows(y_true, y_pred, max_labels)[1])
+    with figure_fonts(shown, "the confusion matrix"):
+        fig = confusion_figure(y_true, y_pred, max_labels)
+        fig.savefig(path, dpi=110)
     plt.close(fig)
 
 

@@ -12,15 +12,9 @@ in another category's cluster.
 
 from __future__ import annotations
 
-import base64
-import functools
-import io
 import itertools
-import logging
-import warnings
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +26,8 @@ from prodcat.catalog.schema import SEP, split_path
 from prodcat.explore.clustering import SAME_PRODUCTS_OVERLAP, ClusteringRun, StudyResult
 from prodcat.explore.metrics import AMI_NOTE, ClusterMatching
 from prodcat.explore.reduction import TSNE2D, make_reduction
+from prodcat.figures import figure_data_uri, figure_fonts
 from prodcat.files import write_json
-
-log = logging.getLogger(__name__)
 
 #: feature sets whose 2-D maps are drawn (their best run each), best first
 MAPS = 4
@@ -55,20 +48,6 @@ LABEL_PADDING = 3.0
 MATRIX_MAX = 30
 #: the whole cluster-vs-category matrix of the best run, beside the report
 MATRIX_CSV = "clusters_vs_categories.csv"
-#: fonts asked, when installed, for the glyphs DejaVu Sans lacks: CJK, then emoji in black and white (colour emoji
-#: fonts are bitmaps matplotlib cannot scale)
-FALLBACK_FONTS = (
-    "Noto Sans CJK JP",
-    "Noto Sans CJK SC",
-    "Noto Sans CJK TC",
-    "Noto Sans CJK KR",
-    "WenQuanYi Zen Hei",
-    "Droid Sans Fallback",
-    "Noto Emoji",
-    "Symbola",
-)
-#: most missing glyphs a warning names
-GLYPHS_NAMED = 20
 
 
 def write_report(result: StudyResult, out_dir: str | Path, *, source: str = "") -> tuple[Path, Path]:
@@ -85,7 +64,7 @@ def write_report(result: StudyResult, out_dir: str | Path, *, source: str = "") 
     matrix_frame(best).to_csv(out_dir / MATRIX_CSV)
 
     palette = category_palette(sorted(set(result.categories)))
-    with category_fonts(palette):
+    with figure_fonts(palette, "the maps"):
         maps = [scatter_pair(result, run, palette) for run in best_run_per_feature_set(result)[:MAPS]]
     # autoescape: product texts carry raw HTML, which must show as text, not run in the report
     env = Environment(loader=PackageLoader("prodcat.explore", "templates"), autoescape=True)
@@ -192,7 +171,7 @@ def scatter_pair(result: StudyResult, run: ClusteringRun, palette: dict[str, Any
     return {
         "features": run.features,
         "reduction": run.reduction,
-        "png": figure_data_uri(fig),
+        "png": figure_data_uri(fig, dpi=80),
         # side -> categories not named on that panel for lack of room, largest first
         "unnamed": {side: groups for side, groups in unnamed.items() if groups},
     }
@@ -278,64 +257,6 @@ def legend_label(category: str, width: int = LEGEND_CHARS) -> str:
     its dollars, and '$_$' ended the study in the parser's traceback once every run was done; a 3,000-character
     name made the map 19,000 pixels wide (and a longer one over the 65,536 pixels matplotlib can save)."""
     return _shorten(category, width).replace("$", r"\$")
-
-
-def figure_font_families(installed: Collection[str]) -> list[str]:
-    """The fonts figures are drawn with: DejaVu Sans (matplotlib's own), then those of :data:`FALLBACK_FONTS`
-    among the ``installed`` families, which matplotlib asks for the glyphs DejaVu Sans lacks."""
-    return ["DejaVu Sans", *(family for family in FALLBACK_FONTS if family in installed)]
-
-
-def missing_glyphs(texts: Iterable[str], families: Sequence[str]) -> list[str]:
-    """The characters of ``texts`` that no font of ``families`` has, in order of first appearance (spaces and
-    invisible characters aside)."""
-    from matplotlib import font_manager
-
-    charmaps = [
-        _charmap(font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False))
-        for family in families
-    ]
-    characters = dict.fromkeys(c for text in texts for c in text if c.isprintable() and not c.isspace())
-    return [c for c in characters if not any(ord(c) in charmap for charmap in charmaps)]
-
-
-@functools.cache
-def _charmap(font_path: str) -> frozenset[int]:
-    from matplotlib.ft2font import FT2Font
-
-    return frozenset(FT2Font(font_path).get_charmap())
-
-
-@contextmanager
-def category_fonts(categories: Iterable[str]) -> Iterator[None]:
-    """Draw figures with :func:`figure_font_families` of the installed fonts; warn once, naming them, of the
-    characters of ``categories`` none of them has, which matplotlib draws as boxes (CJK or emoji, when only
-    DejaVu Sans is installed) with a warning per glyph and figure that did not say which names they were in."""
-    import matplotlib
-    from matplotlib import font_manager
-
-    families = figure_font_families({font.name for font in font_manager.fontManager.ttflist})
-    if missing := missing_glyphs(categories, families):
-        named = ", ".join(f"{c} (U+{ord(c):04X})" for c in missing[:GLYPHS_NAMED])
-        more = f" and {len(missing) - GLYPHS_NAMED} more" if len(missing) > GLYPHS_NAMED else ""
-        log.warning(
-            "the maps draw %s%s of the category names as empty boxes: no installed font has them (fonts used: %s; "
-            "a font among %s, e.g. Debian's fonts-noto-cjk, is used once installed)",
-            named, more, ", ".join(families), ", ".join(FALLBACK_FONTS),
-        )  # fmt: skip
-    with matplotlib.rc_context({"font.family": families}), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Glyph .* missing from font")  # said once, above
-        yield
-
-
-def figure_data_uri(fig: Any) -> str:
-    """A matplotlib figure as a PNG ``data:`` URI (the figure is closed)."""
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def matrix_table(run: ClusteringRun, limit: int = MATRIX_MAX) -> dict[str, Any]:
