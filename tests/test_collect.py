@@ -1145,10 +1145,12 @@ def test_a_full_disk_stops_with_a_message_and_a_resume_continues(httpserver, tmp
     serve_search(httpserver, search_pages(CHAMPAGNES))
     write_atomically = pipeline.write_atomically
 
-    def disk_full_at_page_2(path: Path, *args: Any) -> None:
-        if path.name == "page-0002.json":
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        write_atomically(path, *args)
+    def no_room(handle: Any) -> None:
+        # as a full disk fails a write or its flush: the OSError names no file
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def disk_full_at_page_2(path: Path, write: Any, *args: Any) -> None:
+        write_atomically(path, no_room if path.name == "page-0002.json" else write, *args)
 
     monkeypatch.setattr(pipeline, "write_atomically", disk_full_at_page_2)
     assert run(httpserver, tmp_path) == 2

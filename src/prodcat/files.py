@@ -45,8 +45,10 @@ def write_atomically(path: Path, write: Callable[[IO[Any]], None], mode: str = "
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as exc:
         temporary.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)  # a write, flush or fsync failing (a full disk) names no file
         raise
 
 
