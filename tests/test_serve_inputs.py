@@ -534,6 +534,24 @@ def test_a_multipart_body_the_parser_refuses_says_why(
     assert client.post(endpoint, data=fields, files={part: ("a.jpg", jpeg_bytes(), "image/jpeg")}).status_code == 200
 
 
+def test_a_multipart_body_cut_short_is_refused_rather_than_read_without_its_last_part(
+    client: TestClient, jpeg_bytes: Callable[..., bytes]
+) -> None:
+    """A body ending before its closing boundary (cut inside the photo part) was answered 200, classified by its
+    title alone and queued for review so: the parser drops an unfinished part without a word."""
+    whole = (
+        b'--b\r\nContent-Disposition: form-data; name="title"\r\n\r\nceramic mug\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+        + jpeg_bytes()
+        + b"\r\n--b--\r\n"
+    )
+    headers = {"content-type": "multipart/form-data; boundary=b"}
+    assert client.post("/predict", content=whole, headers=headers).status_code == 200
+    refused = client.post("/predict", content=whole[:-200], headers=headers)
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_multipart"), refused.text
+    assert "ends before its closing boundary" in refused.json()["detail"]
+
+
 def test_a_record_edited_by_hand_into_an_unreadable_cell_does_not_fail_the_review_queue(tmp_path: Path) -> None:
     """GET /reviews answered 500 internal_error for every page holding such a record: no reviewer could list the
     queue until someone found the cell in the database file."""

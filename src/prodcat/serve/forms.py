@@ -10,7 +10,8 @@ python-multipart (a FastAPI dependency for forms) and Starlette's data structure
   ``text_encoding`` naming the field, its charset and the first byte that does not decode; a charset Python does
   not know gets 415 ``text_charset``;
 - a file part is spooled to a temporary file (in memory up to 1 MiB) as an ``UploadFile``;
-- a body the parser refuses, or one over a limit, gets 400 ``invalid_multipart`` with the parser's reason
+- a body the parser refuses, one over a limit, or one that ends before its closing boundary (cut short: its last
+  part would be left out without a word, as Starlette does) gets 400 ``invalid_multipart`` with the reason
   (Starlette answers "Invalid multipart data." alone).
 """
 
@@ -61,6 +62,8 @@ class _FormCollector:
         self.part = _Part()
         self.header_name = bytearray()
         self.header_value = bytearray()
+        #: the closing boundary was read (python-multipart's ``finalize`` does not check it)
+        self.ended = False
 
     def callbacks(self) -> dict[str, object]:
         return {
@@ -71,6 +74,7 @@ class _FormCollector:
             "on_headers_finished": self.on_headers_finished,
             "on_part_data": self.on_part_data,
             "on_part_end": self.on_part_end,
+            "on_end": self.on_end,
         }
 
     def on_part_begin(self) -> None:
@@ -115,6 +119,9 @@ class _FormCollector:
     def on_part_end(self) -> None:
         value = self.part.file if self.part.file is not None else self._text()
         self.items.append((self.part.name, value))
+
+    def on_end(self) -> None:
+        self.ended = True
 
     def _header(self, name: bytes) -> bytes:
         return next((value for header, value in self.part.headers if header == name), b"")
@@ -166,6 +173,8 @@ async def read_form(
                 await file.write(data)
             collector.pending_writes.clear()
         parser.finalize()
+        if not collector.ended:
+            raise _invalid("Invalid multipart data (the body ends before its closing boundary: cut short?)")
         for file in collector.files:
             await file.seek(0)
     except FormParserError as exc:
