@@ -155,6 +155,9 @@ def test_rakuten_test_split_and_codes_without_names(tmp_path: Path) -> None:
     assert catalog.frame["image"].iloc[2:].isna().all()
     found = [(i.row, i.field, i.product_id) for i in catalog.issues if "image_only" in i.message]
     assert sorted(found) == [(2, "image", "11~2"), (2, "product_id", "11~2"), (3, "image", "13")]
+    # photo-only by design: no issue for their lack of text, but one whose photo is missing has nothing to read
+    missing = next(i.message for i in catalog.issues if i.field == "image" and i.product_id == "13")
+    assert missing.endswith("; the product has no title or description either: nothing to classify it from")
     assert "first at X_train_update.csv line 2" in next(i.message for i in catalog.issues if i.field == "product_id")
 
 
@@ -175,9 +178,12 @@ def test_fashion(fashion_dir: Path) -> None:
         "Accessories",
         "Apparel",
     }
-    assert len(catalog.issues) == 15 and {i.field for i in catalog.issues} == {"category"}
-    # the two products without a display name keep an empty title rather than being dropped
-    assert (frame["title"] == "").sum() == 2
+    assert len(catalog.issues) == 17 and {i.field for i in catalog.issues} == {"category", "text"}
+    # the two products without a display name keep an empty title rather than being dropped, and are said to be
+    # classified from their photo
+    untitled = frame.loc[frame["title"] == "", "product_id"].tolist()
+    assert len(untitled) == 2
+    assert [i.product_id for i in catalog.issues if i.field == "text"] == untitled
 
 
 def test_detect_format(flipkart_dir: Path, rakuten_dir: Path, fashion_dir: Path, tmp_path: Path) -> None:
@@ -546,6 +552,34 @@ def test_a_photo_path_naming_a_broken_link_says_so(tmp_path: Path) -> None:
     assert catalog.frame["image"].tolist() == [None, None] and catalog.frame["title"].tolist() == ["Lamp", "Mug"]
     for issue, name in zip(catalog.issues, ["loop-a.jpg", "moved.jpg"], strict=True):
         assert f"photo path {name!r} under {tmp_path} is a symbolic link to no file" in issue.message
+
+
+def test_a_product_without_text_is_said_to_be_classified_from_its_photo_or_from_nothing(tmp_path: Path) -> None:
+    """A product with neither title nor description (or markup alone) was classified from its photo unsaid, and
+    one whose photo is not found either was said to be 'classified from its text'. A table without text columns
+    (photos alone) is not expected to have any."""
+    (tmp_path / "a.jpg").write_bytes(b"a photo")
+    path = tmp_path / "products.csv"
+    path.write_text(
+        "product_id,title,description,image\n"
+        "lamp,Lamp,,a.jpg\n"
+        "photo-only,,,a.jpg\n"
+        "markup-only,<b>&nbsp;</b>,<p></p>,a.jpg\n"
+        "mug,Mug,,gone.jpg\n"
+        "nothing,,,gone.jpg\n"
+    )
+    issues = {(i.row, i.product_id, i.field): i.message for i in load_catalog(path).issues}
+    photo_alone = "products.csv: no title or description: classified from its photo"
+    not_found = f"products.csv: photo file 'gone.jpg' not found under {tmp_path}; "
+    assert issues == {
+        (3, "photo-only", "text"): photo_alone,
+        (4, "markup-only", "text"): photo_alone,
+        (5, "mug", "image"): not_found + "the product is kept without a photo (classified from its text)",
+        (6, "nothing", "image"): f"{not_found}the product has no title or description either: nothing to classify "
+        "it from",
+    }
+    path.write_text("product_id,image\nlamp,a.jpg\n")
+    assert load_catalog(path).issues == []
 
 
 def test_a_photo_given_as_a_url_says_it_is_one(tmp_path: Path) -> None:

@@ -54,7 +54,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from prodcat.catalog.schema import COLUMNS, SEP, Catalog, RowIssue, specification_text, with_specifications
+from prodcat.catalog.schema import (
+    COLUMNS,
+    SEP,
+    Catalog,
+    RowIssue,
+    has_text,
+    specification_text,
+    with_specifications,
+)
 from prodcat.catalog.tables import (
     CatalogFormatError,
     SourceTable,
@@ -141,15 +149,8 @@ def _resolve_images(
     if named:
         for line, pid, name, path, ok in zip(table.frame.index, ids, names, paths, exists, strict=True):
             if path is not None and not ok:
-                issues.append(
-                    RowIssue(
-                        int(line),
-                        "image",
-                        f"{table.name}: {_not_a_file(path, str(name), root)}; the product is kept "
-                        "without a photo (classified from its text)",
-                        pid,
-                    )
-                )
+                # what the product is then classified from is said by _canonical, which reads its text
+                issues.append(RowIssue(int(line), "image", f"{table.name}: {_not_a_file(path, str(name), root)}", pid))
     resolved = pd.Series(
         [p if ok else None for p, ok in zip(paths, exists, strict=True)], index=names.index, dtype=object
     )
@@ -192,9 +193,16 @@ def _canonical(
     image: pd.Series,
     category: pd.Series,
     mapped_columns: Iterable[str],
+    text_expected: bool,
+    photo_issues: Iterable[RowIssue] = (),
     ids_elsewhere: dict[str, str] | None = None,
 ) -> tuple[pd.DataFrame, list[RowIssue]]:
-    """Assemble the canonical columns in front of the source's unmapped columns, and check ids and labels."""
+    """Assemble the canonical columns in front of the source's unmapped columns, and check ids and labels.
+
+    ``photo_issues`` (of photos not found, :func:`_resolve_images`) are returned saying what each product is then
+    classified from; ``text_expected``: the source has a title or description for each product, so one without
+    any (a photo alone) is an issue too.
+    """
     issues: list[RowIssue] = []
     ids = _text(product_id).str.strip()
     for line in ids.index[ids == ""]:
@@ -231,7 +239,22 @@ def _canonical(
     mapped = set(mapped_columns) | set(COLUMNS)
     extra = table.frame[[c for c in table.frame.columns if c not in mapped]]
     frame = pd.concat([canonical, _infer_types(extra)], axis=1)
+    readable = pd.Series(has_text(canonical), index=canonical.index)
+    issues += [
+        replace(issue, message=f"{issue.message}; {_WITHOUT_PHOTO if readable.loc[issue.row] else _NOTHING_TO_READ}")
+        for issue in _named(list(photo_issues), frame)
+    ]
+    if text_expected:
+        issues += [
+            RowIssue(int(line), "text", f"{table.name}: no title or description: classified from its photo", ids[line])
+            for line in canonical.index[~readable & canonical["image"].notna()]
+        ]
     return frame, issues
+
+
+#: what a product whose photo is not found is classified from, with a text or without
+_WITHOUT_PHOTO = "the product is kept without a photo (classified from its text)"
+_NOTHING_TO_READ = "the product has no title or description either: nothing to classify it from"
 
 
 def _named(issues: list[RowIssue], frame: pd.DataFrame) -> list[RowIssue]:
@@ -379,8 +402,10 @@ def load_flipkart(path: Path, image_root: Path | None = None) -> Catalog:
         image=image,
         category=split_category(tree, ">>"),
         mapped_columns=("uniq_id", "product_name", "product_specifications"),
+        text_expected=True,
+        photo_issues=image_issues,
     )
-    return _finish([frame], table.issues + _named(image_issues, frame) + issues, csv_path, "flipkart")
+    return _finish([frame], table.issues + issues, csv_path, "flipkart")
 
 
 def flipkart_specifications(cell: object) -> str:
@@ -484,6 +509,7 @@ def load_rakuten(path: Path, language: str = "en", image_root: Path | None = Non
         image=image,
         category=category,
         mapped_columns=("designation", "productid", "row_index"),
+        text_expected=True,
     )
     frames = [frame]
     issues += _named(code_issues, frame) + canonical_issues
@@ -518,9 +544,11 @@ def _rakuten_image_only(
         image=image,
         category=category,
         mapped_columns=("productid",),
+        text_expected=False,  # photo-only products by design
+        photo_issues=image_issues,
         ids_elsewhere=text_ids,
     )
-    issues += _named(code_issues + image_issues, frame) + canonical_issues
+    issues += _named(code_issues, frame) + canonical_issues
     return frame
 
 
@@ -562,6 +590,7 @@ def load_fashion(path: Path, image_root: Path | None = None) -> Catalog:
         image=image,
         category=category,
         mapped_columns=("id", "productDisplayName"),
+        text_expected=True,
     )
     return _finish([frame], table.issues + tree_issues + folder_issues + issues, csv_path, "fashion")
 
@@ -652,8 +681,10 @@ def load_table(
         image=image,
         category=split_category(_column(table, columns["category"]), category_sep),
         mapped_columns=[c for c in columns.values() if c is not None],
+        text_expected=columns["title"] is not None or columns["description"] is not None,
+        photo_issues=image_issues,
     )
-    return _finish([frame], table.issues + _named(type_issues + image_issues, frame) + issues, path, fmt)
+    return _finish([frame], table.issues + _named(type_issues, frame) + issues, path, fmt)
 
 
 #: the option naming the column of each canonical field
