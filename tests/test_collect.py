@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import hashlib
 import io
 import json
 import os
@@ -1165,6 +1166,33 @@ def test_a_full_disk_stops_with_a_message_and_a_resume_continues(httpserver, tmp
     monkeypatch.undo()
     assert run(httpserver, tmp_path) == 0
     assert search_requests(httpserver) == [1, 2, 2, 3]  # page 1 from disk
+
+
+@pytest.mark.parametrize("failing", ["products.csv", "collect.json", "collect.json after products.csv"])
+def test_a_run_stopped_while_writing_its_outputs_resumes_its_collection(httpserver, tmp_path, monkeypatch, failing):
+    """products.csv was written before collect.json: a full disk (or Ctrl-C) between the two left the earlier report's
+    checksum beside the new products.csv, and every later run refused the collection as 'edited by hand?'."""
+    serve_search(httpserver, search_pages(CHAMPAGNES))
+    assert run(httpserver, tmp_path, "--max-products", "2") == 0
+    write_atomically = pipeline.write_atomically
+    written: list[str] = []
+
+    def disk_full(path: Path, write: Any, *args: Any) -> None:
+        if failing in (path.name, f"{path.name} after {written[-1] if written else ''}"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        write_atomically(path, write, *args)
+        written.append(path.name)
+
+    monkeypatch.setattr(pipeline, "write_atomically", disk_full)
+    assert run(httpserver, tmp_path) == 2  # the rest of the products: products.csv rewritten
+
+    monkeypatch.undo()
+    assert run(httpserver, tmp_path) == 0
+    catalogue = tmp_path / "products.csv"
+    assert len(load_catalog(catalogue)) == len(CHAMPAGNES) - 2
+    report = json.loads((tmp_path / "collect.json").read_text())
+    assert report["products_sha256"] == hashlib.sha256(catalogue.read_bytes()).hexdigest()
+    assert report["replacing_sha256"] is None
 
 
 def test_a_blank_query_is_refused_before_any_request(httpserver, tmp_path, capsys):

@@ -90,7 +90,9 @@ class CollectReport:
     UTF-8, a field of the wrong type left out, a text cut, results the API counted but no page held).
     ``kept_earlier``: why ``products.csv`` was left as an earlier run wrote it, holding more products than this run
     collected (``None``: this run wrote it, or had nothing to write). ``products_sha256``: the checksum of the
-    ``products.csv`` the run left, by which a re-run refuses to replace one edited since.
+    ``products.csv`` the run left, by which a re-run refuses to replace one edited since; ``replacing_sha256``: the
+    checksum of the ``products.csv`` being replaced, in the report written just before the new file, so that a run
+    stopped between the two writes (a full disk, Ctrl-C) leaves a file its report accepts (``None`` once written).
     """
 
     source: str
@@ -106,6 +108,7 @@ class CollectReport:
     fatal_cause: str | None = None
     kept_earlier: str | None = None
     products_sha256: str | None = None
+    replacing_sha256: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
@@ -230,8 +233,11 @@ def _check_output_folder(out: Path, collector: Collector, query: str) -> None:
             f"{collector.name} there would replace its {PRODUCTS_CSV}; choose another output folder (the same "
             "query there resumes it)"
         )
-    written = earlier.get("products_sha256")  # absent from the reports of older versions
-    if isinstance(written, str) and written != sha256_file(catalogue):
+    # absent from the reports of older versions; two while a run was replacing the file
+    written = [
+        checksum for key in ("products_sha256", "replacing_sha256") if isinstance(checksum := earlier.get(key), str)
+    ]
+    if written and sha256_file(catalogue) not in written:
         raise FileExistsError(
             f"{catalogue} was changed since prodcat collect wrote it (edited by hand?): a collection would replace it "
             "with the API's products, the changes lost; move it elsewhere to keep them, or delete it to collect again"
@@ -716,11 +722,13 @@ def _write_outputs(
     """``products.csv`` (each product linked to its photo when one is on disk, downloaded now or in an earlier
     run) and ``collect.json``."""
     images = _photos_on_disk(products, out / IMAGES_DIR)
-    # a query matching nothing is an empty catalogue
     catalogue = out / PRODUCTS_CSV
+    on_disk = sha256_file(catalogue) if catalogue.is_file() else None
+    new_catalogue = None
+    # a query matching nothing is an empty catalogue
     if report.kept_earlier is None and (products or report.stopped_by == "exhausted"):
-        _write_products(catalogue, collector, products, images)
-    report.products_sha256 = sha256_file(catalogue) if catalogue.is_file() else None
+        new_catalogue = _products_csv(collector, products, images)
+    report.products_sha256 = on_disk if new_catalogue is None else hashlib.sha256(new_catalogue).hexdigest()
     report.counts.update(
         pages_fetched=pages.fetched,
         pages_from_cache=pages.reused,
@@ -731,6 +739,15 @@ def _write_outputs(
     report.counts = dict(sorted(report.counts.items()))
     report.finished = _now()
     report.seconds = round(time.monotonic() - started, 3)
+    if new_catalogue is not None:
+        # the report first, accepting both files: written after products.csv, a full disk (or Ctrl-C) between the two
+        # left the earlier report, whose checksum had every later run refuse the new file as edited by hand
+        _write_report(out, replace(report, replacing_sha256=on_disk))
+        _write_bytes(catalogue, new_catalogue)
+    _write_report(out, report)
+
+
+def _write_report(out: Path, report: CollectReport) -> None:
     _write_text(out / REPORT_JSON, json.dumps(asdict(report), indent=2, ensure_ascii=False))
 
 
@@ -751,7 +768,8 @@ def _files_by_stem(folder: Path) -> dict[str, str]:
     return {path.stem: path.name for path in folder.iterdir() if path.suffix != ".tmp"}
 
 
-def _write_products(path: Path, collector: Collector, products: list[CollectedProduct], images: dict[str, str]) -> None:
+def _products_csv(collector: Collector, products: list[CollectedProduct], images: dict[str, str]) -> bytes:
+    """The bytes of ``products.csv``, each product linked to its photo in ``images``."""
     rows = [
         {
             "product_id": p.product_id,
@@ -767,7 +785,7 @@ def _write_products(path: Path, collector: Collector, products: list[CollectedPr
     ]
     columns = [*COLUMNS, "source", "image_url", *collector.extra_columns]
     # csv_text quotes a text holding a lone CR (an old-Mac line break), which would cut its product in two
-    _write_text(path, csv_text(pd.DataFrame(rows, columns=columns)))
+    return _utf8(csv_text(pd.DataFrame(rows, columns=columns)))
 
 
 def _file_stem(product_id: str) -> str:
@@ -777,8 +795,12 @@ def _file_stem(product_id: str) -> str:
 
 
 def _write_text(path: Path, text: str) -> None:
+    _write_bytes(path, _utf8(text))
+
+
+def _utf8(text: str) -> bytes:
     # a lone surrogate (JSON allows one; a collector may pass it on) becomes "?" rather than failing the write
-    _write_bytes(path, text.encode("utf-8", errors="replace"))
+    return text.encode("utf-8", errors="replace")
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
