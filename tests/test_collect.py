@@ -106,6 +106,18 @@ def search_requests(httpserver: HTTPServer) -> list[int]:
     return [int(request.args["page"]) for request, _ in httpserver.log if request.path == "/cgi/search.pl"]
 
 
+def press_ctrl_c_at_page(monkeypatch: pytest.MonkeyPatch, number: int) -> None:
+    """Ctrl-C while the results page ``number`` is asked for (``monkeypatch.undo()`` lets go)."""
+    get_json = HttpClient.get_json
+
+    def interrupted(self: HttpClient, url: str, params: dict[str, Any], *args: Any) -> Any:
+        if params["page"] == number:
+            raise KeyboardInterrupt
+        return get_json(self, url, params, *args)
+
+    monkeypatch.setattr(HttpClient, "get_json", interrupted)
+
+
 def run(httpserver: HTTPServer, out: Path, *options: str, query: str = "champagne") -> int:
     base = httpserver.url_for("/")
     return main(["collect", "--query", query, "--out", str(out), "--base-url", base, "--page-size",
@@ -1036,14 +1048,7 @@ def test_results_the_api_counts_but_no_page_holds_are_reported(httpserver, tmp_p
 
 def test_ctrl_c_writes_what_was_collected_and_says_how_to_resume(httpserver, tmp_path, monkeypatch, capsys):
     serve_search(httpserver, search_pages(CHAMPAGNES))
-    get_json = HttpClient.get_json
-
-    def interrupted_on_page_2(self: HttpClient, url: str, params: dict[str, Any], *args: Any) -> Any:
-        if params["page"] == 2:
-            raise KeyboardInterrupt
-        return get_json(self, url, params, *args)
-
-    monkeypatch.setattr(HttpClient, "get_json", interrupted_on_page_2)
+    press_ctrl_c_at_page(monkeypatch, 2)
     assert run(httpserver, tmp_path) == 130
     error = capsys.readouterr().err
     assert "interrupted: the 3 products collected so far are kept; run the same command again to resume" in error
@@ -1105,14 +1110,7 @@ def test_a_refresh_stopped_halfway_keeps_the_collection_it_would_shrink(
     assert run(httpserver, tmp_path) == 0
     collection = (tmp_path / "products.csv").read_bytes()
     if stop == "ctrl-c":
-        get_json = HttpClient.get_json
-
-        def interrupted_on_page_2(self: HttpClient, url: str, params: dict[str, Any], *args: Any) -> Any:
-            if params["page"] == 2:
-                raise KeyboardInterrupt
-            return get_json(self, url, params, *args)
-
-        monkeypatch.setattr(HttpClient, "get_json", interrupted_on_page_2)
+        press_ctrl_c_at_page(monkeypatch, 2)
     else:
         httpserver.clear()
         serve_search(httpserver, search_pages(CHAMPAGNES), failing=(2,))
