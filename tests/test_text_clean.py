@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pandas as pd
@@ -260,6 +261,34 @@ def test_spanish_italian_and_german_stop_words_are_function_words_too(rakuten_ro
     ) == ["zaino nuovo doppio scomparto tracolla lunga nome personalizzato tre tasche"]
     german = TextNormalizer(lemmatize=False, language="de")
     assert german.transform(["Kinder machen Musik: die Trommel aus Holz"]) == ["kinder machen musik trommel holz"]
+
+
+def test_a_model_trained_before_reads_text_as_it_was_trained(
+    rakuten_rows: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The language shares weighed by their square root and the Spanish, Italian and German open-class words kept
+    changed what models trained before read once served: their fitted normalizers, unpickled, took today's exponent
+    and lists. A normalizer now keeps both when fitted, and one unpickled without them reads as it was trained."""
+    texts = clean_texts((rakuten_rows["designation"] + " . " + rakuten_rows["description"].fillna("")).tolist())
+    french_catalogue = TextNormalizer(lemmatize=False).fit(texts)
+    title = ["Call Of Duty - Infinite Warfare"]
+    assert french_catalogue.transform(title) == ["call duty infinite warfare"]  # English
+    del french_catalogue.prior_exponent_, french_catalogue.stop_words_  # as a model pickled before has neither
+    trained_before = pickle.loads(pickle.dumps(french_catalogue))
+    assert trained_before.transform(title) == ["call of duty infinite warfare"]  # French: the shares in full
+
+    spanish = TextNormalizer(lemmatize=False, language="es").fit([])
+    sophie = ["despertar todos los sentidos del bebé"]
+    assert pickle.loads(pickle.dumps(spanish)).transform(sophie) == ["despertar sentidos bebé"]
+    del spanish.stop_words_
+    assert pickle.loads(pickle.dumps(spanish)).transform(sophie) == ["despertar bebé"]  # "sentidos" a stop-word then
+    # a fitted normalizer drops the stop-words it was fitted with, whatever the lists become
+    from prodcat.text import clean
+
+    fitted = TextNormalizer(lemmatize=False, language="es").fit([])
+    monkeypatch.setattr(clean, "stop_words_for", lambda *args: frozenset())
+    assert fitted.transform(sophie) == ["despertar sentidos bebé"]
+    assert TextNormalizer(lemmatize=False, language="es").transform(sophie) == sophie  # unfitted: today's lists
 
 
 def test_invisible_characters_inside_words_are_removed_not_spaced() -> None:

@@ -186,10 +186,16 @@ def _identifier():
 #: or Italian titles taken for another language still read as French (72 of 76), and still reads every fashion and
 #: Flipkart product as English. Smaller exponents keep more English titles (0.25: 69) but hold fashion by a thread:
 #: were each other language 0.001 of its shares (a few foreign products), 0.25 would misread 53 titles, 0.5 none.
+#: A fitted :class:`TextNormalizer` keeps the exponent it was fitted with (``prior_exponent_``).
 PRIOR_EXPONENT = 0.5
 
 
-def detect_language(texts: Sequence[str], max_chars: int = 400, prior: Mapping[str, float] | None = None) -> list[str]:
+def detect_language(
+    texts: Sequence[str],
+    max_chars: int = 400,
+    prior: Mapping[str, float] | None = None,
+    prior_exponent: float = PRIOR_EXPONENT,
+) -> list[str]:
     """ISO 639-1 code of each text among :data:`LANGUAGES` (``"und"`` when it has no letters).
 
     Uses py3langid restricted to the catalogue languages, which avoids the
@@ -198,14 +204,14 @@ def detect_language(texts: Sequence[str], max_chars: int = 400, prior: Mapping[s
     detector's cost grows with length.
 
     ``prior``: the share of each language in the texts' catalogue (:func:`language_prior`). Each text's language is
-    then the most probable given its words *and* its catalogue (the shares weighed by :data:`PRIOR_EXPONENT`): a
+    then the most probable given its words *and* its catalogue (the shares to the power ``prior_exponent``): a
     short title of an English catalogue that reads a little German ("Alma Women Beige Kurta", German at 0.90 for the
     detector alone) stays English, while a text whose words are clearly another language's (any description of a few
     sentences, or an English title of a French catalogue such as "Call Of Duty - Infinite Warfare") keeps that
     language.
     """
     shares = [prior.get(language, 0.0) for language in LANGUAGES] if prior else [1.0] * len(LANGUAGES)
-    weights = np.power(shares, PRIOR_EXPONENT)
+    weights = np.power(shares, prior_exponent)
     languages = []
     for text in texts:
         probabilities = _language_probabilities(text[:max_chars])
@@ -215,15 +221,19 @@ def detect_language(texts: Sequence[str], max_chars: int = 400, prior: Mapping[s
 
 
 def catalogue_languages(
-    texts: Sequence[str], prior: Mapping[str, float] | None = None, progress: bool = False
+    texts: Sequence[str],
+    prior: Mapping[str, float] | None = None,
+    progress: bool = False,
+    prior_exponent: float = PRIOR_EXPONENT,
 ) -> list[str]:
     """Each text's language as a model reads its catalogue (the language its lemmas and stop-words are taken in):
     :func:`detect_language` in light of the catalogue's language shares, ``prior`` (those a
-    :class:`TextNormalizer` learnt when fitted) or by default those of ``texts`` themselves (:func:`language_prior`).
-    ``progress`` shows a bar while the shares are learnt (the detector reads every text then)."""
+    :class:`TextNormalizer` learnt when fitted, with the ``prior_exponent`` it was fitted with) or by default those
+    of ``texts`` themselves (:func:`language_prior`). ``progress`` shows a bar while the shares are learnt (the
+    detector reads every text then)."""
     if prior is None:
         prior = language_prior(tqdm(texts, desc="languages", disable=not progress, unit="text"))
-    return detect_language(texts, prior=prior)
+    return detect_language(texts, prior=prior, prior_exponent=prior_exponent)
 
 
 def language_prior(texts: Iterable[str], max_chars: int = 400, max_iterations: int = 200) -> dict[str, float]:
@@ -318,6 +328,9 @@ _OPEN_CLASS_STOP_WORDS = {
     ),
     "de": "machen",
 }
+#: the lists whose open-class words were kept as words before a fitted :class:`TextNormalizer` kept its stop-words
+#: (``stop_words_``): one unpickled without them, from a model trained before, drops Spanish, Italian and German's
+_OPEN_CLASS_KEPT_BEFORE_STORED = ("en", "fr")
 
 
 def _stop_word_list(language: str) -> list[str]:
@@ -331,7 +344,9 @@ def _stop_word_list(language: str) -> list[str]:
 
 
 @cache
-def stop_words_for(languages: tuple[str, ...], strip_accents: bool) -> frozenset[str]:
+def stop_words_for(
+    languages: tuple[str, ...], strip_accents: bool, open_class_kept_in: tuple[str, ...] | None = None
+) -> frozenset[str]:
     """Lower-case function words of ``languages`` (accent-stripped too when asked): the words a bag of words drops.
 
     Only closed-class words (pronouns, determiners, prepositions, conjunctions, auxiliaries, degree adverbs), which
@@ -339,11 +354,13 @@ def stop_words_for(languages: tuple[str, ...], strip_accents: bool) -> frozenset
     ``stop-words`` package's English list (1,333 words, scikit-learn's and a web list's frequent words) holds
     "men", "home", "case", "mug", "general", "number", "free": the gender of 2,917 of 6,000 fashion products, a
     product, a category. Other languages: the ``stop-words`` package's lists (German's is Snowball's, French's
-    Snowball's and a few more; Spanish's and Italian's hold many lexical verbs, nouns and adjectives). From every
-    list, the open-class words it holds are taken out (``_OPEN_CLASS_STOP_WORDS``)."""
+    Snowball's and a few more; Spanish's and Italian's hold many lexical verbs, nouns and adjectives). From the
+    lists of ``open_class_kept_in`` (by default every list), the open-class words they hold are taken out
+    (``_OPEN_CLASS_STOP_WORDS``)."""
     words = set()
     for language in languages:
-        open_class = set(_OPEN_CLASS_STOP_WORDS.get(language, "").split())
+        kept = open_class_kept_in is None or language in open_class_kept_in
+        open_class = set(_OPEN_CLASS_STOP_WORDS.get(language, "").split()) if kept else set()
         words |= {w.lower() for w in _stop_word_list(language)} - open_class
     if strip_accents:
         words |= {remove_accents(w) for w in words}
@@ -393,8 +410,11 @@ class TextNormalizer(TransformerMixin, BaseEstimator):
     default_language:
         language used for texts whose language cannot be detected.
 
-    ``fit`` learns the catalogue's language shares, ``language_prior_`` (with ``language="auto"``).
-    ``transform(texts)`` returns ``list[str]`` of the same length.
+    ``fit`` learns the catalogue's language shares, ``language_prior_``, and keeps how much they weigh,
+    ``prior_exponent_`` (with ``language="auto"``), and the stop-words of each language a product may be read in,
+    ``stop_words_``: a fitted normalizer reads text as it did when fitted, whatever later versions change (one
+    fitted by a version that kept neither reads as that version did once unpickled). ``transform(texts)`` returns
+    ``list[str]`` of the same length.
     """
 
     def __init__(
@@ -420,7 +440,34 @@ class TextNormalizer(TransformerMixin, BaseEstimator):
     def fit(self, texts: Sequence[str], y: object = None) -> TextNormalizer:
         if self._detects_languages():
             self.language_prior_ = language_prior(self._cleaned(texts))
+            self.prior_exponent_ = PRIOR_EXPONENT
+        self.stop_words_ = self._stop_word_lists()
         return self
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        super().__setstate__(state)
+        # pickled by a version that did not keep them: a model trained before, whose normalizer was fitted (models
+        # pickle no unfitted one), is read as it was trained, the shares weighed in full and the lists of then
+        if hasattr(self, "language_prior_") and not hasattr(self, "prior_exponent_"):
+            self.prior_exponent_ = 1.0
+        if not hasattr(self, "stop_words_"):
+            self.stop_words_ = self._stop_word_lists(open_class_kept_in=_OPEN_CLASS_KEPT_BEFORE_STORED)
+
+    def _stop_word_lists(self, open_class_kept_in: tuple[str, ...] | None = None) -> dict[str, tuple[str, ...]]:
+        """The stop-words of each language whose stop-words a product may lose (its own or the fixed ones), sorted
+        so that a pickled normalizer's bytes do not depend on the hash seed."""
+        if not self.remove_stop_words:
+            return {}
+        if self.stop_word_languages != "auto":
+            languages = tuple(self.stop_word_languages)
+        elif self.language == "auto":
+            languages = (*LANGUAGES, self.default_language)
+        else:
+            languages = (self.language,)
+        return {
+            language: tuple(sorted(stop_words_for((language,), self.strip_accents, open_class_kept_in)))
+            for language in dict.fromkeys(languages)
+        }
 
     def _detects_languages(self) -> bool:
         per_product_stop_words = self.remove_stop_words and self.stop_word_languages == "auto"
@@ -432,20 +479,23 @@ class TextNormalizer(TransformerMixin, BaseEstimator):
     def transform(self, texts: Sequence[str]) -> list[str]:
         texts = self._cleaned(texts)
         if self._detects_languages():
-            detected = catalogue_languages(texts, getattr(self, "language_prior_", None))
+            prior_exponent = getattr(self, "prior_exponent_", PRIOR_EXPONENT)
+            detected = catalogue_languages(texts, getattr(self, "language_prior_", None), prior_exponent=prior_exponent)
             languages = [self.default_language if lang == UNDETERMINED else lang for lang in detected]
         else:
             languages = [self.default_language if self.language == "auto" else self.language] * len(texts)
-        return [self._normalize(text, lang) for text, lang in zip(texts, languages, strict=True)]
+        stop_words = self._stop_words_by_language(set(languages))
+        return [self._normalize(text, lang, stop_words[lang]) for text, lang in zip(texts, languages, strict=True)]
 
-    def _stop_words(self, language: str) -> frozenset[str]:
-        if not self.remove_stop_words:
-            return frozenset()
-        languages = (language,) if self.stop_word_languages == "auto" else tuple(self.stop_word_languages)
-        return stop_words_for(languages, self.strip_accents)
+    def _stop_words_by_language(self, languages: Iterable[str]) -> dict[str, frozenset[str]]:
+        """The stop-words dropped from a product read in each of ``languages``: those kept when fitted (unfitted,
+        today's)."""
+        lists = self.stop_words_ if hasattr(self, "stop_words_") else self._stop_word_lists()
+        if self.stop_word_languages == "auto":
+            return {language: frozenset(lists.get(language, ())) for language in languages}
+        return dict.fromkeys(languages, frozenset().union(*lists.values()))
 
-    def _normalize(self, text: str, language: str) -> str:
-        stop_words = self._stop_words(language)
+    def _normalize(self, text: str, language: str, stop_words: frozenset[str]) -> str:
         out = []
         for token in _word().findall(text.lower() if self.lowercase else text):
             if token.lower() in stop_words:
