@@ -442,7 +442,8 @@ def _parse_item(raw: Any, model: type[ProductIn]) -> ProductIn | ApiError:
 
 
 def _given_id(raw: Any) -> str | None:
-    """The ``product_id`` of an item that is not a valid product, if it has a usable one (to name it)."""
+    """The ``product_id`` a raw batch item gives, valid product or not, if it is a usable one: to name an item
+    that is not a valid product, and to find ids that several items give."""
     given = raw.get("product_id") if isinstance(raw, dict) else None
     if not isinstance(given, str) or not given or len(given) > MAX_PRODUCT_ID_CHARS or unstorable_reason(given):
         return None
