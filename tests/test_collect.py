@@ -16,6 +16,7 @@ import os
 import socket
 import ssl
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -1121,22 +1122,66 @@ def test_a_refresh_stopped_halfway_keeps_the_collection_it_would_shrink(
     assert (tmp_path / "products.csv").read_bytes() == collection
 
 
-def test_a_refresh_stopped_halfway_resumes_where_it_stopped(httpserver, tmp_path):
-    """A --refresh of thousands of products failing at page 40 said to run the same command again to resume, which
-    fetched every page again from page 1; and on a flaky network no refresh could reach the end."""
+def refresh_stopped_at_page_3(httpserver: HTTPServer, out: Path) -> Path:
+    """Collect :data:`CHAMPAGNES` into ``out``, then run a --refresh that fails at page 3; its marker file."""
     serve_search(httpserver, search_pages(CHAMPAGNES))
-    assert run(httpserver, tmp_path) == 0
+    assert run(httpserver, out) == 0
     httpserver.clear()
     serve_search(httpserver, search_pages(CHAMPAGNES), failing=(3,))
-    assert run(httpserver, tmp_path, "--refresh") == 2
+    assert run(httpserver, out, "--refresh") == 2
     assert search_requests(httpserver) == [1, 2, 3, 3, 3]
     httpserver.clear()
     serve_search(httpserver, search_pages(CHAMPAGNES))
+    (marker,) = (out / "pages").glob(f"*/{pipeline.REFRESH_MARKER}")
+    return marker
+
+
+def test_a_refresh_stopped_halfway_resumes_where_it_stopped_saying_so(httpserver, tmp_path, caplog):
+    """A --refresh of thousands of products failing at page 40 said to run the same command again to resume, which
+    fetched every page again from page 1; and on a flaky network no refresh could reach the end. A resumed refresh
+    is said, on the console and in collect.json, with the file to delete to start over."""
+    marker = refresh_stopped_at_page_3(httpserver, tmp_path)
+    begun = datetime.fromtimestamp(marker.stat().st_mtime, UTC)
+    caplog.clear()
     assert run(httpserver, tmp_path, "--refresh") == 0
     assert search_requests(httpserver) == [3]  # pages 1 and 2 as the stopped refresh saved them
     assert len(load_catalog(tmp_path / "products.csv")) == len(CHAMPAGNES) - 2
+    assert f"resuming the refresh begun on {begun:%Y-%m-%d %H:%M} UTC; delete {marker} to start over" in caplog.text
+    report = json.loads((tmp_path / "collect.json").read_text())
+    assert report["refresh_resumed"] == begun.isoformat(timespec="seconds")
+
+    caplog.clear()
     assert run(httpserver, tmp_path, "--refresh") == 0
     assert search_requests(httpserver) == [3, 1, 2, 3]  # that refresh reached the end: the next one starts anew
+    assert "resuming" not in caplog.text
+    assert json.loads((tmp_path / "collect.json").read_text())["refresh_resumed"] is None
+
+
+@pytest.mark.parametrize("last_page_saved_hours_ago", [25, 1])
+def test_a_refresh_that_saved_no_page_for_a_day_starts_over(httpserver, tmp_path, caplog, last_page_saved_hours_ago):
+    """A refresh stopped long ago was resumed without a word by the next --refresh, which reused the pages it had
+    fetched then; one that saved no page for a day starts over, while one begun days ago but saving pages since goes
+    on."""
+    marker = refresh_stopped_at_page_3(httpserver, tmp_path)
+    # the first collection 4 days ago, the refresh begun 3 days ago (page 1 saved then) and page 2 saved since
+    hours_ago = {
+        "page-0003.json": 96,
+        marker.name: 72,
+        "page-0001.json": 72,
+        "page-0002.json": last_page_saved_hours_ago,
+    }
+    for path in [marker, *marker.parent.glob("size-3/page-*.json")]:
+        os.utime(path, (time.time() - hours_ago[path.name] * 3600,) * 2)
+    caplog.clear()
+    assert run(httpserver, tmp_path, "--refresh") == 0
+    report = json.loads((tmp_path / "collect.json").read_text())
+    if last_page_saved_hours_ago > 24:
+        assert search_requests(httpserver) == [1, 2, 3]
+        assert "saved no page for over 24 hours: started over" in caplog.text
+        assert report["refresh_resumed"] is None
+    else:
+        assert search_requests(httpserver) == [3]
+        assert "resuming the refresh begun on" in caplog.text and report["refresh_resumed"] is not None
 
 
 def test_a_full_disk_stops_with_a_message_and_a_resume_continues(httpserver, tmp_path, monkeypatch, capsys):

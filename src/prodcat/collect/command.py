@@ -166,7 +166,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--refresh",
         action="store_true",
         help="fetch every page again instead of resuming, and the photos that failed for good (404, not an image, "
-        "too large); a refresh stopped halfway resumes where it stopped when run again",
+        "too large); a refresh stopped halfway resumes where it stopped when run again, unless it saved no page for a "
+        "day",
     )
     parser.add_argument(
         "--allow-fewer",

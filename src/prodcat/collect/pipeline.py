@@ -10,7 +10,8 @@ Output folder::
                                 its page and page size: base URL, query, sort, fields)
     DIR/pages/<source>-<key>/refreshing
                                 there while a refresh has not reached the end of the results: the pages saved since
-                                it began are not fetched again by the same command run again
+                                it began are not fetched again by the same command run again, unless it saved none
+                                for :data:`REFRESH_ABANDONED_AFTER` (it starts over then)
     DIR/failed_photos.json      photos that failed for good (404, not an image, too large), by product id
     DIR/photo_sources.json      the URL each photo in images/ was fetched from, by product id: a product whose photo
                                 URL changed gets the new photo, the old one kept until it is fetched
@@ -69,6 +70,10 @@ PAGES_DIR = "pages"
 FAILED_PHOTOS_JSON = "failed_photos.json"
 #: beside a query's pages while a refresh has not reached the end of its results
 REFRESH_MARKER = "refreshing"
+#: seconds after its last page saved that a refresh stopped halfway is started over rather than resumed: its pages would
+#: be as old as those it was run to replace. A refresh under way saves a page every few seconds, and one stopped (a
+#: failing page, Ctrl-C) is resumed within hours, while one left for days was forgotten
+REFRESH_ABANDONED_AFTER = 24 * 3600
 PHOTO_SOURCES_JSON = "photo_sources.json"
 #: a finished run replaces ``products.csv`` only when it keeps at least this share of its products (or ``allow_fewer``)
 MIN_SHARE_KEPT = 0.5
@@ -89,8 +94,10 @@ class CollectReport:
     when known); ``warnings``: the same for what was kept with a defect (a page with bytes that are not
     UTF-8, a field of the wrong type left out, a text cut, results the API counted but no page held).
     ``kept_earlier``: why ``products.csv`` was left as an earlier run wrote it, holding more products than this run
-    collected (``None``: this run wrote it, or had nothing to write). ``products_sha256``: the checksum of the
-    ``products.csv`` the run left, by which a re-run refuses to replace one edited since; ``replacing_sha256``: the
+    collected (``None``: this run wrote it, or had nothing to write). ``refresh_resumed``: when the refresh this run
+    resumed began (its pages saved since were not fetched again; ``None``: not a resumed refresh).
+    ``products_sha256``: the checksum of the ``products.csv`` the run left, by which a re-run refuses to replace one
+    edited since; ``replacing_sha256``: the
     checksum of the ``products.csv`` being replaced, in the report written just before the new file, so that a run
     stopped between the two writes (a full disk, Ctrl-C) leaves a file its report accepts (``None`` once written).
     """
@@ -107,6 +114,7 @@ class CollectReport:
     fatal_error: str | None = None
     fatal_cause: str | None = None
     kept_earlier: str | None = None
+    refresh_resumed: str | None = None
     products_sha256: str | None = None
     replacing_sha256: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
@@ -148,7 +156,8 @@ def collect(
             their products with or without it.
         refresh: fetch every page again instead of reading the pages saved by an earlier run, and the
             photos that failed for good in an earlier run. A refresh stopped before the end of the results (an
-            error, Ctrl-C) is resumed by the next one: the pages it saved are not fetched again.
+            error, Ctrl-C) is resumed by the next one (the pages it saved are not fetched again), unless it saved no
+            page for :data:`REFRESH_ABANDONED_AFTER`.
         allow_fewer: replace ``products.csv`` at the end of the results (or ``max_products``) even when it held
             more than twice as many products as this run collected (they left the API).
 
@@ -180,6 +189,7 @@ def collect(
     started = time.monotonic()
     report = CollectReport(collector.name, query, collector.base_url, _now(), max_products=max_products)
     pages = _PageCache(out / PAGES_DIR, collector, query, page_size, refresh)
+    report.refresh_resumed = pages.refresh_resumed
     products: dict[str, CollectedProduct] = {}
     with logging_redirect_tqdm():  # retry warnings above the progress bars, not through them
         try:
@@ -414,7 +424,8 @@ class _PageCache:
     this page size ``N``, else cut from the pages an earlier run saved of the same results at another page size.
 
     A refresh reads only the pages saved since it began, which its :data:`REFRESH_MARKER` file's time records until
-    :meth:`end_refresh`: one stopped halfway (a page failing, Ctrl-C) resumes where it stopped, rather than at page 1.
+    :meth:`end_refresh`: one stopped halfway (a page failing, Ctrl-C) resumes where it stopped, rather than at page 1
+    (``refresh_resumed``: when it began), unless it saved no page for :data:`REFRESH_ABANDONED_AFTER`.
     """
 
     def __init__(self, root: Path, collector: Collector, query: str, page_size: int, refresh: bool):
@@ -426,6 +437,7 @@ class _PageCache:
         self.collector = collector
         self.query = query
         self.page_size = page_size
+        self.refresh_resumed: str | None = None
         self.refreshed_since = self._begin_refresh() if refresh else None
         self.fetched = 0
         self.reused = 0
@@ -471,12 +483,22 @@ class _PageCache:
         return page, [warning] if warning is not None else []
 
     def _begin_refresh(self) -> float:
-        """The time the refresh under way began (now, unless an earlier one did not reach the end of the results)."""
+        """The time the refresh under way began: now, unless an earlier one did not reach the end of the results and
+        saved a page within :data:`REFRESH_ABANDONED_AFTER` (said on the console)."""
         marker = self.results / REFRESH_MARKER
-        if not marker.is_file():
-            self.results.mkdir(parents=True, exist_ok=True)
-            marker.touch()
-        return marker.stat().st_mtime  # the file system's clock, as the pages' times are
+        if marker.is_file():
+            began = marker.stat().st_mtime  # the file system's clock, as the pages' times are
+            last_saved = max((page.stat().st_mtime for page in self.results.glob("size-*/page-*.json")), default=began)
+            begun_on = datetime.fromtimestamp(began, UTC).strftime("%Y-%m-%d %H:%M UTC")
+            if time.time() - max(began, last_saved) < REFRESH_ABANDONED_AFTER:
+                self.refresh_resumed = datetime.fromtimestamp(began, UTC).isoformat(timespec="seconds")
+                log.warning("resuming the refresh begun on %s; delete %s to start over", begun_on, marker)
+                return began
+            idle = f"{REFRESH_ABANDONED_AFTER / 3600:g} hours"
+            log.warning("the refresh begun on %s saved no page for over %s: started over", begun_on, idle)
+        self.results.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        return marker.stat().st_mtime
 
     def end_refresh(self) -> None:
         """The results were read to their end (or ``max_products``): the next refresh fetches every page again."""
