@@ -14,7 +14,8 @@ Output folder::
                                 for :data:`REFRESH_ABANDONED_AFTER` (it starts over then)
     DIR/failed_photos.json      photos that failed for good (404, not an image, too large), by product id
     DIR/photo_sources.json      the URL each photo in images/ was fetched from, by product id: a product whose photo
-                                URL changed gets the new photo, the old one kept until it is fetched
+                                URL changed gets the new photo, the old one kept until it is fetched; a photo of no
+                                recorded URL (saved before this file existed) is fetched again by --refresh
     DIR/collect.json            source, query, times, counts, and every error and warning with its page /
                                 product and field
 
@@ -197,12 +198,12 @@ def collect(
             if report.stopped_by in FINISHED:
                 pages.end_refresh()
             if image_client is not None:
-                sources = _PhotoSources(out / PHOTO_SOURCES_JSON, earlier)
+                sources = _PhotoSources(out / PHOTO_SOURCES_JSON)
                 _download_photos(list(products.values()), out, image_client, max_image_bytes, report, refresh, sources)
         except KeyboardInterrupt:
             report.stopped_by = "interrupted"  # what was collected is written below: a re-run resumes from it
     report.kept_earlier = _why_keep_earlier(report, len(products), len(earlier), allow_fewer)
-    if report.kept_earlier is None and (dropped := len(earlier.keys() - products.keys())):
+    if report.kept_earlier is None and (dropped := len(earlier - products.keys())):
         report.counts["earlier_products_dropped"] = dropped
     _write_outputs(out, collector, list(products.values()), pages, report, started)
     return report
@@ -254,23 +255,17 @@ def _check_output_folder(out: Path, collector: Collector, query: str) -> None:
         )
 
 
-#: the columns of an earlier products.csv that a run reads
-_EARLIER_COLUMNS = ["product_id", "image_url"]
-
-
-def _earlier_products(path: Path) -> dict[str, str]:
-    """The products of the ``products.csv`` at ``path``: product id → its photo URL (``""``: none); none when there is
-    no such file, or it cannot be read (damaged: replaced as a missing one would be)."""
+def _earlier_products(path: Path) -> set[str]:
+    """The product ids of the ``products.csv`` at ``path``; none when there is no such file, or it cannot be read
+    (damaged: replaced as a missing one would be)."""
     if not path.is_file():
-        return {}
+        return set()
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=lambda column: column in _EARLIER_COLUMNS)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=lambda column: column == "product_id")
     except (OSError, ValueError) as exc:  # pandas' parser and decoding errors are ValueErrors
         log.warning("%s is unreadable (%s): it is replaced by this run's products", path, exc)
-        return {}
-    table = table.reindex(columns=_EARLIER_COLUMNS, fill_value="")
-    urls = zip(table["product_id"], table["image_url"], strict=True)
-    return {product_id: url for product_id, url in urls if product_id}
+        return set()
+    return set(table.get("product_id", [])) - {""}
 
 
 def _why_keep_earlier(report: CollectReport, collected: int, earlier: int, allow_fewer: bool) -> str | None:
@@ -572,9 +567,9 @@ def _download_photos(
     sources: _PhotoSources,
 ) -> None:
     """Download into ``out/images`` the photo of each product that has none there yet, or one fetched from
-    another URL than the product's now (replaced once the new one is fetched), unless it failed for good in an
-    earlier run (and ``refresh`` is off), or its host could not be reached for an earlier photo of this run; every
-    failure goes to the report."""
+    another URL than the product's now (with ``refresh``, one of no recorded URL too: replaced once the new one is
+    fetched), unless it failed for good in an earlier run (and ``refresh`` is off), or its host could not be reached
+    for an earlier photo of this run; every failure goes to the report."""
     folder = out / IMAGES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     on_disk = _files_by_stem(folder)
@@ -586,13 +581,17 @@ def _download_photos(
         photos = [(product, url) for product in products if (url := product.image_url)]
         for product, url in tqdm(photos, desc="photos", unit="photo"):
             saved = on_disk.get(_file_stem(product.product_id))
-            if saved is not None and sources.source(product.product_id) in (None, url):
-                sources.remember(product.product_id, url)  # of an unknown source: kept as before, for this URL
+            source = sources.source(product.product_id)
+            if saved is not None and source == url:
                 report.count("photos_from_cache")
             elif (earlier := failed.reason(product.product_id, url)) is not None:
                 report.count("photos_failed_earlier")
                 message = f"{earlier} (in an earlier run; not fetched again, --refresh does){_kept_photo(saved)}"
                 report.add_error("image", message, product_id=product.product_id)
+            elif saved is not None and source is None and not refresh:
+                # saved before photo_sources.json existed, from this URL or one that products.csv no longer holds (a
+                # run without --images rewrote it): kept, recorded nowhere, until a refresh fetches it again
+                report.count("photos_from_cache")
             elif (host := _host(url)) in unreachable:
                 report.count("photos_not_tried")
                 report.add_error("image", unreachable[host] + _kept_photo(saved), product_id=product.product_id)
@@ -621,7 +620,7 @@ def _host(url: str) -> str:
 @dataclass(frozen=True)
 class _PhotoDownload:
     """The photo of product ``product_id`` to fetch from ``url``, replacing the file ``replaces`` (the product's photo
-    fetched from an earlier URL) once fetched."""
+    fetched in an earlier run) once fetched."""
 
     product_id: str
     url: str
@@ -646,7 +645,7 @@ def _download_photo(
         report.count("photos_failed")
         message = exc.reason if isinstance(exc, ImageDecodeError) else str(exc)
         report.add_error("image", message + _kept_photo(photo.replaces), product_id=photo.product_id)
-        kept = "without a photo" if photo.replaces is None else "with the photo of its earlier URL"
+        kept = "without a photo" if photo.replaces is None else "with the photo fetched in an earlier run"
         log.warning("product %s, image: %s; kept %s", photo.product_id, message, kept)
         if isinstance(exc, ImageDecodeError) or exc.cause in PERMANENT_CAUSES:
             failed.remember(photo.product_id, photo.url, message)
@@ -663,8 +662,8 @@ def _download_photo(
 
 
 def _kept_photo(saved: str | None) -> str:
-    """What a failure message adds when the product keeps the photo ``saved`` from its earlier URL."""
-    return "" if saved is None else f"; {IMAGES_DIR}/{saved}, fetched from its earlier URL, is kept"
+    """What a failure message adds when the product keeps the photo ``saved`` in an earlier run."""
+    return "" if saved is None else f"; {IMAGES_DIR}/{saved}, fetched in an earlier run, is kept"
 
 
 class _FailedPhotos:
@@ -700,18 +699,16 @@ def _read_failures(path: Path) -> dict[str, dict[str, str]]:
 
 class _PhotoSources:
     """The URL each photo in ``images/`` was fetched from, by product id, so that a product whose photo URL changed
-    gets the new photo; a photo saved before this file existed came from its URL in the earlier ``products.csv``."""
+    gets the new photo. Only a download records one: the URL in an earlier ``products.csv`` may not be its photo's (a
+    run without ``--images``, or before this file existed, rewrote it and kept the photo)."""
 
-    def __init__(self, path: Path, earlier_urls: dict[str, str]):
+    def __init__(self, path: Path):
         self.path = path
-        self._earlier_urls = earlier_urls
         saved = _read_json_object(path, "the photos on disk are taken for those of their products' URLs")
         self._urls = {str(product_id): url for product_id, url in saved.items() if isinstance(url, str)}
 
     def source(self, product_id: str) -> str | None:
         """The URL the photo of ``product_id`` on disk was fetched from; ``None`` when unknown."""
-        if product_id not in self._urls and (earlier := self._earlier_urls.get(product_id)):
-            self._urls[product_id] = earlier  # kept here: this run rewrites products.csv with the product's URL now
         return self._urls.get(product_id)
 
     def remember(self, product_id: str, url: str) -> None:
