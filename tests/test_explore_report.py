@@ -336,6 +336,31 @@ def test_a_matrix_of_many_categories_shows_the_largest_with_their_clusters_on_th
     assert pd.read_csv(tmp_path / "matrix.csv", index_col=0).equals(whole)
 
 
+def test_categories_no_cluster_is_matched_to_leave_the_matched_pairs_on_the_diagonal():
+    """KMeans may return fewer clusters than categories (products of identical features); a category left without a
+    cluster and larger than matched ones took a row of the diagonal, and every matched cluster after it stood one row
+    above its category ("cluster 0 → shoes" in the bags' row). Matched categories now come first, then the others,
+    in the whole matrix and among the largest shown."""
+    from prodcat.explore.clustering import ClusteringRun
+    from prodcat.explore.metrics import match_clusters
+    from prodcat.explore.report import matrix_frame, matrix_table
+
+    categories = np.repeat(["bags", "shoes", "watches"], [8, 6, 5])
+    clusters = np.repeat([0, 1, 0, 1], [4, 4, 6, 5])  # bags split between the shoes' and the watches' clusters
+    matching = match_clusters(categories, clusters)
+    rows = np.arange(len(categories))
+    run = ClusteringRun("tfidf", "pca", rows, np.zeros((len(rows), 2)), clusters, {}, matching, 0.0, 0.0)
+
+    whole = matrix_frame(run)
+    assert list(whole.index) == ["shoes", "watches", "bags"]
+    assert list(whole.columns) == ["cluster 0 → shoes", "cluster 1 → watches"]
+    assert whole.to_numpy().tolist() == [[6, 0], [0, 5], [4, 4]]
+    table = matrix_table(run, limit=2)  # the two largest, bags and shoes
+    assert [row["category"] for row in table["rows"]] == ["shoes", "bags", "the other 1 categories"]
+    assert table["columns"] == ["cluster 0 → shoes", "the other 1 clusters"]
+    assert [[count for count, _ in row["cells"]] for row in table["rows"]] == [[6, 0], [4, 4], [0, 5]]
+
+
 def test_category_glyphs_no_font_has_are_named_in_one_warning_not_drawn_silently(tmp_path, caplog, recwarn):
     """A CJK or emoji category name was drawn as empty boxes on the maps, with one matplotlib warning per glyph and
     figure naming no category. DejaVu Sans is now followed by any installed CJK or emoji font, and characters none of

@@ -263,23 +263,23 @@ def matrix_table(run: ClusteringRun, limit: int = MATRIX_MAX) -> dict[str, Any]:
     """The matched cluster-vs-category matrix, with each cell's share of its row for shading.
 
     Rows are categories, largest first, and column ``i`` is the cluster matched to row ``i``'s category, so the
-    matched pairs sit on the diagonal (unmatched clusters come last). Past ``limit`` categories only the ``limit``
-    largest are shown, with the clusters matched to them: the others' products are summed in a last row, and the
-    other clusters' in a last column (the whole matrix is :func:`matrix_frame`'s CSV).
+    matched pairs sit on the diagonal (unmatched clusters come last, categories no cluster is matched to after the
+    matched ones). Past ``limit`` categories only the ``limit`` largest are shown, with the clusters matched to
+    them: the others' products are summed in a last row, and the other clusters' in a last column (the whole matrix
+    is :func:`matrix_frame`'s CSV).
     """
     matching = run.matching
-    counts, categories, clusters = _matrix_by_size(matching)
-    shown = min(limit, len(categories))
+    shown = min(limit, len(matching.categories))
+    counts, categories, clusters = _matrix_by_size(matching, shown)
+    columns = [_cluster_name(matching, c) for c in clusters]
     if shown < len(categories):
         counts = np.vstack([counts[:shown], counts[shown:].sum(axis=0)])
-        counts = np.hstack([counts[:, :shown], counts[:, shown:].sum(axis=1, keepdims=True)])
         categories = [*categories[:shown], f"the other {len(categories) - shown} categories"]
-        clusters = [*clusters[:shown], None]
+        paired = len(set(categories[:shown]) & set(matching.assignment.values()))  # their clusters come first
+        if paired < len(clusters):
+            counts = np.hstack([counts[:, :paired], counts[:, paired:].sum(axis=1, keepdims=True)])
+            columns = [*columns[:paired], f"the other {len(clusters) - paired} clusters"]
     totals = counts.sum(axis=1, keepdims=True).clip(min=1)
-    columns = [
-        _cluster_name(matching, c) if c is not None else f"the other {len(matching.clusters) - shown} clusters"
-        for c in clusters
-    ]
     rows = [
         {"category": category, "cells": [(int(v), float(v / totals[i, 0])) for v in counts[i]]}
         for i, category in enumerate(categories)
@@ -308,12 +308,17 @@ def _cluster_name(matching: ClusterMatching, cluster: int) -> str:
     return f"cluster {cluster} (unmatched)"
 
 
-def _matrix_by_size(matching: ClusterMatching) -> tuple[np.ndarray, list[str], list[int]]:
+def _matrix_by_size(matching: ClusterMatching, shown: int | None = None) -> tuple[np.ndarray, list[str], list[int]]:
     """``matching``'s matrix with its categories largest first (ties in its order) and each matched cluster in
-    its category's place, unmatched clusters last: ``(counts, categories, clusters)``."""
-    rows = np.argsort(-matching.matrix.sum(axis=1), kind="stable")
-    # column i of the matching's matrix is the cluster matched to its category i, for i < the number of pairs
+    its category's place, unmatched clusters last: ``(counts, categories, clusters)``. Categories no cluster is
+    matched to (the clustering found fewer clusters than categories) follow the matched ones, both among the
+    ``shown`` largest categories (by default all) and among the rest: placed by size, the clusters of the matched
+    categories after them would leave the diagonal."""
+    size_rank = np.argsort(np.argsort(-matching.matrix.sum(axis=1), kind="stable"))
+    shown = len(matching.categories) if shown is None else shown
+    # category i of the matching's matrix is matched to its column i's cluster, for i < the number of pairs
     matched = len(matching.assignment)
+    rows = sorted(range(len(matching.categories)), key=lambda r: (size_rank[r] >= shown, r >= matched, size_rank[r]))
     columns = [*(r for r in rows if r < matched), *range(matched, len(matching.clusters))]
     counts = matching.matrix[np.ix_(rows, columns)]
     return counts, [matching.categories[r] for r in rows], [matching.clusters[c] for c in columns]
