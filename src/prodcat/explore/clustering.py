@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -173,7 +174,9 @@ class StudyResult:
 
         Runs are ranked only against runs on the same products, or nearly (:data:`SAME_PRODUCTS_OVERLAP`): each
         feature set is studied on the products having its modalities (on Rakuten 2,095 with text, 1,835 with a photo,
-        440 with both), and a score on the 440 says nothing of how the same features would do on the 2,095.
+        440 with both), and a score on the 440 says nothing of how the same features would do on the 2,095. Each
+        run is compared with its group's largest run only: of runs on 1,000, 990 and 980 nested products, the 990 join
+        the 1,000, and the 980 (98% of the 1,000) are ranked apart although they are 99% of the 990.
         """
         # the largest product sets first: each run joins the first group whose products are nearly its own
         groups: list[list[ClusteringRun]] = []
@@ -187,12 +190,17 @@ class StudyResult:
 
     def records(self) -> list[dict[str, Any]]:
         """The runs' JSON records, by product set (:meth:`product_sets`), each with its rank in its set and the set
-        it was ranked in (``product_set``: the largest products of the set, or nearly them)."""
+        it was ranked in (``product_set``: the largest products of the set, or nearly them; numbered from the second
+        set so named, as when keypoints were found in as many photos of two sets of products, not nearly the same)."""
         records = []
+        named: Counter[str] = Counter()
         for runs in self.product_sets():
             largest = max(runs, key=lambda run: len(run.rows))
             nearly = any(len(run.rows) != len(largest.rows) for run in runs)
             product_set = f"{largest.products}, or nearly them" if nearly else largest.products
+            named[product_set] += 1
+            if named[product_set] > 1:  # a name shared, the report would show both sets as one and rank them together
+                product_set = f"{product_set} (set {named[product_set]})"
             for rank, run in enumerate(runs, start=1):
                 records.append({**run.record(level=self.level, rank=rank), "product_set": product_set})
         return records
