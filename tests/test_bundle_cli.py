@@ -436,16 +436,23 @@ def test_predict_and_evaluate_commands(flipkart_bundle, flipkart_dir, tmp_path, 
     assert json.loads((tmp_path / "r2" / "metrics.json").read_text())["accuracy"] == pytest.approx(1 / 3)
 
 
-def test_evaluate_and_cv_reports_list_the_photos_they_could_not_use(flipkart_bundle, flipkart_dir, tmp_path):
-    """A photo that does not decode (truncated, or not an image) was missing from evaluate's and cv's report, whose
-    input issues named only the photo files not found; and once the embedding cache remembered the failure, no run
-    named it anywhere. Both reports list it with its line and why, on every run, as predict's OUT.issues.csv does."""
+def six_per_category(flipkart_dir: Path) -> pd.DataFrame:
+    """The first 6 Flipkart products of each top-level category (42), canonical columns, one line each in a CSV."""
     from prodcat.catalog.loaders import load_catalog
 
     frame = load_catalog(flipkart_dir).frame
     table = frame.groupby(category_at_level(frame["category"], 1)).head(6).reset_index(drop=True)
     table = table[["product_id", "title", "description", "image", "category"]]
-    table["description"] = table["description"].str.replace(r"[\r\n]+", " ", regex=True)  # one line per product
+    table["description"] = table["description"].str.replace(r"[\r\n]+", " ", regex=True)
+    return table
+
+
+def test_evaluate_and_cv_reports_list_the_photos_they_could_not_use(flipkart_bundle, flipkart_dir, tmp_path, caplog):
+    """A photo that does not decode (truncated, or not an image) was missing from evaluate's and cv's report, whose
+    input issues named only the photo files not found; and once the embedding cache remembered the failure, no run
+    named it anywhere. Both reports list it with its line and why, on every run, as predict's OUT.issues.csv does,
+    and the console's warning points to that list."""
+    table = six_per_category(flipkart_dir)
     truncated, not_an_image = tmp_path / "truncated.jpg", tmp_path / "notes.jpg"
     truncated.write_bytes(Path(table.at[1, "image"]).read_bytes()[:2000])
     not_an_image.write_text("not a photo")
@@ -457,12 +464,76 @@ def test_evaluate_and_cv_reports_list_the_photos_they_could_not_use(flipkart_bun
     runs.append(["cv", str(data), "--config", config, "--level", "1", "--folds", "2"])
     for run, command in enumerate(runs):
         report = tmp_path / f"report{run}"
+        caplog.clear()
         assert main([*command, "--report", str(report)]) == 0
+        warned = "2 photo(s) not used (their products were read without them) (all listed in {}); first ones:"
+        assert warned.format(report / "input_issues.csv") in caplog.messages
         issues = pd.read_csv(report / "input_issues.csv")
         assert issues["row"].tolist() == [3, 4] and (issues["field"] == "image").all(), command
         assert issues["product_id"].tolist() == table["product_id"].iloc[1:3].tolist()
         assert "truncated" in issues["message"].iat[0] and "not an image" in issues["message"].iat[1]
         assert f"photo {not_an_image} not used: not an image" in (report / "report.html").read_text()
+
+
+def test_train_and_cv_list_every_input_issue_and_leave_out_products_with_nothing_readable(
+    flipkart_dir, tmp_path, caplog
+):
+    """train wrote no issues file and warned of the first 5 loader issues only, so a sixth was named nowhere, and
+    a photo that does not decode was named on the first run only (the feature cache hides it since). It writes
+    MODEL.issues.csv beside the bundle on every run, as predict writes OUT.issues.csv, and its warnings, like
+    cv's, point to the file listing them all. A product with no text and a photo that does not decode was trained
+    on and, in cv, scored at its category's prior: both leave it out and name it."""
+    table = six_per_category(flipkart_dir)
+    not_an_image, truncated = tmp_path / "notes.jpg", tmp_path / "truncated.jpg"
+    not_an_image.write_text("not a photo")
+    truncated.write_bytes(Path(table.at[1, "image"]).read_bytes()[:2000])
+    table.loc[1, "image"] = str(truncated)
+    table.loc[2, ["title", "description", "image"]] = ["", "", str(not_an_image)]  # nothing readable
+    table.loc[3, ["title", "description"]] = ""  # its photo alone
+    table.loc[4:9, "image"] = [f"gone-{i}.jpg" for i in range(6)]  # a sixth loader issue about a photo
+    data = tmp_path / "products.csv"
+    table.to_csv(data, index=False)
+    nothing_readable = table.at[2, "product_id"]
+    config = ["--config", str(Path(__file__).parents[1] / "configs" / "fast-text.yaml"), "--level", "1"]
+    expected = {  # by line: the product's id is on its line
+        3: f"photo {truncated} not used: truncated",
+        4: f"photo {not_an_image} not used: not an image",
+        5: "no title or description: classified from its photo",
+        **{line: f"photo file 'gone-{line - 6}.jpg' not found" for line in range(6, 12)},
+    }
+
+    def assert_lists_them_all(issues_file: Path) -> None:
+        issues = pd.read_csv(issues_file)
+        assert sorted(set(issues["row"])) == sorted(expected)
+        for line, message in expected.items():
+            messages = issues.loc[issues["row"] == line, "message"]
+            assert messages.str.contains(message, regex=False).any(), (line, messages.tolist())
+        assert (issues["product_id"] == table["product_id"].iloc[issues["row"] - 2].to_numpy()).all()
+        nothing = issues.loc[issues["product_id"] == nothing_readable, "message"]
+        assert nothing.str.endswith("no title or description either: nothing to classify it from").any()
+
+    def warned() -> list[str]:
+        return [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+
+    left_out = f"1 labelled product(s) have only a photo to read, which does not decode: left out ({nothing_readable})"
+    model = tmp_path / "model"
+    versions = set()
+    for _ in range(2):  # the second run reads the photos' failures from the feature cache
+        caplog.clear()
+        assert main(["train", str(data), *config, "--out", str(model)]) == 0
+        assert_lists_them_all(tmp_path / "model.issues.csv")
+        assert f"8 row issue(s) while reading {data} (all listed in {model}.issues.csv); first ones:" in warned()
+        assert left_out in warned()
+        manifest = verify_bundle(model)  # nothing added to the bundle
+        assert manifest["n_train"] == len(table) - 1
+        versions.add(manifest["version"])
+    assert len(versions) == 1
+    caplog.clear()
+    assert main(["cv", str(data), *config, "--folds", "2", "--report", str(tmp_path / "cv")]) == 0
+    assert_lists_them_all(tmp_path / "cv" / "input_issues.csv")
+    assert left_out in warned() and f"(all listed in {tmp_path / 'cv' / 'input_issues.csv'})" in "".join(warned())
+    predictions = pd.read_csv(tmp_path / "cv" / "predictions.csv", dtype=str)
+    assert len(predictions) == len(table) - 1 and nothing_readable not in set(predictions["product_id"])
 
 
 def test_ids_with_line_breaks_of_any_kind_stay_in_their_row(tiny_training, tmp_path):

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from prodcat.batch import (
 from prodcat.batch.engines import Engine
 from prodcat.bundle import data_fingerprint, model_level, read_manifest, save_bundle
 from prodcat.catalog.loaders import add_loader_arguments, catalog_file_among, load_from_args
-from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, deeper_level_warning, has_text
+from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, deeper_level_warning, has_text, modality_mask
 from prodcat.config import MODALITIES, Config
 from prodcat.evaluate.labelled import labelled_warnings, product_fingerprints, products_in_training, readable_by
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
@@ -200,19 +201,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def read_catalog(args: argparse.Namespace) -> Catalog:
+def read_catalog(args: argparse.Namespace, listed_in: Path | None = None) -> Catalog:
+    """The catalogue of ``args.data``, its issues warned of (all of them are written to ``listed_in``, if given)."""
     catalog = load_from_args(args)
-    _log_issues(catalog.issues, f"row issue(s) while reading {args.data}")
+    _log_issues(catalog.issues, f"row issue(s) while reading {args.data}", listed_in)
     log.info("%s: %d products (%s format)", args.data, len(catalog), catalog.format)
     return catalog
 
 
-def _log_issues(issues: list[RowIssue], what: str) -> None:
-    """Warn of how many ``issues`` there are (``what`` they are) and name the first five."""
+def _log_issues(issues: list[RowIssue], what: str, listed_in: Path | None = None) -> None:
+    """Warn of how many ``issues`` there are (``what`` they are) and name the first five, saying which file
+    lists them all (``listed_in``)."""
     if issues:
-        log.warning("%d %s; first ones:", len(issues), what)
+        listed = f" (all listed in {listed_in})" if listed_in else ""
+        log.warning("%d %s%s; first ones:", len(issues), what, listed)
         for issue in issues[:5]:
             log.warning("  %s", issue)
+
+
+def _first_five(names: list[str]) -> str:
+    """``names`` as a comma-separated list cut after the fifth (``a, b, c, d, e, ...``)."""
+    return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
 
 
 #: --out suffixes of other formats than the plain CSV predict writes, which readers would take at their word
@@ -271,29 +280,80 @@ def unused_photo_issues(catalog: Catalog, predictions: pd.DataFrame) -> list[Row
     a rerun, reading the cache, would otherwise say nothing, and a report would not list it."""
     product_id = catalog.frame["product_id"].astype(str)
     position = pd.Series(np.arange(len(product_id)), index=product_id)
-    without_photo = ~predictions["modalities_used"].fillna("").str.contains("image").to_numpy()
-    photo = catalog.frame["image"]
-    issues = (
-        unused_photo_issue(photo.iat[at], catalog.line_of(at), product_id.iat[at])
-        for at in position.loc[predictions["product_id"].astype(str)[without_photo]]
-        if not pd.isna(photo.iat[at])
-    )
-    return [issue for issue in issues if issue]
+    scored = predictions["product_id"].astype(str)
+    photo_unused = ~predictions["modalities_used"].fillna("").str.contains("image")
+    # of the catalogue's products only: train's reviewed corrections have no line in it
+    at = position.loc[scored[photo_unused & scored.isin(position.index)]].to_numpy()
+    return list(_undecodable_photos(catalog, at[catalog.frame["image"].iloc[at].notna().to_numpy()]).values())
 
 
-def _with_unused_photos(catalog: Catalog, predictions: pd.DataFrame, reads_photos: bool) -> list[RowIssue]:
-    """The catalogue's issues and, for a model reading photos, those of the photos it did not use (warned of),
-    in line order: what a report lists as its input issues."""
+def _undecodable_photos(catalog: Catalog, positions: np.ndarray) -> dict[int, RowIssue]:
+    """Of the products at ``positions`` of the catalogue's frame (each with a photo), those whose photo does not
+    decode, by position, with why (:func:`~prodcat.batch.unused_photo_issue`)."""
+    products = catalog.frame.iloc[positions]
+    with ThreadPoolExecutor() as pool:  # decoding releases the GIL
+        issues = pool.map(
+            unused_photo_issue,
+            products["image"],
+            map(catalog.line_of, positions),
+            products["product_id"].astype(str),
+            has_text(products),
+        )
+        return {position: issue for position, issue in zip(positions, issues, strict=True) if issue}
+
+
+def _with_unused_photos(
+    catalog: Catalog, predictions: pd.DataFrame, reads_photos: bool, listed_in: Path
+) -> list[RowIssue]:
+    """The catalogue's issues and, for a model reading photos, those of the photos it did not use (warned of,
+    pointing to the file ``listed_in`` that lists them all), in line order: what a report lists as its input
+    issues."""
     unused = unused_photo_issues(catalog, predictions) if reads_photos else []
-    _log_issues(unused, "photo(s) not used (the products were classified without them)")
+    _log_issues(unused, "photo(s) not used (their products were read without them)", listed_in)
     return sorted(catalog.issues + unused, key=lambda issue: issue.row)
+
+
+def without_unreadable_photos(catalog: Catalog, config: Config) -> Catalog:
+    """The catalogue without the labelled products a model of ``config`` reads from their photo alone (no text,
+    or text not read) when that photo does not decode: no model could read anything of them, and each would be
+    learnt, and scored in cross-validation, as its category's prior. They are warned of, and added to the
+    catalogue's issues with why their photo failed (decoded here: the embedding cache keeps no reason)."""
+    if not _reads_photos(config):
+        return catalog
+    frame = catalog.frame
+    others = [m for m in (config.modalities or MODALITIES) if m != "image"]
+    photo_only = frame["category"].notna().to_numpy() & modality_mask(frame, "image")
+    if others:
+        photo_only &= ~readable_by(frame, others)
+    unreadable = _undecodable_photos(catalog, np.flatnonzero(photo_only))
+    if not unreadable:
+        return catalog
+    left_out = [str(issue.product_id) for issue in unreadable.values()]
+    log.warning(
+        "%d labelled product(s) have only a photo to read, which does not decode: left out (%s)",
+        len(left_out),
+        _first_five(left_out),
+    )
+    kept = np.setdiff1d(np.arange(len(frame)), list(unreadable))
+    return dataclasses.replace(
+        catalog,
+        frame=frame.iloc[kept].reset_index(drop=True),
+        lines=[catalog.line_of(position) for position in kept],
+        issues=sorted([*catalog.issues, *unreadable.values()], key=lambda issue: issue.row),
+    )
+
+
+def input_issues_path(out: str | Path) -> Path:
+    """``OUT.issues.csv``: the input issues of the file or folder ``out`` written beside it (named like OUT.parts/:
+    one per output)."""
+    return Path(out).with_name(Path(out).name + ".issues.csv")
 
 
 def write_input_issues(issues: list[RowIssue], out: str | Path) -> Path | None:
     """``OUT.issues.csv`` beside the predictions: each input problem with its line number (a skipped row
     has no prediction, so this file is what accounts for it); columns ``row, product_id, field, message``.
     ``None``, and no file (a previous run's would describe other input), when there is none."""
-    path = Path(out).with_name(Path(out).name + ".issues.csv")  # named like OUT.parts/: one per output
+    path = input_issues_path(out)
     if not issues:
         path.unlink(missing_ok=True)
         return None
@@ -301,10 +361,10 @@ def write_input_issues(issues: list[RowIssue], out: str | Path) -> Path | None:
     return path
 
 
-def read_labelled(args: argparse.Namespace) -> Catalog | None:
-    """The catalogue, its frame cut to the labelled products to score a model against (its issues kept whole);
-    ``None``, after saying why, when there are none."""
-    catalog = read_catalog(args)
+def read_labelled(args: argparse.Namespace, listed_in: Path | None = None) -> Catalog | None:
+    """The catalogue, its frame cut to the labelled products to score a model against (its issues kept whole,
+    and all written to ``listed_in``); ``None``, after saying why, when there are none."""
+    catalog = read_catalog(args, listed_in)
     labelled = np.flatnonzero(catalog.frame["category"].notna().to_numpy())
     if not len(labelled):
         print("error: the catalogue has no labelled products to evaluate against", file=sys.stderr)
@@ -335,8 +395,7 @@ def labelled_products(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
     if not usable.all():
         what = f"none of the modalities {','.join(config.modalities)}" if config.modalities else "no text or photo"
         left_out = frame.loc[~usable, "product_id"].astype(str).tolist()
-        named = ", ".join(left_out[:5]) + (", ..." if len(left_out) > 5 else "")
-        log.warning("%d labelled product(s) have %s: left out (%s)", len(left_out), what, named)
+        log.warning("%d labelled product(s) have %s: left out (%s)", len(left_out), what, _first_five(left_out))
         frame = frame[usable].reset_index(drop=True)
     return frame
 
@@ -479,8 +538,10 @@ def run_train(args: argparse.Namespace) -> int:
     from prodcat.evaluate.cv import cross_validation_obstacle
     from prodcat.models.classifier import ProductClassifier
 
-    catalog = read_catalog(args)
+    issues_file = input_issues_path(args.out)
+    catalog = read_catalog(args, issues_file)
     config = build_config(args, catalog)
+    catalog = without_unreadable_photos(catalog, config)
     frame = labelled_sample(catalog.frame, config, args.sample)
     if args.feedback:
         from sqlalchemy.exc import SQLAlchemyError
@@ -531,8 +592,21 @@ def run_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    # beside the bundle, whose bytes depend on the training data alone: on every run, as the feature cache
+    # remembers that a photo failed but not why
+    used = pd.DataFrame({"product_id": frame["product_id"], "modalities_used": _modalities_read(model.training_read_)})
+    issues = _with_unused_photos(catalog, used, "image" in model.modalities_, issues_file)
+    if written := write_input_issues(issues, out):
+        print(f"{len(issues)} input issue(s): see {written}")
     print(f"\nModel bundle written to {out}")
     return 0
+
+
+def _modalities_read(read: dict[str, np.ndarray]) -> list[str]:
+    """Per product, the modalities a model read of it (``read``: per modality, ``(n,)`` bool), comma-separated
+    as in predictions' ``modalities_used``."""
+    rows = zip(*read.values(), strict=True)
+    return [",".join(m for m, was_read in zip(read, row, strict=True) if was_read) for row in rows]
 
 
 def _save_trained(model: Any, frame: pd.DataFrame, config: Config, metrics: dict[str, Any], out: Path) -> Path:
@@ -578,7 +652,7 @@ def run_predict(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     read_manifest(args.model)  # a mistyped MODEL is said before a catalogue of millions is read, not after
-    catalog = read_catalog(args)
+    catalog = read_catalog(args, input_issues_path(out))
     frame = catalog.frame
     engine = _batch_engine(args)
     try:
@@ -634,7 +708,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
-    catalog = read_labelled(args)
+    issues_file = Path(args.report) / "input_issues.csv"
+    catalog = read_labelled(args, issues_file)
     if catalog is None:
         return 2
     frame = catalog.frame
@@ -658,7 +733,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
                 truth[unseen], predicted[unseen], confidence[unseen], predictor.threshold
             )
     title = f"Evaluation of {args.model} on {args.data}"
-    issues = _with_unused_photos(catalog, predictions, "image" in predictor.manifest.get("modalities", []))
+    reads_photos = "image" in predictor.manifest.get("modalities", [])
+    issues = _with_unused_photos(catalog, predictions, reads_photos, issues_file)
     write_report(metrics, truth, predicted, args.report, title, predictions=predictions, issues=issues)
     print_metrics(metrics, f"Evaluation on {len(frame)} labelled products:")
     if "not_in_training" in metrics:
@@ -692,8 +768,10 @@ def run_cv(args: argparse.Namespace) -> int:
     if problem := report_problem(args.report, args.data, EVALUATION_FILES):
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    catalog = read_catalog(args)
+    issues_file = Path(args.report) / "input_issues.csv"
+    catalog = read_catalog(args, issues_file)
     config = build_config(args, catalog)
+    catalog = without_unreadable_photos(catalog, config)
     frame = labelled_sample(catalog.frame, config, args.sample)
     if problem := cross_validation_obstacle(frame, config, args.folds):
         print(f"error: cannot cross-validate: {problem}", file=sys.stderr)
@@ -706,7 +784,7 @@ def run_cv(args: argparse.Namespace) -> int:
         metrics["warnings"] = warnings
     title = f"{args.folds}-fold cross-validation on {args.data}"
     predictions = result.predictions()
-    issues = _with_unused_photos(catalog, predictions, _reads_photos(config))
+    issues = _with_unused_photos(catalog, predictions, _reads_photos(config), issues_file)
     write_report(metrics, result.y_true, result.y_pred, args.report, title, predictions=predictions, issues=issues)
     print_metrics(metrics, f"{args.folds}-fold cross-validation on {len(frame)} products:", result.target_precision)
     for modalities, values in metrics["by_modalities"].items():

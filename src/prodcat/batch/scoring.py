@@ -138,12 +138,14 @@ def predict_catalog(
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(OUTPUT_COLUMNS))
 
 
-def unused_photo_issue(photo: str, line: int, product_id: str) -> RowIssue | None:
+def unused_photo_issue(photo: str, line: int, product_id: str, has_text: bool = True) -> RowIssue | None:
     """Why a product's photo was not used by a model reading photos (it does not decode, or exceeds the size
     limits), as an issue of the catalogue's ``line``; ``None`` if it decodes. The embedding cache keeps only
-    that a photo failed, so the photo is decoded again here to tell why."""
+    that a photo failed, so the photo is decoded again here to tell why. ``has_text``: whether the product has
+    a title or description to be predicted from without its photo."""
     try:
         load_image(photo)
     except ImageDecodeError as exc:
-        return RowIssue(line, "image", f"photo {photo} not used: {exc.reason}; predicted without it", product_id)
+        outcome = "predicted without it" if has_text else "no title or description either: nothing to classify it from"
+        return RowIssue(line, "image", f"photo {photo} not used: {exc.reason}; {outcome}", product_id)
     return None

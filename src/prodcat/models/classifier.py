@@ -163,6 +163,9 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         self.prior_ = np.bincount(y_index, minlength=len(self.classes_)) / len(y_index)
 
         matrices, masks = self._fit_heads(frame, y, config)
+        # what was read of each product (a photo that does not decode is not): for `prodcat train` to name
+        # the photos it could not use
+        self.training_read_ = self._modality_masks(masks)
         scored = self._scored_rows(masks, y, config)
         oof = self._fit_fusion(matrices, masks, y, config, scored)
         self.calibrator_, self.oof_proba_, self.policy_ = fit_decision(
@@ -626,8 +629,10 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         return [m for m in MODALITIES if any(h.config.modality == m for h in self.heads_.values())]
 
     def __getstate__(self) -> dict[str, Any]:
-        # Out-of-fold training scores are for reports, not for the saved model.
-        return {k: v for k, v in self.__dict__.items() if k not in ("oof_proba_", "oof_y_", "oof_cross_fitted_")}
+        # Out-of-fold training scores and what was read of the training products are for reports, not for the
+        # saved model.
+        unsaved = ("oof_proba_", "oof_y_", "oof_cross_fitted_", "training_read_")
+        return {k: v for k, v in self.__dict__.items() if k not in unsaved}
 
 
 def out_of_fold_scores(
