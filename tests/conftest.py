@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -136,6 +136,26 @@ def tiny_old_bundle(tiny_training: TinyTraining, tmp_path_factory: pytest.TempPa
     del manifest["files"][PRODUCTS_FILE]
     (out / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
     return out
+
+
+def crafted_products(titles: Sequence[str], categories: Sequence[str]) -> pd.DataFrame:
+    """Products of these titles and categories (ids ``p0``, ``p1``, ..., no description nor photo), canonical
+    columns."""
+    return pd.DataFrame(
+        {
+            "product_id": [f"p{i}" for i in range(len(titles))],
+            "title": list(titles),
+            "description": "",
+            "image": None,
+            "category": list(categories),
+        }
+    )
+
+
+@pytest.fixture
+def make_products() -> Callable[[Sequence[str], Sequence[str]], pd.DataFrame]:
+    """:func:`crafted_products`, for tests that study or audit a small catalogue of their own."""
+    return crafted_products
 
 
 def solid_jpeg(size: tuple[int, int] = (64, 48), colour: str | tuple[int, int, int] = "navy") -> bytes:

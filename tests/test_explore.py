@@ -321,18 +321,10 @@ def test_the_study_seed_reaches_the_extractors_that_learn_with_randomness(monkey
     assert made["bovw_orb"].random_state == 5
 
 
-def test_a_study_where_each_product_is_alone_in_its_category_is_refused():
+def test_a_study_where_each_product_is_alone_in_its_category_is_refused(make_products):
     """A --sample smaller than the categories (or a deep --level) used to print ARI 1.000 for every feature set:
     any clustering into one cluster per product matches one category per product."""
-    frame = pd.DataFrame(
-        {
-            "product_id": [f"p{i}" for i in range(12)],
-            "title": [f"product {i}" for i in range(12)],
-            "description": "",
-            "image": None,
-            "category": [f"Top/leaf {i}" for i in range(12)],
-        }
-    )
+    frame = make_products([f"product {i}" for i in range(12)], [f"Top/leaf {i}" for i in range(12)])
     study = FeasibilityStudy(features=["tfidf"], reductions=["pca"], level=2, progress=False)
     with pytest.raises(ValueError, match=r"each of the 12 products is alone in its category at level 2"):
         study.run(frame)

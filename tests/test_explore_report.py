@@ -16,6 +16,8 @@ from prodcat.explore.clustering import FeasibilityStudy, stratified_sample
 from prodcat.explore.report import write_report
 
 CHEAP_FEATURES = ["tfidf", "color_hist", "tfidf+color_hist"]
+#: the words of three kinds of products that a TF-IDF tells apart
+KIND_WORDS = ["mug ceramic coffee cup", "watch analog steel dial", "baby diaper soft cotton"]
 
 
 @pytest.fixture(scope="module")
@@ -137,29 +139,19 @@ def test_an_extractor_that_cannot_load_here_is_skipped_not_a_traceback(flipkart_
     }
 
 
-def test_category_names_with_dollars_or_of_any_length_are_drawn_as_written(tmp_path):
+def test_category_names_with_dollars_or_of_any_length_are_drawn_as_written(tmp_path, make_products):
     """Matplotlib reads text between two '$' as mathtext: a category '$_$' ended the study in the parser's
     traceback after every run was done, 'Gifts $5 to $10' lost its dollars; a 3,000-character category made each
     map 19,000 pixels wide. The legend now escapes the dollars and cuts long names (the tables keep them whole)."""
     import base64
     import io
 
-    import pandas as pd
     from PIL import Image
 
     from prodcat.explore.report import LEGEND_CHARS, legend_label
 
     names = ["Gifts $5 to $10", "$_$ odd", "A" * 3000]
-    words = ["mug ceramic coffee cup", "watch analog steel dial", "baby diaper soft cotton"]
-    frame = pd.DataFrame(
-        {
-            "product_id": [f"p{i}" for i in range(30)],
-            "title": [f"{words[i % 3]} {i}" for i in range(30)],
-            "description": "",
-            "image": None,
-            "category": [names[i % 3] for i in range(30)],
-        }
-    )
+    frame = make_products([f"{KIND_WORDS[i % 3]} {i}" for i in range(30)], [names[i % 3] for i in range(30)])
     result = FeasibilityStudy(features=["tfidf"], reductions=["tsne"], progress=False).run(frame)
     _, html_path = write_report(result, tmp_path)
     html = html_path.read_text()
@@ -171,24 +163,13 @@ def test_category_names_with_dollars_or_of_any_length_are_drawn_as_written(tmp_p
     assert legend_label("A" * 3000) == "A" * (LEGEND_CHARS - 1) + "…"
 
 
-def test_a_misplaced_products_title_is_shortened_as_its_description(tmp_path):
+def test_a_misplaced_products_title_is_shortened_as_its_description(tmp_path, make_products):
     """A 100,000-character title (the loaders' limit) was written whole into its card of the report."""
-    import pandas as pd
-
     from prodcat.explore.report import TITLE_CHARS
 
-    words = ["mug ceramic coffee cup", "watch analog steel dial", "baby diaper soft cotton"]
-    titles = [f"{words[i % 3]} {i}" for i in range(30)]
+    titles = [f"{KIND_WORDS[i % 3]} {i}" for i in range(30)]
     titles[0] = "watch analog steel dial " + "x" * 100_000  # a Kitchen product that reads as a watch
-    frame = pd.DataFrame(
-        {
-            "product_id": [f"p{i}" for i in range(30)],
-            "title": titles,
-            "description": "",
-            "image": None,
-            "category": [["Kitchen", "Watches", "Baby"][i % 3] for i in range(30)],
-        }
-    )
+    frame = make_products(titles, [["Kitchen", "Watches", "Baby"][i % 3] for i in range(30)])
     result = FeasibilityStudy(features=["tfidf"], reductions=["tsne"], progress=False).run(frame)
     html = write_report(result, tmp_path)[1].read_text()
     assert "<b>watch analog steel dial xxx" in html  # shown among the misplaced products
@@ -361,13 +342,13 @@ def test_categories_no_cluster_is_matched_to_leave_the_matched_pairs_on_the_diag
     assert [[count for count, _ in row["cells"]] for row in table["rows"]] == [[6, 0], [4, 4], [0, 5]]
 
 
-def test_category_glyphs_no_font_has_are_named_in_one_warning_not_drawn_silently(tmp_path, caplog, recwarn):
+def test_category_glyphs_no_font_has_are_named_in_one_warning_not_drawn_silently(
+    tmp_path, caplog, recwarn, make_products
+):
     """A CJK or emoji category name was drawn as empty boxes on the maps, with one matplotlib warning per glyph and
     figure naming no category. DejaVu Sans is now followed by any installed CJK or emoji font, and characters none of
     them has are named once, in one warning."""
     import logging
-
-    import pandas as pd
 
     from prodcat.figures import figure_font_families, installed_figure_fonts, missing_glyphs
 
@@ -379,16 +360,7 @@ def test_category_glyphs_no_font_has_are_named_in_one_warning_not_drawn_silently
     assert missing_glyphs(["Bags …", "服装 👟", "Sacs à dos"], ["DejaVu Sans"]) == ["服", "装", "👟"]
 
     names = ["服装", "Shoes 👟", "Bags"]
-    words = ["mug ceramic coffee cup", "watch analog steel dial", "baby diaper soft cotton"]
-    frame = pd.DataFrame(
-        {
-            "product_id": [f"p{i}" for i in range(30)],
-            "title": [f"{words[i % 3]} {i}" for i in range(30)],
-            "description": "",
-            "image": None,
-            "category": [names[i % 3] for i in range(30)],
-        }
-    )
+    frame = make_products([f"{KIND_WORDS[i % 3]} {i}" for i in range(30)], [names[i % 3] for i in range(30)])
     result = FeasibilityStudy(features=["tfidf"], reductions=["tsne"], progress=False).run(frame)
     with caplog.at_level(logging.WARNING, logger="prodcat.figures"):
         write_report(result, tmp_path)

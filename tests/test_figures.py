@@ -8,7 +8,6 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from prodcat import figures
@@ -65,21 +64,15 @@ def test_confusion_matrix_names_the_glyphs_no_font_has_in_one_warning(only_dejav
     assert (tmp_path / "confusion_matrix.png").stat().st_size > 0
 
 
-def test_audit_class_charts_name_the_glyphs_no_font_has_in_one_warning(only_dejavu_sans, tmp_path, caplog, recwarn):
+def test_audit_class_charts_name_the_glyphs_no_font_has_in_one_warning(
+    only_dejavu_sans, tmp_path, caplog, recwarn, make_products
+):
     """The audit's class charts drew CJK or emoji category names as empty boxes with one matplotlib warning per glyph
     and level; they now warn once, naming each glyph."""
     from prodcat.catalog.audit import audit_catalog, write_audit_report
     from prodcat.catalog.schema import Catalog
 
-    frame = pd.DataFrame(
-        {
-            "product_id": [f"p{i}" for i in range(12)],
-            "title": [f"product number {i}" for i in range(12)],
-            "description": "",
-            "image": None,
-            "category": [f"Shop > {NAMES[i % 3]}" for i in range(12)],
-        }
-    )
+    frame = make_products([f"product number {i}" for i in range(12)], [f"Shop > {NAMES[i % 3]}" for i in range(12)])
     result = audit_catalog(Catalog(frame=frame, source="crafted", format="csv"), images=False, progress=False)
     with caplog.at_level(logging.WARNING, logger="prodcat.figures"):
         _, html_path = write_audit_report(result, tmp_path)
