@@ -1092,6 +1092,31 @@ def test_ctrl_c_writes_what_was_collected_and_says_how_to_resume(httpserver, tmp
     assert search_requests(httpserver) == [1, 2, 3]
 
 
+def test_ctrl_c_while_the_outputs_are_written_says_how_to_resume(httpserver, tmp_path, monkeypatch, capsys):
+    """Ctrl-C while products.csv was written ended the run without a word (exit 130, no summary, no advice)."""
+    serve_search(httpserver, search_pages(CHAMPAGNES))
+    assert run(httpserver, tmp_path, "--max-products", "2") == 0
+    write_atomically = pipeline.write_atomically
+
+    def ctrl_c_at_products_csv(path: Path, write: Any, *args: Any) -> None:
+        if path.name == "products.csv":
+            raise KeyboardInterrupt
+        write_atomically(path, write, *args)
+
+    monkeypatch.setattr(pipeline, "write_atomically", ctrl_c_at_products_csv)
+    capsys.readouterr()
+    assert run(httpserver, tmp_path) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "interrupted: the pages and photos saved so far are kept; run the same command again to resume"
+    )
+    assert len(load_catalog(tmp_path / "products.csv")) == 2  # the earlier one, accepted by the report written first
+
+    monkeypatch.undo()
+    assert run(httpserver, tmp_path) == 0
+    assert len(load_catalog(tmp_path / "products.csv")) == len(CHAMPAGNES) - 2
+    assert search_requests(httpserver) == [1, 2, 3]  # the interrupted run's pages kept
+
+
 def test_a_refresh_answered_nothing_or_far_fewer_products_keeps_the_collection_unless_asked(
     httpserver, tmp_path, capsys
 ):

@@ -205,6 +205,12 @@ def run_collect(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    except KeyboardInterrupt:  # while products.csv and collect.json were written: they agree whichever was reached
+        print(
+            "interrupted: the pages and photos saved so far are kept; run the same command again to resume",
+            file=sys.stderr,
+        )
+        return 130
     _print_summary(report, args.out)
     if report.stopped_by == "interrupted":
         print(f"interrupted: {_kept(report)}", file=sys.stderr)

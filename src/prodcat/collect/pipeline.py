@@ -173,8 +173,9 @@ def collect(
         Ctrl-C came before any product; when a later page fails, or Ctrl-C stops the run, it holds the products
         collected until then, and the report says so. An earlier run's ``products.csv`` holding more products is
         left as it was when the run did not finish, or kept less than :data:`MIN_SHARE_KEPT` of them (unless
-        ``allow_fewer``): the report's ``kept_earlier`` says so. Ctrl-C is not raised again: the report's
-        ``stopped_by`` is ``"interrupted"``.
+        ``allow_fewer``): the report's ``kept_earlier`` says so. Ctrl-C while collecting is not raised again: the
+        report's ``stopped_by`` is ``"interrupted"``; while the outputs are written it is (``collect.json`` accepts
+        the ``products.csv`` on disk, the earlier one or this run's, and a re-run resumes).
     """
     if not query.strip():
         raise ValueError("query is blank: it would match every product")
