@@ -39,6 +39,7 @@ from prodcat.collect import (
     http,
     pipeline,
 )
+from prodcat.files import temporary_sibling
 
 PAGE_SIZE = 3
 #: fast and impatient: a local server needs neither politeness nor long backoff
@@ -1292,6 +1293,24 @@ def test_a_run_stopped_while_writing_its_outputs_resumes_its_collection(httpserv
     report = json.loads((tmp_path / "collect.json").read_text())
     assert report["products_sha256"] == hashlib.sha256(catalogue.read_bytes()).hexdigest()
     assert report["replacing_sha256"] is None
+
+
+def test_temporary_files_left_by_a_killed_run_are_removed_and_a_users_are_not(httpserver, tmp_path):
+    """The half-written files of a run killed outright (a photo, a page, products.csv) stayed forever."""
+    serve_search(httpserver, search_pages(CHAMPAGNES))
+    assert run(httpserver, tmp_path, "--max-products", "2") == 0
+    (pages,) = (tmp_path / "pages").glob("*/size-3")
+    (tmp_path / "images").mkdir()
+    leftovers = [
+        temporary_sibling(tmp_path / "products.csv"),
+        temporary_sibling(tmp_path / "images" / "3185370000335.jpeg"),
+        temporary_sibling(pages / "page-0002.json"),
+    ]
+    users = [temporary_sibling(tmp_path / "notes.txt"), tmp_path / "draft.tmp"]
+    for path in leftovers + users:
+        path.write_bytes(b"half")
+    assert run(httpserver, tmp_path) == 0
+    assert [path for path in leftovers + users if path.exists()] == users
 
 
 def test_a_blank_query_is_refused_before_any_request(httpserver, tmp_path, capsys):

@@ -29,7 +29,7 @@ Resumable: a re-run reads the pages and photos already on disk and only asks the
 collection (network down, Ctrl-C, a larger ``max_products``) continues where it stopped, at another page size
 too (its pages are cut from the records of the pages saved). Ctrl-C still writes ``products.csv`` and
 ``collect.json`` for what was collected until then. Files are written beside their final name and renamed, so
-an interruption never leaves half a file.
+an interruption never leaves half a file (a run killed outright leaves the temporary file, deleted by the next run).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ from prodcat.catalog.loaders import MAX_TEXT_CHARS, catalog_files
 from prodcat.catalog.schema import COLUMNS
 from prodcat.collect.base import CollectedProduct, Collector, Page, PageFormatError, RecordError
 from prodcat.collect.http import PERMANENT_CAUSES, UNREACHABLE, HttpClient, InvalidAnswer, NetworkError, decode_json
-from prodcat.files import csv_text, write_atomically
+from prodcat.files import csv_text, temporary_sibling_of, write_atomically
 from prodcat.image.decode import DEFAULT_MAX_BYTES, ImageDecodeError, load_image, sniff_image_type
 
 log = logging.getLogger(__name__)
@@ -186,6 +186,7 @@ def collect(
     page_size = page_size or collector.max_page_size
     out = Path(out_dir)
     _check_output_folder(out, collector, query)
+    _remove_leftovers(out)
     earlier = _earlier_products(out / PRODUCTS_CSV)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -254,6 +255,19 @@ def _check_output_folder(out: Path, collector: Collector, query: str) -> None:
             f"{catalogue} was changed since prodcat collect wrote it (edited by hand?): a collection would replace it "
             "with the API's products, the changes lost; move it elsewhere to keep them, or delete it to collect again"
         )
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Delete the temporary files that runs killed outright (kill -9, a power cut) left beside the collection's files,
+    pages and photos: nothing reads them, and a photo's can be megabytes. Only a collection's own: in ``out``, the
+    temporary siblings of its files, never of a user's."""
+    ours = {PRODUCTS_CSV, REPORT_JSON, FAILED_PHOTOS_JSON, PHOTO_SOURCES_JSON}
+    leftovers = [path for path in out.glob("*.tmp") if temporary_sibling_of(path.name) in ours]
+    in_own_folders = itertools.chain((out / IMAGES_DIR).glob("*.tmp"), (out / PAGES_DIR).rglob("*.tmp"))
+    leftovers += [path for path in in_own_folders if temporary_sibling_of(path.name) is not None]
+    for path in leftovers:
+        log.info("removing %s, left by an interrupted run", path)
+        path.unlink()
 
 
 def _earlier_products(path: Path) -> set[str]:
