@@ -1158,6 +1158,29 @@ def test_a_refresh_answered_nothing_or_far_fewer_products_keeps_the_collection_u
     assert pd.read_csv(tmp_path / "products.csv").empty
 
 
+def test_a_run_without_refresh_after_a_refused_refresh_reads_the_earlier_pages(httpserver, tmp_path):
+    """A --refresh refused for keeping fewer than half of the products saved its empty page 1 over the earlier one: a
+    re-run without --refresh read it and was refused too, until a --refresh succeeded. An accepted refresh's pages
+    replace the earlier ones."""
+    serve_search(httpserver, search_pages(CHAMPAGNES))
+    assert run(httpserver, tmp_path) == 0
+    collection = (tmp_path / "products.csv").read_bytes()
+    httpserver.clear()
+    serve_search(httpserver, {})
+    assert run(httpserver, tmp_path, "--refresh") == 2
+    assert run(httpserver, tmp_path) == 0
+    assert search_requests(httpserver) == [1]  # the refresh's alone
+    assert (tmp_path / "products.csv").read_bytes() == collection
+
+    httpserver.clear()
+    serve_search(httpserver, search_pages(CHAMPAGNES[:6]))
+    assert run(httpserver, tmp_path, "--refresh") == 0
+    refreshed = (tmp_path / "products.csv").read_bytes()
+    assert run(httpserver, tmp_path) == 0
+    assert search_requests(httpserver) == [1, 2]  # the refresh's alone
+    assert (tmp_path / "products.csv").read_bytes() == refreshed != collection
+
+
 @pytest.mark.parametrize("stop", ["ctrl-c", "error"])
 def test_a_refresh_stopped_halfway_keeps_the_collection_it_would_shrink(
     httpserver, tmp_path, monkeypatch, capsys, stop
@@ -1180,7 +1203,7 @@ def test_a_refresh_stopped_halfway_keeps_the_collection_it_would_shrink(
 
 
 def refresh_stopped_at_page_3(httpserver: HTTPServer, out: Path) -> Path:
-    """Collect :data:`CHAMPAGNES` into ``out``, then run a --refresh that fails at page 3; its marker file."""
+    """Collect :data:`CHAMPAGNES` into ``out``, then run a --refresh that fails at page 3; the folder of its pages."""
     serve_search(httpserver, search_pages(CHAMPAGNES))
     assert run(httpserver, out) == 0
     httpserver.clear()
@@ -1189,21 +1212,21 @@ def refresh_stopped_at_page_3(httpserver: HTTPServer, out: Path) -> Path:
     assert search_requests(httpserver) == [1, 2, 3, 3, 3]
     httpserver.clear()
     serve_search(httpserver, search_pages(CHAMPAGNES))
-    (marker,) = (out / "pages").glob(f"*/{pipeline.REFRESH_MARKER}")
-    return marker
+    (refreshing,) = (out / "pages").glob(f"*/{pipeline.REFRESH_DIR}")
+    return refreshing
 
 
 def test_a_refresh_stopped_halfway_resumes_where_it_stopped_saying_so(httpserver, tmp_path, caplog):
     """A --refresh of thousands of products failing at page 40 said to run the same command again to resume, which
     fetched every page again from page 1; and on a flaky network no refresh could reach the end. A resumed refresh
-    is said, on the console and in collect.json, with the file to delete to start over."""
-    marker = refresh_stopped_at_page_3(httpserver, tmp_path)
-    begun = datetime.fromtimestamp(marker.stat().st_mtime, UTC)
+    is said, on the console and in collect.json, with the folder to delete to start over."""
+    refreshing = refresh_stopped_at_page_3(httpserver, tmp_path)
+    begun = datetime.fromtimestamp((refreshing / pipeline.REFRESH_BEGAN).stat().st_mtime, UTC)
     caplog.clear()
     assert run(httpserver, tmp_path, "--refresh") == 0
     assert search_requests(httpserver) == [3]  # pages 1 and 2 as the stopped refresh saved them
     assert len(load_catalog(tmp_path / "products.csv")) == len(CHAMPAGNES) - 2
-    assert f"resuming the refresh begun on {begun:%Y-%m-%d %H:%M} UTC; delete {marker} to start over" in caplog.text
+    assert f"resuming the refresh begun on {begun:%Y-%m-%d %H:%M} UTC; delete {refreshing} to start over" in caplog.text
     report = json.loads((tmp_path / "collect.json").read_text())
     assert report["refresh_resumed"] == begun.isoformat(timespec="seconds")
 
@@ -1219,16 +1242,15 @@ def test_a_refresh_that_saved_no_page_for_a_day_starts_over(httpserver, tmp_path
     """A refresh stopped long ago was resumed without a word by the next --refresh, which reused the pages it had
     fetched then; one that saved no page for a day starts over, while one begun days ago but saving pages since goes
     on."""
-    marker = refresh_stopped_at_page_3(httpserver, tmp_path)
+    refreshing = refresh_stopped_at_page_3(httpserver, tmp_path)
     # the first collection 4 days ago, the refresh begun 3 days ago (page 1 saved then) and page 2 saved since
-    hours_ago = {
-        "page-0003.json": 96,
-        marker.name: 72,
-        "page-0001.json": 72,
-        "page-0002.json": last_page_saved_hours_ago,
+    hours_ago = {path: 96 for path in refreshing.parent.glob("size-3/page-*.json")} | {
+        refreshing / pipeline.REFRESH_BEGAN: 72,
+        refreshing / "size-3" / "page-0001.json": 72,
+        refreshing / "size-3" / "page-0002.json": last_page_saved_hours_ago,
     }
-    for path in [marker, *marker.parent.glob("size-3/page-*.json")]:
-        os.utime(path, (time.time() - hours_ago[path.name] * 3600,) * 2)
+    for path, hours in hours_ago.items():
+        os.utime(path, (time.time() - hours * 3600,) * 2)
     caplog.clear()
     assert run(httpserver, tmp_path, "--refresh") == 0
     report = json.loads((tmp_path / "collect.json").read_text())

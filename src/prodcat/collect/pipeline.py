@@ -8,10 +8,12 @@ Output folder::
     DIR/pages/<source>-<key>/size-<N>/page-NNNN.json
                                 each results page of N records as the API sent it (key: a hash of the request but
                                 its page and page size: base URL, query, sort, fields)
-    DIR/pages/<source>-<key>/refreshing
-                                there while a refresh has not reached the end of the results: the pages saved since
-                                it began are not fetched again by the same command run again, unless it saved none
-                                for :data:`REFRESH_ABANDONED_AFTER` (it starts over then)
+    DIR/pages/<source>-<key>/refreshing/size-<N>/page-NNNN.json
+                                the pages of a refresh that has not reached the end of the results, kept apart from
+                                the earlier ones (read by a run without refresh) and not fetched again by the same
+                                command run again, unless it saved none for :data:`REFRESH_ABANDONED_AFTER` (it
+                                starts over then); at the end they replace the earlier pages if its products replace
+                                ``products.csv``, else they are dropped; ``refreshing/began``: when it began
     DIR/failed_photos.json      photos that failed for good (404, not an image, too large), by product id
     DIR/photo_sources.json      the URL each photo in images/ was fetched from, by product id: a product whose photo
                                 URL changed gets the new photo, the old one kept until it is fetched; a photo of no
@@ -41,6 +43,7 @@ import logging
 import math
 import re
 import reprlib
+import shutil
 import time
 import unicodedata
 import urllib.parse
@@ -69,8 +72,10 @@ REPORT_JSON = "collect.json"
 IMAGES_DIR = "images"
 PAGES_DIR = "pages"
 FAILED_PHOTOS_JSON = "failed_photos.json"
-#: beside a query's pages while a refresh has not reached the end of its results
-REFRESH_MARKER = "refreshing"
+#: beside a query's pages, the pages of a refresh that has not reached the end of its results
+REFRESH_DIR = "refreshing"
+#: in :data:`REFRESH_DIR`, the file whose time is when that refresh began
+REFRESH_BEGAN = "began"
 #: seconds after its last page saved that a refresh stopped halfway is started over rather than resumed: its pages would
 #: be as old as those it was run to replace. A refresh under way saves a page every few seconds, and one stopped (a
 #: failing page, Ctrl-C) is resumed within hours, while one left for days was forgotten
@@ -158,7 +163,8 @@ def collect(
         refresh: fetch every page again instead of reading the pages saved by an earlier run, and the
             photos that failed for good in an earlier run. A refresh stopped before the end of the results (an
             error, Ctrl-C) is resumed by the next one (the pages it saved are not fetched again), unless it saved no
-            page for :data:`REFRESH_ABANDONED_AFTER`.
+            page for :data:`REFRESH_ABANDONED_AFTER`. Its pages are kept apart until it ends: a run without refresh
+            meanwhile, or after a refresh refused for keeping too few products, reads the earlier pages.
         allow_fewer: replace ``products.csv`` at the end of the results (or ``max_products``) even when it held
             more than twice as many products as this run collected (they left the API).
 
@@ -194,17 +200,19 @@ def collect(
     pages = _PageCache(out / PAGES_DIR, collector, query, page_size, refresh)
     report.refresh_resumed = pages.refresh_resumed
     products: dict[str, CollectedProduct] = {}
+    reached_end = False
     with logging_redirect_tqdm():  # retry warnings above the progress bars, not through them
         try:
             _collect_products(collector, pages, max_products, api_client, products, report)
-            if report.stopped_by in FINISHED:
-                pages.end_refresh()
+            reached_end = report.stopped_by in FINISHED
             if image_client is not None:
                 sources = _PhotoSources(out / PHOTO_SOURCES_JSON)
                 _download_photos(list(products.values()), out, image_client, max_image_bytes, report, refresh, sources)
         except KeyboardInterrupt:
             report.stopped_by = "interrupted"  # what was collected is written below: a re-run resumes from it
     report.kept_earlier = _why_keep_earlier(report, len(products), len(earlier), allow_fewer)
+    if reached_end:  # the pages left are those of products.csv: a re-run without refresh makes the same file
+        pages.end_refresh(keep=report.kept_earlier is None)
     if report.kept_earlier is None and (dropped := len(earlier - products.keys())):
         report.counts["earlier_products_dropped"] = dropped
     _write_outputs(out, collector, list(products.values()), pages, report, started)
@@ -433,9 +441,10 @@ class _PageCache:
     """Results pages, read from ``root/<source>-<key>/size-<N>/page-NNNN.json`` when an earlier run saved them at
     this page size ``N``, else cut from the pages an earlier run saved of the same results at another page size.
 
-    A refresh reads only the pages saved since it began, which its :data:`REFRESH_MARKER` file's time records until
-    :meth:`end_refresh`: one stopped halfway (a page failing, Ctrl-C) resumes where it stopped, rather than at page 1
-    (``refresh_resumed``: when it began), unless it saved no page for :data:`REFRESH_ABANDONED_AFTER`.
+    A refresh reads and saves its pages apart, in :data:`REFRESH_DIR`, until :meth:`end_refresh`: one stopped halfway
+    (a page failing, Ctrl-C) resumes where it stopped, rather than at page 1 (``refresh_resumed``: when it began),
+    unless it saved no page for :data:`REFRESH_ABANDONED_AFTER`; one refused (it would empty ``products.csv``) leaves
+    the earlier pages as they were.
     """
 
     def __init__(self, root: Path, collector: Collector, query: str, page_size: int, refresh: bool):
@@ -443,12 +452,12 @@ class _PageCache:
         # key, so that a resume at another --page-size keeps the pages saved (the results' positions are the same)
         request = json.dumps(collector.page_request(query, 1, 1), ensure_ascii=False)
         self.results = root / f"{collector.name}-{hashlib.sha1(request.encode()).hexdigest()[:12]}"
-        self.folder = self.results / f"size-{page_size}"
         self.collector = collector
         self.query = query
         self.page_size = page_size
         self.refresh_resumed: str | None = None
-        self.refreshed_since = self._begin_refresh() if refresh else None
+        self.pages = self._begin_refresh() if refresh else self.results
+        self.folder = self.pages / f"size-{page_size}"
         self.fetched = 0
         self.reused = 0
 
@@ -480,9 +489,9 @@ class _PageCache:
 
     def _saved(self, number: int, folder: Path | None = None) -> tuple[Page, list[str]] | None:
         """Page ``number`` as saved in ``folder`` (this page size's by default) and its repair warning; ``None`` when
-        it was not saved (since the refresh under way began), or is damaged on disk since."""
+        it was not saved (by the refresh under way), or is damaged on disk since."""
         path = (folder or self.folder) / _page_file(number)
-        if not path.is_file() or (self.refreshed_since is not None and path.stat().st_mtime < self.refreshed_since):
+        if not path.is_file():
             return None
         try:
             payload, warning = decode_json(path.read_bytes())
@@ -492,34 +501,45 @@ class _PageCache:
             return None
         return page, [warning] if warning is not None else []
 
-    def _begin_refresh(self) -> float:
-        """The time the refresh under way began: now, unless an earlier one did not reach the end of the results and
-        saved a page within :data:`REFRESH_ABANDONED_AFTER` (said on the console)."""
-        marker = self.results / REFRESH_MARKER
-        if marker.is_file():
-            began = marker.stat().st_mtime  # the file system's clock, as the pages' times are
-            last_saved = max((page.stat().st_mtime for page in self.results.glob("size-*/page-*.json")), default=began)
+    def _begin_refresh(self) -> Path:
+        """The folder of the refresh under way's pages: emptied, unless an earlier refresh did not reach the end of the
+        results and saved a page there within :data:`REFRESH_ABANDONED_AFTER` (resumed, said on the console)."""
+        refreshing = self.results / REFRESH_DIR
+        began_file = refreshing / REFRESH_BEGAN
+        if began_file.is_file():
+            began = began_file.stat().st_mtime  # the file system's clock, as the pages' times are
+            last_saved = max((page.stat().st_mtime for page in refreshing.glob("size-*/page-*.json")), default=began)
             begun_on = datetime.fromtimestamp(began, UTC).strftime("%Y-%m-%d %H:%M UTC")
             if time.time() - max(began, last_saved) < REFRESH_ABANDONED_AFTER:
                 self.refresh_resumed = datetime.fromtimestamp(began, UTC).isoformat(timespec="seconds")
-                log.warning("resuming the refresh begun on %s; delete %s to start over", begun_on, marker)
-                return began
+                log.warning("resuming the refresh begun on %s; delete %s to start over", begun_on, refreshing)
+                return refreshing
             idle = f"{REFRESH_ABANDONED_AFTER / 3600:g} hours"
             log.warning("the refresh begun on %s saved no page for over %s: started over", begun_on, idle)
-        self.results.mkdir(parents=True, exist_ok=True)
-        marker.touch()
-        return marker.stat().st_mtime
+        shutil.rmtree(refreshing, ignore_errors=True)
+        refreshing.mkdir(parents=True)
+        began_file.touch()
+        return refreshing
 
-    def end_refresh(self) -> None:
-        """The results were read to their end (or ``max_products``): the next refresh fetches every page again."""
-        (self.results / REFRESH_MARKER).unlink(missing_ok=True)
+    def end_refresh(self, *, keep: bool) -> None:
+        """The results were read to their end (or ``max_products``): the refresh's pages replace the earlier ones when
+        ``keep`` (its products replace ``products.csv``), else they are dropped, and the next refresh fetches every
+        page again. Nothing to do without a refresh."""
+        if self.pages == self.results:
+            return
+        if keep:
+            for page in self.pages.glob("size-*/page-*.json"):
+                earlier = self.results / page.relative_to(self.pages)
+                earlier.parent.mkdir(exist_ok=True)
+                page.replace(earlier)
+        shutil.rmtree(self.pages)
 
     def _cut_from_other_sizes(self, number: int) -> tuple[Page, list[str]] | None:
         """Page ``number`` made of the records of pages an earlier run saved at another page size, when they hold
         them all (``None``: none does). Page ``n`` of size ``N`` holds the results from position ``(n - 1) * N``: a
         saved page of another size than asked, but the last, says the API does not page so, and is not used."""
         first = (number - 1) * self.page_size  # the position of its first record in the results
-        for folder in sorted(self.results.glob("size-*")):
+        for folder in sorted(self.pages.glob("size-*")):
             size_name = folder.name.removeprefix("size-")
             if folder == self.folder or not size_name.isdigit() or int(size_name) < 1:
                 continue
