@@ -906,19 +906,23 @@ def test_a_hung_review_store_holds_a_few_threads_and_predictions_go_on(
     listings took all 40 of the threads that photo checks and Starlette share, and a prediction with a photo
     answered 504. Store calls now hold a few threads at most; the others wait, answer 504 and never run."""
     store = HungStore(f"sqlite:///{tmp_path / 'reviews.db'}")
-    app = create_app(OneCategoryModel(), ServeSettings(api_key=API_KEY, request_timeout_s=0.5), store)
+    # a limit long enough for the first store calls' threads to start on a loaded machine (a call abandoned before
+    # its thread started never runs: at 0.5 s none had, once, and the test had nothing to check)
+    app = create_app(OneCategoryModel(), ServeSettings(api_key=API_KEY, request_timeout_s=3), store)
 
     async def listings_then_prediction() -> tuple[list[httpx.Response], httpx.Response, int]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as http:
             listings = [asyncio.ensure_future(http.get("/reviews", headers={"X-API-Key": API_KEY})) for _ in range(45)]
-            await asyncio.sleep(1)
+            deadline = time.monotonic() + 10
+            while not store.entered and time.monotonic() < deadline:  # the store holds threads: the case to test
+                await asyncio.sleep(0.05)
             photo = {"image": ("a.jpg", jpeg_bytes(), "image/jpeg")}
             predicted = await http.post("/predict", data={"title": "mug"}, files=photo)
+            answers = await asyncio.gather(*listings)  # each at the limit: no store call starts after it
             hung = len(store.entered)
             store.hang.clear()
             store.release.set()
-            answers = await asyncio.gather(*listings)
             while len(store.left) < hung:  # the abandoned threads end (before the loop does)
                 await asyncio.sleep(0.05)
         return answers, predicted, hung
