@@ -536,6 +536,34 @@ def test_train_and_cv_list_every_input_issue_and_leave_out_products_with_nothing
     assert len(predictions) == len(table) - 1 and nothing_readable not in set(predictions["product_id"])
 
 
+def test_a_photo_only_model_leaves_out_products_whose_photo_does_not_decode_text_or_not(flipkart_dir, tmp_path):
+    """With ``--modalities image`` every labelled product is read from its photo alone: one with a title but a
+    truncated photo, or a text file named .jpg, is left out, and its issue said 'predicted without it' of a model
+    that never reads its title; it says the model reads photos only. The photos are decoded small for this check:
+    what it refuses is what a full decoding refuses."""
+    from prodcat.catalog.schema import Catalog
+    from prodcat.commands import without_unreadable_photos
+    from prodcat.config import Config
+
+    frame = six_per_category(flipkart_dir).head(4)
+    truncated, not_an_image = tmp_path / "truncated.jpg", tmp_path / "notes.jpg"
+    truncated.write_bytes(Path(frame.at[1, "image"]).read_bytes()[:2000])
+    not_an_image.write_text("not a photo")
+    frame.loc[[1, 2], "image"] = [str(truncated), str(not_an_image)]
+    catalog = without_unreadable_photos(Catalog(frame, "products.csv"), Config(modalities=["image"]))
+    assert catalog.frame["product_id"].tolist() == frame["product_id"].iloc[[0, 3]].tolist()
+    assert [(issue.row, issue.product_id) for issue in catalog.issues] == [
+        (2, frame.at[1, "product_id"]),
+        (3, frame.at[2, "product_id"]),
+    ]
+    reasons = ("truncated", "not an image")
+    for issue, reason, photo in zip(catalog.issues, reasons, (truncated, not_an_image), strict=True):
+        assert issue.message.startswith(f"photo {photo} not used: {reason}"), issue.message
+        assert issue.message.endswith(
+            "the model reads photos only, not its title or description: nothing to classify it from"
+        )
+
+
 def test_ids_with_line_breaks_of_any_kind_stay_in_their_row(tiny_training, tmp_path):
     """An id holding a lone carriage return (an old-Mac line break), a line feed or both is quoted in every CSV
     written (predictions, input issues, a report's predictions): pandas and the catalogue reader read the same
@@ -1285,6 +1313,41 @@ def test_train_with_feedback_replaces_corrected_products_and_reads_only_usable_c
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["n_train"] == 24  # 24 catalogue products, one of them under its correction
     assert [p.read_bytes() for p in (tmp_path / "cache" / "review-images").iterdir()] == [b"\xff\xd8\xff"]
+
+
+def test_train_with_feedback_leaves_out_a_correction_whose_stored_photo_does_not_decode(
+    flipkart_dir, tmp_path, monkeypatch, caplog
+):
+    """A reviewed correction with no text and a stored photo that does not decode was trained on by a model reading
+    photos, learnt as its category's prior, where a catalogue product alike is left out: it is left out and named."""
+    from prodcat.review.store import NewReview, ReviewStore
+
+    monkeypatch.setenv("PRODCAT_CACHE_DIR", str(tmp_path / "cache"))
+    data = tmp_path / "products.csv"
+    six_per_category(flipkart_dir).to_csv(data, index=False)
+    store = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    review = NewReview(
+        request_id="req-1",
+        model_version="v1",
+        title="",
+        description="",
+        predicted_category="Watches",
+        confidence=0.4,
+        decision="review",
+        top_k=[{"category": "Watches", "probability": 0.4}],
+        image=b"\xff\xd8\xff",  # a JPEG's signature and nothing more
+        image_type="jpeg",
+    )
+    review_id = store.record(review)
+    store.submit(review_id, "Baby Care")
+    store.close()
+    out = tmp_path / "model"
+    config = str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
+    feedback = ["--feedback", f"sqlite:///{tmp_path / 'reviews.db'}"]
+    assert main(["train", str(data), "--config", config, "--level", "1", "--out", str(out), *feedback]) == 0
+    assert verify_bundle(out)["n_train"] == 42
+    warned = f"1 reviewed correction(s) have only a photo to read, which does not decode: left out (review-{review_id})"
+    assert warned in caplog.messages
 
 
 def test_train_warns_of_copies_labelled_differently(tmp_path, capsys):

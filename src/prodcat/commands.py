@@ -283,13 +283,17 @@ def unused_photo_issues(catalog: Catalog, predictions: pd.DataFrame) -> list[Row
     scored = predictions["product_id"].astype(str)
     photo_unused = ~predictions["modalities_used"].fillna("").str.contains("image")
     # of the catalogue's products only: train's reviewed corrections have no line in it
-    at = position.loc[scored[photo_unused & scored.isin(position.index)]].to_numpy()
-    return list(_undecodable_photos(catalog, at[catalog.frame["image"].iloc[at].notna().to_numpy()]).values())
+    listed = photo_unused & scored.isin(position.index)
+    at = position.loc[scored[listed]].to_numpy()
+    with_photo = catalog.frame["image"].iloc[at].notna().to_numpy()
+    text_read = predictions["modalities_used"].fillna("").str.contains("text")[listed].to_numpy()
+    return list(_undecodable_photos(catalog, at[with_photo], text_read[with_photo]).values())
 
 
-def _undecodable_photos(catalog: Catalog, positions: np.ndarray) -> dict[int, RowIssue]:
-    """Of the products at ``positions`` of the catalogue's frame (each with a photo), those whose photo does not
-    decode, by position, with why (:func:`~prodcat.batch.unused_photo_issue`)."""
+def _undecodable_photos(catalog: Catalog, positions: np.ndarray, text_read: np.ndarray) -> dict[int, RowIssue]:
+    """Of the products at ``positions`` of the catalogue's frame (each with a photo; ``text_read``: whether the
+    model read its text), those whose photo does not decode, by position, with why
+    (:func:`~prodcat.batch.unused_photo_issue`)."""
     products = catalog.frame.iloc[positions]
     with ThreadPoolExecutor() as pool:  # decoding releases the GIL
         issues = pool.map(
@@ -298,6 +302,7 @@ def _undecodable_photos(catalog: Catalog, positions: np.ndarray) -> dict[int, Ro
             map(catalog.line_of, positions),
             products["product_id"].astype(str),
             has_text(products),
+            text_read,
         )
         return {position: issue for position, issue in zip(positions, issues, strict=True) if issue}
 
@@ -313,11 +318,12 @@ def _with_unused_photos(
     return sorted(catalog.issues + unused, key=lambda issue: issue.row)
 
 
-def without_unreadable_photos(catalog: Catalog, config: Config) -> Catalog:
+def without_unreadable_photos(catalog: Catalog, config: Config, what: str = "labelled product(s)") -> Catalog:
     """The catalogue without the labelled products a model of ``config`` reads from their photo alone (no text,
     or text not read) when that photo does not decode: no model could read anything of them, and each would be
-    learnt, and scored in cross-validation, as its category's prior. They are warned of, and added to the
-    catalogue's issues with why their photo failed (decoded here: the embedding cache keeps no reason)."""
+    learnt, and scored in cross-validation, as its category's prior. They are warned of as ``what`` they are, and
+    added to the catalogue's issues with why their photo failed (decoded here: the embedding cache keeps no
+    reason)."""
     if not _reads_photos(config):
         return catalog
     frame = catalog.frame
@@ -325,13 +331,15 @@ def without_unreadable_photos(catalog: Catalog, config: Config) -> Catalog:
     photo_only = frame["category"].notna().to_numpy() & modality_mask(frame, "image")
     if others:
         photo_only &= ~readable_by(frame, others)
-    unreadable = _undecodable_photos(catalog, np.flatnonzero(photo_only))
+    # none has text the model reads: it would be readable otherwise
+    unreadable = _undecodable_photos(catalog, np.flatnonzero(photo_only), np.zeros(photo_only.sum(), dtype=bool))
     if not unreadable:
         return catalog
     left_out = [str(issue.product_id) for issue in unreadable.values()]
     log.warning(
-        "%d labelled product(s) have only a photo to read, which does not decode: left out (%s)",
+        "%d %s have only a photo to read, which does not decode: left out (%s)",
         len(left_out),
+        what,
         _first_five(left_out),
     )
     kept = np.setdiff1d(np.arange(len(frame)), list(unreadable))
@@ -549,11 +557,14 @@ def run_train(args: argparse.Namespace) -> int:
         from prodcat.review.store import load_corrections
 
         try:
-            corrections = labelled_products(load_corrections(args.feedback), config)
+            corrections = load_corrections(args.feedback)
         except SQLAlchemyError as exc:  # an unreachable server, wrong credentials: said in one line
             reason = getattr(exc, "orig", None) or exc
             print(f"error: cannot read the review queue {args.feedback}: {reason}", file=sys.stderr)
             return 2
+        # a stored photo may not decode either (the store keeps the bytes it was given): left out as in a catalogue
+        corrections = without_unreadable_photos(Catalog(corrections, args.feedback), config, "reviewed correction(s)")
+        corrections = labelled_products(corrections.frame, config)
         # a corrected catalogue product trains under its correction only
         corrected = frame["product_id"].isin(corrections["source_product_id"].dropna())
         frame = pd.concat([frame[~corrected], corrections], ignore_index=True)

@@ -18,7 +18,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from prodcat.catalog.schema import RowIssue
-from prodcat.image.decode import ImageDecodeError, load_image
+from prodcat.image.decode import DECODABILITY_SIDE, ImageDecodeError, load_image
 from prodcat.predict import Prediction, Predictor
 
 log = logging.getLogger(__name__)
@@ -138,14 +138,22 @@ def predict_catalog(
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(OUTPUT_COLUMNS))
 
 
-def unused_photo_issue(photo: str, line: int, product_id: str, has_text: bool = True) -> RowIssue | None:
+def unused_photo_issue(
+    photo: str, line: int, product_id: str, has_text: bool = True, text_read: bool = True
+) -> RowIssue | None:
     """Why a product's photo was not used by a model reading photos (it does not decode, or exceeds the size
     limits), as an issue of the catalogue's ``line``; ``None`` if it decodes. The embedding cache keeps only
-    that a photo failed, so the photo is decoded again here to tell why. ``has_text``: whether the product has
-    a title or description to be predicted from without its photo."""
+    that a photo failed, so the photo is decoded again here to tell why (small: only the failure matters).
+    ``has_text``: whether the product has a title or description; ``text_read``: whether the model read it, and
+    predicted the product without its photo (a model reading photos only does not)."""
     try:
-        load_image(photo)
+        load_image(photo, max_side=DECODABILITY_SIDE)
     except ImageDecodeError as exc:
-        outcome = "predicted without it" if has_text else "no title or description either: nothing to classify it from"
+        if not has_text:
+            outcome = "no title or description either: nothing to classify it from"
+        elif not text_read:
+            outcome = "the model reads photos only, not its title or description: nothing to classify it from"
+        else:
+            outcome = "predicted without it"
         return RowIssue(line, "image", f"photo {photo} not used: {exc.reason}; {outcome}", product_id)
     return None

@@ -60,6 +60,10 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_PIXELS = 90_000_000
 #: largest encoded file accepted, in bytes
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+#: longest side a photo is decoded at when only whether it decodes matters: JPEGs of 512 px and more then decode at
+#: 1/8 scale, the coarsest, half the cost of a 640 px photo in full; every byte is still read and entropy-decoded,
+#: so a truncated or corrupt photo is refused as in full (and anything else is: the same checks run on the result)
+DECODABILITY_SIDE = 64
 
 #: magic numbers of the formats accepted, checked on content (never on the file name)
 _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
