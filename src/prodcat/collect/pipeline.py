@@ -63,7 +63,7 @@ from prodcat.catalog.schema import COLUMNS
 from prodcat.collect.base import CollectedProduct, Collector, Page, PageFormatError, RecordError
 from prodcat.collect.http import PERMANENT_CAUSES, UNREACHABLE, HttpClient, InvalidAnswer, NetworkError, decode_json
 from prodcat.files import csv_text, temporary_sibling_of, write_atomically
-from prodcat.image.decode import DEFAULT_MAX_BYTES, ImageDecodeError, load_image, sniff_image_type
+from prodcat.image.decode import DECODABILITY_SIDE, DEFAULT_MAX_BYTES, ImageDecodeError, load_image, sniff_image_type
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,6 @@ PHOTO_SOURCES_JSON = "photo_sources.json"
 MIN_SHARE_KEPT = 0.5
 #: the ``stopped_by`` of a run that reached the end of its results or ``max_products``
 FINISHED = ("exhausted", "max_products")
-#: longest side a photo is decoded at to check it (JPEGs then decode at 1/2..1/8 scale: the check costs little)
-CHECK_SIDE = 256
 
 
 @dataclass
@@ -675,7 +673,7 @@ def _download_photo(
     try:
         data = client.get_bytes(photo.url, max_bytes)
         # refuse what cannot be used; decoded small, as only the decoding is checked
-        load_image(data, product_id=photo.product_id, max_side=CHECK_SIDE, max_bytes=max_bytes)
+        load_image(data, product_id=photo.product_id, max_side=DECODABILITY_SIDE, max_bytes=max_bytes)
     except (NetworkError, ImageDecodeError) as exc:
         report.count("photos_failed")
         message = exc.reason if isinstance(exc, ImageDecodeError) else str(exc)

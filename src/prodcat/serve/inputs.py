@@ -24,7 +24,13 @@ from starlette.requests import Request
 
 from prodcat.catalog.schema import is_readable, specification_text, with_specifications
 from prodcat.config import validation_message
-from prodcat.image.decode import ImageDecodeError, load_image, sniff_image_type, unsupported_format
+from prodcat.image.decode import (
+    DECODABILITY_SIDE,
+    ImageDecodeError,
+    load_image,
+    sniff_image_type,
+    unsupported_format,
+)
 from prodcat.serve.schemas import (
     MAX_PRODUCT_ID_CHARS,
     MAX_SPECIFICATIONS,
@@ -36,9 +42,6 @@ from prodcat.serve.schemas import (
     unstorable_reason,
 )
 from prodcat.serve.settings import ServeSettings
-
-#: longest side a photo is decoded at when only checking that it decodes (JPEGs then decode at 1/2..1/8 scale)
-_CHECK_SIDE = 256
 
 
 class ApiError(HTTPException):
@@ -160,7 +163,7 @@ def check_image_content(data: bytes, settings: ServeSettings) -> None:
     """
     _check_declared_pixels(data, settings.max_pixels)
     try:
-        load_image(data, max_side=_CHECK_SIDE, max_pixels=settings.max_pixels, max_bytes=settings.max_image_bytes)
+        load_image(data, max_side=DECODABILITY_SIDE, max_pixels=settings.max_pixels, max_bytes=settings.max_image_bytes)
     except ImageDecodeError as exc:
         raise malformed("image_corrupt", f"the image cannot be decoded: {exc.reason}") from exc
 
