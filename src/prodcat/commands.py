@@ -510,7 +510,7 @@ def single_products_warning(counts: pd.Series, consequence: str) -> str | None:
     new category, a typo in a label): the internal cross-validation never sees them in a training part."""
     if not (alone := counts[counts == 1]).any():
         return None
-    names = ", ".join(repr(str(name)) for name in alone.index[:5]) + (", ..." if len(alone) > 5 else "")
+    names = _first_five([repr(str(name)) for name in alone.index])
     have = "category has" if len(alone) == 1 else "categories have"
     return f"{len(alone)} {have} a single labelled product ({names}): {consequence}"
 
