@@ -716,8 +716,7 @@ class _FailedPhotos:
         self._failures[product_id] = {"url": url, "message": message}
 
     def save(self) -> None:
-        if self._failures or self.path.exists():
-            _write_text(self.path, json.dumps(self._failures, indent=2, ensure_ascii=False))
+        _save_json_object(self.path, self._failures)
 
 
 def _read_failures(path: Path) -> dict[str, dict[str, str]]:
@@ -748,8 +747,7 @@ class _PhotoSources:
         self._urls[product_id] = url
 
     def save(self) -> None:
-        if self._urls or self.path.exists():
-            _write_text(self.path, json.dumps(self._urls, indent=2, ensure_ascii=False))
+        _save_json_object(self.path, self._urls)
 
 
 def _read_json_object(path: Path, otherwise: str) -> dict[str, Any]:
@@ -761,6 +759,13 @@ def _read_json_object(path: Path, otherwise: str) -> dict[str, Any]:
         log.warning("%s is unreadable (%s): %s", path, exc, otherwise)
         return {}
     return saved if isinstance(saved, dict) else {}
+
+
+def _save_json_object(path: Path, saved: dict[str, Any]) -> None:
+    """Write ``saved`` at ``path`` for the next run's :func:`_read_json_object`: not created while empty, emptied
+    when it was."""
+    if saved or path.exists():
+        _write_text(path, json.dumps(saved, indent=2, ensure_ascii=False))
 
 
 def _write_outputs(
