@@ -18,7 +18,8 @@ rows that could not be read cleanly (reported, never silently dropped).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,6 +71,18 @@ class Catalog:
 
 def split_path(category: str) -> list[str]:
     return [part.strip() for part in category.split(SEP.strip())]
+
+
+def distinguishing_tails(paths: Sequence[Sequence[str]]) -> list[tuple[str, ...]]:
+    """Each category path's last levels, as few as tell it apart from the other ``paths`` (its whole path when
+    none do): ``Tshirts``, but ``Apparel > Accessories`` beside ``Footwear > Accessories``."""
+    # a path counts once per tail of its own: a tail counted once belongs to one path only
+    shared = Counter(tuple(path[-depth:]) for path in paths for depth in range(1, len(path) + 1))
+    tails = []
+    for path in paths:
+        depth = next((d for d in range(1, len(path)) if shared[tuple(path[-d:])] == 1), len(path))
+        tails.append(tuple(path[-depth:]))
+    return tails
 
 
 def category_at_level(categories: pd.Series | list[str], level: int | None) -> np.ndarray:

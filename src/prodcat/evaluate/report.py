@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from prodcat.catalog.schema import SEP, RowIssue, split_path
+from prodcat.catalog.schema import SEP, RowIssue, distinguishing_tails, split_path
 from prodcat.evaluate.metrics import HEADLINE_METRICS, UNSCORED
 from prodcat.figures import figure_fonts
 from prodcat.files import write_csv, write_json
@@ -76,11 +76,8 @@ def short_labels(labels: Sequence[object], width: int = LABEL_WIDTH) -> list[str
     ``labels`` (``… > Bedsheets``), and a name still longer than ``width`` is cut at its end, with an ellipsis."""
     paths = [split_path(str(label)) for label in labels]
     names = []
-    for parts in paths:
-        keep = 1
-        while keep < len(parts) and sum(other[-keep:] == parts[-keep:] for other in paths) > 1:
-            keep += 1
-        name = ("…" + SEP if keep < len(parts) else "") + SEP.join(parts[-keep:])
+    for parts, tail in zip(paths, distinguishing_tails(paths), strict=True):
+        name = ("…" + SEP if len(tail) < len(parts) else "") + SEP.join(tail)
         names.append(name if len(name) <= width else name[: width - 1].rstrip() + "…")
     return names
 

@@ -13,7 +13,6 @@ in another category's cluster.
 from __future__ import annotations
 
 import itertools
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from prodcat.catalog.audit import thumbnail
-from prodcat.catalog.schema import SEP, split_path
+from prodcat.catalog.schema import SEP, distinguishing_tails, split_path
 from prodcat.explore.clustering import SAME_PRODUCTS_OVERLAP, ClusteringRun, StudyResult
 from prodcat.explore.metrics import AMI_NOTE, ClusterMatching
 from prodcat.explore.reduction import TSNE2D, make_reduction
@@ -241,14 +240,8 @@ def map_labels(categories: Sequence[str], width: int = MAP_LABEL_CHARS) -> dict[
     """Each category's name on a map: the last level of its path, or as many last levels as set it apart from
     the others' ('Tshirts'; 'Topwear > Accessories' when another path ends in 'Accessories'), cut to ``width``
     characters and drawn as written (:func:`legend_label`). The full paths are in the report's tables."""
-    paths = [split_path(category) for category in categories]
-    depths = range(1, max(map(len, paths), default=0) + 1)
-    tails = {depth: Counter(SEP.join(path[-depth:]) for path in paths) for depth in depths}
-    labels = {}
-    for category, path in zip(categories, paths, strict=True):
-        depth = next((d for d in range(1, len(path)) if tails[d][SEP.join(path[-d:])] == 1), len(path))
-        labels[category] = legend_label(SEP.join(path[-depth:]), width)
-    return labels
+    tails = distinguishing_tails([split_path(category) for category in categories])
+    return {category: legend_label(SEP.join(tail), width) for category, tail in zip(categories, tails, strict=True)}
 
 
 def legend_label(category: str, width: int = LEGEND_CHARS) -> str:
