@@ -31,7 +31,6 @@ scored ARI 0.63-0.65, on a t-SNE of the blocks 0.73-0.76; PCA then UMAP
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -183,17 +182,15 @@ WARM_UP_POINTS = 60
 
 
 @functools.cache
-def warm_up_umap() -> float:
-    """Run :class:`UMAPReducer` once in this process on a small random sample; return the seconds it took.
+def warm_up_umap() -> None:
+    """Run :class:`UMAPReducer` once in this process on a small random sample.
 
     UMAP's numba functions compile on the first call of each process: on 2 shared cores a 900-product UMAP took
     100 s the first time and 17-20 s after, so the first UMAP run of a study was timed at five times the others.
     Called before timing a UMAP run, it leaves that one-off cost out of the run's seconds.
     """
-    started = time.perf_counter()
     sample = np.random.default_rng(0).normal(size=(WARM_UP_POINTS, 16)).astype(np.float32)
     UMAPReducer().fit_transform(sample)
-    return time.perf_counter() - started
 
 
 class KNNSmoother(TransformerMixin, BaseEstimator):
