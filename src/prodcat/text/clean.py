@@ -345,9 +345,9 @@ def _stop_word_list(language: str) -> list[str]:
 
 @cache
 def stop_words_for(
-    languages: tuple[str, ...], strip_accents: bool, open_class_kept_in: tuple[str, ...] | None = None
+    language: str, strip_accents: bool, open_class_kept_in: tuple[str, ...] | None = None
 ) -> frozenset[str]:
-    """Lower-case function words of ``languages`` (accent-stripped too when asked): the words a bag of words drops.
+    """Lower-case function words of ``language`` (accent-stripped too when asked): the words a bag of words drops.
 
     Only closed-class words (pronouns, determiners, prepositions, conjunctions, auxiliaries, degree adverbs), which
     say nothing of a product. English: scikit-learn's list (the Glasgow information-retrieval list); the
@@ -357,11 +357,9 @@ def stop_words_for(
     Snowball's and a few more; Spanish's and Italian's hold many lexical verbs, nouns and adjectives). From the
     lists of ``open_class_kept_in`` (by default every list), the open-class words they hold are taken out
     (``_OPEN_CLASS_STOP_WORDS``)."""
-    words = set()
-    for language in languages:
-        kept = open_class_kept_in is None or language in open_class_kept_in
-        open_class = set(_OPEN_CLASS_STOP_WORDS.get(language, "").split()) if kept else set()
-        words |= {w.lower() for w in _stop_word_list(language)} - open_class
+    words = {w.lower() for w in _stop_word_list(language)}
+    if open_class_kept_in is None or language in open_class_kept_in:
+        words -= set(_OPEN_CLASS_STOP_WORDS.get(language, "").split())
     if strip_accents:
         words |= {remove_accents(w) for w in words}
     return frozenset(words)
@@ -465,7 +463,7 @@ class TextNormalizer(TransformerMixin, BaseEstimator):
         else:
             languages = (self.language,)
         return {
-            language: tuple(sorted(stop_words_for((language,), self.strip_accents, open_class_kept_in)))
+            language: tuple(sorted(stop_words_for(language, self.strip_accents, open_class_kept_in)))
             for language in dict.fromkeys(languages)
         }
 
