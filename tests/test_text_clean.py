@@ -27,6 +27,12 @@ def rakuten_rows(rakuten_dir: Path) -> pd.DataFrame:
     return pd.read_csv(rakuten_dir / "X_train_update.csv", index_col=0)
 
 
+@pytest.fixture(scope="module")
+def rakuten_texts(rakuten_rows: pd.DataFrame) -> list[str]:
+    """Rakuten's titles and descriptions, cleaned: a French catalogue's texts."""
+    return clean_texts((rakuten_rows["designation"] + " . " + rakuten_rows["description"].fillna("")).tolist())
+
+
 def _description(rows: pd.DataFrame, productid: int) -> str:
     return rows.loc[rows["productid"] == productid, "description"].iloc[0]
 
@@ -162,9 +168,7 @@ def test_language_detection_on_real_rows(rakuten_rows: pd.DataFrame, flipkart_di
     assert detect_language(["", "123 456"]) == ["und", "und"]
 
 
-def test_short_titles_of_an_english_catalogue_are_read_as_english(
-    fashion_dir: Path, rakuten_rows: pd.DataFrame
-) -> None:
+def test_short_titles_of_an_english_catalogue_are_read_as_english(fashion_dir: Path, rakuten_texts: list[str]) -> None:
     """Detected one by one, 1,222 of fashion's 6,000 English titles were German, Italian, Spanish or French
     ("Alma Women Beige Kurta": German), and were lemmatised and stripped of stop-words as such: "Men" stayed "men"
     in those and became "man" in the others. Their catalogue's languages now weigh in."""
@@ -177,14 +181,15 @@ def test_short_titles_of_an_english_catalogue_are_read_as_english(
     # a product scored alone reads as its fitted catalogue's
     assert normalizer.transform(["Highlander Men Stripes Black Shirt"]) == ["highlander man stripe black shirt"]
     # Rakuten, mostly French: its texts that are clearly English or German keep their language
-    texts = clean_texts((rakuten_rows["designation"] + " . " + rakuten_rows["description"].fillna("")).tolist())
-    found = pd.Series(detect_language(texts, prior=language_prior(texts))).value_counts()
+    found = pd.Series(detect_language(rakuten_texts, prior=language_prior(rakuten_texts))).value_counts()
     assert found.index[0] == "fr" and found["en"] > 50 and found["de"] > 0
     english = "Dora & Friends Magical Charm Bracelet Game . Preparing a surprise fiesta for the whole town"
-    assert detect_language([english], prior=language_prior(texts)) == ["en"]
+    assert detect_language([english], prior=language_prior(rakuten_texts)) == ["en"]
 
 
-def test_english_titles_of_a_french_catalogue_stay_english(rakuten_rows: pd.DataFrame) -> None:
+def test_english_titles_of_a_french_catalogue_stay_english(
+    rakuten_rows: pd.DataFrame, rakuten_texts: list[str]
+) -> None:
     """With Rakuten's language shares (French 0.93) weighed in full, all 133 of its titles that the detector found
     English but unsure (video games, comics, imports) read as French, 86 of them English by eye; weighed by their
     square root, clear English titles stay English while French titles the detector took for German or Italian
@@ -196,8 +201,7 @@ def test_english_titles_of_a_french_catalogue_stay_english(rakuten_rows: pd.Data
     ]
     french = ["Bmw Z3 Roadster Bleue  - 10 Cm", "Jeu De Petanque Junior Boccia Set", "Lit 2 Places 160x200 Beige Solal"]
     assert set(english + french) <= set(rakuten_rows["designation"])
-    texts = clean_texts((rakuten_rows["designation"] + " . " + rakuten_rows["description"].fillna("")).tolist())
-    prior = language_prior(texts)
+    prior = language_prior(rakuten_texts)
     assert detect_language(english, prior=prior) == ["en"] * 3
     assert detect_language(french) == ["de", "it", "de"]  # the detector alone
     assert detect_language(french, prior=prior) == ["fr"] * 3
@@ -264,13 +268,12 @@ def test_spanish_italian_and_german_stop_words_are_function_words_too(rakuten_ro
 
 
 def test_a_model_trained_before_reads_text_as_it_was_trained(
-    rakuten_rows: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+    rakuten_texts: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The language shares weighed by their square root and the Spanish, Italian and German open-class words kept
     changed what models trained before read once served: their fitted normalizers, unpickled, took today's exponent
     and lists. A normalizer now keeps both when fitted, and one unpickled without them reads as it was trained."""
-    texts = clean_texts((rakuten_rows["designation"] + " . " + rakuten_rows["description"].fillna("")).tolist())
-    french_catalogue = TextNormalizer(lemmatize=False).fit(texts)
+    french_catalogue = TextNormalizer(lemmatize=False).fit(rakuten_texts)
     title = ["Call Of Duty - Infinite Warfare"]
     assert french_catalogue.transform(title) == ["call duty infinite warfare"]  # English
     del french_catalogue.prior_exponent_, french_catalogue.stop_words_  # as a model pickled before has neither
