@@ -587,7 +587,7 @@ def test_the_benchmark_refuses_an_unknown_study_by_listing_the_known_ones():
     )
 
 
-def test_umaps_one_off_compilation_is_not_counted_in_the_first_umap_runs_seconds(monkeypatch, request):
+def test_umaps_one_off_compilation_is_not_counted_in_the_first_umap_runs_seconds(monkeypatch, request, make_products):
     """numba compiles UMAP on a process's first call: on 2 shared cores a 900-product UMAP took 100 s the first time,
     17-20 s after, and the study's first UMAP run was timed at five times the others. A UMAP that is slow on its
     first call only stands in for it here: its slowness must fall outside the run's seconds."""
@@ -607,15 +607,7 @@ def test_umaps_one_off_compilation_is_not_counted_in_the_first_umap_runs_seconds
     reduction.warm_up_umap.cache_clear()  # compiled once per process: as if this process were new
     request.addfinalizer(reduction.warm_up_umap.cache_clear)  # the next UMAP warms up for real
     _, categories = blobs(n_per=10)
-    frame = pd.DataFrame(
-        {
-            "product_id": [f"p{i}" for i in range(len(categories))],
-            "title": [f"{category} thing {i}" for i, category in enumerate(categories)],
-            "description": "",
-            "image": None,
-            "category": categories,
-        }
-    )
+    frame = make_products([f"{category} thing {i}" for i, category in enumerate(categories)], categories)
     (run,) = FeasibilityStudy(features=["tfidf"], reductions=["umap"], progress=False).run(frame).runs
     assert run.seconds - run.feature_seconds < 1.5  # reduction and clustering of 40 products
     assert len(calls) == 2  # the warm-up, then the run

@@ -176,26 +176,19 @@ def test_a_misplaced_products_title_is_shortened_as_its_description(tmp_path, ma
     assert "x" * TITLE_CHARS not in html
 
 
-def _products_of_categories(categories: int, name: str):
+def _products_of_categories(make_products, categories: int, name: str):
     """4 products in each of ``categories`` categories named ``f"{name} NN"``, each category with words of its own."""
-    import pandas as pd
-
-    return pd.DataFrame(
-        {
-            "product_id": [f"p{i}" for i in range(4 * categories)],
-            "title": [f"word{i % categories} thing{i % categories} item {i}" for i in range(4 * categories)],
-            "description": "",
-            "image": None,
-            "category": [f"{name} {i % categories:02d}" for i in range(4 * categories)],
-        }
+    kinds = [i % categories for i in range(4 * categories)]
+    return make_products(
+        [f"word{k} thing{k} item {i}" for i, k in enumerate(kinds)], [f"{name} {k:02d}" for k in kinds]
     )
 
 
 @pytest.mark.parametrize(("categories", "said"), [(24, True), (3, False)])
-def test_maps_of_many_categories_say_why_they_have_no_legend(tmp_path, categories, said):
+def test_maps_of_many_categories_say_why_they_have_no_legend(tmp_path, categories, said, make_products):
     """Past 20 categories the maps were drawn on a continuous colour scale without a legend, and the page said
     nothing of it: 60 Flipkart categories at level 2 in hues no key named, close ones for different categories."""
-    frame = _products_of_categories(categories, "category")
+    frame = _products_of_categories(make_products, categories, "category")
     result = FeasibilityStudy(features=["tfidf"], reductions=["tsne"], progress=False).run(frame)
     _, html_path = write_report(result, tmp_path)
     note = f"With {categories} categories the maps have no legend: each category's name (its last level"
@@ -203,13 +196,13 @@ def test_maps_of_many_categories_say_why_they_have_no_legend(tmp_path, categorie
 
 
 @pytest.mark.parametrize("categories", [24, 3])
-def test_maps_of_many_categories_name_each_category_where_its_products_are(monkeypatch, categories):
+def test_maps_of_many_categories_name_each_category_where_its_products_are(monkeypatch, categories, make_products):
     """Past 20 categories (27 on Rakuten, 84 on fashion at level 3) the maps had neither legend nor names: hues of
     one continuous scale, no telling which category was where. Each name is now written at the median of its
     products (left) and of the cluster matched to it (right), in black on a white outline; a legend below 21."""
     from prodcat.explore import report
 
-    frame = _products_of_categories(categories, "Shop > category")
+    frame = _products_of_categories(make_products, categories, "Shop > category")
     result = FeasibilityStudy(features=["tfidf"], reductions=["tsne"], level=None, progress=False).run(frame)
     (run,) = result.runs
     drawn = []
