@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 from pydantic import ValidationError
+from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.svm import LinearSVC
@@ -48,6 +49,7 @@ from prodcat.models.heads import (
     stratified_folds,
 )
 from prodcat.models.nbsvm import NBSVMClassifier
+from prodcat.predict import Predictor
 
 
 def test_precision_threshold_accepts_the_largest_set_meeting_the_target():
@@ -917,6 +919,22 @@ def test_refitting_forgets_what_the_previous_fit_learnt() -> None:
     assert hasattr(model, "fusion_scores_")
     model.set_params(config=_text_and_photo_config(fusion="late")).fit(_catalogue(labels))
     assert model.fusion_method_ == "late" and not hasattr(model, "fusion_scores_")
+
+
+def test_an_empty_batch_gets_no_prediction() -> None:
+    """A batch of no product (a filtered catalogue, an empty API list) is answered with none: the TF-IDF
+    vectoriser refused its 0 rows ('Found array with 0 sample(s)')."""
+    model = ProductClassifier(_text_and_photo_config(fusion="early")).fit(_catalogue(list("abc") * 10))
+    details = model.predict_details(_catalogue([]))
+    assert details.proba.shape == (0, 3) and details.modalities_used == []
+    assert Predictor(model, {}).predict(pd.DataFrame()) == []
+
+
+def test_an_unfitted_classifier_says_it_is_not_fitted() -> None:
+    """scikit-learn's contract: predicting before ``fit`` raises NotFittedError (it was an AttributeError on
+    ``heads_``)."""
+    with pytest.raises(NotFittedError):
+        ProductClassifier().predict(_catalogue(list("ab")))
 
 
 def test_nbsvm_weighs_every_product_by_its_category_class_weight() -> None:

@@ -35,6 +35,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import log_loss
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import check_is_fitted
 
 from prodcat.catalog.schema import category_at_level, modality_mask, product_text
 from prodcat.config import Config, HeadConfig
@@ -574,8 +575,11 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
     # -------------------------------------------------------------- predict
     def predict_details(self, frame: pd.DataFrame) -> ProbaResult:
         """Calibrated probabilities ``(n, n_classes)`` and the modalities each product was classified from."""
+        check_is_fitted(self, "heads_")
         frame = frame.reset_index(drop=True)
         n = len(frame)
+        if not n:  # an empty batch: the extractors' vectorisers refuse 0 rows
+            return ProbaResult(np.empty((0, len(self.classes_))), [])
         matrices, masks = {}, {}
         for name, head in self.heads_.items():
             matrices[name], masks[name] = head.features_available(frame)
@@ -608,7 +612,8 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         return self.predict_details(frame).proba
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.classes_[self.predict_proba(frame).argmax(axis=1)]
+        best = self.predict_proba(frame).argmax(axis=1)  # first: an unfitted model raises NotFittedError
+        return self.classes_[best]
 
     def set_memory_cache(self, max_items: int, read_disk: bool = False) -> None:
         """Keep at most ``max_items`` recent embeddings per extractor in memory instead of writing them to the
