@@ -771,6 +771,19 @@ def test_invented_http_methods_share_one_metrics_label(client: TestClient) -> No
     assert 'route="/docs"' in metrics and 'route="/openapi.json"' in metrics and 'route="unmatched"' in metrics
 
 
+def test_a_405_allows_every_method_of_its_path(client: TestClient) -> None:
+    """Starlette's 405 named the methods of the first route on the path only: DELETE /reviews/1 answered
+    'Allow: GET' (no POST) and DELETE /health 'Allow: HEAD' (no GET)."""
+    paths = client.get("/openapi.json").json()["paths"]
+    for template, operations in paths.items():
+        path = template.replace("{review_id}", "1")
+        response = client.request("DELETE", path, headers={"X-API-Key": API_KEY})
+        assert response.status_code == 405, path
+        assert response.json()["error"] == "http_error"
+        allowed = set(response.headers["allow"].split(", "))
+        assert allowed == {method.upper() for method in operations} | ({"HEAD"} if path == "/health" else set())
+
+
 def test_a_photo_part_sent_twice_fails_its_items_not_the_batch(jpeg_bytes: Callable[..., bytes]) -> None:
     settings = ServeSettings()
     products = [{"title": "mug", "image": "twice"}, {"title": "lamp"}]

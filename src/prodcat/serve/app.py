@@ -29,6 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from prodcat.bundle import model_level
 from prodcat.catalog.schema import SEP, category_at_level, split_path
@@ -58,7 +59,7 @@ from prodcat.serve.inputs import (
     validated,
 )
 from prodcat.serve.metrics import ApiMetrics
-from prodcat.serve.middleware import RequestGuard, say_on_timeout
+from prodcat.serve.middleware import HTTP_METHODS, RequestGuard, say_on_timeout
 from prodcat.serve.schemas import (
     MAX_CATEGORY_CHARS,
     MAX_REVIEWER_CHARS,
@@ -204,8 +205,21 @@ def _add_error_handlers(app: FastAPI, metrics: ApiMetrics) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         response = error_response(ApiError(exc.status_code, "http_error", str(exc.detail)), request)
-        response.headers.update(exc.headers or {})  # e.g. Allow on 405
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = _allowed_methods(app, request)
         return response
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> str:
+    """The ``Allow`` header of a 405: every method that a route of the request's path takes. Starlette's names only
+    those of the first route it tried, as if ``/reviews/{id}`` took GET and not POST, or ``/health`` HEAD alone."""
+    allowed = [
+        method
+        for method in sorted(HTTP_METHODS)
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in app.routes)
+    ]
+    return ", ".join(allowed)
 
 
 def _prediction_routes(service: PredictionService, settings: ServeSettings, metrics: ApiMetrics) -> APIRouter:
