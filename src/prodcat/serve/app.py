@@ -206,20 +206,20 @@ def _add_error_handlers(app: FastAPI, metrics: ApiMetrics) -> None:
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         response = error_response(ApiError(exc.status_code, "http_error", str(exc.detail)), request)
         response.headers.update(exc.headers or {})
-        if exc.status_code == 405:
-            response.headers["Allow"] = _allowed_methods(app, request)
+        if exc.status_code == 405 and (allowed := _allowed_methods(app, request)):
+            response.headers["Allow"] = ", ".join(allowed)
         return response
 
 
-def _allowed_methods(app: FastAPI, request: Request) -> str:
-    """The ``Allow`` header of a 405: every method that a route of the request's path takes. Starlette's names only
-    those of the first route it tried, as if ``/reviews/{id}`` took GET and not POST, or ``/health`` HEAD alone."""
-    allowed = [
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """The methods of a 405's ``Allow``: every one that a route of the request's path takes. Starlette's names only
+    those of the first route it tried, as if ``/reviews/{id}`` took GET and not POST, or ``/health`` HEAD alone.
+    (None under a mount, whose own app refused the method.)"""
+    return [
         method
         for method in sorted(HTTP_METHODS)
         if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in app.routes)
     ]
-    return ", ".join(allowed)
 
 
 def _prediction_routes(service: PredictionService, settings: ServeSettings, metrics: ApiMetrics) -> APIRouter:
