@@ -782,6 +782,8 @@ def test_a_405_allows_every_method_of_its_path(client: TestClient) -> None:
         assert response.json()["error"] == "http_error"
         allowed = set(response.headers["allow"].split(", "))
         assert allowed == {method.upper() for method in operations} | ({"HEAD"} if path == "/health" else set())
+    # under the documentation pages' static files, their own Allow stands
+    assert client.post("/static-offline-docs/swagger-ui.css").headers["allow"] == "GET, HEAD"
 
 
 def test_a_photo_part_sent_twice_fails_its_items_not_the_batch(jpeg_bytes: Callable[..., bytes]) -> None:
