@@ -19,6 +19,7 @@ from prodcat.explore.clustering import (
 )
 from prodcat.explore.metrics import clustering_scores, match_clusters
 from prodcat.explore.reduction import TSNE2D, KNNSmoother, UMAPReducer, combine_blocks, make_reduction
+from prodcat.features import base
 
 
 def blobs(n_per: int = 60, k: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -299,7 +300,7 @@ def test_the_study_seed_reaches_the_extractors_that_learn_with_randomness(monkey
     """Word2Vec and the visual-word codebooks take the study's seed, unless the study is given theirs."""
 
     made = {}
-    real = clustering.make_extractor
+    real = base.make_extractor
 
     def recording(name, **params):
         def stop(frame):
@@ -309,7 +310,7 @@ def test_the_study_seed_reaches_the_extractors_that_learn_with_randomness(monkey
         made[name].fit_transform = stop
         return made[name]
 
-    monkeypatch.setattr(clustering, "make_extractor", recording)
+    monkeypatch.setattr(base, "make_extractor", recording)
     photo = tmp_path / "mug.jpg"
     photo.write_bytes(jpeg_bytes())
     frame = pd.DataFrame({"product_id": ["a"], "title": ["mug"], "description": [""], "image": [str(photo)]})

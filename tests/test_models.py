@@ -374,6 +374,27 @@ def test_head_scale_options():
     assert sgd.param_grid == {"sgdclassifier__alpha": [1.0, 0.25]}
 
 
+def test_the_model_seed_reaches_the_extractors_that_learn_with_randomness() -> None:
+    """A Word2Vec head trained with seed 0 whatever `seed` (or `--seed`) said: two seeds gave the same features;
+    the seed an extractor's own params give still wins."""
+    texts = [
+        f"{colour} {thing} with {extra}"
+        for colour in ("red", "blue", "green")
+        for thing in ("mug", "lamp")
+        for extra in ("lid", "cord", "box")
+    ] * 3
+    frame = pd.DataFrame({"product_id": range(len(texts)), "title": texts, "description": "", "image": None})
+
+    def features(model_seed: int, **params: object) -> np.ndarray:
+        spec = FeatureSpec(name="word2vec", params={"vector_size": 8, "min_count": 1, **params})
+        head = ModalityHead(HeadConfig(name="words", modality="text", features=[spec]), seed=model_seed)
+        return head.fit_extractors(frame).features(frame)
+
+    np.testing.assert_array_equal(features(1), features(1))
+    assert not np.array_equal(features(1), features(2))
+    np.testing.assert_array_equal(features(1, seed=5), features(2, seed=5))
+
+
 def _words_and_an_embedding(seed: int = 0) -> tuple[sp.csr_matrix, np.ndarray]:
     """Three classes; column 0 a word only class "a" uses, column 1 one every product has,
     columns 2-6 rarer noise words, column 7 a standardised (signed) embedding value."""

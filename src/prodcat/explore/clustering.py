@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from prodcat.catalog.schema import category_at_level, modality_mask
 from prodcat.explore.metrics import ClusterMatching, clustering_scores, match_clusters
 from prodcat.explore.reduction import REDUCTIONS, combine_blocks, make_reduction, warm_up_umap
-from prodcat.features.base import make_extractor, registered_extractors
+from prodcat.features.base import registered_extractors, seeded_extractor
 
 log = logging.getLogger(__name__)
 
@@ -496,13 +496,9 @@ class _BlockStore:
         if name not in self.matrices:
             started = time.perf_counter()
             given = self.params.get(name, {})
-            extractor = make_extractor(name, **given)
-            settable = extractor.get_params()
-            if "progress" in settable:
+            extractor = seeded_extractor(name, given, self.seed)
+            if "progress" in extractor.get_params():
                 extractor.set_params(progress=self.progress)
-            for seed_param in ("seed", "random_state"):  # Word2Vec, the visual-word codebooks
-                if seed_param in settable and seed_param not in given:
-                    extractor.set_params(**{seed_param: self.seed})
             # One BLAS/OpenMP thread: on shared cores, BoVW's oversubscribed k-means ran 4.5x slower.
             try:
                 # said so, not as the extractor's own complaint ("empty vocabulary"); the mask, not available(),

@@ -90,6 +90,20 @@ def make_extractor(name: str, **params: Any) -> Extractor:
     return cls(**params)
 
 
+#: the parameters by which the extractors that learn with randomness take their seed (Word2Vec, the visual-word
+#: codebooks)
+SEED_PARAMETERS = ("seed", "random_state")
+
+
+def seeded_extractor(name: str, params: dict[str, Any], seed: int) -> Extractor:
+    """:func:`make_extractor` with ``params``, its seed (:data:`SEED_PARAMETERS`) ``seed`` unless ``params`` give it:
+    a study's or a model's seed reaches every random step, not only its own."""
+    extractor = make_extractor(name, **params)
+    settable = extractor.get_params()
+    extractor.set_params(**{key: seed for key in SEED_PARAMETERS if key in settable and key not in params})
+    return extractor
+
+
 def registered_extractors() -> dict[str, type[Extractor]]:
     _import_builtin_extractors()
     return dict(_REGISTRY)

@@ -25,7 +25,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from prodcat.config import ClassifierConfig, HeadConfig
-from prodcat.features.base import Extractor, make_extractor
+from prodcat.features.base import Extractor, seeded_extractor
 from prodcat.models.nbsvm import NBSVMClassifier
 
 if TYPE_CHECKING:
@@ -159,7 +159,9 @@ class ModalityHead(ClassifierMixin, BaseEstimator):
 
     # -- unsupervised part -------------------------------------------------
     def fit_extractors(self, frame: pd.DataFrame) -> ModalityHead:
-        self.extractors_: list[Extractor] = [make_extractor(f.name, **f.params) for f in self.config.features]
+        self.extractors_: list[Extractor] = [
+            seeded_extractor(f.name, f.params, self.seed) for f in self.config.features
+        ]
         for extractor in self.extractors_:
             extractor.fit(frame)
         return self
