@@ -35,6 +35,7 @@ from prodcat.models.decision import DecisionPolicy, precision_threshold
 from prodcat.models.fusion import LateFusion, StackingFusion
 from prodcat.models.heads import (
     ModalityHead,
+    RowSpaceLogisticRegression,
     SoftVoteClassifier,
     align_proba,
     build_classifier,
@@ -426,6 +427,43 @@ def test_nbsvm_without_nb_weight_is_one_linear_svm_per_class():
     assert searched.fit(X, y).best_params_["nbsvmclassifier__C"] in (0.5, 5.0)
 
 
+def _wide_words_and_embeddings(seed: int = 0) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Early fusion's shape: fewer products (60, four categories, the first ten repeated: rank 60 of 70 rows) than
+    columns (300 sparse word weights, a few telling the category, beside a dense block of 100 signed values)."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(list("abcd"), 15)
+    words = (rng.random((60, 300)) < 0.05) * rng.random((60, 300))
+    words[:, :4] += (y[:, None] == np.array(list("abcd"))) * (rng.random((60, 4)) < 0.6)
+    embeddings = rng.normal(size=(60, 100)) + 0.3 * (y == "a")[:, None]
+    X = sp.hstack([sp.csr_matrix(words), sp.csr_matrix(embeddings)], format="csr")
+    return sp.vstack([X, X[:10]], format="csr"), np.concatenate([y, y[:10]])
+
+
+def test_a_logistic_regression_on_more_columns_than_rows_is_solved_on_the_rows_coordinates(monkeypatch):
+    """Its L-BFGS vectors were n_classes x n_features (45,000 columns in early fusion's design), most of a label
+    audit's hours; in the span of the rows they are n_classes x rank, and the model is the one scikit-learn solves
+    on the columns: the same coefficients and probabilities, for sparse and dense rows alike."""
+    X, y = _wide_words_and_embeddings()
+    new_rows, _ = _wide_words_and_embeddings(seed=1)
+    tight = {"C": 20.0, "class_weight": "balanced", "tol": 1e-10, "max_iter": 10_000}
+    reference = LogisticRegression(**tight).fit(X, y)
+    solved_on, fit = [], LogisticRegression.fit
+    monkeypatch.setattr(LogisticRegression, "fit", lambda self, X, *a: solved_on.append(X.shape) or fit(self, X, *a))
+    for rows in (X, X.toarray()):
+        model = build_classifier(ClassifierConfig(classifier="logreg", C=20.0, scale=False), dense=False, seed=0)
+        model.set_params(tol=tight["tol"], max_iter=tight["max_iter"]).fit(rows, y)
+        assert solved_on.pop() == (70, 60)  # the ten repeated rows add nothing to the span
+        assert model.coef_.shape == reference.coef_.shape and model.n_features_in_ == 400
+        np.testing.assert_allclose(model.coef_, reference.coef_, atol=1e-5)
+        np.testing.assert_allclose(model.predict_proba(new_rows), reference.predict_proba(new_rows), atol=1e-6)
+
+
+def test_a_logistic_regression_on_fewer_columns_than_rows_is_scikit_learns_own():
+    X, y = _words_and_an_embedding()
+    model = RowSpaceLogisticRegression(C=20.0, class_weight="balanced").fit(X, y)
+    np.testing.assert_array_equal(model.coef_, LogisticRegression(C=20.0, class_weight="balanced").fit(X, y).coef_)
+
+
 def test_vote_averages_its_members_probabilities_with_sharpened_margins():
     X, y = _words_and_an_embedding(seed=2)
     config = ClassifierConfig(
@@ -446,7 +484,9 @@ def test_vote_averages_its_members_probabilities_with_sharpened_margins():
             ClassifierConfig.model_validate(wrong)
 
 
-@parametrize_with_checks([NBSVMClassifier(), SoftVoteClassifier([LogisticRegression(), NBSVMClassifier()])])
+@parametrize_with_checks(
+    [NBSVMClassifier(), SoftVoteClassifier([LogisticRegression(), NBSVMClassifier()]), RowSpaceLogisticRegression()]
+)
 def test_nbsvm_and_the_vote_follow_scikit_learn_conventions(estimator, check):
     """They validated nothing: fitted on a list, 'list' object has no attribute 'min'; a continuous target learnt as
     one class per value; predict before fit, an AttributeError on classes_; no n_features_in_ to refuse a matrix
