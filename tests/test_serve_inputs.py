@@ -4,6 +4,7 @@ before it is refused, and what a failing review store answers."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import io
 import json
 import os
@@ -412,6 +413,24 @@ def test_a_review_submission_is_read_only_once_the_key_is_checked(client: TestCl
     assert (refused.status_code, refused.json()["error"]) == (415, "content_type")
     accepted = client.post(f"/reviews/{review_id}", json={"category": "Home > Decor", "reviewer": "ana"}, headers=keyed)
     assert accepted.status_code == 200 and accepted.json()["corrected_category"] == "Home > Decor"
+
+
+def test_a_compressed_body_is_refused_as_such_not_as_broken_json_or_multipart(client: TestClient) -> None:
+    """A gzipped body was read as it is: 422 'not valid JSON (... can't decode byte 0x8b ...)', 400 invalid_multipart
+    for a form, and a body labelled gzip but sent plain was read as plain."""
+    form = multipart_body({"products": (b'[{"title": "mug"}]', None)})
+    requests = {
+        "/predict": (gzip.compress(b'{"title": "mug"}'), {"content-type": "application/json"}),
+        "/predict-batch": (gzip.compress(form[0]), form[1]),
+        "/reviews/1": (gzip.compress(b'{"category": "Home > Decor"}'), {"content-type": "application/json"}),
+        "/explain": (b'{"title": "mug"}', {"content-type": "application/json"}),
+    }
+    for path, (body, headers) in requests.items():
+        refused = client.post(path, content=body, headers=headers | {"content-encoding": "gzip", "X-API-Key": API_KEY})
+        assert (refused.status_code, refused.json()["error"]) == (415, "content_encoding"), path
+        assert "'gzip'" in refused.json()["detail"]
+    plain = client.post("/predict", json={"title": "mug"}, headers={"content-encoding": "identity"})
+    assert plain.status_code == 200
 
 
 def test_a_correction_names_a_category_of_the_model_unless_it_says_it_is_new(client: TestClient) -> None:

@@ -106,8 +106,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (413, "too large: a limit (`max_image_bytes`, `max_pixels`, `max_request_bytes`, ...) refused it"),
         (
             415,
-            "unsupported request content type, photo type (checked by content), or a multipart charset this server "
-            "does not know (`text_charset`)",
+            "unsupported request content type, a compressed body (`content_encoding`), photo type (checked by "
+            "content), or a multipart charset this server does not know (`text_charset`)",
         ),
         (
             422,
@@ -441,7 +441,7 @@ def _review_routes(
             **_REVIEW_ERRORS,
             **_BODY_TIMEOUT,
             413: {"model": ErrorOut, "description": "a body longer than a submission can be (or `max_request_bytes`)"},
-            415: {"model": ErrorOut, "description": "not application/json"},
+            415: {"model": ErrorOut, "description": "not application/json, or compressed (`content_encoding`)"},
         },
         dependencies=reviewer_only,
         openapi_extra={"requestBody": {"required": True, "content": submission_body}},

@@ -485,7 +485,13 @@ def _refuse_unknown_fields(form: FormData, known: set[str]) -> None:
 
 def accepted_media_type(request: Request, accepted: dict[str, str]) -> str:
     """The request's media type (parameters and case dropped) when it is one of ``accepted`` (media type →
-    what to send it for), else a 415 naming them."""
+    what to send it for), else a 415 naming them; a 415 too for a body sent compressed (``Content-Encoding``),
+    which would be read as the garbled JSON or multipart it seems to be (RFC 9110: 415 for a content coding the
+    server does not take)."""
+    coding = request.headers.get("content-encoding", "").strip().lower()
+    if coding not in ("", "identity"):
+        detail = f"request Content-Encoding {coding!r} is not accepted: send the body uncompressed"
+        raise ApiError(415, "content_encoding", detail)
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in accepted:
         send = " or ".join(f"{kind} ({why})" if why else kind for kind, why in accepted.items())
