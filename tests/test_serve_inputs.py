@@ -26,6 +26,7 @@ import starlette.formparsers
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
+from pydantic import SecretStr, ValidationError
 from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
@@ -1191,6 +1192,18 @@ def test_a_refused_serve_setting_is_one_line_naming_its_flag_and_variable(
     assert capsys.readouterr().err.strip() == (
         "error: PRODCAT_API_KEY: the API key is empty: set PRODCAT_API_KEY to the key, or unset it"
     )
+
+
+@pytest.mark.parametrize("key", ["ключ", "clé", " padded-key "])
+def test_an_api_key_no_client_can_send_is_refused_at_start(key: str) -> None:
+    """A server started with PRODCAT_API_KEY='ключ' answered 401 to every review call whatever the client sent
+    (a header value is read as Latin-1 bytes), 'clé' to curl's UTF-8, ' padded-key ' to every client (a header
+    value loses its outer spaces)."""
+    with pytest.raises(ValidationError, match="printable ASCII"):
+        ServeSettings(api_key=key)
+    unchecked = ServeSettings.model_construct(api_key=SecretStr(key))
+    with TestClient(create_app(OneCategoryModel(), unchecked, ReviewStore("sqlite://"))) as client:
+        assert client.get("/reviews", headers={"X-API-Key": key.strip().encode("utf-8")}).status_code == 401
 
 
 def test_serve_help_states_each_default_once() -> None:

@@ -96,8 +96,17 @@ class ServeSettings(BaseSettings):
 
     @field_validator("api_key")
     @classmethod
-    def _key_not_blank(cls, key: SecretStr | None) -> SecretStr | None:
-        # an empty PRODCAT_API_KEY would start a server that answers 401 to every review call
-        if key is not None and not key.get_secret_value().strip():
+    def _key_sendable(cls, key: SecretStr | None) -> SecretStr | None:
+        """Refuse a key no client can send in its header: the server would answer 401 to every review call."""
+        if key is None:
+            return key
+        value = key.get_secret_value()
+        if not value.strip():
             raise ValueError("the API key is empty: set PRODCAT_API_KEY to the key, or unset it")
+        # a header value arrives without its outer spaces, and as bytes read as Latin-1: a key with a character
+        # past ASCII matches only clients that encode it so (curl sends UTF-8), one past Latin-1 none at all
+        if value != value.strip() or not (value.isascii() and value.isprintable()):
+            raise ValueError(
+                "the API key must be printable ASCII with no space at either end (it travels in the X-API-Key header)"
+            )
         return key
