@@ -103,6 +103,13 @@ def test_cv_predictions_write_the_modalities_as_predict_and_evaluate_do():
     assert set(result.by_modalities()) == {"text+image", "image", "none"}  # metrics.json's keys: unchanged
 
 
+def test_the_decision_policy_takes_lists_as_scikit_learn_estimators_do():
+    """``fit`` on lists failed with "'>=' not supported between instances of 'list' and 'float'"."""
+    policy = DecisionPolicy(0.9).fit([0.5, 0.95, 0.7], [False, True, True])
+    assert (policy.threshold_, policy.automation_rate_, policy.auto_precision_) == (0.7, 2 / 3, 1.0)
+    assert policy.decide([0.69, 0.7]).tolist() == ["review", "auto"]
+
+
 def test_precision_threshold_accepts_nothing_when_target_unreachable():
     confidence = np.array([0.9, 0.8])
     correct = np.array([False, True])

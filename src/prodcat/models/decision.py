@@ -47,7 +47,8 @@ class DecisionPolicy(BaseEstimator):
         self.target_precision = target_precision
 
     def fit(self, confidence: np.ndarray, correct: np.ndarray) -> DecisionPolicy:
-        self.threshold_ = precision_threshold(np.asarray(confidence), np.asarray(correct), self.target_precision)
+        confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=bool)
+        self.threshold_ = precision_threshold(confidence, correct, self.target_precision)
         accepted = confidence >= self.threshold_
         self.automation_rate_ = float(accepted.mean()) if len(accepted) else 0.0
         self.auto_precision_ = float(correct[accepted].mean()) if accepted.any() else float("nan")
