@@ -90,11 +90,16 @@ def figure_fonts(names: Iterable[str], drawn_on: str) -> Iterator[None]:
         yield
 
 
-def figure_data_uri(fig: Any, dpi: int) -> str:
-    """A matplotlib figure as a PNG ``data:`` URI (the figure is closed)."""
+def figure_png(fig: Any, dpi: int) -> bytes:
+    """A matplotlib figure as PNG bytes, ``dpi`` pixels per inch of its size (the figure is closed)."""
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return buffer.getvalue()
+
+
+def figure_data_uri(fig: Any, dpi: int) -> str:
+    """A matplotlib figure as a PNG ``data:`` URI (the figure is closed)."""
+    return "data:image/png;base64," + base64.b64encode(figure_png(fig, dpi)).decode()

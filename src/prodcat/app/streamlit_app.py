@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import pandas as pd
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
@@ -27,6 +26,7 @@ from prodcat.catalog.loaders import CatalogFormatError
 from prodcat.catalog.schema import RowIssue, depth, is_readable
 from prodcat.evaluate.explain import Explanation, explain
 from prodcat.evaluate.report import reliability_figure
+from prodcat.figures import figure_png
 from prodcat.image.decode import accepted_formats
 from prodcat.predict import Predictor
 
@@ -268,10 +268,9 @@ def model_page(manifest: dict[str, Any]) -> None:
         st.subheader("Reliability diagram")
         st.caption("Accuracy per confidence bin against the diagonal of perfect calibration.")
         # the reports' figure: bins as points against the diagonal, no line drawing a trend across empty bins
-        figure = reliability_figure(metrics["calibration"])
-        # at the report PNG's size: stretched across the wide layout, the square figure would be taller than the screen
-        st.pyplot(figure, width="content", dpi=110)
-        plt.close(figure)
+        # at the report PNG's size: stretched across the wide layout, the square figure would be taller than the screen.
+        # An image of our own, as st.pyplot's dpi argument puts Streamlit's deprecation notice on the page
+        st.image(figure_png(reliability_figure(metrics["calibration"]), dpi=110))
         st.dataframe(reliability.round(4), hide_index=True)
 
     with st.expander(f"Labels ({len(manifest.get('labels', []))})"):
@@ -507,8 +506,8 @@ def _catalogue_warnings(
     found = in_training(
         bundle, stamps[0], catalogue.path, stamps[1], table["product_id"], catalogue.catalog.frame, predictor.manifest
     )
-    if found.warning:
-        st.warning(views.as_written(found.warning))
+    for caveat in views.in_training_caveats(found):
+        st.warning(views.as_written(caveat))
 
 
 def _label_noise_section(table: pd.DataFrame, threshold: float) -> None:

@@ -728,6 +728,17 @@ def catalogue_products_in_training(
     return products_in_training(scored, manifest, bundle_dir, catalogue=frame)
 
 
+def in_training_caveats(found: InTraining) -> list[str]:
+    """What to say of the products predicted the model was trained on (some, all, or no telling: a bundle that
+    recorded none, beside products other than its whole training catalogue), as sentences: the command line prints
+    the same caveats as clauses after 'warning: '."""
+    return [_as_sentence(caveat) for caveat in (found.warning, found.unchecked) if caveat]
+
+
+def _as_sentence(clause: str) -> str:
+    return clause[:1].upper() + clause[1:] + ("" if clause.endswith((".", "?")) else ".")
+
+
 def _missing_ids(table: pd.DataFrame, frame: pd.DataFrame) -> str | None:
     found = table["product_id"].isin(frame["product_id"].astype(str))
     if found.all():
