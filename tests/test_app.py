@@ -1356,3 +1356,25 @@ def test_the_categories_shown_are_cut_to_a_model_of_fewer_categories_loaded_sinc
     assert test.slider(key="top_k").value == 2
     test.button[0].click().run()
     assert len(next(d.value for d in test.dataframe if "probability" in d.value.columns)) == 2
+
+
+def test_the_number_of_label_noise_candidates_is_said_in_words(tiny_training, monkeypatch, tmp_path):
+    """Above the candidates the page read '0 products; the 0 most confident with their photo.' and '1 products; the
+    1 most confident ...'."""
+    catalogue = catalogue_csv(tiny_training.unseen, tmp_path / "unseen.csv")
+    csv = tmp_path / "preds.csv"
+    csv.write_text(
+        "product_id,category,confidence,decision\n"
+        "Kitchen-12,Kitchen,0.9,auto\nToys-12,Kitchen,0.95,auto\nToys-13,Watches,0.5,review\n"
+    )
+    arguments = (str(tiny_training.bundle), "--data", str(catalogue), "--predictions", str(csv))
+    test = go_to(start_app(monkeypatch, *arguments), "Predictions")
+
+    def said(least_confidence: float) -> str:
+        test.slider(key="noise_confidence").set_value(least_confidence).run()
+        return test.caption[0].value
+
+    assert said(0.9) == "1 product, with its photo."
+    assert said(0.5) == "2 products, most confident first, with their photo."
+    assert said(0.99) == "None: no labelled product is predicted as another category with at least this confidence."
+    assert test.dataframe[-1].value.empty

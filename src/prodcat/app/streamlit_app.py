@@ -519,7 +519,7 @@ def _label_noise_section(table: pd.DataFrame, threshold: float) -> None:
     st.session_state.setdefault("noise_confidence", min(threshold, 1.0))  # a kept widget takes no default value
     min_confidence = st.slider("Least confidence", 0.0, 1.0, step=0.01, format="%.3f", key="noise_confidence")
     noise = views.confident_disagreements(table, min_confidence)
-    st.caption(f"{len(noise)} products; the {min(len(noise), NOISE_ROWS)} most confident with their photo.")
+    st.caption(views.disagreements_caption(len(noise), NOISE_ROWS))
     photo_table(views.with_photos(noise.head(NOISE_ROWS), thumbnail, PREDICTION_COLUMNS))
 
 

@@ -710,6 +710,17 @@ def confident_disagreements(table: pd.DataFrame, min_confidence: float) -> pd.Da
     return wrong.sort_values("confidence", ascending=False)
 
 
+def disagreements_caption(count: int, listed: int) -> str:
+    """What is said above the ``count`` confident disagreements, of which the ``listed`` most confident are shown."""
+    if not count:
+        return "None: no labelled product is predicted as another category with at least this confidence."
+    if count == 1:
+        return "1 product, with its photo."
+    if count <= listed:
+        return f"{count:,} products, most confident first, with their photo."
+    return f"{count:,} products; the {listed:,} most confident with their photo."
+
+
 def catalogue_warnings(table: pd.DataFrame, frame: pd.DataFrame, labels: Sequence[str] | None) -> list[str]:
     """Why the figures of ``table`` (predictions with :func:`attach_catalogue`'s columns) may not mean what they
     seem: predicted products missing from the catalogue ``frame``, given categories the model (of ``labels``;
