@@ -1378,3 +1378,22 @@ def test_the_number_of_label_noise_candidates_is_said_in_words(tiny_training, mo
     assert said(0.5) == "2 products, most confident first, with their photo."
     assert said(0.99) == "None: no labelled product is predicted as another category with at least this confidence."
     assert test.dataframe[-1].value.empty
+
+
+def test_categories_in_the_explanation_are_shown_as_written_not_as_markdown(tiny_training, monkeypatch, tmp_path):
+    """The caption of the explanation named the predicted category and its runner-up in Markdown: 'Gifts $5 to $10'
+    was typeset as LaTeX, the dollars gone."""
+    written = {"Kitchen": "Gifts $5 to $10", "Watches": "Watches *new*", "Toys": "Toys"}
+    catalogue = catalogue_csv(
+        tiny_training.trained.assign(category=tiny_training.trained["category"].map(written)), tmp_path / "gifts.csv"
+    )
+    config = Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml"
+    options = ["--config", str(config), "--modalities", "text"]
+    assert main(["train", str(catalogue), *options, "--out", str(tmp_path / "m")]) == 0
+    test = go_to(start_app(monkeypatch, str(tmp_path / "m")), "Predict")
+    test.text_input(key="predict_title").input("ceramic coffee mug 3")
+    test.checkbox(key="predict_explain").check()
+    test.button[0].click().run()
+    assert metrics_of(test)["category"] == "Gifts $5 to $10"
+    [caption] = [c.value for c in test.main.caption if c.value.startswith("A weight is")]
+    assert "the probability of Gifts \\$5 to \\$10 drops" in caption, caption

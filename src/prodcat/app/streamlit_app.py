@@ -388,9 +388,11 @@ def predict_page(predictor: Predictor) -> None:
 def explanation_section(explanation: Explanation) -> None:
     st.subheader("Why")
     st.caption(
-        f"A weight is how much the probability of {explanation.prediction.category} drops when the word is removed "
-        "or the part of the photo hidden: positive supports it, negative pulls away"
-        + (f" (towards {explanation.runner_up})." if explanation.runner_up else ".")
+        views.as_written(
+            f"A weight is how much the probability of {explanation.prediction.category} drops when the word is "
+            "removed or the part of the photo hidden: positive supports it, negative pulls away"
+            + (f" (towards {explanation.runner_up})." if explanation.runner_up else ".")
+        )
     )
     words, photo = st.columns(2)
     if explanation.words is None:
