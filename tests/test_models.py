@@ -998,6 +998,20 @@ def test_an_empty_batch_gets_no_prediction() -> None:
     assert Predictor(model, {}).predict(pd.DataFrame()) == []
 
 
+@pytest.mark.parametrize("fusion", ["early", "late"])
+def test_a_text_of_no_known_term_is_not_read_as_text(fusion: str) -> None:
+    """A title none of whose words the vocabulary holds (another script, unseen words) gives an all-zero text
+    row: it was reported read from text and answered from the text classifier's intercept (with a photo, by
+    the text model instead of the photo's). It counts as no text: the photo answers alone, else the prior."""
+    model = ProductClassifier(_text_and_photo_config(fusion=fusion)).fit(_catalogue(list("abc") * 10))
+    products = _catalogue(list("abab"), photo=np.array([True, True, False, False]), seed=1)
+    unknown_words = products.assign(title=["qqq zzz", "निर्माता", "qqq zzz", "निर्माता"])
+    no_text = products.assign(title="")
+    unknown, none = model.predict_details(unknown_words), model.predict_details(no_text)
+    assert unknown.modalities_used == none.modalities_used == [["image"], ["image"], [], []]
+    np.testing.assert_array_equal(unknown.proba, none.proba)
+
+
 def test_the_predictor_reads_a_large_batch_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Features are computed a chunk of products at a time, so memory does not grow with the batch (a whole
     catalogue's at once: 1.2 GB for 10,000 Flipkart products); the predictions are those of one batch."""
