@@ -526,6 +526,20 @@ def test_a_correction_with_an_empty_level_is_refused(
         assert repr(category) in refused.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    "category", ["Watches > Wrist\nWatches", "Watches > Wr\u200bist", "Watches > Men > \u202eWrist"]
+)
+@pytest.mark.parametrize("new_category", [False, True])
+def test_a_correction_below_the_models_level_with_a_character_that_shows_nothing_is_refused(
+    top_level_client: TestClient, category: str, new_category: bool
+) -> None:
+    """'Watches > Wrist\nWatches' was accepted by a top-level model (it trains as 'Watches') and stored whole, so a
+    model trained deeper on the corrections would have learnt a label with a line break or a hidden character."""
+    refused = submit(top_level_client, category, new_category)
+    assert (refused.status_code, refused.json()["error"]) == (422, "category_invisible_character"), refused.text
+    assert submit(top_level_client, "Watches > Wrist Watches", new_category).json()["trains_as"] == "Watches"
+
+
 @pytest.mark.parametrize("category", ["Garden\nTools", "Garden\tTools", "Garden\u200bTools", "Garden > Tools\r"])
 def test_a_new_category_with_a_character_that_shows_nothing_is_refused(client: TestClient, category: str) -> None:
     """A label with a line break, a tab or a zero-width space in it looks like another and breaks the tables it is

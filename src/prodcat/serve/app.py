@@ -498,10 +498,13 @@ class _KnownLabels:
         second class beside it), or holds a control or format character (a line break would cut the CSVs it
         trains from and a zero-width space would hide in it). A path with an empty level (or one of invisible
         characters only) is refused outright: no catalogue loader writes one, and it could train as an empty
-        label."""
+        label. The levels below the model's may hold no invisible character either, with or without
+        ``new_category``: a model trained deeper on these corrections reads them as labels."""
         if not all(_label_levels(category)):
             detail = f"{category!r} has an empty level: name each level, separated by {SEP!r} (e.g. 'Home > Decor')"
             raise ApiError(422, "category_empty_level", detail)
+        if self.level is not None and len(levels := category.split(SEP.strip(), self.level)) > self.level:
+            _refuse_invisible_characters(levels[-1].strip(" "))  # the levels below the model's, as written
         trained = self.cut(category)
         if trained in self.labels:
             return
@@ -509,12 +512,7 @@ class _KnownLabels:
         if existing is not None:
             detail = f"{trained!r} is the model's category {existing!r} written differently: use {existing!r}"
             raise ApiError(422, "category_variant", detail)
-        if hidden := sorted({c for c in trained if _shows_nothing(c)}):
-            detail = (
-                f"{trained!r} holds characters that show nothing ({', '.join(map(repr, hidden))}: a line break, a tab, "
-                "a zero-width space...): write the category as it is shown"
-            )
-            raise ApiError(422, "category_invisible_character", detail)
+        _refuse_invisible_characters(trained)
         if new_category:
             return
         close = difflib.get_close_matches(trained, self.labels, n=3, cutoff=0.6)
@@ -522,6 +520,16 @@ class _KnownLabels:
         level = f" (the model's labels are cut at level {self.level})" if trained != category else ""
         detail = f"the model has no category {trained!r}{level}: {hint}add ?new_category=true for a new one"
         raise ApiError(422, "unknown_category", detail)
+
+
+def _refuse_invisible_characters(path: str) -> None:
+    """422 ``category_invisible_character`` when a level of ``path`` holds a character that shows nothing."""
+    if hidden := sorted({c for c in path if _shows_nothing(c)}):
+        detail = (
+            f"{path!r} holds characters that show nothing ({', '.join(map(repr, hidden))}: a line break, a tab, "
+            "a zero-width space...): write the category as it is shown"
+        )
+        raise ApiError(422, "category_invisible_character", detail)
 
 
 def _label_key(path: str) -> str:
