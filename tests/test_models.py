@@ -973,6 +973,7 @@ def test_numeric_categories_are_labels_returned_as_text() -> None:
     ):
         assert model.classes_.tolist() == ["10", "2280", "40"]
         assert model.predict(frame).tolist() == [str(label) for label in labels]
+        assert model.score(frame, labels) == 1.0  # the labels fit took, read as it reads them
     # cross-validation compares the true labels with the model's as text too
     from prodcat.evaluate.cv import cross_validate
 

@@ -637,6 +637,12 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         best = self.predict_proba(frame).argmax(axis=1)  # first: an unfitted model raises NotFittedError
         return self.classes_[best]
 
+    def score(self, frame: pd.DataFrame, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy of the predictions for ``frame`` against ``y``, read as text as :meth:`fit` reads labels (see
+        :func:`as_labels`): numeric ids, compared as numbers with the model's text predictions, failed with
+        scikit-learn's 'Mix of label input types (string and number)'."""
+        return super().score(frame, as_labels(y), sample_weight=sample_weight)
+
     def set_memory_cache(self, max_items: int, read_disk: bool = False) -> None:
         """Keep at most ``max_items`` recent embeddings per extractor in memory instead of writing them to the
         on-disk cache (a server: the disk does not grow with every new product it sees); with ``read_disk``,
