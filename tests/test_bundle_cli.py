@@ -990,8 +990,31 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("fields.yaml", "fusion: bogus\nheads: 3\n", "heads: Input should be a valid list; fusion: Input should be"),
-        ("unknown.yaml", "text: [tfidf, e5]\n", "text: Extra inputs are not permitted"),
+        # each field with the value given and its line ('fusoin: Extra inputs are not permitted' said neither which
+        # field was meant nor where)
+        (
+            "fields.yaml",
+            "fusion: bogus\nheads: 3\n",
+            "heads: Input should be a valid list, got 3 (line 2); fusion: Input should be 'auto', 'late', 'stacking' "
+            "or 'early', got 'bogus' (line 1)",
+        ),
+        (
+            "unknown.yaml",
+            "text: [tfidf, e5]\n",
+            "text: unknown field; the fields are level, modalities, heads, fusion, early, calibration, "
+            "target_precision, inner_folds, seed (line 1)",
+        ),
+        ("misspelt.yaml", "seed: 1\nfusoin: late\n", "fusoin: unknown field; did you mean fusion? (line 2)"),
+        (
+            "misspelt-inside.yaml",
+            "heads:\n  - name: t\n    modality: text\n    features: [{name: tfidf}]\n    clasifier: nbsvm\n",
+            "heads.0.clasifier: unknown field; did you mean classifier? (line 5)",
+        ),
+        (
+            "misspelt.toml",
+            "[early]\nclassifer = 'logreg'\n",
+            "early.classifer: unknown field; did you mean classifier?",
+        ),
         ("syntax.yaml", "fusion: [\n", "not valid YAML: expected the node content"),
         ("syntax.toml", "fusion = \n", "not valid TOML: Invalid value"),
         ("list.yaml", "- fusion\n", "a config is a mapping of fields"),
@@ -1016,8 +1039,8 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             "shorthand.yaml",
             "early: {classifier: vote, members: [nbsvm, {classifier: logreg}]}\nheads:\n"
             + HEAD.format(features="[tfidf]", more=""),
-            "heads.0.features.0: expected a mapping of fields, e.g. {name: tfidf}, got 'tfidf'; "
-            "early.members.0: expected a mapping of fields, e.g. {classifier: nbsvm, C: 5}, got 'nbsvm'",
+            "heads.0.features.0: expected a mapping of fields, e.g. {name: tfidf}, got 'tfidf' (line 3); "
+            "early.members.0: expected a mapping of fields, e.g. {classifier: nbsvm, C: 5}, got 'nbsvm' (line 1)",
         ),
         (
             "featureless.yaml",
@@ -1073,14 +1096,15 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
         (
             "yes-numbers.yaml",
             "target_precision: yes\ninner_folds: true\nseed: on\n",
-            "target_precision: expected a number, not true or false, got True; inner_folds: expected a number, not "
-            "true or false, got True; seed: expected a number, not true or false, got True",
+            "target_precision: expected a number, not true or false, got True (line 1); inner_folds: expected a "
+            "number, not true or false, got True (line 2); seed: expected a number, not true or false, got True "
+            "(line 3)",
         ),
         (
             "forms.yaml",
             "early: {classifier: logreg, C: [1, ten], scale: sqrt}\n",
-            "early.C: expected a number, or a list of numbers to choose among, got [1, 'ten']; "
-            "early.scale: expected true, false or sqrt_l2, got 'sqrt'",
+            "early.C: expected a number, or a list of numbers to choose among, got [1, 'ten'] (line 1); "
+            "early.scale: expected true, false or sqrt_l2, got 'sqrt' (line 1)",
         ),
         ("level.yaml", "level: -1\n", "level: a category depth is 1 (the top level) or more, 0 or null the full path"),
         ("modalities.yaml", "modalities: []\n", "modalities: List should have at least 1 item"),
@@ -1114,12 +1138,12 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
                 more="",
             )
             + "  - {name: p, modality: image, features: [{name: bovw_orb, params: {random_state: -1, n_words: 0}}]}\n",
-            "heads.0.features.0.params.max_chars: must be at least 1, got -5; heads.0.features.1.params."
-            "word_ngram_range: an n-gram range is [shortest, longest], 1 <= shortest <= longest, got [2, 1]; "
-            "heads.0.features.1.params.word_min_df: a count of products (1 or more) or a share of them (0.0 to 1.0), "
-            "got 0; heads.0.features.1.params.title_weight: must be a finite number, 0 or more, got nan; "
-            "heads.1.features.0.params.random_state: a seed is from 0 to 4294967295, got -1; "
-            "heads.1.features.0.params.n_words: must be at least 1, got 0",
+            "heads.0.features.0.params.max_chars: must be at least 1, got -5 (line 2); heads.0.features.1.params."
+            "word_ngram_range: an n-gram range is [shortest, longest], 1 <= shortest <= longest, got [2, 1] (line "
+            "2); heads.0.features.1.params.word_min_df: a count of products (1 or more) or a share of them (0.0 to "
+            "1.0), got 0 (line 2); heads.0.features.1.params.title_weight: must be a finite number, 0 or more, got "
+            "nan (line 2); heads.1.features.0.params.random_state: a seed is from 0 to 4294967295, got -1 (line 3); "
+            "heads.1.features.0.params.n_words: must be at least 1, got 0 (line 3)",
         ),
         # a language name, or a code the stop-word lists do not have: the stop-word library's traceback at the fit
         (
@@ -1130,7 +1154,8 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             ),
             'heads.0.features.0.params.language: not a language code; give "auto" (detected per product) or an ISO '
             "639-1 code among ar, bg, ca, cs, da, de, el, en, es, fa, fi, fr, gu, he, hi, hu, id, it, ja, ko, ms, nb, "
-            "nl, pl, pt, ro, ru, sk, sv, tr, uk, vi, zh, got 'French'; heads.0.features.1.params.language: not a",
+            "nl, pl, pt, ro, ru, sk, sv, tr, uk, vi, zh, got 'French' (line 2); heads.0.features.1.params.language: "
+            "not a",
         ),
         # numpy's range: refused only at the first fold's split, after every head's features were computed
         ("seed.yaml", "seed: -1\n", "seed: a seed is from 0 to 4294967295, got -1"),

@@ -7,9 +7,11 @@ default, so a config file only says what differs.
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 import tomllib
+import typing
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
@@ -412,16 +414,86 @@ def load_config(path: str | Path | None) -> Config:
     try:
         config = Config.model_validate(data or {})
     except ValidationError as error:
-        raise ConfigError(f"{path}: {validation_message(error.errors(), whole='(top level)')}") from None
-    if problems := extractor_problems(config):
-        raise ConfigError(f"{path}: {'; '.join(problems)}")
+        problems = [(error["loc"], _config_error_text(error)) for error in error.errors()]
+    else:
+        problems = extractor_problems(config)
+    if problems:
+        # TOML's reader keeps no positions: its fields are named without their line
+        line_of = (lambda loc: None) if path.suffix.lower() == ".toml" else _yaml_lines(text)
+        said = [
+            f"{'.'.join(map(str, loc)) or '(top level)'}: {what}" + _on_line(line_of(loc)) for loc, what in problems
+        ]
+        raise ConfigError(f"{path}: {'; '.join(said)}")
     return config
 
 
-def extractor_problems(config: Config) -> list[str]:
-    """What is wrong with the extractors ``config``'s heads name, each ``field.path: what``: a name not registered,
-    an extractor of another modality than its head's, parameters it does not take or values of the wrong type.
-    Found when the config is read,
+def _on_line(line: int | None) -> str:
+    return "" if line is None else f" (line {line})"
+
+
+def _yaml_lines(text: str) -> typing.Callable[[Sequence[str | int]], int | None]:
+    """The line of a config field in the YAML ``text``, by its path (``("heads", 0, "C")``): that of the deepest
+    key or item of the path the file has (a missing field: the mapping it is missing from); ``None`` for the
+    whole file."""
+    root = yaml.compose(text, Loader=_UniqueKeyLoader)
+
+    def line_of(loc: Sequence[str | int]) -> int | None:
+        node, line = root, None
+        for part in loc:
+            if isinstance(node, yaml.MappingNode):
+                entry = next(((key, value) for key, value in node.value if key.value == part), None)
+                if entry is None:
+                    break
+                line, node = entry[0].start_mark.line + 1, entry[1]
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+                node = node.value[part]
+                line = node.start_mark.line + 1
+            else:
+                break
+        return line
+
+    return line_of
+
+
+def _config_error_text(error: Any) -> str:
+    """pydantic's ``error`` about a config field, said for someone who wrote the file: an unknown key with the
+    field it may be a misspelling of, or the fields that part of a config has ('fusoin: Extra inputs are not
+    permitted' named neither), and a wrong value with the value given."""
+    if error["type"] == "extra_forbidden":
+        fields = list(_part_at(error["loc"][:-1]).model_fields)
+        close = difflib.get_close_matches(str(error["loc"][-1]), fields, n=1)
+        return (
+            f"unknown field; did you mean {close[0]}?"
+            if close
+            else f"unknown field; the fields are {', '.join(fields)}"
+        )
+    what = _error_text(error)
+    given = error.get("input")
+    if error["type"] == "missing" or "got " in what or not isinstance(given, str | int | float | bool | None):
+        return what
+    return f"{what}, got {given!r}"
+
+
+def _part_at(loc: Sequence[str | int]) -> Any:
+    """The part of a config (:class:`Config`, :class:`HeadConfig`...) whose field is at the path ``loc``."""
+    part = Config
+    for field in loc:
+        if isinstance(field, str):  # an index: the items of a list field are of the list's part
+            part = _part_in(part.model_fields[field].annotation)
+    return part
+
+
+def _part_in(annotation: Any) -> type[BaseModel] | None:
+    """The config part an annotation holds (``list[HeadConfig] | None``: :class:`HeadConfig`), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next(filter(None, map(_part_in, typing.get_args(annotation))), None)
+
+
+def extractor_problems(config: Config) -> list[tuple[tuple[str | int, ...], str]]:
+    """What is wrong with the extractors ``config``'s heads name, each ``(field path, what)``: a name not
+    registered, an extractor of another modality than its head's, parameters it does not take or values of the
+    wrong type. Found when the config is read,
     not when the first head is fitted (after the catalogue is read, and maybe a cross-validation fold)."""
     from prodcat.features.base import registered_extractors
 
@@ -429,27 +501,31 @@ def extractor_problems(config: Config) -> list[str]:
     problems = []
     for i, head in enumerate(config.heads):
         for j, spec in enumerate(head.features):
-            where = f"heads.{i}.features.{j}"
+            where = ("heads", i, "features", j)
             extractor = known.get(spec.name)
             if extractor is None:
                 problems.append(
-                    f"{where}.name: unknown feature extractor {spec.name!r}; known: {', '.join(sorted(known))}"
+                    ((*where, "name"), f"unknown feature extractor {spec.name!r}; known: {', '.join(sorted(known))}")
                 )
                 continue
             if extractor.modality != head.modality:
                 problems.append(
-                    f"{where}.name: {spec.name} is an extractor of {extractor.modality} features, but head "
-                    f"{head.name!r} has `modality: {head.modality}`"
+                    (
+                        (*where, "name"),
+                        f"{spec.name} is an extractor of {extractor.modality} features, but head {head.name!r} has "
+                        f"`modality: {head.modality}`",
+                    )
                 )
-            problems += _parameter_problems(extractor, spec, where)
+            problems += _parameter_problems(extractor, spec, (*where, "params"))
     return problems
 
 
-def _parameter_problems(extractor: type, spec: FeatureSpec, where: str) -> list[str]:
-    """The parameters of ``spec`` that ``extractor`` does not take, or whose values do not match its annotations
-    (``max_chars: "many"`` for an ``int | None``), each ``where.params...: what``."""
+def _parameter_problems(
+    extractor: type, spec: FeatureSpec, where: tuple[str | int, ...]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """The parameters of ``spec`` (at the path ``where``) that ``extractor`` does not take, or whose values do not
+    match its annotations (``max_chars: "many"`` for an ``int | None``), each ``(field path, what)``."""
     import inspect
-    import typing
 
     from pydantic import TypeAdapter
     from pydantic.errors import PydanticSchemaGenerationError
@@ -459,7 +535,7 @@ def _parameter_problems(extractor: type, spec: FeatureSpec, where: str) -> list[
         return []
     takes = [name for name in parameters if name != "self"]
     if unknown := [name for name in spec.params if name not in takes]:
-        return [f"{where}.params: {spec.name} takes no {', '.join(map(repr, unknown))}; it takes {', '.join(takes)}"]
+        return [(where, f"{spec.name} takes no {', '.join(map(repr, unknown))}; it takes {', '.join(takes)}")]
     try:
         hints = typing.get_type_hints(extractor.__init__)
     except NameError:  # an annotation naming a type only imported for type checkers: values unchecked
@@ -473,10 +549,10 @@ def _parameter_problems(extractor: type, spec: FeatureSpec, where: str) -> list[
         except PydanticSchemaGenerationError:  # a type pydantic cannot check
             continue
         except ValidationError as error:
-            problems.append(f"{where}.params.{name}: {error.errors()[0]['msg']}, got {value!r}")
+            problems.append(((*where, name), f"{error.errors()[0]['msg']}, got {value!r}"))
             continue
         if problem := _value_problem(name, typed, value):
-            problems.append(f"{where}.params.{name}: {problem}, got {value!r}")
+            problems.append(((*where, name), f"{problem}, got {value!r}"))
     return problems
 
 
@@ -536,7 +612,9 @@ def _language_problem(value: str) -> str | None:
 def validation_message(errors: Sequence[Any], whole: str = "body") -> str:
     """pydantic's (or FastAPI's) validation errors in one line: ``field.path: what is wrong; ...``; an error
     about the whole input (no field) is named ``whole``."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or whole}: {_error_text(e)}" for e in errors)
+
+
+def _error_text(error: Any) -> str:
     # a validator's own message is the whole message: pydantic's "Value error, " before it says nothing
-    return "; ".join(
-        f"{'.'.join(map(str, e['loc'])) or whole}: {e['msg'].removeprefix('Value error, ')}" for e in errors
-    )
+    return error["msg"].removeprefix("Value error, ")
