@@ -231,6 +231,33 @@ def test_a_second_run_on_the_same_output_is_refused_while_the_first_writes(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["preds.csv"]  # no lock file left behind
 
 
+def test_cli_refusing_a_second_run_does_not_offer_to_resume_the_first_runs_chunks(
+    tiny_training, tmp_path, monkeypatch, capsys
+):
+    """The refusal of a run started while another wrote the same output ended with 'finished chunks are kept in
+    OUT.parts: run the same command to resume', though those chunks were the live run's and vanish when it ends (the
+    same command then scores everything again): it now says only who is writing and what to do."""
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    out = tmp_path / "preds.csv"
+    command = ["predict", str(tiny_training.bundle), str(data), "--out", str(out), "--chunk-size", "4"]
+    refusals: list[tuple[int, str]] = []
+    real_predict = Predictor.predict
+
+    def predict_while_another_run_starts(self: Predictor, frame: pd.DataFrame, top_k: int = 5) -> list:
+        if not refusals and any(work_dir_for(out).glob("part-*.parquet")):  # a chunk of the first run is kept
+            capsys.readouterr()
+            refusals.append((main(command), capsys.readouterr().err))
+        return real_predict(self, frame, top_k)
+
+    monkeypatch.setattr(Predictor, "predict", predict_while_another_run_starts)
+    assert main(command) == 0
+    [(exit_code, said)] = refusals
+    assert exit_code == 2
+    assert said.startswith(f"error: another prodcat predict (pid {os.getpid()}) is writing {out}")
+    assert "resume" not in said
+
+
 #: a run of the tiny model on the pickled products ``sys.argv[2]`` into ``sys.argv[3]``, killed (SIGKILL, as the
 #: OOM killer or ``kill -9`` do) while it scores its first chunk
 _KILLED_RUN = """

@@ -30,6 +30,7 @@ from prodcat.arguments import (
 from prodcat.batch import (
     BatchError,
     LocalEngine,
+    OutputBusyError,
     ResumeMismatchError,
     output_target,
     predict_catalog,
@@ -668,7 +669,8 @@ def run_predict(args: argparse.Namespace) -> int:
     engine = _batch_engine(args)
     try:
         summary = score_catalog(frame, out, engine, chunk_size=args.chunk_size, top_k=args.top_k, restart=args.restart)
-    except ResumeMismatchError as exc:
+    except (ResumeMismatchError, OutputBusyError) as exc:
+        # no "run the same command to resume": the parts there are another run's, or those of the run writing now
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BatchError as exc:

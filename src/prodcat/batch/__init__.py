@@ -7,7 +7,14 @@
 """
 
 from prodcat.batch.engines import LocalEngine
-from prodcat.batch.job import ResumeMismatchError, RunSummary, output_target, score_catalog, work_dir_for
+from prodcat.batch.job import (
+    OutputBusyError,
+    ResumeMismatchError,
+    RunSummary,
+    output_target,
+    score_catalog,
+    work_dir_for,
+)
 from prodcat.batch.scoring import (
     NOTHING_TO_READ,
     OUTPUT_COLUMNS,
@@ -22,6 +29,7 @@ __all__ = [
     "OUTPUT_COLUMNS",
     "BatchError",
     "LocalEngine",
+    "OutputBusyError",
     "ResumeMismatchError",
     "RunSummary",
     "output_target",

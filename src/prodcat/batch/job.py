@@ -58,6 +58,10 @@ class ResumeMismatchError(BatchError):
     """The work directory beside the output belongs to another run (model, input or chunking)."""
 
 
+class OutputBusyError(BatchError):
+    """Another run holds the output's lock: the parts beside it are that run's, being written."""
+
+
 @dataclass(frozen=True)
 class RunState:
     """What a work directory's parts belong to (``state.json``)."""
@@ -268,7 +272,7 @@ def score_catalog(
     that an interrupted call resumes where it stopped when called again with the same arguments.
 
     Raises :class:`ResumeMismatchError` if ``<out>.parts/`` belongs to another run and ``restart`` is false,
-    :class:`~prodcat.batch.scoring.BatchError` if another call is writing ``out``.
+    :class:`OutputBusyError` if another call is writing ``out``.
     """
     out = output_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -310,7 +314,7 @@ class _OutputLock:
             self._lock.acquire(timeout=0)
         except Timeout:
             holder = f" (pid {pid})" if (pid := self.recorded_pid()) else ""
-            raise BatchError(
+            raise OutputBusyError(
                 f"another prodcat predict{holder} is writing {self.out} (it holds {self.path}): "
                 "wait for it to finish, or write to another --out"
             ) from None
