@@ -981,6 +981,18 @@ def test_numeric_categories_are_labels_returned_as_text() -> None:
     assert result.y_true.tolist() == [str(label) for label in labels] and result.metrics()["accuracy"] == 1.0
 
 
+@pytest.mark.parametrize("top_k", [0, -1])
+def test_predicting_fewer_than_one_category_is_refused_naming_top_k(top_k: int) -> None:
+    """``top_k=0`` raised IndexError from inside the predictor, and ``top_k=-1`` answered every category but the
+    least probable one; the CLI and the API refuse values below 1, and so does the Python API."""
+    predictor = Predictor(
+        ProductClassifier(_text_and_photo_config(fusion="early")).fit(_catalogue(list("abc") * 10)), {}
+    )
+    with pytest.raises(ValueError, match=f"top_k == {top_k}, must be >= 1"):
+        predictor.predict(_catalogue(list("ab")), top_k=top_k)
+    assert len(predictor.predict(_catalogue(list("ab")), top_k=1)[0].top_k) == 1
+
+
 def test_refitting_forgets_what_the_previous_fit_learnt() -> None:
     """A fitted attribute of one fit (``auto``'s fusion scores) must not survive a refit that does not set it."""
     labels = list("abc") * 15

@@ -6,6 +6,7 @@ there is no second implementation of preprocessing anywhere.
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sklearn
+from sklearn.utils import check_scalar
 
 from prodcat.bundle import load_bundle
 from prodcat.catalog.schema import is_missing, strings_or_empty
@@ -74,7 +76,12 @@ class Predictor:
 
         The ``image`` cell may be a path, raw ``bytes`` or a ``PIL.Image.Image``. The products are predicted
         :data:`PREDICT_CHUNK` at a time, so memory does not grow with the frame (beyond the predictions).
+
+        Raises:
+            ValueError: ``top_k`` below 1.
+            TypeError: ``top_k`` not an integer.
         """
+        check_scalar(top_k, "top_k", numbers.Integral, min_val=1)
         frame = normalise_input(frame)
         return [
             prediction
