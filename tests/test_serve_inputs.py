@@ -786,8 +786,26 @@ def test_a_client_that_leaves_while_sending_its_body_is_no_server_error(caplog: 
     assert "internal_error" not in metrics and not [record for record in caplog.records if record.exc_info]
 
 
-def test_health_answers_head_and_an_empty_product_id_is_no_id(client: TestClient, jpeg_bytes) -> None:
-    assert client.head("/health").status_code == 200  # load balancers probe with HEAD
+def test_every_get_route_answers_head_as_it_answers_get_without_the_body(
+    client: TestClient, jpeg_bytes: Callable[..., bytes]
+) -> None:
+    """HEAD /ready, /model and /metrics answered 405, /health alone took it: load balancers and uptime probes
+    send HEAD to readiness endpoints, and RFC 9110 has a server answer HEAD wherever it answers GET."""
+    photo = {"image": ("a.jpg", jpeg_bytes(), "image/jpeg")}
+    review_id = client.post("/predict", data={"title": "mug"}, files=photo).json()["review_id"]
+    keyed = {"X-API-Key": API_KEY}
+    paths = client.get("/openapi.json").json()["paths"]
+    readable = [template.replace("{review_id}", str(review_id)) for template, ops in paths.items() if "get" in ops]
+    assert {"/health", "/ready", "/model", "/metrics", "/reviews"} <= set(readable)
+    for path in [*readable, "/docs", "/redoc", "/openapi.json"]:
+        got, head = client.get(path, headers=keyed), client.head(path, headers=keyed)
+        assert (head.status_code, head.headers["content-type"]) == (200, got.headers["content-type"]), path
+        assert head.content == b"", path
+    # the review queue's key is checked as on GET
+    assert client.head("/reviews").status_code == 401
+
+
+def test_an_empty_product_id_is_no_id(client: TestClient, jpeg_bytes: Callable[..., bytes]) -> None:
     as_json = client.post("/predict", json={"title": "mug", "product_id": ""}).json()
     photo = {"image": ("a.jpg", jpeg_bytes(), "image/jpeg")}
     as_form = client.post("/predict", data={"title": "mug", "product_id": ""}, files=photo).json()
@@ -807,7 +825,7 @@ def test_invented_http_methods_share_one_metrics_label(client: TestClient) -> No
 
 def test_a_405_allows_every_method_of_its_path(client: TestClient) -> None:
     """Starlette's 405 named the methods of the first route on the path only: DELETE /reviews/1 answered
-    'Allow: GET' (no POST) and DELETE /health 'Allow: HEAD' (no GET)."""
+    'Allow: GET' (no POST) and DELETE /health 'Allow: HEAD' (no GET). HEAD goes with GET, undocumented."""
     paths = client.get("/openapi.json").json()["paths"]
     for template, operations in paths.items():
         path = template.replace("{review_id}", "1")
@@ -815,7 +833,7 @@ def test_a_405_allows_every_method_of_its_path(client: TestClient) -> None:
         assert response.status_code == 405, path
         assert response.json()["error"] == "http_error"
         allowed = set(response.headers["allow"].split(", "))
-        assert allowed == {method.upper() for method in operations} | ({"HEAD"} if path == "/health" else set())
+        assert allowed == {method.upper() for method in operations} | ({"HEAD"} if "get" in operations else set())
     # under the documentation pages' static files, their own Allow stands
     assert client.post("/static-offline-docs/swagger-ui.css").headers["allow"] == "GET, HEAD"
 

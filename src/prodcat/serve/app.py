@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -172,8 +173,13 @@ def create_app(
     # review-store calls run in threads that the request's timeout abandons (504 on time, as the predict endpoints
     # answer); an abandoned call runs to its end, one transaction that commits whole or not at all
     in_store = functools.partial(run_abandonable, limiter=anyio.CapacityLimiter(_STORE_THREADS))
-    app.include_router(_operation_routes(predictor, store, in_store, metrics))
-    app.include_router(_review_routes(store, in_store, settings, predictor.labels, model_level(predictor.manifest)))
+    for router in (
+        _operation_routes(predictor, store, in_store, metrics),
+        _review_routes(store, in_store, settings, predictor.labels, model_level(predictor.manifest)),
+    ):
+        _answer_head_as_get(router)
+        app.include_router(router)
+    _answer_head_as_get(app.router)  # the documentation pages
     # built now, once: FastAPI builds it at the first GET /openapi.json, in the event loop where the request's
     # timeout cannot interrupt it, so that a build slower than request_timeout_s failed the answer it had started
     app.openapi()
@@ -209,6 +215,22 @@ def _add_error_handlers(app: FastAPI, metrics: ApiMetrics) -> None:
         if exc.status_code == 405 and (allowed := _allowed_methods(app, request)):
             response.headers["Allow"] = ", ".join(allowed)
         return response
+
+
+def _answer_head_as_get(router: APIRouter) -> None:
+    """Have every GET route of ``router`` take HEAD too, as RFC 9110 asks of a server (load balancers and uptime
+    probes send it to ``/ready``): Starlette's plain routes do, FastAPI's do not. HEAD is GET without the body, so
+    it is left out of OpenAPI as Starlette's ``/openapi.json`` leaves its own."""
+    for route in list(router.routes):
+        if isinstance(route, APIRoute) and "GET" in route.methods:
+            router.add_api_route(
+                route.path,
+                route.endpoint,
+                methods=["HEAD"],
+                dependencies=route.dependencies,
+                response_class=route.response_class,
+                include_in_schema=False,
+            )
 
 
 def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
@@ -330,7 +352,6 @@ def _operation_routes(
     router = APIRouter()
 
     @router.get("/health", response_model=HealthOut, summary="Liveness: the process answers")
-    @router.head("/health", include_in_schema=False)  # load balancers probe with HEAD
     async def health() -> HealthOut:
         return HealthOut()
 
