@@ -1238,6 +1238,25 @@ def test_an_api_key_no_client_can_send_is_refused_at_start(key: str) -> None:
         assert client.get("/reviews", headers={"X-API-Key": key.strip().encode("utf-8")}).status_code == 401
 
 
+def test_a_refused_key_is_named_by_the_file_it_was_read_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A key from --api-key-file that no client can send was reported as 'error: PRODCAT_API_KEY: ...', a
+    variable the user never set: the line names the file and its flag, and never the key."""
+    for name in ("PRODCAT_API_KEY", "PRODCAT_BUNDLE"):  # run_serve sets them: restored after the test
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    key_file = tmp_path / "key"
+    key_file.write_text("clé-secrète\n", encoding="utf-8")
+    assert main(["serve", str(tmp_path / "no-model"), "--api-key-file", str(key_file)]) == 2
+    error = capsys.readouterr().err
+    assert error.strip() == (
+        f"error: --api-key-file {key_file}: the API key must be printable ASCII with no space at either end "
+        "(it travels in the X-API-Key header)"
+    )
+    assert "PRODCAT_API_KEY" not in error and "secr" not in error
+
+
 def test_serve_help_states_each_default_once() -> None:
     """--image-types read '(default: every type decoded) (default jpeg,png,...; env PRODCAT_IMAGE_TYPES)'."""
     from prodcat.cli import build_parser

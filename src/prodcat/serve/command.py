@@ -56,15 +56,18 @@ def _shown(default: object) -> str:
     return ",".join(default) if isinstance(default, tuple) else str(default)
 
 
-def _settings_problems(error: ValidationError) -> list[str]:
-    """One line per refused setting, named as it is given (its flag and its variable), rather than pydantic's
-    report of several lines and a link."""
+def _settings_problems(error: ValidationError, key_source: str = "PRODCAT_API_KEY") -> list[str]:
+    """One line per refused setting, named as it is given (its flag and its variable; the API key by
+    ``key_source``, where it was read), rather than pydantic's report of several lines and a link."""
     lines = []
     for problem in error.errors():
         name = str(problem["loc"][0])
-        given = (
-            f"PRODCAT_{name.upper()}" if name in _NOT_FLAGS else f"--{name.replace('_', '-')} / PRODCAT_{name.upper()}"
-        )
+        if name == "api_key":
+            given = key_source
+        elif name in _NOT_FLAGS:
+            given = f"PRODCAT_{name.upper()}"
+        else:
+            given = f"--{name.replace('_', '-')} / PRODCAT_{name.upper()}"
         value = "" if name == "api_key" else f" (got {problem['input']!r})"  # a key is never echoed
         lines.append(f"error: {given}: {problem['msg'].removeprefix('Value error, ')}{value}")
     return lines
@@ -91,10 +94,13 @@ def run_serve(args: argparse.Namespace) -> int:
 
     # Flags become PRODCAT_* variables: the worker processes read the same settings from the environment.
     os.environ["PRODCAT_BUNDLE"] = str(Path(args.model).resolve())
+    key_source = "PRODCAT_API_KEY"
     if args.api_key_file:
+        # a refusal names the file: PRODCAT_API_KEY below only carries the key to the workers, the user never set it
+        key_source = f"--api-key-file {args.api_key_file}"
         key = args.api_key_file.read_text(encoding="utf-8").strip()
         if not key:  # the server would answer 401 to every review call
-            print(f"error: --api-key-file {args.api_key_file} is empty: write the API key in it", file=sys.stderr)
+            print(f"error: {key_source} is empty: write the API key in it", file=sys.stderr)
             return 2
         os.environ["PRODCAT_API_KEY"] = key
     _export_flags(args)
@@ -108,7 +114,7 @@ def run_serve(args: argparse.Namespace) -> int:
         # this also creates the review tables once rather than concurrently in each worker.
         app = create_app_from_env()
     except ValidationError as exc:
-        print("\n".join(_settings_problems(exc)), file=sys.stderr)
+        print("\n".join(_settings_problems(exc, key_source)), file=sys.stderr)
         return 2
     except BundleError as exc:
         print(f"error: {exc}", file=sys.stderr)
