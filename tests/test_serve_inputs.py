@@ -823,6 +823,17 @@ def test_invented_http_methods_share_one_metrics_label(client: TestClient) -> No
     assert 'route="/docs"' in metrics and 'route="/openapi.json"' in metrics and 'route="unmatched"' in metrics
 
 
+def test_an_unknown_path_is_not_found_as_a_missing_record_is(client: TestClient) -> None:
+    """An unknown path answered 404 'http_error' ('Not Found') where a missing review answers 404 'not_found':
+    one code for what is not there, the path named (a typo shows)."""
+    missing_record = client.get("/reviews/999", headers={"X-API-Key": API_KEY})
+    for path in ("/predictt", "/reviews/1/photo", "/static-offline-docs/no-such.css"):
+        unknown = client.get(path)
+        assert (unknown.status_code, unknown.json()["error"]) == (404, missing_record.json()["error"]), path
+        assert repr(path) in unknown.json()["detail"]
+    assert 'prodcat_errors_total{error="not_found"} 4.0' in client.get("/metrics").text
+
+
 def test_a_405_allows_every_method_of_its_path(client: TestClient) -> None:
     """Starlette's 405 named the methods of the first route on the path only: DELETE /reviews/1 answered
     'Allow: GET' (no POST) and DELETE /health 'Allow: HEAD' (no GET). HEAD goes with GET, undocumented."""

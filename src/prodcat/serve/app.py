@@ -210,7 +210,12 @@ def _add_error_handlers(app: FastAPI, metrics: ApiMetrics) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        response = error_response(ApiError(exc.status_code, "http_error", str(exc.detail)), request)
+        if exc.status_code == 404:  # no route has the path: answered with the code of a missing record
+            detail = f"no such path {request.url.path!r}: the API's routes are listed at /docs"
+            error = ApiError(404, "not_found", detail)
+        else:
+            error = ApiError(exc.status_code, "http_error", str(exc.detail))
+        response = error_response(error, request)
         response.headers.update(exc.headers or {})
         if exc.status_code == 405 and (allowed := _allowed_methods(app, request)):
             response.headers["Allow"] = ", ".join(allowed)
