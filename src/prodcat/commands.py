@@ -60,16 +60,21 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", type=config_file, help="YAML or TOML experiment config (fields left out keep their defaults)"
+        "--config",
+        type=config_file,
+        help="YAML or TOML experiment config (fields left out keep their defaults; --modalities, --level, --fusion "
+        "and --seed override its fields)",
     )
     parser.add_argument(
-        "--modalities", type=modality_list, help="text, image or text,image (default: all the catalogue has)"
+        "--modalities",
+        type=modality_list,
+        help="text, image or text,image (default: the config's, else all the catalogue has)",
     )
     parser.add_argument(
         "--level",
         type=category_level,
-        help="category depth to predict, 0 = full path (default: the "
-        "catalogue's usual target: Flipkart top level, else full path)",
+        help="category depth to predict, 0 = full path (default: the config's, else the catalogue's usual target: "
+        "Flipkart top level, else full path)",
     )
     parser.add_argument("--fusion", choices=("auto", "late", "stacking", "early"), help="override the config's fusion")
     parser.add_argument(

@@ -900,7 +900,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     labels.add_argument(
         "--config",
         type=config_file,
-        help="YAML or TOML experiment config of the cross-validation (fields left out keep their defaults)",
+        help="YAML or TOML experiment config of the cross-validation (fields left out keep their defaults; --level "
+        "and --modalities override its fields)",
     )
     labels.add_argument(
         "--level",
@@ -909,7 +910,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "train's: Flipkart top level, else full path)",
     )
     labels.add_argument(
-        "--modalities", type=modality_list, help="text, image or text,image (default: all the catalogue has)"
+        "--modalities",
+        type=modality_list,
+        help="text, image or text,image (default: the config's, else all the catalogue has)",
     )
     labels.add_argument("--folds", type=fold_count, help="cross-validation folds (default 5)")
     parser.set_defaults(func=run_audit)
