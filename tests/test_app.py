@@ -995,6 +995,23 @@ def test_products_not_scored_neither_agree_nor_disagree_with_their_category(tiny
     assert views.compared_rows(table)["product_id"].tolist() == ["Toys-12"]
 
 
+def test_a_cv_predictions_csv_shows_the_threshold_each_row_was_decided_at(tiny_training, monkeypatch, tmp_path):
+    """Each fold of `prodcat cv` decides at its own model's threshold: without that column a row at 0.9934 'review'
+    beside one at 0.9807 'auto' read as a contradiction."""
+    catalogue = catalogue_csv(tiny_training.unseen, tmp_path / "unseen.csv")
+    csv = tmp_path / "predictions.csv"
+    csv.write_text(
+        "product_id,category,predicted,confidence,decision,decision_threshold,modalities_used,fold\n"
+        "Kitchen-12,Kitchen,Kitchen,0.9934,review,0.9951,text,0\nToys-12,Toys,Toys,0.9807,auto,0.9712,text,1\n"
+    )
+    test = go_to(start_app(monkeypatch, str(tiny_training.bundle), "--data", str(catalogue)), "Predictions")
+    test.text_input(key="predictions_path").input(str(csv)).run()
+    shown = predictions_table(test)
+    order = list(shown.proto.column_order)
+    assert order.index("decision_threshold") == order.index("decision") + 1
+    assert shown.value["decision_threshold"].tolist() == ["0.9951", "0.9712"]  # as written, as every column read
+
+
 def test_products_of_a_sample_not_scored_neither_agree_nor_disagree(tiny_training, monkeypatch, tmp_path):
     """A product of a predicted sample that could not be scored (here: no text for a text model) had the category
     "" rather than none, so it counted as a disagreement: 12 right of 12 scored read '92.3%', not '100.0%'."""
@@ -1397,3 +1414,11 @@ def test_categories_in_the_explanation_are_shown_as_written_not_as_markdown(tiny
     assert metrics_of(test)["category"] == "Gifts $5 to $10"
     [caption] = [c.value for c in test.main.caption if c.value.startswith("A weight is")]
     assert "the probability of Gifts \\$5 to \\$10 drops" in caption, caption
+
+
+def test_a_model_of_one_head_is_not_said_to_fuse_its_heads(tiny_training, monkeypatch):
+    """The Model page read 'fusion: late' for a model of one head, where training says 'one head, nothing to fuse'."""
+    assert read_manifest(tiny_training.bundle)["heads"] == ["text_tfidf"]
+    test = go_to(start_app(monkeypatch, str(tiny_training.bundle)), "Model")
+    assert test.table[0].value.loc["fusion", "value"] == "none: one head, nothing to fuse"
+    assert views.model_overview({"heads": ["text_tfidf", "image_effnet"], "fusion": "early"})["fusion"] == "early"

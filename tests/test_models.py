@@ -80,6 +80,7 @@ def test_cv_automation_ceiling_is_the_best_threshold_on_the_held_out_scores():
         decision,
         [["text"]] * 6,
         np.arange(6),
+        np.full(6, 0.99),
         target_precision=1.0,
     )
     d = result.metrics()["decision"]
@@ -98,6 +99,7 @@ def test_cv_predictions_write_the_modalities_as_predict_and_evaluate_do():
         np.array(["auto", "auto", "review"], dtype=object),
         [["text", "image"], ["image"], []],
         np.arange(3),
+        np.array([0.8, 0.7, 0.8]),
     )
     assert result.predictions()["modalities_used"].tolist() == ["text,image", "image", ""]
     assert set(result.by_modalities()) == {"text+image", "image", "none"}  # metrics.json's keys: unchanged
@@ -993,6 +995,30 @@ def test_predicting_fewer_than_one_category_is_refused_naming_top_k(top_k: int) 
     assert len(predictor.predict(_catalogue(list("ab")), top_k=1)[0].top_k) == 1
 
 
+def test_cv_predictions_say_the_threshold_each_fold_decided_at(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each fold's model fits its own decision threshold, so prodcat cv's predictions.csv had a row at 0.9934
+    'review' beside one at 0.9807 'auto' with no column saying why: each row now has its fold model's threshold."""
+    from prodcat.evaluate import cv
+
+    fitted: list[ProductClassifier] = []
+
+    class RecordedClassifier(ProductClassifier):
+        def fit(self, *args: object, **kwargs: object) -> ProductClassifier:
+            fitted.append(super().fit(*args, **kwargs))
+            return fitted[-1]
+
+    monkeypatch.setattr(cv, "ProductClassifier", RecordedClassifier)
+    frame = _catalogue(list("abc") * 20)
+    frame.loc[::7, "category"] = np.roll(frame.loc[::7, "category"].to_numpy(), 1)  # some labels wrong
+    config = _text_and_photo_config(fusion="early", target_precision=0.9)
+    table = cv.cross_validate(frame, config, folds=3, progress=False).predictions()
+    by_fold = table.groupby("fold")["decision_threshold"]
+    assert (by_fold.nunique() == 1).all()
+    assert by_fold.first().tolist() == [model.policy_.threshold_ for model in fitted]
+    assert ((table["decision"] == "auto") == (table["confidence"] >= table["decision_threshold"])).all()
+    assert by_fold.first().nunique() > 1  # the folds' thresholds differ here: the column is needed to read them
+
+
 def test_refitting_forgets_what_the_previous_fit_learnt() -> None:
     """A fitted attribute of one fit (``auto``'s fusion scores) must not survive a refit that does not set it."""
     labels = list("abc") * 15
@@ -1145,7 +1171,8 @@ def test_the_cv_page_says_what_precision_the_automation_ceiling_reaches():
     y_true = np.array(["a", "a", "a", "b", "a", "b"], dtype=object)
     decision = np.array(["auto"] * 5 + ["review"], dtype=object)
     args = (np.array(["a", "b"], dtype=object), y_true, np.column_stack([confidence, 1 - confidence]))
-    result = CVResult(*args, np.arange(6) % 2, decision, [["text"]] * 6, np.arange(6), target_precision=0.99)
+    folds = np.arange(6) % 2
+    result = CVResult(*args, folds, decision, [["text"]] * 6, np.arange(6), np.full(6, 0.7), target_precision=0.99)
     metrics = result.metrics()
     assert metrics["decision"]["target_precision"] == 0.99
     assert decision_rows(metrics["decision"], 6)[-1] == [

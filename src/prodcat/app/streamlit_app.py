@@ -41,6 +41,7 @@ PREDICTION_COLUMNS = (
     "predicted",
     "confidence",
     "decision",
+    "decision_threshold",  # a `prodcat cv` table's: each fold's model decides at its own
     "modalities_used",
     "top_k",
     "error",

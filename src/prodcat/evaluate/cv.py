@@ -35,6 +35,8 @@ class CVResult:
     decision: np.ndarray
     modalities_used: list[list[str]]
     product_id: np.ndarray
+    #: the decision threshold of the fold model that predicted each product (each fold fits its own)
+    decision_threshold: np.ndarray
     #: the precision the decision policy was asked for (:attr:`Config.target_precision`)
     target_precision: float = 0.99
     fit_seconds: list[float] = field(default_factory=list)
@@ -83,8 +85,10 @@ class CVResult:
         return {str(g): headline(self.y_true[groups == g], self.y_pred[groups == g]) for g in np.unique(groups)}
 
     def predictions(self) -> pd.DataFrame:
-        """One row per product: ``product_id, category, predicted, confidence, decision, modalities_used, fold``;
-        ``modalities_used`` comma-separated (``text,image``), as in ``prodcat predict``'s and ``evaluate``'s."""
+        """One row per product: ``product_id, category, predicted, confidence, decision, decision_threshold,
+        modalities_used, fold``; ``modalities_used`` comma-separated (``text,image``), as in ``prodcat predict``'s
+        and ``evaluate``'s. ``decision`` is ``auto`` where ``confidence`` reaches ``decision_threshold``, that of the
+        row's fold model (just above 1 for one that auto-accepts nothing): rows of two folds are decided apart."""
         return pd.DataFrame(
             {
                 "product_id": self.product_id,
@@ -92,6 +96,7 @@ class CVResult:
                 "predicted": self.y_pred,
                 "confidence": self.confidence,
                 "decision": self.decision,
+                "decision_threshold": self.decision_threshold,
                 "modalities_used": [",".join(m) for m in self.modalities_used],
                 "fold": self.fold,
             }
@@ -201,10 +206,10 @@ def cross_validate(
     proba = np.zeros((len(y), len(classes)))
     fold_of = np.zeros(len(y), dtype=int)
     decision = np.empty(len(y), dtype=object)
+    threshold = np.zeros(len(y))
     used: list[list[str]] = [[] for _ in range(len(y))]
-    result = CVResult(
-        classes, y, proba, fold_of, decision, used, frame["product_id"].to_numpy(), config.target_precision
-    )
+    ids = frame["product_id"].to_numpy()
+    result = CVResult(classes, y, proba, fold_of, decision, used, ids, threshold, config.target_precision)
     for k, (train, test) in enumerate(
         tqdm(stratified_folds(y, folds, config.seed), desc="cv folds", disable=not progress)
     ):
@@ -217,6 +222,7 @@ def cross_validate(
         proba[test] = align_proba(details.proba, model.classes_, classes)
         fold_of[test] = k
         decision[test] = model.policy_.decide(details.proba.max(axis=1))
+        threshold[test] = model.policy_.threshold_
         for i, modalities in zip(test, details.modalities_used, strict=True):
             used[i] = modalities
     return result
