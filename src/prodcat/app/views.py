@@ -284,6 +284,9 @@ def _shorten(text: str, chars: int) -> str:
 def model_overview(manifest: dict[str, Any]) -> pd.Series:
     """The bundle's identity and training set-up, one readable value per field."""
     config = manifest.get("config", {})
+    heads = manifest.get("heads", [])
+    # a model of one head fuses nothing, whatever fusion its config names (training says so: 'nothing to fuse')
+    fusion = manifest.get("fusion", config.get("fusion")) if len(heads) != 1 else "none: one head, nothing to fuse"
     fields = {
         "version": manifest.get("version"),
         "created": manifest.get("created"),
@@ -291,8 +294,8 @@ def model_overview(manifest: dict[str, Any]) -> pd.Series:
         "categories": len(manifest.get("labels", [])),
         "category level": config.get("level") or "full path",
         "modalities": ", ".join(manifest.get("modalities", [])),
-        "heads": ", ".join(manifest.get("heads", [])),
-        "fusion": manifest.get("fusion", config.get("fusion")),
+        "heads": ", ".join(heads),
+        "fusion": fusion,
         "calibration": config.get("calibration"),
         "target precision": config.get("target_precision"),
         "metrics estimated by": manifest.get("metrics", {}).get("estimated_by"),
