@@ -63,7 +63,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "--config",
         type=config_file,
         help="YAML or TOML experiment config (fields left out keep their defaults; --modalities, --level, --fusion "
-        "and --seed override its fields)",
+        "and --seed override its fields), or a bundle's manifest.json or a cv report's metrics.json to run its "
+        "config again",
     )
     parser.add_argument(
         "--modalities",

@@ -8,6 +8,7 @@ default, so a config file only says what differs.
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import numbers
 import tomllib
@@ -382,8 +383,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+#: the field of a model bundle's manifest.json and of a cv report's metrics.json that records the config used
+RECORDED_CONFIG = "config"
+
+
 def load_config(path: str | Path | None) -> Config:
-    """Read a YAML (``.yml``/``.yaml``) or TOML config; ``None`` gives the defaults.
+    """Read a YAML (``.yml``/``.yaml``) or TOML config, or the config a model bundle's ``manifest.json`` or a cv
+    report's ``metrics.json`` records (JSON is YAML); ``None`` gives the defaults.
 
     Raises :class:`ConfigError` for a file that is not valid YAML/TOML, not a mapping, or whose fields
     are unknown or wrong (every wrong field listed, with its path, e.g. ``heads.0.C``), or that is not UTF-8, and
@@ -400,17 +406,28 @@ def load_config(path: str | Path | None) -> Config:
             f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} on line {line}, as Windows-1252 or "
             "Latin-1 write an accented letter): save it as UTF-8"
         ) from None
+    suffix = path.suffix.lower()
     try:
-        # a SafeLoader: no Python object is built from the file
-        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else yaml.load(text, Loader=_UniqueKeyLoader)
+        if suffix == ".toml":
+            data = tomllib.loads(text)
+        elif suffix == ".json":  # a report's metrics.json is read in milliseconds, where PyYAML takes seconds
+            data = json.loads(text)
+        else:  # a SafeLoader: no Python object is built from the file
+            data = yaml.load(text, Loader=_UniqueKeyLoader)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path}: not valid JSON: {error}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise ConfigError(f"{path}: not valid YAML: {getattr(error, 'problem', None) or error}{where}") from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{path}: a config is a mapping of fields (e.g. `fusion: late`), not {type(data).__name__}")
+    # a bundle's manifest.json or a cv report's metrics.json: the config that run used, to run it again
+    recorded = (RECORDED_CONFIG,) if isinstance((data or {}).get(RECORDED_CONFIG), dict) else ()
+    if recorded:
+        data = data[RECORDED_CONFIG]
     try:
         config = Config.model_validate(data or {})
     except ValidationError as error:
@@ -419,9 +436,10 @@ def load_config(path: str | Path | None) -> Config:
         problems = extractor_problems(config)
     if problems:
         # TOML's reader keeps no positions: its fields are named without their line
-        line_of = (lambda loc: None) if path.suffix.lower() == ".toml" else _yaml_lines(text)
+        line_of = (lambda loc: None) if suffix == ".toml" else _yaml_lines(text)
         said = [
-            f"{'.'.join(map(str, loc)) or '(top level)'}: {what}" + _on_line(line_of(loc)) for loc, what in problems
+            f"{'.'.join(map(str, loc)) or '(top level)'}: {what}" + _on_line(line_of((*recorded, *loc)))
+            for loc, what in problems
         ]
         raise ConfigError(f"{path}: {'; '.join(said)}")
     return config
@@ -435,7 +453,10 @@ def _yaml_lines(text: str) -> typing.Callable[[Sequence[str | int]], int | None]
     """The line of a config field in the YAML ``text``, by its path (``("heads", 0, "C")``): that of the deepest
     key or item of the path the file has (a missing field: the mapping it is missing from); ``None`` for the
     whole file."""
-    root = yaml.compose(text, Loader=_UniqueKeyLoader)
+    try:
+        root = yaml.compose(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError:  # JSON that YAML does not read (a tab before a key): its fields are named without lines
+        root = None
 
     def line_of(loc: Sequence[str | int]) -> int | None:
         node, line = root, None
