@@ -490,6 +490,19 @@ def test_a_photo_a_text_only_model_cannot_read_gets_no_category(tiny_training, m
     assert metrics_of(test)["category"] == "Kitchen" and metrics_of(test)["from"] == "text"
 
 
+def test_a_title_of_no_word_the_model_knows_gets_no_category_and_says_why(tiny_training, monkeypatch):
+    """A title in a script the catalogue never used is not read (its answer would be the class prior), and the
+    page said only that the model could read none of the product, though it has letters: it says why."""
+    test = go_to(start_app(monkeypatch, str(tiny_training.bundle)), "Predict")
+    test.text_input(key="predict_title").input("सिरेमिक कॉफ़ी मग")
+    test.button[0].click().run()
+    assert not test.exception and "category" not in metrics_of(test)
+    assert [w.value for w in test.warning] == [
+        "Nothing to classify: the model could read none of this product. None of the words in its title and "
+        "description is one the model knows (it knows only the words of the products it was trained on)."
+    ]
+
+
 #: a colour per category of the tiny catalogue, for a model that reads photos only
 TINY_COLOURS = {"Kitchen": "red", "Watches": "navy", "Toys": "green"}
 

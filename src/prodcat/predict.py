@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numbers
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -126,6 +127,30 @@ class Predictor:
     ) -> Prediction:
         row = {"product_id": product_id, "title": title, "description": description, "image": image}
         return self.predict(pd.DataFrame([row]), top_k=top_k)[0]
+
+
+def why_nothing_read(model_modalities: Sequence[str], text: bool, photo: bool) -> list[str]:
+    """Why a model reading ``model_modalities`` (``text``, ``image``) read nothing of a product given readable
+    ``text`` (a title or description with a letter or a digit) and/or a ``photo``: a clause for each, lowercase.
+
+    Text the model reads can still be unread: its text heads know only the terms of the products they were trained
+    on, and a text holding none of them (another script, a lone accented letter) is not read, rather than answered
+    from no word (see :meth:`ProductClassifier.predict_details
+    <prodcat.models.classifier.ProductClassifier.predict_details>`).
+    """
+    reasons = []
+    if text:
+        reasons.append(
+            "none of the words in its title and description is one the model knows (it knows only the words of the "
+            "products it was trained on)"
+            if "text" in model_modalities
+            else "this model does not read text"
+        )
+    if photo:
+        reasons.append(
+            "its photo could not be used" if "image" in model_modalities else "this model does not read photos"
+        )
+    return reasons
 
 
 def normalise_input(frame: pd.DataFrame) -> pd.DataFrame:

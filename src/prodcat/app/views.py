@@ -42,7 +42,7 @@ from prodcat.evaluate.labelled import InTraining, products_in_training, unknown_
 from prodcat.evaluate.report import interval_text
 from prodcat.image.decode import ImageDecodeError, ImageSource, load_image
 from prodcat.models.decision import accepts_nothing
-from prodcat.predict import Prediction, Predictor
+from prodcat.predict import Prediction, Predictor, why_nothing_read
 from prodcat.serve.settings import ServeSettings
 
 #: the category shown for products without one
@@ -417,15 +417,13 @@ def check_photo(data: bytes, name: str) -> Image.Image:
         raise ValueError(f"{name}: {exc.reason}") from exc
 
 
-#: how the Predict page names what a model reads
-MODALITY_NAMES = {"text": "text", "image": "photos"}
-
-
 def nothing_read(model_modalities: Sequence[str], given: Sequence[str]) -> str:
-    """What the Predict page says of a product the model could read nothing of: which of the modalities ``given``
-    (``text``, ``image``) a model reading ``model_modalities`` does not read (none: a photo it could not use)."""
-    unread = "".join(f" This model does not read {MODALITY_NAMES[m]}." for m in given if m not in model_modalities)
-    return f"Nothing to classify: the model could read none of this product.{unread}"
+    """What the Predict page says of a product the model could read nothing of: why a model reading
+    ``model_modalities`` read none of the modalities ``given`` (``text``, ``image``), see :func:`why_nothing_read`."""
+    reasons = why_nothing_read(model_modalities, text="text" in given, photo="image" in given)
+    return "Nothing to classify: the model could read none of this product." + "".join(
+        f" {reason[0].upper()}{reason[1:]}." for reason in reasons
+    )
 
 
 def top_k_table(prediction: Prediction) -> pd.Series:
