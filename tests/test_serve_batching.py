@@ -32,11 +32,13 @@ class Outcome:
 
 
 class RecordingModel:
-    """Answers each item with its id; remembers the size of every call."""
+    """Answers each item with its id; remembers the size of every call. ``hold``: each call waits until it is set
+    (a model busy for as long as the test needs, however loaded the machine)."""
 
-    def __init__(self, delay: float = 0.05, fail_on: str | None = None) -> None:
+    def __init__(self, delay: float = 0.05, fail_on: str | None = None, hold: threading.Event | None = None) -> None:
         self.delay = delay
         self.fail_on = fail_on
+        self.hold = hold
         self.calls: list[int] = []
         self.threads: set[str] = set()
 
@@ -44,6 +46,8 @@ class RecordingModel:
         self.calls.append(len(items))
         self.threads.add(threading.current_thread().name)
         time.sleep(self.delay)  # the model is busy: requests arriving meanwhile must queue
+        if self.hold is not None:
+            self.hold.wait(10)
         if self.fail_on is not None and self.fail_on in {item["product_id"] for item in items}:
             raise RuntimeError("model failure")
         return [Outcome(item["product_id"]) for item in items]
@@ -93,13 +97,16 @@ def test_a_failing_call_fails_only_its_jobs() -> None:
 
 
 def test_a_caller_that_times_out_does_not_break_the_others() -> None:
-    model = RecordingModel(delay=0.2)
+    release = threading.Event()
+    model = RecordingModel(delay=0, hold=release)
     batcher = MicroBatcher(model, slots=1, max_items=64)
 
     async def scenario() -> list:
-        impatient = asyncio.wait_for(batcher.submit(rows("late")), timeout=0.05)
-        patient = batcher.submit(rows("ok"))
-        return await asyncio.gather(impatient, patient, return_exceptions=True)
+        impatient = asyncio.ensure_future(asyncio.wait_for(batcher.submit(rows("late")), timeout=0.05))
+        patient = asyncio.ensure_future(batcher.submit(rows("ok")))
+        (timed_out,) = await asyncio.gather(impatient, return_exceptions=True)  # its call held until then
+        release.set()
+        return [timed_out, await patient]
 
     timed_out, answered = asyncio.run(scenario())
     assert isinstance(timed_out, TimeoutError)
@@ -111,12 +118,19 @@ def test_no_more_calls_at_once_than_slots(slots: int) -> None:
     running, peak = 0, 0
     lock = threading.Lock()
 
+    all_slots_busy = threading.Event()
+
     def model(items: list[dict]) -> list[Outcome]:
         nonlocal running, peak
         with lock:
             running += 1
             peak = max(peak, running)
-        time.sleep(0.03)
+            if running == slots:
+                all_slots_busy.set()
+        # the first calls wait for each other (a batcher running fewer at once would leave them waiting): a
+        # loaded machine cannot end one before the next starts
+        all_slots_busy.wait(10)
+        time.sleep(0.03)  # room for a call past the slots to start beside them, were it let
         with lock:
             running -= 1
         return [Outcome(item["product_id"]) for item in items]
@@ -127,14 +141,17 @@ def test_no_more_calls_at_once_than_slots(slots: int) -> None:
 
 
 def test_jobs_abandoned_while_waiting_are_not_computed() -> None:
-    model = RecordingModel(delay=0.1)
+    release = threading.Event()
+    model = RecordingModel(delay=0, hold=release)
     batcher = MicroBatcher(model, slots=1, max_items=64)
 
     async def scenario() -> list:
         running = asyncio.ensure_future(batcher.submit(rows("first")))
         await asyncio.sleep(0.01)
         abandoned = asyncio.wait_for(batcher.submit(rows("gone")), timeout=0.02)
-        return await asyncio.gather(running, abandoned, return_exceptions=True)
+        (gone,) = await asyncio.gather(abandoned, return_exceptions=True)  # the first call held until then
+        release.set()
+        return [await running, gone]
 
     first, gone = asyncio.run(scenario())
     assert first[0].product_id == "first" and isinstance(gone, TimeoutError)
@@ -355,7 +372,14 @@ def test_a_thread_abandoned_as_the_server_stops_still_ends() -> None:
         release.wait(10)
 
     async def abandon() -> None:
-        with anyio.move_on_after(0.2):
+        async with anyio.create_task_group() as group:
+
+            async def cancel_once_working() -> None:  # a thread cancelled before it starts never runs
+                while not workers:
+                    await anyio.sleep(0.01)
+                group.cancel_scope.cancel()
+
+            group.start_soon(cancel_once_working)
             await run_abandonable(work, limiter=anyio.CapacityLimiter(1))
 
     loop = asyncio.new_event_loop()
