@@ -1283,6 +1283,24 @@ def test_a_refused_serve_setting_is_one_line_naming_its_flag_and_variable(
     )
 
 
+def test_a_default_top_k_above_the_largest_a_caller_may_ask_for_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """prodcat serve --top-k 30 (under the default --max-top-k 20) started a server whose every answer held 30
+    categories, while a caller asking for ?top_k=30 got 422."""
+    for name in ("PRODCAT_API_KEY", "PRODCAT_BUNDLE", "PRODCAT_TOP_K", "PRODCAT_MAX_TOP_K"):  # restored after
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    with pytest.raises(ValidationError, match="lower than --top-k"):
+        ServeSettings(top_k=30)
+    assert ServeSettings(top_k=30, max_top_k=30).top_k == 30
+    assert main(["serve", str(tmp_path / "no-model"), "--top-k", "30"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: --max-top-k / PRODCAT_MAX_TOP_K: lower than --top-k / PRODCAT_TOP_K (30), the categories an answer "
+        "holds by default: raise --max-top-k or lower --top-k (got 20)"
+    ]
+
+
 @pytest.mark.parametrize("key", ["ключ", "clé", " padded-key "])
 def test_an_api_key_no_client_can_send_is_refused_at_start(key: str) -> None:
     """A server started with PRODCAT_API_KEY='ключ' answered 401 to every review call whatever the client sent

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from prodcat.image.decode import decoded_image_types
@@ -93,6 +93,19 @@ class ServeSettings(BaseSettings):
         if not kinds:
             raise ValueError(f"no photo type given; choose among {','.join(decoded)}")
         return kinds
+
+    @field_validator("max_top_k")
+    @classmethod
+    def _default_top_k_allowed(cls, max_top_k: int, info: ValidationInfo) -> int:
+        """Refuse a default --top-k above --max-top-k: every answer would hold more categories than a caller may
+        ask for, and a caller asking for the default explicitly (?top_k=) would be refused 422."""
+        top_k = info.data.get("top_k")  # absent when --top-k itself was refused
+        if top_k is not None and top_k > max_top_k:
+            raise ValueError(
+                f"lower than --top-k / PRODCAT_TOP_K ({top_k}), the categories an answer holds by default: "
+                "raise --max-top-k or lower --top-k"
+            )
+        return max_top_k
 
     @field_validator("api_key")
     @classmethod
