@@ -466,7 +466,7 @@ def test_evaluate_and_cv_reports_list_the_photos_they_could_not_use(flipkart_bun
         report = tmp_path / f"report{run}"
         caplog.clear()
         assert main([*command, "--report", str(report)]) == 0
-        warned = "2 photo(s) not used (their products were read without them) (all listed in {}); first ones:"
+        warned = "2 photo(s) not used (their products were read without them) (all listed in {}):"
         assert warned.format(report / "input_issues.csv") in caplog.messages
         issues = pd.read_csv(report / "input_issues.csv")
         assert issues["row"].tolist() == [3, 4] and (issues["field"] == "image").all(), command
@@ -1901,3 +1901,21 @@ def test_a_confusion_matrix_without_shares_in_its_cells_has_a_colour_scale():
         figure = confusion_figure(truth, np.roll(truth, 1))
         bars = [axes for axes in figure.axes if axes.get_ylabel() == "share of the true category's products"]
         assert len(bars) == scaled and bool(figure.axes[0].texts) != scaled, count
+
+
+def test_a_warning_naming_every_input_issue_does_not_call_them_the_first_ones(tiny_training, tmp_path, caplog):
+    """`prodcat explain` on a catalogue with 3 photos not found warned '3 row issue(s) ...; first ones:' and named
+    all 3: 'first ones' is said only when the list is cut after the fifth."""
+    products = tiny_training.unseen.copy()
+    for count in (3, 6):
+        products["image"] = None
+        products.loc[: count - 1, "image"] = [f"gone-{i}.jpg" for i in range(count)]
+        data = tmp_path / f"{count}-photos-gone.csv"
+        products.to_csv(data, index=False)
+        caplog.clear()
+        report = tmp_path / f"report-{count}"
+        assert main(["explain", str(tiny_training.bundle), str(data), "--sample", "1", "--report", str(report)]) == 0
+        warned = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+        cut = "; first ones:" if count > 5 else ":"
+        assert f"{count} row issue(s) while reading {data}{cut}" in warned
+        assert len([message for message in warned if "photo file 'gone-" in message]) == min(count, 5)

@@ -221,7 +221,8 @@ def _log_issues(issues: list[RowIssue], what: str, listed_in: Path | None = None
     lists them all (``listed_in``)."""
     if issues:
         listed = f" (all listed in {listed_in})" if listed_in else ""
-        log.warning("%d %s%s; first ones:", len(issues), what, listed)
+        shown = "; first ones:" if len(issues) > 5 else ":"
+        log.warning("%d %s%s%s", len(issues), what, listed, shown)
         for issue in issues[:5]:
             log.warning("  %s", issue)
 
