@@ -1919,3 +1919,19 @@ def test_a_warning_naming_every_input_issue_does_not_call_them_the_first_ones(ti
         cut = "; first ones:" if count > 5 else ":"
         assert f"{count} row issue(s) while reading {data}{cut}" in warned
         assert len([message for message in warned if "photo file 'gone-" in message]) == min(count, 5)
+
+
+def test_a_product_without_id_is_named_in_the_issues_file_as_in_its_prediction(tiny_training, tmp_path):
+    """predict's OUT.issues.csv said of a row without product_id 'missing product_id; named row-3' but left its
+    product_id cell empty: the cell holds the name its prediction carries (row-5~2 where another product of the
+    catalogue is already called row-5)."""
+    products = tiny_training.unseen.head(4).copy()
+    products["product_id"] = ["row-5", "", "c", ""]  # lines 2 to 5
+    data, preds = tmp_path / "products.csv", tmp_path / "preds.csv"
+    products.to_csv(data, index=False)
+    assert main(["predict", str(tiny_training.bundle), str(data), "--out", str(preds)]) == 0
+    predicted = pd.read_csv(preds, dtype=str)["product_id"].tolist()
+    assert predicted == ["row-5", "row-3", "c", "row-5~2"]
+    issues = pd.read_csv(tmp_path / "preds.csv.issues.csv", dtype=str, keep_default_na=False)
+    unnamed = issues[issues["message"].str.contains("missing product_id")]
+    assert unnamed["row"].tolist() == ["3", "5"] and unnamed["product_id"].tolist() == ["row-3", "row-5~2"]

@@ -205,10 +205,14 @@ def _canonical(
     """
     issues: list[RowIssue] = []
     ids = _text(product_id).str.strip()
-    for line in ids.index[ids == ""]:
-        ids.loc[line] = f"row-{line}"
-        issues.append(RowIssue(int(line), "product_id", f"{table.name}: missing product_id; named row-{line}"))
+    unnamed = ids.index[ids == ""]
+    ids.loc[unnamed] = [f"row-{line}" for line in unnamed]
     ids, duplicate_issues = _dedupe_ids(ids, table.name, ids_elsewhere)
+    # under the id it is predicted by: row-N, or row-N~2 where the catalogue has a product of that id already
+    issues += [
+        RowIssue(int(line), "product_id", f"{table.name}: missing product_id; named row-{line}", ids.loc[line])
+        for line in unnamed
+    ]
     issues += duplicate_issues
 
     labelled = category.notna()
