@@ -73,6 +73,10 @@ def test_command_writes_the_report(flipkart_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "bow" in out
     assert " ARI    AMI    NMI " in out and "AMI is NMI corrected for chance" in out
+    # the closing line names every file written, the whole cluster-vs-category matrix too
+    written = [tmp_path / name for name in ("clustering.json", "clusters_vs_categories.csv", "report.html")]
+    assert all(path.is_file() for path in written)
+    assert "wrote {}, {} and {} in ".format(*written) in out
 
 
 def test_command_refuses_an_unknown_feature_set(flipkart_dir, tmp_path, capsys):

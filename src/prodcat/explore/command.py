@@ -93,7 +93,7 @@ def run_explore(args: argparse.Namespace) -> int:
     from prodcat.commands import read_catalog
     from prodcat.explore.clustering import FeasibilityStudy, check_feature_sets, stratified_sample
     from prodcat.explore.metrics import AMI_NOTE
-    from prodcat.explore.report import write_report
+    from prodcat.explore.report import MATRIX_CSV, write_report
 
     started = time.perf_counter()
     for chatty in ("openTSNE", "gensim"):  # they log their internal steps at INFO
@@ -159,5 +159,6 @@ def run_explore(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    print(f"wrote {json_path} and {html_path} in {time.perf_counter() - started:.0f} s")
+    matrix_path = html_path.parent / MATRIX_CSV
+    print(f"wrote {json_path}, {matrix_path} and {html_path} in {time.perf_counter() - started:.0f} s")
     return 0
