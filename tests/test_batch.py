@@ -27,9 +27,11 @@ from prodcat.batch import (
     LocalEngine,
     ResumeMismatchError,
     job,
+    predict_catalog,
     score_catalog,
     work_dir_for,
 )
+from prodcat.batch.scoring import model_failed
 from prodcat.bundle import BundleError
 from prodcat.catalog.loaders import load_catalog
 from prodcat.cli import main
@@ -354,6 +356,13 @@ def test_cli_writes_through_a_symbolic_link_given_as_out(tiny_training, tmp_path
         assert sorted(p.name for p in runs.iterdir()) == ["june.csv"]
 
 
+#: the ``error`` of a product with neither text nor a photo, scored by the Flipkart test model
+NOTHING_GIVEN = (
+    f"{NOTHING_TO_READ}: the model reads text and image, and found none it could use in this product: it has no "
+    "title or description with a letter or a digit, and no photo"
+)
+
+
 def test_a_bad_product_costs_its_own_row_not_its_chunk(products, predictor, uninterrupted, tmp_path, monkeypatch):
     corrupt = tmp_path / "corrupt.jpg"
     corrupt.write_bytes(b"\xff\xd8\xff" + b"\x00" * 500)  # a JPEG header, then nothing decodable
@@ -386,7 +395,7 @@ def test_a_bad_product_costs_its_own_row_not_its_chunk(products, predictor, unin
         "[]",
         "",
     ]
-    assert table.at[5, "error"] == NOTHING_TO_READ
+    assert table.at[5, "error"] == NOTHING_GIVEN
     # every other product, including the other 7 of the failing chunk, exactly as in a clean run
     others = [i for i in range(40) if i not in (3, 5, 10)]
     pd.testing.assert_frame_equal(table.iloc[others], reference.iloc[others])
@@ -413,7 +422,23 @@ def test_products_with_nothing_to_read_do_not_pass_for_a_broken_model(products, 
         out = tmp_path / f"empty-{chunk_size}.csv"
         summary = score_catalog(frame, out, LocalEngine(predictor), chunk_size=chunk_size, progress=False)
         table = pd.read_csv(out, dtype=str, keep_default_na=False)
-        assert summary.errors == 6 and (table["error"] == NOTHING_TO_READ).all() and (table["category"] == "").all()
+        assert summary.errors == 6 and (table["error"] == NOTHING_GIVEN).all() and (table["category"] == "").all()
+
+
+def test_a_title_of_no_word_the_model_knows_says_so_in_its_error(tiny_training) -> None:
+    """A title in a script the catalogue never used is not read by the model: its row read 'the model found no
+    text or photo it reads in this product', as if it had no text. It says what is true, as the API's 422 does."""
+    frame = tiny_training.unseen.head(2).copy()
+    frame.loc[0, ["title", "description"]] = ["सिरेमिक कॉफ़ी मग", ""]
+    table = predict_catalog(Predictor.load(tiny_training.bundle), frame, chunk_size=2, progress=False)
+    assert table["error"].tolist() == [
+        f"{NOTHING_TO_READ}: the model reads text, and found none it could use in this product: none of the words "
+        "in its title and description is one the model knows (it knows only the words of the products it was "
+        "trained on)",
+        "",
+    ]
+    assert table.at[0, "category"] == "" and table.at[1, "category"] == "Kitchen"
+    assert not model_failed(table.at[0, "error"])  # the product's doing, not a broken model
 
 
 def test_the_confidence_written_never_reads_against_the_decision(tiny_training, tmp_path):

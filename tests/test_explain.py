@@ -234,10 +234,14 @@ def test_a_product_with_nothing_to_read_gets_no_category(predictor: Predictor, t
     """As `prodcat predict` and the API: no category from the class prior alone."""
     explanation = explain(predictor, {"product_id": "empty", "title": "<br/>", "description": "..."}, SETTINGS)
     assert explanation.prediction.category == "" and explanation.prediction.decision == "review"
-    assert explanation.words_skipped == explanation.pixels_skipped == NOTHING_TO_READ
+    reason = (
+        f"{NOTHING_TO_READ}: the model reads text and image, and found none it could use in this product: it has no "
+        "title or description with a letter or a digit, and no photo"
+    )
+    assert explanation.words_skipped == explanation.pixels_skipped == reason
     assert explanation.words is None and explanation.pixels is None and not explanation.scored
     page = write_explain_report([explanation], pd.DataFrame([{"title": "<br/>"}]), tmp_path, "t", None).read_text()
-    assert "empty: no category" in page and NOTHING_TO_READ in page and "%" not in page.split("empty:")[1]
+    assert "empty: no category" in page and reason in page and "%" not in page.split("empty:")[1]
     (record,) = json.loads((tmp_path / "explanations.json").read_text())
     assert record["prediction"]["confidence"] is None
 

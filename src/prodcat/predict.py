@@ -18,7 +18,7 @@ import sklearn
 from sklearn.utils import check_scalar
 
 from prodcat.bundle import load_bundle
-from prodcat.catalog.schema import is_missing, strings_or_empty
+from prodcat.catalog.schema import is_missing, is_readable, strings_or_empty
 from prodcat.models.classifier import ProductClassifier
 
 
@@ -150,7 +150,24 @@ def why_nothing_read(model_modalities: Sequence[str], text: bool, photo: bool) -
         reasons.append(
             "its photo could not be used" if "image" in model_modalities else "this model does not read photos"
         )
+    if not (text or photo):
+        reasons.append("it has no title or description with a letter or a digit, and no photo")
     return reasons
+
+
+#: how every reason for a product the model read nothing of begins (``prodcat predict``'s ``error``, the API's 422)
+NOTHING_TO_READ = "nothing to classify"
+
+
+def nothing_read_reason(model_modalities: Sequence[str], title: object, description: object, image: object) -> str:
+    """What a product the model read nothing of is told, from its raw ``title``, ``description`` and ``image``
+    (missing: no photo): which modalities the model reads and why it read none of the product's
+    (:func:`why_nothing_read`), after :data:`NOTHING_TO_READ`. Its answer would be the class prior, from no input:
+    ``prodcat predict`` writes it in the product's ``error``, the API refuses the product with it."""
+    reads = " and ".join(model_modalities) or "its inputs"
+    text = is_readable(title) or is_readable(description)
+    why = "; ".join(why_nothing_read(model_modalities, text, photo=not is_missing(image)))
+    return f"{NOTHING_TO_READ}: the model reads {reads}, and found none it could use in this product: {why}"
 
 
 def normalise_input(frame: pd.DataFrame) -> pd.DataFrame:

@@ -1,10 +1,11 @@
 """One chunk of products to one table of predictions, whatever an individual product holds.
 
 :meth:`prodcat.predict.Predictor.predict` already turns the usual bad input into an answer
-(an undecodable or missing photo: the product is classified from its text). A product with
-neither readable text nor a usable photo gets no category here: the model could only answer its
-class prior, so its row says :data:`NOTHING_TO_READ` and sends it to review, as the API refuses it
-(422 ``empty_product``). Anything else that makes the model raise is isolated by bisection, so one
+(an undecodable or missing photo: the product is classified from its text). A product the model
+reads nothing of (neither readable text nor a usable photo, or only words the model does not know) gets
+no category here: the model could only answer its class prior, so its row says why
+(:func:`~prodcat.predict.nothing_read_reason`) and sends it to review, as the API refuses it
+(422 ``nothing_to_classify``). Anything else that makes the model raise is isolated by bisection, so one
 product that breaks the model costs its own row, not its chunk.
 """
 
@@ -19,7 +20,7 @@ from tqdm.auto import tqdm
 
 from prodcat.catalog.schema import RowIssue
 from prodcat.image.decode import DECODABILITY_SIDE, ImageDecodeError, load_image
-from prodcat.predict import Prediction, Predictor
+from prodcat.predict import NOTHING_TO_READ, Prediction, Predictor, normalise_input, nothing_read_reason
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +28,10 @@ log = logging.getLogger(__name__)
 OUTPUT_COLUMNS = ("product_id", "category", "confidence", "decision", "top_k", "modalities_used", "error")
 
 
-#: the ``error`` of a product with nothing the model reads: no readable text and no usable photo, or only what
-#: the model does not read (text for a photo-only model). Worded for both: a row does not know the model
-NOTHING_TO_READ = "nothing to classify: the model found no text or photo it reads in this product"
-
-
 def model_failed(error: object) -> bool:
-    """Whether an ``error`` cell says the model raised on the product (not that the product had nothing to read)."""
-    return isinstance(error, str) and error not in ("", NOTHING_TO_READ)
+    """Whether an ``error`` cell says the model raised on the product (not that the product had nothing to read:
+    :data:`~prodcat.predict.NOTHING_TO_READ` and why; an exception's begins with its type's name)."""
+    return isinstance(error, str) and error != "" and not error.startswith(f"{NOTHING_TO_READ}:")
 
 
 class BatchError(RuntimeError):
@@ -42,11 +39,9 @@ class BatchError(RuntimeError):
 
 
 def prediction_row(prediction: Prediction) -> dict[str, object]:
-    """One output row: ``top_k`` as JSON, ``modalities_used`` comma-separated; the row of :func:`unscored_row`
-    when the model read nothing of the product. The confidence is written whole, as the decision compared it
-    with the threshold: rounded, one just below the threshold could read as at or above it, and vice versa."""
-    if not prediction.modalities_used:
-        return unscored_row(prediction.product_id, NOTHING_TO_READ)
+    """One output row of a product the model read: ``top_k`` as JSON, ``modalities_used`` comma-separated. The
+    confidence is written whole, as the decision compared it with the threshold: rounded, one just below the
+    threshold could read as at or above it, and vice versa."""
     return {
         "product_id": prediction.product_id,
         "category": prediction.category,
@@ -73,8 +68,9 @@ def unscored_row(product_id: str, reason: str) -> dict[str, object]:
 
 
 def _score_rows(predictor: Predictor, chunk: pd.DataFrame, top_k: int) -> list[dict[str, object]]:
+    """The rows of ``chunk``'s products; one the model read nothing of gets :func:`unscored_row`, saying why."""
     try:
-        return [prediction_row(p) for p in predictor.predict(chunk, top_k=top_k)]
+        predictions = predictor.predict(chunk, top_k=top_k)
     except Exception as exc:  # any failure of a product must stay that product's
         if len(chunk) == 1:
             product_id = str(chunk["product_id"].iat[0])
@@ -84,6 +80,15 @@ def _score_rows(predictor: Predictor, chunk: pd.DataFrame, top_k: int) -> list[d
         # about 2n extra product predictions (fewer once the good halves' embeddings are cached).
         middle = len(chunk) // 2
         return _score_rows(predictor, chunk.iloc[:middle], top_k) + _score_rows(predictor, chunk.iloc[middle:], top_k)
+    modalities = predictor.manifest.get("modalities") or []
+    return [
+        prediction_row(prediction)
+        if prediction.modalities_used
+        else unscored_row(
+            prediction.product_id, nothing_read_reason(modalities, product.title, product.description, product.image)
+        )
+        for prediction, product in zip(predictions, normalise_input(chunk).itertuples(), strict=True)
+    ]
 
 
 def score_chunk(predictor: Predictor, chunk: pd.DataFrame, top_k: int = 5) -> pd.DataFrame:

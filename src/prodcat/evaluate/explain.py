@@ -36,10 +36,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from prodcat.batch.scoring import NOTHING_TO_READ
 from prodcat.catalog.schema import is_missing
 from prodcat.image.decode import ImageDecodeError, load_image
-from prodcat.predict import Prediction, Predictor
+from prodcat.predict import Prediction, Predictor, nothing_read_reason
 from prodcat.text.clean import clean_text
 
 #: a word: letters/digits, with inner apostrophes or hyphens ("men's", "t-shirt")
@@ -167,11 +166,12 @@ class Explanation:
     pixels_skipped: str | None
 
     @classmethod
-    def nothing_to_read(cls, product_id: str) -> Explanation:
-        """The explanation of a product with neither readable text nor a usable photo: no category (the model
-        could only answer its class prior), no confidence, sent to review, as ``prodcat predict`` answers it."""
+    def nothing_to_read(cls, product_id: str, reason: str) -> Explanation:
+        """The explanation of a product the model read nothing of: no category (the model could only answer its
+        class prior), no confidence, sent to review, as ``prodcat predict`` answers it; ``reason``: why
+        (:func:`~prodcat.predict.nothing_read_reason`), for the words and the photo alike."""
         prediction = Prediction(product_id, category="", confidence=float("nan"), decision="review")
-        return cls(prediction, None, None, NOTHING_TO_READ, None, NOTHING_TO_READ)
+        return cls(prediction, None, None, reason, None, reason)
 
     @property
     def scored(self) -> bool:
@@ -289,7 +289,7 @@ def explain(
         text and a heatmap if it classified it from its photo; ``words_skipped`` / ``pixels_skipped``
         say why one is missing. A product with nothing the model can read gets no category (as from
         ``prodcat predict``: the model would answer its class prior), both skipped with
-        :data:`~prodcat.batch.scoring.NOTHING_TO_READ`.
+        :func:`~prodcat.predict.nothing_read_reason`.
     """
     settings = settings or ExplainSettings()
     original = {name: product.get(name) for name in ("product_id", *TEXT_FIELDS, "image")}
@@ -316,7 +316,8 @@ def explain(
     predictions = predictor.predict(pd.DataFrame(rows), top_k=len(predictor.labels))
     first = predictions[0]
     if not first.modalities_used:
-        return Explanation.nothing_to_read(first.product_id)
+        reason = nothing_read_reason(reads, original["title"], original["description"], original["image"])
+        return Explanation.nothing_to_read(first.product_id, reason)
     proba = np.array([_probabilities(p, predictor.labels) for p in predictions])
     ranked = first.top_k
     predicted = predictor.labels.index(first.category)

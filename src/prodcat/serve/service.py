@@ -18,9 +18,8 @@ import anyio
 import pandas as pd
 from sqlalchemy.exc import SQLAlchemyError
 
-from prodcat.catalog.schema import is_readable
 from prodcat.evaluate.explain import ExplainSettings, explain
-from prodcat.predict import why_nothing_read
+from prodcat.predict import nothing_read_reason
 from prodcat.review.store import NewReview, ReviewStore
 from prodcat.serve.batching import MicroBatcher
 from prodcat.serve.inputs import ApiError, ProductRequest, check_image_content
@@ -180,13 +179,9 @@ class PredictionService:
         """The refusal of a product the model read nothing of: its answer would be the class prior, from no
         input. The text checks let a product through on a photo alone or on any letter or digit, but a model that
         does not read photos, a photo that its decoder could not use, or a text of no word the model knows leaves
-        nothing; ``prodcat predict`` gives such a product no category either
-        (:data:`~prodcat.batch.scoring.NOTHING_TO_READ`)."""
+        nothing; ``prodcat predict`` gives such a product no category, and the same reason."""
         modalities = list(self.predictor.manifest.get("modalities") or [])
-        reads = " and ".join(modalities) if modalities else "its inputs"
-        text = is_readable(row["title"]) or is_readable(row["description"])
-        why = "; ".join(why_nothing_read(modalities, text, photo=row["image"] is not None))
-        detail = f"nothing to classify: the model reads {reads}, and found none it could use in this product: {why}"
+        detail = nothing_read_reason(modalities, row["title"], row["description"], row["image"])
         return ApiError(422, "nothing_to_classify", detail)
 
     def _records(self, outcome: Any) -> bool:
