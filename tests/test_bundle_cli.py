@@ -568,10 +568,13 @@ def test_ids_with_line_breaks_of_any_kind_stay_in_their_row(tiny_training, tmp_p
     """An id holding a lone carriage return (an old-Mac line break), a line feed or both is quoted in every CSV
     written (predictions, input issues, a report's predictions): pandas and the catalogue reader read the same
     rows back. A lone CR was left unquoted, and the row read as two."""
+    from prodcat.catalog.loaders import MAX_TEXT_CHARS
+
     products = tiny_training.unseen.copy()
     ids = ["old Mac\rline break", "Unix\nline break", "Windows\r\nline break", *products["product_id"][3:]]
     products["product_id"] = ids
-    products.loc[0, "image"] = "missing.jpg"  # an input issue, named by its id
+    # an input issue of a field the text model reads, named by its id
+    products.loc[0, "description"] = "long " * (MAX_TEXT_CHARS // 5 + 1)
     data = tmp_path / "products.csv"
     products.to_csv(data, index=False, quoting=csv.QUOTE_ALL)  # input that reads whole, whatever the writer
     preds, report = tmp_path / "preds.csv", tmp_path / "report"
@@ -1935,3 +1938,55 @@ def test_a_product_without_id_is_named_in_the_issues_file_as_in_its_prediction(t
     issues = pd.read_csv(tmp_path / "preds.csv.issues.csv", dtype=str, keep_default_na=False)
     unnamed = issues[issues["message"].str.contains("missing product_id")]
     assert unnamed["row"].tolist() == ["3", "5"] and unnamed["product_id"].tolist() == ["row-3", "row-5~2"]
+
+
+def test_train_cv_and_evaluate_report_only_the_issues_of_the_products_and_modalities_they_use(
+    tiny_training, tmp_path, caplog
+):
+    """`prodcat train flipkart --sample 200 --modalities text` warned of, and wrote to MODEL.issues.csv, Flipkart's
+    3 photos not found: of products outside the sample, for a model that reads no photo. train, cv and evaluate
+    keep the issues of the products they use (not those a --sample left out) in the fields their model reads."""
+    from prodcat.catalog.loaders import MAX_TEXT_CHARS, load_catalog
+    from prodcat.commands import labelled_sample
+    from prodcat.config import load_config
+
+    products = pd.concat([tiny_training.trained, tiny_training.unseen], ignore_index=True)
+    long_text = products.index[products.index % 8 == 0]  # 6, in every category
+    products.loc[long_text, "description"] = "long " * (MAX_TEXT_CHARS // 5 + 1)
+    products.loc[long_text + 1, "image"] = [f"gone-{i}.jpg" for i in range(len(long_text))]
+    data = tmp_path / "products.csv"
+    products.to_csv(data, index=False)
+    config = str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
+    options = ["--config", config, "--modalities", "text", "--sample", "24"]
+    catalog = load_catalog(data)
+    sample = labelled_sample(catalog.frame, load_config(config).model_copy(update={"modalities": ["text"]}), 24)
+    cut_in_sample = products.loc[long_text, "product_id"].isin(sample["product_id"])
+    assert 0 < cut_in_sample.sum() < len(long_text)  # some drawn, some not
+    expected = sorted(int(line) for line in long_text[cut_in_sample.to_numpy()] + 2)  # the header is line 1
+
+    def warned() -> list[str]:
+        return [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+
+    runs = {
+        tmp_path / "model.issues.csv": ["train", str(data), *options, "--out", str(tmp_path / "model")],
+        tmp_path / "cv" / "input_issues.csv": [
+            "cv",
+            str(data),
+            *options,
+            "--folds",
+            "2",
+            "--report",
+            str(tmp_path / "cv"),
+        ],
+    }
+    for issues_file, command in runs.items():
+        caplog.clear()
+        assert main(command) == 0
+        issues = pd.read_csv(issues_file)
+        assert issues["row"].tolist() == expected and (issues["field"] == "description").all(), command[0]
+        assert f"{len(expected)} row issue(s) while reading {data} (all listed in {issues_file}):" in warned()
+        assert not any("gone-" in message for message in warned())
+    # a text model scored on every labelled product: each cut description, no photo not found
+    report = tmp_path / "evaluation"
+    assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(report)]) == 0
+    assert pd.read_csv(report / "input_issues.csv")["row"].tolist() == (long_text + 2).tolist()

@@ -208,12 +208,59 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def read_catalog(args: argparse.Namespace, listed_in: Path | None = None) -> Catalog:
-    """The catalogue of ``args.data``, its issues warned of (all of them are written to ``listed_in``, if given)."""
+def read_catalog(
+    args: argparse.Namespace, listed_in: Path | None = None, read_by: tuple[str, ...] = MODALITIES
+) -> Catalog:
+    """The catalogue of ``args.data``, its issues warned of (all of them are written to ``listed_in``, if given),
+    but for those of fields a model reading the modalities ``read_by`` does not read (:func:`issues_of_the_run`)."""
+    catalog = _load_catalog(args)
+    catalog = dataclasses.replace(catalog, issues=issues_of_the_run(catalog.issues, read_by))
+    _warn_of_read_issues(catalog.issues, args.data, listed_in)
+    return catalog
+
+
+def _load_catalog(args: argparse.Namespace) -> Catalog:
     catalog = load_from_args(args)
-    _log_issues(catalog.issues, f"row issue(s) while reading {args.data}", listed_in)
     log.info("%s: %d products (%s format)", args.data, len(catalog), catalog.format)
     return catalog
+
+
+def _warn_of_read_issues(issues: list[RowIssue], data: str, listed_in: Path | None) -> None:
+    _log_issues(issues, f"row issue(s) while reading {data}", listed_in)
+
+
+#: the modality each field named by a row issue belongs to (the others, an id or a label, concern every model)
+_FIELD_MODALITY = {"title": "text", "description": "text", "text": "text", "image": "image"}
+
+
+def issues_of_the_run(
+    issues: list[RowIssue], read_by: tuple[str, ...], not_drawn: frozenset[str] = frozenset()
+) -> list[RowIssue]:
+    """Those of ``issues`` that concern a run with a model reading the modalities ``read_by``: not those of a field
+    it does not read (a photo not found, for a model reading text), nor those of the products ``not_drawn`` (ids:
+    the labelled products that a --sample left out)."""
+    return [
+        issue
+        for issue in issues
+        if _FIELD_MODALITY.get(issue.field) in (None, *read_by) and issue.product_id not in not_drawn
+    ]
+
+
+def read_training_data(args: argparse.Namespace, listed_in: Path) -> tuple[Catalog, Config, pd.DataFrame]:
+    """What ``train`` and ``cv`` run on: the catalogue of ``args.data`` (without the products whose only readable
+    photo does not decode, :func:`without_unreadable_photos`), the config, and the labelled products to use (a
+    --sample of them). Of the catalogue's issues, only those of the run are kept and warned of, pointing to
+    ``listed_in``: none of a product the sample did not draw, nor of a field the model does not read."""
+    catalog = _load_catalog(args)
+    config = build_config(args, catalog)
+    read_issues = catalog.issues
+    catalog = without_unreadable_photos(catalog, config)
+    frame = labelled_sample(catalog.frame, config, args.sample)
+    candidates = catalog.frame[catalog.frame["category"].notna() & readable_by(catalog.frame, config.modalities)]
+    not_drawn = frozenset(candidates["product_id"].astype(str)) - frozenset(frame["product_id"].astype(str))
+    read_by = _modalities_read_by(config)
+    _warn_of_read_issues(issues_of_the_run(read_issues, read_by, not_drawn), args.data, listed_in)
+    return dataclasses.replace(catalog, issues=issues_of_the_run(catalog.issues, read_by, not_drawn)), config, frame
 
 
 def _log_issues(issues: list[RowIssue], what: str, listed_in: Path | None = None) -> None:
@@ -377,10 +424,13 @@ def write_input_issues(issues: list[RowIssue], out: str | Path) -> Path | None:
     return path
 
 
-def read_labelled(args: argparse.Namespace, listed_in: Path | None = None) -> Catalog | None:
-    """The catalogue, its frame cut to the labelled products to score a model against (its issues kept whole,
-    and all written to ``listed_in``); ``None``, after saying why, when there are none."""
-    catalog = read_catalog(args, listed_in)
+def read_labelled(
+    args: argparse.Namespace, listed_in: Path | None = None, read_by: tuple[str, ...] = MODALITIES
+) -> Catalog | None:
+    """The catalogue, its frame cut to the labelled products to score a model reading ``read_by`` against (its
+    issues kept whole but for those of the fields the model does not read, and all written to ``listed_in``);
+    ``None``, after saying why, when there are none."""
+    catalog = read_catalog(args, listed_in, read_by)
     labelled = np.flatnonzero(catalog.frame["category"].notna().to_numpy())
     if not len(labelled):
         print("error: the catalogue has no labelled products to evaluate against", file=sys.stderr)
@@ -555,10 +605,7 @@ def run_train(args: argparse.Namespace) -> int:
     from prodcat.models.classifier import ProductClassifier
 
     issues_file = input_issues_path(args.out)
-    catalog = read_catalog(args, issues_file)
-    config = build_config(args, catalog)
-    catalog = without_unreadable_photos(catalog, config)
-    frame = labelled_sample(catalog.frame, config, args.sample)
+    catalog, config, frame = read_training_data(args, issues_file)
     if args.feedback:
         from sqlalchemy.exc import SQLAlchemyError
 
@@ -729,7 +776,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return 2
     predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
     issues_file = Path(args.report) / "input_issues.csv"
-    catalog = read_labelled(args, issues_file)
+    # a bundle that does not record what it reads: every issue is kept
+    catalog = read_labelled(args, issues_file, tuple(predictor.manifest.get("modalities") or MODALITIES))
     if catalog is None:
         return 2
     frame = catalog.frame
@@ -779,7 +827,12 @@ def _unread_warning(table: pd.DataFrame, manifest: dict[str, Any]) -> str | None
 
 def _reads_photos(config: Config) -> bool:
     """Whether models trained with ``config`` read photos (where the products have them)."""
-    return "image" in (config.modalities or MODALITIES) and any(head.modality == "image" for head in config.heads)
+    return "image" in _modalities_read_by(config)
+
+
+def _modalities_read_by(config: Config) -> tuple[str, ...]:
+    """The modalities models trained with ``config`` read (where the products have them)."""
+    return tuple(m for m in config.modalities or MODALITIES if any(head.modality == m for head in config.heads))
 
 
 def run_cv(args: argparse.Namespace) -> int:
@@ -789,10 +842,7 @@ def run_cv(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     issues_file = Path(args.report) / "input_issues.csv"
-    catalog = read_catalog(args, issues_file)
-    config = build_config(args, catalog)
-    catalog = without_unreadable_photos(catalog, config)
-    frame = labelled_sample(catalog.frame, config, args.sample)
+    catalog, config, frame = read_training_data(args, issues_file)
     if problem := cross_validation_obstacle(frame, config, args.folds):
         print(f"error: cannot cross-validate: {problem}", file=sys.stderr)
         return 2
