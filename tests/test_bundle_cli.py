@@ -1908,12 +1908,16 @@ def test_a_confusion_matrix_without_shares_in_its_cells_has_a_colour_scale():
 
 def test_a_warning_naming_every_input_issue_does_not_call_them_the_first_ones(tiny_training, tmp_path, caplog):
     """`prodcat explain` on a catalogue with 3 photos not found warned '3 row issue(s) ...; first ones:' and named
-    all 3: 'first ones' is said only when the list is cut after the fifth."""
+    all 3: 'first ones' is said only when the list is cut after the fifth (here, of descriptions the text model
+    reads cut: it is not warned of photos it does not read)."""
+    from prodcat.catalog.loaders import MAX_TEXT_CHARS
+
     products = tiny_training.unseen.copy()
+    long_text = "long " * (MAX_TEXT_CHARS // 5 + 1)
     for count in (3, 6):
-        products["image"] = None
-        products.loc[: count - 1, "image"] = [f"gone-{i}.jpg" for i in range(count)]
-        data = tmp_path / f"{count}-photos-gone.csv"
+        products["description"] = tiny_training.unseen["description"]
+        products.loc[: count - 1, "description"] = long_text
+        data = tmp_path / f"{count}-descriptions-cut.csv"
         products.to_csv(data, index=False)
         caplog.clear()
         report = tmp_path / f"report-{count}"
@@ -1921,7 +1925,8 @@ def test_a_warning_naming_every_input_issue_does_not_call_them_the_first_ones(ti
         warned = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
         cut = "; first ones:" if count > 5 else ":"
         assert f"{count} row issue(s) while reading {data}{cut}" in warned
-        assert len([message for message in warned if "photo file 'gone-" in message]) == min(count, 5)
+        named = [message for message in warned if f"the first {MAX_TEXT_CHARS:,} are kept" in message]
+        assert len(named) == min(count, 5)
 
 
 def test_a_product_without_id_is_named_in_the_issues_file_as_in_its_prediction(tiny_training, tmp_path):
@@ -1990,3 +1995,32 @@ def test_train_cv_and_evaluate_report_only_the_issues_of_the_products_and_modali
     report = tmp_path / "evaluation"
     assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(report)]) == 0
     assert pd.read_csv(report / "input_issues.csv")["row"].tolist() == (long_text + 2).tolist()
+
+
+def test_predict_explain_and_robustness_report_only_the_issues_of_the_fields_their_model_reads(
+    tiny_training, tmp_path, caplog
+):
+    """A text model's `prodcat predict` listed Flipkart's photos not found in OUT.issues.csv, and explain and
+    robustness warned of them: they now report only the issues of the fields the bundle reads, as evaluate does."""
+    from prodcat.catalog.loaders import MAX_TEXT_CHARS
+
+    products = tiny_training.unseen.copy()
+    products.loc[0, "description"] = "long " * (MAX_TEXT_CHARS // 5 + 1)
+    products.loc[1, "image"] = "gone.jpg"
+    data = tmp_path / "products.csv"
+    products.to_csv(data, index=False)
+    model = str(tiny_training.bundle)
+
+    def warned() -> str:
+        return "\n".join(record.getMessage() for record in caplog.records if record.levelno == logging.WARNING)
+
+    assert main(["predict", model, str(data), "--out", str(tmp_path / "preds.csv")]) == 0
+    issues = pd.read_csv(tmp_path / "preds.csv.issues.csv")
+    assert issues["row"].tolist() == [2] and issues["field"].tolist() == ["description"]
+    for command in (
+        ["explain", model, str(data), "--sample", "1", "--report", str(tmp_path / "explain")],
+        ["robustness", model, str(data), "--perturbations", "no_description", "--report", str(tmp_path / "rob")],
+    ):
+        caplog.clear()
+        assert main(command) == 0
+        assert f"1 row issue(s) while reading {data}:" in warned() and "gone.jpg" not in warned(), command[0]

@@ -717,8 +717,9 @@ def run_predict(args: argparse.Namespace) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    read_manifest(args.model)  # a mistyped MODEL is said before a catalogue of millions is read, not after
-    catalog = read_catalog(args, input_issues_path(out))
+    # a mistyped MODEL is said before a catalogue of millions is read, not after
+    manifest = read_manifest(args.model)
+    catalog = read_catalog(args, input_issues_path(out), modalities_read_by_bundle(manifest))
     frame = catalog.frame
     engine = _batch_engine(args)
     try:
@@ -776,8 +777,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return 2
     predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
     issues_file = Path(args.report) / "input_issues.csv"
-    # a bundle that does not record what it reads: every issue is kept
-    catalog = read_labelled(args, issues_file, tuple(predictor.manifest.get("modalities") or MODALITIES))
+    catalog = read_labelled(args, issues_file, modalities_read_by_bundle(predictor.manifest))
     if catalog is None:
         return 2
     frame = catalog.frame
@@ -833,6 +833,12 @@ def _reads_photos(config: Config) -> bool:
 def _modalities_read_by(config: Config) -> tuple[str, ...]:
     """The modalities models trained with ``config`` read (where the products have them)."""
     return tuple(m for m in config.modalities or MODALITIES if any(head.modality == m for head in config.heads))
+
+
+def modalities_read_by_bundle(manifest: dict[str, Any]) -> tuple[str, ...]:
+    """The modalities the bundle of ``manifest`` reads: all of them for a bundle that does not record them (every
+    issue of its input is then kept)."""
+    return tuple(manifest.get("modalities") or MODALITIES)
 
 
 def run_cv(args: argparse.Namespace) -> int:

@@ -87,7 +87,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    from prodcat.commands import read_catalog
+    from prodcat.bundle import read_manifest
+    from prodcat.commands import modalities_read_by_bundle, read_catalog
     from prodcat.evaluate.report import EXPLAIN_FILES, report_problem
     from prodcat.predict import Predictor
 
@@ -99,7 +100,8 @@ def run_explain(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    catalogue = read_catalog(args).frame
+    # warned of: the issues of the fields the model reads (a photo not found does not concern a text model)
+    catalogue = read_catalog(args, read_by=modalities_read_by_bundle(read_manifest(args.model))).frame
     try:
         products = choose_products(catalogue, args.ids, args.sample)
     except ValueError as exc:

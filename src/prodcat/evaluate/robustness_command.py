@@ -68,7 +68,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_robustness(args: argparse.Namespace) -> int:
-    from prodcat.commands import read_labelled
+    from prodcat.commands import modalities_read_by_bundle, read_labelled
     from prodcat.evaluate.report import ROBUSTNESS_FILES, report_problem, write_robustness_report
     from prodcat.evaluate.robustness import evaluate_robustness
     from prodcat.predict import Predictor
@@ -89,7 +89,7 @@ def run_robustness(args: argparse.Namespace) -> int:
     if problem := base_problem(base, predictor.manifest.get("modalities")):
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    catalog = read_labelled(args)
+    catalog = read_labelled(args, read_by=modalities_read_by_bundle(predictor.manifest))
     if catalog is None:
         return 2
     frame, warnings = scored_products(catalog.frame, predictor, args.sample, args.seed)
