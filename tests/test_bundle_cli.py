@@ -2024,3 +2024,44 @@ def test_predict_explain_and_robustness_report_only_the_issues_of_the_fields_the
         caplog.clear()
         assert main(command) == 0
         assert f"1 row issue(s) while reading {data}:" in warned() and "gone.jpg" not in warned(), command[0]
+
+
+def test_train_and_cv_warn_of_no_unreadable_photo_a_sample_did_not_draw_and_draw_the_same_sample(
+    tiny_training, tmp_path, caplog
+):
+    """With a photo-reading config and --sample, train and cv named the products whose only photo does not decode,
+    left out before the draw, and listed them in their issues file: products the run does not use. They are now
+    named only without a sample, and a seed still draws the products it drew before."""
+    from prodcat.catalog.loaders import load_catalog
+    from prodcat.cli import build_parser
+    from prodcat.commands import labelled_sample, read_training_data
+    from prodcat.config import Config
+
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("not a photo")
+    products = tiny_training.trained.copy()
+    photo_only = products.index % 4 == 0  # 9, three per category
+    products.loc[photo_only, ["title", "description", "image"]] = ["", "", str(not_an_image)]
+    data = tmp_path / "products.csv"
+    products.to_csv(data, index=False)
+    unreadable = set(products.loc[photo_only, "product_id"])
+    config = str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
+
+    def run(*sample: str) -> tuple[list[str], pd.DataFrame, set[str], Config]:
+        caplog.clear()
+        args = build_parser().parse_args(
+            ["train", str(data), "--config", config, *sample, "--out", str(tmp_path / "m")]
+        )
+        catalog, run_config, frame = read_training_data(args, tmp_path / "issues.csv")
+        warned = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+        return warned, frame, {issue.product_id for issue in catalog.issues}, run_config
+
+    warned, frame, listed, run_config = run("--sample", "9")
+    assert not any(product in message for message in warned for product in unreadable)
+    assert not listed & unreadable
+    # drawn among the readable products, as before
+    readable = load_catalog(data).frame[~photo_only].reset_index(drop=True)
+    assert frame["product_id"].tolist() == labelled_sample(readable, run_config, 9)["product_id"].tolist()
+    warned, frame, listed, _ = run()
+    assert any(message.startswith("9 labelled product(s) have only a photo to read") for message in warned)
+    assert listed == unreadable and not set(frame["product_id"]) & unreadable

@@ -253,14 +253,20 @@ def read_training_data(args: argparse.Namespace, listed_in: Path) -> tuple[Catal
     ``listed_in``: none of a product the sample did not draw, nor of a field the model does not read."""
     catalog = _load_catalog(args)
     config = build_config(args, catalog)
-    read_issues = catalog.issues
-    catalog = without_unreadable_photos(catalog, config)
-    frame = labelled_sample(catalog.frame, config, args.sample)
+    unreadable = _unreadable_photos(catalog, config)
+    # drawn among the products a model can read, as it always was: a seed draws the same products (the candidates'
+    # photos are decoded, drawn or not, to know which are readable)
+    readable = _without_products(catalog, unreadable)
+    frame = labelled_sample(readable.frame, config, args.sample)
     candidates = catalog.frame[catalog.frame["category"].notna() & readable_by(catalog.frame, config.modalities)]
+    # once a sample is drawn, the products left out before the draw are no more the run's than those not drawn
+    sampled = len(frame) < len(candidates) - len(unreadable)
     not_drawn = frozenset(candidates["product_id"].astype(str)) - frozenset(frame["product_id"].astype(str))
+    not_drawn = not_drawn if sampled else frozenset()
+    _warn_of_left_out([issue for issue in unreadable.values() if issue.product_id not in not_drawn])
     read_by = _modalities_read_by(config)
-    _warn_of_read_issues(issues_of_the_run(read_issues, read_by, not_drawn), args.data, listed_in)
-    return dataclasses.replace(catalog, issues=issues_of_the_run(catalog.issues, read_by, not_drawn)), config, frame
+    _warn_of_read_issues(issues_of_the_run(catalog.issues, read_by, not_drawn), args.data, listed_in)
+    return dataclasses.replace(readable, issues=issues_of_the_run(readable.issues, read_by, not_drawn)), config, frame
 
 
 def _log_issues(issues: list[RowIssue], what: str, listed_in: Path | None = None) -> None:
@@ -379,24 +385,42 @@ def without_unreadable_photos(catalog: Catalog, config: Config, what: str = "lab
     learnt, and scored in cross-validation, as its category's prior. They are warned of as ``what`` they are, and
     added to the catalogue's issues with why their photo failed (decoded here: the embedding cache keeps no
     reason)."""
+    unreadable = _unreadable_photos(catalog, config)
+    _warn_of_left_out(list(unreadable.values()), what)
+    return _without_products(catalog, unreadable)
+
+
+def _unreadable_photos(catalog: Catalog, config: Config) -> dict[int, RowIssue]:
+    """The labelled products a model of ``config`` reads from their photo alone (no text, or text not read) whose
+    photo does not decode, by position in the catalogue's frame, with why (:func:`without_unreadable_photos`)."""
     if not _reads_photos(config):
-        return catalog
+        return {}
     frame = catalog.frame
     others = [m for m in (config.modalities or MODALITIES) if m != "image"]
     photo_only = frame["category"].notna().to_numpy() & modality_mask(frame, "image")
     if others:
         photo_only &= ~readable_by(frame, others)
     # none has text the model reads: it would be readable otherwise
-    unreadable = _undecodable_photos(catalog, np.flatnonzero(photo_only), np.zeros(photo_only.sum(), dtype=bool))
+    return _undecodable_photos(catalog, np.flatnonzero(photo_only), np.zeros(photo_only.sum(), dtype=bool))
+
+
+def _warn_of_left_out(unreadable: list[RowIssue], what: str = "labelled product(s)") -> None:
+    """Name the products of ``unreadable`` (:func:`_unreadable_photos`), ``what`` they are, as left out."""
+    if unreadable:
+        left_out = [str(issue.product_id) for issue in unreadable]
+        log.warning(
+            "%d %s have only a photo to read, which does not decode: left out (%s)",
+            len(left_out),
+            what,
+            _first_five(left_out),
+        )
+
+
+def _without_products(catalog: Catalog, unreadable: dict[int, RowIssue]) -> Catalog:
+    """The catalogue without the products at the positions of ``unreadable``, their issues added to its own."""
     if not unreadable:
         return catalog
-    left_out = [str(issue.product_id) for issue in unreadable.values()]
-    log.warning(
-        "%d %s have only a photo to read, which does not decode: left out (%s)",
-        len(left_out),
-        what,
-        _first_five(left_out),
-    )
+    frame = catalog.frame
     kept = np.setdiff1d(np.arange(len(frame)), list(unreadable))
     return dataclasses.replace(
         catalog,
