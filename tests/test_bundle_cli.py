@@ -810,6 +810,65 @@ def test_ctrl_c_while_the_commands_are_imported_exits_130_without_a_traceback(mo
     assert subprocess.run([sys.executable, "-c", check], capture_output=True, text=True).stdout.strip() == "[]"
 
 
+#: a valid command line of every command, which parsing checks without running it
+EVERY_COMMAND = {
+    "train": ["train", "products.csv", "--out", "{tmp}/model"],
+    "predict": ["predict", "models/x", "products.csv", "--out", "preds.csv"],
+    "evaluate": ["evaluate", "models/x", "products.csv", "--report", "{tmp}/report"],
+    "cv": ["cv", "products.csv", "--report", "{tmp}/report"],
+    "audit": ["audit", "products.csv", "--report", "{tmp}/report", "--labels"],
+    "explore": ["explore", "products.csv", "--report", "{tmp}/report"],
+    "serve": ["serve", "models/x", "--image-types", "jpeg"],
+    "collect": ["collect", "--query", "champagne", "--out", "{tmp}/collected"],
+    "app": ["app", "models/x", "--data", "products.csv"],
+    "robustness": ["robustness", "models/x", "products.csv", "--report", "{tmp}/report", "--base", "no_text"],
+    "explain": ["explain", "models/x", "products.csv", "--sample", "3", "--report", "{tmp}/report"],
+}
+
+
+def test_parsing_a_command_line_imports_none_of_the_libraries_the_commands_drive(tmp_path):
+    """Building the parser imported every command's module, and with them pandas, scikit-learn, scipy,
+    matplotlib, Pillow...: ~2,300 modules and seconds (27 s on a loaded machine) before `prodcat --help` or a
+    one-line usage error answered. A command's code is now imported when it runs."""
+    import argparse
+
+    from prodcat.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(EVERY_COMMAND) == set(commands)
+    check = f"""
+import contextlib, io, sys
+from prodcat.cli import build_parser, main
+for argv in {[[part.format(tmp=tmp_path) for part in argv] for argv in EVERY_COMMAND.values()]!r}:
+    build_parser().parse_args(argv)
+    # and as the console script reads it, to its usage error
+    with contextlib.suppress(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+        main([*argv, "--no-such-option"])
+heavy = ("pandas", "sklearn", "scipy", "matplotlib", "torch", "onnxruntime", "PIL")
+print(sorted(name for name in heavy if name in sys.modules))
+"""
+    run = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+
+
+def test_help_names_what_only_a_library_knows():
+    """Two helps list what their libraries know, read when the help is shown (not when the parser is built): the
+    perturbations of `prodcat robustness`, and the photo types this installation decodes, `prodcat serve`'s
+    default --image-types."""
+    from prodcat.evaluate.robustness import PERTURBATIONS
+    from prodcat.image.decode import decoded_image_types
+
+    def shown(*argv: str) -> str:
+        run = subprocess.run([sys.executable, "-m", "prodcat.cli", *argv, "--help"], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        return " ".join(run.stdout.split())
+
+    robustness = shown("robustness")
+    assert f"perturbations: {', '.join(PERTURBATIONS)} families" in robustness
+    assert f"(default {','.join(decoded_image_types())}; env PRODCAT_IMAGE_TYPES)" in shown("serve")
+
+
 @pytest.mark.parametrize("unbuffered", ["1", ""])
 def test_output_piped_to_a_reader_that_left_ends_without_a_traceback(tiny_training, tmp_path, unbuffered):
     """``prodcat evaluate ... | head -2``: once head had its lines, the next print was a BrokenPipeError traceback

@@ -1,14 +1,77 @@
-"""Types of the command-line options shared by several commands: a wrong value is refused by argparse, with
-the option's name, before any work starts (not as a library's traceback minutes later)."""
+"""The command-line options shared by several commands, and their types: a wrong value is refused by argparse,
+with the option's name, before any work starts (not as a library's traceback minutes later).
+
+Like the parsers that use it, this module imports no library the commands drive (pandas, scikit-learn...):
+``prodcat --help`` and a mistyped option are answered at once, and a command's code is imported when it runs
+(:func:`run_later`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from prodcat.catalog import FORMATS
 from prodcat.config import MODALITIES, Config, ConfigError, load_config, seed_problem
+
+
+def run_later(target: str) -> Callable[[argparse.Namespace], int]:
+    """The command function ``target`` (``"package.module:function"``) as a parser's ``func``, imported only when
+    the command runs: building the parser then imports none of the libraries the command needs."""
+    module, _, name = target.partition(":")
+
+    def run(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(module), name)(args)
+
+    return run
+
+
+def add_help_completed_by(parser: argparse.ArgumentParser, complete: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Give ``parser`` (made with ``add_help=False``) its ``-h, --help``, which first calls ``complete(parser)``: the
+    parts of the help only a heavy library knows (the photo types Pillow decodes...) are written in when the help
+    is shown, not each time the command line is parsed."""
+    parser.add_argument(
+        "-h",
+        "--help",
+        action=functools.partial(_CompletedHelp, complete=complete),
+        default=argparse.SUPPRESS,
+        help="show this help message and exit",  # argparse's own -h, word for word
+    )
+
+
+class _CompletedHelp(argparse._HelpAction):
+    def __init__(self, complete: Callable[[argparse.ArgumentParser], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.complete = complete
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        self.complete(parser)
+        super().__call__(parser, *args, **kwargs)
+
+
+def add_loader_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``data``, ``--format`` and the column-mapping options of
+    :func:`~prodcat.catalog.loaders.load_catalog` to a subcommand (read by
+    :func:`~prodcat.catalog.loaders.load_from_args`)."""
+    parser.add_argument("data", help="catalogue: a Flipkart/Rakuten/fashion folder, or a CSV/TSV/Parquet file")
+    parser.add_argument("--format", default="auto", choices=FORMATS, help="catalogue format (default: detect)")
+    mapping = parser.add_argument_group("columns of a CSV/Parquet catalogue (default: the canonical names)")
+    for field in ("id", "title", "description", "image", "category"):
+        mapping.add_argument(f"--{field}-column", metavar="NAME", help=f"column holding the product {field}")
+    mapping.add_argument(
+        "--image-root",
+        metavar="DIR",
+        help="folder relative photo paths start from (Flipkart, Rakuten, fashion: the photo folder, "
+        "instead of the one beside the CSV)",
+    )
+    mapping.add_argument("--category-sep", metavar="SEP", help="separator of category levels, e.g. '/' or '>>'")
+    mapping.add_argument("--language", choices=("en", "fr"), help="language of Rakuten's category names (default en)")
 
 
 def user_path(text: str) -> Path:

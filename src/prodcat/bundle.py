@@ -31,13 +31,15 @@ import warnings
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import joblib
 import numpy as np
-import pandas as pd
 from joblib.compressor import BinaryZlibFile
 from joblib.numpy_pickle import NumpyPickler
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,8 @@ def data_fingerprint(frame: pd.DataFrame, ordered: bool = False, labels: bool = 
     """SHA-256 of the canonical columns of a frame: order-independent (a training set), or with ``ordered``
     the rows in their order (batch scoring, whose chunks are row ranges). Photos count by their path;
     ``labels=False`` leaves the categories out (what a prediction reads)."""
+    import pandas as pd  # here: `prodcat app` and `prodcat train --out` check a bundle without importing pandas
+
     columns = ["product_id", "title", "description", "image"] + (["category"] if labels else [])
     row_hashes = pd.util.hash_pandas_object(frame[columns].astype(str), index=False)
     if not ordered:

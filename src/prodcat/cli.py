@@ -1,7 +1,10 @@
 """The one command line: ``prodcat <command> ...``.
 
-Each command lives beside the code it drives, in a module exposing
-``add_parser(subparsers)``; the parser it registers sets ``func(args) -> int``.
+Each command lives beside the code it drives, in a module exposing ``add_parser(subparsers)``; the parser it
+registers sets ``func(args) -> int``. Those modules import no library the commands drive (pandas, scikit-learn,
+Pillow...), and ``func`` imports the command's code when it runs (:func:`~prodcat.arguments.run_later`, or imports
+inside it): ``prodcat --help`` and a usage error are answered in a fraction of a second, not after seconds of
+imports. Where the code is a large module of its own, the parser is a ``*_parser`` module beside it.
 """
 
 from __future__ import annotations
@@ -16,14 +19,14 @@ from typing import TextIO
 
 #: modules that register a subcommand, in the order ``--help`` lists them
 COMMAND_MODULES = (
-    "prodcat.commands",
-    "prodcat.catalog.audit",
+    "prodcat.commands_parser",
+    "prodcat.catalog.audit_parser",
     "prodcat.explore.command",
     "prodcat.serve.command",
     "prodcat.collect.command",
     "prodcat.app.command",
-    "prodcat.evaluate.robustness_command",
-    "prodcat.evaluate.explain_command",
+    "prodcat.evaluate.robustness_parser",
+    "prodcat.evaluate.explain_parser",
 )
 
 
@@ -68,11 +71,12 @@ def reader_gone(stream: TextIO) -> bool:
 def run(argv: list[str] | None = None) -> int:
     """:func:`main` but for Ctrl-C and a reader of the output that left: parse ``argv`` and run its command, a user's
     mistake said in one line (exit 2)."""
-    # imported here rather than with this module, as the commands are: seconds of imports Ctrl-C met a traceback in
-    from prodcat.bundle import BundleError
-    from prodcat.catalog.loaders import CatalogFormatError
-
     args = build_parser().parse_args(argv)
+    # imported once the command line is read, as the commands' code is (numpy: --help and usage errors go
+    # without), and not with this module (seconds of imports Ctrl-C met a traceback in)
+    from prodcat.bundle import BundleError
+    from prodcat.catalog import CatalogFormatError
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # --verbose is prodcat's debug output, not every library's (matplotlib alone logs pages of font matching)
     logging.getLogger("prodcat").setLevel(logging.DEBUG if args.verbose else logging.INFO)

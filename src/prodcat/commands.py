@@ -1,4 +1,5 @@
-"""``prodcat train | predict | evaluate | cv``: the supervised workflow on the command line."""
+"""``prodcat train | predict | evaluate | cv``: the supervised workflow on the command line (the commands' parsers
+are :mod:`prodcat.commands_parser`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import argparse
 import dataclasses
 import logging
 import sys
-import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -14,19 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prodcat.arguments import (
-    bundle_dir,
-    category_level,
-    config_file,
-    fold_count,
-    into_bundle,
-    modality_list,
-    positive_int,
-    random_seed,
-    report_dir,
-    unwritable_folder,
-    user_path,
-)
+from prodcat.arguments import into_bundle, unwritable_folder
 from prodcat.batch import (
     BatchError,
     LocalEngine,
@@ -40,8 +28,9 @@ from prodcat.batch import (
 )
 from prodcat.batch.engines import Engine
 from prodcat.bundle import data_fingerprint, model_level, read_manifest, save_bundle
-from prodcat.catalog.loaders import add_loader_arguments, catalog_file_among, load_from_args
+from prodcat.catalog.loaders import catalog_file_among, load_from_args
 from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, deeper_level_warning, has_text, modality_mask
+from prodcat.commands_parser import LOCAL_WORKERS
 from prodcat.config import MODALITIES, Config
 from prodcat.evaluate.labelled import labelled_warnings, product_fingerprints, products_in_training, readable_by
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
@@ -50,161 +39,6 @@ from prodcat.grouping import spelling_groups
 
 log = logging.getLogger("prodcat")
 HEADLINE = ("n", "accuracy", "f1_weighted", "f1_macro")
-#: worker processes of predict's dask LocalCluster when --workers is not given
-LOCAL_WORKERS = 2
-
-
-def _formatter(prog: str) -> argparse.HelpFormatter:
-    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
-
-
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        type=config_file,
-        help="YAML or TOML experiment config (fields left out keep their defaults; --modalities, --level, --fusion "
-        "and --seed override its fields), or a bundle's manifest.json or a cv report's metrics.json to run its "
-        "config again",
-    )
-    parser.add_argument(
-        "--modalities",
-        type=modality_list,
-        help="text, image or text,image (default: the config's, else all the catalogue has)",
-    )
-    parser.add_argument(
-        "--level",
-        type=category_level,
-        help="category depth to predict, 0 = full path (default: the config's, else the catalogue's usual target: "
-        "Flipkart top level, else full path)",
-    )
-    parser.add_argument("--fusion", choices=("auto", "late", "stacking", "early"), help="override the config's fusion")
-    parser.add_argument(
-        "--sample", type=positive_int, metavar="N", help="use a stratified sample of N labelled products (quick runs)"
-    )
-    parser.add_argument(
-        "--seed",
-        type=random_seed,
-        help="seed of the sample, the folds and the models (default: the config's, 0): another split tells how "
-        "much the split alone moves a number",
-    )
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    train = subparsers.add_parser(
-        "train",
-        help="train a model bundle on a catalogue",
-        formatter_class=_formatter,
-        description="Train the classifier and write a self-contained model bundle.",
-        epilog=textwrap.dedent("""\
-            examples:
-              prodcat train ../shared/datasets/flipkart --out models/flipkart
-              prodcat train ../shared/datasets/rakuten --out models/rakuten --modalities text
-              prodcat train products.csv --out models/mine --config experiment.yaml --feedback sqlite:///reviews.db
-            """),
-    )
-    add_loader_arguments(train)
-    train.add_argument(
-        "--out",
-        required=True,
-        type=bundle_dir,
-        help="bundle directory to write: a new or empty folder, or a bundle to replace (atomically)",
-    )
-    _add_model_options(train)
-    train.add_argument(
-        "--feedback",
-        metavar="DB_URL",
-        help="review-queue database whose human corrections are added to the training data",
-    )
-    train.set_defaults(func=run_train)
-
-    predict = subparsers.add_parser(
-        "predict",
-        help="predict the categories of a catalogue (resumable, local or on a dask cluster)",
-        formatter_class=_formatter,
-        description=textwrap.dedent("""\
-            Write one row per product, in input order: product_id, category, confidence, decision
-            (auto | review), top_k (JSON), modalities_used, error (why a product could not be scored: no
-            text or photo it can read, or the model failed on it; it is then sent to review, with no
-            category). Input rows the reader had to skip (broken quoting, a wrong number of fields) have no
-            prediction: they are listed with their line number in OUT.issues.csv, beside the other input
-            problems (a photo file not found, or one that does not decode, with the reason: the product is
-            kept, predicted from its text).
-
-            Each finished chunk is kept in OUT.parts/ beside the output; running the same command again after
-            a crash or Ctrl-C resumes there and scores only the missing chunks. A run with another model, other
-            data, --chunk-size or --top-k is refused until you pass --restart. With --engine dask, every worker
-            loads the model once from MODEL, which must be at the same path on every worker (shared file system).
-            """),
-        epilog=textwrap.dedent("""\
-            examples:
-              prodcat predict models/flipkart new_products.csv --out preds.csv
-              prodcat predict models/flipkart catalogue.parquet --out preds.csv --restart
-              prodcat predict models/flipkart catalogue.parquet --out preds.csv --engine dask --workers 4
-              prodcat predict /shared/models/flipkart /shared/catalogue.parquet --out preds.csv \\
-                  --engine dask --scheduler tcp://scheduler-host:8786
-            """),
-    )
-    predict.add_argument("model", type=user_path, help="model bundle directory")
-    add_loader_arguments(predict)
-    predict.add_argument(
-        "--out", required=True, type=user_path, help="CSV to write (replaced atomically when every chunk is done)"
-    )
-    predict.add_argument("--top-k", type=int, default=5, help="how many categories in top_k (default 5)")
-    predict.add_argument(
-        "--chunk-size", type=int, default=2000, help="products per chunk, the unit of work and resuming (default 2000)"
-    )
-    predict.add_argument(
-        "--restart", action="store_true", help="delete an unfinished run's OUT.parts/ and start over (default: resume)"
-    )
-    engine = predict.add_argument_group("engine")
-    engine.add_argument(
-        "--engine", choices=("local", "dask"), default="local", help="here, or on dask.distributed (default local)"
-    )
-    engine.add_argument("--scheduler", metavar="ADDRESS", help="dask: an existing cluster, e.g. tcp://host:8786")
-    engine.add_argument(
-        "--workers", type=int, help=f"dask without --scheduler: local worker processes (default {LOCAL_WORKERS})"
-    )
-    predict.set_defaults(func=run_predict)
-
-    evaluate = subparsers.add_parser(
-        "evaluate",
-        help="score a model on a labelled catalogue",
-        formatter_class=_formatter,
-        description=textwrap.dedent("""\
-            Score the model on the labelled products of DATA and write DIR/metrics.json (with the confusion
-            counts), DIR/predictions.csv (each product's true and predicted category), a confusion matrix, a
-            reliability diagram and DIR/report.html. A product with nothing the model can read counts as wrong.
-
-            Score products the model was not trained on: on its training data every figure is near perfect
-            (said, with how many of the products it was trained on). For an honest estimate without a held-out
-            file, run `prodcat cv` on the catalogue; or split it, `prodcat train` on one part and evaluate on
-            the other. Categories the model does not know, and evaluations of under 30 products, are warned of.
-            """),
-        epilog="examples:\n  prodcat evaluate models/flipkart heldout.csv --report reports/heldout\n",
-    )
-    evaluate.add_argument("model", type=user_path, help="model bundle directory")
-    add_loader_arguments(evaluate)
-    evaluate.add_argument("--report", required=True, type=report_dir, metavar="DIR", help="report directory")
-    evaluate.set_defaults(func=run_evaluate)
-
-    cv = subparsers.add_parser(
-        "cv",
-        help="stratified cross-validation of a configuration",
-        formatter_class=_formatter,
-        description="K-fold stratified cross-validation; DIR/metrics.json has the same shape as `evaluate`.",
-        epilog=textwrap.dedent("""\
-            examples:
-              prodcat cv ../shared/datasets/flipkart --report reports/flipkart-cv
-              prodcat cv ../shared/datasets/rakuten --modalities text --folds 5 --report reports/rakuten-text
-              prodcat cv ../shared/datasets/fashion --level 3 --report reports/fashion
-              prodcat cv ../shared/datasets/rakuten --seed 1 --report reports/rakuten-seed1
-            """),
-    )
-    add_loader_arguments(cv)
-    cv.add_argument("--folds", type=fold_count, default=5, help="number of folds (default 5)")
-    cv.add_argument("--report", required=True, type=report_dir, metavar="DIR", help="report directory")
-    _add_model_options(cv)
-    cv.set_defaults(func=run_cv)
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -13,7 +13,6 @@ import textwrap
 from pathlib import Path
 
 from prodcat.arguments import user_path
-from prodcat.bundle import verify_bundle
 
 SCRIPT = Path(__file__).with_name("streamlit_app.py")
 
@@ -150,6 +149,8 @@ def app_url(host: str, port: int) -> str:
 
 
 def run_app(args: argparse.Namespace) -> int:
+    from prodcat.bundle import verify_bundle
+
     # every file checked against the manifest's SHA-256: a damaged bundle is a BundleError, one line and exit 2
     # (cli.main), before any server; the app verifies it again when it loads it, in case it changed since
     verify_bundle(args.model)

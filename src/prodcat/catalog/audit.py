@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from prodcat.arguments import category_level, config_file, fold_count, modality_list, positive_int, report_dir
+from prodcat.catalog.audit_parser import NEAR_DUPLICATE_SIMILARITY
 from prodcat.catalog.schema import (
     SEP,
     Catalog,
@@ -59,8 +59,6 @@ from prodcat.files import write_csv, write_json
 from prodcat.grouping import conflict_level, representative_groups, spelling_groups
 from prodcat.text.clean import HTML_ENTITY, HTML_TAG
 
-#: TF-IDF cosine similarity from which two texts count as near duplicates
-NEAR_DUPLICATE_SIMILARITY = 0.9
 #: how many examples (groups, products) each list of the report keeps
 MAX_EXAMPLES = 50
 #: probability a suggested category must reach: a weak classifier (Rakuten sample, CV accuracy 0.58) otherwise
@@ -853,80 +851,7 @@ def _charts(result: dict[str, Any]) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------------------------------
-# Command line
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from prodcat.catalog.loaders import add_loader_arguments
-
-    parser = subparsers.add_parser(
-        "audit",
-        help="audit a catalogue: classes, texts, duplicates, markup, photos, label noise",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=(
-            "Write DIR/audit.json and a self-contained DIR/audit.html: class balance per level, text lengths,\n"
-            "missing titles/descriptions/photos, languages, exact and near duplicate texts (and those whose\n"
-            "labels conflict), HTML/entities/mojibake, unreadable photos and photo quality (blur, white\n"
-            "borders, colour, duplicate photos). --labels adds the products whose category disagrees\n"
-            "confidently with cross-validated predictions (confident learning), with a suggested category."
-        ),
-        epilog=textwrap.dedent(
-            """\
-            examples:
-              prodcat audit ../shared/datasets/rakuten --report reports/rakuten-audit
-              prodcat audit ../shared/datasets/flipkart --report reports/flipkart --labels
-              prodcat audit ../shared/datasets/rakuten --report out --labels --level 0 --modalities text
-              prodcat audit products.csv --title-column name --category-column cat --category-sep / --report out
-              prodcat audit big.parquet --report out --no-images --sample 5000
-            """
-        ),
-    )
-    add_loader_arguments(parser)
-    parser.add_argument(
-        "--report", required=True, type=report_dir, metavar="DIR", help="folder for audit.json and audit.html"
-    )
-    parser.add_argument(
-        "--sample", type=positive_int, metavar="N", help="audit a random sample of N products (quick look)"
-    )
-    parser.add_argument("--no-images", action="store_true", help="do not decode the photos (much faster)")
-    parser.add_argument(
-        "--similarity",
-        type=similarity_threshold,
-        default=NEAR_DUPLICATE_SIMILARITY,
-        help=f"TF-IDF cosine from which texts are near duplicates (default {NEAR_DUPLICATE_SIMILARITY})",
-    )
-    labels = parser.add_argument_group("label noise (--labels)")
-    labels.add_argument("--labels", action="store_true", help="find likely mislabelled products (cross-validation)")
-    labels.add_argument(
-        "--config",
-        type=config_file,
-        help="YAML or TOML experiment config of the cross-validation (fields left out keep their defaults; --level "
-        "and --modalities override its fields)",
-    )
-    labels.add_argument(
-        "--level",
-        type=category_level,
-        help="category depth checked, 0 = full path (default: the config's, else the catalogue's usual target, as "
-        "train's: Flipkart top level, else full path)",
-    )
-    labels.add_argument(
-        "--modalities",
-        type=modality_list,
-        help="text, image or text,image (default: the config's, else all the catalogue has)",
-    )
-    labels.add_argument("--folds", type=fold_count, help="cross-validation folds (default 5)")
-    parser.set_defaults(func=run_audit)
-
-
-def similarity_threshold(text: str) -> float:
-    """A cosine similarity threshold in (0, 1] (at -1 every text was a near duplicate of every other)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"a cosine similarity threshold is in (0, 1], got {value}")
-    return value
+# Command line (its parser: :mod:`prodcat.catalog.audit_parser`)
 
 
 def run_audit(args: argparse.Namespace) -> int:

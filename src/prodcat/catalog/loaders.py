@@ -54,6 +54,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from prodcat.catalog import FORMATS
 from prodcat.catalog.schema import (
     COLUMNS,
     SEP,
@@ -75,7 +76,6 @@ from prodcat.catalog.tables import (
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("auto", "flipkart", "rakuten", "fashion", "csv", "parquet")
 
 FLIPKART_CSV = "flipkart_com-ecommerce_sample.csv"
 RAKUTEN_X = ("X_train_update.csv", "X_test_update.csv")
@@ -851,25 +851,8 @@ def load_catalog(
     )
 
 
-def add_loader_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``data``, ``--format`` and the column-mapping options of :func:`load_catalog` to a subcommand."""
-    parser.add_argument("data", help="catalogue: a Flipkart/Rakuten/fashion folder, or a CSV/TSV/Parquet file")
-    parser.add_argument("--format", default="auto", choices=FORMATS, help="catalogue format (default: detect)")
-    mapping = parser.add_argument_group("columns of a CSV/Parquet catalogue (default: the canonical names)")
-    for field in ("id", "title", "description", "image", "category"):
-        mapping.add_argument(f"--{field}-column", metavar="NAME", help=f"column holding the product {field}")
-    mapping.add_argument(
-        "--image-root",
-        metavar="DIR",
-        help="folder relative photo paths start from (Flipkart, Rakuten, fashion: the photo folder, "
-        "instead of the one beside the CSV)",
-    )
-    mapping.add_argument("--category-sep", metavar="SEP", help="separator of category levels, e.g. '/' or '>>'")
-    mapping.add_argument("--language", choices=("en", "fr"), help="language of Rakuten's category names (default en)")
-
-
 def load_from_args(args: argparse.Namespace) -> Catalog:
-    """:func:`load_catalog` with the options added by :func:`add_loader_arguments`."""
+    """:func:`load_catalog` with the options added by :func:`~prodcat.arguments.add_loader_arguments`."""
     return load_catalog(
         args.data,
         args.format,

@@ -19,12 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from prodcat.catalog import CatalogFormatError
 from prodcat.catalog.schema import RowIssue
 from prodcat.image.decode import sniff_image_type
-
-
-class CatalogFormatError(ValueError):
-    """The path or its columns do not match the requested (or any known) catalogue format."""
 
 
 @dataclass

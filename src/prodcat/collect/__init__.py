@@ -9,10 +9,19 @@ from __future__ import annotations
 from prodcat.collect.base import CollectedProduct, Collector, Page, PageFormatError, RecordError
 from prodcat.collect.http import HttpClient, NetworkError, RateLimiter
 from prodcat.collect.openfoodfacts import OpenFoodFactsCollector
-from prodcat.collect.pipeline import CollectReport, collect
 
 #: collectors by their SOURCE name on the command line
 COLLECTORS: dict[str, type[Collector]] = {OpenFoodFactsCollector.name: OpenFoodFactsCollector}
+
+
+def __getattr__(name: str) -> object:
+    # the pipeline imports pandas and Pillow: only when it is used, not with `prodcat collect`'s parser
+    if name in ("CollectReport", "collect"):
+        from prodcat.collect import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "COLLECTORS",

@@ -12,11 +12,14 @@ import sys
 import textwrap
 import unicodedata
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from prodcat.arguments import user_path
 from prodcat.collect import COLLECTORS, http
 from prodcat.collect.http import HttpClient
-from prodcat.collect.pipeline import PRODUCTS_CSV, REPORT_JSON, CollectReport, collect
+
+if TYPE_CHECKING:
+    from prodcat.collect.pipeline import CollectReport
 
 #: photos are static files, served apart from the search API and its stricter limit
 DEFAULT_IMAGE_RATE = 2.0
@@ -179,6 +182,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_collect(args: argparse.Namespace) -> int:
+    from prodcat.collect.pipeline import collect
+
     # our client logs each retry in one line; urllib3 would add a line for each photo's redirect
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     collector = COLLECTORS[args.source](args.base_url)
@@ -238,6 +243,8 @@ def _client(args: argparse.Namespace, requests_per_second: float, **options: flo
 
 
 def _print_summary(report: CollectReport, out: str) -> None:
+    from prodcat.collect.pipeline import PRODUCTS_CSV, REPORT_JSON
+
     counts = report.counts
     if report.kept_earlier is not None:
         pass  # said on stderr, with the exit code

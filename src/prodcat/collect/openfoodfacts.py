@@ -49,7 +49,6 @@ import reprlib
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from prodcat.catalog.loaders import join_path
 from prodcat.collect.base import CollectedProduct, Collector, Page, PageFormatError, RecordError
 
 #: half of a UTF-16 pair, which a JSON escape ("\ud83d") can carry alone and no UTF-8 file can hold
@@ -195,6 +194,8 @@ def _brands(text: str) -> str:
 def _category(tags: list[str], compared_to: str, free_text: str) -> str | None:
     """``top level > most specific`` from the hierarchy tags, else from the free-text list (``None`` when
     neither gives a name); see the module docstring for why two levels."""
+    from prodcat.catalog.loaders import join_path  # pandas: not with `prodcat collect`'s parser, which lists sources
+
     if tags:
         levels = [tags[0], compared_to or tags[-1]]
     else:

@@ -37,6 +37,7 @@ import pandas as pd
 from PIL import Image
 
 from prodcat.catalog.schema import is_missing
+from prodcat.evaluate.explain_settings import ExplainSettings
 from prodcat.image.decode import ImageDecodeError, load_image
 from prodcat.predict import Prediction, Predictor, nothing_read_reason
 from prodcat.text.clean import clean_text
@@ -50,28 +51,6 @@ NEGLIGIBLE_DROP = 0.01
 FULL_COLOUR_DROP = 0.05
 #: RGB of the words and cells that support the predicted category, and of those that pull away from it
 SUPPORT_RGB, AGAINST_RGB = (220, 38, 38), (37, 99, 235)
-
-
-@dataclass(frozen=True)
-class ExplainSettings:
-    """How much an explanation may cost: at most ``max_words + (grid - patch_cells + 1)²`` model rows."""
-
-    #: distinct words explained, in reading order (title, then description); later words get no weight
-    max_words: int = 60
-    #: cells per side of the photo lattice; the heatmap is ``(grid, grid)``
-    grid: int = 8
-    #: side of the grey square, in cells (stride one cell)
-    patch_cells: int = 2
-    #: longest side, in pixels, the photo is decoded at for occlusion (bounds memory: one copy per square)
-    photo_side: int = 512
-    #: RGB grey of the occluding square
-    fill: tuple[int, int, int] = (128, 128, 128)
-
-    def __post_init__(self) -> None:
-        if self.max_words < 1:
-            raise ValueError(f"max_words must be at least 1, got {self.max_words}")
-        if not 1 <= self.patch_cells < self.grid:
-            raise ValueError(f"need 1 <= patch_cells < grid, got patch_cells={self.patch_cells}, grid={self.grid}")
 
 
 @dataclass

@@ -1,70 +1,22 @@
-"""``prodcat robustness``: a bundle's metrics under rotated, noisy, blurred photos and missing modalities."""
+"""``prodcat robustness``: a bundle's metrics under rotated, noisy, blurred photos and missing modalities (its
+parser: :mod:`prodcat.evaluate.robustness_parser`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import textwrap
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from prodcat.arguments import positive_int, random_seed, report_dir, user_path
 from prodcat.bundle import model_level
 from prodcat.catalog.schema import category_at_level
 from prodcat.config import Config
 from prodcat.evaluate.labelled import labelled_warnings, products_in_training, readable_by
-from prodcat.evaluate.robustness import PERTURBATIONS, Perturbation, get_perturbations
+from prodcat.evaluate.robustness import Perturbation, get_perturbations
 
 if TYPE_CHECKING:
     from prodcat.predict import Predictor
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from prodcat.catalog.loaders import add_loader_arguments
-
-    families = sorted({p.family for p in PERTURBATIONS.values()})
-    parser = subparsers.add_parser(
-        "robustness",
-        help="score a model on perturbed copies of a labelled catalogue",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=textwrap.dedent(f"""\
-            Predict the same labelled products clean and under each perturbation, and write
-            DIR/robustness.json (one record per perturbation), DIR/robustness.png and DIR/report.html.
-            Use products the model was not trained on: on its own training data every number is too high
-            (said, with how many of the products scored it was trained on). The products scored are the
-            labelled ones with a modality the model reads, with or without --sample; the others are left out
-            and counted. Photos are brought to 512 px on their longest side first (enlarged when smaller), so a
-            severity in pixels is the same share of every photo.
-
-            perturbations: {", ".join(PERTURBATIONS)}
-            families (all their severities): {", ".join(families)}
-            """),
-        epilog=textwrap.dedent("""\
-            examples:
-              prodcat robustness models/flipkart heldout.parquet --report reports/robustness
-              prodcat robustness models/flipkart heldout.csv --report reports/rot --perturbations rotate no_photo
-            """),
-    )
-    parser.add_argument("model", type=user_path, help="model bundle directory")
-    add_loader_arguments(parser)
-    parser.add_argument("--report", required=True, type=report_dir, metavar="DIR", help="report directory")
-    parser.add_argument(
-        "--sample", type=positive_int, metavar="N", help="a stratified sample of N labelled products (quick runs)"
-    )
-    parser.add_argument(
-        "--perturbations", nargs="+", metavar="NAME", help="perturbations or families to run (default: all)"
-    )
-    parser.add_argument(
-        "--base",
-        metavar="NAME",
-        help="a perturbation applied to every run, the clean one included: e.g. no_text measures the photo "
-        "perturbations on the photo path alone (the text otherwise decides most products)",
-    )
-    parser.add_argument(
-        "--seed", type=random_seed, default=0, help="seed of the random perturbations and the sample (default 0)"
-    )
-    parser.set_defaults(func=run_robustness)
 
 
 def run_robustness(args: argparse.Namespace) -> int:

@@ -37,27 +37,12 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from prodcat.catalog.schema import category_at_level, modality_mask
+from prodcat.explore.choices import DEFAULT_FEATURES, DEFAULT_REDUCTIONS, REDUCTIONS
 from prodcat.explore.metrics import ClusterMatching, clustering_scores, match_clusters
-from prodcat.explore.reduction import REDUCTIONS, combine_blocks, make_reduction, warm_up_umap
+from prodcat.explore.reduction import combine_blocks, make_reduction, warm_up_umap
 from prodcat.features.base import registered_extractors, seeded_extractor
 
 log = logging.getLogger(__name__)
-
-TEXT_FEATURES = ("bow", "tfidf", "word2vec", "usem3", "e5", "minilm")
-IMAGE_FEATURES = ("bovw_sift", "bovw_orb", "effnet_lite0", "color_hist")
-#: what ``prodcat explore`` studies when no ``--features`` is given
-DEFAULT_FEATURES = (
-    *TEXT_FEATURES,
-    *IMAGE_FEATURES,
-    "tfidf+effnet_lite0",
-    "usem3+effnet_lite0",
-    "minilm+effnet_lite0",
-    "e5+effnet_lite0",
-    "minilm+e5+effnet_lite0",
-)
-#: clustered and scored by default; t-SNE (``tsne``, 2-D) scores below UMAP on every catalogue
-#: measured and costs most of a warm study, so by default it only draws the report's maps
-DEFAULT_REDUCTIONS = ("pca", "pca+knn", "umap")
 
 
 def check_feature_sets(feature_sets: Sequence[str]) -> None:

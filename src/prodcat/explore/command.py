@@ -8,17 +8,14 @@ import sys
 import textwrap
 import time
 
-from prodcat.arguments import category_level, job_count, positive_int, random_seed, report_dir
-from prodcat.explore.clustering import DEFAULT_FEATURES, DEFAULT_REDUCTIONS
+from prodcat.arguments import add_loader_arguments, category_level, job_count, positive_int, random_seed, report_dir
+from prodcat.explore.choices import DEFAULT_FEATURES, DEFAULT_REDUCTIONS, REDUCTIONS
 
 #: best runs printed on the console per product set (all of them are in the report)
 TOP_ROWS = 10
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from prodcat.catalog.loaders import add_loader_arguments
-    from prodcat.explore.reduction import REDUCTIONS
-
     parser = subparsers.add_parser(
         "explore",
         help="feasibility study: do products of one category cluster together (text, image, both)?",

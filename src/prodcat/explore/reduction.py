@@ -41,6 +41,8 @@ from sklearn.decomposition import PCA, TruncatedSVD
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import Normalizer, normalize
 
+from prodcat.explore.choices import REDUCTIONS
+
 
 class BlockNormalizer(TransformerMixin, BaseEstimator):
     """L2-normalise the rows of one feature block, first reducing it with TruncatedSVD if sparse.
@@ -220,15 +222,6 @@ class KNNSmoother(TransformerMixin, BaseEstimator):
         for _ in range(self.steps):
             X = walk @ X
         return normalize(X)
-
-
-#: reduction name -> a short description (the report's legend)
-REDUCTIONS: dict[str, str] = {
-    "pca": "PCA (TruncatedSVD first for sparse blocks), then KMeans",
-    "pca+knn": "PCA, then each product averaged with its 10 nearest neighbours (2 steps), then KMeans",
-    "tsne": "2-D t-SNE of the blocks (rows L2-normalised), then KMeans on the map",
-    "umap": "10-D UMAP (cosine, 30 neighbours, min_dist 0) of the blocks, then KMeans",
-}
 
 
 def make_reduction(name: str, shape: tuple[int, int], *, n_components: int = 50, seed: int = 0) -> Pipeline:

@@ -38,6 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from prodcat.features.cache import default_cache_dir
+from prodcat.review import CONNECT_TIMEOUT_S, NETWORK_TIMEOUT_S
 
 #: status of a record waiting for a person
 PENDING = "pending"
@@ -222,12 +223,6 @@ def _bounded_statements(dbapi_connection: Any, _record: Any, milliseconds: int) 
     with dbapi_connection.cursor() as cursor:
         cursor.execute(f"SET statement_timeout = {milliseconds}")
     dbapi_connection.autocommit = autocommit
-
-
-#: how long a PostgreSQL connection may take to open, and a server may stay silent (TCP) before its connection is
-#: dropped, by default (seconds)
-CONNECT_TIMEOUT_S = 10
-NETWORK_TIMEOUT_S = 60
 
 
 #: SQLAlchemy's PostgreSQL drivers that connect through libpq, which takes :func:`postgres_network_args`.

@@ -10,11 +10,13 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from prodcat.arguments import user_path
+from prodcat.arguments import add_help_completed_by, user_path
 from prodcat.serve.settings import ServeSettings
 
 #: settings given their own handling (positional MODEL; the key never as a flag)
 _NOT_FLAGS = ("bundle", "api_key")
+#: in a flag's help, the default of a setting that computes it (the photo types Pillow decodes) until --help
+_COMPUTED_DEFAULT = "default computed on --help"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
               PRODCAT_API_KEY=$(cat key) prodcat serve models/flipkart --review-db postgresql+psycopg://me@db/prodcat
               curl -F title="Cotton bath towel" -F image=@towel.jpg http://127.0.0.1:8000/predict
             """),
+        add_help=False,
     )
+    add_help_completed_by(serve, _show_computed_defaults)
     serve.add_argument(
         "model", type=user_path, help="model bundle directory (handed to the server processes as PRODCAT_BUNDLE)"
     )
@@ -43,7 +47,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         if name in _NOT_FLAGS:
             continue
         flag = "--" + name.replace("_", "-")
-        default = "off unless given" if field.annotation is bool else f"default {_shown(field.default)}"
+        if field.annotation is bool:
+            default = "off unless given"
+        elif field.default_factory is not None:
+            default = _COMPUTED_DEFAULT
+        else:
+            default = f"default {_shown(field.default)}"
         help_text = f"{field.description} ({default}; env PRODCAT_{name.upper()})"
         if field.annotation is bool:
             serve.add_argument(flag, dest=name, action="store_true", default=None, help=help_text)
@@ -54,6 +63,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _shown(default: object) -> str:
     return ",".join(default) if isinstance(default, tuple) else str(default)
+
+
+def _show_computed_defaults(serve: argparse.ArgumentParser) -> None:
+    """Write the computed defaults in their flags' help (see :data:`_COMPUTED_DEFAULT`)."""
+    for action in serve._actions:
+        if action.help and _COMPUTED_DEFAULT in action.help:
+            default = ServeSettings.model_fields[action.dest].get_default(call_default_factory=True)
+            action.help = action.help.replace(_COMPUTED_DEFAULT, f"default {_shown(default)}")
 
 
 def _settings_problems(error: ValidationError, key_source: str = "PRODCAT_API_KEY") -> list[str]:

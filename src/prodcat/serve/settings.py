@@ -17,8 +17,15 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from prodcat.image.decode import decoded_image_types
-from prodcat.review.store import CONNECT_TIMEOUT_S, NETWORK_TIMEOUT_S
+from prodcat.review import CONNECT_TIMEOUT_S, NETWORK_TIMEOUT_S
+
+
+def decoded_image_types() -> tuple[str, ...]:
+    """:func:`prodcat.image.decode.decoded_image_types`, imported when settings are made: it imports Pillow, which
+    ``prodcat serve``'s parser, built from these fields, must not."""
+    from prodcat.image.decode import decoded_image_types
+
+    return decoded_image_types()
 
 
 class ServeSettings(BaseSettings):
@@ -53,7 +60,7 @@ class ServeSettings(BaseSettings):
     max_pixels: int = Field(50_000_000, ge=1, description="largest photo by declared width x height, in pixels")
     # NoDecode: the variable is read as the flag is, 'jpeg,png', not only as JSON
     image_types: Annotated[tuple[str, ...], NoDecode] = Field(
-        decoded_image_types(),
+        default_factory=decoded_image_types,
         description="comma-separated photo types accepted, checked by content; every type this installation "
         "decodes unless narrowed",
     )
