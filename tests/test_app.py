@@ -725,7 +725,7 @@ def test_given_categories_are_cut_to_the_level_of_the_predictions_csv(
     notes = [i.value for i in test.info]
     if model_level == csv_level:  # the model's own: its warning, the products are those it was trained on
         assert notes == [] and [w.value.split(":")[0] for w in test.warning] == [
-            "these are the very products the model was trained on"
+            "These are the very products the model was trained on"
         ]
     else:  # a full-path CSV is at level 2, its deepest
         assert notes == [views.level_note(csv_level or 2, model_level, own_labels=False)] and not test.warning

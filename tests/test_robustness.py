@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -184,6 +185,7 @@ class ConstantPredictor:
     """Predicts ``Watches`` for every product, and records the chunks it is given."""
 
     threshold = 0.5
+    manifest: ClassVar[dict] = {"modalities": ["text", "image"]}
 
     def __init__(self) -> None:
         self.chunks: list[pd.DataFrame] = []
