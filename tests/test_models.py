@@ -448,10 +448,19 @@ def _wide_words_and_embeddings(seed: int = 0) -> tuple[sp.csr_matrix, np.ndarray
     return sp.vstack([X, X[:10]], format="csr"), np.concatenate([y, y[:10]])
 
 
-def test_a_logistic_regression_on_more_columns_than_rows_is_solved_on_the_rows_coordinates(monkeypatch):
+@pytest.mark.parametrize(
+    "l2_penalty",
+    # scikit-learn's L2 since 1.8 (the default), and before 1.8 (its default then, which took the columns' path)
+    [{"l1_ratio": 0}, {"penalty": "l2", "l1_ratio": None}],
+    ids=["l1_ratio=0", "penalty=l2"],
+)
+@pytest.mark.filterwarnings("ignore:'penalty' was deprecated", "ignore:'l1_ratio=None' was deprecated")
+@pytest.mark.filterwarnings("ignore:Inconsistent values")
+def test_a_logistic_regression_on_more_columns_than_rows_is_solved_on_the_rows_coordinates(monkeypatch, l2_penalty):
     """Its L-BFGS vectors were n_classes x n_features (45,000 columns in early fusion's design), most of a label
     audit's hours; in the span of the rows they are n_classes x rank, and the model is the one scikit-learn solves
-    on the columns: the same coefficients and probabilities, for sparse and dense rows alike."""
+    on the columns: the same coefficients and probabilities, for sparse and dense rows alike, however the L2
+    penalty is said."""
     X, y = _wide_words_and_embeddings()
     new_rows, _ = _wide_words_and_embeddings(seed=1)
     tight = {"C": 20.0, "class_weight": "balanced", "tol": 1e-10, "max_iter": 10_000}
@@ -460,7 +469,7 @@ def test_a_logistic_regression_on_more_columns_than_rows_is_solved_on_the_rows_c
     monkeypatch.setattr(LogisticRegression, "fit", lambda self, X, *a: solved_on.append(X.shape) or fit(self, X, *a))
     for rows in (X, X.toarray()):
         model = build_classifier(ClassifierConfig(classifier="logreg", C=20.0, scale=False), dense=False, seed=0)
-        model.set_params(tol=tight["tol"], max_iter=tight["max_iter"]).fit(rows, y)
+        model.set_params(tol=tight["tol"], max_iter=tight["max_iter"], **l2_penalty).fit(rows, y)
         assert solved_on.pop() == (70, 60)  # the ten repeated rows add nothing to the span
         assert model.coef_.shape == reference.coef_.shape and model.n_features_in_ == 400
         np.testing.assert_allclose(model.coef_, reference.coef_, atol=1e-5)

@@ -123,7 +123,10 @@ class RowSpaceLogisticRegression(LogisticRegression):
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> RowSpaceLogisticRegression:
         X = check_array(X, accept_sparse="csr", dtype=[np.float64, np.float32])
-        ridge_only = self.l1_ratio == 0 and self.penalty in ("deprecated", "l2") and not self.warm_start
+        # L2 alone is said penalty="l2" (l1_ratio None) before scikit-learn 1.8, l1_ratio=0 since (penalty
+        # "deprecated", a parameter 1.10 drops)
+        penalty = getattr(self, "penalty", "deprecated")
+        ridge_only = penalty in ("deprecated", "l2") and self.l1_ratio in (0, None) and not self.warm_start
         coordinates, basis = row_space(X) if ridge_only and X.shape[1] > X.shape[0] else (None, None)
         if coordinates is None or not coordinates.shape[1]:  # a tall (or all-zero) X: nothing to gain
             return super().fit(X, y, sample_weight)
