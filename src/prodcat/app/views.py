@@ -421,9 +421,7 @@ def nothing_read(model_modalities: Sequence[str], given: Sequence[str]) -> str:
     """What the Predict page says of a product the model could read nothing of: why a model reading
     ``model_modalities`` read none of the modalities ``given`` (``text``, ``image``), see :func:`why_nothing_read`."""
     reasons = why_nothing_read(model_modalities, text="text" in given, photo="image" in given)
-    return "Nothing to classify: the model could read none of this product." + "".join(
-        f" {reason[0].upper()}{reason[1:]}." for reason in reasons
-    )
+    return " ".join(["Nothing to classify: the model could read none of this product.", *map(_as_sentence, reasons)])
 
 
 def top_k_table(prediction: Prediction) -> pd.Series:
