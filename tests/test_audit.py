@@ -678,3 +678,19 @@ def test_audit_reads_each_product_language_as_training_does(fashion_dir: Path) -
     clean = clean_texts(product_text(frame))
     counts = language_stats(clean, progress=False)["counts"]
     assert counts == {"en": has_text(frame).sum(), "und": (~has_text(frame)).sum()}  # 5,998 and 2 without a title
+
+
+def test_the_audit_benchmark_measures_an_audit_whose_label_check_was_skipped(tmp_path: Path) -> None:
+    """benchmarks/audit_labels.py opened label_issues.csv before asking whether it was there: an audit that skipped
+    its label check (a catalogue of one category) ended the benchmark with FileNotFoundError; it flags no row."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("audit_labels_benchmark", root / "benchmarks" / "audit_labels.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    path = tmp_path / "shop.csv"
+    _tiny_text_catalog({"Kitchen": 6}).to_csv(path, index=False)
+    measured = benchmark.audit(root / "src", path, level=0, report=tmp_path / "report")
+    assert json.loads((tmp_path / "report" / "audit.json").read_text())["labels"]["skipped"]
+    assert measured["flagged_rows"] == [] and measured["wall_seconds"] > 0 and measured["peak_rss_mb"] > 0
