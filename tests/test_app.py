@@ -60,6 +60,15 @@ def catalogue_csv(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def predictions_page(tiny_training, monkeypatch, tmp_path, csv_text: str, name: str = "preds.csv"):
+    """The app on the tiny model and its unseen products, on the Predictions page of a CSV holding ``csv_text``."""
+    catalogue = catalogue_csv(tiny_training.unseen, tmp_path / "unseen.csv")
+    csv = tmp_path / name
+    csv.write_text(csv_text)
+    arguments = (str(tiny_training.bundle), "--data", str(catalogue), "--predictions", str(csv))
+    return go_to(start_app(monkeypatch, *arguments), "Predictions")
+
+
 def bundle_copy(bundle: Path, out: Path, **manifest_changes: object) -> Path:
     """A copy of ``bundle`` at ``out`` whose manifest has these top-level fields changed (the manifest is not
     among the files it hashes: the copy still verifies)."""
@@ -1130,14 +1139,13 @@ def test_an_uploaded_predictions_csv_outlives_a_visit_to_another_page(tiny_train
 def test_the_predictions_pages_filters_outlive_a_visit_to_another_page(tiny_training, monkeypatch, tmp_path):
     """The decisions, categories and confidence range filtering the predictions, and the least confidence of the
     label-noise candidates, were reset by a look at another page: coming back showed every prediction."""
-    catalogue = catalogue_csv(tiny_training.unseen, tmp_path / "unseen.csv")
-    csv = tmp_path / "preds.csv"
-    csv.write_text(
+    test = predictions_page(
+        tiny_training,
+        monkeypatch,
+        tmp_path,
         "product_id,category,confidence,decision\n"
-        "Kitchen-12,Kitchen,0.9,auto\nToys-12,Kitchen,0.5,review\nWatches-12,Watches,0.95,auto\n"
+        "Kitchen-12,Kitchen,0.9,auto\nToys-12,Kitchen,0.5,review\nWatches-12,Watches,0.95,auto\n",
     )
-    arguments = (str(tiny_training.bundle), "--data", str(catalogue), "--predictions", str(csv))
-    test = go_to(start_app(monkeypatch, *arguments), "Predictions")
     widgets = {
         "filter_decision": test.multiselect,
         "filter_category": test.multiselect,
@@ -1307,11 +1315,14 @@ def test_a_sample_of_a_catalogue_rewritten_or_a_model_replaced_since_is_dropped_
 def test_predicted_categories_none_of_which_is_known_are_said_to_be_so(tiny_training, monkeypatch, tmp_path):
     """A CSV whose categories are neither the model's nor the catalogue's, at the same depth (another model's numeric
     codes), showed 0.0% agreement with no note."""
-    catalogue = catalogue_csv(tiny_training.unseen, tmp_path / "unseen.csv")
+    test = predictions_page(
+        tiny_training,
+        monkeypatch,
+        tmp_path,
+        "product_id,category,confidence,decision\nKitchen-12,10,0.9,auto\nToys-12,2280,0.8,auto\n",
+        name="codes.csv",
+    )
     csv = tmp_path / "codes.csv"
-    csv.write_text("product_id,category,confidence,decision\nKitchen-12,10,0.9,auto\nToys-12,2280,0.8,auto\n")
-    arguments = (str(tiny_training.bundle), "--data", str(catalogue), "--predictions", str(csv))
-    test = go_to(start_app(monkeypatch, *arguments), "Predictions")
     assert metrics_of(test)["agree with the given category"] == "0.0%"
     assert [i.value for i in test.info] == [
         views.other_model_note(pd.Series(["10"]), ["Kitchen"]),
@@ -1358,13 +1369,12 @@ def test_the_label_noise_candidates_of_a_model_that_auto_accepts_nothing_are_sho
     """Its threshold lies just above 1, the default least confidence of the candidates: the Predictions page stopped
     on 'The `value` 1.0000001 is greater than the `max_value` 1.0.' in a traceback, below the agreement."""
     monkeypatch.setattr(Predictor, "threshold", property(lambda self: 1.0000001))
-    catalogue = catalogue_csv(tiny_training.unseen, tmp_path / "unseen.csv")
-    csv = tmp_path / "preds.csv"
-    csv.write_text(
-        "product_id,category,confidence,decision\nKitchen-12,Kitchen,0.9,review\nToys-12,Kitchen,1.0,review\n"
+    test = predictions_page(
+        tiny_training,
+        monkeypatch,
+        tmp_path,
+        "product_id,category,confidence,decision\nKitchen-12,Kitchen,0.9,review\nToys-12,Kitchen,1.0,review\n",
     )
-    arguments = (str(tiny_training.bundle), "--data", str(catalogue), "--predictions", str(csv))
-    test = go_to(start_app(monkeypatch, *arguments), "Predictions")
     assert test.slider(key="noise_confidence").value == 1.0
     assert test.dataframe[-1].value["product_id"].tolist() == ["Toys-12"]
 
@@ -1391,14 +1401,13 @@ def test_the_categories_shown_are_cut_to_a_model_of_fewer_categories_loaded_sinc
 def test_the_number_of_label_noise_candidates_is_said_in_words(tiny_training, monkeypatch, tmp_path):
     """Above the candidates the page read '0 products; the 0 most confident with their photo.' and '1 products; the
     1 most confident ...'."""
-    catalogue = catalogue_csv(tiny_training.unseen, tmp_path / "unseen.csv")
-    csv = tmp_path / "preds.csv"
-    csv.write_text(
+    test = predictions_page(
+        tiny_training,
+        monkeypatch,
+        tmp_path,
         "product_id,category,confidence,decision\n"
-        "Kitchen-12,Kitchen,0.9,auto\nToys-12,Kitchen,0.95,auto\nToys-13,Watches,0.5,review\n"
+        "Kitchen-12,Kitchen,0.9,auto\nToys-12,Kitchen,0.95,auto\nToys-13,Watches,0.5,review\n",
     )
-    arguments = (str(tiny_training.bundle), "--data", str(catalogue), "--predictions", str(csv))
-    test = go_to(start_app(monkeypatch, *arguments), "Predictions")
 
     def said(least_confidence: float) -> str:
         test.slider(key="noise_confidence").set_value(least_confidence).run()
