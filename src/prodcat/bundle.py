@@ -38,6 +38,8 @@ import numpy as np
 from joblib.compressor import BinaryZlibFile
 from joblib.numpy_pickle import NumpyPickler
 
+from prodcat.config import MODALITIES
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -83,6 +85,12 @@ def model_level(manifest: Mapping[str, Any]) -> int | None:
     """The category depth a bundle predicts (``None``: the full path), as its config recorded it."""
     level = manifest.get("config", {}).get("level")
     return None if level in (None, "auto") else int(level)
+
+
+def modalities_read_by_bundle(manifest: Mapping[str, Any]) -> tuple[str, ...]:
+    """The modalities the bundle of ``manifest`` reads: all of them for a bundle that does not record them (every
+    issue of its input is then kept, every variant of an explanation tried)."""
+    return tuple(manifest.get("modalities") or MODALITIES)
 
 
 def library_versions() -> dict[str, str]:

@@ -27,7 +27,7 @@ from prodcat.batch import (
     work_dir_for,
 )
 from prodcat.batch.engines import Engine
-from prodcat.bundle import data_fingerprint, model_level, read_manifest, save_bundle
+from prodcat.bundle import data_fingerprint, modalities_read_by_bundle, model_level, read_manifest, save_bundle
 from prodcat.catalog.loaders import catalog_file_among, load_from_args
 from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, deeper_level_warning, has_text, modality_mask
 from prodcat.commands_parser import LOCAL_WORKERS
@@ -691,12 +691,6 @@ def _reads_photos(config: Config) -> bool:
 def _modalities_read_by(config: Config) -> tuple[str, ...]:
     """The modalities models trained with ``config`` read (where the products have them)."""
     return tuple(m for m in config.modalities or MODALITIES if any(head.modality == m for head in config.heads))
-
-
-def modalities_read_by_bundle(manifest: dict[str, Any]) -> tuple[str, ...]:
-    """The modalities the bundle of ``manifest`` reads: all of them for a bundle that does not record them (every
-    issue of its input is then kept)."""
-    return tuple(manifest.get("modalities") or MODALITIES)
 
 
 def run_cv(args: argparse.Namespace) -> int:

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from prodcat.bundle import modalities_read_by_bundle
 from prodcat.catalog.schema import is_missing
 from prodcat.evaluate.explain_settings import ExplainSettings
 from prodcat.image.decode import ImageDecodeError, load_image
@@ -276,7 +277,7 @@ def explain(
     words, counts, spelling = _distinct_words(title, description)
     # variants of what the model does not read would only cost model rows (50 photos for a text-only model);
     # the bundle's manifest says what it reads (a predictor without one is asked about both)
-    reads = predictor.manifest.get("modalities") or ("text", "image")
+    reads = modalities_read_by_bundle(predictor.manifest)
     explained = words[: settings.max_words] if "text" in reads else []
     rows = [original]
     rows += [

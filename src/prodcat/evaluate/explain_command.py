@@ -40,8 +40,8 @@ OVERLAY_NAME = re.compile(r"\d{4,}\.png")
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    from prodcat.bundle import read_manifest
-    from prodcat.commands import modalities_read_by_bundle, read_catalog
+    from prodcat.bundle import modalities_read_by_bundle, read_manifest
+    from prodcat.commands import read_catalog
     from prodcat.evaluate.report import EXPLAIN_FILES, report_problem
     from prodcat.predict import Predictor
 

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 
 def run_robustness(args: argparse.Namespace) -> int:
-    from prodcat.commands import modalities_read_by_bundle, read_labelled
+    from prodcat.bundle import modalities_read_by_bundle
+    from prodcat.commands import read_labelled
     from prodcat.evaluate.report import ROBUSTNESS_FILES, report_problem, write_robustness_report
     from prodcat.evaluate.robustness import evaluate_robustness
     from prodcat.predict import Predictor
