@@ -540,16 +540,27 @@ def test_a_correction_with_an_empty_level_is_refused(
 
 
 @pytest.mark.parametrize(
-    "category", ["Watches > Wrist\nWatches", "Watches > Wr\u200bist", "Watches > Men > \u202eWrist"]
+    "category",
+    [
+        "Watches > Wrist\nWatches",
+        "Watches > Wr\u200bist",
+        "Watches > Men > \u202eWrist",
+        # the model's own level: cut there, its levels were stripped of the line break before they were checked
+        "Watches\n",
+        "\tWatches",
+        "Watches\r > Wrist Watches",
+    ],
 )
 @pytest.mark.parametrize("new_category", [False, True])
-def test_a_correction_below_the_models_level_with_a_character_that_shows_nothing_is_refused(
+def test_a_correction_with_a_character_that_shows_nothing_is_refused_at_every_level(
     top_level_client: TestClient, category: str, new_category: bool
 ) -> None:
     """'Watches > Wrist\nWatches' was accepted by a top-level model (it trains as 'Watches') and stored whole, so a
-    model trained deeper on the corrections would have learnt a label with a line break or a hidden character."""
+    model trained deeper on the corrections would have learnt a label with a line break or a hidden character;
+    'Watches\n' was accepted as 'Watches' and stored with its line break."""
     refused = submit(top_level_client, category, new_category)
     assert (refused.status_code, refused.json()["error"]) == (422, "category_invisible_character"), refused.text
+    assert refused.json()["detail"].startswith(f"the field 'category' ({category!r}) holds characters")
     assert submit(top_level_client, "Watches > Wrist Watches", new_category).json()["trains_as"] == "Watches"
 
 
@@ -560,6 +571,28 @@ def test_a_new_category_with_a_character_that_shows_nothing_is_refused(client: T
     refused = submit(client, category, True)
     assert (refused.status_code, refused.json()["error"]) == (422, "category_invisible_character"), refused.text
     assert submit(client, "Garden Tools", True).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("fixture", "category", "code_point"),
+    [
+        ("client", "Garden \u0378Tools", "U+0378"),  # unassigned (between Greek letters)
+        ("client", "Garden > Tools\U000e0080", "U+E0080"),  # unassigned, beside the tag characters
+        ("client", "Garden \ue000 Tools", "U+E000"),  # private use
+        ("top_level_client", "Watches > \U000f0000", "U+F0000"),  # supplementary private use, below the model
+    ],
+)
+def test_a_category_with_a_code_point_that_is_no_character_is_refused(
+    request: pytest.FixtureRequest, fixture: str, category: str, code_point: str
+) -> None:
+    """Unassigned and private-use code points were accepted in a new category: each font draws them its own way
+    (or as a box), so the label could not be read back or told apart from another."""
+    client = request.getfixturevalue(fixture)
+    refused = submit(client, category, True)
+    assert (refused.status_code, refused.json()["error"]) == (422, "category_undefined_character"), refused.text
+    assert refused.json()["detail"].startswith(f"the field 'category' ({category!r})")
+    assert code_point in refused.json()["detail"]
+    assert submit(client, "Garden > Tools", True).status_code == 200
 
 
 @pytest.mark.parametrize("endpoint", ["/predict", "/predict-batch"])

@@ -521,25 +521,23 @@ class _KnownLabels:
         """Refuse a correction that would train as a category the model does not know (a typo would become a
         category of its own), suggesting the nearest ones, unless ``new_category``; and, even then, one that
         differs from a label only in case, spacing, invisible characters or compatibility forms (it would become a
-        second class beside it), or holds a control or format character (a line break would cut the CSVs it
-        trains from and a zero-width space would hide in it). A path with an empty level (or one of invisible
-        characters only) is refused outright: no catalogue loader writes one, and it could train as an empty
-        label. The levels below the model's may hold no invisible character either, with or without
-        ``new_category``: a model trained deeper on these corrections reads them as labels."""
+        second class beside it). A path with an empty level (or one of invisible characters only) is refused
+        outright: no catalogue loader writes one, and it could train as an empty label. So is one holding, at any
+        level, a character that does not show as itself (:func:`_refuse_unshown_characters`): the whole path is
+        stored, and a model trained deeper on the corrections reads its levels as labels."""
+        if category in self.labels:  # a label exactly as the model has it
+            return
         if not all(_label_levels(category)):
             detail = f"{category!r} has an empty level: name each level, separated by {SEP!r} (e.g. 'Home > Decor')"
             raise ApiError(422, "category_empty_level", detail)
-        if self.level is not None and len(levels := category.split(SEP.strip(), self.level)) > self.level:
-            _refuse_invisible_characters(levels[-1].strip(" "))  # the levels below the model's, as written
         trained = self.cut(category)
-        if trained in self.labels:
-            return
         existing = self._by_key.get(_label_key(trained))
-        if existing is not None:
+        if trained not in self.labels and existing is not None:
             detail = f"{trained!r} is the model's category {existing!r} written differently: use {existing!r}"
             raise ApiError(422, "category_variant", detail)
-        _refuse_invisible_characters(trained)
-        if new_category:
+        # the path as written: cutting it at the model's level strips its levels, a line break around them too
+        _refuse_unshown_characters(category)
+        if trained in self.labels or new_category:
             return
         close = difflib.get_close_matches(trained, self.labels, n=3, cutoff=0.6)
         hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
@@ -548,14 +546,36 @@ class _KnownLabels:
         raise ApiError(422, "unknown_category", detail)
 
 
-def _refuse_invisible_characters(path: str) -> None:
-    """422 ``category_invisible_character`` when a level of ``path`` holds a character that shows nothing."""
-    if hidden := sorted({c for c in path if _shows_nothing(c)}):
-        detail = (
-            f"{path!r} holds characters that show nothing ({', '.join(map(repr, hidden))}: a line break, a tab, "
-            "a zero-width space...): write the category as it is shown"
-        )
-        raise ApiError(422, "category_invisible_character", detail)
+#: Unicode general categories of the characters that show nothing: control (line break, tab, DEL...) and format
+#: (zero-width space, soft hyphen...)
+_INVISIBLE = frozenset({"Cc", "Cf"})
+#: what a category may not hold, by Unicode general category: (categories, error code, what they are, what to do)
+_UNSHOWN_CHARACTERS = (
+    (
+        _INVISIBLE,
+        "category_invisible_character",
+        "characters that show nothing (a line break, a tab, a zero-width space...)",
+        # a line break would cut the CSVs the corrections train from, a zero-width space would hide in a label
+        "write the category as it is shown",
+    ),
+    (
+        frozenset({"Cn", "Co"}),
+        "category_undefined_character",
+        f"code points that are no character (unassigned in Unicode {unicodedata.unidata_version}, or private use, "
+        "which each font draws its own way or as a box)",
+        "write the category in characters that Unicode defines",
+    ),
+)
+
+
+def _refuse_unshown_characters(category: str) -> None:
+    """422 when ``category`` holds a control or format character (``category_invisible_character``) or an
+    unassigned or private-use code point (``category_undefined_character``): a label that looks like another, or
+    like nothing the reviewer could have read."""
+    for kinds, error, what, remedy in _UNSHOWN_CHARACTERS:
+        if found := sorted({c for c in category if unicodedata.category(c) in kinds}):
+            listed = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in found)
+            raise ApiError(422, error, f"the field 'category' ({category!r}) holds {what}: {listed}; {remedy}")
 
 
 def _label_key(path: str) -> str:
@@ -576,8 +596,7 @@ def _label_levels(path: str) -> list[str]:
 
 
 def _shows_nothing(character: str) -> bool:
-    """A format (zero-width space, soft hyphen) or control character (line break, tab, DEL...)."""
-    return unicodedata.category(character) in {"Cf", "Cc"}
+    return unicodedata.category(character) in _INVISIBLE
 
 
 def create_app_from_env() -> FastAPI:
