@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image, ImageCms, JpegImagePlugin
+from PIL import Image, ImageChops, ImageCms, JpegImagePlugin
 
 from prodcat.image import decode
 from prodcat.image.decode import (
@@ -198,6 +198,29 @@ def test_cmyk_jpeg_becomes_rgb() -> None:
     assert img.mode == "RGB"
     r, g, b = img.getpixel((20, 15))
     assert r > 200 and g < 60 and b < 60
+
+
+def _without_adobe_marker(jpeg: bytes) -> bytes:
+    """``jpeg`` with its APP14 ``Adobe`` segment cut out (marker, 2-byte length, payload)."""
+    start = jpeg.index(b"\xff\xee")
+    assert jpeg[start + 4 : start + 9] == b"Adobe"
+    return jpeg[:start] + jpeg[start + 2 + int.from_bytes(jpeg[start + 2 : start + 4], "big") :]
+
+
+@pytest.mark.parametrize("adobe_marker", [True, False])
+def test_cmyk_jpeg_inks_read_right_with_or_without_the_adobe_marker(adobe_marker: bool) -> None:
+    """Pillow reads every CMYK JPEG as Adobe-inverted (0 = full ink), the convention its APP14 marker announces and
+    Pillow writes; a file without the marker stores its inks as they are, and came out as its negative (red ink read
+    as black). Both files below store red ink (magenta + yellow) in a different convention, and both read red."""
+    red_ink = Image.new("CMYK", (40, 30), (0, 255, 255, 0))
+    # Pillow inverts what it writes: an image of inverted inks written, the file stores the inks themselves
+    plain = _without_adobe_marker(_jpeg_bytes(ImageChops.invert(red_ink)))
+    data = _jpeg_bytes(red_ink) if adobe_marker else plain
+    with Image.open(io.BytesIO(data)) as opened:
+        assert ("adobe" in opened.info) is adobe_marker
+    for source in (data, Image.open(io.BytesIO(data))):
+        r, g, b = load_image(source).getpixel((20, 15))
+        assert r > 200 and g < 60 and b < 60
 
 
 def test_exif_rotated_jpeg_is_upright() -> None:

@@ -38,15 +38,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageOps, features
+from PIL import Image, ImageChops, ImageOps, features
 
 from prodcat.catalog.schema import is_missing
 
 #: bump when a photo file decodes to other pixels (2: embedded colour profiles converted to sRGB, and 16-bit or
 #: floating-point grey TIFFs stored "white is zero" inverted; 3: the grey profile of a grey photo with transparency
-#: applied, and AVIF photos decoded, whose failure was cached). Caches of anything computed from decoded photos are
-#: keyed on it (:func:`photo_cache_version`), since their content keys hash the file, not the pixels made of it
-DECODER_VERSION = 3
+#: applied, and AVIF photos decoded, whose failure was cached; 4: CMYK JPEGs without Adobe's APP14 marker read
+#: uninverted). Caches of anything computed from decoded photos are keyed on it (:func:`photo_cache_version`), since
+#: their content keys hash the file, not the pixels made of it
+DECODER_VERSION = 4
 
 try:
     from PIL import ImageCms
@@ -216,7 +217,7 @@ def load_image(
             data, where = _read_bytes(source, product_id, max_bytes)
             img, original_size = _open(data, product_id, where, max_side, max_pixels)
             img.load()
-        out = _to_upright_rgb(_limit_side(_blendable(img), max_side))
+        out = _to_upright_rgb(_limit_side(_blendable(_plain_cmyk_read_as_stored(img)), max_side))
     except (ImageDecodeError, MemoryError):
         raise
     except Exception as exc:
@@ -330,6 +331,20 @@ def _draft_jpeg(img: Image.Image, max_side: int | None, max_pixels: int) -> None
         # at least 1 px (a 4000 x 3 px banner would ask for 0 px and make Pillow divide by zero)
         requested = (max(1, width // scale), max(1, height // scale))
         img.draft(img.mode if img.mode in ("RGB", "L", "CMYK") else "RGB", requested)
+
+
+def _plain_cmyk_read_as_stored(img: Image.Image) -> Image.Image:
+    """``img`` with its inks as the file stores them when it is a CMYK JPEG without Adobe's APP14 marker; ``img``
+    itself otherwise (a copy: never mutates the input).
+
+    Pillow reads every CMYK JPEG by Adobe's convention, inks stored inverted (0 = full ink), which Photoshop and
+    Pillow itself write with that marker; a file without it stores them as they are (libjpeg's default, some
+    scanners and prepress tools), and came out as its negative: red ink as near black."""
+    if img.format != "JPEG" or img.mode != "CMYK" or "adobe" in img.info:
+        return img
+    plain = ImageChops.invert(img)
+    plain.info = dict(img.info)  # the colour profile and the EXIF orientation
+    return plain
 
 
 def _blendable(img: Image.Image) -> Image.Image:
