@@ -882,15 +882,20 @@ def test_an_unknown_path_is_not_found_as_a_missing_record_is(client: TestClient)
 
 def test_a_405_allows_every_method_of_its_path(client: TestClient) -> None:
     """Starlette's 405 named the methods of the first route on the path only: DELETE /reviews/1 answered
-    'Allow: GET' (no POST) and DELETE /health 'Allow: HEAD' (no GET). HEAD goes with GET, undocumented."""
+    'Allow: GET' (no POST) and DELETE /health 'Allow: HEAD' (no GET). HEAD goes with GET, undocumented. Its error
+    code was the catch-all 'http_error' ('Method Not Allowed'): it is 'method_not_allowed', its detail the Allow
+    header in words."""
     paths = client.get("/openapi.json").json()["paths"]
     for template, operations in paths.items():
         path = template.replace("{review_id}", "1")
         response = client.request("DELETE", path, headers={"X-API-Key": API_KEY})
-        assert response.status_code == 405, path
-        assert response.json()["error"] == "http_error"
+        assert (response.status_code, response.json()["error"]) == (405, "method_not_allowed"), path
         allowed = set(response.headers["allow"].split(", "))
         assert allowed == {method.upper() for method in operations} | ({"HEAD"} if "get" in operations else set())
+        assert (
+            response.json()["detail"] == f"method DELETE not allowed on {path!r}: it takes {response.headers['allow']}"
+        )
+    assert f'prodcat_errors_total{{error="method_not_allowed"}} {len(paths)}.0' in client.get("/metrics").text
     # under the documentation pages' static files, their own Allow stands
     assert client.post("/static-offline-docs/swagger-ui.css").headers["allow"] == "GET, HEAD"
 

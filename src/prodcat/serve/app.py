@@ -210,14 +210,20 @@ def _add_error_handlers(app: FastAPI, metrics: ApiMetrics) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        allowed = _allowed_methods(app, request) if exc.status_code == 405 else []
         if exc.status_code == 404:  # no route has the path: answered with the code of a missing record
             detail = f"no such path {request.url.path!r}: the API's routes are listed at /docs"
             error = ApiError(404, "not_found", detail)
+        elif exc.status_code == 405:
+            # (no methods found under a mount, whose own app refused the method: its Allow header stands)
+            takes = f": it takes {', '.join(allowed)}" if allowed else ""
+            detail = f"method {request.method} not allowed on {request.url.path!r}{takes}"
+            error = ApiError(405, "method_not_allowed", detail)
         else:
             error = ApiError(exc.status_code, "http_error", str(exc.detail))
         response = error_response(error, request)
         response.headers.update(exc.headers or {})
-        if exc.status_code == 405 and (allowed := _allowed_methods(app, request)):
+        if allowed:
             response.headers["Allow"] = ", ".join(allowed)
         return response
 
