@@ -6,6 +6,7 @@ PostgreSQL: start one with ``eval "$(bash scripts/postgres.sh)"`` (it exports
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
@@ -288,12 +289,12 @@ HAND_EDITS = {
 }
 
 
-def edit_by_hand(path: Path, review_id: int, column: str) -> tuple:
-    """Set a cell as a person with the sqlite3 shell would; returns the record's raw cells."""
+def edit_by_hand(path: Path, review_id: int, column: str, value: str | None = None) -> tuple:
+    """Set a cell, to the SQL ``value`` (default: :data:`HAND_EDITS`'), as a person with the sqlite3 shell would;
+    returns the record's raw cells."""
+    value = HAND_EDITS[column][0] if value is None else value
     with sqlite3.connect(path) as connection:
-        connection.execute(
-            f"UPDATE prodcat_review_items SET {column} = {HAND_EDITS[column][0]} WHERE id = ?", [review_id]
-        )
+        connection.execute(f"UPDATE prodcat_review_items SET {column} = {value} WHERE id = ?", [review_id])
     return raw_record(path, review_id)
 
 
@@ -318,6 +319,37 @@ def test_a_record_with_a_cell_edited_into_something_unreadable_is_reported_and_t
         store.get(broken)
     store.close()
     assert raw_record(path, broken) == edited  # kept as it is
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("top_k", """'[{"category": "Towels", "probability": NaN}]'""", "is not a list of {category, probability}"),
+        ("top_k", """'[{"category": "Towels", "probability": 1e999}]'""", "is not a list of {category, probability}"),
+        ("confidence", "9e999", "inf is not a number"),  # SQLite's infinity
+        ("top_k", "'" + "[" * 100_000 + "]" * 100_000 + "'", "maximum recursion depth exceeded"),
+    ],
+    ids=["nan-probability", "infinite-probability", "infinite-confidence", "json-deeper-than-the-stack"],
+)
+def test_a_cell_no_json_answer_can_hold_or_too_deep_to_parse_is_an_unreadable_record_not_a_lost_queue(
+    tmp_path: Path, column: str, value: str, reason: str
+) -> None:
+    """A non-finite number read as a readable record, which no JSON answer can hold: GET /reviews answered null
+    where its schema promises a number (a renderer refusing NaN fails the whole page). JSON nested past Python's
+    stack raised RecursionError out of the listing: every listing of the queue, and every training run on its
+    corrections, failed."""
+    path = tmp_path / "reviews.db"
+    store = ReviewStore(f"sqlite:///{path}")
+    _, broken, _ = store.record_many([review("towel"), review("watch"), review("lamp")])
+    edit_by_hand(path, broken, column, value)
+
+    listed = store.items(PENDING)
+    assert [getattr(item, "title", None) for item in listed] == ["towel", None, "lamp"]
+    assert listed[1] == store_module.UnreadableRecord(broken, column, listed[1].reason)
+    assert reason in listed[1].reason
+    for item in listed[::2]:  # the records around it, as the API answers them
+        json.dumps([item.confidence, item.top_k], allow_nan=False)
+    store.close()
 
 
 def raw_record(path: Path, review_id: int) -> tuple:

@@ -495,7 +495,8 @@ def _read(connection: Connection, query: sa.Select) -> list[_ReviewRow | Unreada
             try:
                 values[column.key] = value = process(value) if process is not None and value is not None else value
                 reason = _unreadable_reason(column, value)
-            except (ValueError, TypeError) as exc:
+            # RecursionError: JSON nested deeper than Python's stack, which json.loads does not call a ValueError
+            except (ValueError, TypeError, RecursionError) as exc:
                 reason = str(exc)
             if reason is not None:
                 records.append(UnreadableRecord(raw["id"], column.key, reason))
@@ -536,7 +537,15 @@ def _unreadable_reason(column: sa.Column, value: Any) -> str | None:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite number: NaN and infinity (SQLite's ``9e999``, JSON's ``NaN``, which Python's json reads) fit a float
+    but no JSON answer: the API wrote ``null`` where its schema promises a number, and a renderer refusing them (as
+    Starlette's JSONResponse does) fails the whole page of the queue around such a record."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer past a float's range: no float field takes it either
+        return False
 
 
 def _not_utf8(text: str) -> str | None:
