@@ -305,29 +305,62 @@ def test_an_explanation_abandoned_at_the_timeout_keeps_its_turn_until_it_ends() 
     assert len(started) == 2 and explanation.prediction.category == "a"
 
 
-def test_a_failed_model_call_and_the_retries_of_its_rows_each_observe_their_own_time(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+class OneSecondPerCall(FakePredictor):
+    """Each call takes one second of the service's clock (:func:`model_clock`)."""
+
+    def __init__(self, clock: list[float]) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def predict(self, frame: pd.DataFrame, top_k: int = 5) -> list[Prediction]:
+        self.clock[0] += 1.0
+        return super().predict(frame, top_k)
+
+
+@pytest.fixture
+def model_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The clock the service times model calls with, moved only by :class:`OneSecondPerCall`."""
+    clock = [0.0]
+    monkeypatch.setattr(service_module, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    return clock
+
+
+def model_seconds(metrics: ApiMetrics) -> tuple[float | None, float | None]:
+    """The count and the sum of ``prodcat_model_latency_seconds``."""
+    sample = metrics.registry.get_sample_value
+    return sample("prodcat_model_latency_seconds_count"), sample("prodcat_model_latency_seconds_sum")
+
+
+def test_a_failed_model_call_and_the_retries_of_its_rows_each_observe_their_own_time(model_clock: list[float]) -> None:
     """A batch call that failed was observed in prodcat_model_latency_seconds from its start to the end of the
     one-row retries it ran, which were observed too: their time counted twice (7 model-seconds for 4)."""
-    clock = [0.0]
 
-    class FailsOnBadRows(FakePredictor):
+    class FailsOnBadRows(OneSecondPerCall):
         def predict(self, frame: pd.DataFrame, top_k: int = 5) -> list[Prediction]:
-            clock[0] += 1.0  # every call takes one second of this clock
+            predictions = super().predict(frame, top_k)
             if "bad" in set(frame["title"]):
                 raise ValueError("a row the model cannot read")
-            return super().predict(frame, top_k)
+            return predictions
 
-    monkeypatch.setattr(service_module, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
     metrics = ApiMetrics()
-    svc = PredictionService(FailsOnBadRows(), ServeSettings(), None, metrics)
+    svc = PredictionService(FailsOnBadRows(model_clock), ServeSettings(), None, metrics)
     rows = [({"product_id": title, "title": title, "description": "", "image": None}, 3) for title in ["a", "bad", "c"]]
     outcomes = svc._run_model(rows)
     assert [getattr(outcome, "status", 200) for outcome in outcomes] == [200, 500, 200]
     # one failed call of three rows, then each row alone: four calls, four seconds
-    sample = metrics.registry.get_sample_value
-    assert (sample("prodcat_model_latency_seconds_count"), sample("prodcat_model_latency_seconds_sum")) == (4, 4.0)
+    assert model_seconds(metrics) == (4, 4.0)
+
+
+def test_an_explanation_observes_its_model_call_as_predictions_do(model_clock: list[float]) -> None:
+    """/explain's model call (the product and one variant per word: its costliest) was left out of
+    prodcat_model_latency_seconds, so /metrics showed no model time while explanations held the model."""
+    metrics = ApiMetrics()
+    svc = PredictionService(OneSecondPerCall(model_clock), ServeSettings(), None, metrics)
+    explanation = asyncio.run(svc.explain(ProductRequest(title="lamp shade"), "r1", 3, ExplainSettings(), False))
+    assert explanation.words is not None and len(explanation.words.weights) == 2
+    assert model_seconds(metrics) == (1, 1.0)
+    asyncio.run(svc.predict([ProductRequest(title="lamp")], "r2", 3))
+    assert model_seconds(metrics) == (2, 2.0)
 
 
 def test_a_photo_check_abandoned_at_the_timeout_keeps_its_thread_until_it_ends(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -31,7 +31,7 @@ class ApiMetrics:
         )
         self.model_latency = Histogram(
             "prodcat_model_latency_seconds",
-            "time in Predictor.predict per call (one call per request or batch)",
+            "time in Predictor.predict per call (one per model batch of predictions, one per /explain)",
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import anyio
 import pandas as pd
+from prometheus_client import Histogram
 from sqlalchemy.exc import SQLAlchemyError
 
 from prodcat.evaluate.explain import ExplainSettings, explain
@@ -41,13 +42,32 @@ class PredictorLike(Protocol):
     def predict(self, frame: pd.DataFrame, top_k: int = 5) -> list[Any]: ...
 
 
+class TimedPredictor:
+    """``predictor`` with each ``predict`` call observed in ``latency``: the one door to the model, so that the
+    calls of ``/explain`` count in ``prodcat_model_latency_seconds`` as those of the predictions do."""
+
+    def __init__(self, predictor: PredictorLike, latency: Histogram) -> None:
+        self.labels = predictor.labels
+        self.manifest = predictor.manifest
+        self.version = predictor.version
+        self._predictor = predictor
+        self._latency = latency
+
+    def predict(self, frame: pd.DataFrame, top_k: int = 5) -> list[Any]:
+        started = time.perf_counter()
+        try:
+            return self._predictor.predict(frame, top_k=top_k)
+        finally:
+            self._latency.observe(time.perf_counter() - started)
+
+
 class PredictionService:
     """Predict received products; each product ends as a prediction or as its own error."""
 
     def __init__(
         self, predictor: PredictorLike, settings: ServeSettings, store: ReviewStore | None, metrics: ApiMetrics
     ) -> None:
-        self.predictor = predictor
+        self.predictor = TimedPredictor(predictor, metrics.model_latency)
         self.settings = settings
         self.store = store
         self.metrics = metrics
@@ -155,7 +175,8 @@ class PredictionService:
         bad row fails alone."""
         top_k = max(k for _, k in rows)
         try:
-            predictions = self._predict(pd.DataFrame([row for row, _ in rows]), top_k)
+            # timed alone: the rows of a failed call, retried one by one, time their own
+            predictions = self.predictor.predict(pd.DataFrame([row for row, _ in rows]), top_k)
         except Exception:
             if len(rows) == 1:
                 logger.exception("prediction failed", extra={"product_id": rows[0][0]["product_id"]})
@@ -166,14 +187,6 @@ class PredictionService:
             replace(p, top_k=p.top_k[:k]) if p.modalities_used else self._nothing_read(row)
             for p, (row, k) in zip(predictions, rows, strict=True)
         ]
-
-    def _predict(self, frame: pd.DataFrame, top_k: int) -> list[Any]:
-        """One Predictor call, timed alone: the rows of a failed call, retried one by one, time their own."""
-        started = time.perf_counter()
-        try:
-            return self.predictor.predict(frame, top_k=top_k)
-        finally:
-            self.metrics.model_latency.observe(time.perf_counter() - started)
 
     def _nothing_read(self, row: dict[str, Any]) -> ApiError:
         """The refusal of a product the model read nothing of: its answer would be the class prior, from no
