@@ -1060,6 +1060,21 @@ def test_a_text_of_no_known_term_is_not_read_as_text(fusion: str) -> None:
     np.testing.assert_array_equal(unknown.proba, none.proba)
 
 
+def test_a_text_of_no_known_term_with_a_description_is_not_read_as_text() -> None:
+    """The text heads read ``"{title} . {description}"``, and the separator's character n-gram " . " is in every
+    vocabulary of a catalogue with descriptions: a title and a description of unknown words (another script each)
+    were read from text, answered from the n-gram alone. They count as no text, as without a description."""
+    heads = [HeadConfig(name="words", modality="text", features=[FeatureSpec(name="tfidf")], scale=False)]
+    train = _catalogue(list("abc") * 10)
+    train = train.assign(description=[f"about {title}" for title in train["title"]])
+    model = ProductClassifier(Config(heads=heads, inner_folds=3, level=None)).fit(train)
+    products = _catalogue(list("ab"), seed=1)
+    unknown_words = products.assign(title="निर्माता", description="தயாரிப்பு")
+    known_words = products.assign(description="about it")
+    used = model.predict_details(pd.concat([unknown_words, known_words], ignore_index=True)).modalities_used
+    assert used == [[], [], ["text"], ["text"]]
+
+
 def test_the_predictor_reads_a_large_batch_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Features are computed a chunk of products at a time, so memory does not grow with the batch (a whole
     catalogue's at once: 1.2 GB for 10,000 Flipkart products); the predictions are those of one batch."""

@@ -162,11 +162,15 @@ def product_titles(frame: pd.DataFrame) -> list[str]:
     return strings_or_empty(frame["title"].tolist())
 
 
+#: what :func:`product_text` puts between a title and its description
+TEXT_SEPARATOR = " . "
+
+
 def product_text(frame: pd.DataFrame) -> list[str]:
     """Title and description joined: the raw text every text extractor starts from."""
     titles = product_titles(frame)
     descriptions = strings_or_empty(frame["description"].tolist())
-    return [f"{t} . {d}" if d.strip() else t for t, d in zip(titles, descriptions, strict=True)]
+    return [f"{t}{TEXT_SEPARATOR}{d}" if d.strip() else t for t, d in zip(titles, descriptions, strict=True)]
 
 
 def specification_text(pairs: Iterable[tuple[str | None, object]]) -> str:

@@ -70,6 +70,13 @@ class Extractor(TransformerMixin, BaseEstimator):
         availability while encoding, like photo decoders, override it to encode once)."""
         return self.transform(frame), self.available(frame)
 
+    def separator_columns(self) -> np.ndarray:
+        """The output columns (int indices) that the separator :func:`~prodcat.catalog.schema.product_text` puts
+        between a title and its description sets by itself: they say nothing of the product, so a row holding
+        values in them alone read nothing of it (see :meth:`~prodcat.models.heads.ModalityHead.features_read`).
+        None here; a vocabulary of character n-grams holds the separator's."""
+        return np.empty(0, dtype=np.intp)
+
 
 def register(cls: type[Extractor]) -> type[Extractor]:
     """Class decorator: make an extractor constructible by name."""

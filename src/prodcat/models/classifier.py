@@ -198,6 +198,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         self.heads_: dict[str, ModalityHead] = {}
         masks: dict[str, np.ndarray] = {}
         matrices: dict[str, Any] = {}
+        reads: dict[str, np.ndarray] = {}
         for head_config in config.heads:
             if head_config.modality not in wanted:
                 continue
@@ -208,7 +209,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             if not rows.any():
                 raise ValueError(f"modality {head_config.modality!r} requested but no product has it")
             head = ModalityHead(head_config, seed=config.seed).fit_extractors(frame[rows])
-            matrix, mask = head.features_available(frame)
+            matrix, mask, read = head.features_read(frame)
             if len(categories := np.unique(y[mask])) < 2:
                 log.warning(
                     "head %s skipped: the %d products it reads are of %s, and a classifier needs two categories",
@@ -216,16 +217,18 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
                 )
                 continue
             self.heads_[head_config.name], matrices[head_config.name], masks[head_config.name] = head, matrix, mask
+            reads[head_config.name] = read
             log.info("head %s: %d of %d products", head_config.name, mask.sum(), len(frame))
         if not self.heads_:
             raise ValueError(f"no head in the config can be trained on the modalities {wanted} (see the log)")
-        return self._read_only(matrices, masks)
+        return self._read_only(matrices, masks, reads)
 
     def _read_only(
-        self, matrices: dict[str, Any], masks: dict[str, np.ndarray]
+        self, matrices: dict[str, Any], masks: dict[str, np.ndarray], reads: dict[str, np.ndarray]
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """The heads' ``matrices`` and ``masks`` without the products that no head of a modality found anything
-        in: every one of its heads gave them an all-zero row.
+        in: none of its heads read them (``reads``, over each head's ``matrices`` rows; see
+        :meth:`~prodcat.models.heads.ModalityHead.features_read`).
 
         A text of no term a TF-IDF vocabulary holds (a title in a script the catalogue never used, a lone 'ü')
         is such a row: answered from the classifier's intercept, it was reported read from text, and with a
@@ -236,7 +239,7 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
             names = [name for name, head in self.heads_.items() if head.config.modality == modality]
             read = np.zeros(len(masks[names[0]]), dtype=bool)
             for name in names:
-                read[masks[name]] |= _rows_with_values(matrices[name])
+                read[masks[name]] |= reads[name]
             for name in names:
                 if not (kept := read[masks[name]]).all():
                     matrices[name], masks[name] = matrices[name][np.flatnonzero(kept)], masks[name] & read
@@ -601,10 +604,10 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         n = len(frame)
         if not n:  # an empty batch: the extractors' vectorisers refuse 0 rows
             return ProbaResult(np.empty((0, len(self.classes_))), [])
-        matrices, masks = {}, {}
+        matrices, masks, reads = {}, {}, {}
         for name, head in self.heads_.items():
-            matrices[name], masks[name] = head.features_available(frame)
-        matrices, masks = self._read_only(matrices, masks)
+            matrices[name], masks[name], reads[name] = head.features_read(frame)
+        matrices, masks = self._read_only(matrices, masks, reads)
         has = self._modality_masks(masks)
         if self.fusion_ is None:  # early fusion
             design = self._early_design(matrices, masks)
@@ -666,11 +669,6 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         # saved model.
         unsaved = ("oof_proba_", "oof_y_", "oof_cross_fitted_", "training_read_")
         return {k: v for k, v in self.__dict__.items() if k not in unsaved}
-
-
-def _rows_with_values(X: Any) -> np.ndarray:
-    """``(n,)`` bool: the rows of ``X`` ``(n, d)`` (sparse or dense) holding a value other than 0."""
-    return np.asarray((X != 0).sum(axis=1)).ravel() > 0
 
 
 def out_of_fold_scores(

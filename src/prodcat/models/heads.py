@@ -223,10 +223,22 @@ class ModalityHead(ClassifierMixin, BaseEstimator):
     def features_available(self, frame: pd.DataFrame) -> tuple[Any, np.ndarray]:
         """``(features of the available products, available mask)`` with each product encoded once:
         shapes ``(mask.sum(), dim)`` and ``(len(frame),)``."""
+        X, mask, _ = self.features_read(frame)
+        return X, mask
+
+    def features_read(self, frame: pd.DataFrame) -> tuple[Any, np.ndarray, np.ndarray]:
+        """:meth:`features_available` and, ``(mask.sum(),)`` bool, whether an extractor found anything of each
+        available product: a value outside the columns that the title-description separator sets by itself
+        (:meth:`~prodcat.features.base.Extractor.separator_columns`). A title and a description of no term the
+        vocabulary holds are not read, whether the product has a description (hence that separator) or not."""
         pairs = [e.transform_available(frame) for e in self.extractors_]
         mask = np.logical_and.reduce([m for _, m in pairs])
-        X = stack_features([x for x, _ in pairs])
-        return X[np.flatnonzero(mask)], mask
+        available = np.flatnonzero(mask)
+        blocks = [x[available] for x, _ in pairs]
+        read = np.logical_or.reduce(
+            [rows_with_values(X, e.separator_columns()) for e, X in zip(self.extractors_, blocks, strict=True)]
+        )
+        return stack_features(blocks), mask, read
 
     def set_memory_cache(self, max_items: int, read_disk: bool = False) -> None:
         """Switch every pretrained extractor to a bounded in-memory cache (see
@@ -253,6 +265,15 @@ class ModalityHead(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         return self.predict_proba_matrix(self.features(frame))
+
+
+def rows_with_values(X: Any, ignored_columns: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool: the rows of ``X`` ``(n, d)`` (sparse or dense) holding a value other than 0 outside the
+    ``ignored_columns``."""
+    values = (X != 0).sum(axis=1)
+    if len(ignored_columns):
+        values = values - (X[:, ignored_columns] != 0).sum(axis=1)
+    return np.asarray(values).ravel() > 0
 
 
 def classifier_proba(model: BaseEstimator, X: Any, margin_scale: float = 1.0) -> np.ndarray:

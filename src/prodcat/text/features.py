@@ -18,7 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
-from prodcat.catalog.schema import product_text, product_titles, strings_or_empty
+from prodcat.catalog.schema import TEXT_SEPARATOR, product_text, product_titles, strings_or_empty
 from prodcat.features.base import Extractor, register
 from prodcat.text.clean import TextNormalizer, clean_texts, has_markup, word_pattern
 
@@ -76,6 +76,11 @@ class _VectorizerExtractor(Extractor):
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return self.vectorizer_.get_feature_names_out()
+
+    def separator_columns(self) -> np.ndarray:
+        # the separator as it stands between two words of the cleaned text (cleaning keeps it), so that a character
+        # analyser sees the n-gram " . " it makes in every text with a description
+        return np.unique(self.transform_cleaned([TEXT_SEPARATOR]).indices)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
@@ -328,6 +333,11 @@ class TfidfExtractor(Extractor):
         return sp.hstack(
             [part * np.float32(w) for part, w in zip(parts, weights, strict=True)], format="csr", dtype=np.float32
         )
+
+    def separator_columns(self) -> np.ndarray:
+        # the title blocks read the title alone, without separator
+        n_word = len(self.word_.vectorizer_.vocabulary_)
+        return np.concatenate([self.word_.separator_columns(), n_word + self.char_.separator_columns()])
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         blocks = [("word:", self.word_), ("char:", self.char_)]
