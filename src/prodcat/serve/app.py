@@ -678,14 +678,39 @@ def _product_schema(model: type[ProductIn], settings: ServeSettings) -> dict[str
     return schema
 
 
+#: what a client sends in the JSON fields of a multipart form (their documented examples)
+_SPECIFICATIONS_EXAMPLE = {"Type": "Analog Watch", "Strap": "Leather"}
+_PRODUCTS_EXAMPLE = [
+    {"title": "Analog watch for men", "specifications": _SPECIFICATIONS_EXAMPLE, "image": "photo1"},
+    {"title": "Cotton bath towel", "product_id": "sku-42"},
+]
+
+
+def _json_field(schema: dict[str, Any], description: str, example: Any) -> dict[str, Any]:
+    """A multipart text field that holds JSON: the JSON's own schema under ``contentSchema`` (JSON Schema 2020-12,
+    which OpenAPI 3.1 uses), so that a client generator or a reader knows to serialise the value as JSON, and
+    what that JSON is."""
+    return {
+        "type": "string",
+        "contentMediaType": "application/json",
+        "contentSchema": schema,
+        "description": description,
+        "examples": [json.dumps(example)],
+    }
+
+
+def _json_parts(*names: str) -> dict[str, dict[str, str]]:
+    """The ``encoding`` of multipart fields holding JSON: a generated client sends each as an application/json
+    part (read as UTF-8 text unless the part declares a charset)."""
+    return {name: {"contentType": "application/json"} for name in names}
+
+
 def _predict_body(settings: ServeSettings) -> dict[str, Any]:
     form_fields = _product_schema(BatchProductIn, settings)["properties"]
     form_fields["image"] = {"type": "string", "format": "binary", "description": "the photo (JPEG, PNG, WebP...)"}
-    form_fields["specifications"] = {
-        "type": "string",
-        "contentMediaType": "application/json",
-        "description": "as JSON text: " + form_fields["specifications"]["description"],
-    }
+    specifications = form_fields["specifications"]
+    description = "as JSON text: " + specifications.pop("description")
+    form_fields["specifications"] = _json_field(specifications, description, _SPECIFICATIONS_EXAMPLE)
     return {
         "required": True,
         "content": {
@@ -699,38 +724,42 @@ def _predict_body(settings: ServeSettings) -> dict[str, Any]:
                         {"required": ["title"], "properties": {"title": {"pattern": r"\S"}}},
                     ],
                     "additionalProperties": False,
-                }
+                },
+                "encoding": _json_parts("specifications"),
             },
             "application/json": {"schema": _product_schema(ProductIn, settings)},
         },
     }
 
 
+def _batch_schema(model: type[ProductIn], settings: ServeSettings) -> dict[str, Any]:
+    """A batch of ``model`` products, as the JSON body or the multipart ``products`` field holds it."""
+    return {
+        "type": "array",
+        "items": _product_schema(model, settings),
+        "minItems": 1,
+        "maxItems": settings.max_batch_items,
+    }
+
+
 def _batch_body(settings: ServeSettings) -> dict[str, Any]:
+    products = _json_field(
+        _batch_schema(BatchProductIn, settings),
+        "JSON array of products; a product's `image` names a file part of the form holding its photo",
+        _PRODUCTS_EXAMPLE,
+    )
     return {
         "required": True,
         "content": {
-            "application/json": {
-                "schema": {
-                    "type": "array",
-                    "items": _product_schema(ProductIn, settings),
-                    "minItems": 1,
-                    "maxItems": settings.max_batch_items,
-                }
-            },
+            "application/json": {"schema": _batch_schema(ProductIn, settings)},
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
                     "required": ["products"],
-                    "properties": {
-                        "products": {
-                            "type": "string",
-                            "description": "JSON array of products; a product's `image` names a file part below. "
-                            f"Schema of one product: {json.dumps(_product_schema(BatchProductIn, settings))}",
-                        }
-                    },
+                    "properties": {"products": products},
                     "additionalProperties": {"type": "string", "format": "binary"},
-                }
+                },
+                "encoding": _json_parts("products"),
             },
         },
     }
