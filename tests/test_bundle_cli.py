@@ -2124,3 +2124,22 @@ def test_train_and_cv_warn_of_no_unreadable_photo_a_sample_did_not_draw_and_draw
     warned, frame, listed, _ = run()
     assert any(message.startswith("9 labelled product(s) have only a photo to read") for message in warned)
     assert listed == unreadable and not set(frame["product_id"]) & unreadable
+
+
+def test_a_text_model_does_not_say_a_product_of_a_photo_alone_is_classified_from_it(
+    tiny_training, tmp_path, jpeg_bytes
+):
+    """The loader's issue for a product with no title or description but a photo, 'classified from its photo', was
+    listed in OUT.issues.csv by a text model too, which cannot read the photo (it answers 'nothing to classify')."""
+    (tmp_path / "mug.jpg").write_bytes(jpeg_bytes())
+    products = tiny_training.unseen.copy()
+    products.loc[0, ["title", "description", "image"]] = ["", "", "mug.jpg"]
+    data = tmp_path / "products.csv"
+    products.to_csv(data, index=False)
+    out = tmp_path / "preds.csv"
+    assert main(["predict", str(tiny_training.bundle), str(data), "--out", str(out)]) == 0
+    issues = pd.read_csv(tmp_path / "preds.csv.issues.csv")
+    assert issues["message"].tolist() == [
+        "products.csv: no title or description: nothing to classify it from, as this model does not read photos"
+    ]
+    assert "this model does not read photos" in pd.read_csv(out)["error"].iat[0]

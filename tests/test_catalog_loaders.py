@@ -18,6 +18,7 @@ from prodcat.catalog.loaders import (
     MAX_TEXT_CHARS,
     CatalogFormatError,
     detect_format,
+    issues_for_model,
     load_catalog,
     rakuten_category_names,
 )
@@ -574,12 +575,32 @@ def test_a_product_without_text_is_said_to_be_classified_from_its_photo_or_from_
     assert issues == {
         (3, "photo-only", "text"): photo_alone,
         (4, "markup-only", "text"): photo_alone,
-        (5, "mug", "image"): not_found + "the product is kept without a photo (classified from its text)",
+        (5, "mug", "image"): not_found + "the product is kept without a photo: classified from its text",
         (6, "nothing", "image"): f"{not_found}the product has no title or description either: nothing to classify "
         "it from",
     }
     path.write_text("product_id,image\nlamp,a.jpg\n")
     assert load_catalog(path).issues == []
+
+
+def test_a_product_left_with_a_modality_the_model_does_not_read_is_said_to_have_nothing_to_classify(
+    tmp_path: Path,
+) -> None:
+    """The loader says a product without text is classified from its photo, and one whose photo is not found from
+    its text: for a model that does not read that modality, each has nothing to classify it from."""
+    (tmp_path / "a.jpg").write_bytes(b"a photo")
+    path = tmp_path / "products.csv"
+    path.write_text("product_id,title,description,image\nphoto-only,,,a.jpg\nmug,Mug,,gone.jpg\n")
+    issues = load_catalog(path).issues
+    assert issues_for_model(issues, ("text", "image")) == issues
+    text_model = {issue.product_id: issue.message for issue in issues_for_model(issues, ("text",))}
+    photo_model = {issue.product_id: issue.message for issue in issues_for_model(issues, ("image",))}
+    assert text_model["photo-only"] == (
+        "products.csv: no title or description: nothing to classify it from, as this model does not read photos"
+    )
+    assert photo_model["mug"].endswith(
+        "the product is kept without a photo: nothing to classify it from, as this model does not read text"
+    )
 
 
 def test_a_photo_given_as_a_url_says_it_is_one(tmp_path: Path) -> None:

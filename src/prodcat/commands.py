@@ -28,7 +28,7 @@ from prodcat.batch import (
 )
 from prodcat.batch.engines import Engine
 from prodcat.bundle import data_fingerprint, modalities_read_by_bundle, model_level, read_manifest, save_bundle
-from prodcat.catalog.loaders import catalog_file_among, load_from_args
+from prodcat.catalog.loaders import catalog_file_among, issues_for_model, load_from_args
 from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, deeper_level_warning, has_text, modality_mask
 from prodcat.commands_parser import LOCAL_WORKERS
 from prodcat.config import MODALITIES, Config
@@ -72,12 +72,14 @@ def issues_of_the_run(
 ) -> list[RowIssue]:
     """Those of ``issues`` that concern a run with a model reading the modalities ``read_by``: not those of a field
     it does not read (a photo not found, for a model reading text), nor those of the products ``not_drawn`` (ids:
-    the labelled products that a --sample left out)."""
-    return [
+    the labelled products that a --sample left out); each saying what that model classifies its product from
+    (:func:`~prodcat.catalog.loaders.issues_for_model`)."""
+    concerned = [
         issue
         for issue in issues
         if _FIELD_MODALITY.get(issue.field) in (None, *read_by) and issue.product_id not in not_drawn
     ]
+    return issues_for_model(concerned, read_by)
 
 
 def read_training_data(args: argparse.Namespace, listed_in: Path) -> tuple[Catalog, Config, pd.DataFrame]:

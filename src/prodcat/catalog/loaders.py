@@ -249,16 +249,39 @@ def _canonical(
         for issue in _named(list(photo_issues), frame)
     ]
     if text_expected:
+        photo_alone = f"{table.name}: no title or description: {_CLASSIFIED_FROM['image']}"
         issues += [
-            RowIssue(int(line), "text", f"{table.name}: no title or description: classified from its photo", ids[line])
+            RowIssue(int(line), "text", photo_alone, ids[line])
             for line in canonical.index[~readable & canonical["image"].notna()]
         ]
     return frame, issues
 
 
+#: how the issue of a product left with one modality (no text, or its photo not found) ends: what a model reading
+#: both classifies it from (see :func:`issues_for_model`)
+_CLASSIFIED_FROM = {"image": "classified from its photo", "text": "classified from its text"}
 #: what a product whose photo is not found is classified from, with a text or without
-_WITHOUT_PHOTO = "the product is kept without a photo (classified from its text)"
+_WITHOUT_PHOTO = f"the product is kept without a photo: {_CLASSIFIED_FROM['text']}"
 _NOTHING_TO_READ = "the product has no title or description either: nothing to classify it from"
+#: what a model that does not read a modality has of a product left with that one alone
+_NOT_READ = {
+    "image": "nothing to classify it from, as this model does not read photos",
+    "text": "nothing to classify it from, as this model does not read text",
+}
+
+
+def issues_for_model(issues: list[RowIssue], read_by: Iterable[str]) -> list[RowIssue]:
+    """``issues`` as true for a model reading the modalities ``read_by``: the loader says a product left with a
+    photo alone (or a text alone) is classified from it, which a model not reading photos (or text) cannot do."""
+    read_by = tuple(read_by)
+    return [_for_model(issue, read_by) for issue in issues]
+
+
+def _for_model(issue: RowIssue, read_by: tuple[str, ...]) -> RowIssue:
+    for modality, clause in _CLASSIFIED_FROM.items():
+        if modality not in read_by and issue.message.endswith(clause):
+            return replace(issue, message=issue.message.removesuffix(clause) + _NOT_READ[modality])
+    return issue
 
 
 def _named(issues: list[RowIssue], frame: pd.DataFrame) -> list[RowIssue]:
