@@ -93,7 +93,7 @@ def read_training_data(args: argparse.Namespace, listed_in: Path) -> tuple[Catal
     # drawn among the products a model can read, as it always was: a seed draws the same products (the candidates'
     # photos are decoded, drawn or not, to know which are readable)
     readable = _without_products(catalog, unreadable)
-    frame = labelled_sample(readable.frame, config, args.sample)
+    frame = labelled_sample(readable.frame, config, config.sample)
     candidates = catalog.frame[catalog.frame["category"].notna() & readable_by(catalog.frame, config.modalities)]
     # once a sample is drawn, the products left out before the draw are no more the run's than those not drawn
     sampled = len(frame) < len(candidates) - len(unreadable)
@@ -310,6 +310,8 @@ def build_config(args: argparse.Namespace, catalog: Catalog) -> Config:
         updates["fusion"] = args.fusion
     if args.seed is not None:
         updates["seed"] = args.seed
+    if args.sample is not None:
+        updates["sample"] = args.sample
     return Config.model_validate(config.model_dump() | updates).for_format(catalog.format)
 
 

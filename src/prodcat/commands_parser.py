@@ -32,9 +32,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         type=config_file,
-        help="YAML or TOML experiment config (fields left out keep their defaults; --modalities, --level, --fusion "
-        "and --seed override its fields), or a bundle's manifest.json or a cv report's metrics.json to run its "
-        "config again",
+        help="YAML or TOML experiment config (fields left out keep their defaults; --modalities, --level, --fusion, "
+        "--sample and --seed override its fields), or a bundle's manifest.json or a cv report's metrics.json to run "
+        "its config (and sample) again",
     )
     parser.add_argument(
         "--modalities",
@@ -49,7 +49,11 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--fusion", choices=("auto", "late", "stacking", "early"), help="override the config's fusion")
     parser.add_argument(
-        "--sample", type=positive_int, metavar="N", help="use a stratified sample of N labelled products (quick runs)"
+        "--sample",
+        type=positive_int,
+        metavar="N",
+        help="use a stratified sample of N labelled products (quick runs; default: the config's, else all); recorded "
+        "in the config the bundle or report keeps, with the seed that draws it",
     )
     parser.add_argument(
         "--seed",

@@ -287,6 +287,10 @@ class Config(BaseModel):
     inner_folds: int = Field(5, ge=2)
     #: seed of the inner folds and of the models (numpy's and scikit-learn's seeds are 0 to 2**32 - 1)
     seed: int = 0
+    #: train or cross-validate on a stratified sample of this many labelled products, drawn with ``seed`` (quick
+    #: runs; ``--sample``); ``None`` = all of them. Recorded with the rest, so a bundle's manifest.json or a cv
+    #: report's metrics.json given as ``--config`` draws the same products again
+    sample: int | None = Field(None, ge=1)
 
     @field_validator("level", mode="before")
     @classmethod
@@ -310,7 +314,7 @@ class Config(BaseModel):
             raise ValueError(f"each modality is listed once: {', '.join(repeated)} repeated")
         return modalities
 
-    @field_validator("target_precision", "inner_folds", "seed", mode="before")
+    @field_validator("target_precision", "inner_folds", "seed", "sample", mode="before")
     @classmethod
     def _not_a_boolean(cls, value: Any) -> Any:
         # pydantic reads true as 1: `target_precision: yes` (YAML's true) was a precision of 1.0, `seed: true` seed 1
