@@ -36,6 +36,8 @@ from prodcat.evaluate.labelled import InTraining, unknown_categories_warning
 from prodcat.features.base import PretrainedEncoder
 from prodcat.image.decode import accepted_formats
 from prodcat.predict import Predictor
+from prodcat.serve.inputs import ApiError, ProductRequest, check_text
+from prodcat.serve.settings import ServeSettings
 
 #: every run of the app script may load the model and its encoders on first use
 RUN_TIMEOUT_S = 120
@@ -497,6 +499,42 @@ def test_a_photo_a_text_only_model_cannot_read_gets_no_category(tiny_training, m
     test.text_input(key="predict_title").input("ceramic coffee mug")
     test.button[0].click().run()
     assert metrics_of(test)["category"] == "Kitchen" and metrics_of(test)["from"] == "text"
+
+
+def test_a_description_and_specifications_longer_together_than_the_api_takes_are_refused_as_it_refuses_them(
+    tiny_training, monkeypatch
+):
+    """Each field held up to 10,000 characters, so the page classified a description and specifications of up to
+    20,000 together, which the REST API refuses: it reads them as one text, held to max_text_chars. The page refuses
+    what the API refuses, naming the same limit, and takes what it takes."""
+    test = go_to(start_app(monkeypatch, str(tiny_training.bundle)), "Predict")
+    test.text_input(key="predict_title").input("ceramic coffee mug")
+    specifications = "Material: " + "ceramic " * 750  # 6,010 characters, as is the description below
+    described = views.described("mug " * 1_500, specifications)
+    assert len(described) > views.MAX_TEXT_CHARS == ServeSettings().max_text_chars
+    with pytest.raises(ApiError) as refused:
+        check_text(ProductRequest("ceramic coffee mug", described), ServeSettings())
+    assert (refused.value.limit, refused.value.detail) == (
+        "max_text_chars",
+        f"description of {len(described)} characters exceeds the limit max_text_chars=10000",
+    )
+
+    test.text_area(key="predict_description").input("mug " * 1_500)
+    test.text_area(key="predict_specifications").input(specifications)
+    test.button[0].click().run()
+    assert not test.exception and "category" not in metrics_of(test)
+    assert [e.value for e in test.error] == [
+        views.as_written(
+            f"The description with its specifications is {len(described):,} characters long, over the limit of "
+            "10,000 (the REST API's max_text_chars, which would refuse it too): shorten it."
+        )
+    ]
+    room = views.MAX_TEXT_CHARS - len(views.described("", specifications)) - 1  # the line break between the two
+    fitting = "mug " * (room // 4) + "m" * (room % 4)
+    assert len(views.described(fitting, specifications)) == views.MAX_TEXT_CHARS  # at the limit, not over it
+    test.text_area(key="predict_description").input(fitting)
+    test.button[0].click().run()
+    assert not test.error and metrics_of(test)["category"] == "Kitchen"
 
 
 def test_a_title_of_no_word_the_model_knows_gets_no_category_and_says_why(tiny_training, monkeypatch):

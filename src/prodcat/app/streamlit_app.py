@@ -319,7 +319,8 @@ def predict_page(predictor: Predictor) -> None:
             key="predict_specifications",
             max_chars=views.MAX_TEXT_CHARS,
             placeholder="Type: Bath Towel\nMaterial: Cotton",
-            help="one `Key: value` per line; read after the description, as a Flipkart specification table is",
+            help="one `Key: value` per line; read after the description, as a Flipkart specification table is; "
+            f"the two together hold at most {views.MAX_TEXT_CHARS:,} characters, as in the REST API",
         )
         photo = st.file_uploader(
             f"Photo ({accepted_formats()})",
@@ -345,6 +346,10 @@ def predict_page(predictor: Predictor) -> None:
         st.button(views.as_written(f"Remove {name}"), key="forget_photo", on_click=_forget_photo)
     if not submitted:
         return
+    description = views.described(description, specifications)
+    if refusal := views.text_refusal(title, description):
+        st.error(views.as_written(refusal))
+        return
     image = None
     if kept is not None:
         name, image = kept
@@ -354,7 +359,6 @@ def predict_page(predictor: Predictor) -> None:
             st.error(views.as_written(f"Photo refused: {exc}"))
             return
         st.image(preview, width=views.PREVIEW_SIDE)
-    description = views.described(description, specifications)
     present = {"text": is_readable(title) or is_readable(description), "image": image is not None}
     given = [modality for modality, there in present.items() if there]
     if not given:

@@ -43,14 +43,15 @@ from prodcat.evaluate.report import interval_text
 from prodcat.image.decode import ImageDecodeError, ImageSource, load_image
 from prodcat.models.decision import accepts_nothing
 from prodcat.predict import Prediction, Predictor, why_nothing_read
-from prodcat.serve.settings import ServeSettings
+from prodcat.serve.settings import ServeSettings, text_over_limit
 
 #: the category shown for products without one
 UNLABELLED = "(unlabelled)"
 #: photos uploaded on the Predict page are refused beyond the REST API's default limits
 MAX_UPLOAD_BYTES: int = ServeSettings.model_fields["max_image_bytes"].default
 MAX_UPLOAD_PIXELS: int = ServeSettings.model_fields["max_pixels"].default
-#: and texts typed there beyond the API's: an explanation of a megabyte of text would hold the page for minutes
+#: and texts typed there beyond the API's (:func:`text_refusal`): an explanation of a megabyte of text would hold the
+#: page for minutes
 MAX_TEXT_CHARS: int = ServeSettings.model_fields["max_text_chars"].default
 #: longest side of the photo previews and grid thumbnails, in pixels; a preview is shown at its own width or less:
 #: Streamlit shrinking a wider one rounds its height down, to 0 for a banner (a 1000x3 photo), and fails
@@ -403,6 +404,22 @@ def described(description: str, specifications: str) -> str:
         key, colon, value = line.partition(":")
         pairs.append((key.strip(), value.strip()) if colon and key.strip() else (None, line.strip()))
     return with_specifications(description, specification_text(pairs))
+
+
+def text_refusal(title: str, description: str) -> str | None:
+    """Why the Predict page refuses the texts typed, as the REST API refuses them (422 ``max_text_chars``): the title,
+    or the ``description`` with its specifications (as :func:`described` makes it), longer than
+    :data:`MAX_TEXT_CHARS`; ``None`` when neither is. Each field alone may hold that many characters: the
+    description and its specifications together may not."""
+    over = text_over_limit(title, description, MAX_TEXT_CHARS)
+    if over is None:
+        return None
+    name, length = over
+    what = "title" if name == "title" else "description with its specifications"
+    return (
+        f"The {what} is {length:,} characters long, over the limit of {MAX_TEXT_CHARS:,} (the REST API's "
+        "max_text_chars, which would refuse it too): shorten it."
+    )
 
 
 def check_photo(data: bytes, name: str) -> Image.Image:

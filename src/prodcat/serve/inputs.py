@@ -41,7 +41,7 @@ from prodcat.serve.schemas import (
     specification_pairs,
     unstorable_reason,
 )
-from prodcat.serve.settings import ServeSettings
+from prodcat.serve.settings import ServeSettings, text_over_limit
 
 
 class ApiError(HTTPException):
@@ -111,11 +111,11 @@ class ProductRequest:
 
 def check_text(product: ProductRequest, settings: ServeSettings) -> None:
     """Refuse text the model or the review store cannot take, and products with nothing to classify."""
+    if over := text_over_limit(product.title, product.description, settings.max_text_chars):
+        name, length = over
+        raise over_limit(422, "max_text_chars", settings.max_text_chars, f"{name} of {length} characters")
     for name in ("title", "description"):
-        value = getattr(product, name)
-        if len(value) > settings.max_text_chars:
-            raise over_limit(422, "max_text_chars", settings.max_text_chars, f"{name} of {len(value)} characters")
-        check_storable(name, value)
+        check_storable(name, getattr(product, name))
     product_id = product.product_id
     if product_id is not None:
         if len(product_id) > MAX_PRODUCT_ID_CHARS:

@@ -28,6 +28,17 @@ def decoded_image_types() -> tuple[str, ...]:
     return decoded_image_types()
 
 
+def text_over_limit(title: str, description: str, limit: int) -> tuple[str, int] | None:
+    """The first of a product's texts longer than ``limit`` characters (``max_text_chars``), as ``(name, length)``;
+    ``None`` when none is. Its texts are those the model reads: the ``title``, and the ``description`` with the
+    specifications appended (one text, however its characters are shared between the two). The REST API refuses
+    such a product (422) and the app's Predict page does too."""
+    for name, text in (("title", title), ("description", description)):
+        if len(text) > limit:
+            return name, len(text)
+    return None
+
+
 class ServeSettings(BaseSettings):
     """Configuration of one API server; sizes in bytes, times in seconds."""
 
