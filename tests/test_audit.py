@@ -462,6 +462,23 @@ def test_label_audit_report_names_the_classifier_it_ran(tmp_path: Path) -> None:
     assert _is_default_classifier(Config(level=1, modalities=["text"]))
 
 
+def test_label_audit_takes_the_seed_train_and_cv_take_and_records_it(tmp_path: Path) -> None:
+    """The label audit's folds and models were drawn with the config's seed (0 without one), which no option could
+    change, and its report did not say which: --seed overrides the config's, as train's and cv's, and audit.json and
+    audit.html name the seed used."""
+    path = tmp_path / "shop.csv"
+    _tiny_text_catalog({"Kitchen": 13, "Watches": 13, "Bath": 13}).to_csv(path, index=False)
+    config = tmp_path / "words.yaml"
+    words = "{name: text_words, modality: text, features: [{name: tfidf_word}], C: 5.0, scale: false}"
+    config.write_text(f"seed: 5\nheads:\n  - {words}\n")
+    audit = ["audit", str(path), "--no-images", "--labels", "--folds", "3", "--config", str(config)]
+    for flags, seed in [([], 5), (["--seed", "3"], 3)]:
+        report = tmp_path / f"report-{seed}"
+        assert main([*audit, *flags, "--report", str(report)]) == 0
+        assert json.loads((report / "audit.json").read_text())["labels"]["seed"] == seed
+        assert f"3-fold (seed {seed}) out-of-fold predictions" in (report / "audit.html").read_text()
+
+
 def test_spelling_groups_are_the_names_of_one_key() -> None:
     """The categories train warns of and the audit lists: the same but for case, accents or spacing, level by
     level."""

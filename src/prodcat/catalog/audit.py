@@ -554,6 +554,7 @@ def label_issues(
             "reason": f"label audit skipped: {obstacle}",
             "level": level,
             "folds": folds,
+            "seed": config.seed,
             "n_labelled": len(labelled),
         }
     unchecked = unchecked_products(labelled, config, folds)
@@ -574,6 +575,7 @@ def label_issues(
         "default_classifier": _is_default_classifier(config),
         "modalities": sorted({modality for used in cv.modalities_used for modality in used}),
         "folds": folds,
+        "seed": config.seed,
         "n_labelled": len(labelled),
         "cv_accuracy": accuracy,
         "warnings": warnings + _weak_classifier_warning(accuracy),
@@ -894,7 +896,7 @@ def run_audit(args: argparse.Namespace) -> int:
 
 
 #: options of the label audit, refused without --labels rather than silently ignored
-_LABEL_OPTIONS = ("config", "level", "modalities", "folds")
+_LABEL_OPTIONS = ("config", "level", "modalities", "folds", "seed")
 
 
 def _sample(catalog: Catalog, size: int) -> Catalog:
@@ -917,6 +919,8 @@ def _label_config(args: argparse.Namespace, catalog_format: str) -> Config:
         config = config.model_copy(update={"level": args.level or None})
     if args.modalities:
         config = config.model_copy(update={"modalities": args.modalities})
+    if args.seed is not None:
+        config = config.model_copy(update={"seed": args.seed})
     return config.for_format(catalog_format)
 
 

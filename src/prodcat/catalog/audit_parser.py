@@ -13,6 +13,7 @@ from prodcat.arguments import (
     fold_count,
     modality_list,
     positive_int,
+    random_seed,
     report_dir,
     run_later,
 )
@@ -63,8 +64,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     labels.add_argument(
         "--config",
         type=config_file,
-        help="YAML or TOML experiment config of the cross-validation (fields left out keep their defaults; --level "
-        "and --modalities override its fields)",
+        help="YAML or TOML experiment config of the cross-validation (fields left out keep their defaults; --level, "
+        "--modalities and --seed override its fields)",
     )
     labels.add_argument(
         "--level",
@@ -78,6 +79,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="text, image or text,image (default: the config's, else all the catalogue has)",
     )
     labels.add_argument("--folds", type=fold_count, help="cross-validation folds (default 5)")
+    labels.add_argument(
+        "--seed",
+        type=random_seed,
+        help="seed of the cross-validation's folds and models, as train's and cv's (default: the config's, 0): "
+        "another split tells which products are flagged by the split alone; recorded in audit.json",
+    )
     parser.set_defaults(func=run_later("prodcat.catalog.audit:run_audit"))
 
 
