@@ -526,6 +526,67 @@ def test_a_photo_of_no_recorded_url_is_kept_by_a_resume_and_fetched_again_by_a_r
     assert json.loads((tmp_path / "photo_sources.json").read_text()) == {"1": httpserver.url_for("/images/new.jpg")}
 
 
+#: the photo of every product of :func:`serve_champagnes_with_photos`
+PHOTO = jpeg_bytes()
+
+
+def serve_champagnes_with_photos(httpserver: HTTPServer, codes: list[str], failing: tuple[int, ...] = ()) -> str:
+    """Serve the champagnes of these barcodes, in this order, each with the same photo (results pages ``failing``:
+    HTTP 500); returns the photo's URL."""
+    httpserver.clear()
+    httpserver.expect_request("/images/photo.jpg").respond_with_data(PHOTO, content_type="image/jpeg")
+    url = httpserver.url_for("/images/photo.jpg")
+    records = [off_record(code, f"Champagne {code}", image_front_url=url) for code in codes]
+    serve_search(httpserver, search_pages(records), failing=failing)
+    return url
+
+
+def test_photos_of_products_a_finished_run_no_longer_collects_are_removed_and_no_other_file(
+    httpserver, tmp_path, capsys
+):
+    """A product no longer among the results kept its photo in images/ for good: nothing linked it, and nothing
+    removed it. A finished run replacing products.csv now deletes the photos it saved for the products it dropped
+    (recorded in photo_sources.json, or linked by the products.csv it replaces, as an older version left them), and
+    nothing else: not a file of the user's, even named as a product's photo would be."""
+    url = serve_champagnes_with_photos(httpserver, ["1", "2", "3"])
+    assert run(httpserver, tmp_path, "--images") == 0
+    images = tmp_path / "images"
+    assert sorted(path.name for path in images.iterdir()) == ["1.jpeg", "2.jpeg", "3.jpeg"]
+    sources = tmp_path / "photo_sources.json"
+    sources.write_text(json.dumps({"1": url, "3": url}))  # 2's saved before the file existed: products.csv links it
+    users = {"notes.txt": b"my notes", "4.jpeg": PHOTO}  # 4: no product of the collection
+    for name, data in users.items():
+        (images / name).write_bytes(data)
+
+    serve_champagnes_with_photos(httpserver, ["1"])  # 2 and 3 left the API
+    assert run(httpserver, tmp_path, "--refresh", "--allow-fewer") == 0
+    assert sorted(path.name for path in images.iterdir()) == ["1.jpeg", "4.jpeg", "notes.txt"]
+    assert {name: (images / name).read_bytes() for name in users} == users
+    assert json.loads((tmp_path / "collect.json").read_text())["counts"]["orphan_photos_removed"] == 2
+    assert json.loads(sources.read_text()) == {"1": url}
+    assert "2 photo(s) of products no longer collected removed from" in capsys.readouterr().out
+    assert load_catalog(tmp_path / "products.csv").frame["image"].map(lambda path: Path(path).name).tolist() == [
+        "1.jpeg"
+    ]
+
+
+def test_photos_of_products_an_unfinished_run_has_not_reached_are_kept_for_its_resume(httpserver, tmp_path):
+    """A run stopped before the end of the results writes the products it has, without those it has not reached yet:
+    their photos stay, and its resume links them again without fetching them."""
+    serve_champagnes_with_photos(httpserver, ["1", "2"])
+    assert run(httpserver, tmp_path, "--images") == 0
+    serve_champagnes_with_photos(httpserver, ["1", "3", "4", "2"], failing=(2,))  # 2 moved to page 2, which fails
+    assert run(httpserver, tmp_path, "--images", "--refresh") == 2
+    assert set(pd.read_csv(tmp_path / "products.csv", dtype=str)["product_id"]) == {"1", "3", "4"}
+    assert (tmp_path / "images" / "2.jpeg").read_bytes() == PHOTO
+
+    serve_champagnes_with_photos(httpserver, ["1", "3", "4", "2"])
+    assert run(httpserver, tmp_path, "--images", "--refresh") == 0
+    assert [request.path for request, _ in httpserver.log if request.path.startswith("/images/")] == []
+    frame = load_catalog(tmp_path / "products.csv").frame.set_index("product_id")
+    assert Path(frame.loc["2", "image"]).read_bytes() == PHOTO
+
+
 def test_photos_above_the_size_limit_are_refused_while_downloading(httpserver, tmp_path):
     photo = jpeg_bytes(256)
     httpserver.expect_request("/images/large.jpg").respond_with_data(photo, content_type="image/jpeg")

@@ -243,7 +243,7 @@ def _client(args: argparse.Namespace, requests_per_second: float, **options: flo
 
 
 def _print_summary(report: CollectReport, out: str) -> None:
-    from prodcat.collect.pipeline import PRODUCTS_CSV, REPORT_JSON
+    from prodcat.collect.pipeline import IMAGES_DIR, PRODUCTS_CSV, REPORT_JSON
 
     counts = report.counts
     if report.kept_earlier is not None:
@@ -265,6 +265,8 @@ def _print_summary(report: CollectReport, out: str) -> None:
             f"{dropped} product(s) of the earlier {PRODUCTS_CSV} are not in this one (no longer among the results, "
             "past --max-products, or not reached by an unfinished run)"
         )
+    if removed := counts.get("orphan_photos_removed"):
+        print(f"{removed} photo(s) of products no longer collected removed from {os.path.join(out, IMAGES_DIR)}")
     if not_tried := counts.get("photos_not_tried"):
         print(f"{not_tried} photo(s) not tried, their host being unreachable: run the same command again to fetch them")
     print(

@@ -17,7 +17,9 @@ Output folder::
     DIR/failed_photos.json      photos that failed for good (404, not an image, too large), by product id
     DIR/photo_sources.json      the URL each photo in images/ was fetched from, by product id: a product whose photo
                                 URL changed gets the new photo, the old one kept until it is fetched; a photo of no
-                                recorded URL (saved before this file existed) is fetched again by --refresh
+                                recorded URL (saved before this file existed) is fetched again by --refresh. A
+                                finished run that replaces products.csv deletes the photos it saved (recorded here,
+                                or linked by the products.csv it replaces) of products it no longer holds
     DIR/collect.json            source, query, times, counts, and every error and warning with its page /
                                 product and field
 
@@ -47,6 +49,7 @@ import shutil
 import time
 import unicodedata
 import urllib.parse
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -211,9 +214,11 @@ def collect(
     report.kept_earlier = _why_keep_earlier(report, len(products), len(earlier), allow_fewer)
     if reached_end:  # the pages left are those of products.csv: a re-run without refresh makes the same file
         pages.end_refresh(keep=report.kept_earlier is None)
-    if report.kept_earlier is None and (dropped := len(earlier - products.keys())):
+    if report.kept_earlier is None and (dropped := len(earlier.keys() - products.keys())):
         report.counts["earlier_products_dropped"] = dropped
-    _write_outputs(out, collector, list(products.values()), pages, report, started)
+    # only at the end of the results: the products an unfinished run has not reached yet may be collected by a resume
+    orphans = _orphan_photos(out, products.keys(), earlier) if reached_end and report.kept_earlier is None else {}
+    _write_outputs(out, collector, list(products.values()), pages, report, started, orphans)
     return report
 
 
@@ -276,17 +281,50 @@ def _remove_leftovers(out: Path) -> None:
         path.unlink()
 
 
-def _earlier_products(path: Path) -> set[str]:
-    """The product ids of the ``products.csv`` at ``path``; none when there is no such file, or it cannot be read
-    (damaged: replaced as a missing one would be)."""
+def _earlier_products(path: Path) -> dict[str, str]:
+    """The products of the ``products.csv`` at ``path``, each product id with its ``image`` (``""``: no photo); none
+    when there is no such file, or it cannot be read (damaged: replaced as a missing one would be)."""
     if not path.is_file():
-        return set()
+        return {}
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=lambda column: column == "product_id")
+        table = pd.read_csv(
+            path, dtype=str, keep_default_na=False, usecols=lambda column: column in {"product_id", "image"}
+        )
     except (OSError, ValueError) as exc:  # pandas' parser and decoding errors are ValueErrors
         log.warning("%s is unreadable (%s): it is replaced by this run's products", path, exc)
-        return set()
-    return set(table.get("product_id", [])) - {""}
+        return {}
+    if "product_id" not in table:
+        return {}
+    images = table["image"] if "image" in table else [""] * len(table)
+    return {product_id: image for product_id, image in zip(table["product_id"], images, strict=True) if product_id}
+
+
+def _orphan_photos(out: Path, collected: Collection[str], earlier: dict[str, str]) -> dict[str, str]:
+    """The photos in ``out/images`` that the collection saved for products it no longer holds (not among
+    ``collected``), file name by product id: those ``photo_sources.json`` records as downloaded, or that the ``earlier``
+    products.csv (product id -> image) linked to their product. Any other file there (a user's own) is none of them."""
+    on_disk = _files_by_stem(out / IMAGES_DIR)
+    recorded = _PhotoSources(out / PHOTO_SOURCES_JSON).product_ids()
+    orphans = {}
+    for product_id in (recorded | earlier.keys()) - set(collected):
+        name = on_disk.get(_file_stem(product_id))
+        if name is not None and (product_id in recorded or earlier.get(product_id) == f"{IMAGES_DIR}/{name}"):
+            orphans[product_id] = name
+    return orphans
+
+
+def _remove_photos(out: Path, photos: dict[str, str], report: CollectReport) -> None:
+    """Delete these photos (file name by product id) from ``out/images``, then forget where they were fetched from:
+    stopped between the two, the next finished run finds them again in ``photo_sources.json``."""
+    if not photos:
+        return
+    for name in photos.values():
+        (out / IMAGES_DIR / name).unlink(missing_ok=True)
+    log.info("removed %d photo(s) of products no longer collected from %s", len(photos), out / IMAGES_DIR)
+    report.counts["orphan_photos_removed"] = len(photos)
+    sources = _PhotoSources(out / PHOTO_SOURCES_JSON)
+    sources.forget(photos.keys())
+    sources.save()
 
 
 def _why_keep_earlier(report: CollectReport, collected: int, earlier: int, allow_fewer: bool) -> str | None:
@@ -746,6 +784,14 @@ class _PhotoSources:
     def remember(self, product_id: str, url: str) -> None:
         self._urls[product_id] = url
 
+    def product_ids(self) -> set[str]:
+        """The products whose photo on disk was downloaded from a recorded URL."""
+        return set(self._urls)
+
+    def forget(self, product_ids: Iterable[str]) -> None:
+        for product_id in product_ids:
+            self._urls.pop(product_id, None)
+
     def save(self) -> None:
         _save_json_object(self.path, self._urls)
 
@@ -775,9 +821,11 @@ def _write_outputs(
     pages: _PageCache,
     report: CollectReport,
     started: float,
+    orphans: dict[str, str],
 ) -> None:
     """``products.csv`` (each product linked to its photo when one is on disk, downloaded now or in an earlier
-    run) and ``collect.json``."""
+    run) and ``collect.json``; once ``products.csv`` is replaced, the ``orphans`` (:func:`_orphan_photos`) are
+    deleted."""
     images = _photos_on_disk(products, out / IMAGES_DIR)
     catalogue = out / PRODUCTS_CSV
     on_disk = sha256_file(catalogue) if catalogue.is_file() else None
@@ -801,6 +849,7 @@ def _write_outputs(
         # left the earlier report, whose checksum had every later run refuse the new file as edited by hand
         _write_report(out, replace(report, replacing_sha256=on_disk))
         _write_bytes(catalogue, new_catalogue)
+        _remove_photos(out, orphans, report)
     _write_report(out, report)
 
 
