@@ -888,6 +888,20 @@ def test_model_page_shows_what_the_manifest_records_and_a_dash_for_the_rest(app,
     assert views.decision_metrics({}) == dict.fromkeys(views.decision_metrics({"decision": {}}), "–")
 
 
+def test_counts_on_the_model_page_have_thousands_separators_as_on_the_other_pages(
+    app, flipkart_bundle, manifest, tmp_path
+):
+    """The Model page wrote '12345 products' where the Data page writes '12,345'."""
+    metrics = manifest["metrics"] | {"n": 12_345}
+    bundle = bundle_copy(flipkart_bundle, tmp_path / "bundle", n_train=12_345, metrics=metrics)
+    test = go_to(app(str(bundle)), "Model")
+    assert test.table[0].value.loc["trained on", "value"] == "12,345 products"
+    assert "on 12,345 products." in test.caption[0].value
+    labels = [f"category {number}" for number in range(1_234)]
+    assert views.model_overview(manifest | {"labels": labels})["categories"] == "1,234"
+    assert views.count_text("?") == "?" and views.count_text(True) == "True"  # a manifest's oddities, as they are
+
+
 # ---------------------------------------------------------------------------------------------- the command
 def test_app_command_help_and_its_streamlit_line(capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:

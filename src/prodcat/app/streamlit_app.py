@@ -162,7 +162,7 @@ def photo_table(table: pd.DataFrame) -> None:
 def issues_expander(label: str, issues: list[RowIssue]) -> None:
     """Every issue in a table (searchable, sortable), folded under ``label`` with their count."""
     if issues:
-        with st.expander(f"{len(issues)} {label}"):
+        with st.expander(f"{len(issues):,} {label}"):
             st.dataframe(views.issue_table(issues), hide_index=True)
 
 
@@ -190,7 +190,7 @@ def data_page(catalogue: views.LoadedCatalogue | None, model_level: int | None) 
         [
             ("products", f"{n:,}", None),
             ("labelled", views.count_and_share(summary.labelled, n), None),
-            (f"categories (level {level})", summary.categories, None),
+            (f"categories (level {level})", f"{summary.categories:,}", None),
             (
                 "without photo file",
                 views.count_and_share(summary.without_photo_file, n),
@@ -232,7 +232,7 @@ def data_page(catalogue: views.LoadedCatalogue | None, model_level: int | None) 
         photo={"any": None, "with": True, "without": False}[photo],
     )
     pages = max(math.ceil(len(products) / GRID_PAGE_SIZE), 1)
-    page = st.number_input(f"Page (of {pages}; {len(products)} products)", 1, pages, key="data_page")
+    page = st.number_input(f"Page (of {pages:,}; {len(products):,} products)", 1, pages, key="data_page")
     shown = products.iloc[(page - 1) * GRID_PAGE_SIZE : page * GRID_PAGE_SIZE]
     photo_table(views.product_grid(shown, level, thumbnail))
 
@@ -246,7 +246,7 @@ def model_page(manifest: dict[str, Any]) -> None:
         return
     st.subheader("Metrics recorded at training")
     if "estimated_by" in metrics:
-        st.caption(f"Estimated by {metrics['estimated_by']} on {metrics.get('n', '?')} products.")
+        st.caption(f"Estimated by {metrics['estimated_by']} on {views.count_text(metrics.get('n', '?'))} products.")
     st.dataframe(views.headline_table(metrics).round(4))
     levels = views.levels_table(metrics)
     if not levels.empty:
@@ -274,7 +274,7 @@ def model_page(manifest: dict[str, Any]) -> None:
         st.image(figure_png(reliability_figure(metrics["calibration"]), dpi=110))
         st.dataframe(reliability.round(4), hide_index=True)
 
-    with st.expander(f"Labels ({len(manifest.get('labels', []))})"):
+    with st.expander(f"Labels ({len(manifest.get('labels', [])):,})"):
         st.write(manifest.get("labels", []))
     with st.expander("Config"):
         st.json(manifest.get("config", {}))
@@ -573,7 +573,7 @@ def predictions_page(
     confidence = right.slider("Confidence", 0.0, 1.0, step=0.01, key="filter_confidence")
     shown = views.filter_predictions(table, decisions, categories, confidence)
     columns = st.columns(3)
-    columns[0].metric("products", len(shown))
+    columns[0].metric("products", f"{len(shown):,}")
     columns[1].metric("auto-accepted", percent((shown["decision"] == "auto").mean()) if len(shown) else "–")
     agreement = views.agreement(shown)
     columns[2].metric(
@@ -631,7 +631,7 @@ def main() -> None:
     st.sidebar.title("prodcat")
     page = st.sidebar.radio("Page", ("Data", "Model", "Predict", "Predictions"), key="page")
     catalogue = sidebar_catalogue(args.data, roots)
-    st.sidebar.caption(f"Model {predictor.version}: {len(predictor.labels)} categories")
+    st.sidebar.caption(f"Model {predictor.version}: {len(predictor.labels):,} categories")
 
     if page == "Data":
         data_page(catalogue, model_level)

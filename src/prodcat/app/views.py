@@ -108,6 +108,12 @@ def issue_table(issues: Iterable[RowIssue]) -> pd.DataFrame:
     return pd.DataFrame([asdict(issue) for issue in issues], columns=ISSUE_COLUMNS)
 
 
+def count_text(count: object) -> str:
+    """A count as every page writes it, with thousands separators (``12,345``); anything but an integer (a value
+    missing from a manifest, or edited by hand) as it is."""
+    return f"{count:,}" if isinstance(count, int) and not isinstance(count, bool) else str(count)
+
+
 def count_and_share(count: int, total: int) -> str:
     """``"3 (0.3%)"``: a count beside its share of ``total``, so that a few products do not read as 0.0%."""
     return f"{count:,} ({count / total:.1%})" if total else f"{count:,}"
@@ -291,8 +297,8 @@ def model_overview(manifest: dict[str, Any]) -> pd.Series:
     fields = {
         "version": manifest.get("version"),
         "created": manifest.get("created"),
-        "trained on": f"{manifest['n_train']} products" if "n_train" in manifest else None,
-        "categories": len(manifest.get("labels", [])),
+        "trained on": f"{count_text(manifest['n_train'])} products" if "n_train" in manifest else None,
+        "categories": count_text(len(manifest.get("labels", []))),
         "category level": config.get("level") or "full path",
         "modalities": ", ".join(manifest.get("modalities", [])),
         "heads": ", ".join(heads),
@@ -502,7 +508,7 @@ def normalise_predictions(table: pd.DataFrame, source: str = "predictions") -> p
     # read as the text 'None', a blank id would be matched to no product, or two of them called one product twice
     if unnamed := int(table["product_id"].isna().sum()):
         raise PredictionsFormatError(
-            f"{source}: {unnamed} row(s) without a product_id: each row is the prediction of a product, named by "
+            f"{source}: {unnamed:,} row(s) without a product_id: each row is the prediction of a product, named by "
             "its id (prodcat predict and cv write one on every row)"
         )
     confidence = pd.to_numeric(table["confidence"], errors="coerce")
@@ -511,14 +517,14 @@ def normalise_predictions(table: pd.DataFrame, source: str = "predictions") -> p
     bad = ~confidence.between(0, 1) & ~unscored
     if bad.any():
         ids = ", ".join(table.loc[bad, "product_id"].astype(str).head(5))
-        raise PredictionsFormatError(f"{source}: {bad.sum()} confidence(s) not a number in [0, 1] (products {ids})")
+        raise PredictionsFormatError(f"{source}: {bad.sum():,} confidence(s) not a number in [0, 1] (products {ids})")
     product_ids = table["product_id"].astype(str)
     # prodcat writes one row per product (the loaders rename a repeated id); two runs pasted together would have
     # every figure of the page count their products twice
     if (repeated := product_ids[product_ids.duplicated()].unique()).size:
         ids = ", ".join(map(repr, repeated[:5])) + (", ..." if repeated.size > 5 else "")
         raise PredictionsFormatError(
-            f"{source}: {repeated.size} product id(s) on more than one row ({ids}): every figure would count them "
+            f"{source}: {repeated.size:,} product id(s) on more than one row ({ids}): every figure would count them "
             "twice; keep one row per product (prodcat predict and cv write one)"
         )
     return table.assign(product_id=product_ids, confidence=confidence)
@@ -648,7 +654,7 @@ def unknown_predictions_note(table: pd.DataFrame, known: Iterable[str]) -> str |
         return None
     examples = ", ".join(map(repr, predicted[:5])) + (", ..." if len(predicted) > 5 else "")
     return (
-        f"None of the {len(predicted)} predicted categories ({examples}) is a category of the model or a given one: "
+        f"None of the {len(predicted):,} predicted categories ({examples}) is a category of the model or a given one: "
         "none of these predictions can agree with a given category, whatever the products. Were they written in "
         "other codes (another model's, another catalogue's)?"
     )
