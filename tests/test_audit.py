@@ -311,6 +311,29 @@ def test_cli_audit_labels_skipped_on_tiny_catalogue(
     assert "label audit skipped: it needs at least two categories" in html and "likely mislabelled</div>" not in html
 
 
+def test_cli_audit_leaves_out_the_products_whose_only_photo_does_not_decode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Products read from their photo alone whose photo does not decode teach nothing: train and cv leave them out,
+    but the label audit fitted on them, and when no other product was left it ended in a traceback ('no head in the
+    config can be trained on the modalities ['image']'). It leaves them out, saying so, and skips when none is left."""
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    sizes = {"Kitchen": 8, "Watches": 8}
+    frame = _tiny_text_catalog(sizes).assign(image="notes.jpg")
+    path = tmp_path / "shop.csv"
+    frame.to_csv(path, index=False)
+    report = tmp_path / "report"
+    audit = ["audit", str(path), "--report", str(report), "--no-images", "--labels", "--modalities", "image"]
+    assert main(audit) == 0
+    labels = json.loads((report / "audit.json").read_text())["labels"]
+    left_out = "16 labelled products have only a photo to read, which does not decode: not checked"
+    assert labels["skipped"] and labels["n_labelled"] == 0 and labels["warnings"] == [left_out]
+    assert labels["reason"] == "label audit skipped: no labelled product with image to learn from"
+    out = capsys.readouterr().out
+    assert f"{labels['reason']}\nwarning: {left_out}\n" in out
+    assert left_out in (report / "audit.html").read_text()
+
+
 @pytest.mark.parametrize(
     ("titles", "near_groups"),
     [

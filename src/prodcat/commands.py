@@ -89,7 +89,7 @@ def read_training_data(args: argparse.Namespace, listed_in: Path) -> tuple[Catal
     ``listed_in``: none of a product the sample did not draw, nor of a field the model does not read."""
     catalog = _load_catalog(args)
     config = build_config(args, catalog)
-    unreadable = _unreadable_photos(catalog, config)
+    unreadable = unreadable_photos(catalog, config)
     # drawn among the products a model can read, as it always was: a seed draws the same products (the candidates'
     # photos are decoded, drawn or not, to know which are readable)
     readable = _without_products(catalog, unreadable)
@@ -221,12 +221,12 @@ def without_unreadable_photos(catalog: Catalog, config: Config, what: str = "lab
     learnt, and scored in cross-validation, as its category's prior. They are warned of as ``what`` they are, and
     added to the catalogue's issues with why their photo failed (decoded here: the embedding cache keeps no
     reason)."""
-    unreadable = _unreadable_photos(catalog, config)
+    unreadable = unreadable_photos(catalog, config)
     _warn_of_left_out(list(unreadable.values()), what)
     return _without_products(catalog, unreadable)
 
 
-def _unreadable_photos(catalog: Catalog, config: Config) -> dict[int, RowIssue]:
+def unreadable_photos(catalog: Catalog, config: Config) -> dict[int, RowIssue]:
     """The labelled products a model of ``config`` reads from their photo alone (no text, or text not read) whose
     photo does not decode, by position in the catalogue's frame, with why (:func:`without_unreadable_photos`)."""
     if not _reads_photos(config):
@@ -241,7 +241,7 @@ def _unreadable_photos(catalog: Catalog, config: Config) -> dict[int, RowIssue]:
 
 
 def _warn_of_left_out(unreadable: list[RowIssue], what: str = "labelled product(s)") -> None:
-    """Name the products of ``unreadable`` (:func:`_unreadable_photos`), ``what`` they are, as left out."""
+    """Name the products of ``unreadable`` (:func:`unreadable_photos`), ``what`` they are, as left out."""
     if unreadable:
         left_out = [str(issue.product_id) for issue in unreadable]
         log.warning(

@@ -541,7 +541,7 @@ def label_issues(
 
     When the catalogue is too small or has a single category
     (:func:`~prodcat.evaluate.cv.cross_validation_obstacle`), nothing is fitted and the result is
-    ``{"skipped": True, "reason": ...}`` with the settings.
+    ``{"skipped": True, "reason": ...}`` with the settings and the warnings.
     """
     from prodcat.evaluate.cv import cross_validate, cross_validation_obstacle
 
@@ -556,6 +556,8 @@ def label_issues(
             "folds": folds,
             "seed": config.seed,
             "n_labelled": len(labelled),
+            # which products were left out: the reason may be that none is left
+            "warnings": warnings,
         }
     unchecked = unchecked_products(labelled, config, folds)
     if unchecked.any():
@@ -607,20 +609,32 @@ def _checked_products(
     """The products the label audit reads (labelled, with a modality it reads; ``row``: their line), the config
     whose level it checks (the full path when ``config``'s is deeper than the paths go), and the warnings
     saying which products it leaves out."""
+    from prodcat.commands import unreadable_photos
     from prodcat.evaluate.labelled import readable_by
 
     labelled = frame.assign(row=list(lines) or range(1, len(frame) + 1))[frame["category"].notna()]
     # a product with none of the modalities read (no text nor photo, by default) can only get the prior
     readable = readable_by(labelled, config.modalities)
     labelled = labelled[readable].reset_index(drop=True)
+    # so can one read from its photo alone when that photo does not decode: left out, as train and cv leave it
+    undecodable = list(unreadable_photos(Catalog(labelled), config))
+    labelled = labelled.drop(index=undecodable).reset_index(drop=True)
     warnings = []
     if unread := int((~readable).sum()):
         read = " nor ".join({"text": "text", "image": "a photo"}[m] for m in config.modalities or ("text", "image"))
-        warnings.append(f"{unread} labelled product{'s have' if unread > 1 else ' has'} no {read}: not checked")
+        warnings.append(f"{_labelled_products_have(unread)} no {read}: not checked")
+    if undecodable:
+        warnings.append(
+            f"{_labelled_products_have(len(undecodable))} only a photo to read, which does not decode: not checked"
+        )
     if too_deep := deeper_level_warning(labelled["category"], config.target_level, "checked"):
         warnings.append(too_deep)
         config = config.model_copy(update={"level": None})
     return labelled, config, warnings
+
+
+def _labelled_products_have(count: int) -> str:
+    return f"{count} labelled product{'s have' if count > 1 else ' has'}"
 
 
 def unchecked_products(labelled: pd.DataFrame, config: Config, folds: int) -> np.ndarray:
@@ -943,6 +957,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         lines.append(labels["reason"])
     elif labels:
         lines.append(f"likely mislabelled: {labels['n_issues']} of {labels['n_labelled']}")
+    if labels:
         lines += [f"warning: {warning}" for warning in labels["warnings"]]
     return lines
 
