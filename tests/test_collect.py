@@ -1431,6 +1431,26 @@ def test_a_page_size_above_the_apis_largest_is_refused_not_cut_silently(httpserv
         collect(OpenFoodFactsCollector(), "champagne", tmp_path, HttpClient("test", 1.0), page_size=largest + 1)
 
 
+def test_a_contact_no_http_header_can_carry_is_refused_before_any_request(httpserver, tmp_path, capsys, monkeypatch):
+    """--contact (or PRODCAT_CONTACT) went into the User-Agent as given: a name in another script than Latin, or a
+    line break, failed the first search as 'cannot fetch this address', the advice blaming --base-url; so did the CR
+    a Windows .env file leaves at the end of PRODCAT_CONTACT, which is now dropped as the spaces around are."""
+    serve_search(httpserver, search_pages(CHAMPAGNES[:2]))
+    for contact, why in (
+        ("王伟 <wang@example.org>", "holds characters outside Latin-1"),
+        ("me@example.org\r\nX-Injected: 1", "holds a line break or another control character"),
+    ):
+        with pytest.raises(SystemExit) as refused:
+            run(httpserver, tmp_path, "--contact", contact)
+        error = capsys.readouterr().err
+        assert refused.value.code == 2 and f"argument --contact: {contact!r} {why}, which an HTTP header" in error
+    assert httpserver.log == [] and not any(tmp_path.iterdir())
+    monkeypatch.setenv("PRODCAT_CONTACT", "José <jose@example.org>\r")
+    assert run(httpserver, tmp_path) == 0
+    user_agent = httpserver.log[0][0].headers["User-Agent"]
+    assert user_agent.endswith("(product catalogue collection; José <jose@example.org>)")
+
+
 def test_a_query_typed_in_a_terminal_that_is_not_utf8_is_refused_saying_so(httpserver, tmp_path, capsys):
     """'pâte' typed in a Latin-1 terminal reaches Python as 'p\\udce2te' (the byte kept as a surrogate), which
     crashed the run with a UnicodeEncodeError traceback."""

@@ -73,6 +73,23 @@ def _search_terms(text: str) -> str:
     return unicodedata.normalize("NFC", text.strip())
 
 
+def _contact(text: str) -> str:
+    """An argparse type for --contact (and PRODCAT_CONTACT, its default): a text the User-Agent header can carry,
+    the spaces and line breaks around it dropped (a Windows .env file leaves a CR at the end). One it cannot carry
+    failed the first request as 'cannot fetch this address', blaming --base-url."""
+    contact = text.strip()
+    if any(unicodedata.category(character) == "Cc" for character in contact):
+        why = "holds a line break or another control character"
+    elif any(ord(character) > 0xFF for character in contact):  # http.client sends header values as Latin-1
+        why = "holds characters outside Latin-1"
+    else:
+        return contact
+    raise argparse.ArgumentTypeError(
+        f"{text!r} {why}, which an HTTP header cannot carry: give an e-mail address or a URL (PRODCAT_CONTACT is "
+        "this option's default)"
+    )
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "collect",
@@ -163,6 +180,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--contact",
         metavar="EMAIL",
         default=os.environ.get("PRODCAT_CONTACT"),
+        type=_contact,
         help="e-mail or URL put in the User-Agent, as public APIs ask (env PRODCAT_CONTACT)",
     )
     parser.add_argument(
