@@ -1118,6 +1118,25 @@ def test_each_host_goes_through_the_proxy_the_environment_sets_for_it(monkeypatc
     assert isinstance(given, urllib3.ProxyManager) and given.proxy.host == "other.example"
 
 
+@pytest.mark.parametrize("given_by", ["--proxy", "http_proxy"])
+def test_a_proxy_given_without_its_scheme_is_an_http_proxy(httpserver, tmp_path, monkeypatch, capsys, given_by):
+    """HTTPS_PROXY=proxy.corp:3128, as curl and requests read it (an http:// proxy), failed every request: 'cannot
+    fetch this address (Proxy URL had no scheme, should start with http:// or https://)', blaming the API's
+    address."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    serve_search(httpserver, search_pages(CHAMPAGNES[:2]))  # the proxy: the API's host is not on this machine
+    proxy = f"127.0.0.1:{httpserver.port}"
+    options = ["--proxy", proxy] if given_by == "--proxy" else []
+    if given_by == "http_proxy":
+        monkeypatch.setenv("http_proxy", proxy)
+    code = main(["collect", "--query", "champagne", "--out", str(tmp_path), "--base-url", "http://api.example",
+                 *options, *FAST])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert [request.host for request, _ in httpserver.log] == ["api.example"]
+    assert len(load_catalog(tmp_path / "products.csv").frame) == 2
+
+
 def test_the_exit_message_of_a_rate_limited_run_does_not_blame_the_network(httpserver, tmp_path, capsys):
     httpserver.expect_request("/cgi/search.pl").respond_with_data("Too Many", status=429, headers={"Retry-After": "0"})
     assert run(httpserver, tmp_path) == 2

@@ -174,7 +174,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--proxy",
         metavar="URL",
-        help="HTTP(S) proxy URL (default: for each host, $HTTPS_PROXY / $HTTP_PROXY unless $NO_PROXY exempts it)",
+        help="HTTP(S) proxy URL, HOST:PORT for an http:// one (default: for each host, $HTTPS_PROXY / $HTTP_PROXY "
+        "unless $NO_PROXY exempts it)",
     )
     parser.add_argument(
         "--contact",

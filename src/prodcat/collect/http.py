@@ -281,7 +281,7 @@ class HttpClient:
 
     def _manager(self, url: str) -> urllib3.PoolManager:
         """The connection pool for ``url``: one per proxy, as API and photo hosts may need different ones."""
-        proxy = self._proxy or environment_proxy(url)
+        proxy = _with_scheme(self._proxy or environment_proxy(url))
         if proxy not in self._managers:
             self._managers[proxy] = (
                 urllib3.ProxyManager(proxy, **self._options) if proxy else urllib3.PoolManager(**self._options)
@@ -339,6 +339,12 @@ def environment_proxy(url: str) -> str | None:
     if parts.hostname is None or urllib.request.proxy_bypass(parts.hostname):
         return None
     return urllib.request.getproxies().get(parts.scheme)
+
+
+def _with_scheme(proxy: str | None) -> str | None:
+    """``proxy`` with its scheme: one given as ``proxy.corp:3128`` (HTTPS_PROXY is often set so) is an ``http://``
+    proxy, as curl and requests read it; urllib3 refuses it."""
+    return f"http://{proxy}" if proxy and "://" not in proxy else proxy
 
 
 def _check_status(url: str, response: urllib3.BaseHTTPResponse) -> None:
