@@ -9,6 +9,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -386,6 +387,14 @@ def predictions_table(test: AppTest):
     return next(d for d in test.dataframe if "decision" in d.value.columns)
 
 
+def warnings_shown(test: AppTest) -> list[str]:
+    """The page's warnings but the one that its agreement counts too few products to rely on
+    (:func:`views.small_sample_caveat`), which the handful of products of most tests gets."""
+    return [
+        w.value for w in test.warning if not re.match(r"Only [\d,]+ labelled products? (was|were) scored:", w.value)
+    ]
+
+
 def issues_shown(test: AppTest) -> pd.DataFrame:
     """The issues table of the page (empty when there is none)."""
     tables = [d.value for d in test.dataframe if list(d.value.columns) == views.ISSUE_COLUMNS]
@@ -687,13 +696,13 @@ def test_agreement_on_products_the_model_was_trained_on_is_said_to_be_in_sample(
         (tiny_old_bundle, more, 48, InTraining(0, 48), "The model's bundle does not record which products it was"),
     ):
         test = predict_a_sample(go_to(app(str(bundle), "--data", str(catalogue)), "Predictions"), size)
-        shown = [w.value for w in test.warning]
+        shown = warnings_shown(test)
         assert shown == [views.as_written(caveat) for caveat in views.in_training_caveats(found)], (bundle, catalogue)
         assert len(shown) == 1 and shown[0].startswith(opening) and shown[0].endswith("."), shown
     cv = tmp_path / "cv.csv"
     cv.write_text("product_id,category,predicted,confidence,decision\nKitchen-0,Kitchen,Kitchen,0.9,auto\n")
     test = go_to(app(str(tiny_training.bundle), "--data", str(trained), "--predictions", str(cv)), "Predictions")
-    assert not test.warning
+    assert not warnings_shown(test)
 
 
 def test_catalogue_warnings_count_unknown_ids_and_categories():
@@ -771,11 +780,11 @@ def test_given_categories_are_cut_to_the_level_of_the_predictions_csv(
     assert sorted(confusion.index) == sorted(set(category_at_level(given, csv_level)))
     notes = [i.value for i in test.info]
     if model_level == csv_level:  # the model's own: its warning, the products are those it was trained on
-        assert notes == [] and [w.value.split(":")[0] for w in test.warning] == [
+        assert notes == [] and [w.split(":")[0] for w in warnings_shown(test)] == [
             "These are the very products the model was trained on"
         ]
     else:  # a full-path CSV is at level 2, its deepest
-        assert notes == [views.level_note(csv_level or 2, model_level, own_labels=False)] and not test.warning
+        assert notes == [views.level_note(csv_level or 2, model_level, own_labels=False)] and not warnings_shown(test)
 
 
 def test_the_app_warns_when_the_catalogue_does_not_match_the_model_or_the_predictions(
@@ -784,7 +793,7 @@ def test_the_app_warns_when_the_catalogue_does_not_match_the_model_or_the_predic
     other = flipkart_frame.head(4).assign(category="Apparel > Topwear > Shirts")  # a fashion catalogue's category
     catalogue = catalogue_csv(other, tmp_path / "fashion.csv")
     test = predict_a_sample(go_to(app(str(flipkart_bundle), "--data", str(catalogue)), "Predictions"), 4)
-    assert [w.value.split(" (1 category")[0] for w in test.warning] == [
+    assert [w.split(" (1 category")[0] for w in warnings_shown(test)] == [
         "4 of 4 labelled products have a category the model does not know"
     ]
     csv = tmp_path / "preds.csv"
@@ -801,7 +810,7 @@ def test_catalogue_text_in_a_message_is_shown_as_written_not_as_markdown(
     other = flipkart_frame.head(4).assign(category="Gifts $5 to $10 *new*")
     catalogue = catalogue_csv(other, tmp_path / "gifts.csv")
     test = predict_a_sample(go_to(app(str(flipkart_bundle), "--data", str(catalogue)), "Predictions"), 4)
-    [warning] = [w.value for w in test.warning]
+    [warning] = warnings_shown(test)
     assert "'Gifts \\$5 to \\$10 \\*new\\*'" in warning
     assert views.as_written("[a](b) `c` ~d~ <e> a_b \\") == "\\[a\\](b) \\`c\\` \\~d\\~ \\<e\\> a\\_b \\\\"
 
@@ -1337,7 +1346,7 @@ def test_a_sample_of_a_catalogue_rewritten_or_a_model_replaced_since_is_dropped_
     bundle = bundle_copy(tiny_training.bundle, tmp_path / "bundle")
     catalogue = catalogue_csv(tiny_training.unseen, tmp_path / "catalogue.csv")
     test = go_to(start_app(monkeypatch, str(bundle), "--data", str(catalogue)), "Predictions")
-    assert metrics_of(predict_a_sample(test, 12))["products"] == "12" and not test.warning
+    assert metrics_of(predict_a_sample(test, 12))["products"] == "12" and not warnings_shown(test)
 
     def dropped_after_touching(*paths: Path) -> list[str]:
         for path in paths:  # a later modification time, whatever the file system's resolution
@@ -1362,6 +1371,26 @@ def test_a_sample_of_a_catalogue_rewritten_or_a_model_replaced_since_is_dropped_
     assert dropped_after_touching(bundle / MODEL_FILE, catalogue)[0].endswith(
         "was rewritten and the model was replaced since; predict one again."
     )
+
+
+def test_an_agreement_on_few_labelled_products_is_said_to_be_too_uncertain(tiny_training, monkeypatch, tmp_path):
+    """The page showed the agreement of three labelled products (66.7%) as it shows that of thousands, with no word
+    of caution: it now says that so few are too uncertain, below the 30 under which `prodcat evaluate` warns too."""
+    test = predictions_page(
+        tiny_training,
+        monkeypatch,
+        tmp_path,
+        "product_id,category,confidence,decision\n"
+        "Kitchen-12,Kitchen,0.9,auto\nToys-12,Kitchen,0.5,review\nWatches-12,Watches,0.95,auto\n",
+    )
+    assert metrics_of(test)["agree with the given category"] == "66.7%"
+    assert [w.value for w in test.warning] == [
+        "Only 3 labelled products were scored: an agreement measured on so few is too uncertain to rely on (each "
+        "product moves it by 33.3 points); compare at least 30."
+    ]
+    test.multiselect(key="filter_decision").set_value(["review"]).run()  # said of the products the figure counts
+    assert [w.value.split(":")[0] for w in test.warning] == ["Only 1 labelled product was scored"]
+    assert [views.small_sample_caveat(n) is None for n in (0, 29, 30, 12_345)] == [True, False, True, True]
 
 
 def test_predicted_categories_none_of_which_is_known_are_said_to_be_so(tiny_training, monkeypatch, tmp_path):
@@ -1405,7 +1434,7 @@ def test_predictions_none_of_whose_categories_is_the_models_are_not_taken_for_it
     csv.write_text("product_id,category,confidence,decision\nKitchen-0,Mugs,0.9,auto\nToys-0,Clocks,0.8,auto\n")
     arguments = (str(tiny_training.bundle), "--data", str(catalogue), "--predictions", str(csv))
     test = go_to(start_app(monkeypatch, *arguments), "Predictions")
-    assert metrics_of(test)["agree with the given category"] == "50.0%" and not test.warning
+    assert metrics_of(test)["agree with the given category"] == "50.0%" and not warnings_shown(test)
     assert [i.value for i in test.info] == [
         "None of these predicted categories is one of the model's: another model made them; what is said of the model "
         "(categories it does not know, products it was trained on) does not apply to them and is left out."

@@ -576,11 +576,14 @@ def predictions_page(
     columns[0].metric("products", f"{len(shown):,}")
     columns[1].metric("auto-accepted", percent((shown["decision"] == "auto").mean()) if len(shown) else "–")
     agreement = views.agreement(shown)
+    compared = len(views.compared_rows(shown))
     columns[2].metric(
         "agree with the given category",
         "–" if agreement is None else percent(agreement),
-        help=f"among the {len(views.compared_rows(shown)):,} products with a given category that were scored",
+        help=f"among the {compared:,} products with a given category that were scored",
     )
+    if caveat := views.small_sample_caveat(compared):
+        st.warning(caveat)
     st.dataframe(shown, hide_index=True, column_order=[c for c in PREDICTION_COLUMNS if c in shown])
     if agreement is not None:
         _label_noise_section(shown, predictor.threshold)

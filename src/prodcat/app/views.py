@@ -38,7 +38,12 @@ from prodcat.catalog.schema import (
 )
 from prodcat.catalog.tables import read_csv_table
 from prodcat.evaluate.explain import WordExplanation
-from prodcat.evaluate.labelled import InTraining, products_in_training, unknown_categories_warning
+from prodcat.evaluate.labelled import (
+    SMALL_EVALUATION,
+    InTraining,
+    products_in_training,
+    unknown_categories_warning,
+)
 from prodcat.evaluate.report import interval_text
 from prodcat.image.decode import ImageDecodeError, ImageSource, load_image
 from prodcat.models.decision import accepts_nothing
@@ -708,6 +713,19 @@ def agreement(table: pd.DataFrame) -> float | None:
     none (no labels, or no labelled product scored)."""
     compared = compared_rows(table)
     return float((compared["given"] == compared["predicted"]).mean()) if len(compared) else None
+
+
+def small_sample_caveat(compared: int) -> str | None:
+    """What to say of an agreement measured on ``compared`` products (labelled and scored) too few for it to mean much:
+    fewer than :data:`~prodcat.evaluate.labelled.SMALL_EVALUATION`, the number below which ``prodcat evaluate`` warns
+    of its figures; ``None`` when there are enough, or none (no agreement is shown)."""
+    if not compared or compared >= SMALL_EVALUATION:
+        return None
+    products = "product was" if compared == 1 else "products were"
+    return (
+        f"Only {compared:,} labelled {products} scored: an agreement measured on so few is too uncertain to rely "
+        f"on (each product moves it by {100 / compared:.1f} points); compare at least {SMALL_EVALUATION}."
+    )
 
 
 def confusion_table(table: pd.DataFrame) -> pd.DataFrame:
