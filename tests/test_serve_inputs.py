@@ -227,6 +227,29 @@ def test_work_in_threads_answers_504_at_the_request_timeout(
     assert "review queue" not in answer.json()["detail"]  # nothing is on its way to it
 
 
+def test_an_explanation_of_more_words_than_the_server_allows_is_refused_before_the_model_runs() -> None:
+    """/explain?max_words=100 was taken (up to 100): each word is one more model pass over the whole text, and 100
+    took a median 55 s on a loaded 2-core machine, past the request timeout, holding the one explanation slot and
+    the CPU. Above max_explain_words it is refused at once, naming the limit; the default fits a lower limit."""
+    model_calls = "prodcat_model_latency_seconds_count"
+    for limit, default_words in ((60, 60), (10, 10)):
+        settings = ServeSettings(max_explain_words=limit)
+        with TestClient(create_app(OneCategoryModel(), settings, ReviewStore("sqlite://"))) as client:
+            refused = client.post(f"/explain?max_words={limit + 1}", json={"title": "mug"})
+            assert (refused.status_code, refused.json()["error"]) == (422, "max_explain_words"), refused.text
+            assert (refused.json()["limit"], refused.json()["limit_value"]) == ("max_explain_words", limit)
+            assert refused.json()["detail"].startswith(f"max_words={limit + 1} exceeds the limit")
+            assert f"{model_calls} 0.0" in client.get("/metrics").text  # refused before the model ran
+            words = " ".join(f"word{i}" for i in range(70))
+            for query in (f"?max_words={limit}", ""):
+                explained = client.post(f"/explain{query}", json={"title": words})
+                assert explained.status_code == 200, explained.text
+                assert len(explained.json()["words"]["weights"]) == default_words
+            parameters = client.get("/openapi.json").json()["paths"]["/explain"]["post"]["parameters"]
+            (max_words,) = [parameter for parameter in parameters if parameter["name"] == "max_words"]
+            assert (max_words["schema"]["maximum"], max_words["schema"]["default"]) == (limit, default_words)
+
+
 def test_a_504_says_when_its_predictions_may_still_be_recorded_for_review(tmp_path: Path) -> None:
     """A prediction's review record, written after its request answered 504, was not said: the client could not
     know that sending the product again would put it in the queue twice."""

@@ -292,6 +292,14 @@ def _prediction_routes(service: PredictionService, settings: ServeSettings, metr
         return Response(result.model_dump_json(), media_type="application/json")
 
     explain_defaults = ExplainSettings()
+    most_words = settings.max_explain_words
+    max_words_query = Query(
+        min(explain_defaults.max_words, most_words),
+        ge=1,
+        # documented, and checked by the route with a 422 that names the setting and why it exists
+        json_schema_extra={"maximum": most_words},
+        description="distinct words explained, title first (each costs one model row); at most `max_explain_words`",
+    )
 
     @router.post(
         "/explain",
@@ -300,22 +308,27 @@ def _prediction_routes(service: PredictionService, settings: ServeSettings, metr
         openapi_extra={"requestBody": _predict_body(settings)},
         summary="Category of one product and why: the weight of each word and a heatmap over the photo",
         description="Occlusion: each distinct word is removed, and a grey square slides over the photo; a weight "
-        "is the drop of the predicted category's probability. Costs one model row per word and per square "
-        "(about 3 s with the default model on English text, 20 s where it reads e5, on 2 cores); one explanation "
-        "runs at a time. Same input as "
+        "is the drop of the predicted category's probability. Costs one model row per word and per square, each "
+        "word's row a pass of the text encoders over the whole text (about 3 s with the default model on English "
+        "text, 20 s where it reads e5, on 2 cores); one explanation runs at a time. Same input as "
         "`/predict`; nothing is recorded in the review queue.",
     )
     async def explain(
         request: Request,
         top_k: int | None = top_k_query,
-        max_words: Annotated[
-            int, Query(ge=1, le=100, description="distinct words explained, title first (each costs one model row)")
-        ] = explain_defaults.max_words,
+        max_words: int = max_words_query,
         grid: Annotated[int, Query(ge=3, le=12, description="heatmap cells per side of the photo")] = (
             explain_defaults.grid
         ),
         overlay: Annotated[bool, Query(description="add the heatmap over the photo as a base64 PNG")] = False,
     ) -> Response:
+        if max_words > most_words:
+            detail = (
+                f"max_words={max_words} exceeds the limit max_explain_words={most_words}: each word explained costs "
+                "the model one more pass over the product's whole text, and the explanation holds the model "
+                f"meanwhile; ask for at most {most_words} (the first distinct words, title first, are explained)"
+            )
+            raise ApiError(422, "max_explain_words", detail, limit="max_explain_words", limit_value=most_words)
         product = await read_product(request)
         explain_settings = ExplainSettings(max_words=max_words, grid=grid)
         result = await service.explain(

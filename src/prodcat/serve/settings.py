@@ -81,6 +81,12 @@ class ServeSettings(BaseSettings):
     max_batch_items: int = Field(64, ge=1, description="most products in one /predict-batch request")
     top_k: int = Field(5, ge=1, description="categories returned by default")
     max_top_k: int = Field(20, ge=1, description="most categories a caller may ask for")
+    max_explain_words: int = Field(
+        60,
+        ge=1,
+        description="most distinct words one /explain may weigh (?max_words): each costs one more model pass over "
+        "the whole text",
+    )
     request_timeout_s: float = Field(
         30.0, gt=0, description="requests not answered in time get 504 (408 if their body had not arrived), in seconds"
     )
