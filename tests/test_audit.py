@@ -339,14 +339,20 @@ def test_cli_audit_leaves_out_the_products_whose_only_photo_does_not_decode(
     [
         (["blue shirt", "blue shirt"], 0),  # every word in every text: all pruned by max_df before
         (["Shirt 1", "Shirt 2", "Shirt 3"], 1),  # the digits are not words: "shirt" is all there is
+        # "shirt", in most texts, was pruned from the vocabulary, which kept "dress" and "10": no shirt had a word left
+        (["Shirt 1", "Shirt 2", "Shirt 3", "Dress 10"], 1),
         (["1", "2"], 0),  # no word at all
     ],
-    ids=["two-copies", "numbered", "digits-only"],
+    ids=["two-copies", "numbered", "numbered-beside-another", "digits-only"],
 )
 def test_cli_audit_of_a_tiny_repetitive_catalogue(tmp_path: Path, titles: list[str], near_groups: int) -> None:
     path = tmp_path / "shop.csv"
     pd.DataFrame(
-        {"product_id": range(len(titles)), "title": titles, "category": ["Shirts", "Tops", "Tops"][: len(titles)]}
+        {
+            "product_id": range(len(titles)),
+            "title": titles,
+            "category": ["Shirts", "Tops", "Tops", "Dresses"][: len(titles)],
+        }
     ).to_csv(path, index=False)
     report = tmp_path / "report"
     assert main(["audit", str(path), "--report", str(report), "--no-images"]) == 0

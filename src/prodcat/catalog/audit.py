@@ -330,12 +330,29 @@ def _near_duplicate_groups(texts: np.ndarray, similarity: float, progress: bool)
     """Representative of each text among the pairs with TF-IDF cosine >= ``similarity``
     (:func:`~prodcat.grouping.representative_groups`: the first text of a group, which is its smallest index).
 
-    The similarity matrix is computed block by block as a sparse product and thresholded at
-    once, so memory stays bounded on large catalogues.
+    Words in most products carry no identity, and dropping them (``max_df``) keeps the similarities sparse; the texts
+    made of such words alone ("Shirt 1", "Shirt 2" beside "Dress 10"; every text of a small or repetitive catalogue)
+    have no word left then, and are compared among themselves on every word.
     """
-    vectors = _tfidf_vectors(texts)
-    if vectors is None:
+    rows, cols = [], []
+    compared = np.arange(len(texts))
+    for max_df in (0.5, 1.0):
+        if len(compared) < 2:
+            break
+        vectors = _tfidf_vectors(texts[compared], max_df)
+        if vectors is not None:
+            pairs = _similar_pairs(vectors, similarity, progress)
+            rows.append(compared[pairs[0]])
+            cols.append(compared[pairs[1]])
+            compared = compared[vectors.getnnz(axis=1) == 0]
+    if not rows:  # no word at all (digits alone)
         return np.arange(len(texts))
+    return representative_groups(len(texts), np.concatenate(rows), np.concatenate(cols))
+
+
+def _similar_pairs(vectors: Any, similarity: float, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs ``(i, j)``, ``i < j``, of rows of ``vectors`` with a cosine >= ``similarity``, computed block by block
+    as a sparse product and thresholded at once, so that memory stays bounded on large catalogues."""
     block = 2000
     rows, cols = [], []
     for start in tqdm(range(0, vectors.shape[0], block), desc="near duplicates", disable=not progress, unit="block"):
@@ -343,24 +360,18 @@ def _near_duplicate_groups(texts: np.ndarray, similarity: float, progress: bool)
         keep = (sims.data >= similarity) & (sims.row + start < sims.col)
         rows.append(sims.row[keep] + start)
         cols.append(sims.col[keep])
-    return representative_groups(vectors.shape[0], np.concatenate(rows), np.concatenate(cols))
+    return np.concatenate(rows), np.concatenate(cols)
 
 
-def _tfidf_vectors(texts: np.ndarray) -> Any:
-    """Word TF-IDF rows (CSR) of ``texts``, ``None`` when they have no word at all (digits alone).
-
-    Words in most products carry no identity and dropping them (``max_df``) keeps the rows sparse; but in a
-    small or repetitive catalogue ("Shirt 1", "Shirt 2") that drops every word, and the shared words are
-    then all there is to compare.
-    """
+def _tfidf_vectors(texts: np.ndarray, max_df: float) -> Any:
+    """Word TF-IDF rows (CSR) of ``texts`` without the words in more than a ``max_df`` share of them, ``None`` when
+    no word is left."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    for max_df in (0.5, 1.0):
-        try:
-            return TfidfVectorizer(sublinear_tf=True, max_df=max_df, min_df=1, dtype=np.float32).fit_transform(texts)
-        except ValueError:  # sklearn's "After pruning, no terms remain" / "empty vocabulary"
-            continue
-    return None
+    try:
+        return TfidfVectorizer(sublinear_tf=True, max_df=max_df, min_df=1, dtype=np.float32).fit_transform(texts)
+    except ValueError:  # sklearn's "After pruning, no terms remain" / "empty vocabulary"
+        return None
 
 
 def _group_report(frame: pd.DataFrame, groups: list[np.ndarray], clean: Sequence[str]) -> dict[str, Any]:
