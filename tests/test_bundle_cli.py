@@ -25,6 +25,7 @@ from prodcat.catalog.tables import read_csv_table
 from prodcat.cli import main
 from prodcat.evaluate.labelled import InTraining
 from prodcat.evaluate.metrics import accepted_metrics, expected_calibration_error
+from prodcat.files import FIGURES_KEPT
 
 
 def test_bundle_round_trip_and_manifest(tmp_path):
@@ -1139,7 +1140,7 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             "unknown.yaml",
             "text: [tfidf, e5]\n",
             "text: unknown field; the fields are level, modalities, heads, fusion, early, calibration, "
-            "target_precision, inner_folds, seed (line 1)",
+            "target_precision, inner_folds, seed, sample (line 1)",
         ),
         ("misspelt.yaml", "seed: 1\nfusoin: late\n", "fusoin: unknown field; did you mean fusion? (line 2)"),
         (
@@ -2159,3 +2160,48 @@ def test_a_text_model_does_not_say_a_product_of_a_photo_alone_is_classified_from
         "products.csv: no title or description: nothing to classify it from, as this model does not read photos"
     ]
     assert "this model does not read photos" in pd.read_csv(out)["error"].iat[0]
+
+
+@pytest.mark.parametrize(
+    ("command", "writer", "options", "printed", "kept", "run"),
+    [
+        ("evaluate", "prodcat.commands.write_report", [], "accuracy      1.0000", FIGURES_KEPT, "evaluation"),
+        (
+            "robustness",
+            "prodcat.evaluate.report.write_robustness_report",
+            ["--perturbations", "no_description"],
+            "no_description",
+            FIGURES_KEPT,
+            "measure",
+        ),
+        (
+            "explain",
+            "prodcat.evaluate.explain_command.write_explain_report",
+            ["--sample", "1"],
+            "",
+            "the explanations were not kept",
+            "explanation",
+        ),
+    ],
+)
+def test_a_report_that_cannot_be_written_is_one_line_after_the_figures(
+    command, writer, options, printed, kept, run, tiny_training, tmp_path, monkeypatch, capsys
+):
+    """A disk that filled up while the report was written ended evaluate, robustness and explain in OSError's
+    traceback (exit 1), and evaluate's and robustness's figures, printed only after the report, were lost with it.
+    The figures are now printed first, and the failure is one line (exit 2), as explore's."""
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(writer, full)
+    data, report = tmp_path / "products.csv", tmp_path / "report"
+    tiny_training.unseen.to_csv(data, index=False)
+    assert main([command, str(tiny_training.bundle), str(data), "--report", str(report), *options]) == 2
+    out, err = capsys.readouterr()
+    assert printed in out
+    assert err.strip().splitlines()[-1] == (
+        f"error: cannot write the report in {report}: No space left on device; {kept}: free some space or give "
+        f"another --report, and run the {run} again"
+    )

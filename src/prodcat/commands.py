@@ -35,6 +35,7 @@ from prodcat.config import MODALITIES, Config
 from prodcat.evaluate.labelled import labelled_warnings, product_fingerprints, products_in_training, readable_by
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
 from prodcat.evaluate.report import EVALUATION_FILES, interval_text, report_problem, write_issues, write_report
+from prodcat.files import FIGURES_KEPT, report_not_written
 from prodcat.grouping import spelling_groups
 
 log = logging.getLogger("prodcat")
@@ -665,12 +666,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     title = f"Evaluation of {args.model} on {args.data}"
     reads_photos = "image" in predictor.manifest.get("modalities", [])
     issues = _with_unused_photos(catalog, predictions, reads_photos, issues_file)
-    write_report(metrics, truth, predicted, args.report, title, predictions=predictions, issues=issues)
     print_metrics(metrics, f"Evaluation on {len(frame)} labelled products:")
     if "not_in_training" in metrics:
         print_metrics(metrics["not_in_training"], "On those not in the model's training data (the honest figures):")
     for warning in metrics["warnings"]:
         print(f"warning: {warning}")
+    try:  # after the figures are printed: a disk that fills up must not lose them with the evaluation
+        write_report(metrics, truth, predicted, args.report, title, predictions=predictions, issues=issues)
+    except OSError as error:
+        print(report_not_written(args.report, error, FIGURES_KEPT, "evaluation"), file=sys.stderr)
+        return 2
     print(f"\nReport written to {args.report}")
     return 0
 

@@ -70,6 +70,19 @@ def write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(_plain(value), indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
 
 
+#: what a command that prints its figures before writing its report keeps when the report cannot be written
+FIGURES_KEPT = "the figures above are all that was kept"
+
+
+def report_not_written(report: str | Path, error: OSError, kept: str, run: str) -> str:
+    """The one line saying that the report in the folder ``report`` could not be written (a full disk) and what of
+    the work was ``kept`` (printed above, or nothing), rather than OSError's traceback; ``run``: what to run again."""
+    return (
+        f"error: cannot write the report in {report}: {error.strerror or error}; {kept}: free some space or give "
+        f"another --report, and run the {run} again"
+    )
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}

@@ -28,7 +28,7 @@ from prodcat.evaluate.explain import (
     word_spans,
 )
 from prodcat.evaluate.labelled import InTraining, products_in_training
-from prodcat.files import write_json
+from prodcat.files import report_not_written, write_json
 
 log = logging.getLogger("prodcat")
 #: embeddings kept in memory while explaining: the occluded variants are throw-away, never written to disk
@@ -69,7 +69,11 @@ def run_explain(args: argparse.Namespace) -> int:
     ]
     level = model_level(predictor.manifest)
     source = f"{args.model} on {args.data}"
-    out = write_explain_report(explanations, products, args.report, source, level, in_training)
+    try:
+        out = write_explain_report(explanations, products, args.report, source, level, in_training)
+    except OSError as error:  # a full disk: one line, not OSError's traceback
+        print(report_not_written(args.report, error, "the explanations were not kept", "explanation"), file=sys.stderr)
+        return 2
     if warning := in_training_warning(in_training):
         print(f"warning: {warning}")
     print(f"{len(explanations)} explanations written to {out}")

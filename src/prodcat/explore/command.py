@@ -91,6 +91,7 @@ def run_explore(args: argparse.Namespace) -> int:
     from prodcat.explore.clustering import FeasibilityStudy, check_feature_sets, stratified_sample
     from prodcat.explore.metrics import AMI_NOTE
     from prodcat.explore.report import MATRIX_CSV, write_report
+    from prodcat.files import FIGURES_KEPT, report_not_written
 
     started = time.perf_counter()
     for chatty in ("openTSNE", "gensim"):  # they log their internal steps at INFO
@@ -150,11 +151,7 @@ def run_explore(args: argparse.Namespace) -> int:
     try:  # after the figures are printed: a disk that fills up must not lose them with the study
         json_path, html_path = write_report(result, args.report, source=str(catalog.source or args.data))
     except OSError as error:
-        print(
-            f"error: cannot write the report in {args.report}: {error.strerror or error}; the figures above "
-            "are all that was kept: free some space or give another --report, and run the study again",
-            file=sys.stderr,
-        )
+        print(report_not_written(args.report, error, FIGURES_KEPT, "study"), file=sys.stderr)
         return 2
     matrix_path = html_path.parent / MATRIX_CSV
     print(f"wrote {json_path}, {matrix_path} and {html_path} in {time.perf_counter() - started:.0f} s")
