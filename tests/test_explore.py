@@ -715,3 +715,35 @@ def test_runs_on_nearly_the_same_products_are_ranked_together():
         ("orb", 1, "150 products with text (set 2)"),
     ]
     assert records[0]["products"] == "297 products with text"
+
+
+@pytest.mark.parametrize("n_jobs", [1000, -1])
+def test_no_more_workers_start_than_there_are_cores_and_runs(monkeypatch, n_jobs):
+    """``--jobs 1000`` handed joblib 1000 workers, which loky starts at once: hundreds of interpreters for a single
+    run, a 10-second study still not done after 5 minutes on 2 cores. Workers are now capped by the cores and the
+    runs to do."""
+    import joblib
+
+    asked = []
+
+    class Recorded(joblib.Parallel):
+        def __init__(self, n_jobs, **kwargs):
+            asked.append(n_jobs)
+            super().__init__(n_jobs=1, **kwargs)  # the runs themselves in this process: the workers asked are checked
+
+    monkeypatch.setattr(clustering, "Parallel", Recorded)
+    # a 4-core machine (raising=False: the check fails on what is asked, not on a missing name)
+    monkeypatch.setattr(clustering, "effective_n_jobs", lambda n: 4 if n == -1 else n, raising=False)
+    words = ["ceramic coffee mug", "analog wrist watch", "wooden toy train"]
+    frame = pd.DataFrame(
+        {
+            "product_id": [f"p{i}" for i in range(30)],
+            "title": [f"{words[i % 3]} {i}" for i in range(30)],
+            "description": "",
+            "image": None,
+            "category": ["Kitchen", "Watches", "Toys"] * 10,
+        }
+    )
+    for features, reductions in ((["tfidf"], ["pca"]), (["bow", "tfidf"], ["pca", "pca+knn", "tsne"])):
+        FeasibilityStudy(features=features, reductions=reductions, n_jobs=n_jobs, progress=False).run(frame)
+    assert asked == [1, 4]  # one run: in this process; six runs: one worker per core

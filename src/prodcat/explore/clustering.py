@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
@@ -215,6 +215,14 @@ EXTRACTOR_FAILURES = (ValueError, OSError, ImportError)
 MIN_PRODUCTS = 10
 
 
+def worker_count(n_jobs: int, runs: int) -> int:
+    """The processes worth starting for ``runs`` reductions at ``n_jobs`` (joblib's reading: -1 every core, -2 all but
+    one): no more than the runs, nor than the cores, each run being single-threaded. loky starts every worker it is
+    given at once: ``--jobs 1000`` started hundreds of interpreters for a single run, which had not ended after
+    5 minutes on 2 cores (10 s with 2)."""
+    return max(1, min(effective_n_jobs(n_jobs), effective_n_jobs(-1), runs))
+
+
 class FeasibilityStudy:
     """Do products of one category group together? Cluster them and compare with their categories.
 
@@ -230,7 +238,8 @@ class FeasibilityStudy:
         extractor_params: per extractor name, keyword arguments for
             :func:`~prodcat.features.base.make_extractor`.
         n_jobs: processes reducing and clustering feature sets in parallel (t-SNE and UMAP
-            run single-threaded: 2 on 2 cores halves the study's reduction time).
+            run single-threaded: 2 on 2 cores halves the study's reduction time); at most one per core
+            and per run (:func:`worker_count`).
         progress: show progress bars.
     """
 
@@ -290,12 +299,12 @@ class FeasibilityStudy:
             for feature_set in self.features
             if (block := self._prepare(feature_set, blocks, categories, result.skipped)) is not None
         )
-        runs = Parallel(n_jobs=self.n_jobs, return_as="generator")(
+        total = len(self.features) * len(self.reductions)
+        runs = Parallel(n_jobs=worker_count(self.n_jobs, total), return_as="generator")(
             delayed(_reduce_and_cluster)(block, reduction, self.n_components, self.n_init, self.seed)
             for block in prepared
             for reduction in self.reductions
         )
-        total = len(self.features) * len(self.reductions)
         for run in tqdm(runs, total=total, desc="features, reduce + cluster", disable=not self.progress, unit="run"):
             result.runs.append(run)
             log.info(

@@ -72,7 +72,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--jobs",
         type=job_count,
         default=2,
-        help="processes reducing and clustering in parallel (default 2; -1: every core)",
+        help="processes reducing and clustering in parallel, at most one per core (default 2; -1: every core)",
     )
     parser.add_argument(
         "--seed",
