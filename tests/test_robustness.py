@@ -441,3 +441,23 @@ def test_a_run_that_leaves_some_products_unreadable_says_so() -> None:
         "title_only: the model could score none of the 3 products (nothing left it can read): every one counts as "
         "wrong",
     ]
+
+
+def test_the_report_says_what_each_perturbation_does_and_in_what_unit(products: pd.DataFrame, tmp_path: Path) -> None:
+    """The report's table named the perturbations only, noise_25 or crop_0.5 or jpeg_5, which say neither sigma on
+    what scale, nor what 0.5 of the photo is kept, nor that 5 is a JPEG quality; the descriptions beside them in
+    robustness.json were not clearer ('centre 0.5 kept', 'JPEG re-compressed at 5')."""
+    from prodcat.evaluate.report import write_robustness_report
+
+    chosen = [PERTURBATIONS[name] for name in ("noise_25", "crop_0.5", "jpeg_5", "downscale_64")]
+    frame = products.head(2)
+    records = evaluate_robustness(ConstantPredictor(), frame, np.full(2, "Watches"), chosen)
+    page = (write_robustness_report(records, tmp_path, "robustness") / "report.html").read_text()
+    rows = [re.findall(r"<td>(.*?)</td>", row)[:2] for row in re.findall(r"<tr>(.*?)</tr>", page, re.S)]
+    assert [row for row in rows if row] == [
+        ["clean", "as in the catalogue"],
+        ["noise_25", "Gaussian noise, sigma 25 (pixel values 0-255)"],
+        ["crop_0.5", "centre 50% of each side kept"],
+        ["jpeg_5", "JPEG re-compressed at quality 5 of 100"],
+        ["downscale_64", "photo shrunk to 64 px on its longest side"],
+    ]

@@ -462,7 +462,7 @@ def write_robustness_report(
 touch (no photo to rotate, no description to remove) keep their input and are not counted in "affected".
 Δ is perturbed minus clean on the same products, with its 95% paired-bootstrap interval; "flipped" is the share
 of the affected products whose predicted category changed.</p>
-{html_table(ROBUSTNESS_COLUMNS, robustness_rows(records))}
+{html_table(ROBUSTNESS_REPORT_COLUMNS, robustness_report_rows(records))}
 <h2>Figure</h2>{embedded_png(figure) + f"<p>{left_out}</p>" if runs else "<p>No perturbation touched a product.</p>"}"""
     (out / "report.html").write_text(html_page(title, body), encoding="utf-8")
     return out
@@ -481,6 +481,9 @@ ROBUSTNESS_COLUMNS = (
     "auto precision",
     "flipped",
 )
+#: the report's columns: the console's, and each perturbation said in words with its severity's unit beside its name
+#: (noise_25 or crop_0.5 alone say neither sigma on what scale nor what is kept)
+ROBUSTNESS_REPORT_COLUMNS = (ROBUSTNESS_COLUMNS[0], "what", *ROBUSTNESS_COLUMNS[1:])
 #: the Δ of a perturbation that touched no product: it changes nothing, and its zero would read as robustness
 UNTOUCHED = "n/a — no product affected"
 
@@ -516,3 +519,10 @@ def robustness_rows(records: list[dict[str, Any]]) -> list[list[str]]:
             ]
         )
     return rows
+
+
+def robustness_report_rows(records: list[dict[str, Any]]) -> list[list[str]]:
+    """:func:`robustness_rows` with each record's description after its name, in :data:`ROBUSTNESS_REPORT_COLUMNS`
+    order."""
+    rows = robustness_rows(records)
+    return [[row[0], record["description"], *row[1:]] for record, row in zip(records, rows, strict=True)]

@@ -208,7 +208,12 @@ PERTURBATIONS: dict[str, Perturbation] = {
     for p in [
         *_image_family("rotate", rotate, "degrees", "degrees", (15, 90, 180), "photo rotated {value:g} degrees"),
         *_image_family(
-            "noise", gaussian_noise, "sigma", "pixel sigma (0-255)", (10, 25, 50), "Gaussian noise, sigma {value:g}"
+            "noise",
+            gaussian_noise,
+            "sigma",
+            "pixel sigma (0-255)",
+            (10, 25, 50),
+            "Gaussian noise, sigma {value:g} (pixel values 0-255)",
         ),
         *_image_family(
             "blur",
@@ -218,11 +223,25 @@ PERTURBATIONS: dict[str, Perturbation] = {
             (2, 4, 8),
             f"Gaussian blur, radius {{value:g}} px at {WORK_SIDE} px",
         ),
-        *_image_family("jpeg", jpeg_recompress, "quality", "JPEG quality", (20, 5), "JPEG re-compressed at {value:g}"),
         *_image_family(
-            "downscale", downscale, "side", "pixels (longest side)", (512, 64, 32), "photo shrunk to {value:g} px"
+            "jpeg",
+            jpeg_recompress,
+            "quality",
+            "JPEG quality",
+            (20, 5),
+            "JPEG re-compressed at quality {value:g} of 100",
         ),
-        *_image_family("crop", centre_crop, "keep", "fraction of each side", (0.7, 0.5), "centre {value:g} kept"),
+        *_image_family(
+            "downscale",
+            downscale,
+            "side",
+            "pixels (longest side)",
+            (512, 64, 32),
+            "photo shrunk to {value:g} px on its longest side",
+        ),
+        *_image_family(
+            "crop", centre_crop, "keep", "fraction of each side", (0.7, 0.5), "centre {value:.0%} of each side kept"
+        ),
         Perturbation("no_photo", "missing", "photo removed (text only)", blank=("image",)),
         Perturbation("no_description", "missing", "description removed (title and photo)", blank=("description",)),
         Perturbation(
