@@ -497,15 +497,55 @@ def test_label_audit_takes_the_seed_train_and_cv_take_and_records_it(tmp_path: P
     audit.html name the seed used."""
     path = tmp_path / "shop.csv"
     _tiny_text_catalog({"Kitchen": 13, "Watches": 13, "Bath": 13}).to_csv(path, index=False)
-    config = tmp_path / "words.yaml"
-    words = "{name: text_words, modality: text, features: [{name: tfidf_word}], C: 5.0, scale: false}"
-    config.write_text(f"seed: 5\nheads:\n  - {words}\n")
+    config = _words_config(tmp_path, "seed: 5")
     audit = ["audit", str(path), "--no-images", "--labels", "--folds", "3", "--config", str(config)]
     for flags, seed in [([], 5), (["--seed", "3"], 3)]:
         report = tmp_path / f"report-{seed}"
         assert main([*audit, *flags, "--report", str(report)]) == 0
         assert json.loads((report / "audit.json").read_text())["labels"]["seed"] == seed
         assert f"3-fold (seed {seed}) out-of-fold predictions" in (report / "audit.html").read_text()
+
+
+def _words_config(folder: Path, fields: str) -> Path:
+    """A config of these YAML ``fields`` whose one head reads words (fitted in a moment on a tiny catalogue)."""
+    config = folder / "words.yaml"
+    words = "{name: text_words, modality: text, features: [{name: tfidf_word}], C: 5.0, scale: false}"
+    config.write_text(f"{fields}\nheads:\n  - {words}\n")
+    return config
+
+
+def test_audit_draws_its_sample_as_train_does_from_the_seed_and_the_config_and_records_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audit's --sample was drawn with a fixed random_state=0, whatever --seed or the config's seed, and the
+    config's `sample` (a bundle's manifest.json records it) was ignored: the audit now draws the products train and
+    cv draw with the same size and seed, the config's sample unless --sample overrides it, and audit.json says
+    which."""
+    from prodcat.catalog import audit as audit_module
+    from prodcat.commands import labelled_sample
+
+    path = tmp_path / "shop.csv"
+    _tiny_text_catalog({"Kitchen": 13, "Watches": 13, "Bath": 13}).to_csv(path, index=False)
+    config = _words_config(tmp_path, "seed: 5\nsample: 24")
+    audited: list[set[str]] = []
+
+    def recorded(catalog: Catalog, **options: object) -> dict:
+        audited.append(set(catalog.frame["product_id"]))
+        return audit_catalog(catalog, **options)
+
+    monkeypatch.setattr(audit_module, "audit_catalog", recorded)
+    audit = ["audit", str(path), "--no-images", "--labels", "--folds", "3", "--config", str(config)]
+    for flags, size, seed in [([], 24, 5), (["--seed", "3"], 24, 3), (["--sample", "30"], 30, 5)]:
+        report = tmp_path / f"report-{size}-{seed}"
+        assert main([*audit, *flags, "--report", str(report)]) == 0
+        drawn_by_train = labelled_sample(load_catalog(path).frame, Config(seed=seed), size)
+        assert audited[-1] == set(drawn_by_train["product_id"])
+        assert json.loads((report / "audit.json").read_text())["sample"] == {"size": size, "seed": seed}
+        assert (
+            f"a sample of {size} products, stratified by category, drawn with seed {seed}"
+            in (report / "audit.html").read_text()
+        )
+    assert len({frozenset(products) for products in audited}) == 3
 
 
 def test_spelling_groups_are_the_names_of_one_key() -> None:

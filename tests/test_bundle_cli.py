@@ -724,14 +724,14 @@ def test_an_option_overrides_the_config_field_it_shares_and_the_help_says_so(tmp
     flag and a config wins was written nowhere. The flag wins, in every command, and each help says so."""
     import argparse
 
-    from prodcat.catalog.audit import _label_config
+    from prodcat.catalog.audit import _audit_config
     from prodcat.catalog.schema import Catalog
     from prodcat.cli import build_parser
     from prodcat.commands import build_config
 
     parser = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
     config_help = next(action.help for action in parser._actions if action.dest == "config")
-    for option in [a for a in parser._actions if a.dest in ("modalities", "level", "fusion", "seed")]:
+    for option in [a for a in parser._actions if a.dest in ("modalities", "level", "fusion", "sample", "seed")]:
         assert "config's" in option.help and option.option_strings[0] in config_help, option.help
 
     config = tmp_path / "experiment.yaml"
@@ -740,7 +740,7 @@ def test_an_option_overrides_the_config_field_it_shares_and_the_help_says_so(tmp
 
     def resolved(*flags: str) -> tuple:
         args = parser.parse_args(["products.csv", *output, "--config", str(config), *flags])
-        used = _label_config(args, "csv") if command == "audit" else build_config(args, Catalog(pd.DataFrame()))
+        used = _audit_config(args, "csv") if command == "audit" else build_config(args, Catalog(pd.DataFrame()))
         return used.level, used.modalities
 
     assert resolved() == (2, ["image"])

@@ -330,15 +330,29 @@ def labelled_products(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
 
 
 def labelled_sample(frame: pd.DataFrame, config: Config, size: int | None) -> pd.DataFrame:
-    """The :func:`labelled_products`, or a stratified sample of ``size`` of them."""
+    """The :func:`labelled_products`, or a stratified sample of ``size`` of them (:func:`stratified_sample`)."""
     frame = labelled_products(frame, config)
-    if size is None or size >= len(frame):
+    if size is None:
+        return frame
+    return stratified_sample(frame, config, size).reset_index(drop=True)
+
+
+#: the stratum of the products without a category, which a sample keeps in their share as it keeps each category's
+_UNLABELLED = "__unlabelled__"
+
+
+def stratified_sample(frame: pd.DataFrame, config: Config, size: int) -> pd.DataFrame:
+    """``size`` products of ``frame`` (all of them when it has no more), drawn with ``config.seed`` and stratified on
+    their category at ``config.target_level`` (the unlabelled ones a stratum of their own), ``frame``'s index kept:
+    the ``--sample`` of ``train`` and ``cv`` (among their labelled products) and of ``audit`` (among all)."""
+    if size >= len(frame):
         return frame
     from sklearn.model_selection import train_test_split
 
     from prodcat.models.heads import pooled_strata
 
-    strata = pooled_strata(category_at_level(frame["category"], config.target_level), 2)
+    categories = category_at_level(frame["category"], config.target_level)
+    strata = pooled_strata(np.where(pd.isna(categories), _UNLABELLED, categories), 2)
     sizes = pd.Series(strata).value_counts()
     if sizes.iloc[-1] < 2:  # one single-product category pools into a stratum of one: it joins the largest
         strata = np.where(strata == sizes.index[-1], sizes.index[0], strata)
@@ -346,7 +360,7 @@ def labelled_sample(frame: pd.DataFrame, config: Config, size: int | None) -> pd
     # say whether it is enough to train on)
     stratify = strata if size >= len(np.unique(strata)) else None
     sample, _ = train_test_split(frame, train_size=size, stratify=stratify, random_state=config.seed)
-    return sample.reset_index(drop=True)
+    return sample
 
 
 def print_metrics(metrics: dict[str, Any], title: str, target_precision: float | None = None) -> None:

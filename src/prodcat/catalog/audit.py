@@ -897,9 +897,9 @@ def run_audit(args: argparse.Namespace) -> int:
     except (CatalogFormatError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if args.sample and args.sample < len(catalog.frame):
-        catalog = _sample(catalog, args.sample)
-    label_config, folds = _label_config(args, catalog.format), args.folds or 5
+    label_config, folds = _audit_config(args, catalog.format), args.folds or 5
+    if label_config.sample is not None:
+        catalog = _sample(catalog, label_config)
     if args.labels and (outlook := label_audit_outlook(catalog.frame, label_config, folds)):
         print(f"warning: {outlook}", flush=True)  # before the hours a deep level's audit may take, not after
     result = audit_catalog(
@@ -910,6 +910,7 @@ def run_audit(args: argparse.Namespace) -> int:
         folds=folds,
         similarity=args.similarity,
     )
+    result["sample"] = None if label_config.sample is None else {"size": label_config.sample, "seed": label_config.seed}
     written = write_audit_report(result, args.report, catalog.issues)
     for line in summary_lines(result):
         print(line)
@@ -924,9 +925,12 @@ def run_audit(args: argparse.Namespace) -> int:
 _LABEL_OPTIONS = ("config", "level", "modalities", "folds", "seed")
 
 
-def _sample(catalog: Catalog, size: int) -> Catalog:
-    """``size`` random products of ``catalog``, with the loader issues of their rows only."""
-    sampled = catalog.frame.sample(n=size, random_state=0).sort_index()
+def _sample(catalog: Catalog, config: Config) -> Catalog:
+    """The ``config.sample`` products of ``catalog`` that train's and cv's draw takes
+    (:func:`~prodcat.commands.stratified_sample`), with the loader issues of their rows only."""
+    from prodcat.commands import stratified_sample
+
+    sampled = stratified_sample(catalog.frame, config, config.sample or len(catalog.frame)).sort_index()
     lines = [catalog.line_of(position) for position in sampled.index]
     kept = set(lines)
     return Catalog(
@@ -938,8 +942,12 @@ def _sample(catalog: Catalog, size: int) -> Catalog:
     )
 
 
-def _label_config(args: argparse.Namespace, catalog_format: str) -> Config:
+def _audit_config(args: argparse.Namespace, catalog_format: str) -> Config:
+    """The config of the label audit's cross-validation, whose ``sample`` and ``seed`` draw the products audited
+    (``--sample``, with or without ``--labels``), as train's and cv's: the options override the config's fields."""
     config = args.config or Config()
+    if args.sample is not None:
+        config = config.model_copy(update={"sample": args.sample})
     if args.level is not None:
         config = config.model_copy(update={"level": args.level or None})
     if args.modalities:

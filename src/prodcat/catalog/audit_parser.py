@@ -50,7 +50,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--report", required=True, type=report_dir, metavar="DIR", help="folder for audit.json and audit.html"
     )
     parser.add_argument(
-        "--sample", type=positive_int, metavar="N", help="audit a random sample of N products (quick look)"
+        "--sample",
+        type=positive_int,
+        metavar="N",
+        help="audit a sample of N products (quick look), stratified by category and drawn with the seed, as train's "
+        "and cv's (default: the config's, else all); recorded in audit.json with its seed",
     )
     parser.add_argument("--no-images", action="store_true", help="do not decode the photos (much faster)")
     parser.add_argument(
@@ -64,8 +68,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     labels.add_argument(
         "--config",
         type=config_file,
-        help="YAML or TOML experiment config of the cross-validation (fields left out keep their defaults; --level, "
-        "--modalities and --seed override its fields)",
+        help="YAML or TOML experiment config of the cross-validation, or a bundle's manifest.json or a cv report's "
+        "metrics.json (fields left out keep their defaults; --level, --modalities, --sample and --seed override its "
+        "fields)",
     )
     labels.add_argument(
         "--level",
@@ -82,8 +87,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     labels.add_argument(
         "--seed",
         type=random_seed,
-        help="seed of the cross-validation's folds and models, as train's and cv's (default: the config's, 0): "
-        "another split tells which products are flagged by the split alone; recorded in audit.json",
+        help="seed of the --sample drawn and of the cross-validation's folds and models, as train's and cv's "
+        "(default: the config's, 0): another split tells which products are flagged by the split alone; recorded in "
+        "audit.json",
     )
     parser.set_defaults(func=run_later("prodcat.catalog.audit:run_audit"))
 
