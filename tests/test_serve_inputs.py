@@ -539,6 +539,31 @@ def test_a_new_category_differing_from_a_label_only_in_case_or_spacing_is_refuse
 
 
 @pytest.mark.parametrize(
+    ("fixture", "category", "written"),
+    [
+        ("top_level_client", "Watches ", "Watches"),
+        ("top_level_client", " Watches > Wrist Watches", "Watches > Wrist Watches"),
+        ("top_level_client", "Watches>Wrist Watches", "Watches > Wrist Watches"),
+        ("top_level_client", "Watches > Wrist Watches ", "Watches > Wrist Watches"),  # below the model's level
+        ("client", "Kitchen > Mugs ", "Kitchen > Mugs"),
+    ],
+)
+def test_a_correction_spaced_otherwise_than_the_models_categories_is_refused_whatever_its_level(
+    request: pytest.FixtureRequest, fixture: str, category: str, written: str
+) -> None:
+    """A top-level model accepted 'Watches ' (cut at its level, it trains as 'Watches') and stored it with its
+    space, where a full-path model refused 'Kitchen > Mugs ' as a variant of its category: both refuse it now,
+    naming the path to write."""
+    client = request.getfixturevalue(fixture)
+    for new_category in (False, True):
+        refused = submit(client, category, new_category)
+        assert (refused.status_code, refused.json()["error"]) == (422, "category_variant"), refused.text
+        assert refused.json()["detail"].endswith(f"use {written!r}")
+        accepted = submit(client, written, new_category)
+        assert (accepted.status_code, accepted.json()["corrected_category"]) == (200, written), accepted.text
+
+
+@pytest.mark.parametrize(
     ("fixture", "category"),
     [
         ("top_level_client", ">"),

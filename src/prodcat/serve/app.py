@@ -549,18 +549,27 @@ class _KnownLabels:
         if not all(_label_levels(category)):
             detail = f"{category!r} has an empty level: name each level, separated by {SEP!r} (e.g. 'Home > Decor')"
             raise ApiError(422, "category_empty_level", detail)
-        trained = self.cut(category)
+        levels = split_path(category)
+        trained = SEP.join(levels[: self.level])  # at the model's level, each level stripped as training does
         existing = self._by_key.get(_label_key(trained))
         if trained not in self.labels and existing is not None:
             detail = f"{trained!r} is the model's category {existing!r} written differently: use {existing!r}"
             raise ApiError(422, "category_variant", detail)
-        # the path as written: cutting it at the model's level strips its levels, a line break around them too
+        # the path as written: stripping its levels took a line break around them away too
         _refuse_unshown_characters(category)
-        if trained in self.labels or new_category:
+        if trained in self.labels:
+            # spaces around a level ('Watches ', 'Watches>Wrist Watches') are refused as a variant at every level,
+            # as a full-path model always did, rather than stored as typed: the whole path is stored
+            if category != (written := SEP.join(levels)):
+                detail = f"{category!r} is spaced otherwise than the model's category {trained!r}: use {written!r}"
+                raise ApiError(422, "category_variant", detail)
+            return
+        if new_category:
             return
         close = difflib.get_close_matches(trained, self.labels, n=3, cutoff=0.6)
         hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
-        level = f" (the model's labels are cut at level {self.level})" if trained != category else ""
+        cut = self.level is not None and len(levels) > self.level
+        level = f" (the model's labels are cut at level {self.level})" if cut else ""
         detail = f"the model has no category {trained!r}{level}: {hint}add ?new_category=true for a new one"
         raise ApiError(422, "unknown_category", detail)
 
