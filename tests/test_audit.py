@@ -546,6 +546,9 @@ def test_audit_draws_its_sample_as_train_does_from_the_seed_and_the_config_and_r
             in (report / "audit.html").read_text()
         )
     assert len({frozenset(products) for products in audited}) == 3
+    whole = tmp_path / "whole"  # a sample of every product or more draws none: no sample to report
+    assert main([*audit, "--sample", "39", "--report", str(whole)]) == 0
+    assert json.loads((whole / "audit.json").read_text())["sample"] is None and len(audited[-1]) == 39
 
 
 def test_spelling_groups_are_the_names_of_one_key() -> None:

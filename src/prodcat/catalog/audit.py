@@ -898,8 +898,10 @@ def run_audit(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     label_config, folds = _audit_config(args, catalog.format), args.folds or 5
-    if label_config.sample is not None:
-        catalog = _sample(catalog, label_config)
+    # a sample of at least the whole catalogue draws nothing, and is no sample to report
+    drawn = label_config.sample if label_config.sample and label_config.sample < len(catalog.frame) else None
+    if drawn:
+        catalog = _sample(catalog, label_config, drawn)
     if args.labels and (outlook := label_audit_outlook(catalog.frame, label_config, folds)):
         print(f"warning: {outlook}", flush=True)  # before the hours a deep level's audit may take, not after
     result = audit_catalog(
@@ -910,7 +912,7 @@ def run_audit(args: argparse.Namespace) -> int:
         folds=folds,
         similarity=args.similarity,
     )
-    result["sample"] = None if label_config.sample is None else {"size": label_config.sample, "seed": label_config.seed}
+    result["sample"] = {"size": drawn, "seed": label_config.seed} if drawn else None
     written = write_audit_report(result, args.report, catalog.issues)
     for line in summary_lines(result):
         print(line)
@@ -925,12 +927,12 @@ def run_audit(args: argparse.Namespace) -> int:
 _LABEL_OPTIONS = ("config", "level", "modalities", "folds", "seed")
 
 
-def _sample(catalog: Catalog, config: Config) -> Catalog:
-    """The ``config.sample`` products of ``catalog`` that train's and cv's draw takes
+def _sample(catalog: Catalog, config: Config, size: int) -> Catalog:
+    """The ``size`` products of ``catalog`` that train's and cv's draw takes with ``config``
     (:func:`~prodcat.commands.stratified_sample`), with the loader issues of their rows only."""
     from prodcat.commands import stratified_sample
 
-    sampled = stratified_sample(catalog.frame, config, config.sample or len(catalog.frame)).sort_index()
+    sampled = stratified_sample(catalog.frame, config, size).sort_index()
     lines = [catalog.line_of(position) for position in sampled.index]
     kept = set(lines)
     return Catalog(
