@@ -960,6 +960,34 @@ def test_a_modality_read_by_a_single_category_skips_its_head(caplog: pytest.LogC
     assert (model.predict(_catalogue(labels, seed=1)) == labels).all()
 
 
+@register
+class _UndecodablePhotos(Extractor):
+    """Test photos that never decode: as a photo decoder says of them, none is available."""
+
+    name = "test_undecodable_photo"
+    modality = "image"
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.zeros((len(frame), 8))
+
+    def available(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.zeros(len(frame), dtype=bool)
+
+
+def test_a_head_that_reads_no_product_is_skipped_saying_so(caplog: pytest.LogCaptureFixture) -> None:
+    """Every photo given, none decoding: the photo head's warning read 'the 0 products it reads are of none, and a
+    classifier needs two categories', in every fold of train, cv and the label audit."""
+    photo = HeadConfig(name="photo", modality="image", features=[FeatureSpec(name="test_undecodable_photo")])
+    config = _text_and_photo_config()
+    config = config.model_copy(update={"heads": [config.heads[0], photo]})
+    labels = list("abc") * 20
+    with caplog.at_level("WARNING", logger="prodcat.models.classifier"):
+        model = ProductClassifier(config).fit(_catalogue(labels))
+    assert list(model.heads_) == ["words"]
+    said = "head photo skipped: it reads none of the 60 products it was given (photos that do not decode are not read)"
+    assert said in caplog.text and "are of none" not in caplog.text
+
+
 def test_an_inner_fold_holding_a_single_category_does_not_crash() -> None:
     """Photos in every product of a and in one of b: an inner fold's training part of the photo head
     holds only a. That fold predicts a for everything, and the head is kept."""

@@ -210,10 +210,18 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"modality {head_config.modality!r} requested but no product has it")
             head = ModalityHead(head_config, seed=config.seed).fit_extractors(frame[rows])
             matrix, mask, read = head.features_read(frame)
+            if not mask.any():  # the photos given, none decoding
+                log.warning(
+                    "head %s skipped: it reads none of the %d products it was given (photos that do not decode are "
+                    "not read)",
+                    *(head_config.name, rows.sum()),
+                )
+                continue
             if len(categories := np.unique(y[mask])) < 2:
                 log.warning(
-                    "head %s skipped: the %d products it reads are of %s, and a classifier needs two categories",
-                    *(head_config.name, mask.sum(), f"category {categories[0]!r}" if len(categories) else "none"),
+                    "head %s skipped: the %d products it reads are of category %r, and a classifier needs two "
+                    "categories",
+                    *(head_config.name, mask.sum(), categories[0]),
                 )
                 continue
             self.heads_[head_config.name], matrices[head_config.name], masks[head_config.name] = head, matrix, mask
