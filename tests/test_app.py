@@ -889,6 +889,20 @@ def test_every_catalogue_issue_is_listed(app, flipkart_bundle, tmp_path):
     assert len(issues_shown(test)) == 205  # all of them, not the first 200
 
 
+def test_the_data_page_says_what_the_loaded_model_classifies_a_product_from(
+    tiny_training, monkeypatch, tmp_path, jpeg_bytes
+):
+    """The Data page listed a product of a photo alone as 'classified from its photo' whatever the model, as the
+    loader words it: a text-only model cannot read it, and prodcat predict lists it so (issues_for_model)."""
+    (tmp_path / "mug.jpg").write_bytes(jpeg_bytes())
+    products = tiny_training.unseen.copy()
+    products.loc[0, ["title", "description", "image"]] = ["", "", "mug.jpg"]
+    test = start_app(monkeypatch, str(tiny_training.bundle), "--data", str(catalogue_csv(products, tmp_path / "a.csv")))
+    assert issues_shown(test)["message"].tolist() == [
+        "a.csv: no title or description: nothing to classify it from, as this model does not read photos"
+    ]
+
+
 def test_model_page_shows_what_the_manifest_records_and_a_dash_for_the_rest(app, flipkart_bundle, manifest, tmp_path):
     metrics = manifest["metrics"] | {"decision": {"threshold": 0.9}}  # an older bundle's record
     test = go_to(app(str(bundle_copy(flipkart_bundle, tmp_path / "bundle", metrics=metrics))), "Model")

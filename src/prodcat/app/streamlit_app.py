@@ -20,9 +20,9 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from prodcat.app import views
 from prodcat.app.command import add_app_arguments, readable_roots
-from prodcat.bundle import BundleError
+from prodcat.bundle import BundleError, modalities_read_by_bundle
 from prodcat.bundle import model_level as bundle_level  # `model_level` names the value in this script
-from prodcat.catalog.loaders import CatalogFormatError
+from prodcat.catalog.loaders import CatalogFormatError, issues_for_model
 from prodcat.catalog.schema import RowIssue, depth, is_readable
 from prodcat.evaluate.explain import Explanation, explain
 from prodcat.evaluate.report import reliability_figure
@@ -167,7 +167,9 @@ def issues_expander(label: str, issues: list[RowIssue]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- pages
-def data_page(catalogue: views.LoadedCatalogue | None, model_level: int | None) -> None:
+def data_page(
+    catalogue: views.LoadedCatalogue | None, model_level: int | None, model_modalities: Sequence[str]
+) -> None:
     st.header("Data")
     if catalogue is None:
         st.info("Give a catalogue in the sidebar (or start the app with `--data`) to explore it.")
@@ -203,7 +205,10 @@ def data_page(catalogue: views.LoadedCatalogue | None, model_level: int | None) 
         strict=True,
     ):
         column.metric(label, value, help=help_text)
-    issues_expander("row issue(s) while reading the catalogue", catalogue.catalog.issues)
+    # the loader says what a model reading text and photos classifies a product from; the loaded model may not
+    issues_expander(
+        "row issue(s) while reading the catalogue", issues_for_model(catalogue.catalog.issues, model_modalities)
+    )
     if not n:  # nothing to chart (and charts of no rows make altair warn)
         st.info("The catalogue has no product.")
         return
@@ -637,7 +642,7 @@ def main() -> None:
     st.sidebar.caption(f"Model {predictor.version}: {len(predictor.labels):,} categories")
 
     if page == "Data":
-        data_page(catalogue, model_level)
+        data_page(catalogue, model_level, modalities_read_by_bundle(predictor.manifest))
     elif page == "Model":
         model_page(predictor.manifest)
     elif page == "Predict":
