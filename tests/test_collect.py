@@ -1504,6 +1504,21 @@ def test_a_collection_whose_report_holds_the_query_decomposed_is_resumed(httpser
     assert json.loads(report_file.read_text())["stopped_by"] == "exhausted"
 
 
+def test_a_query_typed_with_other_spacing_resumes_the_same_query(httpserver, tmp_path, capsys):
+    """'pâte  à tartiner' (two spaces, a tab or a no-break space pasted) was another query than 'pâte à tartiner',
+    which the API answers alike: a re-run typed otherwise was refused as another query's collection ("holds the
+    collection of 'pâte  à tartiner'"), the difference hard to see in the message."""
+    serve_search(httpserver, search_pages(CHAMPAGNES))
+    assert run(httpserver, tmp_path, query="p\u00e2te  \u00e0\ttartiner") == 0
+    assert run(httpserver, tmp_path, query="p\u00e2te \u00e0\u00a0tartiner ") == 0, capsys.readouterr().err
+    assert search_requests(httpserver) == [1, 2, 3]  # the second run from the pages saved
+    assert {request.args["search_terms"] for request, _ in httpserver.log} == {"p\u00e2te \u00e0 tartiner"}
+    # a collection whose report holds the query as typed then (before spacing was collapsed) is resumed too
+    report_file = tmp_path / "collect.json"
+    report_file.write_text(json.dumps({**json.loads(report_file.read_text()), "query": "p\u00e2te  \u00e0 tartiner"}))
+    assert run(httpserver, tmp_path, query="p\u00e2te \u00e0 tartiner") == 0, capsys.readouterr().err
+
+
 def test_a_query_matching_nothing_says_so_and_writes_an_empty_catalogue(httpserver, tmp_path, capsys):
     serve_search(httpserver, {})
     assert run(httpserver, tmp_path, query="zzzz") == 0

@@ -16,9 +16,17 @@ in :meth:`~Collector.page_request`, so they never appear on a command line or in
 
 from __future__ import annotations
 
+import unicodedata
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+
+def search_query(text: str) -> str:
+    """``text`` as one query however it was typed, so that a re-run typed otherwise resumes its collection: accents
+    composed (NFC: a macOS terminal gives 'crémant' as 'e' and a combining accent) and spacing collapsed ('pâte  à
+    tartiner', a tab or a no-break space pasted: the API answers them as 'pâte à tartiner')."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
 
 
 class RecordError(ValueError):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from prodcat.arguments import user_path
 from prodcat.collect import COLLECTORS, http
+from prodcat.collect.base import search_query
 from prodcat.collect.http import HttpClient
 
 if TYPE_CHECKING:
@@ -59,9 +60,8 @@ def _page_size(text: str) -> int:
 
 def _search_terms(text: str) -> str:
     """An argparse type for --query: refuses blank terms, which a full-text search takes for "everything", and
-    terms that are not UTF-8, which no URL can carry. Accents are composed (NFC): a macOS terminal or file name
-    gives 'crémant' as 'e' and a combining accent, which was another query than the same word typed elsewhere,
-    its pages not resumed."""
+    terms that are not UTF-8, which no URL can carry; the others as one query however typed
+    (:func:`~prodcat.collect.base.search_query`)."""
     if not text.strip():
         raise argparse.ArgumentTypeError("is blank: give search terms (a blank query matches every product)")
     try:
@@ -70,7 +70,7 @@ def _search_terms(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"is not UTF-8 text ({text!a}): the terminal sends another encoding; set it to UTF-8"
         ) from None
-    return unicodedata.normalize("NFC", text.strip())
+    return search_query(text)
 
 
 def _contact(text: str) -> str:

@@ -47,7 +47,6 @@ import re
 import reprlib
 import shutil
 import time
-import unicodedata
 import urllib.parse
 from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass, field, replace
@@ -63,7 +62,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from prodcat.bundle import sha256_file
 from prodcat.catalog.loaders import MAX_TEXT_CHARS, catalog_files
 from prodcat.catalog.schema import COLUMNS
-from prodcat.collect.base import CollectedProduct, Collector, Page, PageFormatError, RecordError
+from prodcat.collect.base import CollectedProduct, Collector, Page, PageFormatError, RecordError, search_query
 from prodcat.collect.http import PERMANENT_CAUSES, UNREACHABLE, HttpClient, InvalidAnswer, NetworkError, decode_json
 from prodcat.files import csv_text, temporary_sibling_of, write_atomically
 from prodcat.image.decode import DECODABILITY_SIDE, DEFAULT_MAX_BYTES, ImageDecodeError, load_image, sniff_image_type
@@ -250,8 +249,8 @@ def _check_output_folder(out: Path, collector: Collector, query: str) -> None:
             f"{catalogue} was not written by prodcat collect (no readable {REPORT_JSON} beside it): a collection "
             "would replace it; choose another output folder"
         ) from None
-    # composed: a run before the command line composed accents wrote 'crémant' from a macOS terminal decomposed
-    if (source, unicodedata.normalize("NFC", earlier_query)) != (collector.name, unicodedata.normalize("NFC", query)):
+    # as typed: a run before the command line composed accents and collapsed spacing wrote them so
+    if (source, search_query(earlier_query)) != (collector.name, search_query(query)):
         raise FileExistsError(
             f"{out} holds the collection of {earlier_query!r} from {source}: collecting {query!r} from "
             f"{collector.name} there would replace its {PRODUCTS_CSV}; choose another output folder (the same "
