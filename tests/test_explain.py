@@ -348,4 +348,18 @@ def test_top_words_are_only_those_that_support_the_category(tmp_path: Path) -> N
     products = pd.DataFrame({"product_id": ["a", "b"], "title": ["Pack of 2", "Set"]})
     page = write_explain_report([explained("a", pack), explained("b", single)], products, tmp_path, "t", None)
     said = re.findall(r"top words: ([^\n]*)", page.read_text())
-    assert said == ["2 (+0.017)"]
+    assert said == ["2 (+0.0170)"]
+
+
+def test_the_top_words_of_a_confident_product_are_not_all_shown_as_zero(tmp_path: Path) -> None:
+    """On a confident product every drop is small: the card's 'top words' read 'Kadhai (+0.000), Pigeon (+0.000)',
+    words said to support the category by nothing, though their hover weights (4 decimals) told them apart."""
+    from prodcat.evaluate.explain import Explanation, WordExplanation, WordWeight
+    from prodcat.predict import Prediction
+
+    words = [WordWeight("Pigeon", 0.0004, -0.0001, 1), WordWeight("Kadhai", 0.0021, -0.0003, 2)]
+    prediction = Prediction("p1", "Kitchen", 0.998, "auto", [{"category": "Kitchen", "probability": 0.998}], ["text"])
+    explanation = Explanation(prediction, "Watches", WordExplanation(words, 2), None, None, "no photo")
+    product = pd.DataFrame([{"product_id": "p1", "title": "Pigeon Kadhai", "description": "Kadhai", "image": None}])
+    page = write_explain_report([explanation], product, tmp_path, "test", level=None).read_text(encoding="utf-8")
+    assert "top words: Kadhai (+0.0021), Pigeon (+0.0004)" in page
