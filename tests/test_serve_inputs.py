@@ -45,6 +45,7 @@ from prodcat.review.store import NewReview, ReviewStore
 from prodcat.serve import inputs, service
 from prodcat.serve.app import create_app
 from prodcat.serve.inputs import ApiError, ProductRequest, batch_items_from_form, batch_items_from_json
+from prodcat.serve.schemas import MAX_SPECIFICATIONS
 from prodcat.serve.settings import ServeSettings
 
 API_KEY = "inputs-test-key"
@@ -1004,6 +1005,38 @@ def test_openapi_declares_the_json_of_multipart_fields(
     assert sent.status_code == 200, sent.text
     if field == "products":
         assert [item["error"] for item in sent.json()["results"]] == [None] * len(json.loads(example))
+
+
+def _properties_named(node: Any, name: str) -> Iterator[Any]:
+    """Every schema of a property ``name`` in an OpenAPI document, a multipart field's JSON as its contentSchema."""
+    if isinstance(node, dict):
+        if name in node.get("properties", {}):
+            declared = node["properties"][name]
+            yield declared.get("contentSchema", declared)
+        for value in node.values():
+            yield from _properties_named(value, name)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _properties_named(value, name)
+
+
+def test_openapi_bounds_the_specifications_as_an_object_or_a_list(client: TestClient) -> None:
+    """The limit of 1000 attributes was declared as `maxLength: 1000` beside the oneOf of an object and a list:
+    JSON Schema applies maxLength to strings only, so the document let any number through. Each form now states
+    it (maxProperties, maxItems): the number the API refuses past."""
+    paths = client.get("/openapi.json").json()["paths"]
+    declared = list(_properties_named(paths, "specifications"))
+    assert len(declared) == 6  # the JSON and the multipart bodies of /predict, /explain and /predict-batch
+    for schema in declared:
+        assert "maxLength" not in schema
+        as_object, as_pairs = schema["oneOf"]
+        assert (as_object["type"], as_object["maxProperties"]) == ("object", MAX_SPECIFICATIONS)
+        assert (as_pairs["type"], as_pairs["maxItems"]) == ("array", MAX_SPECIFICATIONS)
+    for count, allowed in ((MAX_SPECIFICATIONS, True), (MAX_SPECIFICATIONS + 1, False)):
+        # null values, left out of the text, so that the text's own length limit stays out of the way
+        for specifications in ({str(i): None for i in range(count)}, [{"value": None}] * count):
+            answer = client.post("/predict", json={"title": "mug", "specifications": specifications})
+            assert (answer.status_code == 200) is allowed, answer.text[:200]
 
 
 def test_every_route_documents_what_the_request_guard_answers_on_it(tmp_path: Path) -> None:

@@ -75,15 +75,16 @@ def _specifications_form(value: Any) -> str | None:
 
 
 #: a product's attributes: an object, or a list of key/value pairs where keys repeat or are missing (told
-#: apart by the JSON type, so that an error names the form given, not both)
+#: apart by the JSON type, so that an error names the form given, not both); the limit is set on each form, which
+#: the JSON schema then states as maxProperties / maxItems (on the union it was maxLength, which binds strings only)
 Specifications = Annotated[
-    Annotated[dict[str, SpecificationValue], Tag("object")] | Annotated[list[SpecificationPair], Tag("pairs")],
+    Annotated[dict[str, SpecificationValue], Field(max_length=MAX_SPECIFICATIONS), Tag("object")]
+    | Annotated[list[SpecificationPair], Field(max_length=MAX_SPECIFICATIONS), Tag("pairs")],
     Discriminator(
         _specifications_form,
         custom_error_type="specifications",
         custom_error_message="an object of attributes or a list of key/value pairs",
     ),
-    Field(max_length=MAX_SPECIFICATIONS),
 ]
 
 
