@@ -323,6 +323,9 @@ def test_a_level_deeper_than_the_deepest_path_is_warned_of_with_what_is_done_ins
     )
     # a level the paths reach, and the full path (None, or 0 as --level 0), are cut as asked
     assert [deeper_level_warning(categories, level, "predicted") for level in (1, 2, None, 0)] == [None] * 4
+    # no category at all (an empty catalogue): 'level 1 asked, but the categories have 0 level(s)' was said before
+    # explore's error that there is no labelled product
+    assert deeper_level_warning([], 1, "clustered against") is None
 
 
 def test_parquet(flipkart_dir: Path, tmp_path: Path) -> None:

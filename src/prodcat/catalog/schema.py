@@ -108,7 +108,9 @@ def deeper_level_warning(categories: pd.Series | list[str], level: int | None, o
     Cut deeper than they go, the paths are whole paths: a report must not name a level never used.
     """
     levels = depth(categories)
-    if not level or level <= levels:
+    # no category at all (an empty catalogue) is not too shallow: explore said the categories 'have 0 level(s)' before
+    # its error that there is no labelled product
+    if not level or not levels or level <= levels:
         return None
     return f"level {level} asked, but the categories have {levels} level(s): the full paths are {outcome}"
 
