@@ -246,9 +246,12 @@ def test_an_explanation_of_more_words_than_the_server_allows_is_refused_before_t
                 explained = client.post(f"/explain{query}", json={"title": words})
                 assert explained.status_code == 200, explained.text
                 assert len(explained.json()["words"]["weights"]) == default_words
-            parameters = client.get("/openapi.json").json()["paths"]["/explain"]["post"]["parameters"]
-            (max_words,) = [parameter for parameter in parameters if parameter["name"] == "max_words"]
+            documented = client.get("/openapi.json").json()["paths"]["/explain"]["post"]
+            (max_words,) = [parameter for parameter in documented["parameters"] if parameter["name"] == "max_words"]
             assert (max_words["schema"]["maximum"], max_words["schema"]["default"]) == (limit, default_words)
+            # its 422 reasons listed it as they list the others' (the refusal's error code in backticks)
+            reasons = documented["responses"]["422"]["description"]
+            assert f"`max_explain_words` ({limit}), refused before the model runs (`max_explain_words`)" in reasons
 
 
 def test_a_504_says_when_its_predictions_may_still_be_recorded_for_review(tmp_path: Path) -> None:

@@ -300,11 +300,17 @@ def _prediction_routes(service: PredictionService, settings: ServeSettings, metr
         json_schema_extra={"maximum": most_words},
         description="distinct words explained, title first (each costs one model row); at most `max_explain_words`",
     )
+    explain_errors = {status: error for status, error in _ERRORS.items() if status != 503}  # records nothing
+    explain_errors[422] = {
+        **_ERRORS[422],
+        "description": f"{_ERRORS[422]['description']}, `?max_words` over the server's `max_explain_words` "
+        f"({most_words}), refused before the model runs (`max_explain_words`)",
+    }
 
     @router.post(
         "/explain",
         response_model=ExplanationOut,
-        responses={status: error for status, error in _ERRORS.items() if status != 503},  # records nothing
+        responses=explain_errors,
         openapi_extra={"requestBody": _predict_body(settings)},
         summary="Category of one product and why: the weight of each word and a heatmap over the photo",
         description="Occlusion: each distinct word is removed, and a grey square slides over the photo; a weight "
