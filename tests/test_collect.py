@@ -628,12 +628,46 @@ def test_photos_of_a_host_that_cannot_be_reached_are_not_tried_one_by_one(httpse
         assert (counts["photos_failed"], counts["photos_not_tried"], counts["photos_downloaded"]) == (1, 2, 1)
         assert sum("Connection refused" in r.message for r in caplog.records) == 3  # one photo's attempts
         out = capsys.readouterr().out
-        assert "2 photo(s) not tried, their host being unreachable: run the same command again" in out
+        assert "2 photo(s) not tried, their host being unreachable or rate limiting: run the same command again" in out
 
         caplog.clear()
         assert run(httpserver, tmp_path, "--images") == 0  # nothing remembered as failed for good
         assert sum("Connection refused" in r.message for r in caplog.records) == 3
         assert json.loads((tmp_path / "collect.json").read_text())["counts"]["photos_from_cache"] == 1
+
+
+def test_photos_of_a_host_that_keeps_answering_too_many_requests_are_not_tried_one_by_one(httpserver, tmp_path, capsys):
+    """A photo host answering 429 to every request had each photo spend its own retries, each waiting the host's
+    window (60 s without Retry-After): 4 minutes a photo, days for a thousand. Once a photo has spent them, the host's
+    other photos are not tried in this run, as those of a host that cannot be reached."""
+    limited = HTTPServer()  # a photo host apart from the API's, which serves product 9's photo
+    limited.expect_request("/photo.jpg").respond_with_data(
+        "Too Many Requests", status=429, headers={"Retry-After": "0"}
+    )
+    limited.start()
+    try:
+        httpserver.expect_request("/images/up.jpg").respond_with_data(jpeg_bytes(), content_type="image/jpeg")
+        products = [off_record(n, f"Champagne {n}", image_front_url=limited.url_for("/photo.jpg")) for n in "123"]
+        products.insert(1, off_record("9", "Champagne 9", image_front_url=httpserver.url_for("/images/up.jpg")))
+        serve_search(httpserver, search_pages(products))
+        assert run(httpserver, tmp_path, "--images") == 0
+        assert len(limited.log) == 3  # product 1's photo: the first attempt and its 2 retries
+    finally:
+        limited.stop()
+    report = json.loads((tmp_path / "collect.json").read_text())
+    errors = {e["product_id"]: e["message"] for e in report["errors"]}
+    host = f"localhost:{limited.port}"
+    assert errors.keys() == {"1", "2", "3"} and errors["1"].endswith("(gave up after 2 retries)")
+    reason = errors["1"].removeprefix(f"{limited.url_for('/photo.jpg')}: ")
+    not_tried = (
+        f"not tried: {host} kept answering 'too many requests' for the photo of product 1 ({reason}); run the same "
+        "command again to fetch it"
+    )
+    assert errors["2"] == errors["3"] == not_tried
+    counts = report["counts"]
+    assert (counts["photos_failed"], counts["photos_not_tried"], counts["photos_downloaded"]) == (1, 2, 1)
+    out = capsys.readouterr().out
+    assert "2 photo(s) not tried, their host being unreachable or rate limiting: run the same command again" in out
 
 
 def test_resume_after_a_failure_continues_from_the_failed_page(httpserver, tmp_path):

@@ -287,7 +287,10 @@ def _print_summary(report: CollectReport, out: str) -> None:
     if removed := counts.get("orphan_photos_removed"):
         print(f"{removed} photo(s) of products no longer collected removed from {os.path.join(out, IMAGES_DIR)}")
     if not_tried := counts.get("photos_not_tried"):
-        print(f"{not_tried} photo(s) not tried, their host being unreachable: run the same command again to fetch them")
+        print(
+            f"{not_tried} photo(s) not tried, their host being unreachable or rate limiting: run the same command "
+            "again to fetch them"
+        )
     print(
         f"{len(report.errors)} error(s), {len(report.warnings)} warning(s); counts and details in "
         f"{os.path.join(out, REPORT_JSON)}"

@@ -63,7 +63,15 @@ from prodcat.bundle import sha256_file
 from prodcat.catalog.loaders import MAX_TEXT_CHARS, catalog_files
 from prodcat.catalog.schema import COLUMNS
 from prodcat.collect.base import CollectedProduct, Collector, Page, PageFormatError, RecordError, search_query
-from prodcat.collect.http import PERMANENT_CAUSES, UNREACHABLE, HttpClient, InvalidAnswer, NetworkError, decode_json
+from prodcat.collect.http import (
+    PERMANENT_CAUSES,
+    RATE_LIMITED,
+    UNREACHABLE,
+    HttpClient,
+    InvalidAnswer,
+    NetworkError,
+    decode_json,
+)
 from prodcat.files import csv_text, temporary_sibling_of, write_atomically
 from prodcat.image.decode import DECODABILITY_SIDE, DEFAULT_MAX_BYTES, ImageDecodeError, load_image, sniff_image_type
 
@@ -639,14 +647,15 @@ def _download_photos(
     """Download into ``out/images`` the photo of each product that has none there yet, or one fetched from
     another URL than the product's now (with ``refresh``, one of no recorded URL too: replaced once the new one is
     fetched), unless it failed for good in an earlier run (and ``refresh`` is off), or its host could not be reached
-    for an earlier photo of this run; every failure goes to the report."""
+    (or kept answering 429) for an earlier photo of this run; every failure goes to the report."""
     folder = out / IMAGES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     on_disk = _files_by_stem(folder)
     failed = _FailedPhotos(out / FAILED_PHOTOS_JSON, forget=refresh)
     # host -> why its photos are not tried: the network lost mid-run had every photo spend its retries (and its
-    # connection timeouts) in turn, hours for a few thousand photos, a warning per attempt
-    unreachable: dict[str, str] = {}
+    # connection timeouts) in turn, hours for a few thousand photos, a warning per attempt; a host rate limiting
+    # had every photo wait its window at each retry
+    hosts_given_up: dict[str, str] = {}
     try:
         photos = [(product, url) for product in products if (url := product.image_url)]
         for product, url in tqdm(photos, desc="photos", unit="photo"):
@@ -662,21 +671,25 @@ def _download_photos(
                 # saved before photo_sources.json existed, from this URL or one that products.csv no longer holds (a
                 # run without --images rewrote it): kept, recorded nowhere, until a refresh fetches it again
                 report.count("photos_from_cache")
-            elif (host := _host(url)) in unreachable:
+            elif (host := _host(url)) in hosts_given_up:
                 report.count("photos_not_tried")
-                report.add_error("image", unreachable[host] + _kept_photo(saved), product_id=product.product_id)
+                report.add_error("image", hosts_given_up[host] + _kept_photo(saved), product_id=product.product_id)
             else:
                 photo = _PhotoDownload(product.product_id, url, replaces=saved)
                 error = _download_photo(photo, folder, client, max_bytes, report, failed, sources)
-                if error is not None and error.cause == UNREACHABLE:
-                    log.warning("%s cannot be reached: its other photos are not tried in this run", host)
-                    unreachable[host] = (
-                        f"not tried: {host} could not be reached for the photo of product {product.product_id} "
+                if error is not None and (failure := _HOST_FAILURES.get(error.cause)) is not None:
+                    log.warning("%s %s: its other photos are not tried in this run", host, failure)
+                    hosts_given_up[host] = (
+                        f"not tried: {host} {failure} for the photo of product {product.product_id} "
                         f"({error.reason}); run the same command again to fetch it"
                     )
     finally:
         failed.save()  # Ctrl-C included: the failures met so far are not paid for again
         sources.save()
+
+
+#: the failures of a photo that its host's other photos would meet too, in the words that say so
+_HOST_FAILURES = {UNREACHABLE: "could not be reached", RATE_LIMITED: "kept answering 'too many requests'"}
 
 
 def _host(url: str) -> str:
