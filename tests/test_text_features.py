@@ -69,6 +69,20 @@ def test_sparse_extractors(name: str, dtype: type, rakuten_frame: pd.DataFrame) 
         assert residue not in vocabulary
 
 
+@pytest.mark.parametrize(
+    "titles", [["red ceramic mug"] * 6, [f"sku{i}x" for i in range(6)]], ids=["words-everywhere", "words-once"]
+)
+def test_word_tfidf_keeps_every_term_when_pruning_would_keep_none(titles: list[str]) -> None:
+    """Texts whose every word is in over 90 % of them, or in one only, left the word TF-IDF no term once pruned
+    (max_df 0.9, min_df 2): train, cv and audit --labels on such a catalogue ended in a traceback ('After pruning,
+    no terms remain. Try a lower min_df or a higher max_df.'). Every term is kept then."""
+    frame = pd.DataFrame({"title": titles, "description": ""})
+    for name in ("tfidf_word", "tfidf"):
+        features = make_extractor(name).fit_transform(frame)
+        assert features.shape[0] == len(titles) and (features.getnnz(axis=1) > 0).all()
+    assert set(" ".join(titles).split()) <= set(make_extractor("tfidf_word").fit(frame).get_feature_names_out())
+
+
 def test_tfidf_is_word_block_then_weighted_char_block(rakuten_frame: pd.DataFrame) -> None:
     word = make_extractor("tfidf_word").fit_transform(rakuten_frame)
     char = make_extractor("tfidf_char").fit_transform(rakuten_frame)

@@ -68,7 +68,15 @@ class _VectorizerExtractor(Extractor):
         if self._uses_normalizer():
             self.normalizer_ = self._normalizer().fit(cleaned)
         self.vectorizer_ = self._vectorizer()
-        return self.vectorizer_.fit_transform(self.normalise(cleaned)).tocsr()
+        texts = self.normalise(cleaned)
+        try:
+            return self.vectorizer_.fit_transform(texts).tocsr()
+        except ValueError as error:  # "After pruning, no terms remain" (texts of no term at all fail below again)
+            # every term in nearly every text, or in a single one (a tiny or repetitive catalogue): they are all there
+            # is to read, and training on them beats a traceback
+            log.info("%s: %s; every term is kept", self.name, error)
+            self.vectorizer_.set_params(min_df=1, max_df=1.0)
+            return self.vectorizer_.fit_transform(texts).tocsr()
 
     def transform_cleaned(self, cleaned: list[str]) -> sp.csr_matrix:
         """:meth:`transform` from already cleaned texts."""
