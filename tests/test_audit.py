@@ -143,9 +143,10 @@ def test_cli_audit(tmp_path: Path) -> None:
     path = tmp_path / "shop.csv"
     small_catalog(tmp_path).frame.drop(columns="image").to_csv(path, index=False)
     report = tmp_path / "report"
-    assert main(["audit", str(path), "--report", str(report), "--no-images", "--sample", "6"]) == 0
+    # 7 of 8: the products left out are fewer than the categories (a sample drawn at random), p1 and p2 drawn
+    assert main(["audit", str(path), "--report", str(report), "--no-images", "--sample", "7"]) == 0
     result = json.loads((report / "audit.json").read_text())
-    assert result["summary"]["products"] == 6 and result["images"]["skipped"]
+    assert result["summary"]["products"] == 7 and result["images"]["skipped"]
     html = (report / "audit.html").read_text()
     assert html.startswith("<!doctype html>")
     assert "<b>sturdy</b>" not in html and "&lt;b&gt;sturdy" in html  # product markup shown, never rendered
@@ -497,7 +498,7 @@ def test_label_audit_takes_the_seed_train_and_cv_take_and_records_it(tmp_path: P
     audit.html name the seed used."""
     path = tmp_path / "shop.csv"
     _tiny_text_catalog({"Kitchen": 13, "Watches": 13, "Bath": 13}).to_csv(path, index=False)
-    config = _words_config(tmp_path, "seed: 5")
+    config = _words_config_file(tmp_path, "seed: 5")
     audit = ["audit", str(path), "--no-images", "--labels", "--folds", "3", "--config", str(config)]
     for flags, seed in [([], 5), (["--seed", "3"], 3)]:
         report = tmp_path / f"report-{seed}"
@@ -506,8 +507,8 @@ def test_label_audit_takes_the_seed_train_and_cv_take_and_records_it(tmp_path: P
         assert f"3-fold (seed {seed}) out-of-fold predictions" in (report / "audit.html").read_text()
 
 
-def _words_config(folder: Path, fields: str) -> Path:
-    """A config of these YAML ``fields`` whose one head reads words (fitted in a moment on a tiny catalogue)."""
+def _words_config_file(folder: Path, fields: str) -> Path:
+    """A config file of these YAML ``fields`` and the head of :func:`_words_config` (without its other fields)."""
     config = folder / "words.yaml"
     words = "{name: text_words, modality: text, features: [{name: tfidf_word}], C: 5.0, scale: false}"
     config.write_text(f"{fields}\nheads:\n  - {words}\n")
@@ -526,7 +527,7 @@ def test_audit_draws_its_sample_as_train_does_from_the_seed_and_the_config_and_r
 
     path = tmp_path / "shop.csv"
     _tiny_text_catalog({"Kitchen": 13, "Watches": 13, "Bath": 13}).to_csv(path, index=False)
-    config = _words_config(tmp_path, "seed: 5\nsample: 24")
+    config = _words_config_file(tmp_path, "seed: 5\nsample: 24")
     audited: list[set[str]] = []
 
     def recorded(catalog: Catalog, **options: object) -> dict:

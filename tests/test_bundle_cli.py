@@ -977,6 +977,19 @@ def test_a_sample_keeps_its_shares_when_one_category_has_a_single_product():
     assert sample["category"].value_counts()[["Kitchen", "Watches"]].tolist() == [10, 10]
 
 
+def test_a_sample_leaving_out_fewer_products_than_there_are_categories_is_drawn_not_a_traceback():
+    """`--sample 60` of 61 products (or `audit --sample 7` of 8) ended in scikit-learn's ValueError 'The test_size = 1
+    should be greater or equal to the number of classes = 2': the products left out cannot hold one of each stratum.
+    Such a sample is drawn at random, as one smaller than the strata is."""
+    from prodcat.commands import labelled_sample
+    from prodcat.config import Config
+
+    categories = ["Kitchen"] * 30 + ["Watches"] * 30 + ["Toys"]
+    frame = pd.DataFrame({"product_id": range(61), "title": [f"item {i}" for i in range(61)], "category": categories})
+    frame[["description", "image"]] = None
+    assert len(labelled_sample(frame, Config(level=1), 60)) == 60
+
+
 def test_cv_and_train_refuse_what_they_cannot_learn_from_before_working(tmp_path, capsys):
     """Wrong options and catalogues too small are one-line errors (exit 2), not tracebacks minutes later."""
     one_category = tmp_path / "one.csv"

@@ -356,9 +356,9 @@ def stratified_sample(frame: pd.DataFrame, config: Config, size: int) -> pd.Data
     sizes = pd.Series(strata).value_counts()
     if sizes.iloc[-1] < 2:  # one single-product category pools into a stratum of one: it joins the largest
         strata = np.where(strata == sizes.index[-1], sizes.index[0], strata)
-    # fewer products than categories cannot be stratified: a plain random sample (the checks that follow
-    # say whether it is enough to train on)
-    stratify = strata if size >= len(np.unique(strata)) else None
+    # a sample, or the products it leaves out, fewer than the strata cannot be stratified: a plain random sample (the
+    # checks that follow say whether it is enough to train on)
+    stratify = strata if min(size, len(frame) - size) >= len(np.unique(strata)) else None
     sample, _ = train_test_split(frame, train_size=size, stratify=stratify, random_state=config.seed)
     return sample
 
