@@ -35,6 +35,7 @@ from prodcat.catalog.schema import Catalog, category_at_level
 from prodcat.cli import build_parser, main
 from prodcat.evaluate.labelled import InTraining, unknown_categories_warning
 from prodcat.features.base import PretrainedEncoder
+from prodcat.formatting import count_text
 from prodcat.image.decode import accepted_formats
 from prodcat.predict import Predictor
 from prodcat.serve.inputs import ApiError, ProductRequest, check_text
@@ -922,7 +923,7 @@ def test_counts_on_the_model_page_have_thousands_separators_as_on_the_other_page
     assert "on 12,345 products." in test.caption[0].value
     labels = [f"category {number}" for number in range(1_234)]
     assert views.model_overview(manifest | {"labels": labels})["categories"] == "1,234"
-    assert views.count_text("?") == "?" and views.count_text(True) == "True"  # a manifest's oddities, as they are
+    assert count_text("?") == "?" and count_text(True) == "True"  # a manifest's oddities, as they are
 
 
 # ---------------------------------------------------------------------------------------------- the command

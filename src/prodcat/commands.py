@@ -36,6 +36,7 @@ from prodcat.evaluate.labelled import labelled_warnings, product_fingerprints, p
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
 from prodcat.evaluate.report import EVALUATION_FILES, interval_text, report_problem, write_issues, write_report
 from prodcat.files import FIGURES_KEPT, report_not_written
+from prodcat.formatting import count_text
 from prodcat.grouping import spelling_groups
 
 log = logging.getLogger("prodcat")
@@ -56,7 +57,7 @@ def read_catalog(
 
 def _load_catalog(args: argparse.Namespace) -> Catalog:
     catalog = load_from_args(args)
-    log.info("%s: %d products (%s format)", args.data, len(catalog), catalog.format)
+    log.info("%s: %s products (%s format)", args.data, count_text(len(catalog)), catalog.format)
     return catalog
 
 
@@ -112,7 +113,7 @@ def _log_issues(issues: list[RowIssue], what: str, listed_in: Path | None = None
     if issues:
         listed = f" (all listed in {listed_in})" if listed_in else ""
         shown = "; first ones:" if len(issues) > 5 else ":"
-        log.warning("%d %s%s%s", len(issues), what, listed, shown)
+        log.warning("%s %s%s%s", count_text(len(issues)), what, listed, shown)
         for issue in issues[:5]:
             log.warning("  %s", issue)
 
@@ -246,8 +247,8 @@ def _warn_of_left_out(unreadable: list[RowIssue], what: str = "labelled product(
     if unreadable:
         left_out = [str(issue.product_id) for issue in unreadable]
         log.warning(
-            "%d %s have only a photo to read, which does not decode: left out (%s)",
-            len(left_out),
+            "%s %s have only a photo to read, which does not decode: left out (%s)",
+            count_text(len(left_out)),
             what,
             _first_five(left_out),
         )
@@ -324,7 +325,9 @@ def labelled_products(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
     if not usable.all():
         what = f"none of the modalities {','.join(config.modalities)}" if config.modalities else "no text or photo"
         left_out = frame.loc[~usable, "product_id"].astype(str).tolist()
-        log.warning("%d labelled product(s) have %s: left out (%s)", len(left_out), what, _first_five(left_out))
+        log.warning(
+            "%s labelled product(s) have %s: left out (%s)", count_text(len(left_out)), what, _first_five(left_out)
+        )
         frame = frame[usable].reset_index(drop=True)
     return frame
 
@@ -370,7 +373,7 @@ def print_metrics(metrics: dict[str, Any], title: str, target_precision: float |
             value = metrics[key]
             low_high = metrics.get("intervals", {}).get(key)
             spread = f"  (95% bootstrap interval {interval_text(*low_high, '{:.4f}', '-')})" if low_high else ""
-            print(f"  {key:<14}{value:.4f}{spread}" if isinstance(value, float) else f"  {key:<14}{value}")
+            print(f"  {key:<14}{value:.4f}{spread}" if isinstance(value, float) else f"  {key:<14}{count_text(value)}")
     for level, values in metrics.get("levels", {}).items():
         print(
             f"  level {level}: accuracy {values['accuracy']:.4f}  f1_weighted {values['f1_weighted']:.4f}  "
@@ -397,7 +400,7 @@ def ece_text(calibration: dict[str, Any], n: int) -> str:
     if not with_confidence:
         return "– (no product was scored: no confidence to calibrate)"
     ece = f"{calibration['ece']:.4f}"
-    return ece if with_confidence == n else f"{ece} (on the {with_confidence} products scored)"
+    return ece if with_confidence == n else f"{ece} (on the {count_text(with_confidence)} products scored)"
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -420,7 +423,7 @@ def describe_target(frame: pd.DataFrame, config: Config, single_product_conseque
     for warning in warnings:
         print(f"warning: {warning}")
     what = f"level {level}" if level and not too_deep else "the full category path"
-    print(f"predicting {what}: {len(counts)} categories")
+    print(f"predicting {what}: {count_text(len(counts))} categories")
     return warnings
 
 
@@ -434,7 +437,7 @@ def label_variants_warning(counts: pd.Series) -> str | None:
         return None
     shown = "; ".join(" / ".join(map(repr, group)) for group in variants[:3]) + ("; ..." if len(variants) > 3 else "")
     return (
-        f"{len(variants)} {'category is' if len(variants) == 1 else 'categories are'} written in several "
+        f"{count_text(len(variants))} {'category is' if len(variants) == 1 else 'categories are'} written in several "
         f"ways, differing only in case, accents or spacing ({shown}): each way is learnt as a category of its own; "
         "correct the labels to one spelling"
     )
@@ -447,7 +450,7 @@ def single_products_warning(counts: pd.Series, consequence: str) -> str | None:
         return None
     names = _first_five([repr(str(name)) for name in alone.index])
     have = "category has" if len(alone) == 1 else "categories have"
-    return f"{len(alone)} {have} a single labelled product ({names}): {consequence}"
+    return f"{count_text(len(alone))} {have} a single labelled product ({names}): {consequence}"
 
 
 def conflicting_copies_warning(frame: pd.DataFrame, config: Config) -> str | None:
@@ -471,9 +474,9 @@ def conflicting_copies_warning(frame: pd.DataFrame, config: Config) -> str | Non
     named = " / ".join(sorted(map(str, example["category"].unique())))
     groups = found["text"].nunique()
     return (
-        f"{len(found)} labelled products in {groups} group{'s' if groups > 1 else ''} share their title and "
-        f"description with a product of another category (e.g. {example['title'].iloc[0]!r}: {named}): the text "
-        "cannot tell them apart; `prodcat audit` lists the duplicates"
+        f"{count_text(len(found))} labelled products in {count_text(groups)} group{'s' if groups > 1 else ''} share "
+        f"their title and description with a product of another category (e.g. {example['title'].iloc[0]!r}: "
+        f"{named}): the text cannot tell them apart; `prodcat audit` lists the duplicates"
     )
 
 
@@ -501,9 +504,9 @@ def run_train(args: argparse.Namespace) -> int:
         corrected = frame["product_id"].isin(corrections["source_product_id"].dropna())
         frame = pd.concat([frame[~corrected], corrections], ignore_index=True)
         log.info(
-            "added %d reviewed correction(s) from the review queue, replacing %d catalogue product(s)",
-            len(corrections),
-            corrected.sum(),
+            "added %s reviewed correction(s) from the review queue, replacing %s catalogue product(s)",
+            count_text(len(corrections)),
+            count_text(corrected.sum()),
         )
     # training cross-validates inside (calibration, fusion and threshold on out-of-fold scores)
     if problem := cross_validation_obstacle(frame, config, folds=None):
@@ -519,7 +522,9 @@ def run_train(args: argparse.Namespace) -> int:
         f"internal {config.inner_folds}-fold cross-validation (out-of-fold); calibration and decision threshold "
         "cross-fitted over the same folds"
     )
-    print_metrics(metrics, f"Trained on {len(frame)} products; out-of-fold estimate:", config.target_precision)
+    print_metrics(
+        metrics, f"Trained on {count_text(len(frame))} products; out-of-fold estimate:", config.target_precision
+    )
     # a single head is used as it is ("late fusion" of one head, in the model's terms)
     fused = f"{model.fusion_method_} fusion" if len(model.heads_) > 1 else "one head, nothing to fuse"
     print(f"  heads         {', '.join(model.heads_)}; {fused}")
@@ -540,7 +545,7 @@ def run_train(args: argparse.Namespace) -> int:
     used = pd.DataFrame({"product_id": frame["product_id"], "modalities_used": _modalities_read(model.training_read_)})
     issues = _with_unused_photos(catalog, used, "image" in model.modalities_, issues_file)
     if written := write_input_issues(issues, out):
-        print(f"{len(issues)} input issue(s): see {written}")
+        print(f"{count_text(len(issues))} input issue(s): see {written}")
     print(f"\nModel bundle written to {out}")
     return 0
 
@@ -625,12 +630,15 @@ def run_predict(args: argparse.Namespace) -> int:
     resumed = f"; {summary.total - summary.scored} from the interrupted run" if summary.scored < summary.total else ""
     failed = f"; {summary.errors} could not be scored (see the error column)" if summary.errors else ""
     print(
-        f"{summary.total} predictions written to {summary.out} "
+        f"{count_text(summary.total)} predictions written to {summary.out} "
         f"({summary.auto_accepted / max(summary.total, 1):.1%} auto-accepted{resumed}{failed})"
     )
     if issues_file:
         skipped = sum(issue.field == "row" for issue in catalog.issues)
-        print(f"{len(issues)} input issue(s), {skipped} row(s) skipped and not predicted: see {issues_file}")
+        print(
+            f"{count_text(len(issues))} input issue(s), {count_text(skipped)} row(s) skipped and not predicted: see "
+            f"{issues_file}"
+        )
     if frame.empty:  # a run that predicted nothing has failed, whatever it wrote
         print(f"error: no product could be read from {args.data}", file=sys.stderr)
         return 2
@@ -680,7 +688,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     title = f"Evaluation of {args.model} on {args.data}"
     reads_photos = "image" in predictor.manifest.get("modalities", [])
     issues = _with_unused_photos(catalog, predictions, reads_photos, issues_file)
-    print_metrics(metrics, f"Evaluation on {len(frame)} labelled products:")
+    print_metrics(metrics, f"Evaluation on {count_text(len(frame))} labelled products:")
     if "not_in_training" in metrics:
         print_metrics(metrics["not_in_training"], "On those not in the model's training data (the honest figures):")
     for warning in metrics["warnings"]:
@@ -701,8 +709,8 @@ def _unread_warning(table: pd.DataFrame, manifest: dict[str, Any]) -> str | None
         return None
     modalities = " or ".join(manifest.get("modalities", []))
     return (
-        f"{unread} of {len(table)} products have no {modalities} the model can read: they get no category and "
-        "count as wrong"
+        f"{count_text(unread)} of {count_text(len(table))} products have no {modalities} the model can read: they "
+        "get no category and count as wrong"
     )
 
 
@@ -737,7 +745,9 @@ def run_cv(args: argparse.Namespace) -> int:
     predictions = result.predictions()
     issues = _with_unused_photos(catalog, predictions, _reads_photos(config), issues_file)
     write_report(metrics, result.y_true, result.y_pred, args.report, title, predictions=predictions, issues=issues)
-    print_metrics(metrics, f"{args.folds}-fold cross-validation on {len(frame)} products:", result.target_precision)
+    print_metrics(
+        metrics, f"{args.folds}-fold cross-validation on {count_text(len(frame))} products:", result.target_precision
+    )
     for modalities, values in metrics["by_modalities"].items():
         print(
             f"  from {modalities + ':':<11} n {values['n']:<5} accuracy {values['accuracy']:.4f}  "

@@ -27,6 +27,7 @@ from prodcat.catalog.schema import RowIssue, depth, is_readable
 from prodcat.evaluate.explain import Explanation, explain
 from prodcat.evaluate.report import reliability_figure
 from prodcat.figures import figure_png
+from prodcat.formatting import count_text
 from prodcat.image.decode import accepted_formats
 from prodcat.predict import Predictor
 
@@ -251,7 +252,7 @@ def model_page(manifest: dict[str, Any]) -> None:
         return
     st.subheader("Metrics recorded at training")
     if "estimated_by" in metrics:
-        st.caption(f"Estimated by {metrics['estimated_by']} on {views.count_text(metrics.get('n', '?'))} products.")
+        st.caption(f"Estimated by {metrics['estimated_by']} on {count_text(metrics.get('n', '?'))} products.")
     st.dataframe(views.headline_table(metrics).round(4))
     levels = views.levels_table(metrics)
     if not levels.empty:

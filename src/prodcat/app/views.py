@@ -45,6 +45,7 @@ from prodcat.evaluate.labelled import (
     unknown_categories_warning,
 )
 from prodcat.evaluate.report import interval_text
+from prodcat.formatting import count_text
 from prodcat.image.decode import ImageDecodeError, ImageSource, load_image
 from prodcat.models.decision import accepts_nothing
 from prodcat.predict import Prediction, Predictor, why_nothing_read
@@ -111,12 +112,6 @@ def modification_stamp(path: str | Path) -> tuple[tuple[str, int, int], ...]:
 def issue_table(issues: Iterable[RowIssue]) -> pd.DataFrame:
     """One row per issue: its source ``row`` (line), ``product_id``, ``field`` and ``message``."""
     return pd.DataFrame([asdict(issue) for issue in issues], columns=ISSUE_COLUMNS)
-
-
-def count_text(count: object) -> str:
-    """A count as every page writes it, with thousands separators (``12,345``); anything but an integer (a value
-    missing from a manifest, or edited by hand) as it is."""
-    return f"{count:,}" if isinstance(count, int) and not isinstance(count, bool) else str(count)
 
 
 def count_and_share(count: int, total: int) -> str:

@@ -56,6 +56,7 @@ from prodcat.catalog.schema import (
 from prodcat.config import Config
 from prodcat.figures import figure_data_uri, figure_fonts
 from prodcat.files import write_csv, write_json
+from prodcat.formatting import count_text
 from prodcat.grouping import conflict_level, representative_groups, spelling_groups
 from prodcat.text.clean import HTML_ENTITY, HTML_TAG
 
@@ -645,7 +646,7 @@ def _checked_products(
 
 
 def _labelled_products_have(count: int) -> str:
-    return f"{count} labelled product{'s have' if count > 1 else ' has'}"
+    return f"{count_text(count)} labelled product{'s have' if count > 1 else ' has'}"
 
 
 def unchecked_products(labelled: pd.DataFrame, config: Config, folds: int) -> np.ndarray:
@@ -665,8 +666,8 @@ def unchecked_products(labelled: pd.DataFrame, config: Config, folds: int) -> np
 def unchecked_warning(count: int) -> str:
     """What the label audit says of the ``count`` products :func:`unchecked_products` finds, before and after."""
     return (
-        f"{count} {'product is' if count == 1 else 'products are'} not checked: their category has no product"
-        " in the other folds, so the classifier that predicted them never learnt it"
+        f"{count_text(count)} {'product is' if count == 1 else 'products are'} not checked: their category has no"
+        " product in the other folds, so the classifier that predicted them never learnt it"
     )
 
 
@@ -682,14 +683,14 @@ def label_audit_outlook(frame: pd.DataFrame, config: Config, folds: int) -> str 
     count = int(unchecked_products(labelled, config, folds).sum())
     if not count:
         return None
-    outlook = unchecked_warning(count) + f" ({count} of {len(labelled)})"
+    outlook = unchecked_warning(count) + f" ({count_text(count)} of {count_text(len(labelled))})"
     if count <= MAX_UNCHECKED_SHARE * len(labelled):
         return outlook
     deepest = (config.target_level or depth(labelled["category"])) - 1
     for level in range(deepest, 0, -1):
         shallower = config.model_copy(update={"level": level})
         if (missed := int(unchecked_products(labelled, shallower, folds).sum())) <= MAX_UNCHECKED_SHARE * len(labelled):
-            return f"{outlook}; --level {level} checks {len(labelled) - missed} of them"
+            return f"{outlook}; --level {level} checks {count_text(len(labelled) - missed)} of them"
     return outlook
 
 
@@ -963,11 +964,12 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     """The console summary of an audit: one line per section with findings."""
     summary, exact, near = result["summary"], result["duplicates"]["exact"], result["duplicates"]["near"]
     lines = [
-        f"{summary['products']} products, {summary['labelled']} labelled, {summary['loader_issues']} loader issues",
+        f"{count_text(summary['products'])} products, {count_text(summary['labelled'])} labelled, "
+        f"{count_text(summary['loader_issues'])} loader issues",
         _text_line(result["text"]),
-        f"duplicate text groups: {exact['groups']} exact, {near['groups']} near"
-        f" ({exact['conflicting_groups'] + near['conflicting_groups']} with conflicting labels)",
-        f"products with HTML tags, entities or mojibake: {result['markup']['products_with_any']}",
+        f"duplicate text groups: {count_text(exact['groups'])} exact, {count_text(near['groups'])} near"
+        f" ({count_text(exact['conflicting_groups'] + near['conflicting_groups'])} with conflicting labels)",
+        f"products with HTML tags, entities or mojibake: {count_text(result['markup']['products_with_any'])}",
         *_separator_lines(result["classes"]["unsplit_separator"]),
         *_spelling_lines(result["classes"]["levels"]),
         *_above_subcategories_lines(result["classes"]["labelled_above_subcategories"]),
@@ -977,7 +979,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     if labels and labels.get("skipped"):
         lines.append(labels["reason"])
     elif labels:
-        lines.append(f"likely mislabelled: {labels['n_issues']} of {labels['n_labelled']}")
+        lines.append(f"likely mislabelled: {count_text(labels['n_issues'])} of {count_text(labels['n_labelled'])}")
     if labels:
         lines += [f"warning: {warning}" for warning in labels["warnings"]]
     return lines
@@ -999,7 +1001,7 @@ def _spelling_lines(levels: dict[str, Any]) -> list[str]:
     name, first = groups[0]
     return [
         f"categories written in several ways (case, accents or spacing; each way is learnt as a category of its"
-        f" own): {len(groups)}, e.g. {' / '.join(map(repr, first))} at level {name}"
+        f" own): {count_text(len(groups))}, e.g. {' / '.join(map(repr, first))} at level {name}"
     ]
 
 
@@ -1008,41 +1010,42 @@ def _above_subcategories_lines(found: dict[str, Any]) -> list[str]:
         return []
     first, categories = found["largest"][0], found["categories"]
     return [
-        f"products labelled with a category that has subcategories: {found['products']} in {categories}"
-        f" {'category' if categories == 1 else 'categories'}, e.g. {first['category']!r} ({first['products']};"
-        f" {first['products_under']} under it); at deeper levels they are a category of their own beside their"
-        " subcategories"
+        f"products labelled with a category that has subcategories: {count_text(found['products'])} in"
+        f" {count_text(categories)} {'category' if categories == 1 else 'categories'}, e.g. {first['category']!r}"
+        f" ({count_text(first['products'])}; {count_text(first['products_under'])} under it); at deeper levels they"
+        " are a category of their own beside their subcategories"
     ]
 
 
 def _text_line(text: dict[str, Any]) -> str:
     return (
-        f"products without text: {text['no_text']}{_nothing_to_read(text['no_text_nor_photo'])}; of the"
-        f" {text['products_with_text']} with text, "
-        f"{text['title']['missing']} have no title, {text['description']['missing']} no description"
+        f"products without text: {count_text(text['no_text'])}{_nothing_to_read(text['no_text_nor_photo'])}; of the"
+        f" {count_text(text['products_with_text'])} with text, {count_text(text['title']['missing'])} have no title,"
+        f" {count_text(text['description']['missing'])} no description"
     )
 
 
 def _nothing_to_read(count: int) -> str:
-    return f" ({count} without a photo either: nothing to classify them from)" if count else ""
+    return f" ({count_text(count)} without a photo either: nothing to classify them from)" if count else ""
 
 
 def _photo_lines(images: dict[str, Any]) -> list[str]:
     if images.get("skipped"):
         return ["photos not audited (--no-images)"]
     lines = [
-        f"photos: {images['with_photo']} given, {images['without_photo']} products without,"
-        f" {images['unreadable']} unreadable"
+        f"photos: {count_text(images['with_photo'])} given, {count_text(images['without_photo'])} products without,"
+        f" {count_text(images['unreadable'])} unreadable"
     ]
     quality, duplicates = images.get("quality"), images.get("duplicates")
     if quality:
         lines.append(
-            f"photos with low detail (blurry or plain): {quality['low_detail']},"
-            f" small (longest side < {quality['small_side']} px): {quality['small']}"
+            f"photos with low detail (blurry or plain): {count_text(quality['low_detail'])},"
+            f" small (longest side < {quality['small_side']} px): {count_text(quality['small'])}"
         )
     if duplicates:
         lines.append(
-            f"duplicate photo groups: {duplicates['exact_groups']} exact, {duplicates['perceptual_groups']}"
-            f" perceptual ({duplicates['conflicting_groups']} with conflicting labels)"
+            f"duplicate photo groups: {count_text(duplicates['exact_groups'])} exact,"
+            f" {count_text(duplicates['perceptual_groups'])} perceptual"
+            f" ({count_text(duplicates['conflicting_groups'])} with conflicting labels)"
         )
     return lines

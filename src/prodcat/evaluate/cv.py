@@ -19,6 +19,7 @@ from prodcat.catalog.schema import category_at_level, modality_mask
 from prodcat.config import MODALITIES, Config, HeadConfig
 from prodcat.evaluate.metrics import HEADLINE_METRICS, evaluate_predictions, headline
 from prodcat.features.base import make_extractor
+from prodcat.formatting import count_text
 from prodcat.models.classifier import ProductClassifier, as_labels
 from prodcat.models.decision import DecisionPolicy
 from prodcat.models.heads import align_proba, stratified_folds
@@ -150,10 +151,10 @@ def cross_validation_obstacle(frame: pd.DataFrame, config: Config, folds: int | 
     if problem := _unread_modalities(labelled, config):
         return problem
     if len(counts) < 2:
-        return f"it needs at least two categories ({level}); the labelled products have {len(counts)}"
+        return f"it needs at least two categories ({level}); the labelled products have {count_text(len(counts))}"
     need = config.inner_folds if folds is None else min_products_per_category(folds, config.inner_folds)
     if (counts >= need).sum() < 2:
-        largest = ", ".join(f"{name} ({n})" for name, n in counts.iloc[:3].items())
+        largest = ", ".join(f"{name} ({count_text(n)})" for name, n in counts.iloc[:3].items())
         outer = "" if folds is None else f"{folds}-fold cross-validation with "
         return (
             f"it needs at least two categories ({level}) with at least {need} labelled products each, for "

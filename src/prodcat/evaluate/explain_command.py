@@ -29,6 +29,7 @@ from prodcat.evaluate.explain import (
 )
 from prodcat.evaluate.labelled import InTraining, products_in_training
 from prodcat.files import report_not_written, write_json
+from prodcat.formatting import count_text
 
 log = logging.getLogger("prodcat")
 #: embeddings kept in memory while explaining: the occluded variants are throw-away, never written to disk
@@ -76,7 +77,7 @@ def run_explain(args: argparse.Namespace) -> int:
         return 2
     if warning := in_training_warning(in_training):
         print(f"warning: {warning}")
-    print(f"{len(explanations)} explanations written to {out}")
+    print(f"{count_text(len(explanations))} explanations written to {out}")
     return 0
 
 
@@ -88,7 +89,7 @@ def in_training_warning(in_training: InTraining) -> str | None:
     which = (
         "every product explained was"
         if in_training.count == in_training.scored
-        else f"{in_training.count} of the {in_training.scored} products explained (marked) were"
+        else f"{count_text(in_training.count)} of the {count_text(in_training.scored)} products explained (marked) were"
     )
     return (
         f"{which} in the model's training data: such an explanation shows what the model learnt of that very "

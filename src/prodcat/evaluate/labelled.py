@@ -18,6 +18,7 @@ import pandas as pd
 from prodcat.bundle import data_fingerprint, read_training_products
 from prodcat.catalog.schema import is_missing, modality_mask, strings_or_empty
 from prodcat.config import MODALITIES
+from prodcat.formatting import count_text
 
 #: fewer labelled products than this and the figures (and their intervals) are warned about
 SMALL_EVALUATION = 30
@@ -108,16 +109,16 @@ class InTraining:
             )
         unseen = self.scored - self.count
         few = (
-            f"; only {unseen} {'was' if unseen == 1 else 'were'} not, too few for figures on them alone to be relied "
-            f"on, their bootstrap intervals far too narrow (score at least {SMALL_EVALUATION} such products)"
+            f"; only {count_text(unseen)} {'was' if unseen == 1 else 'were'} not, too few for figures on them alone to "
+            f"be relied on, their bootstrap intervals far too narrow (score at least {SMALL_EVALUATION} such products)"
             if unseen < SMALL_EVALUATION
             else ""
         )
         return (
-            f"{self.count} of {self.scored} scored products ({self.count / self.scored:.1%}) were in the model's "
-            "training data: figures on them are in-sample (near perfect by construction) and raise the overall "
-            "figures. For an honest estimate score only products the model was not trained on, or run `prodcat cv` "
-            f"on this catalogue{few}"
+            f"{count_text(self.count)} of {count_text(self.scored)} scored products ({self.count / self.scored:.1%}) "
+            "were in the model's training data: figures on them are in-sample (near perfect by construction) and "
+            "raise the overall figures. For an honest estimate score only products the model was not trained on, or "
+            f"run `prodcat cv` on this catalogue{few}"
         )
 
     @property
@@ -130,8 +131,9 @@ class InTraining:
             return None
         return (
             "the model's bundle does not record which products it was trained on (it was written before they were "
-            f"recorded): whether any of these {self.scored} products were among them cannot be checked, and on those "
-            "that were every figure is in-sample, near perfect by construction. Retrain it to have them checked"
+            f"recorded): whether any of these {count_text(self.scored)} products were among them cannot be checked, "
+            "and on those that were every figure is in-sample, near perfect by construction. Retrain it to have them "
+            "checked"
         )
 
 
@@ -177,12 +179,12 @@ def unknown_categories_warning(truth: Sequence[object], labels: Sequence[str]) -
     unknown = unknown_categories(truth, labels)
     if unknown.empty:
         return None
-    named = ", ".join(f"{name!r} ({count})" for name, count in unknown.head(5).items())
-    more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+    named = ", ".join(f"{name!r} ({count_text(count)})" for name, count in unknown.head(5).items())
+    more = f" and {count_text(len(unknown) - 5)} more" if len(unknown) > 5 else ""
     return (
-        f"{unknown.sum()} of {len(truth)} labelled products have a category the model does not know "
-        f"({len(unknown)} categor{'y' if len(unknown) == 1 else 'ies'}: {named}{more}): they can only be counted "
-        "wrong. Is the catalogue, or its category level, the model's?"
+        f"{count_text(unknown.sum())} of {count_text(len(truth))} labelled products have a category the model does "
+        f"not know ({count_text(len(unknown))} categor{'y' if len(unknown) == 1 else 'ies'}: {named}{more}): they can "
+        "only be counted wrong. Is the catalogue, or its category level, the model's?"
     )
 
 
@@ -191,8 +193,8 @@ def small_evaluation_warning(n: int) -> str | None:
     if n >= SMALL_EVALUATION:
         return None
     return (
-        f"only {n} labelled product{'s' if n != 1 else ''}: the figures are too uncertain to rely on, and the "
-        "bootstrap intervals, drawn within each category, understate it (a category of one product never "
+        f"only {count_text(n)} labelled product{'s' if n != 1 else ''}: the figures are too uncertain to rely on, and "
+        "the bootstrap intervals, drawn within each category, understate it (a category of one product never "
         f"varies); score at least {SMALL_EVALUATION}"
     )
 

@@ -15,6 +15,7 @@ from prodcat.config import Config
 from prodcat.evaluate.labelled import labelled_warnings, products_in_training, readable_by
 from prodcat.evaluate.robustness import Perturbation, get_perturbations
 from prodcat.files import FIGURES_KEPT, report_not_written
+from prodcat.formatting import count_text
 
 if TYPE_CHECKING:
     from prodcat.predict import Predictor
@@ -128,8 +129,9 @@ def scored_products(
     if readable.all():
         return frame, []
     return frame, [
-        f"{(~readable).sum()} of the {len(labelled)} labelled products have none of the modalities the model reads "
-        f"({' or '.join(modalities)}): left out of every run (`prodcat evaluate` counts them as wrong)"
+        f"{count_text((~readable).sum())} of the {count_text(len(labelled))} labelled products have none of the "
+        f"modalities the model reads ({' or '.join(modalities)}): left out of every run (`prodcat evaluate` counts "
+        "them as wrong)"
     ]
 
 
@@ -142,13 +144,13 @@ def unscored_runs_warnings(records: list[dict[str, Any]]) -> list[str]:
         unread, n = record["modalities_used"].get("none", 0), record["n"]
         if unread == n:
             warnings.append(
-                f"{record['name']}: the model could score none of the {n} products (nothing left it can read): "
-                "every one counts as wrong"
+                f"{record['name']}: the model could score none of the {count_text(n)} products (nothing left it can "
+                "read): every one counts as wrong"
             )
         elif unread:
             warnings.append(
-                f"{record['name']}: the model could score {n - unread} of the {n} products; the {unread} others "
-                "(nothing left it can read) count as wrong"
+                f"{record['name']}: the model could score {count_text(n - unread)} of the {count_text(n)} products; "
+                f"the {count_text(unread)} others (nothing left it can read) count as wrong"
             )
     return warnings
 
@@ -161,7 +163,7 @@ def print_table(records: list[dict[str, Any]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(ROBUSTNESS_COLUMNS))]
     # the base too, as the page's title: 'clean' is then the catalogue under it, not as it is
     on = f", every run with {records[0]['base']}" if records[0]["base"] else ""
-    print(f"\nRobustness on {records[0]['n']} labelled products{on}:")
+    print(f"\nRobustness on {count_text(records[0]['n'])} labelled products{on}:")
     for row in rows:
         cells = (
             cell.rjust(width) if i else cell.ljust(width)

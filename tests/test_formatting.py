@@ -1,0 +1,69 @@
+"""Counts in the messages a person reads: one writing (``12,345``) on the command line, in the reports and in the
+app (:func:`prodcat.formatting.count_text`)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prodcat.catalog.audit import summary_lines, unchecked_warning
+from prodcat.catalog.schema import RowIssue
+from prodcat.commands import single_products_warning
+from prodcat.evaluate.labelled import InTraining, unknown_categories_warning
+from prodcat.formatting import count_text
+
+
+def test_a_count_has_thousands_separators_whatever_integer_type_holds_it() -> None:
+    """A pandas sum is a numpy integer, which the app's check (``isinstance(count, int)``) wrote without them."""
+    assert count_text(12_345) == count_text(np.int64(12_345)) == "12,345"
+    assert count_text(7) == "7"
+    assert [count_text(value) for value in ("?", True, np.bool_(True), 0.5)] == ["?", "True", "True", "0.5"]
+
+
+def test_the_warnings_on_labelled_products_the_cli_and_the_app_share_write_counts_as_the_app_does() -> None:
+    """evaluate's and the app's caveats wrote '1234 of 12345 scored products' where the app writes '12,345'."""
+    assert InTraining(1_234, 12_345).warning.startswith("1,234 of 12,345 scored products (10.0%) were in the model's")
+    assert "whether any of these 12,345 products" in InTraining.of(None, 12_345).unchecked
+    truth = ["Shoes"] * 1_500 + ["Mugs"] * 600
+    assert unknown_categories_warning(truth, ["Mugs"]).startswith(
+        "1,500 of 2,100 labelled products have a category the model does not know (1 category: 'Shoes' (1,500))"
+    )
+
+
+def test_the_command_lines_counts_have_thousands_separators(caplog: pytest.LogCaptureFixture) -> None:
+    """train's, predict's, evaluate's and audit's own messages wrote '1200 row issue(s)', '1500 categories have a
+    single labelled product', the audit's summary '12345 products'."""
+    from prodcat.commands import _log_issues
+
+    issues = [RowIssue(line, "title", "no title", f"p{line}") for line in range(1_200)]
+    with caplog.at_level(logging.WARNING, logger="prodcat"):
+        _log_issues(issues, "row issue(s) while reading shop.csv")
+    assert caplog.records[0].getMessage() == "1,200 row issue(s) while reading shop.csv; first ones:"
+    counts = pd.Series(1, index=[f"category {number}" for number in range(1_500)])
+    assert single_products_warning(counts, "never learnt").startswith("1,500 categories have a single labelled product")
+    assert unchecked_warning(2_000).startswith("2,000 products are not checked")
+    summary = summary_lines(_audit_result(products=12_345))
+    assert summary[0] == "12,345 products, 12,000 labelled, 1,200 loader issues"
+    assert summary[1].endswith("of the 12,345 with text, 1,001 have no title, 1,001 no description")
+
+
+def _audit_result(products: int) -> dict:
+    """The least of an audit's result :func:`summary_lines` reads, with no finding beyond the counts."""
+    stats = {"missing": 1_001}
+    return {
+        "summary": {"products": products, "labelled": 12_000, "loader_issues": 1_200},
+        "text": {
+            "no_text": 0,
+            "no_text_nor_photo": 0,
+            "products_with_text": products,
+            "title": stats,
+            "description": stats,
+        },
+        "duplicates": {"exact": {"groups": 0, "conflicting_groups": 0}, "near": {"groups": 0, "conflicting_groups": 0}},
+        "markup": {"products_with_any": 0},
+        "classes": {"unsplit_separator": None, "levels": {}, "labelled_above_subcategories": {"categories": 0}},
+        "images": {"skipped": True},
+    }
