@@ -552,6 +552,22 @@ def test_audit_draws_its_sample_as_train_does_from_the_seed_and_the_config_and_r
     assert json.loads((whole / "audit.json").read_text())["sample"] is None and len(audited[-1]) == 39
 
 
+def test_the_seed_of_an_audit_sample_is_taken_without_labels_and_refused_without_a_sample(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--seed was a label-audit option, refused without --labels: `audit --sample N` was drawn with seed 0 alone."""
+    path = tmp_path / "shop.csv"
+    _tiny_text_catalog({"Kitchen": 13, "Watches": 13, "Bath": 13}).to_csv(path, index=False)
+    audit = ["audit", str(path), "--no-images", "--sample", "6"]
+    for seed in (1, 2):
+        assert main([*audit, "--seed", str(seed), "--report", str(tmp_path / f"r{seed}")]) == 0
+        assert json.loads((tmp_path / f"r{seed}" / "audit.json").read_text())["sample"] == {"size": 6, "seed": seed}
+    assert main(["audit", str(path), "--seed", "1", "--report", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.endswith(
+        "error: --seed only applies to a --sample and to the label audit: add either\n"
+    )
+
+
 def test_spelling_groups_are_the_names_of_one_key() -> None:
     """The categories train warns of and the audit lists: the same but for case, accents or spacing, level by
     level."""

@@ -2218,3 +2218,36 @@ def test_a_report_that_cannot_be_written_is_one_line_after_the_figures(
         f"error: cannot write the report in {report}: No space left on device; {kept}: free some space or give "
         f"another --report, and run the {run} again"
     )
+
+
+@pytest.mark.parametrize(
+    ("command", "options", "marker", "other"),
+    [
+        ("explore", ["--features", "tfidf", "--reductions", "pca"], "metrics.json", "prodcat evaluate or cv"),
+        ("evaluate", [], "clustering.json", "prodcat explore"),
+        ("robustness", ["--perturbations", "no_description"], "explanations.json", "prodcat explain"),
+        ("explain", ["--sample", "1"], "robustness.json", "prodcat robustness"),
+        ("audit", [], "metrics.json", "prodcat evaluate or cv"),
+    ],
+)
+def test_a_report_folder_holding_another_commands_report_is_refused(
+    command, options, marker, other, tiny_training, tmp_path, capsys
+):
+    """`prodcat explore --report R` on the folder of an evaluation replaced its report.html and left its metrics.json,
+    predictions.csv and figures beside the study's: a folder of two reports, one of them lost. Another command's
+    report is now refused before any work; one of the same command is replaced, as before."""
+    data, report = tmp_path / "products.csv", tmp_path / "report"
+    pd.concat([tiny_training.trained, tiny_training.unseen]).to_csv(data, index=False)
+    report.mkdir()
+    (report / marker).write_text("{}")
+    (report / "report.html").write_text("the other report")
+    model = [] if command in ("explore", "audit") else [str(tiny_training.bundle)]
+    assert main([command, *model, str(data), "--report", str(report), *options]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: --report {report} holds a report of {other} ({marker}), which this report would be mixed with: "
+        "give another --report"
+    )
+    assert (report / "report.html").read_text() == "the other report"
+    (report / marker).unlink()  # the folder of no other report: written
+    assert main([command, *model, str(data), "--report", str(report), *options]) == 0
+    assert main([command, *model, str(data), "--report", str(report), *options]) == 0  # its own report: replaced

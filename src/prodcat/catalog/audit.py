@@ -890,6 +890,9 @@ def run_audit(args: argparse.Namespace) -> int:
     if unused and not args.labels:
         print(f"error: {', '.join(unused)} only apply to the label audit: add --labels", file=sys.stderr)
         return 2
+    if args.seed is not None and not (args.labels or args.sample):
+        print("error: --seed only applies to a --sample and to the label audit: add either", file=sys.stderr)
+        return 2
     if problem := report_problem(args.report, args.data, AUDIT_FILES):
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -925,7 +928,7 @@ def run_audit(args: argparse.Namespace) -> int:
 
 
 #: options of the label audit, refused without --labels rather than silently ignored
-_LABEL_OPTIONS = ("config", "level", "modalities", "folds", "seed")
+_LABEL_OPTIONS = ("config", "level", "modalities", "folds")
 
 
 def _sample(catalog: Catalog, config: Config, size: int) -> Catalog:

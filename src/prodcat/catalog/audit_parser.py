@@ -56,6 +56,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="audit a sample of N products (quick look), stratified by category and drawn with the seed, as train's "
         "and cv's (default: the config's, else all); recorded in audit.json with its seed",
     )
+    parser.add_argument(
+        "--seed",
+        type=random_seed,
+        help="seed of the --sample drawn and of the label audit's folds and models, as train's and cv's (default: the "
+        "config's, 0): another split tells which products are flagged by the split alone; recorded in audit.json",
+    )
     parser.add_argument("--no-images", action="store_true", help="do not decode the photos (much faster)")
     parser.add_argument(
         "--similarity",
@@ -84,13 +90,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="text, image or text,image (default: the config's, else all the catalogue has)",
     )
     labels.add_argument("--folds", type=fold_count, help="cross-validation folds (default 5)")
-    labels.add_argument(
-        "--seed",
-        type=random_seed,
-        help="seed of the --sample drawn and of the cross-validation's folds and models, as train's and cv's "
-        "(default: the config's, 0): another split tells which products are flagged by the split alone; recorded in "
-        "audit.json",
-    )
     parser.set_defaults(func=run_later("prodcat.catalog.audit:run_audit"))
 
 

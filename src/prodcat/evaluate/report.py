@@ -48,15 +48,26 @@ EVALUATION_FILES = (
 )
 ROBUSTNESS_FILES = ("robustness.json", "robustness.png", "report.html")
 EXPLAIN_FILES = ("explanations.json", "report.html")
+#: the file that tells each command's report, and the command: a folder holding another command's report is refused,
+#: as the report.html (or input_issues.csv) of the one would replace the other's, the rest of it left beside
+REPORT_MARKERS = {
+    "clustering.json": "prodcat explore",
+    "metrics.json": "prodcat evaluate or cv",
+    "robustness.json": "prodcat robustness",
+    "explanations.json": "prodcat explain",
+    "audit.json": "prodcat audit",
+}
 
 
 def report_problem(
     report_dir: str | Path, data: str | Path, files: Iterable[str], model: str | Path | None = None
 ) -> str | None:
     """Why ``--report report_dir`` must not be written: it lies inside the ``model`` bundle (which would no longer
-    load), or one of the ``files`` the report writes or removes there is a file the catalogue ``data`` is read from
+    load), one of the ``files`` the report writes or removes there is a file the catalogue ``data`` is read from
     (a table named predictions.csv in the report folder was overwritten by the predictions, one named
-    input_issues.csv deleted); ``None``: neither."""
+    input_issues.csv deleted), or it holds another command's report (:data:`REPORT_MARKERS`: explore's report.html
+    replaced an evaluation's, left with its metrics.json and figures); ``None``: none of these. A report of the same
+    command is replaced."""
     from prodcat.arguments import into_bundle
     from prodcat.catalog.loaders import catalog_file_among
 
@@ -68,6 +79,13 @@ def report_problem(
             f"--report {report_dir} holds the input catalogue {source}, which the report would overwrite: give "
             "another --report"
         )
+    folder = Path(report_dir).expanduser()
+    for marker, command in REPORT_MARKERS.items():
+        if marker not in files and (folder / marker).is_file():
+            return (
+                f"--report {report_dir} holds a report of {command} ({marker}), which this report would be mixed "
+                "with: give another --report"
+            )
     return None
 
 

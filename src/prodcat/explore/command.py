@@ -88,11 +88,15 @@ def run_explore(args: argparse.Namespace) -> int:
     from prodcat.catalog.loaders import CatalogFormatError
     from prodcat.catalog.schema import category_at_level, deeper_level_warning
     from prodcat.commands import read_catalog
+    from prodcat.evaluate.report import report_problem
     from prodcat.explore.clustering import FeasibilityStudy, check_feature_sets, stratified_sample
     from prodcat.explore.metrics import AMI_NOTE
-    from prodcat.explore.report import MATRIX_CSV, write_report
+    from prodcat.explore.report import EXPLORE_FILES, MATRIX_CSV, write_report
     from prodcat.files import FIGURES_KEPT, report_not_written
 
+    if problem := report_problem(args.report, args.data, EXPLORE_FILES):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     for chatty in ("openTSNE", "gensim"):  # they log their internal steps at INFO
         logging.getLogger(chatty).setLevel(logging.WARNING)

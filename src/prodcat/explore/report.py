@@ -47,6 +47,8 @@ LABEL_PADDING = 3.0
 MATRIX_MAX = 30
 #: the whole cluster-vs-category matrix of the best run, beside the report
 MATRIX_CSV = "clusters_vs_categories.csv"
+#: the files a study writes in its report folder
+EXPLORE_FILES = ("clustering.json", MATRIX_CSV, "report.html")
 
 
 def write_report(result: StudyResult, out_dir: str | Path, *, source: str = "") -> tuple[Path, Path]:
