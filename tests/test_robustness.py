@@ -461,3 +461,19 @@ def test_the_report_says_what_each_perturbation_does_and_in_what_unit(products: 
         ["jpeg_5", "JPEG re-compressed at quality 5 of 100"],
         ["downscale_64", "photo shrunk to 64 px on its longest side"],
     ]
+
+
+def test_products_none_of_which_has_what_the_model_reads_are_refused_in_one_line(
+    tiny_training, tmp_path: Path, capsys: pytest.CaptureFixture[str], jpeg_bytes
+) -> None:
+    """An image model on a catalogue without photos (here a text model on photos without text) left no product to
+    score, and the first run ended in pandas' traceback 'ValueError: No objects to concatenate'."""
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(jpeg_bytes())
+    data, report = tmp_path / "photos-only.csv", tmp_path / "report"
+    tiny_training.unseen.assign(title="", description="", image=str(photo)).to_csv(data, index=False)
+    assert main(["robustness", str(tiny_training.bundle), str(data), "--report", str(report)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: none of the 12 labelled products has one of the modalities the model reads (text): nothing to measure"
+    )
+    assert not report.exists()

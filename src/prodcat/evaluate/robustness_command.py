@@ -47,7 +47,11 @@ def run_robustness(args: argparse.Namespace) -> int:
     catalog = read_labelled(args, read_by=modalities_read_by_bundle(predictor.manifest))
     if catalog is None:
         return 2
-    frame, warnings = scored_products(catalog.frame, predictor, args.sample, args.seed)
+    try:
+        frame, warnings = scored_products(catalog.frame, predictor, args.sample, args.seed)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     warnings += [unread] if unread else []
     truth = category_at_level(frame["category"], model_level(predictor.manifest))
     in_training = products_in_training(frame, predictor.manifest, args.model, catalog.frame)
@@ -117,11 +121,18 @@ def scored_products(
 ) -> tuple[pd.DataFrame, list[str]]:
     """The ``labelled`` products every run scores, with or without ``--sample`` alike: those having one of the
     modalities the model reads (the others could only be counted wrong in every run, diluting every change),
-    then a stratified sample of ``sample`` of them; and the warning naming the products left out, if any."""
+    then a stratified sample of ``sample`` of them; and the warning naming the products left out, if any.
+    ``ValueError`` when none has one (an image model on a catalogue without photos: pandas' 'No objects to
+    concatenate' once the runs began)."""
     from prodcat.commands import labelled_sample
 
     modalities = predictor.manifest.get("modalities") or None
     readable = readable_by(labelled, modalities)
+    if not readable.any():
+        raise ValueError(
+            f"none of the {count_text(len(labelled))} labelled products has one of the modalities the model reads "
+            f"({' or '.join(modalities)}): nothing to measure"
+        )
     # the sample needs only the model's level, its modalities and the seed: the rest of the stored config is not
     # validated again (a bundle trained before a check was added would be refused in pydantic's traceback)
     config = Config(level=model_level(predictor.manifest), seed=seed, modalities=modalities)
