@@ -747,3 +747,13 @@ def test_no_more_workers_start_than_there_are_cores_and_runs(monkeypatch, n_jobs
     for features, reductions in ((["tfidf"], ["pca"]), (["bow", "tfidf"], ["pca", "pca+knn", "tsne"])):
         FeasibilityStudy(features=features, reductions=reductions, n_jobs=n_jobs, progress=False).run(frame)
     assert asked == [1, 4]  # one run: in this process; six runs: one worker per core
+
+
+def test_an_unknown_reduction_is_refused_before_the_catalogue_is_read(tmp_path, capsys):
+    """'--reductions nope' was refused after the catalogue was read (Flipkart's row issues warned of first), as
+    'unknown reduction(s) ['nope']', a Python list, where an unknown feature set was refused before, by name."""
+    from prodcat.cli import main
+
+    missing = tmp_path / "no-such-catalogue.csv"
+    assert main(["explore", str(missing), "--reductions", "pca,nope", "--report", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.strip() == "error: unknown reduction(s): nope; known: pca, pca+knn, tsne, umap"

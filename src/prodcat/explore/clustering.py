@@ -53,6 +53,12 @@ def check_feature_sets(feature_sets: Sequence[str]) -> None:
         raise ValueError(f"unknown feature extractor(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
 
 
+def check_reductions(reductions: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming any of ``reductions`` that is not one of :data:`REDUCTIONS` (before any work)."""
+    if unknown := [name for name in reductions if name not in REDUCTIONS]:
+        raise ValueError(f"unknown reduction(s): {', '.join(unknown)}; known: {', '.join(REDUCTIONS)}")
+
+
 def cluster_points(points: np.ndarray, n_clusters: int, *, n_init: int = 10, seed: int = 0) -> np.ndarray:
     """KMeans labels of ``points`` ``(n, d)``: ``(n,)`` ints in ``[0, n_clusters)``.
 
@@ -267,9 +273,7 @@ class FeasibilityStudy:
 
     def run(self, frame: pd.DataFrame) -> StudyResult:
         """Study the labelled products of ``frame`` (a canonical catalogue frame)."""
-        unknown = [r for r in self.reductions if r not in REDUCTIONS]
-        if unknown:
-            raise ValueError(f"unknown reduction(s) {unknown}; known: {', '.join(REDUCTIONS)}")
+        check_reductions(self.reductions)
         check_feature_sets(self.features)
         labelled = frame[frame["category"].notna()].reset_index(drop=True)
         if len(labelled) < len(frame):

@@ -89,7 +89,7 @@ def run_explore(args: argparse.Namespace) -> int:
     from prodcat.catalog.schema import category_at_level, deeper_level_warning
     from prodcat.commands import read_catalog
     from prodcat.evaluate.report import report_problem
-    from prodcat.explore.clustering import FeasibilityStudy, check_feature_sets, stratified_sample
+    from prodcat.explore.clustering import FeasibilityStudy, check_feature_sets, check_reductions, stratified_sample
     from prodcat.explore.metrics import AMI_NOTE
     from prodcat.explore.report import EXPLORE_FILES, MATRIX_CSV, write_report
     from prodcat.files import FIGURES_KEPT, report_not_written
@@ -110,6 +110,7 @@ def run_explore(args: argparse.Namespace) -> int:
             return 2
     try:
         check_feature_sets(features)
+        check_reductions(reductions)  # as the features: before the catalogue is read, not after
         catalog = read_catalog(args)  # which says what rows it skipped or read in part, as the other commands
     except (CatalogFormatError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
