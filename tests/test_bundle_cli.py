@@ -2180,6 +2180,14 @@ def test_a_text_model_does_not_say_a_product_of_a_photo_alone_is_classified_from
     [
         ("evaluate", "prodcat.commands.write_report", [], "accuracy      1.0000", FIGURES_KEPT, "evaluation"),
         (
+            "cv",
+            "prodcat.commands.write_report",
+            ["--config", str(Path(__file__).parents[1] / "configs" / "fast-text.yaml"), "--modalities", "text"],
+            "fit ",
+            FIGURES_KEPT,
+            "cross-validation",
+        ),
+        (
             "robustness",
             "prodcat.evaluate.report.write_robustness_report",
             ["--perturbations", "no_description"],
@@ -2200,9 +2208,10 @@ def test_a_text_model_does_not_say_a_product_of_a_photo_alone_is_classified_from
 def test_a_report_that_cannot_be_written_is_one_line_after_the_figures(
     command, writer, options, printed, kept, run, tiny_training, tmp_path, monkeypatch, capsys
 ):
-    """A disk that filled up while the report was written ended evaluate, robustness and explain in OSError's
-    traceback (exit 1), and evaluate's and robustness's figures, printed only after the report, were lost with it.
-    The figures are now printed first, and the failure is one line (exit 2), as explore's."""
+    """A disk that filled up while the report was written ended evaluate, cv, robustness and explain in OSError's
+    traceback (exit 1), and the figures of the first three, printed only after the report, were lost with it (a
+    cross-validation's hours of folds). The figures are now printed first, and the failure is one line (exit 2), as
+    explore's."""
     import errno
 
     def full(*args, **kwargs):
@@ -2210,8 +2219,11 @@ def test_a_report_that_cannot_be_written_is_one_line_after_the_figures(
 
     monkeypatch.setattr(writer, full)
     data, report = tmp_path / "products.csv", tmp_path / "report"
-    tiny_training.unseen.to_csv(data, index=False)
-    assert main([command, str(tiny_training.bundle), str(data), "--report", str(report), *options]) == 2
+    # cv trains its folds on the 48 products; the others score the 12 the model was not trained on
+    products = pd.concat([tiny_training.trained, tiny_training.unseen]) if command == "cv" else tiny_training.unseen
+    products.to_csv(data, index=False)
+    model = [] if command == "cv" else [str(tiny_training.bundle)]
+    assert main([command, *model, str(data), "--report", str(report), *options]) == 2
     out, err = capsys.readouterr()
     assert printed in out
     assert err.strip().splitlines()[-1] == (

@@ -744,7 +744,6 @@ def run_cv(args: argparse.Namespace) -> int:
     title = f"{args.folds}-fold cross-validation on {args.data}"
     predictions = result.predictions()
     issues = _with_unused_photos(catalog, predictions, _reads_photos(config), issues_file)
-    write_report(metrics, result.y_true, result.y_pred, args.report, title, predictions=predictions, issues=issues)
     print_metrics(
         metrics, f"{args.folds}-fold cross-validation on {count_text(len(frame))} products:", result.target_precision
     )
@@ -757,5 +756,10 @@ def run_cv(args: argparse.Namespace) -> int:
         f"  fit {metrics['timing']['fit_seconds_median']:.1f} s, "
         f"predict {metrics['timing']['predict_seconds_median']:.1f} s per fold (median)"
     )
+    try:  # after the figures are printed: a disk that fills up must not lose the folds' work with the report
+        write_report(metrics, result.y_true, result.y_pred, args.report, title, predictions=predictions, issues=issues)
+    except OSError as error:
+        print(report_not_written(args.report, error, FIGURES_KEPT, "cross-validation"), file=sys.stderr)
+        return 2
     print(f"\nReport written to {args.report}")
     return 0
