@@ -463,6 +463,20 @@ def test_the_report_says_what_each_perturbation_does_and_in_what_unit(products: 
     ]
 
 
+def test_the_report_says_what_its_confidence_and_auto_columns_are(products: pd.DataFrame, tmp_path: Path) -> None:
+    """The table's "confidence", "auto" and "auto precision" columns were not said: a mean or a share, at what
+    threshold, precision of what."""
+    from prodcat.evaluate.report import write_robustness_report
+
+    records = evaluate_robustness(ConstantPredictor(), products.head(2), np.full(2, "Watches"), [])
+    page = " ".join((write_robustness_report(records, tmp_path, "robustness") / "report.html").read_text().split())
+    assert (
+        '"confidence" is the mean calibrated confidence of the products the model answered, "auto" the share it '
+        'auto-accepts (confidence at least the bundle\'s decision threshold, 0.500) and "auto precision" the '
+        "accuracy among those." in page
+    )
+
+
 def test_products_none_of_which_has_what_the_model_reads_are_refused_in_one_line(
     tiny_training, tmp_path: Path, capsys: pytest.CaptureFixture[str], jpeg_bytes
 ) -> None:

@@ -479,7 +479,9 @@ def write_robustness_report(
 <p>Every row is the same {records[0]["n"]} labelled products, one perturbation at a time; products it cannot
 touch (no photo to rotate, no description to remove) keep their input and are not counted in "affected".
 Δ is perturbed minus clean on the same products, with its 95% paired-bootstrap interval; "flipped" is the share
-of the affected products whose predicted category changed.</p>
+of the affected products whose predicted category changed. "confidence" is the mean calibrated confidence of the
+products the model answered, "auto" the share it auto-accepts (confidence at least the bundle's decision threshold,
+{records[0]["decision"]["threshold"]:.3f}) and "auto precision" the accuracy among those.</p>
 {html_table(ROBUSTNESS_REPORT_COLUMNS, robustness_report_rows(records))}
 <h2>Figure</h2>{embedded_png(figure) + f"<p>{left_out}</p>" if runs else "<p>No perturbation touched a product.</p>"}"""
     (out / "report.html").write_text(html_page(title, body), encoding="utf-8")
