@@ -491,3 +491,20 @@ def test_products_none_of_which_has_what_the_model_reads_are_refused_in_one_line
         "error: none of the 12 labelled products has one of the modalities the model reads (text): nothing to measure"
     )
     assert not report.exists()
+
+
+def test_a_change_of_zero_is_drawn_in_the_figure(products: pd.DataFrame, tmp_path: Path, monkeypatch) -> None:
+    """A perturbation that changed no prediction (0 within [0, 0]) drew no bar and no whisker: its row of the figure
+    was blank, as if missing. Each change is now a dot, on the zero line for those."""
+    from matplotlib.figure import Figure
+
+    from prodcat.evaluate import report
+
+    drawn: list[Figure] = []
+    monkeypatch.setattr(Figure, "savefig", lambda figure, *args, **kwargs: drawn.append(figure))
+    chosen = [PERTURBATIONS["rotate_15"], PERTURBATIONS["blur_2"]]
+    records = evaluate_robustness(ConstantPredictor(), products.head(2), np.full(2, "Watches"), chosen)
+    report.plot_robustness(records[0], records[1:], tmp_path / "robustness.png")
+    left = drawn[0].axes[0]
+    (dots,) = [line for line in left.lines if line.get_marker() == "o"]
+    assert dots.get_xdata().tolist() == [0.0, 0.0] and dots.get_ydata().tolist() == [0, 1]

@@ -430,7 +430,7 @@ def per_class_rows(metrics: dict[str, Any]) -> list[list[object]]:
 
 def plot_robustness(clean: dict[str, Any], runs: list[dict[str, Any]], path: Path) -> None:
     """Per perturbation of ``runs`` (grouped by family, in report order): the change of accuracy against the
-    ``clean`` run with its 95% paired-bootstrap interval, and the share auto-accepted (the clean run's as a
+    ``clean`` run (a dot) with its 95% paired-bootstrap interval, and the share auto-accepted (the clean run's as a
     dashed line)."""
     families = list(dict.fromkeys(r["family"] for r in runs))
     colours = [plt.cm.tab10(families.index(r["family"]) % 10) for r in runs]
@@ -440,7 +440,11 @@ def plot_robustness(clean: dict[str, Any], runs: list[dict[str, Any]], path: Pat
     point = np.array([c["difference"] for c in change])
     errors = np.array([[c["difference"] - c["low"], c["high"] - c["difference"]] for c in change]).T
     left.barh(rows, point, color=colours)
-    left.errorbar(point, rows, xerr=errors, fmt="none", c="k")
+    # a dot on each change: a change of 0 within [0, 0] drew no bar and no whisker, a row read as missing
+    left.errorbar(point, rows, xerr=errors, fmt="o", ms=3, c="k")
+    low, high = left.get_xlim()
+    pad = 0.03 * (high - low)  # the bars keep the axis from going past 0, where the dots of no change sat on its edge
+    left.set_xlim(low - pad, high + pad)
     left.axvline(0, color="grey", lw=0.8)
     left.set_xlabel(f"accuracy minus clean ({clean['accuracy']:.3f}), 95% paired interval")
     right.barh(rows, [r["decision"]["automation_rate"] for r in runs], color=colours)
