@@ -73,6 +73,13 @@ def predictions_page(tiny_training, monkeypatch, tmp_path, csv_text: str, name: 
     return go_to(start_app(monkeypatch, *arguments), "Predictions")
 
 
+#: three predictions of the tiny model's unseen products, two of them agreeing with the given category
+THREE_PREDICTIONS_CSV = (
+    "product_id,category,confidence,decision\n"
+    "Kitchen-12,Kitchen,0.9,auto\nToys-12,Kitchen,0.5,review\nWatches-12,Watches,0.95,auto\n"
+)
+
+
 def bundle_copy(bundle: Path, out: Path, **manifest_changes: object) -> Path:
     """A copy of ``bundle`` at ``out`` whose manifest has these top-level fields changed (the manifest is not
     among the files it hashes: the copy still verifies)."""
@@ -1215,13 +1222,7 @@ def test_an_uploaded_predictions_csv_outlives_a_visit_to_another_page(tiny_train
 def test_the_predictions_pages_filters_outlive_a_visit_to_another_page(tiny_training, monkeypatch, tmp_path):
     """The decisions, categories and confidence range filtering the predictions, and the least confidence of the
     label-noise candidates, were reset by a look at another page: coming back showed every prediction."""
-    test = predictions_page(
-        tiny_training,
-        monkeypatch,
-        tmp_path,
-        "product_id,category,confidence,decision\n"
-        "Kitchen-12,Kitchen,0.9,auto\nToys-12,Kitchen,0.5,review\nWatches-12,Watches,0.95,auto\n",
-    )
+    test = predictions_page(tiny_training, monkeypatch, tmp_path, THREE_PREDICTIONS_CSV)
     widgets = {
         "filter_decision": test.multiselect,
         "filter_category": test.multiselect,
@@ -1391,13 +1392,7 @@ def test_a_sample_of_a_catalogue_rewritten_or_a_model_replaced_since_is_dropped_
 def test_an_agreement_on_few_labelled_products_is_said_to_be_too_uncertain(tiny_training, monkeypatch, tmp_path):
     """The page showed the agreement of three labelled products (66.7%) as it shows that of thousands, with no word
     of caution: it now says that so few are too uncertain, below the 30 under which `prodcat evaluate` warns too."""
-    test = predictions_page(
-        tiny_training,
-        monkeypatch,
-        tmp_path,
-        "product_id,category,confidence,decision\n"
-        "Kitchen-12,Kitchen,0.9,auto\nToys-12,Kitchen,0.5,review\nWatches-12,Watches,0.95,auto\n",
-    )
+    test = predictions_page(tiny_training, monkeypatch, tmp_path, THREE_PREDICTIONS_CSV)
     assert metrics_of(test)["agree with the given category"] == "66.7%"
     assert [w.value for w in test.warning] == [
         "Only 3 labelled products were scored: an agreement measured on so few is too uncertain to rely on (each "
