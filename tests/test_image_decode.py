@@ -211,16 +211,20 @@ def _without_adobe_marker(jpeg: bytes) -> bytes:
 def test_cmyk_jpeg_inks_read_right_with_or_without_the_adobe_marker(adobe_marker: bool) -> None:
     """Pillow reads every CMYK JPEG as Adobe-inverted (0 = full ink), the convention its APP14 marker announces and
     Pillow writes; a file without the marker stores its inks as they are, and came out as its negative (red ink read
-    as black). Both files below store red ink (magenta + yellow) in a different convention, and both read red."""
+    as black). Both files below store red ink (magenta + yellow) in a different convention, and both read red,
+    upright by their EXIF orientation."""
     red_ink = Image.new("CMYK", (40, 30), (0, 255, 255, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
     # Pillow inverts what it writes: an image of inverted inks written, the file stores the inks themselves
-    plain = _without_adobe_marker(_jpeg_bytes(ImageChops.invert(red_ink)))
-    data = _jpeg_bytes(red_ink) if adobe_marker else plain
+    plain = _without_adobe_marker(_jpeg_bytes(ImageChops.invert(red_ink), exif=exif))
+    data = _jpeg_bytes(red_ink, exif=exif) if adobe_marker else plain
     with Image.open(io.BytesIO(data)) as opened:
         assert ("adobe" in opened.info) is adobe_marker
     for source in (data, Image.open(io.BytesIO(data))):
-        r, g, b = load_image(source).getpixel((20, 15))
-        assert r > 200 and g < 60 and b < 60
+        decoded = load_image(source)
+        r, g, b = decoded.getpixel((15, 20))
+        assert decoded.size == (30, 40) and r > 200 and g < 60 and b < 60
 
 
 def test_exif_rotated_jpeg_is_upright() -> None:

@@ -334,17 +334,15 @@ def _draft_jpeg(img: Image.Image, max_side: int | None, max_pixels: int) -> None
 
 
 def _plain_cmyk_read_as_stored(img: Image.Image) -> Image.Image:
-    """``img`` with its inks as the file stores them when it is a CMYK JPEG without Adobe's APP14 marker; ``img``
-    itself otherwise (a copy: never mutates the input).
+    """``img`` with its inks as the file stores them when it is a CMYK JPEG without Adobe's APP14 marker (a new
+    image, holding ``img``'s info: its colour profile and EXIF orientation); ``img`` itself otherwise.
 
     Pillow reads every CMYK JPEG by Adobe's convention, inks stored inverted (0 = full ink), which Photoshop and
     Pillow itself write with that marker; a file without it stores them as they are (libjpeg's default, some
     scanners and prepress tools), and came out as its negative: red ink as near black."""
     if img.format != "JPEG" or img.mode != "CMYK" or "adobe" in img.info:
         return img
-    plain = ImageChops.invert(img)
-    plain.info = dict(img.info)  # the colour profile and the EXIF orientation
-    return plain
+    return ImageChops.invert(img)
 
 
 def _blendable(img: Image.Image) -> Image.Image:
