@@ -2210,8 +2210,8 @@ def test_a_report_that_cannot_be_written_is_one_line_after_the_figures(
 ):
     """A disk that filled up while the report was written ended evaluate, cv, robustness and explain in OSError's
     traceback (exit 1), and the figures of the first three, printed only after the report, were lost with it (a
-    cross-validation's hours of folds). The figures are now printed first, and the failure is one line (exit 2), as
-    explore's."""
+    cross-validation's hours of folds). The figures are now printed whatever became of the report, and the failure is
+    one line after them (exit 2), as explore's."""
     import errno
 
     def full(*args, **kwargs):

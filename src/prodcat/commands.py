@@ -35,7 +35,7 @@ from prodcat.config import MODALITIES, Config
 from prodcat.evaluate.labelled import labelled_warnings, product_fingerprints, products_in_training, readable_by
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
 from prodcat.evaluate.report import EVALUATION_FILES, interval_text, report_problem, write_issues, write_report
-from prodcat.files import FIGURES_KEPT, report_not_written
+from prodcat.files import FIGURES_KEPT, report_not_written, write_failure
 from prodcat.formatting import count_text
 from prodcat.grouping import spelling_groups
 
@@ -688,15 +688,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     title = f"Evaluation of {args.model} on {args.data}"
     reads_photos = "image" in predictor.manifest.get("modalities", [])
     issues = _with_unused_photos(catalog, predictions, reads_photos, issues_file)
+    failure = write_failure(
+        lambda: write_report(metrics, truth, predicted, args.report, title, predictions=predictions, issues=issues)
+    )
     print_metrics(metrics, f"Evaluation on {count_text(len(frame))} labelled products:")
     if "not_in_training" in metrics:
         print_metrics(metrics["not_in_training"], "On those not in the model's training data (the honest figures):")
     for warning in metrics["warnings"]:
         print(f"warning: {warning}")
-    try:  # after the figures are printed: a disk that fills up must not lose them with the evaluation
-        write_report(metrics, truth, predicted, args.report, title, predictions=predictions, issues=issues)
-    except OSError as error:
-        print(report_not_written(args.report, error, FIGURES_KEPT, "evaluation"), file=sys.stderr)
+    if failure:
+        print(report_not_written(args.report, failure, FIGURES_KEPT, "evaluation"), file=sys.stderr)
         return 2
     print(f"\nReport written to {args.report}")
     return 0
@@ -744,6 +745,11 @@ def run_cv(args: argparse.Namespace) -> int:
     title = f"{args.folds}-fold cross-validation on {args.data}"
     predictions = result.predictions()
     issues = _with_unused_photos(catalog, predictions, _reads_photos(config), issues_file)
+    failure = write_failure(
+        lambda: write_report(
+            metrics, result.y_true, result.y_pred, args.report, title, predictions=predictions, issues=issues
+        )
+    )
     print_metrics(
         metrics, f"{args.folds}-fold cross-validation on {count_text(len(frame))} products:", result.target_precision
     )
@@ -756,10 +762,8 @@ def run_cv(args: argparse.Namespace) -> int:
         f"  fit {metrics['timing']['fit_seconds_median']:.1f} s, "
         f"predict {metrics['timing']['predict_seconds_median']:.1f} s per fold (median)"
     )
-    try:  # after the figures are printed: a disk that fills up must not lose the folds' work with the report
-        write_report(metrics, result.y_true, result.y_pred, args.report, title, predictions=predictions, issues=issues)
-    except OSError as error:
-        print(report_not_written(args.report, error, FIGURES_KEPT, "cross-validation"), file=sys.stderr)
+    if failure:
+        print(report_not_written(args.report, failure, FIGURES_KEPT, "cross-validation"), file=sys.stderr)
         return 2
     print(f"\nReport written to {args.report}")
     return 0

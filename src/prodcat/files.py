@@ -74,6 +74,18 @@ def write_json(path: Path, value: Any) -> None:
 FIGURES_KEPT = "the figures above are all that was kept"
 
 
+def write_failure(write: Callable[[], object]) -> OSError | None:
+    """Run ``write``, a report's writing, before its command prints its figures; the OSError it raised (a full disk),
+    for the command to say after them (:func:`report_not_written`), or ``None``: written. Printed first, the
+    figures lost the report when the reader of the output had gone (``| head``); written after, a full disk lost
+    the figures."""
+    try:
+        write()
+    except OSError as error:
+        return error
+    return None
+
+
 def report_not_written(report: str | Path, error: OSError, kept: str, run: str) -> str:
     """The one line saying that the report in the folder ``report`` could not be written (a full disk) and what of
     the work was ``kept`` (printed above, or nothing), rather than OSError's traceback; ``run``: what to run again."""

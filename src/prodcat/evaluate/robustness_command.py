@@ -14,7 +14,7 @@ from prodcat.catalog.schema import category_at_level
 from prodcat.config import Config
 from prodcat.evaluate.labelled import labelled_warnings, products_in_training, readable_by
 from prodcat.evaluate.robustness import Perturbation, get_perturbations
-from prodcat.files import FIGURES_KEPT, report_not_written
+from prodcat.files import FIGURES_KEPT, report_not_written, write_failure
 from prodcat.formatting import count_text
 
 if TYPE_CHECKING:
@@ -61,14 +61,14 @@ def run_robustness(args: argparse.Namespace) -> int:
     predictor.model.set_memory_cache(4 * len(frame) + 64, read_disk=True)
     records = evaluate_robustness(predictor, frame, truth, perturbations, seed=args.seed, base=base)
     warnings += unscored_runs_warnings(records)
+    on = f", every run with {base.name}" if base else ""
+    title = f"Robustness of {args.model} on {args.data}{on}"
+    failure = write_failure(lambda: write_robustness_report(records, args.report, title, warnings))
     print_table(records)
     for warning in warnings:
         print(f"warning: {warning}")
-    on = f", every run with {base.name}" if base else ""
-    try:  # after the table is printed: a disk that fills up must not lose the runs with the report
-        write_robustness_report(records, args.report, f"Robustness of {args.model} on {args.data}{on}", warnings)
-    except OSError as error:
-        print(report_not_written(args.report, error, FIGURES_KEPT, "measure"), file=sys.stderr)
+    if failure:
+        print(report_not_written(args.report, failure, FIGURES_KEPT, "measure"), file=sys.stderr)
         return 2
     print(f"\nReport written to {args.report}")
     return 0
