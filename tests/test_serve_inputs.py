@@ -1042,6 +1042,24 @@ def test_openapi_bounds_the_specifications_as_an_object_or_a_list(client: TestCl
             assert (answer.status_code == 200) is allowed, answer.text[:200]
 
 
+@pytest.mark.parametrize("form", ["object", "pairs"])
+def test_too_many_specifications_are_refused_saying_how_many_were_sent(client: TestClient, form: str) -> None:
+    """a27068f moved the limit onto each form, where pydantic's check of an object stops counting at it: 1001
+    attributes were refused as 'specifications.object: Dictionary should have at most 1000 items after validation,
+    not more'. Either form, as JSON or as a multipart field, is now refused saying how many it holds."""
+    count = MAX_SPECIFICATIONS + 1
+    specifications = {str(i): None for i in range(count)} if form == "object" else [{"value": None}] * count
+    said = f"specifications: {count} attributes exceed the limit of {MAX_SPECIFICATIONS}"
+    as_json = client.post("/predict", json={"title": "mug", "specifications": specifications})
+    as_form = client.post(
+        "/predict",
+        data={"title": "mug"},
+        files={"specifications": (None, json.dumps(specifications), "application/json")},
+    )
+    for refused in (as_json, as_form):
+        assert (refused.status_code, refused.json()["detail"]) == (422, said), refused.text[:300]
+
+
 def test_every_route_documents_what_the_request_guard_answers_on_it(tmp_path: Path) -> None:
     """The guard around every request answers 413 to a body declared over max_request_bytes and 504 past
     request_timeout_s, on any route, and 408 where a body is read: GET /reviews answered 504 and GET /health 413

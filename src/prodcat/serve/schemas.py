@@ -74,17 +74,29 @@ def _specifications_form(value: Any) -> str | None:
     return "pairs" if isinstance(value, list) else "object" if isinstance(value, dict) else None
 
 
+def _at_most_max_specifications(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """Refuse more than :data:`MAX_SPECIFICATIONS` attributes, saying how many were given (pydantic's own check of
+    a dict stops counting at the limit: 'should have at most 1000 items after validation, not more')."""
+    if isinstance(value, dict | list) and len(value) > MAX_SPECIFICATIONS:
+        message = "{given} attributes exceed the limit of {limit}"
+        raise PydanticCustomError("too_long", message, {"limit": MAX_SPECIFICATIONS, "given": len(value)})
+    return handler(value)
+
+
 #: a product's attributes: an object, or a list of key/value pairs where keys repeat or are missing (told
-#: apart by the JSON type, so that an error names the form given, not both); the limit is set on each form, which
-#: the JSON schema then states as maxProperties / maxItems (on the union it was maxLength, which binds strings only)
+#: apart by the JSON type, so that an error names the form given, not both); the JSON schema states the limit on
+#: each form, as maxProperties / maxItems (on the union it was maxLength, which binds strings only)
 Specifications = Annotated[
-    Annotated[dict[str, SpecificationValue], Field(max_length=MAX_SPECIFICATIONS), Tag("object")]
-    | Annotated[list[SpecificationPair], Field(max_length=MAX_SPECIFICATIONS), Tag("pairs")],
+    Annotated[
+        dict[str, SpecificationValue], Field(json_schema_extra={"maxProperties": MAX_SPECIFICATIONS}), Tag("object")
+    ]
+    | Annotated[list[SpecificationPair], Field(json_schema_extra={"maxItems": MAX_SPECIFICATIONS}), Tag("pairs")],
     Discriminator(
         _specifications_form,
         custom_error_type="specifications",
         custom_error_message="an object of attributes or a list of key/value pairs",
     ),
+    WrapValidator(_at_most_max_specifications),
 ]
 
 
