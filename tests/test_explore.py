@@ -757,3 +757,20 @@ def test_an_unknown_reduction_is_refused_before_the_catalogue_is_read(tmp_path, 
     missing = tmp_path / "no-such-catalogue.csv"
     assert main(["explore", str(missing), "--reductions", "pca,nope", "--report", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err.strip() == "error: unknown reduction(s): nope; known: pca, pca+knn, tsne, umap"
+
+
+def test_a_reader_of_the_output_that_left_costs_no_report(tmp_path):
+    """`prodcat explore ... | head -2`: the table was printed before the report was written, so once the reader had
+    left, the first print ended the study (exit 141) and no report was written."""
+    import subprocess
+    import sys
+
+    data, report = tmp_path / "products.csv", tmp_path / "report"
+    words = ["ceramic coffee mug", "analog wrist watch", "wooden toy train"]
+    rows = {"product_id": [f"p{i}" for i in range(30)], "title": [f"{words[i % 3]} {i}" for i in range(30)]}
+    pd.DataFrame(rows | {"category": ["Kitchen", "Watches", "Toys"] * 10}).to_csv(data, index=False)
+    command = [sys.executable, "-m", "prodcat.cli", "explore", str(data), "--features", "tfidf", "--reductions", "pca"]
+    run = subprocess.Popen([*command, "--report", str(report), "--no-progress"], stdout=subprocess.PIPE, text=True)
+    run.stdout.close()  # the reader is gone before the first line
+    assert run.wait() == 141
+    assert (report / "clustering.json").is_file() and (report / "report.html").is_file()

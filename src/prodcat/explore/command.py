@@ -91,8 +91,8 @@ def run_explore(args: argparse.Namespace) -> int:
     from prodcat.evaluate.report import report_problem
     from prodcat.explore.clustering import FeasibilityStudy, check_feature_sets, check_reductions, stratified_sample
     from prodcat.explore.metrics import AMI_NOTE
-    from prodcat.explore.report import EXPLORE_FILES, MATRIX_CSV, write_report
-    from prodcat.files import FIGURES_KEPT, report_not_written
+    from prodcat.explore.report import EXPLORE_FILES, write_report
+    from prodcat.files import FIGURES_KEPT, report_not_written, write_failure
 
     if problem := report_problem(args.report, args.data, EXPLORE_FILES):
         print(f"error: {problem}", file=sys.stderr)
@@ -137,6 +137,8 @@ def run_explore(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    # written before the figures are printed (a reader of the output gone must not cost the report), said after them
+    failure = write_failure(lambda: write_report(result, args.report, source=str(catalog.source or args.data)))
     print(f"{len(result.frame)} products, {result.n_categories} categories at level {level or 'full path'}")
     print(AMI_NOTE)
     print(f"{'features':<28} {'reduction':<10} {'ARI':>6} {'AMI':>6} {'NMI':>6} {'silh.':>6} {'acc.':>6} {'sec':>7}")
@@ -153,11 +155,9 @@ def run_explore(args: argparse.Namespace) -> int:
         )
     for feature_set, reason in result.skipped.items():
         print(f"not studied: {feature_set} ({reason})")
-    try:  # after the figures are printed: a disk that fills up must not lose them with the study
-        json_path, html_path = write_report(result, args.report, source=str(catalog.source or args.data))
-    except OSError as error:
-        print(report_not_written(args.report, error, FIGURES_KEPT, "study"), file=sys.stderr)
+    if failure:
+        print(report_not_written(args.report, failure, FIGURES_KEPT, "study"), file=sys.stderr)
         return 2
-    matrix_path = html_path.parent / MATRIX_CSV
+    json_path, matrix_path, html_path = (args.report / name for name in EXPLORE_FILES)
     print(f"wrote {json_path}, {matrix_path} and {html_path} in {time.perf_counter() - started:.0f} s")
     return 0
