@@ -1396,7 +1396,7 @@ def test_an_agreement_on_few_labelled_products_is_said_to_be_too_uncertain(tiny_
     assert metrics_of(test)["agree with the given category"] == "66.7%"
     assert [w.value for w in test.warning] == [
         "Only 3 labelled products were scored: an agreement measured on so few is too uncertain to rely on (each "
-        "product moves it by 33.3 points); compare at least 30."
+        "product moves it by 33.3 points); score at least 30 labelled products."
     ]
     test.multiselect(key="filter_decision").set_value(["review"]).run()  # said of the products the figure counts
     assert [w.value.split(":")[0] for w in test.warning] == ["Only 1 labelled product was scored"]

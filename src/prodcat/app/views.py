@@ -719,7 +719,8 @@ def small_sample_caveat(compared: int) -> str | None:
     products = "product was" if compared == 1 else "products were"
     return (
         f"Only {compared:,} labelled {products} scored: an agreement measured on so few is too uncertain to rely "
-        f"on (each product moves it by {100 / compared:.1f} points); compare at least {SMALL_EVALUATION}."
+        f"on (each product moves it by {100 / compared:.1f} points); score at least {SMALL_EVALUATION} labelled "
+        "products."
     )
 
 
