@@ -1566,3 +1566,18 @@ def test_results_that_are_all_unusable_are_not_said_to_match_nothing(httpserver,
     out = capsys.readouterr().out
     assert "none of the 2 results for 'champagne' on openfoodfacts could be used (see the errors)" in out
     assert "no product matches" not in out and "2 error(s)" in out
+
+
+def test_the_summary_writes_counts_as_the_other_commands_do(capsys) -> None:
+    """collect's closing lines wrote '12345 products' where every other command writes '12,345' (27b24a0)."""
+    from prodcat.collect.command import _print_summary
+    from prodcat.collect.pipeline import CollectReport
+
+    report = CollectReport(source="openfoodfacts", query="champagne", base_url="http://x", started="now")
+    report.counts = {"products": 12345, "with_category": 12001, "with_photo": 11000, "earlier_products_dropped": 1500}
+    report.counts |= {"orphan_photos_removed": 1200, "photos_not_tried": 3000}
+    _print_summary(report, "out")
+    out = capsys.readouterr().out
+    assert "12,345 products (12,001 with a category, 11,000 with a photo) written to" in out
+    assert "1,500 product(s) of the earlier" in out and "1,200 photo(s) of products" in out
+    assert "3,000 photo(s) not tried" in out

@@ -263,37 +263,42 @@ def _client(args: argparse.Namespace, requests_per_second: float, **options: flo
 
 def _print_summary(report: CollectReport, out: str) -> None:
     from prodcat.collect.pipeline import IMAGES_DIR, PRODUCTS_CSV, REPORT_JSON
+    from prodcat.formatting import count_text
 
     counts = report.counts
+    said = {name: count_text(value) for name, value in counts.items()}  # 12,345 as the other commands write it
     if report.kept_earlier is not None:
         pass  # said on stderr, with the exit code
     elif counts["products"]:
         print(
-            f"{counts['products']} products ({counts['with_category']} with a category, {counts['with_photo']} "
+            f"{said['products']} products ({said['with_category']} with a category, {said['with_photo']} "
             f"with a photo) written to {os.path.join(out, PRODUCTS_CSV)}"
         )
     elif report.stopped_by == "exhausted" and counts.get("records"):  # results came, none usable
         print(
-            f"none of the {counts['records']} results for {report.query!r} on {report.source} could be used (see "
+            f"none of the {said['records']} results for {report.query!r} on {report.source} could be used (see "
             f"the errors): {os.path.join(out, PRODUCTS_CSV)} is empty"
         )
     elif report.stopped_by == "exhausted":
         print(f"no product matches {report.query!r} on {report.source}: {os.path.join(out, PRODUCTS_CSV)} is empty")
-    if dropped := counts.get("earlier_products_dropped"):
+    if counts.get("earlier_products_dropped"):
         print(
-            f"{dropped} product(s) of the earlier {PRODUCTS_CSV} are not in this one (no longer among the results, "
-            "past --max-products, or not reached by an unfinished run)"
+            f"{said['earlier_products_dropped']} product(s) of the earlier {PRODUCTS_CSV} are not in this one (no "
+            "longer among the results, past --max-products, or not reached by an unfinished run)"
         )
-    if removed := counts.get("orphan_photos_removed"):
-        print(f"{removed} photo(s) of products no longer collected removed from {os.path.join(out, IMAGES_DIR)}")
-    if not_tried := counts.get("photos_not_tried"):
+    if counts.get("orphan_photos_removed"):
         print(
-            f"{not_tried} photo(s) not tried, their host being unreachable or rate limiting: run the same command "
-            "again to fetch them"
+            f"{said['orphan_photos_removed']} photo(s) of products no longer collected removed from "
+            f"{os.path.join(out, IMAGES_DIR)}"
+        )
+    if counts.get("photos_not_tried"):
+        print(
+            f"{said['photos_not_tried']} photo(s) not tried, their host being unreachable or rate limiting: run the "
+            "same command again to fetch them"
         )
     print(
-        f"{len(report.errors)} error(s), {len(report.warnings)} warning(s); counts and details in "
-        f"{os.path.join(out, REPORT_JSON)}"
+        f"{count_text(len(report.errors))} error(s), {count_text(len(report.warnings))} warning(s); counts and "
+        f"details in {os.path.join(out, REPORT_JSON)}"
     )
 
 
