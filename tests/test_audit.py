@@ -515,19 +515,11 @@ def _words_config_file(folder: Path, fields: str) -> Path:
     return config
 
 
-def test_audit_draws_its_sample_as_train_does_from_the_seed_and_the_config_and_records_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The audit's --sample was drawn with a fixed random_state=0, whatever --seed or the config's seed, and the
-    config's `sample` (a bundle's manifest.json records it) was ignored: the audit now draws the products train and
-    cv draw with the same size and seed, the config's sample unless --sample overrides it, and audit.json says
-    which."""
+@pytest.fixture
+def audited_products(monkeypatch: pytest.MonkeyPatch) -> list[set[str]]:
+    """The product ids of each catalogue ``prodcat audit`` audits (after its --sample), one set per run."""
     from prodcat.catalog import audit as audit_module
-    from prodcat.commands import labelled_sample
 
-    path = tmp_path / "shop.csv"
-    _tiny_text_catalog({"Kitchen": 13, "Watches": 13, "Bath": 13}).to_csv(path, index=False)
-    config = _words_config_file(tmp_path, "seed: 5\nsample: 24")
     audited: list[set[str]] = []
 
     def recorded(catalog: Catalog, **options: object) -> dict:
@@ -535,36 +527,57 @@ def test_audit_draws_its_sample_as_train_does_from_the_seed_and_the_config_and_r
         return audit_catalog(catalog, **options)
 
     monkeypatch.setattr(audit_module, "audit_catalog", recorded)
+    return audited
+
+
+def test_audit_draws_its_sample_as_train_does_from_the_seed_and_the_config_and_records_them(
+    tmp_path: Path, audited_products: list[set[str]]
+) -> None:
+    """The audit's --sample was drawn with a fixed random_state=0, whatever --seed or the config's seed, and the
+    config's `sample` (a bundle's manifest.json records it) was ignored: the audit now draws the products train and
+    cv draw with the same size and seed, the config's sample unless --sample overrides it, and audit.json says
+    which."""
+    from prodcat.commands import labelled_sample
+
+    path = tmp_path / "shop.csv"
+    _tiny_text_catalog({"Kitchen": 13, "Watches": 13, "Bath": 13}).to_csv(path, index=False)
+    config = _words_config_file(tmp_path, "seed: 5\nsample: 24")
     audit = ["audit", str(path), "--no-images", "--labels", "--folds", "3", "--config", str(config)]
     for flags, size, seed in [([], 24, 5), (["--seed", "3"], 24, 3), (["--sample", "30"], 30, 5)]:
         report = tmp_path / f"report-{size}-{seed}"
         assert main([*audit, *flags, "--report", str(report)]) == 0
         drawn_by_train = labelled_sample(load_catalog(path).frame, Config(seed=seed), size)
-        assert audited[-1] == set(drawn_by_train["product_id"])
+        assert audited_products[-1] == set(drawn_by_train["product_id"])
         assert json.loads((report / "audit.json").read_text())["sample"] == {"size": size, "seed": seed}
         assert (
             f"a sample of {size} products, stratified by category, drawn with seed {seed}"
             in (report / "audit.html").read_text()
         )
-    assert len({frozenset(products) for products in audited}) == 3
+    assert len({frozenset(products) for products in audited_products}) == 3
     whole = tmp_path / "whole"  # a sample of every product or more draws none: no sample to report
     assert main([*audit, "--sample", "39", "--report", str(whole)]) == 0
-    assert json.loads((whole / "audit.json").read_text())["sample"] is None and len(audited[-1]) == 39
+    assert json.loads((whole / "audit.json").read_text())["sample"] is None and len(audited_products[-1]) == 39
 
 
 def test_the_seed_of_an_audit_sample_is_taken_without_labels_and_refused_without_a_sample(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], audited_products: list[set[str]]
 ) -> None:
-    """--seed was a label-audit option, refused without --labels: `audit --sample N` was drawn with seed 0 alone."""
+    """--seed was a label-audit option, refused without --labels: `audit --sample N` was drawn with seed 0 alone.
+    It now draws the sample (not only names the seed in audit.json), and is refused naming the options it needs."""
+    from prodcat.catalog.audit import _sample
+
     path = tmp_path / "shop.csv"
     _tiny_text_catalog({"Kitchen": 13, "Watches": 13, "Bath": 13}).to_csv(path, index=False)
     audit = ["audit", str(path), "--no-images", "--sample", "6"]
     for seed in (1, 2):
         assert main([*audit, "--seed", str(seed), "--report", str(tmp_path / f"r{seed}")]) == 0
         assert json.loads((tmp_path / f"r{seed}" / "audit.json").read_text())["sample"] == {"size": 6, "seed": seed}
+        drawn = _sample(load_catalog(path), Config(seed=seed), 6).frame["product_id"]
+        assert audited_products[-1] == set(drawn)
+    assert audited_products[0] != audited_products[1]
     assert main(["audit", str(path), "--seed", "1", "--report", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err.endswith(
-        "error: --seed only applies to a --sample and to the label audit: add either\n"
+        "error: --seed only applies to a --sample and to the label audit: add --sample N or --labels\n"
     )
 
 

@@ -891,7 +891,10 @@ def run_audit(args: argparse.Namespace) -> int:
         print(f"error: {', '.join(unused)} only apply to the label audit: add --labels", file=sys.stderr)
         return 2
     if args.seed is not None and not (args.labels or args.sample):
-        print("error: --seed only applies to a --sample and to the label audit: add either", file=sys.stderr)
+        print(
+            "error: --seed only applies to a --sample and to the label audit: add --sample N or --labels",
+            file=sys.stderr,
+        )
         return 2
     if problem := report_problem(args.report, args.data, AUDIT_FILES):
         print(f"error: {problem}", file=sys.stderr)
