@@ -660,7 +660,7 @@ def test_early_fusion_predicts_real_photo_only_products_with_the_image_head(raku
     result = model.predict_details(new)
     assert result.modalities_used == [["image"]] * 5
     colours = model.heads_["colours"]
-    X, mask = colours.features_available(new)
+    X, mask, _ = colours.features_read(new)
     assert mask.all()
     expected = align_proba(colours.predict_proba_matrix(X), colours.classes_, model.classes_)
     np.testing.assert_allclose(result.proba, expected)

@@ -200,7 +200,7 @@ class ModalityHead(ClassifierMixin, BaseEstimator):
 
     ``predict_proba`` returns ``(n, n_classes)`` over ``classes_`` (the classes
     seen in training); products lacking the modality should not be passed
-    (see :meth:`features_available`).
+    (see :meth:`features_read`).
     """
 
     def __init__(self, config: HeadConfig, seed: int = 0):
@@ -220,15 +220,10 @@ class ModalityHead(ClassifierMixin, BaseEstimator):
         """Feature matrix ``(len(frame), dim)`` (sparse or dense ``float32``)."""
         return stack_features([e.transform(frame) for e in self.extractors_])
 
-    def features_available(self, frame: pd.DataFrame) -> tuple[Any, np.ndarray]:
-        """``(features of the available products, available mask)`` with each product encoded once:
-        shapes ``(mask.sum(), dim)`` and ``(len(frame),)``."""
-        X, mask, _ = self.features_read(frame)
-        return X, mask
-
     def features_read(self, frame: pd.DataFrame) -> tuple[Any, np.ndarray, np.ndarray]:
-        """:meth:`features_available` and, ``(mask.sum(),)`` bool, whether an extractor found anything of each
-        available product: a value outside the columns that the title-description separator sets by itself
+        """``(features of the available products, available mask, read)`` with each product encoded once: shapes
+        ``(mask.sum(), dim)``, ``(len(frame),)`` and ``(mask.sum(),)``. ``read``: whether an extractor found anything
+        of each available product, a value outside the columns that the title-description separator sets by itself
         (:meth:`~prodcat.features.base.Extractor.separator_columns`). A title and a description of no term the
         vocabulary holds are not read, whether the product has a description (hence that separator) or not."""
         pairs = [e.transform_available(frame) for e in self.extractors_]
@@ -236,7 +231,7 @@ class ModalityHead(ClassifierMixin, BaseEstimator):
         available = np.flatnonzero(mask)
         blocks = [x[available] for x, _ in pairs]
         read = np.logical_or.reduce(
-            [rows_with_values(X, e.separator_columns()) for e, X in zip(self.extractors_, blocks, strict=True)]
+            [_rows_with_values(X, e.separator_columns()) for e, X in zip(self.extractors_, blocks, strict=True)]
         )
         return stack_features(blocks), mask, read
 
@@ -267,7 +262,7 @@ class ModalityHead(ClassifierMixin, BaseEstimator):
         return self.predict_proba_matrix(self.features(frame))
 
 
-def rows_with_values(X: Any, ignored_columns: np.ndarray) -> np.ndarray:
+def _rows_with_values(X: Any, ignored_columns: np.ndarray) -> np.ndarray:
     """``(n,)`` bool: the rows of ``X`` ``(n, d)`` (sparse or dense) holding a value other than 0 outside the
     ``ignored_columns``."""
     values = (X != 0).sum(axis=1)
