@@ -557,6 +557,9 @@ def test_audit_draws_its_sample_as_train_does_from_the_seed_and_the_config_and_r
     whole = tmp_path / "whole"  # a sample of every product or more draws none: no sample to report
     assert main([*audit, "--sample", "39", "--report", str(whole)]) == 0
     assert json.loads((whole / "audit.json").read_text())["sample"] is None and len(audited_products[-1]) == 39
+    every = tmp_path / "every"  # --sample 0: every product, whatever the config's sample
+    assert main([*audit, "--sample", "0", "--report", str(every)]) == 0
+    assert json.loads((every / "audit.json").read_text())["sample"] is None and len(audited_products[-1]) == 39
 
 
 def test_the_seed_of_an_audit_sample_is_taken_without_labels_and_refused_without_a_sample(

@@ -780,17 +780,23 @@ def test_a_run_is_run_again_from_the_config_its_bundle_or_report_records(tiny_tr
 def test_a_sample_is_recorded_and_drawn_again_from_the_recorded_config(tiny_training, tmp_path):
     """`train --sample N` was recorded nowhere in the bundle: it could not say it was trained on a sample, and
     `--config manifest.json` trained on every product. The sample is the config's, beside the seed that drew it,
-    so the run again draws the same products."""
+    so the run again draws the same products; `--sample 0` (as `--level 0` the full path) takes every product, which
+    no option could ask once a config held a sample."""
     data = tmp_path / "products.csv"
     tiny_training.trained.to_csv(data, index=False)
     config = str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
-    first, again = tmp_path / "first", tmp_path / "again"
+    first, again, whole = tmp_path / "first", tmp_path / "again", tmp_path / "whole"
     args = ["--config", config, "--modalities", "text", "--sample", "18", "--seed", "7"]
     assert main(["train", str(data), *args, "--out", str(first)]) == 0
     assert main(["train", str(data), "--config", str(first / "manifest.json"), "--out", str(again)]) == 0
     recorded, rerun = (json.loads((bundle / "manifest.json").read_text()) for bundle in (first, again))
     assert recorded["config"]["sample"] == 18 and recorded["config"]["seed"] == 7 and recorded["n_train"] == 18
     assert rerun["config"] == recorded["config"] and rerun["data_fingerprint"] == recorded["data_fingerprint"]
+    assert (
+        main(["train", str(data), "--config", str(first / "manifest.json"), "--sample", "0", "--out", str(whole)]) == 0
+    )
+    every = json.loads((whole / "manifest.json").read_text())
+    assert every["config"]["sample"] is None and every["n_train"] == len(tiny_training.trained)
 
 
 def test_every_command_has_help_with_examples():

@@ -114,6 +114,15 @@ def random_seed(text: str) -> int:
     return value
 
 
+def sample_size(text: str) -> int:
+    """A number of products to draw, 0 = all of them: the way back from a config's ``sample`` (a bundle's manifest.json
+    of a run on a sample) to every product."""
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a sample size is 0 (every product) or more, got {value}")
+    return value
+
+
 def category_level(text: str) -> int:
     """A depth of the category paths: 1 = the top level, 0 = the full path."""
     value = _integer(text)

@@ -313,7 +313,7 @@ def build_config(args: argparse.Namespace, catalog: Catalog) -> Config:
     if args.seed is not None:
         updates["seed"] = args.seed
     if args.sample is not None:
-        updates["sample"] = args.sample
+        updates["sample"] = args.sample or None
     return Config.model_validate(config.model_dump() | updates).for_format(catalog.format)
 
 

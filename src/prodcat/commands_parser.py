@@ -13,10 +13,10 @@ from prodcat.arguments import (
     config_file,
     fold_count,
     modality_list,
-    positive_int,
     random_seed,
     report_dir,
     run_later,
+    sample_size,
     user_path,
 )
 
@@ -50,10 +50,10 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fusion", choices=("auto", "late", "stacking", "early"), help="override the config's fusion")
     parser.add_argument(
         "--sample",
-        type=positive_int,
+        type=sample_size,
         metavar="N",
-        help="use a stratified sample of N labelled products (quick runs; default: the config's, else all); recorded "
-        "in the config the bundle or report keeps, with the seed that draws it",
+        help="use a stratified sample of N labelled products (quick runs), 0 = all of them (default: the config's, "
+        "else all); recorded in the config the bundle or report keeps, with the seed that draws it",
     )
     parser.add_argument(
         "--seed",

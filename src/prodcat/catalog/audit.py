@@ -956,7 +956,7 @@ def _audit_config(args: argparse.Namespace, catalog_format: str) -> Config:
     (``--sample``, with or without ``--labels``), as train's and cv's: the options override the config's fields."""
     config = args.config or Config()
     if args.sample is not None:
-        config = config.model_copy(update={"sample": args.sample})
+        config = config.model_copy(update={"sample": args.sample or None})
     if args.level is not None:
         config = config.model_copy(update={"level": args.level or None})
     if args.modalities:

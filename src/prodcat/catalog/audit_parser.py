@@ -12,10 +12,10 @@ from prodcat.arguments import (
     config_file,
     fold_count,
     modality_list,
-    positive_int,
     random_seed,
     report_dir,
     run_later,
+    sample_size,
 )
 
 #: TF-IDF cosine similarity from which two texts count as near duplicates (``--similarity``)
@@ -51,10 +51,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--sample",
-        type=positive_int,
+        type=sample_size,
         metavar="N",
         help="audit a sample of N products (quick look), stratified by category and drawn with the seed, as train's "
-        "and cv's (default: the config's, else all); recorded in audit.json with its seed",
+        "and cv's, 0 = all of them (default: the config's, else all); recorded in audit.json with its seed",
     )
     parser.add_argument(
         "--seed",
