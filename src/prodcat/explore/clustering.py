@@ -439,19 +439,17 @@ def _reduce_and_cluster(block: _FeatureSet, reduction: str, n_components: int, n
     )
 
 
-#: scikit-learn's vectorizers, when every word is in fewer products than min_df or more than max_df
-PRUNED_VOCABULARY = "After pruning, no terms remain"
+#: scikit-learn's vectorizers, when the texts hold no token at all (the text extractors keep every term of a catalogue
+#: whose terms would all be pruned by min_df / max_df, so that is the one empty vocabulary left)
+EMPTY_VOCABULARY = "empty vocabulary"
 
 
 def _vocabulary_failure(error: Exception) -> ValueError | None:
-    """A vectorizer's empty vocabulary in the words of the study, which has no min_df or max_df to lower or raise
-    (scikit-learn's message says to); ``None`` for any other error."""
-    if PRUNED_VOCABULARY not in str(error):
+    """A vectorizer's empty vocabulary in the words of the study (scikit-learn's message speaks of stop words and
+    documents); ``None`` for any other error."""
+    if EMPTY_VOCABULARY not in str(error):
         return None
-    return ValueError(
-        "no word to tell the products apart: each word of their texts is in too few of them or in nearly all "
-        "(identical or unrelated texts)"
-    )
+    return ValueError("no word to read in their texts: none holds a word of two letters or more (stop-words aside)")
 
 
 def _modality_words(modalities: Iterable[str], *, photo: str = "a photo") -> str:
