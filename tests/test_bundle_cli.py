@@ -1014,7 +1014,7 @@ def test_cv_and_train_refuse_what_they_cannot_learn_from_before_working(tmp_path
         (["--folds", "1"], "cross-validation needs at least 2 folds"),
         (["--modalities", "txt"], "expected text, image or text,image"),
         (["--modalities", "text,text"], "expected text, image or text,image, got 'text,text'"),
-        (["--sample", "-1"], "must be at least 1"),
+        (["--sample", "-1"], "a sample size is 0 (every product) or more, got -1"),
         (["--level", "-1"], "a category depth is 0 (the full path) or more"),
         (["--seed", "-1"], "a seed is from 0 to 4294967295, got -1"),
     ):
