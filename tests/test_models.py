@@ -850,6 +850,14 @@ def test_confusion_rows_keep_every_misclassification() -> None:
     assert labels.tolist() == ["Baby"] and matrix.tolist() == [[0.25, 0.75]]
 
 
+def test_confusion_rows_leave_out_an_other_column_nothing_falls_in() -> None:
+    """Every category shown and every product scored: the '(other)' column was drawn empty in every report."""
+    truth = np.array(["Baby", "Baby", "Watch"], dtype=object)
+    labels, columns, matrix = confusion_rows(truth, np.array(["Baby", "Watch", "Watch"], dtype=object))
+    assert columns.tolist() == labels.tolist() == ["Baby", "Watch"]
+    np.testing.assert_allclose(matrix, [[0.5, 0.5], [0, 1]])
+
+
 def test_reports_write_json_that_strict_parsers_read(tmp_path: Path) -> None:
     """Nothing auto-accepted: no precision, written as null, not as NaN (which JSON does not have)."""
     truth, predicted = np.array(["a", "b"], dtype=object), np.array(["a", "a"], dtype=object)

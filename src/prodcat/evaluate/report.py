@@ -118,7 +118,8 @@ def confusion_rows(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(labels, columns, matrix)`` of the row-normalised confusion matrix: one row per true category (the
     ``max_labels`` most frequent), one column per shown category and a last one, ``(other)``, for predictions
-    of any category not shown (or none: a product not scored), so that every row sums to 1."""
+    of any category not shown (or none: a product not scored), so that every row sums to 1; that column is left
+    out when no prediction falls in it (every category shown, every product scored)."""
     y_true, y_pred = np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object)
     labels, counts = np.unique(y_true, return_counts=True)
     if len(labels) > max_labels:
@@ -129,6 +130,8 @@ def confusion_rows(
         if truth in position:
             matrix[position[truth], position.get(predicted, len(labels))] += 1
     matrix /= np.clip(matrix.sum(axis=1, keepdims=True), 1, None)
+    if not matrix[:, -1].any():
+        return labels, labels.astype(object), matrix[:, :-1]
     return labels, np.array([*labels, "(other)"], dtype=object), matrix
 
 
