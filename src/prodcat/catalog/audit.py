@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import coo_matrix
 from tqdm.auto import tqdm
 
 from prodcat.catalog.audit_parser import NEAR_DUPLICATE_SIMILARITY
@@ -352,16 +353,48 @@ def _near_duplicate_groups(texts: np.ndarray, similarity: float, progress: bool)
 
 
 def _similar_pairs(vectors: Any, similarity: float, progress: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The pairs ``(i, j)``, ``i < j``, of rows of ``vectors`` with a cosine >= ``similarity``, computed block by block
-    as a sparse product and thresholded at once, so that memory stays bounded on large catalogues."""
+    """The pairs ``(i, j)`` of rows of ``vectors`` with a cosine >= ``similarity`` that
+    :func:`~prodcat.grouping.representative_groups` reads, the same groups as from every such pair.
+
+    Equal rows (copies of a text, or texts differing only in what the vectoriser drops) are compared once: each
+    is paired with its first copy, and the first copy of each of two similar rows with every copy of the other.
+    That is all the grouping reads, as only a first copy can begin a group; every pair among ``k`` copies of a
+    text would be ``k (k - 1) / 2`` of them (9,000 copies of a title: 2.5 GB). The distinct rows are compared
+    block by block as a sparse product, thresholded at once, so that memory stays bounded on large catalogues.
+    """
+    first, copy_of = _distinct_rows(vectors)
+    distinct = vectors[first]
     block = 2000
     rows, cols = [], []
-    for start in tqdm(range(0, vectors.shape[0], block), desc="near duplicates", disable=not progress, unit="block"):
-        sims = (vectors[start : start + block] @ vectors.T).tocoo()
-        keep = (sims.data >= similarity) & (sims.row + start < sims.col)
+    for start in tqdm(range(0, distinct.shape[0], block), desc="near duplicates", disable=not progress, unit="block"):
+        sims = (distinct[start : start + block] @ distinct.T).tocoo()
+        keep = (sims.data >= similarity) & (sims.row + start != sims.col)
         rows.append(sims.row[keep] + start)
         cols.append(sims.col[keep])
-    return np.concatenate(rows), np.concatenate(cols)
+    similar = coo_matrix(
+        (np.ones(sum(map(len, rows)), dtype=np.int8), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(len(first), len(first)),
+    ).tocsr()
+    copies = coo_matrix(
+        (np.ones(len(copy_of), dtype=np.int8), (copy_of, np.arange(len(copy_of)))), shape=(len(first), len(copy_of))
+    ).tocsr()
+    to_copies = (similar @ copies).tocoo()  # the first copy of a row, paired with every copy of each similar row
+    own = np.flatnonzero(first[copy_of] != np.arange(len(copy_of)))
+    own = own[vectors[own].getnnz(axis=1) > 0]  # rows of no word are equal, and similar to nothing
+    return np.concatenate([first[to_copies.row], first[copy_of[own]]]), np.concatenate([to_copies.col, own])
+
+
+def _distinct_rows(vectors: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(first, copy_of)``: the index of the first of each distinct row of the CSR ``vectors``, ``(d,)``, and which
+    of them each row equals, ``(n,)``."""
+    vectors = vectors.sorted_indices()  # equal rows, equal bytes
+    bounds = zip(vectors.indptr[:-1], vectors.indptr[1:], strict=True)
+    seen: dict[tuple[bytes, bytes], int] = {}
+    copy_of = np.array(
+        [seen.setdefault((vectors.indices[a:b].tobytes(), vectors.data[a:b].tobytes()), len(seen)) for a, b in bounds]
+    )
+    first = np.unique(copy_of, return_index=True)[1]
+    return first, copy_of
 
 
 def _tfidf_vectors(texts: np.ndarray, max_df: float) -> Any:
