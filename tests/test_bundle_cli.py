@@ -2205,8 +2205,8 @@ def test_a_text_model_does_not_say_a_product_of_a_photo_alone_is_classified_from
             "explain",
             "prodcat.evaluate.explain_command.write_explain_report",
             ["--sample", "1"],
-            "",
-            "the explanations were not kept",
+            "; top words: ",
+            "each product's category and top words above are all that was kept (no heatmap)",
             "explanation",
         ),
     ],
@@ -2217,7 +2217,8 @@ def test_a_report_that_cannot_be_written_is_one_line_after_the_figures(
     """A disk that filled up while the report was written ended evaluate, cv, robustness and explain in OSError's
     traceback (exit 1), and the figures of the first three, printed only after the report, were lost with it (a
     cross-validation's hours of folds). The figures are now printed whatever became of the report, and the failure is
-    one line after them (exit 2), as explore's."""
+    one line after them (exit 2), as explore's; explain, which prints no figure, prints each product's category and
+    top words then."""
     import errno
 
     def full(*args, **kwargs):

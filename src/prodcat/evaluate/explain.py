@@ -79,6 +79,11 @@ class WordExplanation:
         """The ``k`` words that support the predicted category most."""
         return sorted(self.words, key=lambda w: -w.weight)[:k]
 
+    def supporting(self, k: int) -> list[WordWeight]:
+        """Those of the :meth:`top` ``k`` that support the category at all: 'top words: Set (-0.223)' named a word
+        whose removal raised it."""
+        return [w for w in self.top(k) if w.weight > 0]
+
     def weights_by_word(self) -> dict[str, float]:
         """Case-folded word -> weight (what :func:`word_spans` keys match)."""
         return {w.word.casefold(): w.weight for w in self.words}

@@ -72,13 +72,29 @@ def run_explain(args: argparse.Namespace) -> int:
     source = f"{args.model} on {args.data}"
     try:
         out = write_explain_report(explanations, products, args.report, source, level, in_training)
-    except OSError as error:  # a full disk: one line, not OSError's traceback
-        print(report_not_written(args.report, error, "the explanations were not kept", "explanation"), file=sys.stderr)
+    except OSError as error:  # a full disk: one line, not OSError's traceback, after what can be kept of the work
+        for explanation in explanations:
+            print(explanation_line(explanation))
+        kept = "each product's category and top words above are all that was kept (no heatmap)"
+        print(report_not_written(args.report, error, kept, "explanation"), file=sys.stderr)
         return 2
     if warning := in_training_warning(in_training):
         print(f"warning: {warning}")
     print(f"{count_text(len(explanations))} explanations written to {out}")
     return 0
+
+
+def explanation_line(explanation: Explanation) -> str:
+    """One product's explanation in a line: ``'p1: Watches (97.1%, auto); top words: analog (+0.4120), ...'``, or
+    why the model read nothing of it."""
+    prediction = explanation.prediction
+    if not explanation.scored:
+        return f"{prediction.product_id}: nothing read ({explanation.words_skipped})"
+    words = [f"{w.word} ({w.weight:+.4f})" for w in explanation.words.supporting(5)] if explanation.words else []
+    return (
+        f"{prediction.product_id}: {prediction.category} ({prediction.confidence:.1%}, {prediction.decision}); "
+        f"top words: {', '.join(words) or 'none'}"
+    )
 
 
 def in_training_warning(in_training: InTraining) -> str | None:
@@ -185,8 +201,7 @@ def _card(explanation: Explanation, product: dict[str, Any], level: int | None) 
         "truth": None if is_missing(truth) else category_at_level([str(truth)], level)[0],
         "title": _styled(coloured_segments(title, weights), scale),
         "description": _styled(coloured_segments(description, weights), scale),
-        # those that support the category: 'top words: Set (-0.223)' named a word whose removal raised it
-        "top_words": [w for w in explanation.words.top(5) if w.weight > 0] if explanation.words else [],
+        "top_words": explanation.words.supporting(5) if explanation.words else [],
         "pixel_note": pixel_note(explanation.pixels) if explanation.pixels else None,
     }
 
