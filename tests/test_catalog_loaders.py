@@ -604,6 +604,9 @@ def test_a_product_left_with_a_modality_the_model_does_not_read_is_said_to_have_
     assert photo_model["mug"].endswith(
         "the product is kept without a photo: nothing to classify it from, as this model does not read text"
     )
+    # and each keeps the loader's words for a model that reads what it has left
+    assert text_model["mug"].endswith("the product is kept without a photo: classified from its text")
+    assert photo_model["photo-only"] == "products.csv: no title or description: classified from its photo"
 
 
 def test_a_photo_given_as_a_url_says_it_is_one(tmp_path: Path) -> None:
