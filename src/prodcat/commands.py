@@ -90,7 +90,7 @@ def read_training_data(args: argparse.Namespace, listed_in: Path) -> tuple[Catal
     --sample of them). Of the catalogue's issues, only those of the run are kept and warned of, pointing to
     ``listed_in``: none of a product the sample did not draw, nor of a field the model does not read."""
     catalog = _load_catalog(args)
-    config = build_config(args, catalog)
+    config = build_config(args, catalog.format)
     unreadable = unreadable_photos(catalog, config)
     # drawn among the products a model can read, as it always was: a seed draws the same products (the candidates'
     # photos are decoded, drawn or not, to know which are readable)
@@ -301,20 +301,23 @@ def read_labelled(
     return dataclasses.replace(catalog, frame=frame, lines=[catalog.line_of(p) for p in labelled])
 
 
-def build_config(args: argparse.Namespace, catalog: Catalog) -> Config:
+def build_config(args: argparse.Namespace, catalog_format: str) -> Config:
+    """The config of a run of train, cv or audit on a catalogue of ``catalog_format``: ``--config``'s (the default
+    one without), each option given overriding the field it shares (``--level 0`` and ``--sample 0``: none);
+    audit has no ``--fusion``."""
     config = args.config or Config()
     updates: dict[str, Any] = {}
     if args.modalities:
         updates["modalities"] = args.modalities
     if args.level is not None:
         updates["level"] = None if args.level == 0 else args.level
-    if args.fusion:
-        updates["fusion"] = args.fusion
+    if fusion := vars(args).get("fusion"):
+        updates["fusion"] = fusion
     if args.seed is not None:
         updates["seed"] = args.seed
     if args.sample is not None:
         updates["sample"] = args.sample or None
-    return Config.model_validate(config.model_dump() | updates).for_format(catalog.format)
+    return Config.model_validate(config.model_dump() | updates).for_format(catalog_format)
 
 
 def labelled_products(frame: pd.DataFrame, config: Config) -> pd.DataFrame:

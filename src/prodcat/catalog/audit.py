@@ -917,6 +917,7 @@ def _charts(result: dict[str, Any]) -> dict[str, str]:
 
 def run_audit(args: argparse.Namespace) -> int:
     from prodcat.catalog.loaders import CatalogFormatError, load_from_args
+    from prodcat.commands import build_config
     from prodcat.evaluate.report import report_problem
 
     unused = [f"--{name}" for name in _LABEL_OPTIONS if getattr(args, name) is not None]
@@ -937,7 +938,8 @@ def run_audit(args: argparse.Namespace) -> int:
     except (CatalogFormatError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    label_config, folds = _audit_config(args, catalog.format), args.folds or 5
+    # as train's and cv's: --sample and --seed draw the products audited, with or without --labels
+    label_config, folds = build_config(args, catalog.format), args.folds or 5
     # a sample of at least the whole catalogue draws nothing, and is no sample to report
     drawn = label_config.sample if label_config.sample and label_config.sample < len(catalog.frame) else None
     if drawn:
@@ -982,21 +984,6 @@ def _sample(catalog: Catalog, config: Config, size: int) -> Catalog:
         issues=[issue for issue in catalog.issues if issue.row in kept],
         lines=lines,
     )
-
-
-def _audit_config(args: argparse.Namespace, catalog_format: str) -> Config:
-    """The config of the label audit's cross-validation, whose ``sample`` and ``seed`` draw the products audited
-    (``--sample``, with or without ``--labels``), as train's and cv's: the options override the config's fields."""
-    config = args.config or Config()
-    if args.sample is not None:
-        config = config.model_copy(update={"sample": args.sample or None})
-    if args.level is not None:
-        config = config.model_copy(update={"level": args.level or None})
-    if args.modalities:
-        config = config.model_copy(update={"modalities": args.modalities})
-    if args.seed is not None:
-        config = config.model_copy(update={"seed": args.seed})
-    return config.for_format(catalog_format)
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
