@@ -368,3 +368,20 @@ def test_sentence_transformer_caches_are_kept_apart_per_model(tmp_path: Path) ->
     before = cache_name(str(folder))
     os.utime(folder / "model.safetensors", ns=(0, 10**18))  # retrained: newer weights
     assert cache_name(str(folder)) != before
+
+
+def test_the_separator_columns_are_those_of_the_vocabulary_fitted_last() -> None:
+    """They are worked out once per vocabulary (every prediction asks): a refit on other texts must not keep those of
+    the vocabulary it replaced."""
+    from prodcat.text.features import TfidfCharExtractor
+
+    def frame(titles: list[str]) -> pd.DataFrame:
+        return pd.DataFrame({"title": titles, "description": ["cotton", "steel", "wood", "glass"]})
+
+    extractor = TfidfCharExtractor(min_df=1).fit(frame(["mug", "watch", "towel", "lamp"]))
+    first = extractor.separator_columns()
+    assert len(first) and (extractor.separator_columns() == first).all()
+    extractor.fit(frame(["zebra -5", "yak -5", "xylophone", "quokka"]))  # n-grams sorted before " . ": other numbers
+    again = np.unique(extractor.transform_cleaned([" . "]).indices)
+    assert len(again) and not np.array_equal(again, first)
+    np.testing.assert_array_equal(extractor.separator_columns(), again)
