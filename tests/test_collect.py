@@ -570,6 +570,25 @@ def test_photos_of_products_a_finished_run_no_longer_collects_are_removed_and_no
     ]
 
 
+def test_photo_sources_are_read_once_a_run(httpserver, tmp_path, monkeypatch):
+    """A finished run removing photos read photo_sources.json three times: for the downloads, to find the photos of
+    products no longer collected, and again to forget them."""
+    serve_champagnes_with_photos(httpserver, ["1", "2"])
+    assert run(httpserver, tmp_path, "--images") == 0
+    read_json_object = pipeline._read_json_object
+    read: list[str] = []
+
+    def counted(path: Path, otherwise: str) -> dict[str, Any]:
+        read.append(path.name)
+        return read_json_object(path, otherwise)
+
+    monkeypatch.setattr(pipeline, "_read_json_object", counted)
+    serve_champagnes_with_photos(httpserver, ["1"])
+    assert run(httpserver, tmp_path, "--images", "--refresh", "--allow-fewer") == 0
+    assert json.loads((tmp_path / "collect.json").read_text())["counts"]["orphan_photos_removed"] == 1
+    assert read.count("photo_sources.json") == 1
+
+
 def test_photos_of_products_an_unfinished_run_has_not_reached_are_kept_for_its_resume(httpserver, tmp_path):
     """A run stopped before the end of the results writes the products it has, without those it has not reached yet:
     their photos stay, and its resume links them again without fetching them."""

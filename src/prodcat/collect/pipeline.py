@@ -207,6 +207,7 @@ def collect(
     report = CollectReport(collector.name, query, collector.base_url, _now(), max_products=max_products)
     pages = _PageCache(out / PAGES_DIR, collector, query, page_size, refresh)
     report.refresh_resumed = pages.refresh_resumed
+    sources = _PhotoSources(out / PHOTO_SOURCES_JSON)
     products: dict[str, CollectedProduct] = {}
     reached_end = False
     with logging_redirect_tqdm():  # retry warnings above the progress bars, not through them
@@ -214,7 +215,6 @@ def collect(
             _collect_products(collector, pages, max_products, api_client, products, report)
             reached_end = report.stopped_by in FINISHED
             if image_client is not None:
-                sources = _PhotoSources(out / PHOTO_SOURCES_JSON)
                 _download_photos(list(products.values()), out, image_client, max_image_bytes, report, refresh, sources)
         except KeyboardInterrupt:
             report.stopped_by = "interrupted"  # what was collected is written below: a re-run resumes from it
@@ -224,8 +224,9 @@ def collect(
     if report.kept_earlier is None and (dropped := len(earlier.keys() - products.keys())):
         report.counts["earlier_products_dropped"] = dropped
     # only at the end of the results: the products an unfinished run has not reached yet may be collected by a resume
-    orphans = _orphan_photos(out, products.keys(), earlier) if reached_end and report.kept_earlier is None else {}
-    _write_outputs(out, collector, list(products.values()), pages, report, started, orphans)
+    removes_orphans = reached_end and report.kept_earlier is None
+    orphans = _orphan_photos(out, products.keys(), earlier, sources) if removes_orphans else {}
+    _write_outputs(out, collector, list(products.values()), pages, report, started, orphans, sources)
     return report
 
 
@@ -306,12 +307,14 @@ def _earlier_products(path: Path) -> dict[str, str]:
     return {product_id: image for product_id, image in zip(table["product_id"], images, strict=True) if product_id}
 
 
-def _orphan_photos(out: Path, collected: Collection[str], earlier: dict[str, str]) -> dict[str, str]:
+def _orphan_photos(
+    out: Path, collected: Collection[str], earlier: dict[str, str], sources: _PhotoSources
+) -> dict[str, str]:
     """The photos in ``out/images`` that the collection saved for products it no longer holds (not among
-    ``collected``), file name by product id: those ``photo_sources.json`` records as downloaded, or that the ``earlier``
+    ``collected``), file name by product id: those ``sources`` records as downloaded, or that the ``earlier``
     products.csv (product id -> image) linked to their product. Any other file there (a user's own) is none of them."""
     on_disk = _files_by_stem(out / IMAGES_DIR)
-    recorded = _PhotoSources(out / PHOTO_SOURCES_JSON).product_ids()
+    recorded = sources.product_ids()
     orphans = {}
     for product_id in (recorded | earlier.keys()) - set(collected):
         name = on_disk.get(_file_stem(product_id))
@@ -320,7 +323,7 @@ def _orphan_photos(out: Path, collected: Collection[str], earlier: dict[str, str
     return orphans
 
 
-def _remove_photos(out: Path, photos: dict[str, str], report: CollectReport) -> None:
+def _remove_photos(out: Path, photos: dict[str, str], report: CollectReport, sources: _PhotoSources) -> None:
     """Delete these photos (file name by product id) from ``out/images``, then forget where they were fetched from:
     stopped between the two, the next finished run finds them again in ``photo_sources.json``."""
     if not photos:
@@ -329,7 +332,6 @@ def _remove_photos(out: Path, photos: dict[str, str], report: CollectReport) -> 
         (out / IMAGES_DIR / name).unlink(missing_ok=True)
     log.info("removed %d photo(s) of products no longer collected from %s", len(photos), out / IMAGES_DIR)
     report.counts["orphan_photos_removed"] = len(photos)
-    sources = _PhotoSources(out / PHOTO_SOURCES_JSON)
     sources.forget(photos.keys())
     sources.save()
 
@@ -834,10 +836,11 @@ def _write_outputs(
     report: CollectReport,
     started: float,
     orphans: dict[str, str],
+    sources: _PhotoSources,
 ) -> None:
     """``products.csv`` (each product linked to its photo when one is on disk, downloaded now or in an earlier
     run) and ``collect.json``; once ``products.csv`` is replaced, the ``orphans`` (:func:`_orphan_photos`) are
-    deleted."""
+    deleted and forgotten by ``sources``."""
     images = _photos_on_disk(products, out / IMAGES_DIR)
     catalogue = out / PRODUCTS_CSV
     on_disk = sha256_file(catalogue) if catalogue.is_file() else None
@@ -861,7 +864,7 @@ def _write_outputs(
         # left the earlier report, whose checksum had every later run refuse the new file as edited by hand
         _write_report(out, replace(report, replacing_sha256=on_disk))
         _write_bytes(catalogue, new_catalogue)
-        _remove_photos(out, orphans, report)
+        _remove_photos(out, orphans, report, sources)
     _write_report(out, report)
 
 
