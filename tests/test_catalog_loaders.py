@@ -22,7 +22,7 @@ from prodcat.catalog.loaders import (
     load_catalog,
     rakuten_category_names,
 )
-from prodcat.catalog.schema import COLUMNS, SEP, category_at_level, deeper_level_warning, split_path
+from prodcat.catalog.schema import COLUMNS, SEP, category_at_level, deeper_level_warning, has_text, split_path
 
 
 def assert_canonical(frame: pd.DataFrame) -> None:
@@ -607,6 +607,50 @@ def test_a_product_left_with_a_modality_the_model_does_not_read_is_said_to_have_
     # and each keeps the loader's words for a model that reads what it has left
     assert text_model["mug"].endswith("the product is kept without a photo: classified from its text")
     assert photo_model["photo-only"] == "products.csv: no title or description: classified from its photo"
+
+
+def _classified_from(left_with: list[str], read_by: tuple[str, ...]) -> str:
+    """How the issue of a product left with the modalities ``left_with`` ends, for a model reading ``read_by``."""
+    if not left_with:
+        return "; the product has no title or description either: nothing to classify it from"
+    (modality,) = left_with
+    if modality in read_by:
+        return {"text": ": classified from its text", "image": ": classified from its photo"}[modality]
+    return ": nothing to classify it from, as this model does not read " + {"text": "text", "image": "photos"}[modality]
+
+
+@pytest.mark.parametrize("read_by", [("text", "image"), ("text",), ("image",)])
+def test_each_issue_leaving_a_product_with_one_modality_says_what_the_model_classifies_it_from(
+    tmp_path: Path, read_by: tuple[str, ...]
+) -> None:
+    """Whatever its words, the issue that leaves a product with its text alone (a photo not found, a URL, a
+    directory) or its photo alone (no title or description) ends saying what a model reading ``read_by`` classifies
+    it from: that modality or, for a model not reading it, nothing. The rewording matched the end of the loader's
+    message: an issue worded otherwise kept 'classified from its photo' for a model not reading photos, unnoticed."""
+    (tmp_path / "a.jpg").write_bytes(b"a photo")
+    (tmp_path / "photos").mkdir()
+    path = tmp_path / "products.csv"
+    path.write_text(
+        "product_id,title,description,image\n"
+        "lamp,Lamp,,a.jpg\n"
+        "photo-only,,,a.jpg\n"
+        "markup-only,<b>&nbsp;</b>,<p></p>,a.jpg\n"
+        "mug,Mug,,gone.jpg\n"
+        "vase,,A vase,https://cdn.example.com/vase.jpg\n"
+        "chair,Chair,,photos\n"
+        "nothing,,,gone.jpg\n"
+    )
+    catalog = load_catalog(path)
+    frame = catalog.frame.set_index("product_id")
+    has = pd.DataFrame({"text": has_text(catalog.frame), "image": frame["image"].notna().to_numpy()}, frame.index)
+    modality_of = {"title": "text", "description": "text", "text": "text", "image": "image"}
+    said = {}
+    for issue in issues_for_model(catalog.issues, read_by):
+        modalities = has.loc[issue.product_id]
+        if issue.field in modality_of and not modalities[modality_of[issue.field]]:  # an issue of what it lacks
+            said[issue.product_id] = (issue.message, _classified_from(list(modalities.index[modalities]), read_by))
+    assert set(said) == {"photo-only", "markup-only", "mug", "vase", "chair", "nothing"}
+    assert [message for message, ending in said.values() if not message.endswith(ending)] == []
 
 
 def test_a_photo_given_as_a_url_says_it_is_one(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from PIL import Image
 from prodcat.batch import predict_catalog, unused_photo_issue
 from prodcat.catalog.loaders import CatalogFormatError, load_catalog
 from prodcat.catalog.schema import (
+    ISSUE_COLUMNS,
     Catalog,
     RowIssue,
     category_at_level,
@@ -63,8 +64,6 @@ MAX_TEXT_CHARS: int = ServeSettings.model_fields["max_text_chars"].default
 #: Streamlit shrinking a wider one rounds its height down, to 0 for a banner (a 1000x3 photo), and fails
 PREVIEW_SIDE = 200
 THUMBNAIL_SIDE = 96
-#: the columns of an issues table, as in `prodcat predict`'s OUT.issues.csv
-ISSUE_COLUMNS = ["row", "product_id", "field", "message"]
 
 
 # ---------------------------------------------------------------------------------------------- every page
@@ -111,7 +110,7 @@ def modification_stamp(path: str | Path) -> tuple[tuple[str, int, int], ...]:
 
 def issue_table(issues: Iterable[RowIssue]) -> pd.DataFrame:
     """One row per issue: its source ``row`` (line), ``product_id``, ``field`` and ``message``."""
-    return pd.DataFrame([asdict(issue) for issue in issues], columns=ISSUE_COLUMNS)
+    return pd.DataFrame([issue.record() for issue in issues], columns=ISSUE_COLUMNS)
 
 
 def count_and_share(count: int, total: int) -> str:

@@ -244,44 +244,28 @@ def _canonical(
     extra = table.frame[[c for c in table.frame.columns if c not in mapped]]
     frame = pd.concat([canonical, _infer_types(extra)], axis=1)
     readable = pd.Series(has_text(canonical), index=canonical.index)
-    issues += [
-        replace(issue, message=f"{issue.message}; {_WITHOUT_PHOTO if readable.loc[issue.row] else _NOTHING_TO_READ}")
-        for issue in _named(list(photo_issues), frame)
-    ]
+    issues += [_without_photo(issue, readable.loc[issue.row]) for issue in _named(list(photo_issues), frame)]
     if text_expected:
-        photo_alone = f"{table.name}: no title or description: {_CLASSIFIED_FROM['image']}"
         issues += [
-            RowIssue(int(line), "text", photo_alone, ids[line])
+            RowIssue(int(line), "text", f"{table.name}: no title or description", ids[line], left_with="image")
             for line in canonical.index[~readable & canonical["image"].notna()]
         ]
     return frame, issues
 
 
-#: how the issue of a product left with one modality (no text, or its photo not found) ends: what a model reading
-#: both classifies it from (see :func:`issues_for_model`)
-_CLASSIFIED_FROM = {"image": "classified from its photo", "text": "classified from its text"}
-#: what a product whose photo is not found is classified from, with a text or without
-_WITHOUT_PHOTO = f"the product is kept without a photo: {_CLASSIFIED_FROM['text']}"
-_NOTHING_TO_READ = "the product has no title or description either: nothing to classify it from"
-#: what a model that does not read a modality has of a product left with that one alone
-_NOT_READ = {
-    "image": "nothing to classify it from, as this model does not read photos",
-    "text": "nothing to classify it from, as this model does not read text",
-}
+def _without_photo(issue: RowIssue, with_text: bool) -> RowIssue:
+    """The issue of a photo not found, saying what its product is left with: its text, or nothing."""
+    if with_text:
+        return replace(issue, problem=f"{issue.problem}; the product is kept without a photo", left_with="text")
+    nothing = "the product has no title or description either: nothing to classify it from"
+    return replace(issue, problem=f"{issue.problem}; {nothing}")
 
 
 def issues_for_model(issues: list[RowIssue], read_by: Iterable[str]) -> list[RowIssue]:
-    """``issues`` as true for a model reading the modalities ``read_by``: the loader says a product left with a
-    photo alone (or a text alone) is classified from it, which a model not reading photos (or text) cannot do."""
-    read_by = tuple(read_by)
-    return [_for_model(issue, read_by) for issue in issues]
-
-
-def _for_model(issue: RowIssue, read_by: tuple[str, ...]) -> RowIssue:
-    for modality, clause in _CLASSIFIED_FROM.items():
-        if modality not in read_by and issue.message.endswith(clause):
-            return replace(issue, message=issue.message.removesuffix(clause) + _NOT_READ[modality])
-    return issue
+    """``issues`` as true for a model reading the modalities ``read_by``: a product left with a photo alone (or a
+    text alone) is classified from it by a model reading it, from nothing by another (:attr:`RowIssue.message`)."""
+    read_by = frozenset(read_by)
+    return [replace(issue, read_by=read_by) for issue in issues]
 
 
 def _named(issues: list[RowIssue], frame: pd.DataFrame) -> list[RowIssue]:

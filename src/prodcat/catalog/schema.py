@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from prodcat.config import MODALITIES, Modality
 from prodcat.text.clean import clean_texts
 
 COLUMNS = ("product_id", "title", "description", "image", "category")
@@ -32,14 +33,44 @@ COLUMNS = ("product_id", "title", "description", "image", "category")
 SEP = " > "
 
 
+#: how a message names the modality a product is left with, and that modality as a model reads it
+_ITS_MODALITY = {"text": "its text", "image": "its photo"}
+_MODALITY_READ = {"text": "text", "image": "photos"}
+#: the columns of a table of issues (``OUT.issues.csv``, a report's input_issues.csv, the app's), of
+#: :meth:`RowIssue.record`
+ISSUE_COLUMNS = ["row", "product_id", "field", "message"]
+
+
 @dataclass(frozen=True)
 class RowIssue:
-    """A problem with one source row: ``row`` is its 1-based line/row number in the source."""
+    """A problem with one source row: ``row`` is its 1-based line/row number in the source.
+
+    ``left_with``: the one modality (``"text"`` or ``"image"``) the problem leaves the product with (a product
+    without a title or description, a photo not found). Its :attr:`message` then goes on to say what a model
+    reading the modalities ``read_by`` classifies the product from: that modality, or nothing when the model does
+    not read it (set by :func:`~prodcat.catalog.loaders.issues_for_model` for the model that runs).
+    """
 
     row: int
     field: str
-    message: str
+    problem: str
     product_id: str | None = None
+    left_with: Modality | None = None
+    read_by: frozenset[str] = frozenset(MODALITIES)
+
+    @property
+    def message(self) -> str:
+        """The problem, and what the product is left with classified from, by a model reading ``read_by``."""
+        if self.left_with is None:
+            return self.problem
+        if self.left_with in self.read_by:
+            return f"{self.problem}: classified from {_ITS_MODALITY[self.left_with]}"
+        unread = _MODALITY_READ[self.left_with]
+        return f"{self.problem}: nothing to classify it from, as this model does not read {unread}"
+
+    def record(self) -> dict[str, object]:
+        """The issue as a row of a table of :data:`ISSUE_COLUMNS`."""
+        return {"row": self.row, "product_id": self.product_id, "field": self.field, "message": self.message}
 
     def __str__(self) -> str:
         who = f" (product {self.product_id})" if self.product_id else ""

@@ -4,7 +4,6 @@ PNGs and one self-contained HTML page (``prodcat evaluate``, ``prodcat cv``); th
 from __future__ import annotations
 
 import base64
-import dataclasses
 import html
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from prodcat.catalog.schema import SEP, RowIssue, distinguishing_tails, split_path
+from prodcat.catalog.schema import ISSUE_COLUMNS, SEP, RowIssue, distinguishing_tails, split_path
 from prodcat.evaluate.metrics import HEADLINE_METRICS, UNSCORED
 from prodcat.figures import figure_fonts
 from prodcat.files import write_csv, write_json
@@ -342,10 +341,7 @@ def issues_html(issues: Sequence[RowIssue]) -> str:
 def write_issues(issues: Sequence[RowIssue], path: Path) -> None:
     """The input issues as a CSV: ``row, product_id, field, message`` (a report's input_issues.csv, ``prodcat
     predict``'s OUT.issues.csv)."""
-    table = pd.DataFrame(
-        [dataclasses.asdict(issue) for issue in issues], columns=["row", "product_id", "field", "message"]
-    )
-    write_csv(path, table)
+    write_csv(path, pd.DataFrame([issue.record() for issue in issues], columns=ISSUE_COLUMNS))
 
 
 def write_report(
