@@ -199,9 +199,9 @@ def _canonical(
 ) -> tuple[pd.DataFrame, list[RowIssue]]:
     """Assemble the canonical columns in front of the source's unmapped columns, and check ids and labels.
 
-    ``photo_issues`` (of photos not found, :func:`_resolve_images`) are returned saying what each product is then
-    classified from; ``text_expected``: the source has a title or description for each product, so one without
-    any (a photo alone) is an issue too.
+    ``photo_issues`` (of photos not found, :func:`_resolve_images`, or not given as a file) are returned saying
+    what each product is then classified from; ``text_expected``: the source has a title or description for each
+    product, so one without any (a photo alone) is an issue too.
     """
     issues: list[RowIssue] = []
     ids = _text(product_id).str.strip()
@@ -684,6 +684,8 @@ def load_table(
         ids = _text(table.frame[columns["product_id"]])
     root = Path(image_root) if image_root is not None else path.parent
     image, image_issues = _resolve_images(_column(table, columns["image"]), root, table, ids, named=True)
+    # a photo's bytes in the image column leave its product without a photo, as a photo not found does
+    photo_issues = image_issues + [issue for issue in type_issues if issue.field == "image"]
     frame, issues = _canonical(
         table,
         product_id=ids,
@@ -693,9 +695,10 @@ def load_table(
         category=split_category(_column(table, columns["category"]), category_sep),
         mapped_columns=[c for c in columns.values() if c is not None],
         text_expected=columns["title"] is not None or columns["description"] is not None,
-        photo_issues=image_issues,
+        photo_issues=photo_issues,
     )
-    return _finish([frame], table.issues + _named(type_issues, frame) + issues, path, fmt)
+    other_type_issues = [issue for issue in type_issues if issue.field != "image"]
+    return _finish([frame], table.issues + _named(other_type_issues, frame) + issues, path, fmt)
 
 
 #: the option naming the column of each canonical field

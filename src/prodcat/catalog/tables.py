@@ -308,8 +308,8 @@ def typed_columns_as_text(table: SourceTable, columns: dict[str, str | None]) ->
     """Turn the typed Parquet columns mapped to ``columns`` (canonical name -> source column) into the text the
     CSV reader gives, in place, and report what could not be: numbers and dates are written out, bytes are
     decoded as UTF-8 (undecodable bytes replaced, and reported); bytes in the image column are a photo's
-    content, not the file name prodcat reads, so they are dropped (the product is kept, from its text) and
-    reported. Without this, a binary column fails the whole catalogue on its first undecodable value."""
+    content, not the file name prodcat reads, so they are dropped (the product is kept) and reported, as a
+    photo not found is. Without this, a binary column fails the whole catalogue on its first undecodable value."""
     issues: list[RowIssue] = []
     id_column = columns["product_id"]
     for canonical, name in sorted(columns.items(), key=lambda item: item[0] != "product_id"):  # ids first
@@ -363,4 +363,4 @@ def _bytes_text(data: bytes, canonical: str) -> tuple[str | None, str | None]:
                 problem = f"holds bytes that are not UTF-8 ({exc}); read with U+FFFD in their place"
                 return data.decode("utf-8", errors="replace"), problem
     what = f"the {len(data)} bytes of a {kind.upper()} photo" if kind else f"{len(data)} bytes of binary data"
-    return None, f"holds {what}, not a photo file path; the product is kept without a photo"
+    return None, f"holds {what}, not a photo file path"
