@@ -13,8 +13,11 @@ import hashlib
 import io
 import json
 import os
+import signal
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -587,6 +590,50 @@ def test_photo_sources_are_read_once_a_run(httpserver, tmp_path, monkeypatch):
     assert run(httpserver, tmp_path, "--images", "--refresh", "--allow-fewer") == 0
     assert json.loads((tmp_path / "collect.json").read_text())["counts"]["orphan_photos_removed"] == 1
     assert read.count("photo_sources.json") == 1
+
+
+#: ``prodcat collect`` with the arguments given, killed (SIGKILL, as the OOM killer or ``kill -9`` do) as it asks for
+#: the photo of product 3
+_RUN_KILLED_AT_PHOTO_3 = """
+import os, signal, sys
+from prodcat.cli import main
+from prodcat.collect import HttpClient
+get_bytes = HttpClient.get_bytes
+def killed_at_photo_3(self, url, *args):
+    if url.endswith("/3.jpg"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return get_bytes(self, url, *args)
+HttpClient.get_bytes = killed_at_photo_3
+main(sys.argv[1:])
+"""
+
+
+def test_a_run_killed_while_downloading_photos_leaves_the_sources_of_those_it_saved(httpserver, tmp_path):
+    """photo_sources.json was written once the photos were all downloaded (or Ctrl-C stopped them): a run killed
+    outright in between left the photos it had saved of no recorded URL, kept by every resume without being
+    recorded, and fetched again by --refresh. Each source is now recorded as its photo is saved."""
+    httpserver.expect_request("/images/1.jpg").respond_with_data(PHOTO, content_type="image/jpeg")
+    httpserver.expect_request("/images/2.jpg").respond_with_data(PHOTO, content_type="image/jpeg")
+    httpserver.expect_request("/images/3.jpg").respond_with_data(PHOTO, content_type="image/jpeg")
+    urls = {code: httpserver.url_for(f"/images/{code}.jpg") for code in "123"}
+    serve_search(httpserver, search_pages([off_record(code, f"Champagne {code}", image_front_url=url)
+                                           for code, url in urls.items()]))  # fmt: skip
+    arguments = ["collect", "--query", "champagne", "--out", str(tmp_path), "--base-url", httpserver.url_for("/"),
+                 "--page-size", str(PAGE_SIZE), *FAST, "--images"]  # fmt: skip
+    killed = subprocess.run([sys.executable, "-c", _RUN_KILLED_AT_PHOTO_3, *arguments], capture_output=True)
+    assert killed.returncode == -signal.SIGKILL
+    assert sorted(path.name for path in (tmp_path / "images").iterdir()) == ["1.jpeg", "2.jpeg"]
+    with (tmp_path / pipeline.PHOTO_SOURCES_JOURNAL).open("a") as journal:
+        journal.write('["3", "http://')  # as a kill while a source is recorded leaves it: the next one is not lost
+
+    assert main(arguments) == 0
+    assert [request.path for request, _ in httpserver.log if request.path.startswith("/images/")] == [
+        "/images/1.jpg",
+        "/images/2.jpg",
+        "/images/3.jpg",
+    ]
+    assert json.loads((tmp_path / "photo_sources.json").read_text()) == urls
+    assert not (tmp_path / pipeline.PHOTO_SOURCES_JOURNAL).exists()  # folded into photo_sources.json
 
 
 def test_photos_of_products_an_unfinished_run_has_not_reached_are_kept_for_its_resume(httpserver, tmp_path):

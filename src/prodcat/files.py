@@ -8,7 +8,8 @@ import math
 import os
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,15 +41,35 @@ def write_atomically(path: Path, write: Callable[[IO[Any]], None], mode: str = "
     temporary = temporary_sibling(path)
     text = "b" not in mode
     try:
-        with open(temporary, mode, encoding="utf-8" if text else None, newline="" if text else None) as handle:
+        with (
+            _naming(path),
+            open(temporary, mode, encoding="utf-8" if text else None, newline="" if text else None) as handle,
+        ):
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-    except BaseException as exc:
+    except BaseException:
         temporary.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.filename is None:
-            exc.filename = str(path)  # a write, flush or fsync failing (a full disk) names no file
+        raise
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append ``line`` and a line end to the UTF-8 text file ``path`` (created when missing): a journal's entry, which
+    a process killed outright leaves on disk once this returns, or leaves cut (its reader skips a cut last line)."""
+    with _naming(path), path.open("a", encoding="utf-8", newline="") as handle:
+        handle.write(line + "\n")
+
+
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Name ``path`` in an OSError raised without a file name: a write, flush or fsync failing (a full disk) names
+    none, and ``cannot write None`` told a user nothing."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(path)
         raise
 
 

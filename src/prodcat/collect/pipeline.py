@@ -20,6 +20,9 @@ Output folder::
                                 recorded URL (saved before this file existed) is fetched again by --refresh. A
                                 finished run that replaces products.csv deletes the photos it saved (recorded here,
                                 or linked by the products.csv it replaces) of products it no longer holds
+    DIR/photo_sources.journal   the URLs of the photos saved since photo_sources.json was written, one a line, folded
+                                into it at the end of the downloads: left by a run killed outright (kill -9), folded
+                                by the next run
     DIR/collect.json            source, query, times, counts, and every error and warning with its page /
                                 product and field
 
@@ -72,7 +75,7 @@ from prodcat.collect.http import (
     NetworkError,
     decode_json,
 )
-from prodcat.files import csv_text, temporary_sibling_of, write_atomically
+from prodcat.files import append_line, csv_text, temporary_sibling_of, write_atomically
 from prodcat.image.decode import DECODABILITY_SIDE, DEFAULT_MAX_BYTES, ImageDecodeError, load_image, sniff_image_type
 
 log = logging.getLogger(__name__)
@@ -91,6 +94,8 @@ REFRESH_BEGAN = "began"
 #: failing page, Ctrl-C) is resumed within hours, while one left for days was forgotten
 REFRESH_ABANDONED_AFTER = 24 * 3600
 PHOTO_SOURCES_JSON = "photo_sources.json"
+#: beside :data:`PHOTO_SOURCES_JSON`, the photos downloaded since it was written: a JSON ``[product_id, url]`` a line
+PHOTO_SOURCES_JOURNAL = "photo_sources.journal"
 #: a finished run replaces ``products.csv`` only when it keeps at least this share of its products (or ``allow_fewer``)
 MIN_SHARE_KEPT = 0.5
 #: the ``stopped_by`` of a run that reached the end of its results or ``max_products``
@@ -207,7 +212,7 @@ def collect(
     report = CollectReport(collector.name, query, collector.base_url, _now(), max_products=max_products)
     pages = _PageCache(out / PAGES_DIR, collector, query, page_size, refresh)
     report.refresh_resumed = pages.refresh_resumed
-    sources = _PhotoSources(out / PHOTO_SOURCES_JSON)
+    sources = _PhotoSources(out)
     products: dict[str, CollectedProduct] = {}
     reached_end = False
     with logging_redirect_tqdm():  # retry warnings above the progress bars, not through them
@@ -782,14 +787,23 @@ def _read_failures(path: Path) -> dict[str, dict[str, str]]:
 
 
 class _PhotoSources:
-    """The URL each photo in ``images/`` was fetched from, by product id, so that a product whose photo URL changed
+    """The URL each photo in ``out/images`` was fetched from, by product id, so that a product whose photo URL changed
     gets the new photo. Only a download records one: the URL in an earlier ``products.csv`` may not be its photo's (a
-    run without ``--images``, or before this file existed, rewrote it and kept the photo)."""
+    run without ``--images``, or before this file existed, rewrote it and kept the photo).
 
-    def __init__(self, path: Path):
-        self.path = path
-        saved = _read_json_object(path, "the photos on disk are taken for those of their products' URLs")
+    Kept in ``photo_sources.json``, written by :meth:`save`, and in a journal beside it where each download is
+    appended once its photo is saved, until :meth:`save` folds it in: a run killed outright (kill -9, the OOM killer)
+    leaves the source of every photo it saved. Rewriting the whole JSON at each photo would write the sources of the
+    collection once a photo, gigabytes over tens of thousands of photos."""
+
+    def __init__(self, out: Path):
+        self.path = out / PHOTO_SOURCES_JSON
+        self.journal = out / PHOTO_SOURCES_JOURNAL
+        saved = _read_json_object(self.path, "the photos on disk are taken for those of their products' URLs")
         self._urls = {str(product_id): url for product_id, url in saved.items() if isinstance(url, str)}
+        if self.journal.is_file():  # left by a run killed outright: folded in before this run appends after a cut line
+            self._urls.update(_read_journal(self.journal))
+            self.save()
 
     def source(self, product_id: str) -> str | None:
         """The URL the photo of ``product_id`` on disk was fetched from; ``None`` when unknown."""
@@ -797,6 +811,7 @@ class _PhotoSources:
 
     def remember(self, product_id: str, url: str) -> None:
         self._urls[product_id] = url
+        append_line(self.journal, json.dumps([product_id, url]))
 
     def product_ids(self) -> set[str]:
         """The products whose photo on disk was downloaded from a recorded URL."""
@@ -808,6 +823,27 @@ class _PhotoSources:
 
     def save(self) -> None:
         _save_json_object(self.path, self._urls)
+        self.journal.unlink(missing_ok=True)
+
+
+def _read_journal(path: Path) -> dict[str, str]:
+    """The URLs a :class:`_PhotoSources` journal records, by product id, the last one of a product kept; a line cut by
+    the kill, or damaged since, is skipped (its photo is one of no recorded URL)."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        log.warning("%s is unreadable (%s): the photos it records are of no recorded URL", path, exc)
+        return {}
+    urls = {}
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, list) and len(entry) == 2 and all(isinstance(text, str) for text in entry):
+            product_id, url = entry
+            urls[product_id] = url
+    return urls
 
 
 def _read_json_object(path: Path, otherwise: str) -> dict[str, Any]:
