@@ -204,9 +204,9 @@ def test_the_base_perturbation_is_applied_chunk_by_chunk(
     sizes: list[int] = []
     real_apply = Perturbation.apply
 
-    def recorded_apply(self: Perturbation, frame: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    def recorded_apply(self: Perturbation, frame: pd.DataFrame, *args: object) -> tuple[pd.DataFrame, np.ndarray]:
         sizes.append(len(frame))
-        return real_apply(self, frame, seed)
+        return real_apply(self, frame, *args)
 
     monkeypatch.setattr(Perturbation, "apply", recorded_apply)
     frame = products.head(10)
@@ -508,3 +508,59 @@ def test_a_change_of_zero_is_drawn_in_the_figure(products: pd.DataFrame, tmp_pat
     left = drawn[0].axes[0]
     (dots,) = [line for line in left.lines if line.get_marker() == "o"]
     assert dots.get_xdata().tolist() == [0.0, 0.0] and dots.get_ydata().tolist() == [0, 1]
+
+
+def corrupt_photos(products: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    """``products`` each with a photo file that begins as a JPEG and decodes to nothing."""
+    paths = []
+    for i in range(len(products)):
+        paths.append(folder / f"corrupt-{i}.jpg")
+        paths[-1].write_bytes(b"\xff\xd8\xff\xe0 not a photo " * 4)
+    return products.assign(image=[str(path) for path in paths])
+
+
+def test_a_photo_model_on_photos_none_of_which_decodes_is_refused_before_any_work(
+    products: pd.DataFrame, tmp_path: Path
+) -> None:
+    """An image model on a catalogue whose photos all fail to decode ran to the end, 0.000 in every row: refused,
+    naming how many photos were tried and the first failure; one photo that decodes is enough to measure."""
+    from prodcat.evaluate.robustness_command import undecoded_photos_said
+
+    frame = corrupt_photos(products.head(5), tmp_path)
+    chosen = get_perturbations(["rotate_90", "no_photo"])
+    refusal, warning = undecoded_photos_said(frame, ["image"], None, chosen)
+    assert warning is None and refusal == (
+        f"none of the 5 photos of the products scored decodes (the first: product {frame['product_id'][0]} "
+        f"({frame['image'][0]}), image: corrupt JPEG header (Truncated File Read)), and the model reads photos "
+        "only: nothing to measure"
+    )
+    frame.loc[4, "image"] = products["image"][4]
+    assert undecoded_photos_said(frame, ["image"], None, chosen) == (None, None)
+
+
+def test_a_text_and_photo_model_on_photos_none_of_which_decodes_says_its_photo_runs_changed_nothing(
+    flipkart_bundle: Path, products: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The text carries the model, but no_photo counted every product as affected, +0.000 and nothing flipped: read
+    as robustness to losing a photo the model never had. No product is affected, and a warning says why; with the
+    text removed by --base the model is left nothing and the run is refused."""
+    data = tmp_path / "corrupt.csv"
+    corrupt_photos(products.head(6), tmp_path).to_csv(data, index=False)
+    report, refused = tmp_path / "report", tmp_path / "refused"
+    args = ["robustness", str(flipkart_bundle), str(data), "--perturbations"]
+    assert main([*args, "rotate_90", "no_photo", "title_only", "--report", str(report)]) == 0
+    warning = (
+        "none of the 6 photos of the products scored decodes (the first: product {}): the model read the text alone "
+        "in every run; the photo perturbations (rotate_90, no_photo) changed nothing it reads"
+    )
+    printed = capsys.readouterr().out
+    assert re.search(f"warning: {re.escape(warning).replace(re.escape('{}'), '.*')}\n", printed)
+    clean, rotated, no_photo, title_only = json.loads((report / "robustness.json").read_text())
+    assert clean["modalities_used"] == {"text": 6}
+    assert rotated["n_affected"] == no_photo["n_affected"] == 0 and no_photo["change_vs_clean"] is None
+    assert title_only["n_affected"] == 6  # its description removed
+    assert UNTOUCHED in next(line for line in printed.splitlines() if line.strip().startswith("no_photo"))
+
+    assert main([*args, "no_photo", "--base", "no_text", "--report", str(refused)]) == 2
+    assert capsys.readouterr().err.strip().endswith("--base no_text leaves the model photos only: nothing to measure")
+    assert not refused.exists()

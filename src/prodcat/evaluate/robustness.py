@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from prodcat.catalog.schema import has_image, is_missing
 from prodcat.evaluate.metrics import evaluate_predictions, paired_difference
-from prodcat.image.decode import ImageItem, decode_item, load_image
+from prodcat.image.decode import DECODABILITY_SIDE, ImageDecodeError, ImageItem, decode_item, load_image
 
 log = logging.getLogger(__name__)
 
@@ -146,11 +146,15 @@ class Perturbation:
         read = {column for column in ("title", "description", "image") if _column_modality(column) in modalities}
         return read <= set(self.blank)
 
-    def apply(self, frame: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    def apply(
+        self, frame: pd.DataFrame, seed: int = 0, photos_read: np.ndarray | None = None
+    ) -> tuple[pd.DataFrame, np.ndarray]:
         """A perturbed copy of a canonical ``frame`` and the ``(n,)`` bool mask of the products it changed.
 
         Deterministic: a product's random draws depend only on ``seed`` and its ``product_id``, not on
         its position or on the other products in the batch. ``frame`` itself is left untouched.
+        ``photos_read``: the ``(n,)`` products whose photo the model read unperturbed (``None``: those with a
+        photo); removing a photo that does not decode changes nothing the model reads, and affects no product.
         """
         out = frame.copy()
         if self.image_transform is not None:
@@ -167,7 +171,7 @@ class Perturbation:
         affected = np.zeros(len(frame), dtype=bool)
         for column in self.blank:
             if column == "image":
-                affected |= has_image(frame)
+                affected |= has_image(frame) if photos_read is None else photos_read
                 out["image"] = None
             else:
                 affected |= np.array([not is_missing(v) and str(v).strip() != "" for v in frame[column]], dtype=bool)
@@ -277,20 +281,23 @@ def predict_perturbed(
     perturbation: Perturbation | None,
     seed: int = 0,
     base: Perturbation | None = None,
+    photos_read: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The ``predict`` table of ``frame`` perturbed by ``base`` then ``perturbation`` (each ``None``: none),
-    and the ``(n,)`` mask of the products ``perturbation`` changed; chunk by chunk, both applied to one
-    chunk at a time, so that only one chunk of decoded photos is in memory."""
+    and the ``(n,)`` mask of the products ``perturbation`` changed (``photos_read``: as in
+    :meth:`Perturbation.apply`); chunk by chunk, both applied to one chunk at a time, so that only one chunk
+    of decoded photos is in memory."""
     from prodcat.batch import predict_catalog
 
     tables, masks = [], []
     for start in range(0, len(frame), CHUNK_SIZE):
-        chunk = frame.iloc[start : start + CHUNK_SIZE]
+        rows = slice(start, start + CHUNK_SIZE)
+        chunk = frame.iloc[rows]
         if base is not None:
             chunk, _ = base.apply(chunk, seed)
         affected = np.zeros(len(chunk), dtype=bool)
         if perturbation is not None:
-            chunk, affected = perturbation.apply(chunk, seed)
+            chunk, affected = perturbation.apply(chunk, seed, None if photos_read is None else photos_read[rows])
         masks.append(affected)
         tables.append(predict_catalog(predictor, chunk, CHUNK_SIZE, progress=False))
     return pd.concat(tables, ignore_index=True), np.concatenate(masks)
@@ -356,10 +363,11 @@ def evaluate_robustness(
     """
     threshold = predictor.threshold
     clean, _ = predict_perturbed(predictor, frame, None, seed, base)
+    photos_read = np.array(["image" in str(used).split(",") for used in clean["modalities_used"]], dtype=bool)
     described = base.description if base else "as in the catalogue"
     records = [{"name": "clean", "family": "clean", "description": described} | score_run(truth, clean, threshold)]
     for perturbation in tqdm(perturbations, desc="perturbations", unit="run"):
-        table, affected = predict_perturbed(predictor, frame, perturbation, seed, base)
+        table, affected = predict_perturbed(predictor, frame, perturbation, seed, base, photos_read)
         header = {
             "name": perturbation.name,
             "family": perturbation.family,
@@ -370,3 +378,30 @@ def evaluate_robustness(
         }
         records.append(header | score_run(truth, table, threshold, clean, affected))
     return [record | {"base": base.name if base else None} for record in records]
+
+
+# ---------------------------------------------------------------------------------------------- photos that decode
+@dataclass(frozen=True)
+class UndecodedPhotos:
+    """Photos none of which decodes: how many there are (all of them tried) and the first failure (``None``: there
+    is no photo)."""
+
+    tried: int
+    first_error: ImageDecodeError | None
+
+
+def undecoded_photos(frame: pd.DataFrame) -> UndecodedPhotos | None:
+    """``None`` when one of the photos of ``frame`` decodes, else what was tried. They are decoded in order until one
+    does: one decode on a sound catalogue, at a small size (only whether it decodes matters)."""
+    tried, first_error = 0, None
+    for product_id, source in zip(frame["product_id"], frame["image"], strict=True):
+        if is_missing(source):
+            continue
+        tried += 1
+        try:
+            load_image(source, product_id=str(product_id), max_side=DECODABILITY_SIDE)
+        except ImageDecodeError as error:
+            first_error = first_error or error
+        else:
+            return None
+    return UndecodedPhotos(tried, first_error)

@@ -13,11 +13,12 @@ from prodcat.bundle import model_level
 from prodcat.catalog.schema import category_at_level
 from prodcat.config import Config
 from prodcat.evaluate.labelled import labelled_warnings, products_in_training, readable_by
-from prodcat.evaluate.robustness import Perturbation, get_perturbations
+from prodcat.evaluate.robustness import Perturbation, get_perturbations, undecoded_photos
 from prodcat.files import FIGURES_KEPT, report_not_written, write_failure
 from prodcat.formatting import count_text
 
 if TYPE_CHECKING:
+    from prodcat.catalog.schema import Catalog
     from prodcat.predict import Predictor
 
 
@@ -50,9 +51,13 @@ def run_robustness(args: argparse.Namespace) -> int:
     try:
         frame, warnings = scored_products(catalog.frame, predictor, args.sample, args.seed)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}{photo_files_unread(catalog)}", file=sys.stderr)
         return 2
-    warnings += [unread] if unread else []
+    refusal, photos_warning = undecoded_photos_said(frame, predictor.manifest.get("modalities"), base, perturbations)
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return 2
+    warnings += [warning for warning in (unread, photos_warning) if warning]
     truth = category_at_level(frame["category"], model_level(predictor.manifest))
     in_training = products_in_training(frame, predictor.manifest, args.model, catalog.frame)
     warnings += labelled_warnings(in_training, truth, predictor.labels)
@@ -144,6 +149,43 @@ def scored_products(
         f"modalities the model reads ({' or '.join(modalities)}): left out of every run (`prodcat evaluate` counts "
         "them as wrong)"
     ]
+
+
+def photo_files_unread(catalog: Catalog) -> str:
+    """The photo files of the labelled products of ``catalog`` its loader could not read (not found, unreadable):
+    how many, and the first, to end a refusal with (a model reading photos left nothing to measure); ``""``: none."""
+    labelled = set(catalog.lines)
+    issues = [issue for issue in catalog.issues if issue.field == "image" and issue.row in labelled]
+    if not issues:
+        return ""
+    return f" ({count_text(len(issues))} photo file(s) named could not be read; the first: {issues[0]})"
+
+
+def undecoded_photos_said(
+    frame: pd.DataFrame, modalities: list[str] | None, base: Perturbation | None, perturbations: list[Perturbation]
+) -> tuple[str | None, str | None]:
+    """``(refusal, warning)`` when a model reading ``modalities`` (``None``: all) reads photos and none of the products
+    scored (``frame``) has one that decodes, else ``(None, None)``. Refused when the model is left nothing else to read
+    (it reads photos only, or ``base`` removes the text): every row read 0.000. Otherwise the text carries it, and the
+    warning says so, and that the photo perturbations changed nothing it reads (no_photo counted every product with a
+    photo file as affected, its +0.000 read as robustness)."""
+    modalities = modalities or ["text", "image"]
+    if "image" not in modalities or (undecoded := undecoded_photos(frame)) is None:
+        return None, None
+    if undecoded.first_error is None:
+        said = f"none of the {count_text(len(frame))} products scored has a photo"
+    else:
+        said = (
+            f"none of the {count_text(undecoded.tried)} photos of the products scored decodes (the first: "
+            f"{undecoded.first_error})"
+        )
+    if "text" not in modalities:
+        return f"{said}, and the model reads photos only: nothing to measure", None
+    if base is not None and base.removes_all(["text"]):
+        return f"{said}, and --base {base.name} leaves the model photos only: nothing to measure", None
+    photo_runs = [p.name for p in perturbations if p.modality == "image"]
+    changed = f"; the photo perturbations ({', '.join(photo_runs)}) changed nothing it reads" if photo_runs else ""
+    return None, f"{said}: the model read the text alone in every run{changed}"
 
 
 def unscored_runs_warnings(records: list[dict[str, Any]]) -> list[str]:
