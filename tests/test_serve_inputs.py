@@ -38,10 +38,11 @@ from sqlalchemy.exc import OperationalError
 from starlette.datastructures import FormData, Headers, UploadFile
 
 from prodcat.catalog.loaders import load_catalog
+from prodcat.catalog.schema import category_at_level
 from prodcat.cli import main
 from prodcat.image.decode import avif_decoded
 from prodcat.predict import Prediction
-from prodcat.review.store import NewReview, ReviewStore
+from prodcat.review.store import NewReview, ReviewStore, load_corrections
 from prodcat.serve import inputs, service
 from prodcat.serve.app import create_app
 from prodcat.serve.inputs import ApiError, ProductRequest, batch_items_from_form, batch_items_from_json
@@ -523,7 +524,7 @@ def test_a_correction_deeper_than_the_models_labels_says_the_label_it_trains_as(
         ("top_level_client", "watches", "Watches"),
         ("top_level_client", "WATCHES > Wrist Watches", "Watches"),
         ("client", "kitchen > mugs", "Kitchen > Mugs"),
-        ("client", "  Kitchen  >   Mugs ", "Kitchen > Mugs"),
+        ("client", "  kitchen  >   Mugs ", "Kitchen > Mugs"),
         # invisible characters and compatibility forms: the same label to a reader, another class to training
         ("top_level_client", "Watches\u200b", "Watches"),
         ("top_level_client", "Wat\u00adches", "Watches"),
@@ -531,7 +532,7 @@ def test_a_correction_deeper_than_the_models_labels_says_the_label_it_trains_as(
         ("client", "Kitchen >\u2060Mugs\x7f", "Kitchen > Mugs"),
     ],
 )
-def test_a_new_category_differing_from_a_label_only_in_case_or_spacing_is_refused(
+def test_a_new_category_differing_from_a_label_in_case_or_unicode_forms_is_refused(
     request: pytest.FixtureRequest, fixture: str, variant: str, existing: str
 ) -> None:
     """It would become a second class beside the existing one."""
@@ -543,28 +544,61 @@ def test_a_new_category_differing_from_a_label_only_in_case_or_spacing_is_refuse
 
 
 @pytest.mark.parametrize(
-    ("fixture", "category", "written"),
+    ("fixture", "category", "written", "trains_as", "new_categories"),
     [
-        ("top_level_client", "Watches ", "Watches"),
-        ("top_level_client", " Watches > Wrist Watches", "Watches > Wrist Watches"),
-        ("top_level_client", "Watches>Wrist Watches", "Watches > Wrist Watches"),
-        ("top_level_client", "Watches > Wrist Watches ", "Watches > Wrist Watches"),  # below the model's level
-        ("client", "Kitchen > Mugs ", "Kitchen > Mugs"),
+        ("top_level_client", "Watches ", "Watches", "Watches", (False, True)),
+        ("top_level_client", " Watches > Wrist Watches", "Watches > Wrist Watches", "Watches", (False, True)),
+        ("top_level_client", "Watches>Wrist Watches", "Watches > Wrist Watches", "Watches", (False, True)),
+        # below the model's level
+        ("top_level_client", "Watches >  Wrist Watches ", "Watches > Wrist Watches", "Watches", (False, True)),
+        ("top_level_client", "Watches > Wrist  Watches", "Watches > Wrist Watches", "Watches", (False, True)),
+        ("top_level_client", "Watches > Wrist\u00a0Watches", "Watches > Wrist Watches", "Watches", (False, True)),
+        ("client", "  Kitchen  >   Mugs ", "Kitchen > Mugs", "Kitchen > Mugs", (False, True)),
+        # new categories, spelt one way as existing ones are
+        ("top_level_client", " Board Games>Puzzles ", "Board Games > Puzzles", "Board Games", (True,)),
+        ("top_level_client", "Board  Games > Jigsaw  Puzzles", "Board Games > Jigsaw Puzzles", "Board Games", (True,)),
+        ("client", "Garden >  Hand  Tools ", "Garden > Hand Tools", "Garden > Hand Tools", (True,)),
     ],
 )
-def test_a_correction_spaced_otherwise_than_the_models_categories_is_refused_whatever_its_level(
-    request: pytest.FixtureRequest, fixture: str, category: str, written: str
+def test_a_correction_is_stored_in_one_spelling_new_category_or_not(
+    request: pytest.FixtureRequest,
+    fixture: str,
+    category: str,
+    written: str,
+    trains_as: str,
+    new_categories: tuple[bool, ...],
 ) -> None:
-    """A top-level model accepted 'Watches ' (cut at its level, it trains as 'Watches') and stored it with its
-    space, where a full-path model refused 'Kitchen > Mugs ' as a variant of its category: both refuse it now,
-    naming the path to write."""
+    """Spaces around or inside a level were refused (422 category_variant) in a correction naming the model's
+    category, but stored as typed in a new category ('Garden >  Hand  Tools '), a full-path model then training it
+    as a class of its own. A reviewer means the same category whatever the spacing, which no screen shows: both
+    are stored in one spelling, each level stripped, its spacing collapsed, and answered as stored."""
     client = request.getfixturevalue(fixture)
-    for new_category in (False, True):
-        refused = submit(client, category, new_category)
-        assert (refused.status_code, refused.json()["error"]) == (422, "category_variant"), refused.text
-        assert refused.json()["detail"].endswith(f"use {written!r}")
-        accepted = submit(client, written, new_category)
-        assert (accepted.status_code, accepted.json()["corrected_category"]) == (200, written), accepted.text
+    for new_category in new_categories:
+        accepted = submit(client, category, new_category)
+        assert accepted.status_code == 200, accepted.text
+        assert (accepted.json()["corrected_category"], accepted.json()["trains_as"]) == (written, trains_as)
+        stored = client.get(f"/reviews/{accepted.json()['id']}", headers={"X-API-Key": API_KEY}).json()
+        assert (stored["corrected_category"], stored["trains_as"]) == (written, trains_as)
+
+
+def test_two_spellings_of_a_new_category_train_as_one_class(tmp_path: Path) -> None:
+    """On a full-path model, 'Garden > Tools' and ' Garden>Tools ' were stored as typed and, cut at no level, trained
+    as two classes. Posted now, they are stored as one path; stored as typed by an earlier version, they train as
+    one label, the one `trains_as` says."""
+    url = f"sqlite:///{tmp_path / 'reviews.db'}"
+    store = ReviewStore(url)
+    with TestClient(create_app(OneCategoryModel(), ServeSettings(api_key=API_KEY), store)) as client:
+        posted = [
+            submit(client, spelling, new_category=True).json() for spelling in ("Garden > Tools", " Garden>Tools ")
+        ]
+        assert {answer["corrected_category"] for answer in posted} == {"Garden > Tools"}
+        earlier = client.post("/predict", json={"title": "rake"}).json()["review_id"]
+        store.submit(earlier, "Garden  >Tools", None)  # as the server stored it before
+        assert client.get(f"/reviews/{earlier}", headers={"X-API-Key": API_KEY}).json()["trains_as"] == "Garden > Tools"
+    corrections = load_corrections(url)
+    assert len(corrections) == 3
+    # prodcat train cuts the corrections' paths so (ProductClassifier.fit)
+    assert set(category_at_level(corrections["category"], None)) == {"Garden > Tools"}
 
 
 @pytest.mark.parametrize(

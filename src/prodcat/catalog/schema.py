@@ -104,6 +104,20 @@ def split_path(category: str) -> list[str]:
     return [part.strip() for part in category.split(SEP.strip())]
 
 
+def canonical_levels(category: str) -> list[str]:
+    """The levels of a category path as it trains: each stripped, its inner spacing collapsed to one space.
+
+    ``"Watches >  Wrist  Watches "`` and ``"Watches>Wrist Watches"`` are one category written twice; kept as
+    typed, training would learn them as two classes that no reader tells apart.
+    """
+    return [" ".join(level.split()) for level in category.split(SEP.strip())]
+
+
+def canonical_path(category: str) -> str:
+    """A category path in its one spelling: :func:`canonical_levels` joined by :data:`SEP`."""
+    return SEP.join(canonical_levels(category))
+
+
 def distinguishing_tails(paths: Sequence[Sequence[str]]) -> list[tuple[str, ...]]:
     """Each category path's last levels, as few as tell it apart from the other ``paths`` (its whole path when
     none do): ``Tshirts``, but ``Apparel > Accessories`` beside ``Footwear > Accessories``."""
@@ -117,14 +131,15 @@ def distinguishing_tails(paths: Sequence[Sequence[str]]) -> list[tuple[str, ...]
 
 
 def category_at_level(categories: pd.Series | list[str], level: int | None) -> np.ndarray:
-    """Truncate category paths to their first ``level`` levels (``None``: full path).
+    """The labels category paths train as: their first ``level`` levels (``None``: the full path), in their
+    canonical spelling (:func:`canonical_levels`) at every level, the full path's too.
 
-    Paths shorter than ``level`` are kept whole.
+    Paths shorter than ``level`` are kept whole; values that are no path (``None``, NaN) are kept as they are.
     """
     values = list(categories)
-    if level is None:
-        return np.asarray(values, dtype=object)
-    return np.asarray([SEP.join(split_path(c)[:level]) if c is not None else None for c in values], dtype=object)
+    # a catalogue holds few distinct paths: each is spelt once
+    labels = {c: SEP.join(canonical_levels(c)[:level]) for c in set(values) if isinstance(c, str)}
+    return np.asarray([labels[c] if isinstance(c, str) else c for c in values], dtype=object)
 
 
 def depth(categories: pd.Series | list[str]) -> int:

@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from prodcat.bundle import model_level
-from prodcat.catalog.schema import SEP, category_at_level, split_path
+from prodcat.catalog.schema import SEP, canonical_path, category_at_level, split_path
 from prodcat.config import validation_message
 from prodcat.evaluate.explain import ExplainSettings
 from prodcat.review.store import (
@@ -504,21 +504,23 @@ def _review_routes(
         new_category: Annotated[
             bool,
             Query(
-                description="accept a category the model does not know (it becomes a new one at retraining; "
-                "still refused if it differs from one of the model's only in case or spacing)"
+                description="accept a category the model does not know (it becomes a new one at retraining). "
+                "Any category is stored in one spelling: each level stripped, its spacing collapsed, levels "
+                f"separated by {SEP!r} (`trains_as` is that path cut at the model's level); still refused if it "
+                "differs from one of the model's only in case, invisible characters or compatibility forms"
             ),
         ] = False,
     ) -> ReviewOut:
         # read here, once the key is checked: FastAPI reads a declared body before running any dependency,
         # so a client without the key could make the server read (and parse) max_request_bytes
         submission = await _read_submission(request)
-        known.check(submission.category, new_category)
+        category = known.accepted(submission.category, new_category)
         say_on_timeout(
             request,
             f"the correction may still be saved (GET /reviews/{review_id} shows whether it was); sending it again "
             "is safe: a later submission replaces an earlier one",
         )
-        item = await in_store(_found, store.submit, review_id, submission.category, submission.reviewer)
+        item = await in_store(_found, store.submit, review_id, category, submission.reviewer)
         return out(item)
 
     return router
@@ -542,39 +544,36 @@ class _KnownLabels:
     def cut(self, category: str) -> str:
         return str(category_at_level([category], self.level)[0])
 
-    def check(self, category: str, new_category: bool) -> None:
-        """Refuse a correction that would train as a category the model does not know (a typo would become a
-        category of its own), suggesting the nearest ones, unless ``new_category``; and, even then, one that
-        differs from a label only in case, spacing, invisible characters or compatibility forms (it would become a
-        second class beside it). A path with an empty level (or one of invisible characters only) is refused
-        outright: no catalogue loader writes one, and it could train as an empty label. So is one holding, at any
-        level, a character that does not show as itself (:func:`_refuse_unshown_characters`): the whole path is
-        stored, and a model trained deeper on the corrections reads its levels as labels."""
+    def accepted(self, category: str, new_category: bool) -> str:
+        """The path a correction is stored as: ``category`` in its canonical spelling (:func:`canonical_path`: each
+        level stripped, its spacing collapsed, levels joined by ``' > '``), whose cut at the model's level is the
+        label it trains as, for an existing category and a new one alike.
+
+        Refuse one that would train as a category the model does not know (a typo would become a category of its
+        own), suggesting the nearest ones, unless ``new_category``; and, even then, one that differs from a label
+        only in case, invisible characters or compatibility forms (it would become a second class beside it). A
+        path with an empty level (or one of invisible characters only) is refused outright: no catalogue loader
+        writes one, and it could train as an empty label. So is one holding, at any level, a character that does
+        not show as itself (:func:`_refuse_unshown_characters`): the whole path is stored, and a model trained
+        deeper on the corrections reads its levels as labels."""
         if category in self.labels:  # a label exactly as the model has it
-            return
+            return category
         if not all(_label_levels(category)):
             detail = f"{category!r} has an empty level: name each level, separated by {SEP!r} (e.g. 'Home > Decor')"
             raise ApiError(422, "category_empty_level", detail)
-        levels = split_path(category)
-        trained = SEP.join(levels[: self.level])  # at the model's level, each level stripped as training does
+        path = canonical_path(category)
+        trained = self.cut(path)
         existing = self._by_key.get(_label_key(trained))
         if trained not in self.labels and existing is not None:
             detail = f"{trained!r} is the model's category {existing!r} written differently: use {existing!r}"
             raise ApiError(422, "category_variant", detail)
-        # the path as written: stripping its levels took a line break around them away too
+        # the path as written: its canonical spelling took a line break or a tab around or inside a level away too
         _refuse_unshown_characters(category)
-        if trained in self.labels:
-            # spaces around a level ('Watches ', 'Watches>Wrist Watches') are refused as a variant at every level,
-            # as a full-path model always did, rather than stored as typed: the whole path is stored
-            if category != (written := SEP.join(levels)):
-                detail = f"{category!r} is spaced otherwise than the model's category {trained!r}: use {written!r}"
-                raise ApiError(422, "category_variant", detail)
-            return
-        if new_category:
-            return
+        if trained in self.labels or new_category:
+            return path
         close = difflib.get_close_matches(trained, self.labels, n=3, cutoff=0.6)
         hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
-        cut = self.level is not None and len(levels) > self.level
+        cut = trained != path
         level = f" (the model's labels are cut at level {self.level})" if cut else ""
         detail = f"the model has no category {trained!r}{level}: {hint}add ?new_category=true for a new one"
         raise ApiError(422, "unknown_category", detail)

@@ -285,7 +285,11 @@ class ReviewSubmission(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     category: str = Field(
-        min_length=1, max_length=MAX_CATEGORY_CHARS, pattern=r"\S", description="not blank: it becomes a label"
+        min_length=1,
+        max_length=MAX_CATEGORY_CHARS,
+        pattern=r"\S",
+        description="not blank: it becomes a label, stored in one spelling (each level stripped, its spacing "
+        "collapsed, levels separated by ' > ')",
     )
     reviewer: str | None = Field(None, max_length=MAX_REVIEWER_CHARS)
 
