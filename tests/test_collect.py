@@ -653,6 +653,36 @@ def test_photos_of_products_an_unfinished_run_has_not_reached_are_kept_for_its_r
     assert Path(frame.loc["2", "image"]).read_bytes() == PHOTO
 
 
+def test_a_product_without_text_whose_photo_fails_is_left_out_until_its_photo_is_fetched(httpserver, tmp_path, capsys):
+    """A product with neither a name nor a description whose photo failed stayed in products.csv with nothing to
+    classify it from. It is left out, listed with the reason, and the next run that fetches its photo writes it."""
+    photo_only = off_record("2", "", generic_name="", ingredients_text=None, brands=None,
+                            image_front_url=httpserver.url_for("/images/2.jpg"))  # fmt: skip
+    serve_search(httpserver, search_pages([off_record("1", "Brut Impérial"), photo_only]))
+    httpserver.expect_request("/images/2.jpg").respond_with_data("Busy", status=503)
+    assert run(httpserver, tmp_path, "--images") == 0
+    assert pd.read_csv(tmp_path / "products.csv", dtype=str)["product_id"].tolist() == ["1"]
+    report = json.loads((tmp_path / "collect.json").read_text())
+    assert report["counts"]["products"] == 1 and report["counts"]["left_out_without_text_or_photo"] == 1
+    assert [(e["product_id"], e["field"]) for e in report["errors"]] == [("2", "image"), ("2", "product")]
+    assert report["errors"][1]["message"] == (
+        "no name or description, and no photo: nothing to classify it from; left out of products.csv until its photo "
+        "is fetched"
+    )
+    assert (
+        f"1 product(s) without a name or description left out of {tmp_path / 'products.csv'} until their photo is "
+        "fetched (see the errors): run the same command with --images (and --refresh for a photo that failed for good)"
+    ) in capsys.readouterr().out
+
+    httpserver.clear_all_handlers()
+    serve_search(httpserver, search_pages([off_record("1", "Brut Impérial"), photo_only]))
+    httpserver.expect_request("/images/2.jpg").respond_with_data(PHOTO, content_type="image/jpeg")
+    assert run(httpserver, tmp_path, "--images") == 0
+    frame = load_catalog(tmp_path / "products.csv").frame.set_index("product_id")
+    assert Path(frame.loc["2", "image"]).read_bytes() == PHOTO
+    assert json.loads((tmp_path / "collect.json").read_text())["errors"] == []
+
+
 def test_photos_above_the_size_limit_are_refused_while_downloading(httpserver, tmp_path):
     photo = jpeg_bytes(256)
     httpserver.expect_request("/images/large.jpg").respond_with_data(photo, content_type="image/jpeg")

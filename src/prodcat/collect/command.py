@@ -281,6 +281,12 @@ def _print_summary(report: CollectReport, out: str) -> None:
         )
     elif report.stopped_by == "exhausted":
         print(f"no product matches {report.query!r} on {report.source}: {os.path.join(out, PRODUCTS_CSV)} is empty")
+    if counts.get("left_out_without_text_or_photo"):
+        print(
+            f"{said['left_out_without_text_or_photo']} product(s) without a name or description left out of "
+            f"{os.path.join(out, PRODUCTS_CSV)} until their photo is fetched (see the errors): run the same command "
+            "with --images (and --refresh for a photo that failed for good)"
+        )
     if counts.get("earlier_products_dropped"):
         print(
             f"{said['earlier_products_dropped']} product(s) of the earlier {PRODUCTS_CSV} are not in this one (no "

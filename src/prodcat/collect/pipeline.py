@@ -3,7 +3,9 @@
 Output folder::
 
     DIR/products.csv            canonical columns (product_id, title, description, image, category), then
-                                source, image_url and the collector's extra columns; loads with load_catalog
+                                source, image_url and the collector's extra columns; loads with load_catalog. A
+                                product with no title or description is left out (an error in collect.json) while its
+                                photo is not on disk: nothing could classify it
     DIR/images/<id>.<type>      photos that decoded safely (--images); ``image`` holds ``images/<id>.<type>``
     DIR/pages/<source>-<key>/size-<N>/page-NNNN.json
                                 each results page of N records as the API sent it (key: a hash of the request but
@@ -223,15 +225,18 @@ def collect(
                 _download_photos(list(products.values()), out, image_client, max_image_bytes, report, refresh, sources)
         except KeyboardInterrupt:
             report.stopped_by = "interrupted"  # what was collected is written below: a re-run resumes from it
-    report.kept_earlier = _why_keep_earlier(report, len(products), len(earlier), allow_fewer)
+    photos = _photos_on_disk(products.values(), out / IMAGES_DIR)
+    classifiable = _leave_out_unclassifiable(products, photos, report)
+    report.kept_earlier = _why_keep_earlier(report, len(classifiable), len(earlier), allow_fewer)
     if reached_end:  # the pages left are those of products.csv: a re-run without refresh makes the same file
         pages.end_refresh(keep=report.kept_earlier is None)
+    # of the products collected: those left out for want of a text or photo are reported apart
     if report.kept_earlier is None and (dropped := len(earlier.keys() - products.keys())):
         report.counts["earlier_products_dropped"] = dropped
     # only at the end of the results: the products an unfinished run has not reached yet may be collected by a resume
     removes_orphans = reached_end and report.kept_earlier is None
     orphans = _orphan_photos(out, products.keys(), earlier, sources) if removes_orphans else {}
-    _write_outputs(out, collector, list(products.values()), pages, report, started, orphans, sources)
+    _write_outputs(out, collector, classifiable, photos, pages, report, started, orphans, sources)
     return report
 
 
@@ -339,6 +344,28 @@ def _remove_photos(out: Path, photos: dict[str, str], report: CollectReport, sou
     report.counts["orphan_photos_removed"] = len(photos)
     sources.forget(photos.keys())
     sources.save()
+
+
+def _leave_out_unclassifiable(
+    products: dict[str, CollectedProduct], photos: dict[str, str], report: CollectReport
+) -> list[CollectedProduct]:
+    """The ``products`` that have a text or a photo on disk (``photos``, by product id); each of the others, which
+    nothing could classify, is reported and left out of ``products.csv`` until a run fetches its photo (its page is
+    kept: every run reads it again, and tries its photo as any other)."""
+    classifiable = []
+    for product in products.values():
+        if product.title.strip() or product.description.strip() or product.product_id in photos:
+            classifiable.append(product)
+        else:
+            report.count("left_out_without_text_or_photo")
+            report.add_error("product", _NOTHING_TO_CLASSIFY, product_id=product.product_id)
+    return classifiable
+
+
+_NOTHING_TO_CLASSIFY = (
+    f"no name or description, and no photo: nothing to classify it from; left out of {PRODUCTS_CSV} until its photo "
+    "is fetched"
+)
 
 
 def _why_keep_earlier(report: CollectReport, collected: int, earlier: int, allow_fewer: bool) -> str | None:
@@ -868,16 +895,16 @@ def _write_outputs(
     out: Path,
     collector: Collector,
     products: list[CollectedProduct],
+    images: dict[str, str],
     pages: _PageCache,
     report: CollectReport,
     started: float,
     orphans: dict[str, str],
     sources: _PhotoSources,
 ) -> None:
-    """``products.csv`` (each product linked to its photo when one is on disk, downloaded now or in an earlier
-    run) and ``collect.json``; once ``products.csv`` is replaced, the ``orphans`` (:func:`_orphan_photos`) are
-    deleted and forgotten by ``sources``."""
-    images = _photos_on_disk(products, out / IMAGES_DIR)
+    """``products.csv`` (each product linked to its photo in ``images`` (:func:`_photos_on_disk`), downloaded now or
+    in an earlier run) and ``collect.json``; once ``products.csv`` is replaced, the ``orphans``
+    (:func:`_orphan_photos`) are deleted and forgotten by ``sources``."""
     catalogue = out / PRODUCTS_CSV
     on_disk = sha256_file(catalogue) if catalogue.is_file() else None
     new_catalogue = None
@@ -908,7 +935,7 @@ def _write_report(out: Path, report: CollectReport) -> None:
     _write_text(out / REPORT_JSON, json.dumps(asdict(report), indent=2, ensure_ascii=False))
 
 
-def _photos_on_disk(products: list[CollectedProduct], folder: Path) -> dict[str, str]:
+def _photos_on_disk(products: Iterable[CollectedProduct], folder: Path) -> dict[str, str]:
     """``product_id`` → its photo's path relative to the output folder (``images/<id>.<type>``), when on disk."""
     on_disk = _files_by_stem(folder)
     return {
