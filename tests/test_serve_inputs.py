@@ -601,6 +601,19 @@ def test_two_spellings_of_a_new_category_train_as_one_class(tmp_path: Path) -> N
     assert set(category_at_level(corrections["category"], None)) == {"Garden > Tools"}
 
 
+def test_openapi_lists_why_a_correction_is_refused(client: TestClient) -> None:
+    """The new_category parameter said it could be refused, but neither it nor the 422 response named the error
+    codes a client gets back."""
+    submission = client.get("/openapi.json").json()["paths"]["/reviews/{review_id}"]["post"]
+    (new_category,) = [parameter for parameter in submission["parameters"] if parameter["name"] == "new_category"]
+    refusals = submission["responses"]["422"]["description"]
+    codes = ["unknown_category", "category_variant", "category_empty_level", "category_invisible_character"]
+    for code in [*codes, "category_undefined_character"]:
+        assert f"`{code}`" in new_category["description"] and f"`{code}`" in refusals, code
+    assert "`invalid_request`" in refusals
+    assert submission["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorOut")
+
+
 @pytest.mark.parametrize(
     ("fixture", "category"),
     [

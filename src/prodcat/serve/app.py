@@ -493,6 +493,10 @@ def _review_routes(
             **_BODY_TIMEOUT,
             413: {"model": ErrorOut, "description": "a body longer than a submission can be (or `max_request_bytes`)"},
             415: {"model": ErrorOut, "description": "not application/json, or compressed (`content_encoding`)"},
+            422: {
+                "model": ErrorOut,
+                "description": f"a malformed body (`invalid_request`) or category: {_CATEGORY_REFUSALS_TEXT}",
+            },
         },
         dependencies=reviewer_only,
         openapi_extra={"requestBody": {"required": True, "content": submission_body}},
@@ -506,8 +510,8 @@ def _review_routes(
             Query(
                 description="accept a category the model does not know (it becomes a new one at retraining). "
                 "Any category is stored in one spelling: each level stripped, its spacing collapsed, levels "
-                f"separated by {SEP!r} (`trains_as` is that path cut at the model's level); still refused if it "
-                "differs from one of the model's only in case, invisible characters or compatibility forms"
+                f"separated by {SEP!r} (`trains_as` is that path cut at the model's level). Refused (422): "
+                f"{_CATEGORY_REFUSALS_TEXT}"
             ),
         ] = False,
     ) -> ReviewOut:
@@ -599,6 +603,16 @@ _UNSHOWN_CHARACTERS = (
         "write the category in characters that Unicode defines",
     ),
 )
+#: why ``POST /reviews/{id}`` refuses a category (422), by error code: the OpenAPI document lists them for clients
+_CATEGORY_REFUSALS = {
+    "unknown_category": "not one of the model's categories nor a path under one (the detail suggests the nearest "
+    "ones), unless `?new_category=true`",
+    "category_variant": "one of the model's categories written in another case, with invisible characters or in "
+    "Unicode compatibility forms (`watches` for `Watches`), even with `?new_category=true`",
+    "category_empty_level": "a level of the path is empty (`Home >  > Decor`, `Home >> Decor`)",
+    **{error: f"a level holds {what}" for _, error, what, _ in _UNSHOWN_CHARACTERS},
+}
+_CATEGORY_REFUSALS_TEXT = "; ".join(f"`{error}`: {why}" for error, why in _CATEGORY_REFUSALS.items())
 
 
 def _refuse_unshown_characters(category: str) -> None:
