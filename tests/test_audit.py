@@ -15,6 +15,7 @@ from prodcat.catalog.audit import (
     _above_subcategories_lines,
     _is_default_classifier,
     audit_catalog,
+    class_balance,
     confident_label_issues,
     duplicate_stats,
     label_issues,
@@ -585,11 +586,21 @@ def test_the_seed_of_an_audit_sample_is_taken_without_labels_and_refused_without
 
 
 def test_spelling_groups_are_the_names_of_one_key() -> None:
-    """The categories train warns of and the audit lists: the same but for case, accents or spacing, level by
-    level."""
+    """The categories train warns of and the audit lists: the same but for case or accents (or spacing, which
+    training collapses before), level by level."""
     names = ["Kitchen", "Bath", "kitchen", "Kitchén", "Kitchen > Mugs", "kitchen  >  mugs", "Kitchen > Pans"]
     assert spelling_groups(names) == [["Kitchen", "Kitchén", "kitchen"], ["Kitchen > Mugs", "kitchen  >  mugs"]]
     assert spelling_groups(["Bath", "Kitchen"]) == spelling_groups([]) == []
+
+
+def test_categories_differing_only_in_spacing_are_one_class_not_several_ways() -> None:
+    """'Wrist Watches' and 'Wrist  Watches' (a double space, as in 26 of Flipkart's deep paths) were two classes
+    to training, listed as one category written several ways; training collapses spacing within a level now, as it
+    strips it around one: they are one class, nothing to correct."""
+    spellings = ["Watches > Wrist Watches", "Watches > Wrist  Watches", "Watches >Wrist\u00a0Watches "]
+    level = class_balance(pd.Series([*spellings, "Watches > Clocks"]))["levels"]["2"]
+    assert level["counts"] == {"Watches > Wrist Watches": 3, "Watches > Clocks": 1}
+    assert level["written_several_ways"] == []
 
 
 def test_cli_audit_finds_categories_written_several_ways(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -609,7 +620,7 @@ def test_cli_audit_finds_categories_written_several_ways(tmp_path: Path, capsys:
     assert levels["2"]["written_several_ways"] == [["Kitchen > Mugs", "Kitchen > mugs", "kitchen > Mugs"]]
     out = capsys.readouterr().out
     assert (
-        "categories written in several ways (case, accents or spacing; each way is learnt as a category of its own):"
+        "categories written in several ways (case or accents; each way is learnt as a category of its own):"
         " 3, e.g. 'Bath' / 'bath' at level 1" in out
     )
     html = (report / "audit.html").read_text()

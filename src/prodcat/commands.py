@@ -431,17 +431,17 @@ def describe_target(frame: pd.DataFrame, config: Config, single_product_conseque
 
 
 def label_variants_warning(counts: pd.Series) -> str | None:
-    """Which categories (of their product ``counts``) are another written differently: the same but for case,
-    accents or spacing ('Kitchen', 'kitchen', 'Kitchén'), as hand-typed labels or two merged exports give. Each
-    is learnt as a category of its own, splitting one category's products between labels the model cannot tell
-    apart."""
+    """Which categories (of their product ``counts``) are another written differently: the same but for case or
+    accents ('Kitchen', 'kitchen', 'Kitchén'), as hand-typed labels or two merged exports give (spacing is
+    collapsed in training: :func:`~prodcat.catalog.schema.category_at_level`). Each is learnt as a category of
+    its own, splitting one category's products between labels the model cannot tell apart."""
     variants = spelling_groups(counts.index.astype(str))
     if not variants:
         return None
     shown = "; ".join(" / ".join(map(repr, group)) for group in variants[:3]) + ("; ..." if len(variants) > 3 else "")
     return (
         f"{count_text(len(variants))} {'category is' if len(variants) == 1 else 'categories are'} written in several "
-        f"ways, differing only in case, accents or spacing ({shown}): each way is learnt as a category of its own; "
+        f"ways, differing only in case or accents ({shown}): each way is learnt as a category of its own; "
         "correct the labels to one spelling"
     )
 

@@ -163,9 +163,9 @@ def unsplit_separator(categories: pd.Series) -> str | None:
 
 def written_several_ways(names: pd.Index, level: int) -> list[list[str]]:
     """Groups of the category ``names`` (paths cut at ``level``) that are one category written several ways: the
-    same but for case, accents or spacing ('Kitchen', 'kitchen', 'Kitchén'), which training learns as categories
-    of their own. Only groups differing at ``level`` itself: 'Kitchen > Mugs' and 'kitchen > Mugs' are the
-    level-1 group."""
+    same but for case or accents ('Kitchen', 'kitchen', 'Kitchén'), which training learns as categories of their
+    own (spacing it collapses: :func:`~prodcat.catalog.schema.category_at_level`). Only groups differing at
+    ``level`` itself: 'Kitchen > Mugs' and 'kitchen > Mugs' are the level-1 group."""
     paths = [name for name in names if len(split_path(name)) == level]
     return [group for group in spelling_groups(paths) if len({split_path(path)[-1] for path in group}) > 1]
 
@@ -1026,7 +1026,7 @@ def _spelling_lines(levels: dict[str, Any]) -> list[str]:
         return []
     name, first = groups[0]
     return [
-        f"categories written in several ways (case, accents or spacing; each way is learnt as a category of its"
+        f"categories written in several ways (case or accents; each way is learnt as a category of its"
         f" own): {count_text(len(groups))}, e.g. {' / '.join(map(repr, first))} at level {name}"
     ]
 
