@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import ClassVar
 
@@ -564,3 +565,68 @@ def test_a_text_and_photo_model_on_photos_none_of_which_decodes_says_its_photo_r
     assert main([*args, "no_photo", "--base", "no_text", "--report", str(refused)]) == 2
     assert capsys.readouterr().err.strip().endswith("--base no_text leaves the model photos only: nothing to measure")
     assert not refused.exists()
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
+def test_a_run_stopped_midway_keeps_the_rows_measured_and_a_re_run_takes_them_up(
+    stop: type[BaseException],
+    tiny_training,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C (or a crash) in the middle of a study kept nothing: the report was written once, at the end. It is now
+    written again after each run, and says it is incomplete; Ctrl-C ends in one line saying what was kept (exit 130),
+    and the same command measures only the runs left, saying which rows an earlier run measured. Another seed
+    measures everything again."""
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    report = tmp_path / "report"
+    args = ["robustness", str(tiny_training.bundle), str(data), "--report", str(report), "--perturbations"]
+    args += ["no_description", "title_only", "no_text"]
+    real_predict = robustness.predict_perturbed
+    calls: list[object] = []
+
+    def stopped_at_the_third_run(*args: object, **kwargs: object) -> tuple[pd.DataFrame, np.ndarray]:
+        calls.append(args[2])
+        if len(calls) == 3:
+            raise stop()
+        return real_predict(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(robustness, "predict_perturbed", stopped_at_the_third_run)
+        if stop is KeyboardInterrupt:
+            assert main(args) == 130
+        else:
+            with pytest.raises(RuntimeError):
+                main(args)
+    kept = f"2 of 4 rows (clean, no_description) kept in {report}; run the same command to measure the others"
+    said = "interrupted: " if stop is KeyboardInterrupt else "error: the runs stopped on the error below; "
+    assert capsys.readouterr().err.strip().splitlines()[-1] == said + kept
+    assert [r["name"] for r in json.loads((report / "robustness.json").read_text())] == ["clean", "no_description"]
+    page = " ".join((report / "report.html").read_text().split())
+    assert "incomplete: 2 of 4 rows measured, not yet title_only, no_text" in page
+    assert not [path.name for path in report.iterdir() if path.name.endswith(".tmp")]  # no half-written file
+
+    other_seed = tmp_path / "other-seed"
+    shutil.copytree(report, other_seed)
+    assert main([*args[:4], str(other_seed), *args[5:], "--seed", "1"]) == 0
+    assert not any(r.get("from_earlier_run") for r in json.loads((other_seed / "robustness.json").read_text()))
+
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    records = json.loads((report / "robustness.json").read_text())
+    assert [(r["name"], r.get("from_earlier_run", False)) for r in records] == [
+        ("clean", False),
+        ("no_description", True),
+        ("title_only", False),
+        ("no_text", False),
+    ]
+    assert "warning: no_description: measured by an earlier run of this command that did not finish" in printed
+    assert "incomplete" not in (report / "report.html").read_text()
+    assert sorted(path.name for path in report.iterdir()) == ["report.html", "robustness.json", "robustness.png"]
+    fresh = tmp_path / "fresh"
+    assert main([*args[:4], str(fresh), *args[5:]]) == 0
+    assert json.loads((fresh / "robustness.json").read_text()) == [
+        {key: value for key, value in record.items() if key != "from_earlier_run"} for record in records
+    ]

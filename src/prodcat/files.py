@@ -87,8 +87,10 @@ def write_csv(path: Path, table: pd.DataFrame) -> None:
 
 def write_json(path: Path, value: Any) -> None:
     """``value`` as indented UTF-8 JSON that strict parsers read: NaN and infinities become ``null`` (a metric
-    with nothing to measure, e.g. the precision of no auto-accepted product), numpy scalars and arrays plain."""
-    path.write_text(json.dumps(_plain(value), indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+    with nothing to measure, e.g. the precision of no auto-accepted product), numpy scalars and arrays plain. Written
+    atomically: a report rewritten as its run goes on (robustness) is never left half written by Ctrl-C."""
+    text = json.dumps(_plain(value), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    write_atomically(path, lambda handle: handle.write(text), mode="w")
 
 
 #: what a command that prints its figures before writing its report keeps when the report cannot be written

@@ -7,7 +7,7 @@ import base64
 import html
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import matplotlib
 
@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from prodcat.catalog.schema import ISSUE_COLUMNS, SEP, RowIssue, distinguishing_tails, split_path
 from prodcat.evaluate.metrics import HEADLINE_METRICS, UNSCORED
 from prodcat.figures import figure_fonts
-from prodcat.files import write_csv, write_json
+from prodcat.files import write_atomically, write_csv, write_json
 from prodcat.models.decision import accepts_nothing
 
 #: true categories the confusion matrix shows at most (the most frequent)
@@ -45,7 +45,10 @@ EVALUATION_FILES = (
     "reliability.png",
     "report.html",
 )
-ROBUSTNESS_FILES = ("robustness.json", "robustness.png", "report.html")
+#: beside the report of a robustness run that did not finish (Ctrl-C, a crash): what a re-run must match to take up
+#: its rows
+ROBUSTNESS_RESUME = "robustness.resume.json"
+ROBUSTNESS_FILES = ("robustness.json", "robustness.png", "report.html", ROBUSTNESS_RESUME)
 EXPLAIN_FILES = ("explanations.json", "report.html")
 #: the file that tells each command's report, and the command: a folder holding another command's report is refused,
 #: as the report.html (or input_issues.csv) of the one would replace the other's, the rest of it left beside
@@ -427,7 +430,7 @@ def per_class_rows(metrics: dict[str, Any]) -> list[list[object]]:
     return [[c, _figure(v["precision"]), _figure(v["recall"]), _figure(v["f1"]), v["support"]] for c, v in ranked]
 
 
-def plot_robustness(clean: dict[str, Any], runs: list[dict[str, Any]], path: Path) -> None:
+def plot_robustness(clean: dict[str, Any], runs: list[dict[str, Any]], path: Path | IO[bytes]) -> None:
     """Per perturbation of ``runs`` (grouped by family, in report order): the change of accuracy against the
     ``clean`` run (a dot) with its 95% paired-bootstrap interval, and the share auto-accepted (the clean run's as a
     dashed line)."""
@@ -455,7 +458,7 @@ def plot_robustness(clean: dict[str, Any], runs: list[dict[str, Any]], path: Pat
     left.invert_yaxis()
     fig.suptitle(f"Robustness on {clean['n']} products")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, format="png", dpi=110)
     plt.close(fig)
 
 
@@ -468,14 +471,15 @@ def write_robustness_report(
     records: list[dict[str, Any]], report_dir: str | Path, title: str, warnings: Sequence[str] = ()
 ) -> Path:
     """Write ``robustness.json`` (the records), ``robustness.png`` (:func:`plot_robustness` of the
-    :func:`plotted_runs`, none when there are none) and ``report.html``, headed by the ``warnings``."""
+    :func:`plotted_runs`, none when there are none) and ``report.html``, headed by the ``warnings``; each file
+    atomically, as the report is written again after each run (Ctrl-C never leaves half a file)."""
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "robustness.json", records)
     figure = out / "robustness.png"
     figure.unlink(missing_ok=True)  # a previous run's would show other perturbations
     if runs := plotted_runs(records):
-        plot_robustness(records[0], runs, figure)
+        write_atomically(figure, lambda handle: plot_robustness(records[0], runs, handle))
     untouched = len(records) - 1 - len(runs)
     left_out = f" ({untouched} perturbation(s) that touched no product left out)" if untouched else ""
     body = f"""{warnings_html(warnings)}
@@ -487,7 +491,8 @@ products the model answered, "auto" the share it auto-accepts (confidence at lea
 {records[0]["decision"]["threshold"]:.3f}) and "auto precision" the accuracy among those.</p>
 {html_table(ROBUSTNESS_REPORT_COLUMNS, robustness_report_rows(records))}
 <h2>Figure</h2>{embedded_png(figure) + f"<p>{left_out}</p>" if runs else "<p>No perturbation touched a product.</p>"}"""
-    (out / "report.html").write_text(html_page(title, body), encoding="utf-8")
+    page = html_page(title, body)
+    write_atomically(out / "report.html", lambda handle: handle.write(page), mode="w")
     return out
 
 

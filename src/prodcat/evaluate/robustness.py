@@ -5,7 +5,8 @@ transform of each product's photo (rotation, Gaussian noise, Gaussian blur, JPEG
 downscaling, a centre crop) or the removal of a modality (no photo, no description, no text,
 title only). They are registered by name in :data:`PERTURBATIONS`, several severities per family.
 
-:func:`evaluate_robustness` predicts the clean frame once and each perturbed copy through the
+A :class:`RobustnessStudy` predicts the clean frame once and each perturbed copy, one at a time (so that a
+command keeps each record as it comes; :func:`evaluate_robustness` runs them all), through the
 :class:`~prodcat.predict.Predictor` (the one path every front end uses), and scores each run against
 the clean one on the same products: the headline metrics, the accept/review decision, the paired
 bootstrap difference, and the products whose prediction flipped. Products a perturbation cannot
@@ -27,7 +28,7 @@ import logging
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
@@ -345,29 +346,42 @@ def score_run(
     return record
 
 
-def evaluate_robustness(
-    predictor: Any,
-    frame: pd.DataFrame,
-    truth: np.ndarray,
-    perturbations: list[Perturbation],
-    seed: int = 0,
-    base: Perturbation | None = None,
-) -> list[dict[str, Any]]:
-    """The ``clean`` record, then one per perturbation, each scored on all of ``frame``'s products.
+@dataclass
+class RobustnessStudy:
+    """The runs of one robustness study of ``predictor`` on ``frame``, each scored on all its products.
 
     ``truth`` is the ``(n,)`` true category of each row of ``frame`` at the model's level. ``base``, if
     given, is applied first to every run, the clean one included (``no_text``: the photo path alone),
     chunk by chunk as the perturbations are (a photo one would otherwise hold every decoded photo in
-    memory at once), and is named in every record. A perturbation that touches no product has no change
-    to measure: its ``change_vs_clean`` is ``None``.
+    memory at once), and is named in every record. The clean run is predicted once, when first needed
+    (:attr:`clean_table`); each perturbation is then measured against it, one at a time (:meth:`run`), so
+    that its record can be kept before the next one starts.
     """
-    threshold = predictor.threshold
-    clean, _ = predict_perturbed(predictor, frame, None, seed, base)
-    photos_read = np.array(["image" in str(used).split(",") for used in clean["modalities_used"]], dtype=bool)
-    described = base.description if base else "as in the catalogue"
-    records = [{"name": "clean", "family": "clean", "description": described} | score_run(truth, clean, threshold)]
-    for perturbation in tqdm(perturbations, desc="perturbations", unit="run"):
-        table, affected = predict_perturbed(predictor, frame, perturbation, seed, base, photos_read)
+
+    predictor: Any
+    frame: pd.DataFrame
+    truth: np.ndarray
+    seed: int = 0
+    base: Perturbation | None = None
+
+    @cached_property
+    def clean_table(self) -> pd.DataFrame:
+        """The ``predict`` table of the clean run (under ``base``)."""
+        return predict_perturbed(self.predictor, self.frame, None, self.seed, self.base)[0]
+
+    def clean_record(self) -> dict[str, Any]:
+        """The record of the clean run."""
+        described = self.base.description if self.base else "as in the catalogue"
+        header = {"name": "clean", "family": "clean", "description": described}
+        return self._named(header | score_run(self.truth, self.clean_table, self.predictor.threshold))
+
+    def run(self, perturbation: Perturbation) -> dict[str, Any]:
+        """The record of ``perturbation``, against the clean run on the same products. A perturbation that touches no
+        product has no change to measure: its ``change_vs_clean`` is ``None``."""
+        clean = self.clean_table
+        # a photo the clean run did not read (it does not decode) is no input whose removal changes anything
+        photos_read = np.array(["image" in str(used).split(",") for used in clean["modalities_used"]], dtype=bool)
+        table, affected = predict_perturbed(self.predictor, self.frame, perturbation, self.seed, self.base, photos_read)
         header = {
             "name": perturbation.name,
             "family": perturbation.family,
@@ -376,8 +390,23 @@ def evaluate_robustness(
             "severity": perturbation.severity,
             "unit": perturbation.unit,
         }
-        records.append(header | score_run(truth, table, threshold, clean, affected))
-    return [record | {"base": base.name if base else None} for record in records]
+        return self._named(header | score_run(self.truth, table, self.predictor.threshold, clean, affected))
+
+    def _named(self, record: dict[str, Any]) -> dict[str, Any]:
+        return record | {"base": self.base.name if self.base else None}
+
+
+def evaluate_robustness(
+    predictor: Any,
+    frame: pd.DataFrame,
+    truth: np.ndarray,
+    perturbations: list[Perturbation],
+    seed: int = 0,
+    base: Perturbation | None = None,
+) -> list[dict[str, Any]]:
+    """The ``clean`` record, then one per perturbation, of a :class:`RobustnessStudy` (whose arguments these are)."""
+    study = RobustnessStudy(predictor, frame, truth, seed, base)
+    return [study.clean_record(), *(study.run(p) for p in tqdm(perturbations, desc="perturbations", unit="run"))]
 
 
 # ---------------------------------------------------------------------------------------------- photos that decode

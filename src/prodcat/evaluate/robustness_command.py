@@ -4,29 +4,36 @@ parser: :mod:`prodcat.evaluate.robustness_parser`)."""
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import logging
 import sys
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from prodcat.bundle import model_level
 from prodcat.catalog.schema import category_at_level
 from prodcat.config import Config
 from prodcat.evaluate.labelled import labelled_warnings, products_in_training, readable_by
-from prodcat.evaluate.robustness import Perturbation, get_perturbations, undecoded_photos
-from prodcat.files import FIGURES_KEPT, report_not_written, write_failure
+from prodcat.evaluate.robustness import Perturbation, RobustnessStudy, get_perturbations, undecoded_photos
+from prodcat.files import FIGURES_KEPT, report_not_written, write_failure, write_json
 from prodcat.formatting import count_text
 
 if TYPE_CHECKING:
     from prodcat.catalog.schema import Catalog
     from prodcat.predict import Predictor
 
+log = logging.getLogger(__name__)
+
 
 def run_robustness(args: argparse.Namespace) -> int:
     from prodcat.bundle import modalities_read_by_bundle
     from prodcat.commands import read_labelled
-    from prodcat.evaluate.report import ROBUSTNESS_FILES, report_problem, write_robustness_report
-    from prodcat.evaluate.robustness import evaluate_robustness
+    from prodcat.evaluate.report import ROBUSTNESS_FILES, report_problem
     from prodcat.predict import Predictor
 
     if problem := report_problem(args.report, args.data, ROBUSTNESS_FILES, args.model):
@@ -64,19 +71,142 @@ def run_robustness(args: argparse.Namespace) -> int:
     # every run re-embeds its perturbed photos: keep those in memory, not in the user's on-disk cache, where
     # the unperturbed texts and photos are still read
     predictor.model.set_memory_cache(4 * len(frame) + 64, read_disk=True)
-    records = evaluate_robustness(predictor, frame, truth, perturbations, seed=args.seed, base=base)
-    warnings += unscored_runs_warnings(records)
     on = f", every run with {base.name}" if base else ""
-    title = f"Robustness of {args.model} on {args.data}{on}"
-    failure = write_failure(lambda: write_robustness_report(records, args.report, title, warnings))
-    print_table(records)
-    for warning in warnings:
+    report = IncrementalReport(
+        Path(args.report), f"Robustness of {args.model} on {args.data}{on}", warnings, [p.name for p in perturbations]
+    )
+    try:
+        measure(RobustnessStudy(predictor, frame, truth, args.seed, base), perturbations, report)
+    except KeyboardInterrupt:
+        if report.records:
+            print_table(report.records)
+        print(f"interrupted: {report.kept()}", file=sys.stderr)
+        return 130
+    except Exception:  # the traceback follows: a bug, said with what it left
+        print(f"error: the runs stopped on the error below; {report.kept()}", file=sys.stderr)
+        raise
+    print_table(report.records)
+    for warning in report.warnings():
         print(f"warning: {warning}")
-    if failure:
-        print(report_not_written(args.report, failure, FIGURES_KEPT, "measure"), file=sys.stderr)
+    if report.failure:
+        print(report_not_written(args.report, report.failure, FIGURES_KEPT, "measure"), file=sys.stderr)
         return 2
     print(f"\nReport written to {args.report}")
     return 0
+
+
+def measure(study: RobustnessStudy, perturbations: list[Perturbation], report: IncrementalReport) -> None:
+    """The clean run of ``study``, then each of the ``perturbations``, each added to ``report`` as it is measured;
+    those measured by an earlier run of the same study that did not finish are taken from its report
+    (:func:`earlier_records`), not measured again."""
+    clean = study.clean_record()
+    report.key = resume_key(study)
+    earlier = earlier_records(report.folder, report.key)
+    report.add(clean)
+    for perturbation in tqdm(perturbations, desc="perturbations", unit="run"):
+        report.add(earlier.get(perturbation.name) or study.run(perturbation))
+
+
+@dataclass
+class IncrementalReport:
+    """The report of a robustness study in ``folder``, written again whole, each file atomically, as each run is added:
+    Ctrl-C or a crash keeps the rows measured (a study of hours on a large catalogue lost them all). Until every one
+    of the ``planned`` perturbations is in, the report says it is incomplete, and :data:`ROBUSTNESS_RESUME` beside it
+    holds the ``key`` a re-run must match to take up its rows; the last write removes it."""
+
+    folder: Path
+    title: str
+    #: the warnings known before the runs
+    known_warnings: list[str]
+    #: the perturbations to run, by name, in report order
+    planned: list[str]
+    #: :func:`resume_key` of the study
+    key: dict[str, Any] = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    #: how many of ``records`` the report on disk holds
+    written: int = 0
+    #: why the last write failed (a full disk), ``None`` if it did not
+    failure: OSError | None = None
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Add ``record`` and write the report again."""
+        self.records.append(record)
+        self.failure = write_failure(self._write)
+        if self.failure is None:
+            self.written = len(self.records)
+
+    def _write(self) -> None:
+        from prodcat.evaluate import report
+
+        report.write_robustness_report(self.records, self.folder, self.title, self.warnings())
+        resume = self.folder / report.ROBUSTNESS_RESUME
+        # after the records: a key never vouches for the rows of another run
+        if self._pending():
+            write_json(resume, self.key)
+        else:
+            resume.unlink(missing_ok=True)
+
+    def _pending(self) -> list[str]:
+        return self.planned[len(self.records) - 1 :]
+
+    def warnings(self) -> list[str]:
+        """The report's warnings: those known before the runs, those of the runs so far, which rows an earlier run
+        measured, and, until the last run, that the report is incomplete."""
+        warnings = [*self.known_warnings, *unscored_runs_warnings(self.records)]
+        if resumed := [record["name"] for record in self.records if record.get("from_earlier_run")]:
+            warnings.append(
+                f"{', '.join(resumed)}: measured by an earlier run of this command that did not finish (same model, "
+                "products, seed, base and clean predictions), not measured again"
+            )
+        if pending := self._pending():
+            warnings.append(
+                f"incomplete: {len(self.records)} of {len(self.planned) + 1} rows measured, not yet "
+                f"{', '.join(pending)}; if the command is no longer running, run it again to measure them"
+            )
+        return warnings
+
+    def kept(self) -> str:
+        """What the report on disk keeps of the runs, in one line."""
+        if not self.written:
+            return f"no row was written to {self.folder}: nothing kept"
+        names = ", ".join(record["name"] for record in self.records[: self.written])
+        return (
+            f"{self.written} of {len(self.planned) + 1} rows ({names}) kept in {self.folder}; run the same command "
+            "to measure the others"
+        )
+
+
+def resume_key(study: RobustnessStudy) -> dict[str, Any]:
+    """What the records of ``study`` depend on besides their perturbation: a re-run's rows are taken from an earlier
+    run's report only when all of it is the same. The clean predictions are in it, so a model that predicts otherwise
+    (other library versions) measures everything again."""
+    from prodcat.bundle import data_fingerprint, library_versions
+
+    predicted = study.clean_table[["product_id", "category", "confidence"]].astype(str)
+    return {
+        "model": study.predictor.manifest.get("version"),
+        "products": data_fingerprint(study.frame, ordered=True),
+        "seed": study.seed,
+        "base": study.base.name if study.base else None,
+        "clean_predictions": hashlib.sha256(pd.util.hash_pandas_object(predicted, index=False).to_numpy()).hexdigest(),
+        "libraries": library_versions(),
+    }
+
+
+def earlier_records(folder: Path, key: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The perturbation records, by name, of the report in ``folder`` that a run of the same ``key`` left unfinished,
+    each marked ``from_earlier_run``; none when there is no such report (another run's is replaced)."""
+    from prodcat.evaluate.report import ROBUSTNESS_RESUME
+
+    try:
+        earlier_key = json.loads((folder / ROBUSTNESS_RESUME).read_text(encoding="utf-8"))
+        records = json.loads((folder / "robustness.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none, or not readable: measured again
+        return {}
+    if earlier_key != key:
+        log.info("the unfinished report in %s is of another run (model, products, seed or base): replaced", folder)
+        return {}
+    return {record["name"]: record | {"from_earlier_run": True} for record in records[1:]}
 
 
 def chosen_perturbations(

@@ -23,7 +23,9 @@ DESCRIPTION = textwrap.dedent("""\
     (said, with how many of the products scored it was trained on). The products scored are the
     labelled ones with a modality the model reads, with or without --sample; the others are left out
     and counted. Photos are brought to 512 px on their longest side first (enlarged when smaller), so a
-    severity in pixels is the same share of every photo.
+    severity in pixels is the same share of every photo. The report is written again as each run
+    ends: Ctrl-C (exit 130) or a crash keeps the rows measured, and the same command run again
+    measures only the others (the report names the rows taken from the earlier run).
 
     perturbations: {perturbations}
     families (all their severities): {families}
