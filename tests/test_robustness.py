@@ -630,3 +630,22 @@ def test_a_run_stopped_midway_keeps_the_rows_measured_and_a_re_run_takes_them_up
     assert json.loads((fresh / "robustness.json").read_text()) == [
         {key: value for key, value in record.items() if key != "from_earlier_run"} for record in records
     ]
+
+
+def test_the_refusal_of_a_photo_model_whose_photo_files_cannot_be_read_names_them(make_products) -> None:
+    """An image model on labelled products whose photo files are all missing was refused as 'none of the 2 labelled
+    products has one of the modalities the model reads (image)', with no word of the photo files the catalogue
+    named: how many could not be read, and the first, end it now (those of unlabelled products are not counted)."""
+    from prodcat.catalog.schema import Catalog, RowIssue
+    from prodcat.evaluate.robustness_command import photo_files_unread
+
+    issues = [
+        RowIssue(2, "image", "photo file 'a.jpg' not found", "p0"),
+        RowIssue(3, "image", "photo file 'b.jpg' not found", "p1"),
+        RowIssue(4, "image", "photo file 'c.jpg' not found", "unlabelled"),
+    ]
+    catalog = Catalog(make_products(["a", "b"], ["Toys", "Toys"]), issues=issues, lines=[2, 3])
+    assert photo_files_unread(catalog) == (
+        " (2 photo file(s) named could not be read; the first: row 2 (product p0), image: photo file 'a.jpg' not found)"
+    )
+    assert photo_files_unread(Catalog(catalog.frame, lines=[2, 3])) == ""
