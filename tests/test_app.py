@@ -911,6 +911,27 @@ def test_the_data_page_says_what_the_loaded_model_classifies_a_product_from(
     ]
 
 
+def test_the_data_page_lists_the_catalogue_issues_prodcat_predict_lists_for_the_model(
+    tiny_training, monkeypatch, tmp_path, jpeg_bytes
+):
+    """The Data page listed every issue of the catalogue, those of photos too for a text-only model ('photo not
+    found...: classified from its text'), which prodcat predict leaves out for it: it lists now what predict writes
+    to OUT.issues.csv for the same model and catalogue."""
+    (tmp_path / "mug.jpg").write_bytes(jpeg_bytes())
+    products = tiny_training.unseen.copy()
+    products.loc[0, ["title", "description", "image"]] = ["", "", "mug.jpg"]
+    products.loc[1, "image"] = "gone.jpg"
+    catalogue = catalogue_csv(products, tmp_path / "a.csv")
+    with catalogue.open("a") as rows:
+        rows.write("broken,a mug,,,Kitchen,extra field\n")
+    assert main(["predict", str(tiny_training.bundle), str(catalogue), "--out", str(tmp_path / "out.csv")]) == 0
+    listed_by_predict = pd.read_csv(tmp_path / "out.csv.issues.csv", dtype={"product_id": object})
+    test = start_app(monkeypatch, str(tiny_training.bundle), "--data", str(catalogue))
+    shown = issues_shown(test)
+    assert shown.astype(str).to_dict("records") == listed_by_predict.astype(str).to_dict("records")
+    assert "image" not in set(shown["field"]) and len(shown) == 2  # the photo-only product and the broken row
+
+
 def test_model_page_shows_what_the_manifest_records_and_a_dash_for_the_rest(app, flipkart_bundle, manifest, tmp_path):
     metrics = manifest["metrics"] | {"decision": {"threshold": 0.9}}  # an older bundle's record
     test = go_to(app(str(bundle_copy(flipkart_bundle, tmp_path / "bundle", metrics=metrics))), "Model")

@@ -28,7 +28,7 @@ from prodcat.batch import (
 )
 from prodcat.batch.engines import Engine
 from prodcat.bundle import data_fingerprint, modalities_read_by_bundle, model_level, read_manifest, save_bundle
-from prodcat.catalog.loaders import catalog_file_among, issues_for_model, load_from_args
+from prodcat.catalog.loaders import catalog_file_among, issues_of_the_run, load_from_args
 from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, deeper_level_warning, has_text, modality_mask
 from prodcat.commands_parser import LOCAL_WORKERS
 from prodcat.config import MODALITIES, Config
@@ -63,25 +63,6 @@ def _load_catalog(args: argparse.Namespace) -> Catalog:
 
 def _warn_of_read_issues(issues: list[RowIssue], data: str, listed_in: Path | None) -> None:
     _log_issues(issues, f"row issue(s) while reading {data}", listed_in)
-
-
-#: the modality each field named by a row issue belongs to (the others, an id or a label, concern every model)
-_FIELD_MODALITY = {"title": "text", "description": "text", "text": "text", "image": "image"}
-
-
-def issues_of_the_run(
-    issues: list[RowIssue], read_by: tuple[str, ...], not_drawn: frozenset[str] = frozenset()
-) -> list[RowIssue]:
-    """Those of ``issues`` that concern a run with a model reading the modalities ``read_by``: not those of a field
-    it does not read (a photo not found, for a model reading text), nor those of the products ``not_drawn`` (ids:
-    the labelled products that a --sample left out); each saying what that model classifies its product from
-    (:func:`~prodcat.catalog.loaders.issues_for_model`)."""
-    concerned = [
-        issue
-        for issue in issues
-        if _FIELD_MODALITY.get(issue.field) in (None, *read_by) and issue.product_id not in not_drawn
-    ]
-    return issues_for_model(concerned, read_by)
 
 
 def read_training_data(args: argparse.Namespace, listed_in: Path) -> tuple[Catalog, Config, pd.DataFrame]:

@@ -22,7 +22,7 @@ from prodcat.app import views
 from prodcat.app.command import add_app_arguments, readable_roots
 from prodcat.bundle import BundleError, modalities_read_by_bundle
 from prodcat.bundle import model_level as bundle_level  # `model_level` names the value in this script
-from prodcat.catalog.loaders import CatalogFormatError, issues_for_model
+from prodcat.catalog.loaders import CatalogFormatError, issues_of_the_run
 from prodcat.catalog.schema import RowIssue, depth, is_readable
 from prodcat.evaluate.explain import Explanation, explain
 from prodcat.evaluate.report import reliability_figure
@@ -206,9 +206,10 @@ def data_page(
         strict=True,
     ):
         column.metric(label, value, help=help_text)
-    # the loader says what a model reading text and photos classifies a product from; the loaded model may not
+    # those `prodcat predict` lists for the loaded model: none of a field it does not read (a photo not found, for a
+    # text model), each saying what it classifies the product from (the loader words them for text and photos)
     issues_expander(
-        "row issue(s) while reading the catalogue", issues_for_model(catalogue.catalog.issues, model_modalities)
+        "row issue(s) while reading the catalogue", issues_of_the_run(catalogue.catalog.issues, model_modalities)
     )
     if not n:  # nothing to chart (and charts of no rows make altair warn)
         st.info("The catalogue has no product.")
