@@ -1407,8 +1407,39 @@ def test_a_refresh_stopped_halfway_keeps_the_collection_it_would_shrink(
         serve_search(httpserver, search_pages(CHAMPAGNES), failing=(2,))
     capsys.readouterr()
     assert run(httpserver, tmp_path, "--refresh") == (130 if stop == "ctrl-c" else 2)
-    assert "products.csv keeps the 7 products it held (this run had collected 3); run the same command again to " \
+    assert "products.csv keeps the 7 products it held: this run had collected 3; run the same command again to " \
         "resume" in capsys.readouterr().err  # fmt: skip
+    assert (tmp_path / "products.csv").read_bytes() == collection
+
+
+def test_a_collection_kept_for_the_products_left_out_says_how_many_were_collected_and_how_many_written(
+    httpserver, tmp_path, capsys
+):
+    """The products left out of products.csv for want of a text or photo count against the share a run must keep to
+    replace it; the message keeping the collection then said 'this run had collected 1' (or 'this run collected 1
+    products') of a run that had collected 3 and would have written 1."""
+    serve_search(httpserver, search_pages([off_record(code, f"Champagne {code}") for code in "1234"]))
+    assert run(httpserver, tmp_path) == 0
+    collection = (tmp_path / "products.csv").read_bytes()
+    without_text = [off_record(code, "", generic_name="", ingredients_text=None, brands=None,
+                               image_front_url=httpserver.url_for(f"/images/{code}.jpg")) for code in "ab"]  # fmt: skip
+    records = [*without_text, off_record("1", "Champagne 1")]
+
+    httpserver.clear()
+    serve_search(httpserver, search_pages(records))
+    capsys.readouterr()
+    assert run(httpserver, tmp_path, "--refresh") == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error.startswith(
+        "error: this run collected 3 products (the API counts 3 results) but would write only 1 (2 without a name, "
+        "description or photo), fewer than half of the 4 that products.csv holds: it is kept as it was."
+    )
+
+    httpserver.clear()
+    serve_search(httpserver, search_pages([*records, off_record("2", "Champagne 2")]), failing=(2,))
+    assert run(httpserver, tmp_path, "--refresh") == 2
+    assert "products.csv keeps the 4 products it held: this run had collected 3 but would write only 1 (2 without a " \
+        "name, description or photo); run the same command" in capsys.readouterr().err  # fmt: skip
     assert (tmp_path / "products.csv").read_bytes() == collection
 
 

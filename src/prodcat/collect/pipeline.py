@@ -227,7 +227,7 @@ def collect(
             report.stopped_by = "interrupted"  # what was collected is written below: a re-run resumes from it
     photos = _photos_on_disk(products.values(), out / IMAGES_DIR)
     classifiable = _leave_out_unclassifiable(products, photos, report)
-    report.kept_earlier = _why_keep_earlier(report, len(classifiable), len(earlier), allow_fewer)
+    report.kept_earlier = _why_keep_earlier(report, len(products), len(classifiable), len(earlier), allow_fewer)
     if reached_end:  # the pages left are those of products.csv: a re-run without refresh makes the same file
         pages.end_refresh(keep=report.kept_earlier is None)
     # of the products collected: those left out for want of a text or photo are reported apart
@@ -368,24 +368,35 @@ _NOTHING_TO_CLASSIFY = (
 )
 
 
-def _why_keep_earlier(report: CollectReport, collected: int, earlier: int, allow_fewer: bool) -> str | None:
-    """Why the ``products.csv`` holding ``earlier`` products must stay as it is rather than hold the ``collected``
-    ones of this run (``None``: it may be replaced); see :data:`MIN_SHARE_KEPT`."""
-    if collected >= earlier:
+def _why_keep_earlier(
+    report: CollectReport, collected: int, written: int, earlier: int, allow_fewer: bool
+) -> str | None:
+    """Why the ``products.csv`` holding ``earlier`` products must stay as it is rather than hold the ``written``
+    products of this run (``None``: it may be replaced), which ``collected`` more (those left out by
+    :func:`_leave_out_unclassifiable`); see :data:`MIN_SHARE_KEPT`."""
+    if written >= earlier:
         return None
+    would_write = _would_write(collected, written)
     if report.stopped_by not in FINISHED:  # a re-run resumes from the pages saved: nothing is lost by waiting
-        return f"{PRODUCTS_CSV} keeps the {earlier} products it held (this run had collected {collected})"
-    if allow_fewer or collected >= MIN_SHARE_KEPT * earlier:
+        return f"{PRODUCTS_CSV} keeps the {earlier} products it held: this run had collected {collected}{would_write}"
+    if allow_fewer or written >= MIN_SHARE_KEPT * earlier:
         return None
     if report.stopped_by == "max_products":
         counted = " (--max-products)"
     else:
         counted = "" if report.total_matching is None else f" (the API counts {report.total_matching} results)"
     return (
-        f"this run collected {collected} products{counted}, fewer than half of the {earlier} that {PRODUCTS_CSV} "
-        "holds: it is kept as it was. If the API answered wrongly, run the command again later (with --refresh); "
-        "if the products left it, add --allow-fewer to replace it"
+        f"this run collected {collected} products{counted}{would_write}, fewer than half of the {earlier} that "
+        f"{PRODUCTS_CSV} holds: it is kept as it was. If the API answered wrongly, run the command again later (with "
+        "--refresh); if the products left it, add --allow-fewer to replace it"
     )
+
+
+def _would_write(collected: int, written: int) -> str:
+    """What a message on the number of products a run ``collected`` adds when it would write fewer of them to
+    ``products.csv``: the share of products kept is counted on those ``written``."""
+    left_out = collected - written
+    return f" but would write only {written} ({left_out} without a name, description or photo)" if left_out else ""
 
 
 def _collect_products(
