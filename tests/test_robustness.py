@@ -579,6 +579,8 @@ def test_a_run_stopped_midway_keeps_the_rows_measured_and_a_re_run_takes_them_up
     written again after each run, and says it is incomplete; Ctrl-C ends in one line saying what was kept (exit 130),
     and the same command measures only the runs left, saying which rows an earlier run measured. Another seed
     measures everything again."""
+    from prodcat.evaluate import report as report_module
+
     data = tmp_path / "products.csv"
     tiny_training.unseen.to_csv(data, index=False)
     report = tmp_path / "report"
@@ -612,6 +614,21 @@ def test_a_run_stopped_midway_keeps_the_rows_measured_and_a_re_run_takes_them_up
     shutil.copytree(report, other_seed)
     assert main([*args[:4], str(other_seed), *args[5:], "--seed", "1"]) == 0
     assert not any(r.get("from_earlier_run") for r in json.loads((other_seed / "robustness.json").read_text()))
+
+    # a re-run stopped as it writes its next row keeps the earlier run's rows too: they are written with the clean one
+    real_write = report_module.write_robustness_report
+    writes: list[object] = []
+
+    def stopped_at_the_second_write(*args: object, **kwargs: object) -> Path:
+        writes.append(args[0])
+        if len(writes) == 2:
+            raise KeyboardInterrupt
+        return real_write(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(report_module, "write_robustness_report", stopped_at_the_second_write)
+        assert main(args) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"interrupted: {kept}"
 
     assert main(args) == 0
     printed = capsys.readouterr().out

@@ -102,9 +102,10 @@ def measure(study: RobustnessStudy, perturbations: list[Perturbation], report: I
     clean = study.clean_record()
     report.key = resume_key(study)
     earlier = earlier_records(report.folder, report.key)
-    report.add(clean)
-    for perturbation in tqdm(perturbations, desc="perturbations", unit="run"):
-        report.add(earlier.get(perturbation.name) or study.run(perturbation))
+    # in one write: added one at a time, a Ctrl-C among them lost from the report those not yet written again
+    report.add(clean, *(earlier[p.name] for p in perturbations if p.name in earlier))
+    for perturbation in tqdm([p for p in perturbations if p.name not in earlier], desc="perturbations", unit="run"):
+        report.add(study.run(perturbation))
 
 
 @dataclass
@@ -122,18 +123,20 @@ class IncrementalReport:
     planned: list[str]
     #: :func:`resume_key` of the study
     key: dict[str, Any] = field(default_factory=dict)
+    #: the records added, clean first, then in ``planned`` order
     records: list[dict[str, Any]] = field(default_factory=list)
-    #: how many of ``records`` the report on disk holds
-    written: int = 0
+    #: the names of the records the report on disk holds
+    written: list[str] = field(default_factory=list)
     #: why the last write failed (a full disk), ``None`` if it did not
     failure: OSError | None = None
 
-    def add(self, record: dict[str, Any]) -> None:
-        """Add ``record`` and write the report again."""
-        self.records.append(record)
+    def add(self, *records: dict[str, Any]) -> None:
+        """Add ``records`` and write the report again."""
+        order = {name: i for i, name in enumerate(["clean", *self.planned])}
+        self.records = sorted([*self.records, *records], key=lambda record: order[record["name"]])
         self.failure = write_failure(self._write)
         if self.failure is None:
-            self.written = len(self.records)
+            self.written = [record["name"] for record in self.records]
 
     def _write(self) -> None:
         from prodcat.evaluate import report
@@ -147,7 +150,8 @@ class IncrementalReport:
             resume.unlink(missing_ok=True)
 
     def _pending(self) -> list[str]:
-        return self.planned[len(self.records) - 1 :]
+        measured = {record["name"] for record in self.records}
+        return [name for name in self.planned if name not in measured]
 
     def warnings(self) -> list[str]:
         """The report's warnings: those known before the runs, those of the runs so far, which rows an earlier run
@@ -169,10 +173,9 @@ class IncrementalReport:
         """What the report on disk keeps of the runs, in one line."""
         if not self.written:
             return f"no row was written to {self.folder}: nothing kept"
-        names = ", ".join(record["name"] for record in self.records[: self.written])
         return (
-            f"{self.written} of {len(self.planned) + 1} rows ({names}) kept in {self.folder}; run the same command "
-            "to measure the others"
+            f"{len(self.written)} of {len(self.planned) + 1} rows ({', '.join(self.written)}) kept in {self.folder}; "
+            "run the same command to measure the others"
         )
 
 
