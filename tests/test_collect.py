@@ -496,12 +496,17 @@ def test_a_photo_whose_url_changed_is_fetched_again_and_the_old_one_kept_until_t
                                      "in an earlier run, is kept")  # fmt: skip
 
 
-def test_a_photo_of_no_recorded_url_is_kept_by_a_resume_and_fetched_again_by_a_refresh(httpserver, tmp_path):
+@pytest.mark.parametrize("record", ["missing", "unreadable"])
+def test_a_photo_of_no_recorded_url_is_kept_by_a_resume_and_fetched_again_by_a_refresh(
+    httpserver, tmp_path, caplog, record
+):
     """A photo saved before photo_sources.json existed was taken for one of the URL in the earlier products.csv; but a
     run without --images (or an older --refresh) rewrites products.csv with the product's new URL and keeps the photo,
     which then passed for the new URL's and was never fetched again. A photo of no recorded URL is kept by a resume,
-    recorded nowhere, and fetched again by --refresh."""
+    recorded nowhere, and fetched again by --refresh. So is one recorded in a photo_sources.json that became
+    unreadable, whose warning said that the photos on disk were taken for those of their products' URLs."""
     old_photo, new_photo = jpeg_bytes(), jpeg_bytes(32)
+    sources = tmp_path / "photo_sources.json"
 
     def serve(photo: str) -> None:
         httpserver.clear_all_handlers()
@@ -514,19 +519,34 @@ def test_a_photo_of_no_recorded_url_is_kept_by_a_resume_and_fetched_again_by_a_r
 
     serve("/images/old.jpg")
     assert run(httpserver, tmp_path, "--images") == 0
-    (tmp_path / "photo_sources.json").unlink()  # as an older version left the collection
+    if record == "missing":
+        sources.unlink()  # as an older version left the collection
+    else:
+        sources.write_text(sources.read_text()[:-2])  # cut short
     serve("/images/new.jpg")
+    caplog.clear()
     assert run(httpserver, tmp_path, "--refresh") == 0  # products.csv names the new URL, the old photo kept
     assert pd.read_csv(tmp_path / "products.csv")["image_url"].tolist() == [httpserver.url_for("/images/new.jpg")]
+    warnings = [entry.getMessage() for entry in caplog.records if "is unreadable" in entry.getMessage()]
+    if record == "unreadable":
+        (warning,) = warnings
+        assert warning.startswith(f"{sources} is unreadable (") and warning.endswith(
+            "): the URLs of the photos it records are unknown: a run keeps those photos as they are (for a product "
+            "whose photo URL changed too), --refresh fetches them again"
+        )
+    else:
+        assert warnings == []
 
     assert run(httpserver, tmp_path, "--images") == 0
     assert photo_requests() == ["/images/old.jpg"]  # the first run's: a resume fetches nothing
-    assert not (tmp_path / "photo_sources.json").exists()  # nor takes the photo for the new URL's
+    assert (tmp_path / "images" / "1.jpeg").read_bytes() == old_photo
+    # nor takes the photo for the new URL's (an unreadable file is replaced by the sources this run recorded: none)
+    assert (json.loads(sources.read_text()) if sources.exists() else {}) == {}
 
     assert run(httpserver, tmp_path, "--images", "--refresh") == 0
     assert photo_requests() == ["/images/old.jpg", "/images/new.jpg"]
     assert (tmp_path / "images" / "1.jpeg").read_bytes() == new_photo
-    assert json.loads((tmp_path / "photo_sources.json").read_text()) == {"1": httpserver.url_for("/images/new.jpg")}
+    assert json.loads(sources.read_text()) == {"1": httpserver.url_for("/images/new.jpg")}
 
 
 #: the photo of every product of :func:`serve_champagnes_with_photos`

@@ -19,7 +19,8 @@ Output folder::
     DIR/failed_photos.json      photos that failed for good (404, not an image, too large), by product id
     DIR/photo_sources.json      the URL each photo in images/ was fetched from, by product id: a product whose photo
                                 URL changed gets the new photo, the old one kept until it is fetched; a photo of no
-                                recorded URL (saved before this file existed) is fetched again by --refresh. A
+                                recorded URL (saved before this file existed, or recorded in one that became
+                                unreadable) is kept as it is, and fetched again by --refresh. A
                                 finished run that replaces products.csv deletes the photos it saved (recorded here,
                                 or linked by the products.csv it replaces) of products it no longer holds
     DIR/photo_sources.journal   the URLs of the photos saved since photo_sources.json was written, one a line, folded
@@ -837,7 +838,7 @@ class _PhotoSources:
     def __init__(self, out: Path):
         self.path = out / PHOTO_SOURCES_JSON
         self.journal = out / PHOTO_SOURCES_JOURNAL
-        saved = _read_json_object(self.path, "the photos on disk are taken for those of their products' URLs")
+        saved = _read_json_object(self.path, _SOURCES_UNKNOWN)
         self._urls = {str(product_id): url for product_id, url in saved.items() if isinstance(url, str)}
         if self.journal.is_file():  # left by a run killed outright: folded in before this run appends after a cut line
             self._urls.update(_read_journal(self.journal))
@@ -864,13 +865,23 @@ class _PhotoSources:
         self.journal.unlink(missing_ok=True)
 
 
+#: what follows when a record of the photos' sources cannot be read: the photos it records are of no recorded URL, kept
+#: without being fetched again until ``--refresh``, and not taken for those of their products' URLs now, which may not
+#: be theirs (a run without ``--images`` rewrites ``products.csv`` with the new URLs and keeps the photos): recorded so,
+#: a photo would pass for its product's forever, --refresh included
+_SOURCES_UNKNOWN = (
+    "the URLs of the photos it records are unknown: a run keeps those photos as they are (for a product whose photo "
+    "URL changed too), --refresh fetches them again"
+)
+
+
 def _read_journal(path: Path) -> dict[str, str]:
     """The URLs a :class:`_PhotoSources` journal records, by product id, the last one of a product kept; a line cut by
     the kill, or damaged since, is skipped (its photo is one of no recorded URL)."""
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError as exc:
-        log.warning("%s is unreadable (%s): the photos it records are of no recorded URL", path, exc)
+        log.warning("%s is unreadable (%s): %s", path, exc, _SOURCES_UNKNOWN)
         return {}
     urls = {}
     for line in lines:
