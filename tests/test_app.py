@@ -260,6 +260,18 @@ def test_predictions_csv_read_as_the_catalogue_loaders_read(tmp_path):
         views.read_uploaded_predictions(b"", "mine.csv")
 
 
+def test_the_rows_skipped_of_an_uploaded_predictions_csv_are_said_of_the_file_uploaded(tmp_path):
+    """They were said of 'predictions.csv', the temporary file the upload is read from, whatever its name."""
+    csv = (
+        b"product_id,category,confidence,decision\n"
+        b"p1,Watches,0.9,auto\np2,Watches,0.8,review,surplus field\n"
+        b'p3,"Kitchen,0.7,review\n\xe9,Toys,0.6,review\n'
+    )
+    read = views.read_uploaded_predictions(csv, "mine.csv")
+    assert [issue.problem.split(": ")[0] for issue in read.issues] == ["mine.csv"] * 3
+    assert [(issue.row, issue.field) for issue in read.issues] == [(5, "file"), (3, "row"), (4, "row")]
+
+
 def test_a_predictions_csv_with_rows_without_a_product_id_is_refused_saying_so(tmp_path):
     """A row without a product_id was read as the product 'None' (matched to no product of the catalogue, counted
     among the predictions), and two such rows were refused as '1 product id(s) on more than one row ('None')'."""

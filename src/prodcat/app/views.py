@@ -15,7 +15,7 @@ import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
@@ -549,11 +549,14 @@ def read_predictions(path: Path, name: str | None = None) -> Predictions:
         raise PredictionsFormatError(f"{name}: no such file")
     if path.is_dir():
         raise PredictionsFormatError(f"{name}: a folder; give the predictions CSV in it")
+    # the reader names the file by its path in an error, by its file name in a row issue: an upload's are those of a
+    # temporary file
     try:
         read = read_csv_table(path)
-    except CatalogFormatError as exc:  # it names the file by its path: an upload's is a temporary one
+    except CatalogFormatError as exc:
         raise PredictionsFormatError(str(exc).replace(str(path), name)) from None
-    return Predictions(normalise_predictions(read.frame.reset_index(drop=True), name), read.issues)
+    issues = [replace(issue, problem=issue.problem.replace(path.name, Path(name).name, 1)) for issue in read.issues]
+    return Predictions(normalise_predictions(read.frame.reset_index(drop=True), name), issues)
 
 
 def read_uploaded_predictions(data: bytes, name: str) -> Predictions:
