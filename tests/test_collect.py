@@ -628,12 +628,16 @@ main(sys.argv[1:])
 """
 
 
-def test_a_run_killed_while_downloading_photos_leaves_the_sources_of_those_it_saved(httpserver, tmp_path):
+def test_a_run_killed_while_downloading_photos_leaves_the_sources_of_those_it_saved_and_its_failures(
+    httpserver, tmp_path
+):
     """photo_sources.json was written once the photos were all downloaded (or Ctrl-C stopped them): a run killed
     outright in between left the photos it had saved of no recorded URL, kept by every resume without being
-    recorded, and fetched again by --refresh. Each source is now recorded as its photo is saved."""
+    recorded, and fetched again by --refresh. Each source is now recorded as its photo is saved. failed_photos.json
+    was written the same way: the photos that failed for good before the kill were asked for again by its resume;
+    each failure is now recorded as it happens too."""
     httpserver.expect_request("/images/1.jpg").respond_with_data(PHOTO, content_type="image/jpeg")
-    httpserver.expect_request("/images/2.jpg").respond_with_data(PHOTO, content_type="image/jpeg")
+    httpserver.expect_request("/images/2.jpg").respond_with_data("Not Found", status=404)
     httpserver.expect_request("/images/3.jpg").respond_with_data(PHOTO, content_type="image/jpeg")
     urls = {code: httpserver.url_for(f"/images/{code}.jpg") for code in "123"}
     serve_search(httpserver, search_pages([off_record(code, f"Champagne {code}", image_front_url=url)
@@ -642,9 +646,11 @@ def test_a_run_killed_while_downloading_photos_leaves_the_sources_of_those_it_sa
                  "--page-size", str(PAGE_SIZE), *FAST, "--images"]  # fmt: skip
     killed = subprocess.run([sys.executable, "-c", _RUN_KILLED_AT_PHOTO_3, *arguments], capture_output=True)
     assert killed.returncode == -signal.SIGKILL
-    assert sorted(path.name for path in (tmp_path / "images").iterdir()) == ["1.jpeg", "2.jpeg"]
-    with (tmp_path / pipeline.PHOTO_SOURCES_JOURNAL).open("a") as journal:
-        journal.write('["3", "http://')  # as a kill while a source is recorded leaves it: the next one is not lost
+    assert sorted(path.name for path in (tmp_path / "images").iterdir()) == ["1.jpeg"]
+    journals = [tmp_path / pipeline.PHOTO_SOURCES_JOURNAL, tmp_path / pipeline.FAILED_PHOTOS_JOURNAL]
+    for journal in journals:
+        with journal.open("a") as cut:
+            cut.write('["3", ')  # as a kill while a line is appended leaves it: the next one is not lost
 
     assert main(arguments) == 0
     assert [request.path for request, _ in httpserver.log if request.path.startswith("/images/")] == [
@@ -652,8 +658,13 @@ def test_a_run_killed_while_downloading_photos_leaves_the_sources_of_those_it_sa
         "/images/2.jpg",
         "/images/3.jpg",
     ]
-    assert json.loads((tmp_path / "photo_sources.json").read_text()) == urls
-    assert not (tmp_path / pipeline.PHOTO_SOURCES_JOURNAL).exists()  # folded into photo_sources.json
+    assert json.loads((tmp_path / "photo_sources.json").read_text()) == {"1": urls["1"], "3": urls["3"]}
+    (failure,) = json.loads((tmp_path / "collect.json").read_text())["errors"]
+    assert failure["product_id"] == "2" and failure["message"].endswith(
+        "HTTP 404 NOT FOUND (in an earlier run; not fetched again, --refresh does)"
+    )
+    assert json.loads((tmp_path / "failed_photos.json").read_text()).keys() == {"2"}
+    assert not any(journal.exists() for journal in journals)  # folded into their JSON files
 
 
 def test_photos_of_products_an_unfinished_run_has_not_reached_are_kept_for_its_resume(httpserver, tmp_path):

@@ -16,7 +16,10 @@ Output folder::
                                 command run again, unless it saved none for :data:`REFRESH_ABANDONED_AFTER` (it
                                 starts over then); at the end they replace the earlier pages if its products replace
                                 ``products.csv``, else they are dropped; ``refreshing/began``: when it began
-    DIR/failed_photos.json      photos that failed for good (404, not an image, too large), by product id
+    DIR/failed_photos.json      photos that failed for good (404, not an image, too large), by product id; emptied
+                                as the downloads of a --refresh begin
+    DIR/failed_photos.journal   the photos failed since failed_photos.json was written, one a line, folded into it as
+                                photo_sources.journal (below) is into photo_sources.json
     DIR/photo_sources.json      the URL each photo in images/ was fetched from, by product id: a product whose photo
                                 URL changed gets the new photo, the old one kept until it is fetched; a photo of no
                                 recorded URL (saved before this file existed, or recorded in one that became
@@ -54,12 +57,12 @@ import reprlib
 import shutil
 import time
 import urllib.parse
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -88,6 +91,8 @@ REPORT_JSON = "collect.json"
 IMAGES_DIR = "images"
 PAGES_DIR = "pages"
 FAILED_PHOTOS_JSON = "failed_photos.json"
+#: beside :data:`FAILED_PHOTOS_JSON`, the photos failed since it was written: a JSON ``[product_id, failure]`` a line
+FAILED_PHOTOS_JOURNAL = "failed_photos.journal"
 #: beside a query's pages, the pages of a refresh that has not reached the end of its results
 REFRESH_DIR = "refreshing"
 #: in :data:`REFRESH_DIR`, the file whose time is when that refresh began
@@ -697,7 +702,7 @@ def _download_photos(
     folder = out / IMAGES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     on_disk = _files_by_stem(folder)
-    failed = _FailedPhotos(out / FAILED_PHOTOS_JSON, forget=refresh)
+    failed = _FailedPhotos(out, forget_earlier=refresh)
     # host -> why its photos are not tried: the network lost mid-run had every photo spend its retries (and its
     # connection timeouts) in turn, hours for a few thousand photos, a warning per attempt; a host rate limiting
     # had every photo wait its window at each retry
@@ -706,7 +711,7 @@ def _download_photos(
         photos = [(product, url) for product in products if (url := product.image_url)]
         for product, url in tqdm(photos, desc="photos", unit="photo"):
             saved = on_disk.get(_file_stem(product.product_id))
-            source = sources.source(product.product_id)
+            source = sources.get(product.product_id)
             if saved is not None and source == url:
                 report.count("photos_from_cache")
             elif (earlier := failed.reason(product.product_id, url)) is not None:
@@ -777,11 +782,11 @@ def _download_photo(
         kept = "without a photo" if photo.replaces is None else "with the photo fetched in an earlier run"
         log.warning("product %s, image: %s; kept %s", photo.product_id, message, kept)
         if isinstance(exc, ImageDecodeError) or exc.cause in PERMANENT_CAUSES:
-            failed.remember(photo.product_id, photo.url, message)
+            failed.record(photo.product_id, {"url": photo.url, "message": message})
         return exc if isinstance(exc, NetworkError) else None
     name = f"{_file_stem(photo.product_id)}.{sniff_image_type(data)}"
     _write_bytes(folder / name, data)  # the file as served
-    sources.remember(photo.product_id, photo.url)
+    sources.record(photo.product_id, photo.url)
     if photo.replaces is not None:
         report.count("photos_replaced")
         if photo.replaces != name:  # another type: the old file would stand beside the new one under its stem
@@ -795,74 +800,120 @@ def _kept_photo(saved: str | None) -> str:
     return "" if saved is None else f"; {IMAGES_DIR}/{saved}, fetched in an earlier run, is kept"
 
 
-class _FailedPhotos:
-    """Photos that failed for good (404, not an image, too large), by product id with their URL and why:
-    a resume does not download them again while the product's photo URL is the same."""
+_Value = TypeVar("_Value")
 
-    def __init__(self, path: Path, *, forget: bool):
+
+class _JournaledRecord(Generic[_Value]):
+    """Values by product id, kept in the JSON object at ``path``, written by :meth:`save`, and in the ``journal``
+    beside it, where :meth:`record` appends each value as a JSON ``[product_id, value]`` line until :meth:`save` folds
+    the journal in: a run killed outright (kill -9, the OOM killer) leaves every value it recorded, and the next run
+    folds them in. Rewriting the whole JSON at each value instead would write the record once a photo, gigabytes over
+    tens of thousands of photos.
+
+    ``parse`` makes a value as read from either file into the one kept, ``None`` for one that is not of its shape
+    (left out); ``unreadable`` is what follows when a file cannot be read (its values lost). ``forget_earlier``: start
+    empty, and empty the files on disk (a run killed afterwards leaves only its own values).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        journal: Path,
+        parse: Callable[[Any], _Value | None],
+        unreadable: str,
+        *,
+        forget_earlier: bool = False,
+    ):
         self.path = path
-        self._failures = {} if forget else _read_failures(path)
+        self.journal = journal
+        self._values: dict[str, _Value] = {}
+        if not forget_earlier:
+            saved = _read_json_object(path, unreadable).items()
+            for product_id, value in itertools.chain(saved, _read_journal(journal, unreadable)):
+                if (parsed := parse(value)) is not None:
+                    self._values[product_id] = parsed
+        # a killed run's journal is folded in before this run appends to it, after a line the kill may have cut
+        if forget_earlier or journal.is_file():
+            self.save()
+
+    def get(self, product_id: str) -> _Value | None:
+        return self._values.get(product_id)
+
+    def record(self, product_id: str, value: _Value) -> None:
+        self._values[product_id] = value
+        append_line(self.journal, json.dumps([product_id, value]))  # escaped: a lone surrogate encodes
+
+    def product_ids(self) -> set[str]:
+        return set(self._values)
+
+    def forget(self, product_ids: Iterable[str]) -> None:
+        """Drop the values of ``product_ids``, from the files too once :meth:`save` writes them."""
+        for product_id in product_ids:
+            self._values.pop(product_id, None)
+
+    def save(self) -> None:
+        _save_json_object(self.path, self._values)
+        self.journal.unlink(missing_ok=True)
+
+
+def _read_journal(path: Path, unreadable: str) -> list[tuple[str, Any]]:
+    """The ``(product_id, value)`` entries of a :class:`_JournaledRecord` journal, in the order recorded (none when
+    there is no such file); a line cut by the kill, or damaged since, is skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else []
+    except OSError as exc:
+        log.warning("%s is unreadable (%s): %s", path, exc, unreadable)
+        return []
+    entries = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str):
+            entries.append((entry[0], entry[1]))
+    return entries
+
+
+class _FailedPhotos(_JournaledRecord[dict[str, str]]):
+    """Photos that failed for good (404, not an image, too large), by product id with their URL and why: a resume
+    does not download them again while the product's photo URL is the same. ``forget_earlier``: a refresh, which
+    tries them all again."""
+
+    def __init__(self, out: Path, *, forget_earlier: bool):
+        super().__init__(
+            out / FAILED_PHOTOS_JSON,
+            out / FAILED_PHOTOS_JOURNAL,
+            _failure,
+            "the photos that failed are tried again",
+            forget_earlier=forget_earlier,
+        )
 
     def reason(self, product_id: str, url: str) -> str | None:
         """Why the photo at ``url`` failed before, ``None`` when it did not (or the product's URL changed since)."""
-        failure = self._failures.get(product_id)
+        failure = self.get(product_id)
         return failure["message"] if failure is not None and failure["url"] == url else None
 
-    def remember(self, product_id: str, url: str, message: str) -> None:
-        self._failures[product_id] = {"url": url, "message": message}
 
-    def save(self) -> None:
-        _save_json_object(self.path, self._failures)
-
-
-def _read_failures(path: Path) -> dict[str, dict[str, str]]:
-    """The failures an earlier run saved (none when the file is missing or damaged: the photos are tried again)."""
-    saved = _read_json_object(path, "the photos that failed are tried again")
-    return {
-        str(product_id): {"url": str(failure["url"]), "message": str(failure["message"])}
-        for product_id, failure in saved.items()
-        if isinstance(failure, dict) and {"url", "message"} <= failure.keys()
-    }
+def _failure(saved: Any) -> dict[str, str] | None:
+    """A photo's failure as :class:`_FailedPhotos` records it, read back."""
+    if not isinstance(saved, dict) or not {"url", "message"} <= saved.keys():
+        return None
+    return {"url": str(saved["url"]), "message": str(saved["message"])}
 
 
-class _PhotoSources:
+class _PhotoSources(_JournaledRecord[str]):
     """The URL each photo in ``out/images`` was fetched from, by product id, so that a product whose photo URL changed
     gets the new photo. Only a download records one: the URL in an earlier ``products.csv`` may not be its photo's (a
-    run without ``--images``, or before this file existed, rewrote it and kept the photo).
-
-    Kept in ``photo_sources.json``, written by :meth:`save`, and in a journal beside it where each download is
-    appended once its photo is saved, until :meth:`save` folds it in: a run killed outright (kill -9, the OOM killer)
-    leaves the source of every photo it saved. Rewriting the whole JSON at each photo would write the sources of the
-    collection once a photo, gigabytes over tens of thousands of photos."""
+    run without ``--images``, or before this file existed, rewrote it and kept the photo)."""
 
     def __init__(self, out: Path):
-        self.path = out / PHOTO_SOURCES_JSON
-        self.journal = out / PHOTO_SOURCES_JOURNAL
-        saved = _read_json_object(self.path, _SOURCES_UNKNOWN)
-        self._urls = {str(product_id): url for product_id, url in saved.items() if isinstance(url, str)}
-        if self.journal.is_file():  # left by a run killed outright: folded in before this run appends after a cut line
-            self._urls.update(_read_journal(self.journal))
-            self.save()
+        super().__init__(out / PHOTO_SOURCES_JSON, out / PHOTO_SOURCES_JOURNAL, _url, _SOURCES_UNKNOWN)
 
-    def source(self, product_id: str) -> str | None:
-        """The URL the photo of ``product_id`` on disk was fetched from; ``None`` when unknown."""
-        return self._urls.get(product_id)
 
-    def remember(self, product_id: str, url: str) -> None:
-        self._urls[product_id] = url
-        append_line(self.journal, json.dumps([product_id, url]))
-
-    def product_ids(self) -> set[str]:
-        """The products whose photo on disk was downloaded from a recorded URL."""
-        return set(self._urls)
-
-    def forget(self, product_ids: Iterable[str]) -> None:
-        for product_id in product_ids:
-            self._urls.pop(product_id, None)
-
-    def save(self) -> None:
-        _save_json_object(self.path, self._urls)
-        self.journal.unlink(missing_ok=True)
+def _url(saved: Any) -> str | None:
+    """A photo's URL as :class:`_PhotoSources` records it, read back."""
+    return saved if isinstance(saved, str) else None
 
 
 #: what follows when a record of the photos' sources cannot be read: the photos it records are of no recorded URL, kept
@@ -873,26 +924,6 @@ _SOURCES_UNKNOWN = (
     "the URLs of the photos it records are unknown: a run keeps those photos as they are (for a product whose photo "
     "URL changed too), --refresh fetches them again"
 )
-
-
-def _read_journal(path: Path) -> dict[str, str]:
-    """The URLs a :class:`_PhotoSources` journal records, by product id, the last one of a product kept; a line cut by
-    the kill, or damaged since, is skipped (its photo is one of no recorded URL)."""
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as exc:
-        log.warning("%s is unreadable (%s): %s", path, exc, _SOURCES_UNKNOWN)
-        return {}
-    urls = {}
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, list) and len(entry) == 2 and all(isinstance(text, str) for text in entry):
-            product_id, url = entry
-            urls[product_id] = url
-    return urls
 
 
 def _read_json_object(path: Path, otherwise: str) -> dict[str, Any]:
