@@ -74,6 +74,13 @@ def jpeg_bytes(size: int = 64) -> bytes:
     return buffer.getvalue()
 
 
+def record_without_text(httpserver: HTTPServer, code: str) -> dict[str, Any]:
+    """A product with neither a name nor a description, and a photo at ``/images/<code>.jpg``: nothing classifies it
+    while its photo is not on disk."""
+    return off_record(code, "", generic_name="", ingredients_text=None, brands=None,
+                      image_front_url=httpserver.url_for(f"/images/{code}.jpg"))  # fmt: skip
+
+
 def search_pages(products: list[dict[str, Any]], total: int | None = None) -> dict[int, dict[str, Any]]:
     """``products`` cut into JSON pages of :data:`PAGE_SIZE`, numbered from 1."""
     total = len(products) if total is None else total
@@ -687,8 +694,7 @@ def test_photos_of_products_an_unfinished_run_has_not_reached_are_kept_for_its_r
 def test_a_product_without_text_whose_photo_fails_is_left_out_until_its_photo_is_fetched(httpserver, tmp_path, capsys):
     """A product with neither a name nor a description whose photo failed stayed in products.csv with nothing to
     classify it from. It is left out, listed with the reason, and the next run that fetches its photo writes it."""
-    photo_only = off_record("2", "", generic_name="", ingredients_text=None, brands=None,
-                            image_front_url=httpserver.url_for("/images/2.jpg"))  # fmt: skip
+    photo_only = record_without_text(httpserver, "2")
     serve_search(httpserver, search_pages([off_record("1", "Brut Impérial"), photo_only]))
     httpserver.expect_request("/images/2.jpg").respond_with_data("Busy", status=503)
     assert run(httpserver, tmp_path, "--images") == 0
@@ -1359,6 +1365,28 @@ def test_ctrl_c_while_the_outputs_are_written_says_how_to_resume(httpserver, tmp
     assert search_requests(httpserver) == [1, 2, 3]  # the interrupted run's pages kept
 
 
+@pytest.mark.parametrize(
+    ("with_text", "kept"),
+    [
+        (1, "the 1 with a name, description or photo are kept"),
+        (0, "none has a name, description or photo: nothing is kept"),
+    ],
+)
+def test_ctrl_c_says_how_many_of_the_products_collected_are_kept(
+    httpserver, tmp_path, monkeypatch, capsys, with_text, kept
+):
+    """Ctrl-C said 'the 1 products collected so far are kept' (or 'nothing was collected') of a run that had collected
+    3, 2 (or 3) of them left out of products.csv for want of a name, description or photo on disk."""
+    records = [record_without_text(httpserver, code) for code in "abc"[with_text:]]
+    records += [off_record(str(n), f"Champagne {n}") for n in range(with_text + 3)]  # then page 2
+    serve_search(httpserver, search_pages(records))
+    press_ctrl_c_at_page(monkeypatch, 2)
+    assert run(httpserver, tmp_path) == 130
+    assert f"interrupted: of the 3 products collected so far, {kept}; run the same command again to resume" in (
+        capsys.readouterr().err
+    )
+
+
 def test_a_refresh_answered_nothing_or_far_fewer_products_keeps_the_collection_unless_asked(
     httpserver, tmp_path, capsys
 ):
@@ -1452,9 +1480,7 @@ def test_a_collection_kept_for_the_products_left_out_says_how_many_were_collecte
     serve_search(httpserver, search_pages([off_record(code, f"Champagne {code}") for code in "1234"]))
     assert run(httpserver, tmp_path) == 0
     collection = (tmp_path / "products.csv").read_bytes()
-    without_text = [off_record(code, "", generic_name="", ingredients_text=None, brands=None,
-                               image_front_url=httpserver.url_for(f"/images/{code}.jpg")) for code in "ab"]  # fmt: skip
-    records = [*without_text, off_record("1", "Champagne 1")]
+    records = [record_without_text(httpserver, "a"), record_without_text(httpserver, "b"), off_record("1", "Brut")]
 
     httpserver.clear()
     serve_search(httpserver, search_pages(records))

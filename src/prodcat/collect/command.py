@@ -310,10 +310,21 @@ def _print_summary(report: CollectReport, out: str) -> None:
 
 def _kept(report: CollectReport) -> str:
     if report.kept_earlier is not None:
-        return f"{report.kept_earlier}; run the same command again to resume"
-    if not report.counts["products"]:
+        return f"{report.kept_earlier}; {_RESUME}"
+    written = report.counts["products"]
+    # not among the products written to products.csv: counted apart (and said by the summary)
+    left_out = report.counts.get("left_out_without_text_or_photo", 0)
+    if not written + left_out:
         return "nothing was collected"
-    return f"the {report.counts['products']} products collected so far are kept; run the same command again to resume"
+    if not left_out:
+        return f"the {written} products collected so far are kept; {_RESUME}"
+    kept = f"the {written} with a name, description or photo are kept"
+    if not written:
+        kept = "none has a name, description or photo: nothing is kept"
+    return f"of the {written + left_out} products collected so far, {kept}; {_RESUME}"
+
+
+_RESUME = "run the same command again to resume"
 
 
 #: what to do about a failed page, by its cause
