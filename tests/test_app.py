@@ -694,10 +694,34 @@ def test_the_app_shows_the_photos_a_sample_could_not_use(app, flipkart_bundle, f
     frame.loc[0, "image"] = str(tmp_path / "notes.jpg")
     catalogue = catalogue_csv(frame, tmp_path / "catalogue.csv")
     test = predict_a_sample(go_to(app(str(flipkart_bundle), "--data", str(catalogue)), "Predictions"), 3)
-    assert test.expander[0].label == "1 issue(s): rows skipped, products not scored, photos not used"
+    assert test.expander[0].label == "1 issue(s): rows skipped, products not scored or read in part"
     issues = issues_shown(test)
     assert issues["product_id"].tolist() == [frame["product_id"][0]]
     assert "notes.jpg not used: not an image" in issues["message"].iat[0]
+
+
+def test_a_sample_of_the_whole_catalogue_lists_the_issues_prodcat_predict_lists(
+    app, flipkart_bundle, flipkart_frame, tmp_path
+):
+    """A sample listed the photos that did not decode, not those not found ('photo file ... not found ...: classified
+    from its text'), which prodcat predict lists for the same products, beside the others: it lists them now, in the
+    catalogue's line order, as predict writes them to OUT.issues.csv."""
+    frame = flipkart_frame.head(4).copy()
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    frame.loc[1, "image"] = str(tmp_path / "notes.jpg")
+    frame.loc[2, "image"] = str(tmp_path / "gone.jpg")
+    catalogue = catalogue_csv(frame, tmp_path / "catalogue.csv")
+    assert main(["predict", str(flipkart_bundle), str(catalogue), "--out", str(tmp_path / "out.csv")]) == 0
+    listed_by_predict = pd.read_csv(tmp_path / "out.csv.issues.csv", dtype={"product_id": object})
+    test = predict_a_sample(go_to(app(str(flipkart_bundle), "--data", str(catalogue)), "Predictions"), 4)
+    shown = issues_shown(test)
+    assert shown.astype(str).to_dict("records") == listed_by_predict.astype(str).to_dict("records")
+    assert shown["product_id"].tolist() == frame["product_id"][1:3].tolist()
+    assert "notes.jpg not used" in shown["message"].iat[0] and "gone.jpg' not found" in shown["message"].iat[1]
+    # and of a part of the catalogue, those of the products drawn only
+    part = views.predict_sample(Predictor.load(flipkart_bundle), load_catalog(catalogue), 2, seed=9)
+    assert set(part.table["product_id"]) == {frame["product_id"][1], frame["product_id"][3]}
+    assert [issue.product_id for issue in part.issues] == [frame["product_id"][1]]
 
 
 def test_agreement_on_products_the_model_was_trained_on_is_said_to_be_in_sample(

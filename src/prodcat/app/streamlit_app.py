@@ -554,7 +554,7 @@ def predictions_page(
         predictions = _predictions_of_a_sample(predictor, bundle, catalogue)
     if predictions is None:
         return
-    issues_expander("issue(s): rows skipped, products not scored, photos not used", predictions.issues)
+    issues_expander("issue(s): rows skipped, products not scored or read in part", predictions.issues)
     table = predictions.table
     own_labels = "given" in table
     known = set(predictor.labels)

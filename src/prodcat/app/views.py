@@ -25,7 +25,8 @@ import pandas as pd
 from PIL import Image
 
 from prodcat.batch import predict_catalog, unused_photo_issue
-from prodcat.catalog.loaders import CatalogFormatError, load_catalog
+from prodcat.bundle import modalities_read_by_bundle
+from prodcat.catalog.loaders import CatalogFormatError, issues_of_the_run, load_catalog
 from prodcat.catalog.schema import (
     ISSUE_COLUMNS,
     Catalog,
@@ -472,7 +473,7 @@ class PredictionsFormatError(ValueError):
 @dataclass(frozen=True)
 class Predictions:
     """A :func:`normalise_predictions` table, and what went wrong reading or making it (rows of a CSV
-    skipped, products not scored, photos not used)."""
+    skipped; products of a sample not scored or read in part)."""
 
     table: pd.DataFrame
     issues: list[RowIssue]
@@ -576,20 +577,23 @@ def predict_sample(
     on_progress: Callable[[float], None] | None = None,
 ) -> Predictions:
     """Predict ``size`` products drawn at random (by ``seed``) from the catalogue (all of them if fewer),
-    ``chunk_size`` at a time; ``on_progress`` gets the fraction done (0-1) after each chunk. The issues are
-    the products not scored and the photos not used, by their line in the catalogue."""
+    ``chunk_size`` at a time; ``on_progress`` gets the fraction done (0-1) after each chunk. The issues, by their
+    line in the catalogue, are those of the products drawn that ``prodcat predict`` lists for the model: what
+    reading them found (a photo not found, a text cut), the products not scored and the photos not used."""
     frame = catalog.frame
     positions = np.random.default_rng(seed).choice(len(frame), size=min(size, len(frame)), replace=False)
     sample = frame.iloc[positions]
     report = None if on_progress is None else (lambda done: on_progress(done / len(sample)))
     predicted = predict_catalog(predictor, sample, chunk_size, on_chunk=report, progress=False)
-    reads_photos = "image" in predictor.manifest.get("modalities", [])
-    issues = [
+    read_by = modalities_read_by_bundle(predictor.manifest)
+    drawn = set(sample["product_id"].astype(str))
+    issues = [issue for issue in issues_of_the_run(catalog.issues, read_by) if issue.product_id in drawn]
+    issues += [
         issue
         for position, row in zip(positions, predicted.itertuples(index=False), strict=True)
-        if (issue := scoring_issue(row, frame["image"].iat[position], catalog.line_of(position), reads_photos))
+        if (issue := scoring_issue(row, frame["image"].iat[position], catalog.line_of(position), "image" in read_by))
     ]
-    return Predictions(normalise_predictions(predicted, "sample"), issues)
+    return Predictions(normalise_predictions(predicted, "sample"), sorted(issues, key=lambda issue: issue.row))
 
 
 def scoring_issue(row: Any, photo: object, line: int, reads_photos: bool) -> RowIssue | None:
