@@ -108,6 +108,30 @@ def test_an_interrupted_run_resumes_to_the_same_csv_scoring_only_the_missing_chu
     assert not work_dir_for(out).exists()
 
 
+def test_a_run_killed_with_every_chunk_scored_resumes_without_starting_its_engine(
+    products, predictor, uninterrupted, tmp_path, monkeypatch
+):
+    """Killed while it assembled the output, a run left every chunk on disk; resuming it with --engine dask started
+    a local cluster and loaded the model on each worker (12 s on 2 cores) to score nothing."""
+    out = tmp_path / "preds.csv"
+
+    def killed(*args: object) -> None:
+        raise Killed
+
+    monkeypatch.setattr(job, "_write_output", killed)
+    with pytest.raises(Killed):
+        score_catalog(products, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
+    monkeypatch.undo()
+
+    class NothingToStart(LocalEngine):
+        def __enter__(self) -> NothingToStart:
+            raise AssertionError("an engine was started with every chunk already scored")
+
+    summary = score_catalog(products, out, NothingToStart(predictor), chunk_size=CHUNK, progress=False)
+    assert (summary.total, summary.scored) == (40, 0)
+    assert out.read_bytes() == uninterrupted.read_bytes()
+
+
 def test_a_run_resumes_on_a_catalogue_whose_labels_changed_meanwhile(
     products, predictor, uninterrupted, tmp_path, monkeypatch
 ):

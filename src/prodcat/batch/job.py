@@ -390,16 +390,19 @@ def _score_locked(
                 stamps[index] = photo_stamps(chunk)
                 yield index, chunk
 
-    with (
-        engine,
-        tqdm(total=len(frame), initial=done_rows, desc="predict", unit="product", disable=not progress) as bar,
-    ):
-        failing = _FailureStreak()
-        for index, table in engine.score(missing_chunks(), top_k):
-            path = part_path(work_dir, index)
-            _write_part(path, table, stamps.pop(index))
-            failing.add(path, table)
-            bar.update(len(table))
+    # a run killed once every chunk was on disk is only to be assembled: no engine is started (a dask cluster took
+    # 12 s to start and load the model on every worker, for nothing to score)
+    if len(finished) < len(bounds):
+        with (
+            engine,
+            tqdm(total=len(frame), initial=done_rows, desc="predict", unit="product", disable=not progress) as bar,
+        ):
+            failing = _FailureStreak()
+            for index, table in engine.score(missing_chunks(), top_k):
+                path = part_path(work_dir, index)
+                _write_part(path, table, stamps.pop(index))
+                failing.add(path, table)
+                bar.update(len(table))
     auto, errors = _write_output(work_dir, len(bounds), out)
     _remove_work_dir(work_dir)
     return RunSummary(out, len(frame), len(frame) - done_rows, auto, errors)
