@@ -959,6 +959,23 @@ def test_a_part_whose_footer_reads_but_not_its_predictions_is_scored_again(tiny_
     assert (summary.total, summary.scored) == (12, 10)
 
 
+def test_cli_never_overwrites_a_photo_of_the_catalogue(tiny_training, tmp_path, capsys):
+    """--out naming one of the catalogue's photos (a completion gone wrong) wrote the predictions over it."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    photo = photos / "p12.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0 the photo of product 12")
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.assign(image=[str(photo), *[""] * 11]).to_csv(data, index=False)
+    product = tiny_training.unseen["product_id"].iat[0]
+    for out in (photo, tmp_path / ".." / tmp_path.name / "photos" / "p12.jpg"):
+        assert main(["predict", str(tiny_training.bundle), str(data), "--out", str(out)]) == 2
+        error = capsys.readouterr().err
+        assert error.startswith(f"error: --out {out} is the photo of product {product}: it would be overwritten")
+    assert photo.read_bytes() == b"\xff\xd8\xff\xe0 the photo of product 12"
+    assert not work_dir_for(photo).exists()
+
+
 @pytest.mark.parametrize(
     ("files", "overwritten"),
     [

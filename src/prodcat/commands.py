@@ -563,6 +563,22 @@ def _save_trained(model: Any, frame: pd.DataFrame, config: Config, metrics: dict
     )
 
 
+def _product_whose_photo_is(out: Path, frame: pd.DataFrame) -> str | None:
+    """The id of the product of ``frame`` whose photo is the file ``out`` (the predictions would overwrite it),
+    ``None`` if none is. Only the photos of ``out``'s name are compared (a stat of each of a catalogue's photos takes
+    minutes on a network file system): one reached through a link of another name is not seen."""
+    if not out.is_file():
+        return None
+    for product_id, photo in zip(frame["product_id"], frame["image"], strict=True):
+        if isinstance(photo, str) and Path(photo).name == out.name:
+            try:
+                if Path(photo).samefile(out):
+                    return str(product_id)
+            except OSError:  # no file there: the catalogue's issues say so
+                continue
+    return None
+
+
 def _batch_engine(args: argparse.Namespace) -> Engine:
     if args.engine == "dask":
         from prodcat.batch.dask_engine import DaskEngine
@@ -587,6 +603,12 @@ def run_predict(args: argparse.Namespace) -> int:
     manifest = read_manifest(args.model)
     catalog = read_catalog(args, input_issues_path(out), modalities_read_by_bundle(manifest))
     frame = catalog.frame
+    if (product := _product_whose_photo_is(out, frame)) is not None:
+        print(
+            f"error: --out {out} is the photo of product {product}: it would be overwritten by the predictions",
+            file=sys.stderr,
+        )
+        return 2
     engine = _batch_engine(args)
     try:
         summary = score_catalog(frame, out, engine, chunk_size=args.chunk_size, top_k=args.top_k, restart=args.restart)
