@@ -342,18 +342,26 @@ def test_predict_sample_in_chunks_reports_progress_on_the_page_only(flipkart_bun
 
 
 def test_a_sample_reports_products_not_scored_and_photos_not_used(flipkart_bundle, flipkart_frame, tmp_path):
+    """A product of a photo alone that did not decode was listed as not scored, without why its photo could not be
+    used, which prodcat predict lists: the sample lists it now, through the same function."""
     frame = flipkart_frame.head(3).copy()
     (tmp_path / "notes.jpg").write_text("not a photo")
-    frame.loc[0, "image"] = str(tmp_path / "notes.jpg")
+    frame.loc[0, "image"] = frame.loc[1, "image"] = str(tmp_path / "notes.jpg")
+    frame.loc[1, ["title", "description"]] = ""
     catalog = load_catalog(catalogue_csv(frame, tmp_path / "catalogue.csv"))
-    predictor = Predictor.load(flipkart_bundle)
-    issues = views.predict_sample(predictor, catalog, 3).issues
-    assert [(issue.row, issue.product_id, issue.field) for issue in issues] == [(2, frame["product_id"][0], "image")]
-    assert "notes.jpg not used: not an image" in issues[0].message
-    row = predict_catalog(predictor, frame.head(1), 1, progress=False).iloc[0].copy()
-    row[["error", "modalities_used"]] = "ValueError: boom", ""
-    issue = views.scoring_issue(row, frame["image"][0], 7, reads_photos=True)
-    assert (issue.row, issue.field, issue.message) == (7, "prediction", "not scored: ValueError: boom")
+    issues = views.predict_sample(Predictor.load(flipkart_bundle), catalog, 3).issues
+    ids, lines = frame["product_id"], [catalog.line_of(position) for position in range(3)]
+    assert [(issue.row, issue.product_id, issue.field) for issue in issues] == [
+        (lines[0], ids[0], "image"),
+        (lines[1], ids[1], "text"),
+        (lines[1], ids[1], "prediction"),
+        (lines[1], ids[1], "image"),
+    ]
+    not_an_image = f"photo {tmp_path / 'notes.jpg'} not used: not an image"
+    assert issues[0].message.startswith(not_an_image) and issues[0].message.endswith("; predicted without it")
+    assert issues[2].message.startswith("not scored: nothing to classify")
+    assert issues[3].message.startswith(not_an_image)
+    assert issues[3].message.endswith("; no title or description either: nothing to classify it from")
 
 
 def test_the_apps_predictor_reads_the_disk_cache_and_keeps_what_it_lacks_in_memory(flipkart_bundle, monkeypatch):

@@ -7,7 +7,6 @@ import argparse
 import dataclasses
 import logging
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,8 @@ from prodcat.batch import (
     output_target,
     predict_catalog,
     score_catalog,
-    unused_photo_issue,
+    undecodable_photos,
+    unused_photo_issues,
     work_dir_for,
 )
 from prodcat.batch.engines import Engine
@@ -154,39 +154,6 @@ def _predict_options_problem(args: argparse.Namespace, out: Path) -> str | None:
     return None
 
 
-def unused_photo_issues(catalog: Catalog, predictions: pd.DataFrame) -> list[RowIssue]:
-    """One issue per product of ``predictions`` (``product_id``, ``modalities_used``: a model reading photos
-    scored it) that names a photo the model did not use, with the reason (:func:`~prodcat.batch.unused_photo_issue`):
-    a rerun, reading the cache, would otherwise say nothing, and a report would not list it."""
-    product_id = catalog.frame["product_id"].astype(str)
-    position = pd.Series(np.arange(len(product_id)), index=product_id)
-    scored = predictions["product_id"].astype(str)
-    photo_unused = ~predictions["modalities_used"].fillna("").str.contains("image")
-    # of the catalogue's products only: train's reviewed corrections have no line in it
-    listed = photo_unused & scored.isin(position.index)
-    at = position.loc[scored[listed]].to_numpy()
-    with_photo = catalog.frame["image"].iloc[at].notna().to_numpy()
-    text_read = predictions["modalities_used"].fillna("").str.contains("text")[listed].to_numpy()
-    return list(_undecodable_photos(catalog, at[with_photo], text_read[with_photo]).values())
-
-
-def _undecodable_photos(catalog: Catalog, positions: np.ndarray, text_read: np.ndarray) -> dict[int, RowIssue]:
-    """Of the products at ``positions`` of the catalogue's frame (each with a photo; ``text_read``: whether the
-    model read its text), those whose photo does not decode, by position, with why
-    (:func:`~prodcat.batch.unused_photo_issue`)."""
-    products = catalog.frame.iloc[positions]
-    with ThreadPoolExecutor() as pool:  # decoding releases the GIL
-        issues = pool.map(
-            unused_photo_issue,
-            products["image"],
-            map(catalog.line_of, positions),
-            products["product_id"].astype(str),
-            has_text(products),
-            text_read,
-        )
-        return {position: issue for position, issue in zip(positions, issues, strict=True) if issue}
-
-
 def _with_unused_photos(
     catalog: Catalog, predictions: pd.DataFrame, reads_photos: bool, listed_in: Path
 ) -> list[RowIssue]:
@@ -220,7 +187,7 @@ def unreadable_photos(catalog: Catalog, config: Config) -> dict[int, RowIssue]:
     if others:
         photo_only &= ~readable_by(frame, others)
     # none has text the model reads: it would be readable otherwise
-    return _undecodable_photos(catalog, np.flatnonzero(photo_only), np.zeros(photo_only.sum(), dtype=bool))
+    return undecodable_photos(catalog, np.flatnonzero(photo_only), np.zeros(photo_only.sum(), dtype=bool))
 
 
 def _warn_of_left_out(unreadable: list[RowIssue], what: str = "labelled product(s)") -> None:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from prodcat.batch import predict_catalog, unused_photo_issue
+from prodcat.batch import predict_catalog, unused_photo_issues
 from prodcat.bundle import modalities_read_by_bundle
 from prodcat.catalog.loaders import CatalogFormatError, issues_of_the_run, load_catalog
 from prodcat.catalog.schema import (
@@ -578,8 +578,9 @@ def predict_sample(
 ) -> Predictions:
     """Predict ``size`` products drawn at random (by ``seed``) from the catalogue (all of them if fewer),
     ``chunk_size`` at a time; ``on_progress`` gets the fraction done (0-1) after each chunk. The issues, by their
-    line in the catalogue, are those of the products drawn that ``prodcat predict`` lists for the model: what
-    reading them found (a photo not found, a text cut), the products not scored and the photos not used."""
+    line in the catalogue, are those of the products drawn that ``prodcat predict`` lists for the model (what reading
+    them found: a photo not found, a text cut; the photos not used, with why), and the products not scored (which
+    predict says in its error column)."""
     frame = catalog.frame
     positions = np.random.default_rng(seed).choice(len(frame), size=min(size, len(frame)), replace=False)
     sample = frame.iloc[positions]
@@ -589,22 +590,13 @@ def predict_sample(
     drawn = set(sample["product_id"].astype(str))
     issues = [issue for issue in issues_of_the_run(catalog.issues, read_by) if issue.product_id in drawn]
     issues += [
-        issue
-        for position, row in zip(positions, predicted.itertuples(index=False), strict=True)
-        if (issue := scoring_issue(row, frame["image"].iat[position], catalog.line_of(position), "image" in read_by))
+        RowIssue(catalog.line_of(position), "prediction", f"not scored: {error}", product_id)
+        for position, product_id, error in zip(positions, predicted["product_id"], predicted["error"], strict=True)
+        if error
     ]
+    if "image" in read_by:
+        issues += unused_photo_issues(catalog, predicted)
     return Predictions(normalise_predictions(predicted, "sample"), sorted(issues, key=lambda issue: issue.row))
-
-
-def scoring_issue(row: Any, photo: object, line: int, reads_photos: bool) -> RowIssue | None:
-    """What went wrong predicting one product (a row, as a named tuple, of ``predict_catalog``'s table): not
-    scored, or its photo not used by a model reading photos, decoded again to tell why (the embedding cache
-    only remembers that it failed); ``None`` when nothing did."""
-    if row.error:
-        return RowIssue(line, "prediction", f"not scored: {row.error}", row.product_id)
-    if not reads_photos or not isinstance(photo, str) or "image" in row.modalities_used.split(","):
-        return None
-    return unused_photo_issue(photo, line, row.product_id)
 
 
 def predictions_level(predicted: pd.Series, labels: Sequence[str], model_level: int | None) -> int | None:

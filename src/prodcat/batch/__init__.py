@@ -21,7 +21,9 @@ from prodcat.batch.scoring import (
     BatchError,
     predict_catalog,
     score_chunk,
+    undecodable_photos,
     unused_photo_issue,
+    unused_photo_issues,
 )
 
 __all__ = [
@@ -36,6 +38,8 @@ __all__ = [
     "predict_catalog",
     "score_catalog",
     "score_chunk",
+    "undecodable_photos",
     "unused_photo_issue",
+    "unused_photo_issues",
     "work_dir_for",
 ]

@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from prodcat.catalog.schema import RowIssue
+from prodcat.catalog.schema import Catalog, RowIssue, has_text
 from prodcat.image.decode import DECODABILITY_SIDE, ImageDecodeError, load_image
 from prodcat.predict import NOTHING_TO_READ, Prediction, Predictor, normalise_input, nothing_read_reason
 
@@ -162,3 +164,36 @@ def unused_photo_issue(
             outcome = "predicted without it"
         return RowIssue(line, "image", f"photo {photo} not used: {exc.reason}; {outcome}", product_id)
     return None
+
+
+def unused_photo_issues(catalog: Catalog, predictions: pd.DataFrame) -> list[RowIssue]:
+    """One issue per product of ``predictions`` (``product_id``, ``modalities_used``: a model reading photos
+    scored it) that names a photo the model did not use, with the reason (:func:`~prodcat.batch.unused_photo_issue`):
+    a rerun, reading the cache, would otherwise say nothing, and a report would not list it."""
+    product_id = catalog.frame["product_id"].astype(str)
+    position = pd.Series(np.arange(len(product_id)), index=product_id)
+    scored = predictions["product_id"].astype(str)
+    photo_unused = ~predictions["modalities_used"].fillna("").str.contains("image")
+    # of the catalogue's products only: train's reviewed corrections have no line in it
+    listed = photo_unused & scored.isin(position.index)
+    at = position.loc[scored[listed]].to_numpy()
+    with_photo = catalog.frame["image"].iloc[at].notna().to_numpy()
+    text_read = predictions["modalities_used"].fillna("").str.contains("text")[listed].to_numpy()
+    return list(undecodable_photos(catalog, at[with_photo], text_read[with_photo]).values())
+
+
+def undecodable_photos(catalog: Catalog, positions: np.ndarray, text_read: np.ndarray) -> dict[int, RowIssue]:
+    """Of the products at ``positions`` of the catalogue's frame (each with a photo; ``text_read``: whether the
+    model read its text), those whose photo does not decode, by position, with why
+    (:func:`~prodcat.batch.unused_photo_issue`)."""
+    products = catalog.frame.iloc[positions]
+    with ThreadPoolExecutor() as pool:  # decoding releases the GIL
+        issues = pool.map(
+            unused_photo_issue,
+            products["image"],
+            map(catalog.line_of, positions),
+            products["product_id"].astype(str),
+            has_text(products),
+            text_read,
+        )
+        return {position: issue for position, issue in zip(positions, issues, strict=True) if issue}
