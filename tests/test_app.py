@@ -883,6 +883,19 @@ def test_a_rewritten_predictions_file_or_catalogue_is_read_again(app, flipkart_b
     assert metrics_of(go_to(test, "Data"))["products"] == "2"
 
 
+def test_a_photo_replaced_is_shown_anew_in_the_grid(tiny_training, monkeypatch, tmp_path, jpeg_bytes):
+    """Thumbnails were cached by path alone: a photo replaced kept its old thumbnail until the server restarted."""
+    photo = tmp_path / "mug.jpg"
+    photo.write_bytes(jpeg_bytes(colour="red"))
+    (tmp_path / "a.csv").write_text("product_id,title,image,category\nmug,red mug,mug.jpg,Kitchen\n")
+    test = start_app(monkeypatch, str(tiny_training.bundle), "--data", str(tmp_path / "a.csv"))
+    red = test.dataframe[-1].value["photo"].iat[0]
+    photo.write_bytes(jpeg_bytes(size=(64, 49), colour="blue"))  # another size: another stamp, however coarse its clock
+    test.run()
+    blue = test.dataframe[-1].value["photo"].iat[0]
+    assert red.startswith("data:image/jpeg;base64,") and blue != red
+
+
 def test_modification_stamp_of_a_bundle_changes_when_its_model_is_replaced(flipkart_bundle, tmp_path):
     bundle = bundle_copy(flipkart_bundle, tmp_path / "bundle")
     stamp = views.modification_stamp(bundle)

@@ -123,8 +123,13 @@ def in_training(
 
 
 @st.cache_data(show_spinner=False, max_entries=10_000)
-def thumbnail(path: str) -> str | None:
+def _thumbnail(path: str, stamp: tuple) -> str | None:
     return views.thumbnail_uri(path)
+
+
+def thumbnail(path: str) -> str | None:
+    """The thumbnail of the photo at ``path``, made again once the file is replaced (a stat per photo shown)."""
+    return _thumbnail(path, views.modification_stamp(path))
 
 
 @st.cache_data(show_spinner="Reading the predictions…", max_entries=4)
