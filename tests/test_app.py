@@ -896,6 +896,19 @@ def test_a_photo_replaced_is_shown_anew_in_the_grid(tiny_training, monkeypatch, 
     assert red.startswith("data:image/jpeg;base64,") and blue != red
 
 
+def test_photos_added_since_the_catalogue_was_read_are_seen_once_it_is_read_again(
+    tiny_training, monkeypatch, tmp_path, jpeg_bytes
+):
+    """The catalogue is read again when its table changes, not its photos: one copied where it was not found stayed
+    'not found' until the server restarted. The sidebar reads it again on request."""
+    (tmp_path / "a.csv").write_text("product_id,title,image,category\nmug,red mug,mug.jpg,Kitchen\n")
+    test = start_app(monkeypatch, str(tiny_training.bundle), "--data", str(tmp_path / "a.csv"))
+    assert metrics_of(test)["without photo file"] == "1 (100.0%)"
+    (tmp_path / "mug.jpg").write_bytes(jpeg_bytes())
+    test.sidebar.button(key="read_catalogue_again").click().run()
+    assert not test.exception and metrics_of(test)["without photo file"] == "0 (0.0%)"
+
+
 def test_modification_stamp_of_a_bundle_changes_when_its_model_is_replaced(flipkart_bundle, tmp_path):
     bundle = bundle_copy(flipkart_bundle, tmp_path / "bundle")
     stamp = views.modification_stamp(bundle)

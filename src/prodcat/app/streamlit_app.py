@@ -609,12 +609,23 @@ def sidebar_catalogue(default: str | None, roots: Sequence[Path]) -> views.Loade
         return None
     try:
         path = views.readable_path(typed, roots)
-        catalogue = load_catalogue(str(path), views.modification_stamp(path))
+        stamp = views.modification_stamp(path)
+        catalogue = load_catalogue(str(path), stamp)
     except (OSError, CatalogFormatError, views.PathRefused) as exc:
         sidebar_message(st.sidebar.error, str(exc))
         return None
     for warning in catalogue.warnings:
         sidebar_message(st.sidebar.warning, warning)
+    # its stamp covers its tables, not its photos (a stat of each would hold every rerun): a photo copied where one was
+    # not found, or one removed, is seen once the user asks
+    st.sidebar.button(
+        "Read the catalogue again",
+        key="read_catalogue_again",
+        on_click=load_catalogue.clear,
+        args=(str(path), stamp),
+        help="It is read again by itself when its tables change, not when photos are added, removed or replaced: "
+        "read it again then.",
+    )
     return catalogue
 
 
