@@ -1582,7 +1582,7 @@ def test_the_categories_shown_are_cut_to_a_model_of_fewer_categories_loaded_sinc
 
 def test_the_number_of_label_noise_candidates_is_said_in_words(tiny_training, monkeypatch, tmp_path):
     """Above the candidates the page read '0 products; the 0 most confident with their photo.' and '1 products; the
-    1 most confident ...'."""
+    1 most confident ...'; and said they were shown with their photo when none had one (these have none)."""
     test = predictions_page(
         tiny_training,
         monkeypatch,
@@ -1595,10 +1595,14 @@ def test_the_number_of_label_noise_candidates_is_said_in_words(tiny_training, mo
         test.slider(key="noise_confidence").set_value(least_confidence).run()
         return test.caption[0].value
 
-    assert said(0.9) == "1 product, with its photo."
-    assert said(0.5) == "2 products, most confident first, with their photo."
+    assert said(0.9) == "1 product."
+    assert said(0.5) == "2 products, most confident first."
     assert said(0.99) == "None: no labelled product is predicted as another category with at least this confidence."
     assert test.dataframe[-1].value.empty
+    assert views.disagreements_caption(1, 50, photos=True) == "1 product, with its photo."
+    assert views.disagreements_caption(2, 50, photos=True) == "2 products, most confident first, with their photo."
+    assert views.disagreements_caption(60, 50, photos=True) == "60 products; the 50 most confident with their photo."
+    assert views.disagreements_caption(60, 50, photos=False) == "60 products; the 50 most confident listed."
 
 
 def test_categories_in_the_explanation_are_shown_as_written_not_as_markdown(tiny_training, monkeypatch, tmp_path):

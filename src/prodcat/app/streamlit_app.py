@@ -538,8 +538,9 @@ def _label_noise_section(table: pd.DataFrame, threshold: float) -> None:
     st.session_state.setdefault("noise_confidence", min(threshold, 1.0))  # a kept widget takes no default value
     min_confidence = st.slider("Least confidence", 0.0, 1.0, step=0.01, format="%.3f", key="noise_confidence")
     noise = views.confident_disagreements(table, min_confidence)
-    st.caption(views.disagreements_caption(len(noise), NOISE_ROWS))
-    photo_table(views.with_photos(noise.head(NOISE_ROWS), thumbnail, PREDICTION_COLUMNS))
+    shown = views.with_photos(noise.head(NOISE_ROWS), thumbnail, PREDICTION_COLUMNS)
+    st.caption(views.disagreements_caption(len(noise), NOISE_ROWS, photos=bool(shown["photo"].notna().any())))
+    photo_table(shown)
 
 
 def predictions_page(

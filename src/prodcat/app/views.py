@@ -744,15 +744,17 @@ def confident_disagreements(table: pd.DataFrame, min_confidence: float) -> pd.Da
     return wrong.sort_values("confidence", ascending=False)
 
 
-def disagreements_caption(count: int, listed: int) -> str:
-    """What is said above the ``count`` confident disagreements, of which the ``listed`` most confident are shown."""
+def disagreements_caption(count: int, listed: int, photos: bool) -> str:
+    """What is said above the ``count`` confident disagreements, of which the ``listed`` most confident are shown;
+    ``photos``: whether one of those shown has a photo (none has, in a catalogue without photos or without one)."""
     if not count:
         return "None: no labelled product is predicted as another category with at least this confidence."
     if count == 1:
-        return "1 product, with its photo."
+        return "1 product, with its photo." if photos else "1 product."
+    their_photo = " with their photo" if photos else ""
     if count <= listed:
-        return f"{count:,} products, most confident first, with their photo."
-    return f"{count:,} products; the {listed:,} most confident with their photo."
+        return f"{count:,} products, most confident first{',' if photos else ''}{their_photo}."
+    return f"{count:,} products; the {listed:,} most confident{their_photo or ' listed'}."
 
 
 def catalogue_warnings(table: pd.DataFrame, frame: pd.DataFrame, labels: Sequence[str] | None) -> list[str]:
