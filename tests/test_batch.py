@@ -668,6 +668,37 @@ def test_ctrl_c_on_a_local_cluster_says_one_line_not_the_workers_tracebacks(tiny
     assert err.endswith(f"\ninterrupted; {kept}\n")
 
 
+def test_ctrl_c_while_a_local_cluster_starts_closes_it_without_dask_s_messages(tiny_training, monkeypatch):
+    """Ctrl-C while the cluster started (10 s or more on a busy machine: a moment to notice a wrong option) closed
+    it with dask's warnings that each busy worker was still alive and killed, and asyncio's traceback of the
+    plugin's broadcast cut short, above the driver's 'interrupted'; Ctrl-C while scoring already closed quietly."""
+    import logging
+
+    from distributed import Client
+
+    from prodcat.batch.dask_engine import DaskEngine
+
+    def interrupted_while_a_worker_is_busy(client: Client, *args: object, **kwargs: object) -> None:
+        busy = client.submit(time.sleep, 60)  # noqa: F841 (held: a future let go is cancelled); as the model loading
+        while not any(client.processing().values()):
+            time.sleep(0.05)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Client, "register_plugin", interrupted_while_a_worker_is_busy)
+    said: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = said.append
+    for name in ("distributed", "asyncio"):
+        logging.getLogger(name).addHandler(handler)
+    try:
+        with pytest.raises(KeyboardInterrupt), DaskEngine(tiny_training.bundle, workers=1):
+            pass
+    finally:
+        for name in ("distributed", "asyncio"):
+            logging.getLogger(name).removeHandler(handler)
+    assert not said, [record.getMessage() for record in said]
+
+
 def test_a_scheduler_lost_mid_run_is_said_at_once(tiny_training, worker_task):
     """A scheduler killed mid-run ended, 30 s later, in 'cannot write the predictions: Timed out trying to connect
     to tcp://...' (the close waited for it to come back to remove the run's plugin, and its OSError replaced the

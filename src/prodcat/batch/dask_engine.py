@@ -145,26 +145,34 @@ class DaskEngine:
             # before the call: a plugin whose setup failed on a worker stays registered, and must go at the close
             self._registered = True
             self._client.register_plugin(self.plugin, name=self.plugin.name)
-        except BaseException:
-            self._close()
+        except BaseException as exc:
+            self._close_after(type(exc))
             raise
         self._address = self._client.scheduler.address
         log.info("dask: %d worker(s) at %s", self._n_workers(), self._address)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        self._close_after(exc_type)
+
+    def _close_after(self, exc_type: type[BaseException] | None) -> None:
+        """Close after the run ended, by ``exc_type`` if not ``None``: Ctrl-C while the cluster starts or scores."""
         if exc_type is not KeyboardInterrupt:
             self._close()
             return
-        # Ctrl-C: the close cuts short the tasks under way, and kills the workers still busy a few seconds later,
-        # each in a warning of dask's; the user asked for the stop, and is told how to resume
-        distributed_log = logging.getLogger("distributed")
-        level = distributed_log.level
-        distributed_log.setLevel(logging.CRITICAL)
+        # Ctrl-C: the close cuts short the tasks under way (a chunk, or the model loading as the cluster starts), and
+        # kills the workers still busy a few seconds later, each in a warning of dask's (and the plugin's broadcast
+        # cut short, in asyncio's traceback of a future never retrieved); the user asked for the stop, and is told
+        # how to resume
+        loggers = [logging.getLogger(name) for name in ("distributed", "asyncio")]
+        levels = [logger.level for logger in loggers]
+        for logger in loggers:
+            logger.setLevel(logging.CRITICAL)
         try:
             self._close()
         finally:
-            distributed_log.setLevel(level)
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
 
     def _close(self) -> None:
         if self._client is not None:
