@@ -576,6 +576,10 @@ def run_predict(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    # written now, as the warnings above say, and again once the photos the model could not use are known: a run
+    # interrupted, failing or refused leaves the list of its own input's issues, not none or an earlier run's
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_input_issues(catalog.issues, out)
     engine = _batch_engine(args)
     try:
         summary = score_catalog(frame, out, engine, chunk_size=args.chunk_size, top_k=args.top_k, restart=args.restart)
