@@ -783,6 +783,31 @@ def test_cli_accounts_for_input_rows_it_could_not_read(flipkart_bundle, products
     assert "input issue" not in capsys.readouterr().out
 
 
+def test_input_issues_are_listed_as_said_by_a_run_interrupted_or_refused(tiny_training, tmp_path, monkeypatch, caplog):
+    """The warnings of the reading say the issues are 'all listed in OUT.issues.csv'; the file was written only at
+    the end of a run that scored everything: a run stopped by Ctrl-C, an error or a refusal left no list, or the
+    list of an earlier run's input, beside its parts."""
+    data = tmp_path / "products.csv"
+    lines = tiny_training.unseen[["product_id", "title"]].to_csv(index=False).splitlines()
+    lines.insert(2, "short-row")  # line 3
+    data.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "preds.csv"
+    listed = tmp_path / "preds.csv.issues.csv"
+    listed.write_text("row,product_id,field,message\r\n7,x,row,an earlier input's\r\n")
+    command = ["predict", str(tiny_training.bundle), str(data), "--out", str(out), "--chunk-size", "4"]
+
+    interrupt_at_call(monkeypatch, 2, KeyboardInterrupt)
+    assert main(command) == 130
+    assert f"all listed in {listed}" in caplog.text
+    issues = pd.read_csv(listed)
+    assert issues["row"].tolist() == [3] and issues["message"].str.contains("1 fields where the header has 2").all()
+    monkeypatch.undo()
+
+    listed.unlink()
+    assert main([*command, "--top-k", "2"]) == 2  # refused: the parts are of another --top-k
+    assert pd.read_csv(listed)["row"].tolist() == [3]
+
+
 def test_input_issues_are_listed_when_the_reader_of_the_output_left_early(flipkart_bundle, products, tmp_path):
     """`prodcat predict ... | head -1`: OUT.issues.csv was written after the summary line, so a reader gone before
     it (the closed pipe stopping the run there) left the skipped rows listed nowhere."""
