@@ -894,6 +894,10 @@ def test_cli_gives_one_line_errors_for_unreadable_input_and_unreachable_clusters
 
     data = tmp_path / "products.csv"
     products.iloc[:3].to_csv(data, index=False)
+    # distributed's config defaults loaded first: imported within the block (by the run), they went with the block's
+    # 'distributed' key as it was removed on the way out, and every later Client failed on KeyError: 'distributed'
+    import distributed  # noqa: F401
+
     with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
         unreachable = ["--engine", "dask", "--scheduler", "tcp://127.0.0.1:9"]
         assert main(["predict", str(flipkart_bundle), str(data), "--out", str(tmp_path / "q.csv"), *unreachable]) == 2
