@@ -857,6 +857,22 @@ def test_cli_refuses_workers_it_would_not_start(tiny_training, tmp_path, capsys,
     assert not out.exists() and not work_dir_for(out).exists()
 
 
+def test_cli_refuses_an_out_that_names_a_folder(tiny_training, tmp_path, capsys):
+    """--out results/ (a folder, by its final slash) wrote the predictions to a file named 'results', exit 0."""
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    folder = f"{tmp_path / 'results'}/"
+    with pytest.raises(SystemExit) as refused:
+        main(["predict", str(tiny_training.bundle), str(data), "--out", folder])
+    assert refused.value.code == 2
+    error = capsys.readouterr().err
+    assert (
+        f"argument --out: {folder} ends with /, so it names a folder: give the file to write, e.g. {folder}preds.csv"
+        in error
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["products.csv"]
+
+
 def test_cli_never_overwrites_its_input_and_names_what_is_wrong(flipkart_bundle, products, tmp_path, capsys):
     data = tmp_path / "products.csv"
     products.iloc[:3].to_csv(data, index=False)

@@ -81,6 +81,16 @@ def user_path(text: str) -> Path:
     return Path(text).expanduser()
 
 
+def output_file(text: str) -> Path:
+    """A file to write (``predict --out``), as :func:`user_path`; one ending with a path separator names a folder,
+    and is refused: ``--out results/`` wrote the predictions to a file named ``results``."""
+    if text.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(
+            f"{text} ends with {text[-1]}, so it names a folder: give the file to write, e.g. {text}preds.csv"
+        )
+    return user_path(text)
+
+
 def config_file(path: str) -> Config:
     """A YAML or TOML experiment config, read and checked when the command line is (``--config``)."""
     try:

@@ -13,6 +13,7 @@ from prodcat.arguments import (
     config_file,
     fold_count,
     modality_list,
+    output_file,
     random_seed,
     report_dir,
     run_later,
@@ -121,7 +122,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("model", type=user_path, help="model bundle directory")
     add_loader_arguments(predict)
     predict.add_argument(
-        "--out", required=True, type=user_path, help="CSV to write (replaced atomically when every chunk is done)"
+        "--out", required=True, type=output_file, help="CSV to write (replaced atomically when every chunk is done)"
     )
     predict.add_argument("--top-k", type=int, default=5, help="how many categories in top_k (default 5)")
     predict.add_argument(
