@@ -25,6 +25,7 @@ from prodcat.evaluate.robustness import (
     evaluate_robustness,
     get_perturbations,
 )
+from prodcat.files import write_json
 from prodcat.image.decode import load_image
 from prodcat.image.quality import blur_score
 from prodcat.predict import Prediction
@@ -666,3 +667,46 @@ def test_the_refusal_of_a_photo_model_whose_photo_files_cannot_be_read_names_the
         " (2 photo file(s) named could not be read; the first: row 2 (product p0), image: photo file 'a.jpg' not found)"
     )
     assert photo_files_unread(Catalog(catalog.frame, lines=[2, 3])) == ""
+
+
+def test_an_unfinished_report_replaced_by_another_runs_rows_is_not_taken_up_as_its_own(
+    tiny_training, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run of another seed, in the folder of an unfinished report, whose report.html could not be written (a full
+    disk) wrote its rows to robustness.json beside the earlier run's robustness.resume.json, left in place: the
+    earlier command run again took those rows, measured with another seed, as its own. That file is removed as soon
+    as the run is found to be another."""
+    from prodcat.evaluate import report as report_module
+
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    report = tmp_path / "report"
+    args = ["robustness", str(tiny_training.bundle), str(data), "--report", str(report), "--perturbations"]
+    args += ["no_description", "title_only"]
+    real_predict = robustness.predict_perturbed
+    calls: list[object] = []
+
+    def stopped_at_the_second_run(*args: object, **kwargs: object) -> tuple[pd.DataFrame, np.ndarray]:
+        calls.append(args[2])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_predict(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(robustness, "predict_perturbed", stopped_at_the_second_run)
+        assert main(args) == 130
+
+    def page_not_written(records: list[dict[str, object]], folder: Path, *args: object, **kwargs: object) -> Path:
+        write_json(Path(folder) / "robustness.json", records)
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(report_module, "write_robustness_report", page_not_written)
+        assert main([*args, "--seed", "1"]) == 2
+    other_seed = json.loads((report / "robustness.json").read_text())
+    assert [r["name"] for r in other_seed] == ["clean", "no_description", "title_only"]
+    capsys.readouterr()
+
+    assert main(args) == 0
+    assert not any(r.get("from_earlier_run") for r in json.loads((report / "robustness.json").read_text()))
+    assert "measured by an earlier run" not in capsys.readouterr().out

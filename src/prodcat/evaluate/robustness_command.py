@@ -198,16 +198,24 @@ def resume_key(study: RobustnessStudy) -> dict[str, Any]:
 
 def earlier_records(folder: Path, key: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The perturbation records, by name, of the report in ``folder`` that a run of the same ``key`` left unfinished,
-    each marked ``from_earlier_run``; none when there is no such report (another run's is replaced)."""
+    each marked ``from_earlier_run``; none when there is no such report (another run's is replaced, and its
+    :data:`ROBUSTNESS_RESUME` removed at once)."""
     from prodcat.evaluate.report import ROBUSTNESS_RESUME
 
+    resume = folder / ROBUSTNESS_RESUME
     try:
-        earlier_key = json.loads((folder / ROBUSTNESS_RESUME).read_text(encoding="utf-8"))
-        records = json.loads((folder / "robustness.json").read_text(encoding="utf-8"))
+        earlier_key = json.loads(resume.read_text(encoding="utf-8"))
     except (OSError, ValueError):  # none, or not readable: measured again
         return {}
     if earlier_key != key:
+        # left until this run writes its own, it vouched for this run's rows written before it (or without it, the
+        # page not written: a full disk), which the earlier command run again took as its own
+        resume.unlink(missing_ok=True)
         log.info("the unfinished report in %s is of another run (model, products, seed or base): replaced", folder)
+        return {}
+    try:
+        records = json.loads((folder / "robustness.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return {}
     return {record["name"]: record | {"from_earlier_run": True} for record in records[1:]}
 
