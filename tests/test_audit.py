@@ -19,6 +19,7 @@ from prodcat.catalog.audit import (
     confident_label_issues,
     duplicate_stats,
     label_issues,
+    labelled_above_subcategories,
     language_stats,
     write_audit_report,
 )
@@ -850,3 +851,15 @@ def test_near_duplicates_pair_copies_of_a_text_once_and_group_as_every_pair_woul
         np.testing.assert_array_equal(representative_groups(30, rows, cols), expected)
     copies = sp.csr_matrix(np.tile([[0.6, 0.8]], (1000, 1)))
     assert len(_similar_pairs(copies, 0.9, progress=False)[0]) == 999  # each copy with the first, not 499,500
+
+
+def test_a_category_above_subcategories_is_found_however_it_is_spaced() -> None:
+    """Training collapses the spacing of a level ('Home  Decor' trains as 'Home Decor'), but the audit compared the
+    paths as written: products labelled 'Home  Decor' beside others under 'Home Decor > Vases', one category above
+    its subcategories to training, were not found."""
+    categories = pd.Series(["Home  Decor", "Home Decor ", "Home Decor > Vases", "Home Decor >  Vases", "Toys"])
+    assert labelled_above_subcategories(categories) == {
+        "categories": 1,
+        "products": 2,
+        "largest": [{"category": "Home Decor", "products": 2, "products_under": 2}],
+    }

@@ -126,8 +126,11 @@ def class_balance(categories: pd.Series) -> dict[str, Any]:
 def labelled_above_subcategories(categories: pd.Series) -> dict[str, Any]:
     """The categories some products are labelled with and others are under ('Kitchen' beside 'Kitchen > Mugs'):
     cut below their depth, these products are a category of their own beside their subcategories, which hold
-    products of theirs. How many categories and products, and the largest (with the products under each)."""
-    counts = categories.value_counts()
+    products of theirs. How many categories and products, and the largest (with the products under each).
+
+    The paths are compared as training reads them (:func:`~prodcat.catalog.schema.category_at_level`): 'Home  Decor'
+    beside 'Home Decor > Vases' is one."""
+    counts = pd.Series(category_at_level(categories, None)).value_counts()
     below: Counter[str] = Counter()
     for path, count in counts.items():
         levels = split_path(path)
