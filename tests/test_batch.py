@@ -262,18 +262,23 @@ def test_cli_refusing_a_second_run_does_not_offer_to_resume_the_first_runs_chunk
 ):
     """The refusal of a run started while another wrote the same output ended with 'finished chunks are kept in
     OUT.parts: run the same command to resume', though those chunks were the live run's and vanish when it ends (the
-    same command then scores everything again): it now says only who is writing and what to do."""
+    same command then scores everything again): it now says only who is writing and what to do. The refused run,
+    whose input has a broken row, wrote its issues in OUT.issues.csv beside the live run's output all the same."""
     data = tmp_path / "products.csv"
     tiny_training.unseen.to_csv(data, index=False)
+    other_data = tmp_path / "other.csv"
+    other_data.write_text(data.read_text() + "short-row\n")
     out = tmp_path / "preds.csv"
     command = ["predict", str(tiny_training.bundle), str(data), "--out", str(out), "--chunk-size", "4"]
     refusals: list[tuple[int, str]] = []
+    issues_beside: list[bool] = []  # checked once the live run ends: an assertion in predict is a scoring error
     real_predict = Predictor.predict
 
     def predict_while_another_run_starts(self: Predictor, frame: pd.DataFrame, top_k: int = 5) -> list:
         if not refusals and any(work_dir_for(out).glob("part-*.parquet")):  # a chunk of the first run is kept
             capsys.readouterr()
-            refusals.append((main(command), capsys.readouterr().err))
+            refusals.append((main([*command[:2], str(other_data), *command[3:]]), capsys.readouterr().err))
+            issues_beside.append((tmp_path / "preds.csv.issues.csv").exists())
         return real_predict(self, frame, top_k)
 
     monkeypatch.setattr(Predictor, "predict", predict_while_another_run_starts)
@@ -282,6 +287,7 @@ def test_cli_refusing_a_second_run_does_not_offer_to_resume_the_first_runs_chunk
     assert exit_code == 2
     assert said.startswith(f"error: another prodcat predict (pid {os.getpid()}) is writing {out}")
     assert "resume" not in said
+    assert issues_beside == [False]  # the live run's input has no issue
 
 
 #: a run of the tiny model on the pickled products ``sys.argv[2]`` into ``sys.argv[3]``, killed (SIGKILL, as the

@@ -577,13 +577,20 @@ def run_predict(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    # written now, as the warnings above say, and again once the photos the model could not use are known: a run
-    # interrupted, failing or refused leaves the list of its own input's issues, not none or an earlier run's
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_input_issues(catalog.issues, out)
     engine = _batch_engine(args)
     try:
-        summary = score_catalog(frame, out, engine, chunk_size=args.chunk_size, top_k=args.top_k, restart=args.restart)
+        summary = score_catalog(
+            frame,
+            out,
+            engine,
+            chunk_size=args.chunk_size,
+            top_k=args.top_k,
+            restart=args.restart,
+            # written once the output is this run's, as the warnings above say, and again once the photos the model
+            # could not use are known: a run interrupted, failing or refused by its parts leaves the list of its own
+            # input's issues, not none or an earlier run's; one refused because another run is writing, nothing
+            on_locked=lambda: write_input_issues(catalog.issues, out),
+        )
     except (ResumeMismatchError, OutputBusyError) as exc:
         # no "run the same command to resume": the parts there are another run's, or those of the run writing now
         print(f"error: {exc}", file=sys.stderr)

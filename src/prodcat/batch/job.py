@@ -27,7 +27,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, Self
@@ -266,13 +266,16 @@ def score_catalog(
     top_k: int = 5,
     restart: bool = False,
     progress: bool = True,
+    on_locked: Callable[[], object] | None = None,
 ) -> RunSummary:
     """Score every row of ``frame`` with ``engine`` and write the ``predict`` CSV to ``out`` (one row per
     input row, in input order), keeping each finished chunk of ``chunk_size`` rows in ``<out>.parts/`` so
     that an interrupted call resumes where it stopped when called again with the same arguments.
 
     Raises :class:`ResumeMismatchError` if ``<out>.parts/`` belongs to another run and ``restart`` is false,
-    :class:`OutputBusyError` if another call is writing ``out``.
+    :class:`OutputBusyError` if another call is writing ``out``. ``on_locked`` is called once ``out`` is this
+    call's to write (its lock held), before any scoring: what a caller writes beside ``out`` then (its input's
+    issues) never overwrites the files of another run writing it.
     """
     out = output_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -288,6 +291,8 @@ def score_catalog(
         top_k=top_k,
     )
     with _OutputLock(out):
+        if on_locked is not None:
+            on_locked()
         return _score_locked(frame, out, engine, state, restart, progress)
 
 
