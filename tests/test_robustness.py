@@ -710,3 +710,38 @@ def test_an_unfinished_report_replaced_by_another_runs_rows_is_not_taken_up_as_i
     assert main(args) == 0
     assert not any(r.get("from_earlier_run") for r in json.loads((report / "robustness.json").read_text()))
     assert "measured by an earlier run" not in capsys.readouterr().out
+
+
+def test_ctrl_c_before_a_re_run_writes_anything_says_the_unfinished_report_is_left_as_it_was(
+    tiny_training, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C during the clean run of a re-run said 'no row was written to DIR: nothing kept', while the earlier
+    run's unfinished report was still there, and its rows taken up by the next run of the same command."""
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    report = tmp_path / "report"
+    args = ["robustness", str(tiny_training.bundle), str(data), "--report", str(report), "--perturbations"]
+    args += ["no_description", "title_only"]
+    real_predict = robustness.predict_perturbed
+    calls: list[object] = []
+
+    def stopped_at_runs_3_and_4(*args: object, **kwargs: object) -> tuple[pd.DataFrame, np.ndarray]:
+        calls.append(args[2])
+        if len(calls) in (3, 4):  # the first run's title_only, the re-run's clean run
+            raise KeyboardInterrupt
+        return real_predict(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(robustness, "predict_perturbed", stopped_at_runs_3_and_4)
+        assert main(args) == main(args) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"interrupted: no row of this run was written to {report}, whose unfinished report is left as it was (run "
+        "again, the command that wrote it takes up its rows)"
+    )
+    assert main(args) == 0
+    records = json.loads((report / "robustness.json").read_text())
+    assert [(r["name"], r.get("from_earlier_run", False)) for r in records] == [
+        ("clean", False),
+        ("no_description", True),
+        ("title_only", False),
+    ]

@@ -171,7 +171,14 @@ class IncrementalReport:
 
     def kept(self) -> str:
         """What the report on disk keeps of the runs, in one line."""
+        from prodcat.evaluate.report import ROBUSTNESS_RESUME
+
         if not self.written:
+            if (self.folder / ROBUSTNESS_RESUME).is_file():  # stopped before this run's first write: not replaced yet
+                return (
+                    f"no row of this run was written to {self.folder}, whose unfinished report is left as it was (run "
+                    "again, the command that wrote it takes up its rows)"
+                )
             return f"no row was written to {self.folder}: nothing kept"
         return (
             f"{len(self.written)} of {len(self.planned) + 1} rows ({', '.join(self.written)}) kept in {self.folder}; "
