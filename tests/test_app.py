@@ -909,6 +909,25 @@ def test_photos_added_since_the_catalogue_was_read_are_seen_once_it_is_read_agai
     assert not test.exception and metrics_of(test)["without photo file"] == "0 (0.0%)"
 
 
+def test_a_sample_predicted_before_the_catalogue_is_read_again_is_dropped(
+    app, flipkart_bundle, flipkart_frame, tmp_path
+):
+    """Reading the catalogue again (its photos copied in) kept the sample predicted before, from its text alone, still
+    listing the photo 'not found' that the user had read it again for."""
+    frame = flipkart_frame.head(2).copy()
+    photo = tmp_path / "late.jpg"
+    shutil.copy(frame["image"][0], tmp_path / "kept.jpg")
+    frame.loc[0, "image"] = str(photo)
+    catalogue = catalogue_csv(frame, tmp_path / "catalogue.csv")
+    test = predict_a_sample(go_to(app(str(flipkart_bundle), "--data", str(catalogue)), "Predictions"), 2)
+    assert "late.jpg' not found" in issues_shown(test)["message"].iat[0]
+    shutil.move(tmp_path / "kept.jpg", photo)
+    test.sidebar.button(key="read_catalogue_again").click().run()
+    assert not test.exception and "products" not in metrics_of(test)
+    test.button(key="predict_sample").click().run()
+    assert metrics_of(test)["products"] == "2" and issues_shown(test).empty
+
+
 def test_modification_stamp_of_a_bundle_changes_when_its_model_is_replaced(flipkart_bundle, tmp_path):
     bundle = bundle_copy(flipkart_bundle, tmp_path / "bundle")
     stamp = views.modification_stamp(bundle)

@@ -622,12 +622,20 @@ def sidebar_catalogue(default: str | None, roots: Sequence[Path]) -> views.Loade
     st.sidebar.button(
         "Read the catalogue again",
         key="read_catalogue_again",
-        on_click=load_catalogue.clear,
+        on_click=_read_catalogue_again,
         args=(str(path), stamp),
         help="It is read again by itself when its tables change, not when photos are added, removed or replaced: "
         "read it again then.",
     )
     return catalogue
+
+
+def _read_catalogue_again(path: str, stamp: tuple) -> None:
+    """Drop the cached read of the catalogue at ``path`` (of ``stamp``), and the sample predicted from that read: it
+    would go on listing the photos not found that the user read the catalogue again for."""
+    load_catalogue.clear(path, stamp)
+    if st.session_state.get("sample_predictions", (None,))[0] == path:
+        del st.session_state["sample_predictions"]
 
 
 def sidebar_message(say: Callable[[str], object], message: str) -> None:
