@@ -28,7 +28,7 @@ from prodcat.catalog.schema import Catalog, category_at_level, has_text, product
 from prodcat.cli import main
 from prodcat.config import Config, FeatureSpec, HeadConfig
 from prodcat.evaluate.cv import cross_validation_obstacle, min_products_per_category
-from prodcat.grouping import spelling_groups
+from prodcat.grouping import conflict_level, spelling_groups
 from prodcat.text.clean import clean_texts
 
 
@@ -863,3 +863,12 @@ def test_a_category_above_subcategories_is_found_however_it_is_spaced() -> None:
         "products": 2,
         "largest": [{"category": "Home Decor", "products": 2, "products_under": 2}],
     }
+
+
+def test_duplicates_whose_labels_differ_only_in_spacing_do_not_conflict() -> None:
+    """Training collapses the spacing of a level, so 'Wrist  Watches' and 'Wrist Watches' are one class to it; but
+    duplicate texts or photos labelled so were reported as a label conflict at level 2 (26 of Flipkart's deep paths
+    hold a double space)."""
+    spellings = ["Watches > Wrist  Watches", "Watches > Wrist Watches", "Watches >Wrist\u00a0Watches "]
+    assert conflict_level(spellings) == 0
+    assert conflict_level([*spellings, "Watches > Wall  Clocks"]) == 2

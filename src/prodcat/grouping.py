@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
 
-from prodcat.catalog.schema import SEP, split_path
+from prodcat.catalog.schema import SEP, canonical_levels, split_path
 
 
 def representative_groups(n: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -42,9 +42,10 @@ def conflict_level(labels: Sequence[Any]) -> int:
     close to the representative, not to each other, so only those pairs are compared."""
     if pd.isna(labels[0]):
         return 0
-    first = split_path(labels[0])
-    # paths, not strings: "A>B" is "A > B", and must not hide a deeper conflict with a level of 0
-    levels = [_first_differing_level(first, split_path(label)) for label in labels[1:] if not pd.isna(label)]
+    first = canonical_levels(labels[0])
+    # paths as training reads them, not strings: "A>B" and "A >  B" are "A > B", and must not hide a deeper conflict
+    # with a level of 0
+    levels = [_first_differing_level(first, canonical_levels(label)) for label in labels[1:] if not pd.isna(label)]
     return min(filter(None, levels), default=0)
 
 
