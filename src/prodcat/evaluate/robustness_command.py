@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,7 +53,8 @@ def run_robustness(args: argparse.Namespace) -> int:
     if problem := base_problem(base, predictor.manifest.get("modalities")):
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    catalog = read_labelled(args, read_by=modalities_read_by_bundle(predictor.manifest))
+    read_by = modalities_read_by_bundle(predictor.manifest)
+    catalog = read_labelled(args, read_by=read_by)
     if catalog is None:
         return 2
     try:
@@ -60,7 +62,7 @@ def run_robustness(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}{photo_files_unread(catalog)}", file=sys.stderr)
         return 2
-    refusal, photos_warning = undecoded_photos_said(frame, predictor.manifest.get("modalities"), base, perturbations)
+    refusal, photos_warning = undecoded_photos_said(frame, read_by, base, perturbations)
     if refusal:
         print(f"error: {refusal}", file=sys.stderr)
         return 2
@@ -310,14 +312,13 @@ def photo_files_unread(catalog: Catalog) -> str:
 
 
 def undecoded_photos_said(
-    frame: pd.DataFrame, modalities: list[str] | None, base: Perturbation | None, perturbations: list[Perturbation]
+    frame: pd.DataFrame, modalities: Sequence[str], base: Perturbation | None, perturbations: list[Perturbation]
 ) -> tuple[str | None, str | None]:
-    """``(refusal, warning)`` when a model reading ``modalities`` (``None``: all) reads photos and none of the products
+    """``(refusal, warning)`` when a model reading ``modalities`` reads photos and none of the products
     scored (``frame``) has one that decodes, else ``(None, None)``. Refused when the model is left nothing else to read
     (it reads photos only, or ``base`` removes the text): every row read 0.000. Otherwise the text carries it, and the
     warning says so, and that the photo perturbations changed nothing it reads (no_photo counted every product with a
     photo file as affected, its +0.000 read as robustness)."""
-    modalities = modalities or ["text", "image"]
     if "image" not in modalities or (undecoded := undecoded_photos(frame)) is None:
         return None, None
     if undecoded.first_error is None:
