@@ -83,7 +83,7 @@ class Usem3Encoder(TextEncoder):
     #: thread the OS has paused (the CPUs busy with other work, or with the API's other model calls) stalls it. On
     #: the 2-core machine busy (load 6), two threads took 4.9 s to one's 1.8 s for the 61 texts of a 60-word
     #: explanation and 19.9 s to 5.6 s for 300 Flipkart texts, for the same vectors (``benchmarks/explain.py``:
-    #: an explanation 16.4 s against 10.4 s)
+    #: an explanation 16.4 s against 10.4 s); nearly idle (load 1), 0.93 s to 1.05 s and 3.0 s to 3.3 s
     blas_threads: ClassVar[int] = 1
 
     def encode(self, items: Sequence[str]) -> np.ndarray:
