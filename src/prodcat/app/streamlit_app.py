@@ -634,6 +634,9 @@ def _read_catalogue_again(path: str, stamp: tuple) -> None:
     """Drop the cached read of the catalogue at ``path`` (of ``stamp``), and the sample predicted from that read: it
     would go on listing the photos not found that the user read the catalogue again for."""
     load_catalogue.clear(path, stamp)
+    # keyed on the same stamp, it would answer from that read, without the photos it found missing; its entries are
+    # keyed on the products predicted too, unknown here: all go (4 at most)
+    in_training.clear()
     if st.session_state.get("sample_predictions", (None,))[0] == path:
         del st.session_state["sample_predictions"]
 
