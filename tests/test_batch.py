@@ -258,7 +258,7 @@ def test_a_second_run_on_the_same_output_is_refused_while_the_first_writes(
 
 
 def test_cli_refusing_a_second_run_does_not_offer_to_resume_the_first_runs_chunks(
-    tiny_training, tmp_path, monkeypatch, capsys
+    tiny_training, tmp_path, monkeypatch, capsys, caplog
 ):
     """The refusal of a run started while another wrote the same output ended with 'finished chunks are kept in
     OUT.parts: run the same command to resume', though those chunks were the live run's and vanish when it ends (the
@@ -288,6 +288,7 @@ def test_cli_refusing_a_second_run_does_not_offer_to_resume_the_first_runs_chunk
     assert said.startswith(f"error: another prodcat predict (pid {os.getpid()}) is writing {out}")
     assert "resume" not in said
     assert issues_beside == [False]  # the live run's input has no issue
+    assert "all listed in" not in caplog.text  # nor did the refused run say its issues were listed there
 
 
 #: a run of the tiny model on the pickled products ``sys.argv[2]`` into ``sys.argv[3]``, killed (SIGKILL, as the
@@ -1041,21 +1042,25 @@ def test_a_part_whose_footer_reads_but_not_its_predictions_is_scored_again(tiny_
     assert (summary.total, summary.scored) == (12, 10)
 
 
-def test_cli_never_overwrites_a_photo_of_the_catalogue(tiny_training, tmp_path, capsys):
-    """--out naming one of the catalogue's photos (a completion gone wrong) wrote the predictions over it."""
+def test_cli_never_overwrites_a_photo_of_the_catalogue(tiny_training, tmp_path, capsys, caplog):
+    """--out naming one of the catalogue's photos (a completion gone wrong) wrote the predictions over it. Refused,
+    it warned of its input's broken row as 'all listed in p12.jpg.issues.csv', a file it never wrote."""
     photos = tmp_path / "photos"
     photos.mkdir()
     photo = photos / "p12.jpg"
     photo.write_bytes(b"\xff\xd8\xff\xe0 the photo of product 12")
     data = tmp_path / "products.csv"
     tiny_training.unseen.assign(image=[str(photo), *[""] * 11]).to_csv(data, index=False)
+    with data.open("a") as rows:
+        rows.write("short-row\n")
     product = tiny_training.unseen["product_id"].iat[0]
     for out in (photo, tmp_path / ".." / tmp_path.name / "photos" / "p12.jpg"):
         assert main(["predict", str(tiny_training.bundle), str(data), "--out", str(out)]) == 2
         error = capsys.readouterr().err
         assert error.startswith(f"error: --out {out} is the photo of product {product}: it would be overwritten")
     assert photo.read_bytes() == b"\xff\xd8\xff\xe0 the photo of product 12"
-    assert not work_dir_for(photo).exists()
+    assert not work_dir_for(photo).exists() and sorted(path.name for path in photos.iterdir()) == ["p12.jpg"]
+    assert "all listed in" not in caplog.text
 
 
 @pytest.mark.parametrize(

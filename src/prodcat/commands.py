@@ -49,10 +49,15 @@ def read_catalog(
 ) -> Catalog:
     """The catalogue of ``args.data``, its issues warned of (all of them are written to ``listed_in``, if given),
     but for those of fields a model reading the modalities ``read_by`` does not read (:func:`issues_of_the_run`)."""
-    catalog = _load_catalog(args)
-    catalog = dataclasses.replace(catalog, issues=issues_of_the_run(catalog.issues, read_by))
+    catalog = _catalog_of_the_run(args, read_by)
     _warn_of_read_issues(catalog.issues, args.data, listed_in)
     return catalog
+
+
+def _catalog_of_the_run(args: argparse.Namespace, read_by: tuple[str, ...]) -> Catalog:
+    """The catalogue of ``args.data`` with the issues of a run of a model reading ``read_by`` only, not warned of."""
+    catalog = _load_catalog(args)
+    return dataclasses.replace(catalog, issues=issues_of_the_run(catalog.issues, read_by))
 
 
 def _load_catalog(args: argparse.Namespace) -> Catalog:
@@ -569,7 +574,7 @@ def run_predict(args: argparse.Namespace) -> int:
         return 2
     # a mistyped MODEL is said before a catalogue of millions is read, not after
     manifest = read_manifest(args.model)
-    catalog = read_catalog(args, input_issues_path(out), modalities_read_by_bundle(manifest))
+    catalog = _catalog_of_the_run(args, modalities_read_by_bundle(manifest))
     frame = catalog.frame
     if (product := _product_whose_photo_is(out, frame)) is not None:
         print(
@@ -577,6 +582,15 @@ def run_predict(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+
+    def list_input_issues() -> None:
+        # warned of "all listed in OUT.issues.csv" as that file is written: once the output is this run's, and again
+        # once the photos the model could not use are known; a run interrupted, failing or refused by its parts
+        # leaves the list of its own input's issues, not none or an earlier run's; one refused before (another run
+        # writing the output, --out a photo) neither writes it nor says it does
+        _warn_of_read_issues(catalog.issues, args.data, input_issues_path(out))
+        write_input_issues(catalog.issues, out)
+
     engine = _batch_engine(args)
     try:
         summary = score_catalog(
@@ -586,10 +600,7 @@ def run_predict(args: argparse.Namespace) -> int:
             chunk_size=args.chunk_size,
             top_k=args.top_k,
             restart=args.restart,
-            # written once the output is this run's, as the warnings above say, and again once the photos the model
-            # could not use are known: a run interrupted, failing or refused by its parts leaves the list of its own
-            # input's issues, not none or an earlier run's; one refused because another run is writing, nothing
-            on_locked=lambda: write_input_issues(catalog.issues, out),
+            on_locked=list_input_issues,
         )
     except (ResumeMismatchError, OutputBusyError) as exc:
         # no "run the same command to resume": the parts there are another run's, or those of the run writing now
