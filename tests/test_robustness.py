@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -568,6 +569,29 @@ def test_a_text_and_photo_model_on_photos_none_of_which_decodes_says_its_photo_r
     assert not refused.exists()
 
 
+def _study(tiny_training, tmp_path: Path, *perturbations: str) -> tuple[list[str], Path]:
+    """The command of a robustness study of the tiny model on its unseen products under ``perturbations``, and its
+    report folder."""
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    report = tmp_path / "report"
+    command = ["robustness", str(tiny_training.bundle), str(data), "--report", str(report)]
+    return [*command, "--perturbations", *perturbations], report
+
+
+def _stop_runs(patch: pytest.MonkeyPatch, at: set[int], stop: type[BaseException] = KeyboardInterrupt) -> None:
+    """Make the runs numbered ``at`` (from 1, the clean run's included, across commands) raise ``stop``."""
+    real_predict = robustness.predict_perturbed
+    runs = itertools.count(1)
+
+    def stopped(*args: object, **kwargs: object) -> tuple[pd.DataFrame, np.ndarray]:
+        if next(runs) in at:
+            raise stop()
+        return real_predict(*args, **kwargs)
+
+    patch.setattr(robustness, "predict_perturbed", stopped)
+
+
 @pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
 def test_a_run_stopped_midway_keeps_the_rows_measured_and_a_re_run_takes_them_up(
     stop: type[BaseException],
@@ -582,22 +606,9 @@ def test_a_run_stopped_midway_keeps_the_rows_measured_and_a_re_run_takes_them_up
     measures everything again."""
     from prodcat.evaluate import report as report_module
 
-    data = tmp_path / "products.csv"
-    tiny_training.unseen.to_csv(data, index=False)
-    report = tmp_path / "report"
-    args = ["robustness", str(tiny_training.bundle), str(data), "--report", str(report), "--perturbations"]
-    args += ["no_description", "title_only", "no_text"]
-    real_predict = robustness.predict_perturbed
-    calls: list[object] = []
-
-    def stopped_at_the_third_run(*args: object, **kwargs: object) -> tuple[pd.DataFrame, np.ndarray]:
-        calls.append(args[2])
-        if len(calls) == 3:
-            raise stop()
-        return real_predict(*args, **kwargs)
-
+    args, report = _study(tiny_training, tmp_path, "no_description", "title_only", "no_text")
     with monkeypatch.context() as patch:
-        patch.setattr(robustness, "predict_perturbed", stopped_at_the_third_run)
+        _stop_runs(patch, at={3}, stop=stop)
         if stop is KeyboardInterrupt:
             assert main(args) == 130
         else:
@@ -678,22 +689,9 @@ def test_an_unfinished_report_replaced_by_another_runs_rows_is_not_taken_up_as_i
     as the run is found to be another."""
     from prodcat.evaluate import report as report_module
 
-    data = tmp_path / "products.csv"
-    tiny_training.unseen.to_csv(data, index=False)
-    report = tmp_path / "report"
-    args = ["robustness", str(tiny_training.bundle), str(data), "--report", str(report), "--perturbations"]
-    args += ["no_description", "title_only"]
-    real_predict = robustness.predict_perturbed
-    calls: list[object] = []
-
-    def stopped_at_the_second_run(*args: object, **kwargs: object) -> tuple[pd.DataFrame, np.ndarray]:
-        calls.append(args[2])
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real_predict(*args, **kwargs)
-
+    args, report = _study(tiny_training, tmp_path, "no_description", "title_only")
     with monkeypatch.context() as patch:
-        patch.setattr(robustness, "predict_perturbed", stopped_at_the_second_run)
+        _stop_runs(patch, at={3})  # the second perturbation's
         assert main(args) == 130
 
     def page_not_written(records: list[dict[str, object]], folder: Path, *args: object, **kwargs: object) -> Path:
@@ -717,22 +715,9 @@ def test_ctrl_c_before_a_re_run_writes_anything_says_the_unfinished_report_is_le
 ) -> None:
     """Ctrl-C during the clean run of a re-run said 'no row was written to DIR: nothing kept', while the earlier
     run's unfinished report was still there, and its rows taken up by the next run of the same command."""
-    data = tmp_path / "products.csv"
-    tiny_training.unseen.to_csv(data, index=False)
-    report = tmp_path / "report"
-    args = ["robustness", str(tiny_training.bundle), str(data), "--report", str(report), "--perturbations"]
-    args += ["no_description", "title_only"]
-    real_predict = robustness.predict_perturbed
-    calls: list[object] = []
-
-    def stopped_at_runs_3_and_4(*args: object, **kwargs: object) -> tuple[pd.DataFrame, np.ndarray]:
-        calls.append(args[2])
-        if len(calls) in (3, 4):  # the first run's title_only, the re-run's clean run
-            raise KeyboardInterrupt
-        return real_predict(*args, **kwargs)
-
+    args, report = _study(tiny_training, tmp_path, "no_description", "title_only")
     with monkeypatch.context() as patch:
-        patch.setattr(robustness, "predict_perturbed", stopped_at_runs_3_and_4)
+        _stop_runs(patch, at={3, 4})  # the first command's title_only, the second one's clean run
         assert main(args) == main(args) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"interrupted: no row of this run was written to {report}, whose unfinished report is left as it was (run "
