@@ -732,6 +732,30 @@ def test_a_sample_of_the_whole_catalogue_lists_the_issues_prodcat_predict_lists(
     assert [issue.product_id for issue in part.issues] == [frame["product_id"][1]]
 
 
+def test_a_sample_lists_the_issues_of_the_whole_catalogue_prodcat_predict_lists(
+    flipkart_bundle, tiny_training, fashion_dir, tmp_path
+):
+    """A sample listed the issues of the products drawn only, not those of no product, of the catalogue as a whole:
+    a fashion table copied without its photo folder, every product read from its text alone by a text+photo model,
+    showed no issue. A sample lists them now as prodcat predict does, of the fields the model reads."""
+    lines = [f"{line}\n" for line in (fashion_dir / "styles.csv").read_text().splitlines()[:6]]
+    lines[3] = lines[3].replace("\n", " café\n")  # its name, the last column: one line in Windows-1252
+    folder = tmp_path / "fashion"  # without its images/ folder
+    folder.mkdir()
+    (folder / "styles.csv").write_bytes("".join(lines).encode("cp1252"))
+    catalog = load_catalog(folder)
+    assert main(["predict", str(flipkart_bundle), str(folder), "--out", str(tmp_path / "out.csv")]) == 0
+    listed_by_predict = pd.read_csv(tmp_path / "out.csv.issues.csv", dtype={"product_id": object})
+    sample = views.predict_sample(Predictor.load(flipkart_bundle), catalog, 2)
+    shown = views.issue_table(sample.issues)
+    assert shown.astype(str).to_dict("records") == listed_by_predict.astype(str).to_dict("records")
+    assert shown["field"].tolist() == ["image", "file"] and shown["product_id"].isna().all()
+    assert "photo folder" in shown["message"].iat[0] and "read as Windows-1252" in shown["message"].iat[1]
+    # a text-only model reads no photo: the folder not found does not concern it
+    text_only = views.predict_sample(Predictor.load(tiny_training.bundle), catalog, 2)
+    assert [issue.field for issue in text_only.issues] == ["file"]
+
+
 def test_agreement_on_products_the_model_was_trained_on_is_said_to_be_in_sample(
     app, tiny_training, tiny_old_bundle, tmp_path
 ):

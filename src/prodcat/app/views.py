@@ -578,9 +578,10 @@ def predict_sample(
 ) -> Predictions:
     """Predict ``size`` products drawn at random (by ``seed``) from the catalogue (all of them if fewer),
     ``chunk_size`` at a time; ``on_progress`` gets the fraction done (0-1) after each chunk. The issues, by their
-    line in the catalogue, are those of the products drawn that ``prodcat predict`` lists for the model (what reading
-    them found: a photo not found, a text cut; the photos not used, with why), and the products not scored (which
-    predict says in its error column)."""
+    line in the catalogue, are those ``prodcat predict`` lists for the model of the catalogue as a whole (no product
+    id: its photo folder not found, its encoding) and of the products drawn (what reading them found: a photo not
+    found, a text cut; the photos not used, with why), and the products not scored (which predict says in its error
+    column)."""
     frame = catalog.frame
     positions = np.random.default_rng(seed).choice(len(frame), size=min(size, len(frame)), replace=False)
     sample = frame.iloc[positions]
@@ -588,7 +589,12 @@ def predict_sample(
     predicted = predict_catalog(predictor, sample, chunk_size, on_chunk=report, progress=False)
     read_by = modalities_read_by_bundle(predictor.manifest)
     drawn = set(sample["product_id"].astype(str))
-    issues = [issue for issue in issues_of_the_run(catalog.issues, read_by) if issue.product_id in drawn]
+    # an issue of no product concerns them all: without it, a sample read from text alone (no photo folder) says nothing
+    issues = [
+        issue
+        for issue in issues_of_the_run(catalog.issues, read_by)
+        if issue.product_id is None or issue.product_id in drawn
+    ]
     issues += [
         RowIssue(catalog.line_of(position), "prediction", f"not scored: {error}", product_id)
         for position, product_id, error in zip(positions, predicted["product_id"], predicted["error"], strict=True)
