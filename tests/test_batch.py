@@ -864,18 +864,20 @@ def test_cli_refuses_workers_it_would_not_start(tiny_training, tmp_path, capsys,
     assert not out.exists() and not work_dir_for(out).exists()
 
 
-def test_cli_refuses_an_out_that_names_a_folder(tiny_training, tmp_path, capsys):
-    """--out results/ (a folder, by its final slash) wrote the predictions to a file named 'results', exit 0."""
+@pytest.mark.parametrize(("ending", "example"), [("/", "/preds.csv"), ("/.", "/./preds.csv"), ("/..", "/../preds.csv")])
+def test_cli_refuses_an_out_that_names_a_folder(tiny_training, tmp_path, capsys, ending, example):
+    """--out results/ (a folder, by its final slash) wrote the predictions to a file named 'results', exit 0; so did
+    --out results/. (read as 'results' once a Path), which the check of a final slash missed."""
     data = tmp_path / "products.csv"
     tiny_training.unseen.to_csv(data, index=False)
-    folder = f"{tmp_path / 'results'}/"
+    results = str(tmp_path / "results")
     with pytest.raises(SystemExit) as refused:
-        main(["predict", str(tiny_training.bundle), str(data), "--out", folder])
+        main(["predict", str(tiny_training.bundle), str(data), "--out", results + ending])
     assert refused.value.code == 2
     error = capsys.readouterr().err
     assert (
-        f"argument --out: {folder} ends with /, so it names a folder: give the file to write, e.g. {folder}preds.csv"
-        in error
+        f"argument --out: {results}{ending} ends with {ending.lstrip('/') or '/'}, so it names a folder: give the "
+        f"file to write, e.g. {results}{example}" in error
     )
     assert sorted(path.name for path in tmp_path.iterdir()) == ["products.csv"]
 

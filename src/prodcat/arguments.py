@@ -82,13 +82,23 @@ def user_path(text: str) -> Path:
 
 
 def output_file(text: str) -> Path:
-    """A file to write (``predict --out``), as :func:`user_path`; one ending with a path separator names a folder,
-    and is refused: ``--out results/`` wrote the predictions to a file named ``results``."""
-    if text.endswith(("/", os.sep)):
+    """A file to write (``predict --out``), as :func:`user_path`; one whose end names a folder
+    (:func:`_folder_ending`) is refused: ``--out results/`` wrote the predictions to a file named ``results``."""
+    if ending := _folder_ending(text):
+        example = os.path.join(text, "preds.csv")
         raise argparse.ArgumentTypeError(
-            f"{text} ends with {text[-1]}, so it names a folder: give the file to write, e.g. {text}preds.csv"
+            f"{text} ends with {ending}, so it names a folder: give the file to write, e.g. {example}"
         )
     return user_path(text)
+
+
+def _folder_ending(text: str) -> str | None:
+    """What ends the path ``text`` as a folder's, ``None`` if nothing does: a path separator, or a last component
+    ``.`` or ``..`` (:class:`~pathlib.Path` drops a final ``.``: ``results/.`` became the file ``results``)."""
+    if text.endswith(("/", os.sep)):
+        return text[-1]
+    last = os.path.basename(text)
+    return last if last in (os.curdir, os.pardir) else None
 
 
 def config_file(path: str) -> Config:
