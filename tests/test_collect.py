@@ -1366,25 +1366,25 @@ def test_ctrl_c_while_the_outputs_are_written_says_how_to_resume(httpserver, tmp
 
 
 @pytest.mark.parametrize(
-    ("with_text", "kept"),
+    ("without_text", "with_text", "kept"),
     [
-        (1, "the 1 with a name, description or photo are kept"),
-        (0, "none has a name, description or photo: nothing is kept"),
+        (0, 1, "the 1 product collected so far is kept"),
+        (2, 1, "of the 3 products collected so far, the 1 with a name, description or photo is kept"),
+        (3, 0, "of the 3 products collected so far, none has a name, description or photo: nothing is kept"),
     ],
 )
 def test_ctrl_c_says_how_many_of_the_products_collected_are_kept(
-    httpserver, tmp_path, monkeypatch, capsys, with_text, kept
+    httpserver, tmp_path, monkeypatch, capsys, without_text, with_text, kept
 ):
     """Ctrl-C said 'the 1 products collected so far are kept' (or 'nothing was collected') of a run that had collected
-    3, 2 (or 3) of them left out of products.csv for want of a name, description or photo on disk."""
-    records = [record_without_text(httpserver, code) for code in "abc"[with_text:]]
-    records += [off_record(str(n), f"Champagne {n}") for n in range(with_text + 3)]  # then page 2
-    serve_search(httpserver, search_pages(records))
+    3, 2 (or 3) of them left out of products.csv for want of a name, description or photo on disk; and 'the 1
+    products collected so far are kept', 'the 1 with a name, description or photo are kept' of one product."""
+    page_1 = [record_without_text(httpserver, code) for code in "abc"[:without_text]]
+    page_1 += [off_record(str(n), f"Champagne {n}") for n in range(with_text)]
+    serve_search(httpserver, search_pages(page_1, total=len(page_1) + PAGE_SIZE))  # a page 2 to come
     press_ctrl_c_at_page(monkeypatch, 2)
     assert run(httpserver, tmp_path) == 130
-    assert f"interrupted: of the 3 products collected so far, {kept}; run the same command again to resume" in (
-        capsys.readouterr().err
-    )
+    assert f"interrupted: {kept}; run the same command again to resume" in capsys.readouterr().err
 
 
 def test_a_refresh_answered_nothing_or_far_fewer_products_keeps_the_collection_unless_asked(
@@ -1398,7 +1398,9 @@ def test_a_refresh_answered_nothing_or_far_fewer_products_keeps_the_collection_u
     collection = (tmp_path / "products.csv").read_bytes()
     held = len(CHAMPAGNES) - 2
 
-    for records, collected in (([], 0), (CHAMPAGNES[:3], 3)):  # nothing, then fewer than half
+    collected = {0: "0 products (the API counts 0 results)", 1: "1 product (the API counts 1 result)",
+                 3: "3 products (the API counts 3 results)"}  # fmt: skip
+    for records in ([], CHAMPAGNES[:1], CHAMPAGNES[:3]):  # nothing, then fewer than half
         httpserver.clear()
         serve_search(httpserver, search_pages(records))
         capsys.readouterr()
@@ -1406,9 +1408,9 @@ def test_a_refresh_answered_nothing_or_far_fewer_products_keeps_the_collection_u
         captured = capsys.readouterr()
         error = captured.err.splitlines()[-1]
         assert error == (
-            f"error: this run collected {collected} products (the API counts {len(records)} results), fewer than half "
-            f"of the {held} that products.csv holds: it is kept as it was. If the API answered wrongly, run the "
-            "command again later (with --refresh); if the products left it, add --allow-fewer to replace it"
+            f"error: this run collected {collected[len(records)]}, fewer than half of the {held} that products.csv "
+            "holds: it is kept as it was. If the API answered wrongly, run the command again later (with --refresh); "
+            "if the products left it, add --allow-fewer to replace it"
         )
         assert "written to" not in captured.out and "is empty" not in captured.out
         assert (tmp_path / "products.csv").read_bytes() == collection
@@ -1476,7 +1478,8 @@ def test_a_collection_kept_for_the_products_left_out_says_how_many_were_collecte
 ):
     """The products left out of products.csv for want of a text or photo count against the share a run must keep to
     replace it; the message keeping the collection then said 'this run had collected 1' (or 'this run collected 1
-    products') of a run that had collected 3 and would have written 1."""
+    products') of a run that had collected 3 and would have written 1. A finished run short for them alone said to
+    run again later or add --allow-fewer, as if the API had answered fewer: it says to fetch their photos."""
     serve_search(httpserver, search_pages([off_record(code, f"Champagne {code}") for code in "1234"]))
     assert run(httpserver, tmp_path) == 0
     collection = (tmp_path / "products.csv").read_bytes()
@@ -1487,9 +1490,11 @@ def test_a_collection_kept_for_the_products_left_out_says_how_many_were_collecte
     capsys.readouterr()
     assert run(httpserver, tmp_path, "--refresh") == 2
     error = capsys.readouterr().err.splitlines()[-1]
-    assert error.startswith(
+    assert error == (
         "error: this run collected 3 products (the API counts 3 results) but would write only 1 (2 without a name, "
-        "description or photo), fewer than half of the 4 that products.csv holds: it is kept as it was."
+        "description or photo), fewer than half of the 4 that products.csv holds: it is kept as it was. To write the "
+        "2 left out, fetch their photos: run the same command with --images (and --refresh for a photo that failed "
+        "for good); to replace it without them, add --allow-fewer"
     )
 
     httpserver.clear()
@@ -1753,7 +1758,8 @@ def test_results_that_are_all_unusable_are_not_said_to_match_nothing(httpserver,
 
 
 def test_the_summary_writes_counts_as_the_other_commands_do(capsys) -> None:
-    """collect's closing lines wrote '12345 products' where every other command writes '12,345' (27b24a0)."""
+    """collect's closing lines wrote '12345 products' where every other command writes '12,345' (27b24a0), and '1
+    products'."""
     from prodcat.collect.command import _print_summary
     from prodcat.collect.pipeline import CollectReport
 
@@ -1765,3 +1771,6 @@ def test_the_summary_writes_counts_as_the_other_commands_do(capsys) -> None:
     assert "12,345 products (12,001 with a category, 11,000 with a photo) written to" in out
     assert "1,500 product(s) of the earlier" in out and "1,200 photo(s) of products" in out
     assert "3,000 photo(s) not tried" in out
+    report.counts = {"products": 1, "with_category": 1, "with_photo": 0}  # said '1 products (...)'
+    _print_summary(report, "out")
+    assert "1 product (1 with a category, 0 with a photo) written to" in capsys.readouterr().out

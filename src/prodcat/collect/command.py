@@ -18,6 +18,7 @@ from prodcat.arguments import user_path
 from prodcat.collect import COLLECTORS, http
 from prodcat.collect.base import search_query
 from prodcat.collect.http import HttpClient
+from prodcat.formatting import count_text
 
 if TYPE_CHECKING:
     from prodcat.collect.pipeline import CollectReport
@@ -262,8 +263,7 @@ def _client(args: argparse.Namespace, requests_per_second: float, **options: flo
 
 
 def _print_summary(report: CollectReport, out: str) -> None:
-    from prodcat.collect.pipeline import IMAGES_DIR, PRODUCTS_CSV, REPORT_JSON
-    from prodcat.formatting import count_text
+    from prodcat.collect.pipeline import FETCH_THEIR_PHOTOS, IMAGES_DIR, PRODUCTS_CSV, REPORT_JSON
 
     counts = report.counts
     said = {name: count_text(value) for name, value in counts.items()}  # 12,345 as the other commands write it
@@ -271,8 +271,8 @@ def _print_summary(report: CollectReport, out: str) -> None:
         pass  # said on stderr, with the exit code
     elif counts["products"]:
         print(
-            f"{said['products']} products ({said['with_category']} with a category, {said['with_photo']} "
-            f"with a photo) written to {os.path.join(out, PRODUCTS_CSV)}"
+            f"{said['products']} {'product' if counts['products'] == 1 else 'products'} ({said['with_category']} "
+            f"with a category, {said['with_photo']} with a photo) written to {os.path.join(out, PRODUCTS_CSV)}"
         )
     elif report.stopped_by == "exhausted" and counts.get("records"):  # results came, none usable
         print(
@@ -284,8 +284,7 @@ def _print_summary(report: CollectReport, out: str) -> None:
     if counts.get("left_out_without_text_or_photo"):
         print(
             f"{said['left_out_without_text_or_photo']} product(s) without a name or description left out of "
-            f"{os.path.join(out, PRODUCTS_CSV)} until their photo is fetched (see the errors): run the same command "
-            "with --images (and --refresh for a photo that failed for good)"
+            f"{os.path.join(out, PRODUCTS_CSV)} until their photo is fetched (see the errors): {FETCH_THEIR_PHOTOS}"
         )
     if counts.get("earlier_products_dropped"):
         print(
@@ -314,14 +313,17 @@ def _kept(report: CollectReport) -> str:
     written = report.counts["products"]
     # not among the products written to products.csv: counted apart (and said by the summary)
     left_out = report.counts.get("left_out_without_text_or_photo", 0)
-    if not written + left_out:
+    collected = written + left_out
+    if not collected:
         return "nothing was collected"
+    products = f"{count_text(collected)} {'product' if collected == 1 else 'products'} collected so far"
+    are = "is" if written == 1 else "are"
     if not left_out:
-        return f"the {written} products collected so far are kept; {_RESUME}"
-    kept = f"the {written} with a name, description or photo are kept"
+        return f"the {products} {are} kept; {_RESUME}"
+    kept = f"the {count_text(written)} with a name, description or photo {are} kept"
     if not written:
         kept = "none has a name, description or photo: nothing is kept"
-    return f"of the {written + left_out} products collected so far, {kept}; {_RESUME}"
+    return f"of the {products}, {kept}; {_RESUME}"
 
 
 _RESUME = "run the same command again to resume"

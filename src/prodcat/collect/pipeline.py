@@ -82,6 +82,7 @@ from prodcat.collect.http import (
     decode_json,
 )
 from prodcat.files import append_line, csv_text, temporary_sibling_of, write_atomically
+from prodcat.formatting import count_text
 from prodcat.image.decode import DECODABILITY_SIDE, DEFAULT_MAX_BYTES, ImageDecodeError, load_image, sniff_image_type
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,8 @@ PHOTO_SOURCES_JOURNAL = "photo_sources.journal"
 MIN_SHARE_KEPT = 0.5
 #: the ``stopped_by`` of a run that reached the end of its results or ``max_products``
 FINISHED = ("exhausted", "max_products")
+#: how the products left out of ``products.csv`` for want of a name, description or photo get there
+FETCH_THEIR_PHOTOS = "run the same command with --images (and --refresh for a photo that failed for good)"
 
 
 @dataclass
@@ -384,17 +387,28 @@ def _why_keep_earlier(
         return None
     would_write = _would_write(collected, written)
     if report.stopped_by not in FINISHED:  # a re-run resumes from the pages saved: nothing is lost by waiting
-        return f"{PRODUCTS_CSV} keeps the {earlier} products it held: this run had collected {collected}{would_write}"
+        held = f"{count_text(earlier)} {'product' if earlier == 1 else 'products'}"
+        return f"{PRODUCTS_CSV} keeps the {held} it held: this run had collected {count_text(collected)}{would_write}"
     if allow_fewer or written >= MIN_SHARE_KEPT * earlier:
         return None
     if report.stopped_by == "max_products":
         counted = " (--max-products)"
+    elif (total := report.total_matching) is None:
+        counted = ""
     else:
-        counted = "" if report.total_matching is None else f" (the API counts {report.total_matching} results)"
+        counted = f" (the API counts {count_text(total)} {'result' if total == 1 else 'results'})"
+    refused = (
+        f"this run collected {count_text(collected)} {'product' if collected == 1 else 'products'}{counted}"
+        f"{would_write}, fewer than half of the {count_text(earlier)} that {PRODUCTS_CSV} holds: it is kept as it was."
+    )
+    if collected >= MIN_SHARE_KEPT * earlier:  # short for want of photos alone, not because the API answered fewer
+        return (
+            f"{refused} To write the {count_text(collected - written)} left out, fetch their photos: "
+            f"{FETCH_THEIR_PHOTOS}; to replace it without them, add --allow-fewer"
+        )
     return (
-        f"this run collected {collected} products{counted}{would_write}, fewer than half of the {earlier} that "
-        f"{PRODUCTS_CSV} holds: it is kept as it was. If the API answered wrongly, run the command again later (with "
-        "--refresh); if the products left it, add --allow-fewer to replace it"
+        f"{refused} If the API answered wrongly, run the command again later (with --refresh); if the products left "
+        "it, add --allow-fewer to replace it"
     )
 
 
@@ -402,7 +416,9 @@ def _would_write(collected: int, written: int) -> str:
     """What a message on the number of products a run ``collected`` adds when it would write fewer of them to
     ``products.csv``: the share of products kept is counted on those ``written``."""
     left_out = collected - written
-    return f" but would write only {written} ({left_out} without a name, description or photo)" if left_out else ""
+    if not left_out:
+        return ""
+    return f" but would write only {count_text(written)} ({count_text(left_out)} without a name, description or photo)"
 
 
 def _collect_products(
