@@ -2119,6 +2119,33 @@ def test_predict_explain_and_robustness_report_only_the_issues_of_the_fields_the
         assert f"1 row issue(s) while reading {data}:" in warned() and "gone.jpg" not in warned(), command[0]
 
 
+def test_predict_and_evaluate_read_a_bundle_that_recorded_no_modalities_as_reading_photos(tiny_training, tmp_path):
+    """A bundle whose manifest records no modalities is read as reading text and photos (its input's photos not
+    found are listed), but predict and evaluate decided whether to list the photos that do not decode by the
+    modalities recorded: none, so those were not listed, and evaluate warned of products with 'no  the model can
+    read'. Both now ask the bundle as the rest of the code does (bundle.modalities_read_by_bundle)."""
+    bundle = shutil.copytree(tiny_training.bundle, tmp_path / "m")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    del manifest["modalities"]  # the manifest is not among the files hashed: the bundle still verifies
+    (bundle / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    products = tiny_training.unseen.copy()
+    products.loc[0, "image"] = "notes.jpg"  # line 2: a photo that does not decode
+    products.loc[1, "image"] = "gone.jpg"  # line 3: a photo not found
+    products.loc[2, ["title", "description"]] = ""  # nothing to read, and no issue of the catalogue
+    data = tmp_path / "products.csv"
+    products.to_csv(data, index=False)
+    assert main(["predict", str(bundle), str(data), "--out", str(tmp_path / "preds.csv")]) == 0
+    report = tmp_path / "evaluation"
+    assert main(["evaluate", str(bundle), str(data), "--report", str(report)]) == 0
+    for listed in (tmp_path / "preds.csv.issues.csv", report / "input_issues.csv"):
+        issues = pd.read_csv(listed)
+        assert issues["row"].tolist() == [2, 3], listed
+        assert "notes.jpg not used: not an image" in issues["message"].iat[0] and "gone" in issues["message"].iat[1]
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert "1 of 12 products have no text or image the model can read" in " ".join(metrics["warnings"])
+
+
 def test_train_and_cv_warn_of_no_unreadable_photo_a_sample_did_not_draw_and_draw_the_same_sample(
     tiny_training, tmp_path, caplog
 ):

@@ -616,7 +616,7 @@ def run_predict(args: argparse.Namespace) -> int:
         print(f"interrupted{_kept_chunks(out, separator='; ')}", file=sys.stderr)
         return 130
     # written before anything is printed: a reader of the output that stops early (| head) ends the run there
-    reads_photos = "image" in engine.manifest.get("modalities", [])
+    reads_photos = "image" in modalities_read_by_bundle(engine.manifest)
     issues = list(catalog.issues)
     if reads_photos:  # in line order: the photos found unusable while scoring among the problems found reading
         used = pd.read_csv(out, usecols=["product_id", "modalities_used"], dtype=str, keep_default_na=False)
@@ -658,7 +658,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return 2
     predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
     issues_file = Path(args.report) / "input_issues.csv"
-    catalog = read_labelled(args, issues_file, modalities_read_by_bundle(predictor.manifest))
+    read_by = modalities_read_by_bundle(predictor.manifest)
+    catalog = read_labelled(args, issues_file, read_by)
     if catalog is None:
         return 2
     frame = catalog.frame
@@ -670,7 +671,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     metrics = evaluate_predictions(truth, predicted, confidence, predictor.threshold)
     in_training = products_in_training(frame, predictor.manifest, args.model)
     metrics["warnings"] = labelled_warnings(in_training, truth, predictor.labels)
-    if unread := _unread_warning(table, predictor.manifest):
+    if unread := _unread_warning(table, read_by):
         metrics["warnings"].append(unread)
     predictions = table.rename(columns={"category": "predicted"})
     predictions.insert(1, "category", truth)  # as `prodcat cv`'s predictions.csv: the true, then the predicted
@@ -682,8 +683,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                 truth[unseen], predicted[unseen], confidence[unseen], predictor.threshold
             )
     title = f"Evaluation of {args.model} on {args.data}"
-    reads_photos = "image" in predictor.manifest.get("modalities", [])
-    issues = _with_unused_photos(catalog, predictions, reads_photos, issues_file)
+    issues = _with_unused_photos(catalog, predictions, "image" in read_by, issues_file)
     failure = write_failure(
         lambda: write_report(metrics, truth, predicted, args.report, title, predictions=predictions, issues=issues)
     )
@@ -699,12 +699,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _unread_warning(table: pd.DataFrame, manifest: dict[str, Any]) -> str | None:
-    """What to say of the products with nothing the model can read (see batch.scoring.NOTHING_TO_READ)."""
+def _unread_warning(table: pd.DataFrame, read_by: tuple[str, ...]) -> str | None:
+    """What to say of the products with nothing a model reading ``read_by`` can read (see
+    batch.scoring.NOTHING_TO_READ)."""
     unread = int((table["modalities_used"].fillna("") == "").sum())
     if not unread:
         return None
-    modalities = " or ".join(manifest.get("modalities", []))
+    modalities = " or ".join(read_by)
     return (
         f"{count_text(unread)} of {count_text(len(table))} products have no {modalities} the model can read: they "
         "get no category and count as wrong"
