@@ -2119,6 +2119,59 @@ def test_predict_explain_and_robustness_report_only_the_issues_of_the_fields_the
         assert f"1 row issue(s) while reading {data}:" in warned() and "gone.jpg" not in warned(), command[0]
 
 
+def _fashion_styles(products: pd.DataFrame, folder: Path) -> Path:
+    """``products`` (of :func:`tiny_products`) as a fashion catalogue in ``folder`` (styles.csv, an empty images/):
+    each category one articleType under a master and subcategory, the first Watches product under another parent
+    (a placement the loader reports, as it does fashion's own)."""
+    parents = {"Kitchen": ("Home", "Kitchen"), "Watches": ("Accessories", "Watches"), "Toys": ("Kids", "Toys")}
+    levels = pd.DataFrame([parents[category] for category in products["category"]], index=products.index)
+    levels.loc[products.index[products["category"] == "Watches"][0]] = ("Apparel", "Topwear")
+    styles = pd.DataFrame(
+        {
+            "id": range(1, len(products) + 1),
+            "masterCategory": levels[0],
+            "subCategory": levels[1],
+            "articleType": products["category"],
+            "productDisplayName": products["title"],
+        }
+    )
+    (folder / "images").mkdir(parents=True)
+    styles.to_csv(folder / "styles.csv", index=False)
+    return folder
+
+
+@pytest.mark.parametrize("catalogue", ["csv", "fashion"])
+def test_predict_lists_no_issue_of_the_labels_it_does_not_read_and_evaluate_does(
+    tiny_training, tmp_path, caplog, catalogue
+):
+    """predict warned of, and listed in OUT.issues.csv, the issues of the labels (a CSV's missing label, a fashion
+    articleType placed under its usual parent), which it does not read: the predictions are the same whatever the
+    labels. It now lists those of the fields its model reads alone; evaluate, which reads the labels, still does."""
+    from prodcat.catalog.loaders import MAX_TEXT_CHARS
+
+    products = tiny_training.unseen.copy()
+    products.loc[0, "title"] = "long " * (MAX_TEXT_CHARS // 5 + 1)  # line 2: a title cut, a text model's issue
+    if catalogue == "csv":
+        products.loc[1, "category"] = None  # in a labelled catalogue, a label missing
+        data = tmp_path / "products.csv"
+        products.to_csv(data, index=False)
+    else:
+        data = _fashion_styles(products, tmp_path / "fashion")
+    model = str(tiny_training.bundle)
+    report = tmp_path / "evaluation"
+    assert main(["evaluate", model, str(data), "--report", str(report)]) == 0
+    evaluated = pd.read_csv(report / "input_issues.csv")
+    assert evaluated["field"].tolist() == ["title", "category"]
+    label_issue = evaluated["message"].iat[1]
+    caplog.clear()
+    assert main(["predict", model, str(data), "--out", str(tmp_path / "preds.csv")]) == 0
+    predicted = pd.read_csv(tmp_path / "preds.csv.issues.csv")
+    assert predicted["row"].tolist() == [2] and predicted["field"].tolist() == ["title"]
+    warned = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert any(message.startswith("1 row issue(s) while reading") for message in warned)
+    assert not any(label_issue in message for message in warned)
+
+
 def test_predict_and_evaluate_read_a_bundle_that_recorded_no_modalities_as_reading_photos(tiny_training, tmp_path):
     """A bundle whose manifest records no modalities is read as reading text and photos (its input's photos not
     found are listed), but predict and evaluate decided whether to list the photos that do not decode by the

@@ -54,10 +54,11 @@ def read_catalog(
     return catalog
 
 
-def _catalog_of_the_run(args: argparse.Namespace, read_by: tuple[str, ...]) -> Catalog:
-    """The catalogue of ``args.data`` with the issues of a run of a model reading ``read_by`` only, not warned of."""
+def _catalog_of_the_run(args: argparse.Namespace, read_by: tuple[str, ...], reads_labels: bool = True) -> Catalog:
+    """The catalogue of ``args.data`` with the issues of a run of a model reading ``read_by`` only (and of its
+    labels, if it ``reads_labels``), not warned of."""
     catalog = _load_catalog(args)
-    return dataclasses.replace(catalog, issues=issues_of_the_run(catalog.issues, read_by))
+    return dataclasses.replace(catalog, issues=issues_of_the_run(catalog.issues, read_by, reads_labels=reads_labels))
 
 
 def _load_catalog(args: argparse.Namespace) -> Catalog:
@@ -574,7 +575,8 @@ def run_predict(args: argparse.Namespace) -> int:
         return 2
     # a mistyped MODEL is said before a catalogue of millions is read, not after
     manifest = read_manifest(args.model)
-    catalog = _catalog_of_the_run(args, modalities_read_by_bundle(manifest))
+    # the labels a catalogue may have are not read: their issues do not concern the predictions
+    catalog = _catalog_of_the_run(args, modalities_read_by_bundle(manifest), reads_labels=False)
     frame = catalog.frame
     if (product := _product_whose_photo_is(out, frame)) is not None:
         print(

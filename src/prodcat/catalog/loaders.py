@@ -268,22 +268,30 @@ def issues_for_model(issues: list[RowIssue], read_by: Iterable[str]) -> list[Row
     return [replace(issue, read_by=read_by) for issue in issues]
 
 
-#: the modality each field named by a row issue belongs to (the others, an id or a label, concern every model)
+#: the modality each field named by a row issue belongs to (the others, an id or a row, concern every run; a label,
+#: the ``category`` field, every run that reads the labels: :func:`issues_of_the_run`)
 _FIELD_MODALITY = {"title": "text", "description": "text", "text": "text", "image": "image"}
 
 
 def issues_of_the_run(
-    issues: list[RowIssue], read_by: Iterable[str], not_drawn: frozenset[str] = frozenset()
+    issues: list[RowIssue],
+    read_by: Iterable[str],
+    not_drawn: frozenset[str] = frozenset(),
+    *,
+    reads_labels: bool = True,
 ) -> list[RowIssue]:
     """Those of ``issues`` that concern a run with a model reading the modalities ``read_by``: not those of a field
-    it does not read (a photo not found, for a model reading text), nor those of the products ``not_drawn`` (ids:
-    the labelled products that a --sample left out); each saying what that model classifies its product from
-    (:func:`issues_for_model`). What the commands warn of and the web app's Data page lists."""
+    it does not read (a photo not found, for a model reading text), nor those of the labels for a run that does not
+    read them (``reads_labels=False``: predict, whose predictions no label changes), nor those of the products
+    ``not_drawn`` (ids: the labelled products that a --sample left out); each saying what that model classifies its
+    product from (:func:`issues_for_model`). What the commands warn of and the web app's Data page lists."""
     read_by = tuple(read_by)
     concerned = [
         issue
         for issue in issues
-        if _FIELD_MODALITY.get(issue.field) in (None, *read_by) and issue.product_id not in not_drawn
+        if _FIELD_MODALITY.get(issue.field) in (None, *read_by)
+        and (reads_labels or issue.field != "category")
+        and issue.product_id not in not_drawn
     ]
     return issues_for_model(concerned, read_by)
 
