@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -730,3 +731,41 @@ def test_ctrl_c_before_a_re_run_writes_anything_says_the_unfinished_report_is_le
         ("no_description", True),
         ("title_only", False),
     ]
+
+
+def test_a_second_run_on_the_report_folder_of_a_running_study_is_refused_before_any_work(
+    tiny_training, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs started at once on one --report mixed their writes: the second took the rows the first had written as
+    those of an unfinished earlier run, and wrote its own among them. The second is now refused, exit 2, in one line
+    naming the first's pid, before it predicts anything; the first's report is left to it."""
+    args, report = _study(tiny_training, tmp_path, "no_description", "title_only")
+    real_predict = robustness.predict_perturbed
+    runs = itertools.count(1)
+    #: the second run's exit code and what it said, the first's robustness.json before and after it
+    second: list[tuple[int, str, bytes, bytes]] = []
+
+    def predict_while_another_run_starts(*predict_args: object, **kwargs: object) -> tuple[pd.DataFrame, np.ndarray]:
+        if next(runs) == 3:  # the first run's title_only: its clean and no_description rows are written
+            capsys.readouterr()
+            before = (report / "robustness.json").read_bytes()
+            code = main(args)
+            second.append((code, capsys.readouterr().err, before, (report / "robustness.json").read_bytes()))
+        return real_predict(*predict_args, **kwargs)
+
+    monkeypatch.setattr(robustness, "predict_perturbed", predict_while_another_run_starts)
+    assert main(args) == 0
+    [(code, said, before, after)] = second
+    assert code == 2 and before == after
+    assert said == (
+        f"error: another prodcat robustness (pid {os.getpid()}) is writing the report in {report} (it holds "
+        f"{report / '.robustness.lock'}): wait for it to finish, or use another --report\n"
+    )
+    assert next(runs) == 4  # the second run predicted nothing
+    records = json.loads((report / "robustness.json").read_text())
+    assert [(r["name"], r.get("from_earlier_run", False)) for r in records] == [
+        ("clean", False),
+        ("no_description", False),
+        ("title_only", False),
+    ]
+    assert sorted(path.name for path in report.iterdir()) == ["report.html", "robustness.json", "robustness.png"]

@@ -1,9 +1,12 @@
 """Files written whole or not at all (batch parts and outputs, collected pages, photos and catalogues), the CSV
-every output table is written as, and the JSON of the reports."""
+every output table is written as, the JSON of the reports, and the lock that keeps two runs from writing one
+output."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import os
 import re
@@ -11,10 +14,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock, Timeout
 
 
 def temporary_sibling(path: Path) -> Path:
@@ -116,6 +120,72 @@ def report_not_written(report: str | Path, error: OSError, kept: str, run: str) 
         f"error: cannot write the report in {report}: {error.strerror or error}; {kept}: free some space or give "
         f"another --report, and run the {run} again"
     )
+
+
+class RunBusyError(Exception):
+    """Another run holds a :class:`RunLock`: what it writes is that run's, being written."""
+
+
+class RunLock:
+    """The lock of what one run writes (``prodcat predict``'s output, ``prodcat robustness``'s report folder): the
+    hidden file ``path``, locked by the OS (released by a crash too, so a killed run never blocks the next) and holding
+    the pid of its holder. A second run is refused with ``busy`` naming that pid, ``command`` (``"prodcat predict"``),
+    what it is ``writing`` and what to do ``instead`` (``"write to another --out"``); a lock file that a run killed
+    outright left behind (its OS lock died with it) is taken over with a note in ``log`` (the caller's: its command's
+    log level applies)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        command: str,
+        writing: str,
+        instead: str,
+        log: logging.Logger,
+        busy: type[RunBusyError] = RunBusyError,
+    ) -> None:
+        self.path = path
+        self.command, self.writing, self.instead = command, writing, instead
+        self.log, self.busy = log, busy
+        self._lock = FileLock(path)
+
+    def recorded_pid(self) -> str:
+        """The pid the lock file holds on its first line (filelock's own soft lock, used on a file system without
+        ``flock``, records it so too); "" if none can be read."""
+        with contextlib.suppress(OSError):  # no file, or one locked against reading (Windows)
+            first_line = self.path.read_text(encoding="ascii", errors="replace").partition("\n")[0].strip()
+            return first_line if first_line.isdigit() else ""
+        return ""
+
+    def __enter__(self) -> Self:
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            holder = f" (pid {pid})" if (pid := self.recorded_pid()) else ""
+            raise self.busy(
+                f"another {self.command}{holder} is writing {self.writing} (it holds {self.path}): "
+                f"wait for it to finish, or {self.instead}"
+            ) from None
+        # read under the lock: a run that ends removes its lock file, so a pid found there is a run that was killed
+        left_by = self.recorded_pid()
+        if left_by != str(os.getpid()):  # else filelock's soft lock recorded this run already
+            if left_by:
+                self.log.info(
+                    "taking over %s, left by %s pid %s, which ended without removing it (killed?)",
+                    self.path,
+                    self.command,
+                    left_by,
+                )
+            with contextlib.suppress(OSError):  # the pid is for the messages only
+                self.path.write_text(f"{os.getpid()}\n", encoding="ascii")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        # removed on every way out (an error, Ctrl-C), so that a lock file left behind means a run killed outright;
+        # removed while still held: a run that opened the file meanwhile fails to lock it and stops
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        self._lock.release()
 
 
 def _plain(value: Any) -> Any:

@@ -22,7 +22,6 @@ blocks its resumption; the lock file holds the pid of its holder, named when a r
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -30,18 +29,24 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any, Self
+from typing import IO, Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from prodcat.batch.engines import Chunk, Engine, bundle_identity
 from prodcat.batch.scoring import OUTPUT_COLUMNS, BatchError, chunk_bounds, model_failed
 from prodcat.bundle import data_fingerprint
-from prodcat.files import csv_text, temporary_sibling, temporary_sibling_of, write_atomically
+from prodcat.files import (
+    RunBusyError,
+    RunLock,
+    csv_text,
+    temporary_sibling,
+    temporary_sibling_of,
+    write_atomically,
+)
 from prodcat.predict import normalise_input
 
 log = logging.getLogger(__name__)
@@ -58,7 +63,7 @@ class ResumeMismatchError(BatchError):
     """The work directory beside the output belongs to another run (model, input or chunking)."""
 
 
-class OutputBusyError(BatchError):
+class OutputBusyError(BatchError, RunBusyError):
     """Another run holds the output's lock: the parts beside it are that run's, being written."""
 
 
@@ -290,58 +295,18 @@ def score_catalog(
         chunk_size=chunk_size,
         top_k=top_k,
     )
-    with _OutputLock(out):
+    lock = RunLock(
+        out.with_name(f".{out.name}.lock"),
+        command="prodcat predict",
+        writing=str(out),
+        instead="write to another --out",
+        log=log,
+        busy=OutputBusyError,
+    )
+    with lock:
         if on_locked is not None:
             on_locked()
         return _score_locked(frame, out, engine, state, restart, progress)
-
-
-class _OutputLock:
-    """The lock of an output, ``.OUT.lock`` beside it, whose file holds the pid of the run holding it: a second
-    run is refused naming that pid; a lock file that a run killed outright left behind (its OS lock died with
-    it) is taken over with a note."""
-
-    def __init__(self, out: Path) -> None:
-        self.out = out
-        self.path = out.with_name(f".{out.name}.lock")
-        self._lock = FileLock(self.path)
-
-    def recorded_pid(self) -> str:
-        """The pid the lock file holds on its first line (filelock's own soft lock, used on a file system without
-        ``flock``, records it so too); "" if none can be read."""
-        with contextlib.suppress(OSError):  # no file, or one locked against reading (Windows)
-            first_line = self.path.read_text(encoding="ascii", errors="replace").partition("\n")[0].strip()
-            return first_line if first_line.isdigit() else ""
-        return ""
-
-    def __enter__(self) -> Self:
-        try:
-            self._lock.acquire(timeout=0)
-        except Timeout:
-            holder = f" (pid {pid})" if (pid := self.recorded_pid()) else ""
-            raise OutputBusyError(
-                f"another prodcat predict{holder} is writing {self.out} (it holds {self.path}): "
-                "wait for it to finish, or write to another --out"
-            ) from None
-        # read under the lock: a run that ends removes its lock file, so a pid found there is a run that was killed
-        left_by = self.recorded_pid()
-        if left_by != str(os.getpid()):  # else filelock's soft lock recorded this run already
-            if left_by:
-                log.info(
-                    "taking over %s, left by prodcat predict pid %s, which ended without removing it (killed?)",
-                    self.path,
-                    left_by,
-                )
-            with contextlib.suppress(OSError):  # the pid is for the messages only
-                self.path.write_text(f"{os.getpid()}\n", encoding="ascii")
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        # removed on every way out (an error, Ctrl-C), so that a lock file left behind means a run killed outright;
-        # removed while still held: a run that opened the file meanwhile fails to lock it and stops
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
-        self._lock.release()
 
 
 class _FailureStreak:

@@ -4,11 +4,14 @@ parser: :mod:`prodcat.evaluate.robustness_parser`)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +24,7 @@ from prodcat.catalog.schema import category_at_level
 from prodcat.config import Config
 from prodcat.evaluate.labelled import labelled_warnings, products_in_training, readable_by
 from prodcat.evaluate.robustness import Perturbation, RobustnessStudy, get_perturbations, undecoded_photos
-from prodcat.files import FIGURES_KEPT, report_not_written, write_failure, write_json
+from prodcat.files import FIGURES_KEPT, RunBusyError, RunLock, report_not_written, write_failure, write_json
 from prodcat.formatting import count_text
 
 if TYPE_CHECKING:
@@ -32,10 +35,7 @@ log = logging.getLogger(__name__)
 
 
 def run_robustness(args: argparse.Namespace) -> int:
-    from prodcat.bundle import modalities_read_by_bundle
-    from prodcat.commands import read_labelled
     from prodcat.evaluate.report import ROBUSTNESS_FILES, report_problem
-    from prodcat.predict import Predictor
 
     if problem := report_problem(args.report, args.data, ROBUSTNESS_FILES, args.model):
         print(f"error: {problem}", file=sys.stderr)
@@ -45,6 +45,20 @@ def run_robustness(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:
+        with report_folder_held(Path(args.report)):
+            return study_robustness(args, perturbations, base)
+    except RunBusyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def study_robustness(args: argparse.Namespace, perturbations: list[Perturbation], base: Perturbation | None) -> int:
+    """:func:`run_robustness`'s study, once its report folder is held; returns the exit code."""
+    from prodcat.bundle import modalities_read_by_bundle
+    from prodcat.commands import read_labelled
+    from prodcat.predict import Predictor
+
     predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
     perturbations, unread = perturbations_read(perturbations, predictor.manifest.get("modalities"))
     if not perturbations:
@@ -95,6 +109,30 @@ def run_robustness(args: argparse.Namespace) -> int:
         return 2
     print(f"\nReport written to {args.report}")
     return 0
+
+
+@contextmanager
+def report_folder_held(folder: Path) -> Iterator[None]:
+    """Hold the report ``folder`` for the whole study: a second run on it while this one runs is refused, before any
+    work (it took this run's rows as those of an unfinished earlier run, and wrote its own among them). The lock file
+    is in the folder, made for it; the folders made so are removed again if the run leaves nothing in them (refused
+    later: a refused command leaves no empty folder, see :func:`prodcat.arguments.report_dir`)."""
+    made = list(itertools.takewhile(lambda path: not path.exists(), [folder, *folder.parents]))
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(
+        folder / ".robustness.lock",
+        command="prodcat robustness",
+        writing=f"the report in {folder}",
+        instead="use another --report",
+        log=log,
+    )
+    try:
+        with lock:
+            yield
+    finally:
+        for path in made:  # deepest first
+            with contextlib.suppress(OSError):  # not empty: a report, or another run's lock
+                path.rmdir()
 
 
 def measure(study: RobustnessStudy, perturbations: list[Perturbation], report: IncrementalReport) -> None:
