@@ -30,11 +30,16 @@ def only_dejavu_sans(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def fallback_font(monkeypatch: pytest.MonkeyPatch) -> str:
     """matplotlib's fonts as on a machine with Noto Sans CJK JP installed, played by STIXGeneral's file (matplotlib
     ships no CJK font); a character that font has and DejaVu Sans lacks."""
+    import matplotlib
     from matplotlib import font_manager
     from matplotlib.ft2font import FT2Font
 
     manager = font_manager.fontManager
-    stix, dejavu = (manager.findfont(family, fallback_to_default=False) for family in ("STIXGeneral", "DejaVu Sans"))
+    # the files matplotlib ships, not a font-cache look-up: a cache built beside a matplotlib since removed (another
+    # virtual environment's) lists no STIXGeneral, and findfont refuses it
+    stix, dejavu = (
+        str(Path(matplotlib.get_data_path(), "fonts/ttf", name)) for name in ("STIXGeneral.ttf", "DejaVuSans.ttf")
+    )
     installed = copy.copy(manager)  # a font manager of its own: none of the real one's cached look-ups
     installed.ttflist = [*manager.ttflist, font_manager.FontEntry(fname=stix, name="Noto Sans CJK JP", size="scalable")]
     monkeypatch.setattr(font_manager, "fontManager", installed)
