@@ -691,6 +691,21 @@ def test_photos_of_products_an_unfinished_run_has_not_reached_are_kept_for_its_r
     assert Path(frame.loc["2", "image"]).read_bytes() == PHOTO
 
 
+def test_a_product_whose_name_is_markup_or_punctuation_alone_counts_as_without_text(httpserver, tmp_path):
+    """A product named '<p>&nbsp;</p>' or '...' with no description was written to products.csv as having a text
+    (its name not blank), though the loader and the models read no text in it: with no photo, nothing classifies it."""
+    blank = {"generic_name": "", "ingredients_text": None, "brands": None}
+    products = [
+        off_record("1", "Brut Impérial"),
+        off_record("2", "<p>&nbsp;</p>", **blank),
+        off_record("3", "...", **blank),
+    ]
+    serve_search(httpserver, search_pages(products))
+    assert run(httpserver, tmp_path) == 0
+    assert pd.read_csv(tmp_path / "products.csv", dtype=str)["product_id"].tolist() == ["1"]
+    assert json.loads((tmp_path / "collect.json").read_text())["counts"]["left_out_without_text_or_photo"] == 2
+
+
 def test_a_product_without_text_whose_photo_fails_is_left_out_until_its_photo_is_fetched(httpserver, tmp_path, capsys):
     """A product with neither a name nor a description whose photo failed stayed in products.csv with nothing to
     classify it from. It is left out, listed with the reason, and the next run that fetches its photo writes it."""

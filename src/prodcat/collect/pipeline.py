@@ -70,7 +70,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from prodcat.bundle import sha256_file
 from prodcat.catalog.loaders import MAX_TEXT_CHARS, catalog_files
-from prodcat.catalog.schema import COLUMNS
+from prodcat.catalog.schema import COLUMNS, is_readable
 from prodcat.collect.base import CollectedProduct, Collector, Page, PageFormatError, RecordError, search_query
 from prodcat.collect.http import (
     PERMANENT_CAUSES,
@@ -358,12 +358,13 @@ def _remove_photos(out: Path, photos: dict[str, str], report: CollectReport, sou
 def _leave_out_unclassifiable(
     products: dict[str, CollectedProduct], photos: dict[str, str], report: CollectReport
 ) -> list[CollectedProduct]:
-    """The ``products`` that have a text or a photo on disk (``photos``, by product id); each of the others, which
-    nothing could classify, is reported and left out of ``products.csv`` until a run fetches its photo (its page is
-    kept: every run reads it again, and tries its photo as any other)."""
+    """The ``products`` that have a text (as the loader and the models count one, :func:`is_readable`) or a photo on
+    disk (``photos``, by product id); each of the others, which nothing could classify, is reported and left out of
+    ``products.csv`` until a run fetches its photo (its page is kept: every run reads it again, and tries its photo as
+    any other)."""
     classifiable = []
     for product in products.values():
-        if product.title.strip() or product.description.strip() or product.product_id in photos:
+        if is_readable(product.title) or is_readable(product.description) or product.product_id in photos:
             classifiable.append(product)
         else:
             report.count("left_out_without_text_or_photo")
