@@ -13,7 +13,7 @@ from prodcat.catalog.audit import summary_lines, unchecked_warning
 from prodcat.catalog.schema import RowIssue
 from prodcat.commands import single_products_warning
 from prodcat.evaluate.labelled import InTraining, unknown_categories_warning
-from prodcat.formatting import count_text
+from prodcat.formatting import count_text, counted
 
 
 def test_a_count_has_thousands_separators_whatever_integer_type_holds_it() -> None:
@@ -21,6 +21,18 @@ def test_a_count_has_thousands_separators_whatever_integer_type_holds_it() -> No
     assert count_text(12_345) == count_text(np.int64(12_345)) == "12,345"
     assert count_text(7) == "7"
     assert [count_text(value) for value in ("?", True, np.bool_(True), 0.5)] == ["?", "True", "True", "0.5"]
+
+
+def test_a_count_and_its_noun_agree() -> None:
+    assert [counted(n, "product") for n in (0, 1, 2, np.int64(12_345))] == [
+        "0 products",
+        "1 product",
+        "2 products",
+        "12,345 products",
+    ]
+    assert (
+        counted(1, "category", "categories") == "1 category" and counted(3, "category", "categories") == "3 categories"
+    )
 
 
 def test_the_warnings_on_labelled_products_the_cli_and_the_app_share_write_counts_as_the_app_does() -> None:

@@ -57,7 +57,7 @@ from prodcat.catalog.schema import (
 from prodcat.config import Config
 from prodcat.figures import figure_data_uri, figure_fonts
 from prodcat.files import write_csv, write_json
-from prodcat.formatting import count_text
+from prodcat.formatting import count_text, counted
 from prodcat.grouping import conflict_level, representative_groups, spelling_groups
 from prodcat.text.clean import HTML_ENTITY, HTML_TAG
 
@@ -1040,7 +1040,7 @@ def _above_subcategories_lines(found: dict[str, Any]) -> list[str]:
     first, categories = found["largest"][0], found["categories"]
     return [
         f"products labelled with a category that has subcategories: {count_text(found['products'])} in"
-        f" {count_text(categories)} {'category' if categories == 1 else 'categories'}, e.g. {first['category']!r}"
+        f" {counted(categories, 'category', 'categories')}, e.g. {first['category']!r}"
         f" ({count_text(first['products'])}; {count_text(first['products_under'])} under it); at deeper levels they"
         " are a category of their own beside their subcategories"
     ]

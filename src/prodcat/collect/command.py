@@ -18,7 +18,7 @@ from prodcat.arguments import user_path
 from prodcat.collect import COLLECTORS, http
 from prodcat.collect.base import search_query
 from prodcat.collect.http import HttpClient
-from prodcat.formatting import count_text
+from prodcat.formatting import count_text, counted
 
 if TYPE_CHECKING:
     from prodcat.collect.pipeline import CollectReport
@@ -271,7 +271,7 @@ def _print_summary(report: CollectReport, out: str) -> None:
         pass  # said on stderr, with the exit code
     elif counts["products"]:
         print(
-            f"{said['products']} {'product' if counts['products'] == 1 else 'products'} ({said['with_category']} "
+            f"{counted(counts['products'], 'product')} ({said['with_category']} "
             f"with a category, {said['with_photo']} with a photo) written to {os.path.join(out, PRODUCTS_CSV)}"
         )
     elif report.stopped_by == "exhausted" and counts.get("records"):  # results came, none usable
@@ -281,26 +281,20 @@ def _print_summary(report: CollectReport, out: str) -> None:
         )
     elif report.stopped_by == "exhausted":
         print(f"no product matches {report.query!r} on {report.source}: {os.path.join(out, PRODUCTS_CSV)} is empty")
-    if counts.get("left_out_without_text_or_photo"):
-        print(
-            f"{said['left_out_without_text_or_photo']} product(s) without a name or description left out of "
-            f"{os.path.join(out, PRODUCTS_CSV)} until their photo is fetched (see the errors): {FETCH_THEIR_PHOTOS}"
-        )
-    if counts.get("earlier_products_dropped"):
-        print(
-            f"{said['earlier_products_dropped']} product(s) of the earlier {PRODUCTS_CSV} are not in this one (no "
-            "longer among the results, past --max-products, or not reached by an unfinished run)"
-        )
-    if counts.get("orphan_photos_removed"):
-        print(
-            f"{said['orphan_photos_removed']} photo(s) of products no longer collected removed from "
-            f"{os.path.join(out, IMAGES_DIR)}"
-        )
-    if counts.get("photos_not_tried"):
-        print(
-            f"{said['photos_not_tried']} photo(s) not tried, their host being unreachable or rate limiting: run the "
-            "same command again to fetch them"
-        )
+    # what follows each of these counts, said when it is not zero
+    notes = {
+        "left_out_without_text_or_photo": f"product(s) without a name or description left out of "
+        f"{os.path.join(out, PRODUCTS_CSV)} until their photo is fetched (see the errors): {FETCH_THEIR_PHOTOS}",
+        "earlier_products_dropped": f"product(s) of the earlier {PRODUCTS_CSV} are not in this one (no longer among "
+        "the results, past --max-products, or not reached by an unfinished run)",
+        "orphan_photos_removed": "photo(s) of products no longer collected removed from "
+        f"{os.path.join(out, IMAGES_DIR)}",
+        "photos_not_tried": "photo(s) not tried, their host being unreachable or rate limiting: run the same command "
+        "again to fetch them",
+    }
+    for name, note in notes.items():
+        if counts.get(name):
+            print(f"{said[name]} {note}")
     print(
         f"{count_text(len(report.errors))} error(s), {count_text(len(report.warnings))} warning(s); counts and "
         f"details in {os.path.join(out, REPORT_JSON)}"
@@ -316,7 +310,7 @@ def _kept(report: CollectReport) -> str:
     collected = written + left_out
     if not collected:
         return "nothing was collected"
-    products = f"{count_text(collected)} {'product' if collected == 1 else 'products'} collected so far"
+    products = f"{counted(collected, 'product')} collected so far"
     are = "is" if written == 1 else "are"
     if not left_out:
         return f"the {products} {are} kept; {_RESUME}"

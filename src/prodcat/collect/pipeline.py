@@ -82,7 +82,7 @@ from prodcat.collect.http import (
     decode_json,
 )
 from prodcat.files import append_line, csv_text, temporary_sibling_of, write_atomically
-from prodcat.formatting import count_text
+from prodcat.formatting import count_text, counted
 from prodcat.image.decode import DECODABILITY_SIDE, DEFAULT_MAX_BYTES, ImageDecodeError, load_image, sniff_image_type
 
 log = logging.getLogger(__name__)
@@ -388,18 +388,18 @@ def _why_keep_earlier(
         return None
     would_write = _would_write(collected, written)
     if report.stopped_by not in FINISHED:  # a re-run resumes from the pages saved: nothing is lost by waiting
-        held = f"{count_text(earlier)} {'product' if earlier == 1 else 'products'}"
+        held = counted(earlier, "product")
         return f"{PRODUCTS_CSV} keeps the {held} it held: this run had collected {count_text(collected)}{would_write}"
     if allow_fewer or written >= MIN_SHARE_KEPT * earlier:
         return None
     if report.stopped_by == "max_products":
-        counted = " (--max-products)"
+        how_counted = " (--max-products)"
     elif (total := report.total_matching) is None:
-        counted = ""
+        how_counted = ""
     else:
-        counted = f" (the API counts {count_text(total)} {'result' if total == 1 else 'results'})"
+        how_counted = f" (the API counts {counted(total, 'result')})"
     refused = (
-        f"this run collected {count_text(collected)} {'product' if collected == 1 else 'products'}{counted}"
+        f"this run collected {counted(collected, 'product')}{how_counted}"
         f"{would_write}, fewer than half of the {count_text(earlier)} that {PRODUCTS_CSV} holds: it is kept as it was."
     )
     if collected >= MIN_SHARE_KEPT * earlier:  # short for want of photos alone, not because the API answered fewer

@@ -18,7 +18,7 @@ import pandas as pd
 from prodcat.bundle import data_fingerprint, read_training_products
 from prodcat.catalog.schema import is_missing, modality_mask, strings_or_empty
 from prodcat.config import MODALITIES
-from prodcat.formatting import count_text
+from prodcat.formatting import count_text, counted
 
 #: fewer labelled products than this and the figures (and their intervals) are warned about
 SMALL_EVALUATION = 30
@@ -183,7 +183,7 @@ def unknown_categories_warning(truth: Sequence[object], labels: Sequence[str]) -
     more = f" and {count_text(len(unknown) - 5)} more" if len(unknown) > 5 else ""
     return (
         f"{count_text(unknown.sum())} of {count_text(len(truth))} labelled products have a category the model does "
-        f"not know ({count_text(len(unknown))} categor{'y' if len(unknown) == 1 else 'ies'}: {named}{more}): they can "
+        f"not know ({counted(len(unknown), 'category', 'categories')}: {named}{more}): they can "
         "only be counted wrong. Is the catalogue, or its category level, the model's?"
     )
 
