@@ -375,13 +375,20 @@ class RobustnessStudy:
         header = {"name": "clean", "family": "clean", "description": described}
         return self._named(header | score_run(self.truth, self.clean_table, self.predictor.threshold))
 
+    @cached_property
+    def photos_read(self) -> np.ndarray:
+        """``(n,)`` bool: the products whose photo the clean run read. A photo it did not read (it does not decode) is
+        no input whose removal changes anything."""
+        used = self.clean_table["modalities_used"]
+        return np.array(["image" in str(modalities).split(",") for modalities in used], dtype=bool)
+
     def run(self, perturbation: Perturbation) -> dict[str, Any]:
         """The record of ``perturbation``, against the clean run on the same products. A perturbation that touches no
         product has no change to measure: its ``change_vs_clean`` is ``None``."""
         clean = self.clean_table
-        # a photo the clean run did not read (it does not decode) is no input whose removal changes anything
-        photos_read = np.array(["image" in str(used).split(",") for used in clean["modalities_used"]], dtype=bool)
-        table, affected = predict_perturbed(self.predictor, self.frame, perturbation, self.seed, self.base, photos_read)
+        table, affected = predict_perturbed(
+            self.predictor, self.frame, perturbation, self.seed, self.base, self.photos_read
+        )
         header = {
             "name": perturbation.name,
             "family": perturbation.family,
