@@ -1117,11 +1117,11 @@ def test_a_servers_retry_after_is_waited_at_most_as_long_as_a_backoff():
 
 
 def test_searches_go_at_the_rate_the_readme_states_by_default(httpserver, tmp_path, monkeypatch):
-    """Without ``--rate``, searches start 60 / N seconds apart, N the searches a minute that the README gives
+    """Without ``--rate``, searches start 60 / N seconds apart, N the searches a minute that docs/collect.md gives
     as the API's stated limit. Observed on the rate limiter's clock, which the test drives: no real waiting."""
     import re
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "collect.md").read_text(encoding="utf-8")
     per_minute = int(re.search(r"stated\s+rate\s+\((\d+)\s+searches\s+a\s+minute", readme).group(1))
     fake = FakeTime()
 

@@ -4,7 +4,7 @@ The one data-heavy check guarding what README and ``benchmarks/results/fusion.md
 (accuracy 0.967, 89.3% auto-accepted at precision 0.990, ECE 0.005 on fold seed 0): a change to the features,
 the early classifier, the calibration or the decision policy that costs accuracy or automation fails here,
 not only in a benchmark nobody re-runs. The bounds leave room for a product or two: the sentence encoders'
-vectors differ in their last bit between machines (see README, Measured), which can move one prediction.
+vectors differ in their last bit between machines (see docs/measured.md), which can move one prediction.
 About two minutes on 2 cores with the embedding cache warm (the inner CV of two early classifiers), four to five cold.
 """
 

@@ -279,7 +279,7 @@ class Config(BaseModel):
     #: likely they are right better than the top probability does: on Flipkart, at precision 0.99, it
     #: auto-accepts 89.3% / 88.7% / 89.3% on fold seeds 0 / 1 / 2 against temperature's 88.1% / 86.4% / 88.7%,
     #: ECE 0.005 / 0.009 / 0.011 against 0.020 / 0.014 / 0.019; fashion 88.0% against 84.1%; Rakuten, whose
-    #: precision stays under 0.99, 12.4% at 0.986 against 13.2% at 0.983, ECE 0.014 against 0.034 (README, Measured)
+    #: precision stays under 0.99, 12.4% at 0.986 against 13.2% at 0.983, ECE 0.014 against 0.034 (docs/measured.md)
     calibration: Literal["temperature", "isotonic", "margin", "none"] = "margin"
     #: precision wanted among auto-accepted predictions; picks the confidence threshold
     target_precision: float = Field(0.99, gt=0, le=1, allow_inf_nan=False)
