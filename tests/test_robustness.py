@@ -769,3 +769,28 @@ def test_a_second_run_on_the_report_folder_of_a_running_study_is_refused_before_
         ("title_only", False),
     ]
     assert sorted(path.name for path in report.iterdir()) == ["report.html", "robustness.json", "robustness.png"]
+
+
+def test_a_re_run_after_a_change_to_the_perturbation_code_measures_every_row_again(
+    tiny_training, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows of an unfinished report were taken up by a re-run of the same command whatever prodcat's code then was:
+    its version, 0.1.0, did not change with it, so a fix to a perturbation between the two runs left the rows measured
+    before it in the report, marked as measured by the same code. The code that makes the rows is now in the key."""
+    args, report = _study(tiny_training, tmp_path, "no_description", "title_only")
+    with monkeypatch.context() as patch:
+        _stop_runs(patch, at={3})  # title_only
+        assert main(args) == 130
+    edited = tmp_path / "robustness.py"
+    edited.write_text(Path(robustness.__file__).read_text(encoding="utf-8") + "\nWORK_SIDE = 256\n", encoding="utf-8")
+    monkeypatch.setattr(robustness, "__file__", str(edited))
+    capsys.readouterr()
+
+    assert main(args) == 0
+    records = json.loads((report / "robustness.json").read_text())
+    assert [(r["name"], r.get("from_earlier_run", False)) for r in records] == [
+        ("clean", False),
+        ("no_description", False),
+        ("title_only", False),
+    ]
+    assert "measured by an earlier run" not in capsys.readouterr().out

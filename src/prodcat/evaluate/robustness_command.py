@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import inspect
 import itertools
 import json
 import logging
@@ -14,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -22,16 +24,22 @@ from tqdm.auto import tqdm
 from prodcat.bundle import model_level
 from prodcat.catalog.schema import category_at_level
 from prodcat.config import Config
+from prodcat.evaluate import metrics, robustness
 from prodcat.evaluate.labelled import labelled_warnings, products_in_training, readable_by
 from prodcat.evaluate.robustness import Perturbation, RobustnessStudy, get_perturbations, undecoded_photos
 from prodcat.files import FIGURES_KEPT, RunBusyError, RunLock, report_not_written, write_failure, write_json
 from prodcat.formatting import count_text
+from prodcat.image import decode
 
 if TYPE_CHECKING:
     from prodcat.catalog.schema import Catalog
     from prodcat.predict import Predictor
 
 log = logging.getLogger(__name__)
+
+#: the modules whose code makes a row out of the model's predictions, besides what the clean predictions show of it:
+#: the perturbations and the scoring of each run, the decoding of the perturbed photos, the metrics
+ROW_CODE: tuple[ModuleType, ...] = (robustness, decode, metrics)
 
 
 def run_robustness(args: argparse.Namespace) -> int:
@@ -200,7 +208,7 @@ class IncrementalReport:
         if resumed := [record["name"] for record in self.records if record.get("from_earlier_run")]:
             warnings.append(
                 f"{', '.join(resumed)}: measured by an earlier run of this command that did not finish (same model, "
-                "products, seed, base and clean predictions), not measured again"
+                "products, seed, base, clean predictions and prodcat code), not measured again"
             )
         if pending := self._pending():
             warnings.append(
@@ -229,7 +237,8 @@ class IncrementalReport:
 def resume_key(study: RobustnessStudy) -> dict[str, Any]:
     """What the records of ``study`` depend on besides their perturbation: a re-run's rows are taken from an earlier
     run's report only when all of it is the same. The clean predictions are in it, so a model that predicts otherwise
-    (other library versions) measures everything again."""
+    (other library versions) measures everything again; so does a change to the code of :data:`ROW_CODE`, which
+    prodcat's version, the same from one commit to the next, does not tell."""
     from prodcat.bundle import data_fingerprint, library_versions
 
     predicted = study.clean_table[["product_id", "category", "confidence"]].astype(str)
@@ -240,6 +249,14 @@ def resume_key(study: RobustnessStudy) -> dict[str, Any]:
         "base": study.base.name if study.base else None,
         "clean_predictions": hashlib.sha256(pd.util.hash_pandas_object(predicted, index=False).to_numpy()).hexdigest(),
         "libraries": library_versions(),
+        "code": source_digests(ROW_CODE),
+    }
+
+
+def source_digests(modules: Sequence[ModuleType]) -> dict[str, str]:
+    """The SHA-256 of the source file of each of ``modules``, by module name."""
+    return {
+        module.__name__: hashlib.sha256(Path(inspect.getfile(module)).read_bytes()).hexdigest() for module in modules
     }
 
 
@@ -258,7 +275,9 @@ def earlier_records(folder: Path, key: dict[str, Any]) -> dict[str, dict[str, An
         # left until this run writes its own, it vouched for this run's rows written before it (or without it, the
         # page not written: a full disk), which the earlier command run again took as its own
         resume.unlink(missing_ok=True)
-        log.info("the unfinished report in %s is of another run (model, products, seed or base): replaced", folder)
+        log.info(
+            "the unfinished report in %s is of another run (model, products, seed, base or code): replaced", folder
+        )
         return {}
     try:
         records = json.loads((folder / "robustness.json").read_text(encoding="utf-8"))
