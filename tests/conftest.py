@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import os
+import struct
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -169,3 +171,23 @@ def solid_jpeg(size: tuple[int, int] = (64, 48), colour: str | tuple[int, int, i
 def jpeg_bytes() -> Callable[..., bytes]:
     """:func:`solid_jpeg`, for tests that post or store a small valid photo."""
     return solid_jpeg
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A valid 1-bit greyscale PNG of ``width x height`` black pixels, written row by row without Pillow: a few
+    dozen KB on disk for 400 M pixels (20,000 x 20,000), what a decompression bomb is."""
+    row = b"\x00" + b"\x00" * ((width + 7) // 8)  # filter byte + the packed bits of a row
+    compressor = zlib.compressobj(9)
+    pixels = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # bit depth 1, greyscale, no interlace
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+@pytest.fixture
+def png_bomb_bytes() -> Callable[[int, int], bytes]:
+    """:func:`png_bomb`, for tests of the pixel limit (or of a small valid PNG)."""
+    return png_bomb

@@ -8,7 +8,7 @@ import logging
 import re
 import struct
 import tracemalloc
-import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,23 +34,10 @@ def _jpeg_bytes(img: Image.Image, **save: object) -> bytes:
     return buf.getvalue()
 
 
-def _png_bomb(side: int) -> bytes:
-    """A valid 1-bit PNG of ``side x side`` pixels built row by row (a few dozen KB on disk)."""
-    row = b"\x00" + b"\x00" * ((side + 7) // 8)  # filter byte + packed bits
-    compressor = zlib.compressobj(9)
-    idat = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-
-
-def test_sniff_by_content_not_name(tmp_path: Path) -> None:
+def test_sniff_by_content_not_name(tmp_path: Path, png_bomb_bytes: Callable[[int, int], bytes]) -> None:
     jpeg = _jpeg_bytes(Image.new("RGB", (8, 8)))
     assert sniff_image_type(jpeg) == "jpeg"
-    assert sniff_image_type(_png_bomb(8)) == "png"
+    assert sniff_image_type(png_bomb_bytes(8, 8)) == "png"
     assert sniff_image_type(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "webp"
     assert sniff_image_type(b"hello, I am text") is None
     assert sniff_image_type(b"") is None
@@ -158,8 +145,8 @@ def test_missing_file_is_rejected(tmp_path: Path) -> None:
         load_image(tmp_path / "nope.jpg", product_id="M1")
 
 
-def test_png_decompression_bomb_refused_without_decoding() -> None:
-    bomb = _png_bomb(20_000)
+def test_png_decompression_bomb_refused_without_decoding(png_bomb_bytes: Callable[[int, int], bytes]) -> None:
+    bomb = png_bomb_bytes(20_000, 20_000)
     assert len(bomb) < 200_000  # 400 M pixels that compress to almost nothing
     with pytest.raises(ImageDecodeError, match="20000x20000 pixels exceeds the limit") as info:
         load_image(bomb, product_id="BOMB")

@@ -13,11 +13,10 @@ import os
 import re
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
-import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -103,19 +102,6 @@ class Server:
 
 def limit_flags() -> list[str]:
     return [arg for name, value in LIMITS.items() for arg in (f"--{name.replace('_', '-')}", str(value))]
-
-
-def png_header_bomb(width: int, height: int) -> bytes:
-    """A valid 1-bit greyscale PNG of ``width x height`` white pixels: tiny on disk, huge decoded."""
-    row = b"\x00" + b"\xff" * ((width + 7) // 8)
-    compressor = zlib.compressobj(9)
-    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def raw_http(url: str, head: bytes, body_parts: list[bytes], pause: float = 0.0, timeout: float = 30) -> str:
@@ -411,8 +397,10 @@ def test_truncated_real_photo(client: httpx.Client, heldout: pd.DataFrame) -> No
     assert_still_predicts(client, heldout.iloc[18])  # the same product, its photo whole
 
 
-def test_decompression_bomb_png(client: httpx.Client, heldout: pd.DataFrame) -> None:
-    bomb = png_header_bomb(20_000, 20_000)
+def test_decompression_bomb_png(
+    client: httpx.Client, heldout: pd.DataFrame, png_bomb_bytes: Callable[[int, int], bytes]
+) -> None:
+    bomb = png_bomb_bytes(20_000, 20_000)
     assert len(bomb) < LIMITS["max_image_bytes"]
     response = client.post("/predict", data={"title": "poster"}, files={"image": ("poster.png", bomb, "image/png")})
     body = assert_refused(response, 413, "max_pixels", LIMITS["max_pixels"])
