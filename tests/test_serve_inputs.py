@@ -710,6 +710,15 @@ def test_a_multipart_body_the_parser_refuses_says_why(
     )
     assert (garbled.status_code, garbled.json()["error"]) == (400, "invalid_multipart")
     assert garbled.json()["detail"] != "Invalid multipart data."
+    # a boundary over the parser's 256 bytes was refused as the parser was built, outside its error mapping: 500
+    boundary = "b" * 300
+    overlong = client.post(
+        endpoint,
+        content=f"--{boundary}--\r\n".encode(),
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert (overlong.status_code, overlong.json()["error"]) == (400, "invalid_multipart"), overlong.text
+    assert "Boundary length 300 exceeds maximum of 256" in overlong.json()["detail"]
     assert client.post(endpoint, data=fields, files={part: ("a.jpg", jpeg_bytes(), "image/jpeg")}).status_code == 200
 
 

@@ -165,8 +165,9 @@ async def read_form(
     collector = _FormCollector(
         declared_charset(content_type, "the request") or "utf-8", max_files, max_fields, max_part_size
     )
-    parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
     try:
+        # inside the try: the parser refuses a boundary over its maximum length (256 bytes) when it is built
+        parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
         async for chunk in stream:
             parser.write(chunk)
             for file, data in collector.pending_writes:
