@@ -40,6 +40,18 @@ def products(flipkart_dir: Path) -> pd.DataFrame:
     return frame.iloc[::20].head(40).reset_index(drop=True)
 
 
+def _robustness_command(
+    bundle: Path, frame: pd.DataFrame, tmp_path: Path, *perturbations: str
+) -> tuple[list[str], Path]:
+    """The command of a robustness study of ``bundle`` on the products of ``frame`` (written to
+    ``tmp_path/products.csv``) under ``perturbations``, and its report folder (``tmp_path/report``)."""
+    data = tmp_path / "products.csv"
+    frame.to_csv(data, index=False)
+    report = tmp_path / "report"
+    command = ["robustness", str(bundle), str(data), "--report", str(report)]
+    return [*command, "--perturbations", *perturbations], report
+
+
 def perturbed_photos(products: pd.DataFrame, name: str, rows: int = 3) -> list[tuple[Image.Image, Image.Image]]:
     """``(photo at the working scale, perturbed photo)`` for the first ``rows`` products."""
     frame = products.head(rows)
@@ -229,11 +241,9 @@ def test_a_perturbation_that_touches_no_product_is_not_a_measured_zero(
 ) -> None:
     """Rotating the photos of products without one changes nothing to measure: n/a, and no bar in the figure;
     removing the text of products without photo leaves the model nothing to read: said."""
-    data = tmp_path / "no-photos.csv"
-    products.head(3).assign(image=None).to_csv(data, index=False)
-    report = tmp_path / "report"
-    args = ["robustness", str(flipkart_bundle), str(data), "--report", str(report)]
-    assert main([*args, "--perturbations", "rotate_15", "no_text"]) == 0
+    no_photos = products.head(3).assign(image=None)
+    args, report = _robustness_command(flipkart_bundle, no_photos, tmp_path, "rotate_15", "no_text")
+    assert main(args) == 0
     printed = capsys.readouterr().out
     assert UNTOUCHED in next(line for line in printed.splitlines() if line.strip().startswith("rotate_15"))
     warning = "no_text: the model could score none of the 3 products (nothing left it can read)"
@@ -349,11 +359,8 @@ def test_a_product_counts_as_affected_only_when_what_the_model_reads_changed(
     photo.write_bytes(jpeg_bytes())
     frame = tiny_training.unseen.assign(image=str(photo))
     frame.loc[::2, "description"] = None  # 6 of the 12 have a title and a photo only
-    data = tmp_path / "products.csv"
-    frame.to_csv(data, index=False)
-    report = tmp_path / "report"
-    args = ["robustness", str(tiny_training.bundle), str(data), "--report", str(report)]
-    assert main([*args, "--perturbations", "title_only", "no_description"]) == 0
+    args, report = _robustness_command(tiny_training.bundle, frame, tmp_path, "title_only", "no_description")
+    assert main(args) == 0
     _, title_only, no_description = json.loads((report / "robustness.json").read_text())
     assert title_only["n_affected"] == no_description["n_affected"] == 6
     assert title_only["modality"] == "text"
@@ -373,10 +380,7 @@ def test_a_bundle_whose_stored_config_current_checks_refuse_is_still_measured(
     manifest = json.loads((bundle / MANIFEST).read_text())
     manifest["config"]["heads"][-1]["languages"] = ["english"]  # refused since: not a detected language
     (bundle / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
-    data = tmp_path / "products.csv"
-    tiny_training.unseen.to_csv(data, index=False)
-    report = tmp_path / "report"
-    args = ["robustness", str(bundle), str(data), "--report", str(report), "--perturbations", "no_description"]
+    args, report = _robustness_command(bundle, tiny_training.unseen, tmp_path, "no_description")
     assert main([*args, "--sample", "6"]) == 0
     clean, no_description = json.loads((report / "robustness.json").read_text())
     assert clean["n"] == no_description["n"] == 6 and clean["accuracy"] == 1.0
@@ -415,11 +419,8 @@ def test_the_mean_confidence_is_that_of_the_products_the_model_answered(
 
     frame = tiny_training.unseen.copy()
     frame.loc[::2, "title"] = ""  # 6 of the 12 with a description alone: no_description leaves them nothing
-    data = tmp_path / "products.csv"
-    frame.to_csv(data, index=False)
-    report = tmp_path / "report"
-    args = ["robustness", str(tiny_training.bundle), str(data), "--report", str(report)]
-    assert main([*args, "--perturbations", "no_description", "no_text"]) == 0
+    args, report = _robustness_command(tiny_training.bundle, frame, tmp_path, "no_description", "no_text")
+    assert main(args) == 0
     _, no_description, no_text = json.loads((report / "robustness.json").read_text())
     titled = frame.iloc[1::2].assign(description="")
     expected = np.mean([p.confidence for p in Predictor.load(tiny_training.bundle).predict(titled)])
@@ -573,11 +574,7 @@ def test_a_text_and_photo_model_on_photos_none_of_which_decodes_says_its_photo_r
 def _study(tiny_training, tmp_path: Path, *perturbations: str) -> tuple[list[str], Path]:
     """The command of a robustness study of the tiny model on its unseen products under ``perturbations``, and its
     report folder."""
-    data = tmp_path / "products.csv"
-    tiny_training.unseen.to_csv(data, index=False)
-    report = tmp_path / "report"
-    command = ["robustness", str(tiny_training.bundle), str(data), "--report", str(report)]
-    return [*command, "--perturbations", *perturbations], report
+    return _robustness_command(tiny_training.bundle, tiny_training.unseen, tmp_path, *perturbations)
 
 
 def _stop_runs(patch: pytest.MonkeyPatch, at: set[int], stop: type[BaseException] = KeyboardInterrupt) -> None:
