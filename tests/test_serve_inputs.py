@@ -501,6 +501,14 @@ def submit(client: TestClient, category: str, new_category: bool = False) -> Any
     return client.post(f"/reviews/{review_id}{query}", json={"category": category}, headers={"X-API-Key": API_KEY})
 
 
+def refused_detail(client: TestClient, category: str, new_category: bool, error: str) -> str:
+    """The ``detail`` of the 422 answering a correction to ``category`` (:func:`submit`), which must be refused with
+    the code ``error``."""
+    refused = submit(client, category, new_category)
+    assert (refused.status_code, refused.json()["error"]) == (422, error), refused.text
+    return refused.json()["detail"]
+
+
 def test_a_correction_deeper_than_the_models_labels_says_the_label_it_trains_as(top_level_client: TestClient) -> None:
     """Training cuts a corrected path at the model's level: a deeper path under a label is that label."""
     deeper = submit(top_level_client, "Watches > Wrist Watches")
@@ -509,9 +517,8 @@ def test_a_correction_deeper_than_the_models_labels_says_the_label_it_trains_as(
     stored = top_level_client.get(f"/reviews/{deeper.json()['id']}", headers={"X-API-Key": API_KEY}).json()
     assert stored["trains_as"] == "Watches"
 
-    refused = submit(top_level_client, "Wtches > Wrist Watches")
-    assert (refused.status_code, refused.json()["error"]) == (422, "unknown_category")
-    assert "'Wtches'" in refused.json()["detail"] and "did you mean 'Watches'" in refused.json()["detail"]
+    detail = refused_detail(top_level_client, "Wtches > Wrist Watches", False, "unknown_category")
+    assert "'Wtches'" in detail and "did you mean 'Watches'" in detail
 
     new = submit(top_level_client, "Board Games > Puzzles", new_category=True)
     assert new.status_code == 200, new.text
@@ -538,9 +545,7 @@ def test_a_new_category_differing_from_a_label_in_case_or_unicode_forms_is_refus
     """It would become a second class beside the existing one."""
     client = request.getfixturevalue(fixture)
     for new_category in (True, False):
-        refused = submit(client, variant, new_category)
-        assert (refused.status_code, refused.json()["error"]) == (422, "category_variant"), refused.text
-        assert repr(existing) in refused.json()["detail"]
+        assert repr(existing) in refused_detail(client, variant, new_category, "category_variant")
 
 
 @pytest.mark.parametrize(
@@ -633,9 +638,7 @@ def test_a_correction_with_an_empty_level_is_refused(
     ' > Wrist Watches' at level 1)."""
     client = request.getfixturevalue(fixture)
     for new_category in (True, False):
-        refused = submit(client, category, new_category)
-        assert (refused.status_code, refused.json()["error"]) == (422, "category_empty_level"), refused.text
-        assert repr(category) in refused.json()["detail"]
+        assert repr(category) in refused_detail(client, category, new_category, "category_empty_level")
 
 
 @pytest.mark.parametrize(
@@ -657,9 +660,8 @@ def test_a_correction_with_a_character_that_shows_nothing_is_refused_at_every_le
     """'Watches > Wrist\nWatches' was accepted by a top-level model (it trains as 'Watches') and stored whole, so a
     model trained deeper on the corrections would have learnt a label with a line break or a hidden character;
     'Watches\n' was accepted as 'Watches' and stored with its line break."""
-    refused = submit(top_level_client, category, new_category)
-    assert (refused.status_code, refused.json()["error"]) == (422, "category_invisible_character"), refused.text
-    assert refused.json()["detail"].startswith(f"the field 'category' ({category!r}) holds characters")
+    detail = refused_detail(top_level_client, category, new_category, "category_invisible_character")
+    assert detail.startswith(f"the field 'category' ({category!r}) holds characters")
     assert submit(top_level_client, "Watches > Wrist Watches", new_category).json()["trains_as"] == "Watches"
 
 
@@ -667,8 +669,7 @@ def test_a_correction_with_a_character_that_shows_nothing_is_refused_at_every_le
 def test_a_new_category_with_a_character_that_shows_nothing_is_refused(client: TestClient, category: str) -> None:
     """A label with a line break, a tab or a zero-width space in it looks like another and breaks the tables it is
     written to."""
-    refused = submit(client, category, True)
-    assert (refused.status_code, refused.json()["error"]) == (422, "category_invisible_character"), refused.text
+    refused_detail(client, category, True, "category_invisible_character")
     assert submit(client, "Garden Tools", True).status_code == 200
 
 
@@ -687,10 +688,8 @@ def test_a_category_with_a_code_point_that_is_no_character_is_refused(
     """Unassigned and private-use code points were accepted in a new category: each font draws them its own way
     (or as a box), so the label could not be read back or told apart from another."""
     client = request.getfixturevalue(fixture)
-    refused = submit(client, category, True)
-    assert (refused.status_code, refused.json()["error"]) == (422, "category_undefined_character"), refused.text
-    assert refused.json()["detail"].startswith(f"the field 'category' ({category!r})")
-    assert code_point in refused.json()["detail"]
+    detail = refused_detail(client, category, True, "category_undefined_character")
+    assert detail.startswith(f"the field 'category' ({category!r})") and code_point in detail
     assert submit(client, "Garden > Tools", True).status_code == 200
 
 
