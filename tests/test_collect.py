@@ -722,8 +722,9 @@ def test_a_product_without_text_whose_photo_fails_is_left_out_until_its_photo_is
         "is fetched"
     )
     assert (
-        f"1 product(s) without a name or description left out of {tmp_path / 'products.csv'} until their photo is "
-        "fetched (see the errors): run the same command with --images (and --refresh for a photo that failed for good)"
+        f"1 product(s) without a name or description, nor a photo on disk, left out of {tmp_path / 'products.csv'} "
+        "(see the errors): run the same command again to fetch 1 photo not fetched yet (a server error, a timeout, a "
+        "host not reached, Ctrl-C)"
     ) in capsys.readouterr().out
 
     httpserver.clear_all_handlers()
@@ -733,6 +734,33 @@ def test_a_product_without_text_whose_photo_fails_is_left_out_until_its_photo_is
     frame = load_catalog(tmp_path / "products.csv").frame.set_index("product_id")
     assert Path(frame.loc["2", "image"]).read_bytes() == PHOTO
     assert json.loads((tmp_path / "collect.json").read_text())["errors"] == []
+
+
+def test_the_products_left_out_for_want_of_a_photo_are_told_the_step_that_fetches_it(httpserver, tmp_path, capsys):
+    """The summary of the products left out for want of a text or photo said to 'run the same command with --images
+    (and --refresh for a photo that failed for good)' whatever became of their photos: to a run that used --images,
+    of a photo that failed for a while (which a plain re-run fetches), and of a product with no photo to fetch. It
+    names the step that fetches each photo now, counted."""
+    markup_only = off_record("4", "<p>&nbsp;</p>", generic_name="", ingredients_text=None, brands=None)
+    products = [off_record("1", "Brut Impérial"), *(record_without_text(httpserver, c) for c in "23"), markup_only]
+    serve_search(httpserver, search_pages(products))
+    httpserver.expect_request("/images/2.jpg").respond_with_data("Busy", status=503)
+    httpserver.expect_request("/images/3.jpg").respond_with_data("Gone", status=404)
+    left_out = (
+        f"3 product(s) without a name or description, nor a photo on disk, left out of {tmp_path / 'products.csv'} "
+        "(see the errors): "
+    )
+    no_photo = "1 with no photo to fetch cannot be written"
+    assert run(httpserver, tmp_path) == 0
+    assert f"{left_out}run the same command with --images to fetch 2 photos; {no_photo}\n" in capsys.readouterr().out
+    assert run(httpserver, tmp_path, "--images") == 0
+    assert (
+        f"{left_out}run the same command again to fetch 1 photo not fetched yet (a server error, a timeout, a host not "
+        f"reached, Ctrl-C); add --refresh to fetch again 1 photo refused for good (404, not an image, too large); "
+        f"{no_photo}\n"
+    ) in capsys.readouterr().out
+    errors = {e["product_id"]: e["message"] for e in json.loads((tmp_path / "collect.json").read_text())["errors"]}
+    assert errors["4"] == "no name or description, and no photo: nothing to classify it from; left out of products.csv"
 
 
 def test_photos_above_the_size_limit_are_refused_while_downloading(httpserver, tmp_path):
@@ -1508,8 +1536,8 @@ def test_a_collection_kept_for_the_products_left_out_says_how_many_were_collecte
     assert error == (
         "error: this run collected 3 products (the API counts 3 results) but would write only 1 (2 without a name, "
         "description or photo), fewer than half of the 4 that products.csv holds: it is kept as it was. To write the "
-        "2 left out, fetch their photos: run the same command with --images (and --refresh for a photo that failed "
-        "for good); to replace it without them, add --allow-fewer"
+        "2 left out: run the same command with --images to fetch 2 photos; to replace it without them, add "
+        "--allow-fewer"
     )
 
     httpserver.clear()

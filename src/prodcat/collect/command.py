@@ -263,7 +263,7 @@ def _client(args: argparse.Namespace, requests_per_second: float, **options: flo
 
 
 def _print_summary(report: CollectReport, out: str) -> None:
-    from prodcat.collect.pipeline import FETCH_THEIR_PHOTOS, IMAGES_DIR, PRODUCTS_CSV, REPORT_JSON
+    from prodcat.collect.pipeline import IMAGES_DIR, PRODUCTS_CSV, REPORT_JSON
 
     counts = report.counts
     said = {name: count_text(value) for name, value in counts.items()}  # 12,345 as the other commands write it
@@ -283,8 +283,8 @@ def _print_summary(report: CollectReport, out: str) -> None:
         print(f"no product matches {report.query!r} on {report.source}: {os.path.join(out, PRODUCTS_CSV)} is empty")
     # what follows each of these counts, said when it is not zero
     notes = {
-        "left_out_without_text_or_photo": f"product(s) without a name or description left out of "
-        f"{os.path.join(out, PRODUCTS_CSV)} until their photo is fetched (see the errors): {FETCH_THEIR_PHOTOS}",
+        "left_out_without_text_or_photo": f"product(s) without a name or description, nor a photo on disk, left out "
+        f"of {os.path.join(out, PRODUCTS_CSV)} (see the errors): {report.to_write_left_out}",
         "earlier_products_dropped": f"product(s) of the earlier {PRODUCTS_CSV} are not in this one (no longer among "
         "the results, past --max-products, or not reached by an unfinished run)",
         "orphan_photos_removed": "photo(s) of products no longer collected removed from "

@@ -109,8 +109,14 @@ PHOTO_SOURCES_JOURNAL = "photo_sources.journal"
 MIN_SHARE_KEPT = 0.5
 #: the ``stopped_by`` of a run that reached the end of its results or ``max_products``
 FINISHED = ("exhausted", "max_products")
-#: how the products left out of ``products.csv`` for want of a name, description or photo get there
-FETCH_THEIR_PHOTOS = "run the same command with --images (and --refresh for a photo that failed for good)"
+#: how the photo of a product left out of ``products.csv`` for want of a name, description or photo on disk gets
+#: there (the count of such photos in its place), by why it is not on disk
+_FETCH_STEPS = {
+    "not_asked": "run the same command with --images to fetch {}",
+    "not_fetched_yet": "run the same command again to fetch {} not fetched yet (a server error, a timeout, a host "
+    "not reached, Ctrl-C)",
+    "failed_for_good": "add --refresh to fetch again {} refused for good (404, not an image, too large)",
+}
 
 
 @dataclass
@@ -123,9 +129,11 @@ class CollectReport:
     product or photo that failed, with ``field`` and ``message`` (and ``page``, ``record``, ``product_id``
     when known); ``warnings``: the same for what was kept with a defect (a page with bytes that are not
     UTF-8, a field of the wrong type left out, a text cut, results the API counted but no page held).
-    ``kept_earlier``: why ``products.csv`` was left as an earlier run wrote it, holding more products than this run
-    collected (``None``: this run wrote it, or had nothing to write). ``refresh_resumed``: when the refresh this run
-    resumed began (its pages saved since were not fetched again; ``None``: not a resumed refresh).
+    ``to_write_left_out``: what writes the products left out of ``products.csv`` for want of a name, description or
+    photo on disk (:func:`_how_to_write_left_out`; ``None``: none was). ``kept_earlier``: why ``products.csv`` was left
+    as an earlier run wrote it, holding more products than this run collected (``None``: this run wrote it, or had
+    nothing to write). ``refresh_resumed``: when the refresh this run resumed began (its pages saved since were not
+    fetched again; ``None``: not a resumed refresh).
     ``products_sha256``: the checksum of the ``products.csv`` the run left, by which a re-run refuses to replace one
     edited since; ``replacing_sha256``: the
     checksum of the ``products.csv`` being replaced, in the report written just before the new file, so that a run
@@ -143,6 +151,7 @@ class CollectReport:
     stopped_by: str = ""
     fatal_error: str | None = None
     fatal_cause: str | None = None
+    to_write_left_out: str | None = None
     kept_earlier: str | None = None
     refresh_resumed: str | None = None
     products_sha256: str | None = None
@@ -224,6 +233,7 @@ def collect(
     pages = _PageCache(out / PAGES_DIR, collector, query, page_size, refresh)
     report.refresh_resumed = pages.refresh_resumed
     sources = _PhotoSources(out)
+    failed: _FailedPhotos | None = None  # with --images: the photos that failed for good
     products: dict[str, CollectedProduct] = {}
     reached_end = False
     with logging_redirect_tqdm():  # retry warnings above the progress bars, not through them
@@ -231,11 +241,14 @@ def collect(
             _collect_products(collector, pages, max_products, api_client, products, report)
             reached_end = report.stopped_by in FINISHED
             if image_client is not None:
-                _download_photos(list(products.values()), out, image_client, max_image_bytes, report, refresh, sources)
+                failed = _FailedPhotos(out, forget_earlier=refresh)
+                _download_photos(
+                    list(products.values()), out, image_client, max_image_bytes, report, refresh, sources, failed
+                )
         except KeyboardInterrupt:
             report.stopped_by = "interrupted"  # what was collected is written below: a re-run resumes from it
     photos = _photos_on_disk(products.values(), out / IMAGES_DIR)
-    classifiable = _leave_out_unclassifiable(products, photos, report)
+    classifiable = _leave_out_unclassifiable(products, photos, report, failed)
     report.kept_earlier = _why_keep_earlier(report, len(products), len(classifiable), len(earlier), allow_fewer)
     if reached_end:  # the pages left are those of products.csv: a re-run without refresh makes the same file
         pages.end_refresh(keep=report.kept_earlier is None)
@@ -356,26 +369,47 @@ def _remove_photos(out: Path, photos: dict[str, str], report: CollectReport, sou
 
 
 def _leave_out_unclassifiable(
-    products: dict[str, CollectedProduct], photos: dict[str, str], report: CollectReport
+    products: dict[str, CollectedProduct], photos: dict[str, str], report: CollectReport, failed: _FailedPhotos | None
 ) -> list[CollectedProduct]:
     """The ``products`` that have a text (as the loader and the models count one, :func:`is_readable`) or a photo on
     disk (``photos``, by product id); each of the others, which nothing could classify, is reported and left out of
     ``products.csv`` until a run fetches its photo (its page is kept: every run reads it again, and tries its photo as
-    any other)."""
-    classifiable = []
+    any other), and the report says how (``failed``: the photos that failed for good, ``None`` without --images)."""
+    classifiable, left_out = [], []
     for product in products.values():
         if is_readable(product.title) or is_readable(product.description) or product.product_id in photos:
             classifiable.append(product)
         else:
+            left_out.append(product)
             report.count("left_out_without_text_or_photo")
-            report.add_error("product", _NOTHING_TO_CLASSIFY, product_id=product.product_id)
+            until = " until its photo is fetched" if product.image_url else ""
+            report.add_error("product", f"{_NOTHING_TO_CLASSIFY}{until}", product_id=product.product_id)
+    if left_out:
+        report.to_write_left_out = _how_to_write_left_out(left_out, failed)
     return classifiable
 
 
-_NOTHING_TO_CLASSIFY = (
-    f"no name or description, and no photo: nothing to classify it from; left out of {PRODUCTS_CSV} until its photo "
-    "is fetched"
-)
+_NOTHING_TO_CLASSIFY = f"no name or description, and no photo: nothing to classify it from; left out of {PRODUCTS_CSV}"
+
+
+def _how_to_write_left_out(left_out: list[CollectedProduct], failed: _FailedPhotos | None) -> str:
+    """What writes the products ``left_out`` of ``products.csv`` for want of a text or photo on disk: the next step
+    that fetches each one's photo (:data:`_FETCH_STEPS`), by why it is not on disk (``failed``: the photos that failed
+    for good, ``None`` when the run fetched no photo), and how many have no photo to fetch."""
+    steps: dict[str, int] = dict.fromkeys(_FETCH_STEPS, 0)
+    for product in left_out:
+        if not product.image_url:
+            continue
+        if failed is None:
+            steps["not_asked"] += 1
+        elif failed.reason(product.product_id, product.image_url) is not None:
+            steps["failed_for_good"] += 1
+        else:  # failed for a while, not tried (its host not reached), or not reached (Ctrl-C)
+            steps["not_fetched_yet"] += 1
+    said = [_FETCH_STEPS[step].format(counted(count, "photo")) for step, count in steps.items() if count]
+    if without_photo := sum(not product.image_url for product in left_out):
+        said.append(f"{count_text(without_photo)} with no photo to fetch cannot be written")
+    return "; ".join(said)
 
 
 def _why_keep_earlier(
@@ -404,8 +438,8 @@ def _why_keep_earlier(
     )
     if collected >= MIN_SHARE_KEPT * earlier:  # short for want of photos alone, not because the API answered fewer
         return (
-            f"{refused} To write the {count_text(collected - written)} left out, fetch their photos: "
-            f"{FETCH_THEIR_PHOTOS}; to replace it without them, add --allow-fewer"
+            f"{refused} To write the {count_text(collected - written)} left out: {report.to_write_left_out}; to "
+            "replace it without them, add --allow-fewer"
         )
     return (
         f"{refused} If the API answered wrongly, run the command again later (with --refresh); if the products left "
@@ -711,15 +745,16 @@ def _download_photos(
     report: CollectReport,
     refresh: bool,
     sources: _PhotoSources,
+    failed: _FailedPhotos,
 ) -> None:
     """Download into ``out/images`` the photo of each product that has none there yet, or one fetched from
     another URL than the product's now (with ``refresh``, one of no recorded URL too: replaced once the new one is
     fetched), unless it failed for good in an earlier run (and ``refresh`` is off), or its host could not be reached
-    (or kept answering 429) for an earlier photo of this run; every failure goes to the report."""
+    (or kept answering 429) for an earlier photo of this run; every failure goes to the report, and those for good to
+    ``failed`` too."""
     folder = out / IMAGES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     on_disk = _files_by_stem(folder)
-    failed = _FailedPhotos(out, forget_earlier=refresh)
     # host -> why its photos are not tried: the network lost mid-run had every photo spend its retries (and its
     # connection timeouts) in turn, hours for a few thousand photos, a warning per attempt; a host rate limiting
     # had every photo wait its window at each retry
