@@ -15,7 +15,7 @@ from prodcat.explore.clustering import (
     check_feature_sets,
     cluster_points,
     distinct_rows,
-    stratified_sample,
+    sample_covering_every_label,
 )
 from prodcat.explore.metrics import clustering_scores, match_clusters
 from prodcat.explore.reduction import TSNE2D, KNNSmoother, UMAPReducer, combine_blocks, make_reduction
@@ -174,17 +174,17 @@ def test_umap_then_kmeans_separates_groups_that_kmeans_alone_mixes():
     assert clustering_scores(group, on_points, points)["ari"] < 0.6
 
 
-def test_stratified_sample_keeps_shares_and_rare_categories():
+def test_sample_covering_every_label_keeps_shares_and_rare_categories():
     labels = np.array(["big"] * 700 + ["mid"] * 250 + ["rare"] * 50)
     frame = pd.DataFrame({"product_id": [str(i) for i in range(1000)], "label": labels})
-    sample = stratified_sample(frame, labels, 100, seed=1)
+    sample = sample_covering_every_label(frame, labels, 100, seed=1)
     counts = sample["label"].value_counts()
     assert len(sample) == 100
     assert (counts["big"], counts["mid"], counts["rare"]) == (70, 25, 5)
     assert sample.index.is_monotonic_increasing  # catalogue order kept
-    tiny = stratified_sample(frame, labels, 3, seed=1)
+    tiny = sample_covering_every_label(frame, labels, 3, seed=1)
     assert set(tiny["label"]) == {"big", "mid", "rare"}
-    assert stratified_sample(frame, labels, 5000) is frame
+    assert sample_covering_every_label(frame, labels, 5000) is frame
 
 
 def test_unknown_feature_extractor_is_named_before_any_work():

@@ -12,7 +12,7 @@ import pytest
 from prodcat.catalog.loaders import load_catalog
 from prodcat.catalog.schema import category_at_level
 from prodcat.cli import main
-from prodcat.explore.clustering import FeasibilityStudy, stratified_sample
+from prodcat.explore.clustering import FeasibilityStudy, sample_covering_every_label
 from prodcat.explore.report import write_report
 
 CHEAP_FEATURES = ["tfidf", "color_hist", "tfidf+color_hist"]
@@ -23,7 +23,8 @@ KIND_WORDS = ["mug ceramic coffee cup", "watch analog steel dial", "baby diaper 
 @pytest.fixture(scope="module")
 def flipkart_sample(flipkart_dir):
     frame = load_catalog(flipkart_dir).frame
-    return stratified_sample(frame, category_at_level(frame["category"], 1), 150, seed=0).reset_index(drop=True)
+    labels = category_at_level(frame["category"], 1)
+    return sample_covering_every_label(frame, labels, 150, seed=0).reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")

@@ -290,21 +290,23 @@ def labelled_products(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
 
 
 def labelled_sample(frame: pd.DataFrame, config: Config, size: int | None) -> pd.DataFrame:
-    """The :func:`labelled_products`, or a stratified sample of ``size`` of them (:func:`stratified_sample`)."""
+    """The :func:`labelled_products`, or a stratified sample of ``size`` of them (:func:`pooled_stratified_sample`)."""
     frame = labelled_products(frame, config)
     if size is None:
         return frame
-    return stratified_sample(frame, config, size).reset_index(drop=True)
+    return pooled_stratified_sample(frame, config, size).reset_index(drop=True)
 
 
 #: the stratum of the products without a category, which a sample keeps in their share as it keeps each category's
 _UNLABELLED = "__unlabelled__"
 
 
-def stratified_sample(frame: pd.DataFrame, config: Config, size: int) -> pd.DataFrame:
+def pooled_stratified_sample(frame: pd.DataFrame, config: Config, size: int) -> pd.DataFrame:
     """``size`` products of ``frame`` (all of them when it has no more), drawn with ``config.seed`` and stratified on
-    their category at ``config.target_level`` (the unlabelled ones a stratum of their own), ``frame``'s index kept:
-    the ``--sample`` of ``train`` and ``cv`` (among their labelled products) and of ``audit`` (among all)."""
+    their category at ``config.target_level`` (the unlabelled ones a stratum of their own), the categories too rare to
+    split pooled, as the model's inner folds pool them (a rare category may be left out: unlike the feasibility
+    study's :func:`~prodcat.explore.clustering.sample_covering_every_label`), ``frame``'s index kept: the ``--sample``
+    of ``train`` and ``cv`` (among their labelled products) and of ``audit`` (among all)."""
     if size >= len(frame):
         return frame
     from sklearn.model_selection import train_test_split

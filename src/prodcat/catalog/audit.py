@@ -974,10 +974,10 @@ _LABEL_OPTIONS = ("config", "level", "modalities", "folds")
 
 def _sample(catalog: Catalog, config: Config, size: int) -> Catalog:
     """The ``size`` products of ``catalog`` that train's and cv's draw takes with ``config``
-    (:func:`~prodcat.commands.stratified_sample`), with the loader issues of their rows only."""
-    from prodcat.commands import stratified_sample
+    (:func:`~prodcat.commands.pooled_stratified_sample`), with the loader issues of their rows only."""
+    from prodcat.commands import pooled_stratified_sample
 
-    sampled = stratified_sample(catalog.frame, config, size).sort_index()
+    sampled = pooled_stratified_sample(catalog.frame, config, size).sort_index()
     lines = [catalog.line_of(position) for position in sampled.index]
     kept = set(lines)
     return Catalog(

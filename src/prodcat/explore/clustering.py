@@ -68,8 +68,10 @@ def cluster_points(points: np.ndarray, n_clusters: int, *, n_init: int = 10, see
     return KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit_predict(points)
 
 
-def stratified_sample(frame: pd.DataFrame, labels: Sequence[str], n: int, *, seed: int = 0) -> pd.DataFrame:
-    """``n`` rows of ``frame`` keeping each label's share; every label keeps a row when ``n`` allows.
+def sample_covering_every_label(frame: pd.DataFrame, labels: Sequence[str], n: int, *, seed: int = 0) -> pd.DataFrame:
+    """``n`` rows of ``frame`` keeping each label's share; every label keeps a row when ``n`` allows (a cluster
+    matched against the categories needs them all, where ``train --sample``'s
+    :func:`~prodcat.commands.pooled_stratified_sample` pools the rare ones, and may leave them out).
 
     Rows are shuffled with ``seed`` and ranked within their label; each label's
     first row is taken first, then rows by relative rank (rank / label size),

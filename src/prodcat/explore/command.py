@@ -89,7 +89,12 @@ def run_explore(args: argparse.Namespace) -> int:
     from prodcat.catalog.schema import category_at_level, deeper_level_warning
     from prodcat.commands import read_catalog
     from prodcat.evaluate.report import report_problem
-    from prodcat.explore.clustering import FeasibilityStudy, check_feature_sets, check_reductions, stratified_sample
+    from prodcat.explore.clustering import (
+        FeasibilityStudy,
+        check_feature_sets,
+        check_reductions,
+        sample_covering_every_label,
+    )
     from prodcat.explore.metrics import AMI_NOTE
     from prodcat.explore.report import EXPLORE_FILES, write_report
     from prodcat.files import FIGURES_KEPT, report_not_written, write_failure
@@ -122,7 +127,8 @@ def run_explore(args: argparse.Namespace) -> int:
         print(f"warning: {too_deep}")
         level = None
     if args.sample:
-        frame = stratified_sample(frame, category_at_level(frame["category"], level), args.sample, seed=args.seed)
+        labels = category_at_level(frame["category"], level)
+        frame = sample_covering_every_label(frame, labels, args.sample, seed=args.seed)
     study = FeasibilityStudy(
         features=features,
         reductions=reductions,
