@@ -140,6 +140,23 @@ def tiny_old_bundle(tiny_training: TinyTraining, tmp_path_factory: pytest.TempPa
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_bundle_recording_no_modalities(tiny_training: TinyTraining, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The :func:`tiny_training` bundle (a text-only model) with no ``modalities`` in its manifest, as older bundles
+    and hand-edited ones have: read as reading every modality (``bundle.modalities_read_by_bundle``). The manifest is
+    not among the files hashed: the bundle still verifies."""
+    import json
+    import shutil
+
+    from prodcat.bundle import MANIFEST
+
+    out = shutil.copytree(tiny_training.bundle, tmp_path_factory.mktemp("tiny-unrecorded") / "m")
+    manifest = json.loads((out / MANIFEST).read_text())
+    del manifest["modalities"]
+    (out / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    return out
+
+
 def crafted_products(titles: Sequence[str], categories: Sequence[str]) -> pd.DataFrame:
     """Products of these titles and categories (ids ``p0``, ``p1``, ..., no description nor photo), canonical
     columns."""

@@ -587,6 +587,24 @@ def test_a_title_of_no_word_the_model_knows_gets_no_category_and_says_why(tiny_t
     ]
 
 
+def test_a_bundle_recording_no_modalities_is_said_to_read_text_and_photos_on_its_pages(
+    tiny_bundle_recording_no_modalities, monkeypatch
+):
+    """The Predict and Model pages read the modalities of the manifest raw, none for an older bundle: a text of no
+    word the model knows was told 'This model does not read text.', and the Model page listed no modalities. Both
+    go by the bundle's accessor, as the Data page, the commands and the API do: text and image."""
+    test = go_to(start_app(monkeypatch, str(tiny_bundle_recording_no_modalities)), "Predict")
+    test.text_input(key="predict_title").input("सिरेमिक कॉफ़ी मग")
+    test.button[0].click().run()
+    assert not test.exception and "category" not in metrics_of(test)
+    assert [w.value for w in test.warning] == [
+        "Nothing to classify: the model could read none of this product. None of the words in its title and "
+        "description is one the model knows (it knows only the words of the products it was trained on)."
+    ]
+    test = go_to(test, "Model")
+    assert test.table[0].value.loc["modalities", "value"] == "text, image"
+
+
 #: a colour per category of the tiny catalogue, for a model that reads photos only
 TINY_COLOURS = {"Kitchen": "red", "Watches": "navy", "Toys": "green"}
 

@@ -472,6 +472,21 @@ def test_a_title_of_no_word_the_model_knows_says_so_in_its_error(tiny_training) 
     assert not model_failed(table.at[0, "error"])  # the product's doing, not a broken model
 
 
+def test_a_bundle_recording_no_modalities_is_said_to_read_text_and_photos_in_an_error(
+    tiny_training, tiny_bundle_recording_no_modalities
+) -> None:
+    """Batch scoring read the modalities of the manifest raw, none for an older bundle: a text the model did not read
+    was told 'the model reads its inputs, [...]: this model does not read text'. It goes by the bundle's accessor,
+    as the other commands do: the model reads text and image, none of whose words it knows."""
+    frame = tiny_training.unseen.head(1).assign(title="सिरेमिक कॉफ़ी मग", description="")
+    table = predict_catalog(Predictor.load(tiny_bundle_recording_no_modalities), frame, chunk_size=1, progress=False)
+    assert table.at[0, "error"] == (
+        f"{NOTHING_TO_READ}: the model reads text and image, and found none it could use in this product: none of "
+        "the words in its title and description is one the model knows (it knows only the words of the products it "
+        "was trained on)"
+    )
+
+
 def test_the_confidence_written_never_reads_against_the_decision(tiny_training, tmp_path):
     """Confidences were written to 6 decimals: one just below the threshold read as at or above it (a model whose
     threshold is 1.0 wrote 'confidence 1.0, review' for 0.9999999999999991), one just above as below it."""

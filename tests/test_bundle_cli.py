@@ -1662,6 +1662,21 @@ def test_evaluate_recognises_the_training_products_one_by_one(tiny_training, tin
     assert "score only products the model was not trained on" in InTraining(36, 48).warning
 
 
+def test_a_bundle_recording_no_modalities_recognises_its_training_products(
+    tiny_training, tiny_bundle_recording_no_modalities
+):
+    """The products were compared by the modalities of the manifest raw, none for an older bundle: every product's
+    digest was that of nothing read, and 10 training products scored were taken for new ones. The bundle's accessor
+    reads text and image, what this text-only model's digests hold of products without a photo."""
+    from prodcat.bundle import read_manifest
+    from prodcat.evaluate.labelled import products_in_training
+
+    bundle = tiny_bundle_recording_no_modalities
+    subset = tiny_training.trained.sample(10, random_state=0)  # not the whole catalogue, whose fingerprint it has
+    found = products_in_training(subset, read_manifest(bundle), bundle)
+    assert (found.count, found.scored) == (10, 10)
+
+
 def test_product_fingerprints_read_what_the_model_reads(tmp_path, jpeg_bytes):
     """A product's digest is its title, description and photo content, as far as the model reads them: not
     its id, its category or where its photo lies."""
@@ -2172,15 +2187,14 @@ def test_predict_lists_no_issue_of_the_labels_it_does_not_read_and_evaluate_does
     assert not any(label_issue in message for message in warned)
 
 
-def test_predict_and_evaluate_read_a_bundle_that_recorded_no_modalities_as_reading_photos(tiny_training, tmp_path):
+def test_predict_and_evaluate_read_a_bundle_that_recorded_no_modalities_as_reading_photos(
+    tiny_training, tiny_bundle_recording_no_modalities, tmp_path
+):
     """A bundle whose manifest records no modalities is read as reading text and photos (its input's photos not
     found are listed), but predict and evaluate decided whether to list the photos that do not decode by the
     modalities recorded: none, so those were not listed, and evaluate warned of products with 'no  the model can
     read'. Both now ask the bundle as the rest of the code does (bundle.modalities_read_by_bundle)."""
-    bundle = shutil.copytree(tiny_training.bundle, tmp_path / "m")
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    del manifest["modalities"]  # the manifest is not among the files hashed: the bundle still verifies
-    (bundle / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    bundle = tiny_bundle_recording_no_modalities
     (tmp_path / "notes.jpg").write_text("not a photo")
     products = tiny_training.unseen.copy()
     products.loc[0, "image"] = "notes.jpg"  # line 2: a photo that does not decode

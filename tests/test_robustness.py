@@ -791,3 +791,23 @@ def test_a_re_run_after_a_change_to_the_perturbation_code_measures_every_row_aga
         ("title_only", False),
     ]
     assert "measured by an earlier run" not in capsys.readouterr().out
+
+
+def test_a_bundle_recording_no_modalities_leaves_out_the_products_it_cannot_read_saying_so(
+    tiny_training, tiny_bundle_recording_no_modalities: Path
+) -> None:
+    """The study read the modalities of the manifest raw, none for an older bundle, and named them in its warning
+    of the products left out (" or ".join(None)): a TypeError whenever a product had neither text nor photo. It
+    goes by the bundle's accessor, as evaluate does: text or image."""
+    from prodcat.evaluate.robustness_command import scored_products
+    from prodcat.predict import Predictor
+
+    labelled = tiny_training.unseen.copy()
+    labelled.loc[0, ["title", "description"]] = ""
+    predictor = Predictor.load(tiny_bundle_recording_no_modalities)
+    frame, warnings = scored_products(labelled, predictor, None, 0)
+    assert len(frame) == 11 and labelled["product_id"].iat[0] not in set(frame["product_id"])
+    assert warnings == [
+        "1 of the 12 labelled products have none of the modalities the model reads (text or image): left out of "
+        "every run (`prodcat evaluate` counts them as wrong)"
+    ]

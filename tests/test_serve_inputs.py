@@ -1384,6 +1384,23 @@ def test_a_text_of_no_word_the_model_knows_is_refused_saying_so(
         assert both.endswith("was trained on); this model does not read photos")
 
 
+def test_a_bundle_recording_no_modalities_refuses_a_text_it_cannot_read_as_reading_text(
+    tiny_bundle_recording_no_modalities,
+) -> None:
+    """The API read the modalities of the manifest raw, none for an older bundle: a text of no word the model knows
+    was refused as 'the model reads its inputs [...]: this model does not read text'. It goes by the bundle's
+    accessor, as prodcat predict does: the model reads text and image, none of whose words it knows."""
+    from prodcat.predict import Predictor
+
+    with TestClient(create_app(Predictor.load(tiny_bundle_recording_no_modalities), ServeSettings())) as client:
+        refused = client.post("/predict", json={"title": "सिरेमिक कॉफ़ी मग"})
+    assert (refused.status_code, refused.json()["error"]) == (422, "nothing_to_classify")
+    assert refused.json()["detail"].startswith(
+        "nothing to classify: the model reads text and image, and found none it could use in this product: none of "
+        "the words in its title and description is one the model knows"
+    )
+
+
 def test_a_json_body_starting_with_a_byte_order_mark_is_read_as_a_batch_is(
     client: TestClient, jpeg_bytes: Callable[..., bytes]
 ) -> None:

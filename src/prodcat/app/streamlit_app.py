@@ -387,7 +387,7 @@ def predict_page(predictor: Predictor) -> None:
     if not prediction.modalities_used:
         # a photo alone for a model that does not read photos, text alone for one that reads photos only: the
         # model's answer would be its class prior, from nothing; prodcat predict and the API give it no category either
-        st.warning(views.nothing_read(predictor.manifest.get("modalities", []), given))
+        st.warning(views.nothing_read(modalities_read_by_bundle(predictor.manifest), given))
         return
     left, middle, right = st.columns(3)
     left.metric("category", prediction.category)

@@ -300,7 +300,7 @@ def model_overview(manifest: dict[str, Any]) -> pd.Series:
         "trained on": f"{count_text(manifest['n_train'])} products" if "n_train" in manifest else None,
         "categories": count_text(len(manifest.get("labels", []))),
         "category level": config.get("level") or "full path",
-        "modalities": ", ".join(manifest.get("modalities", [])),
+        "modalities": ", ".join(modalities_read_by_bundle(manifest)),
         "heads": ", ".join(heads),
         "fusion": fusion,
         "calibration": config.get("calibration"),

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from prodcat.bundle import modalities_read_by_bundle
 from prodcat.catalog.schema import Catalog, RowIssue, has_text
 from prodcat.image.decode import DECODABILITY_SIDE, ImageDecodeError, load_image
 from prodcat.predict import NOTHING_TO_READ, Prediction, Predictor, normalise_input, nothing_read_reason
@@ -82,7 +83,7 @@ def _score_rows(predictor: Predictor, chunk: pd.DataFrame, top_k: int) -> list[d
         # about 2n extra product predictions (fewer once the good halves' embeddings are cached).
         middle = len(chunk) // 2
         return _score_rows(predictor, chunk.iloc[:middle], top_k) + _score_rows(predictor, chunk.iloc[middle:], top_k)
-    modalities = predictor.manifest.get("modalities") or []
+    modalities = modalities_read_by_bundle(predictor.manifest)
     return [
         prediction_row(prediction)
         if prediction.modalities_used

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prodcat.bundle import data_fingerprint, read_training_products
+from prodcat.bundle import data_fingerprint, modalities_read_by_bundle, read_training_products
 from prodcat.catalog.schema import is_missing, modality_mask, strings_or_empty
 from prodcat.config import MODALITIES
 from prodcat.formatting import count_text, counted
@@ -162,7 +162,7 @@ def products_in_training(
     trained = read_training_products(bundle_dir, manifest)
     if trained is None:
         return InTraining.of(None, len(scored))
-    digests = product_fingerprints(scored, manifest.get("modalities", []))
+    digests = product_fingerprints(scored, modalities_read_by_bundle(manifest))
     return InTraining.of(np.isin(digests, trained), len(scored))
 
 

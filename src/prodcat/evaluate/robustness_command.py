@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from prodcat.bundle import model_level
+from prodcat.bundle import modalities_read_by_bundle, model_level
 from prodcat.catalog.schema import category_at_level
 from prodcat.config import Config
 from prodcat.evaluate import metrics, robustness
@@ -63,19 +63,18 @@ def run_robustness(args: argparse.Namespace) -> int:
 
 def study_robustness(args: argparse.Namespace, perturbations: list[Perturbation], base: Perturbation | None) -> int:
     """:func:`run_robustness`'s study, once its report folder is held; returns the exit code."""
-    from prodcat.bundle import modalities_read_by_bundle
     from prodcat.commands import read_labelled
     from prodcat.predict import Predictor
 
     predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
-    perturbations, unread = perturbations_read(perturbations, predictor.manifest.get("modalities"))
+    read_by = modalities_read_by_bundle(predictor.manifest)
+    perturbations, unread = perturbations_read(perturbations, read_by)
     if not perturbations:
         print(f"error: {unread}: nothing left to measure", file=sys.stderr)
         return 2
-    if problem := base_problem(base, predictor.manifest.get("modalities")):
+    if problem := base_problem(base, read_by):
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    read_by = modalities_read_by_bundle(predictor.manifest)
     catalog = read_labelled(args, read_by=read_by)
     if catalog is None:
         return 2
@@ -297,11 +296,11 @@ def chosen_perturbations(
     return perturbations, base
 
 
-def base_problem(base: Perturbation | None, modalities: list[str] | None) -> str | None:
-    """Why ``--base`` cannot serve on a model reading ``modalities`` (``None``: all): it changes nothing the model
-    reads (every run would be the plain one, titled as with it), or it removes all of it (no product could be
-    scored in any run, every figure a zero)."""
-    if base is None or not modalities:
+def base_problem(base: Perturbation | None, modalities: Sequence[str]) -> str | None:
+    """Why ``--base`` cannot serve on a model reading ``modalities``: it changes nothing the model reads (every run
+    would be the plain one, titled as with it), or it removes all of it (no product could be scored in any run,
+    every figure a zero)."""
+    if base is None:
         return None
     reads = " and ".join(modalities)
     if base.seen_by(modalities) is None:
@@ -312,13 +311,11 @@ def base_problem(base: Perturbation | None, modalities: list[str] | None) -> str
 
 
 def perturbations_read(
-    perturbations: list[Perturbation], modalities: list[str] | None
+    perturbations: list[Perturbation], modalities: Sequence[str]
 ) -> tuple[list[Perturbation], str | None]:
-    """The ``perturbations`` that change something a model reading ``modalities`` (``None``: all) reads, as it sees
-    them (:meth:`~prodcat.evaluate.robustness.Perturbation.seen_by`), and a warning naming the others: the model
-    never sees their change, whose zero would read as robustness."""
-    if not modalities:
-        return perturbations, None
+    """The ``perturbations`` that change something a model reading ``modalities`` reads, as it sees them
+    (:meth:`~prodcat.evaluate.robustness.Perturbation.seen_by`), and a warning naming the others: the model never
+    sees their change, whose zero would read as robustness."""
     seen = {p.name: p.seen_by(modalities) for p in perturbations}
     read = [p for p in seen.values() if p is not None]
     unread = [name for name, p in seen.items() if p is None]
@@ -338,7 +335,7 @@ def scored_products(
     concatenate' once the runs began)."""
     from prodcat.commands import labelled_sample
 
-    modalities = predictor.manifest.get("modalities") or None
+    modalities = modalities_read_by_bundle(predictor.manifest)
     readable = readable_by(labelled, modalities)
     if not readable.any():
         raise ValueError(
@@ -347,7 +344,7 @@ def scored_products(
         )
     # the sample needs only the model's level, its modalities and the seed: the rest of the stored config is not
     # validated again (a bundle trained before a check was added would be refused in pydantic's traceback)
-    config = Config(level=model_level(predictor.manifest), seed=seed, modalities=modalities)
+    config = Config(level=model_level(predictor.manifest), seed=seed, modalities=list(modalities))
     frame = labelled_sample(labelled[readable].reset_index(drop=True), config, sample)
     if readable.all():
         return frame, []

@@ -19,6 +19,7 @@ import pandas as pd
 from prometheus_client import Histogram
 from sqlalchemy.exc import SQLAlchemyError
 
+from prodcat.bundle import modalities_read_by_bundle
 from prodcat.evaluate.explain import ExplainSettings, explain
 from prodcat.predict import nothing_read_reason
 from prodcat.review.store import NewReview, ReviewStore
@@ -193,7 +194,7 @@ class PredictionService:
         input. The text checks let a product through on a photo alone or on any letter or digit, but a model that
         does not read photos, a photo that its decoder could not use, or a text of no word the model knows leaves
         nothing; ``prodcat predict`` gives such a product no category, and the same reason."""
-        modalities = list(self.predictor.manifest.get("modalities") or [])
+        modalities = modalities_read_by_bundle(self.predictor.manifest)
         detail = nothing_read_reason(modalities, row["title"], row["description"], row["image"])
         return ApiError(422, "nothing_to_classify", detail)
 
