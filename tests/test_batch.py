@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -1218,3 +1220,27 @@ def test_an_output_named_like_another_format_is_refused_before_any_work(tmp_path
     error = capsys.readouterr().err
     assert f"--out {out}: prodcat predict writes plain CSV text, not " in error and "name the file .csv" in error
     assert not out.exists()
+
+
+def test_predict_warns_of_the_photos_it_could_not_use_as_evaluate_does(tiny_training, tmp_path, caplog):
+    """predict listed the photos its model could not use (one that does not decode) in OUT.issues.csv, but, unlike
+    train, cv and evaluate, warned of none: its closing line counted them among the input issues, unnamed. It warns
+    of them now in the same words, pointing to the file that lists them all."""
+    bundle = shutil.copytree(tiny_training.bundle, tmp_path / "m")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    del manifest["modalities"]  # read as reading photos (its model reads the text alone); still verifies
+    (bundle / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    products = tiny_training.unseen.assign(image=None)
+    products.loc[0, "image"] = "notes.jpg"
+    data, out, report = tmp_path / "products.csv", tmp_path / "preds.csv", tmp_path / "evaluation"
+    products.to_csv(data, index=False)
+    warned = "1 photo(s) not used (their products were read without them) (all listed in {}):"
+    for command, listed_in in (
+        (["predict", str(bundle), str(data), "--out", str(out)], out.with_name("preds.csv.issues.csv")),
+        (["evaluate", str(bundle), str(data), "--report", str(report)], report / "input_issues.csv"),
+    ):
+        caplog.clear()
+        assert main(command) == 0
+        assert warned.format(listed_in) in caplog.messages, command
+        assert "notes.jpg not used: not an image" in pd.read_csv(listed_in)["message"].iat[0]

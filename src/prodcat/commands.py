@@ -160,13 +160,12 @@ def _predict_options_problem(args: argparse.Namespace, out: Path) -> str | None:
     return None
 
 
-def _with_unused_photos(
-    catalog: Catalog, predictions: pd.DataFrame, reads_photos: bool, listed_in: Path
-) -> list[RowIssue]:
-    """The catalogue's issues and, for a model reading photos, those of the photos it did not use (warned of,
-    pointing to the file ``listed_in`` that lists them all), in line order: what a report lists as its input
-    issues."""
-    unused = unused_photo_issues(catalog, predictions) if reads_photos else []
+def _with_unused_photos(catalog: Catalog, predictions: pd.DataFrame | None, listed_in: Path) -> list[RowIssue]:
+    """The catalogue's issues and those of the photos a model reading photos did not use, of ``predictions`` (its
+    ``product_id`` and ``modalities_used``; ``None`` for a model that reads none), in line order: what a report, or
+    predict's ``OUT.issues.csv``, lists as its input issues. The photos are warned of, pointing to the file
+    ``listed_in`` that lists them all."""
+    unused = [] if predictions is None else unused_photo_issues(catalog, predictions)
     _log_issues(unused, "photo(s) not used (their products were read without them)", listed_in)
     return sorted(catalog.issues + unused, key=lambda issue: issue.row)
 
@@ -502,7 +501,7 @@ def run_train(args: argparse.Namespace) -> int:
     # beside the bundle, whose bytes depend on the training data alone: on every run, as the feature cache
     # remembers that a photo failed but not why
     used = pd.DataFrame({"product_id": frame["product_id"], "modalities_used": _modalities_read(model.training_read_)})
-    issues = _with_unused_photos(catalog, used, "image" in model.modalities_, issues_file)
+    issues = _with_unused_photos(catalog, used if "image" in model.modalities_ else None, issues_file)
     if written := write_input_issues(issues, out):
         print(f"{count_text(len(issues))} input issue(s): see {written}")
     print(f"\nModel bundle written to {out}")
@@ -620,12 +619,10 @@ def run_predict(args: argparse.Namespace) -> int:
         print(f"interrupted{_kept_chunks(out, separator='; ')}", file=sys.stderr)
         return 130
     # written before anything is printed: a reader of the output that stops early (| head) ends the run there
-    reads_photos = "image" in modalities_read_by_bundle(engine.manifest)
-    issues = list(catalog.issues)
-    if reads_photos:  # in line order: the photos found unusable while scoring among the problems found reading
+    used = None
+    if "image" in modalities_read_by_bundle(engine.manifest):  # read back only when a photo can have gone unused
         used = pd.read_csv(out, usecols=["product_id", "modalities_used"], dtype=str, keep_default_na=False)
-        issues += unused_photo_issues(catalog, used)
-    issues.sort(key=lambda issue: issue.row)
+    issues = _with_unused_photos(catalog, used, input_issues_path(out))
     issues_file = write_input_issues(issues, out)
     resumed = f"; {summary.total - summary.scored} from the interrupted run" if summary.scored < summary.total else ""
     failed = f"; {summary.errors} could not be scored (see the error column)" if summary.errors else ""
@@ -687,7 +684,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                 truth[unseen], predicted[unseen], confidence[unseen], predictor.threshold
             )
     title = f"Evaluation of {args.model} on {args.data}"
-    issues = _with_unused_photos(catalog, predictions, "image" in read_by, issues_file)
+    issues = _with_unused_photos(catalog, predictions if "image" in read_by else None, issues_file)
     failure = write_failure(
         lambda: write_report(metrics, truth, predicted, args.report, title, predictions=predictions, issues=issues)
     )
@@ -745,7 +742,7 @@ def run_cv(args: argparse.Namespace) -> int:
         metrics["warnings"] = warnings
     title = f"{args.folds}-fold cross-validation on {args.data}"
     predictions = result.predictions()
-    issues = _with_unused_photos(catalog, predictions, _reads_photos(config), issues_file)
+    issues = _with_unused_photos(catalog, predictions if _reads_photos(config) else None, issues_file)
     failure = write_failure(
         lambda: write_report(
             metrics, result.y_true, result.y_pred, args.report, title, predictions=predictions, issues=issues
