@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -1222,14 +1220,13 @@ def test_an_output_named_like_another_format_is_refused_before_any_work(tmp_path
     assert not out.exists()
 
 
-def test_predict_warns_of_the_photos_it_could_not_use_as_evaluate_does(tiny_training, tmp_path, caplog):
+def test_predict_warns_of_the_photos_it_could_not_use_as_evaluate_does(
+    tiny_training, tiny_bundle_recording_no_modalities, tmp_path, caplog
+):
     """predict listed the photos its model could not use (one that does not decode) in OUT.issues.csv, but, unlike
     train, cv and evaluate, warned of none: its closing line counted them among the input issues, unnamed. It warns
     of them now in the same words, pointing to the file that lists them all."""
-    bundle = shutil.copytree(tiny_training.bundle, tmp_path / "m")
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    del manifest["modalities"]  # read as reading photos (its model reads the text alone); still verifies
-    (bundle / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    bundle = str(tiny_bundle_recording_no_modalities)  # read as reading photos; its model reads the text alone
     (tmp_path / "notes.jpg").write_text("not a photo")
     products = tiny_training.unseen.assign(image=None)
     products.loc[0, "image"] = "notes.jpg"
@@ -1237,8 +1234,8 @@ def test_predict_warns_of_the_photos_it_could_not_use_as_evaluate_does(tiny_trai
     products.to_csv(data, index=False)
     warned = "1 photo(s) not used (their products were read without them) (all listed in {}):"
     for command, listed_in in (
-        (["predict", str(bundle), str(data), "--out", str(out)], out.with_name("preds.csv.issues.csv")),
-        (["evaluate", str(bundle), str(data), "--report", str(report)], report / "input_issues.csv"),
+        (["predict", bundle, str(data), "--out", str(out)], out.with_name("preds.csv.issues.csv")),
+        (["evaluate", bundle, str(data), "--report", str(report)], report / "input_issues.csv"),
     ):
         caplog.clear()
         assert main(command) == 0
