@@ -558,6 +558,22 @@ def test_a_photo_path_naming_a_broken_link_says_so(tmp_path: Path) -> None:
         assert f"photo path {name!r} under {tmp_path} is a symbolic link to no file" in issue.message
 
 
+def test_a_photo_path_naming_a_device_or_a_pipe_says_so(tmp_path: Path) -> None:
+    """/dev/zero was reported as 'not found', and a link to it as 'a symbolic link to no file', though both are
+    there: neither is a file, and none is read (reading /dev/zero or a FIFO would never end)."""
+    os.mkfifo(tmp_path / "pipe.jpg")
+    (tmp_path / "zero.jpg").symlink_to("/dev/zero")
+    path = tmp_path / "products.csv"
+    path.write_text("product_id,title,image\na,Lamp,/dev/zero\nb,Mug,zero.jpg\nc,Vase,pipe.jpg\n")
+    catalog = load_catalog(path)
+    assert catalog.frame["image"].tolist() == [None] * 3 and catalog.frame["title"].tolist() == ["Lamp", "Mug", "Vase"]
+    messages = [issue.message for issue in catalog.issues]
+    assert [issue.row for issue in catalog.issues] == [2, 3, 4]
+    assert "photo path '/dev/zero' is a device, pipe or socket, not a file;" in messages[0]
+    for message, name in zip(messages[1:], ["zero.jpg", "pipe.jpg"], strict=True):
+        assert f"photo path {name!r} under {tmp_path} is a device, pipe or socket, not a file;" in message
+
+
 def test_a_product_without_text_is_said_to_be_classified_from_its_photo_or_from_nothing(tmp_path: Path) -> None:
     """A product with neither title nor description (or markup alone) was classified from its photo unsaid, and
     one whose photo is not found either was said to be 'classified from its text'. A table without text columns

@@ -161,12 +161,14 @@ _ROOT_HINT = " (--image-root names the folder holding them)"
 
 
 def _not_a_file(path: str, name: str, root: Path) -> str:
-    """Why the photo ``name`` (resolved to ``path``) cannot be read: a URL, a directory is there, a link that
-    leads to no file, or nothing."""
+    """Why the photo ``name`` (resolved to ``path``) cannot be read: a URL, a directory or a device, pipe or socket
+    is there (or a link to one), a link that leads to nothing, or nothing."""
     if _URL.match(name):
         return f"photo {name!r} is a URL: photos are read from files, download them and give their paths"
     if os.path.isdir(path):
         return f"photo path {name!r}{_under(root, name)} is a directory, not a file"
+    if os.path.exists(path):  # neither a file nor a folder (/dev/zero, a FIFO): "not found" would be untrue
+        return f"photo path {name!r}{_under(root, name)} is a device, pipe or socket, not a file"
     if os.path.islink(path):  # `ls` lists it: "not found" would send the reader looking for a file that is there
         return (
             f"photo path {name!r}{_under(root, name)} is a symbolic link to no file (its target is missing, "
