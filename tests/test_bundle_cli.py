@@ -259,6 +259,61 @@ def test_load_bundle_unpickles_only_the_bytes_it_checked(tmp_path, monkeypatch):
         bundle.load_bundle(out)
 
 
+def test_a_manifest_that_does_not_describe_its_model_is_refused_naming_what_differs(
+    tiny_training, tiny_bundle_recording_no_modalities, tmp_path, capsys
+):
+    """The manifest is not among the files hashed: its labels reordered or renamed, or its modalities edited, the
+    bundle loaded, and the API's /model and the app's Model page listed labels other than those the predictions name,
+    and every command reported the inputs of modalities the model does not read. Such a bundle is refused now, the
+    field that differs named; a bundle recording no modalities (older ones) still loads, read as reading all."""
+    from prodcat.predict import Predictor
+
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    edits = {
+        "labels": (
+            ["Watches", "Toys", "Kitchen"],
+            "its manifest's labels ['Watches', 'Toys', 'Kitchen'] are not its model's ['Kitchen', 'Toys', 'Watches']",
+        ),
+        "modalities": (
+            ["text", "image"],
+            "its manifest's modalities ['text', 'image'] are not its model's ['text']",
+        ),
+    }
+    for field, (edited, said) in edits.items():
+        bundle = shutil.copytree(tiny_training.bundle, tmp_path / field)
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        (bundle / "manifest.json").write_text(json.dumps(manifest | {field: edited}), encoding="utf-8")
+        with pytest.raises(BundleError, match=re.escape(f"bundle {bundle}: {said}; its manifest.json was edited")):
+            Predictor.load(bundle)
+        capsys.readouterr()
+        assert main(["predict", str(bundle), str(data), "--out", str(tmp_path / f"{field}.csv")]) == 2
+        assert said in capsys.readouterr().err
+        assert not (tmp_path / f"{field}.csv").exists()
+    assert Predictor.load(tiny_training.bundle).labels == ["Kitchen", "Toys", "Watches"]
+    assert Predictor.load(tiny_bundle_recording_no_modalities).labels == ["Kitchen", "Toys", "Watches"]
+
+
+def test_a_long_label_list_that_differs_is_told_where_it_first_does():
+    """Dozens of categories in two lists to compare by eye: the message names the first position they differ at."""
+    from types import SimpleNamespace
+
+    from prodcat.predict import manifest_disagreement
+
+    classes = [f"category {i:02d}" for i in range(27)]
+    model = SimpleNamespace(classes_=np.array(classes), modalities_=["text"])
+    assert manifest_disagreement(model, {"labels": classes, "modalities": ["text"]}) is None
+    shifted = classes[:5] + classes[6:] + classes[5:6]
+    assert manifest_disagreement(model, {"labels": shifted}) == (
+        "its manifest lists 27 labels and its model 27, first apart at #6: 'category 06' in the manifest, "
+        "'category 05' in the model"
+    )
+    assert manifest_disagreement(model, {"labels": classes[:-1]}) == (
+        "its manifest lists 26 labels and its model 27, first apart at #27: none in the manifest, 'category 26' in "
+        "the model"
+    )
+
+
 def test_train_writes_a_verified_bundle_with_honest_metrics(flipkart_training):
     bundle, model = flipkart_training
     manifest = verify_bundle(bundle)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -17,7 +17,7 @@ import pandas as pd
 import sklearn
 from sklearn.utils import check_scalar
 
-from prodcat.bundle import load_bundle
+from prodcat.bundle import MANIFEST, BundleError, load_bundle
 from prodcat.catalog.schema import is_missing, is_readable, strings_or_empty
 from prodcat.models.classifier import ProductClassifier
 
@@ -56,8 +56,14 @@ class Predictor:
 
     @classmethod
     def load(cls, bundle_dir: str | os.PathLike[str], progress: bool = False) -> Predictor:
-        """Verify and load a bundle; raises :class:`prodcat.bundle.BundleError` if it was tampered with."""
+        """Verify and load a bundle; raises :class:`prodcat.bundle.BundleError` if it was tampered with, or if its
+        manifest does not describe its model (:func:`manifest_disagreement`)."""
         model, manifest = load_bundle(bundle_dir)
+        if disagreement := manifest_disagreement(model, manifest):
+            raise BundleError(
+                f"bundle {bundle_dir}: {disagreement}; its {MANIFEST} was edited or is another model's: refusing to "
+                "load it (restore that file, or retrain)"
+            )
         return cls(model, manifest, progress)
 
     @property
@@ -127,6 +133,39 @@ class Predictor:
     ) -> Prediction:
         row = {"product_id": product_id, "title": title, "description": description, "image": image}
         return self.predict(pd.DataFrame([row]), top_k=top_k)[0]
+
+
+def manifest_disagreement(model: ProductClassifier, manifest: Mapping[str, Any]) -> str | None:
+    """What ``manifest`` says of the fitted ``model`` that the model contradicts, or ``None``: its ``labels`` (the
+    model's classes, in their order) and its ``modalities`` (those the model's heads read; older bundles record
+    none, and are read as reading every modality, see :func:`~prodcat.bundle.modalities_read_by_bundle`).
+
+    The manifest is not among the files a bundle hashes, yet the commands, the API and the app go by it beside the
+    model: the predictions name the model's classes while the API's ``/model`` and the app's Model page list the
+    manifest's labels (edited or reordered, another category at each position); modalities edited made them report
+    the photos or text of a model that reads none, or miss those it reads. Compared, not re-predicted: it is cheap.
+    """
+    described = {"labels": [str(label) for label in model.classes_]}
+    if "modalities" in manifest:
+        described["modalities"] = list(model.modalities_)
+    for name, fitted in described.items():
+        recorded = manifest.get(name)
+        if recorded == fitted:
+            continue
+        if not isinstance(recorded, list) or len(recorded) + len(fitted) <= 10:
+            return f"its manifest's {name} {recorded!r} are not its model's {fitted!r}"
+        # dozens of categories: where they part, rather than two lists to compare by eye
+        pairs = zip(recorded, fitted, strict=False)  # the longer one's extra items: apart after the shorter's end
+        at = next((i for i, (was, is_) in enumerate(pairs) if was != is_), min(len(recorded), len(fitted)))
+        return (
+            f"its manifest lists {len(recorded)} {name} and its model {len(fitted)}, first apart at #{at + 1}: "
+            f"{_item(recorded, at)} in the manifest, {_item(fitted, at)} in the model"
+        )
+    return None
+
+
+def _item(values: list[Any], position: int) -> str:
+    return repr(values[position]) if position < len(values) else "none"
 
 
 def why_nothing_read(model_modalities: Sequence[str], text: bool, photo: bool) -> list[str]:
