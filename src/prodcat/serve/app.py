@@ -16,7 +16,7 @@ import sys
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -136,6 +136,8 @@ _REVIEW_ERRORS: dict[int | str, dict[str, Any]] = {
 #: pool so that the predictions' review writer still gets one
 _STORE_THREADS = 8
 _StoreCall = Callable[..., Awaitable[Any]]
+#: what the body of a prediction request is read as: one product, or the items of a batch
+_Body = TypeVar("_Body")
 ReviewId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="id of the review record")]
 _API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="the key set by PRODCAT_API_KEY")
 
@@ -261,12 +263,8 @@ def _prediction_routes(service: PredictionService, settings: ServeSettings, metr
 
     async def read_product(request: Request) -> ProductRequest:
         """The one product of ``/predict`` and ``/explain``: multipart (with a photo) or JSON, text checked."""
-        if _media_type(request) == "multipart/form-data":
-            # the four known text fields and one more, so that an unknown field gets its clear refusal
-            async with _form(request, max_files=1, max_fields=5, max_part_size=settings.max_request_bytes) as form:
-                product = await product_from_form(form, settings)
-        else:
-            product = product_from_json(await request.body(), settings)
+        # the four known text fields and one more, so that an unknown field gets its clear refusal
+        product = await _read_body(request, settings, product_from_form, product_from_json, max_files=1, max_fields=5)
         check_text(product, settings)
         return product
 
@@ -350,14 +348,14 @@ def _prediction_routes(service: PredictionService, settings: ServeSettings, metr
         summary="Categories of several products; one bad product never fails the others",
     )
     async def predict_batch(request: Request, top_k: int | None = top_k_query) -> BatchOut:
-        media_type = _media_type(request)
-        if media_type == "multipart/form-data":
-            async with _form(
-                request, max_files=settings.max_batch_items, max_fields=1, max_part_size=settings.max_request_bytes
-            ) as form:
-                items = await batch_items_from_form(form, settings)
-        else:
-            items = batch_items_from_json(await request.body(), settings)
+        items = await _read_body(
+            request,
+            settings,
+            batch_items_from_form,
+            batch_items_from_json,
+            max_files=settings.max_batch_items,
+            max_fields=1,
+        )
         items = [_checked(item, settings) for item in items]
         request_id = request.state.request_id
         results = await service.predict(
@@ -675,6 +673,25 @@ async def _form(request: Request, **limits: int) -> AsyncIterator[FormData]:
         yield form
     finally:
         await form.close()
+
+
+async def _read_body(
+    request: Request,
+    settings: ServeSettings,
+    from_form: Callable[[FormData, ServeSettings], Awaitable[_Body]],
+    from_json: Callable[[bytes, ServeSettings], _Body],
+    *,
+    max_files: int,
+    max_fields: int,
+) -> _Body:
+    """The body of a prediction request, read by ``from_form`` when it is multipart (at most ``max_files`` file
+    parts and ``max_fields`` other fields, each part within ``max_request_bytes``), by ``from_json`` when JSON."""
+    if _media_type(request) == "multipart/form-data":
+        async with _form(
+            request, max_files=max_files, max_fields=max_fields, max_part_size=settings.max_request_bytes
+        ) as form:
+            return await from_form(form, settings)
+    return from_json(await request.body(), settings)
 
 
 def _media_type(request: Request) -> str:
