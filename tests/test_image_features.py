@@ -143,6 +143,28 @@ def test_bag_of_visual_words_reports_unreadable_and_featureless_photos_missing(t
     assert (X[~available] == 0).all()
 
 
+#: a file that opens but whose first read fails (EIO), as a photo on a failing disk or a dropped network share does
+OPENS_BUT_DOES_NOT_READ = Path("/proc/self/mem")
+
+
+@pytest.mark.skipif(not OPENS_BUT_DOES_NOT_READ.is_file(), reason="needs Linux's /proc/self/mem")
+@pytest.mark.parametrize(("name", "params"), [("color_hist", {}), ("bovw_orb", {"n_words": 16})])
+def test_a_photo_file_that_opens_but_does_not_read_is_a_product_without_a_photo(
+    tmp_path: Path, name: str, params: dict[str, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hashing it for the cache key raised OSError (Input/output error) out of the extractor: prodcat predict wrote its
+    product as not scored ('OSError: [Errno 5] ...'), though it has a title, and evaluate counted it as wrong."""
+    frame = _frame(tmp_path).iloc[:3]
+    frame.loc[len(frame)] = ["failing-disk", "", "", str(OPENS_BUT_DOES_NOT_READ), None]
+    extractor = make_extractor(name, **params, progress=False, cache_dir=str(tmp_path))
+    extractor.fit(frame)
+    with caplog.at_level(logging.WARNING):
+        X, available = extractor.transform_available(frame)
+    np.testing.assert_array_equal(available, [True, True, True, False])
+    assert (X[3] == 0).all()
+    assert "failing-disk" in caplog.text and "file not readable (Input/output error)" in caplog.text
+
+
 def _noise_frame(directory: Path, n: int) -> pd.DataFrame:
     """``n`` distinct noise photos: hundreds of ORB keypoints each."""
     paths = []

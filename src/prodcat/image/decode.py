@@ -536,6 +536,16 @@ def image_content_key(source: ImageSource) -> str:
         return hashlib.file_digest(file, "sha1").hexdigest()
 
 
+def photo_key(item: ImageItem) -> str:
+    """The :func:`image_content_key` an extractor caches ``item``'s photo under. A file that opened when listed
+    (:func:`image_items`) but does not read through (an I/O error) is keyed by its path instead, so that its decoding
+    fails in turn, naming why, and its product is read without a photo rather than failing its batch."""
+    try:
+        return image_content_key(item.source)
+    except OSError as exc:
+        return f"unreadable:{item.source}:{exc.errno}"
+
+
 def decode_item(item: ImageItem, max_side: int | None = None) -> Image.Image | None:
     """Decoded RGB image, or ``None`` (with a warning naming the product) when unreadable."""
     try:

@@ -41,7 +41,7 @@ from prodcat.features.base import Extractor, PretrainedEncoder, register
 from prodcat.features.cache import DescriptorCache, EmbeddingCache, content_key
 from prodcat.features.onnx import cached_export, models_dir, onnx_session
 from prodcat.image.augment import tta_views
-from prodcat.image.decode import ImageItem, decode_item, image_content_key, image_items, photo_cache_version
+from prodcat.image.decode import ImageItem, decode_item, image_content_key, image_items, photo_cache_version, photo_key
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class ImageEncoder(_ReadsPhotos, PretrainedEncoder):
         return image_items(frame)
 
     def item_key(self, item: ImageItem) -> str:
-        return image_content_key(item.source) + self.key_suffix()
+        return photo_key(item) + self.key_suffix()
 
     def encode(self, items: Sequence[ImageItem]) -> np.ndarray:
         """Vectors ``(len(items), dim)``; rows of unreadable images are NaN (recorded in the
@@ -612,7 +612,7 @@ class BagOfVisualWords(_ReadsPhotos, Extractor):
         """Per product, its photo and its descriptor cache key (``None`` for both without a photo)."""
         items = image_items(frame)
         suffix = f"|side{self.max_side}|kp{self.max_keypoints}"
-        return items, [None if item is None else image_content_key(item.source) + suffix for item in items]
+        return items, [None if item is None else photo_key(item) + suffix for item in items]
 
     def _descriptors(
         self, items: list[ImageItem | None], keys: list[str | None], unreadable: set[str]

@@ -23,7 +23,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from prodcat.features.cache import TextCache
-from prodcat.image.decode import ImageItem, decode_item, image_content_key, image_items, photo_cache_version
+from prodcat.image.decode import ImageItem, decode_item, image_items, photo_cache_version, photo_key
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class PhotoText(TransformerMixin, BaseEstimator):
         return TextCache.for_extractor(self.name, photo_cache_version(self.version), self.cache_dir)
 
     def key(self, item: ImageItem) -> str:
-        return f"{image_content_key(item.source)}|{self.min_score:g}|{self.min_chars}|{self.max_side}"
+        return f"{photo_key(item)}|{self.min_score:g}|{self.min_chars}|{self.max_side}"
 
     def transform(self, frame: pd.DataFrame) -> list[str]:
         """One string per product of ``frame``: the recognised lines joined by `` . ``."""
