@@ -1732,6 +1732,34 @@ def test_a_bundle_recording_no_modalities_recognises_its_training_products(
     assert (found.count, found.scored) == (10, 10)
 
 
+def test_a_training_product_scored_without_its_photo_or_its_text_is_recognised(tiny_training, tmp_path, jpeg_bytes):
+    """A bundle recorded one digest of each training product's text and photo together: one scored without its photo
+    (missing from the user's copy of the catalogue), or without its text, was taken for a new product, its figures
+    for honest ones. Its text alone and its photo alone are recorded too now; another photo beside a training
+    product's text, or nothing readable, is still new."""
+    from prodcat.bundle import read_manifest
+    from prodcat.evaluate.labelled import products_in_training
+
+    colours = {"Kitchen": "red", "Watches": "navy", "Toys": "green"}
+    for category, colour in colours.items():
+        (tmp_path / f"{category}.jpg").write_bytes(jpeg_bytes(colour=colour))
+    trained = tiny_training.trained.assign(image=lambda f: [str(tmp_path / f"{c}.jpg") for c in f["category"]])
+    trained.to_csv(tmp_path / "train.csv", index=False)
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    options = ["--config", config, "--modalities", "text,image", "--out", str(tmp_path / "m")]
+    assert main(["train", str(tmp_path / "train.csv"), *options]) == 0
+    bundle = tmp_path / "m"
+    (tmp_path / "other.jpg").write_bytes(jpeg_bytes(colour="yellow"))
+    scored = trained.iloc[:5].copy()  # not the whole catalogue, whose fingerprint the bundle has
+    scored.loc[0, "image"] = None  # its photo missing
+    scored.loc[1, "image"] = str(tmp_path / "gone.jpg")  # its photo not found
+    scored.loc[2, ["title", "description"]] = ""  # its text left out
+    scored.loc[3, "image"] = str(tmp_path / "other.jpg")  # its text beside another photo: another product
+    scored.loc[4, ["title", "description", "image"]] = ["", "", None]  # nothing to read
+    found = products_in_training(scored, read_manifest(bundle), bundle)
+    assert found.mask.tolist() == [True, True, True, False, False]
+
+
 def test_product_fingerprints_read_what_the_model_reads(tmp_path, jpeg_bytes):
     """A product's digest is its title, description and photo content, as far as the model reads them: not
     its id, its category or where its photo lies."""

@@ -6,8 +6,9 @@
       manifest.json          format version, labels, config, metrics, library versions,
                              training-data fingerprint, SHA-256 of every other file
       model.joblib           the fitted ProductClassifier
-      training_products.npy  a content digest of every training product (sorted ``uint64``; 8 bytes a
-                             product), to recognise them one by one when scored; older bundles lack it
+      training_products.npy  content digests of every training product, whole and by its text or photo
+                             alone (sorted ``uint64``; 8 bytes each), to recognise them one by one when
+                             scored; older bundles lack it, or hold the whole products' only
 
 The model is a pickle (scikit-learn estimators have no safe format), so it is
 only unpickled after every file's SHA-256 matches the manifest: a modified or
@@ -119,7 +120,7 @@ def save_bundle(
     """Write ``model`` and its manifest to ``out_dir`` atomically; returns the path.
 
     ``products``: ``(n,)`` ``uint64`` content digests of the training products
-    (:func:`prodcat.evaluate.labelled.product_fingerprints`), written sorted and deduplicated to
+    (:func:`prodcat.evaluate.labelled.training_fingerprints`), written sorted and deduplicated to
     :data:`PRODUCTS_FILE` and hashed in the manifest like the model.
     """
     out = Path(out_dir).resolve()

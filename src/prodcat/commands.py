@@ -32,7 +32,13 @@ from prodcat.catalog.loaders import catalog_file_among, issues_of_the_run, load_
 from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, deeper_level_warning, has_text, modality_mask
 from prodcat.commands_parser import LOCAL_WORKERS
 from prodcat.config import MODALITIES, Config
-from prodcat.evaluate.labelled import labelled_warnings, product_fingerprints, products_in_training, readable_by
+from prodcat.evaluate.labelled import (
+    labelled_warnings,
+    product_fingerprints,
+    products_in_training,
+    readable_by,
+    training_fingerprints,
+)
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
 from prodcat.evaluate.report import EVALUATION_FILES, interval_text, report_problem, write_issues, write_report
 from prodcat.files import FIGURES_KEPT, report_not_written, write_failure
@@ -524,8 +530,9 @@ def _save_trained(model: Any, frame: pd.DataFrame, config: Config, metrics: dict
         labels=[str(c) for c in model.classes_],
         metrics=metrics,
         fingerprint=data_fingerprint(frame),
-        # each product by what the model reads of it: evaluating on some of them is then said to be in-sample
-        products=product_fingerprints(frame, model.modalities_),
+        # each product by what the model reads of it, and by its text or photo alone: evaluating on some of them,
+        # whole or without one, is then said to be in-sample
+        products=training_fingerprints(frame, model.modalities_),
         extra={
             "modalities": model.modalities_,
             "heads": list(model.heads_),

@@ -53,16 +53,35 @@ def product_fingerprints(frame: pd.DataFrame, modalities: Sequence[str]) -> np.n
     digest. 8 bytes: with 85k training products and as many scored, the chance that two different products
     collide anywhere is about 85k² / 2⁶⁴ ≈ 4e-10.
     """
+    return _digests(_fields_read(frame, modalities))
+
+
+def training_fingerprints(frame: pd.DataFrame, modalities: Sequence[str]) -> np.ndarray:
+    """The digests a bundle records of its training products ``frame``, read by a model reading ``modalities``:
+    each one's :func:`product_fingerprints`, and those of its text alone and of its photo alone (but none of
+    nothing read), so that a product scored without one of them, its photo missing from a copy of the catalogue or
+    its text left out, is still recognised by what the model learnt of it. Up to three digests a product."""
+    fields = _fields_read(frame, modalities)
+    alone = [(title, description, "") for title, description, _ in fields] + [("", "", photo) for *_, photo in fields]
+    digests = _digests(fields + alone)
+    return digests[digests != _digests([("", "", "")])]
+
+
+def _fields_read(frame: pd.DataFrame, modalities: Sequence[str]) -> list[tuple[str, str, str]]:
+    """Each product's title, description and photo digest (:func:`_photo_digest`), ``""`` for what a model reading
+    ``modalities`` does not read."""
     n = len(frame)
     reads_text, reads_photo = "text" in modalities, "image" in modalities
     titles = strings_or_empty(frame["title"]) if reads_text else [""] * n
     descriptions = strings_or_empty(frame["description"]) if reads_text else [""] * n
     photos = [_photo_digest(source) for source in frame["image"]] if reads_photo else [""] * n
+    return list(zip(titles, descriptions, photos, strict=True))
+
+
+def _digests(fields: list[tuple[str, str, str]]) -> np.ndarray:
+    """``(n,)`` ``uint64``: the first 8 bytes of the BLAKE2b of each product's ``fields``."""
     # JSON keeps the fields apart: ("a b", "") and ("a", "b") differ
-    digests = [
-        hashlib.blake2b(json.dumps(fields).encode("utf-8"), digest_size=8).digest()
-        for fields in zip(titles, descriptions, photos, strict=True)
-    ]
+    digests = [hashlib.blake2b(json.dumps(each).encode("utf-8"), digest_size=8).digest() for each in fields]
     return np.frombuffer(b"".join(digests), dtype="<u8").astype(np.uint64, copy=False)
 
 
