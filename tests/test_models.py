@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import warnings
 import zlib
 from pathlib import Path
@@ -14,8 +15,9 @@ import scipy.sparse as sp
 from pydantic import ValidationError
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
-from sklearn.svm import LinearSVC
+from sklearn.svm import SVC, LinearSVC
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from prodcat.config import ClassifierConfig, Config, FeatureSpec, HeadConfig
@@ -29,12 +31,14 @@ from prodcat.evaluate.metrics import (
 )
 from prodcat.evaluate.report import confusion_rows, decision_rows, write_report
 from prodcat.features.base import Extractor, register
+from prodcat.models import heads
 from prodcat.models.calibration import MarginCalibrator, TemperatureScaler, TopLabelIsotonic, make_calibrator
 from prodcat.models.classifier import ProductClassifier, cross_fitted_decisions, own_class_known
 from prodcat.models.decision import DecisionPolicy, precision_threshold
 from prodcat.models.fusion import LateFusion, StackingFusion
 from prodcat.models.heads import (
     ModalityHead,
+    PlattSVC,
     RowSpaceLogisticRegression,
     SoftVoteClassifier,
     align_proba,
@@ -374,6 +378,53 @@ def test_rbf_svc_head_picks_c_by_inner_cv_despite_a_rare_class():
     assert (model.predict(X[:60]) == y[:60]).mean() > 0.9
 
 
+def _three_blobs(rows_per_class: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(3 * rows_per_class, 12)`` rows around three centres, shuffled, and their labels."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(0, 3, size=(3, 12))
+    y = np.repeat(np.array(["a", "b", "c"]), rows_per_class)
+    X = centres[np.searchsorted(["a", "b", "c"], y)] + rng.normal(scale=1.5, size=(len(y), 12))
+    order = rng.permutation(len(y))
+    return X[order], y[order]
+
+
+def test_platt_svc_is_libsvms_rbf_model_on_a_kernel_computed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libsvm evaluated the RBF kernel pair by pair, again in each one-vs-one problem and each fold of its Platt CV
+    (fashion's image head: 44 CPU-s a fit); the kernel of the training rows is computed once and handed to libsvm, for
+    the model SVC(kernel="rbf", gamma="scale", probability=True) fits."""
+    X, y = _three_blobs(30)
+    kernels: list[tuple[int, int]] = []
+
+    def counted_kernel(A: np.ndarray, B: np.ndarray, gamma: float) -> np.ndarray:
+        kernels.append((len(A), len(B)))
+        return rbf_kernel(A, B, gamma=gamma)
+
+    monkeypatch.setattr(heads, "rbf_kernel", counted_kernel)
+    model = PlattSVC(C=30.0, class_weight="balanced", random_state=0).fit(X[:60], y[:60])
+    assert kernels == [(60, 60)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # probability=True, deprecated in scikit-learn 1.9
+        libsvm = SVC(C=30.0, class_weight="balanced", probability=True, random_state=0).fit(X[:60], y[:60])
+    np.testing.assert_allclose(model.predict_proba(X[60:]), libsvm.predict_proba(X[60:]), atol=1e-9)
+    assert kernels[1:] == [(30, len(libsvm.support_))]  # new rows against the support vectors only
+    np.testing.assert_array_equal(model.predict(X[60:]), libsvm.predict(X[60:]))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict_proba(X[60:]), model.predict_proba(X[60:]))
+
+
+@pytest.mark.parametrize(("limit", "value"), [("MAX_KERNEL_ROWS", 59), ("KERNEL_CHUNK_ROWS", 7)])
+def test_platt_svc_answers_alike_with_libsvms_own_kernel_and_in_chunks(
+    monkeypatch: pytest.MonkeyPatch, limit: str, value: int
+) -> None:
+    """Above MAX_KERNEL_ROWS training rows (whose kernel matrix would not fit in memory) libsvm computes the kernel
+    itself; new rows are scored KERNEL_CHUNK_ROWS at a time: neither changes a probability."""
+    X, y = _three_blobs(30)
+    expected = PlattSVC(C=30.0, random_state=0).fit(X[:60], y[:60]).predict_proba(X[60:])
+    monkeypatch.setattr(heads, limit, value)
+    model = PlattSVC(C=30.0, random_state=0).fit(X[:60], y[:60])
+    assert (model.support_vectors_ is None) == (limit == "MAX_KERNEL_ROWS")
+    np.testing.assert_allclose(model.predict_proba(X[60:]), expected, atol=1e-9)
+
+
 def test_head_scale_options():
     assert _image_head().scale is True
     assert _image_head(scale=False).scale is False
@@ -503,7 +554,19 @@ def test_vote_averages_its_members_probabilities_with_sharpened_margins():
 
 
 @parametrize_with_checks(
-    [NBSVMClassifier(), SoftVoteClassifier([LogisticRegression(), NBSVMClassifier()]), RowSpaceLogisticRegression()]
+    [
+        NBSVMClassifier(),
+        SoftVoteClassifier([LogisticRegression(), NBSVMClassifier()]),
+        RowSpaceLogisticRegression(),
+        PlattSVC(),
+    ],
+    # SVC(probability=True)'s libsvm call writes into its Platt parameters: a model loaded as a read-only memory map
+    # cannot predict (scikit-learn's SVC alike); pickles are read into memory (bundles, the test of PlattSVC)
+    expected_failed_checks=lambda estimator: (
+        {"check_estimators_pickle": "SVC(probability=True) predicts from no read-only memory map"}
+        if isinstance(estimator, PlattSVC)
+        else {}
+    ),
 )
 def test_nbsvm_and_the_vote_follow_scikit_learn_conventions(estimator, check):
     """They validated nothing: fitted on a list, 'list' object has no attribute 'min'; a continuous target learnt as

@@ -50,8 +50,9 @@ log = logging.getLogger(__name__)
 
 #: 2: early fusion keeps one model per modality group (`early_heads_`); 3: the one of a group read by a
 #: single head is that head; 4: the TF-IDF extractor has a title block (`title_weight`), which a pickled
-#: older extractor lacks; older bundles are refused
-FORMAT_VERSION = 4
+#: older extractor lacks; 5: the image head's `PlattSVC` holds an SVC on a precomputed kernel (`svc_`), where
+#: it was an SVC itself; older bundles are refused
+FORMAT_VERSION = 5
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.joblib"
 #: optional (a bundle written before it existed still loads): no format version bump
