@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from prodcat.catalog import FORMATS
 from prodcat.catalog.loaders import (
     MAX_TEXT_CHARS,
     CatalogFormatError,
@@ -783,6 +784,18 @@ def test_blank_lines_before_the_header_are_skipped(tmp_path: Path) -> None:
     path.write_text("\n \n\n")
     with pytest.raises(CatalogFormatError, match="the file is empty"):
         load_catalog(path)
+
+
+@pytest.mark.parametrize("format", FORMATS)
+def test_a_device_given_as_the_catalogue_is_refused_before_it_is_read(format: str) -> None:
+    """/dev/zero with --format csv (or flipkart, fashion, rakuten) was read until memory ran out (7 GB in 20 s), a
+    FIFO waited for a writer forever; by auto-detection one was 'no such file or folder' though it is there. /dev/null
+    stands for them here: it ends at once, so the loader before this check failed with another message."""
+    with pytest.raises(CatalogFormatError) as refused:
+        load_catalog("/dev/null", format)
+    assert str(refused.value) == (
+        "/dev/null: a device, pipe or socket, not a file or folder: save the catalogue to a file and give its path"
+    )
 
 
 @pytest.mark.parametrize("separator", [",", "\t"])

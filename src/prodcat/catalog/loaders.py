@@ -845,6 +845,12 @@ def load_catalog(
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
+    if not path.is_file() and not path.is_dir():
+        # /dev/zero was read until memory ran out, a FIFO or <(zcat ...) waited for a writer or came empty the second
+        # time it was read (its header first, then its rows): no catalogue is read from a stream
+        raise CatalogFormatError(
+            f"{path}: a device, pipe or socket, not a file or folder: save the catalogue to a file and give its path"
+        )
     if format not in FORMATS:
         raise ValueError(f"unknown catalogue format {format!r}; expected one of {', '.join(FORMATS)}")
     fmt = detect_format(path) if format == "auto" else format
