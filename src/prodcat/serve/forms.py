@@ -145,11 +145,16 @@ def declared_charset(content_type: str, what: str) -> str | None:
     charset = params.get(b"charset")
     if charset is None:
         return None
+    name = charset.decode("latin-1")
     try:
-        return codecs.lookup(charset.decode("latin-1")).name
-    except LookupError:
-        detail = f"{what} declares the charset {charset.decode('latin-1')!r}, which this server does not know"
+        codec = codecs.lookup(name).name
+        # Python's codecs of bytes to bytes (base64, zlib) or of host names (idna, punycode) are no charsets: they
+        # raise on decoding, even bytes they cannot read with errors="replace" (as field names are read), not 422
+        b"\xff\\".decode(codec, errors="replace")
+    except (LookupError, UnicodeError):
+        detail = f"{what} declares the charset {name!r}, which this server does not know"
         raise ApiError(415, "text_charset", detail) from None
+    return codec
 
 
 async def read_form(
