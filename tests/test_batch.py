@@ -9,6 +9,7 @@ import contextlib
 import itertools
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -895,6 +896,24 @@ def test_cli_refuses_an_out_that_names_a_folder(tiny_training, tmp_path, capsys,
         f"file to write, e.g. {results}{example}" in error
     )
     assert sorted(path.name for path in tmp_path.iterdir()) == ["products.csv"]
+
+
+def test_cli_refuses_an_out_that_is_a_pipe_rather_than_replace_it(tiny_training, tmp_path, capsys):
+    """The predictions, written beside --out, were renamed over it: a FIFO became a file of predictions, and so did
+    /dev/null (or /dev/full) for a run as root, the whole machine's. A FIFO stands for them here."""
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    pipe = tmp_path / "preds.csv"
+    os.mkfifo(pipe)
+    with pytest.raises(SystemExit) as refused:
+        main(["predict", str(tiny_training.bundle), str(data), "--out", str(pipe)])
+    assert refused.value.code == 2
+    assert (
+        f"argument --out: {pipe} is a device, pipe or socket, not a file: give the file to write (it is replaced whole)"
+        in capsys.readouterr().err
+    )
+    assert stat.S_ISFIFO(pipe.lstat().st_mode)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["preds.csv", "products.csv"]
 
 
 def test_cli_never_overwrites_its_input_and_names_what_is_wrong(flipkart_bundle, products, tmp_path, capsys):

@@ -83,13 +83,20 @@ def user_path(text: str) -> Path:
 
 def output_file(text: str) -> Path:
     """A file to write (``predict --out``), as :func:`user_path`; one whose end names a folder
-    (:func:`_folder_ending`) is refused: ``--out results/`` wrote the predictions to a file named ``results``."""
+    (:func:`_folder_ending`) is refused: ``--out results/`` wrote the predictions to a file named ``results``. So is
+    a device, pipe or socket: the file written beside it is renamed over it, and ``--out /dev/null`` run as root
+    replaced the machine's /dev/null with a file of predictions."""
     if ending := _folder_ending(text):
         example = os.path.join(text, "preds.csv")
         raise argparse.ArgumentTypeError(
             f"{text} ends with {ending}, so it names a folder: give the file to write, e.g. {example}"
         )
-    return user_path(text)
+    path = user_path(text)
+    if path.exists() and not path.is_file() and not path.is_dir():  # a folder is refused later, saying what to do
+        raise argparse.ArgumentTypeError(
+            f"{text} is a device, pipe or socket, not a file: give the file to write (it is replaced whole)"
+        )
+    return path
 
 
 def _folder_ending(text: str) -> str | None:
