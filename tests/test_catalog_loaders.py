@@ -24,6 +24,7 @@ from prodcat.catalog.loaders import (
     rakuten_category_names,
 )
 from prodcat.catalog.schema import COLUMNS, SEP, category_at_level, deeper_level_warning, has_text, split_path
+from prodcat.cli import main
 
 
 def assert_canonical(frame: pd.DataFrame) -> None:
@@ -796,6 +797,17 @@ def test_a_device_given_as_the_catalogue_is_refused_before_it_is_read(format: st
     assert str(refused.value) == (
         "/dev/null: a device, pipe or socket, not a file or folder: save the catalogue to a file and give its path"
     )
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").is_file(), reason="needs Linux's /proc/self/mem")
+@pytest.mark.parametrize("format", ["auto", "csv"])
+def test_a_catalogue_that_opens_but_does_not_read_is_refused_naming_why(format: str, tmp_path: Path, capsys) -> None:
+    """/proc/self/mem opens, then fails every read from its start (Input/output error), as a catalogue on a failing
+    disk or a dropped network share does: every command ended in a traceback (exit 1)."""
+    with pytest.raises(CatalogFormatError, match=r"^/proc/self/mem: cannot be read \(Input/output error\)$"):
+        load_catalog("/proc/self/mem", format)
+    assert main(["audit", "/proc/self/mem", "--format", format, "--report", str(tmp_path / "audit")]) == 2
+    assert capsys.readouterr().err == "error: /proc/self/mem: cannot be read (Input/output error)\n"
 
 
 @pytest.mark.parametrize("separator", [",", "\t"])

@@ -44,13 +44,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import Concatenate, ParamSpec
 
 import pandas as pd
 
@@ -822,6 +824,30 @@ def detect_format(path: str | Path) -> str:
     return next((name for name, columns in _HEADER_COLUMNS.items() if columns <= header), "csv")
 
 
+_Options = ParamSpec("_Options")
+#: failures to read a path that the command line already says in one line, as they are
+_SAID_AS_THEY_ARE = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+def _read_failures_said(
+    load: Callable[Concatenate[str | Path, _Options], Catalog],
+) -> Callable[Concatenate[str | Path, _Options], Catalog]:
+    """``load``, an input/output error reading the catalogue (a failing disk, a dropped network share) raised as a
+    :class:`CatalogFormatError` naming the file and why: it ended every command in a traceback."""
+
+    @functools.wraps(load)
+    def reading(path: str | Path, *args: _Options.args, **kwargs: _Options.kwargs) -> Catalog:
+        try:
+            return load(path, *args, **kwargs)
+        except OSError as exc:
+            if exc.errno is None or isinstance(exc, _SAID_AS_THEY_ARE):  # ours say what is wrong already
+                raise
+            raise CatalogFormatError(f"{exc.filename or path}: cannot be read ({exc.strerror})") from exc
+
+    return reading
+
+
+@_read_failures_said
 def load_catalog(
     path: str | Path,
     format: str = "auto",
