@@ -721,6 +721,24 @@ def test_a_multipart_body_the_parser_refuses_says_why(
     assert client.post(endpoint, data=fields, files={part: ("a.jpg", jpeg_bytes(), "image/jpeg")}).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("products", "detail"),
+    [
+        ("[{title: 'mug'}]", "the products field is not valid JSON (Expecting property name enclosed in double quotes"),
+        ('{"title": "mug"}', "the products field must be a JSON array of products"),
+    ],
+)
+def test_a_multipart_batch_whose_products_field_is_no_json_array_says_which_field(
+    client: TestClient, jpeg_bytes: Callable[..., bytes], products: str, detail: str
+) -> None:
+    """It was said of 'the body', which in a multipart request holds the photos too, and was valid multipart."""
+    refused = client.post(
+        "/predict-batch", data={"products": products}, files={"p": ("a.jpg", jpeg_bytes(), "image/jpeg")}
+    )
+    assert (refused.status_code, refused.json()["error"]) == (422, "invalid_json")
+    assert refused.json()["detail"].startswith(detail), refused.json()["detail"]
+
+
 def test_a_multipart_body_cut_short_is_refused_rather_than_read_without_its_last_part(
     client: TestClient, jpeg_bytes: Callable[..., bytes]
 ) -> None:

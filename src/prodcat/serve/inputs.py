@@ -241,7 +241,7 @@ async def batch_items_from_form(form: FormData, settings: ServeSettings) -> list
     # each part is read and checked once, and its bytes shared by the items naming it: one part named by
     # every item must not cost max_batch_items copies and checks
     photos: dict[str, tuple[bytes, str] | ApiError] = {}
-    for raw in _json_array(products_field.encode("utf-8"), settings):
+    for raw in _json_array(products_field.encode("utf-8"), settings, "the products field"):
         item = _parse_item(raw, BatchProductIn)
         if isinstance(item, ApiError):
             results.append(item)
@@ -270,11 +270,12 @@ async def _read_named_upload(form: FormData, name: str, settings: ServeSettings)
         return exc
 
 
-def _json_array(body: bytes, settings: ServeSettings) -> list[Any]:
+def _json_array(body: bytes, settings: ServeSettings, what: str = "the body") -> list[Any]:
+    """The products of a batch, ``what`` holding them (a multipart batch's field, not the body, is said so)."""
     _check_json_size(body, settings.max_batch_items, "a JSON batch", settings)
-    items = read_json(body, "invalid_json")
+    items = read_json(body, "invalid_json", what)
     if not isinstance(items, list):
-        raise malformed("invalid_json", "the body must be a JSON array of products")
+        raise malformed("invalid_json", f"{what} must be a JSON array of products")
     if len(items) > settings.max_batch_items:
         raise over_limit(413, "max_batch_items", settings.max_batch_items, f"a batch of {len(items)} products")
     if not items:
