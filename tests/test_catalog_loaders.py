@@ -518,6 +518,19 @@ def test_the_format_given_chooses_the_reader_whatever_the_extension(tmp_path: Pa
         load_catalog(misnamed)
 
 
+def test_a_parquet_table_with_a_column_name_twice_is_refused_naming_it(tmp_path: Path) -> None:
+    """pyarrow's refusal ('Multiple matches for FieldRef.Name(title) in product_id: string ...') printed the whole
+    schema, its own hidden columns included, over a dozen lines."""
+    path = tmp_path / "products.parquet"
+    names = ["product_id", "title", "title", "category", "category"]
+    pq.write_table(pa.Table.from_arrays([pa.array(["a"])] * 5, names=names), path)
+    with pytest.raises(CatalogFormatError) as refused:
+        load_catalog(path)
+    assert str(refused.value) == (
+        f"{path}: more than one column named 'category', 'title': rename them (a CSV's are read as name, name.1, ...)"
+    )
+
+
 def test_a_missing_photo_is_named_as_the_catalogue_gives_it(tmp_path: Path) -> None:
     """A relative name is looked for under the image root, an absolute path as it is: the message says which."""
     path = tmp_path / "products.csv"

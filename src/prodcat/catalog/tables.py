@@ -295,9 +295,20 @@ def _unique_names(header: list[str]) -> list[str]:
 def read_parquet_table(path: Path) -> SourceTable:
     """A Parquet file's columns as they are typed (:func:`typed_columns_as_text` turns the mapped ones into text),
     indexed from 1 like a CSV's data lines."""
-    # nullable dtypes: an integer id or code column with a gap must not become floats ("1.2e+16", "10.0")
+    import pyarrow.parquet as pq  # with pandas' Parquet reader
+
     try:
+        names = pq.read_schema(path).names
+        # a name twice is no table pandas reads: pyarrow's refusal printed the whole schema over a dozen lines
+        if repeated := sorted({name for name in names if names.count(name) > 1}):
+            raise CatalogFormatError(
+                f"{path}: more than one column named {', '.join(map(repr, repeated))}: rename them (a CSV's are "
+                "read as name, name.1, ...)"
+            )
+        # nullable dtypes: an integer id or code column with a gap must not become floats ("1.2e+16", "10.0")
         frame = pd.read_parquet(path, dtype_backend="numpy_nullable")
+    except CatalogFormatError:
+        raise
     except ValueError as exc:  # pyarrow's ArrowInvalid: not Parquet, truncated, corrupt footer
         raise CatalogFormatError(f"{path}: not a readable Parquet file ({exc})") from None
     frame.index = pd.Index(np.arange(1, len(frame) + 1), name="line")
