@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import subprocess
 import sys
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from prodcat.features.base import make_extractor
 from prodcat.image.augment import RandomAugment, augmented_frames, tta_views
-from prodcat.image.decode import image_items
+from prodcat.image.decode import DEFAULT_MAX_BYTES, image_items
 from prodcat.image.features import BagOfVisualWords, StreamSample
 
 
@@ -163,6 +165,31 @@ def test_a_photo_file_that_opens_but_does_not_read_is_a_product_without_a_photo(
     np.testing.assert_array_equal(available, [True, True, True, False])
     assert (X[3] == 0).all()
     assert "failing-disk" in caplog.text and "file not readable (Input/output error)" in caplog.text
+
+
+@pytest.mark.parametrize(("name", "params"), [("color_hist", {}), ("bovw_orb", {"n_words": 16})])
+def test_a_photo_file_over_the_size_limit_is_not_read_for_its_cache_key(
+    tmp_path: Path, name: str, params: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its decoding refuses it unread, whatever it holds, but its cache key hashed it whole: a path naming a disk
+    image cost reading gigabytes, once per extractor, for a product then read without its photo."""
+    frame = _frame(tmp_path).iloc[:3]
+    oversized = tmp_path / "disk.img"
+    with oversized.open("wb") as file:
+        file.truncate(DEFAULT_MAX_BYTES + 1)  # sparse: no disk used
+    frame.loc[len(frame)] = ["disk-image", "", "", str(oversized), None]
+    hashed: list[str] = []
+    real_digest = hashlib.file_digest
+
+    def recorded_digest(file: Any, digest: str) -> Any:
+        hashed.append(file.name)
+        return real_digest(file, digest)
+
+    monkeypatch.setattr(hashlib, "file_digest", recorded_digest)
+    extractor = make_extractor(name, **params, progress=False, cache_dir=str(tmp_path))
+    extractor.fit(frame)
+    np.testing.assert_array_equal(extractor.transform_available(frame)[1], [True, True, True, False])
+    assert str(oversized) not in hashed and str(tmp_path / "p0.jpg") in hashed
 
 
 def _noise_frame(directory: Path, n: int) -> pd.DataFrame:

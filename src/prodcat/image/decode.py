@@ -537,13 +537,18 @@ def image_content_key(source: ImageSource) -> str:
 
 
 def photo_key(item: ImageItem) -> str:
-    """The :func:`image_content_key` an extractor caches ``item``'s photo under. A file that opened when listed
-    (:func:`image_items`) but does not read through (an I/O error) is keyed by its path instead, so that its decoding
-    fails in turn, naming why, and its product is read without a photo rather than failing its batch."""
+    """The :func:`image_content_key` an extractor caches ``item``'s photo under. A file over
+    :data:`DEFAULT_MAX_BYTES`, which the extractors' decoding refuses whatever it holds, is keyed by its path and
+    size, unread (a path naming a disk image was read whole, gigabytes, by each extractor). A file that opened when
+    listed (:func:`image_items`) but does not read through (an I/O error) is keyed by its path: its decoding fails in
+    turn, naming why, and its product is read without a photo rather than failing its batch."""
+    source = item.source
     try:
-        return image_content_key(item.source)
+        if isinstance(source, str | os.PathLike) and (size := os.stat(source).st_size) > DEFAULT_MAX_BYTES:
+            return f"oversized:{source}:{size}"
+        return image_content_key(source)
     except OSError as exc:
-        return f"unreadable:{item.source}:{exc.errno}"
+        return f"unreadable:{source}:{exc.errno}"
 
 
 def decode_item(item: ImageItem, max_side: int | None = None) -> Image.Image | None:
