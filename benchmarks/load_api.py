@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -136,11 +137,18 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def run_cell(
-    url: str, server_pid: int, workload: str, catalogue: list[dict[str, Any]], concurrency: int, duration: float
+    url: str,
+    server_pid: int,
+    workload: str,
+    catalogue: list[dict[str, Any]],
+    concurrency: int,
+    duration: float,
+    serial: Iterator[int],
 ) -> dict:
+    """One cell; ``serial`` numbers the requests of every cell sent to this server, so that none repeats a text or
+    a photo of an earlier cell, which the server's embedding caches would answer."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
-    serial = count()
 
     async def send(http: aiohttp.ClientSession) -> None:
         i = next(serial)
@@ -213,9 +221,10 @@ def measure(bundle: Path, folder: Path, workers: int, catalogue: list[dict], lev
     try:
         manifest = httpx.get(f"{url}/model").json()
         cells = []
+        serial = count()
         for workload in ("text", "photo"):
             for concurrency in levels:
-                measured = asyncio.run(run_cell(url, server.pid, workload, catalogue, concurrency, duration))
+                measured = asyncio.run(run_cell(url, server.pid, workload, catalogue, concurrency, duration, serial))
                 cell = {"workers": workers} | measured
                 print(json.dumps(cell), flush=True)
                 cells.append(cell)
