@@ -2112,7 +2112,8 @@ def test_a_warning_naming_every_input_issue_does_not_call_them_the_first_ones(ti
         products.to_csv(data, index=False)
         caplog.clear()
         report = tmp_path / f"report-{count}"
-        assert main(["explain", str(tiny_training.bundle), str(data), "--sample", "1", "--report", str(report)]) == 0
+        every_product = ["--ids", *products["product_id"]]  # it warns of the issues of the products it explains
+        assert main(["explain", str(tiny_training.bundle), str(data), *every_product, "--report", str(report)]) == 0
         warned = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
         cut = "; first ones:" if count > 5 else ":"
         assert f"{count} row issue(s) while reading {data}{cut}" in warned
@@ -2209,12 +2210,49 @@ def test_predict_explain_and_robustness_report_only_the_issues_of_the_fields_the
     issues = pd.read_csv(tmp_path / "preds.csv.issues.csv")
     assert issues["row"].tolist() == [2] and issues["field"].tolist() == ["description"]
     for command in (
-        ["explain", model, str(data), "--sample", "1", "--report", str(tmp_path / "explain")],
+        ["explain", model, str(data), "--ids", *products["product_id"][:2], "--report", str(tmp_path / "explain")],
         ["robustness", model, str(data), "--perturbations", "no_description", "--report", str(tmp_path / "rob")],
     ):
         caplog.clear()
         assert main(command) == 0
         assert f"1 row issue(s) while reading {data}:" in warned() and "gone.jpg" not in warned(), command[0]
+
+
+def test_explain_and_robustness_warn_of_the_issues_of_the_products_they_use_not_of_those_left_out(
+    tiny_training, tmp_path, caplog
+):
+    """`prodcat explain flipkart --sample 5` and `prodcat robustness flipkart --sample 20` warned of Flipkart's 3
+    photos not found, whatever products they drew: as train and cv, they now warn of the issues of the products they
+    use alone (explain: those --ids names or --sample draws; robustness: those it scores)."""
+    from prodcat.catalog.loaders import MAX_TEXT_CHARS
+
+    products = tiny_training.unseen.assign(description="long " * (MAX_TEXT_CHARS // 5 + 1))  # an issue each
+    data = tmp_path / "products.csv"
+    products.to_csv(data, index=False)
+    model = str(tiny_training.bundle)
+
+    def warned_products() -> tuple[int, list[str]]:
+        """How many issues the warning counted, and the products of those it names (the first five)."""
+        messages = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+        counted = [message for message in messages if f"row issue(s) while reading {data}" in message]
+        assert len(counted) == 1, messages
+        named = re.findall(r"^  row \d+ \(product (\S+)\)", "\n".join(messages), re.MULTILINE)
+        return int(counted[0].split()[0]), named
+
+    def explained() -> set[str]:
+        report = json.loads((tmp_path / "explain" / "explanations.json").read_text())
+        return {explanation["prediction"]["product_id"] for explanation in report}
+
+    for choice in (["--ids", *products["product_id"][[3, 7]]], ["--sample", "3"]):
+        caplog.clear()
+        assert main(["explain", model, str(data), *choice, "--report", str(tmp_path / "explain")]) == 0
+        count, named = warned_products()
+        assert count == len(named) == len(explained()) and set(named) == explained(), choice
+    robustness = ["robustness", model, str(data), "--perturbations", "no_description", "--report"]
+    for sample, scored in (["--sample", "6"], 6), ([], len(products)):
+        caplog.clear()
+        assert main([*robustness, str(tmp_path / f"robustness{len(sample)}"), *sample]) == 0
+        assert warned_products()[0] == scored, sample
 
 
 def _fashion_styles(products: pd.DataFrame, folder: Path) -> Path:

@@ -55,16 +55,29 @@ def read_catalog(
 ) -> Catalog:
     """The catalogue of ``args.data``, its issues warned of (all of them are written to ``listed_in``, if given),
     but for those of fields a model reading the modalities ``read_by`` does not read (:func:`issues_of_the_run`)."""
-    catalog = _catalog_of_the_run(args, read_by)
+    catalog = catalog_of_the_run(args, read_by)
     _warn_of_read_issues(catalog.issues, args.data, listed_in)
     return catalog
 
 
-def _catalog_of_the_run(args: argparse.Namespace, read_by: tuple[str, ...], reads_labels: bool = True) -> Catalog:
+def catalog_of_the_run(args: argparse.Namespace, read_by: tuple[str, ...], reads_labels: bool = True) -> Catalog:
     """The catalogue of ``args.data`` with the issues of a run of a model reading ``read_by`` only (and of its
-    labels, if it ``reads_labels``), not warned of."""
+    labels, if it ``reads_labels``), not warned of: a command that uses some of its products warns of theirs
+    (:func:`warn_of_issues_of_products`)."""
     catalog = _load_catalog(args)
     return dataclasses.replace(catalog, issues=issues_of_the_run(catalog.issues, read_by, reads_labels=reads_labels))
+
+
+def warn_of_issues_of_products(catalog: Catalog, data: str, left_out: frozenset[str]) -> None:
+    """Warn of the issues of ``catalog`` (:func:`catalog_of_the_run`'s) but for those of the products ``left_out``
+    (ids: a --sample did not draw them, or --ids did not name them), as train and cv warn of those of their sample
+    alone; the rows no product came of (skipped) are warned of still."""
+    _warn_of_read_issues([issue for issue in catalog.issues if issue.product_id not in left_out], data, None)
+
+
+def ids_not_drawn(candidates: pd.DataFrame, drawn: pd.DataFrame) -> frozenset[str]:
+    """The ids of the products of ``candidates`` that are not among those ``drawn`` from them."""
+    return frozenset(candidates["product_id"].astype(str)) - frozenset(drawn["product_id"].astype(str))
 
 
 def _load_catalog(args: argparse.Namespace) -> Catalog:
@@ -92,8 +105,7 @@ def read_training_data(args: argparse.Namespace, listed_in: Path) -> tuple[Catal
     candidates = catalog.frame[catalog.frame["category"].notna() & readable_by(catalog.frame, config.modalities)]
     # once a sample is drawn, the products left out before the draw are no more the run's than those not drawn
     sampled = len(frame) < len(candidates) - len(unreadable)
-    not_drawn = frozenset(candidates["product_id"].astype(str)) - frozenset(frame["product_id"].astype(str))
-    not_drawn = not_drawn if sampled else frozenset()
+    not_drawn = ids_not_drawn(candidates, frame) if sampled else frozenset()
     _warn_of_left_out([issue for issue in unreadable.values() if issue.product_id not in not_drawn])
     read_by = _modalities_read_by(config)
     _warn_of_read_issues(issues_of_the_run(catalog.issues, read_by, not_drawn), args.data, listed_in)
@@ -251,7 +263,12 @@ def read_labelled(
     """The catalogue, its frame cut to the labelled products to score a model reading ``read_by`` against (its
     issues kept whole but for those of the fields the model does not read, and all written to ``listed_in``);
     ``None``, after saying why, when there are none."""
-    catalog = read_catalog(args, listed_in, read_by)
+    return labelled_part(read_catalog(args, listed_in, read_by))
+
+
+def labelled_part(catalog: Catalog) -> Catalog | None:
+    """``catalog``, its frame cut to its labelled products (its issues kept whole); ``None``, after saying why,
+    when there are none."""
     labelled = np.flatnonzero(catalog.frame["category"].notna().to_numpy())
     if not len(labelled):
         print("error: the catalogue has no labelled products to evaluate against", file=sys.stderr)
@@ -584,7 +601,7 @@ def run_predict(args: argparse.Namespace) -> int:
     # a mistyped MODEL is said before a catalogue of millions is read, not after
     manifest = read_manifest(args.model)
     # the labels a catalogue may have are not read: their issues do not concern the predictions
-    catalog = _catalog_of_the_run(args, modalities_read_by_bundle(manifest), reads_labels=False)
+    catalog = catalog_of_the_run(args, modalities_read_by_bundle(manifest), reads_labels=False)
     frame = catalog.frame
     if (product := _product_whose_photo_is(out, frame)) is not None:
         print(

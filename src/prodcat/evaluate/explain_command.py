@@ -42,7 +42,7 @@ OVERLAY_NAME = re.compile(r"\d{4,}\.png")
 
 def run_explain(args: argparse.Namespace) -> int:
     from prodcat.bundle import modalities_read_by_bundle, read_manifest
-    from prodcat.commands import read_catalog
+    from prodcat.commands import catalog_of_the_run, ids_not_drawn, warn_of_issues_of_products
     from prodcat.evaluate.report import EXPLAIN_FILES, report_problem
     from prodcat.predict import Predictor
 
@@ -54,13 +54,16 @@ def run_explain(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    # warned of: the issues of the fields the model reads (a photo not found does not concern a text model)
-    catalogue = read_catalog(args, read_by=modalities_read_by_bundle(read_manifest(args.model))).frame
+    # warned of: the issues of the products explained, in the fields the model reads (a photo not found does not
+    # concern a text model)
+    catalog = catalog_of_the_run(args, modalities_read_by_bundle(read_manifest(args.model)))
+    catalogue = catalog.frame
     try:
         products = choose_products(catalogue, args.ids, args.sample)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    warn_of_issues_of_products(catalog, args.data, ids_not_drawn(catalogue, products))
     predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
     in_training = products_in_training(products, predictor.manifest, args.model, catalogue)
     # the occluded variants are throw-away: in memory only; the products themselves are read from the disk cache

@@ -63,7 +63,7 @@ def run_robustness(args: argparse.Namespace) -> int:
 
 def study_robustness(args: argparse.Namespace, perturbations: list[Perturbation], base: Perturbation | None) -> int:
     """:func:`run_robustness`'s study, once its report folder is held; returns the exit code."""
-    from prodcat.commands import read_labelled
+    from prodcat.commands import catalog_of_the_run, ids_not_drawn, labelled_part, warn_of_issues_of_products
     from prodcat.predict import Predictor
 
     predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
@@ -75,14 +75,19 @@ def study_robustness(args: argparse.Namespace, perturbations: list[Perturbation]
     if problem := base_problem(base, read_by):
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    catalog = read_labelled(args, read_by=read_by)
+    catalog = labelled_part(catalog_of_the_run(args, read_by))
     if catalog is None:
         return 2
     try:
         frame, warnings = scored_products(catalog.frame, predictor, args.sample, args.seed)
     except ValueError as exc:
+        warn_of_issues_of_products(catalog, args.data, frozenset())
         print(f"error: {exc}{photo_files_unread(catalog)}", file=sys.stderr)
         return 2
+    # the issues of the products scored, and of those the model cannot read (left out of every run, saying so), not
+    # of those a --sample did not draw
+    candidates = catalog.frame[readable_by(catalog.frame, read_by)]
+    warn_of_issues_of_products(catalog, args.data, ids_not_drawn(candidates, frame))
     refusal, photos_warning = undecoded_photos_said(frame, read_by, base, perturbations)
     if refusal:
         print(f"error: {refusal}", file=sys.stderr)
