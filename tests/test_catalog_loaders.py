@@ -238,6 +238,10 @@ def test_broken_rows_are_reported_with_their_line(tmp_path: Path) -> None:
     found = {(i.row, i.field) for i in catalog.issues}
     assert found == {(4, "row"), (5, "row"), (6, "image"), (7, "category"), (8, "product_id"), (9, "row")}
     assert "first at line 2" in next(i.message for i in catalog.issues if i.field == "product_id")
+    # said 'not used for training' in prodcat evaluate and robustness too, which leave it out of their figures
+    assert next(i.message for i in catalog.issues if i.field == "category") == (
+        "shop.csv: missing label; the product is kept unlabelled (not trained or evaluated on)"
+    )
 
 
 def test_enormous_fields_keep_their_product_and_are_cut(tmp_path: Path) -> None:

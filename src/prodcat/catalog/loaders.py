@@ -226,7 +226,7 @@ def _canonical(
                 RowIssue(
                     int(line),
                     "category",
-                    f"{table.name}: missing label; the product is kept unlabelled (not used for training)",
+                    f"{table.name}: missing label; the product is kept unlabelled (not trained or evaluated on)",
                     ids.loc[line],
                 )
             )
