@@ -122,7 +122,8 @@ def choose_products(frame: pd.DataFrame, ids: list[str] | None, sample: int | No
         by_id = frame.drop_duplicates("product_id").set_index("product_id", drop=False)
         unknown = [i for i in ids if i not in by_id.index]
         if unknown:
-            raise ValueError(f"product id(s) not in the catalogue: {', '.join(unknown)}")
+            # quoted: an empty id (an unset shell variable) or one with spaces is seen as what it is
+            raise ValueError(f"product id(s) not in the catalogue: {', '.join(map(repr, unknown))}")
         return by_id.loc[list(dict.fromkeys(ids))].reset_index(drop=True)  # an id given twice is explained once
     if sample is None or sample < 1:
         raise ValueError(f"--sample must be at least 1, got {sample}")
