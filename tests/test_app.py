@@ -1234,6 +1234,36 @@ def test_prodcat_app_serves_http(flipkart_bundle, flipkart_dir):
         server.wait(timeout=20)
 
 
+def test_a_sigint_sent_to_prodcat_app_alone_stops_its_web_server_too(tiny_training):
+    """`kill -INT` on `prodcat app` (a SIGINT that, unlike a terminal's Ctrl+C, reaches it alone) left it waiting
+    forever for the Streamlit server it started, which kept serving: the server is sent the SIGINT now, and both end,
+    `prodcat app` with 130 as on Ctrl+C."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prodcat.cli", "app", str(tiny_training.bundle), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the SIGINT reaches `prodcat app` alone
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, "the app did not answer within 60 s"
+                time.sleep(0.25)
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=60) == 130
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=20)
+
+
 def test_word_weights_table_lists_support_first_then_what_pulls_away():
     from prodcat.evaluate.explain import WordExplanation, WordWeight
 

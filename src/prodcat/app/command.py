@@ -15,6 +15,8 @@ from pathlib import Path
 from prodcat.arguments import user_path
 
 SCRIPT = Path(__file__).with_name("streamlit_app.py")
+#: after Ctrl+C, how long the web server has to stop on the SIGINT the terminal sent it too before it is sent one
+SERVER_STOP_GRACE_S = 5.0
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -165,7 +167,13 @@ def run_app(args: argparse.Namespace) -> int:
     try:
         return server.wait()
     except KeyboardInterrupt:
-        server.wait()
+        # a SIGINT sent to `prodcat app` alone (kill -INT, a script, a supervisor) does not reach the server, which
+        # would outlive it: it is forwarded once the server has had time to stop on a terminal's Ctrl+C
+        try:
+            server.wait(timeout=SERVER_STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            server.send_signal(signal.SIGINT)
+            server.wait()
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
