@@ -2255,6 +2255,23 @@ def test_explain_and_robustness_warn_of_the_issues_of_the_products_they_use_not_
         assert warned_products()[0] == scored, sample
 
 
+def test_explore_warns_of_the_issues_of_the_products_it_studies_not_of_those_a_sample_left_out(
+    tiny_training, tmp_path, caplog
+):
+    """`prodcat explore flipkart --sample 50` warned of Flipkart's 3 photos not found whatever products it drew: it
+    warns of the issues of the products its sample draws alone now, as train and cv do (of all without --sample)."""
+    products = pd.concat([tiny_training.trained, tiny_training.unseen], ignore_index=True)
+    products["image"] = [f"gone-{i}.jpg" for i in range(len(products))]  # an issue each
+    data = tmp_path / "products.csv"
+    products.to_csv(data, index=False)
+    for sample, studied in (["--sample", "24"], 24), ([], len(products)):
+        caplog.clear()
+        report = ["--report", str(tmp_path / f"explore{len(sample)}"), "--no-progress"]
+        assert main(["explore", str(data), "--features", "tfidf", "--reductions", "pca", *report, *sample]) == 0
+        warned = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+        assert f"{studied} row issue(s) while reading {data}; first ones:" in warned, sample
+
+
 def _fashion_styles(products: pd.DataFrame, folder: Path) -> Path:
     """``products`` (of :func:`tiny_products`) as a fashion catalogue in ``folder`` (styles.csv, an empty images/):
     each category one articleType under a master and subcategory, the first Watches product under another parent

@@ -87,7 +87,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_explore(args: argparse.Namespace) -> int:
     from prodcat.catalog.loaders import CatalogFormatError
     from prodcat.catalog.schema import category_at_level, deeper_level_warning
-    from prodcat.commands import read_catalog
+    from prodcat.commands import catalog_of_the_run, ids_not_drawn, warn_of_issues_of_products
+    from prodcat.config import MODALITIES
     from prodcat.evaluate.report import report_problem
     from prodcat.explore.clustering import (
         FeasibilityStudy,
@@ -116,11 +117,11 @@ def run_explore(args: argparse.Namespace) -> int:
     try:
         check_feature_sets(features)
         check_reductions(reductions)  # as the features: before the catalogue is read, not after
-        catalog = read_catalog(args)  # which says what rows it skipped or read in part, as the other commands
+        catalog = catalog_of_the_run(args, MODALITIES)  # its issues warned of once the products are drawn
     except (CatalogFormatError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    frame = catalog.labelled.reset_index(drop=True)
+    labelled = frame = catalog.labelled.reset_index(drop=True)
     # cut deeper than they go, the paths are whole: the console, clustering.json and the report name the full path,
     # not a level the categories do not have
     if too_deep := deeper_level_warning(frame["category"], level, "clustered against"):
@@ -129,6 +130,8 @@ def run_explore(args: argparse.Namespace) -> int:
     if args.sample:
         labels = category_at_level(frame["category"], level)
         frame = sample_covering_every_label(frame, labels, args.sample, seed=args.seed)
+    # the rows it skipped or read in part, as the other commands say them: not those of products a --sample left out
+    warn_of_issues_of_products(catalog, args.data, ids_not_drawn(labelled, frame))
     study = FeasibilityStudy(
         features=features,
         reductions=reductions,
