@@ -425,6 +425,26 @@ def test_platt_svc_answers_alike_with_libsvms_own_kernel_and_in_chunks(
     np.testing.assert_allclose(model.predict_proba(X[60:]), expected, atol=1e-9)
 
 
+@pytest.mark.parametrize("limit", [None, ("MAX_KERNEL_ROWS", 59), ("KERNEL_CHUNK_ROWS", 7)])
+def test_platt_svc_reads_sparse_rows_as_svc_does(
+    monkeypatch: pytest.MonkeyPatch, limit: tuple[str, int] | None
+) -> None:
+    """PlattSVC was an SVC, which fits sparse rows (a TF-IDF head configured with classifier: svc); on the kernel it
+    computes it refused them ('dense data is required'). It fits and scores them as SVC(kernel="rbf", gamma="scale")
+    does, gamma from the sparse matrix's variance, whether libsvm computes the kernel and however rows are chunked."""
+    X, y = _three_blobs(30)
+    X = sp.csr_matrix(np.where(X > 2, X, 0.0))
+    if limit:
+        monkeypatch.setattr(heads, *limit)
+    model = PlattSVC(C=30.0, random_state=0).fit(X[:60], y[:60])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # probability=True, deprecated in scikit-learn 1.9
+        libsvm = SVC(C=30.0, probability=True, random_state=0).fit(X[:60], y[:60])
+    assert model.gamma_ == pytest.approx(libsvm._gamma)
+    np.testing.assert_allclose(model.predict_proba(X[60:]), libsvm.predict_proba(X[60:]), atol=1e-9)
+    np.testing.assert_array_equal(model.predict(X[60:]), libsvm.predict(X[60:]))
+
+
 def test_head_scale_options():
     assert _image_head().scale is True
     assert _image_head(scale=False).scale is False

@@ -84,12 +84,18 @@ class PlattSVC(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.random_state = random_state
 
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # as SVC's: a head of sparse features may be configured with it
+        return tags
+
     def fit(self, X: Any, y: Any) -> PlattSVC:
-        X, y = validate_data(self, X, y, dtype=np.float64, order="C")
+        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64, order="C")
         check_classification_targets(y)
-        variance = X.var()  # SVC's gamma="scale"
+        # SVC's gamma="scale", its variance of a sparse matrix included (E[X²] - E[X]², the zeros counted)
+        variance = X.multiply(X).mean() - X.mean() ** 2 if sp.issparse(X) else X.var()
         self.gamma_ = 1.0 / (X.shape[1] * variance) if variance else 1.0
-        precomputed = len(X) <= MAX_KERNEL_ROWS
+        precomputed = X.shape[0] <= MAX_KERNEL_ROWS
         self.svc_ = SVC(
             C=self.C,
             kernel="precomputed" if precomputed else "rbf",
@@ -117,17 +123,17 @@ class PlattSVC(ClassifierMixin, BaseEstimator):
 
     def _svc_answer(self, method: str, X: Any) -> np.ndarray:
         check_is_fitted(self, "svc_")
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = validate_data(self, X, accept_sparse="csr", dtype=np.float64, reset=False)
         answer = getattr(self.svc_, method)
         if self.support_vectors_ is None:
             return answer(X)
-        chunks = np.array_split(X, max(1, -(-len(X) // KERNEL_CHUNK_ROWS)))
-        return np.concatenate([answer(self._kernel_on_support(chunk)) for chunk in chunks])
+        starts = range(0, X.shape[0], KERNEL_CHUNK_ROWS)  # slices: a sparse matrix has no np.array_split
+        return np.concatenate([answer(self._kernel_on_support(X[i : i + KERNEL_CHUNK_ROWS])) for i in starts])
 
-    def _kernel_on_support(self, X: np.ndarray) -> np.ndarray:
-        """The precomputed kernel libsvm reads for rows ``X``: ``(len(X), training rows)``, where it reads the support
+    def _kernel_on_support(self, X: Any) -> np.ndarray:
+        """The precomputed kernel libsvm reads for rows ``X``: ``(rows, training rows)``, where it reads the support
         vectors' columns alone (the others are left 0)."""
-        kernel = np.zeros((len(X), self.svc_.shape_fit_[0]))
+        kernel = np.zeros((X.shape[0], self.svc_.shape_fit_[0]))
         kernel[:, self.svc_.support_] = rbf_kernel(X, self.support_vectors_, self.gamma_)
         return kernel
 
