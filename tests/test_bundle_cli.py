@@ -1787,6 +1787,33 @@ def test_product_fingerprints_read_what_the_model_reads(tmp_path, jpeg_bytes):
     assert product_fingerprints(frame.head(0), ["text"]).shape == (0,)
 
 
+def test_a_photo_over_the_decoders_size_limit_is_fingerprinted_unread(tmp_path, monkeypatch):
+    """The model reads no photo of a file over the 64 MiB the decoder refuses unread, nor do the extractors: its
+    product is fingerprinted as one without a photo, the file not read (a disk image was hashed whole, gigabytes,
+    by train and by every in-training check)."""
+    import hashlib
+
+    from prodcat.evaluate.labelled import product_fingerprints, training_fingerprints
+    from prodcat.image.decode import DEFAULT_MAX_BYTES
+
+    oversized = tmp_path / "disk.img"
+    with oversized.open("wb") as file:
+        file.truncate(DEFAULT_MAX_BYTES + 1)  # sparse: no disk used
+    hashed = []
+    real_digest = hashlib.file_digest
+    monkeypatch.setattr(
+        hashlib, "file_digest", lambda file, digest: hashed.append(file.name) or real_digest(file, digest)
+    )
+    frame = pd.DataFrame(
+        [("p1", "mug", "a mug", str(oversized), "Kitchen"), ("p1", "mug", "a mug", None, "Kitchen")],
+        columns=["product_id", "title", "description", "image", "category"],
+    )
+    with_photo, without = product_fingerprints(frame, ["text", "image"])
+    assert with_photo == without
+    assert set(training_fingerprints(frame.head(1), ["text", "image"])) == {without}
+    assert hashed == []
+
+
 def test_a_modified_training_products_file_is_refused_like_the_model(tiny_training, tmp_path, capsys):
     import shutil
 

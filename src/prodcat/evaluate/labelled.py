@@ -86,16 +86,16 @@ def _digests(fields: list[tuple[str, str, str]]) -> np.ndarray:
 
 
 def _photo_digest(source: object) -> str:
-    """The SHA-1 of a product's photo content; ``""`` without one, or when its file cannot be read (the model
-    reads no photo of it either)."""
-    from prodcat.image.decode import image_content_key  # PIL: only when photos are read
+    """The SHA-1 of a product's photo content; ``""`` without one, or when its file cannot be read or is over the
+    decoder's size limit (the model reads no photo of it either; such a file is not read)."""
+    from prodcat.image.decode import image_content_key, oversized_file  # PIL: only when photos are read
 
     if is_missing(source) or (isinstance(source, str) and not source.strip()):
         return ""
     if isinstance(source, str | os.PathLike) and not Path(source).is_file():  # is_file: a FIFO would block open()
         return ""
     try:
-        return image_content_key(source)
+        return "" if oversized_file(source) is not None else image_content_key(source)
     except OSError:
         return ""
 

@@ -536,15 +536,23 @@ def image_content_key(source: ImageSource) -> str:
         return hashlib.file_digest(file, "sha1").hexdigest()
 
 
+def oversized_file(source: ImageSource) -> int | None:
+    """The size of ``source``'s file when it is over :data:`DEFAULT_MAX_BYTES`, which the extractors' decoding
+    refuses unread whatever it holds (so nothing needs to read it: a path may name a disk image, gigabytes); else
+    ``None``. Raises :class:`OSError` when the file cannot be stat'ed."""
+    if isinstance(source, str | os.PathLike) and (size := os.stat(source).st_size) > DEFAULT_MAX_BYTES:
+        return size
+    return None
+
+
 def photo_key(item: ImageItem) -> str:
-    """The :func:`image_content_key` an extractor caches ``item``'s photo under. A file over
-    :data:`DEFAULT_MAX_BYTES`, which the extractors' decoding refuses whatever it holds, is keyed by its path and
-    size, unread (a path naming a disk image was read whole, gigabytes, by each extractor). A file that opened when
-    listed (:func:`image_items`) but does not read through (an I/O error) is keyed by its path: its decoding fails in
+    """The :func:`image_content_key` an extractor caches ``item``'s photo under. An :func:`oversized_file` is keyed
+    by its path and size, unread (it was read whole by each extractor). A file that opened when listed
+    (:func:`image_items`) but does not read through (an I/O error) is keyed by its path: its decoding fails in
     turn, naming why, and its product is read without a photo rather than failing its batch."""
     source = item.source
     try:
-        if isinstance(source, str | os.PathLike) and (size := os.stat(source).st_size) > DEFAULT_MAX_BYTES:
+        if (size := oversized_file(source)) is not None:
             return f"oversized:{source}:{size}"
         return image_content_key(source)
     except OSError as exc:
