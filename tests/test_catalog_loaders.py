@@ -535,6 +535,22 @@ def test_a_parquet_table_with_a_column_name_twice_is_refused_naming_it(tmp_path:
     )
 
 
+def test_a_parquet_table_with_a_corrupt_page_is_refused_in_one_line(tmp_path: Path, capsys) -> None:
+    """pyarrow raises a corrupt page (its header here; a snappy block says 'Corrupt snappy compressed data.') as an
+    OSError with no errno, which ended every command in a traceback, exit 1."""
+    path = tmp_path / "products.parquet"
+    pd.DataFrame({"product_id": ["a", "b"], "title": ["mug", "lamp"], "category": ["Kitchen", "Home"]}).to_parquet(path)
+    data = bytearray(path.read_bytes())
+    page = pq.ParquetFile(path).metadata.row_group(0).column(1).data_page_offset
+    data[page : page + 8] = b"\xff" * 8
+    path.write_bytes(bytes(data))
+    with pytest.raises(CatalogFormatError, match=r"products\.parquet: not a readable Parquet file \(Couldn't deser"):
+        load_catalog(path)
+    assert main(["audit", str(path), "--report", str(tmp_path / "report")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {path}: not a readable Parquet file (") and error.count("\n") == 1
+
+
 def test_a_missing_photo_is_named_as_the_catalogue_gives_it(tmp_path: Path) -> None:
     """A relative name is looked for under the image root, an absolute path as it is: the message says which."""
     path = tmp_path / "products.csv"

@@ -309,8 +309,13 @@ def read_parquet_table(path: Path) -> SourceTable:
         frame = pd.read_parquet(path, dtype_backend="numpy_nullable")
     except CatalogFormatError:
         raise
-    except ValueError as exc:  # pyarrow's ArrowInvalid: not Parquet, truncated, corrupt footer
-        raise CatalogFormatError(f"{path}: not a readable Parquet file ({exc})") from None
+    except (ValueError, OSError) as exc:
+        # pyarrow's ArrowInvalid (not Parquet, truncated, corrupt footer) and its IOError, an OSError without an errno
+        # (a corrupt page: "Corrupt snappy compressed data.", "Couldn't deserialize thrift"); one with an errno is the
+        # file's own (a failing disk), said by load_catalog. Its messages run over lines: one line, as every error
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise
+        raise CatalogFormatError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())})") from None
     frame.index = pd.Index(np.arange(1, len(frame) + 1), name="line")
     return SourceTable(frame, [], path.name)
 
