@@ -763,6 +763,23 @@ def test_the_products_left_out_for_want_of_a_photo_are_told_the_step_that_fetche
     assert errors["4"] == "no name or description, and no photo: nothing to classify it from; left out of products.csv"
 
 
+def test_a_run_with_images_stopped_before_its_photos_says_to_run_again(httpserver, tmp_path, monkeypatch, capsys):
+    """Ctrl-C while a run with --images read the results, before any photo was fetched: the products left out for want
+    of a text or photo were told to 'run the same command with --images', which it had; a re-run fetches them."""
+    products = [record_without_text(httpserver, "2"), *(off_record(str(n), f"Champagne {n}") for n in range(3, 7))]
+    serve_search(httpserver, search_pages(products))
+    httpserver.expect_request("/images/2.jpg").respond_with_data(PHOTO, content_type="image/jpeg")
+    press_ctrl_c_at_page(monkeypatch, 2)
+    assert run(httpserver, tmp_path, "--images") == 130
+    assert (
+        "(see the errors): run the same command again to fetch 1 photo not fetched yet (a server error, a timeout, a "
+        "host not reached, Ctrl-C)\n"
+    ) in capsys.readouterr().out
+    monkeypatch.undo()
+    assert run(httpserver, tmp_path, "--images") == 0
+    assert Path(load_catalog(tmp_path / "products.csv").frame.set_index("product_id").loc["2", "image"]).is_file()
+
+
 def test_photos_above_the_size_limit_are_refused_while_downloading(httpserver, tmp_path):
     photo = jpeg_bytes(256)
     httpserver.expect_request("/images/large.jpg").respond_with_data(photo, content_type="image/jpeg")

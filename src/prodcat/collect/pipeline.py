@@ -247,6 +247,9 @@ def collect(
                 )
         except KeyboardInterrupt:
             report.stopped_by = "interrupted"  # what was collected is written below: a re-run resumes from it
+    if image_client is not None and failed is None:
+        # interrupted before its photos: a re-run fetches them, but for those that failed for good in an earlier run
+        failed = _FailedPhotos(out, forget_earlier=False)
     photos = _photos_on_disk(products.values(), out / IMAGES_DIR)
     classifiable = _leave_out_unclassifiable(products, photos, report, failed)
     report.kept_earlier = _why_keep_earlier(report, len(products), len(classifiable), len(earlier), allow_fewer)
