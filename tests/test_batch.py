@@ -916,6 +916,18 @@ def test_cli_refuses_an_out_that_is_a_pipe_rather_than_replace_it(tiny_training,
     assert sorted(path.name for path in tmp_path.iterdir()) == ["preds.csv", "products.csv"]
 
 
+def test_cli_refuses_an_out_whose_name_is_too_long_in_one_line(tiny_training, tmp_path, capsys):
+    """Its stat raises (ENAMETOOLONG; EACCES under a folder that cannot be searched) where a missing file does not:
+    the run ended in a traceback, exit 1."""
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    out = tmp_path / f"{'a' * 300}.csv"
+    with pytest.raises(SystemExit) as refused:
+        main(["predict", str(tiny_training.bundle), str(data), "--out", str(out)])
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.endswith(f"argument --out: {out} cannot be written (File name too long)\n")
+
+
 def test_cli_never_overwrites_its_input_and_names_what_is_wrong(flipkart_bundle, products, tmp_path, capsys):
     data = tmp_path / "products.csv"
     products.iloc[:3].to_csv(data, index=False)

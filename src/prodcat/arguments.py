@@ -92,7 +92,11 @@ def output_file(text: str) -> Path:
             f"{text} ends with {ending}, so it names a folder: give the file to write, e.g. {example}"
         )
     path = user_path(text)
-    if path.exists() and not path.is_file() and not path.is_dir():  # a folder is refused later, saying what to do
+    try:
+        device_or_pipe = path.exists() and not path.is_file() and not path.is_dir()  # a folder: refused later
+    except OSError as exc:  # not a missing file: a name too long, a folder on the way that cannot be searched
+        raise argparse.ArgumentTypeError(f"{text} cannot be written ({exc.strerror})") from None
+    if device_or_pipe:
         raise argparse.ArgumentTypeError(
             f"{text} is a device, pipe or socket, not a file: give the file to write (it is replaced whole)"
         )
