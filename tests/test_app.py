@@ -574,10 +574,9 @@ def test_a_description_and_specifications_longer_together_than_the_api_takes_are
     assert not test.error and metrics_of(test)["category"] == "Kitchen"
 
 
-def test_a_title_of_no_word_the_model_knows_gets_no_category_and_says_why(tiny_training, monkeypatch):
-    """A title in a script the catalogue never used is not read (its answer would be the class prior), and the
-    page said only that the model could read none of the product, though it has letters: it says why."""
-    test = go_to(start_app(monkeypatch, str(tiny_training.bundle)), "Predict")
+def _predict_a_title_of_no_known_word(bundle: Path, monkeypatch) -> AppTest:
+    """The Predict page of ``bundle`` after a title in a script the tiny catalogue never used: no category, and why."""
+    test = go_to(start_app(monkeypatch, str(bundle)), "Predict")
     test.text_input(key="predict_title").input("सिरेमिक कॉफ़ी मग")
     test.button[0].click().run()
     assert not test.exception and "category" not in metrics_of(test)
@@ -585,6 +584,13 @@ def test_a_title_of_no_word_the_model_knows_gets_no_category_and_says_why(tiny_t
         "Nothing to classify: the model could read none of this product. None of the words in its title and "
         "description is one the model knows (it knows only the words of the products it was trained on)."
     ]
+    return test
+
+
+def test_a_title_of_no_word_the_model_knows_gets_no_category_and_says_why(tiny_training, monkeypatch):
+    """A title in a script the catalogue never used is not read (its answer would be the class prior), and the
+    page said only that the model could read none of the product, though it has letters: it says why."""
+    _predict_a_title_of_no_known_word(tiny_training.bundle, monkeypatch)
 
 
 def test_a_bundle_recording_no_modalities_is_said_to_read_text_and_photos_on_its_pages(
@@ -593,14 +599,7 @@ def test_a_bundle_recording_no_modalities_is_said_to_read_text_and_photos_on_its
     """The Predict and Model pages read the modalities of the manifest raw, none for an older bundle: a text of no
     word the model knows was told 'This model does not read text.', and the Model page listed no modalities. Both
     go by the bundle's accessor, as the Data page, the commands and the API do: text and image."""
-    test = go_to(start_app(monkeypatch, str(tiny_bundle_recording_no_modalities)), "Predict")
-    test.text_input(key="predict_title").input("सिरेमिक कॉफ़ी मग")
-    test.button[0].click().run()
-    assert not test.exception and "category" not in metrics_of(test)
-    assert [w.value for w in test.warning] == [
-        "Nothing to classify: the model could read none of this product. None of the words in its title and "
-        "description is one the model knows (it knows only the words of the products it was trained on)."
-    ]
+    test = _predict_a_title_of_no_known_word(tiny_bundle_recording_no_modalities, monkeypatch)
     test = go_to(test, "Model")
     assert test.table[0].value.loc["modalities", "value"] == "text, image"
 
