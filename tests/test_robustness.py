@@ -577,6 +577,12 @@ def _study(tiny_training, tmp_path: Path, *perturbations: str) -> tuple[list[str
     return _robustness_command(tiny_training.bundle, tiny_training.unseen, tmp_path, *perturbations)
 
 
+def _rows_reported(report: Path) -> list[tuple[str, bool]]:
+    """Each row of the report's robustness.json: its run's name and whether it was taken up from an earlier run."""
+    records = json.loads((report / "robustness.json").read_text())
+    return [(record["name"], record.get("from_earlier_run", False)) for record in records]
+
+
 def _stop_runs(patch: pytest.MonkeyPatch, at: set[int], stop: type[BaseException] = KeyboardInterrupt) -> None:
     """Make the runs numbered ``at`` (from 1, the clean run's included, across commands) raise ``stop``."""
     real_predict = robustness.predict_perturbed
@@ -642,8 +648,7 @@ def test_a_run_stopped_midway_keeps_the_rows_measured_and_a_re_run_takes_them_up
 
     assert main(args) == 0
     printed = capsys.readouterr().out
-    records = json.loads((report / "robustness.json").read_text())
-    assert [(r["name"], r.get("from_earlier_run", False)) for r in records] == [
+    assert _rows_reported(report) == [
         ("clean", False),
         ("no_description", True),
         ("title_only", False),
@@ -655,7 +660,8 @@ def test_a_run_stopped_midway_keeps_the_rows_measured_and_a_re_run_takes_them_up
     fresh = tmp_path / "fresh"
     assert main([*args[:4], str(fresh), *args[5:]]) == 0
     assert json.loads((fresh / "robustness.json").read_text()) == [
-        {key: value for key, value in record.items() if key != "from_earlier_run"} for record in records
+        {key: value for key, value in record.items() if key != "from_earlier_run"}
+        for record in json.loads((report / "robustness.json").read_text())
     ]
 
 
@@ -722,8 +728,7 @@ def test_ctrl_c_before_a_re_run_writes_anything_says_the_unfinished_report_is_le
         "again, the command that wrote it takes up its rows)"
     )
     assert main(args) == 0
-    records = json.loads((report / "robustness.json").read_text())
-    assert [(r["name"], r.get("from_earlier_run", False)) for r in records] == [
+    assert _rows_reported(report) == [
         ("clean", False),
         ("no_description", True),
         ("title_only", False),
@@ -759,8 +764,7 @@ def test_a_second_run_on_the_report_folder_of_a_running_study_is_refused_before_
         f"{report / '.robustness.lock'}): wait for it to finish, or use another --report\n"
     )
     assert next(runs) == 4  # the second run predicted nothing
-    records = json.loads((report / "robustness.json").read_text())
-    assert [(r["name"], r.get("from_earlier_run", False)) for r in records] == [
+    assert _rows_reported(report) == [
         ("clean", False),
         ("no_description", False),
         ("title_only", False),
@@ -784,8 +788,7 @@ def test_a_re_run_after_a_change_to_the_perturbation_code_measures_every_row_aga
     capsys.readouterr()
 
     assert main(args) == 0
-    records = json.loads((report / "robustness.json").read_text())
-    assert [(r["name"], r.get("from_earlier_run", False)) for r in records] == [
+    assert _rows_reported(report) == [
         ("clean", False),
         ("no_description", False),
         ("title_only", False),
