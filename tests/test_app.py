@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -1191,23 +1192,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_prodcat_app_serves_http(flipkart_bundle, flipkart_dir):
+@contextlib.contextmanager
+def running_app(*options: str) -> Iterator[tuple[subprocess.Popen[bytes], int, httpx.Response]]:
+    """`prodcat app OPTIONS --port PORT` started in its own process group (a signal sent to it reaches it alone, and
+    a failing test can stop it with its web server), once its health route answers (60 s at the most): the process,
+    the port and that first answer. Both are killed on the way out."""
     port = free_port()
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prodcat.cli",
-            "app",
-            str(flipkart_bundle),
-            "--data",
-            str(flipkart_dir),
-            "--port",
-            str(port),
-        ],
+        [sys.executable, "-m", "prodcat.cli", "app", *options, "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group, so that a failing test can stop both
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -1219,6 +1214,15 @@ def test_prodcat_app_serves_http(flipkart_bundle, flipkart_dir):
                 assert server.poll() is None, server.stdout.read().decode()
                 assert time.monotonic() < deadline, "the app did not answer within 60 s"
                 time.sleep(0.25)
+        yield server, port, health
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=20)
+
+
+def test_prodcat_app_serves_http(flipkart_bundle, flipkart_dir):
+    with running_app(str(flipkart_bundle), "--data", str(flipkart_dir)) as (server, port, health):
         assert (health.status_code, health.text) == (200, "ok")
         page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
         assert page.status_code == 200 and "<title>Streamlit</title>" in page.text
@@ -1227,40 +1231,17 @@ def test_prodcat_app_serves_http(flipkart_bundle, flipkart_dir):
         server.wait(timeout=20)
         with pytest.raises(httpx.TransportError):
             httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        server.wait(timeout=20)
 
 
 def test_a_sigint_sent_to_prodcat_app_alone_stops_its_web_server_too(tiny_training):
     """`kill -INT` on `prodcat app` (a SIGINT that, unlike a terminal's Ctrl+C, reaches it alone) left it waiting
     forever for the Streamlit server it started, which kept serving: the server is sent the SIGINT now, and both end,
     `prodcat app` with 130 as on Ctrl+C."""
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "prodcat.cli", "app", str(tiny_training.bundle), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: the SIGINT reaches `prodcat app` alone
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None and time.monotonic() < deadline, "the app did not answer within 60 s"
-                time.sleep(0.25)
+    with running_app(str(tiny_training.bundle)) as (server, port, _):
         server.send_signal(signal.SIGINT)
         assert server.wait(timeout=60) == 130
         with pytest.raises(httpx.TransportError):
             httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        server.wait(timeout=20)
 
 
 def test_word_weights_table_lists_support_first_then_what_pulls_away():
