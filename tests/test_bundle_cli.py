@@ -2527,3 +2527,15 @@ def test_a_report_folder_holding_another_commands_report_is_refused(
     (report / marker).unlink()  # the folder of no other report: written
     assert main([command, *model, str(data), "--report", str(report), *options]) == 0
     assert main([command, *model, str(data), "--report", str(report), *options]) == 0  # its own report: replaced
+
+
+@pytest.mark.parametrize("command", [["evaluate"], ["explain", "--sample", "2"], ["robustness"]])
+def test_a_catalogue_path_the_system_cannot_look_up_is_one_line_in_commands_that_write_a_report(
+    tiny_training, tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """A catalogue named over 255 bytes ended evaluate, explain, robustness (every command with --report) in a
+    traceback, exit 1: checking that the report would not overwrite the catalogue's files asked whether the name was a
+    folder, which raised 'File name too long'. It is one line now, as in predict: the path cannot be read."""
+    data = tmp_path / ("a" * 300 + ".csv")
+    assert main([*command, str(tiny_training.bundle), str(data), "--report", str(tmp_path / "report")]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"error: {data}: cannot be read (File name too long)")

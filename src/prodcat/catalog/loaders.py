@@ -788,9 +788,13 @@ def catalog_files(path: str | Path) -> list[Path]:
     catalogue folder (a Rakuten table's labels, photo-only rows and category names beside it too); the photos
     aside. What an output must never be written over."""
     path = Path(path).expanduser()
-    if not path.is_dir() and path.name not in RAKUTEN_X:
+    try:
+        is_folder = path.is_dir()
+    except OSError:  # a path the system cannot look up (a name too long): the loader says why, not a traceback here
+        is_folder = False
+    if not is_folder and path.name not in RAKUTEN_X:
         return [path]
-    folder = path if path.is_dir() else path.parent
+    folder = path if is_folder else path.parent
     names = (FLIPKART_CSV, *RAKUTEN_X, RAKUTEN_Y, RAKUTEN_IMAGE_ONLY, RAKUTEN_CATEGORIES, FASHION_CSV)
     return [folder / name for name in names if (folder / name).is_file()]
 
