@@ -956,3 +956,18 @@ def test_columns_under_other_names_are_warned_of_not_silently_left_unread(
         (tmp_path / "new.csv").write_text("product_id,title,description,image,price\nn1,Red mug,,,4.5\n")
         load_catalog(tmp_path / "new.csv")
     assert not [r for r in caplog.records if r.levelname == "WARNING" and "not read" in r.getMessage()]
+
+
+def test_a_table_of_thousands_of_unread_columns_is_warned_of_in_one_readable_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A table of 20,000 columns none of which is canonical but the title was warned of with every one named: one
+    log line of some 150 kB. The warning names the first ten and counts the others."""
+    path = tmp_path / "wide.csv"
+    columns = [f"attribute_{i}" for i in range(20_000)]
+    path.write_text(",".join(["name", *columns]) + "\n" + ",".join(["Blue mug", *["x"] * len(columns)]) + "\n")
+    with caplog.at_level("WARNING", logger="prodcat"):
+        load_catalog(path, title_column="name")
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert f"the columns {', '.join(columns[:10])} and 19,990 more are not read" in warning
+    assert len(warning) < 1_000

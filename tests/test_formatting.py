@@ -13,7 +13,7 @@ from prodcat.catalog.audit import summary_lines, unchecked_warning
 from prodcat.catalog.schema import RowIssue
 from prodcat.commands import single_products_warning
 from prodcat.evaluate.labelled import InTraining, unknown_categories_warning
-from prodcat.formatting import count_text, counted
+from prodcat.formatting import count_text, counted, first_few
 
 
 def test_a_count_has_thousands_separators_whatever_integer_type_holds_it() -> None:
@@ -79,3 +79,11 @@ def _audit_result(products: int) -> dict:
         "classes": {"unsplit_separator": None, "levels": {}, "labelled_above_subcategories": {"categories": 0}},
         "images": {"skipped": True},
     }
+
+
+def test_first_few_names_at_most_so_many_and_counts_the_others() -> None:
+    assert first_few(["a", "b"], 3) == "a, b"
+    assert first_few(["a", "b", "c"], 3) == "a, b, c"
+    assert first_few([str(i) for i in range(1_504)], 3) == "0, 1, 2 and 1,501 more"
+    truth = [f"Category {i}" for i in range(8)]
+    assert "'Category 4' (1) and 3 more): they can only be counted wrong" in unknown_categories_warning(truth, ["Mugs"])

@@ -16,6 +16,8 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from prodcat.formatting import first_few
+
 log = logging.getLogger(__name__)
 
 #: fonts asked, when installed, for the glyphs DejaVu Sans lacks: CJK, then emoji in black and white (colour emoji
@@ -78,12 +80,11 @@ def figure_fonts(names: Iterable[str], drawn_on: str) -> Iterator[None]:
 
     families = installed_figure_fonts()
     if missing := missing_glyphs(names, families):
-        named = ", ".join(f"{c} (U+{ord(c):04X})" for c in missing[:GLYPHS_NAMED])
-        more = f" and {len(missing) - GLYPHS_NAMED} more" if len(missing) > GLYPHS_NAMED else ""
+        named = first_few([f"{c} (U+{ord(c):04X})" for c in missing], GLYPHS_NAMED)
         log.warning(
-            "%s%s of the category names drawn as empty boxes on %s: no installed font has them (fonts used: %s; a font "
+            "%s of the category names drawn as empty boxes on %s: no installed font has them (fonts used: %s; a font "
             "among %s, e.g. Debian's fonts-noto-cjk, is used once installed)",
-            named, more, drawn_on, ", ".join(families), ", ".join(FALLBACK_FONTS),
+            named, drawn_on, ", ".join(families), ", ".join(FALLBACK_FONTS),
         )  # fmt: skip
     with matplotlib.rc_context({"font.family": families}), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")  # said once, above

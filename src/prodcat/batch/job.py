@@ -47,6 +47,7 @@ from prodcat.files import (
     temporary_sibling_of,
     write_atomically,
 )
+from prodcat.formatting import first_few
 from prodcat.predict import normalise_input
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,7 @@ def _finished_part(path: Path, chunk: pd.DataFrame) -> bool:
     photos = chunk["image"].tolist()
     changed = [photo for photo, then, now in zip(photos, recorded, photo_stamps(chunk), strict=True) if then != now]
     if changed:
-        listed = ", ".join(map(str, changed[:3])) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+        listed = first_few([str(photo) for photo in changed], 3)
         log.warning("photo(s) changed since %s was scored (%s): scoring that chunk again", path.name, listed)
         return False
     return True

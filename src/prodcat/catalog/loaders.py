@@ -75,6 +75,7 @@ from prodcat.catalog.tables import (
     sniff_delimiter,
     typed_columns_as_text,
 )
+from prodcat.formatting import first_few
 
 log = logging.getLogger(__name__)
 
@@ -755,7 +756,7 @@ def _warn_unmapped(table: SourceTable, columns: dict[str, str | None]) -> None:
     unread = [str(c) for c in table.frame.columns if c not in mapped]
     if not unread or not set(missing) - {"category"}:
         return
-    columns_read = f"the column {unread[0]} is" if len(unread) == 1 else f"the columns {', '.join(unread)} are"
+    columns_read = f"the column {unread[0]} is" if len(unread) == 1 else f"the columns {first_few(unread, 10)} are"
     log.warning(
         "%s: no %s column, so its products are read %s; %s not read: if one holds such a field, name it with %s",
         table.name,

@@ -18,7 +18,7 @@ import pandas as pd
 from prodcat.bundle import data_fingerprint, modalities_read_by_bundle, read_training_products
 from prodcat.catalog.schema import is_missing, modality_mask, strings_or_empty
 from prodcat.config import MODALITIES
-from prodcat.formatting import count_text, counted
+from prodcat.formatting import count_text, counted, first_few
 
 #: fewer labelled products than this and the figures (and their intervals) are warned about
 SMALL_EVALUATION = 30
@@ -198,11 +198,10 @@ def unknown_categories_warning(truth: Sequence[object], labels: Sequence[str]) -
     unknown = unknown_categories(truth, labels)
     if unknown.empty:
         return None
-    named = ", ".join(f"{name!r} ({count_text(count)})" for name, count in unknown.head(5).items())
-    more = f" and {count_text(len(unknown) - 5)} more" if len(unknown) > 5 else ""
+    named = first_few([f"{name!r} ({count_text(count)})" for name, count in unknown.items()], 5)
     return (
         f"{count_text(unknown.sum())} of {count_text(len(truth))} labelled products have a category the model does "
-        f"not know ({counted(len(unknown), 'category', 'categories')}: {named}{more}): they can "
+        f"not know ({counted(len(unknown), 'category', 'categories')}: {named}): they can "
         "only be counted wrong. Is the catalogue, or its category level, the model's?"
     )
 
