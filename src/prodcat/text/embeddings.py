@@ -113,7 +113,9 @@ class E5Encoder(TextEncoder):
     #: or with the API's other worker) stalls every one of them. On the 2-core machine shared (load 8-10,
     #: ``benchmarks/e5_threads.py``), a text alone took 0.20 s on one thread against 0.53 s on two, 0.40 against 2.7 s
     #: beside two busy loops, 0.26 against 1.8 s beside a second encoder; calls of 32 read 4.9 / 1.7 / 3.9 texts/s
-    #: against 4.5 / 1.9 / 2.3; same vectors. Not measured idle, where two threads may read a batch faster
+    #: against 4.5 / 1.9 / 2.3; same vectors. On the quiet machine two threads are faster (a text 47 against 81 ms,
+    #: calls of 32 20.9 against 11.2 texts/s, ``e5_threads_quiet.json``): the cost of this default for a catalogue
+    #: encoded alone on an idle machine
     openmp_threads: ClassVar[int | None] = 1
 
     def __init__(
