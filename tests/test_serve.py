@@ -560,11 +560,7 @@ def test_acknowledged_reviews_survive_sigkill(bundle: Path, heldout: pd.DataFram
     assert ReviewStore(db_url).count(None) == len(titles)
 
 
-def test_review_queue_on_postgresql(bundle: Path, heldout: pd.DataFrame, tmp_path: Path) -> None:
-    postgres_url = os.environ.get("PRODCAT_TEST_POSTGRES_URL")
-    if not postgres_url:
-        pytest.skip("PostgreSQL not configured: run `eval \"$(bash scripts/postgres.sh)\"` to set "
-                    "PRODCAT_TEST_POSTGRES_URL")  # fmt: skip
+def test_review_queue_on_postgresql(bundle: Path, heldout: pd.DataFrame, tmp_path: Path, postgres_url: str) -> None:
     server = Server(bundle, postgres_url, tmp_path / "server.log", "--record-all").start()
     try:
         product = heldout.iloc[5]

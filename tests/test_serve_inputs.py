@@ -7,7 +7,6 @@ import asyncio
 import gzip
 import io
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -1308,19 +1307,14 @@ def test_the_openapi_schema_is_built_with_the_app_not_by_the_first_request(monke
     assert answer.status_code == 200 and "/predict" in answer.json()["paths"]
 
 
-@pytest.mark.skipif(
-    not os.environ.get("PRODCAT_TEST_POSTGRES_URL"),
-    reason='PostgreSQL not configured: run `eval "$(bash scripts/postgres.sh)"` to set PRODCAT_TEST_POSTGRES_URL',
-)
-def test_a_correction_waiting_for_a_lock_ends_at_the_request_timeout_on_postgresql() -> None:
+def test_a_correction_waiting_for_a_lock_ends_at_the_request_timeout_on_postgresql(postgres_url: str) -> None:
     """A correction of a record that another session holds locked (an operator's open transaction) answered 504
     at the limit, but its statement waited on in the database for as long as the lock was held, holding a
     thread and a connection. The server's store has PostgreSQL cancel it at request_timeout_s: it ends,
     writing nothing."""
-    url = os.environ["PRODCAT_TEST_POSTGRES_URL"]
     keyed = {"X-API-Key": API_KEY}
-    settings = ServeSettings(api_key=API_KEY, request_timeout_s=LOADED_MACHINE_TIMEOUT_S, review_db=url)
-    operator = sa.create_engine(url)
+    settings = ServeSettings(api_key=API_KEY, request_timeout_s=LOADED_MACHINE_TIMEOUT_S, review_db=postgres_url)
+    operator = sa.create_engine(postgres_url)
     with TestClient(create_app(OneCategoryModel(), settings)) as client, operator.connect() as session:
         review_id = client.post("/predict", json={"title": "mug"}).json()["review_id"]
         lock = session.begin()
