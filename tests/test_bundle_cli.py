@@ -264,8 +264,9 @@ def test_a_manifest_that_does_not_describe_its_model_is_refused_naming_what_diff
 ):
     """The manifest is not among the files hashed: its labels reordered or renamed, or its modalities edited, the
     bundle loaded, and the API's /model and the app's Model page listed labels other than those the predictions name,
-    and every command reported the inputs of modalities the model does not read. Such a bundle is refused now, the
-    field that differs named; a bundle recording no modalities (older ones) still loads, read as reading all."""
+    and every command reported the inputs of modalities the model does not read; its heads or fusion edited, the
+    Model page described another model. Such a bundle is refused now, the field that differs named; a bundle
+    recording no modalities (older ones) still loads, read as reading all."""
     from prodcat.predict import Predictor
 
     data = tmp_path / "products.csv"
@@ -279,6 +280,11 @@ def test_a_manifest_that_does_not_describe_its_model_is_refused_naming_what_diff
             ["text", "image"],
             "its manifest's modalities ['text', 'image'] are not its model's ['text']",
         ),
+        "heads": (
+            ["text_tfidf", "image_effnet"],
+            "its manifest's heads ['text_tfidf', 'image_effnet'] are not its model's ['text_tfidf']",
+        ),
+        "fusion": ("early", "its manifest's fusion 'early' is not its model's 'late'"),
     }
     for field, (edited, said) in edits.items():
         bundle = shutil.copytree(tiny_training.bundle, tmp_path / field)

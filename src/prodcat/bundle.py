@@ -14,7 +14,7 @@ The model is a pickle (scikit-learn estimators have no safe format), so it is
 only unpickled after every file's SHA-256 matches the manifest: a modified or
 truncated bundle is refused with :class:`BundleError` before any code in it runs.
 The manifest itself is not hashed: :meth:`prodcat.predict.Predictor.load` refuses one
-whose labels or modalities are not those of the model it loaded.
+whose labels, modalities, heads or fusion are not those of the model it loaded.
 Bundles are written to a temporary sibling directory and renamed into place, so
 a crash never leaves half a bundle under the final name.
 """

@@ -137,21 +137,31 @@ class Predictor:
 
 def manifest_disagreement(model: ProductClassifier, manifest: Mapping[str, Any]) -> str | None:
     """What ``manifest`` says of the fitted ``model`` that the model contradicts, or ``None``: its ``labels`` (the
-    model's classes, in their order) and its ``modalities`` (those the model's heads read; older bundles record
-    none, and are read as reading every modality, see :func:`~prodcat.bundle.modalities_read_by_bundle`).
+    model's classes, in their order), its ``modalities`` (those the model's heads read; older bundles record none,
+    and are read as reading every modality, see :func:`~prodcat.bundle.modalities_read_by_bundle`), its ``heads`` (the
+    names of the model's heads, in their order) and its ``fusion`` (how it fused them: ``early``, ``late`` or
+    ``stacking``, ``late`` for a model of one head). Training writes each of them from the very attribute compared
+    here; a field but the labels that a manifest lacks (an older or hand-written one) is not compared.
 
     The manifest is not among the files a bundle hashes, yet the commands, the API and the app go by it beside the
     model: the predictions name the model's classes while the API's ``/model`` and the app's Model page list the
     manifest's labels (edited or reordered, another category at each position); modalities edited made them report
-    the photos or text of a model that reads none, or miss those it reads. Compared, not re-predicted: it is cheap.
+    the photos or text of a model that reads none, or miss those it reads; heads or fusion edited, the Model page
+    described another model than the one predicting. Compared, not re-predicted: it is cheap.
     """
-    described = {"labels": [str(label) for label in model.classes_]}
-    if "modalities" in manifest:
-        described["modalities"] = list(model.modalities_)
+    described: dict[str, Any] = {"labels": [str(label) for label in model.classes_]}
+    fitted_fields = {
+        "modalities": lambda: list(model.modalities_),
+        "heads": lambda: list(model.heads_),
+        "fusion": lambda: model.fusion_method_,
+    }
+    described |= {name: fitted() for name, fitted in fitted_fields.items() if name in manifest}
     for name, fitted in described.items():
         recorded = manifest.get(name)
         if recorded == fitted:
             continue
+        if not isinstance(fitted, list):
+            return f"its manifest's {name} {recorded!r} is not its model's {fitted!r}"
         if not isinstance(recorded, list) or len(recorded) + len(fitted) <= 10:
             return f"its manifest's {name} {recorded!r} are not its model's {fitted!r}"
         # dozens of categories: where they part, rather than two lists to compare by eye
