@@ -61,8 +61,7 @@ def rakuten_texts(n: int) -> list[str]:
 
 def encoder_on(threads: int | None) -> E5Encoder:
     """An e5 encoder on ``threads`` OpenMP threads, its model loaded."""
-    encoder = E5Encoder(progress=False)
-    encoder.openmp_threads = threads  # type: ignore[misc]  # this instance only
+    encoder = E5Encoder(progress=False, openmp_threads=threads)
     encoder.encode(["warm-up"])
     return encoder
 

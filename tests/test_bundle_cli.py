@@ -1361,6 +1361,12 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             "nan (line 2); heads.1.features.0.params.random_state: a seed is from 0 to 4294967295, got -1 (line 3); "
             "heads.1.features.0.params.n_words: must be at least 1, got 0 (line 3)",
         ),
+        # an OpenMP runtime takes a count below 1 as one thread, without a word
+        (
+            "e5-threads.yaml",
+            "heads:\n" + HEAD.format(features="[{name: e5, params: {openmp_threads: 0}}]", more=""),
+            "heads.0.features.0.params.openmp_threads: must be at least 1, got 0 (line 2)",
+        ),
         # a language name, or a code the stop-word lists do not have: the stop-word library's traceback at the fit
         (
             "text-languages.yaml",

