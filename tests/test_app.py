@@ -1151,6 +1151,26 @@ def test_app_command_refuses_a_damaged_bundle_before_starting(flipkart_bundle, t
     assert f"file {MODEL_FILE} is missing" in capsys.readouterr().err
 
 
+def test_app_command_refuses_a_manifest_that_does_not_describe_its_model_before_starting(
+    tiny_training, tmp_path, capsys, no_server
+):
+    """The manifest is not among the files hashed: `prodcat app` checked the hashes alone and started a server whose
+    every page then said that the bundle does not load. It is refused at start now, in the one line `prodcat predict`
+    and `prodcat serve` say for it, exit 2."""
+    edited = bundle_copy(tiny_training.bundle, tmp_path / "bundle", labels=["Watches", "Toys", "Kitchen"])
+    assert main(["app", str(edited), "--port", str(free_port())]) == 2
+    out, err = capsys.readouterr()
+    said = (
+        f"error: bundle {edited}: its manifest's labels ['Watches', 'Toys', 'Kitchen'] are not its model's "
+        "['Kitchen', 'Toys', 'Watches']; its manifest.json was edited or is another model's: refusing to load it "
+        "(restore that file, or retrain)\n"
+    )
+    assert (out, err) == ("", said)
+    tiny_training.unseen.to_csv(tmp_path / "products.csv", index=False)
+    assert main(["predict", str(edited), str(tmp_path / "products.csv"), "--out", str(tmp_path / "preds.csv")]) == 2
+    assert capsys.readouterr().err == said
+
+
 def test_app_command_checks_the_port_before_saying_where_it_listens(flipkart_bundle, capsys, no_server):
     with pytest.raises(SystemExit) as exit_info:
         main(["app", str(flipkart_bundle), "--port", "99999"])

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib.util
+import multiprocessing
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from prodcat.arguments import user_path
@@ -150,15 +152,29 @@ def app_url(host: str, port: int) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
+def load_as_the_app_does(model: str) -> None:
+    """Load the bundle at ``model`` as the app's pages load it (:meth:`Predictor.load
+    <prodcat.predict.Predictor.load>`), for what that raises."""
+    from prodcat.predict import Predictor
+
+    Predictor.load(model)
+
+
 def run_app(args: argparse.Namespace) -> int:
     from prodcat.bundle import verify_bundle
 
-    # every file checked against the manifest's SHA-256: a damaged bundle is a BundleError, one line and exit 2
-    # (cli.main), before any server; the app verifies it again when it loads it, in case it changed since
+    # a bad bundle is a BundleError, one line and exit 2 (cli.run), before any server rather than on its page. First
+    # every file against the manifest's SHA-256, in a fraction of a second (a mistyped or damaged bundle), as the
+    # other mistakes below are said
     verify_bundle(args.model)
     if problem := startup_problem(args):
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    # then loaded as `prodcat predict` and `prodcat serve` load it (the model unpickled, the manifest agreeing with
+    # it), in a child interpreter: the model's libraries (some 1,400 modules, 180 MB) would otherwise stay in this
+    # process for as long as the server runs. The app loads it again, in case it changed since
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as loader:
+        loader.submit(load_as_the_app_does, str(args.model)).result()
     print(f"prodcat app on {app_url(args.host, args.port)} (Ctrl+C to stop)")
     server = subprocess.Popen(streamlit_command(args))
     # a service manager stops `prodcat app` alone, with SIGTERM: the web server it started must stop too
