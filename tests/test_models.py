@@ -143,6 +143,24 @@ def _overconfident(n: int = 4000, k: int = 5, seed: int = 0):
     return proba / proba.sum(axis=1, keepdims=True), y
 
 
+def test_ece_is_the_count_weighted_gap_of_equal_width_bins():
+    """The figure README's headline ECE is, worked by hand on 4 bins: each bin's |mean confidence - accuracy|
+    weighted by its share of the products (not the mean over bins, nor the worst bin); a confidence on an edge
+    opens the next bin, 1.0 closes the last, and an empty bin is no point of the reliability diagram."""
+    confidence = np.array([0.1, 0.3, 0.3, 0.9, 0.9, 0.9, 1.0, 0.75])
+    correct = np.array([False, True, False, True, True, False, True, True])
+    result = expected_calibration_error(confidence, correct, bins=4)
+    assert result["ece"] == pytest.approx((1 * 0.1 + 2 * 0.2 + 5 * 0.09) / 8)  # gaps of 1, 2 and 5 products
+    assert result["n"] == 8
+    assert [(row["lower"], row["upper"], row["count"]) for row in result["bins"]] == [
+        (0.0, 0.25, 1),
+        (0.25, 0.5, 2),
+        (0.75, 1.0, 5),
+    ]
+    np.testing.assert_allclose([row["confidence"] for row in result["bins"]], [0.1, 0.3, 0.89])
+    np.testing.assert_allclose([row["accuracy"] for row in result["bins"]], [0.0, 0.5, 0.8])
+
+
 @pytest.mark.parametrize("calibrator", [TemperatureScaler, TopLabelIsotonic, MarginCalibrator])
 def test_calibrators_reduce_calibration_error_and_keep_the_argmax(calibrator):
     proba, y = _overconfident()
