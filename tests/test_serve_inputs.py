@@ -163,6 +163,29 @@ def client(tmp_path) -> TestClient:
         yield client
 
 
+def test_a_text_or_photo_at_its_limit_is_served_and_one_more_is_refused(
+    tmp_path: Path, jpeg_bytes: Callable[..., bytes]
+) -> None:
+    """max_text_chars and max_image_bytes are the longest text and the largest photo served: the limits were tested
+    one past them only, so a server refusing at the limit itself passed."""
+    photo = jpeg_bytes()
+    settings = ServeSettings(max_text_chars=12, max_image_bytes=len(photo))
+    store = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    with TestClient(create_app(OneCategoryModel(), settings, store)) as client:
+
+        def answer(title: str, description: str = "", image: bytes | None = None) -> tuple[int, str | None]:
+            product = {"title": title, "description": description}
+            if image:  # multipart
+                response = client.post("/predict", data=product, files={"image": ("a.jpg", image, "image/jpeg")})
+            else:
+                response = client.post("/predict", json=product)
+            return response.status_code, response.json().get("error")
+
+        assert answer("ceramic mugs") == answer("mug", "a" * 12) == answer("mug", image=photo) == (200, None)
+        assert answer("ceramic mugs!") == answer("mug", "a" * 13) == (422, "max_text_chars")
+        assert answer("mug", image=photo + b"\0") == (413, "max_image_bytes")
+
+
 def test_product_ids_and_corrections_the_review_store_cannot_hold_are_refused(
     client: TestClient, jpeg_bytes: Callable[..., bytes]
 ) -> None:
