@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import signal
 import stat
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -233,6 +235,50 @@ def test_another_runs_parts_are_refused_saying_what_differs(products, predictor,
         products.iloc[:39], out, LocalEngine(predictor), chunk_size=10, restart=True, progress=False
     )
     assert summary.scored == 39 and len(pd.read_csv(out)) == 39
+
+
+def test_parts_scored_by_other_code_are_refused_saying_what_changed(
+    products, predictor, uninterrupted, tmp_path, monkeypatch
+):
+    """prodcat upgraded, or its text cleaning fixed, between an interrupted run and its resumption: the finished
+    chunks were taken up, and one output held the predictions of two versions. The work directory records the
+    library versions (prodcat's among them) and the digests of prodcat's prediction code now; the parts of an
+    earlier run whose state.json says another version, other code or another layout are refused, saying which."""
+    out = tmp_path / "preds.csv"
+    interrupt_at_call(monkeypatch, 3)
+    with pytest.raises(Killed):
+        score_catalog(products, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
+    monkeypatch.undo()
+    state_file = work_dir_for(out) / job.STATE_FILE
+    state = json.loads(state_file.read_text(encoding="utf-8"))
+    version = metadata.version("prodcat")
+    assert state["libraries"]["prodcat"] == version
+    assert {"prodcat.predict", "prodcat.text.clean", "prodcat.models.classifier"} <= set(state["code"])
+
+    fixed = ["prodcat.text.clean", "prodcat.image.decode", "prodcat.predict", "prodcat.config"]
+    earlier_runs = [
+        (
+            state | {"libraries": state["libraries"] | {"prodcat": "0.0.9"}},
+            f"other versions of prodcat or its libraries (prodcat 0.0.9 there, {version} now)",
+        ),
+        (
+            state | {"code": state["code"] | dict.fromkeys(fixed, "0" * 64)},
+            "other prediction code (changed since: prodcat.text.clean, prodcat.image.decode, prodcat.predict and 1 "
+            "more)",
+        ),
+        (
+            {name: value for name, value in state.items() if name not in ("libraries", "code")} | {"format": 3},
+            f"work directory format 3 there, {job.WORKDIR_FORMAT} now",
+        ),
+    ]
+    for earlier, said in earlier_runs:
+        state_file.write_text(json.dumps(earlier), encoding="utf-8")
+        with pytest.raises(ResumeMismatchError, match="--restart") as refused:
+            score_catalog(products, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
+        assert said in str(refused.value)
+    state_file.write_text(json.dumps(state), encoding="utf-8")  # this very code's: resumed
+    summary = score_catalog(products, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
+    assert summary.scored == 24 and out.read_bytes() == uninterrupted.read_bytes()
 
 
 def test_a_second_run_on_the_same_output_is_refused_while_the_first_writes(

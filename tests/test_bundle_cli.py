@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prodcat.bundle import FORMAT_VERSION, BundleError, load_bundle, save_bundle, verify_bundle
+from prodcat.bundle import FORMAT_VERSION, BundleError, load_bundle, save_bundle, source_digests, verify_bundle
 from prodcat.catalog.schema import category_at_level
 from prodcat.catalog.tables import read_csv_table
 from prodcat.cli import main
@@ -318,6 +318,25 @@ def test_a_long_label_list_that_differs_is_told_where_it_first_does():
         "its manifest lists 26 labels and its model 27, first apart at #27: none in the manifest, 'category 26' in "
         "the model"
     )
+
+
+def test_source_digests_of_a_package_name_the_module_edited(tmp_path, monkeypatch):
+    """A package's digests are those of every module in it (`prodcat predict` keys its resume on prodcat's prediction
+    packages): an edit is told by the module's name; an editor's lock file beside the sources is no module."""
+    import importlib
+
+    package = tmp_path / "edited_package"
+    (package / "sub").mkdir(parents=True)
+    for name in ("__init__.py", "clean.py", "sub/__init__.py", "sub/heads.py"):
+        (package / name).write_text(f"# {name}\n", encoding="utf-8")
+    (package / ".#clean.py").symlink_to(tmp_path / "nowhere")  # Emacs's lock: a link to nothing
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("edited_package")
+    before = source_digests([module])
+    assert list(before) == ["edited_package", "edited_package.clean", "edited_package.sub", "edited_package.sub.heads"]
+    (package / "clean.py").write_text("# a bug fixed\n", encoding="utf-8")
+    after = source_digests([module])
+    assert [name for name in before if after[name] != before[name]] == ["edited_package.clean"]
 
 
 def test_train_writes_a_verified_bundle_with_honest_metrics(flipkart_training):

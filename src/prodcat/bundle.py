@@ -22,6 +22,7 @@ a crash never leaves half a bundle under the final name.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import json
 import logging
@@ -31,9 +32,10 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import joblib
@@ -105,6 +107,23 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def source_digests(modules: Sequence[ModuleType]) -> dict[str, str]:
+    """The SHA-256 of the source file of each of ``modules``, by module name; a package's of every module in it (by
+    their files: none is imported). What tells prodcat's code edited, which its version, the same from one commit to
+    the next, does not."""
+    sources: dict[str, Path] = {}
+    for module in modules:
+        source = Path(inspect.getfile(module))
+        if not hasattr(module, "__path__"):
+            sources[module.__name__] = source
+            continue
+        for path in sorted(source.parent.rglob("*.py")):
+            parts = path.relative_to(source.parent).with_suffix("").parts
+            if all(part.isidentifier() for part in parts):  # not an editor's lock or backup (.#clean.py)
+                sources[".".join((module.__name__, *parts)).removesuffix(".__init__")] = path
+    return {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in sources.items()}
 
 
 def save_bundle(

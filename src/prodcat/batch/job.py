@@ -3,21 +3,24 @@
 ::
 
     preds.csv.parts/              beside the output, while the run is unfinished
-      state.json                  what the parts belong to: bundle, input fingerprint, chunk size, top-k, rows
+      state.json                  what the parts belong to: bundle, input fingerprint, chunk size, top-k, rows,
+                                  the library versions and prodcat's prediction code
       part-000000.parquet         predictions of rows [0, chunk_size), written to a temporary file, then renamed;
                                   its metadata holds the size and times of each row's photo file
       part-000001.parquet         ...
 
 Running the same command again after a crash or Ctrl-C resumes: finished chunks are kept, only the missing
 ones are scored. A work directory left by a run with another model, other input rows or other chunking is
-refused (its parts would not fit) with what differs; ``restart=True`` (``--restart``) deletes it and starts
-over. A finished chunk one of whose photo files changed since it was scored (replaced at the same path,
-created, removed) is scored again. Once every chunk is there, the parts are concatenated in input order into
-the output (written to a temporary file, then renamed) and the work directory is removed. An output that is a
-symbolic link is written through it, to the file it points at (resolved once, at the start), as a shell's
-``>`` does. Two runs on one output would write each other's chunks: a second run is refused while
-``.preds.csv.lock`` beside the output is held (an OS lock, released by a crash too, so a killed run never
-blocks its resumption; the lock file holds the pid of its holder, named when a run is refused).
+refused (its parts would not fit) with what differs, and so is one left by other code (another version of
+prodcat or of a library, prodcat's prediction code edited: one output would mix two versions' predictions);
+``restart=True`` (``--restart``) deletes it and starts over. A finished chunk one of whose photo files changed
+since it was scored (replaced at the same path, created, removed) is scored again. Once every chunk is there,
+the parts are concatenated in input order into the output (written to a temporary file, then renamed) and the
+work directory is removed. An output that is a symbolic link is written through it, to the file it points at
+(resolved once, at the start), as a shell's ``>`` does. Two runs on one output would write each other's
+chunks: a second run is refused while ``.preds.csv.lock`` beside the output is held (an OS lock, released by a
+crash too, so a killed run never blocks its resumption; the lock file holds the pid of its holder, named when
+a run is refused).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,9 +39,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+import prodcat.catalog.schema
+import prodcat.config
+import prodcat.features
+import prodcat.image
+import prodcat.models
+import prodcat.predict
+import prodcat.text
+from prodcat.batch import scoring
 from prodcat.batch.engines import Chunk, Engine, bundle_identity
 from prodcat.batch.scoring import OUTPUT_COLUMNS, BatchError, chunk_bounds, model_failed
-from prodcat.bundle import data_fingerprint
+from prodcat.bundle import data_fingerprint, library_versions, source_digests
 from prodcat.files import (
     RunBusyError,
     RunLock,
@@ -54,14 +65,29 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
 #: version of the work directory's layout; a directory of another version is refused like a mismatch
-#: (2: the input fingerprint leaves the given categories out; 3: each part records the stamps of its photos)
-WORKDIR_FORMAT = 3
+#: (2: the input fingerprint leaves the given categories out; 3: each part records the stamps of its photos;
+#: 4: the state records the library versions and prodcat's prediction code)
+WORKDIR_FORMAT = 4
+#: the code that makes a prediction of ``prodcat predict``: the model's own packages (its heads and fusion, the
+#: feature extractors and their caches, text cleaning, photo decoding), the Predictor, the canonical columns it reads
+#: and the config its heads hold, the making of a row. The catalogue's loaders are not: what they read is in the
+#: input fingerprint
+PREDICTION_CODE = (
+    prodcat.models,
+    prodcat.features,
+    prodcat.text,
+    prodcat.image,
+    prodcat.predict,
+    prodcat.catalog.schema,
+    prodcat.config,
+    scoring,
+)
 #: the key, in a part's Parquet metadata, of the :func:`photo_stamps` of its chunk when it was scored
 PHOTO_STAMPS_KEY = b"prodcat.photo_stamps"
 
 
 class ResumeMismatchError(BatchError):
-    """The work directory beside the output belongs to another run (model, input or chunking)."""
+    """The work directory beside the output belongs to another run (model, input, chunking or code)."""
 
 
 class OutputBusyError(BatchError, RunBusyError):
@@ -81,12 +107,18 @@ class RunState:
     total_rows: int
     chunk_size: int
     top_k: int
+    #: :func:`~prodcat.bundle.library_versions` (prodcat's among them) and :func:`~prodcat.bundle.source_digests` of
+    #: :data:`PREDICTION_CODE`, which tell an edit under one version: those of this process, the driver, on a dask
+    #: cluster too (its workers' are not compared). Absent from the state of a work directory of format 3 or before,
+    #: refused by its format
+    libraries: dict[str, str] = field(default_factory=dict)
+    code: dict[str, str] = field(default_factory=dict)
 
     def differences(self, other: RunState) -> list[str]:
         """What differs from ``other`` (the unfinished run), in words; empty if the parts fit this run."""
+        if self.format != other.format:  # what else another layout records is not comparable
+            return [f"work directory format {other.format} there, {self.format} now"]
         found = []
-        if self.format != other.format:
-            found.append(f"work directory format {other.format} there, {self.format} now")
         if self.bundle_identity != other.bundle_identity:
             found.append(f"another model (bundle version {other.bundle_version} there, {self.bundle_version} now)")
         if self.data_fingerprint != other.data_fingerprint or self.total_rows != other.total_rows:
@@ -95,7 +127,21 @@ class RunState:
             found.append(f"another chunk size ({other.chunk_size} there, {self.chunk_size} now)")
         if self.top_k != other.top_k:
             found.append(f"another --top-k ({other.top_k} there, {self.top_k} now)")
+        if versions := _changed(other.libraries, self.libraries):
+            said = "; ".join(
+                f"{name} {other.libraries.get(name, 'none')} there, {self.libraries.get(name, 'none')} now"
+                for name in versions
+            )
+            found.append(f"other versions of prodcat or its libraries ({said})")
+        if edited := _changed(other.code, self.code):
+            found.append(f"other prediction code (changed since: {first_few(edited, 3)})")
         return found
+
+
+def _changed(there: dict[str, str], now: dict[str, str]) -> list[str]:
+    """The keys whose value differs between ``there`` and ``now``, or that only one has, in the order they were
+    recorded."""
+    return [key for key in dict.fromkeys([*there, *now]) if there.get(key) != now.get(key)]
 
 
 def work_dir_for(out: str | os.PathLike[str]) -> Path:
@@ -222,7 +268,8 @@ def _open_work_dir(work_dir: Path, state: RunState, restart: bool, frame: pd.Dat
     if differences:
         raise ResumeMismatchError(
             f"{work_dir} holds an unfinished run with " + "; ".join(differences) + ". Rerun with the same model, "
-            "data and options to resume it, or start over with --restart (deletes its finished chunks)"
+            "data, options and prodcat installation to resume it, or start over with --restart (deletes its finished "
+            "chunks)"
         )
     bounds = chunk_bounds(state.total_rows, state.chunk_size)
     return {
@@ -295,6 +342,8 @@ def score_catalog(
         total_rows=len(frame),
         chunk_size=chunk_size,
         top_k=top_k,
+        libraries=library_versions(),
+        code=source_digests(PREDICTION_CODE),
     )
     lock = RunLock(
         out.with_name(f".{out.name}.lock"),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import inspect
 import itertools
 import json
 import logging
@@ -243,7 +242,7 @@ def resume_key(study: RobustnessStudy) -> dict[str, Any]:
     run's report only when all of it is the same. The clean predictions are in it, so a model that predicts otherwise
     (other library versions) measures everything again; so does a change to the code of :data:`ROW_CODE`, which
     prodcat's version, the same from one commit to the next, does not tell."""
-    from prodcat.bundle import data_fingerprint, library_versions
+    from prodcat.bundle import data_fingerprint, library_versions, source_digests
 
     predicted = study.clean_table[["product_id", "category", "confidence"]].astype(str)
     return {
@@ -254,13 +253,6 @@ def resume_key(study: RobustnessStudy) -> dict[str, Any]:
         "clean_predictions": hashlib.sha256(pd.util.hash_pandas_object(predicted, index=False).to_numpy()).hexdigest(),
         "libraries": library_versions(),
         "code": source_digests(ROW_CODE),
-    }
-
-
-def source_digests(modules: Sequence[ModuleType]) -> dict[str, str]:
-    """The SHA-256 of the source file of each of ``modules``, by module name."""
-    return {
-        module.__name__: hashlib.sha256(Path(inspect.getfile(module)).read_bytes()).hexdigest() for module in modules
     }
 
 
