@@ -265,12 +265,14 @@ def test_align_proba_places_columns_by_class():
 def test_metrics_per_level_on_paths():
     y_true = np.array(["A > x", "A > y", "B > z", "B > z"], dtype=object)
     y_pred = np.array(["A > y", "A > y", "B > z", "A > x"], dtype=object)
-    metrics = evaluate_predictions(y_true, y_pred, np.array([0.9, 0.8, 0.7, 0.6]), threshold=0.75)
+    metrics = evaluate_predictions(y_true, y_pred, np.array([0.9, 0.8, 0.7, 0.6]), threshold=0.7)
     assert metrics["accuracy"] == pytest.approx(0.5)
     assert metrics["levels"]["1"]["accuracy"] == pytest.approx(0.75)
     assert metrics["levels"]["2"]["accuracy"] == pytest.approx(0.5)
-    assert metrics["decision"]["automation_rate"] == pytest.approx(0.5)
-    assert metrics["decision"]["auto_precision"] == pytest.approx(0.5)
+    # the three at or above the threshold are accepted, two of them right: a precision unlike the accuracy's 0.5
+    assert metrics["decision"] == pytest.approx(
+        {"threshold": 0.7, "automation_rate": 0.75, "auto_precision": 2 / 3, "n_auto": 3}
+    )
     assert set(metrics["per_class"]) == {"A > x", "A > y", "B > z"}
 
 
