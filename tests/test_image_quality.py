@@ -79,6 +79,31 @@ def test_white_framed_image_crops_to_its_content() -> None:
     assert crop_borders(blank).size == (50, 50) and white_border_ratio(blank) == 1.0
 
 
+def test_small_goes_by_the_longest_side_and_a_sliver_of_content_is_not_cropped_to() -> None:
+    """'small' is a longest side below SMALL_SIDE: a wide banner 100 px high is not small. And crop_borders keeps a
+    photo whose content would be a sliver (a thin line on white, under min_keep of a side) rather than crop to it.
+    Each was tested only where both sides agree (50 x 80, square frames), where min and max, or and, do too."""
+    assert not image_quality(_textured(size=512).resize((512, 100)))["small"]
+    assert image_quality(_textured(size=255).resize((255, 100)))["small"]
+    line = Image.new("RGB", (400, 300), "white")
+    line.paste(_textured(5, 200).resize((200, 4)), (100, 150))  # 200 px wide, 4 px high: 1.3% of the height
+    assert crop_borders(line).size == (400, 300)
+
+
+def test_a_photo_recoloured_in_one_cell_is_not_a_duplicate(tmp_path: Path) -> None:
+    """The colour check compares the thumbnails' largest cell difference: a picture whose one cell of 16 turned from
+    red to a green of the same grey (same pHash) is another product, not a copy; averaged over the cells, the
+    difference (128 / 16) fell under the threshold."""
+    red, green = _textured(6), _textured(6)
+    cell = 256 // COLOUR_SIDE
+    red.paste((255, 0, 0), (0, 0, cell, cell))
+    green.paste((0, 130, 0), (0, 0, cell, cell))  # grey 76 as the red's: the pHash sees the same picture
+    frame = _catalogue(
+        tmp_path, {"red": red, "green": green, "copy": red.copy()}, dict.fromkeys(["red", "green", "copy"], "Toys")
+    )
+    assert sorted(find_duplicate_images(frame, progress=False)["product_id"]) == ["copy", "red"]
+
+
 def test_colour_statistics() -> None:
     stats = image_quality(Image.new("RGB", (64, 64), (255, 0, 0)))
     assert stats["mean_r"] == pytest.approx(255) and stats["mean_g"] == pytest.approx(0)
