@@ -23,7 +23,7 @@ from prodcat.commands import labelled_sample
 from prodcat.config import Config
 from prodcat.evaluate.explain import ExplainSettings, PixelExplanation, explain, occluded_copies, remove_words
 from prodcat.evaluate.explain_command import choose_products, pixel_note, write_explain_report
-from prodcat.predict import Predictor
+from prodcat.predict import Prediction, Predictor
 from prodcat.text.embeddings import Usem3Encoder
 
 #: enough words to cover a Flipkart title and the start of its description, at a test's cost
@@ -155,6 +155,42 @@ def test_occluded_copies_cover_the_grid() -> None:
     grey = np.stack([np.asarray(c)[..., 0] == SETTINGS.fill[0] for c in copies])
     assert grey.sum(axis=(1, 2)).tolist() == [20 * 16] * len(copies)  # 2x2 cells of 10x8 px each
     assert grey.any(axis=0).all()  # every pixel is covered by some square
+
+
+class RedShareModel:
+    """A photo model whose answer is known cell by cell: P(Red) is 0.1 + 0.8 x the share of the red block of the
+    photo still red, so occluding the block's cell drops it by 0.8 and occluding anything else by nothing."""
+
+    def __init__(self) -> None:
+        self.labels = ["Grey", "Red"]
+        self.manifest = {"modalities": ["image"]}
+
+    def predict(self, frame: pd.DataFrame, top_k: int = 5) -> list[Prediction]:
+        answers = []
+        for image in frame["image"]:
+            block = np.asarray(image.convert("RGB"))[0:20, 60:80].astype(int)  # the top-right cell of a 4 x 4 grid
+            red = 0.1 + 0.8 * float(((block[..., 0] > 200) & (block[..., 1] < 50)).mean())
+            ranked = sorted([("Red", red), ("Grey", 1 - red)], key=lambda answer: -answer[1])
+            top = [{"category": category, "probability": probability} for category, probability in ranked]
+            answers.append(Prediction("p", top[0]["category"], top[0]["probability"], "review", top, ["image"]))
+        return answers
+
+
+def test_the_heatmap_is_each_cells_mean_drop_where_it_is_on_the_photo() -> None:
+    """Each cell weighs the mean drop of the 2 x 2 squares covering it, at its own place: the block at the top right
+    drops P(Red) by 0.8 under the one square covering it, so its cell is 0.8, its two neighbours (covered by two
+    squares, one of them that one) 0.4 and the diagonal one 0.2. The heatmap was tested on a real photo for its shape
+    and spread only: summed drops, or rows and columns swapped, passed."""
+    photo = Image.new("RGB", (80, 80), (90, 90, 90))
+    photo.paste((255, 0, 0), (60, 0, 80, 20))
+    settings = ExplainSettings(grid=4, patch_cells=2, photo_side=80)
+    explanation = explain(RedShareModel(), {"product_id": "p", "image": photo}, settings)
+    assert (explanation.prediction.category, explanation.pixels.reference_probability) == ("Red", pytest.approx(0.9))
+    expected = np.zeros((4, 4))
+    expected[0, 2:] = [0.4, 0.8]
+    expected[1, 2:] = [0.2, 0.4]
+    np.testing.assert_allclose(explanation.pixels.heatmap, expected, atol=1e-12)
+    assert explanation.pixels.largest_drop == pytest.approx(0.8)
 
 
 def test_products_without_photo_or_text(predictor: Predictor) -> None:
