@@ -112,7 +112,11 @@ def test_jpeg_downscale_and_crop(products: pd.DataFrame) -> None:
         assert max(small.size) == 32
         assert small.width / small.height == pytest.approx(original.width / original.height, rel=0.1)
     for original, cropped in perturbed_photos(products, "crop_0.5"):
-        assert cropped.size == (round(original.width * 0.5), round(original.height * 0.5))
+        width, height = round(original.width * 0.5), round(original.height * 0.5)
+        assert cropped.size == (width, height)
+        # the centre: a corner of the same size (a shot off to one side) is not what the perturbation measures
+        left, top = (original.width - width) // 2, (original.height - height) // 2
+        assert np.array_equal(np.asarray(cropped), np.asarray(original)[top : top + height, left : left + width])
 
 
 def test_missing_modalities_blank_the_right_fields(products: pd.DataFrame) -> None:
