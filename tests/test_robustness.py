@@ -87,6 +87,8 @@ def test_noise_has_the_given_sigma_and_is_seeded_per_product(products: pd.DataFr
             unclipped = (before > 4 * sigma) & (before < 255 - 4 * sigma)
             assert unclipped.sum() > 5_000
             assert (after - before)[unclipped].std() == pytest.approx(sigma, rel=0.05)
+            # near 0 and 255 clipped, not wrapped around (a pixel of 250 plus 20 read as 14)
+            assert np.abs(after - before).max() <= 6 * sigma
     frame = products.head(2)
     first, _ = PERTURBATIONS["noise_25"].apply(frame, seed=0)
     again, _ = PERTURBATIONS["noise_25"].apply(frame.iloc[::-1], seed=0)  # another order, same draws per product
@@ -363,11 +365,20 @@ def test_a_product_counts_as_affected_only_when_what_the_model_reads_changed(
     photo.write_bytes(jpeg_bytes())
     frame = tiny_training.unseen.assign(image=str(photo))
     frame.loc[::2, "description"] = None  # 6 of the 12 have a title and a photo only
+    # ... half of them labelled wrong; the 6 others are named by their description alone, the title telling nothing:
+    # the figures of the affected products must not be those of all 12
+    frame.loc[::4, "category"] = frame.loc[::4, "category"].map(
+        {"Kitchen": "Watches", "Watches": "Toys", "Toys": "Kitchen"}
+    )
+    frame.loc[1::2, "title"] = "item"
     args, report = _robustness_command(tiny_training.bundle, frame, tmp_path, "title_only", "no_description")
     assert main(args) == 0
-    _, title_only, no_description = json.loads((report / "robustness.json").read_text())
+    clean, title_only, no_description = json.loads((report / "robustness.json").read_text())
     assert title_only["n_affected"] == no_description["n_affected"] == 6
     assert title_only["modality"] == "text"
+    assert (clean["accuracy"], title_only["accuracy"]) == (0.75, 0.25)
+    assert title_only["affected_accuracy"] == {"clean": 1.0, "perturbed": 0.0}
+    assert (title_only["n_flipped"], title_only["flipped_share_of_affected"]) == (6, 1.0)
 
 
 def test_a_bundle_whose_stored_config_current_checks_refuse_is_still_measured(
