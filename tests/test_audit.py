@@ -12,8 +12,6 @@ import pytest
 from prodcat.catalog.audit import (
     LOW_CV_ACCURACY,
     MIN_SUGGESTION_CONFIDENCE,
-    _above_subcategories_lines,
-    _is_default_classifier,
     audit_catalog,
     class_balance,
     confident_label_issues,
@@ -23,6 +21,8 @@ from prodcat.catalog.audit import (
     language_stats,
     write_audit_report,
 )
+from prodcat.catalog.audit.command import _above_subcategories_lines
+from prodcat.catalog.audit.labels import _is_default_classifier
 from prodcat.catalog.loaders import load_catalog
 from prodcat.catalog.schema import Catalog, category_at_level, has_text, product_text
 from prodcat.cli import main
@@ -520,7 +520,7 @@ def _words_config_file(folder: Path, fields: str) -> Path:
 @pytest.fixture
 def audited_products(monkeypatch: pytest.MonkeyPatch) -> list[set[str]]:
     """The product ids of each catalogue ``prodcat audit`` audits (after its --sample), one set per run."""
-    from prodcat.catalog import audit as audit_module
+    from prodcat.catalog.audit import command as audit_command
 
     audited: list[set[str]] = []
 
@@ -528,7 +528,7 @@ def audited_products(monkeypatch: pytest.MonkeyPatch) -> list[set[str]]:
         audited.append(set(catalog.frame["product_id"]))
         return audit_catalog(catalog, **options)
 
-    monkeypatch.setattr(audit_module, "audit_catalog", recorded)
+    monkeypatch.setattr(audit_command, "audit_catalog", recorded)
     return audited
 
 
@@ -569,7 +569,7 @@ def test_the_seed_of_an_audit_sample_is_taken_without_labels_and_refused_without
 ) -> None:
     """--seed was a label-audit option, refused without --labels: `audit --sample N` was drawn with seed 0 alone.
     It now draws the sample (not only names the seed in audit.json), and is refused naming the options it needs."""
-    from prodcat.catalog.audit import _sample
+    from prodcat.catalog.audit.command import _sample
 
     path = tmp_path / "shop.csv"
     _tiny_text_catalog({"Kitchen": 13, "Watches": 13, "Bath": 13}).to_csv(path, index=False)
@@ -836,7 +836,7 @@ def test_near_duplicates_pair_copies_of_a_text_once_and_group_as_every_pair_woul
     are those of every pair, on random vectors full of copies."""
     import scipy.sparse as sp
 
-    from prodcat.catalog.audit import _similar_pairs
+    from prodcat.catalog.audit.duplicates import _similar_pairs
     from prodcat.grouping import representative_groups
 
     rng = np.random.default_rng(0)

@@ -1,0 +1,178 @@
+"""``prodcat audit`` (its parser: :mod:`prodcat.catalog.audit_parser`): the options checked, the sample drawn, the
+report written and summed up on the console."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from typing import Any
+
+from prodcat.catalog.audit.core import audit_catalog
+from prodcat.catalog.audit.labels import label_audit_outlook
+from prodcat.catalog.audit.report import AUDIT_FILES, write_audit_report
+from prodcat.catalog.schema import Catalog
+from prodcat.config import Config
+from prodcat.formatting import count_text, counted
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    from prodcat.catalog.loaders import CatalogFormatError, load_from_args
+    from prodcat.commands import build_config
+    from prodcat.evaluate.report import report_problem
+
+    unused = [f"--{name}" for name in _LABEL_OPTIONS if getattr(args, name) is not None]
+    if unused and not args.labels:
+        print(f"error: {', '.join(unused)} only apply to the label audit: add --labels", file=sys.stderr)
+        return 2
+    if args.seed is not None and not (args.labels or args.sample):
+        print(
+            "error: --seed only applies to a --sample and to the label audit: add --sample N or --labels",
+            file=sys.stderr,
+        )
+        return 2
+    if problem := report_problem(args.report, args.data, AUDIT_FILES):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        catalog = load_from_args(args)
+    except (CatalogFormatError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    # as train's and cv's: --sample and --seed draw the products audited, with or without --labels
+    label_config, folds = build_config(args, catalog.format), args.folds or 5
+    # a sample of at least the whole catalogue draws nothing, and is no sample to report
+    drawn = label_config.sample if label_config.sample and label_config.sample < len(catalog.frame) else None
+    if drawn:
+        catalog = _sample(catalog, label_config, drawn)
+    if args.labels and (outlook := label_audit_outlook(catalog.frame, label_config, folds)):
+        print(f"warning: {outlook}", flush=True)  # before the hours a deep level's audit may take, not after
+    result = audit_catalog(
+        catalog,
+        images=not args.no_images,
+        labels=args.labels,
+        label_config=label_config,
+        folds=folds,
+        similarity=args.similarity,
+    )
+    result["sample"] = {"size": drawn, "seed": label_config.seed} if drawn else None
+    written = write_audit_report(result, args.report, catalog.issues)
+    for line in summary_lines(result):
+        print(line)
+    print(f"wrote {', '.join(map(str, written[:-1]))} and {written[-1]}")
+    if catalog.frame.empty:  # the report says why (its loader issues); a script must not go on to train on nothing
+        print(f"error: no product could be read from {args.data}: {written[0]} lists why", file=sys.stderr)
+        return 2
+    return 0
+
+
+#: options of the label audit, refused without --labels rather than silently ignored
+_LABEL_OPTIONS = ("config", "level", "modalities", "folds")
+
+
+def _sample(catalog: Catalog, config: Config, size: int) -> Catalog:
+    """The ``size`` products of ``catalog`` that train's and cv's draw takes with ``config``
+    (:func:`~prodcat.commands.pooled_stratified_sample`), with the loader issues of their rows only."""
+    from prodcat.commands import pooled_stratified_sample
+
+    sampled = pooled_stratified_sample(catalog.frame, config, size).sort_index()
+    lines = [catalog.line_of(position) for position in sampled.index]
+    kept = set(lines)
+    return Catalog(
+        frame=sampled.reset_index(drop=True),
+        source=catalog.source,
+        format=catalog.format,
+        issues=[issue for issue in catalog.issues if issue.row in kept],
+        lines=lines,
+    )
+
+
+def summary_lines(result: dict[str, Any]) -> list[str]:
+    """The console summary of an audit: one line per section with findings."""
+    summary, exact, near = result["summary"], result["duplicates"]["exact"], result["duplicates"]["near"]
+    lines = [
+        f"{count_text(summary['products'])} products, {count_text(summary['labelled'])} labelled, "
+        f"{count_text(summary['loader_issues'])} loader issues",
+        _text_line(result["text"]),
+        f"duplicate text groups: {count_text(exact['groups'])} exact, {count_text(near['groups'])} near"
+        f" ({count_text(exact['conflicting_groups'] + near['conflicting_groups'])} with conflicting labels)",
+        f"products with HTML tags, entities or mojibake: {count_text(result['markup']['products_with_any'])}",
+        *_separator_lines(result["classes"]["unsplit_separator"]),
+        *_spelling_lines(result["classes"]["levels"]),
+        *_above_subcategories_lines(result["classes"]["labelled_above_subcategories"]),
+        *_photo_lines(result["images"]),
+    ]
+    labels = result.get("labels")
+    if labels and labels.get("skipped"):
+        lines.append(labels["reason"])
+    elif labels:
+        lines.append(f"likely mislabelled: {count_text(labels['n_issues'])} of {count_text(labels['n_labelled'])}")
+    if labels:
+        lines += [f"warning: {warning}" for warning in labels["warnings"]]
+    return lines
+
+
+def _separator_lines(separator: str | None) -> list[str]:
+    if separator is None:
+        return []
+    return [
+        f"the categories look like paths written with {separator!r}, read as one level: pass --category-sep"
+        f" {shlex.quote(separator)} to read their levels"
+    ]
+
+
+def _spelling_lines(levels: dict[str, Any]) -> list[str]:
+    groups = [(name, group) for name, level in levels.items() for group in level["written_several_ways"]]
+    if not groups:
+        return []
+    name, first = groups[0]
+    return [
+        f"categories written in several ways (case or accents; each way is learnt as a category of its"
+        f" own): {count_text(len(groups))}, e.g. {' / '.join(map(repr, first))} at level {name}"
+    ]
+
+
+def _above_subcategories_lines(found: dict[str, Any]) -> list[str]:
+    if not found["categories"]:
+        return []
+    first, categories = found["largest"][0], found["categories"]
+    return [
+        f"products labelled with a category that has subcategories: {count_text(found['products'])} in"
+        f" {counted(categories, 'category', 'categories')}, e.g. {first['category']!r}"
+        f" ({count_text(first['products'])}; {count_text(first['products_under'])} under it); at deeper levels they"
+        " are a category of their own beside their subcategories"
+    ]
+
+
+def _text_line(text: dict[str, Any]) -> str:
+    return (
+        f"products without text: {count_text(text['no_text'])}{_nothing_to_read(text['no_text_nor_photo'])}; of the"
+        f" {count_text(text['products_with_text'])} with text, {count_text(text['title']['missing'])} have no title,"
+        f" {count_text(text['description']['missing'])} no description"
+    )
+
+
+def _nothing_to_read(count: int) -> str:
+    return f" ({count_text(count)} without a photo either: nothing to classify them from)" if count else ""
+
+
+def _photo_lines(images: dict[str, Any]) -> list[str]:
+    if images.get("skipped"):
+        return ["photos not audited (--no-images)"]
+    lines = [
+        f"photos: {count_text(images['with_photo'])} given, {count_text(images['without_photo'])} products without,"
+        f" {count_text(images['unreadable'])} unreadable"
+    ]
+    quality, duplicates = images.get("quality"), images.get("duplicates")
+    if quality:
+        lines.append(
+            f"photos with low detail (blurry or plain): {count_text(quality['low_detail'])},"
+            f" small (longest side < {quality['small_side']} px): {count_text(quality['small'])}"
+        )
+    if duplicates:
+        lines.append(
+            f"duplicate photo groups: {count_text(duplicates['exact_groups'])} exact,"
+            f" {count_text(duplicates['perceptual_groups'])} perceptual"
+            f" ({count_text(duplicates['conflicting_groups'])} with conflicting labels)"
+        )
+    return lines

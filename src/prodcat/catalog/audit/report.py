@@ -1,0 +1,133 @@
+"""The audit's report folder: ``audit.json``, the self-contained ``audit.html`` with its charts, and the whole
+lists it shows the first rows of."""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prodcat.catalog.audit.labels import LABEL_ISSUE_COLUMNS
+from prodcat.catalog.schema import RowIssue
+from prodcat.figures import figure_data_uri, figure_fonts
+from prodcat.files import write_csv, write_json
+
+#: the whole lists of the report folder, beside audit.json and audit.html
+INPUT_ISSUES_CSV = "input_issues.csv"
+LABEL_ISSUES_CSV = "label_issues.csv"
+#: the files an audit writes or removes in its report folder
+AUDIT_FILES = ("audit.json", "audit.html", INPUT_ISSUES_CSV, LABEL_ISSUES_CSV)
+
+
+def write_audit_report(result: dict[str, Any], out_dir: str | Path, issues: Sequence[RowIssue] = ()) -> list[Path]:
+    """Write ``audit.json`` and the self-contained ``audit.html`` in ``out_dir``, and the lists to act on, whole
+    (the report shows their first rows): ``input_issues.csv``, the loader ``issues``, and ``label_issues.csv``,
+    the suspected mislabels, most suspicious first. Return the paths written (JSON, HTML, then the CSVs). A list
+    with nothing to hold is removed: the folder would keep another run's."""
+    from jinja2 import Environment, PackageLoader
+
+    from prodcat.evaluate.report import write_issues
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "audit.json"
+    write_json(json_path, result)
+    written = [json_path, out_dir / "audit.html"]
+    for name in (INPUT_ISSUES_CSV, LABEL_ISSUES_CSV):
+        (out_dir / name).unlink(missing_ok=True)
+    if issues:
+        write_issues(issues, out_dir / INPUT_ISSUES_CSV)
+        written.append(out_dir / INPUT_ISSUES_CSV)
+    labels = result.get("labels")
+    if labels and not labels.get("skipped"):
+        write_csv(out_dir / LABEL_ISSUES_CSV, pd.DataFrame(labels["issues"], columns=list(LABEL_ISSUE_COLUMNS)))
+        written.append(out_dir / LABEL_ISSUES_CSV)
+    # autoescape: product texts carry raw HTML, which must show as text, not run in the report
+    env = Environment(loader=PackageLoader("prodcat.catalog", "templates"), autoescape=True)
+    env.filters["thumbnail"] = thumbnail
+    env.filters["pct"] = lambda x: f"{100 * x:.1f} %"
+    html = env.get_template("audit.html.j2").render(audit=result, charts=_charts(result))
+    written[1].write_text(html, encoding="utf-8")
+    return written
+
+
+def thumbnail(path: str | None, side: int = 96) -> str:
+    """A small JPEG of the photo as a ``data:`` URI ("" when there is no readable photo)."""
+    from prodcat.image.decode import ImageDecodeError, load_image
+
+    if not path:
+        return ""
+    try:
+        img = load_image(path, max_side=side)
+    except ImageDecodeError:
+        return ""
+    buffer = io.BytesIO()
+    img.save(buffer, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _charts(result: dict[str, Any]) -> dict[str, str]:
+    """Charts of the audit as PNG ``data:`` URIs, by name."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    charts: dict[str, str] = {}
+    # level -> its 40 largest classes, charted up to 100 classes
+    charted = {
+        name: list(level["counts"])[:40]
+        for name, level in result["classes"]["levels"].items()
+        if level["counts"] and level["n_classes"] <= 100
+    }
+    drawn = {name: [textwrap.shorten(label, 60) for label in labels] for name, labels in charted.items()}
+    with figure_fonts(itertools.chain.from_iterable(drawn.values()), "the class charts"):
+        for name, labels in charted.items():
+            counts = result["classes"]["levels"][name]["counts"]
+            fig, ax = plt.subplots(figsize=(8, 0.25 * len(labels) + 1))
+            # numeric positions: class names such as "10" must not be read as numbers by matplotlib
+            ax.barh(range(len(labels)), [counts[k] for k in labels][::-1])
+            ax.set_yticks(range(len(labels)), drawn[name][::-1], parse_math=False)
+            ax.set_xlabel("products")
+            ax.set_title(f"classes at level {name}" + (" (40 largest)" if len(counts) > 40 else ""))
+            charts[f"classes_{name}"] = figure_data_uri(fig, dpi=90)
+    histograms = [
+        (f"{field} {unit}", result["text"][field][unit])
+        for field in ("title", "description")
+        for unit in ("chars", "words")
+        if result["text"][field][unit]
+    ]
+    if histograms:
+        fig, axes = plt.subplots(1, len(histograms), figsize=(4 * len(histograms), 2.8))
+        for ax, (title, stats) in zip(np.atleast_1d(axes), histograms, strict=True):
+            edges = np.asarray(stats["histogram"]["edges"])
+            ax.bar(edges[:-1], stats["histogram"]["counts"], width=np.diff(edges), align="edge")
+            ax.set_title(title)
+        fig.tight_layout()
+        charts["text_lengths"] = figure_data_uri(fig, dpi=90)
+    languages = result["languages"]["counts"]
+    if languages:
+        fig, ax = plt.subplots(figsize=(5, 2.5))
+        ax.bar(range(len(languages)), list(languages.values()))
+        ax.set_xticks(range(len(languages)), list(languages))
+        ax.set_title("languages")
+        charts["languages"] = figure_data_uri(fig, dpi=90)
+    quality = result.get("images", {}).get("quality")
+    if quality:
+        fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
+        for ax, key in zip(axes, ("blur", "border_ratio"), strict=True):
+            edges = np.asarray(quality[key]["histogram"]["edges"])
+            ax.bar(edges[:-1], quality[key]["histogram"]["counts"], width=np.diff(edges), align="edge")
+            ax.set_title(
+                {"blur": "detail (Laplacian variance; low: blurry or plain)", "border_ratio": "white border"}[key]
+            )
+        fig.tight_layout()
+        charts["image_quality"] = figure_data_uri(fig, dpi=90)
+    return charts
