@@ -40,8 +40,11 @@ from prodcat.collect import (
     RecordError,
     collect,
     http,
-    pipeline,
+    writing,
 )
+from prodcat.collect import journal as journal_module
+from prodcat.collect.pages import REFRESH_BEGAN, REFRESH_DIR
+from prodcat.collect.photos import FAILED_PHOTOS_JOURNAL, PHOTO_SOURCES_JOURNAL
 from prodcat.files import temporary_sibling
 
 PAGE_SIZE = 3
@@ -605,14 +608,14 @@ def test_photo_sources_are_read_once_a_run(httpserver, tmp_path, monkeypatch):
     products no longer collected, and again to forget them."""
     serve_champagnes_with_photos(httpserver, ["1", "2"])
     assert run(httpserver, tmp_path, "--images") == 0
-    read_json_object = pipeline._read_json_object
+    read_json_object = journal_module._read_json_object
     read: list[str] = []
 
     def counted(path: Path, otherwise: str) -> dict[str, Any]:
         read.append(path.name)
         return read_json_object(path, otherwise)
 
-    monkeypatch.setattr(pipeline, "_read_json_object", counted)
+    monkeypatch.setattr(journal_module, "_read_json_object", counted)
     serve_champagnes_with_photos(httpserver, ["1"])
     assert run(httpserver, tmp_path, "--images", "--refresh", "--allow-fewer") == 0
     assert json.loads((tmp_path / "collect.json").read_text())["counts"]["orphan_photos_removed"] == 1
@@ -654,7 +657,7 @@ def test_a_run_killed_while_downloading_photos_leaves_the_sources_of_those_it_sa
     killed = subprocess.run([sys.executable, "-c", _RUN_KILLED_AT_PHOTO_3, *arguments], capture_output=True)
     assert killed.returncode == -signal.SIGKILL
     assert sorted(path.name for path in (tmp_path / "images").iterdir()) == ["1.jpeg"]
-    journals = [tmp_path / pipeline.PHOTO_SOURCES_JOURNAL, tmp_path / pipeline.FAILED_PHOTOS_JOURNAL]
+    journals = [tmp_path / PHOTO_SOURCES_JOURNAL, tmp_path / FAILED_PHOTOS_JOURNAL]
     for journal in journals:
         with journal.open("a") as cut:
             cut.write('["3", ')  # as a kill while a line is appended leaves it: the next one is not lost
@@ -1404,14 +1407,14 @@ def test_ctrl_c_while_the_outputs_are_written_says_how_to_resume(httpserver, tmp
     """Ctrl-C while products.csv was written ended the run without a word (exit 130, no summary, no advice)."""
     serve_search(httpserver, search_pages(CHAMPAGNES))
     assert run(httpserver, tmp_path, "--max-products", "2") == 0
-    write_atomically = pipeline.write_atomically
+    write_atomically = writing.write_atomically
 
     def ctrl_c_at_products_csv(path: Path, write: Any, *args: Any) -> None:
         if path.name == "products.csv":
             raise KeyboardInterrupt
         write_atomically(path, write, *args)
 
-    monkeypatch.setattr(pipeline, "write_atomically", ctrl_c_at_products_csv)
+    monkeypatch.setattr(writing, "write_atomically", ctrl_c_at_products_csv)
     capsys.readouterr()
     assert run(httpserver, tmp_path) == 130
     assert capsys.readouterr().err.splitlines()[-1] == (
@@ -1575,7 +1578,7 @@ def refresh_stopped_at_page_3(httpserver: HTTPServer, out: Path) -> Path:
     assert search_requests(httpserver) == [1, 2, 3, 3, 3]
     httpserver.clear()
     serve_search(httpserver, search_pages(CHAMPAGNES))
-    (refreshing,) = (out / "pages").glob(f"*/{pipeline.REFRESH_DIR}")
+    (refreshing,) = (out / "pages").glob(f"*/{REFRESH_DIR}")
     return refreshing
 
 
@@ -1584,7 +1587,7 @@ def test_a_refresh_stopped_halfway_resumes_where_it_stopped_saying_so(httpserver
     fetched every page again from page 1; and on a flaky network no refresh could reach the end. A resumed refresh
     is said, on the console and in collect.json, with the folder to delete to start over."""
     refreshing = refresh_stopped_at_page_3(httpserver, tmp_path)
-    begun = datetime.fromtimestamp((refreshing / pipeline.REFRESH_BEGAN).stat().st_mtime, UTC)
+    begun = datetime.fromtimestamp((refreshing / REFRESH_BEGAN).stat().st_mtime, UTC)
     caplog.clear()
     assert run(httpserver, tmp_path, "--refresh") == 0
     assert search_requests(httpserver) == [3]  # pages 1 and 2 as the stopped refresh saved them
@@ -1608,7 +1611,7 @@ def test_a_refresh_that_saved_no_page_for_a_day_starts_over(httpserver, tmp_path
     refreshing = refresh_stopped_at_page_3(httpserver, tmp_path)
     # the first collection 4 days ago, the refresh begun 3 days ago (page 1 saved then) and page 2 saved since
     hours_ago = {path: 96 for path in refreshing.parent.glob("size-3/page-*.json")} | {
-        refreshing / pipeline.REFRESH_BEGAN: 72,
+        refreshing / REFRESH_BEGAN: 72,
         refreshing / "size-3" / "page-0001.json": 72,
         refreshing / "size-3" / "page-0002.json": last_page_saved_hours_ago,
     }
@@ -1629,7 +1632,7 @@ def test_a_refresh_that_saved_no_page_for_a_day_starts_over(httpserver, tmp_path
 def test_a_full_disk_stops_with_a_message_and_a_resume_continues(httpserver, tmp_path, monkeypatch, capsys):
     """A page or photo written on a full disk ended the run with an OSError traceback."""
     serve_search(httpserver, search_pages(CHAMPAGNES))
-    write_atomically = pipeline.write_atomically
+    write_atomically = writing.write_atomically
 
     def no_room(handle: Any) -> None:
         # as a full disk fails a write or its flush: the OSError names no file
@@ -1638,7 +1641,7 @@ def test_a_full_disk_stops_with_a_message_and_a_resume_continues(httpserver, tmp
     def disk_full_at_page_2(path: Path, write: Any, *args: Any) -> None:
         write_atomically(path, no_room if path.name == "page-0002.json" else write, *args)
 
-    monkeypatch.setattr(pipeline, "write_atomically", disk_full_at_page_2)
+    monkeypatch.setattr(writing, "write_atomically", disk_full_at_page_2)
     assert run(httpserver, tmp_path) == 2
     error = capsys.readouterr().err
     (page,) = (tmp_path / "pages").glob("*/size-3")
@@ -1659,7 +1662,7 @@ def test_a_run_stopped_while_writing_its_outputs_resumes_its_collection(httpserv
     checksum beside the new products.csv, and every later run refused the collection as 'edited by hand?'."""
     serve_search(httpserver, search_pages(CHAMPAGNES))
     assert run(httpserver, tmp_path, "--max-products", "2") == 0
-    write_atomically = pipeline.write_atomically
+    write_atomically = writing.write_atomically
     written: list[str] = []
 
     def disk_full(path: Path, write: Any, *args: Any) -> None:
@@ -1668,7 +1671,7 @@ def test_a_run_stopped_while_writing_its_outputs_resumes_its_collection(httpserv
         write_atomically(path, write, *args)
         written.append(path.name)
 
-    monkeypatch.setattr(pipeline, "write_atomically", disk_full)
+    monkeypatch.setattr(writing, "write_atomically", disk_full)
     assert run(httpserver, tmp_path) == 2  # the rest of the products: products.csv rewritten
 
     monkeypatch.undo()

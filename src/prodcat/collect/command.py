@@ -263,7 +263,8 @@ def _client(args: argparse.Namespace, requests_per_second: float, **options: flo
 
 
 def _print_summary(report: CollectReport, out: str) -> None:
-    from prodcat.collect.pipeline import IMAGES_DIR, PRODUCTS_CSV, REPORT_JSON
+    from prodcat.collect.photos import IMAGES_DIR
+    from prodcat.collect.pipeline import PRODUCTS_CSV, REPORT_JSON
 
     counts = report.counts
     said = {name: count_text(value) for name, value in counts.items()}  # 12,345 as the other commands write it

@@ -13,9 +13,10 @@ Output folder::
     DIR/pages/<source>-<key>/refreshing/size-<N>/page-NNNN.json
                                 the pages of a refresh that has not reached the end of the results, kept apart from
                                 the earlier ones (read by a run without refresh) and not fetched again by the same
-                                command run again, unless it saved none for :data:`REFRESH_ABANDONED_AFTER` (it
-                                starts over then); at the end they replace the earlier pages if its products replace
-                                ``products.csv``, else they are dropped; ``refreshing/began``: when it began
+                                command run again, unless it saved none for
+                                :data:`~prodcat.collect.pages.REFRESH_ABANDONED_AFTER` (it starts over then); at the
+                                end they replace the earlier pages if its products replace ``products.csv``, else they
+                                are dropped; ``refreshing/began``: when it began
     DIR/failed_photos.json      photos that failed for good (404, not an image, too large), by product id; emptied
                                 as the downloads of a --refresh begin
     DIR/failed_photos.journal   the photos failed since failed_photos.json was written, one a line, folded into it as
@@ -52,17 +53,12 @@ import itertools
 import json
 import logging
 import math
-import re
 import reprlib
-import shutil
 import time
-import urllib.parse
-from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -71,40 +67,30 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from prodcat.bundle import sha256_file
 from prodcat.catalog.loaders import MAX_TEXT_CHARS, catalog_files
 from prodcat.catalog.schema import COLUMNS, is_readable
-from prodcat.collect.base import CollectedProduct, Collector, Page, PageFormatError, RecordError, search_query
-from prodcat.collect.http import (
-    PERMANENT_CAUSES,
-    RATE_LIMITED,
-    UNREACHABLE,
-    HttpClient,
-    InvalidAnswer,
-    NetworkError,
-    decode_json,
+from prodcat.collect.base import CollectedProduct, Collector, Page, RecordError, search_query
+from prodcat.collect.http import HttpClient, NetworkError
+from prodcat.collect.pages import PageCache, is_last_page
+from prodcat.collect.photos import (
+    FAILED_PHOTOS_JSON,
+    IMAGES_DIR,
+    PHOTO_SOURCES_JSON,
+    FailedPhotos,
+    PhotoSources,
+    download_photos,
+    orphan_photos,
+    photos_on_disk,
+    remove_photos,
 )
-from prodcat.files import append_line, csv_text, temporary_sibling_of, write_atomically
+from prodcat.collect.writing import utf8, write_bytes, write_text
+from prodcat.files import csv_text, temporary_sibling_of
 from prodcat.formatting import count_text, counted
-from prodcat.image.decode import DECODABILITY_SIDE, DEFAULT_MAX_BYTES, ImageDecodeError, load_image, sniff_image_type
+from prodcat.image.decode import DEFAULT_MAX_BYTES
 
 log = logging.getLogger(__name__)
 
 PRODUCTS_CSV = "products.csv"
 REPORT_JSON = "collect.json"
-IMAGES_DIR = "images"
 PAGES_DIR = "pages"
-FAILED_PHOTOS_JSON = "failed_photos.json"
-#: beside :data:`FAILED_PHOTOS_JSON`, the photos failed since it was written: a JSON ``[product_id, failure]`` a line
-FAILED_PHOTOS_JOURNAL = "failed_photos.journal"
-#: beside a query's pages, the pages of a refresh that has not reached the end of its results
-REFRESH_DIR = "refreshing"
-#: in :data:`REFRESH_DIR`, the file whose time is when that refresh began
-REFRESH_BEGAN = "began"
-#: seconds after its last page saved that a refresh stopped halfway is started over rather than resumed: its pages would
-#: be as old as those it was run to replace. A refresh under way saves a page every few seconds, and one stopped (a
-#: failing page, Ctrl-C) is resumed within hours, while one left for days was forgotten
-REFRESH_ABANDONED_AFTER = 24 * 3600
-PHOTO_SOURCES_JSON = "photo_sources.json"
-#: beside :data:`PHOTO_SOURCES_JSON`, the photos downloaded since it was written: a JSON ``[product_id, url]`` a line
-PHOTO_SOURCES_JOURNAL = "photo_sources.journal"
 #: a finished run replaces ``products.csv`` only when it keeps at least this share of its products (or ``allow_fewer``)
 MIN_SHARE_KEPT = 0.5
 #: the ``stopped_by`` of a run that reached the end of its results or ``max_products``
@@ -196,8 +182,9 @@ def collect(
         refresh: fetch every page again instead of reading the pages saved by an earlier run, and the
             photos that failed for good in an earlier run. A refresh stopped before the end of the results (an
             error, Ctrl-C) is resumed by the next one (the pages it saved are not fetched again), unless it saved no
-            page for :data:`REFRESH_ABANDONED_AFTER`. Its pages are kept apart until it ends: a run without refresh
-            meanwhile, or after a refresh refused for keeping too few products, reads the earlier pages.
+            page for :data:`~prodcat.collect.pages.REFRESH_ABANDONED_AFTER`. Its pages are kept apart until it ends:
+            a run without refresh meanwhile, or after a refresh refused for keeping too few products, reads the earlier
+            pages.
         allow_fewer: replace ``products.csv`` at the end of the results (or ``max_products``) even when it held
             more than twice as many products as this run collected (they left the API).
 
@@ -230,10 +217,10 @@ def collect(
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     report = CollectReport(collector.name, query, collector.base_url, _now(), max_products=max_products)
-    pages = _PageCache(out / PAGES_DIR, collector, query, page_size, refresh)
+    pages = PageCache(out / PAGES_DIR, collector, query, page_size, refresh)
     report.refresh_resumed = pages.refresh_resumed
-    sources = _PhotoSources(out)
-    failed: _FailedPhotos | None = None  # with --images: the photos that failed for good
+    sources = PhotoSources(out)
+    failed: FailedPhotos | None = None  # with --images: the photos that failed for good
     products: dict[str, CollectedProduct] = {}
     reached_end = False
     with logging_redirect_tqdm():  # retry warnings above the progress bars, not through them
@@ -241,16 +228,16 @@ def collect(
             _collect_products(collector, pages, max_products, api_client, products, report)
             reached_end = report.stopped_by in FINISHED
             if image_client is not None:
-                failed = _FailedPhotos(out, forget_earlier=refresh)
-                _download_photos(
+                failed = FailedPhotos(out, forget_earlier=refresh)
+                download_photos(
                     list(products.values()), out, image_client, max_image_bytes, report, refresh, sources, failed
                 )
         except KeyboardInterrupt:
             report.stopped_by = "interrupted"  # what was collected is written below: a re-run resumes from it
     if image_client is not None and failed is None:
         # interrupted before its photos: a re-run fetches them, but for those that failed for good in an earlier run
-        failed = _FailedPhotos(out, forget_earlier=False)
-    photos = _photos_on_disk(products.values(), out / IMAGES_DIR)
+        failed = FailedPhotos(out, forget_earlier=False)
+    photos = photos_on_disk(products.values(), out / IMAGES_DIR)
     classifiable = _leave_out_unclassifiable(products, photos, report, failed)
     report.kept_earlier = _why_keep_earlier(report, len(products), len(classifiable), len(earlier), allow_fewer)
     if reached_end:  # the pages left are those of products.csv: a re-run without refresh makes the same file
@@ -260,7 +247,7 @@ def collect(
         report.counts["earlier_products_dropped"] = dropped
     # only at the end of the results: the products an unfinished run has not reached yet may be collected by a resume
     removes_orphans = reached_end and report.kept_earlier is None
-    orphans = _orphan_photos(out, products.keys(), earlier, sources) if removes_orphans else {}
+    orphans = orphan_photos(out, products.keys(), earlier, sources) if removes_orphans else {}
     _write_outputs(out, collector, classifiable, photos, pages, report, started, orphans, sources)
     return report
 
@@ -342,37 +329,8 @@ def _earlier_products(path: Path) -> dict[str, str]:
     return {product_id: image for product_id, image in zip(table["product_id"], images, strict=True) if product_id}
 
 
-def _orphan_photos(
-    out: Path, collected: Collection[str], earlier: dict[str, str], sources: _PhotoSources
-) -> dict[str, str]:
-    """The photos in ``out/images`` that the collection saved for products it no longer holds (not among
-    ``collected``), file name by product id: those ``sources`` records as downloaded, or that the ``earlier``
-    products.csv (product id -> image) linked to their product. Any other file there (a user's own) is none of them."""
-    on_disk = _files_by_stem(out / IMAGES_DIR)
-    recorded = sources.product_ids()
-    orphans = {}
-    for product_id in (recorded | earlier.keys()) - set(collected):
-        name = on_disk.get(_file_stem(product_id))
-        if name is not None and (product_id in recorded or earlier.get(product_id) == f"{IMAGES_DIR}/{name}"):
-            orphans[product_id] = name
-    return orphans
-
-
-def _remove_photos(out: Path, photos: dict[str, str], report: CollectReport, sources: _PhotoSources) -> None:
-    """Delete these photos (file name by product id) from ``out/images``, then forget where they were fetched from:
-    stopped between the two, the next finished run finds them again in ``photo_sources.json``."""
-    if not photos:
-        return
-    for name in photos.values():
-        (out / IMAGES_DIR / name).unlink(missing_ok=True)
-    log.info("removed %d photo(s) of products no longer collected from %s", len(photos), out / IMAGES_DIR)
-    report.counts["orphan_photos_removed"] = len(photos)
-    sources.forget(photos.keys())
-    sources.save()
-
-
 def _leave_out_unclassifiable(
-    products: dict[str, CollectedProduct], photos: dict[str, str], report: CollectReport, failed: _FailedPhotos | None
+    products: dict[str, CollectedProduct], photos: dict[str, str], report: CollectReport, failed: FailedPhotos | None
 ) -> list[CollectedProduct]:
     """The ``products`` that have a text (as the loader and the models count one, :func:`is_readable`) or a photo on
     disk (``photos``, by product id); each of the others, which nothing could classify, is reported and left out of
@@ -395,7 +353,7 @@ def _leave_out_unclassifiable(
 _NOTHING_TO_CLASSIFY = f"no name or description, and no photo: nothing to classify it from; left out of {PRODUCTS_CSV}"
 
 
-def _how_to_write_left_out(left_out: list[CollectedProduct], failed: _FailedPhotos | None) -> str:
+def _how_to_write_left_out(left_out: list[CollectedProduct], failed: FailedPhotos | None) -> str:
     """What writes the products ``left_out`` of ``products.csv`` for want of a text or photo on disk: the next step
     that fetches each one's photo (:data:`_FETCH_STEPS`), by why it is not on disk (``failed``: the photos that failed
     for good, ``None`` when the run fetched no photo), and how many have no photo to fetch."""
@@ -461,7 +419,7 @@ def _would_write(collected: int, written: int) -> str:
 
 def _collect_products(
     collector: Collector,
-    pages: _PageCache,
+    pages: PageCache,
     max_products: int | None,
     client: HttpClient,
     products: dict[str, CollectedProduct],
@@ -486,7 +444,7 @@ def _collect_products(
             known_before = len(products)
             served += len(page.records)
             _add_records(collector, page, number, products, limit, report, progress)
-            if _is_last_page(page, served, pages.page_size):
+            if is_last_page(page, served, pages.page_size):
                 break
             nothing_new = len(products) == known_before and len(page.records) >= pages.page_size
             if nothing_new and (page.total is None or page.records == previous):
@@ -562,13 +520,6 @@ def _cut_long_texts(product: CollectedProduct) -> CollectedProduct:
     )
 
 
-def _is_last_page(page: Page, served: int, page_size: int) -> bool:
-    """``page`` is the last: the API's total is reached by the ``served`` records of the pages read so far
-    (counted, not pages x ``page_size``: an API may serve fewer per page than asked), or (no total) it is not
-    full. An empty page before the total never gets here: :meth:`_PageCache.get` refuses it."""
-    return served >= page.total if page.total is not None else len(page.records) < page_size
-
-
 def _warn_about_unserved_results(report: CollectReport) -> None:
     """Warn when the results ran out before the API's count of them: the order moved while paging
     (popularity sorts), so that some products slipped past the pages read while others came twice."""
@@ -585,434 +536,21 @@ def _warn_about_unserved_results(report: CollectReport) -> None:
         report.add_warning("page", message)
 
 
-class _PageCache:
-    """Results pages, read from ``root/<source>-<key>/size-<N>/page-NNNN.json`` when an earlier run saved them at
-    this page size ``N``, else cut from the pages an earlier run saved of the same results at another page size.
-
-    A refresh reads and saves its pages apart, in :data:`REFRESH_DIR`, until :meth:`end_refresh`: one stopped halfway
-    (a page failing, Ctrl-C) resumes where it stopped, rather than at page 1 (``refresh_resumed``: when it began),
-    unless it saved no page for :data:`REFRESH_ABANDONED_AFTER`; one refused (it would empty ``products.csv``) leaves
-    the earlier pages as they were.
-    """
-
-    def __init__(self, root: Path, collector: Collector, query: str, page_size: int, refresh: bool):
-        # the request with its page and page size fixed: the same query, sort and fields at any page size share the
-        # key, so that a resume at another --page-size keeps the pages saved (the results' positions are the same)
-        request = json.dumps(collector.page_request(query, 1, 1), ensure_ascii=False)
-        self.results = root / f"{collector.name}-{hashlib.sha1(request.encode()).hexdigest()[:12]}"
-        self.collector = collector
-        self.query = query
-        self.page_size = page_size
-        self.refresh_resumed: str | None = None
-        self.pages = self._begin_refresh() if refresh else self.results
-        self.folder = self.pages / f"size-{page_size}"
-        self.fetched = 0
-        self.reused = 0
-
-    def get(self, number: int, client: HttpClient, served: int, report: CollectReport) -> Page:
-        """Page ``number``, from disk when an earlier run saved its records, else from the API (then saved as
-        received). ``served``: the records of the pages before it. A page whose bytes had to be repaired is
-        reported."""
-        check = partial(self._checked, served=served)
-        saved = self._saved(number) or self._cut_from_other_sizes(number)
-        if saved is not None:
-            page, warnings = saved
-            try:
-                check(page)
-            except InvalidAnswer as exc:  # an incomplete page an older version saved
-                log.warning("saved page %d is unusable (%s): fetching it again", number, exc)
-            else:
-                self.reused += 1
-                for warning in warnings:
-                    _report_repair(report, number, warning)
-                return page
-        url, params = self.collector.page_request(self.query, number, self.page_size)
-        answer = client.get_json(url, params, lambda payload: check(self._parsed(payload)))
-        self.folder.mkdir(parents=True, exist_ok=True)
-        # as received: the decoded JSON may not encode again (a lone surrogate)
-        _write_bytes(self.folder / _page_file(number), answer.body)
-        self.fetched += 1
-        _report_repair(report, number, answer.warning)
-        return answer.value
-
-    def _saved(self, number: int, folder: Path | None = None) -> tuple[Page, list[str]] | None:
-        """Page ``number`` as saved in ``folder`` (this page size's by default) and its repair warning; ``None`` when
-        it was not saved (by the refresh under way), or is damaged on disk since."""
-        path = (folder or self.folder) / _page_file(number)
-        if not path.is_file():
-            return None
-        try:
-            payload, warning = decode_json(path.read_bytes())
-            page = self._parsed(payload)
-        except ValueError as exc:  # InvalidAnswer included
-            log.warning("saved page %s is unusable (%s): not used", path, exc)
-            return None
-        return page, [warning] if warning is not None else []
-
-    def _begin_refresh(self) -> Path:
-        """The folder of the refresh under way's pages: emptied, unless an earlier refresh did not reach the end of the
-        results and saved a page there within :data:`REFRESH_ABANDONED_AFTER` (resumed, said on the console)."""
-        refreshing = self.results / REFRESH_DIR
-        began_file = refreshing / REFRESH_BEGAN
-        if began_file.is_file():
-            began = began_file.stat().st_mtime  # the file system's clock, as the pages' times are
-            last_saved = max((page.stat().st_mtime for page in refreshing.glob("size-*/page-*.json")), default=began)
-            begun_on = datetime.fromtimestamp(began, UTC).strftime("%Y-%m-%d %H:%M UTC")
-            if time.time() - max(began, last_saved) < REFRESH_ABANDONED_AFTER:
-                self.refresh_resumed = datetime.fromtimestamp(began, UTC).isoformat(timespec="seconds")
-                log.warning("resuming the refresh begun on %s; delete %s to start over", begun_on, refreshing)
-                return refreshing
-            idle = f"{REFRESH_ABANDONED_AFTER / 3600:g} hours"
-            log.warning("the refresh begun on %s saved no page for over %s: started over", begun_on, idle)
-        shutil.rmtree(refreshing, ignore_errors=True)
-        refreshing.mkdir(parents=True)
-        began_file.touch()
-        return refreshing
-
-    def end_refresh(self, *, keep: bool) -> None:
-        """The results were read to their end (or ``max_products``): the refresh's pages replace the earlier ones when
-        ``keep`` (its products replace ``products.csv``), else they are dropped, and the next refresh fetches every
-        page again. Nothing to do without a refresh."""
-        if self.pages == self.results:
-            return
-        if keep:
-            for page in self.pages.glob("size-*/page-*.json"):
-                earlier = self.results / page.relative_to(self.pages)
-                earlier.parent.mkdir(exist_ok=True)
-                page.replace(earlier)
-        shutil.rmtree(self.pages)
-
-    def _cut_from_other_sizes(self, number: int) -> tuple[Page, list[str]] | None:
-        """Page ``number`` made of the records of pages an earlier run saved at another page size, when they hold
-        them all (``None``: none does). Page ``n`` of size ``N`` holds the results from position ``(n - 1) * N``: a
-        saved page of another size than asked, but the last, says the API does not page so, and is not used."""
-        first = (number - 1) * self.page_size  # the position of its first record in the results
-        for folder in sorted(self.pages.glob("size-*")):
-            size_name = folder.name.removeprefix("size-")
-            if folder == self.folder or not size_name.isdigit() or int(size_name) < 1:
-                continue
-            size = int(size_name)
-            start = first // size + 1  # the saved page holding that record
-            skip = first - (start - 1) * size
-            records: list[Any] = []
-            warnings: list[str] = []
-            for saved_number in itertools.count(start):
-                saved = self._saved(saved_number, folder)
-                if saved is None:
-                    break
-                page, page_warnings = saved
-                ended = _is_last_page(page, (saved_number - 1) * size + len(page.records), size)
-                if len(page.records) != size and not ended:  # the API did not serve the size asked: positions unknown
-                    break
-                records += page.records
-                warnings += page_warnings
-                if ended or len(records) >= skip + self.page_size:
-                    if len(records) > skip:
-                        return Page(records[skip : skip + self.page_size], page.total), list(dict.fromkeys(warnings))
-                    break
-        return None
-
-    def _parsed(self, payload: Any) -> Page:
-        """The page ``payload`` holds; :class:`InvalidAnswer` (retried, never saved) when it has an unexpected
-        shape."""
-        try:
-            return self.collector.parse_page(payload)
-        except PageFormatError as exc:
-            raise InvalidAnswer(str(exc)) from None
-
-    @staticmethod
-    def _checked(page: Page, served: int) -> Page:
-        """``page``; :class:`InvalidAnswer` (retried, never saved) when it holds no record although the API counts
-        more results than the ``served`` ones."""
-        if not page.records and page.total is not None and served < page.total:
-            raise InvalidAnswer(
-                f"an empty page, although the API counts {page.total} results and the pages before held {served}"
-            )
-        return page
-
-
-def _page_file(number: int) -> str:
-    return f"page-{number:04d}.json"
-
-
-def _report_repair(report: CollectReport, number: int, warning: str | None) -> None:
-    if warning is not None:
-        report.add_warning("page", warning, page=number)
-
-
-def _download_photos(
-    products: list[CollectedProduct],
-    out: Path,
-    client: HttpClient,
-    max_bytes: int,
-    report: CollectReport,
-    refresh: bool,
-    sources: _PhotoSources,
-    failed: _FailedPhotos,
-) -> None:
-    """Download into ``out/images`` the photo of each product that has none there yet, or one fetched from
-    another URL than the product's now (with ``refresh``, one of no recorded URL too: replaced once the new one is
-    fetched), unless it failed for good in an earlier run (and ``refresh`` is off), or its host could not be reached
-    (or kept answering 429) for an earlier photo of this run; every failure goes to the report, and those for good to
-    ``failed`` too."""
-    folder = out / IMAGES_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    on_disk = _files_by_stem(folder)
-    # host -> why its photos are not tried: the network lost mid-run had every photo spend its retries (and its
-    # connection timeouts) in turn, hours for a few thousand photos, a warning per attempt; a host rate limiting
-    # had every photo wait its window at each retry
-    hosts_given_up: dict[str, str] = {}
-    try:
-        photos = [(product, url) for product in products if (url := product.image_url)]
-        for product, url in tqdm(photos, desc="photos", unit="photo"):
-            saved = on_disk.get(_file_stem(product.product_id))
-            source = sources.get(product.product_id)
-            if saved is not None and source == url:
-                report.count("photos_from_cache")
-            elif (earlier := failed.reason(product.product_id, url)) is not None:
-                report.count("photos_failed_earlier")
-                message = f"{earlier} (in an earlier run; not fetched again, --refresh does){_kept_photo(saved)}"
-                report.add_error("image", message, product_id=product.product_id)
-            elif saved is not None and source is None and not refresh:
-                # saved before photo_sources.json existed, from this URL or one that products.csv no longer holds (a
-                # run without --images rewrote it): kept, recorded nowhere, until a refresh fetches it again
-                report.count("photos_from_cache")
-            elif (host := _host(url)) in hosts_given_up:
-                report.count("photos_not_tried")
-                report.add_error("image", hosts_given_up[host] + _kept_photo(saved), product_id=product.product_id)
-            else:
-                photo = _PhotoDownload(product.product_id, url, replaces=saved)
-                error = _download_photo(photo, folder, client, max_bytes, report, failed, sources)
-                if error is not None and (failure := _HOST_FAILURES.get(error.cause)) is not None:
-                    log.warning("%s %s: its other photos are not tried in this run", host, failure)
-                    hosts_given_up[host] = (
-                        f"not tried: {host} {failure} for the photo of product {product.product_id} "
-                        f"({error.reason}); run the same command again to fetch it"
-                    )
-    finally:
-        failed.save()  # Ctrl-C included: the failures met so far are not paid for again
-        sources.save()
-
-
-#: the failures of a photo that its host's other photos would meet too, in the words that say so
-_HOST_FAILURES = {UNREACHABLE: "could not be reached", RATE_LIMITED: "kept answering 'too many requests'"}
-
-
-def _host(url: str) -> str:
-    """The host (and port) of ``url``; ``url`` itself when it cannot be parsed (its download fails alone)."""
-    try:
-        return urllib.parse.urlsplit(url).netloc
-    except ValueError:
-        return url
-
-
-@dataclass(frozen=True)
-class _PhotoDownload:
-    """The photo of product ``product_id`` to fetch from ``url``, replacing the file ``replaces`` (the product's photo
-    fetched in an earlier run) once fetched."""
-
-    product_id: str
-    url: str
-    replaces: str | None = None
-
-
-def _download_photo(
-    photo: _PhotoDownload,
-    folder: Path,
-    client: HttpClient,
-    max_bytes: int,
-    report: CollectReport,
-    failed: _FailedPhotos,
-    sources: _PhotoSources,
-) -> NetworkError | None:
-    """Download and check one photo; the network error it failed with, if any."""
-    try:
-        data = client.get_bytes(photo.url, max_bytes)
-        # refuse what cannot be used; decoded small, as only the decoding is checked
-        load_image(data, product_id=photo.product_id, max_side=DECODABILITY_SIDE, max_bytes=max_bytes)
-    except (NetworkError, ImageDecodeError) as exc:
-        report.count("photos_failed")
-        message = exc.reason if isinstance(exc, ImageDecodeError) else str(exc)
-        report.add_error("image", message + _kept_photo(photo.replaces), product_id=photo.product_id)
-        kept = "without a photo" if photo.replaces is None else "with the photo fetched in an earlier run"
-        log.warning("product %s, image: %s; kept %s", photo.product_id, message, kept)
-        if isinstance(exc, ImageDecodeError) or exc.cause in PERMANENT_CAUSES:
-            failed.record(photo.product_id, {"url": photo.url, "message": message})
-        return exc if isinstance(exc, NetworkError) else None
-    name = f"{_file_stem(photo.product_id)}.{sniff_image_type(data)}"
-    _write_bytes(folder / name, data)  # the file as served
-    sources.record(photo.product_id, photo.url)
-    if photo.replaces is not None:
-        report.count("photos_replaced")
-        if photo.replaces != name:  # another type: the old file would stand beside the new one under its stem
-            (folder / photo.replaces).unlink(missing_ok=True)
-    report.count("photos_downloaded")
-    return None
-
-
-def _kept_photo(saved: str | None) -> str:
-    """What a failure message adds when the product keeps the photo ``saved`` in an earlier run."""
-    return "" if saved is None else f"; {IMAGES_DIR}/{saved}, fetched in an earlier run, is kept"
-
-
-_Value = TypeVar("_Value")
-
-
-class _JournaledRecord(Generic[_Value]):
-    """Values by product id, kept in the JSON object at ``path``, written by :meth:`save`, and in the ``journal``
-    beside it, where :meth:`record` appends each value as a JSON ``[product_id, value]`` line until :meth:`save` folds
-    the journal in: a run killed outright (kill -9, the OOM killer) leaves every value it recorded, and the next run
-    folds them in. Rewriting the whole JSON at each value instead would write the record once a photo, gigabytes over
-    tens of thousands of photos.
-
-    ``parse`` makes a value as read from either file into the one kept, ``None`` for one that is not of its shape
-    (left out); ``unreadable`` is what follows when a file cannot be read (its values lost). ``forget_earlier``: start
-    empty, and empty the files on disk (a run killed afterwards leaves only its own values).
-    """
-
-    def __init__(
-        self,
-        path: Path,
-        journal: Path,
-        parse: Callable[[Any], _Value | None],
-        unreadable: str,
-        *,
-        forget_earlier: bool = False,
-    ):
-        self.path = path
-        self.journal = journal
-        self._values: dict[str, _Value] = {}
-        if not forget_earlier:
-            saved = _read_json_object(path, unreadable).items()
-            for product_id, value in itertools.chain(saved, _read_journal(journal, unreadable)):
-                if (parsed := parse(value)) is not None:
-                    self._values[product_id] = parsed
-        # a killed run's journal is folded in before this run appends to it, after a line the kill may have cut
-        if forget_earlier or journal.is_file():
-            self.save()
-
-    def get(self, product_id: str) -> _Value | None:
-        return self._values.get(product_id)
-
-    def record(self, product_id: str, value: _Value) -> None:
-        self._values[product_id] = value
-        append_line(self.journal, json.dumps([product_id, value]))  # escaped: a lone surrogate encodes
-
-    def product_ids(self) -> set[str]:
-        return set(self._values)
-
-    def forget(self, product_ids: Iterable[str]) -> None:
-        """Drop the values of ``product_ids``, from the files too once :meth:`save` writes them."""
-        for product_id in product_ids:
-            self._values.pop(product_id, None)
-
-    def save(self) -> None:
-        _save_json_object(self.path, self._values)
-        self.journal.unlink(missing_ok=True)
-
-
-def _read_journal(path: Path, unreadable: str) -> list[tuple[str, Any]]:
-    """The ``(product_id, value)`` entries of a :class:`_JournaledRecord` journal, in the order recorded (none when
-    there is no such file); a line cut by the kill, or damaged since, is skipped."""
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else []
-    except OSError as exc:
-        log.warning("%s is unreadable (%s): %s", path, exc, unreadable)
-        return []
-    entries = []
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str):
-            entries.append((entry[0], entry[1]))
-    return entries
-
-
-class _FailedPhotos(_JournaledRecord[dict[str, str]]):
-    """Photos that failed for good (404, not an image, too large), by product id with their URL and why: a resume
-    does not download them again while the product's photo URL is the same. ``forget_earlier``: a refresh, which
-    tries them all again."""
-
-    def __init__(self, out: Path, *, forget_earlier: bool):
-        super().__init__(
-            out / FAILED_PHOTOS_JSON,
-            out / FAILED_PHOTOS_JOURNAL,
-            _failure,
-            "the photos that failed are tried again",
-            forget_earlier=forget_earlier,
-        )
-
-    def reason(self, product_id: str, url: str) -> str | None:
-        """Why the photo at ``url`` failed before, ``None`` when it did not (or the product's URL changed since)."""
-        failure = self.get(product_id)
-        return failure["message"] if failure is not None and failure["url"] == url else None
-
-
-def _failure(saved: Any) -> dict[str, str] | None:
-    """A photo's failure as :class:`_FailedPhotos` records it, read back."""
-    if not isinstance(saved, dict) or not {"url", "message"} <= saved.keys():
-        return None
-    return {"url": str(saved["url"]), "message": str(saved["message"])}
-
-
-class _PhotoSources(_JournaledRecord[str]):
-    """The URL each photo in ``out/images`` was fetched from, by product id, so that a product whose photo URL changed
-    gets the new photo. Only a download records one: the URL in an earlier ``products.csv`` may not be its photo's (a
-    run without ``--images``, or before this file existed, rewrote it and kept the photo)."""
-
-    def __init__(self, out: Path):
-        super().__init__(out / PHOTO_SOURCES_JSON, out / PHOTO_SOURCES_JOURNAL, _url, _SOURCES_UNKNOWN)
-
-
-def _url(saved: Any) -> str | None:
-    """A photo's URL as :class:`_PhotoSources` records it, read back."""
-    return saved if isinstance(saved, str) else None
-
-
-#: what follows when a record of the photos' sources cannot be read: the photos it records are of no recorded URL, kept
-#: without being fetched again until ``--refresh``, and not taken for those of their products' URLs now, which may not
-#: be theirs (a run without ``--images`` rewrites ``products.csv`` with the new URLs and keeps the photos): recorded so,
-#: a photo would pass for its product's forever, --refresh included
-_SOURCES_UNKNOWN = (
-    "the URLs of the photos it records are unknown: a run keeps those photos as they are (for a product whose photo "
-    "URL changed too), --refresh fetches them again"
-)
-
-
-def _read_json_object(path: Path, otherwise: str) -> dict[str, Any]:
-    """The JSON object an earlier run saved at ``path``; empty when the file is missing or damaged (a warning then
-    says what follows: ``otherwise``)."""
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except (OSError, ValueError) as exc:
-        log.warning("%s is unreadable (%s): %s", path, exc, otherwise)
-        return {}
-    return saved if isinstance(saved, dict) else {}
-
-
-def _save_json_object(path: Path, saved: dict[str, Any]) -> None:
-    """Write ``saved`` at ``path`` for the next run's :func:`_read_json_object`: not created while empty, emptied
-    when it was."""
-    if saved or path.exists():
-        _write_text(path, json.dumps(saved, indent=2, ensure_ascii=False))
-
-
 def _write_outputs(
     out: Path,
     collector: Collector,
     products: list[CollectedProduct],
     images: dict[str, str],
-    pages: _PageCache,
+    pages: PageCache,
     report: CollectReport,
     started: float,
     orphans: dict[str, str],
-    sources: _PhotoSources,
+    sources: PhotoSources,
 ) -> None:
-    """``products.csv`` (each product linked to its photo in ``images`` (:func:`_photos_on_disk`), downloaded now or
-    in an earlier run) and ``collect.json``; once ``products.csv`` is replaced, the ``orphans``
-    (:func:`_orphan_photos`) are deleted and forgotten by ``sources``."""
+    """``products.csv`` (each product linked to its photo in ``images``
+    (:func:`~prodcat.collect.photos.photos_on_disk`), downloaded now or in an earlier run) and ``collect.json``; once
+    ``products.csv`` is replaced, the ``orphans`` (:func:`~prodcat.collect.photos.orphan_photos`) are deleted and
+    forgotten by ``sources``."""
     catalogue = out / PRODUCTS_CSV
     on_disk = sha256_file(catalogue) if catalogue.is_file() else None
     new_catalogue = None
@@ -1034,30 +572,13 @@ def _write_outputs(
         # the report first, accepting both files: written after products.csv, a full disk (or Ctrl-C) between the two
         # left the earlier report, whose checksum had every later run refuse the new file as edited by hand
         _write_report(out, replace(report, replacing_sha256=on_disk))
-        _write_bytes(catalogue, new_catalogue)
-        _remove_photos(out, orphans, report, sources)
+        write_bytes(catalogue, new_catalogue)
+        remove_photos(out, orphans, report, sources)
     _write_report(out, report)
 
 
 def _write_report(out: Path, report: CollectReport) -> None:
-    _write_text(out / REPORT_JSON, json.dumps(asdict(report), indent=2, ensure_ascii=False))
-
-
-def _photos_on_disk(products: Iterable[CollectedProduct], folder: Path) -> dict[str, str]:
-    """``product_id`` → its photo's path relative to the output folder (``images/<id>.<type>``), when on disk."""
-    on_disk = _files_by_stem(folder)
-    return {
-        product.product_id: f"{IMAGES_DIR}/{on_disk[stem]}"
-        for product in products
-        if (stem := _file_stem(product.product_id)) in on_disk
-    }
-
-
-def _files_by_stem(folder: Path) -> dict[str, str]:
-    """The photos saved in ``folder``, file name by stem (the product's), a half-written file left out."""
-    if not folder.is_dir():
-        return {}
-    return {path.stem: path.name for path in folder.iterdir() if path.suffix != ".tmp"}
+    write_text(out / REPORT_JSON, json.dumps(asdict(report), indent=2, ensure_ascii=False))
 
 
 def _products_csv(collector: Collector, products: list[CollectedProduct], images: dict[str, str]) -> bytes:
@@ -1077,26 +598,7 @@ def _products_csv(collector: Collector, products: list[CollectedProduct], images
     ]
     columns = [*COLUMNS, "source", "image_url", *collector.extra_columns]
     # csv_text quotes a text holding a lone CR (an old-Mac line break), which would cut its product in two
-    return _utf8(csv_text(pd.DataFrame(rows, columns=columns)))
-
-
-def _file_stem(product_id: str) -> str:
-    """A file name for a product's photo: the id itself when it is filename-safe, else a safe form and a hash."""
-    safe = re.sub(r"[^A-Za-z0-9_-]", "_", product_id)[:100]
-    return safe if safe == product_id else f"{safe}-{hashlib.sha1(product_id.encode()).hexdigest()[:8]}"
-
-
-def _write_text(path: Path, text: str) -> None:
-    _write_bytes(path, _utf8(text))
-
-
-def _utf8(text: str) -> bytes:
-    # a lone surrogate (JSON allows one; a collector may pass it on) becomes "?" rather than failing the write
-    return text.encode("utf-8", errors="replace")
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    write_atomically(path, lambda handle: handle.write(data))
+    return utf8(csv_text(pd.DataFrame(rows, columns=columns)))
 
 
 def _now() -> str:
