@@ -135,6 +135,23 @@ def test_duplicates_exact_and_perceptual_with_label_disagreement(tmp_path: Path)
     assert (groups["c", "e"]["conflict_level"] == 0).all()
 
 
+def test_a_groups_conflict_level_is_the_shallowest_level_where_a_member_differs(tmp_path: Path) -> None:
+    """Pairs alone were tested (one member, one level): a group of three whose members differ from the first at
+    levels 2 and 1 conflicts at 1, the shallowest, and a member agreeing with it (level 0) hides no conflict."""
+    labels = {
+        "a1": "Toys > Cars",
+        "a2": "Toys > Trains",
+        "a3": "Books > Comics",
+        "b1": "Toys > Cars",
+        "b2": "Toys > Cars",
+        "b3": "Toys > Trains",
+    }
+    pictures = {"a": _textured(7), "b": _textured(8)}
+    frame = _catalogue(tmp_path, {pid: pictures[pid[0]] for pid in labels}, labels)
+    dups = find_duplicate_images(frame, progress=False).set_index("product_id")
+    assert dups["conflict_level"].to_dict() == {"a1": 1, "a2": 1, "a3": 1, "b1": 2, "b2": 2, "b3": 2}
+
+
 def _pairs_by_unpacking(bits: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
     """The former search, in one block: Hamming distances of the xor unpacked into bits."""
     packed = np.packbits(bits, axis=1).view(np.uint64).ravel()
