@@ -465,6 +465,10 @@ def test_tfidf_title_block_weighs_title_words(rakuten_frame: pd.DataFrame) -> No
     assert "title word:console" in title_words
     assert title_words <= {f"title word:{w}" for w in ("console", "jeux", "console jeux")}
     np.testing.assert_allclose(np.linalg.norm([v for k, v in title_part.items() if k.startswith("title word:")]), 0.5)
+    # and its characters theirs, scaled by title_weight x char_weight, as the whole text's are by char_weight
+    weighted = make_extractor("tfidf", title_weight=0.5, char_weight=0.4).fit(rakuten_frame)
+    in_title_chars = np.char.startswith(weighted.get_feature_names_out().astype(str), "title char:")
+    np.testing.assert_allclose(np.linalg.norm(weighted.transform(product)[:, in_title_chars].toarray()), 0.2, rtol=1e-6)
 
 
 def test_a_catalogue_without_titles_trains_without_the_title_block(rakuten_dir: Path, tmp_path: Path) -> None:
