@@ -215,11 +215,17 @@ def test_cmyk_jpeg_inks_read_right_with_or_without_the_adobe_marker(adobe_marker
 
 
 def test_exif_rotated_jpeg_is_upright() -> None:
+    """Upright, not only the right shape (a turn the wrong way, or upside down, has it too): the stored photo's
+    left edge, turned 90 degrees clockwise, is the top."""
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
-    data = _jpeg_bytes(Image.new("RGB", (80, 40), "white"), exif=exif.tobytes())
-    img = load_image(data)
+    stored = Image.new("RGB", (80, 40), "white")
+    stored.paste((255, 0, 0), (0, 0, 20, 40))  # the left quarter red
+    img = load_image(_jpeg_bytes(stored, exif=exif.tobytes()))
     assert img.size == (40, 80)
+    pixels = np.asarray(img, dtype=int)
+    assert (pixels[:16, :, 0] > 200).all() and (pixels[:16, :, 1] < 60).all()  # the top red
+    assert (pixels[24:] > 200).all()  # the rest white
 
 
 def test_palette_png_with_transparency_composited_on_white() -> None:
