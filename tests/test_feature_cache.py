@@ -13,7 +13,7 @@ from PIL import Image
 
 from prodcat.features import cache as cache_module
 from prodcat.features.base import make_extractor
-from prodcat.features.cache import EmbeddingCache
+from prodcat.features.cache import EmbeddingCache, MemoryCache
 from prodcat.image import decode
 from prodcat.image.ocr import PhotoText
 
@@ -212,3 +212,17 @@ def test_a_decoding_change_is_not_hidden_by_vectors_cached_from_the_old_pixels(
     bumped.transform(frame)
     assert len(encoded) == 2  # both photos decoded again
     assert make_extractor("tfidf_word").cache_version() == make_extractor("tfidf_word").version  # text: its own
+
+
+def test_the_servers_memory_cache_keeps_the_most_recently_used_vectors_up_to_its_bound() -> None:
+    """README's bounded in-memory cache of the server had no test: past max_items it drops the least recently used
+    vector, a read counting as a use, and keeps vectors as float32."""
+    memory = MemoryCache(max_items=2)
+    memory.put_many({"a": [1.0], "b": [2.0]})
+    assert list(memory.get_many(["a"])) == ["a"]  # read: "b" is now the least recently used
+    memory.put_many({"c": [3.0]})
+    assert len(memory) == 2 and set(memory.get_many(["a", "b", "c"])) == {"a", "c"}
+    stored = memory.get_many(["c"])["c"]
+    assert stored.dtype == np.float32 and stored.tolist() == [3.0]
+    with pytest.raises(ValueError, match="max_items must be >= 1"):
+        MemoryCache(max_items=0)
