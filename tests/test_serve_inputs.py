@@ -186,6 +186,19 @@ def test_a_text_or_photo_at_its_limit_is_served_and_one_more_is_refused(
         assert answer("mug", image=photo + b"\0") == (413, "max_image_bytes")
 
 
+def test_a_photo_of_max_pixels_is_served_and_one_row_more_is_refused(
+    tmp_path: Path, jpeg_bytes: Callable[..., bytes]
+) -> None:
+    """max_pixels, the largest photo by width x height, was tested far past the limit only (a 20,000 x 20,000 bomb)."""
+    settings = ServeSettings(max_pixels=64 * 48)
+    store = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    with TestClient(create_app(OneCategoryModel(), settings, store)) as client:
+        for size, expected in (((64, 48), (200, None)), ((64, 49), (413, "max_pixels"))):
+            photo = ("a.jpg", jpeg_bytes(size), "image/jpeg")
+            response = client.post("/predict", data={"title": "mug"}, files={"image": photo})
+            assert (response.status_code, response.json().get("error")) == expected, size
+
+
 def test_product_ids_and_corrections_the_review_store_cannot_hold_are_refused(
     client: TestClient, jpeg_bytes: Callable[..., bytes]
 ) -> None:
