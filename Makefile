@@ -20,7 +20,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/prodcat train $(DATA) --out models/demo
 
 test: $(VENV)/.installed
-	eval "$$(bash scripts/postgres.sh)" || echo "PostgreSQL could not be started: its tests will be skipped (failed in CI)"; \
+	eval "$$(bash scripts/postgres.sh)" || echo "PostgreSQL could not be started: its tests will be skipped"; \
 	$(PY) -m pytest -q -rs  # -rs: every skipped test with its reason, in the CI log too
 
 lint: $(VENV)/.installed

