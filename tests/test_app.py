@@ -30,7 +30,7 @@ from streamlit.testing.v1 import AppTest
 from prodcat.app import command, views
 from prodcat.app.command import SCRIPT, streamlit_command
 from prodcat.batch import predict_catalog
-from prodcat.bundle import MANIFEST, MODEL_FILE, PRODUCTS_FILE, read_manifest
+from prodcat.bundle import MANIFEST, MODEL_FILE, PRODUCTS_FILE, read_manifest, save_bundle
 from prodcat.catalog.loaders import load_catalog
 from prodcat.catalog.schema import Catalog, category_at_level
 from prodcat.cli import build_parser, main
@@ -1169,6 +1169,72 @@ def test_app_command_refuses_a_manifest_that_does_not_describe_its_model_before_
     tiny_training.unseen.to_csv(tmp_path / "products.csv", index=False)
     assert main(["predict", str(edited), str(tmp_path / "products.csv"), "--out", str(tmp_path / "preds.csv")]) == 2
     assert capsys.readouterr().err == said
+
+
+class LoadsForever:
+    """A model whose unpickling does not end: ``prodcat app`` caught while its child loads the bundle."""
+
+    def __reduce__(self) -> tuple[object, tuple[int]]:
+        return time.sleep, (600,)
+
+
+def session_processes(session: int) -> dict[int, str]:
+    """The command lines of the live (not zombie) processes of ``session``, by pid, from /proc."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):  # ended meanwhile
+            state, _parent, _group, its_session = stat.read_text().rpartition(")")[2].split()[:4]
+            if int(its_session) == session and state != "Z":
+                found[int(stat.parent.name)] = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return found
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads the processes from /proc")
+def test_app_command_stopped_while_its_child_loads_the_bundle_leaves_no_process(tmp_path):
+    """The bundle is loaded in a child before the server starts, by a process pool's worker: `prodcat app` stopped
+    meanwhile with SIGTERM (a service manager stops it alone) left that worker and its resource tracker waiting for
+    good, the model in memory; the worker killed (the OOM killer) was a traceback of BrokenProcessPool. The child is
+    stopped with `prodcat app` now (exit 143, as a shell says of a process it ended), and its end without an answer is
+    said."""
+    bundle = save_bundle(LoadsForever(), tmp_path / "m", config={}, labels=["a"])
+
+    def app_loading_the_bundle() -> tuple[subprocess.Popen[bytes], int]:
+        """`prodcat app` on the bundle, in its own session, once its child loads the bundle: it and that child's pid."""
+        app = subprocess.Popen(
+            [sys.executable, "-m", "prodcat.cli", "app", str(bundle), "--port", str(free_port())],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while not (loaders := [pid for pid, line in session_processes(app.pid).items() if "spawn_main" in line]):
+            assert app.poll() is None and time.monotonic() < deadline, "no child loads the bundle"
+            time.sleep(0.1)
+        return app, loaders[0]
+
+    app, _ = app_loading_the_bundle()
+    try:
+        app.send_signal(signal.SIGTERM)
+        assert app.wait(timeout=60) == 143
+        deadline = time.monotonic() + 30  # the child and the resource tracker end as soon as they are told
+        while (left := session_processes(app.pid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert left == {}
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(app.pid, signal.SIGKILL)
+
+    app, loader = app_loading_the_bundle()
+    try:
+        os.kill(loader, signal.SIGKILL)
+        out, err = app.communicate(timeout=60)
+        assert app.returncode == 1 and out == b""
+        assert err.decode().endswith(
+            f"ChildProcessError: the process loading bundle {bundle} ended without an answer (exit code -9)\n"
+        )
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(app.pid, signal.SIGKILL)
 
 
 def test_app_command_checks_the_port_before_saying_where_it_listens(flipkart_bundle, capsys, no_server):

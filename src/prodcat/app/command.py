@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib.util
 import multiprocessing
@@ -11,8 +12,10 @@ import socket
 import subprocess
 import sys
 import textwrap
-from concurrent.futures import ProcessPoolExecutor
+import traceback
+from multiprocessing.connection import Connection
 from pathlib import Path
+from types import FrameType
 
 from prodcat.arguments import user_path
 
@@ -152,12 +155,59 @@ def app_url(host: str, port: int) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
-def load_as_the_app_does(model: str) -> None:
+def load_in_a_child(model: str) -> None:
     """Load the bundle at ``model`` as the app's pages load it (:meth:`Predictor.load
-    <prodcat.predict.Predictor.load>`), for what that raises."""
+    <prodcat.predict.Predictor.load>`) in a spawned child interpreter, and raise here what that raised: in this
+    process the model's libraries (some 1,400 modules, 180 MB) would stay for as long as the server runs.
+
+    A process of its own answering on a pipe, not a process pool: a pool's worker waits for its next task on a queue
+    whose writing end it holds too, so this process killed (SIGTERM, the OOM killer) left it and its resource tracker
+    waiting for good, a loaded model in memory. This child ends once it has answered, and is stopped with this
+    process on Ctrl+C or SIGTERM (exit 143 then, as a shell reports a process it ended).
+    """
+    context = multiprocessing.get_context("spawn")
+    answers, answer = context.Pipe(duplex=False)
+    loader = context.Process(target=_load_and_answer, args=(model, answer), name="prodcat app: bundle load")
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        loader.start()
+        answer.close()  # the child's end: its exit without an answer is then an EOFError here
+        error = answers.recv()
+    except EOFError:
+        loader.join()
+        raise ChildProcessError(
+            f"the process loading bundle {model} ended without an answer (exit code {loader.exitcode})"
+        ) from None
+    except BaseException:
+        if loader.pid is not None:
+            loader.terminate()
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if loader.pid is not None:
+            loader.join()
+    if error is not None:
+        raise error
+
+
+def _load_and_answer(model: str, answer: Connection) -> None:
+    """In the child of :func:`load_in_a_child`: load the bundle, answer what that raised (``None``: nothing)."""
+    # Ctrl+C reaches the child too: the parent stops it, rather than a traceback of its interrupted imports
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from prodcat.predict import Predictor
 
-    Predictor.load(model)
+    error = None
+    try:
+        Predictor.load(model)
+    except Exception as raised:
+        raised.add_note(f"raised in the process loading the bundle:\n{traceback.format_exc()}")  # for --verbose
+        error = raised
+    with contextlib.suppress(BrokenPipeError):  # the parent killed meanwhile (kill -9): no one left to answer
+        answer.send(error)
+
+
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    sys.exit(128 + signum)
 
 
 def run_app(args: argparse.Namespace) -> int:
@@ -171,10 +221,8 @@ def run_app(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     # then loaded as `prodcat predict` and `prodcat serve` load it (the model unpickled, the manifest agreeing with
-    # it), in a child interpreter: the model's libraries (some 1,400 modules, 180 MB) would otherwise stay in this
-    # process for as long as the server runs. The app loads it again, in case it changed since
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as loader:
-        loader.submit(load_as_the_app_does, str(args.model)).result()
+    # it). The app loads it again, in case it changed since
+    load_in_a_child(str(args.model))
     print(f"prodcat app on {app_url(args.host, args.port)} (Ctrl+C to stop)")
     server = subprocess.Popen(streamlit_command(args))
     # a service manager stops `prodcat app` alone, with SIGTERM: the web server it started must stop too
