@@ -215,16 +215,20 @@ def test_cmyk_jpeg_inks_read_right_with_or_without_the_adobe_marker(adobe_marker
 
 
 def test_exif_rotated_jpeg_is_upright() -> None:
-    """Upright, not only the right shape (a turn the wrong way, or upside down, has it too): the stored photo's
-    left edge, turned 90 degrees clockwise, is the top."""
+    """Upright, not only the right shape (a turn the wrong way has it too), nor its mirror image across the diagonal
+    (orientation 5's transpose, which a stripe the whole height of the photo would not tell apart): the stored
+    photo's left quarter, turned 90 degrees clockwise, is the top, and its top end the top right."""
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
     stored = Image.new("RGB", (80, 40), "white")
-    stored.paste((255, 0, 0), (0, 0, 20, 40))  # the left quarter red
+    stored.paste((255, 0, 0), (0, 0, 20, 40))  # the left quarter red...
+    stored.paste((0, 0, 255), (0, 0, 20, 20))  # ... but for its top half, blue
     img = load_image(_jpeg_bytes(stored, exif=exif.tobytes()))
     assert img.size == (40, 80)
     pixels = np.asarray(img, dtype=int)
-    assert (pixels[:16, :, 0] > 200).all() and (pixels[:16, :, 1] < 60).all()  # the top red
+    top_left, top_right = pixels[:16, :16], pixels[:16, 24:]
+    assert (top_left[..., 0] > 200).all() and (top_left[..., 1:] < 60).all()  # red
+    assert (top_right[..., 2] > 200).all() and (top_right[..., :2] < 60).all()  # blue
     assert (pixels[24:] > 200).all()  # the rest white
 
 
