@@ -1,7 +1,7 @@
 """The review queue on a SQLite file and on a real PostgreSQL server.
 
 PostgreSQL: start one with ``eval "$(bash scripts/postgres.sh)"`` (it exports
-``PRODCAT_TEST_POSTGRES_URL``); without that variable those cases are skipped (failed in CI: conftest.py).
+``PRODCAT_TEST_POSTGRES_URL``); without that variable those cases are skipped (conftest.py).
 """
 
 from __future__ import annotations
