@@ -1671,3 +1671,40 @@ def test_every_answer_matches_the_openapi_schema(case: schemathesis.Case, served
     server error, and every status code, content type and body is one the schema documents for that route."""
     checks = [not_a_server_error, status_code_conformance, response_schema_conformance, content_type_conformance]
     case.call_and_validate(app=served, checks=checks)
+
+
+def test_serve_with_workers_keeps_no_model_in_the_supervisor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With --workers N, the app built to check the bundle and the database before starting was kept by run_serve
+    while uvicorn's supervisor ran, one more model in memory beside the N workers' for the server's whole life."""
+    import gc
+    import socket
+    import weakref
+
+    import uvicorn
+
+    import prodcat.serve.app
+
+    class CheckedApp:  # stands for the app with its model: only whether it is still referenced matters
+        pass
+
+    built: list[weakref.ref[CheckedApp]] = []
+
+    def build() -> CheckedApp:
+        app = CheckedApp()
+        built.append(weakref.ref(app))
+        return app
+
+    alive_while_serving: list[bool] = []
+
+    def serve(app: Any, **options: Any) -> None:
+        gc.collect()
+        alive_while_serving.append(built[0]() is not None)
+
+    for name in ("PRODCAT_API_KEY", "PRODCAT_BUNDLE", "PRODCAT_PORT", "PRODCAT_WORKERS"):  # run_serve sets them
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(prodcat.serve.app, "create_app_from_env", build)
+    monkeypatch.setattr(uvicorn, "run", serve)
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    assert main(["serve", str(tmp_path), "--workers", "2", "--port", str(port)]) == 0
+    assert alive_while_serving == [False]

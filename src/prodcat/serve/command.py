@@ -143,6 +143,8 @@ def run_serve(args: argparse.Namespace) -> int:
     common = {"host": settings.host, "port": settings.port, "log_config": None, "access_log": False}
     if settings.workers == 1:
         uvicorn.run(app, **common)
-    else:
-        uvicorn.run("prodcat.serve.app:create_app_from_env", factory=True, workers=settings.workers, **common)
+        return 0
+    # each worker builds its own app: this one, kept, would hold a model in the supervisor for the server's life
+    del app
+    uvicorn.run("prodcat.serve.app:create_app_from_env", factory=True, workers=settings.workers, **common)
     return 0
