@@ -1115,6 +1115,37 @@ def test_an_inner_fold_holding_a_single_category_does_not_crash() -> None:
         assert (model.predict(_catalogue(labels, seed=1)) == labels).all()
 
 
+@register
+class _PhotoCodeWithProgress(_PhotoCode):
+    """:class:`_PhotoCode` with a progress bar to show or hide, as a pretrained encoder's."""
+
+    name = "test_photo_code_with_progress"
+
+    def __init__(self, progress: bool = True):
+        self.progress = progress
+
+
+def test_extractor_params_set_only_declared_parameters_and_refuse_names_no_extractor_declares() -> None:
+    """``set_extractor_params`` set a name on every extractor having an attribute of that name, a method or a class
+    attribute too (the TF-IDF's ``version``, its cache key), and a typo changed nothing, silently. Only the
+    parameters an extractor declares are set now, and a name no extractor declares is refused."""
+    config = _text_and_photo_config()
+    photo = HeadConfig(name="photo", modality="image", features=[FeatureSpec(name="test_photo_code_with_progress")])
+    model = ProductClassifier(config.model_copy(update={"heads": [config.heads[0], photo]})).fit(
+        _catalogue(list("abc") * 10)
+    )
+    words, photos = (head.extractors_[0] for head in model.heads_.values())
+    model.set_progress(False)
+    assert photos.progress is False and not hasattr(words, "progress")
+    model.set_extractor_params(openmp_threads=1)  # e5's, as `prodcat serve` sets it: this model has none to set
+    assert not hasattr(words, "openmp_threads") and not hasattr(photos, "openmp_threads")
+    for name in ("version", "transform", "progres"):
+        refused = f"^no feature extractor has the parameter '{name}'; theirs: .*, progress, "
+        with pytest.raises(ValueError, match=refused):
+            model.set_extractor_params(**{name: None})
+    assert words.version == "1" and callable(words.transform)
+
+
 def test_numeric_categories_are_labels_returned_as_text() -> None:
     """Numeric category ids (Rakuten's prdtypecode) are read as text, given as ``y`` or in the frame,
     even at level 1 (a path is cut as text); predictions come back as those texts."""

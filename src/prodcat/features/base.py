@@ -116,6 +116,11 @@ def registered_extractors() -> dict[str, type[Extractor]]:
     return dict(_REGISTRY)
 
 
+def extractor_parameters() -> frozenset[str]:
+    """The parameters some registered extractor declares (those of its constructor, which ``get_params`` returns)."""
+    return frozenset(name for cls in registered_extractors().values() for name in cls._get_param_names())
+
+
 def _import_builtin_extractors() -> None:
     # Imported lazily so that `import prodcat` stays cheap; each module registers itself.
     import importlib

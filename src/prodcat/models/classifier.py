@@ -39,6 +39,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from prodcat.catalog.schema import category_at_level, modality_mask, product_text
 from prodcat.config import Config, HeadConfig
+from prodcat.features.base import extractor_parameters
 from prodcat.models.calibration import make_calibrator
 from prodcat.models.decision import DecisionPolicy
 from prodcat.models.fusion import LateFusion, StackingFusion, any_present
@@ -666,14 +667,21 @@ class ProductClassifier(ClassifierMixin, BaseEstimator):
         self.set_extractor_params(progress=enabled)
 
     def set_extractor_params(self, **params: Any) -> None:
-        """Set ``params`` on each fitted extractor that has them, the others left as they are: settings of how an
-        extractor runs, not of what it computes (its progress bar, an encoder's threads), which the process using a
-        trained model chooses, as scikit-learn's ``n_jobs``."""
+        """Set ``params`` on each fitted extractor declaring them (in ``get_params()``), the others left as they are:
+        settings of how an extractor runs, not of what it computes (its progress bar, an encoder's threads), which
+        the process using a trained model chooses, as scikit-learn's ``n_jobs``. A name no registered extractor
+        declares is a ``ValueError`` (a typo would change nothing); one only other extractors than this model's
+        declare changes nothing (``openmp_threads`` of a model without e5)."""
+        known = extractor_parameters()
+        if unknown := sorted(params.keys() - known):
+            raise ValueError(
+                f"no feature extractor has the parameter {', '.join(map(repr, unknown))}; theirs: "
+                f"{', '.join(sorted(known))}"
+            )
         for head in self.heads_.values():
             for extractor in head.extractors_:
-                for name, value in params.items():
-                    if hasattr(extractor, name):
-                        setattr(extractor, name, value)
+                declared = extractor.get_params(deep=False)
+                extractor.set_params(**{name: value for name, value in params.items() if name in declared})
 
     @property
     def modalities_(self) -> list[str]:
