@@ -1272,16 +1272,35 @@ def test_app_command_checks_the_port_before_saying_where_it_listens(flipkart_bun
     )
 
 
-def test_app_command_says_an_ipv6_address_as_a_url_a_browser_opens(tiny_training, capsys, monkeypatch):
-    class Server:
-        def wait(self) -> int:
-            return 0
+@dataclasses.dataclass
+class EndedServer:
+    """In place of the web server ``prodcat app`` starts (``Popen``): one already ended, with ``returncode``."""
 
+    returncode: int = 0
+
+    def wait(self) -> int:
+        return self.returncode
+
+
+def test_app_command_says_an_ipv6_address_as_a_url_a_browser_opens(tiny_training, capsys, monkeypatch):
     monkeypatch.setattr(command, "startup_problem", lambda args: None)  # the machine may have no IPv6
-    monkeypatch.setattr(command.subprocess, "Popen", lambda *a, **k: Server())
+    monkeypatch.setattr(command.subprocess, "Popen", lambda *a, **k: EndedServer())
     assert main(["app", str(tiny_training.bundle), "--host", "::1", "--port", "8502"]) == 0
     assert capsys.readouterr().out == "prodcat app on http://[::1]:8502 (Ctrl+C to stop)\n"
     assert command.app_url("127.0.0.1", 8501) == "http://127.0.0.1:8501"
+
+
+@pytest.mark.parametrize(("returncode", "status"), [(-signal.SIGTERM, 143), (-signal.SIGKILL, 137), (0, 0), (1, 1)])
+def test_app_command_exits_as_a_shell_says_of_a_web_server_ended_by_a_signal(
+    tiny_training, monkeypatch, returncode, status
+):
+    """`prodcat app` exited with its web server's return code, which Popen says -N for a server ended by signal N:
+    exit status 241 for SIGTERM, 247 for SIGKILL (the OOM killer). It is 128 + N now, as a shell says (and as
+    `prodcat app` says of itself stopped during the bundle load); a server's own exit status is passed on."""
+    monkeypatch.setattr(command, "startup_problem", lambda args: None)
+    monkeypatch.setattr(command, "load_in_a_child", lambda model: None)
+    monkeypatch.setattr(command.subprocess, "Popen", lambda *a, **k: EndedServer(returncode))
+    assert main(["app", str(tiny_training.bundle)]) == status
 
 
 def free_port() -> int:

@@ -210,6 +210,12 @@ def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
     sys.exit(128 + signum)
 
 
+def shell_exit_status(returncode: int) -> int:
+    """A child's return code as a shell reports it: 128 + N for a child ended by signal N, which ``Popen`` says -N
+    (as this process's exit status, -N would read 256 - N: 241 for SIGTERM)."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
 def run_app(args: argparse.Namespace) -> int:
     from prodcat.bundle import verify_bundle
 
@@ -229,7 +235,7 @@ def run_app(args: argparse.Namespace) -> int:
     # (Ctrl+C reaches both already: the terminal signals the whole process group)
     previous = signal.signal(signal.SIGTERM, lambda signum, _frame: server.send_signal(signum))
     try:
-        return server.wait()
+        return shell_exit_status(server.wait())
     except KeyboardInterrupt:
         # a SIGINT sent to `prodcat app` alone (kill -INT, a script, a supervisor) does not reach the server, which
         # would outlive it: it is forwarded once the server has had time to stop on a terminal's Ctrl+C
