@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -1196,6 +1196,44 @@ def maps(pid: int, name: str) -> bool:
     return False
 
 
+def catches_or_ignores_sigint(pid: int) -> bool:
+    """Whether process ``pid`` has a SIGINT handler or ignores SIGINT (Python's own handler is installed early in its
+    start, the default then ends it without a word), from /proc."""
+    with contextlib.suppress(OSError):  # ended meanwhile
+        status = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+        return bool((int(status["SigCgt"], 16) | int(status["SigIgn"], 16)) & 1 << (signal.SIGINT - 1))
+    return False
+
+
+def app_in_its_own_session(bundle: Path) -> subprocess.Popen[bytes]:
+    """`prodcat app` on ``bundle`` in a session of its own (its processes found by it, stopped together)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "prodcat.cli", "app", str(bundle), "--port", str(free_port())],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+def bundle_loader(app: subprocess.Popen[bytes], ready: Callable[[int], bool]) -> int:
+    """The pid of the child `prodcat app` spawned to load its bundle, once ``ready(pid)`` (60 s at the most)."""
+    deadline = time.monotonic() + 60
+    while not (
+        loaders := [pid for pid, line in session_processes(app.pid).items() if "spawn_main" in line and ready(pid)]
+    ):
+        if app.poll() is not None:
+            pytest.fail(f"prodcat app ended (exit {app.returncode}), saying: {app.communicate()[1].decode()}")
+        assert time.monotonic() < deadline, "no child loads the bundle"
+        time.sleep(0.005)
+    return loaders[0]
+
+
+def loads_the_predictor(pid: int) -> bool:
+    """Whether ``pid`` has mapped numpy: a bundle loader that imports the Predictor, long after `prodcat app` started
+    it (and can stop it)."""
+    return maps(pid, "numpy")
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="reads the processes from /proc")
 def test_app_command_stopped_while_its_child_loads_the_bundle_leaves_no_process(tmp_path):
     """The bundle is loaded in a child before the server starts, by a process pool's worker: `prodcat app` stopped
@@ -1204,28 +1242,9 @@ def test_app_command_stopped_while_its_child_loads_the_bundle_leaves_no_process(
     stopped with `prodcat app` now (exit 143, as a shell says of a process it ended), and its end without an answer is
     said."""
     bundle = save_bundle(LoadsForever(), tmp_path / "m", config={}, labels=["a"])
-
-    def app_loading_the_bundle() -> tuple[subprocess.Popen[bytes], int]:
-        """`prodcat app` on the bundle, in its own session, once its child loads the bundle: it and that child's pid."""
-        app = subprocess.Popen(
-            [sys.executable, "-m", "prodcat.cli", "app", str(bundle), "--port", str(free_port())],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        # numpy mapped: the child imports the Predictor, long after `prodcat app` started it (and can stop it)
-        while not (
-            loaders := [
-                pid for pid, line in session_processes(app.pid).items() if "spawn_main" in line and maps(pid, "numpy")
-            ]
-        ):
-            assert app.poll() is None and time.monotonic() < deadline, "no child loads the bundle"
-            time.sleep(0.1)
-        return app, loaders[0]
-
-    app, _ = app_loading_the_bundle()
+    app = app_in_its_own_session(bundle)
     try:
+        bundle_loader(app, loads_the_predictor)
         app.send_signal(signal.SIGTERM)
         assert app.wait(timeout=60) == 143
         deadline = time.monotonic() + 30  # the child and the resource tracker end as soon as they are told
@@ -1236,9 +1255,9 @@ def test_app_command_stopped_while_its_child_loads_the_bundle_leaves_no_process(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(app.pid, signal.SIGKILL)
 
-    app, loader = app_loading_the_bundle()
+    app = app_in_its_own_session(bundle)
     try:
-        os.kill(loader, signal.SIGKILL)
+        os.kill(bundle_loader(app, loads_the_predictor), signal.SIGKILL)
         out, err = app.communicate(timeout=60)
         assert app.returncode == 1 and out == b""
         assert err.decode().endswith(
@@ -1247,6 +1266,27 @@ def test_app_command_stopped_while_its_child_loads_the_bundle_leaves_no_process(
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(app.pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads the processes from /proc")
+def test_a_ctrl_c_as_the_bundle_loader_starts_is_no_traceback_of_it(tmp_path):
+    """The child loading the bundle ignores SIGINT (the terminal's Ctrl+C reaches it too; `prodcat app` stops it) from
+    the moment it runs its target: a SIGINT in its start before, once its interpreter handled SIGINT, was its
+    KeyboardInterrupt traceback, and its end (exit 1 when it reached it alone). It is blocked until then now: sent
+    the SIGINT as soon as it handles one, the loader carries on, and Ctrl+C then stops `prodcat app` as ever, 130,
+    without a word. Three times: the old loader's start gave a window of some 100 ms to this test's 5 ms polls."""
+    bundle = save_bundle(LoadsForever(), tmp_path / "m", config={}, labels=["a"])
+    for _ in range(3):
+        app = app_in_its_own_session(bundle)
+        try:
+            loader = bundle_loader(app, catches_or_ignores_sigint)
+            os.kill(loader, signal.SIGINT)
+            assert bundle_loader(app, loads_the_predictor) == loader
+            os.killpg(app.pid, signal.SIGINT)  # a terminal's Ctrl+C
+            assert app.communicate(timeout=60) == (b"", b"") and app.returncode == 130
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(app.pid, signal.SIGKILL)
 
 
 def test_app_command_checks_the_port_before_saying_where_it_listens(flipkart_bundle, capsys, no_server):

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 from prodcat.arguments import user_path
+from prodcat.signals import sigint_held_back
 
 SCRIPT = Path(__file__).with_name("streamlit_app.py")
 #: after Ctrl+C, how long the web server has to stop on the SIGINT the terminal sent it too before it is sent one
@@ -170,7 +171,10 @@ def load_in_a_child(model: str) -> None:
     loader = context.Process(target=_load_and_answer, args=(model, answer), name="prodcat app: bundle load")
     previous = signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        loader.start()
+        # Ctrl+C reaches the child too, which it ignores once it runs its target: until then, it has SIGINT blocked
+        # (its tens of milliseconds of start, a KeyboardInterrupt traceback otherwise); here it waits for the start
+        with sigint_held_back():
+            loader.start()
         answer.close()  # the child's end: its exit without an answer is then an EOFError here
         error = answers.recv()
     except EOFError:
@@ -192,7 +196,8 @@ def load_in_a_child(model: str) -> None:
 
 def _load_and_answer(model: str, answer: Connection) -> None:
     """In the child of :func:`load_in_a_child`: load the bundle, answer what that raised (``None``: nothing)."""
-    # Ctrl+C reaches the child too: the parent stops it, rather than a traceback of its interrupted imports
+    # Ctrl+C reaches the child too: the parent stops it, rather than a traceback of its interrupted imports (it
+    # started with SIGINT blocked, see load_in_a_child; ignored, it stays harmless should anything unblock it)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from prodcat.predict import Predictor
 

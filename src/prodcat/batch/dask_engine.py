@@ -8,15 +8,11 @@ that local runs never import dask.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
-import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import CancelledError
-from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any, Self
 
@@ -28,33 +24,12 @@ from prodcat.batch.engines import Chunk, bundle_identity
 from prodcat.batch.scoring import BatchError, score_chunk
 from prodcat.bundle import BundleError, verify_bundle
 from prodcat.predict import Predictor
+from prodcat.signals import sigint_held_back
 
 log = logging.getLogger(__name__)
 
 #: how long a run on an existing cluster waits for a first worker (one starting, or restarting) before giving up
 WORKER_WAIT_S = 60.0
-
-
-@contextlib.contextmanager
-def _sigint_held_back() -> Iterator[None]:
-    """SIGINT blocked in this thread while the block runs, hence in the threads it starts and the processes they
-    spawn, for their whole life (threads inherit a signal mask, and a process keeps it across fork and exec).
-
-    A terminal's Ctrl-C goes to every process of the foreground group, a local cluster's workers included: each
-    printed its KeyboardInterrupt traceback while the driver, which alone handles Ctrl-C (exit 130, resumable),
-    closed them anyway. The workers a local cluster starts, then or on a restart, come from the IO loop thread
-    it starts here. A SIGINT that comes meanwhile waits until the block ends, then interrupts the driver."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
-        yield  # no Ctrl-C to hold back outside the main thread; none of this on Windows
-        return
-    # multiprocessing's resource tracker unblocks SIGINT in the thread that starts it (the IO loop thread would,
-    # creating a worker's queue); once it runs, it is not started again
-    resource_tracker.ensure_running()
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class PredictorPlugin(WorkerPlugin):
@@ -137,7 +112,9 @@ class DaskEngine:
             if self.scheduler:  # tasks sent to a cluster without workers would wait for one, without a word
                 self._wait_for_a_worker()
             else:
-                with _sigint_held_back():
+                # Ctrl-C is the driver's (exit 130, resumable), not a traceback of each worker; the workers the cluster
+                # starts, now or on a restart, come from the IO loop thread it starts here, which inherits the block
+                with sigint_held_back():
                     self._cluster = LocalCluster(
                         n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None
                     )
