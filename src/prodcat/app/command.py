@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
 import importlib.util
-import multiprocessing
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
-import traceback
-from multiprocessing.connection import Connection
 from pathlib import Path
-from types import FrameType
 
 from prodcat.arguments import user_path
-from prodcat.signals import sigint_held_back
+from prodcat.child import run_in_a_child
 
 SCRIPT = Path(__file__).with_name("streamlit_app.py")
 #: after Ctrl+C, how long the web server has to stop on the SIGINT the terminal sent it too before it is sent one
@@ -158,61 +153,16 @@ def app_url(host: str, port: int) -> str:
 
 def load_in_a_child(model: str) -> None:
     """Load the bundle at ``model`` as the app's pages load it (:meth:`Predictor.load
-    <prodcat.predict.Predictor.load>`) in a spawned child interpreter, and raise here what that raised: in this
-    process the model's libraries (some 1,400 modules, 180 MB) would stay for as long as the server runs.
-
-    A process of its own answering on a pipe, not a process pool: a pool's worker waits for its next task on a queue
-    whose writing end it holds too, so this process killed (SIGTERM, the OOM killer) left it and its resource tracker
-    waiting for good, a loaded model in memory. This child ends once it has answered, and is stopped with this
-    process on Ctrl+C or SIGTERM (exit 143 then, as a shell reports a process it ended).
-    """
-    context = multiprocessing.get_context("spawn")
-    answers, answer = context.Pipe(duplex=False)
-    loader = context.Process(target=_load_and_answer, args=(model, answer), name="prodcat app: bundle load")
-    previous = signal.signal(signal.SIGTERM, _exit_on_signal)
-    try:
-        # Ctrl+C reaches the child too, which it ignores once it runs its target: until then, it has SIGINT blocked
-        # (its tens of milliseconds of start, a KeyboardInterrupt traceback otherwise); here it waits for the start
-        with sigint_held_back():
-            loader.start()
-        answer.close()  # the child's end: its exit without an answer is then an EOFError here
-        error = answers.recv()
-    except EOFError:
-        loader.join()
-        raise ChildProcessError(
-            f"the process loading bundle {model} ended without an answer (exit code {loader.exitcode})"
-        ) from None
-    except BaseException:
-        if loader.pid is not None:
-            loader.terminate()
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        if loader.pid is not None:
-            loader.join()
-    if error is not None:
-        raise error
+    <prodcat.predict.Predictor.load>`) in a spawned child interpreter (:func:`~prodcat.child.run_in_a_child`), and
+    raise here what that raised: in this process the model's libraries (some 1,400 modules, 180 MB) would stay for
+    as long as the server runs."""
+    run_in_a_child(_load_bundle, model, doing=f"loading bundle {model}")
 
 
-def _load_and_answer(model: str, answer: Connection) -> None:
-    """In the child of :func:`load_in_a_child`: load the bundle, answer what that raised (``None``: nothing)."""
-    # Ctrl+C reaches the child too: the parent stops it, rather than a traceback of its interrupted imports (it
-    # started with SIGINT blocked, see load_in_a_child; ignored, it stays harmless should anything unblock it)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _load_bundle(model: str) -> None:
     from prodcat.predict import Predictor
 
-    error = None
-    try:
-        Predictor.load(model)
-    except Exception as raised:
-        raised.add_note(f"raised in the process loading the bundle:\n{traceback.format_exc()}")  # for --verbose
-        error = raised
-    with contextlib.suppress(BrokenPipeError):  # the parent killed meanwhile (kill -9): no one left to answer
-        answer.send(error)
-
-
-def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
-    sys.exit(128 + signum)
+    Predictor.load(model)
 
 
 def shell_exit_status(returncode: int) -> int:

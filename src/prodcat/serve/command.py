@@ -7,11 +7,15 @@ import os
 import sys
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from prodcat.arguments import add_help_completed_by, user_path
 from prodcat.serve.settings import ServeSettings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 #: settings given their own handling (positional MODEL; the key never as a flag)
 _NOT_FLAGS = ("bundle", "api_key")
@@ -101,13 +105,21 @@ def _export_flags(args: argparse.Namespace) -> None:
         os.environ[f"PRODCAT_{name.upper()}"] = value
 
 
+def build_app_from_env() -> FastAPI:
+    """:func:`~prodcat.serve.app.create_app_from_env`, imported when called: only the process that builds an app
+    imports what it serves with."""
+    from prodcat.serve.app import create_app_from_env
+
+    return create_app_from_env()
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
     from sqlalchemy.exc import SQLAlchemyError
 
     from prodcat.app.command import port_problem
     from prodcat.bundle import BundleError
-    from prodcat.serve.app import create_app_from_env
+    from prodcat.child import run_in_a_child
 
     # Flags become PRODCAT_* variables: the worker processes read the same settings from the environment.
     os.environ["PRODCAT_BUNDLE"] = str(Path(args.model).resolve())
@@ -128,8 +140,14 @@ def run_serve(args: argparse.Namespace) -> int:
             print(f"error: {problem}", file=sys.stderr)
             return 2
         # Built here first so that a bad bundle or database fails now, with its message, not in a worker;
-        # this also creates the review tables once rather than concurrently in each worker.
-        app = create_app_from_env()
+        # this also creates the review tables once rather than concurrently in each worker. With --workers N, each
+        # worker builds its own: this one is built in a child that ends with it, since in uvicorn's supervisor (this
+        # process) the model and its libraries would stay for the server's life (FastAPI's caches of an app's
+        # endpoints keep the model they answer with)
+        if settings.workers == 1:
+            app = build_app_from_env()
+        else:
+            run_in_a_child(build_app_from_env, doing="checking the bundle and the review database")
     except ValidationError as exc:
         print("\n".join(_settings_problems(exc, key_source)), file=sys.stderr)
         return 2
@@ -143,8 +161,6 @@ def run_serve(args: argparse.Namespace) -> int:
     common = {"host": settings.host, "port": settings.port, "log_config": None, "access_log": False}
     if settings.workers == 1:
         uvicorn.run(app, **common)
-        return 0
-    # each worker builds its own app: this one, kept, would hold a model in the supervisor for the server's life
-    del app
-    uvicorn.run("prodcat.serve.app:create_app_from_env", factory=True, workers=settings.workers, **common)
+    else:
+        uvicorn.run("prodcat.serve.app:create_app_from_env", factory=True, workers=settings.workers, **common)
     return 0
