@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import fastapi.applications
 import httpx
@@ -1678,20 +1678,30 @@ def test_every_answer_matches_the_openapi_schema(case: schemathesis.Case, served
 SERVE_VARIABLES = ("PRODCAT_API_KEY", "PRODCAT_BUNDLE", "PRODCAT_PORT", "PRODCAT_WORKERS", "PRODCAT_REVIEW_DB")
 
 
-def serve_with_workers(arguments: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, list[str]]:
-    """``prodcat serve ARGUMENTS --workers 2`` in this process, uvicorn replaced: its exit status, and what uvicorn
-    was asked to serve (the workers' app factory, by its import path)."""
+class ServedWithWorkers(NamedTuple):
+    status: int
+    #: what uvicorn was asked to serve: the workers' app factory, by its import path
+    served: list[str]
+    #: the levels this process's logging was set to, as JSON lines
+    json_logging: list[str]
+
+
+def serve_with_workers(arguments: list[str], monkeypatch: pytest.MonkeyPatch) -> ServedWithWorkers:
+    """``prodcat serve ARGUMENTS --workers 2`` in this process, uvicorn and the process-wide JSON logging replaced."""
     import socket
 
     import uvicorn
 
+    import prodcat.serve.logs
+
     for name in SERVE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    served: list[str] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(app))
+    run = ServedWithWorkers(0, [], [])
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: run.served.append(app))
+    monkeypatch.setattr(prodcat.serve.logs, "configure_json_logging", run.json_logging.append)
     with socket.create_server(("127.0.0.1", 0)) as probe:
         port = probe.getsockname()[1]
-    return main(["serve", *arguments, "--workers", "2", "--port", str(port)]), served
+    return run._replace(status=main(["serve", *arguments, "--workers", "2", "--port", str(port)]))
 
 
 def test_serve_with_workers_keeps_no_model_in_the_supervisor(
@@ -1701,7 +1711,8 @@ def test_serve_with_workers_keeps_no_model_in_the_supervisor(
     uvicorn's supervisor for the server's whole life, its model beside the N workers' (some 0.5 GB for a Flipkart
     model of the default config): deleting run_serve's name for it (1e443f4) released nothing, FastAPI's caches of
     its endpoints keeping them and the model they answer with. It is built in a child process now, which ends with
-    it: no model is loaded here, and the child has created the review tables."""
+    it: no model is loaded here, and the child has created the review tables. The supervisor's own log lines
+    (uvicorn's) are JSON, as they were when the app built here set the logging up."""
     import gc
     import weakref
 
@@ -1718,7 +1729,8 @@ def test_serve_with_workers_keeps_no_model_in_the_supervisor(
     monkeypatch.setattr(Predictor, "load", classmethod(recorded_load))
     database = tmp_path / "reviews.db"
     arguments = [str(tiny_training.bundle), "--review-db", f"sqlite:///{database}"]
-    assert serve_with_workers(arguments, monkeypatch) == (0, ["prodcat.serve.app:create_app_from_env"])
+    # its own lines (uvicorn's) are JSON, as the workers'
+    assert serve_with_workers(arguments, monkeypatch) == (0, ["prodcat.serve.app:create_app_from_env"], ["info"])
     gc.collect()
     assert [ref for ref in loaded if ref() is not None] == []
     assert "prodcat_review_items" in sa.inspect(sa.create_engine(f"sqlite:///{database}")).get_table_names()
@@ -1742,6 +1754,6 @@ def test_serve_with_workers_refuses_what_its_check_in_a_child_finds(
     """The check before the workers start, in a child process, refuses a bad bundle or an unreachable review
     database in its one line, exit 2, as in the server's own process: its error comes back from the child."""
     arguments = [argument.format(tmp_path=tmp_path, bundle=tiny_training.bundle) for argument in arguments]
-    assert serve_with_workers(arguments, monkeypatch) == (2, [])
+    assert serve_with_workers(arguments, monkeypatch)[:2] == (2, [])
     error = capsys.readouterr().err
     assert error.startswith("error: ") and message in error

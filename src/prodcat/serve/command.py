@@ -120,6 +120,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from prodcat.app.command import port_problem
     from prodcat.bundle import BundleError
     from prodcat.child import run_in_a_child
+    from prodcat.serve.logs import configure_json_logging
 
     # Flags become PRODCAT_* variables: the worker processes read the same settings from the environment.
     os.environ["PRODCAT_BUNDLE"] = str(Path(args.model).resolve())
@@ -147,6 +148,7 @@ def run_serve(args: argparse.Namespace) -> int:
         if settings.workers == 1:
             app = build_app_from_env()
         else:
+            configure_json_logging(settings.log_level)  # the supervisor's lines (uvicorn's) as the workers' are
             run_in_a_child(build_app_from_env, doing="checking the bundle and the review database")
     except ValidationError as exc:
         print("\n".join(_settings_problems(exc, key_source)), file=sys.stderr)
