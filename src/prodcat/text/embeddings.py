@@ -111,8 +111,9 @@ class E5Encoder(TextEncoder):
     as one (calls of 32: 20.9 against 11.2 texts/s; a text alone 47 against 81 ms). Shared (load 8-10), one is
     2.7-6.9x faster for a text alone and 0.9-1.7x in calls of 32: its forward pass is some 170 parallel regions,
     each ending on a barrier, and a thread the OS has paused (the CPUs busy with other work, or with the API's
-    other worker) stalls every one of them. Hence the default here, for batch work (train, cv, predict), and one
-    thread by default in ``prodcat serve``, which sets it on the model it loads (``--e5-threads``).
+    other worker) stalls every one of them. Hence the default here, for batch work (train, cv, predict) and for
+    ``prodcat serve`` alike (under API load too, two threads answered more requests on the idle machine), which
+    sets the count given by its ``--e5-threads`` on the model it loads.
     """
 
     name = "e5"
