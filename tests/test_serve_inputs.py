@@ -917,8 +917,9 @@ def test_serve_refuses_an_empty_api_key_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], content: str
 ) -> None:
     """Every review call would answer 401: the server must not start."""
-    for name in ("PRODCAT_API_KEY", "PRODCAT_BUNDLE"):  # run_serve sets them: restored after the test
-        monkeypatch.delenv(name, raising=False)
+    for name in ("PRODCAT_API_KEY", "PRODCAT_BUNDLE"):  # run_serve sets them: set first, so as to be restored after
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     key_file = tmp_path / "key"
     key_file.write_text(content)
     assert main(["serve", str(tmp_path), "--api-key-file", str(key_file)]) == 2
@@ -1533,7 +1534,8 @@ def test_serve_on_a_port_in_use_says_so_before_loading_the_model(
     import socket
 
     for name in ("PRODCAT_API_KEY", "PRODCAT_BUNDLE", "PRODCAT_PORT", "PRODCAT_HOST"):  # run_serve sets them
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # set first: monkeypatch restores only what it changed
+        monkeypatch.delenv(name)
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
         assert main(["serve", str(tmp_path / "no-model"), "--port", str(port)]) == 2
@@ -1694,8 +1696,9 @@ def serve_with_workers(arguments: list[str], monkeypatch: pytest.MonkeyPatch) ->
 
     import prodcat.serve.logs
 
-    for name in SERVE_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+    for name in SERVE_VARIABLES:  # set first: monkeypatch restores only what it changed, and run_serve sets them
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     run = ServedWithWorkers(0, [], [])
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: run.served.append(app))
     monkeypatch.setattr(prodcat.serve.logs, "configure_json_logging", run.json_logging.append)
