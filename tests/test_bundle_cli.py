@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import csv
 import html
+import inspect
+import io
 import json
 import logging
 import os
+import pickle
 import re
 import shutil
 import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import BaseEstimator
 
 from prodcat.bundle import FORMAT_VERSION, BundleError, load_bundle, save_bundle, source_digests, verify_bundle
 from prodcat.catalog.schema import category_at_level
@@ -25,6 +30,7 @@ from prodcat.catalog.tables import read_csv_table
 from prodcat.cli import main
 from prodcat.evaluate.labelled import InTraining
 from prodcat.evaluate.metrics import accepted_metrics, expected_calibration_error
+from prodcat.features.base import Extractor
 from prodcat.files import FIGURES_KEPT
 
 
@@ -257,6 +263,75 @@ def test_load_bundle_unpickles_only_the_bytes_it_checked(tmp_path, monkeypatch):
     (out / "model.joblib").unlink()
     with pytest.raises(BundleError, match=r"model\.joblib is missing"):
         bundle.load_bundle(out)
+
+
+def test_an_extractor_pickled_before_its_class_took_its_parameters_unpickles_with_their_defaults():
+    """A parameter added to an extractor's class (or to the text normalizer some of them keep) is not in a model
+    pickled before: ``get_params`` raised AttributeError on it, which stopped the bundle loading (``Predictor``
+    asks every extractor's parameters); only e5's ``openmp_threads`` had a default written by hand. Every one of them,
+    of every registered extractor, takes its default now."""
+    from prodcat.features.base import registered_extractors
+    from prodcat.text.clean import TextNormalizer
+
+    for cls in [*registered_extractors().values(), TextNormalizer]:
+        older = cls()
+        for parameter in cls._get_param_names():  # each added after it was pickled
+            delattr(older, parameter)
+        assert pickle.loads(pickle.dumps(older)).get_params() == cls().get_params(), cls.__name__
+
+
+class _PicklerOfAnOlderVersion(pickle.Pickler):
+    """Pickles prodcat's estimators as a version whose classes had not yet taken the parameters they hold at their
+    defaults: without those attributes."""
+
+    def reducer_override(self, obj: object) -> Any:
+        if not (isinstance(obj, BaseEstimator) and type(obj).__module__.startswith("prodcat.")):
+            return NotImplemented
+        rebuild, args, state, *rest = obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
+        defaults = {name: parameter.default for name, parameter in inspect.signature(type(obj)).parameters.items()}
+        return rebuild, args, {k: v for k, v in state.items() if k not in defaults or v != defaults[k]}, *rest
+
+
+def test_a_model_pickled_before_its_extractors_took_their_parameters_predicts_as_it_did(tiny_training):
+    """A whole trained model pickled by a version whose extractors had none of the parameters they hold at their
+    defaults loads (``Predictor`` asks their parameters, to hide their progress bars) and predicts as before."""
+    from prodcat.predict import Predictor
+
+    model, manifest = load_bundle(tiny_training.bundle)
+    pickled = io.BytesIO()
+    _PicklerOfAnOlderVersion(pickled, pickle.HIGHEST_PROTOCOL).dump(model)
+    older = pickle.loads(pickled.getvalue())
+    assert "title_weight" not in pickled.getvalue().decode("latin-1")  # what format 4 refused bundles for
+    assert Predictor(older, manifest).predict(tiny_training.unseen) == Predictor(model, manifest).predict(
+        tiny_training.unseen
+    )
+
+
+class _TakesAVocabulary(Extractor):
+    """An extractor whose class took a parameter without a default (``vocabulary``) after it was pickled."""
+
+    modality = "text"
+
+    def __init__(self, vocabulary: list[str], weight: float = 1.0):
+        self.vocabulary = vocabulary
+        self.weight = weight
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.zeros((len(frame), len(self.vocabulary)), dtype=np.float32)
+
+
+def test_an_extractor_pickled_before_its_class_took_a_parameter_without_a_default_is_refused_naming_it(tmp_path):
+    """Such a parameter has no value to take: the bundle loaded, and the first use of the parameter or of
+    ``get_params`` raised AttributeError; it is refused as it loads now, naming the class and the parameter."""
+    older = _TakesAVocabulary(["mug"])
+    del older.vocabulary, older.weight
+    bundle = save_bundle(older, tmp_path / "m", config={}, labels=["a"])
+    with pytest.raises(BundleError) as refused:
+        load_bundle(bundle)
+    assert (
+        "(UnpicklingError: _TakesAVocabulary was pickled without its parameter 'vocabulary', which has no "
+        "default)" in str(refused.value)
+    )
 
 
 def test_a_manifest_that_does_not_describe_its_model_is_refused_naming_what_differs(

