@@ -9,6 +9,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 from types import FrameType
 from typing import Any
 
@@ -19,7 +20,9 @@ def run_in_a_child(target: Callable[..., object], *args: Any, doing: str) -> Non
     """Run ``target(*args)`` (a module-level function: the child imports it) in a spawned child interpreter, and
     raise here what it raised; its return value is dropped. What it imports and loads (a model, its libraries)
     would otherwise stay in this process, a long-lived one (a web server, its supervisor). ``doing`` says what the
-    child does, for its end without an answer: ``ChildProcessError: the process {doing} ended without an answer``.
+    child does, for its end without an answer: ``ChildProcessError: the process {doing} ended without an answer``, and
+    for an exception that cannot come back as itself (see :func:`_answerable`): ``ChildProcessError: {doing}: {its
+    type}: {its message}``.
 
     A process of its own answering on a pipe, not a process pool: a pool's worker waits for its next task on a queue
     whose writing end it holds too, so this process killed (SIGTERM, the OOM killer) left it and its resource tracker
@@ -61,10 +64,26 @@ def _run_and_answer(target: Callable[..., object], args: tuple[Any, ...], doing:
     try:
         target(*args)
     except Exception as raised:
-        raised.add_note(f"raised in the process {doing}:\n{traceback.format_exc()}")  # for --verbose
-        error = raised
+        error = _answerable(raised, doing)
     with contextlib.suppress(BrokenPipeError):  # the parent killed meanwhile (kill -9): no one left to answer
         answer.send(error)
+
+
+def _answerable(raised: Exception, doing: str) -> Exception:
+    """``raised``, the child's traceback in a note (for --verbose), if it comes through the pipe as itself; else a
+    ``ChildProcessError: {doing}: {its type}: {its message}`` with that note. An exception that does not pickle (it
+    holds a lock) ended the child without an answer, one whose ``__init__`` takes other arguments than its ``args``
+    failed to unpickle in the parent (a TypeError of those arguments): its message was lost either way."""
+    said = "".join(traceback.format_exception_only(raised)).rstrip("\n")  # before the note: not part of the message
+    where = f"raised in the process {doing}:\n{traceback.format_exc()}"
+    raised.add_note(where)
+    try:
+        ForkingPickler.loads(ForkingPickler.dumps(raised))  # as the pipe sends it and the parent reads it
+    except Exception:
+        substitute = ChildProcessError(f"{doing}: {said}")
+        substitute.add_note(where)
+        return substitute
+    return raised
 
 
 def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
