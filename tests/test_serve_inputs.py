@@ -1034,6 +1034,22 @@ def test_invented_http_methods_share_one_metrics_label(client: TestClient) -> No
     assert 'route="/docs"' in metrics and 'route="/openapi.json"' in metrics and 'route="unmatched"' in metrics
 
 
+def test_a_body_refused_by_its_declared_length_counts_under_its_route(tmp_path: Path) -> None:
+    """The 413 answered before routing, on a Content-Length over max_request_bytes, was counted under
+    route="unmatched", as a path no route takes: /predict's refusals were missing from its own series."""
+    app = create_app(OneCategoryModel(), ServeSettings(max_request_bytes=100), ReviewStore("sqlite://"))
+    with TestClient(app) as client:
+        refused = [
+            client.post(path, content=b"{}" * 100, headers={"Content-Type": "application/json"})
+            for path in ("/predict", "/reviews/7")
+        ]
+        metrics = client.get("/metrics").text
+    assert [(answer.status_code, answer.json()["error"]) for answer in refused] == [(413, "max_request_bytes")] * 2
+    assert 'prodcat_requests_total{method="POST",route="/predict",status="413"} 1.0' in metrics
+    assert 'prodcat_requests_total{method="POST",route="/reviews/{review_id}",status="413"} 1.0' in metrics
+    assert 'route="unmatched"' not in metrics
+
+
 def test_an_unknown_path_is_not_found_as_a_missing_record_is(client: TestClient) -> None:
     """An unknown path answered 404 'http_error' ('Not Found') where a missing review answers 404 'not_found':
     one code for what is not there, the path named (a typo shows)."""

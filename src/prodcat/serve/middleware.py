@@ -6,11 +6,13 @@ import logging
 import re
 import time
 import uuid
+from re import Pattern
 from typing import Any
 
 import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from prodcat.serve.inputs import ApiError, over_limit
@@ -47,6 +49,7 @@ class RequestGuard:
         self.app = app
         self.settings = settings
         self.metrics = metrics
+        self._route_patterns: list[tuple[str, Pattern[str]]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -118,11 +121,23 @@ class RequestGuard:
 
         return receive_limited
 
-    def _observe(self, scope: Scope, request_id: str, status: int, seconds: float) -> None:
-        route = scope.get("route")
+    def _route_path(self, scope: Scope) -> str:
+        """The path template of the route that takes the request's path, its label in the metrics."""
+        if (route := scope.get("route")) is not None:
+            return route.path
+        path = scope["path"]
         # FastAPI's documentation pages are plain routes that leave no "route" in the scope
-        documentation = scope["path"] if scope["path"] in _DOCUMENTATION_PATHS else "unmatched"
-        route_path = getattr(route, "path", documentation)
+        if path in _DOCUMENTATION_PATHS:
+            return path
+        # a request refused before routing (its declared body over max_request_bytes) is matched here, against
+        # the API's documented paths: their templates are public, the router's own matching is not
+        if self._route_patterns is None:
+            templates = scope["app"].openapi()["paths"]
+            self._route_patterns = [(template, compile_path(template)[0]) for template in templates]
+        return next((template for template, pattern in self._route_patterns if pattern.match(path)), "unmatched")
+
+    def _observe(self, scope: Scope, request_id: str, status: int, seconds: float) -> None:
+        route_path = self._route_path(scope)
         # a label per method a client invents would grow the metrics without bound
         method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
         self.metrics.requests.labels(method, route_path, str(status)).inc()
