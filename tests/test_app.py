@@ -1562,6 +1562,22 @@ def test_an_uploaded_predictions_csv_outlives_a_visit_to_another_page(tiny_train
     assert "products" not in metrics_of(test)
 
 
+def test_a_path_typed_while_an_upload_is_shown_is_said_not_to_be_read(tiny_training, monkeypatch, tmp_path):
+    """The upload wins over a typed path: the page went on showing the uploaded file without a word, as if it were
+    the one typed. It says which file it shows, and reads the typed one once the upload is removed."""
+    catalogue = catalogue_csv(tiny_training.unseen, tmp_path / "unseen.csv")
+    (tmp_path / "typed.csv").write_text(THREE_PREDICTIONS_CSV)
+    uploaded = "product_id,category,confidence,decision\nKitchen-12,Kitchen,0.9,auto\n"
+    test = go_to(start_app(monkeypatch, str(tiny_training.bundle), "--data", str(catalogue)), "Predictions")
+    test.file_uploader(key="predictions_upload").set_value(("mine.csv", uploaded.encode(), "text/csv")).run()
+    test.text_input(key="predictions_path").set_value(str(tmp_path / "typed.csv")).run()
+    assert metrics_of(test)["products"] == "1"
+    said = f"Showing the uploaded mine.csv, not {tmp_path / 'typed.csv'}: remove the upload to read that file."
+    assert [i.value for i in test.info] == [views.as_written(said)]
+    test.file_uploader(key="predictions_upload").set_value(None).run()
+    assert metrics_of(test)["products"] == "3" and not test.info
+
+
 def test_the_predictions_pages_filters_outlive_a_visit_to_another_page(tiny_training, monkeypatch, tmp_path):
     """The decisions, categories and confidence range filtering the predictions, and the least confidence of the
     label-noise candidates, were reset by a look at another page: coming back showed every prediction."""

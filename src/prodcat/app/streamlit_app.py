@@ -443,6 +443,9 @@ def _predictions_from_csv(roots: Sequence[Path]) -> views.Predictions | None:
         st.button(views.as_written(f"Close {kept[0]}"), key="forget_upload", on_click=_forget_upload)
     try:
         if kept is not None:
+            if typed:  # else the page goes on showing the upload as if it were the file typed
+                shown = f"Showing the uploaded {kept[0]}, not {typed}: remove the upload to read that file."
+                st.info(views.as_written(shown))
             return load_uploaded_predictions(kept[1], kept[0])
         if not typed:
             return None
