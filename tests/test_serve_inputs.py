@@ -122,6 +122,12 @@ def test_json_products_are_measured_before_they_are_parsed() -> None:
     with pytest.raises(ApiError) as refused:
         inputs.product_from_json(huge.encode(), settings)
     assert (refused.value.status, refused.value.limit) == (413, "max_text_chars")
+    # said in a sentence (it was 'the JSON body of 400035 bytes: 1 product(s) of the longest texts take at most
+    # 364096 exceeds the limit ...')
+    assert refused.value.detail == (
+        "the JSON body of 400035 bytes (more than the 364096 that 1 product with the longest texts allowed can take) "
+        "exceeds the limit max_text_chars=10000"
+    )
 
 
 class OneCategoryModel:

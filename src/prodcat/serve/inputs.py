@@ -24,6 +24,7 @@ from starlette.requests import Request
 
 from prodcat.catalog.schema import is_readable, specification_text, with_specifications
 from prodcat.config import validation_message
+from prodcat.formatting import counted
 from prodcat.image.decode import (
     DECODABILITY_SIDE,
     ImageDecodeError,
@@ -420,7 +421,8 @@ def _check_json_size(body: bytes, products: int, what: str, settings: ServeSetti
     )
     largest = products * (3 * settings.max_text_chars * MAX_JSON_BYTES_PER_CHAR + 4096)
     if len(body) > largest:
-        detail = f"{what} of {len(body)} bytes: {products} product(s) of the longest texts take at most {largest}"
+        detail = f"{what} of {len(body)} bytes (more than the {largest} that {counted(products, 'product')} with the "
+        detail += "longest texts allowed can take)"
         raise over_limit(413, limit, value, detail)
     # a product: its object, its specifications' object or list, and the pairs of that list
     most = 1 + products * (2 + MAX_SPECIFICATIONS)  # and a batch's own array
