@@ -8,10 +8,11 @@ skips the tests that need them, saying why (``make test`` lists each skip with i
 from __future__ import annotations
 
 import io
+import logging
 import os
 import struct
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -20,6 +21,34 @@ import pytest
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+pytest_plugins = ["pytester"]
+
+# created now rather than by the first command a test runs, so that the level each command gives it
+# (prodcat.cli.run: INFO, DEBUG with --verbose) is one that restored_process_state puts back
+logging.getLogger("prodcat")
+
+
+@pytest.fixture(autouse=True)
+def restored_process_state() -> Iterator[None]:
+    """Put back, after each test, the process state it changed that later tests would inherit: the environment
+    (``prodcat serve`` run in-process exports its flags as ``PRODCAT_*`` variables for its workers; a test may
+    set variables with plain ``os.environ``), exactly, and the levels of the loggers that existed before it (every
+    command sets the ``prodcat`` logger's; some quieten a library's: urllib3, distributed, openTSNE).
+
+    A test's fixtures of a wider scope are set up before this snapshot: what they change stays for the session."""
+    environment = dict(os.environ)
+    known = [logging.root, *logging.Logger.manager.loggerDict.values()]
+    levels = [(logger, logger.level) for logger in known if isinstance(logger, logging.Logger)]  # not placeholders
+    yield
+    for name in os.environ.keys() - environment.keys():
+        del os.environ[name]
+    for name, value in environment.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
+    for logger, level in levels:
+        if logger.level != level:  # setLevel clears every logger's cache: only where needed
+            logger.setLevel(level)
 
 
 def datasets_dir() -> Path:

@@ -923,9 +923,6 @@ def test_serve_refuses_an_empty_api_key_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], content: str
 ) -> None:
     """Every review call would answer 401: the server must not start."""
-    for name in ("PRODCAT_API_KEY", "PRODCAT_BUNDLE"):  # run_serve sets them: set first, so as to be restored after
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
     key_file = tmp_path / "key"
     key_file.write_text(content)
     assert main(["serve", str(tmp_path), "--api-key-file", str(key_file)]) == 2
@@ -1548,16 +1545,13 @@ def test_a_server_without_a_key_says_how_to_give_it_one(tmp_path) -> None:
 
 
 def test_serve_on_a_port_in_use_says_so_before_loading_the_model(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A busy --port was found by uvicorn only after the bundle had loaded (seconds, minutes for a large one),
     and said in a JSON log line ('[Errno 98] error while attempting to bind ...'), exit 3; prodcat app said it
     first, in one line. serve does too now, before reading the bundle (here a folder that is none)."""
     import socket
 
-    for name in ("PRODCAT_API_KEY", "PRODCAT_BUNDLE", "PRODCAT_PORT", "PRODCAT_HOST"):  # run_serve sets them
-        monkeypatch.setenv(name, "")  # set first: monkeypatch restores only what it changed
-        monkeypatch.delenv(name)
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
         assert main(["serve", str(tmp_path / "no-model"), "--port", str(port)]) == 2
@@ -1571,9 +1565,6 @@ def test_image_types_read_alike_from_the_flag_and_its_variable_and_unknown_ones_
     """PRODCAT_IMAGE_TYPES=jpeg,png, written as --image-types takes it, ended serve in a pydantic-settings
     traceback (the variable had to be JSON); and a name the content sniffer never gives (--image-types jpg,png)
     started a server that refused every JPEG photo 415."""
-    for name in ("PRODCAT_API_KEY", "PRODCAT_BUNDLE", "PRODCAT_IMAGE_TYPES"):  # run_serve sets them: restored after
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
     monkeypatch.setenv("PRODCAT_IMAGE_TYPES", "JPEG, png")
     assert ServeSettings().image_types == ("jpeg", "png")
     monkeypatch.setenv("PRODCAT_IMAGE_TYPES", '["jpeg", "png"]')
@@ -1590,9 +1581,6 @@ def test_a_refused_serve_setting_is_one_line_naming_its_flag_and_variable(
 ) -> None:
     """PRODCAT_PORT=abc printed 'error: invalid serve settings:' above pydantic's report: the field name, the
     message with its type code, and a link to pydantic's documentation, five lines for one mistake."""
-    for name in ("PRODCAT_API_KEY", "PRODCAT_BUNDLE", "PRODCAT_PORT", "PRODCAT_MAX_PIXELS"):  # restored after
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
     monkeypatch.setenv("PRODCAT_PORT", "abc")
     assert main(["serve", str(tmp_path / "no-model"), "--max-pixels", "many"]) == 2
     assert capsys.readouterr().err.splitlines() == [
@@ -1611,13 +1599,10 @@ def test_a_refused_serve_setting_is_one_line_naming_its_flag_and_variable(
 
 
 def test_a_default_top_k_above_the_largest_a_caller_may_ask_for_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """prodcat serve --top-k 30 (under the default --max-top-k 20) started a server whose every answer held 30
     categories, while a caller asking for ?top_k=30 got 422."""
-    for name in ("PRODCAT_API_KEY", "PRODCAT_BUNDLE", "PRODCAT_TOP_K", "PRODCAT_MAX_TOP_K"):  # restored after
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
     with pytest.raises(ValidationError, match="lower than --top-k"):
         ServeSettings(top_k=30)
     assert ServeSettings(top_k=30, max_top_k=30).top_k == 30
@@ -1641,13 +1626,10 @@ def test_an_api_key_no_client_can_send_is_refused_at_start(key: str) -> None:
 
 
 def test_a_refused_key_is_named_by_the_file_it_was_read_from(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A key from --api-key-file that no client can send was reported as 'error: PRODCAT_API_KEY: ...', a
     variable the user never set: the line names the file and its flag, and never the key."""
-    for name in ("PRODCAT_API_KEY", "PRODCAT_BUNDLE"):  # run_serve sets them: restored after the test
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
     key_file = tmp_path / "key"
     key_file.write_text("clé-secrète\n", encoding="utf-8")
     assert main(["serve", str(tmp_path / "no-model"), "--api-key-file", str(key_file)]) == 2
@@ -1718,9 +1700,6 @@ def serve_with_workers(arguments: list[str], monkeypatch: pytest.MonkeyPatch) ->
 
     import prodcat.serve.logs
 
-    for name in SERVE_VARIABLES:  # set first: monkeypatch restores only what it changed, and run_serve sets them
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
     run = ServedWithWorkers(0, [], [])
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: run.served.append(app))
     monkeypatch.setattr(prodcat.serve.logs, "configure_json_logging", run.json_logging.append)

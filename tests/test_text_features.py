@@ -363,16 +363,6 @@ def test_serve_encodes_e5_on_its_e5_threads_setting_and_predict_on_the_default(
     monkeypatch.setattr(sys, "setswitchinterval", lambda interval: None)
     served: list[FastAPI] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(app))
-    for name in (
-        "PRODCAT_API_KEY",
-        "PRODCAT_BUNDLE",
-        "PRODCAT_PORT",
-        "PRODCAT_WORKERS",
-        "PRODCAT_REVIEW_DB",
-        "PRODCAT_E5_THREADS",
-    ):
-        monkeypatch.setenv(name, "")  # run_serve sets them: restored after
-        monkeypatch.delenv(name)
     with socket.create_server(("127.0.0.1", 0)) as probe:
         port = probe.getsockname()[1]
     serve = ["serve", str(e5_bundle), "--port", str(port), "--review-db", f"sqlite:///{tmp_path / 'reviews.db'}"]
