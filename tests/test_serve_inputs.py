@@ -464,6 +464,78 @@ def test_a_key_given_twice_in_one_object_is_refused_not_half_read(client: TestCl
     assert client.get(f"/reviews/{review_id}", headers={"X-API-Key": API_KEY}).json()["corrected_category"] is None
 
 
+#: every query parameter of the API, by route, with a value each route answers 200 to
+QUERY_PARAMETERS = {
+    ("POST", "/predict"): {"top_k": "1"},
+    ("POST", "/predict-batch"): {"top_k": "1"},
+    ("POST", "/explain"): {"top_k": "1", "max_words": "3", "grid": "3", "overlay": "false"},
+    ("GET", "/reviews"): {"status": "pending", "limit": "5", "offset": "0"},
+    ("POST", "/reviews/{review_id}"): {"new_category": "false"},
+}
+#: what each route of QUERY_PARAMETERS is sent, besides its query
+ROUTE_BODIES = {
+    "/predict": {"title": "mug"},
+    "/predict-batch": [{"title": "mug"}],
+    "/explain": {"title": "mug"},
+    "/reviews/{review_id}": {"category": "Kitchen > Mugs"},
+}
+
+
+def query_request(client: TestClient, method: str, path: str, query: list[tuple[str, str]]) -> httpx.Response:
+    """``method path?query`` with the route's body and the API key, ``{review_id}`` a record queued for review."""
+    review_id = client.post("/predict", json={"title": "mug"}).json()["review_id"]
+    url = path.replace("{review_id}", str(review_id))
+    return client.request(method, url, params=query, json=ROUTE_BODIES.get(path), headers={"X-API-Key": API_KEY})
+
+
+def test_query_parameters_tested_are_every_one_the_api_takes(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    declared = {
+        (method.upper(), path): {parameter["name"] for parameter in operation.get("parameters", [])
+                                 if parameter["in"] == "query"}
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+    }  # fmt: skip
+    assert {route: names for route, names in declared.items() if names} == {
+        route: set(values) for route, values in QUERY_PARAMETERS.items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "name"),
+    [(method, path, name) for (method, path), values in QUERY_PARAMETERS.items() for name in values],
+)
+def test_a_query_parameter_given_twice_is_refused_naming_it(
+    client: TestClient, method: str, path: str, name: str
+) -> None:
+    """/predict?top_k=3&top_k=5 was answered as ?top_k=5: FastAPI reads the last value of a parameter given more than
+    once and drops the others, silently. A client sending one twice has a bug: it is told so, as any refusal."""
+    value = QUERY_PARAMETERS[method, path][name]
+    refused = query_request(client, method, path, [(name, value), (name, value)])
+    assert refused.status_code == 422, refused.text
+    assert refused.json() | {"request_id": None} == {
+        "error": "invalid_request",
+        "detail": f"query parameter {name!r} given 2 times",
+        "limit": None,
+        "limit_value": None,
+        "status": 422,
+        "request_id": None,
+        "product_id": None,
+    }
+
+
+def test_query_parameters_given_once_are_read_and_others_may_repeat(client: TestClient) -> None:
+    for (method, path), values in QUERY_PARAMETERS.items():
+        answered = query_request(client, method, path, [*values.items(), ("utm_source", "a"), ("utm_source", "b")])
+        assert answered.status_code == 200, (path, answered.text)
+    assert len(client.post("/predict?top_k=1", json={"title": "mug"}).json()["top_k"]) == 1
+    # each name repeated said, in the order given; the key is checked first, as for any other malformed query
+    refused = client.post("/explain?grid=3&top_k=1&top_k=2&top_k=1&grid=4", json={"title": "mug"})
+    assert refused.json()["detail"] == "query parameter 'grid' given 2 times; query parameter 'top_k' given 3 times"
+    assert client.get("/reviews?limit=1&limit=2").status_code == 401
+    assert client.head("/reviews?limit=1&limit=2", headers={"X-API-Key": API_KEY}).status_code == 422
+
+
 @pytest.mark.parametrize("title", ["<p></p>", "&nbsp;", "...", "\u200b\u200b", "\u0301\u0301"])
 def test_a_title_with_no_letter_or_digit_is_no_product(client: TestClient, title: str) -> None:
     """Markup, punctuation, zero-width or combining characters alone pass a non-blank check but hold no text."""

@@ -14,10 +14,11 @@ import json
 import logging
 import sys
 import unicodedata
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -85,6 +86,9 @@ from prodcat.serve.service import PredictionService, PredictorLike
 from prodcat.serve.settings import ServeSettings
 from prodcat.serve.threads import run_abandonable
 
+if TYPE_CHECKING:
+    from fastapi.dependencies.models import Dependant
+
 logger = logging.getLogger(__name__)
 #: what :class:`RequestGuard` answers on every route, whatever the route does (a route may describe them in its own
 #: words; 408 only where the route reads a body)
@@ -115,7 +119,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (
             422,
             "malformed: corrupt photo, empty file, text too long, nothing to classify, a multipart text field not in "
-            "its charset (`text_encoding`: UTF-8 unless its part or the request declares `charset=...`)",
+            "its charset (`text_encoding`: UTF-8 unless its part or the request declares `charset=...`), a query "
+            "parameter given more than once (`invalid_request`)",
         ),
         (500, "the model failed on the product (`prediction_failed`; in a batch, that item's error only)"),
         (503, "the review queue cannot be written (the prediction is not answered: retry)"),
@@ -125,7 +130,7 @@ _REVIEW_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "missing or wrong X-API-Key"},
     403: {"model": ErrorOut, "description": "the review queue is closed (no API key configured)"},
     404: {"model": ErrorOut, "description": "no such record"},
-    422: {"model": ErrorOut, "description": "malformed request"},
+    422: {"model": ErrorOut, "description": "malformed request (`invalid_request`), a query parameter given twice too"},
     500: {
         "model": ErrorOut,
         "description": "the record holds a cell that cannot be read (`review_record_unreadable`: the database edited "
@@ -262,9 +267,31 @@ def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
     ]
 
 
+def _refuse_repeated_query_parameters(request: Request) -> None:
+    """Refuse (422) a request giving a query parameter of its route more than once (``?top_k=3&top_k=5``), which
+    FastAPI would read as its last value, silently: the client has a bug to hear of. Every query parameter of the API
+    is scalar; one the route does not take is ignored, repeated or not."""
+    query = request.query_params
+    if len(query) == len(query.multi_items()):  # no name given twice: the common case, answered without the route
+        return
+    declared = _query_parameter_names(request.scope["route"].dependant)
+    counts = Counter(name for name, _ in query.multi_items() if name in declared)
+    repeated = [f"query parameter {name!r} given {count} times" for name, count in counts.items() if count > 1]
+    if repeated:
+        raise ApiError(422, "invalid_request", "; ".join(repeated))
+
+
+def _query_parameter_names(dependant: Dependant) -> set[str]:
+    """The names of the query parameters an endpoint (its ``route.dependant``) reads, its dependencies' included."""
+    names = {parameter.alias for parameter in dependant.query_params}
+    for dependency in dependant.dependencies:
+        names |= _query_parameter_names(dependency)
+    return names
+
+
 def _prediction_routes(service: PredictionService, settings: ServeSettings, metrics: ApiMetrics) -> APIRouter:
     """``POST /predict``, ``/explain`` and ``/predict-batch``."""
-    router = APIRouter()
+    router = APIRouter(dependencies=[Depends(_refuse_repeated_query_parameters)])
 
     async def read_product(request: Request) -> ProductRequest:
         """The one product of ``/predict`` and ``/explain``: multipart (with a photo) or JSON, text checked."""
@@ -440,7 +467,8 @@ def _review_routes(
         if key is None or not hmac.compare_digest(key.encode("utf-8"), expected.get_secret_value().encode("utf-8")):
             raise ApiError(401, "api_key", "missing or wrong X-API-Key header")
 
-    reviewer_only = [Depends(require_key)]
+    # the query checked after the key, as FastAPI checks a route's own parameters: a 401 comes before any 422
+    reviewer_only = [Depends(require_key), Depends(_refuse_repeated_query_parameters)]
 
     @router.get(
         "/reviews",
@@ -498,7 +526,7 @@ def _review_routes(
             415: {"model": ErrorOut, "description": "not application/json, or compressed (`content_encoding`)"},
             422: {
                 "model": ErrorOut,
-                "description": f"a malformed body (`invalid_request`) or category: {_CATEGORY_REFUSALS_TEXT}",
+                "description": f"a malformed body or query (`invalid_request`) or category: {_CATEGORY_REFUSALS_TEXT}",
             },
         },
         dependencies=reviewer_only,
