@@ -969,8 +969,12 @@ def test_an_output_folder_holding_another_catalogue_is_refused_not_overwritten(h
     assert run(httpserver, tmp_path / "champagne") == 0  # the same query resumes
     assert len(load_catalog(tmp_path / "champagne" / "products.csv")) == len(CHAMPAGNES) - 2
 
-    assert run(httpserver, own) == 2
-    assert capsys.readouterr().err.endswith(f"error: the output folder {own} is a file\n")
+    with pytest.raises(SystemExit) as refused:
+        run(httpserver, own)
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        f"error: argument --out: {own} is not a folder; give a folder for the collection\n"
+    )
 
     flipkart = tmp_path / "flipkart"
     flipkart.mkdir()
@@ -981,6 +985,35 @@ def test_an_output_folder_holding_another_catalogue_is_refused_not_overwritten(h
         "products.csv and photos among its files; choose another output folder\n"
     )
     assert [path.name for path in flipkart.iterdir()] == ["flipkart_com-ecommerce_sample.csv"]
+
+
+def test_an_output_folder_that_takes_no_file_is_refused_before_any_request(httpserver, tmp_path, monkeypatch, capsys):
+    """--out in a read-only folder (a read-only mount), or a new folder under it, fetched the whole collection, then
+    ended in OSError's traceback (exit 1) at the folder's mkdir or at writing collect.json, the pages fetched
+    lost. Refused first now, in one line, as the other commands' --report and --out are."""
+    serve_search(httpserver, search_pages(CHAMPAGNES))
+    mount = tmp_path / "read-only"
+    mount.mkdir()
+    real_open, real_mkdir = os.open, os.mkdir
+
+    def refuse_inside(call):  # tests run as root, whom chmod cannot lock out: the file system refuses instead
+        def guarded(path, *args, **kwargs):
+            if Path(path).is_relative_to(mount):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+            return call(path, *args, **kwargs)
+
+        return guarded
+
+    monkeypatch.setattr(os, "open", refuse_inside(real_open))
+    monkeypatch.setattr(os, "mkdir", refuse_inside(real_mkdir))
+    for out in (mount, mount / "champagne"):
+        with pytest.raises(SystemExit) as refused:
+            run(httpserver, out)
+        assert refused.value.code == 2
+        assert capsys.readouterr().err.endswith(
+            f"error: argument --out: cannot write the collection in {out}: Read-only file system\n"
+        )
+    assert httpserver.log == [] and list(mount.iterdir()) == []
 
 
 def test_a_collection_edited_by_hand_is_not_replaced_by_a_rerun(httpserver, tmp_path, capsys):

@@ -186,18 +186,26 @@ def _integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
 
 
-def report_dir(text: str) -> Path:
-    """A folder a report can be written in: refused now, before any work, not when the report is written after
-    minutes of it. Nothing is created (a command refused later leaves no empty folder): the folder, or the
-    nearest of its parents that exists, must be a folder that takes files."""
-    path = user_path(text)
-    if problem := unwritable_folder(path, "the report"):
-        raise argparse.ArgumentTypeError(problem)
-    return path
+def writable_folder(what: str) -> Callable[[str], Path]:
+    """An argparse type for a folder ``what`` can be written in: refused now, before any work, not when ``what`` is
+    written after minutes of it. Nothing is created (a command refused later leaves no empty folder): the folder,
+    or the nearest of its parents that exists, must be a folder that takes files."""
+
+    def folder(text: str) -> Path:
+        path = user_path(text)
+        if problem := unwritable_folder(path, what):
+            raise argparse.ArgumentTypeError(problem)
+        return path
+
+    return folder
+
+
+#: ``--report DIR`` of the commands that write a report
+report_dir = writable_folder("the report")
 
 
 def bundle_dir(text: str) -> Path:
-    """Where ``prodcat train`` writes its bundle, checked before training (as :func:`report_dir`): a new folder,
+    """Where ``prodcat train`` writes its bundle, checked before training (as :func:`writable_folder`): a new folder,
     an empty one or a bundle to replace (:func:`~prodcat.bundle.destination_problem`), in a folder that takes
     files."""
     from prodcat.bundle import destination_problem

@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from prodcat.arguments import user_path
+from prodcat.arguments import writable_folder
 from prodcat.collect import COLLECTORS, http
 from prodcat.collect.base import search_query
 from prodcat.collect.http import HttpClient
@@ -115,7 +115,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out",
         required=True,
-        type=user_path,
+        # a folder that takes no file failed after the whole collection was fetched, in OSError's traceback
+        type=writable_folder("the collection"),
         metavar="DIR",
         help="output folder (re-used to resume; one holding another catalogue or query's collection is refused)",
     )
