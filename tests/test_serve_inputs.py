@@ -404,6 +404,8 @@ def test_a_bad_specification_is_refused_in_one_clear_sentence(
         ('"\\ud800 mug"', "{field}: not valid Unicode: a lone surrogate (an escape such as \\ud800 without its pair); "
          "send UTF-8 text"),
         ("9" * 5_000, "the body holds a number of 5000 digits, more than the 4300 this server reads"),
+        # said "String should match pattern '\\S'"
+        ('" \\t"', "{field}: Input should not be blank (spaces alone)"),
     ],
 )  # fmt: skip
 def test_a_product_alone_in_a_batch_or_a_correction_is_refused_in_the_same_words(

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -25,6 +26,18 @@ MAX_PRODUCT_ID_CHARS = 256
 #: longest category and reviewer name of a review submission
 MAX_CATEGORY_CHARS = 1000
 MAX_REVIEWER_CHARS = 128
+
+
+def _refuse_blank(value: Any) -> Any:
+    """Refuse text of spaces alone in a client's words: the ``\\S`` pattern documenting it in the schema, checked
+    after this, says "String should match pattern '\\S'"."""
+    if isinstance(value, str) and value.isspace():
+        raise PydanticCustomError("blank", "Input should not be blank (spaces alone)")
+    return value
+
+
+#: text that must hold something other than spaces
+NotBlank = Annotated[str, BeforeValidator(_refuse_blank)]
 
 
 def unstorable_reason(value: str) -> tuple[str, str] | None:
@@ -111,7 +124,7 @@ class ProductIn(BaseModel):
     """A product sent as JSON (text only, so the title is required; send a photo as multipart)."""
 
     model_config = ConfigDict(extra="forbid")
-    title: str = Field(min_length=1, pattern=r"\S", description="product name as the seller typed it")
+    title: NotBlank = Field(min_length=1, pattern=r"\S", description="product name as the seller typed it")
     description: str = Field("", description="free-text description")
     specifications: Specifications = Field(
         default_factory=dict,
@@ -284,7 +297,7 @@ class ReviewSubmission(BaseModel):
     """The category a person chose for a record (a full path such as ``Home > Curtains``)."""
 
     model_config = ConfigDict(extra="forbid")
-    category: str = Field(
+    category: NotBlank = Field(
         min_length=1,
         max_length=MAX_CATEGORY_CHARS,
         pattern=r"\S",
