@@ -988,9 +988,9 @@ def test_an_output_folder_holding_another_catalogue_is_refused_not_overwritten(h
 
 
 def test_an_output_folder_that_takes_no_file_is_refused_before_any_request(httpserver, tmp_path, monkeypatch, capsys):
-    """--out in a read-only folder (a read-only mount), or a new folder under it, fetched the whole collection, then
-    ended in OSError's traceback (exit 1) at the folder's mkdir or at writing collect.json, the pages fetched
-    lost. Refused first now, in one line, as the other commands' --report and --out are."""
+    """--out in a read-only folder (a read-only mount), or a new folder under it, ended in OSError's traceback
+    (exit 1): at the folder's mkdir, or at the first file written (the first page fetched, or collect.json when
+    the API was not reached). Refused first now, in one line, as the other commands' --report and --out are."""
     serve_search(httpserver, search_pages(CHAMPAGNES))
     mount = tmp_path / "read-only"
     mount.mkdir()

@@ -115,7 +115,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out",
         required=True,
-        # a folder that takes no file failed after the whole collection was fetched, in OSError's traceback
+        # a folder that takes no file failed at its first write (a page fetched), in OSError's traceback
         type=writable_folder("the collection"),
         metavar="DIR",
         help="output folder (re-used to resume; one holding another catalogue or query's collection is refused)",
