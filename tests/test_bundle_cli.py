@@ -280,6 +280,135 @@ def test_an_extractor_pickled_before_its_class_took_its_parameters_unpickles_wit
         assert pickle.loads(pickle.dumps(older)).get_params() == cls().get_params(), cls.__name__
 
 
+#: the default of the parameter that :func:`_took_a_parameter` gives a class
+_ADDED_DEFAULT = "as before"
+
+
+def _prodcat_objects_in(pickled: object) -> dict[type, object]:
+    """One instance of each prodcat class that pickling ``pickled`` meets, its configurations (pydantic models,
+    which have fields rather than ``__init__`` parameters) aside."""
+    from pydantic import BaseModel
+
+    found: dict[type, object] = {}
+
+    class Recorder(pickle.Pickler):
+        def reducer_override(self, obj: object) -> Any:
+            if type(obj).__module__.startswith("prodcat.") and not isinstance(obj, BaseModel):
+                found.setdefault(type(obj), obj)
+            return NotImplemented
+
+    Recorder(io.BytesIO(), pickle.HIGHEST_PROTOCOL).dump(pickled)
+    return found
+
+
+def _took_a_parameter(classes: list[type], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gives each of ``classes`` one more ``__init__`` parameter, ``added`` (default :data:`_ADDED_DEFAULT`), kept as
+    an attribute: the class as a later version would be."""
+    inits = {cls: cls.__init__ for cls in classes}  # read before any is replaced: a subclass may inherit its parent's
+    for cls, init in inits.items():
+        monkeypatch.setattr(cls, "__init__", _with_a_parameter_added(init))
+
+
+def _with_a_parameter_added(init: Any) -> Any:
+    """``init`` taking one more keyword parameter, ``added``, its signature (what scikit-learn and the mixin read)
+    saying so."""
+
+    def later_init(self: object, *args: Any, added: str = _ADDED_DEFAULT, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self.added = added
+
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    named = [parameter for parameter in inspect.signature(init).parameters.values() if parameter.kind not in variadic]
+    added = inspect.Parameter("added", inspect.Parameter.KEYWORD_ONLY, default=_ADDED_DEFAULT)
+    later_init.__signature__ = inspect.Signature([*named, added])
+    return later_init
+
+
+@pytest.fixture(scope="module")
+def models_of_every_kind(tiny_training) -> list[Any]:
+    """The tiny trained model, and models of every head classifier, fusion and calibration a config can name (their
+    ``Literal`` options, so that one added later is trained too) on the tiny catalogue's layout features (the
+    cheapest), 2 inner folds."""
+    from typing import get_args
+
+    from prodcat.config import ClassifierConfig, Config, FeatureSpec, HeadConfig
+    from prodcat.models.classifier import ProductClassifier
+
+    def options(config: type[Any], field: str) -> tuple[str, ...]:
+        return get_args(config.model_fields[field].annotation)
+
+    # select: early fusion's own classifier (its default), chosen among a vote and NB-SVM
+    plain = [name for name in options(ClassifierConfig, "classifier") if name not in ("vote", "select")]
+    layout = {"modality": "text", "features": [FeatureSpec(name="layout")]}
+    heads = [HeadConfig(name=name, classifier=name, **layout) for name in plain]
+    heads += [
+        HeadConfig(
+            name="vote", classifier="vote", members=[ClassifierConfig(classifier=name) for name in plain], **layout
+        ),
+        HeadConfig(name="C chosen", C=[1.0, 10.0], **layout),
+    ]
+    fusions, calibrations = options(Config, "fusion"), options(Config, "calibration")
+    kinds = [
+        Config(heads=heads, fusion=fusions[i % len(fusions)], calibration=calibrations[i % len(calibrations)])
+        for i in range(max(len(fusions), len(calibrations)))
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # layout alone tells the tiny categories apart badly: convergence warnings
+        models = [
+            ProductClassifier(config.model_copy(update={"inner_folds": 2, "level": None})).fit(tiny_training.trained)
+            for config in kinds
+        ]
+    return [load_bundle(tiny_training.bundle)[0], *models]
+
+
+def test_every_prodcat_object_a_model_pickles_takes_the_default_of_a_parameter_its_class_took_after(
+    models_of_every_kind, monkeypatch
+):
+    """Any estimator a trained model holds (classifier, heads, fusion, calibrators, decision policy, the heads' own
+    classifiers and splitter, extractors) had no attribute for a parameter its class took after the model was
+    pickled: ``get_params`` raised AttributeError on it, and with it scikit-learn's ``clone`` and ``repr``. Every
+    prodcat object found in a trained model of each kind (and every registered extractor) takes the parameter's
+    default now, through scikit-learn's unpickling (no version warning) and ``clone``."""
+    from sklearn.base import clone
+
+    from prodcat.features.base import registered_extractors
+    from prodcat.models import calibration, decision, fusion, heads, nbsvm
+    from prodcat.models.classifier import ProductClassifier
+    from prodcat.text.clean import TextNormalizer
+
+    extractors = [cls() for cls in [*registered_extractors().values(), TextNormalizer]]
+    found: set[type] = set()
+    for pickled in [*models_of_every_kind, extractors]:
+        classes = list(_prodcat_objects_in(pickled))
+        found.update(classes)
+        data = pickle.dumps(pickled, pickle.HIGHEST_PROTOCOL)
+        with monkeypatch.context() as later:
+            _took_a_parameter(classes, later)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                older = pickle.loads(data)
+            for cls, obj in _prodcat_objects_in(older).items():
+                assert obj.added == _ADDED_DEFAULT, cls.__qualname__
+                if isinstance(obj, BaseEstimator):  # training clones them
+                    assert obj.get_params(deep=False)["added"] == clone(obj).added == _ADDED_DEFAULT, cls.__qualname__
+    assert {
+        ProductClassifier,
+        heads.ModalityHead,
+        heads.PlattSVC,
+        heads.SoftVoteClassifier,
+        heads.RowSpaceLogisticRegression,
+        heads.PooledStratifiedKFold,
+        nbsvm.NBSVMClassifier,
+        fusion.LateFusion,
+        fusion.StackingFusion,
+        calibration.TemperatureScaler,
+        calibration.TopLabelIsotonic,
+        calibration.MarginCalibrator,
+        calibration.IdentityCalibrator,
+        decision.DecisionPolicy,
+    } <= found, "a kind of model left out"
+
+
 class _PicklerOfAnOlderVersion(pickle.Pickler):
     """Pickles prodcat's estimators as a version whose classes had not yet taken the parameters they hold at their
     defaults: without those attributes."""

@@ -25,7 +25,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from prodcat.features.cache import EmbeddingCache, MemoryCache, ReadThroughMemoryCache
-from prodcat.features.parameters import AddedParametersDefaulted
+from prodcat.parameters import AddedParametersDefaulted
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ _REGISTRY: dict[str, type[Extractor]] = {}
 
 class Extractor(AddedParametersDefaulted, TransformerMixin, BaseEstimator):
     """Base class: a named, versioned transformer of catalogue frames (one pickled before its class took a parameter
-    unpickles with that parameter's default: :class:`~prodcat.features.parameters.AddedParametersDefaulted`)."""
+    unpickles with that parameter's default: :class:`~prodcat.parameters.AddedParametersDefaulted`)."""
 
     #: registry name, used in configs (``text: [tfidf, usem3]``)
     name: ClassVar[str] = ""

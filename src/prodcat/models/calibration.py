@@ -11,10 +11,12 @@ from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
+from prodcat.parameters import AddedParametersDefaulted
+
 EPS = 1e-9
 
 
-class TemperatureScaler(BaseEstimator):
+class TemperatureScaler(AddedParametersDefaulted, BaseEstimator):
     """Divide log-probabilities by one temperature ``T`` fitted by maximum likelihood.
 
     Keeps the ranking of classes, so accuracy is unchanged.
@@ -39,7 +41,7 @@ class TemperatureScaler(BaseEstimator):
         return out / out.sum(axis=1, keepdims=True)
 
 
-class TopLabelCalibrator(BaseEstimator):
+class TopLabelCalibrator(AddedParametersDefaulted, BaseEstimator):
     """Re-fit the top class's probability as P(the prediction is right); the other classes share the rest.
 
     Subclasses give that probability, ``(n,)``, from the ``(n, n_classes)`` probabilities in
@@ -119,7 +121,7 @@ class MarginCalibrator(TopLabelCalibrator):
         return self.model_.predict_proba(log_margin(proba)[:, None])[:, 1]
 
 
-class IdentityCalibrator(BaseEstimator):
+class IdentityCalibrator(AddedParametersDefaulted, BaseEstimator):
     def fit(self, proba: np.ndarray, y_index: np.ndarray) -> IdentityCalibrator:
         return self
 

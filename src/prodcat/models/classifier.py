@@ -55,6 +55,7 @@ from prodcat.models.heads import (
     stack_features,
     stratified_folds,
 )
+from prodcat.parameters import AddedParametersDefaulted
 from prodcat.text.clean import clean_texts, main_language
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def cross_fitted_decisions(
     return proba, accepted
 
 
-class ProductClassifier(ClassifierMixin, BaseEstimator):
+class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator):
     """Multimodal category classifier over canonical catalogue frames."""
 
     def __init__(self, config: Config | None = None):

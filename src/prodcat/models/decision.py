@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from prodcat.parameters import AddedParametersDefaulted
+
 
 def precision_threshold(confidence: np.ndarray, correct: np.ndarray, target_precision: float) -> float:
     """Smallest threshold whose accepted set ``{confidence >= t}`` has precision ≥ target.
@@ -34,7 +36,7 @@ def accepts_nothing(threshold: float) -> bool:
     return threshold > 1
 
 
-class DecisionPolicy(BaseEstimator):
+class DecisionPolicy(AddedParametersDefaulted, BaseEstimator):
     """``auto`` when confidence ≥ ``threshold_``, else ``review``.
 
     Fitted on out-of-fold confidences, without the products whose category the out-of-fold model was

@@ -15,6 +15,8 @@ from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
+from prodcat.parameters import AddedParametersDefaulted
+
 EPS = 1e-6
 
 
@@ -27,7 +29,7 @@ def _log(p: np.ndarray) -> np.ndarray:
     return np.log(np.clip(p, EPS, 1.0))
 
 
-class LateFusion(BaseEstimator):
+class LateFusion(AddedParametersDefaulted, BaseEstimator):
     """Weighted geometric mean of the heads' probabilities, weighted per set of heads present.
 
     Products differ in which heads can speak (no photo, no description), and a
@@ -101,7 +103,7 @@ class LateFusion(BaseEstimator):
         return out
 
 
-class StackingFusion(BaseEstimator):
+class StackingFusion(AddedParametersDefaulted, BaseEstimator):
     """A multinomial logistic regression on the heads' log-probabilities.
 
     Its input per product is each head's log-probabilities (zeros where the

@@ -28,6 +28,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from prodcat.config import ClassifierConfig, HeadConfig
 from prodcat.features.base import Extractor, seeded_extractor
 from prodcat.models.nbsvm import NBSVMClassifier
+from prodcat.parameters import AddedParametersDefaulted
 
 if TYPE_CHECKING:
     from sklearn.utils import Tags
@@ -61,7 +62,7 @@ MAX_KERNEL_ROWS = 10_000
 KERNEL_CHUNK_ROWS = 1_000
 
 
-class PlattSVC(ClassifierMixin, BaseEstimator):
+class PlattSVC(AddedParametersDefaulted, ClassifierMixin, BaseEstimator):
     """RBF ``SVC(probability=True)`` (``gamma="scale"``): libsvm's Platt-scaled, pairwise-coupled probabilities, the
     kernel computed with matrix products and given to libsvm (``kernel="precomputed"``).
 
@@ -142,7 +143,7 @@ class PlattSVC(ClassifierMixin, BaseEstimator):
 VOTE_MARGIN_SCALE = 3.0
 
 
-class SoftVoteClassifier(ClassifierMixin, BaseEstimator):
+class SoftVoteClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator):
     """Mean of the members' probabilities ``(n, n_classes)``, each member fitted on the same rows.
 
     A member without probabilities (a linear SVM) contributes ``softmax(margin_scale * margins)``:
@@ -176,7 +177,7 @@ class SoftVoteClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[best]
 
 
-class RowSpaceLogisticRegression(LogisticRegression):
+class RowSpaceLogisticRegression(AddedParametersDefaulted, LogisticRegression):
     """scikit-learn's L2-penalised :class:`~sklearn.linear_model.LogisticRegression`, solved in the span of its
     training rows when they are fewer than the columns.
 
@@ -263,7 +264,7 @@ def build_classifier(config: ClassifierConfig, dense: bool, seed: int) -> BaseEs
     return GridSearchCV(pipeline, grid, cv=PooledStratifiedKFold(C_SEARCH_FOLDS, seed))
 
 
-class ModalityHead(ClassifierMixin, BaseEstimator):
+class ModalityHead(AddedParametersDefaulted, ClassifierMixin, BaseEstimator):
     """Features of one modality (``config.modality``) + a classifier (see :func:`build_classifier`).
 
     ``predict_proba`` returns ``(n, n_classes)`` over ``classes_`` (the classes
@@ -384,7 +385,7 @@ def pooled_strata(y: np.ndarray, min_count: int) -> np.ndarray:
     return np.where(pd.Series(y).map(counts).to_numpy() >= min_count, y, "__rare__")
 
 
-class PooledStratifiedKFold(StratifiedKFold):
+class PooledStratifiedKFold(AddedParametersDefaulted, StratifiedKFold):
     """Shuffled stratified K-fold on :func:`pooled_strata` labels, so rare classes never make a split fail.
 
     The pooled stratum may itself hold fewer products than there are folds (a single-product category): they

@@ -24,6 +24,8 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from prodcat.parameters import AddedParametersDefaulted
+
 if TYPE_CHECKING:
     from sklearn.utils import Tags
 
@@ -42,7 +44,7 @@ def _column_min(X: Any) -> np.ndarray:
     return np.asarray(X.min(axis=0).toarray() if sp.issparse(X) else X.min(axis=0)).ravel()
 
 
-class NBSVMClassifier(ClassifierMixin, BaseEstimator):
+class NBSVMClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator):
     """One-vs-rest linear SVMs on NB-rescaled count-like features.
 
     ``decision_function`` is ``(n, n_classes)``, or ``(n,)`` with two classes as in scikit-learn:

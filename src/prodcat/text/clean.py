@@ -27,7 +27,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from tqdm.auto import tqdm
 
-from prodcat.features.parameters import AddedParametersDefaulted
+from prodcat.parameters import AddedParametersDefaulted
 
 #: the languages found in the catalogues; detection is restricted to them
 LANGUAGES: tuple[str, ...] = ("fr", "en", "de", "es", "it")

@@ -1,10 +1,12 @@
-"""Estimators pickled in models that still load once their class takes a new constructor parameter.
+"""Objects pickled in models that still load once their class takes a new constructor parameter.
 
-A trained model is a pickle (:mod:`prodcat.bundle`): an estimator's ``__dict__``, its constructor parameters among
+A trained model is a pickle (:mod:`prodcat.bundle`): each estimator's ``__dict__``, its constructor parameters among
 it. An estimator pickled before its class took one more has no attribute of that name: scikit-learn's
-``get_params`` (which reads one attribute per ``__init__`` parameter) and the code reading the setting would raise
-``AttributeError``, and the model no longer load. :class:`AddedParametersDefaulted` gives such a parameter its
-default on unpickling.
+``get_params`` (which reads one attribute per ``__init__`` parameter, for ``clone`` and ``repr`` too) and the code
+reading the setting would raise ``AttributeError``, and the model no longer load. :class:`AddedParametersDefaulted`
+gives such a parameter its default on unpickling. Every prodcat class whose instances a trained model holds takes it:
+the extractors and their text normalizer, the classifier, its heads, fusions, calibrators and decision policy, the
+heads' own classifiers and cross-validation splitter.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Any
 
 class AddedParametersDefaulted:
     """Mixin: unpickled, an instance pickled before a parameter was added to its class's ``__init__`` takes that
-    parameter's default (placed before ``BaseEstimator`` in the bases, whose ``__setstate__`` then runs).
+    parameter's default (placed before ``BaseEstimator`` in the bases, whose ``__setstate__`` then runs; a class with
+    no ``__setstate__`` further along, such as a scikit-learn splitter, has its state set as pickle does by default).
 
     A parameter added later must therefore default to what the class did before it existed; one whose old behaviour
     is another value is set by the class's own ``__setstate__`` before it calls this one. A missing parameter without
@@ -32,8 +35,12 @@ class AddedParametersDefaulted:
                     f"{type(self).__qualname__} was pickled without its parameter {parameter.name!r}, which has no "
                     "default"
                 )
-        defaults = {parameter.name: parameter.default for parameter in missing}
-        super().__setstate__({**defaults, **state})  # type: ignore[misc]  # BaseEstimator's, further along the bases
+        state = {**{parameter.name: parameter.default for parameter in missing}, **state}
+        further_along = getattr(super(), "__setstate__", None)
+        if further_along is None:
+            self.__dict__.update(state)
+        else:
+            further_along(state)
 
 
 def _init_parameters(cls: type) -> list[inspect.Parameter]:
