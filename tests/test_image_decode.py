@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageChops, ImageCms, JpegImagePlugin
 
-from prodcat.image import decode
+from prodcat.image import formats
 from prodcat.image.decode import (
     ImageDecodeError,
     ImageItem,
@@ -87,7 +87,7 @@ def test_known_formats_that_are_not_decoded_are_named(content: bytes, named: str
         load_image(b"\x00\x00\x00\x00\x01\x02 some record \x00\x00", product_id="P7")
 
 
-@pytest.mark.skipif(not decode.avif_decoded(), reason="this Pillow does not decode AVIF")
+@pytest.mark.skipif(not formats.avif_decoded(), reason="this Pillow does not decode AVIF")
 def test_avif_photo_decodes_to_its_first_frame() -> None:
     """An AVIF photo (what phones and CDNs send more and more) was refused, 'an AVIF photo, which is not decoded',
     though Pillow reads AVIF from 11.3 on. It decodes like any photo, an animated one to its first frame."""
@@ -103,7 +103,7 @@ def test_avif_photo_decodes_to_its_first_frame() -> None:
 def test_avif_without_pillow_support_names_the_format(monkeypatch: pytest.MonkeyPatch) -> None:
     """Where Pillow has no AVIF decoder (before 11.3, or built without libavif), the photo is refused naming
     the format and what reads it, not as a corrupt file."""
-    monkeypatch.setattr(decode, "avif_decoded", lambda: False)
+    monkeypatch.setattr(formats, "avif_decoded", lambda: False)
     with pytest.raises(ImageDecodeError) as info:
         load_image(_AVIF_HEAD, product_id="P8")
     assert info.value.reason == (

@@ -44,6 +44,7 @@ from joblib.compressor import BinaryZlibFile
 from joblib.numpy_pickle import NumpyPickler
 
 from prodcat.config import MODALITIES
+from prodcat.errors import BundleError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -91,10 +92,6 @@ _LIBRARIES = (
     "sentence-transformers",
     "transformers",
 )
-
-
-class BundleError(RuntimeError):
-    """A bundle is missing, modified, or from an incompatible format version."""
 
 
 def sha256_file(path: Path) -> str:

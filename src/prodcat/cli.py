@@ -17,6 +17,9 @@ import select
 import sys
 from typing import TextIO
 
+from prodcat.catalog import CatalogFormatError
+from prodcat.errors import BundleError
+
 #: modules that register a subcommand, in the order ``--help`` lists them
 COMMAND_MODULES = (
     "prodcat.commands_parser",
@@ -72,11 +75,6 @@ def run(argv: list[str] | None = None) -> int:
     """:func:`main` but for Ctrl-C and a reader of the output that left: parse ``argv`` and run its command, a user's
     mistake said in one line (exit 2)."""
     args = build_parser().parse_args(argv)
-    # imported once the command line is read, as the commands' code is (numpy: --help and usage errors go
-    # without), and not with this module (seconds of imports Ctrl-C met a traceback in)
-    from prodcat.bundle import BundleError
-    from prodcat.catalog import CatalogFormatError
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # --verbose is prodcat's debug output, not every library's (matplotlib alone logs pages of font matching)
     logging.getLogger("prodcat").setLevel(logging.DEBUG if args.verbose else logging.INFO)

@@ -38,9 +38,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageChops, ImageOps, features
+from PIL import Image, ImageChops, ImageOps
 
 from prodcat.catalog.schema import is_missing
+from prodcat.image.formats import PIL_FORMATS, accepted_formats, decoded_image_types
 
 #: bump when a photo file decodes to other pixels (2: embedded colour profiles converted to sRGB, and 16-bit or
 #: floating-point grey TIFFs stored "white is zero" inverted; 3: the grey profile of a grey photo with transparency
@@ -91,16 +92,6 @@ _OTHER_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
 #: brands of an ISO media file (``ftyp`` box) that are still photos
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
-#: our type name -> Pillow format name
-_PIL_FORMATS = {
-    "jpeg": "JPEG",
-    "png": "PNG",
-    "gif": "GIF",
-    "bmp": "BMP",
-    "tiff": "TIFF",
-    "webp": "WEBP",
-    "avif": "AVIF",
-}
 _TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 _HIGH_DEPTH_MODES = (*_SIXTEEN_BIT_MODES, "I", "F")
@@ -137,27 +128,6 @@ def sniff_image_type(data: bytes) -> str | None:
     if _iso_media_brands(data) & _AVIF_BRANDS:
         return "avif"
     return None
-
-
-@functools.cache
-def avif_decoded() -> bool:
-    """Whether this Pillow decodes AVIF: its wheels do from version 11.3 on; older ones, or a build without
-    libavif, do not (an AVIF photo is then refused, naming the format)."""
-    try:
-        return features.check_module("avif")
-    except ValueError:  # a Pillow older than 11.3 knows no such module
-        return False
-
-
-def decoded_image_types() -> tuple[str, ...]:
-    """The types :func:`sniff_image_type` names that :func:`load_image` decodes here."""
-    return tuple(kind for kind in _PIL_FORMATS if kind != "avif" or avif_decoded())
-
-
-def accepted_formats() -> str:
-    """``"JPEG, PNG, GIF, BMP, TIFF, WebP or AVIF"``: the formats decoded here, as users know them."""
-    names = ["WebP" if kind == "webp" else _PIL_FORMATS[kind] for kind in decoded_image_types()]
-    return f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def unsupported_format(data: bytes) -> str | None:
@@ -278,7 +248,7 @@ def _open(
     # Pillow's global decompression-bomb limit *before* a JPEG can be told to decode at
     # reduced size; our own limit below is applied to the pixels actually decoded.
     Image.init()
-    factory, _accept = Image.OPEN[_PIL_FORMATS[kind]]
+    factory, _accept = Image.OPEN[PIL_FORMATS[kind]]
     try:
         img = factory(io.BytesIO(data), where or "")
     except Image.DecompressionBombError:

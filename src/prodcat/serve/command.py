@@ -115,13 +115,23 @@ def build_app_from_env() -> FastAPI:
     return create_app_from_env()
 
 
-def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+def _review_database_problem(error: Exception) -> str | None:
+    """The line refusing a review database that cannot be opened (an error of SQLAlchemy's), ``None`` for any other
+    error. SQLAlchemy is imported once an error is met: with --workers N, the child checking the database opens it,
+    and uvicorn's supervisor, this process for the server's life, has no other use for it."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    if not isinstance(error, SQLAlchemyError):
+        return None
+    return f"error: cannot open the review database ({type(error).__name__}: {error}); check --review-db"
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
     from prodcat.app.command import port_problem
-    from prodcat.bundle import BundleError
     from prodcat.child import run_in_a_child
+    from prodcat.errors import BundleError
     from prodcat.serve.logs import configure_json_logging
 
     # Flags become PRODCAT_* variables: the worker processes read the same settings from the environment.
@@ -158,9 +168,10 @@ def run_serve(args: argparse.Namespace) -> int:
     except BundleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except SQLAlchemyError as exc:
-        print(f"error: cannot open the review database ({type(exc).__name__}: {exc}); check --review-db",
-              file=sys.stderr)  # fmt: skip
+    except Exception as exc:
+        if (problem := _review_database_problem(exc)) is None:
+            raise
+        print(problem, file=sys.stderr)
         return 2
     common = {"host": settings.host, "port": settings.port, "log_config": None, "access_log": False}
     if settings.workers == 1:

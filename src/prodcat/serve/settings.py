@@ -17,15 +17,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from prodcat.image.formats import decoded_image_types
 from prodcat.review import CONNECT_TIMEOUT_S, NETWORK_TIMEOUT_S
-
-
-def decoded_image_types() -> tuple[str, ...]:
-    """:func:`prodcat.image.decode.decoded_image_types`, imported when settings are made: it imports Pillow, which
-    ``prodcat serve``'s parser, built from these fields, must not."""
-    from prodcat.image.decode import decoded_image_types
-
-    return decoded_image_types()
 
 
 def text_over_limit(title: str, description: str, limit: int) -> tuple[str, int] | None:
