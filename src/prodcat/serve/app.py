@@ -126,17 +126,21 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (503, "the review queue cannot be written (the prediction is not answered: retry)"),
     )
 } | _BODY_TIMEOUT
+#: what every route of the review queue may answer; its list's 500 is the guard's (unreadable records are listed)
 _REVIEW_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "missing or wrong X-API-Key"},
     403: {"model": ErrorOut, "description": "the review queue is closed (no API key configured)"},
-    404: {"model": ErrorOut, "description": "no such record"},
     422: {"model": ErrorOut, "description": "malformed request (`invalid_request`), a query parameter given twice too"},
+    503: {"model": ErrorOut, "description": "the review store cannot be reached"},
+}
+#: and what the routes of one record may answer
+_RECORD_ERRORS: dict[int | str, dict[str, Any]] = _REVIEW_ERRORS | {
+    404: {"model": ErrorOut, "description": "no such record"},
     500: {
         "model": ErrorOut,
         "description": "the record holds a cell that cannot be read (`review_record_unreadable`: the database edited "
         "by hand; the detail names the column), or an unexpected failure",
     },
-    503: {"model": ErrorOut, "description": "the review store cannot be reached"},
 }
 #: review-store calls running at once: a stuck database holds no more threads than this (a call past them
 #: waits, then answers 504 at the limit without running), fewer than the 15 connections of SQLAlchemy's default
@@ -493,7 +497,7 @@ def _review_routes(
     @router.get(
         "/reviews/{review_id}",
         response_model=ReviewOut,
-        responses=_REVIEW_ERRORS,
+        responses=_RECORD_ERRORS,
         dependencies=reviewer_only,
         summary="One record",
     )
@@ -503,7 +507,7 @@ def _review_routes(
     @router.get(
         "/reviews/{review_id}/image",
         response_class=Response,
-        responses={**_REVIEW_ERRORS, 200: {"content": {"image/*": {}}, "description": "the photo as uploaded"}},
+        responses={**_RECORD_ERRORS, 200: {"content": {"image/*": {}}, "description": "the photo as uploaded"}},
         dependencies=reviewer_only,
         summary="The photo of a record, exactly as uploaded",
     )
@@ -520,7 +524,7 @@ def _review_routes(
         "/reviews/{review_id}",
         response_model=ReviewOut,
         responses={
-            **_REVIEW_ERRORS,
+            **_RECORD_ERRORS,
             **_BODY_TIMEOUT,
             413: {"model": ErrorOut, "description": "a body longer than a submission can be (or `max_request_bytes`)"},
             415: {"model": ErrorOut, "description": "not application/json, or compressed (`content_encoding`)"},
