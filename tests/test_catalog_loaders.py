@@ -820,6 +820,21 @@ def test_blank_lines_before_the_header_are_skipped(tmp_path: Path) -> None:
         load_catalog(path)
 
 
+@pytest.mark.parametrize("separator", [";", ",", "\t", "|"])
+def test_excels_separator_line_above_the_header_names_the_separator(tmp_path: Path, separator: str) -> None:
+    """Excel's ``sep=;`` line above the header (an export meant for Excel where lists take semicolons) was taken for
+    the header: 'no title, description or image column among sep=, ' (exit 2), the table unread. It names the
+    separator, as in Excel, and is no part of the table; lines keep their numbers in the file."""
+    path = tmp_path / "shop.csv"
+    rows = [["product_id", "title", "category"], ["m1", "Blue mug, tall", "Kitchen"], ["m2", "Red mug", "Kitchen"]]
+    lines = [f"sep={separator}", *(separator.join(f'"{field}"' for field in row) for row in rows), "m3"]
+    path.write_text("\r\n".join(lines) + "\r\n")
+    catalog = load_catalog(path)
+    assert catalog.frame[["product_id", "title"]].values.tolist() == [["m1", "Blue mug, tall"], ["m2", "Red mug"]]
+    assert catalog.lines == [3, 4]
+    assert [(issue.row, issue.field) for issue in catalog.issues] == [(5, "row")]
+
+
 @pytest.mark.parametrize("format", FORMATS)
 def test_a_device_given_as_the_catalogue_is_refused_before_it_is_read(format: str) -> None:
     """/dev/zero with --format csv (or flipkart, fashion, rakuten) was read until memory ran out (7 GB in 20 s), a

@@ -13,6 +13,7 @@ import io
 import itertools
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,9 +65,9 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
     issues += _drop_nul(source.lines, shown, path)
     reader = csv.reader(source, delimiter=delimiter, strict=True)
     try:
-        header = next(reader)
-        while not "".join(header).strip():  # blank lines above the header, which pandas skips too
-            header = next(reader)
+        header = _filled_record(reader)
+        if separator_hint(source.lines[source.position - 1]):  # Excel's line above the header, as Excel reads it
+            header = _filled_record(reader)
     except StopIteration:
         raise CatalogFormatError(f"{path}: the file is empty; expected a header line") from None
     except csv.Error as error:  # without a header, no line can be read: the whole file is refused, saying why
@@ -118,6 +119,25 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
     if not records:
         frame = pd.DataFrame({c: pd.Series(dtype=object) for c in frame.columns}, index=pd.Index([], name="line"))
     return SourceTable(frame, issues, path.name)
+
+
+def _filled_record(reader: Iterator[list[str]]) -> list[str]:
+    """The next record of ``reader`` that is not blank: blank lines above the header are skipped, as pandas does."""
+    record = next(reader)
+    while not "".join(record).strip():
+        record = next(reader)
+    return record
+
+
+#: Excel's separator hint, a line such as ``sep=;`` above the header (exports meant for Excel where lists take
+#: semicolons): it names the separator, and is no part of the table
+_SEPARATOR_HINT = re.compile(r"sep=(.)")
+
+
+def separator_hint(line: str) -> str | None:
+    """The separator a line of Excel's ``sep=X`` hint names, or ``None``: not such a line."""
+    match = _SEPARATOR_HINT.fullmatch(line.strip(" \r\n"))
+    return match[1] if match else None
 
 
 def _shown_line_numbers(lines: list[str]) -> list[int]:
@@ -260,7 +280,10 @@ def _control_share(raw: bytes, head: int = 4096) -> float:
 
 
 def sniff_delimiter(path: Path) -> str:
-    """The separator of a text table: tab for ``.tsv``, else the most frequent of ``, ; tab |`` in its header."""
+    """The separator of a text table: the one Excel's ``sep=X`` line above the header names, tab for ``.tsv``,
+    else the most frequent of ``, ; tab |`` in its header."""
+    if hinted := separator_hint(next(iter(_filled_lines(path)), "")):
+        return hinted
     if path.suffix.lower() == ".tsv":
         return "\t"
     header = header_line(path)
@@ -269,15 +292,24 @@ def sniff_delimiter(path: Path) -> str:
 
 
 def header_line(path: Path) -> str:
-    """The first line of a text table that is not blank, in its :func:`text_encoding`."""
+    """The first line of a text table that is not blank, after Excel's ``sep=X`` line if it has one, in its
+    :func:`text_encoding`."""
+    lines = _filled_lines(path)
+    if lines and separator_hint(lines[0]):
+        lines = lines[1:]
+    return lines[0] if lines else ""
+
+
+def _filled_lines(path: Path) -> list[str]:
+    """The lines of the start of a text table that are not blank, in its :func:`text_encoding`."""
     with path.open("rb") as handle:
         head = handle.read(64 * 1024)
     encoding = text_encoding(head)
-    # a cut at an odd byte leaves half a character at the end: replaced, and past the first line anyway.
+    # a cut at an odd byte leaves half a character at the end: replaced, and past the first lines anyway.
     # Lines end as the csv reader ends them: \n, \r\n, or \r alone (Excel's "CSV (Macintosh)"); blank lines
     # above the header are no part of it
     lines = _LINE_END.split(head.decode(encoding, errors="replace").replace("\x00", ""))
-    return next((line for line in lines if line.strip()), "")
+    return [line for line in lines if line.strip()]
 
 
 _LINE_END = re.compile(r"\r\n?|\n")
