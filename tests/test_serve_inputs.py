@@ -209,6 +209,19 @@ def test_a_photo_of_max_pixels_is_served_and_one_row_more_is_refused(
             assert (response.status_code, response.json().get("error")) == expected, size
 
 
+def test_a_photo_past_pillows_own_limit_is_refused_naming_its_size(
+    client: TestClient, png_bomb_bytes: Callable[[int, int], bytes]
+) -> None:
+    """A photo over twice Pillow's decompression-bomb limit (179 M pixels), a 20,000 x 20,000 PNG, was refused as
+    'image of more than 178956970 pixels': Pillow's threshold, not the photo's size (the app names it)."""
+    bomb = ("poster.png", png_bomb_bytes(20_000, 20_000), "image/png")
+    response = client.post("/predict", data={"title": "poster"}, files={"image": bomb})
+    assert (response.status_code, response.json()["detail"]) == (
+        413,
+        "image of 20000x20000 pixels exceeds the limit max_pixels=50000000",
+    )
+
+
 def test_product_ids_and_corrections_the_review_store_cannot_hold_are_refused(
     client: TestClient, jpeg_bytes: Callable[..., bytes]
 ) -> None:

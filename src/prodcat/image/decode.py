@@ -244,13 +244,8 @@ def _open(
             raise ImageDecodeError(f"{other}, which is not decoded; convert it to {accepted}", product_id, where)
         looks = "text" if _looks_like_text(data[:512]) else "unknown binary data"
         raise ImageDecodeError(f"not an image (content looks like {looks}); expected {accepted}", product_id, where)
-    # Open through the format's own plugin rather than Image.open: Image.open applies
-    # Pillow's global decompression-bomb limit *before* a JPEG can be told to decode at
-    # reduced size; our own limit below is applied to the pixels actually decoded.
-    Image.init()
-    factory, _accept = Image.OPEN[PIL_FORMATS[kind]]
-    try:
-        img = factory(io.BytesIO(data), where or "")
+    try:  # our own limit below is applied to the pixels actually decoded
+        img = open_lazily(data, kind, where or "")
     except Image.DecompressionBombError:
         # WebP's plugin applies Pillow's own refusal (above twice Image.MAX_IMAGE_PIXELS) while opening, before
         # telling the size: a valid photo, too large, not a corrupt header
@@ -274,6 +269,18 @@ def _open(
     if decoded > max_pixels:
         raise ImageDecodeError(_too_large(f"{width}x{height}", max_pixels, kind), product_id, where)
     return img, (width, height)
+
+
+def open_lazily(data: bytes, kind: str, filename: str = "") -> Image.Image:
+    """``data`` opened by the Pillow plugin of its type ``kind`` (:func:`sniff_image_type`'s), its pixels not decoded.
+
+    Not through ``Image.open``, which refuses a photo over twice ``Image.MAX_IMAGE_PIXELS`` before a JPEG can be
+    told to decode at reduced size, and without telling the size it refused: the caller's limits apply to the size
+    this tells (WebP's plugin alone still refuses such a photo while opening it: ``Image.DecompressionBombError``).
+    """
+    Image.init()
+    factory, _accept = Image.OPEN[PIL_FORMATS[kind]]
+    return factory(io.BytesIO(data), filename)
 
 
 def _too_large(size: str, limit: int, kind: str) -> str:

@@ -8,7 +8,6 @@ file, text too long, missing title and photo).
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import sys
@@ -29,6 +28,7 @@ from prodcat.image.decode import (
     DECODABILITY_SIDE,
     ImageDecodeError,
     load_image,
+    open_lazily,
     sniff_image_type,
     unsupported_format,
 )
@@ -170,15 +170,17 @@ def check_image_content(data: bytes, settings: ServeSettings) -> None:
 
 
 def _check_declared_pixels(data: bytes, max_pixels: int) -> None:
-    """Width x height from the header alone (nothing decoded); a header Pillow cannot parse is left to
-    ``load_image`` to report."""
+    """Width x height from the header alone (nothing decoded); content that is no image, or a header Pillow cannot
+    parse, is left to ``load_image`` to report."""
+    if (kind := sniff_image_type(data)) is None:
+        return
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
+            with open_lazily(data, kind) as img:
                 width, height = img.size
     except Image.DecompressionBombError:
-        # Pillow refuses headers above twice its own limit before telling their size
+        # WebP's plugin refuses a header above twice Pillow's own limit before telling its size
         what = f"image of more than {2 * Image.MAX_IMAGE_PIXELS} pixels"
         raise over_limit(413, "max_pixels", max_pixels, what) from None
     except Exception:
