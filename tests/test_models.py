@@ -1203,6 +1203,26 @@ def test_cv_predictions_say_the_threshold_each_fold_decided_at(monkeypatch: pyte
     assert by_fold.first().nunique() > 1  # the folds' thresholds differ here: the column is needed to read them
 
 
+def test_cv_of_chosen_folds_predicts_their_products_as_the_full_run_does() -> None:
+    """A check that cannot afford every fold (Rakuten's guard in tests/test_measured.py) runs some of the same split
+    with ``only_folds``: their products alone, each predicted as the full cross-validation predicts it."""
+    from prodcat.evaluate.cv import cross_validate
+
+    frame = _catalogue(list("abc") * 20, photo=np.arange(60) % 4 > 0)
+    frame.loc[::7, "category"] = np.roll(frame.loc[::7, "category"].to_numpy(), 1)  # some labels wrong
+    config = _text_and_photo_config(fusion="early", target_precision=0.9)
+    full = cross_validate(frame, config, folds=3, progress=False).predictions()
+    result = cross_validate(frame, config, folds=3, progress=False, only_folds=[1])
+    one = result.predictions()
+    assert 0 < len(one) < len(full) and result.metrics()["n"] == len(one)
+    pd.testing.assert_frame_equal(one, full[full["fold"] == 1].reset_index(drop=True))
+    # the products without a photo were classified from their text alone
+    has_photo = frame.set_index("product_id").loc[one["product_id"], "image"].notna().to_numpy()
+    assert (result.classified_from("image") == has_photo).all() and result.classified_from("text").all()
+    with pytest.raises(ValueError, match=r"only_folds \[3\]: the 3 folds are numbered 0 to 2"):
+        cross_validate(frame, config, folds=3, progress=False, only_folds=[3])
+
+
 def test_refitting_forgets_what_the_previous_fit_learnt() -> None:
     """A fitted attribute of one fit (``auto``'s fusion scores) must not survive a refit that does not set it."""
     labels = list("abc") * 15
