@@ -285,8 +285,8 @@ _ADDED_DEFAULT = "as before"
 
 
 def _prodcat_objects_in(pickled: object) -> dict[type, object]:
-    """One instance of each prodcat class that pickling ``pickled`` meets, its configurations (pydantic models,
-    which have fields rather than ``__init__`` parameters) aside."""
+    """One instance of each prodcat class that pickling ``pickled`` meets, its configurations aside (pydantic models,
+    whose fields are their parameters: see the test of configurations below)."""
     from pydantic import BaseModel
 
     found: dict[type, object] = {}
@@ -410,15 +410,33 @@ def test_every_prodcat_object_a_model_pickles_takes_the_default_of_a_parameter_i
 
 
 class _PicklerOfAnOlderVersion(pickle.Pickler):
-    """Pickles prodcat's estimators as a version whose classes had not yet taken the parameters they hold at their
-    defaults: without those attributes."""
+    """Pickles prodcat's estimators and configurations as a version whose classes had not yet taken the parameters
+    (a configuration's fields) they hold at their defaults: without those attributes."""
 
     def reducer_override(self, obj: object) -> Any:
-        if not (isinstance(obj, BaseEstimator) and type(obj).__module__.startswith("prodcat.")):
+        from pydantic import BaseModel
+
+        if not (isinstance(obj, BaseEstimator | BaseModel) and type(obj).__module__.startswith("prodcat.")):
             return NotImplemented
         rebuild, args, state, *rest = obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
+        if isinstance(obj, BaseModel):
+            fields = type(obj).model_fields
+            kept = {
+                k: v
+                for k, v in state["__dict__"].items()
+                if fields[k].is_required() or v != fields[k].get_default(call_default_factory=True)
+            }
+            fields_set = state["__pydantic_fields_set__"] & kept.keys()
+            return rebuild, args, {**state, "__dict__": kept, "__pydantic_fields_set__": fields_set}, *rest
         defaults = {name: parameter.default for name, parameter in inspect.signature(type(obj)).parameters.items()}
         return rebuild, args, {k: v for k, v in state.items() if k not in defaults or v != defaults[k]}, *rest
+
+
+def _pickled_by_an_older_version(model: object) -> bytes:
+    """``model`` pickled by :class:`_PicklerOfAnOlderVersion`."""
+    pickled = io.BytesIO()
+    _PicklerOfAnOlderVersion(pickled, pickle.HIGHEST_PROTOCOL).dump(model)
+    return pickled.getvalue()
 
 
 def test_a_model_pickled_before_its_extractors_took_their_parameters_predicts_as_it_did(tiny_training):
@@ -427,13 +445,41 @@ def test_a_model_pickled_before_its_extractors_took_their_parameters_predicts_as
     from prodcat.predict import Predictor
 
     model, manifest = load_bundle(tiny_training.bundle)
-    pickled = io.BytesIO()
-    _PicklerOfAnOlderVersion(pickled, pickle.HIGHEST_PROTOCOL).dump(model)
-    older = pickle.loads(pickled.getvalue())
-    assert "title_weight" not in pickled.getvalue().decode("latin-1")  # what format 4 refused bundles for
+    pickled = _pickled_by_an_older_version(model)
+    older = pickle.loads(pickled)
+    assert "title_weight" not in pickled.decode("latin-1")  # what format 4 refused bundles for
     assert Predictor(older, manifest).predict(tiny_training.unseen) == Predictor(model, manifest).predict(
         tiny_training.unseen
     )
+
+
+def test_the_configuration_a_model_keeps_pickled_before_its_class_took_its_fields_unpickles_with_their_defaults(
+    models_of_every_kind,
+):
+    """A field added to a configuration's class (pydantic: the model's ``Config``, its heads' ``HeadConfig``, their
+    features' ``FeatureSpec`` and classifiers' ``ClassifierConfig``) was missing from one a model pickled before kept:
+    reading it raised AttributeError, ``model_dump`` left it out. It takes its default now: every configuration of a
+    model of each kind, pickled by a version without the fields it holds at their defaults, unpickles as it was."""
+    for model in models_of_every_kind:
+        pickled = _pickled_by_an_older_version(model)
+        assert "target_precision" not in pickled.decode("latin-1")  # at its default in each
+        older = pickle.loads(pickled)
+        assert older.config == model.config
+        assert [head.config for head in older.heads_.values()] == [head.config for head in model.heads_.values()]
+        assert older.config.model_dump() == model.config.model_dump()
+
+
+def test_a_configuration_pickled_before_its_class_took_a_field_without_a_default_is_refused_naming_it():
+    """As an estimator's parameter without a default: nothing to take, refused as it loads, naming the class and the
+    field, rather than an AttributeError wherever it is first read."""
+    from prodcat.config import FeatureSpec, HeadConfig
+
+    older = HeadConfig(name="text_tfidf", modality="text", features=[FeatureSpec(name="tfidf")])
+    object.__setattr__(older, "__dict__", {k: v for k, v in older.__dict__.items() if k != "modality"})
+    with pytest.raises(
+        pickle.UnpicklingError, match=r"^HeadConfig was pickled without its field 'modality', which has"
+    ):
+        pickle.loads(pickle.dumps(older))
 
 
 class _TakesAVocabulary(Extractor):

@@ -20,6 +20,8 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from prodcat.parameters import AddedFieldsDefaulted
+
 Modality = Literal["text", "image"]
 #: every modality a product may have
 MODALITIES: tuple[str, ...] = get_args(Modality)
@@ -44,7 +46,7 @@ def _accepted(value: Any, accepted: bool, what: str) -> Any:
     return value
 
 
-class _Mapping(BaseModel):
+class _Mapping(AddedFieldsDefaulted, BaseModel):
     """A part of a config written as a mapping of fields; anything else is refused with :attr:`EXAMPLE` (pydantic
     said 'Input should be a valid dictionary or instance of FeatureSpec' for `features: [tfidf]`)."""
 
@@ -242,7 +244,7 @@ def default_heads() -> list[HeadConfig]:
     ]
 
 
-class Config(BaseModel):
+class Config(AddedFieldsDefaulted, BaseModel):
     """An experiment: target, modalities, heads, fusion, calibration and decision policy."""
 
     model_config = ConfigDict(extra="forbid")

@@ -1,4 +1,4 @@
-"""Objects pickled in models that still load once their class takes a new constructor parameter.
+"""Objects pickled in models that still load once their class takes a new constructor parameter (or field).
 
 A trained model is a pickle (:mod:`prodcat.bundle`): each estimator's ``__dict__``, its constructor parameters among
 it. An estimator pickled before its class took one more has no attribute of that name: scikit-learn's
@@ -6,7 +6,8 @@ it. An estimator pickled before its class took one more has no attribute of that
 reading the setting would raise ``AttributeError``, and the model no longer load. :class:`AddedParametersDefaulted`
 gives such a parameter its default on unpickling. Every prodcat class whose instances a trained model holds takes it:
 the extractors and their text normalizer, the classifier, its heads, fusions, calibrators and decision policy, the
-heads' own classifiers and cross-validation splitter.
+heads' own classifiers and cross-validation splitter. The configuration a model keeps (pydantic models, whose
+fields are their parameters) takes :class:`AddedFieldsDefaulted`, the same rule.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from __future__ import annotations
 import inspect
 import pickle
 from typing import Any
+
+#: the default of a parameter that has none
+NO_DEFAULT = inspect.Parameter.empty
 
 
 class AddedParametersDefaulted:
@@ -28,19 +32,45 @@ class AddedParametersDefaulted:
     """
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        missing = [parameter for parameter in _init_parameters(type(self)) if parameter.name not in state]
-        for parameter in missing:
-            if parameter.default is parameter.empty:
-                raise pickle.UnpicklingError(
-                    f"{type(self).__qualname__} was pickled without its parameter {parameter.name!r}, which has no "
-                    "default"
-                )
-        state = {**{parameter.name: parameter.default for parameter in missing}, **state}
+        missing = {
+            parameter.name: parameter.default
+            for parameter in _init_parameters(type(self))
+            if parameter.name not in state
+        }
+        state = {**defaults_of_missing(type(self), "parameter", missing), **state}
         further_along = getattr(super(), "__setstate__", None)
         if further_along is None:
             self.__dict__.update(state)
         else:
             further_along(state)
+
+
+class AddedFieldsDefaulted:
+    """Mixin of a pydantic model that trained models keep (their configuration): unpickled, an instance pickled before
+    a field was added to its class takes that field's default (of its default factory), as
+    :class:`AddedParametersDefaulted` does for an estimator's parameters, on the same terms (placed before
+    ``BaseModel`` in the bases, whose ``__setstate__`` then runs). Without it the field is missing from the instance:
+    reading it raises ``AttributeError``, and ``model_dump`` leaves it out."""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        fields = state.get("__dict__", {})
+        missing = {
+            name: NO_DEFAULT if field.is_required() else field.get_default(call_default_factory=True)
+            for name, field in type(self).model_fields.items()  # type: ignore[attr-defined]  # BaseModel's
+            if name not in fields
+        }
+        fields = {**defaults_of_missing(type(self), "field", missing), **fields}
+        super().__setstate__({**state, "__dict__": fields})  # type: ignore[misc]  # BaseModel's, further along
+
+
+def defaults_of_missing(owner: type, kind: str, missing: dict[str, Any]) -> dict[str, Any]:
+    """``missing``: the parameters (or fields, the ``kind``) of ``owner`` that its pickled state lacks, each with its
+    default; :class:`pickle.UnpicklingError` naming the first without one (:data:`NO_DEFAULT`)."""
+    if without := [name for name, default in missing.items() if default is NO_DEFAULT]:
+        raise pickle.UnpicklingError(
+            f"{owner.__qualname__} was pickled without its {kind} {without[0]!r}, which has no default"
+        )
+    return missing
 
 
 def _init_parameters(cls: type) -> list[inspect.Parameter]:
