@@ -807,6 +807,26 @@ def test_nul_bytes_are_removed_and_reported(tmp_path: Path) -> None:
     assert "2 line(s) hold NUL bytes (1, 2), removed" in catalog.issues[0].message
 
 
+def test_canonical_columns_headed_in_capitals_are_read(tmp_path: Path) -> None:
+    """A spreadsheet's header 'Product_ID, Title, Description, IMAGE, Category' was refused by every command ('no
+    title, description or image column among Product_ID, Title, ...'). Read as the canonical columns now; a column
+    of the exact name wins over one in other case, which stays a column of the source's."""
+    (tmp_path / "mug.png").write_bytes(b"not read here")
+    path = tmp_path / "shop.csv"
+    path.write_text("Product_ID,Title,Description,IMAGE,Category\nm1,Blue mug,Tall,mug.png,Kitchen > Mugs\n")
+    catalog = load_catalog(path)
+    assert catalog.frame.loc[0, list(COLUMNS)].tolist() == [
+        "m1",
+        "Blue mug",
+        "Tall",
+        str(tmp_path / "mug.png"),
+        "Kitchen > Mugs",
+    ]
+    path.write_text("product_id,Title,title\nm1,Blue mug (old),Blue mug\n")
+    catalog = load_catalog(path)
+    assert catalog.frame.loc[0, ["title", "Title"]].tolist() == ["Blue mug", "Blue mug (old)"]
+
+
 def test_blank_lines_before_the_header_are_skipped(tmp_path: Path) -> None:
     """Blank lines above the header (as pandas skips them) were taken for the header: 'no title, description or
     image column among ;' (nothing named), and the separator was sniffed from the blank line (',')."""
