@@ -871,6 +871,18 @@ def test_a_multipart_batch_whose_products_field_is_no_json_array_says_which_fiel
     assert refused.json()["detail"].startswith(detail), refused.json()["detail"]
 
 
+def test_a_batch_photo_sent_as_a_text_field_is_named_in_the_refusal(client: TestClient) -> None:
+    """A photo part without a filename is a text field, one more than the batch's 'products': it was refused as
+    'Too many fields. Maximum number of fields is 1.', which named neither the part nor what was wrong with it."""
+    products = json.dumps([{"title": "mug", "image": "p1"}])
+    refused = client.post("/predict-batch", files={"products": (None, products), "p1": (None, "\xff\xd8 photo bytes")})
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_multipart")
+    assert refused.json()["detail"] == (
+        "Too many text fields: 'p1' is one more than the 1 this endpoint takes (a photo is a file part: its "
+        "Content-Disposition gives a filename)."
+    )
+
+
 def test_a_multipart_body_cut_short_is_refused_rather_than_read_without_its_last_part(
     client: TestClient, jpeg_bytes: Callable[..., bytes]
 ) -> None:

@@ -94,7 +94,10 @@ class _FormCollector:
         if b"filename" not in disposition:
             self.text_fields += 1
             if self.text_fields > self.max_fields:
-                raise _invalid(f"Too many fields. Maximum number of fields is {self.max_fields}.")
+                # a photo sent without a filename is a text field: the likeliest cause, named
+                detail = f"Too many text fields: {self.part.name!r} is one more than the {self.max_fields} this "
+                detail += "endpoint takes (a photo is a file part: its Content-Disposition gives a filename)."
+                raise _invalid(detail)
             return
         if len(self.files) >= self.max_files:
             raise _invalid(f"Too many files. Maximum number of files is {self.max_files}.")
