@@ -561,6 +561,27 @@ def test_a_missing_photo_is_named_as_the_catalogue_gives_it(tmp_path: Path) -> N
     assert f"photo file 'photos/chair.jpg' not found under {tmp_path};" in second
 
 
+def test_a_photo_path_written_with_windows_backslashes_finds_its_file(tmp_path: Path) -> None:
+    """A table made on Windows names its photos 'photos\\lamp.jpg': on Linux no such file, so every product was read
+    without its photo ('not found'), though photos/lamp.jpg is there. Read with slashes when only so does it name a
+    file; a file whose name holds the backslash is still taken as named."""
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "lamp.jpg").write_bytes(b"a photo")
+    (tmp_path / "photos\\chair.jpg").write_bytes(b"a file named so")
+    path = tmp_path / "products.csv"
+    path.write_text(
+        "title,image,category\nLamp,photos\\lamp.jpg,Home\nChair,photos\\chair.jpg,Home\nSofa,photos\\sofa.jpg,Home\n"
+    )
+    catalog = load_catalog(path)
+    assert catalog.frame["image"].tolist() == [
+        str(tmp_path / "photos" / "lamp.jpg"),
+        str(tmp_path / "photos\\chair.jpg"),
+        None,
+    ]
+    (issue,) = catalog.issues
+    assert f"photo file 'photos\\\\sofa.jpg' not found under {tmp_path};" in issue.message
+
+
 def test_a_missing_photo_of_a_catalogue_given_by_a_relative_path_names_its_folder(tmp_path: Path, monkeypatch) -> None:
     """The image root of ``products.csv`` is ``.``: the message names the folder, not ``.``."""
     (tmp_path / "products.csv").write_text("title,image,category\nChair,photos/chair.jpg,Home\n")

@@ -144,7 +144,7 @@ def _resolve_images(
         return pd.Series(None, index=names.index, dtype=object), [RowIssue(1, "image", message + _ROOT_HINT)]
     blank = _is_blank(names)
     paths = [
-        None if is_blank else os.path.abspath(root / name.strip())  # " a.jpg" after a comma and a space
+        None if is_blank else _photo_path(root, name.strip())  # " a.jpg" after a comma and a space
         for name, is_blank in zip(_text(names), blank, strict=True)
     ]
     exists = [p is not None and os.path.isfile(p) for p in paths]
@@ -158,6 +158,18 @@ def _resolve_images(
         [p if ok else None for p, ok in zip(paths, exists, strict=True)], index=names.index, dtype=object
     )
     return resolved, issues
+
+
+def _photo_path(root: Path, name: str) -> str:
+    """The absolute path of the photo ``name`` under ``root``. A relative path written with Windows' backslashes
+    (``photos\\mug.jpg``, in a table made on Windows) is read with slashes when only so does it name a file: on
+    other systems a backslash is a character of the file's name."""
+    path = os.path.abspath(root / name)
+    if "\\" in name and not os.path.isfile(path):
+        with_slashes = os.path.abspath(root / name.replace("\\", "/"))
+        if os.path.isfile(with_slashes):
+            return with_slashes
+    return path
 
 
 _ROOT_HINT = " (--image-root names the folder holding them)"
