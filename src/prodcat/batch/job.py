@@ -44,6 +44,7 @@ import prodcat.config
 import prodcat.features
 import prodcat.image
 import prodcat.models
+import prodcat.parameters
 import prodcat.predict
 import prodcat.text
 from prodcat.batch import scoring
@@ -69,14 +70,15 @@ STATE_FILE = "state.json"
 #: 4: the state records the library versions and prodcat's prediction code)
 WORKDIR_FORMAT = 4
 #: the code that makes a prediction of ``prodcat predict``: the model's own packages (its heads and fusion, the
-#: feature extractors and their caches, text cleaning, photo decoding), the Predictor, the canonical columns it reads
-#: and the config its heads hold, the making of a row. The catalogue's loaders are not: what they read is in the
-#: input fingerprint
+#: feature extractors and their caches, text cleaning, photo decoding) and the defaults its objects unpickle with
+#: (:mod:`prodcat.parameters`), the Predictor, the canonical columns it reads and the config its heads hold, the making
+#: of a row. The catalogue's loaders are not: what they read is in the input fingerprint
 PREDICTION_CODE = (
     prodcat.models,
     prodcat.features,
     prodcat.text,
     prodcat.image,
+    prodcat.parameters,
     prodcat.predict,
     prodcat.catalog.schema,
     prodcat.config,
