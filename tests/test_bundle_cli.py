@@ -349,15 +349,18 @@ def models_of_every_kind(tiny_training) -> list[Any]:
     ]
     fusions, calibrations = options(Config, "fusion"), options(Config, "calibration")
     kinds = [
-        Config(heads=heads, fusion=fusions[i % len(fusions)], calibration=calibrations[i % len(calibrations)])
+        Config(
+            heads=heads,
+            fusion=fusions[i % len(fusions)],
+            calibration=calibrations[i % len(calibrations)],
+            inner_folds=2,
+            level=None,
+        )
         for i in range(max(len(fusions), len(calibrations)))
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # layout alone tells the tiny categories apart badly: convergence warnings
-        models = [
-            ProductClassifier(config.model_copy(update={"inner_folds": 2, "level": None})).fit(tiny_training.trained)
-            for config in kinds
-        ]
+        models = [ProductClassifier(config).fit(tiny_training.trained) for config in kinds]
     return [load_bundle(tiny_training.bundle)[0], *models]
 
 
