@@ -949,6 +949,22 @@ def test_cli_refuses_an_out_that_names_a_folder(tiny_training, tmp_path, capsys,
     assert sorted(path.name for path in tmp_path.iterdir()) == ["products.csv"]
 
 
+def test_cli_refuses_an_out_of_a_dash_rather_than_write_a_file_named_so(tiny_training, tmp_path, monkeypatch, capsys):
+    """--out -, the standard output to most tools, wrote the predictions to a file named '-' in the current folder,
+    exit 0."""
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as refused:
+        main(["predict", str(tiny_training.bundle), str(data), "--out", "-"])
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        "argument --out: - (the standard output) cannot be written: the predictions are kept by chunks, to resume "
+        "from, then renamed into place; give the file to write, e.g. preds.csv\n"
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["products.csv"]
+
+
 def test_cli_refuses_an_out_that_is_a_pipe_rather_than_replace_it(tiny_training, tmp_path, capsys):
     """The predictions, written beside --out, were renamed over it: a FIFO became a file of predictions, and so did
     /dev/null (or /dev/full) for a run as root, the whole machine's. A FIFO stands for them here."""

@@ -85,7 +85,13 @@ def output_file(text: str) -> Path:
     """A file to write (``predict --out``), as :func:`user_path`; one whose end names a folder
     (:func:`_folder_ending`) is refused: ``--out results/`` wrote the predictions to a file named ``results``. So is
     a device, pipe or socket: the file written beside it is renamed over it, and ``--out /dev/null`` run as root
-    replaced the machine's /dev/null with a file of predictions."""
+    replaced the machine's /dev/null with a file of predictions. ``-``, the standard output to most tools, is refused
+    too: it wrote a file named ``-``."""
+    if text == "-":
+        raise argparse.ArgumentTypeError(
+            "- (the standard output) cannot be written: the predictions are kept by chunks, to resume from, then "
+            "renamed into place; give the file to write, e.g. preds.csv"
+        )
     if ending := _folder_ending(text):
         example = os.path.join(text, "preds.csv")
         raise argparse.ArgumentTypeError(
