@@ -1834,6 +1834,18 @@ def test_train_with_feedback_replaces_corrected_products_and_reads_only_usable_c
     assert [p.read_bytes() for p in (tmp_path / "cache" / "review-images").iterdir()] == [b"\xff\xd8\xff"]
 
 
+def test_train_refuses_a_feedback_path_that_is_no_database_url_before_reading_the_catalogue(tmp_path, capsys):
+    """--feedback reviews.db (the SQLite file's path, not its URL) read the catalogue, then failed in SQLAlchemy's
+    words: 'cannot read the review queue reviews.db: Could not parse SQLAlchemy URL from given URL string'."""
+    with pytest.raises(SystemExit) as refused:
+        main(["train", str(tmp_path / "no-catalogue.csv"), "--out", str(tmp_path / "m"), "--feedback", "reviews.db"])
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        "argument --feedback: reviews.db is not a database URL: give sqlite:///reviews.db for the SQLite file, "
+        "postgresql+psycopg://USER@HOST/DB for a PostgreSQL database\n"
+    )
+
+
 def test_train_with_feedback_leaves_out_a_correction_whose_stored_photo_does_not_decode(
     flipkart_dir, tmp_path, monkeypatch, caplog
 ):

@@ -25,6 +25,17 @@ from prodcat.arguments import (
 LOCAL_WORKERS = 2
 
 
+def _database_url(text: str) -> str:
+    """``--feedback``: a database URL. A path (the SQLite file, as one names it) failed after the catalogue was read,
+    in SQLAlchemy's words ('Could not parse SQLAlchemy URL from given URL string'): refused now, with its URL."""
+    if "://" not in text:
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a database URL: give sqlite:///{text} for the SQLite file, "
+            "postgresql+psycopg://USER@HOST/DB for a PostgreSQL database"
+        )
+    return text
+
+
 def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
@@ -87,6 +98,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _add_model_options(train)
     train.add_argument(
         "--feedback",
+        type=_database_url,
         metavar="DB_URL",
         help="review-queue database whose human corrections are added to the training data",
     )
