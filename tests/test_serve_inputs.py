@@ -1133,10 +1133,14 @@ def test_invented_http_methods_share_one_metrics_label(client: TestClient) -> No
         assert client.request(method, "/health").status_code == 405
     for page in ("/docs", "/openapi.json", "/no-such-page"):
         client.get(page)
+    assert client.get("/static-offline-docs/swagger-ui.css").status_code == 200  # a file the /docs page loads
     metrics = client.get("/metrics").text
     assert 'method="other"' in metrics and "FOO1" not in metrics and "BREW" not in metrics
     # the documentation pages under their own label, apart from the unmatched paths
     assert 'route="/docs"' in metrics and 'route="/openapi.json"' in metrics and 'route="unmatched"' in metrics
+    # and their files, which were counted as unmatched, with status 200
+    assert 'prodcat_requests_total{method="GET",route="/static-offline-docs",status="200"} 1.0' in metrics
+    assert 'route="unmatched",status="200"' not in metrics
 
 
 def test_a_body_refused_by_its_declared_length_counts_under_its_route(tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ from prodcat.serve.inputs import (
     validated,
 )
 from prodcat.serve.metrics import ApiMetrics
-from prodcat.serve.middleware import HTTP_METHODS, RequestGuard, say_on_timeout
+from prodcat.serve.middleware import DOCUMENTATION_FILES, HTTP_METHODS, RequestGuard, say_on_timeout
 from prodcat.serve.schemas import (
     MAX_CATEGORY_CHARS,
     MAX_REVIEWER_CHARS,
@@ -182,6 +182,7 @@ def create_app(
         version=predictor.version,
         lifespan=lifespan,
         responses=_GUARD_ERRORS,
+        static_url=DOCUMENTATION_FILES,
     )
     app.add_middleware(RequestGuard, settings=settings, metrics=metrics)
     _add_error_handlers(app, metrics)

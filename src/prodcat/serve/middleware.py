@@ -39,6 +39,8 @@ def say_on_timeout(request: Request, note: str) -> None:
 
 #: FastAPI's pages of the API's documentation, labelled in the metrics by their own path
 _DOCUMENTATION_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+#: where the app serves the scripts and styles of those pages (fastapi-offline's mount), labelled by this path
+DOCUMENTATION_FILES = "/static-offline-docs"
 
 
 class RequestGuard:
@@ -126,9 +128,11 @@ class RequestGuard:
         if (route := scope.get("route")) is not None:
             return route.path
         path = scope["path"]
-        # FastAPI's documentation pages are plain routes that leave no "route" in the scope
+        # FastAPI's documentation pages are plain routes, their files a mount: none leaves a "route" in the scope
         if path in _DOCUMENTATION_PATHS:
             return path
+        if path.startswith(f"{DOCUMENTATION_FILES}/"):
+            return DOCUMENTATION_FILES
         # a request refused before routing (its declared body over max_request_bytes) is matched here, against
         # the API's documented paths: their templates are public, the router's own matching is not
         if self._route_patterns is None:
