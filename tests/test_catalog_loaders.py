@@ -470,6 +470,24 @@ def test_a_native_catalogue_without_its_photo_folder_says_so(tmp_path: Path) -> 
     assert load_catalog(fashion).issues == []
 
 
+def test_a_flipkart_table_without_its_photo_folder_says_so_once(tmp_path: Path) -> None:
+    """Flipkart's table names each photo, looked for in Images/ beside it: a copy of the table alone gave one issue
+    per product ('photo file ... not found under .../Images'), none saying that the folder is missing nor how to
+    point at it. One issue now names the folder, with --image-root, as for fashion and Rakuten; photos missing one
+    by one from a folder that is there are still named one by one."""
+    flipkart = tmp_path / "flipkart_com-ecommerce_sample.csv"
+    rows = [f'p{i},Mug {i},"[""Kitchen >> Mugs""]",p{i}.jpg,A mug' for i in range(3)]
+    flipkart.write_text("uniq_id,product_name,product_category_tree,image,description\n" + "\n".join(rows) + "\n")
+    catalog = load_catalog(flipkart)
+    assert catalog.frame["image"].isna().all() and len(catalog) == 3
+    (issue,) = catalog.issues
+    assert (issue.row, issue.field, issue.product_id) == (1, "image", None)
+    assert f"photo folder {tmp_path / 'Images'} not found" in issue.message and "--image-root" in issue.message
+    (tmp_path / "Images").mkdir()
+    (tmp_path / "Images" / "p1.jpg").write_bytes(b"checked by the decoder, not here")
+    assert [issue.product_id for issue in load_catalog(flipkart).issues] == ["p0", "p2"]
+
+
 def test_a_utf16_export_is_read_as_text_not_as_bytes(tmp_path: Path) -> None:
     """Excel's "Unicode text": UTF-16 with a byte-order mark, tab-separated."""
     table = "product_id\ttitle\tdescription\timage\tcategory\nsku-1\tThéière en fonte\tÉmaillée\t\tCuisine > Thé\n"

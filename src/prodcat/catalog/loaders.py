@@ -136,18 +136,21 @@ def _resolve_images(
     """Absolute photo paths, ``None`` where absent.
 
     ``named``: the source names each file explicitly, so a missing file is an issue; when the path is
-    only implied by a convention (Rakuten ids, fashion ``<id>.jpg``) a missing photo is normal data, but a
-    missing photo folder is one issue (a table copied without its photos).
+    only implied by a convention (Rakuten ids, fashion ``<id>.jpg``) a missing photo is normal data. A missing
+    photo folder is one issue (a table copied without its photos), also where the files are named (Flipkart's
+    ``Images/``) and none is found elsewhere: not one per product, none saying where the photos went.
     """
+    without_folder = pd.Series(None, index=names.index, dtype=object), [_photo_folder_missing(root, table)]
     if not named and not root.is_dir():
-        message = f"{table.name}: photo folder {root} not found; every product is read without a photo"
-        return pd.Series(None, index=names.index, dtype=object), [RowIssue(1, "image", message + _ROOT_HINT)]
+        return without_folder
     blank = _is_blank(names)
     paths = [
         None if is_blank else _photo_path(root, name.strip())  # " a.jpg" after a comma and a space
         for name, is_blank in zip(_text(names), blank, strict=True)
     ]
     exists = [p is not None and os.path.isfile(p) for p in paths]
+    if not root.is_dir() and not any(exists) and not blank.all():
+        return without_folder
     issues = []
     if named:
         for line, pid, name, path, ok in zip(table.frame.index, ids, names, paths, exists, strict=True):
@@ -158,6 +161,11 @@ def _resolve_images(
         [p if ok else None for p, ok in zip(paths, exists, strict=True)], index=names.index, dtype=object
     )
     return resolved, issues
+
+
+def _photo_folder_missing(root: Path, table: SourceTable) -> RowIssue:
+    message = f"{table.name}: photo folder {root} not found; every product is read without a photo"
+    return RowIssue(1, "image", message + _ROOT_HINT)
 
 
 def _photo_path(root: Path, name: str) -> str:
@@ -261,7 +269,10 @@ def _canonical(
     extra = table.frame[[c for c in table.frame.columns if c not in mapped]]
     frame = pd.concat([canonical, _infer_types(extra)], axis=1)
     readable = pd.Series(has_text(canonical), index=canonical.index)
-    issues += [_without_photo(issue, readable.loc[issue.row]) for issue in _named(list(photo_issues), frame)]
+    issues += [
+        issue if issue.product_id is None else _without_photo(issue, readable.loc[issue.row])  # None: the folder's
+        for issue in _named(list(photo_issues), frame)
+    ]
     if text_expected:
         issues += [
             RowIssue(int(line), "text", f"{table.name}: no title or description", ids[line], left_with="image")
