@@ -259,6 +259,9 @@ def test_predictions_csv_read_as_the_catalogue_loaders_read(tmp_path):
     assert uploaded.table["product_id"].tolist() == ["p1", "p3"]
     with pytest.raises(views.PredictionsFormatError, match=r"^mine\.csv: the file is empty"):
         views.read_uploaded_predictions(b"", "mine.csv")
+    # a header line alone was shown as a table of 0 products, without a word
+    with pytest.raises(views.PredictionsFormatError, match=r"^mine\.csv: no prediction in it, its header line alone$"):
+        views.read_uploaded_predictions(b"product_id,category,confidence,decision\n", "mine.csv")
 
 
 def test_the_rows_skipped_of_an_uploaded_predictions_csv_are_said_of_the_file_uploaded(tmp_path):

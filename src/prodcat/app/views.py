@@ -543,7 +543,8 @@ def read_predictions(path: Path, name: str | None = None) -> Predictions:
     ``name``: what messages call the file (default: its path).
 
     Raises:
-        PredictionsFormatError: no such file, a folder, an empty file, or what :func:`normalise_predictions` refuses.
+        PredictionsFormatError: no such file, a folder, an empty file, a header line alone, or what
+            :func:`normalise_predictions` refuses.
     """
     name = name or str(path)
     if not path.exists():
@@ -557,7 +558,10 @@ def read_predictions(path: Path, name: str | None = None) -> Predictions:
     except CatalogFormatError as exc:
         raise PredictionsFormatError(str(exc).replace(str(path), name)) from None
     issues = [replace(issue, problem=issue.problem.replace(path.name, Path(name).name, 1)) for issue in read.issues]
-    return Predictions(normalise_predictions(read.frame.reset_index(drop=True), name), issues)
+    table = normalise_predictions(read.frame.reset_index(drop=True), name)
+    if table.empty and not issues:  # else its rows were skipped, and the issues say why
+        raise PredictionsFormatError(f"{name}: no prediction in it, its header line alone")
+    return Predictions(table, issues)
 
 
 def read_uploaded_predictions(data: bytes, name: str) -> Predictions:
