@@ -1144,6 +1144,17 @@ def test_every_command_has_help_with_examples():
         assert "examples:" in parser.format_help(), name
 
 
+def test_version_prints_the_installed_version(capsys):
+    """prodcat --version, the first thing a bug report asks for, was refused: 'the following arguments are required:
+    COMMAND' (exit 2)."""
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as shown:
+        main(["--version"])
+    assert shown.value.code == 0
+    assert capsys.readouterr().out == f"prodcat {metadata.version('prodcat')}\n"
+
+
 def test_ctrl_c_while_the_commands_are_imported_exits_130_without_a_traceback(monkeypatch, capsys):
     """A command spends seconds importing (pandas, scikit-learn, every command's module) before it starts: Ctrl-C
     then, the moment one notices a mistyped option, was a traceback of thirty lines of library frames."""

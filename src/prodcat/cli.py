@@ -17,6 +17,7 @@ import select
 import sys
 from typing import TextIO
 
+from prodcat import installed_version
 from prodcat.catalog import CatalogFormatError
 from prodcat.errors import BundleError
 
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="prodcat's debug logging")
+    parser.add_argument("--version", action="version", version=f"prodcat {installed_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_parser(subparsers)

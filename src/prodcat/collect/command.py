@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import importlib.metadata
 import logging
 import math
 import os
@@ -14,6 +13,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from prodcat import installed_version
 from prodcat.arguments import writable_folder
 from prodcat.collect import COLLECTORS, http
 from prodcat.collect.base import search_query
@@ -346,8 +346,4 @@ _ADVICE = {
 
 
 def _user_agent(contact: str | None) -> str:
-    try:
-        version = importlib.metadata.version("prodcat")
-    except importlib.metadata.PackageNotFoundError:
-        version = "dev"
-    return f"prodcat/{version} (product catalogue collection{'; ' + contact if contact else ''})"
+    return f"prodcat/{installed_version()} (product catalogue collection{'; ' + contact if contact else ''})"
