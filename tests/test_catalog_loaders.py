@@ -570,13 +570,20 @@ def test_a_parquet_table_with_a_corrupt_page_is_refused_in_one_line(tmp_path: Pa
 
 
 def test_a_missing_photo_is_named_as_the_catalogue_gives_it(tmp_path: Path) -> None:
-    """A relative name is looked for under the image root, an absolute path as it is: the message says which."""
+    """A relative name is looked for under the image root, an absolute path as it is: the message says which. When
+    no photo of the table is found, the relative ones were likely named from another folder: the message of each
+    names --image-root (it named none, and every product lost its photo, each 'not found' only)."""
     path = tmp_path / "products.csv"
     absolute = tmp_path / "elsewhere" / "lamp.jpg"
     path.write_text(f"title,image,category\nLamp,{absolute},Home\nChair,photos/chair.jpg,Home\n")
     first, second = (issue.message for issue in load_catalog(path).issues)
     assert f"photo file '{absolute}' not found;" in first and " under " not in first
-    assert f"photo file 'photos/chair.jpg' not found under {tmp_path};" in second
+    hint = "(--image-root names the folder holding them)"
+    assert f"photo file 'photos/chair.jpg' not found under {tmp_path} {hint};" in second
+    absolute.parent.mkdir()
+    absolute.write_bytes(b"a photo found: the table's photos are where it says")
+    (issue,) = load_catalog(path).issues
+    assert f"photo file 'photos/chair.jpg' not found under {tmp_path};" in issue.message
 
 
 def test_a_photo_path_written_with_windows_backslashes_finds_its_file(tmp_path: Path) -> None:
@@ -605,7 +612,7 @@ def test_a_missing_photo_of_a_catalogue_given_by_a_relative_path_names_its_folde
     (tmp_path / "products.csv").write_text("title,image,category\nChair,photos/chair.jpg,Home\n")
     monkeypatch.chdir(tmp_path)
     (issue,) = load_catalog(Path("products.csv")).issues
-    assert f"photo file 'photos/chair.jpg' not found under {tmp_path};" in issue.message
+    assert f"photo file 'photos/chair.jpg' not found under {tmp_path} (--image-root" in issue.message
 
 
 def test_a_photo_path_naming_a_directory_says_so(tmp_path: Path) -> None:

@@ -153,10 +153,12 @@ def _resolve_images(
         return without_folder
     issues = []
     if named:
+        none_found = not any(exists)  # relative to another folder, likely: the table's own, or the one it was made in
         for line, pid, name, path, ok in zip(table.frame.index, ids, names, paths, exists, strict=True):
             if path is not None and not ok:
                 # what the product is then classified from is said by _canonical, which reads its text
-                issues.append(RowIssue(int(line), "image", f"{table.name}: {_not_a_file(path, str(name), root)}", pid))
+                problem = _not_a_file(path, str(name), root, none_found)
+                issues.append(RowIssue(int(line), "image", f"{table.name}: {problem}", pid))
     resolved = pd.Series(
         [p if ok else None for p, ok in zip(paths, exists, strict=True)], index=names.index, dtype=object
     )
@@ -183,9 +185,10 @@ def _photo_path(root: Path, name: str) -> str:
 _ROOT_HINT = " (--image-root names the folder holding them)"
 
 
-def _not_a_file(path: str, name: str, root: Path) -> str:
+def _not_a_file(path: str, name: str, root: Path, none_found: bool = False) -> str:
     """Why the photo ``name`` (resolved to ``path``) cannot be read: a URL, a directory or a device, pipe or socket
-    is there (or a link to one), a link that leads to nothing, or nothing."""
+    is there (or a link to one), a link that leads to nothing, or nothing; ``none_found``: nor is any other photo of
+    the table, so a relative one not found is told of ``--image-root``."""
     if _URL.match(name):
         return f"photo {name!r} is a URL: photos are read from files, download them and give their paths"
     if os.path.isdir(path):
@@ -197,7 +200,8 @@ def _not_a_file(path: str, name: str, root: Path) -> str:
             f"photo path {name!r}{_under(root, name)} is a symbolic link to no file (its target is missing, "
             "or links lead back to it)"
         )
-    return f"photo file {name!r} not found{_under(root, name)}"
+    under = _under(root, name)
+    return f"photo file {name!r} not found{under}{_ROOT_HINT if under and none_found else ''}"
 
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
