@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -305,6 +306,24 @@ def test_a_product_with_nothing_to_read_gets_no_category(predictor: Predictor, t
     assert "empty: no category" in page and reason in page and "%" not in page.split("empty:")[1]
     (record,) = json.loads((tmp_path / "explanations.json").read_text())
     assert record["prediction"]["confidence"] is None
+
+
+def test_explain_warns_of_a_photo_that_does_not_decode_as_evaluate_does(
+    flipkart_bundle: Path, heldout: pd.DataFrame, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """evaluate, predict, train and cv name the photos a model reading photos could not use, with why; explain said
+    nothing of one (its report alone did), its product explained from its text."""
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 not a photo " * 4)
+    product = heldout.iloc[[0]][["product_id", "title", "description", "image", "category"]].assign(image=str(corrupt))
+    product.to_csv(tmp_path / "products.csv", index=False)
+    command = ["explain", str(flipkart_bundle), str(tmp_path / "products.csv"), "--sample", "1", "--max-words", "3"]
+    with caplog.at_level(logging.WARNING, logger="prodcat"):
+        assert main([*command, "--report", str(tmp_path / "report")]) == 0
+    warned = [record.getMessage() for record in caplog.records if record.name == "prodcat"]
+    assert "1 photo(s) not used (their products were read without them):" in warned
+    not_used = f"(product {product['product_id'].iat[0]}), image: photo {corrupt} not used: corrupt JPEG header"
+    assert any(not_used in message for message in warned), warned
 
 
 def test_a_text_only_model_is_not_asked_about_occluded_photos(tiny_training, jpeg_bytes, monkeypatch) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import re
 import shutil
@@ -584,6 +585,23 @@ def test_a_text_and_photo_model_on_photos_none_of_which_decodes_says_its_photo_r
     assert main([*args, "no_photo", "--base", "no_text", "--report", str(refused)]) == 2
     assert capsys.readouterr().err.strip().endswith("--base no_text leaves the model photos only: nothing to measure")
     assert not refused.exists()
+
+
+def test_photos_that_do_not_decode_among_others_are_warned_of_as_evaluate_warns_of_them(
+    flipkart_bundle: Path, products: pd.DataFrame, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """evaluate, predict, train and cv name the photos a model reading photos could not use, with why; robustness
+    said nothing of them unless none of the photos decoded, their products scored from their text alone."""
+    frame = products.head(6).copy()
+    frame.loc[[1, 4], "image"] = corrupt_photos(frame.loc[[1, 4]], tmp_path)["image"]
+    command, _ = _robustness_command(flipkart_bundle, frame, tmp_path, "no_text")
+    with caplog.at_level(logging.WARNING, logger="prodcat"):
+        assert main(command) == 0
+    warned = [record.getMessage() for record in caplog.records if record.name == "prodcat"]
+    assert "2 photo(s) not used (their products were read without them):" in warned
+    for row in (1, 4):
+        not_used = f"(product {frame['product_id'][row]}), image: photo {frame['image'][row]} not used: corrupt JPEG"
+        assert any(not_used in message for message in warned), not_used
 
 
 def _study(tiny_training, tmp_path: Path, *perturbations: str) -> tuple[list[str], Path]:

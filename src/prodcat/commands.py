@@ -184,8 +184,19 @@ def _with_unused_photos(catalog: Catalog, predictions: pd.DataFrame | None, list
     predict's ``OUT.issues.csv``, lists as its input issues. The photos are warned of, pointing to the file
     ``listed_in`` that lists them all."""
     unused = [] if predictions is None else unused_photo_issues(catalog, predictions)
-    _log_issues(unused, "photo(s) not used (their products were read without them)", listed_in)
+    _log_issues(unused, _UNUSED_PHOTOS, listed_in)
     return sorted(catalog.issues + unused, key=lambda issue: issue.row)
+
+
+#: the photos a model reading photos did not use, as every command warns of them
+_UNUSED_PHOTOS = "photo(s) not used (their products were read without them)"
+
+
+def warn_of_unused_photos(catalog: Catalog, predictions: pd.DataFrame) -> None:
+    """Warn of the photos of ``predictions`` (``product_id``, ``modalities_used``, of a model reading photos) that the
+    model did not use, with why, the first five named: as train, cv, evaluate and predict do, for the commands that
+    list no input issues in a file (explain, robustness)."""
+    _log_issues(unused_photo_issues(catalog, predictions), _UNUSED_PHOTOS)
 
 
 def without_unreadable_photos(catalog: Catalog, config: Config, what: str = "labelled product(s)") -> Catalog:

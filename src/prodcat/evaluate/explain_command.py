@@ -42,7 +42,7 @@ OVERLAY_NAME = re.compile(r"\d{4,}\.png")
 
 def run_explain(args: argparse.Namespace) -> int:
     from prodcat.bundle import modalities_read_by_bundle, read_manifest
-    from prodcat.commands import catalog_of_the_run, ids_not_drawn, warn_of_issues_of_products
+    from prodcat.commands import catalog_of_the_run, ids_not_drawn, warn_of_issues_of_products, warn_of_unused_photos
     from prodcat.evaluate.report import EXPLAIN_FILES, report_problem
     from prodcat.predict import Predictor
 
@@ -71,6 +71,9 @@ def run_explain(args: argparse.Namespace) -> int:
     explanations = [
         explain(predictor, row, settings) for row in tqdm(products.to_dict("records"), desc="explain", unit="product")
     ]
+    if "image" in modalities_read_by_bundle(predictor.manifest):
+        used = [",".join(explanation.prediction.modalities_used) for explanation in explanations]
+        warn_of_unused_photos(catalog, pd.DataFrame({"product_id": products["product_id"], "modalities_used": used}))
     level = model_level(predictor.manifest)
     source = f"{args.model} on {args.data}"
     try:

@@ -62,7 +62,13 @@ def run_robustness(args: argparse.Namespace) -> int:
 
 def study_robustness(args: argparse.Namespace, perturbations: list[Perturbation], base: Perturbation | None) -> int:
     """:func:`run_robustness`'s study, once its report folder is held; returns the exit code."""
-    from prodcat.commands import catalog_of_the_run, ids_not_drawn, labelled_part, warn_of_issues_of_products
+    from prodcat.commands import (
+        catalog_of_the_run,
+        ids_not_drawn,
+        labelled_part,
+        warn_of_issues_of_products,
+        warn_of_unused_photos,
+    )
     from prodcat.predict import Predictor
 
     predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
@@ -102,8 +108,9 @@ def study_robustness(args: argparse.Namespace, perturbations: list[Perturbation]
     report = IncrementalReport(
         Path(args.report), f"Robustness of {args.model} on {args.data}{on}", warnings, [p.name for p in perturbations]
     )
+    study = RobustnessStudy(predictor, frame, truth, args.seed, base)
     try:
-        measure(RobustnessStudy(predictor, frame, truth, args.seed, base), perturbations, report)
+        measure(study, perturbations, report)
     except KeyboardInterrupt:
         if report.records:
             print_table(report.records)
@@ -112,6 +119,9 @@ def study_robustness(args: argparse.Namespace, perturbations: list[Perturbation]
     except Exception:  # the traceback follows: a bug, said with what it left
         print(f"error: the runs stopped on the error below; {report.kept()}", file=sys.stderr)
         raise
+    # those of the clean run, when some decode (none that does is warned of above) and --base leaves the model photos
+    if "image" in read_by and not photos_warning and not (base and base.removes_all(["image"])):
+        warn_of_unused_photos(catalog, study.clean_table)
     print_table(report.records)
     for warning in report.warnings():
         print(f"warning: {warning}")
