@@ -6,6 +6,7 @@ import json
 import os
 import re
 import time
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -770,6 +771,22 @@ def test_a_photo_given_as_a_url_says_it_is_one(tmp_path: Path) -> None:
     (issue,) = catalog.issues
     assert "photo 'https://cdn.example.com/lamp.jpg' is a URL: photos are read from files" in issue.message
     assert "the product is kept without a photo" in issue.message
+
+
+def test_a_photo_given_as_a_file_url_is_read_from_its_path(tmp_path: Path) -> None:
+    """A file:// URL names a file of this machine: it was refused as any URL ('is a URL: photos are read from files,
+    download them and give their paths'), the product read without its photo. Another host's is a URL still."""
+    (tmp_path / "my photos").mkdir()
+    (tmp_path / "my photos" / "lamp.jpg").write_bytes(b"a photo")
+    lamp = f"file://{urllib.parse.quote(str(tmp_path / 'my photos' / 'lamp.jpg'))}"
+    gone = f"file://localhost{tmp_path / 'gone.jpg'}"
+    path = tmp_path / "products.csv"
+    path.write_text(f"product_id,title,image\na,Lamp,{lamp}\nb,Vase,{gone}\nc,Mug,file://server/mug.jpg\n")
+    catalog = load_catalog(path)
+    assert catalog.frame["image"].tolist() == [str(tmp_path / "my photos" / "lamp.jpg"), None, None]
+    vase, mug = (issue.message for issue in catalog.issues)
+    assert f"photo file '{gone}' not found;" in vase
+    assert "photo 'file://server/mug.jpg' is a URL: photos are read from files" in mug
 
 
 def test_parquet_columns_of_other_types_are_read_as_text_and_their_problems_reported(tmp_path: Path) -> None:

@@ -49,6 +49,7 @@ import json
 import logging
 import os
 import re
+import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -171,9 +172,12 @@ def _photo_folder_missing(root: Path, table: SourceTable) -> RowIssue:
 
 
 def _photo_path(root: Path, name: str) -> str:
-    """The absolute path of the photo ``name`` under ``root``. A relative path written with Windows' backslashes
-    (``photos\\mug.jpg``, in a table made on Windows) is read with slashes when only so does it name a file: on
-    other systems a backslash is a character of the file's name."""
+    """The absolute path of the photo ``name`` under ``root``. A ``file://`` URL names a file of this machine, read
+    as its path. A relative path written with Windows' backslashes (``photos\\mug.jpg``, in a table made on Windows)
+    is read with slashes when only so does it name a file: on other systems a backslash is a character of the
+    file's name."""
+    if local := _local_file_url(name):
+        return os.path.abspath(local)
     path = os.path.abspath(root / name)
     if "\\" in name and not os.path.isfile(path):
         with_slashes = os.path.abspath(root / name.replace("\\", "/"))
@@ -189,7 +193,7 @@ def _not_a_file(path: str, name: str, root: Path, none_found: bool = False) -> s
     """Why the photo ``name`` (resolved to ``path``) cannot be read: a URL, a directory or a device, pipe or socket
     is there (or a link to one), a link that leads to nothing, or nothing; ``none_found``: nor is any other photo of
     the table, so a relative one not found is told of ``--image-root``."""
-    if _URL.match(name):
+    if _URL.match(name) and not _local_file_url(name):
         return f"photo {name!r} is a URL: photos are read from files, download them and give their paths"
     if os.path.isdir(path):
         return f"photo path {name!r}{_under(root, name)} is a directory, not a file"
@@ -207,10 +211,19 @@ def _not_a_file(path: str, name: str, root: Path, none_found: bool = False) -> s
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
+def _local_file_url(name: str) -> str | None:
+    """The path a ``file://`` URL of this machine names (``file:///srv/photos/a%20b.jpg``: ``/srv/photos/a b.jpg``),
+    ``None`` for any other name."""
+    url = urllib.parse.urlsplit(name)
+    if url.scheme.lower() != "file" or url.netloc not in ("", "localhost"):
+        return None
+    return urllib.parse.unquote(url.path)
+
+
 def _under(root: Path, name: str) -> str:
     """`` under ROOT`` for a photo named relative to the image root, which is given absolute (a relative CSV path
-    made it ``.``); nothing for an absolute path (it ignores it)."""
-    return "" if os.path.isabs(name) else f" under {Path(root).absolute()}"
+    made it ``.``); nothing for an absolute path or a ``file://`` URL (it ignores it)."""
+    return "" if os.path.isabs(name) or _local_file_url(name) else f" under {Path(root).absolute()}"
 
 
 def _canonical(
