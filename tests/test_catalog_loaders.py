@@ -821,6 +821,20 @@ def test_parquet_columns_of_other_types_are_read_as_text_and_their_problems_repo
     assert [(issue.row, issue.field) for issue in catalog.issues] == [(1, "image")]
 
 
+def test_a_photos_bytes_in_a_parquet_table_without_ids_are_an_issue_of_its_product(tmp_path: Path) -> None:
+    """Without an id column, the issue of a photo's bytes in the image column named no product (the others name
+    row-<line>), and since 342e06d, which takes an issue naming none for the table's missing photo folder, it no
+    longer said the product is kept, classified from its text."""
+    path = tmp_path / "without-ids.parquet"
+    pq.write_table(pa.table({"title": ["mug"], "image": pa.array([b"\xff\xd8\xff\xe0"], pa.binary())}), path)
+    [issue] = load_catalog(path).issues
+    assert issue.product_id == "row-1"
+    assert issue.message.endswith(
+        "holds the 4 bytes of a JPEG photo, not a photo file path; the product is kept without a photo: "
+        "classified from its text"
+    )
+
+
 def test_a_csv_with_carriage_returns_alone_as_line_ends_is_read(tmp_path: Path) -> None:
     """Excel's "CSV (Macintosh)" ends lines with \\r alone: the csv reader reads it, and so must the format
     detection, which read the whole file as one header line and failed with the csv module's error."""

@@ -753,6 +753,8 @@ def load_table(
     type_issues = typed_columns_as_text(table, columns) if fmt == "parquet" else []
     if columns["product_id"] is None:
         ids = pd.Series([f"row-{line}" for line in table.frame.index], index=table.frame.index, dtype=object)
+        # each names its product, as every other issue of one does: _canonical takes one naming none for the table's
+        type_issues = [replace(issue, product_id=ids.loc[issue.row]) for issue in type_issues]
     else:
         ids = _text(table.frame[columns["product_id"]])
     root = Path(image_root) if image_root is not None else path.parent
