@@ -102,10 +102,12 @@ def read_training_data(args: argparse.Namespace, listed_in: Path) -> tuple[Catal
     # photos are decoded, drawn or not, to know which are readable)
     readable = _without_products(catalog, unreadable)
     frame = labelled_sample(readable.frame, config, config.sample)
-    candidates = catalog.frame[catalog.frame["category"].notna() & readable_by(catalog.frame, config.modalities)]
-    # once a sample is drawn, the products left out before the draw are no more the run's than those not drawn
+    labelled = catalog.frame[catalog.frame["category"].notna()]
+    candidates = labelled[readable_by(labelled, config.modalities)]
+    # once a sample is drawn, the products left out before the draw (a photo alone that does not decode, none of the
+    # modalities read) are no more the run's than those not drawn
     sampled = len(frame) < len(candidates) - len(unreadable)
-    not_drawn = ids_not_drawn(candidates, frame) if sampled else frozenset()
+    not_drawn = ids_not_drawn(labelled, frame) if sampled else frozenset()
     _warn_of_left_out([issue for issue in unreadable.values() if issue.product_id not in not_drawn])
     read_by = _modalities_read_by(config)
     _warn_of_read_issues(issues_of_the_run(catalog.issues, read_by, not_drawn), args.data, listed_in)
@@ -307,24 +309,26 @@ def build_config(args: argparse.Namespace, catalog_format: str) -> Config:
     return Config.model_validate(config.model_dump() | updates).for_format(catalog_format)
 
 
-def labelled_products(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
-    """The labelled products of ``frame`` that have one of the configured modalities (the others are left out,
-    and said so)."""
+def labelled_products(frame: pd.DataFrame, config: Config, sample: int | None = None) -> pd.DataFrame:
+    """The labelled products of ``frame`` that have one of the configured modalities. The others are left out, and
+    said so unless a ``sample`` smaller than the rest is to be drawn: they are then no more the run's than the
+    products it does not draw."""
     frame = frame[frame["category"].notna()].reset_index(drop=True)
     usable = readable_by(frame, config.modalities)
     if not usable.all():
         what = f"none of the modalities {','.join(config.modalities)}" if config.modalities else "no text or photo"
         left_out = frame.loc[~usable, "product_id"].astype(str).tolist()
-        log.warning(
-            "%s labelled product(s) have %s: left out (%s)", count_text(len(left_out)), what, _first_five(left_out)
-        )
+        if sample is None or sample >= usable.sum():
+            log.warning(
+                "%s labelled product(s) have %s: left out (%s)", count_text(len(left_out)), what, _first_five(left_out)
+            )
         frame = frame[usable].reset_index(drop=True)
     return frame
 
 
 def labelled_sample(frame: pd.DataFrame, config: Config, size: int | None) -> pd.DataFrame:
     """The :func:`labelled_products`, or a stratified sample of ``size`` of them (:func:`pooled_stratified_sample`)."""
-    frame = labelled_products(frame, config)
+    frame = labelled_products(frame, config, size)
     if size is None:
         return frame
     return pooled_stratified_sample(frame, config, size).reset_index(drop=True)
