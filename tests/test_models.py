@@ -1221,6 +1221,9 @@ def test_cv_of_chosen_folds_predicts_their_products_as_the_full_run_does() -> No
     assert (result.classified_from("image") == has_photo).all() and result.classified_from("text").all()
     with pytest.raises(ValueError, match=r"only_folds \[3\]: the 3 folds are numbered 0 to 2"):
         cross_validate(frame, config, folds=3, progress=False, only_folds=[3])
+    # no fold named (a filter that kept none): refused, not a result of no product that fails in sklearn's words
+    with pytest.raises(ValueError, match=r"only_folds is empty: name some of the 3 folds, numbered 0 to 2"):
+        cross_validate(frame, config, folds=3, progress=False, only_folds=[])
 
 
 def test_refitting_forgets_what_the_previous_fit_learnt() -> None:

@@ -234,6 +234,8 @@ def cross_validate(
     y = category_at_level(as_labels(frame["category"]), config.target_level)  # as the model reads them
     splits = stratified_folds(y, folds, config.seed)
     run = range(folds) if only_folds is None else sorted(set(only_folds))
+    if not run:  # none named: a result of no product, whose every metric fails far from the call that emptied it
+        raise ValueError(f"only_folds is empty: name some of the {folds} folds, numbered 0 to {folds - 1}")
     if outside := [k for k in run if not 0 <= k < folds]:
         raise ValueError(f"only_folds {outside}: the {folds} folds are numbered 0 to {folds - 1}")
     classes = np.unique(y)
