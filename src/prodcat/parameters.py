@@ -59,7 +59,9 @@ class AddedFieldsDefaulted:
             for name, field in type(self).model_fields.items()  # type: ignore[attr-defined]  # BaseModel's
             if name not in fields
         }
-        fields = {**defaults_of_missing(type(self), "field", missing), **fields}
+        defaults = defaults_of_missing(type(self), "field", missing)
+        # in the order the class declares them, as an instance made now holds them: model_dump and JSON follow it
+        fields = {**dict.fromkeys(type(self).model_fields), **defaults, **fields}  # type: ignore[attr-defined]
         super().__setstate__({**state, "__dict__": fields})  # type: ignore[misc]  # BaseModel's, further along
 
 
