@@ -165,6 +165,24 @@ def test_rakuten_test_split_and_codes_without_names(tmp_path: Path) -> None:
     assert "first at X_train_update.csv line 2" in next(i.message for i in catalog.issues if i.field == "product_id")
 
 
+def test_a_rakuten_training_table_without_its_labels_file_says_so(tmp_path: Path, caplog, capsys) -> None:
+    """X_train_update.csv copied without Y_train_CVw08PX.csv was read unlabelled without a word: train refused with
+    'no labelled product with text to learn from', evaluate with 'no labelled products', neither saying why. One
+    label issue now names the file (predict, which reads no label, does not list it); a test split has none."""
+    (tmp_path / "images" / "image_train").mkdir(parents=True)
+    (tmp_path / "X_train_update.csv").write_text(",designation,description,productid,imageid\n0,A,,11,22\n")
+    catalog = load_catalog(tmp_path)
+    assert catalog.frame["category"].isna().all()
+    (issue,) = catalog.issues
+    assert (issue.row, issue.field, issue.product_id) == (1, "category", None)
+    assert issue.message == (
+        f"X_train_update.csv: its labels Y_train_CVw08PX.csv not found in {tmp_path}; every product is read unlabelled"
+    )
+    assert main(["train", str(tmp_path), "--out", str(tmp_path / "m"), "--modalities", "text"]) == 2
+    assert "cannot train: no labelled product" in capsys.readouterr().err
+    assert any(issue.message in record.getMessage() for record in caplog.records)  # warned of before the refusal
+
+
 def test_fashion(fashion_dir: Path) -> None:
     catalog = load_catalog(fashion_dir)
     frame = catalog.frame

@@ -576,6 +576,9 @@ def load_rakuten(path: Path, language: str = "en", image_root: Path | None = Non
             RowIssue(int(line), "category", f"{RAKUTEN_Y}: label for row index {idx} which {x_path.name} does not have")
             for line, idx in orphans["row_index"].items()
         ]
+    elif split == "train":  # a training table copied without its labels: train and evaluate found none, saying why not
+        message = f"{x_path.name}: its labels {RAKUTEN_Y} not found in {folder}; every product is read unlabelled"
+        issues.append(RowIssue(1, "category", message))
     table.frame["prdtypecode"] = codes.where(~_is_blank(codes), None)
     category, code_issues = _code_to_path(table, table.frame["productid"], names)
 
