@@ -807,6 +807,16 @@ def test_a_photo_given_as_a_file_url_is_read_from_its_path(tmp_path: Path) -> No
     assert "photo 'file://server/mug.jpg' is a URL: photos are read from files" in mug
 
 
+def test_a_photo_named_file_colon_without_slashes_is_a_file_under_the_image_root(tmp_path: Path) -> None:
+    """c5d4b79 read any name of the file scheme as a URL, so file:mug.jpg (a legal file name, no '//') named the
+    file mug.jpg of the current folder rather than file:mug.jpg beside the table: not found."""
+    (tmp_path / "file:mug.jpg").write_bytes(b"a photo")
+    path = tmp_path / "products.csv"
+    path.write_text("product_id,title,image\na,Mug,file:mug.jpg\n")
+    catalog = load_catalog(path)
+    assert catalog.frame["image"].tolist() == [str(tmp_path / "file:mug.jpg")] and not catalog.issues
+
+
 def test_parquet_columns_of_other_types_are_read_as_text_and_their_problems_reported(tmp_path: Path) -> None:
     """Numbers as photo names, bytes that are not UTF-8, a photo's own bytes in the image column, a list of
     words: every product is kept, each problem is an issue of its row (none fails the catalogue)."""

@@ -213,7 +213,9 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 def _local_file_url(name: str) -> str | None:
     """The path a ``file://`` URL of this machine names (``file:///srv/photos/a%20b.jpg``: ``/srv/photos/a b.jpg``),
-    ``None`` for any other name."""
+    ``None`` for any other name: ``file:mug.jpg``, without ``//``, is a file's name, read under the image root."""
+    if not _URL.match(name):
+        return None
     url = urllib.parse.urlsplit(name)
     if url.scheme.lower() != "file" or url.netloc not in ("", "localhost"):
         return None
