@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import html
+import importlib
 import inspect
 import io
 import json
@@ -1170,10 +1171,33 @@ def test_ctrl_c_while_the_commands_are_imported_exits_130_without_a_traceback(mo
     except KeyboardInterrupt:
         code = "KeyboardInterrupt raised"
     assert code == 130
-    assert capsys.readouterr().err == ""
+    assert capsys.readouterr().err == "interrupted: nothing written\n"
     # the console script imports prodcat.cli before main() can catch anything: that import must be quick
     check = "import sys, prodcat.cli; print(sorted({'numpy', 'pandas', 'sklearn'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", check], capture_output=True, text=True).stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("command", "module", "function"),
+    [
+        ("train", "prodcat.commands", "run_train"),
+        ("cv", "prodcat.commands", "run_cv"),
+        ("evaluate", "prodcat.commands", "run_evaluate"),
+        ("audit", "prodcat.catalog.audit", "run_audit"),
+        ("explore", "prodcat.explore.command", "run_explore"),
+    ],
+)
+def test_ctrl_c_in_a_command_says_so_in_one_line(monkeypatch, capsys, tmp_path, command, module, function):
+    """Ctrl-C ended train, cv, evaluate, audit and explore with exit 130 and no word (predict, robustness and collect
+    say what they kept): the one a user reads then is cli.main's, on stderr, without a traceback."""
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib.import_module(module), function, interrupted)
+    assert main([part.format(tmp=tmp_path) for part in EVERY_COMMAND[command]]) == 130
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", "interrupted: nothing written\n")
 
 
 #: a valid command line of every command, which parsing checks without running it

@@ -33,6 +33,9 @@ COMMAND_MODULES = (
     "prodcat.evaluate.explain_parser",
 )
 
+#: what Ctrl-C says of a command that does not say more itself
+INTERRUPTED = "interrupted: nothing written"
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -54,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # a reader gone is met here, not in the interpreter's last flush (exit 120, a message)
         return code
     except KeyboardInterrupt:  # at any moment: the seconds of imports before a command starts too, without a traceback
+        # the commands that keep work when interrupted (predict's chunks, collect's pages, robustness's runs) say so
+        # and return 130 themselves; the others write their bundle or report at their end
+        print(INTERRUPTED, file=sys.stderr)
         return 130
     except BrokenPipeError:
         if not reader_gone(sys.stdout):  # another pipe or socket: a failure to show

@@ -199,6 +199,6 @@ def run_app(args: argparse.Namespace) -> int:
         except subprocess.TimeoutExpired:
             server.send_signal(signal.SIGINT)
             server.wait()
-        raise
+        return 130  # the app's usual stop, which Streamlit's own line says: not cli.main's "interrupted"
     finally:
         signal.signal(signal.SIGTERM, previous)
