@@ -262,6 +262,9 @@ def test_predictions_csv_read_as_the_catalogue_loaders_read(tmp_path):
     # a header line alone was shown as a table of 0 products, without a word
     with pytest.raises(views.PredictionsFormatError, match=r"^mine\.csv: no prediction in it, its header line alone$"):
         views.read_uploaded_predictions(b"product_id,category,confidence,decision\n", "mine.csv")
+    # so was one whose header is not UTF-8 (an accented column name saved by Excel), its encoding's issue alone said
+    with pytest.raises(views.PredictionsFormatError, match=r"^mine\.csv: no prediction in it, its header line alone$"):
+        views.read_uploaded_predictions(b"product_id,category,confidence,decision,r\xe9f\n", "mine.csv")
 
 
 def test_the_rows_skipped_of_an_uploaded_predictions_csv_are_said_of_the_file_uploaded(tmp_path):

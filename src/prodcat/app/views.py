@@ -559,7 +559,9 @@ def read_predictions(path: Path, name: str | None = None) -> Predictions:
         raise PredictionsFormatError(str(exc).replace(str(path), name)) from None
     issues = [replace(issue, problem=issue.problem.replace(path.name, Path(name).name, 1)) for issue in read.issues]
     table = normalise_predictions(read.frame.reset_index(drop=True), name)
-    if table.empty and not issues:  # else its rows were skipped, and the issues say why
+    # rows skipped (bad quoting, a wrong count of fields) are said by their issues; a file's own issue (its
+    # encoding) says nothing of the predictions missing
+    if table.empty and not any(issue.field == "row" for issue in issues):
         raise PredictionsFormatError(f"{name}: no prediction in it, its header line alone")
     return Predictions(table, issues)
 
