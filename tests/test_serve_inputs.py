@@ -1731,6 +1731,24 @@ def test_a_default_top_k_above_the_largest_a_caller_may_ask_for_is_refused(
     ]
 
 
+def test_a_review_db_path_is_refused_naming_its_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """prodcat serve --review-db reviews.db (the SQLite file's path) failed once the model had loaded, in
+    SQLAlchemy's words ('Could not parse SQLAlchemy URL from given URL string'): refused first now, as
+    train --feedback refuses it, naming the URL to give; from PRODCAT_REVIEW_DB too."""
+    refusal = (
+        "error: --review-db / PRODCAT_REVIEW_DB: reviews.db is not a database URL: give sqlite:///reviews.db for the "
+        "SQLite file, postgresql+psycopg://USER@HOST/DB for a PostgreSQL database (got 'reviews.db')"
+    )
+    assert main(["serve", str(tmp_path / "no-model"), "--review-db", "reviews.db"]) == 2
+    assert capsys.readouterr().err.splitlines() == [refusal]
+    monkeypatch.setenv("PRODCAT_REVIEW_DB", "reviews.db")
+    assert main(["serve", str(tmp_path / "no-model")]) == 2
+    assert capsys.readouterr().err.splitlines() == [refusal]
+    assert ServeSettings(review_db="sqlite:///reviews.db").review_db == "sqlite:///reviews.db"
+
+
 @pytest.mark.parametrize("key", ["ключ", "clé", " padded-key "])
 def test_an_api_key_no_client_can_send_is_refused_at_start(key: str) -> None:
     """A server started with PRODCAT_API_KEY='ключ' answered 401 to every review call whatever the client sent

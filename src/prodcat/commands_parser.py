@@ -20,19 +20,17 @@ from prodcat.arguments import (
     sample_size,
     user_path,
 )
+from prodcat.review import database_url_problem
 
 #: worker processes of predict's dask LocalCluster when --workers is not given
 LOCAL_WORKERS = 2
 
 
 def _database_url(text: str) -> str:
-    """``--feedback``: a database URL. A path (the SQLite file, as one names it) failed after the catalogue was read,
-    in SQLAlchemy's words ('Could not parse SQLAlchemy URL from given URL string'): refused now, with its URL."""
-    if "://" not in text:
-        raise argparse.ArgumentTypeError(
-            f"{text} is not a database URL: give sqlite:///{text} for the SQLite file, "
-            "postgresql+psycopg://USER@HOST/DB for a PostgreSQL database"
-        )
+    """``--feedback``: a database URL, refused before the catalogue is read otherwise (see
+    :func:`~prodcat.review.database_url_problem`)."""
+    if problem := database_url_problem(text):
+        raise argparse.ArgumentTypeError(problem)
     return text
 
 

@@ -5,3 +5,15 @@
 #: without importing SQLAlchemy
 CONNECT_TIMEOUT_S = 10
 NETWORK_TIMEOUT_S = 60
+
+
+def database_url_problem(text: str) -> str | None:
+    """Why ``text`` is no URL of a review-queue database, ``None`` if it is one. A path (the SQLite file, as one names
+    it) failed where the database was opened, in SQLAlchemy's words ('Could not parse SQLAlchemy URL from given URL
+    string'): ``train --feedback`` after reading the catalogue, ``serve --review-db`` after loading the model."""
+    if "://" in text:
+        return None
+    return (
+        f"{text} is not a database URL: give sqlite:///{text} for the SQLite file, "
+        "postgresql+psycopg://USER@HOST/DB for a PostgreSQL database"
+    )

@@ -18,7 +18,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from prodcat.image.formats import decoded_image_types
-from prodcat.review import CONNECT_TIMEOUT_S, NETWORK_TIMEOUT_S
+from prodcat.review import CONNECT_TIMEOUT_S, NETWORK_TIMEOUT_S, database_url_problem
 
 
 def text_over_limit(title: str, description: str, limit: int) -> tuple[str, int] | None:
@@ -121,6 +121,13 @@ class ServeSettings(BaseSettings):
         if not kinds:
             raise ValueError(f"no photo type given; choose among {','.join(decoded)}")
         return kinds
+
+    @field_validator("review_db")
+    @classmethod
+    def _review_db_url(cls, url: str) -> str:
+        if problem := database_url_problem(url):  # refused before the model loads, naming the URL to give
+            raise ValueError(problem)
+        return url
 
     @field_validator("max_top_k")
     @classmethod
