@@ -1171,7 +1171,7 @@ def test_ctrl_c_while_the_commands_are_imported_exits_130_without_a_traceback(mo
     except KeyboardInterrupt:
         code = "KeyboardInterrupt raised"
     assert code == 130
-    assert capsys.readouterr().err == "interrupted: nothing written\n"
+    assert capsys.readouterr().err == "interrupted\n"
     # the console script imports prodcat.cli before main() can catch anything: that import must be quick
     check = "import sys, prodcat.cli; print(sorted({'numpy', 'pandas', 'sklearn'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", check], capture_output=True, text=True).stdout.strip() == "[]"
@@ -1197,7 +1197,23 @@ def test_ctrl_c_in_a_command_says_so_in_one_line(monkeypatch, capsys, tmp_path, 
     monkeypatch.setattr(importlib.import_module(module), function, interrupted)
     assert main([part.format(tmp=tmp_path) for part in EVERY_COMMAND[command]]) == 130
     out, err = capsys.readouterr()
-    assert (out, err) == ("", "interrupted: nothing written\n")
+    assert (out, err) == ("", "interrupted\n")
+
+
+def test_ctrl_c_while_a_report_is_written_does_not_say_nothing_was(tiny_training, monkeypatch, capsys, tmp_path):
+    """Ctrl-C said 'interrupted: nothing written' whenever it came: evaluate stopped while it drew its figures had
+    written the report's metrics.json (beside a report.html of the run before, had there been one)."""
+    import prodcat.evaluate.report
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prodcat.evaluate.report, "plot_confusion", interrupted)
+    data, report = tmp_path / "products.csv", tmp_path / "report"
+    tiny_training.unseen.to_csv(data, index=False)
+    assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(report)]) == 130
+    assert (report / "metrics.json").is_file()
+    assert capsys.readouterr().err.endswith("]\ninterrupted\n")  # below the progress bar of its predictions
 
 
 #: a valid command line of every command, which parsing checks without running it

@@ -33,8 +33,9 @@ COMMAND_MODULES = (
     "prodcat.evaluate.explain_parser",
 )
 
-#: what Ctrl-C says of a command that does not say more itself
-INTERRUPTED = "interrupted: nothing written"
+#: what Ctrl-C says of a command that does not say more itself: not that nothing was written, as one stopped while
+#: writing its report (evaluate's figures, explore's maps) has written part of it
+INTERRUPTED = "interrupted"
 
 
 def build_parser() -> argparse.ArgumentParser:
