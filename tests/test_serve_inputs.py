@@ -1143,7 +1143,7 @@ def test_invented_http_methods_share_one_metrics_label(client: TestClient) -> No
     assert 'route="unmatched",status="200"' not in metrics
 
 
-def test_a_body_refused_by_its_declared_length_counts_under_its_route(tmp_path: Path) -> None:
+def test_a_body_refused_by_its_declared_length_counts_under_its_route() -> None:
     """The 413 answered before routing, on a Content-Length over max_request_bytes, was counted under
     route="unmatched", as a path no route takes: /predict's refusals were missing from its own series."""
     app = create_app(OneCategoryModel(), ServeSettings(max_request_bytes=100), ReviewStore("sqlite://"))
@@ -1828,16 +1828,10 @@ class ServedWithWorkers(NamedTuple):
     json_logging: list[str]
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on, for a server that is not started (``prodcat serve`` checks it is free)."""
-    import socket
-
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        return probe.getsockname()[1]
-
-
 def serve_with_workers(arguments: list[str], monkeypatch: pytest.MonkeyPatch) -> ServedWithWorkers:
-    """``prodcat serve ARGUMENTS --workers 2`` in this process, uvicorn and the process-wide JSON logging replaced."""
+    """``prodcat serve ARGUMENTS --workers 2`` in this process, uvicorn and the process-wide JSON logging replaced.
+    Port 0 (any free one) passes serve's check that the port is free whatever else runs on the machine: a port found
+    free, then given, could be taken meanwhile by another process, and the check then refused it."""
     import uvicorn
 
     import prodcat.serve.logs
@@ -1845,7 +1839,7 @@ def serve_with_workers(arguments: list[str], monkeypatch: pytest.MonkeyPatch) ->
     run = ServedWithWorkers(0, [], [])
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: run.served.append(app))
     monkeypatch.setattr(prodcat.serve.logs, "configure_json_logging", run.json_logging.append)
-    return run._replace(status=main(["serve", *arguments, "--workers", "2", "--port", str(free_port())]))
+    return run._replace(status=main(["serve", *arguments, "--workers", "2", "--port", "0"]))
 
 
 def test_serve_with_workers_keeps_no_model_in_the_supervisor(
@@ -1917,7 +1911,7 @@ def test_serve_with_workers_supervisor_imports_none_of_the_workers_libraries(
     decodes, run_serve SQLAlchemy to catch a database's error. None of them is imported by the time uvicorn starts,
     the bundle and the review database checked (in a child): run in a process of its own, whose modules are its own."""
     database = tmp_path / "reviews.db"
-    arguments = ["serve", str(tiny_training.bundle), "--workers", "2", "--port", str(free_port()),
+    arguments = ["serve", str(tiny_training.bundle), "--workers", "2", "--port", "0",
                  "--review-db", f"sqlite:///{database}"]  # fmt: skip
     supervisor = f"""
 import json, sys
