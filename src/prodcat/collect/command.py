@@ -10,6 +10,7 @@ import os
 import sys
 import textwrap
 import unicodedata
+import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -88,6 +89,23 @@ def _contact(text: str) -> str:
     raise argparse.ArgumentTypeError(
         f"{text!r} {why}, which an HTTP header cannot carry: give an e-mail address or a URL (PRODCAT_CONTACT is "
         "this option's default)"
+    )
+
+
+def _base_url(text: str) -> str:
+    """An argparse type for --base-url: an http:// or https:// URL naming a host. Another (a host without its scheme,
+    a mistyped value) was only said after every retry, the API 'unreachable', blaming the network."""
+    try:
+        parts = urllib.parse.urlsplit(text)
+    except ValueError as error:  # "http://[::1", an IPv6 address without its closing bracket
+        why = f" ({error})"
+    else:
+        if parts.scheme.lower() in ("http", "https") and parts.hostname:
+            return text
+        why = ""
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not an http:// or https:// URL naming a host{why}: give the API's address as "
+        "https://HOST[:PORT][/PATH]"
     )
 
 
@@ -172,7 +190,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help="seconds a whole answer (page or photo) may take; a slower one is abandoned (default %(default)s)",
     )
-    parser.add_argument("--base-url", metavar="URL", help="the API's address (default: its public one), e.g. a mirror")
+    parser.add_argument(
+        "--base-url", type=_base_url, metavar="URL", help="the API's address (default: its public one), e.g. a mirror"
+    )
     parser.add_argument(
         "--proxy",
         metavar="URL",
