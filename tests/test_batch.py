@@ -524,6 +524,36 @@ def test_a_title_of_no_word_the_model_knows_says_so_in_its_error(tiny_training) 
     assert not model_failed(table.at[0, "error"])  # the product's doing, not a broken model
 
 
+def test_predict_refuses_a_table_a_text_model_can_read_nothing_of_and_warns_of_some(
+    tiny_training, tmp_path, capsys, caplog
+) -> None:
+    """A text-only model on a table without a title or description column wrote every product with its error
+    filled, exit 0, and no word before: refused now, naming the columns and what the model reads. Products without
+    text among others are warned of first, as evaluate warns of them (and still predicted)."""
+    photos_only = tmp_path / "photos-only.csv"
+    tiny_training.unseen[["product_id", "image"]].to_csv(photos_only, index=False)
+    out = tmp_path / "preds.csv"
+    assert main(["predict", str(tiny_training.bundle), str(photos_only), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {photos_only}: none of its 12 products has a title or description, which the model reads (text): "
+        "nothing to classify; if a column holds them under another name, name it with --title-column / "
+        "--description-column"
+    ]
+    assert list(tmp_path.iterdir()) == [photos_only]
+
+    some_without_text = tmp_path / "some-without-text.csv"
+    tiny_training.unseen.assign(title=["", "", *tiny_training.unseen["title"][2:]], description="").to_csv(
+        some_without_text, index=False
+    )
+    with caplog.at_level("WARNING", logger="prodcat"):
+        assert main(["predict", str(tiny_training.bundle), str(some_without_text), "--out", str(out)]) == 0
+    assert (
+        "2 of 12 products have no text the model can read: they get no category, their error column saying why"
+        in caplog.text
+    )
+    assert (pd.read_csv(out, dtype=str, keep_default_na=False)["error"] != "").sum() == 2
+
+
 def test_a_bundle_recording_no_modalities_is_said_to_read_text_and_photos_in_an_error(
     tiny_training, tiny_bundle_recording_no_modalities
 ) -> None:

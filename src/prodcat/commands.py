@@ -616,7 +616,8 @@ def run_predict(args: argparse.Namespace) -> int:
     # a mistyped MODEL is said before a catalogue of millions is read, not after
     manifest = read_manifest(args.model)
     # the labels a catalogue may have are not read: their issues do not concern the predictions
-    catalog = catalog_of_the_run(args, modalities_read_by_bundle(manifest), reads_labels=False)
+    read_by = modalities_read_by_bundle(manifest)
+    catalog = catalog_of_the_run(args, read_by, reads_labels=False)
     frame = catalog.frame
     if (product := _product_whose_photo_is(out, frame)) is not None:
         print(
@@ -624,6 +625,15 @@ def run_predict(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    # scored, each got its error (nothing to classify), and a run of no prediction exited 0
+    readable = readable_by(frame, read_by)
+    if len(frame) and not readable.any():
+        print(f"error: {_nothing_readable(len(frame), read_by, args.data)}", file=sys.stderr)
+        return 2
+    if unread := int((~readable).sum()):
+        log.warning(
+            "%s", _unread_warning(unread, len(frame), read_by, "they get no category, their error column saying why")
+        )
 
     def list_input_issues() -> None:
         # warned of "all listed in OUT.issues.csv" as that file is written: once the output is this run's, and again
@@ -711,8 +721,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     metrics = evaluate_predictions(truth, predicted, confidence, predictor.threshold)
     in_training = products_in_training(frame, predictor.manifest, args.model)
     metrics["warnings"] = labelled_warnings(in_training, truth, predictor.labels)
-    if unread := _unread_warning(table, read_by):
-        metrics["warnings"].append(unread)
+    unread = int((table["modalities_used"].fillna("") == "").sum())  # a photo that did not decode counts too
+    if unread:
+        consequence = "they get no category and count as wrong"
+        metrics["warnings"].append(_unread_warning(unread, len(table), read_by, consequence))
     predictions = table.rename(columns={"category": "predicted"})
     predictions.insert(1, "category", truth)  # as `prodcat cv`'s predictions.csv: the true, then the predicted
     if in_training.mask is not None:  # unknown for a bundle that recorded no product fingerprints: no column
@@ -739,16 +751,30 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _unread_warning(table: pd.DataFrame, read_by: tuple[str, ...]) -> str | None:
-    """What to say of the products with nothing a model reading ``read_by`` can read (see
-    batch.scoring.NOTHING_TO_READ)."""
-    unread = int((table["modalities_used"].fillna("") == "").sum())
-    if not unread:
-        return None
-    modalities = " or ".join(read_by)
+def _unread_warning(unread: int, total: int, read_by: tuple[str, ...], consequence: str) -> str:
+    """What to say of the ``unread`` of ``total`` products with nothing a model reading ``read_by`` can read (see
+    batch.scoring.NOTHING_TO_READ), and of the ``consequence``."""
     return (
-        f"{count_text(unread)} of {count_text(len(table))} products have no {modalities} the model can read: they "
-        "get no category and count as wrong"
+        f"{count_text(unread)} of {count_text(total)} products have no {' or '.join(read_by)} the model can read: "
+        f"{consequence}"
+    )
+
+
+#: per modality, the fields of a product that hold it, and the options naming their columns
+_MODALITY_FIELDS = {
+    "text": ("a title or description", "--title-column / --description-column"),
+    "image": ("a photo", "--image-column"),
+}
+
+
+def _nothing_readable(total: int, read_by: tuple[str, ...], data: str) -> str:
+    """Why none of the ``total`` products of the catalogue ``data`` can be classified by a model reading ``read_by``,
+    none having any of those modalities (the table has no such column, or they are all empty)."""
+    fields, options = zip(*(_MODALITY_FIELDS[modality] for modality in read_by), strict=True)
+    return (
+        f"{data}: none of its {count_text(total)} products has {' or '.join(fields)}, which the model reads "
+        f"({' and '.join(read_by)}): nothing to classify; if a column holds them under another name, name it with "
+        f"{' / '.join(options)}"
     )
 
 
