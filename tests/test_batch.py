@@ -554,6 +554,21 @@ def test_predict_refuses_a_table_a_text_model_can_read_nothing_of_and_warns_of_s
     assert (pd.read_csv(out, dtype=str, keep_default_na=False)["error"] != "").sum() == 2
 
 
+def test_evaluate_refuses_a_table_a_text_model_can_read_nothing_of(tiny_training, tmp_path, capsys) -> None:
+    """evaluate scored such a table (labels, no title or description column): every product counted as wrong, a
+    report of accuracy 0 written, exit 0 with a warning. Refused as predict refuses it, before any report."""
+    photos_only = tmp_path / "labelled-photos-only.csv"
+    tiny_training.unseen[["product_id", "image", "category"]].to_csv(photos_only, index=False)
+    report = tmp_path / "report"
+    assert main(["evaluate", str(tiny_training.bundle), str(photos_only), "--report", str(report)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {photos_only}: none of its 12 products has a title or description, which the model reads (text): "
+        "nothing to classify; if a column holds them under another name, name it with --title-column / "
+        "--description-column"
+    ]
+    assert not (report / "metrics.json").exists()
+
+
 def test_a_bundle_recording_no_modalities_is_said_to_read_text_and_photos_in_an_error(
     tiny_training, tiny_bundle_recording_no_modalities
 ) -> None:

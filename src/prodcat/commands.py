@@ -627,8 +627,7 @@ def run_predict(args: argparse.Namespace) -> int:
         return 2
     # scored, each got its error (nothing to classify), and a run of no prediction exited 0
     readable = readable_by(frame, read_by)
-    if len(frame) and not readable.any():
-        print(f"error: {_nothing_readable(len(frame), read_by, args.data)}", file=sys.stderr)
+    if _refused_as_unreadable(readable, read_by, args.data):
         return 2
     if unread := int((~readable).sum()):
         log.warning(
@@ -713,6 +712,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if catalog is None:
         return 2
     frame = catalog.frame
+    # scored, each counted as wrong: a report of accuracy 0 on a catalogue the model reads nothing of, exit 0
+    if _refused_as_unreadable(readable_by(frame, read_by), read_by, args.data):
+        return 2
     truth = category_at_level(frame["category"], model_level(predictor.manifest))
     table = predict_catalog(predictor, frame, 2000)
     predicted = table["category"].to_numpy(dtype=object)
@@ -765,6 +767,15 @@ _MODALITY_FIELDS = {
     "text": ("a title or description", "--title-column / --description-column"),
     "image": ("a photo", "--image-column"),
 }
+
+
+def _refused_as_unreadable(readable: np.ndarray, read_by: tuple[str, ...], data: str) -> bool:
+    """Whether the catalogue ``data`` is refused, having products of which none is ``readable`` (``(n,)`` bool) by a
+    model reading ``read_by``: said in one line on stderr (its command then exits 2)."""
+    if len(readable) and not readable.any():
+        print(f"error: {_nothing_readable(len(readable), read_by, data)}", file=sys.stderr)
+        return True
+    return False
 
 
 def _nothing_readable(total: int, read_by: tuple[str, ...], data: str) -> str:
