@@ -18,6 +18,7 @@ from typing import Any, Self
 
 import pandas as pd
 from distributed import Client, Future, LocalCluster, WorkerPlugin, as_completed, get_worker
+from distributed.comm import get_address_host_port, parse_address
 from distributed.scheduler import KilledWorker
 
 from prodcat.batch.engines import Chunk, bundle_identity
@@ -74,6 +75,19 @@ def score_on_worker(plugin_name: str, chunk: pd.DataFrame, top_k: int) -> pd.Dat
     return score_chunk(get_worker().plugins[plugin_name].predictor, chunk, top_k)
 
 
+#: address schemes of dask that name no host and port (an in-process scheduler; UCX's own addressing)
+_SCHEMES_WITHOUT_PORT = frozenset({"inproc", "ucx"})
+
+
+def _check_address_syntax(address: str) -> None:
+    """``ValueError`` (dask's own) for a scheduler ``address`` wrong by its syntax alone: an unknown scheme, a TCP or
+    TLS address without its port. Said before a client starts: its IO loop thread gets ten seconds to start, which a
+    loaded machine has seen run out (dask's AssertionError, a traceback) before the address was even read."""
+    scheme, _ = parse_address(address, strict=False)
+    if scheme not in _SCHEMES_WITHOUT_PORT:
+        get_address_host_port(address)
+
+
 class DaskEngine:
     """Scores chunks on an existing cluster (``scheduler``, e.g. ``tcp://host:8786``) or on a
     :class:`~distributed.LocalCluster` of ``workers`` processes, one thread each.
@@ -105,6 +119,7 @@ class DaskEngine:
     def __enter__(self) -> Self:
         if self.scheduler:
             try:
+                _check_address_syntax(self.scheduler)
                 self._client = Client(self.scheduler)
             except OSError as exc:  # refused, timed out, unknown host
                 raise BatchError(f"cannot reach the dask scheduler at {self.scheduler} ({exc})") from None
