@@ -7,6 +7,7 @@ skips the tests that need them, saying why (``make test`` lists each skip with i
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
@@ -49,6 +50,26 @@ def restored_process_state() -> Iterator[None]:
     for logger, level in levels:
         if logger.level != level:  # setLevel clears every logger's cache: only where needed
             logger.setLevel(level)
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty folder that takes no file nor folder, as on a read-only mount: ``os.open`` and ``os.mkdir`` inside it
+    raise ``OSError(EROFS)`` (tests run as root, whom chmod cannot lock out: the file system refuses instead)."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+
+    def refused_inside(call: Callable[..., Any]) -> Callable[..., Any]:
+        def guarded(path: Any, *args: Any, **kwargs: Any) -> Any:
+            if Path(path).is_relative_to(folder):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+            return call(path, *args, **kwargs)
+
+        return guarded
+
+    monkeypatch.setattr(os, "open", refused_inside(os.open))
+    monkeypatch.setattr(os, "mkdir", refused_inside(os.mkdir))
+    return folder
 
 
 def datasets_dir() -> Path:

@@ -1299,29 +1299,15 @@ def test_cli_never_writes_into_the_model_bundle(tiny_training, tmp_path, capsys)
     verify_bundle(bundle)  # still loads: nothing was added to it
 
 
-def test_cli_refuses_an_output_folder_it_cannot_write_before_any_work(tiny_training, tmp_path, monkeypatch, capsys):
+def test_cli_refuses_an_output_folder_it_cannot_write_before_any_work(
+    tiny_training, tmp_path, read_only_folder, monkeypatch, capsys
+):
     """--out in a read-only folder (a read-only mount) ended, after the catalogue and the model were loaded, in
     OSError's traceback ('Read-only file system: .../.preds.csv.lock'), exit 1; in a missing folder under it, at
     its mkdir. Refused first now, in one line, as evaluate's --report is."""
-    import errno
-    import os
-
     data = tmp_path / "products.csv"
     tiny_training.unseen.to_csv(data, index=False)
-    mount = tmp_path / "read-only"
-    mount.mkdir()
-    real_open, real_mkdir = os.open, os.mkdir
-
-    def refuse_inside(call):  # tests run as root, whom chmod cannot lock out: the file system refuses instead
-        def guarded(path, *args, **kwargs):
-            if Path(path).is_relative_to(mount):
-                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
-            return call(path, *args, **kwargs)
-
-        return guarded
-
-    monkeypatch.setattr(os, "open", refuse_inside(real_open))
-    monkeypatch.setattr(os, "mkdir", refuse_inside(real_mkdir))
+    mount = read_only_folder
     loaded = []
     monkeypatch.setattr(LocalEngine, "from_bundle", lambda bundle: loaded.append(bundle))
     for out in (mount / "preds.csv", mount / "new" / "preds.csv"):

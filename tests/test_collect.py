@@ -987,25 +987,12 @@ def test_an_output_folder_holding_another_catalogue_is_refused_not_overwritten(h
     assert [path.name for path in flipkart.iterdir()] == ["flipkart_com-ecommerce_sample.csv"]
 
 
-def test_an_output_folder_that_takes_no_file_is_refused_before_any_request(httpserver, tmp_path, monkeypatch, capsys):
+def test_an_output_folder_that_takes_no_file_is_refused_before_any_request(httpserver, read_only_folder, capsys):
     """--out in a read-only folder (a read-only mount), or a new folder under it, ended in OSError's traceback
     (exit 1): at the folder's mkdir, or at the first file written (the first page fetched, or collect.json when
     the API was not reached). Refused first now, in one line, as the other commands' --report and --out are."""
     serve_search(httpserver, search_pages(CHAMPAGNES))
-    mount = tmp_path / "read-only"
-    mount.mkdir()
-    real_open, real_mkdir = os.open, os.mkdir
-
-    def refuse_inside(call):  # tests run as root, whom chmod cannot lock out: the file system refuses instead
-        def guarded(path, *args, **kwargs):
-            if Path(path).is_relative_to(mount):
-                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
-            return call(path, *args, **kwargs)
-
-        return guarded
-
-    monkeypatch.setattr(os, "open", refuse_inside(real_open))
-    monkeypatch.setattr(os, "mkdir", refuse_inside(real_mkdir))
+    mount = read_only_folder
     for out in (mount, mount / "champagne"):
         with pytest.raises(SystemExit) as refused:
             run(httpserver, out)
