@@ -2333,7 +2333,9 @@ def test_products_the_model_could_not_score_do_not_dilute_the_calibration(tiny_t
     assert f"ECE           {metrics['calibration']['ece']:.4f} (on the 8 products scored)" in capsys.readouterr().out
     assert metrics["decision"]["n_auto"] == 8 and metrics["decision"]["automation_rate"] == pytest.approx(8 / 12)
 
-    products[["title", "description"]] = ""  # none scored: no calibration to measure
+    # none scored: no calibration to measure (texts the model has no word of: a catalogue with no text at all is
+    # refused before scoring, test_batch's test_evaluate_refuses_a_table_a_text_model_can_read_nothing_of)
+    products[["title", "description"]] = ["सिरेमिक कॉफ़ी मग", ""]
     products.to_csv(data, index=False)
     assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(report)]) == 0
     metrics = json.loads((report / "metrics.json").read_text())
