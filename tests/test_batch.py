@@ -524,6 +524,13 @@ def test_a_title_of_no_word_the_model_knows_says_so_in_its_error(tiny_training) 
     assert not model_failed(table.at[0, "error"])  # the product's doing, not a broken model
 
 
+#: predict's and evaluate's refusal of the tiny text model's 12 products without a title or description column
+NOTHING_A_TEXT_MODEL_READS = (
+    "error: {data}: none of its 12 products has a title or description, which the model reads (text): nothing to "
+    "classify; if a column holds them under another name, name it with --title-column / --description-column"
+)
+
+
 def test_predict_refuses_a_table_a_text_model_can_read_nothing_of_and_warns_of_some(
     tiny_training, tmp_path, capsys, caplog
 ) -> None:
@@ -534,11 +541,7 @@ def test_predict_refuses_a_table_a_text_model_can_read_nothing_of_and_warns_of_s
     tiny_training.unseen[["product_id", "image"]].to_csv(photos_only, index=False)
     out = tmp_path / "preds.csv"
     assert main(["predict", str(tiny_training.bundle), str(photos_only), "--out", str(out)]) == 2
-    assert capsys.readouterr().err.splitlines() == [
-        f"error: {photos_only}: none of its 12 products has a title or description, which the model reads (text): "
-        "nothing to classify; if a column holds them under another name, name it with --title-column / "
-        "--description-column"
-    ]
+    assert capsys.readouterr().err.splitlines() == [NOTHING_A_TEXT_MODEL_READS.format(data=photos_only)]
     assert list(tmp_path.iterdir()) == [photos_only]
 
     some_without_text = tmp_path / "some-without-text.csv"
@@ -561,11 +564,7 @@ def test_evaluate_refuses_a_table_a_text_model_can_read_nothing_of(tiny_training
     tiny_training.unseen[["product_id", "image", "category"]].to_csv(photos_only, index=False)
     report = tmp_path / "report"
     assert main(["evaluate", str(tiny_training.bundle), str(photos_only), "--report", str(report)]) == 2
-    assert capsys.readouterr().err.splitlines() == [
-        f"error: {photos_only}: none of its 12 products has a title or description, which the model reads (text): "
-        "nothing to classify; if a column holds them under another name, name it with --title-column / "
-        "--description-column"
-    ]
+    assert capsys.readouterr().err.splitlines() == [NOTHING_A_TEXT_MODEL_READS.format(data=photos_only)]
     assert not (report / "metrics.json").exists()
 
 
