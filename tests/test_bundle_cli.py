@@ -25,10 +25,12 @@ import pandas as pd
 import pytest
 from sklearn.base import BaseEstimator
 
+from conftest import TinyTraining
 from prodcat.bundle import FORMAT_VERSION, BundleError, load_bundle, save_bundle, source_digests, verify_bundle
 from prodcat.catalog.schema import category_at_level
 from prodcat.catalog.tables import read_csv_table
 from prodcat.cli import main
+from prodcat.config import Config
 from prodcat.evaluate.labelled import InTraining
 from prodcat.evaluate.metrics import accepted_metrics, expected_calibration_error
 from prodcat.features.base import Extractor
@@ -2728,6 +2730,33 @@ def test_predict_and_evaluate_read_a_bundle_that_recorded_no_modalities_as_readi
     assert "1 of 12 products have no text or image the model can read" in " ".join(metrics["warnings"])
 
 
+def nine_products_of_a_photo_alone(tiny_training: TinyTraining, tmp_path: Path, photo: Path) -> tuple[Path, np.ndarray]:
+    """The tiny catalogue's training products written to ``products.csv``, every fourth (9, three per category) with
+    no title or description and ``photo`` as its photo: the file's path, and the mask of those products."""
+    products = tiny_training.trained.copy()
+    photo_only = products.index % 4 == 0
+    products.loc[photo_only, ["title", "description", "image"]] = ["", "", str(photo)]
+    data = tmp_path / "products.csv"
+    products.to_csv(data, index=False)
+    return data, photo_only
+
+
+def read_for_training(
+    data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, *options: str
+) -> tuple[list[str], pd.DataFrame, set[str], Config]:
+    """``data`` read as ``prodcat train`` reads it with configs/fast-text.yaml and ``options``: the warnings it gave,
+    the frame it trains on, the products its issues name, and its config."""
+    from prodcat.cli import build_parser
+    from prodcat.commands import read_training_data
+
+    caplog.clear()
+    config = str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
+    command = ["train", str(data), "--config", config, *options, "--out", str(tmp_path / "m")]
+    catalog, run_config, frame = read_training_data(build_parser().parse_args(command), tmp_path / "issues.csv")
+    warned = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    return warned, frame, {issue.product_id for issue in catalog.issues}, run_config
+
+
 def test_train_and_cv_warn_of_no_unreadable_photo_a_sample_did_not_draw_and_draw_the_same_sample(
     tiny_training, tmp_path, caplog
 ):
@@ -2735,28 +2764,15 @@ def test_train_and_cv_warn_of_no_unreadable_photo_a_sample_did_not_draw_and_draw
     left out before the draw, and listed them in their issues file: products the run does not use. They are now
     named only without a sample, and a seed still draws the products it drew before."""
     from prodcat.catalog.loaders import load_catalog
-    from prodcat.cli import build_parser
-    from prodcat.commands import labelled_sample, read_training_data
-    from prodcat.config import Config
+    from prodcat.commands import labelled_sample
 
     not_an_image = tmp_path / "notes.jpg"
     not_an_image.write_text("not a photo")
-    products = tiny_training.trained.copy()
-    photo_only = products.index % 4 == 0  # 9, three per category
-    products.loc[photo_only, ["title", "description", "image"]] = ["", "", str(not_an_image)]
-    data = tmp_path / "products.csv"
-    products.to_csv(data, index=False)
-    unreadable = set(products.loc[photo_only, "product_id"])
-    config = str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
+    data, photo_only = nine_products_of_a_photo_alone(tiny_training, tmp_path, not_an_image)
+    unreadable = set(tiny_training.trained.loc[photo_only, "product_id"])
 
     def run(*sample: str) -> tuple[list[str], pd.DataFrame, set[str], Config]:
-        caplog.clear()
-        args = build_parser().parse_args(
-            ["train", str(data), "--config", config, *sample, "--out", str(tmp_path / "m")]
-        )
-        catalog, run_config, frame = read_training_data(args, tmp_path / "issues.csv")
-        warned = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
-        return warned, frame, {issue.product_id for issue in catalog.issues}, run_config
+        return read_for_training(data, tmp_path, caplog, *sample)
 
     warned, frame, listed, run_config = run("--sample", "9")
     assert not any(product in message for message in warned for product in unreadable)
@@ -2775,25 +2791,14 @@ def test_a_sample_neither_names_nor_lists_the_products_without_the_modalities_re
     --sample 300) and listed them in their issues file: products left out before the draw, no more the run's than
     those it did not draw (as those whose only photo does not decode already were not). Without a sample, they are
     the run's: named and listed, as before."""
-    from prodcat.cli import build_parser
-    from prodcat.commands import read_training_data
-
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(b"not read: the model reads text only")
-    products = tiny_training.trained.copy()
-    photo_only = products.index % 4 == 0  # 9, three per category
-    products.loc[photo_only, ["title", "description", "image"]] = ["", "", str(photo)]
-    data = tmp_path / "products.csv"
-    products.to_csv(data, index=False)
-    without_text = set(products.loc[photo_only, "product_id"])
-    config, bundle = str(Path(__file__).parents[1] / "configs" / "fast-text.yaml"), tmp_path / "m"
+    data, photo_only = nine_products_of_a_photo_alone(tiny_training, tmp_path, photo)
+    without_text = set(tiny_training.trained.loc[photo_only, "product_id"])
 
     def run(*sample: str) -> tuple[list[str], set[str]]:
-        caplog.clear()
-        command = ["train", str(data), "--config", config, "--modalities", "text", *sample, "--out", str(bundle)]
-        catalog, _, _ = read_training_data(build_parser().parse_args(command), tmp_path / "issues.csv")
-        warned = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
-        return warned, {issue.product_id for issue in catalog.issues}
+        warned, _, listed, _ = read_for_training(data, tmp_path, caplog, "--modalities", "text", *sample)
+        return warned, listed
 
     warned, listed = run("--sample", "9")
     assert not any(product in message for message in warned for product in without_text)
