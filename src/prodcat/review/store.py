@@ -283,8 +283,8 @@ class ReviewStore:
         since a mistyped URL would otherwise read as an empty queue.
     statement_timeout_s:
         PostgreSQL: a statement still running after it, or waiting that long for a lock, is cancelled by the
-        server (the API passes its ``request_timeout_s``: a call its request gave up on does not hold a thread
-        and a connection for good). Creating or migrating the tables is not bounded. SQLite waits at most 10 s
+        server (the API passes its ``request_timeout_s`` and a second: a call its request gave up on does not hold
+        a thread and a connection for good). Creating or migrating the tables is not bounded. SQLite waits at most 10 s
         for its write lock whatever this says. ``None``: no limit.
     connect_timeout_s, network_timeout_s:
         PostgreSQL: the longest a connection may take to open, and the longest the server may stay silent on an

