@@ -31,7 +31,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from prodcat.catalog.loaders import MAX_TEXT_CHARS, load_catalog
-from prodcat.cli import main
+from prodcat.cli import build_parser, main
 from prodcat.collect import (
     HttpClient,
     NetworkError,
@@ -1772,24 +1772,44 @@ def test_a_contact_no_http_header_can_carry_is_refused_before_any_request(httpse
     assert user_agent.endswith("(product catalogue collection; José <jose@example.org>)")
 
 
+NOT_A_URL = "is not an http:// or https:// URL naming a host"
+
+
 @pytest.mark.parametrize(
-    ("base_url", "why"),
-    [("notaurl", ""), ("localhost:8080", ""), ("ftp://127.0.0.1:9", ""), ("http://", ""),
-     ("http://[::1", " (Invalid IPv6 URL)")],
+    ("base_url", "problem"),
+    [("notaurl", NOT_A_URL), ("localhost:8080", NOT_A_URL), ("ftp://127.0.0.1:9", NOT_A_URL), ("http://", NOT_A_URL),
+     ("http://:80", NOT_A_URL), ("http://[::1", f"{NOT_A_URL} (Invalid IPv6 URL)"),
+     ("http://h:abc", "has the port 'abc', not a number from 1 to 65535"),
+     ("http://h:99999", "has the port '99999', not a number from 1 to 65535"),
+     ("http://h:0", "has the port '0', not a number from 1 to 65535"),
+     ("http://h:-1", "has the port '-1', not a number from 1 to 65535"),
+     ("http://user:pw@[::1]:8O80/api", "has the port '8O80', not a number from 1 to 65535"),
+     ("http://exa mple.org", f"{NOT_A_URL} (it holds white space)"),
+     (" http://127.0.0.1:9", f"{NOT_A_URL} (it holds white space)"),
+     ("http://127.0.0.1:9\t", f"{NOT_A_URL} (it holds white space)")],
 )  # fmt: skip
-def test_a_base_url_without_an_http_scheme_and_host_is_refused_before_any_request(tmp_path, capsys, base_url, why):
+def test_a_base_url_no_request_can_reach_is_refused_before_any_request(tmp_path, capsys, base_url, problem):
     """--base-url notaurl was taken, and said only after every retry: 'unreachable', the advice blaming the
-    network; one Python cannot parse failed the first page ('cannot fetch this address')."""
+    network; one Python cannot parse failed the first page ('cannot fetch this address'), and so did a port that is
+    no number or out of range, and white space (urllib drops one before the URL, and a tab anywhere, but keeps a space
+    in the host), each once the output folder was made: 'Failed to parse: '127.0.0.1:abc' is not a valid host or
+    port'."""
     with pytest.raises(SystemExit) as refused:
         main(["collect", "--query", "champagne", "--out", str(tmp_path / "out"), "--base-url", base_url,
               "--retries", "0", "--backoff", "0"])  # fmt: skip
     error = capsys.readouterr().err
     assert refused.value.code == 2
     assert error.splitlines()[-1] == (
-        f"prodcat collect: error: argument --base-url: {base_url!r} is not an http:// or https:// URL naming a "
-        f"host{why}: give the API's address as https://HOST[:PORT][/PATH]"
+        f"prodcat collect: error: argument --base-url: {base_url!r} {problem}: give the API's address as "
+        "https://HOST[:PORT][/PATH]"
     )
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("base_url", ["http://127.0.0.1:8080", "https://user:pw@[::1]:443/api/", "http://h:"])
+def test_a_base_url_with_a_port_or_none_is_taken(tmp_path, base_url):
+    args = build_parser().parse_args(["collect", "--query", "q", "--out", str(tmp_path), "--base-url", base_url])
+    assert args.base_url == base_url
 
 
 def test_a_query_typed_in_a_terminal_that_is_not_utf8_is_refused_saying_so(httpserver, tmp_path, capsys):

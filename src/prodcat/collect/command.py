@@ -93,20 +93,34 @@ def _contact(text: str) -> str:
 
 
 def _base_url(text: str) -> str:
-    """An argparse type for --base-url: an http:// or https:// URL naming a host. Another (a host without its scheme,
-    a mistyped value) was only said after every retry, the API 'unreachable', blaming the network."""
+    """An argparse type for --base-url: an http:// or https:// URL naming a host, and a port if it has one. Another (a
+    host without its scheme, a mistyped value or port) was only said after every retry, the API 'unreachable', blaming
+    the network."""
+    problem = _base_url_problem(text)
+    if problem is None:
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} {problem}: give the API's address as https://HOST[:PORT][/PATH]")
+
+
+def _base_url_problem(text: str) -> str | None:
+    """What makes ``text`` no API address, in words after it; ``None`` if nothing does."""
+    not_a_url = "is not an http:// or https:// URL naming a host"
+    if any(character.isspace() for character in text):
+        # urllib drops a space before the URL and a tab or newline anywhere, and keeps a space in the host, which no
+        # request reaches: none is in a URL (RFC 3986)
+        return f"{not_a_url} (it holds white space)"
     try:
         parts = urllib.parse.urlsplit(text)
     except ValueError as error:  # "http://[::1", an IPv6 address without its closing bracket
-        why = f" ({error})"
-    else:
-        if parts.scheme.lower() in ("http", "https") and parts.hostname:
-            return text
-        why = ""
-    raise argparse.ArgumentTypeError(
-        f"{text!r} is not an http:// or https:// URL naming a host{why}: give the API's address as "
-        "https://HOST[:PORT][/PATH]"
-    )
+        return f"{not_a_url} ({error})"
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return not_a_url
+    # the port as urllib reads it (after the user's password, after an IPv6 address's bracket): urllib says only "out
+    # of range" for 99999, and takes 0, which no server listens on; an empty one is the scheme's
+    port = parts.netloc.rpartition("@")[2].rpartition("]")[2].partition(":")[2]
+    if port and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        return f"has the port {port!r}, not a number from 1 to 65535"
+    return None
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
