@@ -676,6 +676,70 @@ def test_train_says_in_one_line_that_the_bundle_could_not_be_written(tiny_traini
     assert sorted(os.listdir(tmp_path)) == ["m", "train.csv"]  # no staging folder left
 
 
+def test_train_lists_its_input_issues_where_it_says_whether_it_writes_a_model_or_not(
+    tiny_training, tmp_path, monkeypatch, capsys, caplog
+):
+    """train warned of its input issues 'all listed in MODEL.issues.csv' before training, and wrote that file only
+    with the model: a run refused, failing or interrupted (Ctrl-C) left the warning pointing at no file, or at the
+    list of the older bundle kept at MODEL. The warning says the list comes once the model is written; a run that
+    ends without one lists them in MODEL.failed-run.issues.csv and says so, the older bundle's list untouched; the
+    next run that writes a model lists its own beside it and removes that file."""
+    from prodcat.models.classifier import ProductClassifier
+
+    model = tmp_path / "m"
+    shutil.copytree(tiny_training.bundle, model)
+    older_list = tmp_path / "m.issues.csv"
+    older_list.write_text("row,product_id,field,message\n7,old,title,the older bundle's\n")
+    failed_list = tmp_path / "m.failed-run.issues.csv"
+    products = pd.concat([tiny_training.trained, tiny_training.unseen.assign(category=None).head(2)])
+    data = tmp_path / "products.csv"
+    products.to_csv(data, index=False)  # its last two rows unlabelled: two input issues
+    unlabelled = products["product_id"].tail(2).tolist()
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    train = ["train", str(data), "--config", config, "--out", str(model)]
+    said = f"no model was written: the 2 input issue(s) of this run are listed in {failed_list}\n"
+
+    def assert_listed_without_model() -> None:
+        assert f"2 row issue(s) while reading {data} (all listed in {older_list} once the model is written):" in [
+            record.getMessage() for record in caplog.records
+        ]
+        assert pd.read_csv(failed_list)["product_id"].tolist() == unlabelled
+        assert older_list.read_text().endswith("the older bundle's\n") and verify_bundle(model)
+        failed_list.unlink()
+        caplog.clear()
+
+    def fit_failing_with(error: BaseException) -> None:
+        def failing(self, *args, **kwargs):
+            raise error
+
+        monkeypatch.setattr(ProductClassifier, "fit", failing)
+
+    fit_failing_with(MemoryError())
+    with pytest.raises(MemoryError):
+        main(train)
+    assert capsys.readouterr().err == said
+    assert_listed_without_model()
+    fit_failing_with(KeyboardInterrupt())
+    assert main(train) == 130
+    assert capsys.readouterr().err == said + "interrupted\n"
+    assert_listed_without_model()
+    monkeypatch.undo()
+    # refused before training: one category to learn
+    products[products["category"].isna() | (products["category"] == "Kitchen")].to_csv(data, index=False)
+    assert main(train) == 2
+    assert capsys.readouterr().err.endswith(f"\n{said}")
+    assert_listed_without_model()
+    # a failed run's list stays until a model is written
+    products.to_csv(data, index=False)
+    fit_failing_with(RuntimeError("no model"))
+    with pytest.raises(RuntimeError):
+        main(train)
+    monkeypatch.undo()
+    assert failed_list.is_file()
+    assert main(train) == 0
+    assert pd.read_csv(older_list)["product_id"].tolist() == unlabelled and not failed_list.exists()
+
+
 def test_the_configured_target_precision_sets_the_bundles_threshold(flipkart_training):
     """The threshold is the one the decision policy computes at the config's target precision on the model's
     calibrated out-of-fold scores; a lower target would give a lower one on the same scores."""
@@ -860,7 +924,8 @@ def test_train_and_cv_list_every_input_issue_and_leave_out_products_with_nothing
         caplog.clear()
         assert main(["train", str(data), *config, "--out", str(model)]) == 0
         assert_lists_them_all(tmp_path / "model.issues.csv")
-        assert f"8 row issue(s) while reading {data} (all listed in {model}.issues.csv); first ones:" in warned()
+        listed = f"(all listed in {model}.issues.csv once the model is written); first ones:"
+        assert f"8 row issue(s) while reading {data} {listed}" in warned()
         assert left_out in warned()
         manifest = verify_bundle(model)  # nothing added to the bundle
         assert manifest["n_train"] == len(table) - 1
@@ -2560,7 +2625,8 @@ def test_train_cv_and_evaluate_report_only_the_issues_of_the_products_and_modali
         assert main(command) == 0
         issues = pd.read_csv(issues_file)
         assert issues["row"].tolist() == expected and (issues["field"] == "description").all(), command[0]
-        assert f"{len(expected)} row issue(s) while reading {data} (all listed in {issues_file}):" in warned()
+        once = " once the model is written" if command[0] == "train" else ""
+        assert f"{len(expected)} row issue(s) while reading {data} (all listed in {issues_file}{once}):" in warned()
         assert not any("gone-" in message for message in warned())
     # a text model scored on every labelled product: each cut description, no photo not found
     report = tmp_path / "evaluation"

@@ -86,15 +86,20 @@ def _load_catalog(args: argparse.Namespace) -> Catalog:
     return catalog
 
 
-def _warn_of_read_issues(issues: list[RowIssue], data: str, listed_in: Path | None) -> None:
-    _log_issues(issues, f"row issue(s) while reading {data}", listed_in)
+def _warn_of_read_issues(
+    issues: list[RowIssue], data: str, listed_in: Path | None, listed_once: str | None = None
+) -> None:
+    _log_issues(issues, f"row issue(s) while reading {data}", listed_in, listed_once)
 
 
-def read_training_data(args: argparse.Namespace, listed_in: Path) -> tuple[Catalog, Config, pd.DataFrame]:
+def read_training_data(
+    args: argparse.Namespace, listed_in: Path, listed_once: str | None = None
+) -> tuple[Catalog, Config, pd.DataFrame]:
     """What ``train`` and ``cv`` run on: the catalogue of ``args.data`` (without the products whose only readable
     photo does not decode, :func:`without_unreadable_photos`), the config, and the labelled products to use (a
     --sample of them). Of the catalogue's issues, only those of the run are kept and warned of, pointing to
-    ``listed_in``: none of a product the sample did not draw, nor of a field the model does not read."""
+    ``listed_in`` (written once ``listed_once`` happens, if given): none of a product the sample did not draw, nor
+    of a field the model does not read."""
     catalog = _load_catalog(args)
     config = build_config(args, catalog.format)
     unreadable = unreadable_photos(catalog, config)
@@ -110,15 +115,18 @@ def read_training_data(args: argparse.Namespace, listed_in: Path) -> tuple[Catal
     not_drawn = ids_not_drawn(labelled, frame) if sampled else frozenset()
     _warn_of_left_out([issue for issue in unreadable.values() if issue.product_id not in not_drawn])
     read_by = _modalities_read_by(config)
-    _warn_of_read_issues(issues_of_the_run(catalog.issues, read_by, not_drawn), args.data, listed_in)
+    _warn_of_read_issues(issues_of_the_run(catalog.issues, read_by, not_drawn), args.data, listed_in, listed_once)
     return dataclasses.replace(readable, issues=issues_of_the_run(readable.issues, read_by, not_drawn)), config, frame
 
 
-def _log_issues(issues: list[RowIssue], what: str, listed_in: Path | None = None) -> None:
+def _log_issues(
+    issues: list[RowIssue], what: str, listed_in: Path | None = None, listed_once: str | None = None
+) -> None:
     """Warn of how many ``issues`` there are (``what`` they are) and name the first five, saying which file
-    lists them all (``listed_in``)."""
+    lists them all (``listed_in``), or will once ``listed_once`` happens (train's list comes with its model)."""
     if issues:
-        listed = f" (all listed in {listed_in})" if listed_in else ""
+        once = f" once {listed_once}" if listed_once else ""
+        listed = f" (all listed in {listed_in}{once})" if listed_in else ""
         shown = "; first ones:" if len(issues) > 5 else ":"
         log.warning("%s %s%s%s", count_text(len(issues)), what, listed, shown)
         for issue in issues[:5]:
@@ -476,12 +484,65 @@ def conflicting_copies_warning(frame: pd.DataFrame, config: Config) -> str | Non
     )
 
 
+#: what train's warnings of input issues wait for: the list is written beside the model, once there is one
+_WITH_THE_MODEL = "the model is written"
+
+
 def run_train(args: argparse.Namespace) -> int:
+    issues_file = input_issues_path(args.out)
+    catalog, config, frame = read_training_data(args, issues_file, _WITH_THE_MODEL)
+    try:
+        trained = _train_and_save(args, config, frame)
+    except BaseException:  # a failure, Ctrl-C: the issues warned of are listed all the same, the error then shown
+        _list_issues_without_model(catalog.issues, args.out)
+        raise
+    if trained is None:  # refused, or the bundle not written: said why
+        _list_issues_without_model(catalog.issues, args.out)
+        return 2
+    out, read = trained
+    # beside the bundle, whose bytes depend on the training data alone: on every run, as the feature cache
+    # remembers that a photo failed but not why
+    issues = _with_unused_photos(catalog, read, issues_file)
+    if written := write_input_issues(issues, out):
+        print(f"{count_text(len(issues))} input issue(s): see {written}")
+    input_issues_path(_failed_run(out)).unlink(missing_ok=True)  # an earlier run's, which wrote no model
+    print(f"\nModel bundle written to {out}")
+    return 0
+
+
+def _failed_run(out: str | Path) -> Path:
+    """``MODEL.failed-run``: the name a ``train`` run that wrote no model at ``out`` lists its input issues under
+    (``MODEL.failed-run.issues.csv``, :func:`input_issues_path`), MODEL.issues.csv being the list of the bundle
+    already at ``out``, which stays."""
+    return Path(out).with_name(Path(out).name + ".failed-run")
+
+
+def _list_issues_without_model(issues: list[RowIssue], out: str | Path) -> None:
+    """List the input ``issues`` of a ``train`` run that ended without a model at ``out`` (refused, failing,
+    interrupted), whose warnings said they would be listed with it, under :func:`_failed_run`, and say where on
+    stderr (a previous failed run's list goes when there are none: it was of another run)."""
+    try:
+        written = write_input_issues(issues, _failed_run(out))
+    except OSError as exc:  # the disk that refused the bundle refuses this file too: said, not a second traceback
+        path = input_issues_path(_failed_run(out))
+        print(f"no model was written, nor its input issues to {path}: {exc.strerror or exc}", file=sys.stderr)
+        return
+    if written:
+        print(
+            f"no model was written: the {count_text(len(issues))} input issue(s) of this run are listed in {written}",
+            file=sys.stderr,
+        )
+
+
+def _train_and_save(
+    args: argparse.Namespace, config: Config, frame: pd.DataFrame
+) -> tuple[Path, pd.DataFrame | None] | None:
+    """:func:`run_train`'s training on the labelled products ``frame`` and the bundle it writes: its path and, for a
+    model reading photos, the modalities it read of each training product (``product_id``, ``modalities_used``);
+    ``None``, said why, when no model was written."""
     from prodcat.evaluate.cv import cross_validation_obstacle
     from prodcat.models.classifier import ProductClassifier
 
-    issues_file = input_issues_path(args.out)
-    catalog, config, frame = read_training_data(args, issues_file)
     if args.feedback:
         from sqlalchemy.exc import SQLAlchemyError
 
@@ -492,7 +553,7 @@ def run_train(args: argparse.Namespace) -> int:
         except SQLAlchemyError as exc:  # an unreachable server, wrong credentials: said in one line
             reason = getattr(exc, "orig", None) or exc
             print(f"error: cannot read the review queue {args.feedback}: {reason}", file=sys.stderr)
-            return 2
+            return None
         # a stored photo may not decode either (the store keeps the bytes it was given): left out as in a catalogue
         corrections = without_unreadable_photos(Catalog(corrections, args.feedback), config, "reviewed correction(s)")
         corrections = labelled_products(corrections.frame, config)
@@ -507,7 +568,7 @@ def run_train(args: argparse.Namespace) -> int:
     # training cross-validates inside (calibration, fusion and threshold on out-of-fold scores)
     if problem := cross_validation_obstacle(frame, config, folds=None):
         print(f"error: cannot train: {problem}", file=sys.stderr)
-        return 2
+        return None
     describe_target(frame, config, "the model learns it from that product alone")
     model = ProductClassifier(config).fit(frame)
     proba, accepted = model.oof_cross_fitted_
@@ -535,15 +596,12 @@ def run_train(args: argparse.Namespace) -> int:
             "bundle already there is kept): free some space or give another --out, and train again",
             file=sys.stderr,
         )
-        return 2
-    # beside the bundle, whose bytes depend on the training data alone: on every run, as the feature cache
-    # remembers that a photo failed but not why
-    used = pd.DataFrame({"product_id": frame["product_id"], "modalities_used": _modalities_read(model.training_read_)})
-    issues = _with_unused_photos(catalog, used if "image" in model.modalities_ else None, issues_file)
-    if written := write_input_issues(issues, out):
-        print(f"{count_text(len(issues))} input issue(s): see {written}")
-    print(f"\nModel bundle written to {out}")
-    return 0
+        return None
+    if "image" not in model.modalities_:  # no photo to have gone unused
+        return out, None
+    return out, pd.DataFrame(
+        {"product_id": frame["product_id"], "modalities_used": _modalities_read(model.training_read_)}
+    )
 
 
 def _modalities_read(read: dict[str, np.ndarray]) -> list[str]:
