@@ -188,6 +188,9 @@ def create_app(
         lifespan=lifespan,
         responses=_GUARD_ERRORS,
         static_url=DOCUMENTATION_FILES,
+        # POST /predict/ answered a 307 to /predict: most clients do not resend a body to a redirect, and the others
+        # send it twice; a path with a slash too many is an unknown path like any other (404 naming it)
+        redirect_slashes=False,
     )
     app.add_middleware(RequestGuard, settings=settings, metrics=metrics)
     _add_error_handlers(app, metrics)
