@@ -43,7 +43,7 @@ from conftest import TinyTraining
 from prodcat.catalog.loaders import load_catalog
 from prodcat.catalog.schema import category_at_level
 from prodcat.cli import main
-from prodcat.image.formats import avif_decoded
+from prodcat.image.formats import avif_decoded, decoded_image_types
 from prodcat.predict import Prediction
 from prodcat.review.store import NewReview, ReviewStore, load_corrections
 from prodcat.serve import inputs, service
@@ -1729,6 +1729,44 @@ def test_a_refused_serve_setting_is_one_line_naming_its_flag_and_variable(
     )
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "line"),
+    [
+        (
+            "--image-types",
+            "jpg",
+            "error: --image-types / PRODCAT_IMAGE_TYPES: jpg: not a photo type decoded here; choose among "
+            f"{','.join(decoded_image_types())}",
+        ),
+        (
+            "--log-level",
+            "loud",
+            "error: --log-level / PRODCAT_LOG_LEVEL: 'loud' is no log level; choose among debug,info,warning,error",
+        ),
+        (
+            "--max-pixels",
+            "0",
+            "error: --max-pixels / PRODCAT_MAX_PIXELS: Input should be greater than or equal to 1 (got '0')",
+        ),
+    ],
+)
+def test_a_refused_serve_setting_says_the_value_given_once(
+    flag: str,
+    value: str,
+    line: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A refusal in prodcat's own words, which name what they refuse, was followed by the value again: '--image-types
+    / PRODCAT_IMAGE_TYPES: jpg: not a photo type decoded here; ... (got 'jpg')', --review-db's path three times.
+    pydantic's words name no value, so it follows them. --log-level loud ended in the logging module's traceback."""
+    variable = f"PRODCAT_{flag.removeprefix('--').replace('-', '_').upper()}"
+    monkeypatch.setenv(variable, value)  # the flag sets it: unset again after the test
+    assert main(["serve", str(tmp_path / "no-model"), flag, value]) == 2
+    assert capsys.readouterr().err.splitlines() == [line]
+
+
 def test_a_default_top_k_above_the_largest_a_caller_may_ask_for_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -1739,8 +1777,8 @@ def test_a_default_top_k_above_the_largest_a_caller_may_ask_for_is_refused(
     assert ServeSettings(top_k=30, max_top_k=30).top_k == 30
     assert main(["serve", str(tmp_path / "no-model"), "--top-k", "30"]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        "error: --max-top-k / PRODCAT_MAX_TOP_K: lower than --top-k / PRODCAT_TOP_K (30), the categories an answer "
-        "holds by default: raise --max-top-k or lower --top-k (got 20)"
+        "error: --max-top-k / PRODCAT_MAX_TOP_K: 20 is lower than --top-k / PRODCAT_TOP_K (30), the categories an "
+        "answer holds by default: raise --max-top-k or lower --top-k"
     ]
 
 
@@ -1752,7 +1790,7 @@ def test_a_review_db_path_is_refused_naming_its_url(
     train --feedback refuses it, naming the URL to give; from PRODCAT_REVIEW_DB too."""
     refusal = (
         "error: --review-db / PRODCAT_REVIEW_DB: reviews.db is not a database URL: give sqlite:///reviews.db for the "
-        "SQLite file, postgresql+psycopg://USER@HOST/DB for a PostgreSQL database (got 'reviews.db')"
+        "SQLite file, postgresql+psycopg://USER@HOST/DB for a PostgreSQL database"
     )
     assert main(["serve", str(tmp_path / "no-model"), "--review-db", "reviews.db"]) == 2
     assert capsys.readouterr().err.splitlines() == [refusal]

@@ -91,7 +91,9 @@ def _settings_problems(error: ValidationError, key_source: str = "PRODCAT_API_KE
             given = f"PRODCAT_{name.upper()}"
         else:
             given = f"--{name.replace('_', '-')} / PRODCAT_{name.upper()}"
-        value = "" if name == "api_key" else f" (got {problem['input']!r})"  # a key is never echoed
+        # pydantic's own messages say what was expected, and the value given follows; ours (ValueError: 'value_error')
+        # name what they refuse themselves, where it helps (a key never)
+        value = "" if name == "api_key" or problem["type"] == "value_error" else f" (got {problem['input']!r})"
         lines.append(f"error: {given}: {problem['msg'].removeprefix('Value error, ')}{value}")
     return lines
 

@@ -20,6 +20,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from prodcat.image.formats import decoded_image_types
 from prodcat.review import CONNECT_TIMEOUT_S, NETWORK_TIMEOUT_S, database_url_problem
 
+#: the values of ``log_level``, the most verbose first
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
 
 def text_over_limit(title: str, description: str, limit: int) -> tuple[str, int] | None:
     """The first of a product's texts longer than ``limit`` characters (``max_text_chars``), as ``(name, length)``;
@@ -101,7 +104,7 @@ class ServeSettings(BaseSettings):
         ge=1,
         description="recent embeddings kept in memory per extractor (the server never writes the on-disk cache)",
     )
-    log_level: str = Field("info", description="debug, info, warning or error")
+    log_level: str = Field("info", description=f"{', '.join(LOG_LEVELS[:-1])} or {LOG_LEVELS[-1]}")
 
     @field_validator("image_types", mode="before")
     @classmethod
@@ -122,6 +125,14 @@ class ServeSettings(BaseSettings):
             raise ValueError(f"no photo type given; choose among {','.join(decoded)}")
         return kinds
 
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, level: str) -> str:
+        # refused here, in one line: the logging module refused it in a traceback once the settings were made
+        if level.strip().lower() not in LOG_LEVELS:
+            raise ValueError(f"{level!r} is no log level; choose among {','.join(LOG_LEVELS)}")
+        return level.strip().lower()
+
     @field_validator("review_db")
     @classmethod
     def _review_db_url(cls, url: str) -> str:
@@ -137,8 +148,8 @@ class ServeSettings(BaseSettings):
         top_k = info.data.get("top_k")  # absent when --top-k itself was refused
         if top_k is not None and top_k > max_top_k:
             raise ValueError(
-                f"lower than --top-k / PRODCAT_TOP_K ({top_k}), the categories an answer holds by default: "
-                "raise --max-top-k or lower --top-k"
+                f"{max_top_k} is lower than --top-k / PRODCAT_TOP_K ({top_k}), the categories an answer holds by "
+                "default: raise --max-top-k or lower --top-k"
             )
         return max_top_k
 
