@@ -153,17 +153,31 @@ def test_png_decompression_bomb_refused_without_decoding(png_bomb_bytes: Callabl
     assert "BOMB" in str(info.value)
 
 
-def test_webp_over_pillows_own_limit_is_too_large_not_corrupt(monkeypatch: pytest.MonkeyPatch) -> None:
+def webp_bytes(lossless: bool = False, transparent: bool = False, size: tuple[int, int] = (100, 70)) -> bytes:
+    """A WebP photo, its first chunk a lossy ``VP8 `` frame, a lossless ``VP8L`` one, or (``transparent``, lossy)
+    an extended file's ``VP8X`` canvas: the three headers that say a WebP's size."""
+    buffer = io.BytesIO()
+    Image.new("RGBA", size, (200, 30, 30, 128 if transparent else 255)).save(buffer, "WEBP", lossless=lossless)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("lossless", "transparent", "chunk"), [(False, False, b"VP8 "), (True, False, b"VP8L"), (False, True, b"VP8X")]
+)
+def test_webp_over_pillows_own_limit_is_too_large_not_corrupt(
+    monkeypatch: pytest.MonkeyPatch, lossless: bool, transparent: bool, chunk: bytes
+) -> None:
     """A WebP of over twice Pillow's limit (179 M pixels; WebP goes up to 16383 x 16383 = 268 M) was reported
     'corrupt WEBP header (Image size (268402689 pixels) exceeds limit ..., could be decompression bomb DOS
-    attack.)': its plugin refuses it while opening. It is a valid photo that is too large, and said so."""
-    buffer = io.BytesIO()
-    Image.new("RGB", (100, 100), (200, 30, 30)).save(buffer, "WEBP")
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 4_000)  # Pillow refuses above 8,000 px: this 10,000 px one
+    attack.)': its plugin refuses it while opening. It is a valid photo that is too large, and said so, by its size
+    as any other photo is (it said 'over 8000 pixels', Pillow's threshold)."""
+    photo = webp_bytes(lossless, transparent)
+    assert photo[12:16] == chunk
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3_000)  # Pillow refuses above 6,000 px: this 7,000 px one
     with pytest.raises(ImageDecodeError) as info:
-        load_image(buffer.getvalue(), product_id="W1", max_pixels=5_000)
+        load_image(photo, product_id="W1", max_pixels=5_000)
     assert info.value.reason == (
-        "over 8000 pixels exceeds the limit of 5000 pixels and WEBP cannot be decoded at reduced size; "
+        "100x70 pixels exceeds the limit of 5000 pixels and WEBP cannot be decoded at reduced size; "
         "downscale the photo (or save it as JPEG) and retry"
     )
 

@@ -222,6 +222,24 @@ def test_a_photo_past_pillows_own_limit_is_refused_naming_its_size(
     )
 
 
+def test_a_webp_past_pillows_own_limit_is_refused_naming_its_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WebP's Pillow plugin refuses a photo over twice Pillow's limit itself, while opening it: such a photo was
+    refused as 'image of more than 178956970 pixels', Pillow's threshold, where a PNG says its size."""
+    photo = io.BytesIO()
+    Image.new("RGB", (100, 70), (200, 30, 30)).save(photo, "WEBP")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3_000)  # refused by the plugin above 6,000 px: this 7,000 px one
+    store = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    with TestClient(create_app(OneCategoryModel(), ServeSettings(max_pixels=5_000), store)) as client:
+        image = {"image": ("poster.webp", photo.getvalue(), "image/webp")}
+        response = client.post("/predict", data={"title": "poster"}, files=image)
+    assert (response.status_code, response.json()["detail"]) == (
+        413,
+        "image of 100x70 pixels exceeds the limit max_pixels=5000",
+    )
+
+
 def test_product_ids_and_corrections_the_review_store_cannot_hold_are_refused(
     client: TestClient, jpeg_bytes: Callable[..., bytes]
 ) -> None:

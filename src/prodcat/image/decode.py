@@ -246,11 +246,9 @@ def _open(
         raise ImageDecodeError(f"not an image (content looks like {looks}); expected {accepted}", product_id, where)
     try:  # our own limit below is applied to the pixels actually decoded
         img = open_lazily(data, kind, where or "")
-    except Image.DecompressionBombError:
-        # WebP's plugin applies Pillow's own refusal (above twice Image.MAX_IMAGE_PIXELS) while opening, before
-        # telling the size: a valid photo, too large, not a corrupt header
+    except Image.DecompressionBombError:  # a valid photo, too large, not a corrupt header
         pillow_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
-        reason = _too_large(f"over {pillow_limit}", min(max_pixels, pillow_limit), kind)
+        reason = _too_large(size_pillow_refused(data), min(max_pixels, pillow_limit), kind)
         raise ImageDecodeError(reason, product_id, where) from None
     except Exception as exc:  # plugins raise SyntaxError, OSError, struct.error, ... on bad headers
         if kind == "tiff" and str(exc) == "unknown pixel mode":  # a valid TIFF that Pillow has no decoder for
@@ -276,11 +274,39 @@ def open_lazily(data: bytes, kind: str, filename: str = "") -> Image.Image:
 
     Not through ``Image.open``, which refuses a photo over twice ``Image.MAX_IMAGE_PIXELS`` before a JPEG can be
     told to decode at reduced size, and without telling the size it refused: the caller's limits apply to the size
-    this tells (WebP's plugin alone still refuses such a photo while opening it: ``Image.DecompressionBombError``).
+    this tells (WebP's plugin alone still refuses such a photo while opening it: ``Image.DecompressionBombError``;
+    :func:`size_pillow_refused` tells its size).
     """
     Image.init()
     factory, _accept = Image.OPEN[PIL_FORMATS[kind]]
     return factory(io.BytesIO(data), filename)
+
+
+def size_pillow_refused(data: bytes) -> str:
+    """The size of a photo whose Pillow plugin refused to open it for its size (``Image.DecompressionBombError``:
+    WebP's does, above twice ``Image.MAX_IMAGE_PIXELS``, in words that give no width and height), as
+    ``"WIDTHxHEIGHT"`` read from its header, as any other photo's size is said; Pillow's threshold, ``"more than N"``,
+    for a header not read here."""
+    if size := _webp_canvas_size(data):
+        return f"{size[0]}x{size[1]}"
+    return f"more than {2 * (Image.MAX_IMAGE_PIXELS or 0)}"
+
+
+def _webp_canvas_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height a WebP file declares (Google's WebP container specification: the first chunk is a lossy
+    ``VP8 `` frame, a lossless ``VP8L`` one, or an extended file's ``VP8X`` canvas), nothing decoded; ``None`` for
+    other content."""
+    if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    chunk = data[12:16]
+    if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":  # the key frame's start code
+        return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
+    if chunk == b"VP8L" and data[20] == 0x2F:  # the lossless signature, then 14 bits each of width - 1, height - 1
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X":  # 24 bits each of the canvas width - 1 and height - 1
+        return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+    return None
 
 
 def _too_large(size: str, limit: int, kind: str) -> str:

@@ -29,6 +29,7 @@ from prodcat.image.decode import (
     ImageDecodeError,
     load_image,
     open_lazily,
+    size_pillow_refused,
     sniff_image_type,
     unsupported_format,
 )
@@ -180,9 +181,7 @@ def _check_declared_pixels(data: bytes, max_pixels: int) -> None:
             with open_lazily(data, kind) as img:
                 width, height = img.size
     except Image.DecompressionBombError:
-        # WebP's plugin refuses a header above twice Pillow's own limit before telling its size
-        what = f"image of more than {2 * Image.MAX_IMAGE_PIXELS} pixels"
-        raise over_limit(413, "max_pixels", max_pixels, what) from None
+        raise over_limit(413, "max_pixels", max_pixels, f"image of {size_pillow_refused(data)} pixels") from None
     except Exception:
         return
     if width * height > max_pixels:
