@@ -625,6 +625,32 @@ def test_a_compressed_body_is_refused_as_such_not_as_broken_json_or_multipart(cl
     assert plain.status_code == 200
 
 
+def test_a_json_body_is_utf8_and_one_declaring_another_charset_is_refused(client: TestClient) -> None:
+    """A JSON body declared 'application/json; charset=latin-1' was read as UTF-8 all the same: an 'é' in it was
+    422 'the body is not valid JSON ('utf-8' codec can't decode byte 0xe9 in position 14: invalid continuation
+    byte)', Python's words, and the same body in UTF-8 was read. JSON is UTF-8 (RFC 8259): another charset declared
+    is refused 415 for what it is, on every JSON route; UTF-8 bytes undeclared, or declared in any spelling, are read;
+    other bytes undeclared are refused naming the first."""
+    latin1, utf8 = '{"title": "café mug"}'.encode("latin-1"), '{"title": "café mug"}'.encode()
+    advice = "JSON is UTF-8 (RFC 8259): send the body in UTF-8, declaring no charset or charset=utf-8"
+    latin1_declared = {"content-type": "application/json; charset=latin-1", "X-API-Key": API_KEY}
+    for path, body in (("/predict", latin1), ("/predict-batch", b"[" + utf8 + b"]"), ("/reviews/1", b"{}")):
+        refused = client.post(path, content=body, headers=latin1_declared)
+        assert (refused.status_code, refused.json()["detail"]) == (
+            415,
+            f"the request declares the charset 'latin-1': {advice}",
+        ), path
+        assert refused.json()["error"] == "json_charset"
+    for content_type in ("application/json", "application/json; charset=UTF8", 'application/json; charset="utf-8"'):
+        assert client.post("/predict", content=utf8, headers={"content-type": content_type}).status_code == 200
+    undeclared = client.post("/predict", content=latin1, headers={"content-type": "application/json"})
+    assert (undeclared.status_code, undeclared.json()["error"], undeclared.json()["detail"]) == (
+        422,
+        "invalid_json",
+        f"the body is not UTF-8 text (byte 0xe9 at offset 14): {advice}",
+    )
+
+
 def test_a_correction_names_a_category_of_the_model_unless_it_says_it_is_new(client: TestClient) -> None:
     """A typo would become a category of its own once the corrections are trained on."""
     review_id = client.post("/predict", json={"title": "mug"}).json()["review_id"]

@@ -113,8 +113,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (413, "too large: a limit (`max_image_bytes`, `max_pixels`, `max_request_bytes`, ...) refused it"),
         (
             415,
-            "unsupported request content type, a compressed body (`content_encoding`), photo type (checked by "
-            "content), or a multipart charset this server does not know (`text_charset`)",
+            "unsupported request content type, a JSON body declaring a charset other than UTF-8 (`json_charset`: "
+            "JSON is UTF-8), a compressed body (`content_encoding`), photo type (checked by content), or a multipart "
+            "charset this server does not know (`text_charset`)",
         ),
         (
             422,
@@ -536,7 +537,11 @@ def _review_routes(
             **_RECORD_ERRORS,
             **_BODY_TIMEOUT,
             413: {"model": ErrorOut, "description": "a body longer than a submission can be (or `max_request_bytes`)"},
-            415: {"model": ErrorOut, "description": "not application/json, or compressed (`content_encoding`)"},
+            415: {
+                "model": ErrorOut,
+                "description": "not application/json, a charset other than UTF-8 declared (`json_charset`), or "
+                "compressed (`content_encoding`)",
+            },
             422: {
                 "model": ErrorOut,
                 "description": f"a malformed body or query (`invalid_request`) or category: {_CATEGORY_REFUSALS_TEXT}",

@@ -27,7 +27,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 from starlette.datastructures import FormData, Headers, UploadFile
 
-from prodcat.serve.inputs import ApiError, malformed
+from prodcat.serve.inputs import ApiError, charset_parameter, malformed
 
 #: bytes of a file part kept in memory before it is written to a temporary file (as Starlette does)
 SPOOL_BYTES = 1024 * 1024
@@ -144,11 +144,8 @@ class _FormCollector:
 
 def declared_charset(content_type: str, what: str) -> str | None:
     """The codec named by the ``charset`` parameter of ``content_type``, if any; 415 when Python knows none."""
-    _, params = parse_options_header(content_type)
-    charset = params.get(b"charset")
-    if charset is None:
+    if (name := charset_parameter(content_type)) is None:
         return None
-    name = charset.decode("latin-1")
     try:
         codec = codecs.lookup(name).name
         # Python's codecs of bytes to bytes (base64, zlib) or of host names (idna, punycode) are no charsets: they

@@ -8,6 +8,7 @@ file, text too long, missing title and photo).
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 import sys
@@ -17,6 +18,7 @@ from typing import Any
 
 from PIL import Image
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from python_multipart.multipart import parse_options_header
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -89,6 +91,9 @@ class ApiError(HTTPException):
 #: the most bytes one character of text takes in JSON ("\\u00e9"; an astral character is one character in
 #: Python and two such escapes)
 MAX_JSON_BYTES_PER_CHAR = 12
+
+#: what a JSON body in another encoding is told
+JSON_IS_UTF8 = "JSON is UTF-8 (RFC 8259): send the body in UTF-8, declaring no charset or charset=utf-8"
 
 
 def over_limit(status: int, limit: str, value: Any, what: str) -> ApiError:
@@ -357,7 +362,10 @@ def read_json(text: bytes | str, error: str, what: str = "the body") -> Any:
         return json.loads(text, object_pairs_hook=_JsonObject.from_pairs, parse_int=_json_int)
     except _LongNumberError as exc:
         raise malformed(error, f"{what} holds {exc}") from None
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+    except UnicodeDecodeError as exc:
+        detail = f"{what} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}): {JSON_IS_UTF8}"
+        raise malformed(error, detail) from None
+    except (ValueError, RecursionError) as exc:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise malformed(error, f"{what} is not valid JSON ({reason})") from None
 
@@ -496,12 +504,33 @@ def accepted_media_type(request: Request, accepted: dict[str, str]) -> str:
     if coding not in ("", "identity"):
         detail = f"request Content-Encoding {coding!r} is not accepted: send the body uncompressed"
         raise ApiError(415, "content_encoding", detail)
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";")[0].strip().lower()
     if media_type not in accepted:
         send = " or ".join(f"{kind} ({why})" if why else kind for kind, why in accepted.items())
         detail = f"request content type {media_type or '(none)'!r} is not accepted: send {send}"
         raise ApiError(415, "content_type", detail)
+    if media_type == "application/json" and (charset := charset_parameter(content_type)) and _codec(charset) != "utf-8":
+        # refused rather than read as UTF-8 whatever it says (a Latin-1 'é' was an invalid-JSON 422 quoting Python's
+        # decoder), or read in that charset (JSON no other client or server reads so; a body wrongly declared so
+        # would become other characters without a word)
+        detail = f"the request declares the charset {charset!r}: {JSON_IS_UTF8}"
+        raise ApiError(415, "json_charset", detail)
     return media_type
+
+
+def charset_parameter(content_type: str) -> str | None:
+    """The ``charset`` parameter of a ``Content-Type`` value as given, if any."""
+    charset = parse_options_header(content_type)[1].get(b"charset")
+    return None if charset is None else charset.decode("latin-1")
+
+
+def _codec(charset: str) -> str | None:
+    """Python's name of the codec ``charset`` names (``"utf-8"`` for ``UTF8``, ``utf_8``, ...), if it knows one."""
+    try:
+        return codecs.lookup(charset).name
+    except LookupError:
+        return None
 
 
 async def read_small_json(request: Request, most_bytes: int) -> bytes:
