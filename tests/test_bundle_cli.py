@@ -2175,6 +2175,61 @@ def test_a_training_product_scored_without_its_photo_or_its_text_is_recognised(t
     assert found.mask.tolist() == [True, True, True, False, False]
 
 
+def as_flipkart_folder(products: pd.DataFrame, folder: Path) -> Path:
+    """``products`` (canonical columns, no photo) as a Flipkart folder, each with a specification table, which the
+    Flipkart loader appends to its description."""
+    folder.mkdir()
+    table = pd.DataFrame(
+        {
+            "uniq_id": products["product_id"],
+            "product_name": products["title"],
+            "product_category_tree": [f'["{category}"]' for category in products["category"]],
+            "image": "",
+            "description": products["description"],
+            "product_specifications": [
+                f'{{"product_specification"=>[{{"key"=>"Ref", "value"=>"{pid}"}}]}}' for pid in products["product_id"]
+            ],
+        }
+    )
+    table.to_csv(folder / "flipkart_com-ecommerce_sample.csv", index=False)
+    return folder
+
+
+def test_the_training_products_read_from_another_format_are_recognised(tiny_training, tmp_path):
+    """A model trained on the Flipkart folder and evaluated on a CSV export of the same products (or the reverse)
+    was not warned that its figures were in-sample: the folder's descriptions end with the specification table,
+    so no product's content digest matched. A bundle records each product's id and title too, which formats
+    write alike: the same products are recognised in either format; another product reusing one's id (another
+    catalogue's), or the same title at the same line of a table without ids, is not."""
+    from prodcat.bundle import read_manifest
+    from prodcat.catalog.loaders import load_catalog
+    from prodcat.evaluate.labelled import product_fingerprints, products_in_training, training_fingerprints
+
+    trained = tiny_training.trained
+    folder = as_flipkart_folder(trained, tmp_path / "flipkart")
+    read_from_folder = load_catalog(folder).frame
+    assert not read_from_folder["description"].equals(trained["description"])  # the formats differ
+    in_sample = "these are the very products the model was trained on"
+    # the tiny model, trained on the CSV, scored on the Flipkart folder; one trained on the folder scored on the CSV
+    report = tmp_path / "report"
+    assert main(["evaluate", str(tiny_training.bundle), str(folder), "--report", str(report)]) == 0
+    assert any(w.startswith(in_sample) for w in json.loads((report / "metrics.json").read_text())["warnings"])
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    bundle = tmp_path / "m"
+    assert main(["train", str(folder), "--config", config, "--modalities", "text", "--out", str(bundle)]) == 0
+    assert any(w.startswith(in_sample) for w in evaluation_warnings(bundle, trained, tmp_path, "csv"))
+    # one by one: a subset, and other products reusing their ids (in another catalogue) beside it
+    others = tiny_training.unseen.assign(product_id=trained["product_id"].iloc[:12].to_numpy())
+    scored = pd.concat([trained.iloc[::3], others], ignore_index=True)
+    found = products_in_training(scored, read_manifest(bundle), bundle)
+    assert found.mask.tolist() == [True] * 12 + [False] * 12
+    # a table without ids names its products by their line, which names no product in another table: their content
+    # alone is recorded
+    unnamed = trained.assign(product_id=[f"row-{line}" for line in range(2, 38)])
+    assert set(training_fingerprints(unnamed, ["text"])) == set(product_fingerprints(unnamed, ["text"]))
+    assert len(set(training_fingerprints(trained, ["text"]))) == 72
+
+
 def test_product_fingerprints_read_what_the_model_reads(tmp_path, jpeg_bytes):
     """A product's digest is its title, description and photo content, as far as the model reads them: not
     its id, its category or where its photo lies."""
@@ -2225,7 +2280,8 @@ def test_a_photo_over_the_decoders_size_limit_is_fingerprinted_unread(tmp_path, 
     )
     with_photo, without = product_fingerprints(frame, ["text", "image"])
     assert with_photo == without
-    assert set(training_fingerprints(frame.head(1), ["text", "image"])) == {without}
+    recorded = set(training_fingerprints(frame.head(1), ["text", "image"]))
+    assert without in recorded and recorded == set(training_fingerprints(frame.tail(1), ["text", "image"]))
     assert hashed == []
 
 
@@ -2236,7 +2292,7 @@ def test_a_modified_training_products_file_is_refused_like_the_model(tiny_traini
 
     bundle = shutil.copytree(tiny_training.bundle, tmp_path / "m")
     manifest = verify_bundle(bundle)
-    assert len(read_training_products(bundle, manifest)) == 36
+    assert len(read_training_products(bundle, manifest)) == 72  # each product's content and its id and title
     products = bundle / PRODUCTS_FILE
     original = products.read_bytes()
     products.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))  # another training product

@@ -7,8 +7,9 @@
                              training-data fingerprint, SHA-256 of every other file
       model.joblib           the fitted ProductClassifier
       training_products.npy  content digests of every training product, whole and by its text or photo
-                             alone (sorted ``uint64``; 8 bytes each), to recognise them one by one when
-                             scored; older bundles lack it, or hold the whole products' only
+                             alone, and of its id and title (sorted ``uint64``; 8 bytes each), to recognise
+                             them one by one when scored, read from another format too; older bundles lack
+                             it, or hold the whole products' only, or no ids and titles
 
 The model is a pickle (scikit-learn estimators have no safe format), so it is
 only unpickled after every file's SHA-256 matches the manifest: a modified or

@@ -101,6 +101,16 @@ _SEP_REPLACEMENT = "›"
 # Building the canonical frame
 
 
+def line_name(line: int) -> str:
+    """The id of a product whose row gives none: its source line's (``row-12``)."""
+    return f"row-{line}"
+
+
+#: an id of :func:`line_name` (``~2`` added where the catalogue has it already, :func:`_dedupe_ids`): it names a
+#: line of its table, not a product, and another table's same line is another product
+LINE_NAMED = re.compile(r"row-\d+(?:~\d+)?")
+
+
 def _text(values: pd.Series) -> pd.Series:
     """Strings with "" for missing values."""
     return values.astype(object).where(values.notna(), "").astype(str)
@@ -250,7 +260,7 @@ def _canonical(
     issues: list[RowIssue] = []
     ids = _text(product_id).str.strip()
     unnamed = ids.index[ids == ""]
-    ids.loc[unnamed] = [f"row-{line}" for line in unnamed]
+    ids.loc[unnamed] = [line_name(line) for line in unnamed]
     ids, duplicate_issues = _dedupe_ids(ids, table.name, ids_elsewhere)
     # under the id it is predicted by: row-N, or row-N~2 where the catalogue has a product of that id already
     issues += [
@@ -757,7 +767,7 @@ def load_table(
     _warn_unmapped(table, columns)
     type_issues = typed_columns_as_text(table, columns) if fmt == "parquet" else []
     if columns["product_id"] is None:
-        ids = pd.Series([f"row-{line}" for line in table.frame.index], index=table.frame.index, dtype=object)
+        ids = pd.Series([line_name(line) for line in table.frame.index], index=table.frame.index, dtype=object)
         # each names its product, as every other issue of one does: _canonical takes one naming none for the table's
         type_issues = [replace(issue, product_id=ids.loc[issue.row]) for issue in type_issues]
     else:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from prodcat.bundle import data_fingerprint, modalities_read_by_bundle, read_training_products
+from prodcat.catalog.loaders import LINE_NAMED
 from prodcat.catalog.schema import is_missing, modality_mask, strings_or_empty
 from prodcat.config import MODALITIES
 from prodcat.formatting import count_text, counted, first_few
@@ -51,7 +52,8 @@ def product_fingerprints(frame: pd.DataFrame, modalities: Sequence[str]) -> np.n
     still one whose input the model has learnt. The photo by its bytes, not its path: a catalogue copied or
     moved holds the same products. Two products alike in all the model reads are one to it, and share a
     digest. 8 bytes: with 85k training products and as many scored, the chance that two different products
-    collide anywhere is about 85k² / 2⁶⁴ ≈ 4e-10.
+    collide anywhere is about 85k² / 2⁶⁴ ≈ 4e-10. The same product read from another format, its description
+    written otherwise, has another content digest: its identity (:func:`_identities`) recognises it.
     """
     return _digests(_fields_read(frame, modalities))
 
@@ -60,11 +62,16 @@ def training_fingerprints(frame: pd.DataFrame, modalities: Sequence[str]) -> np.
     """The digests a bundle records of its training products ``frame``, read by a model reading ``modalities``:
     each one's :func:`product_fingerprints`, and those of its text alone and of its photo alone (but none of
     nothing read), so that a product scored without one of them, its photo missing from a copy of the catalogue or
-    its text left out, is still recognised by what the model learnt of it. Up to three digests a product."""
+    its text left out, is still recognised by what the model learnt of it; and its identity (:func:`_identities`),
+    with its photo and without, so that it is recognised read from another format of its catalogue, its photo
+    there or not. Up to five digests a product."""
     fields = _fields_read(frame, modalities)
     alone = [(title, description, "") for title, description, _ in fields] + [("", "", photo) for *_, photo in fields]
     digests = _digests(fields + alone)
-    return digests[digests != _digests([("", "", "")])]
+    identified = _identified(frame)
+    with_photo = _identities(frame, [photo for *_, photo in fields])[identified]
+    without_photo = _identities(frame, [""] * len(frame))[identified]
+    return np.concatenate([digests[digests != _digests([("", "", "")])], with_photo, without_photo])
 
 
 def _fields_read(frame: pd.DataFrame, modalities: Sequence[str]) -> list[tuple[str, str, str]]:
@@ -78,8 +85,42 @@ def _fields_read(frame: pd.DataFrame, modalities: Sequence[str]) -> list[tuple[s
     return list(zip(titles, descriptions, photos, strict=True))
 
 
-def _digests(fields: list[tuple[str, str, str]]) -> np.ndarray:
-    """``(n,)`` ``uint64``: the first 8 bytes of the BLAKE2b of each product's ``fields``."""
+def _identities(frame: pd.DataFrame, photos: Sequence[str]) -> np.ndarray:
+    """``(n,)`` ``uint64``: each product's identity digest, of its product_id and title, and of its ``photos`` (its
+    :func:`_photo_digest` as a model reading photos reads it, ``""`` for one that does not); meaningful for the
+    products :func:`_identified` only.
+
+    What stays of a product read from another format of its catalogue: the description is what formats write
+    otherwise (the Flipkart folder appends the seller's specification table to it, a CSV export of the same
+    products may hold the description alone), so their content digests (:func:`product_fingerprints`) differ. An
+    id is unique within its catalogue only: another catalogue may give the same id to another product, which has
+    another title; an id is taken for the same product only beside the same title. A product scored with another
+    photo than the one the model learnt stays another product, as by its content.
+    """
+    ids, titles = strings_or_empty(frame["product_id"]), strings_or_empty(frame["title"])
+    # a JSON object, where a content digest hashes an array: no identity is ever a product's content
+    return _digests(
+        [
+            {"product_id": product_id, "title": title, "photo": photo}
+            for product_id, title, photo in zip(ids, titles, photos, strict=True)
+        ]
+    )
+
+
+def _identified(frame: pd.DataFrame) -> np.ndarray:
+    """``(n,)`` bool: the products that have an identity (:func:`_identities`): a title, and an id of their own, not
+    one naming their line (:data:`~prodcat.catalog.loaders.LINE_NAMED`: their table gave none, and another table's
+    same line is another product)."""
+    ids, titles = strings_or_empty(frame["product_id"]), strings_or_empty(frame["title"])
+    named = [
+        bool(pid) and not LINE_NAMED.fullmatch(pid) and bool(title.strip())
+        for pid, title in zip(ids, titles, strict=True)
+    ]
+    return np.array(named, dtype=bool)
+
+
+def _digests(fields: Sequence[object]) -> np.ndarray:
+    """``(n,)`` ``uint64``: the first 8 bytes of the BLAKE2b of each product's ``fields``, as JSON."""
     # JSON keeps the fields apart: ("a b", "") and ("a", "b") differ
     digests = [hashlib.blake2b(json.dumps(each).encode("utf-8"), digest_size=8).digest() for each in fields]
     return np.frombuffer(b"".join(digests), dtype="<u8").astype(np.uint64, copy=False)
@@ -163,7 +204,9 @@ def products_in_training(
     catalogue: pd.DataFrame | None = None,
 ) -> InTraining:
     """Which of the ``scored`` labelled products the bundle at ``bundle_dir`` (whose verified ``manifest``
-    this is) was trained on: by their :func:`product_fingerprints` against those it recorded, or all of them
+    this is) was trained on: by their :func:`product_fingerprints` or, read from another format of the
+    catalogue, by their identity (:func:`_identities`; a bundle written before it recorded identities recognises
+    them by their content only) against those it recorded (:func:`training_fingerprints`), or all of them
     when ``catalogue``, the products they were drawn from (default: ``scored`` itself), is its training data
     (its :func:`training_fingerprint`, the only check a bundle recording no product fingerprints allows).
     Training reads the products with one of the configured modalities, so both those and all of
@@ -181,8 +224,10 @@ def products_in_training(
     trained = read_training_products(bundle_dir, manifest)
     if trained is None:
         return InTraining.of(None, len(scored))
-    digests = product_fingerprints(scored, modalities_read_by_bundle(manifest))
-    return InTraining.of(np.isin(digests, trained), len(scored))
+    fields = _fields_read(scored, modalities_read_by_bundle(manifest))  # each photo read once
+    identities = _identities(scored, [photo for *_, photo in fields])
+    found = np.isin(_digests(fields), trained) | (_identified(scored) & np.isin(identities, trained))
+    return InTraining.of(found, len(scored))
 
 
 # ---------------------------------------------------------------------------------------------- the categories
