@@ -168,7 +168,7 @@ def save_bundle(
 ) -> Path:
     """Write ``model`` and its manifest to ``out_dir`` atomically; returns the path.
 
-    ``products``: ``(n,)`` ``uint64`` content digests of the training products
+    ``products``: ``(n,)`` ``uint64`` digests of the training products' contents and identities
     (:func:`prodcat.evaluate.labelled.training_fingerprints`), written sorted and deduplicated to
     :data:`PRODUCTS_FILE` and hashed in the manifest like the model.
     """
@@ -328,7 +328,8 @@ def _check_digest(root: Path, name: str, digest: str, expected: str) -> None:
 
 
 def read_training_products(bundle_dir: str | os.PathLike[str], manifest: Mapping[str, Any]) -> np.ndarray | None:
-    """The sorted ``(n,)`` ``uint64`` content digests of the products the bundle of ``manifest`` was trained on,
+    """The sorted ``(n,)`` ``uint64`` digests of the products the bundle of ``manifest`` was trained on (contents,
+    and identities since they are recorded: :func:`prodcat.evaluate.labelled.training_fingerprints`),
     checked against the manifest's SHA-256 (as :func:`verify_bundle` checks every file) from the very bytes
     read; ``None`` for a bundle written before they were recorded (its manifest lists no :data:`PRODUCTS_FILE`).
 
