@@ -872,3 +872,29 @@ def test_duplicates_whose_labels_differ_only_in_spacing_do_not_conflict() -> Non
     spellings = ["Watches > Wrist  Watches", "Watches > Wrist Watches", "Watches >Wrist\u00a0Watches "]
     assert conflict_level(spellings) == 0
     assert conflict_level([*spellings, "Watches > Wall  Clocks"]) == 2
+
+
+def test_cli_audit_whose_report_cannot_be_written_keeps_the_summary_printed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that filled up as the report was written ended the audit in OSError's traceback (exit 1) before its
+    summary was printed: the whole audit was lost, with --labels hours of cross-validation. The summary is printed,
+    then the one-line error that explore, evaluate and cv give (exit 2)."""
+    import errno
+
+    from prodcat.catalog.audit import report
+
+    def full(path: Path, value: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(report, "write_json", full)
+    path = tmp_path / "shop.csv"
+    small_catalog(tmp_path).frame.drop(columns="image").to_csv(path, index=False)
+    out = tmp_path / "report"
+    assert main(["audit", str(path), "--report", str(out), "--no-images"]) == 2
+    printed = capsys.readouterr()
+    assert "8 products, 8 labelled, 0 loader issues\n" in printed.out and "wrote" not in printed.out
+    assert printed.err.strip().splitlines()[-1] == (
+        f"error: cannot write the report in {out}: No space left on device; the figures above are all that was "
+        "kept: free some space or give another --report, and run the audit again"
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 from prodcat.catalog.audit.core import audit_catalog
@@ -13,6 +14,7 @@ from prodcat.catalog.audit.labels import label_audit_outlook
 from prodcat.catalog.audit.report import AUDIT_FILES, write_audit_report
 from prodcat.catalog.schema import Catalog
 from prodcat.config import Config
+from prodcat.files import FIGURES_KEPT, report_not_written, write_failure
 from prodcat.formatting import count_text, counted
 
 
@@ -56,9 +58,15 @@ def run_audit(args: argparse.Namespace) -> int:
         similarity=args.similarity,
     )
     result["sample"] = {"size": drawn, "seed": label_config.seed} if drawn else None
-    written = write_audit_report(result, args.report, catalog.issues)
+    written: list[Path] = []
+    # a report that cannot be written (a full disk) is said after the summary, not in a traceback that loses it with
+    # the audit (with --labels, the hours of its cross-validation)
+    failure = write_failure(lambda: written.extend(write_audit_report(result, args.report, catalog.issues)))
     for line in summary_lines(result):
         print(line)
+    if failure:
+        print(report_not_written(args.report, failure, FIGURES_KEPT, "audit"), file=sys.stderr)
+        return 2
     print(f"wrote {', '.join(map(str, written[:-1]))} and {written[-1]}")
     if catalog.frame.empty:  # the report says why (its loader issues); a script must not go on to train on nothing
         print(f"error: no product could be read from {args.data}: {written[0]} lists why", file=sys.stderr)
