@@ -128,9 +128,42 @@ def test_json_products_are_measured_before_they_are_parsed() -> None:
     # said in a sentence (it was 'the JSON body of 400035 bytes: 1 product(s) of the longest texts take at most
     # 364096 exceeds the limit ...')
     assert refused.value.detail == (
-        "the JSON body of 400035 bytes (more than the 364096 that 1 product with the longest texts allowed can take) "
-        "exceeds the limit max_text_chars=10000"
+        "the JSON body of 400035 bytes (more than the 364096 that 1 product with texts of at most 10000 characters can "
+        "take) exceeds the limit max_text_chars=10000"
     )
+
+
+def test_a_text_too_long_is_422_naming_its_field_and_a_body_too_long_413_naming_its_part(tmp_path: Path) -> None:
+    """max_text_chars refuses a field too long (422, the title or description and its length) and, before parsing, a
+    JSON body or field of more bytes than a product within it can be (413, a request entity too large), each said as
+    the OpenAPI document says, which had 'text too long' under 422 only. A multipart batch's products field was
+    called 'a JSON batch', and the texts' limit went unsaid in characters."""
+    store = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    with TestClient(create_app(OneCategoryModel(), ServeSettings(max_text_chars=20), store)) as client:
+        title = client.post("/predict", json={"title": "a ceramic mug, 350 ml"})
+        assert (title.status_code, title.json()["error"], title.json()["detail"]) == (
+            422,
+            "max_text_chars",
+            "title of 21 characters exceeds the limit max_text_chars=20",
+        )
+        padded = b'{"title": "mug"' + b" " * 5_000 + b"}"
+        body = client.post("/predict", content=padded, headers={"content-type": "application/json"})
+        assert (body.status_code, body.json()["error"], body.json()["detail"]) == (
+            413,
+            "max_text_chars",
+            "the JSON body of 5016 bytes (more than the 4816 that 1 product with texts of at most 20 characters can "
+            "take) exceeds the limit max_text_chars=20",
+        )
+        products = json.dumps([{"title": "mug", "description": "x" * 310_000}])
+        field = client.post("/predict-batch", files={"products": (None, products)})
+        assert (field.status_code, field.json()["error"]) == (413, "max_batch_items")
+        assert field.json()["detail"] == (
+            f"the products field of {len(products)} bytes (more than the 308224 that 64 products with texts of at most "
+            "20 characters can take) exceeds the limit max_batch_items=64"
+        )
+        documented = client.get("/openapi.json").json()["paths"]["/predict"]["post"]["responses"]
+        assert "`max_text_chars` for a JSON body or field of more bytes" in documented["413"]["description"]
+        assert "a field too long (`max_text_chars`: a title" in documented["422"]["description"]
 
 
 class OneCategoryModel:

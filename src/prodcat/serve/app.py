@@ -110,7 +110,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
             "malformed multipart body (no boundary, more file parts or fields than the endpoint takes, "
             "a part's headers over 4 KiB: a long filename)",
         ),
-        (413, "too large: a limit (`max_image_bytes`, `max_pixels`, `max_request_bytes`, ...) refused it"),
+        (
+            413,
+            "too large, the request or a part of it: a limit refused it, named by `error` and `limit` "
+            "(`max_request_bytes`, `max_image_bytes`, `max_pixels`, `max_batch_items`); `max_text_chars` for a JSON "
+            "body or field of more bytes than a product whose texts are within it can take, whatever its fields hold "
+            "(`max_batch_items` for a batch's)",
+        ),
         (
             415,
             "unsupported request content type, a JSON body declaring a charset other than UTF-8 (`json_charset`: "
@@ -119,9 +125,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         ),
         (
             422,
-            "malformed: corrupt photo, empty file, text too long, nothing to classify, a multipart text field not in "
-            "its charset (`text_encoding`: UTF-8 unless its part or the request declares `charset=...`), a query "
-            "parameter given more than once (`invalid_request`)",
+            "malformed: corrupt photo, empty file, a field too long (`max_text_chars`: a title, or a description with "
+            "its specifications, of more characters, named with its length), nothing to classify, a multipart text "
+            "field not in its charset (`text_encoding`: UTF-8 unless its part or the request declares `charset=...`), "
+            "a query parameter given more than once (`invalid_request`)",
         ),
         (500, "the model failed on the product (`prediction_failed`; in a batch, that item's error only)"),
         (503, "the review queue cannot be written (the prediction is not answered: retry)"),

@@ -279,7 +279,7 @@ async def _read_named_upload(form: FormData, name: str, settings: ServeSettings)
 
 def _json_array(body: bytes, settings: ServeSettings, what: str = "the body") -> list[Any]:
     """The products of a batch, ``what`` holding them (a multipart batch's field, not the body, is said so)."""
-    _check_json_size(body, settings.max_batch_items, "a JSON batch", settings)
+    _check_json_size(body, settings.max_batch_items, what, settings)
     items = read_json(body, "invalid_json", what)
     if not isinstance(items, list):
         raise malformed("invalid_json", f"{what} must be a JSON array of products")
@@ -430,8 +430,9 @@ def _check_json_size(body: bytes, products: int, what: str, settings: ServeSetti
     )
     largest = products * (3 * settings.max_text_chars * MAX_JSON_BYTES_PER_CHAR + 4096)
     if len(body) > largest:
-        detail = f"{what} of {len(body)} bytes (more than the {largest} that {counted(products, 'product')} with the "
-        detail += "longest texts allowed can take)"
+        most_chars = settings.max_text_chars
+        detail = f"{what} of {len(body)} bytes (more than the {largest} that {counted(products, 'product')} with texts "
+        detail += f"of at most {most_chars} characters can take)"
         raise over_limit(413, limit, value, detail)
     # a product: its object, its specifications' object or list, and the pairs of that list
     most = 1 + products * (2 + MAX_SPECIFICATIONS)  # and a batch's own array
