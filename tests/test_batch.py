@@ -8,16 +8,18 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
 import os
 import signal
 import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import dask
 import pandas as pd
@@ -790,8 +792,6 @@ def test_ctrl_c_while_a_local_cluster_starts_closes_it_without_dask_s_messages(t
     """Ctrl-C while the cluster started (10 s or more on a busy machine: a moment to notice a wrong option) closed
     it with dask's warnings that each busy worker was still alive and killed, and asyncio's traceback of the
     plugin's broadcast cut short, above the driver's 'interrupted'; Ctrl-C while scoring already closed quietly."""
-    import logging
-
     from distributed import Client
 
     from prodcat.batch.dask_engine import DaskEngine
@@ -803,60 +803,115 @@ def test_ctrl_c_while_a_local_cluster_starts_closes_it_without_dask_s_messages(t
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Client, "register_plugin", interrupted_while_a_worker_is_busy)
-    said: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = said.append
-    for name in ("distributed", "asyncio"):
-        logging.getLogger(name).addHandler(handler)
-    try:
-        with pytest.raises(KeyboardInterrupt), DaskEngine(tiny_training.bundle, workers=1):
-            pass
-    finally:
-        for name in ("distributed", "asyncio"):
-            logging.getLogger(name).removeHandler(handler)
+    with dask_s_messages() as said, pytest.raises(KeyboardInterrupt), DaskEngine(tiny_training.bundle, workers=1):
+        pass
     assert not said, [record.getMessage() for record in said]
 
 
-def test_a_scheduler_lost_mid_run_is_said_at_once(tiny_training, worker_task):
-    """A scheduler killed mid-run ended, 30 s later, in 'cannot write the predictions: Timed out trying to connect
-    to tcp://...' (the close waited for it to come back to remove the run's plugin, and its OSError replaced the
-    run's error): as if the disk had failed. Now the run stops at once and says the scheduler was lost."""
-    from prodcat.batch.dask_engine import DaskEngine
+@contextlib.contextmanager
+def dask_s_messages() -> Iterator[list[logging.LogRecord]]:
+    """The warnings and errors dask and asyncio log in the block (what a run prints above its own error)."""
+    said: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = said.append
+    names = ("distributed", "asyncio")
+    for name in names:
+        logging.getLogger(name).addHandler(handler)
+    try:
+        yield said
+    finally:
+        for name in names:
+            logging.getLogger(name).removeHandler(handler)
 
+
+class SeparateCluster(NamedTuple):
+    """A LocalCluster of one worker in a process group of its own, which a test kills whole."""
+
+    address: str
+    process: subprocess.Popen
+
+    def kill(self) -> None:
+        """Kill the scheduler, its nanny and worker at once (a machine lost, the OOM killer)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def separate_cluster() -> Iterator[SeparateCluster]:
     starts_a_cluster = (
         "import time; from distributed import LocalCluster\n"
         "cluster = LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None)\n"
         "print(cluster.scheduler_address, flush=True); time.sleep(600)"
     )
-    cluster = subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-c", starts_a_cluster],
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,
         env=TESTS_PATH,
     )
+    cluster = SeparateCluster(process.stdout.readline().strip(), process)
     try:
-        address = cluster.stdout.readline().strip()
-        worker_task(_slow)
-        products = tiny_training.unseen
-        chunks = [(index, products.iloc[index : index + 1]) for index in range(len(products))]
-        with pytest.raises(BatchError) as stopped:  # the run and its close
-            started = time.monotonic()
-            with DaskEngine(tiny_training.bundle, scheduler=address) as engine:
-                scoring = engine.score(chunks, top_k=5)
-                next(scoring)  # under way
-                os.killpg(cluster.pid, signal.SIGKILL)  # the scheduler, its nanny and worker
-                started = time.monotonic()
-                list(scoring)
+        yield cluster
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(cluster.pid, signal.SIGKILL)
-        cluster.wait()
-    assert str(stopped.value) == (
-        f"lost the connection to the dask scheduler at {address} while scoring: it stopped, or the network to it "
-        "failed; once it is back, run the same command"
-    )
+        cluster.kill()
+        process.wait()
+
+
+#: what a run says when its scheduler is lost, at ``{address}``
+LOST_SCHEDULER = (
+    "lost the connection to the dask scheduler at {address} while scoring: it stopped, or the network to it failed; "
+    "once it is back, run the same command"
+)
+
+
+def _tiny_chunks(products: pd.DataFrame) -> list[tuple[int, pd.DataFrame]]:
+    """Each product a chunk of its own."""
+    return [(index, products.iloc[index : index + 1]) for index in range(len(products))]
+
+
+def test_a_scheduler_lost_mid_run_is_said_at_once(tiny_training, worker_task, separate_cluster):
+    """A scheduler killed mid-run ended, 30 s later, in 'cannot write the predictions: Timed out trying to connect
+    to tcp://...' (the close waited for it to come back to remove the run's plugin, and its OSError replaced the
+    run's error): as if the disk had failed. Now the run stops at once and says the scheduler was lost."""
+    from prodcat.batch.dask_engine import DaskEngine
+
+    worker_task(_slow)
+    with pytest.raises(BatchError) as stopped:  # the run and its close
+        started = time.monotonic()
+        with DaskEngine(tiny_training.bundle, scheduler=separate_cluster.address) as engine:
+            scoring = engine.score(_tiny_chunks(tiny_training.unseen), top_k=5)
+            next(scoring)  # under way
+            separate_cluster.kill()
+            started = time.monotonic()
+            list(scoring)
+    assert str(stopped.value) == LOST_SCHEDULER.format(address=separate_cluster.address)
     assert time.monotonic() - started < 15
+
+
+def test_a_scheduler_lost_as_a_chunk_finishes_is_said_in_one_line(tiny_training, separate_cluster, monkeypatch):
+    """A scheduler lost between a chunk's end and the fetching of its predictions failed the fetch (dask's
+    CommClosedError, an OSError): predict said 'cannot write the predictions: in <TCP (closed) ConnectionPool.gather
+    ...>: ConnectionResetError', as if the disk had failed, or the close's removal of the run's plugin failed the
+    same way in its place, below dask's traceback of the client's reconnection cut short by the close. Now the
+    run says the scheduler was lost, and dask nothing."""
+    from prodcat.batch import dask_engine
+
+    def scheduler_killed_as_each_finishes(futures: Iterable) -> Iterator:
+        for future in real_as_completed(futures):
+            separate_cluster.kill()
+            yield future
+
+    real_as_completed = dask_engine.as_completed
+    monkeypatch.setattr(dask_engine, "as_completed", scheduler_killed_as_each_finishes)
+    with (
+        dask_s_messages() as said,
+        pytest.raises(BatchError) as stopped,
+        dask_engine.DaskEngine(tiny_training.bundle, scheduler=separate_cluster.address) as engine,
+    ):
+        list(engine.score(_tiny_chunks(tiny_training.unseen), top_k=5))
+    assert str(stopped.value) == LOST_SCHEDULER.format(address=separate_cluster.address)
+    assert not said, [record.getMessage() for record in said]
 
 
 def test_a_worker_that_reads_another_model_at_the_bundle_path_is_refused(flipkart_bundle):

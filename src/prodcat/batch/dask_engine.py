@@ -18,7 +18,7 @@ from typing import Any, Self
 
 import pandas as pd
 from distributed import Client, Future, LocalCluster, WorkerPlugin, as_completed, get_worker
-from distributed.comm import get_address_host_port, parse_address
+from distributed.comm import CommClosedError, get_address_host_port, parse_address
 from distributed.scheduler import KilledWorker
 
 from prodcat.batch.engines import Chunk, bundle_identity
@@ -115,6 +115,9 @@ class DaskEngine:
         self._address = ""
         #: whether this run's plugin was sent to the scheduler, hence is to be removed from someone else's cluster
         self._registered = False
+        #: whether the connection to the scheduler was lost while scoring: its plugin went with it, and the client's
+        #: attempts to reconnect are cut short by the close
+        self._lost = False
 
     def __enter__(self) -> Self:
         if self.scheduler:
@@ -153,15 +156,18 @@ class DaskEngine:
         self._close_after(exc_type)
 
     def _close_after(self, exc_type: type[BaseException] | None) -> None:
-        """Close after the run ended, by ``exc_type`` if not ``None``: Ctrl-C while the cluster starts or scores."""
-        if exc_type is not KeyboardInterrupt:
+        """Close after the run ended, by ``exc_type`` if not ``None``: Ctrl-C while the cluster starts or scores, or
+        the scheduler lost."""
+        if exc_type is not KeyboardInterrupt and not self._lost:
             self._close()
             return
         # Ctrl-C: the close cuts short the tasks under way (a chunk, or the model loading as the cluster starts), and
         # kills the workers still busy a few seconds later, each in a warning of dask's (and the plugin's broadcast
         # cut short, in asyncio's traceback of a future never retrieved); the user asked for the stop, and is told
-        # how to resume
-        loggers = [logging.getLogger(name) for name in ("distributed", "asyncio")]
+        # how to resume. A lost scheduler: the close cuts short the client's reconnection, which dask logs as an error
+        # with its traceback; the run's own error says what happened
+        # distributed.client has a level of its own in dask's configuration, which distributed's does not override
+        loggers = [logging.getLogger(name) for name in ("distributed", "distributed.client", "asyncio")]
         levels = [logger.level for logger in loggers]
         for logger in loggers:
             logger.setLevel(logging.CRITICAL)
@@ -174,14 +180,14 @@ class DaskEngine:
     def _close(self) -> None:
         if self._client is not None:
             # someone else's cluster: free the workers' model memory (a lost scheduler has no plugin left to remove;
-            # asking it would wait for its return)
-            if self._cluster is None and self._registered and self._client.status == "running":
+            # asking it would wait for its return, or fail in its place)
+            if self._cluster is None and self._registered and not self._lost and self._client.status == "running":
                 self._client.unregister_worker_plugin(self.plugin.name)
             self._client.close()
         if self._cluster is not None:
             self._cluster.close()
         self._client = self._cluster = None
-        self._registered = False
+        self._registered = self._lost = False
 
     def _wait_for_a_worker(self) -> None:
         assert self._client is not None, "use the engine in a with block"
@@ -225,7 +231,10 @@ class DaskEngine:
                     "tried: one of its products may exhaust a worker's memory or crash it; see the workers' logs, "
                     "or narrow it down with a smaller --chunk-size"
                 ) from None
-            except CancelledError:  # dask's reason: scheduler-connection-lost, in two lines of its own
+            # the connection lost as the chunk was scored (dask's reason: scheduler-connection-lost, in two lines of
+            # its own), or as its predictions were fetched
+            except (CancelledError, CommClosedError):
+                self._lost = True
                 raise BatchError(
                     f"lost the connection to the dask scheduler at {self._address} while scoring: it stopped, or "
                     "the network to it failed; once it is back, run the same command"
