@@ -143,6 +143,16 @@ def test_knn_smoothing_tightens_groups_relative_to_their_distance():
     assert spread_ratio(smoothed) < 0.6 * spread_ratio(points)
 
 
+def test_knn_smoothing_of_a_tiny_sample_keeps_its_groups_apart():
+    """On a dozen products (a study takes 10) each neighbourhood of 10 held nearly every product: two steps
+    averaged all of them into nearly the same mean, and KMeans clustered what was left (ARI 0.12 for three groups
+    of four far apart, scored and ranked as any run). Neighbourhoods are capped at a third of the products."""
+    points, categories = blobs(n_per=4, k=3)
+    smoothed = make_reduction("pca+knn", points.shape).fit_transform(points)
+    clusters = cluster_points(smoothed, 3, seed=0)
+    assert clustering_scores(categories, clusters, smoothed)["ari"] == 1.0
+
+
 def test_tsne_and_umap_handle_tiny_samples():
     points, _ = blobs(n_per=3, k=3)
     assert TSNE2D().fit_transform(points).shape == (9, 2)

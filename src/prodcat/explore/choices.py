@@ -21,7 +21,8 @@ DEFAULT_REDUCTIONS = ("pca", "pca+knn", "umap")
 #: reduction name -> a short description (the report's legend)
 REDUCTIONS: dict[str, str] = {
     "pca": "PCA (TruncatedSVD first for sparse blocks), then KMeans",
-    "pca+knn": "PCA, then each product averaged with its 10 nearest neighbours (2 steps), then KMeans",
+    "pca+knn": "PCA, then each product averaged with its 10 nearest neighbours (2 steps; fewer below 30 products),"
+    " then KMeans",
     "tsne": "2-D t-SNE of the blocks (rows L2-normalised), then KMeans on the map",
     "umap": "10-D UMAP (cosine, 30 neighbours, min_dist 0) of the blocks, then KMeans",
 }

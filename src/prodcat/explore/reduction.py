@@ -202,7 +202,9 @@ class KNNSmoother(TransformerMixin, BaseEstimator):
     the symmetrised k-nearest-neighbour graph of the input (self included), each
     row divided by its degree: one step replaces a point by the mean of its
     neighbourhood. This is transductive (a new point would need the whole graph),
-    so it only offers ``fit_transform``.
+    so it only offers ``fit_transform``. ``n_neighbors`` is capped at a third of
+    the points (as :class:`TSNE2D`'s perplexity): on a dozen points, neighbourhoods
+    of 10 averaged them all into nearly the same mean, whatever their groups.
     """
 
     def __init__(self, n_neighbors: int = 10, steps: int = 2):
@@ -216,7 +218,7 @@ class KNNSmoother(TransformerMixin, BaseEstimator):
         from sklearn.neighbors import kneighbors_graph
 
         X = np.asarray(X, dtype=np.float32)
-        graph = kneighbors_graph(X, min(self.n_neighbors, len(X) - 1), include_self=True)
+        graph = kneighbors_graph(X, max(1, min(self.n_neighbors, len(X) // 3)), include_self=True)
         graph = ((graph + graph.T) > 0).astype(np.float32)
         walk = sp.diags(1.0 / np.asarray(graph.sum(axis=1)).ravel()) @ graph
         for _ in range(self.steps):
