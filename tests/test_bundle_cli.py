@@ -1150,7 +1150,8 @@ def test_an_option_overrides_the_config_field_it_shares_and_the_help_says_so(tmp
 def test_a_run_is_run_again_from_the_config_its_bundle_or_report_records(tiny_training, tmp_path):
     """The config a bundle's manifest.json or a cv report's metrics.json records was to be copied out by hand
     (given as --config, each of their other fields was an unknown one): it is read as the config, and the run
-    again gives the same predictions."""
+    again gives the same predictions. cv takes the report's number of folds too: it ran 5 unless given --folds
+    again, splitting the products otherwise; --folds still chooses."""
     from prodcat.predict import Predictor
 
     data = tmp_path / "products.csv"
@@ -1170,11 +1171,11 @@ def test_a_run_is_run_again_from_the_config_its_bundle_or_report_records(tiny_tr
 
     report = tmp_path / "cv"
     assert main(["cv", str(data), "--config", config, "--seed", "3", "--folds", "3", "--report", str(report)]) == 0
-    rerun = tmp_path / "cv-again"
-    assert (
-        main(["cv", str(data), "--config", str(report / "metrics.json"), "--folds", "3", "--report", str(rerun)]) == 0
-    )
+    recorded, rerun, other = str(report / "metrics.json"), tmp_path / "cv-again", tmp_path / "cv-4"
+    assert main(["cv", str(data), "--config", recorded, "--report", str(rerun)]) == 0
     assert (rerun / "predictions.csv").read_bytes() == (report / "predictions.csv").read_bytes()
+    assert main(["cv", str(data), "--config", recorded, "--folds", "4", "--report", str(other)]) == 0
+    assert pd.read_csv(other / "predictions.csv")["fold"].nunique() == 4
 
 
 def test_a_sample_is_recorded_and_drawn_again_from_the_recorded_config(tiny_training, tmp_path):

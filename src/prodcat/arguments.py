@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from prodcat.catalog import FORMATS
-from prodcat.config import MODALITIES, Config, ConfigError, load_config, seed_problem
+from prodcat.config import MODALITIES, Config, ConfigError, load_config, recorded_fold_count, seed_problem
 
 
 def run_later(target: str) -> Callable[[argparse.Namespace], int]:
@@ -124,6 +124,21 @@ def config_file(path: str) -> Config:
         return load_config(user_path(path))
     except (ConfigError, OSError) as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+class ConfigOption(argparse.Action):
+    """``--config FILE``: its :func:`config_file` as ``config``, and as ``recorded_folds`` the number of folds a cv
+    report's metrics.json records (:func:`~prodcat.config.recorded_fold_count`; ``None`` for another file), which
+    ``cv --config`` takes unless given ``--folds``."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: str | None = None
+    ) -> None:
+        try:
+            setattr(namespace, self.dest, config_file(values))
+        except argparse.ArgumentTypeError as error:  # said as a wrong type is: "argument --config: ..."
+            raise argparse.ArgumentError(self, str(error)) from None
+        namespace.recorded_folds = recorded_fold_count(user_path(values))
 
 
 def positive_int(text: str) -> int:

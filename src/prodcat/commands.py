@@ -30,7 +30,7 @@ from prodcat.batch.engines import Engine
 from prodcat.bundle import data_fingerprint, modalities_read_by_bundle, model_level, read_manifest, save_bundle
 from prodcat.catalog.loaders import catalog_file_among, issues_of_the_run, load_from_args
 from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, deeper_level_warning, has_text, modality_mask
-from prodcat.commands_parser import LOCAL_WORKERS
+from prodcat.commands_parser import DEFAULT_FOLDS, LOCAL_WORKERS
 from prodcat.config import MODALITIES, Config
 from prodcat.evaluate.labelled import (
     labelled_warnings,
@@ -864,17 +864,20 @@ def run_cv(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     issues_file = Path(args.report) / "input_issues.csv"
+    folds = args.folds or args.recorded_folds or DEFAULT_FOLDS
+    if not args.folds and args.recorded_folds:  # the same split again: said, as it is not the usual default
+        log.info("%d folds, as the cv report given as --config records (--folds to choose others)", folds)
     catalog, config, frame = read_training_data(args, issues_file)
-    if problem := cross_validation_obstacle(frame, config, args.folds):
+    if problem := cross_validation_obstacle(frame, config, folds):
         print(f"error: cannot cross-validate: {problem}", file=sys.stderr)
         return 2
     warnings = describe_target(frame, config, "no fold can learn it: its product is counted wrong")
-    result = cross_validate(frame, config, folds=args.folds)
+    result = cross_validate(frame, config, folds=folds)
     metrics = result.metrics()
     metrics["config"] = config.model_dump()
     if warnings:  # the report says what the console said of the labels
         metrics["warnings"] = warnings
-    title = f"{args.folds}-fold cross-validation on {args.data}"
+    title = f"{folds}-fold cross-validation on {args.data}"
     predictions = result.predictions()
     issues = _with_unused_photos(catalog, predictions if _reads_photos(config) else None, issues_file)
     failure = write_failure(
@@ -883,7 +886,7 @@ def run_cv(args: argparse.Namespace) -> int:
         )
     )
     print_metrics(
-        metrics, f"{args.folds}-fold cross-validation on {count_text(len(frame))} products:", result.target_precision
+        metrics, f"{folds}-fold cross-validation on {count_text(len(frame))} products:", result.target_precision
     )
     for modalities, values in metrics["by_modalities"].items():
         print(

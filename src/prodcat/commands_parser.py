@@ -7,10 +7,10 @@ import argparse
 import textwrap
 
 from prodcat.arguments import (
+    ConfigOption,
     add_loader_arguments,
     bundle_dir,
     category_level,
-    config_file,
     fold_count,
     modality_list,
     output_file,
@@ -24,6 +24,8 @@ from prodcat.review import database_url_problem
 
 #: worker processes of predict's dask LocalCluster when --workers is not given
 LOCAL_WORKERS = 2
+#: cv's folds when --folds is not given, nor recorded by the cv report given as --config
+DEFAULT_FOLDS = 5
 
 
 def _database_url(text: str) -> str:
@@ -41,11 +43,12 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
-        type=config_file,
+        action=ConfigOption,
         help="YAML or TOML experiment config (fields left out keep their defaults; --modalities, --level, --fusion, "
         "--sample and --seed override its fields), or a bundle's manifest.json or a cv report's metrics.json to run "
-        "its config (and sample) again",
+        "its config (and sample, and cv its folds) again",
     )
+    parser.set_defaults(recorded_folds=None)
     parser.add_argument(
         "--modalities",
         type=modality_list,
@@ -186,7 +189,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             """),
     )
     add_loader_arguments(cv)
-    cv.add_argument("--folds", type=fold_count, default=5, help="number of folds (default 5)")
+    cv.add_argument(
+        "--folds",
+        type=fold_count,
+        help=f"number of folds (default: those of the cv report whose metrics.json is --config, else {DEFAULT_FOLDS})",
+    )
     cv.add_argument("--report", required=True, type=report_dir, metavar="DIR", help="report directory")
     _add_model_options(cv)
     cv.set_defaults(func=run_later("prodcat.commands:run_cv"))

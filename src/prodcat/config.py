@@ -452,6 +452,18 @@ def load_config(path: str | Path | None) -> Config:
     return config
 
 
+def recorded_fold_count(path: str | Path) -> int | None:
+    """The number of folds the cv report whose ``metrics.json`` is ``path`` was cross-validated on (it lists each
+    fold's metrics), ``None`` for any other config file: the folds split the products, so a run again from the
+    report's config with another number scores them otherwise."""
+    path = Path(path)
+    if path.suffix.lower() != ".json":
+        return None
+    recorded = json.loads(path.read_text(encoding="utf-8-sig"))  # read once already by load_config: valid
+    folds = recorded.get("folds") if RECORDED_CONFIG in recorded else None
+    return len(folds) if isinstance(folds, list) and folds else None
+
+
 def _on_line(line: int | None) -> str:
     return "" if line is None else f" (line {line})"
 
