@@ -638,6 +638,14 @@ def test_label_issues_say_which_labelled_products_they_leave_out() -> None:
     assert result["warnings"] == ["2 labelled products have no text: not checked"]
 
 
+def test_label_issues_of_a_photo_model_say_the_products_without_a_photo_in_english() -> None:
+    """An audit of the photos alone (--modalities image) warned '26 labelled products have no a photo'."""
+    colours = HeadConfig(name="image_colours", modality="image", features=[FeatureSpec(name="color_hist")])
+    config = Config(level=None, modalities=["image"], heads=[colours])
+    result = label_issues(_tiny_text_catalog({"Kitchen": 13, "Watches": 13}), config, folds=3, progress=False)
+    assert result["warnings"] == ["26 labelled products have no photo: not checked"]
+
+
 def test_cli_audit_finds_products_labelled_above_subcategories(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

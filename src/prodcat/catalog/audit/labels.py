@@ -156,7 +156,7 @@ def _checked_products(
     labelled = labelled.drop(index=undecodable).reset_index(drop=True)
     warnings = []
     if unread := int((~readable).sum()):
-        read = " nor ".join({"text": "text", "image": "a photo"}[m] for m in config.modalities or ("text", "image"))
+        read = " nor ".join({"text": "text", "image": "photo"}[m] for m in config.modalities or ("text", "image"))
         warnings.append(f"{_labelled_products_have(unread)} no {read}: not checked")
     if undecodable:
         warnings.append(
