@@ -10,6 +10,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -36,8 +37,10 @@ from prodcat.batch import (
     score_catalog,
     work_dir_for,
 )
+from prodcat.batch.engines import bundle_identity
+from prodcat.batch.installation import Installation
 from prodcat.batch.scoring import model_failed
-from prodcat.bundle import BundleError
+from prodcat.bundle import BundleError, verify_bundle
 from prodcat.catalog.loaders import load_catalog
 from prodcat.cli import main
 from prodcat.predict import Predictor
@@ -270,8 +273,7 @@ def test_parts_scored_by_other_code_are_refused_saying_what_changed(
         ),
         (
             state | {"code": state["code"] | dict.fromkeys(fixed, "0" * 64)},
-            "other prediction code (changed since: prodcat.text.clean, prodcat.image.decode, prodcat.predict and 1 "
-            "more)",
+            "other prediction code (in prodcat.text.clean, prodcat.image.decode, prodcat.predict and 1 more)",
         ),
         (
             {name: value for name, value in state.items() if name not in ("libraries", "code")} | {"format": 3},
@@ -914,14 +916,84 @@ def test_a_scheduler_lost_as_a_chunk_finishes_is_said_in_one_line(tiny_training,
     assert not said, [record.getMessage() for record in said]
 
 
+def _worker_installation() -> Installation:
+    """What a worker of this machine runs: this process's installation, dask's versions among it."""
+    from prodcat.batch.dask_engine import DASK_DISTRIBUTIONS
+
+    return Installation.here(also=DASK_DISTRIBUTIONS)
+
+
 def test_a_worker_that_reads_another_model_at_the_bundle_path_is_refused(flipkart_bundle):
     from prodcat.batch.dask_engine import PredictorPlugin
 
     driver_saw = "0" * 64  # the identity of the driver's bundle, when the worker's files differ
-    plugin = PredictorPlugin(str(flipkart_bundle), driver_saw)
+    plugin = PredictorPlugin(str(flipkart_bundle), driver_saw, _worker_installation())
     with pytest.raises(BundleError, match=r"worker tcp://10\.0\.0\.7:4000 reads another model .* shared file system"):
         plugin.setup(SimpleNamespace(address="tcp://10.0.0.7:4000"))
     assert plugin.predictor is None
+
+
+def test_a_worker_running_other_versions_or_code_than_the_driver_is_refused_naming_them(flipkart_bundle, monkeypatch):
+    """A worker running another version of prodcat, of a library or of dask, or edited prediction code, scored its
+    chunks with it: one output mixed the predictions of two programs. The plugin carries the driver's installation,
+    which each worker compares with its own as it sets the plugin up, when the plugin is registered or, for a worker
+    joining later (whose refusal dask only logs), as it is given a chunk."""
+    from prodcat.batch import dask_engine
+
+    worker = _worker_installation()
+    driver = Installation(
+        worker.libraries | {"scikit-learn": "0.1.0", "distributed": "2020.1.0"},
+        worker.code | {"prodcat.text.clean": "0" * 64},
+    )
+    identity = bundle_identity(verify_bundle(flipkart_bundle))
+    plugin = dask_engine.PredictorPlugin(str(flipkart_bundle), identity, driver)
+    with pytest.raises(BatchError) as refused:
+        plugin.setup(SimpleNamespace(address="tcp://10.0.0.7:4000"))
+    assert str(refused.value) == (
+        "worker tcp://10.0.0.7:4000 runs another program than the driver, with other versions of prodcat or its "
+        f"libraries (scikit-learn {worker.libraries['scikit-learn']} on the worker, 0.1.0 on the driver; distributed "
+        f"{worker.libraries['distributed']} on the worker, 2020.1.0 on the driver); other prediction code (in "
+        "prodcat.text.clean): every worker must run the driver's installation of prodcat (the same versions, the same "
+        "code)"
+    )
+    assert plugin.predictor is None
+    monkeypatch.setattr(dask_engine, "get_worker", lambda: SimpleNamespace(plugins={plugin.name: plugin}))
+    with pytest.raises(BatchError) as given_a_chunk:
+        dask_engine.score_on_worker(plugin.name, pd.DataFrame(columns=OUTPUT_COLUMNS), 5)
+    assert given_a_chunk.value is refused.value
+
+    same = dask_engine.PredictorPlugin(str(flipkart_bundle), identity, worker)
+    same.setup(SimpleNamespace(address="tcp://10.0.0.7:4000"))
+    assert same.loaded() is same.predictor is not None
+
+
+def test_a_local_worker_running_other_code_stops_the_run_in_one_line(tiny_training, tmp_path, monkeypatch, capfd):
+    """The worker's refusal reaches the user as the run's error, in one line (exit 2), and not also in the traceback
+    that the worker logs of it ('Worker plugin ... failed to setup'), which a local cluster's workers print on the
+    same terminal."""
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    out = tmp_path / "preds.csv"
+    installed = Installation.here
+
+    def edited(also: Iterable[str] = ()) -> Installation:
+        installation = installed(also)
+        return Installation(installation.libraries, installation.code | {"prodcat.text.clean": "0" * 64})
+
+    monkeypatch.setattr(Installation, "here", staticmethod(edited))  # in the driver: its workers are processes apart
+
+    command = ["predict", str(tiny_training.bundle), str(data), "--out", str(out), "--engine", "dask", "--workers", "1"]
+    assert main(command) == 2
+    err = capfd.readouterr().err
+    assert re.fullmatch(
+        r"error: worker tcp://127\.0\.0\.1:\d+ runs another program than the driver, with other prediction code "
+        r"\(in prodcat\.text\.clean\): every worker must run the driver's installation of prodcat \(the same versions, "
+        r"the same code\)",
+        err.splitlines()[-1],
+    )
+    # the cluster's close may still log dask's own noise (a heartbeat cut short), not the refusal again
+    assert "failed to setup" not in err and "BatchError" not in err, err
+    assert not out.exists() and not list(work_dir_for(out).glob("part-*"))
 
 
 def test_cli_accounts_for_input_rows_it_could_not_read(flipkart_bundle, products, tmp_path, capsys):

@@ -33,7 +33,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
@@ -128,9 +128,10 @@ def modalities_read_by_bundle(manifest: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(manifest.get("modalities") or MODALITIES)
 
 
-def library_versions() -> dict[str, str]:
+def library_versions(also: Iterable[str] = ()) -> dict[str, str]:
+    """The versions of Python and of the installed :data:`_LIBRARIES`, and of those of ``also`` installed."""
     versions = {"python": platform.python_version()}
-    for name in _LIBRARIES:
+    for name in (*_LIBRARIES, *also):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

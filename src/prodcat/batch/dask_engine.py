@@ -22,6 +22,7 @@ from distributed.comm import CommClosedError, get_address_host_port, parse_addre
 from distributed.scheduler import KilledWorker
 
 from prodcat.batch.engines import Chunk, bundle_identity
+from prodcat.batch.installation import Installation
 from prodcat.batch.scoring import BatchError, score_chunk
 from prodcat.bundle import BundleError, verify_bundle
 from prodcat.predict import Predictor
@@ -29,21 +30,29 @@ from prodcat.signals import sigint_held_back
 
 log = logging.getLogger(__name__)
 
+#: dask's own distributions, whose versions a worker's must match too, as Python's: distributed only warns of a
+#: mismatch (``Client.get_versions(check=True)`` too), in a table of every package it knows of
+DASK_DISTRIBUTIONS = ("dask", "distributed")
 #: how long a run on an existing cluster waits for a first worker (one starting, or restarting) before giving up
 WORKER_WAIT_S = 60.0
 
 
 class PredictorPlugin(WorkerPlugin):
     """Loads the bundle's Predictor once per worker (when the plugin is registered, or the worker joins later)
-    and checks it is the driver's model: a worker that reads other files at that path is refused rather than
-    scoring with another model."""
+    and checks it is the driver's model, scored by the driver's code: a worker that reads other files at that path,
+    or runs other versions of prodcat, its libraries or dask (:data:`DASK_DISTRIBUTIONS`), or other prediction code, is
+    refused rather than scoring with another model or program."""
 
-    def __init__(self, bundle_dir: str, identity: str, *, local: bool = False):
+    def __init__(self, bundle_dir: str, identity: str, installation: Installation, *, local: bool = False):
         self.bundle_dir = bundle_dir
         self.identity = identity
+        #: the driver's, which each worker's must be
+        self.installation = installation
         #: the workers are a local cluster's, started for the run and closed with it
         self.local = local
         self.predictor: Predictor | None = None
+        #: why :meth:`setup` refused this worker
+        self.refusal: Exception | None = None
         # one plugin per run, not per model: a run that ends unregisters its plugin, which must not be
         # another run's of the same model on the same cluster
         self.run = uuid.uuid4().hex[:12]
@@ -58,13 +67,43 @@ class PredictorPlugin(WorkerPlugin):
             # this logger's one warning, 'Async instruction ... ended with CancelledError', is the worker's close
             # cutting a task short: what Ctrl-C does to a local cluster's busy workers (its errors stay shown)
             logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
+            # a refusal is the run's error, said by the driver in one line: not also in the traceback the worker logs
+            # of it, which a local cluster's workers print on the same terminal (a remote worker's log keeps it)
+            logging.getLogger("distributed.worker").addFilter(self._not_the_refusal)
+        try:
+            self.predictor = self._load(worker.address)
+        except Exception as exc:
+            # raised to the driver when the plugin is registered; a worker joining later sets it up on its own, the
+            # error only in its log: its tasks raise it (:meth:`loaded`) rather than score without a model
+            self.refusal = exc
+            raise
+
+    def _load(self, worker: str) -> Predictor:
+        """The driver's model, loaded by the driver's code; :class:`BatchError` or :class:`BundleError` if this worker
+        cannot be that."""
+        workers_own = Installation.here(also=DASK_DISTRIBUTIONS)
+        if differences := self.installation.differences(workers_own, here="on the driver", there="on the worker"):
+            raise BatchError(
+                f"worker {worker} runs another program than the driver, with " + "; ".join(differences) + ": every "
+                "worker must run the driver's installation of prodcat (the same versions, the same code)"
+            )
         predictor = Predictor.load(self.bundle_dir)
         if bundle_identity(predictor.manifest) != self.identity:
             raise BundleError(
-                f"worker {worker.address} reads another model at {self.bundle_dir} than the driver: the bundle "
+                f"worker {worker} reads another model at {self.bundle_dir} than the driver: the bundle "
                 "path must reach the same files on every worker (a shared file system)"
             )
-        self.predictor = predictor
+        return predictor
+
+    def _not_the_refusal(self, record: logging.LogRecord) -> bool:
+        return self.refusal is None or record.exc_info is None or record.exc_info[1] is not self.refusal
+
+    def loaded(self) -> Predictor:
+        """The Predictor :meth:`setup` loaded on this worker; raises what it refused this worker with."""
+        if self.refusal is not None:
+            raise self.refusal
+        assert self.predictor is not None, "a task after the plugin's teardown"
+        return self.predictor
 
     def teardown(self, worker: Any) -> None:
         self.predictor = None
@@ -72,7 +111,7 @@ class PredictorPlugin(WorkerPlugin):
 
 def score_on_worker(plugin_name: str, chunk: pd.DataFrame, top_k: int) -> pd.DataFrame:
     """The task: this worker's Predictor (loaded once by :class:`PredictorPlugin`) on one chunk."""
-    return score_chunk(get_worker().plugins[plugin_name].predictor, chunk, top_k)
+    return score_chunk(get_worker().plugins[plugin_name].loaded(), chunk, top_k)
 
 
 #: address schemes of dask that name no host and port (an in-process scheduler; UCX's own addressing)
@@ -106,7 +145,12 @@ class DaskEngine:
         self.bundle_dir = str(Path(bundle_dir).resolve())
         # verified here too: a damaged bundle is refused before any cluster is started
         self.manifest = verify_bundle(self.bundle_dir)
-        self.plugin = PredictorPlugin(self.bundle_dir, bundle_identity(self.manifest), local=scheduler is None)
+        self.plugin = PredictorPlugin(
+            self.bundle_dir,
+            bundle_identity(self.manifest),
+            Installation.here(also=DASK_DISTRIBUTIONS),
+            local=scheduler is None,
+        )
         self.scheduler = scheduler
         self.workers = workers
         self._cluster: LocalCluster | None = None

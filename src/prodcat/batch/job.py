@@ -39,18 +39,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-import prodcat.catalog.schema
-import prodcat.config
-import prodcat.features
-import prodcat.image
-import prodcat.models
-import prodcat.parameters
-import prodcat.predict
-import prodcat.text
-from prodcat.batch import scoring
 from prodcat.batch.engines import Chunk, Engine, bundle_identity
+from prodcat.batch.installation import Installation
 from prodcat.batch.scoring import OUTPUT_COLUMNS, BatchError, chunk_bounds, model_failed
-from prodcat.bundle import data_fingerprint, library_versions, source_digests
+from prodcat.bundle import data_fingerprint
 from prodcat.files import (
     RunBusyError,
     RunLock,
@@ -69,21 +61,6 @@ STATE_FILE = "state.json"
 #: (2: the input fingerprint leaves the given categories out; 3: each part records the stamps of its photos;
 #: 4: the state records the library versions and prodcat's prediction code)
 WORKDIR_FORMAT = 4
-#: the code that makes a prediction of ``prodcat predict``: the model's own packages (its heads and fusion, the
-#: feature extractors and their caches, text cleaning, photo decoding) and the defaults its objects unpickle with
-#: (:mod:`prodcat.parameters`), the Predictor, the canonical columns it reads and the config its heads hold, the making
-#: of a row. The catalogue's loaders are not: what they read is in the input fingerprint
-PREDICTION_CODE = (
-    prodcat.models,
-    prodcat.features,
-    prodcat.text,
-    prodcat.image,
-    prodcat.parameters,
-    prodcat.predict,
-    prodcat.catalog.schema,
-    prodcat.config,
-    scoring,
-)
 #: the key, in a part's Parquet metadata, of the :func:`photo_stamps` of its chunk when it was scored
 PHOTO_STAMPS_KEY = b"prodcat.photo_stamps"
 
@@ -109,10 +86,8 @@ class RunState:
     total_rows: int
     chunk_size: int
     top_k: int
-    #: :func:`~prodcat.bundle.library_versions` (prodcat's among them) and :func:`~prodcat.bundle.source_digests` of
-    #: :data:`PREDICTION_CODE`, which tell an edit under one version: those of this process, the driver, on a dask
-    #: cluster too (its workers' are not compared). Absent from the state of a work directory of format 3 or before,
-    #: refused by its format
+    #: the :class:`~prodcat.batch.installation.Installation` of this process, the driver (on a dask cluster each worker
+    #: compares its own with it). Absent from the state of a work directory of format 3 or before, refused by its format
     libraries: dict[str, str] = field(default_factory=dict)
     code: dict[str, str] = field(default_factory=dict)
 
@@ -129,21 +104,8 @@ class RunState:
             found.append(f"another chunk size ({other.chunk_size} there, {self.chunk_size} now)")
         if self.top_k != other.top_k:
             found.append(f"another --top-k ({other.top_k} there, {self.top_k} now)")
-        if versions := _changed(other.libraries, self.libraries):
-            said = "; ".join(
-                f"{name} {other.libraries.get(name, 'none')} there, {self.libraries.get(name, 'none')} now"
-                for name in versions
-            )
-            found.append(f"other versions of prodcat or its libraries ({said})")
-        if edited := _changed(other.code, self.code):
-            found.append(f"other prediction code (changed since: {first_few(edited, 3)})")
+        found += Installation(self.libraries, self.code).differences(Installation(other.libraries, other.code))
         return found
-
-
-def _changed(there: dict[str, str], now: dict[str, str]) -> list[str]:
-    """The keys whose value differs between ``there`` and ``now``, or that only one has, in the order they were
-    recorded."""
-    return [key for key in dict.fromkeys([*there, *now]) if there.get(key) != now.get(key)]
 
 
 def work_dir_for(out: str | os.PathLike[str]) -> Path:
@@ -335,6 +297,7 @@ def score_catalog(
     out = output_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame = normalise_input(frame)
+    installation = Installation.here()
     state = RunState(
         format=WORKDIR_FORMAT,
         bundle_version=str(engine.manifest.get("version", "")),
@@ -344,8 +307,8 @@ def score_catalog(
         total_rows=len(frame),
         chunk_size=chunk_size,
         top_k=top_k,
-        libraries=library_versions(),
-        code=source_digests(PREDICTION_CODE),
+        libraries=installation.libraries,
+        code=installation.code,
     )
     lock = RunLock(
         out.with_name(f".{out.name}.lock"),
