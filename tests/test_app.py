@@ -1356,6 +1356,33 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+#: the model's libraries, which `prodcat app`'s own process (the web server's parent: the model loads in a child, and
+#: in the server) has no use for
+MODEL_LIBRARIES = ("numpy", "pandas", "sklearn", "scipy", "joblib", "onnxruntime", "torch")
+
+
+def test_app_command_process_imports_none_of_the_models_libraries(tiny_training) -> None:
+    """`prodcat app` checked the bundle's files against its manifest with prodcat.bundle's verify_bundle, which
+    imports joblib and numpy: they stayed in its process for as long as the web server ran (54.5 MB against 39.6 MB,
+    models/demo), as 27bac06 found of `prodcat serve --workers N`'s supervisor. None of them is imported by the time
+    the server starts, the bundle checked and loaded (in a child): run in a process of its own."""
+    launcher = f"""
+import json, subprocess, sys
+from prodcat.cli import main
+
+class Server:
+    def wait(self):
+        print(json.dumps(sorted(set(sys.modules) & set({MODEL_LIBRARIES!r}))))
+        return 0
+
+subprocess.Popen = lambda command, **options: Server()
+sys.exit(main(["app", {str(tiny_training.bundle)!r}, "--port", "{free_port()}"]))
+"""
+    run = subprocess.run([sys.executable, "-c", launcher], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout.splitlines()[-1]) == []
+
+
 @contextlib.contextmanager
 def running_app(*options: str) -> Iterator[tuple[subprocess.Popen[bytes], int, httpx.Response]]:
     """`prodcat app OPTIONS --port PORT` started in its own process group (a signal sent to it reaches it alone, and

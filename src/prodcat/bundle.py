@@ -47,17 +47,23 @@ from joblib.numpy_pickle import NumpyPickler
 from prodcat.config import MODALITIES
 from prodcat.errors import BundleError
 
+# the manifest's reading and checking, with this module's other names: prodcat.manifest imports neither joblib nor
+# numpy (read_manifest is used from here by other modules)
+from prodcat.manifest import (
+    FORMAT_VERSION,
+    MANIFEST,
+    check_digest,
+    missing_file,
+    sha256_file,
+    verify_bundle,
+)
+from prodcat.manifest import read_manifest as read_manifest
+
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
 
-#: 2: early fusion keeps one model per modality group (`early_heads_`); 3: the one of a group read by a
-#: single head is that head; 4: the TF-IDF extractor has a title block (`title_weight`), which a pickled
-#: older extractor lacks; 5: the image head's `PlattSVC` holds an SVC on a precomputed kernel (`svc_`), where
-#: it was an SVC itself; older bundles are refused
-FORMAT_VERSION = 5
-MANIFEST = "manifest.json"
 MODEL_FILE = "model.joblib"
 #: optional (a bundle written before it existed still loads): no format version bump
 PRODUCTS_FILE = "training_products.npy"
@@ -93,14 +99,6 @@ _LIBRARIES = (
     "sentence-transformers",
     "transformers",
 )
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def data_fingerprint(frame: pd.DataFrame, ordered: bool = False, labels: bool = True) -> str:
@@ -262,72 +260,6 @@ def destination_problem(out: str | os.PathLike[str]) -> str | None:
     )
 
 
-def read_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    path = Path(bundle_dir) / MANIFEST
-    if not path.is_file():
-        # a bundle's file (MODEL/model.joblib) given for the bundle, or a mistyped folder: said as such
-        why = (
-            f"{MANIFEST} is missing"
-            if path.parent.is_dir()
-            else "it is a file"
-            if path.parent.exists()
-            else "no such folder"
-        )
-        raise BundleError(
-            f"{bundle_dir} is not a prodcat model bundle: {why}; give the folder `prodcat train --out` wrote"
-        )
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{path} is not valid JSON ({exc}); the bundle is damaged — retrain it") from exc
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("files", {}), dict):
-        raise BundleError(f"{path} is not a prodcat manifest (a JSON object with a 'files' object); retrain it")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        # a newer format is no fault of the bundle: the reader is the one to update
-        newer = isinstance(version, int) and version > FORMAT_VERSION
-        cure = "upgrade prodcat to read it, or retrain with this version" if newer else "retrain with this version"
-        raise BundleError(
-            f"{bundle_dir} has bundle format {version!r}{' (a newer prodcat wrote it)' if newer else ''}; "
-            f"this prodcat reads format {FORMAT_VERSION} — {cure}"
-        )
-    return manifest
-
-
-def verify_bundle(bundle_dir: str | os.PathLike[str], digests: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Check every file against the manifest's SHA-256; returns the manifest or raises :class:`BundleError`.
-
-    ``digests``: SHA-256 already computed for some files (name → hex digest), which are then not read again.
-    """
-    root = Path(bundle_dir)
-    manifest = read_manifest(root)
-    listed = manifest.get("files", {})
-    digests = digests or {}
-    for name, expected in listed.items():
-        path = root / name
-        if name not in digests and not path.is_file():
-            raise _missing(root, name)
-        _check_digest(root, name, digests[name] if name in digests else sha256_file(path), expected)
-    unexpected = sorted(p.name for p in root.iterdir() if p.name not in listed and p.name != MANIFEST)
-    if unexpected:
-        raise BundleError(
-            f"bundle {root}: unexpected files {unexpected}; refusing to load it: a bundle holds only the files its "
-            "manifest lists, so move those out of it"
-        )
-    return manifest
-
-
-def _missing(root: Path, name: str) -> BundleError:
-    return BundleError(f"bundle {root}: file {name} is missing")
-
-
-def _check_digest(root: Path, name: str, digest: str, expected: str) -> None:
-    if digest != expected:
-        raise BundleError(
-            f"bundle {root}: {name} was modified (SHA-256 differs from the manifest); refusing to load it"
-        )
-
-
 def read_training_products(bundle_dir: str | os.PathLike[str], manifest: Mapping[str, Any]) -> np.ndarray | None:
     """The sorted ``(n,)`` ``uint64`` digests of the products the bundle of ``manifest`` was trained on (contents,
     and identities since they are recorded: :func:`prodcat.evaluate.labelled.training_fingerprints`),
@@ -344,8 +276,8 @@ def read_training_products(bundle_dir: str | os.PathLike[str], manifest: Mapping
     try:
         data = (root / PRODUCTS_FILE).read_bytes()
     except OSError:
-        raise _missing(root, PRODUCTS_FILE) from None
-    _check_digest(root, PRODUCTS_FILE, hashlib.sha256(data).hexdigest(), expected)
+        raise missing_file(root, PRODUCTS_FILE) from None
+    check_digest(root, PRODUCTS_FILE, hashlib.sha256(data).hexdigest(), expected)
     try:
         products = np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as exc:

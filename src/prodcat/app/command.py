@@ -14,6 +14,7 @@ from pathlib import Path
 
 from prodcat.arguments import user_path
 from prodcat.child import run_in_a_child
+from prodcat.manifest import verify_bundle
 
 SCRIPT = Path(__file__).with_name("streamlit_app.py")
 #: after Ctrl+C, how long the web server has to stop on the SIGINT the terminal sent it too before it is sent one
@@ -172,11 +173,10 @@ def shell_exit_status(returncode: int) -> int:
 
 
 def run_app(args: argparse.Namespace) -> int:
-    from prodcat.bundle import verify_bundle
-
     # a bad bundle is a BundleError, one line and exit 2 (cli.run), before any server rather than on its page. First
     # every file against the manifest's SHA-256, in a fraction of a second (a mistyped or damaged bundle), as the
-    # other mistakes below are said
+    # other mistakes below are said: by prodcat.manifest, not prodcat.bundle, whose joblib and numpy would stay in
+    # this process, the web server's parent, for as long as it runs
     verify_bundle(args.model)
     if problem := startup_problem(args):
         print(f"error: {problem}", file=sys.stderr)
