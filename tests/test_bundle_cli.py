@@ -1178,6 +1178,63 @@ def test_a_run_is_run_again_from_the_config_its_bundle_or_report_records(tiny_tr
     assert pd.read_csv(other / "predictions.csv")["fold"].nunique() == 4
 
 
+def test_an_evaluation_records_the_model_it_scored_and_the_config_that_trained_it(tiny_training, tmp_path):
+    """evaluate's metrics.json named neither the bundle it scored nor its config (the title of report.html alone named
+    its path); given as --config it was refused field by field, each metric an unknown field. It records both, and
+    the config trains the model again."""
+    data, report, again = tmp_path / "products.csv", tmp_path / "evaluation", tmp_path / "again"
+    tiny_training.unseen.to_csv(data, index=False)
+    assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(report)]) == 0
+    recorded = json.loads((report / "metrics.json").read_text())
+    manifest = json.loads((tiny_training.bundle / "manifest.json").read_text())
+    assert recorded["model"] == {"bundle": str(tiny_training.bundle), "version": manifest["version"]}
+    assert recorded["config"] == manifest["config"]
+    tiny_training.trained.to_csv(data, index=False)
+    assert main(["train", str(data), "--config", str(report / "metrics.json"), "--out", str(again)]) == 0
+    assert json.loads((again / "manifest.json").read_text())["config"] == manifest["config"]
+
+
+def test_a_config_given_as_a_folder_or_a_json_recording_none_is_refused_in_one_line(tmp_path):
+    """--config BUNDLE (the folder, not its manifest.json) said '[Errno 21] Is a directory'; an evaluate report's
+    metrics.json written before it recorded a config, or an audit.json, was refused field by field (each figure an
+    unknown field, pages of them). A folder names the file to give; a JSON file of other fields says it records no
+    config; a misspelt field is still said as such."""
+    from prodcat.config import ConfigError, load_config
+
+    bundle, folder = tmp_path / "bundle", tmp_path / "empty"
+    bundle.mkdir()
+    folder.mkdir()
+    (bundle / "manifest.json").write_text("{}")
+    with pytest.raises(
+        ConfigError, match=re.escape(f"{bundle}: a folder, not a config file: give {bundle}/manifest.json")
+    ):
+        load_config(bundle)
+    with pytest.raises(ConfigError, match=re.escape(f"{folder}: a folder, not a config file: give a YAML or TOML")):
+        load_config(folder)
+    metrics = tmp_path / "metrics.json"
+    figures = [
+        "n",
+        "accuracy",
+        "f1_weighted",
+        "intervals",
+        "per_class",
+        "levels",
+        "calibration",
+        "decision",
+        "warnings",
+    ]
+    metrics.write_text(json.dumps(dict.fromkeys(figures, 0)))  # the fields of such a metrics.json
+    with pytest.raises(ConfigError) as refused:
+        load_config(metrics)
+    assert str(refused.value) == (
+        f"{metrics}: records no config (n, accuracy, f1_weighted, ...: no config's fields): give a bundle's "
+        "manifest.json, a cv or evaluate report's metrics.json, or a YAML or TOML config"
+    )
+    metrics.write_text(json.dumps({"fusoin": "late", "sed": 1}))
+    with pytest.raises(ConfigError, match=r"fusoin: unknown field; did you mean fusion.*sed: unknown field; did you"):
+        load_config(metrics)
+
+
 def test_a_sample_is_recorded_and_drawn_again_from_the_recorded_config(tiny_training, tmp_path):
     """`train --sample N` was recorded nowhere in the bundle: it could not say it was trained on a sample, and
     `--config manifest.json` trained on every product. The sample is the config's, beside the seed that drew it,

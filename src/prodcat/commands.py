@@ -31,7 +31,7 @@ from prodcat.bundle import data_fingerprint, modalities_read_by_bundle, model_le
 from prodcat.catalog.loaders import catalog_file_among, issues_of_the_run, load_from_args
 from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, deeper_level_warning, has_text, modality_mask
 from prodcat.commands_parser import DEFAULT_FOLDS, LOCAL_WORKERS
-from prodcat.config import MODALITIES, Config
+from prodcat.config import MODALITIES, RECORDED_CONFIG, Config
 from prodcat.evaluate.labelled import (
     labelled_warnings,
     product_fingerprints,
@@ -779,6 +779,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     # a product the model could not score (no category, its ``error`` filled) counts as wrong, confidence 0
     confidence = table["confidence"].to_numpy(dtype=float)
     metrics = evaluate_predictions(truth, predicted, confidence, predictor.threshold)
+    # which model was scored, and the config that trained it: given as --config, train or cv runs it again
+    metrics["model"] = {"bundle": str(args.model), "version": predictor.manifest.get("version")}
+    metrics[RECORDED_CONFIG] = predictor.manifest.get(RECORDED_CONFIG)
     in_training = products_in_training(frame, predictor.manifest, args.model)
     metrics["warnings"] = labelled_warnings(in_training, truth, predictor.labels)
     unread = int((table["modalities_used"].fillna("") == "").sum())  # a photo that did not decode counts too

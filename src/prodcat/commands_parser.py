@@ -45,8 +45,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "--config",
         action=ConfigOption,
         help="YAML or TOML experiment config (fields left out keep their defaults; --modalities, --level, --fusion, "
-        "--sample and --seed override its fields), or a bundle's manifest.json or a cv report's metrics.json to run "
-        "its config (and sample, and cv its folds) again",
+        "--sample and --seed override its fields), or a bundle's manifest.json or a cv or evaluate report's "
+        "metrics.json to run its config (and sample, and cv its folds) again",
     )
     parser.set_defaults(recorded_folds=None)
     parser.add_argument(

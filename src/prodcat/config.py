@@ -390,21 +390,29 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-#: the field of a model bundle's manifest.json and of a cv report's metrics.json that records the config used
+#: the field of a model bundle's manifest.json and of a cv or evaluate report's metrics.json that records the config
+#: used (an evaluation's: that of the model it scored)
 RECORDED_CONFIG = "config"
+#: the files of a bundle's and of a report's folder that record the config used
+_RECORDING_FILES = ("manifest.json", "metrics.json")
 
 
 def load_config(path: str | Path | None) -> Config:
-    """Read a YAML (``.yml``/``.yaml``) or TOML config, or the config a model bundle's ``manifest.json`` or a cv
-    report's ``metrics.json`` records (JSON is YAML); ``None`` gives the defaults.
+    """Read a YAML (``.yml``/``.yaml``) or TOML config, or the config a model bundle's ``manifest.json`` or a cv or
+    evaluate report's ``metrics.json`` records (JSON is YAML); ``None`` gives the defaults.
 
-    Raises :class:`ConfigError` for a file that is not valid YAML/TOML, not a mapping, or whose fields
+    Raises :class:`ConfigError` for a folder, a file that is not valid YAML/TOML, not a mapping, a JSON file of other
+    fields (recording no config), or whose fields
     are unknown or wrong (every wrong field listed, with its path, e.g. ``heads.0.C``), or that is not UTF-8, and
     ``OSError`` for a file that cannot be read.
     """
     if path is None:
         return Config()
     path = Path(path)
+    if path.is_dir():  # a bundle or a report, given by its folder: '[Errno 21] Is a directory' said not which file
+        recording = next((path / name for name in _RECORDING_FILES if (path / name).is_file()), None)
+        instead = f"give {recording}" if recording else "give a YAML or TOML config file"
+        raise ConfigError(f"{path}: a folder, not a config file: {instead}")
     try:
         text = path.read_text(encoding="utf-8-sig")  # past a byte-order mark, as Notepad saves UTF-8
     except UnicodeDecodeError as error:  # its message names neither the file nor the line
@@ -435,6 +443,13 @@ def load_config(path: str | Path | None) -> Config:
     recorded = (RECORDED_CONFIG,) if isinstance((data or {}).get(RECORDED_CONFIG), dict) else ()
     if recorded:
         data = data[RECORDED_CONFIG]
+    elif suffix == ".json" and len(foreign := _foreign_fields(data or {})) > len(data or {}) / 2:
+        # mostly fields of something else: another JSON file (an audit.json, an evaluate report's metrics.json before
+        # it recorded its model's config) was refused field by field, each of its figures an unknown field
+        raise ConfigError(
+            f"{path}: records no config ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}: no config's "
+            "fields): give a bundle's manifest.json, a cv or evaluate report's metrics.json, or a YAML or TOML config"
+        )
     try:
         config = Config.model_validate(data or {})
     except ValidationError as error:
@@ -495,17 +510,26 @@ def _yaml_lines(text: str) -> typing.Callable[[Sequence[str | int]], int | None]
     return line_of
 
 
+def _close_field(name: str, fields: Sequence[str]) -> str | None:
+    """The field of ``fields`` that ``name`` may be a misspelling of, if any."""
+    return next(iter(difflib.get_close_matches(name, fields, n=1)), None)
+
+
+def _foreign_fields(data: dict[str, Any]) -> list[str]:
+    """The fields of ``data`` that are neither :class:`Config`'s nor a misspelling of one."""
+    fields = list(Config.model_fields)
+    return [name for name in map(str, data) if name not in fields and _close_field(name, fields) is None]
+
+
 def _config_error_text(error: Any) -> str:
     """pydantic's ``error`` about a config field, said for someone who wrote the file: an unknown key with the
     field it may be a misspelling of, or the fields that part of a config has ('fusoin: Extra inputs are not
     permitted' named neither), and a wrong value with the value given."""
     if error["type"] == "extra_forbidden":
         fields = list(_part_at(error["loc"][:-1]).model_fields)
-        close = difflib.get_close_matches(str(error["loc"][-1]), fields, n=1)
+        close = _close_field(str(error["loc"][-1]), fields)
         return (
-            f"unknown field; did you mean {close[0]}?"
-            if close
-            else f"unknown field; the fields are {', '.join(fields)}"
+            f"unknown field; did you mean {close}?" if close else f"unknown field; the fields are {', '.join(fields)}"
         )
     what = _error_text(error)
     given = error.get("input")
