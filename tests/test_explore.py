@@ -218,6 +218,22 @@ def test_a_study_of_too_few_products_is_refused_with_the_reason():
         study.run(frame)
 
 
+def test_a_catalogue_whose_category_column_was_not_found_is_said_so(tmp_path, capsys):
+    """A table naming its categories 'label' was read unlabelled, and the study refused it as '0 labelled
+    product(s): a feasibility study needs at least 10', never naming the column it had not found."""
+    from prodcat.cli import main
+
+    data = tmp_path / "products.csv"
+    rows = {"product_id": [f"p{i}" for i in range(12)], "title": [f"mug {i}" for i in range(12)]}
+    pd.DataFrame(rows | {"label": ["Kitchen", "Watches"] * 6}).to_csv(data, index=False)
+    args = ["explore", str(data), "--features", "tfidf", "--reductions", "pca", "--no-progress"]
+    assert main([*args, "--report", str(tmp_path / "report")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: none of the 12 products read has a category: if a column holds them, name it with --category-column"
+    )
+    assert main([*args, "--report", str(tmp_path / "report"), "--category-column", "label"]) == 0
+
+
 def test_a_study_with_nothing_to_study_says_so_in_one_line(tmp_path, capsys):
     """An empty --features or --reductions is refused by name; feature sets that all fail are listed with their
     reasons (here: no product has text, not the vectorizer's "empty vocabulary"), not as a Python dict."""

@@ -290,6 +290,20 @@ def test_robustness_scores_the_products_the_model_can_read_with_or_without_a_sam
             assert "1 of 12 labelled products have a category the model does not know (1 category: 'Toys'" in printed
 
 
+def test_robustness_of_a_catalogue_whose_category_column_was_not_found_says_so(
+    tiny_training, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A table naming its categories 'label' was read unlabelled and refused as having 'no labelled products to
+    evaluate against', never naming the column that was not found."""
+    data = tmp_path / "heldout.csv"
+    tiny_training.unseen.rename(columns={"category": "label"}).to_csv(data, index=False)
+    args = ["robustness", str(tiny_training.bundle), str(data), "--report", str(tmp_path / "report")]
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: none of the 12 products read has a category: if a column holds them, name it with --category-column"
+    )
+
+
 def test_robustness_counts_the_scored_products_the_model_was_trained_on(
     tiny_training, tiny_old_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

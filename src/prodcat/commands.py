@@ -292,7 +292,8 @@ def labelled_part(catalog: Catalog) -> Catalog | None:
     when there are none."""
     labelled = np.flatnonzero(catalog.frame["category"].notna().to_numpy())
     if not len(labelled):
-        print("error: the catalogue has no labelled products to evaluate against", file=sys.stderr)
+        reason = catalog.no_category_read() or "the catalogue has no labelled products to evaluate against"
+        print(f"error: {reason}", file=sys.stderr)
         return None
     frame = catalog.frame.iloc[labelled].reset_index(drop=True)
     return dataclasses.replace(catalog, frame=frame, lines=[catalog.line_of(p) for p in labelled])

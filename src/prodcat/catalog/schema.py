@@ -99,6 +99,17 @@ class Catalog:
     def labelled(self) -> pd.DataFrame:
         return self.frame[self.frame["category"].notna()]
 
+    def no_category_read(self) -> str | None:
+        """Why a command that needs labels has none when products were read but not one category: a table whose
+        category column has another name ('label', 'cat') is read as unlabelled, as a catalogue to predict is.
+        ``None`` when some product has a category, or none was read."""
+        if self.frame.empty or self.frame["category"].notna().any():
+            return None
+        return (
+            f"none of the {len(self.frame):,} products read has a category: if a column holds them, name it with "
+            "--category-column"
+        )
+
 
 def split_path(category: str) -> list[str]:
     return [part.strip() for part in category.split(SEP.strip())]

@@ -121,6 +121,9 @@ def run_explore(args: argparse.Namespace) -> int:
     except (CatalogFormatError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if unlabelled := catalog.no_category_read():
+        print(f"error: {unlabelled}", file=sys.stderr)
+        return 2
     labelled = frame = catalog.labelled.reset_index(drop=True)
     # cut deeper than they go, the paths are whole: the console, clustering.json and the report name the full path,
     # not a level the categories do not have
