@@ -202,6 +202,16 @@ def test_unknown_feature_extractor_is_named_before_any_work():
         check_feature_sets(["tfidf", "tfidf+no_such_thing"])
 
 
+@pytest.mark.parametrize("feature_set", ["tfidf+", "+bow", "tfidf++bow", "+"])
+def test_a_feature_set_with_an_empty_part_is_named_before_any_work(feature_set):
+    """'tfidf+' was refused as 'unknown feature extractor(s): ; known: ...', naming an empty extractor."""
+    with pytest.raises(ValueError) as refused:
+        check_feature_sets(["tfidf", feature_set])
+    assert str(refused.value) == (
+        f"feature set(s) with an empty part: {feature_set!r}; join extractors by one '+', e.g. tfidf+effnet_lite0"
+    )
+
+
 def test_a_study_of_too_few_products_is_refused_with_the_reason():
     """Two products used to end in UMAP's or the vocabulary's own error."""
     frame = pd.DataFrame(

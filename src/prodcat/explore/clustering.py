@@ -46,7 +46,14 @@ log = logging.getLogger(__name__)
 
 
 def check_feature_sets(feature_sets: Sequence[str]) -> None:
-    """Raise ``ValueError`` naming any extractor of ``feature_sets`` that is not registered (before any work)."""
+    """Raise ``ValueError`` naming any extractor of ``feature_sets`` that is not registered, or a feature set with an
+    empty part (``tfidf+``: the error named an empty extractor, ``unknown feature extractor(s): ;``), before any
+    work."""
+    if joined_badly := [feature_set for feature_set in feature_sets if "" in feature_set.split("+")]:
+        raise ValueError(
+            f"feature set(s) with an empty part: {', '.join(map(repr, joined_badly))}; join extractors by one '+', "
+            "e.g. tfidf+effnet_lite0"
+        )
     known = registered_extractors()
     unknown = sorted({name for feature_set in feature_sets for name in feature_set.split("+") if name not in known})
     if unknown:
