@@ -1121,9 +1121,10 @@ def test_train_takes_the_seed_cv_takes(tiny_training, tmp_path):
 
 
 @pytest.mark.parametrize("command", ["train", "cv", "audit"])
-def test_an_option_overrides_the_config_field_it_shares_and_the_help_says_so(tmp_path, command):
+def test_an_option_overrides_the_config_field_it_shares_and_the_help_says_so(tmp_path, command, caplog):
     """--modalities and --level said their default was the catalogue's, though a config's field is: which of a
-    flag and a config wins was written nowhere. The flag wins, in every command, and each help says so."""
+    flag and a config wins was written nowhere. The flag wins, in every command, and each help says so; the log
+    says which field of the file an option replaced (it was replaced without a word), none it gives alike."""
     import argparse
 
     from prodcat.cli import build_parser
@@ -1144,7 +1145,13 @@ def test_an_option_overrides_the_config_field_it_shares_and_the_help_says_so(tmp
         return used.level, used.modalities
 
     assert resolved() == (2, ["image"])
-    assert resolved("--level", "1", "--modalities", "text") == (1, ["text"])
+    with caplog.at_level(logging.INFO, logger="prodcat"):
+        assert resolved("--level", "1", "--modalities", "text", "--seed", "0") == (1, ["text"])
+        assert resolved("--level", "2", "--modalities", "image") == (2, ["image"])
+    assert caplog.messages == [
+        "--modalities text replaces the config's modalities: image",
+        "--level 1 replaces the config's level: 2",
+    ]
 
 
 def test_a_run_is_run_again_from_the_config_its_bundle_or_report_records(tiny_training, tmp_path):

@@ -315,7 +315,25 @@ def build_config(args: argparse.Namespace, catalog_format: str) -> Config:
         updates["seed"] = args.seed
     if args.sample is not None:
         updates["sample"] = args.sample or None
+    # a field the config file gives, replaced without a word: the run was not the file's experiment, nor said so
+    for field, value in updates.items():
+        if field in config.model_fields_set and getattr(config, field) != value:
+            log.info(
+                "--%s %s replaces the config's %s: %s",
+                field,
+                _as_option(value),
+                field,
+                _as_option(getattr(config, field)),
+            )
     return Config.model_validate(config.model_dump() | updates).for_format(catalog_format)
+
+
+def _as_option(value: Any) -> str:
+    """A config field's ``value`` as its option writes it: ``text,image``, 0 for none (the full path, every
+    product)."""
+    if value is None:
+        return "0"
+    return ",".join(value) if isinstance(value, list) else str(value)
 
 
 def labelled_products(frame: pd.DataFrame, config: Config, sample: int | None = None) -> pd.DataFrame:
