@@ -545,6 +545,25 @@ def test_a_change_of_zero_is_drawn_in_the_figure(products: pd.DataFrame, tmp_pat
     assert dots.get_xdata().tolist() == [0.0, 0.0] and dots.get_ydata().tolist() == [0, 1]
 
 
+def test_the_figure_of_runs_on_a_base_names_it(products: pd.DataFrame, tmp_path: Path, monkeypatch) -> None:
+    """robustness.png was titled 'Robustness on 2 products' under --base too: shown alone, the changes of the photo
+    path (--base no_text) read as those of the whole model. It names the base, as the console and the page do."""
+    from matplotlib.figure import Figure
+
+    from prodcat.evaluate import report
+
+    drawn: list[Figure] = []
+    monkeypatch.setattr(Figure, "savefig", lambda figure, *args, **kwargs: drawn.append(figure))
+    truth, blur = np.full(2, "Watches"), [PERTURBATIONS["blur_2"]]
+    for base in (PERTURBATIONS["no_text"], None):
+        records = evaluate_robustness(ConstantPredictor(), products.head(2), truth, blur, base=base)
+        report.plot_robustness(records[0], records[1:], tmp_path / "robustness.png")
+    assert [figure.get_suptitle() for figure in drawn] == [
+        "Robustness on 2 products, every run with no_text",
+        "Robustness on 2 products",
+    ]
+
+
 def corrupt_photos(products: pd.DataFrame, folder: Path) -> pd.DataFrame:
     """``products`` each with a photo file that begins as a JPEG and decodes to nothing."""
     paths = []

@@ -456,7 +456,11 @@ def plot_robustness(clean: dict[str, Any], runs: list[dict[str, Any]], path: Pat
     right.legend(loc="lower right", fontsize=8)
     left.set_yticks(rows, [r["name"] for r in runs], fontsize=8)
     left.invert_yaxis()
-    fig.suptitle(f"Robustness on {clean['n']} products")
+    # the base too, as the console's and the page's titles: the figure is often shown alone, and under --base no_text
+    # its changes are those of the photo path, not of the model as it reads products
+    fig.suptitle(
+        f"Robustness on {clean['n']} products" + (f", every run with {clean['base']}" if clean["base"] else "")
+    )
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=110)
     plt.close(fig)
