@@ -92,6 +92,9 @@ class ApiError(HTTPException):
 #: Python and two such escapes)
 MAX_JSON_BYTES_PER_CHAR = 12
 
+#: the charsets a JSON body may declare: UTF-8 and its subset US-ASCII (which older clients declare), as Python's codecs
+#: name them
+_JSON_READABLE_CODECS = frozenset({"utf-8", "ascii"})
 #: what a JSON body in another encoding is told
 JSON_IS_UTF8 = "JSON is UTF-8 (RFC 8259): send the body in UTF-8, declaring no charset or charset=utf-8"
 
@@ -511,7 +514,8 @@ def accepted_media_type(request: Request, accepted: dict[str, str]) -> str:
         send = " or ".join(f"{kind} ({why})" if why else kind for kind, why in accepted.items())
         detail = f"request content type {media_type or '(none)'!r} is not accepted: send {send}"
         raise ApiError(415, "content_type", detail)
-    if media_type == "application/json" and (charset := charset_parameter(content_type)) and _codec(charset) != "utf-8":
+    charset = charset_parameter(content_type)
+    if media_type == "application/json" and charset is not None and _codec(charset) not in _JSON_READABLE_CODECS:
         # refused rather than read as UTF-8 whatever it says (a Latin-1 'é' was an invalid-JSON 422 quoting Python's
         # decoder), or read in that charset (JSON no other client or server reads so; a body wrongly declared so
         # would become other characters without a word)
