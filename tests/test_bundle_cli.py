@@ -740,6 +740,75 @@ def test_train_lists_its_input_issues_where_it_says_whether_it_writes_a_model_or
     assert pd.read_csv(older_list)["product_id"].tolist() == unlabelled and not failed_list.exists()
 
 
+@pytest.mark.parametrize("interrupted", [False, True], ids=["failing", "ctrl-c"])
+@pytest.mark.parametrize(
+    ("command", "work"),
+    [("cv", "prodcat.evaluate.cv.cross_validate"), ("evaluate", "prodcat.commands.predict_catalog")],
+)
+def test_cv_and_evaluate_list_their_input_issues_where_they_say_whether_they_write_a_report_or_not(
+    command, work, interrupted, tiny_training, tmp_path, monkeypatch, capsys, caplog
+):
+    """cv and evaluate warned of their input issues 'all listed in REPORT/input_issues.csv' before working, and wrote
+    that file only with the report: a run failing or interrupted (Ctrl-C) left the warning pointing at no file, or at
+    the list of the older report in the folder. As train's, the warning says the list comes once the report is
+    written; a run that ends without one lists them in REPORT.failed-run.issues.csv and says so, the folder and its
+    older report untouched; the next run that writes its report lists its own in it and removes that file."""
+    report = tmp_path / "report"
+    report.mkdir()
+    older_report = {"metrics.json": '{"n": 7}\n', "input_issues.csv": "row,product_id,field,message\n7,old,title,x\n"}
+    for name, text in older_report.items():
+        (report / name).write_text(text)
+    failed_list = tmp_path / "report.failed-run.issues.csv"
+    products = pd.concat([tiny_training.trained, tiny_training.unseen.assign(category=None).head(2)])
+    data = tmp_path / "products.csv"
+    products.to_csv(data, index=False)  # its last two rows unlabelled: two input issues
+    unlabelled = products["product_id"].tail(2).tolist()
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    run = {
+        "cv": ["cv", str(data), "--config", config, "--folds", "2"],
+        "evaluate": ["evaluate", str(tiny_training.bundle), str(data)],
+    }[command] + ["--report", str(report)]
+
+    def failing(*args, **kwargs):
+        raise KeyboardInterrupt if interrupted else MemoryError
+
+    monkeypatch.setattr(work, failing)
+    if interrupted:
+        assert main(run) == 130
+    else:
+        with pytest.raises(MemoryError):
+            main(run)
+    said = f"no report was written: the 2 input issue(s) of this run are listed in {failed_list}\n"
+    assert capsys.readouterr().err == said + ("interrupted\n" if interrupted else "")
+    warned = f"2 row issue(s) while reading {data} (all listed in {report / 'input_issues.csv'} once the report is"
+    assert f"{warned} written):" in [record.getMessage() for record in caplog.records]
+    assert pd.read_csv(failed_list)["product_id"].tolist() == unlabelled
+    assert {path.name: path.read_text() for path in report.iterdir()} == older_report
+    monkeypatch.undo()
+    assert main(run) == 0
+    assert pd.read_csv(report / "input_issues.csv")["product_id"].tolist() == unlabelled and not failed_list.exists()
+
+
+def test_cv_refused_after_its_warnings_lists_its_input_issues_beside_the_report_folder(
+    tiny_training, tmp_path, monkeypatch, capsys
+):
+    """cv refused (one category to learn) after warning that its issues would be in REPORT/input_issues.csv wrote
+    none: they are listed beside the folder, named after it when given as '.'."""
+    products = pd.concat([tiny_training.trained.head(12), tiny_training.unseen.assign(category=None).head(2)])
+    assert products["category"].dropna().unique().tolist() == ["Kitchen"]
+    data = tmp_path / "products.csv"
+    products.to_csv(data, index=False)
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert main(["cv", str(data), "--report", "."]) == 2
+    error = capsys.readouterr().err
+    failed_list = tmp_path / "here.failed-run.issues.csv"
+    assert error.startswith("error: cannot cross-validate: ")
+    assert error.endswith(f"\nno report was written: the 2 input issue(s) of this run are listed in {failed_list}\n")
+    assert len(pd.read_csv(failed_list)) == 2 and not any(here.iterdir())
+
+
 def test_the_configured_target_precision_sets_the_bundles_threshold(flipkart_training):
     """The threshold is the one the decision policy computes at the config's target precision on the model's
     calibrated out-of-fold scores; a lower target would give a lower one on the same scores."""
@@ -868,8 +937,8 @@ def test_evaluate_and_cv_reports_list_the_photos_they_could_not_use(flipkart_bun
         report = tmp_path / f"report{run}"
         caplog.clear()
         assert main([*command, "--report", str(report)]) == 0
-        warned = "2 photo(s) not used (their products were read without them) (all listed in {}):"
-        assert warned.format(report / "input_issues.csv") in caplog.messages
+        listed = f"all listed in {report / 'input_issues.csv'} once the report is written"
+        assert f"2 photo(s) not used (their products were read without them) ({listed}):" in caplog.messages
         issues = pd.read_csv(report / "input_issues.csv")
         assert issues["row"].tolist() == [3, 4] and (issues["field"] == "image").all(), command
         assert issues["product_id"].tolist() == table["product_id"].iloc[1:3].tolist()
@@ -934,7 +1003,8 @@ def test_train_and_cv_list_every_input_issue_and_leave_out_products_with_nothing
     caplog.clear()
     assert main(["cv", str(data), *config, "--folds", "2", "--report", str(tmp_path / "cv")]) == 0
     assert_lists_them_all(tmp_path / "cv" / "input_issues.csv")
-    assert left_out in warned() and f"(all listed in {tmp_path / 'cv' / 'input_issues.csv'})" in "".join(warned())
+    listed = f"(all listed in {tmp_path / 'cv' / 'input_issues.csv'} once the report is written)"
+    assert left_out in warned() and listed in "".join(warned())
     predictions = pd.read_csv(tmp_path / "cv" / "predictions.csv", dtype=str)
     assert len(predictions) == len(table) - 1 and nothing_readable not in set(predictions["product_id"])
 
@@ -2746,7 +2816,7 @@ def test_train_cv_and_evaluate_report_only_the_issues_of_the_products_and_modali
         assert main(command) == 0
         issues = pd.read_csv(issues_file)
         assert issues["row"].tolist() == expected and (issues["field"] == "description").all(), command[0]
-        once = " once the model is written" if command[0] == "train" else ""
+        once = f" once the {'model' if command[0] == 'train' else 'report'} is written"
         assert f"{len(expected)} row issue(s) while reading {data} (all listed in {issues_file}{once}):" in warned()
         assert not any("gone-" in message for message in warned())
     # a text model scored on every labelled product: each cut description, no photo not found

@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import pandas as pd
@@ -45,18 +46,25 @@ from prodcat.files import FIGURES_KEPT, report_not_written, write_failure
 from prodcat.formatting import count_text
 from prodcat.grouping import spelling_groups
 
+if TYPE_CHECKING:
+    from prodcat.predict import Predictor
+
 log = logging.getLogger("prodcat")
 HEADLINE = ("n", "accuracy", "f1_weighted", "f1_macro")
 
 
 # ---------------------------------------------------------------------------------------------- helpers
 def read_catalog(
-    args: argparse.Namespace, listed_in: Path | None = None, read_by: tuple[str, ...] = MODALITIES
+    args: argparse.Namespace,
+    listed_in: Path | None = None,
+    read_by: tuple[str, ...] = MODALITIES,
+    listed_once: str | None = None,
 ) -> Catalog:
-    """The catalogue of ``args.data``, its issues warned of (all of them are written to ``listed_in``, if given),
-    but for those of fields a model reading the modalities ``read_by`` does not read (:func:`issues_of_the_run`)."""
+    """The catalogue of ``args.data``, its issues warned of (all of them are written to ``listed_in``, if given, once
+    ``listed_once`` happens, if given), but for those of fields a model reading the modalities ``read_by`` does not
+    read (:func:`issues_of_the_run`)."""
     catalog = catalog_of_the_run(args, read_by)
-    _warn_of_read_issues(catalog.issues, args.data, listed_in)
+    _warn_of_read_issues(catalog.issues, args.data, listed_in, listed_once)
     return catalog
 
 
@@ -188,13 +196,15 @@ def _predict_options_problem(args: argparse.Namespace, out: Path) -> str | None:
     return None
 
 
-def _with_unused_photos(catalog: Catalog, predictions: pd.DataFrame | None, listed_in: Path) -> list[RowIssue]:
+def _with_unused_photos(
+    catalog: Catalog, predictions: pd.DataFrame | None, listed_in: Path, listed_once: str | None = None
+) -> list[RowIssue]:
     """The catalogue's issues and those of the photos a model reading photos did not use, of ``predictions`` (its
     ``product_id`` and ``modalities_used``; ``None`` for a model that reads none), in line order: what a report, or
     predict's ``OUT.issues.csv``, lists as its input issues. The photos are warned of, pointing to the file
-    ``listed_in`` that lists them all."""
+    ``listed_in`` that lists them all (written once ``listed_once`` happens, if given)."""
     unused = [] if predictions is None else unused_photo_issues(catalog, predictions)
-    _log_issues(unused, _UNUSED_PHOTOS, listed_in)
+    _log_issues(unused, _UNUSED_PHOTOS, listed_in, listed_once)
     return sorted(catalog.issues + unused, key=lambda issue: issue.row)
 
 
@@ -276,15 +286,6 @@ def write_input_issues(issues: list[RowIssue], out: str | Path) -> Path | None:
         return None
     write_issues(issues, path)
     return path
-
-
-def read_labelled(
-    args: argparse.Namespace, listed_in: Path | None = None, read_by: tuple[str, ...] = MODALITIES
-) -> Catalog | None:
-    """The catalogue, its frame cut to the labelled products to score a model reading ``read_by`` against (its
-    issues kept whole but for those of the fields the model does not read, and all written to ``listed_in``);
-    ``None``, after saying why, when there are none."""
-    return labelled_part(read_catalog(args, listed_in, read_by))
 
 
 def labelled_part(catalog: Catalog) -> Catalog | None:
@@ -503,54 +504,79 @@ def conflicting_copies_warning(frame: pd.DataFrame, config: Config) -> str | Non
     )
 
 
-#: what train's warnings of input issues wait for: the list is written beside the model, once there is one
-_WITH_THE_MODEL = "the model is written"
+class _IssuesAwaitingOutput:
+    """The input issues of a run that warns of them before it writes the output that lists them (``train``'s model,
+    MODEL.issues.csv beside it; ``cv``'s and ``evaluate``'s report, its input_issues.csv), as a context around the
+    run's work. A run that leaves it without having :meth:`written` its output (refused, failing, interrupted), whose
+    warnings said the issues would be listed with it, lists them in ``OUT.failed-run.issues.csv`` beside ``out``
+    instead and says so on stderr: an output already at ``out`` stays whole, its own list included, and no part of
+    this run's is mixed with it. A run that writes its output removes that file, an earlier failed run's."""
 
+    def __init__(self, output: str, out: str | Path, listed_in: Path) -> None:
+        #: what the run writes ("model", "report") and the file in or beside it that lists the issues
+        self.output, self.listed_in = output, listed_in
+        #: what the warnings of the issues say their list waits for
+        self.once = f"the {output} is written"
+        #: the issues warned of so far: the run adds those it finds as it goes (the photos a model could not use)
+        self.issues: list[RowIssue] = []
+        self._failed_run = _failed_run(out)
+        self._written = False
 
-def run_train(args: argparse.Namespace) -> int:
-    issues_file = input_issues_path(args.out)
-    catalog, config, frame = read_training_data(args, issues_file, _WITH_THE_MODEL)
-    try:
-        trained = _train_and_save(args, config, frame)
-    except BaseException:  # a failure, Ctrl-C: the issues warned of are listed all the same, the error then shown
-        _list_issues_without_model(catalog.issues, args.out)
-        raise
-    if trained is None:  # refused, or the bundle not written: said why
-        _list_issues_without_model(catalog.issues, args.out)
-        return 2
-    out, read = trained
-    # beside the bundle, whose bytes depend on the training data alone: on every run, as the feature cache
-    # remembers that a photo failed but not why
-    issues = _with_unused_photos(catalog, read, issues_file)
-    if written := write_input_issues(issues, out):
-        print(f"{count_text(len(issues))} input issue(s): see {written}")
-    input_issues_path(_failed_run(out)).unlink(missing_ok=True)  # an earlier run's, which wrote no model
-    print(f"\nModel bundle written to {out}")
-    return 0
+    def written(self) -> None:
+        """Record that the run wrote its output: the issues are, or will be, listed with it."""
+        self._written = True
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:  # an exception goes on, shown after the issues' line
+        path = input_issues_path(self._failed_run)
+        if self._written:
+            path.unlink(missing_ok=True)  # an earlier run's, which wrote nothing
+            return
+        try:
+            if self.issues:  # beside a folder not made yet (a report's parent): made, as the output would have been
+                path.parent.mkdir(parents=True, exist_ok=True)
+            # a previous failed run's list goes when there are none: it was of another run
+            written = write_input_issues(self.issues, self._failed_run)
+        except OSError as exc:  # the disk that refused the output refuses this file too: said, not a second traceback
+            reason = exc.strerror or exc
+            print(f"no {self.output} was written, nor its input issues to {path}: {reason}", file=sys.stderr)
+            return
+        if written:
+            count = count_text(len(self.issues))
+            print(
+                f"no {self.output} was written: the {count} input issue(s) of this run are listed in {written}",
+                file=sys.stderr,
+            )
 
 
 def _failed_run(out: str | Path) -> Path:
-    """``MODEL.failed-run``: the name a ``train`` run that wrote no model at ``out`` lists its input issues under
-    (``MODEL.failed-run.issues.csv``, :func:`input_issues_path`), MODEL.issues.csv being the list of the bundle
-    already at ``out``, which stays."""
-    return Path(out).with_name(Path(out).name + ".failed-run")
+    """``OUT.failed-run``, beside the model or report folder ``out``: the name a run that wrote nothing at ``out``
+    lists its input issues under (``OUT.failed-run.issues.csv``, :func:`input_issues_path`)."""
+    path = Path(out)
+    if path.name in ("", ".."):  # "--report ." or "..": named by the folder it is
+        path = Path(os.path.abspath(path))
+    return path.with_name(path.name + ".failed-run")
 
 
-def _list_issues_without_model(issues: list[RowIssue], out: str | Path) -> None:
-    """List the input ``issues`` of a ``train`` run that ended without a model at ``out`` (refused, failing,
-    interrupted), whose warnings said they would be listed with it, under :func:`_failed_run`, and say where on
-    stderr (a previous failed run's list goes when there are none: it was of another run)."""
-    try:
-        written = write_input_issues(issues, _failed_run(out))
-    except OSError as exc:  # the disk that refused the bundle refuses this file too: said, not a second traceback
-        path = input_issues_path(_failed_run(out))
-        print(f"no model was written, nor its input issues to {path}: {exc.strerror or exc}", file=sys.stderr)
-        return
-    if written:
-        print(
-            f"no model was written: the {count_text(len(issues))} input issue(s) of this run are listed in {written}",
-            file=sys.stderr,
-        )
+def run_train(args: argparse.Namespace) -> int:
+    awaiting = _IssuesAwaitingOutput("model", args.out, input_issues_path(args.out))
+    catalog, config, frame = read_training_data(args, awaiting.listed_in, awaiting.once)
+    awaiting.issues = catalog.issues
+    with awaiting:
+        trained = _train_and_save(args, config, frame)
+        if trained is None:  # refused, or the bundle not written: said why
+            return 2
+        awaiting.written()
+    out, read = trained
+    # beside the bundle, whose bytes depend on the training data alone: on every run, as the feature cache
+    # remembers that a photo failed but not why
+    issues = _with_unused_photos(catalog, read, awaiting.listed_in)
+    if written := write_input_issues(issues, out):
+        print(f"{count_text(len(issues))} input issue(s): see {written}")
+    print(f"\nModel bundle written to {out}")
+    return 0
 
 
 def _train_and_save(
@@ -783,9 +809,28 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
-    issues_file = Path(args.report) / "input_issues.csv"
+    awaiting = _report_awaited(args.report)
     read_by = modalities_read_by_bundle(predictor.manifest)
-    catalog = read_labelled(args, issues_file, read_by)
+    catalog = read_catalog(args, awaiting.listed_in, read_by, awaiting.once)
+    awaiting.issues = catalog.issues
+    with awaiting:
+        return _evaluate(args, predictor, labelled_part(catalog), read_by, awaiting)
+
+
+def _report_awaited(report: str | Path) -> _IssuesAwaitingOutput:
+    """The input issues of a ``cv`` or ``evaluate`` run, listed in the input_issues.csv of its ``report`` folder."""
+    return _IssuesAwaitingOutput("report", report, Path(report) / "input_issues.csv")
+
+
+def _evaluate(
+    args: argparse.Namespace,
+    predictor: Predictor,
+    catalog: Catalog | None,
+    read_by: tuple[str, ...],
+    awaiting: _IssuesAwaitingOutput,
+) -> int:
+    """:func:`run_evaluate`'s scoring of ``predictor``, which reads ``read_by``, on the labelled part of the catalogue
+    (``catalog``; ``None``: it has none, said) and its report; ``awaiting.written()`` once the report is."""
     if catalog is None:
         return 2
     frame = catalog.frame
@@ -817,10 +862,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
                 truth[unseen], predicted[unseen], confidence[unseen], predictor.threshold
             )
     title = f"Evaluation of {args.model} on {args.data}"
-    issues = _with_unused_photos(catalog, predictions if "image" in read_by else None, issues_file)
-    failure = write_failure(
-        lambda: write_report(metrics, truth, predicted, args.report, title, predictions=predictions, issues=issues)
+    awaiting.issues = _with_unused_photos(
+        catalog, predictions if "image" in read_by else None, awaiting.listed_in, awaiting.once
     )
+    failure = write_failure(
+        lambda: write_report(
+            metrics, truth, predicted, args.report, title, predictions=predictions, issues=awaiting.issues
+        )
+    )
+    if not failure:
+        awaiting.written()
     print_metrics(metrics, f"Evaluation on {count_text(len(frame))} labelled products:")
     if "not_in_training" in metrics:
         print_metrics(metrics["not_in_training"], "On those not in the model's training data (the honest figures):")
@@ -880,16 +931,31 @@ def _modalities_read_by(config: Config) -> tuple[str, ...]:
 
 
 def run_cv(args: argparse.Namespace) -> int:
-    from prodcat.evaluate.cv import cross_validate, cross_validation_obstacle
-
     if problem := report_problem(args.report, args.data, EVALUATION_FILES):
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    issues_file = Path(args.report) / "input_issues.csv"
     folds = args.folds or args.recorded_folds or DEFAULT_FOLDS
     if not args.folds and args.recorded_folds:  # the same split again: said, as it is not the usual default
         log.info("%d folds, as the cv report given as --config records (--folds to choose others)", folds)
-    catalog, config, frame = read_training_data(args, issues_file)
+    awaiting = _report_awaited(args.report)
+    catalog, config, frame = read_training_data(args, awaiting.listed_in, awaiting.once)
+    awaiting.issues = catalog.issues
+    with awaiting:
+        return _cross_validate(args, catalog, config, frame, folds, awaiting)
+
+
+def _cross_validate(
+    args: argparse.Namespace,
+    catalog: Catalog,
+    config: Config,
+    frame: pd.DataFrame,
+    folds: int,
+    awaiting: _IssuesAwaitingOutput,
+) -> int:
+    """:func:`run_cv`'s cross-validation of ``config`` in ``folds`` on the labelled products ``frame`` of ``catalog``
+    and its report; ``awaiting.written()`` once the report is."""
+    from prodcat.evaluate.cv import cross_validate, cross_validation_obstacle
+
     if problem := cross_validation_obstacle(frame, config, folds):
         print(f"error: cannot cross-validate: {problem}", file=sys.stderr)
         return 2
@@ -901,12 +967,16 @@ def run_cv(args: argparse.Namespace) -> int:
         metrics["warnings"] = warnings
     title = f"{folds}-fold cross-validation on {args.data}"
     predictions = result.predictions()
-    issues = _with_unused_photos(catalog, predictions if _reads_photos(config) else None, issues_file)
+    awaiting.issues = _with_unused_photos(
+        catalog, predictions if _reads_photos(config) else None, awaiting.listed_in, awaiting.once
+    )
     failure = write_failure(
         lambda: write_report(
-            metrics, result.y_true, result.y_pred, args.report, title, predictions=predictions, issues=issues
+            metrics, result.y_true, result.y_pred, args.report, title, predictions=predictions, issues=awaiting.issues
         )
     )
+    if not failure:
+        awaiting.written()
     print_metrics(
         metrics, f"{folds}-fold cross-validation on {count_text(len(frame))} products:", result.target_precision
     )
