@@ -244,6 +244,31 @@ def test_a_catalogue_whose_category_column_was_not_found_is_said_so(tmp_path, ca
     assert main([*args, "--report", str(tmp_path / "report"), "--category-column", "label"]) == 0
 
 
+def test_a_study_of_a_sample_says_so_and_records_how_to_draw_it_again(tmp_path, capsys):
+    """With --sample, the console, clustering.json and the report said '12 products' as of a catalogue of 12: nothing
+    told a sample's scores from the catalogue's, and clustering.json held no seed to draw it again."""
+    import json
+
+    from prodcat.cli import main
+
+    data = tmp_path / "products.csv"
+    words = ["ceramic coffee mug", "analog wrist watch", "wooden toy train"]
+    rows = {"product_id": [f"p{i}" for i in range(30)], "title": [f"{words[i % 3]} {i}" for i in range(30)]}
+    pd.DataFrame(rows | {"category": ["Kitchen", "Watches", "Toys"] * 10}).to_csv(data, index=False)
+    args = ["explore", str(data), "--features", "tfidf", "--reductions", "pca", "--no-progress", "--seed", "3"]
+    studies = [
+        (["--sample", "12"], 12, 30, "12 products (a sample of the 30 labelled),"),
+        ([], 30, None, "30 products,"),
+    ]
+    for sample, n, sampled_from, said in studies:
+        out = tmp_path / f"report-{n}"
+        assert main([*args, *sample, "--report", str(out)]) == 0
+        assert capsys.readouterr().out.startswith(f"{said} 3 categories at level 1\n")
+        (record,) = json.loads((out / "clustering.json").read_text())
+        assert (record["n"], record["seed"], record["sampled_from"]) == (n, 3, sampled_from)
+        assert ("(a stratified sample of its 30)" in (out / "report.html").read_text()) == bool(sample)
+
+
 def test_a_study_with_nothing_to_study_says_so_in_one_line(tmp_path, capsys):
     """An empty --features or --reductions is refused by name; feature sets that all fail are listed with their
     reasons (here: no product has text, not the vectorizer's "empty vocabulary"), not as a Python dict."""

@@ -153,6 +153,8 @@ class StudyResult:
     level: int | None
     seed: int
     runs: list[ClusteringRun] = field(default_factory=list)
+    #: how many labelled products of the catalogue a ``--sample`` drew ``frame`` from; ``None``: all were studied
+    sampled_from: int | None = None
     #: feature set -> why it could not be studied (e.g. an extractor that cannot fit this catalogue)
     skipped: dict[str, str] = field(default_factory=dict)
     #: ``(feature set, rows)`` -> its combined, normalised blocks on those products, ``(len(rows), d)``: the space
@@ -202,7 +204,11 @@ class StudyResult:
             if named[product_set] > 1:  # a name shared, the report would show both sets as one and rank them together
                 product_set = f"{product_set} (set {named[product_set]})"
             for rank, run in enumerate(runs, start=1):
-                records.append({**run.record(level=self.level, rank=rank), "product_set": product_set})
+                record = run.record(level=self.level, rank=rank)
+                # what a reader needs to tell a sample's scores from the catalogue's, and to draw it again
+                records.append(
+                    record | {"product_set": product_set, "seed": self.seed, "sampled_from": self.sampled_from}
+                )
         return records
 
     def best(self) -> ClusteringRun:

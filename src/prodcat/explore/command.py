@@ -149,9 +149,12 @@ def run_explore(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if len(frame) < len(labelled):
+        result.sampled_from = len(labelled)
     # written before the figures are printed (a reader of the output gone must not cost the report), said after them
     failure = write_failure(lambda: write_report(result, args.report, source=str(catalog.source or args.data)))
-    print(f"{len(result.frame)} products, {result.n_categories} categories at level {level or 'full path'}")
+    drawn = f" (a sample of the {result.sampled_from} labelled)" if result.sampled_from else ""
+    print(f"{len(result.frame)} products{drawn}, {result.n_categories} categories at level {level or 'full path'}")
     print(AMI_NOTE)
     print(f"{'features':<28} {'reduction':<10} {'ARI':>6} {'AMI':>6} {'NMI':>6} {'silh.':>6} {'acc.':>6} {'sec':>7}")
     # ranked only against runs on the same products (records() comes by product set, each ranked)

@@ -75,6 +75,7 @@ def write_report(result: StudyResult, out_dir: str | Path, *, source: str = "") 
         k=result.n_categories,
         level=result.level,
         seed=result.seed,
+        sampled_from=result.sampled_from,
         legend_max=LEGEND_MAX,
         ami_note=AMI_NOTE,
         same_products_overlap=SAME_PRODUCTS_OVERLAP,
