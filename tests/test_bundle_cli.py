@@ -1312,6 +1312,31 @@ def test_a_config_given_as_a_folder_or_a_json_recording_none_is_refused_in_one_l
         load_config(metrics)
 
 
+def test_train_and_cv_refuse_a_head_the_installation_cannot_train_before_decoding_any_photo(
+    tiny_training, tmp_path, monkeypatch, capsys
+):
+    """A head whose extractor needs what the installation lacks (an optional package, a hub model out of reach) was
+    refused after the photos of the products read from their photo alone were decoded, every product's with
+    --modalities image: minutes on a large catalogue before a refusal that needed none of them. It is refused
+    first, the same line."""
+    from prodcat import commands
+    from prodcat.features.base import make_extractor
+
+    def decoded(*args: object) -> None:
+        raise AssertionError("the photos were decoded before the refusal")
+
+    lacking = "tfidf needs pkg (pip install pkg)"
+    monkeypatch.setattr(type(make_extractor("tfidf")), "missing_requirement", lambda self: lacking)
+    monkeypatch.setattr(commands, "unreadable_photos", decoded)
+    data = tmp_path / "products.csv"
+    tiny_training.trained.to_csv(data, index=False)
+    config = str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
+    for command, output, does in (("train", "--out", "train"), ("cv", "--report", "cross-validate")):
+        assert main([command, str(data), "--config", config, output, str(tmp_path / command)]) == 2
+        assert capsys.readouterr().err.splitlines()[-1] == f"error: cannot {does}: head text_tfidf: {lacking}"
+        assert not (tmp_path / command).exists()
+
+
 def test_a_sample_is_recorded_and_drawn_again_from_the_recorded_config(tiny_training, tmp_path):
     """`train --sample N` was recorded nowhere in the bundle: it could not say it was trained on a sample, and
     `--config manifest.json` trained on every product. The sample is the config's, beside the seed that drew it,

@@ -19,7 +19,7 @@ from typing import TextIO
 
 from prodcat import installed_version
 from prodcat.catalog import CatalogFormatError
-from prodcat.errors import BundleError
+from prodcat.errors import BundleError, RunRefused
 
 #: modules that register a subcommand, in the order ``--help`` lists them
 COMMAND_MODULES = (
@@ -97,6 +97,7 @@ def run(argv: list[str] | None = None) -> int:
         IsADirectoryError,
         NotADirectoryError,
         PermissionError,
+        RunRefused,
     ) as exc:
         if args.verbose:
             raise

@@ -33,6 +33,7 @@ from prodcat.catalog.loaders import catalog_file_among, issues_of_the_run, load_
 from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, deeper_level_warning, has_text, modality_mask
 from prodcat.commands_parser import DEFAULT_FOLDS, LOCAL_WORKERS
 from prodcat.config import MODALITIES, RECORDED_CONFIG, Config
+from prodcat.errors import RunRefused
 from prodcat.evaluate.labelled import (
     labelled_warnings,
     product_fingerprints,
@@ -100,6 +101,10 @@ def _warn_of_read_issues(
     _log_issues(issues, f"row issue(s) while reading {data}", listed_in, listed_once)
 
 
+#: what train and cv do, as their refusals say it
+_DOES = {"train": "train", "cv": "cross-validate"}
+
+
 def read_training_data(
     args: argparse.Namespace, listed_in: Path, listed_once: str | None = None
 ) -> tuple[Catalog, Config, pd.DataFrame]:
@@ -108,8 +113,12 @@ def read_training_data(
     --sample of them). Of the catalogue's issues, only those of the run are kept and warned of, pointing to
     ``listed_in`` (written once ``listed_once`` happens, if given): none of a product the sample did not draw, nor
     of a field the model does not read."""
+    from prodcat.evaluate.cv import installation_problem
+
     catalog = _load_catalog(args)
     config = build_config(args, catalog.format)
+    if problem := installation_problem(catalog.frame, config):  # before the photos are decoded
+        raise RunRefused(f"cannot {_DOES[args.command]}: {problem}")
     unreadable = unreadable_photos(catalog, config)
     # drawn among the products a model can read, as it always was: a seed draws the same products (the candidates'
     # photos are decoded, drawn or not, to know which are readable)

@@ -6,3 +6,8 @@ bundle's error, which the child checking the bundle sends back, and loads no mod
 
 class BundleError(RuntimeError):
     """A bundle is missing, modified, or from an incompatible format version."""
+
+
+class RunRefused(RuntimeError):
+    """A command refuses to run on what it was given (a config whose heads the installation cannot train), before
+    the work it would have done: its message is the line said after ``error:``."""

@@ -157,12 +157,9 @@ def cross_validation_obstacle(frame: pd.DataFrame, config: Config, folds: int | 
     by default: a product with neither text nor photo teaches nothing); otherwise the classifier or the
     fold split fails.
     """
-    from prodcat.evaluate.labelled import readable_by
-
     if folds is not None and folds < 2:
         return f"it needs at least 2 cross-validation folds (--folds {folds})"
-    labelled = frame[frame["category"].notna()]
-    labelled = labelled[readable_by(labelled, config.modalities)]
+    labelled = _learnt_from(frame, config)
     counts = category_counts(labelled, config)
     level = f"level {config.target_level}" if config.target_level else "full category path"
     if counts.empty:
@@ -187,12 +184,12 @@ def _unread_modalities(labelled: pd.DataFrame, config: Config) -> str | None:
     """Why no head of ``config`` can learn from the ``labelled`` products: a configured modality none of them
     has, or heads that all read modalities they lack; or what one to be trained needs that the installation lacks
     (``None``: some head reads what they have, and can be trained)."""
-    present = [m for m in MODALITIES if modality_mask(labelled, m).any()]
+    present = _present_modalities(labelled)
     if config.modalities and (absent := [m for m in config.modalities if m not in present]):
         named = " nor ".join({"text": "text", "image": "a photo"}[m] for m in absent)
         return f"the modalities {','.join(config.modalities)} are asked for, but no labelled product has {named}"
     wanted = config.modalities or present
-    usable = [head for head in config.heads if head.modality in wanted]
+    usable = _heads_used(config, present)
     if not usable:
         heads = ", ".join(f"{head.name} ({head.modality})" for head in config.heads)
         return f"no head of the config reads what the labelled products have ({' or '.join(wanted)}): heads {heads}"
@@ -202,6 +199,33 @@ def _unread_modalities(labelled: pd.DataFrame, config: Config) -> str | None:
             heads = ", ".join(f"{head.name} ({','.join(head.languages)})" for head in usable)
             return f"the texts are mostly in {language!r}, and every head is for other languages: {heads}"
     return _missing_requirement(usable, labelled, config)
+
+
+def _heads_used(config: Config, present: list[str]) -> list[HeadConfig]:
+    """The heads of ``config`` a model trained on products having the modalities ``present`` fits."""
+    return [head for head in config.heads if head.modality in (config.modalities or present)]
+
+
+def installation_problem(frame: pd.DataFrame, config: Config) -> str | None:
+    """What a head of ``config`` trained on ``frame``'s labelled products needs that the installation lacks (an
+    optional package, a hub model out of reach), or ``None``: :func:`cross_validation_obstacle` says it too, after
+    the products to use are known, but train and cv ask it first, before the photos are decoded (all of them when
+    only photos are read: minutes on a large catalogue, before a refusal that needed none of them)."""
+    labelled = _learnt_from(frame, config)
+    return _missing_requirement(_heads_used(config, _present_modalities(labelled)), labelled, config)
+
+
+def _learnt_from(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
+    """The labelled products of ``frame`` having one of ``config``'s modalities (any, by default)."""
+    from prodcat.evaluate.labelled import readable_by
+
+    labelled = frame[frame["category"].notna()]
+    return labelled[readable_by(labelled, config.modalities)]
+
+
+def _present_modalities(products: pd.DataFrame) -> list[str]:
+    """The modalities some of ``products`` have."""
+    return [m for m in MODALITIES if modality_mask(products, m).any()]
 
 
 def _missing_requirement(heads: list[HeadConfig], labelled: pd.DataFrame, config: Config) -> str | None:
