@@ -1,8 +1,11 @@
-"""README claims that code can check: the config block it calls the defaults is the defaults."""
+"""README and docs/ claims that code can check: the config block it calls the defaults is the defaults, the command
+lines they show parse, and the options they name are their command's."""
 
 from __future__ import annotations
 
+import argparse
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,10 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from prodcat.cli import build_parser
 from prodcat.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
+PAGES = [README, *sorted((REPO / "docs").glob("*.md"))]
 
 
 def test_the_readme_config_block_is_the_default_config() -> None:
@@ -59,3 +64,56 @@ def test_what_the_readme_commands_write_in_the_repo_is_ignored_and_no_source_is(
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     sources = [*tracked, "src/prodcat/data/new.py", "tests/data/products.csv", "benchmarks/preds.py"]
     assert _ignored_by_git(sources) == set()
+
+
+def _block_commands(text: str) -> list[str]:
+    """The ``prodcat ...`` lines of ``text``'s bash blocks, without their comment: whole command lines."""
+    return [
+        line.split(" #")[0].strip()
+        for block in re.findall(r"```bash\n(.*?)```", text, re.DOTALL)
+        for line in block.splitlines()
+        if line.startswith("prodcat ")
+    ]
+
+
+def _options_by_command() -> dict[str, set[str]]:
+    """Each command's option strings (``""``: the top-level parser's)."""
+    parser = build_parser()
+    options = {"": {option for action in parser._actions for option in action.option_strings}}
+    (commands,) = (action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    for name, command in commands.choices.items():
+        options[name] = {option for action in command._actions for option in action.option_strings}
+    return options
+
+
+def test_every_option_shown_with_a_command_is_one_of_its_options() -> None:
+    """A renamed or dropped option stayed on the pages naming it (`prodcat predict ... --workrs 2` fails only when
+    run): each option of a command line the pages show, in a block or inline (`prodcat audit --sample N`), is its
+    command's."""
+    options = _options_by_command()
+    wrong = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for line in _block_commands(text) + re.findall(r"`(prodcat [^`]*)`", text):
+            command = line.split()[1]
+            command = "" if command.startswith("-") else command
+            if command not in options:  # a message quoted, such as `prodcat 0.1.0 there, 0.2.0 now`
+                continue
+            wrong += [
+                f"{page.name}: {line!r}: {option}"
+                for option in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", line)
+                if option not in options[command]
+            ]
+    assert wrong == []
+
+
+def test_the_readme_command_lines_parse() -> None:
+    """Each command line of README's blocks is accepted by the parser as written: its choices (`--base no_text`),
+    its required options and arguments, its values' types."""
+    lines = _block_commands(README.read_text(encoding="utf-8"))
+    assert len(lines) >= 15, "README lost its Use block"
+    for line in lines:
+        try:
+            build_parser().parse_args(shlex.split(line)[1:])
+        except SystemExit as refused:
+            pytest.fail(f"README shows {line!r}, which the parser refuses (exit {refused.code})")
