@@ -117,3 +117,21 @@ def test_the_readme_command_lines_parse() -> None:
             build_parser().parse_args(shlex.split(line)[1:])
         except SystemExit as refused:
             pytest.fail(f"README shows {line!r}, which the parser refuses (exit {refused.code})")
+
+
+def test_every_option_shown_with_a_benchmark_is_one_of_its_options() -> None:
+    """The same for the benchmark commands the pages cite as a figure's source (`fusion.py --seed N`): each option
+    is one the script's parser adds, so the command reruns the measurement."""
+    wrong = []
+    for page in PAGES:
+        for name, arguments in re.findall(r"`(?:benchmarks/)?(\w+)\.py([^`]*)`", page.read_text(encoding="utf-8")):
+            script = REPO / "benchmarks" / f"{name}.py"
+            if not script.exists():  # a test file (`tests/test_measured.py`)
+                continue
+            source = script.read_text(encoding="utf-8")
+            wrong += [
+                f"{page.name}: {name}.py {option}"
+                for option in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", arguments)
+                if f'"{option}"' not in source
+            ]
+    assert wrong == []
