@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import html
 import importlib
 import inspect
@@ -809,6 +810,36 @@ def test_cv_refused_after_its_warnings_lists_its_input_issues_beside_the_report_
     assert len(pd.read_csv(failed_list)) == 2 and not any(here.iterdir())
 
 
+@pytest.mark.parametrize(
+    ("error", "exit_code"), [(KeyboardInterrupt(), 130), (OSError(errno.ENOSPC, "No space left on device"), 2)]
+)
+def test_a_report_interrupted_or_failing_while_written_leaves_the_older_report_whole(
+    error, exit_code, tiny_training, tmp_path, monkeypatch, capsys
+):
+    """evaluate's and cv's report replaced the folder's files one by one: Ctrl-C or a full disk while it was written
+    (the figures take seconds on many categories) left the new metrics.json and predictions.csv beside the older
+    report's page and figures, and its input_issues.csv removed. The report is written whole or not at all: the older
+    one stays as it was, no staging folder left, and the run's issues are listed beside the folder."""
+    report = tmp_path / "report"
+    unlabelled = tiny_training.unseen.assign(category=None)
+    older, data = tmp_path / "older.csv", tmp_path / "products.csv"
+    pd.concat([tiny_training.trained, unlabelled.head(1)]).to_csv(older, index=False)  # one issue
+    pd.concat([tiny_training.trained, unlabelled.head(2)]).to_csv(data, index=False)  # two
+    assert main(["evaluate", str(tiny_training.bundle), str(older), "--report", str(report)]) == 0
+    older_report = {path.name: path.read_bytes() for path in report.iterdir()}
+    assert {"input_issues.csv", "reliability.png", "report.html"} <= set(older_report)
+
+    def failing(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr("prodcat.evaluate.report.plot_reliability", failing)  # after metrics.json, predictions.csv
+    capsys.readouterr()
+    assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(report)]) == exit_code
+    assert {path.name: path.read_bytes() for path in report.iterdir()} == older_report
+    listed = f"the 2 input issue(s) of this run are listed in {tmp_path / 'report.failed-run.issues.csv'}"
+    assert f"no report was written: {listed}\n" in capsys.readouterr().err
+
+
 def test_the_configured_target_precision_sets_the_bundles_threshold(flipkart_training):
     """The threshold is the one the decision policy computes at the config's target precision on the model's
     calibrated out-of-fold scores; a lower target would give a lower one on the same scores."""
@@ -1429,7 +1460,8 @@ def test_ctrl_c_in_a_command_says_so_in_one_line(monkeypatch, capsys, tmp_path, 
 
 def test_ctrl_c_while_a_report_is_written_does_not_say_nothing_was(tiny_training, monkeypatch, capsys, tmp_path):
     """Ctrl-C said 'interrupted: nothing written' whenever it came: evaluate stopped while it drew its figures had
-    written the report's metrics.json (beside a report.html of the run before, had there been one)."""
+    written the report's metrics.json (beside a report.html of the run before, had there been one). The report is
+    now written whole or not at all: nothing of it, and no staging folder, is left; 'interrupted' is said alike."""
     import prodcat.evaluate.report
 
     def interrupted(*args, **kwargs):
@@ -1439,7 +1471,7 @@ def test_ctrl_c_while_a_report_is_written_does_not_say_nothing_was(tiny_training
     data, report = tmp_path / "products.csv", tmp_path / "report"
     tiny_training.unseen.to_csv(data, index=False)
     assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(report)]) == 130
-    assert (report / "metrics.json").is_file()
+    assert list(report.iterdir()) == []
     assert capsys.readouterr().err.endswith("]\ninterrupted\n")  # below the progress bar of its predictions
 
 

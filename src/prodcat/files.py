@@ -10,8 +10,9 @@ import logging
 import math
 import os
 import re
+import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Self
@@ -87,6 +88,25 @@ def csv_text(table: pd.DataFrame, header: bool = True) -> str:
 def write_csv(path: Path, table: pd.DataFrame) -> None:
     """``table`` as :func:`csv_text`, written atomically."""
     write_atomically(path, lambda handle: handle.write(csv_text(table)), mode="w")
+
+
+@contextmanager
+def written_together(folder: Path, stale: Iterable[str] = ()) -> Iterator[Path]:
+    """A staging folder inside ``folder`` (same file system) to write a set of files into: once the block ends, each
+    is moved over its namesake in ``folder``, then those named in ``stale`` that it did not write are removed (an
+    earlier set's, with nothing to replace them). A block failing or interrupted leaves ``folder`` as it was, not an
+    earlier report's files mixed with some of this one's; the staging folder goes either way."""
+    staging = temporary_sibling(folder / "staging")
+    staging.mkdir()
+    try:
+        yield staging
+        written = {path.name for path in staging.iterdir()}
+        for name in written:  # renames, all written: the moments a Ctrl-C could split them
+            os.replace(staging / name, folder / name)
+        for name in set(stale) - written:
+            (folder / name).unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_json(path: Path, value: Any) -> None:

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from prodcat.catalog.schema import ISSUE_COLUMNS, SEP, RowIssue, distinguishing_tails, split_path
 from prodcat.evaluate.metrics import HEADLINE_METRICS, UNSCORED
 from prodcat.figures import figure_fonts
-from prodcat.files import write_atomically, write_csv, write_json
+from prodcat.files import write_atomically, write_csv, write_json, written_together
 from prodcat.models.decision import accepts_nothing
 
 #: true categories the confusion matrix shows at most (the most frequent)
@@ -360,12 +360,26 @@ def write_report(
     """Write ``metrics.json`` (with the confusion counts), ``confusion_matrix.png``, ``reliability.png``,
     ``report.html`` and, when given, the per-product ``predictions.csv`` and ``input_issues.csv``: every figure
     can be checked against the products. ``metrics["warnings"]``, if any, head the page. A file this report has
-    no content for is removed: a folder written before would keep another run's (its input's issues)."""
-    out = Path(report_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, written in (("predictions.csv", predictions is not None), ("input_issues.csv", bool(issues))):
-        if not written:
-            (out / name).unlink(missing_ok=True)
+    no content for is removed: a folder written before would keep another run's (its input's issues). Written
+    whole or not at all (:func:`~prodcat.files.written_together`): a failure or Ctrl-C while writing leaves the
+    folder's earlier report whole."""
+    folder = Path(report_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with written_together(folder, ("predictions.csv", "input_issues.csv", "reliability.png")) as out:
+        _write_report_files(metrics, y_true, y_pred, out, title, predictions, issues)
+    return folder
+
+
+def _write_report_files(
+    metrics: dict[str, Any],
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    out: Path,
+    title: str,
+    predictions: pd.DataFrame | None,
+    issues: Sequence[RowIssue],
+) -> None:
+    """:func:`write_report`'s files, written in the folder ``out``."""
     write_json(out / "metrics.json", metrics | {"confusion": confusion_counts(y_true, y_pred)})
     if predictions is not None:
         write_csv(out / "predictions.csv", predictions)
@@ -373,7 +387,6 @@ def write_report(
         write_issues(issues, out / "input_issues.csv")
     plot_confusion(np.asarray(y_true), np.asarray(y_pred), out / "confusion_matrix.png", CONFUSION_ROWS)
     figures = [embedded_png(out / "confusion_matrix.png")]
-    (out / "reliability.png").unlink(missing_ok=True)  # a previous run's would show other products
     if metrics.get("calibration", {}).get("bins"):  # none when no product was scored: nothing to calibrate
         plot_reliability(metrics["calibration"], out / "reliability.png")
         figures.insert(0, embedded_png(out / "reliability.png"))
@@ -382,7 +395,6 @@ def write_report(
     )
     sections = evaluation_sections(metrics, issues, "".join(figures))
     (out / "report.html").write_text(html_page(title, "\n".join(s for s in sections if s)), encoding="utf-8")
-    return out
 
 
 def evaluation_sections(metrics: dict[str, Any], issues: Sequence[RowIssue], figures: str) -> list[str]:
