@@ -1338,6 +1338,28 @@ def test_a_part_whose_footer_reads_but_not_its_predictions_is_scored_again(tiny_
     assert (summary.total, summary.scored) == (12, 10)
 
 
+@pytest.mark.parametrize(
+    "edit", [{"libraries": None}, {"chunk_size": "4"}, {"top_k": True}, {"code": {"prodcat.predict": 1}}]
+)
+def test_a_work_directory_whose_state_has_fields_of_other_types_is_refused_saying_so(
+    tiny_training, tmp_path, monkeypatch, edit
+):
+    """A state.json edited by hand was compared as it was: "libraries": null ended predict in a TypeError traceback,
+    "chunk_size": "4" was said to be 'another chunk size (4 there, 4 now)', true for a chunk size of 5."""
+    out = tmp_path / "preds.csv"
+    predictor = Predictor.load(tiny_training.bundle)
+    interrupt_at_call(monkeypatch, 2)
+    with pytest.raises(Killed):
+        score_catalog(tiny_training.unseen, out, LocalEngine(predictor), chunk_size=4, progress=False)
+    monkeypatch.undo()
+    state = work_dir_for(out) / "state.json"
+    state.write_text(json.dumps(json.loads(state.read_text()) | edit))
+    with pytest.raises(ResumeMismatchError) as refused:
+        score_catalog(tiny_training.unseen, out, LocalEngine(predictor), chunk_size=4, progress=False)
+    field = next(iter(edit))
+    assert f"can be resumed (state.json: {field} not of the type prodcat writes); start over" in str(refused.value)
+
+
 def test_cli_never_overwrites_a_photo_of_the_catalogue(tiny_training, tmp_path, capsys, caplog):
     """--out naming one of the catalogue's photos (a completion gone wrong) wrote the predictions over it. Refused,
     it warned of its input's broken row as 'all listed in p12.jpg.issues.csv', a file it never wrote."""

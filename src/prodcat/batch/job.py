@@ -32,7 +32,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, get_args, get_origin, get_type_hints
 
 import pandas as pd
 import pyarrow as pa
@@ -208,6 +208,28 @@ def _finished_part(path: Path, chunk: pd.DataFrame) -> bool:
     return True
 
 
+def _read_state(path: Path) -> RunState:
+    """The :class:`RunState` written at ``path``; ``ValueError`` or ``TypeError`` saying why if it is not one (edited by
+    hand, or by another program): a field of another type (``null``, ``"20"`` for 20) was compared as it was, and failed
+    in a traceback or said 'another chunk size (20 there, 20 now)'."""
+    recorded = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(recorded, dict):
+        raise ValueError(f"{path.name} holds a JSON {type(recorded).__name__}, not an object")
+    state = RunState(**recorded)
+    types = get_type_hints(RunState)
+    if wrong := [name for name, expected in types.items() if not _is_of_type(getattr(state, name), expected)]:
+        raise TypeError(f"{path.name}: {', '.join(wrong)} not of the type prodcat writes")
+    return state
+
+
+def _is_of_type(value: object, expected: type) -> bool:
+    """Whether ``value``, read from JSON, is an ``expected``: ``int`` (not a bool), ``str``, ``dict[str, str]``."""
+    if get_origin(expected) is dict:
+        keys, values = get_args(expected)
+        return isinstance(value, dict) and all(isinstance(k, keys) and isinstance(v, values) for k, v in value.items())
+    return type(value) is expected
+
+
 def _open_work_dir(work_dir: Path, state: RunState, restart: bool, frame: pd.DataFrame) -> set[int]:
     """Create the work directory, or reuse a matching one; returns the indices of its finished chunks
     (``frame``: the products of the run, in order)."""
@@ -222,7 +244,7 @@ def _open_work_dir(work_dir: Path, state: RunState, restart: bool, frame: pd.Dat
         staging.rename(work_dir)
         return set()
     try:
-        previous = RunState(**json.loads((work_dir / STATE_FILE).read_text(encoding="utf-8")))
+        previous = _read_state(work_dir / STATE_FILE)
     except (OSError, ValueError, TypeError) as exc:
         raise ResumeMismatchError(
             f"{work_dir} is not a prodcat work directory that can be resumed ({exc}); "
