@@ -1360,6 +1360,21 @@ def test_a_work_directory_whose_state_has_fields_of_other_types_is_refused_sayin
     assert f"can be resumed (state.json: {field} not of the type prodcat writes); start over" in str(refused.value)
 
 
+def test_restart_deletes_a_file_in_the_place_of_the_work_directory_as_the_refusal_says(tiny_training, tmp_path, capsys):
+    """A file named OUT.parts was refused ('... not a prodcat work directory ...; start over with --restart (deletes
+    it)'), and --restart then failed: 'cannot write the predictions: Not a directory', the file renamed aside."""
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    out = tmp_path / "preds.csv"
+    work_dir_for(out).write_text("not a work directory")
+    command = ["predict", str(tiny_training.bundle), str(data), "--out", str(out)]
+    assert main(command) == 2
+    assert "start over with --restart (deletes it)" in capsys.readouterr().err
+    assert main([*command, "--restart"]) == 0
+    assert pd.read_csv(out)["product_id"].tolist() == tiny_training.unseen["product_id"].tolist()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["preds.csv", "products.csv"]
+
+
 def test_cli_never_overwrites_a_photo_of_the_catalogue(tiny_training, tmp_path, capsys, caplog):
     """--out naming one of the catalogue's photos (a completion gone wrong) wrote the predictions over it. Refused,
     it warned of its input's broken row as 'all listed in p12.jpg.issues.csv', a file it never wrote."""

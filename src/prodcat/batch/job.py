@@ -162,19 +162,25 @@ def _remove_leftovers(out: Path) -> None:
         leftovers += [path for path in work_dir.iterdir() if temporary_sibling_of(path.name) is not None]
     for path in leftovers:
         log.info("removing %s, left by an interrupted run", path)
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+        _delete(path)
+
+
+def _delete(path: Path) -> None:
+    """Delete the folder tree, file or symbolic link (not what it points at) ``path``."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
 
 
 def _remove_work_dir(work_dir: Path) -> None:
     """Delete ``work_dir`` after renaming it out of the way: an interrupted deletion (Ctrl-C, a kill) leaves
     a hidden ``.tmp`` sibling, never a work directory stripped of its ``state.json`` that the next run
-    would refuse to resume."""
+    would refuse to resume. What --restart deletes may be no work directory at all (a file of that name, which a
+    resumption refuses, saying --restart deletes it)."""
     doomed = temporary_sibling(work_dir)
     work_dir.rename(doomed)
-    shutil.rmtree(doomed)
+    _delete(doomed)
 
 
 def _finished_part(path: Path, chunk: pd.DataFrame) -> bool:
