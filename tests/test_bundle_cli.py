@@ -1368,6 +1368,30 @@ def test_train_and_cv_refuse_a_head_the_installation_cannot_train_before_decodin
         assert not (tmp_path / command).exists()
 
 
+def test_cv_and_evaluate_reports_record_the_catalogue_and_how_it_was_read(tiny_training, tmp_path):
+    """A cv or evaluate report recorded its config (an evaluation's, its model's) but not the catalogue it scored nor
+    the options it was read with (a column named by --title-column, the levels split at --category-sep): run again
+    from what it records, the same file was read otherwise. metrics.json records them, beside the format read."""
+    data, config = tmp_path / "products.csv", str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
+    products = tiny_training.trained.rename(columns={"title": "name"})
+    products["category"] = "Shop/" + products["category"]
+    products.to_csv(data, index=False)
+    options = ["--title-column", "name", "--category-sep", "/"]
+    assert main(["cv", str(data), *options, "--config", config, "--folds", "3", "--report", str(tmp_path / "cv")]) == 0
+    assert json.loads((tmp_path / "cv" / "metrics.json").read_text())["data"] == {
+        "path": str(data),
+        "format": "csv",
+        "title_column": "name",
+        "category_sep": "/",
+    }
+    tiny_training.unseen.to_csv(data, index=False)
+    assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(tmp_path / "evaluation")]) == 0
+    assert json.loads((tmp_path / "evaluation" / "metrics.json").read_text())["data"] == {
+        "path": str(data),
+        "format": "csv",
+    }
+
+
 def test_a_sample_is_recorded_and_drawn_again_from_the_recorded_config(tiny_training, tmp_path):
     """`train --sample N` was recorded nowhere in the bundle: it could not say it was trained on a sample, and
     `--config manifest.json` trained on every product. The sample is the config's, beside the seed that drew it,

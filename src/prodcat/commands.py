@@ -29,7 +29,7 @@ from prodcat.batch import (
 )
 from prodcat.batch.engines import Engine
 from prodcat.bundle import data_fingerprint, modalities_read_by_bundle, model_level, read_manifest, save_bundle
-from prodcat.catalog.loaders import catalog_file_among, issues_of_the_run, load_from_args
+from prodcat.catalog.loaders import catalog_file_among, how_read, issues_of_the_run, load_from_args
 from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, deeper_level_warning, has_text, modality_mask
 from prodcat.commands_parser import DEFAULT_FOLDS, LOCAL_WORKERS
 from prodcat.config import MODALITIES, RECORDED_CONFIG, Config
@@ -855,6 +855,7 @@ def _evaluate(
     # which model was scored, and the config that trained it: given as --config, train or cv runs it again
     metrics["model"] = {"bundle": str(args.model), "version": predictor.manifest.get("version")}
     metrics[RECORDED_CONFIG] = predictor.manifest.get(RECORDED_CONFIG)
+    metrics["data"] = how_read(args, catalog)
     in_training = products_in_training(frame, predictor.manifest, args.model)
     metrics["warnings"] = labelled_warnings(in_training, truth, predictor.labels)
     unread = int((table["modalities_used"].fillna("") == "").sum())  # a photo that did not decode counts too
@@ -972,6 +973,7 @@ def _cross_validate(
     result = cross_validate(frame, config, folds=folds)
     metrics = result.metrics()
     metrics["config"] = config.model_dump()
+    metrics["data"] = how_read(args, catalog)  # with the config and the folds: the run, to run again
     if warnings:  # the report says what the console said of the labels
         metrics["warnings"] = warnings
     title = f"{folds}-fold cross-validation on {args.data}"

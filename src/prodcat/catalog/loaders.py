@@ -996,17 +996,20 @@ def load_catalog(
     )
 
 
+#: the options of :func:`~prodcat.arguments.add_loader_arguments` but ``data`` and ``--format``, as their dests
+READING_OPTIONS = (
+    *("id_column", "title_column", "description_column", "image_column", "category_column"),
+    *("image_root", "category_sep", "language"),
+)
+
+
+def how_read(args: argparse.Namespace, catalog: Catalog) -> dict[str, str]:
+    """How ``catalog`` was read from ``args``, for a report to record: its path, its format (as detected) and each
+    reading option given (``title_column``, ``category_sep``...), which read the same file otherwise without them."""
+    given = {option: str(value) for option in READING_OPTIONS if (value := getattr(args, option)) is not None}
+    return {"path": str(args.data), "format": catalog.format, **given}
+
+
 def load_from_args(args: argparse.Namespace) -> Catalog:
     """:func:`load_catalog` with the options added by :func:`~prodcat.arguments.add_loader_arguments`."""
-    return load_catalog(
-        args.data,
-        args.format,
-        id_column=args.id_column,
-        title_column=args.title_column,
-        description_column=args.description_column,
-        image_column=args.image_column,
-        category_column=args.category_column,
-        image_root=args.image_root,
-        category_sep=args.category_sep,
-        language=args.language,
-    )
+    return load_catalog(args.data, args.format, **{option: getattr(args, option) for option in READING_OPTIONS})
