@@ -443,3 +443,28 @@ def test_the_top_words_of_a_confident_product_are_not_all_shown_as_zero(tmp_path
     product = pd.DataFrame([{"product_id": "p1", "title": "Pigeon Kadhai", "description": "Kadhai", "image": None}])
     page = write_explain_report([explanation], product, tmp_path, "test", level=None).read_text(encoding="utf-8")
     assert "top words: Kadhai (+0.0021), Pigeon (+0.0004)" in page
+
+
+def test_word_weights_that_all_hardly_move_the_probability_are_said_negligible(
+    tiny_training, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model as sure without any one word of a product (its other words enough) weighed every word 0.0000: the
+    report showed them uncoloured and 'top words: none', as if the text had not mattered, where the heatmap of such a
+    photo is said negligible. The words are now said so too, on the page and in the console's line."""
+    import errno
+
+    from prodcat.evaluate import explain_command
+
+    data, report = tmp_path / "unseen.csv", tmp_path / "report"
+    tiny_training.unseen.head(1).to_csv(data, index=False)
+    assert main(["explain", str(tiny_training.bundle), str(data), "--sample", "1", "--report", str(report)]) == 0
+    note = "negligible: removing any one word moves the probability by less than 0.01"
+    assert f"Word weights {note}." in (report / "report.html").read_text(encoding="utf-8")
+
+    def full(path: Path, value: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    # the console's line of each product, printed when the report cannot be written
+    monkeypatch.setattr(explain_command, "write_json", full)
+    assert main(["explain", str(tiny_training.bundle), str(data), "--sample", "1", "--report", str(report)]) == 2
+    assert f"Kitchen-12: Kitchen (100.0%, auto); top words: none ({note})\n" in capsys.readouterr().out

@@ -90,6 +90,13 @@ class WordExplanation:
         """Case-folded word -> weight (what :func:`word_spans` keys match)."""
         return {w.word.casefold(): w.weight for w in self.words}
 
+    @property
+    def negligible(self) -> bool:
+        """Whether removing any one word moves the probability by less than :data:`NEGLIGIBLE_DROP`, as
+        :attr:`PixelExplanation.negligible`: the weights then rank noise (a model as sure without any one word, its
+        other words or its photo enough), not what made it choose."""
+        return max((abs(w.weight) for w in self.words), default=0.0) < NEGLIGIBLE_DROP
+
 
 @dataclass
 class PixelExplanation:

@@ -23,6 +23,7 @@ from prodcat.evaluate.explain import (
     ExplainSettings,
     Explanation,
     PixelExplanation,
+    WordExplanation,
     explain,
     readable_text,
     word_spans,
@@ -97,10 +98,19 @@ def explanation_line(explanation: Explanation) -> str:
     if not explanation.scored:
         return f"{prediction.product_id}: nothing read ({explanation.words_skipped})"
     words = [f"{w.word} ({w.weight:+.4f})" for w in explanation.words.supporting(5)] if explanation.words else []
+    note = f" ({note})" if explanation.words and (note := words_note(explanation.words)) else ""
     return (
         f"{prediction.product_id}: {prediction.category} ({prediction.confidence:.1%}, {prediction.decision}); "
-        f"top words: {', '.join(words) or 'none'}"
+        f"top words: {', '.join(words) or 'none'}{note}"
     )
+
+
+def words_note(words: WordExplanation) -> str | None:
+    """What the word weights amount to when every one is negligible (``None`` otherwise): 'top words: none' read
+    as if the text had not mattered, when the model was only as sure without any one of its words."""
+    if not words.negligible:
+        return None
+    return f"negligible: removing any one word moves the probability by less than {NEGLIGIBLE_DROP:g}"
 
 
 def in_training_warning(in_training: InTraining) -> str | None:
@@ -209,6 +219,7 @@ def _card(explanation: Explanation, product: dict[str, Any], level: int | None) 
         "title": _styled(coloured_segments(title, weights), scale),
         "description": _styled(coloured_segments(description, weights), scale),
         "top_words": explanation.words.supporting(5) if explanation.words else [],
+        "words_note": words_note(explanation.words) if explanation.words else None,
         "pixel_note": pixel_note(explanation.pixels) if explanation.pixels else None,
     }
 
