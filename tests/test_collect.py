@@ -987,6 +987,30 @@ def test_an_output_folder_holding_another_catalogue_is_refused_not_overwritten(h
     assert [path.name for path in flipkart.iterdir()] == ["flipkart_com-ecommerce_sample.csv"]
 
 
+def test_a_second_run_into_a_folder_being_collected_into_is_refused(httpserver, tmp_path, monkeypatch, capsys):
+    """Two runs into one --out at once both went on, each saying it wrote its products: a collection of 'crémant'
+    started while one of 'champagne' fetched its pages was written, then replaced by the champagnes, and a second
+    run's start deleted the first's temporary files as leftovers. The folder is now held for the whole run."""
+    serve_search(httpserver, search_pages(CHAMPAGNES))
+    get_json = HttpClient.get_json
+    second: list[int] = []  # its exit code
+
+    def another_run_starts_at_page_2(self: HttpClient, url: str, params: dict[str, Any], *args: Any) -> Any:
+        if params["page"] == 2 and params["search_terms"] == "champagne" and not second:
+            second.append(run(httpserver, tmp_path, query="crémant"))
+        return get_json(self, url, params, *args)
+
+    monkeypatch.setattr(HttpClient, "get_json", another_run_starts_at_page_2)
+    assert run(httpserver, tmp_path) == 0
+    assert second == [2]
+    assert (
+        f"error: another prodcat collect (pid {os.getpid()}) is writing the collection in {tmp_path} (it holds "
+        f"{tmp_path / '.collect.lock'}): wait for it to finish, or collect into another --out\n"
+    ) in capsys.readouterr().err
+    assert json.loads((tmp_path / "collect.json").read_text())["query"] == "champagne"
+    assert not (tmp_path / ".collect.lock").exists()
+
+
 def test_an_output_folder_that_takes_no_file_is_refused_before_any_request(httpserver, read_only_folder, capsys):
     """--out in a read-only folder (a read-only mount), or a new folder under it, ended in OSError's traceback
     (exit 1): at the folder's mkdir, or at the first file written (the first page fetched, or collect.json when

@@ -82,7 +82,8 @@ from prodcat.collect.photos import (
     remove_photos,
 )
 from prodcat.collect.writing import utf8, write_bytes, write_text
-from prodcat.files import csv_text, temporary_sibling_of
+from prodcat.errors import RunRefused
+from prodcat.files import RunBusyError, RunLock, csv_text, temporary_sibling_of
 from prodcat.formatting import count_text, counted
 from prodcat.image.decode import DEFAULT_MAX_BYTES
 
@@ -91,6 +92,8 @@ log = logging.getLogger(__name__)
 PRODUCTS_CSV = "products.csv"
 REPORT_JSON = "collect.json"
 PAGES_DIR = "pages"
+#: held by the run collecting into the folder (:class:`~prodcat.files.RunLock`)
+LOCK_FILE = ".collect.lock"
 #: a finished run replaces ``products.csv`` only when it keeps at least this share of its products (or ``allow_fewer``)
 MIN_SHARE_KEPT = 0.5
 #: the ``stopped_by`` of a run that reached the end of its results or ``max_products``
@@ -103,6 +106,10 @@ _FETCH_STEPS = {
     "not reached, Ctrl-C)",
     "failed_for_good": "add --refresh to fetch again {} refused for good (404, not an image, too large)",
 }
+
+
+class CollectionBusyError(RunBusyError, RunRefused):
+    """Another run is collecting into the output folder (it holds its :data:`LOCK_FILE`)."""
 
 
 @dataclass
@@ -193,6 +200,7 @@ def collect(
             ``max_page_size``.
         NotADirectoryError, FileExistsError: ``out_dir`` is a file, or holds a ``products.csv`` that is not an
             earlier collection of ``query`` from this source (a user's catalogue, another query's collection).
+        CollectionBusyError: another run is collecting into ``out_dir``.
 
     Returns:
         The report, also written to ``out_dir/collect.json``. ``products.csv`` is written unless a failure or
@@ -211,45 +219,59 @@ def collect(
         raise ValueError(f"page_size is at most {collector.max_page_size} on {collector.name}, got {page_size}")
     page_size = page_size or collector.max_page_size
     out = Path(out_dir)
-    _check_output_folder(out, collector, query)
-    _remove_leftovers(out)
-    earlier = _earlier_products(out / PRODUCTS_CSV)
+    _check_output_folder(out, collector, query)  # before the folder is made: a file there, a catalogue folder
     out.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    report = CollectReport(collector.name, query, collector.base_url, _now(), max_products=max_products)
-    pages = PageCache(out / PAGES_DIR, collector, query, page_size, refresh)
-    report.refresh_resumed = pages.refresh_resumed
-    sources = PhotoSources(out)
-    failed: FailedPhotos | None = None  # with --images: the photos that failed for good
-    products: dict[str, CollectedProduct] = {}
-    reached_end = False
-    with logging_redirect_tqdm():  # retry warnings above the progress bars, not through them
-        try:
-            _collect_products(collector, pages, max_products, api_client, products, report)
-            reached_end = report.stopped_by in FINISHED
-            if image_client is not None:
-                failed = FailedPhotos(out, forget_earlier=refresh)
-                download_photos(
-                    list(products.values()), out, image_client, max_image_bytes, report, refresh, sources, failed
-                )
-        except KeyboardInterrupt:
-            report.stopped_by = "interrupted"  # what was collected is written below: a re-run resumes from it
-    if image_client is not None and failed is None:
-        # interrupted before its photos: a re-run fetches them, but for those that failed for good in an earlier run
-        failed = FailedPhotos(out, forget_earlier=False)
-    photos = photos_on_disk(products.values(), out / IMAGES_DIR)
-    classifiable = _leave_out_unclassifiable(products, photos, report, failed)
-    report.kept_earlier = _why_keep_earlier(report, len(products), len(classifiable), len(earlier), allow_fewer)
-    if reached_end:  # the pages left are those of products.csv: a re-run without refresh makes the same file
-        pages.end_refresh(keep=report.kept_earlier is None)
-    # of the products collected: those left out for want of a text or photo are reported apart
-    if report.kept_earlier is None and (dropped := len(earlier.keys() - products.keys())):
-        report.counts["earlier_products_dropped"] = dropped
-    # only at the end of the results: the products an unfinished run has not reached yet may be collected by a resume
-    removes_orphans = reached_end and report.kept_earlier is None
-    orphans = orphan_photos(out, products.keys(), earlier, sources) if removes_orphans else {}
-    _write_outputs(out, collector, classifiable, photos, pages, report, started, orphans, sources)
-    return report
+    # a second run on the folder would delete the first's temporary files as leftovers, and replace its products.csv
+    # with another query's, both runs saying they wrote theirs
+    lock = RunLock(
+        out / LOCK_FILE,
+        command="prodcat collect",
+        writing=f"the collection in {out}",
+        instead="collect into another --out",
+        log=log,
+        busy=CollectionBusyError,
+    )
+    with lock:
+        _check_output_folder(out, collector, query)  # again: a run that held the folder meanwhile wrote there
+        _remove_leftovers(out)
+        earlier = _earlier_products(out / PRODUCTS_CSV)
+        started = time.monotonic()
+        report = CollectReport(collector.name, query, collector.base_url, _now(), max_products=max_products)
+        pages = PageCache(out / PAGES_DIR, collector, query, page_size, refresh)
+        report.refresh_resumed = pages.refresh_resumed
+        sources = PhotoSources(out)
+        failed: FailedPhotos | None = None  # with --images: the photos that failed for good
+        products: dict[str, CollectedProduct] = {}
+        reached_end = False
+        with logging_redirect_tqdm():  # retry warnings above the progress bars, not through them
+            try:
+                _collect_products(collector, pages, max_products, api_client, products, report)
+                reached_end = report.stopped_by in FINISHED
+                if image_client is not None:
+                    failed = FailedPhotos(out, forget_earlier=refresh)
+                    download_photos(
+                        list(products.values()), out, image_client, max_image_bytes, report, refresh, sources, failed
+                    )
+            except KeyboardInterrupt:
+                report.stopped_by = "interrupted"  # what was collected is written below: a re-run resumes from it
+        if image_client is not None and failed is None:
+            # interrupted before its photos: a re-run fetches them, but for those that failed for good in an earlier
+            # run
+            failed = FailedPhotos(out, forget_earlier=False)
+        photos = photos_on_disk(products.values(), out / IMAGES_DIR)
+        classifiable = _leave_out_unclassifiable(products, photos, report, failed)
+        report.kept_earlier = _why_keep_earlier(report, len(products), len(classifiable), len(earlier), allow_fewer)
+        if reached_end:  # the pages left are those of products.csv: a re-run without refresh makes the same file
+            pages.end_refresh(keep=report.kept_earlier is None)
+        # of the products collected: those left out for want of a text or photo are reported apart
+        if report.kept_earlier is None and (dropped := len(earlier.keys() - products.keys())):
+            report.counts["earlier_products_dropped"] = dropped
+        # only at the end of the results: the products an unfinished run has not reached yet may be collected by a
+        # resume
+        removes_orphans = reached_end and report.kept_earlier is None
+        orphans = orphan_photos(out, products.keys(), earlier, sources) if removes_orphans else {}
+        _write_outputs(out, collector, classifiable, photos, pages, report, started, orphans, sources)
+        return report
 
 
 def _check_output_folder(out: Path, collector: Collector, query: str) -> None:
