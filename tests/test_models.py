@@ -1289,6 +1289,56 @@ def test_the_predictor_reads_a_large_batch_in_chunks(monkeypatch: pytest.MonkeyP
     assert sizes == [5, 5, 2]
 
 
+def test_the_classifier_reads_a_frame_of_some_columns_and_refuses_what_it_cannot_read() -> None:
+    """A frame lacking some of the columns the model reads is read as empty there, as the Predictor reads it (fit and
+    predict raised KeyError 'description'); anything but a DataFrame is a TypeError (was AttributeError
+    'reset_index'), a frame of none of those columns a ValueError (it would be answered the prior), as are labels
+    of another length (was an IndexError) and no labels at all (was KeyError 'category'); a fit refused leaves the
+    model fitted before as it was."""
+    frame = _catalogue(list("abc") * 10)
+    model = ProductClassifier(_text_and_photo_config(modalities=["text"]))
+    titles_only = model.fit(frame[["title", "category"]]).predict_proba(frame[["title"]])
+    np.testing.assert_array_equal(titles_only, model.fit(frame).predict_proba(frame.drop(columns=["description"])))
+    for not_a_frame in (frame["title"].tolist(), frame[["title"]].to_numpy()):
+        with pytest.raises(TypeError, match=r"^ProductClassifier reads a pandas DataFrame of products"):
+            model.predict(not_a_frame)
+        with pytest.raises(TypeError, match=r"^ProductClassifier reads a pandas DataFrame of products"):
+            model.fit(not_a_frame, frame["category"])
+    with pytest.raises(ValueError, match=r"none of the columns the model reads .*; its columns: product_id, name$"):
+        model.predict(frame[["product_id"]].assign(name="mug"))
+    with pytest.raises(ValueError, match=r"inconsistent numbers of samples: \[30, 29\]"):
+        model.fit(frame, frame["category"][:-1])
+    with pytest.raises(ValueError, match=r"^no y given, and the frame has no 'category' column"):
+        model.fit(frame.drop(columns="category"))
+
+
+def test_the_classifier_scores_its_frames_categories_and_tunes_config_fields_as_nested_parameters() -> None:
+    """As scikit-learn users expect: ``score(frame)`` reads the frame's categories as ``fit(frame)`` does
+    (cross_val_score without y scored NaN: score required y), and the config's fields are parameters
+    ``config__<field>`` (GridSearchCV over ``config__calibration`` raised AttributeError: Config has no set_params),
+    set on a new config, validated."""
+    from sklearn.base import clone
+
+    frame = _catalogue(list("abc") * 10)
+    config = _text_and_photo_config(modalities=["text"])
+    model = ProductClassifier(config).fit(frame)
+    assert model.score(frame) == model.score(frame, frame["category"]) == 1.0
+
+    search = GridSearchCV(ProductClassifier(config), {"config__calibration": ["temperature", "none"]}, cv=3)
+    search.fit(frame, frame["category"])
+    assert [p["config__calibration"] for p in search.cv_results_["params"]] == ["temperature", "none"]
+    assert search.best_estimator_.config.calibration == search.best_params_["config__calibration"]
+
+    tuned = clone(model).set_params(config__seed=3, config__inner_folds=4)
+    assert (tuned.config.seed, tuned.config.inner_folds, config.seed, config.inner_folds) == (3, 4, 0, 3)
+    assert clone(tuned).get_params()["config__seed"] == 3
+    assert ProductClassifier().set_params(config__seed=2).config == Config(seed=2)
+    with pytest.raises(ValueError, match=r"^invalid parameter\(s\) config__sed for ProductClassifier"):
+        model.set_params(config__sed=1)
+    with pytest.raises(ValidationError, match="a seed is from 0 to"):
+        model.set_params(config__seed=-1)
+
+
 def test_an_unfitted_classifier_says_it_is_not_fitted() -> None:
     """scikit-learn's contract: predicting before ``fit`` raises NotFittedError (it was an AttributeError on
     ``heads_``)."""

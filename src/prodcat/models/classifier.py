@@ -35,7 +35,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import log_loss
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
 from prodcat.catalog.schema import category_at_level, modality_mask, product_text
 from prodcat.config import Config, HeadConfig
@@ -63,6 +63,8 @@ MODALITIES = ("text", "image")
 #: training products lacking the earlier modalities (photo-only ones) that early fusion needs to
 #: calibrate their model on them alone; with fewer, it is calibrated on every product it reads
 MIN_OWN_MODEL_PRODUCTS = 30
+#: the columns of a product the model reads: a frame lacking some is read as having no such text or photo
+READ_COLUMNS = ("title", "description", "image")
 
 
 @dataclass
@@ -141,24 +143,76 @@ def cross_fitted_decisions(
     return proba, accepted
 
 
+def product_frame(frame: Any) -> pd.DataFrame:
+    """``frame`` as the model reads it: its index reset, the :data:`READ_COLUMNS` and ``product_id`` it lacks added
+    empty (no text, no photo, row numbers as ids), as :meth:`Predictor.predict <prodcat.predict.Predictor.predict>`
+    fills them. Anything but a DataFrame is a ``TypeError``, and a frame of none of :data:`READ_COLUMNS` a
+    ``ValueError``: each of its products would be answered the class prior."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(
+            f"ProductClassifier reads a pandas DataFrame of products (columns {', '.join(READ_COLUMNS)}), not "
+            f"{type(frame).__name__}: e.g. pd.DataFrame({{'title': titles}})"
+        )
+    if not any(column in frame for column in READ_COLUMNS):
+        raise ValueError(
+            f"the frame has none of the columns the model reads ({', '.join(READ_COLUMNS)}); its columns: "
+            f"{', '.join(map(str, frame.columns)) or 'none'}"
+        )
+    missing: dict[str, Any] = {column: None for column in READ_COLUMNS if column not in frame}
+    if "product_id" not in frame:
+        missing["product_id"] = [str(i) for i in range(len(frame))]
+    return frame.reset_index(drop=True).assign(**missing)
+
+
 class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator):
-    """Multimodal category classifier over canonical catalogue frames."""
+    """Multimodal category classifier over catalogue frames: a pandas DataFrame of ``n`` products, one a row, of
+    columns ``title`` and ``description`` (text; missing or empty: none) and ``image`` (a photo's path, raw bytes or a
+    ``PIL.Image``; missing: no photo); a column left out is read as empty in every row. ``category`` (a path such as
+    ``Home > Kitchen``) is the target when :meth:`fit` is given no ``y``; other columns are ignored.
+
+    Its one parameter is ``config`` (:class:`~prodcat.config.Config`, ``None`` for the default); its fields are
+    parameters too, as ``config__seed``, for :meth:`set_params` and scikit-learn's searches. Fitted, it holds
+    ``classes_`` (the categories, as sorted text): the columns of :meth:`predict_proba`'s probabilities, in that order.
+    """
 
     def __init__(self, config: Config | None = None):
         self.config = config
 
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """``config``, and with ``deep`` each of its fields as ``config__<field>`` (the default config's when
+        ``config`` is ``None``), as scikit-learn lists a nested estimator's parameters."""
+        params = super().get_params(deep=False)
+        if deep:
+            params |= {f"config__{name}": value for name, value in (self.config or Config())}
+        return params
+
+    def set_params(self, **params: Any) -> ProductClassifier:
+        """Set ``config``, and fields of the config as ``config__<field>`` (``GridSearchCV(model, {"config__seed":
+        [0, 1]})``): the config is a new one, validated as a config file is (an unknown field or a value out of
+        range is a ``ValueError``), the one given before left as it was."""
+        prefix = "config__"
+        fields = {name.removeprefix(prefix): params.pop(name) for name in [n for n in params if n.startswith(prefix)]}
+        super().set_params(**params)
+        if fields:
+            if unknown := sorted(fields.keys() - Config.model_fields.keys()):
+                raise ValueError(
+                    f"invalid parameter(s) {', '.join(prefix + name for name in unknown)} for ProductClassifier: a "
+                    f"config has the fields {', '.join(Config.model_fields)}"
+                )
+            self.config = Config.model_validate((self.config or Config()).model_dump() | fields)
+        return self
+
     # ------------------------------------------------------------------ fit
     def fit(self, frame: pd.DataFrame, y: Any = None) -> ProductClassifier:
-        """Learn from the canonical catalogue ``frame``; the target is ``y`` when given, else its
-        ``category`` paths cut at ``config.level``. Labels are read as text (see :func:`as_labels`)."""
-        self._forget()
+        """Learn from the products of ``frame`` (see the class); the target is ``y`` (``(n,)``) when given, else the
+        frame's ``category`` paths cut at ``config.level``. Labels are read as text (see :func:`as_labels`)."""
         config = self.config or Config()
-        frame = frame.reset_index(drop=True)
-        if y is None:
-            y = category_at_level(as_labels(frame["category"]), config.target_level)
-        y = as_labels(y)
+        frame = product_frame(frame)
+        y = self._labels(frame, y, config)
+        check_consistent_length(frame, y)
         if pd.isna(y).any():
             raise ValueError("every training product needs a category (drop the unlabelled ones first)")
+        self._forget()  # once the input is checked: a refused one leaves the model fitted before as it was
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise ValueError(f"a classifier needs at least two categories; the products hold {len(self.classes_)}")
@@ -179,6 +233,16 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
             oof, y_index, config.calibration, config.target_precision, config.inner_folds, config.seed, scored
         )
         return self
+
+    @staticmethod
+    def _labels(frame: pd.DataFrame, y: Any, config: Config) -> np.ndarray:
+        """``y`` as text (:func:`as_labels`), or, when ``None``, ``frame``'s ``category`` paths cut at the config's
+        level."""
+        if y is not None:
+            return as_labels(y)
+        if "category" not in frame:
+            raise ValueError("no y given, and the frame has no 'category' column to read the products' categories from")
+        return as_labels(category_at_level(as_labels(frame["category"]), config.target_level))
 
     def _forget(self) -> None:
         """Drop what a previous fit learnt (the attributes ending in ``_``): a refit that does not set one
@@ -610,7 +674,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
     def predict_details(self, frame: pd.DataFrame) -> ProbaResult:
         """Calibrated probabilities ``(n, n_classes)`` and the modalities each product was classified from."""
         check_is_fitted(self, "heads_")
-        frame = frame.reset_index(drop=True)
+        frame = product_frame(frame)
         n = len(frame)
         if not n:  # an empty batch: the extractors' vectorisers refuse 0 rows
             return ProbaResult(np.empty((0, len(self.classes_))), [])
@@ -644,17 +708,23 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         return ProbaResult(self.calibrator_.transform(fused), used)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated probabilities ``(n, n_classes)`` of the products of ``frame`` (see the class), a column per
+        category of ``classes_`` in its order; each row sums to 1. A product with nothing the model can read (no
+        text of a word it knows, no photo) is answered the training categories' frequencies, calibrated."""
         return self.predict_details(frame).proba
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """The most probable category of each product of ``frame``, ``(n,)`` text."""
         best = self.predict_proba(frame).argmax(axis=1)  # first: an unfitted model raises NotFittedError
         return self.classes_[best]
 
-    def score(self, frame: pd.DataFrame, y: Any, sample_weight: Any = None) -> float:
-        """Accuracy of the predictions for ``frame`` against ``y``, read as text as :meth:`fit` reads labels (see
-        :func:`as_labels`): numeric ids, compared as numbers with the model's text predictions, failed with
-        scikit-learn's 'Mix of label input types (string and number)'."""
-        return super().score(frame, as_labels(y), sample_weight=sample_weight)
+    def score(self, frame: pd.DataFrame, y: Any = None, sample_weight: Any = None) -> float:
+        """Accuracy of the predictions for ``frame`` against ``y`` (``None``: the frame's categories, as :meth:`fit`
+        reads them), read as text as :meth:`fit` reads labels (see :func:`as_labels`): numeric ids, compared as
+        numbers with the model's text predictions, failed with scikit-learn's 'Mix of label input types (string
+        and number)'."""
+        frame = product_frame(frame)
+        return super().score(frame, self._labels(frame, y, self.config or Config()), sample_weight=sample_weight)
 
     def set_memory_cache(self, max_items: int, read_disk: bool = False) -> None:
         """Keep at most ``max_items`` recent embeddings per extractor in memory instead of writing them to the
