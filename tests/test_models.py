@@ -1289,6 +1289,23 @@ def test_the_predictor_reads_a_large_batch_in_chunks(monkeypatch: pytest.MonkeyP
     assert sizes == [5, 5, 2]
 
 
+def test_the_predictor_takes_a_list_of_dicts_and_refuses_other_inputs_saying_what_it_takes() -> None:
+    """A list of dicts, one a product, is predicted as the frame of those rows; a lone dict (one product or a frame's
+    columns?), a Series or a string is a TypeError naming what predict takes (each was an AttributeError on
+    ``.columns``)."""
+    model = ProductClassifier(_text_and_photo_config(modalities=["text"])).fit(_catalogue(list("abc") * 10))
+    predictor = Predictor(model, {})
+    products = _catalogue(list("abc"), seed=1)
+    records = products[["product_id", "title"]].to_dict("records")
+    assert [p.as_dict() for p in predictor.predict(records)] == [p.as_dict() for p in predictor.predict(products)]
+    assert predictor.predict([]) == []
+    for not_products, given in [(records[0], "dict"), (products.iloc[0], "Series"), ("a mug", "str")]:
+        with pytest.raises(
+            TypeError, match=rf"^predict takes a DataFrame of products or a list of dicts, .* not {given}:"
+        ):
+            predictor.predict(not_products)
+
+
 def test_the_classifier_reads_a_frame_of_some_columns_and_refuses_what_it_cannot_read() -> None:
     """A frame lacking some of the columns the model reads is read as empty there, as the Predictor reads it (fit and
     predict raised KeyError 'description'); anything but a DataFrame is a TypeError (was AttributeError

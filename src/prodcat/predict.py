@@ -28,10 +28,12 @@ class Prediction:
 
     product_id: str
     category: str
+    #: the probability of ``category``, from 0 to 1
     confidence: float
     #: ``auto`` (accept without review) or ``review`` (send to a human)
     decision: str
-    #: the ``k`` most probable categories, ``[{category, probability}, ...]``
+    #: the ``k`` most probable categories, most probable first, ``[{category, probability}, ...]``; the probabilities
+    #: of all the model's categories sum to 1
     top_k: list[dict[str, Any]] = field(default_factory=list)
     modalities_used: list[str] = field(default_factory=list)
 
@@ -78,18 +80,20 @@ class Predictor:
     def threshold(self) -> float:
         return float(self.model.policy_.threshold_)
 
-    def predict(self, frame: pd.DataFrame, top_k: int = 5) -> list[Prediction]:
-        """Predict every row of a canonical frame (missing columns are treated as empty).
+    def predict(self, frame: pd.DataFrame | Sequence[Mapping[str, Any]], top_k: int = 5) -> list[Prediction]:
+        """Predict every product of a canonical frame, or of a list of dicts, one a product, of the same fields
+        (``product_id``, ``title``, ``description``, ``image``; missing ones are treated as empty): one
+        :class:`Prediction` per product, in their order. For a single product, see :meth:`predict_one`.
 
         The ``image`` cell may be a path, raw ``bytes`` or a ``PIL.Image.Image``. The products are predicted
         :data:`PREDICT_CHUNK` at a time, so memory does not grow with the frame (beyond the predictions).
 
         Raises:
             ValueError: ``top_k`` below 1.
-            TypeError: ``top_k`` not an integer.
+            TypeError: ``top_k`` not an integer; ``frame`` neither a DataFrame nor a list of dicts.
         """
         check_scalar(top_k, "top_k", numbers.Integral, min_val=1)
-        frame = normalise_input(frame)
+        frame = normalise_input(products_frame(frame))
         return [
             prediction
             for start in range(0, len(frame), PREDICT_CHUNK)
@@ -131,6 +135,7 @@ class Predictor:
     def predict_one(
         self, title: str = "", description: str = "", image: Any = None, product_id: str = "", top_k: int = 5
     ) -> Prediction:
+        """The :class:`Prediction` of one product, given by its fields (see :meth:`predict`)."""
         row = {"product_id": product_id, "title": title, "description": description, "image": image}
         return self.predict(pd.DataFrame([row]), top_k=top_k)[0]
 
@@ -217,6 +222,22 @@ def nothing_read_reason(model_modalities: Sequence[str], title: object, descript
     text = is_readable(title) or is_readable(description)
     why = "; ".join(why_nothing_read(model_modalities, text, photo=not is_missing(image)))
     return f"{NOTHING_TO_READ}: the model reads {reads}, and found none it could use in this product: {why}"
+
+
+def products_frame(products: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """``products`` as a frame: a DataFrame as it is, a list of dicts a row each. Anything else is a ``TypeError``
+    (it failed deep inside as an ``AttributeError``), a lone dict too: it could be one product or a frame's columns."""
+    if isinstance(products, pd.DataFrame):
+        return products
+    given = type(products).__name__
+    if isinstance(products, Sequence) and not isinstance(products, str | bytes):
+        if not (others := [product for product in products if not isinstance(product, Mapping)]):
+            return pd.DataFrame(list(products))
+        given = f"a {given} holding {type(others[0]).__name__}"
+    raise TypeError(
+        f"predict takes a DataFrame of products or a list of dicts, one a product, not {given}: for one product, "
+        "predict([product]) or predict_one(title=..., description=..., image=...)"
+    )
 
 
 def normalise_input(frame: pd.DataFrame) -> pd.DataFrame:
