@@ -1356,6 +1356,21 @@ def test_a_download_slower_than_the_deadline_is_abandoned_and_not_retried(httpse
     assert len(httpserver.log) == 1
 
 
+def test_an_answer_that_came_whole_after_the_deadline_is_kept(httpserver):
+    """A photo or page whose server took longer than the deadline to start its answer, then sent it whole, was read
+    whole and thrown away, said to be 'still downloading after 0.3 s (2769 bytes received): too slow' (a page so lost
+    stopped the run: a slow answer is not retried). Only an answer with more to come is abandoned."""
+    photo = jpeg_bytes()
+
+    def late(_: Request) -> Response:
+        time.sleep(0.6)
+        return Response(photo, content_type="image/jpeg")
+
+    httpserver.expect_request("/late.jpg").respond_with_handler(late)
+    client = HttpClient("test", 1000.0, retries=0, timeout=5.0, deadline=0.3)
+    assert client.get_bytes(httpserver.url_for("/late.jpg"), 1_000_000) == photo
+
+
 def test_an_answer_announcing_more_than_the_limit_is_refused_before_it_is_read(httpserver):
     announced = Response(trickle(1000, 0.002), headers={"Content-Length": "1000"})
     httpserver.expect_request("/large.jpg").respond_with_handler(lambda _: announced)

@@ -300,7 +300,9 @@ class HttpClient:
             data += chunk
             if len(data) > max_bytes:
                 raise NetworkError(url, f"larger than the limit of {max_bytes} bytes", response.status, TOO_LARGE)
-            if self._clock() > deadline:
+            # only with more to come (or an unknown length): an answer whose last byte has come is not thrown away
+            # for the time its server took to start it
+            if self._clock() > deadline and getattr(response, "length_remaining", None) != 0:
                 reason = f"still downloading after {self._deadline:g} s ({len(data)} bytes received): too slow"
                 raise NetworkError(url, reason, response.status, TOO_SLOW)
         return bytes(data)
