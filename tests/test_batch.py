@@ -1245,6 +1245,24 @@ def test_cli_refuses_a_scheduler_address_dask_cannot_use_in_one_line(
     assert error.endswith("give it as tcp://HOST:PORT, the address `dask scheduler` prints\n")
 
 
+@pytest.mark.parametrize("blank", ["", " "])
+def test_cli_refuses_a_blank_scheduler_rather_than_start_a_cluster_of_its_own(tiny_training, tmp_path, capsys, blank):
+    """--scheduler "$SCHEDULER" with the variable unset was taken for no --scheduler: predict started a local cluster
+    and scored there, not on the cluster meant, without a word."""
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    out = tmp_path / "preds.csv"
+    command = ["predict", str(tiny_training.bundle), str(data), "--out", str(out), "--engine", "dask"]
+    with pytest.raises(SystemExit) as refused:
+        main([*command, "--scheduler", blank])
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        "error: argument --scheduler: is blank: give the dask scheduler's address, e.g. tcp://host:8786 (without "
+        "--scheduler, --engine dask starts a local cluster)\n"
+    )
+    assert not out.exists()
+
+
 def test_cli_says_a_mistyped_model_before_reading_the_catalogue(tiny_training, tmp_path, capsys, monkeypatch):
     """The model folder was first opened after the whole catalogue was read: minutes on a large one."""
     data = tmp_path / "products.csv"

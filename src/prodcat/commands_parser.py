@@ -36,6 +36,17 @@ def _database_url(text: str) -> str:
     return text
 
 
+def _scheduler_address(text: str) -> str:
+    """``--scheduler``: a blank one (``--scheduler "$SCHEDULER"`` with the variable unset) was taken for no
+    ``--scheduler``, and the run started a local cluster of its own instead of using the one meant."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "is blank: give the dask scheduler's address, e.g. tcp://host:8786 (without --scheduler, --engine dask "
+            "starts a local cluster)"
+        )
+    return text
+
+
 def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
@@ -148,7 +159,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     engine.add_argument(
         "--engine", choices=("local", "dask"), default="local", help="here, or on dask.distributed (default local)"
     )
-    engine.add_argument("--scheduler", metavar="ADDRESS", help="dask: an existing cluster, e.g. tcp://host:8786")
+    engine.add_argument(
+        "--scheduler",
+        type=_scheduler_address,
+        metavar="ADDRESS",
+        help="dask: an existing cluster, e.g. tcp://host:8786",
+    )
     engine.add_argument(
         "--workers", type=int, help=f"dask without --scheduler: local worker processes (default {LOCAL_WORKERS})"
     )
