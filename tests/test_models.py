@@ -1310,8 +1310,8 @@ def test_the_classifier_reads_a_frame_of_some_columns_and_refuses_what_it_cannot
     """A frame lacking some of the columns the model reads is read as empty there, as the Predictor reads it (fit and
     predict raised KeyError 'description'); anything but a DataFrame is a TypeError (was AttributeError
     'reset_index'), a frame of none of those columns a ValueError (it would be answered the prior), as are labels
-    of another length (was an IndexError) and no labels at all (was KeyError 'category'); a fit refused leaves the
-    model fitted before as it was."""
+    of another length (was an IndexError) and no labels at all (was KeyError 'category'); a fit refused, for those or
+    for labels of one category, leaves the model fitted before as it was (one category: it was left unfitted)."""
     frame = _catalogue(list("abc") * 10)
     model = ProductClassifier(_text_and_photo_config(modalities=["text"]))
     titles_only = model.fit(frame[["title", "category"]]).predict_proba(frame[["title"]])
@@ -1327,6 +1327,9 @@ def test_the_classifier_reads_a_frame_of_some_columns_and_refuses_what_it_cannot
         model.fit(frame, frame["category"][:-1])
     with pytest.raises(ValueError, match=r"^no y given, and the frame has no 'category' column"):
         model.fit(frame.drop(columns="category"))
+    with pytest.raises(ValueError, match=r"^a classifier needs at least two categories; the products hold 1$"):
+        model.fit(frame[frame["category"] == "a"])
+    np.testing.assert_array_equal(model.predict_proba(frame[["title"]]), titles_only)
 
 
 def test_the_classifier_scores_its_frames_categories_and_tunes_config_fields_as_nested_parameters() -> None:

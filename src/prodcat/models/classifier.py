@@ -212,10 +212,11 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         check_consistent_length(frame, y)
         if pd.isna(y).any():
             raise ValueError("every training product needs a category (drop the unlabelled ones first)")
+        classes = np.unique(y)
+        if len(classes) < 2:
+            raise ValueError(f"a classifier needs at least two categories; the products hold {len(classes)}")
         self._forget()  # once the input is checked: a refused one leaves the model fitted before as it was
-        self.classes_ = np.unique(y)
-        if len(self.classes_) < 2:
-            raise ValueError(f"a classifier needs at least two categories; the products hold {len(self.classes_)}")
+        self.classes_ = classes
         y_index = np.searchsorted(self.classes_, y)
         self.prior_ = np.bincount(y_index, minlength=len(self.classes_)) / len(y_index)
 
