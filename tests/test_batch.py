@@ -1245,6 +1245,23 @@ def test_cli_refuses_a_scheduler_address_dask_cannot_use_in_one_line(
     assert error.endswith("give it as tcp://HOST:PORT, the address `dask scheduler` prints\n")
 
 
+def test_a_scheduler_address_where_nothing_listens_is_refused_saying_so(tiny_training):
+    """No scheduler on --scheduler's port (a cluster not started yet, a mistyped port): dask's client retried the
+    refused connection for its connect timeout (30 s by default), then said 'Timed out trying to connect'. The address
+    is probed first: the refusal is said at once, as it is."""
+    import distributed  # noqa: F401 (its defaults loaded before the block, which would remove them on the way out)
+
+    from prodcat.batch.dask_engine import DaskEngine
+
+    with (
+        dask.config.set({"distributed.comm.timeouts.connect": "2s"}),
+        pytest.raises(BatchError) as refused,
+        DaskEngine(tiny_training.bundle, scheduler="tcp://127.0.0.1:9"),
+    ):
+        pass
+    assert str(refused.value) == "cannot reach the dask scheduler at tcp://127.0.0.1:9 ([Errno 111] Connection refused)"
+
+
 @pytest.mark.parametrize("blank", ["", " "])
 def test_cli_refuses_a_blank_scheduler_rather_than_start_a_cluster_of_its_own(tiny_training, tmp_path, capsys, blank):
     """--scheduler "$SCHEDULER" with the variable unset was taken for no --scheduler: predict started a local cluster

@@ -8,8 +8,10 @@ that local runs never import dask.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
 import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import CancelledError
@@ -114,6 +116,22 @@ def score_on_worker(plugin_name: str, chunk: pd.DataFrame, top_k: int) -> pd.Dat
     return score_chunk(get_worker().plugins[plugin_name].loaded(), chunk, top_k)
 
 
+#: how long the probe of a scheduler's TCP address waits for its connection; past it, dask's client tries on its own
+_PROBE_S = 5.0
+
+
+def _refuse_where_nothing_listens(address: str) -> None:
+    """``OSError``, at once, where nothing can answer at a TCP or TLS ``address``: a connection refused (no scheduler
+    on that port), an unknown host, no route. dask's client retried those until its connect timeout (30 s), then said
+    only 'Timed out trying to connect'. An address that does not answer within :data:`_PROBE_S` is left to the client
+    (a slow network)."""
+    scheme, _ = parse_address(address, strict=False)
+    if scheme not in ("tcp", "tls"):
+        return
+    with contextlib.suppress(TimeoutError):
+        socket.create_connection(get_address_host_port(address), timeout=_PROBE_S).close()
+
+
 #: address schemes of dask that name no host and port (an in-process scheduler; UCX's own addressing)
 _SCHEMES_WITHOUT_PORT = frozenset({"inproc", "ucx"})
 
@@ -167,6 +185,7 @@ class DaskEngine:
         if self.scheduler:
             try:
                 _check_address_syntax(self.scheduler)
+                _refuse_where_nothing_listens(self.scheduler)
                 self._client = Client(self.scheduler)
             except OSError as exc:  # refused, timed out, unknown host
                 raise BatchError(f"cannot reach the dask scheduler at {self.scheduler} ({exc})") from None
