@@ -468,3 +468,18 @@ def test_word_weights_that_all_hardly_move_the_probability_are_said_negligible(
     monkeypatch.setattr(explain_command, "write_json", full)
     assert main(["explain", str(tiny_training.bundle), str(data), "--sample", "1", "--report", str(report)]) == 2
     assert f"Kitchen-12: Kitchen (100.0%, auto); top words: none ({note})\n" in capsys.readouterr().out
+
+
+def test_a_sample_of_more_products_than_the_catalogue_has_is_said_to_take_them_all(
+    tiny_training, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`explain --sample 5` of a catalogue of 2 explained the 2 without a word; it warns, as train, cv, audit and
+    explore do."""
+    data = tmp_path / "unseen.csv"
+    tiny_training.unseen.head(2).to_csv(data, index=False)
+    command = ["explain", str(tiny_training.bundle), str(data), "--report", str(tmp_path / "report")]
+    assert main([*command, "--sample", "5"]) == 0
+    assert "--sample 5 is more than the 2 products to draw from: all of them are used" in caplog.text
+    caplog.clear()
+    assert main([*command, "--sample", "2"]) == 0
+    assert "--sample" not in caplog.text

@@ -848,3 +848,29 @@ def test_a_reader_of_the_output_that_left_costs_no_report(tmp_path):
     run.stdout.close()  # the reader is gone before the first line
     assert run.wait() == 141
     assert (report / "clustering.json").is_file() and (report / "report.html").is_file()
+
+
+def test_a_sample_of_more_products_than_there_are_is_said_to_take_them_all(tmp_path, caplog):
+    """`--sample 45` of 30 labelled products studied the 30 without a word, as train, cv, audit and explain did: the
+    run was not the sample its command line said. Each warns once, naming both counts (an exact count says nothing)."""
+    from prodcat.cli import main
+
+    data = tmp_path / "products.csv"
+    words = ["ceramic coffee mug", "analog wrist watch", "wooden toy train"]
+    rows = {"product_id": [f"p{i}" for i in range(30)], "title": [f"{words[i % 3]} {i}" for i in range(30)]}
+    pd.DataFrame(rows | {"category": ["Kitchen", "Watches", "Toys"] * 10}).to_csv(data, index=False)
+    args = ["explore", str(data), "--features", "tfidf", "--reductions", "pca", "--no-progress"]
+    explore = [*args, "--report", str(tmp_path / "explore")]
+    audit = ["audit", str(data), "--no-images", "--report", str(tmp_path / "audit")]
+    taking_all = "--sample 45 is more than the 30 products to draw from: all of them are used"
+    for command in (explore, audit):
+        for sample, warned in (("45", True), ("30", False)):
+            caplog.clear()
+            assert main([*command, "--sample", sample]) == 0
+            assert (taking_all in caplog.text) == warned, (command[0], sample)
+    from prodcat.catalog.loaders import load_catalog
+    from prodcat.commands import labelled_sample  # train's, cv's and robustness's draw
+    from prodcat.config import Config
+
+    caplog.clear()
+    assert len(labelled_sample(load_catalog(data).frame, Config(), 45)) == 30 and taking_all in caplog.text

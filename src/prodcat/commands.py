@@ -44,7 +44,7 @@ from prodcat.evaluate.labelled import (
 from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
 from prodcat.evaluate.report import EVALUATION_FILES, interval_text, report_problem, write_issues, write_report
 from prodcat.files import FIGURES_KEPT, report_not_written, write_failure
-from prodcat.formatting import count_text
+from prodcat.formatting import count_text, counted
 from prodcat.grouping import spelling_groups
 
 if TYPE_CHECKING:
@@ -371,6 +371,15 @@ def labelled_sample(frame: pd.DataFrame, config: Config, size: int | None) -> pd
     return pooled_stratified_sample(frame, config, size).reset_index(drop=True)
 
 
+def warn_if_the_sample_takes_all(size: int, available: int) -> None:
+    """Warn that a ``--sample`` of ``size`` products, more than the ``available`` ones it is drawn from, takes them
+    all: the run is not the sample its command line (and the config it records) says."""
+    if size > available:
+        log.warning(
+            "--sample %s is more than the %s to draw from: all of them are used", size, counted(available, "product")
+        )
+
+
 #: the stratum of the products without a category, which a sample keeps in their share as it keeps each category's
 _UNLABELLED = "__unlabelled__"
 
@@ -382,6 +391,7 @@ def pooled_stratified_sample(frame: pd.DataFrame, config: Config, size: int) -> 
     study's :func:`~prodcat.explore.clustering.sample_covering_every_label`), ``frame``'s index kept: the ``--sample``
     of ``train`` and ``cv`` (among their labelled products) and of ``audit`` (among all)."""
     if size >= len(frame):
+        warn_if_the_sample_takes_all(size, len(frame))
         return frame
     from sklearn.model_selection import train_test_split
 

@@ -43,7 +43,13 @@ OVERLAY_NAME = re.compile(r"\d{4,}\.png")
 
 def run_explain(args: argparse.Namespace) -> int:
     from prodcat.bundle import modalities_read_by_bundle, read_manifest
-    from prodcat.commands import catalog_of_the_run, ids_not_drawn, warn_of_issues_of_products, warn_of_unused_photos
+    from prodcat.commands import (
+        catalog_of_the_run,
+        ids_not_drawn,
+        warn_if_the_sample_takes_all,
+        warn_of_issues_of_products,
+        warn_of_unused_photos,
+    )
     from prodcat.evaluate.report import EXPLAIN_FILES, report_problem
     from prodcat.predict import Predictor
 
@@ -64,6 +70,8 @@ def run_explain(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.sample:
+        warn_if_the_sample_takes_all(args.sample, len(catalogue))
     warn_of_issues_of_products(catalog, args.data, ids_not_drawn(catalogue, products))
     predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
     in_training = products_in_training(products, predictor.manifest, args.model, catalogue)

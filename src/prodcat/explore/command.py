@@ -87,7 +87,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_explore(args: argparse.Namespace) -> int:
     from prodcat.catalog.loaders import CatalogFormatError
     from prodcat.catalog.schema import category_at_level, deeper_level_warning
-    from prodcat.commands import catalog_of_the_run, ids_not_drawn, warn_of_issues_of_products
+    from prodcat.commands import (
+        catalog_of_the_run,
+        ids_not_drawn,
+        warn_if_the_sample_takes_all,
+        warn_of_issues_of_products,
+    )
     from prodcat.config import MODALITIES
     from prodcat.evaluate.report import report_problem
     from prodcat.explore.clustering import (
@@ -132,6 +137,7 @@ def run_explore(args: argparse.Namespace) -> int:
         level = None
     if args.sample:
         labels = category_at_level(frame["category"], level)
+        warn_if_the_sample_takes_all(args.sample, len(frame))
         frame = sample_covering_every_label(frame, labels, args.sample, seed=args.seed)
     # the rows it skipped or read in part, as the other commands say them: not those of products a --sample left out
     warn_of_issues_of_products(catalog, args.data, ids_not_drawn(labelled, frame))

@@ -20,7 +20,7 @@ from prodcat.formatting import count_text, counted
 
 def run_audit(args: argparse.Namespace) -> int:
     from prodcat.catalog.loaders import CatalogFormatError, load_from_args
-    from prodcat.commands import build_config
+    from prodcat.commands import build_config, warn_if_the_sample_takes_all
     from prodcat.evaluate.report import report_problem
 
     unused = [f"--{name}" for name in _LABEL_OPTIONS if getattr(args, name) is not None]
@@ -45,6 +45,8 @@ def run_audit(args: argparse.Namespace) -> int:
     label_config, folds = build_config(args, catalog.format), args.folds or 5
     # a sample of at least the whole catalogue draws nothing, and is no sample to report
     drawn = label_config.sample if label_config.sample and label_config.sample < len(catalog.frame) else None
+    if label_config.sample and not drawn:
+        warn_if_the_sample_takes_all(label_config.sample, len(catalog.frame))
     if drawn:
         catalog = _sample(catalog, label_config, drawn)
     if args.labels and (outlook := label_audit_outlook(catalog.frame, label_config, folds)):
