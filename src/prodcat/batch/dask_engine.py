@@ -121,12 +121,12 @@ _PROBE_S = 5.0
 
 
 def _refuse_where_nothing_listens(address: str) -> None:
-    """``OSError``, at once, where nothing can answer at a TCP or TLS ``address``: a connection refused (no scheduler
-    on that port), an unknown host, no route. dask's client retried those until its connect timeout (30 s), then said
-    only 'Timed out trying to connect'. An address that does not answer within :data:`_PROBE_S` is left to the client
-    (a slow network)."""
+    """``OSError``, at once, where nothing can answer at a TCP ``address``: a connection refused (no scheduler on that
+    port), an unknown host, no route. dask's client retried those until its connect timeout (30 s), then said only
+    'Timed out trying to connect'. An address that does not answer within :data:`_PROBE_S` is left to the client (a
+    slow network), and so is a TLS one: the client first says what its configuration lacks."""
     scheme, _ = parse_address(address, strict=False)
-    if scheme not in ("tcp", "tls"):
+    if scheme != "tcp":
         return
     with contextlib.suppress(TimeoutError):
         socket.create_connection(get_address_host_port(address), timeout=_PROBE_S).close()
