@@ -497,12 +497,73 @@ def test_a_hub_model_this_machine_cannot_have_is_refused_before_any_head_is_fitt
     )
     assert not report.exists()
 
-    def cached(repo_id: str, filename: str) -> str:
+    def cached(repo_id: str, filename: str, **_: object) -> str:
         return str(tmp_path / repo_id / filename)
 
     assert make_extractor("sentence_transformer", model_name=str(tmp_path)).missing_requirement() is None
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", cached)
     assert make_extractor("sentence_transformer", model_name="org/cached").missing_requirement() is None
+
+
+def _hub_cache_holding(cache: Path, repo_id: str) -> Path:
+    """``cache``, a Hugging Face hub cache (its layout: refs/main naming a snapshot) holding the sentence-transformers
+    model ``repo_id``."""
+    snapshot = cache / f"models--{repo_id.replace('/', '--')}" / "snapshots" / "0123abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "modules.json").write_text("[]")
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0123abc")
+    return cache
+
+
+@pytest.mark.parametrize("where", ["SENTENCE_TRANSFORMERS_HOME", "the Hugging Face cache"])
+def test_a_hub_model_sentence_transformers_loads_from_its_cache_is_not_refused(
+    where: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """sentence-transformers loads a name without an organisation ('all-MiniLM-L6-v2') as
+    'sentence-transformers/all-MiniLM-L6-v2', from the folder SENTENCE_TRANSFORMERS_HOME names if set: such a model,
+    downloaded there, loads offline. The check before fitting looked for the name as given in the Hugging Face cache
+    alone, so it asked the hub and, offline, refused a model that loads."""
+    pytest.importorskip("sentence_transformers")
+    import huggingface_hub
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise OSError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub, "model_info", offline)
+    cache = _hub_cache_holding(tmp_path / "cache", "sentence-transformers/all-MiniLM-L6-v2")
+    if where == "SENTENCE_TRANSFORMERS_HOME":
+        monkeypatch.setenv("SENTENCE_TRANSFORMERS_HOME", str(cache))
+    else:
+        monkeypatch.delenv("SENTENCE_TRANSFORMERS_HOME", raising=False)
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    for model in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        assert make_extractor("sentence_transformer", model_name=model).missing_requirement() is None
+    # a model in neither is still refused, offline
+    assert "cannot be reached" in make_extractor("sentence_transformer", model_name="nobody-x").missing_requirement()
+
+
+def test_a_plain_transformers_name_is_looked_up_on_the_hub_as_sentence_transformers_loads_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """'bert-base-uncased' is loaded by its own name, not as sentence-transformers/bert-base-uncased (which the hub
+    has not): not cached, the hub is asked for the name sentence-transformers loads."""
+    pytest.importorskip("sentence_transformers")
+    import httpx
+    import huggingface_hub
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    def model_info(repo_id: str, **_: object) -> None:
+        if repo_id != "bert-base-uncased":  # the hub's answer for another
+            request = httpx.Request("GET", f"https://hub.invalid/api/models/{repo_id}")
+            raise RepositoryNotFoundError(f"404: {repo_id}", response=httpx.Response(404, request=request))
+
+    monkeypatch.setattr(huggingface_hub, "model_info", model_info)
+    monkeypatch.setenv("SENTENCE_TRANSFORMERS_HOME", str(tmp_path))  # nothing cached
+    assert make_extractor("sentence_transformer", model_name="bert-base-uncased").missing_requirement() is None
+    assert make_extractor("sentence_transformer", model_name="no-such-model").missing_requirement() == (
+        "'no-such-model' is neither a local folder nor a model on the Hugging Face hub"
+    )
 
 
 def test_tfidf_title_block_weighs_title_words(rakuten_frame: pd.DataFrame) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -188,6 +189,15 @@ _GET_IT_OR_GO_OFFLINE = "Download it once with internet access, or use an offlin
 _MODEL_FILES = ("modules.json", "config.json")
 
 
+def _hub_names(model: str) -> list[str]:
+    """The hub names sentence-transformers may load ``model`` by: a name without an organisation is loaded as
+    ``sentence-transformers/NAME`` (``all-MiniLM-L6-v2``), but for the plain transformers models that keep their own
+    name (``bert-base-uncased``)."""
+    if "/" in model:
+        return [model]
+    return [f"sentence-transformers/{model}", model]
+
+
 def _unavailable_hub_model(model: str) -> str | None:
     """Why the sentence-transformers ``model`` cannot be loaded here, or ``None``: a local folder, or a hub model in
     the Hugging Face cache, is there; another is to be downloaded, so the hub is asked once whether it has it. Loading
@@ -198,21 +208,31 @@ def _unavailable_hub_model(model: str) -> str | None:
 
     if Path(model).expanduser().is_dir():
         return None
+    # where sentence-transformers keeps what it downloads: its own folder if set, else the Hugging Face cache
+    cache = os.environ.get("SENTENCE_TRANSFORMERS_HOME")
+    names = _hub_names(model)
     try:
         # a sentence-transformers model has modules.json, a plain transformers one (mean-pooled) config.json
-        if any(isinstance(huggingface_hub.try_to_load_from_cache(model, name), str) for name in _MODEL_FILES):
+        if any(
+            isinstance(huggingface_hub.try_to_load_from_cache(name, file, cache_dir=cache), str)
+            for name in names
+            for file in _MODEL_FILES
+        ):
             return None
-        huggingface_hub.model_info(model, timeout=10)
+        for name in names:
+            try:
+                huggingface_hub.model_info(name, timeout=10)
+                return None
+            except RepositoryNotFoundError:
+                continue
+        return f"{model!r} is neither a local folder nor a model on the Hugging Face hub"
     except HFValidationError:  # its message is about repository ids: say it of the name as given
         return f"{model!r} is neither a local folder nor a Hugging Face hub model name (ORGANISATION/MODEL)"
-    except RepositoryNotFoundError:
-        return f"{model!r} is neither a local folder nor a model on the Hugging Face hub"
     except Exception as error:  # no network, offline mode, a proxy refusing: the hub client's many error types
         return (
             f"the sentence-transformers model {model!r} is neither a local folder nor in the Hugging Face cache, and "
             f"the hub cannot be reached to download it ({type(error).__name__}: offline?). {_GET_IT_OR_GO_OFFLINE}"
         )
-    return None
 
 
 def _load_sentence_transformer(model: str) -> Any:
