@@ -1,6 +1,6 @@
-"""Files written whole or not at all (batch parts and outputs, collected pages, photos and catalogues), the CSV
-every output table is written as, the JSON of the reports, and the lock that keeps two runs from writing one
-output."""
+"""Files written whole or not at all (batch parts and outputs, collected pages, photos and catalogues, report
+folders), the CSV every output table is written as, the JSON of the reports, and the lock that keeps two runs from
+writing one output."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import math
 import os
 import re
 import shutil
+import socket
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -92,21 +93,55 @@ def write_csv(path: Path, table: pd.DataFrame) -> None:
 
 @contextmanager
 def written_together(folder: Path, stale: Iterable[str] = ()) -> Iterator[Path]:
-    """A staging folder inside ``folder`` (same file system) to write a set of files into: once the block ends, each
-    is moved over its namesake in ``folder``, then those named in ``stale`` that it did not write are removed (an
-    earlier set's, with nothing to replace them). A block failing or interrupted leaves ``folder`` as it was, not an
-    earlier report's files mixed with some of this one's; the staging folder goes either way."""
-    staging = temporary_sibling(folder / "staging")
+    """A staging folder inside ``folder`` (same file system) to write a set of files into, in subfolders too: once
+    the block ends, each is moved over its namesake in ``folder`` (renames, cheap for large figures), then those
+    named in ``stale`` (paths relative to ``folder``) that it did not write are removed (an earlier set's, with
+    nothing to replace them). A block failing or interrupted leaves ``folder`` as it was, not an earlier report's
+    files mixed with some of this one's; the staging folder goes either way. Those that runs killed outright left in
+    ``folder`` are removed first (:func:`remove_abandoned_staging`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_staging(folder)
+    staging = temporary_sibling(folder / f"{_STAGING}.{socket.gethostname()}-{os.getpid()}")
     staging.mkdir()
     try:
         yield staging
-        written = {path.name for path in staging.iterdir()}
-        for name in written:  # renames, all written: the moments a Ctrl-C could split them
+        written = {path.relative_to(staging).as_posix() for path in staging.rglob("*") if not path.is_dir()}
+        for name in sorted(written):  # renames, all written: the moments a Ctrl-C could split them
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / name, folder / name)
         for name in set(stale) - written:
             (folder / name).unlink(missing_ok=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+#: what :func:`written_together` names its staging folders after, with the host and pid of the run writing there
+_STAGING = "staging"
+_STAGING_OWNER = re.compile(rf"{_STAGING}\.(?P<host>.+)-(?P<pid>\d+)")
+
+
+def remove_abandoned_staging(folder: Path) -> None:
+    """Delete the staging folders of :func:`written_together` in ``folder`` whose run is no longer running (killed
+    outright: SIGKILL, the OOM killer, a power cut), each as large as a report. Another run writing the same folder
+    at the same time keeps its own: its process is alive. One of another host (a shared network folder) is left, its
+    run beyond this machine's sight."""
+    for path in folder.iterdir():
+        owner = _STAGING_OWNER.fullmatch(temporary_sibling_of(path.name) or "")
+        if owner and owner["host"] == socket.gethostname() and not _running(int(owner["pid"])):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (a reused pid reads as running: its folder is kept)."""
+    if os.name == "nt":  # os.kill would end it there: kept
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        pass
+    return True
 
 
 def write_json(path: Path, value: Any) -> None:

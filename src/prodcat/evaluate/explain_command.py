@@ -29,7 +29,7 @@ from prodcat.evaluate.explain import (
     word_spans,
 )
 from prodcat.evaluate.labelled import InTraining, products_in_training
-from prodcat.files import report_not_written, write_json
+from prodcat.files import report_not_written, write_json, written_together
 from prodcat.formatting import count_text
 
 log = logging.getLogger("prodcat")
@@ -177,15 +177,30 @@ def write_explain_report(
     The texts shown are those the words were weighed in (cleaned of markup), the true categories cut to the
     model's ``level``; the products the model was trained on (``in_training``, from
     :func:`~prodcat.evaluate.labelled.products_in_training`) are said, each record's ``in_training`` ``None``
-    when unknown."""
+    when unknown. Written whole or not at all (:func:`~prodcat.files.written_together`): a failure or Ctrl-C while
+    the heatmaps are drawn leaves an earlier report whole."""
+    folder = Path(out_dir)
+    # a previous report's heatmaps: their numbers would name other products (or none) in this one
+    stale = [
+        f"overlays/{path.name}" for path in (folder / "overlays").glob("*.png") if OVERLAY_NAME.fullmatch(path.name)
+    ]
+    with written_together(folder, stale) as staging:
+        _write_explain_files(explanations, products, staging, source, level, in_training)
+    return folder / "report.html"
+
+
+def _write_explain_files(
+    explanations: list[Explanation],
+    products: pd.DataFrame,
+    out_dir: Path,
+    source: str,
+    level: int | None,
+    in_training: InTraining | None,
+) -> None:
+    """:func:`write_explain_report`'s files, written in the folder ``out_dir``."""
     from jinja2 import Environment, PackageLoader
 
-    out_dir = Path(out_dir)
-    (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
-    # a previous report's heatmaps: their numbers would name other products (or none) in this one
-    for stale in (out_dir / "overlays").glob("*.png"):
-        if OVERLAY_NAME.fullmatch(stale.name):
-            stale.unlink()
+    (out_dir / "overlays").mkdir()
     records, cards = [], []
     mask = None if in_training is None else in_training.mask
     for index, (explanation, product) in enumerate(zip(explanations, products.to_dict("records"), strict=True)):
@@ -200,8 +215,7 @@ def write_explain_report(
     write_json(out_dir / "explanations.json", records)
     # autoescape: product texts carry raw HTML, which must show as text, not run in the report
     env = Environment(loader=PackageLoader("prodcat.evaluate", "templates"), autoescape=True)
-    html_path = out_dir / "report.html"
-    html_path.write_text(
+    (out_dir / "report.html").write_text(
         env.get_template("explain.html.j2").render(
             source=source,
             cards=cards,
@@ -210,7 +224,6 @@ def write_explain_report(
         ),
         encoding="utf-8",
     )
-    return html_path
 
 
 def _card(explanation: Explanation, product: dict[str, Any], level: int | None) -> dict[str, Any]:

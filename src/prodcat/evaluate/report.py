@@ -7,7 +7,7 @@ import base64
 import html
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import matplotlib
 
@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from prodcat.catalog.schema import ISSUE_COLUMNS, SEP, RowIssue, distinguishing_tails, split_path
 from prodcat.evaluate.metrics import HEADLINE_METRICS, UNSCORED
 from prodcat.figures import figure_fonts
-from prodcat.files import write_atomically, write_csv, write_json, written_together
+from prodcat.files import write_csv, write_json, written_together
 from prodcat.models.decision import accepts_nothing
 
 #: true categories the confusion matrix shows at most (the most frequent)
@@ -364,7 +364,6 @@ def write_report(
     whole or not at all (:func:`~prodcat.files.written_together`): a failure or Ctrl-C while writing leaves the
     folder's earlier report whole."""
     folder = Path(report_dir)
-    folder.mkdir(parents=True, exist_ok=True)
     with written_together(folder, ("predictions.csv", "input_issues.csv", "reliability.png")) as out:
         _write_report_files(metrics, y_true, y_pred, out, title, predictions, issues)
     return folder
@@ -442,7 +441,7 @@ def per_class_rows(metrics: dict[str, Any]) -> list[list[object]]:
     return [[c, _figure(v["precision"]), _figure(v["recall"]), _figure(v["f1"]), v["support"]] for c, v in ranked]
 
 
-def plot_robustness(clean: dict[str, Any], runs: list[dict[str, Any]], path: Path | IO[bytes]) -> None:
+def plot_robustness(clean: dict[str, Any], runs: list[dict[str, Any]], path: Path) -> None:
     """Per perturbation of ``runs`` (grouped by family, in report order): the change of accuracy against the
     ``clean`` run (a dot) with its 95% paired-bootstrap interval, and the share auto-accepted (the clean run's as a
     dashed line)."""
@@ -487,15 +486,21 @@ def write_robustness_report(
     records: list[dict[str, Any]], report_dir: str | Path, title: str, warnings: Sequence[str] = ()
 ) -> Path:
     """Write ``robustness.json`` (the records), ``robustness.png`` (:func:`plot_robustness` of the
-    :func:`plotted_runs`, none when there are none) and ``report.html``, headed by the ``warnings``; each file
-    atomically, as the report is written again after each run (Ctrl-C never leaves half a file)."""
-    out = Path(report_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    :func:`plotted_runs`, none when there are none) and ``report.html``, headed by the ``warnings``; whole or not at
+    all (:func:`~prodcat.files.written_together`), as the report is written again after each run: Ctrl-C or a full
+    disk leaves the report of the runs before whole, not a page of other rows than its robustness.json."""
+    folder = Path(report_dir)
+    with written_together(folder, ("robustness.png",)) as out:
+        _write_robustness_files(records, out, title, warnings)
+    return folder
+
+
+def _write_robustness_files(records: list[dict[str, Any]], out: Path, title: str, warnings: Sequence[str]) -> None:
+    """:func:`write_robustness_report`'s files, written in the folder ``out``."""
     write_json(out / "robustness.json", records)
     figure = out / "robustness.png"
-    figure.unlink(missing_ok=True)  # a previous run's would show other perturbations
     if runs := plotted_runs(records):
-        write_atomically(figure, lambda handle: plot_robustness(records[0], runs, handle))
+        plot_robustness(records[0], runs, figure)
     untouched = len(records) - 1 - len(runs)
     left_out = f" ({untouched} perturbation(s) that touched no product left out)" if untouched else ""
     body = f"""{warnings_html(warnings)}
@@ -507,9 +512,7 @@ products the model answered, "auto" the share it auto-accepts (confidence at lea
 {records[0]["decision"]["threshold"]:.3f}) and "auto precision" the accuracy among those.</p>
 {html_table(ROBUSTNESS_REPORT_COLUMNS, robustness_report_rows(records))}
 <h2>Figure</h2>{embedded_png(figure) + f"<p>{left_out}</p>" if runs else "<p>No perturbation touched a product.</p>"}"""
-    page = html_page(title, body)
-    write_atomically(out / "report.html", lambda handle: handle.write(page), mode="w")
-    return out
+    (out / "report.html").write_text(html_page(title, body), encoding="utf-8")
 
 
 #: the columns of :func:`robustness_rows`

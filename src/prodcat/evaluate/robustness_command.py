@@ -171,10 +171,11 @@ def measure(study: RobustnessStudy, perturbations: list[Perturbation], report: I
 
 @dataclass
 class IncrementalReport:
-    """The report of a robustness study in ``folder``, written again whole, each file atomically, as each run is added:
-    Ctrl-C or a crash keeps the rows measured (a study of hours on a large catalogue lost them all). Until every one
-    of the ``planned`` perturbations is in, the report says it is incomplete, and :data:`ROBUSTNESS_RESUME` beside it
-    holds the ``key`` a re-run must match to take up its rows; the last write removes it."""
+    """The report of a robustness study in ``folder``, written again whole (:func:`~prodcat.files.written_together`)
+    as each run is added: Ctrl-C or a crash keeps the rows measured (a study of hours on a large catalogue lost them
+    all). Until every one of the ``planned`` perturbations is in, the report says it is incomplete, and
+    :data:`ROBUSTNESS_RESUME` beside it holds the ``key`` a re-run must match to take up its rows; the last write
+    removes it."""
 
     folder: Path
     title: str

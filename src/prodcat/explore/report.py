@@ -26,7 +26,7 @@ from prodcat.explore.clustering import SAME_PRODUCTS_OVERLAP, ClusteringRun, Stu
 from prodcat.explore.metrics import AMI_NOTE, ClusterMatching
 from prodcat.explore.reduction import TSNE2D, make_reduction
 from prodcat.figures import figure_data_uri, figure_fonts
-from prodcat.files import write_json
+from prodcat.files import write_json, written_together
 
 #: feature sets whose 2-D maps are drawn (their best run each), best first
 MAPS = 4
@@ -52,15 +52,21 @@ EXPLORE_FILES = ("clustering.json", MATRIX_CSV, "report.html")
 
 
 def write_report(result: StudyResult, out_dir: str | Path, *, source: str = "") -> tuple[Path, Path]:
-    """Write ``clustering.json``, ``report.html`` and the best run's :data:`MATRIX_CSV` in ``out_dir``; return the
-    first two paths."""
+    """Write ``clustering.json``, ``report.html`` and the best run's :data:`MATRIX_CSV` in ``out_dir``, whole or not
+    at all (:func:`~prodcat.files.written_together`: a failure or Ctrl-C while the maps are drawn leaves an earlier
+    report whole); return the first two paths."""
+    folder = Path(out_dir)
+    with written_together(folder) as staging:
+        _write_report_files(result, staging, source)
+    return folder / "clustering.json", folder / "report.html"
+
+
+def _write_report_files(result: StudyResult, out_dir: Path, source: str) -> None:
+    """:func:`write_report`'s files, written in the folder ``out_dir``."""
     from jinja2 import Environment, PackageLoader
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     records = result.records()
-    json_path = out_dir / "clustering.json"
-    write_json(json_path, records)
+    write_json(out_dir / "clustering.json", records)
     best = result.best()
     matrix_frame(best).to_csv(out_dir / MATRIX_CSV)
 
@@ -91,9 +97,7 @@ def write_report(result: StudyResult, out_dir: str | Path, *, source: str = "") 
         accuracy=best.matching.accuracy,
         examples=misplaced_examples(result, best, EXAMPLES),
     )
-    html_path = out_dir / "report.html"
-    html_path.write_text(html, encoding="utf-8")
-    return json_path, html_path
+    (out_dir / "report.html").write_text(html, encoding="utf-8")
 
 
 def best_run_per_feature_set(result: StudyResult) -> list[ClusteringRun]:

@@ -17,7 +17,7 @@ import pandas as pd
 from prodcat.catalog.audit.labels import LABEL_ISSUE_COLUMNS
 from prodcat.catalog.schema import RowIssue
 from prodcat.figures import figure_data_uri, figure_fonts
-from prodcat.files import write_csv, write_json
+from prodcat.files import write_csv, write_json, written_together
 
 #: the whole lists of the report folder, beside audit.json and audit.html
 INPUT_ISSUES_CSV = "input_issues.csv"
@@ -30,31 +30,35 @@ def write_audit_report(result: dict[str, Any], out_dir: str | Path, issues: Sequ
     """Write ``audit.json`` and the self-contained ``audit.html`` in ``out_dir``, and the lists to act on, whole
     (the report shows their first rows): ``input_issues.csv``, the loader ``issues``, and ``label_issues.csv``,
     the suspected mislabels, most suspicious first. Return the paths written (JSON, HTML, then the CSVs). A list
-    with nothing to hold is removed: the folder would keep another run's."""
+    with nothing to hold is removed: the folder would keep another run's. Written whole or not at all
+    (:func:`~prodcat.files.written_together`): a failure or Ctrl-C while writing leaves an earlier report whole."""
+    folder = Path(out_dir)
+    with written_together(folder, (INPUT_ISSUES_CSV, LABEL_ISSUES_CSV)) as staging:
+        names = _write_audit_files(result, staging, issues)
+    return [folder / name for name in names]
+
+
+def _write_audit_files(result: dict[str, Any], out_dir: Path, issues: Sequence[RowIssue]) -> list[str]:
+    """:func:`write_audit_report`'s files, written in the folder ``out_dir``; their names, in its order."""
     from jinja2 import Environment, PackageLoader
 
     from prodcat.evaluate.report import write_issues
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / "audit.json"
-    write_json(json_path, result)
-    written = [json_path, out_dir / "audit.html"]
-    for name in (INPUT_ISSUES_CSV, LABEL_ISSUES_CSV):
-        (out_dir / name).unlink(missing_ok=True)
+    write_json(out_dir / "audit.json", result)
+    written = ["audit.json", "audit.html"]
     if issues:
         write_issues(issues, out_dir / INPUT_ISSUES_CSV)
-        written.append(out_dir / INPUT_ISSUES_CSV)
+        written.append(INPUT_ISSUES_CSV)
     labels = result.get("labels")
     if labels and not labels.get("skipped"):
         write_csv(out_dir / LABEL_ISSUES_CSV, pd.DataFrame(labels["issues"], columns=list(LABEL_ISSUE_COLUMNS)))
-        written.append(out_dir / LABEL_ISSUES_CSV)
+        written.append(LABEL_ISSUES_CSV)
     # autoescape: product texts carry raw HTML, which must show as text, not run in the report
     env = Environment(loader=PackageLoader("prodcat.catalog", "templates"), autoescape=True)
     env.filters["thumbnail"] = thumbnail
     env.filters["pct"] = lambda x: f"{100 * x:.1f} %"
     html = env.get_template("audit.html.j2").render(audit=result, charts=_charts(result))
-    written[1].write_text(html, encoding="utf-8")
+    (out_dir / "audit.html").write_text(html, encoding="utf-8")
     return written
 
 
