@@ -810,6 +810,23 @@ def test_cv_refused_after_its_warnings_lists_its_input_issues_beside_the_report_
     assert len(pd.read_csv(failed_list)) == 2 and not any(here.iterdir())
 
 
+def test_train_out_dot_lists_its_input_issues_beside_the_folder_named_after_it(tiny_training, tmp_path, monkeypatch):
+    """train --out . (the empty folder the bundle goes into, as cv's --report .) ended in a ValueError traceback
+    ('PosixPath('.') has an empty name') naming its input issues' list, before anything was read: the bundle is
+    written there, its issues listed beside it, named after the folder."""
+    products = pd.concat([tiny_training.trained, tiny_training.unseen.assign(category=None).head(2)])
+    data = tmp_path / "products.csv"
+    products.to_csv(data, index=False)  # its last two rows unlabelled: two input issues
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    model = tmp_path / "model"
+    model.mkdir()
+    monkeypatch.chdir(model)
+    assert main(["train", str(data), "--config", config, "--out", "."]) == 0
+    assert verify_bundle(model)
+    listed = pd.read_csv(tmp_path / "model.issues.csv")["product_id"].tolist()
+    assert listed == products["product_id"].tail(2).tolist()
+
+
 @pytest.mark.parametrize(
     ("error", "exit_code"), [(KeyboardInterrupt(), 130), (OSError(errno.ENOSPC, "No space left on device"), 2)]
 )

@@ -282,7 +282,16 @@ def _without_products(catalog: Catalog, unreadable: dict[int, RowIssue]) -> Cata
 def input_issues_path(out: str | Path) -> Path:
     """``OUT.issues.csv``: the input issues of the file or folder ``out`` written beside it (named like OUT.parts/:
     one per output)."""
-    return Path(out).with_name(Path(out).name + ".issues.csv")
+    out = _named_by_itself(out)
+    return out.with_name(out.name + ".issues.csv")
+
+
+def _named_by_itself(path: str | Path) -> Path:
+    """``path``, absolute when its name says nothing of it (``.``, ``..``: ``train --out .``, ``cv --report .``), so
+    that a file named after it, beside it, is named after the folder it is (a relative ``.`` has no name to extend:
+    ValueError)."""
+    path = Path(path)
+    return Path(os.path.abspath(path)) if path.name in ("", "..") else path
 
 
 def write_input_issues(issues: list[RowIssue], out: str | Path) -> Path | None:
@@ -573,9 +582,7 @@ class _IssuesAwaitingOutput:
 def _failed_run(out: str | Path) -> Path:
     """``OUT.failed-run``, beside the model or report folder ``out``: the name a run that wrote nothing at ``out``
     lists its input issues under (``OUT.failed-run.issues.csv``, :func:`input_issues_path`)."""
-    path = Path(out)
-    if path.name in ("", ".."):  # "--report ." or "..": named by the folder it is
-        path = Path(os.path.abspath(path))
+    path = _named_by_itself(out)
     return path.with_name(path.name + ".failed-run")
 
 
