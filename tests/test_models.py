@@ -1366,6 +1366,27 @@ def test_an_unfitted_classifier_says_it_is_not_fitted() -> None:
         ProductClassifier().predict(_catalogue(list("ab")))
 
 
+def test_a_fit_refused_while_training_leaves_the_model_fitted_before_or_unfitted() -> None:
+    """A fit refused once its input was checked (a modality the config asks for that no product has) left the model
+    half fitted: its categories and heads_ set, no fusion_, so it passed check_is_fitted and predict raised
+    AttributeError 'fusion_'. The model fitted before predicts as it did; one never fitted is still not fitted."""
+    frame = _catalogue(list("abc") * 10)
+    no_photo = frame.assign(image=None, category=list("de") * 15)
+    model = ProductClassifier(_text_and_photo_config(modalities=["text"])).fit(frame)
+    before = model.predict_proba(frame)
+    model.set_params(config__modalities=["image"])
+    with pytest.raises(ValueError, match=r"^modality 'image' requested but no product has it$"):
+        model.fit(no_photo)
+    np.testing.assert_array_equal(model.predict_proba(frame), before)
+    assert model.classes_.tolist() == list("abc")
+
+    never_fitted = ProductClassifier(_text_and_photo_config(modalities=["image"]))
+    with pytest.raises(ValueError, match=r"^modality 'image' requested"):
+        never_fitted.fit(no_photo)
+    with pytest.raises(NotFittedError):
+        never_fitted.predict(frame)
+
+
 def test_nbsvm_weighs_every_product_by_its_category_class_weight() -> None:
     """A ``class_weight`` dict names categories, not a one-vs-rest problem's 0 and 1: each product weighs its
     category's weight (1 if not named) in every binary problem, so the favoured category is predicted more."""

@@ -215,7 +215,20 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         classes = np.unique(y)
         if len(classes) < 2:
             raise ValueError(f"a classifier needs at least two categories; the products hold {len(classes)}")
-        self._forget()  # once the input is checked: a refused one leaves the model fitted before as it was
+        learnt = self._forget()
+        try:
+            self._fit_checked(frame, y, classes, config)
+        except BaseException:
+            # a fit refused past the input checks (a modality the config asks for that no product has, no head
+            # trainable), failing or interrupted leaves the model fitted before as it was: half fitted (heads_ set,
+            # fusion_ not), it passed check_is_fitted and predict raised AttributeError
+            self._forget()
+            vars(self).update(learnt)
+            raise
+        return self
+
+    def _fit_checked(self, frame: pd.DataFrame, y: np.ndarray, classes: np.ndarray, config: Config) -> None:
+        """:meth:`fit` on checked input: ``y`` the ``(n,)`` labels as text, of the sorted ``classes``."""
         self.classes_ = classes
         y_index = np.searchsorted(self.classes_, y)
         self.prior_ = np.bincount(y_index, minlength=len(self.classes_)) / len(y_index)
@@ -233,7 +246,6 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         self.oof_cross_fitted_ = cross_fitted_decisions(
             oof, y_index, config.calibration, config.target_precision, config.inner_folds, config.seed, scored
         )
-        return self
 
     @staticmethod
     def _labels(frame: pd.DataFrame, y: Any, config: Config) -> np.ndarray:
@@ -245,11 +257,12 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
             raise ValueError("no y given, and the frame has no 'category' column to read the products' categories from")
         return as_labels(category_at_level(as_labels(frame["category"]), config.target_level))
 
-    def _forget(self) -> None:
-        """Drop what a previous fit learnt (the attributes ending in ``_``): a refit that does not set one
-        (``fusion_scores_`` of ``auto``, the ``early_*_`` of early fusion) must not keep it."""
-        for name in [name for name in vars(self) if name.endswith("_") and not name.startswith("_")]:
-            delattr(self, name)
+    def _forget(self) -> dict[str, Any]:
+        """Drop what a previous fit learnt (the attributes ending in ``_``), and return it: a refit that does not set
+        one (``fusion_scores_`` of ``auto``, the ``early_*_`` of early fusion) must not keep it."""
+        return {
+            name: vars(self).pop(name) for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]
+        }
 
     def _fit_heads(
         self, frame: pd.DataFrame, y: np.ndarray, config: Config
