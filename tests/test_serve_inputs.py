@@ -1818,6 +1818,12 @@ def test_a_refused_serve_setting_is_one_line_naming_its_flag_and_variable(
             f"{','.join(decoded_image_types())}",
         ),
         (
+            "--image-types",
+            "[jpeg",
+            "error: --image-types / PRODCAT_IMAGE_TYPES: '[jpeg' is not a JSON list (Expecting value at character 1); "
+            'give the types as jpeg,png or ["jpeg", "png"]',
+        ),
+        (
             "--log-level",
             "loud",
             "error: --log-level / PRODCAT_LOG_LEVEL: 'loud' is no log level; choose among debug,info,warning,error",
@@ -1839,7 +1845,8 @@ def test_a_refused_serve_setting_says_the_value_given_once(
 ) -> None:
     """A refusal in prodcat's own words, which name what they refuse, was followed by the value again: '--image-types
     / PRODCAT_IMAGE_TYPES: jpg: not a photo type decoded here; ... (got 'jpg')', --review-db's path three times.
-    pydantic's words name no value, so it follows them. --log-level loud ended in the logging module's traceback."""
+    pydantic's words name no value, so it follows them. --log-level loud ended in the logging module's traceback.
+    --image-types '[jpeg' (a JSON list cut short) was said in json's words alone, naming nothing given."""
     variable = f"PRODCAT_{flag.removeprefix('--').replace('-', '_').upper()}"
     monkeypatch.setenv(variable, value)  # the flag sets it: unset again after the test
     assert main(["serve", str(tmp_path / "no-model"), flag, value]) == 2

@@ -109,9 +109,18 @@ class ServeSettings(BaseSettings):
     @field_validator("image_types", mode="before")
     @classmethod
     def _split_image_types(cls, value: object) -> object:
-        if isinstance(value, str):
-            return json.loads(value) if value.lstrip().startswith("[") else value.split(",")
-        return value
+        if not isinstance(value, str):
+            return value
+        if not value.lstrip().startswith("["):
+            return value.split(",")
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            # a ValueError's words are not followed by the value given (serve.command): json's alone named nothing
+            raise ValueError(
+                f"{value!r} is not a JSON list ({exc.msg} at character {exc.pos}); give the types as jpeg,png or "
+                '["jpeg", "png"]'
+            ) from None
 
     @field_validator("image_types")
     @classmethod
