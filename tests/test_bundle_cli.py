@@ -677,6 +677,15 @@ def test_train_says_in_one_line_that_the_bundle_could_not_be_written(tiny_traini
     assert sorted(os.listdir(tmp_path)) == ["m", "train.csv"]  # no staging folder left
 
 
+def with_two_unlabelled(labelled: pd.DataFrame, unseen: pd.DataFrame, folder: Path) -> tuple[pd.DataFrame, Path]:
+    """The ``labelled`` products, then the first two ``unseen`` ones without a category (two input issues), and
+    the products.csv in ``folder`` holding them."""
+    products = pd.concat([labelled, unseen.assign(category=None).head(2)])
+    data = folder / "products.csv"
+    products.to_csv(data, index=False)
+    return products, data
+
+
 def test_train_lists_its_input_issues_where_it_says_whether_it_writes_a_model_or_not(
     tiny_training, tmp_path, monkeypatch, capsys, caplog
 ):
@@ -692,9 +701,7 @@ def test_train_lists_its_input_issues_where_it_says_whether_it_writes_a_model_or
     older_list = tmp_path / "m.issues.csv"
     older_list.write_text("row,product_id,field,message\n7,old,title,the older bundle's\n")
     failed_list = tmp_path / "m.failed-run.issues.csv"
-    products = pd.concat([tiny_training.trained, tiny_training.unseen.assign(category=None).head(2)])
-    data = tmp_path / "products.csv"
-    products.to_csv(data, index=False)  # its last two rows unlabelled: two input issues
+    products, data = with_two_unlabelled(tiny_training.trained, tiny_training.unseen, tmp_path)
     unlabelled = products["product_id"].tail(2).tolist()
     config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
     train = ["train", str(data), "--config", config, "--out", str(model)]
@@ -760,9 +767,7 @@ def test_cv_and_evaluate_list_their_input_issues_where_they_say_whether_they_wri
     for name, text in older_report.items():
         (report / name).write_text(text)
     failed_list = tmp_path / "report.failed-run.issues.csv"
-    products = pd.concat([tiny_training.trained, tiny_training.unseen.assign(category=None).head(2)])
-    data = tmp_path / "products.csv"
-    products.to_csv(data, index=False)  # its last two rows unlabelled: two input issues
+    products, data = with_two_unlabelled(tiny_training.trained, tiny_training.unseen, tmp_path)
     unlabelled = products["product_id"].tail(2).tolist()
     config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
     run = {
@@ -795,10 +800,8 @@ def test_cv_refused_after_its_warnings_lists_its_input_issues_beside_the_report_
 ):
     """cv refused (one category to learn) after warning that its issues would be in REPORT/input_issues.csv wrote
     none: they are listed beside the folder, named after it when given as '.'."""
-    products = pd.concat([tiny_training.trained.head(12), tiny_training.unseen.assign(category=None).head(2)])
+    products, data = with_two_unlabelled(tiny_training.trained.head(12), tiny_training.unseen, tmp_path)
     assert products["category"].dropna().unique().tolist() == ["Kitchen"]
-    data = tmp_path / "products.csv"
-    products.to_csv(data, index=False)
     here = tmp_path / "here"
     here.mkdir()
     monkeypatch.chdir(here)
@@ -814,9 +817,7 @@ def test_train_out_dot_lists_its_input_issues_beside_the_folder_named_after_it(t
     """train --out . (the empty folder the bundle goes into, as cv's --report .) ended in a ValueError traceback
     ('PosixPath('.') has an empty name') naming its input issues' list, before anything was read: the bundle is
     written there, its issues listed beside it, named after the folder."""
-    products = pd.concat([tiny_training.trained, tiny_training.unseen.assign(category=None).head(2)])
-    data = tmp_path / "products.csv"
-    products.to_csv(data, index=False)  # its last two rows unlabelled: two input issues
+    products, data = with_two_unlabelled(tiny_training.trained, tiny_training.unseen, tmp_path)
     config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
     model = tmp_path / "model"
     model.mkdir()
