@@ -1410,6 +1410,32 @@ def test_restart_deletes_a_file_in_the_place_of_the_work_directory_as_the_refusa
     assert sorted(path.name for path in tmp_path.iterdir()) == ["preds.csv", "products.csv"]
 
 
+@pytest.mark.parametrize("target", ["elsewhere", "nowhere"])
+def test_restart_unlinks_a_symbolic_link_in_the_place_of_the_work_directory(tiny_training, tmp_path, capsys, target):
+    """OUT.parts a symbolic link: one to a folder elsewhere is refused, and --restart removes the link, not the folder
+    it points at; one pointing nowhere (a dangling link: its target moved) was taken for no work directory and
+    failed the run, --restart too: 'cannot write the predictions: Not a directory'."""
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    out = tmp_path / "preds.csv"
+    elsewhere = tmp_path / "elsewhere"
+    if target == "elsewhere":
+        elsewhere.mkdir()
+        (elsewhere / "notes.txt").write_text("someone's")
+    work_dir_for(out).symlink_to(elsewhere, target_is_directory=True)
+    command = ["predict", str(tiny_training.bundle), str(data), "--out", str(out)]
+    assert main(command) == 2
+    assert "start over with --restart (deletes it)" in capsys.readouterr().err
+    assert main([*command, "--restart"]) == 0
+    assert pd.read_csv(out)["product_id"].tolist() == tiny_training.unseen["product_id"].tolist()
+    left = sorted(path.name for path in tmp_path.iterdir())
+    assert left == (
+        ["elsewhere", "preds.csv", "products.csv"] if target == "elsewhere" else ["preds.csv", "products.csv"]
+    )
+    if target == "elsewhere":  # the folder the link pointed at, untouched
+        assert [path.name for path in elsewhere.iterdir()] == ["notes.txt"]
+
+
 def test_cli_never_overwrites_a_photo_of_the_catalogue(tiny_training, tmp_path, capsys, caplog):
     """--out naming one of the catalogue's photos (a completion gone wrong) wrote the predictions over it. Refused,
     it warned of its input's broken row as 'all listed in p12.jpg.issues.csv', a file it never wrote."""

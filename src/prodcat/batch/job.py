@@ -239,10 +239,12 @@ def _is_of_type(value: object, expected: type) -> bool:
 def _open_work_dir(work_dir: Path, state: RunState, restart: bool, frame: pd.DataFrame) -> set[int]:
     """Create the work directory, or reuse a matching one; returns the indices of its finished chunks
     (``frame``: the products of the run, in order)."""
-    if work_dir.exists() and restart:
+    # lexists: a symbolic link pointing nowhere is there too (not a missing work directory, which the rename into its
+    # place failed on: 'Not a directory'), refused as any other non-work directory, and unlinked by --restart
+    if os.path.lexists(work_dir) and restart:
         log.info("--restart: removing the unfinished run in %s", work_dir)
         _remove_work_dir(work_dir)
-    if not work_dir.exists():
+    if not os.path.lexists(work_dir):
         # state.json first, in a temporary directory renamed into place: a work directory always has one
         staging = temporary_sibling(work_dir)
         staging.mkdir()
