@@ -1609,3 +1609,68 @@ def test_predict_warns_of_the_photos_it_could_not_use_as_evaluate_does(
         assert main(command) == 0
         assert warned.format(f"{listed_in}{said}") in caplog.messages, command
         assert "notes.jpg not used: not an image" in pd.read_csv(listed_in)["message"].iat[0]
+
+
+def _stalls_after_the_first_local_chunk(predictor: object, chunk: pd.DataFrame, top_k: int) -> pd.DataFrame:
+    """The local engine's scoring, the first chunk at once and every other one in a minute (a chunk of photos)."""
+    from prodcat.batch.scoring import score_chunk
+
+    if chunk.index[0] != 0:
+        time.sleep(60)
+    return score_chunk(predictor, chunk, top_k)
+
+
+def test_sigterm_keeps_the_finished_chunks_and_says_so_as_ctrl_c_does(tiny_training, tmp_path):
+    """SIGTERM (`timeout`, `docker stop`, a job scheduler) killed predict on the spot, exit 143 and not a word: the
+    finished chunks were kept, but nothing said so nor how to resume. It is met as Ctrl-C is now: the same line,
+    exit 143 (128 + SIGTERM, as a shell reports it), and the same command resumes."""
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    out = tmp_path / "preds.csv"
+    command = ["predict", str(tiny_training.bundle), str(data), "--out", str(out), "--chunk-size", "1"]
+    runs_slowly = (
+        "import sys, test_batch\nfrom prodcat.batch import engines\nfrom prodcat.cli import main\n"
+        "engines.score_chunk = test_batch._stalls_after_the_first_local_chunk\nsys.exit(main(sys.argv[1:]))"
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-c", runs_slowly, *command], stderr=subprocess.PIPE, text=True, env=TESTS_PATH
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any(work_dir_for(out).glob("part-*.parquet")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        run.terminate()  # SIGTERM
+        _, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+        run.wait()
+    assert run.returncode == 143, err
+    kept = f"finished chunks are kept in {work_dir_for(out)}: run the same command to resume"
+    assert err.endswith(f"\ninterrupted; {kept}\n") and "Traceback" not in err, err
+    assert main(command) == 0
+    assert len(pd.read_csv(out)) == len(tiny_training.unseen)
+
+
+def test_sigterm_ends_a_command_as_ctrl_c_does_and_puts_the_handler_back(monkeypatch, capsys):
+    """A command that says nothing of its own on Ctrl-C (train, cv: they write their bundle or report at their end)
+    says 'interrupted' on SIGTERM, exit 143; SIGTERM's handler is the caller's again after the command."""
+    import signal
+
+    from prodcat import commands
+
+    def terminated_while_training(args: object) -> int:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)  # the handler raises in this frame first
+        return 0
+
+    def not_met_by_the_command(signum: int, frame: object) -> None:
+        raise AssertionError("SIGTERM reached the caller's handler: the command did not meet it")
+
+    monkeypatch.setattr(commands, "run_train", terminated_while_training)
+    before = signal.signal(signal.SIGTERM, not_met_by_the_command)  # not pytest's death if the command misses it
+    try:
+        assert main(["train", "catalogue.csv", "--out", "model"]) == 143
+        assert capsys.readouterr().err == "interrupted\n"
+        assert signal.getsignal(signal.SIGTERM) is not_met_by_the_command
+    finally:
+        signal.signal(signal.SIGTERM, before)

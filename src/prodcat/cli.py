@@ -20,6 +20,7 @@ from typing import TextIO
 from prodcat import installed_version
 from prodcat.catalog import CatalogFormatError
 from prodcat.errors import BundleError, RunRefused
+from prodcat.signals import Terminated, sigterm_as_ctrl_c
 
 #: modules that register a subcommand, in the order ``--help`` lists them
 COMMAND_MODULES = (
@@ -32,6 +33,11 @@ COMMAND_MODULES = (
     "prodcat.evaluate.robustness_parser",
     "prodcat.evaluate.explain_parser",
 )
+
+#: the commands whose servers stop on SIGTERM as servers do (uvicorn's and Streamlit's own handlers), not as Ctrl-C
+STOPPED_AS_SERVERS = frozenset({"serve", "app"})
+#: a command ended by SIGTERM exits as a shell reports a program SIGTERM stopped (128 + 15)
+TERMINATED_EXIT = 143
 
 #: what Ctrl-C says of a command that does not say more itself: not that nothing was written, as one stopped while
 #: writing its report (evaluate's figures, explore's maps) has written part of it
@@ -57,11 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         code = run(argv)
         sys.stdout.flush()  # a reader gone is met here, not in the interpreter's last flush (exit 120, a message)
         return code
-    except KeyboardInterrupt:  # at any moment: the seconds of imports before a command starts too, without a traceback
+    except KeyboardInterrupt as interrupt:  # at any moment: the seconds of imports before a command too, no traceback
         # the commands that keep work when interrupted (predict's chunks, collect's pages, robustness's runs) say so
         # and return 130 themselves; the others write their bundle or report at their end
         print(INTERRUPTED, file=sys.stderr)
-        return 130
+        return TERMINATED_EXIT if isinstance(interrupt, Terminated) else 130
     except BrokenPipeError:
         if not reader_gone(sys.stdout):  # another pipe or socket: a failure to show
             raise
@@ -88,7 +94,12 @@ def run(argv: list[str] | None = None) -> int:
     # --verbose is prodcat's debug output, not every library's (matplotlib alone logs pages of font matching)
     logging.getLogger("prodcat").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
-        return int(args.func(args) or 0)
+        if args.command in STOPPED_AS_SERVERS:
+            return int(args.func(args) or 0)
+        with sigterm_as_ctrl_c() as terminated:
+            code = int(args.func(args) or 0)
+        # a command that said its own words of an interrupt returned Ctrl-C's code
+        return TERMINATED_EXIT if terminated and code == 130 else code
     except (
         CatalogFormatError,
         BundleError,

@@ -1,12 +1,12 @@
-"""Ctrl-C kept from the child processes a command starts, which the command itself stops."""
+"""Ctrl-C kept from the child processes a command starts, which the command itself stops; SIGTERM met as Ctrl-C."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
-from multiprocessing import resource_tracker
 
 
 @contextlib.contextmanager
@@ -23,9 +23,46 @@ def sigint_held_back() -> Iterator[None]:
         return
     # multiprocessing's resource tracker unblocks SIGINT in the thread that starts it (a spawned process or a dask
     # worker's queue starts it); once it runs, it is not started again
+    from multiprocessing import resource_tracker  # not at import: the CLI reads this module before any command
+
     resource_tracker.ensure_running()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM received in :func:`sigterm_as_ctrl_c`: a KeyboardInterrupt, so that what a command does on Ctrl-C
+    (keep its finished chunks, pages or runs and say how to resume) it does on SIGTERM too."""
+
+
+@contextlib.contextmanager
+def sigterm_as_ctrl_c() -> Iterator[list[int]]:
+    """SIGTERM raises :class:`Terminated` in this process while the block runs; yields the list of the SIGTERMs
+    received (empty if none), for the exit code (143, not Ctrl-C's 130).
+
+    ``timeout``, ``docker stop``, a job scheduler or a CI runner end a command with SIGTERM, which killed it on the
+    spot: the kept work and the line saying how to resume went unsaid, a lock file or a local cluster's workers left
+    behind. A child forked meanwhile inherits the handler: there SIGTERM ends it as it would have (the parent,
+    pools and dask's nannies, stop their children so)."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # a handler is only set from the main thread
+        return
+    parent = os.getpid()
+
+    def interrupt(signum: int, frame: object) -> None:
+        if os.getpid() != parent:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        received.append(signum)
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
