@@ -202,7 +202,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=_number(float),
         default=60.0,
         metavar="S",
-        help="seconds a whole answer (page or photo) may take; a slower one is abandoned (default %(default)s)",
+        help="seconds a whole answer (page or photo) may take; one still downloading after them is abandoned "
+        "(default %(default)s)",
     )
     parser.add_argument(
         "--base-url", type=_base_url, metavar="URL", help="the API's address (default: its public one), e.g. a mirror"

@@ -146,8 +146,9 @@ class HttpClient:
         backoff: seconds; consecutive retries wait ``backoff``, ``2 * backoff``, ``4 * backoff``... (at most
             :data:`MAX_WAIT`), or what the server's ``Retry-After`` says (capped the same way).
         timeout: seconds to wait for the connection and then for each read.
-        deadline: seconds a whole answer may take; a slower one (a server dripping bytes, each within
-            ``timeout``) is abandoned, and not retried: it would be as slow again.
+        deadline: seconds a whole answer may take; one still downloading after them (a server dripping bytes,
+            each within ``timeout``) is abandoned, and not retried: it would be as slow again. One that has all come
+            by then (its announced length read) is kept, however late it started.
         rate_limit_window: seconds a 429 without ``Retry-After`` waits (at least ``1 / requests_per_second``):
             the period over which the API counts requests, after which the count starts again.
         proxy: an HTTP(S) proxy URL every request goes through; ``None``: the environment's proxy for each
