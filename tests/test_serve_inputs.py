@@ -1826,7 +1826,8 @@ def test_a_refused_serve_setting_is_one_line_naming_its_flag_and_variable(
         (
             "--log-level",
             "loud",
-            "error: --log-level / PRODCAT_LOG_LEVEL: 'loud' is no log level; choose among debug,info,warning,error",
+            "error: --log-level / PRODCAT_LOG_LEVEL: 'loud' is no log level; choose among "
+            "debug,info,warning,error,critical",
         ),
         (
             "--max-pixels",
@@ -1851,6 +1852,13 @@ def test_a_refused_serve_setting_says_the_value_given_once(
     monkeypatch.setenv(variable, value)  # the flag sets it: unset again after the test
     assert main(["serve", str(tmp_path / "no-model"), flag, value]) == 2
     assert capsys.readouterr().err.splitlines() == [line]
+
+
+@pytest.mark.parametrize("level", ["critical", " WARN", "Debug"])
+def test_every_log_level_the_logging_module_takes_is_taken(level: str) -> None:
+    """The check of --log-level (52e2a7a) took debug, info, warning and error only: PRODCAT_LOG_LEVEL=critical (a
+    quiet server) or warn, which the logging module took, no longer started the server."""
+    assert ServeSettings(log_level=level).log_level == level.strip().lower()
 
 
 def test_a_default_top_k_above_the_largest_a_caller_may_ask_for_is_refused(

@@ -11,6 +11,7 @@ process list; it is never logged.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -20,8 +21,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from prodcat.image.formats import decoded_image_types
 from prodcat.review import CONNECT_TIMEOUT_S, NETWORK_TIMEOUT_S, database_url_problem
 
-#: the values of ``log_level``, the most verbose first
-LOG_LEVELS = ("debug", "info", "warning", "error")
+#: the values of ``log_level``, the most verbose first (the logging module's other names, such as warn, are taken too)
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def text_over_limit(title: str, description: str, limit: int) -> tuple[str, int] | None:
@@ -137,8 +138,9 @@ class ServeSettings(BaseSettings):
     @field_validator("log_level")
     @classmethod
     def _known_log_level(cls, level: str) -> str:
-        # refused here, in one line: the logging module refused it in a traceback once the settings were made
-        if level.strip().lower() not in LOG_LEVELS:
+        # refused here, in one line: the logging module refused it in a traceback once the settings were made. What it
+        # took is taken (critical, warn: a server set so before the check still starts)
+        if level.strip().upper() not in logging.getLevelNamesMapping():
             raise ValueError(f"{level!r} is no log level; choose among {','.join(LOG_LEVELS)}")
         return level.strip().lower()
 
