@@ -44,6 +44,7 @@ from prodcat.bundle import BundleError, verify_bundle
 from prodcat.catalog.loaders import load_catalog
 from prodcat.cli import main
 from prodcat.predict import Predictor
+from prodcat.signals import Terminated
 
 CHUNK = 8
 
@@ -790,10 +791,12 @@ def test_ctrl_c_on_a_local_cluster_says_one_line_not_the_workers_tracebacks(tiny
     assert err.endswith(f"\ninterrupted; {kept}\n")
 
 
-def test_ctrl_c_while_a_local_cluster_starts_closes_it_without_dask_s_messages(tiny_training, monkeypatch):
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, Terminated])
+def test_ctrl_c_while_a_local_cluster_starts_closes_it_without_dask_s_messages(tiny_training, monkeypatch, stop):
     """Ctrl-C while the cluster started (10 s or more on a busy machine: a moment to notice a wrong option) closed
     it with dask's warnings that each busy worker was still alive and killed, and asyncio's traceback of the
-    plugin's broadcast cut short, above the driver's 'interrupted'; Ctrl-C while scoring already closed quietly."""
+    plugin's broadcast cut short, above the driver's 'interrupted'; Ctrl-C while scoring already closed quietly.
+    SIGTERM, met as Ctrl-C since 52fb527 (Terminated, a KeyboardInterrupt), still closed it with those messages."""
     from distributed import Client
 
     from prodcat.batch.dask_engine import DaskEngine
@@ -802,10 +805,10 @@ def test_ctrl_c_while_a_local_cluster_starts_closes_it_without_dask_s_messages(t
         busy = client.submit(time.sleep, 60)  # noqa: F841 (held: a future let go is cancelled); as the model loading
         while not any(client.processing().values()):
             time.sleep(0.05)
-        raise KeyboardInterrupt
+        raise stop
 
     monkeypatch.setattr(Client, "register_plugin", interrupted_while_a_worker_is_busy)
-    with dask_s_messages() as said, pytest.raises(KeyboardInterrupt), DaskEngine(tiny_training.bundle, workers=1):
+    with dask_s_messages() as said, pytest.raises(stop), DaskEngine(tiny_training.bundle, workers=1):
         pass
     assert not said, [record.getMessage() for record in said]
 

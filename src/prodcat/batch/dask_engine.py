@@ -219,9 +219,10 @@ class DaskEngine:
         self._close_after(exc_type)
 
     def _close_after(self, exc_type: type[BaseException] | None) -> None:
-        """Close after the run ended, by ``exc_type`` if not ``None``: Ctrl-C while the cluster starts or scores, or
-        the scheduler lost."""
-        if exc_type is not KeyboardInterrupt and not self._lost:
+        """Close after the run ended, by ``exc_type`` if not ``None``: Ctrl-C while the cluster starts or scores (or
+        SIGTERM, met as Ctrl-C: :class:`~prodcat.signals.Terminated`), or the scheduler lost."""
+        interrupted = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
+        if not interrupted and not self._lost:
             self._close()
             return
         # Ctrl-C: the close cuts short the tasks under way (a chunk, or the model loading as the cluster starts), and
