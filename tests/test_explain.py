@@ -479,7 +479,7 @@ def test_a_sample_of_more_products_than_the_catalogue_has_is_said_to_take_them_a
     tiny_training.unseen.head(2).to_csv(data, index=False)
     command = ["explain", str(tiny_training.bundle), str(data), "--report", str(tmp_path / "report")]
     assert main([*command, "--sample", "5"]) == 0
-    assert "--sample 5 is more than the 2 products to draw from: all of them are used" in caplog.text
+    assert "the sample size 5 is more than the 2 products to draw from: all of them are used" in caplog.text
     caplog.clear()
     assert main([*command, "--sample", "2"]) == 0
-    assert "--sample" not in caplog.text
+    assert "the sample size" not in caplog.text

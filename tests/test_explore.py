@@ -862,7 +862,7 @@ def test_a_sample_of_more_products_than_there_are_is_said_to_take_them_all(tmp_p
     args = ["explore", str(data), "--features", "tfidf", "--reductions", "pca", "--no-progress"]
     explore = [*args, "--report", str(tmp_path / "explore")]
     audit = ["audit", str(data), "--no-images", "--report", str(tmp_path / "audit")]
-    taking_all = "--sample 45 is more than the 30 products to draw from: all of them are used"
+    taking_all = "the sample size 45 is more than the 30 products to draw from: all of them are used"
     for command in (explore, audit):
         for sample, warned in (("45", True), ("30", False)):
             caplog.clear()

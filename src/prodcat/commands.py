@@ -381,11 +381,13 @@ def labelled_sample(frame: pd.DataFrame, config: Config, size: int | None) -> pd
 
 
 def warn_if_the_sample_takes_all(size: int, available: int) -> None:
-    """Warn that a ``--sample`` of ``size`` products, more than the ``available`` ones it is drawn from, takes them
-    all: the run is not the sample its command line (and the config it records) says."""
+    """Warn that a sample of ``size`` products (``--sample``, or a config's ``sample``: not named, as either can
+    be), more than the ``available`` ones it is drawn from, takes them all: the run is not the sample asked for."""
     if size > available:
         log.warning(
-            "--sample %s is more than the %s to draw from: all of them are used", size, counted(available, "product")
+            "the sample size %s is more than the %s to draw from: all of them are used",
+            size,
+            counted(available, "product"),
         )
 
 
