@@ -1249,6 +1249,26 @@ def test_an_unknown_path_is_not_found_as_a_missing_record_is(client: TestClient)
     assert 'prodcat_errors_total{error="not_found"} 4.0' in client.get("/metrics").text
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_a_json_body_in_another_encoding_is_refused_declared_or_not(client: TestClient, encoding: str) -> None:
+    """A UTF-16 or UTF-32 body was refused 415 json_charset when it declared its charset, and read when it declared
+    none (json.loads detects them): JSON is UTF-8, whatever the request declares; a UTF-8 byte-order mark is still
+    skipped."""
+    body = '{"title": "café mug"}'
+    for content_type in ("application/json", f"application/json; charset={encoding}"):
+        response = client.post("/predict", content=body.encode(encoding), headers={"content-type": content_type})
+        assert response.status_code in (415, 422), (content_type, response.status_code)
+    undeclared = client.post("/predict", content=body.encode(encoding), headers={"content-type": "application/json"})
+    assert (undeclared.status_code, undeclared.json()["error"], undeclared.json()["detail"]) == (
+        422,
+        "invalid_json",
+        "the body is not UTF-8 text (byte 0xff at offset 0): JSON is UTF-8 (RFC 8259): send the body in UTF-8, "
+        "declaring no charset or charset=utf-8",
+    )
+    marked = client.post("/predict", content=body.encode("utf-8-sig"), headers={"content-type": "application/json"})
+    assert marked.status_code == 200
+
+
 @pytest.mark.parametrize(
     ("method", "path"), [("POST", "/predict/"), ("POST", "/predict-batch/"), ("GET", "/health/"), ("GET", "/reviews/")]
 )
