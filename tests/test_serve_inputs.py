@@ -271,6 +271,13 @@ def test_a_webp_past_pillows_own_limit_is_refused_naming_its_size(
         413,
         "image of 100x70 pixels exceeds the limit max_pixels=5000",
     )
+    # with max_pixels above the plugin's own limit, the refusal is the plugin's: it said max_pixels=10000 was exceeded
+    with TestClient(create_app(OneCategoryModel(), ServeSettings(max_pixels=10_000), store)) as client:
+        response = client.post("/predict", data={"title": "poster"}, files=image)
+    assert (response.status_code, response.json()["detail"]) == (
+        413,
+        "image of 100x70 pixels exceeds the 6000 pixels a WEBP photo is opened to (max_pixels=10000)",
+    )
 
 
 def test_product_ids_and_corrections_the_review_store_cannot_hold_are_refused(

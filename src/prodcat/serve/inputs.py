@@ -189,7 +189,14 @@ def _check_declared_pixels(data: bytes, max_pixels: int) -> None:
             with open_lazily(data, kind) as img:
                 width, height = img.size
     except Image.DecompressionBombError:
-        raise over_limit(413, "max_pixels", max_pixels, f"image of {size_pillow_refused(data)} pixels") from None
+        what = f"image of {size_pillow_refused(data)} pixels"
+        if max_pixels <= (pillow_limit := 2 * (Image.MAX_IMAGE_PIXELS or 0)):
+            raise over_limit(413, "max_pixels", max_pixels, what) from None
+        # a max_pixels set above what the plugin opens: the refusal is the plugin's, not the setting's
+        detail = (
+            f"{what} exceeds the {pillow_limit} pixels a {kind.upper()} photo is opened to (max_pixels={max_pixels})"
+        )
+        raise ApiError(413, "max_pixels", detail, limit="max_pixels", limit_value=max_pixels) from None
     except Exception:
         return
     if width * height > max_pixels:
