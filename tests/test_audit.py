@@ -906,3 +906,19 @@ def test_cli_audit_whose_report_cannot_be_written_keeps_the_summary_printed(
         f"error: cannot write the report in {out}: No space left on device; the figures above are all that was "
         "kept: free some space or give another --report, and run the audit again"
     )
+
+
+def test_a_label_audit_given_a_cv_report_as_config_takes_its_folds_as_cv_does(tmp_path: Path) -> None:
+    """`audit --labels --config CV/metrics.json` ran 5 folds whatever the report's, where cv given the same report
+    runs its folds again (4dcb593): the audit's out-of-fold predictions split the products otherwise. It takes the
+    report's folds now, unless --folds says others."""
+    path = tmp_path / "shop.csv"
+    _tiny_text_catalog({"Kitchen": 13, "Watches": 13, "Bath": 13}).to_csv(path, index=False)
+    config = _words_config_file(tmp_path, "seed: 5")
+    cv = tmp_path / "cv"
+    assert main(["cv", str(path), "--config", str(config), "--folds", "3", "--report", str(cv)]) == 0
+    audit = ["audit", str(path), "--no-images", "--labels", "--config", str(cv / "metrics.json")]
+    for flags, folds in (([], 3), (["--folds", "4"], 4)):
+        report = tmp_path / f"audit-{folds}"
+        assert main([*audit, *flags, "--report", str(report)]) == 0
+        assert f"{folds}-fold (seed 5) out-of-fold predictions" in (report / "audit.html").read_text()

@@ -959,13 +959,20 @@ def _modalities_read_by(config: Config) -> tuple[str, ...]:
     return tuple(m for m in config.modalities or MODALITIES if any(head.modality == m for head in config.heads))
 
 
+def fold_count_of_the_run(args: argparse.Namespace) -> int:
+    """The folds of a cv or a label audit: ``--folds``, else those of the cv report given as ``--config`` (the same
+    split again, said as it is not the usual default), else :data:`DEFAULT_FOLDS`."""
+    folds = args.folds or args.recorded_folds or DEFAULT_FOLDS
+    if not args.folds and args.recorded_folds:
+        log.info("%d folds, as the cv report given as --config records (--folds to choose others)", folds)
+    return folds
+
+
 def run_cv(args: argparse.Namespace) -> int:
     if problem := report_problem(args.report, args.data, EVALUATION_FILES):
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    folds = args.folds or args.recorded_folds or DEFAULT_FOLDS
-    if not args.folds and args.recorded_folds:  # the same split again: said, as it is not the usual default
-        log.info("%d folds, as the cv report given as --config records (--folds to choose others)", folds)
+    folds = fold_count_of_the_run(args)
     awaiting = _report_awaited(args.report)
     catalog, config, frame = read_training_data(args, awaiting.listed_in, awaiting.once)
     awaiting.issues = catalog.issues

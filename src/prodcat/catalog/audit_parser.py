@@ -7,9 +7,9 @@ import argparse
 import textwrap
 
 from prodcat.arguments import (
+    ConfigOption,
     add_loader_arguments,
     category_level,
-    config_file,
     fold_count,
     modality_list,
     random_seed,
@@ -73,11 +73,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     labels.add_argument("--labels", action="store_true", help="find likely mislabelled products (cross-validation)")
     labels.add_argument(
         "--config",
-        type=config_file,
+        action=ConfigOption,
         help="YAML or TOML experiment config of the cross-validation, or a bundle's manifest.json or a cv report's "
         "metrics.json (fields left out keep their defaults; --level, --modalities, --sample and --seed override its "
-        "fields)",
+        "fields; a cv report's folds are taken unless --folds is given)",
     )
+    parser.set_defaults(recorded_folds=None)
     labels.add_argument(
         "--level",
         type=category_level,
@@ -89,7 +90,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=modality_list,
         help="text, image or text,image (default: the config's, else all the catalogue has)",
     )
-    labels.add_argument("--folds", type=fold_count, help="cross-validation folds (default 5)")
+    labels.add_argument(
+        "--folds", type=fold_count, help="cross-validation folds (default: a cv report's given as --config, else 5)"
+    )
     parser.set_defaults(func=run_later("prodcat.catalog.audit:run_audit"))
 
 

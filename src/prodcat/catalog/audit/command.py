@@ -20,7 +20,7 @@ from prodcat.formatting import count_text, counted
 
 def run_audit(args: argparse.Namespace) -> int:
     from prodcat.catalog.loaders import CatalogFormatError, load_from_args
-    from prodcat.commands import build_config, warn_if_the_sample_takes_all
+    from prodcat.commands import build_config, fold_count_of_the_run, warn_if_the_sample_takes_all
     from prodcat.evaluate.report import report_problem
 
     unused = [f"--{name}" for name in _LABEL_OPTIONS if getattr(args, name) is not None]
@@ -42,7 +42,7 @@ def run_audit(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     # as train's and cv's: --sample and --seed draw the products audited, with or without --labels
-    label_config, folds = build_config(args, catalog.format), args.folds or 5
+    label_config, folds = build_config(args, catalog.format), fold_count_of_the_run(args)
     # a sample of at least the whole catalogue draws nothing, and is no sample to report
     drawn = label_config.sample if label_config.sample and label_config.sample < len(catalog.frame) else None
     if label_config.sample and not drawn:
