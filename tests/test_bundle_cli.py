@@ -1410,6 +1410,33 @@ def test_cv_and_evaluate_reports_record_the_catalogue_and_how_it_was_read(tiny_t
     }
 
 
+def test_a_photo_head_the_installation_cannot_train_is_refused_only_if_a_run_has_a_photo_to_train_it_on(
+    tiny_training, tmp_path, monkeypatch, capsys
+):
+    """The check before the photos are decoded counted the photo heads of any catalogue with a photo: a run whose
+    photos all fail to decode, which trained its text heads alone, was refused for the photo head's missing package
+    (with --sample too, drawn among the text-only products left). It now trains; a photo that decodes is still
+    refused, once decoded."""
+    from conftest import solid_jpeg
+    from prodcat.features.base import make_extractor
+
+    lacking = "effnet_lite0 needs pkg (pip install pkg)"
+    monkeypatch.setattr(type(make_extractor("effnet_lite0")), "missing_requirement", lambda self: lacking)
+    config = str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
+    not_a_photo = tmp_path / "notes.jpg"
+    not_a_photo.write_text("not a photo")
+    data, _ = nine_products_of_a_photo_alone(tiny_training, tmp_path, not_a_photo)
+    for options in ([], ["--sample", "24"]):
+        assert main(["cv", str(data), "--config", config, *options, "--report", str(tmp_path / "report")]) == 0
+        assert main(["train", str(data), "--config", config, *options, "--out", str(tmp_path / "m")]) == 0
+        capsys.readouterr()
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(solid_jpeg())
+    data, _ = nine_products_of_a_photo_alone(tiny_training, tmp_path, photo)
+    assert main(["train", str(data), "--config", config, "--out", str(tmp_path / "refused")]) == 2
+    assert f"error: cannot train: head image_effnet: {lacking}" in capsys.readouterr().err.splitlines()
+
+
 def test_a_sample_is_recorded_and_drawn_again_from_the_recorded_config(tiny_training, tmp_path):
     """`train --sample N` was recorded nowhere in the bundle: it could not say it was trained on a sample, and
     `--config manifest.json` trained on every product. The sample is the config's, beside the seed that drew it,
@@ -3108,7 +3135,7 @@ def read_for_training(
     caplog.clear()
     config = str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
     command = ["train", str(data), "--config", config, *options, "--out", str(tmp_path / "m")]
-    catalog, run_config, frame = read_training_data(build_parser().parse_args(command), tmp_path / "issues.csv")
+    catalog, run_config, frame = read_training_data(build_parser().parse_args(command), {}, tmp_path / "issues.csv")
     warned = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     return warned, frame, {issue.product_id for issue in catalog.issues}, run_config
 

@@ -566,6 +566,37 @@ def test_a_plain_transformers_name_is_looked_up_on_the_hub_as_sentence_transform
     )
 
 
+def test_train_and_cv_ask_the_hub_of_an_uncached_model_once_per_run(
+    tiny_training, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The check before the photos are decoded and the one before fitting each asked the hub of a model not cached
+    (up to 10 s each offline): it is asked once per run, and again by the next run (no answer kept past its run)."""
+    pytest.importorskip("sentence_transformers")
+    import huggingface_hub
+
+    from prodcat.text import embeddings
+
+    class Loaded(Exception):
+        """The model loaded to fit its head: the run is past its checks."""
+
+    def loaded(model: str) -> None:
+        raise Loaded(model)
+
+    asked: list[str] = []
+    monkeypatch.setattr(huggingface_hub, "model_info", lambda repo_id, **_: asked.append(repo_id))
+    monkeypatch.setattr(embeddings, "_load_sentence_transformer", loaded)
+    monkeypatch.setenv("SENTENCE_TRANSFORMERS_HOME", str(tmp_path))  # nothing cached
+    data, config = tmp_path / "products.csv", tmp_path / "hub.yaml"
+    tiny_training.trained.to_csv(data, index=False)
+    feature = "{name: sentence_transformer, params: {model_name: org/on-the-hub}}"
+    config.write_text(f"heads: [{{name: st, modality: text, features: [{feature}]}}]\nearly: {{classifier: logreg}}\n")
+    for command in (["cv", "--folds", "3", "--report"], ["train", "--out"]):
+        asked.clear()
+        with pytest.raises(Loaded):
+            main([command[0], str(data), "--config", str(config), *command[1:], str(tmp_path / command[0])])
+        assert asked == ["org/on-the-hub"], command[0]
+
+
 def test_tfidf_title_block_weighs_title_words(rakuten_frame: pd.DataFrame) -> None:
     plain = make_extractor("tfidf").fit(rakuten_frame)
     titled = make_extractor("tfidf", title_weight=0.5).fit(rakuten_frame)

@@ -48,6 +48,7 @@ from prodcat.formatting import count_text, counted
 from prodcat.grouping import spelling_groups
 
 if TYPE_CHECKING:
+    from prodcat.evaluate.cv import Lacking
     from prodcat.predict import Predictor
 
 log = logging.getLogger("prodcat")
@@ -106,18 +107,19 @@ _DOES = {"train": "train", "cv": "cross-validate"}
 
 
 def read_training_data(
-    args: argparse.Namespace, listed_in: Path, listed_once: str | None = None
+    args: argparse.Namespace, known: Lacking, listed_in: Path, listed_once: str | None = None
 ) -> tuple[Catalog, Config, pd.DataFrame]:
     """What ``train`` and ``cv`` run on: the catalogue of ``args.data`` (without the products whose only readable
     photo does not decode, :func:`without_unreadable_photos`), the config, and the labelled products to use (a
     --sample of them). Of the catalogue's issues, only those of the run are kept and warned of, pointing to
     ``listed_in`` (written once ``listed_once`` happens, if given): none of a product the sample did not draw, nor
-    of a field the model does not read."""
+    of a field the model does not read. What the installation lacks to train the config is asked first, and kept in
+    the run's ``known`` for its later check (:func:`~prodcat.evaluate.cv.installation_problem`)."""
     from prodcat.evaluate.cv import installation_problem
 
     catalog = _load_catalog(args)
     config = build_config(args, catalog.format)
-    if problem := installation_problem(catalog.frame, config):  # before the photos are decoded
+    if problem := installation_problem(catalog.frame, config, known):  # before the photos are decoded
         raise RunRefused(f"cannot {_DOES[args.command]}: {problem}")
     unreadable = unreadable_photos(catalog, config)
     # drawn among the products a model can read, as it always was: a seed draws the same products (the candidates'
@@ -590,10 +592,11 @@ def _failed_run(out: str | Path) -> Path:
 
 def run_train(args: argparse.Namespace) -> int:
     awaiting = _IssuesAwaitingOutput("model", args.out, input_issues_path(args.out))
-    catalog, config, frame = read_training_data(args, awaiting.listed_in, awaiting.once)
+    known: Lacking = {}  # what the installation lacks, asked once in the run
+    catalog, config, frame = read_training_data(args, known, awaiting.listed_in, awaiting.once)
     awaiting.issues = catalog.issues
     with awaiting:
-        trained = _train_and_save(args, config, frame)
+        trained = _train_and_save(args, config, frame, known)
         if trained is None:  # refused, or the bundle not written: said why
             return 2
         awaiting.written()
@@ -608,7 +611,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _train_and_save(
-    args: argparse.Namespace, config: Config, frame: pd.DataFrame
+    args: argparse.Namespace, config: Config, frame: pd.DataFrame, known: Lacking
 ) -> tuple[Path, pd.DataFrame | None] | None:
     """:func:`run_train`'s training on the labelled products ``frame`` and the bundle it writes: its path and, for a
     model reading photos, the modalities it read of each training product (``product_id``, ``modalities_used``);
@@ -639,7 +642,7 @@ def _train_and_save(
             count_text(corrected.sum()),
         )
     # training cross-validates inside (calibration, fusion and threshold on out-of-fold scores)
-    if problem := cross_validation_obstacle(frame, config, folds=None):
+    if problem := cross_validation_obstacle(frame, config, folds=None, known=known):
         print(f"error: cannot train: {problem}", file=sys.stderr)
         return None
     describe_target(frame, config, "the model learns it from that product alone")
@@ -974,10 +977,11 @@ def run_cv(args: argparse.Namespace) -> int:
         return 2
     folds = fold_count_of_the_run(args)
     awaiting = _report_awaited(args.report)
-    catalog, config, frame = read_training_data(args, awaiting.listed_in, awaiting.once)
+    known: Lacking = {}  # what the installation lacks, asked once in the run
+    catalog, config, frame = read_training_data(args, known, awaiting.listed_in, awaiting.once)
     awaiting.issues = catalog.issues
     with awaiting:
-        return _cross_validate(args, catalog, config, frame, folds, awaiting)
+        return _cross_validate(args, catalog, config, frame, folds, awaiting, known)
 
 
 def _cross_validate(
@@ -987,12 +991,13 @@ def _cross_validate(
     frame: pd.DataFrame,
     folds: int,
     awaiting: _IssuesAwaitingOutput,
+    known: Lacking,
 ) -> int:
     """:func:`run_cv`'s cross-validation of ``config`` in ``folds`` on the labelled products ``frame`` of ``catalog``
     and its report; ``awaiting.written()`` once the report is."""
     from prodcat.evaluate.cv import cross_validate, cross_validation_obstacle
 
-    if problem := cross_validation_obstacle(frame, config, folds):
+    if problem := cross_validation_obstacle(frame, config, folds, known):
         print(f"error: cannot cross-validate: {problem}", file=sys.stderr)
         return 2
     warnings = describe_target(frame, config, "no fold can learn it: its product is counted wrong")

@@ -147,10 +147,13 @@ def category_counts(frame: pd.DataFrame, config: Config) -> pd.Series:
     return pd.Series(category_at_level(frame["category"].dropna(), config.target_level)).value_counts()
 
 
-def cross_validation_obstacle(frame: pd.DataFrame, config: Config, folds: int | None) -> str | None:
+def cross_validation_obstacle(
+    frame: pd.DataFrame, config: Config, folds: int | None, known: Lacking | None = None
+) -> str | None:
     """Why ``folds``-fold cross-validation of ``config`` (``prodcat cv``, the label audit) cannot run on
     ``frame``'s labelled products, or, with ``folds=None``, why ``prodcat train`` (whose only
-    cross-validation is its ``config.inner_folds`` inner one) cannot; ``None``: it can.
+    cross-validation is its ``config.inner_folds`` inner one) cannot; ``None``: it can. ``known``: the run's
+    answers of :func:`installation_problem`, not asked again.
 
     It needs two categories with enough products each to appear in every training part (see
     :func:`min_products_per_category`), counting the products having one of the configured modalities (any,
@@ -165,7 +168,7 @@ def cross_validation_obstacle(frame: pd.DataFrame, config: Config, folds: int | 
     if counts.empty:
         modalities = " or ".join(config.modalities or ("text", "photo"))
         return f"no labelled product with {modalities} to learn from"
-    if problem := _unread_modalities(labelled, config):
+    if problem := _unread_modalities(labelled, config, {} if known is None else known):
         return problem
     if len(counts) < 2:
         return f"it needs at least two categories ({level}); the labelled products have {count_text(len(counts))}"
@@ -180,7 +183,7 @@ def cross_validation_obstacle(frame: pd.DataFrame, config: Config, folds: int | 
     return None
 
 
-def _unread_modalities(labelled: pd.DataFrame, config: Config) -> str | None:
+def _unread_modalities(labelled: pd.DataFrame, config: Config, known: Lacking) -> str | None:
     """Why no head of ``config`` can learn from the ``labelled`` products: a configured modality none of them
     has, or heads that all read modalities they lack; or what one to be trained needs that the installation lacks
     (``None``: some head reads what they have, and can be trained)."""
@@ -198,7 +201,7 @@ def _unread_modalities(labelled: pd.DataFrame, config: Config) -> str | None:
         if not any(language in head.languages for head in usable):
             heads = ", ".join(f"{head.name} ({','.join(head.languages)})" for head in usable)
             return f"the texts are mostly in {language!r}, and every head is for other languages: {heads}"
-    return _missing_requirement(usable, labelled, config)
+    return _missing_requirement(usable, labelled, config, known)
 
 
 def _heads_used(config: Config, present: list[str]) -> list[HeadConfig]:
@@ -206,13 +209,29 @@ def _heads_used(config: Config, present: list[str]) -> list[HeadConfig]:
     return [head for head in config.heads if head.modality in (config.modalities or present)]
 
 
-def installation_problem(frame: pd.DataFrame, config: Config) -> str | None:
+#: what the installation lacks for each extractor asked of in a run (keyed by its spec as JSON; ``None``: nothing),
+#: kept for the run alone: an uncached hub model is asked of the hub once (up to 10 s offline), not once per check
+Lacking = dict[str, str | None]
+
+
+def installation_problem(frame: pd.DataFrame, config: Config, known: Lacking) -> str | None:
     """What a head of ``config`` trained on ``frame``'s labelled products needs that the installation lacks (an
     optional package, a hub model out of reach), or ``None``: :func:`cross_validation_obstacle` says it too, after
     the products to use are known, but train and cv ask it first, before the photos are decoded (all of them when
-    only photos are read: minutes on a large catalogue, before a refusal that needed none of them)."""
+    only photos are read: minutes on a large catalogue, before a refusal that needed none of them).
+
+    Only the heads trained whatever decoding the photos and drawing ``config.sample`` leave out are checked here, so
+    that no run that trains is refused: the heads of the configured modalities (a run left without one is refused
+    anyway), or else the text heads when the run surely has a text (one product with text when all are used: it is
+    kept whatever its photo; every product when a sample is drawn); a photo head only once a photo is known to
+    decode, and a head for some languages only once the sample, whose main language it depends on, is drawn. The
+    answers are kept in ``known``, the run's, for the later check."""
     labelled = _learnt_from(frame, config)
-    return _missing_requirement(_heads_used(config, _present_modalities(labelled)), labelled, config)
+    drawn = config.sample is not None and config.sample < len(labelled)
+    has_text = modality_mask(labelled, "text")
+    surely_present = ["text"] if (has_text.all() if drawn else has_text.any()) else []
+    heads = [head for head in _heads_used(config, surely_present) if not (drawn and head.languages)]
+    return _missing_requirement(heads, labelled, config, known)
 
 
 def _learnt_from(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
@@ -228,15 +247,20 @@ def _present_modalities(products: pd.DataFrame) -> list[str]:
     return [m for m in MODALITIES if modality_mask(products, m).any()]
 
 
-def _missing_requirement(heads: list[HeadConfig], labelled: pd.DataFrame, config: Config) -> str | None:
+def _missing_requirement(heads: list[HeadConfig], labelled: pd.DataFrame, config: Config, known: Lacking) -> str | None:
     """What an extractor of the ``heads`` trained on the ``labelled`` products needs that the installation lacks
-    (an optional package): found when its head was fitted, it was a traceback after the heads before it."""
+    (an optional package): found when its head was fitted, it was a traceback after the heads before it. Each
+    extractor is asked once per run: its answer is taken from, or kept in, ``known``."""
     for head in heads:
         for spec in head.features:
-            problem = make_extractor(spec.name, **spec.params).missing_requirement()
+            key = spec.model_dump_json()
+            if key not in known:
+                known[key] = make_extractor(spec.name, **spec.params).missing_requirement()
             # a head of another language than the catalogue's is not trained (its language read only then)
-            if problem and (not head.languages or ProductClassifier._main_language(labelled, config) in head.languages):
-                return f"head {head.name}: {problem}"
+            if known[key] and (
+                not head.languages or ProductClassifier._main_language(labelled, config) in head.languages
+            ):
+                return f"head {head.name}: {known[key]}"
     return None
 
 
