@@ -683,7 +683,8 @@ def test_a_json_body_is_utf8_and_one_declaring_another_charset_is_refused(client
         assert refused.json()["error"] == "json_charset"
     # US-ASCII is UTF-8's subset: a client declaring it sends UTF-8 (its ASCII bytes are read so, as are others)
     utf8_spellings = ("application/json", "application/json; charset=UTF8", 'application/json; charset="utf-8"')
-    for content_type in (*utf8_spellings, "application/json; charset=us-ascii"):
+    # an empty charset declares none: it was refused 415, 'the request declares the charset ""'
+    for content_type in (*utf8_spellings, "application/json; charset=us-ascii", "application/json; charset="):
         assert client.post("/predict", content=utf8, headers={"content-type": content_type}).status_code == 200
     undeclared = client.post("/predict", content=latin1, headers={"content-type": "application/json"})
     assert (undeclared.status_code, undeclared.json()["error"], undeclared.json()["detail"]) == (

@@ -536,9 +536,10 @@ def accepted_media_type(request: Request, accepted: dict[str, str]) -> str:
 
 
 def charset_parameter(content_type: str) -> str | None:
-    """The ``charset`` parameter of a ``Content-Type`` value as given, if any."""
-    charset = parse_options_header(content_type)[1].get(b"charset")
-    return None if charset is None else charset.decode("latin-1")
+    """The ``charset`` parameter of a ``Content-Type`` value as given, if any: an empty one (``charset=``, a client's
+    template left unfilled) declares none, as browsers read it."""
+    charset = parse_options_header(content_type)[1].get(b"charset", b"").strip()
+    return charset.decode("latin-1") if charset else None
 
 
 def _codec(charset: str) -> str | None:
