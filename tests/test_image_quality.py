@@ -17,12 +17,10 @@ from prodcat.image.quality import (
     COLOUR_SIDE,
     PHASH_DISTANCE,
     _close_pairs,
-    blur_score,
     crop_borders,
     find_duplicate_images,
     image_quality,
     quality_frame,
-    white_border_ratio,
 )
 
 
@@ -51,7 +49,7 @@ def _catalogue(tmp_path: Path, images: dict[str, Image.Image], labels: dict[str,
 def test_blurred_copy_scores_lower() -> None:
     sharp = _textured(size=ANALYSIS_SIDE)  # a smaller one is upscaled, and so smoothed, before scoring
     blurred = sharp.filter(ImageFilter.GaussianBlur(4))
-    assert blur_score(blurred) < 0.2 * blur_score(sharp)
+    assert image_quality(blurred)["blur"] < 0.2 * image_quality(sharp)["blur"]
     assert image_quality(blurred)["low_detail"] and not image_quality(sharp)["low_detail"]
 
 
@@ -71,12 +69,12 @@ def test_a_small_photo_is_scored_at_the_analysis_scale(flipkart_dir: Path, tmp_p
 def test_white_framed_image_crops_to_its_content() -> None:
     content = _textured(1, 200)
     framed = ImageOps.expand(content, border=(100, 50, 100, 50), fill="white")  # 400 x 300
-    assert white_border_ratio(framed) == pytest.approx(1 - 200 * 200 / (400 * 300), abs=0.02)
+    assert image_quality(framed)["border_ratio"] == pytest.approx(1 - 200 * 200 / (400 * 300), abs=0.02)
     cropped = crop_borders(framed)
     assert abs(cropped.width - 200) <= 6 and abs(cropped.height - 200) <= 6
-    assert white_border_ratio(_textured()) < 0.01
+    assert image_quality(_textured())["border_ratio"] < 0.01
     blank = Image.new("RGB", (50, 50), "white")
-    assert crop_borders(blank).size == (50, 50) and white_border_ratio(blank) == 1.0
+    assert crop_borders(blank).size == (50, 50) and image_quality(blank)["border_ratio"] == 1.0
 
 
 def test_small_goes_by_the_longest_side_and_a_sliver_of_content_is_not_cropped_to() -> None:

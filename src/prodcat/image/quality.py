@@ -44,16 +44,6 @@ COLOUR_SIDE = 4
 COLOUR_DISTANCE = 16
 
 
-def blur_score(img: Image.Image) -> float:
-    """Variance of the Laplacian of the grey image at :data:`ANALYSIS_SIDE`: low = little detail (blurry or plain).
-
-    Uniform background (the white frame of a product shot) is left out, so a sharp
-    product on a large white canvas is not called blurry.
-    """
-    rgb = _analysis_pixels(img)
-    return _detail(rgb, _content_box(_darkest_channel(rgb)))
-
-
 def border_box(img: Image.Image, level: int = WHITE_LEVEL, pad: int = 2) -> tuple[int, int, int, int] | None:
     """``(left, top, right, bottom)`` of the non-white content in the image's own pixels,
     ``None`` when the whole photo is white."""
@@ -70,12 +60,6 @@ def border_box(img: Image.Image, level: int = WHITE_LEVEL, pad: int = 2) -> tupl
         min(img.width, int(np.ceil(right * sx)) + pad),
         min(img.height, int(np.ceil(bottom * sy)) + pad),
     )
-
-
-def white_border_ratio(img: Image.Image, level: int = WHITE_LEVEL) -> float:
-    """Share of the photo's area outside the content box (0 = no border, 1 = all white)."""
-    rgb = _analysis_pixels(img)
-    return _border_ratio(_content_box(_darkest_channel(rgb), level), rgb.shape[:2])
 
 
 def crop_borders(img: Image.Image, level: int = WHITE_LEVEL, min_keep: float = 0.05) -> Image.Image:
@@ -286,10 +270,6 @@ def _at_analysis_scale(img: Image.Image, upscale: bool = True) -> Image.Image:
         return img
     scale = ANALYSIS_SIDE / max(img.size)
     return img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BILINEAR)
-
-
-def _analysis_pixels(img: Image.Image) -> np.ndarray:
-    return np.asarray(_at_analysis_scale(img).convert("RGB"))
 
 
 def _darkest_channel(rgb: np.ndarray) -> np.ndarray:
