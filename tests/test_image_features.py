@@ -17,7 +17,7 @@ from PIL import Image
 from threadpoolctl import threadpool_limits
 
 from prodcat.features.base import make_extractor
-from prodcat.image.augment import RandomAugment, augmented_frames, tta_views
+from prodcat.image.augment import RandomAugment, tta_views
 from prodcat.image.decode import DEFAULT_MAX_BYTES, image_items
 from prodcat.image.features import BagOfVisualWords, StreamSample
 
@@ -264,17 +264,13 @@ def test_bag_of_visual_words_codebook_depends_on_the_seed_not_on_streaming(tmp_p
     assert not np.allclose(words(1, 256), reference)
 
 
-def test_augmentation_is_reproducible_and_keeps_rows(tmp_path: Path) -> None:
-    frame = _frame(tmp_path)
-    first = list(augmented_frames(frame, 2, RandomAugment(), seed=1))
-    again = next(augmented_frames(frame, 1, RandomAugment(), seed=1))
-    assert len(first) == 2 and all(len(f) == len(frame) for f in first)
-    assert first[0]["product_id"].iloc[0] == "p0#aug1"
-    assert first[0]["image"].iloc[3] is None and first[0]["image"].iloc[4] is None
-    a, b = np.asarray(first[0]["image"].iloc[0]), np.asarray(again["image"].iloc[0])
-    np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, np.asarray(first[1]["image"].iloc[0]))
-    assert len(tta_views(_photo(0))) == 2 and len(tta_views(_photo(0), zoom=0.1)) == 4
+def test_augmentation_is_reproducible_from_its_seed_and_keeps_the_size() -> None:
+    photo = _photo(0)
+    first, again, other = (RandomAugment()(photo, np.random.default_rng(seed)) for seed in (1, 1, 2))
+    np.testing.assert_array_equal(np.asarray(first), np.asarray(again))
+    assert not np.array_equal(np.asarray(first), np.asarray(other))
+    assert first.size == other.size == photo.size
+    assert len(tta_views(photo)) == 2 and len(tta_views(photo, zoom=0.1)) == 4
 
 
 @pytest.mark.slow

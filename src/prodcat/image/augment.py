@@ -1,11 +1,8 @@
 """Photo augmentation: random variants for training, deterministic views for test time.
 
 Training: :class:`RandomAugment` draws a rotation, a horizontal flip, a zoom
-(random crop then resize back) and a colour jitter; :func:`augmented_frames`
-yields copies of a catalogue frame whose ``image`` column holds augmented PIL
-images, so any image extractor embeds them unchanged (``fit`` the head on the
-original rows plus these, never evaluate on them). Seeds make every copy
-reproducible, so their embeddings are cache hits on a re-run.
+(random crop then resize back) and a colour jitter from the generator it is given,
+so a seeded view is reproducible (``benchmarks/image_head.py finetune`` trains on them).
 
 Test time: :func:`tta_views` gives the flipped and zoomed views whose
 embeddings are averaged (see ``tta`` of the ``effnet_lite0`` extractor).
@@ -13,14 +10,10 @@ embeddings are averaged (see ``tta`` of the ``effnet_lite0`` extractor).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from PIL import Image, ImageEnhance, ImageOps
-
-from prodcat.image.decode import decode_item, image_items
 
 WHITE = (255, 255, 255)
 
@@ -57,38 +50,6 @@ class RandomAugment:
         for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
             img = enhancer(img).enhance(rng.uniform(1 - self.jitter, 1 + self.jitter))
         return img
-
-
-def augmented_frames(
-    frame: pd.DataFrame,
-    n_copies: int,
-    augment: RandomAugment | None = None,
-    *,
-    max_side: int = 320,
-    seed: int = 0,
-) -> Iterator[pd.DataFrame]:
-    """Yield ``n_copies`` augmented copies of ``frame``, one frame at a time.
-
-    Each copy has the same rows (and labels) as ``frame``; its ``image`` column holds
-    augmented :class:`PIL.Image.Image` objects decoded at ``max_side`` (``None`` where
-    the product has no usable photo) and its ``product_id`` gets a ``#aug<k>`` suffix.
-    Memory: one copy's photos (about 0.3 MB each at 320 px; each copy decodes them again
-    rather than keeping the originals beside it), so pass a large catalogue in chunks.
-    """
-    augment = augment or RandomAugment()
-    items = image_items(frame)
-    for copy in range(n_copies):
-        # one generator per (seed, copy, row): a copy is reproducible whatever the others do
-        images = [
-            None
-            if item is None or (img := decode_item(item, max_side)) is None
-            else augment(img, np.random.default_rng([seed, copy, row]))
-            for row, item in enumerate(items)
-        ]
-        out = frame.copy()
-        out["image"] = pd.Series(images, index=frame.index, dtype=object)
-        out["product_id"] = frame["product_id"].astype(str) + f"#aug{copy + 1}"
-        yield out
 
 
 def tta_views(img: Image.Image, zoom: float = 0.0) -> list[Image.Image]:
