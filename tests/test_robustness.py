@@ -25,12 +25,12 @@ from prodcat.evaluate.robustness import (
     PERTURBATIONS,
     WORK_SIDE,
     Perturbation,
-    evaluate_robustness,
+    RobustnessStudy,
     get_perturbations,
 )
 from prodcat.files import write_json
 from prodcat.image.decode import load_image
-from prodcat.image.quality import blur_score
+from prodcat.image.quality import image_quality
 from prodcat.predict import Prediction
 
 
@@ -77,7 +77,8 @@ def test_blur_lowers_the_laplacian_variance_more_with_a_larger_radius(products: 
     for (original, blur2), (_, blur8) in zip(
         perturbed_photos(products, "blur_2"), perturbed_photos(products, "blur_8"), strict=True
     ):
-        assert blur_score(blur8) < blur_score(blur2) < blur_score(original) / 2
+        blur8_detail, blur2_detail, original_detail = (image_quality(img)["blur"] for img in (blur8, blur2, original))
+        assert blur8_detail < blur2_detail < original_detail / 2
 
 
 def test_noise_has_the_given_sigma_and_is_seeded_per_product(products: pd.DataFrame) -> None:
@@ -219,6 +220,18 @@ class ConstantPredictor:
         return [Prediction(str(i), "Watches", 0.9, "auto", top, ["text", "image"]) for i in frame["product_id"]]
 
 
+def study_records(
+    predictor: object,
+    frame: pd.DataFrame,
+    truth: np.ndarray,
+    perturbations: list[Perturbation],
+    base: Perturbation | None = None,
+) -> list[dict[str, object]]:
+    """The clean record, then one per perturbation, of a :class:`RobustnessStudy` of these arguments."""
+    study = RobustnessStudy(predictor, frame, truth, base=base)
+    return [study.clean_record(), *(study.run(perturbation) for perturbation in perturbations)]
+
+
 def test_the_base_perturbation_is_applied_chunk_by_chunk(
     products: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -235,7 +248,7 @@ def test_the_base_perturbation_is_applied_chunk_by_chunk(
     frame = products.head(10)
     predictor = ConstantPredictor()
     base, blur = PERTURBATIONS["rotate_15"], PERTURBATIONS["blur_2"]
-    clean, blurred = evaluate_robustness(predictor, frame, np.full(10, "Watches"), [blur], base=base)
+    clean, blurred = study_records(predictor, frame, np.full(10, "Watches"), [blur], base=base)
     # the clean run: the base on each chunk (4, 4, 2); the blurred one: the base, then the blur, on each chunk
     assert sizes == [4, 4, 2, 4, 4, 4, 4, 2, 2]
     assert clean["base"] == blurred["base"] == "rotate_15" and blurred["n_affected"] == 10
@@ -486,7 +499,7 @@ def test_the_report_says_what_each_perturbation_does_and_in_what_unit(products: 
 
     chosen = [PERTURBATIONS[name] for name in ("noise_25", "crop_0.5", "jpeg_5", "downscale_64")]
     frame = products.head(2)
-    records = evaluate_robustness(ConstantPredictor(), frame, np.full(2, "Watches"), chosen)
+    records = study_records(ConstantPredictor(), frame, np.full(2, "Watches"), chosen)
     page = (write_robustness_report(records, tmp_path, "robustness") / "report.html").read_text()
     rows = [re.findall(r"<td>(.*?)</td>", row)[:2] for row in re.findall(r"<tr>(.*?)</tr>", page, re.S)]
     assert [row for row in rows if row] == [
@@ -503,7 +516,7 @@ def test_the_report_says_what_its_confidence_and_auto_columns_are(products: pd.D
     threshold, precision of what."""
     from prodcat.evaluate.report import write_robustness_report
 
-    records = evaluate_robustness(ConstantPredictor(), products.head(2), np.full(2, "Watches"), [])
+    records = study_records(ConstantPredictor(), products.head(2), np.full(2, "Watches"), [])
     page = " ".join((write_robustness_report(records, tmp_path, "robustness") / "report.html").read_text().split())
     assert (
         '"confidence" is the mean calibrated confidence of the products the model answered, "auto" the share it '
@@ -538,7 +551,7 @@ def test_a_change_of_zero_is_drawn_in_the_figure(products: pd.DataFrame, tmp_pat
     drawn: list[Figure] = []
     monkeypatch.setattr(Figure, "savefig", lambda figure, *args, **kwargs: drawn.append(figure))
     chosen = [PERTURBATIONS["rotate_15"], PERTURBATIONS["blur_2"]]
-    records = evaluate_robustness(ConstantPredictor(), products.head(2), np.full(2, "Watches"), chosen)
+    records = study_records(ConstantPredictor(), products.head(2), np.full(2, "Watches"), chosen)
     report.plot_robustness(records[0], records[1:], tmp_path / "robustness.png")
     left = drawn[0].axes[0]
     (dots,) = [line for line in left.lines if line.get_marker() == "o"]
@@ -556,7 +569,7 @@ def test_the_figure_of_runs_on_a_base_names_it(products: pd.DataFrame, tmp_path:
     monkeypatch.setattr(Figure, "savefig", lambda figure, *args, **kwargs: drawn.append(figure))
     truth, blur = np.full(2, "Watches"), [PERTURBATIONS["blur_2"]]
     for base in (PERTURBATIONS["no_text"], None):
-        records = evaluate_robustness(ConstantPredictor(), products.head(2), truth, blur, base=base)
+        records = study_records(ConstantPredictor(), products.head(2), truth, blur, base=base)
         report.plot_robustness(records[0], records[1:], tmp_path / "robustness.png")
     assert [figure.get_suptitle() for figure in drawn] == [
         "Robustness on 2 products, every run with no_text",

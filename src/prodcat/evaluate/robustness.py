@@ -6,7 +6,7 @@ downscaling, a centre crop) or the removal of a modality (no photo, no descripti
 title only). They are registered by name in :data:`PERTURBATIONS`, several severities per family.
 
 A :class:`RobustnessStudy` predicts the clean frame once and each perturbed copy, one at a time (so that a
-command keeps each record as it comes; :func:`evaluate_robustness` runs them all), through the
+command keeps each record as it comes), through the
 :class:`~prodcat.predict.Predictor` (the one path every front end uses), and scores each run against
 the clean one on the same products: the headline metrics, the accept/review decision, the paired
 bootstrap difference, and the products whose prediction flipped. Products a perturbation cannot
@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageFilter
-from tqdm.auto import tqdm
 
 from prodcat.catalog.schema import has_image, is_missing
 from prodcat.evaluate.metrics import evaluate_predictions, paired_difference
@@ -401,19 +400,6 @@ class RobustnessStudy:
 
     def _named(self, record: dict[str, Any]) -> dict[str, Any]:
         return record | {"base": self.base.name if self.base else None}
-
-
-def evaluate_robustness(
-    predictor: Any,
-    frame: pd.DataFrame,
-    truth: np.ndarray,
-    perturbations: list[Perturbation],
-    seed: int = 0,
-    base: Perturbation | None = None,
-) -> list[dict[str, Any]]:
-    """The ``clean`` record, then one per perturbation, of a :class:`RobustnessStudy` (whose arguments these are)."""
-    study = RobustnessStudy(predictor, frame, truth, seed, base)
-    return [study.clean_record(), *(study.run(p) for p in tqdm(perturbations, desc="perturbations", unit="run"))]
 
 
 # ---------------------------------------------------------------------------------------------- photos that decode
