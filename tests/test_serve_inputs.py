@@ -744,6 +744,49 @@ def test_a_correction_deeper_than_the_models_labels_says_the_label_it_trains_as(
     assert (new.json()["corrected_category"], new.json()["trains_as"]) == ("Board Games > Puzzles", "Board Games")
 
 
+@pytest.fixture
+def three_level_client(tmp_path) -> TestClient:
+    """A model predicting full three-level paths, as one trained on the fashion catalogue."""
+    settings = ServeSettings(api_key=API_KEY)
+    store = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    model = OneCategoryModel(("Apparel > Topwear > Kurtas", "Footwear > Shoes > Casual Shoes"))
+    with TestClient(create_app(model, settings, store)) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("category", "above", "under"),
+    [
+        ("Apparel", "Apparel", "'Apparel > Topwear > Kurtas'"),
+        ("footwear > shoes", "Footwear > Shoes", "'Footwear > Shoes > Casual Shoes'"),
+    ],
+)
+@pytest.mark.parametrize("new_category", [False, True])
+def test_a_correction_above_the_models_categories_is_refused_even_as_a_new_one(
+    three_level_client: TestClient, category: str, above: str, under: str, new_category: bool
+) -> None:
+    """'Apparel' on a model predicting 'Apparel > Topwear > Kurtas' was refused as unknown with no hint, and accepted
+    with ?new_category=true: retrained, the model learnt 'Apparel' as a class beside its own subcategories, its
+    predictions no longer a hierarchy (per-level metrics counting 'Apparel' as a level-2 and level-3 class)."""
+    detail = refused_detail(three_level_client, category, new_category, "category_too_shallow")
+    assert detail.startswith(f"{category!r} is above the model's categories, which go deeper under {above!r} ({under})")
+    assert detail.endswith(f"or a new one under {above!r} with ?new_category=true")
+    new_under_it = submit(three_level_client, f"{above} > Rain Gear", new_category=True)
+    assert new_under_it.status_code == 200, new_under_it.text
+
+
+@pytest.mark.parametrize(
+    "category", ["Kurtas", "kurtas", "Topwear > Kurtas", "Footwear > Topwear > Kurtas", "Apparel > Tops > Kurtas"]
+)
+def test_a_category_named_by_its_last_level_or_under_another_parent_suggests_the_models_path(
+    three_level_client: TestClient, category: str
+) -> None:
+    """'Kurtas' alone, a reviewer's shorthand for the model's 'Apparel > Topwear > Kurtas', was refused as unknown with
+    no suggestion: no label is close to it in spelling."""
+    detail = refused_detail(three_level_client, category, False, "unknown_category")
+    assert "did you mean 'Apparel > Topwear > Kurtas'" in detail
+
+
 @pytest.mark.parametrize(
     ("fixture", "variant", "existing"),
     [
@@ -832,7 +875,7 @@ def test_openapi_lists_why_a_correction_is_refused(client: TestClient) -> None:
     (new_category,) = [parameter for parameter in submission["parameters"] if parameter["name"] == "new_category"]
     refusals = submission["responses"]["422"]["description"]
     codes = ["unknown_category", "category_variant", "category_empty_level", "category_invisible_character"]
-    for code in [*codes, "category_undefined_character"]:
+    for code in [*codes, "category_undefined_character", "category_too_shallow"]:
         assert f"`{code}`" in new_category["description"] and f"`{code}`" in refusals, code
     assert "`invalid_request`" in refusals
     assert submission["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorOut")

@@ -600,6 +600,15 @@ class _KnownLabels:
         self.labels = labels
         self.level = level
         self._by_key = {_label_key(label): label for label in labels}
+        # the paths above the labels (their first levels, as compared) and the labels under each, and the labels by
+        # their last level: a reviewer may name a category by its parent, or by its own name alone
+        self._under: dict[str, list[str]] = {}
+        self._by_last_level: dict[str, list[str]] = {}
+        for label in labels:
+            levels = _label_levels(label)
+            for depth in range(1, len(levels)):
+                self._under.setdefault(SEP.join(levels[:depth]), []).append(label)
+            self._by_last_level.setdefault(levels[-1], []).append(label)
 
     def cut(self, category: str) -> str:
         return str(category_at_level([category], self.level)[0])
@@ -615,7 +624,9 @@ class _KnownLabels:
         path with an empty level (or one of invisible characters only) is refused outright: no catalogue loader
         writes one, and it could train as an empty label. So is one holding, at any level, a character that does
         not show as itself (:func:`_refuse_unshown_characters`): the whole path is stored, and a model trained
-        deeper on the corrections reads its levels as labels."""
+        deeper on the corrections reads its levels as labels. And so is a path above the model's labels (``Apparel``
+        where it predicts ``Apparel > Topwear > Kurtas``): it would train as a class beside its own subcategories, so
+        that the model's paths would no longer be a hierarchy."""
         if category in self.labels:  # a label exactly as the model has it
             return category
         if not all(_label_levels(category)):
@@ -629,9 +640,21 @@ class _KnownLabels:
             raise ApiError(422, "category_variant", detail)
         # the path as written: its canonical spelling took a line break or a tab around or inside a level away too
         _refuse_unshown_characters(category)
-        if trained in self.labels or new_category:
+        if trained in self.labels:
             return path
-        close = difflib.get_close_matches(trained, self.labels, n=3, cutoff=0.6)
+        if under := self._under.get(_label_key(trained)):
+            above = SEP.join(split_path(under[0])[: len(split_path(trained))])  # as the model spells it
+            named = ", ".join(map(repr, under[:3])) + (f" and {len(under) - 3} more" if len(under) > 3 else "")
+            detail = (
+                f"{trained!r} is above the model's categories, which go deeper under {above!r} ({named}): name the "
+                f"one the product is in, or a new one under {above!r} with ?new_category=true"
+            )
+            raise ApiError(422, "category_too_shallow", detail)
+        if new_category:
+            return path
+        # the labels ending in the level named last first: 'Kurtas', or a parent mistaken, is no close match by spelling
+        same_name = self._by_last_level.get(_label_levels(trained)[-1], [])
+        close = list(dict.fromkeys([*same_name, *difflib.get_close_matches(trained, self.labels, n=3, cutoff=0.6)]))[:3]
         hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
         cut = trained != path
         level = f" (the model's labels are cut at level {self.level})" if cut else ""
@@ -666,6 +689,8 @@ _CATEGORY_REFUSALS = {
     "category_variant": "one of the model's categories written in another case, with invisible characters or in "
     "Unicode compatibility forms (`watches` for `Watches`), even with `?new_category=true`",
     "category_empty_level": "a level of the path is empty (`Home >  > Decor`, `Home >> Decor`)",
+    "category_too_shallow": "a path above the model's categories (`Apparel` where it predicts `Apparel > Topwear > "
+    "Kurtas`), even with `?new_category=true`: it would train as a class beside its own subcategories",
     **{error: f"a level holds {what}" for _, error, what, _ in _UNSHOWN_CHARACTERS},
 }
 _CATEGORY_REFUSALS_TEXT = "; ".join(f"`{error}`: {why}" for error, why in _CATEGORY_REFUSALS.items())
