@@ -43,6 +43,7 @@ from prodcat.batch.scoring import model_failed
 from prodcat.bundle import BundleError, verify_bundle
 from prodcat.catalog.loaders import load_catalog
 from prodcat.cli import main
+from prodcat.files import RunBusyError, RunLock
 from prodcat.predict import Predictor
 from prodcat.signals import Terminated
 
@@ -106,7 +107,7 @@ def test_an_interrupted_run_resumes_to_the_same_csv_scoring_only_the_missing_chu
         score_catalog(products, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
     assert not out.exists()
     assert sorted(p.name for p in work_dir_for(out).glob("*.parquet")) == ["part-000000.parquet", "part-000001.parquet"]
-    assert not (tmp_path / ".preds.csv.lock").exists()  # only a run killed outright leaves its lock file
+    assert (tmp_path / ".preds.csv.lock").read_text() == ""  # only a run killed outright leaves its pid there
 
     calls.clear()
     summary = score_catalog(products, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
@@ -311,7 +312,29 @@ def test_a_second_run_on_the_same_output_is_refused_while_the_first_writes(
     score_catalog(products, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
     assert len(refusals) == 1 and str(out) in refusals[0]
     assert out.read_bytes() == uninterrupted.read_bytes()  # the refused run wrote nothing
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["preds.csv"]  # no lock file left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".preds.csv.lock", "preds.csv"]
+    assert (tmp_path / ".preds.csv.lock").read_text() == ""  # no pid left behind
+
+
+def test_a_run_that_opened_the_lock_file_before_its_holder_ended_excludes_the_next_run(tmp_path):
+    """A run that ended removed its lock file before releasing its OS lock: a run that had opened the file by then
+    (filelock opens it, then locks it) and locked it after held a removed file, and the next run made and locked a
+    new one: both went on writing one output. The file is now emptied, never removed: the next run meets the lock
+    of the run before it."""
+    fcntl = pytest.importorskip("fcntl")
+    path = tmp_path / ".preds.csv.lock"
+
+    def run_lock() -> RunLock:
+        return RunLock(path, command="prodcat predict", writing="the output", instead="", log=logging.getLogger())
+
+    with run_lock():
+        late = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(late, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: its holder has ended
+        with pytest.raises(RunBusyError, match="another prodcat predict is writing the output"), run_lock():
+            pass
+    finally:
+        os.close(late)
 
 
 def test_cli_refusing_a_second_run_does_not_offer_to_resume_the_first_runs_chunks(
@@ -363,8 +386,8 @@ score_catalog(pd.read_pickle(products), out, LocalEngine(Predictor.load(bundle))
 
 def test_the_lock_of_a_run_killed_outright_is_taken_over_with_a_note(tiny_training, tmp_path, caplog):
     """The hidden lock file a run killed with SIGKILL leaves behind (its OS lock died with it) did not block the next
-    run, which took it over without a word; it now says whose lock it was, and no lock file is left by runs that
-    end, even interrupted, so that one found there means a run that was killed."""
+    run, which took it over without a word; it now says whose lock it was, and runs that end, even interrupted, leave
+    no pid in the lock file, so that one found there means a run that was killed."""
     products = tiny_training.unseen
     products.to_pickle(tmp_path / "products.pkl")
     out = tmp_path / "preds.csv"
@@ -381,7 +404,8 @@ def test_the_lock_of_a_run_killed_outright_is_taken_over_with_a_note(tiny_traini
     assert (
         summary.scored == len(products) and pd.read_csv(out)["product_id"].tolist() == products["product_id"].tolist()
     )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["preds.csv", "products.pkl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".preds.csv.lock", "preds.csv", "products.pkl"]
+    assert lock_file.read_text() == ""
 
 
 def test_a_photo_replaced_since_its_chunk_was_scored_is_scored_again_on_resuming(

@@ -1008,7 +1008,7 @@ def test_a_second_run_into_a_folder_being_collected_into_is_refused(httpserver, 
         f"{tmp_path / '.collect.lock'}): wait for it to finish, or collect into another --out\n"
     ) in capsys.readouterr().err
     assert json.loads((tmp_path / "collect.json").read_text())["query"] == "champagne"
-    assert not (tmp_path / ".collect.lock").exists()
+    assert (tmp_path / ".collect.lock").read_text() == ""
 
 
 def test_an_output_folder_that_takes_no_file_is_refused_before_any_request(httpserver, read_only_folder, capsys):

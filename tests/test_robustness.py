@@ -735,7 +735,8 @@ def test_a_run_stopped_midway_keeps_the_rows_measured_and_a_re_run_takes_them_up
     ]
     assert "warning: no_description: measured by an earlier run of this command that did not finish" in printed
     assert "incomplete" not in (report / "report.html").read_text()
-    assert sorted(path.name for path in report.iterdir()) == ["report.html", "robustness.json", "robustness.png"]
+    files = [".robustness.lock", "report.html", "robustness.json", "robustness.png"]
+    assert sorted(path.name for path in report.iterdir()) == files and (report / ".robustness.lock").read_text() == ""
     fresh = tmp_path / "fresh"
     assert main([*args[:4], str(fresh), *args[5:]]) == 0
     assert json.loads((fresh / "robustness.json").read_text()) == [
@@ -848,7 +849,8 @@ def test_a_second_run_on_the_report_folder_of_a_running_study_is_refused_before_
         ("no_description", False),
         ("title_only", False),
     ]
-    assert sorted(path.name for path in report.iterdir()) == ["report.html", "robustness.json", "robustness.png"]
+    files = [".robustness.lock", "report.html", "robustness.json", "robustness.png"]
+    assert sorted(path.name for path in report.iterdir()) == files and (report / ".robustness.lock").read_text() == ""
 
 
 def test_a_re_run_after_a_change_to_the_perturbation_code_measures_every_row_again(

@@ -185,9 +185,12 @@ class RunLock:
     """The lock of what one run writes (``prodcat predict``'s output, ``prodcat robustness``'s report folder): the
     hidden file ``path``, locked by the OS (released by a crash too, so a killed run never blocks the next) and holding
     the pid of its holder. A second run is refused with ``busy`` naming that pid, ``command`` (``"prodcat predict"``),
-    what it is ``writing`` and what to do ``instead`` (``"write to another --out"``); a lock file that a run killed
-    outright left behind (its OS lock died with it) is taken over with a note in ``log`` (the caller's: its command's
-    log level applies)."""
+    what it is ``writing`` and what to do ``instead`` (``"write to another --out"``); a pid that a run killed outright
+    left in the file (its OS lock died with it) is taken over with a note in ``log`` (the caller's: its command's log
+    level applies).
+
+    The file is emptied by a run that ends, never removed: a run that opened it before the holder ended and locks it
+    after would hold a removed file, while a third run made and locked a new one at ``path``: two holders."""
 
     def __init__(
         self,
@@ -221,7 +224,7 @@ class RunLock:
                 f"another {self.command}{holder} is writing {self.writing} (it holds {self.path}): "
                 f"wait for it to finish, or {self.instead}"
             ) from None
-        # read under the lock: a run that ends removes its lock file, so a pid found there is a run that was killed
+        # read under the lock: a run that ends empties its lock file, so a pid found there is a run that was killed
         left_by = self.recorded_pid()
         if left_by != str(os.getpid()):  # else filelock's soft lock recorded this run already
             if left_by:
@@ -236,10 +239,9 @@ class RunLock:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        # removed on every way out (an error, Ctrl-C), so that a lock file left behind means a run killed outright;
-        # removed while still held: a run that opened the file meanwhile fails to lock it and stops
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
+        # emptied on every way out (an error, Ctrl-C), so that a pid found there means a run killed outright
+        with contextlib.suppress(OSError):  # removed by its holder (a folder made for the run), or read-only
+            os.truncate(self.path, 0)
         self._lock.release()
 
 

@@ -136,8 +136,8 @@ def study_robustness(args: argparse.Namespace, perturbations: list[Perturbation]
 def report_folder_held(folder: Path) -> Iterator[None]:
     """Hold the report ``folder`` for the whole study: a second run on it while this one runs is refused, before any
     work (it took this run's rows as those of an unfinished earlier run, and wrote its own among them). The lock file
-    is in the folder, made for it; the folders made so are removed again if the run leaves nothing in them (refused
-    later: a refused command leaves no empty folder, see :func:`prodcat.arguments.report_dir`)."""
+    is in the folder, made for it; the folders made so are removed again, lock file and all, if the run leaves nothing
+    else in them (refused later: a refused command leaves no empty folder, see :func:`prodcat.arguments.report_dir`)."""
     made = list(itertools.takewhile(lambda path: not path.exists(), [folder, *folder.parents]))
     folder.mkdir(parents=True, exist_ok=True)
     lock = RunLock(
@@ -147,13 +147,17 @@ def report_folder_held(folder: Path) -> Iterator[None]:
         instead="use another --report",
         log=log,
     )
-    try:
-        with lock:
+    with lock:
+        try:
             yield
-    finally:
-        for path in made:  # deepest first
-            with contextlib.suppress(OSError):  # not empty: a report, or another run's lock
-                path.rmdir()
+        finally:
+            # while still held: a run that opened the lock file meanwhile writes into a removed folder and fails,
+            # rather than beside a run that made the folder again
+            if made and [path.name for path in folder.iterdir()] == [lock.path.name]:
+                with contextlib.suppress(OSError):  # a file held open (Windows), another run's folder beside this one
+                    lock.path.unlink()
+                    for path in made:  # deepest first
+                        path.rmdir()
 
 
 def measure(study: RobustnessStudy, perturbations: list[Perturbation], report: IncrementalReport) -> None:
