@@ -35,14 +35,15 @@ if TYPE_CHECKING:
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of ``(n, k)`` scores."""
+    """Row-wise softmax of ``(n, k)`` scores: ``(n, k)`` probabilities, each row summing to 1."""
     shifted = scores - scores.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=1, keepdims=True)
 
 
 def stack_features(blocks: list[Any]) -> Any:
-    """Concatenate feature blocks column-wise; sparse if any block is sparse."""
+    """Feature blocks ``(n, d_i)`` side by side: ``(n, sum d_i)``, CSR if any block is sparse, else dense (the
+    blocks' dtypes promoted as numpy and scipy do); a single block is returned as it is."""
     if len(blocks) == 1:
         return blocks[0]
     if any(sp.issparse(b) for b in blocks):
@@ -76,6 +77,9 @@ class PlattSVC(AddedParametersDefaulted, ClassifierMixin, BaseEstimator):
     scikit-learn 1.9 deprecates ``probability=True`` (removed in 1.11, hence the pin in ``pyproject.toml``); its
     suggested replacement (one-vs-rest sigmoids) gives different probabilities from those every image-head result
     was measured with, so the warning is silenced here rather than on every fit.
+
+    ``X`` is ``(n_samples, n_features)``, dense or CSR (computed in float64), ``y`` the ``(n_samples,)`` labels;
+    ``predict_proba`` gives ``(n_samples, n_classes)`` float64 over ``classes_``.
     """
 
     def __init__(
@@ -144,7 +148,8 @@ VOTE_MARGIN_SCALE = 3.0
 
 
 class SoftVoteClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator):
-    """Mean of the members' probabilities ``(n, n_classes)``, each member fitted on the same rows.
+    """Mean of the members' probabilities ``(n, n_classes)``, each member fitted on the same rows ``X``
+    ``(n, n_features)`` (dense or CSR) and labels ``y`` ``(n,)``.
 
     A member without probabilities (a linear SVM) contributes ``softmax(margin_scale * margins)``:
     a hinge-loss margin of 1 is already a confident answer, so its margins are sharpened before
@@ -267,9 +272,10 @@ def build_classifier(config: ClassifierConfig, dense: bool, seed: int) -> BaseEs
 class ModalityHead(AddedParametersDefaulted, ClassifierMixin, BaseEstimator):
     """Features of one modality (``config.modality``) + a classifier (see :func:`build_classifier`).
 
-    ``predict_proba`` returns ``(n, n_classes)`` over ``classes_`` (the classes
-    seen in training); products lacking the modality should not be passed
-    (see :meth:`features_read`).
+    ``fit`` takes a canonical catalogue frame of ``n`` products and their ``(n,)`` labels; ``predict_proba``
+    returns ``(n, n_classes)`` over ``classes_`` (the classes seen in training), each row summing to 1. The
+    ``*_matrix`` methods do the same from a :meth:`features` matrix. Products lacking the modality should not be
+    passed (see :meth:`features_read`).
     """
 
     def __init__(self, config: HeadConfig, seed: int = 0):
@@ -286,7 +292,8 @@ class ModalityHead(AddedParametersDefaulted, ClassifierMixin, BaseEstimator):
         return self
 
     def features(self, frame: pd.DataFrame) -> Any:
-        """Feature matrix ``(len(frame), dim)`` (sparse or dense ``float32``)."""
+        """Feature matrix ``(len(frame), dim)``: the extractors' blocks side by side (:func:`stack_features`), CSR
+        if one is sparse; ``float32`` unless ``bow``'s ``int64`` counts are among them."""
         return stack_features([e.transform(frame) for e in self.extractors_])
 
     def features_read(self, frame: pd.DataFrame) -> tuple[Any, np.ndarray, np.ndarray]:
@@ -341,8 +348,8 @@ def _rows_with_values(X: Any, ignored_columns: np.ndarray) -> np.ndarray:
 
 
 def classifier_proba(model: BaseEstimator, X: Any, margin_scale: float = 1.0) -> np.ndarray:
-    """Probabilities from any fitted classifier; margins go through ``softmax(margin_scale * margins)``
-    (calibrated later)."""
+    """``(n, n_classes)`` probabilities over ``model.classes_`` of a fitted classifier on ``X`` ``(n, n_features)``;
+    a model without them gives ``softmax(margin_scale * margins)`` of its decision function (calibrated later)."""
     if hasattr(model, "predict_proba"):
         try:
             return np.asarray(model.predict_proba(X))
@@ -355,7 +362,8 @@ def classifier_proba(model: BaseEstimator, X: Any, margin_scale: float = 1.0) ->
 
 
 def align_proba(proba: np.ndarray, classes: np.ndarray, all_classes: np.ndarray, floor: float = 0.0) -> np.ndarray:
-    """Place ``(n, len(classes))`` probabilities into ``(n, len(all_classes))`` columns."""
+    """Place ``(n, len(classes))`` probabilities into ``(n, len(all_classes))`` float64 columns, the others set to
+    ``floor``; ``classes`` must be among ``all_classes``, which are sorted (as ``classes_`` are)."""
     out = np.full((proba.shape[0], len(all_classes)), floor, dtype=np.float64)
     index = np.searchsorted(all_classes, classes)
     out[:, index] = proba
@@ -380,7 +388,8 @@ _FEW_MEMBERS_WARNING = "The least populated class in y has only"
 
 
 def pooled_strata(y: np.ndarray, min_count: int) -> np.ndarray:
-    """Labels to stratify on: classes with fewer than ``min_count`` members pooled into one stratum."""
+    """``(n,)`` labels to stratify on: those of ``y`` ``(n,)``, but classes with fewer than ``min_count`` members
+    pooled into one stratum."""
     counts = pd.Series(y).value_counts()
     return np.where(pd.Series(y).map(counts).to_numpy() >= min_count, y, "__rare__")
 
