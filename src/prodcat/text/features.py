@@ -26,7 +26,11 @@ log = logging.getLogger(__name__)
 
 
 class _VectorizerExtractor(Extractor):
-    """Shared plumbing: frame -> (cleaned, optionally normalised) texts -> sklearn vectorizer."""
+    """Shared plumbing: frame -> (cleaned, optionally normalised) texts -> sklearn vectorizer.
+
+    ``transform`` gives a CSR matrix ``(n_products, vocabulary size)``, one row per product, one column per term of
+    the vocabulary ``fit`` learnt (:meth:`get_feature_names_out`).
+    """
 
     modality = "text"
 
@@ -64,7 +68,8 @@ class _VectorizerExtractor(Extractor):
         return self.transform_cleaned(clean_texts(product_text(frame)))
 
     def fit_transform_cleaned(self, cleaned: list[str]) -> sp.csr_matrix:
-        """:meth:`fit_transform` from already cleaned texts, in one pass over them."""
+        """:meth:`fit_transform` from already cleaned texts, in one pass over them: ``(len(cleaned), vocabulary
+        size)`` CSR."""
         vars(self).pop("_separator_columns", None)  # those of the vocabulary being replaced
         if self._uses_normalizer():
             self.normalizer_ = self._normalizer().fit(cleaned)
@@ -80,7 +85,7 @@ class _VectorizerExtractor(Extractor):
             return self.vectorizer_.fit_transform(texts).tocsr()
 
     def transform_cleaned(self, cleaned: list[str]) -> sp.csr_matrix:
-        """:meth:`transform` from already cleaned texts."""
+        """:meth:`transform` from already cleaned texts: ``(len(cleaned), vocabulary size)`` CSR."""
         return self.vectorizer_.transform(self.normalise(cleaned)).tocsr()
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
@@ -154,7 +159,8 @@ class TfidfWordExtractor(_VectorizerExtractor):
 
 @register
 class TfidfCharExtractor(_VectorizerExtractor):
-    """Character n-gram TF-IDF (within word boundaries by default), float32 sparse.
+    """Character n-gram TF-IDF (within word boundaries by default), shape ``(n, vocabulary size)``, float32 sparse,
+    rows L2-normalised.
 
     Robust to typos, plurals and unseen compounds; works on cleaned text
     without lemmatisation (the n-grams already share stems).
@@ -244,7 +250,8 @@ class TfidfExtractor(Extractor):
     same word then counts more in the title than in the description, which a seller's title
     deserves (Rakuten weighted F1 +0.4 to +0.6 point on three fold seeds, neutral on Flipkart and
     fashion; ``benchmarks/results/fusion.md``); it is left out when the titles have no terms to count (a
-    catalogue of descriptions only). Output float32 CSR.
+    catalogue of descriptions only). Output float32 CSR ``(n, word vocabulary + char vocabulary)``, then the title
+    blocks' vocabularies; the columns are named by :meth:`get_feature_names_out`.
     """
 
     name = "tfidf"
