@@ -96,16 +96,18 @@ def sample_covering_every_label(frame: pd.DataFrame, labels: Sequence[str], n: i
 
 @dataclass
 class ClusteringRun:
-    """One feature set, one reduction: its clusters and how they match the categories."""
+    """One feature set, one reduction: its clusters and how they match the categories (``n`` products)."""
 
     features: str
     reduction: str
     #: positions in the study's frame of the products clustered (those with the features' modality), ``(n,)``
     rows: np.ndarray
-    #: reduced points that were clustered, ``(n, d)``
+    #: reduced points that were clustered, ``float32`` ``(n, d)``
     points: np.ndarray
-    #: cluster label per product, ``(n,)``
+    #: cluster label per product, ``(n,)`` ints in ``[0, n_clusters)``
     clusters: np.ndarray
+    #: ``ari``, ``ami``, ``nmi`` and ``silhouette`` of the clusters against the categories
+    #: (:func:`~prodcat.explore.metrics.clustering_scores`)
     scores: dict[str, float]
     matching: ClusterMatching
     #: seconds of its extractors (each computed once per study, counted in every set using it),
@@ -147,6 +149,7 @@ class ClusteringRun:
 class StudyResult:
     """Everything a report needs: the products studied, their categories, the runs."""
 
+    #: the ``n`` labelled products studied, a canonical catalogue frame indexed ``0 .. n - 1`` (a run's ``rows``)
     frame: pd.DataFrame
     #: true category (at ``level``) of each product of ``frame``, ``(n,)``
     categories: np.ndarray
@@ -287,7 +290,12 @@ class FeasibilityStudy:
         self.progress = progress
 
     def run(self, frame: pd.DataFrame) -> StudyResult:
-        """Study the labelled products of ``frame`` (a canonical catalogue frame)."""
+        """Study the labelled products of ``frame`` (a canonical catalogue frame): one :class:`ClusteringRun` per
+        feature set and reduction in the result, each on the products having what its feature set reads.
+
+        Raises ``ValueError`` before any work for an unknown extractor or reduction, fewer than
+        :data:`MIN_PRODUCTS` labelled products, a single category or each product alone in its own, and
+        after the extractors when no feature set could be studied."""
         check_reductions(self.reductions)
         check_feature_sets(self.features)
         labelled = frame[frame["category"].notna()].reset_index(drop=True)

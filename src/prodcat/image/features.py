@@ -56,7 +56,7 @@ Resize = Literal["pad", "squash", "crop"]
 
 
 def fit_square(img: Image.Image, size: int, resize: Resize = "pad") -> Image.Image:
-    """Resize to ``size x size``: ``pad`` keeps the whole photo on a white square,
+    """Resize to ``size x size`` pixels: ``pad`` keeps the whole photo on a white square,
     ``squash`` stretches it, ``crop`` keeps the central square."""
     if resize == "squash":
         return img.resize((size, size), Image.Resampling.BILINEAR)
@@ -241,7 +241,8 @@ def export_effnet_lite(path: str, variant: int, image_size: int) -> None:
 
 @register
 class EffNetLite0(ImageEncoder):
-    """ImageNet EfficientNet-Lite0 embedding, ``float32`` ``(n, 1280)``.
+    """ImageNet EfficientNet-Lite0 embedding, ``float32`` ``(n, 1280)``: its last convolution's ReLU6 activations
+    averaged over the image (each in ``[0, 6]``, rows not normalised); zero rows for products without a usable photo.
 
     Subclasses set :attr:`variant` for the larger Lite1 and Lite2 (same 1280-d output,
     higher ImageNet accuracy, 1.6x and 2.9x the inference cost at their native sides).
@@ -380,7 +381,8 @@ class EffNetLite2(EffNetLite0):
 
 @register
 class ColorHistogram(ImageEncoder):
-    """HSV colour histogram, ``float32`` ``(n, h_bins * s_bins * v_bins)``, each row summing to 1.
+    """HSV colour histogram, ``float32`` ``(n, 128)`` (8 hue x 4 saturation x 4 value bins): the share of the
+    pixels in each bin, each row summing to 1 (zero rows for products without a usable photo).
 
     Near-white pixels (the usual product-photo background) are left out when
     ``ignore_white`` so the histogram describes the product, not the backdrop.
@@ -496,7 +498,9 @@ def _group_rows(arrays: Iterable[np.ndarray | None], min_rows: int) -> Iterator[
 
 
 class BagOfVisualWords(_ReadsPhotos, Extractor):
-    """Bag of visual words over local descriptors, ``float32`` ``(n, n_words)``.
+    """Bag of visual words over local descriptors, ``float32`` ``(n, n_words)``: rows of unit L2 norm, zero rows
+    for products without a photo that decodes with a keypoint (fewer columns when the fit sample holds fewer
+    descriptors than ``n_words``: one word per descriptor then).
 
     ``fit`` samples descriptors from the catalogue's photos and clusters them
     into ``n_words`` visual words with MiniBatchKMeans; ``transform`` counts each
