@@ -43,6 +43,11 @@ class DecisionPolicy(AddedParametersDefaulted, BaseEstimator):
     not trained on (a category rarer than the inner folds): they are wrong whatever the model, unlike
     at prediction, and would keep the threshold from ever reaching the target (see
     :func:`prodcat.models.classifier.fit_decision`).
+
+    ``fit`` takes ``(n,)`` confidences (probabilities in 0-1, NaN: none) and ``(n,)`` bools (prediction
+    correct); fitted, ``threshold_`` is the confidence from which a prediction is accepted, ``automation_rate_``
+    the share of the fitted products accepted and ``auto_precision_`` their accuracy (NaN when none is): both
+    in-sample, so the precision reads higher than a held-out one would.
     """
 
     def __init__(self, target_precision: float = 0.99):
@@ -57,4 +62,5 @@ class DecisionPolicy(AddedParametersDefaulted, BaseEstimator):
         return self
 
     def decide(self, confidence: np.ndarray) -> np.ndarray:
+        """``(n,)`` ``"auto"`` where ``confidence`` ``(n,)`` reaches ``threshold_``, else ``"review"`` (NaN too)."""
         return np.where(np.asarray(confidence) >= self.threshold_, "auto", "review")
