@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
+#: the fill of a product photo's backdrop: corners a rotation uncovers, a square's padding
 WHITE = (255, 255, 255)
 
 

@@ -40,7 +40,7 @@ from PIL import Image
 from prodcat.features.base import Extractor, PretrainedEncoder, register
 from prodcat.features.cache import DescriptorCache, EmbeddingCache, content_key
 from prodcat.features.onnx import cached_export, models_dir, onnx_session
-from prodcat.image.augment import tta_views
+from prodcat.image.augment import WHITE, tta_views
 from prodcat.image.decode import ImageItem, decode_item, image_content_key, image_items, photo_cache_version, photo_key
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 #: the features lose 1-2 points of accuracy downstream (image_head.md).
 EFFNET_LITE_MEAN = (127.0, 127.0, 127.0)
 EFFNET_LITE_STD = (128.0, 128.0, 128.0)
-WHITE = (255, 255, 255)
 
 Resize = Literal["pad", "squash", "crop"]
 
