@@ -193,12 +193,14 @@ def data_page(
     )
     summary = views.catalogue_summary(frame, level)
     n = summary.products
-    for column, (label, value, help_text) in zip(
-        st.columns(6),
+    # two rows of three, size then completeness: six abreast cut "900 (100.0%)" to "900 (10…" on a 1400-px screen
+    for row in (
         [
             ("products", f"{n:,}", None),
             ("labelled", views.count_and_share(summary.labelled, n), None),
             (f"categories (level {level})", f"{summary.categories:,}", None),
+        ],
+        [
             (
                 "without photo file",
                 views.count_and_share(summary.without_photo_file, n),
@@ -208,9 +210,9 @@ def data_page(
             ("without title", views.count_and_share(summary.without_title, n), None),
             ("without description", views.count_and_share(summary.without_description, n), None),
         ],
-        strict=True,
     ):
-        column.metric(label, value, help=help_text)
+        for column, (label, value, help_text) in zip(st.columns(3), row, strict=True):
+            column.metric(label, value, help=help_text)
     # those `prodcat predict` lists for the loaded model: none of a field it does not read (a photo not found, for a
     # text model), each saying what it classifies the product from (the loader words them for text and photos)
     issues_expander(
@@ -415,7 +417,18 @@ def explanation_section(explanation: Explanation) -> None:
     if explanation.words is None:
         words.info(f"No word weights: {explanation.words_skipped}")
     else:
-        words.dataframe(views.word_weights_table(explanation.words).round(4), hide_index=True, key="word_weights")
+        # the table's names are the API's; the headers say whose probability each weight moves
+        # (a model of one category has no runner-up: its column, all empty, is hidden)
+        headers = {
+            "weight": f"weight: {explanation.prediction.category}",
+            "runner_up_weight": f"weight: {explanation.runner_up}" if explanation.runner_up else None,
+        }
+        words.dataframe(
+            views.word_weights_table(explanation.words).round(4),
+            hide_index=True,
+            key="word_weights",
+            column_config=headers,
+        )
     if explanation.pixels is None:
         photo.info(f"No heatmap: {explanation.pixels_skipped}")
     else:
