@@ -454,6 +454,7 @@ class StreamSample:
         self._threshold = np.inf
 
     def add(self, rows: np.ndarray) -> None:
+        """Offer ``rows`` ``(k, ...)`` (the same trailing shape each time) to the sample."""
         priorities = self._rng.random(len(rows))
         keep = priorities < self._threshold
         if keep.any():
@@ -464,7 +465,8 @@ class StreamSample:
                 self._cut()
 
     def rows(self) -> np.ndarray:
-        """The sample, in the order its rows were added (at least one array must have been)."""
+        """The sample, ``(min(size, rows added), ...)`` of the arrays' dtype, in the order its rows were added (at
+        least one array must have been)."""
         self._cut()
         return self._rows[0]
 
