@@ -997,6 +997,23 @@ def test_lines_of_spaces_or_tabs_are_blank_lines_not_skipped_products(tmp_path: 
     assert catalog.issues == []
 
 
+def test_a_spreadsheets_empty_row_is_no_product(tmp_path: Path) -> None:
+    """An empty row of a spreadsheet, saved as CSV (a line of separators alone: ',,') or as Parquet (no value in any
+    column), was read as a product named after its line, with no text and no photo, where an empty line is none.
+    It is skipped as a blank line is: no product, no issue."""
+    csv_path = tmp_path / "shop.csv"
+    csv_path.write_text("product_id,title,image\nm1,Blue mug,\n,,\n , ,\t\n\nm2,Red mug,\n,,\n")
+    parquet_path = tmp_path / "shop.parquet"
+    pd.DataFrame(
+        {"product_id": pd.array([1, None, None, 2], dtype="Int64"), "title": ["Blue mug", None, " ", "Red mug"]}
+    ).to_parquet(parquet_path)
+    for path, lines in ((csv_path, [2, 6]), (parquet_path, [1, 4])):
+        catalog = load_catalog(path)
+        assert catalog.frame["title"].tolist() == ["Blue mug", "Red mug"]
+        assert catalog.lines == lines
+        assert catalog.issues == []
+
+
 def test_a_header_with_bad_quoting_is_refused_saying_so(tmp_path: Path) -> None:
     path = tmp_path / "shop.csv"
     path.write_text('product_id,"title\na,mug\n')

@@ -98,8 +98,8 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
             product = first_field if first_field and '"' not in first_field else None  # the id, as a hint
             issues.append(RowIssue(first, "row", f"{path.name}: bad quoting ({error}) in {what}", product))
             continue
-        if not record or (source.position == line_start and not source.lines[line_start - 1].strip()):
-            continue  # a blank line, empty or of spaces and tabs (as above the header): no product, nothing skipped
+        if _blank(record):  # as above the header: no product, nothing skipped
+            continue
         if len(record) != len(header):
             issues.append(
                 RowIssue(
@@ -121,10 +121,16 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
     return SourceTable(frame, issues, path.name)
 
 
+def _blank(record: list[str]) -> bool:
+    """Whether ``record`` holds nothing but spaces: a blank line (empty, or of spaces and tabs) or a row of empty
+    fields (``,,,``: a spreadsheet's empty row saved as CSV)."""
+    return not "".join(record).strip()
+
+
 def _filled_record(reader: Iterator[list[str]]) -> list[str]:
     """The next record of ``reader`` that is not blank: blank lines above the header are skipped, as pandas does."""
     record = next(reader)
-    while not "".join(record).strip():
+    while _blank(record):
         record = next(reader)
     return record
 
@@ -349,7 +355,18 @@ def read_parquet_table(path: Path) -> SourceTable:
             raise
         raise CatalogFormatError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())})") from None
     frame.index = pd.Index(np.arange(1, len(frame) + 1), name="line")
-    return SourceTable(frame, [], path.name)
+    return SourceTable(frame[~_empty_rows(frame)], [], path.name)
+
+
+def _empty_rows(frame: pd.DataFrame) -> pd.Series:
+    """The rows of a typed table with no value (missing, or blank text, in every column): a spreadsheet's empty
+    row, no product, as a CSV's blank line is none."""
+    filled = frame.notna()
+    for name, column in frame.items():
+        if column.dtype == object or pd.api.types.is_string_dtype(column):
+            blank = column[filled[name]].map(lambda value: isinstance(value, str) and not value.strip())
+            filled.loc[blank.index[blank.to_numpy(dtype=bool)], name] = False
+    return ~filled.any(axis=1)
 
 
 def typed_columns_as_text(table: SourceTable, columns: dict[str, str | None]) -> list[RowIssue]:
