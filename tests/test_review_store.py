@@ -9,8 +9,12 @@ from __future__ import annotations
 import json
 import os
 import random
+import shlex
+import shutil
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -184,6 +188,59 @@ def test_corrections_tell_a_damaged_sqlite_queue_from_a_file_that_is_none(tmp_pa
     path.write_text("product_id,title\n1,mug\n")
     with pytest.raises(FileNotFoundError, match=r"is not a review database \(file is not a database\): check the path"):
         load_corrections(f"sqlite:///{path}")
+
+
+def read_corrections_in_a_read_only_mount(folder: Path, database: str, image_dir: Path) -> str:
+    """What ``load_corrections`` of the SQLite file ``database`` of ``folder`` gives (JSON of its categories) or
+    raises (its message), run with ``folder`` mounted read-only, in a mount namespace of its own that nothing else
+    sees. Tests run as root, whom file modes cannot keep from writing: only a read-only file system does."""
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare command to mount a folder read-only")
+    code = (
+        "import json, sys\nfrom prodcat.review.store import load_corrections\n"
+        f"try:\n    print(json.dumps(load_corrections('sqlite:///{folder / database}', {str(image_dir)!r})"
+        "['category'].tolist()))\nexcept Exception as exc:\n    print(exc)"
+    )
+    where = shlex.quote(str(folder))
+    mount = f"mount --bind -o ro {where} {where} && mount -o remount,bind,ro {where} {where}"
+    # exit 98: the mount took files still
+    script = f'{mount} || exit 99; touch {where}/probe && exit 98; exec {shlex.quote(sys.executable)} -c "$0"'
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script, code], capture_output=True, text=True, timeout=120)
+    if result.returncode in (98, 99) or "unshare failed" in result.stderr:
+        pytest.skip(f"cannot mount a folder read-only here: {result.stderr.strip()[:200]}")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_corrections_are_read_from_a_queue_in_a_read_only_folder(tmp_path: Path) -> None:
+    """A queue on a read-only mount or share (a copy handed to training, a backup) was refused by train --feedback as
+    'sqlite:///... is not a review database (unable to open database file): check the path': SQLite creates a
+    database's -shm file beside it to read it in WAL mode. It is read now: as immutable when it has no -wal file, read
+    only when its -wal and -shm files are there (the commits in the -wal read too), and refused, saying why and what
+    to do, when its -wal file is there without its -shm file."""
+    live, mounted = tmp_path / "live", tmp_path / "mounted"
+    mounted.mkdir()
+    store = ReviewStore(f"sqlite:///{live / 'reviews.db'}")
+    store.submit(store.record(review("mug")), "Kitchen & Dining")
+    store.close()  # the last connection closed: every commit is in the database file, no -wal left
+    shutil.copy(live / "reviews.db", mounted)
+    assert read_corrections_in_a_read_only_mount(mounted, "reviews.db", tmp_path / "photos") == '["Kitchen & Dining"]'
+
+    store = ReviewStore(f"sqlite:///{live / 'reviews.db'}")
+    store.submit(store.record(review("towel")), "Baby Care")  # in the -wal only while the store is open
+    for name in ("reviews.db", "reviews.db-wal", "reviews.db-shm"):  # a copy of a running server's queue
+        shutil.copy(live / name, mounted / name.replace("reviews", "running"))
+    store.close()
+    expected = '["Kitchen & Dining", "Baby Care"]'
+    assert read_corrections_in_a_read_only_mount(mounted, "running.db", tmp_path / "photos") == expected
+
+    (mounted / "running.db-shm").unlink()
+    refused = read_corrections_in_a_read_only_mount(mounted, "running.db", tmp_path / "photos")
+    assert refused == (
+        f"sqlite:///{mounted / 'running.db'} cannot be read in its read-only folder {mounted} (unable to open database "
+        "file): its last writes are in running.db-wal, which SQLite reads there only beside running.db-shm; copy the "
+        "database with its -wal file to a folder that can be written, and read it there"
+    )
 
 
 def test_only_the_latest_correction_of_a_product_is_trained_on(store: ReviewStore, tmp_path: Path) -> None:

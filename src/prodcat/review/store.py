@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import tempfile
+import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -203,8 +204,12 @@ def _text_keeping_bad_bytes(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-def _durable_sqlite(dbapi_connection: Any, _record: Any) -> None:
+def _reading_bad_bytes(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.text_factory = _text_keeping_bad_bytes
+
+
+def _durable_sqlite(dbapi_connection: Any, record: Any) -> None:
+    _reading_bad_bytes(dbapi_connection, record)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     # FULL (not WAL's usual NORMAL): fsync the log at every commit, so an acknowledged write survives a kill
@@ -249,11 +254,49 @@ def postgres_network_args(url: sa.engine.URL, connect_timeout_s: int, network_ti
     return {name: value for name, value in defaults.items() if name not in url.query}
 
 
-def _make_engine(url: str, statement_timeout_s: float | None, connect_timeout_s: int, network_timeout_s: int) -> Engine:
+def _sqlite_file(url: sa.engine.URL) -> Path | None:
+    """The file a SQLite URL names (``None``: another database, one in memory, or a URL SQLite reads as a URI)."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or "uri" in url.query:
+        return None
+    return Path(url.database).expanduser().resolve()
+
+
+def _in_a_read_only_folder(url: sa.engine.URL) -> Path | None:
+    """The SQLite file ``url`` names when this process cannot write in its folder (a read-only mount, a share),
+    ``None`` otherwise."""
+    path = _sqlite_file(url)
+    return path if path is not None and not os.access(path.parent, os.W_OK) else None
+
+
+def _read_only_sqlite(url: sa.engine.URL, path: Path) -> sa.engine.URL:
+    """``url``, naming the SQLite file ``path`` in a read-only folder, as SQLite opens it there. An ordinary open fails
+    ('unable to open database file'): reading a database in WAL mode creates its ``-shm`` file beside it. With no
+    ``-wal`` (nor rollback ``-journal``) file beside it, the database file holds every commit and is read as immutable;
+    otherwise read-only, which SQLite can do when its ``-wal`` and ``-shm`` files are both there (as immutable, the
+    commits in the ``-wal`` would go unread)."""
+    pending = any(path.with_name(path.name + suffix).exists() for suffix in ("-wal", "-journal"))
+    mode = {"mode": "ro"} if pending else {"immutable": "1"}
+    return url.set(database=f"file:{urllib.parse.quote(str(path))}", query={**url.query, **mode, "uri": "true"})
+
+
+def _make_engine(
+    url: str,
+    statement_timeout_s: float | None,
+    connect_timeout_s: int,
+    network_timeout_s: int,
+    *,
+    read_only: bool = False,
+) -> Engine:
+    """An engine on the database ``url``; ``read_only``: for a reader, which can also read a SQLite file in a folder
+    it cannot write."""
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        if read_only and (path := _in_a_read_only_folder(parsed)) is not None:
+            engine = sa.create_engine(_read_only_sqlite(parsed, path), connect_args={"check_same_thread": False})
+            sa.event.listen(engine, "connect", _reading_bad_bytes)
+            return engine
+        if (path := _sqlite_file(parsed)) is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(parsed, connect_args={"check_same_thread": False})
         sa.event.listen(engine, "connect", _durable_sqlite)
         return engine
@@ -305,10 +348,10 @@ class ReviewStore:
         self.url = url
         if not create:
             _require_sqlite_file(url)  # before the engine, which would create the file and its folder
-        self.engine = _make_engine(url, statement_timeout_s, connect_timeout_s, network_timeout_s)
+        self.engine = _make_engine(url, statement_timeout_s, connect_timeout_s, network_timeout_s, read_only=not create)
         try:
             if not create:
-                _require_review_tables(self.engine)
+                _require_review_tables(self.engine, url)
             _create_or_migrate(self.engine)
         except BaseException:
             self.engine.dispose()
@@ -636,15 +679,22 @@ def _require_sqlite_file(url: str) -> None:
         )
 
 
-def _require_review_tables(engine: Engine) -> None:
-    """Refuse a database holding no review queue: nothing is created in it."""
-    shown = engine.url.render_as_string(hide_password=True)
+def _require_review_tables(engine: Engine, url: str) -> None:
+    """Refuse a database holding no review queue (``url``: as given, ``engine``'s may be SQLite's read-only form of it):
+    nothing is created in it."""
+    shown = sa.engine.make_url(url).render_as_string(hide_password=True)
     try:
         with engine.connect() as connection:
             layout = _layout(connection)
     except sa.exc.DatabaseError as exc:
         if engine.dialect.name != "sqlite":  # e.g. a server that cannot be reached: not a wrong file
             raise
+        if (path := _in_a_read_only_folder(sa.engine.make_url(url))) is not None and "unable to open" in str(exc.orig):
+            raise ReviewQueueNotFoundError(
+                f"{shown} cannot be read in its read-only folder {path.parent} ({exc.orig}): its last writes are in "
+                f"{path.name}-wal, which SQLite reads there only beside {path.name}-shm; copy the database with its "
+                "-wal file to a folder that can be written, and read it there"
+            ) from None
         # SQLite tells a file that is no database ("file is not a database") from a damaged one
         damaged = "malformed" in str(exc.orig)
         advice = "restore it from a backup (sqlite3's .recover may save part of it)" if damaged else "check the path"
