@@ -2069,6 +2069,22 @@ def test_a_config_saved_with_a_byte_order_mark_or_an_upper_case_suffix_is_read(t
     assert load_config(config).inner_folds == 3
 
 
+@pytest.mark.parametrize("name, content", [("empty.yaml", ""), ("null.json", "null")])
+def test_a_config_file_of_no_fields_gives_the_defaults_on_the_command_line(tmp_path, name, content):
+    """A JSON config of ``null`` was read as the defaults by load_config, as an empty YAML file is, but --config then
+    read the file again for a cv report's folds and ended in TypeError's traceback ('argument of type 'NoneType' is
+    not iterable'). It now gives the defaults, and no recorded folds."""
+    from prodcat.cli import build_parser
+    from prodcat.config import Config
+
+    config = tmp_path / name
+    config.write_text(content, encoding="utf-8")
+    command = ["cv", str(tmp_path / "products.csv"), "--config", str(config), "--report", str(tmp_path / "cv")]
+    args = build_parser().parse_args(command)
+    assert args.config == Config()
+    assert args.recorded_folds is None
+
+
 def test_a_level_written_quoted_is_read_as_the_number(tmp_path):
     """`level: '2'` trained level 2 until the one-sentence check of level refused it as 'not a depth'."""
     from prodcat.config import ConfigError, load_config

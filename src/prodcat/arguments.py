@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from prodcat.catalog import FORMATS
-from prodcat.config import MODALITIES, Config, ConfigError, load_config, recorded_fold_count, seed_problem
+from prodcat.config import MODALITIES, ConfigError, load_config_and_folds, seed_problem
 
 
 def run_later(target: str) -> Callable[[argparse.Namespace], int]:
@@ -118,27 +118,21 @@ def _folder_ending(text: str) -> str | None:
     return last if last in (os.curdir, os.pardir) else None
 
 
-def config_file(path: str) -> Config:
-    """A YAML or TOML experiment config, read and checked when the command line is (``--config``)."""
-    try:
-        return load_config(user_path(path))
-    except (ConfigError, OSError) as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
 class ConfigOption(argparse.Action):
-    """``--config FILE``: its :func:`config_file` as ``config``, and as ``recorded_folds`` the number of folds a cv
-    report's metrics.json records (:func:`~prodcat.config.recorded_fold_count`; ``None`` for another file), which
-    ``cv --config`` takes unless given ``--folds``."""
+    """``--config FILE``: a YAML or TOML experiment config (or the one a bundle or report records), read and checked
+    when the command line is, as ``config``, and as ``recorded_folds`` the number of folds a cv report's metrics.json
+    records (``None`` for another file), which ``cv --config`` takes unless given ``--folds``: both of one read of the
+    file (:func:`~prodcat.config.load_config_and_folds`)."""
 
     def __call__(
         self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: str | None = None
     ) -> None:
         try:
-            setattr(namespace, self.dest, config_file(values))
-        except argparse.ArgumentTypeError as error:  # said as a wrong type is: "argument --config: ..."
+            config, folds = load_config_and_folds(user_path(values))
+        except (ConfigError, OSError) as error:  # said as a wrong type is: "argument --config: ..."
             raise argparse.ArgumentError(self, str(error)) from None
-        namespace.recorded_folds = recorded_fold_count(user_path(values))
+        setattr(namespace, self.dest, config)
+        namespace.recorded_folds = folds
 
 
 def positive_int(text: str) -> int:

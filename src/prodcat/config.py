@@ -402,12 +402,17 @@ def load_config(path: str | Path | None) -> Config:
     evaluate report's ``metrics.json`` records (JSON is YAML); ``None`` gives the defaults.
 
     Raises :class:`ConfigError` for a folder, a file that is not valid YAML/TOML, not a mapping, a JSON file of other
-    fields (recording no config), or whose fields
-    are unknown or wrong (every wrong field listed, with its path, e.g. ``heads.0.C``), or that is not UTF-8, and
-    ``OSError`` for a file that cannot be read.
+    fields (recording no config), or whose fields are unknown or wrong (every wrong field listed, with its path, e.g.
+    ``heads.0.C``), or that is not UTF-8, and ``OSError`` for a file that cannot be read.
     """
-    if path is None:
-        return Config()
+    return Config() if path is None else load_config_and_folds(path)[0]
+
+
+def load_config_and_folds(path: str | Path) -> tuple[Config, int | None]:
+    """The config of the file ``path`` (:func:`load_config`), and the number of folds the cv report whose
+    ``metrics.json`` it is was cross-validated on (it lists each fold's metrics), ``None`` for any other config file:
+    the folds split the products, so a run again from the report's config with another number scores them otherwise.
+    Both from one read of the file (``--config``, :class:`~prodcat.arguments.ConfigOption`)."""
     path = Path(path)
     if path.is_dir():  # a bundle or a report, given by its folder: '[Errno 21] Is a directory' said not which file
         recording = next((path / name for name in _RECORDING_FILES if (path / name).is_file()), None)
@@ -441,6 +446,7 @@ def load_config(path: str | Path | None) -> Config:
         raise ConfigError(f"{path}: a config is a mapping of fields (e.g. `fusion: late`), not {type(data).__name__}")
     # a bundle's manifest.json or a cv report's metrics.json: the config that run used, to run it again
     recorded = (RECORDED_CONFIG,) if isinstance((data or {}).get(RECORDED_CONFIG), dict) else ()
+    folds = data.get("folds") if recorded and suffix == ".json" else None
     if recorded:
         data = data[RECORDED_CONFIG]
     elif suffix == ".json" and len(foreign := _foreign_fields(data or {})) > len(data or {}) / 2:
@@ -464,19 +470,7 @@ def load_config(path: str | Path | None) -> Config:
             for loc, what in problems
         ]
         raise ConfigError(f"{path}: {'; '.join(said)}")
-    return config
-
-
-def recorded_fold_count(path: str | Path) -> int | None:
-    """The number of folds the cv report whose ``metrics.json`` is ``path`` was cross-validated on (it lists each
-    fold's metrics), ``None`` for any other config file: the folds split the products, so a run again from the
-    report's config with another number scores them otherwise."""
-    path = Path(path)
-    if path.suffix.lower() != ".json":
-        return None
-    recorded = json.loads(path.read_text(encoding="utf-8-sig"))  # read once already by load_config: valid
-    folds = recorded.get("folds") if RECORDED_CONFIG in recorded else None
-    return len(folds) if isinstance(folds, list) and folds else None
+    return config, len(folds) if isinstance(folds, list) and folds else None
 
 
 def _on_line(line: int | None) -> str:
