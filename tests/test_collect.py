@@ -350,13 +350,17 @@ def test_rate_limited_answer_is_retried_and_a_failing_page_stops_cleanly(httpser
     assert report["stopped_by"] == "error" and "HTTP 500" in report["fatal_error"]
 
 
-def test_an_api_repeating_the_same_page_is_not_followed_forever(httpserver, tmp_path):
-    same_page = {"products": CHAMPAGNES[:PAGE_SIZE]}  # and no count: the end is unknown
+@pytest.mark.parametrize("count", [None, 40])
+def test_an_api_repeating_the_same_page_is_not_followed_forever(httpserver, tmp_path, count):
+    """The run stopped there said 'stopped_by: exhausted', as if the results had run out, and with the API's count,
+    warned that the results 'moved between pages while paging'; it says 'paging_ignored', beside its error."""
+    same_page = {"products": CHAMPAGNES[:PAGE_SIZE], "count": count}  # no count: the end is unknown
     serve_search(httpserver, {n: same_page for n in range(1, 100)})
     assert run(httpserver, tmp_path) == 0
     assert search_requests(httpserver) == [1, 2]
     report = json.loads((tmp_path / "collect.json").read_text())
     assert report["counts"]["products"] == PAGE_SIZE and "ignore paging" in report["errors"][-1]["message"]
+    assert report["stopped_by"] == "paging_ignored" and report["warnings"] == []
 
 
 def test_an_api_ignoring_both_the_page_number_and_the_page_size_is_not_followed_forever(httpserver, tmp_path):
@@ -364,7 +368,8 @@ def test_an_api_ignoring_both_the_page_number_and_the_page_size_is_not_followed_
     serve_search(httpserver, {n: same_page for n in range(1, 100)})
     assert run(httpserver, tmp_path) == 0
     assert search_requests(httpserver) == [1, 2]
-    assert "ignore paging" in json.loads((tmp_path / "collect.json").read_text())["errors"][-1]["message"]
+    report = json.loads((tmp_path / "collect.json").read_text())
+    assert "ignore paging" in report["errors"][-1]["message"] and report["stopped_by"] == "paging_ignored"
 
 
 def test_results_that_moved_a_page_down_are_followed_to_the_apis_count(httpserver, tmp_path):

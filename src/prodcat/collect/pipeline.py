@@ -96,8 +96,9 @@ PAGES_DIR = "pages"
 LOCK_FILE = ".collect.lock"
 #: a finished run replaces ``products.csv`` only when it keeps at least this share of its products (or ``allow_fewer``)
 MIN_SHARE_KEPT = 0.5
-#: the ``stopped_by`` of a run that reached the end of its results or ``max_products``
-FINISHED = ("exhausted", "max_products")
+#: the ``stopped_by`` of a run that reached the end of its results or ``max_products``, or of one that a re-run would
+#: end as it did: the API served a page of products already collected again (it ignores paging)
+FINISHED = ("exhausted", "max_products", "paging_ignored")
 #: how the photo of a product left out of ``products.csv`` for want of a name, description or photo on disk gets
 #: there (the count of such photos in its place), by why it is not on disk
 _FETCH_STEPS = {
@@ -116,7 +117,8 @@ class CollectionBusyError(RunBusyError, RunRefused):
 class CollectReport:
     """What a collection did; ``collect.json`` is this as JSON.
 
-    ``stopped_by``: ``"max_products"``, ``"exhausted"`` (no more results), ``"error"`` (a page could not be
+    ``stopped_by``: ``"max_products"``, ``"exhausted"`` (no more results), ``"paging_ignored"`` (a page served
+    products already collected again: an error in ``errors`` says so), ``"error"`` (a page could not be
     fetched after its retries: ``fatal_error`` says which and why, ``fatal_cause`` the kind of failure, one of
     :mod:`prodcat.collect.http`'s causes) or ``"interrupted"`` (Ctrl-C). ``errors``: one dict per page,
     product or photo that failed, with ``field`` and ``message`` (and ``page``, ``record``, ``product_id``
@@ -476,7 +478,8 @@ def _collect_products(
                 # under the pager (products new ahead of the pages read, or a resume days later): the count ends it
                 message = "a full page of products already collected (the API seems to ignore paging); stopped"
                 report.add_error("page", message, page=number)
-                break
+                report.stopped_by = "paging_ignored"
+                return
             previous = page.records
     report.stopped_by = "max_products" if len(products) >= limit else "exhausted"
     _warn_about_unserved_results(report)
