@@ -825,6 +825,15 @@ def test_a_new_category_differing_from_a_label_in_case_or_unicode_forms_is_refus
         ("top_level_client", " Board Games>Puzzles ", "Board Games > Puzzles", "Board Games", (True,)),
         ("top_level_client", "Board  Games > Jigsaw  Puzzles", "Board Games > Jigsaw Puzzles", "Board Games", (True,)),
         ("client", "Garden >  Hand  Tools ", "Garden > Hand Tools", "Garden > Hand Tools", (True,)),
+        # decomposed (NFD, 'e' and a combining accent, as some keyboards send it): stored composed, as typed elsewhere
+        ("client", "Bijoux > Cre\u0301oles", "Bijoux > Cr\u00e9oles", "Bijoux > Cr\u00e9oles", (True,)),
+        (
+            "top_level_client",
+            "Watches > Montres a\u0300 quartz",
+            "Watches > Montres \u00e0 quartz",
+            "Watches",
+            (False, True),
+        ),
     ],
 )
 def test_a_correction_is_stored_in_one_spelling_new_category_or_not(
@@ -846,6 +855,20 @@ def test_a_correction_is_stored_in_one_spelling_new_category_or_not(
         assert (accepted.json()["corrected_category"], accepted.json()["trains_as"]) == (written, trains_as)
         stored = client.get(f"/reviews/{accepted.json()['id']}", headers={"X-API-Key": API_KEY}).json()
         assert (stored["corrected_category"], stored["trains_as"]) == (written, trains_as)
+
+
+def test_a_label_the_model_has_decomposed_is_named_in_its_own_spelling(tmp_path: Path) -> None:
+    """A catalogue's decomposed label (NFD) keeps its spelling when a correction names it composed, as it is typed: a
+    correction is stored composed, its trained level in the model's spelling, the levels below it composed."""
+    decomposed = "Cre\u0301oles"
+    settings = ServeSettings(api_key=API_KEY)
+    store = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    with TestClient(create_app(OneCategoryModel((decomposed, "Watches"), level=1), settings, store)) as client:
+        for typed in (decomposed, "Cr\u00e9oles", "Cr\u00e9oles > Cre\u0301oles dore\u0301es"):
+            accepted = submit(client, typed)
+            assert accepted.status_code == 200, accepted.text
+            assert accepted.json()["trains_as"] == decomposed
+            assert accepted.json()["corrected_category"].removeprefix(decomposed) in ("", " > Cr\u00e9oles dor\u00e9es")
 
 
 def test_two_spellings_of_a_new_category_train_as_one_class(tmp_path: Path) -> None:

@@ -600,6 +600,7 @@ class _KnownLabels:
         self.labels = labels
         self.level = level
         self._by_key = {_label_key(label): label for label in labels}
+        self._by_composed = {unicodedata.normalize("NFC", label): label for label in labels}
         # the paths above the labels (their first levels, as compared) and the labels under each, and the labels by
         # their last level: a reviewer may name a category by its parent, or by its own name alone
         self._under: dict[str, list[str]] = {}
@@ -615,8 +616,8 @@ class _KnownLabels:
 
     def accepted(self, category: str, new_category: bool) -> str:
         """The path a correction is stored as: ``category`` in its canonical spelling (:func:`canonical_path`: each
-        level stripped, its spacing collapsed, levels joined by ``' > '``), whose cut at the model's level is the
-        label it trains as, for an existing category and a new one alike.
+        level stripped, its spacing collapsed, levels joined by ``' > '``; composed, NFC), whose cut at the model's
+        level is the label it trains as, for an existing category and a new one alike.
 
         Refuse one that would train as a category the model does not know (a typo would become a category of its
         own), suggesting the nearest ones, unless ``new_category``; and, even then, one that differs from a label
@@ -632,8 +633,11 @@ class _KnownLabels:
         if not all(_label_levels(category)):
             detail = f"{category!r} has an empty level: name each level, separated by {SEP!r} (e.g. 'Home > Decor')"
             raise ApiError(422, "category_empty_level", detail)
-        path = canonical_path(category)
+        # composed (NFC): 'é' typed as 'e' and a combining accent, as some keyboards send it, is the same category
+        path = unicodedata.normalize("NFC", canonical_path(category))
         trained = self.cut(path)
+        if (label := self._by_composed.get(trained, trained)) != trained:  # a label the model has decomposed
+            path, trained = label + path[len(trained) :], label
         existing = self._by_key.get(_label_key(trained))
         if trained not in self.labels and existing is not None:
             detail = f"{trained!r} is the model's category {existing!r} written differently: use {existing!r}"
