@@ -1243,7 +1243,8 @@ def test_train_takes_the_seed_cv_takes(tiny_training, tmp_path):
 def test_an_option_overrides_the_config_field_it_shares_and_the_help_says_so(tmp_path, command, caplog):
     """--modalities and --level said their default was the catalogue's, though a config's field is: which of a
     flag and a config wins was written nowhere. The flag wins, in every command, and each help says so; the log
-    says which field of the file an option replaced (it was replaced without a word), none it gives alike."""
+    says which field of the file an option replaced (it was replaced without a word), none it gives alike: nor
+    modalities it lists in another order (said to replace the config's, and stored so)."""
     import argparse
 
     from prodcat.cli import build_parser
@@ -1255,7 +1256,7 @@ def test_an_option_overrides_the_config_field_it_shares_and_the_help_says_so(tmp
         assert "config's" in option.help and option.option_strings[0] in config_help, option.help
 
     config = tmp_path / "experiment.yaml"
-    config.write_text("level: 2\nmodalities: [image]\n")
+    config.write_text("level: 2\nmodalities: [text, image]\n")
     output = ["--out" if command == "train" else "--report", str(tmp_path / "out")]
 
     def resolved(*flags: str) -> tuple:
@@ -1263,12 +1264,12 @@ def test_an_option_overrides_the_config_field_it_shares_and_the_help_says_so(tmp
         used = build_config(args, "csv")
         return used.level, used.modalities
 
-    assert resolved() == (2, ["image"])
+    assert resolved() == (2, ["text", "image"])
     with caplog.at_level(logging.INFO, logger="prodcat"):
         assert resolved("--level", "1", "--modalities", "text", "--seed", "0") == (1, ["text"])
-        assert resolved("--level", "2", "--modalities", "image") == (2, ["image"])
+        assert resolved("--level", "2", "--modalities", "image,text") == (2, ["text", "image"])
     assert caplog.messages == [
-        "--modalities text replaces the config's modalities: image",
+        "--modalities text replaces the config's modalities: text,image",
         "--level 1 replaces the config's level: 2",
     ]
 

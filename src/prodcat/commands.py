@@ -326,7 +326,8 @@ def build_config(args: argparse.Namespace, catalog_format: str) -> Config:
     audit has no ``--fusion``."""
     config = args.config or Config()
     updates: dict[str, Any] = {}
-    if args.modalities:
+    # the config's modalities in another order are the config's, kept as it lists them (and replacing nothing)
+    if args.modalities and set(args.modalities) != set(config.modalities or ()):
         updates["modalities"] = args.modalities
     if args.level is not None:
         updates["level"] = None if args.level == 0 else args.level
