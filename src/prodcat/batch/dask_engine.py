@@ -118,31 +118,26 @@ def score_on_worker(plugin_name: str, chunk: pd.DataFrame, top_k: int) -> pd.Dat
 
 #: how long the probe of a scheduler's TCP address waits for its connection; past it, dask's client tries on its own
 _PROBE_S = 5.0
-
-
-def _refuse_where_nothing_listens(address: str) -> None:
-    """``OSError``, at once, where nothing can answer at a TCP ``address``: a connection refused (no scheduler on that
-    port), an unknown host, no route. dask's client retried those until its connect timeout (30 s), then said only
-    'Timed out trying to connect'. An address that does not answer within :data:`_PROBE_S` is left to the client (a
-    slow network), and so is a TLS one: the client first says what its configuration lacks."""
-    scheme, _ = parse_address(address, strict=False)
-    if scheme != "tcp":
-        return
-    with contextlib.suppress(TimeoutError):
-        socket.create_connection(get_address_host_port(address), timeout=_PROBE_S).close()
-
-
 #: address schemes of dask that name no host and port (an in-process scheduler; UCX's own addressing)
 _SCHEMES_WITHOUT_PORT = frozenset({"inproc", "ucx"})
 
 
-def _check_address_syntax(address: str) -> None:
-    """``ValueError`` (dask's own) for a scheduler ``address`` wrong by its syntax alone: an unknown scheme, a TCP or
-    TLS address without its port. Said before a client starts: its IO loop thread gets ten seconds to start, which a
-    loaded machine has seen run out (dask's AssertionError, a traceback) before the address was even read."""
+def _check_scheduler_address(address: str) -> None:
+    """Refuse a scheduler ``address`` before a client starts: its IO loop thread gets ten seconds to start, which a
+    loaded machine has seen run out (dask's AssertionError, a traceback) before the address was even read.
+
+    ``ValueError`` (dask's own) for an address wrong by its syntax alone: an unknown scheme, a TCP or TLS address
+    without its port. ``OSError``, at once, where nothing can answer at a TCP address: a connection refused (no
+    scheduler on that port), an unknown host, no route; dask's client retried those until its connect timeout (30 s),
+    then said only 'Timed out trying to connect'. An address that does not answer within :data:`_PROBE_S` is left to
+    the client (a slow network), and so is a TLS one: the client first says what its configuration lacks."""
     scheme, _ = parse_address(address, strict=False)
-    if scheme not in _SCHEMES_WITHOUT_PORT:
-        get_address_host_port(address)
+    if scheme in _SCHEMES_WITHOUT_PORT:
+        return
+    host_and_port = get_address_host_port(address)
+    if scheme == "tcp":
+        with contextlib.suppress(TimeoutError):
+            socket.create_connection(host_and_port, timeout=_PROBE_S).close()
 
 
 class DaskEngine:
@@ -184,8 +179,7 @@ class DaskEngine:
     def __enter__(self) -> Self:
         if self.scheduler:
             try:
-                _check_address_syntax(self.scheduler)
-                _refuse_where_nothing_listens(self.scheduler)
+                _check_scheduler_address(self.scheduler)
                 self._client = Client(self.scheduler)
             except OSError as exc:  # refused, timed out, unknown host
                 raise BatchError(f"cannot reach the dask scheduler at {self.scheduler} ({exc})") from None
