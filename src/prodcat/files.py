@@ -189,8 +189,9 @@ class RunLock:
     left in the file (its OS lock died with it) is taken over with a note in ``log`` (the caller's: its command's log
     level applies).
 
-    The file is emptied by a run that ends, never removed: a run that opened it before the holder ended and locks it
-    after would hold a removed file, while a third run made and locked a new one at ``path``: two holders."""
+    The file is emptied by a run that ends, not removed (filelock removes it where that is safe: Windows, its soft
+    lock): a run that opened it before the holder ended and locks it after would hold a removed file, while a third
+    run made and locked a new one at ``path``: two holders."""
 
     def __init__(
         self,
