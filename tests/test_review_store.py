@@ -190,17 +190,11 @@ def test_corrections_tell_a_damaged_sqlite_queue_from_a_file_that_is_none(tmp_pa
         load_corrections(f"sqlite:///{path}")
 
 
-def read_corrections_in_a_read_only_mount(folder: Path, database: str, image_dir: Path) -> str:
-    """What ``load_corrections`` of the SQLite file ``database`` of ``folder`` gives (JSON of its categories) or
-    raises (its message), run with ``folder`` mounted read-only, in a mount namespace of its own that nothing else
-    sees. Tests run as root, whom file modes cannot keep from writing: only a read-only file system does."""
+def run_with_a_read_only_folder(folder: Path, code: str) -> str:
+    """What the Python ``code`` prints, run with ``folder`` mounted read-only, in a mount namespace of its own that
+    nothing else sees. Tests run as root, whom file modes cannot keep from writing: a read-only file system can."""
     if shutil.which("unshare") is None:
         pytest.skip("no unshare command to mount a folder read-only")
-    code = (
-        "import json, sys\nfrom prodcat.review.store import load_corrections\n"
-        f"try:\n    print(json.dumps(load_corrections('sqlite:///{folder / database}', {str(image_dir)!r})"
-        "['category'].tolist()))\nexcept Exception as exc:\n    print(exc)"
-    )
     where = shlex.quote(str(folder))
     mount = f"mount --bind -o ro {where} {where} && mount -o remount,bind,ro {where} {where}"
     # exit 98: the mount took files still
@@ -210,6 +204,17 @@ def read_corrections_in_a_read_only_mount(folder: Path, database: str, image_dir
         pytest.skip(f"cannot mount a folder read-only here: {result.stderr.strip()[:200]}")
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
+
+
+def read_corrections_in_a_read_only_mount(folder: Path, database: str, image_dir: Path) -> str:
+    """What ``load_corrections`` of the SQLite file ``database`` of the read-only ``folder`` gives (JSON of its
+    categories) or raises (its message)."""
+    return run_with_a_read_only_folder(
+        folder,
+        "import json\nfrom prodcat.review.store import load_corrections\n"
+        f"try:\n    print(json.dumps(load_corrections('sqlite:///{folder / database}', {str(image_dir)!r})"
+        "['category'].tolist()))\nexcept Exception as exc:\n    print(exc)",
+    )
 
 
 def test_corrections_are_read_from_a_queue_in_a_read_only_folder(tmp_path: Path) -> None:
@@ -240,6 +245,29 @@ def test_corrections_are_read_from_a_queue_in_a_read_only_folder(tmp_path: Path)
         f"sqlite:///{mounted / 'running.db'} cannot be read in its read-only folder {mounted} (unable to open database "
         "file): its last writes are in running.db-wal, which SQLite reads there only beside running.db-shm; copy the "
         "database with its -wal file to a folder that can be written, and read it there"
+    )
+
+
+@pytest.mark.parametrize("database", ["reviews.db", "new/reviews.db"])
+def test_the_server_refuses_a_queue_it_cannot_write_in_one_line(tmp_path: Path, database: str) -> None:
+    """prodcat serve --review-db on a read-only mount stopped in SQLAlchemy's two lines ('cannot open the review
+    database (OperationalError: (sqlite3.OperationalError) unable to open database file\n(Background on this error at:
+    https://sqlalche.me/...)); check --review-db'), which say nothing of why, or, its folder to be made, in an
+    OSError traceback ('Read-only file system'). It now says what cannot be written and what to do, in one line."""
+    folder = tmp_path / "mounted"
+    ReviewStore(f"sqlite:///{folder / 'reviews.db'}").close()
+    said = run_with_a_read_only_folder(
+        folder,
+        "from prodcat.review.store import ReviewStore\nfrom prodcat.serve.command import _review_database_problem\n"
+        f"try:\n    ReviewStore('sqlite:///{folder / database}')\nexcept Exception as exc:\n"
+        "    print(_review_database_problem(exc))",
+    )
+    blocked = folder / database if database == "reviews.db" else folder  # the file there, else the folder to make it in
+    assert said == (
+        f"error: cannot write the review queue {folder / database} (sqlite:///{folder / database}): {blocked} is "
+        "read-only to this process (a read-only mount, or another user's); the server records there every prediction "
+        "sent to review and every correction, SQLite its -wal and -shm files beside the database: give --review-db a "
+        "file in a folder it can write"
     )
 
 

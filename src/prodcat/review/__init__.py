@@ -17,3 +17,9 @@ def database_url_problem(text: str) -> str | None:
         f"{text} is not a database URL: give sqlite:///{text} for the SQLite file, "
         "postgresql+psycopg://USER@HOST/DB for a PostgreSQL database"
     )
+
+
+class ReviewQueueNotWritableError(PermissionError):
+    """The server cannot write its review queue where it is told to: a SQLite file, or its folder, that this process
+    cannot write (a read-only mount, another user's folder). Here, apart from the store, for ``prodcat serve`` to
+    report it without importing SQLAlchemy."""

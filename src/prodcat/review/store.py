@@ -39,7 +39,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from prodcat.features.cache import default_cache_dir
-from prodcat.review import CONNECT_TIMEOUT_S, NETWORK_TIMEOUT_S
+from prodcat.review import CONNECT_TIMEOUT_S, NETWORK_TIMEOUT_S, ReviewQueueNotWritableError
 
 #: status of a record waiting for a person
 PENDING = "pending"
@@ -348,6 +348,8 @@ class ReviewStore:
         self.url = url
         if not create:
             _require_sqlite_file(url)  # before the engine, which would create the file and its folder
+        else:
+            _require_writable_sqlite_file(url)
         self.engine = _make_engine(url, statement_timeout_s, connect_timeout_s, network_timeout_s, read_only=not create)
         try:
             if not create:
@@ -676,6 +678,25 @@ def _require_sqlite_file(url: str) -> None:
         raise ReviewQueueNotFoundError(
             f"no review database at {path} ({url}): no such file; check the path, the file the server's "
             "--review-db names (a relative sqlite:/// path is read from the current folder)"
+        )
+
+
+def _require_writable_sqlite_file(url: str) -> None:
+    """Refuse a SQLite file the server could not write: in a read-only folder, it failed at start in SQLite's words
+    ('unable to open database file'), or with a traceback when its folder was to be made; a read-only file, at the
+    first prediction sent to review."""
+    path = _sqlite_file(sa.engine.make_url(url))
+    if path is None:
+        return
+    # the file and its folder, where SQLite writes its -wal and -shm files; else the nearest folder there is, where the
+    # file (and the folders between) is to be made
+    to_write = [path, path.parent] if path.exists() else [next(folder for folder in path.parents if folder.exists())]
+    if (blocked := next((where for where in to_write if not os.access(where, os.W_OK)), None)) is not None:
+        raise ReviewQueueNotWritableError(
+            f"cannot write the review queue {path} ({url}): {blocked} is read-only to this process (a "
+            "read-only mount, or another user's); the server records there every prediction sent to review and "
+            "every correction, SQLite its -wal and -shm files beside the database: give --review-db a file in a "
+            "folder it can write"
         )
 
 

@@ -121,6 +121,10 @@ def _review_database_problem(error: Exception) -> str | None:
     """The line refusing a review database that cannot be opened (an error of SQLAlchemy's), ``None`` for any other
     error. SQLAlchemy is imported once an error is met: with --workers N, the child checking the database opens it,
     and uvicorn's supervisor, this process for the server's life, has no other use for it."""
+    from prodcat.review import ReviewQueueNotWritableError
+
+    if isinstance(error, ReviewQueueNotWritableError):
+        return f"error: {error}"
     from sqlalchemy.exc import SQLAlchemyError
 
     if not isinstance(error, SQLAlchemyError):
