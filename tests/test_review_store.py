@@ -25,7 +25,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from conftest import REPO_ROOT, tiny_products
 from prodcat.catalog.schema import COLUMNS
+from prodcat.cli import main
 from prodcat.review import store as store_module
 from prodcat.review.store import (
     PENDING,
@@ -269,6 +271,20 @@ def test_the_server_refuses_a_queue_it_cannot_write_in_one_line(tmp_path: Path, 
         "sent to review and every correction, SQLite its -wal and -shm files beside the database: give --review-db a "
         "file in a folder it can write"
     )
+
+
+def test_train_never_shows_the_review_queue_password(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """train --feedback on a queue it could not reach printed its URL as given, password included, to a console that
+    CI logs keep ('cannot read the review queue postgresql+psycopg://bob:hunter2@...'): the store's own messages hide
+    it, and so does this one now."""
+    tiny_products(0, 4).to_csv(tmp_path / "products.csv", index=False)
+    unreachable = "postgresql+psycopg://bob:hunter2@127.0.0.1:1/reviews"  # nothing listens on port 1
+    arguments = ["train", str(tmp_path / "products.csv"), "--config", str(REPO_ROOT / "configs" / "fast-text.yaml"),
+                 "--modalities", "text", "--out", str(tmp_path / "model"), "--feedback", unreachable]  # fmt: skip
+    assert main(arguments) == 2
+    error = capsys.readouterr().err
+    assert "error: cannot read the review queue postgresql+psycopg://bob:***@127.0.0.1:1/reviews: " in error
+    assert "hunter2" not in error
 
 
 def test_only_the_latest_correction_of_a_product_is_trained_on(store: ReviewStore, tmp_path: Path) -> None:

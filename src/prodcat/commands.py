@@ -623,13 +623,13 @@ def _train_and_save(
     if args.feedback:
         from sqlalchemy.exc import SQLAlchemyError
 
-        from prodcat.review.store import load_corrections
+        from prodcat.review.store import load_corrections, shown_url
 
         try:
             corrections = load_corrections(args.feedback)
         except SQLAlchemyError as exc:  # an unreachable server, wrong credentials: said in one line
             reason = getattr(exc, "orig", None) or exc
-            print(f"error: cannot read the review queue {args.feedback}: {reason}", file=sys.stderr)
+            print(f"error: cannot read the review queue {shown_url(args.feedback)}: {reason}", file=sys.stderr)
             return None
         # a stored photo may not decode either (the store keeps the bytes it was given): left out as in a catalogue
         corrections = without_unreadable_photos(Catalog(corrections, args.feedback), config, "reviewed correction(s)")

@@ -254,6 +254,15 @@ def postgres_network_args(url: sa.engine.URL, connect_timeout_s: int, network_ti
     return {name: value for name, value in defaults.items() if name not in url.query}
 
 
+def shown_url(url: str | sa.engine.URL) -> str:
+    """``url`` as said to a person, in a message or a log: its password hidden (``***``). A string SQLAlchemy cannot
+    parse is shown as it is, having no password it can tell."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return str(url)
+
+
 def _sqlite_file(url: sa.engine.URL) -> Path | None:
     """The file a SQLite URL names (``None``: another database, one in memory, or a URL SQLite reads as a URI)."""
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or "uri" in url.query:
@@ -363,7 +372,7 @@ class ReviewStore:
 
     def __repr__(self) -> str:
         # never show a password that may be in the URL
-        return f"ReviewStore({self.engine.url.render_as_string(hide_password=True)!r})"
+        return f"ReviewStore({shown_url(self.url)!r})"
 
     def close(self) -> None:
         self.engine.dispose()
@@ -703,7 +712,7 @@ def _require_writable_sqlite_file(url: str) -> None:
 def _require_review_tables(engine: Engine, url: str) -> None:
     """Refuse a database holding no review queue (``url``: as given, ``engine``'s may be SQLite's read-only form of it):
     nothing is created in it."""
-    shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+    shown = shown_url(url)
     try:
         with engine.connect() as connection:
             layout = _layout(connection)
@@ -764,7 +773,7 @@ def _layout(connection: Connection) -> str:
 def _migrate_inline_photos(connection: Connection) -> None:
     """Move the photo copies of a previous-layout database (an ``image`` column in every record)
     into the photos table, once per distinct content, and drop that column."""
-    url = connection.engine.url.render_as_string(hide_password=True)
+    url = shown_url(connection.engine.url)
     if connection.dialect.name == "postgresql":
         # a server of the previous version may still be writing: no record may arrive with a
         # photo between the copy and the drop
