@@ -566,7 +566,8 @@ def _review_routes(
             Query(
                 description="accept a category the model does not know (it becomes a new one at retraining). "
                 "Any category is stored in one spelling: each level stripped, its spacing collapsed, levels "
-                f"separated by {SEP!r} (`trains_as` is that path cut at the model's level). Refused (422): "
+                f"separated by {SEP!r}, composed (NFC) (`trains_as` is that path cut at the model's level). Refused "
+                "(422): "
                 f"{_CATEGORY_REFUSALS_TEXT}"
             ),
         ] = False,

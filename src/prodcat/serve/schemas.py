@@ -302,7 +302,7 @@ class ReviewSubmission(BaseModel):
         max_length=MAX_CATEGORY_CHARS,
         pattern=r"\S",
         description="not blank: it becomes a label, stored in one spelling (each level stripped, its spacing "
-        "collapsed, levels separated by ' > ')",
+        "collapsed, levels separated by ' > ', composed: NFC)",
     )
     reviewer: str | None = Field(None, max_length=MAX_REVIEWER_CHARS)
 
