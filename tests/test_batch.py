@@ -207,7 +207,7 @@ def test_temporary_files_of_runs_killed_outright_are_removed_by_the_next_run(tin
     summary = score_catalog(products, out, LocalEngine(predictor), chunk_size=4, progress=False)
     assert (summary.total, summary.scored) == (12, 8)
     assert out.read_bytes() == whole.read_bytes()
-    assert sorted(path.name for path in tmp_path.iterdir()) == [anothers.name, "preds.csv", "whole"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".preds.csv.lock", anothers.name, "preds.csv", "whole"]
 
 
 def test_another_runs_parts_are_refused_saying_what_differs(products, predictor, tmp_path, monkeypatch):
@@ -465,7 +465,7 @@ def test_cli_writes_through_a_symbolic_link_given_as_out(tiny_training, tmp_path
         assert link.is_symlink() and os.readlink(link) == "runs/june.csv"
         predicted = pd.read_csv(target)["product_id"].tolist()
         assert predicted == tiny_training.unseen["product_id"].tolist()
-        assert sorted(p.name for p in runs.iterdir()) == ["june.csv"]
+        assert sorted(p.name for p in runs.iterdir()) == [".june.csv.lock", "june.csv"]
 
 
 #: the ``error`` of a product with neither text nor a photo, scored by the Flipkart test model
@@ -1434,7 +1434,7 @@ def test_restart_deletes_a_file_in_the_place_of_the_work_directory_as_the_refusa
     assert "start over with --restart (deletes it)" in capsys.readouterr().err
     assert main([*command, "--restart"]) == 0
     assert pd.read_csv(out)["product_id"].tolist() == tiny_training.unseen["product_id"].tolist()
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["preds.csv", "products.csv"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".preds.csv.lock", "preds.csv", "products.csv"]
 
 
 @pytest.mark.parametrize("target", ["elsewhere", "nowhere"])
@@ -1456,9 +1456,7 @@ def test_restart_unlinks_a_symbolic_link_in_the_place_of_the_work_directory(tiny
     assert main([*command, "--restart"]) == 0
     assert pd.read_csv(out)["product_id"].tolist() == tiny_training.unseen["product_id"].tolist()
     left = sorted(path.name for path in tmp_path.iterdir())
-    assert left == (
-        ["elsewhere", "preds.csv", "products.csv"] if target == "elsewhere" else ["preds.csv", "products.csv"]
-    )
+    assert left == [".preds.csv.lock", *(["elsewhere"] if target == "elsewhere" else []), "preds.csv", "products.csv"]
     if target == "elsewhere":  # the folder the link pointed at, untouched
         assert [path.name for path in elsewhere.iterdir()] == ["notes.txt"]
 
