@@ -7,6 +7,7 @@ PostgreSQL: start one with ``eval "$(bash scripts/postgres.sh)"`` (it exports
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import shlex
@@ -149,6 +150,32 @@ def test_corrections_are_a_canonical_catalogue_with_photo_files(
     # idempotent: the same photo file is reused
     again = load_corrections(db_url, image_dir=tmp_path / "photos")
     assert again["image"].iloc[0] == str(photo_path)
+
+
+def test_corrections_photos_go_to_a_temporary_folder_when_the_cache_cannot_be_written(
+    tmp_path: Path,
+    read_only_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    jpeg_bytes: Callable[..., bytes],
+) -> None:
+    """train --feedback on a queue holding a photo ended in an OSError traceback ('Read-only file system') when the
+    prodcat cache, where the photos are written for training to read, could not be written (a read-only home, as in
+    many containers), though no cache stops a run: training without --feedback went on, its features not kept."""
+    url = f"sqlite:///{tmp_path / 'reviews.db'}"
+    store = ReviewStore(url)
+    photo = jpeg_bytes(colour="red")
+    store.submit(store.record(review("red mug", image=photo)), "Kitchen & Dining")
+    store.close()
+    monkeypatch.setenv("PRODCAT_CACHE_DIR", str(read_only_folder / "cache"))
+    with caplog.at_level(logging.WARNING, logger="prodcat.review.store"):
+        frame = load_corrections(url)
+    written = Path(frame["image"].iloc[0])
+    assert written.read_bytes() == photo and not written.is_relative_to(read_only_folder)
+    cache = read_only_folder / "cache" / "review-images"
+    assert f"photos cannot be written to the prodcat cache {cache} (Read-only file system): they are written to " in (
+        caplog.text
+    )
 
 
 def test_no_corrections_gives_an_empty_canonical_frame(db_url: str) -> None:

@@ -19,12 +19,14 @@ the photo in every record) is migrated in place, in one transaction, when a stor
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import json
 import logging
 import math
 import os
+import shutil
 import tempfile
 import urllib.parse
 from dataclasses import dataclass
@@ -472,7 +474,8 @@ class ReviewStore:
 
     def corrections(self, image_dir: str | Path | None = None) -> pd.DataFrame:
         """Reviewed records as a canonical catalogue frame (see :func:`load_corrections`)."""
-        folder = Path(image_dir or default_image_dir()).expanduser().resolve()
+        # looked for at the first photo: reading a queue without any makes no folder
+        folder = functools.cache(lambda: Path(image_dir).expanduser().resolve() if image_dir else _photo_cache())
         query = _RAW_RECORDS.where(_ReviewRow.status == REVIEWED).order_by(_ReviewRow.id)
         records = []
         with self._sessions() as session:
@@ -497,7 +500,7 @@ class ReviewStore:
                         "product_id": f"review-{row.id}",
                         "title": row.title,
                         "description": row.description,
-                        "image": _materialise(session, folder, row.image_sha256, row.image_type)
+                        "image": _materialise(session, folder(), row.image_sha256, row.image_type)
                         if row.image_sha256 is not None
                         else None,
                         "category": row.corrected_category,
@@ -800,6 +803,29 @@ def _drop_inline_photos(connection: Connection) -> None:
     if connection.dialect.name != "sqlite":  # SQLite cannot add a constraint to an existing table
         (key,) = _ReviewRow.__table__.c.image_sha256.foreign_keys
         connection.execute(sa.schema.AddConstraint(key.constraint))
+
+
+def _photo_cache() -> Path:
+    """The folder of the prodcat cache that corrections' photos are written to (:func:`default_image_dir`) or, when this
+    process cannot write there (a read-only home or cache), a temporary folder removed when the process exits: as no
+    cache does, it does not stop a run."""
+    folder = default_image_dir().expanduser().resolve()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):  # what writing a photo there meets
+            return folder
+    except OSError as exc:
+        reason = exc.strerror or exc
+    fallback = Path(tempfile.mkdtemp(prefix="prodcat-review-photos-"))
+    atexit.register(shutil.rmtree, fallback, ignore_errors=True)
+    log.warning(
+        "the review queue's photos cannot be written to the prodcat cache %s (%s): they are written to %s instead, "
+        "removed when this run ends",
+        folder,
+        reason,
+        fallback,
+    )
+    return fallback
 
 
 def _materialise(session: Session, folder: Path, digest: str, image_type: str | None) -> str:
