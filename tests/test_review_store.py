@@ -277,6 +277,21 @@ def test_corrections_are_read_from_a_queue_in_a_read_only_folder(tmp_path: Path)
     )
 
 
+def test_a_queue_of_an_earlier_layout_in_a_read_only_folder_is_refused_saying_why(tmp_path: Path) -> None:
+    """A queue of the previous layout is migrated when first opened, which a read-only folder does not allow: train
+    --feedback said 'attempt to write a readonly database', after a log line naming the store by SQLite's read-only
+    URI of it rather than the URL given."""
+    folder = tmp_path / "mounted"
+    folder.mkdir()
+    legacy_database(f"sqlite:///{folder / 'reviews.db'}", [None])
+    said = read_corrections_in_a_read_only_mount(folder, "reviews.db", tmp_path / "photos")
+    assert said == (
+        f"sqlite:///{folder / 'reviews.db'} holds a review queue of an earlier prodcat version, migrated when it is "
+        f"first opened, and its folder {folder} is read-only: copy it to a folder that can be written, and read it "
+        "there"
+    )
+
+
 @pytest.mark.parametrize("database", ["reviews.db", "new/reviews.db"])
 def test_the_server_refuses_a_queue_it_cannot_write_in_one_line(tmp_path: Path, database: str) -> None:
     """prodcat serve --review-db on a read-only mount stopped in SQLAlchemy's two lines ('cannot open the review

@@ -365,7 +365,7 @@ class ReviewStore:
         try:
             if not create:
                 _require_review_tables(self.engine, url)
-            _create_or_migrate(self.engine)
+            _create_or_migrate(self.engine, url)
         except BaseException:
             self.engine.dispose()
             raise
@@ -740,8 +740,9 @@ def _require_review_tables(engine: Engine, url: str) -> None:
         )
 
 
-def _create_or_migrate(engine: Engine) -> None:
-    """Create the tables, or bring a database of the previous layout to this one, in one transaction.
+def _create_or_migrate(engine: Engine, url: str) -> None:
+    """Create the tables, or bring a database of the previous layout to this one, in one transaction (``url``: the
+    database as given, for the messages).
 
     One store at a time does this (SQLite: the write lock; PostgreSQL: an advisory lock), so
     that servers starting together neither race to create tables nor migrate twice. A database
@@ -750,6 +751,12 @@ def _create_or_migrate(engine: Engine) -> None:
     with engine.connect() as connection:
         if _layout(connection) == "current":
             return
+    # a reader's: the server refuses a read-only folder before, a reader a queue without its tables
+    if (path := _in_a_read_only_folder(sa.engine.make_url(url))) is not None:
+        raise ReviewQueueNotWritableError(
+            f"{shown_url(url)} holds a review queue of an earlier prodcat version, migrated when it is first opened, "
+            f"and its folder {path.parent} is read-only: copy it to a folder that can be written, and read it there"
+        )
     with engine.begin() as connection:
         if engine.dialect.name == "sqlite":
             # pysqlite would run the DDL below outside any transaction: take the write lock first
@@ -761,7 +768,7 @@ def _create_or_migrate(engine: Engine) -> None:
         layout = _layout(connection)  # again, under the lock: another store may have done it meanwhile
         _Base.metadata.create_all(connection)
         if layout == "inline-photos":
-            _migrate_inline_photos(connection)
+            _migrate_inline_photos(connection, shown_url(url))
 
 
 def _layout(connection: Connection) -> str:
@@ -773,10 +780,9 @@ def _layout(connection: Connection) -> str:
     return "current" if inspector.has_table(_ITEMS) and inspector.has_table(_PHOTOS) else "incomplete"
 
 
-def _migrate_inline_photos(connection: Connection) -> None:
+def _migrate_inline_photos(connection: Connection, url: str) -> None:
     """Move the photo copies of a previous-layout database (an ``image`` column in every record)
-    into the photos table, once per distinct content, and drop that column."""
-    url = shown_url(connection.engine.url)
+    into the photos table, once per distinct content, and drop that column (``url``: the database as logged)."""
     if connection.dialect.name == "postgresql":
         # a server of the previous version may still be writing: no record may arrive with a
         # photo between the copy and the drop
