@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -559,6 +560,18 @@ class _IssuesAwaitingOutput:
         """Record that the run wrote its output: the issues are, or will be, listed with it."""
         self._written = True
 
+    def write_output(
+        self, write: Callable[[list[RowIssue]], object], catalog: Catalog, predictions: pd.DataFrame | None
+    ) -> OSError | None:
+        """Write the output with ``write(issues)``, the issues being the run's and those of the photos the model did
+        not use (:func:`_with_unused_photos` of ``catalog`` and ``predictions``, warned of as listed once the output
+        is written); the error that stopped it (:func:`~prodcat.files.write_failure`), or ``None``: :meth:`written`."""
+        self.issues = _with_unused_photos(catalog, predictions, self.listed_in, self.once)
+        failure = write_failure(lambda: write(self.issues))
+        if not failure:
+            self.written()
+        return failure
+
     def __enter__(self) -> Self:
         return self
 
@@ -591,11 +604,20 @@ def _failed_run(out: str | Path) -> Path:
     return path.with_name(path.name + ".failed-run")
 
 
-def run_train(args: argparse.Namespace) -> int:
-    awaiting = _IssuesAwaitingOutput("model", args.out, input_issues_path(args.out))
-    known: Lacking = {}  # what the installation lacks, asked once in the run
+def _read_training_run(
+    args: argparse.Namespace, awaiting: _IssuesAwaitingOutput
+) -> tuple[Catalog, Config, pd.DataFrame, Lacking]:
+    """:func:`read_training_data` for a train or cv run, whose issues ``awaiting`` keeps until its output lists them,
+    and what the installation lacks, asked once in the run (the check before fitting reads it again)."""
+    known: Lacking = {}
     catalog, config, frame = read_training_data(args, known, awaiting.listed_in, awaiting.once)
     awaiting.issues = catalog.issues
+    return catalog, config, frame, known
+
+
+def run_train(args: argparse.Namespace) -> int:
+    awaiting = _IssuesAwaitingOutput("model", args.out, input_issues_path(args.out))
+    catalog, config, frame, known = _read_training_run(args, awaiting)
     with awaiting:
         trained = _train_and_save(args, config, frame, known)
         if trained is None:  # refused, or the bundle not written: said why
@@ -862,7 +884,7 @@ def _evaluate(
     awaiting: _IssuesAwaitingOutput,
 ) -> int:
     """:func:`run_evaluate`'s scoring of ``predictor``, which reads ``read_by``, on the labelled part of the catalogue
-    (``catalog``; ``None``: it has none, said) and its report; ``awaiting.written()`` once the report is."""
+    (``catalog``; ``None``: it has none, said) and its report, written by ``awaiting``."""
     if catalog is None:
         return 2
     frame = catalog.frame
@@ -895,25 +917,28 @@ def _evaluate(
                 truth[unseen], predicted[unseen], confidence[unseen], predictor.threshold
             )
     title = f"Evaluation of {args.model} on {args.data}"
-    awaiting.issues = _with_unused_photos(
-        catalog, predictions if "image" in read_by else None, awaiting.listed_in, awaiting.once
+    failure = awaiting.write_output(
+        lambda issues: write_report(
+            metrics, truth, predicted, args.report, title, predictions=predictions, issues=issues
+        ),
+        catalog,
+        predictions if "image" in read_by else None,
     )
-    failure = write_failure(
-        lambda: write_report(
-            metrics, truth, predicted, args.report, title, predictions=predictions, issues=awaiting.issues
-        )
-    )
-    if not failure:
-        awaiting.written()
     print_metrics(metrics, f"Evaluation on {count_text(len(frame))} labelled products:")
     if "not_in_training" in metrics:
         print_metrics(metrics["not_in_training"], "On those not in the model's training data (the honest figures):")
     for warning in metrics["warnings"]:
         print(f"warning: {warning}")
+    return _report_exit_code(args.report, failure, "evaluation")
+
+
+def _report_exit_code(report: str | Path, failure: OSError | None, run: str) -> int:
+    """Say, after the figures, whether the ``run``'s report was written in ``report`` or why not (``failure``:
+    :func:`~prodcat.files.write_failure`'s), and return the command's exit code."""
     if failure:
-        print(report_not_written(args.report, failure, FIGURES_KEPT, "evaluation"), file=sys.stderr)
+        print(report_not_written(report, failure, FIGURES_KEPT, run), file=sys.stderr)
         return 2
-    print(f"\nReport written to {args.report}")
+    print(f"\nReport written to {report}")
     return 0
 
 
@@ -978,9 +1003,7 @@ def run_cv(args: argparse.Namespace) -> int:
         return 2
     folds = fold_count_of_the_run(args)
     awaiting = _report_awaited(args.report)
-    known: Lacking = {}  # what the installation lacks, asked once in the run
-    catalog, config, frame = read_training_data(args, known, awaiting.listed_in, awaiting.once)
-    awaiting.issues = catalog.issues
+    catalog, config, frame, known = _read_training_run(args, awaiting)
     with awaiting:
         return _cross_validate(args, catalog, config, frame, folds, awaiting, known)
 
@@ -995,7 +1018,7 @@ def _cross_validate(
     known: Lacking,
 ) -> int:
     """:func:`run_cv`'s cross-validation of ``config`` in ``folds`` on the labelled products ``frame`` of ``catalog``
-    and its report; ``awaiting.written()`` once the report is."""
+    and its report, written by ``awaiting``."""
     from prodcat.evaluate.cv import cross_validate, cross_validation_obstacle
 
     if problem := cross_validation_obstacle(frame, config, folds, known):
@@ -1010,16 +1033,13 @@ def _cross_validate(
         metrics["warnings"] = warnings
     title = f"{folds}-fold cross-validation on {args.data}"
     predictions = result.predictions()
-    awaiting.issues = _with_unused_photos(
-        catalog, predictions if _reads_photos(config) else None, awaiting.listed_in, awaiting.once
+    failure = awaiting.write_output(
+        lambda issues: write_report(
+            metrics, result.y_true, result.y_pred, args.report, title, predictions=predictions, issues=issues
+        ),
+        catalog,
+        predictions if _reads_photos(config) else None,
     )
-    failure = write_failure(
-        lambda: write_report(
-            metrics, result.y_true, result.y_pred, args.report, title, predictions=predictions, issues=awaiting.issues
-        )
-    )
-    if not failure:
-        awaiting.written()
     print_metrics(
         metrics, f"{folds}-fold cross-validation on {count_text(len(frame))} products:", result.target_precision
     )
@@ -1032,8 +1052,4 @@ def _cross_validate(
         f"  fit {metrics['timing']['fit_seconds_median']:.1f} s, "
         f"predict {metrics['timing']['predict_seconds_median']:.1f} s per fold (median)"
     )
-    if failure:
-        print(report_not_written(args.report, failure, FIGURES_KEPT, "cross-validation"), file=sys.stderr)
-        return 2
-    print(f"\nReport written to {args.report}")
-    return 0
+    return _report_exit_code(args.report, failure, "cross-validation")
