@@ -127,7 +127,10 @@ def _import_builtin_extractors() -> None:
     # Imported lazily so that `import prodcat` stays cheap; each module registers itself.
     import importlib
 
-    builtin = ("prodcat.text.features", "prodcat.text.embeddings", "prodcat.text.word2vec", "prodcat.image.features")
+    builtin = (
+        *("prodcat.text.features", "prodcat.text.embeddings", "prodcat.text.word2vec"),
+        *("prodcat.image.features", "prodcat.image.ocr"),
+    )
     for module in builtin:
         try:
             importlib.import_module(module)

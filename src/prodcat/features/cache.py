@@ -212,7 +212,7 @@ class MemoryCache:
         if max_items < 1:
             raise ValueError(f"max_items must be >= 1, got {max_items}")
         self.max_items = max_items
-        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._items: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
 
     def get_many(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
@@ -227,7 +227,7 @@ class MemoryCache:
     def put_many(self, values: dict[str, np.ndarray]) -> None:
         with self._lock:
             for key, value in values.items():
-                self._items[key] = np.asarray(value, dtype=np.float32)
+                self._items[key] = self._stored(value)
                 self._items.move_to_end(key)
             while len(self._items) > self.max_items:
                 self._items.popitem(last=False)
@@ -235,13 +235,24 @@ class MemoryCache:
     def __len__(self) -> int:
         return len(self._items)
 
+    def _stored(self, value: Any) -> Any:
+        """``value`` as kept: a vector as ``float32``."""
+        return np.asarray(value, dtype=np.float32)
+
+
+class TextMemoryCache(MemoryCache):
+    """A :class:`MemoryCache` of ``str`` values, with the :class:`TextCache` interface (OCR text of photos)."""
+
+    def _stored(self, value: str) -> str:
+        return value
+
 
 class ReadThroughMemoryCache:
     """The on-disk cache read but never written, over a bounded :class:`MemoryCache` that keeps the vectors
     computed since (the :class:`EmbeddingCache` interface): for a process whose inputs mix catalogue products,
     cached on disk by training or ``prodcat predict``, with throw-away ones that must not grow the disk."""
 
-    def __init__(self, disk: EmbeddingCache, memory: MemoryCache):
+    def __init__(self, disk: EmbeddingCache | TextCache, memory: MemoryCache):
         self.disk = disk
         self.memory = memory
 

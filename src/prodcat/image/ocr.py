@@ -3,29 +3,64 @@
 Book, game and DVD covers carry their titles; :class:`PhotoText` reads them with
 ``rapidocr`` (PP-OCR detection + recognition, models bundled with the package,
 offline, run by onnxruntime) and returns one string per product, cached on
-disk by image content so a photo is read once. Append it to the product text
-with :func:`with_photo_text` before a text extractor.
+disk by image content so a photo is read once. :class:`PhotoTextTfidf` (``photo_text_tfidf``
+in a config) is the registered extractor of an image head: a TF-IDF of that text. Or append it to the
+product text with :func:`with_photo_text` before a text extractor.
 
-Measured on Rakuten (``benchmarks/results/image_head.md``): see there whether it
-pays for its cost (a few seconds per photo on 2 cores).
+Measured on Rakuten and Flipkart (``benchmarks/results/image_head.md``): neither gained from it, so no default
+head reads it; it costs about 0.4 s per Rakuten photo on 2 cores (median of 20, ``docs/configuration.md``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+from PIL import Image
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from prodcat.features.cache import TextCache
-from prodcat.image.decode import ImageItem, decode_item, image_items, photo_cache_version, photo_key
+from prodcat.features.base import Extractor, register
+from prodcat.features.cache import ReadThroughMemoryCache, TextCache, TextMemoryCache
+from prodcat.image.decode import ImageItem, ImageSource, decode_item, image_items, photo_cache_version, photo_key
+from prodcat.text.clean import clean_texts
+from prodcat.text.features import TfidfCharExtractor, TfidfWordExtractor
 
 log = logging.getLogger(__name__)
+
+#: photos (by ``id``) whose text is read from another photo instead of their own: see :func:`text_read_from`
+_TEXT_SOURCES: ContextVar[dict[int, ImageSource] | None] = ContextVar("prodcat_photo_text_sources", default=None)
+
+
+@contextmanager
+def text_read_from(source: ImageSource, copies: Iterable[Image.Image]) -> Iterator[None]:
+    """Within it, in this thread, the text OCR reads on each of ``copies`` (the very objects) is that of ``source``.
+
+    For the occluded copies of a photo that :func:`~prodcat.evaluate.explain.explain` predicts: each grey square
+    would cost an OCR of its copy (0.2 to 2 s; 49 squares with the default lattice); read from the photo they cover,
+    it is read once, and the heatmap shows what the other photo features see, the text held as read on the photo.
+    """
+    token = _TEXT_SOURCES.set((_TEXT_SOURCES.get() or {}) | dict.fromkeys(map(id, copies), source))
+    try:
+        yield
+    finally:
+        _TEXT_SOURCES.reset(token)
+
+
+def _text_source(item: ImageItem | None) -> ImageItem | None:
+    """The photo whose text stands for ``item``'s (see :func:`text_read_from`): its own unless it is a copy."""
+    sources = _TEXT_SOURCES.get() or {}
+    if item is None or id(item.source) not in sources:
+        return item
+    return ImageItem(item.product_id, sources[id(item.source)])
 
 
 class PhotoText(TransformerMixin, BaseEstimator):
@@ -65,8 +100,21 @@ class PhotoText(TransformerMixin, BaseEstimator):
     def fit(self, frame: pd.DataFrame, y: Any = None) -> PhotoText:
         return self
 
-    def cache(self) -> TextCache:
+    def cache(self) -> TextCache | TextMemoryCache | ReadThroughMemoryCache:
+        """Where texts are looked up and stored: the on-disk cache, unless :meth:`use_memory_cache` switched this
+        instance to a bounded in-memory one."""
+        memory = getattr(self, "_model_memory_cache", None)
+        return self.disk_cache() if memory is None else memory
+
+    def disk_cache(self) -> TextCache:
         return TextCache.for_extractor(self.name, photo_cache_version(self.version), self.cache_dir)
+
+    def use_memory_cache(self, max_items: int, read_disk: bool = False) -> None:
+        """Keep at most ``max_items`` recent texts in memory instead of writing them to the on-disk cache, reading
+        the disk's too with ``read_disk``: as :meth:`~prodcat.features.base.PretrainedEncoder.use_memory_cache`
+        does for vectors (a server's photos, perturbed ones). Not pickled."""
+        memory = TextMemoryCache(max_items)
+        self._model_memory_cache = ReadThroughMemoryCache(self.disk_cache(), memory) if read_disk else memory
 
     def key(self, item: ImageItem) -> str:
         return f"{photo_key(item)}|{self.min_score:g}|{self.min_chars}|{self.max_side}"
@@ -75,7 +123,7 @@ class PhotoText(TransformerMixin, BaseEstimator):
         """One string per product of ``frame``: the recognised lines joined by `` . ``."""
         from tqdm.auto import tqdm
 
-        items = image_items(frame)
+        items = [_text_source(item) for item in image_items(frame)]
         keys = [None if it is None else self.key(it) for it in items]
         cache = self.cache()
         found = cache.get_many({k for k in keys if k is not None})
@@ -116,6 +164,117 @@ class PhotoText(TransformerMixin, BaseEstimator):
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_model")}
+
+
+@register
+class PhotoTextTfidf(Extractor):
+    """TF-IDF of the text :class:`PhotoText` reads on each product's photo, ``float32`` CSR ``(n, vocabulary size)``,
+    rows L2-normalised; the vocabulary is learnt from the training photos' text.
+
+    An image extractor (it reads the photo), for an image head of its own or beside ``effnet_lite0`` in one. A photo
+    without text, or that does not decode, gets a zero row and is still :meth:`available` (it has a photo): beside
+    Lite0 the head keeps the photos Lite0 reads, text or not; alone, such a row holds nothing, and the head reports
+    the product not read (:meth:`~prodcat.models.heads.ModalityHead.features_read`), left to the other heads.
+
+    Each photo's text is cached on disk by content (:meth:`PhotoText.cache`): a photo is read once, at about
+    0.4 s on 2 cores (Rakuten; ``docs/configuration.md``).
+
+    Args:
+        analyzer: ``char_wb`` (character n-grams within words: robust to OCR's misread letters), ``char`` or
+            ``word``.
+        ngram_range: n-gram lengths, in characters (``char*``) or words.
+        min_df: n-grams kept: those of at least this many training photos (or this share of them).
+        sublinear_tf: ``1 + log(tf)`` term frequencies.
+        min_score, min_chars, max_side, threads, workers, cache_dir, progress: the OCR's, see :class:`PhotoText`.
+    """
+
+    name = "photo_text_tfidf"
+    modality = "image"
+
+    def __init__(
+        self,
+        analyzer: Literal["char_wb", "char", "word"] = "char_wb",
+        ngram_range: tuple[int, int] = (2, 4),
+        min_df: int | float = 2,
+        sublinear_tf: bool = True,
+        min_score: float = 0.6,
+        min_chars: int = 2,
+        max_side: int = 1000,
+        threads: int | None = None,
+        workers: int = 1,
+        cache_dir: str | None = None,
+        progress: bool = True,
+    ):
+        self.analyzer = analyzer
+        self.ngram_range = ngram_range
+        self.min_df = min_df
+        self.sublinear_tf = sublinear_tf
+        self.min_score = min_score
+        self.min_chars = min_chars
+        self.max_side = max_side
+        self.threads = threads
+        self.workers = workers
+        self.cache_dir = cache_dir
+        self.progress = progress
+
+    def missing_requirement(self) -> str | None:
+        if importlib.util.find_spec("rapidocr") is None:
+            return f"{self.name} needs rapidocr, a dependency of prodcat (pip install 'rapidocr==3.10.0')"
+        return None
+
+    def reader(self) -> PhotoText:
+        """The OCR, built once per instance (its engine and memory cache are not pickled)."""
+        if getattr(self, "_model_reader", None) is None:
+            self._model_reader = PhotoText(
+                min_score=self.min_score,
+                min_chars=self.min_chars,
+                max_side=self.max_side,
+                threads=self.threads,
+                workers=self.workers,
+                cache_dir=self.cache_dir,
+                progress=self.progress,
+            )
+        return self._model_reader
+
+    def use_memory_cache(self, max_items: int, read_disk: bool = False) -> None:
+        """See :meth:`PhotoText.use_memory_cache`."""
+        self.reader().use_memory_cache(max_items, read_disk)
+
+    def photo_texts(self, frame: pd.DataFrame) -> list[str]:
+        """Each product's photo text, cleaned as product text is (``""`` without text or photo)."""
+        return clean_texts(self.reader().transform(frame))
+
+    def fit(self, frame: pd.DataFrame, y: Any = None) -> PhotoTextTfidf:
+        self.fit_transform(frame)
+        return self
+
+    def fit_transform(self, frame: pd.DataFrame, y: Any = None, **fit_params: Any) -> sp.csr_matrix:
+        self.vectorizer_ = self._vectorizer()
+        try:
+            return self.vectorizer_.fit_transform_cleaned(self.photo_texts(frame))
+        except ValueError as error:  # "empty vocabulary": not a word read on any photo
+            raise ValueError(
+                f"{self.name}: OCR read no text on the {len(frame)} products' photos, nothing to learn a vocabulary "
+                f"from ({error}); leave this extractor out for this catalogue"
+            ) from None
+
+    def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
+        return self.vectorizer_.transform_cleaned(self.photo_texts(frame))
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return self.vectorizer_.get_feature_names_out()
+
+    def _vectorizer(self) -> TfidfWordExtractor | TfidfCharExtractor:
+        if self.analyzer == "word":
+            return TfidfWordExtractor(
+                ngram_range=self.ngram_range, min_df=self.min_df, max_df=1.0, sublinear_tf=self.sublinear_tf
+            )
+        return TfidfCharExtractor(
+            ngram_range=self.ngram_range, analyzer=self.analyzer, min_df=self.min_df, sublinear_tf=self.sublinear_tf
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in super().__getstate__().items() if not k.startswith("_model")}
 
 
 def with_photo_text(frame: pd.DataFrame, photo_text: Sequence[str], column: str = "description") -> pd.DataFrame:
