@@ -42,7 +42,7 @@ from prodcat.evaluate.labelled import (
     readable_by,
     training_fingerprints,
 )
-from prodcat.evaluate.metrics import accepted_metrics, evaluate_predictions
+from prodcat.evaluate.metrics import HEADLINE_METRICS, accepted_metrics, evaluate_predictions
 from prodcat.evaluate.report import EVALUATION_FILES, interval_text, report_problem, write_issues, write_report
 from prodcat.files import FIGURES_KEPT, report_not_written, write_failure
 from prodcat.formatting import count_text, counted
@@ -50,10 +50,12 @@ from prodcat.grouping import spelling_groups
 
 if TYPE_CHECKING:
     from prodcat.evaluate.cv import Lacking
+    from prodcat.models.classifier import ProductClassifier
     from prodcat.predict import Predictor
 
 log = logging.getLogger("prodcat")
-HEADLINE = ("n", "accuracy", "f1_weighted", "f1_macro")
+#: the figures :func:`print_metrics` leads with, each with its interval where the metrics have one
+HEADLINE = ("n", *HEADLINE_METRICS)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -425,6 +427,8 @@ def pooled_stratified_sample(frame: pd.DataFrame, config: Config, size: int) -> 
 
 
 def print_metrics(metrics: dict[str, Any], title: str, target_precision: float | None = None) -> None:
+    """Print the ``metrics`` of an evaluation, a cv or a training's out-of-fold estimate under ``title``, the
+    automation said against the ``target_precision`` the threshold was chosen for, if given."""
     print(f"\n{title}")
     for key in HEADLINE:
         if key in metrics:
@@ -433,10 +437,7 @@ def print_metrics(metrics: dict[str, Any], title: str, target_precision: float |
             spread = f"  (95% bootstrap interval {interval_text(*low_high, '{:.4f}', '-')})" if low_high else ""
             print(f"  {key:<14}{value:.4f}{spread}" if isinstance(value, float) else f"  {key:<14}{count_text(value)}")
     for level, values in metrics.get("levels", {}).items():
-        print(
-            f"  level {level}: accuracy {values['accuracy']:.4f}  f1_weighted {values['f1_weighted']:.4f}  "
-            f"f1_macro {values['f1_macro']:.4f}"
-        )
+        print(f"  level {level}: " + "  ".join(f"{key} {values[key]:.4f}" for key in HEADLINE_METRICS))
     if "calibration" in metrics:
         print(f"  ECE           {ece_text(metrics['calibration'], metrics['n'])}")
     if "decision" in metrics:
@@ -710,7 +711,9 @@ def _modalities_read(read: dict[str, np.ndarray]) -> list[str]:
     return [",".join(m for m, was_read in zip(read, row, strict=True) if was_read) for row in rows]
 
 
-def _save_trained(model: Any, frame: pd.DataFrame, config: Config, metrics: dict[str, Any], out: Path) -> Path:
+def _save_trained(
+    model: ProductClassifier, frame: pd.DataFrame, config: Config, metrics: dict[str, Any], out: Path
+) -> Path:
     """Write the fitted ``model`` (trained on ``frame`` with ``config``) as a bundle at ``out``."""
     return save_bundle(
         model,
@@ -751,6 +754,7 @@ def _product_whose_photo_is(out: Path, frame: pd.DataFrame) -> str | None:
 
 
 def _batch_engine(args: argparse.Namespace) -> Engine:
+    """The engine ``predict`` scores with: a dask cluster's (``--engine dask``), else this process."""
     if args.engine == "dask":
         from prodcat.batch.dask_engine import DaskEngine
 
