@@ -1289,21 +1289,79 @@ def test_the_predictor_reads_a_large_batch_in_chunks(monkeypatch: pytest.MonkeyP
     assert sizes == [5, 5, 2]
 
 
-def test_the_predictor_takes_a_list_of_dicts_and_refuses_other_inputs_saying_what_it_takes() -> None:
-    """A list of dicts, one a product, is predicted as the frame of those rows; a lone dict (one product or a frame's
-    columns?), a Series or a string is a TypeError naming what predict takes (each was an AttributeError on
-    ``.columns``)."""
-    model = ProductClassifier(_text_and_photo_config(modalities=["text"])).fit(_catalogue(list("abc") * 10))
+def _numbered_catalogue(labels: list[str], seed: int = 0) -> pd.DataFrame:
+    """:func:`_catalogue` whose titles begin with their category's number (a model number: ``101`` for ``a``)."""
+    products = _catalogue(labels, seed=seed)
+    numbered = zip(products["category"], products["title"], strict=True)
+    return products.assign(title=[f"{_NUMBERS[label]} {title}" for label, title in numbered])
+
+
+_NUMBERS = {"a": 101, "b": 202, "c": 303}
+
+
+def test_the_classifier_and_the_predictor_read_products_alike() -> None:
+    """The same products given to ``ProductClassifier`` and to ``Predictor.predict`` are read alike: one reader,
+    ``product_frame``. Before, the classifier did not read a number for a title as text (the Predictor did: the
+    prior against the category), refused a list of dicts and an empty frame of no column (the Predictor predicted
+    them), and the Predictor answered the prior to products of none of the columns the model reads (the classifier
+    refused them); a lone dict, a Series or a string was refused by each in its own words."""
+    model = ProductClassifier(_text_and_photo_config()).fit(_numbered_catalogue(list("abc") * 10))
     predictor = Predictor(model, {})
-    products = _catalogue(list("abc"), seed=1)
-    records = products[["product_id", "title"]].to_dict("records")
-    assert [p.as_dict() for p in predictor.predict(records)] == [p.as_dict() for p in predictor.predict(products)]
-    assert predictor.predict([]) == []
-    for not_products, given in [(records[0], "dict"), (products.iloc[0], "Series"), ("a mug", "str")]:
-        with pytest.raises(
-            TypeError, match=rf"^predict takes a DataFrame of products or a list of dicts, .* not {given}:"
-        ):
-            predictor.predict(not_products)
+    products = _numbered_catalogue(list("abc"), seed=1).drop(columns="category")
+    title, photo = products["title"].iat[1], products["image"].iat[2]
+    given = {
+        "a list of dicts": products.to_dict("records"),
+        "numbers for titles": products.assign(title=list(_NUMBERS.values()), image=None),
+        "missing titles and photos": products.assign(title=[np.nan, title, None], image=[None, np.nan, photo]),
+        "numbers or nothing for ids, an index of its own": products.assign(product_id=[7, np.nan, ""]).set_index(
+            pd.Index([5, 3, 1])
+        ),
+        "columns left out, others added": products[["title"]].assign(brand="Acme"),
+        "no product, no column": pd.DataFrame(),
+        "an empty list": [],
+    }
+    for name, frame in given.items():
+        read = model.predict_details(frame)
+        predictions = predictor.predict(frame, top_k=len(model.classes_))
+        served = [{t["category"]: t["probability"] for t in p.top_k} for p in predictions]
+        served_proba = np.array([[row[c] for c in model.classes_] for row in served]).reshape(read.proba.shape)
+        np.testing.assert_array_equal(served_proba, read.proba, err_msg=name)
+        assert [p.modalities_used for p in predictions] == read.modalities_used, name
+    np.testing.assert_array_equal(model.predict_proba(given["a list of dicts"]), model.predict_proba(products))
+    numbers = given["numbers for titles"]
+    assert model.predict_details(numbers).modalities_used == [["text"]] * 3
+    assert list(model.predict(numbers)) == list("abc")
+    ids = [p.product_id for p in predictor.predict(given["numbers or nothing for ids, an index of its own"])]
+    assert ids == ["7", "1", "2"]
+    refused = [
+        (
+            given["a list of dicts"][0],
+            TypeError,
+            r"^products are a pandas DataFrame .* or a list of dicts, .* not dict: ",
+        ),
+        (
+            products.iloc[0],
+            TypeError,
+            r", not Series: e\.g\. pd\.DataFrame\(\{'title': titles\}\), or \[product\] for one",
+        ),
+        ("a mug", TypeError, ", not str: "),
+        (products["title"].tolist(), TypeError, ", not a list holding str: "),
+        (products[["product_id"]].assign(name="mug"), ValueError, "^the products have none of the columns the model"),
+    ]
+    for not_products, error, message in refused:
+        for read_by in (model.predict_proba, predictor.predict):
+            with pytest.raises(error, match=message):
+                read_by(not_products)
+
+
+def test_a_number_for_a_title_is_text_in_training() -> None:
+    """A catalogue whose titles are numbers (model numbers, read from a spreadsheet as integers) trains on them as text,
+    as the Predictor reads them: its titles were not text to the classifier, and its fit was refused, 'modality 'text'
+    requested but no product has it'."""
+    numbered = _numbered_catalogue(list("abc") * 10)
+    numbers = numbered.assign(title=[_NUMBERS[label] for label in numbered["category"]])
+    model = ProductClassifier(_text_and_photo_config(modalities=["text"])).fit(numbers[["title", "category"]])
+    assert list(model.predict([{"title": "101"}, {"title": 303}])) == ["a", "c"]
 
 
 def test_the_classifier_reads_a_frame_of_some_columns_and_refuses_what_it_cannot_read() -> None:
@@ -1317,11 +1375,11 @@ def test_the_classifier_reads_a_frame_of_some_columns_and_refuses_what_it_cannot
     titles_only = model.fit(frame[["title", "category"]]).predict_proba(frame[["title"]])
     np.testing.assert_array_equal(titles_only, model.fit(frame).predict_proba(frame.drop(columns=["description"])))
     for not_a_frame in (frame["title"].tolist(), frame[["title"]].to_numpy()):
-        with pytest.raises(TypeError, match=r"^ProductClassifier reads a pandas DataFrame of products"):
+        with pytest.raises(TypeError, match=r"^products are a pandas DataFrame \(columns title, description, image"):
             model.predict(not_a_frame)
-        with pytest.raises(TypeError, match=r"^ProductClassifier reads a pandas DataFrame of products"):
+        with pytest.raises(TypeError, match=r"^products are a pandas DataFrame \(columns title, description, image"):
             model.fit(not_a_frame, frame["category"])
-    with pytest.raises(ValueError, match=r"none of the columns the model reads .*; its columns: product_id, name$"):
+    with pytest.raises(ValueError, match=r"none of the columns the model reads .*; their columns: product_id, name$"):
         model.predict(frame[["product_id"]].assign(name="mug"))
     with pytest.raises(ValueError, match=r"inconsistent numbers of samples: \[30, 29\]"):
         model.fit(frame, frame["category"][:-1])

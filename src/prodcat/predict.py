@@ -18,8 +18,8 @@ import sklearn
 from sklearn.utils import check_scalar
 
 from prodcat.bundle import MANIFEST, BundleError, load_bundle
-from prodcat.catalog.schema import is_missing, is_readable, strings_or_empty
-from prodcat.models.classifier import ProductClassifier
+from prodcat.catalog.schema import is_missing, is_readable
+from prodcat.models.classifier import ProductClassifier, product_frame
 
 
 @dataclass
@@ -82,18 +82,19 @@ class Predictor:
 
     def predict(self, frame: pd.DataFrame | Sequence[Mapping[str, Any]], top_k: int = 5) -> list[Prediction]:
         """Predict every product of a canonical frame, or of a list of dicts, one a product, of the same fields
-        (``product_id``, ``title``, ``description``, ``image``; missing ones are treated as empty): one
-        :class:`Prediction` per product, in their order. For a single product, see :meth:`predict_one`.
+        (``product_id``, ``title``, ``description``, ``image``; missing ones are treated as empty), read as the
+        model reads them (:func:`~prodcat.models.classifier.product_frame`): one :class:`Prediction` per product, in
+        their order. For a single product, see :meth:`predict_one`.
 
         The ``image`` cell may be a path, raw ``bytes`` or a ``PIL.Image.Image``. The products are predicted
         :data:`PREDICT_CHUNK` at a time, so memory does not grow with the frame (beyond the predictions).
 
         Raises:
-            ValueError: ``top_k`` below 1.
+            ValueError: ``top_k`` below 1; products of none of the fields ``title``, ``description``, ``image``.
             TypeError: ``top_k`` not an integer; ``frame`` neither a DataFrame nor a list of dicts.
         """
         check_scalar(top_k, "top_k", numbers.Integral, min_val=1)
-        frame = normalise_input(products_frame(frame))
+        frame = product_frame(frame)
         return [
             prediction
             for start in range(0, len(frame), PREDICT_CHUNK)
@@ -224,35 +225,6 @@ def nothing_read_reason(model_modalities: Sequence[str], title: object, descript
     return f"{NOTHING_TO_READ}: the model reads {reads}, and found none it could use in this product: {why}"
 
 
-def products_frame(products: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """``products`` as a frame: a DataFrame as it is, a list of dicts a row each. Anything else is a ``TypeError``
-    (it failed deep inside as an ``AttributeError``), a lone dict too: it could be one product or a frame's columns."""
-    if isinstance(products, pd.DataFrame):
-        return products
-    given = type(products).__name__
-    if isinstance(products, Sequence) and not isinstance(products, str | bytes):
-        if not (others := [product for product in products if not isinstance(product, Mapping)]):
-            return pd.DataFrame(list(products))
-        given = f"a {given} holding {type(others[0]).__name__}"
-    raise TypeError(
-        f"predict takes a DataFrame of products or a list of dicts, one a product, not {given}: for one product, "
-        "predict([product]) or predict_one(title=..., description=..., image=...)"
-    )
-
-
-def normalise_input(frame: pd.DataFrame) -> pd.DataFrame:
-    """Fill the canonical columns a caller left out: empty text, no image, row numbers as ids."""
-    n = len(frame)
-
-    def column(name: str) -> list[Any]:
-        return frame[name].tolist() if name in frame else [None] * n
-
-    # built from plain lists: per-column pandas operations cost more than the work on the
-    # one to a few rows of an API request, and are no faster on a large batch of objects
-    columns = {name: frame[name].tolist() for name in frame.columns}
-    columns["title"] = strings_or_empty(column("title"))
-    columns["description"] = strings_or_empty(column("description"))
-    columns["product_id"] = [str(i) if is_missing(v) or v == "" else str(v) for i, v in enumerate(column("product_id"))]
-    columns["image"] = [None if is_missing(v) else v for v in column("image")]
-    columns.setdefault("category", [None] * n)
-    return pd.DataFrame(columns)
+#: the products as :meth:`Predictor.predict` reads them, which batch scoring reads its products by too: the model's
+#: own reading, so that a frame is read alike whichever of them is given it
+normalise_input = product_frame

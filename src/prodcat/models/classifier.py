@@ -27,6 +27,7 @@ Products with no usable modality are predicted from the class prior.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +38,7 @@ from sklearn.metrics import log_loss
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
-from prodcat.catalog.schema import category_at_level, modality_mask, product_text
+from prodcat.catalog.schema import category_at_level, is_missing, modality_mask, product_text, strings_or_empty
 from prodcat.config import Config, HeadConfig
 from prodcat.features.base import extractor_parameters
 from prodcat.models.calibration import make_calibrator
@@ -143,32 +144,59 @@ def cross_fitted_decisions(
     return proba, accepted
 
 
-def product_frame(frame: Any) -> pd.DataFrame:
-    """``frame`` as the model reads it: its index reset, the :data:`READ_COLUMNS` and ``product_id`` it lacks added
-    empty (no text, no photo, row numbers as ids), as :meth:`Predictor.predict <prodcat.predict.Predictor.predict>`
-    fills them. Anything but a DataFrame is a ``TypeError``, and a frame of none of :data:`READ_COLUMNS` a
-    ``ValueError``: each of its products would be answered the class prior."""
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(
-            f"ProductClassifier reads a pandas DataFrame of products (columns {', '.join(READ_COLUMNS)}), not "
-            f"{type(frame).__name__}: e.g. pd.DataFrame({{'title': titles}})"
-        )
-    if not any(column in frame for column in READ_COLUMNS):
+def product_frame(products: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """``products`` as the model reads them, given to :class:`ProductClassifier` or to
+    :meth:`Predictor.predict <prodcat.predict.Predictor.predict>` alike: a DataFrame, or a list of dicts one a product,
+    as a frame indexed 0 to n-1 whose ``title`` and ``description`` are text (``""`` where missing or left out, a
+    number as text), ``image`` ``None`` where missing or left out, and ``product_id`` text (the row number where
+    missing, empty or left out); its other columns as given.
+
+    Anything else (a lone dict, a Series, an array) is a ``TypeError``, and products of none of :data:`READ_COLUMNS` a
+    ``ValueError``: each of them would be answered the class prior.
+    """
+    frame = _as_frame(products)
+    if len(frame) and not any(column in frame for column in READ_COLUMNS):
         raise ValueError(
-            f"the frame has none of the columns the model reads ({', '.join(READ_COLUMNS)}); its columns: "
+            f"the products have none of the columns the model reads ({', '.join(READ_COLUMNS)}); their columns: "
             f"{', '.join(map(str, frame.columns)) or 'none'}"
         )
-    missing: dict[str, Any] = {column: None for column in READ_COLUMNS if column not in frame}
-    if "product_id" not in frame:
-        missing["product_id"] = [str(i) for i in range(len(frame))]
-    return frame.reset_index(drop=True).assign(**missing)
+
+    def column(name: str) -> list[Any]:
+        return frame[name].tolist() if name in frame else [None] * len(frame)
+
+    # from plain lists: per-column pandas operations cost more than the work on the one to a few rows of an API request
+    read = {
+        "title": strings_or_empty(column("title")),
+        "description": strings_or_empty(column("description")),
+        "product_id": [str(i) if is_missing(v) or v == "" else str(v) for i, v in enumerate(column("product_id"))],
+        "image": [None if is_missing(v) else v for v in column("image")],
+    }
+    return frame.reset_index(drop=True).assign(**read)
+
+
+def _as_frame(products: Any) -> pd.DataFrame:
+    """``products`` as a frame: a DataFrame as it is, a list of dicts a row each. Anything else is a ``TypeError``, a
+    lone dict too: it could be one product or a frame's columns."""
+    if isinstance(products, pd.DataFrame):
+        return products
+    given = type(products).__name__
+    if isinstance(products, Sequence) and not isinstance(products, str | bytes):
+        if not (others := [product for product in products if not isinstance(product, Mapping)]):
+            return pd.DataFrame(list(products))
+        given = f"a {given} holding {type(others[0]).__name__}"
+    raise TypeError(
+        f"products are a pandas DataFrame (columns {', '.join(READ_COLUMNS)}, product_id) or a list of dicts, one a "
+        f"product, not {given}: e.g. pd.DataFrame({{'title': titles}}), or [product] for one product"
+    )
 
 
 class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator):
     """Multimodal category classifier over catalogue frames: a pandas DataFrame of ``n`` products, one a row, of
     columns ``title`` and ``description`` (text; missing or empty: none) and ``image`` (a photo's path, raw bytes or a
     ``PIL.Image``; missing: no photo); a column left out is read as empty in every row. ``category`` (a path such as
-    ``Home > Kitchen``) is the target when :meth:`fit` is given no ``y``; other columns are ignored.
+    ``Home > Kitchen``) is the target when :meth:`fit` is given no ``y``; other columns are ignored. A list of dicts,
+    one a product, is read as the frame of those rows; any input is read as the Predictor reads it
+    (:func:`product_frame`).
 
     Its one parameter is ``config`` (:class:`~prodcat.config.Config`, ``None`` for the default); its fields are
     parameters too, as ``config__seed``, for :meth:`set_params` and scikit-learn's searches. Fitted, it holds
