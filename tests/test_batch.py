@@ -1312,10 +1312,11 @@ def test_cli_says_a_mistyped_model_before_reading_the_catalogue(tiny_training, t
     data = tmp_path / "products.csv"
     tiny_training.unseen.to_csv(data, index=False)
 
-    def read_catalog(args):
+    def load_from_args(args):
         raise AssertionError("the catalogue was read before the model was checked")
 
-    monkeypatch.setattr("prodcat.commands.read_catalog", read_catalog)
+    # what predict reads the catalogue with (read_catalog, patched before, is evaluate's: predict never called it)
+    monkeypatch.setattr("prodcat.commands.load_from_args", load_from_args)
     mistyped = tmp_path / "modles"
     assert main(["predict", str(mistyped), str(data), "--out", str(tmp_path / "preds.csv")]) == 2
     assert f"{mistyped} is not a prodcat model bundle: no such folder" in capsys.readouterr().err
