@@ -59,15 +59,10 @@ HEADLINE = ("n", *HEADLINE_METRICS)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def read_catalog(
-    args: argparse.Namespace,
-    listed_in: Path | None = None,
-    read_by: tuple[str, ...] = MODALITIES,
-    listed_once: str | None = None,
-) -> Catalog:
-    """The catalogue of ``args.data``, its issues warned of (all of them are written to ``listed_in``, if given, once
-    ``listed_once`` happens, if given), but for those of fields a model reading the modalities ``read_by`` does not
-    read (:func:`issues_of_the_run`)."""
+def read_catalog(args: argparse.Namespace, listed_in: Path, read_by: tuple[str, ...], listed_once: str) -> Catalog:
+    """The catalogue of ``args.data``, its issues warned of (all of them are written to ``listed_in`` once
+    ``listed_once`` happens), but for those of fields a model reading the modalities ``read_by`` does not read
+    (:func:`issues_of_the_run`)."""
     catalog = catalog_of_the_run(args, read_by)
     _warn_of_read_issues(catalog.issues, args.data, listed_in, listed_once)
     return catalog
