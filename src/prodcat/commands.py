@@ -295,9 +295,10 @@ def _named_by_itself(path: str | Path) -> Path:
 
 
 def write_input_issues(issues: list[RowIssue], out: str | Path) -> Path | None:
-    """``OUT.issues.csv`` beside the predictions: each input problem with its line number (a skipped row
-    has no prediction, so this file is what accounts for it); columns ``row, product_id, field, message``.
-    ``None``, and no file (a previous run's would describe other input), when there is none."""
+    """``OUT.issues.csv`` beside the output ``out`` (predict's predictions, train's model, a failed run's
+    ``OUT.failed-run``): each input problem with its line number (a skipped row has no prediction, so this file is
+    what accounts for it); columns ``row, product_id, field, message``. ``None``, and no file (a previous run's would
+    describe other input), when there is none."""
     path = input_issues_path(out)
     if not issues:
         path.unlink(missing_ok=True)
