@@ -1988,6 +1988,20 @@ def test_a_review_db_path_is_refused_naming_its_url(
     assert ServeSettings(review_db="sqlite:///reviews.db").review_db == "sqlite:///reviews.db"
 
 
+@pytest.mark.parametrize(
+    "url", ["sqlite://", "sqlite:///", "sqlite:///:memory:", "sqlite+pysqlite:///:memory:?cache=1"]
+)
+def test_a_review_db_naming_no_file_is_refused(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """prodcat serve --review-db sqlite:// (or sqlite:///:memory:) started, then answered every prediction sent to
+    review 503 review_store_unavailable ('no such table'): each of the store's connections had an in-memory database
+    of its own, the tables in one only; and it would have lost the queue when it stopped."""
+    assert main(["serve", str(tmp_path / "no-model"), "--review-db", url]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --review-db / PRODCAT_REVIEW_DB: {url} names no file but SQLite's in-memory database, one per "
+        "connection and lost when the process ends: give sqlite:///FILE (e.g. sqlite:///prodcat-reviews.db)"
+    ]
+
+
 @pytest.mark.parametrize("key", ["ключ", "clé", " padded-key "])
 def test_an_api_key_no_client_can_send_is_refused_at_start(key: str) -> None:
     """A server started with PRODCAT_API_KEY='ключ' answered 401 to every review call whatever the client sent
