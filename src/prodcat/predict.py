@@ -223,8 +223,3 @@ def nothing_read_reason(model_modalities: Sequence[str], title: object, descript
     text = is_readable(title) or is_readable(description)
     why = "; ".join(why_nothing_read(model_modalities, text, photo=not is_missing(image)))
     return f"{NOTHING_TO_READ}: the model reads {reads}, and found none it could use in this product: {why}"
-
-
-#: the products as :meth:`Predictor.predict` reads them, which batch scoring reads its products by too: the model's
-#: own reading, so that a frame is read alike whichever of them is given it
-normalise_input = product_frame

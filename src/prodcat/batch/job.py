@@ -52,7 +52,7 @@ from prodcat.files import (
     write_atomically,
 )
 from prodcat.formatting import first_few
-from prodcat.predict import normalise_input
+from prodcat.models.classifier import product_frame
 
 log = logging.getLogger(__name__)
 
@@ -326,7 +326,7 @@ def score_catalog(
     """
     out = output_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    frame = normalise_input(frame)
+    frame = product_frame(frame)
     installation = Installation.here()
     state = RunState(
         format=WORKDIR_FORMAT,

@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 from prodcat.bundle import modalities_read_by_bundle
 from prodcat.catalog.schema import Catalog, RowIssue, has_text
 from prodcat.image.decode import DECODABILITY_SIDE, ImageDecodeError, load_image
-from prodcat.predict import NOTHING_TO_READ, Prediction, Predictor, normalise_input, nothing_read_reason
+from prodcat.models.classifier import product_frame
+from prodcat.predict import NOTHING_TO_READ, Prediction, Predictor, nothing_read_reason
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def _score_rows(predictor: Predictor, chunk: pd.DataFrame, top_k: int) -> list[d
         else unscored_row(
             prediction.product_id, nothing_read_reason(modalities, product.title, product.description, product.image)
         )
-        for prediction, product in zip(predictions, normalise_input(chunk).itertuples(), strict=True)
+        for prediction, product in zip(predictions, product_frame(chunk).itertuples(), strict=True)
     ]
 
 
