@@ -193,6 +193,12 @@ def test_corrections_refuse_a_sqlite_file_that_does_not_exist_and_create_nothing
     assert not missing.parent.exists()
 
 
+def test_corrections_refuse_a_folder_saying_it_is_one(tmp_path: Path) -> None:
+    """--feedback sqlite:///FOLDER was refused with 'no such file', though the path was there: a folder."""
+    with pytest.raises(FileNotFoundError, match=f"no review database at {tmp_path} .*: a folder, not the database"):
+        load_corrections(f"sqlite:///{tmp_path}")
+
+
 def test_corrections_refuse_a_database_without_the_review_tables(db_url: str) -> None:
     if db_url.startswith("sqlite"):
         sqlite3.connect(sa.engine.make_url(db_url).database).execute("CREATE TABLE other (x)").connection.close()

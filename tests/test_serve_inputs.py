@@ -2127,6 +2127,24 @@ def test_serve_with_workers_keeps_no_model_in_the_supervisor(
     assert "prodcat_review_items" in sa.inspect(sa.create_engine(f"sqlite:///{database}")).get_table_names()
 
 
+def test_a_review_db_that_cannot_be_opened_is_refused_in_one_line(
+    tiny_training: TinyTraining, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A review database that could not be opened was refused in SQLAlchemy's words over two lines or more ('...
+    unable to open database file\n(Background on this error at: https://sqlalche.me/...)'), PostgreSQL's with its own
+    line breaks; a folder given for the SQLite file said only 'unable to open database file'."""
+    bundle = str(tiny_training.bundle)
+    assert main(["serve", bundle, "--review-db", f"sqlite:///{tmp_path}"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: cannot write the review queue {tmp_path} (sqlite:///{tmp_path}): it is a folder; give --review-db a "
+        f"file in it, e.g. sqlite:///{tmp_path / 'prodcat-reviews.db'}"
+    ]
+    assert main(["serve", bundle, "--review-db", "postgresql+psycopg://nobody@127.0.0.1:1/none"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: cannot open the review database (OperationalError: connection failed: ")
+    assert line.endswith("Is the server running on that host and accepting TCP/IP connections?); check --review-db")
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

@@ -687,8 +687,9 @@ def _require_sqlite_file(url: str) -> None:
         return
     path = Path(parsed.database).expanduser().resolve()
     if not path.is_file():
+        what = "a folder, not the database file in it" if path.is_dir() else "no such file"
         raise ReviewQueueNotFoundError(
-            f"no review database at {path} ({url}): no such file; check the path, the file the server's "
+            f"no review database at {path} ({url}): {what}; check the path, the file the server's "
             "--review-db names (a relative sqlite:/// path is read from the current folder)"
         )
 
@@ -700,6 +701,11 @@ def _require_writable_sqlite_file(url: str) -> None:
     path = _sqlite_file(sa.engine.make_url(url))
     if path is None:
         return
+    if path.is_dir():  # SQLite: 'unable to open database file'
+        raise ReviewQueueNotWritableError(
+            f"cannot write the review queue {path} ({url}): it is a folder; give --review-db a file in it, e.g. "
+            f"sqlite:///{path / 'prodcat-reviews.db'}"
+        )
     # the file and its folder, where SQLite writes its -wal and -shm files; else the nearest folder there is, where the
     # file (and the folders between) is to be made
     to_write = [path, path.parent] if path.exists() else [next(folder for folder in path.parents if folder.exists())]

@@ -129,7 +129,9 @@ def _review_database_problem(error: Exception) -> str | None:
 
     if not isinstance(error, SQLAlchemyError):
         return None
-    return f"error: cannot open the review database ({type(error).__name__}: {error}); check --review-db"
+    # the database's own words, in one line: SQLAlchemy's add the statement and a line linking to its documentation
+    reason = " ".join(str(getattr(error, "orig", None) or error).split())
+    return f"error: cannot open the review database ({type(error).__name__}: {reason}); check --review-db"
 
 
 def run_serve(args: argparse.Namespace) -> int:
