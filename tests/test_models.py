@@ -33,7 +33,7 @@ from prodcat.evaluate.report import confusion_rows, decision_rows, write_report
 from prodcat.features.base import Extractor, register
 from prodcat.models import heads
 from prodcat.models.calibration import MarginCalibrator, TemperatureScaler, TopLabelIsotonic, make_calibrator
-from prodcat.models.classifier import ProductClassifier, cross_fitted_decisions, own_class_known
+from prodcat.models.classifier import ProductClassifier, cross_fitted_decisions, own_class_known, product_frame
 from prodcat.models.decision import DecisionPolicy, precision_threshold
 from prodcat.models.fusion import LateFusion, StackingFusion
 from prodcat.models.heads import (
@@ -1362,6 +1362,18 @@ def test_a_number_for_a_title_is_text_in_training() -> None:
     numbers = numbered.assign(title=[_NUMBERS[label] for label in numbered["category"]])
     model = ProductClassifier(_text_and_photo_config(modalities=["text"])).fit(numbers[["title", "category"]])
     assert list(model.predict([{"title": "101"}, {"title": 303}])) == ["a", "c"]
+
+
+def test_a_title_given_as_bytes_is_read_as_its_utf8_text() -> None:
+    """Titles given as bytes (read from a binary file or a socket) are the text they hold, as the Predictor and the
+    classifier read them alike: they were read as their representation, ``"b'101 ...'"``, whose character n-grams
+    and words ('b', quotes, '\\xc3') are not the title's."""
+    model = ProductClassifier(_text_and_photo_config(modalities=["text"])).fit(_numbered_catalogue(list("abc") * 10))
+    titles = _numbered_catalogue(list("abc"), seed=1)["title"].str.replace("term", "tèrm")
+    as_text = model.predict_proba(pd.DataFrame({"title": titles}))
+    as_bytes = model.predict_proba(pd.DataFrame({"title": [t.encode() for t in titles]}))
+    np.testing.assert_array_equal(as_bytes, as_text)
+    assert product_frame([{"title": b"caf\xc3\xa9 \xff"}])["title"].tolist() == ["café \ufffd"]
 
 
 def test_the_classifier_reads_a_frame_of_some_columns_and_refuses_what_it_cannot_read() -> None:

@@ -212,8 +212,13 @@ def modality_mask(frame: pd.DataFrame, modality: str) -> np.ndarray:
 
 
 def strings_or_empty(values: Iterable[object]) -> list[str]:
-    """Each value as a string, ``""`` where it is missing (see :func:`is_missing`)."""
-    return ["" if is_missing(v) else str(v) for v in values]
+    """Each value as a string, ``""`` where it is missing (see :func:`is_missing`); bytes as the UTF-8 text they hold
+    (an invalid sequence as U+FFFD), not as their ``b'...'`` representation."""
+    return ["" if is_missing(v) else _as_text(v) for v in values]
+
+
+def _as_text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes | bytearray) else str(value)
 
 
 def product_titles(frame: pd.DataFrame) -> list[str]:
