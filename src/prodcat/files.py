@@ -1,6 +1,6 @@
 """Files written whole or not at all (batch parts and outputs, collected pages, photos and catalogues, report
-folders), the CSV every output table is written as, the JSON of the reports, and the lock that keeps two runs from
-writing one output."""
+folders), the CSV every output table is written as, the JSON of the reports, the line a command ends with on whether
+its report was written, and the lock that keeps two runs from writing one output."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -175,6 +176,20 @@ def report_not_written(report: str | Path, error: OSError, kept: str, run: str) 
         f"error: cannot write the report in {report}: {error.strerror or error}; {kept}: free some space or give "
         f"another --report, and run the {run} again"
     )
+
+
+def report_exit_code(
+    report: str | Path, failure: OSError | None, run: str, written: Callable[[], str] | None = None
+) -> int:
+    """Say, after the figures, whether the ``run``'s report was written in ``report`` or why not (``failure``:
+    :func:`write_failure`'s, in :func:`report_not_written`'s line on stderr), and return the command's exit code:
+    2 if it was not, else 0. ``written`` makes the line saying it was (default: "Report written to REPORT" after a
+    blank line), called only then: what it names exists only once written."""
+    if failure:
+        print(report_not_written(report, failure, FIGURES_KEPT, run), file=sys.stderr)
+        return 2
+    print(written() if written else f"\nReport written to {report}")
+    return 0
 
 
 class RunBusyError(Exception):

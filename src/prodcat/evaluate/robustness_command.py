@@ -26,7 +26,7 @@ from prodcat.config import Config
 from prodcat.evaluate import metrics, robustness
 from prodcat.evaluate.labelled import labelled_warnings, products_in_training, readable_by
 from prodcat.evaluate.robustness import Perturbation, RobustnessStudy, get_perturbations, undecoded_photos
-from prodcat.files import FIGURES_KEPT, RunBusyError, RunLock, report_not_written, write_failure, write_json
+from prodcat.files import RunBusyError, RunLock, report_exit_code, write_failure, write_json
 from prodcat.formatting import count_text
 from prodcat.image import decode
 
@@ -125,11 +125,7 @@ def study_robustness(args: argparse.Namespace, perturbations: list[Perturbation]
     print_table(report.records)
     for warning in report.warnings():
         print(f"warning: {warning}")
-    if report.failure:
-        print(report_not_written(args.report, report.failure, FIGURES_KEPT, "measure"), file=sys.stderr)
-        return 2
-    print(f"\nReport written to {args.report}")
-    return 0
+    return report_exit_code(args.report, report.failure, "measure")
 
 
 @contextmanager

@@ -103,7 +103,7 @@ def run_explore(args: argparse.Namespace) -> int:
     )
     from prodcat.explore.metrics import AMI_NOTE
     from prodcat.explore.report import EXPLORE_FILES, write_report
-    from prodcat.files import FIGURES_KEPT, report_not_written, write_failure
+    from prodcat.files import report_exit_code, write_failure
 
     if problem := report_problem(args.report, args.data, EXPLORE_FILES):
         print(f"error: {problem}", file=sys.stderr)
@@ -176,9 +176,10 @@ def run_explore(args: argparse.Namespace) -> int:
         )
     for feature_set, reason in result.skipped.items():
         print(f"not studied: {feature_set} ({reason})")
-    if failure:
-        print(report_not_written(args.report, failure, FIGURES_KEPT, "study"), file=sys.stderr)
-        return 2
     json_path, matrix_path, html_path = (args.report / name for name in EXPLORE_FILES)
-    print(f"wrote {json_path}, {matrix_path} and {html_path} in {time.perf_counter() - started:.0f} s")
-    return 0
+    return report_exit_code(
+        args.report,
+        failure,
+        "study",
+        lambda: f"wrote {json_path}, {matrix_path} and {html_path} in {time.perf_counter() - started:.0f} s",
+    )

@@ -14,7 +14,7 @@ from prodcat.catalog.audit.labels import label_audit_outlook
 from prodcat.catalog.audit.report import AUDIT_FILES, write_audit_report
 from prodcat.catalog.schema import Catalog
 from prodcat.config import Config
-from prodcat.files import FIGURES_KEPT, report_not_written, write_failure
+from prodcat.files import report_exit_code, write_failure
 from prodcat.formatting import count_text, counted
 
 
@@ -66,10 +66,10 @@ def run_audit(args: argparse.Namespace) -> int:
     failure = write_failure(lambda: written.extend(write_audit_report(result, args.report, catalog.issues)))
     for line in summary_lines(result):
         print(line)
-    if failure:
-        print(report_not_written(args.report, failure, FIGURES_KEPT, "audit"), file=sys.stderr)
-        return 2
-    print(f"wrote {', '.join(map(str, written[:-1]))} and {written[-1]}")
+    if code := report_exit_code(
+        args.report, failure, "audit", lambda: f"wrote {', '.join(map(str, written[:-1]))} and {written[-1]}"
+    ):
+        return code
     if catalog.frame.empty:  # the report says why (its loader issues); a script must not go on to train on nothing
         print(f"error: no product could be read from {args.data}: {written[0]} lists why", file=sys.stderr)
         return 2
