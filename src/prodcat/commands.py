@@ -44,7 +44,7 @@ from prodcat.evaluate.labelled import (
 )
 from prodcat.evaluate.metrics import HEADLINE_METRICS, accepted_metrics, evaluate_predictions
 from prodcat.evaluate.report import EVALUATION_FILES, interval_text, report_problem, write_issues, write_report
-from prodcat.files import FIGURES_KEPT, report_not_written, write_failure
+from prodcat.files import report_exit_code, write_failure
 from prodcat.formatting import count_text, counted
 from prodcat.grouping import spelling_groups
 
@@ -929,17 +929,7 @@ def _evaluate(
         print_metrics(metrics["not_in_training"], "On those not in the model's training data (the honest figures):")
     for warning in metrics["warnings"]:
         print(f"warning: {warning}")
-    return _report_exit_code(args.report, failure, "evaluation")
-
-
-def _report_exit_code(report: str | Path, failure: OSError | None, run: str) -> int:
-    """Say, after the figures, whether the ``run``'s report was written in ``report`` or why not (``failure``:
-    :func:`~prodcat.files.write_failure`'s), and return the command's exit code."""
-    if failure:
-        print(report_not_written(report, failure, FIGURES_KEPT, run), file=sys.stderr)
-        return 2
-    print(f"\nReport written to {report}")
-    return 0
+    return report_exit_code(args.report, failure, "evaluation")
 
 
 def _unread_warning(unread: int, total: int, read_by: tuple[str, ...], consequence: str) -> str:
@@ -1052,4 +1042,4 @@ def _cross_validate(
         f"  fit {metrics['timing']['fit_seconds_median']:.1f} s, "
         f"predict {metrics['timing']['predict_seconds_median']:.1f} s per fold (median)"
     )
-    return _report_exit_code(args.report, failure, "cross-validation")
+    return report_exit_code(args.report, failure, "cross-validation")
