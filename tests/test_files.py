@@ -4,8 +4,10 @@ robustness, explore and audit share."""
 from __future__ import annotations
 
 import errno
+import logging
+import os
 
-from prodcat.files import report_exit_code
+from prodcat.files import RunLock, report_exit_code
 
 
 def test_report_exit_code_says_the_report_written_or_why_not(tmp_path, capsys):
@@ -25,3 +27,17 @@ def test_report_exit_code_says_the_report_written_or_why_not(tmp_path, capsys):
         f"error: cannot write the report in {report}: No space left on device; the figures above are all that was "
         "kept: free some space or give another --report, and run the study again\n",
     )
+
+
+def test_a_pid_left_in_a_run_lock_is_taken_over_with_a_note_saying_its_run_did_not_empty_the_file(tmp_path, caplog):
+    """A run that ends empties its lock file (a95c237), no longer removes it: the note on a pid left there said the
+    run 'ended without removing it', which every run does now."""
+    path = tmp_path / ".preds.csv.lock"
+    path.write_text("4321\n")
+    lock = RunLock(path, command="prodcat predict", writing="the output", instead="", log=logging.getLogger("t"))
+    with caplog.at_level("INFO", logger="t"), lock:
+        assert path.read_text() == f"{os.getpid()}\n"
+    assert caplog.messages == [
+        f"taking over {path}, left by prodcat predict pid 4321, which ended without emptying it (killed?)"
+    ]
+    assert path.read_text() == ""

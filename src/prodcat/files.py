@@ -245,7 +245,7 @@ class RunLock:
         if left_by != str(os.getpid()):  # else filelock's soft lock recorded this run already
             if left_by:
                 self.log.info(
-                    "taking over %s, left by %s pid %s, which ended without removing it (killed?)",
+                    "taking over %s, left by %s pid %s, which ended without emptying it (killed?)",
                     self.path,
                     self.command,
                     left_by,
