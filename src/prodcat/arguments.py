@@ -135,6 +135,13 @@ class ConfigOption(argparse.Action):
         namespace.recorded_folds = folds
 
 
+def add_config_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, help: str) -> None:
+    """Add ``--config`` (:class:`ConfigOption`) to ``parser`` or an argument group of one, with the ``None`` default
+    of ``recorded_folds``, which the option sets only when given (an action can give no default to another dest)."""
+    parser.add_argument("--config", action=ConfigOption, help=help)
+    parser.set_defaults(recorded_folds=None)
+
+
 def positive_int(text: str) -> int:
     """An integer of at least 1 (``--sample``, ``--workers``...)."""
     value = _integer(text)

@@ -7,7 +7,7 @@ import argparse
 import textwrap
 
 from prodcat.arguments import (
-    ConfigOption,
+    add_config_option,
     add_loader_arguments,
     bundle_dir,
     category_level,
@@ -52,14 +52,12 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        action=ConfigOption,
+    add_config_option(
+        parser,
         help="YAML or TOML experiment config (fields left out keep their defaults; --modalities, --level, --fusion, "
         "--sample and --seed override its fields), or a bundle's manifest.json or a cv or evaluate report's "
         "metrics.json to run its config (and sample, and cv its folds) again",
     )
-    parser.set_defaults(recorded_folds=None)
     parser.add_argument(
         "--modalities",
         type=modality_list,

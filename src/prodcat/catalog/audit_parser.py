@@ -7,7 +7,7 @@ import argparse
 import textwrap
 
 from prodcat.arguments import (
-    ConfigOption,
+    add_config_option,
     add_loader_arguments,
     category_level,
     fold_count,
@@ -71,14 +71,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     labels = parser.add_argument_group("label noise (--labels)")
     labels.add_argument("--labels", action="store_true", help="find likely mislabelled products (cross-validation)")
-    labels.add_argument(
-        "--config",
-        action=ConfigOption,
+    add_config_option(
+        labels,
         help="YAML or TOML experiment config of the cross-validation, or a bundle's manifest.json or a cv report's "
         "metrics.json (fields left out keep their defaults; --level, --modalities, --sample and --seed override its "
         "fields; a cv report's folds are taken unless --folds is given)",
     )
-    parser.set_defaults(recorded_folds=None)
     labels.add_argument(
         "--level",
         type=category_level,
