@@ -84,6 +84,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_explore)
 
 
+def _each_once(names: str) -> list[str]:
+    """The comma-separated ``names``, in order, each once (a name given twice was studied twice, its rows repeated in
+    the table and the report)."""
+    return list(dict.fromkeys(name.strip() for name in names.split(",") if name.strip()))
+
+
 def run_explore(args: argparse.Namespace) -> int:
     from prodcat.catalog.loaders import CatalogFormatError
     from prodcat.catalog.schema import category_at_level, deeper_level_warning
@@ -111,9 +117,7 @@ def run_explore(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     for chatty in ("openTSNE", "gensim"):  # they log their internal steps at INFO
         logging.getLogger(chatty).setLevel(logging.WARNING)
-    # each once: a name given twice was studied twice, its rows repeated in the table and the report
-    features = list(dict.fromkeys(f.strip() for f in args.features.split(",") if f.strip()))
-    reductions = list(dict.fromkeys(r.strip() for r in args.reductions.split(",") if r.strip()))
+    features, reductions = _each_once(args.features), _each_once(args.reductions)
     level = args.level or None
     for option, given in (("--features", features), ("--reductions", reductions)):
         if not given:
