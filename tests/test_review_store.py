@@ -6,6 +6,7 @@ PostgreSQL: start one with ``eval "$(bash scripts/postgres.sh)"`` (it exports
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -321,18 +322,38 @@ def test_the_server_refuses_a_queue_it_cannot_write_in_one_line(tmp_path: Path, 
     )
 
 
+def train_with_feedback(tmp_path: Path, url: str) -> int:
+    """``prodcat train`` of a model of four tiny products with ``--feedback url``: its exit code."""
+    tiny_products(0, 4).to_csv(tmp_path / "products.csv", index=False)
+    arguments = ["train", str(tmp_path / "products.csv"), "--config", str(REPO_ROOT / "configs" / "fast-text.yaml"),
+                 "--modalities", "text", "--out", str(tmp_path / "model"), "--feedback", url]  # fmt: skip
+    return main(arguments)
+
+
 def test_train_never_shows_the_review_queue_password(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """train --feedback on a queue it could not reach printed its URL as given, password included, to a console that
     CI logs keep ('cannot read the review queue postgresql+psycopg://bob:hunter2@...'): the store's own messages hide
     it, and so does this one now."""
-    tiny_products(0, 4).to_csv(tmp_path / "products.csv", index=False)
     unreachable = "postgresql+psycopg://bob:hunter2@127.0.0.1:1/reviews"  # nothing listens on port 1
-    arguments = ["train", str(tmp_path / "products.csv"), "--config", str(REPO_ROOT / "configs" / "fast-text.yaml"),
-                 "--modalities", "text", "--out", str(tmp_path / "model"), "--feedback", unreachable]  # fmt: skip
-    assert main(arguments) == 2
+    assert train_with_feedback(tmp_path, unreachable) == 2
     error = capsys.readouterr().err
     assert "error: cannot read the review queue postgresql+psycopg://bob:***@127.0.0.1:1/reviews: " in error
     assert "hunter2" not in error
+
+
+def test_train_says_in_one_line_that_a_review_queue_driver_is_not_installed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """train --feedback mysql://... (a driver prodcat does not install) ended in a ModuleNotFoundError traceback, as
+    did serve --review-db."""
+    if importlib.util.find_spec("MySQLdb") is not None:
+        pytest.skip("MySQLdb is installed here")
+    assert train_with_feedback(tmp_path, "mysql://bob@127.0.0.1:1/q") == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: cannot read the review queue mysql://bob@127.0.0.1:1/q: its driver mysql needs the Python module "
+        "MySQLdb, which is not installed (the review queue is kept in SQLite, sqlite:///FILE, or PostgreSQL, "
+        "postgresql+psycopg://USER@HOST/DB)"
+    ]
 
 
 def test_only_the_latest_correction_of_a_product_is_trained_on(store: ReviewStore, tmp_path: Path) -> None:

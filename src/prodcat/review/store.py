@@ -316,7 +316,13 @@ def _make_engine(
         if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in LIBPQ_DRIVERS
         else {}  # pg8000, asyncpg...: libpq's parameter names would be refused at connect
     )
-    engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+    try:
+        engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+    except ImportError as exc:  # the URL's driver is not installed (mysql://: MySQLdb): a traceback on the console
+        raise sa.exc.NoSuchModuleError(
+            f"its driver {parsed.drivername} needs the Python module {exc.name}, which is not installed (the review "
+            "queue is kept in SQLite, sqlite:///FILE, or PostgreSQL, postgresql+psycopg://USER@HOST/DB)"
+        ) from None
     if statement_timeout_s is not None and engine.dialect.name == "postgresql":
         milliseconds = max(1, math.ceil(statement_timeout_s * 1000))
         sa.event.listen(engine, "connect", functools.partial(_bounded_statements, milliseconds=milliseconds))
