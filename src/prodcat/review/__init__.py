@@ -29,6 +29,7 @@ def database_url_problem(text: str) -> str | None:
 
 
 class ReviewQueueNotWritableError(PermissionError):
-    """The server cannot write its review queue where it is told to: a SQLite file, or its folder, that this process
-    cannot write (a read-only mount, another user's folder). Here, apart from the store, for ``prodcat serve`` to
-    report it without importing SQLAlchemy."""
+    """A review queue that must be written cannot be: the server's SQLite file, or its folder, that this process
+    cannot write (a read-only mount, another user's folder) or a folder given for the file; a queue of an earlier
+    layout, to be migrated, in a read-only folder. Here, apart from the store, for ``prodcat serve`` to report it
+    without importing SQLAlchemy."""
