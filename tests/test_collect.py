@@ -372,6 +372,34 @@ def test_an_api_ignoring_both_the_page_number_and_the_page_size_is_not_followed_
     assert "ignore paging" in report["errors"][-1]["message"] and report["stopped_by"] == "paging_ignored"
 
 
+def test_a_page_of_records_none_of_them_a_product_is_not_taken_for_an_api_ignoring_paging(httpserver, tmp_path):
+    """Without a count, a full page that added no product was taken for 'a full page of products already collected
+    (the API seems to ignore paging)', though none was collected before it: a page of records without a name or
+    anything else to classify stopped the run there, the products of the pages after it never asked for. Served
+    again as it was, such a page is still an API ignoring paging."""
+    nameless = [
+        off_record(f"30000000000{n}", "", generic_name="", ingredients_text=None, brands=None, image_url=None)
+        for n in range(PAGE_SIZE)
+    ]
+    serve_search(httpserver, {1: {"products": nameless}, 2: {"products": CHAMPAGNES[:1]}})
+    assert run(httpserver, tmp_path) == 0
+    assert search_requests(httpserver) == [1, 2]
+    report = json.loads((tmp_path / "collect.json").read_text())
+    assert (report["stopped_by"], report["counts"]["products"], report["counts"]["records_skipped"]) == (
+        "exhausted",
+        1,
+        PAGE_SIZE,
+    )
+    assert not any("ignore paging" in error["message"] for error in report["errors"])
+
+    httpserver.clear()
+    serve_search(httpserver, {n: {"products": nameless} for n in range(1, 100)})
+    assert run(httpserver, tmp_path / "again") == 0
+    assert search_requests(httpserver) == [1, 2]
+    report = json.loads((tmp_path / "again" / "collect.json").read_text())
+    assert report["stopped_by"] == "paging_ignored" and "ignore paging" in report["errors"][-1]["message"]
+
+
 def test_results_that_moved_a_page_down_are_followed_to_the_apis_count(httpserver, tmp_path):
     """A first run kept page 1; by the resume, new products came ahead of it, so page 2 held page 1's products:
     the run stopped there, 'the API seems to ignore paging', with the rest of the results never asked for. With a

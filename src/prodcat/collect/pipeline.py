@@ -465,17 +465,20 @@ def _collect_products(
             if page.total is not None:
                 report.total_matching = page.total
                 progress.total = min(page.total, limit)
-            known_before = len(products)
+            known_before, duplicates_before = len(products), report.counts.get("duplicates", 0)
             served += len(page.records)
             _add_records(collector, page, number, products, limit, report, progress)
             if is_last_page(page, served, pages.page_size):
                 break
             nothing_new = len(products) == known_before and len(page.records) >= pages.page_size
-            if nothing_new and (page.total is None or page.records == previous):
+            seen_again = report.counts.get("duplicates", 0) > duplicates_before
+            if nothing_new and (page.records == previous or (page.total is None and seen_again)):
                 # the page before served again, or (no count to stop at) a whole page of products seen already: the
                 # API ignores the page number (and may serve more than asked, ignoring the page size too); stop
                 # instead of looping. With a count, other pages of products seen already are results that moved
-                # under the pager (products new ahead of the pages read, or a resume days later): the count ends it
+                # under the pager (products new ahead of the pages read, or a resume days later): the count ends it.
+                # A page whose records are none of them a product (no barcode, nothing to classify) is neither: the
+                # next page may hold products
                 message = "a full page of products already collected (the API seems to ignore paging); stopped"
                 report.add_error("page", message, page=number)
                 report.stopped_by = "paging_ignored"
