@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import logging
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,8 +20,9 @@ from prodcat.cli import main
 from prodcat.config import Config, load_config
 from prodcat.evaluate.explain import ExplainSettings, explain
 from prodcat.evaluate.robustness import Perturbation, gaussian_blur
-from prodcat.features.base import make_extractor
+from prodcat.features.base import NothingToLearn, make_extractor
 from prodcat.image.ocr import PhotoText, PhotoTextTfidf
+from prodcat.models.classifier import ProductClassifier
 from prodcat.models.heads import ModalityHead
 from prodcat.predict import Predictor
 
@@ -100,8 +103,105 @@ def test_reads_the_drawn_word_and_gives_a_photo_without_text_a_zero_row(
 
 def test_a_catalogue_without_text_on_its_photos_is_refused_by_name(tmp_path: Path, cache_dir: Path) -> None:
     frame = photo_frame(tmp_path, {"a": cover(""), "b": cover("", (300, 300))})
-    with pytest.raises(ValueError, match="photo_text_tfidf: OCR read no text on the 2 products' photos"):
+    with pytest.raises(NothingToLearn, match="photo_text_tfidf: OCR read no text on the 2 products' photos"):
         make_extractor("photo_text_tfidf", progress=False).fit(frame)
+
+
+#: each category's shape and colour, drawn on photos with nothing written on them, as most of Flipkart's (watches,
+#: towels)
+PLAIN_SHAPES = {"Kitchen": ("ellipse", "red"), "Watches": ("rectangle", "green"), "Toys": ("polygon", "blue")}
+
+
+def plain_photo(shape: str, colour: str, size: int) -> Image.Image:
+    """``shape`` (an ImageDraw method) in ``colour`` on white, ``size`` pixels across."""
+    img = Image.new("RGB", (224, 224), "white")
+    box = [112 - size // 2, 112 - size // 2, 112 + size // 2, 112 + size // 2]
+    points = [(box[0], box[3]), (112, box[1]), (box[2], box[3])]  # a polygon: a triangle in the box
+    getattr(ImageDraw.Draw(img), shape)(points if shape == "polygon" else box, fill=colour)
+    return img
+
+
+def plain_catalogue(folder: Path, sizes: range = range(100, 180, 20)) -> pd.DataFrame:
+    """Products of each category, one a size: a photo of its shape, a title naming the category."""
+    images = {
+        f"{category}-{size}": plain_photo(shape, colour, size)
+        for category, (shape, colour) in PLAIN_SHAPES.items()
+        for size in sizes
+    }
+    frame = photo_frame(folder, images)
+    categories = [product_id.split("-")[0] for product_id in frame["product_id"]]
+    return frame.assign(title=[f"item {category.lower()}" for category in categories], category=categories)
+
+
+@pytest.fixture(scope="module")
+def plain_ocr_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The OCR's cache of this module's :func:`plain_catalogue` photos: each read once (about a second a photo)."""
+    return str(tmp_path_factory.mktemp("plain-ocr-cache"))
+
+
+def image_head_config(ocr_cache: str, *features: str) -> Config:
+    """A config of one image head reading ``features``: the OCR's cache ``ocr_cache``, Lite0's the usual one."""
+    params = {"photo_text_tfidf": {"cache_dir": ocr_cache}}
+    head = {
+        "name": "image",
+        "modality": "image",
+        "features": [{"name": name, "params": {"progress": False, **params.get(name, {})}} for name in features],
+        "classifier": "logreg",
+        "C": 10.0,
+    }
+    return Config.model_validate({"inner_folds": 2, "heads": [head]})
+
+
+def test_lite0_and_ocr_in_one_head_train_on_lite0_alone_when_no_photo_has_text(
+    tmp_path: Path, plain_ocr_cache: str, engine_calls: list[int], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A catalogue, a --sample or a fold whose photos carry no text: the head trains and predicts as Lite0 alone."""
+    frame = plain_catalogue(tmp_path).assign(title="")
+    model = ProductClassifier(image_head_config(plain_ocr_cache, "effnet_lite0", "photo_text_tfidf"))
+    with caplog.at_level(logging.WARNING, logger="prodcat"):
+        model.fit(frame)
+    assert (
+        "head image trained without an extractor: photo_text_tfidf: OCR read no text on the 12 products' photos"
+        in caplog.text
+    )
+    assert [extractor.name for extractor in model.heads_["image"].extractors_] == ["effnet_lite0"]
+
+    (tmp_path / "new").mkdir()
+    new = plain_catalogue(tmp_path / "new", range(130, 131))  # a size of each shape not trained on
+    read_in_training = len(engine_calls)
+    assert list(model.predict(new)) == list(PLAIN_SHAPES)
+    assert len(engine_calls) == read_in_training, "the OCR, left out, is not run on the photos predicted"
+    lite0_alone = ProductClassifier(image_head_config(plain_ocr_cache, "effnet_lite0")).fit(frame)
+    np.testing.assert_allclose(model.predict_proba(new), lite0_alone.predict_proba(new))
+
+
+def test_an_ocr_head_on_photos_without_text_is_left_out_and_the_text_head_trains(
+    tmp_path: Path, plain_ocr_cache: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    plain_catalogue(tmp_path).to_csv(tmp_path / "products.csv", index=False)
+    (tmp_path / "config.yaml").write_text(
+        "inner_folds: 2\nheads:\n"
+        "  - {name: t, modality: text, features: [{name: tfidf}], classifier: linearsvc, scale: false}\n"
+        "  - {name: ocr, modality: image, features: [{name: photo_text_tfidf, params: {cache_dir: "
+        f"'{plain_ocr_cache}'}}}}]}}\n"
+    )
+    arguments = ["train", str(tmp_path / "products.csv"), "--config", str(tmp_path / "config.yaml")]
+    assert main([*arguments, "--out", str(tmp_path / "model")]) == 0
+    assert "head ocr skipped: photo_text_tfidf: OCR read no text on the 12 products' photos" in caplog.text
+    predictor = Predictor.load(tmp_path / "model")
+    assert list(predictor.model.heads_) == ["t"]
+    [prediction] = predictor.predict(pd.DataFrame([{"title": "item watches"}]))
+    assert prediction.category == "Watches"
+
+
+def test_a_config_of_an_ocr_head_alone_is_refused_naming_the_extractor(tmp_path: Path, plain_ocr_cache: str) -> None:
+    model = ProductClassifier(image_head_config(plain_ocr_cache, "photo_text_tfidf"))
+    refusal = (
+        "photo_text_tfidf: OCR read no text on the 12 products' photos, nothing to learn a vocabulary from (empty "
+        "vocabulary; perhaps the documents only contain stop words); leave this extractor out for this catalogue"
+    )
+    with pytest.raises(NothingToLearn, match=re.escape(refusal)):
+        model.fit(plain_catalogue(tmp_path))
 
 
 def test_without_rapidocr_train_names_it_before_fitting_any_head(

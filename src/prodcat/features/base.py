@@ -80,6 +80,12 @@ class Extractor(AddedParametersDefaulted, TransformerMixin, BaseEstimator):
         return np.empty(0, dtype=np.intp)
 
 
+class NothingToLearn(ValueError):
+    """Raised by an extractor's ``fit`` when the training products hold nothing it can learn features from (OCR
+    reading no text on any photo: no vocabulary). Its head is trained on its other extractors, or, with none,
+    left out for the other heads to answer (:meth:`~prodcat.models.heads.ModalityHead.fit_extractors`)."""
+
+
 def register(cls: type[Extractor]) -> type[Extractor]:
     """Class decorator: make an extractor constructible by name."""
     if not cls.name:

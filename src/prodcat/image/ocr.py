@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from PIL import Image
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from prodcat.features.base import Extractor, register
+from prodcat.features.base import Extractor, NothingToLearn, register
 from prodcat.features.cache import ReadThroughMemoryCache, TextCache, TextMemoryCache
 from prodcat.image.decode import ImageItem, ImageSource, decode_item, image_items, photo_cache_version, photo_key
 from prodcat.text.clean import clean_texts
@@ -174,7 +174,9 @@ class PhotoTextTfidf(Extractor):
     An image extractor (it reads the photo), for an image head of its own or beside ``effnet_lite0`` in one. A photo
     without text, or that does not decode, gets a zero row and is still :meth:`available` (it has a photo): beside
     Lite0 the head keeps the photos Lite0 reads, text or not; alone, such a row holds nothing, and the head reports
-    the product not read (:meth:`~prodcat.models.heads.ModalityHead.features_read`), left to the other heads.
+    the product not read (:meth:`~prodcat.models.heads.ModalityHead.features_read`), left to the other heads. When
+    the OCR reads no text on any training photo, ``fit`` raises :class:`~prodcat.features.base.NothingToLearn`: the
+    head is trained without this extractor (Lite0 alone), or, alone in it, is left out of the model.
 
     Each photo's text is cached on disk by content (:meth:`PhotoText.cache`): a photo is read once, at about
     0.4 s on 2 cores (Rakuten; ``docs/configuration.md``).
@@ -249,11 +251,15 @@ class PhotoTextTfidf(Extractor):
         return self
 
     def fit_transform(self, frame: pd.DataFrame, y: Any = None, **fit_params: Any) -> sp.csr_matrix:
+        texts = self.photo_texts(frame)
         self.vectorizer_ = self._vectorizer()
         try:
-            return self.vectorizer_.fit_transform_cleaned(self.photo_texts(frame))
-        except ValueError as error:  # "empty vocabulary": not a word read on any photo
-            raise ValueError(
+            return self.vectorizer_.fit_transform_cleaned(texts)
+        except ValueError as error:
+            if "empty vocabulary" not in str(error):  # an invalid parameter, say: not the photos' doing
+                raise
+            # not a word read on any photo (it reads some on 416 of Flipkart's 897): a small catalogue, a fold
+            raise NothingToLearn(
                 f"{self.name}: OCR read no text on the {len(frame)} products' photos, nothing to learn a vocabulary "
                 f"from ({error}); leave this extractor out for this catalogue"
             ) from None

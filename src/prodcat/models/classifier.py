@@ -40,7 +40,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
 from prodcat.catalog.schema import category_at_level, is_missing, modality_mask, product_text, strings_or_empty
 from prodcat.config import Config, HeadConfig
-from prodcat.features.base import extractor_parameters
+from prodcat.features.base import NothingToLearn, extractor_parameters
 from prodcat.models.calibration import make_calibrator
 from prodcat.models.decision import DecisionPolicy
 from prodcat.models.fusion import LateFusion, StackingFusion, any_present
@@ -298,8 +298,9 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         """Fit the extractors of each head that can be trained (``heads_``) on the products it reads; returns
         per head its feature matrix (the rows of the products it can read) and its ``(n,)`` bool mask.
 
-        A head is skipped when its language is not the catalogue's, or when the products it reads hold
-        fewer than two categories (a classifier needs two): the other heads answer for them.
+        A head is skipped when its language is not the catalogue's, when its extractors find nothing to learn
+        (:class:`~prodcat.features.base.NothingToLearn`), or when the products it reads hold fewer than two
+        categories (a classifier needs two): the other heads answer for them.
         """
         wanted = config.modalities or [m for m in MODALITIES if modality_mask(frame, m).any()]
         language = self._main_language(frame, config)
@@ -307,6 +308,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         masks: dict[str, np.ndarray] = {}
         matrices: dict[str, Any] = {}
         reads: dict[str, np.ndarray] = {}
+        refusals: list[NothingToLearn] = []
         for head_config in config.heads:
             if head_config.modality not in wanted:
                 continue
@@ -316,7 +318,12 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
             rows = modality_mask(frame, head_config.modality)
             if not rows.any():
                 raise ValueError(f"modality {head_config.modality!r} requested but no product has it")
-            head = ModalityHead(head_config, seed=config.seed).fit_extractors(frame[rows])
+            try:
+                head = ModalityHead(head_config, seed=config.seed).fit_extractors(frame[rows])
+            except NothingToLearn as refusal:  # an OCR head on photos without text: the other heads answer
+                log.warning("head %s skipped: %s", head_config.name, refusal)
+                refusals.append(refusal)
+                continue
             matrix, mask, read = head.features_read(frame)
             if not mask.any():  # the photos given, none decoding
                 log.warning(
@@ -336,6 +343,8 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
             reads[head_config.name] = read
             log.info("head %s: %d of %d products", head_config.name, mask.sum(), len(frame))
         if not self.heads_:
+            if refusals:  # an extractor found nothing to learn, where the config asked for nothing else: say so
+                raise refusals[0]
             raise ValueError(f"no head in the config can be trained on the modalities {wanted} (see the log)")
         return self._read_only(matrices, masks, reads)
 

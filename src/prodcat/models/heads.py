@@ -7,6 +7,7 @@ cross-validation can reuse one feature matrix and refit only the cheap part.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,12 +27,14 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from prodcat.config import ClassifierConfig, HeadConfig
-from prodcat.features.base import Extractor, seeded_extractor
+from prodcat.features.base import Extractor, NothingToLearn, seeded_extractor
 from prodcat.models.nbsvm import NBSVMClassifier
 from prodcat.parameters import AddedParametersDefaulted
 
 if TYPE_CHECKING:
     from sklearn.utils import Tags
+
+log = logging.getLogger(__name__)
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
@@ -284,11 +287,23 @@ class ModalityHead(AddedParametersDefaulted, ClassifierMixin, BaseEstimator):
 
     # -- unsupervised part -------------------------------------------------
     def fit_extractors(self, frame: pd.DataFrame) -> ModalityHead:
-        self.extractors_: list[Extractor] = [
-            seeded_extractor(f.name, f.params, self.seed) for f in self.config.features
-        ]
-        for extractor in self.extractors_:
-            extractor.fit(frame)
+        """Fit the extractors on ``frame``. One that finds nothing to learn there (:class:`NothingToLearn`: OCR
+        reading no text on any photo) is left out, with a warning: the head reads its other extractors' features,
+        as if configured without it (nor is it run when predicting). With none left, the first refusal is raised."""
+        self.extractors_: list[Extractor] = []
+        refusals: list[NothingToLearn] = []
+        for spec in self.config.features:
+            extractor = seeded_extractor(spec.name, spec.params, self.seed)
+            try:
+                extractor.fit(frame)
+            except NothingToLearn as refusal:
+                refusals.append(refusal)
+            else:
+                self.extractors_.append(extractor)
+        if not self.extractors_:
+            raise refusals[0]
+        for refusal in refusals:
+            log.warning("head %s trained without an extractor: %s", self.config.name, refusal)
         return self
 
     def features(self, frame: pd.DataFrame) -> Any:
