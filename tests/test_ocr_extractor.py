@@ -107,6 +107,15 @@ def test_a_catalogue_without_text_on_its_photos_is_refused_by_name(tmp_path: Pat
         make_extractor("photo_text_tfidf", progress=False).fit(frame)
 
 
+def test_an_invalid_parameter_is_not_reported_as_photos_without_text(tmp_path: Path, cache_dir: Path) -> None:
+    frame = photo_frame(tmp_path, {"a": cover("COFFEE")})
+    extractor = make_extractor("photo_text_tfidf", ngram_range=(4, 2), progress=False)
+    with pytest.raises(ValueError, match="lower boundary larger than the upper boundary") as refusal:
+        extractor.fit(frame)
+    assert "OCR read no text" not in str(refusal.value)
+    assert not isinstance(refusal.value, NothingToLearn)  # a head would leave the extractor out, as if no text
+
+
 #: each category's shape and colour, drawn on photos with nothing written on them, as most of Flipkart's (watches,
 #: towels)
 PLAIN_SHAPES = {"Kitchen": ("ellipse", "red"), "Watches": ("rectangle", "green"), "Toys": ("polygon", "blue")}
