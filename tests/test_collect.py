@@ -372,16 +372,19 @@ def test_an_api_ignoring_both_the_page_number_and_the_page_size_is_not_followed_
     assert "ignore paging" in report["errors"][-1]["message"] and report["stopped_by"] == "paging_ignored"
 
 
+#: a page of records none of which is a product: no name, description, brand or photo, nothing to classify
+NAMELESS = [
+    off_record(f"30000000000{n}", "", generic_name="", ingredients_text=None, brands=None, image_url=None)
+    for n in range(PAGE_SIZE)
+]
+
+
 def test_a_page_of_records_none_of_them_a_product_is_not_taken_for_an_api_ignoring_paging(httpserver, tmp_path):
     """Without a count, a full page that added no product was taken for 'a full page of products already collected
     (the API seems to ignore paging)', though none was collected before it: a page of records without a name or
     anything else to classify stopped the run there, the products of the pages after it never asked for. Served
     again as it was, such a page is still an API ignoring paging."""
-    nameless = [
-        off_record(f"30000000000{n}", "", generic_name="", ingredients_text=None, brands=None, image_url=None)
-        for n in range(PAGE_SIZE)
-    ]
-    serve_search(httpserver, {1: {"products": nameless}, 2: {"products": CHAMPAGNES[:1]}})
+    serve_search(httpserver, {1: {"products": NAMELESS}, 2: {"products": CHAMPAGNES[:1]}})
     assert run(httpserver, tmp_path) == 0
     assert search_requests(httpserver) == [1, 2]
     report = json.loads((tmp_path / "collect.json").read_text())
@@ -393,11 +396,26 @@ def test_a_page_of_records_none_of_them_a_product_is_not_taken_for_an_api_ignori
     assert not any("ignore paging" in error["message"] for error in report["errors"])
 
     httpserver.clear()
-    serve_search(httpserver, {n: {"products": nameless} for n in range(1, 100)})
+    serve_search(httpserver, {n: {"products": NAMELESS} for n in range(1, 100)})
     assert run(httpserver, tmp_path / "again") == 0
     assert search_requests(httpserver) == [1, 2]
     report = json.loads((tmp_path / "again" / "collect.json").read_text())
     assert report["stopped_by"] == "paging_ignored" and "ignore paging" in report["errors"][-1]["message"]
+
+
+def test_a_run_stopped_by_paging_ignored_with_no_product_writes_an_empty_catalogue_and_says_so(
+    httpserver, tmp_path, capsys
+):
+    """A finished run, as one whose results ran out: since 543fe2c it wrote no products.csv and said nothing of the
+    products when the page served again held none, where 'exhausted' wrote an empty one and said so."""
+    serve_search(httpserver, {n: {"products": NAMELESS} for n in range(1, 100)})
+    assert run(httpserver, tmp_path) == 0
+    assert json.loads((tmp_path / "collect.json").read_text())["stopped_by"] == "paging_ignored"
+    assert pd.read_csv(tmp_path / "products.csv").empty
+    assert (
+        f"none of the {2 * PAGE_SIZE} results for 'champagne' on openfoodfacts could be used (see the errors): "
+        f"{tmp_path / 'products.csv'} is empty"
+    ) in capsys.readouterr().out
 
 
 def test_results_that_moved_a_page_down_are_followed_to_the_apis_count(httpserver, tmp_path):

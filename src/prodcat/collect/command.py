@@ -300,7 +300,7 @@ def _client(args: argparse.Namespace, requests_per_second: float, **options: flo
 
 def _print_summary(report: CollectReport, out: str) -> None:
     from prodcat.collect.photos import IMAGES_DIR
-    from prodcat.collect.pipeline import PRODUCTS_CSV, REPORT_JSON
+    from prodcat.collect.pipeline import FINISHED, PRODUCTS_CSV, REPORT_JSON
 
     counts = report.counts
     said = {name: count_text(value) for name, value in counts.items()}  # 12,345 as the other commands write it
@@ -311,7 +311,7 @@ def _print_summary(report: CollectReport, out: str) -> None:
             f"{counted(counts['products'], 'product')} ({said['with_category']} "
             f"with a category, {said['with_photo']} with a photo) written to {os.path.join(out, PRODUCTS_CSV)}"
         )
-    elif report.stopped_by == "exhausted" and counts.get("records"):  # results came, none usable
+    elif report.stopped_by in FINISHED and counts.get("records"):  # results came, none usable
         print(
             f"none of the {said['records']} results for {report.query!r} on {report.source} could be used (see "
             f"the errors): {os.path.join(out, PRODUCTS_CSV)} is empty"

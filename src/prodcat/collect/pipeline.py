@@ -582,8 +582,8 @@ def _write_outputs(
     catalogue = out / PRODUCTS_CSV
     on_disk = sha256_file(catalogue) if catalogue.is_file() else None
     new_catalogue = None
-    # a query matching nothing is an empty catalogue
-    if report.kept_earlier is None and (products or report.stopped_by == "exhausted"):
+    # a query matching nothing, or whose results hold no product, is an empty catalogue once the run has finished
+    if report.kept_earlier is None and (products or report.stopped_by in FINISHED):
         new_catalogue = _products_csv(collector, products, images)
     report.products_sha256 = on_disk if new_catalogue is None else hashlib.sha256(new_catalogue).hexdigest()
     report.counts.update(
