@@ -755,15 +755,15 @@ def three_level_client(tmp_path) -> TestClient:
 
 
 @pytest.mark.parametrize(
-    ("category", "above", "under"),
+    ("category", "above", "under", "new_under_it"),
     [
-        ("Apparel", "Apparel", "'Apparel > Topwear > Kurtas'"),
-        ("footwear > shoes", "Footwear > Shoes", "'Footwear > Shoes > Casual Shoes'"),
+        ("Apparel", "Apparel", "'Apparel > Topwear > Kurtas'", "Apparel > Rain Gear > Ponchos"),
+        ("footwear > shoes", "Footwear > Shoes", "'Footwear > Shoes > Casual Shoes'", "Footwear > Shoes > Clogs"),
     ],
 )
 @pytest.mark.parametrize("new_category", [False, True])
 def test_a_correction_above_the_models_categories_is_refused_even_as_a_new_one(
-    three_level_client: TestClient, category: str, above: str, under: str, new_category: bool
+    three_level_client: TestClient, category: str, above: str, under: str, new_under_it: str, new_category: bool
 ) -> None:
     """'Apparel' on a model predicting 'Apparel > Topwear > Kurtas' was refused as unknown with no hint, and accepted
     with ?new_category=true: retrained, the model learnt 'Apparel' as a class beside its own subcategories, its
@@ -771,8 +771,23 @@ def test_a_correction_above_the_models_categories_is_refused_even_as_a_new_one(
     detail = refused_detail(three_level_client, category, new_category, "category_too_shallow")
     assert detail.startswith(f"{category!r} is above the model's categories, which go deeper under {above!r} ({under})")
     assert detail.endswith(f"or a new one under {above!r} with ?new_category=true")
-    new_under_it = submit(three_level_client, f"{above} > Rain Gear", new_category=True)
-    assert new_under_it.status_code == 200, new_under_it.text
+    accepted = submit(three_level_client, new_under_it, new_category=True)
+    assert accepted.status_code == 200, accepted.text
+
+
+@pytest.mark.parametrize("category", ["Jewellery", "Jewellery > Earrings"])
+def test_a_new_category_shallower_than_every_category_of_the_model_is_refused(
+    three_level_client: TestClient, category: str
+) -> None:
+    """'Jewellery' as a new category beside the model's three-level paths was accepted: retrained, 'Jewellery' was a
+    class of levels 2 and 3 too (per-level metrics counting it there), a path no product of the catalogue has."""
+    levels = len(category.split(" > "))
+    assert refused_detail(three_level_client, category, True, "category_too_shallow") == (
+        f"{category!r} has {levels} level(s), where every category of the model has 3 (e.g. 'Apparel > Topwear > "
+        "Kurtas'): name the new category's path down to level 3"
+    )
+    accepted = submit(three_level_client, "Accessories > Jewellery > Earrings", new_category=True)
+    assert accepted.status_code == 200, accepted.text
 
 
 @pytest.mark.parametrize(
@@ -955,7 +970,7 @@ def test_a_new_category_with_a_character_that_shows_nothing_is_refused(client: T
     """A label with a line break, a tab or a zero-width space in it looks like another and breaks the tables it is
     written to."""
     refused_detail(client, category, True, "category_invisible_character")
-    assert submit(client, "Garden Tools", True).status_code == 200
+    assert submit(client, "Garden > Tools", True).status_code == 200
 
 
 @pytest.mark.parametrize(

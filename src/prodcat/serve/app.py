@@ -611,6 +611,10 @@ class _KnownLabels:
             for depth in range(1, len(levels)):
                 self._under.setdefault(SEP.join(levels[:depth]), []).append(label)
             self._by_last_level.setdefault(levels[-1], []).append(label)
+        # the one depth of the labels when they all have it (a model cut at a level every path reaches, fashion's full
+        # three-level paths): a new category must have it too
+        depths = {len(split_path(label)) for label in labels}
+        self._depth = depths.pop() if len(depths) == 1 else None
 
     def cut(self, category: str) -> str:
         return str(category_at_level([category], self.level)[0])
@@ -628,7 +632,8 @@ class _KnownLabels:
         not show as itself (:func:`_refuse_unshown_characters`): the whole path is stored, and a model trained
         deeper on the corrections reads its levels as labels. And so is a path above the model's labels (``Apparel``
         where it predicts ``Apparel > Topwear > Kurtas``): it would train as a class beside its own subcategories, so
-        that the model's paths would no longer be a hierarchy."""
+        that the model's paths would no longer be a hierarchy; and a new category shallower than every label, when
+        they all have one depth: it would be a class of each of the levels below its own."""
         if category in self.labels:  # a label exactly as the model has it
             return category
         if not all(_label_levels(category)):
@@ -656,6 +661,12 @@ class _KnownLabels:
             )
             raise ApiError(422, "category_too_shallow", detail)
         if new_category:
+            if self._depth is not None and (levels := len(split_path(trained))) < self._depth:
+                detail = (
+                    f"{trained!r} has {levels} level(s), where every category of the model has {self._depth} (e.g. "
+                    f"{self.labels[0]!r}): name the new category's path down to level {self._depth}"
+                )
+                raise ApiError(422, "category_too_shallow", detail)
             return path
         # the labels ending in the level named last first: 'Kurtas', or a parent mistaken, is no close match by spelling
         same_name = self._by_last_level.get(_label_levels(trained)[-1], [])
@@ -695,7 +706,8 @@ _CATEGORY_REFUSALS = {
     "Unicode compatibility forms (`watches` for `Watches`), even with `?new_category=true`",
     "category_empty_level": "a level of the path is empty (`Home >  > Decor`, `Home >> Decor`)",
     "category_too_shallow": "a path above the model's categories (`Apparel` where it predicts `Apparel > Topwear > "
-    "Kurtas`), even with `?new_category=true`: it would train as a class beside its own subcategories",
+    "Kurtas`), even with `?new_category=true`: it would train as a class beside its own subcategories; or a new "
+    "category of fewer levels than every category of the model has (`Jewellery` beside three-level paths)",
     **{error: f"a level holds {what}" for _, error, what, _ in _UNSHOWN_CHARACTERS},
 }
 _CATEGORY_REFUSALS_TEXT = "; ".join(f"`{error}`: {why}" for error, why in _CATEGORY_REFUSALS.items())
