@@ -1274,6 +1274,25 @@ def test_an_option_overrides_the_config_field_it_shares_and_the_help_says_so(tmp
     ]
 
 
+def test_modalities_given_over_a_config_of_every_modality_say_what_they_replace(tmp_path, caplog):
+    """A config of no modalities (every one the catalogue has), as every bundle and cv report of a run given none
+    records, overridden by --modalities was logged '--modalities text replaces the config's modalities: 0', a value
+    --modalities refuses and no config means. The line says what the config's modalities were."""
+    from prodcat.cli import build_parser
+    from prodcat.commands import build_config
+
+    config = tmp_path / "manifest.json"
+    config.write_text(json.dumps({"config": {"modalities": None, "level": None}}))
+    command = ["train", "products.csv", "--out", str(tmp_path / "m"), "--config", str(config)]
+    with caplog.at_level(logging.INFO, logger="prodcat"):
+        used = build_config(build_parser().parse_args([*command, "--modalities", "text", "--level", "1"]), "csv")
+    assert used.modalities == ["text"]
+    assert caplog.messages == [
+        "--modalities text replaces the config's modalities: every modality the catalogue has",
+        "--level 1 replaces the config's level: 0",
+    ]
+
+
 def test_a_run_is_run_again_from_the_config_its_bundle_or_report_records(tiny_training, tmp_path):
     """The config a bundle's manifest.json or a cv report's metrics.json records was to be copied out by hand
     (given as --config, each of their other fields was an unknown one): it is read as the config, and the run

@@ -342,18 +342,18 @@ def build_config(args: argparse.Namespace, catalog_format: str) -> Config:
             log.info(
                 "--%s %s replaces the config's %s: %s",
                 field,
-                _as_option(value),
+                _as_option(field, value),
                 field,
-                _as_option(getattr(config, field)),
+                _as_option(field, getattr(config, field)),
             )
     return Config.model_validate(config.model_dump() | updates).for_format(catalog_format)
 
 
-def _as_option(value: Any) -> str:
-    """A config field's ``value`` as its option writes it: ``text,image``, 0 for none (the full path, every
-    product)."""
+def _as_option(field: str, value: Any) -> str:
+    """The config ``field``'s ``value`` as its option writes it: ``text,image``, 0 for none (the full path, every
+    product); no modalities, which no option writes, as what they mean."""
     if value is None:
-        return "0"
+        return "every modality the catalogue has" if field == "modalities" else "0"
     return ",".join(value) if isinstance(value, list) else str(value)
 
 
