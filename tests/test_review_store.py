@@ -349,11 +349,13 @@ def test_train_says_in_one_line_that_a_review_queue_driver_is_not_installed(
     if importlib.util.find_spec("MySQLdb") is not None:
         pytest.skip("MySQLdb is installed here")
     assert train_with_feedback(tmp_path, "mysql://bob@127.0.0.1:1/q") == 2
-    assert capsys.readouterr().err.splitlines() == [
+    error = capsys.readouterr().err
+    assert (
         "error: cannot read the review queue mysql://bob@127.0.0.1:1/q: its driver mysql needs the Python module "
         "MySQLdb, which is not installed (the review queue is kept in SQLite, sqlite:///FILE, or PostgreSQL, "
         "postgresql+psycopg://USER@HOST/DB)"
-    ]
+    ) in error.splitlines()
+    assert "ModuleNotFoundError" not in error
 
 
 def test_only_the_latest_correction_of_a_product_is_trained_on(store: ReviewStore, tmp_path: Path) -> None:
