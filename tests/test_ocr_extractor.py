@@ -22,7 +22,7 @@ from prodcat.evaluate.explain import ExplainSettings, explain
 from prodcat.evaluate.robustness import Perturbation, gaussian_blur
 from prodcat.features.base import NothingToLearn, make_extractor
 from prodcat.image.ocr import PhotoText, PhotoTextTfidf
-from prodcat.models.classifier import ProductClassifier
+from prodcat.models.classifier import ProductClassifier, TrainingRefused
 from prodcat.models.heads import ModalityHead
 from prodcat.predict import Predictor
 
@@ -203,14 +203,39 @@ def test_an_ocr_head_on_photos_without_text_is_left_out_and_the_text_head_trains
     assert prediction.category == "Watches"
 
 
+#: the refusal of a config of an OCR head alone on photos without text
+OCR_ONLY_REFUSAL = (
+    "photo_text_tfidf: OCR read no text on the {n} products' photos, nothing to learn a vocabulary from (empty "
+    "vocabulary; perhaps the documents only contain stop words); leave this extractor out for this catalogue"
+)
+
+
 def test_a_config_of_an_ocr_head_alone_is_refused_naming_the_extractor(tmp_path: Path, plain_ocr_cache: str) -> None:
     model = ProductClassifier(image_head_config(plain_ocr_cache, "photo_text_tfidf"))
-    refusal = (
-        "photo_text_tfidf: OCR read no text on the 12 products' photos, nothing to learn a vocabulary from (empty "
-        "vocabulary; perhaps the documents only contain stop words); leave this extractor out for this catalogue"
-    )
-    with pytest.raises(NothingToLearn, match=re.escape(refusal)):
+    with pytest.raises(TrainingRefused, match=re.escape(OCR_ONLY_REFUSAL.format(n=12))) as refused:
         model.fit(plain_catalogue(tmp_path))
+    assert isinstance(refused.value.__cause__, NothingToLearn)
+
+
+def test_the_command_line_says_an_ocr_head_alone_cannot_train_in_one_line(
+    tmp_path: Path, plain_ocr_cache: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """train, cv and audit --labels say in one line, exit 2, that a config of an OCR head alone finds nothing to learn
+    on photos without text: train and cv ended in a traceback (exit 1), the audit too."""
+    plain_catalogue(tmp_path).to_csv(tmp_path / "products.csv", index=False)
+    config = image_head_config(plain_ocr_cache, "photo_text_tfidf")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    common = [str(tmp_path / "products.csv"), "--config", str(tmp_path / "config.yaml")]
+    assert main(["train", *common, "--out", str(tmp_path / "model")]) == 2
+    said = capsys.readouterr().err
+    assert f"error: cannot train: {OCR_ONLY_REFUSAL.format(n=12)}\n" in said and "Traceback" not in said
+    assert not (tmp_path / "model").exists()
+    assert main(["cv", *common, "--folds", "2", "--report", str(tmp_path / "report")]) == 2
+    said = capsys.readouterr().err
+    refusal = OCR_ONLY_REFUSAL.format(n=6)
+    assert f"error: cannot cross-validate: the training part of fold 0 (of folds 0 to 1): {refusal}\n" in said
+    assert main(["audit", *common, "--labels", "--folds", "2", "--report", str(tmp_path / "audit")]) == 0
+    assert f"label audit skipped: the training part of fold 0 (of folds 0 to 1): {refusal}" in capsys.readouterr().out
 
 
 def test_without_rapidocr_train_names_it_before_fitting_any_head(

@@ -637,7 +637,7 @@ def _train_and_save(
     model reading photos, the modalities it read of each training product (``product_id``, ``modalities_used``);
     ``None``, said why, when no model was written."""
     from prodcat.evaluate.cv import cross_validation_obstacle
-    from prodcat.models.classifier import ProductClassifier
+    from prodcat.models.classifier import ProductClassifier, TrainingRefused
 
     if args.feedback:
         from sqlalchemy.exc import SQLAlchemyError
@@ -666,7 +666,11 @@ def _train_and_save(
         print(f"error: cannot train: {problem}", file=sys.stderr)
         return None
     describe_target(frame, config, "the model learns it from that product alone")
-    model = ProductClassifier(config).fit(frame)
+    try:
+        model = ProductClassifier(config).fit(frame)
+    except TrainingRefused as refusal:  # what only fitting finds (an OCR head reading no text on any photo)
+        print(f"error: cannot train: {refusal}", file=sys.stderr)
+        return None
     proba, accepted = model.oof_cross_fitted_
     predicted = model.classes_[proba.argmax(axis=1)]
     metrics = evaluate_predictions(model.oof_y_, predicted, proba.max(axis=1))
@@ -1010,12 +1014,17 @@ def _cross_validate(
     """:func:`run_cv`'s cross-validation of ``config`` in ``folds`` on the labelled products ``frame`` of ``catalog``
     and its report, written by ``awaiting``."""
     from prodcat.evaluate.cv import cross_validate, cross_validation_obstacle
+    from prodcat.models.classifier import TrainingRefused
 
     if problem := cross_validation_obstacle(frame, config, folds, known):
         print(f"error: cannot cross-validate: {problem}", file=sys.stderr)
         return 2
     warnings = describe_target(frame, config, "no fold can learn it: its product is counted wrong")
-    result = cross_validate(frame, config, folds=folds)
+    try:
+        result = cross_validate(frame, config, folds=folds)
+    except TrainingRefused as refusal:
+        print(f"error: cannot cross-validate: {refusal}", file=sys.stderr)
+        return 2
     metrics = result.metrics()
     metrics["config"] = config.model_dump()
     metrics["data"] = how_read(args, catalog)  # with the config and the folds: the run, to run again

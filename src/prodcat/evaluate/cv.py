@@ -22,7 +22,7 @@ from prodcat.config import MODALITIES, Config, HeadConfig
 from prodcat.evaluate.metrics import HEADLINE_METRICS, evaluate_predictions, headline
 from prodcat.features.base import make_extractor
 from prodcat.formatting import count_text
-from prodcat.models.classifier import ProductClassifier, as_labels
+from prodcat.models.classifier import ProductClassifier, TrainingRefused, as_labels
 from prodcat.models.decision import DecisionPolicy
 from prodcat.models.heads import align_proba, stratified_folds
 
@@ -297,7 +297,10 @@ def cross_validate(
     for k in tqdm(run, desc="cv folds", disable=not progress):
         train, test = splits[k]
         start = time.perf_counter()
-        model = ProductClassifier(config).fit(frame.iloc[train], y[train])
+        try:
+            model = ProductClassifier(config).fit(frame.iloc[train], y[train])
+        except TrainingRefused as refusal:  # what the products of one fold cannot train: said naming the fold
+            raise TrainingRefused(f"the training part of fold {k} (of folds 0 to {folds - 1}): {refusal}") from refusal
         result.fit_seconds.append(time.perf_counter() - start)
         start = time.perf_counter()
         details = model.predict_details(frame.iloc[test])

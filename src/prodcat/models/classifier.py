@@ -68,6 +68,12 @@ MIN_OWN_MODEL_PRODUCTS = 30
 READ_COLUMNS = ("title", "description", "image")
 
 
+class TrainingRefused(ValueError):
+    """Raised by :meth:`ProductClassifier.fit` when the products given cannot train the config (no head of it can be
+    trained on them, a modality it asks for that none has): the message says why, for a user to read as it is (the
+    command line says it in one line, exit 2), not a failure of prodcat's."""
+
+
 @dataclass
 class ProbaResult:
     """Calibrated probabilities ``(n, n_classes)`` and, per product, the modalities used."""
@@ -317,7 +323,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
                 continue
             rows = modality_mask(frame, head_config.modality)
             if not rows.any():
-                raise ValueError(f"modality {head_config.modality!r} requested but no product has it")
+                raise TrainingRefused(f"modality {head_config.modality!r} requested but no product has it")
             try:
                 head = ModalityHead(head_config, seed=config.seed).fit_extractors(frame[rows])
             except NothingToLearn as refusal:  # an OCR head on photos without text: the other heads answer
@@ -344,8 +350,8 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
             log.info("head %s: %d of %d products", head_config.name, mask.sum(), len(frame))
         if not self.heads_:
             if refusals:  # an extractor found nothing to learn, where the config asked for nothing else: say so
-                raise refusals[0]
-            raise ValueError(f"no head in the config can be trained on the modalities {wanted} (see the log)")
+                raise TrainingRefused(str(refusals[0])) from refusals[0]
+            raise TrainingRefused(f"no head in the config can be trained on the modalities {wanted} (see the log)")
         return self._read_only(matrices, masks, reads)
 
     def _read_only(

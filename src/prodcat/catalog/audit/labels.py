@@ -76,14 +76,16 @@ def label_issues(
 
     When the catalogue is too small or has a single category
     (:func:`~prodcat.evaluate.cv.cross_validation_obstacle`), nothing is fitted and the result is
-    ``{"skipped": True, "reason": ...}`` with the settings and the warnings.
+    ``{"skipped": True, "reason": ...}`` with the settings and the warnings; so it is, too, when a fold's products
+    cannot train the config (:class:`~prodcat.models.classifier.TrainingRefused`).
     """
     from prodcat.evaluate.cv import cross_validate, cross_validation_obstacle
+    from prodcat.models.classifier import TrainingRefused
 
     labelled, config, warnings = _checked_products(frame, config or Config(), lines)
     level = config.target_level or 0  # 0: the full path, as --level 0
-    obstacle = cross_validation_obstacle(labelled, config, folds)
-    if obstacle:
+
+    def skipped(obstacle: str) -> dict[str, Any]:
         return {
             "skipped": True,
             "reason": f"label audit skipped: {obstacle}",
@@ -94,10 +96,16 @@ def label_issues(
             # which products were left out: the reason may be that none is left
             "warnings": warnings,
         }
+
+    if obstacle := cross_validation_obstacle(labelled, config, folds):
+        return skipped(obstacle)
     unchecked = unchecked_products(labelled, config, folds)
     if unchecked.any():
         warnings.append(f"{unchecked_warning(int(unchecked.sum()))} (most often a category of a single product)")
-    cv = cross_validate(labelled, config, folds=folds, progress=progress)
+    try:
+        cv = cross_validate(labelled, config, folds=folds, progress=progress)
+    except TrainingRefused as refusal:  # found only in fitting (an OCR head reading no text on a fold's photos)
+        return skipped(str(refusal))
     classes = np.asarray(cv.classes)
     given = np.searchsorted(classes, cv.y_true)
     is_issue, suggested = confident_label_issues(given, cv.proba)
