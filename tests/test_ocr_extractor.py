@@ -101,6 +101,20 @@ def test_reads_the_drawn_word_and_gives_a_photo_without_text_a_zero_row(
     np.testing.assert_allclose(again.toarray(), X.toarray())
 
 
+def test_settings_changed_after_the_ocr_was_built_reach_it(tmp_path: Path, cache_dir: Path) -> None:
+    """set_params on the extractor reaches its OCR, and a new thread count its engine: the OCR was built once with
+    the settings of its first use, and kept them."""
+    extractor = make_extractor("photo_text_tfidf", progress=False)
+    extractor.fit(photo_frame(tmp_path, {"a": cover("COFFEE"), "b": cover("COFFEE MUG")}))
+    engine = extractor.reader()._engine()
+    extractor.set_params(min_score=0.99, min_chars=5, progress=True)
+    reader = extractor.reader()
+    assert (reader.min_score, reader.min_chars, reader.progress) == (0.99, 5, True)
+    assert reader._engine() is engine, "the engine is kept while its thread count is"
+    extractor.set_params(threads=1)
+    assert extractor.reader()._engine() is not engine
+
+
 def test_a_catalogue_without_text_on_its_photos_is_refused_by_name(tmp_path: Path, cache_dir: Path) -> None:
     frame = photo_frame(tmp_path, {"a": cover(""), "b": cover("", (300, 300))})
     with pytest.raises(NothingToLearn, match="photo_text_tfidf: OCR read no text on the 2 products' photos"):

@@ -150,6 +150,11 @@ class PhotoText(TransformerMixin, BaseEstimator):
         kept = [t.strip() for t, s in zip(lines, scores, strict=True) if s >= self.min_score]
         return " . ".join(t for t in kept if len(t) >= self.min_chars)
 
+    def set_params(self, **params: Any) -> PhotoText:
+        if params.get("threads", self.threads) != self.threads:
+            self._model_engine = None  # built for the former thread count
+        return super().set_params(**params)
+
     def _engine(self) -> Any:
         if getattr(self, "_model_engine", None) is None:
             from rapidocr import RapidOCR
@@ -164,6 +169,10 @@ class PhotoText(TransformerMixin, BaseEstimator):
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_model")}
+
+
+#: the settings of :class:`PhotoTextTfidf` that are its :class:`PhotoText`'s
+_READER_SETTINGS = ("min_score", "min_chars", "max_side", "threads", "workers", "cache_dir", "progress")
 
 
 @register
@@ -225,18 +234,12 @@ class PhotoTextTfidf(Extractor):
         return None
 
     def reader(self) -> PhotoText:
-        """The OCR, built once per instance (its engine and memory cache are not pickled)."""
+        """The OCR, built once per instance (its engine and memory cache are not pickled), with this extractor's
+        settings as they are now: one changed by ``set_params`` since it was built reaches it."""
+        settings = {name: getattr(self, name) for name in _READER_SETTINGS}
         if getattr(self, "_model_reader", None) is None:
-            self._model_reader = PhotoText(
-                min_score=self.min_score,
-                min_chars=self.min_chars,
-                max_side=self.max_side,
-                threads=self.threads,
-                workers=self.workers,
-                cache_dir=self.cache_dir,
-                progress=self.progress,
-            )
-        return self._model_reader
+            self._model_reader = PhotoText(**settings)
+        return self._model_reader.set_params(**settings)
 
     def use_memory_cache(self, max_items: int, read_disk: bool = False) -> None:
         """See :meth:`PhotoText.use_memory_cache`."""
