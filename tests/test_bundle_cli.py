@@ -3347,3 +3347,32 @@ def test_a_catalogue_path_the_system_cannot_look_up_is_one_line_in_commands_that
     data = tmp_path / ("a" * 300 + ".csv")
     assert main([*command, str(tiny_training.bundle), str(data), "--report", str(tmp_path / "report")]) == 2
     assert capsys.readouterr().err.strip().endswith(f"error: {data}: cannot be read (File name too long)")
+
+
+def test_train_and_cv_warn_once_of_a_category_that_is_the_parent_of_another(tmp_path, capsys):
+    """A label 'Footwear' (a path stopping short, an old correction) beside 'Footwear > Men > Shoes' was learnt as a
+    class beside its own subcategory without a word: the predictions were no longer a hierarchy."""
+    words = {"Footwear": "leather shoe", "Footwear > Men > Shoes": "running shoe", "Kitchen > Mugs > Tea": "tea mug"}
+    rows = [
+        (f"p{n}-{i}", f"{text} {i}", category) for n, (category, text) in enumerate(words.items()) for i in range(8)
+    ]
+    data = tmp_path / "products.csv"
+    pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    warning = (
+        "1 pair of categories where one is the parent of the other ('Footwear' above 'Footwear > Men > Shoes'): "
+        "each parent is learnt as a class beside its own subcategories, so the predictions are no longer a hierarchy "
+        "and per-level metrics count it at the wrong level; give --level 1, the deepest level where no category is "
+        "another's parent, or correct those labels to full paths"
+    )
+    assert main(["train", str(data), "--config", config, "--level", "0", "--out", str(tmp_path / "m")]) == 0
+    assert capsys.readouterr().out.count(warning) == 1
+    assert (
+        main(["cv", str(data), "--config", config, "--level", "0", "--folds", "2", "--report", str(tmp_path / "cv")])
+        == 0
+    )
+    assert capsys.readouterr().out.count(f"warning: {warning}\n") == 1
+    assert json.loads((tmp_path / "cv" / "metrics.json").read_text())["warnings"] == [warning]
+    # at the level it names, every category is a leaf: nothing to say
+    assert main(["train", str(data), "--config", config, "--level", "1", "--out", str(tmp_path / "m")]) == 0
+    assert "parent of the other" not in capsys.readouterr().out

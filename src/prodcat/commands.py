@@ -31,7 +31,15 @@ from prodcat.batch import (
 from prodcat.batch.engines import Engine
 from prodcat.bundle import data_fingerprint, modalities_read_by_bundle, model_level, read_manifest, save_bundle
 from prodcat.catalog.loaders import catalog_file_among, how_read, issues_of_the_run, load_from_args
-from prodcat.catalog.schema import Catalog, RowIssue, category_at_level, deeper_level_warning, has_text, modality_mask
+from prodcat.catalog.schema import (
+    Catalog,
+    RowIssue,
+    category_at_level,
+    deeper_level_warning,
+    has_text,
+    modality_mask,
+    nested_categories_warning,
+)
 from prodcat.commands_parser import DEFAULT_FOLDS, LOCAL_WORKERS
 from prodcat.config import MODALITIES, RECORDED_CONFIG, Config
 from prodcat.errors import RunRefused
@@ -461,8 +469,8 @@ def ece_text(calibration: dict[str, Any], n: int) -> str:
 # ---------------------------------------------------------------------------------------------- commands
 def describe_target(frame: pd.DataFrame, config: Config, single_product_consequence: str) -> list[str]:
     """Warn of the labels' problems (categories written several ways, with a single product, texts shared across
-    categories, a level deeper than the paths), then say which level is predicted over how many categories.
-    Returns the warnings, for a report to carry as the console does."""
+    categories, a category the parent of another, a level deeper than the paths), then say which level is predicted
+    over how many categories. Returns the warnings, for a report to carry as the console does."""
     from prodcat.evaluate.cv import category_counts
 
     counts = category_counts(frame, config)
@@ -472,6 +480,7 @@ def describe_target(frame: pd.DataFrame, config: Config, single_product_conseque
         label_variants_warning(counts),
         single_products_warning(counts, single_product_consequence),
         conflicting_copies_warning(frame, config),
+        nested_categories_warning(frame["category"], level),
         too_deep,
     ]
     warnings = [warning for warning in found if warning]

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from prodcat.config import MODALITIES, Modality
+from prodcat.formatting import counted
 from prodcat.text.clean import clean_texts
 
 COLUMNS = ("product_id", "title", "description", "image", "category")
@@ -170,6 +171,35 @@ def deeper_level_warning(categories: pd.Series | list[str], level: int | None, o
     if not level or not levels or level <= levels:
         return None
     return f"level {level} asked, but the categories have {levels} level(s): the full paths are {outcome}"
+
+
+def nested_categories_warning(categories: pd.Series | list[str], level: int | None) -> str | None:
+    """The warning that some of the ``categories``, cut at ``level``, are the parent of another (``A > B`` beside
+    ``A > B > C``: a path stopping short of its siblings, a correction naming a parent); ``None`` when none is.
+
+    Such a parent is learnt as a class beside its own subcategories: the predictions are no longer a hierarchy,
+    and per-level metrics count it at the wrong level. The depth of the shallowest parent is the deepest level where
+    none is: a path parent of another once cut there would be a shallower parent already.
+    """
+    labels = {label for label in category_at_level(categories, level) if isinstance(label, str)}
+    pairs = [(ancestor, label) for label in sorted(labels) for ancestor in ancestor_paths(label) if ancestor in labels]
+    if not pairs:
+        return None
+    shown = "; ".join(f"{ancestor!r} above {label!r}" for ancestor, label in pairs[:3])
+    flat_level = min(len(split_path(ancestor)) for ancestor, _ in pairs)
+    return (
+        f"{counted(len(pairs), 'pair')} of categories where one is the parent of the other ({shown}"
+        f"{'; ...' if len(pairs) > 3 else ''}): each parent is learnt as a class beside its own subcategories, so "
+        "the predictions are no longer a hierarchy and per-level metrics count it at the wrong level; give "
+        f"--level {flat_level}, the deepest level where no category is another's parent, or correct those labels to "
+        "full paths"
+    )
+
+
+def ancestor_paths(category: str) -> list[str]:
+    """The paths above ``category`` (``A`` and ``A > B`` above ``A > B > C``)."""
+    levels = split_path(category)
+    return [SEP.join(levels[:cut]) for cut in range(1, len(levels))]
 
 
 def has_text(frame: pd.DataFrame) -> np.ndarray:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prodcat.catalog.schema import SEP, category_at_level, depth, has_image, has_text, split_path
+from prodcat.catalog.schema import ancestor_paths, category_at_level, depth, has_image, has_text, split_path
 from prodcat.grouping import spelling_groups
 from prodcat.text.clean import HTML_ENTITY, HTML_TAG
 
@@ -57,9 +57,8 @@ def labelled_above_subcategories(categories: pd.Series) -> dict[str, Any]:
     counts = pd.Series(category_at_level(categories, None)).value_counts()
     below: Counter[str] = Counter()
     for path, count in counts.items():
-        levels = split_path(path)
-        for cut in range(1, len(levels)):
-            below[SEP.join(levels[:cut])] += count
+        for ancestor in ancestor_paths(path):
+            below[ancestor] += count
     found = counts[[below[path] > 0 for path in counts.index]]
     return {
         "categories": len(found),
