@@ -1549,6 +1549,31 @@ def test_cli_never_writes_into_the_model_bundle(tiny_training, tmp_path, capsys)
     verify_bundle(bundle)  # still loads: nothing was added to it
 
 
+def test_cli_never_writes_into_a_model_bundle_it_does_not_read(tiny_training, tmp_path, capsys):
+    """cv, audit and explore, which read no model, wrote their --report into a bundle given as the folder (a name
+    mistyped, a folder reused), and evaluate and predict their output into another bundle than theirs: the bundle
+    then refused to load for every command ('unexpected files ...'). Each is refused, naming the bundle."""
+    import shutil
+
+    from prodcat.bundle import verify_bundle
+
+    bundle = Path(shutil.copytree(tiny_training.bundle, tmp_path / "model"))
+    data = tmp_path / "products.csv"
+    tiny_training.trained.to_csv(data, index=False)
+    runs = [
+        ["cv", str(data), "--report", str(bundle)],
+        ["audit", str(data), "--report", str(bundle / "audit")],
+        ["explore", str(data), "--report", str(bundle)],
+        ["evaluate", str(tiny_training.bundle), str(data), "--report", str(bundle / "r")],
+        ["predict", str(tiny_training.bundle), str(data), "--out", str(bundle / "preds.csv")],
+    ]
+    for run in runs:
+        assert main(run) == 2, run
+        option, path = run[-2:]
+        assert f"error: {option} {path} is inside the model bundle {bundle}, " in capsys.readouterr().err, run
+    verify_bundle(bundle)  # still loads: nothing was added to it
+
+
 def test_cli_refuses_an_output_folder_it_cannot_write_before_any_work(
     tiny_training, tmp_path, read_only_folder, monkeypatch, capsys
 ):

@@ -19,6 +19,7 @@ from typing import Any
 
 from prodcat.catalog import FORMATS
 from prodcat.config import MODALITIES, ConfigError, load_config_and_folds, seed_problem
+from prodcat.manifest import is_bundle
 
 
 def run_later(target: str) -> Callable[[argparse.Namespace], int]:
@@ -275,15 +276,17 @@ def unwritable_folder(path: Path, what: str) -> str | None:
     return None
 
 
-def into_bundle(option: str, path: str | Path, bundle: str | Path) -> str | None:
-    """Why the output ``option`` (``--out``, ``--report``) must not be written at ``path``: inside the model
-    ``bundle``, which would then refuse to load for every command (a bundle holds its own files only);
-    ``None``: it is elsewhere."""
-    model = Path(bundle).expanduser().resolve()
+def into_bundle(option: str, path: str | Path, bundle: str | Path | None = None) -> str | None:
+    """Why the output ``option`` (``--out``, ``--report``) must not be written at ``path``: inside a model bundle
+    (the folder ``path`` is, or one above it, holding a bundle's manifest), which would then refuse to load for
+    every command (a bundle holds its own files only); ``None``: it is elsewhere. Any bundle, the command's
+    ``bundle`` (named as given) or another: cv, audit and explore, which read none, would break one as well."""
     target = Path(path).expanduser().resolve()
-    if model.is_dir() and (target == model or model in target.parents):
-        return (
-            f"{option} {path} is inside the model bundle {bundle}, which holds its own files only (with another "
-            "there it no longer loads): write it elsewhere"
-        )
-    return None
+    holder = next((folder for folder in (target, *target.parents) if is_bundle(folder)), None)
+    if holder is None:
+        return None
+    named = bundle if bundle is not None and Path(bundle).expanduser().resolve() == holder else holder
+    return (
+        f"{option} {path} is inside the model bundle {named}, which holds its own files only (with another there "
+        "it no longer loads): write it elsewhere"
+    )

@@ -61,6 +61,16 @@ def read_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return manifest
 
 
+def is_bundle(folder: Path) -> bool:
+    """Whether ``folder`` holds a model bundle's manifest (a JSON object of a ``format_version`` and ``files``), of
+    any format version: a folder that no command loads once it holds another file (:func:`verify_bundle`)."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # no manifest, or a file of that name that is not a bundle's (not JSON, not UTF-8)
+        return False
+    return isinstance(manifest, dict) and "format_version" in manifest and isinstance(manifest.get("files"), dict)
+
+
 def verify_bundle(bundle_dir: str | os.PathLike[str], digests: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Check every file against the manifest's SHA-256; returns the manifest or raises :class:`BundleError`.
 

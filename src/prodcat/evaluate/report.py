@@ -64,16 +64,16 @@ REPORT_MARKERS = {
 def report_problem(
     report_dir: str | Path, data: str | Path, files: Iterable[str], model: str | Path | None = None
 ) -> str | None:
-    """Why ``--report report_dir`` must not be written: it lies inside the ``model`` bundle (which would no longer
-    load), one of the ``files`` the report writes or removes there is a file the catalogue ``data`` is read from
-    (a table named predictions.csv in the report folder was overwritten by the predictions, one named
-    input_issues.csv deleted), or it holds another command's report (:data:`REPORT_MARKERS`: explore's report.html
+    """Why ``--report report_dir`` must not be written: it lies inside a model bundle, the ``model``'s or another
+    (which would no longer load), one of the ``files`` the report writes or removes there is a file the catalogue
+    ``data`` is read from (a table named predictions.csv in the report folder was overwritten by the predictions, one
+    named input_issues.csv deleted), or it holds another command's report (:data:`REPORT_MARKERS`: explore's report.html
     replaced an evaluation's, left with its metrics.json and figures); ``None``: none of these. A report of the same
     command is replaced."""
     from prodcat.arguments import into_bundle
     from prodcat.catalog.loaders import catalog_file_among
 
-    if model is not None and (problem := into_bundle("--report", report_dir, model)):
+    if problem := into_bundle("--report", report_dir, model):
         return problem
     source = catalog_file_among(data, (Path(report_dir).expanduser() / name for name in files))
     if source is not None:
