@@ -2250,16 +2250,38 @@ def test_train_with_feedback_replaces_corrected_products_and_reads_only_usable_c
     assert [p.read_bytes() for p in (tmp_path / "cache" / "review-images").iterdir()] == [b"\xff\xd8\xff"]
 
 
-def test_train_refuses_a_feedback_path_that_is_no_database_url_before_reading_the_catalogue(tmp_path, capsys):
+URLS = "sqlite:///FILE for a SQLite file, postgresql+psycopg://USER@HOST/DB for a PostgreSQL database"
+
+
+@pytest.mark.parametrize(
+    ("given", "hint"),
+    [
+        ("reviews.db", ": give sqlite:///{path} for the SQLite file, postgresql+psycopg://USER@HOST/DB for a "
+         "PostgreSQL database\n"),
+        # the hints below once said sqlite:///PATH too, which failed next as 'not a review database' or 'no such file'
+        ("products.csv", ", and the file is no SQLite database (a catalogue?): give the URL of the review queue's "
+         f"database, the one the server's --review-db names ({URLS})"),
+        ("queue", f", and it is a folder: give the URL of the review queue's database ({URLS})"),
+        ("missing.db", f", and there is no such file: give the URL of the review queue's database ({URLS})"),
+    ],
+)  # fmt: skip
+def test_train_refuses_a_feedback_path_that_is_no_database_url_before_reading_the_catalogue(
+    tmp_path, capsys, given, hint
+):
     """--feedback reviews.db (the SQLite file's path, not its URL) read the catalogue, then failed in SQLAlchemy's
-    words: 'cannot read the review queue reviews.db: Could not parse SQLAlchemy URL from given URL string'."""
+    words: 'cannot read the review queue reviews.db: Could not parse SQLAlchemy URL from given URL string'. The
+    URL suggested is one that opens: a path that is no SQLite file is told what it is."""
+    from prodcat.review.store import ReviewStore
+
+    ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}").close()
+    (tmp_path / "products.csv").write_text("product_id,title,category\n1,mug,Kitchen\n")
+    (tmp_path / "queue").mkdir()
+    path = str(tmp_path / given)
     with pytest.raises(SystemExit) as refused:
-        main(["train", str(tmp_path / "no-catalogue.csv"), "--out", str(tmp_path / "m"), "--feedback", "reviews.db"])
+        main(["train", str(tmp_path / "no-catalogue.csv"), "--out", str(tmp_path / "m"), "--feedback", path])
     assert refused.value.code == 2
-    assert capsys.readouterr().err.endswith(
-        "argument --feedback: reviews.db is not a database URL: give sqlite:///reviews.db for the SQLite file, "
-        "postgresql+psycopg://USER@HOST/DB for a PostgreSQL database\n"
-    )
+    error = capsys.readouterr().err
+    assert f"argument --feedback: {path} is not a database URL{hint.format(path=path)}" in error
 
 
 def test_train_with_feedback_leaves_out_a_correction_whose_stored_photo_does_not_decode(

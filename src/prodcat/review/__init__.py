@@ -1,5 +1,7 @@
 """The review queue and feedback store (:mod:`.store`)."""
 
+from pathlib import Path
+
 #: how long a PostgreSQL connection may take to open, and a server may stay silent (TCP) before its connection is
 #: dropped, by default (seconds); here, apart from the store, so that ``prodcat serve``'s parser states them
 #: without importing SQLAlchemy
@@ -7,16 +9,17 @@ CONNECT_TIMEOUT_S = 10
 NETWORK_TIMEOUT_S = 60
 
 
-def database_url_problem(text: str) -> str | None:
+def database_url_problem(text: str, *, creates_file: bool = False) -> str | None:
     """Why ``text`` is no URL of a review-queue database, ``None`` if it is one. A path (the SQLite file, as one names
     it) failed where the database was opened, in SQLAlchemy's words ('Could not parse SQLAlchemy URL from given URL
     string'): ``train --feedback`` after reading the catalogue, ``serve --review-db`` after loading the model. A
-    SQLite URL naming no file (``sqlite://``, ``sqlite:///:memory:``) is none either: it holds no queue to keep."""
+    SQLite URL naming no file (``sqlite://``, ``sqlite:///:memory:``) is none either: it holds no queue to keep.
+
+    A path is answered with the URL to give only where that URL would open: a SQLite file, or a file still to be
+    made when ``creates_file`` (the server's); a CSV, a folder or, for a reader, a missing file would only move the
+    error one step on ('not a review database', 'no such file')."""
     if "://" not in text:
-        return (
-            f"{text} is not a database URL: give sqlite:///{text} for the SQLite file, "
-            "postgresql+psycopg://USER@HOST/DB for a PostgreSQL database"
-        )
+        return f"{text} is not a database URL{_path_hint(text, creates_file)}"
     scheme, _, rest = text.partition("://")
     # SQLite's in-memory database: a server started on it answered every prediction sent to review 503, each thread's
     # connection having a database of its own, without the tables; and it would lose the queue when it stops
@@ -26,6 +29,39 @@ def database_url_problem(text: str) -> str | None:
             "give sqlite:///FILE (e.g. sqlite:///prodcat-reviews.db)"
         )
     return None
+
+
+#: the first bytes of every SQLite database file
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_URLS = "sqlite:///FILE for a SQLite file, postgresql+psycopg://USER@HOST/DB for a PostgreSQL database"
+
+
+def _path_hint(path_text: str, creates_file: bool) -> str:
+    """The end of the refusal of the path ``path_text`` given for a database URL: the URL to give instead."""
+    path = Path(path_text).expanduser()
+    if path.is_dir():
+        return f", and it is a folder: give the URL of the review queue's database ({_URLS})"
+    if not path.exists() and not creates_file:
+        return f", and there is no such file: give the URL of the review queue's database ({_URLS})"
+    if path.exists() and not _may_be_sqlite(path):
+        return (
+            ", and the file is no SQLite database (a catalogue?): give the URL of the review queue's database, the "
+            f"one the server's --review-db names ({_URLS})"
+        )
+    return (
+        f": give sqlite:///{path_text} for the SQLite file, postgresql+psycopg://USER@HOST/DB for a PostgreSQL database"
+    )
+
+
+def _may_be_sqlite(path: Path) -> bool:
+    """Whether the file ``path`` starts as a SQLite database does, or is empty (SQLite's empty database), or cannot be
+    read here (then it is for the database to say why)."""
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(_SQLITE_HEADER))
+    except OSError:
+        return True
+    return header in (b"", _SQLITE_HEADER)
 
 
 class ReviewQueueNotWritableError(PermissionError):

@@ -147,7 +147,8 @@ class ServeSettings(BaseSettings):
     @field_validator("review_db")
     @classmethod
     def _review_db_url(cls, url: str) -> str:
-        if problem := database_url_problem(url):  # refused before the model loads, naming the URL to give
+        # refused before the model loads, naming the URL to give (a missing SQLite file: the server makes it)
+        if problem := database_url_problem(url, creates_file=True):
             raise ValueError(problem)
         return url
 
