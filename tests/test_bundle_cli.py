@@ -18,7 +18,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import joblib
 import numpy as np
@@ -36,6 +36,9 @@ from prodcat.evaluate.labelled import InTraining
 from prodcat.evaluate.metrics import accepted_metrics, expected_calibration_error
 from prodcat.features.base import Extractor
 from prodcat.files import FIGURES_KEPT
+
+if TYPE_CHECKING:
+    from prodcat.review.store import NewReview
 
 
 def test_bundle_round_trip_and_manifest(tmp_path):
@@ -2205,13 +2208,60 @@ def test_train_warns_of_a_category_written_in_several_ways(tmp_path, capsys):
     assert "written in several ways" not in capsys.readouterr().out
 
 
+def queued(title: str, image: bytes | None = None, source: str | None = None) -> NewReview:
+    """A prediction sent to review, as the server records it."""
+    from prodcat.review.store import NewReview
+
+    return NewReview(
+        request_id=f"req-{title}",
+        model_version="v1",
+        title=title,
+        description="",
+        predicted_category="Kitchen",
+        confidence=0.4,
+        decision="review",
+        top_k=[{"category": "Kitchen", "probability": 0.4}],
+        image=image,
+        image_type="jpeg" if image else None,
+        source_product_id=source,
+    )
+
+
+def test_train_with_feedback_warns_of_a_queue_holding_no_correction(tmp_path, caplog):
+    """A queue whose records all await review was logged at INFO alone, 'added 0 reviewed correction(s)': the user
+    who asked for its corrections is warned that there are none, and how many records are pending."""
+    from prodcat.review.store import ReviewStore
+
+    words = {"Kitchen": "ceramic coffee mug", "Watches": "analog wrist watch"}
+    rows = [(f"{c}-{i}", f"{words[c]} {i}", c) for c in words for i in range(12)]
+    data = tmp_path / "products.csv"
+    pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
+    db = f"sqlite:///{tmp_path / 'reviews.db'}"
+    store = ReviewStore(db)
+    pending = [store.record(queued(f"steel mug {i}")) for i in range(2)]
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    train = ["train", str(data), "--config", config, "--out", str(tmp_path / "m"), "--feedback", db]
+    with caplog.at_level(logging.WARNING):
+        assert main(train) == 0
+    said = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert (
+        f"the review queue {db} holds no correction: 2 record(s) await review (GET /reviews lists them); nothing of "
+        "it is trained on"
+    ) in said
+    store.submit(pending[0], "Kitchen")
+    store.close()
+    caplog.clear()
+    assert main(train) == 0
+    assert not [record for record in caplog.records if "holds no correction" in record.getMessage()]
+
+
 def test_train_with_feedback_replaces_corrected_products_and_reads_only_usable_corrections(
     tmp_path, capsys, monkeypatch
 ):
     """A corrected catalogue product trains under its correction only (not twice, with two labels), and a
     correction with nothing the model reads (a photo-only one for a text-only model) is left out, as a
     catalogue product would be. Its stored photo is written into the prodcat cache, ``$PRODCAT_CACHE_DIR``."""
-    from prodcat.review.store import NewReview, ReviewStore
+    from prodcat.review.store import ReviewStore
 
     monkeypatch.setenv("PRODCAT_CACHE_DIR", str(tmp_path / "cache"))
 
@@ -2219,21 +2269,6 @@ def test_train_with_feedback_replaces_corrected_products_and_reads_only_usable_c
     rows = [(f"{c}-{i}", f"{words[c]} {i}", c) for c in words for i in range(12)]
     data = tmp_path / "products.csv"
     pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
-
-    def queued(title: str, image: bytes | None = None, source: str | None = None) -> NewReview:
-        return NewReview(
-            request_id=f"req-{title}",
-            model_version="v1",
-            title=title,
-            description="",
-            predicted_category="Kitchen",
-            confidence=0.4,
-            decision="review",
-            top_k=[{"category": "Kitchen", "probability": 0.4}],
-            image=image,
-            image_type="jpeg" if image else None,
-            source_product_id=source,
-        )
 
     db = f"sqlite:///{tmp_path / 'reviews.db'}"
     store = ReviewStore(db)

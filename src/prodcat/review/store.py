@@ -873,10 +873,20 @@ def load_corrections(url: str, image_dir: str | Path | None = None) -> pd.DataFr
     under two labels. Records without a ``source_product_id`` are all kept.
 
     Raises :class:`ReviewQueueNotFoundError` (a :class:`FileNotFoundError`), creating nothing, when
-    ``url`` names a SQLite file that does not exist or a database without the review tables.
+    ``url`` names a SQLite file that does not exist or a database without the review tables; warns when the queue
+    holds no correction, saying how many records await one.
     """
     store = ReviewStore(url, create=False)
     try:
-        return store.corrections(image_dir)
+        corrections = store.corrections(image_dir)
+        # asked for corrections, a caller expects some: an empty queue (or one read too early) says so, loud
+        if not store.count(REVIEWED):
+            log.warning(
+                "the review queue %s holds no correction: %d record(s) await review (GET /reviews lists them); "
+                "nothing of it is trained on",
+                shown_url(url),
+                store.count(PENDING),
+            )
+        return corrections
     finally:
         store.close()
