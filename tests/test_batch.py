@@ -1551,8 +1551,9 @@ def test_cli_never_writes_into_the_model_bundle(tiny_training, tmp_path, capsys)
 
 def test_cli_never_writes_into_a_model_bundle_it_does_not_read(tiny_training, tmp_path, capsys):
     """cv, audit and explore, which read no model, wrote their --report into a bundle given as the folder (a name
-    mistyped, a folder reused), and evaluate and predict their output into another bundle than theirs: the bundle
-    then refused to load for every command ('unexpected files ...'). Each is refused, naming the bundle."""
+    mistyped, a folder reused), evaluate and predict their output into another bundle than theirs, and train a
+    bundle into a folder of another: that bundle then refused to load for every command ('unexpected files ...').
+    Each is refused, naming the bundle."""
     import shutil
 
     from prodcat.bundle import verify_bundle
@@ -1571,6 +1572,10 @@ def test_cli_never_writes_into_a_model_bundle_it_does_not_read(tiny_training, tm
         assert main(run) == 2, run
         option, path = run[-2:]
         assert f"error: {option} {path} is inside the model bundle {bundle}, " in capsys.readouterr().err, run
+    with pytest.raises(SystemExit) as refused:  # a bundle is replaced where it is, not written into another
+        main(["train", str(data), "--out", str(bundle / "m")])
+    assert refused.value.code == 2
+    assert f"argument --out: {bundle / 'm'} is inside the model bundle {bundle}, " in capsys.readouterr().err
     verify_bundle(bundle)  # still loads: nothing was added to it
 
 

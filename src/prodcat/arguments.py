@@ -230,11 +230,13 @@ report_dir = writable_folder("the report")
 def bundle_dir(text: str) -> Path:
     """Where ``prodcat train`` writes its bundle, checked before training (as :func:`writable_folder`): a new folder,
     an empty one or a bundle to replace (:func:`~prodcat.bundle.destination_problem`), in a folder that takes
-    files."""
+    files and is no other bundle's."""
     from prodcat.bundle import destination_problem
 
     path = user_path(text)
-    if problem := destination_problem(path) or unmovable_bundle_folder(path):
+    # a bundle is replaced where it is, never written into another (which would no longer load)
+    inside = None if is_bundle(path) else into_bundle("", path)
+    if problem := destination_problem(path) or inside or unmovable_bundle_folder(path):
         raise argparse.ArgumentTypeError(problem)
     return path
 
@@ -277,16 +279,18 @@ def unwritable_folder(path: Path, what: str) -> str | None:
 
 
 def into_bundle(option: str, path: str | Path, bundle: str | Path | None = None) -> str | None:
-    """Why the output ``option`` (``--out``, ``--report``) must not be written at ``path``: inside a model bundle
-    (the folder ``path`` is, or one above it, holding a bundle's manifest), which would then refuse to load for
-    every command (a bundle holds its own files only); ``None``: it is elsewhere. Any bundle, the command's
-    ``bundle`` (named as given) or another: cv, audit and explore, which read none, would break one as well."""
+    """Why the output ``option`` (``--out``, ``--report``; ``""`` where argparse names it) must not be written at
+    ``path``: inside a model bundle (the folder ``path`` is, or one above it, holding a bundle's manifest), which
+    would then refuse to load for every command (a bundle holds its own files only); ``None``: it is elsewhere. Any
+    bundle, the command's ``bundle`` (named as given) or another: cv, audit and explore, which read none, would
+    break one as well."""
     target = Path(path).expanduser().resolve()
     holder = next((folder for folder in (target, *target.parents) if is_bundle(folder)), None)
     if holder is None:
         return None
     named = bundle if bundle is not None and Path(bundle).expanduser().resolve() == holder else holder
+    output = f"{option} {path}".strip()
     return (
-        f"{option} {path} is inside the model bundle {named}, which holds its own files only (with another there "
-        "it no longer loads): write it elsewhere"
+        f"{output} is inside the model bundle {named}, which holds its own files only (with another there it no "
+        "longer loads): write it elsewhere"
     )
