@@ -282,13 +282,14 @@ def into_bundle(option: str, path: str | Path, bundle: str | Path | None = None)
     """Why the output ``option`` (``--out``, ``--report``; ``""`` where argparse names it) must not be written at
     ``path``: inside a model bundle (the folder ``path`` is, or one above it, holding a bundle's manifest), which
     would then refuse to load for every command (a bundle holds its own files only); ``None``: it is elsewhere. Any
-    bundle, the command's ``bundle`` (named as given) or another: cv, audit and explore, which read none, would
-    break one as well."""
+    bundle, the command's ``bundle`` or another: cv, audit and explore, which read none, would break one as well."""
     target = Path(path).expanduser().resolve()
     holder = next((folder for folder in (target, *target.parents) if is_bundle(folder)), None)
     if holder is None:
         return None
-    named = bundle if bundle is not None and Path(bundle).expanduser().resolve() == holder else holder
+    # named as the command line does: the command's bundle, else the folder of path's own spelling that it is
+    spelled = [*([Path(bundle)] if bundle is not None else []), Path(path), *Path(path).parents]
+    named = next((folder for folder in spelled if folder.expanduser().resolve() == holder), holder)
     output = f"{option} {path}".strip()
     return (
         f"{output} is inside the model bundle {named}, which holds its own files only (with another there it no "
