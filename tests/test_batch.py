@@ -1549,7 +1549,7 @@ def test_cli_never_writes_into_the_model_bundle(tiny_training, tmp_path, capsys)
     verify_bundle(bundle)  # still loads: nothing was added to it
 
 
-def test_cli_never_writes_into_a_model_bundle_it_does_not_read(tiny_training, tmp_path, capsys):
+def test_cli_never_writes_into_a_model_bundle_it_does_not_read(tiny_training, tmp_path, monkeypatch, capsys):
     """cv, audit and explore, which read no model, wrote their --report into a bundle given as the folder (a name
     mistyped, a folder reused), evaluate and predict their output into another bundle than theirs, and train a
     bundle into a folder of another: that bundle then refused to load for every command ('unexpected files ...').
@@ -1576,6 +1576,9 @@ def test_cli_never_writes_into_a_model_bundle_it_does_not_read(tiny_training, tm
         main(["train", str(data), "--out", str(bundle / "m")])
     assert refused.value.code == 2
     assert f"argument --out: {bundle / 'm'} is inside the model bundle {bundle}, " in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)  # the bundle named as the command line spells it
+    assert main(["cv", str(data), "--report", "model/cv"]) == 2
+    assert "error: --report model/cv is inside the model bundle model, " in capsys.readouterr().err
     verify_bundle(bundle)  # still loads: nothing was added to it
 
 
