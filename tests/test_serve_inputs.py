@@ -503,6 +503,32 @@ def test_a_product_alone_in_a_batch_or_a_correction_is_refused_in_the_same_words
     assert (correction.status_code, correction.json()["detail"]) == (422, said.format(field="category"))
 
 
+@pytest.mark.parametrize(
+    ("reviewer", "said"),
+    [
+        ("", "reviewer: String should have at least 1 character"),
+        (" \t", "reviewer: Input should not be blank (spaces alone)"),
+    ],
+)
+def test_a_correction_by_a_blank_reviewer_is_refused_naming_the_field(
+    client: TestClient, reviewer: str, said: str
+) -> None:
+    """An empty or blank reviewer was stored as given, a name that names no one (a client's unset variable), where a
+    blank category is refused: refused alike, nothing stored; left out or null, the correction has no reviewer."""
+    keyed = {"X-API-Key": API_KEY}
+    review_id = client.post("/predict", json={"title": "mug"}).json()["review_id"]
+    refused = client.post(
+        f"/reviews/{review_id}", json={"category": "Home > Decor", "reviewer": reviewer}, headers=keyed
+    )
+    assert (refused.status_code, refused.json()["error"], refused.json()["detail"]) == (422, "invalid_request", said)
+    assert client.get(f"/reviews/{review_id}", headers=keyed).json()["status"] == "pending"
+    correction = client.get("/openapi.json").json()["paths"]["/reviews/{review_id}"]["post"]["requestBody"]
+    schema = correction["content"]["application/json"]["schema"]["properties"]["reviewer"]
+    assert {"minLength": 1, "pattern": "\\S"}.items() <= schema["anyOf"][0].items()
+    stored = client.post(f"/reviews/{review_id}", json={"category": "Home > Decor", "reviewer": None}, headers=keyed)
+    assert (stored.status_code, stored.json()["reviewer"]) == (200, None)
+
+
 def test_a_key_given_twice_in_one_object_is_refused_not_half_read(client: TestClient) -> None:
     """JSON parsers keep the last value of a repeated key and drop the others without a word: a product whose
     client merged two records would be classified from one title, a correction stored as one of two categories."""

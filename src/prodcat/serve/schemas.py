@@ -13,6 +13,7 @@ from pydantic import (
     Field,
     StrictInt,
     StrictStr,
+    StringConstraints,
     Tag,
     ValidationError,
     ValidatorFunctionWrapHandler,
@@ -304,7 +305,18 @@ class ReviewSubmission(BaseModel):
         description="not blank: it becomes a label, stored in one spelling (each level stripped, its spacing "
         "collapsed, levels separated by ' > ', composed: NFC)",
     )
-    reviewer: str | None = Field(None, max_length=MAX_REVIEWER_CHARS)
+    reviewer: (
+        Annotated[
+            str,
+            StringConstraints(min_length=1, max_length=MAX_REVIEWER_CHARS, pattern=r"\S"),
+            BeforeValidator(_refuse_blank),
+        ]
+        | None
+    ) = Field(
+        None,
+        description="who chose the category; left out or null for no one. Not blank, as the category: an empty name "
+        "(an unset variable of the client) would be stored as a reviewer that names no one",
+    )
 
     @field_validator("category", "reviewer")
     @classmethod
