@@ -553,6 +553,15 @@ def test_a_title_of_no_word_the_model_knows_says_so_in_its_error(tiny_training) 
     assert not model_failed(table.at[0, "error"])  # the product's doing, not a broken model
 
 
+def test_products_of_no_column_the_model_reads_are_refused_once(tiny_training) -> None:
+    """A frame of none of title, description and image, given to predict_catalog, is refused in one ValueError, as
+    Predictor.predict refuses it: each chunk was refused in turn, halved down to its products, and the run ended in
+    a BatchError saying the model or its environment is broken."""
+    frame = tiny_training.unseen.head(4)[["product_id"]].assign(brand="Acme")
+    with pytest.raises(ValueError, match=r"^the products have none of the columns the model reads \(title, "):
+        predict_catalog(Predictor.load(tiny_training.bundle), frame, chunk_size=2, progress=False)
+
+
 #: predict's and evaluate's refusal of the tiny text model's 12 products without a title or description column
 NOTHING_A_TEXT_MODEL_READS = (
     "error: {data}: none of its 12 products has a title or description, which the model reads (text): nothing to "

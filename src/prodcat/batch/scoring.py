@@ -135,7 +135,13 @@ def predict_catalog(
 
     ``on_chunk``, if given, is called after each chunk with the number of products predicted so far
     (the web app's progress bar); ``progress=False`` hides the terminal one (a caller with its own).
+
+    Raises:
+        ValueError: products of none of the columns the model reads; TypeError: ``frame`` no frame of products (read
+        as :func:`~prodcat.models.classifier.product_frame` reads them, once, before any chunk: each chunk refused
+        in turn, then halved to its products, read as a broken model).
     """
+    frame = product_frame(frame)
     bounds = chunk_bounds(len(frame), chunk_size)
     tables = []
     with tqdm(total=len(frame), desc="predict", unit="product", disable=not progress) as bar:
