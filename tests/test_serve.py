@@ -605,3 +605,36 @@ def test_serve_reads_a_bundle_under_a_tilde_the_shell_left(bundle: Path, tmp_pat
     command = [sys.executable, "-m", "prodcat.cli", "serve", "~/bundle", "--review-db", unreachable]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=os.environ | {"HOME": str(home)})
     assert result.returncode == 2 and "check --review-db" in result.stderr, result.stderr
+
+
+def test_serve_refuses_a_review_queue_inside_a_model_bundle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A SQLite review queue inside a bundle (--review-db sqlite:///MODEL/reviews.db, or the default
+    ./prodcat-reviews.db with the server started in the bundle's folder) was written there with its -wal and -shm
+    files, and the bundle refused to load at the next start ('unexpected files'). It is refused before anything is
+    written, in one line; a queue beside the bundle is not."""
+    from prodcat.cli import main
+    from prodcat.serve.command import _review_database_in_bundle
+
+    bundle = tmp_path / "model"
+    bundle.mkdir()
+    (bundle / "manifest.json").write_text(json.dumps({"format_version": 3, "files": {}}))
+    refusal = (
+        "error: --review-db {path} is inside the model bundle {bundle}, which holds its own files only (with another "
+        "there it no longer loads): write it elsewhere"
+    )
+    with socket.socket() as probe:  # a free port: the port is checked first
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    inside = bundle / "reviews.db"
+    assert main(["serve", str(bundle), "--port", port, "--review-db", f"sqlite:///{inside}"]) == 2
+    assert capsys.readouterr().err == refusal.format(path=inside, bundle=bundle) + "\n"
+    monkeypatch.chdir(bundle)
+    monkeypatch.delenv("PRODCAT_REVIEW_DB")  # the flag's, as serve exports it for its workers: the default now
+    assert main(["serve", ".", "--port", port]) == 2
+    assert capsys.readouterr().err == refusal.format(path="prodcat-reviews.db", bundle=".") + "\n"
+    assert sorted(path.name for path in bundle.iterdir()) == ["manifest.json"]
+    assert _review_database_in_bundle(f"sqlite:///{tmp_path / 'reviews.db'}", str(bundle)) is None
+    assert _review_database_in_bundle("sqlite+pysqlite:///:memory:", str(bundle)) is None
+    assert _review_database_in_bundle("postgresql+psycopg://u@h/db", str(bundle)) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from prodcat.arguments import add_help_completed_by, user_path
+from prodcat.arguments import add_help_completed_by, into_bundle, user_path
 from prodcat.serve.settings import ServeSettings
 
 if TYPE_CHECKING:
@@ -134,6 +135,19 @@ def _review_database_problem(error: Exception) -> str | None:
     return f"error: cannot open the review database ({type(error).__name__}: {reason}); check --review-db"
 
 
+#: a SQLite URL naming a file: ``sqlite:///relative.db``, ``sqlite:////absolute.db``, a driver after ``+``
+_SQLITE_FILE_URL = re.compile(r"^sqlite(?:\+\w+)?:///(?P<path>[^?]+)")
+
+
+def _review_database_in_bundle(url: str, bundle: str) -> str | None:
+    """Why the review queue must not be the SQLite file ``url`` names: inside a model bundle (the one served or
+    another), which no command loads once it holds another file, the queue's -wal and -shm files included; ``None``
+    for a file elsewhere or another database. Read without SQLAlchemy, which uvicorn's supervisor never imports."""
+    if (match := _SQLITE_FILE_URL.match(url)) is None or match["path"] == ":memory:":
+        return None
+    return into_bundle("--review-db", match["path"], bundle)
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -157,7 +171,11 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         settings = ServeSettings()
         # a port in use was said by uvicorn only once the model had loaded, in a JSON log line, exit 3
-        if problem := port_problem(settings.host, settings.port):
+        # a queue written into the bundle (the default ./prodcat-reviews.db served from the bundle's folder) would
+        # stop it loading at the next start, with a word of unexpected files only
+        if problem := port_problem(settings.host, settings.port) or _review_database_in_bundle(
+            settings.review_db, args.model
+        ):
             print(f"error: {problem}", file=sys.stderr)
             return 2
         # Built here first so that a bad bundle or database fails now, with its message, not in a worker;
