@@ -35,6 +35,7 @@ from prodcat.review.store import (
     PENDING,
     RECORDED,
     REVIEWED,
+    SUPERSEDED,
     NewReview,
     ReviewNotFoundError,
     ReviewStore,
@@ -373,6 +374,33 @@ def test_only_the_latest_correction_of_a_product_is_trained_on(store: ReviewStor
     assert frame["category"].tolist() == ["Home Decor & Festive Needs", "Baby Care", "Home Furnishing"]
 
 
+def test_a_correction_supersedes_the_pending_records_of_its_product_and_they_are_found_by_its_id(
+    store: ReviewStore, tmp_path: Path
+) -> None:
+    """A product predicted twice left two pending records, none to be found by the product's id: a reviewer corrected
+    one and the other stayed in the queue for good. Its other pending records are superseded, in the same
+    transaction; records of other products, or without an id, stay pending; GET /reviews?product_id= finds them."""
+    first, auto, second = (
+        store.record(review(title, decision, source_product_id="SKU-1"))
+        for title, decision in (("mug", "review"), ("mug", "auto"), ("mug again", "review"))
+    )
+    other, unnamed = store.record(review("towel", source_product_id="SKU-2")), store.record(review("towel"))
+    assert [item.id for item in store.items(None, product_id="SKU-1")] == [first, auto, second]
+    assert store.count(PENDING, product_id="SKU-1") == 2 and store.count(None, product_id="SKU-9") == 0
+    store.submit(second, "Kitchen & Dining")
+    assert [item.id for item in store.items(PENDING)] == [other, unnamed]
+    assert [(item.id, item.status) for item in store.items(None, product_id="SKU-1")] == [
+        (first, SUPERSEDED),
+        (auto, RECORDED),
+        (second, REVIEWED),
+    ]
+    assert store.get(first).corrected_category is None
+    # a superseded record may still be corrected: the latest correction trains, the product's other records stay
+    store.submit(first, "Home Decor & Festive Needs")
+    assert (store.get(second).status, store.count(SUPERSEDED)) == (REVIEWED, 0)
+    assert store.corrections(tmp_path)["category"].tolist() == ["Home Decor & Festive Needs"]
+
+
 def test_records_marked_reviewed_by_hand_without_a_time_are_trained_on(
     store: ReviewStore, db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -428,6 +456,31 @@ def test_a_submission_is_stamped_once_it_holds_the_write_lock(store: ReviewStore
     assert done.corrected_category == "Watches"
     assert done.reviewed_at > overwritten_at
     assert store.get(review_id).reviewed_at == done.reviewed_at
+
+
+def test_corrections_of_two_records_of_one_product_at_once_both_commit(store: ReviewStore, db_url: str) -> None:
+    """Each submission supersedes the other records of its product: two at once, each holding its own record and
+    waiting for the other's, deadlocked on PostgreSQL (one failed, 503). They take the product's records in id
+    order: the second waits for the first, then finds its record superseded, and corrects it."""
+    first, second = (store.record(review(title, source_product_id="SKU-1")) for title in ("mug", "mug again"))
+    items = sa.table("prodcat_review_items", sa.column("id"), sa.column("status"))
+    other = sa.create_engine(db_url)
+    try:
+        with other.connect() as connection, ThreadPoolExecutor(1) as pool:
+            transaction = connection.begin()
+            if other.dialect.name == "sqlite":
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # another server's submission of the first record, holding it
+            connection.execute(sa.update(items).where(items.c.id == first).values(status=REVIEWED))
+            waiting = pool.submit(store.submit, second, "Kitchen & Dining")
+            time.sleep(0.3)  # the store's submission of the second record now waits
+            connection.execute(sa.update(items).where(items.c.id == second).values(status=SUPERSEDED))
+            transaction.commit()
+            done = waiting.result(timeout=20)
+    finally:
+        other.dispose()
+    assert (done.status, done.corrected_category) == (REVIEWED, "Kitchen & Dining")
+    assert [item.status for item in store.items(None, product_id="SKU-1")] == [REVIEWED, REVIEWED]
 
 
 def test_concurrent_writers_lose_nothing(store: ReviewStore) -> None:

@@ -529,6 +529,26 @@ def test_a_correction_by_a_blank_reviewer_is_refused_naming_the_field(
     assert (stored.status_code, stored.json()["reviewer"]) == (200, None)
 
 
+def test_a_products_records_are_found_by_its_id_and_its_correction_supersedes_the_others(client: TestClient) -> None:
+    """A product predicted twice left two pending records, with no way to look them up by product id: a reviewer
+    corrected one and the other stayed pending for good."""
+    keyed = {"X-API-Key": API_KEY}
+    first, second = (client.post("/predict", json={"title": "mug", "product_id": "SKU-1"}).json() for _ in range(2))
+    other = client.post("/predict", json={"title": "lamp", "product_id": "SKU-2"}).json()["review_id"]
+    listed = client.get("/reviews", params={"product_id": "SKU-1"}, headers=keyed).json()
+    assert (listed["total"], [item["id"] for item in listed["items"]]) == (2, [first["review_id"], second["review_id"]])
+    client.post(f"/reviews/{second['review_id']}", json={"category": "Home > Decor"}, headers=keyed)
+    pending = client.get("/reviews", headers=keyed).json()
+    assert [item["id"] for item in pending["items"]] == [other]
+    superseded = client.get("/reviews", params={"status": "superseded", "product_id": "SKU-1"}, headers=keyed).json()
+    assert [(item["id"], item["status"]) for item in superseded["items"]] == [(first["review_id"], "superseded")]
+    assert client.get("/reviews", params={"product_id": "SKU-9"}, headers=keyed).json()["total"] == 0
+    refused = client.get("/reviews", params={"product_id": "SKU\x00"}, headers=keyed)
+    assert (refused.status_code, refused.json()["error"]) == (422, "text_nul")
+    parameters = client.get("/openapi.json").json()["paths"]["/reviews"]["get"]["parameters"]
+    assert "superseded" in next(p for p in parameters if p["name"] == "status")["schema"]["pattern"]
+
+
 def test_a_key_given_twice_in_one_object_is_refused_not_half_read(client: TestClient) -> None:
     """JSON parsers keep the last value of a repeated key and drop the others without a word: a product whose
     client merged two records would be classified from one title, a correction stored as one of two categories."""

@@ -49,6 +49,11 @@ PENDING = "pending"
 REVIEWED = "reviewed"
 #: status of an ``auto`` prediction recorded only because every prediction is kept
 RECORDED = "recorded"
+#: status of a record left pending when another record of its product was corrected: the product is decided, and a
+#: reviewer would otherwise find it again (a product predicted twice before its review)
+SUPERSEDED = "superseded"
+#: every status, in the order they are listed
+STATUSES = (PENDING, REVIEWED, RECORDED, SUPERSEDED)
 
 
 def default_image_dir() -> Path:
@@ -428,23 +433,21 @@ class ReviewStore:
             return list(connection.scalars(insert, rows))
 
     def items(
-        self, status: str | None = PENDING, *, limit: int = 50, offset: int = 0
+        self, status: str | None = PENDING, *, product_id: str | None = None, limit: int = 50, offset: int = 0
     ) -> list[ReviewItem | UnreadableRecord]:
-        """Records oldest first, filtered by ``status`` (``None``: all); a record with a cell that cannot be read
-        is in its place as an :class:`UnreadableRecord`."""
-        query = _RAW_RECORDS.order_by(_ReviewRow.id).limit(limit).offset(offset)
-        if status is not None:
-            query = query.where(_ReviewRow.status == status)
+        """Records oldest first, filtered by ``status`` (``None``: all) and ``product_id`` (the caller's id of the
+        product, ``None``: any); a record with a cell that cannot be read is in its place as an
+        :class:`UnreadableRecord`."""
+        query = _matching(_RAW_RECORDS, status, product_id).order_by(_ReviewRow.id).limit(limit).offset(offset)
         with self.engine.connect() as connection:
             return [
                 row if isinstance(row, UnreadableRecord) else ReviewItem._from_row(row)
                 for row in _read(connection, query)
             ]
 
-    def count(self, status: str | None = PENDING) -> int:
-        query = sa.select(sa.func.count()).select_from(_ReviewRow)
-        if status is not None:
-            query = query.where(_ReviewRow.status == status)
+    def count(self, status: str | None = PENDING, *, product_id: str | None = None) -> int:
+        """How many records :meth:`items` would list without its page limits."""
+        query = _matching(sa.select(sa.func.count()).select_from(_ReviewRow), status, product_id)
         with self._sessions() as session:
             return int(session.scalar(query) or 0)
 
@@ -467,7 +470,8 @@ class ReviewStore:
         return (found.content, found.image_type or "") if found.content is not None else None
 
     def submit(self, review_id: int, category: str, reviewer: str | None = None) -> ReviewItem:
-        """Record the category a person chose (a later submission replaces an earlier one).
+        """Record the category a person chose (a later submission replaces an earlier one); the other pending records
+        of its product (same ``source_product_id``) become :data:`SUPERSEDED`, in the same transaction.
 
         The record is locked before it is stamped, so that ``reviewed_at`` order is commit order: a
         submission that waited for a concurrent one of the same record is stamped after it."""
@@ -475,6 +479,12 @@ class ReviewStore:
             self._lock(session, review_id)
             stamp = {"corrected_category": category, "reviewer": reviewer, "reviewed_at": _clock(session)}
             session.execute(sa.update(_ReviewRow).where(_ReviewRow.id == review_id).values(status=REVIEWED, **stamp))
+            product = sa.select(_ReviewRow.source_product_id).where(_ReviewRow.id == review_id).scalar_subquery()
+            session.execute(
+                sa.update(_ReviewRow)
+                .where(_ReviewRow.source_product_id == product, _ReviewRow.status == PENDING)
+                .values(status=SUPERSEDED)
+            )
             # an unreadable record raises here, before the commit: nothing of the submission is kept
             return ReviewItem._from_row(_readable(session.connection(), review_id))
 
@@ -525,18 +535,39 @@ class ReviewStore:
 
     @staticmethod
     def _lock(session: Session, review_id: int) -> None:
-        """Lock the record until the transaction ends (SQLite: the database's write lock)."""
+        """Lock the record and the pending records of its product, which its submission supersedes, until the
+        transaction ends (SQLite: the database's write lock)."""
         if session.get_bind().dialect.name == "sqlite":
             # pysqlite would only take the lock at the UPDATE, after the caller has stamped the row
             session.connection().exec_driver_sql("BEGIN IMMEDIATE")
-        locked = sa.select(_ReviewRow.id).where(_ReviewRow.id == review_id).with_for_update()  # PostgreSQL
-        if session.scalar(locked) is None:
+        # PostgreSQL: in id order, so that two submissions of one product's records wait for each other rather than
+        # each holding its own record and waiting for the other's (a deadlock, one of them failed)
+        product = sa.select(_ReviewRow.source_product_id).where(_ReviewRow.id == review_id).scalar_subquery()
+        locked = (
+            sa.select(_ReviewRow.id)
+            .where(
+                (_ReviewRow.id == review_id)
+                | ((_ReviewRow.source_product_id == product) & (_ReviewRow.status == PENDING))
+            )
+            .order_by(_ReviewRow.id)
+            .with_for_update()
+        )
+        if review_id not in session.scalars(locked).all():
             raise _not_found(review_id)
 
 
 #: every column of the records as the driver returns it, read by its own type afterwards (:func:`_read`), so that a
 #: cell its type cannot read fails its record alone rather than the whole query
 _RAW_RECORDS = sa.select(*(sa.type_coerce(c, sa.types.NullType()).label(c.key) for c in _ReviewRow.__table__.columns))
+
+
+def _matching(query: sa.Select, status: str | None, product_id: str | None) -> sa.Select:
+    """``query`` on the records of ``status`` and ``product_id`` (``None``: any)."""
+    if status is not None:
+        query = query.where(_ReviewRow.status == status)
+    if product_id is not None:
+        query = query.where(_ReviewRow.source_product_id == product_id)
+    return query
 
 
 def _read(connection: Connection, query: sa.Select) -> list[_ReviewRow | UnreadableRecord]:

@@ -41,6 +41,7 @@ from prodcat.evaluate.explain import ExplainSettings
 from prodcat.predict import Predictor
 from prodcat.review.store import (
     PENDING,
+    STATUSES,
     ReviewItem,
     ReviewNotFoundError,
     ReviewStore,
@@ -55,6 +56,7 @@ from prodcat.serve.inputs import (
     accepted_media_type,
     batch_items_from_form,
     batch_items_from_json,
+    check_storable,
     check_text,
     product_from_form,
     product_from_json,
@@ -66,6 +68,7 @@ from prodcat.serve.metrics import ApiMetrics
 from prodcat.serve.middleware import DOCUMENTATION_FILES, HTTP_METHODS, RequestGuard, say_on_timeout
 from prodcat.serve.schemas import (
     MAX_CATEGORY_CHARS,
+    MAX_PRODUCT_ID_CHARS,
     MAX_REVIEWER_CHARS,
     BatchItemOut,
     BatchOut,
@@ -499,12 +502,29 @@ def _review_routes(
         summary="Records of the review queue, oldest first (default: pending ones)",
     )
     async def list_reviews(
-        status: Annotated[str, Query(pattern="^(pending|reviewed|recorded)$")] = PENDING,
+        status: Annotated[
+            str,
+            Query(
+                pattern=f"^({'|'.join(STATUSES)})$",
+                description="`superseded`: left pending when another record of its product was corrected",
+            ),
+        ] = PENDING,
+        product_id: Annotated[
+            str | None,
+            Query(
+                max_length=MAX_PRODUCT_ID_CHARS,
+                description="only the records of the product the prediction requests gave this `product_id`",
+            ),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     ) -> ReviewListOut:
+        if product_id is not None:  # as a product_id sent to /predict: PostgreSQL fails a query holding a NUL
+            check_storable("product_id", product_id)
+
         def page() -> tuple[list[ReviewItem | UnreadableRecord], int]:
-            return store.items(status, limit=limit, offset=offset), store.count(status)
+            found = store.items(status, product_id=product_id, limit=limit, offset=offset)
+            return found, store.count(status, product_id=product_id)
 
         records, total = await in_store(page)
         items = [out(record) for record in records if isinstance(record, ReviewItem)]

@@ -265,7 +265,10 @@ class ReviewOut(BaseModel):
     confidence: float
     decision: str
     top_k: list[CategoryProbability]
-    status: Literal["pending", "reviewed", "recorded"]
+    status: Literal["pending", "reviewed", "recorded", "superseded"] = Field(
+        description="`superseded`: left pending when another record of its product (`source_product_id`) was "
+        "corrected; it trains as nothing"
+    )
     corrected_category: str | None
     trains_as: str | None = Field(
         None,
