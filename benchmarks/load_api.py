@@ -47,7 +47,6 @@ from PIL import Image
 
 from prodcat.catalog.loaders import load_catalog
 from prodcat.features.cache import default_cache_dir
-from prodcat.serve.settings import ServeSettings
 
 REPO = Path(__file__).resolve().parents[1]
 #: the results file of each catalogue the bundles can be trained on (Rakuten's default model encodes with e5)
@@ -104,12 +103,16 @@ def isolated_cache(folder: Path) -> Path:
     return cache
 
 
-def start_server(bundle: Path, folder: Path, workers: int, e5_threads: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    bundle: Path, folder: Path, workers: int, e5_threads: int | None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A ``prodcat serve`` of ``bundle`` on a free port, ready; ``e5_threads`` None leaves serve's own default."""
     port = free_port()
     env = os.environ | {"PRODCAT_CACHE_DIR": str(isolated_cache(folder)), "PRODCAT_LOG_LEVEL": "warning"}
     command = [sys.executable, "-m", "prodcat.cli", "serve", str(bundle), "--port", str(port),
-               "--workers", str(workers), "--e5-threads", str(e5_threads),
-               "--review-db", f"sqlite:///{folder / 'reviews.db'}"]  # fmt: skip
+               "--workers", str(workers), "--review-db", f"sqlite:///{folder / 'reviews.db'}"]  # fmt: skip
+    if e5_threads is not None:
+        command += ["--e5-threads", str(e5_threads)]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=(folder / "server.log").open("wb"))
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
@@ -243,7 +246,7 @@ async def model_seconds(http: aiohttp.ClientSession) -> tuple[float, float]:
 def measure(
     bundle: Path,
     folder: Path,
-    server_setup: dict[str, int],
+    server_setup: dict[str, int | None],
     catalogue: list[dict],
     workloads: list[str],
     levels: list[int],
@@ -287,12 +290,10 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per cell (default 8)")
     parser.add_argument("--concurrency", default="1,8,32", help="comma-separated levels (default 1,8,32)")
     parser.add_argument("--workers", default="1,2", help="server processes, one server per value (default 1,2)")
-    default_e5_threads = ServeSettings.model_fields["e5_threads"].default
     parser.add_argument(
         "--e5-threads",
-        default=str(default_e5_threads),
         help="prodcat serve --e5-threads, one server per value for each --workers; a value may repeat (1,2,2,1: the "
-        f"settings taking turns as the machine's load drifts) (default {default_e5_threads}, serve's)",
+        "settings taking turns as the machine's load drifts) (default: none given, serve's own)",
     )
     parser.add_argument(
         "--out",
@@ -310,10 +311,11 @@ def main() -> int:
         parser.error(f"--workloads: unknown {', '.join(sorted(unknown))}; choose among text, photo")
     photos = "photo" in workloads
     levels = [int(c) for c in args.concurrency.split(",")]
+    e5_threads = [int(threads) for threads in args.e5_threads.split(",")] if args.e5_threads else [None]
     server_setups = [
-        {"workers": int(workers), "e5_threads": int(threads)}
+        {"workers": int(workers), "e5_threads": threads}
         for workers in args.workers.split(",")
-        for threads in args.e5_threads.split(",")
+        for threads in e5_threads
     ]
     load_before = os.getloadavg()[0]
     cells = []
