@@ -1591,6 +1591,24 @@ def test_cli_never_writes_into_a_model_bundle_it_does_not_read(tiny_training, tm
     verify_bundle(bundle)  # still loads: nothing was added to it
 
 
+def test_cli_writes_beside_a_manifest_copied_out_of_its_bundle(tiny_training, tmp_path, monkeypatch, capsys):
+    """A bundle's manifest.json copied alone into a folder (to run its config again with --config) made that folder,
+    and every folder under it, read as a model bundle: each output there was refused 'inside the model bundle .',
+    though nothing there loads as one. A folder is a bundle only beside every file its manifest lists."""
+    import shutil
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    shutil.copy(tiny_training.bundle / "manifest.json", runs)
+    data = tmp_path / "products.csv"
+    tiny_training.trained.to_csv(data, index=False)
+    monkeypatch.chdir(runs)
+    assert main(["predict", str(tiny_training.bundle), str(data), "--out", "preds.csv"]) == 0
+    assert main(["cv", str(data), "--config", "manifest.json", "--folds", "2", "--report", "cv"]) == 0
+    assert "inside the model bundle" not in capsys.readouterr().err
+    assert (runs / "preds.csv").is_file() and (runs / "cv" / "metrics.json").is_file()
+
+
 def test_cli_refuses_an_output_folder_it_cannot_write_before_any_work(
     tiny_training, tmp_path, read_only_folder, monkeypatch, capsys
 ):

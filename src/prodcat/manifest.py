@@ -62,13 +62,17 @@ def read_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def is_bundle(folder: Path) -> bool:
-    """Whether ``folder`` holds a model bundle's manifest (a JSON object of a ``format_version`` and ``files``), of
-    any format version: a folder that no command loads once it holds another file (:func:`verify_bundle`)."""
+    """Whether ``folder`` holds a model bundle: a bundle's manifest (a JSON object of a ``format_version`` and
+    ``files``), of any format version, beside every file it lists; a folder that no command loads once it holds
+    another file (:func:`verify_bundle`). A manifest alone, copied out of its bundle (to run its config again with
+    ``--config``), makes no bundle of the folder it is in."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):  # no manifest, or a file of that name that is not a bundle's (not JSON, not UTF-8)
         return False
-    return isinstance(manifest, dict) and "format_version" in manifest and isinstance(manifest.get("files"), dict)
+    if not (isinstance(manifest, dict) and "format_version" in manifest and isinstance(manifest.get("files"), dict)):
+        return False
+    return all((folder / name).is_file() for name in manifest["files"])
 
 
 def verify_bundle(bundle_dir: str | os.PathLike[str], digests: Mapping[str, str] | None = None) -> dict[str, Any]:
