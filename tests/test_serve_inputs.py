@@ -821,6 +821,23 @@ def test_a_correction_above_the_models_categories_is_refused_even_as_a_new_one(
     assert accepted.status_code == 200, accepted.text
 
 
+@pytest.mark.parametrize("new_category", [False, True])
+@pytest.mark.parametrize("category", ["Apparel > Topwear > Kurtas > Silk", "apparel > topwear > KURTAS > Silk > Long"])
+def test_a_correction_under_a_category_of_a_full_path_model_is_refused_even_as_a_new_one(
+    three_level_client: TestClient, category: str, new_category: bool
+) -> None:
+    """'Apparel > Topwear > Kurtas > Silk' on a model of full paths was accepted with ?new_category=true (and, without,
+    refused with the advice to add it): it trains as its full path, and the retrained model learnt it as a class
+    beside its own parent 'Apparel > Topwear > Kurtas' (train warning of the pair), its predictions no longer a
+    hierarchy."""
+    assert refused_detail(three_level_client, category, new_category, "category_too_deep") == (
+        f"{category!r} is under the model's category 'Apparel > Topwear > Kurtas': it would train as a "
+        "class beside its own parent, the model's categories no longer a hierarchy; name 'Apparel > Topwear > Kurtas'"
+    )
+    accepted = submit(three_level_client, "Apparel > Topwear > Kurtas")
+    assert accepted.status_code == 200, accepted.text
+
+
 @pytest.mark.parametrize("category", ["Jewellery", "Jewellery > Earrings"])
 def test_a_new_category_shallower_than_every_category_of_the_model_is_refused(
     three_level_client: TestClient, category: str
@@ -959,7 +976,7 @@ def test_openapi_lists_why_a_correction_is_refused(client: TestClient) -> None:
     (new_category,) = [parameter for parameter in submission["parameters"] if parameter["name"] == "new_category"]
     refusals = submission["responses"]["422"]["description"]
     codes = ["unknown_category", "category_variant", "category_empty_level", "category_invisible_character"]
-    for code in [*codes, "category_undefined_character", "category_too_shallow"]:
+    for code in [*codes, "category_undefined_character", "category_too_shallow", "category_too_deep"]:
         assert f"`{code}`" in new_category["description"] and f"`{code}`" in refusals, code
     assert "`invalid_request`" in refusals
     assert submission["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorOut")

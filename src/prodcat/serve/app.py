@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from prodcat.bundle import model_level
-from prodcat.catalog.schema import SEP, canonical_path, category_at_level, split_path
+from prodcat.catalog.schema import SEP, ancestor_paths, canonical_path, category_at_level, split_path
 from prodcat.config import validation_message
 from prodcat.evaluate.explain import ExplainSettings
 from prodcat.predict import Predictor
@@ -653,7 +653,9 @@ class _KnownLabels:
         deeper on the corrections reads its levels as labels. And so is a path above the model's labels (``Apparel``
         where it predicts ``Apparel > Topwear > Kurtas``): it would train as a class beside its own subcategories, so
         that the model's paths would no longer be a hierarchy; and a new category shallower than every label, when
-        they all have one depth: it would be a class of each of the levels below its own."""
+        they all have one depth: it would be a class of each of the levels below its own; and a path under one of the
+        model's labels that does not train as that label (a model of full paths, ``Kurtas > Silk`` under ``Kurtas``),
+        new category or not: it would train as a class beside its own parent."""
         if category in self.labels:  # a label exactly as the model has it
             return category
         if not all(_label_levels(category)):
@@ -680,6 +682,14 @@ class _KnownLabels:
                 f"one the product is in, or a new one under {above!r} with ?new_category=true"
             )
             raise ApiError(422, "category_too_shallow", detail)
+        if parent := next(
+            (self._by_key[key] for key in map(_label_key, ancestor_paths(trained)) if key in self._by_key), None
+        ):
+            detail = (
+                f"{trained!r} is under the model's category {parent!r}: it would train as a class beside its own "
+                f"parent, the model's categories no longer a hierarchy; name {parent!r}"
+            )
+            raise ApiError(422, "category_too_deep", detail)
         if new_category:
             if self._depth is not None and (levels := len(split_path(trained))) < self._depth:
                 detail = (
@@ -728,6 +738,9 @@ _CATEGORY_REFUSALS = {
     "category_too_shallow": "a path above the model's categories (`Apparel` where it predicts `Apparel > Topwear > "
     "Kurtas`), even with `?new_category=true`: it would train as a class beside its own subcategories; or a new "
     "category of fewer levels than every category of the model has (`Jewellery` beside three-level paths)",
+    "category_too_deep": "a path under one of the model's categories that does not train as it (`Apparel > Topwear > "
+    "Kurtas > Silk` on a model of full paths predicting `Apparel > Topwear > Kurtas`), even with `?new_category=true`: "
+    "it would train as a class beside its own parent",
     **{error: f"a level holds {what}" for _, error, what, _ in _UNSHOWN_CHARACTERS},
 }
 _CATEGORY_REFUSALS_TEXT = "; ".join(f"`{error}`: {why}" for error, why in _CATEGORY_REFUSALS.items())
