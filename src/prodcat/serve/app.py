@@ -690,8 +690,10 @@ class _KnownLabels:
                 f"parent, the model's categories no longer a hierarchy; name {parent!r}"
             )
             raise ApiError(422, "category_too_deep", detail)
+        levels = len(split_path(trained))
+        too_shallow = self._depth is not None and levels < self._depth
         if new_category:
-            if self._depth is not None and (levels := len(split_path(trained))) < self._depth:
+            if too_shallow:
                 detail = (
                     f"{trained!r} has {levels} level(s), where every category of the model has {self._depth} (e.g. "
                     f"{self.labels[0]!r}): name the new category's path down to level {self._depth}"
@@ -704,7 +706,9 @@ class _KnownLabels:
         hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
         cut = trained != path
         level = f" (the model's labels are cut at level {self.level})" if cut else ""
-        detail = f"the model has no category {trained!r}{level}: {hint}add ?new_category=true for a new one"
+        # ?new_category=true alone would be refused for a path too shallow: say what a new one needs
+        new_one = f"a new one, named down to level {self._depth}," if too_shallow else "a new one"
+        detail = f"the model has no category {trained!r}{level}: {hint}add ?new_category=true for {new_one}"
         raise ApiError(422, "unknown_category", detail)
 
 
