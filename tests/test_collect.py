@@ -1078,6 +1078,26 @@ def test_an_output_folder_that_takes_no_file_is_refused_before_any_request(https
     assert httpserver.log == [] and list(mount.iterdir()) == []
 
 
+def test_an_output_folder_inside_a_model_bundle_is_refused_before_any_request(httpserver, tmp_path, capsys):
+    """--out naming a model bundle (a name mistyped, a folder reused) or a folder in one wrote the collection there,
+    and the bundle then refused to load for every command ('unexpected files'), as an evaluation's --report there
+    did: refused first, in one line, as those are."""
+    serve_search(httpserver, search_pages(CHAMPAGNES))
+    bundle = tmp_path / "model"
+    bundle.mkdir()
+    (bundle / "model.joblib").write_bytes(b"a model")
+    (bundle / "manifest.json").write_text(json.dumps({"format_version": 5, "files": {"model.joblib": "0" * 64}}))
+    for out in (bundle, bundle / "champagne"):
+        with pytest.raises(SystemExit) as refused:
+            run(httpserver, out)
+        assert refused.value.code == 2
+        assert capsys.readouterr().err.endswith(
+            f"error: argument --out: {out} is inside the model bundle {bundle}, which holds its own files only (with "
+            "another there it no longer loads): write it elsewhere\n"
+        )
+    assert httpserver.log == [] and sorted(path.name for path in bundle.iterdir()) == ["manifest.json", "model.joblib"]
+
+
 def test_a_collection_edited_by_hand_is_not_replaced_by_a_rerun(httpserver, tmp_path, capsys):
     """Categories corrected by hand in products.csv were lost without a word by the next run (a resume for more
     products, a refresh), which rewrites the file from the pages saved."""

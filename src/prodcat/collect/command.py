@@ -12,10 +12,11 @@ import textwrap
 import unicodedata
 import urllib.parse
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prodcat import installed_version
-from prodcat.arguments import writable_folder
+from prodcat.arguments import into_bundle, writable_folder
 from prodcat.collect import COLLECTORS, http
 from prodcat.collect.base import search_query
 from prodcat.collect.http import HttpClient
@@ -28,6 +29,15 @@ if TYPE_CHECKING:
 DEFAULT_IMAGE_RATE = 2.0
 #: a write failing so (a full disk, a quota reached) succeeds once there is room: the run can be resumed then
 _NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _collection_folder(text: str) -> Path:
+    """``--out``: a folder that takes files (one that takes none failed at its first write, a page fetched, in
+    OSError's traceback), and no model bundle's, which would no longer load once it held the collection."""
+    path = writable_folder("the collection")(text)
+    if problem := into_bundle("", path):
+        raise argparse.ArgumentTypeError(problem)
+    return path
 
 
 def _number(kind: type[int] | type[float], *, zero_allowed: bool = False) -> Callable[[str], int | float]:
@@ -147,8 +157,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out",
         required=True,
-        # a folder that takes no file failed at its first write (a page fetched), in OSError's traceback
-        type=writable_folder("the collection"),
+        type=_collection_folder,
         metavar="DIR",
         help="output folder (re-used to resume; one holding another catalogue or query's collection is refused)",
     )
