@@ -232,10 +232,11 @@ def test_a_config_of_an_ocr_head_alone_is_refused_naming_the_extractor(tmp_path:
 
 
 def test_the_command_line_says_an_ocr_head_alone_cannot_train_in_one_line(
-    tmp_path: Path, plain_ocr_cache: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, plain_ocr_cache: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     """train, cv and audit --labels say in one line, exit 2, that a config of an OCR head alone finds nothing to learn
-    on photos without text: train and cv ended in a traceback (exit 1), the audit too."""
+    on photos without text: train and cv ended in a traceback (exit 1), the audit too. Said once: not warned of too
+    as a head skipped ('head H skipped: ...', the same words)."""
     plain_catalogue(tmp_path).to_csv(tmp_path / "products.csv", index=False)
     config = image_head_config(plain_ocr_cache, "photo_text_tfidf")
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json")))
@@ -243,6 +244,7 @@ def test_the_command_line_says_an_ocr_head_alone_cannot_train_in_one_line(
     assert main(["train", *common, "--out", str(tmp_path / "model")]) == 2
     said = capsys.readouterr().err
     assert f"error: cannot train: {OCR_ONLY_REFUSAL.format(n=12)}\n" in said and "Traceback" not in said
+    assert "skipped" not in caplog.text
     assert not (tmp_path / "model").exists()
     assert main(["cv", *common, "--folds", "2", "--report", str(tmp_path / "report")]) == 2
     said = capsys.readouterr().err

@@ -314,7 +314,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         masks: dict[str, np.ndarray] = {}
         matrices: dict[str, Any] = {}
         reads: dict[str, np.ndarray] = {}
-        refusals: list[NothingToLearn] = []
+        refusals: dict[str, NothingToLearn] = {}  # by head
         for head_config in config.heads:
             if head_config.modality not in wanted:
                 continue
@@ -327,8 +327,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
             try:
                 head = ModalityHead(head_config, seed=config.seed).fit_extractors(frame[rows])
             except NothingToLearn as refusal:  # an OCR head on photos without text: the other heads answer
-                log.warning("head %s skipped: %s", head_config.name, refusal)
-                refusals.append(refusal)
+                refusals[head_config.name] = refusal
                 continue
             matrix, mask, read = head.features_read(frame)
             if not mask.any():  # the photos given, none decoding
@@ -348,9 +347,15 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
             self.heads_[head_config.name], matrices[head_config.name], masks[head_config.name] = head, matrix, mask
             reads[head_config.name] = read
             log.info("head %s: %d of %d products", head_config.name, mask.sum(), len(frame))
+        # the heads left out for want of anything to learn are warned of, but for the refusal raised when no head is
+        # left: the command line says that one as its error (warned of too, it was said twice)
+        raised = next(iter(refusals.values())) if refusals and not self.heads_ else None
+        for name, refusal in refusals.items():
+            if refusal is not raised:
+                log.warning("head %s skipped: %s", name, refusal)
         if not self.heads_:
-            if refusals:  # an extractor found nothing to learn, where the config asked for nothing else: say so
-                raise TrainingRefused(str(refusals[0])) from refusals[0]
+            if raised is not None:
+                raise TrainingRefused(str(raised)) from raised
             raise TrainingRefused(f"no head in the config can be trained on the modalities {wanted} (see the log)")
         return self._read_only(matrices, masks, reads)
 
