@@ -285,19 +285,15 @@ def test_corrections_are_read_from_a_queue_in_a_read_only_folder(tmp_path: Path)
     )
 
 
-def test_a_queue_of_an_earlier_layout_in_a_read_only_folder_is_refused_saying_why(tmp_path: Path) -> None:
-    """A queue of the previous layout is migrated when first opened, which a read-only folder does not allow: train
-    --feedback said 'attempt to write a readonly database', after a log line naming the store by SQLite's read-only
-    URI of it rather than the URL given."""
+def test_a_queue_of_an_earlier_layout_in_a_read_only_folder_is_read(tmp_path: Path) -> None:
+    """A queue of the previous layout was migrated by train --feedback when it opened it, which a read-only folder
+    does not allow: refused 'attempt to write a readonly database' (then, since 564fff8, 'copy it to a folder that can
+    be written'). A reader now reads it as it is."""
     folder = tmp_path / "mounted"
     folder.mkdir()
-    legacy_database(f"sqlite:///{folder / 'reviews.db'}", [None])
-    said = read_corrections_in_a_read_only_mount(folder, "reviews.db", tmp_path / "photos")
-    assert said == (
-        f"sqlite:///{folder / 'reviews.db'} holds a review queue of an earlier prodcat version, migrated when it is "
-        f"first opened, and its folder {folder} is read-only: copy it to a folder that can be written, and read it "
-        "there"
-    )
+    legacy_database(f"sqlite:///{folder / 'reviews.db'}", [random_photo(3, size=5_000)])
+    assert read_corrections_in_a_read_only_mount(folder, "reviews.db", tmp_path / "photos") == '["Clocks"]'
+    assert [path.read_bytes() for path in (tmp_path / "photos").iterdir()] == [random_photo(3, size=5_000)]
 
 
 @pytest.mark.parametrize("database", ["reviews.db", "new/reviews.db"])
@@ -874,6 +870,30 @@ def test_a_database_of_the_previous_layout_is_migrated_in_place(db_url: str, tmp
     # opening it again finds nothing left to do
     ReviewStore(db_url).close()
     assert len(stored_photos(db_url)) == 2
+
+
+def test_a_reader_reads_a_queue_of_the_previous_layout_as_it_is(db_url: str, tmp_path: Path) -> None:
+    """train --feedback migrated a queue of the previous layout in place, as the server does: a server of the previous
+    version still writing it then had every record it sent to review refused (no image column any more), and a reader
+    allowed to read only (a read-only mount, a PostgreSQL role without ALTER) failed. A reader now reads it as it is,
+    photos included, and leaves it so."""
+    shared = random_photo(11, size=20_000)
+    old_ids = legacy_database(db_url, [shared, shared, None])
+    frame = load_corrections(db_url, tmp_path / "photos")
+    assert frame["category"].tolist() == ["Clocks"]
+    assert Path(frame["image"].iloc[0]).read_bytes() == shared
+    reader = ReviewStore(db_url, create=False)
+    try:
+        assert [reader.image(i) for i in old_ids] == [(shared, "png"), (shared, "png"), None]
+        assert reader.count() == 2
+    finally:
+        reader.close()
+    assert "image" in item_columns(db_url)
+    engine = sa.create_engine(db_url)
+    try:
+        assert not sa.inspect(engine).has_table("prodcat_review_photos")
+    finally:
+        engine.dispose()
 
 
 def test_a_failed_migration_leaves_the_previous_layout_untouched(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -66,6 +66,5 @@ def _may_be_sqlite(path: Path) -> bool:
 
 class ReviewQueueNotWritableError(PermissionError):
     """A review queue that must be written cannot be: the server's SQLite file, or its folder, that this process
-    cannot write (a read-only mount, another user's folder) or a folder given for the file; a queue of an earlier
-    layout, to be migrated, in a read-only folder. Here, apart from the store, for ``prodcat serve`` to report it
-    without importing SQLAlchemy."""
+    cannot write (a read-only mount, another user's folder) or a folder given for the file. Here, apart from the
+    store, for ``prodcat serve`` to report it without importing SQLAlchemy."""

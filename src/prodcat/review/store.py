@@ -14,7 +14,8 @@ acknowledged after its transaction commits, and SQLite runs in WAL mode with
 A photo is stored once per distinct content, in ``prodcat_review_photos`` keyed by its
 SHA-256; records name it by that hash. A batch whose items all carry one photo therefore
 writes its bytes once, not once per item. A database written before this layout (a copy of
-the photo in every record) is migrated in place, in one transaction, when a store opens it.
+the photo in every record) is migrated in place, in one transaction, when the server's store opens it; a reader
+(``prodcat train --feedback``) reads it as it is, writing nothing.
 """
 
 from __future__ import annotations
@@ -341,11 +342,13 @@ class ReviewStore:
     ----------
     url:
         SQLAlchemy URL: ``sqlite:///reviews.db`` or ``postgresql+psycopg://user@host:port/db``.
-        A database of the previous layout is migrated.
+        A database of the previous layout is migrated, unless ``create`` is ``False``.
     create:
         Create the SQLite file and the tables if missing (the server). ``False`` (a reader such as
         ``prodcat train --feedback``): raise :class:`ReviewQueueNotFoundError` instead, creating nothing,
-        since a mistyped URL would otherwise read as an empty queue.
+        since a mistyped URL would otherwise read as an empty queue. Such a store only reads: a queue of the previous
+        layout is read as it is, for a server of the previous version may still be writing it (migrated, it would
+        refuse that server's every record) and its folder, or the reader's database role, may be read-only.
     statement_timeout_s:
         PostgreSQL: a statement still running after it, or waiting that long for a lock, is cancelled by the
         server (the API passes its ``request_timeout_s`` and a second: a call its request gave up on does not hold
@@ -374,9 +377,10 @@ class ReviewStore:
             _require_writable_sqlite_file(url)
         self.engine = _make_engine(url, statement_timeout_s, connect_timeout_s, network_timeout_s, read_only=not create)
         try:
-            if not create:
-                _require_review_tables(self.engine, url)
-            _create_or_migrate(self.engine, url)
+            if create:
+                _create_or_migrate(self.engine, url)
+            # a reader's queue of the previous layout is read as it is: each photo in the records carrying it
+            self._inline_photos = not create and _require_review_tables(self.engine, url) == "inline-photos"
         except BaseException:
             self.engine.dispose()
             raise
@@ -458,11 +462,16 @@ class ReviewStore:
 
     def image(self, review_id: int) -> tuple[bytes, str] | None:
         """The stored photo of a record and its type, or ``None`` when it had none."""
-        query = (
-            sa.select(_ReviewRow.image_type, _PhotoRow.content)
-            .outerjoin(_PhotoRow, _PhotoRow.sha256 == _ReviewRow.image_sha256)
-            .where(_ReviewRow.id == review_id)
-        )
+        if self._inline_photos:
+            query = sa.select(_INLINE_ITEMS.c.image_type, _INLINE_ITEMS.c.image.label("content")).where(
+                _INLINE_ITEMS.c.id == review_id
+            )
+        else:
+            query = (
+                sa.select(_ReviewRow.image_type, _PhotoRow.content)
+                .outerjoin(_PhotoRow, _PhotoRow.sha256 == _ReviewRow.image_sha256)
+                .where(_ReviewRow.id == review_id)
+            )
         with self.engine.connect() as connection:
             found = connection.execute(query).one_or_none()
         if found is None:
@@ -516,7 +525,7 @@ class ReviewStore:
                         "product_id": f"review-{row.id}",
                         "title": row.title,
                         "description": row.description,
-                        "image": _materialise(session, folder(), row.image_sha256, row.image_type)
+                        "image": _materialise(session, folder(), row.image_sha256, row.image_type, self._inline_photos)
                         if row.image_sha256 is not None
                         else None,
                         "category": row.corrected_category,
@@ -755,9 +764,9 @@ def _require_writable_sqlite_file(url: str) -> None:
         )
 
 
-def _require_review_tables(engine: Engine, url: str) -> None:
+def _require_review_tables(engine: Engine, url: str) -> str:
     """Refuse a database holding no review queue (``url``: as given, ``engine``'s may be SQLite's read-only form of it):
-    nothing is created in it."""
+    nothing is created in it. Returns its layout (see :func:`_layout`)."""
     shown = shown_url(url)
     try:
         with engine.connect() as connection:
@@ -781,6 +790,7 @@ def _require_review_tables(engine: Engine, url: str) -> None:
             f"{shown} holds no review queue (no {_ITEMS} table): check the URL, the database the server's "
             "--review-db names"
         )
+    return layout
 
 
 def _create_or_migrate(engine: Engine, url: str) -> None:
@@ -794,12 +804,6 @@ def _create_or_migrate(engine: Engine, url: str) -> None:
     with engine.connect() as connection:
         if _layout(connection) == "current":
             return
-    # a reader's: the server refuses a read-only folder before, a reader a queue without its tables
-    if (path := _in_a_read_only_folder(sa.engine.make_url(url))) is not None:
-        raise ReviewQueueNotWritableError(
-            f"{shown_url(url)} holds a review queue of an earlier prodcat version, migrated when it is first opened, "
-            f"and its folder {path.parent} is read-only: copy it to a folder that can be written, and read it there"
-        )
     with engine.begin() as connection:
         if engine.dialect.name == "sqlite":
             # pysqlite would run the DDL below outside any transaction: take the write lock first
@@ -823,6 +827,16 @@ def _layout(connection: Connection) -> str:
     return "current" if inspector.has_table(_ITEMS) and inspector.has_table(_PHOTOS) else "incomplete"
 
 
+#: the records of the previous layout as far as they differ from this one: a copy of the photo in each
+_INLINE_ITEMS = sa.table(
+    _ITEMS,
+    sa.column("id"),
+    sa.column("image", sa.LargeBinary),
+    sa.column("image_type"),
+    sa.column("image_sha256"),
+)
+
+
 def _migrate_inline_photos(connection: Connection, url: str) -> None:
     """Move the photo copies of a previous-layout database (an ``image`` column in every record)
     into the photos table, once per distinct content, and drop that column (``url``: the database as logged)."""
@@ -831,14 +845,15 @@ def _migrate_inline_photos(connection: Connection, url: str) -> None:
         # photo between the copy and the drop
         connection.execute(sa.text(f"LOCK TABLE {_ITEMS} IN EXCLUSIVE MODE"))
     log.warning("review store %s: moving photos out of the records, one copy per distinct photo", url)
-    items = sa.table(_ITEMS, sa.column("id"), sa.column("image", sa.LargeBinary), sa.column("image_sha256"))
-    with_photo = items.c.image.is_not(None)
+    with_photo = _INLINE_ITEMS.c.image.is_not(None)
     firsts = connection.execute(
-        sa.select(items.c.image_sha256, sa.func.min(items.c.id)).where(with_photo).group_by(items.c.image_sha256)
+        sa.select(_INLINE_ITEMS.c.image_sha256, sa.func.min(_INLINE_ITEMS.c.id))
+        .where(with_photo)
+        .group_by(_INLINE_ITEMS.c.image_sha256)
     ).all()
     insert = _insert_ignoring_duplicates(connection.dialect.name)
     for digest, first_id in firsts:  # one photo in memory at a time
-        content = connection.scalar(sa.select(items.c.image).where(items.c.id == first_id))
+        content = connection.scalar(sa.select(_INLINE_ITEMS.c.image).where(_INLINE_ITEMS.c.id == first_id))
         connection.execute(insert, [{"sha256": digest, "content": content}])
     _drop_inline_photos(connection)
     # neither backend gives the freed pages back to the file system by itself
@@ -877,11 +892,16 @@ def _photo_cache() -> Path:
     return fallback
 
 
-def _materialise(session: Session, folder: Path, digest: str, image_type: str | None) -> str:
-    """Write a stored photo once, named by its content hash; returns its absolute path."""
+def _materialise(session: Session, folder: Path, digest: str, image_type: str | None, inline: bool) -> str:
+    """Write a stored photo once, named by its content hash; returns its absolute path. ``inline``: the queue is of the
+    previous layout, the photo in each record carrying it."""
     path = folder / f"{digest}.{image_type or 'bin'}"
     if not path.exists():  # the bytes are only read from the database when the file is missing
-        content = session.scalar(sa.select(_PhotoRow.content).where(_PhotoRow.sha256 == digest))
+        if inline:
+            stored = sa.select(_INLINE_ITEMS.c.image).where(_INLINE_ITEMS.c.image_sha256 == digest).limit(1)
+        else:
+            stored = sa.select(_PhotoRow.content).where(_PhotoRow.sha256 == digest)
+        content = session.scalar(stored)
         folder.mkdir(parents=True, exist_ok=True)
         # write then rename, so a concurrent reader never sees half a file
         with tempfile.NamedTemporaryFile(dir=folder, delete=False) as tmp:
