@@ -338,6 +338,24 @@ def test_train_never_shows_the_review_queue_password(tmp_path: Path, capsys: pyt
     assert "hunter2" not in error
 
 
+def test_a_review_queue_url_whose_port_is_no_number_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A URL whose port is no number (HOST:PORT as the help writes it, a port typed twice) ended train --feedback and
+    serve --review-db in SQLAlchemy's ValueError traceback ('invalid literal for int() with base 10'), and train's
+    error line, had it been reached, showed the password: a URL SQLAlchemy cannot parse was shown as given."""
+    url = "postgresql+psycopg://bob:hunter2@127.0.0.1:5432:5432/reviews"
+    with pytest.raises(sa.exc.ArgumentError, match=r"^its port is not a number \(invalid literal for int\(\)"):
+        ReviewStore(url)  # the server's store: serve says SQLAlchemy's errors in one line
+    assert train_with_feedback(tmp_path, url) == 2
+    error = capsys.readouterr().err
+    assert (
+        "error: cannot read the review queue postgresql+psycopg://bob:***@127.0.0.1:5432:5432/reviews: its port is "
+        "not a number (invalid literal for int() with base 10: '5432:5432')"
+    ) in error.splitlines()
+    assert "Traceback" not in error and "hunter2" not in error
+
+
 def test_train_says_in_one_line_that_a_review_queue_driver_is_not_installed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 import urllib.parse
@@ -262,13 +263,27 @@ def postgres_network_args(url: sa.engine.URL, connect_timeout_s: int, network_ti
     return {name: value for name, value in defaults.items() if name not in url.query}
 
 
-def shown_url(url: str | sa.engine.URL) -> str:
-    """``url`` as said to a person, in a message or a log: its password hidden (``***``). A string SQLAlchemy cannot
-    parse is shown as it is, having no password it can tell."""
+def parsed_url(url: str | sa.engine.URL) -> sa.engine.URL:
+    """``url`` as SQLAlchemy reads it. A port that is no number (``HOST:PORT`` copied from a help text, ``HOST:5432:1``)
+    fails there in a bare ValueError, a traceback on the console: raised as an :class:`~sqlalchemy.exc.ArgumentError`,
+    as is any other URL it cannot parse, which the commands say in one line."""
     try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
+        return sa.engine.make_url(url)
+    except ValueError as exc:  # int() of the port; ArgumentError is no ValueError
+        raise sa.exc.ArgumentError(f"its port is not a number ({exc})") from None
+
+
+#: the password of a URL as SQLAlchemy finds it (``scheme://user:password@...``)
+_URL_PASSWORD = re.compile(r"^([\w+]+://[^:/]*:)[^@]*@")
+
+
+def shown_url(url: str | sa.engine.URL) -> str:
+    """``url`` as said to a person, in a message or a log: its password hidden (``***``), also in a string SQLAlchemy
+    cannot parse, where it stands as SQLAlchemy would read it."""
+    try:
+        return parsed_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
-        return str(url)
+        return _URL_PASSWORD.sub(r"\1***@", str(url))
 
 
 def _sqlite_file(url: sa.engine.URL) -> Path | None:
@@ -306,7 +321,7 @@ def _make_engine(
 ) -> Engine:
     """An engine on the database ``url``; ``read_only``: for a reader, which can also read a SQLite file in a folder
     it cannot write."""
-    parsed = sa.engine.make_url(url)
+    parsed = parsed_url(url)
     if parsed.get_backend_name() == "sqlite":
         if read_only and (path := _in_a_read_only_folder(parsed)) is not None:
             engine = sa.create_engine(_read_only_sqlite(parsed, path), connect_args={"check_same_thread": False})
@@ -728,7 +743,7 @@ def _insert_ignoring_duplicates(dialect_name: str) -> sa.Insert:
 
 def _require_sqlite_file(url: str) -> None:
     """Refuse a SQLite URL whose file does not exist (opening it would create an empty database)."""
-    parsed = sa.engine.make_url(url)
+    parsed = parsed_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return
     path = Path(parsed.database).expanduser().resolve()
@@ -744,7 +759,7 @@ def _require_writable_sqlite_file(url: str) -> None:
     """Refuse a SQLite file the server could not write: in a read-only folder, it failed at start in SQLite's words
     ('unable to open database file'), or with a traceback when its folder was to be made; a read-only file, at the
     first prediction sent to review."""
-    path = _sqlite_file(sa.engine.make_url(url))
+    path = _sqlite_file(parsed_url(url))
     if path is None:
         return
     if path.is_dir():  # SQLite: 'unable to open database file'
@@ -774,7 +789,7 @@ def _require_review_tables(engine: Engine, url: str) -> str:
     except sa.exc.DatabaseError as exc:
         if engine.dialect.name != "sqlite":  # e.g. a server that cannot be reached: not a wrong file
             raise
-        if (path := _in_a_read_only_folder(sa.engine.make_url(url))) is not None and "unable to open" in str(exc.orig):
+        if (path := _in_a_read_only_folder(parsed_url(url))) is not None and "unable to open" in str(exc.orig):
             raise ReviewQueueNotFoundError(
                 f"{shown} cannot be read in its read-only folder {path.parent} ({exc.orig}): its last writes are in "
                 f"{path.name}-wal, which SQLite reads there only beside {path.name}-shm; copy the database with its "
