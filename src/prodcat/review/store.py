@@ -87,6 +87,10 @@ class _PhotoRow(_Base):
 
 class _ReviewRow(_Base):
     __tablename__ = _ITEMS
+    # a correction supersedes the pending records of its product, and GET /reviews?product_id= lists a product's
+    # records of one status: without it, each correction scanned the queue holding SQLite's write lock (136 ms at
+    # 200,000 records, 4 ms before superseding), as the status index alone matches most of a queue
+    __table_args__ = (sa.Index(f"ix_{_ITEMS}_product_status", "source_product_id", "status"),)
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
@@ -829,17 +833,23 @@ def _create_or_migrate(engine: Engine, url: str) -> None:
             connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
         layout = _layout(connection)  # again, under the lock: another store may have done it meanwhile
         _Base.metadata.create_all(connection)
+        for index in _ReviewRow.__table__.indexes:  # those of an existing table too, which create_all leaves out
+            index.create(connection, checkfirst=True)
         if layout == "inline-photos":
             _migrate_inline_photos(connection, shown_url(url))
 
 
 def _layout(connection: Connection) -> str:
-    """``"current"``, ``"inline-photos"`` (the previous layout: a copy of the photo in every
-    record) or ``"incomplete"`` (tables missing)."""
+    """``"current"``, ``"unindexed"`` (this layout without an index added since: a queue written by an earlier
+    version), ``"inline-photos"`` (the previous layout: a copy of the photo in every record) or ``"incomplete"``
+    (tables missing)."""
     inspector = sa.inspect(connection)
     if inspector.has_table(_ITEMS) and "image" in {column["name"] for column in inspector.get_columns(_ITEMS)}:
         return "inline-photos"
-    return "current" if inspector.has_table(_ITEMS) and inspector.has_table(_PHOTOS) else "incomplete"
+    if not (inspector.has_table(_ITEMS) and inspector.has_table(_PHOTOS)):
+        return "incomplete"
+    indexed = {index["name"] for index in inspector.get_indexes(_ITEMS)}
+    return "current" if all(index.name in indexed for index in _ReviewRow.__table__.indexes) else "unindexed"
 
 
 #: the records of the previous layout as far as they differ from this one: a copy of the photo in each
