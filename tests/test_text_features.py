@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -82,6 +83,15 @@ def test_word_tfidf_keeps_every_term_when_pruning_would_keep_none(titles: list[s
         features = make_extractor(name).fit_transform(frame)
         assert features.shape[0] == len(titles) and (features.getnnz(axis=1) > 0).all()
     assert set(" ".join(titles).split()) <= set(make_extractor("tfidf_word").fit(frame).get_feature_names_out())
+
+
+def test_texts_of_no_term_are_refused_without_saying_every_term_is_kept(caplog: pytest.LogCaptureFixture) -> None:
+    """Texts of no term at all (photo_text_tfidf's, the OCR reading nothing on any photo) fail again once every term is
+    kept: the log said 'tfidf_char: empty vocabulary ...; every term is kept' just before the refusal (train's 'error:
+    cannot train: ...', or the OCR head skipped)."""
+    with caplog.at_level(logging.INFO, logger="prodcat"), pytest.raises(ValueError, match="empty vocabulary"):
+        make_extractor("tfidf_char").fit_transform_cleaned(["", ""])
+    assert "every term is kept" not in caplog.text
 
 
 def test_tfidf_is_word_block_then_weighted_char_block(rakuten_frame: pd.DataFrame) -> None:

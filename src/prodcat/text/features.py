@@ -80,9 +80,10 @@ class _VectorizerExtractor(Extractor):
         except ValueError as error:  # "After pruning, no terms remain" (texts of no term at all fail below again)
             # every term in nearly every text, or in a single one (a tiny or repetitive catalogue): they are all there
             # is to read, and training on them beats a traceback
-            log.info("%s: %s; every term is kept", self.name, error)
             self.vectorizer_.set_params(min_df=1, max_df=1.0)
-            return self.vectorizer_.fit_transform(texts).tocsr()
+            matrix = self.vectorizer_.fit_transform(texts).tocsr()
+            log.info("%s: %s; every term is kept", self.name, error)  # said once true: not before a refusal
+            return matrix
 
     def transform_cleaned(self, cleaned: list[str]) -> sp.csr_matrix:
         """:meth:`transform` from already cleaned texts: ``(len(cleaned), vocabulary size)`` CSR."""
