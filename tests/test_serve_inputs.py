@@ -1477,6 +1477,17 @@ def test_openapi_documents_every_status_the_predict_endpoints_answer(client: Tes
     assert "503" in paths["/reviews"]["get"]["responses"]
 
 
+def test_openapi_says_what_each_status_of_a_review_record_means(client: TestClient) -> None:
+    """GET /reviews's status parameter, and a record's status, said what `superseded` means (0e2e50d) but none of the
+    other statuses a client filters by or reads."""
+    schema = client.get("/openapi.json").json()
+    (status,) = [p for p in schema["paths"]["/reviews"]["get"]["parameters"] if p["name"] == "status"]
+    record_status = schema["components"]["schemas"]["ReviewOut"]["properties"]["status"]
+    for description in (status["description"], record_status["description"]):
+        for value in record_status["enum"]:
+            assert f"`{value}`: " in description, (value, description)
+
+
 def test_openapi_gives_the_review_list_no_answer_of_a_record(client: TestClient) -> None:
     """GET /reviews was documented as answering 404 'no such record' and 500 for a record that cannot be read: it
     answers neither (a page may be empty; an unreadable record is listed under ``unreadable``)."""

@@ -70,6 +70,7 @@ from prodcat.serve.schemas import (
     MAX_CATEGORY_CHARS,
     MAX_PRODUCT_ID_CHARS,
     MAX_REVIEWER_CHARS,
+    REVIEW_STATUSES_TEXT,
     BatchItemOut,
     BatchOut,
     BatchProductIn,
@@ -506,7 +507,7 @@ def _review_routes(
             str,
             Query(
                 pattern=f"^({'|'.join(STATUSES)})$",
-                description="`superseded`: left pending when another record of its product was corrected",
+                description=f"the records of this status (default `pending`): {REVIEW_STATUSES_TEXT}",
             ),
         ] = PENDING,
         product_id: Annotated[

@@ -249,6 +249,14 @@ class ModelOut(BaseModel):
     manifest: dict[str, Any]
 
 
+#: what each status of a review record means, as the OpenAPI document says it (the record and ``GET /reviews?status=``)
+REVIEW_STATUSES_TEXT = (
+    "`pending`: awaiting a person; `reviewed`: corrected by a person (`corrected_category`); `recorded`: an `auto` "
+    "prediction, kept because the server records every prediction (`--record-all`); `superseded`: left pending when "
+    "another record of its product (`source_product_id`) was corrected, it trains as nothing"
+)
+
+
 class ReviewOut(BaseModel):
     """A record of the review queue (its photo, if any, is at ``/reviews/{id}/image``)."""
 
@@ -265,10 +273,7 @@ class ReviewOut(BaseModel):
     confidence: float
     decision: str
     top_k: list[CategoryProbability]
-    status: Literal["pending", "reviewed", "recorded", "superseded"] = Field(
-        description="`superseded`: left pending when another record of its product (`source_product_id`) was "
-        "corrected; it trains as nothing"
-    )
+    status: Literal["pending", "reviewed", "recorded", "superseded"] = Field(description=REVIEW_STATUSES_TEXT)
     corrected_category: str | None
     trains_as: str | None = Field(
         None,
