@@ -1374,6 +1374,9 @@ def test_a_title_given_as_bytes_is_read_as_its_utf8_text() -> None:
     as_bytes = model.predict_proba(pd.DataFrame({"title": [t.encode() for t in titles]}))
     np.testing.assert_array_equal(as_bytes, as_text)
     assert product_frame([{"title": b"caf\xc3\xa9 \xff"}])["title"].tolist() == ["café \ufffd"]
+    # an id so given alike: answered as its text, the row number where empty (it was "b'sku-1'", "b''")
+    ids = product_frame(pd.DataFrame({"product_id": [b"sku-1", b""], "title": "a mug"}))["product_id"]
+    assert ids.tolist() == ["sku-1", "1"]
 
 
 def test_the_classifier_reads_a_frame_of_some_columns_and_refuses_what_it_cannot_read() -> None:

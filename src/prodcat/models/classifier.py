@@ -174,7 +174,7 @@ def product_frame(products: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.Da
     read = {
         "title": strings_or_empty(column("title")),
         "description": strings_or_empty(column("description")),
-        "product_id": [str(i) if is_missing(v) or v == "" else str(v) for i, v in enumerate(column("product_id"))],
+        "product_id": [text or str(i) for i, text in enumerate(strings_or_empty(column("product_id")))],
         "image": [None if is_missing(v) else v for v in column("image")],
     }
     return frame.reset_index(drop=True).assign(**read)
