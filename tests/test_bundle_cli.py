@@ -2208,6 +2208,15 @@ def test_train_warns_of_a_category_written_in_several_ways(tmp_path, capsys):
     assert "written in several ways" not in capsys.readouterr().out
 
 
+def mug_and_watch_catalogue(folder: Path) -> Path:
+    """``folder/products.csv``: 12 mugs (Kitchen) and 12 watches (Watches), ids ``Kitchen-0`` ..., titles only."""
+    words = {"Kitchen": "ceramic coffee mug", "Watches": "analog wrist watch"}
+    rows = [(f"{c}-{i}", f"{words[c]} {i}", c) for c in words for i in range(12)]
+    data = folder / "products.csv"
+    pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
+    return data
+
+
 def queued(title: str, image: bytes | None = None, source: str | None = None) -> NewReview:
     """A prediction sent to review, as the server records it."""
     from prodcat.review.store import NewReview
@@ -2232,10 +2241,7 @@ def test_train_with_feedback_warns_of_a_queue_holding_no_correction(tmp_path, ca
     who asked for its corrections is warned that there are none, and how many records are pending."""
     from prodcat.review.store import ReviewStore
 
-    words = {"Kitchen": "ceramic coffee mug", "Watches": "analog wrist watch"}
-    rows = [(f"{c}-{i}", f"{words[c]} {i}", c) for c in words for i in range(12)]
-    data = tmp_path / "products.csv"
-    pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
+    data = mug_and_watch_catalogue(tmp_path)
     db = f"sqlite:///{tmp_path / 'reviews.db'}"
     store = ReviewStore(db)
     pending = [store.record(queued(f"steel mug {i}")) for i in range(2)]
@@ -2265,10 +2271,7 @@ def test_train_with_feedback_replaces_corrected_products_and_reads_only_usable_c
 
     monkeypatch.setenv("PRODCAT_CACHE_DIR", str(tmp_path / "cache"))
 
-    words = {"Kitchen": "ceramic coffee mug", "Watches": "analog wrist watch"}
-    rows = [(f"{c}-{i}", f"{words[c]} {i}", c) for c in words for i in range(12)]
-    data = tmp_path / "products.csv"
-    pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
+    data = mug_and_watch_catalogue(tmp_path)
 
     db = f"sqlite:///{tmp_path / 'reviews.db'}"
     store = ReviewStore(db)

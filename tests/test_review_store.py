@@ -6,6 +6,7 @@ PostgreSQL: start one with ``eval "$(bash scripts/postgres.sh)"`` (it exports
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -18,7 +19,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -442,6 +443,22 @@ def test_records_marked_reviewed_by_hand_without_a_time_are_trained_on(
     assert f"review records {by_hand}, {alone}, {other_by_hand} are reviewed without a reviewed_at" in caplog.text
 
 
+@contextlib.contextmanager
+def another_servers_transaction(db_url: str) -> Iterator[tuple[sa.Connection, ThreadPoolExecutor]]:
+    """A transaction of another server on ``db_url`` holding the write lock (SQLite: the database's), committed on
+    leaving, and a thread to run this store's call that waits for it."""
+    other = sa.create_engine(db_url)
+    try:
+        with other.connect() as connection, ThreadPoolExecutor(1) as pool:
+            transaction = connection.begin()
+            if other.dialect.name == "sqlite":
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            yield connection, pool
+            transaction.commit()
+    finally:
+        other.dispose()
+
+
 def test_a_submission_is_stamped_once_it_holds_the_write_lock(store: ReviewStore, db_url: str) -> None:
     """reviewed_at follows commit order: a submission that waited for another one is stamped after it."""
     review_id = store.record(review("watch"))
@@ -453,21 +470,13 @@ def test_a_submission_is_stamped_once_it_holds_the_write_lock(store: ReviewStore
         sa.column("reviewed_at", sa.DateTime(timezone=True)),
     )
     by_id = sa.update(items).where(items.c.id == review_id)
-    other = sa.create_engine(db_url)
-    try:
-        with other.connect() as connection, ThreadPoolExecutor(1) as pool:
-            transaction = connection.begin()
-            if other.dialect.name == "sqlite":
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
-            connection.execute(by_id.values(corrected_category="Baby Care", status=REVIEWED))  # holds the lock
-            waiting = pool.submit(store.submit, review_id, "Watches")
-            time.sleep(0.3)  # the store's submission now waits for the lock
-            overwritten_at = datetime.now(UTC)
-            connection.execute(by_id.values(reviewed_at=overwritten_at))
-            transaction.commit()
-            done = waiting.result(timeout=20)
-    finally:
-        other.dispose()
+    with another_servers_transaction(db_url) as (connection, pool):
+        connection.execute(by_id.values(corrected_category="Baby Care", status=REVIEWED))  # holds the lock
+        waiting = pool.submit(store.submit, review_id, "Watches")
+        time.sleep(0.3)  # the store's submission now waits for the lock
+        overwritten_at = datetime.now(UTC)
+        connection.execute(by_id.values(reviewed_at=overwritten_at))
+    done = waiting.result(timeout=20)
     assert done.corrected_category == "Watches"
     assert done.reviewed_at > overwritten_at
     assert store.get(review_id).reviewed_at == done.reviewed_at
@@ -479,21 +488,13 @@ def test_corrections_of_two_records_of_one_product_at_once_both_commit(store: Re
     order: the second waits for the first, then finds its record superseded, and corrects it."""
     first, second = (store.record(review(title, source_product_id="SKU-1")) for title in ("mug", "mug again"))
     items = sa.table("prodcat_review_items", sa.column("id"), sa.column("status"))
-    other = sa.create_engine(db_url)
-    try:
-        with other.connect() as connection, ThreadPoolExecutor(1) as pool:
-            transaction = connection.begin()
-            if other.dialect.name == "sqlite":
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
-            # another server's submission of the first record, holding it
-            connection.execute(sa.update(items).where(items.c.id == first).values(status=REVIEWED))
-            waiting = pool.submit(store.submit, second, "Kitchen & Dining")
-            time.sleep(0.3)  # the store's submission of the second record now waits
-            connection.execute(sa.update(items).where(items.c.id == second).values(status=SUPERSEDED))
-            transaction.commit()
-            done = waiting.result(timeout=20)
-    finally:
-        other.dispose()
+    with another_servers_transaction(db_url) as (connection, pool):
+        # another server's submission of the first record, holding it
+        connection.execute(sa.update(items).where(items.c.id == first).values(status=REVIEWED))
+        waiting = pool.submit(store.submit, second, "Kitchen & Dining")
+        time.sleep(0.3)  # the store's submission of the second record now waits
+        connection.execute(sa.update(items).where(items.c.id == second).values(status=SUPERSEDED))
+    done = waiting.result(timeout=20)
     assert (done.status, done.corrected_category) == (REVIEWED, "Kitchen & Dining")
     assert [item.status for item in store.items(None, product_id="SKU-1")] == [REVIEWED, REVIEWED]
 
