@@ -219,8 +219,8 @@ def test_an_ocr_head_on_photos_without_text_is_left_out_and_the_text_head_trains
 
 #: the refusal of a config of an OCR head alone on photos without text
 OCR_ONLY_REFUSAL = (
-    "photo_text_tfidf: OCR read no text on the {n} products' photos, nothing to learn a vocabulary from (empty "
-    "vocabulary; perhaps the documents only contain stop words); leave this extractor out for this catalogue"
+    "photo_text_tfidf: OCR read no text on the {n} products' photos, nothing to learn a vocabulary from; leave this "
+    "extractor out for this catalogue"
 )
 
 

@@ -263,8 +263,9 @@ class PhotoTextTfidf(Extractor):
                 raise
             # not a word read on any photo (it reads some on 416 of Flipkart's 897): a small catalogue, a fold
             raise NothingToLearn(
+                # scikit-learn's words ('perhaps the documents only contain stop words') would mislead here
                 f"{self.name}: OCR read no text on the {len(frame)} products' photos, nothing to learn a vocabulary "
-                f"from ({error}); leave this extractor out for this catalogue"
+                "from; leave this extractor out for this catalogue"
             ) from None
 
     def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
