@@ -503,18 +503,26 @@ def test_a_product_alone_in_a_batch_or_a_correction_is_refused_in_the_same_words
     assert (correction.status_code, correction.json()["detail"]) == (422, said.format(field="category"))
 
 
+_ONE_LINE = "Input should be one line, without a line break, tab or other control character:"
+
+
 @pytest.mark.parametrize(
     ("reviewer", "said"),
     [
         ("", "reviewer: String should have at least 1 character"),
         (" \t", "reviewer: Input should not be blank (spaces alone)"),
+        # stored as given (old code), a line break cut the queue's one-line logs and CSV exports
+        ("ana\nsmith", f"reviewer: {_ONE_LINE} '\\n' (U+000A)"),
+        ("ana\tsmith\u2028", f"reviewer: {_ONE_LINE} '\\t' (U+0009), '\\u2028' (U+2028)"),
+        ("ana\x1b[31m", f"reviewer: {_ONE_LINE} '\\x1b' (U+001B)"),
     ],
 )
-def test_a_correction_by_a_blank_reviewer_is_refused_naming_the_field(
+def test_a_correction_by_a_blank_reviewer_or_one_holding_a_control_character_is_refused(
     client: TestClient, reviewer: str, said: str
 ) -> None:
     """An empty or blank reviewer was stored as given, a name that names no one (a client's unset variable), where a
-    blank category is refused: refused alike, nothing stored; left out or null, the correction has no reviewer."""
+    blank category is refused, and so was one holding a control character: refused alike, nothing stored; left out or
+    null, the correction has no reviewer."""
     keyed = {"X-API-Key": API_KEY}
     review_id = client.post("/predict", json={"title": "mug"}).json()["review_id"]
     refused = client.post(

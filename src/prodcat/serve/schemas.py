@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -39,6 +40,10 @@ def _refuse_blank(value: Any) -> Any:
 
 #: text that must hold something other than spaces
 NotBlank = Annotated[str, BeforeValidator(_refuse_blank)]
+
+#: Unicode general categories of what breaks or controls a line: controls (line break, tab, escape, DEL...) and the
+#: line and paragraph separators (U+2028, U+2029)
+_LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})
 
 
 def unstorable_reason(value: str) -> tuple[str, str] | None:
@@ -323,7 +328,8 @@ class ReviewSubmission(BaseModel):
     ) = Field(
         None,
         description="who chose the category; left out or null for no one. Not blank, as the category: an empty name "
-        "(an unset variable of the client) would be stored as a reviewer that names no one",
+        "(an unset variable of the client) would be stored as a reviewer that names no one; one line, without a line "
+        "break, tab or other control character (it would cut the queue's one-line logs and CSV exports)",
     )
 
     @field_validator("category", "reviewer")
@@ -332,4 +338,20 @@ class ReviewSubmission(BaseModel):
         problem = None if value is None else unstorable_reason(value)
         if problem is not None:
             raise ValueError(problem[1])
+        return value
+
+    # after _storable, so that a NUL is refused in the words it was before
+    @field_validator("reviewer")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        """Refuse a name holding a line break or another control character: stored as given, it would cut the
+        one-line logs and the CSV exports of the queue. Refused rather than replaced by a space, as a blank name is:
+        names attribute the corrections, and a client sending one has a bug to see (a name read with its line end)."""
+        if value is not None and (found := sorted({c for c in value if unicodedata.category(c) in _LINE_BREAKING})):
+            listed = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in found)
+            raise PydanticCustomError(
+                "control_character",
+                "Input should be one line, without a line break, tab or other control character: {listed}",
+                {"listed": listed},
+            )
         return value
