@@ -3,7 +3,6 @@ lines they show parse, and the options they name are their command's."""
 
 from __future__ import annotations
 
-import argparse
 import re
 import shlex
 import shutil
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from prodcat.cli import build_parser
+from prodcat.cli import build_parser, command_parsers, main
 from prodcat.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,8 +79,7 @@ def _options_by_command() -> dict[str, set[str]]:
     """Each command's option strings (``""``: the top-level parser's)."""
     parser = build_parser()
     options = {"": {option for action in parser._actions for option in action.option_strings}}
-    (commands,) = (action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
-    for name, command in commands.choices.items():
+    for name, command in command_parsers(parser).items():
         options[name] = {option for action in command._actions for option in action.option_strings}
     return options
 
@@ -135,3 +133,16 @@ def test_every_option_shown_with_a_benchmark_is_one_of_its_options() -> None:
                 if f'"{option}"' not in source
             ]
     assert wrong == []
+
+
+def test_a_misspelt_option_is_refused_under_its_commands_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/commands.md: a misspelt flag is refused in one line under the command's usage. argparse refused it under
+    the top-level usage (`usage: prodcat [-h] [-v] [--version] COMMAND ...`), which shows none of the command's
+    options, the right spelling among them."""
+    with pytest.raises(SystemExit) as refused:
+        main(["predict", "models/flipkart", "products.csv", "--out", "preds.csv", "--workrs", "2"])
+    assert refused.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("usage: prodcat predict ")
+    assert "--workers WORKERS" in error
+    assert error.splitlines()[-1] == "prodcat predict: error: unrecognized arguments: --workrs 2"

@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Each command's parser in ``parser`` (:func:`build_parser`'s), by command name."""
+    (commands,) = (action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    return dict(commands.choices)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         code = run(argv)
@@ -89,7 +95,10 @@ def reader_gone(stream: TextIO) -> bool:
 def run(argv: list[str] | None = None) -> int:
     """:func:`main` but for Ctrl-C and a reader of the output that left: parse ``argv`` and run its command, a user's
     mistake said in one line (exit 2)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse refuses them in the top-level usage, which shows none of the command's options
+        command_parsers(parser)[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # --verbose is prodcat's debug output, not every library's (matplotlib alone logs pages of font matching)
     logging.getLogger("prodcat").setLevel(logging.DEBUG if args.verbose else logging.INFO)
