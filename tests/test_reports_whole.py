@@ -88,6 +88,15 @@ def robustness(bundle: Path, data: Path, report: Path) -> list[str]:
     return ["robustness", str(bundle), str(data), "--report", str(report), "--perturbations", "title_only"]
 
 
+def evaluate(bundle: Path, data: Path, report: Path) -> list[str]:
+    return ["evaluate", str(bundle), str(data), "--report", str(report)]
+
+
+def cv(bundle: Path, data: Path, report: Path) -> list[str]:
+    config = Path(__file__).parents[1] / "configs" / "fast-text.yaml"
+    return ["cv", str(data), "--config", str(config), "--modalities", "text", "--folds", "2", "--report", str(report)]
+
+
 #: each command writing a report folder, and how to make the writing of its page fail with a full disk
 FAILING_PAGE = {audit: failing_html, explore: failing_html, explain: failing_html, robustness: failing_robustness_page}
 
@@ -118,6 +127,30 @@ def test_a_report_failing_while_written_leaves_the_older_report_whole(
     assert f"error: cannot write the report in {report}: No space left on device" in capsys.readouterr().err
     assert contents(report) == older_report
     assert not [path for path in report.iterdir() if path.name.startswith(".staging.")]
+
+
+@pytest.mark.parametrize("command", [*FAILING_PAGE, evaluate, cv], ids=lambda command: command.__name__)
+def test_a_report_failing_in_a_folder_it_made_leaves_no_folder_and_keeps_the_users_own(
+    command, tiny_training, two_catalogues, tmp_path, monkeypatch, capsys
+):
+    """A report failing in a new folder (a full disk) left that folder behind, empty, and the folders made above it:
+    the user then met an empty report folder. Those the run made are removed now; an empty folder the user had
+    before the run is kept, and so is one holding anything."""
+    data = two_catalogues[1]
+    new, had, held = tmp_path / "runs" / "report", tmp_path / "had", tmp_path / "held"
+    had.mkdir()
+    held.mkdir()
+    (held / "notes.txt").write_text("mine", encoding="utf-8")
+    FAILING_PAGE.get(command, failing_html)(monkeypatch)
+    for report in (new, had, held):
+        capsys.readouterr()
+        assert main(command(tiny_training.bundle, data, report)) == 2
+        assert f"error: cannot write the report in {report}: No space left on device" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+    # robustness's lock file, emptied, stays in a folder the run did not make (prodcat.files.RunLock says why)
+    lock = {".robustness.lock": b""} if command is robustness else {}
+    assert had.is_dir() and contents(had) == lock
+    assert contents(held) == {"notes.txt": b"mine"} | lock
 
 
 @pytest.mark.parametrize("command", FAILING_PAGE, ids=lambda command: command.__name__)

@@ -5,6 +5,7 @@ its report was written, and the lock that keeps two runs from writing one output
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -99,21 +100,44 @@ def written_together(folder: Path, stale: Iterable[str] = ()) -> Iterator[Path]:
     named in ``stale`` (paths relative to ``folder``) that it did not write are removed (an earlier set's, with
     nothing to replace them). A block failing or interrupted leaves ``folder`` as it was, not an earlier report's
     files mixed with some of this one's; the staging folder goes either way. Those that runs killed outright left in
-    ``folder`` are removed first (:func:`remove_abandoned_staging`)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    remove_abandoned_staging(folder)
-    staging = temporary_sibling(folder / f"{_STAGING}.{socket.gethostname()}-{os.getpid()}")
-    staging.mkdir()
+    ``folder`` are removed first (:func:`remove_abandoned_staging`). A ``folder`` the block made, and its parents, go
+    too when it fails and leaves them empty: the user would find an empty folder, as if a report had been written."""
+    made = made_folders(folder)
     try:
-        yield staging
-        written = {path.relative_to(staging).as_posix() for path in staging.rglob("*") if not path.is_dir()}
-        for name in sorted(written):  # renames, all written: the moments a Ctrl-C could split them
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / name, folder / name)
-        for name in set(stale) - written:
-            (folder / name).unlink(missing_ok=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_abandoned_staging(folder)
+        staging = temporary_sibling(folder / f"{_STAGING}.{socket.gethostname()}-{os.getpid()}")
+        staging.mkdir()
+        try:
+            yield staging
+            written = {path.relative_to(staging).as_posix() for path in staging.rglob("*") if not path.is_dir()}
+            for name in sorted(written):  # renames, all written: the moments a Ctrl-C could split them
+                (folder / name).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging / name, folder / name)
+            for name in set(stale) - written:
+                (folder / name).unlink(missing_ok=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        remove_empty_folders(made)
+        raise
+
+
+def made_folders(folder: Path) -> list[Path]:
+    """Make ``folder`` and its missing parents; those that were missing, deepest first (see
+    :func:`remove_empty_folders`)."""
+    made = list(itertools.takewhile(lambda path: not path.exists(), [folder, *folder.parents]))
+    folder.mkdir(parents=True, exist_ok=True)
+    return made
+
+
+def remove_empty_folders(made: list[Path]) -> None:
+    """Remove the folders ``made`` by a run that failed (:func:`made_folders`), deepest first, as long as they are
+    empty: a folder holding anything (a file another run wrote meanwhile) is kept, and so are those above it."""
+    for path in made:
+        try:
+            path.rmdir()  # refuses a folder that is not empty
+        except OSError:
+            return
 
 
 #: what :func:`written_together` names its staging folders after, with the host and pid of the run writing there

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import itertools
 import json
 import logging
 import sys
@@ -26,7 +25,15 @@ from prodcat.config import Config
 from prodcat.evaluate import metrics, robustness
 from prodcat.evaluate.labelled import labelled_warnings, products_in_training, readable_by
 from prodcat.evaluate.robustness import Perturbation, RobustnessStudy, get_perturbations, undecoded_photos
-from prodcat.files import RunBusyError, RunLock, report_exit_code, write_failure, write_json
+from prodcat.files import (
+    RunBusyError,
+    RunLock,
+    made_folders,
+    remove_empty_folders,
+    report_exit_code,
+    write_failure,
+    write_json,
+)
 from prodcat.formatting import count_text
 from prodcat.image import decode
 
@@ -134,8 +141,7 @@ def report_folder_held(folder: Path) -> Iterator[None]:
     work (it took this run's rows as those of an unfinished earlier run, and wrote its own among them). The lock file
     is in the folder, made for it; the folders made so are removed again, lock file and all, if the run leaves nothing
     else in them (refused later: a refused command leaves no empty folder, see :func:`prodcat.arguments.report_dir`)."""
-    made = list(itertools.takewhile(lambda path: not path.exists(), [folder, *folder.parents]))
-    folder.mkdir(parents=True, exist_ok=True)
+    made = made_folders(folder)
     lock = RunLock(
         folder / ".robustness.lock",
         command="prodcat robustness",
@@ -150,10 +156,9 @@ def report_folder_held(folder: Path) -> Iterator[None]:
             # while still held: a run that opened the lock file meanwhile writes into a removed folder and fails,
             # rather than beside a run that made the folder again
             if made and [path.name for path in folder.iterdir()] == [lock.path.name]:
-                with contextlib.suppress(OSError):  # a file held open (Windows), another run's folder beside this one
+                with contextlib.suppress(OSError):  # a file held open (Windows)
                     lock.path.unlink()
-                    for path in made:  # deepest first
-                        path.rmdir()
+                    remove_empty_folders(made)
 
 
 def measure(study: RobustnessStudy, perturbations: list[Perturbation], report: IncrementalReport) -> None:
