@@ -3,6 +3,8 @@ lines they show parse, and the options they name are their command's."""
 
 from __future__ import annotations
 
+import argparse
+import itertools
 import re
 import shlex
 import shutil
@@ -146,3 +148,61 @@ def test_a_misspelt_option_is_refused_under_its_commands_usage(capsys: pytest.Ca
     assert error.startswith("usage: prodcat predict ")
     assert "--workers WORKERS" in error
     assert error.splitlines()[-1] == "prodcat predict: error: unrecognized arguments: --workrs 2"
+
+
+def _help_examples(command: argparse.ArgumentParser) -> list[str]:
+    """The ``prodcat ...`` command lines of ``command``'s help epilog, a line continued by ``\\`` joined."""
+    lines = (command.epilog or "").replace("\\\n", " ").splitlines()
+    return [line.strip() for line in lines if line.strip().startswith("prodcat ")]
+
+
+def test_every_help_example_parses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each command's `--help` ends with examples, which a user copies: each is accepted by the parser as written
+    (its options the command's, its choices, required options and values' types). A config file an example names is
+    made empty in the current folder, as the parser opens it."""
+    monkeypatch.chdir(tmp_path)
+    examples = [line for command in command_parsers(build_parser()).values() for line in _help_examples(command)]
+    assert len(examples) >= 25, "the helps lost their examples"
+    for line in examples:
+        argv = shlex.split(line)[1:]
+        for option, value in itertools.pairwise(argv):
+            if option == "--config":
+                (tmp_path / value).write_text("{}\n", encoding="utf-8")
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit as refused:
+            pytest.fail(f"a --help shows {line!r}, which the parser refuses (exit {refused.code})")
+
+
+#: options with no default to state: what only the user can name (the products, a cluster, a key, a contact, files),
+#: and explain's --ids and --sample, one of which is required
+WITHOUT_DEFAULT = {
+    ("explain", "--ids"),
+    ("explain", "--sample"),
+    ("predict", "--scheduler"),
+    ("train", "--feedback"),
+    ("serve", "--api-key-file"),
+    ("collect", "--contact"),
+    ("app", "--data"),
+    ("app", "--predictions"),
+    ("app", "--root"),
+}
+
+
+def test_every_optional_value_says_its_default_in_the_help() -> None:
+    """`prodcat explore --help` said 'study a stratified sample of N products', `robustness` the same, `train` and
+    `cv` 'override the config's fusion', `collect` '--rate: default: the API's stated limit' with no number: what
+    each does when left out, a user had to find in the code. Every option taking a value, unless required, says its
+    default in its help or its group's title (the catalogue's columns: 'default: the canonical names')."""
+    silent = []
+    for name, command in command_parsers(build_parser()).items():
+        for group in command._action_groups:
+            for action in group._group_actions:
+                takes_value = action.option_strings and action.nargs != 0 and action.help != argparse.SUPPRESS
+                if not takes_value or action.required or (name, action.option_strings[0]) in WITHOUT_DEFAULT:
+                    continue
+                if "default" not in f"{group.title} {action.help}":
+                    silent.append(f"{name} {action.option_strings[0]}")
+    assert silent == []
+    fusion = command_parsers(build_parser())["train"]._option_string_actions["--fusion"].help
+    assert f"else {Config().fusion})" in fusion

@@ -69,7 +69,11 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         help="category depth to predict, 0 = full path (default: the config's, else the catalogue's usual target: "
         "Flipkart top level, else full path)",
     )
-    parser.add_argument("--fusion", choices=("auto", "late", "stacking", "early"), help="override the config's fusion")
+    parser.add_argument(
+        "--fusion",
+        choices=("auto", "late", "stacking", "early"),
+        help="override the config's fusion (default: the config's, else early)",
+    )
     parser.add_argument(
         "--sample",
         type=sample_size,

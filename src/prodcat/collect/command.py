@@ -61,6 +61,13 @@ def _number(kind: type[int] | type[float], *, zero_allowed: bool = False) -> Cal
 _LARGEST_PAGE = max(collector.max_page_size for collector in COLLECTORS.values())
 
 
+#: each source's stated request rate, the default --rate: "openfoodfacts 0.167 (10 a minute)"
+_STATED_RATES = ", ".join(
+    f"{name} {collector.default_requests_per_second:.3g} ({collector.default_requests_per_second * 60:g} a minute)"
+    for name, collector in COLLECTORS.items()
+)
+
+
 def _page_size(text: str) -> int:
     """An argparse type for --page-size: a whole number from 1 to the largest page a source serves (a larger one was
     cut to it without a word)."""
@@ -172,7 +179,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help=f"records per page, at most {_LARGEST_PAGE} (default: the API's largest)",
     )
     parser.add_argument(
-        "--rate", type=_number(float), metavar="PER_S", help="API requests per second (default: the API's stated limit)"
+        "--rate",
+        type=_number(float),
+        metavar="PER_S",
+        help=f"API requests per second (default: the API's stated limit, {_STATED_RATES})",
     )
     parser.add_argument(
         "--image-rate",

@@ -50,7 +50,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_loader_arguments(parser)
     parser.add_argument("--report", required=True, type=report_dir, metavar="DIR", help="report directory")
     parser.add_argument(
-        "--sample", type=positive_int, metavar="N", help="a stratified sample of N labelled products (quick runs)"
+        "--sample",
+        type=positive_int,
+        metavar="N",
+        help="a stratified sample of N labelled products (quick runs; default: all of them)",
     )
     parser.add_argument(
         "--perturbations", nargs="+", metavar="NAME", help="perturbations or families to run (default: all)"
@@ -59,7 +62,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--base",
         metavar="NAME",
         help="a perturbation applied to every run, the clean one included: e.g. no_text measures the photo "
-        "perturbations on the photo path alone (the text otherwise decides most products)",
+        "perturbations on the photo path alone (the text otherwise decides most products) (default: none)",
     )
     parser.add_argument(
         "--seed", type=random_seed, default=0, help="seed of the random perturbations and the sample (default 0)"

@@ -65,7 +65,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=1,
         help="category depth clustered against (default 1 = top; 0 = full path)",
     )
-    parser.add_argument("--sample", type=positive_int, metavar="N", help="study a stratified sample of N products")
+    parser.add_argument(
+        "--sample",
+        type=positive_int,
+        metavar="N",
+        help="study a stratified sample of N products (default: all of them)",
+    )
     # 0 or less failed after the features were extracted, with KMeans' or PCA's own message
     parser.add_argument("--components", type=positive_int, default=50, help="PCA dimensions kept (default 50)")
     parser.add_argument(
