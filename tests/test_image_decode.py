@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image, ImageChops, ImageCms, JpegImagePlugin
+from PIL import Image, ImageChops, ImageCms, JpegImagePlugin, TiffImagePlugin
 
 from prodcat.image import formats
 from prodcat.image.decode import (
@@ -133,11 +133,33 @@ def _tiff_with_a_broken_second_page() -> bytes:
     return bytes(data)
 
 
-def test_corrupt_later_page_is_rejected_not_raised() -> None:
-    # Pillow decodes the first page, then fails on the second one with a TypeError, not an OSError
-    with pytest.raises(ImageDecodeError, match="corrupt") as info:
-        load_image(_tiff_with_a_broken_second_page(), product_id="TIF1", max_side=224)
-    assert "TIF1" in str(info.value)
+def test_broken_later_page_is_never_read() -> None:
+    """A photo is its first page: a broken second one (Pillow fails on it with a TypeError) lost the photo, 'corrupt',
+    when every page was walked to count them."""
+    first_page = load_image(_tiff_with_a_broken_second_page(), product_id="TIF1", max_side=224)
+    assert first_page.getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_multi_page_tiff_is_read_at_its_first_page_without_walking_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counting the pages (``n_frames``) read each of them, each read scanning those before it: an upload of 60,000
+    tiny pages (5 MB) held a server thread 45 s, twice (checked, then predicted). Only the first page is read."""
+    pages = [Image.new("RGB", (4, 4), "red")] + [Image.new("RGB", (4, 4), "green")] * 200
+    buffer = io.BytesIO()
+    pages[0].save(buffer, "TIFF", save_all=True, append_images=pages[1:])
+    seeks: list[int] = []
+    read_page = TiffImagePlugin.TiffImageFile._seek
+
+    def counted_read_page(img: TiffImagePlugin.TiffImageFile, frame: int) -> None:
+        seeks.append(frame)
+        read_page(img, frame)
+
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "_seek", counted_read_page)
+    assert load_image(buffer.getvalue()).getpixel((0, 0)) == (255, 0, 0)
+    assert seeks == [0]
+    # an image given at a later page is still read at its first
+    with Image.open(io.BytesIO(buffer.getvalue())) as opened:
+        opened.seek(3)
+        assert load_image(opened).getpixel((0, 0)) == (255, 0, 0)
 
 
 def test_missing_file_is_rejected(tmp_path: Path) -> None:

@@ -46,9 +46,10 @@ from prodcat.image.formats import PIL_FORMATS, accepted_formats, decoded_image_t
 #: bump when a photo file decodes to other pixels (2: embedded colour profiles converted to sRGB, and 16-bit or
 #: floating-point grey TIFFs stored "white is zero" inverted; 3: the grey profile of a grey photo with transparency
 #: applied, and AVIF photos decoded, whose failure was cached; 4: CMYK JPEGs without Adobe's APP14 marker read
-#: uninverted). Caches of anything computed from decoded photos are keyed on it (:func:`photo_cache_version`), since
-#: their content keys hash the file, not the pixels made of it
-DECODER_VERSION = 4
+#: uninverted; 5: multi-page TIFFs with a broken later page read at their first page, whose failure was cached).
+#: Caches of anything computed from decoded photos are keyed on it (:func:`photo_cache_version`), since their content
+#: keys hash the file, not the pixels made of it
+DECODER_VERSION = 5
 
 try:
     from PIL import ImageCms
@@ -418,8 +419,10 @@ def _limit_side(img: Image.Image, max_side: int | None) -> Image.Image:
 
 def _to_upright_rgb(img: Image.Image) -> Image.Image:
     """A :func:`_blendable` image with EXIF orientation applied, converted to sRGB with transparency on white."""
-    if getattr(img, "n_frames", 1) > 1:
-        img.seek(0)  # animated GIF / multi-page TIFF: the first frame
+    # an animated GIF or multi-page TIFF given at a later frame: its first one. Not by its n_frames, which walks
+    # every page, each TIFF page costing a scan of those before it: a 5 MB TIFF of 60,000 pages held a thread 45 s
+    if img.tell() != 0:
+        img.seek(0)
     img = _in_srgb(ImageOps.exif_transpose(img))
     if img.mode in _TRANSPARENT_MODES:
         rgba = img.convert("RGBA")
