@@ -206,3 +206,32 @@ def test_every_optional_value_says_its_default_in_the_help() -> None:
     assert silent == []
     fusion = command_parsers(build_parser())["train"]._option_string_actions["--fusion"].help
     assert f"else {Config().fusion})" in fusion
+
+
+def test_every_config_file_the_pages_name_exists() -> None:
+    """The pages and the results' notes point users to ready configs (`configs/fast-text.yaml`); one removed or
+    renamed (`configs/early-select.yaml`, removed when its classifier became the default, was still said to ship)
+    fails only once a user passes it to --config."""
+    notes = sorted((REPO / "benchmarks" / "results").glob("*.md"))
+    named = {
+        (page.name, path)
+        for page in [*PAGES, *notes]
+        for path in re.findall(r"\bconfigs/[\w.-]+\.(?:yaml|yml|toml)\b", page.read_text(encoding="utf-8"))
+    }
+    assert named, "the pages name no config"
+    assert sorted((page, path) for page, path in named if not (REPO / path).is_file()) == []
+
+
+def test_every_source_of_a_measured_figure_exists() -> None:
+    """docs/measured.md gives each row's source as the benchmark command and the result file it writes
+    (`→ fusion.md`, `explore.json`); each result file named in a row's last cell is in benchmarks/results, so the
+    figure can be checked against it."""
+    results = REPO / "benchmarks" / "results"
+    rows = [
+        line for line in (REPO / "docs" / "measured.md").read_text(encoding="utf-8").splitlines() if line[:2] == "| "
+    ]
+    sources = {
+        name for row in rows for name in re.findall(r"`(\w+\.(?:json|md))`", row.rstrip(" |").rsplit(" | ", 1)[-1])
+    }
+    assert len(sources) >= 15, "measured.md lost its sources"
+    assert sorted(name for name in sources if not (results / name).is_file()) == []
