@@ -115,6 +115,21 @@ def test_settings_changed_after_the_ocr_was_built_reach_it(tmp_path: Path, cache
     assert extractor.reader()._engine() is not engine
 
 
+def test_a_cache_dir_set_after_a_read_disk_memory_cache_is_the_one_read(
+    tmp_path: Path, cache_dir: Path, engine_calls: list[int]
+) -> None:
+    """use_memory_cache(read_disk=True) kept the disk cache of the cache_dir of that moment: one set later
+    (set_params, or a config through the extractor) was never read, every photo cached there read again."""
+    frame = photo_frame(tmp_path, {"a": cover("COFFEE")})
+    shared = str(tmp_path / "shared")
+    texts = make_extractor("photo_text_tfidf", cache_dir=shared, progress=False).photo_texts(frame)
+    extractor = make_extractor("photo_text_tfidf", progress=False)
+    extractor.use_memory_cache(10, read_disk=True)
+    extractor.set_params(cache_dir=shared)
+    assert extractor.photo_texts(frame) == texts
+    assert len(engine_calls) == 1, "the photo's text is read from the cache_dir set, not by the OCR again"
+
+
 def test_a_catalogue_without_text_on_its_photos_is_refused_by_name(tmp_path: Path, cache_dir: Path) -> None:
     frame = photo_frame(tmp_path, {"a": cover(""), "b": cover("", (300, 300))})
     with pytest.raises(NothingToLearn, match="photo_text_tfidf: OCR read no text on the 2 products' photos"):

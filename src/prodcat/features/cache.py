@@ -250,9 +250,12 @@ class TextMemoryCache(MemoryCache):
 class ReadThroughMemoryCache:
     """The on-disk cache read but never written, over a bounded :class:`MemoryCache` that keeps the vectors
     computed since (the :class:`EmbeddingCache` interface): for a process whose inputs mix catalogue products,
-    cached on disk by training or ``prodcat predict``, with throw-away ones that must not grow the disk."""
+    cached on disk by training or ``prodcat predict``, with throw-away ones that must not grow the disk.
 
-    def __init__(self, disk: EmbeddingCache | TextCache, memory: MemoryCache):
+    ``disk`` gives the on-disk cache at each read, as its owner's parameters say it then: a ``cache_dir`` set after
+    the memory cache was (``set_params``, a config) is the one read."""
+
+    def __init__(self, disk: Callable[[], EmbeddingCache | TextCache], memory: MemoryCache):
         self.disk = disk
         self.memory = memory
 
@@ -261,7 +264,7 @@ class ReadThroughMemoryCache:
         found = self.memory.get_many(keys)
         missing = [key for key in keys if key not in found]
         if missing:
-            found.update(self.disk.get_many(missing))
+            found.update(self.disk().get_many(missing))
         return found
 
     def put_many(self, values: dict[str, np.ndarray]) -> None:

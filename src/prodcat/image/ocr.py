@@ -114,7 +114,7 @@ class PhotoText(TransformerMixin, BaseEstimator):
         the disk's too with ``read_disk``: as :meth:`~prodcat.features.base.PretrainedEncoder.use_memory_cache`
         does for vectors (a server's photos, perturbed ones). Not pickled."""
         memory = TextMemoryCache(max_items)
-        self._model_memory_cache = ReadThroughMemoryCache(self.disk_cache(), memory) if read_disk else memory
+        self._model_memory_cache = ReadThroughMemoryCache(self.disk_cache, memory) if read_disk else memory
 
     def key(self, item: ImageItem) -> str:
         return f"{photo_key(item)}|{self.min_score:g}|{self.min_chars}|{self.max_side}"
