@@ -1203,6 +1203,20 @@ def test_multipart_text_not_in_its_charset_is_refused_naming_the_field(client: T
             assert f"declares the charset {charset!r}, which this server does not know" in refused.json()["detail"]
 
 
+def test_a_photo_sent_as_a_text_field_is_told_so_not_told_its_encoding(
+    client: TestClient, jpeg_bytes: Callable[..., bytes], png_bomb_bytes: Callable[[int, int], bytes]
+) -> None:
+    """``curl -F 'image=<photo.jpg'`` sends a photo's bytes with no filename, as a text field: it was refused
+    'field 'image' is not valid utf-8 text (byte 0xff at offset 0) ... declare its charset', which sends the client
+    looking at encodings."""
+    for photo, kind in ((jpeg_bytes(), "JPEG"), (png_bomb_bytes(8, 8), "PNG")):
+        body, headers = multipart_body({"title": (b"mug", None), "image": (photo, None)})
+        refused = client.post("/predict", content=body, headers=headers)
+        assert (refused.status_code, refused.json()["error"]) == (422, "image_not_file"), refused.text
+        assert f"field 'image' holds a {kind} photo sent as a text field" in refused.json()["detail"]
+        assert "curl -F 'image=@FILE'" in refused.json()["detail"]
+
+
 @pytest.mark.parametrize("endpoint", ["/predict", "/predict-batch"])
 @pytest.mark.parametrize("declared_by", ["part", "request"])
 def test_multipart_text_is_read_in_the_charset_it_declares(client: TestClient, endpoint: str, declared_by: str) -> None:

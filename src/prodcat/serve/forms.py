@@ -7,8 +7,8 @@ python-multipart (a FastAPI dependency for forms) and Starlette's data structure
 
 - a text field is decoded by the charset its part declares (``Content-Type: text/plain; charset=...``), else the
   request's (``multipart/form-data; charset=...``), else UTF-8 (RFC 7578); bytes not in that charset get 422
-  ``text_encoding`` naming the field, its charset and the first byte that does not decode; a charset Python does
-  not know gets 415 ``text_charset``;
+  ``text_encoding`` naming the field, its charset and the first byte that does not decode (422 ``image_not_file``
+  when they are a photo, sent with no filename); a charset Python does not know gets 415 ``text_charset``;
 - a file part is spooled to a temporary file (in memory up to 1 MiB) as an ``UploadFile``;
 - a body the parser refuses, one over a limit, or one that ends before its closing boundary (cut short: its last
   part would be left out without a word, as Starlette does) gets 400 ``invalid_multipart`` with the reason
@@ -27,6 +27,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 from starlette.datastructures import FormData, Headers, UploadFile
 
+from prodcat.image.decode import sniff_image_type, unsupported_format
 from prodcat.serve.inputs import ApiError, charset_parameter, malformed
 
 #: bytes of a file part kept in memory before it is written to a temporary file (as Starlette does)
@@ -135,11 +136,30 @@ class _FormCollector:
         try:
             return self.part.data.decode(charset)
         except UnicodeDecodeError as exc:
+            if photo := _photo_named(bytes(self.part.data[:_SNIFFED_BYTES])):
+                # `curl -F 'image=<photo.jpg'` sends the file's bytes as text: its encoding is not what went wrong
+                detail = (
+                    f"{what} holds {photo} sent as a text field (its part gives no filename): send it as a file "
+                    f"part, with a filename in its Content-Disposition (curl -F '{self.part.name}=@FILE')"
+                )
+                raise malformed("image_not_file", detail) from None
             detail = (
                 f"{what} is not valid {charset} text (byte {self.part.data[exc.start]:#04x} at offset {exc.start}): "
                 "send it in UTF-8, or declare its charset in the part's header (Content-Type: text/plain; charset=...)"
             )
             raise malformed("text_encoding", detail) from None
+
+
+#: the bytes of a text field looked at to tell a photo sent as text (an ISO media file's brands run on past 12)
+_SNIFFED_BYTES = 1024
+
+
+def _photo_named(head: bytes) -> str | None:
+    """What the first bytes of a text field are when they begin a picture (``"a JPEG photo"``, ``"an SVG
+    drawing"``), else ``None``."""
+    if kind := sniff_image_type(head):
+        return f"a {kind.upper()} photo"
+    return unsupported_format(head)
 
 
 def declared_charset(content_type: str, what: str) -> str | None:
