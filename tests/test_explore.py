@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from types import MethodType, SimpleNamespace
 
 import numpy as np
@@ -731,6 +732,74 @@ def test_runs_are_ranked_only_against_runs_on_the_same_products(tmp_path):
     assert '<th colspan="10">80 products with text</th>' in html
     assert '<th colspan="10">40 products with text and a photo</th>' in html
     assert "<b>0.90</b> (tfidf+color_hist, pca) on 40 products with text and a photo" in html
+
+
+def _hand_made_study(runs: list[tuple[str, np.ndarray, dict[str, float], str]], n_per: int = 20):
+    """A study result of ``4 * n_per`` products (4 blob categories, every product with a title) whose runs are
+    ``(features, rows, scores, modalities)``: the figures and product sets its report and console show are set by
+    hand."""
+    from prodcat.explore.clustering import ClusteringRun, StudyResult
+
+    points, categories = blobs(n_per=n_per)
+    frame = pd.DataFrame(
+        {"product_id": [f"p{i}" for i in range(len(categories))], "title": "t", "description": "", "image": None}
+        | {"category": categories}
+    )
+
+    def run(features: str, rows: np.ndarray, scores: dict[str, float], modalities: str) -> ClusteringRun:
+        clusters = np.unique(categories[rows], return_inverse=True)[1]
+        matching = match_clusters(categories[rows], clusters)
+        return ClusteringRun(features, "pca", rows, points[rows], clusters, scores, matching, 0.4496, 0.1, modalities)
+
+    return StudyResult(frame, categories, level=1, seed=0, runs=[run(*given) for given in runs])
+
+
+def test_the_console_and_the_report_show_the_scores_rounded_once(tmp_path, monkeypatch, capsys):
+    """The console table and the report formatted to 3 decimals the scores clustering.json had rounded to 4, and to 1
+    the seconds it had rounded to 2: an AMI of 0.59449 (0.594 in the log line, as scikit-learn's figure rounds) read
+    0.595, an ARI of 0.70549 read 0.706, 0.4496 s read 0.5. They now format the exact figures; clustering.json keeps
+    4 decimals (2 for seconds)."""
+    import json
+
+    from prodcat.cli import main
+    from prodcat.explore.report import write_report
+
+    scores = {"ari": 0.70549, "ami": 0.59449, "nmi": 0.63049, "silhouette": 0.43049}
+    result = _hand_made_study([("tfidf", np.arange(80), scores, "text")])
+    monkeypatch.setattr(FeasibilityStudy, "run", lambda self, frame: result)
+    data = tmp_path / "products.csv"
+    result.frame.to_csv(data, index=False)
+    out = tmp_path / "report"
+    assert main(["explore", str(data), "--features", "tfidf", "--report", str(out), "--no-progress"]) == 0
+    (row,) = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("tfidf")]
+    assert row[2:6] == ["0.705", "0.594", "0.630", "0.430"] and row[-1] == "0.4"
+    (record,) = json.loads((out / "clustering.json").read_text())
+    assert [record[name] for name in ("ari", "ami", "nmi", "silhouette", "seconds")] == [
+        0.7055, 0.5945, 0.6305, 0.4305, 0.45
+    ]  # fmt: skip
+    write_report(result, tmp_path / "again")
+    cells = re.findall(r'<td class="num">([^<]*)</td>', (tmp_path / "again" / "report.html").read_text())
+    assert cells[1:5] == ["0.705", "0.594", "0.630", "0.430"] and cells[-1] == "0.4"
+
+
+def test_a_product_set_of_text_runs_and_photo_runs_is_named_by_both():
+    """On a sample whose products all have text and a photo, tfidf (text) and color_hist (a photo) cluster the same
+    products: the set was named by the largest run's products alone, '80 products with text', color_hist's runs
+    listed under it in the console, the report and clustering.json. It is now named '80 products with text and a
+    photo' (and 'or nearly them' when some lack one)."""
+    scores = {"ari": 0.5, "ami": 0.5, "nmi": 0.5, "silhouette": 0.5}
+    everyone = np.arange(80)
+    same = _hand_made_study([("tfidf", everyone, scores, "text"), ("color_hist", everyone, scores, "a photo")])
+    assert {record["product_set"] for record in same.records()} == {"80 products with text and a photo"}
+    all_200, with_photo = np.arange(200), np.arange(1, 200)  # 199 with a photo: nearly the same products
+    nearly = _hand_made_study(
+        [("tfidf", all_200, scores, "text"), ("color_hist", with_photo, scores, "a photo")], n_per=50
+    )
+    assert {record["product_set"] for record in nearly.records()} == {
+        "200 products with text and a photo, or nearly them"
+    }
+    text_only = _hand_made_study([("tfidf", everyone, scores, "text"), ("bow", everyone, scores, "text")])
+    assert {record["product_set"] for record in text_only.records()} == {"80 products with text"}
 
 
 def test_the_benchmark_keeps_the_best_run_of_each_product_set():

@@ -22,7 +22,7 @@ import pandas as pd
 
 from prodcat.catalog.audit import thumbnail
 from prodcat.catalog.schema import SEP, distinguishing_tails, split_path
-from prodcat.explore.clustering import SAME_PRODUCTS_OVERLAP, ClusteringRun, StudyResult
+from prodcat.explore.clustering import SAME_PRODUCTS_OVERLAP, ClusteringRun, StudyResult, json_record
 from prodcat.explore.metrics import AMI_NOTE, ClusterMatching
 from prodcat.explore.reduction import TSNE2D, make_reduction
 from prodcat.figures import figure_data_uri, figure_fonts
@@ -66,7 +66,7 @@ def _write_report_files(result: StudyResult, out_dir: Path, source: str) -> None
     from jinja2 import Environment, PackageLoader
 
     records = result.records()
-    write_json(out_dir / "clustering.json", records)
+    write_json(out_dir / "clustering.json", [json_record(record) for record in records])
     best = result.best()
     matrix_frame(best).to_csv(out_dir / MATRIX_CSV)
 
