@@ -162,6 +162,23 @@ def test_multi_page_tiff_is_read_at_its_first_page_without_walking_the_others(mo
         assert load_image(opened).getpixel((0, 0)) == (255, 0, 0)
 
 
+def _jpeg_repeating_its_last_scan(times: int) -> bytes:
+    """A progressive JPEG whose last scan is sent ``times`` more times: each is a pass over every block of the photo,
+    the JPEG decompression bomb (23 bytes a pass, at any size of the photo)."""
+    data = _jpeg_bytes(Image.new("RGB", (32, 32), (120, 130, 140)), progressive=True)
+    last_scan = data[data.rfind(b"\xff\xda") : -2]  # up to the end-of-image marker
+    return data[:-2] + last_scan * times + data[-2:]
+
+
+def test_jpeg_of_too_many_scans_is_refused_before_decoding() -> None:
+    """A 670 KB JPEG of 20,000 scans of a 6000 x 6000 px photo took 33 s to decode, at any reduced scale; 10 MB
+    would take minutes, twice in the API (checked, then predicted), in a thread its 504 cannot stop."""
+    with pytest.raises(ImageDecodeError, match="a JPEG of more than 500 scans") as info:
+        load_image(_jpeg_repeating_its_last_scan(500), product_id="J1", max_side=64)
+    assert "J1" in str(info.value)
+    assert load_image(_jpeg_repeating_its_last_scan(400)).size == (32, 32)  # progressive JPEGs still decode
+
+
 def test_missing_file_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ImageDecodeError, match="file not found"):
         load_image(tmp_path / "nope.jpg", product_id="M1")

@@ -20,7 +20,8 @@ colour key (a PNG's ``tRNS``), is composited on white. An embedded colour profil
 
 Huge JPEGs are decoded at a reduced scale (libjpeg's DCT scaling, 1/2 to 1/8,
 via :meth:`PIL.Image.Image.draft`) so they never occupy full-size memory; other
-formats cannot be decoded partially and are refused above ``max_pixels``.
+formats cannot be decoded partially and are refused above ``max_pixels``. A JPEG of more scans than
+:data:`MAX_JPEG_SCANS` is refused unread: each scan is a pass over the whole photo, at any scale.
 The limits are parameters so that the REST API can apply the same policy to
 uploads.
 """
@@ -33,6 +34,7 @@ import io
 import logging
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +69,13 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 #: 1/8 scale, the coarsest, half the cost of a 640 px photo in full; every byte is still read and entropy-decoded,
 #: so a truncated or corrupt photo is refused as in full (and anything else is: the same checks run on the result)
 DECODABILITY_SIDE = 64
+
+#: most scans a JPEG may hold, TurboJPEG's own limit (TJFLAG_LIMITSCANS): each scan of a progressive JPEG is a pass
+#: over every block of the photo, at full size whatever the reduced scale, so a file repeating a 23-byte scan holds
+#: one more 2 ms pass at 6000 x 6000 px per 23 bytes (a 670 KB one took 33 s); encoders write about ten
+MAX_JPEG_SCANS = 500
+#: where the entropy-coded data of a JPEG scan ends: a marker, a 0xFF byte that is no stuffing (0xFF00) nor restart
+_JPEG_MARKER_AFTER_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7]")
 
 #: magic numbers of the formats accepted, checked on content (never on the file name)
 _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
@@ -263,6 +272,12 @@ def _open(
     if width <= 0 or height <= 0:
         raise ImageDecodeError(f"invalid size {width}x{height}", product_id, where)
     if kind == "jpeg":
+        if _jpeg_scans(data, most=MAX_JPEG_SCANS + 1) > MAX_JPEG_SCANS:
+            reason = (
+                f"a JPEG of more than {MAX_JPEG_SCANS} scans (encoders write about ten), each one more pass over the "
+                "whole photo; re-export the photo"
+            )
+            raise ImageDecodeError(reason, product_id, where)
         _draft_jpeg(img, max_side, max_pixels)
     decoded = img.size[0] * img.size[1]
     if decoded > max_pixels:
@@ -315,6 +330,29 @@ def _too_large(size: str, limit: int, kind: str) -> str:
         f"{size} pixels exceeds the limit of {limit} pixels and {kind.upper()} cannot be decoded at reduced size; "
         "downscale the photo (or save it as JPEG) and retry"
     )
+
+
+def _jpeg_scans(data: bytes, most: int) -> int:
+    """The scans (SOS markers) of the JPEG ``data``, counted up to ``most``: its segments walked as ITU T.81 lays
+    them out (B.1.1), so that a scan marker inside another segment (an EXIF thumbnail's) is not counted. Nothing is
+    decoded; a file broken before its end is counted up to there, and left to the decoder to refuse."""
+    scans, position = 0, 2  # after SOI
+    while scans < most and position + 4 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker == 0xFF:  # a fill byte before a marker
+            position += 1
+        elif marker == 0xD9:  # EOI
+            break
+        elif marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            position += 2
+        else:
+            position += 2 + int.from_bytes(data[position + 2 : position + 4])
+            if marker == 0xDA:  # SOS: its header, then entropy-coded data up to the next marker
+                scans += 1
+                if (end := _JPEG_MARKER_AFTER_SCAN.search(data, position)) is None:
+                    break
+                position = end.start()
+    return scans
 
 
 def _draft_jpeg(img: Image.Image, max_side: int | None, max_pixels: int) -> None:
