@@ -235,3 +235,19 @@ def test_every_source_of_a_measured_figure_exists() -> None:
     }
     assert len(sources) >= 15, "measured.md lost its sources"
     assert sorted(name for name in sources if not (results / name).is_file()) == []
+
+
+def test_every_environment_variable_the_pages_name_is_read() -> None:
+    """A variable renamed in the code (`PRODCAT_E5_THREADS`) but not on the pages is silently ignored where a user
+    sets it: each `PRODCAT_*` the pages name is in the code, or among those `prodcat serve --help` says it reads
+    (one per option, named from it)."""
+    sources = [*(REPO / "src").rglob("*.py"), REPO / "tests" / "conftest.py"]
+    read = " ".join(path.read_text(encoding="utf-8") for path in sources)
+    read += command_parsers(build_parser())["serve"].format_help()
+    named = {
+        name
+        for page in PAGES
+        for name in re.findall(r"\bPRODCAT_[A-Z0-9_]*[A-Z0-9]\b", page.read_text(encoding="utf-8"))
+    }
+    assert {"PRODCAT_API_KEY", "PRODCAT_WORKERS"} <= named
+    assert sorted(name for name in named if not re.search(rf"\b{name}\b", read)) == []
