@@ -4,6 +4,7 @@ lines they show parse, and the options they name are their command's."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import itertools
 import re
 import shlex
@@ -251,3 +252,30 @@ def test_every_environment_variable_the_pages_name_is_read() -> None:
     }
     assert {"PRODCAT_API_KEY", "PRODCAT_WORKERS"} <= named
     assert sorted(name for name in named if not re.search(rf"\b{name}\b", read)) == []
+
+
+def _resolves(dotted: str) -> bool:
+    """Whether ``dotted`` (``prodcat.image.decode.DECODER_VERSION``) names a module, or an attribute of one."""
+    parts = dotted.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:split]))
+        except ModuleNotFoundError:
+            continue
+        for attribute in parts[split:]:
+            if not hasattr(found, attribute):
+                return False
+            found = getattr(found, attribute)
+        return True
+    return False
+
+
+def test_every_module_and_name_the_pages_cite_exists() -> None:
+    """The pages send readers to code by its dotted name (`prodcat.image.decode.DECODER_VERSION`,
+    `prodcat.evaluate.explain.explain(predictor, product)`): a module moved or a name renamed leaves them nothing to
+    find. Each such name imports."""
+    cited = {
+        name for page in PAGES for name in re.findall(r"\bprodcat(?:\.[A-Za-z_]\w*)+", page.read_text(encoding="utf-8"))
+    }
+    assert len(cited) >= 20, "the pages cite no code"
+    assert sorted(name for name in cited if not _resolves(name)) == []
