@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -440,6 +441,11 @@ def test_cli_audit_summary_tells_the_text_photo_and_markup_findings(
     )
     html = (tmp_path / "r" / "audit.html").read_text()
     assert "1 of them have no photo either: nothing to classify them from" in html and "photo only" not in html
+    # the cards: the title and description ones count among the 7 with text, p8 (no text) in a card of its own; they
+    # read '0 no title' and '14.3 % no description' alone, of a catalogue whose product p8 has neither
+    cards = re.findall(r'<div class="card"><b>([^<]*)</b>([^<]*)</div>', html)
+    assert ("1", "no text (1 nor a photo)") in cards
+    assert ("0", "no title, of the 7 with text") in cards and ("14.3 %", "no description, of the 7 with text") in cards
     assert "duplicate text groups: 1 exact, 0 near (1 with conflicting labels)" in out
     assert "products with HTML tags, entities or mojibake: 3" in out
 
