@@ -1432,6 +1432,55 @@ def test_a_work_directory_whose_state_has_fields_of_other_types_is_refused_sayin
     assert f"can be resumed (state.json: {field} not of the type prodcat writes); start over" in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        (lambda state: state | {"owner": "me"}, "state.json has field(s) this prodcat does not write: owner"),
+        (
+            lambda state: {"format": state["format"], "top_k": state["top_k"]},
+            "state.json lacks the field(s) bundle_version, bundle_identity, data_fingerprint, total_rows, chunk_size",
+        ),
+    ],
+)
+def test_a_work_directory_whose_state_has_other_fields_is_refused_naming_them(
+    tiny_training, tmp_path, monkeypatch, edit, said
+):
+    """A state.json with a field added or left out was refused in Python's words for the dataclass: 'RunState.__init__()
+    got an unexpected keyword argument 'owner'', 'RunState.__init__() missing 5 required positional arguments'."""
+    out = tmp_path / "preds.csv"
+    predictor = Predictor.load(tiny_training.bundle)
+    interrupt_at_call(monkeypatch, 2)
+    with pytest.raises(Killed):
+        score_catalog(tiny_training.unseen, out, LocalEngine(predictor), chunk_size=4, progress=False)
+    monkeypatch.undo()
+    state = work_dir_for(out) / "state.json"
+    state.write_text(json.dumps(edit(json.loads(state.read_text()))))
+    with pytest.raises(ResumeMismatchError) as refused:
+        score_catalog(tiny_training.unseen, out, LocalEngine(predictor), chunk_size=4, progress=False)
+    assert f"can be resumed ({said}); start over with --restart" in str(refused.value)
+    assert "RunState" not in str(refused.value)
+
+
+def test_parts_of_the_same_model_file_with_another_manifest_are_refused_saying_so(tiny_training, tmp_path, monkeypatch):
+    """A bundle retrained to the same model (its version, the model file's digest, the same) or whose manifest.json was
+    rewritten has another identity, and its parts were refused as 'another model (bundle version 1a2b there, 1a2b
+    now)', which names no difference."""
+    out = tmp_path / "preds.csv"
+    predictor = Predictor.load(tiny_training.bundle)
+    interrupt_at_call(monkeypatch, 2)
+    with pytest.raises(Killed):
+        score_catalog(tiny_training.unseen, out, LocalEngine(predictor), chunk_size=4, progress=False)
+    monkeypatch.undo()
+    retrained = Predictor(predictor.model, {**predictor.manifest, "created": "2030-01-01T00:00:00Z"})
+    with pytest.raises(ResumeMismatchError) as refused:
+        score_catalog(tiny_training.unseen, out, LocalEngine(retrained), chunk_size=4, progress=False)
+    version = predictor.manifest["version"]
+    assert (
+        f"another model bundle (bundle version {version} in both, the same model file, but another manifest.json: "
+        "retrained or rewritten since)"
+    ) in str(refused.value)
+
+
 def test_restart_deletes_a_file_in_the_place_of_the_work_directory_as_the_refusal_says(tiny_training, tmp_path, capsys):
     """A file named OUT.parts was refused ('... not a prodcat work directory ...; start over with --restart (deletes
     it)'), and --restart then failed: 'cannot write the predictions: Not a directory', the file renamed aside."""

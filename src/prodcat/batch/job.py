@@ -30,7 +30,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any, get_args, get_origin, get_type_hints
 
@@ -97,7 +97,7 @@ class RunState:
             return [f"work directory format {other.format} there, {self.format} now"]
         found = []
         if self.bundle_identity != other.bundle_identity:
-            found.append(f"another model (bundle version {other.bundle_version} there, {self.bundle_version} now)")
+            found.append(self._other_model(other))
         if self.data_fingerprint != other.data_fingerprint or self.total_rows != other.total_rows:
             found.append(f"other input data ({other.total_rows} products there, {self.total_rows} now, or changed)")
         if self.chunk_size != other.chunk_size:
@@ -106,6 +106,17 @@ class RunState:
             found.append(f"another --top-k ({other.top_k} there, {self.top_k} now)")
         found += Installation(self.libraries, self.code).differences(Installation(other.libraries, other.code))
         return found
+
+    def _other_model(self, other: RunState) -> str:
+        """How the bundle of ``other`` differs from this run's, whose identities differ. The version is the model
+        file's digest: a bundle of the same version holds the same model with another manifest (retrained to the
+        same model, its manifest.json rewritten), which 'bundle version X there, X now' did not tell."""
+        if self.bundle_version != other.bundle_version:
+            return f"another model (bundle version {other.bundle_version} there, {self.bundle_version} now)"
+        return (
+            f"another model bundle (bundle version {self.bundle_version} in both, the same model file, but another "
+            "manifest.json: retrained or rewritten since)"
+        )
 
 
 def work_dir_for(out: str | os.PathLike[str]) -> Path:
@@ -221,6 +232,14 @@ def _read_state(path: Path) -> RunState:
     recorded = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(recorded, dict):
         raise ValueError(f"{path.name} holds a JSON {type(recorded).__name__}, not an object")
+    # named here: RunState(**recorded) said 'RunState.__init__() missing 6 required positional arguments: ...'
+    names = [state_field.name for state_field in fields(RunState)]
+    if unknown := [str(name) for name in recorded if name not in names]:
+        raise ValueError(f"{path.name} has field(s) this prodcat does not write: {first_few(unknown, 5)}")
+    # libraries and code have defaults: a state of format 3 or before lacks them, and is refused by its format
+    required = [state_field.name for state_field in fields(RunState) if state_field.default_factory is MISSING]
+    if lacking := [name for name in required if name not in recorded]:
+        raise ValueError(f"{path.name} lacks the field(s) {first_few(lacking, 10)}")
     state = RunState(**recorded)
     types = get_type_hints(RunState)
     if wrong := [name for name, expected in types.items() if not _is_of_type(getattr(state, name), expected)]:
