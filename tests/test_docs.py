@@ -279,3 +279,17 @@ def test_every_module_and_name_the_pages_cite_exists() -> None:
     }
     assert len(cited) >= 20, "the pages cite no code"
     assert sorted(name for name in cited if not _resolves(name)) == []
+
+
+def test_every_option_the_pages_name_is_some_commands_or_benchmarks() -> None:
+    """Most options are named alone (`--e5-threads N` (`PRODCAT_E5_THREADS`), `--review-db`), not on a command line
+    the tests above check: each is an option of a command, or of a benchmark script the page cites."""
+    known = set().union(*_options_by_command().values())
+    benchmarks = " ".join(script.read_text(encoding="utf-8") for script in (REPO / "benchmarks").glob("*.py"))
+    unknown = sorted(
+        f"{page.name}: {option}"
+        for page in PAGES
+        for option in set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", page.read_text(encoding="utf-8")))
+        if option not in known and f'"{option}"' not in benchmarks
+    )
+    assert unknown == []
