@@ -450,6 +450,24 @@ def test_cli_audit_summary_tells_the_text_photo_and_markup_findings(
     assert "products with HTML tags, entities or mojibake: 3" in out
 
 
+def test_the_text_length_histograms_fit_the_report_column(tmp_path: Path) -> None:
+    """A catalogue with descriptions has four text length histograms, which were drawn in one row 1,430 px wide in
+    audit.html's 1,100 px column: the description words histogram was cut off at the window's edge (Flipkart,
+    Rakuten). They are now drawn two a row."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    path = tmp_path / "shop.csv"
+    small_catalog(tmp_path).frame.to_csv(path, index=False)
+    assert main(["audit", str(path), "--report", str(tmp_path / "r"), "--no-images"]) == 0
+    html = (tmp_path / "r" / "audit.html").read_text()
+    (chart,) = re.findall(r'<img src="data:image/png;base64,([^"]+)" alt="text lengths">', html)
+    width, height = Image.open(io.BytesIO(base64.b64decode(chart))).size
+    assert width <= 1100 and height > width / 2  # two rows of two
+
+
 def test_cli_audit_sample_keeps_the_loader_issues_of_its_rows_only(tmp_path: Path) -> None:
     path = tmp_path / "shop.csv"
     # every row lacks its product id: one loader issue (with no product id) per row

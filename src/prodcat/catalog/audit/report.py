@@ -109,8 +109,13 @@ def _charts(result: dict[str, Any]) -> dict[str, str]:
         if result["text"][field][unit]
     ]
     if histograms:
-        fig, axes = plt.subplots(1, len(histograms), figsize=(4 * len(histograms), 2.8))
-        for ax, (title, stats) in zip(np.atleast_1d(axes), histograms, strict=True):
+        # two a row, a field's chars beside its words: four in a row (a catalogue with descriptions) drew 1,430 px,
+        # wider than the report's column, the description words cut off at the window's edge
+        rows, columns = -(-len(histograms) // 2), min(len(histograms), 2)
+        fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 2.8 * rows), squeeze=False)
+        for ax in axes.ravel()[len(histograms) :]:  # an odd count leaves a cell empty
+            ax.set_visible(False)
+        for ax, (title, stats) in zip(axes.ravel(), histograms, strict=False):
             edges = np.asarray(stats["histogram"]["edges"])
             ax.bar(edges[:-1], stats["histogram"]["counts"], width=np.diff(edges), align="edge")
             ax.set_title(title)
