@@ -446,6 +446,10 @@ def test_cli_audit_summary_tells_the_text_photo_and_markup_findings(
     cards = re.findall(r'<div class="card"><b>([^<]*)</b>([^<]*)</div>', html)
     assert ("1", "no text (1 nor a photo)") in cards
     assert ("0", "no title, of the 7 with text") in cards and ("14.3 %", "no description, of the 7 with text") in cards
+    # the duplicate sentences end on their count ('0 groups with conflicting labels .' without a level to add)
+    sentences = " ".join(re.sub(r"<[^>]+>", "", html).split())
+    assert "1 groups with conflicting labels (first differing level: 1: 1)." in sentences
+    assert "0 groups with conflicting labels." in sentences and "labels ." not in sentences
     assert "duplicate text groups: 1 exact, 0 near (1 with conflicting labels)" in out
     assert "products with HTML tags, entities or mojibake: 3" in out
 
