@@ -2732,6 +2732,25 @@ def test_reliability_diagram_labels_each_bin_with_its_products_and_joins_none():
     assert SPARSE_BIN > 3 and (sparse.get_facecolor()[:, 3] == 0).all()
 
 
+def test_no_bin_of_the_reliability_diagram_is_hidden_by_its_legend():
+    """The legend sat in the upper left corner, over the bins of a few products all right at a low confidence (2
+    products at confidence 0.55 of a 60-product evaluation were drawn under it). It is below the axes now."""
+    from prodcat.evaluate.metrics import expected_calibration_error
+    from prodcat.evaluate.report import reliability_figure
+
+    # bins all right at high, middle and low confidence (upper right to upper left), one all wrong (lower left)
+    confidence = np.r_[np.full(40, 0.95), [0.55, 0.55, 0.15, 0.15, 0.05]]
+    correct = np.r_[np.ones(40), [1, 1, 1, 1, 0]].astype(bool)
+    figure = reliability_figure(expected_calibration_error(confidence, correct))
+    figure.canvas.draw()
+    (axes,) = figure.axes
+    legend = axes.get_legend().get_window_extent()
+    points = np.concatenate([collection.get_offsets() for collection in axes.collections])
+    assert len(points) == 4
+    hidden = [tuple(point) for point in points if legend.contains(*axes.transData.transform(point))]
+    assert hidden == []
+
+
 @pytest.mark.parametrize(
     "command",
     [

@@ -225,7 +225,9 @@ def reliability_figure(calibration: dict[str, Any]) -> Figure:
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
     ax.set_title(f"Reliability (ECE = {calibration['ece']:.3f}, {total} products with a confidence)", fontsize=10)
-    for handle in ax.legend(loc="upper left", fontsize=8).legend_handles[1:]:
+    # below the axes: inside, any corner can hide a bin (upper left: a few products all right at low confidence)
+    legend = ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False)
+    for handle in legend.legend_handles[1:]:
         handle.set_sizes([30])  # not the first bin's area
     fig.tight_layout()
     return fig
