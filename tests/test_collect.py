@@ -436,6 +436,29 @@ def test_results_that_moved_a_page_down_are_followed_to_the_apis_count(httpserve
     assert "the API counts 12 results, but 3 of them were on no page read" in warning["message"]
 
 
+def test_results_that_left_the_search_before_a_resume_are_warned_of(httpserver, tmp_path):
+    """A first run kept pages 1 and 2; by the resume, a product of page 1 had left the results (deleted, or edited out
+    of the query), so the products after it moved back a place and page 3 began a product later: the one moved onto
+    page 2, read before, was skipped. The records read reached the API's new count, and the run said nothing."""
+    products = [off_record(f"{n}", f"Champagne {n}") for n in range(9)]
+    serve_search(httpserver, search_pages(products))
+    assert run(httpserver, tmp_path, "--max-products", "6") == 0
+    httpserver.clear()
+    serve_search(httpserver, search_pages(products[1:]))
+    assert run(httpserver, tmp_path) == 0
+    assert search_requests(httpserver) == [3]  # pages 1 and 2 from disk
+    assert "6" not in pd.read_csv(tmp_path / "products.csv", dtype=str)["product_id"].tolist()  # the one skipped
+    (warning,) = json.loads((tmp_path / "collect.json").read_text())["warnings"]
+    assert warning["message"] == (
+        "the API counted 9 results on a page read (one saved by an earlier run, or fetched earlier in this one) and 8 "
+        "on the last: the results changed between the pages, and up to 1 product may have moved onto pages already "
+        "read, skipped; a run with --refresh reads every page again"
+    )
+    assert run(httpserver, tmp_path, "--refresh") == 0
+    assert pd.read_csv(tmp_path / "products.csv", dtype=str)["product_id"].tolist() == [f"{n}" for n in range(1, 9)]
+    assert json.loads((tmp_path / "collect.json").read_text())["warnings"] == []
+
+
 def test_a_page_that_is_never_json_is_an_error_naming_the_page_and_the_cause(httpserver, tmp_path, capsys):
     httpserver.expect_request("/cgi/search.pl").respond_with_data("<html>maintenance</html>", content_type="text/html")
     assert run(httpserver, tmp_path) == 2

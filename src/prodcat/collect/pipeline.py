@@ -454,6 +454,7 @@ def _collect_products(
     limit = max_products if max_products is not None else math.inf
     number = served = 0  # pages read, and the records they held
     previous: list[Any] = []  # the records of the page before
+    most_counted: int | None = None  # the largest count of results a page read said
     with tqdm(total=max_products, desc=f"{collector.name} {pages.query!r}", unit="product") as progress:
         while len(products) < limit:
             number += 1
@@ -464,6 +465,7 @@ def _collect_products(
                 return
             if page.total is not None:
                 report.total_matching = page.total
+                most_counted = max(page.total, most_counted or 0)
                 progress.total = min(page.total, limit)
             known_before, duplicates_before = len(products), report.counts.get("duplicates", 0)
             served += len(page.records)
@@ -486,6 +488,7 @@ def _collect_products(
             previous = page.records
     report.stopped_by = "max_products" if len(products) >= limit else "exhausted"
     _warn_about_unserved_results(report)
+    _warn_about_fewer_results(report, most_counted)
 
 
 def _stop_on_error(report: CollectReport, number: int, error: NetworkError) -> None:
@@ -562,6 +565,24 @@ def _warn_about_unserved_results(report: CollectReport) -> None:
             "may find them"
         )
         report.add_warning("page", message)
+
+
+def _warn_about_fewer_results(report: CollectReport, most_counted: int | None) -> None:
+    """Warn when an earlier page read counted more results than the last (``most_counted`` against its count): results
+    left the search between the pages (a resume reads the pages an earlier run saved, then asks the API for the next;
+    a product deleted, or edited out of the query, meanwhile), and the ones after them moved back onto pages already
+    read, so that as many were skipped. The count reached says nothing of them: a resume after 50 products had left
+    the results read 200 records for a count of 200, 50 of the products of the search on no page read and 50 no
+    longer in it kept, without a word."""
+    if most_counted is None or report.total_matching is None or most_counted <= report.total_matching:
+        return
+    message = (
+        f"the API counted {counted(most_counted, 'result')} on a page read (one saved by an earlier run, or fetched "
+        f"earlier in this one) and {count_text(report.total_matching)} on the last: the results changed between the "
+        f"pages, and up to {counted(most_counted - report.total_matching, 'product')} may have moved onto pages "
+        "already read, skipped; a run with --refresh reads every page again"
+    )
+    report.add_warning("page", message)
 
 
 def _write_outputs(
