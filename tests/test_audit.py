@@ -674,6 +674,28 @@ def test_label_issues_of_a_photo_model_say_the_products_without_a_photo_in_engli
     assert result["warnings"] == ["26 labelled products have no photo: not checked"]
 
 
+@pytest.mark.parametrize(
+    ("categories", "said"),
+    [
+        (["Kitchen", "Kitchen > Mugs"], "1 product in 1 category is labelled"),
+        (["Kitchen", "Kitchen", "Kitchen > Mugs"], "2 products in 1 category are labelled"),
+    ],
+)
+def test_the_audit_page_counts_the_products_labelled_above_subcategories_in_words_that_agree(
+    categories: list[str], said: str, tmp_path: Path
+) -> None:
+    """audit.html said '1 products in 1 category is labelled ...' (a 120-product Flipkart sample), and '2 products
+    in 1 category is labelled': the verb agreed with the categories, not with the products it is said of."""
+    path = tmp_path / "shop.csv"
+    titles = [f"item {i}" for i in range(len(categories))]
+    pd.DataFrame({"product_id": range(len(categories)), "title": titles, "category": categories}).to_csv(
+        path, index=False
+    )
+    report = tmp_path / "report"
+    assert main(["audit", str(path), "--report", str(report), "--no-images"]) == 0
+    assert f"{said} with a category that has" in (report / "audit.html").read_text()
+
+
 def test_cli_audit_finds_products_labelled_above_subcategories(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
