@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/audit_labels.py --baseline REV [--candidate REV] [--levels 1,2] [--repeats 3]
                                                 [--catalogue flipkart]
+    .venv/bin/python benchmarks/audit_labels.py --baseline HEAD~1 --levels 1 --repeats 1 --sample 200  # a check
 
 Exports each revision's sources (``git archive``; candidate default ``HEAD``) to a temporary folder and runs
 ``prodcat audit ../shared/datasets/CATALOGUE --labels --no-images --level N`` on each, alternately (the order
@@ -11,7 +12,9 @@ baseline's first one at that level: the products flagged by one and not the othe
 feature cache warm (any ``prodcat cv`` or audit of the catalogue fills it), so the times are the
 cross-validation's fits, not the encoders.
 
-Merges its levels into ``benchmarks/results/audit_labels.json`` (one entry per catalogue and level).
+Merges its levels into ``benchmarks/results/audit_labels.json`` (one entry per catalogue and level), or the file
+``--out`` names; ``--sample N`` audits a sample of N products (``prodcat audit --sample``), numbers that are no
+benchmark, merged into a new temporary folder's file unless ``--out`` is given.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from small_run import add_small_run_options, output
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("PRODCAT_DATASETS", ROOT.parent / "shared" / "datasets"))
@@ -51,10 +56,15 @@ def export(revision: str, into: Path) -> Path:
     return into / "src"
 
 
-def audit(source: Path, data: Path, level: int, report: Path) -> dict[str, Any]:
+def audit_arguments(data: Path | str, level: int, sample: int | None) -> list[str]:
+    """``prodcat audit``'s arguments for a label audit of ``data`` at ``level`` (of a ``sample`` of its products)."""
+    arguments = ["audit", str(data), "--labels", "--no-images", "--level", str(level)]
+    return arguments + (["--sample", str(sample)] if sample is not None else [])
+
+
+def audit(source: Path, data: Path, level: int, report: Path, sample: int | None = None) -> dict[str, Any]:
     """One label audit with the ``source`` tree's code: /usr/bin/time's measures and the rows flagged."""
-    command = [sys.executable, "-m", "prodcat.cli", "audit", str(data), "--labels", "--no-images"]
-    command += ["--level", str(level), "--report", str(report)]
+    command = [sys.executable, "-m", "prodcat.cli", *audit_arguments(data, level, sample), "--report", str(report)]
     env = os.environ | {"PYTHONPATH": str(source)}
     run = subprocess.run(["/usr/bin/time", "-v", *command], env=env, capture_output=True, text=True, check=True)
     measures = {key: re.search(pattern, run.stderr).group(1) for key, pattern in TIME_FIELDS.items()}
@@ -82,7 +92,11 @@ def main() -> None:
     parser.add_argument("--catalogue", default="flipkart", help="a folder of the shared datasets")
     parser.add_argument("--levels", default="1,2", help="comma-separated category levels (0: the full path)")
     parser.add_argument("--repeats", type=int, default=3)
+    add_small_run_options(
+        parser, "results file (default: benchmarks/results/audit_labels.json)", sample="a sample of N products"
+    )
     args = parser.parse_args()
+    out = output(args.out, args.sample, RESULTS)
     data = DATASETS / args.catalogue
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
@@ -92,19 +106,22 @@ def main() -> None:
             for repeat in range(args.repeats):
                 for name in list(sources)[:: 1 if repeat % 2 == 0 else -1]:
                     report = work / f"{name}-{level}-{repeat}"
-                    runs[name].append(audit(sources[name], data, level, report))
+                    runs[name].append(audit(sources[name], data, level, report, args.sample))
                     print(args.catalogue, level, name, {k: v for k, v in runs[name][-1].items() if k != "flagged_rows"})
             reference = set(runs["baseline"][0]["flagged_rows"])
-            results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}  # another level may have written
+            results = json.loads(out.read_text()) if out.exists() else {}  # another level may have written
             results[f"{args.catalogue} level {level}"] = {
-                "command": f"prodcat audit ../shared/datasets/{args.catalogue} --labels --no-images --level {level}",
+                "command": " ".join(
+                    ["prodcat", *audit_arguments(f"../shared/datasets/{args.catalogue}", level, args.sample)]
+                ),
                 "repeats": args.repeats,
                 "load_average_after": round(os.getloadavg()[0], 1),
                 **{name: _summary(getattr(args, name), name_runs, reference) for name, name_runs in runs.items()},
             }
             candidate, baseline = (results[f"{args.catalogue} level {level}"][n] for n in ("candidate", "baseline"))
             candidate["wall_ratio"] = round(candidate["wall_seconds_median"] / baseline["wall_seconds_median"], 2)
-            RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+            out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"results written to {out}")
 
 
 def _summary(revision: str, runs: list[dict[str, Any]], reference: set[int]) -> dict[str, Any]:

@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/explore.py --studies flipkart       # Flipkart only
     .venv/bin/python benchmarks/explore.py --no-cold                # skip the cold run (uses the shared cache)
     .venv/bin/python benchmarks/explore.py --seeds 0,1,2            # + the fixed configuration under 3 seeds
+    .venv/bin/python benchmarks/explore.py --studies flipkart --no-cold --sample 200  # a check that it runs (2 min)
 
 Studies run separately are merged into the results file (a study run again replaces its entry).
 
@@ -16,7 +17,9 @@ the same products: each feature set is studied on the products having its modali
 With ``--seeds``, every study also runs one fixed configuration (:data:`FIXED`, chosen once for all
 catalogues: no per-catalogue tuning) under each seed, and records its ARI per seed and their median;
 the seed also draws the fashion samples.
-Writes ``benchmarks/results/explore.json``; the reports go to a temporary folder, printed at the end.
+Writes ``benchmarks/results/explore.json`` (or the file ``--out`` names; a ``--sample`` run, each study on that many
+products, a new temporary folder's unless ``--out`` is given: its numbers are no benchmark); the reports go to a
+temporary folder, printed at the end.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from small_run import add_small_run_options, output
+
 DATASETS = Path(os.environ.get("PRODCAT_DATASETS", Path(__file__).resolve().parents[1].parent / "shared" / "datasets"))
 RESULTS = Path(__file__).resolve().parent / "results"
 #: study name -> (catalogue folder, extra ``prodcat explore`` arguments)
@@ -49,10 +54,15 @@ STUDIES = {
 FIXED = ("minilm+e5+effnet_lite0", "umap")
 
 
-def run_study(name: str, reports: Path, env: dict[str, str], more: Sequence[str] = ()) -> dict:
-    """Run ``prodcat explore`` for study ``name`` (``more``: extra arguments); return its wall time and records."""
+def run_study(
+    name: str, reports: Path, env: dict[str, str], more: Sequence[str] = (), sample: int | None = None
+) -> dict:
+    """Run ``prodcat explore`` for study ``name`` (``more``: extra arguments; ``sample``: products studied, in the
+    study's own sample's stead); return its wall time and records."""
     folder, extra = STUDIES[name]
     out = reports / name
+    if sample is not None:
+        extra = [*_without_sample(extra), "--sample", str(sample)]
     extra = [*extra, *more]
     command = [sys.executable, "-m", "prodcat.cli", "explore", str(DATASETS / folder), "--report", str(out), *extra]
     load = os.getloadavg()[0]  # the cores are shared: say how busy they were
@@ -76,18 +86,28 @@ def run_study(name: str, reports: Path, env: dict[str, str], more: Sequence[str]
     }
 
 
+def _without_sample(arguments: Sequence[str]) -> list[str]:
+    """``arguments`` without their ``--sample N``."""
+    kept = list(arguments)
+    if "--sample" in kept:
+        at = kept.index("--sample")
+        del kept[at : at + 2]
+    return kept
+
+
 def best_per_product_set(records: Sequence[dict]) -> dict[str, dict]:
     """Products studied ('440 products with text and a photo') -> the best record of ``clustering.json`` on them."""
     return {record["product_set"]: record for record in records if record["rank"] == 1}
 
 
-def seed_runs(name: str, seeds: Sequence[int], reports: Path) -> dict:
-    """ARI of the :data:`FIXED` configuration on study ``name`` under each seed, and their median."""
+def seed_runs(name: str, seeds: Sequence[int], reports: Path, sample: int | None = None) -> dict:
+    """ARI of the :data:`FIXED` configuration on study ``name`` under each seed (on ``sample`` products, when
+    given), and their median."""
     features, reduction = FIXED
     ari = {}
     for seed in seeds:
         more = ["--features", features, "--reductions", reduction, "--seed", str(seed)]
-        ari[seed] = run_study(name, reports / f"seed{seed}", dict(os.environ), more)["best"]["ari"]
+        ari[seed] = run_study(name, reports / f"seed{seed}", dict(os.environ), more, sample)["best"]["ari"]
     return {"features": features, "reduction": reduction, "ari": ari, "median": statistics.median(ari.values())}
 
 
@@ -111,9 +131,10 @@ def main() -> None:
     )
     parser.add_argument("--no-cold", action="store_true", help="skip the cold Flipkart run")
     parser.add_argument("--seeds", help="comma list of seeds to run the fixed configuration with (e.g. 0,1,2)")
+    add_small_run_options(parser, "results file (default: benchmarks/results/explore.json)")
     args = parser.parse_args()
     reports = Path(tempfile.mkdtemp(prefix="prodcat-explore-"))
-    path = RESULTS / "explore.json"
+    path = output(args.out, args.sample, RESULTS / "explore.json")
     # studies run separately accumulate in one file
     results: dict = json.loads(path.read_text()) if path.exists() else {"studies": {}}
     results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
@@ -121,8 +142,8 @@ def main() -> None:
         if name == "flipkart" and not args.no_cold:
             with tempfile.TemporaryDirectory(prefix="prodcat-cold-") as cache:
                 env = {**os.environ, "PRODCAT_CACHE_DIR": cache}
-                cold = run_study(name, reports, env)
-                warm = run_study(name, reports, env)
+                cold = run_study(name, reports, env, sample=args.sample)
+                warm = run_study(name, reports, env, sample=args.sample)
             results["studies"][name] = {
                 **warm,
                 "cold_seconds": cold["seconds"],
@@ -130,15 +151,15 @@ def main() -> None:
                 "warm_seconds": warm["seconds"],
             }
         else:
-            results["studies"][name] = run_study(name, reports, dict(os.environ))
+            results["studies"][name] = run_study(name, reports, dict(os.environ), sample=args.sample)
         study = results["studies"][name]
         if args.seeds:
-            study["fixed_configuration"] = seed_runs(name, [int(s) for s in args.seeds.split(",")], reports)
+            seeds = [int(s) for s in args.seeds.split(",")]
+            study["fixed_configuration"] = seed_runs(name, seeds, reports, args.sample)
             print(f"{name}: {FIXED} ARI per seed {study['fixed_configuration']['ari']}")
         print(f"{name}: {study['seconds']} s")
         for products, best in study["best_per_product_set"].items():
             print(f"  best on {products}: {best['features']} / {best['reduction']} ARI {best['ari']:.3f}")
-        RESULTS.mkdir(exist_ok=True)
         path.write_text(json.dumps(results, indent=2))
     print(f"wrote {path}; reports in {reports}")
 

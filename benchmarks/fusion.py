@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/fusion.py                       # all three catalogues
     .venv/bin/python benchmarks/fusion.py --catalogues rakuten --keep  # one, merged into the results
+    .venv/bin/python benchmarks/fusion.py --catalogues flipkart --variants "text only" --sample 200 --folds 2
+                                                                # a check that it runs (a minute), in a temporary folder
 
 Every variant is the reference, early fusion by NB-SVM (the default until
 2026-12-05), with one field changed, and the default row is the configuration as
@@ -14,9 +16,16 @@ the first run pays for feature extraction.
 Each row carries the 95% bootstrap intervals of its metrics and their standard
 deviation across folds. The out-of-fold predictions of every row are kept in the
 prodcat cache (``$PRODCAT_CACHE_DIR/benchmarks/fusion``, not in the repository:
-they hold the catalogues' labels), and every row is compared with the reference
-on the products both scored by a paired bootstrap (``fusion_pairs.json``, second
-table of ``fusion.md``): the difference and its 95% interval.
+they hold the catalogues' labels), or the folder ``--predictions`` names, or
+nowhere with ``--no-predictions``; every row with kept predictions is compared
+with the reference on the products both scored by a paired bootstrap
+(``fusion_pairs.json``, second table of ``fusion.md``): the difference and its
+95% interval.
+
+``--sample N`` runs on a stratified sample of N labelled products of each
+catalogue: numbers that check the script runs, not a benchmark, so its results
+and predictions go to a new temporary folder (printed) unless ``--out`` and
+``--predictions`` name others.
 """
 
 from __future__ import annotations
@@ -35,9 +44,11 @@ from prodcat.config import EARLY_LOGREG, EARLY_NBSVM, Config, default_heads
 from prodcat.evaluate.cv import cross_validate
 from prodcat.evaluate.metrics import bootstrap_intervals, headline, paired_difference
 from prodcat.features.cache import default_cache_dir
+from small_run import add_small_run_options, output
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 RESULTS = Path(__file__).resolve().parent / "results"
+#: where the out-of-fold predictions of a run on whole catalogues are kept
 PREDICTIONS = default_cache_dir() / "benchmarks" / "fusion"
 DEFAULT = "default (early fusion)"
 #: the row the variants are built from and compared with: the default until 2026-12-05, when the default
@@ -112,15 +123,34 @@ def main() -> None:
         "and compared with the reference of the same seed",
     )
     parser.add_argument("--keep", action="store_true", help="merge into the existing results (same configuration)")
+    add_small_run_options(
+        parser,
+        "folder of fusion.json, fusion_pairs.json and fusion.md (default: benchmarks/results; with --sample, a new "
+        "temporary folder)",
+    )
+    kept = parser.add_mutually_exclusive_group()
+    kept.add_argument(
+        "--predictions",
+        type=Path,
+        metavar="DIR",
+        help="folder the out-of-fold predictions are kept in, to pair the rows (default: "
+        "$PRODCAT_CACHE_DIR/benchmarks/fusion; with --sample, OUT/predictions)",
+    )
+    kept.add_argument(
+        "--no-predictions", action="store_true", help="keep no predictions: the rows measured are not paired"
+    )
     args = parser.parse_args()
     known = VARIANTS | EXPERIMENTS
     unknown = [v for v in args.variants.split(",") if v not in known]
     if unknown:  # before any fit, not after hours of them
         parser.error(f"unknown variant(s) {unknown}; known: {list(known)}")
-    out = RESULTS / "fusion.json"
+    results_dir = output(args.out, args.sample, RESULTS)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    predictions = None if args.no_predictions else args.predictions or _default_predictions(args.sample, results_dir)
+    out = results_dir / "fusion.json"
     # rows measured with an earlier default configuration are not comparable: start afresh
     results = json.loads(out.read_text()) if out.exists() and args.keep else {}
-    pairs_out = RESULTS / "fusion_pairs.json"
+    pairs_out = results_dir / "fusion_pairs.json"
     earlier_pairs = json.loads(pairs_out.read_text()) if pairs_out.exists() and args.keep else {}
     changed: dict[str, set[str]] = {}
     for name in args.catalogues.split(","):
@@ -133,7 +163,7 @@ def main() -> None:
             config = Config.model_validate(base | known[variant])
             row_name = _row_name(variant, args.seed)
             # As `prodcat cv` does: single-modality variants are scored on the products that have it.
-            frame = labelled_sample(catalog.frame, config, None)
+            frame = labelled_sample(catalog.frame, config, args.sample)
             start = time.perf_counter()
             result = cross_validate(frame, config, folds=args.folds)
             metrics = result.metrics()
@@ -155,8 +185,10 @@ def main() -> None:
             row["fold_std"] = metrics["fold_std"]
             row["seed"] = args.seed
             row["calibration"] = config.calibration  # it moves the confidence columns, never a prediction
-            _predictions_path(name, row_name).parent.mkdir(parents=True, exist_ok=True)
-            result.predictions().to_csv(_predictions_path(name, row_name), index=False)
+            if predictions is not None:
+                path = _predictions_path(predictions, name, row_name)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                result.predictions().to_csv(path, index=False)
             row |= {
                 "ece": metrics["calibration"]["ece"],
                 "automation_rate": metrics["decision"]["automation_rate"],
@@ -172,15 +204,24 @@ def main() -> None:
                 changed.setdefault(name, set()).add(row_name)
             print(name, row_name, json.dumps(row))
             out.write_text(json.dumps(results, indent=2))
-    pairs = merge_pairs(results, earlier_pairs, changed)
+    pairs = merge_pairs(results, earlier_pairs, changed, predictions)
     pairs_out.write_text(json.dumps(pairs, indent=2))
-    write_markdown(results, pairs)
+    write_markdown(results, pairs, results_dir)
+    print(f"results written to {results_dir}" + (f", predictions kept in {predictions}" if predictions else ""))
 
 
-def merge_pairs(results: dict, earlier: dict, changed: dict[str, set[str]]) -> dict[str, dict]:
+def _default_predictions(sample: int | None, results_dir: Path) -> Path:
+    """Where a run keeps its predictions unless told: a sample's beside its results, never over those of the
+    whole catalogues in the cache (a later --keep run would find them stale and lose its pairs)."""
+    return PREDICTIONS if sample is None else results_dir / "predictions"
+
+
+def merge_pairs(
+    results: dict, earlier: dict, changed: dict[str, set[str]], predictions: Path | None
+) -> dict[str, dict]:
     """The paired comparisons of every catalogue's rows: recomputed where both rows' predictions are kept
-    (in the local cache), else the earlier ones, unless this run changed either row (then stale).
-    A ``--keep`` run on a machine without the earlier runs' predictions keeps their pairs."""
+    (in the folder ``predictions``; ``None``: none kept), else the earlier ones, unless this run changed either row
+    (then stale). A ``--keep`` run on a machine without the earlier runs' predictions keeps their pairs."""
     pairs = {}
     for name, rows in results.items():
         fresh = changed.get(name, set())
@@ -189,7 +230,8 @@ def merge_pairs(results: dict, earlier: dict, changed: dict[str, set[str]]) -> d
             for variant, pair in earlier.get(name, {}).items()
             if variant in rows and variant not in fresh and _reference_of(rows[variant]) not in fresh
         }
-        pairs[name] = still_valid | compare_with_reference(name, rows)
+        recomputed = compare_with_reference(predictions, name, rows) if predictions is not None else {}
+        pairs[name] = still_valid | recomputed
     return pairs
 
 
@@ -207,13 +249,14 @@ def _reference_of(row: dict) -> str:
     return _row_name(REFERENCE, row.get("seed", 0))
 
 
-def _predictions_path(catalogue: str, variant: str) -> Path:
-    return PREDICTIONS / catalogue / (variant.replace(" ", "_").replace(",", "").replace("/", "-") + ".csv")
+def _predictions_path(folder: Path, catalogue: str, variant: str) -> Path:
+    return folder / catalogue / (variant.replace(" ", "_").replace(",", "").replace("/", "-") + ".csv")
 
 
-def _kept_predictions(catalogue: str, variant: str, row: dict) -> pd.DataFrame | None:
-    """The kept out-of-fold predictions of a row, or None when absent or stale (not the run the row records)."""
-    path = _predictions_path(catalogue, variant)
+def _kept_predictions(folder: Path, catalogue: str, variant: str, row: dict) -> pd.DataFrame | None:
+    """The out-of-fold predictions of a row kept in ``folder``, or None when absent or stale (not the run the row
+    records)."""
+    path = _predictions_path(folder, catalogue, variant)
     if not path.exists():
         return None
     kept = pd.read_csv(path, dtype={"product_id": str})
@@ -221,8 +264,8 @@ def _kept_predictions(catalogue: str, variant: str, row: dict) -> pd.DataFrame |
     return kept if same_run else None
 
 
-def compare_with_reference(catalogue: str, rows: dict[str, dict]) -> dict[str, dict]:
-    """Every row with kept predictions against the reference of the same folds, paired on the
+def compare_with_reference(folder: Path, catalogue: str, rows: dict[str, dict]) -> dict[str, dict]:
+    """Every row with predictions kept in ``folder`` against the reference of the same folds, paired on the
     products both scored (and, where some products lack text, on those with text too)."""
     pairs = {}
     for variant, row in rows.items():
@@ -230,8 +273,8 @@ def compare_with_reference(catalogue: str, rows: dict[str, dict]) -> dict[str, d
         # a row with a note was measured apart from this reference (its note says how): not paired with it
         if variant == reference_name or reference_name not in rows or "note" in row:
             continue
-        reference = _kept_predictions(catalogue, reference_name, rows[reference_name])
-        kept = _kept_predictions(catalogue, variant, row)
+        reference = _kept_predictions(folder, catalogue, reference_name, rows[reference_name])
+        kept = _kept_predictions(folder, catalogue, variant, row)
         if reference is None or kept is None:
             continue
         both = reference.merge(kept, on=["product_id", "category"])
@@ -264,7 +307,7 @@ def _interval(row: dict, metric: str) -> str:
     return f" ({low_high[0]:.3f}-{low_high[1]:.3f})" if low_high else ""
 
 
-def write_markdown(results: dict, pairs: dict) -> None:
+def write_markdown(results: dict, pairs: dict, folder: Path) -> None:
     lines = [
         "| catalogue | variant | n | accuracy | F1 weighted | F1w, products with text | F1 macro | calibration | ECE "
         "| auto-accepted | auto precision | auto ceiling |",
@@ -321,7 +364,7 @@ def write_markdown(results: dict, pairs: dict) -> None:
                     )
                     + f" | {d['f1_weighted']['b_better']:.0%} |"
                 )
-    (RESULTS / "fusion.md").write_text("\n".join(lines) + "\n")
+    (folder / "fusion.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,11 @@ Run from the repository root (about 10 minutes on 2 cores):
 Options: ``--catalogues flipkart rakuten`` (default both), ``--skip-scale`` (no
 67,500-row training run), ``--config FILE`` (a prodcat config to measure instead
 of the proposed text recipe below; ``--config default`` measures ``Config()``).
-Writes ``benchmarks/results/text_vs_reference.json``.
+Writes ``benchmarks/results/text_vs_reference.json``, or the file ``--out`` names.
+``--sample N`` (a check that it runs, in a minute: ``--sample 300 --skip-scale``)
+runs on a stratified sample of N products of each catalogue (and of the 67,500
+rows); its numbers are no benchmark, written to a new temporary folder unless
+``--out`` is given.
 
 * Quality: 5-fold stratified CV (``StratifiedKFold(5, shuffle=True,
   random_state=0)``), text only (title + description), on ``flipkart`` (7
@@ -47,7 +51,9 @@ from sklearn.svm import LinearSVC
 
 from prodcat.catalog.loaders import load_catalog
 from prodcat.catalog.schema import category_at_level, has_text, product_text
+from prodcat.commands import labelled_sample
 from prodcat.config import Config, FeatureSpec, HeadConfig, load_config
+from small_run import add_small_run_options, output
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("PRODCAT_DATASETS", REPO.parent / "shared" / "datasets"))
@@ -109,16 +115,23 @@ def timed(fn, *args):
     return out, time.perf_counter() - start
 
 
-def compare_on(catalogue: str, config_arg: str | None) -> dict:
-    """Reference and prodcat on the same 5 folds of one catalogue: per-fold and mean metrics and times."""
+def sampled(frame: pd.DataFrame, config: Config, sample: int | None) -> pd.DataFrame:
+    """``frame``, or a stratified sample of ``sample`` of its products (``--sample``)."""
+    return frame if sample is None else labelled_sample(frame, config, sample)
+
+
+def compare_on(catalogue: str, config_arg: str | None, sample: int | None = None) -> dict:
+    """Reference and prodcat on the same 5 folds of one catalogue (or a ``sample`` of its products): per-fold and
+    mean metrics and times."""
     from prodcat.models.classifier import ProductClassifier
 
+    level = LEVELS[catalogue]
+    config = prodcat_config(config_arg, level)
     frame = load_catalog(DATASETS / catalogue).frame
     frame = frame[frame["category"].notna() & has_text(frame)].reset_index(drop=True)
-    level = LEVELS[catalogue]
+    frame = sampled(frame, config, sample)
     y = category_at_level(frame["category"], level).astype(str)
     texts = np.asarray(product_text(frame), dtype=object)
-    config = prodcat_config(config_arg, level)
     folds = StratifiedKFold(5, shuffle=True, random_state=SEED).split(np.zeros(len(y)), y)
     runs: dict[str, list[dict]] = {"reference": [], "prodcat": []}
     for fold, (train, test) in enumerate(folds):
@@ -162,12 +175,14 @@ def scale_frame() -> pd.DataFrame:
     )
 
 
-def scale_worker(config_arg: str | None) -> None:
-    """Child process: one fit on the 67,500 rows; prints JSON with its wall time and peak RSS."""
+def scale_worker(config_arg: str | None, sample: int | None) -> None:
+    """Child process: one fit on the 67,500 rows (or a ``sample`` of them); prints JSON with its wall time and peak
+    RSS."""
     from prodcat.models.classifier import ProductClassifier
 
-    frame = scale_frame()
-    _, fit_s = timed(ProductClassifier(prodcat_config(config_arg, None)).fit, frame)
+    config = prodcat_config(config_arg, None)
+    frame = sampled(scale_frame(), config, sample)
+    _, fit_s = timed(ProductClassifier(config).fit, frame)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     # CPU seconds (user + system) do not depend on how busy the shared machine is; wall time does.
     print(
@@ -182,12 +197,13 @@ def scale_worker(config_arg: str | None) -> None:
     )
 
 
-def scale_run(config_arg: str | None) -> dict:
+def scale_run(config_arg: str | None, sample: int | None = None) -> dict:
     """Cold then warm fit in separate processes sharing one fresh embedding cache directory."""
     out = {}
     with tempfile.TemporaryDirectory(prefix="prodcat-cache-") as cache_dir:
         env = {**os.environ, "PRODCAT_CACHE_DIR": cache_dir}
         command = [sys.executable, __file__, "--scale-worker"] + (["--config", config_arg] if config_arg else [])
+        command += ["--sample", str(sample)] if sample is not None else []
         for run in ("cold_cache", "warm_cache"):
             done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
             out[run] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -208,10 +224,12 @@ def main() -> None:
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--config", default=None, help="prodcat config file, or 'default' for Config()")
     parser.add_argument("--scale-worker", action="store_true", help=argparse.SUPPRESS)
+    add_small_run_options(parser, "results file (default: benchmarks/results/text_vs_reference.json)")
     args = parser.parse_args()
     if args.scale_worker:
-        scale_worker(args.config)
+        scale_worker(args.config, args.sample)
         return
+    out = output(args.out, args.sample, RESULTS)
     result = {
         "command": " ".join(["nice -n 10 .venv/bin/python benchmarks/text_vs_reference.py", *sys.argv[1:]]),
         "machine": {
@@ -220,14 +238,13 @@ def main() -> None:
             "load_average_1_5_15_min_at_start": os.getloadavg(),
         },
         "folds": "StratifiedKFold(5, shuffle=True, random_state=0)",
-        "catalogues": {name: compare_on(name, args.config) for name in args.catalogues},
+        "catalogues": {name: compare_on(name, args.config, args.sample) for name in args.catalogues},
     }
     if not args.skip_scale:
-        result["rakuten_en_translated_67500_fit"] = scale_run(args.config)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2))
+        result["rakuten_en_translated_67500_fit"] = scale_run(args.config, args.sample)
+    out.write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v["mean"] for k, v in result["catalogues"].items()}, indent=2))
-    print(f"written {RESULTS}")
+    print(f"written {out}")
 
 
 if __name__ == "__main__":

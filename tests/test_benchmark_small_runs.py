@@ -1,0 +1,87 @@
+"""The benchmark scripts' small runs: ``--sample N`` checks in a minute that a script runs, its numbers never written
+over ``benchmarks/results``, and ``fusion.py`` keeps its out-of-fold predictions where the user says, or nowhere."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+import fusion
+from conftest import REPO_ROOT, tiny_products
+from prodcat.config import load_config
+from prodcat.evaluate.cv import cross_validate
+
+
+@pytest.fixture
+def tiny_fusion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """fusion.py on a tiny catalogue of its own ('tiny'), its results folder and prediction cache in ``tmp_path``, each
+    variant trained with the fast text heads (the plumbing is under test, not the default model's features)."""
+    tiny_products(0, 12).to_csv(tmp_path / "tiny.csv", index=False)
+    monkeypatch.setattr(fusion, "DATASETS", tmp_path)
+    monkeypatch.setattr(fusion, "CATALOGUES", {"tiny": ("tiny.csv", None)})
+    monkeypatch.setattr(fusion, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(fusion, "PREDICTIONS", tmp_path / "cache" / "benchmarks" / "fusion")
+    fast = load_config(REPO_ROOT / "configs" / "fast-text.yaml")
+
+    def fast_cross_validate(frame, config, folds):
+        return cross_validate(frame, config.model_copy(update={"heads": fast.heads[:1]}), folds=folds, progress=False)
+
+    monkeypatch.setattr(fusion, "cross_validate", fast_cross_validate)
+    (tmp_path / "temporary").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temporary"))  # where a sampled run's folder is made
+    return tmp_path
+
+
+def run_fusion(monkeypatch: pytest.MonkeyPatch, *options: str) -> None:
+    variants = f"{fusion.REFERENCE},text only"
+    arguments = ["--catalogues", "tiny", "--variants", variants, "--folds", "2", *options]
+    monkeypatch.setattr(sys, "argv", ["fusion.py", *arguments])
+    fusion.main()
+
+
+def kept(folder: Path) -> list[str]:
+    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*.csv"))
+
+
+def test_a_sampled_fusion_run_writes_beside_itself_never_over_the_results_or_the_cache(tiny_fusion, monkeypatch):
+    """fusion.py had no small run, and always wrote its results to benchmarks/results and its predictions to the
+    prodcat cache: a check that it runs replaced the measured rows and the predictions their pairs are read from."""
+    run_fusion(monkeypatch, "--sample", "24")
+    [made] = (tiny_fusion / "temporary").iterdir()
+    out = made / "results"
+    assert sorted(path.name for path in out.iterdir()) == [
+        "fusion.json",
+        "fusion.md",
+        "fusion_pairs.json",
+        "predictions",
+    ]
+    assert kept(out / "predictions") == [
+        "tiny/early_by_NB-SVM_(the_default_until_2026-12-05).csv",
+        "tiny/text_only.csv",
+    ]
+    assert '"n": 24' in (out / "fusion.json").read_text()
+    assert "text only" in (out / "fusion_pairs.json").read_text()  # paired on the predictions kept beside
+    assert not (tiny_fusion / "results").exists() and not (tiny_fusion / "cache").exists()
+
+
+def test_fusion_keeps_its_predictions_in_the_folder_named_or_nowhere(tiny_fusion, monkeypatch):
+    """The out-of-fold predictions, which hold the catalogue's labels, went to the shared prodcat cache whatever the
+    user wanted: now to --predictions DIR, or nowhere with --no-predictions (the rows then not paired)."""
+    elsewhere, out = tiny_fusion / "elsewhere", tiny_fusion / "out"
+    run_fusion(monkeypatch, "--out", str(out), "--predictions", str(elsewhere))
+    assert len(kept(elsewhere)) == 2 and "text only" in (out / "fusion_pairs.json").read_text()
+    run_fusion(monkeypatch, "--out", str(out), "--no-predictions")
+    assert (out / "fusion_pairs.json").read_text() == '{\n  "tiny": {}\n}'
+    assert kept(out) == [] and not (tiny_fusion / "cache").exists()
+
+
+def test_a_fusion_run_on_whole_catalogues_still_writes_the_results_and_the_cache(tiny_fusion, monkeypatch):
+    """As before the options: what a measurement writes, where the results' pairs are read from."""
+    (tiny_fusion / "results").mkdir()  # as benchmarks/results is
+    run_fusion(monkeypatch)
+    assert (tiny_fusion / "results" / "fusion.json").is_file()
+    assert len(kept(tiny_fusion / "cache" / "benchmarks" / "fusion")) == 2
+    assert not any((tiny_fusion / "temporary").iterdir())
