@@ -293,3 +293,44 @@ def test_every_option_the_pages_name_is_some_commands_or_benchmarks() -> None:
         if option not in known and f'"{option}"' not in benchmarks
     )
     assert unknown == []
+
+
+def _curl_requests(text: str) -> list[tuple[str, str]]:
+    """``(method, path)`` of each ``curl`` line of ``text``'s bash blocks (a line continued by ``\\`` joined): POST
+    when it sends a body (``-d``, ``-F``), else GET, unless ``-X`` says."""
+    requests = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.DOTALL):
+        for line in block.replace("\\\n", " ").splitlines():
+            if not line.startswith("curl "):
+                continue
+            argv = shlex.split(line)
+            method = "POST" if {"-d", "-F", "--data"} & set(argv) else "GET"
+            method = argv[argv.index("-X") + 1] if "-X" in argv else method
+            (url,) = (arg for arg in argv if arg.startswith("http"))
+            requests.append((method, "/" + url.split("/", 3)[3].split("?")[0]))
+    return requests
+
+
+def test_every_request_the_pages_show_is_a_route_of_the_api(tmp_path: Path) -> None:
+    """The curl examples (README's /explain, docs/api.md's) are what a user of the API copies first: each sends its
+    method to a path the API serves (`/reviews/4` to `/reviews/{review_id}`), as its OpenAPI description lists."""
+    from types import SimpleNamespace
+
+    from prodcat.serve.app import create_app
+    from prodcat.serve.settings import ServeSettings
+
+    model = SimpleNamespace(version="0", labels=["Watches"], manifest={}, modalities=["text"])
+    app = create_app(model, ServeSettings(review_db=f"sqlite:///{tmp_path / 'reviews.db'}"))
+    routes = [
+        (method.upper(), re.sub(r"\{\w+\}", "[^/]+", path))
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+    ]
+    shown = [request for page in PAGES for request in _curl_requests(page.read_text(encoding="utf-8"))]
+    assert len(shown) >= 7, "the pages lost their API examples"
+    unserved = [
+        f"{method} {path}"
+        for method, path in shown
+        if not any(method == served and re.fullmatch(pattern, path) for served, pattern in routes)
+    ]
+    assert unserved == []
