@@ -334,3 +334,37 @@ def test_every_request_the_pages_show_is_a_route_of_the_api(tmp_path: Path) -> N
         if not any(method == served and re.fullmatch(pattern, path) for served, pattern in routes)
     ]
     assert unserved == []
+
+
+def _default_rows(results: str) -> dict[tuple[str, int], dict[str, str]]:
+    """fusion.md's rows of the default config, by catalogue and fold seed: each column's first figure, by header."""
+    lines = [line for line in results.splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    rows = {}
+    for line in lines:
+        cells = dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")), strict=False))
+        variant = re.fullmatch(r"default \(early fusion\)(?: \[fold seed (\d)\])?", cells.get("variant", ""))
+        if variant and (cells["catalogue"], int(variant.group(1) or 0)) not in rows:  # the first table's
+            rows[cells["catalogue"], int(variant.group(1) or 0)] = {
+                column: cell.split(" ")[0] for column, cell in cells.items()
+            }
+    return rows
+
+
+def test_the_readme_headline_figures_are_those_of_the_results() -> None:
+    """README's 'At a glance' quotes the default's cross-validation on three fold seeds, which benchmarks/fusion.py
+    writes to fusion.md: a re-run that moves a figure there leaves README's stale unless it is copied; each figure
+    README gives is fusion.md's, rounded as README writes it."""
+    rows = _default_rows((REPO / "benchmarks" / "results" / "fusion.md").read_text(encoding="utf-8"))
+    readme = " ".join(README.read_text(encoding="utf-8").split())
+
+    def three(catalogue: str, column: str, written: str) -> str:
+        return " / ".join(written.format(float(rows[catalogue, seed][column].rstrip("%"))) for seed in range(3))
+
+    quoted = [
+        three("flipkart", "accuracy", "{:.3f}"),
+        f"{three('flipkart', 'auto-accepted', '{:.1f}%')} at {three('flipkart', 'auto precision', '{:.3f}')}",
+        three("rakuten", "F1w, products with text", "{:.3f}"),
+        three("fashion", "F1 macro", "{:.3f}"),
+    ]
+    assert [figures for figures in quoted if figures not in readme] == []
