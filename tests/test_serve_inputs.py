@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -343,6 +344,46 @@ def test_work_in_threads_answers_504_at_the_request_timeout(
     assert (answer.status_code, answer.json()["error"]) == (504, "timeout")
     assert waited < 10  # the stuck check would hold the answer for 30 s
     assert "review queue" not in answer.json()["detail"]  # nothing is on its way to it
+
+
+def test_photo_checks_of_concurrent_requests_run_no_more_at_once_than_the_cores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jpeg_bytes: Callable[..., bytes]
+) -> None:
+    """Each request checked its photo on its own thread, up to anyio's 40: a PNG is decoded in full (150 MB at
+    max_pixels), and 24 concurrent uploads of a 143 KB one held the server at 5 GB. At most the cores now run."""
+    slots, requests = 2, 5
+    monkeypatch.setattr(service, "PHOTO_CHECKS_AT_ONCE", slots)
+    running, peak = 0, 0
+    lock = threading.Lock()
+    all_slots_busy, more_than_the_slots = threading.Event(), threading.Event()
+
+    def check(*args: Any) -> None:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+            if running >= slots:
+                all_slots_busy.set()
+            if running > slots:
+                more_than_the_slots.set()
+        # the first checks wait for each other, then leave room for one past the slots to start beside them
+        all_slots_busy.wait(10)
+        more_than_the_slots.wait(1)
+        with lock:
+            running -= 1
+
+    monkeypatch.setattr(service, "check_image_content", check)
+    settings = ServeSettings(request_timeout_s=60)
+    store = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    with TestClient(create_app(OneCategoryModel(), settings, store)) as client:
+
+        def post() -> int:
+            return client.post("/predict", data={"title": "mug"}, files={"image": ("a.jpg", jpeg_bytes())}).status_code
+
+        with ThreadPoolExecutor(requests) as pool:
+            statuses = list(pool.map(lambda _: post(), range(requests)))
+    assert statuses == [200] * requests
+    assert peak == slots
 
 
 def test_an_explanation_of_more_words_than_the_server_allows_is_refused_before_the_model_runs() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -31,6 +32,11 @@ from prodcat.serve.settings import ServeSettings
 from prodcat.serve.threads import run_abandonable
 
 logger = logging.getLogger(__name__)
+
+#: photo checks running at once, whatever the requests: each may decode a photo of ``max_pixels`` in full (a PNG
+#: has no reduced-size decoding: 150 MB at the default 50 M px), CPU-bound, so more than the cores adds memory and no
+#: speed; on anyio's 40 threads, 24 concurrent uploads of one 143 KB PNG each held the server at 5 GB
+PHOTO_CHECKS_AT_ONCE = os.cpu_count() or 1
 
 
 class PredictorLike(Protocol):
@@ -81,6 +87,7 @@ class PredictionService:
         )
         # one explanation at a time: each is a model call of a hundred rows, which must not starve predictions
         self.explain_limiter = anyio.CapacityLimiter(1)
+        self.photo_check_limiter = anyio.CapacityLimiter(PHOTO_CHECKS_AT_ONCE)
 
     async def predict(
         self,
@@ -94,7 +101,11 @@ class PredictionService:
         # each hop to a worker thread costs latency: only take it for work that blocks
         has_photos = any(isinstance(p, ProductRequest) and p.image_bytes is not None for p in products)
         # abandoned on timeout: the 504 leaves at request_timeout_s while the thread finishes its photo
-        results = await run_abandonable(self._check_photos, products) if has_photos else list(products)
+        results = (
+            await run_abandonable(self._check_photos, products, limiter=self.photo_check_limiter)
+            if has_photos
+            else list(products)
+        )
         valid = [(position, item) for position, item in enumerate(results) if isinstance(item, ProductRequest)]
         if not valid:
             return results
