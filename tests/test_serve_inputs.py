@@ -4,6 +4,7 @@ before it is refused, and what a failing review store answers."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import io
 import json
@@ -1242,6 +1243,22 @@ def test_multipart_text_not_in_its_charset_is_refused_naming_the_field(client: T
             refused = client.post(endpoint, content=body, headers=headers)
             assert (refused.status_code, refused.json()["error"]) == (415, "text_charset"), (charset, refused.text)
             assert f"declares the charset {charset!r}, which this server does not know" in refused.json()["detail"]
+
+
+def test_a_photo_sent_as_base64_or_a_data_url_is_told_so(client: TestClient, jpeg_bytes: Callable[..., bytes]) -> None:
+    """A photo part holding the photo written as text (base64, as a JSON API or a browser's readAsDataURL gives it) was
+    refused 'image content is not an image', of what its sender knows to be a photo."""
+    encoded = base64.b64encode(jpeg_bytes())
+    base64_jpeg = "base64 text of a JPEG photo, not the photo's bytes"
+    for content, found in (
+        (encoded, base64_jpeg),
+        (base64.encodebytes(jpeg_bytes()), base64_jpeg),  # in lines of 76 characters, as MIME writes it
+        (b"data:image/jpeg;base64," + encoded, "a data URL (data:...;base64,...), not the photo's bytes"),
+        (b"a mug, blue", "not an image;"),
+    ):
+        refused = client.post("/predict", data={"title": "mug"}, files={"image": ("a.jpg", content, "image/jpeg")})
+        assert (refused.status_code, refused.json()["error"]) == (415, "image_type"), refused.text
+        assert refused.json()["detail"].startswith(f"image content is {found}"), refused.text
 
 
 def test_a_photo_sent_as_a_text_field_is_told_so_not_told_its_encoding(

@@ -27,8 +27,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 from starlette.datastructures import FormData, Headers, UploadFile
 
-from prodcat.image.decode import sniff_image_type, unsupported_format
-from prodcat.serve.inputs import ApiError, charset_parameter, malformed
+from prodcat.serve.inputs import ApiError, charset_parameter, malformed, picture_named
 
 #: bytes of a file part kept in memory before it is written to a temporary file (as Starlette does)
 SPOOL_BYTES = 1024 * 1024
@@ -136,7 +135,7 @@ class _FormCollector:
         try:
             return self.part.data.decode(charset)
         except UnicodeDecodeError as exc:
-            if photo := _photo_named(bytes(self.part.data[:_SNIFFED_BYTES])):
+            if photo := picture_named(bytes(self.part.data[:_SNIFFED_BYTES])):
                 # `curl -F 'image=<photo.jpg'` sends the file's bytes as text: its encoding is not what went wrong
                 detail = (
                     f"{what} holds {photo} sent as a text field (its part gives no filename): send it as a file "
@@ -152,14 +151,6 @@ class _FormCollector:
 
 #: the bytes of a text field looked at to tell a photo sent as text (an ISO media file's brands run on past 12)
 _SNIFFED_BYTES = 1024
-
-
-def _photo_named(head: bytes) -> str | None:
-    """What the first bytes of a text field are when they begin a picture (``"a JPEG photo"``, ``"an SVG
-    drawing"``), else ``None``."""
-    if kind := sniff_image_type(head):
-        return f"a {kind.upper()} photo"
-    return unsupported_format(head)
 
 
 def declared_charset(content_type: str, what: str) -> str | None:

@@ -8,6 +8,8 @@ file, text too long, missing title and photo).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import codecs
 import json
 import re
@@ -154,7 +156,7 @@ def check_image_bytes(data: bytes, settings: ServeSettings) -> str:
         raise over_limit(413, "max_image_bytes", settings.max_image_bytes, "image file size")
     kind = sniff_image_type(data)
     if kind is None or kind not in settings.image_types:
-        found = kind.upper() if kind else unsupported_format(data) or "not an image"
+        found = kind.upper() if kind else unsupported_format(data) or _photo_as_text(data) or "not an image"
         raise ApiError(
             415,
             "image_type",
@@ -163,6 +165,34 @@ def check_image_bytes(data: bytes, settings: ServeSettings) -> str:
             limit_value=list(settings.image_types),
         )
     return kind
+
+
+#: the characters of a photo written as text that are decoded to tell what it holds: a photo's signature is in its
+#: first bytes, an ISO media file's brands in its first dozens
+_PHOTO_TEXT_HEAD = 1024
+
+
+def _photo_as_text(data: bytes) -> str | None:
+    """What content that is no image is when it is a photo written as text, as a browser's ``readAsDataURL`` or a
+    JSON API gives it (a data URL, or base64): the client is told to send the bytes themselves. Else ``None``."""
+    head = b"".join(data[:_PHOTO_TEXT_HEAD].split())  # base64 wrapped in lines, as MIME writes it
+    if head[:5].lower() == b"data:":
+        return "a data URL (data:...;base64,...), not the photo's bytes: send the file itself"
+    try:
+        decoded = base64.b64decode(head[: len(head) // 4 * 4], validate=True)
+    except binascii.Error:
+        return None
+    if photo := picture_named(decoded):
+        return f"base64 text of {photo}, not the photo's bytes: send the file itself, not encoded"
+    return None
+
+
+def picture_named(data: bytes) -> str | None:
+    """What ``data`` is when it begins a picture: ``"a JPEG photo"`` for a type :func:`sniff_image_type` tells, or a
+    format :func:`unsupported_format` names (``"an SVG drawing"``); else ``None``."""
+    if kind := sniff_image_type(data):
+        return f"a {kind.upper()} photo"
+    return unsupported_format(data)
 
 
 def check_image_content(data: bytes, settings: ServeSettings) -> None:
