@@ -87,3 +87,45 @@ def test_first_few_names_at_most_so_many_and_counts_the_others() -> None:
     assert first_few([str(i) for i in range(1_504)], 3) == "0, 1, 2 and 1,501 more"
     truth = [f"Category {i}" for i in range(8)]
     assert "'Category 4' (1) and 3 more): they can only be counted wrong" in unknown_categories_warning(truth, ["Mugs"])
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_predict_and_explain_say_one_product_in_the_singular(
+    count: int, tiny_training, tmp_path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """predict, explain and every command reading a catalogue said '1 products (csv format)', '1 predictions written'
+    and '1 explanations written'."""
+    from prodcat.cli import main
+
+    data = tmp_path / "unseen.csv"
+    tiny_training.unseen.head(count).to_csv(data, index=False)
+    noun = "" if count == 1 else "s"
+    out = tmp_path / "predictions.csv"
+    with caplog.at_level(logging.INFO, logger="prodcat"):
+        assert main(["predict", str(tiny_training.bundle), str(data), "--out", str(out)]) == 0
+    assert f"{data}: {count} product{noun} (csv format)" in caplog.messages
+    assert f"{count} prediction{noun} written to {out} " in capsys.readouterr().out
+    report = tmp_path / "explain"
+    assert main(["explain", str(tiny_training.bundle), str(data), "--sample", str(count), "--report", str(report)]) == 0
+    assert f"{count} explanation{noun} written to {report}" in capsys.readouterr().out
+
+
+def test_the_audit_summary_and_a_batch_resume_refusal_say_one_product_in_the_singular() -> None:
+    """The audit's summary said '1 products, 1 labelled, 1 loader issues' and 'photos: ... 1 products without'; a
+    predict run refused to resume another input's parts said '(1 products there, ...)'."""
+    from dataclasses import replace
+
+    from prodcat.batch.job import RunState
+    from prodcat.catalog.audit.command import _photo_lines
+
+    result = _audit_result(products=1)
+    result["summary"].update(labelled=1, loader_issues=1)
+    assert summary_lines(result)[0] == "1 product, 1 labelled, 1 loader issue"
+    assert summary_lines(_audit_result(products=2))[0] == "2 products, 12,000 labelled, 1,200 loader issues"
+    photos = {"with_photo": 1, "unreadable": 0}
+    assert _photo_lines(photos | {"without_photo": 1})[0] == "photos: 1 given, 1 product without, 0 unreadable"
+    assert _photo_lines(photos | {"without_photo": 2})[0] == "photos: 1 given, 2 products without, 0 unreadable"
+    state = RunState(4, "v1", "model", "data", total_rows=2, chunk_size=100, top_k=3)
+    for rows, said in ((1, "1 product there"), (2, "2 products there")):
+        earlier = replace(state, data_fingerprint="other data", total_rows=rows)
+        assert state.differences(earlier) == [f"other input data ({said}, 2 now, or changed)"]

@@ -98,7 +98,7 @@ def ids_not_drawn(candidates: pd.DataFrame, drawn: pd.DataFrame) -> frozenset[st
 
 def _load_catalog(args: argparse.Namespace) -> Catalog:
     catalog = load_from_args(args)
-    log.info("%s: %s products (%s format)", args.data, count_text(len(catalog)), catalog.format)
+    log.info("%s: %s (%s format)", args.data, counted(len(catalog), "product"), catalog.format)
     return catalog
 
 
@@ -845,7 +845,7 @@ def run_predict(args: argparse.Namespace) -> int:
     resumed = f"; {summary.total - summary.scored} from the interrupted run" if summary.scored < summary.total else ""
     failed = f"; {summary.errors} could not be scored (see the error column)" if summary.errors else ""
     print(
-        f"{count_text(summary.total)} predictions written to {summary.out} "
+        f"{counted(summary.total, 'prediction')} written to {summary.out} "
         f"({summary.auto_accepted / max(summary.total, 1):.1%} auto-accepted{resumed}{failed})"
     )
     if issues_file:

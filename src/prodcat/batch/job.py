@@ -51,7 +51,7 @@ from prodcat.files import (
     temporary_sibling_of,
     write_atomically,
 )
-from prodcat.formatting import first_few
+from prodcat.formatting import counted, first_few
 from prodcat.models.classifier import product_frame
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,9 @@ class RunState:
         if self.bundle_identity != other.bundle_identity:
             found.append(self._other_model(other))
         if self.data_fingerprint != other.data_fingerprint or self.total_rows != other.total_rows:
-            found.append(f"other input data ({other.total_rows} products there, {self.total_rows} now, or changed)")
+            found.append(
+                f"other input data ({counted(other.total_rows, 'product')} there, {self.total_rows} now, or changed)"
+            )
         if self.chunk_size != other.chunk_size:
             found.append(f"another chunk size ({other.chunk_size} there, {self.chunk_size} now)")
         if self.top_k != other.top_k:

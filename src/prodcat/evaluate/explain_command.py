@@ -30,7 +30,7 @@ from prodcat.evaluate.explain import (
 )
 from prodcat.evaluate.labelled import InTraining, products_in_training
 from prodcat.files import report_not_written, write_json, written_together
-from prodcat.formatting import count_text
+from prodcat.formatting import count_text, counted
 
 log = logging.getLogger("prodcat")
 #: embeddings kept in memory while explaining: the occluded variants are throw-away, never written to disk
@@ -95,7 +95,7 @@ def run_explain(args: argparse.Namespace) -> int:
         return 2
     if warning := in_training_warning(in_training):
         print(f"warning: {warning}")
-    print(f"{count_text(len(explanations))} explanations written to {out}")
+    print(f"{counted(len(explanations), 'explanation')} written to {out}")
     return 0
 
 

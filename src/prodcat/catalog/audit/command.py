@@ -101,8 +101,8 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     """The console summary of an audit: one line per section with findings."""
     summary, exact, near = result["summary"], result["duplicates"]["exact"], result["duplicates"]["near"]
     lines = [
-        f"{count_text(summary['products'])} products, {count_text(summary['labelled'])} labelled, "
-        f"{count_text(summary['loader_issues'])} loader issues",
+        f"{counted(summary['products'], 'product')}, {count_text(summary['labelled'])} labelled, "
+        f"{counted(summary['loader_issues'], 'loader issue')}",
         _text_line(result["text"]),
         f"duplicate text groups: {count_text(exact['groups'])} exact, {count_text(near['groups'])} near"
         f" ({count_text(exact['conflicting_groups'] + near['conflicting_groups'])} with conflicting labels)",
@@ -170,7 +170,7 @@ def _photo_lines(images: dict[str, Any]) -> list[str]:
     if images.get("skipped"):
         return ["photos not audited (--no-images)"]
     lines = [
-        f"photos: {count_text(images['with_photo'])} given, {count_text(images['without_photo'])} products without,"
+        f"photos: {count_text(images['with_photo'])} given, {counted(images['without_photo'], 'product')} without,"
         f" {count_text(images['unreadable'])} unreadable"
     ]
     quality, duplicates = images.get("quality"), images.get("duplicates")
