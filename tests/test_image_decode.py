@@ -232,6 +232,16 @@ def test_huge_jpeg_decoded_at_reduced_scale() -> None:
     assert small.getpixel((10, 10))[0] > 150
 
 
+def test_progressive_jpeg_over_the_pixel_limit_is_refused_whatever_the_scale() -> None:
+    """libjpeg holds every DCT coefficient of a progressive JPEG in memory at its full size, whatever the scale it
+    decodes at: a 1.7 KB one declaring 28456 x 31884 px was decoded at 1/8 scale, 2.7 GB and 4 s, and one declaring
+    more could take a prodcat predict run past the machine's memory. A baseline JPEG still decodes at reduced size."""
+    photo = Image.new("RGB", (1200, 1000), (200, 30, 30))
+    with pytest.raises(ImageDecodeError, match="1200x1000 pixels exceeds the limit of 500000 pixels and a progressive"):
+        load_image(_jpeg_bytes(photo, progressive=True), max_side=64, max_pixels=500_000)
+    assert load_image(_jpeg_bytes(photo), max_side=64, max_pixels=500_000).size == (64, 53)
+
+
 def test_cmyk_jpeg_becomes_rgb() -> None:
     data = _jpeg_bytes(Image.new("CMYK", (40, 30), (0, 255, 255, 0)))  # pure red in CMYK
     img = load_image(data)

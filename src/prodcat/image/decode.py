@@ -20,7 +20,8 @@ colour key (a PNG's ``tRNS``), is composited on white. An embedded colour profil
 
 Huge JPEGs are decoded at a reduced scale (libjpeg's DCT scaling, 1/2 to 1/8,
 via :meth:`PIL.Image.Image.draft`) so they never occupy full-size memory; other
-formats cannot be decoded partially and are refused above ``max_pixels``. A JPEG of more scans than
+formats cannot be decoded partially and are refused above ``max_pixels``, as is a
+progressive JPEG, whose coefficients libjpeg holds at full size. A JPEG of more scans than
 :data:`MAX_JPEG_SCANS` is refused unread: each scan is a pass over the whole photo, at any scale.
 The limits are parameters so that the REST API can apply the same policy to
 uploads.
@@ -258,7 +259,7 @@ def _open(
         img = open_lazily(data, kind, where or "")
     except Image.DecompressionBombError:  # a valid photo, too large, not a corrupt header
         pillow_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
-        reason = _too_large(size_pillow_refused(data), min(max_pixels, pillow_limit), kind)
+        reason = _too_large(size_pillow_refused(data), min(max_pixels, pillow_limit), kind.upper())
         raise ImageDecodeError(reason, product_id, where) from None
     except Exception as exc:  # plugins raise SyntaxError, OSError, struct.error, ... on bad headers
         if kind == "tiff" and str(exc) == "unknown pixel mode":  # a valid TIFF that Pillow has no decoder for
@@ -279,9 +280,14 @@ def _open(
             )
             raise ImageDecodeError(reason, product_id, where)
         _draft_jpeg(img, max_side, max_pixels)
-    decoded = img.size[0] * img.size[1]
-    if decoded > max_pixels:
-        raise ImageDecodeError(_too_large(f"{width}x{height}", max_pixels, kind), product_id, where)
+    if kind == "jpeg" and img.info.get("progressive"):
+        # libjpeg keeps every DCT coefficient of a progressive JPEG in memory, 2 bytes a pixel and component at its
+        # full size whatever the scale it decodes at: a 1.7 KB file declaring 28456 x 31884 px took 2.7 GB
+        if width * height > max_pixels:
+            too_large = _too_large(f"{width}x{height}", max_pixels, "a progressive JPEG", "a baseline JPEG")
+            raise ImageDecodeError(too_large, product_id, where)
+    elif img.size[0] * img.size[1] > max_pixels:
+        raise ImageDecodeError(_too_large(f"{width}x{height}", max_pixels, kind.upper()), product_id, where)
     return img, (width, height)
 
 
@@ -325,10 +331,12 @@ def _webp_canvas_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _too_large(size: str, limit: int, kind: str) -> str:
+def _too_large(size: str, limit: int, kind: str, decodable: str = "JPEG") -> str:
+    """Why a photo of ``size`` pixels over ``limit`` is refused: of a ``kind`` that cannot be decoded at reduced size,
+    unlike a ``decodable`` one."""
     return (
-        f"{size} pixels exceeds the limit of {limit} pixels and {kind.upper()} cannot be decoded at reduced size; "
-        "downscale the photo (or save it as JPEG) and retry"
+        f"{size} pixels exceeds the limit of {limit} pixels and {kind} cannot be decoded at reduced size; "
+        f"downscale the photo (or save it as {decodable}) and retry"
     )
 
 
