@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import pathlib
+import re
 import socket
 import subprocess
 import sys
@@ -184,3 +185,18 @@ def test_files_written_together_replace_those_of_a_subfolder_and_remove_its_stal
         "overlays/notes.txt": b"older notes.txt",
         "report.html": b"page",
     }
+
+
+@pytest.mark.parametrize("command", [audit, explore, explain, evaluate], ids=lambda command: command.__name__)
+def test_a_report_page_keeps_its_text_off_the_edges_of_a_narrow_window(command, tiny_training, tmp_path):
+    """The pages of audit, explore, explain and evaluate (cv's and robustness's are written as evaluate's) centred a
+    column of at most 1,100 or 1,200 px with ``margin: auto`` and no padding: in a window no wider, the text touched
+    its edges. Their body now has a horizontal padding."""
+    data, report = tmp_path / "products.csv", tmp_path / "report"
+    tiny_training.trained.to_csv(data, index=False)
+    assert main(command(tiny_training.bundle, data, report)) == 0
+    page = (report / ("audit.html" if command is audit else "report.html")).read_text(encoding="utf-8")
+    styles = " ".join(re.findall(r"<style>(.*?)</style>", page, flags=re.DOTALL))
+    body = " ".join(re.findall(r"(?<![\w.#-])body\s*\{([^}]*)\}", styles))
+    assert re.search(r"margin\s*:\s*2em auto", body) and "max-width" in body, body  # a centred column
+    assert re.search(r"padding\s*:\s*0 [1-9]", body), body  # its sides padded

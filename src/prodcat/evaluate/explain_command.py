@@ -31,6 +31,7 @@ from prodcat.evaluate.explain import (
 from prodcat.evaluate.labelled import InTraining, products_in_training
 from prodcat.files import report_not_written, write_json, written_together
 from prodcat.formatting import count_text, counted
+from prodcat.report_style import report_environment
 
 log = logging.getLogger("prodcat")
 #: embeddings kept in memory while explaining: the occluded variants are throw-away, never written to disk
@@ -198,8 +199,6 @@ def _write_explain_files(
     in_training: InTraining | None,
 ) -> None:
     """:func:`write_explain_report`'s files, written in the folder ``out_dir``."""
-    from jinja2 import Environment, PackageLoader
-
     (out_dir / "overlays").mkdir()
     records, cards = [], []
     mask = None if in_training is None else in_training.mask
@@ -213,8 +212,7 @@ def _write_explain_files(
         records.append(record)
         cards.append(_card(explanation, product, level) | {"overlay": overlay, "in_training": record["in_training"]})
     write_json(out_dir / "explanations.json", records)
-    # autoescape: product texts carry raw HTML, which must show as text, not run in the report
-    env = Environment(loader=PackageLoader("prodcat.evaluate", "templates"), autoescape=True)
+    env = report_environment("prodcat.evaluate")
     (out_dir / "report.html").write_text(
         env.get_template("explain.html.j2").render(
             source=source,

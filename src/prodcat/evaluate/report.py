@@ -22,6 +22,7 @@ from prodcat.evaluate.metrics import HEADLINE_METRICS, UNSCORED
 from prodcat.figures import figure_fonts
 from prodcat.files import write_csv, write_json, written_together
 from prodcat.models.decision import accepts_nothing
+from prodcat.report_style import PAGE_CSS
 
 #: true categories the confusion matrix shows at most (the most frequent)
 CONFUSION_ROWS = 60
@@ -241,8 +242,8 @@ def plot_reliability(calibration: dict[str, Any], path: Path) -> None:
 
 
 #: the CSS of every evaluation page
-PAGE_STYLE = (
-    "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
+PAGE_STYLE = PAGE_CSS + (
+    "table{border-collapse:collapse}"
     "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child{text-align:left}"
     ".warnings{background:#fff7e6;border:1px solid #f0b429;padding:.2em 1em;margin:1em 0}.prose td{text-align:left}"
 )

@@ -27,6 +27,7 @@ from prodcat.explore.metrics import AMI_NOTE, ClusterMatching
 from prodcat.explore.reduction import TSNE2D, make_reduction
 from prodcat.figures import figure_data_uri, figure_fonts
 from prodcat.files import write_json, written_together
+from prodcat.report_style import report_environment
 
 #: feature sets whose 2-D maps are drawn (their best run each), best first
 MAPS = 4
@@ -63,8 +64,6 @@ def write_report(result: StudyResult, out_dir: str | Path, *, source: str = "") 
 
 def _write_report_files(result: StudyResult, out_dir: Path, source: str) -> None:
     """:func:`write_report`'s files, written in the folder ``out_dir``."""
-    from jinja2 import Environment, PackageLoader
-
     records = result.records()
     write_json(out_dir / "clustering.json", [json_record(record) for record in records])
     best = result.best()
@@ -73,8 +72,7 @@ def _write_report_files(result: StudyResult, out_dir: Path, source: str) -> None
     palette = category_palette(sorted(set(result.categories)))
     with figure_fonts(palette, "the maps"):
         maps = [scatter_pair(result, run, palette) for run in best_run_per_feature_set(result)[:MAPS]]
-    # autoescape: product texts carry raw HTML, which must show as text, not run in the report
-    env = Environment(loader=PackageLoader("prodcat.explore", "templates"), autoescape=True)
+    env = report_environment("prodcat.explore")
     html = env.get_template("report.html.j2").render(
         source=source,
         n=len(result.frame),

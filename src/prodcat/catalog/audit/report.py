@@ -18,6 +18,7 @@ from prodcat.catalog.audit.labels import LABEL_ISSUE_COLUMNS
 from prodcat.catalog.schema import RowIssue
 from prodcat.figures import figure_data_uri, figure_fonts
 from prodcat.files import write_csv, write_json, written_together
+from prodcat.report_style import report_environment
 
 #: the whole lists of the report folder, beside audit.json and audit.html
 INPUT_ISSUES_CSV = "input_issues.csv"
@@ -40,8 +41,6 @@ def write_audit_report(result: dict[str, Any], out_dir: str | Path, issues: Sequ
 
 def _write_audit_files(result: dict[str, Any], out_dir: Path, issues: Sequence[RowIssue]) -> list[str]:
     """:func:`write_audit_report`'s files, written in the folder ``out_dir``; their names, in its order."""
-    from jinja2 import Environment, PackageLoader
-
     from prodcat.evaluate.report import write_issues
 
     write_json(out_dir / "audit.json", result)
@@ -53,8 +52,7 @@ def _write_audit_files(result: dict[str, Any], out_dir: Path, issues: Sequence[R
     if labels and not labels.get("skipped"):
         write_csv(out_dir / LABEL_ISSUES_CSV, pd.DataFrame(labels["issues"], columns=list(LABEL_ISSUE_COLUMNS)))
         written.append(LABEL_ISSUES_CSV)
-    # autoescape: product texts carry raw HTML, which must show as text, not run in the report
-    env = Environment(loader=PackageLoader("prodcat.catalog", "templates"), autoescape=True)
+    env = report_environment("prodcat.catalog")
     env.filters["thumbnail"] = thumbnail
     env.filters["pct"] = lambda x: f"{100 * x:.1f} %"
     html = env.get_template("audit.html.j2").render(audit=result, charts=_charts(result))
