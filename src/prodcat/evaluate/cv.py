@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from prodcat.catalog.schema import category_at_level, modality_mask
 from prodcat.config import MODALITIES, Config, HeadConfig
-from prodcat.evaluate.metrics import HEADLINE_METRICS, evaluate_predictions, headline
+from prodcat.evaluate.metrics import HEADLINE_METRICS, evaluate_predictions, headline, headline_by_modalities
 from prodcat.features.base import make_extractor
 from prodcat.formatting import count_text
 from prodcat.models.classifier import ProductClassifier, TrainingRefused, as_labels
@@ -83,9 +83,8 @@ class CVResult:
 
     def by_modalities(self) -> dict[str, dict[str, float]]:
         """Headline metrics per set of modalities the products were classified from
-        (``text+image``, ``text``, ``image``, ``none``): where the errors come from."""
-        groups = np.asarray(["+".join(m) or "none" for m in self.modalities_used])
-        return {str(g): headline(self.y_true[groups == g], self.y_pred[groups == g]) for g in np.unique(groups)}
+        (:func:`~prodcat.evaluate.metrics.headline_by_modalities`)."""
+        return headline_by_modalities(self.y_true, self.y_pred, self.modalities_used)
 
     def classified_from(self, modality: str) -> np.ndarray:
         """``(n,)`` bool: whether each product was classified from ``modality`` (``text`` or ``image``), alone or

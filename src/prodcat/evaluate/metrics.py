@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,17 @@ def headline(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
         "f1_weighted": float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
         "f1_macro": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
     }
+
+
+def headline_by_modalities(
+    y_true: np.ndarray, y_pred: np.ndarray, modalities_used: Sequence[Sequence[str]]
+) -> dict[str, dict[str, float]]:
+    """:func:`headline` per set of modalities the products were classified from (``modalities_used``: each
+    product's, e.g. ``("text", "image")``), named ``text+image``, ``text``, ``image`` or ``none``: where the errors
+    come from (on Rakuten, the products known by their photo alone)."""
+    groups = np.asarray(["+".join(used) or "none" for used in modalities_used])
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    return {str(g): headline(y_true[groups == g], y_pred[groups == g]) for g in np.unique(groups)}
 
 
 #: the metrics :func:`headline` scores, in the column order of :func:`_resampled_headlines`

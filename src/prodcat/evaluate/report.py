@@ -416,11 +416,27 @@ def evaluation_sections(metrics: dict[str, Any], issues: Sequence[RowIssue], fig
         )
         if levels
         else "",
+        by_modalities_html(metrics.get("by_modalities")),
         issues_html(issues),
         f"<h2>Figures</h2>{figures}",
         "<h2>Per class (worst first)</h2>"
         + html_table(["class", "precision", "recall", "F1", "support"], per_class_rows(metrics)),
     ]
+
+
+def by_modalities_html(by_modalities: dict[str, dict[str, float]] | None) -> str:
+    """The headline metrics per set of modalities the products were classified from (``by_modalities`` in
+    metrics.json), when they were not all classified from the same ("": the summary says it all). Only the console
+    said them: a report on Rakuten did not tell its photo-only products' accuracy from the others'."""
+    if not by_modalities or len(by_modalities) < 2:
+        return ""
+    rows = (
+        [modalities, values["n"], *(_figure(values[key]) for key in HEADLINE_METRICS)]
+        for modalities, values in by_modalities.items()
+    )
+    return "<h2>By what the products were classified from</h2>" + html_table(
+        ["classified from", "products", "accuracy", "F1 weighted", "F1 macro"], rows
+    )
 
 
 def out_of_training_html(metrics: dict[str, Any] | None) -> str:

@@ -1,0 +1,39 @@
+"""``prodcat evaluate``'s figures per set of modalities the products were classified from, as ``cv``'s."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+import pytest
+
+from prodcat.cli import main
+
+
+def test_evaluate_tells_apart_the_products_classified_from_each_modality(tiny_training, tmp_path, capsys):
+    """cv gave the figures per set of modalities the products were classified from (on its console only), evaluate
+    none: its report on Rakuten did not tell the 40% classified from their photo alone from the others, nor here the
+    products with nothing the model reads from those it read. Both now say them on the console, in metrics.json
+    (``by_modalities``) and in report.html."""
+    products = tiny_training.unseen.copy()
+    products.loc[:2, ["title", "description"]] = ""  # 3 products with nothing the text model reads
+    data, report = tmp_path / "products.csv", tmp_path / "report"
+    products.to_csv(data, index=False)
+    assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(report)]) == 0
+
+    by_modalities = json.loads((report / "metrics.json").read_text())["by_modalities"]
+    assert {modalities: figures["n"] for modalities, figures in by_modalities.items()} == {"none": 3, "text": 9}
+    predictions = pd.read_csv(report / "predictions.csv", keep_default_na=False)
+    read = predictions[predictions["modalities_used"] == "text"]
+    assert by_modalities["text"]["accuracy"] == pytest.approx((read["category"] == read["predicted"]).mean())
+    assert by_modalities["none"]["accuracy"] == 0
+    text = by_modalities["text"]
+    assert f"  from text:       n 9     accuracy {text['accuracy']:.4f}  f1_weighted {text['f1_weighted']:.4f}" in (
+        capsys.readouterr().out
+    )
+    page = " ".join(re.sub(r"<[^>]+>", " ", (report / "report.html").read_text()).split())
+    assert (
+        "By what the products were classified from classified from products accuracy F1 weighted F1 macro "
+        f"none 3 0.000 0.000 0.000 text 9 {text['accuracy']:.3f}"
+    ) in page
