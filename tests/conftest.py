@@ -253,9 +253,10 @@ def jpeg_bytes() -> Callable[..., bytes]:
     return solid_jpeg
 
 
-def png_bomb(width: int, height: int) -> bytes:
+def png_bomb(width: int, height: int, text_chunks: int = 0) -> bytes:
     """A valid 1-bit greyscale PNG of ``width x height`` black pixels, written row by row without Pillow: a few
-    dozen KB on disk for 400 M pixels (20,000 x 20,000), what a decompression bomb is."""
+    dozen KB on disk for 400 M pixels (20,000 x 20,000), what a decompression bomb is; ``text_chunks`` empty text
+    chunks after its header, the other bomb, of chunks each read on its own."""
     row = b"\x00" + b"\x00" * ((width + 7) // 8)  # filter byte + the packed bits of a row
     compressor = zlib.compressobj(9)
     pixels = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
@@ -264,10 +265,11 @@ def png_bomb(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # bit depth 1, greyscale, no interlace
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    texts = chunk(b"tEXt", b"k\x00") * text_chunks
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + texts + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
 
 @pytest.fixture
-def png_bomb_bytes() -> Callable[[int, int], bytes]:
+def png_bomb_bytes() -> Callable[..., bytes]:
     """:func:`png_bomb`, for tests of the pixel limit (or of a small valid PNG)."""
     return png_bomb

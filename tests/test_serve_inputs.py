@@ -1261,6 +1261,17 @@ def test_a_photo_sent_as_base64_or_a_data_url_is_told_so(client: TestClient, jpe
         assert refused.json()["detail"].startswith(f"image content is {found}"), refused.text
 
 
+def test_a_png_of_too_many_chunks_is_refused_as_undecodable(
+    client: TestClient, png_bomb_bytes: Callable[..., bytes]
+) -> None:
+    """Opened for its size before it was checked, a PNG of 700,000 empty chunks (8 MB) held a thread 5 s there, then
+    as long again in each decoding; it answered 200."""
+    photo = png_bomb_bytes(8, 8, text_chunks=5000)
+    refused = client.post("/predict", data={"title": "mug"}, files={"image": ("a.png", photo, "image/png")})
+    assert (refused.status_code, refused.json()["error"]) == (422, "image_corrupt"), refused.text
+    assert "a PNG of more than 1000 chunks of text or other data beside its pixels" in refused.json()["detail"]
+
+
 def test_a_photo_sent_as_a_text_field_is_told_so_not_told_its_encoding(
     client: TestClient, jpeg_bytes: Callable[..., bytes], png_bomb_bytes: Callable[[int, int], bytes]
 ) -> None:

@@ -22,7 +22,9 @@ Huge JPEGs are decoded at a reduced scale (libjpeg's DCT scaling, 1/2 to 1/8,
 via :meth:`PIL.Image.Image.draft`) so they never occupy full-size memory; other
 formats cannot be decoded partially and are refused above ``max_pixels``, as is a
 progressive JPEG, whose coefficients libjpeg holds at full size. A JPEG of more scans than
-:data:`MAX_JPEG_SCANS` is refused unread: each scan is a pass over the whole photo, at any scale.
+:data:`MAX_JPEG_SCANS` (each a pass over the whole photo, at any scale), or a PNG of more chunks beside
+its pixels than :data:`MAX_PNG_SIDE_CHUNKS` (each read in Python), is refused unread
+(:func:`structure_refusal`).
 The limits are parameters so that the REST API can apply the same policy to
 uploads.
 """
@@ -75,6 +77,12 @@ DECODABILITY_SIDE = 64
 #: over every block of the photo, at full size whatever the reduced scale, so a file repeating a 23-byte scan holds
 #: one more 2 ms pass at 6000 x 6000 px per 23 bytes (a 670 KB one took 33 s); encoders write about ten
 MAX_JPEG_SCANS = 500
+#: most chunks a PNG may hold besides its image data and animation frames, libpng's own limit
+#: (PNG_USER_CHUNK_CACHE_MAX): Pillow reads each chunk in Python, about 7 us, so 8 MB of empty 12-byte chunks took
+#: 5 s to open where a photo holds a dozen
+MAX_PNG_SIDE_CHUNKS = 1000
+#: the chunks of a PNG's pixels: its image data, and an animated PNG's frames and their controls
+_PNG_PIXEL_CHUNKS = frozenset({b"IDAT", b"fdAT", b"fcTL"})
 #: where the entropy-coded data of a JPEG scan ends: a marker, a 0xFF byte that is no stuffing (0xFF00) nor restart
 _JPEG_MARKER_AFTER_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7]")
 
@@ -255,6 +263,8 @@ def _open(
             raise ImageDecodeError(f"{other}, which is not decoded; convert it to {accepted}", product_id, where)
         looks = "text" if _looks_like_text(data[:512]) else "unknown binary data"
         raise ImageDecodeError(f"not an image (content looks like {looks}); expected {accepted}", product_id, where)
+    if reason := structure_refusal(data, kind):
+        raise ImageDecodeError(reason, product_id, where)
     try:  # our own limit below is applied to the pixels actually decoded
         img = open_lazily(data, kind, where or "")
     except Image.DecompressionBombError:  # a valid photo, too large, not a corrupt header
@@ -273,12 +283,6 @@ def _open(
     if width <= 0 or height <= 0:
         raise ImageDecodeError(f"invalid size {width}x{height}", product_id, where)
     if kind == "jpeg":
-        if _jpeg_scans(data, most=MAX_JPEG_SCANS + 1) > MAX_JPEG_SCANS:
-            reason = (
-                f"a JPEG of more than {MAX_JPEG_SCANS} scans (encoders write about ten), each one more pass over the "
-                "whole photo; re-export the photo"
-            )
-            raise ImageDecodeError(reason, product_id, where)
         _draft_jpeg(img, max_side, max_pixels)
     if kind == "jpeg" and img.info.get("progressive"):
         # libjpeg keeps every DCT coefficient of a progressive JPEG in memory, 2 bytes a pixel and component at its
@@ -289,6 +293,22 @@ def _open(
     elif img.size[0] * img.size[1] > max_pixels:
         raise ImageDecodeError(_too_large(f"{width}x{height}", max_pixels, kind.upper()), product_id, where)
     return img, (width, height)
+
+
+def structure_refusal(data: bytes, kind: str) -> str | None:
+    """Why a photo of type ``kind`` (:func:`sniff_image_type`'s) is refused from its structure alone, before it is
+    opened: a JPEG of so many scans, or a PNG of so many chunks, that reading them would take minutes; else ``None``."""
+    if kind == "jpeg" and _jpeg_scans(data, most=MAX_JPEG_SCANS + 1) > MAX_JPEG_SCANS:
+        return (
+            f"a JPEG of more than {MAX_JPEG_SCANS} scans (encoders write about ten), each one more pass over the whole "
+            "photo; re-export the photo"
+        )
+    if kind == "png" and _png_side_chunks(data, most=MAX_PNG_SIDE_CHUNKS + 1) > MAX_PNG_SIDE_CHUNKS:
+        return (
+            f"a PNG of more than {MAX_PNG_SIDE_CHUNKS} chunks of text or other data beside its pixels (a photo holds "
+            "a dozen), each read on its own as it opens; re-export the photo"
+        )
+    return None
 
 
 def open_lazily(data: bytes, kind: str, filename: str = "") -> Image.Image:
@@ -361,6 +381,16 @@ def _jpeg_scans(data: bytes, most: int) -> int:
                     break
                 position = end.start()
     return scans
+
+
+def _png_side_chunks(data: bytes, most: int) -> int:
+    """The chunks of the PNG ``data`` other than its pixels' (:data:`_PNG_PIXEL_CHUNKS`), counted up to ``most``
+    from their lengths (PNG specification, 5.3), nothing read; a file broken before its end is counted up to there."""
+    chunks, position = 0, 8  # after the signature
+    while chunks < most and position + 8 <= len(data) and (kind := data[position + 4 : position + 8]) != b"IEND":
+        chunks += kind not in _PNG_PIXEL_CHUNKS
+        position += 12 + int.from_bytes(data[position : position + 4])  # length, type, data, CRC
+    return chunks
 
 
 def _draft_jpeg(img: Image.Image, max_side: int | None, max_pixels: int) -> None:

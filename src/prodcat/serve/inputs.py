@@ -35,6 +35,7 @@ from prodcat.image.decode import (
     open_lazily,
     size_pillow_refused,
     sniff_image_type,
+    structure_refusal,
     unsupported_format,
 )
 from prodcat.serve.schemas import (
@@ -201,8 +202,11 @@ def check_image_content(data: bytes, settings: ServeSettings) -> None:
     The photo is decoded here only to be checked, at reduced size when it is a JPEG (cheap); the
     predictor decodes the original bytes itself, so the API never preprocesses differently from it.
     """
-    _check_declared_pixels(data, settings.max_pixels)
     try:
+        # before its header is opened for its size: opening reads every chunk of a PNG
+        if (kind := sniff_image_type(data)) and (reason := structure_refusal(data, kind)):
+            raise ImageDecodeError(reason)
+        _check_declared_pixels(data, settings.max_pixels)
         load_image(data, max_side=DECODABILITY_SIDE, max_pixels=settings.max_pixels, max_bytes=settings.max_image_bytes)
     except ImageDecodeError as exc:
         raise malformed("image_corrupt", f"the image cannot be decoded: {exc.reason}") from exc
