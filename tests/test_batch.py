@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 from types import SimpleNamespace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import dask
 import pandas as pd
@@ -935,13 +935,13 @@ def test_a_scheduler_lost_as_a_chunk_finishes_is_said_in_one_line(tiny_training,
     run says the scheduler was lost, and dask nothing."""
     from prodcat.batch import dask_engine
 
-    def scheduler_killed_as_each_finishes(futures: Iterable) -> Iterator:
-        for future in real_as_completed(futures):
+    class SchedulerKilledAsEachFinishes(dask_engine.as_completed):
+        def __next__(self) -> Any:
+            future = super().__next__()
             separate_cluster.kill()
-            yield future
+            return future
 
-    real_as_completed = dask_engine.as_completed
-    monkeypatch.setattr(dask_engine, "as_completed", scheduler_killed_as_each_finishes)
+    monkeypatch.setattr(dask_engine, "as_completed", SchedulerKilledAsEachFinishes)
     with (
         dask_s_messages() as said,
         pytest.raises(BatchError) as stopped,
@@ -950,6 +950,56 @@ def test_a_scheduler_lost_as_a_chunk_finishes_is_said_in_one_line(tiny_training,
         list(engine.score(_tiny_chunks(tiny_training.unseen), top_k=5))
     assert str(stopped.value) == LOST_SCHEDULER.format(address=separate_cluster.address)
     assert not said, [record.getMessage() for record in said]
+
+
+@pytest.mark.parametrize("when", ["while chunks are scored", "as a chunk's predictions are fetched"])
+def test_a_cluster_left_without_workers_mid_run_stops_the_run_saying_so(tiny_training, worker_task, monkeypatch, when):
+    """A cluster whose only worker died mid-run (its machine lost, or a `dask worker --no-nanny` killed, which nothing
+    restarts) kept the run's chunks waiting for a worker, and the run waited for ever without a word, or, the worker
+    lost before a finished chunk's predictions were fetched from it, for that chunk to be scored again; now it waits
+    a while for a worker, then stops saying so."""
+    import threading
+
+    from distributed import LocalCluster
+
+    from prodcat.batch import dask_engine
+
+    def lose_the_workers() -> None:
+        cluster.scale(0)
+        while cluster.scheduler.workers:
+            time.sleep(0.05)
+
+    class WorkersLostAsAChunkFinishes(dask_engine.as_completed):
+        def __next__(self) -> Any:
+            future = super().__next__()
+            lose_the_workers()
+            return future
+
+    monkeypatch.setattr(dask_engine, "WORKER_WAIT_S", 1.0)
+    if when == "as a chunk's predictions are fetched":
+        monkeypatch.setattr(dask_engine, "as_completed", WorkersLostAsAChunkFinishes)
+    worker_task(_slow)
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            with dask_engine.DaskEngine(tiny_training.bundle, scheduler=cluster.scheduler_address) as engine:
+                for _ in engine.score(_tiny_chunks(tiny_training.unseen), top_k=5):
+                    lose_the_workers()  # the other chunks waiting
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        runner = threading.Thread(target=run, daemon=True)
+        runner.start()
+        runner.join(timeout=60)
+        assert outcome, "the run is still waiting for a worker"
+    assert isinstance(outcome[0], BatchError)
+    assert str(outcome[0]) == (
+        f"the dask scheduler at {cluster.scheduler_address} has had no worker for 1 s, its chunks waiting for one: "
+        f"start workers (dask worker {cluster.scheduler_address}), then run the same command"
+    )
 
 
 def _worker_installation() -> Installation:

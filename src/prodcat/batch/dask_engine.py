@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import CancelledError
@@ -35,8 +36,13 @@ log = logging.getLogger(__name__)
 #: dask's own distributions, whose versions a worker's must match too, as Python's: distributed only warns of a
 #: mismatch (``Client.get_versions(check=True)`` too), in a table of every package it knows of
 DASK_DISTRIBUTIONS = ("dask", "distributed")
-#: how long a run on an existing cluster waits for a first worker (one starting, or restarting) before giving up
+#: how long a run on an existing cluster waits for a first worker (one starting, or restarting) before giving up, and
+#: how long any run waits for its chunks on a cluster left without a worker
 WORKER_WAIT_S = 60.0
+#: how often a run waiting for its chunks asks the scheduler whether it has a worker left
+_WORKER_CHECK_S = 1.0
+#: how often a run waiting for its chunks looks for a finished one (as dask's ``as_completed`` does)
+_POLL_S = 0.1
 
 
 class PredictorPlugin(WorkerPlugin):
@@ -175,6 +181,8 @@ class DaskEngine:
         #: whether the connection to the scheduler was lost while scoring: its plugin went with it, and the client's
         #: attempts to reconnect are cut short by the close
         self._lost = False
+        #: since when the scheduler has had no worker, while the run waits for a chunk (``None``: it has one)
+        self._without_workers_since: float | None = None
 
     def __enter__(self) -> Self:
         if self.scheduler:
@@ -214,9 +222,12 @@ class DaskEngine:
 
     def _close_after(self, exc_type: type[BaseException] | None) -> None:
         """Close after the run ended, by ``exc_type`` if not ``None``: Ctrl-C while the cluster starts or scores (or
-        SIGTERM, met as Ctrl-C: :class:`~prodcat.signals.Terminated`), or the scheduler lost."""
+        SIGTERM, met as Ctrl-C: :class:`~prodcat.signals.Terminated`), the scheduler lost, or its workers."""
         interrupted = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
-        if not interrupted and not self._lost:
+        # left without workers: the close cuts short the fetch of a chunk's predictions, which asyncio reports in the
+        # traceback of a task never retrieved; the run's own error says what happened
+        without_workers = exc_type is not None and self._without_workers_since is not None
+        if not interrupted and not self._lost and not without_workers:
             self._close()
             return
         # Ctrl-C: the close cuts short the tasks under way (a chunk, or the model loading as the cluster starts), and
@@ -246,6 +257,7 @@ class DaskEngine:
             self._cluster.close()
         self._client = self._cluster = None
         self._registered = self._lost = False
+        self._without_workers_since = None
 
     def _wait_for_a_worker(self) -> None:
         assert self._client is not None, "use the engine in a with block"
@@ -279,10 +291,10 @@ class DaskEngine:
 
         first = [submit_next() for _ in range(2 * max(1, self._n_workers()))]
         running = as_completed([future for future in first if future is not None])
-        for future in running:
+        for future in self._as_they_finish(running):
             index, first_id, last_id = chunk_of.pop(future)
             try:
-                table = future.result()  # a task's exception is re-raised here, in the driver
+                table = self._result_of(future)  # a task's exception is re-raised here, in the driver
             except KilledWorker:
                 raise BatchError(
                     f"dask workers died scoring chunk {index} (products {first_id} to {last_id}), every time it was "
@@ -301,3 +313,56 @@ class DaskEngine:
             following = submit_next()
             if following is not None:
                 running.add(following)
+
+    def _as_they_finish(self, running: as_completed) -> Iterator[Future]:
+        """The futures of ``running`` as they finish (those added meanwhile too), and :meth:`_stop_without_workers`
+        while none does."""
+        last_check = time.monotonic()
+        while not running.is_empty():
+            if running.has_ready():
+                self._without_workers_since = None
+                yield next(running)
+                continue
+            time.sleep(_POLL_S)
+            if time.monotonic() - last_check >= _WORKER_CHECK_S:
+                last_check = time.monotonic()
+                self._stop_without_workers()
+
+    def _result_of(self, future: Future) -> pd.DataFrame:
+        """The predictions of a finished chunk, fetched from its worker, and :meth:`_stop_without_workers` while they
+        are not: a worker lost before they were is to score the chunk again, which waits for a worker."""
+        while True:
+            try:
+                return future.result(timeout=_WORKER_CHECK_S)
+            except TimeoutError:
+                if future.status == "error":  # the task's own
+                    raise
+                self._stop_without_workers()
+
+    def _stop_without_workers(self) -> None:
+        """:class:`BatchError` once the cluster has had no worker for :data:`WORKER_WAIT_S` while the run waits for a
+        chunk. Its tasks wait for one: a run whose only worker died (its machine lost, ``dask worker --no-nanny``, which
+        nothing restarts) waited for ever, its progress bar still, saying nothing; a worker joining in time scores the
+        chunks left."""
+        if not self._has_no_worker():
+            self._without_workers_since = None
+            return
+        now = time.monotonic()
+        if self._without_workers_since is None:
+            self._without_workers_since = now
+        elif now - self._without_workers_since >= WORKER_WAIT_S:
+            raise BatchError(
+                f"the dask scheduler at {self._address} has had no worker for {WORKER_WAIT_S:g} s, its chunks "
+                f"waiting for one: start workers (dask worker {self._address}), then run the same command"
+            )
+
+    def _has_no_worker(self) -> bool:
+        """Whether the scheduler says it has no worker; ``False`` when it cannot say (the connection to it lost: its
+        chunks are cancelled then, which :meth:`score` says)."""
+        assert self._client is not None, "use the engine in a with block"
+        if self._client.status != "running":
+            return False
+        try:
+            return self._n_workers() == 0
+        except OSError:  # dask's CommClosedError among them
+            return False
