@@ -23,7 +23,8 @@ via :meth:`PIL.Image.Image.draft`) so they never occupy full-size memory; other
 formats cannot be decoded partially and are refused above ``max_pixels``, as is a
 progressive JPEG, whose coefficients libjpeg holds at full size. A JPEG of more scans than
 :data:`MAX_JPEG_SCANS` (each a pass over the whole photo, at any scale), or a PNG of more chunks beside
-its pixels than :data:`MAX_PNG_SIDE_CHUNKS` (each read in Python), is refused unread
+its pixels than :data:`MAX_PNG_SIDE_CHUNKS` (each read in Python), or a TIFF of more strips or tiles
+than :data:`MAX_TIFF_BLOCKS` (each set up in Python), is refused unread
 (:func:`structure_refusal`).
 The limits are parameters so that the REST API can apply the same policy to
 uploads.
@@ -83,6 +84,12 @@ MAX_JPEG_SCANS = 500
 MAX_PNG_SIDE_CHUNKS = 1000
 #: the chunks of a PNG's pixels: its image data, and an animated PNG's frames and their controls
 _PNG_PIXEL_CHUNKS = frozenset({b"IDAT", b"fdAT", b"fcTL"})
+#: most strips or tiles the page of a TIFF read may be stored in: Pillow sets each one up in Python, about 10 us, so
+#: a 9 MB TIFF of a 1-pixel column in 1,000,000 one-row strips took 11 s and 400 MB to open; a photo stored a row a
+#: strip, as some scanners write them, holds its height in strips
+MAX_TIFF_BLOCKS = 65_536
+#: the TIFF tags listing the offsets of a page's strips and of its tiles (TIFF 6.0, sections 8 and 15)
+_TIFF_BLOCK_OFFSETS = (273, 324)
 #: where the entropy-coded data of a JPEG scan ends: a marker, a 0xFF byte that is no stuffing (0xFF00) nor restart
 _JPEG_MARKER_AFTER_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7]")
 
@@ -297,7 +304,8 @@ def _open(
 
 def structure_refusal(data: bytes, kind: str) -> str | None:
     """Why a photo of type ``kind`` (:func:`sniff_image_type`'s) is refused from its structure alone, before it is
-    opened: a JPEG of so many scans, or a PNG of so many chunks, that reading them would take minutes; else ``None``."""
+    opened: a JPEG of so many scans, a PNG of so many chunks, or a TIFF of so many strips that reading them would take
+    seconds to minutes; else ``None``."""
     if kind == "jpeg" and _jpeg_scans(data, most=MAX_JPEG_SCANS + 1) > MAX_JPEG_SCANS:
         return (
             f"a JPEG of more than {MAX_JPEG_SCANS} scans (encoders write about ten), each one more pass over the whole "
@@ -308,7 +316,23 @@ def structure_refusal(data: bytes, kind: str) -> str | None:
             f"a PNG of more than {MAX_PNG_SIDE_CHUNKS} chunks of text or other data beside its pixels (a photo holds "
             "a dozen), each read on its own as it opens; re-export the photo"
         )
+    if kind == "tiff" and (blocks := _tiff_blocks(data)) > MAX_TIFF_BLOCKS:
+        return (
+            f"a TIFF stored in {blocks} strips or tiles, more than {MAX_TIFF_BLOCKS}, each set up on its own as it "
+            "opens; re-export the photo"
+        )
     return None
+
+
+def _tiff_blocks(data: bytes) -> int:
+    """The strips or tiles the first page of the TIFF ``data`` is stored in, as its first directory declares them
+    (TIFF 6.0, section 2: a count of 12-byte entries, each a tag, a type, a count); 0 when it declares none."""
+    order = "little" if data[:2] == b"II" else "big"
+    directory = int.from_bytes(data[4:8], order)
+    for entry in range(directory + 2, directory + 2 + 12 * int.from_bytes(data[directory : directory + 2], order), 12):
+        if int.from_bytes(data[entry : entry + 2], order) in _TIFF_BLOCK_OFFSETS:
+            return int.from_bytes(data[entry + 4 : entry + 8], order)
+    return 0
 
 
 def open_lazily(data: bytes, kind: str, filename: str = "") -> Image.Image:
