@@ -99,15 +99,15 @@ def test_predict_and_explain_say_one_product_in_the_singular(
 
     data = tmp_path / "unseen.csv"
     tiny_training.unseen.head(count).to_csv(data, index=False)
-    noun = "" if count == 1 else "s"
+    plural = "" if count == 1 else "s"
     out = tmp_path / "predictions.csv"
     with caplog.at_level(logging.INFO, logger="prodcat"):
         assert main(["predict", str(tiny_training.bundle), str(data), "--out", str(out)]) == 0
-    assert f"{data}: {count} product{noun} (csv format)" in caplog.messages
-    assert f"{count} prediction{noun} written to {out} " in capsys.readouterr().out
+    assert f"{data}: {count} product{plural} (csv format)" in caplog.messages
+    assert f"{count} prediction{plural} written to {out} " in capsys.readouterr().out
     report = tmp_path / "explain"
     assert main(["explain", str(tiny_training.bundle), str(data), "--sample", str(count), "--report", str(report)]) == 0
-    assert f"{count} explanation{noun} written to {report}" in capsys.readouterr().out
+    assert f"{count} explanation{plural} written to {report}" in capsys.readouterr().out
 
 
 def test_the_audit_summary_and_a_batch_resume_refusal_say_one_product_in_the_singular() -> None:
@@ -129,3 +129,46 @@ def test_the_audit_summary_and_a_batch_resume_refusal_say_one_product_in_the_sin
     for rows, said in ((1, "1 product there"), (2, "2 products there")):
         earlier = replace(state, data_fingerprint="other data", total_rows=rows)
         assert state.differences(earlier) == [f"other input data ({said}, 2 now, or changed)"]
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_the_evaluation_and_robustness_reports_say_one_product_in_the_singular(
+    count: int, tiny_training, tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """evaluate's page said '1 products.' and 'On the 1 products not in the model's training data', its reliability
+    figure '1 products with a confidence', robustness's figure and console 'Robustness on 1 (labelled) products' and
+    its page 'Every row is the same 1 labelled products'."""
+    from matplotlib.figure import Figure
+
+    from prodcat.cli import main
+    from prodcat.evaluate.metrics import expected_calibration_error
+    from prodcat.evaluate.report import reliability_figure
+
+    plural = "" if count == 1 else "s"
+    products = f"{count} product{plural}"
+    unseen, mixed = tmp_path / "unseen.csv", tmp_path / "mixed.csv"
+    tiny_training.unseen.head(count).to_csv(unseen, index=False)
+    pd.concat([tiny_training.trained.head(1), tiny_training.unseen.head(count)]).to_csv(mixed, index=False)
+    bundle = str(tiny_training.bundle)
+    assert main(["evaluate", bundle, str(unseen), "--report", str(tmp_path / "evaluation")]) == 0
+    assert f"<p>{products}.</p>" in (tmp_path / "evaluation" / "report.html").read_text(encoding="utf-8")
+    assert main(["evaluate", bundle, str(mixed), "--report", str(tmp_path / "mixed")]) == 0
+    page = (tmp_path / "mixed" / "report.html").read_text(encoding="utf-8")
+    assert f"On the {products} not in the model's training data" in page
+
+    figure = reliability_figure(expected_calibration_error(np.full(count, 0.9), np.ones(count, dtype=bool)))
+    assert figure.axes[0].get_title().endswith(f", {products} with a confidence)")
+    titles, savefig = [], Figure.savefig
+
+    def titled_savefig(figure: Figure, *args: object, **kwargs: object) -> None:
+        titles.append(figure.get_suptitle())
+        savefig(figure, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", titled_savefig)
+    report = ["--report", str(tmp_path / "robustness"), "--perturbations", "title_only"]
+    capsys.readouterr()
+    assert main(["robustness", bundle, str(unseen), *report]) == 0
+    assert f"Robustness on {products}" in titles
+    assert f"\nRobustness on {count} labelled product{plural}:\n" in capsys.readouterr().out
+    page = (tmp_path / "robustness" / "report.html").read_text(encoding="utf-8")
+    assert f"Every row is the same {count} labelled product{plural}, one perturbation at a time" in page

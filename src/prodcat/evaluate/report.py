@@ -21,6 +21,7 @@ from prodcat.catalog.schema import ISSUE_COLUMNS, SEP, RowIssue, distinguishing_
 from prodcat.evaluate.metrics import HEADLINE_METRICS, UNSCORED
 from prodcat.figures import figure_fonts
 from prodcat.files import write_csv, write_json, written_together
+from prodcat.formatting import counted
 from prodcat.models.decision import accepts_nothing
 from prodcat.report_style import PAGE_CSS
 
@@ -225,7 +226,9 @@ def reliability_figure(calibration: dict[str, Any]) -> Figure:
     ax.set_ylim(-0.02, 1.05)
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
-    ax.set_title(f"Reliability (ECE = {calibration['ece']:.3f}, {total} products with a confidence)", fontsize=10)
+    ax.set_title(
+        f"Reliability (ECE = {calibration['ece']:.3f}, {counted(total, 'product')} with a confidence)", fontsize=10
+    )
     # below the axes: inside, any corner can hide a bin (upper left: a few products all right at low confidence)
     legend = ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False)
     for handle in legend.legend_handles[1:]:
@@ -406,7 +409,7 @@ def evaluation_sections(metrics: dict[str, Any], issues: Sequence[RowIssue], fig
     levels = metrics.get("levels", {}).items()
     return [
         warnings_html(metrics.get("warnings", [])),
-        f"<h2>Summary</h2><p>{metrics['n']} products.</p>" + html_table(head, summary_rows(metrics)),
+        f"<h2>Summary</h2><p>{counted(metrics['n'], 'product')}.</p>" + html_table(head, summary_rows(metrics)),
         "<h2>Accept / review</h2>" + html_table((), decision_rows(decision, metrics["n"])) if decision else "",
         out_of_training_html(metrics.get("not_in_training")),
         "<h2>Per level</h2>"
@@ -445,7 +448,7 @@ def out_of_training_html(metrics: dict[str, Any] | None) -> str:
         return ""
     decision = metrics.get("decision")
     return (
-        f"<h2>On the {metrics['n']} products not in the model's training data</h2>"
+        f"<h2>On the {counted(metrics['n'], 'product')} not in the model's training data</h2>"
         "<p>The honest figures: the others are in-sample.</p>"
         + html_table(["metric", "value", "95% interval"], summary_rows(metrics))
         + (html_table((), decision_rows(decision, metrics["n"])) if decision else "")
@@ -489,7 +492,8 @@ def plot_robustness(clean: dict[str, Any], runs: list[dict[str, Any]], path: Pat
     # the base too, as the console's and the page's titles: the figure is often shown alone, and under --base no_text
     # its changes are those of the photo path, not of the model as it reads products
     fig.suptitle(
-        f"Robustness on {clean['n']} products" + (f", every run with {clean['base']}" if clean["base"] else "")
+        f"Robustness on {counted(clean['n'], 'product')}"
+        + (f", every run with {clean['base']}" if clean["base"] else "")
     )
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=110)
@@ -523,7 +527,7 @@ def _write_robustness_files(records: list[dict[str, Any]], out: Path, title: str
     untouched = len(records) - 1 - len(runs)
     left_out = f" ({untouched} perturbation(s) that touched no product left out)" if untouched else ""
     body = f"""{warnings_html(warnings)}
-<p>Every row is the same {records[0]["n"]} labelled products, one perturbation at a time; products it cannot
+<p>Every row is the same {counted(records[0]["n"], "labelled product")}, one perturbation at a time; products it cannot
 touch (no photo to rotate, no description to remove) keep their input and are not counted in "affected".
 Δ is perturbed minus clean on the same products, with its 95% paired-bootstrap interval; "flipped" is the share
 of the affected products whose predicted category changed. "confidence" is the mean calibrated confidence of the

@@ -34,7 +34,7 @@ from prodcat.files import (
     write_failure,
     write_json,
 )
-from prodcat.formatting import count_text
+from prodcat.formatting import count_text, counted
 from prodcat.image import decode
 
 if TYPE_CHECKING:
@@ -432,7 +432,7 @@ def print_table(records: list[dict[str, Any]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(ROBUSTNESS_COLUMNS))]
     # the base too, as the page's title: 'clean' is then the catalogue under it, not as it is
     on = f", every run with {records[0]['base']}" if records[0]["base"] else ""
-    print(f"\nRobustness on {count_text(records[0]['n'])} labelled products{on}:")
+    print(f"\nRobustness on {counted(records[0]['n'], 'labelled product')}{on}:")
     for row in rows:
         cells = (
             cell.rjust(width) if i else cell.ljust(width)
