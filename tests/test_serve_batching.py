@@ -364,9 +364,9 @@ def test_an_explanation_observes_its_model_call_as_predictions_do(model_clock: l
 
 
 def test_a_photo_check_abandoned_at_the_timeout_keeps_its_thread_until_it_ends(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Photo checks run in anyio's pool of threads (40), but one abandoned by its request's 504 gave its place
-    back while it still decoded: under a flood of large photos, decodes piled up past the pool's size, each with
-    its CPU and memory. It keeps its place until it ends (here a pool of one)."""
+    """Photo checks run PHOTO_CHECKS_AT_ONCE at a time (anyio's pool of 40 threads before), but one abandoned by its
+    request's 504 gave its place back while it still decoded: under a flood of large photos, decodes piled up past
+    the limit, each with its CPU and memory. It keeps its place until it ends (here a limit of one)."""
     release = threading.Event()
     started: list[bytes] = []
 
@@ -375,11 +375,11 @@ def test_a_photo_check_abandoned_at_the_timeout_keeps_its_thread_until_it_ends(m
         release.wait(30)
 
     monkeypatch.setattr(service_module, "check_image_content", stuck_check)
+    monkeypatch.setattr(service_module, "PHOTO_CHECKS_AT_ONCE", 1)
     svc, _ = service(store=None)
     product = ProductRequest(title="mug", image_bytes=b"a photo", image_type="jpeg")
 
     async def abandon_then_predict() -> tuple[int, list]:
-        anyio.to_thread.current_default_thread_limiter().total_tokens = 1
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(svc.predict([product], "gone", 3), timeout=0.2)
         second = asyncio.ensure_future(svc.predict([product], "next", 3))
