@@ -43,6 +43,7 @@ from prodcat.batch.scoring import model_failed
 from prodcat.bundle import BundleError, verify_bundle
 from prodcat.catalog.loaders import load_catalog
 from prodcat.cli import main
+from prodcat.commands import input_issues_path
 from prodcat.files import RunBusyError, RunLock
 from prodcat.predict import Predictor
 from prodcat.signals import Terminated
@@ -1273,7 +1274,7 @@ def test_cli_never_overwrites_its_input_and_names_what_is_wrong(flipkart_bundle,
 
 
 def test_cli_gives_one_line_errors_for_unreadable_input_and_unreachable_clusters(
-    flipkart_bundle, products, tmp_path, capsys
+    flipkart_bundle, products, tmp_path, capsys, caplog
 ):
     out = tmp_path / "p.csv"
     not_parquet = tmp_path / "products.parquet"
@@ -1281,11 +1282,18 @@ def test_cli_gives_one_line_errors_for_unreadable_input_and_unreachable_clusters
     assert main(["predict", str(flipkart_bundle), str(not_parquet), "--out", str(out)]) == 2
     assert capsys.readouterr().err.startswith(f"error: {not_parquet}: not a readable Parquet file")
 
+    # nothing read: the error alone (not "0 predictions written" above it), the skipped rows warned of, no output
+    header_only = tmp_path / "empty.csv"
+    header_only.write_text("product_id,title,description,image,category\n")
     every_row_broken = tmp_path / "broken.csv"
     every_row_broken.write_text("product_id,title,description,image,category\nv1,Watch,analog,,Watches,\n")
-    assert main(["predict", str(flipkart_bundle), str(every_row_broken), "--out", str(out)]) == 2
-    captured = capsys.readouterr()
-    assert "1 row(s) skipped" in captured.out and "error: no product could be read" in captured.err
+    for nothing_read in (header_only, every_row_broken):
+        with caplog.at_level(logging.WARNING, logger="prodcat"):
+            assert main(["predict", str(flipkart_bundle), str(nothing_read), "--out", str(out)]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err == f"error: no product could be read from {nothing_read}\n"
+        assert not out.exists() and not input_issues_path(out).exists()
+    assert "1 row issue(s) while reading" in caplog.text and "row 2" in caplog.text
 
     data = tmp_path / "products.csv"
     products.iloc[:3].to_csv(data, index=False)

@@ -804,6 +804,12 @@ def run_predict(args: argparse.Namespace) -> int:
     readable = readable_by(frame, read_by)
     if _refused_as_unreadable(readable, read_by, args.data):
         return 2
+    if frame.empty:
+        # refused before scoring, as a catalogue with nothing the model reads is: no output of no prediction, no
+        # "0 predictions written" beside the error; the rows skipped are warned of here, as no file lists them
+        _warn_of_read_issues(catalog.issues, args.data, None)
+        print(f"error: no product could be read from {args.data}", file=sys.stderr)
+        return 2
     if unread := int((~readable).sum()):
         log.warning(
             "%s", _unread_warning(unread, len(frame), read_by, "they get no category, their error column saying why")
@@ -859,9 +865,6 @@ def run_predict(args: argparse.Namespace) -> int:
             f"{count_text(len(issues))} input issue(s), {count_text(skipped)} row(s) skipped and not predicted: see "
             f"{issues_file}"
         )
-    if frame.empty:  # a run that predicted nothing has failed, whatever it wrote
-        print(f"error: no product could be read from {args.data}", file=sys.stderr)
-        return 2
     return 0
 
 
