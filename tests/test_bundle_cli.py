@@ -2923,6 +2923,29 @@ def test_a_degenerate_bootstrap_interval_is_said_to_be_one(capsys):
     assert low < high and summary_rows(varied)[0][2] == f"{low:.3f}–{high:.3f}"
 
 
+def test_robustness_says_a_degenerate_change_interval_as_evaluate_does():
+    """The robustness table showed a zero-width interval as a range, '-0.400 [-0.400, -0.400]' on 5 products, where
+    evaluate calls it degenerate; it is now said as evaluate says it, and an interval of some width as before."""
+    from prodcat.evaluate.report import change_cell
+
+    def record(low: float, high: float) -> dict:
+        return {"n_affected": 5, "change_vs_clean": {"accuracy": {"difference": -0.4, "low": low, "high": high}}}
+
+    said = "degenerate: -0.400 in at least 95% of resamples, not a measure of the uncertainty"
+    assert change_cell(record(-0.4, -0.4)) == f"-0.400 [{said}]"
+    assert change_cell(record(-0.6, -0.2)) == "-0.400 [-0.600, -0.200]"
+
+
+def test_a_reliability_figure_of_no_product_says_none():
+    """Drawn from a calibration of no product (none scored), the figure said '1 product with a confidence' (and ECE
+    nan); it says 0, and no ECE. The reports draw none then: their callers check the bins first."""
+    from prodcat.evaluate.metrics import expected_calibration_error
+    from prodcat.evaluate.report import reliability_figure
+
+    figure = reliability_figure(expected_calibration_error(np.array([]), np.array([], dtype=bool)))
+    assert figure.axes[0].get_title() == "Reliability (ECE = –, 0 products with a confidence)"
+
+
 def test_the_confusion_matrix_title_fits_in_its_figure():
     """On Flipkart's 7 categories the title, centred over axes that long names push right, ran past the figure's
     edge: the PNG read 'Confusion matrix, every one of the 7 true categories (rows sum to 1' and nothing after."""

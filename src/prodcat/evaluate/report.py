@@ -198,7 +198,7 @@ def reliability_figure(calibration: dict[str, Any]) -> Figure:
     bins = calibration["bins"]
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
-    total = max(sum(b["count"] for b in bins), 1)
+    total = sum(b["count"] for b in bins)  # no bin (no product scored): no marker is sized by it
 
     def area(b: dict[str, Any]) -> float:
         """The bin's marker area (points²), growing with its products: one product must not look like hundreds."""
@@ -227,7 +227,8 @@ def reliability_figure(calibration: dict[str, Any]) -> Figure:
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
     ax.set_title(
-        f"Reliability (ECE = {calibration['ece']:.3f}, {counted(total, 'product')} with a confidence)", fontsize=10
+        f"Reliability (ECE = {_figure(calibration['ece'])}, {counted(total, 'product')} with a confidence)",
+        fontsize=10,
     )
     # below the axes: inside, any corner can hide a bin (upper left: a few products all right at low confidence)
     legend = ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False)
@@ -566,7 +567,7 @@ def change_cell(record: dict[str, Any]) -> str:
     if not record["n_affected"]:
         return UNTOUCHED
     change = record["change_vs_clean"]["accuracy"]
-    return f"{change['difference']:+.3f} [{change['low']:+.3f}, {change['high']:+.3f}]"
+    return f"{change['difference']:+.3f} [{interval_text(change['low'], change['high'], '{:+.3f}', ', ')}]"
 
 
 def robustness_rows(records: list[dict[str, Any]]) -> list[list[str]]:
