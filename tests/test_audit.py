@@ -165,6 +165,34 @@ def test_category_names_with_dollars_are_charted_as_written(tmp_path: Path) -> N
     assert html_path.read_text().count("data:image/png;base64,") >= 1
 
 
+def test_audit_charts_label_their_axes_and_count_whole_products(tmp_path: Path, monkeypatch) -> None:
+    """The histograms (text lengths, photo detail and white border) had no axis labels, and their product counts
+    fractional ticks (2.5, 7.5 products); each chart now says what it measures and counts products in whole
+    numbers, on the few products where the default ticks fall between them."""
+    from PIL import Image
+
+    from prodcat.catalog.audit import report
+
+    catalog = small_catalog(tmp_path)
+    for i in range(5):
+        photo = tmp_path / f"photo{i}.png"
+        Image.new("RGB", (60 + 20 * i, 80), (40 * i, 90, 200)).save(photo)
+        catalog.frame.loc[i, "image"] = str(photo)
+    figures = []
+    monkeypatch.setattr(report, "figure_data_uri", lambda figure, dpi: figures.append(figure) or "")
+    report._charts(audit_catalog(catalog, progress=False))
+    charts = [ax for figure in figures for ax in figure.axes if ax.get_visible()]
+    histograms = [ax for ax in charts if ax.get_title() != "languages" and not ax.get_title().startswith("classes")]
+    assert len(histograms) == 6  # the titles' and descriptions' characters and words, the detail, the border
+    assert all(ax.get_xlabel() for ax in histograms)
+    for ax in charts:
+        ax.figure.canvas.draw()
+        # the class charts count along x (horizontal bars), the others along y
+        counts = ax.xaxis if ax.get_title().startswith("classes") else ax.yaxis
+        assert counts.get_label_text() == "products"
+        assert all(float(tick).is_integer() for tick in counts.get_ticklocs()), ax.get_title()
+
+
 @pytest.mark.slow
 def test_labels_finds_planted_mislabels(flipkart_dir: Path) -> None:
     frame = load_catalog(flipkart_dir).frame.copy()

@@ -9,7 +9,7 @@ import itertools
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,10 @@ from prodcat.catalog.schema import RowIssue
 from prodcat.figures import figure_data_uri, figure_fonts
 from prodcat.files import write_csv, write_json, written_together
 from prodcat.report_style import report_environment
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.axis import Axis
 
 #: the whole lists of the report folder, beside audit.json and audit.html
 INPUT_ISSUES_CSV = "input_issues.csv"
@@ -97,11 +101,11 @@ def _charts(result: dict[str, Any]) -> dict[str, str]:
             # numeric positions: class names such as "10" must not be read as numbers by matplotlib
             ax.barh(range(len(labels)), [counts[k] for k in labels][::-1])
             ax.set_yticks(range(len(labels)), drawn[name][::-1], parse_math=False)
-            ax.set_xlabel("products")
+            _counts_products(ax.xaxis)
             ax.set_title(f"classes at level {name}" + (" (40 largest)" if len(counts) > 40 else ""))
             charts[f"classes_{name}"] = figure_data_uri(fig, dpi=90)
     histograms = [
-        (f"{field} {unit}", result["text"][field][unit])
+        (field, unit, result["text"][field][unit])
         for field in ("title", "description")
         for unit in ("chars", "words")
         if result["text"][field][unit]
@@ -113,10 +117,10 @@ def _charts(result: dict[str, Any]) -> dict[str, str]:
         fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 2.8 * rows), squeeze=False)
         for ax in axes.ravel()[len(histograms) :]:  # an odd count leaves a cell empty
             ax.set_visible(False)
-        for ax, (title, stats) in zip(axes.ravel(), histograms, strict=False):
-            edges = np.asarray(stats["histogram"]["edges"])
-            ax.bar(edges[:-1], stats["histogram"]["counts"], width=np.diff(edges), align="edge")
-            ax.set_title(title)
+        for ax, (field, unit, stats) in zip(axes.ravel(), histograms, strict=False):
+            measured = {"chars": "characters", "words": "words"}[unit]
+            _histogram(ax, stats["histogram"], f"{measured} (the longest 1% in the last bar)")
+            ax.set_title(f"{field} length")
         fig.tight_layout()
         charts["text_lengths"] = figure_data_uri(fig, dpi=90)
     languages = result["languages"]["counts"]
@@ -124,17 +128,39 @@ def _charts(result: dict[str, Any]) -> dict[str, str]:
         fig, ax = plt.subplots(figsize=(5, 2.5))
         ax.bar(range(len(languages)), list(languages.values()))
         ax.set_xticks(range(len(languages)), list(languages))
+        _counts_products(ax.yaxis)
         ax.set_title("languages")
         charts["languages"] = figure_data_uri(fig, dpi=90)
     quality = result.get("images", {}).get("quality")
     if quality:
         fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
         for ax, key in zip(axes, ("blur", "border_ratio"), strict=True):
-            edges = np.asarray(quality[key]["histogram"]["edges"])
-            ax.bar(edges[:-1], quality[key]["histogram"]["counts"], width=np.diff(edges), align="edge")
-            ax.set_title(
-                {"blur": "detail (Laplacian variance; low: blurry or plain)", "border_ratio": "white border"}[key]
-            )
+            _histogram(ax, quality[key]["histogram"], _QUALITY_UNITS[key])
+            ax.set_title({"blur": "detail (low: blurry or plain)", "border_ratio": "white border"}[key])
         fig.tight_layout()
         charts["image_quality"] = figure_data_uri(fig, dpi=90)
     return charts
+
+
+#: the x axis of each photo score's histogram: what the score measures
+_QUALITY_UNITS = {
+    "blur": "Laplacian variance (the highest 1% in the last bar)",
+    "border_ratio": "share of the photo's area outside its non-white box",
+}
+
+
+def _histogram(ax: Axes, histogram: dict[str, list[float]], measured: str) -> None:
+    """The bars of an audit ``histogram`` (its ``edges`` and ``counts`` of products) on ``ax``, the x axis saying
+    what is ``measured``, the y axis the products counted."""
+    edges = np.asarray(histogram["edges"])
+    ax.bar(edges[:-1], histogram["counts"], width=np.diff(edges), align="edge")
+    ax.set_xlabel(measured)
+    _counts_products(ax.yaxis)
+
+
+def _counts_products(axis: Axis) -> None:
+    """Label ``axis`` as a count of products, with whole-number ticks: 2.5 products read as a rounding error."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_label_text("products")
+    axis.set_major_locator(MaxNLocator(integer=True))
