@@ -1,13 +1,16 @@
 """The closing line of a command that writes a report (:func:`prodcat.files.report_exit_code`), which evaluate, cv,
-robustness, explore and audit share."""
+robustness, explore and audit share, and the folders a report run makes and removes again when it fails."""
 
 from __future__ import annotations
 
 import errno
 import logging
 import os
+from pathlib import Path
 
-from prodcat.files import RunLock, report_exit_code
+import pytest
+
+from prodcat.files import RunLock, made_folders, remove_empty_folders, report_exit_code
 
 
 def test_report_exit_code_says_the_report_written_or_why_not(tmp_path, capsys):
@@ -41,3 +44,22 @@ def test_a_pid_left_in_a_run_lock_is_taken_over_with_a_note_saying_its_run_did_n
         f"taking over {path}, left by prodcat predict pid 4321, which ended without emptying it (killed?)"
     ]
     assert path.read_text() == ""
+
+
+def test_a_failed_run_removes_the_folders_it_made_and_no_other_spelt_through_dot_dot(tmp_path, monkeypatch):
+    """``runs/../mine/report`` while ``runs`` is missing spells ``mine``, the user's folder, as missing: it was
+    listed as made, and a run failing there removed it (empty) while it left ``runs``, which it had made."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    made = made_folders(Path("runs/../mine/report"))
+    assert (tmp_path / "runs").is_dir() and (tmp_path / "mine" / "report").is_dir()
+    remove_empty_folders(made)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["mine"]
+    assert list((tmp_path / "mine").iterdir()) == []
+
+
+def test_a_file_in_place_of_a_folder_to_make_is_refused_and_an_existing_folder_is_not_made(tmp_path):
+    (tmp_path / "runs").write_text("not a folder", encoding="utf-8")
+    with pytest.raises(OSError):
+        made_folders(tmp_path / "runs" / "report")
+    assert made_folders(tmp_path) == []

@@ -5,7 +5,6 @@ its report was written, and the lock that keeps two runs from writing one output
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import logging
 import math
@@ -123,11 +122,20 @@ def written_together(folder: Path, stale: Iterable[str] = ()) -> Iterator[Path]:
 
 
 def made_folders(folder: Path) -> list[Path]:
-    """Make ``folder`` and its missing parents; those that were missing, deepest first (see
-    :func:`remove_empty_folders`)."""
-    made = list(itertools.takewhile(lambda path: not path.exists(), [folder, *folder.parents]))
-    folder.mkdir(parents=True, exist_ok=True)
-    return made
+    """Make ``folder`` and its missing parents; those this call made, deepest first (see
+    :func:`remove_empty_folders`). Each is made on its own and listed only if its ``mkdir`` made it: a path through
+    ``..`` spells folders that exist as missing ones (``runs/../mine`` while ``runs`` is missing), and a run failing
+    removed the user's empty ``mine``; a folder another run makes meanwhile is that run's."""
+    made = []
+    for path in reversed([folder, *folder.parents]):
+        try:
+            path.mkdir()
+        except OSError:
+            if not path.is_dir():  # as mkdir's exist_ok: a folder there is no error, a file or anything else is
+                raise
+            continue
+        made.append(path)
+    return made[::-1]
 
 
 def remove_empty_folders(made: list[Path]) -> None:
