@@ -273,6 +273,42 @@ def test_progressive_jpeg_over_the_pixel_limit_is_refused_whatever_the_scale() -
     assert load_image(_jpeg_bytes(photo), max_side=64, max_pixels=500_000).size == (64, 53)
 
 
+def _jpeg_segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def _sequential_jpeg_in_scans(width: int, height: int) -> bytes:
+    """A mid-grey sequential (baseline, SOF0) JPEG whose 3 colour components are each in a scan of their own, as
+    ITU T.81 allows (A.2.2). Its Huffman tables hold one code, ``0`` (DC difference 0, then end of block), so each
+    8 x 8 block is 2 zero bits."""
+    components = b"".join(bytes([number, 0x11, 0]) for number in (1, 2, 3))  # no subsampling, quantisation table 0
+    one_code = bytes([1] + [0] * 15) + b"\x00"  # one code of 1 bit, for the symbol 0
+    blocks = -(-width // 8) * -(-height // 8)
+    scans = b"".join(
+        _jpeg_segment(0xDA, bytes([1, number, 0x00, 0, 63, 0])) + bytes(-(-blocks // 4)) for number in (1, 2, 3)
+    )
+    return (
+        b"\xff\xd8"
+        + _jpeg_segment(0xDB, bytes([0] + [1] * 64))
+        + _jpeg_segment(0xC0, struct.pack(">BHHB", 8, height, width, 3) + components)
+        + _jpeg_segment(0xC4, b"\x00" + one_code + b"\x10" + one_code)
+        + scans
+        + b"\xff\xd9"
+    )
+
+
+def test_sequential_jpeg_of_several_scans_over_the_pixel_limit_is_refused_whatever_the_scale() -> None:
+    """libjpeg holds every DCT coefficient of a JPEG whose colour components are in separate scans at its full size,
+    as a progressive one's, whatever the scale it decodes at: a 462-byte one declaring 8000 x 8000 px took 350 MB
+    at 1/4 scale, and one declaring 65535 x 65535 px would be decoded at 1/8 scale under the 90 M px limit."""
+    data = _sequential_jpeg_in_scans(1200, 1000)
+    refused = "1200x1000 pixels exceeds the limit of 500000 pixels and a JPEG of 3 scans cannot be decoded at reduced"
+    with pytest.raises(ImageDecodeError, match=refused):
+        load_image(data, max_side=64, max_pixels=500_000)
+    grey = load_image(data, max_side=64)
+    assert (grey.size, grey.getextrema()) == ((64, 53), ((128, 128),) * 3)
+
+
 def test_cmyk_jpeg_becomes_rgb() -> None:
     data = _jpeg_bytes(Image.new("CMYK", (40, 30), (0, 255, 255, 0)))  # pure red in CMYK
     img = load_image(data)

@@ -21,7 +21,7 @@ colour key (a PNG's ``tRNS``), is composited on white. An embedded colour profil
 Huge JPEGs are decoded at a reduced scale (libjpeg's DCT scaling, 1/2 to 1/8,
 via :meth:`PIL.Image.Image.draft`) so they never occupy full-size memory; other
 formats cannot be decoded partially and are refused above ``max_pixels``, as is a
-progressive JPEG, whose coefficients libjpeg holds at full size. A JPEG of more scans than
+JPEG of several scans (a progressive one), whose coefficients libjpeg holds at full size. A JPEG of more scans than
 :data:`MAX_JPEG_SCANS` (each a pass over the whole photo, at any scale), or a PNG of more chunks beside
 its pixels than :data:`MAX_PNG_SIDE_CHUNKS` (each read in Python), or a TIFF of more strips or tiles
 than :data:`MAX_TIFF_BLOCKS` (each set up in Python), is refused unread
@@ -291,15 +291,25 @@ def _open(
         raise ImageDecodeError(f"invalid size {width}x{height}", product_id, where)
     if kind == "jpeg":
         _draft_jpeg(img, max_side, max_pixels)
-    if kind == "jpeg" and img.info.get("progressive"):
-        # libjpeg keeps every DCT coefficient of a progressive JPEG in memory, 2 bytes a pixel and component at its
-        # full size whatever the scale it decodes at: a 1.7 KB file declaring 28456 x 31884 px took 2.7 GB
-        if width * height > max_pixels:
-            too_large = _too_large(f"{width}x{height}", max_pixels, "a progressive JPEG", "a baseline JPEG")
-            raise ImageDecodeError(too_large, product_id, where)
-    elif img.size[0] * img.size[1] > max_pixels:
+    if kind == "jpeg" and width * height > max_pixels and (held_whole := _jpeg_held_whole(img, data)):
+        too_large = _too_large(f"{width}x{height}", max_pixels, held_whole, "a baseline JPEG of one scan")
+        raise ImageDecodeError(too_large, product_id, where)
+    if img.size[0] * img.size[1] > max_pixels:
         raise ImageDecodeError(_too_large(f"{width}x{height}", max_pixels, kind.upper()), product_id, where)
     return img, (width, height)
+
+
+def _jpeg_held_whole(img: Image.Image, data: bytes) -> str | None:
+    """What the JPEG ``img`` (of bytes ``data``) is when libjpeg keeps every DCT coefficient of it in memory at its
+    full size (2 bytes each), whatever the scale it decodes at, to assemble it scan after scan: a progressive one, or
+    a sequential one in several scans (its colour components apart); ``None`` for a JPEG of one scan, decoded a row of
+    blocks at a time. Decoded at reduced scale, a 1.7 KB progressive file declaring 28456 x 31884 px took 2.7 GB, and
+    a 462-byte sequential one of 3 scans declaring 8000 x 8000 px 350 MB."""
+    if img.info.get("progressive"):
+        return "a progressive JPEG"
+    if (scans := _jpeg_scans(data, most=MAX_JPEG_SCANS)) > 1:
+        return f"a JPEG of {scans} scans"
+    return None
 
 
 def structure_refusal(data: bytes, kind: str) -> str | None:
