@@ -393,6 +393,39 @@ def test_a_photo_check_abandoned_at_the_timeout_keeps_its_thread_until_it_ends(m
     assert len(started) == 2 and prediction.category == "a"
 
 
+def test_the_server_processes_share_the_photo_checks_the_cores_can_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With --workers N, each process ran as many photo checks at once as the machine has cores, N times the cores in
+    all, each decoding a photo of up to max_pixels (a PNG in full: 150 MB at the default). Each now runs its share:
+    of 4 cores, 2 in each of 2 processes."""
+    monkeypatch.setattr(service_module, "PHOTO_CHECKS_AT_ONCE", 4)
+    running, share = 0, 2
+    lock = threading.Lock()
+    release, past_the_share = threading.Event(), threading.Event()
+
+    def check(data: bytes, settings: ServeSettings) -> None:
+        nonlocal running
+        with lock:
+            running += 1
+            if running > share:
+                past_the_share.set()
+        release.wait(30)
+
+    monkeypatch.setattr(service_module, "check_image_content", check)
+    svc = PredictionService(FakePredictor(), ServeSettings(workers=2), None, ApiMetrics())
+    product = ProductRequest(title="mug", image_bytes=b"a photo", image_type="jpeg")
+
+    async def three_requests() -> int:
+        requests = [asyncio.ensure_future(svc.predict([product], f"r{i}", 3)) for i in range(3)]
+        # a third check past the share starts at once, were it let
+        await asyncio.to_thread(past_the_share.wait, 1)
+        most = running
+        release.set()
+        await asyncio.wait_for(asyncio.gather(*requests), timeout=30)
+        return most
+
+    assert asyncio.run(three_requests()) == share
+
+
 def test_a_thread_abandoned_as_the_server_stops_still_ends() -> None:
     """An abandoned thread gave its token back by waiting for the event loop to take it: one that ended while
     the server was stopping (its loop no longer running, not yet closed) waited for good, and the process,

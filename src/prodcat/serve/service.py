@@ -33,9 +33,10 @@ from prodcat.serve.threads import run_abandonable
 
 logger = logging.getLogger(__name__)
 
-#: photo checks running at once, whatever the requests: each may decode a photo of ``max_pixels`` in full (a PNG
-#: has no reduced-size decoding: 150 MB at the default 50 M px), CPU-bound, so more than the cores adds memory and no
-#: speed; on anyio's 40 threads, 24 concurrent uploads of one 143 KB PNG each held the server at 5 GB
+#: photo checks running at once on the machine, whatever the requests, shared among the server's processes
+#: (``--workers``): each may decode a photo of ``max_pixels`` in full (a PNG has no reduced-size decoding: 150 MB at
+#: the default 50 M px), CPU-bound, so more than the cores adds memory and no speed; on anyio's 40 threads, 24
+#: concurrent uploads of one 143 KB PNG each held the server at 5 GB
 PHOTO_CHECKS_AT_ONCE = os.cpu_count() or 1
 
 
@@ -87,7 +88,8 @@ class PredictionService:
         )
         # one explanation at a time: each is a model call of a hundred rows, which must not starve predictions
         self.explain_limiter = anyio.CapacityLimiter(1)
-        self.photo_check_limiter = anyio.CapacityLimiter(PHOTO_CHECKS_AT_ONCE)
+        # each process its share of the cores: N processes of as many checks as the cores would hold N times the memory
+        self.photo_check_limiter = anyio.CapacityLimiter(max(1, PHOTO_CHECKS_AT_ONCE // settings.workers))
 
     async def predict(
         self,
