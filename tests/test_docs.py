@@ -11,9 +11,11 @@ import shlex
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from starlette.routing import Route
 
 from prodcat.cli import build_parser, command_parsers, main
 from prodcat.config import Config
@@ -295,25 +297,32 @@ def test_every_option_the_pages_name_is_some_commands_or_benchmarks() -> None:
     assert unknown == []
 
 
+#: curl's options that send a body, which makes its request a POST (``-X`` / ``--request`` aside)
+CURL_BODY_OPTIONS = {"-d", "--data", "--data-raw", "--data-binary", "--data-urlencode", "--json", "-F", "--form"}
+
+
 def _curl_requests(text: str) -> list[tuple[str, str]]:
     """``(method, path)`` of each ``curl`` line of ``text``'s bash blocks (a line continued by ``\\`` joined): POST
-    when it sends a body (``-d``, ``-F``), else GET, unless ``-X`` says."""
+    when it sends a body (:data:`CURL_BODY_OPTIONS`), else GET, unless ``-X`` says."""
     requests = []
     for block in re.findall(r"```bash\n(.*?)```", text, re.DOTALL):
         for line in block.replace("\\\n", " ").splitlines():
             if not line.startswith("curl "):
                 continue
             argv = shlex.split(line)
-            method = "POST" if {"-d", "-F", "--data"} & set(argv) else "GET"
-            method = argv[argv.index("-X") + 1] if "-X" in argv else method
+            method = "POST" if CURL_BODY_OPTIONS & set(argv) else "GET"
+            for option, value in itertools.pairwise(argv):
+                if option in {"-X", "--request"}:
+                    method = value
             (url,) = (arg for arg in argv if arg.startswith("http"))
-            requests.append((method, "/" + url.split("/", 3)[3].split("?")[0]))
+            requests.append((method, urlsplit(url).path or "/"))
     return requests
 
 
 def test_every_request_the_pages_show_is_a_route_of_the_api(tmp_path: Path) -> None:
     """The curl examples (README's /explain, docs/api.md's) are what a user of the API copies first: each sends its
-    method to a path the API serves (`/reviews/4` to `/reviews/{review_id}`), as its OpenAPI description lists."""
+    method to a path the API serves (`/reviews/4` to `/reviews/{review_id}`): a route of its OpenAPI description, or
+    one of its documentation pages (`/docs`, `/openapi.json`)."""
     from types import SimpleNamespace
 
     from prodcat.serve.app import create_app
@@ -321,11 +330,9 @@ def test_every_request_the_pages_show_is_a_route_of_the_api(tmp_path: Path) -> N
 
     model = SimpleNamespace(version="0", labels=["Watches"], manifest={}, modalities=["text"])
     app = create_app(model, ServeSettings(review_db=f"sqlite:///{tmp_path / 'reviews.db'}"))
-    routes = [
-        (method.upper(), re.sub(r"\{\w+\}", "[^/]+", path))
-        for path, operations in app.openapi()["paths"].items()
-        for method in operations
-    ]
+    described = [(method.upper(), path) for path, operations in app.openapi()["paths"].items() for method in operations]
+    pages = [(method, route.path) for route in app.routes if isinstance(route, Route) for method in route.methods or ()]
+    routes = [(method, re.sub(r"\{\w+\}", "[^/]+", path)) for method, path in described + pages]
     shown = [request for page in PAGES for request in _curl_requests(page.read_text(encoding="utf-8"))]
     assert len(shown) >= 7, "the pages lost their API examples"
     unserved = [
@@ -334,6 +341,22 @@ def test_every_request_the_pages_show_is_a_route_of_the_api(tmp_path: Path) -> N
         if not any(method == served and re.fullmatch(pattern, path) for served, pattern in routes)
     ]
     assert unserved == []
+
+
+@pytest.mark.parametrize(
+    ("line", "request_"),
+    [
+        ("curl -s http://127.0.0.1:8000/health", ("GET", "/health")),
+        ("curl -s http://127.0.0.1:8000", ("GET", "/")),
+        ("curl --json '{\"title\": \"x\"}' 'http://127.0.0.1:8000/predict?top_k=3'", ("POST", "/predict")),
+        ("curl --data-binary @products.json http://127.0.0.1:8000/predict-batch", ("POST", "/predict-batch")),
+        ("curl --request DELETE http://127.0.0.1:8000/reviews/4", ("DELETE", "/reviews/4")),
+    ],
+)
+def test_a_curl_example_is_read_as_curl_sends_it(line: str, request_: tuple[str, str]) -> None:
+    """curl's other body options (`--json`, `--data-binary`) send a POST too, and a URL may have no path: read as a
+    GET, or failing on an index, a correct example failed the check above for a wrong reason."""
+    assert _curl_requests(f"```bash\n{line}\n```") == [request_]
 
 
 def _default_rows(results: str) -> dict[tuple[str, int], dict[str, str]]:
