@@ -145,6 +145,32 @@ def test_bag_of_visual_words_reports_unreadable_and_featureless_photos_missing(t
     assert (X[~available] == 0).all()
 
 
+def test_orb_finds_keypoints_on_small_photos_and_reads_large_ones_as_before(tmp_path: Path) -> None:
+    """ORB detects nothing within 31 px of an edge: on fashion's 60 x 80 photos it found no keypoint, and bovw_orb
+    was skipped ('no readable photo with keypoints'). A small photo is enlarged before detection; one decoded down
+    to ``max_side`` (every Flipkart photo, a 640 x 150 banner too) is read exactly as before."""
+    import cv2
+
+    from prodcat.image.decode import decode_item
+
+    small = []
+    for i in range(3):
+        small.append(str(tmp_path / f"small{i}.png"))
+        _photo(i, (60, 80)).save(small[-1])
+    frame = pd.DataFrame({"product_id": ["s0", "s1", "s2"], "image": small})
+    orb = make_extractor("bovw_orb", n_words=8, progress=False, cache_dir=str(tmp_path / "cache"))
+    assert orb.fit(frame).available(frame).all()
+
+    for size in ((640, 480), (640, 150)):
+        path = tmp_path / f"large{size[1]}.png"
+        _photo(7, size).save(path)
+        (item,) = image_items(pd.DataFrame({"product_id": ["large"], "image": [str(path)]}))
+        grey = cv2.cvtColor(np.asarray(decode_item(item, orb.max_side)), cv2.COLOR_RGB2GRAY)
+        keypoints, descriptors = orb.detector().detectAndCompute(grey, None)
+        strongest = np.argsort([-keypoint.response for keypoint in keypoints])[: orb.max_keypoints]
+        np.testing.assert_array_equal(orb.detect(item), descriptors[strongest])
+
+
 #: a file that opens but whose first read fails (EIO), as a photo on a failing disk or a dropped network share does
 OPENS_BUT_DOES_NOT_READ = Path("/proc/self/mem")
 
