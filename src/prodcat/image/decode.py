@@ -90,6 +90,9 @@ _PNG_PIXEL_CHUNKS = frozenset({b"IDAT", b"fdAT", b"fcTL"})
 MAX_TIFF_BLOCKS = 65_536
 #: the TIFF tags listing the offsets of a page's strips and of its tiles (TIFF 6.0, sections 8 and 15)
 _TIFF_BLOCK_OFFSETS = (273, 324)
+#: the next marker of a JPEG between its segments, as libjpeg finds it (next_marker): any other bytes skipped (with
+#: a warning only), then fill bytes 0xFF, then a byte that is no stuffing (0xFF00)
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xff]")
 #: where the entropy-coded data of a JPEG scan ends: a marker, a 0xFF byte that is no stuffing (0xFF00) nor restart
 _JPEG_MARKER_AFTER_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7]")
 
@@ -396,24 +399,22 @@ def _too_large(size: str, limit: int, kind: str, decodable: str = "JPEG") -> str
 
 def _jpeg_scans(data: bytes, most: int) -> int:
     """The scans (SOS markers) of the JPEG ``data``, counted up to ``most``: its segments walked as ITU T.81 lays
-    them out (B.1.1), so that a scan marker inside another segment (an EXIF thumbnail's) is not counted. Nothing is
-    decoded; a file broken before its end is counted up to there, and left to the decoder to refuse."""
+    them out (B.1.1), so that a scan marker inside another segment (an EXIF thumbnail's) is not counted, and bytes
+    between segments skipped as libjpeg skips them, so that they hide no scan from the count. Nothing is decoded; a
+    file broken before its end is counted up to there, and left to the decoder to refuse."""
     scans, position = 0, 2  # after SOI
-    while scans < most and position + 4 <= len(data) and data[position] == 0xFF:
-        marker = data[position + 1]
-        if marker == 0xFF:  # a fill byte before a marker
-            position += 1
-        elif marker == 0xD9:  # EOI
+    while scans < most and (found := _JPEG_MARKER.search(data, position)):
+        marker, position = data[found.start() + 1], found.end()
+        if marker == 0xD9:  # EOI
             break
-        elif marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # markers without a length
-            position += 2
-        else:
-            position += 2 + int.from_bytes(data[position + 2 : position + 4])
-            if marker == 0xDA:  # SOS: its header, then entropy-coded data up to the next marker
-                scans += 1
-                if (end := _JPEG_MARKER_AFTER_SCAN.search(data, position)) is None:
-                    break
-                position = end.start()
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            continue
+        position += int.from_bytes(data[position : position + 2])  # the length counts its own 2 bytes
+        if marker == 0xDA:  # SOS: its header, then entropy-coded data up to the next marker
+            scans += 1
+            if (end := _JPEG_MARKER_AFTER_SCAN.search(data, position)) is None:
+                break
+            position = end.start()
     return scans
 
 
