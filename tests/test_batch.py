@@ -687,31 +687,21 @@ def test_two_runs_of_one_model_share_a_cluster(flipkart_bundle, products, uninte
 def test_a_cluster_without_workers_is_refused_rather_than_waited_for_forever(tiny_training, tmp_path, monkeypatch):
     """A scheduler whose workers were not started (or all gone) took the chunks and the run waited for ever,
     saying nothing; now it waits a while for a worker, then stops saying so, having scored nothing."""
-    import threading
-
     from distributed import LocalCluster
 
     from prodcat.batch import dask_engine
 
     monkeypatch.setattr(dask_engine, "WORKER_WAIT_S", 1.0, raising=False)
     out = tmp_path / "preds.csv"
-    outcome: list[BaseException | None] = []
 
-    def run(scheduler: str) -> None:
-        try:
-            engine = dask_engine.DaskEngine(tiny_training.bundle, scheduler=scheduler)
-            score_catalog(tiny_training.unseen, out, engine, chunk_size=4, progress=False)
-            outcome.append(None)
-        except BaseException as exc:
-            outcome.append(exc)
+    def run() -> None:
+        engine = dask_engine.DaskEngine(tiny_training.bundle, scheduler=cluster.scheduler_address)
+        score_catalog(tiny_training.unseen, out, engine, chunk_size=4, progress=False)
 
     with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
-        runner = threading.Thread(target=run, args=(cluster.scheduler_address,), daemon=True)
-        runner.start()
-        runner.join(timeout=60)
-    assert outcome, "the run is still waiting for a worker"
-    assert isinstance(outcome[0], BatchError)
-    assert str(outcome[0]) == (
+        error = _raised_within_a_minute(run)
+    assert isinstance(error, BatchError)
+    assert str(error) == (
         f"the dask scheduler at {cluster.scheduler_address} has no worker (waited 1 s for one): start workers "
         f"(dask worker {cluster.scheduler_address}), then run the same command"
     )
@@ -959,8 +949,6 @@ def test_a_cluster_left_without_workers_mid_run_stops_the_run_saying_so(tiny_tra
     restarts) kept the run's chunks waiting for a worker, and the run waited for ever without a word, or, the worker
     lost before a finished chunk's predictions were fetched from it, for that chunk to be scored again; now it waits
     a while for a worker, then stops saying so."""
-    import threading
-
     from distributed import LocalCluster
 
     from prodcat.batch import dask_engine
@@ -980,27 +968,40 @@ def test_a_cluster_left_without_workers_mid_run_stops_the_run_saying_so(tiny_tra
     if when == "as a chunk's predictions are fetched":
         monkeypatch.setattr(dask_engine, "as_completed", WorkersLostAsAChunkFinishes)
     worker_task(_slow)
+
+    def run() -> None:
+        with dask_engine.DaskEngine(tiny_training.bundle, scheduler=cluster.scheduler_address) as engine:
+            for _ in engine.score(_tiny_chunks(tiny_training.unseen), top_k=5):
+                lose_the_workers()  # the other chunks waiting
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        error = _raised_within_a_minute(run)
+    assert isinstance(error, BatchError)
+    assert str(error) == (
+        f"the dask scheduler at {cluster.scheduler_address} has had no worker for 1 s, its chunks waiting for one: "
+        f"start workers (dask worker {cluster.scheduler_address}), then run the same command"
+    )
+
+
+def _raised_within_a_minute(work: Callable[[], None]) -> BaseException | None:
+    """Run ``work`` on a thread of its own (a run waiting for ever would hang the test) and return what it raised,
+    None if it returned; the test fails if it still runs after a minute."""
+    import threading
+
     outcome: list[BaseException | None] = []
 
     def run() -> None:
         try:
-            with dask_engine.DaskEngine(tiny_training.bundle, scheduler=cluster.scheduler_address) as engine:
-                for _ in engine.score(_tiny_chunks(tiny_training.unseen), top_k=5):
-                    lose_the_workers()  # the other chunks waiting
+            work()
             outcome.append(None)
         except BaseException as exc:
             outcome.append(exc)
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
-        runner = threading.Thread(target=run, daemon=True)
-        runner.start()
-        runner.join(timeout=60)
-        assert outcome, "the run is still waiting for a worker"
-    assert isinstance(outcome[0], BatchError)
-    assert str(outcome[0]) == (
-        f"the dask scheduler at {cluster.scheduler_address} has had no worker for 1 s, its chunks waiting for one: "
-        f"start workers (dask worker {cluster.scheduler_address}), then run the same command"
-    )
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    runner.join(timeout=60)
+    assert outcome, "the run is still waiting for a worker"
+    return outcome[0]
 
 
 def _worker_installation() -> Installation:
