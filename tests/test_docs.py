@@ -80,6 +80,12 @@ def _block_commands(text: str) -> list[str]:
     ]
 
 
+#: an option a page names (``--workers``, not ``x--y`` nor a table's ``---``)
+OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+#: the first word of a command line and what follows it: ``dask worker --nthreads 1 ...``, ``audit --labels``
+COMMAND_LINE = re.compile(r"(?P<program>[a-z][\w.-]*) ")
+
+
 def _options_by_command() -> dict[str, set[str]]:
     """Each command's option strings (``""``: the top-level parser's)."""
     parser = build_parser()
@@ -103,9 +109,7 @@ def test_every_option_shown_with_a_command_is_one_of_its_options() -> None:
             if command not in options:  # a message quoted, such as `prodcat 0.1.0 there, 0.2.0 now`
                 continue
             wrong += [
-                f"{page.name}: {line!r}: {option}"
-                for option in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", line)
-                if option not in options[command]
+                f"{page.name}: {line!r}: {option}" for option in OPTION.findall(line) if option not in options[command]
             ]
     assert wrong == []
 
@@ -134,7 +138,7 @@ def test_every_option_shown_with_a_benchmark_is_one_of_its_options() -> None:
             source = script.read_text(encoding="utf-8")
             wrong += [
                 f"{page.name}: {name}.py {option}"
-                for option in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", arguments)
+                for option in OPTION.findall(arguments)
                 if f'"{option}"' not in source
             ]
     assert wrong == []
@@ -286,15 +290,53 @@ def test_every_module_and_name_the_pages_cite_exists() -> None:
 def test_every_option_the_pages_name_is_some_commands_or_benchmarks() -> None:
     """Most options are named alone (`--e5-threads N` (`PRODCAT_E5_THREADS`), `--review-db`), not on a command line
     the tests above check: each is an option of a command, or of a benchmark script the page cites."""
-    known = set().union(*_options_by_command().values())
+    options = _options_by_command()
+    known = set().union(*options.values())
     benchmarks = " ".join(script.read_text(encoding="utf-8") for script in (REPO / "benchmarks").glob("*.py"))
     unknown = sorted(
         f"{page.name}: {option}"
         for page in PAGES
-        for option in set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", page.read_text(encoding="utf-8")))
+        for option in _named_options(page.read_text(encoding="utf-8"), commands=set(options))
         if option not in known and f'"{option}"' not in benchmarks
     )
     assert unknown == []
+
+
+def _named_options(text: str, commands: set[str]) -> set[str]:
+    """The options ``text`` names, but for those on another program's command line, a code span or a line of a code
+    block whose first word is none of prodcat's ``commands``, ``prodcat``, ``python`` or a ``.py`` script."""
+
+    def anothers(line: str) -> bool:
+        command = COMMAND_LINE.match(line.strip())
+        ours = {"prodcat", "python", "python3", *commands}
+        return command is not None and command["program"] not in ours and not command["program"].endswith(".py")
+
+    text = re.sub(
+        r"```.*?```",
+        lambda block: "\n".join(line for line in block[0].splitlines() if not anothers(line)),
+        text,
+        flags=re.DOTALL,
+    )
+    text = re.sub(r"`([^`\n]+)`", lambda span: "" if anothers(span[1]) else span[0], text)
+    return set(OPTION.findall(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "options"),
+    [
+        ("Start a `dask worker`: `dask worker --nthreads 1 tcp://host:8786`.", set()),
+        ("```bash\npip install --upgrade prodcat\nprodcat predict m p.csv --workers 2\n```", {"--workers"}),
+        (
+            "`prodcat predict --workers 2`, `--review-db`, `python benchmarks/fusion.py --seed 1`, `audit --labels`",
+            {"--workers", "--review-db", "--seed", "--labels"},
+        ),
+        ("a wrapped line of prose naming --chunk-size\nthen --workers", {"--chunk-size", "--workers"}),
+    ],
+)
+def test_the_options_of_another_programs_command_line_are_not_prodcats(text: str, options: set[str]) -> None:
+    """`dask worker --nthreads 1` (docs/batch.md's cluster) or `pip install --upgrade` failed the check above, as
+    unknown options of prodcat; those of prodcat's and the benchmarks' command lines, and prose's, are still read."""
+    assert _named_options(text, commands={"audit", "predict"}) == options
 
 
 #: curl's options that send a body, which makes its request a POST (``-X`` / ``--request`` aside)
