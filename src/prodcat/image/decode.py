@@ -82,8 +82,8 @@ MAX_JPEG_SCANS = 500
 #: (PNG_USER_CHUNK_CACHE_MAX): Pillow reads each chunk in Python, about 7 us, so 8 MB of empty 12-byte chunks took
 #: 5 s to open where a photo holds a dozen
 MAX_PNG_SIDE_CHUNKS = 1000
-#: the chunks of a PNG's pixels: its image data, and an animated PNG's frames and their controls
-_PNG_PIXEL_CHUNKS = frozenset({b"IDAT", b"fdAT", b"fcTL"})
+#: the chunks of an animated PNG's later frames: their controls and image data
+_PNG_FRAME_CHUNKS = frozenset({b"fcTL", b"fdAT"})
 #: most strips or tiles the page of a TIFF read may be stored in: Pillow sets each one up in Python, about 10 us, so
 #: a 9 MB TIFF of a 1-pixel column in 1,000,000 one-row strips took 11 s and 400 MB to open; a photo stored a row a
 #: strip, as some scanners write them, holds its height in strips
@@ -419,11 +419,17 @@ def _jpeg_scans(data: bytes, most: int) -> int:
 
 
 def _png_side_chunks(data: bytes, most: int) -> int:
-    """The chunks of the PNG ``data`` other than its pixels' (:data:`_PNG_PIXEL_CHUNKS`), counted up to ``most``
-    from their lengths (PNG specification, 5.3), nothing read; a file broken before its end is counted up to there."""
-    chunks, position = 0, 8  # after the signature
+    """The chunks of the PNG ``data`` other than its image data (IDAT) and, once that has begun, an animated PNG's
+    later frames (:data:`_PNG_FRAME_CHUNKS`, which Pillow reads only when asked for a frame), counted up to ``most``
+    from their lengths (PNG specification, 5.3), nothing read; a file broken before its end is counted up to there.
+    A frame's chunks before the image data (the first frame's control, one) or in a PNG that is not animated are
+    read as it opens or decodes, each in Python as any other chunk: they count."""
+    chunks, position, animated, frames_begun = 0, 8, False, False  # after the signature
     while chunks < most and position + 8 <= len(data) and (kind := data[position + 4 : position + 8]) != b"IEND":
-        chunks += kind not in _PNG_PIXEL_CHUNKS
+        if kind == b"acTL":  # animated as Pillow has it: more than one frame (fewer than 2**31)
+            animated = 1 < int.from_bytes(data[position + 8 : position + 12]) <= 2**31
+        frames_begun = frames_begun or (animated and kind == b"IDAT")
+        chunks += kind != b"IDAT" and not (frames_begun and kind in _PNG_FRAME_CHUNKS)
         position += 12 + int.from_bytes(data[position : position + 4])  # length, type, data, CRC
     return chunks
 
