@@ -393,6 +393,33 @@ def test_a_photo_check_abandoned_at_the_timeout_keeps_its_thread_until_it_ends(m
     assert len(started) == 2 and prediction.category == "a"
 
 
+def test_a_batch_abandoned_at_the_timeout_checks_no_more_of_its_photos(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The thread checking a batch's photos went on through all of them after the 504: up to 64 photos of a few
+    seconds each held one of the PHOTO_CHECKS_AT_ONCE for minutes, and every photo request behind it waited. It now
+    finishes the photo it checks and stops."""
+    release = threading.Event()
+    checked: list[bytes] = []
+
+    def slow_check(data: bytes, settings: ServeSettings) -> None:
+        checked.append(data)
+        release.wait(30)
+
+    monkeypatch.setattr(service_module, "check_image_content", slow_check)
+    monkeypatch.setattr(service_module, "PHOTO_CHECKS_AT_ONCE", 1)
+    svc, _ = service(store=None)
+    batch = [ProductRequest(title="mug", image_bytes=f"photo {i}".encode(), image_type="jpeg") for i in range(3)]
+
+    async def abandon_then_predict() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(svc.predict(batch, "gone", 3), timeout=0.2)
+        release.set()
+        # starts once the abandoned thread has ended, its one place taken until then
+        await asyncio.wait_for(svc.predict(batch[:1], "next", 3), timeout=30)
+
+    asyncio.run(abandon_then_predict())
+    assert checked == [b"photo 0", b"photo 0"]
+
+
 def test_the_server_processes_share_the_photo_checks_the_cores_can_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """With --workers N, each process ran as many photo checks at once as the machine has cores, N times the cores in
     all, each decoding a photo of up to max_pixels (a PNG in full: 150 MB at the default). Each now runs its share:

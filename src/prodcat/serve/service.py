@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -102,12 +103,7 @@ class PredictionService:
         told what a 504 must add once review records are on their way: they may be committed after it."""
         # each hop to a worker thread costs latency: only take it for work that blocks
         has_photos = any(isinstance(p, ProductRequest) and p.image_bytes is not None for p in products)
-        # abandoned on timeout: the 504 leaves at request_timeout_s while the thread finishes its photo
-        results = (
-            await run_abandonable(self._check_photos, products, limiter=self.photo_check_limiter)
-            if has_photos
-            else list(products)
-        )
+        results = await self._checked_photos(products) if has_photos else list(products)
         valid = [(position, item) for position, item in enumerate(results) if isinstance(item, ProductRequest)]
         if not valid:
             return results
@@ -165,12 +161,26 @@ class PredictionService:
         prediction = _answer(product, explanation.prediction, self.predictor.version, request_id, None)
         return ExplanationOut.model_validate(body | {"prediction": prediction})
 
-    def _check_photos(self, products: list[ProductRequest | ApiError]) -> list[Any]:
+    async def _checked_photos(self, products: list[ProductRequest | ApiError]) -> list[Any]:
+        """:meth:`_check_photos` in a worker thread, abandoned on timeout: the 504 leaves at request_timeout_s while
+        the thread finishes the photo it checks, keeping its place among :data:`PHOTO_CHECKS_AT_ONCE`, and checks no
+        other: the 64 large photos of a batch would hold that place for minutes after its 504."""
+        abandoned = threading.Event()
+        try:
+            return await run_abandonable(self._check_photos, products, abandoned, limiter=self.photo_check_limiter)
+        except BaseException:
+            abandoned.set()
+            raise
+
+    def _check_photos(self, products: list[ProductRequest | ApiError], abandoned: threading.Event) -> list[Any]:
         """Each product, or the error refusing its photo; a photo that several items share (one multipart
-        part named by each) is decoded and checked once."""
+        part named by each) is decoded and checked once. Once ``abandoned`` is set, the products so far: no one
+        waits for them."""
         refusals: dict[int, ApiError | None] = {}  # by id() of the bytes, which the items share
         checked: list[Any] = []
         for product in products:
+            if abandoned.is_set():
+                break
             if isinstance(product, ProductRequest) and product.image_bytes is not None:
                 photo = product.image_bytes
                 if id(photo) not in refusals:
