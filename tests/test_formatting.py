@@ -129,6 +129,13 @@ def test_the_audit_summary_and_a_batch_resume_refusal_say_one_product_in_the_sin
     for rows, said in ((1, "1 product there"), (2, "2 products there")):
         earlier = replace(state, data_fingerprint="other data", total_rows=rows)
         assert state.differences(earlier) == [f"other input data ({said}, 2 now, or changed)"]
+    # both counts of a refusal written alike, the one now as the one there: '12,345 products there, 12346 now'
+    larger = replace(state, total_rows=12_346, chunk_size=10_000)
+    earlier = replace(state, total_rows=12_345, chunk_size=5_000)
+    assert larger.differences(earlier) == [
+        "other input data (12,345 products there, 12,346 now, or changed)",
+        "another chunk size (5,000 there, 10,000 now)",
+    ]
 
 
 @pytest.mark.parametrize("count", [1, 2])

@@ -51,7 +51,7 @@ from prodcat.files import (
     temporary_sibling_of,
     write_atomically,
 )
-from prodcat.formatting import counted, first_few
+from prodcat.formatting import count_text, counted, first_few
 from prodcat.models.classifier import product_frame
 
 log = logging.getLogger(__name__)
@@ -99,11 +99,11 @@ class RunState:
         if self.bundle_identity != other.bundle_identity:
             found.append(self._other_model(other))
         if self.data_fingerprint != other.data_fingerprint or self.total_rows != other.total_rows:
-            found.append(
-                f"other input data ({counted(other.total_rows, 'product')} there, {self.total_rows} now, or changed)"
-            )
+            there, now = counted(other.total_rows, "product"), count_text(self.total_rows)
+            found.append(f"other input data ({there} there, {now} now, or changed)")
         if self.chunk_size != other.chunk_size:
-            found.append(f"another chunk size ({other.chunk_size} there, {self.chunk_size} now)")
+            there, now = count_text(other.chunk_size), count_text(self.chunk_size)
+            found.append(f"another chunk size ({there} there, {now} now)")
         if self.top_k != other.top_k:
             found.append(f"another --top-k ({other.top_k} there, {self.top_k} now)")
         found += Installation(self.libraries, self.code).differences(Installation(other.libraries, other.code))
