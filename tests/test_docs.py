@@ -279,12 +279,22 @@ def _resolves(dotted: str) -> bool:
 def test_every_module_and_name_the_pages_cite_exists() -> None:
     """The pages send readers to code by its dotted name (`prodcat.image.decode.DECODER_VERSION`,
     `prodcat.evaluate.explain.explain(predictor, product)`): a module moved or a name renamed leaves them nothing to
-    find. Each such name imports."""
-    cited = {
-        name for page in PAGES for name in re.findall(r"\bprodcat(?:\.[A-Za-z_]\w*)+", page.read_text(encoding="utf-8"))
-    }
+    find. Each such name in a code span imports (prose may name a file: 'logs in prodcat.log')."""
+    cited = {name for page in PAGES for name in _cited_code(page.read_text(encoding="utf-8"))}
     assert len(cited) >= 20, "the pages cite no code"
     assert sorted(name for name in cited if not _resolves(name)) == []
+
+
+def _cited_code(text: str) -> set[str]:
+    """The dotted names of prodcat's code (``prodcat.image.decode.DECODER_VERSION``) in ``text``'s code spans."""
+    spans = re.findall(r"`([^`\n]+)`", text)
+    return {name for span in spans for name in re.findall(r"\bprodcat(?:\.[A-Za-z_]\w*)+", span)}
+
+
+def test_a_file_named_in_prose_is_no_code_cited() -> None:
+    """'prodcat.log' in a sentence failed the check above, as a name prodcat's code lacks."""
+    text = "Logs may go to prodcat.log; see `prodcat.files.written_together(folder)` and `prodcat.figures`."
+    assert _cited_code(text) == {"prodcat.files.written_together", "prodcat.figures"}
 
 
 def test_every_option_the_pages_name_is_some_commands_or_benchmarks() -> None:
