@@ -1255,6 +1255,7 @@ def test_a_photo_sent_as_base64_or_a_data_url_is_told_so(client: TestClient, jpe
         (base64.encodebytes(jpeg_bytes()), base64_jpeg),  # in lines of 76 characters, as MIME writes it
         (b"data:image/jpeg;base64," + encoded, "a data URL (data:...;base64,...), not the photo's bytes"),
         (b"a mug, blue", "not an image;"),
+        (b"Data: a mug, blue", "not an image;"),  # no data URL: no media type, nor a comma after it
     ):
         refused = client.post("/predict", data={"title": "mug"}, files={"image": ("a.jpg", content, "image/jpeg")})
         assert (refused.status_code, refused.json()["error"]) == (415, "image_type"), refused.text
