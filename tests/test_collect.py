@@ -1535,7 +1535,24 @@ def test_results_the_api_counts_but_no_page_holds_are_reported(httpserver, tmp_p
     report = json.loads((tmp_path / "collect.json").read_text())
     assert report["stopped_by"] == "exhausted" and report["counts"]["products"] == 5
     (warning,) = report["warnings"]
-    assert "the API counts 6 results, but 1 of them were on no page read" in warning["message"]
+    # one missing, and written as the counts of the other messages: it said '1 of them were', and '12345 results'
+    assert "the API counts 6 results, but 1 of them was on no page read" in warning["message"]
+    assert _unserved_message(total=12_345, records=12_000, duplicates=1_000).startswith(
+        "the API counts 12,345 results, but 1,345 of them were on no page read (the results moved between pages while "
+        "paging: 1,000 came twice)"
+    )
+
+
+def _unserved_message(total: int, records: int, duplicates: int) -> str:
+    """The warning of a search whose ``total`` results ran out after ``records``, ``duplicates`` of them again."""
+    from prodcat.collect.pipeline import CollectReport, _warn_about_unserved_results
+
+    report = CollectReport("openfoodfacts", "champagne", "http://127.0.0.1", "2026-12-07", total_matching=total)
+    report.stopped_by = "exhausted"
+    report.counts.update(records=records, duplicates=duplicates)
+    _warn_about_unserved_results(report)
+    (warning,) = report.warnings
+    return warning["message"]
 
 
 def test_ctrl_c_writes_what_was_collected_and_says_how_to_resume(httpserver, tmp_path, monkeypatch, capsys):

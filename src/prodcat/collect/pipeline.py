@@ -560,9 +560,9 @@ def _warn_about_unserved_results(report: CollectReport) -> None:
     missing = report.total_matching - (report.counts.get("records", 0) - duplicates)
     if missing > 0:
         message = (
-            f"the API counts {report.total_matching} results, but {missing} of them were on no page read (the "
-            f"results moved between pages while paging: {duplicates} came twice); a run with --refresh later "
-            "may find them"
+            f"the API counts {counted(report.total_matching, 'result')}, but {count_text(missing)} of them "
+            f"{'was' if missing == 1 else 'were'} on no page read (the results moved between pages while paging: "
+            f"{count_text(duplicates)} came twice); a run with --refresh later may find them"
         )
         report.add_warning("page", message)
 
