@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
+import sys
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
 import numpy as np
 import pandas as pd
@@ -1128,3 +1132,58 @@ def test_a_table_of_thousands_of_unread_columns_is_warned_of_in_one_readable_lin
     (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert f"the columns {', '.join(columns[:10])} and 19,990 more are not read" in warning
     assert len(warning) < 1_000
+
+
+def test_the_other_columns_of_a_csv_are_typed_each_by_all_its_values(tmp_path: Path) -> None:
+    """Each column not read as a field is typed by all its values, blanks aside: a column of plain numbers with a blank
+    is of floats (NaN there), one of blanks only too, true/false in any case is boolean, and one value of
+    another kind (a space before "false", a word) leaves the whole column text, its blanks missing."""
+    path = tmp_path / "typed.csv"
+    path.write_text("title,count,gap,price,empty,ready,padded,note\nmug,3,1,+.5,,TRUE, false,x\npot,4,,2.,  ,,true,\n")
+    frame = load_catalog(path).frame
+    assert frame["count"].dtype == np.int64 and frame["count"].tolist() == [3, 4]
+    assert frame["gap"].dtype == np.float64 and frame["gap"].iloc[0] == 1.0 and np.isnan(frame["gap"].iloc[1])
+    assert frame["price"].tolist() == [0.5, 2.0]
+    assert frame["empty"].dtype == np.float64 and frame["empty"].isna().all()
+    assert frame["ready"].dtype == "boolean" and frame["ready"].tolist() == [True, pd.NA]
+    assert frame["padded"].dtype == object and frame["padded"].tolist() == [" false", "true"]
+    assert frame["note"].tolist() == ["x", None]
+    assert list(frame.columns[len(COLUMNS) :]) == ["count", "gap", "price", "empty", "ready", "padded", "note"]
+
+
+def _pandas_calls(read: Callable[[], object]) -> int:
+    """The calls of pandas' own Python functions while ``read`` runs: a measure of work that no load on the machine
+    changes, as it changes a time. Not the steps of its iterators, which any loop over a table's header takes."""
+    calls = 0
+    pandas_code = f"{os.sep}pandas{os.sep}"
+
+    def count(frame: FrameType, event: str, arg: object) -> None:
+        nonlocal calls
+        code = frame.f_code
+        calls += event == "call" and pandas_code in code.co_filename and not code.co_flags & inspect.CO_GENERATOR
+
+    sys.setprofile(count)
+    try:
+        read()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_the_pandas_work_of_reading_a_csv_does_not_grow_with_its_columns(tmp_path: Path) -> None:
+    """Each column not read as a field was typed by pandas calls of its own (3 ms a column): a 300 KB CSV of 100,000
+    empty columns took 298 s to read. Its columns are now typed all at once: a table of 1,000 such columns (blank,
+    numbers, text) costs pandas no more calls than one of 12 (before: 1.4 million, 60 times as many)."""
+
+    def wide(columns: int) -> Path:
+        path = tmp_path / f"wide{columns}.csv"
+        names = [f"attribute_{i}" for i in range(columns)]
+        rows = [
+            ["Blue mug", *["", "1", "x", "2.5"] * (columns // 4)],
+            ["Red cup", *["", "", "y", "3"] * (columns // 4)],
+        ]
+        path.write_text("\n".join(",".join(row) for row in [["title", *names], *rows]) + "\n")
+        return path
+
+    narrow, broad = wide(12), wide(1_000)
+    assert _pandas_calls(lambda: load_catalog(broad)) < 2 * _pandas_calls(lambda: load_catalog(narrow))

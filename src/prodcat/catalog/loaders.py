@@ -51,10 +51,11 @@ import os
 import re
 import urllib.parse
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Concatenate, ParamSpec
 
+import numpy as np
 import pandas as pd
 
 from prodcat.catalog import FORMATS
@@ -431,22 +432,106 @@ def _infer_types(extra: pd.DataFrame) -> pd.DataFrame:
     """Numbers and booleans back from the strings the csv module gives (Parquet columns are already typed).
 
     A column becomes numeric only when every value is a plain decimal a float holds exactly, so that
-    codes and identifiers come back as written.
+    codes and identifiers come back as written. The values of all the columns are tested at once and the CSV's
+    columns converted a block at a time: tested and converted column by column (3 ms of pandas calls each), a
+    300 KB CSV of 100,000 empty columns took 5 minutes to read.
     """
-    out = {}
-    for name, column in extra.items():
-        if not pd.api.types.is_string_dtype(column):
-            out[name] = column
-            continue
-        values = column.where(~_is_blank(column), None)
-        present = values.dropna().astype(str)
-        if len(present) and present.str.lower().isin(["true", "false"]).all():
-            out[name] = values.str.lower().map({"true": True, "false": False}).astype("boolean")
-        elif present.str.fullmatch(_PLAIN_NUMBER).all() and (present.str.count(r"\d") <= _MAX_NUMBER_DIGITS).all():
-            out[name] = pd.to_numeric(values)
-        else:
-            out[name] = values
-    return pd.DataFrame(out, index=extra.index)
+    strings = extra.loc[:, _string_columns(extra)]
+    if strings.columns.empty:
+        return extra
+    kinds = _column_kinds(strings)
+    cells = strings.to_numpy(dtype=object, copy=True)
+    cells[kinds.blank.T] = None  # a blank value is a missing one, whatever its column holds
+    as_object = _object_columns(strings)  # the csv reader's; Parquet's string columns keep their dtype
+
+    def block(columns: np.ndarray, values: np.ndarray | None = None) -> pd.DataFrame:
+        chosen = cells[:, columns] if values is None else values
+        # dtype given: pandas would make a block of Python strings its str dtype, its None NaN
+        return pd.DataFrame(chosen, columns=strings.columns[columns], index=extra.index, dtype=chosen.dtype)
+
+    numbers = as_object & kinds.number
+    numeric = cells[:, numbers]
+    floats = pd.to_numeric(pd.Series(numeric.ravel(), dtype=object)).to_numpy(dtype=float).reshape(numeric.shape)
+    integer = kinds.integer[numbers]
+    booleans = {
+        name: pd.array(np.where(kinds.blank[j], None, kinds.lowered[j] == "true").tolist(), dtype="boolean")
+        for j, name in enumerate(strings.columns)
+        if kinds.boolean[j]
+    }
+    parts = [
+        extra.drop(columns=strings.columns),
+        block(as_object & kinds.text),
+        block(_among(numbers, ~integer), floats[:, ~integer]),
+        block(_among(numbers, integer), floats[:, integer].astype(np.int64)),
+        pd.DataFrame(booleans, index=extra.index),
+    ]
+    # Parquet's string columns, with pandas' nullable types (Int64, Float64, string): few, converted one by one
+    for j in np.flatnonzero(~as_object & ~kinds.boolean):
+        values = strings.iloc[:, j].where(~kinds.blank[j], None)
+        parts.append(pd.to_numeric(values) if kinds.number[j] else values)
+    return pd.concat(parts, axis=1)[extra.columns]
+
+
+def _string_columns(frame: pd.DataFrame) -> np.ndarray:
+    """Which columns of ``frame`` :func:`pandas.api.types.is_string_dtype` finds of strings, those of Python
+    objects (all the csv reader's) tested all at once: column by column, it cost 0.1 ms each."""
+    as_object = _object_columns(frame)
+    found = np.zeros(len(frame.columns), dtype=bool)
+    found[as_object] = _is_str(frame.loc[:, as_object].to_numpy()).astype(bool).all(axis=0)
+    for j in np.flatnonzero(~as_object):
+        found[j] = pd.api.types.is_string_dtype(frame.iloc[:, j])
+    return found
+
+
+def _object_columns(frame: pd.DataFrame) -> np.ndarray:
+    """Which columns of ``frame`` hold Python objects (numpy's object dtype)."""
+    return np.array([dtype == np.dtype(object) for dtype in frame.dtypes], dtype=bool)
+
+
+#: whether each of an array of objects is a str
+_is_str = np.frompyfunc(lambda value: isinstance(value, str), 1, 1)
+
+
+def _among(chosen: np.ndarray, among_chosen: np.ndarray) -> np.ndarray:
+    """The columns (a mask over all) that are ``chosen`` and, among those, ``among_chosen``."""
+    mask = np.zeros_like(chosen)
+    mask[chosen] = among_chosen
+    return mask
+
+
+@dataclass
+class _ColumnKinds:
+    """What each column of a table of strings holds: arrays in the order of its columns, ``blank`` and ``lowered``
+    (its values in lower case, "" where blank) with a row of values a column."""
+
+    blank: np.ndarray
+    lowered: np.ndarray
+    #: true/false in any case, one at least
+    boolean: np.ndarray
+    #: plain numbers, or blanks only
+    number: np.ndarray
+    #: numbers that pandas.to_numeric makes integers: a value in every row, none with a decimal point
+    integer: np.ndarray
+
+    @property
+    def text(self) -> np.ndarray:
+        return ~self.boolean & ~self.number
+
+
+def _column_kinds(strings: pd.DataFrame) -> _ColumnKinds:
+    """What each column of ``strings`` holds, tested as one Series of all its values: each call of a pandas
+    string method costs about as much for one value as for thousands."""
+    shape = (len(strings.columns), len(strings))
+    flat = pd.Series(strings.to_numpy(dtype=object).ravel(order="F"), dtype=object)  # column after column
+    blank = _is_blank(flat)
+    texts = flat.where(~blank, "").astype(str)
+    number = texts.str.fullmatch(_PLAIN_NUMBER) & (texts.str.count(r"\d") <= _MAX_NUMBER_DIGITS)
+    dotted = texts.str.contains(".", regex=False)
+    blank, number, dotted = (cells.to_numpy(dtype=bool).reshape(shape) for cells in (blank, number, dotted))
+    lowered = texts.str.lower().to_numpy(dtype=object).reshape(shape)
+    boolean = ~blank.all(axis=1) & (blank | np.isin(lowered, ["true", "false"])).all(axis=1)
+    number = ~boolean & (blank | number).all(axis=1)
+    return _ColumnKinds(blank, lowered, boolean, number, number & ~(blank | dotted).any(axis=1))
 
 
 def _finish(frames: list[pd.DataFrame], issues: list[RowIssue], source: Path, fmt: str) -> Catalog:
