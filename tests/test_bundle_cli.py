@@ -2767,12 +2767,21 @@ def test_a_report_folder_that_cannot_be_written_is_refused_before_any_work(comma
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     inside = blocker / "report"
-    for report, reason in ((blocker, "is not a folder;"), (inside, f"is not a folder: {blocker} is a file")):
+    # a link to a folder that does not exist: written after the work, it failed then, 'File exists'
+    dangling = tmp_path / "link"
+    dangling.symlink_to(tmp_path / "gone" / "report")
+    to_nothing = f"{dangling} is a symbolic link to {tmp_path / 'gone' / 'report'}, which does not exist"
+    for report, said in (
+        (blocker, f"{blocker} is not a folder;"),
+        (inside, f"{inside} is not a folder: {blocker} is a file"),
+        (dangling, to_nothing),
+        (dangling / "report", to_nothing),
+    ):
         with pytest.raises(SystemExit) as refused:  # by argparse, before the model or the data is read
             main([*command, "--report", str(report)])
         assert refused.value.code == 2
         error = capsys.readouterr().err
-        assert f"argument --report: {report} {reason}" in error
+        assert f"argument --report: {said}" in error
 
 
 def test_a_report_folder_is_checked_without_being_created(tmp_path):

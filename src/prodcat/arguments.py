@@ -266,7 +266,10 @@ def unmovable_bundle_folder(path: Path) -> str | None:
 def unwritable_folder(path: Path, what: str) -> str | None:
     """Why ``what`` cannot be written in the folder ``path`` (to create, or existing); ``None``: it can. Nothing
     is created."""
-    existing = next(folder for folder in (path, *path.parents) if folder.exists())
+    existing = next(folder for folder in (path, *path.parents) if folder.exists() or folder.is_symlink())
+    if not existing.exists():  # a link to nothing: no folder can be made there, and a report failed after its work
+        target = os.readlink(existing)
+        return f"{existing} is a symbolic link to {target}, which does not exist; give a folder for {what}"
     if not existing.is_dir():
         where = "" if existing == path else f": {existing} is a file"
         return f"{path} is not a folder{where}; give a folder for {what}"
