@@ -171,14 +171,28 @@ def test_every_help_example_parses(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     examples = [line for command in command_parsers(build_parser()).values() for line in _help_examples(command)]
     assert len(examples) >= 25, "the helps lost their examples"
     for line in examples:
-        argv = shlex.split(line)[1:]
-        for option, value in itertools.pairwise(argv):
-            if option == "--config":
-                (tmp_path / value).write_text("{}\n", encoding="utf-8")
-        try:
-            build_parser().parse_args(argv)
-        except SystemExit as refused:
-            pytest.fail(f"a --help shows {line!r}, which the parser refuses (exit {refused.code})")
+        _parse_in_the_current_folder(line)
+
+
+def _parse_in_the_current_folder(line: str) -> None:
+    """Parse the command ``line`` as written, the config files it names made empty first (the parser opens them)."""
+    argv = shlex.split(line)[1:]
+    for option, value in itertools.pairwise(argv):
+        if option == "--config":
+            Path(value).parent.mkdir(parents=True, exist_ok=True)
+            Path(value).write_text("{}\n", encoding="utf-8")
+    try:
+        build_parser().parse_args(argv)
+    except SystemExit as refused:
+        pytest.fail(f"a --help shows {line!r}, which the parser refuses (exit {refused.code})")
+
+
+def test_a_help_example_naming_a_shipped_config_parses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An example naming a config in a folder (`--config configs/fast-text.yaml`, as the repository ships) failed
+    the check above on a FileNotFoundError: its empty stand-in was written in a folder not made."""
+    monkeypatch.chdir(tmp_path)
+    _parse_in_the_current_folder("prodcat train products.csv --out models/mine --config configs/fast-text.yaml")
+    assert (tmp_path / "configs" / "fast-text.yaml").is_file()
 
 
 #: options with no default to state: what only the user can name (the products, a cluster, a key, a contact, files),
