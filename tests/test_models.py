@@ -20,6 +20,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.svm import SVC, LinearSVC
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from prodcat.catalog.loaders import load_catalog
 from prodcat.config import ClassifierConfig, Config, FeatureSpec, HeadConfig
 from prodcat.evaluate.cv import CVResult
 from prodcat.evaluate.metrics import (
@@ -1377,6 +1378,16 @@ def test_a_title_given_as_bytes_is_read_as_its_utf8_text() -> None:
     # an id so given alike: answered as its text, the row number where empty (it was "b'sku-1'", "b''")
     ids = product_frame(pd.DataFrame({"product_id": [b"sku-1", b""], "title": "a mug"}))["product_id"]
     assert ids.tolist() == ["sku-1", "1"]
+
+
+def test_a_blank_product_id_is_named_by_the_row_as_an_empty_one_is(tmp_path: Path) -> None:
+    """product_frame (the Predictor's and the classifier's reading) took an id of spaces as the product's id, where
+    the catalogue loaders (``prodcat predict``) name the product by its line: a blank id is no id to both."""
+    products = [{"title": "mug", "product_id": "   "}, {"title": "cup", "product_id": "sku-2"}]
+    assert product_frame(products)["product_id"].tolist() == ["0", "sku-2"]
+    catalogue = tmp_path / "products.csv"
+    pd.DataFrame(products).to_csv(catalogue, index=False)
+    assert load_catalog(catalogue).frame["product_id"].tolist() == ["row-2", "sku-2"]
 
 
 def test_the_classifier_reads_a_frame_of_some_columns_and_refuses_what_it_cannot_read() -> None:

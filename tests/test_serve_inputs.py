@@ -1455,6 +1455,24 @@ def test_an_empty_product_id_is_no_id(client: TestClient, jpeg_bytes: Callable[.
     assert as_json["product_id"] is None and as_form["product_id"] is None
 
 
+def test_a_blank_product_id_is_no_id_as_an_empty_one_is(client: TestClient, jpeg_bytes: Callable[..., bytes]) -> None:
+    """A product_id of spaces was an id: echoed, stored as its review record's product (a correction of one product
+    sent with it superseded the pending records of every other), and two items of a batch sending it were refused
+    422 duplicate_product_id. It is no id, as an empty one is, and as a catalogue's blank id is (``row-<line>``)."""
+    as_json = client.post("/predict", json={"title": "mug", "product_id": "   "}).json()
+    photo = {"image": ("a.jpg", jpeg_bytes(), "image/jpeg")}
+    as_form = client.post("/predict", data={"title": "mug", "product_id": " \t"}, files=photo).json()
+    assert as_json["product_id"] is None and as_form["product_id"] is None
+    stored = client.get(f"/reviews/{as_json['review_id']}", headers={"X-API-Key": API_KEY}).json()
+    assert stored["source_product_id"] is None
+
+    batch = client.post(
+        "/predict-batch", json=[{"title": "mug", "product_id": " "}, {"title": "cup", "product_id": " "}]
+    )
+    assert batch.status_code == 200, batch.text
+    assert [result["prediction"]["product_id"] for result in batch.json()["results"]] == [None, None]
+
+
 def test_invented_http_methods_share_one_metrics_label(client: TestClient) -> None:
     for method in ("FOO1", "FOO2", "BREW"):
         assert client.request(method, "/health").status_code == 405

@@ -38,7 +38,14 @@ from sklearn.metrics import log_loss
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
-from prodcat.catalog.schema import category_at_level, is_missing, modality_mask, product_text, strings_or_empty
+from prodcat.catalog.schema import (
+    category_at_level,
+    given_product_id,
+    is_missing,
+    modality_mask,
+    product_text,
+    strings_or_empty,
+)
 from prodcat.config import Config, HeadConfig
 from prodcat.features.base import NothingToLearn, extractor_parameters
 from prodcat.models.calibration import make_calibrator
@@ -155,7 +162,7 @@ def product_frame(products: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.Da
     :meth:`Predictor.predict <prodcat.predict.Predictor.predict>` alike: a DataFrame, or a list of dicts one a product,
     as a frame indexed 0 to n-1 whose ``title`` and ``description`` are text (``""`` where missing or left out, a
     number as text), ``image`` ``None`` where missing or left out, and ``product_id`` text (the row number where
-    missing, empty or left out); its other columns as given.
+    missing, empty, blank or left out); its other columns as given.
 
     Anything else (a lone dict, a Series, an array) is a ``TypeError``, and products of none of :data:`READ_COLUMNS` a
     ``ValueError``: each of them would be answered the class prior.
@@ -174,7 +181,7 @@ def product_frame(products: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.Da
     read = {
         "title": strings_or_empty(column("title")),
         "description": strings_or_empty(column("description")),
-        "product_id": [text or str(i) for i, text in enumerate(strings_or_empty(column("product_id")))],
+        "product_id": [given or str(i) for i, given in enumerate(map(given_product_id, column("product_id")))],
         "image": [None if is_missing(v) else v for v in column("image")],
     }
     return frame.reset_index(drop=True).assign(**read)

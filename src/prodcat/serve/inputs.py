@@ -25,7 +25,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from prodcat.catalog.schema import is_readable, specification_text, with_specifications
+from prodcat.catalog.schema import given_product_id, is_readable, specification_text, with_specifications
 from prodcat.config import validation_message
 from prodcat.formatting import counted
 from prodcat.image.decode import (
@@ -268,7 +268,7 @@ async def product_from_form(form: FormData, settings: ServeSettings) -> ProductR
     product = ProductRequest(
         title=_text_field(form, "title"),
         description=_described(_text_field(form, "description"), attributes),
-        product_id=_text_field(form, "product_id") or None,
+        product_id=given_product_id(_text_field(form, "product_id")),
     )
     image = _single(form, "image")
     if image is not None:
@@ -511,14 +511,16 @@ def _given_id(raw: Any) -> str | None:
     """The ``product_id`` a raw batch item gives, valid product or not, if it is a usable one: to name an item
     that is not a valid product, and to find ids that several items give."""
     given = raw.get("product_id") if isinstance(raw, dict) else None
-    if not isinstance(given, str) or not given or len(given) > MAX_PRODUCT_ID_CHARS or unstorable_reason(given):
+    usable = isinstance(given, str) and given_product_id(given) is not None
+    if not usable or len(given) > MAX_PRODUCT_ID_CHARS or unstorable_reason(given):
         return None
     return given
 
 
 def _product_request(item: ProductIn) -> ProductRequest:
-    # an empty id is no id, as an empty multipart field is
-    return ProductRequest(item.title, _described(item.description, item.specifications), item.product_id or None)
+    # an empty or blank id is no id, as an empty multipart field is
+    description = _described(item.description, item.specifications)
+    return ProductRequest(item.title, description, given_product_id(item.product_id))
 
 
 def _described(description: str, specifications: Specifications) -> str:

@@ -141,7 +141,10 @@ class ProductIn(BaseModel):
         "left out); counted in the description's length limit",
     )
     product_id: str | None = Field(
-        None, max_length=MAX_PRODUCT_ID_CHARS, description="the caller's id, echoed back and stored"
+        None,
+        max_length=MAX_PRODUCT_ID_CHARS,
+        description="the caller's id, echoed back and stored; an empty or blank one is no id (answered and stored "
+        "as null)",
     )
 
 
