@@ -684,28 +684,81 @@ def test_two_runs_of_one_model_share_a_cluster(flipkart_bundle, products, uninte
     assert table["category"].tolist() == expected["category"].tolist()
 
 
-def test_a_cluster_without_workers_is_refused_rather_than_waited_for_forever(tiny_training, tmp_path, monkeypatch):
+def test_a_cluster_without_workers_is_refused_rather_than_waited_for_forever(tiny_training, tmp_path):
     """A scheduler whose workers were not started (or all gone) took the chunks and the run waited for ever,
     saying nothing; now it waits a while for a worker, then stops saying so, having scored nothing."""
     from distributed import LocalCluster
 
     from prodcat.batch import dask_engine
 
-    monkeypatch.setattr(dask_engine, "WORKER_WAIT_S", 1.0, raising=False)
     out = tmp_path / "preds.csv"
 
     def run() -> None:
-        engine = dask_engine.DaskEngine(tiny_training.bundle, scheduler=cluster.scheduler_address)
+        engine = dask_engine.DaskEngine(tiny_training.bundle, scheduler=cluster.scheduler_address, worker_wait_s=1.0)
         score_catalog(tiny_training.unseen, out, engine, chunk_size=4, progress=False)
 
     with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
         error = _raised_within_a_minute(run)
     assert isinstance(error, BatchError)
     assert str(error) == (
-        f"the dask scheduler at {cluster.scheduler_address} has no worker (waited 1 s for one): start workers "
-        f"(dask worker {cluster.scheduler_address}), then run the same command"
+        f"the dask scheduler at {cluster.scheduler_address} has no worker (waited 1 s for one): "
+        + START_WORKERS.format(address=cluster.scheduler_address)
     )
     assert not out.exists() and not list(work_dir_for(out).glob("part-*"))
+
+
+#: the end of the refusals of a cluster without workers
+START_WORKERS = (
+    "start workers (dask worker {address}), then run the same command; or, if they are on their way (queued), "
+    "wait longer with --worker-wait"
+)
+
+
+def test_cli_worker_wait_sets_how_long_a_cluster_without_workers_is_waited_for(tiny_training, tmp_path, capsys):
+    """The wait for a worker was 60 s, fixed: a cluster scaling up from none (its workers queued on a busy HPC or
+    Kubernetes cluster) was refused after 60 s though nothing was wrong. --worker-wait SECONDS sets it."""
+    from distributed import LocalCluster
+
+    data, out = tmp_path / "products.csv", tmp_path / "p.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    predict = ["predict", str(tiny_training.bundle), str(data), "--out", str(out), "--engine", "dask"]
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        assert main([*predict, "--scheduler", address, "--worker-wait", "1.5"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: the dask scheduler at {address} has no worker (waited 1.5 s for one): "
+        + START_WORKERS.format(address=address)
+    )
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("seconds", "problem"),
+    [
+        ("0", "must be a number of seconds above 0, got 0"),
+        ("-5", "must be a number of seconds above 0, got -5"),
+        ("inf", "must be a number of seconds above 0, got inf"),
+        ("a minute", "not a number of seconds: 'a minute'"),
+    ],
+)
+def test_cli_refuses_a_worker_wait_that_is_no_duration(tiny_training, tmp_path, capsys, seconds, problem):
+    """0 would be dask's 'no timeout': a wait for ever, what --worker-wait is there to end."""
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    predict = ["predict", str(tiny_training.bundle), str(data), "--out", str(tmp_path / "p.csv"), "--engine", "dask"]
+    with pytest.raises(SystemExit) as refused:
+        main([*predict, f"--worker-wait={seconds}"])
+    assert refused.value.code == 2 and f"argument --worker-wait: {problem}" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_worker_wait_without_dask(tiny_training, tmp_path, capsys):
+    data, out = tmp_path / "products.csv", tmp_path / "p.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    assert main(["predict", str(tiny_training.bundle), str(data), "--out", str(out), "--worker-wait", "600"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --worker-wait is how long --engine dask waits for a worker: add --engine dask, or leave it out"
+    )
+    assert not out.exists() and not work_dir_for(out).exists()
 
 
 @pytest.fixture
@@ -964,13 +1017,13 @@ def test_a_cluster_left_without_workers_mid_run_stops_the_run_saying_so(tiny_tra
             lose_the_workers()
             return future
 
-    monkeypatch.setattr(dask_engine, "WORKER_WAIT_S", 1.0)
     if when == "as a chunk's predictions are fetched":
         monkeypatch.setattr(dask_engine, "as_completed", WorkersLostAsAChunkFinishes)
     worker_task(_slow)
 
     def run() -> None:
-        with dask_engine.DaskEngine(tiny_training.bundle, scheduler=cluster.scheduler_address) as engine:
+        address = cluster.scheduler_address
+        with dask_engine.DaskEngine(tiny_training.bundle, scheduler=address, worker_wait_s=1.0) as engine:
             for _ in engine.score(_tiny_chunks(tiny_training.unseen), top_k=5):
                 lose_the_workers()  # the other chunks waiting
 
@@ -979,8 +1032,31 @@ def test_a_cluster_left_without_workers_mid_run_stops_the_run_saying_so(tiny_tra
     assert isinstance(error, BatchError)
     assert str(error) == (
         f"the dask scheduler at {cluster.scheduler_address} has had no worker for 1 s, its chunks waiting for one: "
-        f"start workers (dask worker {cluster.scheduler_address}), then run the same command"
+        + START_WORKERS.format(address=cluster.scheduler_address)
     )
+
+
+def test_the_wait_for_chunks_asks_the_scheduler_for_its_count_of_workers_alone(tiny_training, worker_task):
+    """Each second a run waited for a chunk, it fetched every worker's details from the scheduler (its metrics,
+    services...: scheduler_info(n_workers=-1)) to count them; the scheduler's count alone is asked for now."""
+    from distributed import LocalCluster
+
+    from prodcat.batch.dask_engine import DaskEngine
+
+    worker_task(_slow)  # the run waits for its chunks: half a second each, on one worker
+    told: list[dict[str, Any]] = []
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        identity = cluster.scheduler.handlers["identity"]
+
+        def told_by_the_scheduler(**kwargs: Any) -> dict[str, Any]:
+            told.append(reply := identity(**kwargs))
+            return reply
+
+        with DaskEngine(tiny_training.bundle, scheduler=cluster.scheduler_address) as engine:
+            cluster.scheduler.handlers["identity"] = told_by_the_scheduler
+            scored = list(engine.score(_tiny_chunks(tiny_training.unseen), top_k=5))
+    assert len(scored) == len(tiny_training.unseen)
+    assert told and all(reply["n_workers"] == 1 and not reply["workers"] for reply in told)
 
 
 def _raised_within_a_minute(work: Callable[[], None]) -> BaseException | None:

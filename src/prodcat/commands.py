@@ -40,7 +40,7 @@ from prodcat.catalog.schema import (
     modality_mask,
     nested_categories_warning,
 )
-from prodcat.commands_parser import DEFAULT_FOLDS, LOCAL_WORKERS
+from prodcat.commands_parser import DEFAULT_FOLDS, LOCAL_WORKERS, WORKER_WAIT_S
 from prodcat.config import MODALITIES, RECORDED_CONFIG, Config
 from prodcat.errors import RunRefused
 from prodcat.evaluate.labelled import (
@@ -198,6 +198,8 @@ def _predict_options_problem(args: argparse.Namespace, out: Path) -> str | None:
         # it was ignored: the local engine is this process, and a cluster's workers are its own
         where = f"the cluster at --scheduler {args.scheduler} has its own" if args.scheduler else "add --engine dask"
         return f"--workers sizes the local cluster of --engine dask: {where}, or leave --workers out"
+    if args.worker_wait is not None and args.engine != "dask":
+        return "--worker-wait is how long --engine dask waits for a worker: add --engine dask, or leave it out"
     if out.is_dir():
         return f"--out {out} is a directory; give the CSV file to write"
     if (kind := _NOT_CSV.get(out.suffix.lower())) is not None:
@@ -774,7 +776,12 @@ def _batch_engine(args: argparse.Namespace) -> Engine:
 
         # distributed logs every worker's start, connection and stop at INFO: pages around the progress bar
         logging.getLogger("distributed").setLevel(logging.WARNING)
-        return DaskEngine(args.model, scheduler=args.scheduler, workers=args.workers or LOCAL_WORKERS)
+        return DaskEngine(
+            args.model,
+            scheduler=args.scheduler,
+            workers=args.workers or LOCAL_WORKERS,
+            worker_wait_s=args.worker_wait or WORKER_WAIT_S,
+        )
     return LocalEngine.from_bundle(args.model)
 
 

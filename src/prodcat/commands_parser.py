@@ -14,6 +14,7 @@ from prodcat.arguments import (
     fold_count,
     modality_list,
     output_file,
+    positive_seconds,
     random_seed,
     report_dir,
     run_later,
@@ -24,6 +25,8 @@ from prodcat.review import database_url_problem
 
 #: worker processes of predict's dask LocalCluster when --workers is not given
 LOCAL_WORKERS = 2
+#: seconds predict's dask engine waits for a worker when --worker-wait is not given
+WORKER_WAIT_S = 60.0
 #: cv's folds when --folds is not given, nor recorded by the cv report given as --config
 DEFAULT_FOLDS = 5
 
@@ -169,6 +172,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     engine.add_argument(
         "--workers", type=int, help=f"dask without --scheduler: local worker processes (default {LOCAL_WORKERS})"
+    )
+    engine.add_argument(
+        "--worker-wait",
+        type=positive_seconds,
+        metavar="SECONDS",
+        help="dask: how long to wait for a worker, at the start on a --scheduler cluster and whenever the cluster "
+        "is left without one, before stopping; raise it for workers queued on a busy cluster "
+        f"(default {WORKER_WAIT_S:g} s)",
     )
     predict.set_defaults(func=run_later("prodcat.commands:run_predict"))
 

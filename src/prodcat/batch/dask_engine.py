@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 #: mismatch (``Client.get_versions(check=True)`` too), in a table of every package it knows of
 DASK_DISTRIBUTIONS = ("dask", "distributed")
 #: how long a run on an existing cluster waits for a first worker (one starting, or restarting) before giving up, and
-#: how long any run waits for its chunks on a cluster left without a worker
+#: how long any run waits for its chunks on a cluster left without a worker, unless told otherwise (``--worker-wait``)
 WORKER_WAIT_S = 60.0
 #: how often a run waiting for its chunks asks the scheduler whether it has a worker left
 _WORKER_CHECK_S = 1.0
@@ -160,7 +160,13 @@ class DaskEngine:
     a finished chunk, without shipping the whole catalogue to the scheduler at once.
     """
 
-    def __init__(self, bundle_dir: str | os.PathLike[str], scheduler: str | None = None, workers: int = 2):
+    def __init__(
+        self,
+        bundle_dir: str | os.PathLike[str],
+        scheduler: str | None = None,
+        workers: int = 2,
+        worker_wait_s: float = WORKER_WAIT_S,
+    ):
         self.bundle_dir = str(Path(bundle_dir).resolve())
         # verified here too: a damaged bundle is refused before any cluster is started
         self.manifest = verify_bundle(self.bundle_dir)
@@ -172,6 +178,9 @@ class DaskEngine:
         )
         self.scheduler = scheduler
         self.workers = workers
+        #: how long the run waits for a worker, at the start on an existing cluster and whenever it is left without
+        #: one: a cluster scaling up from none (its workers queued on an HPC or Kubernetes cluster) needs longer
+        self.worker_wait_s = worker_wait_s
         self._cluster: LocalCluster | None = None
         self._client: Client | None = None
         #: the scheduler's address once connected (a local cluster's too), for the errors
@@ -262,16 +271,26 @@ class DaskEngine:
     def _wait_for_a_worker(self) -> None:
         assert self._client is not None, "use the engine in a with block"
         try:
-            self._client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+            self._client.wait_for_workers(1, timeout=self.worker_wait_s)
         except TimeoutError:
             raise BatchError(
-                f"the dask scheduler at {self.scheduler} has no worker (waited {WORKER_WAIT_S:g} s for one): start "
-                f"workers (dask worker {self.scheduler}), then run the same command"
+                f"the dask scheduler at {self.scheduler} has no worker (waited {self.worker_wait_s:g} s for one): "
+                + self._start_workers(self.scheduler)
             ) from None
+
+    @staticmethod
+    def _start_workers(address: str) -> str:
+        """What to do about a cluster without workers, said by both refusals."""
+        return (
+            f"start workers (dask worker {address}), then run the same command; or, if they are on their way "
+            "(queued), wait longer with --worker-wait"
+        )
 
     def _n_workers(self) -> int:
         assert self._client is not None, "use the engine in a with block"
-        return len(self._client.scheduler_info(n_workers=-1)["workers"])
+        # the scheduler's count alone: n_workers=-1 also sent every worker's details (metrics, services...), each
+        # second while the run waits for a chunk
+        return self._client.scheduler_info(n_workers=0)["n_workers"]
 
     def score(self, chunks: Iterable[Chunk], top_k: int) -> Iterator[Chunk]:
         assert self._client is not None, "use the engine in a with block"
@@ -340,7 +359,7 @@ class DaskEngine:
                 self._stop_without_workers()
 
     def _stop_without_workers(self) -> None:
-        """:class:`BatchError` once the cluster has had no worker for :data:`WORKER_WAIT_S` while the run waits for a
+        """:class:`BatchError` once the cluster has had no worker for :attr:`worker_wait_s` while the run waits for a
         chunk. Its tasks wait for one: a run whose only worker died (its machine lost, ``dask worker --no-nanny``, which
         nothing restarts) waited for ever, its progress bar still, saying nothing; a worker joining in time scores the
         chunks left."""
@@ -350,10 +369,10 @@ class DaskEngine:
         now = time.monotonic()
         if self._without_workers_since is None:
             self._without_workers_since = now
-        elif now - self._without_workers_since >= WORKER_WAIT_S:
+        elif now - self._without_workers_since >= self.worker_wait_s:
             raise BatchError(
-                f"the dask scheduler at {self._address} has had no worker for {WORKER_WAIT_S:g} s, its chunks "
-                f"waiting for one: start workers (dask worker {self._address}), then run the same command"
+                f"the dask scheduler at {self._address} has had no worker for {self.worker_wait_s:g} s, its chunks "
+                f"waiting for one: " + self._start_workers(self._address)
             )
 
     def _has_no_worker(self) -> bool:
