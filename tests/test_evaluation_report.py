@@ -29,7 +29,7 @@ def test_evaluate_tells_apart_the_products_classified_from_each_modality(tiny_tr
     assert by_modalities["text"]["accuracy"] == pytest.approx((read["category"] == read["predicted"]).mean())
     assert by_modalities["none"]["accuracy"] == 0
     text = by_modalities["text"]
-    assert f"  from text:       n 9     accuracy {text['accuracy']:.4f}  f1_weighted {text['f1_weighted']:.4f}" in (
+    assert f"  from text:       n 9       accuracy {text['accuracy']:.4f}  f1_weighted {text['f1_weighted']:.4f}" in (
         capsys.readouterr().out
     )
     page = " ".join(re.sub(r"<[^>]+>", " ", (report / "report.html").read_text()).split())

@@ -81,6 +81,22 @@ def _audit_result(products: int) -> dict:
     }
 
 
+def test_the_figures_by_modalities_count_products_with_thousands_separators(capsys: pytest.CaptureFixture) -> None:
+    """evaluate's and cv's lines by modalities wrote 'n 12345' under figures written '12,345'."""
+    from prodcat.commands import print_by_modalities
+
+    print_by_modalities(
+        {
+            "text+image": {"n": 12345, "accuracy": 0.9, "f1_weighted": 0.8},
+            "text": {"n": 980, "accuracy": 0.5, "f1_weighted": 0.25},
+        }
+    )
+    assert capsys.readouterr().out.splitlines() == [
+        "  from text+image: n 12,345  accuracy 0.9000  f1_weighted 0.8000",
+        "  from text:       n 980     accuracy 0.5000  f1_weighted 0.2500",
+    ]
+
+
 def test_first_few_names_at_most_so_many_and_counts_the_others() -> None:
     assert first_few(["a", "b"], 3) == "a, b"
     assert first_few(["a", "b", "c"], 3) == "a, b, c"

@@ -966,10 +966,10 @@ def _evaluate(
 
 def print_by_modalities(by_modalities: dict[str, dict[str, float]]) -> None:
     """One console line per set of modalities the products were classified from (metrics.json's
-    ``by_modalities``), under the figures of ``evaluate`` and ``cv``."""
+    ``by_modalities``), under the figures of ``evaluate`` and ``cv``: counts of up to 999,999 aligned."""
     for modalities, values in by_modalities.items():
         print(
-            f"  from {modalities + ':':<11} n {values['n']:<5} accuracy {values['accuracy']:.4f}  "
+            f"  from {modalities + ':':<11} n {count_text(values['n']):<7} accuracy {values['accuracy']:.4f}  "
             f"f1_weighted {values['f1_weighted']:.4f}"
         )
 
