@@ -27,7 +27,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 from starlette.datastructures import FormData, Headers, UploadFile
 
-from prodcat.serve.inputs import ApiError, charset_parameter, malformed, picture_named
+from prodcat.serve.inputs import PICTURE_HEAD, ApiError, charset_parameter, malformed, picture_named
 
 #: bytes of a file part kept in memory before it is written to a temporary file (as Starlette does)
 SPOOL_BYTES = 1024 * 1024
@@ -135,7 +135,7 @@ class _FormCollector:
         try:
             return self.part.data.decode(charset)
         except UnicodeDecodeError as exc:
-            if photo := picture_named(bytes(self.part.data[:_SNIFFED_BYTES])):
+            if photo := picture_named(bytes(self.part.data[:PICTURE_HEAD])):
                 # `curl -F 'image=<photo.jpg'` sends the file's bytes as text: its encoding is not what went wrong
                 detail = (
                     f"{what} holds {photo} sent as a text field (its part gives no filename): send it as a file "
@@ -147,10 +147,6 @@ class _FormCollector:
                 "send it in UTF-8, or declare its charset in the part's header (Content-Type: text/plain; charset=...)"
             )
             raise malformed("text_encoding", detail) from None
-
-
-#: the bytes of a text field looked at to tell a photo sent as text (an ISO media file's brands run on past 12)
-_SNIFFED_BYTES = 1024
 
 
 def declared_charset(content_type: str, what: str) -> str | None:

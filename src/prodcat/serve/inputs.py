@@ -168,9 +168,10 @@ def check_image_bytes(data: bytes, settings: ServeSettings) -> str:
     return kind
 
 
-#: the characters of a photo written as text that are decoded to tell what it holds: a photo's signature is in its
-#: first bytes, an ISO media file's brands in its first dozens
-_PHOTO_TEXT_HEAD = 1024
+#: how much of the head of content that is no image is read to tell a picture in it, as bytes (a multipart text
+#: field) or written as text (a data URL, base64): a photo's signature is in its first bytes, an ISO media file's
+#: brands in its first dozens
+PICTURE_HEAD = 1024
 #: the head of a data URL (RFC 2397): ``data:``, a media type and its parameters (``;base64``), then a comma
 _DATA_URL = re.compile(rb"data:([\w.+-]+/[\w.+-]+)?(;[^,;]*)*,", re.IGNORECASE)
 
@@ -178,7 +179,7 @@ _DATA_URL = re.compile(rb"data:([\w.+-]+/[\w.+-]+)?(;[^,;]*)*,", re.IGNORECASE)
 def _photo_as_text(data: bytes) -> str | None:
     """What content that is no image is when it is a photo written as text, as a browser's ``readAsDataURL`` or a
     JSON API gives it (a data URL, or base64): the client is told to send the bytes themselves. Else ``None``."""
-    head = b"".join(data[:_PHOTO_TEXT_HEAD].split())  # base64 wrapped in lines, as MIME writes it
+    head = b"".join(data[:PICTURE_HEAD].split())  # base64 wrapped in lines, as MIME writes it
     if _DATA_URL.match(head):
         return "a data URL (data:...;base64,...), not the photo's bytes: send the file itself"
     try:
