@@ -1553,18 +1553,9 @@ def test_a_work_directory_whose_state_has_fields_of_other_types_is_refused_sayin
 ):
     """A state.json edited by hand was compared as it was: "libraries": null ended predict in a TypeError traceback,
     "chunk_size": "4" was said to be 'another chunk size (4 there, 4 now)', true for a chunk size of 5."""
-    out = tmp_path / "preds.csv"
-    predictor = Predictor.load(tiny_training.bundle)
-    interrupt_at_call(monkeypatch, 2)
-    with pytest.raises(Killed):
-        score_catalog(tiny_training.unseen, out, LocalEngine(predictor), chunk_size=4, progress=False)
-    monkeypatch.undo()
-    state = work_dir_for(out) / "state.json"
-    state.write_text(json.dumps(json.loads(state.read_text()) | edit))
-    with pytest.raises(ResumeMismatchError) as refused:
-        score_catalog(tiny_training.unseen, out, LocalEngine(predictor), chunk_size=4, progress=False)
+    refusal = _resume_refusal_after_editing_state(tiny_training, tmp_path, monkeypatch, lambda state: state | edit)
     field = next(iter(edit))
-    assert f"can be resumed (state.json: {field} not of the type prodcat writes); start over" in str(refused.value)
+    assert f"can be resumed (state.json: {field} not of the type prodcat writes); start over" in refusal
 
 
 @pytest.mark.parametrize(
@@ -1582,6 +1573,16 @@ def test_a_work_directory_whose_state_has_other_fields_is_refused_naming_them(
 ):
     """A state.json with a field added or left out was refused in Python's words for the dataclass: 'RunState.__init__()
     got an unexpected keyword argument 'owner'', 'RunState.__init__() missing 5 required positional arguments'."""
+    refusal = _resume_refusal_after_editing_state(tiny_training, tmp_path, monkeypatch, edit)
+    assert f"can be resumed ({said}); start over with --restart" in refusal
+    assert "RunState" not in refusal
+
+
+def _resume_refusal_after_editing_state(
+    tiny_training, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edit: Callable[[dict], dict]
+) -> str:
+    """Why a resumption is refused after a run interrupted at its second chunk had its state.json edited by ``edit``
+    (its JSON object in, the one written out)."""
     out = tmp_path / "preds.csv"
     predictor = Predictor.load(tiny_training.bundle)
     interrupt_at_call(monkeypatch, 2)
@@ -1592,8 +1593,7 @@ def test_a_work_directory_whose_state_has_other_fields_is_refused_naming_them(
     state.write_text(json.dumps(edit(json.loads(state.read_text()))))
     with pytest.raises(ResumeMismatchError) as refused:
         score_catalog(tiny_training.unseen, out, LocalEngine(predictor), chunk_size=4, progress=False)
-    assert f"can be resumed ({said}); start over with --restart" in str(refused.value)
-    assert "RunState" not in str(refused.value)
+    return str(refused.value)
 
 
 def test_parts_of_the_same_model_file_with_another_manifest_are_refused_saying_so(tiny_training, tmp_path, monkeypatch):

@@ -367,16 +367,7 @@ def test_a_photo_check_abandoned_at_the_timeout_keeps_its_thread_until_it_ends(m
     """Photo checks run PHOTO_CHECKS_AT_ONCE at a time (anyio's pool of 40 threads before), but one abandoned by its
     request's 504 gave its place back while it still decoded: under a flood of large photos, decodes piled up past
     the limit, each with its CPU and memory. It keeps its place until it ends (here a limit of one)."""
-    release = threading.Event()
-    started: list[bytes] = []
-
-    def stuck_check(data: bytes, settings: ServeSettings) -> None:
-        started.append(data)
-        release.wait(30)
-
-    monkeypatch.setattr(service_module, "check_image_content", stuck_check)
-    monkeypatch.setattr(service_module, "PHOTO_CHECKS_AT_ONCE", 1)
-    svc, _ = service(store=None)
+    svc, release, started = _one_photo_check_at_a_time_held_until_released(monkeypatch)
     product = ProductRequest(title="mug", image_bytes=b"a photo", image_type="jpeg")
 
     async def abandon_then_predict() -> tuple[int, list]:
@@ -397,16 +388,7 @@ def test_a_batch_abandoned_at_the_timeout_checks_no_more_of_its_photos(monkeypat
     """The thread checking a batch's photos went on through all of them after the 504: up to 64 photos of a few
     seconds each held one of the PHOTO_CHECKS_AT_ONCE for minutes, and every photo request behind it waited. It now
     finishes the photo it checks and stops."""
-    release = threading.Event()
-    checked: list[bytes] = []
-
-    def slow_check(data: bytes, settings: ServeSettings) -> None:
-        checked.append(data)
-        release.wait(30)
-
-    monkeypatch.setattr(service_module, "check_image_content", slow_check)
-    monkeypatch.setattr(service_module, "PHOTO_CHECKS_AT_ONCE", 1)
-    svc, _ = service(store=None)
+    svc, release, checked = _one_photo_check_at_a_time_held_until_released(monkeypatch)
     batch = [ProductRequest(title="mug", image_bytes=f"photo {i}".encode(), image_type="jpeg") for i in range(3)]
 
     async def abandon_then_predict() -> None:
@@ -418,6 +400,24 @@ def test_a_batch_abandoned_at_the_timeout_checks_no_more_of_its_photos(monkeypat
 
     asyncio.run(abandon_then_predict())
     assert checked == [b"photo 0", b"photo 0"]
+
+
+def _one_photo_check_at_a_time_held_until_released(
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[PredictionService, threading.Event, list[bytes]]:
+    """A service running one photo check at a time, each check noting its photo's bytes in the list returned, then
+    held until the event returned is set (30 s at most)."""
+    release = threading.Event()
+    checked: list[bytes] = []
+
+    def held_check(data: bytes, settings: ServeSettings) -> None:
+        checked.append(data)
+        release.wait(30)
+
+    monkeypatch.setattr(service_module, "check_image_content", held_check)
+    monkeypatch.setattr(service_module, "PHOTO_CHECKS_AT_ONCE", 1)
+    svc, _ = service(store=None)
+    return svc, release, checked
 
 
 def test_the_server_processes_share_the_photo_checks_the_cores_can_run(monkeypatch: pytest.MonkeyPatch) -> None:
