@@ -91,6 +91,17 @@ def interrupt_at_call(
     return calls
 
 
+def _killed_at_its_second_chunk(
+    predictor: Predictor, products: pd.DataFrame, out: Path, monkeypatch: pytest.MonkeyPatch, chunk_size: int
+) -> None:
+    """Score ``products`` into ``out`` in chunks of ``chunk_size``, the run killed as it scores its second chunk:
+    the first one's part kept for a resumption."""
+    interrupt_at_call(monkeypatch, 2)
+    with pytest.raises(Killed):
+        score_catalog(products, out, LocalEngine(predictor), chunk_size=chunk_size, progress=False)
+    monkeypatch.undo()
+
+
 def test_the_output_has_one_row_per_product_in_input_order(products, uninterrupted):
     table = pd.read_csv(uninterrupted, keep_default_na=False)
     assert list(table.columns) == list(OUTPUT_COLUMNS)
@@ -190,10 +201,7 @@ def test_temporary_files_of_runs_killed_outright_are_removed_by_the_next_run(tin
     whole = tmp_path / "whole" / "preds.csv"
     score_catalog(products, whole, LocalEngine(predictor), chunk_size=4, progress=False)
     out = tmp_path / "preds.csv"
-    interrupt_at_call(monkeypatch, 2)
-    with pytest.raises(Killed):
-        score_catalog(products, out, LocalEngine(predictor), chunk_size=4, progress=False)
-    monkeypatch.undo()
+    _killed_at_its_second_chunk(predictor, products, out, monkeypatch, chunk_size=4)
     work_dir = work_dir_for(out)
     half_written = temporary_sibling(out)
     half_written.write_text("product_id,category\r\n")
@@ -213,10 +221,7 @@ def test_temporary_files_of_runs_killed_outright_are_removed_by_the_next_run(tin
 
 def test_another_runs_parts_are_refused_saying_what_differs(products, predictor, tmp_path, monkeypatch):
     out = tmp_path / "preds.csv"
-    interrupt_at_call(monkeypatch, 2)
-    with pytest.raises(Killed):
-        score_catalog(products, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
-    monkeypatch.undo()
+    _killed_at_its_second_chunk(predictor, products, out, monkeypatch, chunk_size=CHUNK)
 
     retrained = Predictor(predictor.model, {**predictor.manifest, "version": "0123456789ab"})
     # the same product ids, one product edited: the finished chunk holding it scored what it was before
@@ -1585,10 +1590,7 @@ def _resume_refusal_after_editing_state(
     (its JSON object in, the one written out)."""
     out = tmp_path / "preds.csv"
     predictor = Predictor.load(tiny_training.bundle)
-    interrupt_at_call(monkeypatch, 2)
-    with pytest.raises(Killed):
-        score_catalog(tiny_training.unseen, out, LocalEngine(predictor), chunk_size=4, progress=False)
-    monkeypatch.undo()
+    _killed_at_its_second_chunk(predictor, tiny_training.unseen, out, monkeypatch, chunk_size=4)
     state = work_dir_for(out) / "state.json"
     state.write_text(json.dumps(edit(json.loads(state.read_text()))))
     with pytest.raises(ResumeMismatchError) as refused:
@@ -1602,10 +1604,7 @@ def test_parts_of_the_same_model_file_with_another_manifest_are_refused_saying_s
     now)', which names no difference."""
     out = tmp_path / "preds.csv"
     predictor = Predictor.load(tiny_training.bundle)
-    interrupt_at_call(monkeypatch, 2)
-    with pytest.raises(Killed):
-        score_catalog(tiny_training.unseen, out, LocalEngine(predictor), chunk_size=4, progress=False)
-    monkeypatch.undo()
+    _killed_at_its_second_chunk(predictor, tiny_training.unseen, out, monkeypatch, chunk_size=4)
     retrained = Predictor(predictor.model, {**predictor.manifest, "created": "2030-01-01T00:00:00Z"})
     with pytest.raises(ResumeMismatchError) as refused:
         score_catalog(tiny_training.unseen, out, LocalEngine(retrained), chunk_size=4, progress=False)
