@@ -20,6 +20,7 @@ from prodcat.catalog.audit import (
     label_issues,
     labelled_above_subcategories,
     language_stats,
+    text_stats,
     write_audit_report,
 )
 from prodcat.catalog.audit.command import _above_subcategories_lines
@@ -498,6 +499,20 @@ def test_the_text_length_histograms_fit_the_report_column(tmp_path: Path) -> Non
     (chart,) = re.findall(r'<img src="data:image/png;base64,([^"]+)" alt="text lengths">', html)
     width, height = Image.open(io.BytesIO(base64.b64decode(chart))).size
     assert width <= 1100 and height > width / 2  # two rows of two
+
+
+def test_the_text_length_histograms_have_a_bar_per_whole_number_of_words() -> None:
+    """Titles of 1 to 14 words were counted in 30 bars of 0.47 words: every other bar held two lengths or none, a
+    comb with empty gaps between lengths that every product has. A bar is now a whole number of words (or characters)
+    wide, up to 30 bars."""
+    titles = [" ".join(["word"] * words) for words in range(1, 15) for _ in range(5)]
+    frame = pd.DataFrame({"title": titles, "description": [""] * len(titles), "image": [None] * len(titles)})
+    histogram = text_stats(frame)["title"]["words"]["histogram"]
+    assert histogram["edges"] == list(range(16))  # 0 to 15: the last bar from 14 up
+    assert histogram["counts"] == [0] + [5] * 14
+    long_texts = text_stats(frame.assign(title=["x" * (100 * n) for n in range(1, 71)]))["title"]["chars"]
+    widths = np.diff(long_texts["histogram"]["edges"])
+    assert len(widths) <= 30 and (widths == widths[0]).all() and widths[0] == int(widths[0])
 
 
 def test_cli_audit_sample_keeps_the_loader_issues_of_its_rows_only(tmp_path: Path) -> None:

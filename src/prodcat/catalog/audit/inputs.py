@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -96,13 +97,20 @@ def written_several_ways(names: pd.Index, level: int) -> list[list[str]]:
     return [group for group in spelling_groups(paths) if len({split_path(path)[-1] for path in group}) > 1]
 
 
+#: most bars of an audit histogram
+_BARS = 30
+
+
 def _length_stats(values: pd.Series) -> dict[str, Any]:
-    """Statistics of text lengths (whole numbers), histogram up to the 99th percentile."""
+    """Statistics of text lengths (whole numbers), histogram up to the 99th percentile in bars of a whole number of
+    characters or words each: bars of a fraction of one (14 words in 30 bars) held the lengths of every other bar
+    and left the others empty, a comb."""
     values = values.to_numpy()
     if not len(values):
         return {}
-    stats = _distribution(values, max(1.0, float(np.percentile(values, 99))))
-    stats["histogram"]["edges"] = np.round(stats["histogram"]["edges"], 1).tolist()
+    top = max(1, math.ceil(np.percentile(values, 99)))
+    width = -(-top // _BARS)  # ceiling division: at most _BARS bars, the last one from top up
+    stats = _distribution(values, top, np.arange(0, (top // width + 1) * width + 1, width))
     return stats | {"max": int(stats["max"])}
 
 
@@ -115,8 +123,11 @@ def _score_stats(values: pd.Series, top: float | None = None) -> dict[str, Any]:
     return _distribution(values, top if top is not None else float(np.percentile(values, 99)) or 1.0)
 
 
-def _distribution(values: np.ndarray, top: float) -> dict[str, Any]:
-    counts, edges = np.histogram(np.minimum(values, top), bins=30, range=(0, top))
+def _distribution(values: np.ndarray, top: float, edges: np.ndarray | None = None) -> dict[str, Any]:
+    """Summary statistics of ``values`` and their histogram, those above ``top`` counted at ``top``: in bars of the
+    given ``edges``, or :data:`_BARS` equal ones from 0 to ``top``."""
+    bins = _BARS if edges is None else edges
+    counts, edges = np.histogram(np.minimum(values, top), bins=bins, range=(0, top) if edges is None else None)
     return {
         "mean": float(values.mean()),
         "median": float(np.median(values)),
