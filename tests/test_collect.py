@@ -139,6 +139,16 @@ def run(httpserver: HTTPServer, out: Path, *options: str, query: str = "champagn
                  str(PAGE_SIZE), *FAST, *options])  # fmt: skip
 
 
+def refusal(
+    httpserver: HTTPServer, out: Path, capsys: pytest.CaptureFixture[str], *options: str, query: str = "champagne"
+) -> str:
+    """What :func:`run` wrote to stderr as argparse refused its command line (exit 2)."""
+    with pytest.raises(SystemExit) as refused:
+        run(httpserver, out, *options, query=query)
+    assert refused.value.code == 2
+    return capsys.readouterr().err
+
+
 CHAMPAGNES = [
     off_record("3185370000335", "Brut Impérial"),
     # no English-readable name, a category known only as free text, no brand, numbers for strings
@@ -1043,10 +1053,7 @@ def test_an_output_folder_holding_another_catalogue_is_refused_not_overwritten(h
     assert run(httpserver, tmp_path / "champagne") == 0  # the same query resumes
     assert len(load_catalog(tmp_path / "champagne" / "products.csv")) == len(CHAMPAGNES) - 2
 
-    with pytest.raises(SystemExit) as refused:
-        run(httpserver, own)
-    assert refused.value.code == 2
-    assert capsys.readouterr().err.endswith(
+    assert refusal(httpserver, own, capsys).endswith(
         f"error: argument --out: {own} is not a folder; give a folder for the collection\n"
     )
 
@@ -1092,10 +1099,7 @@ def test_an_output_folder_that_takes_no_file_is_refused_before_any_request(https
     serve_search(httpserver, search_pages(CHAMPAGNES))
     mount = read_only_folder
     for out in (mount, mount / "champagne"):
-        with pytest.raises(SystemExit) as refused:
-            run(httpserver, out)
-        assert refused.value.code == 2
-        assert capsys.readouterr().err.endswith(
+        assert refusal(httpserver, out, capsys).endswith(
             f"error: argument --out: cannot write the collection in {out}: Read-only file system\n"
         )
     assert httpserver.log == [] and list(mount.iterdir()) == []
@@ -1111,10 +1115,7 @@ def test_an_output_folder_inside_a_model_bundle_is_refused_before_any_request(ht
     (bundle / "model.joblib").write_bytes(b"a model")
     (bundle / "manifest.json").write_text(json.dumps({"format_version": 5, "files": {"model.joblib": "0" * 64}}))
     for out in (bundle, bundle / "champagne"):
-        with pytest.raises(SystemExit) as refused:
-            run(httpserver, out)
-        assert refused.value.code == 2
-        assert capsys.readouterr().err.endswith(
+        assert refusal(httpserver, out, capsys).endswith(
             f"error: argument --out: {out} is inside the model bundle {bundle}, which holds its own files only (with "
             "another there it no longer loads): write it elsewhere\n"
         )
@@ -1868,9 +1869,7 @@ def test_temporary_files_left_by_a_killed_run_are_removed_and_a_users_are_not(ht
 
 
 def test_a_blank_query_is_refused_before_any_request(httpserver, tmp_path, capsys):
-    with pytest.raises(SystemExit) as refused:
-        run(httpserver, tmp_path, query="   ")
-    assert refused.value.code == 2 and "argument --query: is blank" in capsys.readouterr().err
+    assert "argument --query: is blank" in refusal(httpserver, tmp_path, capsys, query="   ")
     assert httpserver.log == []
     with pytest.raises(ValueError, match="blank"):
         collect(OpenFoodFactsCollector(), " ", tmp_path, HttpClient("test", 1.0))
@@ -1881,10 +1880,8 @@ def test_a_blank_query_is_refused_before_any_request(httpserver, tmp_path, capsy
 def test_a_number_that_is_not_finite_is_refused_before_any_request(httpserver, tmp_path, capsys, option, value):
     """--timeout inf crashed with an OverflowError traceback once a request was sent; --rate nan sent the searches
     with no wait between them."""
-    with pytest.raises(SystemExit) as refused:
-        run(httpserver, tmp_path, option, value)
-    assert refused.value.code == 2
-    assert f"argument {option}: expected a finite number, got '{value}'" in capsys.readouterr().err
+    error = refusal(httpserver, tmp_path, capsys, option, value)
+    assert f"argument {option}: expected a finite number, got '{value}'" in error
     assert httpserver.log == []
 
 
@@ -1911,10 +1908,8 @@ def test_a_contact_no_http_header_can_carry_is_refused_before_any_request(httpse
         ("王伟 <wang@example.org>", "holds characters outside Latin-1"),
         ("me@example.org\r\nX-Injected: 1", "holds a line break or another control character"),
     ):
-        with pytest.raises(SystemExit) as refused:
-            run(httpserver, tmp_path, "--contact", contact)
-        error = capsys.readouterr().err
-        assert refused.value.code == 2 and f"argument --contact: {contact!r} {why}, which an HTTP header" in error
+        error = refusal(httpserver, tmp_path, capsys, "--contact", contact)
+        assert f"argument --contact: {contact!r} {why}, which an HTTP header" in error
     assert httpserver.log == [] and not any(tmp_path.iterdir())
     monkeypatch.setenv("PRODCAT_CONTACT", "José <jose@example.org>\r")
     assert run(httpserver, tmp_path) == 0
@@ -1965,10 +1960,8 @@ def test_a_base_url_with_a_port_or_none_is_taken(tmp_path, base_url):
 def test_a_query_typed_in_a_terminal_that_is_not_utf8_is_refused_saying_so(httpserver, tmp_path, capsys):
     """'pâte' typed in a Latin-1 terminal reaches Python as 'p\\udce2te' (the byte kept as a surrogate), which
     crashed the run with a UnicodeEncodeError traceback."""
-    with pytest.raises(SystemExit) as refused:
-        run(httpserver, tmp_path, query="p\udce2te")
-    error = capsys.readouterr().err
-    assert refused.value.code == 2 and "argument --query: is not UTF-8 text ('p\\udce2te'): the terminal sends" in error
+    error = refusal(httpserver, tmp_path, capsys, query="p\udce2te")
+    assert "argument --query: is not UTF-8 text ('p\\udce2te'): the terminal sends" in error
     assert error.endswith("another encoding; set it to UTF-8\n")
     assert httpserver.log == []
 
