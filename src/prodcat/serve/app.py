@@ -85,6 +85,7 @@ from prodcat.serve.schemas import (
     ReviewOut,
     ReviewSubmission,
     UnreadableRecordOut,
+    listed_characters,
 )
 from prodcat.serve.service import PredictionService, PredictorLike
 from prodcat.serve.settings import ServeSettings
@@ -756,8 +757,7 @@ def _refuse_unshown_characters(category: str) -> None:
     unassigned or private-use code point (``category_undefined_character``): a label that looks like another, or
     like nothing the reviewer could have read."""
     for kinds, error, what, remedy in _UNSHOWN_CHARACTERS:
-        if found := sorted({c for c in category if unicodedata.category(c) in kinds}):
-            listed = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in found)
+        if listed := listed_characters(category, kinds):
             raise ApiError(422, error, f"the field 'category' ({category!r}) holds {what}: {listed}; {remedy}")
 
 

@@ -46,6 +46,12 @@ NotBlank = Annotated[str, BeforeValidator(_refuse_blank)]
 _LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})
 
 
+def listed_characters(text: str, kinds: frozenset[str]) -> str:
+    """The characters of ``text`` whose Unicode general category is one of ``kinds``, each once, as a refusal lists
+    them (``'\\n' (U+000A), '\\t' (U+0009)``); "" when it holds none."""
+    return ", ".join(f"{c!r} (U+{ord(c):04X})" for c in sorted({c for c in text if unicodedata.category(c) in kinds}))
+
+
 def unstorable_reason(value: str) -> tuple[str, str] | None:
     """``(error code, reason)`` when a PostgreSQL review store cannot hold ``value``, else ``None``.
 
@@ -350,8 +356,7 @@ class ReviewSubmission(BaseModel):
         """Refuse a name holding a line break or another control character: stored as given, it would cut the
         one-line logs and the CSV exports of the queue. Refused rather than replaced by a space, as a blank name is:
         names attribute the corrections, and a client sending one has a bug to see (a name read with its line end)."""
-        if value is not None and (found := sorted({c for c in value if unicodedata.category(c) in _LINE_BREAKING})):
-            listed = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in found)
+        if value is not None and (listed := listed_characters(value, _LINE_BREAKING)):
             raise PydanticCustomError(
                 "control_character",
                 "Input should be one line, without a line break, tab or other control character: {listed}",
