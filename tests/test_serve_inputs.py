@@ -1249,10 +1249,15 @@ def test_a_photo_sent_as_base64_or_a_data_url_is_told_so(client: TestClient, jpe
     """A photo part holding the photo written as text (base64, as a JSON API or a browser's readAsDataURL gives it) was
     refused 'image content is not an image', of what its sender knows to be a photo."""
     encoded = base64.b64encode(jpeg_bytes())
+    url_safe = base64.urlsafe_b64encode(jpeg_bytes())
+    assert url_safe[: inputs.PICTURE_HEAD] != encoded[: inputs.PICTURE_HEAD]  # its '-' and '_' are in the head read
     base64_jpeg = "base64 text of a JPEG photo, not the photo's bytes"
     for content, found in (
         (encoded, base64_jpeg),
         (base64.encodebytes(jpeg_bytes()), base64_jpeg),  # in lines of 76 characters, as MIME writes it
+        # the URL-safe alphabet (RFC 4648 section 5: '-' and '_' for '+' and '/'), padded or not, was 'not an image'
+        (url_safe, base64_jpeg),
+        (url_safe.rstrip(b"="), base64_jpeg),
         (b"data:image/jpeg;base64," + encoded, "a data URL (data:...;base64,...), not the photo's bytes"),
         (b"a mug, blue", "not an image;"),
         (b"Data: a mug, blue", "not an image;"),  # no data URL: no media type, nor a comma after it

@@ -178,16 +178,19 @@ _DATA_URL = re.compile(rb"data:([\w.+-]+/[\w.+-]+)?(;[^,;]*)*,", re.IGNORECASE)
 
 def _photo_as_text(data: bytes) -> str | None:
     """What content that is no image is when it is a photo written as text, as a browser's ``readAsDataURL`` or a
-    JSON API gives it (a data URL, or base64): the client is told to send the bytes themselves. Else ``None``."""
+    JSON API gives it (a data URL, or base64 of the standard or the URL-safe alphabet): the client is told to send
+    the bytes themselves. Else ``None``."""
     head = b"".join(data[:PICTURE_HEAD].split())  # base64 wrapped in lines, as MIME writes it
     if _DATA_URL.match(head):
         return "a data URL (data:...;base64,...), not the photo's bytes: send the file itself"
-    try:
-        decoded = base64.b64decode(head[: len(head) // 4 * 4], validate=True)
-    except binascii.Error:
-        return None
-    if photo := picture_named(decoded):
-        return f"base64 text of {photo}, not the photo's bytes: send the file itself, not encoded"
+    whole = head[: len(head) // 4 * 4]  # whole groups of 4 characters: with or without its padding
+    for altchars in (None, b"-_"):  # the standard alphabet, then the URL-safe one (RFC 4648 section 5)
+        try:
+            decoded = base64.b64decode(whole, altchars=altchars, validate=True)
+        except binascii.Error:
+            continue
+        if photo := picture_named(decoded):
+            return f"base64 text of {photo}, not the photo's bytes: send the file itself, not encoded"
     return None
 
 
