@@ -488,6 +488,40 @@ def test_model_page_shows_the_manifest(app, flipkart_bundle, manifest):
     ]
 
 
+#: how wide a name beside a bar may be, in pixels, where a chart does not say: the labelLimit of Streamlit's theme
+STREAMLIT_LABEL_LIMIT_PX = 100
+
+
+def label_width_px(text: str) -> float:
+    """``text``'s width in DejaVu Sans at 12 px: wider than the page's Source Sans at its axis labels' 12 px or less,
+    so that a name this wide fits is written in full."""
+    from matplotlib import font_manager
+    from PIL import ImageFont
+
+    return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), 12).getlength(text)
+
+
+def category_label_limits(test: AppTest) -> list[float]:
+    """How wide a category's name may be beside its bar, in pixels, in each horizontal bar chart of the page."""
+    specs = [json.loads(chart.proto.spec) for chart in test.get("vega_lite_chart")]
+    axes = [spec["encoding"]["y"] for spec in specs if spec.get("mark", {}).get("type") == "bar"]
+    return [y.get("axis", {}).get("labelLimit", STREAMLIT_LABEL_LIMIT_PX) for y in axes if y["type"] != "quantitative"]
+
+
+def test_the_names_of_categories_beside_their_bars_are_written_in_full(app, flipkart_bundle, flipkart_dir, manifest):
+    # Flipkart's "Home Decor & Festive Needs" read "Home Decor & Fe…" (Rakuten's 27 categories: seven times
+    # "Video Games & C…") in the class balance, the F1 per category and the top categories of a prediction
+    widest = max(map(label_width_px, manifest["labels"]))
+    assert widest > STREAMLIT_LABEL_LIMIT_PX
+    test = app(str(flipkart_bundle), "--data", str(flipkart_dir))
+    limits = category_label_limits(test)
+    limits += category_label_limits(go_to(test, "Model"))
+    go_to(test, "Predict").text_input(key="predict_title").input("Decorative showpiece for Diwali, brass")
+    test.button[0].click().run()
+    limits += category_label_limits(test)
+    assert len(limits) == 3 and min(limits) >= widest
+
+
 def test_specifications_typed_on_the_predict_page_read_as_the_loader_writes_them():
     typed = "Type: Bath Towel\n  GSM : 500\n\nPack of 3\nRatio: 1:2\n: no key"
     assert (

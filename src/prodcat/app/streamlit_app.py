@@ -165,6 +165,12 @@ def photo_table(table: pd.DataFrame) -> None:
     )
 
 
+def category_bars(values: pd.Series, title: str) -> None:
+    """A horizontal bar per category, in the order of ``values``, each named in full (:func:`views.category_bars`)."""
+    data, spec = views.category_bars(values, title)
+    st.vega_lite_chart(data, spec, width="stretch")
+
+
 def issues_expander(label: str, issues: list[RowIssue]) -> None:
     """Every issue in a table (searchable, sortable), folded under ``label`` with their count."""
     if issues:
@@ -224,7 +230,7 @@ def data_page(
 
     balance = views.class_balance(frame, level)
     st.subheader("Class balance")
-    st.bar_chart(balance, horizontal=True, sort=False, x_label="", y_label="products")  # most frequent first
+    category_bars(balance, "products")  # most frequent first
 
     st.subheader("Text length (characters)")
     lengths = views.text_lengths(frame)
@@ -275,7 +281,7 @@ def model_page(manifest: dict[str, Any]) -> None:
     per_class = views.per_class_table(metrics)
     if not per_class.empty:
         st.subheader("Per category")
-        st.bar_chart(per_class["f1"], horizontal=True, sort=False, x_label="", y_label="F1")  # weakest first
+        category_bars(per_class["f1"], "F1")  # weakest first
         st.dataframe(per_class.round(4))
 
     reliability = views.reliability_table(metrics)
@@ -398,7 +404,7 @@ def predict_page(predictor: Predictor) -> None:
     sentence = views.decision_sentence(prediction.decision, prediction.confidence, predictor.threshold)
     (st.success if prediction.decision == "auto" else st.warning)(sentence)
     top = views.top_k_table(prediction)
-    st.bar_chart(top, horizontal=True, sort=False, x_label="", y_label="probability")
+    category_bars(top, "probability")
     st.dataframe(top.round(4))
     if explanation is not None:
         explanation_section(explanation)
