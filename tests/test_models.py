@@ -1390,6 +1390,16 @@ def test_a_blank_product_id_is_named_by_the_row_as_an_empty_one_is(tmp_path: Pat
     assert load_catalog(catalogue).frame["product_id"].tolist() == ["row-2", "sku-2"]
 
 
+def test_a_padded_product_id_is_read_as_the_catalogue_loaders_read_it(tmp_path: Path) -> None:
+    """product_frame (the Predictor's reading, and the API's) kept the spaces around an id the catalogue loaders
+    (``prodcat predict``) strip: one product, two ids."""
+    products = [{"title": "mug", "product_id": " sku-1 "}, {"title": "cup", "product_id": "\tsku-2"}]
+    catalogue = tmp_path / "products.csv"
+    pd.DataFrame(products).to_csv(catalogue, index=False)
+    assert load_catalog(catalogue).frame["product_id"].tolist() == ["sku-1", "sku-2"]
+    assert product_frame(products)["product_id"].tolist() == ["sku-1", "sku-2"]
+
+
 def test_the_classifier_reads_a_frame_of_some_columns_and_refuses_what_it_cannot_read() -> None:
     """A frame lacking some of the columns the model reads is read as empty there, as the Predictor reads it (fit and
     predict raised KeyError 'description'); anything but a DataFrame is a TypeError (was AttributeError

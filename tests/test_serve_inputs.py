@@ -1478,6 +1478,35 @@ def test_a_blank_product_id_is_no_id_as_an_empty_one_is(client: TestClient, jpeg
     assert [result["prediction"]["product_id"] for result in batch.json()["results"]] == [None, None]
 
 
+def test_a_padded_product_id_is_answered_as_prodcat_predict_reads_it(
+    client: TestClient, jpeg_bytes: Callable[..., bytes], tmp_path: Path
+) -> None:
+    """An id with spaces around it (' sku-1 ', a spreadsheet's cell) was echoed and stored as sent, where the
+    catalogue loaders of ``prodcat predict`` read 'sku-1': one product scored both ways came back under two ids, and
+    its review record was not found under the id of its catalogue. Both strip it now."""
+    catalogue = tmp_path / "products.csv"
+    catalogue.write_text("product_id,title\n sku-1 ,mug\n")
+    assert load_catalog(catalogue).frame["product_id"].tolist() == ["sku-1"]
+
+    as_json = client.post("/predict", json={"title": "mug", "product_id": " sku-1 "}).json()
+    photo = {"image": ("a.jpg", jpeg_bytes(), "image/jpeg")}
+    as_form = client.post("/predict", data={"title": "mug", "product_id": "\tsku-1 "}, files=photo).json()
+    assert as_json["product_id"] == as_form["product_id"] == "sku-1"
+    keyed = {"X-API-Key": API_KEY}
+    assert client.get(f"/reviews/{as_json['review_id']}", headers=keyed).json()["source_product_id"] == "sku-1"
+    listed = client.get("/reviews", params={"product_id": " sku-1"}, headers=keyed).json()
+    assert listed["total"] == 2
+
+    padded = [{"title": "mug", "product_id": " sku-1 "}, {"title": "cup", "product_id": "sku-2 "}]
+    batch = client.post("/predict-batch", json=padded)
+    assert batch.status_code == 200, batch.text
+    assert [result["prediction"]["product_id"] for result in batch.json()["results"]] == ["sku-1", "sku-2"]
+    # the same id, padded or not, is one product's
+    repeated = client.post("/predict-batch", json=[{"title": "mug", "product_id": "sku-1"}, padded[0]])
+    assert (repeated.status_code, repeated.json()["error"]) == (422, "duplicate_product_id"), repeated.text
+    assert "'sku-1' (items 0, 1)" in repeated.json()["detail"]
+
+
 def test_invented_http_methods_share_one_metrics_label(client: TestClient) -> None:
     for method in ("FOO1", "FOO2", "BREW"):
         assert client.request(method, "/health").status_code == 405

@@ -248,13 +248,13 @@ def strings_or_empty(values: Iterable[object]) -> list[str]:
 
 
 def given_product_id(value: object) -> str | None:
-    """The id ``value`` gives a product, or ``None`` when it gives none: missing, empty or blank (spaces only, as a
+    """The id ``value`` gives a product, without the spaces around it (``" sku-1 "`` is ``"sku-1"``, as the
+    catalogue loaders read it), or ``None`` when it gives none: missing, empty or blank (spaces only, as a
     spreadsheet cell or a form field holding a space): taken as an id, it was shared by every product sent with it.
     The rule of the API (which answers and stores such a product without an id) and of
     :func:`~prodcat.models.classifier.product_frame` (which names it by its row number); the catalogue loaders,
-    which strip every id, name it by its source line (``row-<line>``)."""
-    text = None if is_missing(value) else _as_text(value)
-    return text if text and text.strip() else None
+    which strip every id alike (``str.strip``), name it by its source line (``row-<line>``)."""
+    return None if is_missing(value) else _as_text(value).strip() or None
 
 
 def _as_text(value: object) -> str:

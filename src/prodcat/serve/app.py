@@ -515,13 +515,15 @@ def _review_routes(
             str | None,
             Query(
                 max_length=MAX_PRODUCT_ID_CHARS,
-                description="only the records of the product the prediction requests gave this `product_id`",
+                description="only the records of the product the prediction requests gave this `product_id` "
+                "(without the spaces around it, as it is stored)",
             ),
         ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     ) -> ReviewListOut:
         if product_id is not None:  # as a product_id sent to /predict: PostgreSQL fails a query holding a NUL
+            product_id = product_id.strip()
             check_storable("product_id", product_id)
 
         def page() -> tuple[list[ReviewItem | UnreadableRecord], int]:

@@ -515,10 +515,10 @@ def _given_id(raw: Any) -> str | None:
     """The ``product_id`` a raw batch item gives, valid product or not, if it is a usable one: to name an item
     that is not a valid product, and to find ids that several items give."""
     given = raw.get("product_id") if isinstance(raw, dict) else None
-    usable = isinstance(given, str) and given_product_id(given) is not None
-    if not usable or len(given) > MAX_PRODUCT_ID_CHARS or unstorable_reason(given):
+    product_id = given_product_id(given) if isinstance(given, str) else None
+    if product_id is None or len(product_id) > MAX_PRODUCT_ID_CHARS or unstorable_reason(product_id):
         return None
-    return given
+    return product_id
 
 
 def _product_request(item: ProductIn) -> ProductRequest:

@@ -149,8 +149,8 @@ class ProductIn(BaseModel):
     product_id: str | None = Field(
         None,
         max_length=MAX_PRODUCT_ID_CHARS,
-        description="the caller's id, echoed back and stored; an empty or blank one is no id (answered and stored "
-        "as null)",
+        description="the caller's id, echoed back and stored without the spaces around it, as `prodcat predict` "
+        "reads a catalogue's ids; an empty or blank one is no id (answered and stored as null)",
     )
 
 
