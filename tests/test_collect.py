@@ -687,6 +687,40 @@ def test_photos_of_products_a_finished_run_no_longer_collects_are_removed_and_no
     ]
 
 
+def test_a_photo_damaged_on_disk_since_it_was_saved_is_fetched_again(httpserver, tmp_path, capsys):
+    """A photo emptied or cut short on disk after its download (a full disk, a sync tool, a crash of the file system)
+    stayed linked to its product on every re-run, which took it for the one fetched: only deleting it helped. A run
+    with --images now checks the photos it reuses as it checks a download, and fetches again those that no longer
+    decode, saying so."""
+    url = serve_champagnes_with_photos(httpserver, ["1", "2", "3"])
+    assert run(httpserver, tmp_path, "--images") == 0
+    images = tmp_path / "images"
+    (images / "1.jpeg").write_bytes(b"")
+    (images / "2.jpeg").write_bytes(PHOTO[: len(PHOTO) // 2])
+    capsys.readouterr()
+
+    requests_before = len(httpserver.log)
+    assert run(httpserver, tmp_path, "--images") == 0
+    fetched = [request.path for request, _ in httpserver.log[requests_before:] if request.path != "/cgi/search.pl"]
+    assert fetched == ["/images/photo.jpg"] * 2
+    assert {path.name: path.read_bytes() for path in images.iterdir()} == dict.fromkeys(
+        ["1.jpeg", "2.jpeg", "3.jpeg"], PHOTO
+    )
+    report = json.loads((tmp_path / "collect.json").read_text())
+    assert report["counts"]["photos_damaged"] == 2 and report["counts"]["photos_from_cache"] == 1
+    warnings = {w["product_id"]: w["message"] for w in report["warnings"] if w["field"] == "image"}
+    assert warnings.keys() == {"1", "2"}
+    assert warnings["1"].startswith("images/1.jpeg, saved in an earlier run, does not decode (empty file (0 bytes))")
+    assert warnings["2"].endswith("): removed, fetched again")
+    assert "2 photo(s) saved in" in capsys.readouterr().out
+    assert json.loads((tmp_path / "photo_sources.json").read_text()) == dict.fromkeys(["1", "2", "3"], url)
+
+    # photos that decode are not fetched again
+    requests_before = len(httpserver.log)
+    assert run(httpserver, tmp_path, "--images") == 0
+    assert [request.path for request, _ in httpserver.log[requests_before:]] == []
+
+
 def test_photo_sources_are_read_once_a_run(httpserver, tmp_path, monkeypatch):
     """A finished run removing photos read photo_sources.json three times: for the downloads, to find the photos of
     products no longer collected, and again to forget them."""

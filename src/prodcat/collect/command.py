@@ -345,6 +345,8 @@ def _print_summary(report: CollectReport, out: str) -> None:
         "the results, past --max-products, or not reached by an unfinished run)",
         "orphan_photos_removed": "photo(s) of products no longer collected removed from "
         f"{os.path.join(out, IMAGES_DIR)}",
+        "photos_damaged": f"photo(s) saved in {os.path.join(out, IMAGES_DIR)} by an earlier run no longer decoded "
+        "(emptied or cut short on disk since): removed and fetched again (see the warnings)",
         "photos_not_tried": "photo(s) not tried, their host being unreachable or rate limiting: run the same command "
         "again to fetch them",
     }

@@ -62,9 +62,12 @@ def download_photos(
         for product, url in tqdm(photos, desc="photos", unit="photo"):
             saved = on_disk.get(_file_stem(product.product_id))
             source = sources.get(product.product_id)
+            damaged = saved is not None and _removed_as_damaged(product.product_id, folder / saved, max_bytes, report)
+            if damaged:  # fetched again, even from a URL that failed for good since it was saved
+                saved = None
             if saved is not None and source == url:
                 report.count("photos_from_cache")
-            elif (earlier := failed.reason(product.product_id, url)) is not None:
+            elif not damaged and (earlier := failed.reason(product.product_id, url)) is not None:
                 report.count("photos_failed_earlier")
                 message = f"{earlier} (in an earlier run; not fetched again, --refresh does){_kept_photo(saved)}"
                 report.add_error("image", message, product_id=product.product_id)
@@ -87,6 +90,24 @@ def download_photos(
     finally:
         failed.save()  # Ctrl-C included: the failures met so far are not paid for again
         sources.save()
+
+
+def _removed_as_damaged(product_id: str, path: Path, max_bytes: int, report: CollectReport) -> bool:
+    """Whether the photo ``path`` saved in an earlier run no longer decodes (emptied, truncated or overwritten on disk
+    since: it was checked as it was saved), by the check of a download; removed then, and said so, to be fetched
+    again: kept, it stayed linked to its product on every run, and only deleting it by hand helped."""
+    try:
+        load_image(path, product_id=product_id, max_side=DECODABILITY_SIDE, max_bytes=max_bytes)
+    except ImageDecodeError as exc:
+        report.count("photos_damaged")
+        message = (
+            f"{IMAGES_DIR}/{path.name}, saved in an earlier run, does not decode ({exc.reason}): removed, fetched again"
+        )
+        report.add_warning("image", message, product_id=product_id)
+        log.warning("product %s, image: %s", product_id, message)
+        path.unlink(missing_ok=True)
+        return True
+    return False
 
 
 #: the failures of a photo that its host's other photos would meet too, in the words that say so
