@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -18,7 +19,7 @@ from prodcat.predict import Prediction
 from prodcat.review.store import NewReview, ReviewStore
 from prodcat.serve import service as service_module
 from prodcat.serve.batching import MicroBatcher
-from prodcat.serve.inputs import ProductRequest
+from prodcat.serve.inputs import ApiError, ProductRequest
 from prodcat.serve.metrics import ApiMetrics
 from prodcat.serve.service import PredictionService
 from prodcat.serve.settings import ServeSettings
@@ -367,7 +368,7 @@ def test_a_photo_check_abandoned_at_the_timeout_keeps_its_thread_until_it_ends(m
     """Photo checks run PHOTO_CHECKS_AT_ONCE at a time (anyio's pool of 40 threads before), but one abandoned by its
     request's 504 gave its place back while it still decoded: under a flood of large photos, decodes piled up past
     the limit, each with its CPU and memory. It keeps its place until it ends (here a limit of one)."""
-    svc, release, started = _one_photo_check_at_a_time_held_until_released(monkeypatch)
+    svc, release, started = _photo_checks_held_until_released(monkeypatch)
     product = ProductRequest(title="mug", image_bytes=b"a photo", image_type="jpeg")
 
     async def abandon_then_predict() -> tuple[int, list]:
@@ -388,7 +389,7 @@ def test_a_batch_abandoned_at_the_timeout_checks_no_more_of_its_photos(monkeypat
     """The thread checking a batch's photos went on through all of them after the 504: up to 64 photos of a few
     seconds each held one of the PHOTO_CHECKS_AT_ONCE for minutes, and every photo request behind it waited. It now
     finishes the photo it checks and stops."""
-    svc, release, checked = _one_photo_check_at_a_time_held_until_released(monkeypatch)
+    svc, release, checked = _photo_checks_held_until_released(monkeypatch)
     batch = [ProductRequest(title="mug", image_bytes=f"photo {i}".encode(), image_type="jpeg") for i in range(3)]
 
     async def abandon_then_predict() -> None:
@@ -402,22 +403,73 @@ def test_a_batch_abandoned_at_the_timeout_checks_no_more_of_its_photos(monkeypat
     assert checked == [b"photo 0", b"photo 0"]
 
 
-def _one_photo_check_at_a_time_held_until_released(
+def _photo_checks_held_until_released(
     monkeypatch: pytest.MonkeyPatch,
+    slots: int = 1,
+    held: Callable[[bytes], bool] = lambda photo: True,
+    settings: ServeSettings | None = None,
 ) -> tuple[PredictionService, threading.Event, list[bytes]]:
-    """A service running one photo check at a time, each check noting its photo's bytes in the list returned, then
-    held until the event returned is set (30 s at most)."""
+    """A service running ``slots`` photo checks at once, each check noting its photo's bytes in the list returned, the
+    checks of the photos ``held`` picks (all by default) then held until the event returned is set (30 s at most)."""
     release = threading.Event()
     checked: list[bytes] = []
 
     def held_check(data: bytes, settings: ServeSettings) -> None:
         checked.append(data)
-        release.wait(30)
+        if held(data):
+            release.wait(30)
 
     monkeypatch.setattr(service_module, "check_image_content", held_check)
-    monkeypatch.setattr(service_module, "PHOTO_CHECKS_AT_ONCE", 1)
-    svc, _ = service(store=None)
+    monkeypatch.setattr(service_module, "PHOTO_CHECKS_AT_ONCE", slots)
+    svc = PredictionService(FakePredictor(), settings or ServeSettings(), None, ApiMetrics())
     return svc, release, checked
+
+
+def _predicted_then_released(svc: PredictionService, products: list[ProductRequest], release: threading.Event) -> list:
+    """The outcomes of ``products`` (10 s at most), then the held photo checks released."""
+
+    async def predict() -> list:
+        try:
+            return await asyncio.wait_for(svc.predict(products, "r", 3), timeout=10)
+        finally:
+            release.set()
+
+    return [(o.status, o.error) if isinstance(o, ApiError) else o.category for o in asyncio.run(predict())]
+
+
+def _with_photos(*photos: bytes) -> list[ProductRequest]:
+    return [
+        ProductRequest(f"mug {i}", product_id=f"sku-{i}", image_bytes=p, image_type="png") for i, p in enumerate(photos)
+    ]
+
+
+def test_a_photo_slow_to_check_costs_its_own_item_an_error_and_the_batch_is_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A /predict-batch one of whose photos took longer to check than request_timeout_s (a 7000 x 7000 PNG, 3.6 s
+    to decode at a 3 s limit) was answered 504 whole: the predictions of its other products were lost. Its photo
+    checks now have a third of the request's time, each photo at most half of what is left but the last: the slow
+    photo's item alone is refused 504 image_check_timeout, the photos after it checked on another place."""
+    settings = ServeSettings(request_timeout_s=6)
+    svc, release, checked = _photo_checks_held_until_released(monkeypatch, 2, lambda photo: photo == b"slow", settings)
+    products = _with_photos(b"photo 0", b"slow", b"photo 2")
+    outcomes = _predicted_then_released(svc, [*products, ProductRequest("text only")], release)
+    assert outcomes == ["a", (504, "image_check_timeout"), "a", "a"]
+    assert checked == [b"photo 0", b"slow", b"photo 2"]
+
+
+def test_photos_whose_check_never_began_within_the_budget_are_refused_unchecked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With one photo check at a time (one core, or as many --workers as cores), the photos after a slow one wait
+    for its place, which its abandoned decode keeps: at the request's budget they are refused 504 image_not_checked
+    (send it again) and never checked, and the products without a photo are predicted."""
+    settings = ServeSettings(request_timeout_s=3)
+    svc, release, checked = _photo_checks_held_until_released(monkeypatch, 1, lambda photo: photo == b"slow", settings)
+    products = [*_with_photos(b"slow", b"photo 1"), ProductRequest("text only")]
+    outcomes = _predicted_then_released(svc, products, release)
+    assert outcomes == [(504, "image_check_timeout"), (504, "image_not_checked"), "a"]
+    assert checked == [b"slow"]
 
 
 def test_the_server_processes_share_the_photo_checks_the_cores_can_run(monkeypatch: pytest.MonkeyPatch) -> None:

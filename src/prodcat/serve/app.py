@@ -137,6 +137,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         ),
         (500, "the model failed on the product (`prediction_failed`; in a batch, that item's error only)"),
         (503, "the review queue cannot be written (the prediction is not answered: retry)"),
+        (
+            504,
+            "not answered within `request_timeout_s` (`timeout`), or a photo not checked within its share of that time "
+            "(a third of what the request has left, half of that for a photo others follow; in a batch, that item's "
+            "error only): still being decoded (`image_check_timeout`: send it smaller) or its check not begun, the "
+            "checks busy (`image_not_checked`: send it again)",
+        ),
     )
 } | _BODY_TIMEOUT
 #: what every route of the review queue may answer; its list's 500 is the guard's (unreadable records are listed)
@@ -356,7 +363,8 @@ def _prediction_routes(service: PredictionService, settings: ServeSettings, metr
         json_schema_extra={"maximum": most_words},
         description="distinct words explained, title first (each costs one model row); at most `max_explain_words`",
     )
-    explain_errors = {status: error for status, error in _ERRORS.items() if status != 503}  # records nothing
+    # records nothing, and its photo is checked within the explanation, whose 504 is the guard's
+    explain_errors = {status: error for status, error in _ERRORS.items() if status not in (503, 504)}
     explain_errors[422] = {
         **_ERRORS[422],
         "description": f"{_ERRORS[422]['description']}, `?max_words` over the server's `max_explain_words` "

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -39,6 +38,10 @@ logger = logging.getLogger(__name__)
 #: the default 50 M px), CPU-bound, so more than the cores adds memory and no speed; on anyio's 40 threads, 24
 #: concurrent uploads of one 143 KB PNG each held the server at 5 GB
 PHOTO_CHECKS_AT_ONCE = os.cpu_count() or 1
+#: the share of the time a request has left that the checks of its photos may take: the model decodes the photos that
+#: pass again, about as long, and predicts in the rest, so that a photo slow to decode costs its own item an error
+#: (504 ``image_check_timeout``) and not the whole request its 504
+PHOTO_CHECK_SHARE = 1 / 3
 
 
 class PredictorLike(Protocol):
@@ -162,37 +165,70 @@ class PredictionService:
         return ExplanationOut.model_validate(body | {"prediction": prediction})
 
     async def _checked_photos(self, products: list[ProductRequest | ApiError]) -> list[Any]:
-        """:meth:`_check_photos` in a worker thread, abandoned on timeout: the 504 leaves at request_timeout_s while
-        the thread finishes the photo it checks, keeping its place among :data:`PHOTO_CHECKS_AT_ONCE`, and checks no
-        other: the 64 large photos of a batch would hold that place for minutes after its 504."""
-        abandoned = threading.Event()
-        try:
-            return await run_abandonable(self._check_photos, products, abandoned, limiter=self.photo_check_limiter)
-        except BaseException:
-            abandoned.set()
-            raise
-
-    def _check_photos(self, products: list[ProductRequest | ApiError], abandoned: threading.Event) -> list[Any]:
-        """Each product, or the error refusing its photo; a photo that several items share (one multipart
-        part named by each) is decoded and checked once. Once ``abandoned`` is set, the products so far: no one
-        waits for them."""
-        refusals: dict[int, ApiError | None] = {}  # by id() of the bytes, which the items share
+        """Each product, or the error refusing its photo. The photos are checked one after another, each in a worker
+        thread among :data:`PHOTO_CHECKS_AT_ONCE`, within the request's :meth:`_photo_check_budget`; a photo that
+        several items share (one multipart part named by each) is checked once. A check over its budget, or the
+        request's timeout, leaves its thread to finish that photo, keeping its place among the checks until then
+        (:func:`run_abandonable`), and checks no other: the 64 large photos of a batch would hold that place for
+        minutes after its 504."""
+        photos = {
+            id(product.image_bytes): product.image_bytes
+            for product in products
+            if isinstance(product, ProductRequest) and product.image_bytes is not None
+        }  # by id() of the bytes, which the items share
+        deadline = anyio.current_time() + self._photo_check_budget()
+        refusals: dict[int, ApiError | None] = {}
+        for position, (key, photo) in enumerate(photos.items()):
+            refusals[key] = await self._photo_refusal(photo, deadline, last=position == len(photos) - 1)
         checked: list[Any] = []
         for product in products:
-            if abandoned.is_set():
-                break
             if isinstance(product, ProductRequest) and product.image_bytes is not None:
-                photo = product.image_bytes
-                if id(photo) not in refusals:
-                    try:
-                        check_image_content(photo, self.settings)
-                        refusals[id(photo)] = None
-                    except ApiError as exc:
-                        refusals[id(photo)] = exc
-                refusal = refusals[id(photo)]
+                refusal = refusals[id(product.image_bytes)]
                 product = product if refusal is None else refusal.about(product.product_id)
             checked.append(product)
         return checked
+
+    def _photo_check_budget(self) -> float:
+        """Seconds the photo checks of a request may take: :data:`PHOTO_CHECK_SHARE` of what it has left of
+        ``request_timeout_s`` (all of it outside a request)."""
+        left = min(anyio.current_effective_deadline() - anyio.current_time(), self.settings.request_timeout_s)
+        return max(0.0, left) * PHOTO_CHECK_SHARE
+
+    async def _photo_refusal(self, photo: bytes, deadline: float, last: bool) -> ApiError | None:
+        """The error refusing ``photo``, or ``None``, checked by ``deadline``: the request's last photo has until
+        then, any other half the time left, so that one slow photo leaves the photos after it time of their own.
+        A photo over its budget is refused 504 ``image_check_timeout`` (its check ran that long) or
+        ``image_not_checked`` (its check never began: the checks were busy)."""
+        left = deadline - anyio.current_time()
+        budget = left if last else left / 2
+        began: list[float] = []
+
+        def check() -> ApiError | None:
+            began.append(time.monotonic())
+            try:
+                check_image_content(photo, self.settings)
+            except ApiError as exc:
+                return exc
+            return None
+
+        if budget > 0:
+            with anyio.move_on_after(budget):
+                return await run_abandonable(check, limiter=self.photo_check_limiter)
+        timeout = self.settings.request_timeout_s
+        if began:
+            ran = time.monotonic() - began[0]
+            detail = (
+                f"the photo was still being decoded after {ran:.1f} s, past its share of request_timeout_s={timeout} "
+                "(photos of tens of millions of pixels, PNGs above all, take seconds to decode): send it smaller, "
+                "the model reads it at a few hundred pixels a side"
+            )
+            return ApiError(504, "image_check_timeout", detail, limit="request_timeout_s", limit_value=timeout)
+        detail = (
+            f"the photo was not checked: its turn had not come within its share of request_timeout_s={timeout} (the "
+            "server's photo checks were busy, with this request's other photos or others'); send it again, alone or "
+            "in a smaller batch"
+        )
+        return ApiError(504, "image_not_checked", detail, limit="request_timeout_s", limit_value=timeout)
 
     def _run_model(self, rows: list[tuple[dict[str, Any], int]]) -> list[Any]:
         """Predictions for ``(row, top_k)`` items; if the batch call fails, each row alone, so one
