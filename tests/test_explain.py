@@ -22,7 +22,14 @@ from prodcat.catalog.schema import category_at_level
 from prodcat.cli import main
 from prodcat.commands import labelled_sample
 from prodcat.config import Config
-from prodcat.evaluate.explain import ExplainSettings, PixelExplanation, explain, occluded_copies, remove_words
+from prodcat.evaluate.explain import (
+    ExplainSettings,
+    PixelExplanation,
+    explain,
+    occluded_copies,
+    remove_words,
+    word_spans,
+)
 from prodcat.evaluate.explain_command import choose_products, pixel_note, write_explain_report
 from prodcat.predict import Prediction, Predictor
 from prodcat.text.embeddings import Usem3Encoder
@@ -72,6 +79,16 @@ def test_remove_words_keeps_the_rest() -> None:
     text = "Men's T-shirt for MEN, men's wear"
     assert remove_words(text, {"men's"}) == " T-shirt for MEN,  wear"
     assert remove_words(text, {"t-shirt", "men"}) == "Men's  for , men's wear"
+
+
+def test_words_with_combining_marks_are_weighed_whole() -> None:
+    """A word is what the model's tokens are (letters, digits and combining marks): Hindi, Thai and vocalised Arabic
+    words were cut at their marks, 'हिन्दी' weighed as 'ह', 'न' and 'द', and removing 'ह' handed the model 'िन्दी'."""
+    text = "हिन्दी किताब, นาฬิกา ข้อมือ: كِتَاب for men's t-shirts"
+    words = ["हिन्दी", "किताब", "นาฬิกา", "ข้อมือ", "كِتَاب", "for", "men's", "t-shirts"]
+    assert [word for *_, word in word_spans(text)] == words
+    assert [text[start:end] for start, end, _ in word_spans(text)] == words
+    assert remove_words(text, {"हिन्दी", "นาฬิกา"}) == " किताब,  ข้อมือ: كِتَاب for men's t-shirts"
 
 
 def test_telling_words_rank_top_three(telling_explanations: list) -> None:

@@ -34,6 +34,7 @@ import io
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -46,10 +47,8 @@ from prodcat.evaluate.explain_settings import ExplainSettings
 from prodcat.image.decode import ImageDecodeError, load_image
 from prodcat.image.ocr import text_read_from
 from prodcat.predict import Prediction, Predictor, nothing_read_reason
-from prodcat.text.clean import clean_text
+from prodcat.text.clean import clean_text, word_characters
 
-#: a word: letters/digits, with inner apostrophes or hyphens ("men's", "t-shirt")
-_WORD = re.compile(r"\w+(?:['’-]\w+)*")
 TEXT_FIELDS = ("title", "description")
 #: a photo no square of which moves the predicted category's probability by this much does not matter to it
 NEGLIGIBLE_DROP = 0.01
@@ -201,9 +200,17 @@ class Explanation:
 
 
 # ---------------------------------------------------------------------------------------------- words
+@cache
+def _word() -> re.Pattern[str]:
+    """A word: letters, digits and combining marks as the model's tokens have them (``\\w`` alone cut Hindi "हिन्दी"
+    into "ह", "न", "द"), with inner apostrophes or hyphens ("men's", "t-shirt")."""
+    letters = word_characters()
+    return re.compile(rf"{letters}+(?:['’-]{letters}+)*")
+
+
 def word_spans(text: str) -> list[tuple[int, int, str]]:
     """``(start, end, case-folded word)`` of every word of ``text``, in order."""
-    return [(m.start(), m.end(), m.group().casefold()) for m in _WORD.finditer(text)]
+    return [(m.start(), m.end(), m.group().casefold()) for m in _word().finditer(text)]
 
 
 def remove_words(text: str, words: set[str]) -> str:

@@ -68,10 +68,17 @@ HTML_ENTITY = re.compile(r"&(?:#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9
 @cache
 def word_pattern(min_chars: int = 1) -> str:
     """A word of at least ``min_chars`` characters, as a regular expression: letters, digits and the combining
-    marks among them. ``\\w`` alone leaves out the marks that no precomposed letter absorbs, which cut Hindi
-    "हिन्दी" into "ह", "न", "द", vocalised Arabic and lower-cased Turkish "İ" (an "i" and a combining dot)
-    likewise. On text without such marks it finds what ``\\w+`` finds (scikit-learn's ``\\b\\w\\w+\\b`` with
-    ``min_chars=2``). Built once, on first use (a third of a second)."""
+    marks among them (:func:`word_characters`). On text without such marks it finds what ``\\w+`` finds
+    (scikit-learn's ``\\b\\w\\w+\\b`` with ``min_chars=2``)."""
+    return rf"{word_characters()}{{{min_chars},}}"
+
+
+@cache
+def word_characters() -> str:
+    """The characters of a word, as a regular-expression class: letters, digits and combining marks. ``\\w`` alone
+    leaves out the marks that no precomposed letter absorbs, which cut Hindi "हिन्दी" into "ह", "न", "द", vocalised
+    Arabic, Thai and lower-cased Turkish "İ" (an "i" and a combining dot) likewise. Built once, on first use (a
+    third of a second)."""
     marks, start = [], None
     for code in range(sys.maxunicode + 2):
         is_mark = code <= sys.maxunicode and unicodedata.category(chr(code)).startswith("M")
@@ -80,7 +87,7 @@ def word_pattern(min_chars: int = 1) -> str:
         elif not is_mark and start is not None:
             marks.append(f"{re.escape(chr(start))}-{re.escape(chr(code - 1))}")
             start = None
-    return rf"[\w{''.join(marks)}]{{{min_chars},}}"
+    return rf"[\w{''.join(marks)}]"
 
 
 @cache
