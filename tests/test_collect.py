@@ -1590,6 +1590,38 @@ def _unserved_message(total: int, records: int, duplicates: int) -> str:
     return warning["message"]
 
 
+def test_the_count_of_results_of_a_page_an_earlier_run_saved_says_its_day(httpserver, tmp_path):
+    """A resume whose last page came from disk gave that page's count of results as the API's (total_matching, and
+    the warnings quoting it), though an earlier run had saved it, maybe days before: the search may have grown since.
+    collect.json now says when that page was saved (total_matching_saved), and so do the warnings; a run fetching its
+    last page gives the API's count of now."""
+    records = [off_record(str(n), f"Champagne {n}") for n in range(1, 7)]
+    pages = search_pages(records)
+    pages[2]["products"] = records[2:5]  # the API counts 6, one of them never served
+    serve_search(httpserver, pages)
+    assert run(httpserver, tmp_path) == 0
+    assert json.loads((tmp_path / "collect.json").read_text())["total_matching_saved"] is None
+    day = datetime(2026, 11, 2, 9, 30, tzinfo=UTC).timestamp()
+    for page in (tmp_path / "pages").rglob("page-*.json"):
+        os.utime(page, (day, day))
+
+    httpserver.clear()
+    serve_search(httpserver, search_pages([*records, off_record("7", "Champagne 7")]))  # the search has grown since
+    assert run(httpserver, tmp_path) == 0
+    assert search_requests(httpserver) == []  # every page from disk
+    report = json.loads((tmp_path / "collect.json").read_text())
+    assert (report["total_matching"], report["total_matching_saved"]) == (6, "2026-11-02T09:30:00+00:00")
+    (warning,) = report["warnings"]
+    assert warning["message"].startswith(
+        "the API counted 6 results on 2026-11-02 09:30 UTC (on a page an earlier run saved), but 1 of them was on no "
+        "page read"
+    )
+
+    assert run(httpserver, tmp_path, "--refresh") == 0
+    report = json.loads((tmp_path / "collect.json").read_text())
+    assert (report["total_matching"], report["total_matching_saved"], report["warnings"]) == (7, None, [])
+
+
 def test_ctrl_c_writes_what_was_collected_and_says_how_to_resume(httpserver, tmp_path, monkeypatch, capsys):
     serve_search(httpserver, search_pages(CHAMPAGNES))
     press_ctrl_c_at_page(monkeypatch, 2)

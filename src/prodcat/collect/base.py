@@ -46,11 +46,13 @@ class Page:
     """One results page: the raw ``records`` and the number of results the query matches (``None``: unknown).
 
     Every record the API served, a malformed one (``null``, not an object) included: the paging counts them,
-    and the pipeline reports them as skipped.
+    and the pipeline reports them as skipped. ``saved``: when an earlier run saved the page, read from disk (ISO 8601,
+    UTC), so that its count is not taken for today's; ``None``: fetched by this run.
     """
 
     records: list[Any]
     total: int | None = None
+    saved: str | None = None
 
 
 @dataclass(frozen=True)

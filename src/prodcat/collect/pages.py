@@ -10,6 +10,7 @@ import json
 import logging
 import shutil
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -94,10 +95,11 @@ class PageCache:
         try:
             payload, warning = decode_json(path.read_bytes())
             page = self._parsed(payload)
+            saved = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
         except ValueError as exc:  # InvalidAnswer included
             log.warning("saved page %s is unusable (%s): not used", path, exc)
             return None
-        return page, [warning] if warning is not None else []
+        return replace(page, saved=saved), [warning] if warning is not None else []
 
     def _begin_refresh(self) -> Path:
         """The folder of the refresh under way's pages: emptied, unless an earlier refresh did not reach the end of the
@@ -158,7 +160,8 @@ class PageCache:
                 warnings += page_warnings
                 if ended or len(records) >= skip + self.page_size:
                     if len(records) > skip:
-                        return Page(records[skip : skip + self.page_size], page.total), list(dict.fromkeys(warnings))
+                        cut = Page(records[skip : skip + self.page_size], page.total, page.saved)
+                        return cut, list(dict.fromkeys(warnings))
                     break
         return None
 

@@ -128,7 +128,9 @@ class CollectReport:
     photo on disk (:func:`_how_to_write_left_out`; ``None``: none was). ``kept_earlier``: why ``products.csv`` was left
     as an earlier run wrote it, holding more products than this run collected (``None``: this run wrote it, or had
     nothing to write). ``refresh_resumed``: when the refresh this run resumed began (its pages saved since were not
-    fetched again; ``None``: not a resumed refresh).
+    fetched again; ``None``: not a resumed refresh). ``total_matching``: the count of results the last page read gave;
+    ``total_matching_saved``: when an earlier run saved that page (a resume read it from disk: the count is of that
+    day, and ``--refresh`` asks again), ``None`` when this run fetched it.
     ``products_sha256``: the checksum of the ``products.csv`` the run left, by which a re-run refuses to replace one
     edited since; ``replacing_sha256``: the
     checksum of the ``products.csv`` being replaced, in the report written just before the new file, so that a run
@@ -143,6 +145,7 @@ class CollectReport:
     seconds: float = 0.0
     max_products: int | None = None
     total_matching: int | None = None
+    total_matching_saved: str | None = None
     stopped_by: str = ""
     fatal_error: str | None = None
     fatal_cause: str | None = None
@@ -413,10 +416,10 @@ def _why_keep_earlier(
         return None
     if report.stopped_by == "max_products":
         how_counted = " (--max-products)"
-    elif (total := report.total_matching) is None:
+    elif report.total_matching is None:
         how_counted = ""
     else:
-        how_counted = f" (the API counts {counted(total, 'result')})"
+        how_counted = f" ({_api_count(report)})"
     refused = (
         f"this run collected {counted(collected, 'product')}{how_counted}"
         f"{would_write}, fewer than half of the {count_text(earlier)} that {PRODUCTS_CSV} holds: it is kept as it was."
@@ -464,7 +467,7 @@ def _collect_products(
                 _stop_on_error(report, number, exc)
                 return
             if page.total is not None:
-                report.total_matching = page.total
+                report.total_matching, report.total_matching_saved = page.total, page.saved
                 most_counted = max(page.total, most_counted or 0)
                 progress.total = min(page.total, limit)
             known_before, duplicates_before = len(products), report.counts.get("duplicates", 0)
@@ -560,11 +563,21 @@ def _warn_about_unserved_results(report: CollectReport) -> None:
     missing = report.total_matching - (report.counts.get("records", 0) - duplicates)
     if missing > 0:
         message = (
-            f"the API counts {counted(report.total_matching, 'result')}, but {count_text(missing)} of them "
+            f"{_api_count(report)}, but {count_text(missing)} of them "
             f"{'was' if missing == 1 else 'were'} on no page read (the results moved between pages while paging: "
             f"{count_text(duplicates)} came twice); a run with --refresh later may find them"
         )
         report.add_warning("page", message)
+
+
+def _api_count(report: CollectReport) -> str:
+    """The API's count of results the run ended on, ``"the API counts 12 results"``, said with its day when it is
+    that of a page an earlier run saved (a resume reading its last page from disk): not taken for today's."""
+    results = counted(report.total_matching or 0, "result")
+    if report.total_matching_saved is None:
+        return f"the API counts {results}"
+    day = datetime.fromisoformat(report.total_matching_saved).strftime("%Y-%m-%d %H:%M UTC")
+    return f"the API counted {results} on {day} (on a page an earlier run saved)"
 
 
 def _warn_about_fewer_results(report: CollectReport, most_counted: int | None) -> None:
