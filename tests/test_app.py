@@ -132,11 +132,22 @@ def test_text_length_histogram_holds_every_product(flipkart_frame):
     lengths = views.text_lengths(flipkart_frame)
     assert lengths.shape == (900, 2)
     assert lengths["title"].iat[0] == len(flipkart_frame["title"].iat[0])
-    histogram = views.length_histogram(lengths["description"], bins=10)
-    assert histogram.sum() == 900 and len(histogram) == 10
+    histogram = views.length_histogram(lengths["description"], bars=10)
+    assert histogram.sum() == 900 and len(histogram) in (10, 11)
     assert histogram.index[0] == 0 and histogram.index.is_monotonic_increasing
-    assert histogram.iat[-1] >= 1  # the longest description lands in the last bin
+    assert histogram.iat[-1] >= 9  # the longest 1% land in the last bar
     assert views.length_histogram(pd.Series([], dtype=int)).sum() == 0
+
+
+def test_text_length_bars_are_whole_numbers_of_characters_up_to_the_longest_but_one_percent():
+    # 20 bars from 0 to the longest text: titles of 1 to 14 characters in bars of 0.7, a comb of empty bars between
+    # full ones labelled 0, 1, 1, 2, 3, 4, 4...; one description of 10,000 characters beside 99 of 100 put the 99 in
+    # the first of bars 500 characters wide. Now the audit report's bars (prodcat audit), as in its histograms
+    titles = pd.Series([length for length in range(1, 15) for _ in range(5)])
+    assert views.length_histogram(titles).to_dict() == {0: 0} | {length: 5 for length in range(1, 15)}
+    descriptions = views.length_histogram(pd.Series([100] * 99 + [10_000]))
+    assert descriptions.index[1] == 10 and descriptions[100] == 99 and descriptions.iat[-1] == 1
+    assert descriptions.index[-1] == 200  # the 99th percentile's bar, the longest counted in it
 
 
 def test_filter_catalogue_by_category_text_and_photo(flipkart_frame):

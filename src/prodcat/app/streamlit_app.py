@@ -236,8 +236,9 @@ def data_page(
     lengths = views.text_lengths(frame)
     st.dataframe(lengths.describe().T.round(1))
     for column, field in zip(st.columns(2), ("title", "description"), strict=True):
-        column.caption(field)
-        column.bar_chart(views.length_histogram(lengths[field]), x_label="characters", y_label="products")
+        histogram = views.length_histogram(lengths[field])
+        column.caption(f"{field} (the last bar: {histogram.index[-1]:,} characters or more)")
+        column.bar_chart(histogram, x_label="characters", y_label="products")
 
     st.subheader("Products")
     left, middle, right = st.columns([2, 2, 1])

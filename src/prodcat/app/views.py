@@ -26,6 +26,7 @@ from PIL import Image
 
 from prodcat.batch import predict_catalog, unused_photo_issues
 from prodcat.bundle import modalities_read_by_bundle
+from prodcat.catalog.audit.inputs import length_bars
 from prodcat.catalog.loaders import CatalogFormatError, issues_of_the_run, load_catalog
 from prodcat.catalog.schema import (
     ISSUE_COLUMNS,
@@ -251,12 +252,15 @@ def text_lengths(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def length_histogram(lengths: pd.Series, bins: int = 20) -> pd.Series:
-    """Products per length bin: indexed by the bin's lower edge in characters (numeric, so charts keep
-    the order), ``bins`` equal-width bins from 0 to the longest text."""
-    longest = int(lengths.max()) if len(lengths) else 0
-    counts, edges = np.histogram(lengths.to_numpy(), bins=bins, range=(0, max(longest, 1)))
-    return pd.Series(counts, index=pd.Index(edges[:-1].round().astype(int), name="characters"), name="products")
+def length_histogram(lengths: pd.Series, bars: int = 20) -> pd.Series:
+    """Products per length bar: indexed by the bar's first length in characters (numeric, so charts keep the order),
+    in the audit report's bars (:func:`~prodcat.catalog.audit.inputs.length_bars`): about ``bars`` of a whole number
+    of characters each, the last holding the longest 1% of the texts."""
+    if not len(lengths):
+        return pd.Series([], index=pd.Index([], dtype=int, name="characters"), name="products", dtype=int)
+    top, edges = length_bars(lengths.to_numpy(), bars)
+    counts, _ = np.histogram(np.minimum(lengths.to_numpy(), top), bins=edges)
+    return pd.Series(counts, index=pd.Index(edges[:-1].astype(int), name="characters"), name="products")
 
 
 def filter_catalogue(

@@ -101,16 +101,22 @@ def written_several_ways(names: pd.Index, level: int) -> list[list[str]]:
 _BARS = 30
 
 
+def length_bars(values: np.ndarray, bars: int = _BARS) -> tuple[int, np.ndarray]:
+    """The top and the bar edges of a histogram of text lengths (whole numbers, at least one): about ``bars`` bars of
+    a whole number of characters or words each, up to the 99th percentile (``top``), the last bar holding it and
+    every longer text (count them at ``top``). Bars of a fraction of one (14 words in 30 bars) held the lengths of
+    every other bar and left the others empty, a comb; bars up to the longest text squashed the rest into a few."""
+    top = max(1, math.ceil(np.percentile(values, 99)))
+    width = -(-top // bars)  # ceiling division
+    return top, np.arange(0, (top // width + 1) * width + 1, width)
+
+
 def _length_stats(values: pd.Series) -> dict[str, Any]:
-    """Statistics of text lengths (whole numbers), histogram up to the 99th percentile in bars of a whole number of
-    characters or words each: bars of a fraction of one (14 words in 30 bars) held the lengths of every other bar
-    and left the others empty, a comb."""
+    """Statistics of text lengths (whole numbers), histogram in the bars of :func:`length_bars`."""
     values = values.to_numpy()
     if not len(values):
         return {}
-    top = max(1, math.ceil(np.percentile(values, 99)))
-    width = -(-top // _BARS)  # ceiling division: at most _BARS bars, the last one from top up
-    stats = _distribution(values, top, np.arange(0, (top // width + 1) * width + 1, width))
+    stats = _distribution(values, *length_bars(values))
     return stats | {"max": int(stats["max"])}
 
 
