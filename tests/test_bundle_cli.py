@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import unicodedata
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -2207,6 +2208,43 @@ def test_train_warns_of_a_category_written_in_several_ways(tmp_path, capsys):
     pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
     assert main(["train", str(data), "--config", config, "--level", "0", "--out", str(tmp_path / "m")]) == 0
     assert "written in several ways" not in capsys.readouterr().out
+
+
+def test_train_learns_a_category_written_composed_and_decomposed_as_one(tmp_path, capsys):
+    """'Beauté' with its 'é' as one character (NFC) and as 'e' and a combining accent (NFD, a macOS export merged
+    with another) was learnt as two categories, warned of as "written in several ways ('Beauté' / 'Beauté')", two
+    names no reader tells apart; `audit --labels` suggested 'Beauté' for products labelled 'Beauté'. They are one
+    category, composed; and a catalogue written decomposed is scored against it as the same category."""
+    beauty = "Beaut\u00e9"
+    words = {beauty: "rose face cream", "Kitchen": "ceramic coffee mug"}
+    spellings = {beauty: [beauty, unicodedata.normalize("NFD", beauty)], "Kitchen": ["Kitchen"]}
+    rows = [(f"{c}-{i}", f"{words[c]} {i}", spellings[c][i % len(spellings[c])]) for c in words for i in range(12)]
+    data = tmp_path / "products.csv"
+    pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    assert main(["train", str(data), "--config", config, "--level", "0", "--out", str(tmp_path / "m")]) == 0
+    out = capsys.readouterr().out
+    assert "written in several ways" not in out and "predicting the full category path: 2 categories" in out
+    assert json.loads((tmp_path / "m" / "manifest.json").read_text())["labels"] == [beauty, "Kitchen"]
+    decomposed = tmp_path / "decomposed.csv"
+    pd.DataFrame(
+        [(p, t, unicodedata.normalize("NFD", c)) for p, t, c in rows], columns=["product_id", "title", "category"]
+    ).to_csv(decomposed, index=False)
+    assert main(["evaluate", str(tmp_path / "m"), str(decomposed), "--report", str(tmp_path / "ev")]) == 0
+    assert "the model does not know" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["accuracy"] == 1.0
+
+
+def test_model_truth_spells_a_category_as_a_model_trained_on_it_decomposed_does():
+    """A bundle trained before categories were composed holds 'Beauté' as its training data wrote it, maybe
+    decomposed, and predicts it so: its true labels are spelt as its own, not counted as a category it does not
+    know."""
+    from prodcat.catalog.schema import model_truth
+
+    decomposed, composed = unicodedata.normalize("NFD", "Beaut\u00e9"), "Beaut\u00e9"
+    given = [f"{decomposed} > Face", f"{composed} > Face", "Kitchen > Mugs"]
+    assert model_truth(given, 1, [decomposed, "Kitchen"]).tolist() == [decomposed, decomposed, "Kitchen"]
+    assert model_truth(given, 1, [composed, "Kitchen"]).tolist() == [composed, composed, "Kitchen"]
 
 
 def mug_and_watch_catalogue(folder: Path) -> Path:

@@ -996,7 +996,8 @@ def test_a_correction_is_stored_in_one_spelling_new_category_or_not(
 
 def test_a_label_the_model_has_decomposed_is_named_in_its_own_spelling(tmp_path: Path) -> None:
     """A catalogue's decomposed label (NFD) keeps its spelling when a correction names it composed, as it is typed: a
-    correction is stored composed, its trained level in the model's spelling, the levels below it composed."""
+    correction is stored composed, its trained level in the model's spelling, the levels below it composed. It trains
+    composed (`trains_as`), as training now composes every category, the model's products of that label included."""
     decomposed = "Cre\u0301oles"
     settings = ServeSettings(api_key=API_KEY)
     store = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
@@ -1004,7 +1005,7 @@ def test_a_label_the_model_has_decomposed_is_named_in_its_own_spelling(tmp_path:
         for typed in (decomposed, "Cr\u00e9oles", "Cr\u00e9oles > Cre\u0301oles dore\u0301es"):
             accepted = submit(client, typed)
             assert accepted.status_code == 200, accepted.text
-            assert accepted.json()["trains_as"] == decomposed
+            assert accepted.json()["trains_as"] == "Cr\u00e9oles"
             assert accepted.json()["corrected_category"].removeprefix(decomposed) in ("", " > Cr\u00e9oles dor\u00e9es")
 
 

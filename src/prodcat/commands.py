@@ -38,6 +38,7 @@ from prodcat.catalog.schema import (
     deeper_level_warning,
     has_text,
     modality_mask,
+    model_truth,
     nested_categories_warning,
 )
 from prodcat.commands_parser import DEFAULT_FOLDS, LOCAL_WORKERS, WORKER_WAIT_S
@@ -919,7 +920,7 @@ def _evaluate(
     # scored, each counted as wrong: a report of accuracy 0 on a catalogue the model reads nothing of, exit 0
     if _refused_as_unreadable(readable_by(frame, read_by), read_by, args.data):
         return 2
-    truth = category_at_level(frame["category"], model_level(predictor.manifest))
+    truth = model_truth(frame["category"], model_level(predictor.manifest), predictor.labels)
     table = predict_catalog(predictor, frame, 2000)
     predicted = table["category"].to_numpy(dtype=object)
     # a product the model could not score (no category, its ``error`` filled) counts as wrong, confidence 0

@@ -18,6 +18,7 @@ rows that could not be read cleanly (reported, never silently dropped).
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -117,12 +118,14 @@ def split_path(category: str) -> list[str]:
 
 
 def canonical_levels(category: str) -> list[str]:
-    """The levels of a category path as it trains: each stripped, its inner spacing collapsed to one space.
+    """The levels of a category path as it trains: each stripped, its inner spacing collapsed to one space, its
+    accents composed (NFC).
 
-    ``"Watches >  Wrist  Watches "`` and ``"Watches>Wrist Watches"`` are one category written twice; kept as
-    typed, training would learn them as two classes that no reader tells apart.
+    ``"Watches >  Wrist  Watches "`` and ``"Watches>Wrist Watches"`` are one category written twice, as are
+    'Beauté' with its 'é' as one character and as 'e' and a combining accent (a macOS export merged with another);
+    kept as typed, training would learn them as two classes that no reader tells apart.
     """
-    return [" ".join(level.split()) for level in category.split(SEP.strip())]
+    return [" ".join(level.split()) for level in unicodedata.normalize("NFC", category).split(SEP.strip())]
 
 
 def canonical_path(category: str) -> str:
@@ -152,6 +155,18 @@ def category_at_level(categories: pd.Series | list[str], level: int | None) -> n
     # a catalogue holds few distinct paths: each is spelt once
     labels = {c: SEP.join(canonical_levels(c)[:level]) for c in set(values) if isinstance(c, str)}
     return np.asarray([labels[c] if isinstance(c, str) else c for c in values], dtype=object)
+
+
+def model_truth(categories: pd.Series | list[str], level: int | None, labels: Sequence[str]) -> np.ndarray:
+    """The true labels of ``categories`` for a model of ``labels`` predicting ``level``: cut there in their
+    canonical spelling (:func:`category_at_level`), each spelt as the model's label it is, composed: a model trained
+    before labels were composed may hold 'é' as 'e' and a combining accent, and predicts it so."""
+    truth = category_at_level(categories, level)
+    decomposed = {unicodedata.normalize("NFC", label): label for label in labels}
+    decomposed = {composed: label for composed, label in decomposed.items() if composed != label}
+    if not decomposed:
+        return truth
+    return np.asarray([decomposed.get(label, label) for label in truth], dtype=object)
 
 
 def depth(categories: pd.Series | list[str]) -> int:

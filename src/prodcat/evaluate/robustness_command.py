@@ -20,7 +20,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from prodcat.bundle import modalities_read_by_bundle, model_level
-from prodcat.catalog.schema import category_at_level
+from prodcat.catalog.schema import model_truth
 from prodcat.config import Config
 from prodcat.evaluate import metrics, robustness
 from prodcat.evaluate.labelled import labelled_warnings, products_in_training, readable_by
@@ -105,7 +105,7 @@ def study_robustness(args: argparse.Namespace, perturbations: list[Perturbation]
         print(f"error: {refusal}", file=sys.stderr)
         return 2
     warnings += [warning for warning in (unread, photos_warning) if warning]
-    truth = category_at_level(frame["category"], model_level(predictor.manifest))
+    truth = model_truth(frame["category"], model_level(predictor.manifest), predictor.labels)
     in_training = products_in_training(frame, predictor.manifest, args.model, catalog.frame)
     warnings += labelled_warnings(in_training, truth, predictor.labels)
     # every run re-embeds its perturbed photos: keep those in memory, not in the user's on-disk cache, where
