@@ -850,6 +850,28 @@ def test_agreement_on_products_the_model_was_trained_on_is_said_to_be_in_sample(
     assert not warnings_shown(test)
 
 
+def test_products_trained_on_are_counted_among_the_products_scored_as_the_agreement_is(
+    tiny_training, monkeypatch, tmp_path
+):
+    """The caveat counted the products the model was trained on among every product predicted, those it could not
+    score too, which the agreement leaves out: a model trained on Rakuten's texts read '400 of 3,490 scored products
+    (11.5%)' beside an agreement on 2,095 products, 400 of them (19.1%) trained on."""
+    catalogue = catalogue_csv(pd.concat([tiny_training.trained, tiny_training.unseen]), tmp_path / "more.csv")
+    header = "product_id,category,confidence,decision,top_k,modalities_used,error\n"
+    scored = "".join(f"{i},{i.split('-')[0]},0.9,auto,[],text,\n" for i in ("Kitchen-0", "Toys-0", "Toys-1", "Toys-12"))
+    unscored = "".join(f"{i},,,review,[],,no text\n" for i in ("Kitchen-1", "Kitchen-2", "Watches-0", "Watches-1"))
+    csv = tmp_path / "preds.csv"
+    csv.write_text(header + scored + unscored)
+    test = go_to(start_app(monkeypatch, str(tiny_training.bundle), "--data", str(catalogue)), "Predictions")
+    test.text_input(key="predictions_path").input(str(csv)).run()
+    assert metrics_of(test)["agree with the given category"] == "100.0%"
+    assert warnings_shown(test) == [views.as_written(caveat) for caveat in views.in_training_caveats(InTraining(3, 4))]
+    assert warnings_shown(test)[0].startswith("3 of 4 scored products (75.0%) were in the model's training data")
+    csv.write_text(header + unscored)  # none scored: no agreement, nothing to say of it
+    test.run()
+    assert metrics_of(test)["agree with the given category"] == "–" and not warnings_shown(test)
+
+
 def test_catalogue_warnings_count_unknown_ids_and_categories():
     frame = pd.DataFrame({"product_id": ["a", "b", "c", "d"], "category": ["Watches", "Watches", "Shoes", None]})
     table = pd.DataFrame({"product_id": ["a", "b", "c", "d"], "predicted": "Watches", "given": frame["category"]})

@@ -544,9 +544,13 @@ def _catalogue_warnings(
     # a `prodcat cv` table brings its own, out-of-fold, labels
     if own_labels or not models_own:
         return
+    # of the products the agreement counts: those not scored neither agree nor disagree
+    compared = views.compared_rows(table)["product_id"]
+    if compared.empty:
+        return
     stamps = views.modification_stamp(bundle), catalogue.stamp
     found = in_training(
-        bundle, stamps[0], catalogue.path, stamps[1], table["product_id"], catalogue.catalog.frame, predictor.manifest
+        bundle, stamps[0], catalogue.path, stamps[1], compared, catalogue.catalog.frame, predictor.manifest
     )
     for caveat in views.in_training_caveats(found):
         st.warning(views.as_written(caveat))

@@ -814,8 +814,9 @@ def catalogue_warnings(table: pd.DataFrame, frame: pd.DataFrame, labels: Sequenc
 def catalogue_products_in_training(
     product_ids: pd.Series, frame: pd.DataFrame, manifest: dict[str, Any], bundle_dir: str | Path
 ) -> InTraining:
-    """How many of the labelled products of the catalogue ``frame`` predicted (their ``product_ids``, those whose
-    agreement the page shows) the bundle at ``bundle_dir``, of this ``manifest``, was trained on."""
+    """How many of the labelled products of the catalogue ``frame`` scored (their ``product_ids``, those whose
+    agreement the page shows, :func:`compared_rows`) the bundle at ``bundle_dir``, of this ``manifest``, was trained
+    on."""
     labelled = frame[frame["category"].notna()]
     scored = labelled[labelled["product_id"].astype(str).isin(product_ids.astype(str))]
     return products_in_training(scored, manifest, bundle_dir, catalogue=frame)
