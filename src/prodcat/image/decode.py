@@ -23,7 +23,8 @@ via :meth:`PIL.Image.Image.draft`) so they never occupy full-size memory; other
 formats cannot be decoded partially and are refused above ``max_pixels``, as is a
 JPEG of several scans (a progressive one), whose coefficients libjpeg holds at full size. A JPEG of more scans than
 :data:`MAX_JPEG_SCANS` (each a pass over the whole photo, at any scale), or a PNG of more chunks beside
-its pixels than :data:`MAX_PNG_SIDE_CHUNKS` (each read in Python), or a TIFF of more strips or tiles
+its pixels than :data:`MAX_PNG_SIDE_CHUNKS` or more image data chunks than :data:`MAX_PNG_IDAT_CHUNKS` (each read
+in Python), or a TIFF of more strips or tiles
 than :data:`MAX_TIFF_BLOCKS` (each set up in Python), is refused unread
 (:func:`structure_refusal`).
 The limits are parameters so that the REST API can apply the same policy to
@@ -52,10 +53,11 @@ from prodcat.image.formats import PIL_FORMATS, accepted_formats, decoded_image_t
 #: bump when a photo file decodes to other pixels (2: embedded colour profiles converted to sRGB, and 16-bit or
 #: floating-point grey TIFFs stored "white is zero" inverted; 3: the grey profile of a grey photo with transparency
 #: applied, and AVIF photos decoded, whose failure was cached; 4: CMYK JPEGs without Adobe's APP14 marker read
-#: uninverted; 5: multi-page TIFFs with a broken later page read at their first page, whose failure was cached).
+#: uninverted; 5: multi-page TIFFs with a broken later page read at their first page, whose failure was cached; 6: PNGs
+#: of more than 1000 empty image data chunks, or of more than :data:`MAX_PNG_IDAT_CHUNKS`, refused).
 #: Caches of anything computed from decoded photos are keyed on it (:func:`photo_cache_version`), since their content
 #: keys hash the file, not the pixels made of it
-DECODER_VERSION = 5
+DECODER_VERSION = 6
 
 try:
     from PIL import ImageCms
@@ -80,8 +82,13 @@ DECODABILITY_SIDE = 64
 MAX_JPEG_SCANS = 500
 #: most chunks a PNG may hold besides its image data and animation frames, libpng's own limit
 #: (PNG_USER_CHUNK_CACHE_MAX): Pillow reads each chunk in Python, about 7 us, so 8 MB of empty 12-byte chunks took
-#: 5 s to open where a photo holds a dozen
+#: 5 s to open where a photo holds a dozen. An image data chunk (IDAT) holding no byte counts too: it is read as any
+#: other, and a photo holds none or one (700,000 of them, 8 MB, took 3 s to decode, 8 s after the pixels)
 MAX_PNG_SIDE_CHUNKS = 1000
+#: most image data chunks (IDAT) a PNG may cut its pixels into, as :data:`MAX_TIFF_BLOCKS` for a TIFF's strips: Pillow
+#: reads each in Python, about 16 us, so 9 MB of 1-byte ones took 11 s to decode; encoders write one every 8 to 64 KB
+#: (8,192 for the largest file accepted, 64 MB, at libpng's 8 KB), or one a row, and so a photo's height
+MAX_PNG_IDAT_CHUNKS = 65_536
 #: the chunks of an animated PNG's later frames: their controls and image data
 _PNG_FRAME_CHUNKS = frozenset({b"fcTL", b"fdAT"})
 #: most strips or tiles the page of a TIFF read may be stored in: Pillow sets each one up in Python, about 10 us, so
@@ -324,10 +331,16 @@ def structure_refusal(data: bytes, kind: str) -> str | None:
             f"a JPEG of more than {MAX_JPEG_SCANS} scans (encoders write about ten), each one more pass over the whole "
             "photo; re-export the photo"
         )
-    if kind == "png" and _png_side_chunks(data, most=MAX_PNG_SIDE_CHUNKS + 1) > MAX_PNG_SIDE_CHUNKS:
+    side_chunks, image_chunks = _png_chunks(data) if kind == "png" else (0, 0)
+    if side_chunks > MAX_PNG_SIDE_CHUNKS:
         return (
             f"a PNG of more than {MAX_PNG_SIDE_CHUNKS} chunks of text or other data beside its pixels (a photo holds "
             "a dozen), each read on its own as it opens; re-export the photo"
+        )
+    if image_chunks > MAX_PNG_IDAT_CHUNKS:
+        return (
+            f"a PNG whose pixels are cut into more than {MAX_PNG_IDAT_CHUNKS} chunks (encoders write one a row or "
+            "every few KB), each read on its own as it decodes; re-export the photo"
         )
     if kind == "tiff" and (blocks := _tiff_blocks(data)) > MAX_TIFF_BLOCKS:
         return (
@@ -418,20 +431,29 @@ def _jpeg_scans(data: bytes, most: int) -> int:
     return scans
 
 
-def _png_side_chunks(data: bytes, most: int) -> int:
-    """The chunks of the PNG ``data`` other than its image data (IDAT) and, once that has begun, an animated PNG's
-    later frames (:data:`_PNG_FRAME_CHUNKS`, which Pillow reads only when asked for a frame), counted up to ``most``
-    from their lengths (PNG specification, 5.3), nothing read; a file broken before its end is counted up to there.
-    A frame's chunks before the image data (the first frame's control, one) or in a PNG that is not animated are
-    read as it opens or decodes, each in Python as any other chunk: they count."""
-    chunks, position, animated, frames_begun = 0, 8, False, False  # after the signature
-    while chunks < most and position + 8 <= len(data) and (kind := data[position + 4 : position + 8]) != b"IEND":
+def _png_chunks(data: bytes) -> tuple[int, int]:
+    """The side chunks of the PNG ``data`` (counted up to one past :data:`MAX_PNG_SIDE_CHUNKS`) and its image data
+    chunks, IDAT (up to one past :data:`MAX_PNG_IDAT_CHUNKS`), from their lengths (PNG specification, 5.3), nothing
+    read; a file broken before its end is counted up to there. Side chunks are all the others, and the IDAT chunks
+    holding no byte, but, once the image data has begun, an animated PNG's later frames (:data:`_PNG_FRAME_CHUNKS`,
+    which Pillow reads only when asked for a frame). A frame's chunks before the image data (the first frame's
+    control, one) or in a PNG that is not animated are read as it opens or decodes, each in Python as any other
+    chunk: they count."""
+    side, image, position, animated, frames_begun = 0, 0, 8, False, False  # after the signature
+    while (
+        side <= MAX_PNG_SIDE_CHUNKS
+        and image <= MAX_PNG_IDAT_CHUNKS
+        and position + 8 <= len(data)
+        and (kind := data[position + 4 : position + 8]) != b"IEND"
+    ):
+        length = int.from_bytes(data[position : position + 4])
         if kind == b"acTL":  # animated as Pillow has it: more than one frame (fewer than 2**31)
             animated = 1 < int.from_bytes(data[position + 8 : position + 12]) <= 2**31
         frames_begun = frames_begun or (animated and kind == b"IDAT")
-        chunks += kind != b"IDAT" and not (frames_begun and kind in _PNG_FRAME_CHUNKS)
-        position += 12 + int.from_bytes(data[position : position + 4])  # length, type, data, CRC
-    return chunks
+        image += kind == b"IDAT"
+        side += (length == 0) if kind == b"IDAT" else not (frames_begun and kind in _PNG_FRAME_CHUNKS)
+        position += 12 + length  # length, type, data, CRC
+    return side, image
 
 
 def _draft_jpeg(img: Image.Image, max_side: int | None, max_pixels: int) -> None:
