@@ -533,6 +533,24 @@ def test_the_names_of_categories_beside_their_bars_are_written_in_full(app, flip
     assert len(limits) == 3 and min(limits) >= widest
 
 
+def value_axis_domains(test: AppTest) -> dict[str, list[float] | None]:
+    """The domain of the value axis of each category bar chart of the page, by the axis' title (None: the data's)."""
+    specs = [json.loads(chart.proto.spec)["encoding"] for chart in test.get("vega_lite_chart")]
+    return {spec["x"]["title"]: spec["x"].get("scale", {}).get("domain") for spec in specs if "category" in str(spec)}
+
+
+def test_probabilities_and_f1_are_drawn_on_an_axis_from_0_to_1(tiny_training, monkeypatch, tmp_path):
+    """The top categories of a prediction were drawn on an axis ending at the likeliest one: a probability of 0.35
+    filled the chart as a certainty would (the F1 per category likewise); counts of products keep their own."""
+    catalogue = catalogue_csv(tiny_training.unseen, tmp_path / "unseen.csv")
+    test = start_app(monkeypatch, str(tiny_training.bundle), "--data", str(catalogue))
+    assert value_axis_domains(test) == {"products": None}
+    assert value_axis_domains(go_to(test, "Model")) == {"F1": [0, 1]}
+    go_to(test, "Predict").text_input(key="predict_title").input("wooden mug")
+    test.button[0].click().run()
+    assert value_axis_domains(test) == {"probability": [0, 1]}
+
+
 def test_specifications_typed_on_the_predict_page_read_as_the_loader_writes_them():
     typed = "Type: Bath Towel\n  GSM : 500\n\nPack of 3\nRatio: 1:2\n: no key"
     assert (

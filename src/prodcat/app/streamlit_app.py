@@ -165,9 +165,9 @@ def photo_table(table: pd.DataFrame) -> None:
     )
 
 
-def category_bars(values: pd.Series, title: str) -> None:
+def category_bars(values: pd.Series, title: str, *, unit: bool = False) -> None:
     """A horizontal bar per category, in the order of ``values``, each named in full (:func:`views.category_bars`)."""
-    data, spec = views.category_bars(values, title)
+    data, spec = views.category_bars(values, title, unit=unit)
     st.vega_lite_chart(data, spec, width="stretch")
 
 
@@ -282,7 +282,7 @@ def model_page(manifest: dict[str, Any]) -> None:
     per_class = views.per_class_table(metrics)
     if not per_class.empty:
         st.subheader("Per category")
-        category_bars(per_class["f1"], "F1")  # weakest first
+        category_bars(per_class["f1"], "F1", unit=True)  # weakest first
         st.dataframe(per_class.round(4))
 
     reliability = views.reliability_table(metrics)
@@ -405,7 +405,7 @@ def predict_page(predictor: Predictor) -> None:
     sentence = views.decision_sentence(prediction.decision, prediction.confidence, predictor.threshold)
     (st.success if prediction.decision == "auto" else st.warning)(sentence)
     top = views.top_k_table(prediction)
-    category_bars(top, "probability")
+    category_bars(top, "probability", unit=True)
     st.dataframe(top.round(4))
     if explanation is not None:
         explanation_section(explanation)
