@@ -399,7 +399,7 @@ def predict_page(predictor: Predictor) -> None:
         st.warning(views.nothing_read(modalities_read_by_bundle(predictor.manifest), given))
         return
     left, middle, right = st.columns(3)
-    left.metric("category", prediction.category)
+    left.metric("category", views.as_written(prediction.category))  # a metric's value is Markdown
     middle.metric("confidence", views.confidence_figures(prediction.confidence, predictor.threshold)[0])
     right.metric("from", " + ".join(prediction.modalities_used))
     sentence = views.decision_sentence(prediction.decision, prediction.confidence, predictor.threshold)
