@@ -91,6 +91,40 @@ def test_words_with_combining_marks_are_weighed_whole() -> None:
     assert remove_words(text, {"हिन्दी", "นาฬิกา"}) == " किताब,  ข้อมือ: كِتَاب for men's t-shirts"
 
 
+def test_words_weighed_as_their_removal_from_the_text_given_moves_it(tmp_path: Path) -> None:
+    """A head reading the raw text (``layout``: markup, raw length) saw every word variant, made of the cleaned text,
+    lose the markup: on products told apart by their markup alone, each word was weighed 1.0 for 'Kitchen', though
+    removing any one from the text given changes nothing. Each word's weight is now what removing it from the text
+    given does, on that product as on one whose words tell its category."""
+    rows = [
+        (f"{category}-{i}", f"gift item {i}", description.format(f"a gift item numbered {i}"), category)
+        for category, description in (("Kitchen", "<p>{}</p>"), ("Watches", "{}"), ("Toys", "wooden {}"))
+        for i in range(14)
+    ]
+    products = pd.DataFrame(rows, columns=["product_id", "title", "description", "category"])
+    products.groupby("category").head(12).to_csv(tmp_path / "train.csv", index=False)
+    head = "{name: text_words, modality: text, features: [{name: tfidf}, {name: layout, params: {weight: 1.0}}]}"
+    (tmp_path / "layout.yaml").write_text(f"inner_folds: 3\nheads: [{head}]\n", encoding="utf-8")
+    config, out = str(tmp_path / "layout.yaml"), str(tmp_path / "m")
+    assert main(["train", str(tmp_path / "train.csv"), "--config", config, "--out", out]) == 0
+    predictor = Predictor.load(out)
+    weights = {}
+    for product in products.set_index("product_id", drop=False).loc[["Kitchen-13", "Toys-13"]].to_dict("records"):
+        explanation = explain(predictor, product)
+        category, words = explanation.prediction.category, explanation.words.words
+        assert category == product["category"]
+        variants = [product] + [
+            product | {field: remove_words(product[field], {w.word.casefold()}) for field in ("title", "description")}
+            for w in words
+        ]
+        predictions = predictor.predict(pd.DataFrame(variants), top_k=len(predictor.labels))
+        left = np.array([next(e["probability"] for e in p.top_k if e["category"] == category) for p in predictions])
+        np.testing.assert_allclose([w.weight for w in words], left[0] - left[1:], atol=0.01, err_msg=category)
+        weights[category] = {w.word: w.weight for w in words}
+    assert max(weights["Kitchen"].values()) < 0.01  # its markup tells it, no word
+    assert weights["Toys"]["wooden"] > 0.1, weights
+
+
 def test_telling_words_rank_top_three(telling_explanations: list) -> None:
     for product, word, explanation in telling_explanations:
         assert explanation.prediction.category == product["top"], product["title"]

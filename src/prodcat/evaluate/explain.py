@@ -8,7 +8,8 @@ variants:
 - **words**: every distinct word (case-folded, all its occurrences in the title and the description
   removed together, since Flipkart descriptions repeat the title: removing one copy would hide
   the word's weight) among the first ``max_words`` distinct words of the text, title first. A word's
-  weight is the drop of the predicted category's calibrated probability when it is removed:
+  weight is the drop of the predicted category's calibrated probability when it is removed from the text as the
+  model reads it (cleaned, the drop measured from that cleaned text):
   positive = the word supports the category, negative = it pulls away from it;
 - **pixels**: a ``grid x grid`` lattice of cells over the photo; a grey square of ``patch_cells x
   patch_cells`` cells slides over it one cell at a time (``(grid - patch_cells + 1)²`` occluded
@@ -303,10 +304,16 @@ def explain(
     # the bundle's manifest says what it reads (a predictor without one is asked about both)
     reads = modalities_read_by_bundle(predictor.manifest)
     explained = words[: settings.max_words] if "text" in reads else []
-    rows = [original]
+    # the words are removed from the text as the model reads it, cleaned, and weighed against that text: a head that
+    # reads the raw text (``layout``: its markup, its raw length) saw every variant lose the markup, which was weighed
+    # in every word (a product told by its markup alone: each word 1.0, though removing any changed nothing)
+    cleaned = original | {"title": title, "description": description}
+    baseline = [cleaned] if explained and _cleaning_changes(original, cleaned) else []
+    rows = [original, *baseline]
     rows += [
-        original | {"title": remove_words(title, {w}), "description": remove_words(description, {w})} for w in explained
+        cleaned | {"title": remove_words(title, {w}), "description": remove_words(description, {w})} for w in explained
     ]
+    photo_start = len(rows)
 
     photo, photo_problem = (
         _decoded_photo(original, settings) if "image" in reads else (None, "the model does not read photos")
@@ -339,7 +346,7 @@ def explain(
     elif "text" not in first.modalities_used:
         words_skipped = "the model did not classify this product from its text"
     else:
-        drops = proba[0] - proba[1 : 1 + len(explained)]
+        drops = proba[len(baseline)] - proba[1 + len(baseline) : photo_start]
         word_explanation = WordExplanation(
             words=[
                 WordWeight(
@@ -355,7 +362,7 @@ def explain(
 
     pixel_explanation, pixels_skipped = None, photo_problem
     if photo is not None:
-        photo_rows = proba[1 + len(explained) :, predicted]
+        photo_rows = proba[photo_start:, predicted]
         if "image" not in first.modalities_used:
             pixels_skipped = "the model did not classify this product from its photo"
         else:
@@ -370,6 +377,11 @@ def explain(
         pixels=pixel_explanation,
         pixels_skipped=pixels_skipped,
     )
+
+
+def _cleaning_changes(original: Mapping[str, Any], cleaned: Mapping[str, Any]) -> bool:
+    """Whether the ``cleaned`` title or description (:func:`readable_text`) differs from the ``original`` one."""
+    return any(("" if is_missing(original[n]) else str(original[n])) != cleaned[n] for n in TEXT_FIELDS)
 
 
 def _pixel_explanation(
