@@ -448,9 +448,10 @@ def test_a_photo_slow_to_check_costs_its_own_item_an_error_and_the_batch_is_answ
 ) -> None:
     """A /predict-batch one of whose photos took longer to check than request_timeout_s (a 7000 x 7000 PNG, 3.6 s
     to decode at a 3 s limit) was answered 504 whole: the predictions of its other products were lost. Its photo
-    checks now have a third of the request's time, each photo at most half of what is left but the last: the slow
-    photo's item alone is refused 504 image_check_timeout, the photos after it checked on another place."""
-    settings = ServeSettings(request_timeout_s=6)
+    checks now have half of the request's time: the slow photo's item alone is refused 504 image_check_timeout, the
+    photos after it checked on another place meanwhile."""
+    monkeypatch.setattr(service_module, "SLOW_PHOTO_S", 0.05)
+    settings = ServeSettings(request_timeout_s=3)
     svc, release, checked = _photo_checks_held_until_released(monkeypatch, 2, lambda photo: photo == b"slow", settings)
     products = _with_photos(b"photo 0", b"slow", b"photo 2")
     outcomes = _predicted_then_released(svc, [*products, ProductRequest("text only")], release)
@@ -464,12 +465,41 @@ def test_photos_whose_check_never_began_within_the_budget_are_refused_unchecked(
     """With one photo check at a time (one core, or as many --workers as cores), the photos after a slow one wait
     for its place, which its abandoned decode keeps: at the request's budget they are refused 504 image_not_checked
     (send it again) and never checked, and the products without a photo are predicted."""
+    monkeypatch.setattr(service_module, "SLOW_PHOTO_S", 0.05)
     settings = ServeSettings(request_timeout_s=3)
     svc, release, checked = _photo_checks_held_until_released(monkeypatch, 1, lambda photo: photo == b"slow", settings)
     products = [*_with_photos(b"slow", b"photo 1"), ProductRequest("text only")]
     outcomes = _predicted_then_released(svc, products, release)
     assert outcomes == [(504, "image_check_timeout"), (504, "image_not_checked"), "a"]
     assert checked == [b"slow"]
+
+
+def test_a_photo_slow_to_check_lets_the_next_begin_and_is_not_refused_before_the_budget_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """f49d10e gave each photo but a request's last half of the time left for its checks, that time a third of the
+    request's: at the default 30 s limit, a batch of 20 products, 10 of them 7000 x 7000 PNGs of about 1.5 s each,
+    answered 20 predictions in 17 s before it and 11 after it, the later PNGs refused once their halved budgets fell
+    under a second. No photo is refused now before the request's time for photo checks ends, and one still being
+    checked after SLOW_PHOTO_S lets the next begin beside it: here the first photo's check lasts until the second's
+    has begun."""
+    monkeypatch.setattr(service_module, "SLOW_PHOTO_S", 0.05)
+    settings = ServeSettings(request_timeout_s=60)
+    svc, release, checked = _photo_checks_held_until_released(
+        monkeypatch, 2, lambda photo: photo == b"photo 0", settings
+    )
+
+    async def predict() -> list:
+        answer = asyncio.ensure_future(svc.predict(_with_photos(b"photo 0", b"photo 1"), "r", 3))
+        try:
+            async with asyncio.timeout(10):
+                while b"photo 1" not in checked:
+                    await asyncio.sleep(0.01)
+        finally:
+            release.set()
+        return await answer
+
+    assert [outcome.category for outcome in asyncio.run(predict())] == ["a", "a"]
 
 
 def test_the_server_processes_share_the_photo_checks_the_cores_can_run(monkeypatch: pytest.MonkeyPatch) -> None:

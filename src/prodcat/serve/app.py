@@ -139,10 +139,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (503, "the review queue cannot be written (the prediction is not answered: retry)"),
         (
             504,
-            "not answered within `request_timeout_s` (`timeout`), or a photo not checked within its share of that time "
-            "(a third of what the request has left, half of that for a photo others follow; in a batch, that item's "
-            "error only): still being decoded (`image_check_timeout`: send it smaller) or its check not begun, the "
-            "checks busy (`image_not_checked`: send it again)",
+            "not answered within `request_timeout_s` (`timeout`), or a photo not checked within half of what the "
+            "request has left of that time (in a batch, that item's error only): still being decoded "
+            "(`image_check_timeout`: send it smaller) or its check not begun, the checks busy (`image_not_checked`: "
+            "send it again)",
         ),
     )
 } | _BODY_TIMEOUT

@@ -39,9 +39,12 @@ logger = logging.getLogger(__name__)
 #: concurrent uploads of one 143 KB PNG each held the server at 5 GB
 PHOTO_CHECKS_AT_ONCE = os.cpu_count() or 1
 #: the share of the time a request has left that the checks of its photos may take: the model decodes the photos that
-#: pass again, about as long, and predicts in the rest, so that a photo slow to decode costs its own item an error
-#: (504 ``image_check_timeout``) and not the whole request its 504
-PHOTO_CHECK_SHARE = 1 / 3
+#: passed again, and predicts, in the rest, so that a photo slow to decode costs its own item an error (504
+#: ``image_check_timeout``) and not the whole request its 504
+PHOTO_CHECK_SHARE = 1 / 2
+#: seconds after which a photo still being checked (one of tens of millions of pixels: most take milliseconds) no
+#: longer holds up the checks of its request's next photos, which begin on another of the PHOTO_CHECKS_AT_ONCE if free
+SLOW_PHOTO_S = 1.0
 
 
 class PredictorLike(Protocol):
@@ -165,21 +168,14 @@ class PredictionService:
         return ExplanationOut.model_validate(body | {"prediction": prediction})
 
     async def _checked_photos(self, products: list[ProductRequest | ApiError]) -> list[Any]:
-        """Each product, or the error refusing its photo. The photos are checked one after another, each in a worker
-        thread among :data:`PHOTO_CHECKS_AT_ONCE`, within the request's :meth:`_photo_check_budget`; a photo that
-        several items share (one multipart part named by each) is checked once. A check over its budget, or the
-        request's timeout, leaves its thread to finish that photo, keeping its place among the checks until then
-        (:func:`run_abandonable`), and checks no other: the 64 large photos of a batch would hold that place for
-        minutes after its 504."""
+        """Each product, or the error refusing its photo: the photos are checked by :meth:`_photo_refusals`, a photo
+        that several items share (one multipart part named by each) once."""
         photos = {
             id(product.image_bytes): product.image_bytes
             for product in products
             if isinstance(product, ProductRequest) and product.image_bytes is not None
         }  # by id() of the bytes, which the items share
-        deadline = anyio.current_time() + self._photo_check_budget()
-        refusals: dict[int, ApiError | None] = {}
-        for position, (key, photo) in enumerate(photos.items()):
-            refusals[key] = await self._photo_refusal(photo, deadline, last=position == len(photos) - 1)
+        refusals = await self._photo_refusals(photos)
         checked: list[Any] = []
         for product in products:
             if isinstance(product, ProductRequest) and product.image_bytes is not None:
@@ -188,47 +184,43 @@ class PredictionService:
             checked.append(product)
         return checked
 
-    def _photo_check_budget(self) -> float:
-        """Seconds the photo checks of a request may take: :data:`PHOTO_CHECK_SHARE` of what it has left of
-        ``request_timeout_s`` (all of it outside a request)."""
+    async def _photo_refusals(self, photos: dict[int, bytes]) -> dict[int, ApiError | None]:
+        """The error refusing each photo (``None``: it passed), checked one after another, each in a worker thread
+        among :data:`PHOTO_CHECKS_AT_ONCE`, within :data:`PHOTO_CHECK_SHARE` of the time the request has left; a
+        photo still being checked after :data:`SLOW_PHOTO_S` no longer holds up the next. Past that time, a photo
+        still being checked is refused 504 ``image_check_timeout``, one whose check had not begun 504
+        ``image_not_checked``. A check past it, or past the request's 504, finishes its photo in its thread, keeping
+        its place among the checks until then (:func:`run_abandonable`), and the request checks no other: the 64
+        large photos of a batch would hold the places for minutes after its answer."""
         left = min(anyio.current_effective_deadline() - anyio.current_time(), self.settings.request_timeout_s)
-        return max(0.0, left) * PHOTO_CHECK_SHARE
+        refusals: dict[int, ApiError | None] = {}
+        began: dict[int, float] = {}  # when each check began, by time.monotonic()
 
-    async def _photo_refusal(self, photo: bytes, deadline: float, last: bool) -> ApiError | None:
-        """The error refusing ``photo``, or ``None``, checked by ``deadline``: the request's last photo has until
-        then, any other half the time left, so that one slow photo leaves the photos after it time of their own.
-        A photo over its budget is refused 504 ``image_check_timeout`` (its check ran that long) or
-        ``image_not_checked`` (its check never began: the checks were busy)."""
-        left = deadline - anyio.current_time()
-        budget = left if last else left / 2
-        began: list[float] = []
+        async def check(key: int, photo: bytes, done: anyio.Event) -> None:
+            def run() -> ApiError | None:
+                began[key] = time.monotonic()
+                try:
+                    check_image_content(photo, self.settings)
+                except ApiError as exc:
+                    return exc
+                return None
 
-        def check() -> ApiError | None:
-            began.append(time.monotonic())
             try:
-                check_image_content(photo, self.settings)
-            except ApiError as exc:
-                return exc
-            return None
+                refusals[key] = await run_abandonable(run, limiter=self.photo_check_limiter)
+            finally:
+                done.set()
 
-        if budget > 0:
-            with anyio.move_on_after(budget):
-                return await run_abandonable(check, limiter=self.photo_check_limiter)
-        timeout = self.settings.request_timeout_s
-        if began:
-            ran = time.monotonic() - began[0]
-            detail = (
-                f"the photo was still being decoded after {ran:.1f} s, past its share of request_timeout_s={timeout} "
-                "(photos of tens of millions of pixels, PNGs above all, take seconds to decode): send it smaller, "
-                "the model reads it at a few hundred pixels a side"
-            )
-            return ApiError(504, "image_check_timeout", detail, limit="request_timeout_s", limit_value=timeout)
-        detail = (
-            f"the photo was not checked: its turn had not come within its share of request_timeout_s={timeout} (the "
-            "server's photo checks were busy, with this request's other photos or others'); send it again, alone or "
-            "in a smaller batch"
-        )
-        return ApiError(504, "image_not_checked", detail, limit="request_timeout_s", limit_value=timeout)
+        budget = max(0.0, left) * PHOTO_CHECK_SHARE
+        with anyio.move_on_after(budget):
+            async with anyio.create_task_group() as checks:
+                for key, photo in photos.items():
+                    done = anyio.Event()
+                    checks.start_soon(check, key, photo, done)
+                    with anyio.move_on_after(SLOW_PHOTO_S):
+                        await done.wait()
+        for key in photos.keys() - refusals.keys():
+            refusals[key] = _photo_past_its_time(began.get(key), budget, self.settings.request_timeout_s)
+        return refusals
 
     def _run_model(self, rows: list[tuple[dict[str, Any], int]]) -> list[Any]:
         """Predictions for ``(row, top_k)`` items; if the batch call fails, each row alone, so one
@@ -289,6 +281,24 @@ class PredictionService:
             logger.exception("review store write failed", extra={"request_ids": request_ids})
             error = ApiError(503, "review_store_unavailable", "the review queue cannot be written; retry later")
             return [error] * len(reviews)
+
+
+def _photo_past_its_time(began: float | None, budget: float, timeout: float) -> ApiError:
+    """The 504 of a photo whose check had not ended within the ``budget`` seconds of its request's photo checks: still
+    being decoded since ``began`` (``time.monotonic()``), or, ``None``, never begun."""
+    within = f"within the {budget:.1f} s its request had for photo checks (a share of request_timeout_s={timeout})"
+    if began is not None:
+        detail = (
+            f"the photo was still being decoded after {time.monotonic() - began:.1f} s, not checked {within}: photos "
+            "of tens of millions of pixels, PNGs above all, take seconds to decode; send it smaller, the model reads "
+            "it at a few hundred pixels a side"
+        )
+        return ApiError(504, "image_check_timeout", detail, limit="request_timeout_s", limit_value=timeout)
+    detail = (
+        f"the photo was not checked: its turn had not come {within}, the server's photo checks busy with this "
+        "request's other photos or others'; send it again, alone or in a smaller batch"
+    )
+    return ApiError(504, "image_not_checked", detail, limit="request_timeout_s", limit_value=timeout)
 
 
 def _answer(
