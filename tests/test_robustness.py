@@ -141,6 +141,15 @@ def test_missing_modalities_blank_the_right_fields(products: pd.DataFrame) -> No
     assert frame.loc[2, "image"] is not None  # the input frame is left as it was
 
 
+def test_removing_a_text_of_markup_alone_affects_no_product(products: pd.DataFrame) -> None:
+    """A description of markup or punctuation alone (6 of Rakuten's are '<br />') is no text the model reads, as
+    for has_text: removing it changed nothing the model reads, yet counted the product as affected."""
+    frame = products.head(4).copy()
+    frame["description"] = ["<br />", "&nbsp; ...", "Cotton towel", "   "]
+    _, affected = PERTURBATIONS["no_description"].apply(frame)
+    assert affected.tolist() == [False, False, True, False]
+
+
 def test_perturbations_are_chosen_by_name_or_family() -> None:
     assert [p.name for p in get_perturbations(["rotate", "no_photo"])] == [
         "rotate_15",

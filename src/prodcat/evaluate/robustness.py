@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageFilter
 
-from prodcat.catalog.schema import has_image, is_missing
+from prodcat.catalog.schema import has_image, is_missing, is_readable
 from prodcat.evaluate.metrics import evaluate_predictions, paired_difference
 from prodcat.image.decode import DECODABILITY_SIDE, ImageDecodeError, ImageItem, decode_item, load_image
 
@@ -174,7 +174,9 @@ class Perturbation:
                 affected |= has_image(frame) if photos_read is None else photos_read
                 out["image"] = None
             else:
-                affected |= np.array([not is_missing(v) and str(v).strip() != "" for v in frame[column]], dtype=bool)
+                # a text of markup or punctuation alone ("<br />", 6 of Rakuten's descriptions) is no text the model
+                # reads: removing it changes nothing
+                affected |= np.array([is_readable(v) for v in frame[column]], dtype=bool)
                 out[column] = ""
         return out, affected
 
