@@ -1453,6 +1453,55 @@ def test_the_classifier_scores_its_frames_categories_and_tunes_config_fields_as_
         model.set_params(config__seed=-1)
 
 
+def test_labels_given_as_a_column_are_read_as_scikit_learn_reads_them_and_blank_ones_as_none() -> None:
+    """Labels given as a column: a one-column frame (``frame[["category"]]``) was refused as labels of another length
+    (a frame iterates over its column names), an (n, 1) array learnt the categories "['a']", "['b']"... Both are read
+    as (n,) with scikit-learn's DataConversionWarning, and two columns are refused.
+    A blank label ('', spaces) was learnt as a category '' and predicted; it is none, as the loaders read it."""
+    from sklearn.exceptions import DataConversionWarning
+
+    frame = _catalogue(list("abc") * 10)
+    model = ProductClassifier(_text_and_photo_config(modalities=["text"]))
+    for column in (frame[["category"]], frame[["category"]].to_numpy()):
+        with pytest.warns(DataConversionWarning):
+            model.fit(frame, column)
+        assert model.classes_.tolist() == ["a", "b", "c"]
+    with pytest.raises(ValueError, match=r"y should be a 1d array, got an array of shape \(30, 2\)"):
+        model.fit(frame, frame[["category", "title"]])
+    for blank in ("", "  "):
+        labels = frame["category"].where(frame.index % 7 != 3, blank)
+        with pytest.raises(ValueError, match=r"^every training product needs a category: 4 of 30 have none \(missing "):
+            model.fit(frame, labels)
+        with pytest.raises(ValueError, match=r"blank\), at positions 3, 10, 17, 24 \(counted from 0\); drop the"):
+            model.fit(frame.assign(category=labels))
+    assert model.classes_.tolist() == ["a", "b", "c"]
+
+
+def test_a_config_built_in_python_has_its_extractors_checked_before_fitting_as_a_config_file() -> None:
+    """A config file's extractors are checked when it is read; one built in Python was not: a photo head reading
+    ``tfidf_word`` was trained without a word, a ``max_features`` of 0 failed in scikit-learn and an unknown parameter
+    as a TypeError, each once the heads before it were fitted. ``fit`` checks them first, naming the field, and the
+    model fitted before is left as it was."""
+    from prodcat.config import ConfigError
+
+    frame = _catalogue(list("abc") * 10)
+    model = ProductClassifier(_text_and_photo_config(modalities=["text"])).fit(frame)
+    before = model.predict_proba(frame)
+    words = {"name": "words", "modality": "text", "features": [{"name": "tfidf_word"}], "scale": False}
+    wrong = [
+        ({**words, "name": "photo", "modality": "image"}, r"tfidf_word is an extractor of text features, but head"),
+        ({**words, "name": "cut", "features": [{"name": "tfidf_word", "params": {"max_features": 0}}]}, r"at least 1"),
+        (
+            {**words, "name": "typo", "features": [{"name": "tfidf_word", "params": {"maxfeatures": 5}}]},
+            r"takes no .maxf",
+        ),
+    ]
+    for head, message in wrong:
+        with pytest.raises(ConfigError, match=rf"^config: heads\.1\.features\.0\.[a-z_.]*: ?.*{message}"):
+            model.set_params(config__heads=[words, head]).fit(frame)
+    np.testing.assert_array_equal(model.predict_proba(frame), before)
+
+
 def test_an_unfitted_classifier_says_it_is_not_fitted() -> None:
     """scikit-learn's contract: predicting before ``fit`` raises NotFittedError (it was an AttributeError on
     ``heads_``)."""

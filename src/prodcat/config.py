@@ -367,7 +367,8 @@ DEFAULT_LEVEL = {
 
 
 class ConfigError(ValueError):
-    """A config file that cannot be read as a :class:`Config`; the message names the file and each wrong field."""
+    """A config file that cannot be read as a :class:`Config`, or a config whose extractors are wrong
+    (:func:`check_extractors`); the message names the file (or ``config``) and each wrong field."""
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -465,12 +466,32 @@ def load_config_and_folds(path: str | Path) -> tuple[Config, int | None]:
     if problems:
         # TOML's reader keeps no positions: its fields are named without their line
         line_of = (lambda loc: None) if suffix == ".toml" else _yaml_lines(text)
-        said = [
-            f"{'.'.join(map(str, loc)) or '(top level)'}: {what}" + _on_line(line_of((*recorded, *loc)))
-            for loc, what in problems
-        ]
-        raise ConfigError(f"{path}: {'; '.join(said)}")
+        raise ConfigError(f"{path}: {_problems_text(problems, lambda loc: line_of((*recorded, *loc)))}")
     return config, len(folds) if isinstance(folds, list) and folds else None
+
+
+def check_extractors(config: Config) -> Config:
+    """``config``, once :func:`extractor_problems` finds nothing wrong with it; else :class:`ConfigError` naming each
+    wrong field by its path (``config: heads.1.features.0.name: ...``), as :func:`load_config` does for a file.
+
+    A config built in Python (``Config(heads=[...])``, ``set_params(config__heads=...)``) is not read from a file:
+    a photo head given ``tfidf``, or ``max_chars: -5``, was trained without a word (a model of the products' text
+    called a photo head; the end cut off every text), and an unknown extractor or parameter failed once the heads
+    before it were fitted (a TypeError for a parameter)."""
+    if problems := extractor_problems(config):
+        raise ConfigError(f"config: {_problems_text(problems)}")
+    return config
+
+
+def _problems_text(
+    problems: list[tuple[tuple[str | int, ...], str]],
+    line_of: typing.Callable[[tuple[str | int, ...]], int | None] = lambda loc: None,
+) -> str:
+    """``problems`` (``(field path, what)``) in one line: ``heads.0.C: what (line 3); ...``, each field's line in the
+    file by ``line_of`` its path."""
+    return "; ".join(
+        f"{'.'.join(map(str, loc)) or '(top level)'}: {what}" + _on_line(line_of(loc)) for loc, what in problems
+    )
 
 
 def _on_line(line: int | None) -> str:

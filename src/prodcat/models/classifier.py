@@ -36,7 +36,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import log_loss
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.validation import check_consistent_length, check_is_fitted
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
 from prodcat.catalog.schema import (
     category_at_level,
@@ -46,7 +46,7 @@ from prodcat.catalog.schema import (
     product_text,
     strings_or_empty,
 )
-from prodcat.config import Config, HeadConfig
+from prodcat.config import Config, HeadConfig, check_extractors
 from prodcat.features.base import NothingToLearn, extractor_parameters
 from prodcat.models.calibration import make_calibrator
 from prodcat.models.decision import DecisionPolicy
@@ -230,7 +230,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
     def set_params(self, **params: Any) -> ProductClassifier:
         """Set ``config``, and fields of the config as ``config__<field>`` (``GridSearchCV(model, {"config__seed":
         [0, 1]})``): the config is a new one, validated as a config file is (an unknown field or a value out of
-        range is a ``ValueError``), the one given before left as it was."""
+        range is a ``ValueError``; its extractors are checked by :meth:`fit`), the one given before left as it was."""
         prefix = "config__"
         fields = {name.removeprefix(prefix): params.pop(name) for name in [n for n in params if n.startswith(prefix)]}
         super().set_params(**params)
@@ -246,13 +246,21 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
     # ------------------------------------------------------------------ fit
     def fit(self, frame: pd.DataFrame, y: Any = None) -> ProductClassifier:
         """Learn from the products of ``frame`` (see the class); the target is ``y`` (``(n,)``) when given, else the
-        frame's ``category`` paths cut at ``config.level``. Labels are read as text (see :func:`as_labels`)."""
-        config = self.config or Config()
+        frame's ``category`` paths cut at ``config.level``. Labels are read as text (see :func:`as_labels`).
+
+        The config's extractors are checked first, as a config file's are when it is read
+        (:func:`~prodcat.config.check_extractors`: a :class:`~prodcat.config.ConfigError`, a ``ValueError``)."""
+        config = check_extractors(self.config or Config())
         frame = product_frame(frame)
         y = self._labels(frame, y, config)
         check_consistent_length(frame, y)
-        if pd.isna(y).any():
-            raise ValueError("every training product needs a category (drop the unlabelled ones first)")
+        # a blank label is none, as the catalogue loaders read it: it was learnt as a category '' predicted like any
+        if len(unlabelled := np.flatnonzero([label is None or not label.strip() for label in y])):
+            where = ", ".join(map(str, unlabelled[:5])) + (", ..." if len(unlabelled) > 5 else "")
+            raise ValueError(
+                f"every training product needs a category: {len(unlabelled)} of {len(y)} have none (missing or "
+                f"blank), at positions {where} (counted from 0); drop the unlabelled ones first"
+            )
         classes = np.unique(y)
         if len(classes) < 2:
             raise ValueError(f"a classifier needs at least two categories; the products hold {len(classes)}")
@@ -291,9 +299,11 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
     @staticmethod
     def _labels(frame: pd.DataFrame, y: Any, config: Config) -> np.ndarray:
         """``y`` as text (:func:`as_labels`), or, when ``None``, ``frame``'s ``category`` paths cut at the config's
-        level."""
+        level. A column ``(n, 1)`` is read as ``(n,)`` with scikit-learn's ``DataConversionWarning``, as its
+        classifiers read it (each label was read as the text of its row, "['Watches']"); any other shape than these
+        two is a ``ValueError``."""
         if y is not None:
-            return as_labels(y)
+            return as_labels(y if np.ndim(y) == 1 else column_or_1d(np.asarray(y, dtype=object), warn=True))
         if "category" not in frame:
             raise ValueError("no y given, and the frame has no 'category' column to read the products' categories from")
         return as_labels(category_at_level(as_labels(frame["category"]), config.target_level))
