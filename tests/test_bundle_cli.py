@@ -1803,7 +1803,8 @@ def test_heads_that_cannot_read_the_catalogue_are_refused_before_training(tmp_pa
     for options, message in (
         (
             ["--config", str(photo_head)],
-            "no head of the config reads what the labelled products have (text): heads photo",
+            "no head of the config reads what the labelled products have (text): heads photo (image); add a head "
+            "reading text to the config",
         ),
         (["--config", str(french)], "the texts are mostly in 'en', and every head is for other languages: t (fr)"),
         (
@@ -1823,6 +1824,29 @@ def test_heads_that_cannot_read_the_catalogue_are_refused_before_training(tmp_pa
     level_zero.write_text(Path(fast).read_text() + "level: 0\n")
     assert main(["train", str(data), "--config", str(level_zero), "--out", str(tmp_path / "m")]) == 0
     assert "predicting the full category path: 2 categories" in capsys.readouterr().out
+
+
+def test_modalities_no_head_of_the_config_reads_are_named_with_what_to_give(tmp_path, capsys, jpeg_bytes):
+    """A photo-only config run with --modalities text on products with text and photos was refused as "no head of
+    the config reads what the labelled products have (text)": they have photos too, and nothing said that the
+    modalities asked for left out the one its heads read, nor what to do."""
+    words = {"Kitchen": ("ceramic coffee mug", "white"), "Watches": ("analog wrist watch", "black")}
+    rows = []
+    for category, (title, colour) in words.items():
+        for i in range(10):
+            (tmp_path / f"{category}-{i}.jpg").write_bytes(jpeg_bytes(colour=colour))
+            rows.append((f"{category}-{i}", f"{title} {i}", "", f"{category}-{i}.jpg", category))
+    data = tmp_path / "products.csv"
+    pd.DataFrame(rows, columns=["product_id", "title", "description", "image", "category"]).to_csv(data, index=False)
+    photo_head = tmp_path / "photo.yaml"
+    photo_head.write_text("heads:\n  - {name: photo, modality: image, features: [{name: color_hist}]}\n")
+    options = ["--config", str(photo_head), "--modalities", "text"]
+    assert main(["train", str(data), *options, "--out", str(tmp_path / "m")]) == 2
+    assert capsys.readouterr().err.endswith(
+        "error: cannot train: no head of the config reads the modalities asked for (text): heads photo (image); "
+        "give --modalities image, which they read, or add a head reading text to the config\n"
+    )
+    assert not (tmp_path / "m").exists()
 
 
 @pytest.mark.parametrize(

@@ -194,7 +194,16 @@ def _unread_modalities(labelled: pd.DataFrame, config: Config, known: Lacking) -
     usable = _heads_used(config, present)
     if not usable:
         heads = ", ".join(f"{head.name} ({head.modality})" for head in config.heads)
-        return f"no head of the config reads what the labelled products have ({' or '.join(wanted)}): heads {heads}"
+        wanted_text = " or ".join(wanted)
+        add = f"add a head reading {wanted_text} to the config"
+        if not config.modalities:
+            return f"no head of the config reads what the labelled products have ({wanted_text}): heads {heads}; {add}"
+        # the products may have what the heads read: the modalities asked for (--modalities, the config's) left it out
+        theirs = ",".join(m for m in MODALITIES if m in present and any(head.modality == m for head in config.heads))
+        instead = f"give --modalities {theirs}, which they read, or " if theirs else ""
+        return (
+            f"no head of the config reads the modalities asked for ({','.join(wanted)}): heads {heads}; {instead}{add}"
+        )
     if all(head.languages for head in usable):  # each for some languages only: is one for the catalogue's?
         language = ProductClassifier._main_language(labelled, config)
         if not any(language in head.languages for head in usable):
