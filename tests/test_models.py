@@ -1453,6 +1453,27 @@ def test_the_classifier_scores_its_frames_categories_and_tunes_config_fields_as_
         model.set_params(config__seed=-1)
 
 
+def test_a_config_field_assigned_in_python_is_validated_as_one_given_when_built() -> None:
+    """``config.target_precision = 5`` or ``config.heads[0].C = -1`` was taken as it was (a config built with them
+    is refused), the error only at fit, or never: a precision of 5 auto-accepted nothing, without a word."""
+    config = Config()
+    for field, wrong, said in [
+        ("target_precision", 5, "less than or equal to 1"),
+        ("inner_folds", 1, "greater than or equal to 2"),
+        ("seed", -1, "a seed is from 0 to"),
+        ("calibration", "platt", "'temperature', 'isotonic', 'margin' or 'none'"),
+    ]:
+        with pytest.raises(ValidationError, match=said):
+            setattr(config, field, wrong)
+    with pytest.raises(ValidationError, match="C must be greater than 0"):
+        config.heads[0].C = -1
+    with pytest.raises(ValidationError, match="head names must differ"):
+        config.heads = [*config.heads, config.heads[0]]
+    assert config == Config()
+    config.level, config.seed = 0, 3  # as when built: level 0 is the full path
+    assert config == Config(level=None, seed=3)
+
+
 def test_labels_given_as_a_column_are_read_as_scikit_learn_reads_them_and_blank_ones_as_none() -> None:
     """Labels given as a column: a one-column frame (``frame[["category"]]``) was refused as labels of another length
     (a frame iterates over its column names), an (n, 1) array learnt the categories "['a']", "['b']"... Both are read

@@ -46,7 +46,18 @@ def _accepted(value: Any, accepted: bool, what: str) -> Any:
     return value
 
 
-class _Mapping(AddedFieldsDefaulted, BaseModel):
+class _ValidatedAssignment(BaseModel):
+    """A config part whose field, assigned (``config.target_precision = 5``), is validated as when the part is built,
+    the part left as it was when refused: assigned, a value was taken as it was (pydantic's ``validate_assignment``
+    keeps the value when a check of the whole part refuses it, such as two heads of one name)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in type(self).model_fields:
+            value = getattr(type(self).model_validate({**dict(self), name: value}), name)
+        super().__setattr__(name, value)
+
+
+class _Mapping(_ValidatedAssignment, AddedFieldsDefaulted, BaseModel):
     """A part of a config written as a mapping of fields; anything else is refused with :attr:`EXAMPLE` (pydantic
     said 'Input should be a valid dictionary or instance of FeatureSpec' for `features: [tfidf]`)."""
 
@@ -244,7 +255,7 @@ def default_heads() -> list[HeadConfig]:
     ]
 
 
-class Config(AddedFieldsDefaulted, BaseModel):
+class Config(_ValidatedAssignment, AddedFieldsDefaulted, BaseModel):
     """An experiment: target, modalities, heads, fusion, calibration and decision policy."""
 
     model_config = ConfigDict(extra="forbid")
