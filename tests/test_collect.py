@@ -46,6 +46,7 @@ from prodcat.collect import journal as journal_module
 from prodcat.collect.pages import REFRESH_BEGAN, REFRESH_DIR
 from prodcat.collect.photos import FAILED_PHOTOS_JOURNAL, PHOTO_SOURCES_JOURNAL
 from prodcat.files import temporary_sibling
+from prodcat.image import formats
 
 PAGE_SIZE = 3
 #: fast and impatient: a local server needs neither politeness nor long backoff
@@ -719,6 +720,36 @@ def test_a_photo_damaged_on_disk_since_it_was_saved_is_fetched_again(httpserver,
     requests_before = len(httpserver.log)
     assert run(httpserver, tmp_path, "--images") == 0
     assert [request.path for request, _ in httpserver.log[requests_before:]] == []
+
+
+@pytest.mark.skipif(not formats.avif_decoded(), reason="this Pillow does not encode AVIF")
+def test_a_saved_photo_this_installation_does_not_decode_is_kept_not_taken_for_damaged(
+    httpserver, tmp_path, monkeypatch
+):
+    """640296d took every saved photo that does not decode here for one damaged on disk: an AVIF photo collected
+    with a Pillow that decodes AVIF (11.3 on), the collection re-run with an older one, was deleted, fetched again,
+    refused for good ('an AVIF photo, which this Pillow does not decode') and its product left without a photo. Its
+    bytes are as fetched: it is kept, as before 640296d, and not fetched again."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(buffer, "AVIF")
+    httpserver.expect_request("/images/photo.avif").respond_with_data(buffer.getvalue(), content_type="image/avif")
+    url = httpserver.url_for("/images/photo.avif")
+    serve_search(httpserver, search_pages([off_record("1", "Champagne 1", image_front_url=url)]))
+    assert run(httpserver, tmp_path, "--images") == 0
+    saved = tmp_path / "images" / "1.avif"
+    assert saved.read_bytes() == buffer.getvalue()
+
+    monkeypatch.setattr(formats, "avif_decoded", lambda: False)
+    requests_before = len(httpserver.log)
+    assert run(httpserver, tmp_path, "--images") == 0
+    assert [request.path for request, _ in httpserver.log[requests_before:] if request.path != "/cgi/search.pl"] == []
+    assert saved.read_bytes() == buffer.getvalue()
+    report = json.loads((tmp_path / "collect.json").read_text())
+    assert "photos_damaged" not in report["counts"] and report["counts"]["photos_from_cache"] == 1
+    assert (
+        not (tmp_path / "failed_photos.json").exists()
+        or json.loads((tmp_path / "failed_photos.json").read_text()) == {}
+    )
 
 
 def test_photo_sources_are_read_once_a_run(httpserver, tmp_path, monkeypatch):

@@ -19,6 +19,7 @@ from prodcat.collect.http import PERMANENT_CAUSES, RATE_LIMITED, UNREACHABLE, Ht
 from prodcat.collect.journal import JournaledRecord
 from prodcat.collect.writing import write_bytes
 from prodcat.image.decode import DECODABILITY_SIDE, ImageDecodeError, load_image, sniff_image_type
+from prodcat.image.formats import decoded_image_types
 
 if TYPE_CHECKING:
     from prodcat.collect.pipeline import CollectReport
@@ -95,9 +96,18 @@ def download_photos(
 def _removed_as_damaged(product_id: str, path: Path, max_bytes: int, report: CollectReport) -> bool:
     """Whether the photo ``path`` saved in an earlier run no longer decodes (emptied, truncated or overwritten on disk
     since: it was checked as it was saved), by the check of a download; removed then, and said so, to be fetched
-    again: kept, it stayed linked to its product on every run, and only deleting it by hand helped."""
+    again: kept, it stayed linked to its product on every run, and only deleting it by hand helped. A file this run
+    cannot read (its permissions, an I/O error), or a photo of a type this installation does not decode (AVIF before
+    Pillow 11.3) saved by one that does, is not known damaged: it is kept, as fetched again it would be refused for
+    good and its product left without it."""
     try:
-        load_image(path, product_id=product_id, max_side=DECODABILITY_SIDE, max_bytes=max_bytes)
+        data = path.read_bytes()
+    except OSError:
+        return False
+    if (kind := sniff_image_type(data)) is not None and kind not in decoded_image_types():
+        return False
+    try:
+        load_image(data, product_id=product_id, max_side=DECODABILITY_SIDE, max_bytes=max_bytes)
     except ImageDecodeError as exc:
         report.count("photos_damaged")
         message = (
