@@ -1453,6 +1453,23 @@ def test_the_classifier_scores_its_frames_categories_and_tunes_config_fields_as_
         model.set_params(config__seed=-1)
 
 
+def test_a_fit_refused_for_want_of_a_trainable_head_says_why_of_each_head() -> None:
+    """The refusal said '... on the modalities ['text'] (see the log)': from Python, whose logging shows no INFO,
+    nothing said that the text head was for English catalogues and the photo head not among the modalities used."""
+    from prodcat.models.classifier import TrainingRefused
+
+    french = _catalogue(list("ab") * 15).assign(
+        title=["chaussures de sport pour les hommes", "une montre en or pour les femmes"] * 15
+    )
+    words, photo = _text_and_photo_config().heads
+    config = _text_and_photo_config(modalities=["text"], heads=[words.model_copy(update={"languages": ["en"]}), photo])
+    said = "head words: the catalogue is mostly 'fr'; head photo: reads image, not among the modalities used"
+    with pytest.raises(
+        TrainingRefused, match=rf"^no head in the config can be trained on the modalities \['text'\]: {said}$"
+    ):
+        ProductClassifier(config).fit(french)
+
+
 def test_a_config_field_assigned_in_python_is_validated_as_one_given_when_built() -> None:
     """``config.target_precision = 5`` or ``config.heads[0].C = -1`` was taken as it was (a config built with them
     is refused), the error only at fit, or never: a precision of 5 auto-accepted nothing, without a word."""

@@ -332,11 +332,14 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         matrices: dict[str, Any] = {}
         reads: dict[str, np.ndarray] = {}
         refusals: dict[str, NothingToLearn] = {}  # by head
+        skipped: dict[str, str] = {}  # why, by head: the refusal when no head is left says it
         for head_config in config.heads:
             if head_config.modality not in wanted:
+                skipped[head_config.name] = f"reads {head_config.modality}, not among the modalities used"
                 continue
             if head_config.languages and language not in head_config.languages:
-                log.info("head %s skipped: the catalogue is mostly %r", head_config.name, language)
+                skipped[head_config.name] = f"the catalogue is mostly {language!r}"
+                log.info("head %s skipped: %s", head_config.name, skipped[head_config.name])
                 continue
             rows = modality_mask(frame, head_config.modality)
             if not rows.any():
@@ -348,18 +351,17 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
                 continue
             matrix, mask, read = head.features_read(frame)
             if not mask.any():  # the photos given, none decoding
-                log.warning(
-                    "head %s skipped: it reads none of the %d products it was given (photos that do not decode are "
-                    "not read)",
-                    *(head_config.name, rows.sum()),
+                skipped[head_config.name] = (
+                    f"it reads none of the {rows.sum()} products it was given (photos that do not decode are not read)"
                 )
+                log.warning("head %s skipped: %s", head_config.name, skipped[head_config.name])
                 continue
             if len(categories := np.unique(y[mask])) < 2:
-                log.warning(
-                    "head %s skipped: the %d products it reads are of category %r, and a classifier needs two "
-                    "categories",
-                    *(head_config.name, mask.sum(), categories[0]),
+                skipped[head_config.name] = (
+                    f"the {mask.sum()} products it reads are of category {categories[0]!r}, and a classifier needs two "
+                    "categories"
                 )
+                log.warning("head %s skipped: %s", head_config.name, skipped[head_config.name])
                 continue
             self.heads_[head_config.name], matrices[head_config.name], masks[head_config.name] = head, matrix, mask
             reads[head_config.name] = read
@@ -373,7 +375,8 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         if not self.heads_:
             if raised is not None:
                 raise TrainingRefused(str(raised)) from raised
-            raise TrainingRefused(f"no head in the config can be trained on the modalities {wanted} (see the log)")
+            why = "; ".join(f"head {name}: {reason}" for name, reason in skipped.items())
+            raise TrainingRefused(f"no head in the config can be trained on the modalities {wanted}: {why}")
         return self._read_only(matrices, masks, reads)
 
     def _read_only(
