@@ -390,6 +390,23 @@ def test_only_the_latest_correction_of_a_product_is_trained_on(store: ReviewStor
     assert frame["category"].tolist() == ["Home Decor & Festive Needs", "Baby Care", "Home Furnishing"]
 
 
+def test_a_product_recorded_with_spaces_around_its_id_before_they_were_stripped_trains_once(
+    store: ReviewStore, tmp_path: Path
+) -> None:
+    """df24314 strips a product_id from /predict on ('SKU-1 ' is stored 'SKU-1'), but a queue written before holds
+    the ids as sent: the product's correction recorded then and the one recorded since were two products to
+    train --feedback, both trained on, conflicting labels, and neither replaced the catalogue's SKU-1 (the loaders
+    strip ids) when the old one was the latest. They are one product now, given as 'SKU-1'."""
+    before = store.record(review("mug", source_product_id=" SKU-1\u00a0"))  # as the API stored it before df24314
+    since = store.record(review("mug again", source_product_id="SKU-1"))
+    store.submit(since, "Kitchen & Dining")
+    store.submit(before, "Home Decor & Festive Needs")  # reviewed last: it wins
+    frame = store.corrections(tmp_path)
+    assert frame[["product_id", "source_product_id", "category"]].values.tolist() == [
+        [f"review-{before}", "SKU-1", "Home Decor & Festive Needs"]
+    ]
+
+
 def test_a_correction_supersedes_the_pending_records_of_its_product_and_they_are_found_by_its_id(
     store: ReviewStore, tmp_path: Path
 ) -> None:

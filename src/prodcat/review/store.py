@@ -42,6 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from prodcat.catalog.schema import given_product_id
 from prodcat.features.cache import default_cache_dir
 from prodcat.review import CONNECT_TIMEOUT_S, NETWORK_TIMEOUT_S, ReviewQueueNotWritableError
 
@@ -530,8 +531,8 @@ class ReviewStore:
                 log.warning("%s: its correction is left out of the training data", record)
             if undecided := _source_products(session, [record.id for record in unreadable]):
                 # an unreadable correction may be its product's latest: an earlier one it overrode must not stand in
-                left_out = [row.id for row in rows if row.source_product_id in undecided]
-                rows = [row for row in rows if row.source_product_id not in undecided]
+                left_out = [row.id for row in rows if _product_of(row) in undecided]
+                rows = [row for row in rows if _product_of(row) not in undecided]
                 if left_out:
                     log.warning(
                         "review records %s are left out of the training data too: another correction of their "
@@ -548,7 +549,7 @@ class ReviewStore:
                         if row.image_sha256 is not None
                         else None,
                         "category": row.corrected_category,
-                        "source_product_id": row.source_product_id,
+                        "source_product_id": _product_of(row),
                         "predicted_category": row.predicted_category,
                         "model_version": row.model_version,
                         "reviewed_at": row.reviewed_at,
@@ -688,19 +689,27 @@ def _clock(session: Session) -> datetime:
 
 
 def _source_products(session: Session, review_ids: list[int]) -> set[str]:
-    """The ``source_product_id`` of the records ``review_ids`` that have one; a text column that no type
-    conversion reads, hence readable in a record that is not."""
+    """The products (:func:`_product_of`) of the records ``review_ids`` that name one; ``source_product_id`` is a
+    text column that no type conversion reads, hence readable in a record that is not."""
     if not review_ids:
         return set()
     query = sa.select(_ReviewRow.source_product_id).where(
         _ReviewRow.id.in_(review_ids), _ReviewRow.source_product_id.is_not(None)
     )
-    return set(session.scalars(query))
+    return {product for source in session.scalars(query) if (product := given_product_id(source)) is not None}
+
+
+def _product_of(row: _ReviewRow) -> str | None:
+    """The product a record names, its ``source_product_id`` read as the API reads a ``product_id`` since df24314,
+    without the spaces around it: a queue written before holds ids as sent (``" sku-1 "``), which would otherwise be
+    another product than the records of ``"sku-1"`` written since, both trained on, and than the catalogue's
+    ``sku-1``, which the loaders strip too (``train --feedback`` replaces a corrected catalogue product by its id)."""
+    return given_product_id(row.source_product_id)
 
 
 def _latest_per_product(rows: list[_ReviewRow]) -> list[_ReviewRow]:
     """``rows`` (reviewed records) without those of a product reviewed again later: of the records with one
-    ``source_product_id``, only the last reviewed one is kept (ties: the last recorded). Records without a
+    product (:func:`_product_of`), only the last reviewed one is kept (ties: the last recorded). Records without a
     source id are all kept."""
     unstamped = [row.id for row in rows if row.reviewed_at is None]
     if unstamped:
@@ -711,12 +720,12 @@ def _latest_per_product(rows: list[_ReviewRow]) -> list[_ReviewRow]:
         )
     latest: dict[str, _ReviewRow] = {}
     for row in rows:
-        if row.source_product_id is None:
+        if (product := _product_of(row)) is None:
             continue
-        kept = latest.get(row.source_product_id)
+        kept = latest.get(product)
         if kept is None or _review_order(row) > _review_order(kept):
-            latest[row.source_product_id] = row
-    return [row for row in rows if row.source_product_id is None or latest[row.source_product_id] is row]
+            latest[product] = row
+    return [row for row in rows if (product := _product_of(row)) is None or latest[product] is row]
 
 
 def _review_order(row: _ReviewRow) -> tuple[datetime, int]:
@@ -944,9 +953,9 @@ def load_corrections(url: str, image_dir: str | Path | None = None) -> pd.DataFr
     Stored photos are written to ``image_dir`` (default :func:`default_image_dir`)
     under their SHA-256, so ``image`` holds an absolute path like every other catalogue.
 
-    One row per product: of the records with the same ``source_product_id`` (a product predicted
-    and corrected more than once), only the last reviewed is kept, so that a product never trains
-    under two labels. Records without a ``source_product_id`` are all kept.
+    One row per product: of the records with the same ``source_product_id``, without the spaces around it (a product
+    predicted and corrected more than once), only the last reviewed is kept, so that a product never trains
+    under two labels; ``source_product_id`` is given so. Records without a ``source_product_id`` are all kept.
 
     Raises :class:`ReviewQueueNotFoundError` (a :class:`FileNotFoundError`), creating nothing, when
     ``url`` names a SQLite file that does not exist or a database without the review tables; warns when the queue
