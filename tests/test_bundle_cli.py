@@ -2234,6 +2234,33 @@ def test_train_warns_of_a_category_written_in_several_ways(tmp_path, capsys):
     assert "written in several ways" not in capsys.readouterr().out
 
 
+def test_train_and_cv_warn_of_categories_that_read_as_a_missing_value(tmp_path, capsys):
+    """An export that wrote a missing category as 'nan', 'None' or 'N/A' (a script's str() of a missing value, a
+    spreadsheet's placeholder), or a path ending in one ('Watches > nan'), was trained on without a word: a category
+    'nan' learnt and predicted for new products."""
+    words = {"Kitchen": "ceramic coffee mug", "nan": "analog wrist watch", "Garden > N/A": "steel garden rake"}
+    rows = [(f"p{i}-{c}", f"{words[c]} {i}", c) for c in words for i in range(12)]
+    data = tmp_path / "products.csv"
+    pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    warning = (
+        "2 categories read as a missing value ('Garden > N/A' (12), 'nan' (12); 24 products): each is learnt as a "
+        "category of its own; if these products have no category (or no deeper level), leave the cell empty (or "
+        "end the path before it)"
+    )
+    assert main(["train", str(data), "--config", config, "--level", "0", "--out", str(tmp_path / "m")]) == 0
+    assert f"warning: {warning}\n" in capsys.readouterr().out
+    assert main(["cv", str(data), "--config", config, "--folds", "2", "--report", str(tmp_path / "cv")]) == 0
+    assert f"warning: {warning}\n" in capsys.readouterr().out
+    assert warning in json.loads((tmp_path / "cv" / "metrics.json").read_text())["warnings"]
+    # 'Nanny' or 'Nonwoven' are words, not a missing value
+    words = {"Kitchen > Nonwoven": "ceramic coffee mug", "Nanny": "analog wrist watch"}
+    rows = [(f"p{i}-{c}", f"{words[c]} {i}", c) for c in words for i in range(12)]
+    pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
+    assert main(["train", str(data), "--config", config, "--level", "0", "--out", str(tmp_path / "m")]) == 0
+    assert "missing value" not in capsys.readouterr().out
+
+
 def test_train_learns_a_category_written_composed_and_decomposed_as_one(tmp_path, capsys):
     """'Beauté' with its 'é' as one character (NFC) and as 'e' and a combining accent (NFD, a macOS export merged
     with another) was learnt as two categories, warned of as "written in several ways ('Beauté' / 'Beauté')", two

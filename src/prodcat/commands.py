@@ -40,6 +40,7 @@ from prodcat.catalog.schema import (
     modality_mask,
     model_truth,
     nested_categories_warning,
+    split_path,
 )
 from prodcat.commands_parser import DEFAULT_FOLDS, LOCAL_WORKERS, WORKER_WAIT_S
 from prodcat.config import MODALITIES, RECORDED_CONFIG, Config
@@ -486,6 +487,7 @@ def describe_target(frame: pd.DataFrame, config: Config, single_product_conseque
     too_deep = deeper_level_warning(frame["category"], level, "predicted")
     found = [
         label_variants_warning(counts),
+        placeholder_categories_warning(counts),
         single_products_warning(counts, single_product_consequence),
         conflicting_copies_warning(frame, config),
         nested_categories_warning(frame["category"], level),
@@ -512,6 +514,30 @@ def label_variants_warning(counts: pd.Series) -> str | None:
         f"{count_text(len(variants))} {'category is' if len(variants) == 1 else 'categories are'} written in several "
         f"ways, differing only in case or accents ({shown}): each way is learnt as a category of its own; "
         "correct the labels to one spelling"
+    )
+
+
+#: what a spreadsheet or a script writes in a cell that has no value ('nan': a missing value turned into text)
+MISSING_VALUE_WORDS = frozenset({"nan", "none", "null", "n/a", "#n/a", "na", "undefined"})
+
+
+def placeholder_categories_warning(counts: pd.Series) -> str | None:
+    """Which categories (of their product ``counts``) are, or have a level that is, a word for a missing value
+    ('nan', 'None', 'N/A', 'NULL', 'Watches > nan'): a label written by an export that had none, learnt as a
+    category of its own and predicted for new products, when the product is unlabelled or its path shorter."""
+    counts = counts.set_axis(counts.index.astype(str))
+    found = [
+        name for name in counts.index if any(level.casefold() in MISSING_VALUE_WORDS for level in split_path(name))
+    ]
+    if not found:
+        return None
+    found.sort(key=lambda name: (-counts[name], name))  # the most products first, ties by name
+    products = int(counts[found].sum())
+    named = _first_five([f"{name!r} ({count_text(counts[name])})" for name in found])
+    return (
+        f"{count_text(len(found))} {'category reads' if len(found) == 1 else 'categories read'} as a missing value "
+        f"({named}; {counted(products, 'product')}): each is learnt as a category of its own; if these products "
+        "have no category (or no deeper level), leave the cell empty (or end the path before it)"
     )
 
 
