@@ -1849,6 +1849,41 @@ def test_modalities_no_head_of_the_config_reads_are_named_with_what_to_give(tmp_
     assert not (tmp_path / "m").exists()
 
 
+def test_evaluate_refuses_a_photo_model_on_photos_none_of_which_decodes(tmp_path, capsys, jpeg_bytes):
+    """A photo-only model evaluated on a catalogue whose photos all fail to decode (an export of truncated files)
+    wrote a report of accuracy 0.0000, exit 0, figures of products it never read; `robustness` refused the same.
+    Refused now as robustness refuses it, before predicting, no report written; one photo that decodes is enough."""
+    rows = []
+    for category, colour in (("Kitchen", "white"), ("Watches", "black")):
+        for i in range(10):
+            (tmp_path / f"{category}-{i}.jpg").write_bytes(jpeg_bytes(colour=colour))
+            rows.append((f"{category}-{i}", "", "", f"{category}-{i}.jpg", category))
+    columns = ["product_id", "title", "description", "image", "category"]
+    data = tmp_path / "products.csv"
+    pd.DataFrame(rows, columns=columns).to_csv(data, index=False)
+    photo_head = tmp_path / "photo.yaml"
+    photo_head.write_text("heads:\n  - {name: photo, modality: image, features: [{name: color_hist}]}\n")
+    assert main(["train", str(data), "--config", str(photo_head), "--out", str(tmp_path / "m")]) == 0
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for product, *_ in rows:
+        (broken / f"{product}.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a photo " * 4)
+    heldout = broken / "products.csv"
+    pd.DataFrame(rows, columns=columns).to_csv(heldout, index=False)
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "m"), str(heldout), "--report", str(tmp_path / "ev")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"error: none of the 20 photos of the products scored decodes (the first: product Kitchen-0 "
+        f"({broken / 'Kitchen-0.jpg'}), image: "
+    )
+    assert err.endswith("and the model reads photos only: nothing to measure\n")
+    assert not (tmp_path / "ev").exists()
+    (broken / "Watches-9.jpg").write_bytes(jpeg_bytes(colour="black"))
+    assert main(["evaluate", str(tmp_path / "m"), str(heldout), "--report", str(tmp_path / "ev")]) == 0
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["calibration"]["n"] == 1
+
+
 @pytest.mark.parametrize(
     ("module", "head", "message"),
     [
@@ -1962,7 +1997,7 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
         (
             "featureless.yaml",
             "heads:\n" + HEAD.format(features="[]", more=""),
-            "every head needs at least one of `features`: t has",
+            "heads: every head needs at least one of `features`: t has none (line 1)",
         ),
         (
             "extractor.yaml",
@@ -1986,7 +2021,11 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             "heads.0.features.0.params.max_chars: Input should be a valid integer, unable to parse string as an "
             "integer, got 'many'",
         ),
-        ("names.yaml", "heads:\n" + HEAD.format(features="[{name: tfidf}]", more="") * 2, "head names must differ"),
+        (
+            "names.yaml",
+            "heads:\n" + HEAD.format(features="[{name: tfidf}]", more="") * 2,
+            "heads: head names must differ (a model keeps one head per name): t repeated (line 1)",
+        ),
         (
             "c.yaml",
             "heads:\n" + HEAD.format(features="[{name: tfidf}]", more=", C: 0"),

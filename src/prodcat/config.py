@@ -342,16 +342,18 @@ class Config(_ValidatedAssignment, AddedFieldsDefaulted, BaseModel):
             raise ValueError(f"{problem}, got {seed}")
         return seed
 
-    @model_validator(mode="after")
-    def _heads_named_once_with_features(self) -> Config:
-        names = [head.name for head in self.heads]
+    # of the field, not of the whole config: a config file's message names `heads` and its line, not '(top level)'
+    @field_validator("heads")
+    @classmethod
+    def _heads_named_once_with_features(cls, heads: list[HeadConfig]) -> list[HeadConfig]:
+        names = [head.name for head in heads]
         if repeated := sorted({name for name in names if names.count(name) > 1}):
             raise ValueError(
                 f"head names must differ (a model keeps one head per name): {', '.join(repeated)} repeated"
             )
-        if featureless := [head.name for head in self.heads if not head.features]:
+        if featureless := [head.name for head in heads if not head.features]:
             raise ValueError(f"every head needs at least one of `features`: {', '.join(featureless)} has none")
-        return self
+        return heads
 
     def for_format(self, catalog_format: str) -> Config:
         """This config with ``level="auto"`` resolved for a catalogue format."""
