@@ -303,7 +303,8 @@ class Config(_ValidatedAssignment, AddedFieldsDefaulted, BaseModel):
     #: train or cross-validate on a stratified sample of this many labelled products, drawn with ``seed`` (quick
     #: runs; ``--sample``); ``None`` = all of them. Recorded with the rest, so a bundle's manifest.json or a cv
     #: report's metrics.json given as ``--config`` draws the same products again (``audit --labels --config`` draws
-    #: as many of all the catalogue's products, labelled or not, stratified alike)
+    #: as many of all the catalogue's products, labelled or not, stratified alike). Drawn by those commands:
+    #: ``ProductClassifier.fit`` learns from every product it is given
     sample: int | None = Field(None, ge=1)
 
     @field_validator("level", mode="before")

@@ -214,6 +214,11 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
     Its one parameter is ``config`` (:class:`~prodcat.config.Config`, ``None`` for the default); its fields are
     parameters too, as ``config__seed``, for :meth:`set_params` and scikit-learn's searches. Fitted, it holds
     ``classes_`` (the categories, as sorted text): the columns of :meth:`predict_proba`'s probabilities, in that order.
+
+    Two fields are the commands' (``prodcat train``, ``cv``), not :meth:`fit`'s: ``config.sample`` is drawn by them, and
+    :meth:`fit` learns from every product it is given; ``config.level: auto`` (the default) is resolved by them to the
+    catalogue format's usual level (:meth:`~prodcat.config.Config.for_format`: Flipkart's top level), and is the full
+    category path here: give ``level`` (or ``y``) for another target.
     """
 
     def __init__(self, config: Config | None = None):
