@@ -2015,6 +2015,19 @@ def test_categories_in_the_explanation_are_shown_as_written_not_as_markdown(tiny
     assert metrics_of(test)["category"] == "Watches \\*new\\*"
 
 
+def test_a_metric_too_long_for_its_column_wraps_rather_than_being_cut(tiny_training, monkeypatch):
+    """Streamlit cuts a metric's value to one line: the category predicted by a model of Rakuten's full paths read
+    'Video Games & C…' at the head of the Predict page (seen in Chromium; the bars below name it in full). Every page
+    now carries a style wrapping the values of metrics onto more lines, their text and its Markdown paragraph alike
+    (checked in Chromium: 'Toys & Children > Toys' on two lines); AppTest draws no page, so this reads the style."""
+    test = start_app(monkeypatch, str(tiny_training.bundle))
+    for page in ("Data", "Model", "Predict", "Predictions"):
+        styles = [html.proto.body for html in go_to(test, page).get("html")]
+        assert [re.sub(r"\s+", " ", style) for style in styles] == [
+            '<style>[data-testid="stMetricValue"] * {white-space: normal !important; overflow-wrap: anywhere}</style>'
+        ], page
+
+
 def test_a_model_of_one_head_is_not_said_to_fuse_its_heads(tiny_training, monkeypatch):
     """The Model page read 'fusion: late' for a model of one head, where training says 'one head, nothing to fuse'."""
     assert read_manifest(tiny_training.bundle)["heads"] == ["text_tfidf"]

@@ -79,6 +79,13 @@ APP_COLUMNS_HINT = (
 )
 
 
+#: a metric's value is cut to one line by Streamlit ("Video Games & C…" for the category predicted, 'Video Games &
+#: Consoles > Roleplaying Games and Miniature Games'); this style wraps it onto more lines instead
+WHOLE_METRICS = (
+    '<style>[data-testid="stMetricValue"] * {white-space: normal !important; overflow-wrap: anywhere}</style>'
+)
+
+
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="prodcat app")
     add_app_arguments(parser)
@@ -679,6 +686,7 @@ def sidebar_message(say: Callable[[str], object], message: str) -> None:
 def main() -> None:
     args = parse_arguments()
     st.set_page_config(page_title="prodcat", layout="wide")
+    st.html(WHOLE_METRICS)
     keep_widget_values(KEPT_ACROSS_PAGES)
     # the defaults of those kept widgets that have one (they take no default value themselves)
     # as text: a text input's state holding the Path that --predictions is parsed to fails the page
