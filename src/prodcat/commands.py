@@ -946,6 +946,12 @@ def _evaluate(
     # scored, each counted as wrong: a report of accuracy 0 on a catalogue the model reads nothing of, exit 0
     if _refused_as_unreadable(readable_by(frame, read_by), read_by, args.data):
         return 2
+    if "text" not in read_by:  # nor a photo model on photos none of which decodes (decoded until one does)
+        from prodcat.evaluate.robustness_command import undecoded_photos_said
+
+        if refusal := undecoded_photos_said(frame, read_by, None, [])[0]:
+            print(f"error: {refusal}", file=sys.stderr)
+            return 2
     truth = model_truth(frame["category"], model_level(predictor.manifest), predictor.labels)
     table = predict_catalog(predictor, frame, 2000)
     predicted = table["category"].to_numpy(dtype=object)
