@@ -1884,6 +1884,27 @@ def test_evaluate_refuses_a_photo_model_on_photos_none_of_which_decodes(tmp_path
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["calibration"]["n"] == 1
 
 
+def test_a_sample_too_small_to_train_says_to_draw_more(tmp_path, capsys):
+    """`train --sample 12` on 7 categories of 40 products was refused as "it needs at least two categories with at
+    least 3 labelled products each ...; the largest are Baby Care (2), ...", the catalogue seemingly at fault: the
+    refusal now says the counts are the sample's, and to draw more. A sample larger than the catalogue takes every
+    product, and the refusal then says nothing of it."""
+    words = {"Kitchen": "ceramic coffee mug", "Watches": "analog wrist watch", "Garden": "steel rake"}
+    rows = [(f"{c}-{i}", f"{words[c]} {i}", c) for c in words for i in range(10)]
+    data = tmp_path / "products.csv"
+    pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    assert main(["train", str(data), "--config", config, "--sample", "6", "--out", str(tmp_path / "m")]) == 2
+    assert capsys.readouterr().err.endswith(
+        "with at least 3 labelled products each, for 3 inner folds; the largest are Kitchen (2), Watches (2), "
+        "Garden (2) in the sample of 6: draw more (--sample, 0: all)\n"
+    )
+    small = tmp_path / "small.csv"
+    pd.DataFrame(rows[:2] + rows[10:12], columns=["product_id", "title", "category"]).to_csv(small, index=False)
+    assert main(["train", str(small), "--config", config, "--sample", "500", "--out", str(tmp_path / "m")]) == 2
+    assert capsys.readouterr().err.endswith("the largest are Kitchen (2), Watches (2)\n")
+
+
 @pytest.mark.parametrize(
     ("module", "head", "message"),
     [

@@ -175,9 +175,12 @@ def cross_validation_obstacle(
     if (counts >= need).sum() < 2:
         largest = ", ".join(f"{name} ({count_text(n)})" for name, n in counts.iloc[:3].items())
         outer = "" if folds is None else f"{folds}-fold cross-validation with "
+        # a sample drawn, smaller than the catalogue (not one larger, which takes every product): draw more
+        drawn = config.sample and len(labelled) >= config.sample
+        drawn = f" in the sample of {count_text(config.sample)}: draw more (--sample, 0: all)" if drawn else ""
         return (
             f"it needs at least two categories ({level}) with at least {need} labelled products each, for "
-            f"{outer}{config.inner_folds} inner folds; the largest are {largest}"
+            f"{outer}{config.inner_folds} inner folds; the largest are {largest}{drawn}"
         )
     return None
 
