@@ -1491,6 +1491,24 @@ def test_a_config_field_assigned_in_python_is_validated_as_one_given_when_built(
     assert config == Config(level=None, seed=3)
 
 
+def test_the_classifier_reads_its_columns_in_any_letter_case_as_the_catalogue_loaders_do() -> None:
+    """A frame of ``Title``, ``Description``, ``Category`` columns (a spreadsheet's headers), which ``prodcat train``
+    reads, was read by the classifier as products without text: beside an ``image`` column, each was answered the
+    class prior without a word, and ``fit`` found no ``category`` column."""
+    frame = _catalogue(list("abc") * 10)
+    model = ProductClassifier(_text_and_photo_config(modalities=["text"])).fit(frame)
+    headers = {"product_id": "Product_ID", "title": "Title", "description": "DESCRIPTION", "category": "Category"}
+    spreadsheet = frame.rename(columns=headers)
+    np.testing.assert_array_equal(model.predict_proba(spreadsheet), model.predict_proba(frame))
+    assert product_frame(spreadsheet)["product_id"].tolist() == frame["product_id"].tolist()
+    refitted = ProductClassifier(_text_and_photo_config(modalities=["text"])).fit(spreadsheet)
+    np.testing.assert_array_equal(refitted.predict_proba(frame), model.predict_proba(frame))
+    # two columns of one name in other cases and none exact: neither is taken, as the loaders do
+    both = frame.assign(TITLE=frame["title"]).rename(columns={"title": "Title"})[["Title", "TITLE"]]
+    with pytest.raises(ValueError, match=r"none of the columns the model reads .*; their columns: Title, TITLE$"):
+        model.predict(both)
+
+
 def test_labels_given_as_a_column_are_read_as_scikit_learn_reads_them_and_blank_ones_as_none() -> None:
     """Labels given as a column: a one-column frame (``frame[["category"]]``) was refused as labels of another length
     (a frame iterates over its column names), an (n, 1) array learnt the categories "['a']", "['b']"... Both are read

@@ -64,6 +64,7 @@ from prodcat.catalog.schema import (
     SEP,
     Catalog,
     RowIssue,
+    column_named,
     has_text,
     specification_text,
     with_specifications,
@@ -843,7 +844,7 @@ def load_table(
                 f"found {', '.join(map(str, table.frame.columns))}"
             )
         if given is None:
-            columns[canonical] = _column_named(table.frame.columns, canonical)
+            columns[canonical] = column_named(table.frame.columns, canonical)
     if columns["title"] is None and columns["description"] is None and columns["image"] is None:
         raise CatalogFormatError(
             f"{table.name}: no title, description or image column among {', '.join(map(str, table.frame.columns))}; "
@@ -874,17 +875,6 @@ def load_table(
     )
     other_type_issues = [issue for issue in type_issues if issue.field != "image"]
     return _finish([frame], table.issues + _named(other_type_issues, frame) + issues, path, fmt)
-
-
-def _column_named(names: Iterable[object], canonical: str) -> str | None:
-    """The column of a table holding the field ``canonical`` by its name: ``canonical`` itself, else the one column
-    named so in other letter case (``Title``, ``PRODUCT_ID``: spreadsheets capitalise their headers); ``None``
-    when there is none, or several (``Title`` and ``TITLE``) and no exact one."""
-    names = [str(name) for name in names]
-    if canonical in names:
-        return canonical
-    in_other_case = [name for name in names if name.casefold() == canonical]
-    return in_other_case[0] if len(in_other_case) == 1 else None
 
 
 #: the option naming the column of each canonical field

@@ -309,6 +309,18 @@ def with_specifications(description: str, specifications: str) -> str:
     return f"{description}\n{specifications}".strip()
 
 
+def column_named(names: Iterable[object], canonical: str) -> str | None:
+    """The column of a table holding the field ``canonical`` by its name: ``canonical`` itself, else the one column
+    named so in other letter case (``Title``, ``PRODUCT_ID``: spreadsheets capitalise their headers); ``None``
+    when there is none, or several (``Title`` and ``TITLE``) and no exact one. The rule of the catalogue loaders and of
+    :func:`~prodcat.models.classifier.product_frame` alike."""
+    names = [str(name) for name in names]
+    if canonical in names:
+        return canonical
+    in_other_case = [name for name in names if name.casefold() == canonical]
+    return in_other_case[0] if len(in_other_case) == 1 else None
+
+
 def is_missing(value: object) -> bool:
     """A missing cell: ``None``, ``pd.NA`` or a float NaN."""
     return value is None or value is pd.NA or (isinstance(value, float) and value != value)

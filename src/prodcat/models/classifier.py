@@ -40,6 +40,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 
 from prodcat.catalog.schema import (
     category_at_level,
+    column_named,
     given_product_id,
     is_missing,
     modality_mask,
@@ -162,20 +163,25 @@ def product_frame(products: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.Da
     :meth:`Predictor.predict <prodcat.predict.Predictor.predict>` alike: a DataFrame, or a list of dicts one a product,
     as a frame indexed 0 to n-1 whose ``title`` and ``description`` are text (``""`` where missing or left out, a
     number as text), ``image`` ``None`` where missing or left out, and ``product_id`` text (the row number where
-    missing, empty, blank or left out); its other columns as given.
+    missing, empty, blank or left out); its other columns as given. Each of those four is read from the column of
+    its name in any letter case (``Title``), as the catalogue loaders read them
+    (:func:`~prodcat.catalog.schema.column_named`).
 
     Anything else (a lone dict, a Series, an array) is a ``TypeError``, and products of none of :data:`READ_COLUMNS` a
     ``ValueError``: each of them would be answered the class prior.
     """
     frame = _as_frame(products)
-    if len(frame) and not any(column in frame for column in READ_COLUMNS):
+    # by name in any letter case, as the catalogue loaders read them (``Title``): it was read as no title
+    named = {name: column_named(frame.columns, name) for name in (*READ_COLUMNS, "product_id")}
+    if len(frame) and all(named[column] is None for column in READ_COLUMNS):
         raise ValueError(
             f"the products have none of the columns the model reads ({', '.join(READ_COLUMNS)}); their columns: "
             f"{', '.join(map(str, frame.columns)) or 'none'}"
         )
+    as_given = {str(column): column for column in frame.columns}
 
     def column(name: str) -> list[Any]:
-        return frame[name].tolist() if name in frame else [None] * len(frame)
+        return [None] * len(frame) if named[name] is None else frame[as_given[named[name]]].tolist()
 
     # from plain lists: per-column pandas operations cost more than the work on the one to a few rows of an API request
     read = {
@@ -309,9 +315,9 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         two is a ``ValueError``."""
         if y is not None:
             return as_labels(y if np.ndim(y) == 1 else column_or_1d(np.asarray(y, dtype=object), warn=True))
-        if "category" not in frame:
+        if (category := column_named(frame.columns, "category")) is None:  # in any letter case, as product_frame
             raise ValueError("no y given, and the frame has no 'category' column to read the products' categories from")
-        return as_labels(category_at_level(as_labels(frame["category"]), config.target_level))
+        return as_labels(category_at_level(as_labels(frame[category]), config.target_level))
 
     def _forget(self) -> dict[str, Any]:
         """Drop what a previous fit learnt (the attributes ending in ``_``), and return it: a refit that does not set
