@@ -502,6 +502,30 @@ def test_a_photo_slow_to_check_lets_the_next_begin_and_is_not_refused_before_the
     assert [outcome.category for outcome in asyncio.run(predict())] == ["a", "a"]
 
 
+def test_a_photo_check_that_fails_unexpectedly_costs_its_own_products_an_error(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A photo whose check raised something else than a refusal (a MemoryError decoding a photo of max_pixels, a
+    decoder bug) failed its whole /predict-batch, 500 internal_error (logged as an ExceptionGroup since the checks run
+    in a task group), the batch's other products unanswered. It is that photo's products' own error now, 500
+    image_check_failed, logged, as a model failure is prediction_failed."""
+
+    def check(data: bytes, settings: ServeSettings) -> None:
+        if data == b"too big":
+            raise MemoryError
+
+    monkeypatch.setattr(service_module, "check_image_content", check)
+    svc, _ = service(store=None)
+    outcomes = asyncio.run(svc.predict(_with_photos(b"photo 0", b"too big", b"photo 2"), "r", 3))
+    assert [(o.status, o.error) if isinstance(o, ApiError) else o.category for o in outcomes] == [
+        "a",
+        (500, "image_check_failed"),
+        "a",
+    ]
+    assert outcomes[1].product_id == "sku-1"
+    assert "photo check failed" in caplog.text
+
+
 def test_the_server_processes_share_the_photo_checks_the_cores_can_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """With --workers N, each process ran as many photo checks at once as the machine has cores, N times the cores in
     all, each decoding a photo of up to max_pixels (a PNG in full: 150 MB at the default). Each now runs its share:

@@ -135,7 +135,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
             "field not in its charset (`text_encoding`: UTF-8 unless its part or the request declares `charset=...`), "
             "a query parameter given more than once (`invalid_request`)",
         ),
-        (500, "the model failed on the product (`prediction_failed`; in a batch, that item's error only)"),
+        (
+            500,
+            "the model failed on the product (`prediction_failed`), or the server on its photo's check "
+            "(`image_check_failed`); in a batch, that item's error only",
+        ),
         (503, "the review queue cannot be written (the prediction is not answered: retry)"),
         (
             504,

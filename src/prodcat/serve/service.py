@@ -203,6 +203,9 @@ class PredictionService:
                     check_image_content(photo, self.settings)
                 except ApiError as exc:
                     return exc
+                except Exception:  # MemoryError, a decoder bug: its products' error, as a model failure is
+                    logger.exception("photo check failed")
+                    return ApiError(500, "image_check_failed", "the photo could not be checked; see the server log")
                 return None
 
             try:
