@@ -279,6 +279,11 @@ def test_explain_words_and_heatmap(client: httpx.Client, heldout: pd.DataFrame) 
     assert len(words) == 5 and all(word in product["title"] for word in words)
     heatmap = body["pixels"]["heatmap"]
     assert len(heatmap) == 4 and all(len(row) == 4 for row in heatmap)
+    # what the CLI's report says of them, the API says too: whether any word or square matters
+    pixels, weights = body["pixels"], [abs(w["weight"]) for w in body["words"]["weights"]]
+    assert pixels["largest_change"] >= abs(pixels["largest_drop"])
+    assert pixels["negligible"] == (pixels["largest_change"] < 0.01)
+    assert body["words"]["negligible"] == (max(weights) < 0.01)
     overlay = Image.open(io.BytesIO(base64.b64decode(body["pixels"]["overlay_png"])))
     assert list(overlay.size) == body["pixels"]["photo_size"]
 

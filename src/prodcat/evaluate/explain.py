@@ -44,15 +44,13 @@ from PIL import Image
 
 from prodcat.bundle import modalities_read_by_bundle
 from prodcat.catalog.schema import is_missing
-from prodcat.evaluate.explain_settings import ExplainSettings
+from prodcat.evaluate.explain_settings import NEGLIGIBLE_DROP, ExplainSettings
 from prodcat.image.decode import ImageDecodeError, load_image
 from prodcat.image.ocr import text_read_from
 from prodcat.predict import Prediction, Predictor, nothing_read_reason
 from prodcat.text.clean import clean_text, word_characters
 
 TEXT_FIELDS = ("title", "description")
-#: a photo no square of which moves the predicted category's probability by this much does not matter to it
-NEGLIGIBLE_DROP = 0.01
 #: the heatmap's colours are full at its largest weight, but never at less than this one: noise is not painted
 FULL_COLOUR_DROP = 0.05
 #: RGB of the words and cells that support the predicted category, and of those that pull away from it
@@ -185,6 +183,7 @@ class Explanation:
             else {
                 "distinct_words": self.words.distinct_words,
                 "weights": [asdict(w) for w in self.words.words],
+                "negligible": self.words.negligible,
             },
             "words_skipped": self.words_skipped,
             "pixels": None
@@ -194,6 +193,7 @@ class Explanation:
                 "reference_probability": self.pixels.reference_probability,
                 "largest_drop": self.pixels.largest_drop,
                 "largest_change": self.pixels.largest_change,
+                "negligible": self.pixels.negligible,
                 "photo_size": list(self.pixels.photo.size),
             },
             "pixels_skipped": self.pixels_skipped,

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: a photo no square of which (or a text no word of which) moves the predicted category's probability by this much
+#: does not matter to it; here so that the API's schemas can state it without importing the explanation's libraries
+NEGLIGIBLE_DROP = 0.01
+
 
 @dataclass(frozen=True)
 class ExplainSettings:

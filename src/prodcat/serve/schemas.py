@@ -23,6 +23,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from prodcat.evaluate.explain_settings import NEGLIGIBLE_DROP
+
 #: longest product_id, in the JSON schema and in the review store's column
 MAX_PRODUCT_ID_CHARS = 256
 #: longest category and reviewer name of a review submission
@@ -196,6 +198,10 @@ class WordWeightOut(BaseModel):
 class WordsOut(BaseModel):
     weights: list[WordWeightOut] = Field(description="in reading order, title first")
     distinct_words: int = Field(description="distinct words in the text; those beyond `max_words` have no weight")
+    negligible: bool = Field(
+        description=f"no word moves the probability by {NEGLIGIBLE_DROP:g}: the weights then rank noise, not what "
+        "made the model choose"
+    )
 
 
 class PixelsOut(BaseModel):
@@ -204,6 +210,13 @@ class PixelsOut(BaseModel):
         "a grey square covers the cell (positive = the cell supports it)"
     )
     reference_probability: float = Field(description="the category's probability on the photo as decoded to occlude")
+    largest_drop: float = Field(
+        description="the largest drop of that probability when one square is hidden (negative: every square raises it)"
+    )
+    largest_change: float = Field(description="the largest change of it, up or down, when one square is hidden")
+    negligible: bool = Field(
+        description=f"no square moves the probability by {NEGLIGIBLE_DROP:g}: the photo's regions hardly matter here"
+    )
     photo_size: list[int] = Field(description="width and height (pixels) of the photo the grid lies over")
     overlay_png: str | None = Field(None, description="base64 PNG of the heatmap over the photo (`overlay=true`)")
 
