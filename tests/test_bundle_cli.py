@@ -1906,6 +1906,28 @@ def test_a_sample_too_small_to_train_says_to_draw_more(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
+    ("per_category", "folds", "advice"),
+    [(12, 13, "; give --folds 2 to 12\n"), (5, 6, "; give --folds 3 to 5\n"), (3, 4, "(3), Watches (3)\n")],
+)
+def test_too_many_folds_are_refused_naming_the_folds_the_categories_allow(
+    tmp_path, capsys, per_category, folds, advice
+):
+    """`cv --folds 50` on categories of 40 products was refused as needing 50 products a category, "the largest are
+    ... (40)", without the folds that would run. The refusal names them: a range, as 2 folds leave too few products
+    in a training part for the 3 inner folds (categories of 5: 3 to 5 folds); none when no number of folds runs."""
+    words = {"Kitchen": "ceramic coffee mug", "Watches": "analog wrist watch"}
+    rows = [(f"{c}-{i}", f"{words[c]} {i}", c) for c in words for i in range(per_category)]
+    data = tmp_path / "products.csv"
+    pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    options = ["--config", config, "--folds", str(folds), "--report", str(tmp_path / "cv")]
+    assert main(["cv", str(data), *options]) == 2
+    err = capsys.readouterr().err
+    assert f"with at least {folds if folds > 3 else 4} labelled products each, for {folds}-fold" in err
+    assert err.endswith(advice) and err.count("--folds") == (1 if per_category > 3 else 0)
+
+
+@pytest.mark.parametrize(
     ("module", "head", "message"),
     [
         (

@@ -181,8 +181,22 @@ def cross_validation_obstacle(
         return (
             f"it needs at least two categories ({level}) with at least {need} labelled products each, for "
             f"{outer}{config.inner_folds} inner folds; the largest are {largest}{drawn}"
+            + _fewer_folds(counts, folds, config)
         )
     return None
+
+
+def _fewer_folds(counts: pd.Series, folds: int | None, config: Config) -> str:
+    """What to give instead of ``folds`` outer folds too many for the categories' product ``counts``: the folds two
+    of them allow ('--folds 2 to 40' for categories of 40 products), or nothing when none do or no outer folds were
+    asked (train). They are a range: fewer folds leave more products in each training part, but fewer than 4 take
+    so many into each test fold that the part left may be too small for the inner folds (2 folds need 6 products)."""
+    # a category of n products allows n folds at most: the second largest bounds them (and the search)
+    most = min(folds or 2, int(counts.iloc[1]) + 1 if len(counts) > 1 else 2)
+    enough = [k for k in range(2, most) if (counts >= min_products_per_category(k, config.inner_folds)).sum() >= 2]
+    if not enough:
+        return ""
+    return f"; give --folds {enough[0]}" + (f" to {enough[-1]}" if len(enough) > 1 else "")
 
 
 def _unread_modalities(labelled: pd.DataFrame, config: Config, known: Lacking) -> str | None:
