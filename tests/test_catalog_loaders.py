@@ -345,6 +345,22 @@ def test_a_path_written_without_spaces_around_its_separator_is_a_path(tmp_path: 
     assert load_catalog(path, category_sep="/").frame["category"].tolist() == ["Kitchen > Mugs›Tall"]
 
 
+def test_invisible_characters_in_a_category_are_not_part_of_it(tmp_path: Path) -> None:
+    """'Watches' after a zero-width space (pasted from a web page) or a byte-order mark (two exports concatenated),
+    or with a soft hyphen, was a category of its own, learnt beside 'Watches' without a word (no spelling warning
+    sees them either); a level of them alone made a category no one can read. They go, as from texts: the level left
+    empty is no level, a label left empty is a missing one."""
+    path = tmp_path / "shop.csv"
+    labels = ["Watches", "\u200bWatches", "\ufeffWatches", "Wat\u00adches > \u200b", "Home > \u200b > Decor", "\u200b"]
+    pd.DataFrame({"title": [f"item {i}" for i in range(len(labels))], "category": labels}).to_csv(path, index=False)
+    catalog = load_catalog(path)
+    assert catalog.frame["category"].tolist() == ["Watches"] * 4 + ["Home > Decor", None]
+    assert [str(issue) for issue in catalog.issues] == [
+        "row 7 (product row-7), category: shop.csv: missing label; the product is kept unlabelled (not trained or "
+        "evaluated on)"
+    ]
+
+
 def test_a_level_deeper_than_the_deepest_path_is_warned_of_with_what_is_done_instead() -> None:
     categories = ["Kitchen > Mugs", "Kitchen", None]
     assert deeper_level_warning(categories, 3, "checked") == (

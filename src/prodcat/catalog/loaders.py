@@ -79,6 +79,7 @@ from prodcat.catalog.tables import (
     typed_columns_as_text,
 )
 from prodcat.formatting import first_few
+from prodcat.text.clean import without_invisible
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +127,16 @@ def join_path(levels: Iterable[object]) -> str | None:
     """Join category levels with :data:`~prodcat.catalog.schema.SEP`, skipping empty ones (``None`` if all are).
 
     A ``>`` inside a level name is replaced by ``›`` so :func:`~prodcat.catalog.schema.split_path`
-    cannot cut a name in two.
+    cannot cut a name in two. The invisible characters texts lose (a zero-width space pasted from a web page, the
+    byte-order mark of a file concatenated to another: :func:`~prodcat.text.clean.without_invisible`) go too:
+    'Watches' and 'Watches' after one would train as two classes no reader tells apart; a level of them alone is
+    empty.
     """
-    parts = [str(p).strip().replace(_SEP_CHAR, _SEP_REPLACEMENT) for p in levels if p is not None and p == p]
+    parts = [
+        without_invisible(str(p)).strip().replace(_SEP_CHAR, _SEP_REPLACEMENT)
+        for p in levels
+        if p is not None and p == p
+    ]
     parts = [p for p in parts if p]
     return SEP.join(parts) if parts else None
 

@@ -152,8 +152,14 @@ def clean_text(raw: str | None) -> str:
     # Entities may hide behind tags (``&lt;br /&gt;``) and tags behind entities: one more pass.
     text = strip_tags(unescape_html(text))
     text = ftfy.fix_text(text, unescape_html=False, normalization="NFC")
-    text = _CONTROL.sub(" ", _INVISIBLE.sub("", _ESCAPED_CONTROL.sub(" ", text)))
+    text = _CONTROL.sub(" ", without_invisible(_ESCAPED_CONTROL.sub(" ", text)))
     return _SPACES.sub(" ", text).strip()
+
+
+def without_invisible(text: str) -> str:
+    """``text`` without the invisible characters that sit inside words (zero-width space and joiners, word joiner,
+    byte-order mark, soft hyphen, direction marks): "co\u200bton" is "coton", in a text as in a category name."""
+    return _INVISIBLE.sub("", text)
 
 
 #: texts up to this long are cached by :func:`clean_texts`; longer ones are cleaned each time, so that the
