@@ -13,7 +13,7 @@ alike; medians over ``--repeats``. Per engine:
 - ``seconds``: end to end; ``products_per_s``: products / seconds;
 - ``startup_seconds``: the engine made, started and stopped with nothing to score (model load; for dask, cluster
   start, worker plugin registration and shutdown), so ``scoring_products_per_s`` = products / (seconds - startup)
-  is the rate once running, what a long run approaches.
+  is the rate once running, what a long run approaches (null when the startup took as long as the run).
 
 ``resume_finished``: a run interrupted after its last chunk was written (every part on disk, no CSV yet) is
 resumed: fingerprint of the input, check of the parts, CSV assembled; against a full run.
@@ -106,6 +106,13 @@ def startup_seconds(make_engine: Callable[[], Engine]) -> float:
     return time.perf_counter() - start
 
 
+def scoring_rate(products: int, seconds: float, startup: float) -> float | None:
+    """Products a second once the engine runs, ``products`` scored in ``seconds`` end to end of which ``startup`` is
+    the engine's start and stop (timed apart); ``None`` when that startup took as long as the whole run (on a loaded
+    machine, a few products on a dask cluster): no time is left to tell a rate from."""
+    return round(products / (seconds - startup), 1) if seconds > startup else None
+
+
 def run_seconds(make_engine: Callable[[], Engine], frame: pd.DataFrame, out: Path, chunk_size: int) -> float:
     """Wall time of one ``prodcat predict`` run: the engine made (model loaded) and the catalogue scored."""
     start = time.perf_counter()
@@ -186,7 +193,7 @@ def main() -> None:
             "seconds_median": round(median, 2),
             "products_per_s": round(n / median, 1),
             "startup_seconds_median": round(median_startup, 2),
-            "scoring_products_per_s": round(n / max(median - median_startup, 1e-9), 1),
+            "scoring_products_per_s": scoring_rate(n, median, median_startup),
             "speed_vs_local": round(local / median, 2),
         }
     results["resume_finished"] = {

@@ -172,3 +172,13 @@ def test_a_sampled_explain_run_writes_beside_itself_never_over_the_results(tmp_p
     assert not (tmp_path / "results").exists()
     run_script(monkeypatch, "explain", "--catalogue", "tiny", "--products", "3")  # a measurement, as before
     assert json.loads((tmp_path / "results" / "explain.json").read_text())["tiny"]["products"] == 3
+
+
+def test_batch_gives_no_scoring_rate_when_the_startup_took_the_whole_run():
+    """A dask engine's startup timed apart (cluster, model on each worker) can take as long as a small run on a loaded
+    machine (11.2 s against 11.1 s on 100 products): the rate once running is then unknown, not 1e11 products/s."""
+    import batch
+
+    assert batch.scoring_rate(100, 11.09, 11.21) is None
+    assert batch.scoring_rate(100, 11.0, 11.0) is None
+    assert batch.scoring_rate(900, 58.25, 2.3) == 16.1  # batch.json's dask_1_worker
