@@ -37,3 +37,23 @@ def test_evaluate_tells_apart_the_products_classified_from_each_modality(tiny_tr
         "By what the products were classified from classified from products accuracy F1 weighted F1 macro "
         f"none 3 0.000 0.000 0.000 text 9 {text['accuracy']:.3f}"
     ) in page
+
+
+def test_products_trained_on_are_counted_among_the_products_scored(tiny_training, tmp_path, capsys):
+    """evaluate counted the products the model was trained on among every product evaluated, those it could not score
+    too: a model trained on 400 of Rakuten's texts read '400 of 3,490 scored products (11.5%)' beside '1,395 of
+    3,490 products have no text the model can read', where the app says '400 of 2,095 (19.1%)'. Here the 36 trained
+    on and 12 others, 6 of them without text: 36 of the 42 scored, on the console and in the report."""
+    products = pd.concat([tiny_training.trained, tiny_training.unseen], ignore_index=True)
+    products.loc[products.index[-6:], ["title", "description"]] = ""
+    data, report = tmp_path / "products.csv", tmp_path / "report"
+    products.to_csv(data, index=False)
+    assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(report)]) == 0
+    said = "36 of 42 scored products (85.7%) were in the model's training data"
+    assert f"warning: {said}" in capsys.readouterr().out
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert next(warning for warning in metrics["warnings"] if "training data" in warning).startswith(said)
+    assert said.replace("'", "&#x27;") in (report / "report.html").read_text()
+    # which ones, and the figures on the others, still of every product evaluated (those not scored count wrong)
+    assert pd.read_csv(report / "predictions.csv")["in_training"].tolist() == [True] * 36 + [False] * 12
+    assert metrics["not_in_training"]["n"] == 12

@@ -156,6 +156,12 @@ class InTraining:
         """From a membership ``mask`` (``None``: unknown, counted as none)."""
         return cls(0 if mask is None else int(mask.sum()), scored, mask)
 
+    def among(self, scored: np.ndarray) -> InTraining:
+        """Counted among the products actually ``scored`` (``(n,)`` bool over the products of ``mask``): a product
+        the model could not read (no text, an undecoded photo) has no prediction to be in-sample, so the caveat
+        counts those the figures compare, as the app's does (:func:`prodcat.app.views.compared_rows`)."""
+        return InTraining.of(None if self.mask is None else self.mask[scored], int(scored.sum()))
+
     @property
     def warning(self) -> str | None:
         """``None`` when none was; the in-sample caveat when all or some were."""
