@@ -2034,3 +2034,15 @@ def test_a_model_of_one_head_is_not_said_to_fuse_its_heads(tiny_training, monkey
     test = go_to(start_app(monkeypatch, str(tiny_training.bundle)), "Model")
     assert test.table[0].value.loc["fusion", "value"] == "none: one head, nothing to fuse"
     assert views.model_overview({"heads": ["text_tfidf", "image_effnet"], "fusion": "early"})["fusion"] == "early"
+
+
+def test_the_training_data_fingerprint_is_shown_whole(tiny_training, monkeypatch):
+    """The Model page cut the training data's 64-character fingerprint at its table cell's edge: it could be neither
+    read nor copied whole. It is shown whole, in a wrapped block whose button copies it."""
+    fingerprint = read_manifest(tiny_training.bundle)["data_fingerprint"]
+    assert len(fingerprint) == 64
+    test = go_to(start_app(monkeypatch, str(tiny_training.bundle)), "Model")
+    assert "training data fingerprint" not in test.table[0].value.index
+    [block] = [code for code in test.code if code.value == fingerprint]
+    assert block.proto.wrap_lines
+    assert "Training data fingerprint" in [caption.value for caption in test.caption]

@@ -268,6 +268,10 @@ def data_page(
 def model_page(manifest: dict[str, Any]) -> None:
     st.header("Model")
     st.table(views.model_overview(manifest))
+    if fingerprint := views.data_fingerprint(manifest):
+        # whole, wrapped, and copied whole by the block's button: a table cell cut its 64 characters at its edge
+        st.caption("Training data fingerprint")
+        st.code(fingerprint, language=None, wrap_lines=True)
     metrics = manifest.get("metrics") or {}
     if not metrics:
         st.info("This bundle records no training metrics.")

@@ -327,7 +327,8 @@ def _shorten(text: str, chars: int) -> str:
 
 # ---------------------------------------------------------------------------------------------- Model page
 def model_overview(manifest: dict[str, Any]) -> pd.Series:
-    """The bundle's identity and training set-up, one readable value per field."""
+    """The bundle's identity and training set-up, one readable value per field; not the training data's fingerprint,
+    64 characters of no space that a table cell cuts at its edge (the page shows it whole, :func:`data_fingerprint`)."""
     config = manifest.get("config", {})
     heads = manifest.get("heads", [])
     # a model of one head fuses nothing, whatever fusion its config names (training says so: 'nothing to fuse')
@@ -344,9 +345,13 @@ def model_overview(manifest: dict[str, Any]) -> pd.Series:
         "calibration": config.get("calibration"),
         "target precision": config.get("target_precision"),
         "metrics estimated by": manifest.get("metrics", {}).get("estimated_by"),
-        "training data fingerprint": manifest.get("data_fingerprint"),
     }
     return pd.Series({k: str(v) for k, v in fields.items() if v not in (None, "")}, name="value", dtype=object)
+
+
+def data_fingerprint(manifest: dict[str, Any]) -> str | None:
+    """The fingerprint of the bundle's training data, ``None`` when it records none."""
+    return str(manifest["data_fingerprint"]) if manifest.get("data_fingerprint") else None
 
 
 def headline_table(metrics: dict[str, Any]) -> pd.DataFrame:
