@@ -1491,6 +1491,22 @@ def test_a_config_field_assigned_in_python_is_validated_as_one_given_when_built(
     assert config == Config(level=None, seed=3)
 
 
+def test_an_unknown_field_of_a_config_built_in_python_names_the_field_it_may_be_a_misspelling_of() -> None:
+    """``Config(fusoin="late")`` said pydantic's 'Extra inputs are not permitted' alone, where a config file says
+    'fusoin: unknown field; did you mean fusion?'; so did a misspelt field of a head given to ``set_params``."""
+    with pytest.raises(ValidationError, match=r"fusoin\n  unknown field; did you mean fusion\?") as refused:
+        Config(fusoin="late", seed=-1)
+    assert [error["type"] for error in refused.value.errors()] == ["value_error", "extra_forbidden"]
+    assert "a seed is from 0 to" in str(refused.value)  # the other errors as they were
+    head = {"name": "words", "modality": "text", "features": [{"name": "tfidf"}], "Cc": 3}
+    with pytest.raises(ValidationError, match=r"heads\.0\.Cc\n  unknown field; did you mean C\?"):
+        ProductClassifier().set_params(config__heads=[head])
+    with pytest.raises(ValidationError, match=r"unknown field; the fields are name, params"):
+        Config.model_validate(
+            {"heads": [{"name": "words", "modality": "text", "features": [{"name": "tfidf", "zzz": 1}]}]}
+        )
+
+
 def test_the_classifier_reads_its_columns_in_any_letter_case_as_the_catalogue_loaders_do() -> None:
     """A frame of ``Title``, ``Description``, ``Category`` columns (a spreadsheet's headers), which ``prodcat train``
     reads, was read by the classifier as products without text: beside an ``image`` column, each was answered the

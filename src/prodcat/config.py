@@ -19,6 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from prodcat.parameters import AddedFieldsDefaulted
 
@@ -356,6 +357,19 @@ class Config(_ValidatedAssignment, AddedFieldsDefaulted, BaseModel):
             raise ValueError(f"every head needs at least one of `features`: {', '.join(featureless)} has none")
         return heads
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _unknown_fields_named(cls, data: Any, handler: typing.Callable[[Any], Config]) -> Config:
+        # built in Python (Config(fusoin="late"), model_validate, set_params), an unknown field was pydantic's 'Extra
+        # inputs are not permitted' alone: it says, as a config file's does, the field it may be a misspelling of
+        try:
+            return handler(data)
+        except ValidationError as error:
+            errors = error.errors()
+            if not any(each["type"] == "extra_forbidden" for each in errors):
+                raise
+            raise ValidationError.from_exception_data(error.title, [_as_said(each) for each in errors]) from None
+
     def for_format(self, catalog_format: str) -> Config:
         """This config with ``level="auto"`` resolved for a catalogue format."""
         if self.level != "auto":
@@ -565,6 +579,15 @@ def _config_error_text(error: Any) -> str:
     if error["type"] == "missing" or "got " in what or not isinstance(given, str | int | float | bool | None):
         return what
     return f"{what}, got {given!r}"
+
+
+def _as_said(error: Any) -> Any:
+    """pydantic's ``error`` about a config field, as a line of a ``ValidationError`` again: an unknown field's
+    message :func:`_config_error_text`'s (the field it may be a misspelling of), any other as it was."""
+    if error["type"] != "extra_forbidden":
+        return {key: error[key] for key in ("type", "loc", "input", "ctx") if key in error}
+    said = PydanticCustomError("extra_forbidden", "{said}", {"said": _config_error_text(error)})
+    return {"type": said, "loc": error["loc"], "input": error["input"]}
 
 
 def _part_at(loc: Sequence[str | int]) -> Any:
