@@ -29,7 +29,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import REPO_ROOT, tiny_products
-from prodcat.catalog.schema import COLUMNS
+from prodcat.catalog.schema import COLUMNS, given_product_id
 from prodcat.cli import main
 from prodcat.review import store as store_module
 from prodcat.review.store import (
@@ -405,6 +405,78 @@ def test_a_product_recorded_with_spaces_around_its_id_before_they_were_stripped_
     assert frame[["product_id", "source_product_id", "category"]].values.tolist() == [
         [f"review-{before}", "SKU-1", "Home Decor & Festive Needs"]
     ]
+
+
+def stored_product_ids(db_url: str) -> list[str | None]:
+    """Each record's ``source_product_id`` as stored, in id order."""
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            return list(connection.scalars(sa.text("SELECT source_product_id FROM prodcat_review_items ORDER BY id")))
+    finally:
+        engine.dispose()
+
+
+def test_a_queue_holding_ids_with_spaces_around_them_has_them_stripped_when_the_server_opens_it(db_url: str) -> None:
+    """A queue written before df24314 holds ids as sent (' SKU-1 '), the API since stores and looks ids up stripped:
+    correcting the product's new record left its old record pending (a correction supersedes the pending records of
+    its product, compared by stored id), and GET /reviews?product_id=SKU-1 did not list it. The server strips the
+    stored ids when it opens the queue, as the API strips an id (given_product_id: every space Python strips; a blank
+    id is no id), keeping the product index; a reader leaves them as they are."""
+    spaces = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())  # those str.strip removes
+    assert given_product_id(f"{spaces}SKU-2{spaces}") == "SKU-2" and given_product_id(spaces) is None
+    sent = [" SKU-1 ", f"{spaces}SKU-2{spaces}", spaces, "", "SKU 3", "SKU-1"]
+    before = ReviewStore(db_url)  # records as the API stored them before df24314
+    old, every_space, blank, empty, inner, same = (
+        before.record(review(f"product {i}", source_product_id=p)) for i, p in enumerate(sent)
+    )
+    before.close()
+    ReviewStore(db_url, create=False).close()
+    assert stored_product_ids(db_url) == sent
+
+    store = ReviewStore(db_url)
+    try:
+        assert stored_product_ids(db_url) == ["SKU-1", "SKU-2", None, None, "SKU 3", "SKU-1"]
+        assert product_indexes(db_url) == [["source_product_id", "status"]]
+        new = store.record(review("mug again", source_product_id="SKU-1"))
+        store.submit(new, "Kitchen & Dining")
+        assert [(item.id, item.status) for item in store.items(None, product_id="SKU-1")] == [
+            (old, SUPERSEDED),
+            (same, SUPERSEDED),
+            (new, REVIEWED),
+        ]
+        assert [item.id for item in store.items(PENDING)] == [every_space, blank, empty, inner]
+    finally:
+        store.close()
+
+
+def test_ids_with_spaces_a_server_of_an_earlier_version_is_still_writing_are_stripped_too(db_url: str) -> None:
+    """The migration runs while a server of an earlier version may still be writing the queue: a record it is
+    writing meanwhile is waited for and stripped with the others (PostgreSQL: without a lock on the table, the update
+    does not see it), and one it writes after the migration is stripped at the next start."""
+    earlier = ReviewStore(db_url)  # the server of the earlier version, storing ids as sent
+    earlier.record(review("mug", source_product_id=" SKU-1"))
+    with another_servers_transaction(db_url) as (connection, pool):
+        connection.execute(
+            sa.insert(store_module._ReviewRow.__table__).values(
+                created_at=datetime.now(UTC), request_id="req-cup", model_version="v1", source_product_id="SKU-2\t",
+                title="cup", description="", predicted_category="Home Furnishing", confidence=0.4, decision="review",
+                top_k=[], status=PENDING,
+            )
+        )  # fmt: skip
+        opening = pool.submit(ReviewStore, db_url)
+        time.sleep(0.3)  # the upgraded server now waits for the earlier one's transaction
+    upgraded = opening.result(timeout=20)
+    try:
+        assert stored_product_ids(db_url) == ["SKU-1", "SKU-2"]
+        earlier.record(review("lamp", source_product_id="SKU-3 "))
+        assert upgraded.count(product_id="SKU-3") == 0
+        ReviewStore(db_url).close()  # the next start
+        assert stored_product_ids(db_url) == ["SKU-1", "SKU-2", "SKU-3"]
+        assert upgraded.count(product_id="SKU-3") == 1
+    finally:
+        upgraded.close()
+        earlier.close()
 
 
 def test_a_correction_supersedes_the_pending_records_of_its_product_and_they_are_found_by_its_id(

@@ -14,7 +14,8 @@ acknowledged after its transaction commits, and SQLite runs in WAL mode with
 A photo is stored once per distinct content, in ``prodcat_review_photos`` keyed by its
 SHA-256; records name it by that hash. A batch whose items all carry one photo therefore
 writes its bytes once, not once per item. A database written before this layout (a copy of
-the photo in every record) is migrated in place, in one transaction, when the server's store opens it; a reader
+the photo in every record) is migrated in place, in one transaction, when the server's store opens it, as are the
+product ids of a queue written before they were stored without the spaces around them; a reader
 (``prodcat train --feedback``) reads it as it is, writing nothing.
 """
 
@@ -29,6 +30,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import tempfile
 import urllib.parse
 from dataclasses import dataclass
@@ -703,7 +705,10 @@ def _product_of(row: _ReviewRow) -> str | None:
     """The product a record names, its ``source_product_id`` read as the API reads a ``product_id`` since df24314,
     without the spaces around it: a queue written before holds ids as sent (``" sku-1 "``), which would otherwise be
     another product than the records of ``"sku-1"`` written since, both trained on, and than the catalogue's
-    ``sku-1``, which the loaders strip too (``train --feedback`` replaces a corrected catalogue product by its id)."""
+    ``sku-1``, which the loaders strip too (``train --feedback`` replaces a corrected catalogue product by its id).
+    The server strips the stored ids when it opens the queue (:func:`_strip_product_ids`); ``train --feedback`` writes
+    nothing, and reads a queue no server of this version opened yet, or records a server of an earlier version still
+    writing it stored since, as they are."""
     return given_product_id(row.source_product_id)
 
 
@@ -822,15 +827,15 @@ def _require_review_tables(engine: Engine, url: str) -> str:
 
 
 def _create_or_migrate(engine: Engine, url: str) -> None:
-    """Create the tables, or bring a database of the previous layout to this one, in one transaction (``url``: the
-    database as given, for the messages).
+    """Create the tables, or bring a database of the previous layout to this one, its product ids stored stripped
+    (:func:`_strip_product_ids`), in one transaction (``url``: the database as given, for the messages).
 
     One store at a time does this (SQLite: the write lock; PostgreSQL: an advisory lock), so
     that servers starting together neither race to create tables nor migrate twice. A database
-    already in this layout is only read.
+    already in this layout, its ids stripped, is only read.
     """
     with engine.connect() as connection:
-        if _layout(connection) == "current":
+        if _layout(connection) == "current" and not _has_padded_product_ids(connection):
             return
     with engine.begin() as connection:
         if engine.dialect.name == "sqlite":
@@ -846,6 +851,7 @@ def _create_or_migrate(engine: Engine, url: str) -> None:
             index.create(connection, checkfirst=True)
         if layout == "inline-photos":
             _migrate_inline_photos(connection, shown_url(url))
+        _strip_product_ids(connection, shown_url(url))
 
 
 def _layout(connection: Connection) -> str:
@@ -859,6 +865,56 @@ def _layout(connection: Connection) -> str:
         return "incomplete"
     indexed = {index["name"] for index in inspector.get_indexes(_ITEMS)}
     return "current" if all(index.name in indexed for index in _ReviewRow.__table__.indexes) else "unindexed"
+
+
+@functools.cache
+def _spaces() -> tuple[str, ...]:
+    """The characters ``str.strip`` removes around a text, hence :func:`~prodcat.catalog.schema.given_product_id`
+    around an id (Python's whitespace: spaces, tabs, line breaks, no-break spaces, ...)."""
+    return tuple(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+
+
+def _padded_product_id() -> sa.ColumnElement[bool]:
+    """The records whose ``source_product_id`` the API would not store as it is since df24314: starting or ending
+    with a space (:func:`_spaces`), or empty (no id). A queue written before holds ids as sent."""
+    product = _ReviewRow.__table__.c.source_product_id
+    first, last = sa.func.substr(product, 1, 1), sa.func.substr(product, sa.func.length(product), 1)
+    return first.in_(_spaces()) | last.in_(_spaces()) | (product == "")
+
+
+def _has_padded_product_ids(connection: Connection) -> bool:
+    """Whether a record holds a product id as a version before df24314 stored it (:func:`_padded_product_id`): a
+    read of every id, at the server's start (about 0.1 s at 200,000 records, SQLite scanning the product index)."""
+    return connection.scalar(sa.select(sa.literal(1)).where(_padded_product_id()).limit(1)) is not None
+
+
+def _strip_product_ids(connection: Connection, url: str) -> None:
+    """Store each product id as the API stores one since df24314, without the spaces around it, a blank one as no
+    id (:func:`~prodcat.catalog.schema.given_product_id`): a queue written before holds ids as sent (``" sku-1 "``),
+    where a correction supersedes the pending records of its product and ``GET /reviews?product_id=`` lists them by
+    the stored id, which the index on it finds (``url``: the database as logged).
+
+    One UPDATE of the records whose id stripping changes (SQL's ``trim`` of :func:`_spaces` is ``str.strip``): a queue
+    already stripped is left as it is, and ids that a server of an earlier version still writing stores after this
+    are stripped at the next start (until then ``train --feedback`` reads them stripped, :func:`_product_of`)."""
+    if connection.dialect.name == "postgresql":
+        # a server of an earlier version may be writing: its records written meanwhile are updated too, and its
+        # corrections, locking their product's records in id order, neither deadlock with the update (which fails
+        # one of the two) nor supersede by an id that changes under them; reads go on
+        connection.execute(sa.text(f"LOCK TABLE {_ITEMS} IN EXCLUSIVE MODE"))
+    product = _ReviewRow.__table__.c.source_product_id
+    trim = sa.func.btrim if connection.dialect.name == "postgresql" else sa.func.trim
+    stripped = sa.func.nullif(trim(product, "".join(_spaces())), "")
+    records = connection.execute(
+        sa.update(_ReviewRow.__table__).where(_padded_product_id()).values(source_product_id=stripped)
+    ).rowcount
+    if records:
+        log.warning(
+            "review store %s: %d records held their product id with spaces around it, as versions before this one "
+            "stored it: stored without them now, as the API stores an id",
+            url,
+            records,
+        )
 
 
 #: the records of the previous layout as far as they differ from this one: a copy of the photo in each
