@@ -367,8 +367,8 @@ def _prediction_routes(service: PredictionService, settings: ServeSettings, metr
         json_schema_extra={"maximum": most_words},
         description="distinct words explained, title first (each costs one model row); at most `max_explain_words`",
     )
-    # records nothing, and its photo is checked within the explanation, whose 504 is the guard's
-    explain_errors = {status: error for status, error in _ERRORS.items() if status not in (503, 504)}
+    # records nothing (no 503); its photo is checked as /predict's (504 image_check_timeout, image_not_checked)
+    explain_errors = {status: error for status, error in _ERRORS.items() if status != 503}
     explain_errors[422] = {
         **_ERRORS[422],
         "description": f"{_ERRORS[422]['description']}, `?max_words` over the server's `max_explain_words` "

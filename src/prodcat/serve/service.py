@@ -142,9 +142,13 @@ class PredictionService:
     ) -> ExplanationOut:
         """Word and pixel weights of one product's prediction (nothing is recorded in the review store)."""
 
+        # its photo checked as /predict's, within a share of the request's time: a photo slow to decode is 504
+        # image_check_timeout, not the request's 504 timeout once the explanation had waited for it
+        [checked] = await self._checked_photos([product]) if product.image_bytes is not None else [product]
+        if isinstance(checked, ApiError):
+            raise checked
+
         def run() -> tuple[Any, str | None]:
-            if product.image_bytes is not None:
-                check_image_content(product.image_bytes, self.settings)
             row = _frame_row(product, request_id)
             try:
                 explanation = explain(self.predictor, row, settings, top_k)
