@@ -999,6 +999,30 @@ def test_evaluate_and_cv_reports_list_the_photos_they_could_not_use(flipkart_bun
         assert f"photo {not_an_image} not used: not an image" in (report / "report.html").read_text()
 
 
+def test_train_lists_every_photo_when_none_of_them_decodes(flipkart_dir, tmp_path, caplog):
+    """With 40 photos of 280 not decoding, train listed all 40 in MODEL.issues.csv; with all of them not decoding,
+    the photo head was skipped and the model read no photo, so train listed none of them, wrote no issues file and
+    said only 'head image_effnet skipped'. Each is listed, and the console says how many, as when some decode."""
+    table = six_per_category(flipkart_dir)
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("not a photo")
+    table["image"] = str(not_an_image)
+    data = tmp_path / "products.csv"
+    table.to_csv(data, index=False)
+    config = str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
+    model = tmp_path / "model"
+    assert main(["train", str(data), "--config", config, "--level", "1", "--out", str(model)]) == 0
+    assert verify_bundle(model)["modalities"] == ["text"]
+    issues = pd.read_csv(tmp_path / "model.issues.csv")
+    assert issues["row"].tolist() == list(range(2, len(table) + 2))
+    assert issues["product_id"].tolist() == table["product_id"].tolist()
+    assert issues["message"].str.startswith(f"photo {not_an_image} not used: not an image").all()
+    listed = f"(all listed in {model}.issues.csv)"
+    assert f"{len(table)} photo(s) not used (their products were read without them) {listed}; first ones:" in (
+        caplog.messages
+    )
+
+
 def test_train_and_cv_list_every_input_issue_and_leave_out_products_with_nothing_readable(
     flipkart_dir, tmp_path, caplog
 ):

@@ -678,8 +678,8 @@ def _train_and_save(
     args: argparse.Namespace, config: Config, frame: pd.DataFrame, known: Lacking
 ) -> tuple[Path, pd.DataFrame | None] | None:
     """:func:`run_train`'s training on the labelled products ``frame`` and the bundle it writes: its path and, for a
-    model reading photos, the modalities it read of each training product (``product_id``, ``modalities_used``);
-    ``None``, said why, when no model was written."""
+    config reading photos (its model may read none: none decoded), the modalities it read of each training product
+    (``product_id``, ``modalities_used``); ``None``, said why, when no model was written."""
     from prodcat.evaluate.cv import cross_validation_obstacle
     from prodcat.models.classifier import ProductClassifier, TrainingRefused
 
@@ -741,8 +741,9 @@ def _train_and_save(
             file=sys.stderr,
         )
         return None
-    if "image" not in model.modalities_:  # no photo to have gone unused
+    if not _reads_photos(config):  # no photo to have gone unused
         return out, None
+    # a photo head skipped as none of its photos decodes leaves a model of no photo: each of them is listed still
     return out, pd.DataFrame(
         {"product_id": frame["product_id"], "modalities_used": _modalities_read(model.training_read_)}
     )
