@@ -77,18 +77,50 @@ def telling_explanations(predictor: Predictor, heldout: pd.DataFrame) -> list:
 
 def test_remove_words_keeps_the_rest() -> None:
     text = "Men's T-shirt for MEN, men's wear"
-    assert remove_words(text, {"men's"}) == " T-shirt for MEN,  wear"
-    assert remove_words(text, {"t-shirt", "men"}) == "Men's  for , men's wear"
+    assert remove_words(text, {"men"}) == "'s T-shirt for , 's wear"
+    assert remove_words(text, {"shirt", "for"}) == "Men's T-  MEN, men's wear"
 
 
 def test_words_with_combining_marks_are_weighed_whole() -> None:
     """A word is what the model's tokens are (letters, digits and combining marks): Hindi, Thai and vocalised Arabic
     words were cut at their marks, 'हिन्दी' weighed as 'ह', 'न' and 'द', and removing 'ह' handed the model 'िन्दी'."""
-    text = "हिन्दी किताब, นาฬิกา ข้อมือ: كِتَاب for men's t-shirts"
-    words = ["हिन्दी", "किताब", "นาฬิกา", "ข้อมือ", "كِتَاب", "for", "men's", "t-shirts"]
+    text = "हिन्दी किताब, นาฬิกา ข้อมือ: كِتَاب for t-shirts"
+    words = ["हिन्दी", "किताब", "นาฬิกา", "ข้อมือ", "كِتَاب", "for", "t", "shirts"]
     assert [word for *_, word in word_spans(text)] == words
     assert [text[start:end] for start, end, _ in word_spans(text)] == words
-    assert remove_words(text, {"हिन्दी", "นาฬิกา"}) == " किताब,  ข้อมือ: كِتَاب for men's t-shirts"
+    assert remove_words(text, {"हिन्दी", "นาฬิกา"}) == " किताब,  ข้อมือ: كِتَاب for t-shirts"
+
+
+class WatchWordModel:
+    """A text model reading words as the bag-of-words heads do (a hyphen or an apostrophe ends a word): P(Watches) is
+    0.1 + 0.4 x each 'watch' it reads, up to two (0.9)."""
+
+    def __init__(self) -> None:
+        self.labels = ["Other", "Watches"]
+        self.manifest = {"modalities": ["text"]}
+
+    def predict(self, frame: pd.DataFrame, top_k: int = 5) -> list[Prediction]:
+        answers = []
+        for title, description in zip(frame["title"], frame["description"], strict=True):
+            words = re.findall(r"\w\w+", f"{title} {description}".lower())
+            watches = 0.1 + 0.4 * min(words.count("watch"), 2)
+            ranked = sorted([("Watches", watches), ("Other", 1 - watches)], key=lambda answer: -answer[1])
+            top = [{"category": category, "probability": probability} for category, probability in ranked]
+            answers.append(Prediction("p", top[0]["category"], top[0]["probability"], "review", top, ["text"]))
+        return answers
+
+
+def test_a_word_is_removed_wherever_the_model_reads_it_inside_hyphenated_words_too() -> None:
+    """Explain cut 'wrist-watch' as one word where the model reads 'wrist' and 'watch': removing 'Watch' left the
+    'watch' of 'wrist-watch' in the text, and its weight understated it (models/demo: 0.9944 -> 0.9455 shown, 0.7267
+    with every 'watch' removed). A word is now each of the model's tokens, removed wherever it is; an elided or
+    added letter ("men's", "l'") is not weighed, the model's bag of words reading no word of one letter."""
+    product = {"product_id": "p", "title": "Analog Watch for Men", "description": "Analog wrist-watch for men's wear"}
+    explanation = explain(WatchWordModel(), product)
+    weights = {w.word: (round(w.weight, 4), w.occurrences) for w in explanation.words.words}
+    assert weights["Watch"] == (0.8, 2)  # 0.9 -> 0.1, both removed (one of them: 0.9 -> 0.5, 0.4)
+    assert set(weights) == {"Analog", "Watch", "for", "Men", "wrist", "wear"}  # no 's'
+    assert "wrist-watch" not in weights and weights["Men"][1] == 2
 
 
 def test_words_weighed_as_their_removal_from_the_text_given_moves_it(tmp_path: Path) -> None:

@@ -5,9 +5,11 @@ the real fused, calibrated model whatever its config (TF-IDF, sentence encoders,
 fusion). Each product costs ONE batched ``predict`` call holding the product as given and all its
 variants:
 
-- **words**: every distinct word (case-folded, all its occurrences in the title and the description
+- **words**: every distinct word (case-folded, as the model's tokens cut the text: "wrist-watch" is "wrist" and
+  "watch"; all its occurrences in the title and the description, inside hyphenated words too,
   removed together, since Flipkart descriptions repeat the title: removing one copy would hide
-  the word's weight) among the first ``max_words`` distinct words of the text, title first. A word's
+  the word's weight; a letter an apostrophe joins, "l'" or the "s" of "men's", not weighed) among the first
+  ``max_words`` distinct words of the text, title first. A word's
   weight is the drop of the predicted category's calibrated probability when it is removed from the text as the
   model reads it (cleaned, the drop measured from that cleaned text):
   positive = the word supports the category, negative = it pulls away from it;
@@ -48,7 +50,7 @@ from prodcat.evaluate.explain_settings import NEGLIGIBLE_DROP, ExplainSettings
 from prodcat.image.decode import ImageDecodeError, load_image
 from prodcat.image.ocr import text_read_from
 from prodcat.predict import Prediction, Predictor, nothing_read_reason
-from prodcat.text.clean import clean_text, word_characters
+from prodcat.text.clean import clean_text, word_pattern
 
 TEXT_FIELDS = ("title", "description")
 #: the heatmap's colours are full at its largest weight, but never at less than this one: noise is not painted
@@ -203,15 +205,27 @@ class Explanation:
 # ---------------------------------------------------------------------------------------------- words
 @cache
 def _word() -> re.Pattern[str]:
-    """A word: letters, digits and combining marks as the model's tokens have them (``\\w`` alone cut Hindi "हिन्दी"
-    into "ह", "न", "द"), with inner apostrophes or hyphens ("men's", "t-shirt")."""
-    letters = word_characters()
-    return re.compile(rf"{letters}+(?:['’-]{letters}+)*")
+    """A word as the model's tokens cut the text (:func:`~prodcat.text.clean.word_pattern`): letters, digits and
+    combining marks, "wrist-watch" two words, "wrist" and "watch", as the model reads them: weighed whole, removing
+    "watch" left the "watch" of "wrist-watch" in the text, and its weight understated what the model reads of it."""
+    return re.compile(word_pattern())
+
+
+#: the apostrophes that elide a letter ("l'eau", "d'or") or add one ("men's"), straight and typographic
+APOSTROPHES = "'’"
 
 
 def word_spans(text: str) -> list[tuple[int, int, str]]:
     """``(start, end, case-folded word)`` of every word of ``text``, in order."""
     return [(m.start(), m.end(), m.group().casefold()) for m in _word().finditer(text)]
+
+
+def _elision(text: str, start: int, end: int) -> bool:
+    """Whether the word ``text[start:end]`` is a letter an apostrophe joins to a word ("l'" of "l'eau", the "s" of
+    "men's"): the model's bag of words drops it (a word of two characters at least), and it is not weighed."""
+    if end - start != 1 or not text[start].isalpha():
+        return False
+    return (end < len(text) and text[end] in APOSTROPHES) or (start > 0 and text[start - 1] in APOSTROPHES)
 
 
 def remove_words(text: str, words: set[str]) -> str:
@@ -226,11 +240,14 @@ def remove_words(text: str, words: set[str]) -> str:
 
 
 def _distinct_words(title: str, description: str) -> tuple[list[str], dict[str, int], dict[str, str]]:
-    """Distinct case-folded words in reading order, their counts and their first spelling."""
+    """Distinct case-folded words in reading order (elided letters left out, :func:`_elision`), their counts and their
+    first spelling."""
     counts: dict[str, int] = {}
     spelling: dict[str, str] = {}
     for text in (title, description):
         for start, end, word in word_spans(text):
+            if _elision(text, start, end):
+                continue
             counts[word] = counts.get(word, 0) + 1
             spelling.setdefault(word, text[start:end])
     return list(counts), counts, spelling
