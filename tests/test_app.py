@@ -2015,6 +2015,52 @@ def test_categories_in_the_explanation_are_shown_as_written_not_as_markdown(tiny
     assert metrics_of(test)["category"] == "Watches \\*new\\*"
 
 
+def test_the_explanation_says_when_its_words_or_squares_are_negligible(tiny_training, monkeypatch):
+    """prodcat explain's report and the API (its `negligible`, `largest_drop`) say when no word or square moves the
+    probability by 0.01, their weights then ranking noise; the Predict page showed the same tiny weights, and a faint
+    heatmap, as if they were what made the model choose. It says it now, in the report's words."""
+    from prodcat.evaluate import explain as explaining
+
+    faint = [True]  # the explanation of the model, its weights shrunk a thousandfold while this holds
+
+    def explained(*args, **kwargs):
+        explanation = real_explain(*args, **kwargs)
+        if not faint[0]:
+            return explanation
+        words = explanation.words
+        pixels = explaining.PixelExplanation(
+            heatmap=np.full((4, 4), 0.002),
+            reference_probability=0.9,
+            largest_drop=0.004,
+            largest_change=0.004,
+            photo=Image.new("RGB", (64, 64), "white"),
+        )
+        shrunk = [dataclasses.replace(w, weight=w.weight / 1000) for w in words.words]
+        return dataclasses.replace(explanation, words=dataclasses.replace(words, words=shrunk), pixels=pixels)
+
+    real_explain = explaining.explain
+    monkeypatch.setattr(explaining, "explain", explained)
+    test = go_to(start_app(monkeypatch, str(tiny_training.bundle)), "Predict")
+    test.text_input(key="predict_title").input("ceramic coffee mug 3")
+    test.checkbox(key="predict_explain").check()
+    test.button[0].click().run()
+    assert not test.exception, [e.value for e in test.exception]
+    captions = [c.value for c in test.main.caption]
+    assert "Word weights negligible: removing any one word moves the probability by less than 0.01." in captions
+    assert (
+        "Probability on the photo as decoded: 0.900; hiding one square lowers it by at most 0.0040: negligible "
+        "(no square moves it by 0.01), the photo's regions hardly matter here." in captions
+    ), captions
+    # the model's own weights: 'mug' alone tells Kitchen here, no such note
+    faint[0] = False
+    test.text_input(key="predict_title").input("mug numbered 3")
+    test.button[0].click().run()
+    assert not test.exception, [e.value for e in test.exception]
+    weights = next(d.value for d in test.dataframe if "word" in d.value.columns)
+    assert weights.set_index("word").at["mug", "weight"] >= 0.01
+    assert not [c.value for c in test.main.caption if c.value.startswith("Word weights")]
+
+
 def test_a_metric_too_long_for_its_column_wraps_rather_than_being_cut(tiny_training, monkeypatch):
     """Streamlit cuts a metric's value to one line: the category predicted by a model of Rakuten's full paths read
     'Video Games & C…' at the head of the Predict page (seen in Chromium; the bars below name it in full). Every page

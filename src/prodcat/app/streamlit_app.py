@@ -25,6 +25,7 @@ from prodcat.bundle import model_level as bundle_level  # `model_level` names th
 from prodcat.catalog.loaders import CatalogFormatError, issues_of_the_run
 from prodcat.catalog.schema import RowIssue, depth, is_readable
 from prodcat.evaluate.explain import Explanation, explain
+from prodcat.evaluate.explain_command import pixel_note, words_note
 from prodcat.evaluate.report import reliability_figure
 from prodcat.figures import figure_png
 from prodcat.formatting import count_text
@@ -447,10 +448,16 @@ def explanation_section(explanation: Explanation) -> None:
             key="word_weights",
             column_config=headers,
         )
+        # what prodcat explain's report and the API (its `negligible`) say of them: tiny weights rank noise
+        if note := words_note(explanation.words):
+            words.caption(f"Word weights {note}.")
     if explanation.pixels is None:
         photo.info(f"No heatmap: {explanation.pixels_skipped}")
     else:
-        photo.image(explanation.pixels.overlay(), caption="red: supports the category; blue: pulls away")
+        pixels = explanation.pixels
+        photo.image(pixels.overlay(), caption="red: supports the category; blue: pulls away")
+        # as the report says it (the API's largest_drop and negligible): a faint heatmap of noise is not read as a map
+        photo.caption(f"Probability on the photo as decoded: {pixels.reference_probability:.3f}; {pixel_note(pixels)}.")
 
 
 def _remember_upload() -> None:
