@@ -1491,6 +1491,27 @@ def test_a_config_field_assigned_in_python_is_validated_as_one_given_when_built(
     assert config == Config(level=None, seed=3)
 
 
+def test_a_field_assigned_in_a_part_of_the_config_is_checked_against_the_whole_config_at_fit() -> None:
+    """A head's field is validated by the head alone when assigned: ``config.heads[1].name`` given the first head's
+    name, the second head was fitted in the first one's place (one head of two, without a word), and a head left
+    without features failed with an IndexError. ``fit`` checks the whole config, as when it is built, and the model
+    fitted before is left as it was."""
+    from prodcat.config import ConfigError
+
+    frame = _catalogue(list("abc") * 10)
+    model = ProductClassifier(_text_and_photo_config(modalities=["text"])).fit(frame)
+    before = model.predict_proba(frame)
+    for change, said in [
+        (lambda config: setattr(config.heads[1], "name", "words"), "head names must differ"),
+        (lambda config: setattr(config.heads[0], "features", []), "every head needs at least one of `features`"),
+    ]:
+        config = _text_and_photo_config(modalities=["text"])
+        change(config)
+        with pytest.raises(ConfigError, match=rf"^config: heads: .*{said}"):
+            model.set_params(config=config).fit(frame)
+    np.testing.assert_array_equal(model.predict_proba(frame), before)
+
+
 def test_an_unknown_field_of_a_config_built_in_python_names_the_field_it_may_be_a_misspelling_of() -> None:
     """``Config(fusoin="late")`` said pydantic's 'Extra inputs are not permitted' alone, where a config file says
     'fusoin: unknown field; did you mean fusion?'; so did a misspelt field of a head given to ``set_params``."""

@@ -395,8 +395,8 @@ DEFAULT_LEVEL = {
 
 
 class ConfigError(ValueError):
-    """A config file that cannot be read as a :class:`Config`, or a config whose extractors are wrong
-    (:func:`check_extractors`); the message names the file (or ``config``) and each wrong field."""
+    """A config file that cannot be read as a :class:`Config`, or a config built in Python that would not be
+    (:func:`checked_config`); the message names the file (or ``config``) and each wrong field."""
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -485,12 +485,7 @@ def load_config_and_folds(path: str | Path) -> tuple[Config, int | None]:
             f"{path}: records no config ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}: no config's "
             "fields): give a bundle's manifest.json, a cv or evaluate report's metrics.json, or a YAML or TOML config"
         )
-    try:
-        config = Config.model_validate(data or {})
-    except ValidationError as error:
-        problems = [(error["loc"], _config_error_text(error)) for error in error.errors()]
-    else:
-        problems = extractor_problems(config)
+    config, problems = _config_and_problems(data or {})
     if problems:
         # TOML's reader keeps no positions: its fields are named without their line
         line_of = (lambda loc: None) if suffix == ".toml" else _yaml_lines(text)
@@ -498,17 +493,29 @@ def load_config_and_folds(path: str | Path) -> tuple[Config, int | None]:
     return config, len(folds) if isinstance(folds, list) and folds else None
 
 
-def check_extractors(config: Config) -> Config:
-    """``config``, once :func:`extractor_problems` finds nothing wrong with it; else :class:`ConfigError` naming each
-    wrong field by its path (``config: heads.1.features.0.name: ...``), as :func:`load_config` does for a file.
+def checked_config(config: Config) -> Config:
+    """``config``, once it passes every check a config file passes when read (:func:`load_config`); else
+    :class:`ConfigError` naming each wrong field by its path (``config: heads.1.features.0.name: ...``).
 
     A config built in Python (``Config(heads=[...])``, ``set_params(config__heads=...)``) is not read from a file:
     a photo head given ``tfidf``, or ``max_chars: -5``, was trained without a word (a model of the products' text
     called a photo head; the end cut off every text), and an unknown extractor or parameter failed once the heads
-    before it were fitted (a TypeError for a parameter)."""
-    if problems := extractor_problems(config):
+    before it were fitted (a TypeError for a parameter). Its fields are validated when built or assigned, but a
+    field of one of its parts (``config.heads[1].name = "text_tfidf"``) is checked by that part alone: a second head
+    of one name was fitted in the first one's place, a head with no features failed with an IndexError."""
+    if problems := _config_and_problems(config.model_dump())[1]:
         raise ConfigError(f"config: {_problems_text(problems)}")
     return config
+
+
+def _config_and_problems(data: Any) -> tuple[Config | None, list[tuple[tuple[str | int, ...], str]]]:
+    """The config of the fields ``data``, and what is wrong with it, each ``(field path, what)``: its fields
+    (``None`` then for the config), else its extractors (:func:`extractor_problems`)."""
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as error:
+        return None, [(error["loc"], _config_error_text(error)) for error in error.errors()]
+    return config, extractor_problems(config)
 
 
 def _problems_text(

@@ -47,7 +47,7 @@ from prodcat.catalog.schema import (
     product_text,
     strings_or_empty,
 )
-from prodcat.config import Config, HeadConfig, check_extractors
+from prodcat.config import Config, HeadConfig, checked_config
 from prodcat.features.base import NothingToLearn, extractor_parameters
 from prodcat.models.calibration import make_calibrator
 from prodcat.models.decision import DecisionPolicy
@@ -259,9 +259,9 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         """Learn from the products of ``frame`` (see the class); the target is ``y`` (``(n,)``) when given, else the
         frame's ``category`` paths cut at ``config.level``. Labels are read as text (see :func:`as_labels`).
 
-        The config's extractors are checked first, as a config file's are when it is read
-        (:func:`~prodcat.config.check_extractors`: a :class:`~prodcat.config.ConfigError`, a ``ValueError``)."""
-        config = check_extractors(self.config or Config())
+        The config is checked first, whole, as a config file is when it is read
+        (:func:`~prodcat.config.checked_config`: a :class:`~prodcat.config.ConfigError`, a ``ValueError``)."""
+        config = checked_config(self.config or Config())
         frame = product_frame(frame)
         y = self._labels(frame, y, config)
         check_consistent_length(frame, y)
