@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import pandas as pd
 
 from prodcat.bundle import data_fingerprint, modalities_read_by_bundle, read_training_products
 from prodcat.catalog.loaders import LINE_NAMED
-from prodcat.catalog.schema import is_missing, modality_mask, strings_or_empty
+from prodcat.catalog.schema import canonical_path, is_missing, modality_mask, strings_or_empty
 from prodcat.config import MODALITIES
 from prodcat.formatting import count_text, counted, first_few
 
@@ -250,11 +251,38 @@ def unknown_categories_warning(truth: Sequence[object], labels: Sequence[str]) -
     if unknown.empty:
         return None
     named = first_few([f"{name!r} ({count_text(count)})" for name, count in unknown.items()], 5)
-    return (
+    warning = (
         f"{count_text(unknown.sum())} of {count_text(len(truth))} labelled products have a category the model does "
-        f"not know ({counted(len(unknown), 'category', 'categories')}: {named}): they can "
-        "only be counted wrong. Is the catalogue, or its category level, the model's?"
+        f"not know ({counted(len(unknown), 'category', 'categories')}: {named}): they can only be counted wrong."
     )
+    # not matched here: a label the model never learnt is counted as it is given, and said so, never remapped
+    spelt_otherwise = _model_spellings(unknown.index, labels)
+    if spelt_otherwise:
+        matches = first_few([f"{given!r} is the model's {label!r}" for given, label in spelt_otherwise.items()], 5)
+        them = "it" if len(spelt_otherwise) == 1 else "them"
+        warning += (
+            f" Of these, {matches} but for case, spacing or Unicode form: spell {them} in the file as the model does "
+            "and evaluate again to have their products counted."
+        )
+    if len(spelt_otherwise) < len(unknown):
+        warning += " Is the catalogue, or its category level, the model's?"
+    return warning
+
+
+def _model_spellings(unknown: Sequence[str] | pd.Index, labels: Sequence[str]) -> dict[str, str]:
+    """Of the ``unknown`` categories, those that are one of the model's ``labels`` compared without case, spacing
+    or Unicode form ('watches' and 'Watches', 'Watches >  Wrist' and 'Watches > Wrist'): the model's label, by
+    category (one only: a category matching several labels, told apart by case alone, is left out)."""
+    by_key: dict[str, list[str]] = {}
+    for label in labels:
+        by_key.setdefault(_loose(label), []).append(label)
+    found = {name: by_key.get(_loose(name), []) for name in unknown}
+    return {name: matches[0] for name, matches in found.items() if len(matches) == 1}
+
+
+def _loose(category: str) -> str:
+    """``category`` compared without case, spacing or Unicode form (compatibility characters: a full-width 'Ｗ')."""
+    return canonical_path(unicodedata.normalize("NFKC", category)).casefold()
 
 
 def small_evaluation_warning(n: int) -> str | None:
