@@ -51,7 +51,7 @@ from prodcat.review.store import NewReview, ReviewStore, load_corrections
 from prodcat.serve import inputs, service
 from prodcat.serve.app import create_app
 from prodcat.serve.inputs import ApiError, ProductRequest, batch_items_from_form, batch_items_from_json
-from prodcat.serve.schemas import MAX_SPECIFICATIONS
+from prodcat.serve.schemas import MAX_PRODUCT_ID_CHARS, MAX_SPECIFICATIONS
 from prodcat.serve.settings import ServeSettings
 
 API_KEY = "inputs-test-key"
@@ -1511,6 +1511,49 @@ def test_a_padded_product_id_is_answered_as_prodcat_predict_reads_it(
     repeated = client.post("/predict-batch", json=[{"title": "mug", "product_id": "sku-1"}, padded[0]])
     assert (repeated.status_code, repeated.json()["error"]) == (422, "duplicate_product_id"), repeated.text
     assert "'sku-1' (items 0, 1)" in repeated.json()["detail"]
+
+
+def test_a_product_ids_length_is_the_stripped_ids_however_it_is_sent(
+    client: TestClient, jpeg_bytes: Callable[..., bytes]
+) -> None:
+    """The JSON schema's limit counted the spaces around a product_id, which the API strips (df24314): the longest
+    id and a space was refused 422 as JSON (a /predict body, a batch item, the GET /reviews filter) but served as
+    multipart, whose length was checked once stripped. One rule now: the stripped id's length."""
+    longest, keyed = "x" * MAX_PRODUCT_ID_CHARS, {"X-API-Key": API_KEY}
+    photo = {"image": ("a.jpg", jpeg_bytes(), "image/jpeg")}
+    answers = [
+        client.post("/predict", json={"title": "mug", "product_id": longest + " "}),
+        client.post("/predict", data={"title": "mug", "product_id": " " + longest}, files=photo),
+    ]
+    batch = client.post("/predict-batch", json=[{"title": "mug", "product_id": f"\t{longest} "}])
+    assert [answer.status_code for answer in (*answers, batch)] == [200, 200, 200], batch.text
+    echoed = [answer.json()["product_id"] for answer in answers]
+    assert [*echoed, batch.json()["results"][0]["prediction"]["product_id"]] == [longest] * 3
+    listed = client.get("/reviews", params={"product_id": longest + " "}, headers=keyed)
+    assert (listed.status_code, listed.json()["total"]) == (200, 3), listed.text
+    # a character more is refused however it is sent
+    over = " " + longest + "x "
+    refused = [
+        client.post("/predict", json={"title": "mug", "product_id": over}),
+        client.post("/predict", data={"title": "mug", "product_id": over}, files=photo),
+        client.get("/reviews", params={"product_id": over}, headers=keyed),
+    ]
+    assert [answer.status_code for answer in refused] == [422, 422, 422]
+    item = client.post("/predict-batch", json=[{"title": "mug", "product_id": over}]).json()["results"][0]
+    assert item["error"]["status"] == 422
+
+
+def test_a_blank_product_id_filter_is_refused_not_answered_with_no_records(client: TestClient) -> None:
+    """GET /reviews?product_id=%20 read the filter stripped, "", and answered that no record has it (total 0), though
+    a blank id is no product's (1da2ae4: a prediction sent with one is stored without an id). It is refused 422,
+    saying to leave product_id out to list every product's records."""
+    keyed = {"X-API-Key": API_KEY}
+    unnamed = client.post("/predict", json={"title": "mug", "product_id": " "}).json()["review_id"]
+    for blank in ("", " ", "\t\u00a0"):
+        refused = client.get("/reviews", params={"product_id": blank}, headers=keyed)
+        assert (refused.status_code, refused.json().get("error")) == (422, "invalid_request"), repr(blank)
+        assert "leave product_id out to list every product's records" in refused.json()["detail"]
+    assert [item["id"] for item in client.get("/reviews", headers=keyed).json()["items"]] == [unnamed]
 
 
 def test_invented_http_methods_share_one_metrics_label(client: TestClient) -> None:

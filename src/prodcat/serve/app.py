@@ -76,6 +76,7 @@ from prodcat.serve.schemas import (
     BatchProductIn,
     ErrorOut,
     ExplanationOut,
+    GivenProductId,
     HealthOut,
     ModelOut,
     PredictionOut,
@@ -524,18 +525,23 @@ def _review_routes(
             ),
         ] = PENDING,
         product_id: Annotated[
-            str | None,
+            GivenProductId,
             Query(
                 max_length=MAX_PRODUCT_ID_CHARS,
                 description="only the records of the product the prediction requests gave this `product_id` "
-                "(without the spaces around it, as it is stored)",
+                "(without the spaces around it, as it is stored; a blank one, no product's id, is refused)",
             ),
         ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     ) -> ReviewListOut:
+        if product_id == "":  # stripped: a blank id is no id, the records of no product
+            detail = (
+                "product_id is blank (empty or spaces alone), which is no product's id (a prediction sent with one is "
+                "stored without an id): give a product's id, or leave product_id out to list every product's records"
+            )
+            raise ApiError(422, "invalid_request", detail)
         if product_id is not None:  # as a product_id sent to /predict: PostgreSQL fails a query holding a NUL
-            product_id = product_id.strip()
             check_storable("product_id", product_id)
 
         def page() -> tuple[list[ReviewItem | UnreadableRecord], int]:

@@ -43,6 +43,16 @@ def _refuse_blank(value: Any) -> Any:
 #: text that must hold something other than spaces
 NotBlank = Annotated[str, BeforeValidator(_refuse_blank)]
 
+
+def _without_spaces_around(value: Any) -> Any:
+    """A ``product_id`` as the API reads one, without the spaces around it (``str.strip``, the rule of
+    :func:`prodcat.catalog.schema.given_product_id`), before its length is checked: the id stored is what counts."""
+    return value.strip() if isinstance(value, str) else value
+
+
+#: a ``product_id`` given to the API, read without the spaces around it (give its longest with ``max_length``)
+GivenProductId = Annotated[str | None, BeforeValidator(_without_spaces_around)]
+
 #: Unicode general categories of what breaks or controls a line: controls (line break, tab, escape, DEL...) and the
 #: line and paragraph separators (U+2028, U+2029)
 _LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})
@@ -148,11 +158,12 @@ class ProductIn(BaseModel):
         "Flipkart loader reads its specification table (an empty key gives the value alone, a null value is "
         "left out); counted in the description's length limit",
     )
-    product_id: str | None = Field(
+    product_id: GivenProductId = Field(
         None,
         max_length=MAX_PRODUCT_ID_CHARS,
         description="the caller's id, echoed back and stored without the spaces around it, as `prodcat predict` "
-        "reads a catalogue's ids; an empty or blank one is no id (answered and stored as null)",
+        "reads a catalogue's ids (its length is the stripped id's); an empty or blank one is no id (answered and "
+        "stored as null)",
     )
 
 
