@@ -28,7 +28,7 @@ import pandas as pd
 
 from prodcat.config import MODALITIES, Modality
 from prodcat.formatting import counted
-from prodcat.text.clean import clean_texts
+from prodcat.text.clean import clean_texts, without_invisible
 
 COLUMNS = ("product_id", "title", "description", "image", "category")
 #: separator of the levels of a category path
@@ -159,14 +159,21 @@ def category_at_level(categories: pd.Series | list[str], level: int | None) -> n
 
 def model_truth(categories: pd.Series | list[str], level: int | None, labels: Sequence[str]) -> np.ndarray:
     """The true labels of ``categories`` for a model of ``labels`` predicting ``level``: cut there in their
-    canonical spelling (:func:`category_at_level`), each spelt as the model's label it is, composed: a model trained
-    before labels were composed may hold 'é' as 'e' and a combining accent, and predicts it so."""
+    canonical spelling (:func:`category_at_level`), each spelt as the model's label it is as read now. A model trained
+    before labels were composed may hold 'é' as 'e' and a combining accent, one trained before the loaders removed
+    invisible characters 'Watches' after a zero-width space, and predicts them so."""
     truth = category_at_level(categories, level)
-    decomposed = {unicodedata.normalize("NFC", label): label for label in labels}
-    decomposed = {composed: label for composed, label in decomposed.items() if composed != label}
-    if not decomposed:
+    as_read_now = {_label_as_read_now(label): label for label in labels}
+    spelt_otherwise = {read: label for read, label in as_read_now.items() if read and read != label}
+    if not spelt_otherwise:
         return truth
-    return np.asarray([decomposed.get(label, label) for label in truth], dtype=object)
+    return np.asarray([spelt_otherwise.get(label, label) for label in truth], dtype=object)
+
+
+def _label_as_read_now(label: str) -> str:
+    """A model's ``label`` as a catalogue holding it trains now: without invisible characters (the loaders remove
+    them), levels left empty dropped, in canonical spelling (composed, NFC)."""
+    return SEP.join(level for level in canonical_levels(without_invisible(label)) if level)
 
 
 def depth(categories: pd.Series | list[str]) -> int:
