@@ -479,6 +479,23 @@ def test_ids_with_spaces_a_server_of_an_earlier_version_is_still_writing_are_str
         earlier.close()
 
 
+def test_the_check_for_ids_to_strip_is_not_bounded_by_the_statement_timeout(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's start reads every product id for spaces to strip; under the statement timeout the API gives its
+    store (its request timeout and a second) a large queue failed the start. It runs unbounded, as the migrations do
+    (the check made to take 0.5 s against a 0.1 s timeout)."""
+    ReviewStore(postgres_url).close()
+    check = store_module._has_padded_product_ids
+
+    def slow_check(connection: sa.Connection) -> bool:
+        connection.execute(sa.text("SELECT pg_sleep(0.5)"))
+        return check(connection)
+
+    monkeypatch.setattr(store_module, "_has_padded_product_ids", slow_check)
+    ReviewStore(postgres_url, statement_timeout_s=0.1).close()
+
+
 def test_a_correction_supersedes_the_pending_records_of_its_product_and_they_are_found_by_its_id(
     store: ReviewStore, tmp_path: Path
 ) -> None:

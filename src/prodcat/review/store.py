@@ -374,8 +374,9 @@ class ReviewStore:
     statement_timeout_s:
         PostgreSQL: a statement still running after it, or waiting that long for a lock, is cancelled by the
         server (the API passes its ``request_timeout_s`` and a second: a call its request gave up on does not hold
-        a thread and a connection for good). Creating or migrating the tables is not bounded. SQLite waits at most 10 s
-        for its write lock whatever this says. ``None``: no limit.
+        a thread and a connection for good). Creating or migrating the tables, and the check of the product ids
+        at the start, is not bounded. SQLite waits at most 10 s for its write lock whatever this says. ``None``: no
+        limit.
     connect_timeout_s, network_timeout_s:
         PostgreSQL: the longest a connection may take to open, and the longest the server may stay silent on an
         open one (TCP keepalives, ``tcp_user_timeout``) before the connection is dropped and its call fails, so
@@ -834,7 +835,10 @@ def _create_or_migrate(engine: Engine, url: str) -> None:
     that servers starting together neither race to create tables nor migrate twice. A database
     already in this layout, its ids stripped, is only read.
     """
-    with engine.connect() as connection:
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # the check reads every product id: not bounded by the requests' statement timeout either
+            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
         if _layout(connection) == "current" and not _has_padded_product_ids(connection):
             return
     with engine.begin() as connection:
