@@ -853,7 +853,7 @@ def test_agreement_on_products_the_model_was_trained_on_is_said_to_be_in_sample(
     trained = catalogue_csv(tiny_training.trained, tmp_path / "trained.csv")
     more = catalogue_csv(pd.concat([tiny_training.trained, tiny_training.unseen]), tmp_path / "more.csv")
     for bundle, catalogue, size, found, opening in (
-        (tiny_training.bundle, more, 48, InTraining(36, 48), "36 of 48 scored products (75.0%) were in the model's"),
+        (tiny_training.bundle, more, 48, InTraining(36, 48), "36 of 48 products evaluated (75.0%) were in the model's"),
         (tiny_training.bundle, trained, 10, InTraining(10, 10), "These are the very products the model was trained on"),
         (tiny_old_bundle, trained, 10, InTraining(10, 10), "These are the very products the model was trained on"),
         (tiny_old_bundle, more, 48, InTraining(0, 48), "The model's bundle does not record which products it was"),
@@ -884,7 +884,7 @@ def test_products_trained_on_are_counted_among_the_products_scored_as_the_agreem
     test.text_input(key="predictions_path").input(str(csv)).run()
     assert metrics_of(test)["agree with the given category"] == "100.0%"
     assert warnings_shown(test) == [views.as_written(caveat) for caveat in views.in_training_caveats(InTraining(3, 4))]
-    assert warnings_shown(test)[0].startswith("3 of 4 scored products (75.0%) were in the model's training data")
+    assert warnings_shown(test)[0].startswith("3 of 4 products evaluated (75.0%) were in the model's training data")
     csv.write_text(header + unscored)  # none scored: no agreement, nothing to say of it
     test.run()
     assert metrics_of(test)["agree with the given category"] == "–" and not warnings_shown(test)

@@ -937,7 +937,7 @@ def test_predict_and_evaluate_commands(flipkart_bundle, flipkart_dir, tmp_path, 
     assert all(f"<tr><td>{html.escape(name)}</td>" in per_class for name in metrics["per_class"])
     # the bundle was trained on a sample of 300 of these 900 products, each recognised: said, and nothing else
     in_training = InTraining(300, 900).warning
-    assert metrics["warnings"] == [in_training] and in_training.startswith("300 of 900 scored products (33.3%)")
+    assert metrics["warnings"] == [in_training] and in_training.startswith("300 of 900 products evaluated (33.3%)")
     assert [line for line in capsys.readouterr().out.splitlines() if "warning" in line] == [f"warning: {in_training}"]
     # which ones, and the figures on the 600 others, those a user can trust
     written = pd.read_csv(report / "predictions.csv")
@@ -2682,7 +2682,7 @@ def test_evaluate_recognises_the_training_products_one_by_one(tiny_training, tin
     everything = pd.concat([trained, new], ignore_index=True)
     in_sample = InTraining(1, 1).warning
     assert in_sample.startswith("these are the very products the model was trained on") and "prodcat cv" in in_sample
-    partly = "36 of 48 scored products (75.0%) were in the model's training data: figures on them are in-sample"
+    partly = "36 of 48 products evaluated (75.0%) were in the model's training data: figures on them are in-sample"
     old = tiny_old_bundle
     for model, products, name, count, warning in (
         (bundle, trained, "same", 36, in_sample),
@@ -3098,7 +3098,7 @@ def test_the_honest_figures_on_few_unseen_products_are_warned_of():
     interval of 1.0000-1.0000 and no word that 5 products say little: the warning of fewer than 30 products
     looked at the 40 scored only."""
     few = InTraining(35, 40).warning
-    assert few.startswith("35 of 40 scored products (87.5%) were in the model's training data")
+    assert few.startswith("35 of 40 products evaluated (87.5%) were in the model's training data")
     assert "only 5 were not, too few for figures on them alone to be relied on" in few and "at least 30" in few
     assert "only 1 was not" in InTraining(39, 40).warning
     assert "too few" not in InTraining(300, 900).warning and "too few" not in InTraining(10, 40).warning

@@ -37,7 +37,7 @@ def test_a_count_and_its_noun_agree() -> None:
 
 def test_the_warnings_on_labelled_products_the_cli_and_the_app_share_write_counts_as_the_app_does() -> None:
     """evaluate's and the app's caveats wrote '1234 of 12345 scored products' where the app writes '12,345'."""
-    assert InTraining(1_234, 12_345).warning.startswith("1,234 of 12,345 scored products (10.0%) were in the model's")
+    assert InTraining(1_234, 12_345).warning.startswith("1,234 of 12,345 products evaluated (10.0%) were in the")
     assert "whether any of these 12,345 products" in InTraining.of(None, 12_345).unchecked
     truth = ["Shoes"] * 1_500 + ["Mugs"] * 600
     assert unknown_categories_warning(truth, ["Mugs"]).startswith(

@@ -337,7 +337,7 @@ def test_robustness_counts_the_scored_products_the_model_was_trained_on(
     trained = tmp_path / "trained.csv"
     tiny_training.trained.to_csv(trained, index=False)
     in_sample = re.escape("warning: these are the very products the model was trained on: every figure is in-sample")
-    partly = r"warning: {} of {} scored products \({}%\) were in the model's training data: figures on them are"
+    partly = r"warning: {} of {} products evaluated \({}%\) were in the model's training data: figures on them are"
     for bundle, data, sample, said in (
         (tiny_training.bundle, more, None, partly.format(36, 48, r"75\.0")),
         (tiny_training.bundle, more, 24, partly.format(r"[1-9]\d*", 24, r"[\d.]+")),  # of the 24 drawn, not 36

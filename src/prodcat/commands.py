@@ -54,7 +54,6 @@ from prodcat.evaluate.labelled import (
 )
 from prodcat.evaluate.metrics import (
     HEADLINE_METRICS,
-    UNSCORED,
     accepted_metrics,
     evaluate_predictions,
     headline_by_modalities,
@@ -968,9 +967,7 @@ def _evaluate(
     modalities_used = [used.split(",") if used else () for used in table["modalities_used"].fillna("")]
     metrics["by_modalities"] = headline_by_modalities(truth, predicted, modalities_used)
     in_training = products_in_training(frame, predictor.manifest, args.model)
-    # the caveat counts the products scored, those with a prediction (as the app's beside its agreement)
-    scored = in_training.among(table["category"].fillna(UNSCORED).to_numpy(dtype=str) != UNSCORED)
-    metrics["warnings"] = labelled_warnings(scored, truth, predictor.labels)
+    metrics["warnings"] = labelled_warnings(in_training, truth, predictor.labels)
     unread = int((table["modalities_used"].fillna("") == "").sum())  # a photo that did not decode counts too
     if unread:
         consequence = "they get no category and count as wrong"

@@ -157,12 +157,6 @@ class InTraining:
         """From a membership ``mask`` (``None``: unknown, counted as none)."""
         return cls(0 if mask is None else int(mask.sum()), scored, mask)
 
-    def among(self, scored: np.ndarray) -> InTraining:
-        """Counted among the products actually ``scored`` (``(n,)`` bool over the products of ``mask``): a product
-        the model could not read (no text, an undecoded photo) has no prediction to be in-sample, so the caveat
-        counts those the figures compare, as the app's does (:func:`prodcat.app.views.compared_rows`)."""
-        return InTraining.of(None if self.mask is None else self.mask[scored], int(scored.sum()))
-
     @property
     def warning(self) -> str | None:
         """``None`` when none was; the in-sample caveat when all or some were."""
@@ -182,10 +176,10 @@ class InTraining:
             else ""
         )
         return (
-            f"{count_text(self.count)} of {count_text(self.scored)} scored products ({self.count / self.scored:.1%}) "
-            "were in the model's training data: figures on them are in-sample (near perfect by construction) and "
-            "raise the overall figures. For an honest estimate score only products the model was not trained on, or "
-            f"run `prodcat cv` on this catalogue{few}"
+            f"{count_text(self.count)} of {count_text(self.scored)} products evaluated "
+            f"({self.count / self.scored:.1%}) were in the model's training data: figures on them are in-sample (near "
+            "perfect by construction) and raise the overall figures. For an honest estimate score only products the "
+            f"model was not trained on, or run `prodcat cv` on this catalogue{few}"
         )
 
     @property
