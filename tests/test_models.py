@@ -1105,6 +1105,21 @@ def test_a_head_that_reads_no_product_is_skipped_saying_so(caplog: pytest.LogCap
     assert said in caplog.text and "are of none" not in caplog.text
 
 
+def test_cross_validation_says_once_that_a_head_reads_no_product_in_any_fold(caplog: pytest.LogCaptureFixture) -> None:
+    """cv and audit --labels said 'head photo skipped: it reads none of the 50 products...' once per fold (5 times,
+    the count differing between folds). They say it once, after the folds, with the range of the folds' counts."""
+    from prodcat.evaluate.cv import cross_validate
+
+    photo = HeadConfig(name="photo", modality="image", features=[FeatureSpec(name="test_undecodable_photo")])
+    config = _text_and_photo_config()
+    config = config.model_copy(update={"heads": [config.heads[0], photo]})
+    with caplog.at_level("WARNING"):
+        cross_validate(_catalogue(list("abc") * 21), config, folds=5, progress=False)
+    said = [message for message in caplog.messages if message.startswith("head photo skipped")]
+    reason = "it reads none of the 50-51 products it was given (photos that do not decode are not read)"
+    assert said == [f"head photo skipped in every fold: {reason}"]
+
+
 def test_an_inner_fold_holding_a_single_category_does_not_crash() -> None:
     """Photos in every product of a and in one of b: an inner fold's training part of the photo head
     holds only a. That fold predicts a for everything, and the head is kept."""

@@ -7,6 +7,7 @@ out-of-fold predictions are then scored like any other prediction set.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 from collections.abc import Collection
@@ -22,9 +23,11 @@ from prodcat.config import MODALITIES, Config, HeadConfig
 from prodcat.evaluate.metrics import HEADLINE_METRICS, evaluate_predictions, headline, headline_by_modalities
 from prodcat.features.base import make_extractor
 from prodcat.formatting import count_text
-from prodcat.models.classifier import ProductClassifier, TrainingRefused, as_labels
+from prodcat.models.classifier import COUNT, ProductClassifier, TrainingRefused, as_labels, head_skips_collected
 from prodcat.models.decision import DecisionPolicy
 from prodcat.models.heads import align_proba, stratified_folds
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -319,13 +322,17 @@ def cross_validate(
     used: list[list[str]] = [[] for _ in range(len(y))]
     ids = frame["product_id"].to_numpy()
     result = CVResult(classes, y, proba, fold_of, decision, used, ids, threshold, config.target_precision)
+    skips: dict[tuple[str, str], dict[int, int | None]] = {}  # the folds skipping a head, and its count, by reason
     for k in tqdm(run, desc="cv folds", disable=not progress):
         train, test = splits[k]
         start = time.perf_counter()
         try:
-            model = ProductClassifier(config).fit(frame.iloc[train], y[train])
+            with head_skips_collected() as skipped:
+                model = ProductClassifier(config).fit(frame.iloc[train], y[train])
         except TrainingRefused as refusal:  # what the products of one fold cannot train: said naming the fold
+            _warn_of_skipped_heads(_add_skips(skips, k, skipped), len(run))
             raise TrainingRefused(f"the training part of fold {k} (of folds 0 to {folds - 1}): {refusal}") from refusal
+        _add_skips(skips, k, skipped)
         result.fit_seconds.append(time.perf_counter() - start)
         start = time.perf_counter()
         details = model.predict_details(frame.iloc[test])
@@ -336,4 +343,34 @@ def cross_validate(
         threshold[test] = model.policy_.threshold_
         for i, modalities in zip(test, details.modalities_used, strict=True):
             used[i] = modalities
+    _warn_of_skipped_heads(skips, len(run))
     return result if only_folds is None else result.restricted_to(fold_of >= 0)
+
+
+def _add_skips(
+    skips: dict[tuple[str, str], dict[int, int | None]], fold: int, skipped: list[tuple[str, str, int | None]]
+) -> dict[tuple[str, str], dict[int, int | None]]:
+    """``skips`` with the heads ``fold`` skipped (``(name, why, count)``, from
+    :func:`~prodcat.models.classifier.head_skips_collected`) added: by head and reason, the count of each fold."""
+    for name, why, count in skipped:
+        skips.setdefault((name, why), {}).setdefault(fold, count)
+    return skips
+
+
+def _warn_of_skipped_heads(skips: dict[tuple[str, str], dict[int, int | None]], run: int) -> None:
+    """Warn once of each head the folds' fits skipped for one reason (``skips``: by head and reason, the count of
+    products of each fold that skipped it, of the ``run`` folds run), where each fit would have said it again: 'in
+    every fold', or in which, the count the range of the folds' ('64-65')."""
+    for (name, why), counts in skips.items():
+        folds = "every fold" if len(counts) == run else f"fold{'s' if len(counts) > 1 else ''} {_listed(counts)}"
+        known = sorted({count for count in counts.values() if count is not None})
+        if known:
+            span = count_text(known[0]) + (f"-{count_text(known[-1])}" if len(known) > 1 else "")
+            why = why.replace(COUNT, span, 1)
+        log.warning("head %s skipped in %s: %s", name, folds, why)
+
+
+def _listed(folds: Collection[int]) -> str:
+    """Fold numbers as 'a, b and c'."""
+    numbers = [str(k) for k in sorted(folds)]
+    return ", ".join(numbers[:-1]) + " and " + numbers[-1] if len(numbers) > 1 else numbers[0]

@@ -27,7 +27,9 @@ Products with no usable modality are predicted from the class prior.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +51,7 @@ from prodcat.catalog.schema import (
 )
 from prodcat.config import Config, HeadConfig, checked_config
 from prodcat.features.base import NothingToLearn, extractor_parameters
+from prodcat.formatting import count_text
 from prodcat.models.calibration import make_calibrator
 from prodcat.models.decision import DecisionPolicy
 from prodcat.models.fusion import LateFusion, StackingFusion, any_present
@@ -209,6 +212,37 @@ def _as_frame(products: Any) -> pd.DataFrame:
     )
 
 
+#: where a reason for skipping a head (:func:`head_skipped`) holds the count of products, which differs between fits
+COUNT = "\x00count\x00"
+
+#: the heads skipped while :func:`head_skips_collected` collects them, else ``None``
+_COLLECTED_SKIPS: ContextVar[list[tuple[str, str, int | None]] | None] = ContextVar("collected_skips", default=None)
+
+
+def head_skipped(name: str, why: str, count: int | None = None) -> str:
+    """Warn that head ``name`` is skipped, ``why`` (its :data:`COUNT` standing for ``count`` products), or hand it to
+    the :func:`head_skips_collected` collecting them; returns the reason as said."""
+    said = why.replace(COUNT, count_text(count), 1) if count is not None else why
+    collected = _COLLECTED_SKIPS.get()
+    if collected is None:
+        log.warning("head %s skipped: %s", name, said)
+    else:
+        collected.append((name, why, count))
+    return said
+
+
+@contextmanager
+def head_skips_collected() -> Iterator[list[tuple[str, str, int | None]]]:
+    """Within it, the heads fits skip are not warned of but listed in the list yielded, as ``(name, why, count)``
+    (:func:`head_skipped`): cross-validation says once what each of its folds would have said."""
+    collected: list[tuple[str, str, int | None]] = []
+    token = _COLLECTED_SKIPS.set(collected)
+    try:
+        yield collected
+    finally:
+        _COLLECTED_SKIPS.reset(token)
+
+
 class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator):
     """Multimodal category classifier over catalogue frames: a pandas DataFrame of ``n`` products, one a row, of
     columns ``title`` and ``description`` (text; missing or empty: none) and ``image`` (a photo's path, raw bytes or a
@@ -362,17 +396,12 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
                 continue
             matrix, mask, read = head.features_read(frame)
             if not mask.any():  # the photos given, none decoding
-                skipped[head_config.name] = (
-                    f"it reads none of the {rows.sum()} products it was given (photos that do not decode are not read)"
-                )
-                log.warning("head %s skipped: %s", head_config.name, skipped[head_config.name])
+                why = f"it reads none of the {COUNT} products it was given (photos that do not decode are not read)"
+                skipped[head_config.name] = head_skipped(head_config.name, why, int(rows.sum()))
                 continue
             if len(categories := np.unique(y[mask])) < 2:
-                skipped[head_config.name] = (
-                    f"the {mask.sum()} products it reads are of category {categories[0]!r}, and a classifier needs two "
-                    "categories"
-                )
-                log.warning("head %s skipped: %s", head_config.name, skipped[head_config.name])
+                why = f"the {COUNT} products it reads are of category {categories[0]!r}, and a classifier needs two "
+                skipped[head_config.name] = head_skipped(head_config.name, why + "categories", int(mask.sum()))
                 continue
             self.heads_[head_config.name], matrices[head_config.name], masks[head_config.name] = head, matrix, mask
             reads[head_config.name] = read
@@ -382,7 +411,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         raised = next(iter(refusals.values())) if refusals and not self.heads_ else None
         for name, refusal in refusals.items():
             if refusal is not raised:
-                log.warning("head %s skipped: %s", name, refusal)
+                head_skipped(name, str(refusal))
         if not self.heads_:
             if raised is not None:
                 raise TrainingRefused(str(raised)) from raised
