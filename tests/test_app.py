@@ -150,6 +150,21 @@ def test_text_length_bars_are_whole_numbers_of_characters_up_to_the_longest_but_
     assert descriptions.index[-1] == 200  # the 99th percentile's bar, the longest counted in it
 
 
+def test_a_catalogue_without_descriptions_is_said_to_have_none_not_charted(tiny_training, monkeypatch, tmp_path):
+    """The Data page of a catalogue without descriptions (the fashion catalogue's) drew a bar at 0 holding every
+    product under 'description (the last bar: 1 characters or more)'. It says there is none, and draws no bars."""
+    catalogue = catalogue_csv(tiny_training.trained.assign(description=None), tmp_path / "titles.csv")
+    test = go_to(start_app(monkeypatch, str(tiny_training.bundle), "--data", str(catalogue)), "Data")
+    captions = [c.value for c in test.main.caption]
+    assert "description: no product has one" in captions, captions
+    assert not [c for c in captions if c.startswith("description (")]
+    histograms = [chart for chart in test.get("vega_lite_chart") if '"characters"' in chart.proto.spec]
+    assert len(histograms) == 1  # the titles'
+    one = pd.Series([1] * 100)  # a character each
+    caption = views.length_caption("title", one, views.length_histogram(one))
+    assert caption == "title (the last bar: 1 character or more)"
+
+
 def test_filter_catalogue_by_category_text_and_photo(flipkart_frame):
     watches = views.filter_catalogue(flipkart_frame, 1, category="Watches")
     assert len(watches) == views.class_balance(flipkart_frame, 1)["Watches"]

@@ -245,8 +245,9 @@ def data_page(
     st.dataframe(lengths.describe().T.round(1))
     for column, field in zip(st.columns(2), ("title", "description"), strict=True):
         histogram = views.length_histogram(lengths[field])
-        column.caption(f"{field} (the last bar: {histogram.index[-1]:,} characters or more)")
-        column.bar_chart(histogram, x_label="characters", y_label="products")
+        column.caption(views.length_caption(field, lengths[field], histogram))
+        if lengths[field].any():  # every product at 0: a bar of them all says nothing the caption does not
+            column.bar_chart(histogram, x_label="characters", y_label="products")
 
     st.subheader("Products")
     left, middle, right = st.columns([2, 2, 1])

@@ -48,7 +48,7 @@ from prodcat.evaluate.labelled import (
     unknown_categories_warning,
 )
 from prodcat.evaluate.report import interval_text
-from prodcat.formatting import count_text
+from prodcat.formatting import count_text, counted
 from prodcat.image.decode import ImageDecodeError, ImageSource, load_image
 from prodcat.models.decision import accepts_nothing
 from prodcat.predict import Prediction, Predictor, why_nothing_read
@@ -265,6 +265,15 @@ def length_histogram(lengths: pd.Series, bars: int = 20) -> pd.Series:
     top, edges = length_bars(lengths.to_numpy(), bars)
     counts, _ = np.histogram(np.minimum(lengths.to_numpy(), top), bins=edges)
     return pd.Series(counts, index=pd.Index(edges[:-1].astype(int), name="characters"), name="products")
+
+
+def length_caption(field: str, lengths: pd.Series, histogram: pd.Series) -> str:
+    """What is said above the ``histogram`` (:func:`length_histogram`) of the ``lengths`` of ``field``: the length
+    from which its last bar counts the texts, or that no product has the field (a catalogue without descriptions
+    read 'the last bar: 1 characters or more' above one bar at 0 holding every product)."""
+    if not lengths.any():
+        return f"{field}: no product has one"
+    return f"{field} (the last bar: {counted(int(histogram.index[-1]), 'character')} or more)"
 
 
 def filter_catalogue(
