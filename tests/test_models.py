@@ -1555,10 +1555,17 @@ def test_the_classifier_reads_its_columns_in_any_letter_case_as_the_catalogue_lo
     assert product_frame(spreadsheet)["product_id"].tolist() == frame["product_id"].tolist()
     refitted = ProductClassifier(_text_and_photo_config(modalities=["text"])).fit(spreadsheet)
     np.testing.assert_array_equal(refitted.predict_proba(frame), model.predict_proba(frame))
-    # two columns of one name in other cases and none exact: neither is taken, as the loaders do
-    both = frame.assign(TITLE=frame["title"]).rename(columns={"title": "Title"})[["Title", "TITLE"]]
-    with pytest.raises(ValueError, match=r"none of the columns the model reads .*; their columns: Title, TITLE$"):
-        model.predict(both)
+    # two columns of one name in other cases and none exact: the loaders read neither, warning of both and naming
+    # --title-column; here, beside a column read (a photo, a description), the products were answered without their
+    # title without a word: refused, whichever the other columns
+    both = frame.assign(TITLE=frame["title"]).rename(columns={"title": "Title"})
+    for columns in (["Title", "TITLE"], ["Title", "TITLE", "description", "image"]):
+        with pytest.raises(ValueError, match=r"^the columns 'Title' and 'TITLE' may each hold the products' title "):
+            model.predict(both[columns])
+    with pytest.raises(
+        ValueError, match=r"^the columns 'Category' and 'CATEGORY' may each hold the products' category "
+    ):
+        ProductClassifier(_text_and_photo_config(modalities=["text"])).fit(spreadsheet.assign(CATEGORY="x"))
 
 
 def test_labels_given_as_a_column_are_read_as_scikit_learn_reads_them_and_blank_ones_as_none() -> None:

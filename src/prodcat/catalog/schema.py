@@ -316,16 +316,22 @@ def with_specifications(description: str, specifications: str) -> str:
     return f"{description}\n{specifications}".strip()
 
 
-def column_named(names: Iterable[object], canonical: str) -> str | None:
-    """The column of a table holding the field ``canonical`` by its name: ``canonical`` itself, else the one column
-    named so in other letter case (``Title``, ``PRODUCT_ID``: spreadsheets capitalise their headers); ``None``
-    when there is none, or several (``Title`` and ``TITLE``) and no exact one. The rule of the catalogue loaders and of
-    :func:`~prodcat.models.classifier.product_frame` alike."""
+def columns_named(names: Iterable[object], canonical: str) -> list[str]:
+    """The columns of a table that may hold the field ``canonical`` by their name: ``[canonical]`` when one has that
+    name exactly, else those named so in other letter case (``Title``, ``PRODUCT_ID``: spreadsheets capitalise their
+    headers)."""
     names = [str(name) for name in names]
     if canonical in names:
-        return canonical
-    in_other_case = [name for name in names if name.casefold() == canonical]
-    return in_other_case[0] if len(in_other_case) == 1 else None
+        return [canonical]
+    return [name for name in names if name.casefold() == canonical]
+
+
+def column_named(names: Iterable[object], canonical: str) -> str | None:
+    """The column of a table holding the field ``canonical`` by its name: the one of :func:`columns_named`, ``None``
+    when there is none, or several (``Title`` and ``TITLE``). The rule of the catalogue loaders (which warn of the
+    columns they leave unread) and of :func:`~prodcat.models.classifier.product_frame` (which refuses several)."""
+    found = columns_named(names, canonical)
+    return found[0] if len(found) == 1 else None
 
 
 def is_missing(value: object) -> bool:

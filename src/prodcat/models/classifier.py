@@ -42,7 +42,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 
 from prodcat.catalog.schema import (
     category_at_level,
-    column_named,
+    columns_named,
     given_product_id,
     is_missing,
     modality_mask,
@@ -171,11 +171,12 @@ def product_frame(products: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.Da
     (:func:`~prodcat.catalog.schema.column_named`).
 
     Anything else (a lone dict, a Series, an array) is a ``TypeError``, and products of none of :data:`READ_COLUMNS` a
-    ``ValueError``: each of them would be answered the class prior.
+    ``ValueError``: each of them would be answered the class prior. So are two columns that may hold one of those
+    four (``Title`` and ``TITLE``, none named ``title``): which one to read is the caller's choice.
     """
     frame = _as_frame(products)
     # by name in any letter case, as the catalogue loaders read them (``Title``): it was read as no title
-    named = {name: column_named(frame.columns, name) for name in (*READ_COLUMNS, "product_id")}
+    named = {name: _column_read(frame.columns, name) for name in (*READ_COLUMNS, "product_id")}
     if len(frame) and all(named[column] is None for column in READ_COLUMNS):
         raise ValueError(
             f"the products have none of the columns the model reads ({', '.join(READ_COLUMNS)}); their columns: "
@@ -194,6 +195,21 @@ def product_frame(products: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.Da
         "image": [None if is_missing(v) else v for v in column("image")],
     }
     return frame.reset_index(drop=True).assign(**read)
+
+
+def _column_read(columns: Sequence[object], name: str) -> str | None:
+    """The column of ``columns`` holding the products' ``name`` (:func:`~prodcat.catalog.schema.column_named`), or
+    ``None``; a ``ValueError`` when several may (``Title`` and ``TITLE``, none named ``title``). The loaders read
+    neither, warning of both and naming the option that chooses one; read as none here, without a word, the products
+    were answered without their title (or fit found no ``category`` column)."""
+    found = columns_named(columns, name)
+    if len(found) > 1:
+        raise ValueError(
+            f"the columns {' and '.join(map(repr, found))} may each hold the products' {name} (a column is read by "
+            f"its name in any letter case, and none is named {name!r} exactly): rename the one to read {name!r}, or "
+            "drop the other"
+        )
+    return found[0] if found else None
 
 
 def _as_frame(products: Any) -> pd.DataFrame:
@@ -349,7 +365,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         two is a ``ValueError``."""
         if y is not None:
             return as_labels(y if np.ndim(y) == 1 else column_or_1d(np.asarray(y, dtype=object), warn=True))
-        if (category := column_named(frame.columns, "category")) is None:  # in any letter case, as product_frame
+        if (category := _column_read(frame.columns, "category")) is None:  # in any letter case, as product_frame
             raise ValueError("no y given, and the frame has no 'category' column to read the products' categories from")
         return as_labels(category_at_level(as_labels(frame[category]), config.target_level))
 
