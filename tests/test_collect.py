@@ -722,6 +722,26 @@ def test_a_photo_damaged_on_disk_since_it_was_saved_is_fetched_again(httpserver,
     assert [request.path for request, _ in httpserver.log[requests_before:]] == []
 
 
+def test_a_saved_photo_over_the_size_limit_is_taken_for_damaged_without_being_read_whole(tmp_path, monkeypatch):
+    """188fdf9 read each photo it reuses whole before its check (to tell its type): a file grown on disk past the
+    photo size limit (another program's output under images/) was read into memory in full, then refused for its size
+    anyway. Its type is told from its first bytes, its size from the file system: never read, removed, fetched again."""
+    from prodcat.collect.photos import _removed_as_damaged
+    from prodcat.collect.pipeline import CollectReport
+
+    grown = tmp_path / "1.jpeg"
+    grown.write_bytes(PHOTO + b"\0" * 5000)
+    read_whole, read_bytes = [], Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda path: read_whole.append(path.name) or read_bytes(path))
+    report = CollectReport("off", "champagne", "http://example.org", "2026-12-07T00:00:00Z")
+    assert _removed_as_damaged("1", grown, max_bytes=len(PHOTO) + 100, report=report)
+    assert read_whole == [] and not grown.exists() and report.counts["photos_damaged"] == 1
+    # within the limit, a photo that decodes is kept
+    kept = tmp_path / "2.jpeg"
+    kept.write_bytes(PHOTO)
+    assert not _removed_as_damaged("2", kept, max_bytes=len(PHOTO) + 100, report=report) and kept.exists()
+
+
 @pytest.mark.skipif(not formats.avif_decoded(), reason="this Pillow does not encode AVIF")
 def test_a_saved_photo_this_installation_does_not_decode_is_kept_not_taken_for_damaged(
     httpserver, tmp_path, monkeypatch

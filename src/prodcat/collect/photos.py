@@ -93,6 +93,10 @@ def download_photos(
         sources.save()
 
 
+#: bytes of a saved photo read to tell its type (an AVIF's brands are in its first box, well within them)
+_TYPE_HEAD_BYTES = 4096
+
+
 def _removed_as_damaged(product_id: str, path: Path, max_bytes: int, report: CollectReport) -> bool:
     """Whether the photo ``path`` saved in an earlier run no longer decodes (emptied, truncated or overwritten on disk
     since: it was checked as it was saved), by the check of a download; removed then, and said so, to be fetched
@@ -101,13 +105,14 @@ def _removed_as_damaged(product_id: str, path: Path, max_bytes: int, report: Col
     Pillow 11.3) saved by one that does, is not known damaged: it is kept, as fetched again it would be refused for
     good and its product left without it."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:
+            head = file.read(_TYPE_HEAD_BYTES)
     except OSError:
         return False
-    if (kind := sniff_image_type(data)) is not None and kind not in decoded_image_types():
+    if (kind := sniff_image_type(head)) is not None and kind not in decoded_image_types():
         return False
-    try:
-        load_image(data, product_id=product_id, max_side=DECODABILITY_SIDE, max_bytes=max_bytes)
+    try:  # the path, not its bytes: a file over max_bytes is refused by its size, never read whole
+        load_image(path, product_id=product_id, max_side=DECODABILITY_SIDE, max_bytes=max_bytes)
     except ImageDecodeError as exc:
         report.count("photos_damaged")
         message = (
