@@ -417,13 +417,25 @@ def stored_product_ids(db_url: str) -> list[str | None]:
         engine.dispose()
 
 
+def python_spaces() -> str:
+    """Every character ``str.isspace`` holds a space, hence those ``str.strip`` removes around a text."""
+    return "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+
+
+def test_the_spaces_stripped_around_stored_ids_are_every_one_str_strip_removes() -> None:
+    """The migration strips around a stored id the characters of a constant (finding them reads every code point, a
+    tenth of a second at each server start): exactly those the API's str.strip removes, in this Python."""
+    assert python_spaces() == store_module._SPACES
+    assert all(not c.strip() for c in store_module._SPACES)
+
+
 def test_a_queue_holding_ids_with_spaces_around_them_has_them_stripped_when_the_server_opens_it(db_url: str) -> None:
     """A queue written before df24314 holds ids as sent (' SKU-1 '), the API since stores and looks ids up stripped:
     correcting the product's new record left its old record pending (a correction supersedes the pending records of
     its product, compared by stored id), and GET /reviews?product_id=SKU-1 did not list it. The server strips the
     stored ids when it opens the queue, as the API strips an id (given_product_id: every space Python strips; a blank
     id is no id), keeping the product index; a reader leaves them as they are."""
-    spaces = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())  # those str.strip removes
+    spaces = python_spaces()
     assert given_product_id(f"{spaces}SKU-2{spaces}") == "SKU-2" and given_product_id(spaces) is None
     sent = [" SKU-1 ", f"{spaces}SKU-2{spaces}", spaces, "", "SKU 3", "SKU-1"]
     before = ReviewStore(db_url)  # records as the API stored them before df24314
@@ -448,6 +460,33 @@ def test_a_queue_holding_ids_with_spaces_around_them_has_them_stripped_when_the_
         assert [item.id for item in store.items(PENDING)] == [every_space, blank, empty, inner]
     finally:
         store.close()
+
+
+def test_a_queue_in_a_latin1_postgresql_database_opens_its_ids_stripped_of_the_spaces_it_can_hold(
+    postgres_url: str,
+) -> None:
+    """A PostgreSQL database in LATIN1 (a cluster initialised in a Western European locale) holds no U+3000: the
+    stripping named every space Python strips in its queries, which the driver refused before sending them
+    (UnicodeEncodeError), and the server no longer started on such a database, even an empty one. The spaces it can
+    hold are stripped (a no-break space among them); the others cannot be in its ids."""
+    name = f"prodcat_latin1_{os.getpid()}"
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    latin1 = "ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'"
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        connection.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE template0 {latin1}")
+    url = sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        before = ReviewStore(url)
+        for product in ("\xa0SKU-1 ", "caf\xe9 mug\t", " \xa0"):
+            before.record(review(f"product {product}", source_product_id=product))
+        before.close()
+        ReviewStore(url).close()
+        assert stored_product_ids(url) == ["SKU-1", "caf\xe9 mug", None]
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
 
 
 def test_ids_with_spaces_a_server_of_an_earlier_version_is_still_writing_are_stripped_too(db_url: str) -> None:
