@@ -30,7 +30,7 @@ from prodcat.evaluate.explain import (
     remove_words,
     word_spans,
 )
-from prodcat.evaluate.explain_command import choose_products, pixel_note, write_explain_report
+from prodcat.evaluate.explain_command import choose_products, coloured_segments, pixel_note, write_explain_report
 from prodcat.predict import Prediction, Predictor
 from prodcat.text.embeddings import Usem3Encoder
 
@@ -121,6 +121,18 @@ def test_a_word_is_removed_wherever_the_model_reads_it_inside_hyphenated_words_t
     assert weights["Watch"] == (0.8, 2)  # 0.9 -> 0.1, both removed (one of them: 0.9 -> 0.5, 0.4)
     assert set(weights) == {"Analog", "Watch", "for", "Men", "wrist", "wear"}  # no 's'
     assert "wrist-watch" not in weights and weights["Men"][1] == 2
+
+
+def test_an_elided_letter_is_neither_counted_nor_removed_nor_coloured_with_a_word_of_one_letter() -> None:
+    """An elided letter ("men's", "don't") is not weighed, but the one-letter word 's' (a size 'S') or 't' (the 'T' of
+    'T-shirt') is, and removing it took the letter of "men's" or "don't" too, beyond the occurrences said (1), and the
+    report coloured it with that weight."""
+    text = "T-shirt size S for men's wear, don't shrink"
+    assert remove_words(text, {"s"}) == "T-shirt size  for men's wear, don't shrink"
+    assert remove_words(text, {"t"}) == "-shirt size S for men's wear, don't shrink"
+    assert [piece for piece, weight in coloured_segments(text, {"s": 0.3, "t": 0.2}) if weight] == ["T", "S"]
+    explanation = explain(WatchWordModel(), {"product_id": "p", "title": text, "description": ""})
+    assert {w.word: w.occurrences for w in explanation.words.words}["S"] == 1
 
 
 def test_words_weighed_as_their_removal_from_the_text_given_moves_it(tmp_path: Path) -> None:

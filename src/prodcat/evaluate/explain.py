@@ -216,8 +216,9 @@ APOSTROPHES = "'’"
 
 
 def word_spans(text: str) -> list[tuple[int, int, str]]:
-    """``(start, end, case-folded word)`` of every word of ``text``, in order."""
-    return [(m.start(), m.end(), m.group().casefold()) for m in _word().finditer(text)]
+    """``(start, end, case-folded word)`` of every word of ``text`` explain weighs, in order: elided letters left out
+    (:func:`_elision`), so that weighing the word 's' (a size 'S') neither removes nor colours the 's' of "men's"."""
+    return [(m.start(), m.end(), m.group().casefold()) for m in _word().finditer(text) if not _elision(text, *m.span())]
 
 
 def _elision(text: str, start: int, end: int) -> bool:
@@ -240,14 +241,12 @@ def remove_words(text: str, words: set[str]) -> str:
 
 
 def _distinct_words(title: str, description: str) -> tuple[list[str], dict[str, int], dict[str, str]]:
-    """Distinct case-folded words in reading order (elided letters left out, :func:`_elision`), their counts and their
+    """Distinct case-folded words in reading order (elided letters left out, :func:`word_spans`), their counts and their
     first spelling."""
     counts: dict[str, int] = {}
     spelling: dict[str, str] = {}
     for text in (title, description):
         for start, end, word in word_spans(text):
-            if _elision(text, start, end):
-                continue
             counts[word] = counts.get(word, 0) + 1
             spelling.setdefault(word, text[start:end])
     return list(counts), counts, spelling
