@@ -1183,6 +1183,16 @@ def test_numeric_categories_are_labels_returned_as_text() -> None:
     assert result.y_true.tolist() == [str(label) for label in labels] and result.metrics()["accuracy"] == 1.0
 
 
+def test_a_label_spelt_with_invisible_characters_or_decomposed_is_one_class() -> None:
+    """``fit`` on a frame (no catalogue loader, which removes them) learnt 'Watches' after a zero-width space, or
+    with a soft hyphen, as classes of their own beside 'Watches' ('Beauté' composed and decomposed merged): labels
+    are read in one spelling, invisible characters gone before they are composed."""
+    labels = ["Watches", "\u200bWatches", "Wat\u00adches", "\ufeffWatches"] * 5 + ["Beaut\u00e9", "Beaute\u0301"] * 10
+    for level in (None, 1):
+        model = ProductClassifier(_text_and_photo_config(fusion="late", level=level)).fit(_catalogue(labels))
+        assert model.classes_.tolist() == ["Beaut\u00e9", "Watches"]
+
+
 @pytest.mark.parametrize("top_k", [0, -1])
 def test_predicting_fewer_than_one_category_is_refused_naming_top_k(top_k: int) -> None:
     """``top_k=0`` raised IndexError from inside the predictor, and ``top_k=-1`` answered every category but the

@@ -931,9 +931,10 @@ def test_a_category_named_by_its_last_level_or_under_another_parent_suggests_the
         ("top_level_client", "WATCHES > Wrist Watches", "Watches"),
         ("client", "kitchen > mugs", "Kitchen > Mugs"),
         ("client", "  kitchen  >   Mugs ", "Kitchen > Mugs"),
-        # invisible characters and compatibility forms: the same label to a reader, another class to training
-        ("top_level_client", "Watches\u200b", "Watches"),
-        ("top_level_client", "Wat\u00adches", "Watches"),
+        # invisible characters and compatibility forms: the same label to a reader, another class to training (a
+        # label differing in invisible characters alone is refused for them: category_invisible_character)
+        ("top_level_client", "watches\u200b", "Watches"),
+        ("top_level_client", "wat\u00adches", "Watches"),
         ("top_level_client", "\uff37\uff41\uff54\uff43\uff48\uff45\uff53", "Watches"),  # fullwidth
         ("client", "Kitchen >\u2060Mugs\x7f", "Kitchen > Mugs"),
     ],
@@ -1070,6 +1071,10 @@ def test_a_correction_with_an_empty_level_is_refused(
         "Watches > Wrist\nWatches",
         "Watches > Wr\u200bist",
         "Watches > Men > \u202eWrist",
+        # the model's own label but for an invisible character, which its canonical spelling takes away
+        "Watches\u200b",
+        "Wat\u00adches",
+        "\ufeffWatches",
         # the model's own level: cut there, its levels were stripped of the line break before they were checked
         "Watches\n",
         "\tWatches",

@@ -128,9 +128,9 @@ def join_path(levels: Iterable[object]) -> str | None:
 
     A ``>`` inside a level name is replaced by ``›`` so :func:`~prodcat.catalog.schema.split_path`
     cannot cut a name in two. The invisible characters texts lose (a zero-width space pasted from a web page, the
-    byte-order mark of a file concatenated to another: :func:`~prodcat.text.clean.without_invisible`) go too:
-    'Watches' and 'Watches' after one would train as two classes no reader tells apart; a level of them alone is
-    empty.
+    byte-order mark of a file concatenated to another: :func:`~prodcat.text.clean.without_invisible`) go too, as
+    they go from every label that trains (:func:`~prodcat.catalog.schema.canonical_levels`): here so that a level of
+    them alone is empty, no level, and a label of them alone a missing one.
     """
     parts = [
         without_invisible(str(p)).strip().replace(_SEP_CHAR, _SEP_REPLACEMENT)

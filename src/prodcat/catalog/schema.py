@@ -118,14 +118,18 @@ def split_path(category: str) -> list[str]:
 
 
 def canonical_levels(category: str) -> list[str]:
-    """The levels of a category path as it trains: each stripped, its inner spacing collapsed to one space, its
+    """The levels of a category path as it trains: without invisible characters
+    (:func:`~prodcat.text.clean.without_invisible`), each stripped, its inner spacing collapsed to one space, its
     accents composed (NFC).
 
     ``"Watches >  Wrist  Watches "`` and ``"Watches>Wrist Watches"`` are one category written twice, as are
-    'Beauté' with its 'é' as one character and as 'e' and a combining accent (a macOS export merged with another);
-    kept as typed, training would learn them as two classes that no reader tells apart.
+    'Beauté' with its 'é' as one character and as 'e' and a combining accent (a macOS export merged with another),
+    and 'Watches' after a zero-width space (pasted from a web page) or a byte-order mark; kept as typed, training
+    would learn them as classes that no reader tells apart. This is the one place labels are spelt so: a frame given
+    to ``fit``, a correction of the review queue and a catalogue's category alike.
     """
-    return [" ".join(level.split()) for level in unicodedata.normalize("NFC", category).split(SEP.strip())]
+    composed = unicodedata.normalize("NFC", without_invisible(category))
+    return [" ".join(level.split()) for level in composed.split(SEP.strip())]
 
 
 def canonical_path(category: str) -> str:
@@ -171,9 +175,9 @@ def model_truth(categories: pd.Series | list[str], level: int | None, labels: Se
 
 
 def _label_as_read_now(label: str) -> str:
-    """A model's ``label`` as a catalogue holding it trains now: without invisible characters (the loaders remove
-    them), levels left empty dropped, in canonical spelling (composed, NFC)."""
-    return SEP.join(level for level in canonical_levels(without_invisible(label)) if level)
+    """A model's ``label`` as a catalogue holding it trains now: in canonical spelling (:func:`canonical_levels`:
+    without invisible characters, composed), levels left empty dropped."""
+    return SEP.join(level for level in canonical_levels(label) if level)
 
 
 def depth(categories: pd.Series | list[str]) -> int:

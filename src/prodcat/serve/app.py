@@ -683,8 +683,9 @@ class _KnownLabels:
         if not all(_label_levels(category)):
             detail = f"{category!r} has an empty level: name each level, separated by {SEP!r} (e.g. 'Home > Decor')"
             raise ApiError(422, "category_empty_level", detail)
-        # composed (NFC): 'é' typed as 'e' and a combining accent, as some keyboards send it, is the same category
-        path = unicodedata.normalize("NFC", canonical_path(category))
+        # composed (NFC: 'é' typed as 'e' and a combining accent, as some keyboards send it, is the same category),
+        # invisible characters gone: those are refused below, on the path as written
+        path = canonical_path(category)
         trained = self.cut(path)
         if (label := self._by_composed.get(trained, trained)) != trained:  # a label the model has decomposed
             path, trained = label + path[len(trained) :], label
