@@ -2694,7 +2694,7 @@ def test_evaluate_recognises_the_training_products_one_by_one(tiny_training, tin
         (old, everything, "old-more", 0, None),
     ):
         found = products_in_training(products, read_manifest(model), model)
-        assert (found.count, found.scored) == (count, len(products)), name
+        assert (found.count, found.evaluated) == (count, len(products)), name
         assert found.warning == warning if warning is None else found.warning.startswith(warning), name
         assert (found.unchecked is not None) == (name in ("old-subset", "old-more")), name
         expected = [w for w in (found.warning, found.unchecked, small_evaluation_warning(len(products))) if w]
@@ -2722,7 +2722,7 @@ def test_a_bundle_recording_no_modalities_recognises_its_training_products(
     bundle = tiny_bundle_recording_no_modalities
     subset = tiny_training.trained.sample(10, random_state=0)  # not the whole catalogue, whose fingerprint it has
     found = products_in_training(subset, read_manifest(bundle), bundle)
-    assert (found.count, found.scored) == (10, 10)
+    assert (found.count, found.evaluated) == (10, 10)
 
 
 def test_a_training_product_scored_without_its_photo_or_its_text_is_recognised(tiny_training, tmp_path, jpeg_bytes):

@@ -976,7 +976,7 @@ def _evaluate(
     predictions.insert(1, "category", truth)  # as `prodcat cv`'s predictions.csv: the true, then the predicted
     if in_training.mask is not None:  # unknown for a bundle that recorded no product fingerprints: no column
         predictions["in_training"] = in_training.mask
-        if 0 < in_training.count < in_training.scored:  # some in training: the honest figures on the rest
+        if 0 < in_training.count < in_training.evaluated:  # some in training: the honest figures on the rest
             unseen = ~in_training.mask
             metrics["not_in_training"] = evaluate_predictions(
                 truth[unseen], predicted[unseen], confidence[unseen], predictor.threshold

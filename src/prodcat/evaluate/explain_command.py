@@ -129,8 +129,9 @@ def in_training_warning(in_training: InTraining) -> str | None:
         return None
     which = (
         "every product explained was"
-        if in_training.count == in_training.scored
-        else f"{count_text(in_training.count)} of the {count_text(in_training.scored)} products explained (marked) were"
+        if in_training.count == in_training.evaluated
+        else f"{count_text(in_training.count)} of the {count_text(in_training.evaluated)} products explained (marked) "
+        "were"
     )
     return (
         f"{which} in the model's training data: such an explanation shows what the model learnt of that very "

@@ -144,31 +144,32 @@ def _photo_digest(source: object) -> str:
 
 @dataclass(frozen=True)
 class InTraining:
-    """How many of the scored products the model was trained on, which ones, and what to say of it."""
+    """How many of the products evaluated the model was trained on, which ones, and what to say of it."""
 
     count: int
-    scored: int
-    #: ``(scored,)`` bool, each scored product's membership; ``None`` when unknown (a bundle that recorded no
+    #: the products evaluated (those the figures beside the caveat count)
+    evaluated: int
+    #: ``(evaluated,)`` bool, each product's membership; ``None`` when unknown (a bundle that recorded no
     #: product fingerprints, scored on products that are not its whole training catalogue)
     mask: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def of(cls, mask: np.ndarray | None, scored: int) -> InTraining:
+    def of(cls, mask: np.ndarray | None, evaluated: int) -> InTraining:
         """From a membership ``mask`` (``None``: unknown, counted as none)."""
-        return cls(0 if mask is None else int(mask.sum()), scored, mask)
+        return cls(0 if mask is None else int(mask.sum()), evaluated, mask)
 
     @property
     def warning(self) -> str | None:
         """``None`` when none was; the in-sample caveat when all or some were."""
         if not self.count:
             return None
-        if self.count == self.scored:
+        if self.count == self.evaluated:
             return (
                 "these are the very products the model was trained on: every figure is in-sample, near perfect by "
                 "construction, and says nothing of new products. For an honest estimate run `prodcat cv` on this "
                 "catalogue, or train on part of it and evaluate on the rest"
             )
-        unseen = self.scored - self.count
+        unseen = self.evaluated - self.count
         few = (
             f"; only {count_text(unseen)} {'was' if unseen == 1 else 'were'} not, too few for figures on them alone to "
             f"be relied on, their bootstrap intervals far too narrow (score at least {SMALL_EVALUATION} such products)"
@@ -176,10 +177,10 @@ class InTraining:
             else ""
         )
         return (
-            f"{count_text(self.count)} of {count_text(self.scored)} products evaluated "
-            f"({self.count / self.scored:.1%}) were in the model's training data: figures on them are in-sample (near "
-            "perfect by construction) and raise the overall figures. For an honest estimate score only products the "
-            f"model was not trained on, or run `prodcat cv` on this catalogue{few}"
+            f"{count_text(self.count)} of {count_text(self.evaluated)} products evaluated "
+            f"({self.count / self.evaluated:.1%}) were in the model's training data: figures on them are in-sample "
+            "(near perfect by construction) and raise the overall figures. For an honest estimate score only products "
+            f"the model was not trained on, or run `prodcat cv` on this catalogue{few}"
         )
 
     @property
@@ -192,7 +193,7 @@ class InTraining:
             return None
         return (
             "the model's bundle does not record which products it was trained on (it was written before they were "
-            f"recorded): whether any of these {count_text(self.scored)} products were among them cannot be checked, "
+            f"recorded): whether any of these {count_text(self.evaluated)} products were among them cannot be checked, "
             "and on those that were every figure is in-sample, near perfect by construction. Retrain it to have them "
             "checked"
         )
