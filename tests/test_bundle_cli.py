@@ -2340,6 +2340,20 @@ def test_train_warns_of_a_category_written_in_several_ways(tmp_path, capsys):
     assert "written in several ways" not in capsys.readouterr().out
 
 
+def _train_and_cv_warn_once(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], warning: str) -> list:
+    """Train and cross-validate (2 folds) the fast-text config on ``data`` at the full path: each says ``warning``
+    once, on a warning line of its own, and cv's report lists it. The report's warnings are returned."""
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    assert main(["train", str(data), "--config", config, "--level", "0", "--out", str(tmp_path / "m")]) == 0
+    assert capsys.readouterr().out.count(f"warning: {warning}\n") == 1
+    report = tmp_path / "cv"
+    assert main(["cv", str(data), "--config", config, "--level", "0", "--folds", "2", "--report", str(report)]) == 0
+    assert capsys.readouterr().out.count(f"warning: {warning}\n") == 1
+    listed = json.loads((report / "metrics.json").read_text())["warnings"]
+    assert warning in listed
+    return listed
+
+
 def test_train_and_cv_warn_of_categories_that_read_as_a_missing_value(tmp_path, capsys):
     """An export that wrote a missing category as 'nan', 'None' or 'N/A' (a script's str() of a missing value, a
     spreadsheet's placeholder), or a path ending in one ('Watches > nan'), was trained on without a word: a category
@@ -2354,11 +2368,7 @@ def test_train_and_cv_warn_of_categories_that_read_as_a_missing_value(tmp_path, 
         "category of its own; if these products have no category (or no deeper level), leave the cell empty (or "
         "end the path before it)"
     )
-    assert main(["train", str(data), "--config", config, "--level", "0", "--out", str(tmp_path / "m")]) == 0
-    assert f"warning: {warning}\n" in capsys.readouterr().out
-    assert main(["cv", str(data), "--config", config, "--folds", "2", "--report", str(tmp_path / "cv")]) == 0
-    assert f"warning: {warning}\n" in capsys.readouterr().out
-    assert warning in json.loads((tmp_path / "cv" / "metrics.json").read_text())["warnings"]
+    _train_and_cv_warn_once(data, tmp_path, capsys, warning)
     # 'Nanny' or 'Nonwoven' are words, not a missing value
     words = {"Kitchen > Nonwoven": "ceramic coffee mug", "Nanny": "analog wrist watch"}
     rows = [(f"p{i}-{c}", f"{words[c]} {i}", c) for c in words for i in range(12)]
@@ -3697,14 +3707,7 @@ def test_train_and_cv_warn_once_of_a_category_that_is_the_parent_of_another(tmp_
         "and per-level metrics count it at the wrong level; give --level 1, the deepest level where no category is "
         "another's parent, or correct those labels to full paths"
     )
-    assert main(["train", str(data), "--config", config, "--level", "0", "--out", str(tmp_path / "m")]) == 0
-    assert capsys.readouterr().out.count(warning) == 1
-    assert (
-        main(["cv", str(data), "--config", config, "--level", "0", "--folds", "2", "--report", str(tmp_path / "cv")])
-        == 0
-    )
-    assert capsys.readouterr().out.count(f"warning: {warning}\n") == 1
-    assert json.loads((tmp_path / "cv" / "metrics.json").read_text())["warnings"] == [warning]
+    assert _train_and_cv_warn_once(data, tmp_path, capsys, warning) == [warning]
     # at the level it names, every category is a leaf: nothing to say
     assert main(["train", str(data), "--config", config, "--level", "1", "--out", str(tmp_path / "m")]) == 0
     assert "parent of the other" not in capsys.readouterr().out
