@@ -18,6 +18,7 @@ import subprocess
 import sys
 import unicodedata
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -1850,18 +1851,27 @@ def test_heads_that_cannot_read_the_catalogue_are_refused_before_training(tmp_pa
     assert "predicting the full category path: 2 categories" in capsys.readouterr().out
 
 
+def _photo_catalogue(
+    tmp_path: Path, jpeg_bytes: Callable[..., bytes], titles: dict[str, tuple[str, str]], per_category: int
+) -> Path:
+    """A catalogue CSV in ``tmp_path`` of ``per_category`` products of each category of ``titles`` (category ->
+    title and photo colour): product i titled 'TITLE i', no description, a JPEG of the colour; its path."""
+    rows = []
+    for category, (title, colour) in titles.items():
+        for i in range(per_category):
+            (tmp_path / f"{category}-{i}.jpg").write_bytes(jpeg_bytes(colour=colour))
+            rows.append((f"{category}-{i}", f"{title} {i}", "", f"{category}-{i}.jpg", category))
+    data = tmp_path / "products.csv"
+    pd.DataFrame(rows, columns=["product_id", "title", "description", "image", "category"]).to_csv(data, index=False)
+    return data
+
+
 def test_modalities_no_head_of_the_config_reads_are_named_with_what_to_give(tmp_path, capsys, jpeg_bytes):
     """A photo-only config run with --modalities text on products with text and photos was refused as "no head of
     the config reads what the labelled products have (text)": they have photos too, and nothing said that the
     modalities asked for left out the one its heads read, nor what to do."""
     words = {"Kitchen": ("ceramic coffee mug", "white"), "Watches": ("analog wrist watch", "black")}
-    rows = []
-    for category, (title, colour) in words.items():
-        for i in range(10):
-            (tmp_path / f"{category}-{i}.jpg").write_bytes(jpeg_bytes(colour=colour))
-            rows.append((f"{category}-{i}", f"{title} {i}", "", f"{category}-{i}.jpg", category))
-    data = tmp_path / "products.csv"
-    pd.DataFrame(rows, columns=["product_id", "title", "description", "image", "category"]).to_csv(data, index=False)
+    data = _photo_catalogue(tmp_path, jpeg_bytes, words, per_category=10)
     photo_head = tmp_path / "photo.yaml"
     photo_head.write_text("heads:\n  - {name: photo, modality: image, features: [{name: color_hist}]}\n")
     options = ["--config", str(photo_head), "--modalities", "text"]
@@ -1978,13 +1988,8 @@ def test_an_extractor_whose_optional_package_is_missing_is_refused_before_any_he
     monkeypatch.setitem(sys.modules, module, None)  # not installed, whatever this machine has
     fitted_heads = []
     monkeypatch.setattr(ModalityHead, "fit_extractors", lambda head, frame: fitted_heads.append(head))
-    rows = []
-    for category, colour in (("Kitchen", "white"), ("Watches", "black")):
-        for i in range(6):
-            (tmp_path / f"{category}-{i}.jpg").write_bytes(jpeg_bytes(colour=colour))
-            rows.append((f"{category}-{i}", f"{category} thing {i}", "", f"{category}-{i}.jpg", category))
-    data = tmp_path / "products.csv"
-    pd.DataFrame(rows, columns=["product_id", "title", "description", "image", "category"]).to_csv(data, index=False)
+    titles = {"Kitchen": ("Kitchen thing", "white"), "Watches": ("Watches thing", "black")}
+    data = _photo_catalogue(tmp_path, jpeg_bytes, titles, per_category=6)
     config = tmp_path / "config.yaml"
     cache = tmp_path / "cache"
     heads = "\n".join(f"  - {h}" for h in ("{name: t, modality: text, features: [{name: tfidf}]}", head))
@@ -2340,6 +2345,12 @@ def test_train_warns_of_a_category_written_in_several_ways(tmp_path, capsys):
     assert "written in several ways" not in capsys.readouterr().out
 
 
+def _products_csv(rows: list[tuple[str, str, str]], path: Path) -> Path:
+    """``rows`` of (product_id, title, category) written as a catalogue CSV at ``path``, returned."""
+    pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(path, index=False)
+    return path
+
+
 def _train_and_cv_warn_once(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], warning: str) -> list:
     """Train and cross-validate (2 folds) the fast-text config on ``data`` at the full path: each says ``warning``
     once, on a warning line of its own, and cv's report lists it. The report's warnings are returned."""
@@ -2360,15 +2371,14 @@ def test_train_and_cv_warn_of_categories_that_read_as_a_missing_value(tmp_path, 
     'nan' learnt and predicted for new products."""
     words = {"Kitchen": "ceramic coffee mug", "nan": "analog wrist watch", "Garden > N/A": "steel garden rake"}
     rows = [(f"p{i}-{c}", f"{words[c]} {i}", c) for c in words for i in range(12)]
-    data = tmp_path / "products.csv"
-    pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    data = _products_csv(rows, tmp_path / "products.csv")
     warning = (
         "2 categories read as a missing value ('Garden > N/A' (12), 'nan' (12); 24 products): each is learnt as a "
         "category of its own; if these products have no category (or no deeper level), leave the cell empty (or "
         "end the path before it)"
     )
     _train_and_cv_warn_once(data, tmp_path, capsys, warning)
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
     # 'Nanny' or 'Nonwoven' are words, not a missing value
     words = {"Kitchen > Nonwoven": "ceramic coffee mug", "Nanny": "analog wrist watch"}
     rows = [(f"p{i}-{c}", f"{words[c]} {i}", c) for c in words for i in range(12)]
@@ -3698,9 +3708,7 @@ def test_train_and_cv_warn_once_of_a_category_that_is_the_parent_of_another(tmp_
     rows = [
         (f"p{n}-{i}", f"{text} {i}", category) for n, (category, text) in enumerate(words.items()) for i in range(8)
     ]
-    data = tmp_path / "products.csv"
-    pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    data = _products_csv(rows, tmp_path / "products.csv")
     warning = (
         "1 pair of categories where one is the parent of the other ('Footwear' above 'Footwear > Men > Shoes'): "
         "each parent is learnt as a class beside its own subcategories, so the predictions are no longer a hierarchy "
@@ -3708,6 +3716,7 @@ def test_train_and_cv_warn_once_of_a_category_that_is_the_parent_of_another(tmp_
         "another's parent, or correct those labels to full paths"
     )
     assert _train_and_cv_warn_once(data, tmp_path, capsys, warning) == [warning]
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
     # at the level it names, every category is a leaf: nothing to say
     assert main(["train", str(data), "--config", config, "--level", "1", "--out", str(tmp_path / "m")]) == 0
     assert "parent of the other" not in capsys.readouterr().out
