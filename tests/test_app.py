@@ -905,6 +905,39 @@ def test_products_trained_on_are_counted_among_the_products_scored_as_the_agreem
     assert metrics_of(test)["agree with the given category"] == "–" and not warnings_shown(test)
 
 
+def test_products_trained_on_are_counted_among_the_rows_the_filters_keep(tiny_training, monkeypatch, tmp_path):
+    """The caveat counted the products trained on among every row while the agreement beside it counted the rows the
+    filters kept: a Rakuten table filtered to its auto-accepted rows still read '400 of 2,095'. It counts those the
+    agreement counts now, the training products looked for once, not again at each move of a filter."""
+    searched: list[int] = []
+    real_search = views.catalogue_products_in_training
+
+    def recorded_search(product_ids: pd.Series, *args: object) -> InTraining:
+        searched.append(len(product_ids))
+        return real_search(product_ids, *args)
+
+    monkeypatch.setattr(views, "catalogue_products_in_training", recorded_search)
+    catalogue = catalogue_csv(pd.concat([tiny_training.trained, tiny_training.unseen]), tmp_path / "more.csv")
+    csv = tmp_path / "preds.csv"
+    csv.write_text(
+        "product_id,category,confidence,decision,top_k,modalities_used,error\n"
+        + "".join(f"{i},{i.split('-')[0]},0.9,auto,[],text,\n" for i in ("Kitchen-0", "Toys-0", "Toys-1"))
+        + "Toys-12,Toys,0.5,review,[],text,\n"
+    )
+    test = go_to(start_app(monkeypatch, str(tiny_training.bundle), "--data", str(catalogue)), "Predictions")
+    test.text_input(key="predictions_path").input(str(csv)).run()
+    assert warnings_shown(test) == [views.as_written(caveat) for caveat in views.in_training_caveats(InTraining(3, 4))]
+    test.multiselect(key="filter_decision").set_value(["auto"]).run()
+    assert [m.proto.help for m in test.metric if m.label == "agree with the given category"] == [
+        "among the 3 products with a given category that were scored"
+    ]
+    assert warnings_shown(test) == [views.as_written(caveat) for caveat in views.in_training_caveats(InTraining(3, 3))]
+    assert warnings_shown(test)[0].startswith("These are the very products the model was trained on")
+    test.multiselect(key="filter_decision").set_value(["review"]).run()  # Toys-12, not trained on
+    assert metrics_of(test)["products"] == "1" and not warnings_shown(test)
+    assert searched == [4]
+
+
 def test_catalogue_warnings_count_unknown_ids_and_categories():
     frame = pd.DataFrame({"product_id": ["a", "b", "c", "d"], "category": ["Watches", "Watches", "Shoes", None]})
     table = pd.DataFrame({"product_id": ["a", "b", "c", "d"], "predicted": "Watches", "given": frame["category"]})

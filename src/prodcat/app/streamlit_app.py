@@ -548,30 +548,30 @@ def _predictions_of_a_sample(
 
 
 def _catalogue_warnings(
-    predictor: Predictor,
-    bundle: str,
-    table: pd.DataFrame,
-    catalogue: views.LoadedCatalogue,
-    own_labels: bool,
-    models_own: bool,
+    predictor: Predictor, table: pd.DataFrame, catalogue: views.LoadedCatalogue, models_own: bool
 ) -> None:
-    """Say when the catalogue does not match the predictions or the model, or holds products it was trained on;
-    when another model made the predictions (not ``models_own``), only what concerns the catalogue."""
+    """Say when the catalogue does not match the predictions or the model; when another model made the predictions
+    (not ``models_own``), only what concerns the catalogue."""
     labels = predictor.labels if models_own else None
     for warning in views.catalogue_warnings(table, catalogue.catalog.frame, labels):
         st.warning(views.as_written(warning))
-    # a `prodcat cv` table brings its own, out-of-fold, labels
-    if own_labels or not models_own:
-        return
+
+
+def _in_training_caveats(
+    predictor: Predictor, bundle: str, table: pd.DataFrame, shown: pd.DataFrame, catalogue: views.LoadedCatalogue
+) -> None:
+    """Say when the products whose agreement is shown, the :func:`views.compared_rows` of the filtered rows ``shown``,
+    hold products the model was trained on: looked for once among those of the whole ``table`` (it reads their
+    photos), counted among those the filters keep."""
     # of the products the agreement counts: those not scored neither agree nor disagree
-    compared = views.compared_rows(table)["product_id"]
+    compared = views.compared_rows(shown)["product_id"]
     if compared.empty:
         return
+    searched = views.compared_rows(table)["product_id"]
+    frame = catalogue.catalog.frame
     stamps = views.modification_stamp(bundle), catalogue.stamp
-    found = in_training(
-        bundle, stamps[0], catalogue.path, stamps[1], compared, catalogue.catalog.frame, predictor.manifest
-    )
-    for caveat in views.in_training_caveats(found):
+    found = in_training(bundle, stamps[0], catalogue.path, stamps[1], searched, frame, predictor.manifest)
+    for caveat in views.in_training_caveats(views.in_training_among(found, frame, searched, compared)):
         st.warning(views.as_written(caveat))
 
 
@@ -610,6 +610,8 @@ def predictions_page(
     table = predictions.table
     own_labels = "given" in table
     known = set(predictor.labels)
+    # a `prodcat cv` table brings its own, out-of-fold, labels; another model's predictions, its own training data
+    in_sample_checked = False
     if catalogue is not None:
         # a CSV may come from a model of another level: the given categories are cut to the predictions' level
         level = views.predictions_level(table["predicted"], predictor.labels, model_level)
@@ -620,7 +622,8 @@ def predictions_page(
             st.info(note)
         known |= set(views.labels_at(catalogue.catalog.frame, level).dropna())
         table = views.attach_catalogue(table, catalogue.catalog.frame, level)
-        _catalogue_warnings(predictor, bundle, table, catalogue, own_labels, models_own=note is None)
+        _catalogue_warnings(predictor, table, catalogue, models_own=note is None)
+        in_sample_checked = not own_labels and note is None
     if unknown := views.unknown_predictions_note(table, known):
         st.info(views.as_written(unknown))
 
@@ -641,6 +644,8 @@ def predictions_page(
         "–" if agreement is None else percent(agreement),
         help=f"among the {compared:,} products with a given category that were scored",
     )
+    if catalogue is not None and in_sample_checked:
+        _in_training_caveats(predictor, bundle, table, shown, catalogue)
     if caveat := views.small_sample_caveat(compared):
         st.warning(caveat)
     st.dataframe(shown, hide_index=True, column_order=[c for c in PREDICTION_COLUMNS if c in shown])

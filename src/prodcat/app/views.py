@@ -835,9 +835,21 @@ def catalogue_products_in_training(
     """How many of the labelled products of the catalogue ``frame`` scored (their ``product_ids``, those whose
     agreement the page shows, :func:`compared_rows`) the bundle at ``bundle_dir``, of this ``manifest``, was trained
     on."""
+    return products_in_training(_labelled_among(frame, product_ids), manifest, bundle_dir, catalogue=frame)
+
+
+def in_training_among(found: InTraining, frame: pd.DataFrame, searched: pd.Series, shown: pd.Series) -> InTraining:
+    """``found``, :func:`catalogue_products_in_training` of the products ``searched`` in the catalogue ``frame``,
+    cut to those of them whose product_id is one of ``shown`` (the rows the filters keep, of which the agreement is
+    measured): no product is looked for again."""
+    kept = _labelled_among(frame, searched)["product_id"].astype(str).isin(shown.astype(str)).to_numpy()
+    return InTraining.of(None if found.mask is None else found.mask[kept], int(kept.sum()))
+
+
+def _labelled_among(frame: pd.DataFrame, product_ids: pd.Series) -> pd.DataFrame:
+    """The labelled products of the catalogue ``frame`` whose product_id is one of ``product_ids``, in its order."""
     labelled = frame[frame["category"].notna()]
-    scored = labelled[labelled["product_id"].astype(str).isin(product_ids.astype(str))]
-    return products_in_training(scored, manifest, bundle_dir, catalogue=frame)
+    return labelled[labelled["product_id"].astype(str).isin(product_ids.astype(str))]
 
 
 def in_training_caveats(found: InTraining) -> list[str]:
