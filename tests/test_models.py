@@ -1193,6 +1193,16 @@ def test_a_label_spelt_with_invisible_characters_or_decomposed_is_one_class() ->
         assert model.classes_.tolist() == ["Beaut\u00e9", "Watches"]
 
 
+def test_an_empty_level_is_dropped_as_the_catalogue_loaders_drop_it() -> None:
+    """``fit`` on a frame (no catalogue loader, which drops an empty level) learnt 'Kitchen > ' beside 'Kitchen', and
+    'Home >  > Decor' as a path of three levels: an empty level, or one of invisible characters alone, is none."""
+    labels = ["Kitchen", "Kitchen > \u200b", "Kitchen > "] * 5 + ["Home > Decor", "Home >  > Decor"] * 10
+    model = ProductClassifier(_text_and_photo_config(fusion="late")).fit(_catalogue(labels))
+    assert model.classes_.tolist() == ["Home > Decor", "Kitchen"]
+    with pytest.raises(ValueError, match="every training product needs a category"):
+        ProductClassifier(_text_and_photo_config(fusion="late")).fit(_catalogue(["\u200b > ", *labels[1:]]))
+
+
 @pytest.mark.parametrize("top_k", [0, -1])
 def test_predicting_fewer_than_one_category_is_refused_naming_top_k(top_k: int) -> None:
     """``top_k=0`` raised IndexError from inside the predictor, and ``top_k=-1`` answered every category but the

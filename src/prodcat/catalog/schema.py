@@ -120,7 +120,9 @@ def split_path(category: str) -> list[str]:
 def canonical_levels(category: str) -> list[str]:
     """The levels of a category path as it trains: without invisible characters
     (:func:`~prodcat.text.clean.without_invisible`), each stripped, its inner spacing collapsed to one space, its
-    accents composed (NFC).
+    accents composed (NFC). A level left empty (``"Kitchen > "``, ``"Home >  > Decor"``, one of invisible characters
+    alone) is dropped, as the catalogue loaders drop it (:func:`~prodcat.catalog.loaders.join_path`): a path of none
+    is spelt ``""``, which ``fit`` refuses as a blank label.
 
     ``"Watches >  Wrist  Watches "`` and ``"Watches>Wrist Watches"`` are one category written twice, as are
     'Beauté' with its 'é' as one character and as 'e' and a combining accent (a macOS export merged with another),
@@ -129,7 +131,8 @@ def canonical_levels(category: str) -> list[str]:
     to ``fit``, a correction of the review queue and a catalogue's category alike.
     """
     composed = unicodedata.normalize("NFC", without_invisible(category))
-    return [" ".join(level.split()) for level in composed.split(SEP.strip())]
+    levels = (" ".join(level.split()) for level in composed.split(SEP.strip()))
+    return [level for level in levels if level]
 
 
 def canonical_path(category: str) -> str:
@@ -176,8 +179,8 @@ def model_truth(categories: pd.Series | list[str], level: int | None, labels: Se
 
 def _label_as_read_now(label: str) -> str:
     """A model's ``label`` as a catalogue holding it trains now: in canonical spelling (:func:`canonical_levels`:
-    without invisible characters, composed), levels left empty dropped."""
-    return SEP.join(level for level in canonical_levels(label) if level)
+    without invisible characters, composed, levels left empty dropped)."""
+    return canonical_path(label)
 
 
 def depth(categories: pd.Series | list[str]) -> int:
