@@ -1548,6 +1548,28 @@ def test_a_product_ids_length_is_the_stripped_ids_however_it_is_sent(
     assert item["error"]["status"] == 422
 
 
+def test_an_over_long_product_id_gets_one_error_code_however_it_is_sent(
+    client: TestClient, jpeg_bytes: Callable[..., bytes]
+) -> None:
+    """An id of 257 characters was refused 422 ``invalid_json`` as a JSON body ('String should have at most 256
+    characters'), ``invalid_item`` as a batch item, and ``product_id_length`` as multipart: ``product_id_length``
+    now, naming the limit; a batch item is not named by the id refused."""
+    over, photo = "x" * (MAX_PRODUCT_ID_CHARS + 1), {"image": ("a.jpg", jpeg_bytes(), "image/jpeg")}
+    single = [
+        client.post("/predict", json={"title": "mug", "product_id": over}),
+        client.post("/predict", data={"title": "mug", "product_id": over}, files=photo),
+    ]
+    assert [(answer.status_code, answer.json()["error"]) for answer in single] == [(422, "product_id_length")] * 2
+    assert all(f"at most {MAX_PRODUCT_ID_CHARS}" in answer.json()["detail"] for answer in single)
+    products = json.dumps([{"title": "mug", "product_id": over}])
+    batches = [
+        client.post("/predict-batch", json=[{"title": "mug", "product_id": over}]),
+        client.post("/predict-batch", data={"products": products}, files=photo),
+    ]
+    errors = [batch.json()["results"][0]["error"] for batch in batches]
+    assert [(error["error"], error.get("product_id")) for error in errors] == [("product_id_length", None)] * 2
+
+
 def test_a_blank_product_id_filter_is_refused_not_answered_with_no_records(client: TestClient) -> None:
     """GET /reviews?product_id=%20 read the filter stripped, "", and answered that no record has it (total 0), though
     a blank id is no product's (1da2ae4: a prediction sent with one is stored without an id). It is refused 422,

@@ -62,6 +62,7 @@ from prodcat.serve.inputs import (
     product_from_json,
     read_json,
     read_small_json,
+    usable_id,
     validated,
 )
 from prodcat.serve.metrics import ApiMetrics
@@ -870,7 +871,7 @@ def _checked(item: ProductRequest | ApiError, settings: ServeSettings) -> Produc
     try:
         check_text(item, settings)
     except ApiError as exc:
-        return exc.about(item.product_id)
+        return exc.about(usable_id(item.product_id))
     return item
 
 

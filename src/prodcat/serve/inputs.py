@@ -515,7 +515,12 @@ def _given_id(raw: Any) -> str | None:
     """The ``product_id`` a raw batch item gives, valid product or not, if it is a usable one: to name an item
     that is not a valid product, and to find ids that several items give."""
     given = raw.get("product_id") if isinstance(raw, dict) else None
-    product_id = given_product_id(given) if isinstance(given, str) else None
+    return usable_id(given_product_id(given) if isinstance(given, str) else None)
+
+
+def usable_id(product_id: str | None) -> str | None:
+    """``product_id`` (stripped) if :func:`check_text` takes it, else ``None``: a refused item is not named by an id
+    refused with it."""
     if product_id is None or len(product_id) > MAX_PRODUCT_ID_CHARS or unstorable_reason(product_id):
         return None
     return product_id

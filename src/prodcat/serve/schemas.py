@@ -160,10 +160,11 @@ class ProductIn(BaseModel):
     )
     product_id: GivenProductId = Field(
         None,
-        max_length=MAX_PRODUCT_ID_CHARS,
+        # checked with the text (inputs.check_text), for a JSON product as for a multipart one: one error code
+        json_schema_extra={"maxLength": MAX_PRODUCT_ID_CHARS},
         description="the caller's id, echoed back and stored without the spaces around it, as `prodcat predict` "
-        "reads a catalogue's ids (its length is the stripped id's); an empty or blank one is no id (answered and "
-        "stored as null)",
+        "reads a catalogue's ids (its length is the stripped id's, at most 256 characters: a longer one gets 422 "
+        "`product_id_length`); an empty or blank one is no id (answered and stored as null)",
     )
 
 
