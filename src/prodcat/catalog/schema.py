@@ -170,17 +170,13 @@ def model_truth(categories: pd.Series | list[str], level: int | None, labels: Se
     before labels were composed may hold 'é' as 'e' and a combining accent, one trained before the loaders removed
     invisible characters 'Watches' after a zero-width space, and predicts them so."""
     truth = category_at_level(categories, level)
-    as_read_now = {_label_as_read_now(label): label for label in labels}
+    # a model's label as a catalogue holding it trains now (canonical_levels: without invisible characters, composed,
+    # levels left empty dropped)
+    as_read_now = {canonical_path(label): label for label in labels}
     spelt_otherwise = {read: label for read, label in as_read_now.items() if read and read != label}
     if not spelt_otherwise:
         return truth
     return np.asarray([spelt_otherwise.get(label, label) for label in truth], dtype=object)
-
-
-def _label_as_read_now(label: str) -> str:
-    """A model's ``label`` as a catalogue holding it trains now: in canonical spelling (:func:`canonical_levels`:
-    without invisible characters, composed, levels left empty dropped)."""
-    return canonical_path(label)
 
 
 def depth(categories: pd.Series | list[str]) -> int:
