@@ -2663,6 +2663,64 @@ def test_evaluate_names_the_models_category_a_label_differs_from_by_case_only(fl
     assert first.lower() in set(predictions["category"])  # counted as given, not remapped
 
 
+def test_evaluate_refuses_a_catalogue_none_of_whose_categories_the_model_knows(
+    flipkart_bundle, flipkart_dir, tmp_path, capsys
+):
+    """A catalogue of numeric category codes scored by a model of names (or the fashion catalogue by Flipkart's) was
+    scored, every product counted wrong: accuracy 0.0000, exit 0, a warning among the figures. It is refused now,
+    exit 2 and no report, naming some of the file's categories and the model's, and how to have the right ones read.
+    Labels that are the model's but for case are still scored, their warning naming the model's spelling; a file of
+    which only a few products are in the model's categories is scored, and the warning says how few."""
+    from prodcat.bundle import read_manifest
+
+    labels = read_manifest(flipkart_bundle)["labels"]
+    products = flipkart_products(flipkart_dir, 10)
+    at_level = pd.Series(category_at_level(products["category"], 1))
+    codes = products.assign(category=at_level.map({label: str(10 * (i + 1)) for i, label in enumerate(labels)}))
+    data = tmp_path / "codes.csv"
+    codes.to_csv(data, index=False)
+    report = tmp_path / "report"
+    assert main(["evaluate", str(flipkart_bundle), str(data), "--report", str(report)]) == 2
+    said = capsys.readouterr().err
+    assert f"error: {data}: none of the 10 labelled products has one of the model's categories" in said
+    assert "'10' (" in said and f"the model's 7 are {labels[0]!r}, {labels[1]!r}" in said
+    assert "--category-column" in said and "prodcat cv" in said
+    assert not (report / "metrics.json").exists()
+
+    lowered = products.assign(category=at_level.str.lower())  # all but for case: scored, and named
+    lowered.to_csv(data, index=False)
+    assert main(["evaluate", str(flipkart_bundle), str(data), "--report", str(report)]) == 0
+    unknown = next(w for w in json.loads((report / "metrics.json").read_text())["warnings"] if "not know" in w)
+    assert f"{labels[0].lower()!r} is the model's {labels[0]!r}" in unknown
+
+    few = products.copy()
+    few.loc[2:, "category"] = "Toys > Dolls"  # 2 of 10 in the model's categories, 8 not
+    few.to_csv(data, index=False)
+    assert main(["evaluate", str(flipkart_bundle), str(data), "--report", str(report)]) == 0
+    unknown = next(w for w in json.loads((report / "metrics.json").read_text())["warnings"] if "not know" in w)
+    assert unknown.startswith("8 of 10 labelled products have a category the model does not know (1 category: 'Toys'")
+    shown = at_level[:2].nunique()
+    assert (
+        f"Only 2 (20.0%), in {shown} of the file's {shown + 1} categories, have one of the model's 7 categories"
+        in unknown
+    )
+
+
+def test_the_refusal_of_unknown_categories_says_how_each_format_reads_them():
+    from prodcat.evaluate.labelled import no_known_category
+
+    labels = ["Books > Magazines", "Toys"]
+    assert no_known_category(["Toys", "Cars"], labels, None) is None
+    assert no_known_category(["toys "], labels, None) is None  # but for case and spacing: scored and warned of
+    assert no_known_category([], labels, None) is None
+    said = no_known_category(["2705", "10"], labels, 2, "rakuten")
+    assert "'2705' (1), '10' (1); the model's 2 are 'Books > Magazines', 'Toys'" in said
+    assert "at the model's level (level 2 of their paths)" in said and "--language" in said
+    assert "--category-sep" in no_known_category(["Books/Magazines"], labels, None, "parquet")
+    assert "(their whole paths)" in no_known_category(["Books"], labels, None, "csv")
+    assert "This catalogue is not the model's" in no_known_category(["Apparel"], labels, 1, "fashion")
+
+
 def bundle_trained_on(bundle, data, out):
     """A copy of ``bundle`` whose manifest records the training fingerprint of the catalogue ``data`` (the
     manifest is not among the files it hashes: the copy still verifies)."""
@@ -3477,7 +3535,8 @@ def test_predict_lists_no_issue_of_the_labels_it_does_not_read_and_evaluate_does
 ):
     """predict warned of, and listed in OUT.issues.csv, the issues of the labels (a CSV's missing label, a fashion
     articleType placed under its usual parent), which it does not read: the predictions are the same whatever the
-    labels. It now lists those of the fields its model reads alone; evaluate, which reads the labels, still does."""
+    labels. It now lists those of the fields its model reads alone; evaluate, which reads the labels, still does (of
+    the fashion folder, whose paths are none of the model's categories, beside the report it refuses to write)."""
     from prodcat.catalog.loaders import MAX_TEXT_CHARS
 
     products = tiny_training.unseen.copy()
@@ -3490,8 +3549,9 @@ def test_predict_lists_no_issue_of_the_labels_it_does_not_read_and_evaluate_does
         data = _fashion_styles(products, tmp_path / "fashion")
     model = str(tiny_training.bundle)
     report = tmp_path / "evaluation"
-    assert main(["evaluate", model, str(data), "--report", str(report)]) == 0
-    evaluated = pd.read_csv(report / "input_issues.csv")
+    known = catalogue == "csv"
+    assert main(["evaluate", model, str(data), "--report", str(report)]) == (0 if known else 2)
+    evaluated = pd.read_csv(report / "input_issues.csv" if known else tmp_path / "evaluation.failed-run.issues.csv")
     assert evaluated["field"].tolist() == ["title", "category"]
     label_issue = evaluated["message"].iat[1]
     caplog.clear()

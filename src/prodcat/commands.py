@@ -47,6 +47,7 @@ from prodcat.config import MODALITIES, RECORDED_CONFIG, Config
 from prodcat.errors import RunRefused
 from prodcat.evaluate.labelled import (
     labelled_warnings,
+    no_known_category,
     product_fingerprints,
     products_in_training,
     readable_by,
@@ -953,7 +954,12 @@ def _evaluate(
         if refusal := undecoded_photos_said(frame, read_by, None, [])[0]:
             print(f"error: {refusal}", file=sys.stderr)
             return 2
-    truth = model_truth(frame["category"], model_level(predictor.manifest), predictor.labels)
+    level = model_level(predictor.manifest)
+    truth = model_truth(frame["category"], level, predictor.labels)
+    # scored, every product counted wrong: a report of zeros, exit 0, on a catalogue of other categories
+    if refusal := no_known_category(truth, predictor.labels, level, catalog.format):
+        print(f"error: {args.data}: {refusal}", file=sys.stderr)
+        return 2
     table = predict_catalog(predictor, frame, 2000)
     predicted = table["category"].to_numpy(dtype=object)
     # a product the model could not score (no category, its ``error`` filled) counts as wrong, confidence 0

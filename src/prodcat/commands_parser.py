@@ -195,7 +195,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             Score products the model was not trained on: on its training data every figure is near perfect
             (said, with how many of the products it was trained on). For an honest estimate without a held-out
             file, run `prodcat cv` on the catalogue; or split it, `prodcat train` on one part and evaluate on
-            the other. Categories the model does not know, and evaluations of under 30 products, are warned of.
+            the other. Categories the model does not know, and evaluations of under 30 products, are warned of;
+            a catalogue none of whose categories (at the model's level) is one of the model's is refused.
             """),
         epilog="examples:\n  prodcat evaluate models/flipkart heldout.csv --report reports/heldout\n",
     )

@@ -24,6 +24,8 @@ from prodcat.formatting import count_text, counted, first_few
 
 #: fewer labelled products than this and the figures (and their intervals) are warned about
 SMALL_EVALUATION = 30
+#: under this share of the labelled products in one of the model's categories, the warning says how few are
+FEW_KNOWN = 0.5
 
 
 def readable_by(frame: pd.DataFrame, modalities: Sequence[str] | None) -> np.ndarray:
@@ -241,7 +243,8 @@ def unknown_categories(given: Sequence[object] | pd.Series, labels: Sequence[str
 
 
 def unknown_categories_warning(truth: Sequence[object], labels: Sequence[str]) -> str | None:
-    """What to say when some true categories (at the model's level) are not among the model's ``labels``."""
+    """What to say when some true categories (at the model's level) are not among the model's ``labels``; how few
+    products and categories are among them, when under :data:`FEW_KNOWN` of the products are."""
     unknown = unknown_categories(truth, labels)
     if unknown.empty:
         return None
@@ -250,6 +253,15 @@ def unknown_categories_warning(truth: Sequence[object], labels: Sequence[str]) -
         f"{count_text(unknown.sum())} of {count_text(len(truth))} labelled products have a category the model does "
         f"not know ({counted(len(unknown), 'category', 'categories')}: {named}): they can only be counted wrong."
     )
+    known = len(truth) - int(unknown.sum())
+    if known < FEW_KNOWN * len(truth):
+        categories = pd.Series(truth, dtype=object).dropna().astype(str).nunique()
+        warning += (
+            f" Only {count_text(known)} ({known / len(truth):.1%}), in {count_text(categories - len(unknown))} of the "
+            f"file's {counted(categories, 'category', 'categories')}, have one of the model's "
+            f"{counted(len(labels), 'category', 'categories')}: the figures are mostly of products it could not get "
+            "right."
+        )
     # not matched here: a label the model never learnt is counted as it is given, and said so, never remapped
     spelt_otherwise = _model_spellings(unknown.index, labels)
     if spelt_otherwise:
@@ -262,6 +274,42 @@ def unknown_categories_warning(truth: Sequence[object], labels: Sequence[str]) -
     if len(spelt_otherwise) < len(unknown):
         warning += " Is the catalogue, or its category level, the model's?"
     return warning
+
+
+def no_known_category(
+    truth: Sequence[object], labels: Sequence[str], level: int | None, catalogue_format: str = ""
+) -> str | None:
+    """Why a model of ``labels``, predicting ``level`` (``None``: whole paths), is not scored on products whose true
+    categories (cut at its level) are ``truth``, read from a catalogue of ``catalogue_format``: none of them is one of
+    its categories, nor one of them but for case, spacing or Unicode form (which :func:`unknown_categories_warning`
+    names, the products scored); ``None`` when some are, or none is labelled.
+
+    Scored, every product counts wrong: a report of zeros, exit 0, said a model of names scored on a catalogue of
+    numeric codes, or Flipkart's on the fashion catalogue, to be wrong about every product."""
+    given = pd.Series(truth, dtype=object).dropna().astype(str)
+    if given.empty or given.isin(list(labels)).any() or _model_spellings(given.unique(), labels):
+        return None
+    counts = given.value_counts()
+    files = first_few([f"{name!r} ({count_text(count)})" for name, count in counts.items()], 5)
+    at = f"level {level} of their paths" if level else "their whole paths"
+    return (
+        f"none of the {count_text(len(given))} labelled products has one of the model's categories, nor one of them "
+        f"but for case: the file's, at the model's level ({at}), are {files}; the model's "
+        f"{count_text(len(labels))} are {first_few([repr(label) for label in labels], 5)}. Every product would be "
+        f"counted wrong. {_LABEL_SOURCES.get(catalogue_format, _LABEL_SOURCES['csv'])}; a model of this "
+        "catalogue's own categories is measured with `prodcat cv` (--level N: the first N levels of its paths)"
+    )
+
+
+#: per catalogue format, where its categories come from, and how to have them read otherwise
+_LABEL_SOURCES = {
+    "csv": "Evaluate it on products labelled with its categories: name the column holding them with --category-column, "
+    "the separator of their levels with --category-sep",
+    "rakuten": "A Rakuten folder's categories are the names categories.json gives its prdtypecodes (the codes without "
+    "that file), in the language of --language (en by default): give the one the model was trained in",
+    "flipkart": "This catalogue is not the model's: evaluate it on products labelled with its categories",
+}
+_LABEL_SOURCES |= {"parquet": _LABEL_SOURCES["csv"], "fashion": _LABEL_SOURCES["flipkart"]}
 
 
 def _model_spellings(unknown: Sequence[str] | pd.Index, labels: Sequence[str]) -> dict[str, str]:
