@@ -85,6 +85,50 @@ def test_matching_with_more_clusters_than_categories_leaves_one_unmatched():
     assert matching.accuracy == pytest.approx(4 / 5)
 
 
+def test_the_matched_accuracy_comes_with_its_chance_level():
+    """12 products in 11 categories: any 11 clusters match 10 products or more (83%), so the matched accuracy read
+    0.917 for clusters that put the two products of k0 apart (ARI below 0), with nothing to tell it was matching alone.
+    Its chance level, the mean accuracy of the same clusters dealt at random, is now beside it."""
+    categories = ["k0", "k0", *(f"k{i}" for i in range(1, 11))]
+    clusters = [0, 1, 1, *range(2, 11)]  # k0's pair split, one of them with k1's product
+    matching = match_clusters(categories, clusters)
+    assert matching.accuracy == pytest.approx(11 / 12)
+    assert 10 / 12 <= matching.chance <= 1 and matching.accuracy - matching.chance < 0.1
+    assert match_clusters(categories, clusters, seed=0).chance == matching.chance  # seeded: the same each run
+    # many products a category: perfect clusters far above chance, random ones at it
+    _, categories = blobs()
+    perfect = match_clusters(categories, np.unique(categories, return_inverse=True)[1])
+    assert perfect.accuracy == 1.0 and 0.25 <= perfect.chance < 0.35
+    random = match_clusters(categories, np.random.default_rng(0).integers(0, 4, size=len(categories)))
+    assert random.accuracy == pytest.approx(random.chance, abs=0.05)
+
+
+def test_the_console_the_json_and_the_report_give_the_chance_level(tmp_path, capsys):
+    """`prodcat explore` on 12 products in 11 categories printed 'acc. 0.833' beside an ARI of -0.015 and the report's
+    card '83 % matched accuracy', with no chance level to read it against."""
+    import json
+
+    from prodcat.cli import main
+
+    data = tmp_path / "products.csv"
+    words = ["mug", "watch", "train", "bib", "lamp", "sofa", "kettle", "ring", "scarf", "drill", "phone", "pillow"]
+    rows = {"product_id": [f"p{i}" for i in range(12)], "title": [f"{word} for sale" for word in words]}
+    pd.DataFrame(rows | {"category": ["k0", *(f"k{i}" for i in range(11))]}).to_csv(data, index=False)
+    out = tmp_path / "report"
+    args = ["--features", "tfidf", "--reductions", "pca", "--report", str(out), "--no-progress"]
+    assert main(["explore", str(data), *args]) == 0
+    printed = capsys.readouterr().out
+    assert "chance is its level for the same clusters dealt at random" in printed
+    (header,) = [line.split() for line in printed.splitlines() if line.startswith("features")]
+    (row,) = [line.split() for line in printed.splitlines() if line.startswith("tfidf")]
+    chance = float(row[header.index("chance")])
+    (record,) = json.loads((out / "clustering.json").read_text())
+    assert record["matched_accuracy_chance"] == pytest.approx(chance, abs=5e-4) and chance >= 10 / 12
+    html = " ".join((out / "report.html").read_text().split())
+    assert f"matched accuracy (chance {100 * chance:.0f} %)" in html
+    assert f"(chance level {100 * record['matched_accuracy_chance']:.1f} %)" in html
+
+
 def test_kmeans_recovers_separated_blobs():
     points, categories = blobs(seed=3)
     clusters = cluster_points(points, 4, seed=0)
@@ -729,8 +773,8 @@ def test_runs_are_ranked_only_against_runs_on_the_same_products(tmp_path):
     json_path, html_path = write_report(result, tmp_path)
     assert [(r["products"], r["rank"], r["features"]) for r in json.loads(json_path.read_text())] == expected
     html = " ".join(html_path.read_text().split())
-    assert '<th colspan="10">80 products with text</th>' in html
-    assert '<th colspan="10">40 products with text and a photo</th>' in html
+    assert '<th colspan="11">80 products with text</th>' in html
+    assert '<th colspan="11">40 products with text and a photo</th>' in html
     assert "<b>0.90</b> (tfidf+color_hist, pca) on 40 products with text and a photo" in html
 
 

@@ -137,6 +137,7 @@ class ClusteringRun:
             "rank": rank,
             **self.scores,
             "matched_accuracy": self.matching.accuracy,
+            "matched_accuracy_chance": self.matching.chance,
             "seconds": self.seconds,
             "feature_seconds": self.feature_seconds,
             "dims": int(self.points.shape[1]),
@@ -467,7 +468,7 @@ def _reduce_and_cluster(block: _FeatureSet, reduction: str, n_components: int, n
     k = len(np.unique(block.categories))
     clusters = cluster_points(points, k, n_init=n_init, seed=seed)
     scores = clustering_scores(block.categories, clusters, points, seed=seed)
-    matching = match_clusters(block.categories, clusters)
+    matching = match_clusters(block.categories, clusters, seed=seed)
     seconds = block.feature_seconds + block.combine_seconds + time.perf_counter() - started
     return ClusteringRun(
         block.name,

@@ -113,7 +113,7 @@ def run_explore(args: argparse.Namespace) -> int:
         check_reductions,
         sample_covering_every_label,
     )
-    from prodcat.explore.metrics import AMI_NOTE
+    from prodcat.explore.metrics import AMI_NOTE, MATCHED_ACCURACY_NOTE
     from prodcat.explore.report import EXPLORE_FILES, write_report
     from prodcat.files import report_exit_code, write_failure
 
@@ -172,7 +172,11 @@ def run_explore(args: argparse.Namespace) -> int:
     drawn = f" (a sample of the {result.sampled_from} labelled)" if result.sampled_from else ""
     print(f"{len(result.frame)} products{drawn}, {result.n_categories} categories at level {level or 'full path'}")
     print(AMI_NOTE)
-    print(f"{'features':<28} {'reduction':<10} {'ARI':>6} {'AMI':>6} {'NMI':>6} {'silh.':>6} {'acc.':>6} {'sec':>7}")
+    print(MATCHED_ACCURACY_NOTE)
+    print(
+        f"{'features':<28} {'reduction':<10} {'ARI':>6} {'AMI':>6} {'NMI':>6} {'silh.':>6} {'acc.':>6} {'chance':>6} "
+        f"{'sec':>7}"
+    )
     # ranked only against runs on the same products (records() comes by product set, each ranked)
     for record in result.records():
         if record["rank"] == 1:
@@ -182,7 +186,7 @@ def run_explore(args: argparse.Namespace) -> int:
         print(
             f"{record['features']:<28} {record['reduction']:<10} {record['ari']:>6.3f} {record['ami']:>6.3f} "
             f"{record['nmi']:>6.3f} {record['silhouette']:>6.3f} {record['matched_accuracy']:>6.3f} "
-            f"{record['seconds']:>7.1f}"
+            f"{record['matched_accuracy_chance']:>6.3f} {record['seconds']:>7.1f}"
         )
     for feature_set, reason in result.skipped.items():
         print(f"not studied: {feature_set} ({reason})")

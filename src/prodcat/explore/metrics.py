@@ -4,7 +4,8 @@ Scores come from scikit-learn (ARI, AMI, NMI, silhouette); :func:`match_clusters
 pairs each cluster with one category (Hungarian assignment on the contingency
 table, :func:`scipy.optimize.linear_sum_assignment`) so a clustering can be read
 like a classifier: an accuracy, a cluster-vs-category matrix and the products
-it "misplaces".
+it "misplaces". The accuracy comes with its chance level (the same clusters dealt to the
+products at random): with few products per category, matching alone makes it high.
 """
 
 from __future__ import annotations
@@ -28,6 +29,15 @@ AMI_NOTE = (
     "are many and small; runs are ranked by ARI, then AMI."
 )
 
+#: the line a report gives to say what the matched accuracy is, and what to read it against
+MATCHED_ACCURACY_NOTE = (
+    "acc. (matched accuracy) pairs each cluster with one category and counts the products in their category's "
+    "cluster; chance is its level for the same clusters dealt at random, high when categories hold few products."
+)
+
+#: random deals of the cluster labels whose matched accuracies, averaged, give :attr:`ClusterMatching.chance`
+CHANCE_SHUFFLES = 20
+
 #: silhouette is O(n²): above this many points it is estimated on a seeded sample
 SILHOUETTE_SAMPLE = 3000
 
@@ -48,22 +58,30 @@ class ClusterMatching:
     assignment: dict[int, str]
     #: share of products whose cluster is matched to their own category, in [0, 1]
     accuracy: float
+    #: the accuracy's chance level: the mean matched accuracy of the same cluster labels dealt to the products at
+    #: random (:data:`CHANCE_SHUFFLES` seeded shuffles, the cluster and category sizes kept). Matching alone lifts an
+    #: accuracy on few products a category: 12 products in 11 categories, clustered at random, match 83% or more
+    chance: float
 
     def predicted(self, clusters: Sequence[int]) -> np.ndarray:
         """The matched category of each cluster label, ``None`` for unmatched clusters."""
         return np.asarray([self.assignment.get(int(c)) for c in clusters], dtype=object)
 
 
-def match_clusters(y_true: Sequence[str], clusters: Sequence[int]) -> ClusterMatching:
+def match_clusters(y_true: Sequence[str], clusters: Sequence[int], *, seed: int = 0) -> ClusterMatching:
     """Pair clusters with categories so that the most products land in their own category.
 
     ``y_true``: category of each product, shape ``(n,)``; ``clusters``: cluster label
-    of each product, shape ``(n,)``.
+    of each product, shape ``(n,)``; ``seed``: of the shuffles giving the accuracy's chance level.
     """
     categories, true_codes = np.unique(np.asarray(y_true, dtype=object).astype(str), return_inverse=True)
     cluster_ids, cluster_codes = np.unique(np.asarray(clusters), return_inverse=True)
     counts = contingency_matrix(true_codes, cluster_codes)  # (n_categories, n_clusters)
     rows, cols = linear_sum_assignment(counts, maximize=True)  # rows come back ascending
+    rng = np.random.default_rng(seed)
+    chance = np.mean(
+        [_matched_share(contingency_matrix(true_codes, rng.permutation(cluster_codes))) for _ in range(CHANCE_SHUFFLES)]
+    )
     row_order = [*rows, *sorted(set(range(counts.shape[0])) - set(rows))]
     col_order = [*cols, *sorted(set(range(counts.shape[1])) - set(cols))]
     return ClusterMatching(
@@ -72,7 +90,15 @@ def match_clusters(y_true: Sequence[str], clusters: Sequence[int]) -> ClusterMat
         matrix=counts[np.ix_(row_order, col_order)],
         assignment={int(cluster_ids[c]): str(categories[r]) for r, c in zip(rows, cols, strict=True)},
         accuracy=float(counts[rows, cols].sum() / counts.sum()),
+        chance=float(chance),
     )
+
+
+def _matched_share(counts: np.ndarray) -> float:
+    """The share of products a one-to-one matching of a contingency table's clusters (columns) with its categories
+    (rows) puts in their own category, at best."""
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    return float(counts[rows, cols].sum() / counts.sum())
 
 
 def clustering_scores(

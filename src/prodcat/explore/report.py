@@ -5,7 +5,7 @@ JPEG), so it can be mailed or archived as one file. It shows the runs best
 first among those on the same products, 2-D maps coloured by true category and
 by cluster side by side (with a legend up to 20 categories, beyond it the names
 written on the maps where they fit), the cluster-vs-category matrix of the best
-run on the most products with its matched accuracy (its 30 largest categories;
+run on the most products with its matched accuracy and its chance level (its 30 largest categories;
 the whole matrix is a CSV beside the report), and a few products that run puts
 in another category's cluster.
 """
@@ -23,7 +23,7 @@ import pandas as pd
 from prodcat.catalog.audit import thumbnail
 from prodcat.catalog.schema import SEP, distinguishing_tails, split_path
 from prodcat.explore.clustering import SAME_PRODUCTS_OVERLAP, ClusteringRun, StudyResult, json_record
-from prodcat.explore.metrics import AMI_NOTE, ClusterMatching
+from prodcat.explore.metrics import AMI_NOTE, CHANCE_SHUFFLES, ClusterMatching
 from prodcat.explore.reduction import TSNE2D, make_reduction
 from prodcat.figures import figure_data_uri, figure_fonts
 from prodcat.files import write_json, written_together
@@ -93,6 +93,8 @@ def _write_report_files(result: StudyResult, out_dir: Path, source: str) -> None
         matrix=matrix_table(best),
         matrix_csv=MATRIX_CSV,
         accuracy=best.matching.accuracy,
+        chance=best.matching.chance,
+        chance_shuffles=CHANCE_SHUFFLES,
         examples=misplaced_examples(result, best, EXAMPLES),
     )
     (out_dir / "report.html").write_text(html, encoding="utf-8")
