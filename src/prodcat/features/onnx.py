@@ -11,7 +11,6 @@ import logging
 import os
 import tempfile
 import threading
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,16 @@ from typing import Any
 from filelock import FileLock
 
 from prodcat.features.cache import default_cache_dir
+from prodcat.silenced import Silenced, silenced
 
 log = logging.getLogger(__name__)
 
 _EXPORT_LOCK = threading.Lock()
+
+
+class ExportNotices(Silenced):
+    """Any warning of a one-off export to ONNX (constant folding, the legacy exporter): noise, silenced in the
+    exporting thread alone."""
 
 
 def models_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -46,8 +51,7 @@ def cached_export(path: Path, export: Callable[[str], None]) -> Path:
         os.close(fd)
         try:
             # constant-folding and legacy-exporter notices are noise for a one-off export
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with silenced(ExportNotices):
                 export(tmp)
             os.chmod(tmp, 0o644)  # mkstemp creates it private; the cache is shared
             os.replace(tmp, path)

@@ -8,7 +8,6 @@ cross-validation can reuse one feature matrix and refit only the cheap part.
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,6 +29,7 @@ from prodcat.config import ClassifierConfig, HeadConfig
 from prodcat.features.base import Extractor, NothingToLearn, seeded_extractor
 from prodcat.models.nbsvm import NBSVMClassifier
 from prodcat.parameters import AddedParametersDefaulted
+from prodcat.silenced import Silenced, silenced
 
 if TYPE_CHECKING:
     from sklearn.utils import Tags
@@ -112,10 +112,7 @@ class PlattSVC(AddedParametersDefaulted, ClassifierMixin, BaseEstimator):
             probability=True,
             random_state=self.random_state,
         )
-        with warnings.catch_warnings():
-            warnings.filterwarnings(
-                "ignore", message="The `probability` parameter was deprecated", category=FutureWarning
-            )
+        with silenced(ProbabilityDeprecated):
             self.svc_.fit(rbf_kernel(X, X, self.gamma_) if precomputed else X, y)
         self.support_vectors_ = X[self.svc_.support_] if precomputed else None
         self.classes_ = self.svc_.classes_
@@ -398,8 +395,18 @@ def fill_unknown(proba: np.ndarray, known: np.ndarray, prior: np.ndarray) -> np.
     return np.where(known, proba * (1.0 - unknown_mass), prior)
 
 
-#: start of scikit-learn's warning that a stratum has fewer members than folds (see PooledStratifiedKFold)
-_FEW_MEMBERS_WARNING = "The least populated class in y has only"
+class ProbabilityDeprecated(Silenced):
+    """scikit-learn 1.9's deprecation of ``SVC(probability=True)``, which :class:`PlattSVC` keeps (see there)."""
+
+    category = FutureWarning
+    message = "The `probability` parameter was deprecated"
+
+
+class FewMembers(Silenced):
+    """scikit-learn's warning that a stratum has fewer members than folds (see :class:`PooledStratifiedKFold`)."""
+
+    category = UserWarning
+    message = "The least populated class in y has only"
 
 
 def pooled_strata(y: np.ndarray, min_count: int) -> np.ndarray:
@@ -422,8 +429,7 @@ class PooledStratifiedKFold(AddedParametersDefaulted, StratifiedKFold):
         super().__init__(n_splits=n_splits, shuffle=True, random_state=random_state)
 
     def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_FEW_MEMBERS_WARNING, category=UserWarning)
+        with silenced(FewMembers):
             # listed inside the filter: scikit-learn's generator warns when iterated, not when called
             folds = list(super().split(X, pooled_strata(np.asarray(y), self.n_splits), groups))
         return iter(folds)
@@ -514,16 +520,18 @@ def fold_classifier(head: ModalityHead, X: Any, y: np.ndarray) -> BaseEstimator:
     return fitted(clone(head.new_classifier(X)), X, y)
 
 
-#: scikit-learn's guess that more distinct labels than half the rows make a regression target: categories are
-#: labels whatever their number (a fold of full category paths holds hundreds, most of one or two products)
-_REGRESSION_GUESS_WARNING = "The number of unique classes is greater than 50% of the number of samples"
+class RegressionGuess(Silenced):
+    """scikit-learn's guess that more distinct labels than half the rows make a regression target: categories are
+    labels whatever their number (a fold of full category paths holds hundreds, most of one or two products)."""
+
+    category = UserWarning
+    message = "The number of unique classes is greater than 50% of the number of samples"
 
 
 def fitted(classifier: BaseEstimator, X: Any, y: np.ndarray) -> BaseEstimator:
     """``classifier.fit(X, y)``, without scikit-learn's warning that ``y`` could be a regression target (printed
     once per fit, dozens of times by a cross-validation at full path)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_REGRESSION_GUESS_WARNING, category=UserWarning)
+    with silenced(RegressionGuess):
         return classifier.fit(X, y)
 
 
