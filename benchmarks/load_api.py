@@ -56,11 +56,6 @@ RESULTS_BY_DATASET = {"flipkart": "load_api.json", "rakuten": "load_api_e5.json"
 TRAINING_PRODUCTS = 200
 TARGETS_P99_MS = {"text": 50.0, "photo": 300.0}
 TARGET_CONCURRENCY = 8
-#: why a cell of several workers has no model_ms_mean: it read -3.9 and -1.0 ms
-MODEL_MS_UNMEASURED = (
-    "not measured with several workers: each keeps its own /metrics (per process, not added up), and the reads "
-    "before and after the cell may be answered by different workers"
-)
 
 
 def datasets_dir() -> Path:
@@ -175,11 +170,9 @@ async def run_cell(
     concurrency: int,
     duration: float,
     serial: Iterator[int],
-    workers: int,
 ) -> dict:
-    """One cell against a server of ``workers`` processes; ``serial`` numbers the requests of every cell sent to this
-    server, so that none repeats a text or a photo of an earlier cell, which the server's embedding caches would
-    answer."""
+    """One cell; ``serial`` numbers the requests of every cell sent to this server, so that none repeats a text or
+    a photo of an earlier cell, which the server's embedding caches would answer."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
 
@@ -234,26 +227,25 @@ async def run_cell(
         # the cores are shared: how busy they were as the cell started (this benchmark's previous cell included)
         "load_average_1min_before": round(load_before, 2),
         "errors_5xx": sum(v for k, v in statuses.items() if k >= 500),
-        "model_ms_mean": model_ms_mean(model_before, model_after, workers),
-        **({"model_ms_mean_note": MODEL_MS_UNMEASURED} if workers > 1 else {}),
+        "model_ms_mean": model_ms_mean(model_before, model_after),
         # CPU time per request, whatever else runs on the machine: what the cores can sustain when idle
         "server_cpu_ms_per_request": round(server_cpu / len(latencies) * 1000, 2),
         "client_cpu_ms_per_request": round(client_cpu / len(latencies) * 1000, 2),
     }
 
 
-def model_ms_mean(before: tuple[float, float], after: tuple[float, float], workers: int) -> float | None:
+def model_ms_mean(before: tuple[float, float], after: tuple[float, float]) -> float | None:
     """Mean time in ms of one Predictor.predict call during a cell, from the server's model-latency histogram's
-    ``(sum, count)`` read ``before`` and ``after`` it; None when no call was counted, or with several ``workers``
-    (:data:`MODEL_MS_UNMEASURED`)."""
+    ``(sum, count)`` read ``before`` and ``after`` it (every worker's calls: /metrics adds them up); None when no call
+    was counted."""
     calls = after[1] - before[1]
-    if workers > 1 or calls <= 0:
+    if calls <= 0:
         return None
     return round((after[0] - before[0]) / calls * 1000, 1)
 
 
 async def model_seconds(http: aiohttp.ClientSession) -> tuple[float, float]:
-    """``(sum, count)`` of the server's model-latency histogram."""
+    """``(sum, count)`` of the server's model-latency histogram, every worker's calls."""
     async with http.get("/metrics") as response:
         text = await response.text()
     values = dict(re.findall(r"^prodcat_model_latency_seconds_(sum|count) (\S+)$", text, re.MULTILINE))
@@ -276,7 +268,7 @@ def measure(
         model = httpx.get(f"{url}/model").json()
         cells = []
         serial = count()
-        cell_of = functools.partial(run_cell, url, server.pid, serial=serial, workers=server_setup["workers"])
+        cell_of = functools.partial(run_cell, url, server.pid, serial=serial)
         for workload in workloads:
             for concurrency in levels:
                 measured = asyncio.run(cell_of(workload, catalogue, concurrency, duration))

@@ -18,11 +18,13 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pandas as pd
+import psutil
 import pytest
 from PIL import Image
 
@@ -523,6 +525,85 @@ def test_metrics_and_json_logs(client: httpx.Client, server: Server, heldout: pd
     assert API_KEY not in server.log_text()
 
 
+def answered(connection: HTTPConnection, method: str, path: str, product: dict[str, str] | None = None) -> str:
+    """The body of a 200 answer to ``method path`` (``product`` as JSON) on a kept-alive ``connection``."""
+    body, headers = (json.dumps(product), {"Content-Type": "application/json"}) if product else (None, {})
+    connection.request(method, path, body, headers)
+    response = connection.getresponse()
+    text = response.read().decode()
+    assert response.status == 200, text
+    return text
+
+
+def connections_to_each_worker(server: Server, workers: int) -> tuple[dict[int, HTTPConnection], int]:
+    """One kept-alive connection to each of the server's ``workers`` processes, by pid, opened until each has taken
+    one (at most 60), each after a GET /health, whose answer shows it accepted; and the number of those requests."""
+    supervisor = psutil.Process(server.process.pid)  # psutil: dask.distributed's, a dependency of prodcat's
+    port = int(server.url.rsplit(":", 1)[1])
+    by_worker: dict[int, HTTPConnection] = {}
+    for opened in range(1, 61):
+        connection = HTTPConnection("127.0.0.1", port, timeout=30)
+        answered(connection, "GET", "/health")
+        client_port = connection.sock.getsockname()[1]
+        [owner] = [
+            child.pid
+            for child in supervisor.children(recursive=True)
+            for held in child.net_connections(kind="tcp")
+            if held.raddr and held.laddr.port == port and held.raddr.port == client_port
+        ]
+        if owner in by_worker:
+            connection.close()
+        else:
+            by_worker[owner] = connection
+        if len(by_worker) == workers:
+            return by_worker, opened
+    raise AssertionError(f"60 connections went to {len(by_worker)} of the {workers} workers")
+
+
+def metric_value(exposition: str, sample: str) -> float:
+    """The value of ``sample`` (its name and labels as /metrics writes them) in a Prometheus text exposition."""
+    [value] = re.findall(rf"^{re.escape(sample)} (\S+)$", exposition, re.MULTILINE)
+    return float(value)
+
+
+def test_metrics_of_several_workers_count_every_workers_requests(
+    tiny_training, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --workers 2, GET /metrics counted the requests of the worker that answered it alone: a Prometheus scrape
+    saw the totals jump up and down as one worker or the other answered. Each worker's /metrics now adds up both,
+    in a private folder the server removes as it stops (made in TMPDIR, here a folder of the test's)."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    server = Server(tiny_training.bundle, f"sqlite:///{tmp_path / 'r.db'}", tmp_path / "server.log", "--workers", "2")
+    server.start()
+    try:
+        workers, health = connections_to_each_worker(server, 2)
+        for connection, products in zip(workers.values(), (2, 3), strict=True):
+            for i in range(products):
+                answered(connection, "POST", "/predict", {"title": f"analog wrist watch {100 + i}"})
+            answered(connection, "GET", "/health")
+        health += 2
+        sample = 'prodcat_requests_total{{method="{}",route="{}",status="200"}}'
+        expected = {sample.format("GET", "/health"): health, sample.format("POST", "/predict"): 5}
+        expected["prodcat_model_latency_seconds_count"] = 5
+        for connection in workers.values():  # each worker's answer counts both workers' requests
+            # a request is counted once its answer is sent: the last ones may still be, for a moment
+            deadline = time.monotonic() + 10
+            while True:
+                exposition = answered(connection, "GET", "/metrics")
+                counted = {name: metric_value(exposition, name) for name in expected}
+                if counted == expected or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            assert counted == expected
+            assert "# HELP prodcat_requests_total HTTP requests answered" in exposition
+            connection.close()
+        [shared] = tmp_path.glob("prodcat-metrics-*")
+        assert {path.name.rsplit("_", 1)[1] for path in shared.iterdir()} >= {f"{pid}.db" for pid in workers}
+    finally:
+        server.stop()
+    assert not shared.exists()
+
+
 def test_schemathesis_finds_no_server_error(server: Server, tmp_path: Path) -> None:
     command = [sys.executable, "-m", "schemathesis.cli", "run", f"{server.url}/openapi.json",
                "--checks", "not_a_server_error", "--max-examples", "15", "--seed", "1", "--workers", "1",
@@ -610,6 +691,38 @@ def test_serve_reads_a_bundle_under_a_tilde_the_shell_left(bundle: Path, tmp_pat
     command = [sys.executable, "-m", "prodcat.cli", "serve", "~/bundle", "--review-db", unreachable]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=os.environ | {"HOME": str(home)})
     assert result.returncode == 2 and "check --review-db" in result.stderr, result.stderr
+
+
+def test_serve_refuses_a_metrics_folder_it_cannot_write(
+    tiny_training, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A PROMETHEUS_MULTIPROC_DIR that is no folder was refused once the model had loaded, in prometheus_client's
+    words naming neither the variable nor what it is for ('[Errno 2] No such file or directory:
+    '.../histogram_10483.db''). It is refused before, naming it, exit 2; a folder of the user's is where the workers
+    write their metrics, and is left there when the server stops."""
+    import uvicorn
+
+    import prodcat.serve.logs
+    from prodcat.cli import main
+
+    served_with: list[str | None] = []
+    monkeypatch.setattr(
+        uvicorn, "run", lambda app, **options: served_with.append(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    )
+    monkeypatch.setattr(prodcat.serve.logs, "configure_json_logging", lambda level: None)
+    folder = tmp_path / "metrics"
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    arguments = ["serve", str(tiny_training.bundle), "--port", "0", "--review-db", f"sqlite:///{tmp_path / 'r.db'}"]
+    for workers in ("1", "2"):
+        assert main([*arguments, "--workers", workers]) == 2
+        assert capsys.readouterr().err == (
+            f"error: PROMETHEUS_MULTIPROC_DIR={folder} is not a writable folder: the server processes write their "
+            "metrics there\n"
+        )
+    assert served_with == []
+    folder.mkdir()
+    assert main([*arguments, "--workers", "2"]) == 0
+    assert served_with == [str(folder)] and folder.is_dir()
 
 
 def test_serve_refuses_a_review_queue_inside_a_model_bundle(

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
+import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +25,9 @@ if TYPE_CHECKING:
 _NOT_FLAGS = ("bundle", "api_key")
 #: in a flag's help, the default of a setting that computes it (the photo types Pillow decodes) until --help
 _COMPUTED_DEFAULT = "default computed on --help"
+#: prometheus_client's folder of every process's metrics (prodcat.serve.metrics, named here: uvicorn's supervisor,
+#: this process, never imports prometheus_client)
+_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -148,6 +154,33 @@ def _review_database_in_bundle(url: str, bundle: str) -> str | None:
     return into_bundle("--review-db", match["path"], bundle)
 
 
+def _metrics_dir_problem() -> str | None:
+    """Why the user's ``PROMETHEUS_MULTIPROC_DIR`` cannot hold the server's metrics, said before the model loads:
+    the app's first instrument failed in prometheus_client's words, naming a file in it only; ``None`` when unset or
+    a writable folder."""
+    folder = os.environ.get(_METRICS_DIR)
+    if not folder or (os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)):
+        return None
+    return f"{_METRICS_DIR}={folder} is not a writable folder: the server processes write their metrics there"
+
+
+@contextlib.contextmanager
+def _metrics_of_every_worker() -> Iterator[None]:
+    """Every worker's /metrics adds up the metrics of all (prometheus_client's multiprocess mode): each writes its own
+    in the user's ``PROMETHEUS_MULTIPROC_DIR``, or else a private folder made here and removed once the server has
+    stopped. Set in this process's environment before uvicorn spawns its workers, which inherit it and import
+    prometheus_client with it; after the bundle's check, whose child's metrics are no server's."""
+    if os.environ.get(_METRICS_DIR):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="prodcat-metrics-") as folder:
+        os.environ[_METRICS_DIR] = folder
+        try:
+            yield
+        finally:
+            del os.environ[_METRICS_DIR]
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -173,8 +206,10 @@ def run_serve(args: argparse.Namespace) -> int:
         # a port in use was said by uvicorn only once the model had loaded, in a JSON log line, exit 3
         # a queue written into the bundle (the default ./prodcat-reviews.db served from the bundle's folder) would
         # stop it loading at the next start, with a word of unexpected files only
-        if problem := port_problem(settings.host, settings.port) or _review_database_in_bundle(
-            settings.review_db, args.model
+        if problem := (
+            port_problem(settings.host, settings.port)
+            or _review_database_in_bundle(settings.review_db, args.model)
+            or _metrics_dir_problem()
         ):
             print(f"error: {problem}", file=sys.stderr)
             return 2
@@ -203,5 +238,6 @@ def run_serve(args: argparse.Namespace) -> int:
     if settings.workers == 1:
         uvicorn.run(app, **common)
     else:
-        uvicorn.run("prodcat.serve.app:create_app_from_env", factory=True, workers=settings.workers, **common)
+        with _metrics_of_every_worker():
+            uvicorn.run("prodcat.serve.app:create_app_from_env", factory=True, workers=settings.workers, **common)
     return 0

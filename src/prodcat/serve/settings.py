@@ -44,7 +44,7 @@ class ServeSettings(BaseSettings):
     bundle: Path | None = Field(None, description="bundle directory written by `prodcat train`")
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8000, ge=0, le=65535, description="TCP port")
-    workers: int = Field(1, ge=1, description="server processes (each loads the model; metrics are per process)")
+    workers: int = Field(1, ge=1, description="server processes (each loads the model; /metrics adds up all of them)")
     review_db: str = Field(
         "sqlite:///prodcat-reviews.db",
         description="SQLAlchemy URL of the review queue: sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB",
