@@ -2219,6 +2219,20 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             "nl, pl, pt, ro, ru, sk, sv, tr, uk, vi, zh, got 'French' (line 2); heads.0.features.1.params.language: "
             "not a",
         ),
+        # an analyser or accent stripping scikit-learn does not know: its InvalidParameterError's traceback, exit 1,
+        # when the head was fitted, after the heads before it
+        (
+            "text-analysers.yaml",
+            "heads:\n"
+            + HEAD.format(
+                features="[{name: tfidf, params: {char_analyzer: words}}, "
+                "{name: tfidf_word, params: {strip_accents: yes_please}}, {name: tfidf_char, params: {analyzer: c}}]",
+                more="",
+            ),
+            "heads.0.features.0.params.char_analyzer: Input should be 'char_wb', 'char' or 'word', got 'words' (line "
+            "2); heads.0.features.1.params.strip_accents: Input should be 'ascii' or 'unicode', got 'yes_please' (line "
+            "2); heads.0.features.2.params.analyzer: Input should be 'char_wb', 'char' or 'word', got 'c' (line 2)",
+        ),
         # numpy's range: refused only at the first fold's split, after every head's features were computed
         ("seed.yaml", "seed: -1\n", "seed: a seed is from 0 to 4294967295, got -1"),
         ("big-seed.toml", "seed = 4294967296\n", "seed: a seed is from 0 to 4294967295, got 4294967296"),

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ from prodcat.features.base import Extractor, NothingToLearn, register
 from prodcat.features.cache import ReadThroughMemoryCache, TextCache, TextMemoryCache
 from prodcat.image.decode import ImageItem, ImageSource, decode_item, image_items, photo_cache_version, photo_key
 from prodcat.text.clean import clean_texts
-from prodcat.text.features import TfidfCharExtractor, TfidfWordExtractor
+from prodcat.text.features import Analyzer, TfidfCharExtractor, TfidfWordExtractor
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ class PhotoTextTfidf(Extractor):
 
     def __init__(
         self,
-        analyzer: Literal["char_wb", "char", "word"] = "char_wb",
+        analyzer: Analyzer = "char_wb",
         ngram_range: tuple[int, int] = (2, 4),
         min_df: int | float = 2,
         sublinear_tf: bool = True,

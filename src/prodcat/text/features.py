@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,12 @@ from prodcat.features.base import Extractor, register
 from prodcat.text.clean import TextNormalizer, clean_texts, has_markup, word_pattern
 
 log = logging.getLogger(__name__)
+
+#: scikit-learn's analysers and accent stripping, as annotations: a config's other value (``char_analyzer: words``) is
+#: refused when the config is read (:func:`prodcat.config.extractor_problems`), not by scikit-learn's traceback when
+#: the head is fitted, after the heads before it
+Analyzer = Literal["char_wb", "char", "word"]
+StripAccents = Literal["ascii", "unicode"] | None
 
 
 class _VectorizerExtractor(Extractor):
@@ -129,7 +135,7 @@ class TfidfWordExtractor(_VectorizerExtractor):
         min_df: int | float = 2,
         max_df: float = 0.9,
         sublinear_tf: bool = True,
-        strip_accents: str | None = "unicode",
+        strip_accents: StripAccents = "unicode",
         max_features: int | None = None,
         lemmatize: bool = False,
         remove_stop_words: bool = False,
@@ -172,11 +178,11 @@ class TfidfCharExtractor(_VectorizerExtractor):
     def __init__(
         self,
         ngram_range: tuple[int, int] = (3, 5),
-        analyzer: str = "char_wb",
+        analyzer: Analyzer = "char_wb",
         min_df: int | float = 2,
         max_df: float = 1.0,
         sublinear_tf: bool = True,
-        strip_accents: str | None = None,
+        strip_accents: StripAccents = None,
         max_features: int | None = None,
     ):
         self.ngram_range = ngram_range
@@ -264,7 +270,7 @@ class TfidfExtractor(Extractor):
         word_min_df: int | float = 2,
         word_max_df: float = 0.9,
         char_ngram_range: tuple[int, int] = (3, 5),
-        char_analyzer: str = "char_wb",
+        char_analyzer: Analyzer = "char_wb",
         char_min_df: int | float = 2,
         char_weight: float = 1.0,
         sublinear_tf: bool = True,
