@@ -473,7 +473,7 @@ def _operation_routes(
         "/metrics",
         response_class=Response,
         responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
-        summary="Prometheus metrics: requests, latencies, decisions, errors",
+        summary="Prometheus metrics of every server process, added up: requests, latencies, decisions, errors",
     )
     async def prometheus_metrics() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
