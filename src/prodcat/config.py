@@ -508,6 +508,151 @@ def checked_config(config: Config) -> Config:
     return config
 
 
+#: what separates the fields of a path in a config's parameter names (``early__C``), as scikit-learn's nested parameters
+NESTED = "__"
+
+
+def config_parameters(config: Config, prefix: str = "") -> dict[str, Any]:
+    """Every field of ``config`` and of its parts, by parameter name (``prefix`` before each), as scikit-learn names a
+    nested estimator's parameters: ``seed``, ``early``, ``early__C``, ``early__members__0__C``, ``heads__text_tfidf``,
+    ``heads__text_tfidf__features__tfidf__params__title_weight``. An item of a list of parts is named by its ``name``
+    (a head's, an extractor's) where no other item of the list has that name, else by its position; a mapping
+    (an extractor's ``params``) by its keys, those given. The values are the config's own, not copies."""
+    return _part_parameters(config, prefix)
+
+
+def _part_parameters(part: BaseModel, prefix: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for field in type(part).model_fields:
+        value, name = getattr(part, field), f"{prefix}{field}"
+        found[name] = value
+        if isinstance(value, BaseModel):
+            found |= _part_parameters(value, name + NESTED)
+        elif isinstance(value, list) and value and all(isinstance(item, BaseModel) for item in value):
+            for key, item in zip(_item_keys(value), value, strict=True):
+                found[f"{name}{NESTED}{key}"] = item
+                found |= _part_parameters(item, f"{name}{NESTED}{key}{NESTED}")
+        elif isinstance(value, dict):
+            found |= {f"{name}{NESTED}{key}": each for key, each in value.items()}
+    return found
+
+
+def _item_keys(items: Sequence[Any]) -> list[str]:
+    """How each of ``items`` (parts, or their fields as dicts) is named in a parameter: its ``name`` where it has one
+    that no other item has and that holds no ``__``, else its position."""
+    names = [getattr(item, "name", None) if not isinstance(item, dict) else item.get("name") for item in items]
+    return [
+        name if isinstance(name, str) and name and NESTED not in name and names.count(name) == 1 else str(i)
+        for i, name in enumerate(names)
+    ]
+
+
+def config_with(config: Config, changes: dict[str, Any], prefix: str = "", owner: str = "the config") -> Config:
+    """A new config: ``config`` with ``changes``, each a value by the parameter name of a field of it or of one of its
+    parts (:func:`config_parameters`; an item of a list also by its position), ``config`` left as it was. Validated
+    whole, as a config built with those values: an unknown name is a ``ValueError`` naming the field it may be a
+    misspelling of (or the fields there are), a wrong value pydantic's ``ValidationError``, and an extractor or a
+    parameter of one that the config's heads cannot take, where a change reaches, a :class:`ConfigError`.
+    ``prefix`` is before each name in the messages (``config__``), as the parameters of their ``owner`` are named."""
+    data = config.model_dump()
+    reached, unknown = [], {}
+    for name in sorted(changes, key=lambda name: name.count(NESTED)):  # a part given whole, then fields of it
+        try:
+            reached.append(_set_at(data, name.split(NESTED), changes[name]))
+        except _NoSuchField as missing:
+            unknown[prefix + name] = missing.said(prefix)
+    if unknown:
+        said = "; ".join(f"{name}: {why}" for name, why in unknown.items())
+        raise ValueError(f"invalid parameter(s) {', '.join(unknown)} for {owner}: {said}")
+    changed = Config.model_validate(data)
+    # the extractors are checked where a change reaches them (those of a head replaced, or a head's features): a
+    # misspelt parameter of one said so once fitted, and a search fitting the config failed every fit
+    extractors = [loc for loc in reached if loc[0] == "heads" and (len(loc) < 3 or loc[2] == "features")]
+    if extractors and (
+        problems := [
+            (loc, what) for loc, what in extractor_problems(changed) if any(_related(loc, each) for each in extractors)
+        ]
+    ):
+        raise ConfigError(f"config: {_problems_text(problems)}")
+    return changed
+
+
+class _NoSuchField(Exception):
+    """A parameter name of no field of a config: ``path`` the fields before the unknown ``key``, ``known`` those there
+    are at that point."""
+
+    def __init__(self, path: list[str], key: str, known: list[str], what: str):
+        super().__init__(key)
+        self.path, self.key, self.known, self.what = path, key, known, what
+
+    def said(self, prefix: str) -> str:
+        where = prefix + NESTED.join(self.path)
+        named = where if self.path else prefix.removesuffix(NESTED) or "the config"
+        if not self.known:
+            return f"{named} has no {self.what}"
+        close = _close_field(self.key, self.known)
+        if close is not None:
+            return f"unknown {self.what[:-1]}; did you mean {where + NESTED if self.path else prefix}{close}?"
+        return f"unknown {self.what[:-1]}; {named} has the {self.what} {', '.join(self.known)}"
+
+
+def _set_at(data: dict[str, Any], keys: list[str], value: Any) -> tuple[str | int, ...]:
+    """Set ``value`` at the field of the config fields ``data`` (dumped) that the parameter name split in ``keys``
+    names; returns its path (``("heads", 0, "C")``). :class:`_NoSuchField` when there is none."""
+    node: Any = data
+    kind: tuple[str, Any] = ("part", Config)
+    loc: list[str | int] = []
+    for depth, key in enumerate(keys):
+        what, part = kind
+        if what == "part" and isinstance(node, dict):
+            if key not in part.model_fields:
+                raise _NoSuchField(keys[:depth], key, list(part.model_fields), "fields")
+            kind, place = _kind(part.model_fields[key].annotation), key
+        elif what == "parts" and isinstance(node, list):
+            keys_here = _item_keys(node)
+            if key in keys_here:
+                place = keys_here.index(key)
+            elif key.isdecimal() and int(key) < len(node):
+                place = int(key)
+            else:
+                raise _NoSuchField(keys[:depth], key, keys_here, "items")
+            kind = ("part", part)
+        elif what == "mapping" and isinstance(node, dict):
+            kind, place = ("value", None), key
+        else:
+            raise _NoSuchField(keys[:depth], key, [], "fields")
+        loc.append(place)
+        if depth == len(keys) - 1:
+            node[place] = _as_fields(value)
+        else:
+            node = node[place]
+    return tuple(loc)
+
+
+def _as_fields(value: Any) -> Any:
+    """``value`` with each config part in it as its fields (a copy): the new config shares no part with the one given
+    (a head given to two classifiers' ``set_params``), and the fields of a part given are reached by later names."""
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if isinstance(value, list | tuple) and any(isinstance(item, BaseModel) for item in value):
+        return [_as_fields(item) for item in value]
+    return value
+
+
+def _kind(annotation: Any) -> tuple[str, Any]:
+    """What a field of this annotation holds: ``("part", cls)``, ``("parts", cls)`` (a list of them), ``("mapping",
+    None)`` or ``("value", None)``."""
+    part = _part_in(annotation)
+    if part is None:
+        return ("mapping", None) if typing.get_origin(annotation) is dict else ("value", None)
+    return ("part", part) if annotation is part else ("parts", part)
+
+
+def _related(loc: tuple[str | int, ...], other: tuple[str | int, ...]) -> bool:
+    """Whether one of two field paths is the other or within it."""
+    return loc[: len(other)] == other or other[: len(loc)] == loc
+
+
 def _config_and_problems(data: Any) -> tuple[Config | None, list[tuple[tuple[str | int, ...], str]]]:
     """The config of the fields ``data``, and what is wrong with it, each ``(field path, what)``: its fields
     (``None`` then for the config), else its extractors (:func:`extractor_problems`)."""
@@ -561,8 +706,9 @@ def _yaml_lines(text: str) -> typing.Callable[[Sequence[str | int]], int | None]
 
 
 def _close_field(name: str, fields: Sequence[str]) -> str | None:
-    """The field of ``fields`` that ``name`` may be a misspelling of, if any."""
-    return next(iter(difflib.get_close_matches(name, fields, n=1)), None)
+    """The field of ``fields`` that ``name`` may be a misspelling of, if any (``c`` of ``C``: difflib finds none)."""
+    same = [field for field in fields if field.lower() == name.lower()]
+    return same[0] if same else next(iter(difflib.get_close_matches(name, fields, n=1)), None)
 
 
 def _foreign_fields(data: dict[str, Any]) -> list[str]:
@@ -658,7 +804,12 @@ def _parameter_problems(
         return []
     takes = [name for name in parameters if name != "self"]
     if unknown := [name for name in spec.params if name not in takes]:
-        return [(where, f"{spec.name} takes no {', '.join(map(repr, unknown))}; it takes {', '.join(takes)}")]
+        close = {name: close for name in unknown if (close := _close_field(name, takes))}
+        guess = ", ".join(
+            close.values() if len(unknown) == 1 else (f"{to} (for {name!r})" for name, to in close.items())
+        )
+        guess = f"; did you mean {guess}?" if guess else ""
+        return [(where, f"{spec.name} takes no {', '.join(map(repr, unknown))}; it takes {', '.join(takes)}{guess}")]
     try:
         hints = typing.get_type_hints(extractor.__init__)
     except NameError:  # an annotation naming a type only imported for type checkers: values unchecked
