@@ -129,6 +129,34 @@ def test_the_console_the_json_and_the_report_give_the_chance_level(tmp_path, cap
     assert f"(chance level {100 * record['matched_accuracy_chance']:.1f} %)" in html
 
 
+def test_a_run_reduces_and_clusters_on_one_thread_whatever_its_jobs(monkeypatch):
+    """With --jobs 1 the runs were reduced and clustered in the command's own process on every BLAS and OpenMP thread
+    it had, with --jobs 2 in workers on one each: the nearest-neighbour distances, summed in another order, moved UMAP
+    (bovw_orb on 42 Flipkart products: ARI 0.050 with --jobs 1, 0.104 with --jobs 2). A run now has one thread."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    threads = []
+
+    def clustered_on(points, n_clusters, **params):
+        threads.append(max(pool["num_threads"] for pool in threadpool_info()))
+        return cluster_points(points, n_clusters, **params)
+
+    monkeypatch.setattr(clustering, "cluster_points", clustered_on)
+    words = ["ceramic coffee mug", "analog wrist watch", "wooden toy train"]
+    frame = pd.DataFrame(
+        {
+            "product_id": [f"p{i}" for i in range(30)],
+            "title": [f"{words[i % 3]} {['red', 'blue', 'green', 'big', 'small'][i % 5]}" for i in range(30)],
+            "description": "",
+            "image": None,
+            "category": ["Kitchen", "Watches", "Toys"] * 10,
+        }
+    )
+    with threadpool_limits(2):  # what the command's process has on two cores
+        FeasibilityStudy(features=["tfidf"], reductions=["pca"], n_jobs=1, progress=False).run(frame)
+    assert threads == [1]
+
+
 def test_kmeans_recovers_separated_blobs():
     points, categories = blobs(seed=3)
     clusters = cluster_points(points, 4, seed=0)

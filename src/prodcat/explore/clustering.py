@@ -463,11 +463,15 @@ def _reduce_and_cluster(block: _FeatureSet, reduction: str, n_components: int, n
     if reduction == "umap":
         warm_up_umap()  # once per process: numba's compilation is not this run's time
     started = time.perf_counter()
-    reducer = make_reduction(reduction, block.combined.shape, n_components=n_components, seed=seed)
-    points = reducer.fit_transform(block.combined)
-    k = len(np.unique(block.categories))
-    clusters = cluster_points(points, k, n_init=n_init, seed=seed)
-    scores = clustering_scores(block.categories, clusters, points, seed=seed)
+    # One BLAS/OpenMP thread wherever the run is, so that --jobs and the cores do not change its figures: with
+    # --jobs 1 it ran in this process on every core, in a worker on one, and its nearest-neighbour distances, summed
+    # in another order, moved UMAP (bovw_orb on 42 Flipkart products: ARI 0.050 with --jobs 1, 0.104 with 2)
+    with threadpool_limits(1):
+        reducer = make_reduction(reduction, block.combined.shape, n_components=n_components, seed=seed)
+        points = reducer.fit_transform(block.combined)
+        k = len(np.unique(block.categories))
+        clusters = cluster_points(points, k, n_init=n_init, seed=seed)
+        scores = clustering_scores(block.categories, clusters, points, seed=seed)
     matching = match_clusters(block.categories, clusters, seed=seed)
     seconds = block.feature_seconds + block.combine_seconds + time.perf_counter() - started
     return ClusteringRun(
