@@ -414,10 +414,11 @@ def _photo_checks_held_until_released(
     release = threading.Event()
     checked: list[bytes] = []
 
-    def held_check(data: bytes, settings: ServeSettings) -> None:
+    def held_check(data: bytes, settings: ServeSettings, side: int | None) -> bytes:
         checked.append(data)
         if held(data):
             release.wait(30)
+        return data
 
     monkeypatch.setattr(service_module, "check_image_content", held_check)
     monkeypatch.setattr(service_module, "PHOTO_CHECKS_AT_ONCE", slots)
@@ -510,9 +511,10 @@ def test_a_photo_check_that_fails_unexpectedly_costs_its_own_products_an_error(
     in a task group), the batch's other products unanswered. It is that photo's products' own error now, 500
     image_check_failed, logged, as a model failure is prediction_failed."""
 
-    def check(data: bytes, settings: ServeSettings) -> None:
+    def check(data: bytes, settings: ServeSettings, side: int | None) -> bytes:
         if data == b"too big":
             raise MemoryError
+        return data
 
     monkeypatch.setattr(service_module, "check_image_content", check)
     svc, _ = service(store=None)
@@ -535,13 +537,14 @@ def test_the_server_processes_share_the_photo_checks_the_cores_can_run(monkeypat
     lock = threading.Lock()
     release, past_the_share = threading.Event(), threading.Event()
 
-    def check(data: bytes, settings: ServeSettings) -> None:
+    def check(data: bytes, settings: ServeSettings, side: int | None) -> bytes:
         nonlocal running
         with lock:
             running += 1
             if running > share:
                 past_the_share.set()
         release.wait(30)
+        return data
 
     monkeypatch.setattr(service_module, "check_image_content", check)
     svc = PredictionService(FakePredictor(), ServeSettings(workers=2), None, ApiMetrics())

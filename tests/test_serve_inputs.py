@@ -306,9 +306,9 @@ def test_a_photo_shared_by_batch_items_is_decoded_once_and_fails_them_all(
     decoded: list[int] = []
     real_check = service.check_image_content
 
-    def counted_check(data: bytes, settings: ServeSettings) -> None:
+    def counted_check(data: bytes, settings: ServeSettings, side: int | None) -> bytes:
         decoded.append(len(data))
-        real_check(data, settings)
+        return real_check(data, settings, side)
 
     monkeypatch.setattr(service, "check_image_content", counted_check)
     items = json.dumps([{"title": f"mug {i}", "image": "shared"} for i in range(64)])

@@ -153,6 +153,37 @@ class ImageDecodeError(ValueError):
         super().__init__(f"{who}{where}, image: {reason}")
 
 
+class DecodedBytes(bytes):
+    """A photo's encoded bytes, holding what :func:`load_image` makes of them at ``max_side`` with its default limits
+    (:func:`with_decoding` makes one): :func:`load_image` asked for that decoding of them answers a copy of it, decoding
+    nothing. Bytes in every other respect (the same content key, stored or sent as they are), so that a photo decoded
+    once, by the REST API's check, is not decoded again by the model."""
+
+    decoded: Image.Image
+    max_side: int | None
+
+    def __new__(cls, data: bytes, decoded: Image.Image, max_side: int | None) -> DecodedBytes:
+        photo = super().__new__(cls, data)
+        photo.decoded, photo.max_side = decoded, max_side
+        return photo
+
+    def __reduce__(self) -> tuple[type[bytes], tuple[bytes]]:
+        # pickled as the bytes alone (a dask worker, a process pool): the pixels are for this process's decoders
+        return bytes, (bytes(self),)
+
+
+def with_decoding(data: bytes, decoded: Image.Image, max_side: int | None, max_pixels: int, max_bytes: int) -> bytes:
+    """``data`` as :class:`DecodedBytes` holding ``decoded``, what ``load_image(data, max_side=max_side,
+    max_pixels=max_pixels, max_bytes=max_bytes)`` made of it, when that is also what :func:`load_image` makes of it at
+    its default limits; else ``data`` itself. It is when the file and the size it declares are within both: the limits
+    then choose no coarser JPEG scale and refuse nothing (a photo over one is not handed over, left to each to refuse
+    or decode as it would)."""
+    width, height = decoded.info["original_size"]
+    if len(data) > min(max_bytes, DEFAULT_MAX_BYTES) or width * height > min(max_pixels, DEFAULT_MAX_PIXELS):
+        return data
+    return DecodedBytes(data, decoded, max_side)
+
+
 def sniff_image_type(data: bytes) -> str | None:
     """Image type from the first bytes of ``data``: ``"jpeg"``, ``"png"``, ``"gif"``,
     ``"bmp"``, ``"tiff"``, ``"webp"``, ``"avif"``, or ``None`` if it is none of them."""
@@ -215,6 +246,12 @@ def load_image(
     Raises:
         ImageDecodeError: empty, missing, truncated, corrupt, non-image or oversized input.
     """
+    if (
+        isinstance(source, DecodedBytes)
+        and source.max_side == max_side
+        and (max_pixels, max_bytes) == (DEFAULT_MAX_PIXELS, DEFAULT_MAX_BYTES)
+    ):
+        return source.decoded.copy()  # a copy keeps its info (original_size); the caller may change it
     where = None
     try:
         if isinstance(source, Image.Image):

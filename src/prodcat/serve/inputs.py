@@ -37,6 +37,7 @@ from prodcat.image.decode import (
     sniff_image_type,
     structure_refusal,
     unsupported_format,
+    with_decoding,
 )
 from prodcat.serve.schemas import (
     MAX_PRODUCT_ID_CHARS,
@@ -120,6 +121,9 @@ class ProductRequest:
     product_id: str | None = None
     image_bytes: bytes | None = None
     image_type: str | None = None
+    #: the photo as the model is handed it once checked: its bytes, holding the pixels the check decoded when they are
+    #: what the model reads (:func:`check_image_content`); ``None`` before its check
+    checked_image: bytes | None = None
 
 
 def check_text(product: ProductRequest, settings: ServeSettings) -> None:
@@ -202,20 +206,25 @@ def picture_named(data: bytes) -> str | None:
     return unsupported_format(data)
 
 
-def check_image_content(data: bytes, settings: ServeSettings) -> None:
+def check_image_content(data: bytes, settings: ServeSettings, side: int | None = DECODABILITY_SIDE) -> bytes:
     """Refuse a photo whose declared size exceeds ``max_pixels`` (413) or that does not decode (422). CPU-bound.
 
-    The photo is decoded here only to be checked, at reduced size when it is a JPEG (cheap); the
-    predictor decodes the original bytes itself, so the API never preprocesses differently from it.
+    The photo is decoded as the model decodes it, at ``side`` (the longest side its photo encoder reads; a JPEG
+    decoded at reduced scale), and returned as :class:`~prodcat.image.decode.DecodedBytes` holding those pixels
+    (:func:`~prodcat.image.decode.with_decoding`): the model reads them rather than decoding the photo again, the
+    same pixels as it would decode itself. ``side`` defaults to :data:`DECODABILITY_SIDE`, the cheapest check, for a
+    model that reads no photo.
     """
     try:
         # before its header is opened for its size: opening reads every chunk of a PNG
         if (kind := sniff_image_type(data)) and (reason := structure_refusal(data, kind)):
             raise ImageDecodeError(reason)
         _check_declared_pixels(data, settings.max_pixels)
-        load_image(data, max_side=DECODABILITY_SIDE, max_pixels=settings.max_pixels, max_bytes=settings.max_image_bytes)
+        limits = {"max_pixels": settings.max_pixels, "max_bytes": settings.max_image_bytes}
+        decoded = load_image(data, max_side=side, **limits)
     except ImageDecodeError as exc:
         raise malformed("image_corrupt", f"the image cannot be decoded: {exc.reason}") from exc
+    return with_decoding(data, decoded, side, **limits)
 
 
 def _check_declared_pixels(data: bytes, max_pixels: int) -> None:

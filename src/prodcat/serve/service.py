@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from prodcat.bundle import modalities_read_by_bundle
 from prodcat.evaluate.explain import ExplainSettings, explain
+from prodcat.image.decode import DECODABILITY_SIDE
 from prodcat.predict import nothing_read_reason
 from prodcat.review.store import NewReview, ReviewStore
 from prodcat.serve.batching import MicroBatcher
@@ -38,8 +39,8 @@ logger = logging.getLogger(__name__)
 #: the default 50 M px), CPU-bound, so more than the cores adds memory and no speed; on anyio's 40 threads, 24
 #: concurrent uploads of one 143 KB PNG each held the server at 5 GB
 PHOTO_CHECKS_AT_ONCE = os.cpu_count() or 1
-#: the share of the time a request has left that the checks of its photos may take: the model decodes the photos that
-#: passed again, and predicts, in the rest, so that a photo slow to decode costs its own item an error (504
+#: the share of the time a request has left that the checks of its photos may take: the model predicts in the rest,
+#: reading the pixels each check decoded, so that a photo slow to decode costs its own item an error (504
 #: ``image_check_timeout``) and not the whole request its 504
 PHOTO_CHECK_SHARE = 1 / 2
 #: seconds after which a photo still being checked (one of tens of millions of pixels: most take milliseconds) no
@@ -97,6 +98,9 @@ class PredictionService:
         self.explain_limiter = anyio.CapacityLimiter(1)
         # each process its share of the cores: N processes of as many checks as the cores would hold N times the memory
         self.photo_check_limiter = anyio.CapacityLimiter(max(1, PHOTO_CHECKS_AT_ONCE // settings.workers))
+        # photos are checked by decoding them as the model's photo encoder does, and those pixels handed to it: one
+        # decoding a photo, within its check's time
+        self.photo_side = photo_side(predictor)
 
     async def predict(
         self,
@@ -149,7 +153,7 @@ class PredictionService:
             raise checked
 
         def run() -> tuple[Any, str | None]:
-            row = _frame_row(product, request_id)
+            row = _frame_row(checked, request_id)
             try:
                 explanation = explain(self.predictor, row, settings, top_k)
             except Exception:
@@ -172,48 +176,50 @@ class PredictionService:
         return ExplanationOut.model_validate(body | {"prediction": prediction})
 
     async def _checked_photos(self, products: list[ProductRequest | ApiError]) -> list[Any]:
-        """Each product, or the error refusing its photo: the photos are checked by :meth:`_photo_refusals`, a photo
-        that several items share (one multipart part named by each) once."""
+        """Each product with its ``checked_image``, or the error refusing its photo: the photos are checked by
+        :meth:`_photo_checks`, a photo that several items share (one multipart part named by each) once."""
         photos = {
             id(product.image_bytes): product.image_bytes
             for product in products
             if isinstance(product, ProductRequest) and product.image_bytes is not None
         }  # by id() of the bytes, which the items share
-        refusals = await self._photo_refusals(photos)
+        outcomes = await self._photo_checks(photos)
         checked: list[Any] = []
         for product in products:
             if isinstance(product, ProductRequest) and product.image_bytes is not None:
-                refusal = refusals[id(product.image_bytes)]
-                product = product if refusal is None else refusal.about(product.product_id)
+                outcome = outcomes[id(product.image_bytes)]
+                if isinstance(outcome, ApiError):
+                    product = outcome.about(product.product_id)
+                else:
+                    product = replace(product, checked_image=outcome)
             checked.append(product)
         return checked
 
-    async def _photo_refusals(self, photos: dict[int, bytes]) -> dict[int, ApiError | None]:
-        """The error refusing each photo (``None``: it passed), checked one after another, each in a worker thread
-        among :data:`PHOTO_CHECKS_AT_ONCE`, within :data:`PHOTO_CHECK_SHARE` of the time the request has left; a
-        photo still being checked after :data:`SLOW_PHOTO_S` no longer holds up the next. Past that time, a photo
-        still being checked is refused 504 ``image_check_timeout``, one whose check had not begun 504
-        ``image_not_checked``. A check past it, or past the request's 504, finishes its photo in its thread, keeping
-        its place among the checks until then (:func:`run_abandonable`), and the request checks no other: the 64
-        large photos of a batch would hold the places for minutes after its answer."""
+    async def _photo_checks(self, photos: dict[int, bytes]) -> dict[int, ApiError | bytes]:
+        """Each photo as :func:`check_image_content` hands it to the model, or the error refusing it, checked one
+        after another, each in a worker thread among :data:`PHOTO_CHECKS_AT_ONCE`, within :data:`PHOTO_CHECK_SHARE`
+        of the time the request has left; a photo still being checked after :data:`SLOW_PHOTO_S` no longer holds up
+        the next. Past that time, a photo still being checked is refused 504 ``image_check_timeout``, one whose check
+        had not begun 504 ``image_not_checked``. A check past it, or past the request's 504, finishes its photo in its
+        thread, keeping its place among the checks until then (:func:`run_abandonable`), and the request checks no
+        other: the 64 large photos of a batch would hold the places for minutes after its answer."""
         left = min(anyio.current_effective_deadline() - anyio.current_time(), self.settings.request_timeout_s)
-        refusals: dict[int, ApiError | None] = {}
+        outcomes: dict[int, ApiError | bytes] = {}
         began: dict[int, float] = {}  # when each check began, by time.monotonic()
 
         async def check(key: int, photo: bytes, done: anyio.Event) -> None:
-            def run() -> ApiError | None:
+            def run() -> ApiError | bytes:
                 began[key] = time.monotonic()
                 try:
-                    check_image_content(photo, self.settings)
+                    return check_image_content(photo, self.settings, self.photo_side)
                 except ApiError as exc:
                     return exc
                 except Exception:  # MemoryError, a decoder bug: its products' error, as a model failure is
                     logger.exception("photo check failed")
                     return ApiError(500, "image_check_failed", "the photo could not be checked; see the server log")
-                return None
 
             try:
-                refusals[key] = await run_abandonable(run, limiter=self.photo_check_limiter)
+                outcomes[key] = await run_abandonable(run, limiter=self.photo_check_limiter)
             finally:
                 done.set()
 
@@ -225,9 +231,9 @@ class PredictionService:
                     checks.start_soon(check, key, photo, done)
                     with anyio.move_on_after(SLOW_PHOTO_S):
                         await done.wait()
-        for key in photos.keys() - refusals.keys():
-            refusals[key] = _photo_past_its_time(began.get(key), budget, self.settings.request_timeout_s)
-        return refusals
+        for key in photos.keys() - outcomes.keys():
+            outcomes[key] = _photo_past_its_time(began.get(key), budget, self.settings.request_timeout_s)
+        return outcomes
 
     def _run_model(self, rows: list[tuple[dict[str, Any], int]]) -> list[Any]:
         """Predictions for ``(row, top_k)`` items; if the batch call fails, each row alone, so one
@@ -290,6 +296,16 @@ class PredictionService:
             return [error] * len(reviews)
 
 
+def photo_side(predictor: PredictorLike) -> int | None:
+    """The longest side at which the model's first photo encoder decodes photos (its ``decode_side``; ``None``: in
+    full), which a photo is checked at, the pixels then handed to it (:class:`~prodcat.image.decode.DecodedBytes`);
+    :data:`~prodcat.image.decode.DECODABILITY_SIDE`, the cheapest check, for a model that encodes no photo (or a
+    stand-in without a fitted model)."""
+    heads = getattr(getattr(predictor, "model", None), "heads_", {})
+    sides = [e.decode_side for head in heads.values() for e in head.extractors_ if hasattr(e, "decode_side")]
+    return sides[0] if sides else DECODABILITY_SIDE
+
+
 def _photo_past_its_time(began: float | None, budget: float, timeout: float) -> ApiError:
     """The 504 of a photo whose check had not ended within the ``budget`` seconds of its request's photo checks: still
     being decoded since ``began`` (``time.monotonic()``), or, ``None``, never begun."""
@@ -325,11 +341,13 @@ def _answer(
 
 
 def _frame_row(product: ProductRequest, fallback_id: str) -> dict[str, Any]:
-    """A canonical catalogue row; the photo stays the uploaded bytes (the Predictor decodes them)."""
+    """A canonical catalogue row; the photo is the uploaded bytes, holding the pixels its check decoded for the
+    Predictor (:func:`check_image_content`)."""
+    photo = product.checked_image if product.checked_image is not None else product.image_bytes
     return {
         "product_id": product.product_id or fallback_id,
         "title": product.title,
         "description": product.description,
-        "image": product.image_bytes,
+        "image": photo,
         "category": None,
     }
