@@ -2162,6 +2162,12 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             "early.C: expected a number, or a list of numbers to choose among, got [1, 'ten'] (line 1); "
             "early.scale: expected true, false or sqrt_l2, got 'sqrt' (line 1)",
         ),
+        # pydantic said "Input should be 'balanced'", not that null (every class alike) is taken too
+        (
+            "class-weight.yaml",
+            "heads:\n" + HEAD.format(features="[{name: tfidf}]", more=", class_weight: none"),
+            "heads.0.class_weight: expected balanced, or null to weigh every class alike, got 'none' (line 2)",
+        ),
         ("level.yaml", "level: -1\n", "level: a category depth is 1 (the top level) or more, 0 or null the full path"),
         ("modalities.yaml", "modalities: []\n", "modalities: List should have at least 1 item"),
         ("again.yaml", "modalities: [text, image, text]\n", "modalities: each modality is listed once: text repeated"),

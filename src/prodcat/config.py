@@ -117,6 +117,14 @@ class ClassifierConfig(_Mapping):
     def _a_scaling(cls, scale: Any) -> Any:
         return _accepted(scale, isinstance(scale, bool) or scale == "sqrt_l2", "true, false or sqrt_l2")
 
+    @field_validator("class_weight", mode="before")
+    @classmethod
+    def _a_weighting(cls, class_weight: Any) -> Any:
+        # pydantic's 'Input should be 'balanced'' did not say that null (every class alike) is taken too
+        return _accepted(
+            class_weight, class_weight in (None, "balanced"), "balanced, or null to weigh every class alike"
+        )
+
     @field_validator("C")
     @classmethod
     def _c_positive(cls, c: float | list[float]) -> float | list[float]:
