@@ -55,3 +55,30 @@ def test_the_in_sample_caveat_counts_the_products_the_figures_count(tiny_trainin
     assert said.startswith("36 of 48 products evaluated (75.0%) were in the model's training data"), said
     assert "only 12 were not" in said and metrics["not_in_training"]["n"] == 12 and metrics["n"] == 48
     assert f"warning: {said}" in capsys.readouterr().out
+
+
+def test_a_cv_report_names_the_configuration_its_figures_are_of(tmp_path):
+    """report.html did not say which heads, fusion, calibration or target precision its figures were of (metrics.json
+    alone did): the reports of two fusions read the same but for their numbers. Each now says its own."""
+    from conftest import tiny_products
+
+    data = tmp_path / "products.csv"
+    tiny_products(0, 12).to_csv(data, index=False)
+    heads = (
+        "heads:\n"
+        "  - {name: words, modality: text, features: [{name: tfidf_word, params: {min_df: 1}}],"
+        " classifier: linearsvc}\n"
+        "  - {name: grams, modality: text, features: [{name: tfidf_char}], C: 3, scale: false}\n"
+    )
+    pages = {}
+    for fusion, calibration in (("late", "isotonic"), ("stacking", "temperature")):
+        config = tmp_path / f"{fusion}.yaml"
+        config.write_text(f"{heads}fusion: {fusion}\ncalibration: {calibration}\ntarget_precision: 0.95\n")
+        report = tmp_path / fusion
+        assert main(["cv", str(data), "--config", str(config), "--folds", "2", "--report", str(report)]) == 0
+        pages[fusion] = " ".join(re.sub(r"<[^>]+>", " ", (report / "report.html").read_text()).split())
+    for fusion, calibration in (("late", "isotonic"), ("stacking", "temperature")):
+        assert (
+            "head words text: tfidf_word(min_df=1) → linearsvc(C=10.0) head grams text: tfidf_char → "
+            f"logreg(C=3.0, scale=False) fusion {fusion} calibration {calibration} target precision 0.95"
+        ) in pages[fusion]

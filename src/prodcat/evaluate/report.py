@@ -412,6 +412,7 @@ def evaluation_sections(metrics: dict[str, Any], issues: Sequence[RowIssue], fig
         warnings_html(metrics.get("warnings", [])),
         f"<h2>Summary</h2><p>{counted(metrics['n'], 'product')}.</p>" + html_table(head, summary_rows(metrics)),
         "<h2>Accept / review</h2>" + html_table((), decision_rows(decision, metrics["n"])) if decision else "",
+        config_html(metrics.get("config")),
         out_of_training_html(metrics.get("not_in_training")),
         "<h2>Per level</h2>"
         + html_table(
@@ -426,6 +427,67 @@ def evaluation_sections(metrics: dict[str, Any], issues: Sequence[RowIssue], fig
         "<h2>Per class (worst first)</h2>"
         + html_table(["class", "precision", "recall", "F1", "support"], per_class_rows(metrics)),
     ]
+
+
+def config_html(config: dict[str, Any] | None) -> str:
+    """What the figures are of: the heads, fusion, calibration and target precision of ``config`` (metrics.json's: the
+    one cross-validated, or the one that trained the model evaluated), "" without. Only metrics.json said them: two
+    cv reports of two fusions read the same but for their numbers."""
+    if not config:
+        return ""
+    heads = config.get("heads") or []
+    level = config.get("level")
+    rows = [
+        ["category level", "full path" if level in (None, 0) else level],
+        ["modalities", ", ".join(config.get("modalities") or []) or "all the catalogue has"],
+        *([f"head {head.get('name')}", _head_text(head)] for head in heads),
+        ["fusion", _fusion_text(config, len(heads))],
+        ["calibration", config.get("calibration", "–")],
+        ["target precision", config.get("target_precision", "–")],
+        ["seed", config.get("seed", "–")],
+    ]
+    if config.get("sample"):
+        rows.append(["sample", f"{config['sample']} labelled products"])
+    return (
+        "<h2>Configuration</h2><p>As given (heads for other languages or modalities are left out when trained); "
+        "metrics.json has it whole, and <code>--config metrics.json</code> runs it again.</p>"
+        + html_table((), rows, prose=True)
+    )
+
+
+def _head_text(head: dict[str, Any]) -> str:
+    """A head of a config as read: its modality, extractors (with their parameters) and classifier."""
+    features = " + ".join(
+        feature.get("name", "?")
+        + (f"({', '.join(f'{k}={v}' for k, v in feature['params'].items())})" if feature.get("params") else "")
+        for feature in head.get("features", [])
+    )
+    languages = f", for {', '.join(head['languages'])} catalogues" if head.get("languages") else ""
+    return f"{head.get('modality')}: {features} → {_classifier_text(head)}{languages}"
+
+
+def _classifier_text(classifier: dict[str, Any]) -> str:
+    """A classifier of a config as :meth:`~prodcat.config.ClassifierConfig.describe` names it, its other fields
+    left out; as recorded when it is not one this version reads."""
+    from pydantic import ValidationError
+
+    from prodcat.config import ClassifierConfig
+
+    fields = {name: classifier[name] for name in ClassifierConfig.model_fields if name in classifier}
+    try:
+        return ClassifierConfig.model_validate(fields).describe()
+    except ValidationError:
+        return str(classifier.get("classifier", "?"))
+
+
+def _fusion_text(config: dict[str, Any], heads: int) -> str:
+    """The config's fusion, with early fusion's classifier when it is early (or may be: auto)."""
+    fusion = str(config.get("fusion", "–"))
+    if heads == 1:
+        return f"{fusion} (one head: nothing to fuse)"
+    if fusion in ("early", "auto") and isinstance(config.get("early"), dict):
+        return f"{fusion}, early fusion by {_classifier_text(config['early'])}"
+    return fusion
 
 
 def by_modalities_html(by_modalities: dict[str, dict[str, float]] | None) -> str:
