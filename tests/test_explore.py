@@ -854,6 +854,22 @@ def test_the_console_and_the_report_show_the_scores_rounded_once(tmp_path, monke
     assert cells[1:5] == ["0.705", "0.594", "0.630", "0.430"] and cells[-1] == "0.4"
 
 
+def test_the_report_says_when_the_silhouette_is_estimated_on_a_sample(tmp_path, monkeypatch):
+    """Above 3,000 products a run's silhouette is estimated on 3,000 of them (clustering_scores), and the report said
+    nothing of it: its silhouette read as measured on every product, as its ARI is."""
+    from prodcat.explore import report
+
+    scores = {"ari": 0.5, "ami": 0.5, "nmi": 0.5, "silhouette": 0.5}
+    result = _hand_made_study([("tfidf", np.arange(80), scores, "text")])
+    monkeypatch.setattr(report, "SILHOUETTE_SAMPLE", 50, raising=False)  # 80 products: more than it
+    report.write_report(result, tmp_path / "sampled")
+    said = "on a run of more than 50 products it is estimated on 50 of them drawn with the seed"
+    assert said in " ".join((tmp_path / "sampled" / "report.html").read_text().split())
+    monkeypatch.setattr(report, "SILHOUETTE_SAMPLE", 80, raising=False)  # every product: nothing to say
+    report.write_report(result, tmp_path / "whole")
+    assert "estimated on" not in (tmp_path / "whole" / "report.html").read_text()
+
+
 def test_a_product_set_of_text_runs_and_photo_runs_is_named_by_both():
     """On a sample whose products all have text and a photo, tfidf (text) and color_hist (a photo) cluster the same
     products: the set was named by the largest run's products alone, '80 products with text', color_hist's runs

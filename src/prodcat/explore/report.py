@@ -23,7 +23,7 @@ import pandas as pd
 from prodcat.catalog.audit import thumbnail
 from prodcat.catalog.schema import SEP, distinguishing_tails, split_path
 from prodcat.explore.clustering import SAME_PRODUCTS_OVERLAP, ClusteringRun, StudyResult, json_record
-from prodcat.explore.metrics import AMI_NOTE, CHANCE_SHUFFLES, ClusterMatching
+from prodcat.explore.metrics import AMI_NOTE, CHANCE_SHUFFLES, SILHOUETTE_SAMPLE, ClusterMatching
 from prodcat.explore.reduction import TSNE2D, make_reduction
 from prodcat.figures import figure_data_uri, figure_fonts
 from prodcat.files import write_json, written_together
@@ -95,6 +95,8 @@ def _write_report_files(result: StudyResult, out_dir: Path, source: str) -> None
         accuracy=best.matching.accuracy,
         chance=best.matching.chance,
         chance_shuffles=CHANCE_SHUFFLES,
+        silhouette_sample=SILHOUETTE_SAMPLE,
+        silhouette_sampled=any(len(run.rows) > SILHOUETTE_SAMPLE for run in result.runs),
         examples=misplaced_examples(result, best, EXAMPLES),
     )
     (out_dir / "report.html").write_text(html, encoding="utf-8")
