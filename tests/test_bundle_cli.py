@@ -2239,6 +2239,21 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             "2); heads.0.features.1.params.strip_accents: Input should be 'ascii' or 'unicode', got 'yes_please' (line "
             "2); heads.0.features.2.params.analyzer: Input should be 'char_wb', 'char' or 'word', got 'c' (line 2)",
         ),
+        # a max_df no term can meet beside its min_df: scikit-learn's 'max_df corresponds to < documents than min_df'
+        # at the fit, which the extractor answered by keeping every term, said in the log alone
+        (
+            "document-frequencies.yaml",
+            "heads:\n"
+            + HEAD.format(
+                features="[{name: tfidf, params: {word_min_df: 0.9, word_max_df: 0.5}}, "
+                "{name: bow, params: {max_df: 0.0}}, {name: tfidf_word, params: {max_df: 1}}]",
+                more="",
+            ),
+            "heads.0.features.0.params.word_max_df: below word_min_df 0.9: no term is in that few products and that "
+            "many, got 0.5 (line 2); heads.0.features.1.params.max_df: a share of no product keeps no term, got 0.0 "
+            "(line 2); heads.0.features.2.params.max_df: below min_df 2 (its default): no term is in that few "
+            "products and that many, got 1 (line 2)",
+        ),
         # numpy's range: refused only at the first fold's split, after every head's features were computed
         ("seed.yaml", "seed: -1\n", "seed: a seed is from 0 to 4294967295, got -1"),
         ("big-seed.toml", "seed = 4294967296\n", "seed: a seed is from 0 to 4294967295, got 4294967296"),

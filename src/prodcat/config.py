@@ -835,6 +835,32 @@ def _parameter_problems(
             continue
         if problem := _value_problem(name, typed, value):
             problems.append(((*where, name), f"{problem}, got {value!r}"))
+    if not problems:
+        problems += _document_frequency_problems(parameters, spec.params, where)
+    return problems
+
+
+def _document_frequency_problems(
+    parameters: typing.Mapping[str, Any], params: dict[str, Any], where: tuple[str | int, ...]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """A ``max_df`` (``word_max_df``...) that no term can meet beside its ``min_df``, given or defaulted, each ``(field
+    path, what)``: a share of 0.0, or below the ``min_df`` of the same kind (both shares or both counts). scikit-learn's
+    'max_df corresponds to < documents than min_df' then made the extractor keep every term (its answer to a catalogue
+    too small for them), without a word but the log's."""
+    problems = []
+    for prefix in ("", "word_", "char_"):
+        low, high = f"{prefix}min_df", f"{prefix}max_df"
+        if low not in parameters or high not in parameters or not {low, high} & params.keys():
+            continue
+        least, most = (params.get(name, parameters[name].default) for name in (low, high))
+        same_kind = {type(least), type(most)} in ({float}, {int})
+        given = f"{low} {least!r}" + ("" if low in params else " (its default)")
+        if most == 0:
+            problems.append(((*where, high), f"a share of no product keeps no term, got {most!r}"))
+        elif same_kind and least > most:
+            problems.append(
+                ((*where, high), f"below {given}: no term is in that few products and that many, got {most!r}")
+            )
     return problems
 
 
