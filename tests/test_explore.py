@@ -870,6 +870,24 @@ def test_the_report_says_when_the_silhouette_is_estimated_on_a_sample(tmp_path, 
     assert "estimated on" not in (tmp_path / "whole" / "report.html").read_text()
 
 
+def test_the_sample_and_its_catalogue_are_counted_as_the_product_sets_are(tmp_path, monkeypatch, capsys):
+    """fashion --sample 1500 printed '1500 products (a sample of the 6000 labelled)' and its report '1500 labelled
+    products (a stratified sample of its 6000)', beside product sets named '1,500 products with text'."""
+    from prodcat.cli import main
+
+    scores = {"ari": 0.5, "ami": 0.5, "nmi": 0.5, "silhouette": 0.5}
+    result = _hand_made_study([("tfidf", np.arange(1200), scores, "text")], n_per=300)
+    result.sampled_from = 6000
+    monkeypatch.setattr(FeasibilityStudy, "run", lambda self, frame: result)
+    data = tmp_path / "products.csv"
+    result.frame.to_csv(data, index=False)
+    out = tmp_path / "report"
+    assert main(["explore", str(data), "--features", "tfidf", "--report", str(out), "--no-progress"]) == 0
+    assert "1,200 products (a sample of the 6,000 labelled), 4 categories" in capsys.readouterr().out
+    html = " ".join((out / "report.html").read_text().split())
+    assert "1,200 labelled products (a stratified sample of its 6,000)" in html
+
+
 def test_a_product_set_of_text_runs_and_photo_runs_is_named_by_both():
     """On a sample whose products all have text and a photo, tfidf (text) and color_hist (a photo) cluster the same
     products: the set was named by the largest run's products alone, '80 products with text', color_hist's runs

@@ -169,8 +169,8 @@ def run_explore(args: argparse.Namespace) -> int:
         result.sampled_from = len(labelled)
     # written before the figures are printed (a reader of the output gone must not cost the report), said after them
     failure = write_failure(lambda: write_report(result, args.report, source=str(catalog.source or args.data)))
-    drawn = f" (a sample of the {result.sampled_from} labelled)" if result.sampled_from else ""
-    print(f"{len(result.frame)} products{drawn}, {result.n_categories} categories at level {level or 'full path'}")
+    drawn = f" (a sample of the {result.sampled_from:,} labelled)" if result.sampled_from else ""
+    print(f"{len(result.frame):,} products{drawn}, {result.n_categories} categories at level {level or 'full path'}")
     print(AMI_NOTE)
     print(MATCHED_ACCURACY_NOTE)
     print(
