@@ -2254,6 +2254,13 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             "(line 2); heads.0.features.2.params.max_df: below min_df 2 (its default): no term is in that few "
             "products and that many, got 1 (line 2)",
         ),
+        # the OCR's line confidence is 0 to 1: above, every photo was read (0.6 s each here) to keep none of its lines,
+        # and the head left out as if the photos had no text
+        (
+            "ocr-score.yaml",
+            "heads:\n  - {name: p, modality: image, features: [{name: photo_text_tfidf, params: {min_score: 5}}]}\n",
+            "heads.0.features.0.params.min_score: a confidence from 0 to 1, got 5 (line 2)",
+        ),
         # numpy's range: refused only at the first fold's split, after every head's features were computed
         ("seed.yaml", "seed: -1\n", "seed: a seed is from 0 to 4294967295, got -1"),
         ("big-seed.toml", "seed = 4294967296\n", "seed: a seed is from 0 to 4294967295, got 4294967296"),

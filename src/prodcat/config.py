@@ -900,6 +900,8 @@ def _value_problem(name: str, value: Any, written: Any = None) -> str | None:
         return _language_problem(value)
     if name in _COUNTS and value < 1:
         return "must be at least 1"
+    if name == "min_score" and not 0 <= value <= 1:  # the OCR's line confidence: above 1 it read no photo's text
+        return "a confidence from 0 to 1"
     if (name.endswith("weight") or name == "tta_zoom") and not 0 <= value < math.inf:  # not: NaN too
         return "must be a finite number, 0 or more"
     return None
