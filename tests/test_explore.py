@@ -157,6 +157,18 @@ def test_a_run_reduces_and_clusters_on_one_thread_whatever_its_jobs(monkeypatch)
     assert threads == [1]
 
 
+def test_knn_smoothing_of_one_dimension_keeps_the_products_apart():
+    """--components 1 with pca+knn: the smoothed rows were normalised to -1 or 1, every product one of two points, and
+    KMeans' clusters of them scored a silhouette of 1.000 (42 Flipkart products: tfidf ARI 0.087, pca alone 0.199)."""
+    rng = np.random.default_rng(0)
+    groups = np.repeat([0, 1, 2], 20)
+    points = (np.array([-5.0, 1.0, 6.0])[groups] + rng.normal(scale=0.3, size=60))[:, None]
+    smoothed = KNNSmoother().fit_transform(points)
+    assert smoothed.shape == (60, 1) and len(np.unique(smoothed)) > 2
+    clusters = cluster_points(smoothed, 3, seed=0)
+    assert clustering_scores(groups.astype(str), clusters, smoothed)["ari"] == pytest.approx(1.0)
+
+
 def test_kmeans_recovers_separated_blobs():
     points, categories = blobs(seed=3)
     clusters = cluster_points(points, 4, seed=0)

@@ -198,7 +198,8 @@ def warm_up_umap() -> None:
 class KNNSmoother(TransformerMixin, BaseEstimator):
     """Average each point with its ``n_neighbors`` nearest neighbours, ``steps`` times; re-normalise rows.
 
-    Input ``(n, d)``, output ``float32`` ``(n, d)`` with unit rows. The graph is
+    Input ``(n, d)``, output ``float32`` ``(n, d)`` with unit rows (rows of one dimension, which would all be -1 or 1,
+    are left as they are). The graph is
     the symmetrised k-nearest-neighbour graph of the input (self included), each
     row divided by its degree: one step replaces a point by the mean of its
     neighbourhood. This is transductive (a new point would need the whole graph),
@@ -223,7 +224,9 @@ class KNNSmoother(TransformerMixin, BaseEstimator):
         walk = sp.diags(1.0 / np.asarray(graph.sum(axis=1)).ravel()) @ graph
         for _ in range(self.steps):
             X = walk @ X
-        return normalize(X)
+        # a unit row of one dimension is -1 or 1: --components 1 made every product one of two points, KMeans split
+        # them into k clusters anyhow, and scored a silhouette of 1.000
+        return normalize(X) if X.shape[1] > 1 else X
 
 
 def make_reduction(name: str, shape: tuple[int, int], *, n_components: int = 50, seed: int = 0) -> Pipeline:
