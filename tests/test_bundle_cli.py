@@ -2261,6 +2261,13 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             "heads:\n  - {name: p, modality: image, features: [{name: photo_text_tfidf, params: {min_score: 5}}]}\n",
             "heads.0.features.0.params.min_score: a confidence from 0 to 1, got 5 (line 2)",
         ),
+        # scikit-learn's n_jobs: -1 (every core): ThreadPoolExecutor's 'max_workers must be greater than 0' traceback
+        # once the photos were to be read, after the heads before
+        (
+            "visual-words-jobs.yaml",
+            "heads:\n  - {name: p, modality: image, features: [{name: bovw_orb, params: {n_jobs: -1}}]}\n",
+            "heads.0.features.0.params.n_jobs: a number of threads, at least 1 (null: one a core), got -1 (line 2)",
+        ),
         # numpy's range: refused only at the first fold's split, after every head's features were computed
         ("seed.yaml", "seed: -1\n", "seed: a seed is from 0 to 4294967295, got -1"),
         ("big-seed.toml", "seed = 4294967296\n", "seed: a seed is from 0 to 4294967295, got 4294967296"),

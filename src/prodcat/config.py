@@ -898,6 +898,8 @@ def _value_problem(name: str, value: Any, written: Any = None) -> str | None:
         )
     if name == "language":
         return _language_problem(value)
+    if name == "n_jobs" and value < 1:  # a thread pool's size: scikit-learn's -1 failed as 'max_workers must be ...'
+        return "a number of threads, at least 1 (null: one a core)"
     if name in _COUNTS and value < 1:
         return "must be at least 1"
     if name == "min_score" and not 0 <= value <= 1:  # the OCR's line confidence: above 1 it read no photo's text
