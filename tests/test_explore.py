@@ -813,8 +813,8 @@ def test_runs_are_ranked_only_against_runs_on_the_same_products(tmp_path):
     json_path, html_path = write_report(result, tmp_path)
     assert [(r["products"], r["rank"], r["features"]) for r in json.loads(json_path.read_text())] == expected
     html = " ".join(html_path.read_text().split())
-    assert '<th colspan="11">80 products with text</th>' in html
-    assert '<th colspan="11">40 products with text and a photo</th>' in html
+    assert '<th colspan="12">80 products with text</th>' in html
+    assert '<th colspan="12">40 products with text and a photo</th>' in html
     assert "<b>0.90</b> (tfidf+color_hist, pca) on 40 products with text and a photo" in html
 
 
@@ -898,6 +898,30 @@ def test_the_sample_and_its_catalogue_are_counted_as_the_product_sets_are(tmp_pa
     assert "1,200 products (a sample of the 6,000 labelled), 4 categories" in capsys.readouterr().out
     html = " ".join((out / "report.html").read_text().split())
     assert "1,200 labelled products (a stratified sample of its 6,000)" in html
+
+
+def test_a_product_set_missing_categories_is_said_clustered_into_fewer(tmp_path, monkeypatch, capsys):
+    """A feature set whose products miss a category (no text in any watch) is clustered into as many clusters as its
+    products have categories, 3 of 4; the console said '4 categories' above it and the report 'clustered by KMeans
+    into 4 clusters', for every run."""
+    from prodcat.cli import main
+
+    scores = {"ari": 0.5, "ami": 0.5, "nmi": 0.5, "silhouette": 0.5}
+    result = _hand_made_study(
+        [("color_hist", np.arange(80), scores, "a photo"), ("tfidf", np.arange(60), scores, "text")]
+    )
+    monkeypatch.setattr(FeasibilityStudy, "run", lambda self, frame: result)
+    data = tmp_path / "products.csv"
+    result.frame.to_csv(data, index=False)
+    out = tmp_path / "report"
+    assert main(["explore", str(data), "--features", "tfidf,color_hist", "--report", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert "80 products, 4 categories at level 1" in printed
+    assert "-- 80 products with a photo" in printed and "-- 60 products with text (3 of the categories)" in printed
+    html = " ".join((out / "report.html").read_text().split())
+    assert "into as many clusters as its products have categories (4 when they have every one" in html
+    cells = re.findall(r'<td class="num">([^<]*)</td>', html)
+    assert [cells[i * 10 + 7] for i in range(2)] == ["4", "3"]  # each run's clusters
 
 
 def test_a_product_set_of_text_runs_and_photo_runs_is_named_by_both():

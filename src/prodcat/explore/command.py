@@ -180,7 +180,9 @@ def run_explore(args: argparse.Namespace) -> int:
     # ranked only against runs on the same products (records() comes by product set, each ranked)
     for record in result.records():
         if record["rank"] == 1:
-            print(f"-- {record['product_set']}")
+            # fewer categories among its products than in the study: as many clusters, not the k said above
+            fewer = f" ({record['k']} of the categories)" if record["k"] != result.n_categories else ""
+            print(f"-- {record['product_set']}{fewer}")
         if record["rank"] > TOP_ROWS:
             continue
         print(
