@@ -2268,6 +2268,23 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             "heads:\n  - {name: p, modality: image, features: [{name: bovw_orb, params: {n_jobs: -1}}]}\n",
             "heads.0.features.0.params.n_jobs: a number of threads, at least 1 (null: one a core), got -1 (line 2)",
         ),
+        # a value written as text or as true/false where the extractor reads a number, or as a number or text where
+        # it reads true or false: given as written, it failed at the fit (sublinear_tf: 0 as scikit-learn's
+        # traceback, max_chars: "600" as 'slice indices must be integers'), or max_chars: true cut every text to one
+        # character and lemmatize: "false" lemmatised
+        (
+            "written-kinds.yaml",
+            "heads:\n"
+            + HEAD.format(
+                features='[{name: tfidf, params: {max_chars: "600", sublinear_tf: 0}}, '
+                '{name: bow, params: {lemmatize: "false", max_features: true}}]',
+                more="",
+            ),
+            "heads.0.features.0.params.max_chars: expected a number, not text (write it without quotes), got '600' "
+            "(line 2); heads.0.features.0.params.sublinear_tf: expected true or false, got 0 (line 2); "
+            "heads.0.features.1.params.lemmatize: expected true or false, got 'false' (line 2); "
+            "heads.0.features.1.params.max_features: expected a number, not true or false, got True (line 2)",
+        ),
         # numpy's range: refused only at the first fold's split, after every head's features were computed
         ("seed.yaml", "seed: -1\n", "seed: a seed is from 0 to 4294967295, got -1"),
         ("big-seed.toml", "seed = 4294967296\n", "seed: a seed is from 0 to 4294967295, got 4294967296"),
@@ -2741,6 +2758,7 @@ def test_evaluate_refuses_a_catalogue_none_of_whose_categories_the_model_knows(
     assert main(["evaluate", str(flipkart_bundle), str(data), "--report", str(report)]) == 0
     unknown = next(w for w in json.loads((report / "metrics.json").read_text())["warnings"] if "not know" in w)
     assert f"{labels[0].lower()!r} is the model's {labels[0]!r}" in unknown
+    assert "None has one of the model's 7 categories: every figure counts them all wrong." in unknown
 
     few = products.copy()
     few.loc[2:, "category"] = "Toys > Dolls"  # 2 of 10 in the model's categories, 8 not

@@ -833,11 +833,25 @@ def _parameter_problems(
         except ValidationError as error:
             problems.append(((*where, name), f"{error.errors()[0]['msg']}, got {value!r}"))
             continue
-        if problem := _value_problem(name, typed, value):
+        if problem := _kind_problem(value, typed) or _value_problem(name, typed, value):
             problems.append(((*where, name), f"{problem}, got {value!r}"))
     if not problems:
         problems += _document_frequency_problems(parameters, spec.params, where)
     return problems
+
+
+def _kind_problem(written: Any, typed: Any) -> str | None:
+    """What is wrong with an extractor parameter ``written`` as text or as true/false where its annotation reads it
+    (``typed``) as another kind, ``None`` if nothing: the extractor is given the value as written, so
+    ``max_chars: "600"`` failed at its fit (slice indices must be integers), ``sublinear_tf: 0`` as scikit-learn's
+    traceback, ``max_chars: true`` cut every text to one character and ``lemmatize: "false"`` lemmatised."""
+    if isinstance(typed, bool) and not isinstance(written, bool):
+        return "expected true or false"
+    if isinstance(written, bool) and not isinstance(typed, bool):
+        return "expected a number, not true or false"
+    if isinstance(written, str) and not isinstance(typed, str):
+        return "expected a number, not text (write it without quotes)"
+    return None
 
 
 def _document_frequency_problems(
