@@ -253,14 +253,15 @@ def unknown_categories_warning(truth: Sequence[object], labels: Sequence[str]) -
         f"{count_text(unknown.sum())} of {count_text(len(truth))} labelled products have a category the model does "
         f"not know ({counted(len(unknown), 'category', 'categories')}: {named}): they can only be counted wrong."
     )
-    known = len(truth) - int(unknown.sum())
-    if known < FEW_KNOWN * len(truth):
+    known, theirs = len(truth) - int(unknown.sum()), counted(len(labels), "category", "categories")
+    if not known:
+        warning += f" None has one of the model's {theirs}: every figure counts them all wrong."
+    elif known < FEW_KNOWN * len(truth):
         categories = pd.Series(truth, dtype=object).dropna().astype(str).nunique()
         warning += (
             f" Only {count_text(known)} ({known / len(truth):.1%}), in {count_text(categories - len(unknown))} of the "
-            f"file's {counted(categories, 'category', 'categories')}, have one of the model's "
-            f"{counted(len(labels), 'category', 'categories')}: the figures are mostly of products it could not get "
-            "right."
+            f"file's {counted(categories, 'category', 'categories')}, have one of the model's {theirs}: the figures "
+            "are mostly of products it could not get right."
         )
     # not matched here: a label the model never learnt is counted as it is given, and said so, never remapped
     spelt_otherwise = _model_spellings(unknown.index, labels)
