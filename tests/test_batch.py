@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
@@ -779,29 +780,67 @@ def worker_task(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable], None]:
 TESTS_PATH = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
 
 
-def _dies_on_toys_12(plugin_name: str, chunk: pd.DataFrame, top_k: int) -> pd.DataFrame:
+def _dies_on_toys_12(plugin_name: str, chunk: pd.DataFrame, top_k: int, *photos: str) -> pd.DataFrame:
     """The task, in a worker that dies on product Toys-12 (the kernel's out-of-memory killer, a crash in C)."""
     from prodcat.batch.dask_engine import score_on_worker  # the worker's own, the real one
 
     if "Toys-12" in set(chunk["product_id"]):
         os._exit(1)
-    return score_on_worker(plugin_name, chunk, top_k)
+    return score_on_worker(plugin_name, chunk, top_k, *photos)
 
 
-def _slow(plugin_name: str, chunk: pd.DataFrame, top_k: int) -> pd.DataFrame:
+def _slow(plugin_name: str, chunk: pd.DataFrame, top_k: int, *photos: str) -> pd.DataFrame:
     from prodcat.batch.dask_engine import score_on_worker
 
     time.sleep(0.5)
-    return score_on_worker(plugin_name, chunk, top_k)
+    return score_on_worker(plugin_name, chunk, top_k, *photos)
 
 
-def _stalls_after_the_first_chunk(plugin_name: str, chunk: pd.DataFrame, top_k: int) -> pd.DataFrame:
+def _stalls_after_the_first_chunk(plugin_name: str, chunk: pd.DataFrame, top_k: int, *photos: str) -> pd.DataFrame:
     """The task, scoring the first product at once and every other one in a minute (a chunk of photos)."""
     from prodcat.batch.dask_engine import score_on_worker
 
     if chunk.index[0] != 0:
         time.sleep(60)
-    return score_on_worker(plugin_name, chunk, top_k)
+    return score_on_worker(plugin_name, chunk, top_k, *photos)
+
+
+def _in_another_folder(plugin_name: str, chunk: pd.DataFrame, top_k: int, *photos: str) -> pd.DataFrame:
+    """The task, in a worker whose working folder is not the driver's: the relative photo paths the driver reads name
+    no file there, as on a worker's machine without the driver's photo folder."""
+    from prodcat.batch.dask_engine import score_on_worker
+
+    os.chdir(Path(__file__).anchor)
+    return score_on_worker(plugin_name, chunk, top_k, *photos)
+
+
+def test_a_worker_that_cannot_read_the_photos_the_driver_reads_is_refused(
+    flipkart_bundle, products, tmp_path, worker_task, monkeypatch
+):
+    """A worker that cannot read the catalogue's photos (on a machine without them, or as a user not allowed to read
+    them) predicted their products from their text alone, and the driver, which reads them, listed no issue: a run of
+    a text-and-photo model written as text-only predictions, exit 0, saying nothing. That worker is refused now, the
+    photos named, as one reading another model is."""
+    from prodcat.batch.dask_engine import DaskEngine
+
+    chunk = products.iloc[:4].copy()
+    (tmp_path / "photos").mkdir()
+    for photo in chunk["image"]:
+        shutil.copy(photo, tmp_path / "photos")
+    chunk["image"] = [f"photos/{Path(photo).name}" for photo in chunk["image"]]
+    monkeypatch.chdir(tmp_path)  # the driver reads them here, and the worker elsewhere
+    worker_task(_in_another_folder)
+    out = tmp_path / "preds.csv"
+    with pytest.raises(BatchError) as refused:
+        score_catalog(chunk, out, DaskEngine(flipkart_bundle, workers=1), chunk_size=CHUNK, progress=False)
+    named = ", ".join(chunk["image"].iloc[:3])
+    assert re.fullmatch(
+        rf"worker tcp://[\d.]+:\d+ cannot read 4 photos that the driver reads \({re.escape(named)} and 1 more\): "
+        r"the photos must be at the same path on every worker \(a shared file system\), or their products are "
+        r"predicted without them",
+        str(refused.value),
+    )
+    assert not out.exists() and not list(work_dir_for(out).glob("part-*"))
 
 
 def test_a_chunk_that_kills_its_workers_stops_the_run_in_one_line_and_resumes(

@@ -14,7 +14,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import CancelledError
 from pathlib import Path
 from typing import Any, Self
@@ -27,7 +27,8 @@ from distributed.scheduler import KilledWorker
 from prodcat.batch.engines import Chunk, bundle_identity
 from prodcat.batch.installation import Installation
 from prodcat.batch.scoring import BatchError, score_chunk
-from prodcat.bundle import BundleError, verify_bundle
+from prodcat.bundle import BundleError, modalities_read_by_bundle, verify_bundle
+from prodcat.formatting import counted, first_few
 from prodcat.predict import Predictor
 from prodcat.signals import sigint_held_back
 
@@ -117,9 +118,27 @@ class PredictorPlugin(WorkerPlugin):
         self.predictor = None
 
 
-def score_on_worker(plugin_name: str, chunk: pd.DataFrame, top_k: int) -> pd.DataFrame:
-    """The task: this worker's Predictor (loaded once by :class:`PredictorPlugin`) on one chunk."""
-    return score_chunk(get_worker().plugins[plugin_name].loaded(), chunk, top_k)
+def score_on_worker(plugin_name: str, chunk: pd.DataFrame, top_k: int, photos: Sequence[str] = ()) -> pd.DataFrame:
+    """The task: this worker's Predictor (loaded once by :class:`PredictorPlugin`) on one chunk. ``photos``: those of
+    the chunk that the driver reads (:meth:`DaskEngine._photos_to_read`); one this worker cannot read refuses the
+    worker, as :class:`PredictorPlugin` refuses one reading another model: its product would be predicted from its text
+    alone, and the driver, reading the photo, would list no issue of it."""
+    predictor = get_worker().plugins[plugin_name].loaded()
+    if unread := [photo for photo in photos if not _readable_file(photo)]:
+        raise BatchError(
+            f"worker {get_worker().address} cannot read {counted(len(unread), 'photo')} that the driver reads "
+            f"({first_few(unread, 3)}): the photos must be at the same path on every worker (a shared file system), "
+            "or their products are predicted without them"
+        )
+    return score_chunk(predictor, chunk, top_k)
+
+
+def _readable_file(path: str) -> bool:
+    """Whether ``path`` is a file this process may read."""
+    try:
+        return os.path.isfile(path) and os.access(path, os.R_OK)
+    except (OSError, ValueError):  # ValueError: a NUL in the path
+        return False
 
 
 #: how long the probe of a scheduler's TCP address waits for its connection; past it, dask's client tries on its own
@@ -170,6 +189,7 @@ class DaskEngine:
         self.bundle_dir = str(Path(bundle_dir).resolve())
         # verified here too: a damaged bundle is refused before any cluster is started
         self.manifest = verify_bundle(self.bundle_dir)
+        self._modalities = modalities_read_by_bundle(self.manifest)
         self.plugin = PredictorPlugin(
             self.bundle_dir,
             bundle_identity(self.manifest),
@@ -304,7 +324,8 @@ class DaskEngine:
             if item is None:
                 return None
             index, chunk = item
-            future = client.submit(score_on_worker, self.plugin.name, chunk, top_k, pure=False)
+            photos = self._photos_to_read(chunk)
+            future = client.submit(score_on_worker, self.plugin.name, chunk, top_k, photos, pure=False)
             chunk_of[future] = index, str(chunk["product_id"].iat[0]), str(chunk["product_id"].iat[-1])
             return future
 
@@ -332,6 +353,14 @@ class DaskEngine:
             following = submit_next()
             if following is not None:
                 running.add(following)
+
+    def _photos_to_read(self, chunk: pd.DataFrame) -> list[str]:
+        """The photo files of ``chunk`` that this process, the driver, reads, for a model reading photos (none for
+        another): the worker scoring the chunk must read each of them too (:func:`score_on_worker`)."""
+        if "image" not in self._modalities:
+            return []
+        paths = [os.fspath(photo) for photo in chunk["image"] if isinstance(photo, str | os.PathLike)]
+        return [path for path in paths if _readable_file(path)]
 
     def _as_they_finish(self, running: as_completed) -> Iterator[Future]:
         """The futures of ``running`` as they finish (those added meanwhile too), and :meth:`_stop_without_workers`
