@@ -27,6 +27,7 @@ import dask
 import pandas as pd
 import pytest
 
+from prodcat import arguments
 from prodcat.batch import (
     NOTHING_TO_READ,
     OUTPUT_COLUMNS,
@@ -45,7 +46,7 @@ from prodcat.bundle import BundleError, verify_bundle
 from prodcat.catalog.loaders import load_catalog
 from prodcat.cli import main
 from prodcat.commands import input_issues_path
-from prodcat.files import RunBusyError, RunLock
+from prodcat.files import RunBusyError, RunLock, temporary_sibling
 from prodcat.predict import Predictor
 from prodcat.signals import Terminated
 
@@ -1372,6 +1373,31 @@ def test_cli_refuses_an_out_whose_name_is_too_long_in_one_line(tiny_training, tm
         main(["predict", str(tiny_training.bundle), str(data), "--out", str(out)])
     assert refused.value.code == 2
     assert capsys.readouterr().err.endswith(f"argument --out: {out} cannot be written (File name too long)\n")
+
+
+def test_cli_refuses_an_out_too_long_for_the_files_written_beside_it(tiny_training, tmp_path, capsys):
+    """A name the file system takes whose siblings it does not (.OUT.lock, OUT.parts/, OUT.issues.csv and their
+    temporary files, up to 29 bytes longer): the run read the catalogue, then failed in a traceback (the lock, for a
+    name of 250 bytes) or in 'cannot write the predictions: File name too long'. Refused at once now, with the length
+    a name may have; one byte shorter, it is written."""
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    # the longest name predict writes beside OUT is the temporary file of OUT.issues.csv
+    beside = len(temporary_sibling(input_issues_path(tmp_path / "x")).name) - 1
+    longest = os.pathconf(tmp_path, "PC_NAME_MAX") - beside
+    out = tmp_path / f"{'a' * (longest - 3)}.csv"
+    with pytest.raises(SystemExit) as refused:
+        main(["predict", str(tiny_training.bundle), str(data), "--out", str(out)])
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        f"argument --out: {out}: its name is too long for the files written beside it (OUT.parts/, OUT.issues.csv "
+        f"and their temporary files, up to {beside} bytes longer): give a name of {longest} bytes at most\n"
+    )
+    assert [path.name for path in tmp_path.iterdir()] == ["products.csv"]
+    out = out.with_name(out.name[1:])
+    assert main(["predict", str(tiny_training.bundle), str(data), "--out", str(out)]) == 0
+    assert len(pd.read_csv(out)) == len(tiny_training.unseen)
+    assert beside == arguments.LONGEST_BESIDE_OUT
 
 
 def test_cli_never_overwrites_its_input_and_names_what_is_wrong(flipkart_bundle, products, tmp_path, capsys):

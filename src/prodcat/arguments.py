@@ -108,7 +108,31 @@ def output_file(text: str) -> Path:
         raise argparse.ArgumentTypeError(
             f"{text} is a device, pipe or socket, not a file: give the file to write (it is replaced whole)"
         )
+    longest = _name_max(path.parent) - LONGEST_BESIDE_OUT
+    if len(os.fsencode(path.name)) > longest:
+        raise argparse.ArgumentTypeError(
+            f"{text}: its name is too long for the files written beside it (OUT.parts/, OUT.issues.csv and their "
+            f"temporary files, up to {LONGEST_BESIDE_OUT} bytes longer): give a name of {longest} bytes at most"
+        )
     return path
+
+
+#: how many bytes longer than the output's name the longest name ``predict`` writes beside it is: the temporary file
+#: its OUT.issues.csv is written to, ``.OUT.issues.csv.<12 hex digits>.tmp`` (:func:`prodcat.files.temporary_sibling`,
+#: not imported: it imports pandas); OUT.parts/, .OUT.lock and the others are shorter. A name the file system takes
+#: whose own are too long failed once the catalogue was read, in a traceback (the lock) or 'File name too long'
+LONGEST_BESIDE_OUT = len(".") + len(".issues.csv") + len(".0123456789ab.tmp")
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name, in bytes, of the file system of ``folder`` (or of its first existing parent); 255,
+    the usual limit, where it cannot be asked."""
+    try:
+        while not folder.exists() and folder.parent != folder:
+            folder = folder.parent
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # AttributeError: no pathconf (Windows)
+        return 255
 
 
 def _folder_ending(text: str) -> str | None:
