@@ -279,6 +279,37 @@ def test_a_feature_sets_map_is_a_tsne_of_its_features_whatever_reduction_cluster
     np.testing.assert_allclose(points_2d(without_tsne, pca_run), tsne_run.points, atol=1e-4)
 
 
+@pytest.mark.parametrize("feature_space", [True, False])
+def test_a_feature_sets_map_is_drawn_on_one_thread_as_its_runs_are(monkeypatch, make_products, feature_space):
+    """Since each run reduces on one BLAS/OpenMP thread (8d02f90), the t-SNE maps of a study without ``tsne`` were
+    the last reduction left on every thread of the command's process: their picture could differ from a ``tsne``
+    run's, and between machines. They are computed on one thread too, whatever the process has."""
+    import dataclasses
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from prodcat.explore.reduction import TSNE2D
+    from prodcat.explore.report import points_2d
+
+    threads = []
+    fit = TSNE2D.fit
+
+    def fitted_on(self, X, y=None):
+        threads.append(max(pool["num_threads"] for pool in threadpool_info()))
+        return fit(self, X, y)
+
+    monkeypatch.setattr(TSNE2D, "fit", fitted_on)
+    titles = [f"{KIND_WORDS[i % 3]} {['red', 'blue', 'green', 'big', 'small'][i % 5]}" for i in range(30)]
+    frame = make_products(titles, ["Kitchen", "Watches", "Baby"] * 10)
+    result = FeasibilityStudy(features=["tfidf"], reductions=["pca"], progress=False).run(frame)
+    if not feature_space:  # a result without its blocks: the map is a t-SNE of the run's points
+        result = dataclasses.replace(result, feature_space=None)
+    with threadpool_limits(2):  # what the command's process has on two cores
+        xy = points_2d(result, result.runs[0])
+    assert threads == [1]
+    assert xy.shape == (30, 2)
+
+
 def test_a_matrix_of_many_categories_shows_the_largest_with_their_clusters_on_the_diagonal(tmp_path):
     """Fashion's 84 x 84 matrix, rows alphabetical, was a page-wide wall of mostly zeros. Past 30 categories the
     report shows the 30 largest, each with its matched cluster on the diagonal, the rest summed in a last row and

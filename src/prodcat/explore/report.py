@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from prodcat.catalog.audit import thumbnail
 from prodcat.catalog.schema import SEP, distinguishing_tails, split_path
@@ -130,14 +131,20 @@ def points_2d(result: StudyResult, run: ClusteringRun) -> np.ndarray:
     Not a t-SNE of the points KMeans clustered: the map of a feature set changed with the reductions studied (a
     t-SNE of the 10-D UMAP, whose tight blobs look far better separated than the features are, unless ``tsne`` was
     among them), and a PCA run with ``--components 2`` was drawn as is, under the same caption.
+
+    Computed as the runs are, on one BLAS/OpenMP thread and the study's seed: on every thread of the command's
+    process, the map of a study without ``tsne`` could differ from the ``tsne`` run's, and between machines.
     """
     for other in result.runs:
         if other.features == run.features and other.reduction == "tsne" and np.array_equal(other.rows, run.rows):
             return other.points
     if result.feature_space is None:
-        return TSNE2D(random_state=result.seed).fit_transform(run.points)
-    blocks = result.feature_space(run.features, run.rows)
-    return make_reduction("tsne", blocks.shape, seed=result.seed).fit_transform(blocks)
+        points, reducer = run.points, TSNE2D(random_state=result.seed)
+    else:
+        points = result.feature_space(run.features, run.rows)  # combined as the runs' were, before their reduction
+        reducer = make_reduction("tsne", points.shape, seed=result.seed)
+    with threadpool_limits(1):
+        return reducer.fit_transform(points)
 
 
 def scatter_pair(result: StudyResult, run: ClusteringRun, palette: dict[str, Any]) -> dict[str, Any]:
