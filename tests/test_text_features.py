@@ -754,3 +754,25 @@ def test_the_separator_columns_are_those_of_the_vocabulary_fitted_last() -> None
     again = np.unique(extractor.transform_cleaned([" . "]).indices)
     assert len(again) and not np.array_equal(again, first)
     np.testing.assert_array_equal(extractor.separator_columns(), again)
+
+
+def test_word2vec_with_no_word_as_frequent_as_its_min_count_leaves_its_head_out(tmp_path, capsys, caplog):
+    """A min_count no word of the catalogue reaches left gensim no vocabulary: 'you must first build vocabulary before
+    training the model', a RuntimeError's traceback (exit 1) after the heads before it were fitted. It now finds
+    nothing to learn, as the OCR reading no text does: its head is left out with a warning and the others answer,
+    and alone it is refused naming the extractor."""
+    from conftest import tiny_products
+
+    data = tmp_path / "products.csv"
+    tiny_products(0, 12).to_csv(data, index=False)
+    words = "  - {name: words, modality: text, features: [{name: word2vec, params: {min_count: 1000, epochs: 1}}]}\n"
+    tfidf = "  - {name: tfidf, modality: text, features: [{name: tfidf}], classifier: linearsvc, scale: false}\n"
+    both, alone = tmp_path / "both.yaml", tmp_path / "alone.yaml"
+    both.write_text(f"heads:\n{tfidf}{words}")
+    alone.write_text(f"heads:\n{words}")
+    with caplog.at_level(logging.WARNING):
+        assert main(["train", str(data), "--config", str(both), "--out", str(tmp_path / "m")]) == 0
+    assert "head words skipped: word2vec: no word is in the training texts min_count=1000 times or more" in caplog.text
+    assert "heads         tfidf; one head, nothing to fuse" in capsys.readouterr().out
+    assert main(["train", str(data), "--config", str(alone), "--out", str(tmp_path / "m2")]) == 2
+    assert "word2vec: no word is in the training texts min_count=1000 times or more" in capsys.readouterr().err

@@ -9,13 +9,14 @@ rare, specific words count more than ubiquitous ones.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from prodcat.catalog.schema import product_text
-from prodcat.features.base import Extractor, register
+from prodcat.features.base import Extractor, NothingToLearn, register
 from prodcat.text.clean import TextNormalizer
 
 
@@ -72,6 +73,13 @@ class Word2VecExtractor(Extractor):
 
         self.normalizer_ = self._normalizer().fit(product_text(frame))
         docs = self.tokens(frame)
+        counts = Counter(word for doc in docs for word in doc)
+        if not counts or max(counts.values()) < self.min_count:
+            # gensim's 'you must first build vocabulary before training the model' traceback, after the heads before
+            raise NothingToLearn(
+                f"{self.name}: no word is in the training texts min_count={self.min_count} times or more (the most "
+                f"frequent: {max(counts.values(), default=0)} times), no vocabulary to learn vectors of"
+            )
         model = Word2Vec(
             sentences=docs,
             vector_size=self.vector_size,
