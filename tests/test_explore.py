@@ -169,6 +169,27 @@ def test_knn_smoothing_of_one_dimension_keeps_the_products_apart():
     assert clustering_scores(groups.astype(str), clusters, smoothed)["ari"] == pytest.approx(1.0)
 
 
+def test_a_feature_sets_blocks_are_combined_on_one_thread(monkeypatch, make_products):
+    """The runs reduce on one thread (8d02f90), but their input, the combined blocks, was computed in the command's
+    process on every thread: the SVD of Flipkart's TF-IDF differed by up to 7e-5 between one thread and two, so the
+    machine's cores still moved the runs and the report's maps. The blocks are combined on one thread too."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    threads = []
+
+    def combined_on(blocks, **params):
+        threads.append(max(pool["num_threads"] for pool in threadpool_info()))
+        return combine_blocks(blocks, **params)
+
+    monkeypatch.setattr(clustering, "combine_blocks", combined_on)
+    words = ["ceramic coffee mug", "analog wrist watch", "wooden toy train"]
+    titles = [f"{words[i % 3]} {['red', 'blue', 'green', 'big', 'small'][i % 5]}" for i in range(30)]
+    frame = make_products(titles, ["Kitchen", "Watches", "Toys"] * 10)
+    with threadpool_limits(2):  # what the command's process has on two cores
+        FeasibilityStudy(features=["tfidf"], reductions=["pca"], n_jobs=1, progress=False).run(frame)
+    assert threads == [1]
+
+
 def test_kmeans_recovers_separated_blobs():
     points, categories = blobs(seed=3)
     clusters = cluster_points(points, 4, seed=0)
