@@ -334,3 +334,31 @@ def test_processes_starting_together_export_an_onnx_model_once(tmp_path: Path) -
     assert [worker.wait(timeout=60) for worker in workers] == [0, 0, 0]
     assert log.read_text().count("export") == 1 and model.read_bytes() == b"model"
     assert not list(model.parent.glob("*.tmp"))
+
+
+def test_a_visual_words_head_on_photos_without_keypoints_is_left_out(monkeypatch, tmp_path, caplog, capsys):
+    """Photos that decode but hold no keypoint (plain colours: a placeholder, a swatch) left the visual words no
+    codebook to fit: 'ValueError: ... cannot fit a codebook' ended `prodcat train` in a traceback, exit 1, after the
+    heads before it were fitted. It is now nothing to learn, as the OCR reading no text: the head is left out with a
+    warning, the text head answers."""
+    from conftest import tiny_products
+    from prodcat.cli import main
+
+    monkeypatch.setenv("PRODCAT_CACHE_DIR", str(tmp_path / "cache"))
+    products = tiny_products(0, 6)
+    (tmp_path / "photos").mkdir()
+    for i, product_id in enumerate(products["product_id"]):
+        Image.new("RGB", (64, 64), (40 * (i % 6), 90, 200)).save(tmp_path / "photos" / f"{product_id}.png")
+    products["image"] = [f"photos/{product_id}.png" for product_id in products["product_id"]]
+    products.to_csv(tmp_path / "products.csv", index=False)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "inner_folds: 3\nheads:\n"
+        "  - {name: words, modality: text, features: [{name: tfidf}], classifier: linearsvc, scale: false}\n"
+        "  - {name: visual, modality: image, features: [{name: bovw_orb, params: {n_words: 8}}]}\n"
+    )
+    args = ["train", str(tmp_path / "products.csv"), "--config", str(config), "--out", str(tmp_path / "m")]
+    with caplog.at_level(logging.WARNING):
+        assert main(args) == 0
+    assert "head visual skipped: bovw_orb: no readable photo with keypoints in the catalogue" in caplog.text
+    assert "heads         words; one head, nothing to fuse" in capsys.readouterr().out

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from prodcat.features.base import Extractor, PretrainedEncoder, register
+from prodcat.features.base import Extractor, NothingToLearn, PretrainedEncoder, register
 from prodcat.features.cache import DescriptorCache, EmbeddingCache, content_key
 from prodcat.features.onnx import cached_export, models_dir, onnx_session
 from prodcat.image.augment import WHITE, tta_views
@@ -666,8 +666,10 @@ class BagOfVisualWords(_ReadsPhotos, Extractor):
             if raw is not None and len(raw):
                 described_keys.append(key)
                 sample.add(raw)
-        if not described_keys:
-            raise ValueError(f"{self.name}: no readable photo with keypoints in the catalogue; cannot fit a codebook")
+        if not described_keys:  # NothingToLearn: the head is left out, not a traceback after the heads before it
+            raise NothingToLearn(
+                f"{self.name}: no readable photo with keypoints in the catalogue; cannot fit a codebook"
+            )
         # The codebook is a function of the descriptors in catalogue order (they are sampled) and these
         # parameters. "stream" names the sampling: the codebooks sampled from all descriptors at once
         # (before StreamSample) differ once a catalogue has more than max_fit_descriptors; not reused.
