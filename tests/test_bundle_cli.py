@@ -2285,6 +2285,13 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             "heads.0.features.1.params.lemmatize: expected true or false, got 'false' (line 2); "
             "heads.0.features.1.params.max_features: expected a number, not true or false, got True (line 2)",
         ),
+        # the share of each side the test-time crop cuts: from 1, 'Coordinate 'right' is less than 'left'' at the fit
+        (
+            "tta-zoom.yaml",
+            "heads:\n  - {name: p, modality: image, features: [{name: effnet_lite0, params: {tta: true, "
+            "tta_zoom: 5}}]}\n",
+            "heads.0.features.0.params.tta_zoom: a share of each side, 0 or more and under 1, got 5 (line 2)",
+        ),
         # numpy's range: refused only at the first fold's split, after every head's features were computed
         ("seed.yaml", "seed: -1\n", "seed: a seed is from 0 to 4294967295, got -1"),
         ("big-seed.toml", "seed = 4294967296\n", "seed: a seed is from 0 to 4294967295, got 4294967296"),
