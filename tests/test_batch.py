@@ -935,6 +935,28 @@ def test_ctrl_c_while_a_local_cluster_starts_closes_it_without_dask_s_messages(t
     assert not said, [record.getMessage() for record in said]
 
 
+def test_a_second_ctrl_c_does_not_cut_short_the_close_of_an_interrupted_run(tiny_training, monkeypatch):
+    """Ctrl-C pressed again while a run that Ctrl-C stopped closed its local cluster (seconds) cut the close short:
+    dask closed the cluster again at exit, and a third Ctrl-C failed that in 'Exception ignored in atexit callback'
+    and its traceback, below the run's line. The close now runs to its end, a Ctrl-C meanwhile dropped."""
+    from prodcat.batch.dask_engine import DaskEngine
+
+    closed: list[DaskEngine] = []
+
+    def close(engine: DaskEngine) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # pressed again as it closes
+        closed.append(engine)
+
+    monkeypatch.setattr(DaskEngine, "_close", close)
+    engine, handler = DaskEngine(tiny_training.bundle), signal.getsignal(signal.SIGINT)
+    try:
+        engine._close_after(KeyboardInterrupt)
+    except KeyboardInterrupt:
+        pytest.fail("the second Ctrl-C cut the close short")
+    assert closed == [engine]
+    assert signal.getsignal(signal.SIGINT) is handler  # Ctrl-C stops what comes next
+
+
 @contextlib.contextmanager
 def dask_s_messages() -> Iterator[list[logging.LogRecord]]:
     """The warnings and errors dask and asyncio log in the block (what a run prints above its own error)."""

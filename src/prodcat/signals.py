@@ -33,6 +33,23 @@ def sigint_held_back() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+@contextlib.contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """Ctrl-C ignored while the block runs (in the main thread; elsewhere no handler can be set): the clean-up of a
+    command that Ctrl-C is already stopping, which takes seconds (a local dask cluster's close). An impatient second
+    Ctrl-C cut it short, leaving the cluster to dask's own close at exit, which a third one failed in a traceback.
+    Unlike :func:`sigint_held_back`, a Ctrl-C meanwhile is dropped, not delivered once the block ends, whichever
+    thread the kernel gives it to."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM received in :func:`sigterm_as_ctrl_c`: a KeyboardInterrupt, so that what a command does on Ctrl-C
     (keep its finished chunks, pages or runs and say how to resume) it does on SIGTERM too."""

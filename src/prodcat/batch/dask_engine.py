@@ -30,7 +30,7 @@ from prodcat.batch.scoring import BatchError, score_chunk
 from prodcat.bundle import BundleError, modalities_read_by_bundle, verify_bundle
 from prodcat.formatting import counted, first_few
 from prodcat.predict import Predictor
-from prodcat.signals import sigint_held_back
+from prodcat.signals import sigint_held_back, sigint_ignored
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +270,10 @@ class DaskEngine:
         for logger in loggers:
             logger.setLevel(logging.CRITICAL)
         try:
-            self._close()
+            # a second Ctrl-C, as the close takes seconds, cut it short: dask's close of the cluster at exit then
+            # failed in a traceback on a third
+            with sigint_ignored() if interrupted else contextlib.nullcontext():
+                self._close()
         finally:
             for logger, level in zip(loggers, levels, strict=True):
                 logger.setLevel(level)
