@@ -4,11 +4,18 @@ for scikit-learn's searches."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.utils.estimator_checks import check_set_params
 
-from prodcat.config import Config, ConfigError, HeadConfig, config_parameters, config_with
+from prodcat.catalog.loaders import load_catalog
+from prodcat.catalog.schema import category_at_level
+from prodcat.config import Config, ConfigError, FeatureSpec, HeadConfig, config_parameters, config_with
+from prodcat.models.classifier import ProductClassifier
 
 
 def test_a_configs_fields_and_its_parts_are_named_as_nested_parameters_and_changed_on_a_new_config() -> None:
@@ -59,3 +66,68 @@ def test_a_configs_fields_and_its_parts_are_named_as_nested_parameters_and_chang
     with pytest.raises(ValidationError, match=r"early\.c\n  unknown field; did you mean C\?"):
         Config.model_validate({"early": {"classifier": "nbsvm", "c": 5}})
     assert config == Config()
+
+
+def test_the_fields_of_the_configs_parts_are_nested_parameters_a_search_tunes_on_flipkart(flipkart_dir: Path) -> None:
+    """``get_params(deep=True)`` listed the config's top-level fields alone, and ``set_params(config__early__C=2)``
+    was refused ('a config has the fields ...'): GridSearchCV could not search early fusion's C, a head's or the
+    TF-IDF's settings. They are parameters as a Pipeline's steps' are (a head or an extractor by its name, a vote's
+    member by its position), set on a new config validated whole, shared with no other classifier, a misspelt
+    name answered with the one it may stand for."""
+    frame = load_catalog(flipkart_dir).frame
+    frame = frame.groupby(category_at_level(frame["category"], 1)).sample(n=20, random_state=0).reset_index(drop=True)
+    top = category_at_level(frame["category"], 1)  # 7 categories of 20 products
+    words = HeadConfig(name="words", modality="text", features=[FeatureSpec(name="tfidf_word")], scale=False)
+    chars = HeadConfig(name="chars", modality="text", features=[FeatureSpec(name="tfidf_char")], scale=False)
+    early = {"classifier": "nbsvm", "C": 5}  # early fusion's, on both heads' features (one head: late fusion)
+    config = Config(heads=[words, chars], modalities=["text"], level=1, inner_folds=3, early=early)
+    model = ProductClassifier(config)
+    params = model.get_params(deep=True)
+    assert params["config__early__C"] == 5 and params["config__heads__words__C"] == 10
+    assert params["config__heads__words__features__tfidf_word__params"] == {}
+    assert ProductClassifier().get_params()["config__early__members__1__members__1__C"] == 20  # the vote's logreg
+
+    min_df = "config__heads__words__features__tfidf_word__params__min_df"
+    search = GridSearchCV(model, {"config__early__C": [0.5, 5.0], min_df: [1, 2]}, cv=2).fit(frame, top)
+    assert [(p["config__early__C"], p[min_df]) for p in search.cv_results_["params"]] == [
+        (0.5, 1),
+        (0.5, 2),
+        (5.0, 1),
+        (5.0, 2),
+    ]
+    assert search.best_score_ > 0.8
+    best, chosen = search.best_estimator_, search.best_params_
+    assert (best.config.early.C, best.config.heads[1]) == (chosen["config__early__C"], chars)
+    assert best.config.heads[0].features[0].params == {"min_df": chosen[min_df]}
+    # what was fitted reads them: the early model's C, the vectoriser's min_df
+    fitted_c = {value for name, value in best.early_heads_["text"].classifier_.get_params().items() if name[-1] == "C"}
+    assert fitted_c == {chosen["config__early__C"]}
+    assert best.heads_["words"].extractors_[0].get_params()["min_df"] == chosen[min_df]
+    assert config.early.C == 5.0 and config.heads[0].features[0].params == {}  # the config given is left as it was
+
+    tuned = clone(model).set_params(config__heads__0__C=3, config__early__class_weight=None)
+    twin = clone(tuned)
+    assert (tuned.config.heads[0].C, tuned.config.early.class_weight, model.config.heads[0].C) == (3, None, 10)
+    assert tuned.config.heads[1] == chars
+    assert twin.config == tuned.config and twin.config is not tuned.config  # clone's copy: no part shared
+    assert twin.config.heads[0] is not tuned.config.heads[0] and twin.config.early is not tuned.config.early
+    twin.set_params(config__heads__words__C=4)
+    assert (twin.config.heads[0].C, tuned.config.heads[0].C) == (4, 3)
+    assert ProductClassifier().set_params(**tuned.get_params()).config == tuned.config
+    check_set_params("ProductClassifier", tuned)  # scikit-learn's conventions: set_params(config=inf) among others
+
+    for name, said in [
+        ("config__early__c", "config__early__c: unknown field; did you mean config__early__C?"),
+        ("config__heads__wrods__C", "unknown item; did you mean config__heads__words?"),
+        ("config__heads__words__featurse", "unknown field; did you mean config__heads__words__features?"),
+        ("config__seed__x", "config__seed has no fields"),
+    ]:
+        with pytest.raises(
+            ValueError, match=rf"^invalid parameter\(s\) {name} for ProductClassifier: .*{re.escape(said)}"
+        ):
+            model.set_params(**{name: 1})
+    with pytest.raises(ConfigError, match=r"tfidf_word takes no 'min_dff'; it takes .*; did you mean min_df\?$"):
+        model.set_params(config__heads__words__features__tfidf_word__params__min_dff=2)
+    with pytest.raises(ValidationError, match=r"early\.C\n.*C must be greater than 0"):
+        model.set_params(config__early__C=-1)
+    assert model.config is config

@@ -49,7 +49,7 @@ from prodcat.catalog.schema import (
     product_text,
     strings_or_empty,
 )
-from prodcat.config import Config, HeadConfig, checked_config
+from prodcat.config import NESTED, Config, HeadConfig, checked_config, config_parameters, config_with
 from prodcat.features.base import NothingToLearn, extractor_parameters
 from prodcat.formatting import count_text
 from prodcat.models.calibration import make_calibrator
@@ -77,6 +77,8 @@ MODALITIES = ("text", "image")
 MIN_OWN_MODEL_PRODUCTS = 30
 #: the columns of a product the model reads: a frame lacking some is read as having no such text or photo
 READ_COLUMNS = ("title", "description", "image")
+#: before the config's fields among the classifier's parameters (``config__seed``)
+CONFIG_PREFIX = f"config{NESTED}"
 
 
 class TrainingRefused(ValueError):
@@ -267,8 +269,9 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
     one a product, is read as the frame of those rows; any input is read as the Predictor reads it
     (:func:`product_frame`).
 
-    Its one parameter is ``config`` (:class:`~prodcat.config.Config`, ``None`` for the default); its fields are
-    parameters too, as ``config__seed``, for :meth:`set_params` and scikit-learn's searches. Fitted, it holds
+    Its one parameter is ``config`` (:class:`~prodcat.config.Config`, ``None`` for the default); its fields and those of
+    its parts are parameters too, as ``config__seed`` or ``config__early__C``, for :meth:`set_params` and
+    scikit-learn's searches (:meth:`get_params`). Fitted, it holds
     ``classes_`` (the categories, as sorted text): the columns of :meth:`predict_proba`'s probabilities, in that order.
 
     Two fields are the commands' (``prodcat train``, ``cv``), not :meth:`fit`'s: ``config.sample`` is drawn by them, and
@@ -281,27 +284,32 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         self.config = config
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """``config``, and with ``deep`` each of its fields as ``config__<field>`` (the default config's when
-        ``config`` is ``None``), as scikit-learn lists a nested estimator's parameters."""
+        """``config``, and with ``deep`` each field of it and of its parts as ``config__<field>`` (the default
+        config's when ``config`` is ``None``), as scikit-learn lists a nested estimator's parameters: ``config__seed``,
+        ``config__early__C``, ``config__heads__text_tfidf__C``,
+        ``config__heads__text_tfidf__features__tfidf__params__title_weight``
+        (:func:`~prodcat.config.config_parameters`: a head or an extractor by its name, a member of a vote by its
+        position)."""
         params = super().get_params(deep=False)
-        if deep:
-            params |= {f"config__{name}": value for name, value in (self.config or Config())}
+        config = Config() if self.config is None else self.config
+        if deep and isinstance(config, Config):  # anything else is refused by fit
+            params |= config_parameters(config, CONFIG_PREFIX)
         return params
 
     def set_params(self, **params: Any) -> ProductClassifier:
-        """Set ``config``, and fields of the config as ``config__<field>`` (``GridSearchCV(model, {"config__seed":
-        [0, 1]})``): the config is a new one, validated as a config file is (an unknown field or a value out of
-        range is a ``ValueError``; its extractors are checked by :meth:`fit`), the one given before left as it was."""
-        prefix = "config__"
-        fields = {name.removeprefix(prefix): params.pop(name) for name in [n for n in params if n.startswith(prefix)]}
+        """Set ``config``, and fields of the config or of its parts as :meth:`get_params` names them
+        (``GridSearchCV(model, {"config__early__C": [1, 5]})``; an extractor's parameter the config does not give
+        yet too, and an item of a list by its position, ``config__heads__0__C``): the config is a new one, validated as
+        a config file is (an unknown field is a ``ValueError`` naming the field it may be a misspelling of, a value
+        out of range pydantic's ``ValidationError``, an extractor parameter its head's extractor does not take a
+        :class:`~prodcat.config.ConfigError`), the one given before left as it was."""
+        fields = {
+            name.removeprefix(CONFIG_PREFIX): params.pop(name)
+            for name in [n for n in params if n.startswith(CONFIG_PREFIX)]
+        }
         super().set_params(**params)
         if fields:
-            if unknown := sorted(fields.keys() - Config.model_fields.keys()):
-                raise ValueError(
-                    f"invalid parameter(s) {', '.join(prefix + name for name in unknown)} for ProductClassifier: a "
-                    f"config has the fields {', '.join(Config.model_fields)}"
-                )
-            self.config = Config.model_validate((self.config or Config()).model_dump() | fields)
+            self.config = config_with(self.config or Config(), fields, CONFIG_PREFIX, type(self).__name__)
         return self
 
     # ------------------------------------------------------------------ fit
