@@ -1162,18 +1162,17 @@ def test_extractor_params_set_only_declared_parameters_and_refuse_names_no_extra
     assert words.version == "1" and callable(words.transform)
 
 
-def test_numeric_categories_are_labels_returned_as_text() -> None:
-    """Numeric category ids (Rakuten's prdtypecode) are read as text, given as ``y`` or in the frame,
-    even at level 1 (a path is cut as text); predictions come back as those texts."""
+def test_numeric_categories_of_a_frame_are_labels_returned_as_text() -> None:
+    """Numeric category ids (Rakuten's prdtypecode) in the frame's ``category`` column are paths, read as text even at
+    level 1 (a path is cut as text); predictions come back as those texts, as the commands have them."""
     labels = [10] * 20 + [2280] * 20 + [40] * 20
     frame = _catalogue(labels)
     config = _text_and_photo_config(fusion="late")
     for model in (
-        ProductClassifier(config).fit(frame, np.array(labels)),
         ProductClassifier(config).fit(frame),
         ProductClassifier(config.model_copy(update={"level": 1})).fit(frame),
     ):
-        assert model.classes_.tolist() == ["10", "2280", "40"]
+        assert model.classes_.tolist() == model.categories_.tolist() == ["10", "2280", "40"]
         assert model.predict(frame).tolist() == [str(label) for label in labels]
         assert model.score(frame, labels) == 1.0  # the labels fit took, read as it reads them
     # cross-validation compares the true labels with the model's as text too
@@ -1181,6 +1180,40 @@ def test_numeric_categories_are_labels_returned_as_text() -> None:
 
     result = cross_validate(frame, config.model_copy(update={"level": 1}), folds=3, progress=False)
     assert result.y_true.tolist() == [str(label) for label in labels] and result.metrics()["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.float64])
+def test_a_numeric_y_is_answered_as_scikit_learn_classifiers_answer_it(dtype: type) -> None:
+    """``fit(frame, y)`` of Rakuten's codes ``[10, 2280, 40, ...]`` had ``classes_`` ['10', '2280', '40'], text in
+    text order, and predicted text: ``model.predict(X) == y`` was all False, and ``classes_`` was not
+    ``np.unique(y)``. ``classes_`` is now ``np.unique(y)``, its dtype and numeric order, ``predict`` answers of it,
+    ``predict_proba``'s columns follow it, and so does a clone fitted again or a pickled copy; the model still learns
+    text, its ``categories_`` what a Predictor (and so a bundle, the commands, the API) names."""
+    from sklearn.base import clone
+    from sklearn.metrics import accuracy_score
+
+    labels = np.array([10] * 20 + [2280] * 20 + [40] * 20, dtype=dtype)
+    frame = _catalogue(labels.astype(int).tolist())
+    model = ProductClassifier(_text_and_photo_config(fusion="late")).fit(frame.drop(columns="category"), labels)
+    assert np.array_equal(model.classes_, np.unique(labels)) and model.classes_.dtype == dtype
+    assert model.classes_.tolist() == [10, 40, 2280]
+    predicted = model.predict(frame)
+    assert predicted.dtype == dtype and np.array_equal(predicted, labels)
+    proba = model.predict_proba(frame)
+    assert np.array_equal(model.classes_[proba.argmax(axis=1)], predicted)
+    assert (proba[labels == 40, 1] > 0.5).all()  # the column of 40 is the second, as in classes_
+    assert model.score(frame, labels) == accuracy_score(labels, predicted) == 1.0
+    assert model.score(frame, labels.astype(int).astype(str)) == 1.0  # the codes as text name the same categories
+    assert model.categories_.tolist() == ["10", "2280", "40"]  # learnt as text
+    for copy in (pickle.loads(pickle.dumps(model)), clone(model).fit(frame, labels)):
+        assert np.array_equal(copy.classes_, model.classes_) and copy.classes_.dtype == dtype
+        assert np.array_equal(copy.predict(frame), predicted)
+        assert np.allclose(copy.predict_proba(frame), proba)
+    predictor = Predictor(model, {})  # the commands' and the API's side: text, and its probabilities' own order
+    assert predictor.labels == ["10", "2280", "40"]
+    assert [p.category for p in predictor.predict(frame)] == [str(label) for label in labels.astype(int)]
+    # fitted again on text, it forgets the numbers
+    assert model.fit(frame).classes_.tolist() == ["10", "2280", "40"] and "text_classes_" not in vars(model)
 
 
 def test_a_label_spelt_with_invisible_characters_or_decomposed_is_one_class() -> None:

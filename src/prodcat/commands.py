@@ -716,7 +716,7 @@ def _train_and_save(
         print(f"error: cannot train: {refusal}", file=sys.stderr)
         return None
     proba, accepted = model.oof_cross_fitted_
-    predicted = model.classes_[proba.argmax(axis=1)]
+    predicted = model.categories_[proba.argmax(axis=1)]
     metrics = evaluate_predictions(model.oof_y_, predicted, proba.max(axis=1))
     metrics["decision"] = accepted_metrics(accepted, model.oof_y_ == predicted, model.policy_.threshold_)
     metrics["estimated_by"] = (
@@ -764,7 +764,7 @@ def _save_trained(
         model,
         out,
         config=config.model_dump(),
-        labels=[str(c) for c in model.classes_],
+        labels=[str(c) for c in model.categories_],
         metrics=metrics,
         fingerprint=data_fingerprint(frame),
         # each product by what the model reads of it, and by its text or photo alone: evaluating on some of them,

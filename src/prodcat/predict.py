@@ -70,7 +70,7 @@ class Predictor:
 
     @property
     def labels(self) -> list[str]:
-        return [str(c) for c in self.model.classes_]
+        return [str(c) for c in self.model.categories_]
 
     @property
     def version(self) -> str:
@@ -109,7 +109,7 @@ class Predictor:
         proba = details.proba
         order = np.argsort(-proba, axis=1)[:, :top_k]
         decisions = self.model.policy_.decide(proba.max(axis=1))
-        classes = self.model.classes_
+        classes = self.model.categories_
         return [
             Prediction(
                 product_id=str(frame["product_id"].iat[i]),
@@ -155,7 +155,7 @@ def manifest_disagreement(model: ProductClassifier, manifest: Mapping[str, Any])
     the photos or text of a model that reads none, or miss those it reads; heads or fusion edited, the Model page
     described another model than the one predicting. Compared, not re-predicted: it is cheap.
     """
-    described: dict[str, Any] = {"labels": [str(label) for label in model.classes_]}
+    described: dict[str, Any] = {"labels": [str(label) for label in model.categories_]}
     fitted_fields = {
         "modalities": lambda: list(model.modalities_),
         "heads": lambda: list(model.heads_),

@@ -337,7 +337,7 @@ def cross_validate(
         start = time.perf_counter()
         details = model.predict_details(frame.iloc[test])
         result.predict_seconds.append(time.perf_counter() - start)
-        proba[test] = align_proba(details.proba, model.classes_, classes)
+        proba[test] = align_proba(details.proba, model.categories_, classes)
         fold_of[test] = k
         decision[test] = model.policy_.decide(details.proba.max(axis=1))
         threshold[test] = model.policy_.threshold_

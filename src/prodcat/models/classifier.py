@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.metrics import log_loss
+from sklearn.metrics import accuracy_score, log_loss
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
@@ -99,11 +99,19 @@ def as_labels(values: Any) -> np.ndarray:
     """Category labels as an object array of ``str``, ``None`` where missing.
 
     Numeric ids (Rakuten's ``prdtypecode``) become text: scikit-learn's splitters take an object
-    array of numbers for an "unknown" target, and paths are cut at a level as text. So the model's
-    ``classes_``, and its predictions, are always ``str``; an integral float (an integer column with
-    gaps, which pandas reads as floats) loses its ``.0``.
+    array of numbers for an "unknown" target, and paths are cut at a level as text. So the model learns
+    its categories as text (``categories_``, what bundles, the Predictor, the commands and the API name),
+    whatever ``y``'s type; an integral float (an integer column with gaps, which pandas reads as floats) loses its
+    ``.0``. ``classes_`` and :meth:`ProductClassifier.predict` keep a numeric ``y``'s numbers.
     """
     return np.array([None if pd.isna(v) else _label_text(v) for v in values], dtype=object)
+
+
+def _numbers(y: Any) -> np.ndarray | None:
+    """``y``, ``(n,)`` or ``(n, 1)``, as an array when it is of numbers (a numeric or boolean dtype), whose values
+    ``classes_`` keeps as scikit-learn's classifiers do; ``None`` for any other (text, objects, none given)."""
+    values = None if y is None else np.asarray(y)
+    return values.ravel() if values is not None and values.dtype.kind in "biuf" else None
 
 
 def _label_text(value: Any) -> str:
@@ -272,7 +280,12 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
     Its one parameter is ``config`` (:class:`~prodcat.config.Config`, ``None`` for the default); its fields and those of
     its parts are parameters too, as ``config__seed`` or ``config__early__C``, for :meth:`set_params` and
     scikit-learn's searches (:meth:`get_params`). Fitted, it holds
-    ``classes_`` (the categories, as sorted text): the columns of :meth:`predict_proba`'s probabilities, in that order.
+    ``classes_``, the categories as a scikit-learn classifier does (``np.unique(y)``): the columns of
+    :meth:`predict_proba`'s probabilities, in that order, and what :meth:`predict` answers; ``y`` given as numbers
+    (Rakuten's ``prdtypecode``, ``[10, 40, 2705]``) keeps them, their dtype and numeric order, and any other target
+    (text, a frame's ``category`` paths, object arrays) is read as text, sorted. ``categories_`` is always that
+    text (``classes_`` itself but for numbers): the columns of :meth:`predict_details`'s probabilities, and the
+    labels the Predictor, bundles, the commands and the API name.
 
     Two fields are the commands' (``prodcat train``, ``cv``), not :meth:`fit`'s: ``config.sample`` is drawn by them, and
     :meth:`fit` learns from every product it is given; ``config.level: auto`` (the default) is resolved by them to the
@@ -315,13 +328,14 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
     # ------------------------------------------------------------------ fit
     def fit(self, frame: pd.DataFrame, y: Any = None) -> ProductClassifier:
         """Learn from the products of ``frame`` (see the class); the target is ``y`` (``(n,)``) when given, else the
-        frame's ``category`` paths cut at ``config.level``. Labels are read as text (see :func:`as_labels`).
+        frame's ``category`` paths cut at ``config.level``. Labels are learnt as text (see :func:`as_labels`);
+        ``classes_`` keeps a numeric ``y``'s numbers (see the class).
 
         The config is checked first, whole, as a config file is when it is read
         (:func:`~prodcat.config.checked_config`: a :class:`~prodcat.config.ConfigError`, a ``ValueError``)."""
         config = checked_config(self.config or Config())
         frame = product_frame(frame)
-        y = self._labels(frame, y, config)
+        given_y, y = y, self._labels(frame, y, config)
         check_consistent_length(frame, y)
         # a blank label is none, as the catalogue loaders read it: it was learnt as a category '' predicted like any
         if len(unlabelled := np.flatnonzero([label is None or not label.strip() for label in y])):
@@ -333,9 +347,12 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         classes = np.unique(y)
         if len(classes) < 2:
             raise ValueError(f"a classifier needs at least two categories; the products hold {len(classes)}")
+        given = _numbers(given_y)
         learnt = self._forget()
         try:
             self._fit_checked(frame, y, classes, config)
+            if given is not None:  # learnt as text, answered as given (predict_proba's columns in their order)
+                self.text_classes_, self.classes_ = self.classes_, np.unique(given)
         except BaseException:
             # a fit refused past the input checks (a modality the config asks for that no product has, no head
             # trainable), failing or interrupted leaves the model fitted before as it was: half fitted (heads_ set,
@@ -346,10 +363,11 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         return self
 
     def _fit_checked(self, frame: pd.DataFrame, y: np.ndarray, classes: np.ndarray, config: Config) -> None:
-        """:meth:`fit` on checked input: ``y`` the ``(n,)`` labels as text, of the sorted ``classes``."""
+        """:meth:`fit` on checked input: ``y`` the ``(n,)`` labels as text, of the sorted ``classes`` (``categories_``
+        while it runs: ``classes_``)."""
         self.classes_ = classes
-        y_index = np.searchsorted(self.classes_, y)
-        self.prior_ = np.bincount(y_index, minlength=len(self.classes_)) / len(y_index)
+        y_index = np.searchsorted(self.categories_, y)
+        self.prior_ = np.bincount(y_index, minlength=len(self.categories_)) / len(y_index)
 
         matrices, masks, photos_decoded = self._fit_heads(frame, y, config)
         # what was read of each product (a photo that does not decode is not): for `prodcat train` to name
@@ -484,7 +502,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         its heads and early models (over the products they read) and late fusion's cross-fitting (over
         all, on class indices): :func:`own_class_known` replays their folds.
         """
-        y_index = np.searchsorted(self.classes_, y)
+        y_index = np.searchsorted(self.categories_, y)
         scored = own_class_known(y_index, config.inner_folds, config.seed)
         for rows in [*masks.values(), *self._modality_masks(masks).values()]:
             scored[rows] &= own_class_known(y[rows], config.inner_folds, config.seed)
@@ -522,7 +540,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         if fusion == "early":
             self.fusion_method_ = "early"
             return self._fit_early(matrices, masks, y, config, scored=scored)
-        y_index = np.searchsorted(self.classes_, y)
+        y_index = np.searchsorted(self.categories_, y)
         probas = self._fit_head_probas(matrices, masks, y, config)
         late_probas = self._late_head_probas(probas, masks, y, config)
         if fusion != "auto":
@@ -532,7 +550,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
             "early": self._fit_early(matrices, masks, y, config, head_probas=probas, scored=scored),
             "late": self._fit_late(late_probas, masks, y_index, config, scored),
         }
-        self.fusion_scores_ = out_of_fold_scores(candidates, y_index, len(self.classes_), config.calibration, scored)
+        self.fusion_scores_ = out_of_fold_scores(candidates, y_index, len(self.categories_), config.calibration, scored)
         self.fusion_method_ = best_scored(self.fusion_scores_)
         log.info("fusion: %s (out-of-fold %s)", self.fusion_method_, self.fusion_scores_)
         if self.fusion_method_ == "early":
@@ -553,7 +571,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
             mask = masks[name]
             full = np.tile(self.prior_, (len(y), 1))
             full[mask] = out_of_fold_proba(
-                head, matrices[name], y[mask], self.classes_, config.inner_folds, config.seed
+                head, matrices[name], y[mask], self.categories_, config.inner_folds, config.seed
             )
             probas[name] = full
             head.fit_matrix(matrices[name], y[mask])
@@ -568,7 +586,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         late = {}
         for name, proba in probas.items():
             known = np.ones(proba.shape, dtype=bool)
-            known[masks[name]] = fold_classes(y[masks[name]], self.classes_, config.inner_folds, config.seed)
+            known[masks[name]] = fold_classes(y[masks[name]], self.categories_, config.inner_folds, config.seed)
             late[name] = fill_unknown(proba, known, self.prior_)
         return late
 
@@ -593,7 +611,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         fusion_type = StackingFusion if stacking else LateFusion
         fit_rows = np.ones(len(y_index), dtype=bool) if scored is None else scored
         self.fusion_ = self._fit_on_rows(fusion_type(), probas, masks, y_index, fit_rows)
-        fused = np.empty((len(y_index), len(self.classes_)))
+        fused = np.empty((len(y_index), len(self.categories_)))
         for train, test in stratified_folds(y_index, config.inner_folds, config.seed):
             in_train = np.isin(np.arange(len(y_index)), train) & fit_rows
             fusion = self._fit_on_rows(fusion_type(), probas, masks, y_index, in_train)
@@ -695,7 +713,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         # One calibrator for a LinearSVC's softmaxed margins and an SVC's Platt probabilities fits
         # neither: each model is first calibrated on the rows it answers.
         rows = answers if answers.sum() >= MIN_OWN_MODEL_PRODUCTS else scored
-        calibrator = make_calibrator(calibration).fit(proba[rows], np.searchsorted(self.classes_, y[rows]))
+        calibrator = make_calibrator(calibration).fit(proba[rows], np.searchsorted(self.categories_, y[rows]))
         self.early_calibrators_[modality] = calibrator
         return calibrator.transform(proba)
 
@@ -727,11 +745,11 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
                 )
                 for choice in choices
             }
-        probas = out_of_fold_probas(candidates, X, y, self.classes_, config.inner_folds, config.seed)
+        probas = out_of_fold_probas(candidates, X, y, self.categories_, config.inner_folds, config.seed)
         if len(candidates) == 1:
             return next(iter(candidates.values())), next(iter(probas.values()))
-        y_index = np.searchsorted(self.classes_, y)
-        scores = out_of_fold_scores(probas, y_index, len(self.classes_), config.calibration, scored)
+        y_index = np.searchsorted(self.categories_, y)
+        scores = out_of_fold_scores(probas, y_index, len(self.categories_), config.calibration, scored)
         best = best_scored(scores)
         self.early_selection_[modality] = scores
         self.early_kept_[modality] = best
@@ -824,13 +842,20 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         return stack_features(blocks).tocsr()
 
     # -------------------------------------------------------------- predict
+    @property
+    def categories_(self) -> np.ndarray:
+        """The categories as text, sorted (see the class): ``classes_`` unless :meth:`fit` was given ``y`` of
+        numbers."""
+        return vars(self).get("text_classes_", self.classes_)
+
     def predict_details(self, frame: pd.DataFrame) -> ProbaResult:
-        """Calibrated probabilities ``(n, n_classes)`` and the modalities each product was classified from."""
+        """Calibrated probabilities ``(n, n_classes)``, a column per category of ``categories_`` in its order, and the
+        modalities each product was classified from."""
         check_is_fitted(self, "heads_")
         frame = product_frame(frame)
         n = len(frame)
         if not n:  # an empty batch: the extractors' vectorisers refuse 0 rows
-            return ProbaResult(np.empty((0, len(self.classes_))), [])
+            return ProbaResult(np.empty((0, len(self.categories_))), [])
         matrices, masks, reads = {}, {}, {}
         for name, head in self.heads_.items():
             matrices[name], masks[name], reads[name] = head.features_read(frame)
@@ -843,7 +868,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
                 if answered.any():
                     head = self.early_heads_[modality]
                     X = self._early_input(modality, columns, answered, design, matrices, masks)
-                    proba = align_proba(head.predict_proba_matrix(X), head.classes_, self.classes_)
+                    proba = align_proba(head.predict_proba_matrix(X), head.classes_, self.categories_)
                     calibrator = self.early_calibrators_.get(modality)
                     fused[answered] = proba if calibrator is None else calibrator.transform(proba)
         else:
@@ -851,9 +876,9 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
             for name, head in self.heads_.items():
                 full = np.tile(self.prior_, (n, 1))
                 if masks[name].any():
-                    proba = align_proba(head.predict_proba_matrix(matrices[name]), head.classes_, self.classes_)
+                    proba = align_proba(head.predict_proba_matrix(matrices[name]), head.classes_, self.categories_)
                     # a category the head never saw gets its prior, as in training (see _late_head_probas)
-                    full[masks[name]] = fill_unknown(proba, np.isin(self.classes_, head.classes_), self.prior_)
+                    full[masks[name]] = fill_unknown(proba, np.isin(self.categories_, head.classes_), self.prior_)
                 probas[name] = full
             fused = self.fusion_.predict_proba(probas, masks)
         fused[~any_present(masks)] = self.prior_
@@ -864,20 +889,26 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         """Calibrated probabilities ``(n, n_classes)`` of the products of ``frame`` (see the class), a column per
         category of ``classes_`` in its order; each row sums to 1. A product with nothing the model can read (no
         text of a word it knows, no photo) is answered the training categories' frequencies, calibrated."""
-        return self.predict_details(frame).proba
+        proba = self.predict_details(frame).proba
+        if "text_classes_" not in vars(self):
+            return proba
+        # learnt as text ('10' < '2705' < '40'), answered in the order of the numbers given
+        return proba[:, np.searchsorted(self.categories_, as_labels(self.classes_))]
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """The most probable category of each product of ``frame``, ``(n,)`` text."""
+        """The most probable category of each product of ``frame``, ``(n,)``, of ``classes_``: text, or the numbers
+        :meth:`fit` was given."""
         best = self.predict_proba(frame).argmax(axis=1)  # first: an unfitted model raises NotFittedError
         return self.classes_[best]
 
     def score(self, frame: pd.DataFrame, y: Any = None, sample_weight: Any = None) -> float:
         """Accuracy of the predictions for ``frame`` against ``y`` (``None``: the frame's categories, as :meth:`fit`
-        reads them), read as text as :meth:`fit` reads labels (see :func:`as_labels`): numeric ids, compared as
+        reads them), both read as text as :meth:`fit` learns labels (see :func:`as_labels`): numeric ids, compared as
         numbers with the model's text predictions, failed with scikit-learn's 'Mix of label input types (string
-        and number)'."""
+        and number)', and ``10.0`` is the model's ``10``."""
         frame = product_frame(frame)
-        return super().score(frame, self._labels(frame, y, self.config or Config()), sample_weight=sample_weight)
+        truth = self._labels(frame, y, self.config or Config())
+        return float(accuracy_score(truth, as_labels(self.predict(frame)), sample_weight=sample_weight))
 
     def set_memory_cache(self, max_items: int, read_disk: bool = False) -> None:
         """Keep at most ``max_items`` recent embeddings per extractor in memory instead of writing them to the
