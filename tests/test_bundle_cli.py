@@ -571,7 +571,7 @@ def test_a_long_label_list_that_differs_is_told_where_it_first_does():
     from prodcat.predict import manifest_disagreement
 
     classes = [f"category {i:02d}" for i in range(27)]
-    model = SimpleNamespace(classes_=np.array(classes), modalities_=["text"])
+    model = SimpleNamespace(categories_=np.array(classes), modalities_=["text"])
     assert manifest_disagreement(model, {"labels": classes, "modalities": ["text"]}) is None
     shifted = classes[:5] + classes[6:] + classes[5:6]
     assert manifest_disagreement(model, {"labels": shifted}) == (
