@@ -2030,3 +2030,18 @@ def test_sigterm_ends_a_command_as_ctrl_c_does_and_puts_the_handler_back(monkeyp
         assert signal.getsignal(signal.SIGTERM) is not_met_by_the_command
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_the_run_line_counts_with_thousands_separators_as_the_rest_of_the_output() -> None:
+    """A resumed run of 30,600 products ended '30,600 predictions written ... ; 9000 from the interrupted run': the
+    counts of the products an interrupted run scored and of those that could not be scored had no separators."""
+    from prodcat.batch.job import RunSummary
+
+    line = RunSummary(Path("preds.csv"), total=30_600, scored=21_600, auto_accepted=27_540, errors=1_200).report_line()
+    assert line == (
+        "30,600 predictions written to preds.csv (90.0% auto-accepted; 9,000 from the interrupted run; "
+        "1,200 could not be scored (see the error column))"
+    )
+    assert RunSummary(Path("p.csv"), total=1, scored=1, auto_accepted=0, errors=0).report_line() == (
+        "1 prediction written to p.csv (0.0% auto-accepted)"
+    )

@@ -889,12 +889,7 @@ def run_predict(args: argparse.Namespace) -> int:
         used = pd.read_csv(out, usecols=["product_id", "modalities_used"], dtype=str, keep_default_na=False)
     issues = _with_unused_photos(catalog, used, input_issues_path(out))
     issues_file = write_input_issues(issues, out)
-    resumed = f"; {summary.total - summary.scored} from the interrupted run" if summary.scored < summary.total else ""
-    failed = f"; {summary.errors} could not be scored (see the error column)" if summary.errors else ""
-    print(
-        f"{counted(summary.total, 'prediction')} written to {summary.out} "
-        f"({summary.auto_accepted / max(summary.total, 1):.1%} auto-accepted{resumed}{failed})"
-    )
+    print(summary.report_line())
     if issues_file:
         skipped = sum(issue.field == "row" for issue in catalog.issues)
         print(

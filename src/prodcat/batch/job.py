@@ -324,6 +324,18 @@ class RunSummary:
     auto_accepted: int
     errors: int
 
+    def report_line(self) -> str:
+        """The run's one line: how many predictions, where, the share auto-accepted, those an interrupted run
+        scored and those that could not be scored, counts with thousands separators as the rest of the output."""
+        resumed = (
+            f"; {count_text(self.total - self.scored)} from the interrupted run" if self.scored < self.total else ""
+        )
+        failed = f"; {count_text(self.errors)} could not be scored (see the error column)" if self.errors else ""
+        return (
+            f"{counted(self.total, 'prediction')} written to {self.out} "
+            f"({self.auto_accepted / max(self.total, 1):.1%} auto-accepted{resumed}{failed})"
+        )
+
 
 def score_catalog(
     frame: pd.DataFrame,
