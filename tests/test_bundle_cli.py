@@ -2292,6 +2292,13 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             "tta_zoom: 5}}]}\n",
             "heads.0.features.0.params.tta_zoom: a share of each side, 0 or more and under 1, got 5 (line 2)",
         ),
+        # an input side under the network's stride: at 8 pixels every feature was 0, with no error
+        (
+            "image-size.yaml",
+            "heads:\n  - {name: p, modality: image, features: [{name: effnet_lite0, params: {image_size: 8}}]}\n",
+            "heads.0.features.0.params.image_size: the network's input side in pixels, at least 32 (its total "
+            "stride), got 8 (line 2)",
+        ),
         # numpy's range: refused only at the first fold's split, after every head's features were computed
         ("seed.yaml", "seed: -1\n", "seed: a seed is from 0 to 4294967295, got -1"),
         ("big-seed.toml", "seed = 4294967296\n", "seed: a seed is from 0 to 4294967295, got 4294967296"),

@@ -878,6 +878,8 @@ def _document_frequency_problems(
     return problems
 
 
+#: the EfficientNets' total stride in pixels: the least ``image_size`` whose last feature map reads the photo
+EFFNET_STRIDE = 32
 #: extractor parameters, by name whichever extractor takes them, that count or size something: at least 1
 _COUNTS = frozenset(
     {
@@ -914,6 +916,9 @@ def _value_problem(name: str, value: Any, written: Any = None) -> str | None:
         return _language_problem(value)
     if name == "n_jobs" and value < 1:  # a thread pool's size: scikit-learn's -1 failed as 'max_workers must be ...'
         return "a number of threads, at least 1 (null: one a core)"
+    if name == "image_size" and value < EFFNET_STRIDE:
+        # the network halves the photo five times: at 8 pixels every feature was 0, at 16 nearly (no error said so)
+        return f"the network's input side in pixels, at least {EFFNET_STRIDE} (its total stride)"
     if name in _COUNTS and value < 1:
         return "must be at least 1"
     if name == "min_score" and not 0 <= value <= 1:  # the OCR's line confidence: above 1 it read no photo's text
