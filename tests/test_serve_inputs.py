@@ -2510,3 +2510,32 @@ sys.exit(main({arguments!r}))
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout.splitlines()[-1]) == ["prodcat.serve.app:create_app_from_env", []]
     assert "prodcat_review_items" in sa.inspect(sa.create_engine(f"sqlite:///{database}")).get_table_names()
+
+
+def test_photo_checks_in_request_threads_leave_the_warning_filters_as_they_were(monkeypatch) -> None:
+    """Each photo's header check silenced Pillow's DecompressionBombWarning in a ``warnings.catch_warnings`` block,
+    which keeps and puts back the process's one list of filters: checks overlapping in the server's request threads
+    put back each other's, leaving its 'ignore' behind for the whole process. The filters are now as they were, and
+    the warning is still silenced in the checks."""
+    import warnings
+
+    from prodcat.serve.inputs import _check_declared_pixels
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # a 40 x 40 photo warns (over 1,000), is not refused (2,000)
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 40), "white").save(buffer, "PNG")
+    photo = buffer.getvalue()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch often, as on a loaded server
+    try:
+        with warnings.catch_warnings(record=True) as shown:
+            warnings.simplefilter("always")
+            _check_declared_pixels(photo, 10_000)  # alone, once: a silenced warning's filter takes its place
+            before = list(warnings.filters)
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(lambda _: _check_declared_pixels(photo, 10_000), range(4000)))
+            after = list(warnings.filters)
+    finally:
+        sys.setswitchinterval(interval)
+    assert [each for each in after if each not in before] == []
+    assert not [each for each in shown if issubclass(each.category, Image.DecompressionBombWarning)]

@@ -14,7 +14,6 @@ import codecs
 import json
 import re
 import sys
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +49,7 @@ from prodcat.serve.schemas import (
     unstorable_reason,
 )
 from prodcat.serve.settings import ServeSettings, text_over_limit
+from prodcat.silenced import Silenced, silenced
 
 
 class ApiError(HTTPException):
@@ -227,16 +227,22 @@ def check_image_content(data: bytes, settings: ServeSettings, side: int | None =
     return with_decoding(data, decoded, side, **limits)
 
 
+class LargePhoto(Silenced):
+    """Pillow's warning that a photo is over its pixel limit, but under twice it: the server's own ``max_pixels``
+    decides, and photos are checked in the request threads at once (``warnings.catch_warnings`` is not thread-safe:
+    concurrent checks could leave its filter behind, or drop another's)."""
+
+    category = Image.DecompressionBombWarning
+
+
 def _check_declared_pixels(data: bytes, max_pixels: int) -> None:
     """Width x height from the header alone (nothing decoded); content that is no image, or a header Pillow cannot
     parse, is left to ``load_image`` to report."""
     if (kind := sniff_image_type(data)) is None:
         return
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with open_lazily(data, kind) as img:
-                width, height = img.size
+        with silenced(LargePhoto), open_lazily(data, kind) as img:
+            width, height = img.size
     except Image.DecompressionBombError:
         what = f"image of {size_pillow_refused(data)} pixels"
         if max_pixels <= (pillow_limit := 2 * (Image.MAX_IMAGE_PIXELS or 0)):
