@@ -1414,6 +1414,10 @@ def test_a_config_given_as_a_folder_or_a_json_recording_none_is_refused_in_one_l
         load_config(bundle)
     with pytest.raises(ConfigError, match=re.escape(f"{folder}: a folder, not a config file: give a YAML or TOML")):
         load_config(folder)
+    # a report's page, given for its metrics.json beside it: 'not valid YAML' alone did not say where the config is
+    (bundle / "report.html").write_text("<html><body><h1>Report</h1>\n<p>a: b: c</p></body></html>\n")
+    with pytest.raises(ConfigError, match=re.escape(f"; the config of the run beside it is in {bundle}/manifest.json")):
+        load_config(bundle / "report.html")
     metrics = tmp_path / "metrics.json"
     figures = [
         "n",

@@ -445,6 +445,11 @@ def load_config(path: str | Path | None) -> Config:
     return Config() if path is None else load_config_and_folds(path)[0]
 
 
+def _recording_in(folder: Path) -> Path | None:
+    """The file of a bundle's or a report's ``folder`` recording the config its run used, ``None`` if none."""
+    return next((folder / name for name in _RECORDING_FILES if (folder / name).is_file()), None)
+
+
 def load_config_and_folds(path: str | Path) -> tuple[Config, int | None]:
     """The config of the file ``path`` (:func:`load_config`), and the number of folds the cv report whose
     ``metrics.json`` it is was cross-validated on (it lists each fold's metrics), ``None`` for any other config file:
@@ -452,7 +457,7 @@ def load_config_and_folds(path: str | Path) -> tuple[Config, int | None]:
     Both from one read of the file (``--config``, :class:`~prodcat.arguments.ConfigOption`)."""
     path = Path(path)
     if path.is_dir():  # a bundle or a report, given by its folder: '[Errno 21] Is a directory' said not which file
-        recording = next((path / name for name in _RECORDING_FILES if (path / name).is_file()), None)
+        recording = _recording_in(path)
         instead = f"give {recording}" if recording else "give a YAML or TOML config file"
         raise ConfigError(f"{path}: a folder, not a config file: {instead}")
     try:
@@ -478,7 +483,12 @@ def load_config_and_folds(path: str | Path) -> tuple[Config, int | None]:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML: {getattr(error, 'problem', None) or error}{where}") from None
+        # another file of a bundle or a report (its report.html): the config its run used is beside it
+        recording = _recording_in(path.parent)
+        beside = f"; the config of the run beside it is in {recording}" if recording and recording != path else ""
+        raise ConfigError(
+            f"{path}: not valid YAML: {getattr(error, 'problem', None) or error}{where}{beside}"
+        ) from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{path}: a config is a mapping of fields (e.g. `fusion: late`), not {type(data).__name__}")
     # a bundle's manifest.json or a cv report's metrics.json: the config that run used, to run it again
