@@ -725,6 +725,30 @@ def test_serve_refuses_a_metrics_folder_it_cannot_write(
     assert served_with == [str(folder)] and folder.is_dir()
 
 
+def test_serve_refuses_an_empty_metrics_folder_variable(
+    tiny_training, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PROMETHEUS_MULTIPROC_DIR set but empty (``PROMETHEUS_MULTIPROC_DIR= prodcat serve MODEL``) was taken: with one
+    worker prometheus_client then wrote counter_PID.db and histogram_PID.db in the current folder at every start (in
+    the bundle's, for a server started there, which then refused to load it). It is refused before the model loads,
+    exit 2, whatever the number of workers."""
+    import uvicorn
+
+    from prodcat.cli import main
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: pytest.fail("the server started"))
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+    monkeypatch.chdir(tmp_path)
+    arguments = ["serve", str(tiny_training.bundle), "--port", "0", "--review-db", f"sqlite:///{tmp_path / 'r.db'}"]
+    for workers in ("1", "2"):
+        assert main([*arguments, "--workers", workers]) == 2
+        assert capsys.readouterr().err == (
+            "error: PROMETHEUS_MULTIPROC_DIR is set but empty: give the folder the server processes write their "
+            "metrics in, or unset it\n"
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_serve_refuses_a_review_queue_inside_a_model_bundle(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

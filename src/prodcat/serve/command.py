@@ -156,10 +156,14 @@ def _review_database_in_bundle(url: str, bundle: str) -> str | None:
 
 def _metrics_dir_problem() -> str | None:
     """Why the user's ``PROMETHEUS_MULTIPROC_DIR`` cannot hold the server's metrics, said before the model loads:
-    the app's first instrument failed in prometheus_client's words, naming a file in it only; ``None`` when unset or
-    a writable folder."""
+    the app's first instrument failed in prometheus_client's words, naming a file in it only, and an empty one had
+    prometheus_client write them in the current folder; ``None`` when unset or a writable folder."""
     folder = os.environ.get(_METRICS_DIR)
-    if not folder or (os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)):
+    if folder == "":
+        return (
+            f"{_METRICS_DIR} is set but empty: give the folder the server processes write their metrics in, or unset it"
+        )
+    if folder is None or (os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)):
         return None
     return f"{_METRICS_DIR}={folder} is not a writable folder: the server processes write their metrics there"
 
