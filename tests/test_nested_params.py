@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from pydantic import ValidationError
 from sklearn.base import clone
@@ -131,3 +132,16 @@ def test_the_fields_of_the_configs_parts_are_nested_parameters_a_search_tunes_on
     with pytest.raises(ValidationError, match=r"early\.C\n.*C must be greater than 0"):
         model.set_params(config__early__C=-1)
     assert model.config is config
+
+
+def test_a_config_of_another_type_is_refused_saying_how_to_make_one() -> None:
+    """A mapping of a config's fields given as the classifier's config failed its fit and ``set_params`` with
+    ``'dict' object has no attribute 'model_dump'``, from deep in the checks."""
+    model = ProductClassifier(config={"fusion": "late"})
+    frame = pd.DataFrame({"title": ["red watch", "blue mug"], "category": ["Watches", "Mugs"]})
+    said = r"^config: a prodcat\.config\.Config is expected, got dict: make one with .*Config\.model_validate\(mapping"
+    with pytest.raises(TypeError, match=said):
+        model.fit(frame)
+    with pytest.raises(TypeError, match=said):
+        model.set_params(config__seed=1)
+    assert model.config == {"fusion": "late"}

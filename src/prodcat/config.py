@@ -521,9 +521,20 @@ def checked_config(config: Config) -> Config:
     before it were fitted (a TypeError for a parameter). Its fields are validated when built or assigned, but a
     field of one of its parts (``config.heads[1].name = "text_tfidf"``) is checked by that part alone: a second head
     of one name was fitted in the first one's place, a head with no features failed with an IndexError."""
-    if problems := _config_and_problems(config.model_dump())[1]:
+    if problems := _config_and_problems(_config_instance(config).model_dump())[1]:
         raise ConfigError(f"config: {_problems_text(problems)}")
     return config
+
+
+def _config_instance(config: Any) -> Config:
+    """``config`` when it is a :class:`Config`; else a ``TypeError`` saying how to make one (``ProductClassifier(config=
+    {"fusion": "late"})`` failed its fit and ``set_params`` with ``'dict' object has no attribute 'model_dump'``)."""
+    if isinstance(config, Config):
+        return config
+    raise TypeError(
+        f"config: a prodcat.config.Config is expected, got {type(config).__name__}: make one with Config(**fields), "
+        "Config.model_validate(mapping) or load_config(path)"
+    )
 
 
 #: what separates the fields of a path in a config's parameter names (``early__C``), as scikit-learn's nested parameters
@@ -572,7 +583,7 @@ def config_with(config: Config, changes: dict[str, Any], prefix: str = "", owner
     misspelling of (or the fields there are), a wrong value pydantic's ``ValidationError``, and an extractor or a
     parameter of one that the config's heads cannot take, where a change reaches, a :class:`ConfigError`.
     ``prefix`` is before each name in the messages (``config__``), as the parameters of their ``owner`` are named."""
-    data = config.model_dump()
+    data = _config_instance(config).model_dump()
     reached, unknown = [], {}
     for name in sorted(changes, key=lambda name: name.count(NESTED)):  # a part given whole, then fields of it
         try:

@@ -332,7 +332,8 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         ``classes_`` keeps a numeric ``y``'s numbers (see the class).
 
         The config is checked first, whole, as a config file is when it is read
-        (:func:`~prodcat.config.checked_config`: a :class:`~prodcat.config.ConfigError`, a ``ValueError``)."""
+        (:func:`~prodcat.config.checked_config`: a :class:`~prodcat.config.ConfigError`, a ``ValueError``; a config that
+        is not a :class:`~prodcat.config.Config`, such as a dict of its fields, a ``TypeError``)."""
         config = checked_config(self.config or Config())
         frame = product_frame(frame)
         given_y, y = y, self._labels(frame, y, config)
