@@ -2289,6 +2289,21 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             "heads.0.features.1.params.lemmatize: expected true or false, got 'false' (line 2); "
             "heads.0.features.1.params.max_features: expected a number, not true or false, got True (line 2)",
         ),
+        # a whole number written with a decimal point passed as the number it reads, but the extractor is given it as
+        # written: 'slice indices must be integers' (max_chars), gensim's ''float' object cannot be interpreted as an
+        # integer' (vector_size) at the fit
+        (
+            "whole-numbers.yaml",
+            "heads:\n"
+            + HEAD.format(
+                features="[{name: tfidf, params: {max_chars: 600.0, title_weight: 1}}, "
+                "{name: word2vec, params: {vector_size: 20.0}}]",
+                more="",
+            ),
+            "heads.0.features.0.params.max_chars: expected a whole number (write it without a decimal point), got "
+            "600.0 (line 2); heads.0.features.1.params.vector_size: expected a whole number (write it without a "
+            "decimal point), got 20.0 (line 2)",
+        ),
         # the share of each side the test-time crop cuts: from 1, 'Coordinate 'right' is less than 'left'' at the fit
         (
             "tta-zoom.yaml",
