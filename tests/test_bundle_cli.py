@@ -2296,13 +2296,14 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             "whole-numbers.yaml",
             "heads:\n"
             + HEAD.format(
-                features="[{name: tfidf, params: {max_chars: 600.0, title_weight: 1}}, "
+                features="[{name: tfidf, params: {max_chars: 600.0, title_weight: 1, word_ngram_range: [1, 2.0]}}, "
                 "{name: word2vec, params: {vector_size: 20.0}}]",
                 more="",
             ),
             "heads.0.features.0.params.max_chars: expected a whole number (write it without a decimal point), got "
-            "600.0 (line 2); heads.0.features.1.params.vector_size: expected a whole number (write it without a "
-            "decimal point), got 20.0 (line 2)",
+            "600.0 (line 2); heads.0.features.0.params.word_ngram_range: expected a whole number (write it without a "
+            "decimal point), got [1, 2.0] (line 2); heads.0.features.1.params.vector_size: expected a whole number "
+            "(write it without a decimal point), got 20.0 (line 2)",
         ),
         # the share of each side the test-time crop cuts: from 1, 'Coordinate 'right' is less than 'left'' at the fit
         (

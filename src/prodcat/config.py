@@ -866,8 +866,8 @@ def _kind_problem(written: Any, typed: Any) -> str | None:
     (``typed``) as another kind, ``None`` if nothing: the extractor is given the value as written, so
     ``max_chars: "600"`` failed at its fit (slice indices must be integers), ``sublinear_tf: 0`` as scikit-learn's
     traceback, ``max_chars: true`` cut every text to one character and ``lemmatize: "false"`` lemmatised; a whole
-    number written with a decimal point (``max_chars: 600.0``, ``vector_size: 20.0``) failed at the fit as
-    ``max_chars: "600"`` did, or as gensim's 'float' object cannot be interpreted as an integer."""
+    number written with a decimal point (``max_chars: 600.0``, ``vector_size: 20.0``, ``word_ngram_range: [1.0, 2.0]``)
+    failed at the fit as ``max_chars: "600"`` did, or as 'float' object cannot be interpreted as an integer."""
     if isinstance(typed, bool) and not isinstance(written, bool):
         return "expected true or false"
     if isinstance(written, bool) and not isinstance(typed, bool):
@@ -876,6 +876,8 @@ def _kind_problem(written: Any, typed: Any) -> str | None:
         return "expected a number, not text (write it without quotes)"
     if isinstance(written, float) and isinstance(typed, int):
         return "expected a whole number (write it without a decimal point)"
+    if isinstance(written, list | tuple) and isinstance(typed, list | tuple) and len(written) == len(typed):
+        return next(filter(None, map(_kind_problem, written, typed)), None)  # word_ngram_range: [1.0, 2.0]
     return None
 
 
