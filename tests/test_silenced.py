@@ -84,9 +84,9 @@ def test_fits_in_threads_leave_the_warning_filters_as_they_were_and_silence_thei
         search.fit(frame)
     # scikit-learn's workers make their own copy of the filters, in a catch_warnings block of their own
     # (sklearn.utils.parallel), which in threads may leave one worker's copy behind: the same filters, a plain-text
-    # module of Python's defaults made a regular expression. The same swaps can also, for a moment, make current a
-    # copy taken while pytest's recorder put its 'always' first, so a silenced warning may be shown here: not
-    # asserted (seen once in a clean-clone CI run)
+    # module of Python's defaults made a regular expression. Those workers also empty the process's one filter list
+    # for a moment (warnings.resetwarnings, before putting their copy back), so a warning another thread's fit
+    # silences may meet no filter then and be shown: not asserted (seen once in a clean-clone CI run)
     assert _as_made(warnings.filters) == _as_made(before)
 
     # the same warnings, outside a fit, are shown as they were
