@@ -941,13 +941,7 @@ def test_a_second_ctrl_c_does_not_cut_short_the_close_of_an_interrupted_run(tiny
     and its traceback, below the run's line. The close now runs to its end, a Ctrl-C meanwhile dropped."""
     from prodcat.batch.dask_engine import DaskEngine
 
-    closed: list[DaskEngine] = []
-
-    def close(engine: DaskEngine) -> None:
-        os.kill(os.getpid(), signal.SIGINT)  # pressed again as it closes
-        closed.append(engine)
-
-    monkeypatch.setattr(DaskEngine, "_close", close)
+    closed = closes_pressing_ctrl_c_again(monkeypatch)
     engine, handler = DaskEngine(tiny_training.bundle), signal.getsignal(signal.SIGINT)
     try:
         engine._close_after(KeyboardInterrupt)
@@ -955,6 +949,36 @@ def test_a_second_ctrl_c_does_not_cut_short_the_close_of_an_interrupted_run(tiny
         pytest.fail("the second Ctrl-C cut the close short")
     assert closed == [engine]
     assert signal.getsignal(signal.SIGINT) is handler  # Ctrl-C stops what comes next
+
+
+def closes_pressing_ctrl_c_again(monkeypatch: pytest.MonkeyPatch) -> list:
+    """The engines :meth:`DaskEngine._close` closed, each sending this process SIGINT as it closes (a Ctrl-C pressed
+    again), then recording the engine: one whose close that Ctrl-C cut short is not in the list."""
+    from prodcat.batch.dask_engine import DaskEngine
+
+    closed: list[DaskEngine] = []
+
+    def close(engine: DaskEngine) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        closed.append(engine)
+
+    monkeypatch.setattr(DaskEngine, "_close", close)
+    return closed
+
+
+def test_a_second_ctrl_c_stops_the_close_of_an_interrupted_run_on_an_existing_cluster(tiny_training, monkeypatch):
+    """On an existing cluster (--scheduler) the close of an interrupted run waits on the scheduler (the run's plugin
+    removed from its workers, the client closed): a scheduler that did not answer (stopped with SIGSTOP while a run
+    of models/demo scored Flipkart) held the run after Ctrl-C, every other Ctrl-C ignored since fcd1ff2, until the
+    scheduler answered again. A second Ctrl-C stops that close, as before fcd1ff2: nothing of the run's is left
+    running on this machine."""
+    from prodcat.batch.dask_engine import DaskEngine
+
+    closed = closes_pressing_ctrl_c_again(monkeypatch)
+    engine = DaskEngine(tiny_training.bundle, scheduler="tcp://127.0.0.1:8786")  # not connected: its close alone
+    with pytest.raises(KeyboardInterrupt):
+        engine._close_after(KeyboardInterrupt)
+    assert closed == []
 
 
 @contextlib.contextmanager

@@ -270,9 +270,11 @@ class DaskEngine:
         for logger in loggers:
             logger.setLevel(logging.CRITICAL)
         try:
-            # a second Ctrl-C, as the close takes seconds, cut it short: dask's close of the cluster at exit then
-            # failed in a traceback on a third
-            with sigint_ignored() if interrupted else contextlib.nullcontext():
+            # a second Ctrl-C, as a local cluster's close takes seconds, cut it short: dask's close of the cluster at
+            # exit then failed in a traceback on a third. Not on an existing cluster: nothing of the run's is left
+            # running here, and its close waits on a scheduler that may not answer (stopped, a network cut), which
+            # only a Ctrl-C ends
+            with sigint_ignored() if interrupted and self.scheduler is None else contextlib.nullcontext():
                 self._close()
         finally:
             for logger, level in zip(loggers, levels, strict=True):
