@@ -723,6 +723,8 @@ def test_serve_refuses_a_metrics_folder_it_cannot_write(
     folder.mkdir()
     assert main([*arguments, "--workers", "2"]) == 0
     assert served_with == [str(folder)] and folder.is_dir()
+    # the check child that built the app before the workers start wrote none of its metrics there
+    assert list(folder.iterdir()) == []
 
 
 def test_serve_refuses_an_empty_metrics_folder_variable(

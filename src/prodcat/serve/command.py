@@ -169,6 +169,18 @@ def _metrics_dir_problem() -> str | None:
 
 
 @contextlib.contextmanager
+def _metrics_dir_unset() -> Iterator[None]:
+    """The block runs without the user's ``PROMETHEUS_MULTIPROC_DIR``: the check child that builds the app, whose
+    metrics are no server's, left a file of them in that folder at every start of ``--workers N``."""
+    folder = os.environ.pop(_METRICS_DIR, None)
+    try:
+        yield
+    finally:
+        if folder is not None:
+            os.environ[_METRICS_DIR] = folder
+
+
+@contextlib.contextmanager
 def _metrics_of_every_worker() -> Iterator[None]:
     """Every worker's /metrics adds up the metrics of all (prometheus_client's multiprocess mode): each writes its own
     in the user's ``PROMETHEUS_MULTIPROC_DIR``, or else a private folder made here and removed once the server has
@@ -226,7 +238,8 @@ def run_serve(args: argparse.Namespace) -> int:
             app = build_app_from_env()
         else:
             configure_json_logging(settings.log_level)  # the supervisor's lines (uvicorn's) as the workers' are
-            run_in_a_child(build_app_from_env, doing="checking the bundle and the review database")
+            with _metrics_dir_unset():
+                run_in_a_child(build_app_from_env, doing="checking the bundle and the review database")
     except ValidationError as exc:
         print("\n".join(_settings_problems(exc, key_source)), file=sys.stderr)
         return 2
