@@ -538,7 +538,7 @@ def answered(connection: HTTPConnection, method: str, path: str, product: dict[s
 def connections_to_each_worker(server: Server, workers: int) -> tuple[dict[int, HTTPConnection], int]:
     """One kept-alive connection to each of the server's ``workers`` processes, by pid, opened until each has taken
     one (at most 60), each after a GET /health, whose answer shows it accepted; and the number of those requests."""
-    supervisor = psutil.Process(server.process.pid)  # psutil: dask.distributed's, a dependency of prodcat's
+    supervisor = psutil.Process(server.process.pid)  # psutil: in the test extras
     port = int(server.url.rsplit(":", 1)[1])
     by_worker: dict[int, HTTPConnection] = {}
     for opened in range(1, 61):
