@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from types import MethodType, SimpleNamespace
 
 import numpy as np
@@ -129,6 +130,21 @@ def test_the_console_the_json_and_the_report_give_the_chance_level(tmp_path, cap
     assert f"(chance level {100 * record['matched_accuracy_chance']:.1f} %)" in html
 
 
+def _mugs_watches_and_trains(title_end: Callable[[int], str]) -> pd.DataFrame:
+    """30 products, text only, of three categories in turn (Kitchen mugs, Watches, Toys trains), each title ended
+    by ``title_end(i)``."""
+    words = ["ceramic coffee mug", "analog wrist watch", "wooden toy train"]
+    return pd.DataFrame(
+        {
+            "product_id": [f"p{i}" for i in range(30)],
+            "title": [f"{words[i % 3]} {title_end(i)}" for i in range(30)],
+            "description": "",
+            "image": None,
+            "category": ["Kitchen", "Watches", "Toys"] * 10,
+        }
+    )
+
+
 def test_a_run_reduces_and_clusters_on_one_thread_whatever_its_jobs(monkeypatch):
     """With --jobs 1 the runs were reduced and clustered in the command's own process on every BLAS and OpenMP thread
     it had, with --jobs 2 in workers on one each: the nearest-neighbour distances, summed in another order, moved UMAP
@@ -142,16 +158,7 @@ def test_a_run_reduces_and_clusters_on_one_thread_whatever_its_jobs(monkeypatch)
         return cluster_points(points, n_clusters, **params)
 
     monkeypatch.setattr(clustering, "cluster_points", clustered_on)
-    words = ["ceramic coffee mug", "analog wrist watch", "wooden toy train"]
-    frame = pd.DataFrame(
-        {
-            "product_id": [f"p{i}" for i in range(30)],
-            "title": [f"{words[i % 3]} {['red', 'blue', 'green', 'big', 'small'][i % 5]}" for i in range(30)],
-            "description": "",
-            "image": None,
-            "category": ["Kitchen", "Watches", "Toys"] * 10,
-        }
-    )
+    frame = _mugs_watches_and_trains(lambda i: ["red", "blue", "green", "big", "small"][i % 5])
     with threadpool_limits(2):  # what the command's process has on two cores
         FeasibilityStudy(features=["tfidf"], reductions=["pca"], n_jobs=1, progress=False).run(frame)
     assert threads == [1]
@@ -1040,16 +1047,7 @@ def test_no_more_workers_start_than_there_are_cores_and_runs(monkeypatch, n_jobs
     monkeypatch.setattr(clustering, "Parallel", Recorded)
     # a 4-core machine (raising=False: the check fails on what is asked, not on a missing name)
     monkeypatch.setattr(clustering, "effective_n_jobs", lambda n: 4 if n == -1 else n, raising=False)
-    words = ["ceramic coffee mug", "analog wrist watch", "wooden toy train"]
-    frame = pd.DataFrame(
-        {
-            "product_id": [f"p{i}" for i in range(30)],
-            "title": [f"{words[i % 3]} {i}" for i in range(30)],
-            "description": "",
-            "image": None,
-            "category": ["Kitchen", "Watches", "Toys"] * 10,
-        }
-    )
+    frame = _mugs_watches_and_trains(str)
     for features, reductions in ((["tfidf"], ["pca"]), (["bow", "tfidf"], ["pca", "pca+knn", "tsne"])):
         FeasibilityStudy(features=features, reductions=reductions, n_jobs=n_jobs, progress=False).run(frame)
     assert asked == [1, 4]  # one run: in this process; six runs: one worker per core
