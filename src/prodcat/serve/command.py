@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from prodcat.arguments import add_help_completed_by, into_bundle, user_path
-from prodcat.serve.settings import ServeSettings
+from prodcat.serve.settings import METRICS_DIR_VARIABLE, ServeSettings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -25,9 +25,6 @@ if TYPE_CHECKING:
 _NOT_FLAGS = ("bundle", "api_key")
 #: in a flag's help, the default of a setting that computes it (the photo types Pillow decodes) until --help
 _COMPUTED_DEFAULT = "default computed on --help"
-#: prometheus_client's folder of every process's metrics (prodcat.serve.metrics, named here: uvicorn's supervisor,
-#: this process, never imports prometheus_client)
-_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -158,26 +155,27 @@ def _metrics_dir_problem() -> str | None:
     """Why the user's ``PROMETHEUS_MULTIPROC_DIR`` cannot hold the server's metrics, said before the model loads:
     the app's first instrument failed in prometheus_client's words, naming a file in it only, and an empty one had
     prometheus_client write them in the current folder; ``None`` when unset or a writable folder."""
-    folder = os.environ.get(_METRICS_DIR)
+    folder = os.environ.get(METRICS_DIR_VARIABLE)
     if folder == "":
         return (
-            f"{_METRICS_DIR} is set but empty: give the folder the server processes write their metrics in, or unset it"
+            f"{METRICS_DIR_VARIABLE} is set but empty: give the folder the server processes write their metrics in, "
+            "or unset it"
         )
     if folder is None or (os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)):
         return None
-    return f"{_METRICS_DIR}={folder} is not a writable folder: the server processes write their metrics there"
+    return f"{METRICS_DIR_VARIABLE}={folder} is not a writable folder: the server processes write their metrics there"
 
 
 @contextlib.contextmanager
 def _metrics_dir_unset() -> Iterator[None]:
     """The block runs without the user's ``PROMETHEUS_MULTIPROC_DIR``: the check child that builds the app, whose
     metrics are no server's, left a file of them in that folder at every start of ``--workers N``."""
-    folder = os.environ.pop(_METRICS_DIR, None)
+    folder = os.environ.pop(METRICS_DIR_VARIABLE, None)
     try:
         yield
     finally:
         if folder is not None:
-            os.environ[_METRICS_DIR] = folder
+            os.environ[METRICS_DIR_VARIABLE] = folder
 
 
 @contextlib.contextmanager
@@ -186,15 +184,15 @@ def _metrics_of_every_worker() -> Iterator[None]:
     in the user's ``PROMETHEUS_MULTIPROC_DIR``, or else a private folder made here and removed once the server has
     stopped. Set in this process's environment before uvicorn spawns its workers, which inherit it and import
     prometheus_client with it; after the bundle's check, whose child's metrics are no server's."""
-    if os.environ.get(_METRICS_DIR):
+    if os.environ.get(METRICS_DIR_VARIABLE):
         yield
         return
     with tempfile.TemporaryDirectory(prefix="prodcat-metrics-") as folder:
-        os.environ[_METRICS_DIR] = folder
+        os.environ[METRICS_DIR_VARIABLE] = folder
         try:
             yield
         finally:
-            del os.environ[_METRICS_DIR]
+            del os.environ[METRICS_DIR_VARIABLE]
 
 
 def run_serve(args: argparse.Namespace) -> int:

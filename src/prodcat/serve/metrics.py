@@ -16,8 +16,8 @@ import os
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
-#: prometheus_client's variable: the folder where each process writes its metrics when set as it is imported
-MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+from prodcat.serve.settings import METRICS_DIR_VARIABLE
+
 #: latency buckets in seconds: fine below 100 ms, where text-only requests live
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -28,7 +28,7 @@ def shared_metrics_dir() -> str | None:
     memory, its own alone."""
     if values.ValueClass is values.MutexValue:
         return None
-    return os.environ.get(MULTIPROCESS_DIR_VARIABLE) or os.environ.get(MULTIPROCESS_DIR_VARIABLE.lower())
+    return os.environ.get(METRICS_DIR_VARIABLE) or os.environ.get(METRICS_DIR_VARIABLE.lower())
 
 
 class ApiMetrics:

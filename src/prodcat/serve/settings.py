@@ -21,6 +21,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from prodcat.image.formats import decoded_image_types
 from prodcat.review import CONNECT_TIMEOUT_S, NETWORK_TIMEOUT_S, database_url_problem
 
+#: prometheus_client's variable: the folder where each server process writes its metrics when it is set as
+#: prometheus_client is imported (prodcat.serve.metrics); named here, where ``prodcat serve``, whose process
+#: (uvicorn's supervisor) never imports prometheus_client, reads it too
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 #: the values of ``log_level``, the most verbose first (the logging module's other names, such as warn, are taken too)
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
