@@ -541,26 +541,23 @@ def _config_instance(config: Any) -> Config:
 NESTED = "__"
 
 
-def config_parameters(config: Config, prefix: str = "") -> dict[str, Any]:
-    """Every field of ``config`` and of its parts, by parameter name (``prefix`` before each), as scikit-learn names a
-    nested estimator's parameters: ``seed``, ``early``, ``early__C``, ``early__members__0__C``, ``heads__text_tfidf``,
-    ``heads__text_tfidf__features__tfidf__params__title_weight``. An item of a list of parts is named by its ``name``
-    (a head's, an extractor's) where no other item of the list has that name, else by its position; a mapping
-    (an extractor's ``params``) by its keys, those given. The values are the config's own, not copies."""
-    return _part_parameters(config, prefix)
-
-
-def _part_parameters(part: BaseModel, prefix: str) -> dict[str, Any]:
+def config_parameters(part: BaseModel, prefix: str = "") -> dict[str, Any]:
+    """Every field of ``part`` (a :class:`Config`, or one of its parts) and of its parts, by parameter name (``prefix``
+    before each), as scikit-learn names a nested estimator's parameters: ``seed``, ``early``, ``early__C``,
+    ``early__members__0__C``, ``heads__text_tfidf``, ``heads__text_tfidf__features__tfidf__params__title_weight``. An
+    item of a list of parts is named by its ``name`` (a head's, an extractor's) where no other item of the list has
+    that name, else by its position; a mapping (an extractor's ``params``) by its keys, those given. The values are the
+    config's own, not copies."""
     found: dict[str, Any] = {}
     for field in type(part).model_fields:
         value, name = getattr(part, field), f"{prefix}{field}"
         found[name] = value
         if isinstance(value, BaseModel):
-            found |= _part_parameters(value, name + NESTED)
+            found |= config_parameters(value, name + NESTED)
         elif isinstance(value, list) and value and all(isinstance(item, BaseModel) for item in value):
             for key, item in zip(_item_keys(value), value, strict=True):
                 found[f"{name}{NESTED}{key}"] = item
-                found |= _part_parameters(item, f"{name}{NESTED}{key}{NESTED}")
+                found |= config_parameters(item, f"{name}{NESTED}{key}{NESTED}")
         elif isinstance(value, dict):
             found |= {f"{name}{NESTED}{key}": each for key, each in value.items()}
     return found
