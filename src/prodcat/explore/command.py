@@ -98,11 +98,9 @@ def _each_once(names: str) -> list[str]:
 
 def run_explore(args: argparse.Namespace) -> int:
     from prodcat.catalog.loaders import CatalogFormatError
-    from prodcat.catalog.schema import category_at_level, deeper_level_warning
     from prodcat.commands import (
         catalog_of_the_run,
         ids_not_drawn,
-        warn_if_the_sample_takes_all,
         warn_of_issues_of_products,
     )
     from prodcat.config import MODALITIES
@@ -111,9 +109,7 @@ def run_explore(args: argparse.Namespace) -> int:
         FeasibilityStudy,
         check_feature_sets,
         check_reductions,
-        sample_covering_every_label,
     )
-    from prodcat.explore.metrics import AMI_NOTE, MATCHED_ACCURACY_NOTE
     from prodcat.explore.report import EXPLORE_FILES, write_report
     from prodcat.files import report_exit_code, write_failure
 
@@ -139,16 +135,8 @@ def run_explore(args: argparse.Namespace) -> int:
     if unlabelled := catalog.no_category_read():
         print(f"error: {unlabelled}", file=sys.stderr)
         return 2
-    labelled = frame = catalog.labelled.reset_index(drop=True)
-    # cut deeper than they go, the paths are whole: the console, clustering.json and the report name the full path,
-    # not a level the categories do not have
-    if too_deep := deeper_level_warning(frame["category"], level, "clustered against"):
-        print(f"warning: {too_deep}")
-        level = None
-    if args.sample:
-        labels = category_at_level(frame["category"], level)
-        warn_if_the_sample_takes_all(args.sample, len(frame))
-        frame = sample_covering_every_label(frame, labels, args.sample, seed=args.seed)
+    labelled = catalog.labelled.reset_index(drop=True)
+    frame, level = _products_studied(labelled, args, level)
     # the rows it skipped or read in part, as the other commands say them: not those of products a --sample left out
     warn_of_issues_of_products(catalog, args.data, ids_not_drawn(labelled, frame))
     study = FeasibilityStudy(
@@ -169,6 +157,41 @@ def run_explore(args: argparse.Namespace) -> int:
         result.sampled_from = len(labelled)
     # written before the figures are printed (a reader of the output gone must not cost the report), said after them
     failure = write_failure(lambda: write_report(result, args.report, source=str(catalog.source or args.data)))
+    _print_runs(result, level)
+    json_path, matrix_path, html_path = (args.report / name for name in EXPLORE_FILES)
+    return report_exit_code(
+        args.report,
+        failure,
+        "study",
+        lambda: f"wrote {json_path}, {matrix_path} and {html_path} in {time.perf_counter() - started:.0f} s",
+    )
+
+
+def _products_studied(labelled, args: argparse.Namespace, level: int | None):
+    """The labelled products studied (a stratified sample of them with --sample) and the level clustered against: the
+    full path (None) where --level cuts deeper than the categories go."""
+    from prodcat.catalog.schema import category_at_level, deeper_level_warning
+    from prodcat.commands import warn_if_the_sample_takes_all
+    from prodcat.explore.clustering import sample_covering_every_label
+
+    frame = labelled
+    # cut deeper than they go, the paths are whole: the console, clustering.json and the report name the full path,
+    # not a level the categories do not have
+    if too_deep := deeper_level_warning(frame["category"], level, "clustered against"):
+        print(f"warning: {too_deep}")
+        level = None
+    if args.sample:
+        labels = category_at_level(frame["category"], level)
+        warn_if_the_sample_takes_all(args.sample, len(frame))
+        frame = sample_covering_every_label(frame, labels, args.sample, seed=args.seed)
+    return frame, level
+
+
+def _print_runs(result, level: int | None) -> None:
+    """The study on the console: the products and categories clustered, then the best TOP_ROWS runs of each product
+    set, best first (the report has them all), and the feature sets not studied."""
+    from prodcat.explore.metrics import AMI_NOTE, MATCHED_ACCURACY_NOTE
+
     drawn = f" (a sample of the {result.sampled_from:,} labelled)" if result.sampled_from else ""
     print(f"{len(result.frame):,} products{drawn}, {result.n_categories} categories at level {level or 'full path'}")
     print(AMI_NOTE)
@@ -192,10 +215,3 @@ def run_explore(args: argparse.Namespace) -> int:
         )
     for feature_set, reason in result.skipped.items():
         print(f"not studied: {feature_set} ({reason})")
-    json_path, matrix_path, html_path = (args.report / name for name in EXPLORE_FILES)
-    return report_exit_code(
-        args.report,
-        failure,
-        "study",
-        lambda: f"wrote {json_path}, {matrix_path} and {html_path} in {time.perf_counter() - started:.0f} s",
-    )
