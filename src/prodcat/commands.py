@@ -194,6 +194,12 @@ _NOT_CSV = {
 def _predict_options_problem(args: argparse.Namespace, out: Path) -> str | None:
     """What is wrong with ``prodcat predict``'s options, checked before anything is scored (``out``: the file
     --out writes, :func:`~prodcat.batch.output_target`)."""
+    return _scoring_options_problem(args) or _out_problem(args, out)
+
+
+def _scoring_options_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with how ``prodcat predict`` is told to score: sizes below 1, dask's options without its
+    engine."""
     for name, value in (("--chunk-size", args.chunk_size), ("--top-k", args.top_k), ("--workers", args.workers)):
         if value is not None and value < 1:
             return f"{name} must be at least 1, got {value}"
@@ -203,6 +209,12 @@ def _predict_options_problem(args: argparse.Namespace, out: Path) -> str | None:
         return f"--workers sizes the local cluster of --engine dask: {where}, or leave --workers out"
     if args.worker_wait is not None and args.engine != "dask":
         return "--worker-wait is how long --engine dask waits for a worker: add --engine dask, or leave it out"
+    return None
+
+
+def _out_problem(args: argparse.Namespace, out: Path) -> str | None:
+    """What is wrong with the file ``out`` that ``prodcat predict --out`` writes: it must be a CSV file, in a folder
+    that can be written, that is neither in the model's bundle nor a file of the input catalogue."""
     if out.is_dir():
         return f"--out {out} is a directory; give the CSV file to write"
     if (kind := _NOT_CSV.get(out.suffix.lower())) is not None:
