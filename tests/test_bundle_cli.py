@@ -2319,6 +2319,20 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             "heads.0.features.0.params.image_size: the network's input side in pixels, at least 32 (its total "
             "stride), got 8 (line 2)",
         ),
+        # a zero too many: word2vec trained for hours (10 epochs of Flipkart's 900 products take 3 s) or held two
+        # vocabulary x vector_size matrices, with no word until its fit ended; the largest value is taken
+        (
+            "word2vec-bounds.yaml",
+            "heads:\n"
+            + HEAD.format(
+                features="[{name: word2vec, params: {vector_size: 10000, epochs: 1000}}]",
+                more="",
+            ),
+            "heads.0.features.0.params.vector_size: a word vector has at most 1000 dimensions (100 by default): each "
+            "word of the vocabulary holds two of that width in memory, got 10000 (line 2); heads.0.features.0.params."
+            "epochs: at most 100 passes over the training texts (10 by default): each pass reads them all again, got "
+            "1000 (line 2)",
+        ),
         # numpy's range: refused only at the first fold's split, after every head's features were computed
         ("seed.yaml", "seed: -1\n", "seed: a seed is from 0 to 4294967295, got -1"),
         ("big-seed.toml", "seed = 4294967296\n", "seed: a seed is from 0 to 4294967295, got 4294967296"),
@@ -2338,6 +2352,17 @@ def test_a_wrong_config_is_refused_with_its_fields_before_the_catalogue_is_read(
         error = capsys.readouterr().err.strip().splitlines()[-1]
         assert refused.value.code == 2
         assert f"argument --config: {config}: " in error and message in error
+
+
+def test_word2vec_takes_its_largest_vector_size_and_epochs(tmp_path):
+    """The bounds refused above are themselves taken (1000 dimensions, 100 epochs)."""
+    from prodcat.config import load_config
+
+    config = tmp_path / "word2vec.yaml"
+    config.write_text(
+        "heads:\n" + HEAD.format(features="[{name: word2vec, params: {vector_size: 1000, epochs: 100}}]", more="")
+    )
+    assert load_config(config).heads[0].features[0].params == {"vector_size": 1000, "epochs": 100}
 
 
 @pytest.mark.parametrize(

@@ -912,6 +912,18 @@ _COUNTS = frozenset(
         *("epochs", "openmp_threads"),
     }
 )
+#: extractor parameters, by name, whose typo (a zero too many) ran for hours or took the machine's memory before the
+#: fit said anything: their largest value, and the reason said with it. word2vec's: gensim holds two matrices of
+#: vocabulary x ``vector_size`` float32 (100 by default, 300 the usual most), and each epoch reads every training text
+#: once more (10 by default)
+_MOST = {
+    "vector_size": (
+        1000,
+        "a word vector has at most 1000 dimensions (100 by default): each word of the vocabulary "
+        "holds two of that width in memory",
+    ),
+    "epochs": (100, "at most 100 passes over the training texts (10 by default): each pass reads them all again"),
+}
 
 
 def _value_problem(name: str, value: Any, written: Any = None) -> str | None:
@@ -945,6 +957,8 @@ def _value_problem(name: str, value: Any, written: Any = None) -> str | None:
         return f"the network's input side in pixels, at least {EFFNET_STRIDE} (its total stride)"
     if name in _COUNTS and value < 1:
         return "must be at least 1"
+    if name in _MOST and value > _MOST[name][0]:
+        return _MOST[name][1]
     if name == "min_score" and not 0 <= value <= 1:  # the OCR's line confidence: above 1 it read no photo's text
         return "a confidence from 0 to 1"
     if name == "tta_zoom" and not 0 <= value < 1:  # a share of each side cut: 1 or more left no crop to read
