@@ -2300,10 +2300,19 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
                 "{name: word2vec, params: {vector_size: 20.0}}]",
                 more="",
             ),
-            "heads.0.features.0.params.max_chars: expected a whole number (write it without a decimal point), got "
-            "600.0 (line 2); heads.0.features.0.params.word_ngram_range: expected a whole number (write it without a "
-            "decimal point), got [1, 2.0] (line 2); heads.0.features.1.params.vector_size: expected a whole number "
-            "(write it without a decimal point), got 20.0 (line 2)",
+            "heads.0.features.0.params.max_chars: expected a whole number (write it without a decimal point or "
+            "exponent), got 600.0 (line 2); heads.0.features.0.params.word_ngram_range: expected a whole number "
+            "(write it without a decimal point or exponent), got [1, 2.0] (line 2); heads.0.features.1.params."
+            "vector_size: expected a whole number (write it without a decimal point or exponent), got 20.0 (line 2)",
+        ),
+        # a number with an exponent (1e3) is a number in YAML as in TOML and JSON: PyYAML read it as the text '1e3',
+        # refused as 'written in quotes' where an extractor reads a float, and as no integer where it reads an int
+        (
+            "exponents.yaml",
+            "heads:\n" + HEAD.format(features="[{name: word2vec, params: {vector_size: 1e2, epochs: 5E1}}]", more=""),
+            "heads.0.features.0.params.vector_size: expected a whole number (write it without a decimal point or "
+            "exponent), got 100.0 (line 2); heads.0.features.0.params.epochs: expected a whole number (write it "
+            "without a decimal point or exponent), got 50.0 (line 2)",
         ),
         # the share of each side the test-time crop cuts: from 1, 'Coordinate 'right' is less than 'left'' at the fit
         (
@@ -2352,6 +2361,23 @@ def test_a_wrong_config_is_refused_with_its_fields_before_the_catalogue_is_read(
         error = capsys.readouterr().err.strip().splitlines()[-1]
         assert refused.value.code == 2
         assert f"argument --config: {config}: " in error and message in error
+
+
+def test_a_number_written_with_an_exponent_is_a_number_in_yaml(tmp_path):
+    """PyYAML reads 1e3 as the text '1e3' (YAML 1.1 wants a decimal point and a sign: 1.0e+3): an extractor's float
+    was refused as 'expected a number, not text (write it without quotes)', though none was written, and inner_folds
+    as 'unable to parse string as an integer'. It is the number it is in YAML 1.2, TOML and JSON; quoted, still text."""
+    from prodcat.config import ConfigError, load_config
+
+    config = tmp_path / "exponents.yaml"
+    features = "[{name: tfidf, params: {title_weight: 5e-1, word_max_df: 9.5E-1, char_weight: +1.e0}}]"
+    config.write_text("inner_folds: 3e0\ntarget_precision: 9.9e-1\nheads:\n" + HEAD.format(features=features, more=""))
+    read = load_config(config)
+    assert (read.inner_folds, read.target_precision) == (3, 0.99)
+    assert read.heads[0].features[0].params == {"title_weight": 0.5, "word_max_df": 0.95, "char_weight": 1.0}
+    config.write_text("heads:\n" + HEAD.format(features="[{name: tfidf, params: {title_weight: '5e-1'}}]", more=""))
+    with pytest.raises(ConfigError, match=r"title_weight: expected a number, not text \(write it without quotes\)"):
+        load_config(config)
 
 
 def test_word2vec_takes_its_largest_vector_size_and_epochs(tmp_path):

@@ -11,6 +11,7 @@ import difflib
 import json
 import math
 import numbers
+import re
 import tomllib
 import typing
 from collections.abc import Hashable, Sequence
@@ -410,7 +411,17 @@ class ConfigError(ValueError):
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a key given twice in one mapping (as TOML does): PyYAML keeps the last one
     without a word, so a second `heads:` pasted below the first silently replaced it. A key a merge (``<<``)
-    brings may still be overridden."""
+    brings may still be overridden.
+
+    A number written with an exponent but no decimal point or no sign to it (``1e3``, ``5e-1``, ``1.5e3``) is a
+    number, as YAML 1.2, JSON and TOML read it: PyYAML (YAML 1.1) read it as the text '1e3', which an extractor's
+    parameter then refused as quoted ('write it without quotes'), an integer field as no integer, and a float field
+    took (pydantic reads the text)."""
+
+    # copied list by list: PyYAML's add_implicit_resolver copies the dict alone, and would append to SafeLoader's lists
+    yaml_implicit_resolvers: typing.ClassVar[dict[str, list[Any]]] = {
+        first: list(each) for first, each in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -425,6 +436,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 #: the field of a model bundle's manifest.json and of a cv or evaluate report's metrics.json that records the config
@@ -872,7 +890,7 @@ def _kind_problem(written: Any, typed: Any) -> str | None:
     if isinstance(written, str) and not isinstance(typed, str):
         return "expected a number, not text (write it without quotes)"
     if isinstance(written, float) and isinstance(typed, int):
-        return "expected a whole number (write it without a decimal point)"
+        return "expected a whole number (write it without a decimal point or exponent)"  # 600.0, 1e3
     if isinstance(written, list | tuple) and isinstance(typed, list | tuple) and len(written) == len(typed):
         return next(filter(None, map(_kind_problem, written, typed)), None)  # word_ngram_range: [1.0, 2.0]
     return None
