@@ -943,10 +943,14 @@ def _predict_body(settings: ServeSettings) -> dict[str, Any]:
                 "schema": {
                     "type": "object",
                     "properties": form_fields,
-                    # a title with something in it, or a photo
+                    # a photo, or a text with something in it: the API answers a product of a description or of
+                    # specifications alone too (their text is the description the model reads; specifications that
+                    # say nothing are refused by the API, 422 empty_product)
                     "anyOf": [
                         {"required": ["image"]},
                         {"required": ["title"], "properties": {"title": {"pattern": r"\S"}}},
+                        {"required": ["description"], "properties": {"description": {"pattern": r"\S"}}},
+                        {"required": ["specifications"]},
                     ],
                     "additionalProperties": False,
                 },
