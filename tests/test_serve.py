@@ -693,60 +693,75 @@ def test_serve_reads_a_bundle_under_a_tilde_the_shell_left(bundle: Path, tmp_pat
     assert result.returncode == 2 and "check --review-db" in result.stderr, result.stderr
 
 
+#: the names prometheus_client reads its folder of metrics by: the lower-case one when the other is not set
+METRICS_DIR_NAMES = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
+
+
+@pytest.mark.parametrize("variable", METRICS_DIR_NAMES)
 def test_serve_refuses_a_metrics_folder_it_cannot_write(
-    tiny_training, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tiny_training, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str
 ) -> None:
     """A PROMETHEUS_MULTIPROC_DIR that is no folder was refused once the model had loaded, in prometheus_client's
     words naming neither the variable nor what it is for ('[Errno 2] No such file or directory:
     '.../histogram_10483.db''). It is refused before, naming it, exit 2; a folder of the user's is where the workers
-    write their metrics, and is left there when the server stops."""
+    write their metrics, and is left there when the server stops. The same of prometheus_multiproc_dir, which
+    prometheus_client still reads: it went unchecked, the check child wrote its file there, and with --workers N the
+    workers wrote theirs in a private folder instead (PROMETHEUS_MULTIPROC_DIR, set to it, comes first)."""
     import uvicorn
 
     import prodcat.serve.logs
     from prodcat.cli import main
 
-    served_with: list[str | None] = []
+    served_with: list[dict[str, str]] = []
     monkeypatch.setattr(
-        uvicorn, "run", lambda app, **options: served_with.append(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        uvicorn,
+        "run",
+        lambda app, **options: served_with.append(
+            {name: os.environ[name] for name in METRICS_DIR_NAMES if name in os.environ}
+        ),
     )
     monkeypatch.setattr(prodcat.serve.logs, "configure_json_logging", lambda level: None)
     folder = tmp_path / "metrics"
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    for name in METRICS_DIR_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, str(folder))
     arguments = ["serve", str(tiny_training.bundle), "--port", "0", "--review-db", f"sqlite:///{tmp_path / 'r.db'}"]
     for workers in ("1", "2"):
         assert main([*arguments, "--workers", workers]) == 2
         assert capsys.readouterr().err == (
-            f"error: PROMETHEUS_MULTIPROC_DIR={folder} is not a writable folder: the server processes write their "
-            "metrics there\n"
+            f"error: {variable}={folder} is not a writable folder: the server processes write their metrics there\n"
         )
     assert served_with == []
     folder.mkdir()
     assert main([*arguments, "--workers", "2"]) == 0
-    assert served_with == [str(folder)] and folder.is_dir()
+    assert served_with == [{variable: str(folder)}] and folder.is_dir()
     # the check child that built the app before the workers start wrote none of its metrics there
     assert list(folder.iterdir()) == []
 
 
+@pytest.mark.parametrize("variable", METRICS_DIR_NAMES)
 def test_serve_refuses_an_empty_metrics_folder_variable(
-    tiny_training, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tiny_training, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str
 ) -> None:
     """PROMETHEUS_MULTIPROC_DIR set but empty (``PROMETHEUS_MULTIPROC_DIR= prodcat serve MODEL``) was taken: with one
     worker prometheus_client then wrote counter_PID.db and histogram_PID.db in the current folder at every start (in
     the bundle's, for a server started there, which then refused to load it). It is refused before the model loads,
-    exit 2, whatever the number of workers."""
+    exit 2, whatever the number of workers; prometheus_multiproc_dir too, which prometheus_client reads alike."""
     import uvicorn
 
     from prodcat.cli import main
 
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: pytest.fail("the server started"))
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+    for name in METRICS_DIR_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, "")
     monkeypatch.chdir(tmp_path)
     arguments = ["serve", str(tiny_training.bundle), "--port", "0", "--review-db", f"sqlite:///{tmp_path / 'r.db'}"]
     for workers in ("1", "2"):
         assert main([*arguments, "--workers", workers]) == 2
         assert capsys.readouterr().err == (
-            "error: PROMETHEUS_MULTIPROC_DIR is set but empty: give the folder the server processes write their "
-            "metrics in, or unset it\n"
+            f"error: {variable} is set but empty: give the folder the server processes write their metrics in, or "
+            "unset it\n"
         )
     assert list(tmp_path.iterdir()) == []
 

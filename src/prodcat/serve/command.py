@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from prodcat.arguments import add_help_completed_by, into_bundle, user_path
-from prodcat.serve.settings import METRICS_DIR_VARIABLE, ServeSettings
+from prodcat.serve.settings import (
+    METRICS_DIR_VARIABLE,
+    OLD_METRICS_DIR_VARIABLE,
+    ServeSettings,
+    metrics_dir_setting,
+)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -152,39 +157,41 @@ def _review_database_in_bundle(url: str, bundle: str) -> str | None:
 
 
 def _metrics_dir_problem() -> str | None:
-    """Why the user's ``PROMETHEUS_MULTIPROC_DIR`` cannot hold the server's metrics, said before the model loads:
-    the app's first instrument failed in prometheus_client's words, naming a file in it only, and an empty one had
-    prometheus_client write them in the current folder; ``None`` when unset or a writable folder."""
-    folder = os.environ.get(METRICS_DIR_VARIABLE)
-    if folder == "":
-        return (
-            f"{METRICS_DIR_VARIABLE} is set but empty: give the folder the server processes write their metrics in, "
-            "or unset it"
-        )
-    if folder is None or (os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)):
+    """Why the user's ``PROMETHEUS_MULTIPROC_DIR`` (or its older name, :func:`metrics_dir_setting`) cannot hold the
+    server's metrics, said before the model loads: the app's first instrument failed in prometheus_client's words,
+    naming a file in it only, and an empty one had prometheus_client write them in the current folder; ``None`` when
+    unset or a writable folder."""
+    if (setting := metrics_dir_setting()) is None:
         return None
-    return f"{METRICS_DIR_VARIABLE}={folder} is not a writable folder: the server processes write their metrics there"
+    name, folder = setting
+    if folder == "":
+        return f"{name} is set but empty: give the folder the server processes write their metrics in, or unset it"
+    if os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK):
+        return None
+    return f"{name}={folder} is not a writable folder: the server processes write their metrics there"
 
 
 @contextlib.contextmanager
 def _metrics_dir_unset() -> Iterator[None]:
-    """The block runs without the user's ``PROMETHEUS_MULTIPROC_DIR``: the check child that builds the app, whose
-    metrics are no server's, left a file of them in that folder at every start of ``--workers N``."""
-    folder = os.environ.pop(METRICS_DIR_VARIABLE, None)
+    """The block runs without the user's ``PROMETHEUS_MULTIPROC_DIR`` (nor its older name): the check child that
+    builds the app, whose metrics are no server's, left a file of them in that folder at every start of
+    ``--workers N``."""
+    given = {
+        name: os.environ.pop(name) for name in (METRICS_DIR_VARIABLE, OLD_METRICS_DIR_VARIABLE) if name in os.environ
+    }
     try:
         yield
     finally:
-        if folder is not None:
-            os.environ[METRICS_DIR_VARIABLE] = folder
+        os.environ.update(given)
 
 
 @contextlib.contextmanager
 def _metrics_of_every_worker() -> Iterator[None]:
     """Every worker's /metrics adds up the metrics of all (prometheus_client's multiprocess mode): each writes its own
-    in the user's ``PROMETHEUS_MULTIPROC_DIR``, or else a private folder made here and removed once the server has
-    stopped. Set in this process's environment before uvicorn spawns its workers, which inherit it and import
-    prometheus_client with it; after the bundle's check, whose child's metrics are no server's."""
-    if os.environ.get(METRICS_DIR_VARIABLE):
+    in the user's ``PROMETHEUS_MULTIPROC_DIR`` (or its older name), or else a private folder made here and removed
+    once the server has stopped. Set in this process's environment before uvicorn spawns its workers, which inherit
+    it and import prometheus_client with it; after the bundle's check, whose child's metrics are no server's."""
+    if metrics_dir_setting() is not None:  # a folder of the user's: refused at start unless it is one
         yield
         return
     with tempfile.TemporaryDirectory(prefix="prodcat-metrics-") as folder:

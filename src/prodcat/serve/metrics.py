@@ -11,12 +11,10 @@ help text), and a ``live*`` one needs ``prometheus_client.multiprocess.mark_proc
 
 from __future__ import annotations
 
-import os
-
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from prodcat.serve.settings import METRICS_DIR_VARIABLE
+from prodcat.serve.settings import metrics_dir_setting
 
 #: latency buckets in seconds: fine below 100 ms, where text-only requests live
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -24,11 +22,11 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 
 
 def shared_metrics_dir() -> str | None:
     """The folder this process writes its metrics in beside the server's other processes (prometheus_client's
-    multiprocess mode: ``PROMETHEUS_MULTIPROC_DIR`` was set when it was imported); ``None`` when it keeps them in
-    memory, its own alone."""
-    if values.ValueClass is values.MutexValue:
+    multiprocess mode: ``PROMETHEUS_MULTIPROC_DIR``, or its older name, was set when it was imported); ``None`` when
+    it keeps them in memory, its own alone."""
+    if values.ValueClass is values.MutexValue or (setting := metrics_dir_setting()) is None:
         return None
-    return os.environ.get(METRICS_DIR_VARIABLE) or os.environ.get(METRICS_DIR_VARIABLE.lower())
+    return setting[1]
 
 
 class ApiMetrics:

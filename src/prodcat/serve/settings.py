@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -25,8 +26,21 @@ from prodcat.review import CONNECT_TIMEOUT_S, NETWORK_TIMEOUT_S, database_url_pr
 #: prometheus_client is imported (prodcat.serve.metrics); named here, where ``prodcat serve``, whose process
 #: (uvicorn's supervisor) never imports prometheus_client, reads it too
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+#: its older, lower-case name, which prometheus_client still reads when ``METRICS_DIR_VARIABLE`` is not set
+#: (prometheus_client.values: it copies it into ``METRICS_DIR_VARIABLE`` with a DeprecationWarning)
+OLD_METRICS_DIR_VARIABLE = METRICS_DIR_VARIABLE.lower()
 #: the values of ``log_level``, the most verbose first (the logging module's other names, such as warn, are taken too)
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def metrics_dir_setting() -> tuple[str, str] | None:
+    """The variable that names the folder of the server processes' metrics, as prometheus_client reads it:
+    ``(name, folder)`` of ``PROMETHEUS_MULTIPROC_DIR`` when it is set (empty included), else of
+    ``prometheus_multiproc_dir``; ``None`` when neither is (each process keeps its metrics in memory)."""
+    for name in (METRICS_DIR_VARIABLE, OLD_METRICS_DIR_VARIABLE):
+        if name in os.environ:
+            return name, os.environ[name]
+    return None
 
 
 def text_over_limit(title: str, description: str, limit: int) -> tuple[str, int] | None:
