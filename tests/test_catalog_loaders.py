@@ -169,6 +169,17 @@ def test_rakuten_test_split_and_codes_without_names(tmp_path: Path) -> None:
     assert "first at X_train_update.csv line 2" in next(i.message for i in catalog.issues if i.field == "product_id")
 
 
+def test_a_rakuten_test_table_given_for_labels_says_where_they_are_read_from(tmp_path: Path) -> None:
+    """evaluate (or cv, explore) given the challenge's X_test_update.csv told the user to name the labels' column
+    with --category-column, which a Rakuten catalogue refuses: it now says where Rakuten's labels are read from."""
+    (tmp_path / "X_test_update.csv").write_text(",designation,description,productid,imageid\n0,Un livre,,11,22\n")
+    reason = load_catalog(tmp_path).no_category_read()
+    assert reason is not None and "--category-column" not in reason
+    assert "X_test_update.csv has no labels" in reason and "Y_train_CVw08PX.csv beside it" in reason
+    (tmp_path / "mine.csv").write_text("product_id,title,label\n1,Un livre,Books\n")  # a table: name the column
+    assert load_catalog(tmp_path / "mine.csv").no_category_read().endswith("name it with --category-column")
+
+
 def test_a_rakuten_training_table_without_its_labels_file_says_so(tmp_path: Path, caplog, capsys) -> None:
     """X_train_update.csv copied without Y_train_CVw08PX.csv was read unlabelled without a word: train refused with
     'no labelled product with text to learn from', evaluate with 'no labelled products', neither saying why. One

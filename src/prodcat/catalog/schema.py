@@ -107,10 +107,13 @@ class Catalog:
         ``None`` when some product has a category, or none was read."""
         if self.frame.empty or self.frame["category"].notna().any():
             return None
-        return (
-            f"none of the {len(self.frame):,} products read has a category: if a column holds them, name it with "
-            "--category-column"
-        )
+        none = f"none of the {len(self.frame):,} products read has a category"
+        if self.format == "rakuten":  # whose columns are known: --category-column is refused for it
+            return (
+                f"{none}: a Rakuten X_test_update.csv has no labels, and an X_train_update.csv reads them from "
+                "Y_train_CVw08PX.csv beside it; give labelled products as those two files"
+            )
+        return f"{none}: if a column holds them, name it with --category-column"
 
 
 def split_path(category: str) -> list[str]:
