@@ -457,3 +457,33 @@ def test_the_readme_headline_figures_are_those_of_the_results() -> None:
         three("fashion", "F1 macro", "{:.3f}"),
     ]
     assert [figures for figures in quoted if figures not in readme] == []
+
+
+def test_the_rakuten_submission_recipe_writes_the_test_index_and_its_codes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/batch.md's snippet, run as written on a two-product test table and the OUT of prodcat predict: the
+    challenge's submission, the test index with each product's prdtypecode."""
+    text = (REPO / "docs" / "batch.md").read_text(encoding="utf-8")
+    block = re.search(r"## A Rakuten challenge submission\n.*?```python\n(.*?)```", text, re.DOTALL)
+    assert block, "docs/batch.md lost its submission snippet"
+    (tmp_path / "challenge-test").mkdir()
+    (tmp_path / "challenge").mkdir()
+    (tmp_path / "challenge-test" / "X_test_update.csv").write_text(
+        ",designation,description,productid,imageid\n84916,Console,,11,1\n84917,Revue,,12,2\n", encoding="utf-8"
+    )
+    (tmp_path / "challenge" / "categories.json").write_text(
+        '{"en": {"60": "Video Games & Consoles > Consoles", "2280": "Books > Magazines"}}', encoding="utf-8"
+    )
+    (tmp_path / "preds.csv").write_text(
+        "product_id,category,confidence,decision,top_k,modalities_used,error\n"
+        "11,Video Games & Consoles > Consoles,0.9,auto,[],text,\n12,Books > Magazines,0.5,review,[],text,\n",
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block.group(1), "docs/batch.md", "exec"), {})
+    assert (tmp_path / "submission.csv").read_text(encoding="utf-8").splitlines() == [
+        ",prdtypecode",
+        "84916,60",
+        "84917,2280",
+    ]
