@@ -1800,6 +1800,41 @@ def test_openapi_takes_the_forms_of_a_description_or_specifications_alone(
         ), path
 
 
+#: products that /predict and /explain refuse before the model reads them, as JSON or as a form, and the refusal
+_REFUSED_PRODUCTS = {
+    "text too long": ({"title": "m" * 10_001}, None, "max_text_chars"),
+    "blank title": ({"title": "   "}, None, "invalid_json"),
+    "unknown field": ({"title": "mug", "colour": "red"}, None, "invalid_json"),
+    "nothing readable": ({"title": "!!!"}, None, "empty_product"),
+    "form text too long": ({"title": "m" * 10_001}, {}, "max_text_chars"),
+    "form specifications": ({"title": "mug", "specifications": "{"}, {}, "invalid_specifications"),
+    "svg photo": (
+        {"title": "mug"},
+        {"image": ("a.svg", b'<svg xmlns="http://www.w3.org/2000/svg"/>', "image/svg+xml")},
+        "image_type",
+    ),
+    "empty photo": ({"title": "mug"}, {"image": ("a.jpg", b"", "image/jpeg")}, "image_empty"),
+}
+
+
+@pytest.mark.parametrize("path", ["/predict", "/explain"])
+@pytest.mark.parametrize("refused", list(_REFUSED_PRODUCTS), ids=list(_REFUSED_PRODUCTS))
+def test_a_refused_product_is_named_by_its_product_id_as_in_a_batch(
+    client: TestClient, path: str, refused: str
+) -> None:
+    """ErrorOut's product_id is 'the product's product_id, when the request gave one', and a batch's item errors
+    give it; /predict and /explain answered it null for every refusal of their input checks (text too long, a blank
+    title, an unknown field, an SVG or empty photo, broken specifications...), only a photo that failed to decode
+    naming its product. Each names it now (without the spaces around it, as it is answered)."""
+    fields, files, error = _REFUSED_PRODUCTS[refused]
+    product = {**fields, "product_id": " sku-7 "}
+    if files is None:
+        answer = client.post(path, json=product)
+    else:  # every field a part: a multipart form, photo or not
+        answer = client.post(path, files={name: (None, value) for name, value in product.items()} | files)
+    assert (answer.json()["error"], answer.json()["product_id"]) == (error, "sku-7"), answer.text[:300]
+
+
 def test_openapi_bounds_the_specifications_as_an_object_or_a_list(client: TestClient) -> None:
     """The limit of 1000 attributes was declared as `maxLength: 1000` beside the oneOf of an object and a list:
     JSON Schema applies maxLength to strings only, so the document let any number through. Each form now states

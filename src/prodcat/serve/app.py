@@ -336,8 +336,10 @@ def _prediction_routes(service: PredictionService, settings: ServeSettings, metr
         """The one product of ``/predict`` and ``/explain``: multipart (with a photo) or JSON, text checked."""
         # the four known text fields and one more, so that an unknown field gets its clear refusal
         product = await _read_body(request, settings, product_from_form, product_from_json, max_files=1, max_fields=5)
-        check_text(product, settings)
-        return product
+        checked = _checked(product, settings)  # a refusal names the product, as a batch item's does
+        if isinstance(checked, ApiError):
+            raise checked
+        return checked
 
     top_k_query = Query(
         None, ge=1, le=settings.max_top_k, description=f"categories returned (default {settings.top_k})"

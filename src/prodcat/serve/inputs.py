@@ -14,6 +14,8 @@ import codecs
 import json
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -270,13 +272,22 @@ _SPECIFICATIONS = TypeAdapter(Specifications)
 def product_from_json(body: bytes, settings: ServeSettings) -> ProductRequest:
     """``POST /predict`` with a JSON body: a text-only :class:`ProductIn`."""
     _check_json_size(body, 1, "the JSON body", settings)
-    return _product_request(validated(read_json(body, "invalid_json"), ProductIn, "invalid_json"))
+    item = _parse_item(read_json(body, "invalid_json"), ProductIn, "invalid_json")
+    if isinstance(item, ApiError):
+        raise item
+    return _product_request(item)
 
 
 async def product_from_form(form: FormData, settings: ServeSettings) -> ProductRequest:
     """``POST /predict`` as multipart: fields ``title``, ``description``, ``specifications`` (JSON: an object,
     or a list of key/value pairs), ``product_id``, file ``image``."""
     _refuse_unknown_fields(form, {"title", "description", "specifications", "product_id", "image"})
+    product_id = given_product_id(_text_field(form, "product_id"))
+    with _naming(product_id):
+        return await _form_product(form, product_id, settings)
+
+
+async def _form_product(form: FormData, product_id: str | None, settings: ServeSettings) -> ProductRequest:
     specifications = _text_field(form, "specifications")
     _check_json_size(specifications.encode("utf-8"), 1, "the specifications field", settings)
     attributes = {}
@@ -287,7 +298,7 @@ async def product_from_form(form: FormData, settings: ServeSettings) -> ProductR
     product = ProductRequest(
         title=_text_field(form, "title"),
         description=_described(_text_field(form, "description"), attributes),
-        product_id=given_product_id(_text_field(form, "product_id")),
+        product_id=product_id,
     )
     image = _single(form, "image")
     if image is not None:
@@ -519,11 +530,22 @@ def _json_containers(body: bytes) -> int:
 _JSON_ESCAPE = re.compile(rb"\\.", re.DOTALL)
 
 
-def _parse_item(raw: Any, model: type[ProductIn]) -> ProductIn | ApiError:
+def _parse_item(raw: Any, model: type[ProductIn], error: str = "invalid_item") -> ProductIn | ApiError:
+    """``raw`` read as a ``model``, or its refusal (``error``) naming the product by the id it gives."""
     try:
-        return validated(raw, model, "invalid_item")
+        return validated(raw, model, error)
     except ApiError as exc:
         return exc.about(_given_id(raw))
+
+
+@contextmanager
+def _naming(product_id: str | None) -> Iterator[None]:
+    """Have a refusal raised within name the product by ``product_id``, if it is a usable id (see :func:`usable_id`),
+    as the errors of a batch's items do."""
+    try:
+        yield
+    except ApiError as exc:
+        raise exc.about(usable_id(product_id)) from None
 
 
 def _given_id(raw: Any) -> str | None:
