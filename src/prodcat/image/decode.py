@@ -307,18 +307,7 @@ def _open(
     data: bytes, product_id: str | None, where: str | None, max_side: int | None, max_pixels: int
 ) -> tuple[Image.Image, tuple[int, int]]:
     """The lazily-decoding image (JPEG draft applied) and its size in the file."""
-    kind = sniff_image_type(data)
-    accepted = accepted_formats()
-    if kind is not None and kind not in decoded_image_types():
-        reason = f"an {kind.upper()} photo, which this Pillow does not decode (its wheels do from version 11.3 on)"
-        raise ImageDecodeError(f"{reason}; convert it to {accepted}", product_id, where)
-    if kind is None:
-        if other := unsupported_format(data):
-            raise ImageDecodeError(f"{other}, which is not decoded; convert it to {accepted}", product_id, where)
-        looks = "text" if _looks_like_text(data[:512]) else "unknown binary data"
-        raise ImageDecodeError(f"not an image (content looks like {looks}); expected {accepted}", product_id, where)
-    if reason := structure_refusal(data, kind):
-        raise ImageDecodeError(reason, product_id, where)
+    kind = _decoded_type(data, product_id, where)
     try:  # our own limit below is applied to the pixels actually decoded
         img = open_lazily(data, kind, where or "")
     except Image.DecompressionBombError:  # a valid photo, too large, not a corrupt header
@@ -344,6 +333,24 @@ def _open(
     if img.size[0] * img.size[1] > max_pixels:
         raise ImageDecodeError(_too_large(f"{width}x{height}", max_pixels, kind.upper()), product_id, where)
     return img, (width, height)
+
+
+def _decoded_type(data: bytes, product_id: str | None, where: str | None) -> str:
+    """The type of the photo ``data`` (:func:`sniff_image_type`'s), or ``ImageDecodeError`` saying why it is not opened:
+    not an image, a format this Pillow does not decode, or a structure that would take too long to read."""
+    kind = sniff_image_type(data)
+    accepted = accepted_formats()
+    if kind is not None and kind not in decoded_image_types():
+        reason = f"an {kind.upper()} photo, which this Pillow does not decode (its wheels do from version 11.3 on)"
+        raise ImageDecodeError(f"{reason}; convert it to {accepted}", product_id, where)
+    if kind is None:
+        if other := unsupported_format(data):
+            raise ImageDecodeError(f"{other}, which is not decoded; convert it to {accepted}", product_id, where)
+        looks = "text" if _looks_like_text(data[:512]) else "unknown binary data"
+        raise ImageDecodeError(f"not an image (content looks like {looks}); expected {accepted}", product_id, where)
+    if reason := structure_refusal(data, kind):
+        raise ImageDecodeError(reason, product_id, where)
+    return kind
 
 
 def _jpeg_held_whole(img: Image.Image, data: bytes) -> str | None:
