@@ -317,22 +317,44 @@ def test_effnet_on_real_photos_separates_categories(flipkart_dir: Path) -> None:
     assert agreement > 0.6  # chance is 1/7
 
 
+#: a process exporting ``argv[1]`` with :func:`cached_export`, logging to ``argv[2]`` when it waits for the export lock
+#: and when it exports; its export lasts until three processes have waited for the lock (at most 30 s)
+EXPORTING_PROCESS = """
+import sys, time
+from pathlib import Path
+from prodcat.features import onnx
+
+model, log = Path(sys.argv[1]), Path(sys.argv[2])
+
+def note(line):
+    with open(log, "a") as file:
+        file.write(line + "\\n")
+
+class NotedLock(onnx.FileLock):
+    def acquire(self, *args, **kwargs):
+        note("waiting")
+        return super().acquire(*args, **kwargs)
+
+def export(tmp):
+    note("export")
+    deadline = time.monotonic() + 30
+    while log.read_text().count("waiting") < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    Path(tmp).write_bytes(b"model")
+
+onnx.FileLock = NotedLock
+onnx.cached_export(model, export)
+"""
+
+
 def test_processes_starting_together_export_an_onnx_model_once(tmp_path: Path) -> None:
-    """Dask workers on a cold cache: one exports, the others wait for its file (the export costs seconds)."""
-    script = (
-        "import sys, time\n"
-        "from pathlib import Path\n"
-        "from prodcat.features.onnx import cached_export\n"
-        "def export(tmp):\n"
-        "    with open(sys.argv[2], 'a') as log: log.write('export\\n')\n"
-        "    time.sleep(1.5)\n"
-        "    Path(tmp).write_bytes(b'model')\n"
-        "cached_export(Path(sys.argv[1]), export)\n"
-    )
+    """Dask workers on a cold cache: one exports, the others wait for its file (the export costs seconds). The
+    export lasts until all three found no model and waited for the lock: however late each process starts."""
     model, log = tmp_path / "models" / "m.onnx", tmp_path / "exports.log"
-    workers = [subprocess.Popen([sys.executable, "-c", script, str(model), str(log)]) for _ in range(3)]
-    assert [worker.wait(timeout=60) for worker in workers] == [0, 0, 0]
-    assert log.read_text().count("export") == 1 and model.read_bytes() == b"model"
+    workers = [subprocess.Popen([sys.executable, "-c", EXPORTING_PROCESS, str(model), str(log)]) for _ in range(3)]
+    assert [worker.wait(timeout=90) for worker in workers] == [0, 0, 0]
+    assert sorted(log.read_text().split()) == ["export", "waiting", "waiting", "waiting"]
+    assert model.read_bytes() == b"model"
     assert not list(model.parent.glob("*.tmp"))
 
 
