@@ -53,6 +53,16 @@ def _without_spaces_around(value: Any) -> Any:
 #: a ``product_id`` given to the API, read without the spaces around it (give its longest with ``max_length``)
 GivenProductId = Annotated[str | None, BeforeValidator(_without_spaces_around)]
 
+
+def _null_as_empty(value: Any) -> Any:
+    """A text sent as JSON ``null`` is none, as if left out: a table's missing cell (pandas' ``to_json`` writes
+    one so, as for a third of Rakuten's descriptions) was refused, 'Input should be a valid string'."""
+    return "" if value is None else value
+
+
+#: an optional text, empty when left out or null
+OptionalText = Annotated[str, BeforeValidator(_null_as_empty)]
+
 #: Unicode general categories of what breaks or controls a line: controls (line break, tab, escape, DEL...) and the
 #: line and paragraph separators (U+2028, U+2029)
 _LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})
@@ -149,7 +159,7 @@ class ProductIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     title: NotBlank = Field(min_length=1, pattern=r"\S", description="product name as the seller typed it")
-    description: str = Field("", description="free-text description")
+    description: OptionalText = Field("", description="free-text description (null or left out: none)")
     specifications: Specifications = Field(
         default_factory=dict,
         description='the seller\'s attributes, e.g. `{"Type": "Bath Towel", "Material": "Cotton"}`, or as a list '
