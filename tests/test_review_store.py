@@ -7,6 +7,7 @@ PostgreSQL: start one with ``eval "$(bash scripts/postgres.sh)"`` (it exports
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import logging
@@ -774,6 +775,22 @@ def test_a_correction_of_an_unreadable_record_is_refused_whole(tmp_path: Path) -
     edited = edit_by_hand(path, broken, "top_k")
     with pytest.raises(store_module.UnreadableRecordError, match="its top_k cannot be read"):
         store.submit(broken, "Home Furnishing")
+    store.close()
+    assert raw_record(path, broken) == edited  # not stamped reviewed
+
+
+def test_a_record_whose_status_was_edited_into_no_status_is_unreadable_and_left_as_it_is(tmp_path: Path) -> None:
+    """A status cell edited by hand into none of the queue's statuses ('done') read as a readable record: GET
+    /reviews/{id} answered 500 internal_error (its answer's schema refused the value) rather than
+    review_record_unreadable naming the cell, as for the other columns, and a correction stamped it reviewed,
+    changing an unreadable record. It is unreadable now, and a correction of it is refused whole."""
+    path = tmp_path / "reviews.db"
+    store = ReviewStore(f"sqlite:///{path}")
+    broken = store.record(review("watch"))
+    edited = edit_by_hand(path, broken, "status", "'done'")
+    for read in (store.get, functools.partial(store.submit, category="Home Furnishing")):
+        with pytest.raises(store_module.UnreadableRecordError, match=f"record {broken}: its status cannot be read"):
+            read(broken)
     store.close()
     assert raw_record(path, broken) == edited  # not stamped reviewed
 

@@ -509,7 +509,11 @@ class ReviewStore:
         with self._sessions.begin() as session:
             self._lock(session, review_id)
             stamp = {"corrected_category": category, "reviewer": reviewer, "reviewed_at": _clock(session)}
-            session.execute(sa.update(_ReviewRow).where(_ReviewRow.id == review_id).values(status=REVIEWED, **stamp))
+            # a record of no known status is left as it is: unreadable, it is refused below
+            known = _ReviewRow.status.in_(STATUSES)
+            session.execute(
+                sa.update(_ReviewRow).where(_ReviewRow.id == review_id, known).values(status=REVIEWED, **stamp)
+            )
             product = sa.select(_ReviewRow.source_product_id).where(_ReviewRow.id == review_id).scalar_subquery()
             session.execute(
                 sa.update(_ReviewRow)
@@ -658,6 +662,8 @@ def _unreadable_reason(column: sa.Column, value: Any) -> str | None:
         return None if _is_number(value) else f"{value!r:.80} is not a number"
     if not isinstance(value, expected) or isinstance(value, bool):
         return f"{value!r:.80} is not a {expected.__name__}"
+    if column.key == "status" and value not in STATUSES:  # no queue lists it, and no answer's schema takes it
+        return f"{value!r:.80} is not a status ({', '.join(STATUSES)})"
     return _not_utf8(value) if isinstance(value, str) else None
 
 
