@@ -138,11 +138,7 @@ def _import_builtin_extractors() -> None:
         *("prodcat.image.features", "prodcat.image.ocr"),
     )
     for module in builtin:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:  # a missing dependency, not a missing module: say so
-                raise
+        importlib.import_module(module)
 
 
 class PretrainedEncoder(Extractor):
