@@ -41,11 +41,10 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("PRODCAT_CACHE_DIR", Path.home() / ".cache" / "prodcat"))
 
 
-def content_key(data: bytes | str) -> str:
-    """SHA-1 hex digest of bytes or UTF-8 text: the cache key of a content."""
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    return hashlib.sha1(data).hexdigest()
+def content_key(text: str) -> str:
+    """SHA-1 hex digest of ``text`` in UTF-8: the cache key of a content (a photo's is
+    :func:`~prodcat.image.decode.image_content_key`)."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
 class _SqliteStore:
