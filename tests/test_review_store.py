@@ -19,11 +19,13 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 import pytest
@@ -43,6 +45,8 @@ from prodcat.review.store import (
     ReviewStore,
     load_corrections,
 )
+
+T = TypeVar("T")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -504,8 +508,7 @@ def test_ids_with_spaces_a_server_of_an_earlier_version_is_still_writing_are_str
                 top_k=[], status=PENDING,
             )
         )  # fmt: skip
-        opening = pool.submit(ReviewStore, db_url)
-        time.sleep(0.3)  # the upgraded server now waits for the earlier one's transaction
+        opening = waiting_for_the_lock(db_url, pool, ReviewStore, db_url)  # the upgraded server
     upgraded = opening.result(timeout=20)
     try:
         assert stored_product_ids(db_url) == ["SKU-1", "SKU-2"]
@@ -605,6 +608,53 @@ def another_servers_transaction(db_url: str) -> Iterator[tuple[sa.Connection, Th
         other.dispose()
 
 
+#: how a statement that takes SQLite's write lock begins
+SQLITE_WRITES = ("BEGIN IMMEDIATE", "INSERT", "UPDATE", "DELETE")
+
+
+def waiting_for_the_lock(db_url: str, pool: ThreadPoolExecutor, call: Callable[..., T], *args: object) -> Future[T]:
+    """``call(*args)`` run on ``pool``'s thread, returned once it waits for the lock another transaction holds: on
+    PostgreSQL, a server process of the database waits for a lock; on SQLite, the call's thread began a statement that
+    takes the write lock. A call that ends first, or has not waited after 20 s, fails the test: a sleep in its place
+    let a call that started late (a loaded machine) run after the other transaction, testing nothing."""
+    threads: list[threading.Thread] = []
+
+    def run() -> T:
+        threads.append(threading.current_thread())
+        return call(*args)
+
+    began_writing = threading.Event()
+
+    def began(connection, cursor, statement: str, *_: object) -> None:
+        if threading.current_thread() in threads and statement.lstrip().upper().startswith(SQLITE_WRITES):
+            began_writing.set()
+
+    engine = sa.create_engine(db_url)
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", began)
+    waiting_on_a_lock = sa.text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+
+    def waits() -> bool:
+        if engine.dialect.name == "sqlite":
+            return began_writing.is_set()
+        with engine.connect() as connection:
+            return connection.execute(waiting_on_a_lock).scalar_one() > 0
+
+    try:
+        future = pool.submit(run)
+        deadline = time.monotonic() + 20
+        while not waits():
+            if future.done():
+                pytest.fail(f"{call.__qualname__} ended without waiting for the lock: it returned {future.result()!r}")
+            assert time.monotonic() < deadline, f"{call.__qualname__} has not waited for the lock after 20 s"
+            time.sleep(0.01)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", began)
+        engine.dispose()
+    return future
+
+
 def test_a_submission_is_stamped_once_it_holds_the_write_lock(store: ReviewStore, db_url: str) -> None:
     """reviewed_at follows commit order: a submission that waited for another one is stamped after it."""
     review_id = store.record(review("watch"))
@@ -618,8 +668,7 @@ def test_a_submission_is_stamped_once_it_holds_the_write_lock(store: ReviewStore
     by_id = sa.update(items).where(items.c.id == review_id)
     with another_servers_transaction(db_url) as (connection, pool):
         connection.execute(by_id.values(corrected_category="Baby Care", status=REVIEWED))  # holds the lock
-        waiting = pool.submit(store.submit, review_id, "Watches")
-        time.sleep(0.3)  # the store's submission now waits for the lock
+        waiting = waiting_for_the_lock(db_url, pool, store.submit, review_id, "Watches")
         overwritten_at = datetime.now(UTC)
         connection.execute(by_id.values(reviewed_at=overwritten_at))
     done = waiting.result(timeout=20)
@@ -637,8 +686,7 @@ def test_corrections_of_two_records_of_one_product_at_once_both_commit(store: Re
     with another_servers_transaction(db_url) as (connection, pool):
         # another server's submission of the first record, holding it
         connection.execute(sa.update(items).where(items.c.id == first).values(status=REVIEWED))
-        waiting = pool.submit(store.submit, second, "Kitchen & Dining")
-        time.sleep(0.3)  # the store's submission of the second record now waits
+        waiting = waiting_for_the_lock(db_url, pool, store.submit, second, "Kitchen & Dining")
         connection.execute(sa.update(items).where(items.c.id == second).values(status=SUPERSEDED))
     done = waiting.result(timeout=20)
     assert (done.status, done.corrected_category) == (REVIEWED, "Kitchen & Dining")
@@ -962,8 +1010,8 @@ def test_a_photo_another_transaction_is_inserting_is_waited_for_not_an_error(sto
                 sa.text("INSERT INTO prodcat_review_photos (sha256, content) VALUES (:sha, :content)"),
                 {"sha": store_module.hashlib.sha256(photo).hexdigest(), "content": photo},
             )
-            pending = pool.submit(store.record, review("lamp", image=photo))
-            time.sleep(0.3)  # the store's insert now waits on the uncommitted row (or SQLite's write lock)
+            # the store's insert waits on the uncommitted row (or SQLite's write lock)
+            pending = waiting_for_the_lock(db_url, pool, store.record, review("lamp", image=photo))
             transaction.commit()
             review_id = pending.result(timeout=20)
     finally:
