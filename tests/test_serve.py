@@ -739,6 +739,56 @@ def test_serve_refuses_a_metrics_folder_it_cannot_write(
     assert list(folder.iterdir()) == []
 
 
+def test_serve_removes_the_metrics_folders_of_servers_killed_outright(
+    tiny_training, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server of several workers killed outright (SIGKILL, the OOM killer) left its private folder of metrics in
+    the temporary folder for good, one more at each such end. The next start removes those whose supervisor and
+    workers have all ended; not one of a server still running, by its supervisor (the pid in the folder's name) or
+    by a worker left running when its supervisor was killed (the pid a file of it is named after), nor one of another
+    host, nor one holding anything but files of metrics."""
+    import socket
+    import tempfile
+
+    import uvicorn
+
+    import prodcat.serve.logs
+    from prodcat.cli import main
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    for name in METRICS_DIR_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    ended = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True).stdout)
+    alive, host = os.getpid(), socket.gethostname()
+
+    def folder(name: str, *files: str) -> str:
+        (tmp_path / name).mkdir()
+        for file in files:
+            (tmp_path / name / file).write_bytes(b"")
+        return name
+
+    folder(f"prodcat-metrics-{host}-{ended}-killed", f"counter_{ended}.db", f"histogram_{ended}.db")
+    folder(f"prodcat-metrics-{host}-{ended}-beforeanyworker")
+    kept = {
+        folder(f"prodcat-metrics-{host}-{alive}-running", f"counter_{ended}.db"),
+        folder(f"prodcat-metrics-{host}-{ended}-orphanedworker", f"counter_{ended}.db", f"histogram_{alive}.db"),
+        folder(f"prodcat-metrics-elsewhere.example-{ended}-otherhost", f"counter_{ended}.db"),
+        folder(f"prodcat-metrics-{host}-{ended}-notes", f"counter_{ended}.db", "notes.txt"),
+    }
+    served_with: list[str] = []
+    monkeypatch.setattr(
+        uvicorn, "run", lambda app, **options: served_with.append(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    )
+    monkeypatch.setattr(prodcat.serve.logs, "configure_json_logging", lambda level: None)
+    arguments = ["serve", str(tiny_training.bundle), "--port", "0", "--review-db", f"sqlite:///{tmp_path / 'r.db'}"]
+    assert main([*arguments, "--workers", "2"]) == 0
+    assert {path.name for path in tmp_path.glob("prodcat-metrics-*")} == kept
+    # the server's own, named after its supervisor, was in the same folder and is removed as it stops
+    [own] = served_with
+    assert Path(own).parent == tmp_path and Path(own).name.startswith(f"prodcat-metrics-{host}-{alive}-")
+    assert not Path(own).exists()
+
+
 @pytest.mark.parametrize("variable", METRICS_DIR_NAMES)
 def test_serve_refuses_an_empty_metrics_folder_variable(
     tiny_training, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str

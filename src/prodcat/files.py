@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock, Timeout
 
+from prodcat.processes import running
+
 
 def temporary_sibling(path: Path) -> Path:
     """A fresh name beside ``path`` (same file system, so renaming it over ``path`` is atomic)."""
@@ -160,21 +162,8 @@ def remove_abandoned_staging(folder: Path) -> None:
     run beyond this machine's sight."""
     for path in folder.iterdir():
         owner = _STAGING_OWNER.fullmatch(temporary_sibling_of(path.name) or "")
-        if owner and owner["host"] == socket.gethostname() and not _running(int(owner["pid"])):
+        if owner and owner["host"] == socket.gethostname() and not running(int(owner["pid"])):
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _running(pid: int) -> bool:
-    """Whether a process ``pid`` runs on this machine (a reused pid reads as running: its folder is kept)."""
-    if os.name == "nt":  # os.kill would end it there: kept
-        return True
-    try:
-        os.kill(pid, 0)  # signal 0: only asks
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's
-        pass
-    return True
 
 
 def write_json(path: Path, value: Any) -> None:

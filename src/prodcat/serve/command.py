@@ -6,6 +6,8 @@ import argparse
 import contextlib
 import os
 import re
+import shutil
+import socket
 import sys
 import tempfile
 import textwrap
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from prodcat.arguments import add_help_completed_by, into_bundle, user_path
+from prodcat.processes import running
 from prodcat.serve.settings import (
     METRICS_DIR_VARIABLE,
     OLD_METRICS_DIR_VARIABLE,
@@ -185,16 +188,50 @@ def _metrics_dir_unset() -> Iterator[None]:
         os.environ.update(given)
 
 
+#: the private folder of metrics of a server of several processes, in the temporary folder: ``PREFIX-HOST-PID-XXXX``,
+#: PID its supervisor's (this process's), XXXX tempfile's
+_PRIVATE_METRICS_PREFIX = "prodcat-metrics"
+_PRIVATE_METRICS = re.compile(rf"{_PRIVATE_METRICS_PREFIX}-(?P<host>.+)-(?P<pid>\d+)-[^-]+")
+#: a file of metrics of prometheus_client's multiprocess mode, named after the pid of the process that writes it
+_METRICS_FILE = re.compile(r".+_(?P<pid>\d+)\.db")
+
+
+def _remove_abandoned_metrics_folders() -> None:
+    """Delete the private folders of metrics (:func:`_metrics_of_every_worker`) that servers killed outright
+    (SIGKILL, the OOM killer) left in the temporary folder, one at each such end, which nothing removed: those whose
+    supervisor (the pid in its name) and every worker (the pid each file is named after) no longer run. Another
+    server's is kept while any of its processes runs, its supervisor or a worker left running when it was killed, as
+    is one of another host or user, or holding anything but files of metrics."""
+    if os.name == "nt":  # no pid is known to have ended there (prodcat.processes)
+        return
+    host = socket.gethostname()
+    for path in Path(tempfile.gettempdir()).glob(f"{_PRIVATE_METRICS_PREFIX}-*"):
+        owner = _PRIVATE_METRICS.fullmatch(path.name)
+        if owner is None or owner["host"] != host:
+            continue
+        try:
+            if path.is_symlink() or not path.is_dir() or path.stat().st_uid != os.getuid():
+                continue
+            files = [_METRICS_FILE.fullmatch(file.name) if file.is_file() else None for file in path.iterdir()]
+        except OSError:  # removed meanwhile, or not ours to read
+            continue
+        if None not in files and not any(running(int(pid)) for pid in (owner["pid"], *(f["pid"] for f in files))):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def _metrics_of_every_worker() -> Iterator[None]:
     """Every worker's /metrics adds up the metrics of all (prometheus_client's multiprocess mode): each writes its own
     in the user's ``PROMETHEUS_MULTIPROC_DIR`` (or its older name), or else a private folder made here and removed
-    once the server has stopped. Set in this process's environment before uvicorn spawns its workers, which inherit
-    it and import prometheus_client with it; after the bundle's check, whose child's metrics are no server's."""
+    once the server has stopped, or by the next start if it was killed (named after this process, see
+    :func:`_remove_abandoned_metrics_folders`). Set in this process's environment before uvicorn spawns its workers,
+    which inherit it and import prometheus_client with it; after the bundle's check, whose child's metrics are no
+    server's."""
     if metrics_dir_setting() is not None:  # a folder of the user's: refused at start unless it is one
         yield
         return
-    with tempfile.TemporaryDirectory(prefix="prodcat-metrics-") as folder:
+    prefix = f"{_PRIVATE_METRICS_PREFIX}-{socket.gethostname()}-{os.getpid()}-"
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
         os.environ[METRICS_DIR_VARIABLE] = folder
         try:
             yield
@@ -256,6 +293,7 @@ def run_serve(args: argparse.Namespace) -> int:
             raise
         print(problem, file=sys.stderr)
         return 2
+    _remove_abandoned_metrics_folders()
     common = {"host": settings.host, "port": settings.port, "log_config": None, "access_log": False}
     if settings.workers == 1:
         uvicorn.run(app, **common)
