@@ -114,11 +114,6 @@ def fashion_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def rakuten_en_dir() -> Path:
-    return dataset_dir("rakuten_en_translated")
-
-
-@pytest.fixture(scope="session")
 def flipkart_training(flipkart_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     """A real text+image model trained through the CLI on a stratified sample of 300 Flipkart products:
     the bundle directory, and the ``ProductClassifier`` that ``prodcat train`` fitted, as it was in memory

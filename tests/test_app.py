@@ -293,7 +293,7 @@ def test_predictions_csv_read_as_the_catalogue_loaders_read(tmp_path):
         views.read_uploaded_predictions(b"product_id,category,confidence,decision,r\xe9f\n", "mine.csv")
 
 
-def test_the_rows_skipped_of_an_uploaded_predictions_csv_are_said_of_the_file_uploaded(tmp_path):
+def test_the_rows_skipped_of_an_uploaded_predictions_csv_are_said_of_the_file_uploaded():
     """They were said of 'predictions.csv', the temporary file the upload is read from, whatever its name."""
     csv = (
         b"product_id,category,confidence,decision\n"

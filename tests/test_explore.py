@@ -706,7 +706,7 @@ def test_texts_without_a_word_to_tell_products_apart_are_said_in_the_studys_word
     assert str(raised.value) == f"no feature set could be studied (bow: {reason}; tfidf: {reason})"
 
 
-def test_a_feature_set_or_reduction_named_twice_is_studied_once(tmp_path, capsys):
+def test_a_feature_set_or_reduction_named_twice_is_studied_once(tmp_path):
     """'--features tfidf,tfidf --reductions pca,pca' studied tfidf with PCA four times, four rows in the table."""
     import json
 

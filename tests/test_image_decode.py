@@ -35,7 +35,7 @@ def _jpeg_bytes(img: Image.Image, **save: object) -> bytes:
     return buf.getvalue()
 
 
-def test_sniff_by_content_not_name(tmp_path: Path, png_bomb_bytes: Callable[[int, int], bytes]) -> None:
+def test_sniff_by_content_not_name(png_bomb_bytes: Callable[[int, int], bytes]) -> None:
     jpeg = _jpeg_bytes(Image.new("RGB", (8, 8)))
     assert sniff_image_type(jpeg) == "jpeg"
     assert sniff_image_type(png_bomb_bytes(8, 8)) == "png"

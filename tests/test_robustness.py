@@ -418,9 +418,7 @@ def test_a_product_counts_as_affected_only_when_what_the_model_reads_changed(
     assert (title_only["n_flipped"], title_only["flipped_share_of_affected"]) == (6, 1.0)
 
 
-def test_a_bundle_whose_stored_config_current_checks_refuse_is_still_measured(
-    tiny_training, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_bundle_whose_stored_config_current_checks_refuse_is_still_measured(tiny_training, tmp_path: Path) -> None:
     """The products to score were drawn with the bundle's whole stored config validated again: a bundle trained
     before a check was added (here a head's language no longer accepted) ended in pydantic's traceback, though
     the sample needs only the model's level, its modalities and the seed."""
