@@ -1,6 +1,9 @@
 """Post-hoc calibration: make a confidence of 0.9 right nine times in ten.
 
-Fitted on out-of-fold probabilities, never on the training predictions.
+Fitted on out-of-fold probabilities, never on the training predictions (a model is surest of the products it was
+trained on). Every calibrator ``fit(proba, y_index)`` takes ``(n_samples, n_classes)`` probabilities and the
+``(n_samples,)`` column of each product's true class, and ``transform(proba)`` returns ``(n_samples, n_classes)``
+probabilities, each row summing to 1, with the classes ranked as before (accuracy unchanged).
 """
 
 from __future__ import annotations
@@ -13,16 +16,20 @@ from sklearn.linear_model import LogisticRegression
 
 from prodcat.parameters import AddedParametersDefaulted
 
+#: floor of a probability before its log: a 0 would give -inf
 EPS = 1e-9
 
 
 class TemperatureScaler(AddedParametersDefaulted, BaseEstimator):
     """Divide log-probabilities by one temperature ``T`` fitted by maximum likelihood.
 
-    Keeps the ranking of classes, so accuracy is unchanged.
+    Keeps the ranking of classes, so accuracy is unchanged. ``temperature_`` > 1 flattens over-confident
+    probabilities, < 1 sharpens under-confident ones.
     """
 
     def fit(self, proba: np.ndarray, y_index: np.ndarray) -> TemperatureScaler:
+        """Fit ``temperature_`` (searched in [e^-3, e^3]) minimising the log-loss of ``proba`` ``(n, n_classes)`` at
+        the true classes ``y_index`` ``(n,)`` (column indices)."""
         logp = np.log(np.clip(proba, EPS, 1.0))
 
         def nll(log_t: float) -> float:
@@ -35,6 +42,7 @@ class TemperatureScaler(AddedParametersDefaulted, BaseEstimator):
         return self
 
     def transform(self, proba: np.ndarray) -> np.ndarray:
+        """``(n, n_classes)``: the softmax of ``log(proba) / temperature_``."""
         scaled = np.log(np.clip(proba, EPS, 1.0)) / self.temperature_
         scaled -= scaled.max(axis=1, keepdims=True)
         out = np.exp(scaled)
@@ -56,6 +64,8 @@ class TopLabelCalibrator(AddedParametersDefaulted, BaseEstimator):
         raise NotImplementedError
 
     def transform(self, proba: np.ndarray) -> np.ndarray:
+        """``(n, n_classes)``: ``proba`` (prescaled) with the top class's probability set to
+        :meth:`_top_probability` (at least ``1 / n_classes``) and the others rescaled to keep the row summing to 1."""
         proba = self._prescale(proba)
         n, k = proba.shape
         top = proba.argmax(axis=1)
@@ -75,6 +85,8 @@ class TopLabelIsotonic(TopLabelCalibrator):
     """Isotonic map of the top-class confidence."""
 
     def fit(self, proba: np.ndarray, y_index: np.ndarray) -> TopLabelIsotonic:
+        """Fit ``model_``, a non-decreasing step function from the top probability of ``proba`` ``(n, n_classes)`` to
+        the share of those predictions that are right (``y_index`` ``(n,)``, the true classes' columns)."""
         self.model_ = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip").fit(
             proba.max(axis=1), (proba.argmax(axis=1) == y_index).astype(float)
         )
@@ -102,6 +114,9 @@ class MarginCalibrator(TopLabelCalibrator):
     """
 
     def fit(self, proba: np.ndarray, y_index: np.ndarray) -> MarginCalibrator:
+        """Fit ``temperature_`` (a :class:`TemperatureScaler`) on ``proba`` ``(n, n_classes)`` and ``y_index``
+        ``(n,)``, then ``model_``, a logistic regression of whether the prediction is right on the scaled
+        :func:`log_margin` (``None`` when every prediction is right, or every one wrong)."""
         self.temperature_ = TemperatureScaler().fit(proba, y_index)
         scaled = self.temperature_.transform(proba)
         right = scaled.argmax(axis=1) == y_index
@@ -122,14 +137,20 @@ class MarginCalibrator(TopLabelCalibrator):
 
 
 class IdentityCalibrator(AddedParametersDefaulted, BaseEstimator):
+    """No calibration (``calibration: none``): ``transform`` returns the probabilities as they are."""
+
     def fit(self, proba: np.ndarray, y_index: np.ndarray) -> IdentityCalibrator:
+        """Learn nothing: the calibrators' interface."""
         return self
 
     def transform(self, proba: np.ndarray) -> np.ndarray:
+        """``proba`` itself."""
         return proba
 
 
 def make_calibrator(kind: str) -> BaseEstimator:
+    """An unfitted calibrator of ``kind`` (the config's ``calibration``): ``temperature``, ``isotonic``, ``margin`` or
+    ``none``. Raises ``KeyError`` for another name (the config accepts no other)."""
     calibrators = {
         "temperature": TemperatureScaler,
         "isotonic": TopLabelIsotonic,

@@ -11,7 +11,8 @@ from prodcat.parameters import AddedParametersDefaulted
 def precision_threshold(confidence: np.ndarray, correct: np.ndarray, target_precision: float) -> float:
     """Smallest threshold whose accepted set ``{confidence >= t}`` has precision ≥ target.
 
-    Scans thresholds from the most confident down, so the automation rate is
+    ``confidence`` ``(n,)`` are probabilities in [0, 1] (NaN: none), ``correct`` ``(n,)`` bools (the prediction is
+    right), ``target_precision`` in [0, 1]. Scans thresholds from the most confident down, so the automation rate is
     the largest the out-of-fold evidence supports. Returns ``1.0 + eps``
     (accept nothing) when even the most confident predictions miss the target.
     A product without a confidence (NaN) is never accepted, so it plays no part.
@@ -54,6 +55,7 @@ class DecisionPolicy(AddedParametersDefaulted, BaseEstimator):
         self.target_precision = target_precision
 
     def fit(self, confidence: np.ndarray, correct: np.ndarray) -> DecisionPolicy:
+        """Set ``threshold_`` by :func:`precision_threshold`, then ``automation_rate_`` and ``auto_precision_``."""
         confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=bool)
         self.threshold_ = precision_threshold(confidence, correct, self.target_precision)
         accepted = confidence >= self.threshold_

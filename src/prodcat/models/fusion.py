@@ -1,10 +1,14 @@
-"""Combining the modality heads' probabilities into one distribution.
+"""Late and stacking fusion: combining the modality heads' probabilities into one distribution.
 
+(Early fusion, one classifier on the heads' features side by side, is in :mod:`prodcat.models.classifier`.)
 Both fusers are fitted on *out-of-fold* head probabilities, so they learn how
 much to trust each head on products it has not seen. Inputs are a dict
-``modality -> (n, k) probabilities`` and a dict ``modality -> (n,) bool``
-saying which products have that modality; a product missing a modality is
-predicted from the others alone.
+``head name -> (n, k) probabilities`` and a dict ``head name -> (n,) bool``
+saying which products that head can read (a product's row of a head that cannot read it is ignored);
+``y_index`` ``(n,)`` is each product's true class as a column index, and ``predict_proba`` returns ``(n, k)``
+probabilities, each row summing to 1. A product some head cannot read (no photo, no description) is predicted
+from the others alone. The fitted ``modalities_`` holds those head names, sorted, despite its name (renamed,
+the models pickled with it would no longer predict).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from sklearn.metrics import log_loss
 
 from prodcat.parameters import AddedParametersDefaulted
 
+#: floor of a head's probability before its log: a 0 (-inf) would veto the class whatever the other heads say
 EPS = 1e-6
 
 
@@ -46,6 +51,8 @@ class LateFusion(AddedParametersDefaulted, BaseEstimator):
         self.min_products = min_products
 
     def fit(self, probas: dict[str, np.ndarray], masks: dict[str, np.ndarray], y_index: np.ndarray) -> LateFusion:
+        """Fit ``default_weights_`` (``{head: weight}``, on every product with a head) and ``weights_`` (``{set of
+        present heads: {head: weight}}``, for each set of at least ``min_products`` products)."""
         self.modalities_ = sorted(probas)
         self.n_classes_ = next(iter(probas.values())).shape[1]
         any_head = np.logical_or.reduce([masks[m] for m in self.modalities_])
@@ -107,7 +114,7 @@ class StackingFusion(AddedParametersDefaulted, BaseEstimator):
     """A multinomial logistic regression on the heads' log-probabilities.
 
     Its input per product is each head's log-probabilities (zeros where the
-    modality is missing) plus one indicator per modality, so the meta-model
+    head cannot read the product) plus one indicator per head, so the meta-model
     learns per class which head to believe, and how much when one is absent.
     """
 
@@ -115,6 +122,7 @@ class StackingFusion(AddedParametersDefaulted, BaseEstimator):
         self.C = C
 
     def _design(self, probas: dict[str, np.ndarray], masks: dict[str, np.ndarray]) -> np.ndarray:
+        """``(n, n_heads * (n_classes + 1))``, per head its log-probabilities (0 where unread), then its mask."""
         blocks = []
         for m in self.modalities_:
             blocks.append(_log(probas[m]) * masks[m][:, None])
@@ -122,12 +130,14 @@ class StackingFusion(AddedParametersDefaulted, BaseEstimator):
         return np.hstack(blocks)
 
     def fit(self, probas: dict[str, np.ndarray], masks: dict[str, np.ndarray], y_index: np.ndarray) -> StackingFusion:
+        """Fit ``model_``, the logistic regression (inverse regularisation ``C``) on :meth:`_design`'s columns."""
         self.modalities_ = sorted(probas)
         self.n_classes_ = next(iter(probas.values())).shape[1]
         self.model_ = LogisticRegression(C=self.C, max_iter=3000).fit(self._design(probas, masks), y_index)
         return self
 
     def predict_proba(self, probas: dict[str, np.ndarray], masks: dict[str, np.ndarray]) -> np.ndarray:
+        """``(n, n_classes)``; a class no training product had gets probability 0."""
         proba = self.model_.predict_proba(self._design(probas, masks))
         out = np.zeros((proba.shape[0], self.n_classes_))
         out[:, self.model_.classes_] = proba

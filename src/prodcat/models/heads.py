@@ -98,6 +98,8 @@ class PlattSVC(AddedParametersDefaulted, ClassifierMixin, BaseEstimator):
         return tags
 
     def fit(self, X: Any, y: Any) -> PlattSVC:
+        """Fit ``svc_`` on ``X`` ``(n_samples, n_features)`` and ``y`` ``(n_samples,)``, with ``gamma_`` as
+        ``gamma="scale"`` sets it: ``1 / (n_features * X.var())``."""
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64, order="C")
         check_classification_targets(y)
         # SVC's gamma="scale", its variance of a sparse matrix included (E[X²] - E[X]², the zeros counted)
@@ -166,6 +168,7 @@ class SoftVoteClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimato
         return tags
 
     def fit(self, X: Any, y: Any) -> SoftVoteClassifier:
+        """Fit a clone of each of ``members`` (``members_``) on ``X`` and ``y``."""
         X, y = validate_data(self, X, y, accept_sparse="csr")
         check_classification_targets(y)
         self.members_ = [clone(member).fit(X, y) for member in self.members]
@@ -173,11 +176,13 @@ class SoftVoteClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimato
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
+        """``(n, n_classes)``: the mean of the members' probabilities (:func:`classifier_proba`) over ``classes_``."""
         check_is_fitted(self, "members_")
         X = validate_data(self, X, accept_sparse="csr", reset=False)
         return np.mean([classifier_proba(m, X, self.margin_scale) for m in self.members_], axis=0)
 
     def predict(self, X: Any) -> np.ndarray:
+        """``(n,)`` the class of the highest mean probability."""
         best = self.predict_proba(X).argmax(axis=1)  # first: an unfitted model raises NotFittedError
         return self.classes_[best]
 
@@ -196,6 +201,8 @@ class RowSpaceLogisticRegression(AddedParametersDefaulted, LogisticRegression):
     """
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> RowSpaceLogisticRegression:
+        """``LogisticRegression.fit`` on ``X`` ``(n_samples, n_features)``, in the rows' span when ``n_features >
+        n_samples`` and the penalty is L2 alone without ``warm_start`` (otherwise as scikit-learn fits it)."""
         X = check_array(X, accept_sparse="csr", dtype=[np.float64, np.float32])
         # L2 alone is said penalty="l2" (l1_ratio None) before scikit-learn 1.8, l1_ratio=0 since (penalty
         # "deprecated", a parameter 1.10 drops)
@@ -238,7 +245,13 @@ C_SEARCH_FOLDS = 3
 
 def build_classifier(config: ClassifierConfig, dense: bool, seed: int) -> BaseEstimator:
     """The supervised part of a head, from its config: normalisation, model, and (if
-    ``config.C`` is a list) an inner CV choosing C."""
+    ``config.C`` is a list) an inner CV choosing C.
+
+    ``dense``: whether the features it will be fitted on are a dense array; ``config.scale`` applies to those alone
+    (a sparse TF-IDF block is left unscaled). ``seed`` seeds the models and the inner CV's folds. Returns an unfitted
+    estimator: the model alone, a pipeline with the scaling first, or a :class:`~sklearn.model_selection.GridSearchCV`
+    of :data:`C_SEARCH_FOLDS` folds over the list of C (for ``sgd``, ``alpha = 1 / C``); a ``vote`` is a
+    :class:`SoftVoteClassifier` of its members' own."""
     if config.classifier == "vote":
         return SoftVoteClassifier([build_classifier(member, dense, seed) for member in config.members])
     candidates = config.C if isinstance(config.C, list) else [config.C]
@@ -332,21 +345,26 @@ class ModalityHead(AddedParametersDefaulted, ClassifierMixin, BaseEstimator):
 
     # -- supervised part ---------------------------------------------------
     def new_classifier(self, X: Any) -> BaseEstimator:
+        """An unfitted classifier of this head's config for the feature matrix ``X`` (scaled if dense)."""
         return build_classifier(self.config, dense=not sp.issparse(X), seed=self.seed)
 
     def fit_matrix(self, X: Any, y: np.ndarray) -> ModalityHead:
+        """Fit ``classifier_`` on a :meth:`features` matrix ``X`` ``(n, dim)`` and labels ``y`` ``(n,)``."""
         self.classifier_ = fitted(self.new_classifier(X), X, y)
         self.classes_ = np.asarray(self.classifier_.classes_)
         return self
 
     def predict_proba_matrix(self, X: Any) -> np.ndarray:
+        """``(n, n_classes)`` probabilities over ``classes_`` from a :meth:`features` matrix ``X`` ``(n, dim)``."""
         return classifier_proba(self.classifier_, X)
 
     def fit(self, frame: pd.DataFrame, y: np.ndarray) -> ModalityHead:
+        """:meth:`fit_extractors` on ``frame``, then :meth:`fit_matrix` on its :meth:`features` and ``y`` ``(n,)``."""
         self.fit_extractors(frame)
         return self.fit_matrix(self.features(frame), np.asarray(y))
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """``(len(frame), n_classes)`` probabilities over ``classes_``."""
         return self.predict_proba_matrix(self.features(frame))
 
 
@@ -429,6 +447,7 @@ class PooledStratifiedKFold(AddedParametersDefaulted, StratifiedKFold):
         super().__init__(n_splits=n_splits, shuffle=True, random_state=random_state)
 
     def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(train, test)`` row indices of each fold, stratified on :func:`pooled_strata` of ``y``."""
         with silenced(FewMembers):
             # listed inside the filter: scikit-learn's generator warns when iterated, not when called
             folds = list(super().split(X, pooled_strata(np.asarray(y), self.n_splits), groups))

@@ -76,6 +76,9 @@ class NBSVMClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator):
         return tags
 
     def fit(self, X: Any, y: Any) -> NBSVMClassifier:
+        """Fit ``scales_`` ``(n_classes, n_features)`` and one binary ``LinearSVC`` per class (``estimators_``) on
+        ``X`` ``(n_samples, n_features)``, dense or CSR, and labels ``y`` ``(n_samples,)``. Raises ``ValueError``
+        when ``y`` holds fewer than 2 classes."""
         X, y = validate_data(self, X, y, accept_sparse="csr")
         check_classification_targets(y)
         self.classes_ = np.unique(y)
@@ -117,9 +120,11 @@ class NBSVMClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator):
         return np.column_stack([m.decision_function(self._scaled(X, k)) for k, m in enumerate(self.estimators_)])
 
     def decision_function(self, X: Any) -> np.ndarray:
+        """:meth:`margins`, or with two classes ``(n,)`` half their difference (positive for ``classes_[1]``)."""
         margins = self.margins(X)
         return (margins[:, 1] - margins[:, 0]) / 2 if len(self.classes_) == 2 else margins
 
     def predict(self, X: Any) -> np.ndarray:
+        """``(n,)`` the class of the highest one-vs-rest margin of each row of ``X`` ``(n, n_features)``."""
         best = self.margins(X).argmax(axis=1)  # first: an unfitted model raises NotFittedError, not AttributeError
         return self.classes_[best]
