@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import unicodedata
 import warnings
 from collections.abc import Callable
@@ -213,6 +214,73 @@ def test_a_model_other_library_versions_cannot_unpickle_is_refused_naming_them(t
     assert capsys.readouterr().err.startswith(f"error: bundle {bundle}: model.joblib cannot be read by this")
 
 
+def _saved_by_scikit_learn_1_5(model: Any, out: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``model`` saved as a bundle as scikit-learn 1.5.0 would: its estimators' pickled version, and the manifest's."""
+    import sklearn.base
+
+    import prodcat.bundle
+
+    versions = prodcat.bundle.library_versions
+    with monkeypatch.context() as older:
+        older.setattr(sklearn.base, "__version__", "1.5.0")  # what BaseEstimator.__getstate__ records
+        older.setattr(prodcat.bundle, "library_versions", lambda also=(): versions(also) | {"scikit-learn": "1.5.0"})
+        return save_bundle(model, out, config={}, labels=["0", "1"])
+
+
+class _Gate:
+    """Pickled in a model, its unpickling says it has begun (``entered``) and waits until ``released``."""
+
+    entered = threading.Event()
+    released = threading.Event()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _Gate.opened, ()
+
+    @staticmethod
+    def opened() -> _Gate:
+        _Gate.entered.set()
+        assert _Gate.released.wait(60)
+        return _Gate()
+
+
+def test_loading_a_model_leaves_the_warning_filters_of_other_threads_as_they_set_them(tmp_path, monkeypatch, caplog):
+    """A bundle's model was loaded in a ``warnings.catch_warnings`` block recording scikit-learn's warnings, which
+    keeps the process's one list of filters as the load starts and puts it back as it ends: a filter another thread
+    set meanwhile (a server's request thread, a library's) was undone, and that thread's warnings were taken for the
+    load's. The load silences its own in its thread alone: the other thread's filter stays, the load's warnings are
+    still said once."""
+    from sklearn.exceptions import InconsistentVersionWarning
+    from sklearn.preprocessing import StandardScaler
+
+    class Marked(UserWarning):
+        pass
+
+    scaler = StandardScaler().fit([[0.0], [1.0]])
+    bundle = _saved_by_scikit_learn_1_5({"scaler": scaler, "gate": _Gate()}, tmp_path / "m", monkeypatch)
+    _Gate.entered.clear()
+    _Gate.released.clear()
+    loaded: list[Any] = []
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        loading = threading.Thread(target=lambda: loaded.append(load_bundle(bundle)))
+        loading.start()
+        try:
+            assert _Gate.entered.wait(60)  # the load is under way
+            warnings.filterwarnings("error", category=Marked)  # this thread's, set meanwhile
+        finally:
+            _Gate.released.set()
+            loading.join(60)
+        assert ("error", None, Marked, None, 0) in warnings.filters
+        with pytest.raises(Marked):
+            warnings.warn("an error in this thread", Marked, stacklevel=1)
+    [(model, _)] = loaded
+    assert model["scaler"].mean_ == [0.5]
+    assert not [w for w in shown if issubclass(w.category, InconsistentVersionWarning)]
+    assert [r.getMessage()[:60] for r in caplog.records if "scikit-learn" in r.getMessage()] == [
+        f"bundle {bundle} was written with scikit-learn 1.5.0"[:60]
+    ]
+
+
 def test_a_model_another_scikit_learn_pickled_is_said_once_with_both_versions(tmp_path, monkeypatch, caplog):
     """A bundle scikit-learn of another version pickled, which still unpickles, printed scikit-learn's
     InconsistentVersionWarning for each estimator in it (a paragraph each, dozens in a real model) and the run went
@@ -224,9 +292,7 @@ def test_a_model_another_scikit_learn_pickled_is_said_once_with_both_versions(tm
     from sklearn.preprocessing import StandardScaler
 
     model = make_pipeline(StandardScaler(), LogisticRegression()).fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
-    with monkeypatch.context() as older:
-        older.setattr(sklearn.base, "__version__", "1.5.0")  # what BaseEstimator.__getstate__ records
-        bundle = save_bundle(model, tmp_path / "m", config={}, labels=["0", "1"])
+    bundle = _saved_by_scikit_learn_1_5(model, tmp_path / "m", monkeypatch)
     for _ in range(2):  # scikit-learn's own warnings show once per process; this one at each load
         caplog.clear()
         with warnings.catch_warnings(record=True) as shown:

@@ -22,6 +22,7 @@ a crash never leaves half a bundle under the final name.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import io
@@ -32,7 +33,6 @@ import platform
 import shutil
 import tempfile
 import time
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -301,39 +301,39 @@ def load_bundle(bundle_dir: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]
     if data is None or MODEL_FILE not in manifest["files"]:
         raise BundleError(f"bundle {bundle_dir}: its manifest lists no {MODEL_FILE}; retrain it")
     try:
-        return _unpickle(data, bundle_dir), manifest
+        return _unpickle(data, bundle_dir, manifest), manifest
     except Exception as exc:  # whatever another version's pickle raises, the cure is the same
         raise BundleError(f"bundle {bundle_dir}: {unreadable_model(exc, manifest)}") from exc
 
 
-def _unpickle(data: bytes, bundle_dir: str | os.PathLike[str]) -> Any:
-    """The model pickled in ``data``, warning once when another scikit-learn pickled it.
+def _unpickle(data: bytes, bundle_dir: str | os.PathLike[str], manifest: Mapping[str, Any]) -> Any:
+    """The model pickled in ``data``, warning once when another scikit-learn pickled it, the version ``manifest``
+    records (that of the installation that wrote the bundle, model and manifest together).
 
     scikit-learn warns for each estimator of another version's pickle, a paragraph each: a model holds dozens
-    (every head's scaler, classifier, vectoriser), pages above the output while the run went on.
+    (every head's scaler, classifier, vectoriser), pages above the output while the run went on. Those are silenced
+    in this thread alone (:mod:`prodcat.silenced`): ``warnings.catch_warnings``, which recorded them, swaps the
+    process's one list of filters, and a load overlapping another thread's block (the API's, a library's threads)
+    put back the other's filters or left its own behind. A manifest that records no scikit-learn leaves them shown.
     """
     from sklearn import __version__ as here
-    from sklearn.exceptions import InconsistentVersionWarning
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", InconsistentVersionWarning)  # also when a model was already loaded
+    from prodcat.pickled import OtherScikitLearnPickled
+    from prodcat.silenced import silenced
+
+    libraries = manifest.get("libraries")
+    written_with = libraries.get("scikit-learn") if isinstance(libraries, Mapping) else None
+    with silenced(OtherScikitLearnPickled) if written_with else contextlib.nullcontext():
         model = joblib.load(io.BytesIO(data))
-    written_with = set()
-    for warning in caught:
-        if issubclass(warning.category, InconsistentVersionWarning):
-            written_with.add(warning.message.original_sklearn_version)
-        else:  # not ours to silence
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    if written_with:
-        versions = " and ".join(sorted(written_with))
+    if written_with and written_with != here:
         log.warning(
             "bundle %s was written with scikit-learn %s, and this installation has %s: scikit-learn does not "
             "promise that a model predicts the same (or at all) under another version than the one that saved "
             "it; install scikit-learn %s to use it, or retrain it with this installation",
             bundle_dir,
-            versions,
+            written_with,
             here,
-            versions,
+            written_with,
         )
     return model
 
