@@ -42,7 +42,7 @@ from schemathesis.checks import (
 from sqlalchemy.exc import OperationalError
 from starlette.datastructures import FormData, Headers, UploadFile
 
-from conftest import TinyTraining
+from conftest import REPO_ROOT, TinyTraining
 from prodcat.catalog.loaders import load_catalog
 from prodcat.catalog.schema import category_at_level
 from prodcat.cli import main
@@ -1798,6 +1798,104 @@ def test_openapi_takes_the_forms_of_a_description_or_specifications_alone(
             )
             for alternative in alternatives
         ), path
+
+
+def _documented_error_codes() -> set[tuple[int, str]]:
+    """(status, error) of each row of docs/api.md's table of status codes."""
+    text = (REPO_ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    table = text.split("## Status codes", 1)[1].split("\n## ", 1)[0]
+    return {
+        (int(status), code)
+        for status, codes in re.findall(r"^\| (\d{3}) \| ([^|]*) \|", table, flags=re.MULTILINE)
+        for code in re.findall(r"`([a-z_]+)`", codes)
+    }
+
+
+def test_every_error_the_api_answers_is_in_the_table_of_status_codes(
+    client: TestClient, tmp_path: Path, jpeg_bytes: Callable[..., bytes]
+) -> None:
+    """docs/api.md's table of status codes is where an integrator maps the API's errors to what to do, but it left
+    out a third of them: 503 review_store_unavailable (the one to retry) and 415 content_type among them, and the
+    422s of a malformed JSON body, batch item or form. Every refusal provoked here, one per error code the API
+    answers, is in it under its status now."""
+    photo = jpeg_bytes()
+    keyed = {"X-API-Key": API_KEY}
+    review_id = client.post("/predict", json={"title": "mug"}).json()["review_id"]
+    multipart = {"Content-Type": "multipart/form-data; boundary=b"}
+    requests: list[tuple[str, str, dict[str, Any]]] = [
+        ("POST", "/predict", {"content": b"--b\r\n", "headers": multipart}),
+        ("GET", "/reviews", {}),
+        ("GET", "/nope", {}),
+        ("GET", f"/reviews/{review_id}/image", {"headers": keyed}),
+        ("DELETE", "/health", {}),
+        ("POST", "/predict-batch", {"json": [{"title": "mug"}] * 65}),
+        ("POST", f"/reviews/{review_id}", {"json": {"category": "m" * 20_000}, "headers": keyed}),
+        (
+            "POST",
+            "/predict",
+            {"files": {"title": (None, "mug"), "image": ("a.jpg", photo + b"0" * (11 << 20), "image/jpeg")}},
+        ),
+        ("POST", "/predict", {"content": b"mug", "headers": {"Content-Type": "text/plain"}}),
+        ("POST", "/predict", {"content": b"{}", "headers": {"Content-Type": "application/json; charset=latin-1"}}),
+        (
+            "POST",
+            "/predict",
+            {"content": b"{}", "headers": {"Content-Type": "application/json", "Content-Encoding": "gzip"}},
+        ),
+        ("POST", "/predict", {"files": {"title": (None, "mug"), "image": ("a.svg", b"<svg/>", "image/svg+xml")}}),
+        ("POST", "/predict", {"files": {"title": (None, "mug", "text/plain; charset=bogus")}}),
+        ("POST", "/predict", {"json": {}}),
+        ("POST", "/predict-batch", {"json": [{"title": " "}]}),
+        ("POST", "/predict-batch", {"json": []}),
+        ("POST", "/predict", {"json": {"title": "!!!"}}),
+        ("POST", "/predict-batch", {"files": {"photo": ("a.jpg", photo, "image/jpeg")}}),
+        ("POST", "/predict", {"files": {"title": (None, "mug"), "specifications": (None, "{")}}),
+        ("POST", "/predict", {"files": {"title": (None, "mug"), "image": ("a.jpg", photo[:100], "image/jpeg")}}),
+        ("POST", "/predict", {"files": {"title": (None, "mug"), "image": ("a.jpg", b"", "image/jpeg")}}),
+        ("POST", "/predict-batch", {"files": {"products": (None, '[{"title": "mug", "image": "p"}]')}}),
+        ("POST", "/predict", {"files": [("title", (None, "mug")), ("title", (None, "cup"))]}),
+        ("POST", "/predict", {"files": {"title": (None, "mug"), "colour": (None, "red")}}),
+        ("POST", "/predict", {"files": {"title": ("title.txt", b"mug", "text/plain")}}),
+        ("POST", "/predict", {"json": {"title": "mug\x00"}}),
+        (
+            "POST",
+            "/predict-batch",
+            {"json": [{"title": "mug", "product_id": "a"}, {"title": "cup", "product_id": "a"}]},
+        ),
+        ("POST", "/predict", {"json": {"title": "mug", "product_id": "a" * 300}}),
+        ("POST", "/predict?top_k=0", {"json": {"title": "mug"}}),
+        ("POST", "/predict", {"files": {"title": (None, "caf\xe9".encode("latin-1"))}}),
+        ("POST", "/predict", {"files": {"title": (None, "mug"), "image": (None, photo)}}),
+        ("POST", "/predict", {"json": {"title": "m" * 10_001}}),
+        ("POST", "/explain?max_words=1000", {"json": {"title": "mug"}}),
+        *[
+            ("POST", f"/reviews/{review_id}", {"json": {"category": category}, "headers": keyed})
+            for category in (
+                "Mugs",
+                "kitchen > mugs",
+                "Home >  > Decor",
+                "Kitchen",
+                "Kitchen > Mugs > Tall",
+                "Kitchen > Mugs\u200b",
+                "Kitchen > Mugs\ue000",
+            )
+        ],
+    ]
+    answered = set()
+    for method, path, options in requests:
+        error = client.request(method, path, **options).json()
+        error = error["results"][0]["error"] if "results" in error else error  # a batch item's own
+        answered.add((error["status"], error["error"]))
+    # a store gone away (503), and a queue closed, the server started without a key (403)
+    for store, key, path in ((BrokenStore, API_KEY, "/ready"), (ReviewStore, None, "/reviews")):
+        settings = ServeSettings(api_key=key)
+        with TestClient(
+            create_app(OneCategoryModel(), settings, store(f"sqlite:///{tmp_path / path[1:]}.db"))
+        ) as other:
+            error = other.get(path).json()
+            answered.add((error["status"], error["error"]))
+    assert len(answered) == len(requests) + 2, sorted(answered)  # each request provokes its own error
+    assert sorted(answered - _documented_error_codes()) == []
 
 
 #: products that /predict and /explain refuse before the model reads them, as JSON or as a form, and the refusal
