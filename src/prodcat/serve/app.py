@@ -497,17 +497,7 @@ def _review_routes(
         return ReviewOut.model_validate(item).model_copy(update={"trains_as": trains_as})
 
     def require_key(key: Annotated[str | None, Depends(_API_KEY_HEADER)]) -> None:
-        expected = settings.api_key
-        if expected is None:
-            raise ApiError(
-                403,
-                "review_closed",
-                "the review queue is closed: the server was started without an API key; start it with "
-                "PRODCAT_API_KEY set or with --api-key-file FILE, then send the key in the X-API-Key header",
-            )
-        # constant-time comparison: response timing says nothing about the key
-        if key is None or not hmac.compare_digest(key.encode("utf-8"), expected.get_secret_value().encode("utf-8")):
-            raise ApiError(401, "api_key", "missing or wrong X-API-Key header")
+        _check_api_key(key, settings)
 
     # the query checked after the key, as FastAPI checks a route's own parameters: a 401 comes before any 422
     reviewer_only = [Depends(require_key), Depends(_refuse_repeated_query_parameters)]
@@ -538,14 +528,7 @@ def _review_routes(
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     ) -> ReviewListOut:
-        if product_id == "":  # stripped: a blank id is no id, the records of no product
-            detail = (
-                "product_id is blank (empty or spaces alone), which is no product's id (a prediction sent with one is "
-                "stored without an id): give a product's id, or leave product_id out to list every product's records"
-            )
-            raise ApiError(422, "invalid_request", detail)
-        if product_id is not None:  # as a product_id sent to /predict: PostgreSQL fails a query holding a NUL
-            check_storable("product_id", product_id)
+        _check_product_id_query(product_id)
 
         def page() -> tuple[list[ReviewItem | UnreadableRecord], int]:
             found = store.items(status, product_id=product_id, limit=limit, offset=offset)
@@ -630,6 +613,35 @@ def _review_routes(
         return out(item)
 
     return router
+
+
+def _check_api_key(key: str | None, settings: ServeSettings) -> None:
+    """Refuse a request to the review queue without the server's API key (``key``: its ``X-API-Key`` header), or
+    any request to it when the server has none (the queue is closed)."""
+    expected = settings.api_key
+    if expected is None:
+        raise ApiError(
+            403,
+            "review_closed",
+            "the review queue is closed: the server was started without an API key; start it with "
+            "PRODCAT_API_KEY set or with --api-key-file FILE, then send the key in the X-API-Key header",
+        )
+    # constant-time comparison: response timing says nothing about the key
+    if key is None or not hmac.compare_digest(key.encode("utf-8"), expected.get_secret_value().encode("utf-8")):
+        raise ApiError(401, "api_key", "missing or wrong X-API-Key header")
+
+
+def _check_product_id_query(product_id: str | None) -> None:
+    """Refuse the ``product_id`` query of ``GET /reviews`` (stripped) when it is blank, or holds what the store cannot
+    be queried with; ``None``: not given, every product's records."""
+    if product_id == "":  # stripped: a blank id is no id, the records of no product
+        detail = (
+            "product_id is blank (empty or spaces alone), which is no product's id (a prediction sent with one is "
+            "stored without an id): give a product's id, or leave product_id out to list every product's records"
+        )
+        raise ApiError(422, "invalid_request", detail)
+    if product_id is not None:  # as a product_id sent to /predict: PostgreSQL fails a query holding a NUL
+        check_storable("product_id", product_id)
 
 
 async def _read_submission(request: Request) -> ReviewSubmission:
