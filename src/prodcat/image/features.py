@@ -536,7 +536,8 @@ class BagOfVisualWords(_ReadsPhotos, Extractor):
         max_fit_descriptors: descriptors sampled in total to fit the codebook.
         n_jobs: decoding/detection threads (OpenCV releases the GIL).
         random_state: seed of the sampling and of k-means.
-        cache_dir: root of the descriptor and codebook caches (default ``$PRODCAT_CACHE_DIR``).
+        cache_dir: root of the descriptor and codebook caches (default ``$PRODCAT_CACHE_DIR``, else
+            ``~/.cache/prodcat``).
     """
 
     modality: ClassVar[str] = "image"

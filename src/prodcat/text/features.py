@@ -1,8 +1,9 @@
-"""Bag-of-words text extractors: word and character TF-IDF, and raw counts.
+"""Sparse text extractors: word and character TF-IDF, raw counts, and the listing's layout.
 
-All read :func:`prodcat.catalog.schema.product_text` (title + description),
-cleaned by :func:`prodcat.text.clean.clean_text`; the word extractors can also
-lemmatise and drop stop-words (:class:`~prodcat.text.clean.TextNormalizer`).
+The bag-of-words ones read :func:`prodcat.catalog.schema.product_text` (title + description),
+cleaned by :func:`prodcat.text.clean.clean_text` (``tfidf``'s title blocks read the title alone); the word
+extractors can also lemmatise and drop stop-words (:class:`~prodcat.text.clean.TextNormalizer`).
+``layout`` reads the title and the description apart (:class:`LayoutExtractor`).
 Outputs are ``scipy.sparse`` CSR matrices ``(n_products, n_features)`` of
 ``float32`` (``int64`` counts for ``bow``).
 """

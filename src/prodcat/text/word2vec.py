@@ -2,8 +2,8 @@
 
 ``fit`` trains a gensim Word2Vec on the catalogue's normalised tokens
 (:class:`~prodcat.text.clean.TextNormalizer`: cleaned, lower case, stop-words
-removed, optionally lemmatised); a product's vector is the mean of its words'
-vectors, optionally weighted by each word's inverse document frequency so that
+removed unless ``remove_stop_words=False``, lemmatised if ``lemmatize=True``); a product's
+vector is the mean of its words' vectors, optionally weighted by each word's inverse document frequency so that
 rare, specific words count more than ubiquitous ones.
 """
 
