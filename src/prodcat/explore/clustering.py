@@ -110,15 +110,17 @@ class ClusteringRun:
     #: (:func:`~prodcat.explore.metrics.clustering_scores`)
     scores: dict[str, float]
     matching: ClusterMatching
-    #: seconds of its extractors (each computed once per study, counted in every set using it),
+    #: wall-clock seconds of its extractors (each computed once per study, counted in every set using it),
     #: block combination, reduction and clustering
     seconds: float
+    #: the part of :attr:`seconds` its extractors took
     feature_seconds: float
     #: what its products have, as in "products with ...": "text", "a photo", "text and a photo"; "" unsaid
     modalities: str = ""
 
     @property
     def n_clusters(self) -> int:
+        """The number of clusters asked of KMeans: that of the categories of its products."""
         return len(self.matching.categories)
 
     @property
@@ -169,6 +171,7 @@ class StudyResult:
 
     @property
     def n_categories(self) -> int:
+        """The number of distinct categories of the products studied."""
         return len(np.unique(self.categories))
 
     def categories_of(self, run: ClusteringRun) -> np.ndarray:
@@ -274,7 +277,7 @@ class FeasibilityStudy:
 
     Args:
         features: feature sets, each an extractor name or names joined by ``+``.
-        reductions: names from :data:`~prodcat.explore.reduction.REDUCTIONS`.
+        reductions: names from :data:`~prodcat.explore.choices.REDUCTIONS`.
         level: category depth compared against (1 = top level; ``None`` = full path).
         n_components: PCA dimensions kept by the ``pca`` and ``pca+knn`` reductions.
         n_init: KMeans initialisations.

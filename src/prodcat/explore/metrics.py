@@ -110,7 +110,7 @@ def clustering_scores(
     clusters, a random clustering shares much information with the categories
     by chance alone, so its NMI is high while its AMI (and ARI) stays near 0.
     The silhouette is measured in the space that was clustered, with Euclidean
-    distance; ``nan`` when there is a single cluster.
+    distance; ``nan`` when there is a single cluster, or one per product (silhouette is then undefined).
     """
     clusters = np.asarray(clusters)
     n_clusters = len(np.unique(clusters))

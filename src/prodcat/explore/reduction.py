@@ -48,7 +48,8 @@ class BlockNormalizer(TransformerMixin, BaseEstimator):
     """L2-normalise the rows of one feature block, first reducing it with TruncatedSVD if sparse.
 
     Input ``(n, d)`` dense or sparse; output dense ``float32`` ``(n, d')`` with
-    ``d' = min(svd_components, d - 1)`` for sparse input, ``d`` otherwise.
+    ``d' = max(1, min(svd_components, d - 1, n - 1))`` for sparse input (TruncatedSVD needs fewer components than
+    columns and rows), ``d`` otherwise.
     Rows that are all zero (a product without this modality) stay zero.
     """
 
@@ -57,6 +58,7 @@ class BlockNormalizer(TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: Any, y: Any = None) -> BlockNormalizer:
+        """Fit ``svd_`` on a sparse ``X`` ``(n, d)``; ``None`` for a dense one (nothing to learn)."""
         self.svd_ = None
         if sp.issparse(X):
             n_components = max(1, min(self.svd_components, X.shape[1] - 1, X.shape[0] - 1))
@@ -64,6 +66,7 @@ class BlockNormalizer(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: Any) -> np.ndarray:
+        """``float32`` ``(n, d')``: ``X`` projected by ``svd_`` if fitted on a sparse block, rows of norm 1 (or 0)."""
         dense = self.svd_.transform(X) if self.svd_ is not None else np.asarray(X)
         return normalize(dense.astype(np.float32, copy=False))
 
@@ -94,6 +97,7 @@ class TSNE2D(TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: Any = None) -> TSNE2D:
+        """Map ``X`` ``(n, d)`` to 2-D, kept as ``embedding_`` (openTSNE's, which :meth:`transform` extends)."""
         from openTSNE import TSNE
 
         perplexity = min(self.perplexity, (len(X) - 1) / 3)
@@ -111,6 +115,7 @@ class TSNE2D(TransformerMixin, BaseEstimator):
         return self
 
     def fit_transform(self, X: np.ndarray, y: Any = None, **fit_params: Any) -> np.ndarray:
+        """``float32`` ``(n, 2)``: the map :meth:`fit` makes of ``X`` ``(n, d)``."""
         return np.asarray(self.fit(X).embedding_, dtype=np.float32)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
@@ -151,9 +156,12 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: Any = None) -> UMAPReducer:
+        """Nothing: the map is made by :meth:`fit_transform` (a pipeline's ``fit`` calls this one)."""
         return self
 
     def fit_transform(self, X: np.ndarray, y: Any = None, **fit_params: Any) -> np.ndarray:
+        """``float32`` ``(n, n_components)`` (fewer components for under ``n_components + 2`` points) of ``X``
+        ``(n, d)``."""
         import warnings
 
         from sklearn.neighbors import NearestNeighbors
@@ -213,9 +221,11 @@ class KNNSmoother(TransformerMixin, BaseEstimator):
         self.steps = steps
 
     def fit(self, X: np.ndarray, y: Any = None) -> KNNSmoother:
+        """Nothing: the smoothing is :meth:`fit_transform`'s (a pipeline's ``fit`` calls this one)."""
         return self
 
     def fit_transform(self, X: np.ndarray, y: Any = None, **fit_params: Any) -> np.ndarray:
+        """``float32`` ``(n, d)``: ``X`` ``(n, d)`` smoothed ``steps`` times, rows of norm 1 (when ``d > 1``)."""
         from sklearn.neighbors import kneighbors_graph
 
         X = np.asarray(X, dtype=np.float32)
@@ -232,9 +242,11 @@ class KNNSmoother(TransformerMixin, BaseEstimator):
 def make_reduction(name: str, shape: tuple[int, int], *, n_components: int = 50, seed: int = 0) -> Pipeline:
     """Build the reduction ``name`` for dense input of ``shape`` ``(n_samples, n_features)``.
 
-    Call ``fit_transform`` on the combined blocks; ``pca`` returns ``(n, n_components)``,
+    Call ``fit_transform`` on the combined blocks; ``pca`` returns ``(n, min(n_components, n_samples,
+    n_features))``,
     ``pca+knn`` the same shape with unit rows, ``tsne`` ``(n, 2)``, ``umap`` ``(n, 10)``
-    (fewer for tiny samples). ``n_components`` only applies to the PCA.
+    (fewer for tiny samples). ``n_components`` only applies to the PCA. Raises ``ValueError`` for a name not in
+    :data:`~prodcat.explore.choices.REDUCTIONS`.
     """
     n_samples, n_features = shape
     pca = PCA(n_components=min(n_components, n_samples, n_features), random_state=seed)
