@@ -2722,9 +2722,7 @@ def test_train_with_feedback_warns_of_a_queue_holding_no_correction(tmp_path, ca
     assert not [record for record in caplog.records if "holds no correction" in record.getMessage()]
 
 
-def test_train_with_feedback_replaces_corrected_products_and_reads_only_usable_corrections(
-    tmp_path, capsys, monkeypatch
-):
+def test_train_with_feedback_replaces_corrected_products_and_reads_only_usable_corrections(tmp_path, monkeypatch):
     """A corrected catalogue product trains under its correction only (not twice, with two labels), and a
     correction with nothing the model reads (a photo-only one for a text-only model) is left out, as a
     catalogue product would be. Its stored photo is written into the prodcat cache, ``$PRODCAT_CACHE_DIR``."""
