@@ -1003,6 +1003,38 @@ def _read_failures_said(
     return reading
 
 
+def _catalog_path(path: str | Path) -> Path:
+    """``path`` (``~`` expanded), refused unless it is an existing file or folder: no catalogue is read from a
+    stream."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    if not path.is_file() and not path.is_dir():
+        # /dev/zero was read until memory ran out, a FIFO or <(zcat ...) waited for a writer or came empty the second
+        # time it was read (its header first, then its rows): no catalogue is read from a stream
+        raise CatalogFormatError(
+            f"{path}: a device, pipe or socket, not a file or folder: save the catalogue to a file and give its path"
+        )
+    return path
+
+
+def _check_options_of_format(path: Path, fmt: str, options: dict[str, str | None], language: str | None) -> None:
+    """Refuse the reading ``options`` (by option name) and ``language`` that a catalogue of format ``fmt`` has no use
+    for, or an empty --category-sep: each would change nothing, or fail in a traceback, without a word."""
+    # an unset shell variable ('--category-sep "$SEP"'): str.split refuses it, in a traceback
+    if options["--category-sep"] == "":
+        raise CatalogFormatError("--category-sep is empty: give the separator of the category levels, e.g. '/'")
+    given = [option for option, value in options.items() if value]
+    if fmt in _FOLDER_FILES and given:
+        detail = f"{', '.join(given)} apply to CSV/Parquet catalogues only"
+        raise CatalogFormatError(f"{path} is a {fmt} catalogue, whose columns are known: {detail}")
+    if language and fmt != "rakuten":  # taken for the texts' language, it changed nothing, without a word
+        raise CatalogFormatError(
+            f"{path} is a {fmt} catalogue: --language picks the names of Rakuten's categories only (the language "
+            "of a catalogue's texts is detected): leave it out"
+        )
+
+
 @_read_failures_said
 def load_catalog(
     path: str | Path,
@@ -1024,15 +1056,7 @@ def load_catalog(
     whose columns are known; ``image_root`` is the photo folder of any format; ``language``
     (``en``/``fr``, default ``en``) picks the Rakuten category names, and is refused for the other formats.
     """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file or folder")
-    if not path.is_file() and not path.is_dir():
-        # /dev/zero was read until memory ran out, a FIFO or <(zcat ...) waited for a writer or came empty the second
-        # time it was read (its header first, then its rows): no catalogue is read from a stream
-        raise CatalogFormatError(
-            f"{path}: a device, pipe or socket, not a file or folder: save the catalogue to a file and give its path"
-        )
+    path = _catalog_path(path)
     if format not in FORMATS:
         raise ValueError(f"unknown catalogue format {format!r}; expected one of {', '.join(FORMATS)}")
     fmt = detect_format(path) if format == "auto" else format
@@ -1047,17 +1071,7 @@ def load_catalog(
         "--category-column": category_column,
         "--category-sep": category_sep,
     }
-    if category_sep == "":  # an unset shell variable ('--category-sep "$SEP"'): str.split refuses it, in a traceback
-        raise CatalogFormatError("--category-sep is empty: give the separator of the category levels, e.g. '/'")
-    given = [option for option, value in options.items() if value]
-    if fmt in _FOLDER_FILES and given:
-        detail = f"{', '.join(given)} apply to CSV/Parquet catalogues only"
-        raise CatalogFormatError(f"{path} is a {fmt} catalogue, whose columns are known: {detail}")
-    if language and fmt != "rakuten":  # taken for the texts' language, it changed nothing, without a word
-        raise CatalogFormatError(
-            f"{path} is a {fmt} catalogue: --language picks the names of Rakuten's categories only (the language "
-            "of a catalogue's texts is detected): leave it out"
-        )
+    _check_options_of_format(path, fmt, options, language)
     if fmt == "flipkart":
         return load_flipkart(path, root)
     if fmt == "rakuten":
