@@ -64,17 +64,7 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
     shown = _shown_line_numbers(source.lines)
     issues += _drop_nul(source.lines, shown, path)
     reader = csv.reader(source, delimiter=delimiter, strict=True)
-    try:
-        header = _filled_record(reader)
-        if separator_hint(source.lines[source.position - 1]):  # Excel's line above the header, as Excel reads it
-            header = _filled_record(reader)
-    except StopIteration:
-        raise CatalogFormatError(f"{path}: the file is empty; expected a header line") from None
-    except csv.Error as error:  # without a header, no line can be read: the whole file is refused, saying why
-        raise CatalogFormatError(
-            f"{path}: the header (line 1) has bad quoting ({error}); every column name must be whole, "
-            'a quote inside a quoted name doubled ("")'
-        ) from None
+    header = _header(reader, source, path)
     records: list[list[str]] = []
     lines: list[int] = []
     while True:
@@ -121,6 +111,23 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
     if not records:
         frame = pd.DataFrame({c: pd.Series(dtype=object) for c in frame.columns}, index=pd.Index([], name="line"))
     return SourceTable(frame, issues, path.name)
+
+
+def _header(reader: Iterator[list[str]], source: _Lines, path: Path) -> list[str]:
+    """The header record of the CSV ``path`` read by ``reader`` (over ``source``): the first that is not blank, or the
+    one after Excel's separator hint; ``CatalogFormatError`` when there is none or its quoting is bad."""
+    try:
+        header = _filled_record(reader)
+        if separator_hint(source.lines[source.position - 1]):  # Excel's line above the header, as Excel reads it
+            header = _filled_record(reader)
+    except StopIteration:
+        raise CatalogFormatError(f"{path}: the file is empty; expected a header line") from None
+    except csv.Error as error:  # without a header, no line can be read: the whole file is refused, saying why
+        raise CatalogFormatError(
+            f"{path}: the header (line 1) has bad quoting ({error}); every column name must be whole, "
+            'a quote inside a quoted name doubled ("")'
+        ) from None
+    return header
 
 
 def _blank(record: list[str]) -> bool:
