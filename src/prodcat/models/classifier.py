@@ -456,6 +456,14 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
             self.heads_[head_config.name], matrices[head_config.name], masks[head_config.name] = head, matrix, mask
             reads[head_config.name] = read
             log.info("head %s: %d of %d products", head_config.name, mask.sum(), len(frame))
+        self._say_heads_left_out(refusals, skipped, wanted)
+        return *self._read_only(matrices, masks, reads), photos_decoded
+
+    def _say_heads_left_out(
+        self, refusals: dict[str, NothingToLearn], skipped: dict[str, str], wanted: list[str]
+    ) -> None:
+        """Warn of the heads left out for want of anything to learn (``refusals``, by head), or raise
+        ``TrainingRefused`` when no head is left (``heads_``), saying why each was (``skipped``, by head)."""
         # the heads left out for want of anything to learn are warned of, but for the refusal raised when no head is
         # left: the command line says that one as its error (warned of too, it was said twice)
         raised = next(iter(refusals.values())) if refusals and not self.heads_ else None
@@ -467,7 +475,6 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
                 raise TrainingRefused(str(raised)) from raised
             why = "; ".join(f"head {name}: {reason}" for name, reason in skipped.items())
             raise TrainingRefused(f"no head in the config can be trained on the modalities {wanted}: {why}")
-        return *self._read_only(matrices, masks, reads), photos_decoded
 
     def _read_only(
         self, matrices: dict[str, Any], masks: dict[str, np.ndarray], reads: dict[str, np.ndarray]
