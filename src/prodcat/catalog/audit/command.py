@@ -23,15 +23,8 @@ def run_audit(args: argparse.Namespace) -> int:
     from prodcat.commands import build_config, fold_count_of_the_run, warn_if_the_sample_takes_all
     from prodcat.evaluate.report import report_problem
 
-    unused = [f"--{name}" for name in _LABEL_OPTIONS if getattr(args, name) is not None]
-    if unused and not args.labels:
-        print(f"error: {', '.join(unused)} only apply to the label audit: add --labels", file=sys.stderr)
-        return 2
-    if args.seed is not None and not (args.labels or args.sample):
-        print(
-            "error: --seed only applies to a --sample and to the label audit: add --sample N or --labels",
-            file=sys.stderr,
-        )
+    if problem := _unused_options_problem(args):
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     if problem := report_problem(args.report, args.data, AUDIT_FILES):
         print(f"error: {problem}", file=sys.stderr)
@@ -78,6 +71,17 @@ def run_audit(args: argparse.Namespace) -> int:
 
 #: options of the label audit, refused without --labels rather than silently ignored
 _LABEL_OPTIONS = ("config", "level", "modalities", "folds")
+
+
+def _unused_options_problem(args: argparse.Namespace) -> str | None:
+    """The options given that nothing of the audit asked for would read (they were silently ignored): those of the
+    label audit without --labels, --seed without --sample or --labels; ``None`` when none is."""
+    unused = [f"--{name}" for name in _LABEL_OPTIONS if getattr(args, name) is not None]
+    if unused and not args.labels:
+        return f"{', '.join(unused)} only apply to the label audit: add --labels"
+    if args.seed is not None and not (args.labels or args.sample):
+        return "--seed only applies to a --sample and to the label audit: add --sample N or --labels"
+    return None
 
 
 def _sample(catalog: Catalog, config: Config, size: int) -> Catalog:
