@@ -69,13 +69,7 @@ def run_robustness(args: argparse.Namespace) -> int:
 
 def study_robustness(args: argparse.Namespace, perturbations: list[Perturbation], base: Perturbation | None) -> int:
     """:func:`run_robustness`'s study, once its report folder is held; returns the exit code."""
-    from prodcat.commands import (
-        catalog_of_the_run,
-        ids_not_drawn,
-        labelled_part,
-        warn_of_issues_of_products,
-        warn_of_unused_photos,
-    )
+    from prodcat.commands import catalog_of_the_run, labelled_part, warn_of_unused_photos
     from prodcat.predict import Predictor
 
     predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
@@ -90,20 +84,9 @@ def study_robustness(args: argparse.Namespace, perturbations: list[Perturbation]
     catalog = labelled_part(catalog_of_the_run(args, read_by))
     if catalog is None:
         return 2
-    try:
-        frame, warnings = scored_products(catalog.frame, predictor, args.sample, args.seed)
-    except ValueError as exc:
-        warn_of_issues_of_products(catalog, args.data, frozenset())
-        print(f"error: {exc}{photo_files_unread(catalog)}", file=sys.stderr)
+    if (products := products_of_the_runs(args, catalog, predictor, base, perturbations)) is None:
         return 2
-    # the issues of the products scored, and of those the model cannot read (left out of every run, saying so), not
-    # of those a --sample did not draw
-    candidates = catalog.frame[readable_by(catalog.frame, read_by)]
-    warn_of_issues_of_products(catalog, args.data, ids_not_drawn(candidates, frame))
-    refusal, photos_warning = undecoded_photos_said(frame, read_by, base, perturbations)
-    if refusal:
-        print(f"error: {refusal}", file=sys.stderr)
-        return 2
+    frame, warnings, photos_warning = products
     warnings += [warning for warning in (unread, photos_warning) if warning]
     truth = model_truth(frame["category"], model_level(predictor.manifest), predictor.labels)
     in_training = products_in_training(frame, predictor.manifest, args.model, catalog.frame)
@@ -133,6 +116,36 @@ def study_robustness(args: argparse.Namespace, perturbations: list[Perturbation]
     for warning in report.warnings():
         print(f"warning: {warning}")
     return report_exit_code(args.report, report.failure, "measure")
+
+
+def products_of_the_runs(
+    args: argparse.Namespace,
+    catalog: Catalog,
+    predictor: Predictor,
+    base: Perturbation | None,
+    perturbations: list[Perturbation],
+) -> tuple[pd.DataFrame, list[str], str | None] | None:
+    """The labelled products of ``catalog`` every run scores (:func:`scored_products`), the warnings of those left out
+    and that of their photos (:func:`undecoded_photos_said`), their input issues warned of; ``None`` when nothing can
+    be measured on them, said on stderr."""
+    from prodcat.commands import ids_not_drawn, warn_of_issues_of_products
+
+    read_by = modalities_read_by_bundle(predictor.manifest)
+    try:
+        frame, warnings = scored_products(catalog.frame, predictor, args.sample, args.seed)
+    except ValueError as exc:
+        warn_of_issues_of_products(catalog, args.data, frozenset())
+        print(f"error: {exc}{photo_files_unread(catalog)}", file=sys.stderr)
+        return None
+    # the issues of the products scored, and of those the model cannot read (left out of every run, saying so), not
+    # of those a --sample did not draw
+    candidates = catalog.frame[readable_by(catalog.frame, read_by)]
+    warn_of_issues_of_products(catalog, args.data, ids_not_drawn(candidates, frame))
+    refusal, photos_warning = undecoded_photos_said(frame, read_by, base, perturbations)
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return None
+    return frame, warnings, photos_warning
 
 
 @contextmanager
