@@ -2569,6 +2569,28 @@ def serve_with_workers(arguments: list[str], monkeypatch: pytest.MonkeyPatch) ->
     return run._replace(status=main(["serve", *arguments, "--workers", "2", "--port", "0"]))
 
 
+def test_serve_keeps_an_idle_connection_open_as_long_as_asked(
+    tiny_training: TinyTraining, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvicorn closed an idle keep-alive connection after its own 5 s, which no option changed and no Keep-Alive
+    header said (seen black-box: a connection left idle after GET /health closed at 5.0 s): a client pool or load
+    balancer keeping idle connections longer sent requests on connections the server was closing, a POST failing
+    with a connection reset. --keep-alive-s (PRODCAT_KEEP_ALIVE_S) sets it, 5 s by default as before."""
+    import uvicorn
+
+    import prodcat.serve.logs
+
+    kept: list[int] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: kept.append(options["timeout_keep_alive"]))
+    monkeypatch.setattr(prodcat.serve.logs, "configure_json_logging", lambda level: None)
+    monkeypatch.setattr(sys, "setswitchinterval", lambda interval: None)  # create_app_from_env's, process-wide
+    arguments = ["serve", str(tiny_training.bundle), "--review-db", f"sqlite:///{tmp_path / 'r.db'}", "--port", "0"]
+    assert main(arguments) == main([*arguments, "--keep-alive-s", "75"]) == 0
+    monkeypatch.setenv("PRODCAT_KEEP_ALIVE_S", "65")
+    assert main(arguments) == 0
+    assert kept == [5, 75, 65]
+
+
 def test_serve_with_workers_keeps_no_model_in_the_supervisor(
     tiny_training: TinyTraining, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -294,7 +294,13 @@ def run_serve(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
         return 2
     _remove_abandoned_metrics_folders()
-    common = {"host": settings.host, "port": settings.port, "log_config": None, "access_log": False}
+    common = {
+        "host": settings.host,
+        "port": settings.port,
+        "timeout_keep_alive": settings.keep_alive_s,
+        "log_config": None,
+        "access_log": False,
+    }
     if settings.workers == 1:
         uvicorn.run(app, **common)
     else:

