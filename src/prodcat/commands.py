@@ -841,27 +841,9 @@ def run_predict(args: argparse.Namespace) -> int:
     # the labels a catalogue may have are not read: their issues do not concern the predictions
     read_by = modalities_read_by_bundle(manifest)
     catalog = catalog_of_the_run(args, read_by, reads_labels=False)
+    if _catalog_refused_for_prediction(catalog, out, read_by, args.data):
+        return 2
     frame = catalog.frame
-    if (product := _product_whose_photo_is(out, frame)) is not None:
-        print(
-            f"error: --out {out} is the photo of product {product}: it would be overwritten by the predictions",
-            file=sys.stderr,
-        )
-        return 2
-    # scored, each got its error (nothing to classify), and a run of no prediction exited 0
-    readable = readable_by(frame, read_by)
-    if _refused_as_unreadable(readable, read_by, args.data):
-        return 2
-    if frame.empty:
-        # refused before scoring, as a catalogue with nothing the model reads is: no output of no prediction, no
-        # "0 predictions written" beside the error; the rows skipped are warned of here, as no file lists them
-        _warn_of_read_issues(catalog.issues, args.data, None)
-        print(f"error: no product could be read from {args.data}", file=sys.stderr)
-        return 2
-    if unread := int((~readable).sum()):
-        log.warning(
-            "%s", _unread_warning(unread, len(frame), read_by, "they get no category, their error column saying why")
-        )
 
     def list_input_issues() -> None:
         # warned of "all listed in OUT.issues.csv" as that file is written: once the output is this run's, and again
@@ -896,10 +878,7 @@ def run_predict(args: argparse.Namespace) -> int:
         print(f"interrupted{_kept_chunks(out, separator='; ')}", file=sys.stderr)
         return 130
     # written before anything is printed: a reader of the output that stops early (| head) ends the run there
-    used = None
-    if "image" in modalities_read_by_bundle(engine.manifest):  # read back only when a photo can have gone unused
-        used = pd.read_csv(out, usecols=["product_id", "modalities_used"], dtype=str, keep_default_na=False)
-    issues = _with_unused_photos(catalog, used, input_issues_path(out))
+    issues = _with_unused_photos(catalog, _modalities_used(engine, out), input_issues_path(out))
     issues_file = write_input_issues(issues, out)
     print(summary.report_line())
     if issues_file:
@@ -909,6 +888,41 @@ def run_predict(args: argparse.Namespace) -> int:
             f"{issues_file}"
         )
     return 0
+
+
+def _catalog_refused_for_prediction(catalog: Catalog, out: Path, read_by: tuple[str, ...], data: str) -> bool:
+    """Whether ``prodcat predict`` refuses the catalogue read, said on stderr: --out is one of its photos, the model
+    reads nothing of its products, or none was read. Else the products it reads nothing of are warned of."""
+    frame = catalog.frame
+    if (product := _product_whose_photo_is(out, frame)) is not None:
+        print(
+            f"error: --out {out} is the photo of product {product}: it would be overwritten by the predictions",
+            file=sys.stderr,
+        )
+        return True
+    # scored, each got its error (nothing to classify), and a run of no prediction exited 0
+    readable = readable_by(frame, read_by)
+    if _refused_as_unreadable(readable, read_by, data):
+        return True
+    if frame.empty:
+        # refused before scoring, as a catalogue with nothing the model reads is: no output of no prediction, no
+        # "0 predictions written" beside the error; the rows skipped are warned of here, as no file lists them
+        _warn_of_read_issues(catalog.issues, data, None)
+        print(f"error: no product could be read from {data}", file=sys.stderr)
+        return True
+    if unread := int((~readable).sum()):
+        log.warning(
+            "%s", _unread_warning(unread, len(frame), read_by, "they get no category, their error column saying why")
+        )
+    return False
+
+
+def _modalities_used(engine: Engine, out: Path) -> pd.DataFrame | None:
+    """The ``product_id`` and ``modalities_used`` of the predictions written to ``out``, read back for a model that
+    reads photos (to list those it did not use); ``None`` for one that reads none."""
+    if "image" not in modalities_read_by_bundle(engine.manifest):
+        return None
+    return pd.read_csv(out, usecols=["product_id", "modalities_used"], dtype=str, keep_default_na=False)
 
 
 def _kept_chunks(out: str | Path, separator: str = "\n") -> str:
@@ -1002,13 +1016,19 @@ def _evaluate(
         catalog,
         predictions if "image" in read_by else None,
     )
-    print_metrics(metrics, f"Evaluation on {count_text(len(frame))} labelled products:")
+    _print_evaluation(metrics, len(frame))
+    return report_exit_code(args.report, failure, "evaluation")
+
+
+def _print_evaluation(metrics: dict[str, Any], evaluated: int) -> None:
+    """``prodcat evaluate``'s figures on the console (``metrics``, of ``evaluated`` labelled products): the headline,
+    by the modalities read, on the products not in the model's training data when some were, then its warnings."""
+    print_metrics(metrics, f"Evaluation on {count_text(evaluated)} labelled products:")
     print_by_modalities(metrics["by_modalities"])
     if "not_in_training" in metrics:
         print_metrics(metrics["not_in_training"], "On those not in the model's training data (the honest figures):")
     for warning in metrics["warnings"]:
         print(f"warning: {warning}")
-    return report_exit_code(args.report, failure, "evaluation")
 
 
 def print_by_modalities(by_modalities: dict[str, dict[str, float]]) -> None:
