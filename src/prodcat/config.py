@@ -474,39 +474,9 @@ def load_config_and_folds(path: str | Path) -> tuple[Config, int | None]:
     the folds split the products, so a run again from the report's config with another number scores them otherwise.
     Both from one read of the file (``--config``, :class:`~prodcat.arguments.ConfigOption`)."""
     path = Path(path)
-    if path.is_dir():  # a bundle or a report, given by its folder: '[Errno 21] Is a directory' said not which file
-        recording = _recording_in(path)
-        instead = f"give {recording}" if recording else "give a YAML or TOML config file"
-        raise ConfigError(f"{path}: a folder, not a config file: {instead}")
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # past a byte-order mark, as Notepad saves UTF-8
-    except UnicodeDecodeError as error:  # its message names neither the file nor the line
-        line = error.object[: error.start].count(b"\n") + 1
-        raise ConfigError(
-            f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} on line {line}, as Windows-1252 or "
-            "Latin-1 write an accented letter): save it as UTF-8"
-        ) from None
+    text = _config_text(path)
     suffix = path.suffix.lower()
-    try:
-        if suffix == ".toml":
-            data = tomllib.loads(text)
-        elif suffix == ".json":  # a report's metrics.json is read in milliseconds, where PyYAML takes seconds
-            data = json.loads(text)
-        else:  # a SafeLoader: no Python object is built from the file
-            data = yaml.load(text, Loader=_UniqueKeyLoader)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{path}: not valid JSON: {error}") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        # another file of a bundle or a report (its report.html): the config its run used is beside it
-        recording = _recording_in(path.parent)
-        beside = f"; the config of the run beside it is in {recording}" if recording and recording != path else ""
-        raise ConfigError(
-            f"{path}: not valid YAML: {getattr(error, 'problem', None) or error}{where}{beside}"
-        ) from None
+    data = _parsed_config(text, path, suffix)
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{path}: a config is a mapping of fields (e.g. `fusion: late`), not {type(data).__name__}")
     # a bundle's manifest.json or a cv report's metrics.json: the config that run used, to run it again
@@ -527,6 +497,48 @@ def load_config_and_folds(path: str | Path) -> tuple[Config, int | None]:
         line_of = (lambda loc: None) if suffix == ".toml" else _yaml_lines(text)
         raise ConfigError(f"{path}: {_problems_text(problems, lambda loc: line_of((*recorded, *loc)))}")
     return config, len(folds) if isinstance(folds, list) and folds else None
+
+
+def _config_text(path: Path) -> str:
+    """The text of the config file ``path``; ``ConfigError`` for a folder (naming the config recorded in it, if any)
+    or a file that is not UTF-8 text."""
+    if path.is_dir():  # a bundle or a report, given by its folder: '[Errno 21] Is a directory' said not which file
+        recording = _recording_in(path)
+        instead = f"give {recording}" if recording else "give a YAML or TOML config file"
+        raise ConfigError(f"{path}: a folder, not a config file: {instead}")
+    try:
+        return path.read_text(encoding="utf-8-sig")  # past a byte-order mark, as Notepad saves UTF-8
+    except UnicodeDecodeError as error:  # its message names neither the file nor the line
+        line = error.object[: error.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} on line {line}, as Windows-1252 or "
+            "Latin-1 write an accented letter): save it as UTF-8"
+        ) from None
+
+
+def _parsed_config(text: str, path: Path, suffix: str) -> Any:
+    """The ``text`` of the config file ``path`` parsed as its ``suffix`` says (TOML, JSON, else YAML);
+    ``ConfigError`` saying where it is not valid."""
+    try:
+        if suffix == ".toml":
+            return tomllib.loads(text)
+        if suffix == ".json":  # a report's metrics.json is read in milliseconds, where PyYAML takes seconds
+            return json.loads(text)
+        # a SafeLoader: no Python object is built from the file
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path}: not valid JSON: {error}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        # another file of a bundle or a report (its report.html): the config its run used is beside it
+        recording = _recording_in(path.parent)
+        beside = f"; the config of the run beside it is in {recording}" if recording and recording != path else ""
+        raise ConfigError(
+            f"{path}: not valid YAML: {getattr(error, 'problem', None) or error}{where}{beside}"
+        ) from None
 
 
 def checked_config(config: Config) -> Config:
@@ -959,15 +971,25 @@ def _value_problem(name: str, value: Any, written: Any = None) -> str | None:
         return None if 1 <= shortest <= longest else "an n-gram range is [shortest, longest], 1 <= shortest <= longest"
     if name.endswith(("min_df", "max_df")):
         # as written, which scikit-learn receives: a `float` annotation reads a count of 50 as 50.0, a share
-        value = value if written is None else written
-        share = isinstance(value, float) and 0 <= value <= 1
-        return (
-            None
-            if share or (isinstance(value, int) and value >= 1)
-            else "a count of products (1 or more) or a share of them (0.0 to 1.0)"
-        )
+        return _document_frequency_problem(value if written is None else written)
     if name == "language":
         return _language_problem(value)
+    return _number_range_problem(name, value)
+
+
+def _document_frequency_problem(value: float) -> str | None:
+    """Why ``value`` is not a ``min_df`` or ``max_df`` scikit-learn takes: a count of products or a share of them."""
+    share = isinstance(value, float) and 0 <= value <= 1
+    return (
+        None
+        if share or (isinstance(value, int) and value >= 1)
+        else "a count of products (1 or more) or a share of them (0.0 to 1.0)"
+    )
+
+
+def _number_range_problem(name: str, value: Any) -> str | None:
+    """Why the number ``value`` is out of the range the extractor parameter ``name`` takes (sizes, counts, shares,
+    weights); ``None``: in it, or no range known."""
     if name == "n_jobs" and value < 1:  # a thread pool's size: scikit-learn's -1 failed as 'max_workers must be ...'
         return "a number of threads, at least 1 (null: one a core)"
     if name == "image_size" and value < EFFNET_STRIDE:
