@@ -30,7 +30,7 @@ from prodcat.evaluate.report import reliability_figure
 from prodcat.figures import figure_png
 from prodcat.formatting import count_text
 from prodcat.image.decode import accepted_formats
-from prodcat.predict import Predictor
+from prodcat.predict import Prediction, Predictor
 
 #: products per page of the Data page's grid (each row decodes one photo thumbnail)
 GRID_PAGE_SIZE = 20
@@ -399,23 +399,35 @@ def predict_page(predictor: Predictor) -> None:
         st.warning("Type a title or a description (with a letter or a digit), or upload a photo.")
         return
     product = {"title": title, "description": description, "image": image}
-    explanation = None
-    if explained:
-        with st.spinner("Explaining: the product without each of its words, and with each part of its photo hidden…"):
-            explanation = explain(predictor, product, top_k=top_k)
-        prediction = explanation.prediction
-    else:
-        prediction = predictor.predict_one(**product, top_k=top_k)
+    prediction, explanation = _predicted(predictor, product, top_k, explained)
     if not prediction.modalities_used:
         # a photo alone for a model that does not read photos, text alone for one that reads photos only: the
         # model's answer would be its class prior, from nothing; prodcat predict and the API give it no category either
         st.warning(views.nothing_read(modalities_read_by_bundle(predictor.manifest), given))
         return
+    _show_prediction(prediction, explanation, predictor.threshold)
+
+
+def _predicted(
+    predictor: Predictor, product: dict[str, Any], top_k: int, explained: bool
+) -> tuple[Prediction, Explanation | None]:
+    """The prediction of ``product`` (its title, description and photo), and its explanation when asked (seconds:
+    one model row per word and per square of the photo, under a spinner); ``None`` when not."""
+    if not explained:
+        return predictor.predict_one(**product, top_k=top_k), None
+    with st.spinner("Explaining: the product without each of its words, and with each part of its photo hidden…"):
+        explanation = explain(predictor, product, top_k=top_k)
+    return explanation.prediction, explanation
+
+
+def _show_prediction(prediction: Prediction, explanation: Explanation | None, threshold: float) -> None:
+    """The predict page's answer: category, confidence against the decision ``threshold``, the modalities read, the
+    decision, the top categories as bars and as a table, then why (``explanation``, when asked)."""
     left, middle, right = st.columns(3)
     left.metric("category", views.as_written(prediction.category))  # a metric's value is Markdown
-    middle.metric("confidence", views.confidence_figures(prediction.confidence, predictor.threshold)[0])
+    middle.metric("confidence", views.confidence_figures(prediction.confidence, threshold)[0])
     right.metric("from", " + ".join(prediction.modalities_used))
-    sentence = views.decision_sentence(prediction.decision, prediction.confidence, predictor.threshold)
+    sentence = views.decision_sentence(prediction.decision, prediction.confidence, threshold)
     (st.success if prediction.decision == "auto" else st.warning)(sentence)
     top = views.top_k_table(prediction)
     category_bars(top, "probability", unit=True)
