@@ -41,7 +41,7 @@ import pandas as pd
 from prodcat.catalog.loaders import load_catalog
 from prodcat.commands import labelled_sample
 from prodcat.config import EARLY_LOGREG, EARLY_NBSVM, Config, default_heads
-from prodcat.evaluate.cv import cross_validate
+from prodcat.evaluate.cv import CVResult, cross_validate
 from prodcat.evaluate.metrics import bootstrap_intervals, headline, paired_difference
 from prodcat.features.cache import default_cache_dir
 from small_run import add_small_run_options, output
@@ -166,38 +166,11 @@ def main() -> None:
             frame = labelled_sample(catalog.frame, config, args.sample)
             start = time.perf_counter()
             result = cross_validate(frame, config, folds=args.folds)
-            metrics = result.metrics()
-            row = {k: metrics[k] for k in ("n", "accuracy", "f1_weighted", "f1_macro")}
-            # the challenge-format products (Rakuten's photo-only extras have no text)
-            with_text = result.classified_from("text")
-            row["f1_weighted_with_text"] = (
-                headline(result.y_true[with_text], result.y_pred[with_text])["f1_weighted"] if with_text.any() else None
-            )
-            row["intervals"] = metrics["intervals"] | (
-                {
-                    "f1_weighted_with_text": bootstrap_intervals(result.y_true[with_text], result.y_pred[with_text])[
-                        "f1_weighted"
-                    ]
-                }
-                if with_text.any() and not with_text.all()
-                else {}
-            )
-            row["fold_std"] = metrics["fold_std"]
-            row["seed"] = args.seed
-            row["calibration"] = config.calibration  # it moves the confidence columns, never a prediction
             if predictions is not None:
                 path = _predictions_path(predictions, name, row_name)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 result.predictions().to_csv(path, index=False)
-            row |= {
-                "ece": metrics["calibration"]["ece"],
-                "automation_rate": metrics["decision"]["automation_rate"],
-                "auto_precision": metrics["decision"]["auto_precision"],
-                "automation_ceiling": metrics["decision"]["automation_ceiling"],
-                "seconds": round(time.perf_counter() - start, 1),
-                "levels": {lvl: m["accuracy"] for lvl, m in metrics["levels"].items()},
-                "by_modalities": metrics["by_modalities"],
-            }
+            row = _row(result, config, args.seed, start)
             earlier = results.setdefault(name, {}).get(row_name)
             results[name][row_name] = row
             if not _same_result(earlier, row):  # a deterministic re-run leaves earlier pairs valid
@@ -208,6 +181,41 @@ def main() -> None:
     pairs_out.write_text(json.dumps(pairs, indent=2))
     write_markdown(results, pairs, results_dir)
     print(f"results written to {results_dir}" + (f", predictions kept in {predictions}" if predictions else ""))
+
+
+def _row(result: CVResult, config: Config, seed: int, start: float) -> dict:
+    """fusion.json's row of one cross-validation (``result``, of ``config`` on folds of ``seed``, begun at ``start``
+    on the ``perf_counter`` clock): the headline scores, those of the products classified with their text, their
+    intervals, the calibration and decision figures, the seconds taken and the scores by level and modalities."""
+    metrics = result.metrics()
+    row = {k: metrics[k] for k in ("n", "accuracy", "f1_weighted", "f1_macro")}
+    # the challenge-format products (Rakuten's photo-only extras have no text)
+    with_text = result.classified_from("text")
+    row["f1_weighted_with_text"] = (
+        headline(result.y_true[with_text], result.y_pred[with_text])["f1_weighted"] if with_text.any() else None
+    )
+    row["intervals"] = metrics["intervals"] | (
+        {
+            "f1_weighted_with_text": bootstrap_intervals(result.y_true[with_text], result.y_pred[with_text])[
+                "f1_weighted"
+            ]
+        }
+        if with_text.any() and not with_text.all()
+        else {}
+    )
+    row["fold_std"] = metrics["fold_std"]
+    row["seed"] = seed
+    row["calibration"] = config.calibration  # it moves the confidence columns, never a prediction
+    row |= {
+        "ece": metrics["calibration"]["ece"],
+        "automation_rate": metrics["decision"]["automation_rate"],
+        "auto_precision": metrics["decision"]["auto_precision"],
+        "automation_ceiling": metrics["decision"]["automation_ceiling"],
+        "seconds": round(time.perf_counter() - start, 1),
+        "levels": {lvl: m["accuracy"] for lvl, m in metrics["levels"].items()},
+        "by_modalities": metrics["by_modalities"],
+    }
+    return row
 
 
 def _default_predictions(sample: int | None, results_dir: Path) -> Path:
