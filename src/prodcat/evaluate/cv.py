@@ -32,31 +32,45 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class CVResult:
-    """Out-of-fold predictions of every product, aligned with the input frame's rows."""
+    """Out-of-fold predictions of every labelled product (``n`` of them), in the order of the input frame's rows
+    that have a category (:func:`cross_validate` leaves out the others)."""
 
+    #: ``(n_classes,)`` the categories, the columns of :attr:`proba`
     classes: np.ndarray
+    #: ``(n,)`` each product's true category
     y_true: np.ndarray
+    #: ``(n, n_classes)`` calibrated probabilities, from the model of the fold that held the product out
     proba: np.ndarray
+    #: ``(n,)`` int: the fold each product was held out in
     fold: np.ndarray
+    #: ``(n,)`` ``"auto"`` or ``"review"``
     decision: np.ndarray
+    #: per product, the modalities it was classified from (``["text", "image"]``, ``[]`` for none)
     modalities_used: list[list[str]]
+    #: ``(n,)`` the products' ids
     product_id: np.ndarray
     #: the decision threshold of the fold model that predicted each product (each fold fits its own)
     decision_threshold: np.ndarray
     #: the precision the decision policy was asked for (:attr:`Config.target_precision`)
     target_precision: float = 0.99
+    #: wall-clock seconds each fold's model took to fit, and to predict its held-out products
     fit_seconds: list[float] = field(default_factory=list)
     predict_seconds: list[float] = field(default_factory=list)
 
     @property
     def y_pred(self) -> np.ndarray:
+        """``(n,)`` the most probable category of each product."""
         return self.classes[self.proba.argmax(axis=1)]
 
     @property
     def confidence(self) -> np.ndarray:
+        """``(n,)`` the probability of :attr:`y_pred`, in [0, 1]."""
         return self.proba.max(axis=1)
 
     def metrics(self) -> dict[str, Any]:
+        """The cv report's ``metrics.json`` document: :func:`~prodcat.evaluate.metrics.evaluate_predictions`'s, with
+        ``decision`` from the folds' own decisions (plus ``automation_ceiling``), per-fold ``folds`` and their
+        ``fold_std``, ``by_modalities`` and ``timing`` (median seconds per fold)."""
         result = evaluate_predictions(self.y_true, self.y_pred, self.confidence)
         auto = self.decision == "auto"
         correct = self.y_true == self.y_pred
@@ -300,6 +314,11 @@ def cross_validate(
     only_folds: Collection[int] | None = None,
 ) -> CVResult:
     """Fit ``ProductClassifier(config)`` on ``folds - 1`` folds, predict the last, for each fold.
+
+    ``frame`` is a canonical catalogue frame; its products without a category are left out. The folds are
+    stratified by the category at ``config``'s level and drawn with ``config.seed``. Raises ``TrainingRefused``
+    naming the fold whose training part cannot train the config, and ``ValueError`` for an empty or out-of-range
+    ``only_folds``.
 
     ``only_folds`` (fold numbers, 0 to ``folds - 1``) runs those folds of the same split alone, for a check that
     cannot afford the whole cross-validation: the result holds their products only, each predicted as the full run

@@ -22,7 +22,8 @@ def _scored_labels(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
 
 
 def headline(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """``accuracy``, ``f1_weighted`` (the Rakuten challenge metric) and ``f1_macro``."""
+    """``n`` (products), ``accuracy``, ``f1_weighted`` (the Rakuten challenge metric) and ``f1_macro``, all in
+    [0, 1], of the ``(n,)`` true and predicted categories (a :data:`UNSCORED` prediction is a miss)."""
     y_true, y_pred = np.asarray(y_true).astype(str), np.asarray(y_pred).astype(str)
     labels = _scored_labels(y_true, y_pred)
     return {
@@ -197,10 +198,12 @@ def _defined(value: float) -> float | None:
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> dict[str, Any]:
-    """Top-label ECE with equal-width bins, and the reliability-diagram points.
+    """Top-label ECE with ``bins`` equal-width bins of [0, 1], and the reliability-diagram points.
 
-    Returns ``ece`` (0 = perfectly calibrated; NaN, undefined, for no prediction), ``n`` and per bin
-    ``confidence``, ``accuracy`` and ``count``.
+    ``confidence`` ``(n,)`` probabilities in [0, 1], ``correct`` ``(n,)`` bools. Returns ``ece`` (the mean absolute
+    gap between confidence and accuracy, weighted by the bins' shares; 0 = perfectly calibrated; NaN, undefined, for
+    no prediction), ``n`` and ``bins``: per non-empty bin its edges ``lower`` and ``upper``, its mean ``confidence``,
+    ``accuracy`` and ``count``.
     """
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
@@ -224,12 +227,13 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
 
 
 def decision_metrics(confidence: np.ndarray, correct: np.ndarray, threshold: float) -> dict[str, float]:
-    """Share auto-accepted at ``threshold`` and the precision among them."""
+    """:func:`accepted_metrics` of the products whose ``confidence`` ``(n,)`` reaches ``threshold``."""
     return accepted_metrics(confidence >= threshold, correct, threshold)
 
 
 def accepted_metrics(accepted: np.ndarray, correct: np.ndarray, threshold: float) -> dict[str, float]:
-    """Share of ``accepted`` products and the precision among them; ``threshold`` is the one reported."""
+    """``automation_rate`` (share of the ``(n,)`` ``accepted`` products; 0 for none), ``auto_precision`` (share of
+    them ``correct``; NaN when none is accepted), ``n_auto`` and ``threshold``, the one reported."""
     return {
         "threshold": float(threshold),
         "automation_rate": float(accepted.mean()) if len(accepted) else 0.0,
