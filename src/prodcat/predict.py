@@ -35,9 +35,12 @@ class Prediction:
     #: the ``k`` most probable categories, most probable first, ``[{category, probability}, ...]``; the probabilities
     #: of all the model's categories sum to 1
     top_k: list[dict[str, Any]] = field(default_factory=list)
+    #: the modalities the product was classified from, ``["text", "image"]``; ``[]``: none (answered the
+    #: training categories' frequencies)
     modalities_used: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (``top_k`` a list of dicts), as the API and the batch tables write them."""
         return asdict(self)
 
 
@@ -70,14 +73,19 @@ class Predictor:
 
     @property
     def labels(self) -> list[str]:
+        """The model's categories as text, sorted: the ``category`` a :class:`Prediction` may hold."""
         return [str(c) for c in self.model.categories_]
 
     @property
     def version(self) -> str:
+        """The bundle's version as its manifest records it: the first 12 hex digits of its model file's SHA-256
+        (``""`` if it records none)."""
         return str(self.manifest.get("version", ""))
 
     @property
     def threshold(self) -> float:
+        """The confidence, a probability in [0, 1], from which a prediction is ``auto``; just above 1 when the
+        model auto-accepts nothing."""
         return float(self.model.policy_.threshold_)
 
     def predict(self, frame: pd.DataFrame | Sequence[Mapping[str, Any]], top_k: int = 5) -> list[Prediction]:

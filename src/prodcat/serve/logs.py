@@ -13,7 +13,11 @@ _DROPPED = frozenset({"color_message"})
 
 
 class JsonFormatter(logging.Formatter):
+    """Each record as one JSON object: ``time`` (UTC, ISO 8601 to the millisecond), ``level``, ``logger``,
+    ``message``, the record's ``extra`` fields, and ``exception`` (its traceback) when it has one."""
+
     def format(self, record: logging.LogRecord) -> str:
+        """The JSON line of ``record`` (a value JSON cannot hold written as its ``str``)."""
         entry = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),

@@ -64,4 +64,5 @@ class ApiMetrics:
             MultiProcessCollector(self.exposed, path=folder)
 
     def render(self) -> bytes:
+        """What ``/metrics`` answers: :attr:`exposed` in Prometheus' text format."""
         return generate_latest(self.exposed)

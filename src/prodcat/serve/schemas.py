@@ -188,6 +188,8 @@ class BatchProductIn(ProductIn):
 
 
 class CategoryProbability(BaseModel):
+    """One of the most probable categories of a product, and its calibrated probability (0 to 1)."""
+
     category: str
     probability: float
 
@@ -218,6 +220,8 @@ class WordWeightOut(BaseModel):
 
 
 class WordsOut(BaseModel):
+    """The words' part of an explanation: what removing each distinct word does to the predicted category."""
+
     weights: list[WordWeightOut] = Field(description="in reading order, title first")
     distinct_words: int = Field(description="distinct words in the text; those beyond `max_words` have no weight")
     negligible: bool = Field(
@@ -227,6 +231,8 @@ class WordsOut(BaseModel):
 
 
 class PixelsOut(BaseModel):
+    """The photo's part of an explanation: what hiding each region of it does to the predicted category."""
+
     heatmap: list[list[float]] = Field(
         description="grid x grid cells, rows from the top: mean drop of the predicted category's probability when "
         "a grey square covers the cell (positive = the cell supports it)"
@@ -275,19 +281,25 @@ class BatchItemOut(BaseModel):
 
 
 class BatchOut(BaseModel):
+    """The answer to a batch: one result per product, in the request's order."""
+
     request_id: str
     model_version: str
     results: list[BatchItemOut]
 
 
 class HealthOut(BaseModel):
+    """The process answers (it says nothing of the model or the review store)."""
+
     status: Literal["ok"] = "ok"
 
 
 class ReadyOut(BaseModel):
+    """The model is loaded and the review store answers (otherwise the answer is a 503 error)."""
+
     ready: bool
     model_version: str
-    labels: int
+    labels: int = Field(description="how many categories the model predicts")
 
 
 class ModelOut(BaseModel):
@@ -344,6 +356,8 @@ class UnreadableRecordOut(BaseModel):
 
 
 class ReviewListOut(BaseModel):
+    """A page of the review queue's records of one status."""
+
     total: int = Field(description="records with this status, the unreadable ones included")
     items: list[ReviewOut]
     unreadable: list[UnreadableRecordOut] = Field(

@@ -70,6 +70,8 @@ class TimedPredictor:
         self._latency = latency
 
     def predict(self, frame: pd.DataFrame, top_k: int = 5) -> list[Any]:
+        """``predictor.predict(frame, top_k=top_k)``, its wall-clock seconds observed in ``latency`` (a call that
+        raises too)."""
         started = time.perf_counter()
         try:
             return self._predictor.predict(frame, top_k=top_k)
