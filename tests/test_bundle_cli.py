@@ -1456,7 +1456,11 @@ def test_an_evaluation_records_the_model_it_scored_and_the_config_that_trained_i
     assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(report)]) == 0
     recorded = json.loads((report / "metrics.json").read_text())
     manifest = json.loads((tiny_training.bundle / "manifest.json").read_text())
-    assert recorded["model"] == {"bundle": str(tiny_training.bundle), "version": manifest["version"]}
+    assert recorded["model"] == {
+        "bundle": str(tiny_training.bundle),
+        "version": manifest["version"],
+        "fusion": manifest["fusion"],
+    }
     assert recorded["config"] == manifest["config"]
     tiny_training.trained.to_csv(data, index=False)
     assert main(["train", str(data), "--config", str(report / "metrics.json"), "--out", str(again)]) == 0

@@ -82,3 +82,32 @@ def test_a_cv_report_names_the_configuration_its_figures_are_of(tmp_path):
             "head words text: tfidf_word(min_df=1) → linearsvc(C=10.0) head grams text: tfidf_char → "
             f"logreg(C=3.0, scale=False) fusion {fusion} calibration {calibration} target precision 0.95"
         ) in pages[fusion]
+
+
+def test_an_evaluation_report_of_a_model_fused_by_auto_says_the_fusion_training_picked(tmp_path):
+    """The report of a model trained with ``fusion: auto`` said 'auto, early fusion by ...' whichever fusion its
+    training had picked (the bundle's manifest alone said it): a reader could not tell how the model fuses. It says
+    both now, 'auto → late (picked in training)', and metrics.json records the fusion beside the bundle's version;
+    its config stays as given (auto), to be run again."""
+    from conftest import tiny_products
+
+    trained, unseen, config = tmp_path / "trained.csv", tmp_path / "unseen.csv", tmp_path / "auto.yaml"
+    tiny_products(0, 12).to_csv(trained, index=False)
+    tiny_products(12, 4).to_csv(unseen, index=False)
+    config.write_text(
+        "heads:\n"
+        "  - {name: words, modality: text, features: [{name: tfidf_word, params: {min_df: 1}}]}\n"
+        "  - {name: grams, modality: text, features: [{name: tfidf_char}]}\n"
+        "fusion: auto\ninner_folds: 2\n"
+    )
+    bundle, report = tmp_path / "model", tmp_path / "report"
+    assert main(["train", str(trained), "--config", str(config), "--out", str(bundle)]) == 0
+    picked = json.loads((bundle / "manifest.json").read_text())["fusion"]
+    assert picked in ("early", "late")
+    assert main(["evaluate", str(bundle), str(unseen), "--report", str(report)]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert (metrics["config"]["fusion"], metrics["model"]["fusion"]) == ("auto", picked)
+    page = " ".join(re.sub(r"<[^>]+>", " ", (report / "report.html").read_text()).split())
+    [said] = re.findall(r" fusion (.*?) calibration ", page)
+    assert said.startswith(f"auto → {picked} (picked in training)")
+    assert ("early fusion by" in said) == (picked == "early")

@@ -987,7 +987,12 @@ def _evaluate(
     confidence = table["confidence"].to_numpy(dtype=float)
     metrics = evaluate_predictions(truth, predicted, confidence, predictor.threshold)
     # which model was scored, and the config that trained it: given as --config, train or cv runs it again
-    metrics["model"] = {"bundle": str(args.model), "version": predictor.manifest.get("version")}
+    # and the fusion it uses: the one training picked for the config's `fusion: auto`, which the config keeps
+    metrics["model"] = {
+        "bundle": str(args.model),
+        "version": predictor.manifest.get("version"),
+        "fusion": predictor.manifest.get("fusion"),
+    }
     metrics[RECORDED_CONFIG] = predictor.manifest.get(RECORDED_CONFIG)
     metrics["data"] = how_read(args, catalog)
     # as cv's: the products classified from their photo alone (Rakuten's 40%) were told apart on no page

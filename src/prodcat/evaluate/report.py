@@ -412,7 +412,7 @@ def evaluation_sections(metrics: dict[str, Any], issues: Sequence[RowIssue], fig
         warnings_html(metrics.get("warnings", [])),
         f"<h2>Summary</h2><p>{counted(metrics['n'], 'product')}.</p>" + html_table(head, summary_rows(metrics)),
         "<h2>Accept / review</h2>" + html_table((), decision_rows(decision, metrics["n"])) if decision else "",
-        config_html(metrics.get("config")),
+        config_html(metrics.get("config"), (metrics.get("model") or {}).get("fusion")),
         out_of_training_html(metrics.get("not_in_training")),
         "<h2>Per level</h2>"
         + html_table(
@@ -429,10 +429,11 @@ def evaluation_sections(metrics: dict[str, Any], issues: Sequence[RowIssue], fig
     ]
 
 
-def config_html(config: dict[str, Any] | None) -> str:
+def config_html(config: dict[str, Any] | None, fusion_used: str | None = None) -> str:
     """What the figures are of: the heads, fusion, calibration and target precision of ``config`` (metrics.json's: the
     one cross-validated, or the one that trained the model evaluated), "" without. Only metrics.json said them: two
-    cv reports of two fusions read the same but for their numbers."""
+    cv reports of two fusions read the same but for their numbers. ``fusion_used``: the model's (an evaluation's),
+    which ``auto`` is followed by."""
     if not config:
         return ""
     heads = config.get("heads") or []
@@ -441,7 +442,7 @@ def config_html(config: dict[str, Any] | None) -> str:
         ["category level", "full path" if level in (None, 0) else level],
         ["modalities", ", ".join(config.get("modalities") or []) or "all the catalogue has"],
         *([f"head {head.get('name')}", _head_text(head)] for head in heads),
-        ["fusion", _fusion_text(config, len(heads))],
+        ["fusion", _fusion_text(config, len(heads), fusion_used)],
         ["calibration", config.get("calibration", "–")],
         ["target precision", config.get("target_precision", "–")],
         ["seed", config.get("seed", "–")],
@@ -480,14 +481,19 @@ def _classifier_text(classifier: dict[str, Any]) -> str:
         return str(classifier.get("classifier", "?"))
 
 
-def _fusion_text(config: dict[str, Any], heads: int) -> str:
-    """The config's fusion, with early fusion's classifier when it is early (or may be: auto)."""
+def _fusion_text(config: dict[str, Any], heads: int, used: str | None = None) -> str:
+    """The config's fusion, with early fusion's classifier when it is early (or may be: auto); ``auto`` followed by
+    the fusion ``used``, the one its training picked, when it is known (an evaluation's report said 'auto' alone,
+    though the model fuses one way)."""
     fusion = str(config.get("fusion", "–"))
     if heads == 1:
         return f"{fusion} (one head: nothing to fuse)"
+    shown = fusion
+    if fusion == "auto" and used:
+        fusion, shown = used, f"auto → {used} (picked in training)"
     if fusion in ("early", "auto") and isinstance(config.get("early"), dict):
-        return f"{fusion}, early fusion by {_classifier_text(config['early'])}"
-    return fusion
+        return f"{shown}, early fusion by {_classifier_text(config['early'])}"
+    return shown
 
 
 def by_modalities_html(by_modalities: dict[str, dict[str, float]] | None) -> str:
