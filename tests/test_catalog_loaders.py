@@ -180,6 +180,61 @@ def test_a_rakuten_test_table_given_for_labels_says_where_they_are_read_from(tmp
     assert load_catalog(tmp_path / "mine.csv").no_category_read().endswith("name it with --category-column")
 
 
+def test_a_rakuten_table_whose_index_column_pandas_wrote_back_or_left_out_is_read(tmp_path: Path) -> None:
+    """The challenge's index column, read by pandas without index_col and written back with index=False (header
+    'Unnamed: 0'), or left out, was refused: "missing column(s) row_index for format 'rakuten'", a name no file has,
+    for a test table whose index nothing reads. It is read as the index, or done without where no label is joined."""
+    (tmp_path / "images" / "image_test").mkdir(parents=True)
+    x_test = tmp_path / "X_test_update.csv"
+    x_test.write_text("Unnamed: 0,designation,description,productid,imageid\n84916,Un livre,,11,22\n")
+    catalog = load_catalog(tmp_path)
+    assert list(catalog.frame["product_id"]) == ["11"] and catalog.issues == []
+    assert "Unnamed: 0" not in catalog.frame.columns  # the index, not a column of the product
+    x_test.write_text("designation,description,productid,imageid\nUn livre,,11,22\n")
+    assert list(load_catalog(tmp_path).frame["product_id"]) == ["11"]
+    x_test.unlink()
+    (tmp_path / "images" / "image_train").mkdir()
+    x_train = tmp_path / "X_train_update.csv"
+    x_train.write_text("Unnamed: 0,designation,description,productid,imageid\n0,A,,11,22\n1,B,,12,23\n")
+    (tmp_path / "Y_train_CVw08PX.csv").write_text("Unnamed: 0,prdtypecode\n0,10\n1,2583\n")
+    assert list(load_catalog(tmp_path).frame["category"]) == ["10", "2583"]
+    x_train.write_text("designation,description,productid,imageid\nA,,11,22\nB,,12,23\n")  # labels joined on it
+    with pytest.raises(CatalogFormatError, match=r"X_train_update\.csv: no row index") as refused:
+        load_catalog(tmp_path)
+    assert "row_index" not in str(refused.value)
+
+
+def test_a_repeated_rakuten_row_index_is_reported(tmp_path: Path) -> None:
+    """A row index given twice in X_*.csv was read without a word: a test table's products are keyed by it in a
+    submission, and both products of a training table took the one label of that index."""
+    for split in ("test", "train"):
+        (tmp_path / "images" / f"image_{split}").mkdir(parents=True)
+    header = ",designation,description,productid,imageid\n"
+    (tmp_path / "X_test_update.csv").write_text(header + "84916,A,,11,1\n84917,B,,12,2\n84916,C,,13,3\n")
+    [issue] = load_catalog(tmp_path).issues
+    assert (issue.row, issue.field, issue.product_id) == (4, "index", "13")
+    assert "row index 84916 repeated (first at line 2)" in issue.message
+    (tmp_path / "X_test_update.csv").unlink()
+    (tmp_path / "X_train_update.csv").write_text(header + "0,A,,11,1\n0,B,,12,2\n")
+    (tmp_path / "Y_train_CVw08PX.csv").write_text(",prdtypecode\n0,10\n")
+    catalog = load_catalog(tmp_path)
+    assert list(catalog.frame["category"]) == ["10", "10"]
+    [issue] = catalog.issues
+    assert (issue.row, issue.field, issue.product_id) == (3, "index", "12")
+    assert issue.message.endswith("both products are given its label in Y_train_CVw08PX.csv")
+
+
+def test_a_skipped_rakuten_row_is_named_by_its_row_index_not_as_a_product(tmp_path: Path) -> None:
+    """A row of X_test_update.csv the reader skips was listed as product '84918', its row index: the reader names a
+    skipped row by its first field, a table's id but a Rakuten table's index, which no product has as its id."""
+    (tmp_path / "images" / "image_test").mkdir(parents=True)
+    header = ",designation,description,productid,imageid\n"
+    (tmp_path / "X_test_update.csv").write_text(header + '84917,A,,11,1\n84918,"B,,12,2\n84919,C,,13,3\n')
+    [issue] = load_catalog(tmp_path).issues
+    assert (issue.row, issue.field, issue.product_id) == (3, "row", None)
+    assert issue.message.endswith("(row index 84918)")
+
+
 def test_a_rakuten_training_table_without_its_labels_file_says_so(tmp_path: Path, caplog, capsys) -> None:
     """X_train_update.csv copied without Y_train_CVw08PX.csv was read unlabelled without a word: train refused with
     'no labelled product with text to learn from', evaluate with 'no labelled products', neither saying why. One

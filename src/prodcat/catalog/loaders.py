@@ -658,9 +658,9 @@ def load_rakuten(path: Path, language: str = "en", image_root: Path | None = Non
         raise CatalogFormatError(f"{folder}: no {' or '.join(RAKUTEN_X)} found for format 'rakuten'")
     split = "test" if "test" in x_path.name.lower() else "train"
     table = read_csv_table(x_path)
-    table.frame = table.frame.rename(columns={"": "row_index"})
-    _require(table, ("row_index", "designation", "description", "productid", "imageid"), "rakuten")
-    issues = list(table.issues)
+    _require(table, ("designation", "description", "productid", "imageid"), "rakuten")
+    indexed = _name_row_index(table)
+    issues = _skipped_by_row_index(table.issues, indexed)
 
     names_path = folder / RAKUTEN_CATEGORIES
     names = rakuten_category_names(names_path, language) if names_path.is_file() else None
@@ -668,9 +668,16 @@ def load_rakuten(path: Path, language: str = "en", image_root: Path | None = Non
     y_path = folder / RAKUTEN_Y
     if split == "train" and y_path.is_file():
         labels = read_csv_table(y_path)
-        issues += labels.issues
-        labels.frame = labels.frame.rename(columns={"": "row_index"})
-        _require(labels, ("row_index", "prdtypecode"), "rakuten")
+        _require(labels, ("prdtypecode",), "rakuten")
+        labels_indexed = _name_row_index(labels)
+        issues += _skipped_by_row_index(labels.issues, labels_indexed)
+        for source, named in ((table, indexed), (labels, labels_indexed)):
+            if not named:  # the labels are joined on it
+                raise CatalogFormatError(
+                    f"{source.name}: no row index, the challenge's first column (its header empty), on which "
+                    f"{RAKUTEN_Y}'s labels are joined to {x_path.name}'s products; "
+                    f"found {', '.join(source.frame.columns)}"
+                )
         by_index = labels.frame.drop_duplicates("row_index").set_index("row_index")["prdtypecode"]
         repeated = labels.frame[labels.frame.duplicated("row_index")]
         for line, idx, code in zip(repeated.index, repeated["row_index"], repeated["prdtypecode"], strict=True):
@@ -687,6 +694,8 @@ def load_rakuten(path: Path, language: str = "en", image_root: Path | None = Non
         issues.append(RowIssue(1, "category", message))
     table.frame["prdtypecode"] = codes.where(~_is_blank(codes), None)
     category, code_issues = _code_to_path(table, table.frame["productid"], names)
+    if indexed:
+        code_issues += _repeated_row_indexes(table, labelled=split == "train" and y_path.is_file())
 
     image_dir = image_root or folder / "images" / f"image_{split}"
     implied = (
@@ -712,6 +721,52 @@ def load_rakuten(path: Path, language: str = "en", image_root: Path | None = Non
         text_ids = {pid: f"{x_path.name} line {line}" for line, pid in frame["product_id"].items()}
         frames.append(_rakuten_image_only(image_only_path, image_dir, names, issues, text_ids))
     return _finish(frames, issues, x_path if path.is_file() else folder, "rakuten")
+
+
+#: the header of the challenge tables' index column: none, or ``Unnamed: 0``, pandas' name for it in a table read
+#: without ``index_col`` and written back with ``index=False``
+_ROW_INDEX_HEADERS = ("", "Unnamed: 0")
+
+
+def _name_row_index(table: SourceTable) -> bool:
+    """Name a Rakuten table's index column ``row_index``: its first column, headed as :data:`_ROW_INDEX_HEADERS`.
+    ``False`` when it has none (a table that left it out)."""
+    columns = list(table.frame.columns)
+    if not columns or columns[0] not in _ROW_INDEX_HEADERS:
+        return False
+    table.frame = table.frame.rename(columns={columns[0]: "row_index"})
+    return True
+
+
+def _skipped_by_row_index(issues: list[RowIssue], indexed: bool) -> list[RowIssue]:
+    """``issues`` of a Rakuten table, a skipped row named by its row index: the reader names one by its first field,
+    the id in most tables, but a Rakuten table's index (or, left out, its title), which no product has as its id."""
+    named = []
+    for issue in issues:
+        if issue.field == "row" and issue.product_id is not None:
+            problem = f"{issue.problem} (row index {issue.product_id})" if indexed else issue.problem
+            issue = replace(issue, product_id=None, problem=problem)
+        named.append(issue)
+    return named
+
+
+def _repeated_row_indexes(table: SourceTable, labelled: bool) -> list[RowIssue]:
+    """A row index given again in ``table``: the challenge's files key each product by it (its label, a submission's
+    row); ``labelled``: the labels file gives both products the one label of that index."""
+    first: dict[str, int] = {}
+    issues = []
+    for line, index in table.frame["row_index"].items():
+        if index not in first:
+            first[index] = int(line)
+            continue
+        outcome = (
+            f"both products are given its label in {RAKUTEN_Y}"
+            if labelled
+            else "a label or a submission row of that index names both products"
+        )
+        message = f"{table.name}: row index {index} repeated (first at line {first[index]}); {outcome}"
+        issues.append(RowIssue(int(line), "index", message, table.frame["productid"].loc[line]))
+    return issues
 
 
 def _rakuten_image_only(
