@@ -22,6 +22,7 @@ MANIFEST = "manifest.json"
 
 
 def sha256_file(path: Path) -> str:
+    """The SHA-256 hex digest of the file at ``path``, read 1 MiB at a time (a model file does not fill memory)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -30,6 +31,9 @@ def sha256_file(path: Path) -> str:
 
 
 def read_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of the bundle in ``bundle_dir``, its files not checked (:func:`verify_bundle` does). Raises
+    :class:`BundleError` saying why when there is none (a file or no folder given), it is no JSON object with a
+    ``files`` object, or its ``format_version`` is not :data:`FORMAT_VERSION`."""
     path = Path(bundle_dir) / MANIFEST
     if not path.is_file():
         # a bundle's file (MODEL/model.joblib) given for the bundle, or a mistyped folder: said as such
@@ -99,10 +103,13 @@ def verify_bundle(bundle_dir: str | os.PathLike[str], digests: Mapping[str, str]
 
 
 def missing_file(root: Path, name: str) -> BundleError:
+    """The error (returned, for the caller to raise) of the bundle in ``root`` lacking its file ``name``."""
     return BundleError(f"bundle {root}: file {name} is missing")
 
 
 def check_digest(root: Path, name: str, digest: str, expected: str) -> None:
+    """Raise :class:`BundleError` when the SHA-256 ``digest`` of the bundle's file ``name`` is not the manifest's
+    ``expected`` one (the file was modified)."""
     if digest != expected:
         raise BundleError(
             f"bundle {root}: {name} was modified (SHA-256 differs from the manifest); refusing to load it"

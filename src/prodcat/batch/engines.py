@@ -53,6 +53,7 @@ class LocalEngine:
 
     @classmethod
     def from_bundle(cls, bundle_dir: str | os.PathLike[str]) -> LocalEngine:
+        """An engine on the bundle in ``bundle_dir``, verified and loaded (:meth:`~prodcat.predict.Predictor.load`)."""
         return cls(Predictor.load(bundle_dir))
 
     def __enter__(self) -> Self:
@@ -62,5 +63,6 @@ class LocalEngine:
         return None
 
     def score(self, chunks: Iterable[Chunk], top_k: int) -> Iterator[Chunk]:
+        """Each ``(index, chunk frame)`` of ``chunks`` scored, as ``(index, predictions table)``, in their order."""
         for index, chunk in chunks:
             yield index, score_chunk(self.predictor, chunk, top_k)

@@ -128,6 +128,7 @@ def work_dir_for(out: str | os.PathLike[str]) -> Path:
 
 
 def part_path(work_dir: Path, index: int) -> Path:
+    """The Parquet file in ``work_dir`` holding the scored chunk ``index`` (``part-000042.parquet``)."""
     return work_dir / f"part-{index:06d}.parquet"
 
 

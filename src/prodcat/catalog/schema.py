@@ -99,6 +99,7 @@ class Catalog:
 
     @property
     def labelled(self) -> pd.DataFrame:
+        """The products of ``frame`` that have a category, their index kept."""
         return self.frame[self.frame["category"].notna()]
 
     def no_category_read(self) -> str | None:
@@ -117,6 +118,7 @@ class Catalog:
 
 
 def split_path(category: str) -> list[str]:
+    """The levels of a category path, each stripped: ``"Home > Decor"`` is ``["Home", "Decor"]``."""
     return [part.strip() for part in category.split(SEP.strip())]
 
 
@@ -257,11 +259,14 @@ def _has_word(text: str) -> bool:
 
 
 def has_image(frame: pd.DataFrame) -> np.ndarray:
-    """Products with a photo path, shape ``(n,)`` bool (readability is checked when decoding)."""
+    """Products with a photo (a path, bytes or an image in the ``image`` cell), shape ``(n,)`` bool (whether it
+    can be read is checked when decoding)."""
     return frame["image"].notna().to_numpy()
 
 
 def modality_mask(frame: pd.DataFrame, modality: str) -> np.ndarray:
+    """:func:`has_text` or :func:`has_image` of ``frame``, ``(n,)`` bool, by ``modality`` (``"text"`` or ``"image"``);
+    ``ValueError`` for another."""
     if modality == "text":
         return has_text(frame)
     if modality == "image":
