@@ -54,13 +54,16 @@ class JournaledRecord(Generic[_Value]):
             self.save()
 
     def get(self, product_id: str) -> _Value | None:
+        """The value kept for ``product_id``, ``None`` if none is."""
         return self._values.get(product_id)
 
     def record(self, product_id: str, value: _Value) -> None:
+        """Keep ``value`` for ``product_id``, appended to the journal at once (a run killed next keeps it)."""
         self._values[product_id] = value
         append_line(self.journal, json.dumps([product_id, value]))  # escaped: a lone surrogate encodes
 
     def product_ids(self) -> set[str]:
+        """The products a value is kept for."""
         return set(self._values)
 
     def forget(self, product_ids: Iterable[str]) -> None:
@@ -69,6 +72,7 @@ class JournaledRecord(Generic[_Value]):
             self._values.pop(product_id, None)
 
     def save(self) -> None:
+        """Write every value kept to ``path`` whole, then remove the journal it now holds."""
         _save_json_object(self.path, self._values)
         self.journal.unlink(missing_ok=True)
 

@@ -159,12 +159,15 @@ class CollectReport:
     warnings: list[dict[str, Any]] = field(default_factory=list)
 
     def count(self, key: str) -> None:
+        """Add one to ``counts[key]``."""
         self.counts[key] = self.counts.get(key, 0) + 1
 
     def add_error(self, field: str, message: str, **where: str | int) -> None:
+        """Record an error of ``field`` in :attr:`errors`, ``where`` (page, product) it happened among its keys."""
         self.errors.append({**where, "field": field, "message": message})
 
     def add_warning(self, field: str, message: str, **where: str | int) -> None:
+        """Record a warning of ``field`` in :attr:`warnings`, as :meth:`add_error` does an error."""
         self.warnings.append({**where, "field": field, "message": message})
 
 

@@ -7,9 +7,15 @@ import logging
 import sys
 import textwrap
 import time
+from typing import TYPE_CHECKING
 
 from prodcat.arguments import add_loader_arguments, category_level, job_count, positive_int, random_seed, report_dir
 from prodcat.explore.choices import DEFAULT_FEATURES, DEFAULT_REDUCTIONS, REDUCTIONS
+
+if TYPE_CHECKING:  # the parser imports this module: pandas and the study are imported when the command runs
+    import pandas as pd
+
+    from prodcat.explore.clustering import StudyResult
 
 #: best runs printed on the console per product set (all of them are in the report)
 TOP_ROWS = 10
@@ -167,7 +173,9 @@ def run_explore(args: argparse.Namespace) -> int:
     )
 
 
-def _products_studied(labelled, args: argparse.Namespace, level: int | None):
+def _products_studied(
+    labelled: pd.DataFrame, args: argparse.Namespace, level: int | None
+) -> tuple[pd.DataFrame, int | None]:
     """The labelled products studied (a stratified sample of them with --sample) and the level clustered against: the
     full path (None) where --level cuts deeper than the categories go."""
     from prodcat.catalog.schema import category_at_level, deeper_level_warning
@@ -187,7 +195,7 @@ def _products_studied(labelled, args: argparse.Namespace, level: int | None):
     return frame, level
 
 
-def _print_runs(result, level: int | None) -> None:
+def _print_runs(result: StudyResult, level: int | None) -> None:
     """The study on the console: the products and categories clustered, then the best TOP_ROWS runs of each product
     set, best first (the report has them all), and the feature sets not studied."""
     from prodcat.explore.metrics import AMI_NOTE, MATCHED_ACCURACY_NOTE

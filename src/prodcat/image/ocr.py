@@ -117,6 +117,7 @@ class PhotoText(TransformerMixin, BaseEstimator):
         self._model_memory_cache = ReadThroughMemoryCache(self.disk_cache, memory) if read_disk else memory
 
     def key(self, item: ImageItem) -> str:
+        """The cache key of ``item``'s text: its photo's content key and the settings that change what is read."""
         return f"{photo_key(item)}|{self.min_score:g}|{self.min_chars}|{self.max_side}"
 
     def transform(self, frame: pd.DataFrame) -> list[str]:
@@ -147,6 +148,8 @@ class PhotoText(TransformerMixin, BaseEstimator):
         return self.join_lines(result.txts or (), result.scores or ())
 
     def join_lines(self, lines: Sequence[str], scores: Sequence[float]) -> str:
+        """The recognised ``lines`` whose confidence ``scores`` (0-1) reach ``min_score`` and that hold ``min_chars``
+        characters or more once stripped, joined by `` . ``."""
         kept = [t.strip() for t, s in zip(lines, scores, strict=True) if s >= self.min_score]
         return " . ".join(t for t in kept if len(t) >= self.min_chars)
 

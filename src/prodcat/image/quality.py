@@ -154,7 +154,7 @@ def find_duplicate_images(
     *,
     max_distance: int = PHASH_DISTANCE,
     max_colour_distance: float = COLOUR_DISTANCE,
-    label_column: str = "category",
+    label_column: str | None = "category",
     qualities: pd.DataFrame | None = None,
     n_jobs: int | None = None,
     progress: bool = True,
@@ -170,6 +170,7 @@ def find_duplicate_images(
         max_colour_distance: largest :func:`colour_distance` counted as the same picture.
         label_column: column compared inside a group (``None`` to skip).
         qualities: a :func:`quality_frame` result to reuse (computed otherwise).
+        n_jobs, progress: the threads and progress bar of that :func:`quality_frame` when it is computed.
 
     Returns:
         One row per product that belongs to a group of two or more:

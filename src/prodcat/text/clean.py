@@ -20,7 +20,7 @@ import sys
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache, lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 import ftfy
 import numpy as np
@@ -185,7 +185,7 @@ def _clean_cached(raw: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _identifier():
+def _identifier() -> Any:  # py3langid's LanguageIdentifier, imported on first use
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     # probabilities, not raw scores: how sure the detector is decides whether a catalogue's languages outweigh it
