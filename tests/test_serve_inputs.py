@@ -1699,6 +1699,26 @@ def test_openapi_documents_every_status_the_predict_endpoints_answer(client: Tes
     assert "503" in paths["/reviews"]["get"]["responses"]
 
 
+def test_openapi_marks_every_field_of_an_answer_required_and_no_more_of_a_request(client: TestClient) -> None:
+    """The fields an answer always holds, null when empty, were optional in /openapi.json when they had a default
+    (PredictionOut's product_id and review_id, ErrorOut's limit, limit_value, request_id and product_id, ReviewOut's
+    trains_as, HealthOut's status...): generated clients typed them as possibly unset. Every answer's field is
+    required now; a request's optional fields stay optional."""
+    schema = client.get("/openapi.json").json()
+    for name, component in schema["components"]["schemas"].items():  # the answers' (the requests' are inlined)
+        assert set(component.get("required", [])) == set(component["properties"]), name
+    prediction = client.post("/predict", json={"title": "ceramic mug"}).json()
+    assert set(prediction) == set(schema["components"]["schemas"]["PredictionOut"]["required"])
+    assert prediction["product_id"] is None
+    error = client.post("/predict", json={}).json()
+    assert set(error) == set(schema["components"]["schemas"]["ErrorOut"]["required"]) and error["limit"] is None
+    paths = schema["paths"]
+    product = paths["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert product["required"] == ["title"]
+    submission = paths["/reviews/{review_id}"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert submission["required"] == ["category"]
+
+
 def test_openapi_says_what_each_status_of_a_review_record_means(client: TestClient) -> None:
     """GET /reviews's status parameter, and a record's status, said what `superseded` means (0e2e50d) but none of the
     other statuses a client filters by or reads."""

@@ -187,14 +187,23 @@ class BatchProductIn(ProductIn):
     image: str | None = Field(None, max_length=256, description="name of the multipart file part with the photo")
 
 
-class CategoryProbability(BaseModel):
+class Answer(BaseModel):
+    """A body the API answers with: every field is always in it (a field left empty is ``null``, not missing), so the
+    OpenAPI document lists each one as required, a field with a default included. pydantic lists a field with a
+    default as optional, in the serialization schema that FastAPI publishes for responses too, and generated clients
+    typed ``product_id``, ``review_id``, ``trains_as``, an error's ``limit``... as possibly unset."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
+class CategoryProbability(Answer):
     """One of the most probable categories of a product, and its calibrated probability (0 to 1)."""
 
     category: str
     probability: float
 
 
-class PredictionOut(BaseModel):
+class PredictionOut(Answer):
     """The category of one product and whether a person should check it."""
 
     category: str
@@ -208,7 +217,7 @@ class PredictionOut(BaseModel):
     review_id: int | None = Field(None, description="id in the review queue when the prediction was recorded")
 
 
-class WordWeightOut(BaseModel):
+class WordWeightOut(Answer):
     """One distinct word (all its occurrences) of the title and description, and what removing it does."""
 
     word: str = Field(description="the word as first written")
@@ -219,7 +228,7 @@ class WordWeightOut(BaseModel):
     occurrences: int
 
 
-class WordsOut(BaseModel):
+class WordsOut(Answer):
     """The words' part of an explanation: what removing each distinct word does to the predicted category."""
 
     weights: list[WordWeightOut] = Field(description="in reading order, title first")
@@ -230,7 +239,7 @@ class WordsOut(BaseModel):
     )
 
 
-class PixelsOut(BaseModel):
+class PixelsOut(Answer):
     """The photo's part of an explanation: what hiding each region of it does to the predicted category."""
 
     heatmap: list[list[float]] = Field(
@@ -249,7 +258,7 @@ class PixelsOut(BaseModel):
     overlay_png: str | None = Field(None, description="base64 PNG of the heatmap over the photo (`overlay=true`)")
 
 
-class ExplanationOut(BaseModel):
+class ExplanationOut(Answer):
     """A prediction with the weight of each word and of each region of the photo (occlusion)."""
 
     prediction: PredictionOut
@@ -260,7 +269,7 @@ class ExplanationOut(BaseModel):
     pixels_skipped: str | None = Field(description="why there is no heatmap, if there is none")
 
 
-class ErrorOut(BaseModel):
+class ErrorOut(Answer):
     """Why a request (or one item of a batch) was refused."""
 
     error: str = Field(description="machine-readable code, e.g. `max_text_chars`, `image_type`, `timeout`")
@@ -272,7 +281,7 @@ class ErrorOut(BaseModel):
     product_id: str | None = Field(None, description="the product's `product_id`, when the request gave one")
 
 
-class BatchItemOut(BaseModel):
+class BatchItemOut(Answer):
     """One product of a batch: a prediction or an error, never both."""
 
     index: int = Field(description="position in the request")
@@ -280,7 +289,7 @@ class BatchItemOut(BaseModel):
     error: ErrorOut | None = None
 
 
-class BatchOut(BaseModel):
+class BatchOut(Answer):
     """The answer to a batch: one result per product, in the request's order."""
 
     request_id: str
@@ -288,13 +297,13 @@ class BatchOut(BaseModel):
     results: list[BatchItemOut]
 
 
-class HealthOut(BaseModel):
+class HealthOut(Answer):
     """The process answers (it says nothing of the model or the review store)."""
 
     status: Literal["ok"] = "ok"
 
 
-class ReadyOut(BaseModel):
+class ReadyOut(Answer):
     """The model is loaded and the review store answers (otherwise the answer is a 503 error)."""
 
     ready: bool
@@ -302,7 +311,7 @@ class ReadyOut(BaseModel):
     labels: int = Field(description="how many categories the model predicts")
 
 
-class ModelOut(BaseModel):
+class ModelOut(Answer):
     """What the loaded bundle is: its version, labels, metrics, config and library versions."""
 
     version: str
@@ -318,7 +327,7 @@ REVIEW_STATUSES_TEXT = (
 )
 
 
-class ReviewOut(BaseModel):
+class ReviewOut(Answer):
     """A record of the review queue (its photo, if any, is at ``/reviews/{id}/image``)."""
 
     model_config = ConfigDict(from_attributes=True)
@@ -345,7 +354,7 @@ class ReviewOut(BaseModel):
     reviewed_at: datetime | None
 
 
-class UnreadableRecordOut(BaseModel):
+class UnreadableRecordOut(Answer):
     """A record of the page with a cell that cannot be read (the database edited by hand): kept in the store as it
     is, listed here instead of failing the page."""
 
@@ -355,7 +364,7 @@ class UnreadableRecordOut(BaseModel):
     reason: str = Field(description="why, e.g. the JSON parser's error")
 
 
-class ReviewListOut(BaseModel):
+class ReviewListOut(Answer):
     """A page of the review queue's records of one status."""
 
     total: int = Field(description="records with this status, the unreadable ones included")
