@@ -7,6 +7,7 @@ Every refusal must name its limit, and the server must still answer afterwards.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import os
@@ -739,15 +740,23 @@ def test_serve_refuses_a_metrics_folder_it_cannot_write(
     assert list(folder.iterdir()) == []
 
 
-def test_serve_removes_the_metrics_folders_of_servers_killed_outright(
-    tiny_training, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A server of several workers killed outright (SIGKILL, the OOM killer) left its private folder of metrics in
-    the temporary folder for good, one more at each such end. The next start removes those whose supervisor and
-    workers have all ended; not one of a server still running, by its supervisor (the pid in the folder's name) or
-    by a worker left running when its supervisor was killed (the pid a file of it is named after), nor one of another
-    host, nor one holding anything but files of metrics."""
-    import socket
+def _metrics_folder(parent: Path, name: str, *files: str) -> str:
+    """A folder ``name`` in ``parent`` holding the empty ``files``; its name."""
+    (parent / name).mkdir()
+    for file in files:
+        (parent / name / file).write_bytes(b"")
+    return name
+
+
+def _ended_pid() -> int:
+    """The pid of a process that has ended."""
+    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True).stdout)
+
+
+@pytest.fixture
+def serve_workers(tiny_training, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[str]]:
+    """``prodcat serve --workers 2`` of the tiny bundle, ``tmp_path`` its temporary folder, uvicorn stubbed: each
+    call serves once (exit 0) and returns the PROMETHEUS_MULTIPROC_DIR of every run so far, as the workers had it."""
     import tempfile
 
     import uvicorn
@@ -758,15 +767,30 @@ def test_serve_removes_the_metrics_folders_of_servers_killed_outright(
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     for name in METRICS_DIR_NAMES:
         monkeypatch.delenv(name, raising=False)
-    ended = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True).stdout)
-    alive, host = os.getpid(), socket.gethostname()
+    served_with: list[str] = []
+    monkeypatch.setattr(
+        uvicorn, "run", lambda app, **options: served_with.append(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    )
+    monkeypatch.setattr(prodcat.serve.logs, "configure_json_logging", lambda level: None)
+    arguments = ["serve", str(tiny_training.bundle), "--port", "0", "--review-db", f"sqlite:///{tmp_path / 'r.db'}"]
 
-    def folder(name: str, *files: str) -> str:
-        (tmp_path / name).mkdir()
-        for file in files:
-            (tmp_path / name / file).write_bytes(b"")
-        return name
+    def serve() -> list[str]:
+        assert main([*arguments, "--workers", "2"]) == 0
+        return served_with
 
+    return serve
+
+
+def test_serve_removes_the_metrics_folders_of_servers_killed_outright(
+    serve_workers: Callable[[], list[str]], tmp_path: Path
+) -> None:
+    """A server of several workers killed outright (SIGKILL, the OOM killer) left its private folder of metrics in
+    the temporary folder for good, one more at each such end. The next start removes those whose supervisor and
+    workers have all ended; not one of a server still running, by its supervisor (the pid in the folder's name) or
+    by a worker left running when its supervisor was killed (the pid a file of it is named after), nor one of another
+    host, nor one holding anything but files of metrics."""
+    ended, alive, host = _ended_pid(), os.getpid(), socket.gethostname()
+    folder = functools.partial(_metrics_folder, tmp_path)
     folder(f"prodcat-metrics-{host}-{ended}-killed", f"counter_{ended}.db", f"histogram_{ended}.db")
     folder(f"prodcat-metrics-{host}-{ended}-beforeanyworker")
     kept = {
@@ -775,18 +799,28 @@ def test_serve_removes_the_metrics_folders_of_servers_killed_outright(
         folder(f"prodcat-metrics-elsewhere.example-{ended}-otherhost", f"counter_{ended}.db"),
         folder(f"prodcat-metrics-{host}-{ended}-notes", f"counter_{ended}.db", "notes.txt"),
     }
-    served_with: list[str] = []
-    monkeypatch.setattr(
-        uvicorn, "run", lambda app, **options: served_with.append(os.environ["PROMETHEUS_MULTIPROC_DIR"])
-    )
-    monkeypatch.setattr(prodcat.serve.logs, "configure_json_logging", lambda level: None)
-    arguments = ["serve", str(tiny_training.bundle), "--port", "0", "--review-db", f"sqlite:///{tmp_path / 'r.db'}"]
-    assert main([*arguments, "--workers", "2"]) == 0
+    [own] = serve_workers()
     assert {path.name for path in tmp_path.glob("prodcat-metrics-*")} == kept
     # the server's own, named after its supervisor, was in the same folder and is removed as it stops
-    [own] = served_with
     assert Path(own).parent == tmp_path and Path(own).name.startswith(f"prodcat-metrics-{host}-{alive}-")
     assert not Path(own).exists()
+
+
+def test_serve_keeps_the_metrics_folder_the_user_names_whatever_its_name(
+    serve_workers: Callable[[], list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PROMETHEUS_MULTIPROC_DIR named as a killed server's private folder (one left by a server killed outright,
+    given again to keep its counts) was removed by the start as a killed server's, after the check that it is a
+    folder: every worker then died at its first metric ('No such file or directory: .../histogram_PID.db') and
+    uvicorn started others, which died alike, until stopped. The folder the user names is the server's: kept, and
+    served with; a killed server's beside it is still removed."""
+    ended, host = _ended_pid(), socket.gethostname()
+    chosen = tmp_path / _metrics_folder(tmp_path, f"prodcat-metrics-{host}-{ended}-chosen", f"counter_{ended}.db")
+    _metrics_folder(tmp_path, f"prodcat-metrics-{host}-{ended}-killed", f"counter_{ended}.db")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(chosen))
+    assert serve_workers() == [str(chosen)]
+    assert [path.name for path in tmp_path.glob("prodcat-metrics-*")] == [chosen.name]
+    assert [path.name for path in chosen.iterdir()] == [f"counter_{ended}.db"]
 
 
 @pytest.mark.parametrize("variable", METRICS_DIR_NAMES)

@@ -201,10 +201,12 @@ def _remove_abandoned_metrics_folders() -> None:
     (SIGKILL, the OOM killer) left in the temporary folder, one at each such end, which nothing removed: those whose
     supervisor (the pid in its name) and every worker (the pid each file is named after) no longer run. Another
     server's is kept while any of its processes runs, its supervisor or a worker left running when it was killed, as
-    is one of another host or user, or holding anything but files of metrics."""
+    is one of another host or user, or holding anything but files of metrics, and the folder the user's
+    ``PROMETHEUS_MULTIPROC_DIR`` (or its older name) names, whatever its name: this server's workers write there."""
     if os.name == "nt":  # no pid is known to have ended there (prodcat.processes)
         return
     host = socket.gethostname()
+    users = _users_metrics_dir()
     for path in Path(tempfile.gettempdir()).glob(f"{_PRIVATE_METRICS_PREFIX}-*"):
         owner = _PRIVATE_METRICS.fullmatch(path.name)
         if owner is None or owner["host"] != host:
@@ -212,11 +214,21 @@ def _remove_abandoned_metrics_folders() -> None:
         try:
             if path.is_symlink() or not path.is_dir() or path.stat().st_uid != os.getuid():
                 continue
+            if users is not None and path.samefile(users):
+                continue
             files = [_METRICS_FILE.fullmatch(file.name) if file.is_file() else None for file in path.iterdir()]
         except OSError:  # removed meanwhile, or not ours to read
             continue
         if None not in files and not any(running(int(pid)) for pid in (owner["pid"], *(f["pid"] for f in files))):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _users_metrics_dir() -> Path | None:
+    """The folder the user's ``PROMETHEUS_MULTIPROC_DIR`` (or its older name) names, when it is one (checked at
+    start, :func:`_metrics_dir_problem`); ``None`` when unset."""
+    if (setting := metrics_dir_setting()) is None or not os.path.isdir(setting[1]):
+        return None
+    return Path(setting[1])
 
 
 @contextlib.contextmanager
