@@ -2751,6 +2751,30 @@ def test_train_with_feedback_replaces_corrected_products_and_reads_only_usable_c
     assert [p.read_bytes() for p in (tmp_path / "cache" / "review-images").iterdir()] == [b"\xff\xd8\xff"]
 
 
+def test_train_with_feedback_relabels_a_catalogue_product_whose_correction_it_cannot_read(tmp_path, monkeypatch):
+    """A catalogue product corrected in the queue from its photo alone, trained by a text-only model: the correction,
+    with nothing the model reads, was left out, and the product trained under the catalogue's label, the one the
+    reviewer overrode. It trains under its correction, from the catalogue's text; another product is left as it is."""
+    from prodcat.models.classifier import ProductClassifier
+    from prodcat.review.store import ReviewStore
+
+    monkeypatch.setenv("PRODCAT_CACHE_DIR", str(tmp_path / "cache"))
+    trained_on = []
+    fit = ProductClassifier.fit
+    monkeypatch.setattr(ProductClassifier, "fit", lambda self, frame: trained_on.append(frame) or fit(self, frame))
+    data = mug_and_watch_catalogue(tmp_path)
+    db = f"sqlite:///{tmp_path / 'reviews.db'}"
+    store = ReviewStore(db)
+    store.submit(store.record(queued("", image=b"\xff\xd8\xff", source="Kitchen-0")), "Watches")
+    store.close()
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    train = ["train", str(data), "--config", config, "--modalities", "text", "--out", str(tmp_path / "m")]
+    assert main([*train, "--feedback", db]) == 0
+    labels = dict(zip(trained_on[0]["product_id"], trained_on[0]["category"], strict=True))
+    assert len(labels) == 24
+    assert (labels["Kitchen-0"], labels["Kitchen-1"]) == ("Watches", "Kitchen")
+
+
 URLS = "sqlite:///FILE for a SQLite file, postgresql+psycopg://USER@HOST/DB for a PostgreSQL database"
 
 

@@ -706,17 +706,7 @@ def _train_and_save(
             reason = getattr(exc, "orig", None) or exc
             print(f"error: cannot read the review queue {shown_url(args.feedback)}: {reason}", file=sys.stderr)
             return None
-        # a stored photo may not decode either (the store keeps the bytes it was given): left out as in a catalogue
-        corrections = without_unreadable_photos(Catalog(corrections, args.feedback), config, "reviewed correction(s)")
-        corrections = labelled_products(corrections.frame, config)
-        # a corrected catalogue product trains under its correction only
-        corrected = frame["product_id"].isin(corrections["source_product_id"].dropna())
-        frame = pd.concat([frame[~corrected], corrections], ignore_index=True)
-        log.info(
-            "added %s reviewed correction(s) from the review queue, replacing %s catalogue product(s)",
-            count_text(len(corrections)),
-            count_text(corrected.sum()),
-        )
+        frame = _with_corrections(frame, corrections, config, args.feedback)
     # training cross-validates inside (calibration, fusion and threshold on out-of-fold scores)
     if problem := cross_validation_obstacle(frame, config, folds=None, known=known):
         print(f"error: cannot train: {problem}", file=sys.stderr)
@@ -759,6 +749,31 @@ def _train_and_save(
     return out, pd.DataFrame(
         {"product_id": frame["product_id"], "modalities_used": _modalities_read(model.training_read_)}
     )
+
+
+def _with_corrections(frame: pd.DataFrame, corrections: pd.DataFrame, config: Config, url: str) -> pd.DataFrame:
+    """The labelled products ``frame`` with the review queue's ``corrections`` (:func:`load_corrections`, read from
+    ``url``). A corrected catalogue product trains under its correction only: replaced by it, or, when the model reads
+    nothing of the correction's own record (a photo alone for a text-only model, a stored photo that does not
+    decode), kept with the corrected category, rather than trained under the label the reviewer overrode."""
+    # a stored photo may not decode either (the store keeps the bytes it was given): left out as in a catalogue
+    usable = without_unreadable_photos(Catalog(corrections, url), config, "reviewed correction(s)").frame
+    usable = labelled_products(usable, config)
+    labelled = corrections[corrections["category"].notna() & corrections["source_product_id"].notna()]
+    unread = labelled[~labelled["product_id"].isin(usable["product_id"])]
+    replaced = frame["product_id"].isin(usable["source_product_id"].dropna())
+    relabelled = frame["product_id"].map(dict(zip(unread["source_product_id"], unread["category"], strict=True)))
+    frame = frame.assign(category=relabelled.where(relabelled.notna(), frame["category"]))
+    log.info(
+        "added %s reviewed correction(s) from the review queue, replacing %s catalogue product(s)%s",
+        count_text(len(usable)),
+        count_text(replaced.sum()),
+        f"; {count_text(relabelled.notna().sum())} more, whose correction's record the model reads nothing of, "
+        "train under their correction with their catalogue's text and photo"
+        if relabelled.notna().any()
+        else "",
+    )
+    return pd.concat([frame[~replaced], usable], ignore_index=True)
 
 
 def _modalities_read(read: dict[str, np.ndarray]) -> list[str]:
