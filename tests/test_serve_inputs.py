@@ -1554,14 +1554,18 @@ def test_an_over_long_product_id_gets_one_error_code_however_it_is_sent(
 ) -> None:
     """An id of 257 characters was refused 422 ``invalid_json`` as a JSON body ('String should have at most 256
     characters'), ``invalid_item`` as a batch item, and ``product_id_length`` as multipart: ``product_id_length``
-    now, naming the limit; a batch item is not named by the id refused."""
+    now, naming the limit; a batch item is not named by the id refused. The GET /reviews filter answered
+    ``invalid_request`` 'Value should have at most 256 items after validation': ``product_id_length`` too, in the
+    same words."""
     over, photo = "x" * (MAX_PRODUCT_ID_CHARS + 1), {"image": ("a.jpg", jpeg_bytes(), "image/jpeg")}
     single = [
         client.post("/predict", json={"title": "mug", "product_id": over}),
         client.post("/predict", data={"title": "mug", "product_id": over}, files=photo),
+        client.get("/reviews", params={"product_id": over}, headers={"X-API-Key": API_KEY}),
     ]
-    assert [(answer.status_code, answer.json()["error"]) for answer in single] == [(422, "product_id_length")] * 2
-    assert all(f"at most {MAX_PRODUCT_ID_CHARS}" in answer.json()["detail"] for answer in single)
+    assert [(answer.status_code, answer.json()["error"]) for answer in single] == [(422, "product_id_length")] * 3
+    details = {answer.json()["detail"] for answer in single}
+    assert details == {f"product_id of {MAX_PRODUCT_ID_CHARS + 1} characters; at most {MAX_PRODUCT_ID_CHARS}"}
     products = json.dumps([{"title": "mug", "product_id": over}])
     batches = [
         client.post("/predict-batch", json=[{"title": "mug", "product_id": over}]),

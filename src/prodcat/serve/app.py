@@ -56,7 +56,7 @@ from prodcat.serve.inputs import (
     accepted_media_type,
     batch_items_from_form,
     batch_items_from_json,
-    check_storable,
+    check_product_id,
     check_text,
     product_from_form,
     product_from_json,
@@ -520,9 +520,11 @@ def _review_routes(
         product_id: Annotated[
             GivenProductId,
             Query(
-                max_length=MAX_PRODUCT_ID_CHARS,
+                # checked by the route, as a product's id is (check_product_id): one error code, product_id_length
+                json_schema_extra={"maxLength": MAX_PRODUCT_ID_CHARS},
                 description="only the records of the product the prediction requests gave this `product_id` "
-                "(without the spaces around it, as it is stored; a blank one, no product's id, is refused)",
+                "(without the spaces around it, as it is stored; a blank one, no product's id, is refused; a longer "
+                f"one than {MAX_PRODUCT_ID_CHARS} characters gets 422 `product_id_length`, as in a prediction request)",
             ),
         ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -640,8 +642,8 @@ def _check_product_id_query(product_id: str | None) -> None:
             "stored without an id): give a product's id, or leave product_id out to list every product's records"
         )
         raise ApiError(422, "invalid_request", detail)
-    if product_id is not None:  # as a product_id sent to /predict: PostgreSQL fails a query holding a NUL
-        check_storable("product_id", product_id)
+    if product_id is not None:  # as a product_id sent to /predict (PostgreSQL fails a query holding a NUL)
+        check_product_id(product_id)
 
 
 async def _read_submission(request: Request) -> ReviewSubmission:

@@ -135,12 +135,8 @@ def check_text(product: ProductRequest, settings: ServeSettings) -> None:
         raise over_limit(422, "max_text_chars", settings.max_text_chars, f"{name} of {length} characters")
     for name in ("title", "description"):
         check_storable(name, getattr(product, name))
-    product_id = product.product_id
-    if product_id is not None:
-        if len(product_id) > MAX_PRODUCT_ID_CHARS:
-            detail = f"product_id of {len(product_id)} characters; at most {MAX_PRODUCT_ID_CHARS}"
-            raise malformed("product_id_length", detail)
-        check_storable("product_id", product_id)
+    if product.product_id is not None:
+        check_product_id(product.product_id)
     if product.image_bytes is None and not (is_readable(product.title) or is_readable(product.description)):
         # markup, punctuation or invisible characters alone would be classified from nothing
         detail = "give a title or description with a letter or a digit, or a photo (multipart field 'image')"
@@ -149,10 +145,27 @@ def check_text(product: ProductRequest, settings: ServeSettings) -> None:
 
 def check_storable(name: str, value: str) -> None:
     """Refuse text that a PostgreSQL review store cannot hold (see :func:`unstorable_reason`)."""
+    if (refusal := _unstorable(name, value)) is not None:
+        raise refusal
+
+
+def _unstorable(name: str, value: str) -> ApiError | None:
     problem = unstorable_reason(value)
-    if problem is not None:
-        code, reason = problem
-        raise malformed(code, f"{name} {reason}")
+    return None if problem is None else malformed(problem[0], f"{name} {problem[1]}")
+
+
+def check_product_id(product_id: str) -> None:
+    """Refuse a ``product_id`` (stripped) the API does not take, with one code and message wherever it is given: a
+    product's, in JSON or multipart, and the ``GET /reviews`` filter's."""
+    if (refusal := _product_id_refusal(product_id)) is not None:
+        raise refusal
+
+
+def _product_id_refusal(product_id: str) -> ApiError | None:
+    if len(product_id) > MAX_PRODUCT_ID_CHARS:
+        detail = f"product_id of {len(product_id)} characters; at most {MAX_PRODUCT_ID_CHARS}"
+        return malformed("product_id_length", detail)
+    return _unstorable("product_id", product_id)
 
 
 def check_image_bytes(data: bytes, settings: ServeSettings) -> str:
@@ -556,9 +569,9 @@ def _given_id(raw: Any) -> str | None:
 
 
 def usable_id(product_id: str | None) -> str | None:
-    """``product_id`` (stripped) if :func:`check_text` takes it, else ``None``: a refused item is not named by an id
-    refused with it."""
-    if product_id is None or len(product_id) > MAX_PRODUCT_ID_CHARS or unstorable_reason(product_id):
+    """``product_id`` (stripped) if :func:`check_product_id` takes it, else ``None``: a refused item is not named by an
+    id refused with it."""
+    if product_id is None or _product_id_refusal(product_id) is not None:
         return None
     return product_id
 
