@@ -881,3 +881,19 @@ def test_serve_refuses_a_review_queue_inside_a_model_bundle(
     assert _review_database_in_bundle(f"sqlite:///{tmp_path / 'reviews.db'}", str(bundle)) is None
     assert _review_database_in_bundle("sqlite+pysqlite:///:memory:", str(bundle)) is None
     assert _review_database_in_bundle("postgresql+psycopg://u@h/db", str(bundle)) is None
+
+
+def test_serve_starts_beside_a_metrics_folder_named_after_no_possible_pid(
+    serve_workers: Callable[[], list[str]], tmp_path: Path
+) -> None:
+    """A folder of the temporary folder named as a server's private folder of metrics but after a pid no process
+    can have (beyond a C int) stopped every start of ``prodcat serve`` with a traceback, OverflowError from the check
+    of that pid, once the model had been checked. No run made it: it is kept, and the server starts."""
+    host = socket.gethostname()
+    kept = {
+        _metrics_folder(tmp_path, f"prodcat-metrics-{host}-{2**64}-huge"),
+        _metrics_folder(tmp_path, f"prodcat-metrics-{host}-{_ended_pid()}-hugefile", f"counter_{2**64}.db"),
+    }
+    [own] = serve_workers()
+    assert {path.name for path in tmp_path.glob("prodcat-metrics-*")} == kept
+    assert not Path(own).exists()

@@ -8,13 +8,14 @@ import os
 
 
 def running(pid: int) -> bool:
-    """Whether a process ``pid`` runs on this machine (a reused pid reads as running: what it names is kept)."""
+    """Whether a process ``pid`` runs on this machine (a reused pid reads as running: what it names is kept, as is
+    what a pid beyond any process's names, which no run made)."""
     if os.name == "nt":  # os.kill would end it there: kept
         return True
     try:
         os.kill(pid, 0)  # signal 0: only asks
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's
+    except (PermissionError, OverflowError):  # another user's; beyond a C int, which os.kill raised to the caller
         pass
     return True
