@@ -2775,6 +2775,29 @@ def test_train_with_feedback_relabels_a_catalogue_product_whose_correction_it_ca
     assert (labels["Kitchen-0"], labels["Kitchen-1"]) == ("Watches", "Kitchen")
 
 
+def test_train_with_feedback_names_the_categories_only_corrections_bring(tmp_path, caplog):
+    """Corrections naming categories the catalogue has no product of (`?new_category=true`, or a queue of a model of
+    another catalogue) were learnt as new categories with no word unless one had a single product. Each is named,
+    at the level trained, with its number of corrections; a correction naming a catalogue's category under a path
+    that level cuts away brings none."""
+    from prodcat.review.store import ReviewStore
+
+    data = mug_and_watch_catalogue(tmp_path)
+    db = f"sqlite:///{tmp_path / 'reviews.db'}"
+    store = ReviewStore(db)
+    for i, category in enumerate(["Food > Wine", "Food > Cheese", "Garden", "Watches > Wrist"]):
+        store.submit(store.record(queued(f"new thing {i}")), category)
+    store.close()
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    train = ["train", str(data), "--config", config, "--modalities", "text", "--level", "1", "--feedback", db]
+    with caplog.at_level(logging.WARNING):
+        assert main([*train, "--out", str(tmp_path / "m")]) == 0
+    assert (
+        "the corrections bring 2 categories the catalogue has no product of, learnt from them alone: 'Food' (2), "
+        "'Garden' (1)"
+    ) in caplog.messages
+
+
 URLS = "sqlite:///FILE for a SQLite file, postgresql+psycopg://USER@HOST/DB for a PostgreSQL database"
 
 

@@ -61,7 +61,7 @@ from prodcat.evaluate.metrics import (
 )
 from prodcat.evaluate.report import EVALUATION_FILES, interval_text, report_problem, write_issues, write_report
 from prodcat.files import report_exit_code, write_failure
-from prodcat.formatting import count_text, counted
+from prodcat.formatting import count_text, counted, first_few
 from prodcat.grouping import spelling_groups
 
 if TYPE_CHECKING:
@@ -773,7 +773,22 @@ def _with_corrections(frame: pd.DataFrame, corrections: pd.DataFrame, config: Co
         if relabelled.notna().any()
         else "",
     )
+    _warn_of_new_categories(frame["category"], pd.concat([usable["category"], relabelled.dropna()]), config)
     return pd.concat([frame[~replaced], usable], ignore_index=True)
+
+
+def _warn_of_new_categories(catalogue: pd.Series, corrected: pd.Series, config: Config) -> None:
+    """Name the categories, at the level trained, that the ``corrected`` labels bring and the ``catalogue``'s labels
+    do not have, with their products: each is learnt as a new category from the corrections alone (a queue of a model
+    of another catalogue, or a ``?new_category=true`` correction)."""
+    known = set(category_at_level(catalogue, config.target_level))
+    counts = pd.Series(category_at_level(corrected, config.target_level)).value_counts()
+    if new := [f"{label!r} ({count})" for label, count in counts.items() if label not in known]:
+        log.warning(
+            "the corrections bring %s the catalogue has no product of, learnt from them alone: %s",
+            counted(len(new), "category", "categories"),
+            first_few(new, 5),
+        )
 
 
 def _modalities_read(read: dict[str, np.ndarray]) -> list[str]:
