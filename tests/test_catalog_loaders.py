@@ -180,6 +180,20 @@ def test_a_rakuten_test_table_given_for_labels_says_where_they_are_read_from(tmp
     assert load_catalog(tmp_path / "mine.csv").no_category_read().endswith("name it with --category-column")
 
 
+def test_a_flipkart_catalogue_without_categories_says_where_they_are_read_from(tmp_path: Path) -> None:
+    """evaluate (or cv, explore) given a Flipkart catalogue whose product_category_tree is empty in every row said
+    'if a column holds them, name it with --category-column', which it then refused ('is a flipkart catalogue, whose
+    columns are known'): it now names the column Flipkart's labels are read from."""
+    (tmp_path / "flipkart_com-ecommerce_sample.csv").write_text(
+        "uniq_id,product_name,product_category_tree,image,description\na1,Cycling Shorts,,,Shorts\n"
+    )
+    reason = load_catalog(tmp_path).no_category_read()
+    assert reason == (
+        "none of the 1 products read has a category: a Flipkart catalogue reads them from its product_category_tree "
+        "column, empty in every row"
+    )
+
+
 def test_a_rakuten_table_whose_index_column_pandas_wrote_back_or_left_out_is_read(tmp_path: Path) -> None:
     """The challenge's index column, read by pandas without index_col and written back with index=False (header
     'Unnamed: 0'), or left out, was refused: "missing column(s) row_index for format 'rakuten'", a name no file has,

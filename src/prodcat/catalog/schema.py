@@ -79,6 +79,16 @@ class RowIssue:
         return f"row {self.row}{who}, {self.field}: {self.message}"
 
 
+#: where a catalogue of a format whose columns are known (which refuses --category-column) has its labels
+_LABELS_OF_FORMAT = {
+    "rakuten": "a Rakuten X_test_update.csv has no labels, and an X_train_update.csv reads them from "
+    "Y_train_CVw08PX.csv beside it; give labelled products as those two files",
+    "flipkart": "a Flipkart catalogue reads them from its product_category_tree column, empty in every row",
+    "fashion": "a fashion catalogue reads them from its masterCategory, subCategory and articleType columns, empty "
+    "in every row",
+}
+
+
 @dataclass
 class Catalog:
     """A canonical catalogue frame, where it came from, and what went wrong reading it."""
@@ -109,12 +119,8 @@ class Catalog:
         if self.frame.empty or self.frame["category"].notna().any():
             return None
         none = f"none of the {len(self.frame):,} products read has a category"
-        if self.format == "rakuten":  # whose columns are known: --category-column is refused for it
-            return (
-                f"{none}: a Rakuten X_test_update.csv has no labels, and an X_train_update.csv reads them from "
-                "Y_train_CVw08PX.csv beside it; give labelled products as those two files"
-            )
-        return f"{none}: if a column holds them, name it with --category-column"
+        # a catalogue whose columns are known refuses --category-column: where its labels are read from instead
+        return f"{none}: {_LABELS_OF_FORMAT.get(self.format, 'if a column holds them, name it with --category-column')}"
 
 
 def split_path(category: str) -> list[str]:
