@@ -194,6 +194,22 @@ def test_a_flipkart_catalogue_without_categories_says_where_they_are_read_from(t
     )
 
 
+def test_a_fashion_catalogue_without_categories_is_read_as_one_to_predict(tmp_path: Path) -> None:
+    """A fashion styles.csv whose masterCategory, subCategory and articleType are empty in every row (products to
+    predict) failed to load with a traceback, numpy's "ufunc 'add' did not contain a loop" from the building of the
+    category tree: prodcat predict stopped there. It is read, its products unlabelled, and a command that needs
+    labels names the columns they are read from."""
+    (tmp_path / "styles.csv").write_text(
+        "id,gender,masterCategory,subCategory,articleType,productDisplayName\n1,Men,,,,Blue Shirt\n2,Women,,,,Red Bag\n"
+    )
+    catalog = load_catalog(tmp_path)
+    assert list(catalog.frame["title"]) == ["Blue Shirt", "Red Bag"] and catalog.frame["category"].isna().all()
+    assert catalog.no_category_read() == (
+        "none of the 2 products read has a category: a fashion catalogue reads them from its masterCategory, "
+        "subCategory and articleType columns, empty in every row"
+    )
+
+
 def test_a_rakuten_table_whose_index_column_pandas_wrote_back_or_left_out_is_read(tmp_path: Path) -> None:
     """The challenge's index column, read by pandas without index_col and written back with index=False (header
     'Unnamed: 0'), or left out, was refused: "missing column(s) row_index for format 'rakuten'", a name no file has,

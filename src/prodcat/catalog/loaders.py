@@ -852,6 +852,8 @@ def _fashion_tree(table: SourceTable, ids: pd.Series, levels: tuple[str, ...]) -
     """
     frame = table.frame
     blank_level = pd.concat([_is_blank(frame[c]) for c in levels], axis=1).any(axis=1)
+    if blank_level.all():  # no product labelled (a catalogue to predict): no tree, and none of its parents to add
+        return pd.Series(None, index=frame.index, dtype=object), []
     parents = frame[list(levels[:-1])].apply(join_path, axis=1)
     leaf = frame[levels[-1]].str.strip()
     usual_parent = parents[~blank_level].groupby(leaf[~blank_level]).agg(lambda p: p.value_counts().index[0])
