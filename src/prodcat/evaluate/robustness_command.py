@@ -84,7 +84,7 @@ def study_robustness(args: argparse.Namespace, perturbations: list[Perturbation]
     catalog = labelled_part(catalog_of_the_run(args, read_by))
     if catalog is None:
         return 2
-    if (products := products_of_the_runs(args, catalog, predictor, base, perturbations)) is None:
+    if (products := products_of_the_runs(args, catalog, predictor, read_by, base, perturbations)) is None:
         return 2
     frame, warnings, photos_warning = products
     warnings += [warning for warning in (unread, photos_warning) if warning]
@@ -122,15 +122,15 @@ def products_of_the_runs(
     args: argparse.Namespace,
     catalog: Catalog,
     predictor: Predictor,
+    read_by: tuple[str, ...],
     base: Perturbation | None,
     perturbations: list[Perturbation],
 ) -> tuple[pd.DataFrame, list[str], str | None] | None:
     """The labelled products of ``catalog`` every run scores (:func:`scored_products`), the warnings of those left out
     and that of their photos (:func:`undecoded_photos_said`), their input issues warned of; ``None`` when nothing can
-    be measured on them, said on stderr."""
+    be measured on them, said on stderr. ``read_by``: the modalities the ``predictor``'s model reads."""
     from prodcat.commands import ids_not_drawn, warn_of_issues_of_products
 
-    read_by = modalities_read_by_bundle(predictor.manifest)
     try:
         frame, warnings = scored_products(catalog.frame, predictor, args.sample, args.seed)
     except ValueError as exc:

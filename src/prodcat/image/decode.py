@@ -307,7 +307,7 @@ def _open(
     data: bytes, product_id: str | None, where: str | None, max_side: int | None, max_pixels: int
 ) -> tuple[Image.Image, tuple[int, int]]:
     """The lazily-decoding image (JPEG draft applied) and its size in the file."""
-    kind = _decoded_type(data, product_id, where)
+    kind = _decodable_type(data, product_id, where)
     try:  # our own limit below is applied to the pixels actually decoded
         img = open_lazily(data, kind, where or "")
     except Image.DecompressionBombError:  # a valid photo, too large, not a corrupt header
@@ -335,7 +335,7 @@ def _open(
     return img, (width, height)
 
 
-def _decoded_type(data: bytes, product_id: str | None, where: str | None) -> str:
+def _decodable_type(data: bytes, product_id: str | None, where: str | None) -> str:
     """The type of the photo ``data`` (:func:`sniff_image_type`'s), or ``ImageDecodeError`` saying why it is not opened:
     not an image, a format this Pillow does not decode, or a structure that would take too long to read."""
     kind = sniff_image_type(data)
