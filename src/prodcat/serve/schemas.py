@@ -18,6 +18,7 @@ from pydantic import (
     Tag,
     ValidationError,
     ValidatorFunctionWrapHandler,
+    WithJsonSchema,
     WrapValidator,
     field_validator,
 )
@@ -60,8 +61,11 @@ def _null_as_empty(value: Any) -> Any:
     return "" if value is None else value
 
 
-#: an optional text, empty when left out or null
-OptionalText = Annotated[str, BeforeValidator(_null_as_empty)]
+#: an optional text, empty when left out or null; /openapi.json says it takes null (a client checking its requests
+#: against the document refused what the API takes)
+OptionalText = Annotated[
+    str, BeforeValidator(_null_as_empty), WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "null"}]})
+]
 
 #: Unicode general categories of what breaks or controls a line: controls (line break, tab, escape, DEL...) and the
 #: line and paragraph separators (U+2028, U+2029)
