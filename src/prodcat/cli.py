@@ -45,6 +45,7 @@ INTERRUPTED = "interrupted"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``prodcat`` parser: its global options and every command of :data:`COMMAND_MODULES`."""
     parser = argparse.ArgumentParser(
         prog="prodcat",
         description="Categorise marketplace products from their text and photo.",
@@ -65,6 +66,8 @@ def command_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.Argum
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The console script: :func:`run` ``argv`` (``None``: ``sys.argv[1:]``) and return its exit code; Ctrl-C or
+    SIGTERM is 130 or 143, a closed pipe on standard output 141, without a traceback."""
     try:
         code = run(argv)
         sys.stdout.flush()  # a reader gone is met here, not in the interpreter's last flush (exit 120, a message)

@@ -93,6 +93,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``prodcat train``, ``predict``, ``evaluate`` and ``cv`` among ``subparsers``; each ``func`` runs its
+    command (:mod:`prodcat.commands` imported then)."""
     train = subparsers.add_parser(
         "train",
         help="train a model bundle on a catalogue",

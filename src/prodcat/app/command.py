@@ -22,6 +22,7 @@ SERVER_STOP_GRACE_S = 5.0
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``prodcat app`` among ``subparsers``; its ``func`` runs it (the command's code imported then)."""
     app = subparsers.add_parser(
         "app",
         help="web app to explore a catalogue, a model and its predictions",
@@ -173,6 +174,7 @@ def shell_exit_status(returncode: int) -> int:
 
 
 def run_app(args: argparse.Namespace) -> int:
+    """Run ``prodcat app`` with the parsed ``args``; returns the exit code."""
     # a bad bundle is a BundleError, one line and exit 2 (cli.run), before any server rather than on its page. First
     # every file against the manifest's SHA-256, in a fraction of a second (a mistyped or damaged bundle), as the
     # other mistakes below are said: by prodcat.manifest, not prodcat.bundle, whose joblib and numpy would stay in

@@ -23,6 +23,7 @@ NEAR_DUPLICATE_SIMILARITY = 0.9
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``prodcat audit`` among ``subparsers``; its ``func`` runs it (the command's code imported then)."""
     parser = subparsers.add_parser(
         "audit",
         help="audit a catalogue: classes, texts, duplicates, markup, photos, label noise",

@@ -141,6 +141,7 @@ def _base_url_problem(text: str) -> str | None:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``prodcat collect`` among ``subparsers``; its ``func`` runs it (the command's code imported then)."""
     parser = subparsers.add_parser(
         "collect",
         help="collect products matching a query from a public API into a catalogue",
@@ -257,6 +258,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_collect(args: argparse.Namespace) -> int:
+    """Run ``prodcat collect`` with the parsed ``args``; returns the exit code."""
     from prodcat.collect.pipeline import collect
 
     # our client logs each retry in one line; urllib3 would add a line for each photo's redirect

@@ -43,6 +43,7 @@ OVERLAY_NAME = re.compile(r"\d{4,}\.png")
 
 
 def run_explain(args: argparse.Namespace) -> int:
+    """Run ``prodcat explain`` with the parsed ``args``; returns the exit code."""
     from prodcat.bundle import modalities_read_by_bundle, read_manifest
     from prodcat.commands import (
         catalog_of_the_run,

@@ -11,6 +11,7 @@ from prodcat.evaluate.explain_settings import ExplainSettings
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``prodcat explain`` among ``subparsers``; its ``func`` runs it (the command's code imported then)."""
     parser = subparsers.add_parser(
         "explain",
         help="explain predictions: which words and which pixels made the model choose",

@@ -33,6 +33,7 @@ DESCRIPTION = textwrap.dedent("""\
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``prodcat robustness`` among ``subparsers``; its ``func`` runs it (the command's code imported then)."""
     parser = subparsers.add_parser(
         "robustness",
         help="score a model on perturbed copies of a labelled catalogue",

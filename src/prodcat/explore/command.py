@@ -22,6 +22,7 @@ TOP_ROWS = 10
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``prodcat explore`` among ``subparsers``; its ``func`` runs it (the command's code imported then)."""
     parser = subparsers.add_parser(
         "explore",
         help="feasibility study: do products of one category cluster together (text, image, both)?",
@@ -103,6 +104,7 @@ def _each_once(names: str) -> list[str]:
 
 
 def run_explore(args: argparse.Namespace) -> int:
+    """Run ``prodcat explore`` with the parsed ``args``; returns the exit code."""
     from prodcat.catalog.loaders import CatalogFormatError
     from prodcat.commands import (
         catalog_of_the_run,

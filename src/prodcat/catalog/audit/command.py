@@ -19,6 +19,7 @@ from prodcat.formatting import count_text, counted
 
 
 def run_audit(args: argparse.Namespace) -> int:
+    """Run ``prodcat audit`` with the parsed ``args``; returns the exit code."""
     from prodcat.catalog.loaders import CatalogFormatError, load_from_args
     from prodcat.commands import build_config, fold_count_of_the_run, warn_if_the_sample_takes_all
     from prodcat.evaluate.report import report_problem
