@@ -1706,6 +1706,65 @@ def test_a_405_allows_every_method_of_its_path(client: TestClient) -> None:
     assert client.post("/static-offline-docs/swagger-ui.css").headers["allow"] == "GET, HEAD"
 
 
+#: a browser's preflight of a correction from the page of an origin: POST with its key, as JSON
+CORRECTION_PREFLIGHT = {
+    "Origin": "https://shop.example.com",
+    "Access-Control-Request-Method": "POST",
+    "Access-Control-Request-Headers": "content-type, x-api-key",
+}
+
+
+def test_a_browser_page_of_an_origin_given_may_call_the_api(tmp_path: Path) -> None:
+    """A server answered no CORS: the preflight OPTIONS of a browser page on another origin got 405, so that no
+    front-end there could call it. --cors-origins (PRODCAT_CORS_ORIGINS) names the origins whose pages may: their
+    preflight is answered, the review queue's key header allowed, and every answer (an error's included) lets the page
+    read it and its X-Request-ID. Off by default, as before; another origin's preflight is refused."""
+    store = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    with TestClient(create_app(OneCategoryModel(), ServeSettings(api_key=API_KEY), store)) as closed:
+        refused = closed.options("/reviews/1", headers=CORRECTION_PREFLIGHT)
+        assert (refused.status_code, refused.json()["error"]) == (405, "method_not_allowed")
+        answer = closed.post("/predict", json={"title": "mug"}, headers={"Origin": "https://shop.example.com"})
+        assert not [name for name in answer.headers if name.startswith("access-control-")]
+
+    settings = ServeSettings(api_key=API_KEY, cors_origins="https://shop.example.com,HTTP://LocalHost:3000")
+    assert settings.cors_origins == ("https://shop.example.com", "http://localhost:3000")
+    with TestClient(create_app(OneCategoryModel(), settings, store)) as client:
+        preflight = client.options("/reviews/1", headers=CORRECTION_PREFLIGHT)
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://shop.example.com"
+        assert {"POST", "GET"} <= set(preflight.headers["access-control-allow-methods"].split(", "))
+        allowed = {name.lower() for name in preflight.headers["access-control-allow-headers"].split(", ")}
+        assert {"x-api-key", "content-type", "x-request-id"} <= allowed
+        page = {"Origin": "http://localhost:3000"}
+        for answer in (
+            client.post("/predict", json={"title": "mug"}, headers=page),
+            client.post("/predict", json={}, headers=page),  # a 422
+            client.get("/reviews", headers=page),  # a 401: no key
+        ):
+            assert answer.headers["access-control-allow-origin"] == "http://localhost:3000", answer.text
+            assert answer.headers["access-control-expose-headers"] == "X-Request-ID"
+        elsewhere = client.options("/reviews/1", headers={**CORRECTION_PREFLIGHT, "Origin": "https://other.example"})
+        assert elsewhere.status_code == 400 and "access-control-allow-origin" not in elsewhere.headers
+        # an OPTIONS that is no preflight is still a method the path does not take
+        assert client.options("/health").status_code == 405
+
+
+def test_a_list_flag_of_serve_given_more_than_once_adds_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--cors-origins may be given once per origin, or comma-separated, as --image-types (given twice, its last
+    value alone was kept, without a word)."""
+    from prodcat.cli import build_parser
+    from prodcat.serve.command import _export_flags
+
+    for name in ("PRODCAT_CORS_ORIGINS", "PRODCAT_IMAGE_TYPES"):
+        monkeypatch.delenv(name, raising=False)
+    arguments = ["serve", "model", "--cors-origins", "https://shop.example.com", "--image-types", "jpeg",
+                 "--cors-origins", "http://localhost:3000,http://localhost:8080", "--image-types", "png"]  # fmt: skip
+    _export_flags(build_parser().parse_args(arguments))
+    settings = ServeSettings()
+    assert settings.cors_origins == ("https://shop.example.com", "http://localhost:3000", "http://localhost:8080")
+    assert settings.image_types == ("jpeg", "png")
+
+
 def test_a_photo_part_sent_twice_fails_its_items_not_the_batch(jpeg_bytes: Callable[..., bytes]) -> None:
     settings = ServeSettings()
     products = [{"title": "mug", "image": "twice"}, {"title": "lamp"}]
@@ -2437,6 +2496,13 @@ def test_a_refused_serve_setting_is_one_line_naming_its_flag_and_variable(
             "[jpeg",
             "error: --image-types / PRODCAT_IMAGE_TYPES: '[jpeg' is not a JSON list (Expecting value at character 1); "
             'give the types as jpeg,png or ["jpeg", "png"]',
+        ),
+        (
+            "--cors-origins",
+            "https://shop.example.com/",
+            "error: --cors-origins / PRODCAT_CORS_ORIGINS: 'https://shop.example.com/' is not an origin: give "
+            "scheme://host[:port] as a browser sends it, e.g. https://shop.example.com or http://localhost:3000 (no "
+            "path, no trailing slash), or * for any origin",
         ),
         (
             "--log-level",

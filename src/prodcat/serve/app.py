@@ -24,6 +24,7 @@ import anyio
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
@@ -181,6 +182,10 @@ _StoreCall = Callable[..., Awaitable[Any]]
 _Body = TypeVar("_Body")
 ReviewId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="id of the review record")]
 _API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="the key set by PRODCAT_API_KEY")
+#: the header naming a request, the caller's or the server's (:class:`RequestGuard`)
+REQUEST_ID_HEADER = "X-Request-ID"
+#: the methods of the API's routes, which a browser page of an origin of ``cors_origins`` may send
+CORS_METHODS = frozenset({"GET", "HEAD", "POST"})
 
 
 def create_app(
@@ -219,6 +224,15 @@ def create_app(
         redirect_slashes=False,
     )
     app.add_middleware(RequestGuard, settings=settings, metrics=metrics)
+    if settings.cors_origins:
+        # outside the guard: a preflight is answered here, and every answer of the guard or a route carries the headers
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=sorted(CORS_METHODS),
+            allow_headers=[_API_KEY_HEADER.model.name, REQUEST_ID_HEADER],
+            expose_headers=[REQUEST_ID_HEADER],
+        )
     _add_error_handlers(app, metrics)
     app.include_router(_prediction_routes(service, settings, metrics))
     # review-store calls run in threads that the request's timeout abandons (504 on time, as the predict endpoints

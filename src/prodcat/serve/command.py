@@ -13,7 +13,7 @@ import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_origin
 
 from pydantic import ValidationError
 
@@ -72,6 +72,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help_text = f"{field.description} ({default}; env PRODCAT_{name.upper()})"
         if field.annotation is bool:
             serve.add_argument(flag, dest=name, action="store_true", default=None, help=help_text)
+        elif get_origin(field.annotation) is tuple:  # a list: given more than once, its values add up
+            serve.add_argument(flag, dest=name, metavar=name.upper(), action="append", help=help_text)
         else:
             serve.add_argument(flag, dest=name, metavar=name.upper(), help=help_text)
     serve.set_defaults(func=run_serve)
@@ -80,7 +82,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _shown(default: object) -> str:
     if default is None:  # e5_threads: the library's own
         return "the library's own"
-    return ",".join(default) if isinstance(default, tuple) else str(default)
+    if isinstance(default, tuple):  # an empty list (cors_origins): none
+        return ",".join(default) or "none"
+    return str(default)
 
 
 def _show_computed_defaults(serve: argparse.ArgumentParser) -> None:
@@ -118,6 +122,8 @@ def _export_flags(args: argparse.Namespace) -> None:
             continue
         if field.annotation is bool:
             value = "true"
+        elif isinstance(value, list):  # a list flag given more than once
+            value = ",".join(value)
         os.environ[f"PRODCAT_{name.upper()}"] = value
 
 

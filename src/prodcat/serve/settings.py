@@ -15,6 +15,7 @@ import logging
 import os
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -52,6 +53,48 @@ def text_over_limit(title: str, description: str, limit: int) -> tuple[str, int]
         if len(text) > limit:
             return name, len(text)
     return None
+
+
+#: what each list setting holds, and an example of it, as a refusal of its JSON form says
+_LIST_EXAMPLES = {
+    "image_types": ("types", ("jpeg", "png")),
+    "cors_origins": ("origins", ("https://shop.example.com", "http://localhost:3000")),
+}
+#: the port of each scheme a browser leaves out of the origin it sends
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def browser_origin(given: str) -> str:
+    """``given`` as a browser writes an origin in its ``Origin`` header, which CORS compares as text: the scheme and
+    host in lower case, the scheme's default port left out (``HTTPS://Shop.example.com:443`` is
+    ``https://shop.example.com``); ``*`` (any origin) as it is. Refuses what no browser sends, such as a URL with a
+    path or a trailing slash, which would match no request."""
+    value = given.strip()
+    if value == "*":
+        return value
+    parts = urlsplit(value)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    netloc = parts.netloc.lower()
+    # what is left over past the host and port (a path, a query, a user, an empty port) is no part of an origin
+    if (
+        scheme not in _DEFAULT_PORTS
+        or not parts.hostname
+        or port == -1
+        or value.lower() != f"{scheme}://{netloc}"
+        or "@" in netloc
+        or netloc.endswith(":")
+    ):
+        raise ValueError(
+            f"{value!r} is not an origin: give scheme://host[:port] as a browser sends it, e.g. "
+            "https://shop.example.com or http://localhost:3000 (no path, no trailing slash), or * for any origin"
+        )
+    if port == _DEFAULT_PORTS[scheme]:
+        netloc = netloc.rpartition(":")[0]
+    return f"{scheme}://{netloc}"
 
 
 class ServeSettings(BaseSettings):
@@ -132,10 +175,17 @@ class ServeSettings(BaseSettings):
         description="recent embeddings kept in memory per extractor (the server never writes the on-disk cache)",
     )
     log_level: str = Field("info", description=f"{', '.join(LOG_LEVELS[:-1])} or {LOG_LEVELS[-1]}")
+    # NoDecode, as image_types; none by default: a browser page of another origin calls the API only where the server
+    # says so (CORS), and its preflight OPTIONS was a 405
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="origins (scheme://host[:port]; comma-separated, or the flag given again) whose browser pages "
+        "may call the API (CORS), or * for any",
+    )
 
-    @field_validator("image_types", mode="before")
+    @field_validator("image_types", "cors_origins", mode="before")
     @classmethod
-    def _split_image_types(cls, value: object) -> object:
+    def _split_list(cls, value: object, info: ValidationInfo) -> object:
         if not isinstance(value, str):
             return value
         if not value.lstrip().startswith("["):
@@ -144,9 +194,10 @@ class ServeSettings(BaseSettings):
             return json.loads(value)
         except json.JSONDecodeError as exc:
             # a ValueError's words are not followed by the value given (serve.command): json's alone named nothing
+            what, example = _LIST_EXAMPLES[str(info.field_name)]
             raise ValueError(
-                f"{value!r} is not a JSON list ({exc.msg} at character {exc.pos}); give the types as jpeg,png or "
-                '["jpeg", "png"]'
+                f"{value!r} is not a JSON list ({exc.msg} at character {exc.pos}); give the {what} as "
+                f"{','.join(example)} or {json.dumps(list(example))}"
             ) from None
 
     @field_validator("image_types")
@@ -160,6 +211,11 @@ class ServeSettings(BaseSettings):
         if not kinds:
             raise ValueError(f"no photo type given; choose among {','.join(decoded)}")
         return kinds
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _browser_origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(browser_origin(origin) for origin in origins if origin.strip()))
 
     @field_validator("log_level")
     @classmethod
