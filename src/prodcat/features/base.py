@@ -55,6 +55,7 @@ class Extractor(AddedParametersDefaulted, TransformerMixin, BaseEstimator):
         return None
 
     def fit(self, frame: pd.DataFrame, y: Any = None) -> Extractor:
+        """Learn what :meth:`transform` needs from the products of ``frame`` (``y`` ignored); nothing here."""
         return self
 
     @abstractmethod
@@ -120,6 +121,7 @@ def seeded_extractor(name: str, params: dict[str, Any], seed: int) -> Extractor:
 
 
 def registered_extractors() -> dict[str, type[Extractor]]:
+    """Every registered extractor class by name, the built-in ones imported first."""
     _import_builtin_extractors()
     return dict(_REGISTRY)
 
@@ -177,6 +179,7 @@ class PretrainedEncoder(Extractor):
         return self.disk_cache() if memory is None else memory
 
     def disk_cache(self) -> EmbeddingCache:
+        """The on-disk cache of this extractor's vectors, under :meth:`cache_version` in ``cache_dir``."""
         return EmbeddingCache.for_extractor(self.name, self.cache_version(), self.cache_dir)
 
     def use_memory_cache(self, max_items: int, read_disk: bool = False) -> None:
@@ -191,6 +194,7 @@ class PretrainedEncoder(Extractor):
         self._model_memory_cache = ReadThroughMemoryCache(self.disk_cache, memory) if read_disk else memory
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """``float32`` ``(len(frame), dim)``: :meth:`encode_items` of the products' :meth:`items`."""
         return self.encode_items(self.items(frame))
 
     def encode_items(self, items: list[Any]) -> np.ndarray:

@@ -38,6 +38,7 @@ _LOGGED: set[tuple[Path, str]] = set()
 
 
 def default_cache_dir() -> Path:
+    """``$PRODCAT_CACHE_DIR``, read at each call, else ``~/.cache/prodcat``."""
     return Path(os.environ.get("PRODCAT_CACHE_DIR", Path.home() / ".cache" / "prodcat"))
 
 

@@ -31,6 +31,7 @@ class ExportNotices(Silenced):
 
 
 def models_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where the ONNX exports are kept: ``models`` in ``cache_dir``, or in :func:`default_cache_dir`."""
     return (Path(cache_dir) if cache_dir else default_cache_dir()) / "models"
 
 

@@ -948,6 +948,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
 
     @property
     def modalities_(self) -> list[str]:
+        """The modalities its heads read, in :data:`~prodcat.config.MODALITIES` order (``["text", "image"]``)."""
         return [m for m in MODALITIES if any(h.config.modality == m for h in self.heads_.values())]
 
     def __getstate__(self) -> dict[str, Any]:
