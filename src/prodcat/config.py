@@ -1020,10 +1020,10 @@ def _language_problem(value: str) -> str | None:
     return f'not a language code; give "auto" (detected per product) or an ISO 639-1 code among {known}'
 
 
-def validation_message(errors: Sequence[Any], whole: str = "body") -> str:
+def validation_message(errors: Sequence[Any]) -> str:
     """pydantic's (or FastAPI's) validation errors in one line: ``field.path: what is wrong; ...``; an error
-    about the whole input (no field) is named ``whole``."""
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or whole}: {_error_text(e)}" for e in errors)
+    about the whole input (no field) is named ``body``."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {_error_text(e)}" for e in errors)
 
 
 def _error_text(error: Any) -> str:

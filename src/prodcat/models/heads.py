@@ -391,10 +391,10 @@ def classifier_proba(model: BaseEstimator, X: Any, margin_scale: float = 1.0) ->
     return softmax(margin_scale * scores)
 
 
-def align_proba(proba: np.ndarray, classes: np.ndarray, all_classes: np.ndarray, floor: float = 0.0) -> np.ndarray:
+def align_proba(proba: np.ndarray, classes: np.ndarray, all_classes: np.ndarray) -> np.ndarray:
     """Place ``(n, len(classes))`` probabilities into ``(n, len(all_classes))`` float64 columns, the others set to
-    ``floor``; ``classes`` must be among ``all_classes``, which are sorted (as ``classes_`` are)."""
-    out = np.full((proba.shape[0], len(all_classes)), floor, dtype=np.float64)
+    0; ``classes`` must be among ``all_classes``, which are sorted (as ``classes_`` are)."""
+    out = np.zeros((proba.shape[0], len(all_classes)), dtype=np.float64)
     index = np.searchsorted(all_classes, classes)
     out[:, index] = proba
     return out
