@@ -7,7 +7,6 @@ import errno
 import os
 import pathlib
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,13 +16,14 @@ import pytest
 
 from prodcat.cli import main
 from prodcat.files import written_together
+from prodcat.processes import machine
 
 NO_SPACE = OSError(errno.ENOSPC, "No space left on device")
 
 
 def staging_folder(report: Path, pid: int) -> Path:
     """A staging folder as the run ``pid`` of this machine names it in ``report``, holding a file it wrote."""
-    folder = report / f".staging.{socket.gethostname()}-{pid}.0123456789ab.tmp"
+    folder = report / f".staging.{machine()}-{pid}.0123456789ab.tmp"
     folder.mkdir()
     (folder / "report.html").write_text("half written", encoding="utf-8")
     return folder

@@ -12,6 +12,8 @@ import io
 import json
 import os
 import re
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -33,6 +35,7 @@ from prodcat.catalog.loaders import load_catalog
 from prodcat.catalog.schema import category_at_level
 from prodcat.features.base import make_extractor
 from prodcat.image.decode import image_content_key
+from prodcat.processes import machine
 from prodcat.review.store import ReviewStore, load_corrections
 
 pytestmark = pytest.mark.slow
@@ -789,7 +792,7 @@ def test_serve_removes_the_metrics_folders_of_servers_killed_outright(
     workers have all ended; not one of a server still running, by its supervisor (the pid in the folder's name) or
     by a worker left running when its supervisor was killed (the pid a file of it is named after), nor one of another
     host, nor one holding anything but files of metrics."""
-    ended, alive, host = _ended_pid(), os.getpid(), socket.gethostname()
+    ended, alive, host = _ended_pid(), os.getpid(), machine()
     folder = functools.partial(_metrics_folder, tmp_path)
     folder(f"prodcat-metrics-{host}-{ended}-killed", f"counter_{ended}.db", f"histogram_{ended}.db")
     folder(f"prodcat-metrics-{host}-{ended}-beforeanyworker")
@@ -814,7 +817,7 @@ def test_serve_keeps_the_metrics_folder_the_user_names_whatever_its_name(
     folder: every worker then died at its first metric ('No such file or directory: .../histogram_PID.db') and
     uvicorn started others, which died alike, until stopped. The folder the user names is the server's: kept, and
     served with; a killed server's beside it is still removed."""
-    ended, host = _ended_pid(), socket.gethostname()
+    ended, host = _ended_pid(), machine()
     chosen = tmp_path / _metrics_folder(tmp_path, f"prodcat-metrics-{host}-{ended}-chosen", f"counter_{ended}.db")
     _metrics_folder(tmp_path, f"prodcat-metrics-{host}-{ended}-killed", f"counter_{ended}.db")
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(chosen))
@@ -889,7 +892,7 @@ def test_serve_starts_beside_a_metrics_folder_named_after_no_possible_pid(
     """A folder of the temporary folder named as a server's private folder of metrics but after a pid no process
     can have (beyond a C int) stopped every start of ``prodcat serve`` with a traceback, OverflowError from the check
     of that pid, once the model had been checked. No run made it: it is kept, and the server starts."""
-    host = socket.gethostname()
+    host = machine()
     kept = {
         _metrics_folder(tmp_path, f"prodcat-metrics-{host}-{2**64}-huge"),
         _metrics_folder(tmp_path, f"prodcat-metrics-{host}-{_ended_pid()}-hugefile", f"counter_{2**64}.db"),
@@ -897,3 +900,43 @@ def test_serve_starts_beside_a_metrics_folder_named_after_no_possible_pid(
     [own] = serve_workers()
     assert {path.name for path in tmp_path.glob("prodcat-metrics-*")} == kept
     assert not Path(own).exists()
+
+
+def test_serve_keeps_the_metrics_folder_of_a_server_in_another_pid_namespace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server in a pid namespace of its own (a container of the same host name, as ``docker run --network host``
+    gives, sharing /tmp) named its private folder of metrics after the host and its pid there, which reads as ended
+    here: a start here removed the folder of that running server. Made by the same code in a namespace of its own
+    (unshare, as a container would), its folder is kept while it runs."""
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare")
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    server = (
+        "import os, sys, time; from prodcat.serve.command import _metrics_of_every_worker as m\n"
+        "with m():\n    print(os.environ['PROMETHEUS_MULTIPROC_DIR'], flush=True); sys.stdin.read()"
+    )
+    # a pid high in the namespace's numbering, which no process here is likely to have
+    inner = (
+        f"echo {pid_max - 50} > /proc/sys/kernel/ns_last_pid && {shlex.quote(sys.executable)} -c {shlex.quote(server)}"
+    )
+    command = ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-proc", "sh", "-c", inner]
+    env = os.environ | {"TMPDIR": str(tmp_path)}
+    process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        folder = Path(process.stdout.readline().strip())
+        if not folder.name:
+            pytest.skip("no pid namespace of one's own here (unshare refused)")
+        pid = int(folder.name.rsplit("-", 2)[1])
+        if psutil.pid_exists(pid):
+            pytest.skip(f"pid {pid} runs here too")
+        import tempfile
+
+        from prodcat.serve.command import _remove_abandoned_metrics_folders
+
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+        _remove_abandoned_metrics_folders()
+        assert folder.is_dir()
+    finally:
+        process.communicate("", timeout=60)
+    assert not folder.exists()  # removed by the server itself as it stops

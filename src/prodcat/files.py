@@ -11,7 +11,6 @@ import math
 import os
 import re
 import shutil
-import socket
 import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -23,7 +22,7 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock, Timeout
 
-from prodcat.processes import running
+from prodcat.processes import machine, running
 
 
 def temporary_sibling(path: Path) -> Path:
@@ -106,7 +105,7 @@ def written_together(folder: Path, stale: Iterable[str] = ()) -> Iterator[Path]:
     made = made_folders(folder)
     try:
         remove_abandoned_staging(folder)
-        staging = temporary_sibling(folder / f"{_STAGING}.{socket.gethostname()}-{os.getpid()}")
+        staging = temporary_sibling(folder / f"{_STAGING}.{machine()}-{os.getpid()}")
         staging.mkdir()
         try:
             yield staging
@@ -150,7 +149,8 @@ def remove_empty_folders(made: list[Path]) -> None:
             return
 
 
-#: what :func:`written_together` names its staging folders after, with the host and pid of the run writing there
+#: what :func:`written_together` names its staging folders after, with the host (:func:`~prodcat.processes.machine`)
+#: and pid of the run writing there
 _STAGING = "staging"
 _STAGING_OWNER = re.compile(rf"{_STAGING}\.(?P<host>.+)-(?P<pid>\d+)")
 
@@ -162,7 +162,7 @@ def remove_abandoned_staging(folder: Path) -> None:
     run beyond this machine's sight."""
     for path in folder.iterdir():
         owner = _STAGING_OWNER.fullmatch(temporary_sibling_of(path.name) or "")
-        if owner and owner["host"] == socket.gethostname() and not running(int(owner["pid"])):
+        if owner and owner["host"] == machine() and not running(int(owner["pid"])):
             shutil.rmtree(path, ignore_errors=True)
 
 

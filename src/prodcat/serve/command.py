@@ -7,7 +7,6 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import sys
 import tempfile
 import textwrap
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, get_origin
 from pydantic import ValidationError
 
 from prodcat.arguments import add_help_completed_by, into_bundle, user_path
-from prodcat.processes import running
+from prodcat.processes import machine, running
 from prodcat.serve.settings import (
     METRICS_DIR_VARIABLE,
     OLD_METRICS_DIR_VARIABLE,
@@ -195,7 +194,7 @@ def _metrics_dir_unset() -> Iterator[None]:
 
 
 #: the private folder of metrics of a server of several processes, in the temporary folder: ``PREFIX-HOST-PID-XXXX``,
-#: PID its supervisor's (this process's), XXXX tempfile's
+#: HOST :func:`~prodcat.processes.machine`, PID its supervisor's (this process's), XXXX tempfile's
 _PRIVATE_METRICS_PREFIX = "prodcat-metrics"
 _PRIVATE_METRICS = re.compile(rf"{_PRIVATE_METRICS_PREFIX}-(?P<host>.+)-(?P<pid>\d+)-[^-]+")
 #: a file of metrics of prometheus_client's multiprocess mode, named after the pid of the process that writes it
@@ -211,7 +210,7 @@ def _remove_abandoned_metrics_folders() -> None:
     ``PROMETHEUS_MULTIPROC_DIR`` (or its older name) names, whatever its name: this server's workers write there."""
     if os.name == "nt":  # no pid is known to have ended there (prodcat.processes)
         return
-    host = socket.gethostname()
+    host = machine()
     users = _users_metrics_dir()
     for path in Path(tempfile.gettempdir()).glob(f"{_PRIVATE_METRICS_PREFIX}-*"):
         owner = _PRIVATE_METRICS.fullmatch(path.name)
@@ -248,7 +247,7 @@ def _metrics_of_every_worker() -> Iterator[None]:
     if metrics_dir_setting() is not None:  # a folder of the user's: refused at start unless it is one
         yield
         return
-    prefix = f"{_PRIVATE_METRICS_PREFIX}-{socket.gethostname()}-{os.getpid()}-"
+    prefix = f"{_PRIVATE_METRICS_PREFIX}-{machine()}-{os.getpid()}-"
     with tempfile.TemporaryDirectory(prefix=prefix) as folder:
         os.environ[METRICS_DIR_VARIABLE] = folder
         try:
