@@ -659,17 +659,24 @@ def test_a_description_and_specifications_longer_together_than_the_api_takes_are
     assert not test.error and metrics_of(test)["category"] == "Kitchen"
 
 
-def _predict_a_title_of_no_known_word(bundle: Path, monkeypatch) -> AppTest:
-    """The Predict page of ``bundle`` after a title in a script the tiny catalogue never used: no category, and why."""
+def _predict_nothing_to_classify(bundle: Path, monkeypatch, title: str, why: str) -> AppTest:
+    """The Predict page of ``bundle`` after ``title`` alone, of which the model reads nothing: no category, and the
+    warning saying so, ``why`` after it."""
     test = go_to(start_app(monkeypatch, str(bundle)), "Predict")
-    test.text_input(key="predict_title").input("सिरेमिक कॉफ़ी मग")
+    test.text_input(key="predict_title").input(title)
     test.button[0].click().run()
     assert not test.exception and "category" not in metrics_of(test)
-    assert [w.value for w in test.warning] == [
-        "Nothing to classify: the model could read none of this product. None of the words in its title and "
-        "description is one the model knows (it knows only the words of the products it was trained on)."
-    ]
+    assert [w.value for w in test.warning] == [f"Nothing to classify: the model could read none of this product. {why}"]
     return test
+
+
+def _predict_a_title_of_no_known_word(bundle: Path, monkeypatch) -> AppTest:
+    """The Predict page of ``bundle`` after a title in a script the tiny catalogue never used: no category, and why."""
+    why = (
+        "None of the words in its title and description is one the model knows (it knows only the words of the "
+        "products it was trained on)."
+    )
+    return _predict_nothing_to_classify(bundle, monkeypatch, "सिरेमिक कॉफ़ी मग", why)
 
 
 def test_a_title_of_no_word_the_model_knows_gets_no_category_and_says_why(tiny_training, monkeypatch):
@@ -712,13 +719,8 @@ def tiny_photo_bundle(tiny_training, tmp_path_factory) -> Path:
 def test_text_a_photo_only_model_cannot_read_gets_no_category_and_says_why(tiny_photo_bundle, monkeypatch, jpeg_bytes):
     """Text alone for a model reading photos only was told 'Nothing to classify: the model could read none of this
     product.' without a word of why, where a photo for a text-only model is told the model does not read photos."""
-    test = go_to(start_app(monkeypatch, str(tiny_photo_bundle)), "Predict")
-    test.text_input(key="predict_title").input("ceramic coffee mug")
-    test.button[0].click().run()
-    assert not test.exception and "category" not in metrics_of(test)
-    assert [w.value for w in test.warning] == [
-        "Nothing to classify: the model could read none of this product. This model does not read text."
-    ]
+    why = "This model does not read text."
+    test = _predict_nothing_to_classify(tiny_photo_bundle, monkeypatch, "ceramic coffee mug", why)
     test.file_uploader(key="predict_photo").set_value(("mug.jpg", jpeg_bytes(colour="red"), "image/jpeg"))
     test.button[0].click().run()
     assert metrics_of(test)["category"] == "Kitchen" and metrics_of(test)["from"] == "image"
