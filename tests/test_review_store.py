@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -560,10 +560,87 @@ def test_a_correction_supersedes_the_pending_records_of_its_product_and_they_are
         (second, REVIEWED),
     ]
     assert store.get(first).corrected_category is None
-    # a superseded record may still be corrected: the latest correction trains, the product's other records stay
+    # a superseded record may still be corrected: the latest correction trains, and supersedes the earlier one
     store.submit(first, "Home Decor & Festive Needs")
-    assert (store.get(second).status, store.count(SUPERSEDED)) == (REVIEWED, 0)
+    assert [item.id for item in store.items(REVIEWED)] == [first]
+    assert (store.get(second).status, store.get(second).corrected_category) == (SUPERSEDED, "Kitchen & Dining")
     assert store.corrections(tmp_path)["category"].tolist() == ["Home Decor & Festive Needs"]
+
+
+def test_a_later_correction_of_a_product_supersedes_its_earlier_one_as_training_does(
+    store: ReviewStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Record 3 corrected to Watches, then record 27 of the same product to Kitchen & Dining: both stayed reviewed,
+    GET /reviews?status=reviewed listed record 3 as training as Watches, while train --feedback keeps record 27
+    alone. The earlier correction is superseded, its category, reviewer and time kept; the reviewed records are the
+    corrections that train, and training says which it leaves out."""
+    first, second, other = (
+        store.record(review(title, source_product_id=product))
+        for title, product in (("mug", "SKU-1"), ("mug again", "SKU-1"), ("lamp", "SKU-2"))
+    )
+    store.submit(first, "Watches", "ana")
+    store.submit(other, "Home Decor & Festive Needs")
+    store.submit(second, "Kitchen & Dining", "bo")
+    assert [item.id for item in store.items(REVIEWED)] == [second, other]
+    earlier = store.get(first)
+    assert (earlier.status, earlier.corrected_category, earlier.reviewer) == (SUPERSEDED, "Watches", "ana")
+    with caplog.at_level(logging.INFO, logger="prodcat.review.store"):
+        frame = store.corrections(tmp_path)
+    assert frame["product_id"].tolist() == [f"review-{second}", f"review-{other}"]
+    assert (
+        f"1 correction overridden by a later correction of the same product, left out of the training data: "
+        f"review-{first}"
+    ) in caplog.messages
+
+
+def write_as_an_earlier_version(db_url: str, review_id: int, category: str, at: datetime) -> None:
+    """Mark the record reviewed as ``category`` at ``at``, as a version before a correction superseded its product's
+    earlier corrections left it: reviewed whatever the product's other records."""
+    items = store_module._ReviewRow.__table__
+    engine = sa.create_engine(db_url)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(items)
+            .where(items.c.id == review_id)
+            .values(status=REVIEWED, corrected_category=category, reviewed_at=at)
+        )
+    engine.dispose()
+
+
+def test_a_queue_of_an_earlier_version_has_its_overridden_corrections_superseded_when_the_server_opens_it(
+    db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A queue an earlier version wrote holds every correction of a product reviewed: the server opening it
+    supersedes all but the last, as training reads it, and says so; a product with a record that cannot be read is
+    left as it is; train --feedback reads it as it is, writing nothing, and says which correction it leaves out."""
+    with contextlib.closing(ReviewStore(db_url)) as earlier:
+        ids = [
+            earlier.record(review(title, source_product_id=product))
+            for title, product in (("mug", "SKU-1"), ("mug again", "SKU-1"), ("lamp", "SKU-2"), ("lamp", "SKU-2"))
+        ]
+    moment = datetime(2026, 12, 1, tzinfo=UTC)
+    for review_id, category, minutes in zip(ids, ["Watches", "Kitchen & Dining", "A", "B"], [1, 2, 4, 3], strict=True):
+        write_as_an_earlier_version(db_url, review_id, category, moment + timedelta(minutes=minutes))
+    engine = sa.create_engine(db_url)
+    with engine.begin() as connection:  # SKU-2's last correction, by hand, now unreadable
+        connection.execute(sa.text(f"UPDATE prodcat_review_items SET top_k = '{{}}' WHERE id = {ids[2]}"))
+    engine.dispose()
+    with caplog.at_level(logging.INFO, logger="prodcat.review.store"):
+        frame = load_corrections(db_url, tmp_path)
+    assert frame["product_id"].tolist() == [f"review-{ids[1]}"]
+    assert (
+        "1 correction overridden by a later correction of the same product, left out of the training data: "
+        f"review-{ids[0]}"
+    ) in caplog.messages
+    with contextlib.closing(ReviewStore(db_url, create=False)) as reader:
+        assert reader.count(REVIEWED) == 4  # read as it is
+    caplog.clear()
+    with contextlib.closing(ReviewStore(db_url)) as upgraded:
+        # SKU-2's corrections are left as they are, its unreadable last one included
+        assert [item.id for item in upgraded.items(REVIEWED)] == [ids[1], ids[2], ids[3]]
+        assert (upgraded.get(ids[0]).status, upgraded.get(ids[0]).corrected_category) == (SUPERSEDED, "Watches")
+    assert "1 correction overridden by a later correction of its product, which versions before" in caplog.text
+    assert load_corrections(db_url, tmp_path)["product_id"].tolist() == [f"review-{ids[1]}"]
 
 
 def test_records_marked_reviewed_by_hand_without_a_time_are_trained_on(
@@ -690,7 +767,8 @@ def test_corrections_of_two_records_of_one_product_at_once_both_commit(store: Re
         connection.execute(sa.update(items).where(items.c.id == second).values(status=SUPERSEDED))
     done = waiting.result(timeout=20)
     assert (done.status, done.corrected_category) == (REVIEWED, "Kitchen & Dining")
-    assert [item.status for item in store.items(None, product_id="SKU-1")] == [REVIEWED, REVIEWED]
+    # the later correction supersedes the first, which the other server's committed first
+    assert [item.status for item in store.items(None, product_id="SKU-1")] == [SUPERSEDED, REVIEWED]
 
 
 def product_indexes(db_url: str) -> list[list[str]]:
@@ -864,16 +942,17 @@ def test_a_correction_overridden_by_an_unreadable_one_is_not_trained_on(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A product reviewed again, its later correction left unreadable by a hand edit: the earlier correction, which
-    the reviewer had overridden, was trained on in its stead."""
+    the reviewer had overridden, was trained on in its stead (a queue of an earlier version, which left it reviewed;
+    a correction now supersedes it)."""
     path = tmp_path / "reviews.db"
     store = ReviewStore(f"sqlite:///{path}")
     overridden, latest, other = store.record_many(
         [review("mug", source_product_id="SKU-1"), review("mug", source_product_id="SKU-1"), review("lamp")]
     )
-    store.submit(overridden, "Home Furnishing")
     store.submit(latest, "Kitchen & Dining")
     store.submit(other, "Home Furnishing")
     store.close()
+    write_as_an_earlier_version(f"sqlite:///{path}", overridden, "Home Furnishing", datetime(2026, 1, 1, tzinfo=UTC))
     edit_by_hand(path, latest, "top_k")
 
     corrections = load_corrections(f"sqlite:///{path}", tmp_path / "images")

@@ -846,6 +846,24 @@ def test_a_correction_deeper_than_the_models_labels_says_the_label_it_trains_as(
     assert (new.json()["corrected_category"], new.json()["trains_as"]) == ("Board Games > Puzzles", "Board Games")
 
 
+def test_a_correction_overridden_by_a_later_one_of_its_product_trains_as_nothing(top_level_client: TestClient) -> None:
+    """Record 3 corrected to Watches, then record 27 of the same product to Kitchen: GET /reviews?status=reviewed
+    still listed record 3, trains_as Watches, while train --feedback keeps record 27 alone. Record 3 is superseded,
+    its correction kept, trains_as null; the reviewed list is what trains."""
+    keyed = {"X-API-Key": API_KEY}
+    first, second = (
+        top_level_client.post("/predict", json={"title": title, "product_id": "SKU-1"}).json()["review_id"]
+        for title in ("steel watch", "steel watch again")
+    )
+    for review_id, category in ((first, "Watches"), (second, "Kitchen")):
+        answer = top_level_client.post(f"/reviews/{review_id}", json={"category": category}, headers=keyed)
+        assert answer.status_code == 200 and answer.json()["trains_as"] == category, answer.text
+    reviewed = top_level_client.get("/reviews?status=reviewed", headers=keyed).json()
+    assert [(item["id"], item["trains_as"]) for item in reviewed["items"]] == [(second, "Kitchen")]
+    earlier = top_level_client.get(f"/reviews/{first}", headers=keyed).json()
+    assert (earlier["status"], earlier["corrected_category"], earlier["trains_as"]) == ("superseded", "Watches", None)
+
+
 @pytest.fixture
 def three_level_client(tmp_path) -> TestClient:
     """A model predicting full three-level paths, as one trained on the fashion catalogue."""

@@ -45,6 +45,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 from prodcat.catalog.schema import given_product_id
 from prodcat.features.cache import default_cache_dir
+from prodcat.formatting import counted, first_few
 from prodcat.review import CONNECT_TIMEOUT_S, NETWORK_TIMEOUT_S, ReviewQueueNotWritableError
 
 #: status of a record waiting for a person
@@ -53,8 +54,10 @@ PENDING = "pending"
 REVIEWED = "reviewed"
 #: status of an ``auto`` prediction recorded only because every prediction is kept
 RECORDED = "recorded"
-#: status of a record left pending when another record of its product was corrected: the product is decided, and a
-#: reviewer would otherwise find it again (a product predicted twice before its review)
+#: status of a record left pending, or corrected, when another record of its product was corrected later: the product
+#: is decided, and a reviewer would otherwise find it again (a product predicted twice before its review); a corrected
+#: one keeps its category, reviewer and time, and trains as nothing, as ``train --feedback`` keeps a product's last
+#: correction alone
 SUPERSEDED = "superseded"
 #: every status, in the order they are listed
 STATUSES = (PENDING, REVIEWED, RECORDED, SUPERSEDED)
@@ -72,6 +75,9 @@ _ITEMS = "prodcat_review_items"
 _PHOTOS = "prodcat_review_photos"
 #: PostgreSQL advisory lock held while a store creates or migrates the tables ("prodcat" in ASCII)
 _SCHEMA_LOCK = 0x70726F64636174
+#: the first key of the PostgreSQL advisory lock a correction holds on its product (the second: the product's hash),
+#: "prod" in ASCII
+_PRODUCT_LOCK = 0x70726F64
 
 
 class _Base(DeclarativeBase):
@@ -502,8 +508,9 @@ class ReviewStore:
         return (found.content, found.image_type or "") if found.content is not None else None
 
     def submit(self, review_id: int, category: str, reviewer: str | None = None) -> ReviewItem:
-        """Record the category a person chose (a later submission replaces an earlier one); the other pending records
-        of its product (same ``source_product_id``) become :data:`SUPERSEDED`, in the same transaction.
+        """Record the category a person chose (a later submission replaces an earlier one); the other pending or
+        reviewed records of its product (same ``source_product_id``) become :data:`SUPERSEDED`, in the same
+        transaction: the last correction of a product is its only :data:`REVIEWED` record, the one that trains.
 
         The record is locked before it is stamped, so that ``reviewed_at`` order is commit order: a
         submission that waited for a concurrent one of the same record is stamped after it."""
@@ -518,7 +525,7 @@ class ReviewStore:
             product = sa.select(_ReviewRow.source_product_id).where(_ReviewRow.id == review_id).scalar_subquery()
             session.execute(
                 sa.update(_ReviewRow)
-                .where(_ReviewRow.source_product_id == product, _ReviewRow.status == PENDING)
+                .where(_ReviewRow.source_product_id == product, _ReviewRow.id != review_id, _OVERRIDABLE)
                 .values(status=SUPERSEDED)
             )
             # an unreadable record raises here, before the commit: nothing of the submission is kept
@@ -546,7 +553,10 @@ class ReviewStore:
                         "product cannot be read, so which one is the latest is unknown",
                         ", ".join(map(str, left_out)),
                     )
-            for row in _latest_per_product(rows):
+            _warn_of_unstamped(rows)
+            latest = _latest_per_product(rows)
+            _say_overridden(session, {row.id for row in rows} - {row.id for row in latest})
+            for row in latest:
                 records.append(
                     {
                         "product_id": f"review-{row.id}",
@@ -571,26 +581,32 @@ class ReviewStore:
 
     @staticmethod
     def _lock(session: Session, review_id: int) -> None:
-        """Lock the record and the pending records of its product, which its submission supersedes, until the
-        transaction ends (SQLite: the database's write lock)."""
+        """Lock the record and the pending and reviewed records of its product, which its submission supersedes, until
+        the transaction ends (SQLite: the database's write lock)."""
         if session.get_bind().dialect.name == "sqlite":
             # pysqlite would only take the lock at the UPDATE, after the caller has stamped the row
             session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        product = sa.select(_ReviewRow.source_product_id).where(_ReviewRow.id == review_id).scalar_subquery()
+        if session.get_bind().dialect.name == "postgresql":
+            # the submissions of one product one at a time: the row locks below alone let two corrections of its
+            # superseded records lock sets of rows that the commit of a third changed (each its own record and none
+            # of the other's), and both stayed reviewed; a product's records may be many (--record-all) to lock all
+            session.execute(sa.select(sa.func.pg_advisory_xact_lock(_PRODUCT_LOCK, sa.func.hashtext(product))))
         # PostgreSQL: in id order, so that two submissions of one product's records wait for each other rather than
         # each holding its own record and waiting for the other's (a deadlock, one of them failed)
-        product = sa.select(_ReviewRow.source_product_id).where(_ReviewRow.id == review_id).scalar_subquery()
         locked = (
             sa.select(_ReviewRow.id)
-            .where(
-                (_ReviewRow.id == review_id)
-                | ((_ReviewRow.source_product_id == product) & (_ReviewRow.status == PENDING))
-            )
+            .where((_ReviewRow.id == review_id) | ((_ReviewRow.source_product_id == product) & _OVERRIDABLE))
             .order_by(_ReviewRow.id)
             .with_for_update()
         )
         if review_id not in session.scalars(locked).all():
             raise _not_found(review_id)
 
+
+#: the records a correction of another record of their product supersedes: those awaiting review, and its earlier
+#: corrections
+_OVERRIDABLE = _ReviewRow.status.in_((PENDING, REVIEWED))
 
 #: every column of the records as the driver returns it, read by its own type afterwards (:func:`_read`), so that a
 #: cell its type cannot read fails its record alone rather than the whole query
@@ -697,7 +713,7 @@ def _clock(session: Session) -> datetime:
     return datetime.now(UTC)
 
 
-def _source_products(session: Session, review_ids: list[int]) -> set[str]:
+def _source_products(session: Session | Connection, review_ids: list[int]) -> set[str]:
     """The products (:func:`_product_of`) of the records ``review_ids`` that name one; ``source_product_id`` is a
     text column that no type conversion reads, hence readable in a record that is not."""
     if not review_ids:
@@ -723,13 +739,6 @@ def _latest_per_product(rows: list[_ReviewRow]) -> list[_ReviewRow]:
     """``rows`` (reviewed records) without those of a product reviewed again later: of the records with one
     product (:func:`_product_of`), only the last reviewed one is kept (ties: the last recorded). Records without a
     source id are all kept."""
-    unstamped = [row.id for row in rows if row.reviewed_at is None]
-    if unstamped:
-        log.warning(
-            "review records %s are reviewed without a reviewed_at (set by hand?): each counts as reviewed before "
-            "every stamped review of its product; set reviewed_at to say when they were reviewed",
-            ", ".join(map(str, unstamped)),
-        )
     latest: dict[str, _ReviewRow] = {}
     for row in rows:
         if (product := _product_of(row)) is None:
@@ -738,6 +747,31 @@ def _latest_per_product(rows: list[_ReviewRow]) -> list[_ReviewRow]:
         if kept is None or _review_order(row) > _review_order(kept):
             latest[product] = row
     return [row for row in rows if (product := _product_of(row)) is None or latest[product] is row]
+
+
+def _warn_of_unstamped(rows: list[_ReviewRow]) -> None:
+    """Name the reviewed ``rows`` with no ``reviewed_at``, which :func:`_latest_per_product` orders first."""
+    if unstamped := [row.id for row in rows if row.reviewed_at is None]:
+        log.warning(
+            "review records %s are reviewed without a reviewed_at (set by hand?): each counts as reviewed before "
+            "every stamped review of its product; set reviewed_at to say when they were reviewed",
+            ", ".join(map(str, unstamped)),
+        )
+
+
+def _say_overridden(session: Session, reviewed: set[int]) -> None:
+    """Say which corrections do not train as a later correction of their product overrides them: the ``reviewed``
+    records :func:`_latest_per_product` left out (a queue no server of this version opened yet), and the corrected
+    records :meth:`ReviewStore.submit` superseded."""
+    superseded = sa.select(_ReviewRow.id).where(
+        _ReviewRow.status == SUPERSEDED, _ReviewRow.corrected_category.is_not(None)
+    )
+    if overridden := sorted(reviewed | set(session.scalars(superseded))):
+        log.info(
+            "%s overridden by a later correction of the same product, left out of the training data: %s",
+            counted(len(overridden), "correction"),
+            first_few([f"review-{review_id}" for review_id in overridden], 5),
+        )
 
 
 def _review_order(row: _ReviewRow) -> tuple[datetime, int]:
@@ -845,7 +879,11 @@ def _create_or_migrate(engine: Engine, url: str) -> None:
         if engine.dialect.name == "postgresql":
             # the check reads every product id: not bounded by the requests' statement timeout either
             connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
-        if _layout(connection) == "current" and not _has_padded_product_ids(connection):
+        if (
+            _layout(connection) == "current"
+            and not _has_padded_product_ids(connection)
+            and not _has_overridden_corrections(connection)
+        ):
             return
     with engine.begin() as connection:
         if engine.dialect.name == "sqlite":
@@ -862,6 +900,7 @@ def _create_or_migrate(engine: Engine, url: str) -> None:
         if layout == "inline-photos":
             _migrate_inline_photos(connection, shown_url(url))
         _strip_product_ids(connection, shown_url(url))
+        _supersede_overridden_corrections(connection, shown_url(url))
 
 
 def _layout(connection: Connection) -> str:
@@ -948,6 +987,49 @@ def _strip_product_ids(connection: Connection, url: str) -> None:
             "stored it: stored without them now, as the API stores an id",
             url,
             records,
+        )
+
+
+def _products_corrected_twice() -> sa.Select:
+    """The products of more than one :data:`REVIEWED` record: a queue written before a correction superseded the
+    earlier corrections of its product, read through the index on the product and status."""
+    return (
+        sa.select(_ReviewRow.source_product_id)
+        .where(_ReviewRow.status == REVIEWED, _ReviewRow.source_product_id.is_not(None))
+        .group_by(_ReviewRow.source_product_id)
+        .having(sa.func.count() > 1)
+    )
+
+
+def _has_overridden_corrections(connection: Connection) -> bool:
+    """Whether a product has more than one :data:`REVIEWED` record (:func:`_products_corrected_twice`)."""
+    return connection.scalar(_products_corrected_twice().limit(1)) is not None
+
+
+def _supersede_overridden_corrections(connection: Connection, url: str) -> None:
+    """Mark :data:`SUPERSEDED` the corrections a later correction of their product overrides, which a queue written
+    before :meth:`ReviewStore.submit` superseded them holds as :data:`REVIEWED` (``GET /reviews?status=reviewed``
+    listed them, and their ``trains_as``, though ``train --feedback`` keeps a product's last correction alone,
+    :func:`_latest_per_product`). A product with a record that cannot be read is left as it is: which of its
+    corrections is the last is unknown (``train --feedback`` trains none of them). ``url``: the database as logged."""
+    twice = _RAW_RECORDS.where(
+        _ReviewRow.status == REVIEWED, _ReviewRow.source_product_id.in_(_products_corrected_twice())
+    )
+    rows, unreadable = [], []
+    for row in _read(connection, twice.order_by(_ReviewRow.id)):
+        (unreadable if isinstance(row, UnreadableRecord) else rows).append(row)
+    undecided = _source_products(connection, [record.id for record in unreadable])
+    rows = [row for row in rows if _product_of(row) not in undecided]
+    overridden = sorted({row.id for row in rows} - {row.id for row in _latest_per_product(rows)})
+    for start in range(0, len(overridden), 500):  # bounded statements, whatever the number of records
+        chunk = overridden[start : start + 500]
+        connection.execute(sa.update(_ReviewRow).where(_ReviewRow.id.in_(chunk)).values(status=SUPERSEDED))
+    if overridden:
+        log.warning(
+            "review store %s: %s overridden by a later correction of its product, which versions before this one "
+            "left reviewed, superseded now: GET /reviews?status=reviewed lists the corrections that train",
+            url,
+            counted(len(overridden), "correction"),
         )
 
 

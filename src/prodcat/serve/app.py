@@ -42,6 +42,7 @@ from prodcat.evaluate.explain import ExplainSettings
 from prodcat.predict import Predictor
 from prodcat.review.store import (
     PENDING,
+    REVIEWED,
     STATUSES,
     ReviewItem,
     ReviewNotFoundError,
@@ -507,7 +508,9 @@ def _review_routes(
     known = _KnownLabels(labels, level)
 
     def out(item: ReviewItem) -> ReviewOut:
-        trains_as = known.cut(item.corrected_category) if item.corrected_category is not None else None
+        # a superseded correction trains as nothing: a later correction of its product overrides it
+        trains = item.status == REVIEWED and item.corrected_category is not None
+        trains_as = known.cut(item.corrected_category) if trains else None
         return ReviewOut.model_validate(item).model_copy(update={"trains_as": trains_as})
 
     def require_key(key: Annotated[str | None, Depends(_API_KEY_HEADER)]) -> None:

@@ -326,8 +326,8 @@ class ModelOut(Answer):
 #: what each status of a review record means, as the OpenAPI document says it (the record and ``GET /reviews?status=``)
 REVIEW_STATUSES_TEXT = (
     "`pending`: awaiting a person; `reviewed`: corrected by a person (`corrected_category`); `recorded`: an `auto` "
-    "prediction, kept because the server records every prediction (`--record-all`); `superseded`: left pending when "
-    "another record of its product (`source_product_id`) was corrected, it trains as nothing"
+    "prediction, kept because the server records every prediction (`--record-all`); `superseded`: left pending, or "
+    "corrected, when another record of its product (`source_product_id`) was corrected later, it trains as nothing"
 )
 
 
@@ -352,7 +352,8 @@ class ReviewOut(Answer):
     trains_as: str | None = Field(
         None,
         description="the label the correction trains as: `corrected_category` cut at the model's level, as "
-        "`prodcat train --feedback` cuts it (a deeper path trains as the model's category above it)",
+        "`prodcat train --feedback` cuts it (a deeper path trains as the model's category above it); null for a "
+        "superseded correction, which a later correction of its product overrides",
     )
     reviewer: str | None
     reviewed_at: datetime | None
