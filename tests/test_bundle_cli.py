@@ -2751,6 +2751,50 @@ def test_train_with_feedback_replaces_corrected_products_and_reads_only_usable_c
     assert [p.read_bytes() for p in (tmp_path / "cache" / "review-images").iterdir()] == [b"\xff\xd8\xff"]
 
 
+def test_a_bundle_trained_with_feedback_records_its_corrections_where_its_manifest_is_shown(tmp_path, capsys):
+    """A bundle recorded n_train alone: nothing told a user of GET /model, of the app or of an evaluation that the
+    model learnt from a review queue's corrections. Its manifest records how many and from which queue, which
+    training's summary, evaluate's metrics.json and the app's Model page show; a bundle of no queue records none."""
+    from prodcat.app import views
+    from prodcat.review.store import ReviewStore
+
+    data = mug_and_watch_catalogue(tmp_path)
+    db = f"sqlite:///{tmp_path / 'reviews.db'}"
+    store = ReviewStore(db)
+    store.submit(store.record(queued("ceramic coffee mug 0", source="Kitchen-0")), "Watches")
+    store.submit(store.record(queued("steel travel mug")), "Kitchen")
+    store.close()
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    train = ["train", str(data), "--config", config, "--modalities", "text"]
+    assert main([*train, "--out", str(tmp_path / "m"), "--feedback", db]) == 0
+    said = f"2 from the review queue {db}, replacing 1 catalogue product"
+    assert f"  corrections   {said}\n" in capsys.readouterr().out
+    manifest = verify_bundle(tmp_path / "m")
+    assert manifest["feedback"] == {"review_queue": db, "corrections": 2, "replacing": 1, "relabelling": 0}
+    assert views.model_overview(manifest)["review corrections"] == said
+    assert main(["evaluate", str(tmp_path / "m"), str(data), "--report", str(tmp_path / "report")]) == 0
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert metrics["model"]["feedback"] == manifest["feedback"]
+    assert main([*train, "--out", str(tmp_path / "plain")]) == 0
+    assert "feedback" not in verify_bundle(tmp_path / "plain")
+    assert "review corrections" not in views.model_overview(verify_bundle(tmp_path / "plain"))
+
+
+@pytest.mark.parametrize(
+    ("url", "recorded"),
+    [
+        ("postgresql+psycopg://bob:s3cret@db.example:5432/reviews?password=x&sslmode=require",
+         "postgresql+psycopg://db.example:5432/reviews"),
+        ("sqlite:////srv/q/reviews.db", "sqlite:////srv/q/reviews.db"),
+    ],
+)  # fmt: skip
+def test_a_bundle_records_its_review_queue_without_credentials(url, recorded):
+    """Anyone holding the bundle reads its manifest: the queue's user name and password are not in it."""
+    from prodcat.commands import _recorded_url
+
+    assert _recorded_url(url) == recorded
+
+
 def test_train_with_feedback_relabels_a_catalogue_product_whose_correction_it_cannot_read(tmp_path, monkeypatch):
     """A catalogue product corrected in the queue from its photo alone, trained by a text-only model: the correction,
     with nothing the model reads, was left out, and the product trained under the catalogue's label, the one the

@@ -63,6 +63,7 @@ from prodcat.evaluate.report import EVALUATION_FILES, interval_text, report_prob
 from prodcat.files import report_exit_code, write_failure
 from prodcat.formatting import count_text, counted, first_few
 from prodcat.grouping import spelling_groups
+from prodcat.manifest import feedback_text
 
 if TYPE_CHECKING:
     from prodcat.evaluate.cv import Lacking
@@ -706,7 +707,9 @@ def _train_and_save(
             reason = getattr(exc, "orig", None) or exc
             print(f"error: cannot read the review queue {shown_url(args.feedback)}: {reason}", file=sys.stderr)
             return None
-        frame = _with_corrections(frame, corrections, config, args.feedback)
+        frame, feedback = _with_corrections(frame, corrections, config, args.feedback)
+    else:
+        feedback = None
     # training cross-validates inside (calibration, fusion and threshold on out-of-fold scores)
     if problem := cross_validation_obstacle(frame, config, folds=None, known=known):
         print(f"error: cannot train: {problem}", file=sys.stderr)
@@ -734,8 +737,10 @@ def _train_and_save(
     for modality, chosen in getattr(model, "early_kept_", {}).items():
         accuracy = model.early_selection_[modality][chosen]["accuracy"]
         print(f"  early {modality:<7} {chosen} (out-of-fold accuracy {accuracy:.3f})")
+    if feedback is not None:
+        print(f"  corrections   {feedback_text(feedback)}")
     try:
-        out = _save_trained(model, frame, config, metrics, args.out)
+        out = _save_trained(model, frame, config, metrics, args.out, feedback)
     except OSError as exc:  # a full disk, a file system gone read-only meanwhile: one line, not a traceback
         print(
             f"error: cannot write the model bundle {args.out}: {exc.strerror or exc}; nothing was written there (a "
@@ -751,11 +756,16 @@ def _train_and_save(
     )
 
 
-def _with_corrections(frame: pd.DataFrame, corrections: pd.DataFrame, config: Config, url: str) -> pd.DataFrame:
+def _with_corrections(
+    frame: pd.DataFrame, corrections: pd.DataFrame, config: Config, url: str
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The labelled products ``frame`` with the review queue's ``corrections`` (:func:`load_corrections`, read from
-    ``url``). A corrected catalogue product trains under its correction only: replaced by it, or, when the model reads
-    nothing of the correction's own record (a photo alone for a text-only model, a stored photo that does not
-    decode), kept with the corrected category, rather than trained under the label the reviewer overrode."""
+    ``url``), and what the bundle's manifest records of them (``feedback``: the queue, without credentials, and how
+    many corrections trained, see :func:`~prodcat.manifest.feedback_text`). A corrected catalogue product trains under
+    its correction only: replaced by it, or, when the model reads nothing of the correction's own record (a photo alone
+    for a text-only model, a stored photo that does not decode), kept with the corrected category, rather than trained
+    under the label the reviewer overrode."""
+
     # a stored photo may not decode either (the store keeps the bytes it was given): left out as in a catalogue
     usable = without_unreadable_photos(Catalog(corrections, url), config, "reviewed correction(s)").frame
     usable = labelled_products(usable, config)
@@ -774,7 +784,24 @@ def _with_corrections(frame: pd.DataFrame, corrections: pd.DataFrame, config: Co
         else "",
     )
     _warn_of_new_categories(frame["category"], pd.concat([usable["category"], relabelled.dropna()]), config)
-    return pd.concat([frame[~replaced], usable], ignore_index=True)
+    feedback = {
+        "review_queue": _recorded_url(url),
+        "corrections": len(usable),
+        "replacing": int(replaced.sum()),
+        "relabelling": int(relabelled.notna().sum()),
+    }
+    return pd.concat([frame[~replaced], usable], ignore_index=True), feedback
+
+
+def _recorded_url(url: str) -> str:
+    """The review queue's ``url`` as a bundle records it, which anyone holding the bundle reads: without its user name,
+    password and query (libpq takes ``?password=`` too), ``postgresql+psycopg://db.example:5432/reviews``."""
+    from prodcat.review.store import parsed_url
+
+    parsed = parsed_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        parsed = parsed._replace(username=None, password=None, query={})
+    return parsed.render_as_string(hide_password=False)
 
 
 def _warn_of_new_categories(catalogue: pd.Series, corrected: pd.Series, config: Config) -> None:
@@ -799,9 +826,15 @@ def _modalities_read(read: dict[str, np.ndarray]) -> list[str]:
 
 
 def _save_trained(
-    model: ProductClassifier, frame: pd.DataFrame, config: Config, metrics: dict[str, Any], out: Path
+    model: ProductClassifier,
+    frame: pd.DataFrame,
+    config: Config,
+    metrics: dict[str, Any],
+    out: Path,
+    feedback: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the fitted ``model`` (trained on ``frame`` with ``config``) as a bundle at ``out``."""
+    """Write the fitted ``model`` (trained on ``frame`` with ``config``, and the review queue's corrections
+    ``feedback`` says, :func:`_with_corrections`) as a bundle at ``out``."""
     return save_bundle(
         model,
         out,
@@ -819,7 +852,8 @@ def _save_trained(
             "early_selection": getattr(model, "early_selection_", {}),
             "early_kept": getattr(model, "early_kept_", {}),
             "n_train": len(frame),
-        },
+        }
+        | ({"feedback": feedback} if feedback is not None else {}),
     )
 
 
@@ -1022,6 +1056,8 @@ def _evaluate(
         "bundle": str(args.model),
         "version": predictor.manifest.get("version"),
         "fusion": predictor.manifest.get("fusion"),
+        # the review queue's corrections it trained on (train --feedback), None without
+        "feedback": predictor.manifest.get("feedback"),
     }
     metrics[RECORDED_CONFIG] = predictor.manifest.get(RECORDED_CONFIG)
     metrics["data"] = how_read(args, catalog)

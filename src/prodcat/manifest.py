@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from prodcat.errors import BundleError
+from prodcat.formatting import count_text, counted
 
 #: 2: early fusion keeps one model per modality group (`early_heads_`); 3: the one of a group read by a
 #: single head is that head; 4: the TF-IDF extractor has a title block (`title_weight`), which a pickled
@@ -114,3 +115,14 @@ def check_digest(root: Path, name: str, digest: str, expected: str) -> None:
         raise BundleError(
             f"bundle {root}: {name} was modified (SHA-256 differs from the manifest); refusing to load it"
         )
+
+
+def feedback_text(feedback: dict[str, Any]) -> str:
+    """What a bundle's manifest records of the review queue's corrections it was trained on (its ``feedback``), in
+    words: ``13 from the review queue sqlite:///q.db, replacing 1 catalogue product``."""
+    text = f"{count_text(feedback['corrections'])} from the review queue {feedback['review_queue']}"
+    if feedback.get("replacing"):
+        text += f", replacing {counted(feedback['replacing'], 'catalogue product')}"
+    if feedback.get("relabelling"):
+        text += f", relabelling {counted(feedback['relabelling'], 'catalogue product')}"
+    return text

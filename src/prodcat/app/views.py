@@ -50,6 +50,7 @@ from prodcat.evaluate.labelled import (
 from prodcat.evaluate.report import interval_text
 from prodcat.formatting import count_text, counted
 from prodcat.image.decode import ImageDecodeError, ImageSource, load_image
+from prodcat.manifest import feedback_text
 from prodcat.models.decision import accepts_nothing
 from prodcat.predict import Prediction, Predictor, why_nothing_read
 from prodcat.serve.settings import ServeSettings, text_over_limit
@@ -348,6 +349,8 @@ def model_overview(manifest: dict[str, Any]) -> pd.Series:
         "version": manifest.get("version"),
         "created": manifest.get("created"),
         "trained on": f"{count_text(manifest['n_train'])} products" if "n_train" in manifest else None,
+        # train --feedback: how many of them are the review queue's corrections, and which queue
+        "review corrections": feedback_text(manifest["feedback"]) if manifest.get("feedback") else None,
         "categories": count_text(len(manifest.get("labels", []))),
         "category level": config.get("level") or "full path",
         "modalities": ", ".join(modalities_read_by_bundle(manifest)),
