@@ -669,14 +669,18 @@ def _rows_reported(report: Path) -> list[tuple[str, bool]]:
     return [(record["name"], record.get("from_earlier_run", False)) for record in records]
 
 
+#: the message of the error :func:`_stop_runs` raises
+STOPPED = "stopped by the test"
+
+
 def _stop_runs(patch: pytest.MonkeyPatch, at: set[int], stop: type[BaseException] = KeyboardInterrupt) -> None:
-    """Make the runs numbered ``at`` (from 1, the clean run's included, across commands) raise ``stop``."""
+    """Make the runs numbered ``at`` (from 1, the clean run's included, across commands) raise ``stop(STOPPED)``."""
     real_predict = robustness.predict_perturbed
     runs = itertools.count(1)
 
     def stopped(*args: object, **kwargs: object) -> tuple[pd.DataFrame, np.ndarray]:
         if next(runs) in at:
-            raise stop()
+            raise stop(STOPPED)
         return real_predict(*args, **kwargs)
 
     patch.setattr(robustness, "predict_perturbed", stopped)
@@ -702,7 +706,7 @@ def test_a_run_stopped_midway_keeps_the_rows_measured_and_a_re_run_takes_them_up
         if stop is KeyboardInterrupt:
             assert main(args) == 130
         else:
-            with pytest.raises(RuntimeError):
+            with pytest.raises(RuntimeError, match=f"^{STOPPED}$"):
                 main(args)
     kept = f"2 of 4 rows (clean, no_description) kept in {report}; run the same command to measure the others"
     said = "interrupted: " if stop is KeyboardInterrupt else "error: the runs stopped on the error below; "
