@@ -27,6 +27,7 @@ Products with no usable modality are predicted from the class prior.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -192,6 +193,7 @@ def product_frame(products: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.Da
             f"the products have none of the columns the model reads ({', '.join(READ_COLUMNS)}); their columns: "
             f"{', '.join(map(str, frame.columns)) or 'none'}"
         )
+    _warn_of_no_title_column(frame, named)
     as_given = {str(column): column for column in frame.columns}
 
     def column(name: str) -> list[Any]:
@@ -205,6 +207,21 @@ def product_frame(products: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.Da
         "image": [None if is_missing(v) else v for v in column("image")],
     }
     return frame.reset_index(drop=True).assign(**read)
+
+
+def _warn_of_no_title_column(frame: pd.DataFrame, named: dict[str, str | None]) -> None:
+    """Warn of products read without a title beside columns not read, as the catalogue loaders warn of a table's:
+    the Rakuten challenge's X_train_update.csv read with pandas (``designation``, ``description``, ``productid``,
+    ``imageid``) was fitted and scored from its descriptions alone, without a word."""
+    read = {column for column in named.values() if column is not None}
+    unread = [str(c) for c in frame.columns if str(c) not in read and str(c).lower() != "category"]
+    if len(frame) and named["title"] is None and unread:
+        warnings.warn(
+            f"the products have no title column, so they are read without a title; their columns "
+            f"{', '.join(unread)} are not read: if one holds the title, name it 'title'",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _column_read(columns: Sequence[object], name: str) -> str | None:
