@@ -96,6 +96,34 @@ def test_a_photo_is_decoded_once_and_the_model_reads_the_pixels_it_would_decode(
     assert [answer.json()["category"] for answer in answers] == ["Kitchen", "Watches"]
 
 
+def test_the_server_keeps_a_new_photos_embedding_in_its_memory_and_writes_none_to_disk(
+    photo_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a server does with a photo it never saw (test_serve.py's end-to-end test sees only the disk): its
+    embedding is computed once and kept in the process's bounded memory cache, which answers the same photo sent
+    again; the on-disk cache, which training filled, does not grow."""
+    settings = ServeSettings(request_timeout_s=60)
+    predictor = load_serving_predictor(photo_model, settings)
+    [extractor] = predictor.model.heads_["photo"].extractors_
+    in_memory, on_disk = len(extractor.cache()), len(extractor.disk_cache())
+    encoded: list[int] = []
+    real_encode = type(extractor).encode
+
+    def counted_encode(self: object, items: list) -> np.ndarray:
+        encoded.append(len(items))
+        return real_encode(self, items)
+
+    monkeypatch.setattr(type(extractor), "encode", counted_encode)
+    photo = noisy_jpeg(COLOURS["Watches"], seed=300)
+    with TestClient(create_app(predictor, settings, None)) as client:
+        answers = [client.post("/predict", data={"title": "a"}, files={"image": ("a.jpg", photo)}) for _ in range(2)]
+    assert [answer.status_code for answer in answers] == [200, 200], answers[0].text
+    assert answers[0].json()["top_k"] == answers[1].json()["top_k"]
+    assert encoded == [1]  # the second answer read the vector the first one computed
+    assert len(extractor.disk_cache()) == on_disk == 16  # the training's photos alone
+    assert len(extractor.cache()) == in_memory + 1 and extractor.cache().max_items == settings.embedding_cache_items
+
+
 def test_a_photo_slow_to_decode_costs_its_item_an_error_and_the_others_are_decoded_once(
     photo_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
