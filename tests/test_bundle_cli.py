@@ -812,7 +812,7 @@ def test_train_lists_its_input_issues_where_it_says_whether_it_writes_a_model_or
     # a failed run's list stays until a model is written
     products.to_csv(data, index=False)
     fit_failing_with(RuntimeError("no model"))
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match=r"^no model$"):
         main(train)
     monkeypatch.undo()
     assert failed_list.is_file()
