@@ -504,7 +504,8 @@ def test_metrics_and_json_logs(client: httpx.Client, server: Server, heldout: pd
     comment = f"unique {time.time_ns()}".encode()
     fresh = photo[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + photo[2:]
     assert client.post("/predict", files={"image": ("new.jpg", fresh, "image/jpeg")}).status_code == 200
-    # kept in the server's memory, not added to the on-disk cache
+    # not added to the on-disk cache (the server, another process here, keeps it in memory: test_serve_decode.py's
+    # test_the_server_keeps_a_new_photos_embedding_in_its_memory_and_writes_none_to_disk sees it)
     assert not make_extractor("effnet_lite0").disk_cache().get_many([image_content_key(fresh)])
     response = client.post("/predict", json={"title": "Stainless steel analog watch"})
     assert response.status_code == 200
