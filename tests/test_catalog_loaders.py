@@ -1339,3 +1339,37 @@ def test_the_pandas_work_of_reading_a_csv_does_not_grow_with_its_columns(tmp_pat
 
     narrow, broad = wide(12), wide(1_000)
     assert _pandas_calls(lambda: load_catalog(broad)) < 2 * _pandas_calls(lambda: load_catalog(narrow))
+
+
+def test_rakutens_own_parent_and_child_classes_train_without_the_nested_categories_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every Rakuten run warned that 'Video Games & Consoles > Video Games' (code 40) is the parent of '... > Video
+    Games > PC Video Games' (2905), advising --level 2 (merging 2905 into 40) or to correct labels that are
+    categories.json's own. Both are classes of the source's taxonomy: train and cv no longer warn of them, and the
+    same paths in a user's table, where the parent may be a path stopping short, still are."""
+    rakuten = tmp_path / "rakuten"
+    (rakuten / "images" / "image_train").mkdir(parents=True)
+    names = {"40": "Jeux > Jeux vidéo", "2905": "Jeux > Jeux vidéo > Jeux PC", "10": "Livres > Revues"}
+    (rakuten / "categories.json").write_text(json.dumps({"en": names}))
+    words = {"40": "console game cartridge", "2905": "windows pc game download", "10": "monthly magazine issue"}
+    rows = [(code, f"{text} {i}") for code, text in words.items() for i in range(8)]
+    x = pd.DataFrame([(title, "", 100 + n, 500 + n) for n, (_, title) in enumerate(rows)])
+    x.columns = ["designation", "description", "productid", "imageid"]
+    x.to_csv(rakuten / "X_train_update.csv")
+    pd.DataFrame({"prdtypecode": [int(code) for code, _ in rows]}).to_csv(rakuten / "Y_train_CVw08PX.csv")
+    assert load_catalog(rakuten).taxonomy == frozenset(names.values())
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    common = ["--config", config, "--level", "0", "--modalities", "text"]
+    assert main(["train", str(rakuten), *common, "--out", str(tmp_path / "m")]) == 0
+    assert main(["cv", str(rakuten), *common, "--folds", "2", "--report", str(tmp_path / "cv")]) == 0
+    out = capsys.readouterr().out
+    assert "predicting the full category path: 3 categories" in out and "parent of the other" not in out
+    assert "warnings" not in json.loads((tmp_path / "cv" / "metrics.json").read_text())  # none at all
+    table = pd.DataFrame({"product_id": range(len(rows)), "title": [title for _, title in rows]})
+    table["category"] = [names[code] for code, _ in rows]
+    table.to_csv(tmp_path / "mine.csv", index=False)
+    assert main(["train", str(tmp_path / "mine.csv"), *common, "--out", str(tmp_path / "m2")]) == 0
+    assert "warning: 1 pair of categories where one is the parent of the other ('Jeux > Jeux vidéo' above" in (
+        capsys.readouterr().out
+    )

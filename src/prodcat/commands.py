@@ -8,7 +8,7 @@ import dataclasses
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -490,10 +490,13 @@ def ece_text(calibration: dict[str, Any], n: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- commands
-def describe_target(frame: pd.DataFrame, config: Config, single_product_consequence: str) -> list[str]:
+def describe_target(
+    frame: pd.DataFrame, config: Config, single_product_consequence: str, taxonomy: Collection[str] = ()
+) -> list[str]:
     """Warn of the labels' problems (categories written several ways, with a single product, texts shared across
-    categories, a category the parent of another, a level deeper than the paths), then say which level is predicted
-    over how many categories. Returns the warnings, for a report to carry as the console does."""
+    categories, a category the parent of another unless both are classes of the source's ``taxonomy``, a level
+    deeper than the paths), then say which level is predicted over how many categories. Returns the warnings, for a
+    report to carry as the console does."""
     from prodcat.evaluate.cv import category_counts
 
     counts = category_counts(frame, config)
@@ -504,7 +507,7 @@ def describe_target(frame: pd.DataFrame, config: Config, single_product_conseque
         placeholder_categories_warning(counts),
         single_products_warning(counts, single_product_consequence),
         conflicting_copies_warning(frame, config),
-        nested_categories_warning(frame["category"], level),
+        nested_categories_warning(frame["category"], level, taxonomy),
         too_deep,
     ]
     warnings = [warning for warning in found if warning]
@@ -673,7 +676,7 @@ def run_train(args: argparse.Namespace) -> int:
     awaiting = _IssuesAwaitingOutput("model", args.out, input_issues_path(args.out))
     catalog, config, frame, known = _read_training_run(args, awaiting)
     with awaiting:
-        trained = _train_and_save(args, config, frame, known)
+        trained = _train_and_save(args, config, frame, known, catalog.taxonomy)
         if trained is None:  # refused, or the bundle not written: said why
             return 2
         awaiting.written()
@@ -688,11 +691,12 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _train_and_save(
-    args: argparse.Namespace, config: Config, frame: pd.DataFrame, known: Lacking
+    args: argparse.Namespace, config: Config, frame: pd.DataFrame, known: Lacking, taxonomy: Collection[str]
 ) -> tuple[Path, pd.DataFrame | None] | None:
-    """:func:`run_train`'s training on the labelled products ``frame`` and the bundle it writes: its path and, for a
-    config reading photos (its model may read none: none decoded), the modalities it read of each training product
-    (``product_id``, ``modalities_used``); ``None``, said why, when no model was written."""
+    """:func:`run_train`'s training on the labelled products ``frame`` (of a catalogue whose source defines the
+    classes ``taxonomy``, :attr:`~prodcat.catalog.schema.Catalog.taxonomy`) and the bundle it writes: its path and,
+    for a config reading photos (its model may read none: none decoded), the modalities it read of each training
+    product (``product_id``, ``modalities_used``); ``None``, said why, when no model was written."""
     from prodcat.evaluate.cv import cross_validation_obstacle
     from prodcat.models.classifier import ProductClassifier, TrainingRefused
 
@@ -714,7 +718,7 @@ def _train_and_save(
     if problem := cross_validation_obstacle(frame, config, folds=None, known=known):
         print(f"error: cannot train: {problem}", file=sys.stderr)
         return None
-    describe_target(frame, config, "the model learns it from that product alone")
+    describe_target(frame, config, "the model learns it from that product alone", taxonomy)
     try:
         model = ProductClassifier(config).fit(frame)
     except TrainingRefused as refusal:  # what only fitting finds (an OCR head reading no text on any photo)
@@ -1195,7 +1199,7 @@ def _cross_validate(
     if problem := cross_validation_obstacle(frame, config, folds, known):
         print(f"error: cannot cross-validate: {problem}", file=sys.stderr)
         return 2
-    warnings = describe_target(frame, config, "no fold can learn it: its product is counted wrong")
+    warnings = describe_target(frame, config, "no fold can learn it: its product is counted wrong", catalog.taxonomy)
     try:
         result = cross_validate(frame, config, folds=folds)
     except TrainingRefused as refusal:

@@ -720,7 +720,9 @@ def load_rakuten(path: Path, language: str = "en", image_root: Path | None = Non
     if split == "train" and image_only_path.is_file():
         text_ids = {pid: f"{x_path.name} line {line}" for line, pid in frame["product_id"].items()}
         frames.append(_rakuten_image_only(image_only_path, image_dir, names, issues, text_ids))
-    return _finish(frames, issues, x_path if path.is_file() else folder, "rakuten")
+    catalog = _finish(frames, issues, x_path if path.is_file() else folder, "rakuten")
+    catalog.taxonomy = frozenset(names.values()) if names else frozenset()
+    return catalog
 
 
 #: the header of the challenge tables' index column: none, or ``Unnamed: 0``, pandas' name for it in a table read

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,6 +99,9 @@ class Catalog:
     issues: list[RowIssue] = field(default_factory=list)
     #: the source line (or row) of each product of ``frame``, as in :class:`RowIssue` (empty: unknown)
     lines: list[int] = field(default_factory=list)
+    #: the category paths the source's own taxonomy defines as classes (Rakuten's ``categories.json``): one the
+    #: parent of another there is a class of its own, products filed at the parent node, not a path stopping short
+    taxonomy: frozenset[str] = frozenset()
 
     def line_of(self, position: int) -> int:
         """The source line of the product at ``position`` in ``frame`` (its 1-based position when unknown)."""
@@ -209,16 +212,28 @@ def deeper_level_warning(categories: pd.Series | list[str], level: int | None, o
     return f"level {level} asked, but the categories have {levels} level(s): the full paths are {outcome}"
 
 
-def nested_categories_warning(categories: pd.Series | list[str], level: int | None) -> str | None:
+def nested_categories_warning(
+    categories: pd.Series | list[str], level: int | None, taxonomy: Collection[str] = ()
+) -> str | None:
     """The warning that some of the ``categories``, cut at ``level``, are the parent of another (``A > B`` beside
     ``A > B > C``: a path stopping short of its siblings, a correction naming a parent); ``None`` when none is.
 
     Such a parent is learnt as a class beside its own subcategories: the predictions are no longer a hierarchy,
     and per-level metrics count it at the wrong level. The depth of the shallowest parent is the deepest level where
     none is: a path parent of another once cut there would be a shallower parent already.
+
+    A pair both of whose paths are classes of the source's own ``taxonomy`` (:attr:`Catalog.taxonomy`: Rakuten's
+    'Video Games & Consoles > Video Games', code 40, above its '> PC Video Games', 2905) is no such label: the
+    parent is a class of its own, and there are no labels to correct.
     """
     labels = {label for label in category_at_level(categories, level) if isinstance(label, str)}
-    pairs = [(ancestor, label) for label in sorted(labels) for ancestor in ancestor_paths(label) if ancestor in labels]
+    defined = {canonical_path(path) for path in taxonomy}
+    pairs = [
+        (ancestor, label)
+        for label in sorted(labels)
+        for ancestor in ancestor_paths(label)
+        if ancestor in labels and not {ancestor, label} <= defined
+    ]
     if not pairs:
         return None
     shown = "; ".join(f"{ancestor!r} above {label!r}" for ancestor, label in pairs[:3])
