@@ -1373,3 +1373,17 @@ def test_rakutens_own_parent_and_child_classes_train_without_the_nested_categori
     assert "warning: 1 pair of categories where one is the parent of the other ('Jeux > Jeux vidéo' above" in (
         capsys.readouterr().out
     )
+
+
+def test_a_skipped_csv_row_is_named_by_its_id_column_wherever_it_is(tmp_path: Path) -> None:
+    """A skipped row was named by its first field, a title when the id column was not first: 'row 3 (product Lamp)'.
+    It is named by its field of the id column now, the canonical one or the one --id-column gives; by none when the
+    table has no id column (its products are row-<line>), or when a quote before the id may hold a separator."""
+    path = tmp_path / "h.csv"
+    rows = ["Mug,sku-1,ok", "Lamp,sku-2,bad,extra", 'Vase,sku-3,"bad"quote', '"Big, blue",sku-4,"bad"quote', "Cup"]
+    for header, options in (("title,product_id,description", {}), ("title,sku,description", {"id_column": "sku"})):
+        path.write_text("\n".join([header, *rows]) + "\n")
+        skipped = [(i.row, i.product_id) for i in load_catalog(path, **options).issues if i.field == "row"]
+        assert skipped == [(3, "sku-2"), (4, "sku-3"), (5, None), (6, None)]
+    path.write_text("title,description\nMug,ok\nLamp,bad,extra\n")
+    assert [(i.row, i.product_id) for i in load_catalog(path).issues] == [(3, None)]

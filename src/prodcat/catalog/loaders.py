@@ -896,7 +896,10 @@ def load_table(
     ``category_sep`` splits category strings into paths (default: already canonical ``A > B``).
     """
     fmt = fmt or ("parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv")
-    table = read_parquet_table(path) if fmt == "parquet" else read_csv_table(path)
+    if fmt == "parquet":
+        table = read_parquet_table(path)
+    else:  # a skipped row named by its id, wherever the id column is
+        table = read_csv_table(path, id_column=lambda names: id_column or column_named(names, "product_id"))
     columns = {
         "product_id": id_column,
         "title": title_column,

@@ -13,7 +13,7 @@ import io
 import itertools
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,12 +34,22 @@ class SourceTable:
     name: str
 
 
-def read_csv_table(path: Path, delimiter: str | None = None) -> SourceTable:
+def first_column(names: Sequence[str]) -> str | None:
+    """The first of a header's column ``names``: the id column of most tables."""
+    return names[0] if names else None
+
+
+def read_csv_table(
+    path: Path, delimiter: str | None = None, id_column: Callable[[Sequence[str]], str | None] = first_column
+) -> SourceTable:
     """Read a CSV with the stdlib reader in strict mode, record by record.
 
     Why not ``pandas.read_csv``: its C engine aborts on an unclosed quote and numbers bad rows by
     record rather than by line, and its ``on_bad_lines`` callable does not receive the line number.
     The csv module reports both, and a strict-mode error only loses the offending record.
+
+    A skipped row's issue names its product by the field of the column ``id_column`` picks among the header's
+    names (stripped, made unique), as a hint: none when it picks no column of the header.
     """
     text_lines, issues = _open_text(path)
     delimiter = delimiter or sniff_delimiter(path)
@@ -47,13 +57,20 @@ def read_csv_table(path: Path, delimiter: str | None = None) -> SourceTable:
     # resume reading in the middle of its field, turning the field's later lines into products
     limit = csv.field_size_limit(sys.maxsize)
     try:
-        return _read_records(text_lines, delimiter, issues, path)
+        return _read_records(text_lines, delimiter, issues, path, id_column)
     finally:
         csv.field_size_limit(limit)
 
 
-def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue], path: Path) -> SourceTable:
-    """The records of an opened CSV as a :class:`SourceTable`; a bad record is skipped and added to ``issues``.
+def _read_records(
+    text_lines: io.StringIO,
+    delimiter: str,
+    issues: list[RowIssue],
+    path: Path,
+    id_column: Callable[[Sequence[str]], str | None],
+) -> SourceTable:
+    """The records of an opened CSV as a :class:`SourceTable`; a bad record is skipped and added to ``issues``, named
+    by its field of the column ``id_column`` picks (:func:`read_csv_table`).
 
     A quote that opens a field and is never closed (``A6,"12 inch mug,...``) makes the reader take every
     following line as part of that field, up to the next quote or the end of the file: the record that
@@ -65,6 +82,10 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
     issues += _drop_nul(source.lines, shown, path)
     reader = csv.reader(source, delimiter=delimiter, strict=True)
     header = _header(reader, source, path)
+    # "product_id, title, image": a space after each comma, as people type them, is no part of the names
+    names = _unique_names([name.strip() for name in header])
+    id_name = id_column(names)
+    id_at = names.index(id_name) if id_name in names else None
     records: list[list[str]] = []
     lines: list[int] = []
     while True:
@@ -84,8 +105,9 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
                     f"line {first} skipped, the lines after it read again"
                 )
                 source.position = line_start
-            first_field = source.lines[line_start - 1].split(delimiter, 1)[0].strip()
-            product = first_field if first_field and '"' not in first_field else None  # the id, as a hint
+            # the line's fields up to the id, as a hint: none once a quote (which may hold a separator) is among them
+            fields = source.lines[line_start - 1].split(delimiter, id_at + 1)[: id_at + 1] if id_at is not None else []
+            product = _skipped_product(fields, id_at) if not any('"' in field for field in fields) else None
             issues.append(RowIssue(first, "row", f"{path.name}: bad quoting ({error}) in {what}", product))
             continue
         if _blank(record):  # as above the header: no product, nothing skipped
@@ -97,20 +119,24 @@ def _read_records(text_lines: io.StringIO, delimiter: str, issues: list[RowIssue
                     "row",
                     f"{path.name}: {len(record)} fields where the header has {len(header)} "
                     "(unquoted separator or quote?); row skipped",
-                    record[0] or None,
+                    _skipped_product(record, id_at),
                 )
             )
             continue
         records.append(record)
         lines.append(shown[line_start - 1])
-    # "product_id, title, image": a space after each comma, as people type them, is no part of the names
-    names = _unique_names([name.strip() for name in header])
     # one block of cells, not a column each: a header of 100,000 names took 2 s to become a frame
     cells = np.array(records, dtype=object).reshape(len(records), len(names))
     frame = pd.DataFrame(cells, columns=names, index=pd.Index(lines, name="line"), dtype=object)
     if not records:
         frame = pd.DataFrame({c: pd.Series(dtype=object) for c in frame.columns}, index=pd.Index([], name="line"))
     return SourceTable(frame, issues, path.name)
+
+
+def _skipped_product(fields: Sequence[str], at: int | None) -> str | None:
+    """The product a skipped row's ``fields`` name at the id column's position ``at``: ``None`` when it has no such
+    field, or an empty one."""
+    return (fields[at].strip() or None) if at is not None and at < len(fields) else None
 
 
 def _header(reader: Iterator[list[str]], source: _Lines, path: Path) -> list[str]:
