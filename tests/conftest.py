@@ -52,6 +52,14 @@ def restored_process_state() -> Iterator[None]:
             logger.setLevel(level)
 
 
+@pytest.fixture(autouse=True)
+def serve_on_any_free_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``prodcat serve`` without ``--port`` checks that its default port, 8000, is free before anything else: a test
+    of another refusal would then depend on what else runs on the machine (a developer's own server). Port 0 (any
+    free one) passes that check; a test of the port gives its own."""
+    monkeypatch.setenv("PRODCAT_PORT", "0")
+
+
 @pytest.fixture
 def read_only_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty folder that takes no file nor folder, as on a read-only mount: ``os.open`` and ``os.mkdir`` inside it
