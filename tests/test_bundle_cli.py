@@ -2842,6 +2842,26 @@ def test_train_with_feedback_names_the_categories_only_corrections_bring(tmp_pat
     ) in caplog.messages
 
 
+def test_train_with_feedback_names_a_category_only_an_unread_correction_brings(tmp_path, caplog):
+    """A correction whose record the model reads nothing of (a photo alone, for a text-only model) relabels the
+    catalogue product it corrects: a category it names that the catalogue has no product of was learnt without a
+    word, taken for one of the catalogue's once that product carried it. It is named as the others are."""
+    from prodcat.review.store import ReviewStore
+
+    data = mug_and_watch_catalogue(tmp_path)
+    db = f"sqlite:///{tmp_path / 'reviews.db'}"
+    store = ReviewStore(db)
+    store.submit(store.record(queued("", image=b"\xff\xd8\xff", source="Kitchen-0")), "Garden")
+    store.close()
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    train = ["train", str(data), "--config", config, "--modalities", "text", "--feedback", db]
+    with caplog.at_level(logging.WARNING):
+        assert main([*train, "--out", str(tmp_path / "m")]) == 0
+    assert (
+        "the corrections bring 1 category the catalogue has no product of, learnt from them alone: 'Garden' (1)"
+    ) in caplog.messages
+
+
 URLS = "sqlite:///FILE for a SQLite file, postgresql+psycopg://USER@HOST/DB for a PostgreSQL database"
 
 

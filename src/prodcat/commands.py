@@ -777,7 +777,8 @@ def _with_corrections(
     unread = labelled[~labelled["product_id"].isin(usable["product_id"])]
     replaced = frame["product_id"].isin(usable["source_product_id"].dropna())
     relabelled = frame["product_id"].map(dict(zip(unread["source_product_id"], unread["category"], strict=True)))
-    frame = frame.assign(category=relabelled.where(relabelled.notna(), frame["category"]))
+    catalogue = frame["category"]  # the catalogue's own labels, before any correction
+    frame = frame.assign(category=relabelled.where(relabelled.notna(), catalogue))
     log.info(
         "added %s reviewed correction(s) from the review queue, replacing %s catalogue product(s)%s",
         count_text(len(usable)),
@@ -787,7 +788,7 @@ def _with_corrections(
         if relabelled.notna().any()
         else "",
     )
-    _warn_of_new_categories(frame["category"], pd.concat([usable["category"], relabelled.dropna()]), config)
+    _warn_of_new_categories(catalogue, pd.concat([usable["category"], relabelled.dropna()]), config)
     feedback = {
         "review_queue": _recorded_url(url),
         "corrections": len(usable),
