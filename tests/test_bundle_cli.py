@@ -44,6 +44,9 @@ from prodcat.files import FIGURES_KEPT
 if TYPE_CHECKING:
     from prodcat.review.store import NewReview
 
+#: the quick text-only config the training tests use
+FAST_TEXT = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+
 
 def test_bundle_round_trip_and_manifest(tmp_path):
     out = save_bundle(
@@ -704,7 +707,7 @@ def test_identical_trainings_write_bundles_of_the_same_version(flipkart_dir, tmp
     versions (the SHA-256 of model.joblib): the pickle held sets in the order of the process's string hash seed
     (pydantic's set of the fields given to each config) and a memory address scikit-learn's vectorisers keep.
     Trained in two processes of different hash seeds, the model files are now the same, byte for byte."""
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     manifests = []
     for hash_seed in ("1", "2"):
         out = tmp_path / f"model-{hash_seed}"
@@ -737,7 +740,7 @@ def test_train_says_in_one_line_that_the_bundle_could_not_be_written(tiny_traini
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(bundle, "dump_model", full_disk)
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     assert main(["train", str(data), "--config", config, "--out", str(out)]) == 2
     captured = capsys.readouterr()
     assert "out-of-fold estimate" in captured.out
@@ -775,7 +778,7 @@ def test_train_lists_its_input_issues_where_it_says_whether_it_writes_a_model_or
     failed_list = tmp_path / "m.failed-run.issues.csv"
     products, data = with_two_unlabelled(tiny_training.trained, tiny_training.unseen, tmp_path)
     unlabelled = products["product_id"].tail(2).tolist()
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     train = ["train", str(data), "--config", config, "--out", str(model)]
     said = f"no model was written: the 2 input issue(s) of this run are listed in {failed_list}\n"
 
@@ -841,7 +844,7 @@ def test_cv_and_evaluate_list_their_input_issues_where_they_say_whether_they_wri
     failed_list = tmp_path / "report.failed-run.issues.csv"
     products, data = with_two_unlabelled(tiny_training.trained, tiny_training.unseen, tmp_path)
     unlabelled = products["product_id"].tail(2).tolist()
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     run = {
         "cv": ["cv", str(data), "--config", config, "--folds", "2"],
         "evaluate": ["evaluate", str(tiny_training.bundle), str(data)],
@@ -890,7 +893,7 @@ def test_train_out_dot_lists_its_input_issues_beside_the_folder_named_after_it(t
     ('PosixPath('.') has an empty name') naming its input issues' list, before anything was read: the bundle is
     written there, its issues listed beside it, named after the folder."""
     products, data = with_two_unlabelled(tiny_training.trained, tiny_training.unseen, tmp_path)
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     model = tmp_path / "model"
     model.mkdir()
     monkeypatch.chdir(model)
@@ -1051,7 +1054,7 @@ def test_evaluate_and_cv_reports_list_the_photos_they_could_not_use(flipkart_bun
     table.loc[[1, 2], "image"] = [str(truncated), str(not_an_image)]
     data = tmp_path / "products.csv"
     table.to_csv(data, index=False)
-    config = str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     runs = [["evaluate", str(flipkart_bundle), str(data)]] * 2  # the second reads the failures from the cache
     runs.append(["cv", str(data), "--config", config, "--level", "1", "--folds", "2"])
     for run, command in enumerate(runs):
@@ -1077,7 +1080,7 @@ def test_train_lists_every_photo_when_none_of_them_decodes(flipkart_dir, tmp_pat
     table["image"] = str(not_an_image)
     data = tmp_path / "products.csv"
     table.to_csv(data, index=False)
-    config = str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     model = tmp_path / "model"
     assert main(["train", str(data), "--config", config, "--level", "1", "--out", str(model)]) == 0
     assert verify_bundle(model)["modalities"] == ["text"]
@@ -1137,7 +1140,7 @@ def test_train_and_cv_list_every_input_issue_and_leave_out_products_with_nothing
     data = tmp_path / "products.csv"
     table.to_csv(data, index=False)
     nothing_readable = table.at[2, "product_id"]
-    config = ["--config", str(Path(__file__).parents[1] / "configs" / "fast-text.yaml"), "--level", "1"]
+    config = ["--config", FAST_TEXT, "--level", "1"]
     expected = {  # by line: the product's id is on its line
         3: f"photo {truncated} not used: truncated",
         4: f"photo {not_an_image} not used: not an image",
@@ -1356,7 +1359,7 @@ def test_train_takes_the_seed_cv_takes(tiny_training, tmp_path):
     'unrecognized arguments: --seed' and needed a config file for it."""
     data, out = tmp_path / "products.csv", tmp_path / "m"
     tiny_training.trained.to_csv(data, index=False)
-    config = str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     assert main(["train", str(data), "--config", config, "--sample", "30", "--seed", "7", "--out", str(out)]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["seed"] == 7 and manifest["n_train"] == 30
@@ -1425,7 +1428,7 @@ def test_a_run_is_run_again_from_the_config_its_bundle_or_report_records(tiny_tr
 
     data = tmp_path / "products.csv"
     tiny_training.trained.to_csv(data, index=False)
-    config = str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     first, again = tmp_path / "first", tmp_path / "again"
     assert (
         main(["train", str(data), "--config", config, "--modalities", "text", "--seed", "7", "--out", str(first)]) == 0
@@ -1460,6 +1463,7 @@ def test_an_evaluation_records_the_model_it_scored_and_the_config_that_trained_i
         "bundle": str(tiny_training.bundle),
         "version": manifest["version"],
         "fusion": manifest["fusion"],
+        "feedback": None,  # trained on no review queue's corrections
     }
     assert recorded["config"] == manifest["config"]
     tiny_training.trained.to_csv(data, index=False)
@@ -1530,7 +1534,7 @@ def test_train_and_cv_refuse_a_head_the_installation_cannot_train_before_decodin
     monkeypatch.setattr(commands, "unreadable_photos", decoded)
     data = tmp_path / "products.csv"
     tiny_training.trained.to_csv(data, index=False)
-    config = str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     for command, output, does in (("train", "--out", "train"), ("cv", "--report", "cross-validate")):
         assert main([command, str(data), "--config", config, output, str(tmp_path / command)]) == 2
         assert capsys.readouterr().err.splitlines()[-1] == f"error: cannot {does}: head text_tfidf: {lacking}"
@@ -1541,7 +1545,7 @@ def test_cv_and_evaluate_reports_record_the_catalogue_and_how_it_was_read(tiny_t
     """A cv or evaluate report recorded its config (an evaluation's, its model's) but not the catalogue it scored nor
     the options it was read with (a column named by --title-column, the levels split at --category-sep): run again
     from what it records, the same file was read otherwise. metrics.json records them, beside the format read."""
-    data, config = tmp_path / "products.csv", str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
+    data, config = tmp_path / "products.csv", FAST_TEXT
     products = tiny_training.trained.rename(columns={"title": "name"})
     products["category"] = "Shop/" + products["category"]
     products.to_csv(data, index=False)
@@ -1573,7 +1577,7 @@ def test_a_photo_head_the_installation_cannot_train_is_refused_only_if_a_run_has
 
     lacking = "effnet_lite0 needs pkg (pip install pkg)"
     monkeypatch.setattr(type(make_extractor("effnet_lite0")), "missing_requirement", lambda self: lacking)
-    config = str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     not_a_photo = tmp_path / "notes.jpg"
     not_a_photo.write_text("not a photo")
     data, _ = nine_products_of_a_photo_alone(tiny_training, tmp_path, not_a_photo)
@@ -1595,7 +1599,7 @@ def test_a_sample_is_recorded_and_drawn_again_from_the_recorded_config(tiny_trai
     no option could ask once a config held a sample."""
     data = tmp_path / "products.csv"
     tiny_training.trained.to_csv(data, index=False)
-    config = str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     first, again, whole = tmp_path / "first", tmp_path / "again", tmp_path / "whole"
     args = ["--config", config, "--modalities", "text", "--sample", "18", "--seed", "7"]
     assert main(["train", str(data), *args, "--out", str(first)]) == 0
@@ -1897,7 +1901,7 @@ def test_products_with_neither_text_nor_photo_teach_nothing_and_are_said_so(tmp_
     unreadable = pd.DataFrame(rows, columns=["product_id", "title", "description", "image", "category"])
     data = tmp_path / "unreadable.csv"
     unreadable.to_csv(data, index=False)
-    config = ["--config", str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")]
+    config = ["--config", FAST_TEXT]
     assert main(["train", str(data), *config, "--out", str(tmp_path / "m")]) == 2
     assert "error: cannot train: no labelled product with text or photo to learn from" in capsys.readouterr().err
     assert main(["cv", str(data), *config, "--report", str(tmp_path / "cv")]) == 2
@@ -1926,7 +1930,7 @@ def test_heads_that_cannot_read_the_catalogue_are_refused_before_training(tmp_pa
     photo_head.write_text("heads:\n  - {name: photo, modality: image, features: [{name: color_hist}]}\n")
     french = tmp_path / "french.yaml"
     french.write_text("heads:\n" + HEAD.format(features="[{name: tfidf}]", more=", languages: [fr]"))
-    fast = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    fast = FAST_TEXT
     for options, message in (
         (
             ["--config", str(photo_head)],
@@ -2029,7 +2033,7 @@ def test_a_sample_too_small_to_train_says_to_draw_more(tmp_path, capsys):
     rows = [(f"{c}-{i}", f"{words[c]} {i}", c) for c in words for i in range(10)]
     data = tmp_path / "products.csv"
     pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     assert main(["train", str(data), "--config", config, "--sample", "6", "--out", str(tmp_path / "m")]) == 2
     assert capsys.readouterr().err.endswith(
         "with at least 3 labelled products each, for 3 inner folds; the largest are Kitchen (2), Watches (2), "
@@ -2055,7 +2059,7 @@ def test_too_many_folds_are_refused_naming_the_folds_the_categories_allow(
     rows = [(f"{c}-{i}", f"{words[c]} {i}", c) for c in words for i in range(per_category)]
     data = tmp_path / "products.csv"
     pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     options = ["--config", config, "--folds", str(folds), "--report", str(tmp_path / "cv")]
     assert main(["cv", str(data), *options]) == 2
     err = capsys.readouterr().err
@@ -2546,7 +2550,7 @@ def test_cv_and_train_warn_of_categories_no_fold_can_learn(tmp_path, capsys):
     rows.append(("toy", words["Toys"], "Toys"))
     data = tmp_path / "products.csv"
     pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert main(["cv", str(data), "--config", config, "--folds", "3", "--report", str(tmp_path / "cv")]) == 0
@@ -2579,7 +2583,7 @@ def test_train_warns_of_a_category_written_in_several_ways(tmp_path, capsys):
     rows = [(f"{c}-{i}", f"{words[c]} {i}", spellings[c][i % len(spellings[c])]) for c in words for i in range(12)]
     data = tmp_path / "products.csv"
     pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     assert main(["train", str(data), "--config", config, "--level", "0", "--out", str(tmp_path / "m")]) == 0
     assert (
         "warning: 2 categories are written in several ways, differing only in case or accents ('Kitchen' / "
@@ -2603,7 +2607,7 @@ def _products_csv(rows: list[tuple[str, str, str]], path: Path) -> Path:
 def _train_and_cv_warn_once(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], warning: str) -> list:
     """Train and cross-validate (2 folds) the fast-text config on ``data`` at the full path: each says ``warning``
     once, on a warning line of its own, and cv's report lists it. The report's warnings are returned."""
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     assert main(["train", str(data), "--config", config, "--level", "0", "--out", str(tmp_path / "m")]) == 0
     assert capsys.readouterr().out.count(f"warning: {warning}\n") == 1
     report = tmp_path / "cv"
@@ -2627,7 +2631,7 @@ def test_train_and_cv_warn_of_categories_that_read_as_a_missing_value(tmp_path, 
         "end the path before it)"
     )
     _train_and_cv_warn_once(data, tmp_path, capsys, warning)
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     # 'Nanny' or 'Nonwoven' are words, not a missing value
     words = {"Kitchen > Nonwoven": "ceramic coffee mug", "Nanny": "analog wrist watch"}
     rows = [(f"p{i}-{c}", f"{words[c]} {i}", c) for c in words for i in range(12)]
@@ -2647,7 +2651,7 @@ def test_train_learns_a_category_written_composed_and_decomposed_as_one(tmp_path
     rows = [(f"{c}-{i}", f"{words[c]} {i}", spellings[c][i % len(spellings[c])]) for c in words for i in range(12)]
     data = tmp_path / "products.csv"
     pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     assert main(["train", str(data), "--config", config, "--level", "0", "--out", str(tmp_path / "m")]) == 0
     out = capsys.readouterr().out
     assert "written in several ways" not in out and "predicting the full category path: 2 categories" in out
@@ -2701,6 +2705,19 @@ def queued(title: str, image: bytes | None = None, source: str | None = None) ->
     )
 
 
+def corrected_queue(folder: Path, corrections: list[tuple[NewReview, str]]) -> str:
+    """The URL of a SQLite review queue in ``folder`` holding each of ``corrections``: a record and the category a
+    reviewer chose for it."""
+    from prodcat.review.store import ReviewStore
+
+    db = f"sqlite:///{folder / 'reviews.db'}"
+    store = ReviewStore(db)
+    for record, category in corrections:
+        store.submit(store.record(record), category)
+    store.close()
+    return db
+
+
 def test_train_with_feedback_warns_of_a_queue_holding_no_correction(tmp_path, caplog):
     """A queue whose records all await review was logged at INFO alone, 'added 0 reviewed correction(s)': the user
     who asked for its corrections is warned that there are none, and how many records are pending."""
@@ -2710,7 +2727,7 @@ def test_train_with_feedback_warns_of_a_queue_holding_no_correction(tmp_path, ca
     db = f"sqlite:///{tmp_path / 'reviews.db'}"
     store = ReviewStore(db)
     pending = [store.record(queued(f"steel mug {i}")) for i in range(2)]
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     train = ["train", str(data), "--config", config, "--out", str(tmp_path / "m"), "--feedback", db]
     with caplog.at_level(logging.WARNING):
         assert main(train) == 0
@@ -2730,18 +2747,19 @@ def test_train_with_feedback_replaces_corrected_products_and_reads_only_usable_c
     """A corrected catalogue product trains under its correction only (not twice, with two labels), and a
     correction with nothing the model reads (a photo-only one for a text-only model) is left out, as a
     catalogue product would be. Its stored photo is written into the prodcat cache, ``$PRODCAT_CACHE_DIR``."""
-    from prodcat.review.store import ReviewStore
 
     monkeypatch.setenv("PRODCAT_CACHE_DIR", str(tmp_path / "cache"))
 
     data = mug_and_watch_catalogue(tmp_path)
 
-    db = f"sqlite:///{tmp_path / 'reviews.db'}"
-    store = ReviewStore(db)
-    store.submit(store.record(queued("ceramic coffee mug 0", source="Kitchen-0")), "Watches")  # relabelled
-    store.submit(store.record(queued("", image=b"\xff\xd8\xff")), "Kitchen")  # no text: unusable here
-    store.close()
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    db = corrected_queue(
+        tmp_path,
+        [
+            (queued("ceramic coffee mug 0", source="Kitchen-0"), "Watches"),  # relabelled
+            (queued("", image=b"\xff\xd8\xff"), "Kitchen"),  # no text: unusable here
+        ],
+    )
+    config = FAST_TEXT
     out = tmp_path / "model"
     assert (
         main(["train", str(data), "--config", config, "--modalities", "text", "--out", str(out), "--feedback", db]) == 0
@@ -2756,15 +2774,13 @@ def test_a_bundle_trained_with_feedback_records_its_corrections_where_its_manife
     model learnt from a review queue's corrections. Its manifest records how many and from which queue, which
     training's summary, evaluate's metrics.json and the app's Model page show; a bundle of no queue records none."""
     from prodcat.app import views
-    from prodcat.review.store import ReviewStore
 
     data = mug_and_watch_catalogue(tmp_path)
-    db = f"sqlite:///{tmp_path / 'reviews.db'}"
-    store = ReviewStore(db)
-    store.submit(store.record(queued("ceramic coffee mug 0", source="Kitchen-0")), "Watches")
-    store.submit(store.record(queued("steel travel mug")), "Kitchen")
-    store.close()
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    db = corrected_queue(
+        tmp_path,
+        [(queued("ceramic coffee mug 0", source="Kitchen-0"), "Watches"), (queued("steel travel mug"), "Kitchen")],
+    )
+    config = FAST_TEXT
     train = ["train", str(data), "--config", config, "--modalities", "text"]
     assert main([*train, "--out", str(tmp_path / "m"), "--feedback", db]) == 0
     said = f"2 from the review queue {db}, replacing 1 catalogue product"
@@ -2800,18 +2816,14 @@ def test_train_with_feedback_relabels_a_catalogue_product_whose_correction_it_ca
     with nothing the model reads, was left out, and the product trained under the catalogue's label, the one the
     reviewer overrode. It trains under its correction, from the catalogue's text; another product is left as it is."""
     from prodcat.models.classifier import ProductClassifier
-    from prodcat.review.store import ReviewStore
 
     monkeypatch.setenv("PRODCAT_CACHE_DIR", str(tmp_path / "cache"))
     trained_on = []
     fit = ProductClassifier.fit
     monkeypatch.setattr(ProductClassifier, "fit", lambda self, frame: trained_on.append(frame) or fit(self, frame))
     data = mug_and_watch_catalogue(tmp_path)
-    db = f"sqlite:///{tmp_path / 'reviews.db'}"
-    store = ReviewStore(db)
-    store.submit(store.record(queued("", image=b"\xff\xd8\xff", source="Kitchen-0")), "Watches")
-    store.close()
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    db = corrected_queue(tmp_path, [(queued("", image=b"\xff\xd8\xff", source="Kitchen-0"), "Watches")])
+    config = FAST_TEXT
     train = ["train", str(data), "--config", config, "--modalities", "text", "--out", str(tmp_path / "m")]
     assert main([*train, "--feedback", db]) == 0
     labels = dict(zip(trained_on[0]["product_id"], trained_on[0]["category"], strict=True))
@@ -2824,15 +2836,11 @@ def test_train_with_feedback_names_the_categories_only_corrections_bring(tmp_pat
     another catalogue) were learnt as new categories with no word unless one had a single product. Each is named,
     at the level trained, with its number of corrections; a correction naming a catalogue's category under a path
     that level cuts away brings none."""
-    from prodcat.review.store import ReviewStore
 
     data = mug_and_watch_catalogue(tmp_path)
-    db = f"sqlite:///{tmp_path / 'reviews.db'}"
-    store = ReviewStore(db)
-    for i, category in enumerate(["Food > Wine", "Food > Cheese", "Garden", "Watches > Wrist"]):
-        store.submit(store.record(queued(f"new thing {i}")), category)
-    store.close()
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    categories = ["Food > Wine", "Food > Cheese", "Garden", "Watches > Wrist"]
+    db = corrected_queue(tmp_path, [(queued(f"new thing {i}"), category) for i, category in enumerate(categories)])
+    config = FAST_TEXT
     train = ["train", str(data), "--config", config, "--modalities", "text", "--level", "1", "--feedback", db]
     with caplog.at_level(logging.WARNING):
         assert main([*train, "--out", str(tmp_path / "m")]) == 0
@@ -2846,14 +2854,10 @@ def test_train_with_feedback_names_a_category_only_an_unread_correction_brings(t
     """A correction whose record the model reads nothing of (a photo alone, for a text-only model) relabels the
     catalogue product it corrects: a category it names that the catalogue has no product of was learnt without a
     word, taken for one of the catalogue's once that product carried it. It is named as the others are."""
-    from prodcat.review.store import ReviewStore
 
     data = mug_and_watch_catalogue(tmp_path)
-    db = f"sqlite:///{tmp_path / 'reviews.db'}"
-    store = ReviewStore(db)
-    store.submit(store.record(queued("", image=b"\xff\xd8\xff", source="Kitchen-0")), "Garden")
-    store.close()
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    db = corrected_queue(tmp_path, [(queued("", image=b"\xff\xd8\xff", source="Kitchen-0"), "Garden")])
+    config = FAST_TEXT
     train = ["train", str(data), "--config", config, "--modalities", "text", "--feedback", db]
     with caplog.at_level(logging.WARNING):
         assert main([*train, "--out", str(tmp_path / "m")]) == 0
@@ -2923,7 +2927,7 @@ def test_train_with_feedback_leaves_out_a_correction_whose_stored_photo_does_not
     store.submit(review_id, "Baby Care")
     store.close()
     out = tmp_path / "model"
-    config = str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     feedback = ["--feedback", f"sqlite:///{tmp_path / 'reviews.db'}"]
     assert main(["train", str(data), "--config", config, "--level", "1", "--out", str(out), *feedback]) == 0
     assert verify_bundle(out)["n_train"] == 42
@@ -2946,7 +2950,7 @@ def test_train_warns_of_copies_labelled_differently(tmp_path, capsys):
     rows += [("empty-1", "", "", "Kitchen"), ("empty-2", "", "", "Watches")]  # no text: not compared
     data = tmp_path / "products.csv"
     pd.DataFrame(rows, columns=["product_id", "title", "description", "category"]).to_csv(data, index=False)
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     out = tmp_path / "model"
     assert main(["train", str(data), "--config", config, "--modalities", "text", "--out", str(out)]) == 0
     warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning:")]
@@ -3175,7 +3179,7 @@ def test_a_training_product_scored_without_its_photo_or_its_text_is_recognised(t
         (tmp_path / f"{category}.jpg").write_bytes(jpeg_bytes(colour=colour))
     trained = tiny_training.trained.assign(image=lambda f: [str(tmp_path / f"{c}.jpg") for c in f["category"]])
     trained.to_csv(tmp_path / "train.csv", index=False)
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     options = ["--config", config, "--modalities", "text,image", "--out", str(tmp_path / "m")]
     assert main(["train", str(tmp_path / "train.csv"), *options]) == 0
     bundle = tmp_path / "m"
@@ -3229,7 +3233,7 @@ def test_the_training_products_read_from_another_format_are_recognised(tiny_trai
     report = tmp_path / "report"
     assert main(["evaluate", str(tiny_training.bundle), str(folder), "--report", str(report)]) == 0
     assert any(w.startswith(in_sample) for w in json.loads((report / "metrics.json").read_text())["warnings"])
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     bundle = tmp_path / "m"
     assert main(["train", str(folder), "--config", config, "--modalities", "text", "--out", str(bundle)]) == 0
     assert any(w.startswith(in_sample) for w in evaluation_warnings(bundle, trained, tmp_path, "csv"))
@@ -3719,7 +3723,7 @@ def test_train_cv_and_evaluate_report_only_the_issues_of_the_products_and_modali
     products.loc[long_text + 1, "image"] = [f"gone-{i}.jpg" for i in range(len(long_text))]
     data = tmp_path / "products.csv"
     products.to_csv(data, index=False)
-    config = str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     options = ["--config", config, "--modalities", "text", "--sample", "24"]
     catalog = load_catalog(data)
     sample = labelled_sample(catalog.frame, load_config(config).model_copy(update={"modalities": ["text"]}), 24)
@@ -3940,7 +3944,7 @@ def read_for_training(
     from prodcat.commands import read_training_data
 
     caplog.clear()
-    config = str(Path(__file__).parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     command = ["train", str(data), "--config", config, *options, "--out", str(tmp_path / "m")]
     catalog, run_config, frame = read_training_data(build_parser().parse_args(command), {}, tmp_path / "issues.csv")
     warned = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
@@ -4024,7 +4028,7 @@ def test_a_text_model_does_not_say_a_product_of_a_photo_alone_is_classified_from
         (
             "cv",
             "prodcat.commands.write_report",
-            ["--config", str(Path(__file__).parents[1] / "configs" / "fast-text.yaml"), "--modalities", "text"],
+            ["--config", FAST_TEXT, "--modalities", "text"],
             "fit ",
             FIGURES_KEPT,
             "cross-validation",
@@ -4135,7 +4139,7 @@ def test_train_and_cv_warn_once_of_a_category_that_is_the_parent_of_another(tmp_
         "another's parent, or correct those labels to full paths"
     )
     assert _train_and_cv_warn_once(data, tmp_path, capsys, warning) == [warning]
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "fast-text.yaml")
+    config = FAST_TEXT
     # at the level it names, every category is a leaf: nothing to say
     assert main(["train", str(data), "--config", config, "--level", "1", "--out", str(tmp_path / "m")]) == 0
     assert "parent of the other" not in capsys.readouterr().out
