@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -62,6 +63,8 @@ _LIST_EXAMPLES = {
 }
 #: the port of each scheme a browser leaves out of the origin it sends
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: a host as a browser writes it in an origin: a name or IPv4 address in ASCII lower case, or an IPv6 address
+_ORIGIN_HOST = re.compile(r"[a-z0-9._-]+|[0-9a-f:.]+")
 
 
 def browser_origin(given: str) -> str:
@@ -79,10 +82,17 @@ def browser_origin(given: str) -> str:
     except ValueError:
         port = -1
     netloc = parts.netloc.lower()
-    # what is left over past the host and port (a path, a query, a user, an empty port) is no part of an origin
+    host = parts.hostname or ""
+    if "*" in host:  # CORS compares whole origins: a pattern would match no page, none of the subdomains meant
+        raise ValueError(
+            f"{value!r} is not an origin: an origin is matched as written, with no wildcard; give each origin, e.g. "
+            "https://shop.example.com,https://blog.example.com, or * for any origin"
+        )
+    # what is left over past the host and port (a path, a query, a user, an empty port) is no part of an origin, nor
+    # is a host no browser sends (a space, a letter outside ASCII: IDNA's xn-- form is sent)
     if (
         scheme not in _DEFAULT_PORTS
-        or not parts.hostname
+        or not _ORIGIN_HOST.fullmatch(host)
         or port == -1
         or value.lower() != f"{scheme}://{netloc}"
         or "@" in netloc
@@ -92,9 +102,9 @@ def browser_origin(given: str) -> str:
             f"{value!r} is not an origin: give scheme://host[:port] as a browser sends it, e.g. "
             "https://shop.example.com or http://localhost:3000 (no path, no trailing slash), or * for any origin"
         )
-    if port == _DEFAULT_PORTS[scheme]:
-        netloc = netloc.rpartition(":")[0]
-    return f"{scheme}://{netloc}"
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address, bracketed as in a URL
+    # a browser leaves the scheme's default port out, and writes a port without leading zeros
+    return f"{scheme}://{host}" if port in (None, _DEFAULT_PORTS[scheme]) else f"{scheme}://{host}:{port}"
 
 
 class ServeSettings(BaseSettings):
