@@ -583,7 +583,11 @@ def _in_training_caveats(
     frame = catalogue.catalog.frame
     stamps = views.modification_stamp(bundle), catalogue.stamp
     found = in_training(bundle, stamps[0], catalogue.path, stamps[1], searched, frame, predictor.manifest)
-    for caveat in views.in_training_caveats(views.in_training_among(found, frame, searched, compared)):
+    _say_in_training(views.in_training_among(found, frame, searched, compared))
+
+
+def _say_in_training(found: views.InTraining) -> None:
+    for caveat in views.in_training_caveats(found):
         st.warning(views.as_written(caveat))
 
 
@@ -656,7 +660,10 @@ def predictions_page(
         "–" if agreement is None else percent(agreement),
         help=f"among the {compared:,} products with a given category that were scored",
     )
-    if catalogue is not None and in_sample_checked:
+    # a `prodcat evaluate` predictions.csv marks the products its model was trained on: as evaluate said of them
+    if (marked := views.marked_in_training(shown)) is not None:
+        _say_in_training(marked)
+    elif catalogue is not None and in_sample_checked:
         _in_training_caveats(predictor, bundle, table, shown, catalogue)
     if caveat := views.small_sample_caveat(compared):
         st.warning(caveat)

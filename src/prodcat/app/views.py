@@ -851,6 +851,19 @@ def in_training_among(found: InTraining, frame: pd.DataFrame, searched: pd.Serie
     return InTraining.of(None if found.mask is None else found.mask[kept], int(kept.sum()))
 
 
+def marked_in_training(shown: pd.DataFrame) -> InTraining | None:
+    """Of the products whose agreement is shown (:func:`compared_rows` of the filtered rows ``shown``), those a
+    ``prodcat evaluate`` predictions.csv marks as in the training data of the model that made it (its ``in_training``
+    column, ``True`` or ``False``); ``None`` for a table without that mark on every one of them (``prodcat predict``'s
+    and ``prodcat cv``'s have none)."""
+    if "in_training" not in shown:
+        return None
+    marks = compared_rows(shown)["in_training"].astype(str).str.strip().str.lower()
+    if not marks.isin(("true", "false")).all():
+        return None
+    return InTraining.of((marks == "true").to_numpy(), len(marks))
+
+
 def _labelled_among(frame: pd.DataFrame, product_ids: pd.Series) -> pd.DataFrame:
     """The labelled products of the catalogue ``frame`` whose product_id is one of ``product_ids``, in its order."""
     labelled = frame[frame["category"].notna()]
