@@ -343,7 +343,7 @@ def test_batch_bad_items_fail_alone(client: httpx.Client, heldout: pd.DataFrame)
     assert response.status_code == 200, response.text
     results = response.json()["results"]
     assert [r["error"]["error"] if r["error"] else "ok" for r in results] == [
-        "ok", "max_text_chars", "invalid_item", "invalid_item", "invalid_item", "ok"]  # fmt: skip
+        "ok", "max_text_chars", "empty_product", "invalid_item", "invalid_item", "ok"]  # fmt: skip
     assert results[1]["error"]["limit_value"] == LIMITS["max_text_chars"]
 
 
@@ -432,7 +432,7 @@ def test_wrong_request_content_type(client: httpx.Client) -> None:
     assert_refused(client.post("/predict"), 415, "content_type")
     assert_refused(client.post("/predict", content=b"{not json", headers={"Content-Type": "application/json"}),
                    422, "invalid_json")  # fmt: skip
-    assert_refused(client.post("/predict", json={}), 422, "invalid_json")
+    assert_refused(client.post("/predict", json={}), 422, "empty_product")
 
 
 def test_request_body_limit_by_length_and_by_stream(server: Server) -> None:

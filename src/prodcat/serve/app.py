@@ -933,7 +933,20 @@ def _product_schema(model: type[ProductIn], settings: ServeSettings) -> dict[str
     schema = inline(schema)
     for name in ("title", "description"):
         schema["properties"][name]["maxLength"] = settings.max_text_chars
+    schema["anyOf"] = _something_to_classify(photo="image" in schema["properties"])
     return schema
+
+
+def _something_to_classify(*, photo: bool) -> list[dict[str, Any]]:
+    """The alternatives of a product the API classifies, each field optional as a catalogue's column is: a photo
+    (``photo``: the product can name one), or a text with something in it. A description or specifications alone
+    are answered too (their text is the description the model reads); a text without a letter or a digit, and
+    specifications that say nothing, are refused by the API, 422 empty_product."""
+    texts = [
+        {"required": [name], "properties": {name: {"type": "string", "pattern": r"\S"}}}
+        for name in ("title", "description")
+    ]
+    return [*([{"required": ["image"]}] if photo else []), *texts, {"required": ["specifications"]}]
 
 
 #: what a client sends in the JSON fields of a multipart form (their documented examples)
@@ -976,15 +989,7 @@ def _predict_body(settings: ServeSettings) -> dict[str, Any]:
                 "schema": {
                     "type": "object",
                     "properties": form_fields,
-                    # a photo, or a text with something in it: the API answers a product of a description or of
-                    # specifications alone too (their text is the description the model reads; specifications that
-                    # say nothing are refused by the API, 422 empty_product)
-                    "anyOf": [
-                        {"required": ["image"]},
-                        {"required": ["title"], "properties": {"title": {"pattern": r"\S"}}},
-                        {"required": ["description"], "properties": {"description": {"pattern": r"\S"}}},
-                        {"required": ["specifications"]},
-                    ],
+                    "anyOf": _something_to_classify(photo=True),
                     "additionalProperties": False,
                 },
                 "encoding": _json_parts("specifications"),

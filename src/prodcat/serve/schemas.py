@@ -159,10 +159,12 @@ def specification_pairs(specifications: Specifications) -> list[tuple[str | None
 
 
 class ProductIn(BaseModel):
-    """A product sent as JSON (text only, so the title is required; send a photo as multipart)."""
+    """A product sent as JSON (text only; send a photo as multipart). Each field is optional, as a catalogue's
+    column is: a product is classified from what it has, and one with nothing to classify it from is refused
+    422 ``empty_product`` (:func:`prodcat.serve.inputs.check_text`), as JSON as a form."""
 
     model_config = ConfigDict(extra="forbid")
-    title: NotBlank = Field(min_length=1, pattern=r"\S", description="product name as the seller typed it")
+    title: OptionalText = Field("", description="product name as the seller typed it (null or left out: none)")
     description: OptionalText = Field("", description="free-text description (null or left out: none)")
     specifications: Specifications = Field(
         default_factory=dict,
@@ -183,11 +185,8 @@ class ProductIn(BaseModel):
 
 
 class BatchProductIn(ProductIn):
-    """One product of a multipart batch: ``image`` names the file part holding its photo.
+    """One product of a multipart batch: ``image`` names the file part holding its photo."""
 
-    The title may be empty when the product has a photo."""
-
-    title: str = Field("", description="product name as the seller typed it")
     image: str | None = Field(None, max_length=256, description="name of the multipart file part with the photo")
 
 
