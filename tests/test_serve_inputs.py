@@ -1871,7 +1871,8 @@ def test_openapi_declares_the_json_of_multipart_fields(
         products = declared["contentSchema"]["items"]["properties"]
         assert set(products) == {"title", "description", "specifications", "product_id", "image"}
     else:
-        assert [shape["type"] for shape in declared["contentSchema"]["oneOf"]] == ["object", "array"]
+        attributes, null = declared["contentSchema"]["anyOf"]
+        assert [shape["type"] for shape in attributes["oneOf"]] == ["object", "array"] and null == {"type": "null"}
     (example,) = declared["examples"]
     # the example as a generated client sends it: a part of type application/json, beside the form's other fields
     photos = {"photo1": ("watch.jpg", jpeg_bytes(), "image/jpeg")} if field == "products" else {}
@@ -1982,6 +1983,20 @@ def test_a_product_with_nothing_to_classify_is_refused_alike_in_every_form(
         product = {"title": ""}
         assert client.post("/predict", json={}).json()["error"] == "empty_product"
     assert set(_answers_in_every_form(client, product).values()) == {(422, "empty_product")}
+
+
+def test_null_specifications_are_none_as_a_null_description_is_in_every_form(client: TestClient) -> None:
+    """A `description` sent as null is none, as left out, and an empty `specifications` form field is none too; but
+    JSON `"specifications": null` (a table's missing cell, as pandas' to_json writes it) was refused, 422
+    invalid_json or invalid_item 'specifications: an object of attributes or a list of key/value pairs', and so was a
+    form field holding `null`. Null specifications are none now, as JSON, as a form field and in a batch item, and
+    /openapi.json says they take null."""
+    assert set(_answers_in_every_form(client, {"title": "mug", "specifications": None}).values()) == {(200, "ok")}
+    form = {"title": (None, "mug"), "specifications": (None, "null")}
+    assert client.post("/predict", files=form).status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    declared = list(_properties_named(paths, "specifications"))
+    assert len(declared) == 6 and all({"type": "null"} in schema["anyOf"] for schema in declared)
 
 
 def _documented_error_codes() -> set[tuple[int, str]]:
@@ -2126,7 +2141,9 @@ def test_openapi_bounds_the_specifications_as_an_object_or_a_list(client: TestCl
     assert len(declared) == 6  # the JSON and the multipart bodies of /predict, /explain and /predict-batch
     for schema in declared:
         assert "maxLength" not in schema
-        as_object, as_pairs = schema["oneOf"]
+        attributes, null = schema["anyOf"]  # null: none, as left out
+        assert null == {"type": "null"}
+        as_object, as_pairs = attributes["oneOf"]
         assert (as_object["type"], as_object["maxProperties"]) == ("object", MAX_SPECIFICATIONS)
         assert (as_pairs["type"], as_pairs["maxItems"]) == ("array", MAX_SPECIFICATIONS)
     for count, allowed in ((MAX_SPECIFICATIONS, True), (MAX_SPECIFICATIONS + 1, False)):

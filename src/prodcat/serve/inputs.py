@@ -45,8 +45,8 @@ from prodcat.serve.schemas import (
     MAX_SPECIFICATIONS,
     BatchProductIn,
     ErrorOut,
+    OptionalSpecifications,
     ProductIn,
-    Specifications,
     specification_pairs,
     unstorable_reason,
 )
@@ -279,7 +279,7 @@ async def read_upload(upload: UploadFile, settings: ServeSettings) -> tuple[byte
     return data, check_image_bytes(data, settings)
 
 
-_SPECIFICATIONS = TypeAdapter(Specifications)
+_SPECIFICATIONS = TypeAdapter(OptionalSpecifications)
 
 
 def product_from_json(body: bytes, settings: ServeSettings) -> ProductRequest:
@@ -582,7 +582,7 @@ def _product_request(item: ProductIn) -> ProductRequest:
     return ProductRequest(item.title, description, given_product_id(item.product_id))
 
 
-def _described(description: str, specifications: Specifications) -> str:
+def _described(description: str, specifications: OptionalSpecifications) -> str:
     """The description the model reads: followed by the specifications' text, as the loaders write it."""
     return with_specifications(description, specification_text(specification_pairs(specifications)))
 

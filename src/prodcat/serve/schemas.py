@@ -151,8 +151,14 @@ Specifications = Annotated[
 ]
 
 
-def specification_pairs(specifications: Specifications) -> list[tuple[str | None, object]]:
-    """``(key, value)`` in the order given, from either form of :data:`Specifications`."""
+#: a product's attributes, or null for none, as if left out (as a null title or description is none)
+OptionalSpecifications = Specifications | None
+
+
+def specification_pairs(specifications: OptionalSpecifications) -> list[tuple[str | None, object]]:
+    """``(key, value)`` in the order given, from either form of :data:`Specifications`; none for null."""
+    if specifications is None:
+        return []
     if isinstance(specifications, dict):
         return list(specifications.items())
     return [(pair.key, pair.value) for pair in specifications]
@@ -166,13 +172,13 @@ class ProductIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: OptionalText = Field("", description="product name as the seller typed it (null or left out: none)")
     description: OptionalText = Field("", description="free-text description (null or left out: none)")
-    specifications: Specifications = Field(
+    specifications: OptionalSpecifications = Field(
         default_factory=dict,
-        description='the seller\'s attributes, e.g. `{"Type": "Bath Towel", "Material": "Cotton"}`, or as a list '
-        'of pairs where keys repeat or are missing (`[{"key": "Pack of", "value": "3"}, {"value": "Machine '
-        'washable"}]`): read after the description as `Type: Bath Towel; Material: Cotton`, exactly as the '
-        "Flipkart loader reads its specification table (an empty key gives the value alone, a null value is "
-        "left out); counted in the description's length limit",
+        description='the seller\'s attributes (null or left out: none), e.g. `{"Type": "Bath Towel", "Material": '
+        '"Cotton"}`, or as a list of pairs where keys repeat or are missing (`[{"key": "Pack of", "value": "3"}, '
+        '{"value": "Machine washable"}]`): read after the description as `Type: Bath Towel; Material: Cotton`, '
+        "exactly as the Flipkart loader reads its specification table (an empty key gives the value alone, a null "
+        "value is left out); counted in the description's length limit",
     )
     product_id: GivenProductId = Field(
         None,
