@@ -204,10 +204,26 @@ def test_a_fashion_catalogue_without_categories_is_read_as_one_to_predict(tmp_pa
     )
     catalog = load_catalog(tmp_path)
     assert list(catalog.frame["title"]) == ["Blue Shirt", "Red Bag"] and catalog.frame["category"].isna().all()
-    assert catalog.no_category_read() == (
-        "none of the 2 products read has a category: a fashion catalogue reads them from its masterCategory, "
-        "subCategory and articleType columns, empty in every row"
+    assert catalog.no_category_read() == _NO_FASHION_CATEGORY
+
+
+#: what a command needing labels says of a fashion catalogue of the two products above none of which has all three
+_NO_FASHION_CATEGORY = (
+    "none of the 2 products read has a category: a fashion catalogue reads them from its masterCategory, "
+    "subCategory and articleType columns, all three given in a row, and no row gives all three"
+)
+
+
+def test_a_fashion_catalogue_with_one_category_column_empty_names_the_three_it_needs(tmp_path: Path) -> None:
+    """A styles.csv whose articleType alone is empty in every row, masterCategory and subCategory given, was said to
+    have those three columns 'empty in every row', which the user saw filled: a product needs all three."""
+    (tmp_path / "styles.csv").write_text(
+        "id,gender,masterCategory,subCategory,articleType,productDisplayName\n"
+        "1,Men,Apparel,Topwear,,Blue Shirt\n2,Women,Accessories,Bags,,Red Bag\n"
     )
+    catalog = load_catalog(tmp_path)
+    assert catalog.frame["category"].isna().all()
+    assert catalog.no_category_read() == _NO_FASHION_CATEGORY
 
 
 def test_a_rakuten_table_whose_index_column_pandas_wrote_back_or_left_out_is_read(tmp_path: Path) -> None:

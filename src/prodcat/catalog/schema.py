@@ -84,8 +84,8 @@ _LABELS_OF_FORMAT = {
     "rakuten": "a Rakuten X_test_update.csv has no labels, and an X_train_update.csv reads them from "
     "Y_train_CVw08PX.csv beside it; give labelled products as those two files",
     "flipkart": "a Flipkart catalogue reads them from its product_category_tree column, empty in every row",
-    "fashion": "a fashion catalogue reads them from its masterCategory, subCategory and articleType columns, empty "
-    "in every row",
+    "fashion": "a fashion catalogue reads them from its masterCategory, subCategory and articleType columns, all "
+    "three given in a row, and no row gives all three",
 }
 
 
