@@ -1186,16 +1186,34 @@ def test_a_multipart_batch_whose_products_field_is_no_json_array_says_which_fiel
     assert refused.json()["detail"].startswith(detail), refused.json()["detail"]
 
 
-def test_a_batch_photo_sent_as_a_text_field_is_named_in_the_refusal(client: TestClient) -> None:
-    """A photo part without a filename is a text field, one more than the batch's 'products': it was refused as
-    'Too many fields. Maximum number of fields is 1.', which named neither the part nor what was wrong with it."""
-    products = json.dumps([{"title": "mug", "image": "p1"}])
-    refused = client.post("/predict-batch", files={"products": (None, products), "p1": (None, "\xff\xd8 photo bytes")})
-    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_multipart")
-    assert refused.json()["detail"] == (
-        "Too many text fields: 'p1' is one more than the 1 this endpoint takes (a photo is a file part: its "
-        "Content-Disposition gives a filename)."
+def test_a_batch_photo_sent_as_a_text_field_is_refused_with_its_item_as_a_single_products_is(
+    client: TestClient, jpeg_bytes: Callable[..., bytes]
+) -> None:
+    """A photo part without a filename is a text field. /predict refuses its product 422 image_not_file ("'image'
+    must be a file part"), but a batch refused the whole request, 400 invalid_multipart 'Too many text fields: 'p1'
+    is one more than the 1 this endpoint takes', the other products unanswered. Now the item naming it gets 422
+    image_not_file naming the part, the others are answered; a text field no item names is 422 unknown_field, as
+    /predict answers a field it does not take (it too was 400 invalid_multipart)."""
+    single = client.post("/predict", files={"title": (None, "mug"), "product_id": (None, "a"), "image": (None, "x")})
+    products = json.dumps([{"title": "mug", "product_id": "a", "image": "p1"}, {"title": "cup", "image": "p2"}])
+    parts = {"products": (None, products), "p1": (None, "x"), "p2": ("b.jpg", jpeg_bytes(), "image/jpeg")}
+    results = client.post("/predict-batch", files=parts).json()["results"]
+    error = results[0]["error"]
+    assert (
+        (error["status"], error["error"], error["product_id"])
+        == (422, "image_not_file", "a")
+        == (
+            single.status_code,
+            single.json()["error"],
+            single.json()["product_id"],
+        )
     )
+    assert error["detail"] == "'p1' must be a file part (filename=...), not a text field"
+    record = client.get(f"/reviews/{results[1]['prediction']['review_id']}", headers={"X-API-Key": API_KEY}).json()
+    assert record["has_image"]  # the other product answered, with its photo
+    stray = client.post("/predict-batch", files={**parts, "colour": (None, "red")})
+    assert (stray.status_code, stray.json()["error"]) == (422, "unknown_field"), stray.text
+    assert "['colour']" in stray.json()["detail"]
 
 
 def test_a_multipart_body_cut_short_is_refused_rather_than_read_without_its_last_part(

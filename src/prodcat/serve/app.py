@@ -443,7 +443,8 @@ def _prediction_routes(service: PredictionService, settings: ServeSettings, metr
             batch_items_from_form,
             batch_items_from_json,
             max_files=settings.max_batch_items,
-            max_fields=1,
+            # 'products', and a photo part per item sent without a filename (refused with its item, image_not_file)
+            max_fields=1 + settings.max_batch_items,
         )
         items = [_checked(item, settings) for item in items]
         request_id = request.state.request_id

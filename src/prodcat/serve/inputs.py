@@ -316,7 +316,7 @@ async def _form_product(form: FormData, product_id: str | None, settings: ServeS
     image = _single(form, "image")
     if image is not None:
         if not isinstance(image, UploadFile):
-            raise malformed("image_not_file", "'image' must be a file part (filename=...), not a text field")
+            raise _not_a_file("image")
         product.image_bytes, product.image_type = await read_upload(image, settings)
     return product
 
@@ -352,14 +352,26 @@ async def batch_items_from_form(form: FormData, settings: ServeSettings) -> list
                 continue
             product.image_bytes, product.image_type = photo
         results.append(product)
+    # a text field an item names is its photo sent without a filename, refused with that item; another is a field the
+    # batch does not take, refused as a single product's form refuses one
+    stray = sorted({name for name, value in form.multi_items() if isinstance(value, str)} - {"products", *photos})
+    if stray:
+        detail = f"unknown text field(s) {stray}; a multipart batch takes 'products' and the photo parts it names"
+        raise malformed("unknown_field", detail)
     return results
+
+
+def _not_a_file(name: str) -> ApiError:
+    return malformed("image_not_file", f"{name!r} must be a file part (filename=...), not a text field")
 
 
 async def _read_named_upload(form: FormData, name: str, settings: ServeSettings) -> tuple[bytes, str] | ApiError:
     """The bytes and type of the file part ``name``, or the error that refuses it."""
     try:
         upload = _single(form, name)
-        if not isinstance(upload, UploadFile):
+        if isinstance(upload, str):
+            raise _not_a_file(name)
+        if upload is None:
             raise malformed("image_missing", f"no file part named {name!r} in the request")
         return await read_upload(upload, settings)
     except ApiError as exc:
