@@ -643,6 +643,32 @@ def test_a_queue_of_an_earlier_version_has_its_overridden_corrections_superseded
     assert load_corrections(db_url, tmp_path)["product_id"].tolist() == [f"review-{ids[1]}"]
 
 
+def test_a_queue_whose_undecidable_corrections_are_left_as_they_are_is_only_read_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    """A product of two reviewed records, one unreadable (which is the last is unknown), is left as it is when the
+    server opens the queue; each later start took the write lock for that migration again, finding nothing to change:
+    a server starting while another process of the queue wrote (a worker of --workers N, a batch) waited for it, and
+    failed 'database is locked' after SQLite's busy timeout. It reads the queue alone now, as for any migrated one."""
+    path = tmp_path / "reviews.db"
+    url = f"sqlite:///{path}"
+    with contextlib.closing(ReviewStore(url)) as earlier:
+        ids = [earlier.record(review(title, source_product_id="SKU-2")) for title in ("lamp", "lamp again")]
+    moment = datetime(2026, 12, 1, tzinfo=UTC)
+    for minutes, review_id in enumerate(ids):
+        write_as_an_earlier_version(url, review_id, "Lighting", moment + timedelta(minutes=minutes))
+    with contextlib.closing(sqlite3.connect(path)) as connection, connection:
+        connection.execute(f"UPDATE prodcat_review_items SET top_k = '{{}}' WHERE id = {ids[1]}")
+    ReviewStore(url).close()  # the start after the upgrade: SKU-2 left as it is
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # another process of the queue, writing
+        with contextlib.closing(ReviewStore(url)) as started:
+            assert started.count(REVIEWED) == 2
+    finally:
+        writer.close()
+
+
 def test_records_marked_reviewed_by_hand_without_a_time_are_trained_on(
     store: ReviewStore, db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -1002,25 +1002,33 @@ def _products_corrected_twice() -> sa.Select:
 
 
 def _has_overridden_corrections(connection: Connection) -> bool:
-    """Whether a product has more than one :data:`REVIEWED` record (:func:`_products_corrected_twice`)."""
-    return connection.scalar(_products_corrected_twice().limit(1)) is not None
-
-
-def _supersede_overridden_corrections(connection: Connection, url: str) -> None:
-    """Mark :data:`SUPERSEDED` the corrections a later correction of their product overrides, which a queue written
-    before :meth:`ReviewStore.submit` superseded them holds as :data:`REVIEWED` (``GET /reviews?status=reviewed``
-    listed them, and their ``trains_as``, though ``train --feedback`` keeps a product's last correction alone,
-    :func:`_latest_per_product`). A product with a record that cannot be read is left as it is: which of its
-    corrections is the last is unknown (``train --feedback`` trains none of them). ``url``: the database as logged."""
-    twice = _RAW_RECORDS.where(
-        _ReviewRow.status == REVIEWED, _ReviewRow.source_product_id.in_(_products_corrected_twice())
+    """Whether the queue holds :func:`_overridden_corrections`, read a few products at a time: the first of an
+    earlier version's queue has some, and the products left as they are (a record unreadable) are few."""
+    products = list(connection.scalars(_products_corrected_twice()))
+    return any(
+        _overridden_corrections(connection, products[start : start + 100]) for start in range(0, len(products), 100)
     )
+
+
+def _overridden_corrections(connection: Connection, products: sa.Select | list[str]) -> list[int]:
+    """The :data:`REVIEWED` records of ``products`` (a list, or a query of them: :func:`_products_corrected_twice`) a
+    later correction of their product overrides, which a queue written before
+    :meth:`ReviewStore.submit` superseded them holds (``GET /reviews?status=reviewed`` listed them, and their
+    ``trains_as``, though ``train --feedback`` keeps a product's last correction alone, :func:`_latest_per_product`).
+    A product with a record that cannot be read is left out: which of its corrections is the last is unknown
+    (``train --feedback`` trains none of them)."""
+    twice = _RAW_RECORDS.where(_ReviewRow.status == REVIEWED, _ReviewRow.source_product_id.in_(products))
     rows, unreadable = [], []
     for row in _read(connection, twice.order_by(_ReviewRow.id)):
         (unreadable if isinstance(row, UnreadableRecord) else rows).append(row)
     undecided = _source_products(connection, [record.id for record in unreadable])
     rows = [row for row in rows if _product_of(row) not in undecided]
-    overridden = sorted({row.id for row in rows} - {row.id for row in _latest_per_product(rows)})
+    return sorted({row.id for row in rows} - {row.id for row in _latest_per_product(rows)})
+
+
+def _supersede_overridden_corrections(connection: Connection, url: str) -> None:
+    """Mark :data:`SUPERSEDED` the :func:`_overridden_corrections`. ``url``: the database as logged."""
+    overridden = _overridden_corrections(connection, _products_corrected_twice())
     for start in range(0, len(overridden), 500):  # bounded statements, whatever the number of records
         chunk = overridden[start : start + 500]
         connection.execute(sa.update(_ReviewRow).where(_ReviewRow.id.in_(chunk)).values(status=SUPERSEDED))
