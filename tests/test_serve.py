@@ -343,7 +343,7 @@ def test_batch_bad_items_fail_alone(client: httpx.Client, heldout: pd.DataFrame)
     assert response.status_code == 200, response.text
     results = response.json()["results"]
     assert [r["error"]["error"] if r["error"] else "ok" for r in results] == [
-        "ok", "max_text_chars", "empty_product", "invalid_item", "invalid_item", "ok"]  # fmt: skip
+        "ok", "max_text_chars", "empty_product", "unknown_field", "invalid_item", "ok"]  # fmt: skip
     assert results[1]["error"]["limit_value"] == LIMITS["max_text_chars"]
 
 

@@ -2020,6 +2020,24 @@ def test_null_specifications_are_none_as_a_null_description_is_in_every_form(cli
     assert len(declared) == 6 and all({"type": "null"} in schema["anyOf"] for schema in declared)
 
 
+def test_a_field_the_api_does_not_take_is_refused_alike_in_every_form(client: TestClient) -> None:
+    """A product's form refused a field it does not take 422 unknown_field, naming the fields it takes, but the same
+    product as JSON got 422 invalid_json ('colour: Extra inputs are not permitted'), and invalid_item as a batch
+    item, JSON or multipart: one fault, three codes. It is unknown_field everywhere now, in the same words; a JSON
+    product with something else wrong keeps its invalid_json, listing every fault."""
+    product = {"title": "mug", "colour": "red"}
+    assert set(_answers_in_every_form(client, product).values()) == {(422, "unknown_field")}
+    expected = "['description', 'product_id', 'specifications', 'title']"
+    assert client.post("/predict", json=product).json()["detail"] == f"unknown field(s) ['colour']; expected {expected}"
+    photo = client.post("/predict", json={"title": "mug", "image": "photo.jpg"}).json()
+    assert (photo["error"], photo["detail"].rsplit("; ", 1)[1]) == (
+        "unknown_field",
+        "a photo is sent in a multipart form, as its file part",
+    )
+    both = client.post("/predict", json={"title": 5, "colour": "red"}).json()
+    assert both["error"] == "invalid_json" and "title:" in both["detail"] and "colour:" in both["detail"]
+
+
 def _documented_error_codes() -> set[tuple[int, str]]:
     """(status, error) of each row of docs/api.md's table of status codes."""
     text = (REPO_ROOT / "docs" / "api.md").read_text(encoding="utf-8")
@@ -2122,7 +2140,7 @@ def test_every_error_the_api_answers_is_in_the_table_of_status_codes(
 _REFUSED_PRODUCTS = {
     "text too long": ({"title": "m" * 10_001}, None, "max_text_chars"),
     "title not text": ({"title": 5}, None, "invalid_json"),
-    "unknown field": ({"title": "mug", "colour": "red"}, None, "invalid_json"),
+    "unknown field": ({"title": "mug", "colour": "red"}, None, "unknown_field"),
     "nothing readable": ({"title": "!!!"}, None, "empty_product"),
     "form text too long": ({"title": "m" * 10_001}, {}, "max_text_chars"),
     "form specifications": ({"title": "mug", "specifications": "{"}, {}, "invalid_specifications"),
@@ -2501,7 +2519,7 @@ def test_each_refused_item_of_a_batch_names_its_product(client: TestClient, jpeg
     results = client.post("/predict-batch", json=items).json()["results"]
     assert results[0]["prediction"]["product_id"] == "ok-1"
     named = [(r["error"]["error"], r["error"]["product_id"]) for r in results[1:]]
-    assert named == [("invalid_item", "bad-field"), ("empty_product", "no-text"), ("empty_product", None)]
+    assert named == [("unknown_field", "bad-field"), ("empty_product", "no-text"), ("empty_product", None)]
 
     products = [{"product_id": f"shared-{i}", "title": "mug", "image": "photo"} for i in range(2)]
     files = {"photo": ("mug.jpg", jpeg_bytes()[:40], "image/jpeg")}  # cut short: it does not decode

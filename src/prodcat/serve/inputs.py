@@ -560,7 +560,23 @@ def _parse_item(raw: Any, model: type[ProductIn], error: str = "invalid_item") -
     try:
         return validated(raw, model, error)
     except ApiError as exc:
-        return exc.about(_given_id(raw))
+        return (_unknown_fields_alone(raw, model) or exc).about(_given_id(raw))
+
+
+def _unknown_fields_alone(raw: Any, model: type[ProductIn]) -> ApiError | None:
+    """422 ``unknown_field`` when keys ``model`` does not take are all that is wrong with the product ``raw``, as a
+    product's form refuses a field it does not take; ``None`` when something else is wrong with it too."""
+    known = set(model.model_fields)
+    if not isinstance(raw, _JsonObject) or raw.repeated is not None or not (unknown := set(raw) - known):
+        return None
+    try:
+        validated({key: value for key, value in raw.items() if key in known}, model, "")
+    except ApiError:
+        return None
+    refusal = _unknown_field_error(unknown, known)
+    if "image" in unknown:
+        refusal.detail += "; a photo is sent in a multipart form, as its file part"
+    return refusal
 
 
 @contextmanager
@@ -614,9 +630,12 @@ def _text_field(form: FormData, name: str) -> str:
 
 
 def _refuse_unknown_fields(form: FormData, known: set[str]) -> None:
-    unknown = sorted(set(form.keys()) - known)
-    if unknown:
-        raise malformed("unknown_field", f"unknown field(s) {unknown}; expected {sorted(known)}")
+    if unknown := set(form.keys()) - known:
+        raise _unknown_field_error(unknown, known)
+
+
+def _unknown_field_error(unknown: set[str], known: set[str]) -> ApiError:
+    return malformed("unknown_field", f"unknown field(s) {sorted(unknown)}; expected {sorted(known)}")
 
 
 def accepted_media_type(request: Request, accepted: dict[str, str]) -> str:
