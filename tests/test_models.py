@@ -1642,6 +1642,22 @@ def test_a_frame_without_a_title_column_beside_columns_not_read_is_warned_of() -
         model.predict(frame[["product_id", "description", "image"]])
 
 
+def test_a_frame_without_a_title_column_is_not_warned_of_where_the_model_reads_no_text() -> None:
+    """A model reading photos only reads no title: a frame of sku and image was warned of all the same ('the products
+    have no title column ... name it 'title''), by product_frame alone too. It warns only where the model reads
+    text, as a model of both does for the same frame."""
+    photos = _catalogue(list("abc") * 10).rename(columns={"product_id": "sku"})[["sku", "image", "category"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        product_frame(photos)
+        photo_only = ProductClassifier(_text_and_photo_config(modalities=["image"])).fit(photos)
+        photo_only.predict(photos.drop(columns="category"))
+        photo_only.score(photos)
+    both = ProductClassifier(_text_and_photo_config()).fit(_catalogue(list("abc") * 10))
+    with pytest.warns(UserWarning, match=r"^the products have no title column, .* their columns sku are not read"):
+        both.predict(photos.drop(columns="category"))
+
+
 def test_labels_given_as_a_column_are_read_as_scikit_learn_reads_them_and_blank_ones_as_none() -> None:
     """Labels given as a column: a one-column frame (``frame[["category"]]``) was refused as labels of another length
     (a frame iterates over its column names), an (n, 1) array learnt the categories "['a']", "['b']"... Both are read

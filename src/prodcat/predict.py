@@ -102,7 +102,7 @@ class Predictor:
             TypeError: ``top_k`` not an integer; ``frame`` neither a DataFrame nor a list of dicts.
         """
         check_scalar(top_k, "top_k", numbers.Integral, min_val=1)
-        frame = product_frame(frame)
+        frame = product_frame(frame, self.model.modalities_)
         return [
             prediction
             for start in range(0, len(frame), PREDICT_CHUNK)

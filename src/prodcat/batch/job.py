@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 from prodcat.batch.engines import Chunk, Engine, bundle_identity
 from prodcat.batch.installation import Installation
 from prodcat.batch.scoring import OUTPUT_COLUMNS, BatchError, chunk_bounds, model_failed
-from prodcat.bundle import data_fingerprint
+from prodcat.bundle import data_fingerprint, modalities_read_by_bundle
 from prodcat.files import (
     RunBusyError,
     RunLock,
@@ -360,7 +360,7 @@ def score_catalog(
     """
     out = output_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    frame = product_frame(frame)
+    frame = product_frame(frame, modalities_read_by_bundle(engine.manifest))
     installation = Installation.here()
     state = RunState(
         format=WORKDIR_FORMAT,

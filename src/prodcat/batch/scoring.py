@@ -141,7 +141,7 @@ def predict_catalog(
         as :func:`~prodcat.models.classifier.product_frame` reads them, once, before any chunk: each chunk refused
         in turn, then halved to its products, read as a broken model).
     """
-    frame = product_frame(frame)
+    frame = product_frame(frame, modalities_read_by_bundle(predictor.manifest))
     bounds = chunk_bounds(len(frame), chunk_size)
     tables = []
     with tqdm(total=len(frame), desc="predict", unit="product", disable=not progress) as bar:

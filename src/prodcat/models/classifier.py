@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -172,7 +172,9 @@ def cross_fitted_decisions(
     return proba, accepted
 
 
-def product_frame(products: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def product_frame(
+    products: pd.DataFrame | Sequence[Mapping[str, Any]], modalities: Collection[str] = ()
+) -> pd.DataFrame:
     """``products`` as the model reads them, given to :class:`ProductClassifier` or to
     :meth:`Predictor.predict <prodcat.predict.Predictor.predict>` alike: a DataFrame, or a list of dicts one a product,
     as a frame indexed 0 to n-1 whose ``title`` and ``description`` are text (``""`` where missing or left out, a
@@ -184,6 +186,10 @@ def product_frame(products: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.Da
     Anything else (a lone dict, a Series, an array) is a ``TypeError``, and products of none of :data:`READ_COLUMNS` a
     ``ValueError``: each of them would be answered the class prior. So are two columns that may hold one of those
     four (``Title`` and ``TITLE``, none named ``title``): which one to read is the caller's choice.
+
+    ``modalities`` are those of the model that reads them: where it reads text, products with no title column beside
+    columns it does not read are warned of (``UserWarning``, see :func:`_warn_of_no_title_column`). A model reading
+    photos only reads no title: a frame of ``sku`` and ``image`` was warned of all the same.
     """
     frame = _as_frame(products)
     # by name in any letter case, as the catalogue loaders read them (``Title``): it was read as no title
@@ -193,7 +199,8 @@ def product_frame(products: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.Da
             f"the products have none of the columns the model reads ({', '.join(READ_COLUMNS)}); their columns: "
             f"{', '.join(map(str, frame.columns)) or 'none'}"
         )
-    _warn_of_no_title_column(frame, named)
+    if "text" in modalities:
+        _warn_of_no_title_column(frame, named)
     as_given = {str(column): column for column in frame.columns}
 
     def column(name: str) -> list[Any]:
@@ -222,6 +229,11 @@ def _warn_of_no_title_column(frame: pd.DataFrame, named: dict[str, str | None]) 
             UserWarning,
             stacklevel=3,
         )
+
+
+def _modalities_read(config: Config) -> list[str]:
+    """The modalities a model of ``config`` may read: those it asks for (else all) that one of its heads reads."""
+    return [m for m in config.modalities or MODALITIES if any(head.modality == m for head in config.heads)]
 
 
 def _column_read(columns: Sequence[object], name: str) -> str | None:
@@ -352,7 +364,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         (:func:`~prodcat.config.checked_config`: a :class:`~prodcat.config.ConfigError`, a ``ValueError``; a config that
         is not a :class:`~prodcat.config.Config`, such as a dict of its fields, a ``TypeError``)."""
         config = checked_config(self.config or Config())
-        frame = product_frame(frame)
+        frame = product_frame(frame, _modalities_read(config))
         given_y, y = y, self._labels(frame, y, config)
         check_consistent_length(frame, y)
         # a blank label is none, as the catalogue loaders read it: it was learnt as a category '' predicted like any
@@ -877,7 +889,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         """Calibrated probabilities ``(n, n_classes)``, a column per category of ``categories_`` in its order, and the
         modalities each product was classified from."""
         check_is_fitted(self, "heads_")
-        frame = product_frame(frame)
+        frame = product_frame(frame, self.modalities_)
         n = len(frame)
         if not n:  # an empty batch: the extractors' vectorisers refuse 0 rows
             return ProbaResult(np.empty((0, len(self.categories_))), [])
@@ -931,7 +943,8 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         reads them), both read as text as :meth:`fit` learns labels (see :func:`as_labels`): numeric ids, compared as
         numbers with the model's text predictions, failed with scikit-learn's 'Mix of label input types (string
         and number)', and ``10.0`` is the model's ``10``."""
-        frame = product_frame(frame)
+        check_is_fitted(self, "heads_")
+        frame = product_frame(frame, self.modalities_)
         truth = self._labels(frame, y, self.config or Config())
         return float(accuracy_score(truth, as_labels(self.predict(frame)), sample_weight=sample_weight))
 
