@@ -3,6 +3,8 @@ it, since CORS compares the ``Origin`` header with each origin given as text."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -37,3 +39,21 @@ def test_an_origin_is_written_as_a_browser_sends_it() -> None:
         "https://a_b.example",
         "https://xn--bcher-kva.example",
     )
+
+
+def test_a_file_name_the_shell_put_in_place_of_an_unquoted_star_is_refused_saying_to_quote_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`prodcat serve MODEL --cors-origins *` in a folder holding catalog.csv: the shell gave catalog.csv, refused as
+    'is not an origin' without a word of why; the refusal now says to quote the star. A value naming no file of the
+    folder is refused as before, with no word of the shell."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "catalog.csv").touch()
+    (tmp_path / "photos").mkdir()
+    quote = r"is a file or folder here, as the shell puts in place of an unquoted \*: give \* in quotes \('\*'\) so"
+    for name in ("catalog.csv", "photos"):
+        with pytest.raises(ValidationError, match=rf"'{name}' is not an origin: give scheme://host.*{quote}"):
+            ServeSettings(cors_origins=name)
+    with pytest.raises(ValidationError, match="is not an origin") as refused:
+        ServeSettings(cors_origins="shop.example.com")
+    assert "quotes" not in str(refused.value)

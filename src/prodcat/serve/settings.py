@@ -101,10 +101,22 @@ def browser_origin(given: str) -> str:
         raise ValueError(
             f"{value!r} is not an origin: give scheme://host[:port] as a browser sends it, e.g. "
             "https://shop.example.com or http://localhost:3000 (no path, no trailing slash), or * for any origin"
+            + _expanded_star(value)
         )
     host = f"[{host}]" if ":" in host else host  # an IPv6 address, bracketed as in a URL
     # a browser leaves the scheme's default port out, and writes a port without leading zeros
     return f"{scheme}://{host}" if port in (None, _DEFAULT_PORTS[scheme]) else f"{scheme}://{host}:{port}"
+
+
+def _expanded_star(value: str) -> str:
+    """What to add to the refusal of ``value`` as an origin where it names a file or folder of the current one, as
+    a shell puts in place of an unquoted ``*`` (``--cors-origins *``): it was refused without a word of why."""
+    if "/" in value or not os.path.lexists(value):
+        return ""
+    return (
+        f"; {value!r} is a file or folder here, as the shell puts in place of an unquoted *: give * in quotes ('*') "
+        "so the shell does not expand it"
+    )
 
 
 class ServeSettings(BaseSettings):
