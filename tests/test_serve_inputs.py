@@ -1214,6 +1214,11 @@ def test_a_batch_photo_sent_as_a_text_field_is_refused_with_its_item_as_a_single
     assert error["detail"] == "'p1' must be a file part (filename=...), not a text field"
     record = client.get(f"/reviews/{results[1]['prediction']['review_id']}", headers={"X-API-Key": API_KEY}).json()
     assert record["has_image"]  # the other product answered, with its photo
+    # a text field named by an item refused for another fault is that item's, not a field the batch does not take
+    refused_item = json.dumps([{"title": 5, "image": "p1"}, {"title": "cup", "image": "p2"}, {"image": ["p1"]}])
+    results = client.post("/predict-batch", files={**parts, "products": (None, refused_item)}).json()["results"]
+    errors = [result["error"] and result["error"]["error"] for result in results]
+    assert errors == ["invalid_item", None, "invalid_item"]
     stray = client.post("/predict-batch", files={**parts, "colour": (None, "red")})
     assert (stray.status_code, stray.json()["error"]) == (422, "unknown_field"), stray.text
     assert "['colour']" in stray.json()["detail"]

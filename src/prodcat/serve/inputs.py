@@ -337,7 +337,8 @@ async def batch_items_from_form(form: FormData, settings: ServeSettings) -> list
     # each part is read and checked once, and its bytes shared by the items naming it: one part named by
     # every item must not cost max_batch_items copies and checks
     photos: dict[str, tuple[bytes, str] | ApiError] = {}
-    for raw in _json_array(products_field.encode("utf-8"), settings, "the products field"):
+    raws = _json_array(products_field.encode("utf-8"), settings, "the products field")
+    for raw in raws:
         item = _parse_item(raw, BatchProductIn)
         if isinstance(item, ApiError):
             results.append(item)
@@ -352,9 +353,10 @@ async def batch_items_from_form(form: FormData, settings: ServeSettings) -> list
                 continue
             product.image_bytes, product.image_type = photo
         results.append(product)
-    # a text field an item names is its photo sent without a filename, refused with that item; another is a field the
-    # batch does not take, refused as a single product's form refuses one
-    stray = sorted({name for name, value in form.multi_items() if isinstance(value, str)} - {"products", *photos})
+    # a text field an item names (a refused item too) is its photo sent without a filename, refused with that item;
+    # another is a field the batch does not take, refused as a single product's form refuses one
+    named = {image for raw in raws if isinstance(raw, dict) and isinstance(image := raw.get("image"), str)}
+    stray = sorted({name for name, value in form.multi_items() if isinstance(value, str)} - {"products", *named})
     if stray:
         detail = f"unknown text field(s) {stray}; a multipart batch takes 'products' and the photo parts it names"
         raise malformed("unknown_field", detail)
