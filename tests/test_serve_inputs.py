@@ -1563,6 +1563,40 @@ def test_a_padded_product_id_is_answered_as_prodcat_predict_reads_it(
     assert "'sku-1' (items 0, 1)" in repeated.json()["detail"]
 
 
+def test_a_numeric_product_id_is_read_as_the_text_it_is_written_as(client: TestClient, tmp_path: Path) -> None:
+    """A backend posting its numeric SKU ({"product_id": 7}) was refused 422 invalid_json, though ``prodcat
+    predict`` reads a catalogue's numeric ids as text and a form always sends text. A number is now the id it is
+    written as, as a CSV id column keeps it (7.0 stays "7.0", 1e3 "1e3"), in /predict, /explain and batch items;
+    true/false are refused, no id; the OpenAPI document says a number is taken."""
+    catalogue = tmp_path / "products.csv"
+    catalogue.write_text("product_id,title\n7,mug\n7.0,cup\n1e3,bowl\n")
+    assert load_catalog(catalogue).frame["product_id"].tolist() == ["7", "7.0", "1e3"]
+
+    for written, read in [("7", "7"), ("7.0", "7.0"), ("1e3", "1e3"), ("-2.50", "-2.50")]:
+        body = f'{{"title": "mug", "product_id": {written}}}'.encode()
+        for path in ("/predict", "/explain"):
+            answer = client.post(path, content=body, headers={"content-type": "application/json"})
+            assert answer.status_code == 200, answer.text
+            got = answer.json()["product_id"] if path == "/predict" else answer.json()["prediction"]["product_id"]
+            assert got == read, (path, written)
+    batch = client.post("/predict-batch", json=[{"title": "mug", "product_id": 7}, {"title": "cup", "product_id": 8}])
+    assert batch.status_code == 200, batch.text
+    assert [result["prediction"]["product_id"] for result in batch.json()["results"]] == ["7", "8"]
+    # 7 and "7" are one product's id
+    repeated = client.post(
+        "/predict-batch", json=[{"title": "mug", "product_id": 7}, {"title": "cup", "product_id": "7"}]
+    )
+    assert (repeated.status_code, repeated.json()["error"]) == (422, "duplicate_product_id"), repeated.text
+
+    refused = client.post("/predict", json={"title": "mug", "product_id": True})
+    assert (refused.status_code, refused.json()["error"]) == (422, "invalid_json")
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/predict", "/explain", "/predict-batch"):
+        body = paths[path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        product = body.get("items", body)
+        assert {"type": "number"} in product["properties"]["product_id"]["anyOf"], path
+
+
 def test_a_product_id_keeps_the_control_characters_inside_it_as_the_catalogue_loaders_do(
     client: TestClient, tmp_path: Path
 ) -> None:

@@ -45,8 +45,10 @@ from prodcat.serve.schemas import (
     MAX_SPECIFICATIONS,
     BatchProductIn,
     ErrorOut,
+    JsonFloat,
     OptionalSpecifications,
     ProductIn,
+    id_as_text,
     specification_pairs,
     unstorable_reason,
 )
@@ -466,7 +468,9 @@ def read_json(text: bytes | str, error: str, what: str = "the body") -> Any:
             # as UTF-8, as a declared charset must be (json_charset): json.loads also takes UTF-16 and UTF-32 bytes,
             # so a body refused 415 declaring charset=utf-16 was read declaring none
             text = text.decode("utf-8-sig")
-        return json.loads(text, object_pairs_hook=_JsonObject.from_pairs, parse_int=_json_int)
+        return json.loads(
+            text, object_pairs_hook=_JsonObject.from_pairs, parse_int=_json_int, parse_float=JsonFloat.parsed
+        )
     except _LongNumberError as exc:
         raise malformed(error, f"{what} holds {exc}") from None
     except UnicodeDecodeError as exc:
@@ -594,7 +598,7 @@ def _naming(product_id: str | None) -> Iterator[None]:
 def _given_id(raw: Any) -> str | None:
     """The ``product_id`` a raw batch item gives, valid product or not, if it is a usable one: to name an item
     that is not a valid product, and to find ids that several items give."""
-    given = raw.get("product_id") if isinstance(raw, dict) else None
+    given = id_as_text(raw.get("product_id")) if isinstance(raw, dict) else None
     return usable_id(given_product_id(given) if isinstance(given, str) else None)
 
 

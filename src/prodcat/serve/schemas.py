@@ -45,6 +45,28 @@ def _refuse_blank(value: Any) -> Any:
 NotBlank = Annotated[str, BeforeValidator(_refuse_blank)]
 
 
+class JsonFloat(float):
+    """A JSON number with a fraction or an exponent, remembering how it was written (``literal``): ``7.0`` and
+    ``1e3`` are the floats 7.0 and 1000.0, and the ids "7.0" and "1e3", as a catalogue's CSV id column keeps them."""
+
+    literal: str
+
+    @classmethod
+    def parsed(cls, literal: str) -> JsonFloat:
+        number = cls(literal)
+        number.literal = literal
+        return number
+
+
+def id_as_text(value: Any) -> Any:
+    """A ``product_id`` given as a JSON number read as the text it is written as (``7`` is "7", ``7.0`` "7.0",
+    ``1e3`` "1e3"), as the catalogue loaders and ``prodcat predict`` read a numeric id column; anything else
+    (true/false, NaN, Infinity, an object, a list) as it is, for the validation to refuse: a boolean is no id."""
+    if isinstance(value, JsonFloat):
+        return value.literal
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 def _without_spaces_around(value: Any) -> Any:
     """A ``product_id`` as the API reads one, without the spaces around it (``str.strip``, the rule of
     :func:`prodcat.catalog.schema.given_product_id`), before its length is checked: the id stored is what counts."""
@@ -53,6 +75,14 @@ def _without_spaces_around(value: Any) -> Any:
 
 #: a ``product_id`` given to the API, read without the spaces around it (give its longest with ``max_length``)
 GivenProductId = Annotated[str | None, BeforeValidator(_without_spaces_around)]
+
+#: a product's ``product_id`` in a JSON body: text or a number (read as written: :func:`id_as_text`), then as
+#: :data:`GivenProductId`; /openapi.json says it takes a number
+ProductIdIn = Annotated[
+    GivenProductId,
+    BeforeValidator(id_as_text),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "null"}]}),
+]
 
 
 def _null_as_empty(value: Any) -> Any:
@@ -180,12 +210,14 @@ class ProductIn(BaseModel):
         "exactly as the Flipkart loader reads its specification table (an empty key gives the value alone, a null "
         "value is left out); counted in the description's length limit",
     )
-    product_id: GivenProductId = Field(
+    product_id: ProductIdIn = Field(
         None,
         # checked with the text (inputs.check_text), for a JSON product as for a multipart one: one error code
         json_schema_extra={"maxLength": MAX_PRODUCT_ID_CHARS},
         description="the caller's id, echoed back and stored without the spaces around it, as `prodcat predict` "
-        "reads a catalogue's ids (its length is the stripped id's, at most 256 characters: a longer one gets 422 "
+        'reads a catalogue\'s ids; a number is read as the text it is written as (`7` is `"7"`, `7.0` '
+        '`"7.0"`), true/false are refused (its length is the stripped id\'s, at most 256 characters: a longer '
+        "one gets 422 "
         "`product_id_length`); an empty or blank one is no id (answered and stored as null)",
     )
 
