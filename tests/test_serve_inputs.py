@@ -1224,6 +1224,26 @@ def test_a_batch_photo_sent_as_a_text_field_is_refused_with_its_item_as_a_single
     assert "['colour']" in stray.json()["detail"]
 
 
+def test_a_batch_file_part_no_item_names_is_refused_as_a_text_field_no_item_names_is(
+    client: TestClient, jpeg_bytes: Callable[..., bytes]
+) -> None:
+    """A photo part no item names (an item whose ``image`` was left out or misspelt) was dropped without a word and
+    its product answered 200 from its text alone, while /predict refuses a file part it does not take 422
+    unknown_field and the batch refuses a text field no item names so. It is 422 unknown_field now, naming it."""
+    photo = ("a.jpg", jpeg_bytes(), "image/jpeg")
+    single = client.post("/predict", files={"title": (None, "mug"), "photo": photo})
+    assert (single.status_code, single.json()["error"]) == (422, "unknown_field"), single.text
+    products = json.dumps([{"title": "mug", "image": "p1"}, {"title": "cup"}])
+    stray = client.post("/predict-batch", files={"products": (None, products), "p1": photo, "p2": photo})
+    assert (stray.status_code, stray.json()["error"]) == (422, "unknown_field"), stray.text
+    assert "['p2']" in stray.json()["detail"]
+    # a part named by a refused item is that item's
+    refused_item = json.dumps([{"title": "mug", "image": "p1"}, {"title": 5, "image": "p2"}])
+    results = client.post("/predict-batch", files={"products": (None, refused_item), "p1": photo, "p2": photo})
+    assert results.status_code == 200, results.text
+    assert [r["error"] and r["error"]["error"] for r in results.json()["results"]] == [None, "invalid_item"]
+
+
 def test_a_multipart_body_cut_short_is_refused_rather_than_read_without_its_last_part(
     client: TestClient, jpeg_bytes: Callable[..., bytes]
 ) -> None:
@@ -1373,10 +1393,8 @@ def test_a_batch_giving_one_product_id_to_several_items_is_refused_naming_them(
     products = [{"title": t, "product_id": i} for t, i in [("mug", "A"), ("towel", "B"), ("cup", "A"), ("jug", "")]]
 
     def send() -> httpx.Response:
-        # a file part makes the test client send multipart; the batch names no photo, so it is left unread
-        body = (
-            {"data": {"products": json.dumps(products)}, "files": {"unused": b""}} if multipart else {"json": products}
-        )
+        # a text part sent as files= makes the test client send multipart
+        body = {"files": {"products": (None, json.dumps(products))}} if multipart else {"json": products}
         return client.post("/predict-batch", **body)
 
     keyed = {"X-API-Key": API_KEY}

@@ -1025,7 +1025,12 @@ def _batch_body(settings: ServeSettings) -> dict[str, Any]:
                     "type": "object",
                     "required": ["products"],
                     "properties": {"products": products},
-                    "additionalProperties": {"type": "string", "format": "binary"},
+                    "additionalProperties": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "a photo part, named by an item's `image`; a part no item names gets 422 "
+                        "`unknown_field`",
+                    },
                 },
                 "encoding": _json_parts("products"),
             },

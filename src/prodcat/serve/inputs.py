@@ -340,6 +340,7 @@ async def batch_items_from_form(form: FormData, settings: ServeSettings) -> list
     # every item must not cost max_batch_items copies and checks
     photos: dict[str, tuple[bytes, str] | ApiError] = {}
     raws = _json_array(products_field.encode("utf-8"), settings, "the products field")
+    _refuse_unnamed_parts(form, raws)
     for raw in raws:
         item = _parse_item(raw, BatchProductIn)
         if isinstance(item, ApiError):
@@ -355,14 +356,19 @@ async def batch_items_from_form(form: FormData, settings: ServeSettings) -> list
                 continue
             product.image_bytes, product.image_type = photo
         results.append(product)
-    # a text field an item names (a refused item too) is its photo sent without a filename, refused with that item;
-    # another is a field the batch does not take, refused as a single product's form refuses one
-    named = {image for raw in raws if isinstance(raw, dict) and isinstance(image := raw.get("image"), str)}
-    stray = sorted({name for name, value in form.multi_items() if isinstance(value, str)} - {"products", *named})
-    if stray:
-        detail = f"unknown text field(s) {stray}; a multipart batch takes 'products' and the photo parts it names"
-        raise malformed("unknown_field", detail)
     return results
+
+
+def _refuse_unnamed_parts(form: FormData, raws: list[Any]) -> None:
+    """422 ``unknown_field`` for the parts of a multipart batch no item names (a refused item too), text fields and
+    file parts alike, as a single product's form refuses a field it does not take: a photo no item names (an item
+    whose ``image`` was left out or misspelt) was dropped without a word, its product classified without it. A part
+    an item names is that item's: a text field there is its photo sent without a filename, refused with the item."""
+    named = {image for raw in raws if isinstance(raw, dict) and isinstance(image := raw.get("image"), str)}
+    stray = sorted({name for name, _ in form.multi_items()} - {"products", *named})
+    if stray:
+        detail = f"unknown field(s) {stray}; a multipart batch takes 'products' and the photo parts its items name"
+        raise malformed("unknown_field", detail)
 
 
 def _not_a_file(name: str) -> ApiError:
