@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -16,6 +17,7 @@ from sklearn.svm import SVC
 
 from prodcat.config import Config, FeatureSpec, HeadConfig
 from prodcat.models.classifier import ProductClassifier
+from prodcat.silenced import Silenced
 
 #: the starts of the messages of scikit-learn's warnings a fit silences (prodcat.models.heads)
 SILENCED = (
@@ -58,6 +60,11 @@ def _as_made(filters: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     ]
 
 
+def _prodcats(filters: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The filters of prodcat's silenced warnings (:class:`~prodcat.silenced.Silenced` kinds) among ``filters``."""
+    return [f for f in filters if isinstance(f[2], type(Silenced)) and f[2] is not Silenced]
+
+
 def _shown(recorded: pytest.WarningsRecorder) -> list[str]:
     return [str(each.message) for each in recorded if str(each.message).startswith(SILENCED)]
 
@@ -75,7 +82,12 @@ def test_fits_in_threads_leave_the_warning_filters_as_they_were_and_silence_thei
     recwarn.clear()
     with ThreadPoolExecutor(3) as pool:
         fitted = list(pool.map(lambda seed: ProductClassifier(_config(seed)).fit(frame), range(24)))
-    assert warnings.filters == before
+    # prodcat's filters are each there once, as before; what other libraries' own catch_warnings blocks do in the fits'
+    # threads is theirs, and not thread-safe either: a clean-clone CI run once ended with numpy's ('error',
+    # VisibleDeprecationWarning) and a second ('ignore', ResourceWarning) left behind, prodcat's filters reordered
+    assert Counter(_prodcats(warnings.filters)) == Counter(_prodcats(before))
+    # and no filter silencing a message is left behind (the defect: a fit's catch_warnings block left one)
+    assert [f for f in warnings.filters if f not in before and f[0] == "ignore" and f[1] is not None] == []
     assert _shown(recwarn) == []
     assert all(model.score(frame) > 0.9 for model in fitted)
 
