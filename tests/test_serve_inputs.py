@@ -1685,7 +1685,8 @@ def test_an_over_long_product_id_gets_one_error_code_however_it_is_sent(
     assert [(answer.status_code, answer.json()["error"]) for answer in single] == [(422, "product_id_length")] * 3
     details = {answer.json()["detail"] for answer in single}
     assert details == {f"product_id of {MAX_PRODUCT_ID_CHARS + 1} characters; at most {MAX_PRODUCT_ID_CHARS}"}
-    products = json.dumps([{"title": "mug", "product_id": over}])
+    # the photo part named by the item, as a multipart batch's parts must be (a80b663)
+    products = json.dumps([{"title": "mug", "product_id": over, "image": "image"}])
     batches = [
         client.post("/predict-batch", json=[{"title": "mug", "product_id": over}]),
         client.post("/predict-batch", data={"products": products}, files=photo),
