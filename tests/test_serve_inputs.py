@@ -494,7 +494,7 @@ def test_specifications_reach_the_model_as_the_flipkart_loader_writes_its_table(
         assert (refused.status_code, refused.json()["error"]) == (422, "invalid_specifications"), bad
     for bad_json in (["Type"], {"Washable": False}, [{"key": "Type"}], [{"value": "x", "colour": "red"}]):
         refused = client.post("/predict", json={**product, "specifications": bad_json})
-        assert (refused.status_code, refused.json()["error"]) == (422, "invalid_json"), bad_json
+        assert (refused.status_code, refused.json()["error"]) == (422, "invalid_specifications"), bad_json
 
 
 @pytest.mark.parametrize(
@@ -613,7 +613,7 @@ def test_a_key_given_twice_in_one_object_is_refused_not_half_read(client: TestCl
     client merged two records would be classified from one title, a correction stored as one of two categories."""
     json_type = {"content-type": "application/json"}
     refused = client.post("/predict", content='{"title": "mug", "title": "lamp"}', headers=json_type)
-    assert (refused.status_code, refused.json()["error"]) == (422, "invalid_json")
+    assert (refused.status_code, refused.json()["error"]) == (422, "repeated_field")
     assert "'title' is given more than once" in refused.json()["detail"]
 
     specifications = '{"Colour": "red", "Colour": "blue"}'
@@ -635,7 +635,7 @@ def test_a_key_given_twice_in_one_object_is_refused_not_half_read(client: TestCl
     batch = '[{"product_id": "a", "title": "mug", "title": "lamp"}, {"title": "mug"}]'
     answered = client.post("/predict-batch", content=batch, headers=json_type)
     first, second = answered.json()["results"]
-    assert first["error"]["error"] == "invalid_item" and "'title'" in first["error"]["detail"]
+    assert first["error"]["error"] == "repeated_field" and "'title'" in first["error"]["detail"]
     assert first["error"]["product_id"] == "a" and second["error"] is None
 
     review_id = client.post("/predict", json={"title": "mug"}).json()["review_id"]
@@ -2094,6 +2094,47 @@ def test_a_field_the_api_does_not_take_is_refused_alike_in_every_form(client: Te
     )
     both = client.post("/predict", json={"title": 5, "colour": "red"}).json()
     assert both["error"] == "invalid_json" and "title:" in both["detail"] and "colour:" in both["detail"]
+
+
+def test_a_key_given_twice_or_bad_specifications_get_the_forms_code_as_json_and_batch_items(
+    client: TestClient,
+) -> None:
+    """A field given twice in a form got 422 repeated_field, a key given twice in a JSON product invalid_json (an
+    item of a JSON batch invalid_item); specifications that are no object or list of pairs got invalid_specifications
+    in a form and invalid_json or invalid_item as JSON. When it is all that is wrong, JSON answers the form's code
+    now, in a batch for the item alone; with another fault too it is invalid_json, listing every fault."""
+    json_type = {"content-type": "application/json"}
+    twice = client.post("/predict", content='{"title": "mug", "title": "cup"}', headers=json_type).json()
+    assert (twice["error"], twice["status"]) == ("repeated_field", 422)
+    assert "'title' is given more than once" in twice["detail"]
+    batch = '[{"product_id": "a", "title": "mug", "title": "cup"}, {"title": "mug"}]'
+    first, second = client.post("/predict-batch", content=batch, headers=json_type).json()["results"]
+    assert (first["error"]["error"], first["error"]["product_id"], second["error"]) == ("repeated_field", "a", None)
+    form = client.post("/predict", files=[("title", (None, "mug")), ("title", (None, "cup"))]).json()
+    assert form["error"] == "repeated_field"
+
+    bad = {"title": "mug", "specifications": {"a": True}}
+    assert set(_answers_in_every_form(client, bad).values()) == {(422, "invalid_specifications")}
+    repeated_inside = '{"title": "mug", "specifications": {"Colour": "red", "Colour": "blue"}}'
+    inside = client.post("/predict", content=repeated_inside, headers=json_type).json()
+    assert inside["error"] == "invalid_specifications" and "in specifications" in inside["detail"]
+
+    several = client.post("/predict", json={"title": 5, "specifications": {"a": True}}).json()
+    assert several["error"] == "invalid_json" and "title:" in several["detail"], several
+    both = client.post("/predict", content='{"title": "mug", "title": "cup", "colour": "red"}', headers=json_type)
+    assert both.json()["error"] == "invalid_json"
+
+
+def test_a_product_id_of_no_text_or_number_is_refused_saying_what_an_id_is(client: TestClient) -> None:
+    """{"product_id": true} was refused 'product_id: Input should be a valid string', though a number is taken
+    (d92d685): the refusal says an id is text or a number now, as JSON and as a batch item."""
+    json_type = {"content-type": "application/json"}
+    for given, said in (("true", "a number"), ("[7]", "a number"), ("NaN", "a finite number")):
+        product = f'{{"title": "mug", "product_id": {given}}}'
+        single = client.post("/predict", content=product, headers=json_type).json()
+        item = client.post("/predict-batch", content=f"[{product}]", headers=json_type).json()["results"][0]["error"]
+        for refused, error in ((single, "invalid_json"), (item, "invalid_item")):
+            assert (refused["error"], refused["detail"]) == (error, f"product_id: Input should be text or {said}")
 
 
 def _documented_error_codes() -> set[tuple[int, str]]:

@@ -284,6 +284,11 @@ async def read_upload(upload: UploadFile, settings: ServeSettings) -> tuple[byte
 _SPECIFICATIONS = TypeAdapter(OptionalSpecifications)
 
 
+def _read_specifications(raw: Any) -> OptionalSpecifications:
+    """A product's specifications (read by :func:`read_json`), or refused 422 ``invalid_specifications``."""
+    return validated(raw, _SPECIFICATIONS, "invalid_specifications", ("specifications",))
+
+
 def product_from_json(body: bytes, settings: ServeSettings) -> ProductRequest:
     """``POST /predict`` with a JSON body: a text-only :class:`ProductIn`."""
     _check_json_size(body, 1, "the JSON body", settings)
@@ -309,7 +314,7 @@ async def _form_product(form: FormData, product_id: str | None, settings: ServeS
     if specifications.strip():
         # a byte-order mark is ignored, as in a JSON body (json.loads skips it in bytes, not in text)
         raw = read_json(specifications.removeprefix("\ufeff"), "invalid_specifications", "the specifications field")
-        attributes = validated(raw, _SPECIFICATIONS, "invalid_specifications", ("specifications",))
+        attributes = _read_specifications(raw)
     product = ProductRequest(
         title=_text_field(form, "title"),
         description=_described(_text_field(form, "description"), attributes),
@@ -572,23 +577,34 @@ def _parse_item(raw: Any, model: type[ProductIn], error: str = "invalid_item") -
     try:
         return validated(raw, model, error)
     except ApiError as exc:
-        return (_unknown_fields_alone(raw, model) or exc).about(_given_id(raw))
+        return (_sole_fault(raw, model) or exc).about(_given_id(raw))
 
 
-def _unknown_fields_alone(raw: Any, model: type[ProductIn]) -> ApiError | None:
-    """422 ``unknown_field`` when keys ``model`` does not take are all that is wrong with the product ``raw``, as a
-    product's form refuses a field it does not take; ``None`` when something else is wrong with it too."""
-    known = set(model.model_fields)
-    if not isinstance(raw, _JsonObject) or raw.repeated is not None or not (unknown := set(raw) - known):
+def _sole_fault(raw: Any, model: type[ProductIn]) -> ApiError | None:
+    """The refusal a product's form gives for the one thing wrong with the product ``raw``, when it is all that is
+    wrong with it: keys ``model`` does not take (``unknown_field``), a key given twice (``repeated_field``), or
+    specifications that are not an object or a list of pairs (``invalid_specifications``); ``None`` when something
+    else is wrong with it, or several of these, for the caller's refusal listing every fault."""
+    if not isinstance(raw, _JsonObject):
         return None
+    known = set(model.model_fields)
+    faults = []
+    if unknown := set(raw) - known:
+        faults.append(_unknown_field_error(unknown, known))
+        if "image" in unknown:
+            faults[-1].detail += "; a photo is sent in a multipart form, as its file part"
+    if raw.repeated is not None:
+        faults.append(malformed("repeated_field", _repeated_message((raw.repeated,))))
+    if "specifications" in raw:
+        try:
+            _read_specifications(raw["specifications"])
+        except ApiError as exc:
+            faults.append(exc)
     try:
-        validated({key: value for key, value in raw.items() if key in known}, model, "")
+        validated({key: value for key, value in raw.items() if key in known - {"specifications"}}, model, "")
     except ApiError:
         return None
-    refusal = _unknown_field_error(unknown, known)
-    if "image" in unknown:
-        refusal.detail += "; a photo is sent in a multipart form, as its file part"
-    return refusal
+    return faults[0] if len(faults) == 1 else None
 
 
 @contextmanager

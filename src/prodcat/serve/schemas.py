@@ -67,6 +67,16 @@ def id_as_text(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+def _id_text(value: Any) -> str | None:
+    """A ``product_id`` given in JSON as text (see :func:`id_as_text`), or refused saying what an id is: pydantic's
+    'Input should be a valid string' no longer said so, a number being taken."""
+    value = id_as_text(value)
+    if value is not None and not isinstance(value, str):
+        number = "a finite number" if isinstance(value, float) else "a number"  # NaN, Infinity
+        raise PydanticCustomError("product_id_type", f"Input should be text or {number}")
+    return value
+
+
 def _without_spaces_around(value: Any) -> Any:
     """A ``product_id`` as the API reads one, without the spaces around it (``str.strip``, the rule of
     :func:`prodcat.catalog.schema.given_product_id`), before its length is checked: the id stored is what counts."""
@@ -80,7 +90,7 @@ GivenProductId = Annotated[str | None, BeforeValidator(_without_spaces_around)]
 #: :data:`GivenProductId`; /openapi.json says it takes a number
 ProductIdIn = Annotated[
     GivenProductId,
-    BeforeValidator(id_as_text),
+    BeforeValidator(_id_text),
     WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "null"}]}),
 ]
 
