@@ -100,6 +100,19 @@ def test_records_reviews_as_pending_and_auto_predictions_as_recorded(store: Revi
     assert item.created_at.tzinfo is not None and not item.has_image
 
 
+def test_records_after_an_id_page_steadily_while_the_ones_listed_leave_the_status(store: ReviewStore) -> None:
+    ids = store.record_many([review(f"product {i}") for i in range(12)])
+    first = store.items(PENDING, limit=5)
+    for item in first:
+        store.submit(item.id, "Baby Care")
+    # offset 5 skips 5 records that were never listed; after the last id listed, none is skipped
+    assert [item.id for item in store.items(PENDING, limit=5, offset=5)] == ids[10:]
+    assert [item.id for item in store.items(PENDING, limit=5, after_id=first[-1].id)] == ids[5:10]
+    assert [item.id for item in store.items(PENDING, limit=5, after_id=ids[7], offset=1)] == ids[9:]
+    assert store.items(PENDING, after_id=ids[-1]) == []
+    assert [item.id for item in store.items(REVIEWED, after_id=0)] == ids[:5]
+
+
 def test_submission_moves_a_record_out_of_the_queue(store: ReviewStore) -> None:
     ids = [store.record(review(f"product {i}")) for i in range(3)]
     done = store.submit(ids[1], "Baby Care > Bath", reviewer="alice")

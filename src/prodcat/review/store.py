@@ -466,12 +466,22 @@ class ReviewStore:
             return list(connection.scalars(insert, rows))
 
     def items(
-        self, status: str | None = PENDING, *, product_id: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        status: str | None = PENDING,
+        *,
+        product_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        after_id: int | None = None,
     ) -> list[ReviewItem | UnreadableRecord]:
-        """Records oldest first, filtered by ``status`` (``None``: all) and ``product_id`` (the caller's id of the
-        product, ``None``: any); a record with a cell that cannot be read is in its place as an
-        :class:`UnreadableRecord`."""
-        query = _matching(_RAW_RECORDS, status, product_id).order_by(_ReviewRow.id).limit(limit).offset(offset)
+        """Records oldest first (in id order), filtered by ``status`` (``None``: all) and ``product_id`` (the caller's
+        id of the product, ``None``: any), those of an id above ``after_id`` alone when it is given (a page that
+        starts after the last record of the previous one, however many of those left the status since); a record with
+        a cell that cannot be read is in its place as an :class:`UnreadableRecord`."""
+        query = _matching(_RAW_RECORDS, status, product_id)
+        if after_id is not None:
+            query = query.where(_ReviewRow.id > after_id)
+        query = query.order_by(_ReviewRow.id).limit(limit).offset(offset)
         with self.engine.connect() as connection:
             return [
                 row if isinstance(row, UnreadableRecord) else ReviewItem._from_row(row)

@@ -546,18 +546,33 @@ def _review_routes(
             ),
         ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+        offset: Annotated[
+            int, Query(ge=0, le=2**31 - 1, description="records skipped (after those `after_id` leaves out)")
+        ] = 0,
+        after_id: Annotated[
+            int | None,
+            Query(
+                ge=0,
+                le=2**31 - 1,
+                description="only the records of an id above this one: the `next_after_id` of the previous page. "
+                "Unlike `offset`, it pages steadily while records leave the list (a pending record corrected)",
+            ),
+        ] = None,
     ) -> ReviewListOut:
         _check_product_id_query(product_id)
 
         def page() -> tuple[list[ReviewItem | UnreadableRecord], int]:
-            found = store.items(status, product_id=product_id, limit=limit, offset=offset)
+            # one record more than the page: whether any follows it (next_after_id)
+            found = store.items(status, product_id=product_id, limit=limit + 1, offset=offset, after_id=after_id)
             return found, store.count(status, product_id=product_id)
 
         records, total = await in_store(page)
+        following = len(records) > limit
+        records = records[:limit]
         items = [out(record) for record in records if isinstance(record, ReviewItem)]
         unreadable = [UnreadableRecordOut.model_validate(r) for r in records if isinstance(r, UnreadableRecord)]
-        return ReviewListOut(total=total, items=items, unreadable=unreadable)
+        next_after_id = records[-1].id if following else None
+        return ReviewListOut(total=total, items=items, unreadable=unreadable, next_after_id=next_after_id)
 
     @router.get(
         "/reviews/{review_id}",

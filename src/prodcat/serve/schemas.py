@@ -424,6 +424,11 @@ class ReviewListOut(Answer):
     unreadable: list[UnreadableRecordOut] = Field(
         default_factory=list, description="the page's records that cannot be read, in `items`' stead"
     )
+    next_after_id: int | None = Field(
+        None,
+        description="the `after_id` that asks for the next page (the id of this page's last record, readable or "
+        "not); null when no record of this status follows the page",
+    )
 
 
 class ReviewSubmission(BaseModel):
