@@ -650,7 +650,7 @@ QUERY_PARAMETERS = {
     ("POST", "/predict"): {"top_k": "1"},
     ("POST", "/predict-batch"): {"top_k": "1"},
     ("POST", "/explain"): {"top_k": "1", "max_words": "3", "grid": "3", "overlay": "false"},
-    ("GET", "/reviews"): {"status": "pending", "product_id": "SKU-1", "limit": "5", "offset": "0"},
+    ("GET", "/reviews"): {"status": "pending", "product_id": "SKU-1", "limit": "5", "offset": "0", "after_id": "0"},
     ("POST", "/reviews/{review_id}"): {"new_category": "false"},
 }
 #: what each route of QUERY_PARAMETERS is sent, besides its query
