@@ -160,9 +160,10 @@ def remove_abandoned_staging(folder: Path) -> None:
     outright: SIGKILL, the OOM killer, a power cut), each as large as a report. Another run writing the same folder
     at the same time keeps its own: its process is alive. One of another host (a shared network folder) is left, its
     run beyond this machine's sight."""
+    host = machine()
     for path in folder.iterdir():
         owner = _STAGING_OWNER.fullmatch(temporary_sibling_of(path.name) or "")
-        if owner and owner["host"] == machine() and not running(int(owner["pid"])):
+        if owner and owner["host"] == host and not running(int(owner["pid"])):
             shutil.rmtree(path, ignore_errors=True)
 
 

@@ -879,11 +879,12 @@ def _require_review_tables(engine: Engine, url: str) -> str:
 
 def _create_or_migrate(engine: Engine, url: str) -> None:
     """Create the tables, or bring a database of the previous layout to this one, its product ids stored stripped
-    (:func:`_strip_product_ids`), in one transaction (``url``: the database as given, for the messages).
+    (:func:`_strip_product_ids`) and its overridden corrections superseded (:func:`_supersede_overridden_corrections`),
+    in one transaction (``url``: the database as given, for the messages).
 
     One store at a time does this (SQLite: the write lock; PostgreSQL: an advisory lock), so
     that servers starting together neither race to create tables nor migrate twice. A database
-    already in this layout, its ids stripped, is only read.
+    already in this layout, its ids stripped and no correction left overridden, is only read.
     """
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
@@ -907,10 +908,11 @@ def _create_or_migrate(engine: Engine, url: str) -> None:
         _Base.metadata.create_all(connection)
         for index in _ReviewRow.__table__.indexes:  # those of an existing table too, which create_all leaves out
             index.create(connection, checkfirst=True)
+        shown = shown_url(url)
         if layout == "inline-photos":
-            _migrate_inline_photos(connection, shown_url(url))
-        _strip_product_ids(connection, shown_url(url))
-        _supersede_overridden_corrections(connection, shown_url(url))
+            _migrate_inline_photos(connection, shown)
+        _strip_product_ids(connection, shown)
+        _supersede_overridden_corrections(connection, shown)
 
 
 def _layout(connection: Connection) -> str:
