@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import pickle
 import warnings
@@ -1640,6 +1641,24 @@ def test_a_frame_without_a_title_column_beside_columns_not_read_is_warned_of() -
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         model.predict(frame[["product_id", "description", "image"]])
+
+
+def test_the_no_title_column_warning_names_the_callers_line() -> None:
+    """The warning named prodcat's own line (``product_frame`` called in ``fit``, ``predict``, ``Predictor.predict``:
+    a fixed ``stacklevel`` counted from a depth that differs between them), not the user's. It names the line of the
+    caller outside prodcat, through fit and predict alike."""
+    frame = _catalogue(list("abc") * 10)
+    frame["description"] = frame["title"]
+    challenge = frame.rename(columns={"title": "designation", "product_id": "productid"})
+    model = ProductClassifier(_text_and_photo_config(modalities=["text"]))
+    with pytest.warns(UserWarning, match="no title column") as fitted:
+        model.fit(challenge)
+        fit_line = inspect.currentframe().f_lineno - 1
+    with pytest.warns(UserWarning, match="no title column") as predicted:
+        model.predict(challenge.drop(columns="category"))
+        predict_line = inspect.currentframe().f_lineno - 1
+    assert [(w.filename, w.lineno) for w in fitted] == [(__file__, fit_line)]
+    assert [(w.filename, w.lineno) for w in predicted] == [(__file__, predict_line)]
 
 
 def test_a_frame_without_a_title_column_is_not_warned_of_where_the_model_reads_no_text() -> None:

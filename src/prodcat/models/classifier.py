@@ -27,6 +27,8 @@ Products with no usable modality are predicted from the class prior.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import warnings
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -227,8 +229,22 @@ def _warn_of_no_title_column(frame: pd.DataFrame, named: dict[str, str | None]) 
             f"the products have no title column, so they are read without a title; their columns "
             f"{', '.join(unread)} are not read: if one holds the title, name it 'title'",
             UserWarning,
-            stacklevel=3,
+            stacklevel=_stacklevel_outside_prodcat(),
         )
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.sep
+
+
+def _stacklevel_outside_prodcat() -> int:
+    """The ``stacklevel`` for a ``warnings.warn`` made by the caller of this function that names the first line
+    outside prodcat (the user's), however deep in prodcat the call was: a fixed one named prodcat's own line where
+    the depth differs (``fit``, ``predict``, ``Predictor.predict``). Python 3.12's ``skip_file_prefixes`` does the
+    same; the project runs on 3.11. Where every frame is prodcat's, the outermost is named."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and os.path.realpath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _modalities_read(config: Config) -> list[str]:
