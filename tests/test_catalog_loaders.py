@@ -270,15 +270,20 @@ def test_a_repeated_rakuten_row_index_is_reported(tmp_path: Path) -> None:
     assert issue.message.endswith("both products are given its label in Y_train_CVw08PX.csv")
 
 
-def test_a_skipped_rakuten_row_is_named_by_its_row_index_not_as_a_product(tmp_path: Path) -> None:
-    """A row of X_test_update.csv the reader skips was listed as product '84918', its row index: the reader names a
-    skipped row by its first field, a table's id but a Rakuten table's index, which no product has as its id."""
+def test_a_skipped_rakuten_row_is_named_by_its_productid(tmp_path: Path) -> None:
+    """A row of X_test_update.csv the reader skips was named by no product, '(row index 84917)' in its message, where
+    the other formats name one by their id. It is named by its productid now, read from the row's end (only imageid
+    follows it): a comma too many in the description, or a stray quote on the line, leave it in place. A row whose
+    unclosed quote ran on past its line is named by none: the line may end inside the quoted field."""
     (tmp_path / "images" / "image_test").mkdir(parents=True)
     header = ",designation,description,productid,imageid\n"
-    (tmp_path / "X_test_update.csv").write_text(header + '84917,A,,11,1\n84918,"B,,12,2\n84919,C,,13,3\n')
-    [issue] = load_catalog(tmp_path).issues
-    assert (issue.row, issue.field, issue.product_id) == (3, "row", None)
-    assert issue.message.endswith("(row index 84918)")
+    rows = ["84916,A,,10,1", "84917,B,a mug, blue,11,1", '84918,"C" mug,,12,2', '84919,"D,,13,3', "84920,E,,14,4"]
+    (tmp_path / "X_test_update.csv").write_text(header + "\n".join(rows) + "\n")
+    catalog = load_catalog(tmp_path)
+    skipped = [(issue.row, issue.product_id) for issue in catalog.issues if issue.field == "row"]
+    assert skipped == [(3, "11"), (4, "12"), (5, None)]
+    assert not any("row index" in issue.message for issue in catalog.issues)
+    assert list(catalog.frame["product_id"]) == ["10", "14"]
 
 
 def test_a_rakuten_training_table_without_its_labels_file_says_so(tmp_path: Path, caplog, capsys) -> None:
@@ -1403,3 +1408,18 @@ def test_a_skipped_csv_row_is_named_by_its_id_column_wherever_it_is(tmp_path: Pa
         assert skipped == [(3, "sku-2"), (4, "sku-3"), (5, None), (6, None)]
     path.write_text("title,description\nMug,ok\nLamp,bad,extra\n")
     assert [(i.row, i.product_id) for i in load_catalog(path).issues] == [(3, None)]
+
+
+def test_a_skipped_csv_row_is_named_by_its_id_counted_from_the_nearer_end(tmp_path: Path) -> None:
+    """An id column after the free texts was read counting fields from the row's start: a comma too many in the
+    description named the row by another field ('row 3 (product  blue)'). It is counted from the row's end where
+    fewer columns follow the id than precede it; a bad quote that ran on past its line names none from there."""
+    path = tmp_path / "t.csv"
+
+    def skipped() -> list[tuple[int, str | None]]:
+        return [(i.row, i.product_id) for i in load_catalog(path).issues if i.field == "row"]
+
+    path.write_text('title,description,product_id\nMug,ok,sku-1\nLamp,red, blue,sku-2\nVase,"x" y,sku-3\n')
+    assert skipped() == [(3, "sku-2"), (4, "sku-3")]
+    path.write_text('title,description,product_id\nMug,"ok,sku-1\nLamp,red,sku-2\n')
+    assert skipped() == [(2, None)]

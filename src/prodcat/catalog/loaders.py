@@ -657,10 +657,11 @@ def load_rakuten(path: Path, language: str = "en", image_root: Path | None = Non
     if x_path is None:
         raise CatalogFormatError(f"{folder}: no {' or '.join(RAKUTEN_X)} found for format 'rakuten'")
     split = "test" if "test" in x_path.name.lower() else "train"
-    table = read_csv_table(x_path)
+    # a skipped row named by its productid, as the other formats name one by their id
+    table = read_csv_table(x_path, id_column=lambda names: "productid")
     _require(table, ("designation", "description", "productid", "imageid"), "rakuten")
     indexed = _name_row_index(table)
-    issues = _skipped_by_row_index(table.issues, indexed)
+    issues = list(table.issues)
 
     names_path = folder / RAKUTEN_CATEGORIES
     names = rakuten_category_names(names_path, language) if names_path.is_file() else None
@@ -741,8 +742,8 @@ def _name_row_index(table: SourceTable) -> bool:
 
 
 def _skipped_by_row_index(issues: list[RowIssue], indexed: bool) -> list[RowIssue]:
-    """``issues`` of a Rakuten table, a skipped row named by its row index: the reader names one by its first field,
-    the id in most tables, but a Rakuten table's index (or, left out, its title), which no product has as its id."""
+    """``issues`` of Rakuten's labels table, a skipped row named by its row index: the reader names one by its first
+    field, the id in most tables, but the labels' row index, which no product has as its id."""
     named = []
     for issue in issues:
         if issue.field == "row" and issue.product_id is not None:

@@ -84,8 +84,7 @@ def _read_records(
     header = _header(reader, source, path)
     # "product_id, title, image": a space after each comma, as people type them, is no part of the names
     names = _unique_names([name.strip() for name in header])
-    id_name = id_column(names)
-    id_at = names.index(id_name) if id_name in names else None
+    id_at = _id_position(names, id_column(names))
     records: list[list[str]] = []
     lines: list[int] = []
     while True:
@@ -105,8 +104,10 @@ def _read_records(
                     f"line {first} skipped, the lines after it read again"
                 )
                 source.position = line_start
-            # the line's fields up to the id, as a hint: none once a quote (which may hold a separator) is among them
-            fields = source.lines[line_start - 1].split(delimiter, id_at + 1)[: id_at + 1] if id_at is not None else []
+            # the line's fields from its edge to the id, as a hint: none once a quote (which may hold a separator) is
+            # among them, nor from its end where the record ran on past it (the line may end inside a quoted field)
+            ran_on = line_end != line_start and id_at is not None and id_at < 0
+            fields = [] if ran_on else _fields_to(source.lines[line_start - 1].rstrip("\r\n"), delimiter, id_at)
             product = _skipped_product(fields, id_at) if not any('"' in field for field in fields) else None
             issues.append(RowIssue(first, "row", f"{path.name}: bad quoting ({error}) in {what}", product))
             continue
@@ -133,10 +134,32 @@ def _read_records(
     return SourceTable(frame, issues, path.name)
 
 
+def _id_position(names: Sequence[str], id_name: str | None) -> int | None:
+    """Where a skipped row's id is read, among the header's ``names``: the id column's index counted from the edge of
+    the row nearer to it, from the end (negative) when fewer columns follow it than come before it. A row is skipped
+    for a separator or a quote too many or too few, mostly in a free text; counted across the text columns before
+    it, the id of Rakuten's ``designation,description,productid,imageid`` was another field of a row with a comma
+    too many in its description, and a row with a stray quote in its description was named by none."""
+    if id_name not in names:
+        return None
+    at = list(names).index(id_name)
+    after = len(names) - 1 - at
+    return -(after + 1) if after < at else at
+
+
+def _fields_to(line: str, delimiter: str, at: int | None) -> list[str]:
+    """The fields of ``line`` split from its edge up to the id at ``at`` (:func:`_id_position`), the rest left whole."""
+    if at is None:
+        return []
+    if at >= 0:
+        return line.split(delimiter, at + 1)[: at + 1]
+    return line.rsplit(delimiter, -at)[at:]
+
+
 def _skipped_product(fields: Sequence[str], at: int | None) -> str | None:
-    """The product a skipped row's ``fields`` name at the id column's position ``at``: ``None`` when it has no such
-    field, or an empty one."""
-    return (fields[at].strip() or None) if at is not None and at < len(fields) else None
+    """The product a skipped row's ``fields`` name at the id column's position ``at`` (:func:`_id_position`):
+    ``None`` when it has no such field, or an empty one."""
+    return (fields[at].strip() or None) if at is not None and -len(fields) <= at < len(fields) else None
 
 
 def _header(reader: Iterator[list[str]], source: _Lines, path: Path) -> list[str]:
