@@ -1885,6 +1885,36 @@ def test_a_browser_page_of_an_origin_given_may_call_the_api(tmp_path: Path) -> N
         assert client.options("/health").status_code == 405
 
 
+def test_a_refused_cors_preflight_answers_the_apis_error_shape(tmp_path: Path) -> None:
+    """A preflight from an origin not given got Starlette's plain-text 400 'Disallowed CORS origin', alone of the
+    API's errors not JSON, with no request id to quote. It is 400 cors_refused in the error shape now, saying what is
+    refused (the origin, a method or a header), with its X-Request-ID, and counted in the metrics."""
+    store = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    settings = ServeSettings(api_key=API_KEY, cors_origins="https://shop.example.com")
+    with TestClient(create_app(OneCategoryModel(), settings, store)) as client:
+        elsewhere = {**CORRECTION_PREFLIGHT, "Origin": "https://other.example", "X-Request-ID": "pre-1"}
+        refused = client.options("/reviews/1", headers=elsewhere)
+        assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers
+        assert refused.headers["content-type"] == "application/json"
+        assert refused.headers["x-request-id"] == "pre-1"
+        assert refused.json() == {
+            "error": "cors_refused",
+            "detail": "CORS preflight refused: the origin 'https://other.example' is not one of the server's "
+            "--cors-origins",
+            "limit": None,
+            "limit_value": None,
+            "status": 400,
+            "request_id": "pre-1",
+            "product_id": None,
+        }
+        method = client.options("/reviews/1", headers={**CORRECTION_PREFLIGHT, "Access-Control-Request-Method": "PUT"})
+        assert method.status_code == 400 and method.json()["detail"] == (
+            "CORS preflight refused: the method 'PUT' is not one it allows (GET, HEAD, POST)"
+        )
+        assert len(method.headers["x-request-id"]) == 32
+        assert 'prodcat_errors_total{error="cors_refused"} 2.0' in client.get("/metrics").text
+
+
 def test_a_list_flag_of_serve_given_more_than_once_adds_up(monkeypatch: pytest.MonkeyPatch) -> None:
     """--cors-origins may be given once per origin, or comma-separated, as --image-types (given twice, its last
     value alone was kept, without a word)."""

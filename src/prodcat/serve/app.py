@@ -24,7 +24,6 @@ import anyio
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
@@ -68,7 +67,13 @@ from prodcat.serve.inputs import (
     validated,
 )
 from prodcat.serve.metrics import ApiMetrics
-from prodcat.serve.middleware import DOCUMENTATION_FILES, HTTP_METHODS, RequestGuard, say_on_timeout
+from prodcat.serve.middleware import (
+    DOCUMENTATION_FILES,
+    HTTP_METHODS,
+    ApiCORSMiddleware,
+    RequestGuard,
+    say_on_timeout,
+)
 from prodcat.serve.schemas import (
     MAX_CATEGORY_CHARS,
     MAX_PRODUCT_ID_CHARS,
@@ -228,7 +233,8 @@ def create_app(
     if settings.cors_origins:
         # outside the guard: a preflight is answered here, and every answer of the guard or a route carries the headers
         app.add_middleware(
-            CORSMiddleware,
+            ApiCORSMiddleware,
+            metrics=metrics,
             allow_origins=list(settings.cors_origins),
             allow_methods=sorted(CORS_METHODS),
             allow_headers=[_API_KEY_HEADER.model.name, REQUEST_ID_HEADER],

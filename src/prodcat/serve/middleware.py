@@ -10,8 +10,10 @@ from re import Pattern
 from typing import Any
 
 import anyio
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,6 +28,41 @@ HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTI
 
 #: a caller's ``X-Request-ID`` is reused only when it is this harmless (it goes into logs and headers)
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def request_id_of(given: str) -> str:
+    """The id of a request that sent ``given`` as its ``X-Request-ID``: it, when harmless; else a new one."""
+    return given if _SAFE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+class ApiCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS middleware, whose refused preflight answers 400 ``cors_refused`` in the API's error shape,
+    with its request id, counted in ``metrics``: it answered ``Disallowed CORS origin`` as plain text, alone of the
+    API's errors. It stands outside :class:`RequestGuard`, so that the guard's own answers carry its headers."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics, **options: Any) -> None:
+        super().__init__(app, **options)
+        self.metrics = metrics
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        answer = super().preflight_response(request_headers)
+        if answer.status_code != 400:
+            return answer
+        refused = bytes(answer.body).decode().removeprefix("Disallowed CORS ").split(", ")
+        said = {
+            "origin": f"the origin {request_headers['origin']!r} is not one of the server's --cors-origins",
+            "method": f"the method {request_headers['access-control-request-method']!r} is not one it allows "
+            f"({', '.join(self.allow_methods)})",
+            "headers": f"the headers {request_headers.get('access-control-request-headers')!r} are not all ones it "
+            f"allows ({', '.join(sorted(self.allow_headers))})",
+        }
+        detail = "CORS preflight refused: " + "; ".join(said.get(what, f"{what} not allowed") for what in refused)
+        error = ApiError(400, "cors_refused", detail)
+        self.metrics.errors.labels(error.error).inc()
+        request_id = request_id_of(request_headers.get("x-request-id", ""))
+        kept = {k: v for k, v in answer.headers.items() if k not in ("content-length", "content-type")}
+        body = error.to_out(request_id).model_dump(mode="json")
+        return JSONResponse(body, status_code=error.status, headers={**kept, "x-request-id": request_id})
 
 
 #: the key of a request's state holding what its 504 adds (:func:`say_on_timeout`)
@@ -58,8 +95,7 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        given_id = headers.get("x-request-id", "")
-        request_id = given_id if _SAFE_REQUEST_ID.fullmatch(given_id) else uuid.uuid4().hex
+        request_id = request_id_of(headers.get("x-request-id", ""))
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         response: dict[str, Any] = {"status": 500, "started": False}
