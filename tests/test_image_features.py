@@ -358,6 +358,29 @@ def test_processes_starting_together_export_an_onnx_model_once(tmp_path: Path) -
     assert not list(model.parent.glob("*.tmp"))
 
 
+def test_an_onnx_export_goes_to_a_temporary_folder_when_the_cache_cannot_be_written(
+    read_only_folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`prodcat serve` in a container (a read-only home, PRODCAT_CACHE_DIR unset) on a cold cache ended in an
+    OSError traceback ('Read-only file system: ~/.cache'), exit 1, while exporting the text encoder to ONNX: the
+    export now goes to a temporary folder, said once, with how to keep it, and a second extractor reads it."""
+    from prodcat.features import onnx
+
+    model = read_only_folder / "cache" / "models" / "m.onnx"
+    with caplog.at_level(logging.WARNING):
+        written = onnx.cached_export(model, lambda tmp: Path(tmp).write_bytes(b"model"))
+    assert written.read_bytes() == b"model" and not written.is_relative_to(read_only_folder)
+    assert f"ONNX exports cannot be written to the prodcat cache {model.parent} (Read-only file system)" in caplog.text
+    assert "set PRODCAT_CACHE_DIR" in caplog.text
+
+    def exported_again(tmp: str) -> None:
+        raise AssertionError("exported again")
+
+    caplog.clear()
+    assert onnx.cached_export(model, exported_again) == written
+    assert "cannot be written" not in caplog.text  # said once per process
+
+
 def test_a_visual_words_head_on_photos_without_keypoints_is_left_out(monkeypatch, tmp_path, caplog, capsys):
     """Photos that decode but hold no keypoint (plain colours: a placeholder, a swatch) left the visual words no
     codebook to fit: 'ValueError: ... cannot fit a codebook' ended `prodcat train` in a traceback, exit 1, after the

@@ -14,10 +14,13 @@ logged once per file and process, naming the file and the reason.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import os
+import shutil
 import sqlite3
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -40,6 +43,32 @@ _LOGGED: set[tuple[Path, str]] = set()
 def default_cache_dir() -> Path:
     """``$PRODCAT_CACHE_DIR``, read at each call, else ``~/.cache/prodcat``."""
     return Path(os.environ.get("PRODCAT_CACHE_DIR", Path.home() / ".cache" / "prodcat"))
+
+
+def writable_cache_folder(folder: Path, what: str, prefix: str, advice: str = "") -> Path:
+    """``folder`` of the prodcat cache, made if missing, when this process can write there; else (a read-only home or
+    cache, as in many containers) a temporary folder named ``prefix...``, removed when the process exits, with a
+    warning saying that ``what`` (a plural: "the review queue's photos") is written there instead, and ``advice``
+    after it: as no cache does, it does not stop a run."""
+    folder = folder.expanduser().resolve()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):  # what writing a file there meets
+            return folder
+    except OSError as exc:
+        reason = exc.strerror or exc
+    fallback = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, fallback, ignore_errors=True)
+    log.warning(
+        "%s cannot be written to the prodcat cache %s (%s): they are written to %s instead, removed when this run "
+        "ends%s",
+        what,
+        folder,
+        reason,
+        fallback,
+        advice,
+    )
+    return fallback
 
 
 def content_key(text: str) -> str:

@@ -7,6 +7,7 @@ export, whose file is cached under ``<cache dir>/models``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -17,7 +18,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from prodcat.features.cache import default_cache_dir
+from prodcat.features.cache import default_cache_dir, writable_cache_folder
 from prodcat.silenced import Silenced, silenced
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,15 @@ def cached_export(path: Path, export: Callable[[str], None]) -> Path:
 
     Threads and processes (dask workers starting together on a cold cache) wait for one export
     rather than each running its own: a lock file beside ``path`` is held while exporting.
+
+    A cache this process cannot write (a read-only home, as in many containers) has the export written to a
+    temporary folder instead (:func:`_export_folder`), and that path returned: a model already exported there is read.
     """
     if path.exists():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = _export_folder(path.parent) / path.name
+    if path.exists():  # exported to the temporary folder earlier in this process
+        return path
     with _EXPORT_LOCK, FileLock(f"{path}.lock"):
         if path.exists():  # another process exported it while this one waited
             return path
@@ -60,6 +66,19 @@ def cached_export(path: Path, export: Callable[[str], None]) -> Path:
             if os.path.exists(tmp):
                 os.unlink(tmp)
     return path
+
+
+@functools.cache
+def _export_folder(folder: Path) -> Path:
+    """``folder``, or once per process, when it cannot be written, a temporary folder removed at exit, said once."""
+    return writable_cache_folder(
+        folder,
+        "ONNX exports",
+        "prodcat-onnx-",
+        advice="; each start exports them again (seconds to minutes): set PRODCAT_CACHE_DIR to a folder this process "
+        "can write, or export them once into the cache it reads (any prodcat predict or serve run where it is "
+        "writable)",
+    )
 
 
 def onnx_session(path: str | os.PathLike[str], threads: int | None = None) -> Any:

@@ -21,7 +21,6 @@ product ids of a queue written before they were stored without the spaces around
 
 from __future__ import annotations
 
-import atexit
 import functools
 import hashlib
 import json
@@ -29,7 +28,6 @@ import logging
 import math
 import os
 import re
-import shutil
 import tempfile
 import urllib.parse
 from dataclasses import dataclass
@@ -44,7 +42,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from prodcat.catalog.schema import given_product_id
-from prodcat.features.cache import default_cache_dir
+from prodcat.features.cache import default_cache_dir, writable_cache_folder
 from prodcat.formatting import counted, first_few
 from prodcat.review import CONNECT_TIMEOUT_S, NETWORK_TIMEOUT_S, ReviewQueueNotWritableError
 
@@ -1097,25 +1095,9 @@ def _drop_inline_photos(connection: Connection) -> None:
 
 def _photo_cache() -> Path:
     """The folder of the prodcat cache that corrections' photos are written to (:func:`default_image_dir`) or, when this
-    process cannot write there (a read-only home or cache), a temporary folder removed when the process exits: as no
-    cache does, it does not stop a run."""
-    folder = default_image_dir().expanduser().resolve()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):  # what writing a photo there meets
-            return folder
-    except OSError as exc:
-        reason = exc.strerror or exc
-    fallback = Path(tempfile.mkdtemp(prefix="prodcat-review-photos-"))
-    atexit.register(shutil.rmtree, fallback, ignore_errors=True)
-    log.warning(
-        "the review queue's photos cannot be written to the prodcat cache %s (%s): they are written to %s instead, "
-        "removed when this run ends",
-        folder,
-        reason,
-        fallback,
-    )
-    return fallback
+    process cannot write there (a read-only home or cache), a temporary folder removed when the process exits
+    (:func:`~prodcat.features.cache.writable_cache_folder`)."""
+    return writable_cache_folder(default_image_dir(), "the review queue's photos", "prodcat-review-photos-")
 
 
 def _materialise(session: Session, folder: Path, digest: str, image_type: str | None, inline: bool) -> str:
