@@ -4132,11 +4132,15 @@ def test_train_and_cv_warn_once_of_a_category_that_is_the_parent_of_another(tmp_
         (f"p{n}-{i}", f"{text} {i}", category) for n, (category, text) in enumerate(words.items()) for i in range(8)
     ]
     data = _products_csv(rows, tmp_path / "products.csv")
+    # what happens and what to do whether the parent is a mislabel or a class on purpose (it advised correcting the
+    # labels alone, as if no catalogue filed products at a parent node on purpose)
     warning = (
         "1 pair of categories where one is the parent of the other ('Footwear' above 'Footwear > Men > Shoes'): "
-        "each parent is learnt as a class beside its own subcategories, so the predictions are no longer a hierarchy "
-        "and per-level metrics count it at the wrong level; give --level 1, the deepest level where no category is "
-        "another's parent, or correct those labels to full paths"
+        "each parent is learnt as a class of its own beside its subcategories, so a product may be predicted at the "
+        "parent rather than in one of them, and the predictions are no strict hierarchy. If those parents are labels "
+        "stopping short (a cut path, an old correction), correct them to full paths; if products are filed at the "
+        "parent on purpose, it is learnt as labelled and nothing needs correcting; for a strict hierarchy, give "
+        "--level 1, the deepest level where no category is another's parent"
     )
     assert _train_and_cv_warn_once(data, tmp_path, capsys, warning) == [warning]
     config = FAST_TEXT

@@ -218,8 +218,11 @@ def nested_categories_warning(
     """The warning that some of the ``categories``, cut at ``level``, are the parent of another (``A > B`` beside
     ``A > B > C``: a path stopping short of its siblings, a correction naming a parent); ``None`` when none is.
 
-    Such a parent is learnt as a class beside its own subcategories: the predictions are no longer a hierarchy,
-    and per-level metrics count it at the wrong level. The depth of the shallowest parent is the deepest level where
+    Such a parent is learnt as a class beside its own subcategories: the predictions are no longer a hierarchy.
+    The warning says what the user can do either way: a mislabel (a path stopping short) is corrected to its full
+    path, a parent meant as a class (products filed at it on purpose) is learnt as labelled, and ``--level`` trains
+    on a strict hierarchy. It advised correcting the labels alone, though a user's own catalogue may file products
+    at a parent node on purpose. The depth of the shallowest parent is the deepest level where
     none is: a path parent of another once cut there would be a shallower parent already.
 
     A pair both of whose paths are classes of the source's own ``taxonomy`` (:attr:`Catalog.taxonomy`: Rakuten's
@@ -240,10 +243,12 @@ def nested_categories_warning(
     flat_level = min(len(split_path(ancestor)) for ancestor, _ in pairs)
     return (
         f"{counted(len(pairs), 'pair')} of categories where one is the parent of the other ({shown}"
-        f"{'; ...' if len(pairs) > 3 else ''}): each parent is learnt as a class beside its own subcategories, so "
-        "the predictions are no longer a hierarchy and per-level metrics count it at the wrong level; give "
-        f"--level {flat_level}, the deepest level where no category is another's parent, or correct those labels to "
-        "full paths"
+        f"{'; ...' if len(pairs) > 3 else ''}): each parent is learnt as a class of its own beside its subcategories, "
+        "so a product may be predicted at the parent rather than in one of them, and the predictions are no strict "
+        "hierarchy. If those parents are labels stopping short (a cut path, an old correction), correct them to full "
+        "paths; if products are filed at the parent on purpose, it is learnt as labelled and nothing needs "
+        f"correcting; for a strict hierarchy, give --level {flat_level}, the deepest level where no category is "
+        "another's parent"
     )
 
 
