@@ -226,6 +226,23 @@ def test_a_fashion_catalogue_with_one_category_column_empty_names_the_three_it_n
     assert catalog.no_category_read() == _NO_FASHION_CATEGORY
 
 
+def test_a_fashion_article_type_spelt_with_other_spacing_is_placed_under_its_usual_parent(tmp_path: Path) -> None:
+    """'Casual  Shoes' (two spaces) or 'Casual Shoes' after a zero-width space under 'Apparel > Topwear', beside five
+    'Casual Shoes' under 'Footwear > Shoes', was kept under Apparel: the tree was built from the names as written,
+    and training, which reads them in one spelling, learnt 'Apparel > Topwear > Casual Shoes' beside 'Footwear > Shoes
+    > Casual Shoes', one article type under two parents, with no issue said. Each is placed under its usual parent."""
+    rows = [f"{i},Men,Footwear,Shoes,Casual Shoes,Black shoe {i}" for i in range(5)]
+    rows += ["10,Men,Apparel,Topwear,Casual  Shoes,Odd shoe", "11,Men,Apparel, Topwear ,\u200bCasual Shoes,Odd shoe 2"]
+    (tmp_path / "styles.csv").write_text(
+        "id,gender,masterCategory,subCategory,articleType,productDisplayName\n" + "\n".join(rows) + "\n"
+    )
+    catalog = load_catalog(tmp_path)
+    assert set(category_at_level(catalog.frame["category"], None)) == {"Footwear > Shoes > Casual Shoes"}
+    moved = [issue for issue in catalog.issues if issue.field == "category"]
+    assert [issue.product_id for issue in moved] == ["10", "11"]
+    assert "articleType 'Casual Shoes' under 'Apparel > Topwear', but mostly under 'Footwear > Shoes'" in str(moved[0])
+
+
 def test_a_rakuten_table_whose_index_column_pandas_wrote_back_or_left_out_is_read(tmp_path: Path) -> None:
     """The challenge's index column, read by pandas without index_col and written back with index=False (header
     'Unnamed: 0'), or left out, was refused: "missing column(s) row_index for format 'rakuten'", a name no file has,

@@ -64,6 +64,7 @@ from prodcat.catalog.schema import (
     SEP,
     Catalog,
     RowIssue,
+    canonical_path,
     column_named,
     has_text,
     specification_text,
@@ -854,11 +855,15 @@ def _fashion_tree(table: SourceTable, ids: pd.Series, levels: tuple[str, ...]) -
     parents. The few re-parented rows are reported; the original level columns stay in the frame.
     """
     frame = table.frame
-    blank_level = pd.concat([_is_blank(frame[c]) for c in levels], axis=1).any(axis=1)
+    # each level as it trains, so that a name written with two spaces or a zero-width space is the same leaf, placed
+    # under the same parent: a leaf kept under another parent for its spelling alone trained there as a second class.
+    # A level of invisible characters alone is blank, as join_path drops it
+    names = frame[list(levels)].map(_level_as_trained)
+    blank_level = names.isna().any(axis=1)
     if blank_level.all():  # no product labelled (a catalogue to predict): no tree, and none of its parents to add
         return pd.Series(None, index=frame.index, dtype=object), []
-    parents = frame[list(levels[:-1])].apply(join_path, axis=1)
-    leaf = frame[levels[-1]].str.strip()
+    parents = names[list(levels[:-1])].apply(join_path, axis=1)
+    leaf = names[levels[-1]]
     usual_parent = parents[~blank_level].groupby(leaf[~blank_level]).agg(lambda p: p.value_counts().index[0])
     tree_parent = leaf.map(usual_parent)
     moved = ~blank_level & (tree_parent != parents)
@@ -872,8 +877,15 @@ def _fashion_tree(table: SourceTable, ids: pd.Series, levels: tuple[str, ...]) -
         )
         for line in frame.index[moved]
     ]
-    category = (tree_parent + SEP + leaf.map(lambda name: join_path([name]))).astype(object)
+    category = (tree_parent + SEP + leaf).astype(object)
     return category.where(~blank_level, None), issues
+
+
+def _level_as_trained(name: object) -> str | None:
+    """A level's name in the spelling it trains in (:func:`canonical_path`: spacing collapsed, invisible characters
+    gone, composed), a ``>`` in it replaced as :func:`join_path` replaces it; ``None`` for a blank one."""
+    joined = join_path([name])
+    return canonical_path(joined) if joined else None
 
 
 def load_table(
