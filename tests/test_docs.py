@@ -157,6 +157,29 @@ def test_a_misspelt_option_is_refused_under_its_commands_usage(capsys: pytest.Ca
     assert error.splitlines()[-1] == "prodcat predict: error: unrecognized arguments: --workrs 2"
 
 
+def test_several_catalogues_from_an_unquoted_star_are_refused_saying_one_is_read(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """docs/commands.md: `prodcat predict models/demo data/*.csv`, the shell giving every file it matches, stopped at
+    'unrecognized arguments: data/b.csv data/c.csv', as if those were a mistaken option. It says a command reads one
+    catalogue, names those given and how to read several (once each, with its own --out where it takes one)."""
+    for argv, own_out in (
+        (
+            ["predict", "models/demo", "data/a.csv", "data/b.csv", "data/c.csv", "--out", "p.csv"],
+            ", each with its own --out",
+        ),
+        (["evaluate", "models/demo", "data/a.csv", "data/b.csv", "data/c.csv", "--report", "r"], ""),
+    ):
+        with pytest.raises(SystemExit) as refused:
+            main(argv)
+        assert refused.value.code == 2
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            f"prodcat {argv[0]}: error: one catalogue is read at a time, and 3 were given: data/a.csv data/b.csv "
+            f"data/c.csv (a * left unquoted gives every file it matches); run the command once per catalogue{own_out}, "
+            "or join them into one table first"
+        )
+
+
 def _help_examples(command: argparse.ArgumentParser) -> list[str]:
     """The ``prodcat ...`` command lines of ``command``'s help epilog, a line continued by ``\\`` joined."""
     lines = (command.epilog or "").replace("\\\n", " ").splitlines()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import itertools
 import logging
 import os
 import select
@@ -95,13 +96,33 @@ def reader_gone(stream: TextIO) -> bool:
         return False
 
 
+def _several_catalogues(command: argparse.ArgumentParser, args: argparse.Namespace, unknown: list[str]) -> str | None:
+    """The refusal of several catalogues given to ``command``, which reads one (its positional ``data``): the files
+    an unquoted ``*`` expanded to (``prodcat predict models/demo data/*.csv``) were refused as 'unrecognized
+    arguments', as if they were a mistaken option. ``None`` when the arguments left over are no such files.
+
+    One is read, not several: a command's output, resumable chunks, issues and report are of one catalogue, and
+    catalogues of several formats or repeating each other's ids have no one sound joining; the user joins them."""
+    reads_data = any(action.dest == "data" and not action.option_strings for action in command._actions)
+    extra = list(itertools.takewhile(lambda argument: not argument.startswith("-"), unknown))
+    if not reads_data or not extra:
+        return None
+    given = [args.data, *extra]
+    own_out = ", each with its own --out" if "--out" in command._option_string_actions else ""
+    return (
+        f"one catalogue is read at a time, and {len(given)} were given: {' '.join(given)} (a * left unquoted gives "
+        f"every file it matches); run the command once per catalogue{own_out}, or join them into one table first"
+    )
+
+
 def run(argv: list[str] | None = None) -> int:
     """:func:`main` but for Ctrl-C and a reader of the output that left: parse ``argv`` and run its command, a user's
     mistake said in one line (exit 2)."""
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse refuses them in the top-level usage, which shows none of the command's options
-        command_parsers(parser)[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+        command = command_parsers(parser)[args.command]
+        command.error(_several_catalogues(command, args, unknown) or f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # --verbose is prodcat's debug output, not every library's (matplotlib alone logs pages of font matching)
     logging.getLogger("prodcat").setLevel(logging.DEBUG if args.verbose else logging.INFO)
