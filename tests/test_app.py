@@ -1743,6 +1743,34 @@ def test_the_data_pages_filters_outlive_a_visit_to_another_page(tiny_training, m
     assert chosen() == searched
 
 
+def test_the_data_pages_level_follows_a_bundle_of_another_level_replacing_the_model(tiny_levels, monkeypatch, tmp_path):
+    """The bundle replaced on disk under a running app by one of another level (a model retrained on full paths in
+    place of one at level 1): the Data page kept the old model's level selected until the user picked it again. It
+    shows the new model's level; a level the user picked stays while the model's level does not change."""
+    catalogue, bundles = tiny_levels
+    bundle = tmp_path / "bundle"
+    shutil.copytree(bundles[1], bundle)
+    test = start_app(monkeypatch, str(bundle), "--data", str(catalogue))
+    assert test.selectbox(key="data_level").value == 1
+
+    def replace_bundle(by: Path) -> None:
+        shutil.rmtree(bundle)
+        shutil.copytree(by, bundle, copy_function=shutil.copyfile)  # written now: a new modification stamp
+
+    replace_bundle(bundles[None])
+    test.run()
+    assert test.selectbox(key="data_level").value == 2 and "categories (level 2)" in metrics_of(test)
+    test.selectbox(key="data_level").set_value(1).run()
+    replace_bundle(bundles[None])  # the same level: the level picked stays
+    test.run()
+    assert test.selectbox(key="data_level").value == 1
+    test.selectbox(key="data_level").set_value(2).run()
+    go_to(test, "Model")
+    replace_bundle(bundles[1])  # replaced while another page is shown: followed on coming back
+    go_to(go_to(test, "Model"), "Data")
+    assert test.selectbox(key="data_level").value == 1
+
+
 def test_an_uploaded_predictions_csv_outlives_a_visit_to_another_page(tiny_training, monkeypatch, tmp_path):
     """Streamlit empties a file uploader its page did not draw: coming back from the Data page showed nothing, where
     a typed path and a predicted sample are shown again. The upload is kept until closed or replaced."""

@@ -73,6 +73,8 @@ KEPT_ACROSS_PAGES = (
     "top_k",
     "predict_explain",
 )
+#: the level of the model under which the Data page's level was last shown (``None``: full paths)
+DATA_LEVEL_MODEL = "data_level_model"
 #: said under a loader's error naming options of the command line, which the app does not have
 APP_COLUMNS_HINT = (
     "The options named are those of the `prodcat` command line: the app reads a CSV or Parquet catalogue by "
@@ -196,9 +198,12 @@ def data_page(
         return
     frame = catalogue.catalog.frame
     levels = max(depth(frame["category"].dropna()), 1)  # the level selector needs it before the summary
-    # the kept level's default, or in place of one a catalogue of fewer levels, read since, does not have
-    if st.session_state.get("data_level") not in range(1, levels + 1):
+    # the kept level's default, in place of one a catalogue of fewer levels, read since, does not have, or of one kept
+    # under a model of another level (the bundle replaced on disk): the page follows the model loaded now
+    model_changed = st.session_state.get(DATA_LEVEL_MODEL, model_level) != model_level
+    if model_changed or st.session_state.get("data_level") not in range(1, levels + 1):
         st.session_state["data_level"] = min(model_level or levels, levels)
+    st.session_state[DATA_LEVEL_MODEL] = model_level
     level = st.selectbox(
         "Category level",
         range(1, levels + 1),
