@@ -1077,6 +1077,17 @@ def test_catalogue_text_in_a_message_is_shown_as_written_not_as_markdown(
     assert views.as_written("[a](b) `c` ~d~ <e> a_b \\") == "\\[a\\](b) \\`c\\` \\~d\\~ \\<e\\> a\\_b \\\\"
 
 
+def test_a_command_the_library_quotes_in_a_message_is_shown_as_code_not_with_its_backticks(app, tmp_path):
+    """A message quoting a command in backticks (a bad bundle: 'give the folder `prodcat train --out` wrote') was
+    escaped whole, so that the page showed the backticks themselves. The command is shown as code; the catalogue's
+    own text around it, a backtick of it included, is still shown as written."""
+    [error] = app(str(tmp_path)).error
+    assert error.value.endswith("give the folder `prodcat train --out` wrote")
+    assert views.as_written("run `prodcat cv` on 'a `b` *c*' or `prodcat`") == (
+        "run `prodcat cv` on 'a \\`b\\` \\*c\\*' or `prodcat`"
+    )
+
+
 def test_a_rewritten_predictions_file_or_catalogue_is_read_again(app, flipkart_bundle, flipkart_frame, tmp_path):
     csv = tmp_path / "preds.csv"
     header = "product_id,category,confidence,decision\n"

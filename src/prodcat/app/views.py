@@ -78,10 +78,17 @@ class PathRefused(ValueError):
 _MARKDOWN = re.compile(r"([\\`*_$\[\]~<>])")
 
 
+#: a command line the library's own messages quote in backticks (`prodcat cv`, `prodcat train --out`)
+_QUOTED_COMMAND = re.compile(r"`(prodcat(?: [^`\n]*)?)`")
+
+
 def as_written(text: str) -> str:
     """``text`` escaped for Streamlit's Markdown (messages, captions, button labels): a category named
-    ``Gifts $5 to $10`` or a file ``*new*.csv`` is shown as written, not as LaTeX or emphasis."""
-    return _MARKDOWN.sub(r"\\\1", text)
+    ``Gifts $5 to $10`` or a file ``*new*.csv`` is shown as written, not as LaTeX or emphasis. A command line the
+    library quotes in backticks (``give the folder `prodcat train --out` wrote``) is shown as code, where it was shown
+    with its backticks; any other backtick is shown as written (a catalogue's text)."""
+    parts = _QUOTED_COMMAND.split(text)  # the commands at odd positions: a code span shows its text as written
+    return "".join(f"`{part}`" if i % 2 else _MARKDOWN.sub(r"\\\1", part) for i, part in enumerate(parts))
 
 
 def readable_path(typed: str, roots: Sequence[Path]) -> Path:
