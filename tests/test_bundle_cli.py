@@ -2182,6 +2182,20 @@ HEAD = "  - {{name: t, modality: text, features: {features}{more}}}\n"
             "heads:\n" + HEAD.format(features="[{name: tfidff}]", more=""),
             "heads.0.features.0.name: unknown feature extractor 'tfidff'; known: bovw_orb",
         ),
+        # a misspelt extractor, and a hub model given as the extractor's name: the list of the known ones alone did
+        # not say which was meant, nor how a sentence-transformers model is named
+        (
+            "extractor-guessed.yaml",
+            "heads:\n" + HEAD.format(features="[{name: sentence-transformers}, {name: MiniLM}]", more=""),
+            "usem3, word2vec; did you mean sentence_transformer? (line 2); heads.0.features.1.name: unknown feature "
+            "extractor 'MiniLM'; known: bovw_orb",
+        ),
+        (
+            "extractor-hub-name.yaml",
+            "heads:\n" + HEAD.format(features="[{name: all-mpnet-base-v2}]", more=""),
+            "usem3, word2vec; a sentence-transformers model is read by {name: sentence_transformer, params: "
+            "{model_name: all-mpnet-base-v2}} (pip install 'prodcat[hub]') (line 2)",
+        ),
         (
             "modality.yaml",
             "heads:\n" + HEAD.format(features="[{name: tfidf}, {name: effnet_lite0}]", more=""),

@@ -829,9 +829,7 @@ def extractor_problems(config: Config) -> list[tuple[tuple[str | int, ...], str]
             where = ("heads", i, "features", j)
             extractor = known.get(spec.name)
             if extractor is None:
-                problems.append(
-                    ((*where, "name"), f"unknown feature extractor {spec.name!r}; known: {', '.join(sorted(known))}")
-                )
+                problems.append(((*where, "name"), _unknown_extractor_text(spec.name, sorted(known), head.modality)))
                 continue
             if extractor.modality != head.modality:
                 problems.append(
@@ -843,6 +841,21 @@ def extractor_problems(config: Config) -> list[tuple[tuple[str | int, ...], str]
                 )
             problems += _parameter_problems(extractor, spec, (*where, "params"))
     return problems
+
+
+def _unknown_extractor_text(name: str, known: Sequence[str], modality: str) -> str:
+    """Why ``name`` is refused as an extractor of a head of ``modality``, ``known`` the registered ones: with the one
+    it may be a misspelling of (``sentence-transformers``, ``MiniLM``), or, for a text head, how a sentence-transformers
+    model is named (a hub name such as ``all-MiniLM-L6-v2`` given as the extractor's was refused naming none)."""
+    said = f"unknown feature extractor {name!r}; known: {', '.join(known)}"
+    if close := _close_field(name, known):
+        return f"{said}; did you mean {close}?"
+    if modality == "text":
+        return (
+            f"{said}; a sentence-transformers model is read by {{name: sentence_transformer, params: {{model_name: "
+            f"{name}}}}} (pip install 'prodcat[hub]')"
+        )
+    return said
 
 
 def _parameter_problems(
