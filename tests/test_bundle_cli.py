@@ -2864,6 +2864,28 @@ def test_train_with_feedback_names_the_categories_only_corrections_bring(tmp_pat
     ) in caplog.messages
 
 
+def test_train_with_feedback_names_the_catalogues_path_of_a_new_categorys_last_level(tmp_path, caplog):
+    """A correction 'Watches > Mugs' (?new_category=true) beside the catalogue's 'Kitchen > Mugs' was named as any new
+    category: nothing said that the catalogue files 'Mugs' under another parent, and the model learnt a second class
+    of mugs under Watches. The catalogue's path is named beside it, with the advice; a new category of no known last
+    level is named as before."""
+    data = tmp_path / "products.csv"
+    words = {"Kitchen > Mugs": "ceramic coffee mug", "Watches > Wrist": "analog wrist watch"}
+    rows = [(f"p-{i}-{n}", f"{words[c]} {n}", c) for i, c in enumerate(words) for n in range(12)]
+    pd.DataFrame(rows, columns=["product_id", "title", "category"]).to_csv(data, index=False)
+    categories = ["Watches > Mugs", "Watches > Mugs", "Garden > Tools"]
+    db = corrected_queue(tmp_path, [(queued(f"new thing {i}"), category) for i, category in enumerate(categories)])
+    train = ["train", str(data), "--config", FAST_TEXT, "--modalities", "text", "--feedback", db]
+    with caplog.at_level(logging.WARNING):
+        assert main([*train, "--out", str(tmp_path / "m")]) == 0
+    assert (
+        "the corrections bring 2 categories the catalogue has no product of, learnt from them alone: 'Watches > Mugs' "
+        "(2, beside the catalogue's 'Kitchen > Mugs'), 'Garden > Tools' (1); one beside a catalogue's category of the "
+        "same last level may be under a wrong parent, and trains as a second class of it: correct it to the "
+        "catalogue's path if so"
+    ) in caplog.messages
+
+
 def test_train_with_feedback_names_a_category_only_an_unread_correction_brings(tmp_path, caplog):
     """A correction whose record the model reads nothing of (a photo alone, for a text-only model) relabels the
     catalogue product it corrects: a category it names that the catalogue has no product of was learnt without a

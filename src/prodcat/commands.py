@@ -812,15 +812,35 @@ def _recorded_url(url: str) -> str:
 def _warn_of_new_categories(catalogue: pd.Series, corrected: pd.Series, config: Config) -> None:
     """Name the categories, at the level trained, that the ``corrected`` labels bring and the ``catalogue``'s labels
     do not have, with their products: each is learnt as a new category from the corrections alone (a queue of a model
-    of another catalogue, or a ``?new_category=true`` correction)."""
-    known = set(category_at_level(catalogue, config.target_level))
+    of another catalogue, or a ``?new_category=true`` correction).
+
+    A new one whose last level the catalogue files under another parent (``Watches > Mugs`` beside ``Kitchen > Mugs``)
+    is named with the catalogue's path: a reviewer may have put a known category under a wrong parent, which trains as
+    a second class of it."""
+    known = {label for label in category_at_level(catalogue, config.target_level) if isinstance(label, str)}
+    by_last_level: dict[str, list[str]] = {}
+    for label in sorted(known):
+        by_last_level.setdefault(split_path(label)[-1], []).append(label)
     counts = pd.Series(category_at_level(corrected, config.target_level)).value_counts()
-    if new := [f"{label!r} ({count})" for label, count in counts.items() if label not in known]:
-        log.warning(
-            "the corrections bring %s the catalogue has no product of, learnt from them alone: %s",
-            counted(len(new), "category", "categories"),
-            first_few(new, 5),
-        )
+    new = [(label, count) for label, count in counts.items() if label not in known]
+    if not new:
+        return
+    named, beside_one = [], False
+    for label, count in new[:5]:  # first_few shows five
+        levels = split_path(label)
+        same_name = by_last_level.get(levels[-1], []) if len(levels) > 1 else []
+        beside_one |= bool(same_name)
+        beside = f", beside the catalogue's {' and '.join(map(repr, same_name[:2]))}" if same_name else ""
+        named.append(f"{label!r} ({count}{beside})")
+    log.warning(
+        "the corrections bring %s the catalogue has no product of, learnt from them alone: %s%s",
+        counted(len(new), "category", "categories"),
+        first_few(named + [""] * (len(new) - len(named)), 5),
+        "; one beside a catalogue's category of the same last level may be under a wrong parent, and trains as a "
+        "second class of it: correct it to the catalogue's path if so"
+        if beside_one
+        else "",
+    )
 
 
 def _modalities_read(read: dict[str, np.ndarray]) -> list[str]:
