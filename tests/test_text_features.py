@@ -17,7 +17,8 @@ import scipy.sparse as sp
 
 from prodcat.catalog.schema import product_text
 from prodcat.cli import main
-from prodcat.features.base import make_extractor
+from prodcat.features import base
+from prodcat.features.base import Extractor, make_extractor, register, registered_extractors
 from prodcat.features.cache import EmbeddingCache
 from prodcat.text.clean import clean_text, clean_texts, detect_language, language_prior
 from prodcat.text.features import LayoutExtractor
@@ -776,3 +777,29 @@ def test_word2vec_with_no_word_as_frequent_as_its_min_count_leaves_its_head_out(
     assert "heads         tfidf; one head, nothing to fuse" in capsys.readouterr().out
     assert main(["train", str(data), "--config", str(alone), "--out", str(tmp_path / "m2")]) == 2
     assert "word2vec: no word is in the training texts min_count=1000 times or more" in capsys.readouterr().err
+
+
+def test_an_extractor_name_another_class_holds_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A contributor's extractor named as a built-in one (``tfidf``) replaced it without a word in every config naming
+    it, or was itself replaced when the built-ins were imported after it: each registration of a name another class
+    holds is refused, naming both classes; the same class registered again (its module reloaded) is not."""
+    builtin = registered_extractors()["tfidf"]
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))  # what this test registers is forgotten after it
+
+    def words_counted(name: str) -> type[Extractor]:
+        def transform(self: Extractor, frame: pd.DataFrame) -> np.ndarray:
+            return np.asarray([[len(text.split())] for text in product_text(frame)], dtype=np.float32)
+
+        return type("WordsCounted", (Extractor,), {"name": name, "modality": "text", "transform": transform})
+
+    with pytest.raises(ValueError) as refused:
+        register(words_counted("tfidf"))
+    assert str(refused.value) == (
+        f"feature extractor name 'tfidf' is registered twice: by {builtin.__module__}.{builtin.__qualname__} and by "
+        f"{__name__}.WordsCounted; give one of them another name"
+    )
+    assert type(make_extractor("tfidf")) is builtin
+    counted = register(words_counted("test_words_counted"))
+    assert register(counted) is counted and register(words_counted("test_words_counted"))  # reloaded: same name
+    products = pd.DataFrame({"title": ["a b c", "d"], "description": ["", ""]})
+    assert make_extractor("test_words_counted").transform(products).tolist() == [[3.0], [1.0]]

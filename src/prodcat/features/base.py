@@ -88,11 +88,26 @@ class NothingToLearn(ValueError):
 
 
 def register(cls: type[Extractor]) -> type[Extractor]:
-    """Class decorator: make an extractor constructible by name."""
+    """Class decorator: make an extractor constructible by name (its :attr:`~Extractor.name`, a config's).
+
+    Raises ``ValueError`` for a name another class holds (a new extractor named ``tfidf``): whichever was registered
+    last replaced the other without a word, in every config naming it, the built-in ones being imported lazily. The
+    same class registered again (its module reloaded) replaces itself."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")
+    held = _REGISTRY.get(cls.name)
+    if held is not None and _qualified_name(held) != _qualified_name(cls):
+        raise ValueError(
+            f"feature extractor name {cls.name!r} is registered twice: by {_qualified_name(held)} and by "
+            f"{_qualified_name(cls)}; give one of them another name"
+        )
     _REGISTRY[cls.name] = cls
     return cls
+
+
+def _qualified_name(cls: type) -> str:
+    """``module.QualifiedName`` of ``cls``: what says which class it is, the same when its module is reloaded."""
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def make_extractor(name: str, **params: Any) -> Extractor:
