@@ -757,6 +757,41 @@ def test_predictions_page_browses_a_csv_and_predicts_a_sample(app, flipkart_bund
     assert (noise["given"] != noise["predicted"]).all()
 
 
+def test_the_top_categories_of_a_prediction_are_shown_as_text_and_a_small_table_not_as_json(
+    tiny_training, monkeypatch, tmp_path
+):
+    """The Predictions page showed a CSV's top_k as the JSON prodcat predict writes ('[{"category": "Kitchen",
+    "probability": 0.8123}, ...]'), in its table and the label-noise one. It is read as text, 'Kitchen 0.812 ·
+    Toys 0.150', and a product chosen below the table has its top categories as a small table, as on the Predict
+    page; a cell of no such list (a hand-made table's) is shown as it is."""
+    top = [{"category": "Kitchen", "probability": 0.8123}, {"category": "Toys", "probability": 0.15}]
+    csv = tmp_path / "preds.csv"
+    pd.DataFrame(
+        {
+            "product_id": ["Kitchen-12", "Toys-12", "Watches-12"],
+            "category": ["Kitchen", "Kitchen", "Watches"],
+            "confidence": [0.8123, 0.95, 0.9],
+            "decision": ["review", "auto", "auto"],
+            "top_k": [json.dumps(top), "n/a", "[]"],
+        }
+    ).to_csv(csv, index=False)
+    catalogue = catalogue_csv(tiny_training.unseen, tmp_path / "unseen.csv")
+    test = start_app(monkeypatch, str(tiny_training.bundle), "--data", str(catalogue), "--predictions", str(csv))
+    test = go_to(test, "Predictions")
+    shown = predictions_table(test).value["top_k"]
+    assert shown[:2].tolist() == ["Kitchen 0.812 · Toys 0.150", "n/a"] and pd.isna(shown.iat[2])  # "[]": none
+    test.slider(key="noise_confidence").set_value(0.0).run()
+    noise = test.dataframe[-1].value  # Toys-12 given Toys, predicted Kitchen
+    assert noise["top_k"].tolist() == ["n/a"]
+    [small] = [d.value for d in test.dataframe if d.value.index.name == "category"]
+    assert small["probability"].to_dict() == {"Kitchen": 0.8123, "Toys": 0.15}
+    test.selectbox(key="top_k_product").set_value("Toys-12").run()
+    assert not [d for d in test.dataframe if d.value.index.name == "category"]
+    assert "No top categories recorded for it." in [c.value for c in test.caption]
+    test.multiselect(key="filter_decision").select("review").run()  # the product chosen filtered out: the first shown
+    assert not test.exception and test.selectbox(key="top_k_product").value == "Kitchen-12"
+
+
 def test_predicting_a_sample_of_an_empty_catalogue_says_so(app, flipkart_bundle, tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("product_id,title,description,image,category\n")

@@ -434,7 +434,7 @@ def _show_prediction(prediction: Prediction, explanation: Explanation | None, th
     right.metric("from", " + ".join(prediction.modalities_used))
     sentence = views.decision_sentence(prediction.decision, prediction.confidence, threshold)
     (st.success if prediction.decision == "auto" else st.warning)(sentence)
-    top = views.top_k_table(prediction)
+    top = views.top_k_table(prediction.top_k)
     category_bars(top, "probability", unit=True)
     st.dataframe(top.round(4))
     if explanation is not None:
@@ -596,6 +596,18 @@ def _say_in_training(found: views.InTraining) -> None:
         st.warning(views.as_written(caveat))
 
 
+def _top_categories_of_a_product(shown: pd.DataFrame, top_k: dict[str, list[dict[str, Any]]]) -> None:
+    """The top categories (``top_k``, by product id) of a product chosen among the rows ``shown``, as a small table
+    (the Predict page's)."""
+    if "top_k" not in shown or shown.empty:
+        return
+    product = st.selectbox("Top categories of the product", shown["product_id"], key="top_k_product")
+    if entries := top_k.get(product):
+        st.dataframe(views.top_k_table(entries).round(4))
+    else:
+        st.caption("No top categories recorded for it.")
+
+
 def _label_noise_section(table: pd.DataFrame, threshold: float) -> None:
     st.subheader("Given (rows) against predicted (columns) category")
     st.dataframe(views.confusion_table(table))
@@ -673,6 +685,7 @@ def predictions_page(
     if caveat := views.small_sample_caveat(compared):
         st.warning(caveat)
     st.dataframe(shown, hide_index=True, column_order=[c for c in PREDICTION_COLUMNS if c in shown])
+    _top_categories_of_a_product(shown, predictions.top_k)
     if agreement is not None:
         _label_noise_section(shown, predictor.threshold)
 

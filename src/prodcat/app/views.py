@@ -10,12 +10,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import json
 import logging
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ from prodcat.formatting import count_text, counted
 from prodcat.image.decode import ImageDecodeError, ImageSource, load_image
 from prodcat.manifest import feedback_text
 from prodcat.models.decision import accepts_nothing
-from prodcat.predict import Prediction, Predictor, why_nothing_read
+from prodcat.predict import Predictor, why_nothing_read
 from prodcat.serve.settings import ServeSettings, text_over_limit
 
 #: the category shown for products without one
@@ -511,11 +512,39 @@ def nothing_read(model_modalities: Sequence[str], given: Sequence[str]) -> str:
     return " ".join(["Nothing to classify: the model could read none of this product.", *map(_as_sentence, reasons)])
 
 
-def top_k_table(prediction: Prediction) -> pd.Series:
-    """The prediction's most probable categories and their probabilities (0-1), most probable first."""
+def top_k_table(top_k: Sequence[Mapping[str, Any]]) -> pd.Series:
+    """A prediction's most probable categories (its ``top_k``) and their probabilities (0-1), most probable first."""
     return pd.Series(
-        {entry["category"]: entry["probability"] for entry in prediction.top_k}, name="probability"
+        {entry["category"]: entry["probability"] for entry in top_k}, name="probability", dtype=float
     ).rename_axis("category")
+
+
+def top_k_entries(cell: object) -> list[dict[str, Any]] | None:
+    """The top categories in a predictions table's ``top_k`` cell, the JSON list ``prodcat predict`` writes
+    (``[{"category": ..., "probability": ...}, ...]``); ``None`` when the cell holds no such list (left empty, or
+    a hand-made table's text)."""
+    if not isinstance(cell, str):
+        return None
+    try:
+        entries = json.loads(cell)
+    except ValueError:
+        return None
+
+    def is_entry(entry: object) -> bool:
+        return (
+            isinstance(entry, dict)
+            and isinstance(entry.get("category"), str)
+            and isinstance(entry.get("probability"), int | float)
+            and not isinstance(entry.get("probability"), bool)
+        )
+
+    return entries if isinstance(entries, list) and all(map(is_entry, entries)) else None
+
+
+def top_k_text(entries: Sequence[Mapping[str, Any]]) -> str | None:
+    """Top categories (:func:`top_k_entries`) as a person reads them in a table cell, ``Watches 0.912 · Kitchen
+    0.051``, where the cell showed their JSON (``[{"category": "Watches", "probability": 0.9118...}, ...]``)."""
+    return " · ".join(f"{entry['category']} {entry['probability']:.3f}" for entry in entries) or None
 
 
 def word_weights_table(words: WordExplanation, k: int = 10) -> pd.DataFrame:
@@ -541,6 +570,19 @@ class Predictions:
 
     table: pd.DataFrame
     issues: list[RowIssue]
+    #: each product's top categories by its id, read once from the table's ``top_k`` JSON (:func:`top_k_entries`),
+    #: which the table then holds as text (:func:`top_k_text`; a cell of no such list as it is)
+    top_k: dict[str, list[dict[str, Any]]] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        if "top_k" not in self.table:
+            return
+        cells = self.table["top_k"].tolist()
+        entries = list(map(top_k_entries, cells))
+        ids = self.table["product_id"]
+        object.__setattr__(self, "top_k", {id_: read for id_, read in zip(ids, entries, strict=True) if read})
+        texts = [cell if read is None else top_k_text(read) for cell, read in zip(cells, entries, strict=True)]
+        object.__setattr__(self, "table", self.table.assign(top_k=texts))
 
 
 def normalise_predictions(table: pd.DataFrame, source: str = "predictions") -> pd.DataFrame:
