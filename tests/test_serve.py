@@ -785,6 +785,22 @@ def serve_workers(tiny_training, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     return serve
 
 
+def test_a_server_of_one_process_logs_at_the_level_asked(tiny_training, tmp_path: Path) -> None:
+    """`prodcat serve --log-level warning` (or error) still logged a line per request, at info, and --log-level
+    debug none of prodcat's debug lines: the command line had set prodcat's loggers to info before the server's
+    logging was set (with --workers N, the workers, processes of their own, were at the level asked)."""
+    server = Server(tiny_training.bundle, f"sqlite:///{tmp_path / 'r.db'}", tmp_path / "server.log")
+    server.flags = ("--log-level", "warning")
+    server.start()
+    try:
+        assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200
+        assert httpx.get(f"{server.url}/reviews", timeout=10).status_code == 401  # logged at info: no line
+    finally:
+        server.stop()
+    lines = [json.loads(line) for line in server.log_text().splitlines() if line.startswith("{")]
+    assert lines == [line for line in lines if line["level"] in ("warning", "error", "critical")]
+
+
 def test_serve_removes_the_metrics_folders_of_servers_killed_outright(
     serve_workers: Callable[[], list[str]], tmp_path: Path
 ) -> None:

@@ -37,6 +37,9 @@ def configure_json_logging(level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # every logger at that level: the command line had set prodcat's to info (debug with --verbose), so a server of one
+    # process (configured after it, in the same process) logged each request at --log-level warning or error
+    logging.getLogger("prodcat").setLevel(logging.NOTSET)
     logging.captureWarnings(True)  # Python warnings become JSON lines too
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
