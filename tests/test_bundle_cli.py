@@ -31,7 +31,16 @@ from sklearn.base import BaseEstimator
 
 from conftest import TinyTraining
 from prodcat.batch import scoring
-from prodcat.bundle import FORMAT_VERSION, BundleError, load_bundle, save_bundle, source_digests, verify_bundle
+from prodcat.bundle import (
+    FORMAT_VERSION,
+    BundleError,
+    library_versions,
+    load_bundle,
+    save_bundle,
+    source_digests,
+    unreadable_model,
+    verify_bundle,
+)
 from prodcat.catalog.schema import category_at_level
 from prodcat.catalog.tables import read_csv_table
 from prodcat.cli import main
@@ -190,18 +199,24 @@ class _Renamed:
     """A model class that a later version of the libraries moved (pickled under a module that is then gone)."""
 
 
-def test_a_model_other_library_versions_cannot_unpickle_is_refused_naming_them(tmp_path, monkeypatch, capsys):
-    """A bundle whose checksums match but whose pickle this installation cannot read (a class moved or renamed by
-    another scikit-learn or prodcat) ended in the unpickler's traceback for every command; now a BundleError (one
-    line, exit 2) naming the libraries whose versions differ and what to do."""
+def _bundle_of_a_class_in_a_gone_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str) -> Path:
+    """A bundle whose model is of a class pickled under the module ``module``, which is then not importable."""
     import types
 
-    gone = types.ModuleType("prodcat_removed_module")
+    gone = types.ModuleType(module)
     monkeypatch.setitem(sys.modules, gone.__name__, gone)
     monkeypatch.setattr(_Renamed, "__module__", gone.__name__)
     gone._Renamed = _Renamed
     bundle = save_bundle(_Renamed(), tmp_path / "m", config={}, labels=["a", "b"])
     monkeypatch.delitem(sys.modules, gone.__name__)
+    return bundle
+
+
+def test_a_model_other_library_versions_cannot_unpickle_is_refused_naming_them(tmp_path, monkeypatch, capsys):
+    """A bundle whose checksums match but whose pickle this installation cannot read (a class moved or renamed by
+    another scikit-learn or prodcat) ended in the unpickler's traceback for every command; now a BundleError (one
+    line, exit 2) naming the libraries whose versions differ and what to do."""
+    bundle = _bundle_of_a_class_in_a_gone_module(tmp_path, monkeypatch, "prodcat_removed_module")
     manifest = json.loads((bundle / "manifest.json").read_text())
     manifest["libraries"]["scikit-learn"] = "0.24.2"  # the manifest is not checksummed: what training recorded
     (bundle / "manifest.json").write_text(json.dumps(manifest))
@@ -215,6 +230,26 @@ def test_a_model_other_library_versions_cannot_unpickle_is_refused_naming_them(t
     data.write_text("product_id,title,category\n1,mug,Kitchen\n")
     assert main(["evaluate", str(bundle), str(data), "--report", str(tmp_path / "report")]) == 2
     assert capsys.readouterr().err.startswith(f"error: bundle {bundle}: model.joblib cannot be read by this")
+
+
+def test_a_model_holding_a_module_not_installed_here_says_to_make_it_importable(tmp_path, monkeypatch, capsys):
+    """A bundle trained in Python with an extractor of one's own (``myext.Length``), loaded where ``myext`` is not
+    importable (``prodcat predict`` from another folder, the console script not reading the current one), was
+    refused with 'retrain it', the library versions being the same: retraining cannot help. It says which module is
+    missing and how to make it importable; a module of a package installed here (moved by another version) is left
+    to the versions' cure."""
+    bundle = _bundle_of_a_class_in_a_gone_module(tmp_path, monkeypatch, "prodcat_test_own_extractors")
+    data = tmp_path / "products.csv"
+    data.write_text("product_id,title\n1,mug\n")
+    assert main(["predict", str(bundle), str(data), "--out", str(tmp_path / "out.csv")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: bundle {bundle}: model.joblib cannot be read by this installation (ModuleNotFoundError: No module "
+        "named 'prodcat_test_own_extractors'); the model holds classes of the module 'prodcat_test_own_extractors', "
+        "which is not installed here (an extractor of your own?): install it, or put the folder holding "
+        "prodcat_test_own_extractors on PYTHONPATH"
+    )
+    moved = ModuleNotFoundError("No module named 'sklearn.old_place'", name="sklearn.old_place")
+    assert unreadable_model(moved, {"libraries": library_versions()}).endswith("; retrain it")
 
 
 def _saved_by_scikit_learn_1_5(model: Any, out: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import inspect
 import io
 import json
@@ -352,9 +353,22 @@ def unreadable_model(error: Exception, manifest: Mapping[str, Any]) -> str:
         for name, version in (recorded.items() if isinstance(recorded, dict) else ())
         if version != here.get(name)
     ]
-    cure = (
-        f"it was written with {', '.join(differ)}: install those versions, or retrain it with these"
-        if differ
-        else "retrain it"
-    )
+    cures = [absent] if (absent := _absent_module(error)) else []
+    if differ:
+        cures.append(f"it was written with {', '.join(differ)}: install those versions, or retrain it with these")
+    cure = "; ".join(cures) or "retrain it"
     return f"{MODEL_FILE} cannot be read by this installation ({type(error).__name__}: {error}); {cure}"
+
+
+def _absent_module(error: Exception) -> str | None:
+    """What to do when ``error`` is the unpickler's for a module not installed here at all, not even its package
+    (``myext``, a contributor's extractor: a class another version moved is in a package that is installed), or
+    ``None``. Retraining, the cure said of any other, would not help: what the model holds is to be made
+    importable."""
+    name = getattr(error, "name", None) if isinstance(error, ModuleNotFoundError) else None
+    if not name or importlib.util.find_spec(name.partition(".")[0]) is not None:
+        return None
+    return (
+        f"the model holds classes of the module {name!r}, which is not installed here (an extractor of your own?): "
+        f"install it, or put the folder holding {name.partition('.')[0]} on PYTHONPATH"
+    )
