@@ -446,12 +446,22 @@ def test_cli_audit_refuses_a_similarity_outside_0_1(tmp_path: Path, value: str) 
     assert exit_info.value.code == 2 and not (tmp_path / "r").exists()
 
 
-def test_cli_audit_refuses_label_options_without_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--folds", "3", "--level", "1"], "--level, --folds only apply"),
+        # one option: it read '--level only apply to the label audit'
+        (["--level", "2"], "--level only applies"),
+    ],
+)
+def test_cli_audit_refuses_label_options_without_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], said: str
+) -> None:
     path = tmp_path / "shop.csv"
     small_catalog(tmp_path).frame.to_csv(path, index=False)
-    assert main(["audit", str(path), "--report", str(tmp_path / "r"), "--folds", "3", "--level", "1"]) == 2
+    assert main(["audit", str(path), "--report", str(tmp_path / "r"), *options]) == 2
     # "error: ...", as every other command words a refusal (it read "prodcat audit: ...")
-    assert capsys.readouterr().err == "error: --level, --folds only apply to the label audit: add --labels\n"
+    assert capsys.readouterr().err == f"error: {said} to the label audit: add --labels\n"
 
 
 def test_cli_audit_summary_tells_the_text_photo_and_markup_findings(

@@ -79,7 +79,7 @@ def _unused_options_problem(args: argparse.Namespace) -> str | None:
     label audit without --labels, --seed without --sample or --labels; ``None`` when none is."""
     unused = [f"--{name}" for name in _LABEL_OPTIONS if getattr(args, name) is not None]
     if unused and not args.labels:
-        return f"{', '.join(unused)} only apply to the label audit: add --labels"
+        return f"{', '.join(unused)} only {'applies' if len(unused) == 1 else 'apply'} to the label audit: add --labels"
     if args.seed is not None and not (args.labels or args.sample):
         return "--seed only applies to a --sample and to the label audit: add --sample N or --labels"
     return None
