@@ -785,6 +785,27 @@ def serve_workers(tiny_training, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     return serve
 
 
+def test_each_server_process_logs_the_model_it_serves_once_loaded(tiny_training, tmp_path: Path) -> None:
+    """Nothing in the log named the model a server serves, nor said when a worker had loaded it: with --workers N,
+    uvicorn's 'Uvicorn running on ...' comes before any worker has (35.8 s before the first answer for models/demo,
+    two workers on a busy machine), and after a SIGHUP the replacements load the bundle then on disk. Each process
+    now logs 'model loaded' with the bundle, its version, its labels and the seconds it took."""
+    server = Server(tiny_training.bundle, f"sqlite:///{tmp_path / 'r.db'}", tmp_path / "server.log", "--workers", "2")
+    server.start()
+    try:
+        version = httpx.get(f"{server.url}/model", timeout=10).json()["version"]
+        deadline = time.monotonic() + 60  # the second worker may still be loading
+        while len(loaded := [line for line in server.log_text().splitlines() if '"model loaded"' in line]) < 3:
+            assert time.monotonic() < deadline, server.log_text()[-3000:]
+            time.sleep(0.3)
+    finally:
+        server.stop()
+    # the two workers', and that of the process that checked the bundle before they started
+    for line in map(json.loads, loaded):
+        assert line["model_version"] == version and line["bundle"] == str(tiny_training.bundle.resolve())
+        assert line["labels"] > 1 and line["load_s"] >= 0 and line["level"] == "info"
+
+
 def test_a_server_of_one_process_logs_at_the_level_asked(tiny_training, tmp_path: Path) -> None:
     """`prodcat serve --log-level warning` (or error) still logged a line per request, at info, and --log-level
     debug none of prodcat's debug lines: the command line had set prodcat's loggers to info before the server's

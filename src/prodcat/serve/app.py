@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import sys
+import time
 import unicodedata
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -872,7 +873,20 @@ def create_app_from_env() -> FastAPI:
     sys.setswitchinterval(0.0005)
     if settings.bundle is None:
         raise SystemExit("no model: set PRODCAT_BUNDLE to a bundle directory (or run `prodcat serve MODEL`)")
-    return create_app(load_serving_predictor(settings.bundle, settings), settings)
+    started = time.perf_counter()
+    predictor = load_serving_predictor(settings.bundle, settings)
+    # which model this process serves, and when it can: with --workers N, uvicorn's "running on" line comes before
+    # any worker has loaded one, and a SIGHUP's replacements load the bundle on disk then
+    logger.info(
+        "model loaded",
+        extra={
+            "bundle": str(settings.bundle),
+            "model_version": predictor.version,
+            "labels": len(predictor.labels),
+            "load_s": round(time.perf_counter() - started, 2),
+        },
+    )
+    return create_app(predictor, settings)
 
 
 def load_serving_predictor(bundle: Path, settings: ServeSettings) -> Predictor:
