@@ -858,7 +858,7 @@ def _fashion_tree(table: SourceTable, ids: pd.Series, levels: tuple[str, ...]) -
     # each level as it trains, so that a name written with two spaces or a zero-width space is the same leaf, placed
     # under the same parent: a leaf kept under another parent for its spelling alone trained there as a second class.
     # A level of invisible characters alone is blank, as join_path drops it
-    names = frame[list(levels)].map(_level_as_trained)
+    names = pd.DataFrame({level: _levels_as_trained(frame[level]) for level in levels})
     blank_level = names.isna().any(axis=1)
     if blank_level.all():  # no product labelled (a catalogue to predict): no tree, and none of its parents to add
         return pd.Series(None, index=frame.index, dtype=object), []
@@ -881,11 +881,16 @@ def _fashion_tree(table: SourceTable, ids: pd.Series, levels: tuple[str, ...]) -
     return category.where(~blank_level, None), issues
 
 
-def _level_as_trained(name: object) -> str | None:
-    """A level's name in the spelling it trains in (:func:`canonical_path`: spacing collapsed, invisible characters
-    gone, composed), a ``>`` in it replaced as :func:`join_path` replaces it; ``None`` for a blank one."""
-    joined = join_path([name])
-    return canonical_path(joined) if joined else None
+def _levels_as_trained(names: pd.Series) -> pd.Series:
+    """Each level's name in the spelling it trains in (:func:`canonical_path`: spacing collapsed, invisible characters
+    gone, composed), a ``>`` in it replaced as :func:`join_path` replaces it; ``None`` for a blank one. Each distinct
+    name is spelt once: a catalogue holds few."""
+    spelt = {}
+    for name in names.dropna().unique():
+        joined = join_path([name])
+        spelt[name] = canonical_path(joined) if joined else None
+    spelt_names = names.map(spelt).astype(object)
+    return spelt_names.where(spelt_names.notna(), None)
 
 
 def load_table(
