@@ -58,9 +58,11 @@ class TopLabelCalibrator(AddedParametersDefaulted, BaseEstimator):
     """
 
     def _prescale(self, proba: np.ndarray) -> np.ndarray:
+        """``proba`` ``(n, n_classes)`` as the top probability is read from: as given here."""
         return proba
 
     def _top_probability(self, proba: np.ndarray) -> np.ndarray:
+        """``(n,)`` the probability that each row's top class of the prescaled ``proba`` ``(n, n_classes)`` is right."""
         raise NotImplementedError
 
     def transform(self, proba: np.ndarray) -> np.ndarray:

@@ -31,6 +31,7 @@ def any_present(masks: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def _log(p: np.ndarray) -> np.ndarray:
+    """Natural log of the probabilities ``p`` (any shape), each floored at :data:`EPS` first."""
     return np.log(np.clip(p, EPS, 1.0))
 
 
@@ -81,6 +82,9 @@ class LateFusion(AddedParametersDefaulted, BaseEstimator):
         rows: np.ndarray,
         y_index: np.ndarray,
     ) -> dict[str, float]:
+        """``{head: weight}`` for ``heads``, each weight in [e^-6, e^3]: those minimising the log-loss of
+        :meth:`_combine` on the products of ``rows`` (``(n,)`` bool) at their true classes ``y_index`` ``(n,)``;
+        ``probas`` and ``masks`` as :meth:`fit`'s."""
         subset = {m: probas[m][rows] for m in heads}, {m: masks[m][rows] for m in heads}
 
         def loss(log_weights: np.ndarray) -> float:
@@ -92,6 +96,9 @@ class LateFusion(AddedParametersDefaulted, BaseEstimator):
 
     @staticmethod
     def _combine(weights: dict[str, float], probas: dict[str, np.ndarray], masks: dict[str, np.ndarray]) -> np.ndarray:
+        """``(n, k)`` probabilities, rows summing to 1: the softmax of the sum over ``weights``' heads of weight x
+        log-probability, ``probas[head]`` ``(n, k)``, where ``masks[head]`` ``(n,)`` says the head reads the product
+        (a head that does not adds nothing)."""
         n, k = next(iter(probas.values())).shape
         logits = np.zeros((n, k))
         for m, w in weights.items():
