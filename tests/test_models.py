@@ -8,6 +8,7 @@ import pickle
 import warnings
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -1076,6 +1077,39 @@ def test_a_modality_read_by_a_single_category_skips_its_head(caplog: pytest.LogC
     assert list(model.heads_) == ["words"]
     assert "head photo skipped" in caplog.text
     assert (model.predict(_catalogue(labels, seed=1)) == labels).all()
+
+
+@register
+class _OneValuePerProduct(Extractor):
+    """A contributor's extractor that gives each product's text length as ``(n,)``, or as a list, not ``(n, 1)``."""
+
+    name = "test_one_value_per_product"
+    modality = "text"
+
+    def __init__(self, as_list: bool = False):
+        self.as_list = as_list
+
+    def transform(self, frame: pd.DataFrame) -> Any:
+        lengths = [float(len(title)) for title in frame["title"]]
+        return lengths if self.as_list else np.asarray(lengths)
+
+
+@pytest.mark.parametrize(("as_list", "gave"), [(False, "features of shape (3,)"), (True, "a list")])
+def test_an_extractor_giving_no_row_per_product_is_refused_naming_it(as_list: bool, gave: str) -> None:
+    """An extractor of one's own giving ``(n,)`` failed as numpy's 'AxisError: axis 1 is out of bounds for array of
+    dimension 1' deep in the head's code (a list: 'list indices must be integers'); whether the head is fitted or
+    predicts, it is a ValueError naming the extractor, what it gave and the shape it should give."""
+    frame = pd.DataFrame({"title": ["mug", "analog watch", "towel"], "description": ["", "", ""], "image": None})
+    spec = FeatureSpec(name=_OneValuePerProduct.name, params={"as_list": as_list})
+    head = ModalityHead(HeadConfig(name="t", modality="text", features=[spec])).fit_extractors(frame)
+    said = (
+        f"feature extractor 'test_one_value_per_product' gave {gave} for 3 products: transform gives one row per "
+        "product, an array or a sparse matrix of shape (n_products, dim)"
+    )
+    for read in (head.features, head.features_read):
+        with pytest.raises(ValueError) as refused:
+            read(frame)
+        assert str(refused.value) == said
 
 
 @register

@@ -54,6 +54,20 @@ def stack_features(blocks: list[Any]) -> Any:
     return np.hstack(blocks)
 
 
+def checked_block(extractor: Extractor, X: Any, n: int) -> Any:
+    """``X``, what ``extractor`` gave for ``n`` products, once known to be an array or a sparse matrix of one row per
+    product, ``(n, dim)``. Else a ``ValueError`` naming the extractor and what it gave: an extractor of one's own
+    giving ``(n,)`` failed as numpy's AxisError deep in a head's code."""
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) == 2 and shape[0] == n:
+        return X
+    gave = f"features of shape {tuple(shape)}" if shape is not None else f"a {type(X).__name__}"
+    raise ValueError(
+        f"feature extractor {extractor.name!r} gave {gave} for {n} products: transform gives one row per product, "
+        "an array or a sparse matrix of shape (n_products, dim)"
+    )
+
+
 def signed_sqrt(X: np.ndarray) -> np.ndarray:
     """Element-wise ``sign(x) * sqrt(|x|)`` (power normalisation), same shape as ``X``."""
     return np.sign(X) * np.sqrt(np.abs(X))
@@ -319,7 +333,7 @@ class ModalityHead(AddedParametersDefaulted, ClassifierMixin, BaseEstimator):
     def features(self, frame: pd.DataFrame) -> Any:
         """Feature matrix ``(len(frame), dim)``: the extractors' blocks side by side (:func:`stack_features`), CSR
         if one is sparse; ``float32`` unless ``bow``'s ``int64`` counts are among them."""
-        return stack_features([e.transform(frame) for e in self.extractors_])
+        return stack_features([checked_block(e, e.transform(frame), len(frame)) for e in self.extractors_])
 
     def features_read(self, frame: pd.DataFrame) -> tuple[Any, np.ndarray, np.ndarray]:
         """``(features of the available products, available mask, read)`` with each product encoded once: shapes
@@ -328,6 +342,7 @@ class ModalityHead(AddedParametersDefaulted, ClassifierMixin, BaseEstimator):
         (:meth:`~prodcat.features.base.Extractor.separator_columns`). A title and a description of no term the
         vocabulary holds are not read, whether the product has a description (hence that separator) or not."""
         pairs = [e.transform_available(frame) for e in self.extractors_]
+        pairs = [(checked_block(e, x, len(frame)), m) for e, (x, m) in zip(self.extractors_, pairs, strict=True)]
         mask = np.logical_and.reduce([m for _, m in pairs])
         available = np.flatnonzero(mask)
         blocks = [x[available] for x, _ in pairs]
