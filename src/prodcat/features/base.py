@@ -36,7 +36,7 @@ class Extractor(AddedParametersDefaulted, TransformerMixin, BaseEstimator):
     """Base class: a named, versioned transformer of catalogue frames (one pickled before its class took a parameter
     unpickles with that parameter's default: :class:`~prodcat.parameters.AddedParametersDefaulted`)."""
 
-    #: registry name, used in configs (``text: [tfidf, usem3]``)
+    #: registry name, the one a config gives (``features: [{name: tfidf}]``); unique (:func:`register`)
     name: ClassVar[str] = ""
     #: bump when the output for the same input changes (invalidates caches)
     version: ClassVar[str] = "1"
