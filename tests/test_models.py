@@ -1112,6 +1112,27 @@ def test_an_extractor_giving_no_row_per_product_is_refused_naming_it(as_list: bo
         assert str(refused.value) == said
 
 
+def test_a_classifier_pickled_to_another_process_carries_the_extractors_of_ones_own_it_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``cross_val_score(ProductClassifier(config), ..., n_jobs=2)`` with an extractor of one's own (registered in the
+    script, or in a module it imports) failed in every loky worker with 'ConfigError: unknown feature extractor
+    'length'': the config holds the name alone, and nothing made the worker import what registers it. The classifier
+    pickles those classes and registers them as it is unpickled; one of prodcat's extractors only adds nothing."""
+    from prodcat.features import base
+
+    own = FeatureSpec(name=_OneValuePerProduct.name)
+    config = Config(heads=[HeadConfig(name="t", modality="text", features=[FeatureSpec(name="tfidf"), own])])
+    pickled = pickle.dumps(ProductClassifier(config))
+    assert set(ProductClassifier(Config()).__getstate__()) == {"config"}  # prodcat's extractors alone: as before
+    # a new process: the built-in extractors, not the tests'
+    fresh = {name: cls for name, cls in base._REGISTRY.items() if cls.__module__.startswith("prodcat.")}
+    monkeypatch.setattr(base, "_REGISTRY", fresh)
+    unpickled = pickle.loads(pickled)
+    assert base.make_extractor(own.name).__class__ is _OneValuePerProduct
+    assert unpickled.config == config and set(vars(unpickled)) == {"config"}
+
+
 @register
 class _UndecodablePhotos(Extractor):
     """Test photos that never decode: as a photo decoder says of them, none is available."""

@@ -53,7 +53,7 @@ from prodcat.catalog.schema import (
     strings_or_empty,
 )
 from prodcat.config import NESTED, Config, HeadConfig, checked_config, config_parameters, config_with
-from prodcat.features.base import NothingToLearn, extractor_parameters
+from prodcat.features.base import NothingToLearn, extractor_parameters, register, registered_extractors
 from prodcat.formatting import count_text
 from prodcat.models.calibration import make_calibrator
 from prodcat.models.decision import DecisionPolicy
@@ -1001,7 +1001,33 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         # Out-of-fold training scores and what was read of the training products are for reports, not for the
         # saved model.
         unsaved = ("oof_proba_", "oof_y_", "oof_cross_fitted_", "training_read_")
-        return {k: v for k, v in self.__dict__.items() if k not in unsaved}
+        state = {k: v for k, v in self.__dict__.items() if k not in unsaved}
+        if own := own_extractor_classes(self.config):
+            state[OWN_EXTRACTORS] = own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """The pickled ``state``, the extractors of one's own it carries (:func:`own_extractor_classes`) registered
+        first, so that the config naming them is read in this process too."""
+        state = dict(state)
+        for extractor in state.pop(OWN_EXTRACTORS, ()):
+            register(extractor)
+        super().__setstate__(state)
+
+
+#: the key under which a pickled :class:`ProductClassifier` carries the classes of its extractors of one's own
+OWN_EXTRACTORS = "_own_extractors"
+
+
+def own_extractor_classes(config: Config | None) -> list[type]:
+    """The registered extractor classes ``config``'s heads name that are not prodcat's own (a contributor's
+    ``myext.Length``): the config holds their names alone, and a process given the classifier pickled (scikit-learn's
+    ``n_jobs``, a loky worker) has not registered them, so its ``fit`` refused them as unknown. Pickled with it, they
+    are imported (or, defined in a script, rebuilt by cloudpickle) and registered as it is unpickled."""
+    registered = registered_extractors()
+    named = dict.fromkeys(spec.name for head in (config or Config()).heads for spec in head.features)
+    classes = [registered[name] for name in named if name in registered]
+    return [cls for cls in classes if not cls.__module__.startswith("prodcat.")]
 
 
 def out_of_fold_scores(
