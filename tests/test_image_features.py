@@ -407,3 +407,24 @@ def test_a_visual_words_head_on_photos_without_keypoints_is_left_out(monkeypatch
         assert main(args) == 0
     assert "head visual skipped: bovw_orb: no readable photo with keypoints in the catalogue" in caplog.text
     assert "heads         words; one head, nothing to fuse" in capsys.readouterr().out
+
+
+def test_onnx_sessions_threads_sleep_between_parallel_regions_rather_than_spin(tmp_path: Path) -> None:
+    """The ONNX encoders (MiniLM, EfficientNet, OCR) ran on onnxruntime's default of threads spinning while they wait:
+    on the shared cores a spinning thread held a core its session's other thread needed. `prodcat predict` of
+    Flipkart with a cold cache took 64 CPU-s before, 53 after, with the same predictions
+    (benchmarks/onnx_spinning.py)."""
+    import onnx
+
+    from prodcat.features.onnx import onnx_session
+
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["y"])],
+        "identity",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+    )
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), tmp_path / "m.onnx")
+    for threads in (None, 1, 2):
+        options = onnx_session(tmp_path / "m.onnx", threads).get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

@@ -81,12 +81,23 @@ def _export_folder(folder: Path) -> Path:
     )
 
 
+#: onnxruntime's ``session.intra_op.allow_spinning`` of every session: ``"0"``, its threads sleep between parallel
+#: regions instead of spinning (onnxruntime's default, ``"1"``), as a spinning thread holds a core that the others
+#: need, its own session's other thread included, once the cores are shared. The same predictions, for less CPU
+#: (``benchmarks/onnx_spinning.py``; ``docs/measured.md``)
+ALLOW_SPINNING = "0"
+
+
 def onnx_session(path: str | os.PathLike[str], threads: int | None = None) -> Any:
-    """An onnxruntime CPU session using ``threads`` intra-op threads (default: all cores)."""
+    """An onnxruntime CPU session using ``threads`` intra-op threads (default: all cores).
+
+    Its threads sleep between parallel regions, unless :data:`ALLOW_SPINNING` says otherwise.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or os.cpu_count() or 1
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", ALLOW_SPINNING)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
