@@ -1440,3 +1440,15 @@ def test_a_skipped_csv_row_is_named_by_its_id_counted_from_the_nearer_end(tmp_pa
     assert skipped() == [(3, "sku-2"), (4, "sku-3")]
     path.write_text('title,description,product_id\nMug,"ok,sku-1\nLamp,red,sku-2\n')
     assert skipped() == [(2, None)]
+
+
+def test_a_skipped_row_with_fewer_fields_names_its_id_counted_from_the_start(tmp_path: Path) -> None:
+    """An id column followed by fewer columns than precede it is counted from the row's end (a comma too many in a
+    description), but a row with fewer fields than the header lacks its last cells or was cut short: counted from its
+    end, 'cup,blue cup,sku-2' under 'title,description,product_id,price' was named 'blue cup', another product's
+    text, where the row is sku-2's. It is counted from the start, as before the end was counted."""
+    path = tmp_path / "t.csv"
+    rows = ["mug,white mug,sku-1,9.99", "cup,blue cup,sku-2", "lamp,red, blue,sku-3,4.50", "vase,tall vase,sku-4,3.00"]
+    path.write_text("title,description,product_id,price\n" + "\n".join(rows) + "\n")
+    skipped = [(i.row, i.product_id) for i in load_catalog(path).issues if i.field == "row"]
+    assert skipped == [(3, "sku-2"), (4, "sku-3")]

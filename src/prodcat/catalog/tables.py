@@ -120,7 +120,7 @@ def _read_records(
                     "row",
                     f"{path.name}: {len(record)} fields where the header has {len(header)} "
                     "(unquoted separator or quote?); row skipped",
-                    _skipped_product(record, id_at),
+                    _skipped_product(record, _parsed_id_position(len(record), len(names), id_at)),
                 )
             )
             continue
@@ -145,6 +145,14 @@ def _id_position(names: Sequence[str], id_name: str | None) -> int | None:
     at = list(names).index(id_name)
     after = len(names) - 1 - at
     return -(after + 1) if after < at else at
+
+
+def _parsed_id_position(fields: int, columns: int, at: int | None) -> int | None:
+    """Where the id is read in a parsed row of ``fields`` fields under a header of ``columns``: at ``at``
+    (:func:`_id_position`), but counted from the row's start when it has fewer fields than the header. A free text
+    gains a separator, it does not lose one: a row with fewer fields was cut short or lacks its last cells, and
+    counted from its end ``cup,blue cup,sku-2`` under ``title,description,product_id,price`` was named 'blue cup'."""
+    return at + columns if at is not None and at < 0 and fields < columns else at
 
 
 def _fields_to(line: str, delimiter: str, at: int | None) -> list[str]:
