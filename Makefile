@@ -1,10 +1,12 @@
 # Two commands do all the set-up on a fresh machine (see README.md):
 #   make demo   create .venv, install prodcat, train on the Flipkart catalogue and print its metrics
 #   make test   create .venv if needed, start a throw-away PostgreSQL on loopback, run the test suite
+#               (ARGS go to pytest: make test ARGS="-k calibration tests/test_models.py")
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= ../shared/datasets/flipkart
+ARGS ?=
 
 .PHONY: demo test lint
 
@@ -21,7 +23,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	eval "$$(bash scripts/postgres.sh)" || echo "PostgreSQL could not be started: its tests will be skipped"; \
-	$(PY) -m pytest -q -rs  # -rs: every skipped test with its reason, in the CI log too
+	$(PY) -m pytest -q -rs $(ARGS)  # -rs: every skipped test with its reason, in the CI log too
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks

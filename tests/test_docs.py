@@ -510,3 +510,16 @@ def test_the_rakuten_submission_recipe_writes_the_test_index_and_its_codes(
         "84916,60",
         "84917,2280",
     ]
+
+
+def test_make_test_passes_args_to_pytest() -> None:
+    """`make test ARGS="..."` (README's Developing section) runs pytest with those arguments; make ignored them."""
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    args = "-k calibration tests/test_models.py"
+    assert 'make test ARGS="' in README.read_text(encoding="utf-8")
+    dry = subprocess.run(
+        ["make", "-n", "-C", str(REPO), "test", f"ARGS={args}"], capture_output=True, text=True, check=True
+    ).stdout
+    pytest_line = next(line for line in dry.splitlines() if " -m pytest " in line)
+    assert f"-m pytest -q -rs {args}" in pytest_line
