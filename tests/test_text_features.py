@@ -803,3 +803,22 @@ def test_an_extractor_name_another_class_holds_is_refused(monkeypatch: pytest.Mo
     assert register(counted) is counted and register(words_counted("test_words_counted"))  # reloaded: same name
     products = pd.DataFrame({"title": ["a b c", "d"], "description": ["", ""]})
     assert make_extractor("test_words_counted").transform(products).tolist() == [[3.0], [1.0]]
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("tfidff", "; did you mean tfidf?"),
+        ("all-MiniLM-L6-v2", "; a sentence-transformers model is read by {name: sentence_transformer, params: "),
+        ("length", ""),
+    ],
+)
+def test_make_extractor_of_an_unknown_name_suggests_as_a_config_does(name: str, hint: str) -> None:
+    """``make_extractor("tfidff")`` from Python said 'unknown feature extractor' and the list of names, while a config
+    naming it got 'did you mean tfidf?': the same words now (a name of one's own gets no hint)."""
+    known = ", ".join(sorted(registered_extractors()))
+    with pytest.raises(ValueError) as refused:
+        make_extractor(name)
+    said = f"unknown feature extractor {name!r}; known: {known}"
+    assert str(refused.value).startswith(said + hint)
+    assert hint or str(refused.value) == said

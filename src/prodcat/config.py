@@ -829,7 +829,7 @@ def extractor_problems(config: Config) -> list[tuple[tuple[str | int, ...], str]
             where = ("heads", i, "features", j)
             extractor = known.get(spec.name)
             if extractor is None:
-                problems.append(((*where, "name"), _unknown_extractor_text(spec.name, sorted(known), head.modality)))
+                problems.append(((*where, "name"), unknown_extractor_text(spec.name, sorted(known), head.modality)))
                 continue
             if extractor.modality != head.modality:
                 problems.append(
@@ -843,15 +843,16 @@ def extractor_problems(config: Config) -> list[tuple[tuple[str | int, ...], str]
     return problems
 
 
-def _unknown_extractor_text(name: str, known: Sequence[str], modality: str) -> str:
-    """Why ``name`` is refused as an extractor of a head of ``modality``, ``known`` the registered ones: with the one
-    it may be a misspelling of (``sentence-transformers``, ``MiniLM``), or, for a text head and a name written as hub
-    models are (a slash, a hyphen or a capital: ``all-MiniLM-L6-v2``, ``LaBSE``), how a sentence-transformers model is
-    named (one given as the extractor's was refused naming none). A name of one's own (``length``) gets no hint."""
+def unknown_extractor_text(name: str, known: Sequence[str], modality: str | None = None) -> str:
+    """Why ``name`` is refused as an extractor of a head of ``modality`` (``None``: of either, as
+    :func:`~prodcat.features.base.make_extractor` builds one), ``known`` the registered ones: with the one it may be a
+    misspelling of (``sentence-transformers``, ``MiniLM``), or, for a text head and a name written as hub models are (a
+    slash, a hyphen or a capital: ``all-MiniLM-L6-v2``, ``LaBSE``), how a sentence-transformers model is named (one
+    given as the extractor's was refused naming none). A name of one's own (``length``) gets no hint."""
     said = f"unknown feature extractor {name!r}; known: {', '.join(known)}"
     if close := _close_field(name, known):
         return f"{said}; did you mean {close}?"
-    if modality == "text" and re.search(r"[/A-Z-]", name):  # written as hub models are, not as extractors
+    if modality in ("text", None) and re.search(r"[/A-Z-]", name):  # written as hub models are, not as extractors
         return (
             f"{said}; a sentence-transformers model is read by {{name: sentence_transformer, params: {{model_name: "
             f"{name}}}}} (pip install 'prodcat[hub]')"

@@ -116,8 +116,9 @@ def make_extractor(name: str, **params: Any) -> Extractor:
     try:
         cls = _REGISTRY[name]
     except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise ValueError(f"unknown feature extractor {name!r}; known: {known}") from None
+        from prodcat.config import unknown_extractor_text
+
+        raise ValueError(unknown_extractor_text(name, sorted(_REGISTRY))) from None
     return cls(**params)
 
 
