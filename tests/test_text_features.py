@@ -822,3 +822,37 @@ def test_make_extractor_of_an_unknown_name_suggests_as_a_config_does(name: str, 
     said = f"unknown feature extractor {name!r}; known: {known}"
     assert str(refused.value).startswith(said + hint)
     assert hint or str(refused.value) == said
+
+
+def test_a_sentence_transformer_whose_every_text_is_cached_is_not_loaded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The encoder read its dimension from the model before looking in the cache: predicting products whose every
+    vector was cached still loaded the weights (offline, a hub model: an error). The cached vectors' size serves; a
+    text not cached loads the model, as before."""
+    from prodcat.text import embeddings
+
+    class Model:
+        def get_embedding_dimension(self) -> int:
+            return 3
+
+        def encode(self, texts: list[str], **_: object) -> np.ndarray:
+            return np.asarray([[len(text), 1.0, 0.0] for text in texts], dtype=np.float32)
+
+    loads: list[str] = []
+
+    def load(model: str) -> Model:
+        loads.append(model)
+        return Model()
+
+    monkeypatch.setattr(embeddings, "_load_sentence_transformer", load)
+    frame = pd.DataFrame({"title": ["blue cup", "red mug", ""], "description": ["", "", ""]})
+    encoder = make_extractor("sentence_transformer", model_name="org/model", cache_dir=str(tmp_path), progress=False)
+    first = encoder.transform(frame)
+    assert loads == ["org/model"]
+    assert first.shape == (3, 3) and not first[2].any()
+    again = make_extractor("sentence_transformer", model_name="org/model", cache_dir=str(tmp_path), progress=False)
+    np.testing.assert_array_equal(again.transform(frame), first)
+    assert loads == ["org/model"]
+    assert again.transform(pd.DataFrame({"title": ["green bowl"], "description": [""]})).shape == (1, 3)
+    assert loads == ["org/model", "org/model"]

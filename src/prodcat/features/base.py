@@ -213,6 +213,11 @@ class PretrainedEncoder(Extractor):
         """``float32`` ``(len(frame), dim)``: :meth:`encode_items` of the products' :meth:`items`."""
         return self.encode_items(self.items(frame))
 
+    def dimension(self) -> int | Callable[[], int]:
+        """:attr:`dim`; or, for an encoder whose dimension is read from its model (which that loads), a function
+        returning it, called only when some item is not cached (:func:`encode_with_cache`)."""
+        return self.dim
+
     def encode_items(self, items: list[Any]) -> np.ndarray:
         """Vectors ``(len(items), dim)`` of :meth:`items`' output: cached ones read, the others
         encoded and stored; zero rows for ``None``."""
@@ -221,7 +226,7 @@ class PretrainedEncoder(Extractor):
             self.item_key,
             self.encode,
             self.cache(),
-            self.dim,
+            self.dimension(),
             batch_size=self.batch_size,
             progress=self.progress,
             desc=self.name,
@@ -237,7 +242,7 @@ def encode_with_cache(
     key: Callable[[Any], str],
     encode: Callable[[Sequence[Any]], np.ndarray],
     cache: EmbeddingCache,
-    dim: int,
+    dim: int | Callable[[], int],
     *,
     batch_size: int = 64,
     progress: bool = True,
@@ -245,16 +250,22 @@ def encode_with_cache(
 ) -> np.ndarray:
     """Vectors for ``items``: cached ones read, missing ones encoded and stored.
 
-    ``None`` items get a zero vector. Returns ``float32`` ``(len(items), dim)``.
+    ``None`` items get a zero vector. Returns ``float32`` ``(len(items), dim)``. A callable ``dim`` (one that loads a
+    model to read it) is called only when some item is not cached or the cached vectors differ in size: otherwise
+    their size is the dimension, the cache being kept apart per model and version.
     """
-    out = np.zeros((len(items), dim), dtype=np.float32)
     keys = [None if it is None else key(it) for it in items]
     wanted = sorted({k for k in keys if k is not None})
     if not wanted:  # e.g. a text-only request to a text + photo model: no cache to open
-        return out
+        return np.zeros((len(items), dim() if callable(dim) else dim), dtype=np.float32)
     from tqdm.auto import tqdm
 
-    found = _of_size(cache.get_many(wanted), dim, desc)
+    cached = cache.get_many(wanted)
+    if callable(dim):
+        sizes = {vector.size for vector in cached.values()}
+        dim = sizes.pop() if len(cached) == len(wanted) and len(sizes) == 1 else dim()
+    out = np.zeros((len(items), dim), dtype=np.float32)
+    found = _of_size(cached, dim, desc)
     for i, k in enumerate(keys):
         if k is not None and k in found:
             out[i] = found[k]

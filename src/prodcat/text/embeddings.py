@@ -31,7 +31,7 @@ import ctypes
 import importlib.util
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -348,7 +348,7 @@ class SentenceTransformerEncoder(TextEncoder):
 
     For users with internet access and the ``hub`` extra; its cache is kept
     apart per model name. ``dim`` is read from the model, which is loaded the
-    first time it is needed.
+    first time it is needed: not by a call whose every text is cached.
     """
 
     name = "sentence_transformer"
@@ -369,6 +369,13 @@ class SentenceTransformerEncoder(TextEncoder):
 
     @property
     def dim(self) -> int:  # type: ignore[override]
+        return self._read_dimension()
+
+    def dimension(self) -> Callable[[], int]:
+        """Read from the model, loaded only when some text is not cached (a fully cached call needs no weights)."""
+        return self._read_dimension
+
+    def _read_dimension(self) -> int:
         model = self._load()
         # sentence-transformers 5 renamed the method; the extra allows >= 3.
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
