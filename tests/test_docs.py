@@ -316,10 +316,13 @@ def _resolves(dotted: str) -> bool:
 def test_every_module_and_name_the_pages_cite_exists() -> None:
     """The pages send readers to code by its dotted name (`prodcat.image.decode.DECODER_VERSION`,
     `prodcat.evaluate.explain.explain(predictor, product)`): a module moved or a name renamed leaves them nothing to
-    find. Each such name in a code span imports (prose may name a file: 'logs in prodcat.log')."""
+    find. Each such name in a code span imports (prose may name a file: 'logs in prodcat.log'), but for the group of
+    the extractor plugins' entry points (`prodcat.extractors`), which is the one prodcat reads."""
+    from prodcat.features.base import ENTRY_POINT_GROUP
+
     cited = {name for page in PAGES for name in _cited_code(page.read_text(encoding="utf-8"))}
     assert len(cited) >= 20, "the pages cite no code"
-    assert sorted(name for name in cited if not _resolves(name)) == []
+    assert sorted(name for name in cited - {ENTRY_POINT_GROUP} if not _resolves(name)) == []
 
 
 def _cited_code(text: str) -> set[str]:

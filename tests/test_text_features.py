@@ -856,3 +856,109 @@ def test_a_sentence_transformer_whose_every_text_is_cached_is_not_loaded(
     assert loads == ["org/model"]
     assert again.transform(pd.DataFrame({"title": ["green bowl"], "description": [""]})).shape == (1, 3)
     assert loads == ["org/model", "org/model"]
+
+
+def _installed_plugin(site: Path, module: str, entry_points: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``site``, a folder on ``sys.path`` holding the distribution ``lengthplugin`` 1.0 as pip installs one: the module
+    ``lengthplugin.py`` (``module``, its source) and its ``.dist-info`` declaring ``entry_points`` (the lines of its
+    ``[prodcat.extractors]`` group). What the test registers is forgotten after it, and so is a module of that name
+    another test imported."""
+    dist_info = site / "lengthplugin-1.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (site / "lengthplugin.py").write_text(module)
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: lengthplugin\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text(f"[prodcat.extractors]\n{entry_points}\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "lengthplugin", raising=False)
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+    return site
+
+
+LENGTH_PLUGIN = """
+import numpy as np
+
+from prodcat.catalog.schema import product_text
+from prodcat.features.base import Extractor
+
+
+class Length(Extractor):
+    name = "length"
+    modality = "text"
+
+    def __init__(self, scale: float = 100.0):
+        self.scale = scale
+
+    def transform(self, frame):
+        return np.asarray([[len(text) / self.scale] for text in product_text(frame)], dtype=np.float32)
+"""
+
+
+def test_an_extractor_of_an_installed_distribution_is_found_by_its_entry_point(
+    tiny_training, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A config naming an extractor of one's own (`{name: length}`) was refused by `prodcat train` as 'unknown feature
+    extractor' unless prodcat's own `_import_builtin_extractors` was edited: an installed distribution's entry point of
+    the group prodcat.extractors is loaded when the name is not a built-in one, and the bundle it trains predicts in a
+    fresh process (its extractor's module installed)."""
+    site = _installed_plugin(tmp_path / "site", LENGTH_PLUGIN, "length = lengthplugin:Length", monkeypatch)
+    data, config, bundle = tmp_path / "products.csv", tmp_path / "length.yaml", tmp_path / "m"
+    tiny_training.trained.to_csv(data, index=False)
+    features = "[{name: tfidf}, {name: length, params: {scale: 500.0}}]"
+    config.write_text(f"heads: [{{name: t, modality: text, features: {features}, classifier: logreg, scale: false}}]\n")
+    assert main(["train", str(data), "--config", str(config), "--out", str(bundle)]) == 0, capsys.readouterr().err
+    assert "length" in base.extractor_names() and make_extractor("length", scale=2.0).scale == 2.0
+    unseen = tmp_path / "unseen.csv"
+    tiny_training.unseen.to_csv(unseen, index=False)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    run = [sys.executable, "-m", "prodcat.cli", "predict", str(bundle), str(unseen), "--out", str(tmp_path / "p.csv")]
+    fresh = subprocess.run(run, capture_output=True, text=True, env=env, check=False)
+    assert fresh.returncode == 0, fresh.stderr
+    assert len(pd.read_csv(tmp_path / "p.csv")) == len(tiny_training.unseen)
+
+
+@pytest.mark.parametrize(
+    ("module", "entry_point", "said"),
+    [
+        (
+            "import no_such_module\n",
+            "length = lengthplugin:Length",
+            "extractor plugin 'length' (lengthplugin:Length, of lengthplugin 1.0) cannot be loaded: "
+            "ModuleNotFoundError: No module named 'no_such_module'",
+        ),
+        (
+            LENGTH_PLUGIN.replace('name = "length"', 'name = "tfidf"'),
+            "tfidf = lengthplugin:Length",
+            "extractor plugin 'tfidf' (lengthplugin:Length, of lengthplugin 1.0) is refused: 'tfidf' is the name of "
+            "prodcat.text.features.",
+        ),
+        (
+            LENGTH_PLUGIN,
+            "length = lengthplugin:product_text",
+            "extractor plugin 'length' (lengthplugin:product_text, of lengthplugin 1.0) gives <function product_text",
+        ),
+    ],
+    ids=["fails-to-import", "named-as-a-built-in", "not-an-extractor"],
+)
+def test_an_extractor_plugin_that_cannot_be_used_is_named_with_its_error(
+    module: str,
+    entry_point: str,
+    said: str,
+    tiny_training,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A plugin failing to import is named with its error (no traceback, exit 2), as is one named as a built-in
+    extractor (refused, as `register` refuses it) and an entry point naming no extractor."""
+    _installed_plugin(tmp_path / "site", module, entry_point, monkeypatch)
+    name = entry_point.split(" = ")[0]
+    data, config = tmp_path / "products.csv", tmp_path / "plugin.yaml"
+    tiny_training.trained.to_csv(data, index=False)
+    config.write_text(f"heads: [{{name: t, modality: text, features: [{{name: {name}}}]}}]\n")
+    with pytest.raises(SystemExit) as refused:  # argparse's, reading --config
+        main(["train", str(data), "--config", str(config), "--out", str(tmp_path / "m")])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert f"heads.0.features.0.name: {said}" in err and "Traceback" not in err
+    with pytest.raises(base.ExtractorPluginError, match=re.escape(said)):
+        make_extractor(name)

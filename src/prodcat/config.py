@@ -820,16 +820,19 @@ def extractor_problems(config: Config) -> list[tuple[tuple[str | int, ...], str]
     registered, an extractor of another modality than its head's, parameters it does not take or values of the
     wrong type. Found when the config is read,
     not when the first head is fitted (after the catalogue is read, and maybe a cross-validation fold)."""
-    from prodcat.features.base import registered_extractors
+    from prodcat.features.base import ExtractorPluginError, extractor_names, find_extractor
 
-    known = registered_extractors()
     problems = []
     for i, head in enumerate(config.heads):
         for j, spec in enumerate(head.features):
             where = ("heads", i, "features", j)
-            extractor = known.get(spec.name)
+            try:
+                extractor = find_extractor(spec.name)
+            except ExtractorPluginError as error:
+                problems.append(((*where, "name"), str(error)))
+                continue
             if extractor is None:
-                problems.append(((*where, "name"), unknown_extractor_text(spec.name, sorted(known), head.modality)))
+                problems.append(((*where, "name"), unknown_extractor_text(spec.name, extractor_names(), head.modality)))
                 continue
             if extractor.modality != head.modality:
                 problems.append(

@@ -40,7 +40,7 @@ from prodcat.catalog.schema import category_at_level, modality_mask
 from prodcat.explore.choices import DEFAULT_FEATURES, DEFAULT_REDUCTIONS, REDUCTIONS
 from prodcat.explore.metrics import ClusterMatching, clustering_scores, match_clusters
 from prodcat.explore.reduction import combine_blocks, make_reduction, warm_up_umap
-from prodcat.features.base import registered_extractors, seeded_extractor
+from prodcat.features.base import extractor_names, find_extractor, seeded_extractor
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,9 @@ def check_feature_sets(feature_sets: Sequence[str]) -> None:
             f"feature set(s) with an empty part: {', '.join(map(repr, joined_badly))}; join extractors by one '+', "
             "e.g. tfidf+effnet_lite0"
         )
-    known = registered_extractors()
-    unknown = sorted({name for feature_set in feature_sets for name in feature_set.split("+") if name not in known})
-    if unknown:
-        raise ValueError(f"unknown feature extractor(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    named = {name for feature_set in feature_sets for name in feature_set.split("+")}
+    if unknown := sorted(name for name in named if find_extractor(name) is None):
+        raise ValueError(f"unknown feature extractor(s): {', '.join(unknown)}; known: {', '.join(extractor_names())}")
 
 
 def check_reductions(reductions: Sequence[str]) -> None:

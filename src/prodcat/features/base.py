@@ -111,15 +111,75 @@ def _qualified_name(cls: type) -> str:
 
 
 def make_extractor(name: str, **params: Any) -> Extractor:
-    """Build a registered extractor by name, e.g. ``make_extractor("tfidf_word")``."""
-    _import_builtin_extractors()
-    try:
-        cls = _REGISTRY[name]
-    except KeyError:
+    """Build a registered extractor by name, e.g. ``make_extractor("tfidf_word")`` (one of a plugin: its entry point
+    loaded, :func:`find_extractor`)."""
+    cls = find_extractor(name)
+    if cls is None:
         from prodcat.config import unknown_extractor_text
 
-        raise ValueError(unknown_extractor_text(name, sorted(_REGISTRY))) from None
+        raise ValueError(unknown_extractor_text(name, extractor_names()))
     return cls(**params)
+
+
+#: the entry-point group by which an installed distribution offers extractors of its own, each entry point named as
+#: its extractor: ``[project.entry-points."prodcat.extractors"] length = "myext:Length"``
+ENTRY_POINT_GROUP = "prodcat.extractors"
+
+
+class ExtractorPluginError(ValueError):
+    """An extractor plugin (an entry point of :data:`ENTRY_POINT_GROUP`) that cannot be used: its module fails to
+    import, it is no extractor of its entry point's name, or that name is another extractor's."""
+
+
+def find_extractor(name: str) -> type[Extractor] | None:
+    """The extractor class named ``name``: a built-in one, one registered in this process, or else the one the entry
+    point ``name`` of :data:`ENTRY_POINT_GROUP` names, loaded then (and registered); ``None``: none of these.
+
+    Raises :class:`ExtractorPluginError` for an entry point that fails to load or gives no extractor of that name,
+    and for one named as an extractor of another module (``tfidf``), as :func:`register` refuses it."""
+    _import_builtin_extractors()
+    point = _plugin_entry_points().get(name)
+    held = _REGISTRY.get(name)
+    if point is None or held is not None:
+        if point is not None and held is not None and held.__module__ != point.module:
+            raise ExtractorPluginError(
+                f"{_plugin_text(point)} is refused: {name!r} is the name of {_qualified_name(held)}; give the entry "
+                "point and its extractor another name"
+            )
+        return held
+    try:
+        loaded = point.load()
+    except Exception as error:  # any failure of the plugin's own import, named with its error
+        raise ExtractorPluginError(f"{_plugin_text(point)} cannot be loaded: {type(error).__name__}: {error}") from None
+    if not (isinstance(loaded, type) and issubclass(loaded, Extractor) and loaded.name == name):
+        raise ExtractorPluginError(
+            f"{_plugin_text(point)} gives {loaded!r}, not an extractor (prodcat.features.base.Extractor) named {name!r}"
+        )
+    try:
+        return register(loaded)
+    except ValueError as error:
+        raise ExtractorPluginError(f"{_plugin_text(point)} is refused: {error}") from None
+
+
+def extractor_names() -> list[str]:
+    """The names :func:`find_extractor` knows, sorted: the registered extractors' and the plugins' (not loaded)."""
+    _import_builtin_extractors()
+    return sorted({*_REGISTRY, *_plugin_entry_points()})
+
+
+def _plugin_entry_points() -> dict[str, Any]:
+    """The entry points of :data:`ENTRY_POINT_GROUP` of the installed distributions, by name (read each time: one
+    installed since is found)."""
+    from importlib.metadata import entry_points
+
+    return {point.name: point for point in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _plugin_text(point: Any) -> str:
+    """How an entry point is named in a message: ``extractor plugin 'length' (myext:Length, of myext 1.0)``."""
+    dist = getattr(point, "dist", None)
+    origin = f", of {dist.name} {dist.version}" if dist is not None else ""
+    return f"extractor plugin {point.name!r} ({point.value}{origin})"
 
 
 #: the parameters by which the extractors that learn with randomness take their seed (Word2Vec, the visual-word
