@@ -75,7 +75,7 @@ def defaults_of_missing(owner: type, kind: str, missing: dict[str, Any]) -> dict
     return missing
 
 
-def _init_parameters(cls: type) -> list[inspect.Parameter]:
+def _init_parameters(cls: type[Any]) -> list[inspect.Parameter]:
     """The parameters of ``cls.__init__`` that ``get_params`` reads: those named, not ``self``, ``*args``,
     ``**kwargs``."""
     if cls.__init__ is object.__init__:

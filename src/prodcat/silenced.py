@@ -24,10 +24,10 @@ from __future__ import annotations
 import re
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 #: the :class:`Silenced` classes whose warnings the running context silences
 _ACTIVE: ContextVar[frozenset[type]] = ContextVar("silenced_warnings", default=frozenset())
@@ -39,6 +39,11 @@ class _SilencedKind(type):
     """The metaclass of :class:`Silenced`: ``issubclass(category, cls)``, which is how the warnings machinery asks a
     filter whether it applies to a warning of ``category``, is true for ``cls.category`` and its subclasses only
     while the running context silences ``cls``."""
+
+    # set on each class by Silenced and its subclasses (declared here for the metaclass's own methods)
+    category: type[Warning]
+    message: str | None
+    filter: tuple[Any, ...]
 
     def __subclasscheck__(cls, subclass: Any) -> bool:
         if type.__subclasscheck__(cls, subclass):
@@ -81,7 +86,7 @@ def _put_first(entry: tuple[Any, ...]) -> None:
     """``entry`` among the first filters of ``warnings.filters``, before every filter that is not a
     :class:`Silenced` one; the list changed in place, only when it is not already there."""
 
-    def in_place(filters: list[Any]) -> bool:
+    def in_place(filters: Sequence[Any]) -> bool:
         for each in filters:
             if each == entry:
                 return True
@@ -92,6 +97,6 @@ def _put_first(entry: tuple[Any, ...]) -> None:
     if in_place(warnings.filters):
         return
     with _PLACING:
-        filters = warnings.filters
+        filters = cast(list[Any], warnings.filters)  # a list at run time, typeshed says Sequence: changed in place
         if not in_place(filters):
             filters[:] = [entry, *(each for each in filters if each != entry)]
