@@ -41,7 +41,7 @@ def temporary_sibling_of(name: str) -> str | None:
     return None if match is None else match["of"]
 
 
-def write_atomically(path: Path, write: Callable[[IO[Any]], None], mode: str = "wb") -> None:
+def write_atomically(path: Path, write: Callable[[IO[Any]], object], mode: str = "wb") -> None:
     """Write ``path`` through ``write(handle)`` into a temporary sibling, flushed to disk, then renamed over it:
     readers (and a resumed run) see the whole file or none of it. Created with the usual permissions (umask),
     unlike :mod:`tempfile`'s private ones: the output is for others to read. Text is UTF-8, its line ends

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from prodcat.catalog.schema import category_at_level, modality_mask
 from prodcat.explore.choices import DEFAULT_FEATURES, DEFAULT_REDUCTIONS, REDUCTIONS
-from prodcat.explore.metrics import ClusterMatching, clustering_scores, match_clusters
+from prodcat.explore.metrics import Categories, ClusterMatching, clustering_scores, match_clusters
 from prodcat.explore.reduction import combine_blocks, make_reduction, warm_up_umap
 from prodcat.features.base import extractor_names, find_extractor, seeded_extractor
 
@@ -74,7 +74,7 @@ def cluster_points(points: np.ndarray, n_clusters: int, *, n_init: int = 10, see
     return KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit_predict(points)
 
 
-def sample_covering_every_label(frame: pd.DataFrame, labels: Sequence[str], n: int, *, seed: int = 0) -> pd.DataFrame:
+def sample_covering_every_label(frame: pd.DataFrame, labels: Categories, n: int, *, seed: int = 0) -> pd.DataFrame:
     """``n`` rows of ``frame`` keeping each label's share; every label keeps a row when ``n`` allows (a cluster
     matched against the categories needs them all, where ``train --sample``'s
     :func:`~prodcat.commands.pooled_stratified_sample` pools the rare ones, and may leave them out).
@@ -85,8 +85,8 @@ def sample_covering_every_label(frame: pd.DataFrame, labels: Sequence[str], n: i
     """
     if n >= len(frame):
         return frame
-    labels = pd.Series(np.asarray(labels, dtype=object), index=frame.index)
-    shuffled = labels.iloc[np.random.default_rng(seed).permutation(len(frame))]
+    by_row = pd.Series(np.asarray(labels, dtype=object), index=frame.index)
+    shuffled = by_row.iloc[np.random.default_rng(seed).permutation(len(frame))]
     rank = shuffled.groupby(shuffled, sort=False).cumcount()
     order = pd.DataFrame({"later": rank > 0, "relative": (rank + 0.5) / shuffled.map(shuffled.value_counts())})
     chosen = order.sort_values(["later", "relative"], kind="stable").index[:n]

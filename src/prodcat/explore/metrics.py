@@ -23,6 +23,11 @@ from sklearn.metrics import (
 )
 from sklearn.metrics.cluster import contingency_matrix
 
+#: the products' categories, a list or an array of them
+Categories = Sequence[str] | np.ndarray
+#: the products' cluster labels, a list or an array of them
+ClusterLabels = Sequence[int] | np.ndarray
+
 #: the one line a report gives to say why it ranks by AMI, not NMI
 AMI_NOTE = (
     "AMI is NMI corrected for chance: about 0 for a random clustering, whose NMI is high when categories "
@@ -63,12 +68,12 @@ class ClusterMatching:
     #: accuracy on few products a category: 12 products in 11 categories, clustered at random, match 83% or more
     chance: float
 
-    def predicted(self, clusters: Sequence[int]) -> np.ndarray:
+    def predicted(self, clusters: ClusterLabels) -> np.ndarray:
         """The matched category of each cluster label, ``None`` for unmatched clusters."""
         return np.asarray([self.assignment.get(int(c)) for c in clusters], dtype=object)
 
 
-def match_clusters(y_true: Sequence[str], clusters: Sequence[int], *, seed: int = 0) -> ClusterMatching:
+def match_clusters(y_true: Categories, clusters: ClusterLabels, *, seed: int = 0) -> ClusterMatching:
     """Pair clusters with categories so that the most products land in their own category.
 
     ``y_true``: category of each product, shape ``(n,)``; ``clusters``: cluster label
@@ -102,7 +107,7 @@ def _matched_share(counts: np.ndarray) -> float:
 
 
 def clustering_scores(
-    y_true: Sequence[str], clusters: Sequence[int], points: np.ndarray, *, seed: int = 0
+    y_true: Categories, clusters: ClusterLabels, points: np.ndarray, *, seed: int = 0
 ) -> dict[str, float]:
     """ARI, AMI, NMI (against the true categories) and silhouette (of ``points``, shape ``(n, d)``).
 

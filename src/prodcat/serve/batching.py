@@ -82,7 +82,8 @@ class MicroBatcher(Generic[Item, Outcome]):
             self._running -= 1
 
     def _take(self) -> list[_Job[Item, Outcome]]:
-        taken, count = [], 0
+        taken: list[_Job[Item, Outcome]] = []
+        count = 0
         while self._waiting and (not taken or count + len(self._waiting[0].items) <= self.max_items):
             job = self._waiting.pop(0)
             if job.future.done():  # its caller timed out while waiting: no need to compute it
