@@ -806,6 +806,27 @@ def test_each_server_process_logs_the_model_it_serves_once_loaded(tiny_training,
         assert line["labels"] > 1 and line["load_s"] >= 0 and line["level"] == "info"
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_server_of_one_process_stopped_by_sigterm_or_sighup_shuts_down_and_exits_0(
+    tiny_training, tmp_path: Path, signum: int
+) -> None:
+    """One server process (no --workers) shut down on SIGTERM, then uvicorn raised it again and it died of it (-15,
+    143 in a shell): its exit handlers unrun (the temporary folder of its ONNX exports left behind), and a stop
+    answered differently than with --workers 2, which exits 0. SIGHUP (`systemctl reload`, a closed terminal) killed
+    it at once (-1), the requests in flight unanswered. Both now stop it gracefully, exit 0, SIGHUP saying why it
+    stops rather than reloads."""
+    server = Server(tiny_training.bundle, f"sqlite:///{tmp_path / 'r.db'}", tmp_path / "server.log").start()
+    assert server.process is not None
+    try:
+        server.process.send_signal(signum)
+        assert server.process.wait(timeout=60) == 0
+    finally:
+        server.stop()
+    log = server.log_text()
+    assert "Application shutdown complete." in log
+    assert ("SIGHUP: stopping, the requests in flight answered first" in log) is (signum == signal.SIGHUP)
+
+
 def test_a_server_of_one_process_logs_at_the_level_asked(tiny_training, tmp_path: Path) -> None:
     """`prodcat serve --log-level warning` (or error) still logged a line per request, at info, and --log-level
     debug none of prodcat's debug lines: the command line had set prodcat's loggers to info before the server's
@@ -820,6 +841,32 @@ def test_a_server_of_one_process_logs_at_the_level_asked(tiny_training, tmp_path
         server.stop()
     lines = [json.loads(line) for line in server.log_text().splitlines() if line.startswith("{")]
     assert lines == [line for line in lines if line["level"] in ("warning", "error", "critical")]
+
+
+def test_a_sighup_restart_gives_each_new_worker_the_time_to_load_the_model(
+    tiny_training, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGHUP to `prodcat serve --workers 2` (a bundle replaced on disk) restarts the workers one by one, each old
+    one stopped once its replacement serves. uvicorn waited 5 s for that, which loading models/demo outlasts on a
+    busy machine (21 s seen): 'New child process ... was not ready in time; keeping worker ... and aborting the
+    restart', the old model served on. --worker-start-timeout-s (PRODCAT_WORKER_START_TIMEOUT_S) is that time now,
+    120 s unless given."""
+    import uvicorn
+
+    import prodcat.serve.logs
+    from prodcat.cli import main
+
+    waited: list[int] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: waited.append(options["timeout_worker_healthcheck"]))
+    monkeypatch.setattr(prodcat.serve.logs, "configure_json_logging", lambda level: None)
+    for name in METRICS_DIR_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    arguments = ["serve", str(tiny_training.bundle), "--port", "0", "--review-db", f"sqlite:///{tmp_path / 'r.db'}"]
+    arguments += ["--workers", "2"]
+    assert main(arguments) == main([*arguments, "--worker-start-timeout-s", "300"]) == 0
+    monkeypatch.setenv("PRODCAT_WORKER_START_TIMEOUT_S", "45")
+    assert main(arguments) == 0
+    assert waited == [120, 300, 45]
 
 
 def test_serve_removes_the_metrics_folders_of_servers_killed_outright(

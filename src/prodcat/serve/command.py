@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import textwrap
@@ -256,6 +258,38 @@ def _metrics_of_every_worker() -> Iterator[None]:
             del os.environ[METRICS_DIR_VARIABLE]
 
 
+class _Stopped(Exception):
+    """The server of one process stopped by SIGTERM (or SIGHUP), once it had shut down (:func:`_stopped_gracefully`)."""
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise _Stopped
+
+
+def _hang_up(signum: int, _frame: object) -> None:
+    logging.getLogger(__name__).warning(
+        "SIGHUP: stopping, the requests in flight answered first: one server process cannot be replaced while it "
+        "serves; with --workers 2 or more, SIGHUP replaces them one by one (a bundle replaced on disk loaded so)"
+    )
+    signal.raise_signal(signal.SIGTERM)  # uvicorn's graceful shutdown, then _stop
+
+
+@contextlib.contextmanager
+def _stopped_gracefully() -> Iterator[None]:
+    """The block runs a server of one process (``uvicorn.run`` without workers), which SIGTERM or SIGHUP stops once
+    its requests in flight are answered, leaving the block (:class:`_Stopped`, raised here): uvicorn shuts down on
+    SIGTERM and then raises it again with the handler it found, which killed the process at once, its exit handlers
+    unrun (a temporary folder of ONNX exports left behind), and SIGHUP, which uvicorn leaves alone, killed it at once,
+    the requests in flight unanswered. With --workers N, uvicorn's supervisor handles both itself."""
+    handlers = {signal.SIGTERM: _stop} | ({signal.SIGHUP: _hang_up} if hasattr(signal, "SIGHUP") else {})  # Windows
+    previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -319,8 +353,18 @@ def run_serve(args: argparse.Namespace) -> int:
         "access_log": False,
     }
     if settings.workers == 1:
-        uvicorn.run(app, **common)
+        with contextlib.suppress(_Stopped), _stopped_gracefully():
+            uvicorn.run(app, **common)
     else:
         with _metrics_of_every_worker():
-            uvicorn.run("prodcat.serve.app:create_app_from_env", factory=True, workers=settings.workers, **common)
+            # SIGHUP replaces the workers one by one, each once its replacement serves: uvicorn's own 5 s for
+            # that stopped every restart of a model that takes longer to load (4 s for models/demo on an idle
+            # machine, 21 s with two loading on a busy one), leaving the old workers in place
+            uvicorn.run(
+                "prodcat.serve.app:create_app_from_env",
+                factory=True,
+                workers=settings.workers,
+                timeout_worker_healthcheck=settings.worker_start_timeout_s,
+                **common,
+            )
     return 0

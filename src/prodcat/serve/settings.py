@@ -128,6 +128,12 @@ class ServeSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8000, ge=0, le=65535, description="TCP port")
     workers: int = Field(1, ge=1, description="server processes (each loads the model; /metrics adds up all of them)")
+    worker_start_timeout_s: int = Field(
+        120,
+        ge=1,
+        description="with --workers N, seconds a worker that SIGHUP starts has to load the model: past it the restart "
+        "stops, the old workers kept; also how long a worker may leave the supervisor's health check unanswered",
+    )
     review_db: str = Field(
         "sqlite:///prodcat-reviews.db",
         description="SQLAlchemy URL of the review queue: sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB",
