@@ -192,3 +192,24 @@ def test_load_api_gives_the_model_time_of_the_calls_the_cell_made():
 
     assert load_api.model_ms_mean((12.0, 400.0), (13.0, 420.0)) == 50.0
     assert load_api.model_ms_mean((12.0, 400.0), (12.0, 400.0)) is None  # no call in the cell
+
+
+def test_load_api_batch_sends_new_products_each_naming_its_own_photo():
+    """A batch request of load_api.py (``--workloads batch``) is BATCH_PRODUCTS products, each naming a photo part the
+    form holds, every text and photo new to the server's embedding caches, in that request and the next one."""
+    import load_api
+
+    catalogue = [{"title": f"mug {i}", "description": "ceramic", "jpeg": b"\xff\xd8pixels\xff\xd9"} for i in range(3)]
+
+    def sent(serial: int) -> tuple[list[dict], dict[str, bytes]]:
+        fields = {options["name"]: value for options, _, value in load_api.batch_form(catalogue, serial)._fields}
+        return json.loads(fields.pop("products")), fields
+
+    items, photos = sent(0)
+    next_items, next_photos = sent(1)
+    assert len(items) == load_api.BATCH_PRODUCTS
+    assert sorted(item["image"] for item in items) == sorted(photos)
+    every_item, every_photo = items + next_items, [*photos.values(), *next_photos.values()]
+    assert len({item["title"] for item in every_item}) == len({item["product_id"] for item in every_item}) == 32
+    assert len(set(every_photo)) == 32
+    assert all(photo.startswith(b"\xff\xd8") and photo.endswith(b"pixels\xff\xd9") for photo in every_photo)
