@@ -940,9 +940,10 @@ def test_a_category_named_by_its_last_level_or_under_another_parent_suggests_the
     no suggestion: no label is close to it in spelling."""
     detail = refused_detail(three_level_client, category, False, "unknown_category")
     assert "did you mean 'Apparel > Topwear > Kurtas'" in detail
-    # the advice holds: a new category of fewer levels than the model's is refused
+    # the advice holds: a new category of fewer levels than the model's is refused (it ended in a stray comma:
+    # '... for a new one, named down to level 3,')
     levels = len(category.split(" > "))
-    new_one = "a new one, named down to level 3," if levels < 3 else "a new one"
+    new_one = "a new one, named down to level 3" if levels < 3 else "a new one"
     assert detail.endswith(f"add ?new_category=true for {new_one}")
 
 

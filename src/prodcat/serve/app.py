@@ -787,7 +787,7 @@ class _KnownLabels:
         cut = trained != path
         level = f" (the model's labels are cut at level {self.level})" if cut else ""
         # ?new_category=true alone would be refused for a path too shallow: say what a new one needs
-        new_one = f"a new one, named down to level {self._depth}," if too_shallow else "a new one"
+        new_one = f"a new one, named down to level {self._depth}" if too_shallow else "a new one"
         detail = f"the model has no category {trained!r}{level}: {hint}add ?new_category=true for {new_one}"
         raise ApiError(422, "unknown_category", detail)
 
