@@ -1292,3 +1292,30 @@ def test_a_failed_migration_leaves_the_previous_layout_untouched(db_url: str, mo
     store = ReviewStore(db_url)
     assert store.image(old_ids[0]) == (photo, "png") and store.image(old_ids[1]) is None
     store.close()
+
+
+def test_the_server_refuses_a_queue_it_cannot_write_before_loading_the_model(tmp_path: Path) -> None:
+    """prodcat serve started in a read-only working folder (its default queue ./prodcat-reviews.db) loaded the model
+    first, seconds to a minute on a cold cache, and refused the queue only then. The queue is checked first now, in the
+    same words: a bundle that cannot load is not reached (it was, and its error was the one said)."""
+    folder = tmp_path / "mounted"
+    folder.mkdir()
+    bundle = tmp_path / "model"
+    bundle.mkdir()
+    (bundle / "manifest.json").write_text("{}")  # no bundle: loading it would fail
+    with socket.socket() as probe:  # a free port: the port is checked first
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    said = run_with_a_read_only_folder(
+        folder,
+        f"import os, sys\nos.chdir({str(folder)!r})\nos.environ.pop('PRODCAT_REVIEW_DB', None)\n"
+        "sys.stderr = sys.stdout\nfrom prodcat.cli import main\n"
+        f"print(main(['serve', {str(bundle)!r}, '--port', '{port}']))",
+    )
+    path = folder / "prodcat-reviews.db"
+    assert said == (
+        f"error: cannot write the review queue {path} (sqlite:///prodcat-reviews.db): {folder} is read-only to this "
+        "process (a read-only mount, or another user's); the server records there every prediction sent to review and "
+        "every correction, SQLite its -wal and -shm files beside the database: give --review-db a file in a folder it "
+        "can write\n2"
+    )

@@ -1,5 +1,6 @@
 """The review queue and feedback store (:mod:`.store`)."""
 
+import os
 from pathlib import Path
 
 #: how long a PostgreSQL connection may take to open, and a server may stay silent (TCP) before its connection is
@@ -68,3 +69,25 @@ class ReviewQueueNotWritableError(PermissionError):
     """A review queue that must be written cannot be: the server's SQLite file, or its folder, that this process
     cannot write (a read-only mount, another user's folder) or a folder given for the file. Here, apart from the
     store, for ``prodcat serve`` to report it without importing SQLAlchemy."""
+
+
+def require_writable_sqlite_file(path: Path, url: str) -> None:
+    """Refuse the SQLite file ``path`` (which ``url`` names) of a queue the server could not write: in a read-only
+    folder, it failed at start in SQLite's words ('unable to open database file'), or with a traceback when its folder
+    was to be made; a read-only file, at the first prediction sent to review. Without SQLAlchemy: ``prodcat serve``
+    checks it before loading the model."""
+    if path.is_dir():  # SQLite: 'unable to open database file'
+        raise ReviewQueueNotWritableError(
+            f"cannot write the review queue {path} ({url}): it is a folder; give --review-db a file in it, e.g. "
+            f"sqlite:///{path / 'prodcat-reviews.db'}"
+        )
+    # the file and its folder, where SQLite writes its -wal and -shm files; else the nearest folder there is, where the
+    # file (and the folders between) is to be made
+    to_write = [path, path.parent] if path.exists() else [next(folder for folder in path.parents if folder.exists())]
+    if (blocked := next((where for where in to_write if not os.access(where, os.W_OK)), None)) is not None:
+        raise ReviewQueueNotWritableError(
+            f"cannot write the review queue {path} ({url}): {blocked} is read-only to this process (a "
+            "read-only mount, or another user's); the server records there every prediction sent to review and "
+            "every correction, SQLite its -wal and -shm files beside the database: give --review-db a file in a "
+            "folder it can write"
+        )

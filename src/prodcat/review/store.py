@@ -44,7 +44,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from prodcat.catalog.schema import given_product_id
 from prodcat.features.cache import default_cache_dir, writable_cache_folder
 from prodcat.formatting import counted, first_few
-from prodcat.review import CONNECT_TIMEOUT_S, NETWORK_TIMEOUT_S, ReviewQueueNotWritableError
+from prodcat.review import CONNECT_TIMEOUT_S, NETWORK_TIMEOUT_S, require_writable_sqlite_file
 
 #: status of a record waiting for a person
 PENDING = "pending"
@@ -823,27 +823,9 @@ def _require_sqlite_file(url: str) -> None:
 
 
 def _require_writable_sqlite_file(url: str) -> None:
-    """Refuse a SQLite file the server could not write: in a read-only folder, it failed at start in SQLite's words
-    ('unable to open database file'), or with a traceback when its folder was to be made; a read-only file, at the
-    first prediction sent to review."""
-    path = _sqlite_file(parsed_url(url))
-    if path is None:
-        return
-    if path.is_dir():  # SQLite: 'unable to open database file'
-        raise ReviewQueueNotWritableError(
-            f"cannot write the review queue {path} ({url}): it is a folder; give --review-db a file in it, e.g. "
-            f"sqlite:///{path / 'prodcat-reviews.db'}"
-        )
-    # the file and its folder, where SQLite writes its -wal and -shm files; else the nearest folder there is, where the
-    # file (and the folders between) is to be made
-    to_write = [path, path.parent] if path.exists() else [next(folder for folder in path.parents if folder.exists())]
-    if (blocked := next((where for where in to_write if not os.access(where, os.W_OK)), None)) is not None:
-        raise ReviewQueueNotWritableError(
-            f"cannot write the review queue {path} ({url}): {blocked} is read-only to this process (a "
-            "read-only mount, or another user's); the server records there every prediction sent to review and "
-            "every correction, SQLite its -wal and -shm files beside the database: give --review-db a file in a "
-            "folder it can write"
-        )
+    """Refuse a SQLite file the server could not write (:func:`~prodcat.review.require_writable_sqlite_file`)."""
+    if (path := _sqlite_file(parsed_url(url))) is not None:
+        require_writable_sqlite_file(path, url)
 
 
 def _require_review_tables(engine: Engine, url: str) -> str:

@@ -166,6 +166,22 @@ def _review_database_in_bundle(url: str, bundle: str) -> str | None:
     return into_bundle("--review-db", match["path"], bundle)
 
 
+def _review_database_unwritable(url: str) -> str | None:
+    """Why the server could not write the SQLite file of its review queue that ``url`` names, said before the model
+    loads (it was said once it had, seconds to a minute on a cold cache), in the store's words; ``None`` for a file it
+    can write, or another database. Read without SQLAlchemy, which uvicorn's supervisor never imports."""
+    from prodcat.review import ReviewQueueNotWritableError, require_writable_sqlite_file
+
+    match = _SQLITE_FILE_URL.match(url)
+    if match is None or match["path"] == ":memory:" or re.search(r"[?&]uri=", url):  # a URI: SQLite reads it
+        return None
+    try:
+        require_writable_sqlite_file(Path(match["path"]).expanduser().resolve(), url)
+    except ReviewQueueNotWritableError as exc:
+        return str(exc)
+    return None
+
+
 def _metrics_dir_problem() -> str | None:
     """Why the user's ``PROMETHEUS_MULTIPROC_DIR`` (or its older name, :func:`metrics_dir_setting`) cannot hold the
     server's metrics, said before the model loads: the app's first instrument failed in prometheus_client's words,
@@ -318,6 +334,7 @@ def run_serve(args: argparse.Namespace) -> int:
         if problem := (
             port_problem(settings.host, settings.port)
             or _review_database_in_bundle(settings.review_db, args.model)
+            or _review_database_unwritable(settings.review_db)
             or _metrics_dir_problem()
         ):
             print(f"error: {problem}", file=sys.stderr)
