@@ -347,7 +347,7 @@ def labelled_part(catalog: Catalog) -> Catalog | None:
         print(f"error: {reason}", file=sys.stderr)
         return None
     frame = catalog.frame.iloc[labelled].reset_index(drop=True)
-    return dataclasses.replace(catalog, frame=frame, lines=[catalog.line_of(p) for p in labelled])
+    return dataclasses.replace(catalog, frame=frame, lines=[catalog.line_of(p) for p in labelled.tolist()])
 
 
 def build_config(args: argparse.Namespace, catalog_format: str) -> Config:
@@ -461,7 +461,8 @@ def print_metrics(metrics: dict[str, Any], title: str, target_precision: float |
         if key in metrics:
             value = metrics[key]
             low_high = metrics.get("intervals", {}).get(key)
-            spread = f"  (95% bootstrap interval {interval_text(*low_high, '{:.4f}', '-')})" if low_high else ""
+            interval = interval_text(*low_high, form="{:.4f}", dash="-") if low_high else ""
+            spread = f"  (95% bootstrap interval {interval})" if low_high else ""
             print(f"  {key:<14}{value:.4f}{spread}" if isinstance(value, float) else f"  {key:<14}{count_text(value)}")
     for level, values in metrics.get("levels", {}).items():
         print(f"  level {level}: " + "  ".join(f"{key} {values[key]:.4f}" for key in HEADLINE_METRICS))
@@ -801,11 +802,13 @@ def _with_corrections(
 def _recorded_url(url: str) -> str:
     """The review queue's ``url`` as a bundle records it, which anyone holding the bundle reads: without its user name,
     password and query (libpq takes ``?password=`` too), ``postgresql+psycopg://db.example:5432/reviews``."""
+    from sqlalchemy.util import immutabledict
+
     from prodcat.review.store import parsed_url
 
     parsed = parsed_url(url)
     if parsed.get_backend_name() != "sqlite":
-        parsed = parsed._replace(username=None, password=None, query={})
+        parsed = parsed._replace(username=None, password=None, query=immutabledict())
     return parsed.render_as_string(hide_password=False)
 
 

@@ -130,7 +130,7 @@ def category_bars(values: pd.Series, title: str, *, unit: bool = False) -> tuple
     ``title``; values from 0 to 1 (a probability, an F1) on an axis from 0 to 1 when ``unit``: an axis ending at
     the longest bar drew a probability of 0.35 as long as the chart, as if certain."""
     data = pd.DataFrame({"category": values.index.astype(str), "value": values.to_numpy()})
-    value_axis = {"field": "value", "type": "quantitative", "title": title}
+    value_axis: dict[str, Any] = {"field": "value", "type": "quantitative", "title": title}
     if unit:
         value_axis["scale"] = {"domain": [0, 1]}
     spec = {
@@ -382,7 +382,7 @@ def headline_table(metrics: dict[str, Any]) -> pd.DataFrame:
     value, interval."""
     intervals = metrics.get("intervals", {})
     rows = {
-        name: [metrics[name], interval_text(*intervals[name], "{:.4f}") if name in intervals else "–"]
+        name: [metrics[name], interval_text(*intervals[name], form="{:.4f}") if name in intervals else "–"]
         for name in ("accuracy", "f1_weighted", "f1_macro")
         if name in metrics
     }

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import CancelledError
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import pandas as pd
 from distributed import Client, Future, LocalCluster, WorkerPlugin, as_completed, get_worker
@@ -123,7 +123,8 @@ def score_on_worker(plugin_name: str, chunk: pd.DataFrame, top_k: int, photos: S
     the chunk that the driver reads (:meth:`DaskEngine._photos_to_read`); one this worker cannot read refuses the
     worker, as :class:`PredictorPlugin` refuses one reading another model: its product would be predicted from its text
     alone, and the driver, reading the photo, would list no issue of it."""
-    predictor = get_worker().plugins[plugin_name].loaded()
+    # the driver registered a PredictorPlugin under that name (dask types its plugins as WorkerPlugin)
+    predictor = cast(PredictorPlugin, get_worker().plugins[plugin_name]).loaded()
     if unread := [photo for photo in photos if not _readable_file(photo)]:
         raise BatchError(
             f"worker {get_worker().address} cannot read {counted(len(unread), 'photo')} that the driver reads "
@@ -227,7 +228,7 @@ class DaskEngine:
                 ) from None
         try:
             if self.scheduler:  # tasks sent to a cluster without workers would wait for one, without a word
-                self._wait_for_a_worker()
+                self._wait_for_a_worker(self.scheduler)
             else:
                 # Ctrl-C is the driver's (exit 130, resumable), not a traceback of each worker; the workers the cluster
                 # starts, now or on a restart, come from the IO loop thread it starts here, which inherits the block
@@ -236,18 +237,21 @@ class DaskEngine:
                         n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None
                     )
                 self._client = Client(self._cluster)
+            client = self._client
+            assert client is not None  # made above: of the scheduler's address, or of the local cluster
             # before the call: a plugin whose setup failed on a worker stays registered, and must go at the close
             self._registered = True
-            self._client.register_plugin(self.plugin, name=self.plugin.name)
+            client.register_plugin(self.plugin, name=self.plugin.name)
         except BaseException as exc:
             self._close_after(type(exc))
             raise
-        self._address = self._client.scheduler.address
+        self._address = client.scheduler.address
         log.info("dask: %d worker(s) at %s", self._n_workers(), self._address)
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
-        self._close_after(exc_type)
+    def __exit__(self, *exc_info: object) -> None:
+        exc_type = exc_info[0]  # the Engine protocol's signature: (type, value, traceback)
+        self._close_after(exc_type if isinstance(exc_type, type) else None)
 
     def _close_after(self, exc_type: type[BaseException] | None) -> None:
         """Close after the run ended, by ``exc_type`` if not ``None``: Ctrl-C while the cluster starts or scores (or
@@ -293,14 +297,14 @@ class DaskEngine:
         self._registered = self._lost = False
         self._without_workers_since = None
 
-    def _wait_for_a_worker(self) -> None:
+    def _wait_for_a_worker(self, scheduler: str) -> None:
         assert self._client is not None, "use the engine in a with block"
         try:
             self._client.wait_for_workers(1, timeout=self.worker_wait_s)
         except TimeoutError:
             raise BatchError(
-                f"the dask scheduler at {self.scheduler} has no worker (waited {self.worker_wait_s:g} s for one): "
-                + self._start_workers(self.scheduler)
+                f"the dask scheduler at {scheduler} has no worker (waited {self.worker_wait_s:g} s for one): "
+                + self._start_workers(scheduler)
             ) from None
 
     @staticmethod

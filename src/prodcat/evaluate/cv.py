@@ -193,8 +193,8 @@ def cross_validation_obstacle(
         largest = ", ".join(f"{name} ({count_text(n)})" for name, n in counts.iloc[:3].items())
         outer = "" if folds is None else f"{folds}-fold cross-validation with "
         # a sample drawn, smaller than the catalogue (not one larger, which takes every product): draw more
-        drawn = config.sample and len(labelled) >= config.sample
-        drawn = f" in the sample of {count_text(config.sample)}: draw more (--sample, 0: all)" if drawn else ""
+        sample_drawn = config.sample and len(labelled) >= config.sample
+        drawn = f" in the sample of {count_text(config.sample)}: draw more (--sample, 0: all)" if sample_drawn else ""
         return (
             f"it needs at least two categories ({level}) with at least {need} labelled products each, for "
             f"{outer}{config.inner_folds} inner folds; the largest are {largest}{drawn}"
@@ -240,8 +240,9 @@ def _unread_modalities(labelled: pd.DataFrame, config: Config, known: Lacking) -
         )
     if all(head.languages for head in usable):  # each for some languages only: is one for the catalogue's?
         language = ProductClassifier._main_language(labelled, config)
-        if not any(language in head.languages for head in usable):
-            heads = ", ".join(f"{head.name} ({','.join(head.languages)})" for head in usable)
+        # every usable head has languages (the test above): "or ()" only tells mypy so
+        if not any(language in (head.languages or ()) for head in usable):
+            heads = ", ".join(f"{head.name} ({','.join(head.languages or ())})" for head in usable)
             return f"the texts are mostly in {language!r}, and every head is for other languages: {heads}"
     return _missing_requirement(usable, labelled, config, known)
 

@@ -38,7 +38,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -47,7 +47,7 @@ from PIL import Image
 from prodcat.bundle import modalities_read_by_bundle
 from prodcat.catalog.schema import is_missing
 from prodcat.evaluate.explain_settings import NEGLIGIBLE_DROP, ExplainSettings
-from prodcat.image.decode import ImageDecodeError, load_image
+from prodcat.image.decode import ImageDecodeError, ImageSource, load_image
 from prodcat.image.ocr import text_read_from
 from prodcat.predict import Prediction, Predictor, nothing_read_reason
 from prodcat.text.clean import clean_text, word_pattern
@@ -313,7 +313,7 @@ def explain(
         :func:`~prodcat.predict.nothing_read_reason`.
     """
     settings = settings or ExplainSettings()
-    original = {name: product.get(name) for name in ("product_id", *TEXT_FIELDS, "image")}
+    original: dict[str, Any] = {name: product.get(name) for name in ("product_id", *TEXT_FIELDS, "image")}
     title, description = readable_text(original)
     words, counts, spelling = _distinct_words(title, description)
     # variants of what the model does not read would only cost model rows (50 photos for a text-only model);
@@ -424,7 +424,10 @@ def _decoded_photo(product: Mapping[str, Any], settings: ExplainSettings) -> tup
     if is_missing(source) or (isinstance(source, str) and not source.strip()):
         return None, "the product has no photo"
     try:
-        photo = load_image(source, product_id=product.get("product_id") or None, max_side=settings.photo_side)
+        # not missing: a path, bytes or a PIL image (load_image refuses anything else)
+        photo = load_image(
+            cast(ImageSource, source), product_id=product.get("product_id") or None, max_side=settings.photo_side
+        )
     except ImageDecodeError as exc:
         return None, f"the photo cannot be decoded: {exc.reason}"
     # cells of at least one pixel

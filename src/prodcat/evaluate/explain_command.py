@@ -259,7 +259,7 @@ def pixel_note(pixels: PixelExplanation) -> str:
 
 def _styled(segments: list[tuple[str, float | None]], scale: float) -> list[dict[str, Any]]:
     """Segments with a background: red for words supporting the category, blue against, alpha by |weight|."""
-    out = []
+    out: list[dict[str, Any]] = []
     for piece, weight in segments:
         if weight is None:
             out.append({"text": piece, "style": None, "weight": None})

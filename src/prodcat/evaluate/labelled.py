@@ -11,7 +11,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,11 @@ from prodcat.catalog.schema import canonical_path, is_missing, modality_mask, st
 from prodcat.config import MODALITIES
 from prodcat.formatting import count_text, counted, first_few
 
+if TYPE_CHECKING:
+    from prodcat.image.decode import ImageSource  # PIL: imported only when photos are read
+
+#: the true categories of labelled products, a list or an array of them
+Truth = Sequence[object] | np.ndarray
 #: fewer labelled products than this and the figures (and their intervals) are warned about
 SMALL_EVALUATION = 30
 #: under this share of the labelled products in one of the model's categories, the warning says how few are
@@ -138,8 +143,9 @@ def _photo_digest(source: object) -> str:
         return ""
     if isinstance(source, str | os.PathLike) and not Path(source).is_file():  # is_file: a FIFO would block open()
         return ""
+    photo = cast("ImageSource", source)  # a photo cell that is not missing: a path, bytes or a PIL image
     try:
-        return "" if oversized_file(source) is not None else image_content_key(source)
+        return "" if oversized_file(photo) is not None else image_content_key(photo)
     except OSError:
         return ""
 
@@ -242,7 +248,7 @@ def unknown_categories(given: Sequence[object] | pd.Series, labels: Sequence[str
     return given[~given.isin(list(labels))].value_counts()
 
 
-def unknown_categories_warning(truth: Sequence[object], labels: Sequence[str]) -> str | None:
+def unknown_categories_warning(truth: Truth, labels: Sequence[str]) -> str | None:
     """What to say when some true categories (at the model's level) are not among the model's ``labels``; how few
     products and categories are among them, when under :data:`FEW_KNOWN` of the products are."""
     unknown = unknown_categories(truth, labels)
@@ -277,9 +283,7 @@ def unknown_categories_warning(truth: Sequence[object], labels: Sequence[str]) -
     return warning
 
 
-def no_known_category(
-    truth: Sequence[object], labels: Sequence[str], level: int | None, catalogue_format: str = ""
-) -> str | None:
+def no_known_category(truth: Truth, labels: Sequence[str], level: int | None, catalogue_format: str = "") -> str | None:
     """Why a model of ``labels``, predicting ``level`` (``None``: whole paths), is not scored on products whose true
     categories (cut at its level) are ``truth``, read from a catalogue of ``catalogue_format``: none of them is one of
     its categories, nor one of them but for case, spacing or Unicode form (which :func:`unknown_categories_warning`
@@ -340,7 +344,7 @@ def small_evaluation_warning(n: int) -> str | None:
     )
 
 
-def labelled_warnings(in_training: InTraining, truth: Sequence[object], labels: Sequence[str]) -> list[str]:
+def labelled_warnings(in_training: InTraining, truth: Truth, labels: Sequence[str]) -> list[str]:
     """Every caveat on scoring a bundle on labelled products, ``truth`` their true categories at its level
     (``labels`` its categories): some or all in its training data, or no telling (``in_training``, from
     :func:`products_in_training`), unknown categories, too few products."""

@@ -7,7 +7,7 @@ import base64
 import html
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import matplotlib
 
@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 
 from prodcat.catalog.schema import ISSUE_COLUMNS, SEP, RowIssue, distinguishing_tails, split_path
@@ -93,7 +94,7 @@ def report_problem(
     return None
 
 
-def short_labels(labels: Sequence[object], width: int = LABEL_WIDTH) -> list[str]:
+def short_labels(labels: Sequence[object] | np.ndarray, width: int = LABEL_WIDTH) -> list[str]:
     """Category names for a figure's axis: a path keeps its last elements, as few as tell it apart from the other
     ``labels`` (``… > Bedsheets``), and a name still longer than ``width`` is cut at its end, with an ellipsis."""
     paths = [split_path(str(label)) for label in labels]
@@ -233,7 +234,8 @@ def reliability_figure(calibration: dict[str, Any]) -> Figure:
     # below the axes: inside, any corner can hide a bin (upper left: a few products all right at low confidence)
     legend = ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False)
     for handle in legend.legend_handles[1:]:
-        handle.set_sizes([30])  # not the first bin's area
+        # a scatter's legend handle is a PathCollection (matplotlib types the list as Artist | None)
+        cast(PathCollection, handle).set_sizes([30])  # not the first bin's area
     fig.tight_layout()
     return fig
 
@@ -289,7 +291,7 @@ def _figure(value: float | None, form: str = "{:.3f}") -> str:
     return "–" if value is None or value != value else form.format(value)  # NaN: nothing to measure
 
 
-def interval_text(low: float | None, high: float | None, form: str = "{:.3f}", dash: str = "–") -> str:
+def interval_text(low: float | None, high: float | None, *, form: str = "{:.3f}", dash: str = "–") -> str:
     """A bootstrap interval as read: ``low–high``, or, of zero width, said to be degenerate: resampling the products
     within their categories did not move the figure (categories of one product, or all right or all wrong), which
     makes it no more certain ('1.000–1.000' on 6 products read as certainty)."""
@@ -635,7 +637,7 @@ def change_cell(record: dict[str, Any]) -> str:
     if not record["n_affected"]:
         return UNTOUCHED
     change = record["change_vs_clean"]["accuracy"]
-    return f"{change['difference']:+.3f} [{interval_text(change['low'], change['high'], '{:+.3f}', ', ')}]"
+    return f"{change['difference']:+.3f} [{interval_text(change['low'], change['high'], form='{:+.3f}', dash=', ')}]"
 
 
 def robustness_rows(records: list[dict[str, Any]]) -> list[list[str]]:
