@@ -226,3 +226,46 @@ def test_the_servers_memory_cache_keeps_the_most_recently_used_vectors_up_to_its
     assert stored.dtype == np.float32 and stored.tolist() == [3.0]
     with pytest.raises(ValueError, match="max_items must be >= 1"):
         MemoryCache(max_items=0)
+
+
+#: run in a fresh interpreter (tqdm keeps its lock for the process's life, so an earlier test's bar would hide one):
+#: prints how many multiprocessing semaphores encoding with a disabled progress bar made, and whether a shown bar
+#: still counts the items
+_SEMAPHORES_OF_A_DISABLED_BAR = """
+import io, multiprocessing.synchronize as synchronize
+import numpy as np
+made = []
+created = synchronize.SemLock.__init__
+def counting(self, *args, **kwargs):
+    made.append(args)
+    created(self, *args, **kwargs)
+synchronize.SemLock.__init__ = counting
+from prodcat.features.base import encode_with_cache
+from prodcat.features.cache import MemoryCache
+from prodcat.image.quality import _thread_map
+vectors = encode_with_cache(["a", "b", "c"], str, lambda chunk: np.ones((len(chunk), 2)), MemoryCache(10), 2,
+                            batch_size=2, progress=False)
+assert vectors.shape == (3, 2) and vectors.sum() == 6
+assert _thread_map(lambda item: {"item": item}, [1, 2], 1, False, "photos") == [{"item": 1}, {"item": 2}]
+print(len(made), flush=True)
+from prodcat.progress import progress_bar
+assert list(progress_bar([1, 2], disable=True)) == [1, 2]
+shown = io.StringIO()
+with progress_bar(total=3, file=shown, disable=False) as bar:
+    bar.update(3)
+print("3/3" in shown.getvalue(), len(made) > 0)
+"""
+
+
+def test_a_disabled_progress_bar_makes_no_multiprocessing_lock() -> None:
+    """Each prodcat serve --workers N worker logged at the server's stop 'resource_tracker: There appear to be 2 leaked
+    semaphore objects', in plain text in the JSON log: tqdm makes a multiprocessing lock (a named semaphore) for every
+    bar, disabled ones included, and the workers' extractors encode with a disabled bar. None is made for one now; a
+    bar shown is tqdm's, lock included."""
+    import subprocess
+    import sys
+
+    said = subprocess.run(
+        [sys.executable, "-c", _SEMAPHORES_OF_A_DISABLED_BAR], capture_output=True, text=True, timeout=120
+    )
+    assert said.stdout.split("\n")[:2] == ["0", "True True"], said.stderr

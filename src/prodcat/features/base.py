@@ -26,6 +26,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from prodcat.features.cache import EmbeddingCache, MemoryCache, ReadThroughMemoryCache
 from prodcat.parameters import AddedParametersDefaulted
+from prodcat.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -318,8 +319,6 @@ def encode_with_cache(
     wanted = sorted({k for k in keys if k is not None})
     if not wanted:  # e.g. a text-only request to a text + photo model: no cache to open
         return np.zeros((len(items), dim() if callable(dim) else dim), dtype=np.float32)
-    from tqdm.auto import tqdm
-
     cached = cache.get_many(wanted)
     if callable(dim):
         sizes = {vector.size for vector in cached.values()}
@@ -334,7 +333,7 @@ def encode_with_cache(
         if k is not None and k not in found and k not in todo:
             todo[k] = it
     todo_keys = list(todo)
-    with tqdm(total=len(todo_keys), desc=desc, disable=not progress or not todo_keys, unit="item") as bar:
+    with progress_bar(total=len(todo_keys), desc=desc, disable=not progress or not todo_keys, unit="item") as bar:
         for start in range(0, len(todo_keys), batch_size):
             chunk = todo_keys[start : start + batch_size]
             vectors = np.asarray(encode([todo[k] for k in chunk]), dtype=np.float32)

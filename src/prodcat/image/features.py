@@ -42,6 +42,7 @@ from prodcat.features.cache import DescriptorCache, EmbeddingCache, content_key
 from prodcat.features.onnx import cached_export, models_dir, onnx_session
 from prodcat.image.augment import WHITE, tta_views
 from prodcat.image.decode import ImageItem, decode_item, image_content_key, image_items, photo_cache_version, photo_key
+from prodcat.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -630,12 +631,12 @@ class BagOfVisualWords(_ReadsPhotos, Extractor):
         a photo or if it is unreadable), read from the cache or detected and cached, :attr:`stream_photos`
         at a time. An unreadable photo is not cached, so a later call retries (and logs) it; within a
         call, or a fit's two passes, its key is kept in ``unreadable`` and it is decoded only once."""
-        from tqdm.auto import tqdm
-
         cache = self.descriptor_cache()
         with (
             ThreadPoolExecutor(self.n_jobs or os.cpu_count()) as pool,
-            tqdm(total=sum(k is not None for k in keys), desc=self.name, disable=not self.progress, unit="img") as bar,
+            progress_bar(
+                total=sum(k is not None for k in keys), desc=self.name, disable=not self.progress, unit="img"
+            ) as bar,
         ):
             for start in range(0, len(keys), self.stream_photos):
                 chunk = keys[start : start + self.stream_photos]

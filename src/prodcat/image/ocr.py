@@ -31,6 +31,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from prodcat.features.base import Extractor, NothingToLearn, register
 from prodcat.features.cache import ReadThroughMemoryCache, TextCache, TextMemoryCache
 from prodcat.image.decode import ImageItem, ImageSource, decode_item, image_items, photo_cache_version, photo_key
+from prodcat.progress import progress_bar
 from prodcat.text.clean import clean_texts
 from prodcat.text.features import Analyzer, TfidfCharExtractor, TfidfWordExtractor
 
@@ -122,8 +123,6 @@ class PhotoText(TransformerMixin, BaseEstimator):
 
     def transform(self, frame: pd.DataFrame) -> list[str]:
         """One string per product of ``frame``: the recognised lines joined by `` . ``."""
-        from tqdm.auto import tqdm
-
         items = [_text_source(item) for item in image_items(frame)]
         keys = [None if it is None else self.key(it) for it in items]
         cache = self.cache()
@@ -131,7 +130,7 @@ class PhotoText(TransformerMixin, BaseEstimator):
         todo = {k: it for k, it in zip(keys, items, strict=True) if k is not None and k not in found}
         with (
             ThreadPoolExecutor(self.workers) as pool,
-            tqdm(total=len(todo), desc="ocr", disable=not self.progress or not todo, unit="img") as bar,
+            progress_bar(total=len(todo), desc="ocr", disable=not self.progress or not todo, unit="img") as bar,
         ):
             for key, text in zip(todo, pool.map(self.read, todo.values()), strict=True):
                 cache.put_many({key: text})  # one by one: an interrupted run keeps what it read

@@ -23,6 +23,7 @@ from PIL import Image
 
 from prodcat.grouping import conflict_level, representative_groups
 from prodcat.image.decode import ImageDecodeError, load_image
+from prodcat.progress import progress_bar
 
 #: longest side every photo is analysed at, smaller ones upscaled: detail scores are only comparable at one
 #: scale (at its own 50 x 80 pixels, a blurred photo scored 1,637, "sharp")
@@ -258,10 +259,8 @@ def _close_pairs(bits: np.ndarray, max_distance: int, block_bytes: int = 1 << 25
 def _thread_map(
     func: Callable[[Any], dict[str, Any]], items: list[Any], n_jobs: int | None, progress: bool, desc: str
 ) -> list[dict[str, Any]]:
-    from tqdm.auto import tqdm
-
     with ThreadPoolExecutor(n_jobs or os.cpu_count()) as pool:
-        return list(tqdm(pool.map(func, items), total=len(items), desc=desc, disable=not progress, unit="img"))
+        return list(progress_bar(pool.map(func, items), total=len(items), desc=desc, disable=not progress, unit="img"))
 
 
 def _at_analysis_scale(img: Image.Image, upscale: bool = True) -> Image.Image:

@@ -25,9 +25,9 @@ from typing import Any, Literal
 import ftfy
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from tqdm.auto import tqdm
 
 from prodcat.parameters import AddedParametersDefaulted
+from prodcat.progress import progress_bar
 
 #: the languages found in the catalogues; detection is restricted to them
 LANGUAGES: tuple[str, ...] = ("fr", "en", "de", "es", "it")
@@ -247,7 +247,7 @@ def catalogue_languages(
     of ``texts`` themselves (:func:`language_prior`). ``progress`` shows a bar while the shares are learnt (the
     detector reads every text then)."""
     if prior is None:
-        prior = language_prior(tqdm(texts, desc="languages", disable=not progress, unit="text"))
+        prior = language_prior(progress_bar(texts, desc="languages", disable=not progress, unit="text"))
     return detect_language(texts, prior=prior, prior_exponent=prior_exponent)
 
 

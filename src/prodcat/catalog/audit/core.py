@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from prodcat.catalog.audit.duplicates import duplicate_stats
 from prodcat.catalog.audit.inputs import (
     MAX_EXAMPLES,
@@ -21,6 +19,7 @@ from prodcat.catalog.audit.labels import label_issues
 from prodcat.catalog.audit_parser import NEAR_DUPLICATE_SIMILARITY
 from prodcat.catalog.schema import Catalog
 from prodcat.config import Config
+from prodcat.progress import progress_bar
 
 
 def audit_catalog(
@@ -43,7 +42,7 @@ def audit_catalog(
     from prodcat.text.clean import clean_texts
 
     frame = catalog.frame.reset_index(drop=True)
-    clean = clean_texts(tqdm(product_text(frame), desc="cleaning text", disable=not progress, unit="product"))
+    clean = clean_texts(progress_bar(product_text(frame), desc="cleaning text", disable=not progress, unit="product"))
     issues_by_field = Counter(issue.field for issue in catalog.issues)
     result: dict[str, Any] = {
         "source": catalog.source,

@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
-from tqdm.auto import tqdm
 
 from prodcat.catalog.audit.inputs import MAX_EXAMPLES, snippet
 from prodcat.catalog.audit_parser import NEAR_DUPLICATE_SIMILARITY
 from prodcat.grouping import conflict_level, representative_groups
+from prodcat.progress import progress_bar
 
 _NON_WORD = re.compile(r"\W+")
 
@@ -100,7 +100,9 @@ def _similar_pairs(vectors: Any, similarity: float, progress: bool) -> tuple[np.
     distinct = vectors[first]
     block = 2000
     rows, cols = [], []
-    for start in tqdm(range(0, distinct.shape[0], block), desc="near duplicates", disable=not progress, unit="block"):
+    for start in progress_bar(
+        range(0, distinct.shape[0], block), desc="near duplicates", disable=not progress, unit="block"
+    ):
         sims = (distinct[start : start + block] @ distinct.T).tocoo()
         keep = (sims.data >= similarity) & (sims.row + start != sims.col)
         rows.append(sims.row[keep] + start)
