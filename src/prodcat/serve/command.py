@@ -14,7 +14,7 @@ import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, get_origin
+from typing import TYPE_CHECKING, Any, get_origin
 
 from pydantic import ValidationError
 
@@ -242,7 +242,8 @@ def _remove_abandoned_metrics_folders() -> None:
             files = [_METRICS_FILE.fullmatch(file.name) if file.is_file() else None for file in path.iterdir()]
         except OSError:  # removed meanwhile, or not ours to read
             continue
-        if None not in files and not any(running(int(pid)) for pid in (owner["pid"], *(f["pid"] for f in files))):
+        workers = [f["pid"] for f in files if f is not None]  # all of them when None is not in files
+        if None not in files and not any(running(int(pid)) for pid in (owner["pid"], *workers)):
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -362,7 +363,7 @@ def run_serve(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
         return 2
     _remove_abandoned_metrics_folders()
-    common = {
+    common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "timeout_keep_alive": settings.keep_alive_s,
