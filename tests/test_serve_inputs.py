@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import gzip
 import io
 import json
@@ -3005,6 +3006,93 @@ def test_serve_keeps_an_idle_connection_open_as_long_as_asked(
     monkeypatch.setenv("PRODCAT_KEEP_ALIVE_S", "65")
     assert main(arguments) == 0
     assert kept == [5, 75, 65]
+
+
+def _served_by_serve_options(options: dict[str, Any]) -> tuple[Any, threading.Thread, int]:
+    """A uvicorn server in a thread, with the options ``prodcat serve`` gave ``uvicorn.run`` (its HTTP protocol among
+    them), serving an app that answers 200 to any request: what is tested is what happens before a request reaches
+    the app. Returns the server, its thread and its port."""
+    import socket
+
+    import uvicorn
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    kept = {
+        name: options[name] for name in ("timeout_keep_alive", "http", "log_config", "access_log") if name in options
+    }
+    server = uvicorn.Server(uvicorn.Config(app, **kept))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
+    thread.start()
+    for _ in range(500):
+        if server.started:
+            break
+        time.sleep(0.02)
+    return server, thread, listening.getsockname()[1]
+
+
+def _answer_to(port: int, sent: bytes, wait_s: float = 15.0) -> bytes:
+    """What the server at ``port`` answers to ``sent`` (b'' when it closes without a word), read until it closes the
+    connection; fails when it has not closed it within ``wait_s``."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=wait_s) as connection:
+        with contextlib.suppress(ConnectionResetError):  # refused while sending: its answer is still to be read
+            connection.sendall(sent)
+        received = b""
+        try:
+            while chunk := connection.recv(65536):
+                received += chunk
+        except ConnectionResetError:
+            pass
+        except TimeoutError:
+            pytest.fail(f"the connection was still open after {wait_s} s, having received {received[:200]!r}")
+    return received
+
+
+def test_serve_bounds_a_request_head_in_time_and_size(
+    tiny_training: TinyTraining, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvicorn bounds a request's head neither in time nor in size, and every limit of the app starts once the head
+    has arrived (seen black-box on `prodcat serve models/demo`): a connection that sent nothing, or a header byte
+    every 2 s (slowloris), was still open 30 s later, unanswered; 203 MB of headers on one connection grew the server
+    by 197 MB, unanswered, until the client closed it. Now a silent connection is closed after --keep-alive-s, a head
+    not arrived within --request-timeout-s gets 408 request_timeout, and one over 64 KiB 431, each in the API's error
+    shape, the connection closed; a request after them is answered."""
+    import uvicorn
+
+    import prodcat.serve.logs
+    from prodcat.serve.schemas import ErrorOut
+
+    given: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: given.append(options))
+    monkeypatch.setattr(prodcat.serve.logs, "configure_json_logging", lambda level: None)
+    monkeypatch.setattr(sys, "setswitchinterval", lambda interval: None)  # create_app_from_env's, process-wide
+    arguments = ["serve", str(tiny_training.bundle), "--review-db", f"sqlite:///{tmp_path / 'r.db'}", "--port", "0"]
+    assert main([*arguments, "--keep-alive-s", "1", "--request-timeout-s", "1"]) == 0
+    server, thread, port = _served_by_serve_options(given[0])
+    try:
+        assert _answer_to(port, b"") == b""  # closed
+        slow = _answer_to(port, b"POST /predict HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        head_too_long = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-Long: " + b"a" * 1024 * 1024 + b"\r\n\r\n"
+        long = _answer_to(port, head_too_long)
+        assert _answer_to(port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").endswith(b"\r\n\r\nok")
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    for answer, status, error, limit in (
+        (slow, 408, "request_timeout", "request_timeout_s"),
+        (long, 431, "request_header_fields_too_large", None),
+    ):
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.split(b"\r\n")[0].split(b" ")[1] == str(status).encode(), answer[:300]
+        out = ErrorOut.model_validate_json(body)
+        assert (out.status, out.error, out.limit) == (status, error, limit)
+        assert f"x-request-id: {out.request_id}".encode() in head.split(b"\r\n")
 
 
 def test_serve_with_workers_keeps_no_model_in_the_supervisor(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -314,6 +315,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from prodcat.child import run_in_a_child
     from prodcat.errors import BundleError
     from prodcat.serve.logs import configure_json_logging
+    from prodcat.serve.protocol import GuardedHttpToolsProtocol
 
     # Flags become PRODCAT_* variables: the worker processes read the same settings from the environment.
     os.environ["PRODCAT_BUNDLE"] = str(Path(args.model).resolve())
@@ -367,6 +369,8 @@ def run_serve(args: argparse.Namespace) -> int:
         "host": settings.host,
         "port": settings.port,
         "timeout_keep_alive": settings.keep_alive_s,
+        # a request's head bounded in time and size, a silent connection closed (uvicorn bounds neither)
+        "http": functools.partial(GuardedHttpToolsProtocol, head_timeout_s=settings.request_timeout_s),
         "log_config": None,
         "access_log": False,
     }

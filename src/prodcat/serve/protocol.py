@@ -1,0 +1,133 @@
+"""uvicorn's HTTP protocol (httptools), with a request's head bounded in time and size before it reaches the app.
+
+uvicorn bounds neither: a client could hold a connection open for ever by sending nothing after connecting, or a
+header byte now and then (slowloris: every limit of the app, ``request_timeout_s`` included, starts once the head
+has arrived), and could send headers without end, each byte kept in the server's memory until the connection
+closed (203 MB of headers grew a worker by 197 MB, and got no answer). So:
+
+- a connection that sends nothing is closed after ``--keep-alive-s``, as an idle one between requests is;
+- a request whose head (request line and headers) has not arrived within ``--request-timeout-s`` of its first byte
+  gets 408 ``request_timeout``, and the connection is closed;
+- a head of more than :data:`MAX_HEAD_BYTES` gets 431 ``request_header_fields_too_large``, and the connection is
+  closed (what the client still sends read and dropped for :data:`LINGER_S` first, so that it reads the answer).
+
+This module is imported by uvicorn's supervisor too (``--workers N``), which imports none of the model's libraries:
+it imports none either, and writes its two answers itself, in the API's error shape.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from asyncio import TimerHandle, Transport
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+#: most bytes of a request's line and headers (h11, uvicorn's other parser, allows 16 KiB; browsers send a few)
+MAX_HEAD_BYTES = 64 * 1024
+#: seconds the bytes a refused client still sends are read and dropped before its connection is closed
+LINGER_S = 2.0
+
+
+def error_answer(
+    status: int, reason: str, error: str, detail: str, limit: str | None = None, value: float | None = None
+) -> bytes:
+    """A whole HTTP answer closing its connection, its body the API's error shape (``ErrorOut``)."""
+    request_id = uuid.uuid4().hex
+    body = json.dumps(
+        {
+            "error": error,
+            "detail": detail,
+            "limit": limit,
+            "limit_value": value,
+            "status": status,
+            "request_id": request_id,
+            "product_id": None,
+        }
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+        f"x-request-id: {request_id}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, closing connections whose request head is slow, too long, or never comes."""
+
+    def __init__(self, *args: Any, head_timeout_s: float, max_head_bytes: int = MAX_HEAD_BYTES, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.head_timeout_s = head_timeout_s
+        self.max_head_bytes = max_head_bytes
+        self._head_timer: TimerHandle | None = None
+        self._reading_head = False
+        self._head_bytes = 0
+        #: refused: what the client still sends is dropped
+        self._lingering = False
+
+    def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # uvicorn arms its keep-alive timer after a response only: a connection never sending a byte stayed open
+        self._arm(self.timeout_keep_alive, self._close_silent)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return
+        # the bytes of a chunk that began inside a head and did not end it are all the head's (a chunk starting a
+        # request is not counted: at most one chunk more than the limit is read)
+        was_reading_head = self._reading_head
+        super().data_received(data)
+        if was_reading_head and self._reading_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.max_head_bytes and not self.transport.is_closing():
+                self._disarm()
+                detail = (
+                    f"the request's line and headers exceed {self.max_head_bytes} bytes: send fewer or shorter headers"
+                )
+                self._refuse(431, "Request Header Fields Too Large", "request_header_fields_too_large", detail)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._reading_head, self._head_bytes = True, 0
+        self._arm(self.head_timeout_s, self._head_timed_out)
+
+    def on_headers_complete(self) -> None:
+        self._reading_head = False
+        self._disarm()
+        super().on_headers_complete()
+
+    def _arm(self, seconds: float, handler: Any) -> None:
+        self._disarm()
+        self._head_timer = self.loop.call_later(seconds, handler)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _close_silent(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._reading_head and not self.transport.is_closing():
+            detail = f"the request's headers had not arrived within the limit request_timeout_s={self.head_timeout_s}"
+            self._refuse(408, "Request Timeout", "request_timeout", detail, "request_timeout_s", self.head_timeout_s)
+
+    def _refuse(
+        self, status: int, reason: str, error: str, detail: str, limit: str | None = None, value: float | None = None
+    ) -> None:
+        self.logger.warning("request refused before its headers were read: %s", detail)
+        self.transport.write(error_answer(status, reason, error, detail, limit, value))
+        # a lingering close: closed with the bytes the client was still sending unread, the connection was reset,
+        # and the client could lose the answer with it (as on the connection's end that it had not read yet)
+        self._lingering = True
+        self.transport.write_eof()
+        self._arm(LINGER_S, self._close_silent)
