@@ -563,7 +563,7 @@ _ONE_LINE = "Input should be one line, without a line break, tab or other contro
     [
         ("", "reviewer: String should have at least 1 character"),
         (" \t", "reviewer: Input should not be blank (spaces alone)"),
-        # stored as given (old code), a line break cut the queue's one-line logs and CSV exports
+        # stored as given (old code), a line break cut the lines of whatever lists the queue line by line
         ("ana\nsmith", f"reviewer: {_ONE_LINE} '\\n' (U+000A)"),
         ("ana\tsmith\u2028", f"reviewer: {_ONE_LINE} '\\t' (U+0009), '\\u2028' (U+2028)"),
         ("ana\x1b[31m", f"reviewer: {_ONE_LINE} '\\x1b' (U+001B)"),

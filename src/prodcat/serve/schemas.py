@@ -453,7 +453,8 @@ class ReviewSubmission(BaseModel):
         None,
         description="who chose the category; left out or null for no one. Not blank, as the category: an empty name "
         "(an unset variable of the client) would be stored as a reviewer that names no one; one line, without a line "
-        "break, tab or other control character (it would cut the queue's one-line logs and CSV exports)",
+        "break, tab or other control character (it would cut or forge the lines of whatever lists the queue line by "
+        "line: a terminal, a log, a CSV made from GET /reviews)",
     )
 
     @field_validator("category", "reviewer")
@@ -468,9 +469,10 @@ class ReviewSubmission(BaseModel):
     @field_validator("reviewer")
     @classmethod
     def _one_line(cls, value: str | None) -> str | None:
-        """Refuse a name holding a line break or another control character: stored as given, it would cut the
-        one-line logs and the CSV exports of the queue. Refused rather than replaced by a space, as a blank name is:
-        names attribute the corrections, and a client sending one has a bug to see (a name read with its line end)."""
+        """Refuse a name holding a line break or another control character: stored as given, it would cut or
+        forge the lines of whatever lists the queue line by line (a terminal, a log, a CSV a client makes of it).
+        Refused rather than replaced by a space, as a blank name is: names attribute the corrections, and a client
+        sending one has a bug to see (a name read with its line end)."""
         if value is not None and (listed := listed_characters(value, _LINE_BREAKING)):
             raise PydanticCustomError(
                 "control_character",
