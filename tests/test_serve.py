@@ -1025,3 +1025,24 @@ def test_serve_keeps_the_metrics_folder_of_a_server_in_another_pid_namespace(
     finally:
         process.communicate("", timeout=60)
     assert not folder.exists()  # removed by the server itself as it stops
+
+
+def test_what_onnxruntime_writes_on_stderr_as_it_starts_is_logged_as_json(tmp_path: Path) -> None:
+    """A server in a container (a read-only home) wrote onnxruntime's '[W:onnxruntime:Default, telemetry_1ds.cc:613
+    operator()] Failed to persist telemetry device ID' in ANSI colours, plain text in its JSON log: onnxruntime writes
+    it on file descriptor 2 as it is imported, through no Python logger. The server imports it before loading the
+    model, and logs what it wrote, one JSON record a line, at the level its letter says."""
+    code = (
+        "import os\nfrom prodcat.serve import logs\nlogs.configure_json_logging('info')\n"
+        "logs.import_native_libraries_logged()\nwith logs.native_stderr_logged('onnxruntime'):\n"
+        "    os.write(2, b'\\x1b[0;93m[E:onnxruntime:Default, x.cc:1] broken\\x1b[m\\n')\n"
+    )
+    read_only_home = {**os.environ, "HOME": "/proc"}  # where onnxruntime cannot persist its telemetry device ID
+    said = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=read_only_home)
+    assert said.returncode == 0, said.stderr
+    records = [json.loads(line) for line in said.stderr.splitlines()]  # JSON lines only
+    assert [(record["logger"], record["level"]) for record in records][-1] == ("onnxruntime", "error")
+    assert records[-1]["message"] == "[E:onnxruntime:Default, x.cc:1] broken"
+    telemetry = [record for record in records if "telemetry" in record["message"]]
+    assert [(record["logger"], record["level"]) for record in telemetry] == [("onnxruntime", "warning")]
+    assert "\x1b" not in said.stderr

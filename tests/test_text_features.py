@@ -962,3 +962,18 @@ def test_an_extractor_plugin_that_cannot_be_used_is_named_with_its_error(
     assert f"heads.0.features.0.name: {said}" in err and "Traceback" not in err
     with pytest.raises(base.ExtractorPluginError, match=re.escape(said)):
         make_extractor(name)
+
+
+def test_the_minilm_export_shows_no_weight_loading_bar_and_leaves_transformers_as_it_was(tmp_path: Path) -> None:
+    """A server's cold start (the ONNX export of the text encoder) wrote transformers' 'Loading weights: 100%|...|
+    103/103' bar in plain text into its JSON log. It is hidden while the weights load, and transformers' bar, a
+    process-wide switch of the user's, is shown again after."""
+    code = (
+        "from transformers.utils import logging\nfrom prodcat.text.embeddings import export_minilm\n"
+        f"export_minilm({str(tmp_path / 'minilm.onnx')!r})\nprint(logging.is_progress_bar_enabled())"
+    )
+    said = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert said.returncode == 0, said.stderr
+    assert (tmp_path / "minilm.onnx").stat().st_size > 1_000_000
+    assert "Loading weights" not in said.stderr
+    assert said.stdout.strip() == "True"

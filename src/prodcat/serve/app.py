@@ -862,10 +862,11 @@ def _shows_nothing(character: str) -> bool:
 
 def create_app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory``: settings from ``PRODCAT_*``, the bundle from ``PRODCAT_BUNDLE``."""
-    from prodcat.serve.logs import configure_json_logging
+    from prodcat.serve.logs import configure_json_logging, import_native_libraries_logged
 
     settings = ServeSettings()
     configure_json_logging(settings.log_level)
+    import_native_libraries_logged()
     # (process-wide, so set here, in the server process, and not by create_app.) The model runs in a
     # worker thread while the event loop thread parses and answers requests: with Python's default
     # 5 ms GIL switch interval a request can wait that long for the loop to get the GIL back.

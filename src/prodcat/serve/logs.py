@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import logging
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 #: attributes every LogRecord has; anything else on a record came from ``extra=``
@@ -44,3 +51,47 @@ def configure_json_logging(level: str = "info") -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+
+
+#: a terminal's colour codes (onnxruntime colours its warnings)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: onnxruntime's severity letter in its own lines: ``[W:onnxruntime:Default, ...]``
+_NATIVE_LEVEL = re.compile(r"\[([VIWEF]):onnxruntime:")
+_NATIVE_LEVELS = {
+    "V": logging.DEBUG,
+    "I": logging.INFO,
+    "W": logging.WARNING,
+    "E": logging.ERROR,
+    "F": logging.CRITICAL,
+}
+
+
+@contextlib.contextmanager
+def native_stderr_logged(logger_name: str) -> Iterator[None]:
+    """What native code writes on the process's stderr (file descriptor 2) while the block runs, logged after it, one
+    record of ``logger_name`` a line, without colour codes: it went into the JSON log as plain text. For the server's
+    own process only: everything written on fd 2 meanwhile is taken, Python's included."""
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as taken:
+        kept = os.dup(2)
+        os.dup2(taken.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(kept, 2)
+            os.close(kept)
+            taken.seek(0)
+            text = _ANSI.sub("", taken.read().decode("utf-8", "replace"))
+    logger = logging.getLogger(logger_name)
+    for line in filter(None, (line.strip() for line in text.splitlines())):
+        level = _NATIVE_LEVEL.search(line)
+        logger.log(_NATIVE_LEVELS[level[1]] if level else logging.WARNING, line)
+
+
+def import_native_libraries_logged() -> None:
+    """Import onnxruntime (where installed) with what it writes on stderr as it starts logged: it said 'Failed to
+    persist telemetry device ID' (a read-only home) in ANSI colours, not through Python's logging, which it offers no
+    hook into."""
+    with native_stderr_logged("onnxruntime"), contextlib.suppress(ImportError):
+        importlib.import_module("onnxruntime")

