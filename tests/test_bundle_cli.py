@@ -1308,6 +1308,30 @@ def test_a_language_given_for_a_catalogue_other_than_rakuten_is_refused(tiny_tra
     assert not (tmp_path / "p.csv").exists() and not (tmp_path / "r").exists()
 
 
+def test_cli_log_lines_show_a_catalogue_s_control_characters_escaped(tiny_training, tmp_path):
+    """A product id holding a line break and an escape sequence, named in a warning (it is repeated), reached the
+    terminal raw: a forged 'ERROR:' line and a colour change. Each log line is now one line, those characters escaped;
+    accents and non-Latin text are kept as they are."""
+    product_id = "évil 東京\nERROR: forged line \x1b[31mred\u202e"
+    data = tmp_path / "x.csv"
+    pd.DataFrame({"product_id": [product_id] * 2, "title": ["analog wrist watch", "ceramic coffee mug"]}).to_csv(
+        data, index=False
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "prodcat.cli", "predict", str(tiny_training.bundle), str(data), "--out", "p.csv"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
+    assert run.returncode == 0, run.stderr
+    named = [line for line in run.stderr.splitlines() if "forged" in line]
+    assert named == [line for line in named if " WARNING prodcat: " in line] and len(named) == 1, run.stderr
+    assert "(product évil 東京\\nERROR: forged line \\x1b[31mred\\u202e~2)" in named[0]
+    assert "\x1b" not in run.stderr and "\u202e" not in run.stderr
+
+
 def test_cli_refuses_a_tampered_bundle(flipkart_bundle, flipkart_dir, tmp_path):
     tampered = tmp_path / "tampered"
     tampered.mkdir()

@@ -14,6 +14,7 @@ import importlib
 import itertools
 import logging
 import os
+import re
 import select
 import sys
 from typing import TextIO
@@ -34,6 +35,30 @@ COMMAND_MODULES = (
     "prodcat.evaluate.robustness_parser",
     "prodcat.evaluate.explain_parser",
 )
+
+#: what a log line shows escaped: control characters (C0 with line breaks, tabs and ESC, DEL, C1), the Unicode line
+#: and paragraph separators, and the bidirectional marks, embeddings, overrides and isolates (which reorder what
+#: follows them on screen)
+_UNSHOWN_IN_A_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    character = match.group()
+    return _ESCAPES.get(character) or (
+        f"\\x{ord(character):02x}" if ord(character) < 0x100 else f"\\u{ord(character):04x}"
+    )
+
+
+class OneLineFormatter(logging.Formatter):
+    """The command line's log lines, each one line as it is written: a line break, an escape sequence or another
+    control character in a message (a catalogue's product id, a file name, a library's words) is shown escaped
+    (``\\n``, ``\\x1b``, ``\\u202e``), so that what a catalogue holds cannot forge a log line or drive the terminal.
+    Accents and non-Latin text are kept as they are. A traceback appended to a record keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return _UNSHOWN_IN_A_LINE.sub(_escaped, super().formatMessage(record))
+
 
 #: the commands whose servers stop on SIGTERM as servers do (uvicorn's and Streamlit's own handlers), not as Ctrl-C
 STOPPED_AS_SERVERS = frozenset({"serve", "app"})
@@ -123,7 +148,9 @@ def run(argv: list[str] | None = None) -> int:
     if unknown:  # argparse refuses them in the top-level usage, which shows none of the command's options
         command = command_parsers(parser)[args.command]
         command.error(_several_catalogues(command, args, unknown) or f"unrecognized arguments: {' '.join(unknown)}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     # --verbose is prodcat's debug output, not every library's (matplotlib alone logs pages of font matching)
     logging.getLogger("prodcat").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
