@@ -516,6 +516,10 @@ def test_metrics_and_json_logs(client: httpx.Client, server: Server, heldout: pd
     assert "prodcat_decisions_total{decision=" in metrics
     assert 'prodcat_request_latency_seconds_bucket{le="0.05",method="POST",route="/predict"}' in metrics
     assert "prodcat_model_latency_seconds_count" in metrics
+    # one process keeping its metrics in memory: the scrape in flight, its model, its own process metrics
+    assert metric_value(metrics, "prodcat_requests_in_flight") == 1
+    assert [value for _, value in models_served(metrics)] == [1.0]
+    assert metric_value(metrics, "process_resident_memory_bytes") > 100e6
 
     request_id = response.json()["request_id"]
     deadline = time.monotonic() + 10  # the access line is written after the response: later on a loaded machine
@@ -571,6 +575,52 @@ def metric_value(exposition: str, sample: str) -> float:
     return float(value)
 
 
+def models_served(exposition: str) -> list[tuple[str, float]]:
+    """The bundles of ``prodcat_model_info`` in a Prometheus text exposition, with their values."""
+    found = re.findall(
+        r'^prodcat_model_info\{bundle="([^"]*)",model_version="[^"]+"\} (\S+)$', exposition, re.MULTILINE
+    )
+    return [(bundle, float(value)) for bundle, value in found]
+
+
+#: in a fresh interpreter with PROMETHEUS_MULTIPROC_DIR set: a worker killed with a request in flight, serving model
+#: v0, then this one serving v1 with a request in flight; what /metrics says then, and once this one has stopped
+_A_KILLED_WORKERS_GAUGES = """
+import os, re, sys
+from prodcat.serve.metrics import ApiMetrics
+if os.fork() == 0:
+    killed = ApiMetrics()
+    killed.serving("b", "v0")
+    killed.in_flight.inc()
+    os._exit(0)
+os.wait()
+metrics = ApiMetrics()
+metrics.serving("b", "v1")
+metrics.in_flight.inc()
+print(metrics.render().decode())
+metrics.close()
+print("=====")
+print(ApiMetrics().render().decode())
+"""
+
+
+def test_requests_in_flight_and_the_model_served_count_running_workers_only(tmp_path: Path) -> None:
+    """/metrics had no gauge of requests in flight and nothing naming the model served. prodcat_requests_in_flight
+    adds up the running workers' (prometheus_client's livesum), prodcat_model_info names each bundle and model_version
+    a running worker serves; a worker killed outright (here with a request in flight) is forgotten, and one that
+    stops forgets itself."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    said = subprocess.run([sys.executable, "-c", _A_KILLED_WORKERS_GAUGES], capture_output=True, text=True, env=env)
+    assert said.returncode == 0, said.stderr
+    running, stopped = said.stdout.split("=====")
+    assert metric_value(running, "prodcat_requests_in_flight") == 1
+    assert 'prodcat_model_info{bundle="b",model_version="v1"} 1.0' in running
+    assert "v0" not in running
+    assert "\nprodcat_requests_in_flight " not in stopped  # no running worker: none of its requests
+    assert "prodcat_model_info{" not in stopped
+    assert "process_resident_memory_bytes" not in running  # only the answering worker's could be read: none given
+
+
 def test_metrics_of_several_workers_count_every_workers_requests(
     tiny_training, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -601,6 +651,9 @@ def test_metrics_of_several_workers_count_every_workers_requests(
                 time.sleep(0.1)
             assert counted == expected
             assert "# HELP prodcat_requests_total HTTP requests answered" in exposition
+            # the scrape itself is in flight; one model served, said once for both workers
+            assert metric_value(exposition, "prodcat_requests_in_flight") == 1
+            assert models_served(exposition) == [(str(Path(tiny_training.bundle).resolve()), 1.0)]
             connection.close()
         [shared] = tmp_path.glob("prodcat-metrics-*")
         assert {path.name.rsplit("_", 1)[1] for path in shared.iterdir()} >= {f"{pid}.db" for pid in workers}

@@ -212,11 +212,13 @@ def create_app(
         network_timeout_s=settings.review_db_network_timeout_s,
     )
     metrics = ApiMetrics()
+    metrics.serving(str(settings.bundle or ""), predictor.version)
     service = PredictionService(predictor, settings, store, metrics)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        metrics.close()
         store.close()
 
     app = FastAPIOffline(

@@ -4,16 +4,35 @@ A server of several processes (``prodcat serve --workers N``) answers ``/metrics
 ``prodcat serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` (see :mod:`prodcat.serve.command`) before its workers start and
 import prometheus_client, which then writes every value of this module's instruments into that folder, one file per
 process, and each worker's ``/metrics`` adds up the files of every worker, those that have exited included (their
-counts stay in the totals, as a counter's must). Every instrument here is a counter or a histogram, which add up;
-a gauge added here must choose its ``multiprocess_mode`` (a per-process figure that cannot be summed saying so in its
-help text), and a ``live*`` one needs ``prometheus_client.multiprocess.mark_process_dead`` for each worker that exits.
+counts stay in the totals, as a counter's must). The counters and histograms add up; each gauge chooses its
+``multiprocess_mode``: a ``live*`` one, counting running processes only, has the files of a worker that exits removed
+(``prometheus_client.multiprocess.mark_process_dead``), by the worker as it stops (:meth:`ApiMetrics.close`) or, one
+killed outright, by the next ``/metrics`` answered (:func:`_forget_dead_workers`).
+
+No process metrics (CPU, memory, open files) in multiprocess mode: prometheus_client's process collector reads the
+process that answers the scrape only, whichever worker that is, and prometheus_client documents it as unsupported
+there. A server of one process keeping its metrics in memory exposes its own.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
-from prometheus_client.multiprocess import MultiProcessCollector
+import os
+import re
+from pathlib import Path
 
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+    values,
+)
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from prodcat.processes import running
 from prodcat.serve.settings import metrics_dir_setting
 
 #: latency buckets in seconds: fine below 100 ms, where text-only requests live
@@ -27,6 +46,19 @@ def shared_metrics_dir() -> str | None:
     if values.ValueClass is values.MutexValue or (setting := metrics_dir_setting()) is None:
         return None
     return setting[1]
+
+
+#: the file of a ``live*`` gauge of one process in a folder of metrics, named after its pid
+_LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w+_(?P<pid>\d+)\.db$")
+
+
+def _forget_dead_workers(folder: str) -> None:
+    """``mark_process_dead`` each process whose ``live*`` gauges are in ``folder`` but that no longer runs (a worker
+    killed outright, the OOM killer): its requests in flight and the model it served would stay in the totals."""
+    pids = {int(match["pid"]) for path in Path(folder).iterdir() if (match := _LIVE_GAUGE_FILE.match(path.name))}
+    for pid in pids - {os.getpid()}:
+        if not running(pid):
+            mark_process_dead(pid, folder)
 
 
 class ApiMetrics:
@@ -57,12 +89,41 @@ class ApiMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
-        #: what /metrics renders: every process's files added up, or this registry
+        self.in_flight = Gauge(
+            "prodcat_requests_in_flight",
+            "HTTP requests begun and not yet answered, of every running server process",
+            multiprocess_mode="livesum",
+            registry=self.registry,
+        )
+        self.model = Gauge(
+            "prodcat_model_info",
+            "1 for each bundle and model_version that a running server process serves",
+            ["bundle", "model_version"],
+            multiprocess_mode="livemax",
+            registry=self.registry,
+        )
+        #: the folder shared with the server's other processes, None when this one keeps its metrics in memory
+        self.folder = shared_metrics_dir()
+        #: what /metrics renders: every process's files added up, or this registry with this process's own metrics
         self.exposed = self.registry
-        if (folder := shared_metrics_dir()) is not None:
+        if self.folder is not None:
             self.exposed = CollectorRegistry()
-            MultiProcessCollector(self.exposed, path=folder)
+            MultiProcessCollector(self.exposed, path=self.folder)
+        else:
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+
+    def serving(self, bundle: str, model_version: str) -> None:
+        """Say which model this process serves (``prodcat_model_info``)."""
+        self.model.labels(bundle, model_version).set(1)
 
     def render(self) -> bytes:
         """What ``/metrics`` answers: :attr:`exposed` in Prometheus' text format."""
+        if self.folder is not None:
+            _forget_dead_workers(self.folder)
         return generate_latest(self.exposed)
+
+    def close(self) -> None:
+        """This process stops serving: its ``live*`` gauges leave the shared folder's totals."""
+        if self.folder is not None:
+            mark_process_dead(os.getpid(), self.folder)

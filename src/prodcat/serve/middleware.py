@@ -108,6 +108,7 @@ class RequestGuard:
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
+        self.metrics.in_flight.inc()
         try:
             declared = _content_length(headers)
             if declared is not None and declared > self.settings.max_request_bytes:
@@ -135,6 +136,7 @@ class RequestGuard:
             body = error.to_out(request_id).model_dump(mode="json")
             await JSONResponse(body, status_code=error.status)(scope, receive, send_with_id)
         finally:
+            self.metrics.in_flight.dec()
             self._observe(scope, request_id, response["status"], time.perf_counter() - started)
 
     def _limited(self, receive: Receive, reading: dict[str, bool]) -> Receive:
