@@ -335,7 +335,8 @@ class Config(_ValidatedAssignment, AddedFieldsDefaulted, BaseModel):
     @field_validator("modalities")
     @classmethod
     def _each_modality_once(cls, modalities: list[str] | None) -> list[str] | None:
-        if repeated := sorted({modality for modality in modalities or [] if modalities.count(modality) > 1}):
+        given = modalities or []
+        if repeated := sorted({modality for modality in given if given.count(modality) > 1}):
             raise ValueError(f"each modality is listed once: {', '.join(repeated)} repeated")
         return modalities
 
@@ -479,8 +480,9 @@ def load_config_and_folds(path: str | Path) -> tuple[Config, int | None]:
     data = _parsed_config(text, path, suffix)
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{path}: a config is a mapping of fields (e.g. `fusion: late`), not {type(data).__name__}")
+    data = data or {}  # an empty file: no field
     # a bundle's manifest.json or a cv report's metrics.json: the config that run used, to run it again
-    recorded = (RECORDED_CONFIG,) if isinstance((data or {}).get(RECORDED_CONFIG), dict) else ()
+    recorded = (RECORDED_CONFIG,) if isinstance(data.get(RECORDED_CONFIG), dict) else ()
     folds = data.get("folds") if recorded and suffix == ".json" else None
     if recorded:
         data = data[RECORDED_CONFIG]
@@ -496,6 +498,7 @@ def load_config_and_folds(path: str | Path) -> tuple[Config, int | None]:
         # TOML's reader keeps no positions: its fields are named without their line
         line_of = (lambda loc: None) if suffix == ".toml" else _yaml_lines(text)
         raise ConfigError(f"{path}: {_problems_text(problems, lambda loc: line_of((*recorded, *loc)))}")
+    assert config is not None  # no problems: the fields made a config
     return config, len(folds) if isinstance(folds, list) and folds else None
 
 
@@ -658,6 +661,7 @@ def _set_at(data: dict[str, Any], keys: list[str], value: Any) -> tuple[str | in
     node: Any = data
     kind: tuple[str, Any] = ("part", Config)
     loc: list[str | int] = []
+    place: str | int
     for depth, key in enumerate(keys):
         what, part = kind
         if what == "part" and isinstance(node, dict):
@@ -801,7 +805,7 @@ def _as_said(error: Any) -> Any:
 
 def _part_at(loc: Sequence[str | int]) -> Any:
     """The part of a config (:class:`Config`, :class:`HeadConfig`...) whose field is at the path ``loc``."""
-    part = Config
+    part: Any = Config
     for field in loc:
         if isinstance(field, str):  # an index: the items of a list field are of the list's part
             part = _part_in(part.model_fields[field].annotation)
@@ -822,7 +826,7 @@ def extractor_problems(config: Config) -> list[tuple[tuple[str | int, ...], str]
     not when the first head is fitted (after the catalogue is read, and maybe a cross-validation fold)."""
     from prodcat.features.base import ExtractorPluginError, extractor_names, find_extractor
 
-    problems = []
+    problems: list[tuple[tuple[str | int, ...], str]] = []
     for i, head in enumerate(config.heads):
         for j, spec in enumerate(head.features):
             where = ("heads", i, "features", j)
@@ -864,7 +868,7 @@ def unknown_extractor_text(name: str, known: Sequence[str], modality: str | None
 
 
 def _parameter_problems(
-    extractor: type, spec: FeatureSpec, where: tuple[str | int, ...]
+    extractor: type[Any], spec: FeatureSpec, where: tuple[str | int, ...]
 ) -> list[tuple[tuple[str | int, ...], str]]:
     """The parameters of ``spec`` (at the path ``where``) that ``extractor`` does not take, or whose values do not
     match its annotations (``max_chars: "many"`` for an ``int | None``), each ``(field path, what)``."""
