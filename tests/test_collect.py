@@ -51,6 +51,9 @@ from prodcat.image import formats
 PAGE_SIZE = 3
 #: fast and impatient: a local server needs neither politeness nor long backoff
 FAST = ["--rate", "1000", "--image-rate", "1000", "--backoff", "0", "--retries", "2"]
+#: the host name of the API's stand-in (pytest-httpserver's ``url_for``), on loopback: named as the API's (its
+#: ``--base-url``), it may serve photos, as a mirror the user names on a private network may
+STAND_IN = "localhost"
 
 
 def off_record(code: str, name: str, **fields: Any) -> dict[str, Any]:
@@ -952,6 +955,60 @@ def test_a_run_with_images_stopped_before_its_photos_says_to_run_again(httpserve
     assert Path(load_catalog(tmp_path / "products.csv").frame.set_index("product_id").loc["2", "image"]).is_file()
 
 
+def test_photos_of_hosts_that_are_not_public_are_refused_redirects_included(httpserver, tmp_path):
+    """An API's photo URL, or a photo's redirect, to a loopback or private address was fetched (and a photo saved
+    from it): an answer could have this machine fetch its own services. Now refused, and recorded as a failed photo
+    with why; the API's own host, named by --base-url (here the stand-in, on loopback), still serves photos."""
+    photo = jpeg_bytes()
+    httpserver.expect_request("/images/good.jpg").respond_with_data(photo, content_type="image/jpeg")
+    loopback = f"http://127.0.0.1:{httpserver.port}/images/good.jpg"  # the same server, by a host the API names
+    httpserver.expect_request("/images/moved.jpg").respond_with_data("", status=302, headers={"Location": loopback})
+    products = [
+        off_record("1", "Photo of the API's host", image_front_url=httpserver.url_for("/images/good.jpg")),
+        off_record("2", "Photo on loopback", image_front_url=loopback),
+        off_record("3", "Photo redirected to loopback", image_front_url=httpserver.url_for("/images/moved.jpg")),
+    ]
+    serve_search(httpserver, search_pages(products))
+    assert run(httpserver, tmp_path, "--images") == 0
+
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["1.jpeg"]
+    report = json.loads((tmp_path / "collect.json").read_text())
+    failures = {e["product_id"]: e["message"] for e in report["errors"] if e["field"] == "image"}
+    assert failures == {
+        "2": f"{loopback}: refused: 127.0.0.1 is not a public address: a photo is fetched from a public host only",
+        "3": f"{products[2]['image_front_url']}: refused: redirected to {loopback}: 127.0.0.1 is not a public "
+        "address: a photo is fetched from a public host only",
+    }
+    assert report["counts"]["photos_downloaded"] == 1 and report["counts"]["photos_failed"] == 2
+    assert [request.path for request, _ in httpserver.log].count("/images/good.jpg") == 1
+    assert json.loads((tmp_path / "failed_photos.json").read_text()).keys() == {"2", "3"}  # not fetched again
+
+
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("http://127.0.0.1/a.jpg", "127.0.0.1"),
+        ("http://localhost:8080/a.jpg", "127.0.0.1 (localhost resolves to 127.0.0.1)"),
+        ("http://[::1]/a.jpg", "::1"),
+        ("http://[::ffff:10.0.0.1]/a.jpg", "10.0.0.1 (::ffff:10.0.0.1 resolves to 10.0.0.1)"),
+        ("http://192.168.1.20/a.jpg", "192.168.1.20"),
+        ("http://169.254.169.254/latest/meta-data", "169.254.169.254"),  # a cloud's metadata service
+        ("http://100.64.0.1/a.jpg", "100.64.0.1"),
+        ("http://0.0.0.0/a.jpg", "0.0.0.0"),
+        ("https://8.8.8.8/a.jpg", None),
+        ("not a url", None),
+    ],
+)
+def test_a_photo_host_is_public_only_when_each_of_its_addresses_is(url, refused):
+    reason = http.non_public_reason(url)
+    if refused is None:
+        assert reason is None
+    else:
+        address, _, resolved = refused.partition(" ")
+        at = f" {resolved}" if resolved else ""
+        assert reason == f"{address} is not a public address{at}: a photo is fetched from a public host only"
+
+
 def test_photos_above_the_size_limit_are_refused_while_downloading(httpserver, tmp_path):
     photo = jpeg_bytes(256)
     httpserver.expect_request("/images/large.jpg").respond_with_data(photo, content_type="image/jpeg")
@@ -959,7 +1016,7 @@ def test_photos_above_the_size_limit_are_refused_while_downloading(httpserver, t
         httpserver,
         search_pages([off_record("1", "Large photo", image_front_url=httpserver.url_for("/images/large.jpg"))]),
     )
-    client = HttpClient("test", 1000.0, retries=0)
+    client = HttpClient("test", 1000.0, retries=0, private_hosts=[STAND_IN])
     collector = OpenFoodFactsCollector(httpserver.url_for("/"))
     report = collect(collector, "champagne", tmp_path, client, image_client=client, max_image_bytes=len(photo) - 1)
     assert [(e["product_id"], e["field"]) for e in report.errors] == [("1", "image")]
@@ -968,10 +1025,13 @@ def test_photos_above_the_size_limit_are_refused_while_downloading(httpserver, t
     assert not list((tmp_path / "images").iterdir())
 
 
-def test_photos_of_a_host_that_cannot_be_reached_are_not_tried_one_by_one(httpserver, tmp_path, caplog, capsys):
+def test_photos_of_a_host_that_cannot_be_reached_are_not_tried_one_by_one(
+    httpserver, tmp_path, caplog, capsys, monkeypatch
+):
     """The network lost while the photos download: each photo spent its retries and connection timeouts in turn
     (hours for a few thousand photos, a warning per attempt). Once its host cannot be reached, a host's other
     photos are not tried in this run; another host's are, and a re-run tries them all again."""
+    monkeypatch.setattr(http, "non_public_reason", lambda url: None)  # the closed port on loopback: a public host
     with socket.socket() as closed:  # bound, never listening: connections to it are refused
         closed.bind(("127.0.0.1", 0))
         down = f"127.0.0.1:{closed.getsockname()[1]}"
@@ -1528,7 +1588,7 @@ def trickle(count: int, interval: float):
 def test_a_download_slower_than_the_deadline_is_abandoned_and_not_retried(httpserver):
     """Each byte comes within the read timeout, the whole never would: the deadline bounds the download."""
     httpserver.expect_request("/slow.jpg").respond_with_handler(lambda _: Response(trickle(200, 0.02)))
-    client = HttpClient("test", 1000.0, retries=2, backoff=0.0, timeout=5.0, deadline=0.3)
+    client = HttpClient("test", 1000.0, retries=2, backoff=0.0, timeout=5.0, deadline=0.3, private_hosts=[STAND_IN])
     started = time.monotonic()
     with pytest.raises(NetworkError, match=r"still downloading after 0\.3 s") as slow:
         client.get_bytes(httpserver.url_for("/slow.jpg"), 1_000_000)
@@ -1547,14 +1607,14 @@ def test_an_answer_that_came_whole_after_the_deadline_is_kept(httpserver):
         return Response(photo, content_type="image/jpeg")
 
     httpserver.expect_request("/late.jpg").respond_with_handler(late)
-    client = HttpClient("test", 1000.0, retries=0, timeout=5.0, deadline=0.3)
+    client = HttpClient("test", 1000.0, retries=0, timeout=5.0, deadline=0.3, private_hosts=[STAND_IN])
     assert client.get_bytes(httpserver.url_for("/late.jpg"), 1_000_000) == photo
 
 
 def test_an_answer_announcing_more_than_the_limit_is_refused_before_it_is_read(httpserver):
     announced = Response(trickle(1000, 0.002), headers={"Content-Length": "1000"})
     httpserver.expect_request("/large.jpg").respond_with_handler(lambda _: announced)
-    client = HttpClient("test", 1000.0, retries=0)
+    client = HttpClient("test", 1000.0, retries=0, private_hosts=[STAND_IN])
     started = time.monotonic()
     with pytest.raises(NetworkError, match=r"larger than the limit of 500 bytes \(Content-Length 1000\)") as large:
         client.get_bytes(httpserver.url_for("/large.jpg"), 500)

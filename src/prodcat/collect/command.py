@@ -13,7 +13,7 @@ import unicodedata
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prodcat import installed_version
 from prodcat.arguments import into_bundle, writable_folder
@@ -274,7 +274,10 @@ def run_collect(args: argparse.Namespace) -> int:
             api_client,
             max_products=args.max_products,
             page_size=args.page_size,
-            image_client=_client(args, args.image_rate) if args.images else None,
+            # the API's host, named by the user, may be private (a mirror on the local network); others may not
+            image_client=_client(args, args.image_rate, private_hosts=_api_host(collector.base_url))
+            if args.images
+            else None,
             refresh=args.refresh,
             allow_fewer=args.allow_fewer,
         )
@@ -306,7 +309,12 @@ def run_collect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _client(args: argparse.Namespace, requests_per_second: float, **options: float) -> HttpClient:
+def _api_host(base_url: str) -> tuple[str, ...]:
+    host = urllib.parse.urlsplit(base_url).hostname
+    return (host,) if host else ()
+
+
+def _client(args: argparse.Namespace, requests_per_second: float, **options: Any) -> HttpClient:
     return HttpClient(
         _user_agent(args.contact),
         requests_per_second,

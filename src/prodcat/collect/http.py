@@ -10,15 +10,17 @@ API's window (its ``Retry-After`` when it gives one) and has a budget of its own
 from __future__ import annotations
 
 import codecs
+import ipaddress
 import json
 import logging
+import socket
 import ssl
 import threading
 import time
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -61,6 +63,10 @@ PERMANENT_CAUSES = frozenset({REFUSED, TOO_LARGE})
 
 # Retries are ours: urllib3 only follows redirects (a photo's 302), and raises on any failure.
 _REDIRECTS_ONLY = Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5, raise_on_redirect=True)
+#: a photo's redirects are followed here, each checked (:meth:`HttpClient.get_bytes`): urllib3 returns them
+_NO_REDIRECTS = Retry(total=None, connect=0, read=0, status=0, other=0, redirect=0, raise_on_redirect=False)
+_MAX_REDIRECTS = 5
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
 #: the retry budget of the causes without one of their own
 _TRANSIENT = "transient"
@@ -153,6 +159,9 @@ class HttpClient:
             the period over which the API counts requests, after which the count starts again.
         proxy: an HTTP(S) proxy URL every request goes through; ``None``: the environment's proxy for each
             URL's scheme and host (``HTTPS_PROXY``, ``HTTP_PROXY``, unless ``NO_PROXY`` exempts the host).
+        private_hosts: host names :meth:`get_bytes` fetches from even when they are not public (loopback, private
+            network...): the API's own host, which the user named (``--base-url``); any other host a URL given by
+            the API (or a redirect) names must resolve to public addresses only.
         clock, sleep: time source and wait, replaced by tests.
     """
 
@@ -167,9 +176,11 @@ class HttpClient:
         deadline: float = 60.0,
         rate_limit_window: float = 60.0,
         proxy: str | None = None,
+        private_hosts: Collection[str] = (),
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ):
+        self._private_hosts = frozenset(host.lower() for host in private_hosts)
         self._budgets = {UNREACHABLE: min(retries, 2), RATE_LIMITED: retries, _TRANSIENT: retries}
         self._backoff = backoff
         self._deadline = deadline
@@ -205,20 +216,43 @@ class HttpClient:
         return self._request(url, params, read)
 
     def get_bytes(self, url: str, max_bytes: int) -> bytes:
-        """The body of ``GET url``, refused past ``max_bytes`` bytes (announced, or read in chunks, never whole)."""
-        return self._request(url, None, lambda response, deadline: self._read_body(response, url, max_bytes, deadline))
+        """The body of ``GET url``, refused past ``max_bytes`` bytes (announced, or read in chunks, never whole).
+
+        A URL given by an API: refused (:data:`REFUSED`) unless its host, and that of each redirect (followed here,
+        at most 5), resolves to public addresses only or is one of ``private_hosts``; so an API's answer cannot have
+        this machine fetch its own services or its network's."""
+
+        def read(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes | str:
+            location = response.headers.get("Location")
+            if response.status in _REDIRECT_STATUSES and location:
+                response.drain_conn()
+                return urllib.parse.urljoin(hop, location)
+            return self._read_body(response, hop, max_bytes, deadline)
+
+        hop = url
+        for _ in range(_MAX_REDIRECTS + 1):
+            refusal = None if _host_of(hop) in self._private_hosts else non_public_reason(hop)
+            if refusal is not None:
+                redirected = "" if hop == url else f"redirected to {hop}: "
+                raise NetworkError(url, f"refused: {redirected}{refusal}", cause=REFUSED)
+            answer = self._request(hop, None, read, _NO_REDIRECTS)
+            if isinstance(answer, bytes):
+                return answer
+            hop = answer
+        raise NetworkError(url, f"refused: more than {_MAX_REDIRECTS} redirects", cause=REFUSED)
 
     def _request(
         self,
         url: str,
         params: dict[str, str | int] | None,
         read: Callable[[urllib3.BaseHTTPResponse, float], T],
+        redirects: Retry = _REDIRECTS_ONLY,
     ) -> T:
         retries: Counter[str] = Counter()  # per budget: unreachable, rate limited, any other failure
         while True:
             self._limiter.wait()
             try:
-                return self._attempt(url, params, read)
+                return self._attempt(url, params, read, redirects)
             except _Failure as failure:
                 self._wait_before_retry(url, failure, retries)
 
@@ -248,9 +282,10 @@ class HttpClient:
         url: str,
         params: dict[str, str | int] | None,
         read: Callable[[urllib3.BaseHTTPResponse, float], T],
+        redirects: Retry,
     ) -> T:
         deadline = self._clock() + self._deadline
-        response = self._send(url, params)
+        response = self._send(url, params, redirects)
         try:
             _check_status(url, response)
             return read(response, deadline)
@@ -263,9 +298,9 @@ class HttpClient:
         finally:
             response.release_conn()
 
-    def _send(self, url: str, params: dict[str, str | int] | None) -> urllib3.BaseHTTPResponse:
+    def _send(self, url: str, params: dict[str, str | int] | None, redirects: Retry) -> urllib3.BaseHTTPResponse:
         try:
-            return self._manager(url).request("GET", url, fields=params, preload_content=False, retries=_REDIRECTS_ONLY)
+            return self._manager(url).request("GET", url, fields=params, preload_content=False, retries=redirects)
         except MaxRetryError as exc:
             if isinstance(exc.reason, ProxyError):  # the proxy, not the API, is the one failing: say so
                 raise _Failure(UNREACHABLE, f"proxy failed ({_root_cause(exc.reason.original_error)})") from None
@@ -307,6 +342,34 @@ class HttpClient:
                 reason = f"still downloading after {self._deadline:g} s ({len(data)} bytes received): too slow"
                 raise NetworkError(url, reason, response.status, TOO_SLOW)
         return bytes(data)
+
+
+def _host_of(url: str) -> str | None:
+    try:
+        return urllib.parse.urlsplit(url).hostname
+    except ValueError:
+        return None
+
+
+def non_public_reason(url: str) -> str | None:
+    """Why ``url``'s host is not to be fetched for an API: one of its addresses (the name resolved) is not public
+    (loopback, private network, link-local such as a cloud's metadata service, shared, reserved, multicast...).
+    ``None`` when all are public, or when the URL or name cannot be read or resolved (its fetch fails and says so)."""
+    host = _host_of(url)
+    if not host:
+        return None
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return None
+    for *_, address in found:
+        ip = ipaddress.ip_address(str(address[0]).split("%")[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if not ip.is_global:
+            at = "" if host == str(ip) else f" ({host} resolves to {ip})"
+            return f"{ip} is not a public address{at}: a photo is fetched from a public host only"
+    return None
 
 
 def decode_json(body: bytes) -> tuple[Any, str | None]:
