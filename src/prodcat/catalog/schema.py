@@ -357,10 +357,10 @@ def columns_named(names: Iterable[object], canonical: str) -> list[str]:
     """The columns of a table that may hold the field ``canonical`` by their name: ``[canonical]`` when one has that
     name exactly, else those named so in other letter case (``Title``, ``PRODUCT_ID``: spreadsheets capitalise their
     headers)."""
-    names = [str(name) for name in names]
-    if canonical in names:
+    texts = [str(name) for name in names]
+    if canonical in texts:
         return [canonical]
-    return [name for name in names if name.casefold() == canonical]
+    return [text for text in texts if text.casefold() == canonical]
 
 
 def column_named(names: Iterable[object], canonical: str) -> str | None:

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -140,7 +141,7 @@ def _id_position(names: Sequence[str], id_name: str | None) -> int | None:
     for a separator or a quote too many or too few, mostly in a free text; counted across the text columns before
     it, the id of Rakuten's ``designation,description,productid,imageid`` was another field of a row with a comma
     too many in its description, and a row with a stray quote in its description was named by none."""
-    if id_name not in names:
+    if id_name is None or id_name not in names:  # names are strings: None was never among them
         return None
     at = list(names).index(id_name)
     after = len(names) - 1 - at
@@ -360,7 +361,7 @@ def sniff_delimiter(path: Path) -> str:
         return "\t"
     header = header_line(path)
     counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
-    return max(counts, key=counts.get) if any(counts.values()) else ","
+    return max(counts, key=counts.__getitem__) if any(counts.values()) else ","
 
 
 def header_line(path: Path) -> str:
@@ -469,7 +470,7 @@ def _whole_numbers_as_integers(column: pd.Series) -> pd.Series:
     return column
 
 
-def _typed_value_text(value: object, canonical: str) -> tuple[str | None, str | None]:
+def _typed_value_text(value: Any, canonical: str) -> tuple[str | None, str | None]:
     """One Parquet value as text (``None`` if missing), and what was wrong with it, if anything."""
     if isinstance(value, bytes | bytearray | memoryview):
         return _bytes_text(bytes(value), canonical)
