@@ -16,7 +16,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prodcat.catalog import FORMATS
 from prodcat.config import MODALITIES, ConfigError, load_config_and_folds, seed_problem
@@ -41,7 +41,8 @@ def add_help_completed_by(parser: argparse.ArgumentParser, complete: Callable[[a
     parser.add_argument(
         "-h",
         "--help",
-        action=functools.partial(_CompletedHelp, complete=complete),
+        # argparse calls an action class with its arguments: a partial of one is called the same way
+        action=cast(type[argparse.Action], functools.partial(_CompletedHelp, complete=complete)),
         default=argparse.SUPPRESS,
         help="show this help message and exit",  # argparse's own -h, word for word
     )

@@ -12,7 +12,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import streamlit as st
@@ -536,13 +536,11 @@ def _predictions_of_a_sample(
     if st.button("Predict the sample", key="predict_sample"):
         made_from = catalogue.stamp, views.modification_stamp(bundle)  # before: a model replaced meanwhile is not it
         bar = st.progress(0.0, text="predicting… stay on this page")
-        predicted = views.predict_sample(
-            predictor,
-            catalog,
-            int(size),
-            seed=int(seed),
-            on_progress=lambda done: bar.progress(done, text="predicting… stay on this page"),
-        )
+
+        def show_progress(done: float) -> None:
+            bar.progress(done, text="predicting… stay on this page")
+
+        predicted = views.predict_sample(predictor, catalog, int(size), seed=int(seed), on_progress=show_progress)
         st.session_state["sample_predictions"] = (catalogue.path, made_from, predicted)
         bar.empty()
     # shown only beside the catalogue it was drawn from, both it and the model as they were then: the catalogue
@@ -665,7 +663,8 @@ def predictions_page(
     decisions = left.multiselect("Decision", sorted(table["decision"].dropna().unique()), key="filter_decision")
     predicted_categories = sorted(table["predicted"].dropna().unique())
     categories = middle.multiselect("Predicted category", predicted_categories, key="filter_category")
-    confidence = right.slider("Confidence", 0.0, 1.0, step=0.01, key="filter_confidence")
+    # a range: the value the page's state starts it with is a pair (0.0, 1.0), which streamlit returns as a tuple
+    confidence = cast(tuple[float, float], right.slider("Confidence", 0.0, 1.0, step=0.01, key="filter_confidence"))
     shown = views.filter_predictions(table, decisions, categories, confidence)
     columns = st.columns(3)
     columns[0].metric("products", f"{len(shown):,}")

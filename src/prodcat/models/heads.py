@@ -214,6 +214,8 @@ class RowSpaceLogisticRegression(AddedParametersDefaulted, LogisticRegression):
     solver was most of a label audit's hours (see ``benchmarks/audit_labels.py``).
     """
 
+    coef_: np.ndarray  # set by LogisticRegression.fit, then mapped back to X's columns
+
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> RowSpaceLogisticRegression:
         """``LogisticRegression.fit`` on ``X`` ``(n_samples, n_features)``, in the rows' span when ``n_features >
         n_samples`` and the penalty is L2 alone without ``warm_start`` (otherwise as scikit-learn fits it)."""
@@ -326,8 +328,8 @@ class ModalityHead(AddedParametersDefaulted, ClassifierMixin, BaseEstimator):
                 self.extractors_.append(extractor)
         if not self.extractors_:
             raise refusals[0]
-        for refusal in refusals:
-            log.warning("head %s trained without an extractor: %s", self.config.name, refusal)
+        for skipped in refusals:
+            log.warning("head %s trained without an extractor: %s", self.config.name, skipped)
         return self
 
     def features(self, frame: pd.DataFrame) -> Any:

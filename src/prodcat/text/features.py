@@ -77,7 +77,7 @@ class _VectorizerExtractor(Extractor):
     def fit_transform_cleaned(self, cleaned: list[str]) -> sp.csr_matrix:
         """:meth:`fit_transform` from already cleaned texts, in one pass over them: ``(len(cleaned), vocabulary
         size)`` CSR."""
-        vars(self).pop("_separator_columns", None)  # those of the vocabulary being replaced
+        self.__dict__.pop("_separator_columns", None)  # those of the vocabulary being replaced
         if self._uses_normalizer():
             self.normalizer_ = self._normalizer().fit(cleaned)
         self.vectorizer_ = self._vectorizer()
@@ -337,14 +337,16 @@ class TfidfExtractor(Extractor):
     def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
         cleaned = self._cleaned(frame)
         parts = [self.word_.transform_cleaned(cleaned), self.char_.transform_cleaned(cleaned)]
-        if self._has_title_blocks():
+        if blocks := self._title_blocks():
             titles = self._cleaned_titles(frame)
-            parts += [self.title_word_.transform_cleaned(titles), self.title_char_.transform_cleaned(titles)]
+            parts += [block.transform_cleaned(titles) for block in blocks]
         return self._stack(parts)
 
-    def _has_title_blocks(self) -> bool:
+    def _title_blocks(self) -> tuple[TfidfWordExtractor, TfidfCharExtractor] | None:
+        """The title's word and char blocks, fitted together; ``None`` without them."""
         # getattr: an extractor fitted with title_weight 0 before the attribute was always set
-        return getattr(self, "title_word_", None) is not None
+        word, char = getattr(self, "title_word_", None), getattr(self, "title_char_", None)
+        return None if word is None or char is None else (word, char)
 
     def _cleaned(self, frame: pd.DataFrame) -> list[str]:
         cleaned = clean_texts(product_text(frame))
@@ -368,8 +370,8 @@ class TfidfExtractor(Extractor):
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         blocks = [("word:", self.word_), ("char:", self.char_)]
-        if self._has_title_blocks():
-            blocks += [("title word:", self.title_word_), ("title char:", self.title_char_)]
+        if title_blocks := self._title_blocks():
+            blocks += [("title word:", title_blocks[0]), ("title char:", title_blocks[1])]
         return np.concatenate([prefix + block.get_feature_names_out().astype(object) for prefix, block in blocks])
 
 
