@@ -277,9 +277,9 @@ def test_metrics_per_level_on_paths():
     assert metrics["levels"]["1"]["accuracy"] == pytest.approx(0.75)
     assert metrics["levels"]["2"]["accuracy"] == pytest.approx(0.5)
     # the three at or above the threshold are accepted, two of them right: a precision unlike the accuracy's 0.5
-    assert metrics["decision"] == pytest.approx(
-        {"threshold": 0.7, "automation_rate": 0.75, "auto_precision": 2 / 3, "n_auto": 3}
-    )
+    decision = {key: metrics["decision"][key] for key in ("threshold", "automation_rate", "auto_precision", "n_auto")}
+    assert decision == pytest.approx({"threshold": 0.7, "automation_rate": 0.75, "auto_precision": 2 / 3, "n_auto": 3})
+    assert metrics["decision"]["n_auto_wrong"] == 1
     assert set(metrics["per_class"]) == {"A > x", "A > y", "B > z"}
 
 

@@ -59,7 +59,14 @@ from prodcat.evaluate.metrics import (
     evaluate_predictions,
     headline_by_modalities,
 )
-from prodcat.evaluate.report import EVALUATION_FILES, interval_text, report_problem, write_issues, write_report
+from prodcat.evaluate.report import (
+    EVALUATION_FILES,
+    auto_precision_note,
+    interval_text,
+    report_problem,
+    write_issues,
+    write_report,
+)
 from prodcat.files import report_exit_code, write_failure
 from prodcat.formatting import count_text, counted, first_few
 from prodcat.grouping import spelling_groups
@@ -473,6 +480,8 @@ def print_metrics(metrics: dict[str, Any], title: str, target_precision: float |
         precision = "–" if np.isnan(d["auto_precision"]) else f"{d['auto_precision']:.4f}"  # none accepted
         target = f" (target {target_precision})" if target_precision else ""
         print(f"  auto-accepted {d['automation_rate']:.1%} at precision {precision}{target}")
+        if sure := auto_precision_note(d, form="{:.4f}", dash="-", interval_name="the precision's 95% interval"):
+            print(f"  auto errors   {sure}")
         if "automation_ceiling" in d:  # cv only, which always knows its target
             print(
                 f"  auto ceiling  {d['automation_ceiling']:.1%} (the best single threshold reaching precision "

@@ -20,7 +20,13 @@ from tqdm.auto import tqdm
 
 from prodcat.catalog.schema import category_at_level, modality_mask
 from prodcat.config import MODALITIES, Config, HeadConfig
-from prodcat.evaluate.metrics import HEADLINE_METRICS, evaluate_predictions, headline, headline_by_modalities
+from prodcat.evaluate.metrics import (
+    HEADLINE_METRICS,
+    auto_precision_uncertainty,
+    evaluate_predictions,
+    headline,
+    headline_by_modalities,
+)
 from prodcat.features.base import make_extractor
 from prodcat.formatting import count_text
 from prodcat.models.classifier import COUNT, ProductClassifier, TrainingRefused, as_labels, head_skips_collected
@@ -78,6 +84,7 @@ class CVResult:
             "automation_rate": float(auto.mean()),
             "auto_precision": float(correct[auto].mean()) if auto.any() else float("nan"),
             "n_auto": int(auto.sum()),
+            **auto_precision_uncertainty(auto, correct),
             # The most that any one threshold on these held-out scores auto-accepts at the target
             # precision (chosen knowing the answers, so not reachable in use): what the model's ranking
             # of its own predictions allows, apart from how well the threshold was estimated.

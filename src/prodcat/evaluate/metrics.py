@@ -233,12 +233,34 @@ def decision_metrics(confidence: np.ndarray, correct: np.ndarray, threshold: flo
 
 def accepted_metrics(accepted: np.ndarray, correct: np.ndarray, threshold: float) -> dict[str, float]:
     """``automation_rate`` (share of the ``(n,)`` ``accepted`` products; 0 for none), ``auto_precision`` (share of
-    them ``correct``; NaN when none is accepted), ``n_auto`` and ``threshold``, the one reported."""
+    them ``correct``; NaN when none is accepted), ``n_auto`` and ``threshold``, the one reported, with
+    :func:`auto_precision_uncertainty`'s keys."""
     return {
         "threshold": float(threshold),
         "automation_rate": float(accepted.mean()) if len(accepted) else 0.0,
         "auto_precision": float(correct[accepted].mean()) if accepted.any() else float("nan"),
         "n_auto": int(accepted.sum()),
+    } | auto_precision_uncertainty(accepted, correct)
+
+
+def auto_precision_uncertainty(accepted: np.ndarray, correct: np.ndarray) -> dict[str, float]:
+    """How sure the precision among the ``accepted`` products is: ``n_auto_wrong``, those of them not ``correct``,
+    and ``auto_precision_low`` / ``auto_precision_high``, its 95% Wilson score interval (NaN when none is accepted).
+
+    Wilson's rather than a bootstrap's: with none of them wrong a bootstrap collapses to 1.000-1.000, where Wilson's
+    still says how low the precision could be (n / (n + z²))."""
+    n = int(accepted.sum())
+    wrong = int((accepted & ~correct.astype(bool)).sum())
+    if not n:
+        return {"n_auto_wrong": 0, "auto_precision_low": float("nan"), "auto_precision_high": float("nan")}
+    z = 1.959963984540054  # the standard normal's 97.5% quantile
+    share = (n - wrong) / n
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return {
+        "n_auto_wrong": wrong,
+        "auto_precision_low": float(max(centre - half, 0.0)),
+        "auto_precision_high": float(min(centre + half, 1.0)),
     }
 
 

@@ -329,12 +329,33 @@ def decision_rows(decision: dict[str, Any], n: int) -> list[list[str]]:
         rows.append(["decision threshold", shown])
     rows += [
         ["auto-accepted", f"{_figure(decision['automation_rate'], '{:.1%}')} ({decision['n_auto']} of {n})"],
-        ["precision among the auto-accepted", _figure(decision["auto_precision"])],
+        [
+            "precision among the auto-accepted",
+            _figure(decision["auto_precision"]) + parenthesised(auto_precision_note(decision)),
+        ],
     ]
     if "automation_ceiling" in decision:
         reaching = f"best threshold reaching precision {decision['target_precision']:g}, chosen knowing the answers"
         rows.append([f"auto-accepted by the {reaching}", _figure(decision["automation_ceiling"], "{:.1%}")])
     return rows
+
+
+def auto_precision_note(
+    decision: dict[str, Any], form: str = "{:.3f}", dash: str = "–", interval_name: str = "95% interval"
+) -> str:
+    """How sure the precision among the auto-accepted is: '2 of 160 wrong; 95% interval 0.956–0.997', the interval
+    named ``interval_name``. Empty for a decision that accepted none, or one of a report written before the interval
+    was recorded."""
+    low = decision.get("auto_precision_low")
+    if not decision.get("n_auto") or low is None or low != low:
+        return ""
+    interval = interval_text(low, decision["auto_precision_high"], form=form, dash=dash)
+    return f"{decision['n_auto_wrong']} of {decision['n_auto']} wrong; {interval_name} {interval}"
+
+
+def parenthesised(note: str) -> str:
+    """`` (note)`` after a figure, nothing for no note."""
+    return f" ({note})" if note else ""
 
 
 def issues_html(issues: Sequence[RowIssue]) -> str:
