@@ -3010,13 +3010,15 @@ def test_serve_keeps_an_idle_connection_open_as_long_as_asked(
 
 def _served_by_serve_options(options: dict[str, Any]) -> tuple[Any, threading.Thread, int]:
     """A uvicorn server in a thread, with the options ``prodcat serve`` gave ``uvicorn.run`` (its HTTP protocol among
-    them), serving an app that answers 200 to any request: what is tested is what happens before a request reaches
-    the app. Returns the server, its thread and its port."""
+    them), serving an app that reads the request's body and answers 200: what is tested is what happens before a
+    request reaches the app. Returns the server, its thread and its port."""
     import socket
 
     import uvicorn
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        while (await receive()).get("more_body"):
+            pass
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"ok"})
 
@@ -3093,6 +3095,53 @@ def test_serve_bounds_a_request_head_in_time_and_size(
         out = ErrorOut.model_validate_json(body)
         assert (out.status, out.error, out.limit) == (status, error, limit)
         assert f"x-request-id: {out.request_id}".encode() in head.split(b"\r\n")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_caps_the_requests_in_flight_answering_503_in_the_error_shape(
+    tiny_training: TinyTraining, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    """Requests in flight were not capped: each may hold a body of up to --max-request-bytes (64 MiB: some 80 MB of
+    the server's memory each, measured), so enough clients at once could exhaust it. Past --max-concurrent-requests
+    in flight in a server process (each worker with --workers N), a request gets 503 too_busy in the API's error
+    shape, with Retry-After; once those in flight are answered, the next is served."""
+    import socket
+
+    import uvicorn
+
+    import prodcat.serve.logs
+    from prodcat.serve.schemas import ErrorOut
+
+    given: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: given.append(options))
+    monkeypatch.setattr(prodcat.serve.logs, "configure_json_logging", lambda level: None)
+    monkeypatch.setattr(sys, "setswitchinterval", lambda interval: None)  # create_app_from_env's, process-wide
+    arguments = ["serve", str(tiny_training.bundle), "--review-db", f"sqlite:///{tmp_path / 'r.db'}", "--port", "0"]
+    assert main([*arguments, "--workers", workers, "--max-concurrent-requests", "2"]) == 0
+    server, thread, port = _served_by_serve_options(given[0])
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\n"
+    held = [socket.create_connection(("127.0.0.1", port), timeout=15) for _ in range(2)]
+    try:
+        for connection in held:  # in flight until their bodies come
+            connection.sendall(head)
+        time.sleep(0.5)
+        busy = _answer_to(port, head + b"body")
+        for connection in held:
+            connection.sendall(b"body")
+        answered = [connection.recv(65536) for connection in held]
+        after = _answer_to(port, head + b"body")
+    finally:
+        for connection in held:
+            connection.close()
+        server.should_exit = True
+        thread.join(10)
+    assert [answer.split(b"\r\n")[0] for answer in [*answered, after]] == [b"HTTP/1.1 200 OK"] * 3
+    busy_head, _, body = busy.partition(b"\r\n\r\n")
+    assert busy_head.split(b"\r\n")[0] == b"HTTP/1.1 503 Service Unavailable", busy[:300]
+    out = ErrorOut.model_validate_json(body)
+    assert (out.status, out.error, out.limit, out.limit_value) == (503, "too_busy", "max_concurrent_requests", 2)
+    lines = busy_head.lower().split(b"\r\n")
+    assert b"retry-after: 1" in lines and f"x-request-id: {out.request_id}".encode() in lines
 
 
 def test_serve_with_workers_keeps_no_model_in_the_supervisor(

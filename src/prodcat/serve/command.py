@@ -370,7 +370,12 @@ def run_serve(args: argparse.Namespace) -> int:
         "port": settings.port,
         "timeout_keep_alive": settings.keep_alive_s,
         # a request's head bounded in time and size, a silent connection closed (uvicorn bounds neither)
-        "http": functools.partial(GuardedHttpToolsProtocol, head_timeout_s=settings.request_timeout_s),
+        # and the requests in flight in each process, answered 503 too_busy past it in the API's error shape
+        "http": functools.partial(
+            GuardedHttpToolsProtocol,
+            head_timeout_s=settings.request_timeout_s,
+            max_concurrent_requests=settings.max_concurrent_requests,
+        ),
         "log_config": None,
         "access_log": False,
     }

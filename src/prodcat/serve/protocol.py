@@ -9,7 +9,10 @@ closed (203 MB of headers grew a worker by 197 MB, and got no answer). So:
 - a request whose head (request line and headers) has not arrived within ``--request-timeout-s`` of its first byte
   gets 408 ``request_timeout``, and the connection is closed;
 - a head of more than :data:`MAX_HEAD_BYTES` gets 431 ``request_header_fields_too_large``, and the connection is
-  closed (what the client still sends read and dropped for :data:`LINGER_S` first, so that it reads the answer).
+  closed (what the client still sends read and dropped for :data:`LINGER_S` first, so that it reads the answer);
+- a request arriving while ``max_concurrent_requests`` are in flight in this process gets 503 ``too_busy`` with
+  ``Retry-After`` (each may hold a body of up to ``--max-request-bytes`` in memory). uvicorn's own
+  ``limit_concurrency`` is not used: it counts idle keep-alive connections too, and answers in plain text.
 
 This module is imported by uvicorn's supervisor too (``--workers N``), which imports none of the model's libraries:
 it imports none either, and writes its two answers itself, in the API's error shape.
@@ -17,35 +20,45 @@ it imports none either, and writes its two answers itself, in the API's error sh
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from asyncio import TimerHandle, Transport
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+if TYPE_CHECKING:
+    from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
 
 #: most bytes of a request's line and headers (h11, uvicorn's other parser, allows 16 KiB; browsers send a few)
 MAX_HEAD_BYTES = 64 * 1024
 #: seconds the bytes a refused client still sends are read and dropped before its connection is closed
 LINGER_S = 2.0
+#: seconds a request refused as the server is busy is asked to wait (``Retry-After``)
+BUSY_RETRY_AFTER_S = 1
+
+
+def _error_body(status: int, error: str, detail: str, limit: str | None, value: float | None) -> tuple[str, bytes]:
+    """A new request id, and the API's error shape (``ErrorOut``) carrying it, as JSON."""
+    request_id = uuid.uuid4().hex
+    body = {
+        "error": error,
+        "detail": detail,
+        "limit": limit,
+        "limit_value": value,
+        "status": status,
+        "request_id": request_id,
+        "product_id": None,
+    }
+    return request_id, json.dumps(body).encode()
 
 
 def error_answer(
     status: int, reason: str, error: str, detail: str, limit: str | None = None, value: float | None = None
 ) -> bytes:
     """A whole HTTP answer closing its connection, its body the API's error shape (``ErrorOut``)."""
-    request_id = uuid.uuid4().hex
-    body = json.dumps(
-        {
-            "error": error,
-            "detail": detail,
-            "limit": limit,
-            "limit_value": value,
-            "status": status,
-            "request_id": request_id,
-            "product_id": None,
-        }
-    ).encode()
+    request_id, body = _error_body(status, error, detail, limit, value)
     head = (
         f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
         f"x-request-id: {request_id}\r\nconnection: close\r\n\r\n"
@@ -53,12 +66,34 @@ def error_answer(
     return head.encode("ascii") + body
 
 
+async def _too_busy(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable, limit: int) -> None:
+    """The ASGI answer of a request refused as ``limit`` requests are in flight: 503 ``too_busy``, ``Retry-After``."""
+    detail = f"{limit} requests are in flight, the limit max_concurrent_requests={limit}: retry shortly"
+    request_id, body = _error_body(503, "too_busy", detail, "max_concurrent_requests", limit)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(BUSY_RETRY_AFTER_S).encode()),
+        (b"x-request-id", request_id.encode()),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, closing connections whose request head is slow, too long, or never comes."""
 
-    def __init__(self, *args: Any, head_timeout_s: float, max_head_bytes: int = MAX_HEAD_BYTES, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        head_timeout_s: float,
+        max_head_bytes: int = MAX_HEAD_BYTES,
+        max_concurrent_requests: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.head_timeout_s = head_timeout_s
+        self.max_concurrent_requests = max_concurrent_requests
         self.max_head_bytes = max_head_bytes
         self._head_timer: TimerHandle | None = None
         self._reading_head = False
@@ -100,6 +135,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_head = False
         self._disarm()
         super().on_headers_complete()
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        # self.tasks: the requests in flight on every connection of this process (uvicorn's server state)
+        limit = self.max_concurrent_requests
+        if limit is not None and len(self.tasks) >= limit:
+            self.logger.warning("request refused: %d requests in flight, max_concurrent_requests=%d", limit, limit)
+            app = functools.partial(_too_busy, limit=limit)
+        super()._start_asgi_task(cycle, app)
 
     def _arm(self, seconds: float, handler: Any) -> None:
         self._disarm()

@@ -31,6 +31,8 @@ METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 #: its older, lower-case name, which prometheus_client still reads when ``METRICS_DIR_VARIABLE`` is not set
 #: (prometheus_client.values: it copies it into ``METRICS_DIR_VARIABLE`` with a DeprecationWarning)
 OLD_METRICS_DIR_VARIABLE = METRICS_DIR_VARIABLE.lower()
+#: default of ``max_concurrent_requests``: see docs/api.md (Limits) for the memory it bounds
+MAX_CONCURRENT_REQUESTS = 32
 #: the values of ``log_level``, the most verbose first (the logging module's other names, such as warn, are taken too)
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -154,6 +156,12 @@ class ServeSettings(BaseSettings):
 
     max_image_bytes: int = Field(10 * 1024 * 1024, ge=1, description="largest accepted photo, in bytes")
     max_request_bytes: int = Field(64 * 1024 * 1024, ge=1, description="largest request body, in bytes")
+    max_concurrent_requests: int = Field(
+        MAX_CONCURRENT_REQUESTS,
+        ge=1,
+        description="requests in flight at once in each server process, each holding up to --max-request-bytes; "
+        "one more gets 503 too_busy with Retry-After",
+    )
     max_pixels: int = Field(50_000_000, ge=1, description="largest photo by declared width x height, in pixels")
     # NoDecode: the variable is read as the flag is, 'jpeg,png', not only as JSON
     image_types: Annotated[tuple[str, ...], NoDecode] = Field(
