@@ -49,15 +49,25 @@ def headline_by_modalities(
 HEADLINE_METRICS = ("accuracy", "f1_weighted", "f1_macro")
 
 
+def _averaged_labels(truth: np.ndarray, predicted: np.ndarray, n_labels: int, unscored: int | None) -> np.ndarray:
+    """The ``(n_labels,)`` mask of the label codes macro F1 averages over, as :func:`headline` does: those in
+    ``truth`` or ``predicted`` (all the products), except ``unscored`` (:data:`UNSCORED`'s code)."""
+    averaged = (np.bincount(truth, minlength=n_labels) + np.bincount(predicted, minlength=n_labels)) > 0
+    if unscored is not None:
+        averaged[unscored] = False
+    return averaged
+
+
 def _resampled_headlines(
-    truth: np.ndarray, predicted: np.ndarray, n_labels: int, samples: np.ndarray, unscored: int | None = None
+    truth: np.ndarray, predicted: np.ndarray, n_labels: int, samples: np.ndarray, averaged: np.ndarray
 ) -> np.ndarray:
     """Headline metrics ``(resamples, 3)`` of label codes ``truth``/``predicted`` on the index rows of ``samples``.
 
     Per resample and label, three counts (true, predicted, correct) by ``bincount``, without a
     confusion matrix, so the cost grows with products + labels, not labels squared. Macro F1
-    averages the labels that occur in the resample's truth or predictions, as scikit-learn's does,
-    except the code ``unscored`` (:data:`UNSCORED`), as :func:`headline` does.
+    averages the labels of the mask ``averaged`` (:func:`_averaged_labels`) in every resample, those of the
+    point estimate: a category only ever predicted, missing from a resample's rows, still counts there with its F1
+    of 0 (scikit-learn's, on the resample alone, would drop it and score the resample higher).
     """
     resamples, n = samples.shape
     offset = np.arange(resamples)[:, None] * n_labels
@@ -70,11 +80,8 @@ def _resampled_headlines(
     hits = count(true_cells[true_cells == chosen_cells])
     seen = support + chosen
     f1 = np.divide(2 * hits, seen, out=np.zeros(hits.shape), where=seen > 0)
-    averaged = seen > 0
-    if unscored is not None:
-        averaged[:, unscored] = False
     return np.stack(
-        [hits.sum(axis=1) / n, (f1 * support).sum(axis=1) / n, f1.sum(axis=1) / averaged.sum(axis=1)], axis=1
+        [hits.sum(axis=1) / n, (f1 * support).sum(axis=1) / n, f1[:, averaged].sum(axis=1) / averaged.sum()], axis=1
     )
 
 
@@ -102,13 +109,14 @@ def _bootstrap_scores(
     by_class = [np.flatnonzero(truth == c) for c in np.unique(truth)]
     chunk = max(1, _CHUNK_CELLS // max(len(truth), n_labels))
     scores: list[list[np.ndarray]] = [[] for _ in predictions]
+    averaged = [_averaged_labels(truth, predicted, n_labels, unscored) for predicted in predictions]
     for done in range(0, resamples, chunk):
         size = min(chunk, resamples - done)
         samples = np.concatenate(
             [rows[rng.integers(0, len(rows), size=(size, len(rows)))] for rows in by_class], axis=1
         )
-        for out, predicted in zip(scores, predictions, strict=True):
-            out.append(_resampled_headlines(truth, predicted, n_labels, samples, unscored))
+        for out, predicted, labels in zip(scores, predictions, averaged, strict=True):
+            out.append(_resampled_headlines(truth, predicted, n_labels, samples, labels))
     return [np.concatenate(out) for out in scores]
 
 
@@ -161,9 +169,9 @@ def paired_difference(
     scores_a, scores_b = _bootstrap_scores(truth, [a, b], n_labels, resamples, seed, unscored)
     delta = scores_b - scores_a
     whole = np.arange(len(truth))[None, :]
-    point = _resampled_headlines(truth, b, n_labels, whole, unscored) - _resampled_headlines(
-        truth, a, n_labels, whole, unscored
-    )
+    point = _resampled_headlines(
+        truth, b, n_labels, whole, _averaged_labels(truth, b, n_labels, unscored)
+    ) - _resampled_headlines(truth, a, n_labels, whole, _averaged_labels(truth, a, n_labels, unscored))
     tail = (1 - level) / 2
     low, high = np.quantile(delta, [tail, 1 - tail], axis=0)
     return {
