@@ -740,9 +740,9 @@ def test_a_level_deeper_than_the_categories_is_said_and_the_full_path_named(tmp_
     assert main(["explore", str(data), "--report", str(out), *args]) == 0
     printed = capsys.readouterr().out
     assert "warning: level 3 asked, but the categories have 2 level(s): the full paths are clustered against" in printed
-    assert "30 products, 3 categories at level full path" in printed
+    assert "30 products, 3 categories at the full path" in printed
     assert json.loads((out / "clustering.json").read_text())[0]["level"] is None
-    assert "in 3 categories at level full path" in " ".join((out / "report.html").read_text().split())
+    assert "in 3 categories at the full path" in " ".join((out / "report.html").read_text().split())
 
 
 def test_a_single_category_at_the_full_path_is_named_so():
@@ -756,7 +756,7 @@ def test_a_single_category_at_the_full_path_is_named_so():
             "category": "Fashion > Watches",
         }
     )
-    with pytest.raises(ValueError, match="a single category at level full path; clustering needs two"):
+    with pytest.raises(ValueError, match="a single category at the full path; clustering needs two"):
         FeasibilityStudy(features=["tfidf"], reductions=["pca"], level=None, progress=False).run(frame)
 
 

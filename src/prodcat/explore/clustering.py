@@ -65,6 +65,12 @@ def check_reductions(reductions: Sequence[str]) -> None:
         raise ValueError(f"unknown reduction(s): {', '.join(unknown)}; known: {', '.join(REDUCTIONS)}")
 
 
+def at_level(level: int | None) -> str:
+    """Where the categories clustered are cut, as read after them: ``at level 2``, or ``at the full path`` for
+    ``None``."""
+    return f"at level {level}" if level else "at the full path"
+
+
 def cluster_points(points: np.ndarray, n_clusters: int, *, n_init: int = 10, seed: int = 0) -> np.ndarray:
     """KMeans labels of ``points`` ``(n, d)``: ``(n,)`` ints in ``[0, n_clusters)``.
 
@@ -332,12 +338,10 @@ class FeasibilityStudy:
             )
         categories = category_at_level(labelled["category"], self.level)
         if len(np.unique(categories)) < 2:
-            raise ValueError(
-                f"the catalogue has a single category at level {self.level or 'full path'}; clustering needs two"
-            )
+            raise ValueError(f"the catalogue has a single category {at_level(self.level)}; clustering needs two")
         if len(np.unique(categories)) == len(labelled):  # a --sample smaller than the categories, a deep --level
             raise ValueError(
-                f"each of the {len(labelled)} products is alone in its category at level {self.level or 'full path'}: "
+                f"each of the {len(labelled)} products is alone in its category {at_level(self.level)}: "
                 "any clustering into as many clusters matches the categories exactly (ARI 1); "
                 "study more products or a coarser --level"
             )

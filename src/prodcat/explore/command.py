@@ -200,10 +200,11 @@ def _products_studied(
 def _print_runs(result: StudyResult, level: int | None) -> None:
     """The study on the console: the products and categories clustered, then the best TOP_ROWS runs of each product
     set, best first (the report has them all), and the feature sets not studied."""
+    from prodcat.explore.clustering import at_level
     from prodcat.explore.metrics import AMI_NOTE, MATCHED_ACCURACY_NOTE
 
     drawn = f" (a sample of the {result.sampled_from:,} labelled)" if result.sampled_from else ""
-    print(f"{len(result.frame):,} products{drawn}, {result.n_categories} categories at level {level or 'full path'}")
+    print(f"{len(result.frame):,} products{drawn}, {result.n_categories} categories {at_level(level)}")
     print(AMI_NOTE)
     print(MATCHED_ACCURACY_NOTE)
     print(

@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from prodcat.catalog.audit import thumbnail
 from prodcat.catalog.schema import SEP, distinguishing_tails, split_path
-from prodcat.explore.clustering import SAME_PRODUCTS_OVERLAP, ClusteringRun, StudyResult, json_record
+from prodcat.explore.clustering import SAME_PRODUCTS_OVERLAP, ClusteringRun, StudyResult, at_level, json_record
 from prodcat.explore.metrics import AMI_NOTE, CHANCE_SHUFFLES, SILHOUETTE_SAMPLE, ClusterMatching
 from prodcat.explore.reduction import TSNE2D, make_reduction
 from prodcat.figures import figure_data_uri, figure_fonts
@@ -78,7 +78,7 @@ def _write_report_files(result: StudyResult, out_dir: Path, source: str) -> None
         source=source,
         n=len(result.frame),
         k=result.n_categories,
-        level=result.level,
+        at_level=at_level(result.level),
         seed=result.seed,
         sampled_from=result.sampled_from,
         legend_max=LEGEND_MAX,
