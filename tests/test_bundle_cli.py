@@ -3705,17 +3705,34 @@ def test_a_degenerate_bootstrap_interval_is_said_to_be_one(capsys):
     assert low < high and summary_rows(varied)[0][2] == f"{low:.3f}–{high:.3f}"
 
 
-def test_robustness_says_a_degenerate_change_interval_as_evaluate_does():
+def test_robustness_says_a_degenerate_change_interval_once_under_its_table(capsys):
     """The robustness table showed a zero-width interval as a range, '-0.400 [-0.400, -0.400]' on 5 products, where
-    evaluate calls it degenerate; it is now said as evaluate says it, and an interval of some width as before."""
-    from prodcat.evaluate.report import change_cell
+    evaluate calls it degenerate; it was then said as evaluate says it, in every such row: on Flipkart's 60 held-out
+    products 17 of 20 rows read '+0.000 [degenerate: +0.000 in at least 95% of resamples, not a measure of the
+    uncertainty]', a console table 197 characters wide whose other columns a reader had to hunt for. Each row now
+    says '[degenerate]' and the table's note says once what it means; an interval of some width reads as before,
+    and a table without a degenerate one has no note."""
+    from prodcat.evaluate.report import change_cell, degenerate_note
+    from prodcat.evaluate.robustness_command import print_table
 
-    def record(low: float, high: float) -> dict:
-        return {"n_affected": 5, "change_vs_clean": {"accuracy": {"difference": -0.4, "low": low, "high": high}}}
+    def record(name: str, low: float, high: float) -> dict:
+        change = {"accuracy": {"difference": -0.4, "low": low, "high": high}}
+        decision = {"automation_rate": 0.5, "auto_precision": 1.0}
+        figures = {"accuracy": 0.5, "f1_weighted": 0.5, "f1_macro": 0.5, "mean_confidence": 0.9, "decision": decision}
+        return {"name": name, "n": 5, "n_affected": 5, "change_vs_clean": change, "base": None} | figures
 
-    said = "degenerate: -0.400 in at least 95% of resamples, not a measure of the uncertainty"
-    assert change_cell(record(-0.4, -0.4)) == f"-0.400 [{said}]"
-    assert change_cell(record(-0.6, -0.2)) == "-0.400 [-0.600, -0.200]"
+    clean = record("clean", 0, 0)
+    del clean["n_affected"], clean["change_vs_clean"]
+    assert change_cell(record("blur_2", -0.4, -0.4)) == "-0.400 [degenerate]"
+    assert change_cell(record("no_text", -0.6, -0.2)) == "-0.400 [-0.600, -0.200]"
+
+    print_table([clean, record("blur_2", -0.4, -0.4), record("no_text", -0.6, -0.2)])
+    printed = capsys.readouterr().out
+    note = degenerate_note([record("blur_2", -0.4, -0.4)])
+    assert "not a measure of the uncertainty" in note and printed.endswith(f"  {note}\n")
+    assert max(len(line) for line in printed.splitlines() if "blur_2" in line or "no_text" in line) < 130
+    print_table([clean, record("no_text", -0.6, -0.2)])
+    assert "degenerate" not in capsys.readouterr().out and degenerate_note([clean]) == ""
 
 
 def test_a_reliability_figure_of_no_product_says_none():

@@ -358,6 +358,11 @@ def parenthesised(note: str) -> str:
     return f" ({note})" if note else ""
 
 
+def paragraph(text: str) -> str:
+    """``text`` escaped in a paragraph, nothing for none."""
+    return f"<p>{html.escape(text)}</p>" if text else ""
+
+
 def issues_html(issues: Sequence[RowIssue]) -> str:
     """The problems the reader met in the input: the rows it skipped (not evaluated) and the others."""
     if not issues:
@@ -626,6 +631,7 @@ of the affected products whose predicted category changed. "confidence" is the m
 products the model answered, "auto" the share it auto-accepts (confidence at least the bundle's decision threshold,
 {records[0]["decision"]["threshold"]:.3f}) and "auto precision" the accuracy among those.</p>
 {html_table(ROBUSTNESS_REPORT_COLUMNS, robustness_report_rows(records))}
+{paragraph(degenerate_note(records))}
 <h2>Figure</h2>{embedded_png(figure) + f"<p>{left_out}</p>" if runs else "<p>No perturbation touched a product.</p>"}"""
     (out / "report.html").write_text(html_page(title, body), encoding="utf-8")
 
@@ -658,7 +664,25 @@ def change_cell(record: dict[str, Any]) -> str:
     if not record["n_affected"]:
         return UNTOUCHED
     change = record["change_vs_clean"]["accuracy"]
+    if degenerate(record):  # said once under the table (:func:`degenerate_note`), not in each of 17 rows
+        return f"{change['difference']:+.3f} [degenerate]"
     return f"{change['difference']:+.3f} [{interval_text(change['low'], change['high'], form='{:+.3f}', dash=', ')}]"
+
+
+def degenerate(record: dict[str, Any]) -> bool:
+    """Whether the paired interval of a perturbed record's Δ accuracy has zero width."""
+    change = (record.get("change_vs_clean") or {}).get("accuracy")  # none for the clean run or an untouched one
+    return bool(record.get("n_affected")) and change is not None and change["low"] == change["high"]
+
+
+def degenerate_note(records: list[dict[str, Any]]) -> str:
+    """What '[degenerate]' in the robustness table means, when a row says it (else nothing)."""
+    if not any(degenerate(record) for record in records):
+        return ""
+    return (
+        "[degenerate]: the same Δ in at least 95% of the paired resamples (too few of the predictions changed for "
+        "resampling to move it), not a measure of the uncertainty."
+    )
 
 
 def robustness_rows(records: list[dict[str, Any]]) -> list[list[str]]:

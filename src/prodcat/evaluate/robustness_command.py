@@ -439,7 +439,7 @@ def unscored_runs_warnings(records: list[dict[str, Any]]) -> list[str]:
 
 def print_table(records: list[dict[str, Any]]) -> None:
     """The robustness table, aligned, on standard output."""
-    from prodcat.evaluate.report import ROBUSTNESS_COLUMNS, robustness_rows
+    from prodcat.evaluate.report import ROBUSTNESS_COLUMNS, degenerate_note, robustness_rows
 
     rows = [list(ROBUSTNESS_COLUMNS), *robustness_rows(records)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(ROBUSTNESS_COLUMNS))]
@@ -452,3 +452,5 @@ def print_table(records: list[dict[str, Any]]) -> None:
             for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         )
         print("  " + "  ".join(cells))
+    if note := degenerate_note(records):
+        print(f"  {note}")
