@@ -153,3 +153,17 @@ def test_the_precision_among_the_auto_accepted_says_how_sure_it_is(capsys):
 
     none_accepted = evaluate_predictions(truth, truth, np.full(200, 0.5), threshold=0.9)["decision"]
     assert decision_rows(none_accepted, 200)[2] == ["precision among the auto-accepted", "–"]
+
+
+def test_evaluate_says_the_precision_its_threshold_was_set_for(tiny_training, tmp_path, capsys):
+    """train and cv print 'auto-accepted 87.5% at precision 0.9873 (target 0.99)'; evaluate printed the share and the
+    precision alone ('at precision 0.9875' on Flipkart's held-out 180), so its reader could not tell whether 0.9875
+    met the bundle's target or missed it without opening metrics.json. It now says the target recorded with the
+    bundle's config, on the honest figures too."""
+    products = pd.concat([tiny_training.trained, tiny_training.unseen], ignore_index=True)
+    data, report = tmp_path / "products.csv", tmp_path / "report"
+    products.to_csv(data, index=False)
+    assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(report)]) == 0
+    target = json.loads((report / "metrics.json").read_text())["config"]["target_precision"]
+    lines = [line for line in capsys.readouterr().out.splitlines() if "auto-accepted" in line]
+    assert len(lines) == 2 and all(line.endswith(f"(target {target})") for line in lines), lines
