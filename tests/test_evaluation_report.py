@@ -167,3 +167,16 @@ def test_evaluate_says_the_precision_its_threshold_was_set_for(tiny_training, tm
     target = json.loads((report / "metrics.json").read_text())["config"]["target_precision"]
     lines = [line for line in capsys.readouterr().out.splitlines() if "auto-accepted" in line]
     assert len(lines) == 2 and all(line.endswith(f"(target {target})") for line in lines), lines
+
+
+def test_an_evaluation_report_says_from_what_when_every_product_was_classified_from_the_same(tiny_training, tmp_path):
+    """Flipkart's held-out 180 were all classified from text+image: the console said 'from text+image: n 180', the
+    page nothing, so its reader could not tell whether the photos were read at all. The page now says it in one
+    sentence (the summary above it holds the figures); products classified from several sets still get the table."""
+    data, report = tmp_path / "products.csv", tmp_path / "report"
+    tiny_training.unseen.to_csv(data, index=False)
+    assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(report)]) == 0
+    assert json.loads((report / "metrics.json").read_text())["by_modalities"].keys() == {"text"}
+    page = " ".join(re.sub(r"<[^>]+>", " ", (report / "report.html").read_text()).split())
+    assert "12 products, all classified from text." in page
+    assert "By what the products were classified from" not in page

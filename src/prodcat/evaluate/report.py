@@ -526,10 +526,15 @@ def _fusion_text(config: dict[str, Any], heads: int, used: str | None = None) ->
 
 def by_modalities_html(by_modalities: dict[str, dict[str, float]] | None) -> str:
     """The headline metrics per set of modalities the products were classified from (``by_modalities`` in
-    metrics.json), when they were not all classified from the same ("": the summary says it all). Only the console
-    said them: a report on Rakuten did not tell its photo-only products' accuracy from the others'."""
-    if not by_modalities or len(by_modalities) < 2:
+    metrics.json), when they were not all classified from the same. Only the console said them: a report on Rakuten
+    did not tell its photo-only products' accuracy from the others'. When they all were, one sentence says from what
+    (the summary has the figures): the page said nothing of it, and its reader could not tell whether photos were
+    read at all, where the console said 'from text+image: n 180'."""
+    if not by_modalities:
         return ""
+    if len(by_modalities) == 1:
+        [(modalities, values)] = by_modalities.items()
+        return f"<p>{counted(values['n'], 'product')}, all classified from {html.escape(modalities)}.</p>"
     rows = (
         [modalities, values["n"], *(_figure(values[key]) for key in HEADLINE_METRICS)]
         for modalities, values in by_modalities.items()
