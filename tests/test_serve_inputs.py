@@ -3008,11 +3008,13 @@ def test_serve_keeps_an_idle_connection_open_as_long_as_asked(
     assert kept == [5, 75, 65]
 
 
-def _served_by_serve_options(options: dict[str, Any]) -> tuple[Any, threading.Thread, int]:
+def _served_by_serve_options(options: dict[str, Any], metrics: Any = None) -> tuple[Any, threading.Thread, int]:
     """A uvicorn server in a thread, with the options ``prodcat serve`` gave ``uvicorn.run`` (its HTTP protocol among
     them), serving an app that reads the request's body and answers 200: what is tested is what happens before a
-    request reaches the app. Returns the server, its thread and its port."""
+    request reaches the app. ``metrics``: the app's ``state.metrics``, as prodcat's app has its ``ApiMetrics``.
+    Returns the server, its thread and its port."""
     import socket
+    import types
 
     import uvicorn
 
@@ -3021,6 +3023,8 @@ def _served_by_serve_options(options: dict[str, Any]) -> tuple[Any, threading.Th
             pass
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"ok"})
+
+    app.state = types.SimpleNamespace(metrics=metrics)  # type: ignore[attr-defined]
 
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
@@ -3142,6 +3146,79 @@ def test_serve_caps_the_requests_in_flight_answering_503_in_the_error_shape(
     assert (out.status, out.error, out.limit, out.limit_value) == (503, "too_busy", "max_concurrent_requests", 2)
     lines = busy_head.lower().split(b"\r\n")
     assert b"retry-after: 1" in lines and f"x-request-id: {out.request_id}".encode() in lines
+
+
+def test_serve_answers_probes_past_the_cap_and_counts_the_requests_it_refuses_itself(
+    tiny_training: TinyTraining, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under saturation, GET /health, /ready and /metrics got 503 too_busy like any request: an orchestrator would
+    restart a busy but healthy server, and its metrics went blind exactly when they mattered. They are answered past
+    the cap now (a POST to them is not). And the requests the server's protocol refuses before the app (503 too_busy,
+    431 and 408 of a request head) were in no metric: they are counted in prodcat_errors_total by error code."""
+    import socket
+
+    import uvicorn
+
+    import prodcat.serve.logs
+    from prodcat.serve.metrics import ApiMetrics
+
+    given: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: given.append(options))
+    monkeypatch.setattr(prodcat.serve.logs, "configure_json_logging", lambda level: None)
+    monkeypatch.setattr(sys, "setswitchinterval", lambda interval: None)  # create_app_from_env's, process-wide
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    arguments = ["serve", str(tiny_training.bundle), "--review-db", f"sqlite:///{tmp_path / 'r.db'}", "--port", "0"]
+    assert main([*arguments, "--max-concurrent-requests", "1", "--request-timeout-s", "1"]) == 0
+    metrics = ApiMetrics()
+    server, thread, port = _served_by_serve_options(given[0], metrics)
+    held = socket.create_connection(("127.0.0.1", port), timeout=15)
+    try:
+        held.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\n")
+        time.sleep(0.5)  # in flight until its body comes
+        statuses = {
+            f"{method} {path}": _answer_to(
+                port, f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+            )
+            .split(b"\r\n")[0]
+            .decode()
+            for method, path in [("GET", "/health"), ("GET", "/ready"), ("HEAD", "/metrics"), ("POST", "/health")]
+        }
+        held.sendall(b"body")
+        held.recv(65536)
+        too_long = _answer_to(port, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n")
+        too_slow = _answer_to(port, b"GET /health HTTP/1.1\r\nHost: x\r\n")
+    finally:
+        held.close()
+        server.should_exit = True
+        thread.join(10)
+    ok, busy = "HTTP/1.1 200 OK", "HTTP/1.1 503 Service Unavailable"
+    assert statuses == {"GET /health": ok, "GET /ready": ok, "HEAD /metrics": ok, "POST /health": busy}
+    assert [too_long.split(b"\r\n")[0], too_slow.split(b"\r\n")[0]] == [
+        b"HTTP/1.1 431 Request Header Fields Too Large",
+        b"HTTP/1.1 408 Request Timeout",
+    ]
+    counted = {
+        error: metrics.registry.get_sample_value("prodcat_errors_total", {"error": error})
+        for error in ("too_busy", "request_header_fields_too_large", "request_timeout")
+    }
+    assert counted == {"too_busy": 1.0, "request_header_fields_too_large": 1.0, "request_timeout": 1.0}
+
+
+def test_the_server_protocol_refuses_a_uvicorn_without_the_internals_it_relies_on() -> None:
+    """GuardedHttpToolsProtocol overrides private methods of uvicorn's HttpToolsProtocol (_start_asgi_task above
+    all), while pyproject allowed uvicorn>=0.29, which has none: the cap on requests in flight would silently never
+    apply. A uvicorn lacking them is refused when the protocol is imported, at start-up, naming what is missing."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from prodcat.serve.protocol import require_uvicorn_internals
+
+    require_uvicorn_internals(HttpToolsProtocol)  # the installed one has them all
+
+    class Older(HttpToolsProtocol):
+        _start_asgi_task = None  # type: ignore[assignment]
+
+    with pytest.raises(ImportError, match=r"HttpToolsProtocol has no _start_asgi_task: install the uvicorn"):
+        require_uvicorn_internals(Older)
 
 
 def test_serve_with_workers_keeps_no_model_in_the_supervisor(

@@ -232,6 +232,8 @@ def create_app(
         # send it twice; a path with a slash too many is an unknown path like any other (404 naming it)
         redirect_slashes=False,
     )
+    # where the server's HTTP protocol counts the requests it refuses before they reach the app (serve.protocol)
+    app.state.metrics = metrics
     app.add_middleware(RequestGuard, settings=settings, metrics=metrics)
     if settings.cors_origins:
         # outside the guard: a preflight is answered here, and every answer of the guard or a route carries the headers

@@ -16,6 +16,11 @@ closed (203 MB of headers grew a worker by 197 MB, and got no answer). So:
 
 This module is imported by uvicorn's supervisor too (``--workers N``), which imports none of the model's libraries:
 it imports none either, and writes its two answers itself, in the API's error shape.
+
+It relies on uvicorn's private internals (:data:`UVICORN_INTERNALS`), which any uvicorn release may change: pyproject
+pins the minor version tested, and this module refuses to load, naming what is missing, on a uvicorn without them
+(rather than serving with a limit silently gone: uvicorn 0.29, which the range once allowed, had no
+``_start_asgi_task``, so the cap on requests in flight would never have applied).
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ import functools
 import json
 import uuid
 from asyncio import TimerHandle, Transport
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 if TYPE_CHECKING:
@@ -37,6 +44,34 @@ MAX_HEAD_BYTES = 64 * 1024
 LINGER_S = 2.0
 #: seconds a request refused as the server is busy is asked to wait (``Retry-After``)
 BUSY_RETRY_AFTER_S = 1
+
+
+#: the methods of uvicorn's HttpToolsProtocol that GuardedHttpToolsProtocol overrides and calls (private ones included)
+UVICORN_INTERNALS = (
+    "connection_made",
+    "connection_lost",
+    "data_received",
+    "on_message_begin",
+    "on_headers_complete",
+    "_start_asgi_task",
+)
+
+
+def missing_uvicorn_internals(protocol: type = HttpToolsProtocol) -> list[str]:
+    """The names of :data:`UVICORN_INTERNALS` that ``protocol`` lacks."""
+    return [name for name in UVICORN_INTERNALS if not callable(getattr(protocol, name, None))]
+
+
+def require_uvicorn_internals(protocol: type = HttpToolsProtocol) -> None:
+    """Raise ``ImportError`` naming what is missing when ``protocol`` lacks any of :data:`UVICORN_INTERNALS`."""
+    if missing := missing_uvicorn_internals(protocol):
+        raise ImportError(
+            f"prodcat serve cannot bound requests with uvicorn {uvicorn.__version__}: its HttpToolsProtocol has no "
+            f"{', '.join(missing)}: install the uvicorn prodcat requires, pip install 'uvicorn[standard]>=0.55,<0.56'"
+        )
+
+
+require_uvicorn_internals()
 
 
 def _error_body(status: int, error: str, detail: str, limit: str | None, value: float | None) -> tuple[str, bytes]:
@@ -78,6 +113,28 @@ async def _too_busy(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCa
     ]
     await send({"type": "http.response.start", "status": 503, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _app_metrics(app: Any) -> Any:
+    """The ``ApiMetrics`` of prodcat's app (``app.state.metrics``) under the middlewares uvicorn wraps it in (each
+    keeping the app it wraps as ``.app``); None for another app."""
+    for _ in range(16):  # a bound in case of a cycle
+        if (metrics := getattr(getattr(app, "state", None), "metrics", None)) is not None:
+            return metrics
+        if (app := getattr(app, "app", None)) is None:
+            return None
+    return None
+
+
+#: the routes answered past ``max_concurrent_requests`` (to GET or HEAD): liveness, readiness and metrics, which
+#: carry no body and load no model; refused, a busy but healthy server would be restarted by its orchestrator, taken
+#: out of rotation, and its metrics would go blind exactly when they matter
+PROBES = frozenset({"/health", "/ready", "/metrics"})
+
+
+def _is_probe(scope: Mapping[str, Any]) -> bool:
+    """Whether the request of ``scope`` is one of :data:`PROBES`, never refused as the server is busy."""
+    return scope["method"] in ("GET", "HEAD") and scope["path"] in PROBES
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -139,10 +196,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
         # self.tasks: the requests in flight on every connection of this process (uvicorn's server state)
         limit = self.max_concurrent_requests
-        if limit is not None and len(self.tasks) >= limit:
+        if limit is not None and len(self.tasks) >= limit and not _is_probe(cycle.scope):
             self.logger.warning("request refused: %d requests in flight, max_concurrent_requests=%d", limit, limit)
             app = functools.partial(_too_busy, limit=limit)
+            self._count("too_busy")
         super()._start_asgi_task(cycle, app)
+
+    def _count(self, error: str) -> None:
+        """Count a request refused here in the app's ``prodcat_errors_total``, as the app counts its own refusals:
+        in this process's values (its file of the shared folder with ``--workers N``, where the app was built)."""
+        if (metrics := _app_metrics(self.app)) is not None:
+            metrics.errors.labels(error).inc()
 
     def _arm(self, seconds: float, handler: Any) -> None:
         self._disarm()
@@ -168,6 +232,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self, status: int, reason: str, error: str, detail: str, limit: str | None = None, value: float | None = None
     ) -> None:
         self.logger.warning("request refused before its headers were read: %s", detail)
+        self._count(error)
         self.transport.write(error_answer(status, reason, error, detail, limit, value))
         # a lingering close: closed with the bytes the client was still sending unread, the connection was reset,
         # and the client could lose the answer with it (as on the connection's end that it had not read yet)
