@@ -1099,3 +1099,23 @@ def test_what_onnxruntime_writes_on_stderr_as_it_starts_is_logged_as_json(tmp_pa
     telemetry = [record for record in records if "telemetry" in record["message"]]
     assert [(record["logger"], record["level"]) for record in telemetry] == [("onnxruntime", "warning")]
     assert "\x1b" not in said.stderr
+
+
+def test_what_native_code_wrote_before_an_exception_is_logged_and_stderr_given_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A library's own error line written on fd 2 just before it raised (an import failing with something other than
+    ImportError) was lost with the file it had been taken into: only the lines of a block that ended normally were
+    logged. They are logged whatever the block ends with, and fd 2 is given back."""
+    from prodcat.serve.logs import native_stderr_logged
+
+    before = os.fstat(2)
+    logged = caplog.at_level("WARNING", logger="onnxruntime")
+    with logged, pytest.raises(RuntimeError, match="failed"), native_stderr_logged("onnxruntime"):
+        os.write(2, b"[E:onnxruntime:Default, x.cc:1] the real reason\n")
+        raise RuntimeError("failed")
+    assert [(record.levelname, record.getMessage()) for record in caplog.records] == [
+        ("ERROR", "[E:onnxruntime:Default, x.cc:1] the real reason")
+    ]
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)

@@ -70,7 +70,9 @@ _NATIVE_LEVELS = {
 def native_stderr_logged(logger_name: str) -> Iterator[None]:
     """What native code writes on the process's stderr (file descriptor 2) while the block runs, logged after it, one
     record of ``logger_name`` a line, without colour codes: it went into the JSON log as plain text. For the server's
-    own process only: everything written on fd 2 meanwhile is taken, Python's included."""
+    own process only: everything written on fd 2 meanwhile is taken, Python's included. Taken into a file, not a pipe
+    (nothing to fill and block the writer), given back and logged whatever the block ends with: a library's own
+    error line before the exception it raises is logged ahead of that exception."""
     sys.stderr.flush()
     with tempfile.TemporaryFile() as taken:
         kept = os.dup(2)
@@ -82,7 +84,11 @@ def native_stderr_logged(logger_name: str) -> Iterator[None]:
             os.dup2(kept, 2)
             os.close(kept)
             taken.seek(0)
-            text = _ANSI.sub("", taken.read().decode("utf-8", "replace"))
+            _log_native_lines(logger_name, _ANSI.sub("", taken.read().decode("utf-8", "replace")))
+
+
+def _log_native_lines(logger_name: str, text: str) -> None:
+    """Log each line of ``text`` as a record of ``logger_name``, at the level of onnxruntime's letter (else warning)."""
     logger = logging.getLogger(logger_name)
     for line in filter(None, (line.strip() for line in text.splitlines())):
         level = _NATIVE_LEVEL.search(line)
