@@ -1332,6 +1332,25 @@ def test_cli_log_lines_show_a_catalogue_s_control_characters_escaped(tiny_traini
     assert "\x1b" not in run.stderr and "\u202e" not in run.stderr
 
 
+def test_cli_error_line_shows_a_catalogue_s_control_characters_escaped(tiny_training, tmp_path):
+    """The command line's one-line error ('error: ...', exit 2) was printed raw, unlike its log lines: a catalogue
+    whose header held an escape sequence and a line break, quoted in the refusal, changed the terminal's colour and
+    forged an 'ERROR:' line. It is escaped as a log line is."""
+    data = tmp_path / "x.csv"
+    data.write_text('"na\x1b[31mme\nERROR: forged",x\n1,2\n', encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, "-m", "prodcat.cli", "predict", str(tiny_training.bundle), str(data), "--out", "p.csv"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+    )
+    assert run.returncode == 2, run.stderr
+    among = "among na\\x1b[31mme\\nERROR: forged, x;"
+    assert run.stderr.startswith(f"error: x.csv: no title, description or image column {among}"), run.stderr
+    assert "\x1b" not in run.stderr and len(run.stderr.splitlines()) == 1
+
+
 def test_cli_refuses_a_tampered_bundle(flipkart_bundle, flipkart_dir, tmp_path):
     tampered = tmp_path / "tampered"
     tampered.mkdir()

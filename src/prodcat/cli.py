@@ -50,6 +50,11 @@ def _escaped(match: re.Match[str]) -> str:
     )
 
 
+def one_line(text: str) -> str:
+    """``text`` with what :data:`_UNSHOWN_IN_A_LINE` matches escaped (``\\n``, ``\\x1b``, ``\\u202e``)."""
+    return _UNSHOWN_IN_A_LINE.sub(_escaped, text)
+
+
 class OneLineFormatter(logging.Formatter):
     """The command line's log lines, each one line as it is written: a line break, an escape sequence or another
     control character in a message (a catalogue's product id, a file name, a library's words) is shown escaped
@@ -57,7 +62,7 @@ class OneLineFormatter(logging.Formatter):
     Accents and non-Latin text are kept as they are. A traceback appended to a record keeps its lines."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        return _UNSHOWN_IN_A_LINE.sub(_escaped, super().formatMessage(record))
+        return one_line(super().formatMessage(record))
 
 
 #: the commands whose servers stop on SIGTERM as servers do (uvicorn's and Streamlit's own handlers), not as Ctrl-C
@@ -172,7 +177,8 @@ def run(argv: list[str] | None = None) -> int:
     ) as exc:
         if args.verbose:
             raise
-        print(f"error: {exc}", file=sys.stderr)  # what the user gave is wrong: no traceback
+        # what the user gave is wrong: no traceback; one line, as a log line (it may quote a catalogue's header or cell)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return 2
 
 
