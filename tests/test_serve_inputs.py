@@ -3204,6 +3204,39 @@ def test_serve_answers_probes_past_the_cap_and_counts_the_requests_it_refuses_it
     assert counted == {"too_busy": 1.0, "request_header_fields_too_large": 1.0, "request_timeout": 1.0}
 
 
+def test_serve_refuses_a_head_too_large_that_arrives_in_one_chunk(
+    tiny_training: TinyTraining, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The head limit counted the chunks read after the one a request began in: a head of 130 KB (twice the 64 KiB
+    limit) sent at once was read in one chunk on loopback and reached the app, 200. The request line and headers
+    parsed are counted too now: 431, the app never run (no second answer), the connection closed."""
+    import uvicorn
+
+    import prodcat.serve.logs
+
+    given: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: given.append(options))
+    monkeypatch.setattr(prodcat.serve.logs, "configure_json_logging", lambda level: None)
+    monkeypatch.setattr(sys, "setswitchinterval", lambda interval: None)  # create_app_from_env's, process-wide
+    arguments = ["serve", str(tiny_training.bundle), "--review-db", f"sqlite:///{tmp_path / 'r.db'}", "--port", "0"]
+    assert main(arguments) == 0
+    server, thread, port = _served_by_serve_options(given[0])
+    try:
+        answers = [
+            _answer_to(port, b"GET /x HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * size + b"\r\nConnection: close\r\n\r\n")
+            for size in (60_000, 70_000, 130_000)
+        ]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert [answer.count(b"HTTP/1.1 ") for answer in answers] == [1, 1, 1]
+    assert [answer.split(b"\r\n")[0] for answer in answers] == [
+        b"HTTP/1.1 200 OK",
+        b"HTTP/1.1 431 Request Header Fields Too Large",
+        b"HTTP/1.1 431 Request Header Fields Too Large",
+    ]
+
+
 def test_the_server_protocol_refuses_a_uvicorn_without_the_internals_it_relies_on() -> None:
     """GuardedHttpToolsProtocol overrides private methods of uvicorn's HttpToolsProtocol (_start_asgi_task above
     all), while pyproject allowed uvicorn>=0.29, which has none: the cap on requests in flight would silently never

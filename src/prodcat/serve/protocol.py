@@ -52,6 +52,8 @@ UVICORN_INTERNALS = (
     "connection_lost",
     "data_received",
     "on_message_begin",
+    "on_url",
+    "on_header",
     "on_headers_complete",
     "_start_asgi_task",
 )
@@ -155,6 +157,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_timer: TimerHandle | None = None
         self._reading_head = False
         self._head_bytes = 0
+        #: the bytes of the request line and headers parsed so far (a head arriving whole in one chunk too)
+        self._parsed_head_bytes = 0
         #: refused: what the client still sends is dropped
         self._lingering = False
 
@@ -171,29 +175,46 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._lingering:
             return
         # the bytes of a chunk that began inside a head and did not end it are all the head's (a chunk starting a
-        # request is not counted: at most one chunk more than the limit is read)
+        # request is not counted: at most one chunk more than the limit is read; a head ending in that chunk is
+        # counted as it is parsed, on_url / on_header)
         was_reading_head = self._reading_head
         super().data_received(data)
         if was_reading_head and self._reading_head:
             self._head_bytes += len(data)
-            if self._head_bytes > self.max_head_bytes and not self.transport.is_closing():
-                self._disarm()
-                detail = (
-                    f"the request's line and headers exceed {self.max_head_bytes} bytes: send fewer or shorter headers"
-                )
-                self._refuse(431, "Request Header Fields Too Large", "request_header_fields_too_large", detail)
+            if self._head_bytes > self.max_head_bytes:
+                self._refuse_head_too_large()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._reading_head, self._head_bytes = True, 0
+        self._reading_head, self._head_bytes, self._parsed_head_bytes = True, 0, 0
         self._arm(self.head_timeout_s, self._head_timed_out)
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._parsed_head_bytes += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._parsed_head_bytes += len(name) + len(value) + 4  # ': ' and the line break
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
         self._disarm()
-        super().on_headers_complete()
+        # a head arriving whole in one chunk (up to some 200 KB on loopback) was not counted by data_received
+        if self._parsed_head_bytes > self.max_head_bytes:
+            self._refuse_head_too_large()
+        super().on_headers_complete()  # its request is not started once refused (_start_asgi_task)
+
+    def _refuse_head_too_large(self) -> None:
+        if self.transport.is_closing() or self._lingering:
+            return
+        self._disarm()
+        detail = f"the request's line and headers exceed {self.max_head_bytes} bytes: send fewer or shorter headers"
+        self._refuse(431, "Request Header Fields Too Large", "request_header_fields_too_large", detail)
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        if self._lingering:  # refused (its head too large): answered already, the connection closing
+            return
         # self.tasks: the requests in flight on every connection of this process (uvicorn's server state)
         limit = self.max_concurrent_requests
         if limit is not None and len(self.tasks) >= limit and not _is_probe(cycle.scope):
