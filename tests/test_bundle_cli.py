@@ -3608,11 +3608,13 @@ def test_a_precision_or_recall_with_nothing_to_measure_is_said_undefined_not_zer
     assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(report)]) == 0
     per_class = json.loads((report / "metrics.json").read_text())["per_class"]
     # Garden: 4 products, none predicted as such; Kitchen: predicted 4 times, no product has it
-    assert per_class["Garden"] == {"precision": None, "recall": 0.0, "f1": 0.0, "support": 4}
-    assert per_class["Kitchen"] == {"precision": 0.0, "recall": None, "f1": 0.0, "support": 0}
+    assert per_class["Garden"].items() >= {"precision": None, "recall": 0.0, "f1": 0.0, "support": 4}.items()
+    assert per_class["Kitchen"].items() >= {"precision": 0.0, "recall": None, "f1": 0.0, "support": 0}.items()
+    # nor is the share auto-accepted of a category no product has
+    assert per_class["Kitchen"]["automation_rate"] is None and per_class["Garden"]["n_auto_predicted"] == 0
     page = (report / "report.html").read_text()
-    assert "<tr><td>Garden</td><td>–</td><td>0.000</td><td>0.000</td><td>4</td></tr>" in page
-    assert "<tr><td>Kitchen</td><td>0.000</td><td>–</td><td>0.000</td><td>0</td></tr>" in page
+    assert "<tr><td>Garden</td><td>–</td><td>0.000</td><td>0.000</td><td>4</td><td>100.0% (4 of 4 as another)" in page
+    assert "<tr><td>Kitchen</td><td>0.000</td><td>–</td><td>0.000</td><td>0</td><td>– (0 of 0 as another)" in page
 
 
 def test_products_the_model_could_not_score_do_not_dilute_the_calibration(tiny_training, tmp_path, capsys):

@@ -1892,6 +1892,48 @@ def test_per_class_rows_list_the_weakest_first_and_among_equals_the_most_product
     ]
 
 
+def test_per_class_records_say_what_was_auto_accepted_of_each_category_and_as_it():
+    """The per-class table gave precision and recall only: on a held-out Flipkart split a reader had to recompute
+    from predictions.csv that Baby Care was 53.8% auto-accepted with 1 wrong, Home Decor 92.3% with 1 wrong.
+    evaluate's per-class records (at its threshold) and cv's (from each fold's decisions) say it, and so does the
+    page: the share of a category's products auto-accepted, those of them accepted as another category, and the
+    products auto-accepted as the category that are wrong."""
+    y_true = np.array(["a", "a", "a", "a", "b", "b", "b"], dtype=object)
+    y_pred = np.array(["a", "a", "b", "a", "b", "b", "a"], dtype=object)
+    confidence = np.array([0.99, 0.95, 0.97, 0.55, 0.99, 0.6, 0.7])  # a's third accepted as b; b's last in review
+    metrics = evaluate_predictions(y_true, y_pred, confidence, threshold=0.9)
+    assert metrics["per_class"]["a"] == pytest.approx(
+        {"precision": 0.75, "recall": 0.75, "f1": 0.75, "support": 4}
+        | {"automation_rate": 0.75, "n_auto": 3, "n_auto_wrong": 1, "n_auto_predicted": 2, "n_auto_predicted_wrong": 0}
+    )
+    assert metrics["per_class"]["b"] == pytest.approx(
+        {"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3, "support": 3}
+        | {"automation_rate": 1 / 3, "n_auto": 1, "n_auto_wrong": 0, "n_auto_predicted": 2, "n_auto_predicted_wrong": 1}
+    )
+    decision = np.where(confidence >= 0.9, "auto", "review").astype(object)
+    args = (
+        np.array(["a", "b"], dtype=object),
+        y_true,
+        np.column_stack(
+            [np.where(y_pred == "a", confidence, 1 - confidence), np.where(y_pred == "a", 1 - confidence, confidence)]
+        ),
+    )
+    cv = CVResult(*args, np.arange(7) % 2, decision, [["text"]] * 7, np.arange(7), np.full(7, 0.9)).metrics()
+    assert all(cv["per_class"][c] == pytest.approx(metrics["per_class"][c]) for c in "ab")
+    from prodcat.evaluate.report import per_class_header, per_class_rows  # new with these columns
+
+    assert per_class_header(metrics)[5:] == [
+        "auto-accepted of its products (accepted as another)",
+        "auto-accepted as it: wrong",
+    ]
+    assert [row[5:] for row in per_class_rows(metrics)] == [
+        ["33.3% (0 of 1 as another)", "1 of 2"],
+        ["75.0% (1 of 3 as another)", "0 of 2"],
+    ]
+    # without a decision (no confidence), the table is as it was
+    assert per_class_header(evaluate_predictions(y_true, y_pred)) == ["class", "precision", "recall", "F1", "support"]
+
+
 def test_the_spread_between_folds_shows_where_the_folds_scored():
     """cv at Flipkart's level 2 printed 'F1 macro 0.276 ... ±0.041' while its folds scored 0.347-0.445: a fold's
     macro F1 leaves out the categories it has no product of, so the folds need not centre on the pooled figure, and

@@ -736,7 +736,7 @@ def _train_and_save(
         return None
     proba, accepted = model.oof_cross_fitted_
     predicted = model.categories_[proba.argmax(axis=1)]
-    metrics = evaluate_predictions(model.oof_y_, predicted, proba.max(axis=1))
+    metrics = evaluate_predictions(model.oof_y_, predicted, proba.max(axis=1), accepted=accepted)
     metrics["decision"] = accepted_metrics(accepted, model.oof_y_ == predicted, model.policy_.threshold_)
     metrics["estimated_by"] = (
         f"internal {config.inner_folds}-fold cross-validation (out-of-fold); calibration and decision threshold "

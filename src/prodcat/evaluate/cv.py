@@ -77,8 +77,8 @@ class CVResult:
         """The cv report's ``metrics.json`` document: :func:`~prodcat.evaluate.metrics.evaluate_predictions`'s, with
         ``decision`` from the folds' own decisions (plus ``automation_ceiling``), per-fold ``folds`` and their
         ``fold_std``, ``by_modalities`` and ``timing`` (median seconds per fold)."""
-        result = evaluate_predictions(self.y_true, self.y_pred, self.confidence)
         auto = self.decision == "auto"
+        result = evaluate_predictions(self.y_true, self.y_pred, self.confidence, accepted=auto)
         correct = self.y_true == self.y_pred
         result["decision"] = {
             "automation_rate": float(auto.mean()),

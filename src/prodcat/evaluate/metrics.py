@@ -185,8 +185,11 @@ def paired_difference(
     }
 
 
-def per_class(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, dict[str, float | None]]:
-    """Precision, recall, F1 and support of every true or predicted category (:data:`UNSCORED` is none).
+def per_class(
+    y_true: np.ndarray, y_pred: np.ndarray, accepted: np.ndarray | None = None
+) -> dict[str, dict[str, float | None]]:
+    """Precision, recall, F1 and support of every true or predicted category (:data:`UNSCORED` is none), and with
+    ``accepted`` (``(n,)`` bool: each product auto-accepted) :func:`_per_class_automation`'s keys.
 
     The precision of a category never predicted, and the recall of one no product has (predicted only: a category
     the products scored lack), are undefined (0/0): ``None``, not a 0 that would read as every prediction wrong.
@@ -196,7 +199,25 @@ def per_class(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, dict[str, flo
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=np.nan)
     return {
         str(c): {"precision": _defined(pi), "recall": _defined(ri), "f1": float(fi), "support": int(si)}
+        | (_per_class_automation(y_true, y_pred, np.asarray(accepted, dtype=bool), c) if accepted is not None else {})
         for c, pi, ri, fi, si in zip(labels, p, r, f, s, strict=True)
+    }
+
+
+def _per_class_automation(y_true: np.ndarray, y_pred: np.ndarray, accepted: np.ndarray, label: str) -> dict[str, Any]:
+    """What the decision policy did with category ``label``, seen from both sides.
+
+    From its products (true ``label``): ``automation_rate``, the share of them auto-accepted (``None`` for a category
+    no product has), ``n_auto`` those, and ``n_auto_wrong`` those of them auto-accepted as another category. From
+    its predictions: ``n_auto_predicted``, the products auto-accepted as ``label``, and ``n_auto_predicted_wrong``
+    those of them whose true category is another (what an automated ``label`` gets wrong)."""
+    true, predicted, wrong = y_true == label, y_pred == label, y_true != y_pred
+    return {
+        "automation_rate": float(accepted[true].mean()) if true.any() else None,
+        "n_auto": int((accepted & true).sum()),
+        "n_auto_wrong": int((accepted & true & wrong).sum()),
+        "n_auto_predicted": int((accepted & predicted).sum()),
+        "n_auto_predicted_wrong": int((accepted & predicted & wrong).sum()),
     }
 
 
@@ -232,11 +253,6 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
             }
         )
     return {"ece": float(ece) if len(confidence) else float("nan"), "n": len(confidence), "bins": rows}
-
-
-def decision_metrics(confidence: np.ndarray, correct: np.ndarray, threshold: float) -> dict[str, float]:
-    """:func:`accepted_metrics` of the products whose ``confidence`` ``(n,)`` reaches ``threshold``."""
-    return accepted_metrics(confidence >= threshold, correct, threshold)
 
 
 def accepted_metrics(accepted: np.ndarray, correct: np.ndarray, threshold: float) -> dict[str, float]:
@@ -277,12 +293,15 @@ def evaluate_predictions(
     y_pred: np.ndarray,
     confidence: np.ndarray | None = None,
     threshold: float | None = None,
+    accepted: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The ``metrics.json`` document.
 
     Top level: ``n, accuracy, f1_weighted, f1_macro``, their 95% bootstrap ``intervals``,
     ``per_class``, ``levels`` (the headline metrics per hierarchy level when categories are
     paths), and when confidences are given ``calibration``; with a threshold, ``decision``.
+    ``per_class`` says what was auto-accepted per category (:func:`per_class`) with a threshold, or with
+    ``accepted`` (``(n,)`` bool), the products that were (cv's, each fold deciding with its own threshold).
     A product the model could not score (predicted :data:`UNSCORED`, confidence NaN) counts as
     wrong, and is never auto-accepted; it has no confidence to calibrate, so the calibration is that of
     the others (``calibration.n`` of them; its ECE undefined when there are none).
@@ -291,7 +310,6 @@ def evaluate_predictions(
     y_pred = np.asarray(y_pred, dtype=object)
     result: dict[str, Any] = headline(y_true, y_pred)
     result["intervals"] = bootstrap_intervals(y_true, y_pred)
-    result["per_class"] = per_class(y_true, y_pred)
     # the levels both have: a model of full paths scored against top-level labels has a level 1 to agree on, and
     # no level 2 that the labels could judge (every prediction would count as wrong there)
     depths = (depth(y_true), depth(y_pred))
@@ -311,5 +329,7 @@ def evaluate_predictions(
         scored = np.isfinite(confidence) & (y_pred != UNSCORED)
         result["calibration"] = expected_calibration_error(confidence[scored], correct[scored])
         if threshold is not None:
-            result["decision"] = decision_metrics(np.where(scored, confidence, 0.0), correct, threshold)
+            accepted = scored & (np.where(scored, confidence, 0.0) >= threshold)
+            result["decision"] = accepted_metrics(accepted, correct, threshold)
+    result["per_class"] = per_class(y_true, y_pred, accepted)
     return result

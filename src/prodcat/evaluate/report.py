@@ -452,8 +452,7 @@ def evaluation_sections(metrics: dict[str, Any], issues: Sequence[RowIssue], fig
         by_modalities_html(metrics.get("by_modalities")),
         issues_html(issues),
         f"<h2>Figures</h2>{figures}",
-        "<h2>Per class (worst first)</h2>"
-        + html_table(["class", "precision", "recall", "F1", "support"], per_class_rows(metrics)),
+        "<h2>Per class (worst first)</h2>" + html_table(per_class_header(metrics), per_class_rows(metrics)),
     ]
 
 
@@ -557,12 +556,37 @@ def out_of_training_html(metrics: dict[str, Any] | None) -> str:
     )
 
 
+def _decided_per_class(metrics: dict[str, Any]) -> bool:
+    """Whether ``metrics``' per-class records say what was auto-accepted (those of a run with a decision policy)."""
+    return all("n_auto" in v for v in metrics["per_class"].values())
+
+
+def per_class_header(metrics: dict[str, Any]) -> list[str]:
+    """The column names of :func:`per_class_rows`."""
+    automation = ["auto-accepted of its products (accepted as another)", "auto-accepted as it: wrong"]
+    return ["class", "precision", "recall", "F1", "support", *(automation if _decided_per_class(metrics) else [])]
+
+
 def per_class_rows(metrics: dict[str, Any]) -> list[list[object]]:
     """Precision, recall, F1 and support per category, weakest F1 first and, among equals, most products first: of
     the many categories at F1 0 of a deep level, the one failing 4 products is not listed after those failing 1,
-    alphabetically, nor before them a category no product has (predicted only)."""
+    alphabetically, nor before them a category no product has (predicted only). Where the run decided, what was
+    auto-accepted: the share of the category's products (and how many of them as another category, wrong), and of
+    the products auto-accepted as it, those wrong."""
     ranked = sorted(metrics["per_class"].items(), key=lambda kv: (kv[1]["f1"], -kv[1]["support"]))
-    return [[c, _figure(v["precision"]), _figure(v["recall"]), _figure(v["f1"]), v["support"]] for c, v in ranked]
+    decided = _decided_per_class(metrics)
+    return [
+        [c, _figure(v["precision"]), _figure(v["recall"]), _figure(v["f1"]), v["support"]]
+        + (
+            [
+                f"{_figure(v['automation_rate'], '{:.1%}')} ({v['n_auto_wrong']} of {v['n_auto']} as another)",
+                f"{v['n_auto_predicted_wrong']} of {v['n_auto_predicted']}",
+            ]
+            if decided
+            else []
+        )
+        for c, v in ranked
+    ]
 
 
 def plot_robustness(clean: dict[str, Any], runs: list[dict[str, Any]], path: Path) -> None:
