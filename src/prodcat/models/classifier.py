@@ -206,7 +206,8 @@ def product_frame(
     as_given = {str(column): column for column in frame.columns}
 
     def column(name: str) -> list[Any]:
-        return [None] * len(frame) if named[name] is None else frame[as_given[named[name]]].tolist()
+        source = named[name]
+        return [None] * len(frame) if source is None else frame[as_given[source]].tolist()
 
     # from plain lists: per-column pandas operations cost more than the work on the one to a few rows of an API request
     read = {
@@ -338,6 +339,11 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
     category path here: give ``level`` (or ``y``) for another target.
     """
 
+    # learnt by fit (declared for mypy: scikit-learn's classes are untyped here)
+    classes_: np.ndarray
+    fusion_: LateFusion | StackingFusion | None
+    early_scalers_: dict[str, StandardScaler]
+
     def __init__(self, config: Config | None = None):
         self.config = config
 
@@ -404,7 +410,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
             # trainable), failing or interrupted leaves the model fitted before as it was: half fitted (heads_ set,
             # fusion_ not), it passed check_is_fitted and predict raised AttributeError
             self._forget()
-            vars(self).update(learnt)
+            self.__dict__.update(learnt)
             raise
         return self
 
@@ -447,9 +453,8 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
     def _forget(self) -> dict[str, Any]:
         """Drop what a previous fit learnt (the attributes ending in ``_``), and return it: a refit that does not set
         one (``fusion_scores_`` of ``auto``, the ``early_*_`` of early fusion) must not keep it."""
-        return {
-            name: vars(self).pop(name) for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]
-        }
+        learnt = [name for name in vars(self) if name.endswith("_") and not name.startswith("_")]
+        return {name: self.__dict__.pop(name) for name in learnt}
 
     def _fit_heads(
         self, frame: pd.DataFrame, y: np.ndarray, config: Config
@@ -462,7 +467,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         (:class:`~prodcat.features.base.NothingToLearn`), or when the products it reads hold fewer than two
         categories (a classifier needs two): the other heads answer for them.
         """
-        wanted = config.modalities or [m for m in MODALITIES if modality_mask(frame, m).any()]
+        wanted: Sequence[str] = config.modalities or [m for m in MODALITIES if modality_mask(frame, m).any()]
         language = self._main_language(frame, config)
         self.heads_: dict[str, ModalityHead] = {}
         masks: dict[str, np.ndarray] = {}
@@ -505,7 +510,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
         return *self._read_only(matrices, masks, reads), photos_decoded
 
     def _say_heads_left_out(
-        self, refusals: dict[str, NothingToLearn], skipped: dict[str, str], wanted: list[str]
+        self, refusals: dict[str, NothingToLearn], skipped: dict[str, str], wanted: Sequence[str]
     ) -> None:
         """Warn of the heads left out for want of anything to learn (``refusals``, by head), or raise
         ``TrainingRefused`` when no head is left (``heads_``), saying why each was (``skipped``, by head)."""
