@@ -138,6 +138,14 @@ def test_rakuten_category_names_are_one_to_one(rakuten_dir: Path, tmp_path: Path
     assert rakuten_category_names(clash) == {"1": "A > B [1]", "2": "A > B [2]", "3": "A > C"}
 
 
+def test_rakuten_category_name_of_no_level_is_refused(tmp_path: Path) -> None:
+    # a name of blanks or invisible characters alone joins to no path: it was the label None (two: "None [code]")
+    empty = tmp_path / "categories.json"
+    empty.write_text(json.dumps({"en": {"1": " ", "2": "\u200b > \ufeff", "3": "A > B", "4": ">"}}))
+    with pytest.raises(CatalogFormatError, match=r"no level .* for code\(s\) 1, 2$"):
+        rakuten_category_names(empty)
+
+
 def test_rakuten_test_split_and_codes_without_names(tmp_path: Path) -> None:
     for split in ("test", "train"):  # photo folders without the products' photos: normal data
         (tmp_path / "images" / f"image_{split}").mkdir(parents=True)

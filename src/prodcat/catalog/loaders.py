@@ -53,7 +53,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Concatenate, ParamSpec
+from typing import Concatenate, ParamSpec, cast
 
 import numpy as np
 import pandas as pd
@@ -464,7 +464,10 @@ def _infer_types(extra: pd.DataFrame) -> pd.DataFrame:
     floats = pd.to_numeric(pd.Series(numeric.ravel(), dtype=object)).to_numpy(dtype=float).reshape(numeric.shape)
     integer = kinds.integer[numbers]
     booleans = {
-        name: pd.array(np.where(kinds.blank[j], None, kinds.lowered[j] == "true").tolist(), dtype="boolean")
+        # cast: a None chosen where blank reads to numpy's stubs as where()'s one-argument form (a tuple)
+        name: pd.array(
+            cast(np.ndarray, np.where(kinds.blank[j], None, kinds.lowered[j] == "true")).tolist(), dtype="boolean"
+        )
         for j, name in enumerate(strings.columns)
         if kinds.boolean[j]
     }
@@ -627,7 +630,8 @@ def rakuten_category_names(path: Path, language: str = "en") -> dict[str, str]:
 
     Two repairs: a name missing its separator ("Video Games & Consoles Game Cards") is split after the
     top level it starts with, and two codes that would share one path get their code appended to the
-    leaf, so the name path stays a one-to-one image of the code.
+    leaf, so the name path stays a one-to-one image of the code. A name with no level (``""``, invisible characters) is
+    refused (:class:`~prodcat.catalog.CatalogFormatError` naming its codes): it would make the label ``None``.
     """
     table = json.loads(path.read_text(encoding="utf-8"))
     if language not in table:
@@ -639,7 +643,14 @@ def rakuten_category_names(path: Path, language: str = "en") -> dict[str, str]:
             top = next((t for t in sorted(tops, key=len, reverse=True) if name.startswith(t + " ")), None)
             if top:
                 names[code] = top + SEP + name[len(top) :].strip()
-    paths = {code: join_path(name.split(SEP)) for code, name in names.items()}
+    joined = {code: join_path(name.split(SEP)) for code, name in names.items()}
+    empty = sorted(code for code, p in joined.items() if p is None)
+    if empty:  # a label of no level: refused, as it would be a label "None" (or "None [code]")
+        raise CatalogFormatError(
+            f"{path}: {language!r} names with no level (blank or invisible characters only) "
+            f"for code(s) {', '.join(empty)}"
+        )
+    paths = {code: p for code, p in joined.items() if p is not None}
     by_path: dict[str, list[str]] = {}
     for code, p in paths.items():
         by_path.setdefault(p, []).append(code)
