@@ -13,7 +13,7 @@ import unicodedata
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from prodcat import installed_version
 from prodcat.arguments import into_bundle, writable_folder
@@ -301,7 +301,8 @@ def run_collect(args: argparse.Namespace) -> int:
         print(f"interrupted: {_kept(report)}", file=sys.stderr)
         return 130
     if report.fatal_error is not None:
-        print(f"error: {report.fatal_error}\n  {_kept(report)}. {_ADVICE[report.fatal_cause]}", file=sys.stderr)
+        cause = cast(str, report.fatal_cause)  # set with fatal_error, by the pipeline's _stop_on_error
+        print(f"error: {report.fatal_error}\n  {_kept(report)}. {_ADVICE[cause]}", file=sys.stderr)
         return 2
     if report.kept_earlier is not None:  # a finished run that would have emptied the collection
         print(f"error: {report.kept_earlier}", file=sys.stderr)

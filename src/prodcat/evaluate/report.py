@@ -533,7 +533,8 @@ def by_modalities_html(by_modalities: dict[str, dict[str, float]] | None) -> str
         return ""
     if len(by_modalities) == 1:
         [(modalities, values)] = by_modalities.items()
-        return f"<p>{counted(values['n'], 'product')}, all classified from {html.escape(modalities)}.</p>"
+        n = cast(int, values["n"])  # a count among the float metrics: metrics.py writes len(y_true)
+        return f"<p>{counted(n, 'product')}, all classified from {html.escape(modalities)}.</p>"
     rows = (
         [modalities, values["n"], *(_figure(values[key]) for key in HEADLINE_METRICS)]
         for modalities, values in by_modalities.items()
