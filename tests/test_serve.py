@@ -641,18 +641,20 @@ def test_metrics_of_several_workers_count_every_workers_requests(
         expected = {sample.format("GET", "/health"): health, sample.format("POST", "/predict"): 5}
         expected["prodcat_model_latency_seconds_count"] = 5
         for connection in workers.values():  # each worker's answer counts both workers' requests
-            # a request is counted once its answer is sent: the last ones may still be, for a moment
+            # a request is counted, and leaves the requests in flight, once its answer is sent: the last ones (the
+            # other worker's scrape just answered included) may still be, for a moment
             deadline = time.monotonic() + 10
             while True:
                 exposition = answered(connection, "GET", "/metrics")
                 counted = {name: metric_value(exposition, name) for name in expected}
-                if counted == expected or time.monotonic() > deadline:
+                in_flight = metric_value(exposition, "prodcat_requests_in_flight")
+                if (counted == expected and in_flight == 1) or time.monotonic() > deadline:
                     break
                 time.sleep(0.1)
             assert counted == expected
             assert "# HELP prodcat_requests_total HTTP requests answered" in exposition
             # the scrape itself is in flight; one model served, said once for both workers
-            assert metric_value(exposition, "prodcat_requests_in_flight") == 1
+            assert in_flight == 1
             assert models_served(exposition) == [(str(Path(tiny_training.bundle).resolve()), 1.0)]
             connection.close()
         [shared] = tmp_path.glob("prodcat-metrics-*")
