@@ -1230,7 +1230,7 @@ def _cross_validate(
 ) -> int:
     """:func:`run_cv`'s cross-validation of ``config`` in ``folds`` on the labelled products ``frame`` of ``catalog``
     and its report, written by ``awaiting``."""
-    from prodcat.evaluate.cv import cross_validate, cross_validation_obstacle
+    from prodcat.evaluate.cv import cross_validate, cross_validation_obstacle, timing_text
     from prodcat.models.classifier import TrainingRefused
 
     if problem := cross_validation_obstacle(frame, config, folds, known):
@@ -1260,8 +1260,5 @@ def _cross_validate(
         metrics, f"{folds}-fold cross-validation on {count_text(len(frame))} products:", result.target_precision
     )
     print_by_modalities(metrics["by_modalities"])
-    print(
-        f"  fit {metrics['timing']['fit_seconds_median']:.1f} s, "
-        f"predict {metrics['timing']['predict_seconds_median']:.1f} s per fold (median)"
-    )
+    print(f"  {timing_text(metrics['timing'])}")
     return report_exit_code(args.report, failure, "cross-validation")

@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import logging
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -298,6 +301,50 @@ class PretrainedEncoder(Extractor):
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_model")}
 
 
+@dataclass
+class EncodingTally:
+    """The items :func:`encode_with_cache` was asked for within :func:`encodings_counted`, by extractor: each
+    ``(extractor, item key)`` once, however many calls asked for it (cv's folds read the same products again)."""
+
+    #: found in the cache when asked for
+    read: set[tuple[str, str]] = field(default_factory=set)
+    #: encoded (missing from the cache, or unusable there)
+    encoded: set[tuple[str, str]] = field(default_factory=set)
+
+    @property
+    def n_encoded(self) -> int:
+        """The items encoded."""
+        return len(self.encoded)
+
+    @property
+    def n_cached(self) -> int:
+        """The items read from the cache that were there before (not encoded within)."""
+        return len(self.read - self.encoded)
+
+
+_ENCODING_TALLY: ContextVar[EncodingTally | None] = ContextVar("_ENCODING_TALLY", default=None)
+
+
+@contextmanager
+def encodings_counted() -> Iterator[EncodingTally]:
+    """Within it, the items :func:`encode_with_cache` reads from its cache or encodes are counted in the tally
+    yielded: whether a run's features cost their encoding or came from the cache."""
+    tally = EncodingTally()
+    token = _ENCODING_TALLY.set(tally)
+    try:
+        yield tally
+    finally:
+        _ENCODING_TALLY.reset(token)
+
+
+def _count_encodings(desc: str, read: Iterable[str], encoded: Iterable[str]) -> None:
+    """Count in :func:`encodings_counted`'s tally, if any, the item keys of extractor ``desc`` ``read`` from the cache
+    and ``encoded``."""
+    if (tally := _ENCODING_TALLY.get()) is not None:
+        tally.read.update((desc, k) for k in read)
+        tally.encoded.update((desc, k) for k in encoded)
+
+
 def encode_with_cache(
     items: list[Any],
     key: Callable[[Any], str],
@@ -340,6 +387,7 @@ def encode_with_cache(
             cache.put_many(dict(zip(chunk, vectors, strict=True)))
             found.update(zip(chunk, vectors, strict=True))
             bar.update(len(chunk))
+    _count_encodings(desc, found.keys() - todo.keys(), todo_keys)
     for i, k in enumerate(keys):
         if k is not None and k in todo:
             out[i] = found[k]
