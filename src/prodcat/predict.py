@@ -10,7 +10,7 @@ import numbers
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -48,6 +48,16 @@ class Prediction:
 #: description's TF-IDF row holds thousands of n-grams, copied as the blocks are stacked), so a whole
 #: catalogue at once took GBs (Flipkart: 1.2 GB for 10,000 products)
 PREDICT_CHUNK = 1000
+
+
+class PredictorLike(Protocol):
+    """What the API and :func:`prodcat.evaluate.explain.explain` need of :class:`Predictor`."""
+
+    labels: list[str]
+    manifest: dict[str, Any]
+    version: str
+
+    def predict(self, frame: pd.DataFrame, top_k: int = 5) -> list[Any]: ...
 
 
 class Predictor:

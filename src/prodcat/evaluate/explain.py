@@ -49,7 +49,7 @@ from prodcat.catalog.schema import is_missing
 from prodcat.evaluate.explain_settings import NEGLIGIBLE_DROP, ExplainSettings
 from prodcat.image.decode import ImageDecodeError, ImageSource, load_image
 from prodcat.image.ocr import text_read_from
-from prodcat.predict import Prediction, Predictor, nothing_read_reason
+from prodcat.predict import Prediction, PredictorLike, nothing_read_reason
 from prodcat.text.clean import clean_text, word_pattern
 
 TEXT_FIELDS = ("title", "description")
@@ -293,7 +293,7 @@ def readable_text(product: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def explain(
-    predictor: Predictor, product: Mapping[str, Any], settings: ExplainSettings | None = None, top_k: int = 5
+    predictor: PredictorLike, product: Mapping[str, Any], settings: ExplainSettings | None = None, top_k: int = 5
 ) -> Explanation:
     """Explain the prediction for one product by occluding its words and its photo, in one ``predict`` call.
 

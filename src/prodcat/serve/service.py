@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any, cast
 
 import anyio
 import pandas as pd
@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from prodcat.bundle import modalities_read_by_bundle
 from prodcat.evaluate.explain import ExplainSettings, explain
 from prodcat.image.decode import DECODABILITY_SIDE
-from prodcat.predict import nothing_read_reason
+from prodcat.predict import PredictorLike, nothing_read_reason
 from prodcat.review.store import NewReview, ReviewStore
 from prodcat.serve.batching import MicroBatcher
 from prodcat.serve.inputs import ApiError, ProductRequest, check_image_content
@@ -46,16 +46,6 @@ PHOTO_CHECK_SHARE = 1 / 2
 #: seconds after which a photo still being checked (one of tens of millions of pixels: most take milliseconds) no
 #: longer holds up the checks of its request's next photos, which begin on another of the PHOTO_CHECKS_AT_ONCE if free
 SLOW_PHOTO_S = 1.0
-
-
-class PredictorLike(Protocol):
-    """What the API needs of :class:`prodcat.predict.Predictor`."""
-
-    labels: list[str]
-    manifest: dict[str, Any]
-    version: str
-
-    def predict(self, frame: pd.DataFrame, top_k: int = 5) -> list[Any]: ...
 
 
 class TimedPredictor:
@@ -117,8 +107,8 @@ class PredictionService:
         has_photos = any(isinstance(p, ProductRequest) and p.image_bytes is not None for p in products)
         results = await self._checked_photos(products) if has_photos else list(products)
         valid = [(position, item) for position, item in enumerate(results) if isinstance(item, ProductRequest)]
-        if not valid:
-            return results
+        if not valid:  # cast (here and below): no ProductRequest is left in results, each has its outcome
+            return cast(list[PredictionOut | ApiError], results)
         rows = [(_frame_row(product, f"{request_id}-{position}"), top_k) for position, product in valid]
         outcomes = await self.model_batcher.submit(rows)
         # indices into `valid` / `outcomes` of the predictions that go to the review store
@@ -141,7 +131,7 @@ class PredictionService:
             else:
                 self.metrics.decisions.labels(outcome.decision).inc()
                 results[position] = _answer(product, outcome, self.predictor.version, request_id, review_id)
-        return results
+        return cast(list[PredictionOut | ApiError], results)
 
     async def explain(
         self, product: ProductRequest, request_id: str, top_k: int, settings: ExplainSettings, overlay: bool
