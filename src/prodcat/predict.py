@@ -51,11 +51,15 @@ PREDICT_CHUNK = 1000
 
 
 class PredictorLike(Protocol):
-    """What the API and :func:`prodcat.evaluate.explain.explain` need of :class:`Predictor`."""
+    """What the API and :func:`prodcat.evaluate.explain.explain` need of :class:`Predictor`, read only: its labels
+    and version are properties (an attribute declared here would ask them to be settable, refusing a Predictor)."""
 
-    labels: list[str]
-    manifest: dict[str, Any]
-    version: str
+    @property
+    def labels(self) -> list[str]: ...
+    @property
+    def manifest(self) -> dict[str, Any]: ...
+    @property
+    def version(self) -> str: ...
 
     def predict(self, frame: pd.DataFrame, top_k: int = 5) -> list[Any]: ...
 
