@@ -1308,6 +1308,19 @@ def test_a_language_given_for_a_catalogue_other_than_rakuten_is_refused(tiny_tra
     assert not (tmp_path / "p.csv").exists() and not (tmp_path / "r").exists()
 
 
+def predict_in_a_process(bundle: Path, data: Path) -> subprocess.CompletedProcess[str]:
+    """``prodcat predict bundle data --out p.csv`` run as a user runs it, in data's folder: its stderr as the terminal
+    gets it (UTF-8)."""
+    return subprocess.run(
+        [sys.executable, "-m", "prodcat.cli", "predict", str(bundle), str(data), "--out", "p.csv"],
+        cwd=data.parent,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
+
+
 def test_cli_log_lines_show_a_catalogue_s_control_characters_escaped(tiny_training, tmp_path):
     """A product id holding a line break and an escape sequence, named in a warning (it is repeated), reached the
     terminal raw: a forged 'ERROR:' line and a colour change. Each log line is now one line, those characters escaped;
@@ -1317,14 +1330,7 @@ def test_cli_log_lines_show_a_catalogue_s_control_characters_escaped(tiny_traini
     pd.DataFrame({"product_id": [product_id] * 2, "title": ["analog wrist watch", "ceramic coffee mug"]}).to_csv(
         data, index=False
     )
-    run = subprocess.run(
-        [sys.executable, "-m", "prodcat.cli", "predict", str(tiny_training.bundle), str(data), "--out", "p.csv"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
-    )
+    run = predict_in_a_process(tiny_training.bundle, data)
     assert run.returncode == 0, run.stderr
     named = [line for line in run.stderr.splitlines() if "forged" in line]
     assert named == [line for line in named if " WARNING prodcat: " in line] and len(named) == 1, run.stderr
@@ -1338,13 +1344,7 @@ def test_cli_error_line_shows_a_catalogue_s_control_characters_escaped(tiny_trai
     forged an 'ERROR:' line. It is escaped as a log line is."""
     data = tmp_path / "x.csv"
     data.write_text('"na\x1b[31mme\nERROR: forged",x\n1,2\n', encoding="utf-8")
-    run = subprocess.run(
-        [sys.executable, "-m", "prodcat.cli", "predict", str(tiny_training.bundle), str(data), "--out", "p.csv"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-    )
+    run = predict_in_a_process(tiny_training.bundle, data)
     assert run.returncode == 2, run.stderr
     among = "among na\\x1b[31mme\\nERROR: forged, x;"
     assert run.stderr.startswith(f"error: x.csv: no title, description or image column {among}"), run.stderr
