@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from PIL import Image
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -237,11 +237,10 @@ def check_image_content(data: bytes, settings: ServeSettings, side: int | None =
         if (kind := sniff_image_type(data)) and (reason := structure_refusal(data, kind)):
             raise ImageDecodeError(reason)
         _check_declared_pixels(data, settings.max_pixels)
-        limits = {"max_pixels": settings.max_pixels, "max_bytes": settings.max_image_bytes}
-        decoded = load_image(data, max_side=side, **limits)
+        decoded = load_image(data, max_side=side, max_pixels=settings.max_pixels, max_bytes=settings.max_image_bytes)
     except ImageDecodeError as exc:
         raise malformed("image_corrupt", f"the image cannot be decoded: {exc.reason}") from exc
-    return with_decoding(data, decoded, side, **limits)
+    return with_decoding(data, decoded, side, max_pixels=settings.max_pixels, max_bytes=settings.max_image_bytes)
 
 
 class LargePhoto(Silenced):
@@ -310,7 +309,7 @@ async def product_from_form(form: FormData, settings: ServeSettings) -> ProductR
 async def _form_product(form: FormData, product_id: str | None, settings: ServeSettings) -> ProductRequest:
     specifications = _text_field(form, "specifications")
     _check_json_size(specifications.encode("utf-8"), 1, "the specifications field", settings)
-    attributes = {}
+    attributes: OptionalSpecifications = {}
     if specifications.strip():
         # a byte-order mark is ignored, as in a JSON body (json.loads skips it in bytes, not in text)
         raw = read_json(specifications.removeprefix("\ufeff"), "invalid_specifications", "the specifications field")
@@ -440,7 +439,11 @@ class _JsonObject(dict[str, Any]):
         obj = cls(pairs)
         if len(obj) < len(pairs):
             seen: set[str] = set()
-            obj.repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
+            for key, _ in pairs:  # the first key met a second time
+                if key in seen:
+                    obj.repeated = key
+                    break
+                seen.add(key)
         return obj
 
 
@@ -572,7 +575,10 @@ def _json_containers(body: bytes) -> int:
 _JSON_ESCAPE = re.compile(rb"\\.", re.DOTALL)
 
 
-def _parse_item(raw: Any, model: type[ProductIn], error: str = "invalid_item") -> ProductIn | ApiError:
+_Item = TypeVar("_Item", bound=ProductIn)  # ProductIn or BatchProductIn
+
+
+def _parse_item(raw: Any, model: type[_Item], error: str = "invalid_item") -> _Item | ApiError:
     """``raw`` read as a ``model``, or its refusal (``error``) naming the product by the id it gives."""
     try:
         return validated(raw, model, error)
