@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from prodcat.cli import main
+from prodcat.evaluate.report import by_modalities_html
 
 
 def test_evaluate_tells_apart_the_products_classified_from_each_modality(tiny_training, tmp_path, capsys):
@@ -180,3 +181,12 @@ def test_an_evaluation_report_says_from_what_when_every_product_was_classified_f
     page = " ".join(re.sub(r"<[^>]+>", " ", (report / "report.html").read_text()).split())
     assert "12 products, all classified from text." in page
     assert "By what the products were classified from" not in page
+
+
+def test_a_report_of_products_none_of_which_could_be_read_does_not_say_they_were_classified_from_none():
+    """metrics.py groups the products with nothing read under 'none': the page said '12 products, all classified
+    from none.'"""
+    assert by_modalities_html({"none": {"n": 12}}) == (
+        "<p>12 products, none classified: no text or photo of theirs could be read.</p>"
+    )
+    assert by_modalities_html({"image": {"n": 1}}) == "<p>1 product, all classified from image.</p>"

@@ -534,6 +534,8 @@ def by_modalities_html(by_modalities: dict[str, dict[str, float]] | None) -> str
     if len(by_modalities) == 1:
         [(modalities, values)] = by_modalities.items()
         n = cast(int, values["n"])  # a count among the float metrics: metrics.py writes len(y_true)
+        if modalities == "none":  # metrics.py's group of the products with nothing read
+            return f"<p>{counted(n, 'product')}, none classified: no text or photo of theirs could be read.</p>"
         return f"<p>{counted(n, 'product')}, all classified from {html.escape(modalities)}.</p>"
     rows = (
         [modalities, values["n"], *(_figure(values[key]) for key in HEADLINE_METRICS)]
