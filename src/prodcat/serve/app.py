@@ -159,7 +159,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
             "send it again)",
         ),
     )
-} | _BODY_TIMEOUT
+}
+_ERRORS |= _BODY_TIMEOUT  # here, not `{...} | _BODY_TIMEOUT`: mypy would type the comprehension alone, narrower
 #: what every route of the review queue may answer; its list's 500 is the guard's (unreadable records are listed)
 _REVIEW_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "missing or wrong X-API-Key"},
@@ -243,7 +244,8 @@ def create_app(
     if settings.cors_origins:
         # outside the guard: a preflight is answered here, and every answer of the guard or a route carries the headers
         app.add_middleware(
-            ApiCORSMiddleware,
+            # ignore: mypy does not match Starlette's ParamSpec'd middleware factory to a class taking **options
+            ApiCORSMiddleware,  # type: ignore[arg-type]
             metrics=metrics,
             allow_origins=list(settings.cors_origins),
             allow_methods=sorted(CORS_METHODS),
@@ -315,7 +317,7 @@ def _answer_head_as_get(router: APIRouter) -> None:
     probes send it to ``/ready``): Starlette's plain routes do, FastAPI's do not. HEAD is GET without the body, so
     it is left out of OpenAPI as Starlette's ``/openapi.json`` leaves its own."""
     for route in list(router.routes):
-        if isinstance(route, APIRoute) and "GET" in route.methods:
+        if isinstance(route, APIRoute) and "GET" in (route.methods or ()):  # an APIRoute's are a set, never None
             router.add_api_route(
                 route.path,
                 route.endpoint,
@@ -526,8 +528,8 @@ def _review_routes(
 
     def out(item: ReviewItem) -> ReviewOut:
         # a superseded correction trains as nothing: a later correction of its product overrides it
-        trains = item.status == REVIEWED and item.corrected_category is not None
-        trains_as = known.cut(item.corrected_category) if trains else None
+        corrected = item.corrected_category
+        trains_as = known.cut(corrected) if item.status == REVIEWED and corrected is not None else None
         return ReviewOut.model_validate(item).model_copy(update={"trains_as": trains_as})
 
     def require_key(key: Annotated[str | None, Depends(_API_KEY_HEADER)]) -> None:
