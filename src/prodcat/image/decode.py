@@ -42,6 +42,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -348,8 +349,8 @@ def _decodable_type(data: bytes, product_id: str | None, where: str | None) -> s
             raise ImageDecodeError(f"{other}, which is not decoded; convert it to {accepted}", product_id, where)
         looks = "text" if _looks_like_text(data[:512]) else "unknown binary data"
         raise ImageDecodeError(f"not an image (content looks like {looks}); expected {accepted}", product_id, where)
-    if reason := structure_refusal(data, kind):
-        raise ImageDecodeError(reason, product_id, where)
+    if refusal := structure_refusal(data, kind):
+        raise ImageDecodeError(refusal, product_id, where)
     return kind
 
 
@@ -397,7 +398,7 @@ def structure_refusal(data: bytes, kind: str) -> str | None:
 def _tiff_blocks(data: bytes) -> int:
     """The strips or tiles the first page of the TIFF ``data`` is stored in, as its first directory declares them
     (TIFF 6.0, section 2: a count of 12-byte entries, each a tag, a type, a count); 0 when it declares none."""
-    order = "little" if data[:2] == b"II" else "big"
+    order: Literal["little", "big"] = "little" if data[:2] == b"II" else "big"
     directory = int.from_bytes(data[4:8], order)
     for entry in range(directory + 2, directory + 2 + 12 * int.from_bytes(data[directory : directory + 2], order), 12):
         if int.from_bytes(data[entry : entry + 2], order) in _TIFF_BLOCK_OFFSETS:
@@ -562,7 +563,8 @@ def _to_eight_bit(img: Image.Image) -> Image.Image:
     width, height = img.size
     if img.mode == "F":
         top = 1.0
-    elif img.mode in _SIXTEEN_BIT_MODES or (img.getextrema() or (0, 0))[1] > 255:  # None: an empty image
+    elif img.mode in _SIXTEEN_BIT_MODES or cast(float, (img.getextrema() or (0, 0))[1]) > 255:  # None: an empty image;
+        # cast: (min, max) of the one band these modes have, where getextrema's type admits one pair per band
         top = 65535.0
     else:
         top = 255.0
@@ -596,8 +598,8 @@ def _limit_side(img: Image.Image, max_side: int | None) -> Image.Image:
         return img
     # ImageOps.contain's rounding, unchanged (cached features stay valid), but never 0 px:
     # contain turns a 4000 x 1 px banner into an empty 224 x 0 image
-    size = tuple(max_side if side == longest else max(1, round(side / longest * max_side)) for side in img.size)
-    return img.resize(size, Image.Resampling.BILINEAR)
+    width, height = (max_side if side == longest else max(1, round(side / longest * max_side)) for side in img.size)
+    return img.resize((width, height), Image.Resampling.BILINEAR)
 
 
 def _to_upright_rgb(img: Image.Image) -> Image.Image:
@@ -742,10 +744,10 @@ def photo_key(item: ImageItem) -> str:
     source = item.source
     try:
         if (size := oversized_file(source)) is not None:
-            return f"oversized:{source}:{size}"
+            return f"oversized:{source!s}:{size}"  # !s: a path here, where mypy's type admits bytes
         return image_content_key(source)
     except OSError as exc:
-        return f"unreadable:{source}:{exc.errno}"
+        return f"unreadable:{source!s}:{exc.errno}"
 
 
 def decode_item(item: ImageItem, max_side: int | None = None) -> Image.Image | None:
