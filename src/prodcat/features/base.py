@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from prodcat.features.cache import EmbeddingCache, MemoryCache, ReadThroughMemoryCache
+from prodcat.features.cache import EmbeddingCache, KeyValueCache, MemoryCache, ReadThroughMemoryCache
 from prodcat.parameters import AddedParametersDefaulted
 from prodcat.progress import progress_bar
 
@@ -252,7 +252,7 @@ class PretrainedEncoder(Extractor):
     def encode(self, items: Sequence[Any]) -> np.ndarray:
         """Encode a batch of items to ``float32`` array ``(len(items), dim)``."""
 
-    def cache(self) -> EmbeddingCache | MemoryCache | ReadThroughMemoryCache:
+    def cache(self) -> EmbeddingCache | MemoryCache[np.ndarray] | ReadThroughMemoryCache[np.ndarray]:
         """Where vectors are looked up and stored: the on-disk cache, unless
         :meth:`use_memory_cache` switched this instance to a bounded in-memory one."""
         memory = getattr(self, "_model_memory_cache", None)
@@ -270,7 +270,7 @@ class PretrainedEncoder(Extractor):
         (the web app: catalogue products were cached by training or ``prodcat predict``). Not pickled
         (a loaded bundle uses the disk cache).
         """
-        memory = MemoryCache(max_items)
+        memory = MemoryCache[np.ndarray](max_items)
         self._model_memory_cache = ReadThroughMemoryCache(self.disk_cache, memory) if read_disk else memory
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
@@ -349,7 +349,7 @@ def encode_with_cache(
     items: list[Any],
     key: Callable[[Any], str],
     encode: Callable[[Sequence[Any]], np.ndarray],
-    cache: EmbeddingCache,
+    cache: KeyValueCache[np.ndarray],
     dim: int | Callable[[], int],
     *,
     batch_size: int = 64,

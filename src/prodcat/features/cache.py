@@ -26,13 +26,24 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from contextlib import closing, suppress
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_V = TypeVar("_V")
+
+
+class KeyValueCache(Protocol[_V]):
+    """What the extractors use of a cache of ``_V`` values (vectors, texts): on disk or in memory."""
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, _V]: ...
+
+    def put_many(self, values: dict[str, _V]) -> None: ...
+
+
 #: SQLite's answers for a file whose content is damaged (not the disk or the permissions), as primary result codes:
 #: sqlite3 gives the extended one (SQLITE_CORRUPT_INDEX is 779), whose low byte is the primary code
 _CORRUPT_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
@@ -233,7 +244,7 @@ class TextCache(_SqliteStore):
     value_type = "TEXT"
 
 
-class MemoryCache:
+class MemoryCache(Generic[_V]):
     """A bounded, thread-safe, least-recently-used key -> vector store with the
     :class:`EmbeddingCache` interface, for processes that must not grow the disk cache."""
 
@@ -244,7 +255,7 @@ class MemoryCache:
         self._items: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+    def get_many(self, keys: Iterable[str]) -> dict[str, _V]:
         found = {}
         with self._lock:
             for key in keys:
@@ -253,7 +264,7 @@ class MemoryCache:
                     found[key] = self._items[key]
         return found
 
-    def put_many(self, values: dict[str, np.ndarray]) -> None:
+    def put_many(self, values: dict[str, _V]) -> None:
         with self._lock:
             for key, value in values.items():
                 self._items[key] = self._stored(value)
@@ -269,14 +280,14 @@ class MemoryCache:
         return np.asarray(value, dtype=np.float32)
 
 
-class TextMemoryCache(MemoryCache):
+class TextMemoryCache(MemoryCache[str]):
     """A :class:`MemoryCache` of ``str`` values, with the :class:`TextCache` interface (OCR text of photos)."""
 
     def _stored(self, value: str) -> str:
         return value
 
 
-class ReadThroughMemoryCache:
+class ReadThroughMemoryCache(Generic[_V]):
     """The on-disk cache read but never written, over a bounded :class:`MemoryCache` that keeps the vectors
     computed since (the :class:`EmbeddingCache` interface): for a process whose inputs mix catalogue products,
     cached on disk by training or ``prodcat predict``, with throw-away ones that must not grow the disk.
@@ -284,11 +295,11 @@ class ReadThroughMemoryCache:
     ``disk`` gives the on-disk cache at each read, as its owner's parameters say it then: a ``cache_dir`` set after
     the memory cache was (``set_params``, a config) is the one read."""
 
-    def __init__(self, disk: Callable[[], EmbeddingCache | TextCache], memory: MemoryCache):
+    def __init__(self, disk: Callable[[], EmbeddingCache | TextCache], memory: MemoryCache[_V]):
         self.disk = disk
         self.memory = memory
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+    def get_many(self, keys: Iterable[str]) -> dict[str, _V]:
         keys = list(keys)
         found = self.memory.get_many(keys)
         missing = [key for key in keys if key not in found]
@@ -296,5 +307,5 @@ class ReadThroughMemoryCache:
             found.update(self.disk().get_many(missing))
         return found
 
-    def put_many(self, values: dict[str, np.ndarray]) -> None:
+    def put_many(self, values: dict[str, _V]) -> None:
         self.memory.put_many(values)

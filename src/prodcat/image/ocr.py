@@ -79,6 +79,7 @@ class PhotoText(TransformerMixin, BaseEstimator):
 
     name = "ocr_rapidocr"
     version = "1"
+    _model_engine: Any  # the RapidOCR engine, built at first use (see _engine; None once its threads change)
 
     def __init__(
         self,
@@ -101,7 +102,7 @@ class PhotoText(TransformerMixin, BaseEstimator):
     def fit(self, frame: pd.DataFrame, y: Any = None) -> PhotoText:
         return self
 
-    def cache(self) -> TextCache | TextMemoryCache | ReadThroughMemoryCache:
+    def cache(self) -> TextCache | TextMemoryCache | ReadThroughMemoryCache[str]:
         """Where texts are looked up and stored: the on-disk cache, unless :meth:`use_memory_cache` switched this
         instance to a bounded in-memory one."""
         memory = getattr(self, "_model_memory_cache", None)
