@@ -22,7 +22,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import urllib3
 from urllib3.exceptions import (
@@ -186,7 +186,7 @@ class HttpClient:
         self._deadline = deadline
         self._rate_limited_wait = max(rate_limit_window, 1.0 / requests_per_second)
         self._proxy = proxy
-        self._options = {
+        self._options: dict[str, Any] = {  # the keyword arguments of urllib3's pool managers, of mixed types
             "headers": {"User-Agent": user_agent, "Accept-Encoding": "gzip"},
             "timeout": Timeout(connect=min(timeout, 10.0), read=timeout),
         }
@@ -300,7 +300,9 @@ class HttpClient:
 
     def _send(self, url: str, params: dict[str, str | int] | None, redirects: Retry) -> urllib3.BaseHTTPResponse:
         try:
-            return self._manager(url).request("GET", url, fields=params, preload_content=False, retries=redirects)
+            # cast: urllib3's stubs take str values, where its urlencode of a GET's fields writes an int as str() does
+            fields = cast(dict[str, str] | None, params)
+            return self._manager(url).request("GET", url, fields=fields, preload_content=False, retries=redirects)
         except MaxRetryError as exc:
             if isinstance(exc.reason, ProxyError):  # the proxy, not the API, is the one failing: say so
                 raise _Failure(UNREACHABLE, f"proxy failed ({_root_cause(exc.reason.original_error)})") from None
