@@ -173,6 +173,30 @@ def test_corrections_are_a_canonical_catalogue_with_photo_files(
     assert again["image"].iloc[0] == str(photo_path)
 
 
+def test_a_correction_whose_photo_is_gone_is_read_without_it(
+    tmp_path: Path, jpeg_bytes: Callable[..., bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    # SQLite does not enforce the record's reference to its photo: a photo row deleted by hand made
+    # load_corrections fail on the whole queue (TypeError writing None) and leave an empty temporary file
+    db_url = f"sqlite:///{tmp_path / 'reviews.db'}"
+    store = ReviewStore(db_url)
+    gone = store.record(review("blue lamp", image=jpeg_bytes(colour="blue")))
+    kept = store.record(review("cotton towel"))
+    store.submit(gone, "Home Decor & Festive Needs")
+    store.submit(kept, "Baby Care")
+    store.close()
+    engine = sa.create_engine(db_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM prodcat_review_photos"))
+    engine.dispose()
+
+    frame = load_corrections(db_url, image_dir=tmp_path / "photos")
+    assert frame["title"].tolist() == ["blue lamp", "cotton towel"]
+    assert frame["image"].tolist() == [None, None]
+    assert "is not in the database: its record is read without a photo" in caplog.text
+    assert not (tmp_path / "photos").exists() or not any((tmp_path / "photos").iterdir())
+
+
 def test_corrections_photos_go_to_a_temporary_folder_when_the_cache_cannot_be_written(
     tmp_path: Path,
     read_only_folder: Path,

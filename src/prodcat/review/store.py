@@ -30,10 +30,11 @@ import os
 import re
 import tempfile
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import sqlalchemy as sa
@@ -546,9 +547,7 @@ class ReviewStore:
         query = _RAW_RECORDS.where(_ReviewRow.status == REVIEWED).order_by(_ReviewRow.id)
         records = []
         with self._sessions() as session:
-            rows, unreadable = [], []
-            for row in _read(session.connection(), query):
-                (unreadable if isinstance(row, UnreadableRecord) else rows).append(row)
+            rows, unreadable = _readable_or_not(_read(session.connection(), query))
             for record in unreadable:
                 log.warning("%s: its correction is left out of the training data", record)
             if undecided := _source_products(session, [record.id for record in unreadable]):
@@ -618,7 +617,9 @@ _OVERRIDABLE = _ReviewRow.status.in_((PENDING, REVIEWED))
 
 #: every column of the records as the driver returns it, read by its own type afterwards (:func:`_read`), so that a
 #: cell its type cannot read fails its record alone rather than the whole query
-_RAW_RECORDS = sa.select(*(sa.type_coerce(c, sa.types.NullType()).label(c.key) for c in _ReviewRow.__table__.columns))
+# cast: a declarative class's __table__ is its Table (typed as the FromClause any mapped class may have)
+_ITEMS_TABLE = cast(sa.Table, _ReviewRow.__table__)
+_RAW_RECORDS = sa.select(*(sa.type_coerce(c, sa.types.NullType()).label(c.key) for c in _ITEMS_TABLE.columns))
 
 
 def _matching(query: sa.Select, status: str | None, product_id: str | None) -> sa.Select:
@@ -630,6 +631,18 @@ def _matching(query: sa.Select, status: str | None, product_id: str | None) -> s
     return query
 
 
+def _readable_or_not(read: list[_ReviewRow | UnreadableRecord]) -> tuple[list[_ReviewRow], list[UnreadableRecord]]:
+    """What :func:`_read` read, in its order: the records read, and those reported as unreadable."""
+    rows: list[_ReviewRow] = []
+    unreadable: list[UnreadableRecord] = []
+    for row in read:
+        if isinstance(row, UnreadableRecord):
+            unreadable.append(row)
+        else:
+            rows.append(row)
+    return rows, unreadable
+
+
 def _read(connection: Connection, query: sa.Select) -> list[_ReviewRow | UnreadableRecord]:
     """The records of ``query`` (on :data:`_RAW_RECORDS`), each read as the ORM reads it, or reported as unreadable
     at its first cell that cannot be."""
@@ -639,7 +652,7 @@ def _read(connection: Connection, query: sa.Select) -> list[_ReviewRow | Unreada
     sent_types = {name: type_code for name, type_code, *_ in result.cursor.description}
     columns = [
         (column, column.type.dialect_impl(dialect).result_processor(dialect, sent_types[column.key]))
-        for column in _ReviewRow.__table__.columns
+        for column in _ITEMS_TABLE.columns
     ]
     records: list[_ReviewRow | UnreadableRecord] = []
     for raw in result.mappings():
@@ -717,7 +730,7 @@ def _clock(session: Session) -> datetime:
     """Now, read once the transaction holds its lock. PostgreSQL's clock (``clock_timestamp()``, not the
     transaction's start ``now()``) is the one clock that servers on several hosts share."""
     if session.get_bind().dialect.name == "postgresql":
-        return session.scalar(sa.select(sa.func.clock_timestamp()))
+        return cast(datetime, session.scalar(sa.select(sa.func.clock_timestamp())))  # never NULL: a timestamp
     return datetime.now(UTC)
 
 
@@ -798,7 +811,11 @@ def _insert_ignoring_duplicates(dialect_name: str) -> sa.Insert:
     second wait for the first and then skip its row, where a plain INSERT would fail it with a
     unique violation. Other backends get a plain INSERT that skips photos already committed.
     """
-    dialect_insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect_name)
+    inserts: dict[str, Callable[[Any], postgresql.Insert | sqlite.Insert]] = {
+        "postgresql": postgresql.insert,
+        "sqlite": sqlite.insert,
+    }
+    dialect_insert = inserts.get(dialect_name)
     if dialect_insert is not None:
         return dialect_insert(_PhotoRow).on_conflict_do_nothing(index_elements=[_PhotoRow.sha256])
     stored = sa.select(_PhotoRow.sha256).where(_PhotoRow.sha256 == sa.bindparam("sha256"))
@@ -886,7 +903,7 @@ def _create_or_migrate(engine: Engine, url: str) -> None:
             connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
         layout = _layout(connection)  # again, under the lock: another store may have done it meanwhile
         _Base.metadata.create_all(connection)
-        for index in _ReviewRow.__table__.indexes:  # those of an existing table too, which create_all leaves out
+        for index in _ITEMS_TABLE.indexes:  # those of an existing table too, which create_all leaves out
             index.create(connection, checkfirst=True)
         shown = shown_url(url)
         if layout == "inline-photos":
@@ -905,7 +922,7 @@ def _layout(connection: Connection) -> str:
     if not (inspector.has_table(_ITEMS) and inspector.has_table(_PHOTOS)):
         return "incomplete"
     indexed = {index["name"] for index in inspector.get_indexes(_ITEMS)}
-    return "current" if all(index.name in indexed for index in _ReviewRow.__table__.indexes) else "unindexed"
+    return "current" if all(index.name in indexed for index in _ITEMS_TABLE.indexes) else "unindexed"
 
 
 #: the characters ``str.strip`` removes around a text, hence :func:`~prodcat.catalog.schema.given_product_id`
@@ -940,7 +957,7 @@ def _padded_product_id(spaces: str) -> sa.ColumnElement[bool]:
     """The records whose ``source_product_id`` the API would not store as it is since df24314: starting or ending
     with a space (one of ``spaces``, :func:`_spaces_held`), or empty (no id). A queue written before holds ids as
     sent."""
-    product = _ReviewRow.__table__.c.source_product_id
+    product = _ITEMS_TABLE.c.source_product_id
     first, last = sa.func.substr(product, 1, 1), sa.func.substr(product, sa.func.length(product), 1)
     return first.in_(tuple(spaces)) | last.in_(tuple(spaces)) | (product == "")
 
@@ -966,12 +983,12 @@ def _strip_product_ids(connection: Connection, url: str) -> None:
         # corrections, locking their product's records in id order, neither deadlock with the update (which fails
         # one of the two) nor supersede by an id that changes under them; reads go on
         connection.execute(sa.text(f"LOCK TABLE {_ITEMS} IN EXCLUSIVE MODE"))
-    product = _ReviewRow.__table__.c.source_product_id
+    product = _ITEMS_TABLE.c.source_product_id
     trim = sa.func.btrim if connection.dialect.name == "postgresql" else sa.func.trim
     spaces = _spaces_held(connection)
     stripped = sa.func.nullif(trim(product, spaces), "")
     records = connection.execute(
-        sa.update(_ReviewRow.__table__).where(_padded_product_id(spaces)).values(source_product_id=stripped)
+        sa.update(_ITEMS_TABLE).where(_padded_product_id(spaces)).values(source_product_id=stripped)
     ).rowcount
     if records:
         log.warning(
@@ -1010,9 +1027,7 @@ def _overridden_corrections(connection: Connection, products: sa.Select | list[s
     A product with a record that cannot be read is left out: which of its corrections is the last is unknown
     (``train --feedback`` trains none of them)."""
     twice = _RAW_RECORDS.where(_ReviewRow.status == REVIEWED, _ReviewRow.source_product_id.in_(products))
-    rows, unreadable = [], []
-    for row in _read(connection, twice.order_by(_ReviewRow.id)):
-        (unreadable if isinstance(row, UnreadableRecord) else rows).append(row)
+    rows, unreadable = _readable_or_not(_read(connection, twice.order_by(_ReviewRow.id)))
     undecided = _source_products(connection, [record.id for record in unreadable])
     rows = [row for row in rows if _product_of(row) not in undecided]
     return sorted({row.id for row in rows} - {row.id for row in _latest_per_product(rows)})
@@ -1071,8 +1086,9 @@ def _drop_inline_photos(connection: Connection) -> None:
     """The last step of the migration: the copies go, and records reference the photos table."""
     connection.execute(sa.text(f"ALTER TABLE {_ITEMS} DROP COLUMN image"))
     if connection.dialect.name != "sqlite":  # SQLite cannot add a constraint to an existing table
-        (key,) = _ReviewRow.__table__.c.image_sha256.foreign_keys
-        connection.execute(sa.schema.AddConstraint(key.constraint))
+        (key,) = _ITEMS_TABLE.c.image_sha256.foreign_keys
+        # cast: the constraint of a column's ForeignKey, set once its table is (the mapped one is)
+        connection.execute(sa.schema.AddConstraint(cast(sa.ForeignKeyConstraint, key.constraint)))
 
 
 def _photo_cache() -> Path:
@@ -1082,9 +1098,10 @@ def _photo_cache() -> Path:
     return writable_cache_folder(default_image_dir(), "the review queue's photos", "prodcat-review-photos-")
 
 
-def _materialise(session: Session, folder: Path, digest: str, image_type: str | None, inline: bool) -> str:
-    """Write a stored photo once, named by its content hash; returns its absolute path. ``inline``: the queue is of the
-    previous layout, the photo in each record carrying it."""
+def _materialise(session: Session, folder: Path, digest: str, image_type: str | None, inline: bool) -> str | None:
+    """Write a stored photo once, named by its content hash; returns its absolute path, or ``None`` (logged) when the
+    database no longer holds it (a photo row deleted by hand: SQLite does not enforce the reference). ``inline``: the
+    queue is of the previous layout, the photo in each record carrying it."""
     path = folder / f"{digest}.{image_type or 'bin'}"
     if not path.exists():  # the bytes are only read from the database when the file is missing
         if inline:
@@ -1092,6 +1109,9 @@ def _materialise(session: Session, folder: Path, digest: str, image_type: str | 
         else:
             stored = sa.select(_PhotoRow.content).where(_PhotoRow.sha256 == digest)
         content = session.scalar(stored)
+        if content is None:
+            log.warning("review photo %s is not in the database: its record is read without a photo", digest)
+            return None
         folder.mkdir(parents=True, exist_ok=True)
         # write then rename, so a concurrent reader never sees half a file
         with tempfile.NamedTemporaryFile(dir=folder, delete=False) as tmp:
