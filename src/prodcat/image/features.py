@@ -30,7 +30,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import cv2
 import numpy as np
@@ -137,7 +137,7 @@ class ImageEncoder(_ReadsPhotos, PretrainedEncoder):
             inputs = [f.result() for f in prepared[start : start + self.infer_batch]]
             ok = [i for i, x in enumerate(inputs) if x is not None]
             if ok:
-                out[[start + i for i in ok]] = self.embed(np.stack([inputs[i] for i in ok]))
+                out[[start + i for i in ok]] = self.embed(np.stack([x for x in inputs if x is not None]))
         return out
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
@@ -215,6 +215,9 @@ def export_effnet_lite(path: str, variant: int, image_size: int) -> None:
     ).eval()
 
     class PooledLite(torch.nn.Module):
+        mean: torch.Tensor  # buffers, registered below
+        std: torch.Tensor
+
         def __init__(self) -> None:
             super().__init__()
             self.backbone = backbone
@@ -318,7 +321,8 @@ class EffNetLite0(ImageEncoder):
     def _onnx_digest(self) -> str:
         # hashed once per instance (the file is megabytes; keys are made per photo)
         if getattr(self, "_model_digest", None) is None:
-            self._model_digest = image_content_key(self.onnx_path)[:12]
+            # cast: called only with an onnx_path (key_suffix)
+            self._model_digest = image_content_key(cast(str, self.onnx_path))[:12]
         return self._model_digest
 
     def model_path(self) -> Path:
@@ -616,7 +620,8 @@ class BagOfVisualWords(_ReadsPhotos, Extractor):
 
     def transform_available(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         counts = self._word_counts(*self._photo_keys(frame), set())
-        return self._weigh(counts), counts.any(axis=1)  # every descriptor counts for a word
+        # cast: an (n, n_words) array's any(axis=1) is an array (numpy's stubs admit a scalar)
+        return self._weigh(counts), cast(np.ndarray, counts.any(axis=1))  # every descriptor counts for a word
 
     def _photo_keys(self, frame: pd.DataFrame) -> tuple[list[ImageItem | None], list[str | None]]:
         """Per product, its photo and its descriptor cache key (``None`` for both without a photo)."""
@@ -655,17 +660,17 @@ class BagOfVisualWords(_ReadsPhotos, Extractor):
                         found[key] = raw
                 cache.put_many({k: found[k] for k in todo if k in found})
                 bar.update(sum(k is not None for k in chunk))
-                for key in chunk:
-                    yield None if key not in found else found[key].reshape(-1, self.descriptor_bytes)
+                for k in chunk:
+                    yield None if k is None or k not in found else found[k].reshape(-1, self.descriptor_bytes)
 
     def _fit(self, frame: pd.DataFrame) -> np.ndarray:
         """Fit (or read) the codebook, fit the IDF weights; return the word counts ``(n, n_words)``."""
         items, keys = self._photo_keys(frame)
         unreadable: set[str] = set()
         sample = StreamSample(self.max_fit_descriptors, self.random_state)
-        described_keys = []
+        described_keys: list[str] = []
         for key, raw in zip(keys, self._descriptors(items, keys, unreadable), strict=True):
-            if raw is not None and len(raw):
+            if key is not None and raw is not None and len(raw):  # a key is None only where raw is
                 described_keys.append(key)
                 sample.add(raw)
         if not described_keys:  # NothingToLearn: the head is left out, not a traceback after the heads before it
@@ -738,7 +743,7 @@ class SiftBoVW(BagOfVisualWords):
     descriptor_bytes = 128
 
     def detector(self) -> Any:
-        return cv2.SIFT_create(nfeatures=self.max_keypoints)
+        return cv2.SIFT_create(nfeatures=self.max_keypoints)  # type: ignore[attr-defined]  # in cv2, not its stubs
 
 
 @register
@@ -756,7 +761,7 @@ class OrbBoVW(BagOfVisualWords):
     min_detect_side = 128
 
     def detector(self) -> Any:
-        return cv2.ORB_create(nfeatures=self.max_keypoints)
+        return cv2.ORB_create(nfeatures=self.max_keypoints)  # type: ignore[attr-defined]  # in cv2, not its stubs
 
     def vectors(self, raw: np.ndarray) -> np.ndarray:
         # 32 packed bytes: unpack to 256 bits so k-means sees Hamming-like geometry
