@@ -15,7 +15,7 @@ closed (203 MB of headers grew a worker by 197 MB, and got no answer). So:
   ``limit_concurrency`` is not used: it counts idle keep-alive connections too, and answers in plain text.
 
 This module is imported by uvicorn's supervisor too (``--workers N``), which imports none of the model's libraries:
-it imports none either, and writes its two answers itself, in the API's error shape.
+it imports none either (the API's error shape, ``ErrorOut``, is pydantic's alone), and writes its answers itself.
 
 It relies on uvicorn's private internals (:data:`UVICORN_INTERNALS`), which any uvicorn release may change: pyproject
 pins the minor version tested, and this module refuses to load, naming what is missing, on a uvicorn without them
@@ -26,7 +26,6 @@ pins the minor version tested, and this module refuses to load, naming what is m
 from __future__ import annotations
 
 import functools
-import json
 import uuid
 from asyncio import TimerHandle, Transport
 from collections.abc import Mapping
@@ -34,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from prodcat.serve.schemas import ErrorOut
 
 if TYPE_CHECKING:
     from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
@@ -79,16 +80,8 @@ require_uvicorn_internals()
 def _error_body(status: int, error: str, detail: str, limit: str | None, value: float | None) -> tuple[str, bytes]:
     """A new request id, and the API's error shape (``ErrorOut``) carrying it, as JSON."""
     request_id = uuid.uuid4().hex
-    body = {
-        "error": error,
-        "detail": detail,
-        "limit": limit,
-        "limit_value": value,
-        "status": status,
-        "request_id": request_id,
-        "product_id": None,
-    }
-    return request_id, json.dumps(body).encode()
+    body = ErrorOut(error=error, detail=detail, limit=limit, limit_value=value, status=status, request_id=request_id)
+    return request_id, body.model_dump_json().encode()
 
 
 def error_answer(
