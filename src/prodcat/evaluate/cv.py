@@ -22,7 +22,7 @@ from prodcat.catalog.schema import category_at_level, modality_mask
 from prodcat.config import MODALITIES, Config, HeadConfig
 from prodcat.evaluate.metrics import (
     HEADLINE_METRICS,
-    auto_precision_uncertainty,
+    accepted_metrics,
     evaluate_predictions,
     headline,
     headline_by_modalities,
@@ -86,11 +86,7 @@ class CVResult:
         auto = self.decision == "auto"
         result = evaluate_predictions(self.y_true, self.y_pred, self.confidence, accepted=auto)
         correct = self.y_true == self.y_pred
-        result["decision"] = {
-            "automation_rate": float(auto.mean()),
-            "auto_precision": float(correct[auto].mean()) if auto.any() else float("nan"),
-            "n_auto": int(auto.sum()),
-            **auto_precision_uncertainty(auto, correct),
+        result["decision"] = accepted_metrics(auto, correct, threshold=None) | {
             # The most that any one threshold on these held-out scores auto-accepts at the target
             # precision (chosen knowing the answers, so not reachable in use): what the model's ranking
             # of its own predictions allows, apart from how well the threshold was estimated.

@@ -197,28 +197,45 @@ def per_class(
     y_true, y_pred = np.asarray(y_true).astype(str), np.asarray(y_pred).astype(str)
     labels = _scored_labels(y_true, y_pred)
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=np.nan)
+    automation = (
+        _per_class_automation(y_true, y_pred, np.asarray(accepted, dtype=bool))
+        if accepted is not None
+        else [{}] * len(labels)
+    )
     return {
-        str(c): {"precision": _defined(pi), "recall": _defined(ri), "f1": float(fi), "support": int(si)}
-        | (_per_class_automation(y_true, y_pred, np.asarray(accepted, dtype=bool), c) if accepted is not None else {})
-        for c, pi, ri, fi, si in zip(labels, p, r, f, s, strict=True)
+        str(c): {"precision": _defined(pi), "recall": _defined(ri), "f1": float(fi), "support": int(si)} | auto
+        for c, pi, ri, fi, si, auto in zip(labels, p, r, f, s, automation, strict=True)
     }
 
 
-def _per_class_automation(y_true: np.ndarray, y_pred: np.ndarray, accepted: np.ndarray, label: str) -> dict[str, Any]:
-    """What the decision policy did with category ``label``, seen from both sides.
+def _per_class_automation(y_true: np.ndarray, y_pred: np.ndarray, accepted: np.ndarray) -> list[dict[str, Any]]:
+    """What the decision policy did with each category of :func:`_scored_labels` (in its order), seen from both
+    sides; counted for all of them at once, as a category each over the n products cost O(n x categories).
 
-    From its products (true ``label``): ``automation_rate``, the share of them auto-accepted (``None`` for a category
-    no product has), ``n_auto`` those, and ``n_auto_wrong`` those of them auto-accepted as another category. From
-    its predictions: ``n_auto_predicted``, the products auto-accepted as ``label``, and ``n_auto_predicted_wrong``
-    those of them whose true category is another (what an automated ``label`` gets wrong)."""
-    true, predicted, wrong = y_true == label, y_pred == label, y_true != y_pred
-    return {
-        "automation_rate": float(accepted[true].mean()) if true.any() else None,
-        "n_auto": int((accepted & true).sum()),
-        "n_auto_wrong": int((accepted & true & wrong).sum()),
-        "n_auto_predicted": int((accepted & predicted).sum()),
-        "n_auto_predicted_wrong": int((accepted & predicted & wrong).sum()),
-    }
+    From its products (true category): ``automation_rate``, the share of them auto-accepted (``None`` for a
+    category no product has), ``n_auto`` those, and ``n_auto_wrong`` those of them auto-accepted as another
+    category. From its predictions: ``n_auto_predicted``, the products auto-accepted as it, and
+    ``n_auto_predicted_wrong`` those of them whose true category is another (what automating it gets wrong)."""
+    n_labels, unscored, (true, predicted) = _label_codes(y_true, y_pred)
+    wrong = true != predicted
+
+    def count(codes: np.ndarray, among: np.ndarray) -> np.ndarray:
+        return np.bincount(codes[among], minlength=n_labels)
+
+    support = np.bincount(true, minlength=n_labels)
+    auto, auto_wrong = count(true, accepted), count(true, accepted & wrong)
+    auto_predicted, auto_predicted_wrong = count(predicted, accepted), count(predicted, accepted & wrong)
+    return [
+        {
+            "automation_rate": float(auto[i] / support[i]) if support[i] else None,
+            "n_auto": int(auto[i]),
+            "n_auto_wrong": int(auto_wrong[i]),
+            "n_auto_predicted": int(auto_predicted[i]),
+            "n_auto_predicted_wrong": int(auto_predicted_wrong[i]),
+        }
+        for i in range(n_labels)
+        if i != unscored
+    ]
 
 
 def _defined(value: float) -> float | None:
@@ -255,16 +272,19 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     return {"ece": float(ece) if len(confidence) else float("nan"), "n": len(confidence), "bins": rows}
 
 
-def accepted_metrics(accepted: np.ndarray, correct: np.ndarray, threshold: float) -> dict[str, float]:
+def accepted_metrics(accepted: np.ndarray, correct: np.ndarray, threshold: float | None) -> dict[str, float]:
     """``automation_rate`` (share of the ``(n,)`` ``accepted`` products; 0 for none), ``auto_precision`` (share of
-    them ``correct``; NaN when none is accepted), ``n_auto`` and ``threshold``, the one reported, with
-    :func:`auto_precision_uncertainty`'s keys."""
-    return {
-        "threshold": float(threshold),
-        "automation_rate": float(accepted.mean()) if len(accepted) else 0.0,
-        "auto_precision": float(correct[accepted].mean()) if accepted.any() else float("nan"),
-        "n_auto": int(accepted.sum()),
-    } | auto_precision_uncertainty(accepted, correct)
+    them ``correct``; NaN when none is accepted), ``n_auto`` and ``threshold``, the one reported (left out for
+    ``None``: cv's folds each had theirs), with :func:`auto_precision_uncertainty`'s keys."""
+    return (
+        ({"threshold": float(threshold)} if threshold is not None else {})
+        | {
+            "automation_rate": float(accepted.mean()) if len(accepted) else 0.0,
+            "auto_precision": float(correct[accepted].mean()) if accepted.any() else float("nan"),
+            "n_auto": int(accepted.sum()),
+        }
+        | auto_precision_uncertainty(accepted, correct)
+    )
 
 
 def auto_precision_uncertainty(accepted: np.ndarray, correct: np.ndarray) -> dict[str, float]:
