@@ -19,7 +19,7 @@ from prodcat import installed_version
 from prodcat.arguments import into_bundle, writable_folder
 from prodcat.collect import COLLECTORS, http
 from prodcat.collect.base import search_query
-from prodcat.collect.http import HttpClient
+from prodcat.collect.http import HttpClient, host_of
 from prodcat.formatting import count_text, counted
 
 if TYPE_CHECKING:
@@ -311,7 +311,8 @@ def run_collect(args: argparse.Namespace) -> int:
 
 
 def _api_host(base_url: str) -> tuple[str, ...]:
-    host = urllib.parse.urlsplit(base_url).hostname
+    """The API's own host, as the photo client reads a URL's (:func:`host_of`), which may be private."""
+    host = host_of(base_url)
     return (host,) if host else ()
 
 

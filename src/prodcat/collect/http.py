@@ -231,7 +231,7 @@ class HttpClient:
 
         hop = url
         for _ in range(_MAX_REDIRECTS + 1):
-            refusal = None if _host_of(hop) in self._private_hosts else non_public_reason(hop)
+            refusal = None if host_of(hop) in self._private_hosts else non_public_reason(hop)
             if refusal is not None:
                 redirected = "" if hop == url else f"redirected to {hop}: "
                 raise NetworkError(url, f"refused: {redirected}{refusal}", cause=REFUSED)
@@ -346,7 +346,8 @@ class HttpClient:
         return bytes(data)
 
 
-def _host_of(url: str) -> str | None:
+def host_of(url: str) -> str | None:
+    """The host name of ``url`` (lower-cased), ``None`` for a URL without one or unreadable."""
     try:
         return urllib.parse.urlsplit(url).hostname
     except ValueError:
@@ -357,7 +358,7 @@ def non_public_reason(url: str) -> str | None:
     """Why ``url``'s host is not to be fetched for an API: one of its addresses (the name resolved) is not public
     (loopback, private network, link-local such as a cloud's metadata service, shared, reserved, multicast...).
     ``None`` when all are public, or when the URL or name cannot be read or resolved (its fetch fails and says so)."""
-    host = _host_of(url)
+    host = host_of(url)
     if not host:
         return None
     try:

@@ -39,7 +39,7 @@ from prodcat.bundle import model_level
 from prodcat.catalog.schema import SEP, ancestor_paths, canonical_path, category_at_level, split_path
 from prodcat.config import validation_message
 from prodcat.evaluate.explain import ExplainSettings
-from prodcat.predict import Predictor
+from prodcat.predict import Predictor, PredictorLike
 from prodcat.review.store import (
     PENDING,
     REVIEWED,
@@ -97,7 +97,7 @@ from prodcat.serve.schemas import (
     UnreadableRecordOut,
     listed_characters,
 )
-from prodcat.serve.service import PredictionService, PredictorLike
+from prodcat.serve.service import PredictionService
 from prodcat.serve.settings import ServeSettings
 from prodcat.serve.threads import run_abandonable
 

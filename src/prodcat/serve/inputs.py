@@ -369,7 +369,7 @@ def _refuse_unnamed_parts(form: FormData, raws: list[Any]) -> None:
     whose ``image`` was left out or misspelt) was dropped without a word, its product classified without it. A part
     an item names is that item's: a text field there is its photo sent without a filename, refused with the item."""
     named = {image for raw in raws if isinstance(raw, dict) and isinstance(image := raw.get("image"), str)}
-    stray = sorted({name for name, _ in form.multi_items()} - {"products", *named})
+    stray = sorted(set(form.keys()) - {"products", *named})
     if stray:
         detail = f"unknown field(s) {stray}; a multipart batch takes 'products' and the photo parts its items name"
         raise malformed("unknown_field", detail)
