@@ -73,6 +73,7 @@ from prodcat.serve.middleware import (
     HTTP_METHODS,
     ApiCORSMiddleware,
     RequestGuard,
+    error_response,
     say_on_timeout,
 )
 from prodcat.serve.schemas import (
@@ -273,24 +274,22 @@ def create_app(
 def _add_error_handlers(app: FastAPI, metrics: ApiMetrics) -> None:
     """Every error answers the :class:`ErrorOut` shape and counts in ``metrics`` by its code."""
 
-    def error_response(error: ApiError, request: Request) -> JSONResponse:
-        metrics.errors.labels(error.error).inc()
-        body = error.to_out(request.state.request_id).model_dump(mode="json")
-        return JSONResponse(body, status_code=error.status)
+    def answer(error: ApiError, request: Request) -> JSONResponse:
+        return error_response(error, request.state.request_id, metrics)
 
     @app.exception_handler(ApiError)
     async def on_api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc, request)
+        return answer(exc, request)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(ApiError(422, "invalid_request", validation_message(exc.errors())), request)
+        return answer(ApiError(422, "invalid_request", validation_message(exc.errors())), request)
 
     @app.exception_handler(SQLAlchemyError)
     async def on_store_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
         logger.error("review store error: %s", exc, extra={"request_ids": [request.state.request_id]})
         error = ApiError(503, "review_store_unavailable", "the review store cannot be reached")
-        return error_response(error, request)
+        return answer(error, request)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -305,7 +304,7 @@ def _add_error_handlers(app: FastAPI, metrics: ApiMetrics) -> None:
             error = ApiError(405, "method_not_allowed", detail)
         else:
             error = ApiError(exc.status_code, "http_error", str(exc.detail))
-        response = error_response(error, request)
+        response = answer(error, request)
         response.headers.update(exc.headers or {})
         if allowed:
             response.headers["Allow"] = ", ".join(allowed)

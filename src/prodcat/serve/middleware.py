@@ -35,6 +35,16 @@ def request_id_of(given: str) -> str:
     return given if _SAFE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
+def error_response(
+    error: ApiError, request_id: str, metrics: ApiMetrics, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """``error`` answered in the API's error shape (``ErrorOut``) carrying ``request_id``, counted in ``metrics``
+    by its code: the one way the app's handlers, the guard and the CORS middleware answer a refusal."""
+    metrics.errors.labels(error.error).inc()
+    body = error.to_out(request_id).model_dump(mode="json")
+    return JSONResponse(body, status_code=error.status, headers=headers)
+
+
 class ApiCORSMiddleware(CORSMiddleware):
     """Starlette's CORS middleware, whose refused preflight answers 400 ``cors_refused`` in the API's error shape,
     with its request id, counted in ``metrics``: it answered ``Disallowed CORS origin`` as plain text, alone of the
@@ -57,12 +67,10 @@ class ApiCORSMiddleware(CORSMiddleware):
             f"allows ({', '.join(sorted(self.allow_headers))})",
         }
         detail = "CORS preflight refused: " + "; ".join(said.get(what, f"{what} not allowed") for what in refused)
-        error = ApiError(400, "cors_refused", detail)
-        self.metrics.errors.labels(error.error).inc()
         request_id = request_id_of(request_headers.get("x-request-id", ""))
         kept = {k: v for k, v in answer.headers.items() if k not in ("content-length", "content-type")}
-        body = error.to_out(request_id).model_dump(mode="json")
-        return JSONResponse(body, status_code=error.status, headers={**kept, "x-request-id": request_id})
+        error = ApiError(400, "cors_refused", detail)
+        return error_response(error, request_id, self.metrics, headers={**kept, "x-request-id": request_id})
 
 
 #: the key of a request's state holding what its 504 adds (:func:`say_on_timeout`)
@@ -132,9 +140,7 @@ class RequestGuard:
                 _errors.error("unexpected error", exc_info=exc, extra={"request_id": request_id})
                 detail = "the server failed on this request; its log has the details under this request_id"
                 error = ApiError(500, "internal_error", detail)
-            self.metrics.errors.labels(error.error).inc()
-            body = error.to_out(request_id).model_dump(mode="json")
-            await JSONResponse(body, status_code=error.status)(scope, receive, send_with_id)
+            await error_response(error, request_id, self.metrics)(scope, receive, send_with_id)
         finally:
             self.metrics.in_flight.dec()
             self._observe(scope, request_id, response["status"], time.perf_counter() - started)
