@@ -837,20 +837,21 @@ def _warn_of_new_categories(catalogue: pd.Series, corrected: pd.Series, config: 
     new = [(label, count) for label, count in counts.items() if label not in known]
     if not new:
         return
-    named, beside_one = [], False
-    for label, count in new[:5]:  # first_few shows five
+    named, beside_one = [], []
+    for label, count in new:
         levels = split_path(label)
         same_name = by_last_level.get(levels[-1], []) if len(levels) > 1 else []
-        beside_one |= bool(same_name)
+        beside_one.append(bool(same_name))
         beside = f", beside the catalogue's {' and '.join(map(repr, same_name[:2]))}" if same_name else ""
         named.append(f"{label!r} ({count}{beside})")
+    shown = 5
     log.warning(
         "the corrections bring %s the catalogue has no product of, learnt from them alone: %s%s",
         counted(len(new), "category", "categories"),
-        first_few(named + [""] * (len(new) - len(named)), 5),
+        first_few(named, shown),
         "; one beside a catalogue's category of the same last level may be under a wrong parent, and trains as a "
         "second class of it: correct it to the catalogue's path if so"
-        if beside_one
+        if any(beside_one[:shown])  # of those named
         else "",
     )
 

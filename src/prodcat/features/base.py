@@ -143,14 +143,15 @@ def find_extractor(name: str) -> type[Extractor] | None:
     and for one named as an extractor of another module (``tfidf``), as :func:`register` refuses it."""
     _import_builtin_extractors()
     point = _plugin_entry_points().get(name)
-    held = _REGISTRY.get(name)
-    if point is None or held is not None:
-        if point is not None and held is not None and held.__module__ != point.module:
+    if (held := _REGISTRY.get(name)) is not None:
+        if point is not None and held.__module__ != point.module:
             raise ExtractorPluginError(
                 f"{_plugin_text(point)} is refused: {name!r} is the name of {_qualified_name(held)}; give the entry "
                 "point and its extractor another name"
             )
         return held
+    if point is None:
+        return None
     try:
         loaded = point.load()
     except Exception as error:  # any failure of the plugin's own import, named with its error
