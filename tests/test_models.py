@@ -1935,18 +1935,18 @@ def test_per_class_records_say_what_was_auto_accepted_of_each_category_and_as_it
     assert per_class_header(evaluate_predictions(y_true, y_pred)) == ["class", "precision", "recall", "F1", "support"]
 
 
-def test_cv_says_its_wall_time_and_whether_its_features_were_encoded_or_read_from_the_cache(tmp_path) -> None:
-    """cv printed 'fit X s, predict Y s per fold (median)' alone: a cold cache's 33.5 s run and a warm one's 18.6 s
-    (fast-text, --sample 150) read 3.6 and 2.3 s, the encoding hidden in the first fold. metrics.json's timing and
-    the console now say the folds' wall time and how many features were encoded and how many read from the cache."""
+def _cv_timing_cold_then_warm(tmp_path: Path, extractor: str, **params: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """metrics.json's timing of two 2-fold cvs in a row, on a fresh cache, of an image head of ``extractor`` alone, on
+    16 products: a distinct photo each (blocks: keypoints for visual words), reddish ones or dark ones by category."""
     from prodcat.evaluate.cv import cross_validate
 
     rng = np.random.default_rng(0)
     paths = []
     for i in range(16):
+        blocks = rng.integers(0, 80, (6, 6, 3), dtype=np.uint8)
+        blocks[..., 0] += 170 if i % 2 else 0
         paths.append(str(tmp_path / f"p{i}.png"))
-        red = 200 + i if i % 2 else 20 + i  # a distinct photo each, two colours
-        Image.new("RGB", (20, 20), (red, 40, int(rng.integers(0, 256)))).save(paths[-1])
+        Image.fromarray(blocks).resize((60, 60), Image.Resampling.NEAREST).save(paths[-1])
     frame = pd.DataFrame(
         {
             "product_id": [f"p{i}" for i in range(16)],
@@ -1955,14 +1955,44 @@ def test_cv_says_its_wall_time_and_whether_its_features_were_encoded_or_read_fro
             "category": ["red" if i % 2 else "dark" for i in range(16)],
         }
     )
-    colours = FeatureSpec(name="color_hist", params={"cache_dir": str(tmp_path / "cache"), "progress": False})
+    spec = FeatureSpec(name=extractor, params={"cache_dir": str(tmp_path / "cache"), "progress": False, **params})
     config = Config(
-        heads=[HeadConfig(name="colours", modality="image", features=[colours], C=1.0)],
+        heads=[HeadConfig(name="photos", modality="image", features=[spec], C=1.0)],
         inner_folds=2,
         calibration="none",
     )
-    cold = cross_validate(frame, config, folds=2, progress=False).metrics()["timing"]
-    warm = cross_validate(frame, config, folds=2, progress=False).metrics()["timing"]
+    cold, warm = (cross_validate(frame, config, folds=2, progress=False).metrics()["timing"] for _ in range(2))
+    return cold, warm
+
+
+@pytest.mark.parametrize(("extractor", "params"), [("bovw_orb", {"n_words": 16}), ("photo_text_tfidf", {})])
+def test_cv_counts_the_photo_text_and_visual_words_it_computed_or_read_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extractor: str, params: dict[str, Any]
+) -> None:
+    """cv of a config reading the photos' text (configs/with-photo-text.yaml) or their visual words said 'features 0
+    encoded, 0 read from the cache', cold or warm: the OCR and the descriptors read and filled their caches in loops
+    of their own, beside the tally. They take the path of the vectors' cache now, and are counted by it."""
+    from prodcat.image.ocr import PhotoText
+
+    read: list[str] = []
+
+    def text_of(self: PhotoText, item: Any) -> str:  # the OCR engine's stand-in (0.4 s a photo)
+        read.append(item.product_id)
+        return "red paint" if int(item.product_id[1:]) % 2 else "dark ink"
+
+    monkeypatch.setattr(PhotoText, "read", text_of)
+    cold, warm = _cv_timing_cold_then_warm(tmp_path, extractor, **params)
+    assert (cold["features_encoded"], cold["features_cached"]) == (16, 0)
+    assert (warm["features_encoded"], warm["features_cached"]) == (0, 16)
+    if extractor == "photo_text_tfidf":
+        assert sorted(read) == sorted(f"p{i}" for i in range(16)), "each photo's text read once, then cached"
+
+
+def test_cv_says_its_wall_time_and_whether_its_features_were_encoded_or_read_from_the_cache(tmp_path) -> None:
+    """cv printed 'fit X s, predict Y s per fold (median)' alone: a cold cache's 33.5 s run and a warm one's 18.6 s
+    (fast-text, --sample 150) read 3.6 and 2.3 s, the encoding hidden in the first fold. metrics.json's timing and
+    the console now say the folds' wall time and how many features were encoded and how many read from the cache."""
+    cold, warm = _cv_timing_cold_then_warm(tmp_path, "color_hist")
     assert (cold["features_encoded"], cold["features_cached"]) == (16, 0)
     assert (warm["features_encoded"], warm["features_cached"]) == (0, 16)
     assert cold["wall_seconds"] >= cold["fit_seconds_median"] + cold["predict_seconds_median"]

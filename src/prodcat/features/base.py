@@ -15,13 +15,14 @@ nothing and a changed photo or text is recomputed.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from abc import abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,9 @@ from prodcat.parameters import AddedParametersDefaulted
 from prodcat.progress import progress_bar
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_V = TypeVar("_V")
 
 _REGISTRY: dict[str, type[Extractor]] = {}
 
@@ -304,12 +308,13 @@ class PretrainedEncoder(Extractor):
 
 @dataclass
 class EncodingTally:
-    """The items :func:`encode_with_cache` was asked for within :func:`encodings_counted`, by extractor: each
+    """The items :func:`values_with_cache` was asked for within :func:`encodings_counted`, by extractor: each
     ``(extractor, item key)`` once, however many calls asked for it (cv's folds read the same products again)."""
 
     #: found in the cache when asked for
     read: set[tuple[str, str]] = field(default_factory=set)
-    #: encoded (missing from the cache, or unusable there)
+    #: encoded, or otherwise computed (a photo's text read, its descriptors detected): missing from the cache, or
+    #: unusable there
     encoded: set[tuple[str, str]] = field(default_factory=set)
 
     @property
@@ -328,7 +333,7 @@ _ENCODING_TALLY: ContextVar[EncodingTally | None] = ContextVar("_ENCODING_TALLY"
 
 @contextmanager
 def encodings_counted() -> Iterator[EncodingTally]:
-    """Within it, the items :func:`encode_with_cache` reads from its cache or encodes are counted in the tally
+    """Within it, the items :func:`values_with_cache` reads from its cache or computes are counted in the tally
     yielded: whether a run's features cost their encoding or came from the cache."""
     tally = EncodingTally()
     token = _ENCODING_TALLY.set(tally)
@@ -357,42 +362,84 @@ def encode_with_cache(
     progress: bool = True,
     desc: str = "encode",
 ) -> np.ndarray:
-    """Vectors for ``items``: cached ones read, missing ones encoded and stored.
+    """Vectors for ``items``: cached ones read, missing ones encoded and stored (:func:`values_with_cache`).
 
     ``None`` items get a zero vector. Returns ``float32`` ``(len(items), dim)``. A callable ``dim`` (one that loads a
     model to read it) is called only when some item is not cached or the cached vectors differ in size: otherwise
     their size is the dimension, the cache being kept apart per model and version.
     """
     keys = [None if it is None else key(it) for it in items]
-    wanted = sorted({k for k in keys if k is not None})
+    wanted = by_key(keys, items)
     if not wanted:  # e.g. a text-only request to a text + photo model: no cache to open
         return np.zeros((len(items), dim() if callable(dim) else dim), dtype=np.float32)
-    cached = cache.get_many(wanted)
-    if callable(dim):
-        sizes = {vector.size for vector in cached.values()}
-        dim = sizes.pop() if len(cached) == len(wanted) and len(sizes) == 1 else dim()
-    out = np.zeros((len(items), dim), dtype=np.float32)
-    found = _of_size(cached, dim, desc)
+    width = 0 if callable(dim) else dim
+
+    def of_width(cached: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        nonlocal width
+        if callable(dim):
+            sizes = {vector.size for vector in cached.values()}
+            width = sizes.pop() if len(cached) == len(wanted) and len(sizes) == 1 else dim()
+        return _of_size(cached, width, desc)
+
+    def encoded(todo: list[Any]) -> Iterator[np.ndarray]:
+        for start in range(0, len(todo), batch_size):
+            yield from np.asarray(encode(todo[start : start + batch_size]), dtype=np.float32)
+
+    found = values_with_cache(
+        wanted, encoded, cache, desc=desc, store_every=batch_size, usable=of_width, progress=progress
+    )
+    out = np.zeros((len(items), width), dtype=np.float32)
     for i, k in enumerate(keys):
-        if k is not None and k in found:
-            out[i] = found[k]
-    todo: dict[str, Any] = {}
-    for it, k in zip(items, keys, strict=True):
-        if k is not None and k not in found and k not in todo:
-            todo[k] = it
-    todo_keys = list(todo)
-    with progress_bar(total=len(todo_keys), desc=desc, disable=not progress or not todo_keys, unit="item") as bar:
-        for start in range(0, len(todo_keys), batch_size):
-            chunk = todo_keys[start : start + batch_size]
-            vectors = np.asarray(encode([todo[k] for k in chunk]), dtype=np.float32)
-            cache.put_many(dict(zip(chunk, vectors, strict=True)))
-            found.update(zip(chunk, vectors, strict=True))
-            bar.update(len(chunk))
-    _count_encodings(desc, found.keys() - todo.keys(), todo_keys)
-    for i, k in enumerate(keys):
-        if k is not None and k in todo:
+        if k is not None:
             out[i] = found[k]
     return out
+
+
+def by_key(keys: Sequence[str | None], items: Sequence[_T | None], skip: Container[str] = ()) -> dict[str, _T]:
+    """The first item of each key, in order: what :func:`values_with_cache` is asked for. The items whose key is
+    ``None`` (nothing to compute: no photo) or in ``skip`` are left out."""
+    first: dict[str, _T] = {}
+    for k, it in zip(keys, items, strict=True):
+        if k is not None and it is not None and k not in skip:
+            first.setdefault(k, it)
+    return first
+
+
+def values_with_cache(
+    items: Mapping[str, Any],
+    compute: Callable[[list[Any]], Iterable[_V | None]],
+    cache: KeyValueCache[_V],
+    *,
+    desc: str,
+    store_every: int = 64,
+    usable: Callable[[dict[str, _V]], dict[str, _V]] | None = None,
+    progress: bool = True,
+    unit: str = "item",
+) -> dict[str, _V]:
+    """The value of each of ``items``' keys (key -> item): the ones ``cache`` holds read (those ``usable`` keeps, when
+    given: a damaged entry is computed again and overwritten), the others computed and stored.
+
+    ``compute`` is called once, with the missing items in order, and its values are taken as they come (a thread
+    pool's ``map`` computes them concurrently), stored ``store_every`` at a time: an interrupted run keeps what it
+    computed. A value computed as ``None`` (a photo that does not decode) is neither stored nor returned, so a later
+    call computes it again. The items read and computed are counted in :func:`encodings_counted`'s tally, under
+    ``desc``, which names the progress bar too. The path of every cached extractor's items: vectors
+    (:func:`encode_with_cache`), a photo's text (:class:`~prodcat.image.ocr.PhotoText`) or its local descriptors
+    (:class:`~prodcat.image.features.BagOfVisualWords`).
+    """
+    found = cache.get_many(items)
+    if usable is not None:
+        found = usable(found)
+    missing = {k: it for k, it in items.items() if k not in found}
+    computed = zip(missing, compute(list(missing.values())), strict=True)
+    with progress_bar(total=len(missing), desc=desc, disable=not progress or not missing, unit=unit) as bar:
+        while chunk := list(itertools.islice(computed, store_every)):
+            values = {k: value for k, value in chunk if value is not None}
+            cache.put_many(values)
+            found.update(values)
+            bar.update(len(chunk))
+    _count_encodings(desc, found.keys() - missing.keys(), missing)
+    return found
 
 
 def _of_size(found: dict[str, np.ndarray], dim: int, desc: str) -> dict[str, np.ndarray]:

@@ -37,7 +37,14 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from prodcat.features.base import Extractor, NothingToLearn, PretrainedEncoder, register
+from prodcat.features.base import (
+    Extractor,
+    NothingToLearn,
+    PretrainedEncoder,
+    by_key,
+    register,
+    values_with_cache,
+)
 from prodcat.features.cache import DescriptorCache, EmbeddingCache, content_key
 from prodcat.features.onnx import cached_export, models_dir, onnx_session
 from prodcat.image.augment import WHITE, tta_views
@@ -645,23 +652,25 @@ class BagOfVisualWords(_ReadsPhotos, Extractor):
         ):
             for start in range(0, len(keys), self.stream_photos):
                 chunk = keys[start : start + self.stream_photos]
-                found = cache.get_many({k for k in chunk if k is not None})
-                # an entry that is no whole number of descriptors (damaged) is detected again, and overwritten
-                found = {k: raw for k, raw in found.items() if raw.size % self.descriptor_bytes == 0}
-                todo = {
-                    k: item
-                    for k, item in zip(chunk, items[start : start + self.stream_photos], strict=True)
-                    if k is not None and k not in found and k not in unreadable
-                }
-                for key, raw in zip(todo, pool.map(self.detect, todo.values()), strict=True):
-                    if raw is None:
-                        unreadable.add(key)
-                    else:
-                        found[key] = raw
-                cache.put_many({k: found[k] for k in todo if k in found})
+                todo = by_key(chunk, items[start : start + self.stream_photos], skip=unreadable)
+                found = values_with_cache(
+                    todo,
+                    lambda photos: pool.map(self.detect, photos),
+                    cache,
+                    desc=self.name,
+                    store_every=self.stream_photos,
+                    usable=self._whole_descriptors,
+                    progress=False,
+                )
+                unreadable.update(todo.keys() - found.keys())  # detect returned None: not cached
                 bar.update(sum(k is not None for k in chunk))
                 for k in chunk:
                     yield None if k is None or k not in found else found[k].reshape(-1, self.descriptor_bytes)
+
+    def _whole_descriptors(self, cached: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The cached entries that are a whole number of descriptors: another (damaged) is detected again, and
+        overwritten."""
+        return {k: raw for k, raw in cached.items() if raw.size % self.descriptor_bytes == 0}
 
     def _fit(self, frame: pd.DataFrame) -> np.ndarray:
         """Fit (or read) the codebook, fit the IDF weights; return the word counts ``(n, n_words)``."""

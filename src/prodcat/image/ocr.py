@@ -28,10 +28,9 @@ import scipy.sparse as sp
 from PIL import Image
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from prodcat.features.base import Extractor, NothingToLearn, register
+from prodcat.features.base import Extractor, NothingToLearn, by_key, register, values_with_cache
 from prodcat.features.cache import ReadThroughMemoryCache, TextCache, TextMemoryCache
 from prodcat.image.decode import ImageItem, ImageSource, decode_item, image_items, photo_cache_version, photo_key
-from prodcat.progress import progress_bar
 from prodcat.text.clean import clean_texts
 from prodcat.text.features import Analyzer, TfidfCharExtractor, TfidfWordExtractor
 
@@ -126,17 +125,17 @@ class PhotoText(TransformerMixin, BaseEstimator):
         """One string per product of ``frame``: the recognised lines joined by `` . ``."""
         items = [_text_source(item) for item in image_items(frame)]
         keys = [None if it is None else self.key(it) for it in items]
-        cache = self.cache()
-        found = cache.get_many({k for k in keys if k is not None})
-        todo = {k: it for k, it in zip(keys, items, strict=True) if k is not None and k not in found}
-        with (
-            ThreadPoolExecutor(self.workers) as pool,
-            progress_bar(total=len(todo), desc="ocr", disable=not self.progress or not todo, unit="img") as bar,
-        ):
-            for key, text in zip(todo, pool.map(self.read, todo.values()), strict=True):
-                cache.put_many({key: text})  # one by one: an interrupted run keeps what it read
-                found[key] = text
-                bar.update()
+        with ThreadPoolExecutor(self.workers) as pool:
+            # stored one by one: an interrupted run keeps what it read
+            found = values_with_cache(
+                by_key(keys, items),
+                lambda photos: pool.map(self.read, photos),
+                self.cache(),
+                desc="ocr",
+                store_every=1,
+                progress=self.progress,
+                unit="img",
+            )
         return [found[k] if k is not None else "" for k in keys]
 
     def read(self, item: ImageItem) -> str:
