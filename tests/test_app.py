@@ -491,13 +491,17 @@ def test_data_page_shows_the_catalogue_and_a_grid_of_photos(app, flipkart_bundle
     assert len(grid) == 3 and grid["photo"].isna().all()
 
 
+def per_class_shown(test: AppTest) -> pd.DataFrame:
+    """The Model page's per-category table."""
+    return next(d.value for d in test.dataframe if "f1" in d.value.columns and "support" in d.value.columns)
+
+
 def test_model_page_shows_the_manifest(app, flipkart_bundle, manifest):
     test = go_to(app(str(flipkart_bundle)), "Model")
     shown = metrics_of(test)
     assert shown["decision threshold"] == f"{manifest['metrics']['decision']['threshold']:.3f}"
     assert shown["ECE (0 = calibrated)"] == f"{manifest['metrics']['calibration']['ece']:.3f}"
-    per_class = next(d.value for d in test.dataframe if "f1" in d.value.columns and "support" in d.value.columns)
-    assert sorted(per_class.index) == manifest["labels"]
+    assert sorted(per_class_shown(test).index) == manifest["labels"]
     assert bar_chart_order(test) == [None]  # F1 per category weakest first, not alphabetical
     # the reliability diagram is the reports' figure, its bins as points: no line chart joins them
     marks = [json.loads(chart.proto.spec).get("mark", {}).get("type") for chart in test.get("vega_lite_chart")]
@@ -512,6 +516,46 @@ def test_model_page_shows_the_manifest(app, flipkart_bundle, manifest):
         "Per category",
         "Reliability diagram",
     ]
+
+
+def test_the_per_category_table_says_what_was_auto_accepted_of_each_category_as_the_records_do(
+    app, flipkart_bundle, manifest
+):
+    """A manager deciding whether to automate a category reads, beside its F1, what the decision auto-accepted of it
+    and the errors among those: the per_class records' figures (the evaluation report's), under names saying which."""
+    metrics = manifest["metrics"]
+    test = go_to(app(str(flipkart_bundle)), "Model")
+    shown = per_class_shown(test)
+    names = {key: name for key, (name, _) in views.AUTOMATION_COLUMNS.items()}
+    assert list(shown.columns) == ["precision", "recall", "f1", "support", *names.values()]
+    for category, record in metrics["per_class"].items():
+        row = shown.loc[category]
+        assert row[names["automation_rate"]] == pytest.approx(record["automation_rate"], abs=5e-5)
+        assert [row[names[key]] for key in list(names)[1:]] == [record[key] for key in list(names)[1:]]
+    # counted over the same products as the decision's headline figures: they add up to them
+    decision = metrics["decision"]
+    assert shown[names["n_auto"]].sum() == shown[names["n_auto_predicted"]].sum() == decision["n_auto"] > 0
+    wrong = [shown[names[key]].sum() for key in ("n_auto_wrong", "n_auto_predicted_wrong")]
+    assert wrong == [decision["n_auto_wrong"]] * 2
+    assert any(
+        c.value.startswith("What the accept-or-review decision auto-accepted of each category") for c in test.caption
+    )
+
+
+def test_a_bundle_whose_per_category_records_predate_what_was_auto_accepted_is_said_to_lack_it(
+    tiny_training, monkeypatch, tmp_path
+):
+    """A bundle trained before the records said what was auto-accepted (models/demo) shows its four columns, and the
+    page says why the others are missing rather than leaving the manager to look for them."""
+    metrics = read_manifest(tiny_training.bundle)["metrics"]
+    old = {
+        c: {k: record[k] for k in ("precision", "recall", "f1", "support")}
+        for c, record in metrics["per_class"].items()
+    }
+    bundle = bundle_copy(tiny_training.bundle, tmp_path / "old", metrics=metrics | {"per_class": old})
+    test = go_to(start_app(monkeypatch, str(bundle)), "Model")
+    assert list(per_class_shown(test).columns) == ["precision", "recall", "f1", "support"]
+    assert any("trained by an earlier prodcat" in c.value for c in test.caption), [c.value for c in test.caption]
 
 
 #: how wide a name beside a bar may be, in pixels, where a chart does not say: the labelLimit of Streamlit's theme

@@ -272,6 +272,13 @@ def data_page(
     photo_table(views.product_grid(shown, level, thumbnail))
 
 
+#: the per-category table's automation columns (those it has): each with its help, the share as a percentage
+AUTOMATION_COLUMN_CONFIG = {
+    name: st.column_config.NumberColumn(name, help=help_text, format="percent" if key == "automation_rate" else None)
+    for key, (name, help_text) in views.AUTOMATION_COLUMNS.items()
+}
+
+
 def model_page(manifest: dict[str, Any]) -> None:
     st.header("Model")
     st.table(views.model_overview(manifest))
@@ -301,7 +308,9 @@ def model_page(manifest: dict[str, Any]) -> None:
     if not per_class.empty:
         st.subheader("Per category")
         category_bars(per_class["f1"], "F1", unit=True)  # weakest first
-        st.dataframe(per_class.round(4))
+        if note := views.per_class_automation_note(metrics):
+            st.caption(note)
+        st.dataframe(per_class.round(4), column_config=AUTOMATION_COLUMN_CONFIG)
 
     reliability = views.reliability_table(metrics)
     if not reliability.empty:

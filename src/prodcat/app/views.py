@@ -48,7 +48,7 @@ from prodcat.evaluate.labelled import (
     products_in_training,
     unknown_categories_warning,
 )
-from prodcat.evaluate.report import interval_text
+from prodcat.evaluate.report import decided_per_class, interval_text
 from prodcat.formatting import count_text, counted
 from prodcat.image.decode import ImageDecodeError, ImageSource, load_image
 from prodcat.manifest import feedback_text
@@ -389,12 +389,53 @@ def headline_table(metrics: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index", columns=["value", "95% interval"]).rename_axis("metric")
 
 
+#: what the decision auto-accepted of each category, as the per-category table shows it (:func:`per_class_table`):
+#: each per_class record's key (:func:`~prodcat.evaluate.metrics.per_class`), with its column's name and help
+AUTOMATION_COLUMNS: dict[str, tuple[str, str]] = {
+    "automation_rate": (
+        "auto-accepted (share of its products)",
+        "Of the category's products, the share auto-accepted (right or wrong): the work automation takes off review.",
+    ),
+    "n_auto": ("its products auto-accepted", "How many of the category's products were auto-accepted."),
+    "n_auto_wrong": (
+        "…of them as another category",
+        "Of the category's products auto-accepted, those accepted as another category: errors no one reviews.",
+    ),
+    "n_auto_predicted": ("auto-accepted as it", "How many products were auto-accepted as this category."),
+    "n_auto_predicted_wrong": (
+        "…of them of another category",
+        "Of the products auto-accepted as this category, those of another one: errors no one reviews.",
+    ),
+}
+
+
 def per_class_table(metrics: dict[str, Any]) -> pd.DataFrame:
-    """Precision, recall, F1 and support per category, weakest F1 first (empty when not recorded)."""
+    """Precision, recall, F1 and support per category, weakest F1 first (empty when not recorded); and what was
+    auto-accepted of it, under the :data:`AUTOMATION_COLUMNS`' names, when its records say (those of a run that
+    decided: :func:`~prodcat.evaluate.report.decided_per_class`)."""
     table = pd.DataFrame.from_dict(metrics.get("per_class", {}), orient="index")
     if table.empty:
         return pd.DataFrame(columns=["precision", "recall", "f1", "support"])
-    return table[["precision", "recall", "f1", "support"]].sort_values("f1").rename_axis("category")
+    automation = {key: name for key, (name, _) in AUTOMATION_COLUMNS.items()} if decided_per_class(metrics) else {}
+    columns = ["precision", "recall", "f1", "support", *automation]
+    return table[columns].rename(columns=automation).sort_values("f1").rename_axis("category")
+
+
+def per_class_automation_note(metrics: dict[str, Any]) -> str | None:
+    """What to say above the per-category table of ``metrics`` that decided: how its automation columns were
+    counted, or that its records do not say (a bundle trained before they did); ``None`` without a decision."""
+    if not metrics.get("decision") or not metrics.get("per_class"):
+        return None
+    if not decided_per_class(metrics):
+        return (
+            "These records say nothing of what was auto-accepted per category: the bundle was trained by an earlier "
+            "prodcat. Train it again to see it."
+        )
+    return (
+        "What the accept-or-review decision auto-accepted of each category, on the same out-of-fold predictions as the "
+        "figures above: of its products, the share and how many, and how many of those as another category; and "
+        "how many products were auto-accepted as it, and of those how many are of another category."
+    )
 
 
 def levels_table(metrics: dict[str, Any]) -> pd.DataFrame:

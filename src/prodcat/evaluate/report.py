@@ -559,7 +559,7 @@ def out_of_training_html(metrics: dict[str, Any] | None) -> str:
     )
 
 
-def _decided_per_class(metrics: dict[str, Any]) -> bool:
+def decided_per_class(metrics: dict[str, Any]) -> bool:
     """Whether ``metrics``' per-class records say what was auto-accepted (those of a run with a decision policy)."""
     return all("n_auto" in v for v in metrics["per_class"].values())
 
@@ -567,7 +567,7 @@ def _decided_per_class(metrics: dict[str, Any]) -> bool:
 def per_class_header(metrics: dict[str, Any]) -> list[str]:
     """The column names of :func:`per_class_rows`."""
     automation = ["auto-accepted of its products (accepted as another)", "auto-accepted as it: wrong"]
-    return ["class", "precision", "recall", "F1", "support", *(automation if _decided_per_class(metrics) else [])]
+    return ["class", "precision", "recall", "F1", "support", *(automation if decided_per_class(metrics) else [])]
 
 
 def per_class_rows(metrics: dict[str, Any]) -> list[list[object]]:
@@ -577,7 +577,7 @@ def per_class_rows(metrics: dict[str, Any]) -> list[list[object]]:
     auto-accepted: the share of the category's products (and how many of them as another category, wrong), and of
     the products auto-accepted as it, those wrong."""
     ranked = sorted(metrics["per_class"].items(), key=lambda kv: (kv[1]["f1"], -kv[1]["support"]))
-    decided = _decided_per_class(metrics)
+    decided = decided_per_class(metrics)
     return [
         [c, _figure(v["precision"]), _figure(v["recall"]), _figure(v["f1"]), v["support"]]
         + (
