@@ -984,6 +984,41 @@ def test_photos_of_hosts_that_are_not_public_are_refused_redirects_included(http
     assert json.loads((tmp_path / "failed_photos.json").read_text()).keys() == {"2", "3"}  # not fetched again
 
 
+def test_a_run_checks_each_photo_host_once_and_the_next_run_checks_again(httpserver, tmp_path, monkeypatch):
+    """Each photo, and each redirect, resolved its host again to check it was public: a DNS lookup per photo, the
+    same host's thousands of times in a run. A host is checked once per run now, its verdict kept for the run's other
+    photos and redirects (a refusal included); the next run checks again, as an address may have changed."""
+    real_check = http.non_public_reason
+    checked: list[str | None] = []
+
+    def check(url: str) -> str | None:  # 127.0.0.1 stands for a public host; 127.0.0.2 is refused, as it is
+        checked.append(http.host_of(url))
+        return None if http.host_of(url) == "127.0.0.1" else real_check(url)
+
+    monkeypatch.setattr(http, "non_public_reason", check)
+    public, private = (f"http://127.0.0.{n}:{httpserver.port}/images" for n in (1, 2))
+    for name in ("a", "b"):
+        httpserver.expect_request(f"/images/{name}.jpg").respond_with_data(jpeg_bytes(), content_type="image/jpeg")
+    httpserver.expect_request("/images/moved.jpg").respond_with_data("", status=302, headers={"Location": "a.jpg"})
+    urls = [f"{public}/a.jpg", f"{public}/b.jpg", f"{public}/moved.jpg", f"{private}/a.jpg", f"{private}/b.jpg"]
+    products = [off_record(str(n), f"Champagne {n}", image_front_url=url) for n, url in enumerate(urls, 1)]
+    serve_search(httpserver, search_pages(products))
+    assert run(httpserver, tmp_path, "--images") == 0
+
+    assert sorted(checked) == ["127.0.0.1", "127.0.0.2"]  # 4 and 2 lookups before: photos and a redirect
+    report = json.loads((tmp_path / "collect.json").read_text())
+    failures = {e["product_id"]: e["message"] for e in report["errors"] if e["field"] == "image"}
+    assert failures == {
+        str(n): f"{urls[n - 1]}: refused: 127.0.0.2 is not a public address: a photo is fetched from a public host only"
+        for n in (4, 5)
+    }
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["1.jpeg", "2.jpeg", "3.jpeg"]
+
+    checked.clear()
+    assert run(httpserver, tmp_path, "--images", "--refresh") == 0  # the refused photos tried again
+    assert checked == ["127.0.0.2"]
+
+
 @pytest.mark.parametrize(
     ("url", "refused"),
     [

@@ -215,12 +215,14 @@ class HttpClient:
 
         return self._request(url, params, read)
 
-    def get_bytes(self, url: str, max_bytes: int) -> bytes:
+    def get_bytes(self, url: str, max_bytes: int, hosts_checked: dict[str, str | None] | None = None) -> bytes:
         """The body of ``GET url``, refused past ``max_bytes`` bytes (announced, or read in chunks, never whole).
 
         A URL given by an API: refused (:data:`REFUSED`) unless its host, and that of each redirect (followed here,
         at most 5), resolves to public addresses only or is one of ``private_hosts``; so an API's answer cannot have
-        this machine fetch its own services or its network's."""
+        this machine fetch its own services or its network's. ``hosts_checked`` holds the verdict of each host checked
+        so far (:func:`non_public_reason`'s), read and filled: one run's photos (a collect's) check a host once, not a
+        DNS lookup per photo and redirect. Without it, a host is checked once within this call."""
 
         def read(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes | str:
             location = response.headers.get("Location")
@@ -229,10 +231,13 @@ class HttpClient:
                 return urllib.parse.urljoin(hop, location)
             return self._read_body(response, hop, max_bytes, deadline)
 
+        checked = {} if hosts_checked is None else hosts_checked
         hop = url
         for _ in range(_MAX_REDIRECTS + 1):
-            refusal = None if host_of(hop) in self._private_hosts else non_public_reason(hop)
-            if refusal is not None:
+            host = host_of(hop) or ""  # "": no host to resolve, the request fails and says so
+            if host and host not in self._private_hosts and host not in checked:
+                checked[host] = non_public_reason(hop)
+            if (refusal := checked.get(host)) is not None:  # the API's own host (private_hosts) is never refused
                 redirected = "" if hop == url else f"redirected to {hop}: "
                 raise NetworkError(url, f"refused: {redirected}{refusal}", cause=REFUSED)
             answer = self._request(hop, None, read, _NO_REDIRECTS)
