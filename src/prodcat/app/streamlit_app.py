@@ -272,10 +272,12 @@ def data_page(
     photo_table(views.product_grid(shown, level, thumbnail))
 
 
-#: the per-category table's automation columns (those it has): each with its help, the share as a percentage
+#: the per-category table's automation columns (those it has), each with its help; the percentage to 1 decimal
 AUTOMATION_COLUMN_CONFIG = {
-    name: st.column_config.NumberColumn(name, help=help_text, format="percent" if key == "automation_rate" else None)
-    for key, (name, help_text) in views.AUTOMATION_COLUMNS.items()
+    name: st.column_config.NumberColumn(name, help=help_text, format="%.1f")
+    if name == views.AUTOMATION_PERCENT
+    else st.column_config.TextColumn(name, help=help_text)
+    for name, help_text in views.AUTOMATION_COLUMNS.items()
 }
 
 

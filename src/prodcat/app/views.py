@@ -389,36 +389,44 @@ def headline_table(metrics: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index", columns=["value", "95% interval"]).rename_axis("metric")
 
 
-#: what the decision auto-accepted of each category, as the per-category table shows it (:func:`per_class_table`):
-#: each per_class record's key (:func:`~prodcat.evaluate.metrics.per_class`), with its column's name and help
-AUTOMATION_COLUMNS: dict[str, tuple[str, str]] = {
-    "automation_rate": (
-        "auto-accepted (share of its products)",
-        "Of the category's products, the share auto-accepted (right or wrong): the work automation takes off review.",
-    ),
-    "n_auto": ("its products auto-accepted", "How many of the category's products were auto-accepted."),
-    "n_auto_wrong": (
-        "…of them as another category",
-        "Of the category's products auto-accepted, those accepted as another category: errors no one reviews.",
-    ),
-    "n_auto_predicted": ("auto-accepted as it", "How many products were auto-accepted as this category."),
-    "n_auto_predicted_wrong": (
-        "…of them of another category",
-        "Of the products auto-accepted as this category, those of another one: errors no one reviews.",
-    ),
+#: the per-category table's columns of what the decision auto-accepted of each category (:func:`per_class_table`),
+#: with their help: a percentage, and counts written as the evaluation report writes them (``3 of 100``), its last
+#: column's name the report's. Those of five columns did not fit beside the others on a 1400-pixel screen: the
+#: errors were the ones cut off
+AUTOMATION_PERCENT = "auto-accepted (%)"
+AUTOMATION_COLUMNS: dict[str, str] = {
+    AUTOMATION_PERCENT: "Of the category's products, the percentage auto-accepted (right or wrong): the work "
+    "automation would take off review.",
+    "…of them as another category": "Of the category's products auto-accepted (the second number), those accepted "
+    "as another category: errors no one would review.",
+    "auto-accepted as it: wrong": "Of the products auto-accepted as this category (the second number), those of "
+    "another category: errors no one would review.",
 }
+
+
+def _automation_cells(record: Mapping[str, Any]) -> list[object]:
+    """The :data:`AUTOMATION_COLUMNS`' cells of a per_class record (:func:`~prodcat.evaluate.metrics.per_class`)."""
+    rate = record["automation_rate"]
+    return [
+        None if rate is None else 100 * rate,
+        f"{record['n_auto_wrong']} of {record['n_auto']}",
+        f"{record['n_auto_predicted_wrong']} of {record['n_auto_predicted']}",
+    ]
 
 
 def per_class_table(metrics: dict[str, Any]) -> pd.DataFrame:
     """Precision, recall, F1 and support per category, weakest F1 first (empty when not recorded); and what was
-    auto-accepted of it, under the :data:`AUTOMATION_COLUMNS`' names, when its records say (those of a run that
-    decided: :func:`~prodcat.evaluate.report.decided_per_class`)."""
-    table = pd.DataFrame.from_dict(metrics.get("per_class", {}), orient="index")
+    auto-accepted of it, the :data:`AUTOMATION_COLUMNS`, when its records say (those of a run that decided:
+    :func:`~prodcat.evaluate.report.decided_per_class`)."""
+    records = metrics.get("per_class", {})
+    table = pd.DataFrame.from_dict(records, orient="index")
     if table.empty:
         return pd.DataFrame(columns=["precision", "recall", "f1", "support"])
-    automation = {key: name for key, (name, _) in AUTOMATION_COLUMNS.items()} if decided_per_class(metrics) else {}
-    columns = ["precision", "recall", "f1", "support", *automation]
-    return table[columns].rename(columns=automation).sort_values("f1").rename_axis("category")
+    table = table[["precision", "recall", "f1", "support"]]
+    if decided_per_class(metrics):
+        cells = [_automation_cells(record) for record in records.values()]
+        table = table.join(pd.DataFrame(cells, index=table.index, columns=list(AUTOMATION_COLUMNS)))
+    return table.sort_values("f1").rename_axis("category")
 
 
 def per_class_automation_note(metrics: dict[str, Any]) -> str | None:
@@ -433,8 +441,8 @@ def per_class_automation_note(metrics: dict[str, Any]) -> str | None:
         )
     return (
         "What the accept-or-review decision auto-accepted of each category, on the same out-of-fold predictions as the "
-        "figures above: of its products, the share and how many, and how many of those as another category; and "
-        "how many products were auto-accepted as it, and of those how many are of another category."
+        "figures above: the percentage of its products auto-accepted, and how many of those were accepted as another "
+        "category; of the products auto-accepted as the category, how many are of another one."
     )
 
 
