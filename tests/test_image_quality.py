@@ -292,3 +292,28 @@ def test_real_photos_quality(flipkart_dir: Path) -> None:
     assert scores["error"].isna().all()
     assert (scores["blur"] > 0).all() and scores["border_ratio"].between(0, 1).all()
     assert scores["phash"].str.len().eq(16).all()
+
+
+def _framed(content: Image.Image, side: int = 500, at: tuple[int, int] | None = None) -> Image.Image:
+    """``content`` pasted on a white ``side`` x ``side`` photo (centred unless ``at``), as Rakuten frames its
+    small products."""
+    photo = Image.new("RGB", (side, side), "white")
+    left, top = at or ((side - content.width) // 2, (side - content.height) // 2)
+    photo.paste(content, (left, top))
+    return photo
+
+
+def test_small_products_on_wide_white_margins_are_compared_by_their_content(tmp_path: Path) -> None:
+    """Two different products of 60 px in the middle of 500 px of white were the same picture to the pHash and the
+    colour check of the whole photo (the margin's), so a group 'with conflicting labels' asked to relabel products
+    that only share a white frame (all 7 of Rakuten's such groups). Compared inside their border, they are two
+    pictures, and the same product in a smaller frame, off-centre, is still found a copy of the first."""
+    first, other = _textured(1, 64), _textured(2, 64)
+    frame = _catalogue(
+        tmp_path,
+        {"first": _framed(first), "other": _framed(other), "moved": _framed(first, side=400, at=(40, 300))},
+        {"first": "Toys", "other": "Books", "moved": "Toys"},
+    )
+    dups = find_duplicate_images(frame, progress=False)
+    assert sorted(dups["product_id"]) == ["first", "moved"]
+    assert not dups["labels_disagree"].any()

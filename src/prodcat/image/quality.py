@@ -4,7 +4,8 @@ Per photo, :func:`image_quality` gives a flat dict of scores; over a catalogue
 frame, :func:`quality_frame` computes them for every product in a thread pool
 (with a progress bar) and :func:`find_duplicate_images` groups products sharing
 the same photo: byte-identical files (SHA-1) and near-identical pictures
-(perceptual hash within a Hamming distance and the same colours), flagging groups whose labels disagree.
+(perceptual hash within a Hamming distance and the same colours, of the content inside the photo's white
+border), flagging groups whose labels disagree.
 ``prodcat audit`` reports these.
 """
 
@@ -100,13 +101,17 @@ def image_quality(img: Image.Image) -> dict[str, Any]:
     """All per-photo scores: ``width``, ``height`` (as stored in the file when ``img`` comes
     from :func:`~prodcat.image.decode.load_image`), ``small`` (longest side below :data:`SMALL_SIDE`),
     ``blur`` (variance of the Laplacian), ``low_detail`` (below :data:`LOW_DETAIL_THRESHOLD`),
-    ``border_ratio``, colour statistics, ``phash``, ``colour_thumbnail``."""
+    ``border_ratio``, colour statistics, ``phash`` and ``colour_thumbnail`` (both of the content inside the white
+    border, as :func:`border_box` finds it)."""
     width, height = img.info.get("original_size", img.size)
     img = _at_analysis_scale(img)  # once, and the pixels' extremes once, for every score
     rgb = np.asarray(img.convert("RGB"))
     darkest = _darkest_channel(rgb)
     box = _content_box(darkest)
     detail = _detail(rgb, box)
+    # the picture compared is the product, not its frame: two small products on wide white margins had close
+    # pHashes and colours, the margin's (Rakuten's 7 duplicate groups with conflicting labels were all such)
+    content = img.crop(box) if box is not None else img
     return {
         "width": width,
         "height": height,
@@ -115,8 +120,8 @@ def image_quality(img: Image.Image) -> dict[str, Any]:
         "low_detail": detail < LOW_DETAIL_THRESHOLD,
         "border_ratio": _border_ratio(box, darkest.shape),
         **_colour_stats(rgb, darkest),
-        "phash": perceptual_hash(img),
-        "colour_thumbnail": colour_thumbnail(img),
+        "phash": perceptual_hash(content),
+        "colour_thumbnail": colour_thumbnail(content),
     }
 
 
