@@ -33,7 +33,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "missing titles/descriptions/photos, languages, exact and near duplicate texts (and those whose\n"
             "labels conflict), HTML/entities/mojibake, unreadable photos and photo quality (blur, white\n"
             "borders, colour, duplicate photos). --labels adds the products whose category disagrees\n"
-            "confidently with cross-validated predictions (confident learning), with a suggested category."
+            "confidently with cross-validated predictions (confident learning), with a suggested category.\n"
+            "\n"
+            "The whole lists to act on, one product a row (written when they have one), beside them:\n"
+            "  input_issues.csv  rows the loader skipped or mended, missing photo files: row, product_id,\n"
+            "                    field, message\n"
+            "  photo_issues.csv  flagged photos: row, product_id, image, category, issues (unreadable,\n"
+            "                    low_detail, small, white_border, duplicate, duplicate_conflict), error, blur,\n"
+            "                    border_ratio, width, height, duplicate_group, duplicate_kind,\n"
+            "                    first_differing_level; the thresholds are in audit.json and audit.html\n"
+            "  label_issues.csv  (--labels) row, product_id, title, image, given, suggested,\n"
+            "                    first_differing_level, confidence, given_probability; most suspicious first"
         ),
         epilog=textwrap.dedent(
             """\
@@ -48,7 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_loader_arguments(parser)
     parser.add_argument(
-        "--report", required=True, type=report_dir, metavar="DIR", help="folder for audit.json and audit.html"
+        "--report", required=True, type=report_dir, metavar="DIR", help="folder of the report and its lists"
     )
     parser.add_argument(
         "--sample",

@@ -12,14 +12,16 @@
                 first text) duplicate groups, and the groups whose labels disagree
 ``markup``      products with HTML tags, HTML entities or mojibake, per field, with examples
 ``images``      photos missing or unreadable, small, low detail (blur), white borders, colour, exact and perceptual
-                duplicates (and those with conflicting labels) — from :mod:`prodcat.image.quality`
+                duplicates (and those with conflicting labels) — from :mod:`prodcat.image.quality` — with their
+                thresholds, and ``issues``: every flagged photo (:func:`~.inputs.photo_issues`)
 ``labels``      (``labels=True``) products whose given category disagrees confidently with
                 cross-validated predictions (confident learning), with the suggested category, and ``warnings``
                 (products not checked...); ``{"skipped": True, "reason": ...}`` when there are too few
                 categories or products
 
 :func:`write_audit_report` writes ``audit.json``, a self-contained ``audit.html`` (charts and thumbnails embedded
-as base64), and the whole lists the report shows the first rows of: ``input_issues.csv``, ``label_issues.csv``.
+as base64), and the whole lists the report shows the first rows of: ``input_issues.csv``, ``photo_issues.csv``,
+``label_issues.csv``.
 
 The modules: :mod:`.inputs` (class balance, text, languages, markup, photos), :mod:`.duplicates` (duplicate texts),
 :mod:`.labels` (the label audit), :mod:`.core` (:func:`audit_catalog`), :mod:`.report` (the report folder),
@@ -30,14 +32,17 @@ from prodcat.catalog.audit.command import run_audit, summary_lines
 from prodcat.catalog.audit.core import audit_catalog
 from prodcat.catalog.audit.duplicates import duplicate_stats, normalised_text
 from prodcat.catalog.audit.inputs import (
+    LARGE_BORDER,
     MAX_EXAMPLES,
     PATH_SEPARATORS,
+    PHOTO_ISSUE_COLUMNS,
     UNSPLIT_SHARE,
     class_balance,
     image_stats,
     labelled_above_subcategories,
     language_stats,
     markup_stats,
+    photo_issues,
     text_stats,
     unsplit_separator,
     written_several_ways,
@@ -53,18 +58,28 @@ from prodcat.catalog.audit.labels import (
     unchecked_products,
     unchecked_warning,
 )
-from prodcat.catalog.audit.report import AUDIT_FILES, INPUT_ISSUES_CSV, LABEL_ISSUES_CSV, thumbnail, write_audit_report
+from prodcat.catalog.audit.report import (
+    AUDIT_FILES,
+    INPUT_ISSUES_CSV,
+    LABEL_ISSUES_CSV,
+    PHOTO_ISSUES_CSV,
+    thumbnail,
+    write_audit_report,
+)
 
 __all__ = [
     "AUDIT_FILES",
     "INPUT_ISSUES_CSV",
     "LABEL_ISSUES_CSV",
     "LABEL_ISSUE_COLUMNS",
+    "LARGE_BORDER",
     "LOW_CV_ACCURACY",
     "MAX_EXAMPLES",
     "MAX_UNCHECKED_SHARE",
     "MIN_SUGGESTION_CONFIDENCE",
     "PATH_SEPARATORS",
+    "PHOTO_ISSUES_CSV",
+    "PHOTO_ISSUE_COLUMNS",
     "UNSPLIT_SHARE",
     "audit_catalog",
     "class_balance",
@@ -77,6 +92,7 @@ __all__ = [
     "language_stats",
     "markup_stats",
     "normalised_text",
+    "photo_issues",
     "run_audit",
     "summary_lines",
     "text_stats",

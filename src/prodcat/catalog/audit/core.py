@@ -65,12 +65,12 @@ def audit_catalog(
     result["languages"] = {k: v for k, v in languages.items() if k != "per_product"}
     result["duplicates"] = duplicate_stats(frame, clean, similarity, progress)
     result["markup"] = markup_stats(frame)
+    lines = [catalog.line_of(position) for position in range(len(frame))]
     if images:
-        result["images"] = image_stats(frame, progress)
+        result["images"] = image_stats(frame, progress, lines)
     else:
         has_path = frame["image"].notna()
         result["images"] = {"with_photo": int(has_path.sum()), "without_photo": int((~has_path).sum()), "skipped": True}
     if labels:
-        lines = [catalog.line_of(position) for position in range(len(frame))]
         result["labels"] = label_issues(frame, label_config, folds, progress, lines)
     return result

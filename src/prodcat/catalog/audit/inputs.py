@@ -228,9 +228,38 @@ def snippet(text: str, width: int = 160, pattern: re.Pattern[str] | None = None)
     return ("…" if start else "") + piece + ("…" if start + width < len(text) else "")
 
 
-def image_stats(frame: pd.DataFrame, progress: bool = True) -> dict[str, Any]:
-    """Photo availability, decoding failures, quality scores and duplicate photos (exact and perceptual)."""
-    from prodcat.image.quality import LOW_DETAIL_THRESHOLD, SMALL_SIDE, find_duplicate_images, quality_frame
+#: share of a photo's area outside its non-white box above which its white border is flagged
+LARGE_BORDER = 0.5
+#: the columns of photo_issues.csv: one row per product whose photo is flagged, ``issues`` naming each flag
+PHOTO_ISSUE_COLUMNS = (
+    "row",
+    "product_id",
+    "image",
+    "category",
+    "issues",
+    "error",
+    "blur",
+    "border_ratio",
+    "width",
+    "height",
+    "duplicate_group",
+    "duplicate_kind",
+    "first_differing_level",
+)
+
+
+def image_stats(frame: pd.DataFrame, progress: bool = True, lines: Sequence[int] = ()) -> dict[str, Any]:
+    """Photo availability, decoding failures, quality scores and duplicate photos (exact and perceptual), and the
+    whole list of flagged photos (``issues``, :func:`photo_issues`; ``lines``: each product's source line)."""
+    from prodcat.image.quality import (
+        COLOUR_DISTANCE,
+        COLOUR_SIDE,
+        LOW_DETAIL_THRESHOLD,
+        PHASH_DISTANCE,
+        SMALL_SIDE,
+        find_duplicate_images,
+        quality_frame,
+    )
 
     has_path = frame["image"].notna().to_numpy()
     scores = quality_frame(frame, progress=progress)
@@ -262,7 +291,8 @@ def image_stats(frame: pd.DataFrame, progress: bool = True) -> dict[str, Any]:
             "small": int(usable["small"].astype(bool).sum()),
             "blur": _score_stats(usable["blur"]),
             "border_ratio": _score_stats(border, top=1.0),
-            "large_white_border": int((border > 0.5).sum()),
+            "large_white_border_threshold": LARGE_BORDER,
+            "large_white_border": int((border > LARGE_BORDER).sum()),
             "size": {
                 "median_width": float(usable["width"].median()),
                 "median_height": float(usable["height"].median()),
@@ -276,9 +306,72 @@ def image_stats(frame: pd.DataFrame, progress: bool = True) -> dict[str, Any]:
             "least_detailed": _examples(frame, usable.nsmallest(8, "blur"), "blur"),
             "largest_borders": _examples(frame, usable.nlargest(8, "border_ratio"), "border_ratio"),
         }
-        duplicates = find_duplicate_images(frame, qualities=scores, progress=progress)
-        out["duplicates"] = _image_duplicate_report(frame, duplicates)
+    duplicates = find_duplicate_images(frame, qualities=scores, progress=progress)
+    if len(usable):
+        out["duplicates"] = _image_duplicate_report(frame, duplicates) | {
+            "phash_distance": PHASH_DISTANCE,
+            "colour_distance": COLOUR_DISTANCE,
+            "colour_grid": COLOUR_SIDE,
+        }
+    out["issues"] = photo_issues(frame, scores, duplicates, lines)
     return out
+
+
+def photo_issues(
+    frame: pd.DataFrame, scores: pd.DataFrame, duplicates: pd.DataFrame, lines: Sequence[int] = ()
+) -> list[dict[str, Any]]:
+    """Every product whose photo is flagged, in the catalogue's order, as records of :data:`PHOTO_ISSUE_COLUMNS`.
+
+    ``issues`` names its flags, separated by spaces: ``unreadable`` (``error`` says why), ``low_detail``, ``small``,
+    ``white_border`` (``border_ratio`` over :data:`LARGE_BORDER`), ``duplicate`` and ``duplicate_conflict`` (in a
+    group whose labels differ, from ``first_differing_level`` on); the scores and the group beside them, to sort and
+    filter on. ``scores`` are :func:`~prodcat.image.quality.quality_frame`'s (same index as ``frame``),
+    ``duplicates`` :func:`~prodcat.image.quality.find_duplicate_images`', ``lines`` each product's source line."""
+    # no usable photo at all: quality_frame has no score column
+    scores = scores.reindex(columns=scores.columns.union(["low_detail", "small", *_SCORE_COLUMNS], sort=False))
+    usable = scores["error"].isna().to_numpy()
+    # ids are unique in a loaded catalogue (a repeat is renamed id~2); a frame repeating one takes its first group
+    group = duplicates.drop_duplicates("product_id").set_index("product_id").reindex(frame["product_id"].astype(str))
+    in_group = group["group"].notna().to_numpy()
+    flags = {
+        "unreadable": frame["image"].notna().to_numpy() & ~usable,
+        "low_detail": usable & (scores["low_detail"] == True).to_numpy(),  # noqa: E712 (NaN where unscored)
+        "small": usable & (scores["small"] == True).to_numpy(),  # noqa: E712
+        "white_border": usable & (scores["border_ratio"] > LARGE_BORDER).to_numpy(),
+        "duplicate": in_group,
+        "duplicate_conflict": in_group & (group["conflict_level"] > 0).to_numpy(),
+    }
+    table = pd.DataFrame(
+        {
+            "row": list(lines) if lines else np.arange(1, len(frame) + 1),
+            "product_id": frame["product_id"].astype(str).to_numpy(),
+            "image": frame["image"].to_numpy(),
+            "category": frame["category"].to_numpy(),
+            "issues": [" ".join(name for name, found in flags.items() if found[i]) for i in range(len(frame))],
+            "error": scores["error"].where(~usable).to_numpy(),
+            **{column: scores[column].to_numpy() for column in _SCORE_COLUMNS},
+            "duplicate_group": group["group"].to_numpy(),
+            "duplicate_kind": group["kind"].to_numpy(),
+            "first_differing_level": group["conflict_level"].where(group["conflict_level"] > 0).to_numpy(),
+        },
+        columns=list(PHOTO_ISSUE_COLUMNS),
+    )
+    flagged = photo_issue_frame(table[table["issues"] != ""])
+    return [
+        {key: None if pd.isna(value) else value for key, value in row.items()} for row in flagged.to_dict("records")
+    ]
+
+
+def photo_issue_frame(records: pd.DataFrame | list[dict[str, Any]]) -> pd.DataFrame:
+    """:func:`photo_issues`' records as a table of :data:`PHOTO_ISSUE_COLUMNS`, its whole numbers written as such
+    (a missing one made the column float: a width of ``534.0``)."""
+    table = pd.DataFrame(records, columns=list(PHOTO_ISSUE_COLUMNS))
+    return table.astype(dict.fromkeys(_WHOLE_NUMBERS, "Int64"))
+
+
+#: the photo scores photo_issues.csv gives, and its columns of whole numbers (NaN read as a float otherwise)
+_SCORE_COLUMNS = ("blur", "border_ratio", "width", "height")
+_WHOLE_NUMBERS = ("width", "height", "duplicate_group", "first_differing_level")
 
 
 def _examples(frame: pd.DataFrame, rows: pd.DataFrame, score: str) -> list[dict[str, Any]]:

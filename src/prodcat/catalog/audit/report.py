@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from prodcat.catalog.audit.inputs import photo_issue_frame
 from prodcat.catalog.audit.labels import LABEL_ISSUE_COLUMNS
 from prodcat.catalog.schema import RowIssue
 from prodcat.figures import figure_data_uri, figure_fonts
@@ -27,18 +28,22 @@ if TYPE_CHECKING:
 #: the whole lists of the report folder, beside audit.json and audit.html
 INPUT_ISSUES_CSV = "input_issues.csv"
 LABEL_ISSUES_CSV = "label_issues.csv"
+PHOTO_ISSUES_CSV = "photo_issues.csv"
+#: the lists written when they have rows, removed otherwise (a folder would keep another run's)
+_LISTS = (INPUT_ISSUES_CSV, PHOTO_ISSUES_CSV, LABEL_ISSUES_CSV)
 #: the files an audit writes or removes in its report folder
-AUDIT_FILES = ("audit.json", "audit.html", INPUT_ISSUES_CSV, LABEL_ISSUES_CSV)
+AUDIT_FILES = ("audit.json", "audit.html", *_LISTS)
 
 
 def write_audit_report(result: dict[str, Any], out_dir: str | Path, issues: Sequence[RowIssue] = ()) -> list[Path]:
     """Write ``audit.json`` and the self-contained ``audit.html`` in ``out_dir``, and the lists to act on, whole
-    (the report shows their first rows): ``input_issues.csv``, the loader ``issues``, and ``label_issues.csv``,
-    the suspected mislabels, most suspicious first. Return the paths written (JSON, HTML, then the CSVs). A list
+    (the report shows their first rows): ``input_issues.csv``, the loader ``issues``, ``photo_issues.csv``, the
+    flagged photos (:func:`~prodcat.catalog.audit.inputs.photo_issues`), and ``label_issues.csv``, the suspected
+    mislabels, most suspicious first. Return the paths written (JSON, HTML, then the CSVs). A list
     with nothing to hold is removed: the folder would keep another run's. Written whole or not at all
     (:func:`~prodcat.files.written_together`): a failure or Ctrl-C while writing leaves an earlier report whole."""
     folder = Path(out_dir)
-    with written_together(folder, (INPUT_ISSUES_CSV, LABEL_ISSUES_CSV)) as staging:
+    with written_together(folder, _LISTS) as staging:
         names = _write_audit_files(result, staging, issues)
     return [folder / name for name in names]
 
@@ -52,6 +57,9 @@ def _write_audit_files(result: dict[str, Any], out_dir: Path, issues: Sequence[R
     if issues:
         write_issues(issues, out_dir / INPUT_ISSUES_CSV)
         written.append(INPUT_ISSUES_CSV)
+    if photos := result.get("images", {}).get("issues"):
+        write_csv(out_dir / PHOTO_ISSUES_CSV, photo_issue_frame(photos))
+        written.append(PHOTO_ISSUES_CSV)
     labels = result.get("labels")
     if labels and not labels.get("skipped"):
         write_csv(out_dir / LABEL_ISSUES_CSV, pd.DataFrame(labels["issues"], columns=list(LABEL_ISSUE_COLUMNS)))
