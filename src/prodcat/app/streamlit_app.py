@@ -622,12 +622,15 @@ def _label_noise_section(table: pd.DataFrame, threshold: float) -> None:
     st.dataframe(views.confusion_table(table))
     st.subheader("Confident disagreements (label-noise candidates)")
     # the threshold itself, not a rounding below it: by default, the disagreements the model would auto-accept (none
-    # for a model that auto-accepts nothing, whose threshold lies just above 1, past the slider's end)
-    st.session_state.setdefault("noise_confidence", min(threshold, 1.0))  # a kept widget takes no default value
+    # for a model that auto-accepts nothing, whose threshold lies just above 1, past the slider's end), and those the
+    # table auto-accepted below it (a cv table's folds each decided at its own threshold)
+    default = views.least_confidence_auto_accepted(table, threshold)
+    st.session_state.setdefault("noise_confidence", default)  # a kept widget takes no default value
     min_confidence = st.slider("Least confidence", 0.0, 1.0, step=0.01, format="%.3f", key="noise_confidence")
     noise = views.confident_disagreements(table, min_confidence)
     shown = views.with_photos(noise.head(NOISE_ROWS), thumbnail, PREDICTION_COLUMNS)
-    st.caption(views.disagreements_caption(len(noise), NOISE_ROWS, photos=bool(shown["photo"].notna().any())))
+    photos, auto = bool(shown["photo"].notna().any()), int((noise["decision"] == "auto").sum())
+    st.caption(views.disagreements_caption(len(noise), NOISE_ROWS, photos=photos, auto=auto))
     photo_table(shown)
 
 

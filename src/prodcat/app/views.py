@@ -911,17 +911,31 @@ def confident_disagreements(table: pd.DataFrame, min_confidence: float) -> pd.Da
     return wrong.sort_values("confidence", ascending=False)
 
 
-def disagreements_caption(count: int, listed: int, photos: bool) -> str:
-    """What is said above the ``count`` confident disagreements, of which the ``listed`` most confident are shown;
-    ``photos``: whether one of those shown has a photo (none has, in a catalogue without photos or without one)."""
+def least_confidence_auto_accepted(table: pd.DataFrame, threshold: float) -> float:
+    """The least confidence from which every disagreement ``table`` auto-accepted is a label-noise candidate (the
+    Predictions page's default): the model's ``threshold``, or lower where the table auto-accepted a product below it
+    (a ``prodcat cv`` table, each fold deciding at its own; another model's); at most 1 (a model that auto-accepts
+    nothing has a threshold just above it)."""
+    auto = table.loc[table["decision"] == "auto", "confidence"].dropna()
+    return float(min(threshold, auto.min() if len(auto) else threshold, 1.0))
+
+
+def disagreements_caption(count: int, listed: int, photos: bool, auto: int = 0) -> str:
+    """What is said above the ``count`` confident disagreements, of which the ``listed`` most confident are shown and
+    ``auto`` were auto-accepted (the errors no one would have reviewed); ``photos``: whether one of those shown has a
+    photo (none has, in a catalogue without photos or without one)."""
     if not count:
         return "None: no labelled product is predicted as another category with at least this confidence."
     if count == 1:
-        return "1 product, with its photo." if photos else "1 product."
+        return ("1 product, with its photo" if photos else "1 product") + (
+            "; auto-accepted." if auto else "; left for review."
+        )
     their_photo = " with their photo" if photos else ""
     if count <= listed:
-        return f"{count:,} products, most confident first{',' if photos else ''}{their_photo}."
-    return f"{count:,} products; the {listed:,} most confident{their_photo or ' listed'}."
+        said = f"{count:,} products, most confident first{',' if photos else ''}{their_photo}"
+    else:
+        said = f"{count:,} products; the {listed:,} most confident{their_photo or ' listed'}"
+    return f"{said}; {'all' if auto == count else 'none' if not auto else f'{auto:,}'} of them auto-accepted."
 
 
 def catalogue_warnings(table: pd.DataFrame, frame: pd.DataFrame, labels: Sequence[str] | None) -> list[str]:
