@@ -178,21 +178,25 @@ def test_train_refuses_a_bundle_folder_it_could_not_replace_before_training(tmp_
 
 def test_a_bundle_of_another_format_says_whether_to_upgrade_or_retrain(tmp_path):
     """A bundle of a newer format was refused with 'retrain with this version' alone: the bundle is fine, this
-    prodcat is the older one."""
+    prodcat is the older one. One of format 4 is read (its PlattSVC unpickles into this format's: test_models)."""
+    assert FORMAT_VERSION == 5, "a new format: say whether this one reads bundles of format 4 and 5 still"
     bundle = save_bundle({"w": 1}, tmp_path / "m", config={}, labels=["a"])
     manifest = json.loads((bundle / "manifest.json").read_text())
     for version, message in (
         (
-            FORMAT_VERSION + 1,
-            f"format {FORMAT_VERSION + 1} (a newer prodcat wrote it); this prodcat reads format "
-            f"{FORMAT_VERSION} — upgrade prodcat to read it, or retrain with this version",
+            6,
+            "format 6 (a newer prodcat wrote it); this prodcat reads formats 4 and 5 — upgrade prodcat to read it, "
+            "or retrain with this version",
         ),
-        (FORMAT_VERSION - 1, f"format {FORMAT_VERSION - 1}; this prodcat reads format {FORMAT_VERSION} — retrain with"),
+        (3, "format 3; this prodcat reads formats 4 and 5 — retrain with this version"),
+        (None, "format None; this prodcat reads formats 4 and 5 — retrain with this version"),
     ):
         (bundle / "manifest.json").write_text(json.dumps(manifest | {"format_version": version}))
         with pytest.raises(BundleError) as refused:
             load_bundle(bundle)
         assert message in str(refused.value)
+    (bundle / "manifest.json").write_text(json.dumps(manifest | {"format_version": 4}))
+    assert load_bundle(bundle) == ({"w": 1}, manifest | {"format_version": 4})
 
 
 class _Renamed:

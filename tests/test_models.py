@@ -16,6 +16,7 @@ import pytest
 import scipy.sparse as sp
 from PIL import Image
 from pydantic import ValidationError
+from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics.pairwise import rbf_kernel
@@ -486,6 +487,32 @@ def test_platt_svc_reads_sparse_rows_as_svc_does(
     assert model.gamma_ == pytest.approx(libsvm._gamma)
     np.testing.assert_allclose(model.predict_proba(X[60:]), libsvm.predict_proba(X[60:]), atol=1e-9)
     np.testing.assert_array_equal(model.predict(X[60:]), libsvm.predict(X[60:]))
+
+
+class _PlattSVCOfFormat4(SVC):
+    """PlattSVC as bundles of format 4 pickled it: an ``SVC(probability=True)`` itself, its state SVC's, pickled under
+    the name of PlattSVC (made as pickle makes an object of that class, then given that state)."""
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        return PlattSVC.__new__, (PlattSVC,), self.__getstate__()
+
+
+def test_a_platt_svc_of_a_format_4_bundle_unpickles_and_answers_as_it_did() -> None:
+    """Format 5 made PlattSVC hold an SVC on a precomputed kernel (svc_), where it was an SVC itself: a format-4
+    image head unpickled without svc_ and every bundle of format 4 was refused ('retrain with this version'). It
+    unpickles now holding that SVC, scoring rows on its own RBF kernel: the same probabilities and votes, a clone
+    of the same parameters, and pickled again it is a PlattSVC of this format."""
+    X, y = _three_blobs(30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # probability=True, deprecated in scikit-learn 1.9
+        old = _PlattSVCOfFormat4(C=30.0, class_weight="balanced", probability=True, random_state=0).fit(X[:60], y[:60])
+    model = pickle.loads(pickle.dumps(old))
+    assert type(model) is PlattSVC
+    np.testing.assert_array_equal(model.predict_proba(X[60:]), old.predict_proba(X[60:]))
+    np.testing.assert_array_equal(model.predict(X[60:]), old.predict(X[60:]))
+    np.testing.assert_array_equal(model.classes_, ["a", "b", "c"])
+    assert clone(model).get_params() == {"C": 30.0, "class_weight": "balanced", "random_state": 0}
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict_proba(X[60:]), old.predict_proba(X[60:]))
 
 
 def test_head_scale_options():

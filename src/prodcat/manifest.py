@@ -17,8 +17,11 @@ from prodcat.formatting import count_text, counted
 #: 2: early fusion keeps one model per modality group (`early_heads_`); 3: the one of a group read by a
 #: single head is that head; 4: the TF-IDF extractor has a title block (`title_weight`), which a pickled
 #: older extractor lacks; 5: the image head's `PlattSVC` holds an SVC on a precomputed kernel (`svc_`), where
-#: it was an SVC itself; older bundles are refused
+#: it was an SVC itself
 FORMAT_VERSION = 5
+#: the formats read: the format written, and 4, whose bundles differ only by the image head's PlattSVC, which
+#: unpickles into the one of format 5 (:meth:`prodcat.models.heads.PlattSVC.__setstate__`); older ones are refused
+READ_FORMATS = (4, FORMAT_VERSION)
 MANIFEST = "manifest.json"
 
 
@@ -34,7 +37,7 @@ def sha256_file(path: Path) -> str:
 def read_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The manifest of the bundle in ``bundle_dir``, its files not checked (:func:`verify_bundle` does). Raises
     :class:`BundleError` saying why when there is none (a file or no folder given), it is no JSON object with a
-    ``files`` object, or its ``format_version`` is not :data:`FORMAT_VERSION`."""
+    ``files`` object, or its ``format_version`` is none of :data:`READ_FORMATS`."""
     path = Path(bundle_dir) / MANIFEST
     if not path.is_file():
         # a bundle's file (MODEL/model.joblib) given for the bundle, or a mistyped folder: said as such
@@ -55,13 +58,13 @@ def read_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files", {}), dict):
         raise BundleError(f"{path} is not a prodcat manifest (a JSON object with a 'files' object); retrain it")
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READ_FORMATS:
         # a newer format is no fault of the bundle: the reader is the one to update
         newer = isinstance(version, int) and version > FORMAT_VERSION
         cure = "upgrade prodcat to read it, or retrain with this version" if newer else "retrain with this version"
         raise BundleError(
             f"{bundle_dir} has bundle format {version!r}{' (a newer prodcat wrote it)' if newer else ''}; "
-            f"this prodcat reads format {FORMAT_VERSION} — {cure}"
+            f"this prodcat reads formats {' and '.join(map(str, READ_FORMATS))} — {cure}"
         )
     return manifest
 

@@ -106,6 +106,25 @@ class PlattSVC(AddedParametersDefaulted, ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.random_state = random_state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled, a PlattSVC of a bundle of format 4, when it was an ``SVC(probability=True)`` itself (its state
+        SVC's, with no ``svc_``), holds that SVC as ``svc_``, scoring rows on its own RBF kernel as it did: the
+        same probabilities and votes."""
+        if "svc_" not in state and "support_" in state:
+            svc = SVC.__new__(SVC)
+            svc.__setstate__(dict(state))
+            state = {
+                "C": svc.C,
+                "class_weight": svc.class_weight,
+                "random_state": svc.random_state,
+                "svc_": svc,
+                "gamma_": svc._gamma,
+                "support_vectors_": None,  # libsvm computes the kernel, as above MAX_KERNEL_ROWS
+                "classes_": svc.classes_,
+                **{name: state[name] for name in ("n_features_in_", "_sklearn_version") if name in state},
+            }
+        super().__setstate__(state)
+
     def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True  # as SVC's: a head of sparse features may be configured with it
