@@ -547,6 +547,23 @@ def test_the_per_category_table_says_what_was_auto_accepted_of_each_category_as_
     )
 
 
+def test_the_model_page_says_how_sure_the_precision_among_the_auto_accepted_is_as_the_reports_do(
+    app, flipkart_bundle, manifest
+):
+    """'precision among auto-accepted 0.989' alone, where `prodcat train` printed 'auto errors 9 of 812 wrong; the
+    precision's 95% interval 0.9791-0.9942' and the reports say it too: the manager deciding on automation saw
+    neither how many errors nor how uncertain the figure is."""
+    decision = manifest["metrics"]["decision"]
+    test = go_to(app(str(flipkart_bundle)), "Model")
+    interval = f"{decision['auto_precision_low']:.3f}–{decision['auto_precision_high']:.3f}"
+    said = f"Precision among auto-accepted: {decision['n_auto_wrong']} of {decision['n_auto']} wrong; 95% interval "
+    assert said + f"{interval}." in [c.value for c in test.caption], [c.value for c in test.caption]
+    assert decision["n_auto"] > 0 and decision["auto_precision_low"] < decision["auto_precision_high"]
+    # a bundle trained before the interval was recorded (models/demo), or one accepting nothing: nothing to say
+    for recorded in ({"threshold": 0.9, "automation_rate": 0.9, "auto_precision": 0.99, "n_auto": 9}, {}):
+        assert views.auto_precision_caption({"decision": recorded}) is None
+
+
 def test_a_bundle_whose_per_category_records_predate_what_was_auto_accepted_is_said_to_lack_it(
     tiny_training, monkeypatch, tmp_path
 ):

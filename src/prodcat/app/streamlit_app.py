@@ -302,17 +302,10 @@ def model_page(manifest: dict[str, Any]) -> None:
         st.dataframe(levels.round(4))
 
     if metrics.get("decision") or metrics.get("calibration"):
-        st.subheader("Decision and calibration")
-        for column, (label, value) in zip(st.columns(4), views.decision_metrics(metrics).items(), strict=True):
-            column.metric(label, value)
-
+        decision_section(metrics)
     per_class = views.per_class_table(metrics)
     if not per_class.empty:
-        st.subheader("Per category")
-        category_bars(per_class["f1"], "F1", unit=True)  # weakest first
-        if note := views.per_class_automation_note(metrics):
-            st.caption(note)
-        st.dataframe(per_class.round(4), column_config=AUTOMATION_COLUMN_CONFIG)
+        per_category_section(metrics, per_class)
 
     reliability = views.reliability_table(metrics)
     if not reliability.empty:
@@ -330,6 +323,25 @@ def model_page(manifest: dict[str, Any]) -> None:
         st.json(manifest.get("config", {}))
     with st.expander("Library versions"):
         st.json(manifest.get("libraries", {}))
+
+
+def decision_section(metrics: dict[str, Any]) -> None:
+    """The Model page's decision threshold, automation rate, precision among the auto-accepted (how sure it is,
+    as the reports say it) and ECE."""
+    st.subheader("Decision and calibration")
+    for column, (label, value) in zip(st.columns(4), views.decision_metrics(metrics).items(), strict=True):
+        column.metric(label, value)
+    if sure := views.auto_precision_caption(metrics):
+        st.caption(sure)
+
+
+def per_category_section(metrics: dict[str, Any], per_class: pd.DataFrame) -> None:
+    """The Model page's F1 per category, and its table (:func:`views.per_class_table`)."""
+    st.subheader("Per category")
+    category_bars(per_class["f1"], "F1", unit=True)  # weakest first
+    if note := views.per_class_automation_note(metrics):
+        st.caption(note)
+    st.dataframe(per_class.round(4), column_config=AUTOMATION_COLUMN_CONFIG)
 
 
 #: the photo last submitted on the Predict page, ``(name, bytes)``: one per session, of at most the uploader's limit

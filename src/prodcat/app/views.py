@@ -48,7 +48,7 @@ from prodcat.evaluate.labelled import (
     products_in_training,
     unknown_categories_warning,
 )
-from prodcat.evaluate.report import decided_per_class, interval_text
+from prodcat.evaluate.report import auto_precision_note, decided_per_class, interval_text
 from prodcat.formatting import count_text, counted
 from prodcat.image.decode import ImageDecodeError, ImageSource, load_image
 from prodcat.manifest import feedback_text
@@ -504,6 +504,15 @@ def decision_metrics(metrics: dict[str, Any]) -> dict[str, str]:
         "ECE (0 = calibrated)": ((metrics.get("calibration") or {}).get("ece"), "{:.3f}"),
     }
     return {label: "–" if value is None else form.format(value) for label, (value, form) in figures.items()}
+
+
+def auto_precision_caption(metrics: dict[str, Any]) -> str | None:
+    """How sure the precision among the auto-accepted is, in the words of the reports and the command line
+    (:func:`~prodcat.evaluate.report.auto_precision_note`): ``Precision among auto-accepted: 9 of 812 wrong; 95%
+    interval 0.979–0.994.``; ``None`` when the bundle records no interval (none accepted, or trained before it
+    was recorded)."""
+    note = auto_precision_note(metrics.get("decision") or {})
+    return f"Precision among auto-accepted: {note}." if note else None
 
 
 def reliability_table(metrics: dict[str, Any]) -> pd.DataFrame:
