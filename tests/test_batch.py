@@ -1951,6 +1951,52 @@ def test_cli_says_a_full_disk_keeps_the_finished_chunks(tiny_training, tmp_path,
     assert pd.read_csv(out)["product_id"].tolist() == tiny_training.unseen["product_id"].tolist()
 
 
+def test_a_disk_too_full_for_the_csv_says_its_size_and_that_every_chunk_is_scored(
+    tiny_training, tmp_path, monkeypatch, capsys
+):
+    """A disk with room for the parts but not for the CSV they are joined into (1M products: 150 MB of parts, a
+    368 MB CSV) failed after the whole run with 'cannot write the predictions: No space left on device ... run the
+    same command to resume', which scored nothing and failed the same way again. Now it says that every chunk is
+    scored, the CSV's estimated size and the room there; once there is room, the same command writes it."""
+    import errno
+    import io
+    import os
+
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    whole = tmp_path / "whole.csv"
+    out = tmp_path / "preds.csv"
+    assert main(["predict", str(tiny_training.bundle), str(data), "--out", str(whole), "--chunk-size", "4"]) == 0
+    real_write, room = job.write_atomically, whole.stat().st_size // 2
+
+    class FullDisk(io.StringIO):
+        def write(self, text: str) -> int:
+            if self.tell() + len(text) > room:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return super().write(text)
+
+    def no_room_for_the_csv(path, write, mode="wb"):
+        if path == out:
+            write(FullDisk())
+        real_write(path, write, mode)
+
+    monkeypatch.setattr(job, "write_atomically", no_room_for_the_csv)
+    monkeypatch.setattr(job.shutil, "disk_usage", lambda path: SimpleNamespace(free=1234))
+    command = ["predict", str(tiny_training.bundle), str(data), "--out", str(out), "--chunk-size", "4"]
+    capsys.readouterr()
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    said = re.search(r"the CSV needs about ([\d.]+) kB beside their parts \(1\.23 kB free there now\)", err)
+    assert said, err
+    assert f"error: cannot write {out}: No space left on device. Every chunk is scored, but" in err
+    assert abs(float(said.group(1)) * 1000 - whole.stat().st_size) < 0.25 * whole.stat().st_size
+    assert not out.exists()
+    monkeypatch.undo()
+    assert main(command) == 0
+    assert "; 12 from the interrupted run" in capsys.readouterr().out
+    assert out.read_bytes() == whole.read_bytes()
+
+
 @pytest.mark.parametrize("name", ["preds.parquet", "preds.csv.gz", "preds.xlsx", "preds.json", "preds.tsv"])
 def test_an_output_named_like_another_format_is_refused_before_any_work(tmp_path, capsys, name):
     """--out preds.parquet wrote CSV text under a Parquet name (read_parquet then failed: 'Parquet magic bytes

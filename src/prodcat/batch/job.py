@@ -25,6 +25,7 @@ a run is refused).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -297,21 +298,56 @@ def _open_work_dir(work_dir: Path, state: RunState, restart: bool, frame: pd.Dat
 
 def _write_output(work_dir: Path, n_chunks: int, out: Path) -> tuple[int, int]:
     """Concatenate the parts in input order into ``out`` (CSV), one part in memory at a time; returns the
-    numbers of auto-accepted and of failed products."""
+    numbers of auto-accepted and of failed products. A disk too full for the CSV (every chunk scored, the parts
+    beside it) is :func:`_no_room_for_the_output`."""
     auto = errors = 0
+    #: bytes of CSV text rendered so far, and of how many chunks: the CSV's size, estimated if the disk fills up
+    rendered = chunks_rendered = 0
 
     def write(handle: IO[Any]) -> None:
-        nonlocal auto, errors
+        nonlocal auto, errors, rendered, chunks_rendered
         if n_chunks == 0:
             handle.write(csv_text(pd.DataFrame(columns=list(OUTPUT_COLUMNS))))
         for index in range(n_chunks):
             table = pd.read_parquet(part_path(work_dir, index))
             auto += int((table["decision"] == "auto").sum())
             errors += int((table["error"].fillna("") != "").sum())
-            handle.write(csv_text(table, header=index == 0))
+            text = csv_text(table, header=index == 0)
+            rendered += len(text.encode("utf-8"))
+            chunks_rendered += 1
+            handle.write(text)
 
-    write_atomically(out, write, mode="w")
+    try:
+        write_atomically(out, write, mode="w")
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not chunks_rendered:
+            raise
+        raise _no_room_for_the_output(out, exc, rendered * n_chunks // chunks_rendered) from exc
     return auto, errors
+
+
+def _no_room_for_the_output(out: Path, exc: OSError, size: int) -> BatchError:
+    """The error of a disk that filled up as the scored chunks were written into the CSV ``out`` of about ``size``
+    bytes. The same command fails again there until room is made, after a whole night of scoring each time: said
+    with the CSV's size and the room there, not as a disk that filled up mid-run."""
+    try:
+        free = f"{_size_text(shutil.disk_usage(out.parent).free)} free there now"
+    except OSError:
+        free = "the free space there unknown"
+    return BatchError(
+        f"cannot write {out}: {exc.strerror or exc}. Every chunk is scored, but the CSV needs about "
+        f"{_size_text(size)} beside their parts ({free}): make room, then run the same command, which writes it "
+        "without scoring again"
+    )
+
+
+def _size_text(size: float) -> str:
+    """A size in bytes as a person reads it, to three figures: ``812 bytes``, ``36.8 MB``, ``1.2 GB``."""
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if size < 999.5:
+            return f"{size:.3g} {unit}"
+        size /= 1000
+    return f"{size:,.3g} TB"
 
 
 @dataclass(frozen=True)
