@@ -117,7 +117,7 @@ def test_rakuten_audit(rakuten_dir: Path, tmp_path: Path) -> None:
     levels = result["classes"]["levels"]
     # PC Video Games (2905) sits under Video Games (40): level 2 merges them, the full path keeps 27
     assert [levels[k]["n_classes"] for k in ("1", "2", "3")] == [7, 26, 27]
-    json_path, html_path = write_audit_report(result, tmp_path)
+    json_path, html_path = write_audit_report(result, tmp_path)[:2]  # the lists after them
     assert json.loads(json_path.read_text())["summary"]["labelled"] == 3490
     html = html_path.read_text()
     assert "Books &gt; Magazines" in html and html.count("data:image/png;base64,") >= 3
@@ -138,7 +138,7 @@ def test_flipkart_audit_with_photos(flipkart_dir: Path, tmp_path: Path) -> None:
     quality = images["quality"]
     assert 0 < quality["low_detail"] < images["usable"] and quality["size"]["max_side"] == 640
     assert result["text"]["description"]["missing"] == 0
-    _, html_path = write_audit_report(result, tmp_path)
+    html_path = write_audit_report(result, tmp_path)[1]
     html = html_path.read_text()
     assert "Duplicate photos" in html and "data:image/jpeg;base64," in html  # thumbnails
 
@@ -162,7 +162,7 @@ def test_category_names_with_dollars_are_charted_as_written(tmp_path: Path) -> N
     catalog = small_catalog(tmp_path)
     catalog.frame["category"] = ["Save $\\frac$ now", "Mugs $5-$10"] * 4
     result = audit_catalog(catalog, images=False, progress=False)
-    _, html_path = write_audit_report(result, tmp_path / "report")
+    html_path = write_audit_report(result, tmp_path / "report")[1]
     assert html_path.read_text().count("data:image/png;base64,") >= 1
 
 
@@ -1081,14 +1081,15 @@ def test_photo_issues_csv_lists_every_flagged_photo_with_its_row(tmp_path: Path)
 def test_audit_help_names_every_column_of_its_lists(capsys: pytest.CaptureFixture[str]) -> None:
     """`prodcat audit --help` said it writes audit.json and audit.html; the lists to act on, and their columns,
     were named nowhere but in the code."""
-    from prodcat.catalog.audit import LABEL_ISSUE_COLUMNS, PHOTO_ISSUE_COLUMNS
+    from prodcat.catalog.audit import LABEL_ISSUE_COLUMNS, PHOTO_ISSUE_COLUMNS, TEXT_DUPLICATE_COLUMNS
     from prodcat.catalog.schema import ISSUE_COLUMNS
 
     with pytest.raises(SystemExit):
         main(["audit", "--help"])
     words = set(re.findall(r"[\w.]+", capsys.readouterr().out))
-    assert {"input_issues.csv", "photo_issues.csv", "label_issues.csv"} <= words
+    assert {"input_issues.csv", "text_duplicates.csv", "photo_issues.csv", "label_issues.csv"} <= words
     assert set(PHOTO_ISSUE_COLUMNS) | set(LABEL_ISSUE_COLUMNS) | set(ISSUE_COLUMNS) <= words
+    assert set(TEXT_DUPLICATE_COLUMNS) <= words
 
 
 def test_low_detail_photos_say_how_many_are_small(tmp_path: Path) -> None:
@@ -1109,3 +1110,25 @@ def test_low_detail_photos_say_how_many_are_small(tmp_path: Path) -> None:
     assert (quality["low_detail"], quality["low_detail_small"], quality["small"]) == (2, 1, 1)
     html = " ".join(re.sub(r"<[^>]+>", " ", (tmp_path / "r" / "audit.html").read_text()).split())
     assert "2 (1 of them small: scored enlarged to 512 px, which blurs them)" in html
+
+
+def test_text_duplicates_csv_lists_every_product_of_every_group(tmp_path: Path) -> None:
+    """The report named the 10 largest duplicate text groups and 50 conflicting ones, their first 20 products each:
+    fashion's 448 exact groups (1,119 products) could not be acted on from it. text_duplicates.csv lists every
+    member, with its source line, group, and the level from which the group's labels differ."""
+    path = tmp_path / "shop.csv"
+    catalog = small_catalog(tmp_path).frame.drop(columns="image")
+    pd.concat([catalog, catalog.iloc[[4]].assign(product_id="p9")]).to_csv(path, index=False)  # p5's text again
+    assert main(["audit", str(path), "--report", str(tmp_path / "r"), "--no-images"]) == 0
+    table = pd.read_csv(tmp_path / "r" / "text_duplicates.csv")
+    audit = json.loads((tmp_path / "r" / "audit.json").read_text())["duplicates"]
+    assert len(table) == audit["exact"]["products"] + audit["near"]["products"] == 5
+    by_id = table.set_index("product_id")
+    assert (
+        by_id.loc[["p1", "p2", "p3"], "group"].nunique() == 1
+        and (by_id.loc[["p1", "p2", "p3"], "group_size"] == 3).all()
+    )
+    assert (by_id.loc[["p1", "p2", "p3"], "first_differing_level"] == 1).all()
+    assert by_id.loc[["p5", "p9"], "first_differing_level"].isna().all() and (table["kind"] == "exact").all()
+    assert by_id.loc[["p1", "p2", "p3", "p5", "p9"], "row"].tolist() == [2, 3, 4, 6, 10]  # the CSV's lines
+    assert by_id.loc["p9", "text"].startswith("Cotton bath towel set of three")

@@ -38,6 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "The whole lists to act on, one product a row (written when they have one), beside them:\n"
             "  input_issues.csv  rows the loader skipped or mended, missing photo files: row, product_id,\n"
             "                    field, message\n"
+            "  text_duplicates.csv  every product of a duplicate text group: row, product_id, category, kind\n"
+            "                    (exact, near), group, group_size, first_differing_level (its labels'), text\n"
             "  photo_issues.csv  flagged photos: row, product_id, image, category, issues (unreadable,\n"
             "                    low_detail, small, white_border, duplicate, duplicate_conflict), error, blur,\n"
             "                    border_ratio, width, height, duplicate_group, duplicate_kind,\n"

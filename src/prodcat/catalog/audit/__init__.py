@@ -9,7 +9,8 @@
                 neither text nor photo
 ``languages``   detected language of each product's text
 ``duplicates``  exact (same normalised text) and near (TF-IDF cosine >= threshold to the group's
-                first text) duplicate groups, and the groups whose labels disagree
+                first text) duplicate groups, the groups whose labels disagree, and ``members``: every product of
+                every group (:func:`~.duplicates.duplicate_members`)
 ``markup``      products with HTML tags, HTML entities or mojibake, per field, with examples
 ``images``      photos missing or unreadable, small, low detail (blur), white borders, colour, exact and perceptual
                 duplicates (and those with conflicting labels) — from :mod:`prodcat.image.quality` — with their
@@ -20,8 +21,8 @@
                 categories or products
 
 :func:`write_audit_report` writes ``audit.json``, a self-contained ``audit.html`` (charts and thumbnails embedded
-as base64), and the whole lists the report shows the first rows of: ``input_issues.csv``, ``photo_issues.csv``,
-``label_issues.csv``.
+as base64), and the whole lists the report shows the first rows of: ``input_issues.csv``, ``text_duplicates.csv``,
+``photo_issues.csv``, ``label_issues.csv``.
 
 The modules: :mod:`.inputs` (class balance, text, languages, markup, photos), :mod:`.duplicates` (duplicate texts),
 :mod:`.labels` (the label audit), :mod:`.core` (:func:`audit_catalog`), :mod:`.report` (the report folder),
@@ -30,7 +31,7 @@ The modules: :mod:`.inputs` (class balance, text, languages, markup, photos), :m
 
 from prodcat.catalog.audit.command import run_audit, summary_lines
 from prodcat.catalog.audit.core import audit_catalog
-from prodcat.catalog.audit.duplicates import duplicate_stats, normalised_text
+from prodcat.catalog.audit.duplicates import TEXT_DUPLICATE_COLUMNS, duplicate_members, duplicate_stats, normalised_text
 from prodcat.catalog.audit.inputs import (
     LARGE_BORDER,
     MAX_EXAMPLES,
@@ -63,6 +64,7 @@ from prodcat.catalog.audit.report import (
     INPUT_ISSUES_CSV,
     LABEL_ISSUES_CSV,
     PHOTO_ISSUES_CSV,
+    TEXT_DUPLICATES_CSV,
     thumbnail,
     write_audit_report,
 )
@@ -80,10 +82,13 @@ __all__ = [
     "PATH_SEPARATORS",
     "PHOTO_ISSUES_CSV",
     "PHOTO_ISSUE_COLUMNS",
+    "TEXT_DUPLICATES_CSV",
+    "TEXT_DUPLICATE_COLUMNS",
     "UNSPLIT_SHARE",
     "audit_catalog",
     "class_balance",
     "confident_label_issues",
+    "duplicate_members",
     "duplicate_stats",
     "image_stats",
     "label_audit_outlook",

@@ -63,9 +63,9 @@ def audit_catalog(
     }
     languages = language_stats(clean, progress)
     result["languages"] = {k: v for k, v in languages.items() if k != "per_product"}
-    result["duplicates"] = duplicate_stats(frame, clean, similarity, progress)
-    result["markup"] = markup_stats(frame)
     lines = [catalog.line_of(position) for position in range(len(frame))]
+    result["duplicates"] = duplicate_stats(frame, clean, similarity, progress, lines)
+    result["markup"] = markup_stats(frame)
     if images:
         result["images"] = image_stats(frame, progress, lines)
     else:

@@ -29,8 +29,10 @@ def duplicate_stats(
     clean: Sequence[str],
     similarity: float = NEAR_DUPLICATE_SIMILARITY,
     progress: bool = True,
+    lines: Sequence[int] = (),
 ) -> dict[str, Any]:
-    """Exact and near-duplicate texts among products that have text, and groups with conflicting labels.
+    """Exact and near-duplicate texts among products that have text, and groups with conflicting labels; ``members``:
+    every product of every group (:func:`duplicate_members`, ``lines``: each product's source line).
 
     Exact: equal :func:`normalised_text`. Near: cosine similarity of word TF-IDF vectors
     >= ``similarity`` to the group's first text (its representative; texts merely similar to a member are not
@@ -52,7 +54,47 @@ def duplicate_stats(
         "similarity_threshold": similarity,
         "exact": _group_report(frame, exact_groups, clean),
         "near": _group_report(frame, near_groups, clean),
+        "members": duplicate_members(frame, {"exact": exact_groups, "near": near_groups}, clean, lines),
     }
+
+
+#: the columns of text_duplicates.csv: one row per product of a duplicate text group
+TEXT_DUPLICATE_COLUMNS = (
+    "row",
+    "product_id",
+    "category",
+    "kind",
+    "group",
+    "group_size",
+    "first_differing_level",
+    "text",
+)
+
+
+def duplicate_members(
+    frame: pd.DataFrame, groups: dict[str, list[np.ndarray]], clean: Sequence[str], lines: Sequence[int] = ()
+) -> list[dict[str, Any]]:
+    """Every product of the duplicate text ``groups`` (by kind, ``exact`` and ``near``; row positions, representative
+    first), as records of :data:`TEXT_DUPLICATE_COLUMNS`: its source line (``lines``, else its 1-based position), the
+    group's number within its kind, size and :func:`~prodcat.grouping.conflict_level` (``None`` when its labels
+    agree), and about 120 characters of the product's cleaned text."""
+    categories = frame["category"].to_numpy()
+    return [
+        {
+            "row": int(lines[i]) if lines else int(i) + 1,
+            "product_id": str(frame["product_id"].iat[i]),
+            "category": None if pd.isna(categories[i]) else str(categories[i]),
+            "kind": kind,
+            "group": number,
+            "group_size": len(members),
+            "first_differing_level": level or None,
+            "text": snippet(clean[i], 120),
+        }
+        for kind, found in groups.items()
+        for number, members in enumerate(found)
+        for level in [conflict_level(categories[members])]
+        for i in members
+    ]
 
 
 def _groups(codes: np.ndarray) -> list[np.ndarray]:

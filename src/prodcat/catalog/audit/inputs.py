@@ -366,10 +366,16 @@ def photo_issues(
 
 
 def photo_issue_frame(records: pd.DataFrame | list[dict[str, Any]]) -> pd.DataFrame:
-    """:func:`photo_issues`' records as a table of :data:`PHOTO_ISSUE_COLUMNS`, its whole numbers written as such
-    (a missing one made the column float: a width of ``534.0``)."""
-    table = pd.DataFrame(records, columns=list(PHOTO_ISSUE_COLUMNS))
-    return table.astype(dict.fromkeys(_WHOLE_NUMBERS, "Int64"))
+    """:func:`photo_issues`' records as a table of :data:`PHOTO_ISSUE_COLUMNS` (:func:`records_table`)."""
+    return records_table(records, PHOTO_ISSUE_COLUMNS, _WHOLE_NUMBERS)
+
+
+def records_table(
+    records: pd.DataFrame | list[dict[str, Any]], columns: Sequence[str], whole_numbers: Sequence[str]
+) -> pd.DataFrame:
+    """``records`` as a table of ``columns``, those of ``whole_numbers`` written as such: a missing value made the
+    column float (a width of ``534.0``)."""
+    return pd.DataFrame(records, columns=list(columns)).astype(dict.fromkeys(whole_numbers, "Int64"))
 
 
 #: the photo scores photo_issues.csv gives, and its columns of whole numbers (NaN read as a float otherwise)

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from prodcat.catalog.audit.inputs import photo_issue_frame
+from prodcat.catalog.audit.duplicates import TEXT_DUPLICATE_COLUMNS
+from prodcat.catalog.audit.inputs import photo_issue_frame, records_table
 from prodcat.catalog.audit.labels import LABEL_ISSUE_COLUMNS
 from prodcat.catalog.schema import RowIssue
 from prodcat.figures import figure_data_uri, figure_fonts
@@ -29,17 +30,20 @@ if TYPE_CHECKING:
 INPUT_ISSUES_CSV = "input_issues.csv"
 LABEL_ISSUES_CSV = "label_issues.csv"
 PHOTO_ISSUES_CSV = "photo_issues.csv"
+TEXT_DUPLICATES_CSV = "text_duplicates.csv"
 #: the lists written when they have rows, removed otherwise (a folder would keep another run's)
-_LISTS = (INPUT_ISSUES_CSV, PHOTO_ISSUES_CSV, LABEL_ISSUES_CSV)
+_LISTS = (INPUT_ISSUES_CSV, TEXT_DUPLICATES_CSV, PHOTO_ISSUES_CSV, LABEL_ISSUES_CSV)
 #: the files an audit writes or removes in its report folder
 AUDIT_FILES = ("audit.json", "audit.html", *_LISTS)
 
 
 def write_audit_report(result: dict[str, Any], out_dir: str | Path, issues: Sequence[RowIssue] = ()) -> list[Path]:
     """Write ``audit.json`` and the self-contained ``audit.html`` in ``out_dir``, and the lists to act on, whole
-    (the report shows their first rows): ``input_issues.csv``, the loader ``issues``, ``photo_issues.csv``, the
-    flagged photos (:func:`~prodcat.catalog.audit.inputs.photo_issues`), and ``label_issues.csv``, the suspected
-    mislabels, most suspicious first. Return the paths written (JSON, HTML, then the CSVs). A list
+    (the report shows their first rows): ``input_issues.csv``, the loader ``issues``, ``text_duplicates.csv``, every
+    product of a duplicate text group (:func:`~prodcat.catalog.audit.duplicates.duplicate_members`),
+    ``photo_issues.csv``, the flagged photos (:func:`~prodcat.catalog.audit.inputs.photo_issues`), and
+    ``label_issues.csv``, the suspected mislabels, most suspicious first. Return the paths written (JSON, HTML, then
+    the CSVs). A list
     with nothing to hold is removed: the folder would keep another run's. Written whole or not at all
     (:func:`~prodcat.files.written_together`): a failure or Ctrl-C while writing leaves an earlier report whole."""
     folder = Path(out_dir)
@@ -57,6 +61,11 @@ def _write_audit_files(result: dict[str, Any], out_dir: Path, issues: Sequence[R
     if issues:
         write_issues(issues, out_dir / INPUT_ISSUES_CSV)
         written.append(INPUT_ISSUES_CSV)
+    if members := result["duplicates"].get("members"):
+        write_csv(
+            out_dir / TEXT_DUPLICATES_CSV, records_table(members, TEXT_DUPLICATE_COLUMNS, ["first_differing_level"])
+        )
+        written.append(TEXT_DUPLICATES_CSV)
     if photos := result.get("images", {}).get("issues"):
         write_csv(out_dir / PHOTO_ISSUES_CSV, photo_issue_frame(photos))
         written.append(PHOTO_ISSUES_CSV)
