@@ -209,6 +209,19 @@ def test_model_tables_from_the_bundle_manifest(manifest):
     assert views.per_class_table({}).empty and views.reliability_table({}).empty and views.levels_table({}).empty
 
 
+def test_the_per_category_table_lists_categories_of_equal_f1_in_the_reports_order():
+    """Most products first among equal F1, as the evaluation report lists them: of a deep level's many categories at
+    F1 0, the one failing 4 products came after the one failing 1 (the manifest's order), and the page's order was
+    not the report's the manager compares it with."""
+
+    def record(f1: float, support: int) -> dict[str, float | int | None]:
+        return {"precision": f1 or None, "recall": f1 if support else None, "f1": f1, "support": support}
+
+    metrics = {"per_class": {"A": record(0.0, 1), "B": record(0.0, 4), "C": record(0.0, 0), "D": record(1.0, 2)}}
+    assert list(views.per_class_table(metrics).index) == ["B", "A", "C", "D"]
+    assert [row[0] for row in per_class_rows(metrics)] == ["B", "A", "C", "D"]
+
+
 def test_an_interval_of_zero_width_is_said_to_be_degenerate_as_the_reports_say():
     """'1.0000' low and high read as certainty; the reports and the CLI say such an interval measures nothing."""
     metrics = {"accuracy": 1.0, "f1_weighted": 0.9, "f1_macro": 0.8, "intervals": {"accuracy": [1.0, 1.0]}}

@@ -48,7 +48,7 @@ from prodcat.evaluate.labelled import (
     products_in_training,
     unknown_categories_warning,
 )
-from prodcat.evaluate.report import auto_precision_note, decided_per_class, interval_text
+from prodcat.evaluate.report import auto_precision_note, decided_per_class, interval_text, ranked_per_class
 from prodcat.formatting import count_text, counted
 from prodcat.image.decode import ImageDecodeError, ImageSource, load_image
 from prodcat.manifest import feedback_text
@@ -415,18 +415,18 @@ def _automation_cells(record: Mapping[str, Any]) -> list[object]:
 
 
 def per_class_table(metrics: dict[str, Any]) -> pd.DataFrame:
-    """Precision, recall, F1 and support per category, weakest F1 first (empty when not recorded); and what was
-    auto-accepted of it, the :data:`AUTOMATION_COLUMNS`, when its records say (those of a run that decided:
+    """Precision, recall, F1 and support per category, in the evaluation report's order (weakest F1 first and, among
+    equals, most products first: :func:`~prodcat.evaluate.report.ranked_per_class`; empty when not recorded); and
+    what was auto-accepted of it, the :data:`AUTOMATION_COLUMNS`, when its records say (those of a run that decided:
     :func:`~prodcat.evaluate.report.decided_per_class`)."""
-    records = metrics.get("per_class", {})
-    table = pd.DataFrame.from_dict(records, orient="index")
-    if table.empty:
+    if not metrics.get("per_class"):
         return pd.DataFrame(columns=["precision", "recall", "f1", "support"])
-    table = table[["precision", "recall", "f1", "support"]]
+    records = dict(ranked_per_class(metrics))
+    table = pd.DataFrame.from_dict(records, orient="index")[["precision", "recall", "f1", "support"]]
     if decided_per_class(metrics):
         cells = [_automation_cells(record) for record in records.values()]
         table = table.join(pd.DataFrame(cells, index=table.index, columns=list(AUTOMATION_COLUMNS)))
-    return table.sort_values("f1").rename_axis("category")
+    return table.rename_axis("category")
 
 
 def per_class_automation_note(metrics: dict[str, Any]) -> str | None:

@@ -570,13 +570,19 @@ def per_class_header(metrics: dict[str, Any]) -> list[str]:
     return ["class", "precision", "recall", "F1", "support", *(automation if decided_per_class(metrics) else [])]
 
 
+def ranked_per_class(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``metrics``' per-class records, weakest F1 first and, among equals, most products first (:func:`per_class_rows`'
+    order, the app's too)."""
+    return sorted(metrics["per_class"].items(), key=lambda kv: (kv[1]["f1"], -kv[1]["support"]))
+
+
 def per_class_rows(metrics: dict[str, Any]) -> list[list[object]]:
     """Precision, recall, F1 and support per category, weakest F1 first and, among equals, most products first: of
     the many categories at F1 0 of a deep level, the one failing 4 products is not listed after those failing 1,
     alphabetically, nor before them a category no product has (predicted only). Where the run decided, what was
     auto-accepted: the share of the category's products (and how many of them as another category, wrong), and of
     the products auto-accepted as it, those wrong."""
-    ranked = sorted(metrics["per_class"].items(), key=lambda kv: (kv[1]["f1"], -kv[1]["support"]))
+    ranked = ranked_per_class(metrics)
     decided = decided_per_class(metrics)
     return [
         [c, _figure(v["precision"]), _figure(v["recall"]), _figure(v["f1"]), v["support"]]
