@@ -14,14 +14,14 @@ import importlib
 import itertools
 import logging
 import os
-import re
 import select
 import sys
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from prodcat import installed_version
 from prodcat.catalog import CatalogFormatError
 from prodcat.errors import BundleError, RunRefused
+from prodcat.formatting import one_line, say_error
 from prodcat.signals import Terminated, sigterm_as_ctrl_c
 
 #: modules that register a subcommand, in the order ``--help`` lists them
@@ -35,24 +35,6 @@ COMMAND_MODULES = (
     "prodcat.evaluate.robustness_parser",
     "prodcat.evaluate.explain_parser",
 )
-
-#: what a log line shows escaped: control characters (C0 with line breaks, tabs and ESC, DEL, C1), the Unicode line
-#: and paragraph separators, and the bidirectional marks, embeddings, overrides and isolates (which reorder what
-#: follows them on screen)
-_UNSHOWN_IN_A_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _escaped(match: re.Match[str]) -> str:
-    character = match.group()
-    return _ESCAPES.get(character) or (
-        f"\\x{ord(character):02x}" if ord(character) < 0x100 else f"\\u{ord(character):04x}"
-    )
-
-
-def one_line(text: str) -> str:
-    """``text`` with what :data:`_UNSHOWN_IN_A_LINE` matches escaped (``\\n``, ``\\x1b``, ``\\u202e``)."""
-    return _UNSHOWN_IN_A_LINE.sub(_escaped, text)
 
 
 class OneLineFormatter(logging.Formatter):
@@ -75,9 +57,18 @@ TERMINATED_EXIT = 143
 INTERRUPTED = "interrupted"
 
 
+class _OneLineUsageErrors(argparse.ArgumentParser):
+    """argparse's parser, its usage error (``prodcat predict: error: ...``, exit 2) in one line as the commands' own
+    error lines are (:func:`~prodcat.formatting.one_line`): it may quote the file names an unquoted * expanded to, or
+    a config file's words. A command's parser is of its class too (``add_subparsers``' default)."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(one_line(message))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``prodcat`` parser: its global options and every command of :data:`COMMAND_MODULES`."""
-    parser = argparse.ArgumentParser(
+    parser = _OneLineUsageErrors(
         prog="prodcat",
         description="Categorise marketplace products from their text and photo.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -178,8 +169,7 @@ def run(argv: list[str] | None = None) -> int:
         if args.verbose:
             raise
         # what the user gave is wrong: no traceback; one line, as a log line (it may quote a catalogue's header or cell)
-        print(f"error: {one_line(str(exc))}", file=sys.stderr)
-        return 2
+        return say_error(exc)
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ from prodcat.evaluate.report import (
     write_report,
 )
 from prodcat.files import report_exit_code, write_failure
-from prodcat.formatting import count_text, counted, first_few
+from prodcat.formatting import count_text, counted, first_few, say_error, say_warning
 from prodcat.grouping import spelling_groups
 from prodcat.manifest import feedback_text
 
@@ -350,8 +350,7 @@ def labelled_part(catalog: Catalog) -> Catalog | None:
     when there are none."""
     labelled = np.flatnonzero(catalog.frame["category"].notna().to_numpy())
     if not len(labelled):
-        reason = catalog.no_category_read() or "the catalogue has no labelled products to evaluate against"
-        print(f"error: {reason}", file=sys.stderr)
+        say_error(catalog.no_category_read() or "the catalogue has no labelled products to evaluate against")
         return None
     frame = catalog.frame.iloc[labelled].reset_index(drop=True)
     return dataclasses.replace(catalog, frame=frame, lines=[catalog.line_of(p) for p in labelled.tolist()])
@@ -522,7 +521,7 @@ def describe_target(
     ]
     warnings = [warning for warning in found if warning]
     for warning in warnings:
-        print(f"warning: {warning}")
+        say_warning(warning)
     what = f"level {level}" if level and not too_deep else "the full category path"
     print(f"predicting {what}: {count_text(len(counts))} categories")
     return warnings
@@ -719,20 +718,20 @@ def _train_and_save(
             corrections = load_corrections(args.feedback)
         except SQLAlchemyError as exc:  # an unreachable server, wrong credentials: said in one line
             reason = getattr(exc, "orig", None) or exc
-            print(f"error: cannot read the review queue {shown_url(args.feedback)}: {reason}", file=sys.stderr)
+            say_error(f"cannot read the review queue {shown_url(args.feedback)}: {reason}")
             return None
         frame, feedback = _with_corrections(frame, corrections, config, args.feedback)
     else:
         feedback = None
     # training cross-validates inside (calibration, fusion and threshold on out-of-fold scores)
     if problem := cross_validation_obstacle(frame, config, folds=None, known=known):
-        print(f"error: cannot train: {problem}", file=sys.stderr)
+        say_error(f"cannot train: {problem}")
         return None
     describe_target(frame, config, "the model learns it from that product alone", taxonomy)
     try:
         model = ProductClassifier(config).fit(frame)
     except TrainingRefused as refusal:  # what only fitting finds (an OCR head reading no text on any photo)
-        print(f"error: cannot train: {refusal}", file=sys.stderr)
+        say_error(f"cannot train: {refusal}")
         return None
     proba, accepted = model.oof_cross_fitted_
     predicted = model.categories_[proba.argmax(axis=1)]
@@ -756,10 +755,9 @@ def _train_and_save(
     try:
         out = _save_trained(model, frame, config, metrics, args.out, feedback)
     except OSError as exc:  # a full disk, a file system gone read-only meanwhile: one line, not a traceback
-        print(
-            f"error: cannot write the model bundle {args.out}: {exc.strerror or exc}; nothing was written there (a "
-            "bundle already there is kept): free some space or give another --out, and train again",
-            file=sys.stderr,
+        say_error(
+            f"cannot write the model bundle {args.out}: {exc.strerror or exc}; nothing was written there (a bundle "
+            "already there is kept): free some space or give another --out, and train again"
         )
         return None
     if not _reads_photos(config):  # no photo to have gone unused
@@ -930,14 +928,11 @@ def _batch_engine(args: argparse.Namespace) -> Engine:
 
 def run_predict(args: argparse.Namespace) -> int:
     if args.scheduler and args.engine != "dask":
-        print("error: --scheduler is a dask cluster's address: add --engine dask", file=sys.stderr)
-        return 2
+        return say_error("--scheduler is a dask cluster's address: add --engine dask")
     # a link is written through, and what it points at is checked (the catalogue, the bundle) and locked
     out = output_target(args.out)
-    problem = _predict_options_problem(args, out)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+    if problem := _predict_options_problem(args, out):
+        return say_error(problem)
     # a mistyped MODEL is said before a catalogue of millions is read, not after
     manifest = read_manifest(args.model)
     # the labels a catalogue may have are not read: their issues do not concern the predictions
@@ -968,16 +963,13 @@ def run_predict(args: argparse.Namespace) -> int:
         )
     except (ResumeMismatchError, OutputBusyError) as exc:
         # no "run the same command to resume": the parts there are another run's, or those of the run writing now
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return say_error(exc)
     except BatchError as exc:
-        print(f"error: {exc}{_kept_chunks(out)}", file=sys.stderr)
-        return 2
+        return say_error(exc, _kept_chunks(out))
     except OSError as exc:  # a full disk, a file system gone read-only mid-run: what is finished stays
-        print(f"error: cannot write the predictions: {exc.strerror or exc}{_kept_chunks(out)}", file=sys.stderr)
-        return 2
+        return say_error(f"cannot write the predictions: {exc.strerror or exc}", _kept_chunks(out))
     except KeyboardInterrupt:
-        print(f"interrupted{_kept_chunks(out, separator='; ')}", file=sys.stderr)
+        print("; ".join(filter(None, ["interrupted", _kept_chunks(out)])), file=sys.stderr)
         return 130
     # written before anything is printed: a reader of the output that stops early (| head) ends the run there
     issues = _with_unused_photos(catalog, _modalities_used(engine, out), input_issues_path(out))
@@ -997,10 +989,7 @@ def _catalog_refused_for_prediction(catalog: Catalog, out: Path, read_by: tuple[
     reads nothing of its products, or none was read. Else the products it reads nothing of are warned of."""
     frame = catalog.frame
     if (product := _product_whose_photo_is(out, frame)) is not None:
-        print(
-            f"error: --out {out} is the photo of product {product}: it would be overwritten by the predictions",
-            file=sys.stderr,
-        )
+        say_error(f"--out {out} is the photo of product {product}: it would be overwritten by the predictions")
         return True
     # scored, each got its error (nothing to classify), and a run of no prediction exited 0
     readable = readable_by(frame, read_by)
@@ -1010,7 +999,7 @@ def _catalog_refused_for_prediction(catalog: Catalog, out: Path, read_by: tuple[
         # refused before scoring, as a catalogue with nothing the model reads is: no output of no prediction, no
         # "0 predictions written" beside the error; the rows skipped are warned of here, as no file lists them
         _warn_of_read_issues(catalog.issues, data, None)
-        print(f"error: no product could be read from {data}", file=sys.stderr)
+        say_error(f"no product could be read from {data}")
         return True
     if unread := int((~readable).sum()):
         log.warning(
@@ -1027,21 +1016,19 @@ def _modalities_used(engine: Engine, out: Path) -> pd.DataFrame | None:
     return pd.read_csv(out, usecols=["product_id", "modalities_used"], dtype=str, keep_default_na=False)
 
 
-def _kept_chunks(out: str | Path, separator: str = "\n") -> str:
-    """The note on resuming, after ``separator``, when an earlier or this run left finished chunks to
-    resume from."""
+def _kept_chunks(out: str | Path) -> str:
+    """The note on resuming when an earlier or this run left finished chunks to resume from; ``""``: none did."""
     work_dir = work_dir_for(out)
     if not any(work_dir.glob("part-*.parquet")):
         return ""
-    return f"{separator}finished chunks are kept in {work_dir}: run the same command to resume"
+    return f"finished chunks are kept in {work_dir}: run the same command to resume"
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from prodcat.predict import Predictor
 
     if problem := report_problem(args.report, args.data, EVALUATION_FILES, args.model):
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+        return say_error(problem)
     predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
     awaiting = _report_awaited(args.report)
     read_by = modalities_read_by_bundle(predictor.manifest)
@@ -1075,14 +1062,12 @@ def _evaluate(
         from prodcat.evaluate.robustness_command import undecoded_photos_said
 
         if refusal := undecoded_photos_said(frame, read_by, None, [])[0]:
-            print(f"error: {refusal}", file=sys.stderr)
-            return 2
+            return say_error(refusal)
     level = model_level(predictor.manifest)
     truth = model_truth(frame["category"], level, predictor.labels)
     # scored, every product counted wrong: a report of zeros, exit 0, on a catalogue of other categories
     if refusal := no_known_category(truth, predictor.labels, level, catalog.format):
-        print(f"error: {args.data}: {refusal}", file=sys.stderr)
-        return 2
+        return say_error(f"{args.data}: {refusal}")
     table = predict_catalog(predictor, frame, 2000)
     predicted = table["category"].to_numpy(dtype=object)
     # a product the model could not score (no category, its ``error`` filled) counts as wrong, confidence 0
@@ -1141,7 +1126,7 @@ def _print_evaluation(metrics: dict[str, Any], evaluated: int) -> None:
         honest = "On those not in the model's training data (the honest figures):"
         print_metrics(metrics["not_in_training"], honest, target)
     for warning in metrics["warnings"]:
-        print(f"warning: {warning}")
+        say_warning(warning)
 
 
 def print_by_modalities(by_modalities: dict[str, dict[str, float]]) -> None:
@@ -1174,7 +1159,7 @@ def _refused_as_unreadable(readable: np.ndarray, read_by: tuple[str, ...], data:
     """Whether the catalogue ``data`` is refused, having products of which none is ``readable`` (``(n,)`` bool) by a
     model reading ``read_by``: said in one line on stderr (its command then exits 2)."""
     if len(readable) and not readable.any():
-        print(f"error: {_nothing_readable(len(readable), read_by, data)}", file=sys.stderr)
+        say_error(_nothing_readable(len(readable), read_by, data))
         return True
     return False
 
@@ -1211,8 +1196,7 @@ def fold_count_of_the_run(args: argparse.Namespace) -> int:
 
 def run_cv(args: argparse.Namespace) -> int:
     if problem := report_problem(args.report, args.data, EVALUATION_FILES):
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+        return say_error(problem)
     folds = fold_count_of_the_run(args)
     awaiting = _report_awaited(args.report)
     catalog, config, frame, known = _read_training_run(args, awaiting)
@@ -1235,14 +1219,12 @@ def _cross_validate(
     from prodcat.models.classifier import TrainingRefused
 
     if problem := cross_validation_obstacle(frame, config, folds, known):
-        print(f"error: cannot cross-validate: {problem}", file=sys.stderr)
-        return 2
+        return say_error(f"cannot cross-validate: {problem}")
     warnings = describe_target(frame, config, "no fold can learn it: its product is counted wrong", catalog.taxonomy)
     try:
         result = cross_validate(frame, config, folds=folds)
     except TrainingRefused as refusal:
-        print(f"error: cannot cross-validate: {refusal}", file=sys.stderr)
-        return 2
+        return say_error(f"cannot cross-validate: {refusal}")
     metrics = result.metrics()
     metrics["config"] = config.model_dump()
     metrics["data"] = how_read(args, catalog)  # with the config and the folds: the run, to run again

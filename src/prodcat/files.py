@@ -11,7 +11,6 @@ import math
 import os
 import re
 import shutil
-import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock, Timeout
 
+from prodcat.formatting import say_error
 from prodcat.processes import machine, running
 
 
@@ -192,11 +192,12 @@ def write_failure(write: Callable[[], object]) -> OSError | None:
 
 
 def report_not_written(report: str | Path, error: OSError, kept: str, run: str) -> str:
-    """The one line saying that the report in the folder ``report`` could not be written (a full disk) and what of
-    the work was ``kept`` (printed above, or nothing), rather than OSError's traceback; ``run``: what to run again."""
+    """What the error line says when the report in the folder ``report`` could not be written (a full disk): that,
+    and what of the work was ``kept`` (printed above, or nothing), rather than OSError's traceback; ``run``: what to
+    run again."""
     return (
-        f"error: cannot write the report in {report}: {error.strerror or error}; {kept}: free some space or give "
-        f"another --report, and run the {run} again"
+        f"cannot write the report in {report}: {error.strerror or error}; {kept}: free some space or give another "
+        f"--report, and run the {run} again"
     )
 
 
@@ -208,8 +209,7 @@ def report_exit_code(
     2 if it was not, else 0. ``written`` makes the line saying it was (default: "Report written to REPORT" after a
     blank line), called only then: what it names exists only once written."""
     if failure:
-        print(report_not_written(report, failure, FIGURES_KEPT, run), file=sys.stderr)
-        return 2
+        return say_error(report_not_written(report, failure, FIGURES_KEPT, run))
     print(written() if written else f"\nReport written to {report}")
     return 0
 

@@ -1,9 +1,21 @@
-"""How the messages a person reads write numbers, the same on the command line, in the reports and in the app."""
+"""How the messages a person reads write numbers, the same on the command line, in the reports and in the app; and
+the command line's error and warning lines, each one line whatever the catalogue it quotes holds."""
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Sequence
 from numbers import Integral
+
+#: what a line on the console shows escaped: control characters (C0 with line breaks, tabs and ESC, DEL, C1), the
+#: Unicode line and paragraph separators, and the bidirectional marks, embeddings, overrides and isolates (which
+#: reorder what follows them on screen)
+_UNSHOWN_IN_A_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+#: the exit code of a command refusing what it was given (argparse's for a usage error)
+REFUSED_EXIT = 2
 
 
 def count_text(count: object) -> str:
@@ -23,3 +35,42 @@ def first_few(items: Sequence[str], most: int) -> str:
     them stays one readable line however many there are: ``a, b, c and 12 more``."""
     shown = ", ".join(items[:most])
     return shown + (f" and {count_text(len(items) - most)} more" if len(items) > most else "")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    character = match.group()
+    return _ESCAPES.get(character) or (
+        f"\\x{ord(character):02x}" if ord(character) < 0x100 else f"\\u{ord(character):04x}"
+    )
+
+
+def one_line(text: str) -> str:
+    """``text`` with what :data:`_UNSHOWN_IN_A_LINE` matches escaped (``\\n``, ``\\x1b``, ``\\u202e``): a
+    catalogue's product id, category or file name quoted in a message can neither forge a line nor drive the terminal.
+    Accents and non-Latin text are kept as they are."""
+    return _UNSHOWN_IN_A_LINE.sub(_escaped, text)
+
+
+def error_line(message: object) -> str:
+    """The command line's error line saying ``message`` (an exception: its text): ``error: ...``, in one line
+    (:func:`one_line`)."""
+    return f"error: {one_line(str(message))}"
+
+
+def warning_line(message: object) -> str:
+    """The command line's warning line saying ``message``: ``warning: ...``, in one line (:func:`one_line`)."""
+    return f"warning: {one_line(str(message))}"
+
+
+def say_error(message: object, *notes: str) -> int:
+    """Print :func:`error_line`'s line of ``message`` on stderr, then each of the ``notes`` that is not empty (what
+    was kept, what to do) on a line of its own, escaped as it is; return :data:`REFUSED_EXIT`, the exit code of a
+    command that stops there."""
+    print(error_line(message), *(one_line(note) for note in notes if note), sep="\n", file=sys.stderr)
+    return REFUSED_EXIT
+
+
+def say_warning(message: object) -> None:
+    """Print :func:`warning_line`'s line of ``message`` on stdout, among the command's figures; flushed, so that it
+    is read before the work that follows it (into a pipe, stdout is written in blocks)."""
+    print(warning_line(message), flush=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from prodcat.arguments import user_path
 from prodcat.child import run_in_a_child
+from prodcat.formatting import say_error
 from prodcat.manifest import verify_bundle
 
 SCRIPT = Path(__file__).with_name("streamlit_app.py")
@@ -181,8 +182,7 @@ def run_app(args: argparse.Namespace) -> int:
     # this process, the web server's parent, for as long as it runs
     verify_bundle(args.model)
     if problem := startup_problem(args):
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+        return say_error(problem)
     # then loaded as `prodcat predict` and `prodcat serve` load it (the model unpickled, the manifest agreeing with
     # it). The app loads it again, in case it changed since
     load_in_a_child(str(args.model))

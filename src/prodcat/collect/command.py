@@ -20,7 +20,7 @@ from prodcat.arguments import into_bundle, writable_folder
 from prodcat.collect import COLLECTORS, http
 from prodcat.collect.base import search_query
 from prodcat.collect.http import HttpClient, host_of
-from prodcat.formatting import count_text, counted
+from prodcat.formatting import count_text, counted, say_error
 
 if TYPE_CHECKING:
     from prodcat.collect.pipeline import CollectReport
@@ -284,12 +284,10 @@ def run_collect(args: argparse.Namespace) -> int:
     except OSError as exc:
         if exc.errno not in _NO_ROOM:
             raise
-        print(
-            f"error: cannot write {exc.filename}: {exc.strerror}. Free some space, then run the same command again to "
-            "resume: the pages and photos saved so far are kept",
-            file=sys.stderr,
+        return say_error(
+            f"cannot write {exc.filename}: {exc.strerror}. Free some space, then run the same command again to resume: "
+            "the pages and photos saved so far are kept"
         )
-        return 2
     except KeyboardInterrupt:  # while products.csv and collect.json were written: they agree whichever was reached
         print(
             "interrupted: the pages and photos saved so far are kept; run the same command again to resume",
@@ -302,11 +300,9 @@ def run_collect(args: argparse.Namespace) -> int:
         return 130
     if report.fatal_error is not None:
         cause = cast(str, report.fatal_cause)  # set with fatal_error, by the pipeline's _stop_on_error
-        print(f"error: {report.fatal_error}\n  {_kept(report)}. {_ADVICE[cause]}", file=sys.stderr)
-        return 2
+        return say_error(report.fatal_error, f"  {_kept(report)}. {_ADVICE[cause]}")
     if report.kept_earlier is not None:  # a finished run that would have emptied the collection
-        print(f"error: {report.kept_earlier}", file=sys.stderr)
-        return 2
+        return say_error(report.kept_earlier)
     return 0
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import logging
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from prodcat.evaluate.explain import (
 )
 from prodcat.evaluate.labelled import InTraining, products_in_training
 from prodcat.files import report_not_written, write_json, written_together
-from prodcat.formatting import count_text, counted
+from prodcat.formatting import count_text, counted, one_line, say_error, say_warning
 from prodcat.report_style import report_environment
 
 log = logging.getLogger("prodcat")
@@ -56,13 +55,11 @@ def run_explain(args: argparse.Namespace) -> int:
     from prodcat.predict import Predictor
 
     if problem := report_problem(args.report, args.data, EXPLAIN_FILES, args.model):
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+        return say_error(problem)
     try:
         settings = ExplainSettings(max_words=args.max_words, grid=args.grid)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return say_error(exc)
     # warned of: the issues of the products explained, in the fields the model reads (a photo not found does not
     # concern a text model)
     catalog = catalog_of_the_run(args, modalities_read_by_bundle(read_manifest(args.model)))
@@ -70,8 +67,7 @@ def run_explain(args: argparse.Namespace) -> int:
     try:
         products = choose_products(catalogue, args.ids, args.sample)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return say_error(exc)
     if args.sample:
         warn_if_the_sample_takes_all(args.sample, len(catalogue))
     warn_of_issues_of_products(catalog, args.data, ids_not_drawn(catalogue, products))
@@ -93,23 +89,23 @@ def run_explain(args: argparse.Namespace) -> int:
         for explanation in explanations:
             print(explanation_line(explanation))
         kept = "each product's category and top words above are all that was kept (no heatmap)"
-        print(report_not_written(args.report, error, kept, "explanation"), file=sys.stderr)
-        return 2
+        return say_error(report_not_written(args.report, error, kept, "explanation"))
     if warning := in_training_warning(in_training):
-        print(f"warning: {warning}")
+        say_warning(warning)
     print(f"{counted(len(explanations), 'explanation')} written to {out}")
     return 0
 
 
 def explanation_line(explanation: Explanation) -> str:
     """One product's explanation in a line: ``'p1: Watches (97.1%, auto); top words: analog (+0.4120), ...'``, or
-    why the model read nothing of it."""
+    why the model read nothing of it; a line break or escape sequence its id or category holds shown escaped
+    (:func:`~prodcat.formatting.one_line`)."""
     prediction = explanation.prediction
     if not explanation.scored:
-        return f"{prediction.product_id}: nothing read ({explanation.words_skipped})"
+        return one_line(f"{prediction.product_id}: nothing read ({explanation.words_skipped})")
     words = [f"{w.word} ({w.weight:+.4f})" for w in explanation.words.supporting(5)] if explanation.words else []
     note = f" ({note})" if explanation.words and (note := words_note(explanation.words)) else ""
-    return (
+    return one_line(
         f"{prediction.product_id}: {prediction.category} ({prediction.confidence:.1%}, {prediction.decision}); "
         f"top words: {', '.join(words) or 'none'}{note}"
     )

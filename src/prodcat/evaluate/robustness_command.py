@@ -34,7 +34,7 @@ from prodcat.files import (
     write_failure,
     write_json,
 )
-from prodcat.formatting import count_text, counted
+from prodcat.formatting import count_text, counted, say_error, say_warning
 from prodcat.image import decode
 
 if TYPE_CHECKING:
@@ -52,19 +52,16 @@ def run_robustness(args: argparse.Namespace) -> int:
     from prodcat.evaluate.report import ROBUSTNESS_FILES, report_problem
 
     if problem := report_problem(args.report, args.data, ROBUSTNESS_FILES, args.model):
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+        return say_error(problem)
     try:
         perturbations, base = chosen_perturbations(args.perturbations, args.base)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return say_error(exc)
     try:
         with report_folder_held(Path(args.report)):
             return study_robustness(args, perturbations, base)
     except RunBusyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return say_error(exc)
 
 
 def study_robustness(args: argparse.Namespace, perturbations: list[Perturbation], base: Perturbation | None) -> int:
@@ -76,11 +73,9 @@ def study_robustness(args: argparse.Namespace, perturbations: list[Perturbation]
     read_by = modalities_read_by_bundle(predictor.manifest)
     perturbations, unread = perturbations_read(perturbations, read_by)
     if not perturbations:
-        print(f"error: {unread}: nothing left to measure", file=sys.stderr)
-        return 2
+        return say_error(f"{unread}: nothing left to measure")
     if problem := base_problem(base, read_by):
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+        return say_error(problem)
     catalog = labelled_part(catalog_of_the_run(args, read_by))
     if catalog is None:
         return 2
@@ -107,14 +102,14 @@ def study_robustness(args: argparse.Namespace, perturbations: list[Perturbation]
         print(f"interrupted: {report.kept()}", file=sys.stderr)
         return 130
     except Exception:  # the traceback follows: a bug, said with what it left
-        print(f"error: the runs stopped on the error below; {report.kept()}", file=sys.stderr)
+        say_error(f"the runs stopped on the error below; {report.kept()}")
         raise
     # those of the clean run, when some decode (none that does is warned of above) and --base leaves the model photos
     if "image" in read_by and not photos_warning and not (base and base.removes_all(["image"])):
         warn_of_unused_photos(catalog, study.clean_table)
     print_table(report.records)
     for warning in report.warnings():
-        print(f"warning: {warning}")
+        say_warning(warning)
     return report_exit_code(args.report, report.failure, "measure")
 
 
@@ -135,7 +130,7 @@ def products_of_the_runs(
         frame, warnings = scored_products(catalog.frame, predictor, args.sample, args.seed)
     except ValueError as exc:
         warn_of_issues_of_products(catalog, args.data, frozenset())
-        print(f"error: {exc}{photo_files_unread(catalog)}", file=sys.stderr)
+        say_error(f"{exc}{photo_files_unread(catalog)}")
         return None
     # the issues of the products scored, and of those the model cannot read (left out of every run, saying so), not
     # of those a --sample did not draw
@@ -143,7 +138,7 @@ def products_of_the_runs(
     warn_of_issues_of_products(catalog, args.data, ids_not_drawn(candidates, frame))
     refusal, photos_warning = undecoded_photos_said(frame, read_by, base, perturbations)
     if refusal:
-        print(f"error: {refusal}", file=sys.stderr)
+        say_error(refusal)
         return None
     return frame, warnings, photos_warning
 

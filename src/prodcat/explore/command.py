@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import textwrap
 import time
 from typing import TYPE_CHECKING
 
 from prodcat.arguments import add_loader_arguments, category_level, job_count, positive_int, random_seed, report_dir
 from prodcat.explore.choices import DEFAULT_FEATURES, DEFAULT_REDUCTIONS, REDUCTIONS
+from prodcat.formatting import say_error, say_warning
 
 if TYPE_CHECKING:  # the parser imports this module: pandas and the study are imported when the command runs
     import pandas as pd
@@ -122,8 +122,7 @@ def run_explore(args: argparse.Namespace) -> int:
     from prodcat.files import report_exit_code, write_failure
 
     if problem := report_problem(args.report, args.data, EXPLORE_FILES):
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+        return say_error(problem)
     started = time.perf_counter()
     for chatty in ("openTSNE", "gensim"):  # they log their internal steps at INFO
         logging.getLogger(chatty).setLevel(logging.WARNING)
@@ -131,18 +130,15 @@ def run_explore(args: argparse.Namespace) -> int:
     level = args.level or None
     for option, given in (("--features", features), ("--reductions", reductions)):
         if not given:
-            print(f"error: {option} names nothing to study ({getattr(args, option[2:])!r})", file=sys.stderr)
-            return 2
+            return say_error(f"{option} names nothing to study ({getattr(args, option[2:])!r})")
     try:
         check_feature_sets(features)
         check_reductions(reductions)  # as the features: before the catalogue is read, not after
         catalog = catalog_of_the_run(args, MODALITIES)  # its issues warned of once the products are drawn
     except (CatalogFormatError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return say_error(error)
     if unlabelled := catalog.no_category_read():
-        print(f"error: {unlabelled}", file=sys.stderr)
-        return 2
+        return say_error(unlabelled)
     labelled = catalog.labelled.reset_index(drop=True)
     frame, level = _products_studied(labelled, args, level)
     # the rows it skipped or read in part, as the other commands say them: not those of products a --sample left out
@@ -159,8 +155,7 @@ def run_explore(args: argparse.Namespace) -> int:
     try:
         result = study.run(frame)
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return say_error(error)
     if len(frame) < len(labelled):
         result.sampled_from = len(labelled)
     # written before the figures are printed (a reader of the output gone must not cost the report), said after them
@@ -188,7 +183,7 @@ def _products_studied(
     # cut deeper than they go, the paths are whole: the console, clustering.json and the report name the full path,
     # not a level the categories do not have
     if too_deep := deeper_level_warning(frame["category"], level, "clustered against"):
-        print(f"warning: {too_deep}")
+        say_warning(too_deep)
         level = None
     if args.sample:
         labels = category_at_level(frame["category"], level)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, get_origin
 from pydantic import ValidationError
 
 from prodcat.arguments import add_help_completed_by, into_bundle, user_path
+from prodcat.formatting import REFUSED_EXIT, error_line, say_error
 from prodcat.processes import machine, running
 from prodcat.serve.settings import (
     METRICS_DIR_VARIABLE,
@@ -97,10 +98,10 @@ def _show_computed_defaults(serve: argparse.ArgumentParser) -> None:
             action.help = action.help.replace(_COMPUTED_DEFAULT, f"default {_shown(default)}")
 
 
-def _settings_problems(error: ValidationError, key_source: str = "PRODCAT_API_KEY") -> list[str]:
-    """One line per refused setting, named as it is given (its flag and its variable; the API key by
-    ``key_source``, where it was read), rather than pydantic's report of several lines and a link."""
-    lines = []
+def _say_settings_problems(error: ValidationError, key_source: str = "PRODCAT_API_KEY") -> int:
+    """An error line per refused setting, naming it as it is given (its flag and its variable; the API key by
+    ``key_source``, where it was read), rather than pydantic's report of several lines and a link; returns the exit
+    code."""
     for problem in error.errors():
         name = str(problem["loc"][0])
         if name == "api_key":
@@ -112,8 +113,8 @@ def _settings_problems(error: ValidationError, key_source: str = "PRODCAT_API_KE
         # pydantic's own messages say what was expected, and the value given follows; ours (ValueError: 'value_error')
         # name what they refuse themselves, where it helps (a key never)
         value = "" if name == "api_key" or problem["type"] == "value_error" else f" (got {problem['input']!r})"
-        lines.append(f"error: {given}: {problem['msg'].removeprefix('Value error, ')}{value}")
-    return lines
+        say_error(f"{given}: {problem['msg'].removeprefix('Value error, ')}{value}")
+    return REFUSED_EXIT
 
 
 def _export_flags(args: argparse.Namespace) -> None:
@@ -144,14 +145,14 @@ def _review_database_problem(error: Exception) -> str | None:
     from prodcat.review import ReviewQueueNotWritableError
 
     if isinstance(error, ReviewQueueNotWritableError):
-        return f"error: {error}"
+        return error_line(error)
     from sqlalchemy.exc import SQLAlchemyError
 
     if not isinstance(error, SQLAlchemyError):
         return None
     # the database's own words, in one line: SQLAlchemy's add the statement and a line linking to its documentation
     reason = " ".join(str(getattr(error, "orig", None) or error).split())
-    return f"error: cannot open the review database ({type(error).__name__}: {reason}); check --review-db"
+    return error_line(f"cannot open the review database ({type(error).__name__}: {reason}); check --review-db")
 
 
 #: a SQLite URL naming a file: ``sqlite:///relative.db``, ``sqlite:////absolute.db``, a driver after ``+``
@@ -325,8 +326,7 @@ def run_serve(args: argparse.Namespace) -> int:
         key_source = f"--api-key-file {args.api_key_file}"
         key = args.api_key_file.read_text(encoding="utf-8").strip()
         if not key:  # the server would answer 401 to every review call
-            print(f"error: {key_source} is empty: write the API key in it", file=sys.stderr)
-            return 2
+            return say_error(f"{key_source} is empty: write the API key in it")
         os.environ["PRODCAT_API_KEY"] = key
     _export_flags(args)
     try:
@@ -340,8 +340,7 @@ def run_serve(args: argparse.Namespace) -> int:
             or _review_database_unwritable(settings.review_db)
             or _metrics_dir_problem()
         ):
-            print(f"error: {problem}", file=sys.stderr)
-            return 2
+            return say_error(problem)
         # Built here first so that a bad bundle or database fails now, with its message, not in a worker;
         # this also creates the review tables once rather than concurrently in each worker. With --workers N, each
         # worker builds its own: this one is built in a child that ends with it, since in uvicorn's supervisor (this
@@ -354,16 +353,14 @@ def run_serve(args: argparse.Namespace) -> int:
             with _metrics_dir_unset():
                 run_in_a_child(build_app_from_env, doing="checking the bundle and the review database")
     except ValidationError as exc:
-        print("\n".join(_settings_problems(exc, key_source)), file=sys.stderr)
-        return 2
+        return _say_settings_problems(exc, key_source)
     except BundleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return say_error(exc)
     except Exception as exc:
         if (problem := _review_database_problem(exc)) is None:
             raise
         print(problem, file=sys.stderr)
-        return 2
+        return REFUSED_EXIT
     _remove_abandoned_metrics_folders()
     common: dict[str, Any] = {
         "host": settings.host,

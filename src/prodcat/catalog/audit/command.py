@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from prodcat.catalog.audit.report import AUDIT_FILES, write_audit_report
 from prodcat.catalog.schema import Catalog
 from prodcat.config import Config
 from prodcat.files import report_exit_code, write_failure
-from prodcat.formatting import count_text, counted
+from prodcat.formatting import count_text, counted, say_error, say_warning, warning_line
 
 
 def run_audit(args: argparse.Namespace) -> int:
@@ -24,17 +23,12 @@ def run_audit(args: argparse.Namespace) -> int:
     from prodcat.commands import build_config, fold_count_of_the_run, warn_if_the_sample_takes_all
     from prodcat.evaluate.report import report_problem
 
-    if problem := _unused_options_problem(args):
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    if problem := report_problem(args.report, args.data, AUDIT_FILES):
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+    if problem := _unused_options_problem(args) or report_problem(args.report, args.data, AUDIT_FILES):
+        return say_error(problem)
     try:
         catalog = load_from_args(args)
     except (CatalogFormatError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return say_error(error)
     # as train's and cv's: --sample and --seed draw the products audited, with or without --labels
     label_config, folds = build_config(args, catalog.format), fold_count_of_the_run(args)
     # a sample of at least the whole catalogue draws nothing, and is no sample to report
@@ -44,7 +38,7 @@ def run_audit(args: argparse.Namespace) -> int:
     if drawn:
         catalog = _sample(catalog, label_config, drawn)
     if args.labels and (outlook := label_audit_outlook(catalog.frame, label_config, folds)):
-        print(f"warning: {outlook}", flush=True)  # before the hours a deep level's audit may take, not after
+        say_warning(outlook)  # flushed: before the hours a deep level's audit may take, not after
     result = audit_catalog(
         catalog,
         images=not args.no_images,
@@ -65,8 +59,7 @@ def run_audit(args: argparse.Namespace) -> int:
     ):
         return code
     if catalog.frame.empty:  # the report says why (its loader issues); a script must not go on to train on nothing
-        print(f"error: no product could be read from {args.data}: {written[0]} lists why", file=sys.stderr)
-        return 2
+        return say_error(f"no product could be read from {args.data}: {written[0]} lists why")
     return 0
 
 
@@ -123,7 +116,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     elif labels:
         lines.append(f"likely mislabelled: {count_text(labels['n_issues'])} of {count_text(labels['n_labelled'])}")
     if labels:
-        lines += [f"warning: {warning}" for warning in labels["warnings"]]
+        lines += [warning_line(warning) for warning in labels["warnings"]]
     return lines
 
 
