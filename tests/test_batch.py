@@ -156,6 +156,15 @@ def test_a_run_killed_with_every_chunk_scored_resumes_without_starting_its_engin
     assert out.read_bytes() == uninterrupted.read_bytes()
 
 
+def test_writing_the_csv_once_every_chunk_is_scored_is_said(products, predictor, tmp_path, caplog):
+    """The parts of 1,000,000 products took 50 s to join into the CSV after the progress bar had reached its end,
+    nothing said meanwhile: a run that looked finished, or hung. Now a line says that the CSV is being written."""
+    out = tmp_path / "preds.csv"
+    with caplog.at_level(logging.INFO, logger="prodcat.batch.job"):
+        score_catalog(products, out, LocalEngine(predictor), chunk_size=CHUNK, progress=False)
+    assert f"every chunk is scored: writing {out} (40 rows)" in caplog.messages
+
+
 def test_a_run_resumes_on_a_catalogue_whose_labels_changed_meanwhile(
     products, predictor, uninterrupted, tmp_path, monkeypatch
 ):
