@@ -296,7 +296,7 @@ def test_parts_scored_by_other_code_are_refused_saying_what_changed(
         ),
         (
             {name: value for name, value in state.items() if name not in ("libraries", "code")} | {"format": 3},
-            f"work directory format 3 there, {job.WORKDIR_FORMAT} now",
+            f"the layout of an older prodcat (work directory format 3 there, {job.WORKDIR_FORMAT} now)",
         ),
     ]
     for earlier, said in earlier_runs:

@@ -95,7 +95,8 @@ class RunState:
     def differences(self, other: RunState) -> list[str]:
         """What differs from ``other`` (the unfinished run), in words; empty if the parts fit this run."""
         if self.format != other.format:  # what else another layout records is not comparable
-            return [f"work directory format {other.format} there, {self.format} now"]
+            which = "an older" if other.format < self.format else "a newer"
+            return [f"the layout of {which} prodcat (work directory format {other.format} there, {self.format} now)"]
         found = []
         if self.bundle_identity != other.bundle_identity:
             found.append(self._other_model(other))
