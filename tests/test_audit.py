@@ -1092,7 +1092,7 @@ def test_audit_help_names_every_column_of_its_lists(capsys: pytest.CaptureFixtur
     assert set(TEXT_DUPLICATE_COLUMNS) <= words
 
 
-def test_low_detail_photos_say_how_many_are_small(tmp_path: Path) -> None:
+def test_low_detail_photos_say_how_many_are_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A photo is scored enlarged to 512 px, so a sharp thumbnail has low detail: all 6,000 of fashion's 60 x 80
     photos were 'low detail (blurry or plain)', and nothing said that their size alone made them so."""
     from PIL import Image
@@ -1110,6 +1110,11 @@ def test_low_detail_photos_say_how_many_are_small(tmp_path: Path) -> None:
     assert (quality["low_detail"], quality["low_detail_small"], quality["small"]) == (2, 1, 1)
     html = " ".join(re.sub(r"<[^>]+>", " ", (tmp_path / "r" / "audit.html").read_text()).split())
     assert "2 (1 of them small: scored enlarged to 512 px, which blurs them)" in html
+    # the console said '6,000' on fashion, and nothing of the white borders
+    assert (
+        "photos with low detail (blurry or plain): 2 (1 of them small: scored enlarged to 512 px, which blurs them),"
+        " small (longest side < 256 px): 1, white border over 50% of the area: 0" in capsys.readouterr().out
+    )
 
 
 def test_text_duplicates_csv_lists_every_product_of_every_group(tmp_path: Path) -> None:

@@ -164,6 +164,13 @@ def _nothing_to_read(count: int) -> str:
     return f" ({count_text(count)} without a photo either: nothing to classify them from)" if count else ""
 
 
+def _small_ones(quality: dict[str, Any]) -> str:
+    """What the low-detail count owes to size: a photo is scored enlarged to 512 px, which blurs a thumbnail."""
+    if not (small := quality["low_detail_small"]):
+        return ""
+    return f" ({count_text(small)} of them small: scored enlarged to 512 px, which blurs them)"
+
+
 def _photo_lines(images: dict[str, Any]) -> list[str]:
     if images.get("skipped"):
         return ["photos not audited (--no-images)"]
@@ -174,8 +181,9 @@ def _photo_lines(images: dict[str, Any]) -> list[str]:
     quality, duplicates = images.get("quality"), images.get("duplicates")
     if quality:
         lines.append(
-            f"photos with low detail (blurry or plain): {count_text(quality['low_detail'])},"
-            f" small (longest side < {quality['small_side']} px): {count_text(quality['small'])}"
+            f"photos with low detail (blurry or plain): {count_text(quality['low_detail'])}{_small_ones(quality)},"
+            f" small (longest side < {quality['small_side']} px): {count_text(quality['small'])}, white border over"
+            f" {quality['large_white_border_threshold']:.0%} of the area: {count_text(quality['large_white_border'])}"
         )
     if duplicates:
         lines.append(
