@@ -2256,6 +2256,24 @@ def test_the_label_noise_candidates_of_a_cv_table_hold_every_disagreement_its_fo
     assert views.least_confidence_auto_accepted(table.assign(decision="review"), 1.0000001) == 1.0
 
 
+def test_the_least_confidence_of_the_candidates_follows_the_table_shown_until_the_user_moves_it(
+    tiny_training, monkeypatch, tmp_path
+):
+    """Set once a session, the default of the cv table shown first (0.65, a fold's) stayed on for the model's own
+    predictions opened next, whose default is the model's threshold (0.9); a value the user chose stays."""
+    monkeypatch.setattr(Predictor, "threshold", property(lambda self: 0.9))
+    cv = "product_id,category,predicted,confidence,decision\nToys-12,Toys,Kitchen,0.65,auto\n"
+    test = predictions_page(tiny_training, monkeypatch, tmp_path, cv, name="cv.csv")
+    assert test.slider(key="noise_confidence").value == 0.65
+    own = tmp_path / "own.csv"
+    own.write_text("product_id,category,confidence,decision\nKitchen-12,Kitchen,0.95,auto\nToys-12,Kitchen,0.92,auto\n")
+    test.text_input(key="predictions_path").set_value(str(own)).run()
+    assert test.slider(key="noise_confidence").value == 0.9
+    test.slider(key="noise_confidence").set_value(0.3).run()
+    test.text_input(key="predictions_path").set_value(str(tmp_path / "cv.csv")).run()
+    assert test.slider(key="noise_confidence").value == 0.3
+
+
 def test_categories_in_the_explanation_are_shown_as_written_not_as_markdown(tiny_training, monkeypatch, tmp_path):
     """The caption of the explanation named the predicted category and its runner-up in Markdown: 'Gifts $5 to $10'
     was typeset as LaTeX, the dollars gone. The category predicted, above it, is a metric, whose value is Markdown too:

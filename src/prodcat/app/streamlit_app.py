@@ -50,6 +50,8 @@ PREDICTION_COLUMNS = (
 )
 #: label-noise candidates listed (each row decodes one photo thumbnail)
 NOISE_ROWS = 50
+#: the least confidence of those candidates last given by default (:func:`views.least_confidence_auto_accepted`)
+NOISE_DEFAULT = "noise_confidence_default"
 #: widgets whose value outlives a visit to another page (Streamlit forgets those of widgets it did not draw):
 #: coming back to Data shows the products last filtered, to Predictions the source, the sample and the filters last
 #: chosen, to Predict the product last submitted and how it was asked for
@@ -637,7 +639,11 @@ def _label_noise_section(table: pd.DataFrame, threshold: float) -> None:
     # for a model that auto-accepts nothing, whose threshold lies just above 1, past the slider's end), and those the
     # table auto-accepted below it (a cv table's folds each decided at its own threshold)
     default = views.least_confidence_auto_accepted(table, threshold)
-    st.session_state.setdefault("noise_confidence", default)  # a kept widget takes no default value
+    # a kept widget takes no default value: set here, it follows the table shown (a cv CSV, then a sample of the
+    # model's own predictions) for as long as the user has not moved it from the one it was last given
+    if st.session_state.get("noise_confidence") in (None, st.session_state.get(NOISE_DEFAULT)):
+        st.session_state["noise_confidence"] = default
+    st.session_state[NOISE_DEFAULT] = default
     min_confidence = st.slider("Least confidence", 0.0, 1.0, step=0.01, format="%.3f", key="noise_confidence")
     noise = views.confident_disagreements(table, min_confidence)
     shown = views.with_photos(noise.head(NOISE_ROWS), thumbnail, PREDICTION_COLUMNS)
