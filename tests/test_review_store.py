@@ -223,6 +223,30 @@ def test_corrections_photos_go_to_a_temporary_folder_when_the_cache_cannot_be_wr
     )
 
 
+def test_corrections_on_a_cache_that_cannot_be_written_keep_one_temporary_folder_said_once(
+    tmp_path: Path,
+    read_only_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    jpeg_bytes: Callable[..., bytes],
+) -> None:
+    """On a read-only cache each reading of the corrections (a server's, a notebook's, train --feedback's) made a new
+    temporary folder, writing the photos again, and warned again: the fallback was kept once per process for the ONNX
+    exports only. It is kept per folder for every caller now: the second reading finds the photos where the first
+    wrote them, unsaid."""
+    url = f"sqlite:///{tmp_path / 'reviews.db'}"
+    store = ReviewStore(url)
+    store.submit(store.record(review("red mug", image=jpeg_bytes(colour="red"))), "Kitchen & Dining")
+    monkeypatch.setenv("PRODCAT_CACHE_DIR", str(read_only_folder / "cache"))
+    with caplog.at_level(logging.WARNING, logger="prodcat.features.cache"):
+        first = Path(store.corrections()["image"].iloc[0])
+        said = caplog.text.count("cannot be written to the prodcat cache")
+        second = Path(store.corrections()["image"].iloc[0])
+    store.close()
+    assert second == first and first.is_file() and not first.is_relative_to(read_only_folder)
+    assert said == 1 and caplog.text.count("cannot be written to the prodcat cache") == 1
+
+
 def test_no_corrections_gives_an_empty_canonical_frame(db_url: str) -> None:
     ReviewStore(db_url).close()  # a queue with nothing reviewed yet
     frame = load_corrections(db_url)

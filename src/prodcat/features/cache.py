@@ -56,19 +56,30 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("PRODCAT_CACHE_DIR", Path.home() / ".cache" / "prodcat"))
 
 
+#: the temporary folder standing for each cache folder this process found it cannot write (resolved path -> folder)
+_FALLBACKS: dict[Path, Path] = {}
+_FALLBACKS_LOCK = threading.Lock()
+
+
 def writable_cache_folder(folder: Path, what: str, prefix: str, advice: str = "") -> Path:
     """``folder`` of the prodcat cache, made if missing, when this process can write there; else (a read-only home or
     cache, as in many containers) a temporary folder named ``prefix...``, removed when the process exits, with a
     warning saying that ``what`` (a plural: "the review queue's photos") is written there instead, and ``advice``
-    after it: as no cache does, it does not stop a run."""
+    after it: as no cache does, it does not stop a run.
+
+    The temporary folder is made and said once per folder and process: later calls for ``folder`` return it, so what
+    was written there is found again."""
     folder = folder.expanduser().resolve()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):  # what writing a file there meets
-            return folder
-    except OSError as exc:
-        reason = exc.strerror or exc
-    fallback = Path(tempfile.mkdtemp(prefix=prefix))
+    with _FALLBACKS_LOCK:
+        if (fallback := _FALLBACKS.get(folder)) is not None:
+            return fallback
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):  # what writing a file there meets
+                return folder
+        except OSError as exc:
+            reason = exc.strerror or exc
+        fallback = _FALLBACKS[folder] = Path(tempfile.mkdtemp(prefix=prefix))
     atexit.register(shutil.rmtree, fallback, ignore_errors=True)
     log.warning(
         "%s cannot be written to the prodcat cache %s (%s): they are written to %s instead, removed when this run "

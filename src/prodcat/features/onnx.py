@@ -7,7 +7,6 @@ export, whose file is cached under ``<cache dir>/models``.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import tempfile
@@ -68,9 +67,9 @@ def cached_export(path: Path, export: Callable[[str], None]) -> Path:
     return path
 
 
-@functools.cache
 def _export_folder(folder: Path) -> Path:
-    """``folder``, or once per process, when it cannot be written, a temporary folder removed at exit, said once."""
+    """``folder``, or when it cannot be written, the temporary folder standing for it in this process, removed at
+    exit, said once (:func:`~prodcat.features.cache.writable_cache_folder`)."""
     return writable_cache_folder(
         folder,
         "ONNX exports",
