@@ -1086,10 +1086,13 @@ def test_audit_help_names_every_column_of_its_lists(capsys: pytest.CaptureFixtur
 
     with pytest.raises(SystemExit):
         main(["audit", "--help"])
-    words = set(re.findall(r"[\w.]+", capsys.readouterr().out))
+    out = capsys.readouterr().out
+    words = set(re.findall(r"[\w.]+", out))
     assert {"input_issues.csv", "text_duplicates.csv", "photo_issues.csv", "label_issues.csv"} <= words
     assert set(PHOTO_ISSUE_COLUMNS) | set(LABEL_ISSUE_COLUMNS) | set(ISSUE_COLUMNS) <= words
     assert set(TEXT_DUPLICATE_COLUMNS) <= words
+    # --no-images said 'do not decode the photos', which --labels does all the same (Rakuten: modalities image, text)
+    assert "the label audit still reads them, unless --modalities text" in " ".join(out.split())
 
 
 def test_low_detail_photos_say_how_many_are_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -75,7 +75,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="seed of the --sample drawn and of the label audit's folds and models, as train's and cv's (default: the "
         "config's, 0): another split tells which products are flagged by the split alone; recorded in audit.json",
     )
-    parser.add_argument("--no-images", action="store_true", help="do not decode the photos (much faster)")
+    parser.add_argument(
+        "--no-images",
+        action="store_true",
+        help="do not audit the photos (much faster); the label audit still reads them, unless --modalities text",
+    )
     parser.add_argument(
         "--similarity",
         type=similarity_threshold,
