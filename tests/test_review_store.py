@@ -379,7 +379,7 @@ def test_the_server_refuses_a_queue_it_cannot_write_in_one_line(tmp_path: Path, 
     )
     blocked = folder / database if database == "reviews.db" else folder  # the file there, else the folder to make it in
     assert said == (
-        f"error: cannot write the review queue {folder / database} (sqlite:///{folder / database}): {blocked} is "
+        f"cannot write the review queue {folder / database} (sqlite:///{folder / database}): {blocked} is "
         "read-only to this process (a read-only mount, or another user's); the server records there every prediction "
         "sent to review and every correction, SQLite its -wal and -shm files beside the database: give --review-db a "
         "file in a folder it can write"

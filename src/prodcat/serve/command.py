@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import signal
-import sys
 import tempfile
 import textwrap
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any, get_origin
 from pydantic import ValidationError
 
 from prodcat.arguments import add_help_completed_by, into_bundle, user_path
-from prodcat.formatting import REFUSED_EXIT, error_line, say_error
+from prodcat.formatting import REFUSED_EXIT, say_error
 from prodcat.processes import machine, running
 from prodcat.serve.settings import (
     METRICS_DIR_VARIABLE,
@@ -139,20 +138,20 @@ def build_app_from_env() -> FastAPI:
 
 
 def _review_database_problem(error: Exception) -> str | None:
-    """The line refusing a review database that cannot be opened (an error of SQLAlchemy's), ``None`` for any other
-    error. SQLAlchemy is imported once an error is met: with --workers N, the child checking the database opens it,
-    and uvicorn's supervisor, this process for the server's life, has no other use for it."""
+    """What the error line refusing a review database that cannot be opened (an error of SQLAlchemy's) says, ``None``
+    for any other error. SQLAlchemy is imported once an error is met: with --workers N, the child checking the
+    database opens it, and uvicorn's supervisor, this process for the server's life, has no other use for it."""
     from prodcat.review import ReviewQueueNotWritableError
 
     if isinstance(error, ReviewQueueNotWritableError):
-        return error_line(error)
+        return str(error)
     from sqlalchemy.exc import SQLAlchemyError
 
     if not isinstance(error, SQLAlchemyError):
         return None
     # the database's own words, in one line: SQLAlchemy's add the statement and a line linking to its documentation
     reason = " ".join(str(getattr(error, "orig", None) or error).split())
-    return error_line(f"cannot open the review database ({type(error).__name__}: {reason}); check --review-db")
+    return f"cannot open the review database ({type(error).__name__}: {reason}); check --review-db"
 
 
 #: a SQLite URL naming a file: ``sqlite:///relative.db``, ``sqlite:////absolute.db``, a driver after ``+``
@@ -359,8 +358,7 @@ def run_serve(args: argparse.Namespace) -> int:
     except Exception as exc:
         if (problem := _review_database_problem(exc)) is None:
             raise
-        print(problem, file=sys.stderr)
-        return REFUSED_EXIT
+        return say_error(problem)
     _remove_abandoned_metrics_folders()
     common: dict[str, Any] = {
         "host": settings.host,
