@@ -262,9 +262,11 @@ def has_text(frame: pd.DataFrame) -> np.ndarray:
     """Products with readable text, shape ``(n,)`` bool: a title or description holding a letter or a digit
     once cleaned. Markup, entities or punctuation alone (``<p></p>``, ``&nbsp;``, ``...``) are no text: such a
     product is answered from its photo, as one without text is, not from all-zero text features."""
-    # a plain loop: pandas string methods cost more than the work on the few rows a server sees
+    # a plain loop: pandas string methods cost more than the work on the few rows a server sees. Over lists: iterating
+    # a column of pandas' Arrow-backed strings yields its values one call each, 5 times slower (1,000,000 products)
+    titles, descriptions = frame["title"].tolist(), frame["description"].tolist()
     return np.fromiter(
-        (is_readable(t) or is_readable(d) for t, d in zip(frame["title"], frame["description"], strict=True)),
+        (is_readable(t) or is_readable(d) for t, d in zip(titles, descriptions, strict=True)),
         dtype=bool,
         count=len(frame),
     )
