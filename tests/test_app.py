@@ -35,6 +35,7 @@ from prodcat.catalog.loaders import load_catalog
 from prodcat.catalog.schema import Catalog, category_at_level
 from prodcat.cli import build_parser, main
 from prodcat.evaluate.labelled import InTraining, unknown_categories_warning
+from prodcat.evaluate.metrics import per_class
 from prodcat.evaluate.report import per_class_header, per_class_rows
 from prodcat.features.base import PretrainedEncoder
 from prodcat.formatting import count_text
@@ -1421,10 +1422,25 @@ def test_app_command_confines_typed_paths_to_the_folders_given(tmp_path):
     parse = build_parser().parse_args
     data, other = tmp_path / "datasets" / "flipkart", tmp_path / "other"
     args = parse(["app", "m", "--data", str(data), "--root", str(other), "--root", str(tmp_path)])
-    assert command.readable_roots(args) == [other, tmp_path, data.parent]
+    assert command.readable_roots(args) == [tmp_path]  # the others lie inside it
     line = streamlit_command(args)
     assert line[line.index("--") + 2 :] == ["--data", str(data), "--root", str(other), "--root", str(tmp_path)]
     assert command.readable_roots(parse(["app", "m"])) == [Path.cwd()]
+
+
+def test_the_folders_allowed_are_listed_once_each(tmp_path):
+    """A path refused listed a folder twice, '--predictions' lying inside a '--root' ('/tmp/x, /tmp/x/cv'), and
+    the same folder twice when --data and --predictions share it: each is listed once, a folder inside another
+    covered by it, in the order given."""
+    parse = build_parser().parse_args
+    data, cv, other = tmp_path / "data" / "cat.csv", tmp_path / "reports" / "cv" / "predictions.csv", tmp_path / "o"
+    args = parse(["app", "m", "--data", str(data), "--predictions", str(cv), "--root", str(tmp_path / "reports")])
+    assert command.readable_roots(args) == [tmp_path / "reports", data.parent]
+    both = parse(["app", "m", "--data", str(data), "--predictions", str(data.parent / "p.csv"), "--root", str(other)])
+    assert command.readable_roots(both) == [other, data.parent]
+    with pytest.raises(views.PathRefused) as refused:
+        views.readable_path("/etc/passwd", command.readable_roots(args))
+    assert f"({tmp_path / 'reports'}, {data.parent})" in str(refused.value)
 
 
 @pytest.fixture
@@ -2210,7 +2226,7 @@ def test_the_number_of_label_noise_candidates_is_said_in_words(tiny_training, mo
 
     def said(least_confidence: float) -> str:
         test.slider(key="noise_confidence").set_value(least_confidence).run()
-        return test.caption[0].value
+        return test.main.caption[-1].value
 
     assert said(0.9) == "1 product; auto-accepted."
     assert said(0.5) == "2 products, most confident first; 1 of them auto-accepted."
@@ -2249,11 +2265,47 @@ def test_the_label_noise_candidates_of_a_cv_table_hold_every_disagreement_its_fo
     )
     assert test.slider(key="noise_confidence").value == 0.65
     assert test.dataframe[-1].value["product_id"].tolist() == ["Toys-12"]
-    assert test.caption[0].value == "1 product; auto-accepted."
+    assert test.main.caption[-1].value == "1 product; auto-accepted."
     table = views.normalise_predictions(pd.read_csv(tmp_path / "preds.csv"))
     assert views.least_confidence_auto_accepted(table, 0.5) == 0.5  # the model's threshold where it is lower
     assert views.least_confidence_auto_accepted(table.assign(decision="review"), 0.9) == 0.9
     assert views.least_confidence_auto_accepted(table.assign(decision="review"), 1.0000001) == 1.0
+
+
+def test_a_cv_table_says_per_category_what_its_folds_auto_accepted_as_the_report_does(
+    tiny_training, monkeypatch, tmp_path
+):
+    """The Predictions page of a cv (or evaluate) table showed the confusion, but not per category the share
+    auto-accepted and the errors among them: the manager had to open report.html. Now the Model page's table is
+    there, counted by the reports' per_class at the decisions the table holds (each fold's own threshold): at the
+    model's threshold (0.9) Kitchen-12 (0.7) and Toys-12 (0.65) would have been left for review."""
+    monkeypatch.setattr(Predictor, "threshold", property(lambda self: 0.9))
+    csv = (
+        "product_id,category,predicted,confidence,decision,decision_threshold,fold\n"
+        "Kitchen-12,Kitchen,Kitchen,0.7,auto,0.6,0\nToys-12,Toys,Kitchen,0.65,auto,0.6,0\n"
+        "Watches-12,Watches,Toys,0.62,review,0.9,1\nToys-13,Toys,Toys,0.95,auto,0.9,1\n"
+    )
+    test = predictions_page(tiny_training, monkeypatch, tmp_path, csv)
+    shown = per_class_shown(test)
+    percent, its_wrong, as_it_wrong = views.AUTOMATION_COLUMNS
+    assert list(shown.columns) == ["precision", "recall", "f1", "support", percent, its_wrong, as_it_wrong]
+    assert shown[[percent, its_wrong, as_it_wrong]].to_dict("index") == {
+        "Watches": {percent: 0.0, its_wrong: "0 of 0", as_it_wrong: "0 of 0"},
+        "Toys": {percent: 100.0, its_wrong: "1 of 2", as_it_wrong: "0 of 1"},
+        "Kitchen": {percent: 100.0, its_wrong: "0 of 1", as_it_wrong: "1 of 2"},
+    }
+    assert shown["support"].to_dict() == {"Watches": 1, "Toys": 2, "Kitchen": 1}
+    # the evaluation report's cells for the same products and decisions
+    given, predicted = ["Kitchen", "Toys", "Watches", "Toys"], ["Kitchen", "Kitchen", "Toys", "Toys"]
+    metrics = {"per_class": per_class(np.array(given), np.array(predicted), np.array([True, True, False, True]))}
+    for row in per_class_rows(metrics):
+        assert row[-1] == shown.loc[row[0], as_it_wrong] and f"({shown.loc[row[0], its_wrong]} as another)" in row[-2]
+    assert [s.value for s in test.subheader][-3:] == [
+        "Given (rows) against predicted (columns) category",
+        "Per category",
+        "Confident disagreements (label-noise candidates)",
+    ]
+    assert any("each fold's own threshold" in c.value for c in test.caption)
 
 
 def test_the_least_confidence_of_the_candidates_follows_the_table_shown_until_the_user_moves_it(

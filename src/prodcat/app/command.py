@@ -88,9 +88,15 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def readable_roots(args: argparse.Namespace) -> list[Path]:
-    """The folders a path typed in the app may lie in (see ``--root``), resolved."""
+    """The folders a path typed in the app may lie in (see ``--root``), resolved, each once: a folder inside another
+    is covered by it (the refusal of a path listed ``/srv/x, /srv/x/cv`` when ``--predictions`` lay in a ``--root``)."""
     given = [Path(path).resolve().parent for path in (args.data, args.predictions) if path]
-    return ([Path(root).resolve() for root in args.root or []] + given) or [Path.cwd()]
+    roots = ([Path(root).resolve() for root in args.root or []] + given) or [Path.cwd()]
+    return [
+        root
+        for i, root in enumerate(roots)
+        if not any(root.is_relative_to(other) and (other != root or j < i) for j, other in enumerate(roots))
+    ]
 
 
 def streamlit_command(args: argparse.Namespace) -> list[str]:

@@ -343,6 +343,11 @@ def per_category_section(metrics: dict[str, Any], per_class: pd.DataFrame) -> No
     category_bars(per_class["f1"], "F1", unit=True)  # weakest first
     if note := views.per_class_automation_note(metrics):
         st.caption(note)
+    per_class_dataframe(per_class)
+
+
+def per_class_dataframe(per_class: pd.DataFrame) -> None:
+    """A per-category table (:func:`views.per_class_table`), its automation columns with their help."""
     st.dataframe(per_class.round(4), column_config=AUTOMATION_COLUMN_CONFIG)
 
 
@@ -634,6 +639,11 @@ def _top_categories_of_a_product(shown: pd.DataFrame, top_k: dict[str, list[dict
 def _label_noise_section(table: pd.DataFrame, threshold: float) -> None:
     st.subheader("Given (rows) against predicted (columns) category")
     st.dataframe(views.confusion_table(table))
+    if table["decision"].isin(["auto", "review"]).any():
+        # the report's per-class table, counted on the rows shown at the decisions they hold
+        st.subheader("Per category")
+        st.caption(views.as_written(views.PREDICTIONS_PER_CLASS_NOTE))
+        per_class_dataframe(views.predictions_per_class(table))
     st.subheader("Confident disagreements (label-noise candidates)")
     # the threshold itself, not a rounding below it: by default, the disagreements the model would auto-accept (none
     # for a model that auto-accepts nothing, whose threshold lies just above 1, past the slider's end), and those the

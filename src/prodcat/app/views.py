@@ -48,6 +48,7 @@ from prodcat.evaluate.labelled import (
     products_in_training,
     unknown_categories_warning,
 )
+from prodcat.evaluate.metrics import UNSCORED, per_class
 from prodcat.evaluate.report import auto_precision_note, decided_per_class, interval_text, ranked_per_class
 from prodcat.formatting import count_text, counted
 from prodcat.image.decode import ImageDecodeError, ImageSource, load_image
@@ -429,6 +430,13 @@ def per_class_table(metrics: dict[str, Any]) -> pd.DataFrame:
     return table.rename_axis("category")
 
 
+#: how the :data:`AUTOMATION_COLUMNS` are counted, said after what they were counted on
+_AUTOMATION_COUNTED = (
+    "the percentage of its products auto-accepted, and how many of those were accepted as another category; of the "
+    "products auto-accepted as the category, how many are of another one."
+)
+
+
 def per_class_automation_note(metrics: dict[str, Any]) -> str | None:
     """What to say above the per-category table of ``metrics`` that decided: how its automation columns were
     counted, or that its records do not say (a bundle trained before they did); ``None`` without a decision."""
@@ -441,9 +449,27 @@ def per_class_automation_note(metrics: dict[str, Any]) -> str | None:
         )
     return (
         "What the accept-or-review decision auto-accepted of each category, on the same out-of-fold predictions as the "
-        "figures above: the percentage of its products auto-accepted, and how many of those were accepted as another "
-        "category; of the products auto-accepted as the category, how many are of another one."
+        f"figures above: {_AUTOMATION_COUNTED}"
     )
+
+
+def predictions_per_class(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`per_class_table` of the labelled rows of a predictions ``table``, counted by the reports' own
+    :func:`~prodcat.evaluate.metrics.per_class`, auto-accepted where the table's ``decision`` says ``auto``: a
+    ``prodcat cv`` table's folds each decided at their own threshold, which no single threshold of the app's
+    would reproduce. A product not scored counts in its category's support, as a miss, as the reports count it."""
+    labelled = labelled_rows(table)
+    predicted = labelled["predicted"].fillna(UNSCORED).astype(str).to_numpy()
+    accepted = (labelled["decision"] == "auto").to_numpy()
+    records = per_class(labelled["given"].astype(str).to_numpy(), predicted, accepted)
+    return per_class_table({"per_class": records})
+
+
+#: what is said above :func:`predictions_per_class`'s table
+PREDICTIONS_PER_CLASS_NOTE = (
+    "What the accept-or-review decision of these predictions auto-accepted of each category (their decision column: "
+    f"in a `prodcat cv` table, each fold's own threshold), as the evaluation report counts it: {_AUTOMATION_COUNTED}"
+)
 
 
 def levels_table(metrics: dict[str, Any]) -> pd.DataFrame:
