@@ -166,3 +166,35 @@ def test_no_module_writes_an_error_or_warning_line_by_hand() -> None:
     by_hand = {path.relative_to(SRC).as_posix(): _said_by_hand(path.read_text()) for path in modules}
     by_hand = {module: lines for module, lines in by_hand.items() if lines}
     assert list(by_hand) == ["formatting.py"] and len(by_hand["formatting.py"]) == 2, by_hand
+
+
+def test_a_command_run_again_from_python_logs_to_the_stderr_of_the_moment(tmp_path: Path) -> None:
+    """main() run twice from one Python, its stderr redirected each time (a notebook, a script capturing each run's
+    messages): the log handler of the first run kept writing to the first stream, so the second run's lines went
+    there, or, that stream closed, came out as '--- Logging error --- ... I/O operation on closed file'."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "products.csv"
+    rows = {"product_id": [f"p{i}" for i in range(12)], "title": "", "description": "", "image": ""}
+    pd.DataFrame(rows | {"category": ["Kitchen", "Watches"] * 6}).to_csv(data, index=False)
+    script = (
+        "import contextlib, io, sys\n"
+        "from prodcat.cli import main\n"
+        "for run in (1, 2):\n"
+        "    with contextlib.redirect_stderr(io.StringIO()) as said:\n"
+        "        main(['explore', sys.argv[1], '--features', 'tfidf', '--report', sys.argv[2], '--no-progress'])\n"
+        "    print(run, repr(said.getvalue()))\n"
+        "    said.close()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(data), str(tmp_path / "report")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    first, second = done.stdout.splitlines()
+    assert "12 products (csv format)" in first
+    assert "12 products (csv format)" in second
+    assert "Logging error" not in done.stderr

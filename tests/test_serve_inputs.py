@@ -9,6 +9,7 @@ import contextlib
 import gzip
 import io
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -3302,6 +3303,25 @@ def test_a_review_db_that_cannot_be_opened_is_refused_in_one_line(
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("error: cannot open the review database (OperationalError: connection failed: ")
     assert line.endswith("Is the server running on that host and accepting TCP/IP connections?); check --review-db")
+
+
+def test_a_refused_serve_gives_the_process_its_logging_back(
+    tiny_training: TinyTraining, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A serve refusing its review database (after building its app) left the root logger with a JSON handler
+    writing to the stderr of that moment, the caller's handlers dropped: once that stream was closed, every later
+    record of the process (another command run from the same Python, the next test file) printed '--- Logging
+    error --- ... I/O operation on closed file' in its place."""
+    root = logging.getLogger()
+    before = (root.handlers[:], root.level, logging.getLogger("prodcat").level)
+    with contextlib.redirect_stderr(io.StringIO()) as said:
+        database = "postgresql+psycopg://nobody@127.0.0.1:1/none"  # refused once the app is built
+        assert main(["serve", str(tiny_training.bundle), "--review-db", database]) == 2
+    assert said.getvalue().splitlines()[-1].startswith("error: cannot open the review database")
+    said.close()
+    assert (root.handlers, root.level, logging.getLogger("prodcat").level) == before
+    logging.getLogger("prodcat.serve").warning("a record after serve")
+    assert "Logging error" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

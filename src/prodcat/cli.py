@@ -21,7 +21,7 @@ from typing import NoReturn, TextIO
 from prodcat import installed_version
 from prodcat.catalog import CatalogFormatError
 from prodcat.errors import BundleError, RunRefused
-from prodcat.formatting import one_line, say_error
+from prodcat.formatting import StderrHandler, one_line, say_error
 from prodcat.signals import Terminated, sigterm_as_ctrl_c
 
 #: modules that register a subcommand, in the order ``--help`` lists them
@@ -144,7 +144,7 @@ def run(argv: list[str] | None = None) -> int:
     if unknown:  # argparse refuses them in the top-level usage, which shows none of the command's options
         command = command_parsers(parser)[args.command]
         command.error(_several_catalogues(command, args, unknown) or f"unrecognized arguments: {' '.join(unknown)}")
-    handler = logging.StreamHandler()
+    handler = StderrHandler()
     handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     # --verbose is prodcat's debug output, not every library's (matplotlib alone logs pages of font matching)

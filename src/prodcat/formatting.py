@@ -3,6 +3,7 @@ the command line's error and warning lines, each one line whatever the catalogue
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,25 @@ _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 #: the exit code of a command refusing what it was given (argparse's for a usage error)
 REFUSED_EXIT = 2
+
+
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler writing each record to ``sys.stderr`` as it is when the record comes, not as it was when the handler
+    was made: a handler keeping the stream of its day wrote, once that stream was replaced and closed (a caller's
+    ``contextlib.redirect_stderr``, pytest's capture), '--- Logging error --- ... I/O operation on closed file'
+    in place of every later record of the process, prodcat's command lines run again included."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> object:
+        """The process's ``sys.stderr`` of the moment."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        raise AttributeError("a StderrHandler writes to sys.stderr of the moment; it has no stream to set")
 
 
 def count_text(count: object) -> str:

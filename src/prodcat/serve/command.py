@@ -309,6 +309,14 @@ def _stopped_gracefully() -> Iterator[None]:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    """``prodcat serve``: the process's logging set-up given back as it was once the server stopped or refused."""
+    from prodcat.serve.logs import logging_given_back
+
+    with logging_given_back():
+        return _serve(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from prodcat.app.command import port_problem

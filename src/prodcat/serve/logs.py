@@ -10,8 +10,11 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
+
+from prodcat.formatting import StderrHandler
 
 #: attributes every LogRecord has; anything else on a record came from ``extra=``
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -39,7 +42,7 @@ class JsonFormatter(logging.Formatter):
 
 def configure_json_logging(level: str = "info") -> None:
     """Send every logger's records (uvicorn's included) to stderr as JSON lines."""
-    handler = logging.StreamHandler()
+    handler = StderrHandler()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -51,6 +54,32 @@ def configure_json_logging(level: str = "info") -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+
+
+#: the loggers :func:`configure_json_logging` sets, the root logger first
+_CONFIGURED = ("", "prodcat", "uvicorn", "uvicorn.error")
+
+
+@contextlib.contextmanager
+def logging_given_back() -> Iterator[None]:
+    """The logging set-up of the process as it was before the block, whatever :func:`configure_json_logging` did in
+    it: handlers, levels and propagation of the loggers it sets, and Python's warnings as they were shown. Without
+    it a ``serve`` that refused its settings, or stopped, left every later record of the process (another command
+    run from the same Python) in JSON on the root logger, and the handlers the caller had set dropped."""
+    kept = [
+        (logger, logger.handlers[:], logger.level, logger.propagate) for logger in map(logging.getLogger, _CONFIGURED)
+    ]
+    showwarning = warnings.showwarning
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)  # the warnings shown as before the first capture
+        if warnings.showwarning is not showwarning:  # they were logged before the block
+            logging.captureWarnings(True)
+        for logger, handlers, level, propagate in kept:
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+            logger.propagate = propagate
 
 
 #: a terminal's colour codes (onnxruntime colours its warnings)
