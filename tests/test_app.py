@@ -27,7 +27,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from prodcat.app import command, views
+from prodcat.app import command, streamlit_app, views
 from prodcat.app.command import SCRIPT, streamlit_command
 from prodcat.batch import predict_catalog
 from prodcat.bundle import MANIFEST, MODEL_FILE, PRODUCTS_FILE, read_manifest, save_bundle
@@ -559,6 +559,21 @@ def test_the_per_category_table_says_what_was_auto_accepted_of_each_category_as_
     assert any(
         c.value.startswith("What the accept-or-review decision auto-accepted of each category") for c in test.caption
     )
+
+
+def test_long_category_names_leave_the_per_category_table_on_the_screen(app, flipkart_bundle, manifest, tmp_path):
+    """Names of 75 characters took 420 px of a 930-px table at 1400 px (seen in Chromium) and pushed its last two
+    columns, the errors, off the screen. The category column is now 190 px wide (the whole table fits: Chromium's
+    scroll width equals its width), the names kept whole in the table, read whole by a double click."""
+    prefix = "Video Games & Consoles > Roleplaying Games and Miniature Games "
+    metrics = manifest["metrics"]
+    long = metrics | {"per_class": {prefix + name: record for name, record in metrics["per_class"].items()}}
+    test = go_to(app(str(bundle_copy(flipkart_bundle, tmp_path / "long", metrics=long))), "Model")
+    [table] = [d for d in test.dataframe if "f1" in d.value.columns and "support" in d.value.columns]
+    assert sorted(table.value.index) == sorted(long["per_class"]) and max(map(len, long["per_class"])) >= 75
+    category = json.loads(table.proto.columns)["_index"]
+    assert category["label"] == "category" and category["width"] == streamlit_app.CATEGORY_WIDTH == 190
+    assert "double-click" in category["help"]
 
 
 def test_the_model_page_says_how_sure_the_precision_among_the_auto_accepted_is_as_the_reports_do(

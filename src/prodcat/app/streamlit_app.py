@@ -274,12 +274,25 @@ def data_page(
     photo_table(views.product_grid(shown, level, thumbnail))
 
 
-#: the per-category table's automation columns (those it has), each with its help; the percentage to 1 decimal
+#: the per-category table's category column, in pixels: as wide as leaves the others on screen at 1400 px (seen in
+#: Chromium: a name of 75 characters took 420 px and pushed the last two columns off it). A longer name is cut
+#: there, shown whole by a double click on it
+CATEGORY_WIDTH = 190
+
+#: the per-category table's automation columns (those it has), each with its help; the percentage to 1 decimal; its
+#: category (the index) at :data:`CATEGORY_WIDTH`
 AUTOMATION_COLUMN_CONFIG = {
-    name: st.column_config.NumberColumn(name, help=help_text, format="%.1f")
-    if name == views.AUTOMATION_PERCENT
-    else st.column_config.TextColumn(name, help=help_text)
-    for name, help_text in views.AUTOMATION_COLUMNS.items()
+    "_index": st.column_config.TextColumn(
+        "category",
+        width=CATEGORY_WIDTH,
+        help="A name too long for the column is cut: double-click it to read it whole.",
+    ),
+    **{
+        name: st.column_config.NumberColumn(name, help=help_text, format="%.1f")
+        if name == views.AUTOMATION_PERCENT
+        else st.column_config.TextColumn(name, help=help_text)
+        for name, help_text in views.AUTOMATION_COLUMNS.items()
+    },
 }
 
 
