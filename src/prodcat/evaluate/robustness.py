@@ -260,6 +260,15 @@ PERTURBATIONS: dict[str, Perturbation] = {
 }
 
 
+#: the control: shrunk to the working scale, so nothing but the resampling every photo perturbation starts with (a
+#: smaller photo is enlarged to it); its change is the part of every photo row's that the resampling alone makes
+CONTROL = f"downscale_{WORK_SIDE}"
+PERTURBATIONS[CONTROL] = replace(
+    PERTURBATIONS[CONTROL],
+    description=f"control: the photo brought to {WORK_SIDE} px alone, as before every photo perturbation",
+)
+
+
 def get_perturbations(names: Iterable[str] | None = None) -> list[Perturbation]:
     """The registered perturbations called ``names`` (a family name stands for all its severities); all if ``None``."""
     if names is None:
