@@ -3013,19 +3013,21 @@ def _served_by_serve_options(options: dict[str, Any], metrics: Any = None) -> tu
     """A uvicorn server in a thread, with the options ``prodcat serve`` gave ``uvicorn.run`` (its HTTP protocol among
     them), serving an app that reads the request's body and answers 200: what is tested is what happens before a
     request reaches the app. ``metrics``: the app's ``state.metrics``, as prodcat's app has its ``ApiMetrics``.
-    Returns the server, its thread and its port."""
+    Returns the server, its thread and its port; ``server.config.app.state.begun`` lists the paths of the requests
+    that reached the app (their heads read, counted in flight), for :func:`_until_the_app_has_begun`."""
     import socket
     import types
 
     import uvicorn
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        app.state.begun.append(scope["path"])  # type: ignore[attr-defined]
         while (await receive()).get("more_body"):
             pass
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    app.state = types.SimpleNamespace(metrics=metrics)  # type: ignore[attr-defined]
+    app.state = types.SimpleNamespace(metrics=metrics, begun=[])  # type: ignore[attr-defined]
 
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
@@ -3035,11 +3037,28 @@ def _served_by_serve_options(options: dict[str, Any], metrics: Any = None) -> tu
     server = uvicorn.Server(uvicorn.Config(app, **kept))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()
-    for _ in range(500):
-        if server.started:
-            break
-        time.sleep(0.02)
+    _until(lambda: server.started, "the server did not start")
     return server, thread, listening.getsockname()[1]
+
+
+#: how long a test waits, at the most, for a server in a thread to reach a state: a deadline, not a time measured
+#: (on 2 cores at load 16 a thread can wait seconds for the interpreter)
+STATE_DEADLINE_S = 120
+
+
+def _until(reached: Callable[[], object], failure: str) -> None:
+    """Return once ``reached()`` is true; fail saying ``failure`` when it is not after STATE_DEADLINE_S."""
+    deadline = time.monotonic() + STATE_DEADLINE_S
+    while not reached():
+        assert time.monotonic() < deadline, f"{failure} within {STATE_DEADLINE_S} s"
+        time.sleep(0.01)
+
+
+def _until_the_app_has_begun(server: Any, requests: int) -> None:
+    """Return once ``requests`` requests reached the app of :func:`_served_by_serve_options`: each then is in flight
+    until its body comes. A fixed 0.5 s wait for that was short on a loaded machine, the request counted after the
+    test's next one (200 for the 503 expected)."""
+    _until(lambda: len(server.config.app.state.begun) >= requests, f"{requests} requests did not reach the app")
 
 
 def _answer_to(port: int, sent: bytes, wait_s: float = 15.0) -> bytes:
@@ -3129,7 +3148,7 @@ def test_serve_caps_the_requests_in_flight_answering_503_in_the_error_shape(
     try:
         for connection in held:  # in flight until their bodies come
             connection.sendall(head)
-        time.sleep(0.5)
+        _until_the_app_has_begun(server, 2)
         busy = _answer_to(port, head + b"body")
         for connection in held:
             connection.sendall(b"body")
@@ -3175,7 +3194,7 @@ def test_serve_answers_probes_past_the_cap_and_counts_the_requests_it_refuses_it
     held = socket.create_connection(("127.0.0.1", port), timeout=15)
     try:
         held.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\n")
-        time.sleep(0.5)  # in flight until its body comes
+        _until_the_app_has_begun(server, 1)  # in flight until its body comes
         statuses = {
             f"{method} {path}": _answer_to(
                 port, f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
