@@ -1460,3 +1460,24 @@ def test_a_skipped_row_with_fewer_fields_names_its_id_counted_from_the_start(tmp
     path.write_text("title,description,product_id,price\n" + "\n".join(rows) + "\n")
     skipped = [(i.row, i.product_id) for i in load_catalog(path).issues if i.field == "row"]
     assert skipped == [(3, "sku-2"), (4, "sku-3")]
+
+
+def test_a_csv_is_cut_into_lines_as_the_csv_reader_reads_them() -> None:
+    """The CSV's lines, no longer cut by io.StringIO (a copy of the text at 4 bytes a character), are cut as it cut
+    them: at \\n, \\r\\n and a lone \\r, not at the other line breaks of str.splitlines."""
+    import io
+
+    from prodcat.catalog.tables import _record_lines
+
+    for text in [
+        "",
+        "a",
+        "a\n",
+        "a\r\nb",
+        "a\rb\r",
+        "\r\n\r\n",
+        "\r\r\n\n",
+        "a\x85b\u2028c\x0cd\x1ce\n",
+        'x,"y\r\nz"\r',
+    ]:
+        assert _record_lines(text) == io.StringIO(text, newline="").readlines(), repr(text)
