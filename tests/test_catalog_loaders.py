@@ -1462,6 +1462,39 @@ def test_a_skipped_row_with_fewer_fields_names_its_id_counted_from_the_start(tmp
     assert skipped == [(3, "sku-2"), (4, "sku-3")]
 
 
+def test_a_large_catalogue_is_said_to_be_read_before_it_is(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command reading a catalogue of SAID_READING_FROM bytes or more says so first: a million products were read
+    for 87 s with nothing printed; a small one is read without the line."""
+    import argparse
+
+    from prodcat.catalog import loaders
+
+    path = tmp_path / "big.csv"
+    path.write_text("product_id,title\nsku-1,Ceramic mug\n", encoding="utf-8")
+    args = argparse.Namespace(data=str(path), format="auto", **dict.fromkeys(loaders.READING_OPTIONS))
+    said: list[str] = []
+    reading = loaders.load_catalog
+
+    def load(*given: object, **options: object) -> object:
+        said.extend(record.getMessage() for record in caplog.records)  # what was said before the read
+        return reading(*given, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loaders, "load_catalog", load)
+    monkeypatch.setattr(loaders, "SAID_READING_FROM", path.stat().st_size)
+    with caplog.at_level("INFO", logger="prodcat"):
+        assert len(loaders.load_from_args(args)) == 1
+    assert said == [f"reading {path} (0 MB) ..."]
+
+    said.clear()
+    caplog.clear()
+    monkeypatch.setattr(loaders, "SAID_READING_FROM", path.stat().st_size + 1)
+    with caplog.at_level("INFO", logger="prodcat"):
+        loaders.load_from_args(args)
+    assert said == []
+
+
 def test_a_csv_is_cut_into_lines_as_the_csv_reader_reads_them() -> None:
     """The CSV's lines, no longer cut by io.StringIO (a copy of the text at 4 bytes a character), are cut as it cut
     them: at \\n, \\r\\n and a lone \\r, not at the other line breaks of str.splitlines."""

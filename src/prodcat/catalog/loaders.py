@@ -1202,6 +1202,26 @@ def how_read(args: argparse.Namespace, catalog: Catalog) -> dict[str, str]:
     return {"path": str(args.data), "format": catalog.format, **given}
 
 
+#: the size of a catalogue's files from which a command says that it reads it, before it does: a CSV of some 10,000
+#: products (a second of reading), a Parquet file of some 300,000; a million products were read for 87 s in silence
+SAID_READING_FROM = 10 * 2**20
+
+
 def load_from_args(args: argparse.Namespace) -> Catalog:
-    """:func:`load_catalog` with the options added by :func:`~prodcat.arguments.add_loader_arguments`."""
+    """:func:`load_catalog` with the options added by :func:`~prodcat.arguments.add_loader_arguments`, a line
+    ``reading DATA (N MB) ...`` logged first when its files hold :data:`SAID_READING_FROM` bytes or more."""
+    if (size := catalog_size(args.data)) >= SAID_READING_FROM:
+        log.info("reading %s (%s MB) ...", args.data, f"{size / 2**20:,.0f}")
     return load_catalog(args.data, args.format, **{option: getattr(args, option) for option in READING_OPTIONS})
+
+
+def catalog_size(path: str | Path) -> int:
+    """The bytes of the :func:`catalog_files` of ``path`` (its photos aside); one that cannot be looked up counts
+    none: the loader says why it cannot be read."""
+    total = 0
+    for file in catalog_files(path):
+        try:
+            total += file.stat().st_size
+        except (OSError, ValueError):  # ValueError: a NUL in the path
+            continue
+    return total
