@@ -148,10 +148,13 @@ def quality_frame(frame: pd.DataFrame, n_jobs: int | None = None, progress: bool
     rows = _thread_map(score, items, n_jobs, progress, "image quality")
     out = pd.DataFrame(rows, index=frame.index)
     out.insert(0, "product_id", frame["product_id"].astype(str).to_numpy())
-    # no row at all (empty catalogue) or no usable photo: callers still index these columns
-    for column in ("sha1", "error", "phash", "colour_thumbnail"):
+    # no row at all (empty catalogue) or no usable photo: callers still index these columns (scores NaN, as unscored)
+    missing = dict.fromkeys(("sha1", "error", "phash", "colour_thumbnail")) | dict.fromkeys(
+        ("low_detail", "small", "blur", "border_ratio", "width", "height"), np.nan
+    )
+    for column, empty in missing.items():
         if column not in out:
-            out[column] = None
+            out[column] = empty
     return out
 
 

@@ -330,8 +330,6 @@ def photo_issues(
     group whose labels differ, from ``first_differing_level`` on); the scores and the group beside them, to sort and
     filter on. ``scores`` are :func:`~prodcat.image.quality.quality_frame`'s (same index as ``frame``),
     ``duplicates`` :func:`~prodcat.image.quality.find_duplicate_images`', ``lines`` each product's source line."""
-    # no usable photo at all: quality_frame has no score column
-    scores = scores.reindex(columns=scores.columns.union(["low_detail", "small", *_SCORE_COLUMNS], sort=False))
     usable = scores["error"].isna().to_numpy()
     # ids are unique in a loaded catalogue (a repeat is renamed id~2); a frame repeating one takes its first group
     group = duplicates.drop_duplicates("product_id").set_index("product_id").reindex(frame["product_id"].astype(str))
