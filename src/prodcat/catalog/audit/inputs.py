@@ -263,7 +263,8 @@ def image_stats(frame: pd.DataFrame, progress: bool = True, lines: Sequence[int]
 
     has_path = frame["image"].notna().to_numpy()
     scores = quality_frame(frame, progress=progress)
-    failed = has_path & scores["error"].notna().to_numpy()
+    flags = _photo_flags(frame, scores)
+    failed = flags["unreadable"]
     usable = scores[scores["error"].isna()]
     out: dict[str, Any] = {
         "with_photo": int(has_path.sum()),
@@ -282,20 +283,19 @@ def image_stats(frame: pd.DataFrame, progress: bool = True, lines: Sequence[int]
         "usable": len(usable),
     }
     if len(usable):
-        border = usable["border_ratio"].astype(float)
         out["quality"] = {
             # low variance of the Laplacian: blurry, but more often a smooth product; not "blurry" then
             "low_detail_threshold": LOW_DETAIL_THRESHOLD,
-            "low_detail": int(usable["low_detail"].astype(bool).sum()),
+            "low_detail": int(flags["low_detail"].sum()),
             # a thumbnail is scored enlarged to 512 px, which blurs it: said apart (all 6,000 of
             # fashion's 60 x 80 photos were 'blurry or plain', with no word that their size alone made them so)
-            "low_detail_small": int((usable["low_detail"].astype(bool) & usable["small"].astype(bool)).sum()),
+            "low_detail_small": int((flags["low_detail"] & flags["small"]).sum()),
             "small_side": SMALL_SIDE,
-            "small": int(usable["small"].astype(bool).sum()),
+            "small": int(flags["small"].sum()),
             "blur": _score_stats(usable["blur"]),
-            "border_ratio": _score_stats(border, top=1.0),
+            "border_ratio": _score_stats(usable["border_ratio"].astype(float), top=1.0),
             "large_white_border_threshold": LARGE_BORDER,
-            "large_white_border": int((border > LARGE_BORDER).sum()),
+            "large_white_border": int(flags["white_border"].sum()),
             "size": {
                 "median_width": float(usable["width"].median()),
                 "median_height": float(usable["height"].median()),
@@ -316,12 +316,28 @@ def image_stats(frame: pd.DataFrame, progress: bool = True, lines: Sequence[int]
             "colour_distance": COLOUR_DISTANCE,
             "colour_grid": COLOUR_SIDE,
         }
-    out["issues"] = photo_issues(frame, scores, duplicates, lines)
+    out["issues"] = photo_issues(frame, scores, duplicates, lines, flags)
     return out
 
 
+def _photo_flags(frame: pd.DataFrame, scores: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Which products' photos are flagged, by flag (:func:`photo_issues`' names but the duplicate ones): boolean
+    masks over ``frame``, from its :func:`~prodcat.image.quality.quality_frame` ``scores``."""
+    usable = scores["error"].isna().to_numpy()
+    return {
+        "unreadable": frame["image"].notna().to_numpy() & ~usable,
+        "low_detail": usable & (scores["low_detail"] == True).to_numpy(),  # noqa: E712 (NaN where unscored)
+        "small": usable & (scores["small"] == True).to_numpy(),  # noqa: E712
+        "white_border": usable & (scores["border_ratio"] > LARGE_BORDER).to_numpy(),
+    }
+
+
 def photo_issues(
-    frame: pd.DataFrame, scores: pd.DataFrame, duplicates: pd.DataFrame, lines: Sequence[int] = ()
+    frame: pd.DataFrame,
+    scores: pd.DataFrame,
+    duplicates: pd.DataFrame,
+    lines: Sequence[int] = (),
+    flags: dict[str, np.ndarray] | None = None,
 ) -> list[dict[str, Any]]:
     """Every product whose photo is flagged, in the catalogue's order, as records of :data:`PHOTO_ISSUE_COLUMNS`.
 
@@ -329,16 +345,13 @@ def photo_issues(
     ``white_border`` (``border_ratio`` over :data:`LARGE_BORDER`), ``duplicate`` and ``duplicate_conflict`` (in a
     group whose labels differ, from ``first_differing_level`` on); the scores and the group beside them, to sort and
     filter on. ``scores`` are :func:`~prodcat.image.quality.quality_frame`'s (same index as ``frame``),
-    ``duplicates`` :func:`~prodcat.image.quality.find_duplicate_images`', ``lines`` each product's source line."""
+    ``duplicates`` :func:`~prodcat.image.quality.find_duplicate_images`', ``lines`` each product's source line,
+    ``flags`` the photo flags of ``scores`` when already computed."""
     usable = scores["error"].isna().to_numpy()
     # ids are unique in a loaded catalogue (a repeat is renamed id~2); a frame repeating one takes its first group
     group = duplicates.drop_duplicates("product_id").set_index("product_id").reindex(frame["product_id"].astype(str))
     in_group = group["group"].notna().to_numpy()
-    flags = {
-        "unreadable": frame["image"].notna().to_numpy() & ~usable,
-        "low_detail": usable & (scores["low_detail"] == True).to_numpy(),  # noqa: E712 (NaN where unscored)
-        "small": usable & (scores["small"] == True).to_numpy(),  # noqa: E712
-        "white_border": usable & (scores["border_ratio"] > LARGE_BORDER).to_numpy(),
+    flags = (flags if flags is not None else _photo_flags(frame, scores)) | {
         "duplicate": in_group,
         "duplicate_conflict": in_group & (group["conflict_level"] > 0).to_numpy(),
     }
