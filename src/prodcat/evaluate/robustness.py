@@ -242,7 +242,8 @@ PERTURBATIONS: dict[str, Perturbation] = {
             downscale,
             "side",
             "pixels (longest side)",
-            (512, 64, 32),
+            # the working scale first: CONTROL, below, is that severity
+            (WORK_SIDE, 64, 32),
             "photo shrunk to {value:g} px on its longest side",
         ),
         *_image_family(
