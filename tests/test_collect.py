@@ -1019,6 +1019,41 @@ def test_a_run_checks_each_photo_host_once_and_the_next_run_checks_again(httpser
     assert checked == ["127.0.0.2"]
 
 
+def test_a_photo_host_whose_name_could_not_be_resolved_is_checked_again_at_its_next_photo(
+    httpserver, tmp_path, monkeypatch
+):
+    """A lookup that failed (a DNS hiccup) at a host's first photo was kept as the host's verdict, as a public host's:
+    its every later photo and redirect went unchecked for the run, though the name now resolved to loopback. Only a
+    lookup that answered is kept now: the host is looked up again at its next photo, and refused."""
+    real_getaddrinfo = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:  # photos.example: down once, then on loopback
+        if host != "photos.example":
+            return real_getaddrinfo(host, *args, **kwargs)
+        lookups.append(host)
+        if len(lookups) == 1:
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real_getaddrinfo("127.0.0.1", *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    for name in ("a", "b"):
+        httpserver.expect_request(f"/images/{name}.jpg").respond_with_data(jpeg_bytes(), content_type="image/jpeg")
+    urls = [f"http://photos.example:{httpserver.port}/images/{name}.jpg" for name in ("a", "b")]
+    products = [off_record(str(n), f"Champagne {n}", image_front_url=url) for n, url in enumerate(urls, 1)]
+    serve_search(httpserver, search_pages(products))
+    assert run(httpserver, tmp_path, "--images") == 0
+
+    report = json.loads((tmp_path / "collect.json").read_text())
+    failures = {e["product_id"]: e["message"] for e in report["errors"] if e["field"] == "image"}
+    assert failures == {
+        "2": f"{urls[1]}: refused: 127.0.0.1 is not a public address (photos.example resolves to 127.0.0.1): a photo "
+        "is fetched from a public host only"
+    }
+    # the first photo, its name left to the connection (which resolved it): fetched, as when nothing is remembered
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["1.jpeg"]
+
+
 @pytest.mark.parametrize(
     ("url", "refused"),
     [

@@ -161,7 +161,8 @@ class HttpClient:
             URL's scheme and host (``HTTPS_PROXY``, ``HTTP_PROXY``, unless ``NO_PROXY`` exempts the host).
         private_hosts: host names :meth:`get_bytes` fetches from even when they are not public (loopback, private
             network...): the API's own host, which the user named (``--base-url``); any other host a URL given by
-            the API (or a redirect) names must resolve to public addresses only.
+            the API (or a redirect) names must resolve to public addresses only. Each host is checked once for the
+            client's life (a collect run builds its own), its verdict kept for its other photos and redirects.
         clock, sleep: time source and wait, replaced by tests.
     """
 
@@ -181,6 +182,8 @@ class HttpClient:
         sleep: Callable[[float], None] = time.sleep,
     ):
         self._private_hosts = frozenset(host.lower() for host in private_hosts)
+        # host -> why it is refused (None: public): checked once, not a DNS lookup per photo and redirect
+        self._hosts_checked: dict[str, str | None] = {}
         self._budgets = {UNREACHABLE: min(retries, 2), RATE_LIMITED: retries, _TRANSIENT: retries}
         self._backoff = backoff
         self._deadline = deadline
@@ -215,14 +218,13 @@ class HttpClient:
 
         return self._request(url, params, read)
 
-    def get_bytes(self, url: str, max_bytes: int, hosts_checked: dict[str, str | None] | None = None) -> bytes:
+    def get_bytes(self, url: str, max_bytes: int) -> bytes:
         """The body of ``GET url``, refused past ``max_bytes`` bytes (announced, or read in chunks, never whole).
 
         A URL given by an API: refused (:data:`REFUSED`) unless its host, and that of each redirect (followed here,
         at most 5), resolves to public addresses only or is one of ``private_hosts``; so an API's answer cannot have
-        this machine fetch its own services or its network's. ``hosts_checked`` holds the verdict of each host checked
-        so far (:func:`non_public_reason`'s), read and filled: one run's photos (a collect's) check a host once, not a
-        DNS lookup per photo and redirect. Without it, a host is checked once within this call."""
+        this machine fetch its own services or its network's. A host's verdict is kept by the client: its other photos
+        and redirects are not looked up again, unless its name could not be resolved (:class:`UnresolvedHost`)."""
 
         def read(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes | str:
             location = response.headers.get("Location")
@@ -231,13 +233,9 @@ class HttpClient:
                 return urllib.parse.urljoin(hop, location)
             return self._read_body(response, hop, max_bytes, deadline)
 
-        checked = {} if hosts_checked is None else hosts_checked
         hop = url
         for _ in range(_MAX_REDIRECTS + 1):
-            host = host_of(hop) or ""  # "": no host to resolve, the request fails and says so
-            if host and host not in self._private_hosts and host not in checked:
-                checked[host] = non_public_reason(hop)
-            if (refusal := checked.get(host)) is not None:  # the API's own host (private_hosts) is never refused
+            if (refusal := self._refusal(hop)) is not None:
                 redirected = "" if hop == url else f"redirected to {hop}: "
                 raise NetworkError(url, f"refused: {redirected}{refusal}", cause=REFUSED)
             answer = self._request(hop, None, read, _NO_REDIRECTS)
@@ -245,6 +243,21 @@ class HttpClient:
                 return answer
             hop = answer
         raise NetworkError(url, f"refused: more than {_MAX_REDIRECTS} redirects", cause=REFUSED)
+
+    def _refusal(self, url: str) -> str | None:
+        """Why ``url``'s host is refused (:func:`non_public_reason`), ``None`` when it is not: the API's own host
+        (``private_hosts``), a host found public, or one whose name cannot be resolved now (left to the proxy, or
+        the fetch fails and says so). The verdict is kept per host; a failed lookup is not one (it is tried again at
+        the host's next photo or redirect): kept, one DNS hiccup left the host's every later photo unchecked."""
+        host = host_of(url)
+        if not host or host in self._private_hosts:  # no host: the request fails and says so
+            return None
+        if host not in self._hosts_checked:
+            try:
+                self._hosts_checked[host] = non_public_reason(url)
+            except UnresolvedHost:
+                return None
+        return self._hosts_checked[host]
 
     def _request(
         self,
@@ -359,17 +372,23 @@ def host_of(url: str) -> str | None:
         return None
 
 
+class UnresolvedHost(Exception):
+    """Raised by :func:`non_public_reason` for a host name that cannot be resolved (now: the lookup may succeed
+    later)."""
+
+
 def non_public_reason(url: str) -> str | None:
     """Why ``url``'s host is not to be fetched for an API: one of its addresses (the name resolved) is not public
     (loopback, private network, link-local such as a cloud's metadata service, shared, reserved, multicast...).
-    ``None`` when all are public, or when the URL or name cannot be read or resolved (its fetch fails and says so)."""
+    ``None`` when all are public, or when the URL cannot be read; :class:`UnresolvedHost` when its name cannot be
+    resolved (no verdict: its fetch is left to the proxy, or fails and says so)."""
     host = host_of(url)
     if not host:
         return None
     try:
         found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        return None
+    except (OSError, UnicodeError) as exc:
+        raise UnresolvedHost(f"{host}: {exc}") from None
     for *_, address in found:
         ip = ipaddress.ip_address(str(address[0]).split("%")[0])
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:

@@ -58,9 +58,6 @@ def download_photos(
     # connection timeouts) in turn, hours for a few thousand photos, a warning per attempt; a host rate limiting
     # had every photo wait its window at each retry
     hosts_given_up: dict[str, str] = {}
-    # host -> why its photos are refused (None: public), found once in this run: each photo and redirect resolved its
-    # host again, a DNS lookup per photo; a later run checks again (an address may have changed)
-    hosts_checked: dict[str, str | None] = {}
     try:
         photos = [(product, url) for product in products if (url := product.image_url)]
         for product, url in tqdm(photos, desc="photos", unit="photo"):
@@ -84,7 +81,7 @@ def download_photos(
                 report.add_error("image", hosts_given_up[host] + _kept_photo(saved), product_id=product.product_id)
             else:
                 photo = _PhotoDownload(product.product_id, url, replaces=saved)
-                error = _download_photo(photo, folder, client, max_bytes, report, failed, sources, hosts_checked)
+                error = _download_photo(photo, folder, client, max_bytes, report, failed, sources)
                 if error is not None and (failure := _HOST_FAILURES.get(error.cause)) is not None:
                     log.warning("%s %s: its other photos are not tried in this run", host, failure)
                     hosts_given_up[host] = (
@@ -158,12 +155,10 @@ def _download_photo(
     report: CollectReport,
     failed: FailedPhotos,
     sources: PhotoSources,
-    hosts_checked: dict[str, str | None],
 ) -> NetworkError | None:
-    """Download and check one photo (its hosts' verdicts read from and added to ``hosts_checked``); the network error
-    it failed with, if any."""
+    """Download and check one photo; the network error it failed with, if any."""
     try:
-        data = client.get_bytes(photo.url, max_bytes, hosts_checked)
+        data = client.get_bytes(photo.url, max_bytes)
         # refuse what cannot be used; decoded small, as only the decoding is checked
         load_image(data, product_id=photo.product_id, max_side=DECODABILITY_SIDE, max_bytes=max_bytes)
     except (NetworkError, ImageDecodeError) as exc:
