@@ -2330,6 +2330,25 @@ def test_a_cv_table_says_per_category_what_its_folds_auto_accepted_as_the_report
     assert any("each fold's own threshold" in c.value for c in test.caption)
 
 
+def test_the_per_category_table_counts_every_prediction_whatever_the_filters(tiny_training, monkeypatch, tmp_path):
+    """Counted on the filtered rows, the table said what its caption denies, the evaluation report's figures: with
+    "Predicted category = Kitchen" Kitchen's recall read 1.0 (the Kitchen product predicted Toys filtered out). Now
+    it is counted on every prediction of the table, as the report is; the confusion follows the filters."""
+    csv = (
+        "product_id,category,predicted,confidence,decision\n"
+        "Kitchen-12,Kitchen,Kitchen,0.95,auto\nKitchen-13,Kitchen,Toys,0.5,review\n"
+        "Toys-12,Toys,Kitchen,0.92,auto\nToys-13,Toys,Toys,0.95,auto\n"
+    )
+    test = predictions_page(tiny_training, monkeypatch, tmp_path, csv)
+    whole = per_class_shown(test)
+    assert whole.loc["Kitchen", "recall"] == 0.5 and whole.loc["Kitchen", "support"] == 2
+    test.multiselect(key="filter_category").set_value(["Kitchen"]).run()
+    assert not test.exception and per_class_shown(test).loc["Kitchen", "recall"] == 0.5
+    pd.testing.assert_frame_equal(per_class_shown(test), whole)
+    confusion = next(d.value for d in test.dataframe if "Kitchen" in d.value.columns and "f1" not in d.value.columns)
+    assert "Toys" not in confusion.columns  # the confusion, of the rows shown: predicted Kitchen only
+
+
 def test_the_least_confidence_of_the_candidates_follows_the_table_shown_until_the_user_moves_it(
     tiny_training, monkeypatch, tmp_path
 ):

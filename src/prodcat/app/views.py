@@ -468,7 +468,8 @@ def predictions_per_class(table: pd.DataFrame) -> pd.DataFrame:
 #: what is said above :func:`predictions_per_class`'s table
 PREDICTIONS_PER_CLASS_NOTE = (
     "What the accept-or-review decision of these predictions auto-accepted of each category (their decision column: "
-    f"in a `prodcat cv` table, each fold's own threshold), as the evaluation report counts it: {_AUTOMATION_COUNTED}"
+    "in a `prodcat cv` table, each fold's own threshold), counted on all of them whatever the filters above, as the "
+    f"evaluation report counts it: {_AUTOMATION_COUNTED}"
 )
 
 
