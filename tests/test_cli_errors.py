@@ -82,6 +82,32 @@ def test_predict_refusing_an_out_that_is_a_photo_names_its_product_escaped(
     assert_escaped(said)
 
 
+def test_predict_interrupted_names_its_kept_chunks_escaped(
+    tiny_training: TinyTraining, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C during predict names where its finished chunks are kept (the --out's work directory): printed raw, an
+    --out holding a line break and an escape sequence forged a line, where its failing twin (say_error) escapes it."""
+    from prodcat import commands
+    from prodcat.batch.job import part_path, work_dir_for
+
+    out = tmp_path / f"{FORGED}.csv"
+
+    def interrupted_after_a_chunk(*args: object, **kwargs: object) -> None:
+        work_dir_for(out).mkdir()
+        part_path(work_dir_for(out), 0).write_bytes(b"")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "score_catalog", interrupted_after_a_chunk)
+    data = tmp_path / "products.csv"
+    tiny_training.unseen.to_csv(data, index=False)
+    assert main(["predict", str(tiny_training.bundle), str(data), "--out", str(out)]) == 130
+    said = capsys.readouterr().err
+    assert said.endswith(
+        f"interrupted; finished chunks are kept in {tmp_path}/{SHOWN}.csv.parts: run the same command to resume\n"
+    )
+    assert_escaped(said)
+
+
 def test_train_warns_of_copies_in_another_category_naming_it_escaped(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -68,7 +68,7 @@ from prodcat.evaluate.report import (
     write_report,
 )
 from prodcat.files import report_exit_code, write_failure
-from prodcat.formatting import count_text, counted, first_few, say_error, say_warning
+from prodcat.formatting import count_text, counted, first_few, one_line, say_error, say_warning
 from prodcat.grouping import spelling_groups
 from prodcat.manifest import feedback_text
 
@@ -969,7 +969,7 @@ def run_predict(args: argparse.Namespace) -> int:
     except OSError as exc:  # a full disk, a file system gone read-only mid-run: what is finished stays
         return say_error(f"cannot write the predictions: {exc.strerror or exc}", _kept_chunks(out))
     except KeyboardInterrupt:
-        print("; ".join(filter(None, ["interrupted", _kept_chunks(out)])), file=sys.stderr)
+        print(one_line("; ".join(filter(None, ["interrupted", _kept_chunks(out)]))), file=sys.stderr)
         return 130
     # written before anything is printed: a reader of the output that stops early (| head) ends the run there
     issues = _with_unused_photos(catalog, _modalities_used(engine, out), input_issues_path(out))
