@@ -40,6 +40,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+#: uvicorn's loggers with handlers of their own, which :func:`configure_json_logging` sends to the root's instead
+_UVICORN = ("uvicorn", "uvicorn.error")
+
+
 def configure_json_logging(level: str = "info") -> None:
     """Send every logger's records (uvicorn's included) to stderr as JSON lines."""
     handler = StderrHandler()
@@ -51,13 +55,13 @@ def configure_json_logging(level: str = "info") -> None:
     # process (configured after it, in the same process) logged each request at --log-level warning or error
     logging.getLogger("prodcat").setLevel(logging.NOTSET)
     logging.captureWarnings(True)  # Python warnings become JSON lines too
-    for name in ("uvicorn", "uvicorn.error"):
+    for name in _UVICORN:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
 
 
 #: the loggers :func:`configure_json_logging` sets, the root logger first
-_CONFIGURED = ("", "prodcat", "uvicorn", "uvicorn.error")
+_CONFIGURED = ("", "prodcat", *_UVICORN)
 
 
 @contextlib.contextmanager
