@@ -445,10 +445,7 @@ def test_a_504_says_when_its_predictions_may_still_be_recorded_for_review(tmp_pa
     )
     assert "the review queue may still record 2 of its predictions" in batch.json()["detail"]
     # and it does: the write under way ends (the batch's, queued behind it, went with its request)
-    deadline = time.monotonic() + 15
-    while store.count(None) < 1:
-        assert time.monotonic() < deadline, "the record under way was never written"
-        time.sleep(0.05)
+    _until(lambda: store.count(None) >= 1, "the record under way was not written")
 
 
 def test_specifications_reach_the_model_as_the_flipkart_loader_writes_its_table(
@@ -2493,10 +2490,7 @@ def test_the_review_routes_answer_504_at_the_limit_while_the_store_hangs(
     store.hang.clear()
     store.release.set()
     # the abandoned correction ends as one transaction: saved whole
-    deadline = time.monotonic() + 15
-    while store.get(review_id).status != "reviewed":
-        assert time.monotonic() < deadline, "the abandoned correction was never saved"
-        time.sleep(0.05)
+    _until(lambda: store.get(review_id).status == "reviewed", "the abandoned correction was not saved")
     assert store.get(review_id).corrected_category == "Home > Decor"
 
 
