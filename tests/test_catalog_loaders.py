@@ -1526,3 +1526,28 @@ def test_a_parquet_row_of_any_whitespace_alone_is_blank_as_str_strip_finds_it() 
     expected = [isinstance(cell, str) and not cell.strip() for cell in cells]
     for dtype in ("str", "string", object):
         assert _blank_cells(pd.Series(cells, dtype=dtype)).tolist() == expected, dtype
+
+
+def test_a_lone_carriage_return_between_two_records_gives_each_its_own_line(tmp_path: Path) -> None:
+    """A \\n file holding a lone \\r outside quotes (``a,Mug,x.jpg\\rb,Cup,``): the csv reader, pandas and spreadsheets
+    read two rows there, and so does prodcat, but both were numbered line 2: the photo issue naming that line crashed
+    ``prodcat predict`` ("The truth value of a Series is ambiguous"). The record after such a \\r starts a line of its
+    own, the later lines numbered after it; a \\r inside a quoted text still counts for nothing, \\r\\n ends a line."""
+    path = tmp_path / "shop.csv"
+    path.write_bytes(
+        b"product_id,title,image\n"
+        b"a,Mug,x.jpg\rb,Cup,\n"
+        b"c,Lamp,y.jpg\r\n"
+        b'd,"two\rlines",\n'
+        b"e,Jug,z\x00.jpg,extra\n"  # a NUL byte and a field too many: skipped
+    )
+    catalog = load_catalog(path)
+    assert catalog.frame["product_id"].tolist() == ["a", "b", "c", "d"]
+    assert catalog.lines == [2, 3, 4, 5]
+    assert sorted((issue.row, issue.field, issue.product_id) for issue in catalog.issues) == [
+        (2, "image", "a"),
+        (4, "image", "c"),
+        (6, "file", None),
+        (6, "row", "e"),
+    ]
+    assert all(issue.message.endswith("classified from its text") for issue in catalog.issues if issue.row in (2, 4))

@@ -79,60 +79,72 @@ def _read_records(
     is skipped; reading resumes on the line after it, so one stray quote never costs the rest of the file.
     """
     source = _Lines(text_lines)
-    shown = _shown_line_numbers(source.lines)
-    issues += _drop_nul(source.lines, shown, path)
+    with_nul = _drop_nul(source.lines)
     reader = csv.reader(source, delimiter=delimiter, strict=True)
     header = _header(reader, source, path)
     # "product_id, title, image": a space after each comma, as people type them, is no part of the names
     names = _unique_names([name.strip() for name in header])
     id_at = _id_position(names, id_column(names))
     records: list[list[str]] = []
-    lines: list[int] = []
+    starts: list[int] = []  # the position of each product's first line, numbered once the reading is done
+    begun: list[int] = []  # the position of each record's first line, read or not
+    # each skipped row: its first line's position, the last one's for bad quoting (None: a wrong count of fields),
+    # the problem and the product
+    skipped: list[tuple[int, int | None, str, str | None]] = []
     while True:
         line_start = source.position + 1
+        begun.append(line_start)
         try:
             record = next(reader)
         except StopIteration:
             break
         except csv.Error as error:
             line_end = source.position
-            first, last = shown[line_start - 1], shown[line_end - 1]
-            if line_end == line_start:
-                what = f"line {first}; row skipped"
-            else:  # an unclosed quote ran on: the lines it swallowed are read again, as records of their own
-                what = (
-                    f"line {first}, whose quoted field ran on to line {last} (an unclosed quote?); "
-                    f"line {first} skipped, the lines after it read again"
-                )
+            if line_end != line_start:  # an unclosed quote ran on: the lines it swallowed are read again
                 source.position = line_start
             # the line's fields from its edge to the id, as a hint: none once a quote (which may hold a separator) is
             # among them, nor from its end where the record ran on past it (the line may end inside a quoted field)
             ran_on = line_end != line_start and id_at is not None and id_at < 0
             fields = [] if ran_on else _fields_to(source.lines[line_start - 1].rstrip("\r\n"), delimiter, id_at)
             product = _skipped_product(fields, id_at) if not any('"' in field for field in fields) else None
-            issues.append(RowIssue(first, "row", f"{path.name}: bad quoting ({error}) in {what}", product))
+            skipped.append((line_start, line_end, f"bad quoting ({error})", product))
             continue
         if _blank(record):  # as above the header: no product, nothing skipped
             continue
         if len(record) != len(header):
-            issues.append(
-                RowIssue(
-                    shown[line_start - 1],
-                    "row",
-                    f"{path.name}: {len(record)} fields where the header has {len(header)} "
-                    "(unquoted separator or quote?); row skipped",
-                    _skipped_product(record, _parsed_id_position(len(record), len(names), id_at)),
-                )
-            )
+            problem = f"{len(record)} fields where the header has {len(header)} (unquoted separator or quote?)"
+            product = _skipped_product(record, _parsed_id_position(len(record), len(names), id_at))
+            skipped.append((line_start, None, problem, product))
             continue
         records.append(record)
-        lines.append(shown[line_start - 1])
+        starts.append(line_start)
+    shown = _shown_line_numbers(source.lines, begun)
+    issues += _nul_issue(with_nul, shown, path)
+    issues += [_skipped_row(first, last, problem, product, shown, path) for first, last, problem, product in skipped]
+    lines = [shown[start - 1] for start in starts]
     # one block of cells, not a column each: a header of 100,000 names took 2 s to become a frame
     cells = np.array(records, dtype=object).reshape(len(records), len(names))
     frame = pd.DataFrame(cells, columns=names, index=pd.Index(lines, name="line"), dtype=object)
     if not records:
         frame = pd.DataFrame({c: pd.Series(dtype=object) for c in frame.columns}, index=pd.Index([], name="line"))
     return SourceTable(frame, issues, path.name)
+
+
+def _skipped_row(
+    first: int, last: int | None, problem: str, product: str | None, shown: list[int], path: Path
+) -> RowIssue:
+    """The issue of a row skipped from the line at position ``first`` (``shown``: the lines' numbers): for bad quoting
+    read up to the one at ``last``, or (``last`` None) for a wrong count of fields."""
+    if last is None:
+        return RowIssue(shown[first - 1], "row", f"{path.name}: {problem}; row skipped", product)
+    if last == first:
+        what = f"line {shown[first - 1]}; row skipped"
+    else:
+        what = (
+            f"line {shown[first - 1]}, whose quoted field ran on to line {shown[last - 1]} (an unclosed quote?); "
+            f"line {shown[first - 1]} skipped, the lines after it read again"
+        )
+    return RowIssue(shown[first - 1], "row", f"{path.name}: {problem} in {what}", product)
 
 
 def _id_position(names: Sequence[str], id_name: str | None) -> int | None:
@@ -213,23 +225,33 @@ def separator_hint(line: str) -> str | None:
     return match[1] if match else None
 
 
-def _shown_line_numbers(lines: list[str]) -> list[int]:
+def _shown_line_numbers(lines: list[str], record_starts: list[int]) -> list[int]:
     """The number of each of ``lines`` (cut at \\n, \\r\\n and a lone \\r, as the csv reader takes them) as grep -n,
     sed and editors number it: a lone \\r ends a line only in a file without \\n (Excel's "CSV (Macintosh)"); in
     others it is a character of a text (56 of Flipkart's descriptions hold one), and counting it shifted every
-    later product's line."""
+    later product's line. But where it ends a record, outside quotes (``record_starts``: the 1-based position of the
+    line each record began on), the csv reader, pandas and spreadsheets start a row after it: so does the numbering,
+    each record's line its own (two records on one line were one label, and a row issue naming it crashed)."""
     ends = [line.endswith("\n") for line in lines]
     if not any(ends):
         return list(range(1, len(lines) + 1))
+    for start in record_starts:
+        if 1 < start <= len(lines):
+            ends[start - 2] = True
     return list(itertools.accumulate(ends[:-1], initial=1))
 
 
-def _drop_nul(lines: list[str], shown: list[int], path: Path) -> list[RowIssue]:
+def _drop_nul(lines: list[str]) -> list[int]:
     """Remove the NUL characters of ``lines`` in place (a damaged copy: no text holds them, and in an id or a
-    column name they would go unseen); one issue names the lines (``shown``: their numbers)."""
+    column name they would go unseen); the positions (0-based) of the lines that held some."""
     holding = [index for index, line in enumerate(lines) if "\x00" in line]
     for index in holding:
         lines[index] = lines[index].replace("\x00", "")
+    return holding
+
+
+def _nul_issue(holding: list[int], shown: list[int], path: Path) -> list[RowIssue]:
+    """One issue naming the lines at the positions ``holding`` (``shown``: their numbers) whose NULs were removed."""
     found = sorted({shown[index] for index in holding})
     if not found:
         return []
