@@ -23,7 +23,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	eval "$$(bash scripts/postgres.sh)" || echo "PostgreSQL could not be started: its tests will be skipped"; \
-	$(PY) -m pytest -q -rs $(ARGS)  # -rs: every skipped test with its reason, in the CI log too
+	$(PY) -m pytest -q -rs --durations=15 $(ARGS)  # -rs: skipped tests' reasons; --durations: the 15 slowest
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks
