@@ -525,4 +525,4 @@ def test_make_test_passes_args_to_pytest() -> None:
         ["make", "-n", "-C", str(REPO), "test", f"ARGS={args}"], capture_output=True, text=True, check=True
     ).stdout
     pytest_line = next(line for line in dry.splitlines() if " -m pytest " in line)
-    assert f"-m pytest -q -rs {args}" in pytest_line
+    assert f"-m pytest -q -rs --durations=15 {args}" in pytest_line
