@@ -32,7 +32,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import REPO_ROOT, tiny_products
-from prodcat.catalog.schema import COLUMNS, given_product_id
+from prodcat.catalog.schema import COLUMNS, SPACES, given_product_id
 from prodcat.cli import main
 from prodcat.review import store as store_module
 from prodcat.review.store import (
@@ -491,8 +491,8 @@ def python_spaces() -> str:
 def test_the_spaces_stripped_around_stored_ids_are_every_one_str_strip_removes() -> None:
     """The migration strips around a stored id the characters of a constant (finding them reads every code point, a
     tenth of a second at each server start): exactly those the API's str.strip removes, in this Python."""
-    assert python_spaces() == store_module._SPACES
-    assert all(not c.strip() for c in store_module._SPACES)
+    assert python_spaces() == SPACES
+    assert all(not c.strip() for c in SPACES)
 
 
 def test_a_queue_holding_ids_with_spaces_around_them_has_them_stripped_when_the_server_opens_it(db_url: str) -> None:

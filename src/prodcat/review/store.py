@@ -42,7 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from prodcat.catalog.schema import given_product_id
+from prodcat.catalog.schema import SPACES, given_product_id
 from prodcat.features.cache import default_cache_dir, writable_cache_folder
 from prodcat.formatting import counted, first_few
 from prodcat.review import CONNECT_TIMEOUT_S, NETWORK_TIMEOUT_S, require_writable_sqlite_file
@@ -925,24 +925,15 @@ def _layout(connection: Connection) -> str:
     return "current" if all(index.name in indexed for index in _ITEMS_TABLE.indexes) else "unindexed"
 
 
-#: the characters ``str.strip`` removes around a text, hence :func:`~prodcat.catalog.schema.given_product_id`
-#: around an id (``str.isspace``: spaces, tabs, line breaks, no-break spaces, ...); written out, as finding them reads
-#: every code point (0.06-0.15 s at each server start), and checked against Python's rule by the tests
-_SPACES = (
-    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
-    "\u200a\u2028\u2029\u202f\u205f\u3000"
-)
-
-
 def _spaces_held(connection: Connection) -> str:
-    """The characters of :data:`_SPACES` the database can hold, hence all an id stored in it can start or end with: a
+    """The characters of :data:`SPACES` the database can hold, hence all an id stored in it can start or end with: a
     PostgreSQL database in LATIN1 holds no U+3000, and a query naming one is refused before it is sent
     (UnicodeEncodeError), which failed the server's start."""
     if connection.dialect.name != "postgresql":
-        return _SPACES
+        return SPACES
     # psycopg: Python's name of the connection's encoding, that of the database
     encoding = getattr(getattr(connection.connection.dbapi_connection, "info", None), "encoding", "utf-8")
-    return "".join(space for space in _SPACES if _encodable(space, encoding))
+    return "".join(space for space in SPACES if _encodable(space, encoding))
 
 
 def _encodable(text: str, encoding: str) -> bool:
@@ -975,7 +966,7 @@ def _strip_product_ids(connection: Connection, url: str) -> None:
     where a correction supersedes the pending records of its product and ``GET /reviews?product_id=`` lists them by
     the stored id, which the index on it finds (``url``: the database as logged).
 
-    One UPDATE of the records whose id stripping changes (SQL's ``trim`` of :data:`_SPACES` is ``str.strip``): a queue
+    One UPDATE of the records whose id stripping changes (SQL's ``trim`` of :data:`SPACES` is ``str.strip``): a queue
     already stripped is left as it is, and ids that a server of an earlier version still writing stores after this
     are stripped at the next start (until then ``train --feedback`` reads them stripped, :func:`_product_of`)."""
     if connection.dialect.name == "postgresql":
