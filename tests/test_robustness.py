@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
 import logging
@@ -650,8 +651,39 @@ def test_a_text_and_photo_model_on_photos_none_of_which_decodes_says_its_photo_r
     assert title_only["n_affected"] == 6  # its description removed
     assert UNTOUCHED in next(line for line in printed.splitlines() if line.strip().startswith("no_photo"))
 
-    assert main([*args, "no_photo", "--base", "no_text", "--report", str(refused)]) == 2
+    assert main([*args, "rotate_90", "--base", "no_text", "--report", str(refused)]) == 2
     assert capsys.readouterr().err.strip().endswith("--base no_text leaves the model photos only: nothing to measure")
+    assert not refused.exists()
+
+
+def test_runs_that_remove_what_the_base_left_or_removed_are_not_run_under_it(
+    flipkart_bundle: Path, products: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Under --base no_text, no_photo and title_only left the model nothing to read: rows of accuracy 0.000 and a Δ
+    with an interval, in the table, the JSON and the console; no_description changed only the text the base had
+    removed. They are not run, and a warning names them, in the console and the page."""
+    args, report = _robustness_command(
+        flipkart_bundle, products.head(8), tmp_path, "rotate_90", "no_photo", "no_description", "title_only"
+    )
+    assert main([*args, "--base", "no_text"]) == 0
+    printed = capsys.readouterr().out
+    warning = (
+        "not run: no_description, which change only what the model does not read once --base no_text is applied (it "
+        "reads image); no_photo, title_only, which with --base no_text leave the model nothing to read"
+    )
+    assert f"warning: {warning}" in printed
+    assert [record["name"] for record in json.loads((report / "robustness.json").read_text())] == [
+        "clean",
+        "rotate_90",
+    ]
+    rows = [line.split()[0] for line in printed.splitlines() if line.startswith("  ")]
+    assert rows == ["perturbation", "clean", "rotate_90"]
+    assert html.escape(warning) in (report / "report.html").read_text()
+
+    (alone := tmp_path / "alone").mkdir()
+    only_emptied, refused = _robustness_command(flipkart_bundle, products.head(8), alone, "no_photo")
+    assert main([*only_emptied, "--base", "no_text"]) == 2
+    assert "no_photo, which with --base no_text leave the model nothing to read" in capsys.readouterr().err
     assert not refused.exists()
 
 

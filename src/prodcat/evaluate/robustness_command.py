@@ -71,11 +71,11 @@ def study_robustness(args: argparse.Namespace, perturbations: list[Perturbation]
 
     predictor = Predictor.load(args.model)  # a damaged bundle: BundleError, one line and exit 2 (cli.main)
     read_by = modalities_read_by_bundle(predictor.manifest)
-    perturbations, unread = perturbations_read(perturbations, read_by)
-    if not perturbations:
-        return say_error(f"{unread}: nothing left to measure")
     if problem := base_problem(base, read_by):
         return say_error(problem)
+    perturbations, unread = perturbations_read(perturbations, read_by, base)
+    if not perturbations:
+        return say_error(f"{unread}: nothing left to measure")
     catalog = labelled_part(catalog_of_the_run(args, read_by))
     if catalog is None:
         return 2
@@ -331,19 +331,34 @@ def base_problem(base: Perturbation | None, modalities: Sequence[str]) -> str | 
     return None
 
 
+def modalities_left(modalities: Sequence[str], base: Perturbation | None) -> list[str]:
+    """The ``modalities`` a model reads that ``base`` leaves it (all of them without a base)."""
+    return [m for m in modalities if base is None or not base.removes_all([m])]
+
+
 def perturbations_read(
-    perturbations: list[Perturbation], modalities: Sequence[str]
+    perturbations: list[Perturbation], modalities: Sequence[str], base: Perturbation | None = None
 ) -> tuple[list[Perturbation], str | None]:
     """The ``perturbations`` that change something a model reading ``modalities`` reads, as it sees them
     (:meth:`~prodcat.evaluate.robustness.Perturbation.seen_by`), and a warning naming the others: the model never
-    sees their change, whose zero would read as robustness."""
-    seen = {p.name: p.seen_by(modalities) for p in perturbations}
-    read = [p for p in seen.values() if p is not None]
+    sees their change, whose zero would read as robustness. Under ``base``, those that change only what it removed,
+    and those that remove all it leaves (``no_photo`` and ``title_only`` under ``no_text``: accuracy 0.000, a Δ with
+    an interval, of a model given nothing to read) are left out too, and named."""
+    left = modalities_left(modalities, base)
+    seen = {p.name: p.seen_by(left) for p in perturbations}
     unread = [name for name, p in seen.items() if p is None]
-    if not unread:
-        return read, None
-    reads = " and ".join(modalities)
-    return read, f"not run: {', '.join(unread)}, which change only what the model does not read (it reads {reads})"
+    emptied = [name for name, p in seen.items() if p is not None and base is not None and p.removes_all(left)]
+    read = [p for p in seen.values() if p is not None and p.name not in emptied]
+    warnings = []
+    if unread:
+        reads = " and ".join(left)
+        after = f" once --base {base.name} is applied" if base and left != list(modalities) else ""
+        warnings.append(
+            f"{', '.join(unread)}, which change only what the model does not read{after} (it reads {reads})"
+        )
+    if emptied and base is not None:
+        warnings.append(f"{', '.join(emptied)}, which with --base {base.name} leave the model nothing to read")
+    return read, f"not run: {'; '.join(warnings)}" if warnings else None
 
 
 def scored_products(
