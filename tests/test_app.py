@@ -1721,6 +1721,7 @@ def running_app(*options: str) -> Iterator[tuple[subprocess.Popen[bytes], int, h
         start_new_session=True,
     )
     try:
+        assert server.stdout is not None  # piped: what it said, should it stop before answering
         deadline = time.monotonic() + PROCESS_DEADLINE_S
         while True:
             try:
@@ -1887,8 +1888,13 @@ def test_the_data_pages_filters_outlive_a_visit_to_another_page(tiny_training, m
     test = start_app(monkeypatch, str(tiny_training.bundle), "--data", str(catalogue))
 
     def chosen() -> tuple[object, ...]:
-        widgets = (test.selectbox(key="data_level"), test.selectbox(key="data_category"))
-        widgets += (test.text_input(key="data_query"), test.radio(key="data_photo"), test.number_input(key="data_page"))
+        widgets = (
+            test.selectbox(key="data_level"),
+            test.selectbox(key="data_category"),
+            test.text_input(key="data_query"),
+            test.radio(key="data_photo"),
+            test.number_input(key="data_page"),
+        )
         return *(widget.value for widget in widgets), test.dataframe[-1].value["product_id"].tolist()
 
     test.selectbox(key="data_level").set_value(1).run()
@@ -2347,6 +2353,31 @@ def test_the_per_category_table_counts_every_prediction_whatever_the_filters(tin
     pd.testing.assert_frame_equal(per_class_shown(test), whole)
     confusion = next(d.value for d in test.dataframe if "Kitchen" in d.value.columns and "f1" not in d.value.columns)
     assert "Toys" not in confusion.columns  # the confusion, of the rows shown: predicted Kitchen only
+
+
+def test_the_per_category_table_stays_when_the_filters_leave_no_labelled_product(tiny_training, monkeypatch, tmp_path):
+    """Counted on the whole table (whatever the filters), the table still sat in the section shown only when the rows
+    the filters keep hold a labelled product scored: 'Decision = review', here an unlabelled product alone, hid it.
+    Now it stays, the same; the confusion and the label-noise candidates, of the rows shown, are not there."""
+    csv = (
+        "product_id,category,predicted,confidence,decision\n"
+        "Kitchen-12,Kitchen,Kitchen,0.95,auto\nToys-12,Toys,Kitchen,0.92,auto\nNew-1,,Toys,0.5,review\n"
+    )
+    test = predictions_page(tiny_training, monkeypatch, tmp_path, csv)
+    whole = per_class_shown(test)
+    assert whole.loc["Kitchen", "precision"] == 0.5 and whole.loc["Toys", "support"] == 1
+    test.multiselect(key="filter_decision").set_value(["review"]).run()
+    assert not test.exception and metrics_of(test)["agree with the given category"] == "–"
+    assert [s.value for s in test.subheader][-1:] == ["Per category"]
+    pd.testing.assert_frame_equal(per_class_shown(test), whole)
+    assert any("whatever the filters" in c.value for c in test.caption)
+    # the confusion and the candidates follow the filters: with a labelled row shown again, they are back
+    test.multiselect(key="filter_decision").set_value(["auto"]).run()
+    assert [s.value for s in test.subheader][-3:] == [
+        "Given (rows) against predicted (columns) category",
+        "Per category",
+        "Confident disagreements (label-noise candidates)",
+    ]
 
 
 def test_the_least_confidence_of_the_candidates_follows_the_table_shown_until_the_user_moves_it(

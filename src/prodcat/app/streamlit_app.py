@@ -649,17 +649,26 @@ def _top_categories_of_a_product(shown: pd.DataFrame, top_k: dict[str, list[dict
         st.caption("No top categories recorded for it.")
 
 
-def _label_noise_section(table: pd.DataFrame, threshold: float, unfiltered: pd.DataFrame) -> None:
-    """The confusion and the label-noise candidates of the rows shown (``table``), and between them the report's
-    per-class table, counted on every row before the filters (``unfiltered``) as the report counts them."""
-    st.subheader("Given (rows) against predicted (columns) category")
-    st.dataframe(views.confusion_table(table))
-    if unfiltered["decision"].isin(["auto", "review"]).any():
+def _labelled_sections(shown: pd.DataFrame, threshold: float, table: pd.DataFrame) -> None:
+    """The confusion and the label-noise candidates of the rows shown (``shown``, when they hold a labelled product
+    scored), and between them the report's per-class table, counted on every row of the ``table`` before the filters
+    as the report counts them (when it holds one, whatever the filters keep)."""
+    labelled_shown = views.agreement(shown) is not None
+    if labelled_shown:
+        st.subheader("Given (rows) against predicted (columns) category")
+        st.dataframe(views.confusion_table(shown))
+    if views.agreement(table) is not None and table["decision"].isin(["auto", "review"]).any():
         # the report's figures, at the decisions the rows hold: a filter on the predicted category would count only
         # the products predicted in it, each category's recall then 1.0
         st.subheader("Per category")
         st.caption(views.as_written(views.PREDICTIONS_PER_CLASS_NOTE))
-        per_class_dataframe(views.predictions_per_class(unfiltered))
+        per_class_dataframe(views.predictions_per_class(table))
+    if labelled_shown:
+        _label_noise_candidates(shown, threshold)
+
+
+def _label_noise_candidates(table: pd.DataFrame, threshold: float) -> None:
+    """The confident disagreements among the rows shown (``table``), from a least confidence the user may move."""
     st.subheader("Confident disagreements (label-noise candidates)")
     # the threshold itself, not a rounding below it: by default, the disagreements the model would auto-accept (none
     # for a model that auto-accepts nothing, whose threshold lies just above 1, past the slider's end), and those the
@@ -743,8 +752,7 @@ def predictions_page(
         st.warning(caveat)
     st.dataframe(shown, hide_index=True, column_order=[c for c in PREDICTION_COLUMNS if c in shown])
     _top_categories_of_a_product(shown, predictions.top_k)
-    if agreement is not None:
-        _label_noise_section(shown, predictor.threshold, table)
+    _labelled_sections(shown, predictor.threshold, table)
 
 
 # ---------------------------------------------------------------------------------------------- layout
