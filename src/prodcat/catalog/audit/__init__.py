@@ -22,7 +22,8 @@
 
 :func:`write_audit_report` writes ``audit.json``, a self-contained ``audit.html`` (charts and thumbnails embedded
 as base64), and the whole lists the report shows the first rows of: ``input_issues.csv``, ``text_duplicates.csv``,
-``photo_issues.csv``, ``label_issues.csv``.
+``photo_issues.csv``, ``label_issues.csv``. ``audit.json`` is :func:`audit_summary` of the dict: in it,
+``duplicates.members`` and ``images.issues`` are their row count, CSV name and first rows, not the whole lists.
 
 The modules: :mod:`.inputs` (class balance, text, languages, markup, photos), :mod:`.duplicates` (duplicate texts),
 :mod:`.labels` (the label audit), :mod:`.core` (:func:`audit_catalog`), :mod:`.report` (the report folder),
@@ -65,6 +66,7 @@ from prodcat.catalog.audit.report import (
     LABEL_ISSUES_CSV,
     PHOTO_ISSUES_CSV,
     TEXT_DUPLICATES_CSV,
+    audit_summary,
     thumbnail,
     write_audit_report,
 )
@@ -86,6 +88,7 @@ __all__ = [
     "TEXT_DUPLICATE_COLUMNS",
     "UNSPLIT_SHARE",
     "audit_catalog",
+    "audit_summary",
     "class_balance",
     "confident_label_issues",
     "duplicate_members",

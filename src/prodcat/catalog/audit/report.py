@@ -7,7 +7,7 @@ import base64
 import io
 import itertools
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from prodcat.catalog.audit.duplicates import TEXT_DUPLICATE_COLUMNS
-from prodcat.catalog.audit.inputs import photo_issue_frame, records_table
+from prodcat.catalog.audit.inputs import MAX_EXAMPLES, photo_issue_frame, records_table
 from prodcat.catalog.audit.labels import LABEL_ISSUE_COLUMNS
 from prodcat.catalog.schema import RowIssue
 from prodcat.figures import figure_data_uri, figure_fonts
@@ -35,6 +35,17 @@ TEXT_DUPLICATES_CSV = "text_duplicates.csv"
 _LISTS = (INPUT_ISSUES_CSV, TEXT_DUPLICATES_CSV, PHOTO_ISSUES_CSV, LABEL_ISSUES_CSV)
 #: the files an audit writes or removes in its report folder
 AUDIT_FILES = ("audit.json", "audit.html", *_LISTS)
+#: the audit's whole lists of products written as CSVs, by file: their section and key in the audit, and their table.
+#: audit.json and audit.html sum them up (:func:`audit_summary`): they grow with the catalogue (a 20,000-product
+#: catalogue's duplicate texts made a 10 MB audit.json)
+_WHOLE_LISTS: dict[str, tuple[str, str, Callable[[list[dict[str, Any]]], pd.DataFrame]]] = {
+    TEXT_DUPLICATES_CSV: (
+        "duplicates",
+        "members",
+        lambda rows: records_table(rows, TEXT_DUPLICATE_COLUMNS, ["first_differing_level"]),
+    ),
+    PHOTO_ISSUES_CSV: ("images", "issues", photo_issue_frame),
+}
 
 
 def write_audit_report(result: dict[str, Any], out_dir: str | Path, issues: Sequence[RowIssue] = ()) -> list[Path]:
@@ -45,7 +56,9 @@ def write_audit_report(result: dict[str, Any], out_dir: str | Path, issues: Sequ
     ``label_issues.csv``, the suspected mislabels, most suspicious first. Return the paths written (JSON, HTML, then
     the CSVs). A list
     with nothing to hold is removed: the folder would keep another run's. Written whole or not at all
-    (:func:`~prodcat.files.written_together`): a failure or Ctrl-C while writing leaves an earlier report whole."""
+    (:func:`~prodcat.files.written_together`): a failure or Ctrl-C while writing leaves an earlier report whole.
+
+    ``audit.json`` and ``audit.html`` hold :func:`audit_summary`: the CSVs' lists counted, not copied."""
     folder = Path(out_dir)
     with written_together(folder, _LISTS) as staging:
         names = _write_audit_files(result, staging, issues)
@@ -56,19 +69,16 @@ def _write_audit_files(result: dict[str, Any], out_dir: Path, issues: Sequence[R
     """:func:`write_audit_report`'s files, written in the folder ``out_dir``; their names, in its order."""
     from prodcat.evaluate.report import write_issues
 
-    write_json(out_dir / "audit.json", result)
+    summary = audit_summary(result)
+    write_json(out_dir / "audit.json", summary)
     written = ["audit.json", "audit.html"]
     if issues:
         write_issues(issues, out_dir / INPUT_ISSUES_CSV)
         written.append(INPUT_ISSUES_CSV)
-    if members := result["duplicates"].get("members"):
-        write_csv(
-            out_dir / TEXT_DUPLICATES_CSV, records_table(members, TEXT_DUPLICATE_COLUMNS, ["first_differing_level"])
-        )
-        written.append(TEXT_DUPLICATES_CSV)
-    if photos := result.get("images", {}).get("issues"):
-        write_csv(out_dir / PHOTO_ISSUES_CSV, photo_issue_frame(photos))
-        written.append(PHOTO_ISSUES_CSV)
+    for name, (section, key, table) in _WHOLE_LISTS.items():
+        if rows := result.get(section, {}).get(key):
+            write_csv(out_dir / name, table(rows))
+            written.append(name)
     labels = result.get("labels")
     if labels and not labels.get("skipped"):
         write_csv(out_dir / LABEL_ISSUES_CSV, pd.DataFrame(labels["issues"], columns=list(LABEL_ISSUE_COLUMNS)))
@@ -76,9 +86,23 @@ def _write_audit_files(result: dict[str, Any], out_dir: Path, issues: Sequence[R
     env = report_environment("prodcat.catalog")
     env.filters["thumbnail"] = thumbnail
     env.filters["pct"] = lambda x: f"{100 * x:.1f} %"
-    html = env.get_template("audit.html.j2").render(audit=result, charts=_charts(result))
+    html = env.get_template("audit.html.j2").render(audit=summary, charts=_charts(result))
     (out_dir / "audit.html").write_text(html, encoding="utf-8")
     return written
+
+
+def audit_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """:func:`~prodcat.catalog.audit.core.audit_catalog`'s ``result`` as ``audit.json`` keeps it, of a size that does
+    not grow with the catalogue: each whole list written as a CSV (``duplicates.members``, ``images.issues``) becomes
+    ``{"rows": its length, "file": the CSV's name (None when it has no row, and no CSV is written), "first": its first
+    MAX_EXAMPLES rows}``; the rest as it is (``labels.issues`` too, whole)."""
+    summary = dict(result)
+    for name, (section, key, _) in _WHOLE_LISTS.items():
+        if key in result.get(section, {}):
+            rows = result[section][key]
+            listed = {"rows": len(rows), "file": name if rows else None, "first": rows[:MAX_EXAMPLES]}
+            summary[section] = summary[section] | {key: listed}
+    return summary
 
 
 def thumbnail(path: str | None, side: int = 96) -> str:
