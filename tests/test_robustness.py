@@ -28,6 +28,7 @@ from prodcat.evaluate.robustness import (
     Perturbation,
     RobustnessStudy,
     get_perturbations,
+    text_and_photo,
 )
 from prodcat.files import write_json
 from prodcat.image.decode import load_image
@@ -194,6 +195,50 @@ def test_robustness_command_reproduces_evaluate_and_writes_its_report(
 
     assert main([*args, "--base", "missing"]) == 2
     assert "not the family 'missing'" in capsys.readouterr().err
+
+    # the text and photo section: the clean run's products and decisions, split by whether text and photo agree
+    section = clean["text_and_photo"]
+    groups = [section[name] for name in ("agree", "disagree")]
+    assert section["n_both"] == section["disagreement"]["n"] == len(products)
+    assert section["disagreement"]["count"] == groups[1]["accuracy"]["n"]
+    assert sum(group["accuracy"]["n"] for group in groups) == len(products)
+    assert sum(group["accuracy"]["count"] for group in groups) == round(clean["accuracy"] * len(products))
+    assert sum(group["auto_precision"]["n"] for group in groups) == clean["decision"]["n_auto"]
+    assert "<h2>Text and photo</h2>" in (report / "report.html").read_text()
+
+
+def test_text_and_photo_counts_the_disagreements_and_the_full_predictions_in_each_group() -> None:
+    """Among the products read from both, the share whose text-only and photo-only predictions differ, and the
+    accuracy and auto precision of the full prediction in each group, with Wilson intervals; a product read from
+    its text alone is in neither group."""
+    truth = np.array(["A", "A", "B", "B", "B", "A"], dtype=object)
+    clean = pd.DataFrame(
+        {
+            "category": ["A", "A", "B", "A", "A", "A"],
+            "confidence": [0.99, 0.5, 0.95, 0.97, 0.4, 0.99],
+            "modalities_used": ["text,image"] * 5 + ["text"],
+        }
+    )
+    text_only = np.array(["A", "A", "B", "A", "A", "A"], dtype=object)
+    photo_only = np.array(["A", "A", "A", "B", "A", "B"], dtype=object)
+    section = text_and_photo(truth, clean, text_only, photo_only, threshold=0.9)
+    assert section["n_both"] == 5
+    disagree = section["disagreement"]
+    assert (disagree["count"], disagree["n"], disagree["share"]) == (2, 5, 0.4)
+    assert disagree["low"] == pytest.approx(0.1176, abs=1e-4) and disagree["high"] == pytest.approx(0.7693, abs=1e-4)
+    # agree: products 0, 1, 4 (2 right; 0 auto-accepted and right); disagree: 2, 3 (1 right; both auto-accepted)
+    assert {key: section["agree"]["accuracy"][key] for key in ("count", "n")} == {"count": 2, "n": 3}
+    assert {key: section["agree"]["auto_precision"][key] for key in ("count", "n")} == {"count": 1, "n": 1}
+    assert {key: section["disagree"]["accuracy"][key] for key in ("count", "n")} == {"count": 1, "n": 2}
+    assert section["disagree"]["auto_precision"]["share"] == 0.5
+    # none disagrees: no share to give, not a zero
+    assert text_and_photo(truth, clean, text_only, text_only, 0.9)["disagree"]["accuracy"] == {
+        "n": 0,
+        "count": 0,
+        "share": None,
+        "low": None,
+        "high": None,
+    }
 
 
 def test_a_severity_means_the_same_on_a_small_photo_as_on_a_large_one() -> None:
@@ -820,6 +865,21 @@ def test_the_refusal_of_a_photo_model_whose_photo_files_cannot_be_read_names_the
         " (2 photo file(s) named could not be read; the first: row 2 (product p0), image: photo file 'a.jpg' not found)"
     )
     assert photo_files_unread(Catalog(catalog.frame, lines=[2, 3])) == ""
+
+
+def test_a_re_run_that_takes_up_no_photo_and_no_text_keeps_their_text_and_photo_section(
+    flipkart_bundle: Path, products: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The section is made from the predictions of no_photo and no_text, which a report does not keep: a re-run
+    taking both rows up from an unfinished report keeps the section it had, rather than losing it."""
+    args, report = _robustness_command(flipkart_bundle, products.head(6), tmp_path, "no_photo", "no_text", "rotate_90")
+    _stop_runs(monkeypatch, {4})  # clean, no_photo, no_text, then rotate_90 stopped
+    assert main(args) == 130
+    section = json.loads((report / "robustness.json").read_text())[0]["text_and_photo"]
+    assert section["n_both"] == 6
+    assert main(args) == 0
+    assert _rows_reported(report) == [("clean", False), ("no_photo", True), ("no_text", True), ("rotate_90", False)]
+    assert json.loads((report / "robustness.json").read_text())[0]["text_and_photo"] == section
 
 
 def test_an_unfinished_report_replaced_by_another_runs_rows_is_not_taken_up_as_its_own(

@@ -295,17 +295,25 @@ def auto_precision_uncertainty(accepted: np.ndarray, correct: np.ndarray) -> dic
     still says how low the precision could be (n / (n + z²))."""
     n = int(accepted.sum())
     wrong = int((accepted & ~correct.astype(bool)).sum())
+    low, high = wilson_interval(n - wrong, n)
+    return {"n_auto_wrong": wrong, "auto_precision_low": low, "auto_precision_high": high}
+
+
+def wilson_interval(successes: int, n: int) -> tuple[float, float]:
+    """The 95% Wilson score interval of the share ``successes / n`` (NaN, NaN when ``n`` is 0)."""
     if not n:
-        return {"n_auto_wrong": 0, "auto_precision_low": float("nan"), "auto_precision_high": float("nan")}
+        return float("nan"), float("nan")
     z = 1.959963984540054  # the standard normal's 97.5% quantile
-    share = (n - wrong) / n
+    share = successes / n
     centre = (share + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return {
-        "n_auto_wrong": wrong,
-        "auto_precision_low": float(max(centre - half, 0.0)),
-        "auto_precision_high": float(min(centre + half, 1.0)),
-    }
+    return float(max(centre - half, 0.0)), float(min(centre + half, 1.0))
+
+
+def accepted_at(predicted: np.ndarray, confidence: np.ndarray, threshold: float) -> np.ndarray:
+    """``(n,)`` bool: the products auto-accepted at ``threshold``, those scored whose confidence reaches it."""
+    scored = np.isfinite(confidence) & (predicted != UNSCORED)
+    return scored & (np.where(scored, confidence, 0.0) >= threshold)
 
 
 def evaluate_predictions(
@@ -349,7 +357,7 @@ def evaluate_predictions(
         scored = np.isfinite(confidence) & (y_pred != UNSCORED)
         result["calibration"] = expected_calibration_error(confidence[scored], correct[scored])
         if threshold is not None:
-            accepted = scored & (np.where(scored, confidence, 0.0) >= threshold)
+            accepted = accepted_at(y_pred, confidence, threshold)
             result["decision"] = accepted_metrics(accepted, correct, threshold)
     result["per_class"] = per_class(y_true, y_pred, accepted)
     return result

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from prodcat.catalog.schema import ISSUE_COLUMNS, SEP, RowIssue, distinguishing_tails, split_path
 from prodcat.evaluate.metrics import HEADLINE_METRICS, UNSCORED
+from prodcat.evaluate.robustness import TEXT_AND_PHOTO
 from prodcat.figures import figure_fonts
 from prodcat.files import write_csv, write_json, written_together
 from prodcat.formatting import counted
@@ -670,8 +671,43 @@ products the model answered, "auto" the share it auto-accepts (confidence at lea
 {records[0]["decision"]["threshold"]:.3f}) and "auto precision" the accuracy among those.</p>
 {html_table(ROBUSTNESS_REPORT_COLUMNS, robustness_report_rows(records))}
 {paragraph(degenerate_note(records))}
+{text_and_photo_html(records[0].get(TEXT_AND_PHOTO))}
 <h2>Figure</h2>{embedded_png(figure) + f"<p>{left_out}</p>" if runs else "<p>No perturbation touched a product.</p>"}"""
     (out / "report.html").write_text(html_page(title, body), encoding="utf-8")
+
+
+#: the columns of :func:`text_and_photo_rows`
+TEXT_AND_PHOTO_COLUMNS = ("text alone and photo alone", "products", "accuracy [95%]", "auto precision [95%]")
+
+
+def share_cell(share: dict[str, Any]) -> str:
+    """A share of :func:`~prodcat.evaluate.robustness.text_and_photo`: ``0.969 (62 of 64) [0.893–0.991]``, ``–`` of
+    none."""
+    if not share["n"]:
+        return "–"
+    return f"{share['share']:.3f} ({share['count']} of {share['n']}) [{interval_text(share['low'], share['high'])}]"
+
+
+def text_and_photo_rows(section: dict[str, Any]) -> list[list[str]]:
+    """The rows of the text and photo table, in :data:`TEXT_AND_PHOTO_COLUMNS` order: agree, then disagree."""
+    return [
+        [f"{name} ({'same' if name == 'agree' else 'different'} category)", str(section[name]["accuracy"]["n"])]
+        + [share_cell(section[name][key]) for key in ("accuracy", "auto_precision")]
+        for name in ("agree", "disagree")
+    ]
+
+
+def text_and_photo_html(section: dict[str, Any] | None) -> str:
+    """The report's text and photo section (:func:`~prodcat.evaluate.robustness.text_and_photo`); nothing when the
+    clean record has none (no_photo and no_text were not both measured)."""
+    if section is None:
+        return ""
+    return f"""<h2>Text and photo</h2>
+<p>Of the {counted(section["n_both"], "product")} the model read both the text and the photo of, the text alone (the
+no_photo run) and the photo alone (the no_text run) predict different categories for
+{share_cell(section["disagreement"])}. Accuracy and auto precision are those of the full prediction (the clean run, with
+its decisions) in each group; [95%] is a Wilson interval.</p>
+{html_table(TEXT_AND_PHOTO_COLUMNS, text_and_photo_rows(section))}"""
 
 
 #: the columns of :func:`robustness_rows`

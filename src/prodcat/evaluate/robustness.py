@@ -27,7 +27,7 @@ import io
 import logging
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property, partial
 from typing import Any
 
@@ -36,7 +36,7 @@ import pandas as pd
 from PIL import Image, ImageFilter
 
 from prodcat.catalog.schema import has_image, is_missing, is_readable
-from prodcat.evaluate.metrics import evaluate_predictions, paired_difference
+from prodcat.evaluate.metrics import accepted_at, evaluate_predictions, paired_difference, wilson_interval
 from prodcat.image.decode import DECODABILITY_SIDE, ImageDecodeError, ImageItem, decode_item, load_image
 
 log = logging.getLogger(__name__)
@@ -357,6 +357,47 @@ def score_run(
     return record
 
 
+#: the runs whose predictions :func:`text_and_photo` compares: the text alone, the photo alone
+SINGLE_MODALITY_RUNS = ("no_photo", "no_text")
+#: the key of the clean record holding its :func:`text_and_photo` section, once both those runs are measured
+TEXT_AND_PHOTO = "text_and_photo"
+
+
+def _share(successes: np.ndarray, among: np.ndarray) -> dict[str, Any]:
+    """The share of ``among`` (``(n,)`` bool) that ``successes`` holds: counts, share and 95% Wilson interval."""
+    n, hits = int(among.sum()), int((successes & among).sum())
+    low, high = wilson_interval(hits, n)
+    return {"n": n, "count": hits, "share": hits / n if n else None} | (
+        {"low": low, "high": high} if n else {"low": None, "high": None}
+    )
+
+
+def text_and_photo(
+    truth: np.ndarray, clean: pd.DataFrame, text_only: np.ndarray, photo_only: np.ndarray, threshold: float
+) -> dict[str, Any]:
+    """How often the text and the photo disagree, and what that says of the full prediction.
+
+    Among the ``n_both`` products the ``clean`` run read both of (``modalities_used`` ``text,image``):
+    ``disagreement``, the share whose ``text_only`` (the ``no_photo`` run's) and ``photo_only`` (the ``no_text``
+    run's) predicted categories differ; then, in each group (``agree``, ``disagree``), the ``accuracy`` of the full
+    (clean) prediction and its ``auto_precision``, among those it auto-accepts at ``threshold``. Each a count, a
+    share and its 95% Wilson interval. No prediction or decision is changed: they are the clean run's."""
+    both = clean["modalities_used"].to_numpy(dtype=object) == "text,image"
+    differ = both & (np.asarray(text_only, dtype=object) != np.asarray(photo_only, dtype=object))
+    predicted = clean["category"].to_numpy(dtype=object)
+    correct = predicted == truth
+    accepted = accepted_at(predicted, clean["confidence"].to_numpy(dtype=float), threshold)
+    groups = {"agree": both & ~differ, "disagree": differ}
+    return {
+        "n_both": int(both.sum()),
+        "disagreement": _share(differ, both),
+        **{
+            name: {"accuracy": _share(correct, group), "auto_precision": _share(correct, group & accepted)}
+            for name, group in groups.items()
+        },
+    }
+
+
 @dataclass
 class RobustnessStudy:
     """The runs of one robustness study of ``predictor`` on ``frame``, each scored on all its products.
@@ -374,6 +415,8 @@ class RobustnessStudy:
     truth: np.ndarray
     seed: int = 0
     base: Perturbation | None = None
+    #: the predicted categories of the :data:`SINGLE_MODALITY_RUNS` run so far, by name
+    single_modality: dict[str, np.ndarray] = field(default_factory=dict)
 
     @cached_property
     def clean_table(self) -> pd.DataFrame:
@@ -400,6 +443,8 @@ class RobustnessStudy:
         table, affected = predict_perturbed(
             self.predictor, self.frame, perturbation, self.seed, self.base, self.photos_read
         )
+        if perturbation.name in SINGLE_MODALITY_RUNS:
+            self.single_modality[perturbation.name] = table["category"].to_numpy(dtype=object)
         header = {
             "name": perturbation.name,
             "family": perturbation.family,
@@ -409,6 +454,13 @@ class RobustnessStudy:
             "unit": perturbation.unit,
         }
         return self._named(header | score_run(self.truth, table, self.predictor.threshold, clean, affected))
+
+    def text_and_photo(self) -> dict[str, Any] | None:
+        """:func:`text_and_photo` of the clean run, once both :data:`SINGLE_MODALITY_RUNS` have run (else ``None``)."""
+        if not all(name in self.single_modality for name in SINGLE_MODALITY_RUNS):
+            return None
+        text_only, photo_only = (self.single_modality[name] for name in SINGLE_MODALITY_RUNS)
+        return text_and_photo(self.truth, self.clean_table, text_only, photo_only, self.predictor.threshold)
 
     def _named(self, record: dict[str, Any]) -> dict[str, Any]:
         return record | {"base": self.base.name if self.base else None}

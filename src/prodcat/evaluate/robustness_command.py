@@ -24,7 +24,13 @@ from prodcat.catalog.schema import model_truth
 from prodcat.config import Config
 from prodcat.evaluate import metrics, robustness
 from prodcat.evaluate.labelled import labelled_warnings, products_in_training, readable_by
-from prodcat.evaluate.robustness import Perturbation, RobustnessStudy, get_perturbations, undecoded_photos
+from prodcat.evaluate.robustness import (
+    TEXT_AND_PHOTO,
+    Perturbation,
+    RobustnessStudy,
+    get_perturbations,
+    undecoded_photos,
+)
 from prodcat.files import (
     RunBusyError,
     RunLock,
@@ -176,10 +182,16 @@ def measure(study: RobustnessStudy, perturbations: list[Perturbation], report: I
     clean = study.clean_record()
     report.key = resume_key(study)
     earlier = earlier_records(report.folder, report.key)
+    # the text and photo section of an earlier run that measured no_photo and no_text, whose tables are not kept
+    if TEXT_AND_PHOTO in earlier.get("clean", {}):
+        clean[TEXT_AND_PHOTO] = earlier["clean"][TEXT_AND_PHOTO]
     # in one write: added one at a time, a Ctrl-C among them lost from the report those not yet written again
     report.add(clean, *(earlier[p.name] for p in perturbations if p.name in earlier))
     for perturbation in tqdm([p for p in perturbations if p.name not in earlier], desc="perturbations", unit="run"):
-        report.add(study.run(perturbation))
+        record = study.run(perturbation)
+        if (section := study.text_and_photo()) is not None:
+            clean[TEXT_AND_PHOTO] = section
+        report.add(record)
 
 
 @dataclass
@@ -281,9 +293,9 @@ def resume_key(study: RobustnessStudy) -> dict[str, Any]:
 
 
 def earlier_records(folder: Path, key: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The perturbation records, by name, of the report in ``folder`` that a run of the same ``key`` left unfinished,
-    each marked ``from_earlier_run``; none when there is no such report (another run's is replaced, and its
-    :data:`ROBUSTNESS_RESUME` removed at once)."""
+    """The records, by name (the clean one too, for its text and photo section), of the report in ``folder`` that a
+    run of the same ``key`` left unfinished, each marked ``from_earlier_run``; none when there is no such report
+    (another run's is replaced, and its :data:`ROBUSTNESS_RESUME` removed at once)."""
     from prodcat.evaluate.report import ROBUSTNESS_RESUME
 
     resume = folder / ROBUSTNESS_RESUME
@@ -303,7 +315,8 @@ def earlier_records(folder: Path, key: dict[str, Any]) -> dict[str, dict[str, An
         records = json.loads((folder / "robustness.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return {record["name"]: record | {"from_earlier_run": True} for record in records[1:]}
+    # the clean record too, whose text and photo section only such a run can give (it is measured again)
+    return {record["name"]: record | {"from_earlier_run": True} for record in records}
 
 
 def chosen_perturbations(
