@@ -172,7 +172,8 @@ def test_robustness_command_reproduces_evaluate_and_writes_its_report(
     report = tmp_path / "robustness"
     args = ["robustness", str(flipkart_bundle), str(data), "--report", str(report)]
     assert main([*args, "--perturbations", "rotate_90", "no_photo", "no_text"]) == 0
-    assert "no_photo" in capsys.readouterr().out  # the table is printed
+    printed = capsys.readouterr().out
+    assert "no_photo" in printed  # the table is printed
     assert {"robustness.json", "robustness.png", "report.html"} <= {p.name for p in report.iterdir()}
 
     evaluated = json.loads((tmp_path / "evaluate" / "metrics.json").read_text())
@@ -205,6 +206,9 @@ def test_robustness_command_reproduces_evaluate_and_writes_its_report(
     assert sum(group["accuracy"]["count"] for group in groups) == round(clean["accuracy"] * len(products))
     assert sum(group["auto_precision"]["n"] for group in groups) == clean["decision"]["n_auto"]
     assert "<h2>Text and photo</h2>" in (report / "report.html").read_text()
+    disagreement = section["disagreement"]
+    said = f"Text alone and photo alone disagree on {disagreement['count']} of the {len(products)} products read "
+    assert said in printed
 
 
 def test_text_and_photo_counts_the_disagreements_and_the_full_predictions_in_each_group() -> None:

@@ -697,6 +697,16 @@ def text_and_photo_rows(section: dict[str, Any]) -> list[list[str]]:
     ]
 
 
+def text_and_photo_line(section: dict[str, Any]) -> str:
+    """The text and photo section in one line, for the console."""
+    agree, disagree = (share_cell(section[name]["auto_precision"]) for name in ("agree", "disagree"))
+    share = section["disagreement"]
+    return (
+        f"Text alone and photo alone disagree on {share['count']} of the {share['n']} products read from both "
+        f"({_figure(share['share'])}); auto precision where they agree {agree}, where they disagree {disagree}"
+    )
+
+
 def text_and_photo_html(section: dict[str, Any] | None) -> str:
     """The report's text and photo section (:func:`~prodcat.evaluate.robustness.text_and_photo`); nothing when the
     clean record has none (no_photo and no_text were not both measured)."""

@@ -462,7 +462,7 @@ def unscored_runs_warnings(records: list[dict[str, Any]]) -> list[str]:
 
 def print_table(records: list[dict[str, Any]]) -> None:
     """The robustness table, aligned, on standard output."""
-    from prodcat.evaluate.report import ROBUSTNESS_COLUMNS, degenerate_note, robustness_rows
+    from prodcat.evaluate.report import ROBUSTNESS_COLUMNS, degenerate_note, robustness_rows, text_and_photo_line
 
     rows = [list(ROBUSTNESS_COLUMNS), *robustness_rows(records)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(ROBUSTNESS_COLUMNS))]
@@ -477,3 +477,5 @@ def print_table(records: list[dict[str, Any]]) -> None:
         print("  " + "  ".join(cells))
     if note := degenerate_note(records):
         print(f"  {note}")
+    if section := records[0].get(TEXT_AND_PHOTO):
+        print(f"  {text_and_photo_line(section)}")
