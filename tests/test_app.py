@@ -2369,6 +2369,7 @@ def test_the_per_category_table_stays_when_the_filters_leave_no_labelled_product
     test.multiselect(key="filter_decision").set_value(["review"]).run()
     assert not test.exception and metrics_of(test)["agree with the given category"] == "–"
     assert [s.value for s in test.subheader][-1:] == ["Per category"]
+    assert "Given (rows) against predicted (columns) category" not in [s.value for s in test.subheader]
     pd.testing.assert_frame_equal(per_class_shown(test), whole)
     assert any("whatever the filters" in c.value for c in test.caption)
     # the confusion and the candidates follow the filters: with a labelled row shown again, they are back
