@@ -649,11 +649,12 @@ def _top_categories_of_a_product(shown: pd.DataFrame, top_k: dict[str, list[dict
         st.caption("No top categories recorded for it.")
 
 
-def _labelled_sections(shown: pd.DataFrame, threshold: float, table: pd.DataFrame) -> None:
+def _labelled_sections(shown: pd.DataFrame, agreement: float | None, threshold: float, table: pd.DataFrame) -> None:
     """The confusion and the label-noise candidates of the rows shown (``shown``, when they hold a labelled product
-    scored), and between them the report's per-class table, counted on every row of the ``table`` before the filters
-    as the report counts them (when it holds one, whatever the filters keep)."""
-    labelled_shown = views.agreement(shown) is not None
+    scored: their ``agreement``, :func:`views.agreement`, the page has computed, is not ``None``), and between them
+    the report's per-class table, counted on every row of the ``table`` before the filters as the report counts them
+    (when it holds one, whatever the filters keep)."""
+    labelled_shown = agreement is not None
     if labelled_shown:
         st.subheader("Given (rows) against predicted (columns) category")
         st.dataframe(views.confusion_table(shown))
@@ -752,7 +753,7 @@ def predictions_page(
         st.warning(caveat)
     st.dataframe(shown, hide_index=True, column_order=[c for c in PREDICTION_COLUMNS if c in shown])
     _top_categories_of_a_product(shown, predictions.top_k)
-    _labelled_sections(shown, predictor.threshold, table)
+    _labelled_sections(shown, agreement, predictor.threshold, table)
 
 
 # ---------------------------------------------------------------------------------------------- layout
