@@ -169,6 +169,16 @@ def add_config_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     parser.set_defaults(recorded_folds=None)
 
 
+def add_modalities_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Add ``--modalities`` (:func:`modality_list`), which overrides the config's modalities, to ``parser`` or an
+    argument group of one: the same option in every command that trains a config (train, cv, audit --labels)."""
+    parser.add_argument(
+        "--modalities",
+        type=modality_list,
+        help="text, image or text,image (default: the config's, else all the catalogue has)",
+    )
+
+
 def positive_int(text: str) -> int:
     """An integer of at least 1 (``--sample``, ``--workers``...)."""
     value = _integer(text)

@@ -9,10 +9,10 @@ import textwrap
 from prodcat.arguments import (
     add_config_option,
     add_loader_arguments,
+    add_modalities_option,
     bundle_dir,
     category_level,
     fold_count,
-    modality_list,
     output_file,
     positive_seconds,
     random_seed,
@@ -61,11 +61,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "--sample and --seed override its fields), or a bundle's manifest.json or a cv or evaluate report's "
         "metrics.json to run its config (and sample, and cv its folds) again",
     )
-    parser.add_argument(
-        "--modalities",
-        type=modality_list,
-        help="text, image or text,image (default: the config's, else all the catalogue has)",
-    )
+    add_modalities_option(parser)
     parser.add_argument(
         "--level",
         type=category_level,

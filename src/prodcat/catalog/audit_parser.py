@@ -9,9 +9,9 @@ import textwrap
 from prodcat.arguments import (
     add_config_option,
     add_loader_arguments,
+    add_modalities_option,
     category_level,
     fold_count,
-    modality_list,
     random_seed,
     report_dir,
     run_later,
@@ -100,11 +100,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="category depth checked, 0 = full path (default: the config's, else the catalogue's usual target, as "
         "train's: Flipkart top level, else full path)",
     )
-    labels.add_argument(
-        "--modalities",
-        type=modality_list,
-        help="text, image or text,image (default: the config's, else all the catalogue has)",
-    )
+    add_modalities_option(labels)
     labels.add_argument(
         "--folds", type=fold_count, help="cross-validation folds (default: a cv report's given as --config, else 5)"
     )
