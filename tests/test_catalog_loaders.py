@@ -1550,3 +1550,25 @@ def test_a_lone_carriage_return_between_two_records_gives_each_its_own_line(tmp_
         (6, "row", "e"),
     ]
     assert all(issue.message.endswith("classified from its text") for issue in catalog.issues if issue.row in (2, 4))
+
+
+def test_a_line_not_utf8_past_a_lone_carriage_return_is_named_by_its_rows_line(tmp_path: Path) -> None:
+    """Past a lone \\r ending a row of a \\n file each row has a line of its own (the test above), but the lines read
+    as Windows-1252 were still numbered as grep -n numbers them: the issue named the row before the bad one (3 where
+    c, line 4, is Windows-1252), and the whole grep -n line was read as Windows-1252, garbling the UTF-8 row before the
+    \\r ('ThÃ©iÃ¨re'). Each row's line is read and numbered on its own now, as NUL bytes are; a \\r inside a quoted
+    text still counts for nothing."""
+    path = tmp_path / "shop.csv"
+    path.write_bytes(
+        b"product_id,title,image\n"
+        b"a,Mug,x.jpg\rb,Cup,y.jpg\n"
+        b"c,Caf\xe9,z.jpg\n"  # Windows-1252: line 4
+        b"d,Th\xc3\xa9i\xc3\xa8re,\re,Cr\xe8me,\n"  # UTF-8, then Windows-1252 past a lone \r: line 6
+        b'f,"Jug\rcaf\xe9",\n'  # Windows-1252 in a quoted text holding a \r: line 7
+    )
+    catalog = load_catalog(path)
+    assert catalog.frame["product_id"].tolist() == ["a", "b", "c", "d", "e", "f"]
+    assert catalog.lines == [2, 3, 4, 5, 6, 7]
+    (legacy,) = [issue for issue in catalog.issues if issue.field == "file"]
+    assert legacy.row == 4 and "3 line(s) not valid UTF-8 (4, 6, 7); read as Windows-1252" in legacy.message
+    assert catalog.frame["title"].tolist() == ["Mug", "Cup", "Café", "Théière", "Crème", "Jug\rcafé"]

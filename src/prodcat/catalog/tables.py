@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import itertools
 import re
 import sys
@@ -52,13 +51,13 @@ def read_csv_table(
     A skipped row's issue names its product by the field of the column ``id_column`` picks among the header's
     names (stripped, made unique), as a hint: none when it picks no column of the header.
     """
-    text_lines, issues = _open_text(path)
+    text_lines, legacy = _open_text(path)
     delimiter = delimiter or sniff_delimiter(path)
     # the csv module's default limit (131,072 characters a field) would skip a long description's product and
     # resume reading in the middle of its field, turning the field's later lines into products
     limit = csv.field_size_limit(sys.maxsize)
     try:
-        return _read_records(text_lines, delimiter, issues, path, id_column)
+        return _read_records(text_lines, delimiter, legacy, path, id_column)
     finally:
         csv.field_size_limit(limit)
 
@@ -66,12 +65,13 @@ def read_csv_table(
 def _read_records(
     text_lines: list[str],
     delimiter: str,
-    issues: list[RowIssue],
+    legacy: list[int],
     path: Path,
     id_column: Callable[[Sequence[str]], str | None],
 ) -> SourceTable:
-    """The records of an opened CSV as a :class:`SourceTable`; a bad record is skipped and added to ``issues``, named
-    by its field of the column ``id_column`` picks (:func:`read_csv_table`).
+    """The records of an opened CSV (its ``text_lines``, those at the positions ``legacy`` read as Windows-1252:
+    :func:`_open_text`) as a :class:`SourceTable`; a bad record is skipped and reported, named by its field of the
+    column ``id_column`` picks (:func:`read_csv_table`).
 
     A quote that opens a field and is never closed (``A6,"12 inch mug,...``) makes the reader take every
     following line as part of that field, up to the next quote or the end of the file: the record that
@@ -119,7 +119,8 @@ def _read_records(
         records.append(record)
         starts.append(line_start)
     shown = _shown_line_numbers(source.lines, begun)
-    issues += _nul_issue(with_nul, shown, path)
+    issues = _lines_issue(legacy, shown, path, "not valid UTF-8", "; read as Windows-1252")
+    issues += _lines_issue(with_nul, shown, path, "hold NUL bytes", ", removed (a damaged copy?)")
     issues += [_skipped_row(first, last, problem, product, shown, path) for first, last, problem, product in skipped]
     lines = [shown[start - 1] for start in starts]
     # one block of cells, not a column each: a header of 100,000 names took 2 s to become a frame
@@ -250,13 +251,13 @@ def _drop_nul(lines: list[str]) -> list[int]:
     return holding
 
 
-def _nul_issue(holding: list[int], shown: list[int], path: Path) -> list[RowIssue]:
-    """One issue naming the lines at the positions ``holding`` (``shown``: their numbers) whose NULs were removed."""
-    found = sorted({shown[index] for index in holding})
+def _lines_issue(positions: list[int], shown: list[int], path: Path, what: str, done: str) -> list[RowIssue]:
+    """One issue naming the lines at the (0-based) ``positions`` by their numbers (``shown``), given once the records
+    are read (:func:`_shown_line_numbers`): "N line(s) ``what`` (numbers)``done``"; none without a position."""
+    found = sorted({shown[index] for index in positions})
     if not found:
         return []
-    message = f"{path.name}: {len(found)} line(s) hold NUL bytes ({_line_numbers(found)}), removed (a damaged copy?)"
-    return [RowIssue(found[0], "file", message)]
+    return [RowIssue(found[0], "file", f"{path.name}: {len(found)} line(s) {what} ({_line_numbers(found)}){done}")]
 
 
 def _line_numbers(numbers: list[int]) -> str:
@@ -286,9 +287,11 @@ class _Lines:
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
-def _open_text(path: Path) -> tuple[list[str], list[RowIssue]]:
-    """The file's text: UTF-8, and line by line Windows-1252 where a line is not (a file pasted together
-    from two exports must not garble its UTF-8 rows); one issue names the lines read so."""
+def _open_text(path: Path) -> tuple[list[str], list[int]]:
+    """The file's lines (:func:`_record_lines`): UTF-8, and line by line Windows-1252 where a line is not (a file
+    pasted together from two exports must not garble its UTF-8 rows); and the (0-based) positions of the lines read
+    so, to be numbered as the records are (:func:`_shown_line_numbers`, after a lone \\r ending a row one past
+    grep -n's)."""
     raw = path.read_bytes()
     _refuse_binary(raw, path)
     if (encoding := text_encoding(raw)).startswith("utf-16"):
@@ -297,26 +300,26 @@ def _open_text(path: Path) -> tuple[list[str], list[RowIssue]]:
         except UnicodeDecodeError as exc:
             raise CatalogFormatError(f"{path}: starts as UTF-16 but does not decode as such ({exc})") from None
     try:
-        text = raw.decode("utf-8-sig")
-        issues = []
+        return _record_lines(raw.decode("utf-8-sig")), []
     except UnicodeDecodeError:
-        lines, legacy = [], []
-        # numbered as _shown_line_numbers numbers them: by \n, or by \r in a file without \n
-        physical = io.BytesIO(raw).readlines() if b"\n" in raw else raw.splitlines(keepends=True)
-        for number, line in enumerate(physical, 1):
-            try:
-                lines.append(line.decode("utf-8"))
-            except UnicodeDecodeError:
-                lines.append(line.decode("cp1252", errors="replace"))
-                legacy.append(number)
-        text = "".join(lines).removeprefix("\ufeff")
-        message = f"{path.name}: {len(legacy)} line(s) not valid UTF-8 ({_line_numbers(legacy)}); read as Windows-1252"
-        issues = [RowIssue(legacy[0], "file", message)]
-    return _record_lines(text), issues
+        pass
+    lines, legacy = [], []
+    # cut as _record_lines cuts the text: in UTF-8 and in Windows-1252 only the bytes \r and \n decode to \r and \n,
+    # so these are the text's lines, and a row past a lone \r is read apart from the one before it on grep -n's line
+    for position, line in enumerate(_RECORD_LINE_BYTES.findall(raw)):
+        try:
+            lines.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            lines.append(line.decode("cp1252", errors="replace"))
+            legacy.append(position)
+    lines[0] = lines[0].removeprefix("\ufeff")  # a byte that is not UTF-8 makes one line at least
+    return lines, legacy
 
 
 #: a line as io.StringIO(text, newline="") cuts it, its end kept: at \n, \r\n or a lone \r
 _RECORD_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+#: the same, of bytes
+_RECORD_LINE_BYTES = re.compile(_RECORD_LINE.pattern.encode())
 
 
 def _record_lines(text: str) -> list[str]:
