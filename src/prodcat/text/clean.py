@@ -406,7 +406,8 @@ class TextNormalizer(AddedParametersDefaulted, TransformerMixin, BaseEstimator):
     lowercase, strip_accents:
         case folding and accent removal (after lemmatisation, which needs accents).
     remove_stop_words:
-        drop the stop-words of ``stop_word_languages``.
+        drop the stop-words of ``stop_word_languages``, written with their accents or without them ("très" and
+        "tres" alike).
     lemmatize:
         replace each word by its simplemma lemma in the product's detected language.
     stop_word_languages:
@@ -464,11 +465,17 @@ class TextNormalizer(AddedParametersDefaulted, TransformerMixin, BaseEstimator):
         if hasattr(self, "language_prior_") and not hasattr(self, "prior_exponent_"):
             self.prior_exponent_ = 1.0
         if not hasattr(self, "stop_words_"):
-            self.stop_words_ = self._stop_word_lists(open_class_kept_in=_OPEN_CLASS_KEPT_BEFORE_STORED)
+            self.stop_words_ = self._stop_word_lists(
+                open_class_kept_in=_OPEN_CLASS_KEPT_BEFORE_STORED, typed_without_accents=False
+            )
 
-    def _stop_word_lists(self, open_class_kept_in: tuple[str, ...] | None = None) -> dict[str, tuple[str, ...]]:
+    def _stop_word_lists(
+        self, open_class_kept_in: tuple[str, ...] | None = None, typed_without_accents: bool = True
+    ) -> dict[str, tuple[str, ...]]:
         """The stop-words of each language whose stop-words a product may lose (its own or the fixed ones), sorted
-        so that a pickled normalizer's bytes do not depend on the hash seed."""
+        so that a pickled normalizer's bytes do not depend on the hash seed. ``typed_without_accents``: each also as
+        typed without its accents ("tres", "apres", "meme" of a seller whose keyboard has none), which a normalizer
+        fitted before kept only with ``strip_accents``."""
         if not self.remove_stop_words:
             return {}
         if self.stop_word_languages != "auto":
@@ -477,8 +484,9 @@ class TextNormalizer(AddedParametersDefaulted, TransformerMixin, BaseEstimator):
             languages = (*LANGUAGES, self.default_language)
         else:
             languages = (self.language,)
+        accentless = self.strip_accents or typed_without_accents
         return {
-            language: tuple(sorted(stop_words_for(language, self.strip_accents, open_class_kept_in)))
+            language: tuple(sorted(stop_words_for(language, accentless, open_class_kept_in)))
             for language in dict.fromkeys(languages)
         }
 
