@@ -1114,12 +1114,13 @@ def _catalog_path(path: str | Path) -> Path:
 
 
 def _check_options_of_format(path: Path, fmt: str, options: dict[str, str | None], language: str | None) -> None:
-    """Refuse the reading ``options`` (by option name) and ``language`` that a catalogue of format ``fmt`` has no use
-    for, or an empty --category-sep: each would change nothing, or fail in a traceback, without a word."""
+    """Refuse the reading ``options`` (by parameter name, said as their command-line option) and ``language`` that a
+    catalogue of format ``fmt`` has no use for, or an empty --category-sep: each would change nothing, or fail in a
+    traceback, without a word."""
     # an unset shell variable ('--category-sep "$SEP"'): str.split refuses it, in a traceback
-    if options["--category-sep"] == "":
+    if options["category_sep"] == "":
         raise CatalogFormatError("--category-sep is empty: give the separator of the category levels, e.g. '/'")
-    given = [option for option, value in options.items() if value]
+    given = ["--" + option.replace("_", "-") for option, value in options.items() if value]
     if fmt in _FOLDER_FILES and given:
         detail = f"{', '.join(given)} apply to CSV/Parquet catalogues only"
         raise CatalogFormatError(f"{path} is a {fmt} catalogue, whose columns are known: {detail}")
@@ -1158,15 +1159,16 @@ def load_catalog(
     root = Path(image_root).expanduser() if image_root else None
     if root is not None and not root.is_dir():  # a typo would cost every product its photo, some silently
         raise CatalogFormatError(f"--image-root {image_root}: {'not a folder' if root.exists() else 'no such folder'}")
-    options = {
-        "--id-column": id_column,
-        "--title-column": title_column,
-        "--description-column": description_column,
-        "--image-column": image_column,
-        "--category-column": category_column,
-        "--category-sep": category_sep,
+    # the options of a CSV/Parquet table, refused for the other formats
+    table_options = {
+        "id_column": id_column,
+        "title_column": title_column,
+        "description_column": description_column,
+        "image_column": image_column,
+        "category_column": category_column,
+        "category_sep": category_sep,
     }
-    _check_options_of_format(path, fmt, options, language)
+    _check_options_of_format(path, fmt, table_options, language)
     if fmt == "flipkart":
         return load_flipkart(path, root)
     if fmt == "rakuten":
@@ -1175,17 +1177,7 @@ def load_catalog(
         return load_fashion(path, root)
     if path.is_dir():
         raise CatalogFormatError(f"{path}: format {fmt!r} needs a file, not a folder")
-    return load_table(
-        path,
-        id_column=id_column,
-        title_column=title_column,
-        description_column=description_column,
-        image_column=image_column,
-        category_column=category_column,
-        image_root=root,
-        category_sep=category_sep,
-        fmt=fmt,
-    )
+    return load_table(path, **table_options, image_root=root, fmt=fmt)
 
 
 #: the options of :func:`~prodcat.arguments.add_loader_arguments` but ``data`` and ``--format``, as their dests
