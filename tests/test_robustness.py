@@ -844,12 +844,7 @@ def test_a_run_stopped_midway_keeps_the_rows_measured_and_a_re_run_takes_them_up
     assert "incomplete" not in (report / "report.html").read_text()
     files = [".robustness.lock", "report.html", "robustness.json", "robustness.png"]
     assert sorted(path.name for path in report.iterdir()) == files and (report / ".robustness.lock").read_text() == ""
-    fresh = tmp_path / "fresh"
-    assert main([*args[:4], str(fresh), *args[5:]]) == 0
-    assert json.loads((fresh / "robustness.json").read_text()) == [
-        {key: value for key, value in record.items() if key != "from_earlier_run"}
-        for record in json.loads((report / "robustness.json").read_text())
-    ]
+    assert _records_of_a_run_not_stopped(args, tmp_path / "fresh") == _records_as_if_not_stopped(report)
 
 
 def test_the_refusal_of_a_photo_model_whose_photo_files_cannot_be_read_names_them(make_products) -> None:
@@ -871,19 +866,109 @@ def test_the_refusal_of_a_photo_model_whose_photo_files_cannot_be_read_names_the
     assert photo_files_unread(Catalog(catalog.frame, lines=[2, 3])) == ""
 
 
+def _records_as_if_not_stopped(report: Path) -> list[dict[str, object]]:
+    """The records of the report's robustness.json as a run not stopped writes them: without ``from_earlier_run``."""
+    records = json.loads((report / "robustness.json").read_text())
+    return [{key: value for key, value in record.items() if key != "from_earlier_run"} for record in records]
+
+
+def _records_of_a_run_not_stopped(args: list[str], report: Path) -> list[dict[str, object]]:
+    """The records of the robustness command ``args`` run whole with its report in the new folder ``report``."""
+    assert main([*args[:4], str(report), *args[5:]]) == 0
+    return _records_as_if_not_stopped(report)
+
+
+def _text_and_photo_study(
+    bundle: Path, products: pd.DataFrame, tmp_path: Path, *perturbations: str
+) -> tuple[list[str], Path]:
+    """The command of a study of ``bundle`` on 6 of the ``products`` under ``perturbations`` (no_photo, no_text and
+    rotate_90 if none), and its report folder."""
+    runs = perturbations or ("no_photo", "no_text", "rotate_90")
+    return _robustness_command(bundle, products.head(6), tmp_path, *runs)
+
+
+@pytest.mark.parametrize(
+    ("stop", "taken_up"),
+    [(3, ["no_photo"]), (4, ["no_photo", "no_text"])],
+    ids=["between-no_photo-and-no_text", "after-no_text"],
+)
 def test_a_re_run_that_takes_up_no_photo_and_no_text_keeps_their_text_and_photo_section(
+    stop: int,
+    taken_up: list[str],
+    flipkart_bundle: Path,
+    products: pd.DataFrame,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The section is made from the predictions of no_photo and no_text, which a report's rows do not hold: a run
+    stopped between the two and run again ended with no section at all, a shorter report than that of a run not
+    stopped. The resume state keeps those predictions now: the re-run's report is the uninterrupted one's, section
+    and all."""
+    args, report = _text_and_photo_study(flipkart_bundle, products, tmp_path)
+    with monkeypatch.context() as patch:
+        _stop_runs(patch, {stop})  # clean, no_photo, then no_text (3) or rotate_90 (4) stopped
+        assert main(args) == 130
+    assert main(args) == 0
+    runs = ["no_photo", "no_text", "rotate_90"]
+    assert _rows_reported(report) == [("clean", False), *((name, name in taken_up) for name in runs)]
+    not_stopped = _records_of_a_run_not_stopped(args, tmp_path / "not-stopped")
+    assert not_stopped[0]["text_and_photo"]["n_both"] == 6
+    assert _records_as_if_not_stopped(report) == not_stopped
+    assert "<h2>Text and photo</h2>" in (report / "report.html").read_text()
+
+
+def test_a_no_photo_row_whose_predictions_were_not_kept_is_measured_again_for_the_text_and_photo_section(
     flipkart_bundle: Path, products: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The section is made from the predictions of no_photo and no_text, which a report does not keep: a re-run
-    taking both rows up from an unfinished report keeps the section it had, rather than losing it."""
-    args, report = _robustness_command(flipkart_bundle, products.head(6), tmp_path, "no_photo", "no_text", "rotate_90")
-    _stop_runs(monkeypatch, {4})  # clean, no_photo, no_text, then rotate_90 stopped
-    assert main(args) == 130
-    section = json.loads((report / "robustness.json").read_text())[0]["text_and_photo"]
-    assert section["n_both"] == 6
+    """A full disk as the resume file is written after no_photo's row leaves the row without its predictions: the
+    re-run measures no_photo again rather than take up a row it could make no text and photo section with."""
+    from prodcat.evaluate import robustness_command
+    from prodcat.evaluate.report import ROBUSTNESS_RESUME
+
+    args, report = _text_and_photo_study(flipkart_bundle, products, tmp_path)
+    real_write = robustness_command.write_json
+
+    def resume_not_written_after_no_photo(path: Path, value: dict[str, dict[str, object]]) -> None:
+        if path.name == ROBUSTNESS_RESUME and "no_photo" in value.get("single_modality", {}):
+            raise OSError(28, "No space left on device")
+        real_write(path, value)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(robustness_command, "write_json", resume_not_written_after_no_photo)
+        _stop_runs(patch, {3})  # no_text
+        assert main(args) == 130
+    assert [r["name"] for r in json.loads((report / "robustness.json").read_text())] == ["clean", "no_photo"]
     assert main(args) == 0
-    assert _rows_reported(report) == [("clean", False), ("no_photo", True), ("no_text", True), ("rotate_90", False)]
-    assert json.loads((report / "robustness.json").read_text())[0]["text_and_photo"] == section
+    assert not any(taken for _, taken in _rows_reported(report))
+    assert _records_as_if_not_stopped(report) == _records_of_a_run_not_stopped(args, tmp_path / "not-stopped")
+
+
+@pytest.mark.parametrize(
+    ("again", "has_section"),
+    [(["rotate_90"], False), (["no_photo", "rotate_90"], False), (["no_text", "no_photo"], True)],
+)
+def test_a_re_run_of_other_perturbations_has_a_text_and_photo_section_only_with_both_its_runs(
+    again: list[str],
+    has_section: bool,
+    flipkart_bundle: Path,
+    products: pd.DataFrame,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stopped run of no_photo, no_text and rotate_90 run again under other --perturbations copied its text and
+    photo section into a report without the rows it was made from (--perturbations rotate_90: no no_photo or no_text
+    row). The section is made from the runs of this report only: there when both are in it, as in a run not stopped."""
+    args, report = _text_and_photo_study(flipkart_bundle, products, tmp_path)
+    with monkeypatch.context() as patch:
+        _stop_runs(patch, {4})  # rotate_90, once no_photo and no_text are measured
+        assert main(args) == 130
+    assert "text_and_photo" in json.loads((report / "robustness.json").read_text())[0]
+    args_again, _ = _text_and_photo_study(flipkart_bundle, products, tmp_path, *again)
+    assert main(args_again) == 0
+    assert _rows_reported(report) == [("clean", False), *((name, name != "rotate_90") for name in again)]
+    assert ("text_and_photo" in json.loads((report / "robustness.json").read_text())[0]) is has_section
+    assert ("<h2>Text and photo</h2>" in (report / "report.html").read_text()) is has_section
+    assert _records_as_if_not_stopped(report) == _records_of_a_run_not_stopped(args_again, tmp_path / "not-stopped")
 
 
 def test_an_unfinished_report_replaced_by_another_runs_rows_is_not_taken_up_as_its_own(

@@ -415,7 +415,7 @@ class RobustnessStudy:
     truth: np.ndarray
     seed: int = 0
     base: Perturbation | None = None
-    #: the predicted categories of the :data:`SINGLE_MODALITY_RUNS` run so far, by name
+    #: the predicted categories of the :data:`SINGLE_MODALITY_RUNS` run so far, or taken up from an earlier run, by name
     single_modality: dict[str, np.ndarray] = field(default_factory=dict)
 
     @cached_property

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -25,6 +26,7 @@ from prodcat.config import Config
 from prodcat.evaluate import metrics, robustness
 from prodcat.evaluate.labelled import labelled_warnings, products_in_training, readable_by
 from prodcat.evaluate.robustness import (
+    SINGLE_MODALITY_RUNS,
     TEXT_AND_PHOTO,
     Perturbation,
     RobustnessStudy,
@@ -178,20 +180,29 @@ def report_folder_held(folder: Path) -> Iterator[None]:
 def measure(study: RobustnessStudy, perturbations: list[Perturbation], report: IncrementalReport) -> None:
     """The clean run of ``study``, then each of the ``perturbations``, each added to ``report`` as it is measured;
     those measured by an earlier run of the same study that did not finish are taken from its report
-    (:func:`earlier_records`), not measured again."""
+    (:func:`earlier_run`), not measured again, with the predictions of its single-modality runs: the clean record's
+    text and photo section is made from those of this report's runs, taken up or measured, as in a run not stopped."""
     clean = study.clean_record()
     report.key = resume_key(study)
-    earlier = earlier_records(report.folder, report.key)
-    # the text and photo section of an earlier run that measured no_photo and no_text, whose tables are not kept
-    if TEXT_AND_PHOTO in earlier.get("clean", {}):
-        clean[TEXT_AND_PHOTO] = earlier["clean"][TEXT_AND_PHOTO]
+    earlier = earlier_run(report.folder, report.key)
+    taken = {p.name: earlier.records[p.name] for p in perturbations if p.name in earlier.records}
+    # the predictions of the single-modality rows taken up, not of those this report no longer has
+    study.single_modality.update({name: kept for name, kept in earlier.single_modality.items() if name in taken})
+    # kept with the resume key as it grows: a run stopped between no_photo and no_text keeps no_photo's predictions
+    report.single_modality = study.single_modality
+    add_text_and_photo(clean, study)
     # in one write: added one at a time, a Ctrl-C among them lost from the report those not yet written again
-    report.add(clean, *(earlier[p.name] for p in perturbations if p.name in earlier))
-    for perturbation in tqdm([p for p in perturbations if p.name not in earlier], desc="perturbations", unit="run"):
+    report.add(clean, *taken.values())
+    for perturbation in tqdm([p for p in perturbations if p.name not in taken], desc="perturbations", unit="run"):
         record = study.run(perturbation)
-        if (section := study.text_and_photo()) is not None:
-            clean[TEXT_AND_PHOTO] = section
+        add_text_and_photo(clean, study)
         report.add(record)
+
+
+def add_text_and_photo(clean: dict[str, Any], study: RobustnessStudy) -> None:
+    """Give the ``clean`` record its text and photo section once ``study`` has the predictions it needs."""
+    if (section := study.text_and_photo()) is not None:
+        clean[TEXT_AND_PHOTO] = section
 
 
 @dataclass
@@ -199,8 +210,9 @@ class IncrementalReport:
     """The report of a robustness study in ``folder``, written again whole (:func:`~prodcat.files.written_together`)
     as each run is added: Ctrl-C or a crash keeps the rows measured (a study of hours on a large catalogue lost them
     all). Until every one of the ``planned`` perturbations is in, the report says it is incomplete, and
-    :data:`ROBUSTNESS_RESUME` beside it holds the ``key`` a re-run must match to take up its rows; the last write
-    removes it."""
+    :data:`ROBUSTNESS_RESUME` beside it holds the ``key`` a re-run must match to take up its rows, and the
+    ``single_modality`` predictions the text and photo section is made from (a report's rows do not hold them); the
+    last write removes it."""
 
     folder: Path
     title: str
@@ -210,6 +222,8 @@ class IncrementalReport:
     planned: list[str]
     #: :func:`resume_key` of the study
     key: dict[str, Any] = field(default_factory=dict)
+    #: the predicted categories of the :data:`~prodcat.evaluate.robustness.SINGLE_MODALITY_RUNS` measured, by name
+    single_modality: dict[str, np.ndarray] = field(default_factory=dict)
     #: the records added, clean first, then in ``planned`` order
     records: list[dict[str, Any]] = field(default_factory=list)
     #: the names of the records the report on disk holds
@@ -232,7 +246,7 @@ class IncrementalReport:
         resume = self.folder / report.ROBUSTNESS_RESUME
         # after the records: a key never vouches for the rows of another run
         if self._pending():
-            write_json(resume, self.key)
+            write_json(resume, {"key": self.key, "single_modality": self.single_modality})
         else:
             resume.unlink(missing_ok=True)
 
@@ -292,31 +306,48 @@ def resume_key(study: RobustnessStudy) -> dict[str, Any]:
     }
 
 
-def earlier_records(folder: Path, key: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The records, by name (the clean one too, for its text and photo section), of the report in ``folder`` that a
-    run of the same ``key`` left unfinished, each marked ``from_earlier_run``; none when there is no such report
-    (another run's is replaced, and its :data:`ROBUSTNESS_RESUME` removed at once)."""
+@dataclass(frozen=True)
+class EarlierRun:
+    """What an earlier run of the same study that did not finish left: its perturbations' records by name, each marked
+    ``from_earlier_run``, and the predicted categories of its single-modality runs (in the products' order)."""
+
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    single_modality: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def earlier_run(folder: Path, key: dict[str, Any]) -> EarlierRun:
+    """What the run of the same ``key`` that left the unfinished report in ``folder`` measured; nothing when there is no
+    such report (another run's is replaced, and its :data:`ROBUSTNESS_RESUME` removed at once). A single-modality row
+    whose predictions were not kept (Ctrl-C or a full disk between its row's write and theirs) is not taken up:
+    measured again, it gives the text and photo section."""
     from prodcat.evaluate.report import ROBUSTNESS_RESUME
 
     resume = folder / ROBUSTNESS_RESUME
     try:
-        earlier_key = json.loads(resume.read_text(encoding="utf-8"))
+        state = json.loads(resume.read_text(encoding="utf-8"))
     except (OSError, ValueError):  # none, or not readable: measured again
-        return {}
-    if earlier_key != key:
+        return EarlierRun()
+    if not isinstance(state, dict) or state.get("key") != key:
         # left until this run writes its own, it vouched for this run's rows written before it (or without it, the
         # page not written: a full disk), which the earlier command run again took as its own
         resume.unlink(missing_ok=True)
         log.info(
             "the unfinished report in %s is of another run (model, products, seed, base or code): replaced", folder
         )
-        return {}
+        return EarlierRun()
     try:
         records = json.loads((folder / "robustness.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
-    # the clean record too, whose text and photo section only such a run can give (it is measured again)
-    return {record["name"]: record | {"from_earlier_run": True} for record in records}
+        return EarlierRun()
+    predicted = {name: np.asarray(values, dtype=object) for name, values in state.get("single_modality", {}).items()}
+    return EarlierRun(
+        {
+            record["name"]: record | {"from_earlier_run": True}
+            for record in records
+            if record["name"] != "clean" and (record["name"] not in SINGLE_MODALITY_RUNS or record["name"] in predicted)
+        },
+        predicted,
+    )
 
 
 def chosen_perturbations(
