@@ -1486,6 +1486,31 @@ def test_a_skipped_row_with_fewer_fields_names_its_id_counted_from_the_start(tmp
     assert skipped == [(3, "sku-2"), (4, "sku-3")]
 
 
+def test_a_skipped_row_with_a_field_too_many_past_its_id_is_named_by_its_id(tmp_path: Path) -> None:
+    """A row with a field too many is named by its id counted from the edge of the row nearer the id column: right
+    for a comma too many in a text, but a field too many on the other side of the id was taken for it. A trailing comma
+    after 'title,description,product_id,price' named the row by its price ('product 5.00'), a field after Rakuten's
+    productid by that field, a trailing comma by its imageid. The row is named by the field shaped as the ids read are
+    ('sku-N', digits), and followed by one shaped as the next column's values, the nearer edge's among equals."""
+    path = tmp_path / "t.csv"
+    rows = [
+        "mug,white mug,sku-1,9.99",
+        "lamp,desk lamp,sku-3,5.00,",
+        "jug,big jug,sku-4,EXTRA,6.00",
+        "cup,red, blue,sku-5,2.50",
+    ]
+    path.write_text("title,description,product_id,price\n" + "\n".join(rows) + "\nvase,tall vase,sku-6,3.00\n")
+    skipped = [(i.row, i.product_id) for i in load_catalog(path).issues if i.field == "row"]
+    assert skipped == [(3, "sku-3"), (4, "sku-4"), (5, "sku-5")]
+
+    (tmp_path / "rakuten" / "images" / "image_test").mkdir(parents=True)
+    rows = ["0,A,,10,1", "1,B,,11,2,", "2,C,,12,x,3", "3,D,a mug, blue,13,4", "4,E,,14,5"]
+    header = ",designation,description,productid,imageid\n"
+    (tmp_path / "rakuten" / "X_test_update.csv").write_text(header + "\n".join(rows) + "\n")
+    skipped = [(i.row, i.product_id) for i in load_catalog(tmp_path / "rakuten").issues if i.field == "row"]
+    assert skipped == [(3, "11"), (4, "12"), (5, "13")]
+
+
 def test_a_large_catalogue_is_said_to_be_read_before_it_is(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -89,8 +89,8 @@ def _read_records(
     starts: list[int] = []  # the position of each product's first line, numbered once the reading is done
     begun: list[int] = []  # the position of each record's first line, read or not
     # each skipped row: its first line's position, the last one's for bad quoting (None: a wrong count of fields),
-    # the problem and the product
-    skipped: list[tuple[int, int | None, str, str | None]] = []
+    # the problem and the fields that may hold its id (_id_candidates)
+    skipped: list[tuple[int, int | None, str, list[tuple[str, str | None]]]] = []
     while True:
         line_start = source.position + 1
         begun.append(line_start)
@@ -106,22 +106,27 @@ def _read_records(
             # among them, nor from its end where the record ran on past it (the line may end inside a quoted field)
             ran_on = line_end != line_start and id_at is not None and id_at < 0
             fields = [] if ran_on else _fields_to(source.lines[line_start - 1].rstrip("\r\n"), delimiter, id_at)
-            product = _skipped_product(fields, id_at) if not any('"' in field for field in fields) else None
-            skipped.append((line_start, line_end, f"bad quoting ({error})", product))
+            candidates = _id_candidates(fields, len(fields), id_at) if not any('"' in f for f in fields) else []
+            skipped.append((line_start, line_end, f"bad quoting ({error})", candidates))
             continue
         if _blank(record):  # as above the header: no product, nothing skipped
             continue
         if len(record) != len(header):
             problem = f"{len(record)} fields where the header has {len(header)} (unquoted separator or quote?)"
-            product = _skipped_product(record, _parsed_id_position(len(record), len(names), id_at))
-            skipped.append((line_start, None, problem, product))
+            candidates = _id_candidates(record, len(names), _parsed_id_position(len(record), len(names), id_at))
+            skipped.append((line_start, None, problem, candidates))
             continue
         records.append(record)
         starts.append(line_start)
     shown = _shown_line_numbers(source.lines, begun)
     issues = _lines_issue(legacy, shown, path, "not valid UTF-8", "; read as Windows-1252")
     issues += _lines_issue(with_nul, shown, path, "hold NUL bytes", ", removed (a damaged copy?)")
-    issues += [_skipped_row(first, last, problem, product, shown, path) for first, last, problem, product in skipped]
+    # only where a skipped row's id may be one of several of its fields
+    shapes = _id_shapes(records, id_at) if any(len(row[3]) > 1 for row in skipped) else (set(), set())
+    issues += [
+        _skipped_row(first, last, problem, _likeliest_id(candidates, *shapes), shown, path)
+        for first, last, problem, candidates in skipped
+    ]
     lines = [shown[start - 1] for start in starts]
     # one block of cells, not a column each: a header of 100,000 names took 2 s to become a frame
     cells = np.array(records, dtype=object).reshape(len(records), len(names))
@@ -178,10 +183,56 @@ def _fields_to(line: str, delimiter: str, at: int | None) -> list[str]:
     return line.rsplit(delimiter, -at)[at:]
 
 
-def _skipped_product(fields: Sequence[str], at: int | None) -> str | None:
-    """The product a skipped row's ``fields`` name at the id column's position ``at`` (:func:`_id_position`):
-    ``None`` when it has no such field, or an empty one."""
-    return (fields[at].strip() or None) if at is not None and -len(fields) <= at < len(fields) else None
+def _id_candidates(fields: Sequence[str], columns: int, at: int | None) -> list[tuple[str, str | None]]:
+    """The fields of a skipped row (``fields``, stripped) that may hold its id, each with the field after it (``None``
+    at the row's end), likeliest first: the one at the id column's position ``at`` (:func:`_parsed_id_position`),
+    none when it has no such field; then, in a row with more fields than the header's ``columns``, those its extra
+    fields may have pushed the id to, from that one away. An extra separator stands mostly in a free text, on the side
+    of the id with more columns (which ``at`` counts from the other edge), but not always: a trailing comma after
+    ``title,description,product_id,price``, or a field too many after the id of Rakuten's
+    ``designation,description,productid,imageid``, puts it on the other side."""
+    if at is None or not -len(fields) <= at < len(fields):
+        return []
+    extra = len(fields) - columns
+    if extra <= 0:
+        positions = [at % len(fields)]
+    else:  # the id's field if every extra one follows it, and on; or if every extra one precedes it, and back
+        first = at if at >= 0 else columns + at
+        positions = [first + shift for shift in (range(extra + 1) if at >= 0 else range(extra, -1, -1))]
+    return [(fields[k].strip(), fields[k + 1].strip() if k + 1 < len(fields) else None) for k in positions]
+
+
+def _id_shapes(records: list[list[str]], at: int | None) -> tuple[set[str], set[str]]:
+    """The :func:`_shape` of each id of the ``records`` read (at ``at``, :func:`_id_position`), and of each value of
+    the column after it (none when the id's is the last)."""
+    if at is None or not records:
+        return set(), set()
+    column = at % len(records[0])
+    after = {_shape(record[column + 1]) for record in records} if column + 1 < len(records[0]) else set()
+    return {_shape(record[column]) for record in records}, after
+
+
+def _likeliest_id(candidates: Sequence[tuple[str, str | None]], ids: set[str], after: set[str]) -> str | None:
+    """Of a skipped row's :func:`_id_candidates`, the one whose :func:`_shape` is one of ``ids`` (the ids read's) and
+    the field after it of ``after`` (the next column's), the id counting more; the first among equals; ``None`` for
+    none, or a blank one. Named 'sku-3', where the ids read are 'sku-1', 'sku-2', not by the price '5.00' past a
+    trailing comma, nor by 'blue' (a comma in the text before the id); Rakuten's productid, not its imageid, past a
+    trailing comma, where both are numbers."""
+
+    def fit(candidate: tuple[str, str | None]) -> int:
+        field, following = candidate
+        return 2 * (bool(field) and _shape(field) in ids) + (following is not None and _shape(following) in after)
+
+    return (max(candidates, key=fit)[0] or None) if candidates else None
+
+
+_DIGITS = re.compile(r"\d+")
+_LETTERS = re.compile(r"[^\W\d_]+")
+
+
+def _shape(text: str) -> str:
+    """The shape of a value: each run of digits a 9, each run of letters an a ('sku-12' and 'SKU-3' are 'a-9')."""
+    return _LETTERS.sub("a", _DIGITS.sub("9", text.strip()))
 
 
 def _header(reader: Iterator[list[str]], source: _Lines, path: Path) -> list[str]:
