@@ -921,8 +921,52 @@ def test_audit_reads_each_product_language_as_training_does(fashion_dir: Path) -
     of the catalogue's languages."""
     frame = load_catalog(fashion_dir).frame
     clean = clean_texts(product_text(frame))
-    counts = language_stats(clean, progress=False)["counts"]
-    assert counts == {"en": has_text(frame).sum(), "und": (~has_text(frame)).sum()}  # 5,998 and 2 without a title
+    stats = language_stats(clean, progress=False)
+    assert stats["counts"] == {"en": has_text(frame).sum(), "und": (~has_text(frame)).sum()}  # 5,998 and 2 no title
+    assert stats["other"]["products"] == 0  # none of the titles taken for a language prodcat does not read
+
+
+def test_audit_names_the_products_written_in_a_language_it_has_no_stop_words_or_lemmas_of(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Belgian marketplace's Dutch listings were counted as German or English, a Russian one as French or
+    Italian, and nothing said so: the audit's languages held fr, en, de, es and it only, and the console none. It now
+    counts the languages on the console and names the products written in another one, with the language they are
+    read in (whose stop-words and lemmas they get)."""
+    rows = [
+        ("fr-1", "Housse de couette en coton", "Housse de couette très douce avec deux taies d'oreiller", "Linge"),
+        ("fr-2", "Montre homme acier inoxydable", "Montre analogique étanche avec bracelet en cuir", "Montres"),
+        ("en-1", "Cotton bath towel, pack of 3", "Soft and absorbent towels, machine washable", "Linge"),
+        ("en-2", "Analog watch for men", "Stainless steel strap, water resistant to 50 m", "Montres"),
+        ("nl-1", "Katoenen dekbedovertrek 2-persoons", "Zacht katoen dekbedovertrek met twee kussenslopen", "Linge"),
+        (
+            "nl-2",
+            "Houten speelgoedtrein voor kinderen",
+            "Mooie houten trein met wagons en rails. Geschikt vanaf 3 jaar.",
+            "Jouets",
+        ),
+        ("ru-1", "Мужские наручные часы", "Аналоговые часы с кожаным ремешком", "Montres"),
+    ]
+    path = tmp_path / "shop.csv"
+    pd.DataFrame(rows, columns=["product_id", "title", "description", "category"]).assign(image="").to_csv(
+        path, index=False
+    )
+    assert main(["audit", str(path), "--report", str(tmp_path / "r"), "--no-images"]) == 0
+    out = capsys.readouterr().out
+    assert "languages, as training reads them: " in out
+    assert (
+        "3 products written in a language prodcat has no stop-words or lemmas of (nl 2, ru 1): read as one of fr, en,"
+        " de, es, it; listed in audit.json (languages.other)" in out
+    )
+    other = json.loads((tmp_path / "r" / "audit.json").read_text())["languages"]["other"]
+    assert [(p["row"], p["product_id"], p["language"]) for p in other["first"]] == [
+        (6, "nl-1", "nl"),
+        (7, "nl-2", "nl"),
+        (8, "ru-1", "ru"),
+    ]
+    assert all(p["read_as"] in ("fr", "en", "de", "es", "it") for p in other["first"])
+    assert other["first"][2]["text"].startswith("Мужские наручные часы")
+    assert "written in a language prodcat has no stop-words or lemmas" in (tmp_path / "r" / "audit.html").read_text()
 
 
 def test_the_audit_benchmark_measures_an_audit_whose_label_check_was_skipped(tmp_path: Path) -> None:

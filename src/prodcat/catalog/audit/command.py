@@ -105,6 +105,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         f"duplicate text groups: {count_text(exact['groups'])} exact, {count_text(near['groups'])} near"
         f" ({count_text(exact['conflicting_groups'] + near['conflicting_groups'])} with conflicting labels)",
         f"products with HTML tags, entities or mojibake: {count_text(result['markup']['products_with_any'])}",
+        *_language_lines(result["languages"]),
         *_separator_lines(result["classes"]["unsplit_separator"]),
         *_spelling_lines(result["classes"]["levels"]),
         *_above_subcategories_lines(result["classes"]["labelled_above_subcategories"]),
@@ -158,6 +159,25 @@ def _text_line(text: dict[str, Any]) -> str:
         f" {count_text(text['products_with_text'])} with text, {count_text(text['title']['missing'])} have no title,"
         f" {count_text(text['description']['missing'])} no description"
     )
+
+
+def _language_lines(languages: dict[str, Any]) -> list[str]:
+    """The languages as training reads them, and the products written in another one, which are read as one of
+    them: a Dutch listing with German stop-words and lemmas."""
+    from prodcat.text.clean import LANGUAGES
+
+    lines = [f"languages, as training reads them: {_counts_text(languages['counts'])}"]
+    if other := languages["other"]["products"]:
+        lines.append(
+            f"{counted(other, 'product')} written in a language prodcat has no stop-words or lemmas of"
+            f" ({_counts_text(languages['other']['counts'])}): read as one of {', '.join(LANGUAGES)};"
+            " listed in audit.json (languages.other)"
+        )
+    return lines
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {count_text(count)}" for name, count in counts.items())
 
 
 def _nothing_to_read(count: int) -> str:

@@ -61,9 +61,9 @@ def audit_catalog(
         | {"unsplit_separator": unsplit_separator(frame["category"]) if catalog.format in ("csv", "parquet") else None},
         "text": text_stats(frame),
     }
-    languages = language_stats(clean, progress)
-    result["languages"] = {k: v for k, v in languages.items() if k != "per_product"}
     lines = [catalog.line_of(position) for position in range(len(frame))]
+    languages = language_stats(clean, progress, frame["product_id"].astype(str).tolist(), lines)
+    result["languages"] = {k: v for k, v in languages.items() if k != "per_product"}
     result["duplicates"] = duplicate_stats(frame, clean, similarity, progress, lines)
     result["markup"] = markup_stats(frame)
     if images:

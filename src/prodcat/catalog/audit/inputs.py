@@ -172,17 +172,42 @@ def text_stats(frame: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def language_stats(clean: Sequence[str], progress: bool = True) -> dict[str, Any]:
+def language_stats(
+    clean: Sequence[str],
+    progress: bool = True,
+    product_ids: Sequence[str] | None = None,
+    lines: Sequence[int] | None = None,
+) -> dict[str, Any]:
     """Language of each product's cleaned text (``und``: no text), as training reads the catalogue
-    (:func:`~prodcat.text.clean.catalogue_languages`), counts and shares."""
-    from prodcat.text.clean import catalogue_languages
+    (:func:`~prodcat.text.clean.catalogue_languages`), counts and shares; and ``other``, the products written in a
+    language none of those (:func:`~prodcat.text.clean.other_languages`): how many, per language, and the first
+    :data:`MAX_EXAMPLES` with their row (``lines``, by default the position), id, language, the language they are
+    read in and the start of their text."""
+    from prodcat.text.clean import catalogue_languages, other_languages
 
     languages = catalogue_languages(clean, progress=progress)
     counts = Counter(languages)
     total = max(1, len(languages))
+    other = other_languages(clean)
+    found = [position for position, language in enumerate(other) if language]
+    examples = [
+        {
+            "row": lines[position] if lines is not None else position,
+            "product_id": product_ids[position] if product_ids is not None else None,
+            "language": other[position],
+            "read_as": languages[position],
+            "text": snippet(clean[position], 100),
+        }
+        for position in found[:MAX_EXAMPLES]
+    ]
     return {
         "counts": dict(counts.most_common()),
         "shares": {k: v / total for k, v in counts.most_common()},
+        "other": {
+            "products": len(found),
+            "counts": dict(Counter(other[p] for p in found).most_common()),
+            "first": examples,
+        },
         "per_product": languages,
     }
 
