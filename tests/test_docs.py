@@ -18,7 +18,7 @@ import yaml
 from starlette.routing import Route
 
 from prodcat.cli import build_parser, command_parsers, main
-from prodcat.config import Config
+from prodcat.config import Config, shipped_configs
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -264,6 +264,14 @@ def test_every_config_file_the_pages_name_exists() -> None:
     }
     assert named, "the pages name no config"
     assert sorted((page, path) for page, path in named if not (REPO / path).is_file()) == []
+    # and by its name alone (`--config fast-text`), as an installed prodcat reads it
+    by_name = {
+        (page.name, name)
+        for page in PAGES
+        for name in re.findall(r"--config ([a-z][\w-]*)\b(?![\w./-])", page.read_text(encoding="utf-8"))
+    }
+    assert ("README.md", "fast-text") in by_name
+    assert sorted((page, name) for page, name in by_name if name not in shipped_configs()) == []
 
 
 def test_every_source_of_a_measured_figure_exists() -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from prodcat.catalog import FORMATS
-from prodcat.config import MODALITIES, ConfigError, load_config_and_folds, seed_problem
+from prodcat.config import MODALITIES, ConfigError, load_config_and_folds, seed_problem, shipped_configs
 from prodcat.manifest import is_bundle
 
 
@@ -164,8 +164,10 @@ class ConfigOption(argparse.Action):
 
 def add_config_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, help: str) -> None:
     """Add ``--config`` (:class:`ConfigOption`) to ``parser`` or an argument group of one, with the ``None`` default
-    of ``recorded_folds``, which the option sets only when given (an action can give no default to another dest)."""
-    parser.add_argument("--config", action=ConfigOption, help=help)
+    of ``recorded_folds``, which the option sets only when given (an action can give no default to another dest).
+    Its help ends with the names of the configs prodcat ships, which it reads wherever prodcat is installed."""
+    shipped = f"; or a config prodcat ships, by its name: {', '.join(shipped_configs())}"
+    parser.add_argument("--config", action=ConfigOption, help=help + shipped)
     parser.set_defaults(recorded_folds=None)
 
 

@@ -455,7 +455,8 @@ _RECORDING_FILES = ("manifest.json", "metrics.json")
 
 def load_config(path: str | Path | None) -> Config:
     """Read a YAML (``.yml``/``.yaml``) or TOML config, or the config a model bundle's ``manifest.json`` or a cv or
-    evaluate report's ``metrics.json`` records (JSON is YAML); ``None`` gives the defaults.
+    evaluate report's ``metrics.json`` records (JSON is YAML), or one prodcat ships by its name (``fast-text``,
+    :func:`config_file`); ``None`` gives the defaults.
 
     Raises :class:`ConfigError` for a folder, a file that is not valid YAML/TOML, not a mapping, a JSON file of other
     fields (recording no config), or whose fields are unknown or wrong (every wrong field listed, with its path, e.g.
@@ -469,12 +470,44 @@ def _recording_in(folder: Path) -> Path | None:
     return next((folder / name for name in _RECORDING_FILES if (folder / name).is_file()), None)
 
 
+#: the configs prodcat ships, inside its package so that an installed wheel has them too (the repository's
+#: ``configs/`` is a link to this folder): ``--config fast-text`` reads ``fast-text.yaml`` there
+SHIPPED_CONFIGS = Path(__file__).with_name("configs")
+
+
+def shipped_configs() -> list[str]:
+    """The names of the configs prodcat ships (``fast-text``, ...), each read by ``--config NAME``."""
+    return sorted(path.stem for path in SHIPPED_CONFIGS.glob("*.yaml"))
+
+
+def config_file(value: str | Path) -> Path:
+    """The file a config given as ``value`` is read from: ``value`` itself where it exists, else the config prodcat
+    ships that a bare name (``fast-text``) names, wherever prodcat is installed.
+
+    Raises :class:`ConfigError` for a missing file named as a shipped one (``configs/fast-text.yaml`` outside the
+    repository: an installed prodcat has no ``configs/`` folder), saying its name, and for a bare name that is
+    neither a file nor a shipped config, listing them. Any other path is given back as it is, to fail on reading."""
+    path = Path(value)
+    if path.exists():
+        return path
+    bare = len(path.parts) == 1 and not path.suffix
+    shipped = SHIPPED_CONFIGS / (f"{path.name}.yaml" if bare else path.name)
+    if bare and shipped.is_file():
+        return shipped
+    if shipped.suffix == ".yaml" and shipped.is_file():
+        raise ConfigError(f"{path}: no such file; prodcat ships {shipped.name}: give its name alone, {shipped.stem}")
+    if bare:
+        raise ConfigError(f"{path}: no such file, nor a config prodcat ships ({', '.join(shipped_configs())})")
+    return path
+
+
 def load_config_and_folds(path: str | Path) -> tuple[Config, int | None]:
-    """The config of the file ``path`` (:func:`load_config`), and the number of folds the cv report whose
-    ``metrics.json`` it is was cross-validated on (it lists each fold's metrics), ``None`` for any other config file:
-    the folds split the products, so a run again from the report's config with another number scores them otherwise.
-    Both from one read of the file (``--config``, :class:`~prodcat.arguments.ConfigOption`)."""
-    path = Path(path)
+    """The config of the file ``path`` (:func:`load_config`; a shipped config by its name, :func:`config_file`), and
+    the number of folds the cv report whose ``metrics.json`` it is was cross-validated on (it lists each fold's
+    metrics), ``None`` for any other config file: the folds split the products, so a run again from the report's
+    config with another number scores them otherwise. Both from one read of the file (``--config``,
+    :class:`~prodcat.arguments.ConfigOption`)."""
+    path = config_file(path)
     text = _config_text(path)
     suffix = path.suffix.lower()
     data = _parsed_config(text, path, suffix)
