@@ -1,11 +1,12 @@
-"""prodcat installed from its wheel, away from the repository: the files the wheel holds, and the configs it ships
-read by their name wherever prodcat runs."""
+"""prodcat released: the files its wheel and its sdist hold, and the configs the wheel ships, read by their name
+wherever prodcat runs."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -15,31 +16,40 @@ from prodcat.cli import build_parser, command_parsers
 from prodcat.config import SHIPPED_CONFIGS, ConfigError, load_config, shipped_configs
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGE = REPO / "src" / "prodcat"
 
 
-def _package_files() -> set[str]:
-    """The files of the package that git tracks, as the wheel names them (``prodcat/configs/fast-text.yaml``):
-    those of a clone, not whatever else lies in a working tree."""
+def _tracked() -> list[str]:
+    """The files that git tracks and the working tree has: those of a clone, not whatever else lies in a working
+    tree."""
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip("needs git and the repository's .git")
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--", "src/prodcat"], cwd=REPO, capture_output=True, check=True, text=True
-    ).stdout
-    return {Path(name).relative_to("src").as_posix() for name in listed.split("\0") if name and (REPO / name).is_file()}
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True, text=True).stdout
+    return [name for name in listed.split("\0") if name and (REPO / name).exists()]
 
 
 @pytest.fixture(scope="module")
-def wheel_files(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
-    """The names in a wheel built from the working tree's package, as a release is (setuptools, no build isolation:
-    the venv's own; some 5 s)."""
-    source = tmp_path_factory.mktemp("source")
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy(REPO / name, source / name)
-    shutil.copytree(PACKAGE, source / "src" / "prodcat", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    out = source / "dist"
+def source() -> list[str]:
+    """The files git tracks, as a clone has them."""
+    return _tracked()
+
+
+@pytest.fixture(scope="module")
+def clone(source: list[str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the working tree's tracked files, as a clone a release is built from (a link kept a link)."""
+    folder = tmp_path_factory.mktemp("clone")
+    for name in source:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, folder / name, follow_symlinks=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def wheel_files(clone: Path) -> set[str]:
+    """The names in a wheel built from ``clone`` as a release is (setuptools, no build isolation: the venv's own;
+    some 5 s)."""
+    out = clone / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", out, source],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", out, clone],
         check=True,
         capture_output=True,
     )
@@ -48,16 +58,36 @@ def wheel_files(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         return set(archive.namelist())
 
 
-def test_the_wheel_holds_every_file_of_the_package(wheel_files: set[str]) -> None:
+def test_the_wheel_holds_every_file_of_the_package(source: list[str], wheel_files: set[str]) -> None:
     """The wheel held the package's code and report templates, not its configs: a user of the installed prodcat
     following README (`prodcat train data/food.csv --config configs/fast-text.yaml`) had no such file, in the
     repository only. Every file git tracks under src/prodcat (code, templates, configs) is in the wheel, and so are
     the licence and the command's entry point."""
-    package = _package_files()
+    package = {name.removeprefix("src/") for name in source if name.startswith("src/prodcat/")}
     assert {f"prodcat/configs/{name}.yaml" for name in shipped_configs()} <= package
     assert sorted(package - wheel_files) == []
     assert "prodcat-0.1.0.dist-info/licenses/LICENSE" in wheel_files
     assert "prodcat-0.1.0.dist-info/entry_points.txt" in wheel_files
+
+
+def test_the_sdist_holds_every_file_git_tracks(source: list[str], clone: Path) -> None:
+    """The sdist held the package, README, the licence and the tests but not tests/conftest.py (its fixtures: its
+    tests could not run), nor the docs/ pages README links to, the benchmarks and results they cite, the Makefile or
+    configs/. Built from the tracked files (MANIFEST.in), it holds every one of them; configs/, a link to the
+    package's folder, as its files."""
+    out = clone / "sdist"
+    build = "import sys; from setuptools import build_meta; build_meta.build_sdist(sys.argv[1])"
+    subprocess.run([sys.executable, "-c", build, out], cwd=clone, check=True, capture_output=True)
+    (sdist,) = out.glob("prodcat-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        held = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    expected = {
+        f"{name}/{file.name}" if (REPO / name).is_symlink() else name
+        for name in source
+        for file in (sorted((REPO / name).iterdir()) if (REPO / name).is_symlink() else [REPO / name])
+    }
+    assert {"tests/conftest.py", "docs/configuration.md", "configs/fast-text.yaml", "Makefile"} <= expected
+    assert sorted(expected - held) == []
 
 
 def test_the_repository_configs_folder_is_the_shipped_one() -> None:
