@@ -70,6 +70,13 @@ def test_the_wheel_holds_every_file_of_the_package(source: list[str], wheel_file
     assert "prodcat-0.1.0.dist-info/entry_points.txt" in wheel_files
 
 
+def test_the_wheel_says_prodcat_is_typed(wheel_files: set[str]) -> None:
+    """mypy, checking a plugin's package (README: an extractor of one's own) against the installed prodcat, skipped
+    prodcat's types: 'module is installed, but missing library stubs or py.typed marker'. The wheel holds the PEP 561
+    marker, py.typed (mypy finds no error in src/prodcat: tests/test_lint.py)."""
+    assert "prodcat/py.typed" in wheel_files
+
+
 def test_the_sdist_holds_every_file_git_tracks(source: list[str], clone: Path) -> None:
     """The sdist held the package, README, the licence and the tests but not tests/conftest.py (its fixtures: its
     tests could not run), nor the docs/ pages README links to, the benchmarks and results they cite, the Makefile or
