@@ -1994,6 +1994,26 @@ def test_openapi_gives_the_review_list_no_answer_of_a_record(client: TestClient)
         assert "404" in answers and "review_record_unreadable" in answers["500"]["description"], operation["summary"]
 
 
+def test_openapi_gives_each_operation_the_short_id_docs_api_md_lists(client: TestClient) -> None:
+    """FastAPI made the operation ids of the function's name, path and method (``predict_batch_predict_batch_post``),
+    which an OpenAPI client generator turns into its methods' names. Each operation has its own short camelCase id,
+    the one the routes table of docs/api.md gives."""
+    paths = client.get("/openapi.json").json()["paths"]
+    served = {
+        f"{method.upper()} {path}": operation["operationId"]
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+    }
+    table = (REPO_ROOT / "docs" / "api.md").read_text().partition("## Routes")[2]
+    documented = {
+        f"{method} {path.replace('{id}', '{review_id}')}": operation_id
+        for method, path, operation_id in re.findall(r"^\| `([A-Z]+)(?:`/`[A-Z]+)? ([^`]+)` \| `(\w+)` \|", table, re.M)
+    }
+    assert served == documented
+    assert len(set(served.values())) == len(served)
+    assert all(re.fullmatch("[a-z]+(?:[A-Z][a-z]+)*", operation_id) for operation_id in served.values()), served
+
+
 @pytest.mark.parametrize(
     ("path", "field", "fields"),
     [

@@ -379,6 +379,7 @@ def _prediction_routes(service: PredictionService, settings: ServeSettings, metr
 
     @router.post(
         "/predict",
+        operation_id="predict",
         response_model=PredictionOut,
         responses=_ERRORS,
         openapi_extra={"requestBody": _predict_body(settings)},
@@ -413,6 +414,7 @@ def _prediction_routes(service: PredictionService, settings: ServeSettings, metr
 
     @router.post(
         "/explain",
+        operation_id="explain",
         response_model=ExplanationOut,
         responses=explain_errors,
         openapi_extra={"requestBody": _predict_body(settings)},
@@ -448,6 +450,7 @@ def _prediction_routes(service: PredictionService, settings: ServeSettings, metr
 
     @router.post(
         "/predict-batch",
+        operation_id="predictBatch",
         response_model=BatchOut,
         responses=_ERRORS,
         openapi_extra={"requestBody": _batch_body(settings)},
@@ -486,12 +489,13 @@ def _operation_routes(
     """``GET /health``, ``/ready``, ``/model`` and ``/metrics``."""
     router = APIRouter()
 
-    @router.get("/health", response_model=HealthOut, summary="Liveness: the process answers")
+    @router.get("/health", operation_id="getHealth", response_model=HealthOut, summary="Liveness: the process answers")
     async def health() -> HealthOut:
         return HealthOut()
 
     @router.get(
         "/ready",
+        operation_id="getReadiness",
         response_model=ReadyOut,
         responses={503: {"model": ErrorOut, "description": "the review store cannot be reached"}},
         summary="Readiness: model loaded and review store reachable",
@@ -500,12 +504,18 @@ def _operation_routes(
         await in_store(store.count)  # an unreachable store: 503 review_store_unavailable (on_store_error)
         return ReadyOut(ready=True, model_version=predictor.version, labels=len(predictor.labels))
 
-    @router.get("/model", response_model=ModelOut, summary="The loaded bundle: version, labels, metrics, config")
+    @router.get(
+        "/model",
+        operation_id="getModel",
+        response_model=ModelOut,
+        summary="The loaded bundle: version, labels, metrics, config",
+    )
     async def model() -> ModelOut:
         return ModelOut(version=predictor.version, labels=list(predictor.labels), manifest=predictor.manifest)
 
     @router.get(
         "/metrics",
+        operation_id="getMetrics",
         response_class=Response,
         responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
         summary="Prometheus metrics of every server process, added up: requests, latencies, decisions, errors",
@@ -539,6 +549,7 @@ def _review_routes(
 
     @router.get(
         "/reviews",
+        operation_id="listReviews",
         response_model=ReviewListOut,
         responses=_REVIEW_ERRORS,
         dependencies=reviewer_only,
@@ -593,6 +604,7 @@ def _review_routes(
 
     @router.get(
         "/reviews/{review_id}",
+        operation_id="getReview",
         response_model=ReviewOut,
         responses=_RECORD_ERRORS,
         dependencies=reviewer_only,
@@ -603,6 +615,7 @@ def _review_routes(
 
     @router.get(
         "/reviews/{review_id}/image",
+        operation_id="getReviewImage",
         response_class=Response,
         responses={**_RECORD_ERRORS, 200: {"content": {"image/*": {}}, "description": "the photo as uploaded"}},
         dependencies=reviewer_only,
@@ -619,6 +632,7 @@ def _review_routes(
 
     @router.post(
         "/reviews/{review_id}",
+        operation_id="submitReview",
         response_model=ReviewOut,
         responses={
             **_RECORD_ERRORS,
