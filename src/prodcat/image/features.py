@@ -78,6 +78,14 @@ def fit_square(img: Image.Image, size: int, resize: Resize = "pad") -> Image.Ima
     return canvas
 
 
+#: the defaults :class:`ImageEncoder`'s subclasses share (scikit-learn reads each estimator's parameters from its own
+#: signature, so each lists them): photos encoded between two writes of the cache, threads decoding photos ahead of
+#: the model, and photos in one model call
+DEFAULT_BATCH_SIZE = 256
+DEFAULT_DECODE_WORKERS = 2
+DEFAULT_INFER_BATCH = 32
+
+
 class _ReadsPhotos:
     """Outputs computed from decoded photos: cached under the decoder's version too."""
 
@@ -102,11 +110,11 @@ class ImageEncoder(_ReadsPhotos, PretrainedEncoder):
     def __init__(
         self,
         cache_dir: str | None = None,
-        batch_size: int = 256,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         progress: bool = True,
         crop_borders: bool = False,
-        decode_workers: int = 2,
-        infer_batch: int = 32,
+        decode_workers: int = DEFAULT_DECODE_WORKERS,
+        infer_batch: int = DEFAULT_INFER_BATCH,
     ):
         super().__init__(cache_dir=cache_dir, batch_size=batch_size, progress=progress)
         self.crop_borders = crop_borders
@@ -283,11 +291,11 @@ class EffNetLite0(ImageEncoder):
     def __init__(
         self,
         cache_dir: str | None = None,
-        batch_size: int = 256,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         progress: bool = True,
         crop_borders: bool = False,
-        decode_workers: int = 2,
-        infer_batch: int = 32,
+        decode_workers: int = DEFAULT_DECODE_WORKERS,
+        infer_batch: int = DEFAULT_INFER_BATCH,
         image_size: int | None = None,
         resize: Resize = "pad",
         tta: bool = False,
@@ -408,10 +416,10 @@ class ColorHistogram(ImageEncoder):
     def __init__(
         self,
         cache_dir: str | None = None,
-        batch_size: int = 256,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         progress: bool = True,
         crop_borders: bool = False,
-        decode_workers: int = 2,
+        decode_workers: int = DEFAULT_DECODE_WORKERS,
         infer_batch: int = 64,
         ignore_white: bool = True,
     ):

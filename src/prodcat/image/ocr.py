@@ -36,6 +36,14 @@ from prodcat.text.features import Analyzer, TfidfCharExtractor, TfidfWordExtract
 
 log = logging.getLogger(__name__)
 
+#: the OCR's settings that :class:`PhotoText` and :class:`PhotoTextTfidf` both default to (scikit-learn reads each
+#: estimator's parameters from its own signature, so both list them): the least confidence of a line kept, the
+#: fewest characters of one, the longest side a photo is decoded at, and the photos read at once
+DEFAULT_MIN_SCORE = 0.6
+DEFAULT_MIN_CHARS = 2
+DEFAULT_MAX_SIDE = 1000
+DEFAULT_WORKERS = 1
+
 #: photos (by ``id``) whose text is read from another photo instead of their own: see :func:`text_read_from`
 _TEXT_SOURCES: ContextVar[dict[int, ImageSource] | None] = ContextVar("prodcat_photo_text_sources", default=None)
 
@@ -82,11 +90,11 @@ class PhotoText(TransformerMixin, BaseEstimator):
 
     def __init__(
         self,
-        min_score: float = 0.6,
-        min_chars: int = 2,
-        max_side: int = 1000,
+        min_score: float = DEFAULT_MIN_SCORE,
+        min_chars: int = DEFAULT_MIN_CHARS,
+        max_side: int = DEFAULT_MAX_SIDE,
         threads: int | None = None,
-        workers: int = 1,
+        workers: int = DEFAULT_WORKERS,
         cache_dir: str | None = None,
         progress: bool = True,
     ):
@@ -210,11 +218,11 @@ class PhotoTextTfidf(Extractor):
         ngram_range: tuple[int, int] = (2, 4),
         min_df: int | float = 2,
         sublinear_tf: bool = True,
-        min_score: float = 0.6,
-        min_chars: int = 2,
-        max_side: int = 1000,
+        min_score: float = DEFAULT_MIN_SCORE,
+        min_chars: int = DEFAULT_MIN_CHARS,
+        max_side: int = DEFAULT_MAX_SIDE,
         threads: int | None = None,
-        workers: int = 1,
+        workers: int = DEFAULT_WORKERS,
         cache_dir: str | None = None,
         progress: bool = True,
     ):
