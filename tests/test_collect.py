@@ -2122,13 +2122,38 @@ def test_a_blank_query_is_refused_before_any_request(httpserver, tmp_path, capsy
         collect(OpenFoodFactsCollector(), " ", tmp_path, HttpClient("test", 1.0))
 
 
-@pytest.mark.parametrize("option", ["--timeout", "--rate", "--deadline"])
+@pytest.mark.parametrize(
+    ("option", "what"), [("--timeout", "of seconds"), ("--rate", "per second"), ("--deadline", "of seconds")]
+)
 @pytest.mark.parametrize("value", ["inf", "nan"])
-def test_a_number_that_is_not_finite_is_refused_before_any_request(httpserver, tmp_path, capsys, option, value):
+def test_a_number_that_is_not_finite_is_refused_before_any_request(httpserver, tmp_path, capsys, option, what, value):
     """--timeout inf crashed with an OverflowError traceback once a request was sent; --rate nan sent the searches
     with no wait between them."""
     error = refusal(httpserver, tmp_path, capsys, option, value)
-    assert f"argument {option}: expected a finite number, got '{value}'" in error
+    assert f"argument {option}: must be a number {what} above 0, got {value}" in error
+    assert httpserver.log == []
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "problem"),
+    [
+        ("--timeout", "a minute", "not a number of seconds: 'a minute'"),
+        ("--deadline", "0", "must be a number of seconds above 0, got 0"),
+        ("--backoff", "-1", "must be a number of seconds, 0 or more, got -1"),
+        ("--rate", "fast", "not a number per second: 'fast'"),
+        ("--image-rate", "0", "must be a number per second above 0, got 0"),
+        ("--max-products", "2.5", "not a whole number: '2.5'"),
+        ("--page-size", "0", "must be at least 1, got 0"),
+        ("--retries", "-1", "must be at least 0, got -1"),
+    ],
+)
+def test_a_number_option_is_refused_in_the_words_of_the_other_commands(
+    httpserver, tmp_path, capsys, option, value, problem
+):
+    """collect had its own wording for a number option given wrong: 'expected a number, got 'a minute'' where
+    predict's --worker-wait says 'not a number of seconds: 'a minute'', and 'must be above 0, got 0' where the
+    other commands' counts say 'must be at least 1, got 0'. It now says what they do (prodcat.arguments)."""
+    assert f"argument {option}: {problem}" in refusal(httpserver, tmp_path, capsys, option, value)
     assert httpserver.log == []
 
 

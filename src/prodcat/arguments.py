@@ -183,20 +183,40 @@ def add_modalities_option(parser: argparse.ArgumentParser | argparse._ArgumentGr
 
 def positive_int(text: str) -> int:
     """An integer of at least 1 (``--sample``, ``--workers``...)."""
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    return _at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An integer of at least 0 (``prodcat collect --retries``)."""
+    return _at_least(text, 0)
 
 
 def positive_seconds(text: str) -> float:
-    """A finite duration of more than 0 seconds (``--worker-wait``): dask reads a timeout of 0 as none, for ever."""
+    """A finite duration of more than 0 seconds (``--worker-wait``: dask reads a timeout of 0 as none, for ever;
+    ``prodcat collect --timeout``)."""
+    return _finite_number(text, "a number of seconds", zero_allowed=False)
+
+
+def seconds(text: str) -> float:
+    """A finite duration of 0 seconds or more (``prodcat collect --backoff``: 0 retries at once)."""
+    return _finite_number(text, "a number of seconds", zero_allowed=True)
+
+
+def positive_rate(text: str) -> float:
+    """A finite number of events a second, more than 0 (``prodcat collect --rate``): ``inf`` or ``nan`` would space
+    the requests by no wait at all."""
+    return _finite_number(text, "a number per second", zero_allowed=False)
+
+
+def _finite_number(text: str, what: str, *, zero_allowed: bool) -> float:
+    """``text`` as a finite float above 0 (or at least 0), refused in the words ``what`` (``a number of seconds``)."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text}")
+        raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+    # inf and nan too: collect's --timeout inf crashed once a request was sent, its --rate nan spaced no request
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_allowed):
+        raise argparse.ArgumentTypeError(f"must be {what}{', 0 or more' if zero_allowed else ' above 0'}, got {text}")
     return value
 
 
@@ -249,6 +269,13 @@ def modality_list(text: str) -> list[str]:
     if unknown or not modalities or len(set(modalities)) < len(modalities):
         raise argparse.ArgumentTypeError(f"expected text, image or text,image, got {text!r}")
     return modalities
+
+
+def _at_least(text: str, least: int) -> int:
+    value = _integer(text)
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+    return value
 
 
 def _integer(text: str) -> int:

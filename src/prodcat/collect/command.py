@@ -5,18 +5,24 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
-import math
 import os
 import sys
 import textwrap
 import unicodedata
 import urllib.parse
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from prodcat import installed_version
-from prodcat.arguments import into_bundle, writable_folder
+from prodcat.arguments import (
+    into_bundle,
+    non_negative_int,
+    positive_int,
+    positive_rate,
+    positive_seconds,
+    seconds,
+    writable_folder,
+)
 from prodcat.collect import COLLECTORS, http
 from prodcat.collect.base import search_query
 from prodcat.collect.http import HttpClient, host_of
@@ -40,23 +46,6 @@ def _collection_folder(text: str) -> Path:
     return path
 
 
-def _number(kind: type[int] | type[float], *, zero_allowed: bool = False) -> Callable[[str], int | float]:
-    """An argparse type for finite numbers of ``kind`` above zero (or at least zero)."""
-
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not math.isfinite(value):  # --rate nan spaced no request; --timeout inf crashed once a request was sent
-            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-        if value < 0 or (value == 0 and not zero_allowed):
-            raise argparse.ArgumentTypeError(f"must be {'0 or more' if zero_allowed else 'above 0'}, got {text}")
-        return value
-
-    return parse
-
-
 #: the largest --page-size, that of the source serving the largest pages
 _LARGEST_PAGE = max(collector.max_page_size for collector in COLLECTORS.values())
 
@@ -71,7 +60,7 @@ _STATED_RATES = ", ".join(
 def _page_size(text: str) -> int:
     """An argparse type for --page-size: a whole number from 1 to the largest page a source serves (a larger one was
     cut to it without a word)."""
-    size = int(_number(int)(text))
+    size = positive_int(text)
     if size > _LARGEST_PAGE:
         raise argparse.ArgumentTypeError(f"at most {_LARGEST_PAGE}, the largest page the API serves, got {size}")
     return size
@@ -170,7 +159,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="output folder (re-used to resume; one holding another catalogue or query's collection is refused)",
     )
     parser.add_argument(
-        "--max-products", type=_number(int), metavar="N", help="stop after N distinct products (default: all)"
+        "--max-products", type=positive_int, metavar="N", help="stop after N distinct products (default: all)"
     )
     parser.add_argument("--images", action="store_true", help="download each product's photo into DIR/images")
     parser.add_argument(
@@ -181,20 +170,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--rate",
-        type=_number(float),
+        type=positive_rate,
         metavar="PER_S",
         help=f"API requests per second (default: the API's stated limit, {_STATED_RATES})",
     )
     parser.add_argument(
         "--image-rate",
-        type=_number(float),
+        type=positive_rate,
         default=DEFAULT_IMAGE_RATE,
         metavar="PER_S",
         help="photo requests per second (default %(default)s)",
     )
     parser.add_argument(
         "--retries",
-        type=_number(int, zero_allowed=True),
+        type=non_negative_int,
         default=4,
         metavar="N",
         help=(
@@ -205,21 +194,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--backoff",
-        type=_number(float, zero_allowed=True),
+        type=seconds,
         default=1.0,
         metavar="S",
         help="retries wait S, 2S, 4S... s (at most 60), or the server's Retry-After (default %(default)s)",
     )
     parser.add_argument(
         "--timeout",
-        type=_number(float),
+        type=positive_seconds,
         default=30.0,
         metavar="S",
         help="seconds to wait for a connection, and for each read of an answer (default %(default)s)",
     )
     parser.add_argument(
         "--deadline",
-        type=_number(float),
+        type=positive_seconds,
         default=60.0,
         metavar="S",
         help="seconds a whole answer (page or photo) may take; one still downloading after them is abandoned "
