@@ -184,7 +184,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--retries",
         type=non_negative_int,
-        default=4,
+        default=http.DEFAULT_RETRIES,
         metavar="N",
         help=(
             "retries on 5xx, timeouts and answers that are not the API's pages (default %(default)s), and as many "
@@ -195,21 +195,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--backoff",
         type=seconds,
-        default=1.0,
+        default=http.DEFAULT_BACKOFF,
         metavar="S",
         help="retries wait S, 2S, 4S... s (at most 60), or the server's Retry-After (default %(default)s)",
     )
     parser.add_argument(
         "--timeout",
         type=positive_seconds,
-        default=30.0,
+        default=http.DEFAULT_TIMEOUT,
         metavar="S",
         help="seconds to wait for a connection, and for each read of an answer (default %(default)s)",
     )
     parser.add_argument(
         "--deadline",
         type=positive_seconds,
-        default=60.0,
+        default=http.DEFAULT_DEADLINE,
         metavar="S",
         help="seconds a whole answer (page or photo) may take; one still downloading after them is abandoned "
         "(default %(default)s)",

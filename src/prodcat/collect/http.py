@@ -40,6 +40,12 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: :class:`HttpClient`'s defaults, and so ``prodcat collect``'s (``--retries``, ``--backoff``, ``--timeout``,
+#: ``--deadline``)
+DEFAULT_RETRIES = 4
+DEFAULT_BACKOFF = 1.0
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_DEADLINE = 60.0
 #: answers worth retrying: rate limited, or a server / gateway failure that is usually transient
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 #: the longest wait between two attempts (a backoff, or a ``Retry-After`` asking for more)
@@ -171,10 +177,10 @@ class HttpClient:
         user_agent: str,
         requests_per_second: float,
         *,
-        retries: int = 4,
-        backoff: float = 1.0,
-        timeout: float = 30.0,
-        deadline: float = 60.0,
+        retries: int = DEFAULT_RETRIES,
+        backoff: float = DEFAULT_BACKOFF,
+        timeout: float = DEFAULT_TIMEOUT,
+        deadline: float = DEFAULT_DEADLINE,
         rate_limit_window: float = 60.0,
         proxy: str | None = None,
         private_hosts: Collection[str] = (),
