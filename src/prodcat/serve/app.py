@@ -189,7 +189,10 @@ _STORE_THREADS = 8
 _StoreCall = Callable[..., Awaitable[Any]]
 #: what the body of a prediction request is read as: one product, or the items of a batch
 _Body = TypeVar("_Body")
-ReviewId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="id of the review record")]
+#: the largest record id, offset or ``after_id`` a request may give: the largest of a 32-bit INTEGER, the type of the
+#: review store's ids
+_LARGEST_ID = 2**31 - 1
+ReviewId = Annotated[int, PathParam(ge=1, le=_LARGEST_ID, description="id of the review record")]
 _API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="the key set by PRODCAT_API_KEY")
 #: the header naming a request, the caller's or the server's (:class:`RequestGuard`)
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -575,13 +578,13 @@ def _review_routes(
         ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[
-            int, Query(ge=0, le=2**31 - 1, description="records skipped (after those `after_id` leaves out)")
+            int, Query(ge=0, le=_LARGEST_ID, description="records skipped (after those `after_id` leaves out)")
         ] = 0,
         after_id: Annotated[
             int | None,
             Query(
                 ge=0,
-                le=2**31 - 1,
+                le=_LARGEST_ID,
                 description="only the records of an id above this one: the `next_after_id` of the previous page. "
                 "Unlike `offset`, it pages steadily while records leave the list (a pending record corrected)",
             ),
