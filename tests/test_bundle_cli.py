@@ -29,7 +29,7 @@ import pandas as pd
 import pytest
 from sklearn.base import BaseEstimator
 
-from conftest import TinyTraining
+from conftest import REPO_ROOT, TinyTraining
 from prodcat.batch import scoring
 from prodcat.bundle import (
     FORMAT_VERSION,
@@ -3201,9 +3201,8 @@ def bundle_trained_on(bundle, data, out):
     from prodcat.evaluate.labelled import training_fingerprint
 
     shutil.copytree(bundle, out)
-    manifest = json.loads((out / MANIFEST).read_text()) | {
-        "data_fingerprint": training_fingerprint(load_catalog(data).frame)
-    }
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest["data_fingerprint"] = training_fingerprint(load_catalog(data).frame, manifest["modalities"])
     (out / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
     return out
 
@@ -3437,6 +3436,80 @@ def test_a_photo_over_the_decoders_size_limit_is_fingerprinted_unread(tmp_path, 
     recorded = set(training_fingerprints(frame.head(1), ["text", "image"]))
     assert without in recorded and recorded == set(training_fingerprints(frame.tail(1), ["text", "image"]))
     assert hashed == []
+
+
+def tiny_catalogue_with_photos(folder: Path) -> Path:
+    """The :func:`~conftest.tiny_products` trained on, each with a photo of its own (PNG files beside the CSV),
+    as ``folder``/products.csv."""
+    from PIL import Image
+
+    from conftest import tiny_products
+
+    folder.mkdir()
+    products = tiny_products(0, 12)
+    for i, product_id in enumerate(products["product_id"]):
+        Image.new("RGB", (8, 8), (i * 7 % 256, 0, 0)).save(folder / f"{product_id}.png")
+    products["image"] = products["product_id"] + ".png"
+    products.to_csv(folder / "products.csv", index=False)
+    return folder / "products.csv"
+
+
+def test_the_training_data_fingerprint_is_the_catalogues_wherever_it_is(tmp_path):
+    """The fingerprint a bundle records of its training data was of its photos' paths: the same catalogue trained
+    on in another folder (another machine, a copy) gave another one, so two identical trainings could not be told
+    to be of the same data. It is of their content, and the same."""
+    from prodcat.bundle import read_manifest
+
+    here = tiny_catalogue_with_photos(tmp_path / "here")
+    there = shutil.copytree(here.parent, tmp_path / "elsewhere" / "there") / here.name
+    fingerprints = []
+    for data, out in ((here, "m1"), (there, "m2")):
+        config = str(REPO_ROOT / "configs" / "fast-text.yaml")
+        args = ["train", str(data), "--config", config, "--modalities", "text", "--out", str(tmp_path / out)]
+        assert main(args) == 0
+        fingerprints.append(read_manifest(tmp_path / out)["data_fingerprint"])
+    assert len(fingerprints[0]) == 64 and fingerprints[0] == fingerprints[1]
+
+
+def test_the_training_data_fingerprint_changes_with_what_the_model_reads_not_with_the_rows_order(tmp_path):
+    """A photo replaced at its path left the fingerprint of the training data as it was: a model trained on other
+    photos recorded the same training data. The fingerprint changes with a product's photo (for a model reading
+    photos), text or label, not with the order of the rows."""
+    from PIL import Image
+
+    from prodcat.catalog.loaders import load_catalog
+    from prodcat.evaluate.labelled import training_fingerprint
+
+    data = tiny_catalogue_with_photos(tmp_path / "catalogue")
+    frame = load_catalog(data).frame
+    both, text = ["text", "image"], ["text"]
+    before_both, before_text = training_fingerprint(frame, both), training_fingerprint(frame, text)
+    assert before_both != before_text
+    assert training_fingerprint(frame.iloc[::-1], both) == before_both
+    assert training_fingerprint(frame.assign(title=frame["title"].str.upper()), text) != before_text
+    assert training_fingerprint(frame.assign(category="Toys"), both) != before_both
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(data.parent / "Kitchen-0.png")  # another photo, the same path
+    assert training_fingerprint(frame, both) != before_both
+    assert training_fingerprint(frame, text) == before_text  # a text model reads no photo
+
+
+def test_a_bundle_recording_its_photos_paths_still_recognises_its_training_catalogue(tiny_old_bundle, tmp_path):
+    """A bundle written before the fingerprint was of the photos' content recorded that of their paths, and no
+    ``data_fingerprint_version``: its training catalogue is recognised by that."""
+    from prodcat.bundle import MANIFEST, data_fingerprint, read_manifest
+    from prodcat.catalog.loaders import load_catalog
+    from prodcat.evaluate.labelled import products_in_training
+
+    catalogue = tiny_catalogue_with_photos(tmp_path / "catalogue")
+    frame = load_catalog(catalogue).frame
+    bundle = shutil.copytree(tiny_old_bundle, tmp_path / "m")
+    manifest = read_manifest(bundle)
+    del manifest["data_fingerprint_version"]
+    manifest["data_fingerprint"] = data_fingerprint(frame)
+    (bundle / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    assert products_in_training(frame, read_manifest(bundle), bundle).count == len(frame)
+    moved = shutil.copytree(catalogue.parent, tmp_path / "moved") / catalogue.name
+    assert products_in_training(load_catalog(moved).frame, read_manifest(bundle), bundle).mask is None  # unknown
 
 
 def test_a_modified_training_products_file_is_refused_like_the_model(tiny_training, tmp_path, capsys):

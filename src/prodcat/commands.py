@@ -29,7 +29,7 @@ from prodcat.batch import (
     work_dir_for,
 )
 from prodcat.batch.engines import Engine
-from prodcat.bundle import data_fingerprint, modalities_read_by_bundle, model_level, read_manifest, save_bundle
+from prodcat.bundle import modalities_read_by_bundle, model_level, read_manifest, save_bundle
 from prodcat.catalog.loaders import catalog_file_among, how_read, issues_of_the_run, load_from_args
 from prodcat.catalog.schema import (
     Catalog,
@@ -46,12 +46,13 @@ from prodcat.commands_parser import DEFAULT_FOLDS, LOCAL_WORKERS, WORKER_WAIT_S
 from prodcat.config import MODALITIES, RECORDED_CONFIG, Config
 from prodcat.errors import RunRefused
 from prodcat.evaluate.labelled import (
+    DATA_FINGERPRINT_VERSION,
     labelled_warnings,
     no_known_category,
     product_fingerprints,
     products_in_training,
     readable_by,
-    training_fingerprints,
+    training_record,
 )
 from prodcat.evaluate.metrics import (
     HEADLINE_METRICS,
@@ -871,17 +872,19 @@ def _save_trained(
 ) -> Path:
     """Write the fitted ``model`` (trained on ``frame`` with ``config``, and the review queue's corrections
     ``feedback`` says, :func:`_with_corrections`) as a bundle at ``out``."""
+    # the training data by its content, the same wherever the catalogue is; each product by what the model reads of
+    # it, and by its text or photo alone: evaluating on some of them, whole or without one, is then said to be in-sample
+    fingerprint, products = training_record(frame, model.modalities_)
     return save_bundle(
         model,
         out,
         config=config.model_dump(),
         labels=[str(c) for c in model.categories_],
         metrics=metrics,
-        fingerprint=data_fingerprint(frame),
-        # each product by what the model reads of it, and by its text or photo alone: evaluating on some of them,
-        # whole or without one, is then said to be in-sample
-        products=training_fingerprints(frame, model.modalities_),
+        fingerprint=fingerprint,
+        products=products,
         extra={
+            "data_fingerprint_version": DATA_FINGERPRINT_VERSION,
             "modalities": model.modalities_,
             "heads": list(model.heads_),
             "fusion": model.fusion_method_,

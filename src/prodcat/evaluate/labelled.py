@@ -40,15 +40,53 @@ def readable_by(frame: pd.DataFrame, modalities: Sequence[str] | None) -> np.nda
 
 
 # ---------------------------------------------------------------------------------------------- the training data
-def training_fingerprint(frame: pd.DataFrame) -> str:
-    """The :func:`~prodcat.bundle.data_fingerprint` of a catalogue's labelled products: the one a bundle
-    trained on this catalogue records (`prodcat train` fits on the labelled products)."""
-    return data_fingerprint(frame[frame["category"].notna()])
+#: what a bundle's ``data_fingerprint`` is of, recorded in its manifest as ``data_fingerprint_version``: 2, each
+#: labelled product's id, category and what the model reads of it, its photo by its content
+#: (:func:`training_fingerprint`); a manifest without it (1) holds :func:`~prodcat.bundle.data_fingerprint`,
+#: photos by their path, which the same catalogue in another folder changed and a photo replaced at its path did not
+DATA_FINGERPRINT_VERSION = 2
 
 
-def trained_on(fingerprint: str, manifest: Mapping[str, Any]) -> bool:
-    """Whether the bundle of ``manifest`` was trained on the catalogue whose :func:`training_fingerprint` this is."""
-    return bool(fingerprint) and manifest.get("data_fingerprint") == fingerprint
+def training_fingerprint(
+    frame: pd.DataFrame, modalities: Sequence[str], fields: Sequence[tuple[str, str, str]] | None = None
+) -> str:
+    """The fingerprint of a catalogue's labelled products as a model reading ``modalities`` is trained on them
+    (``prodcat train`` fits on the labelled products): the SHA-256 of their digests in sorted order (rows reordered
+    do not change it), each of its id, category, and title, description and photo content as far as the model reads
+    them. What a bundle records as its ``data_fingerprint`` (:data:`DATA_FINGERPRINT_VERSION`): the same catalogue
+    copied to another folder or machine has the same, a product's text, photo or label changed another.
+
+    ``fields``: the :func:`_fields_read` of every product of ``frame``, when already read (each photo is then not
+    read again)."""
+    fields = _fields_read(frame, modalities) if fields is None else fields
+    labelled = frame["category"].notna().to_numpy()
+    ids = strings_or_empty(frame["product_id"][labelled])
+    read = _kept(fields, labelled)
+    categories = frame["category"][labelled].astype(str)
+    digests = sorted(
+        hashlib.sha256(json.dumps([pid, *what, category]).encode("utf-8")).digest()
+        for pid, what, category in zip(ids, read, categories, strict=True)
+    )
+    return hashlib.sha256(b"".join(digests)).hexdigest()
+
+
+def _kept(fields: Sequence[tuple[str, str, str]], mask: np.ndarray) -> list[tuple[str, str, str]]:
+    """The ``fields`` of the products ``mask`` (``(n,)`` bool) keeps."""
+    return [each for each, kept in zip(fields, mask, strict=True) if kept]
+
+
+def trained_on(
+    frame: pd.DataFrame, manifest: Mapping[str, Any], fields: Sequence[tuple[str, str, str]] | None = None
+) -> bool:
+    """Whether the bundle of ``manifest`` was trained on the labelled products of ``frame`` (``fields``: as
+    :func:`training_fingerprint` takes them), by the fingerprint its manifest records: :func:`training_fingerprint`,
+    or :func:`~prodcat.bundle.data_fingerprint` (photos by their path) for a bundle written before it."""
+    recorded = manifest.get("data_fingerprint")
+    if not recorded:
+        return False
+    if manifest.get("data_fingerprint_version") == DATA_FINGERPRINT_VERSION:
+        return training_fingerprint(frame, modalities_read_by_bundle(manifest), fields) == recorded
+    return bool(data_fingerprint(frame[frame["category"].notna()]) == recorded)
 
 
 def product_fingerprints(frame: pd.DataFrame, modalities: Sequence[str]) -> np.ndarray:
@@ -73,9 +111,20 @@ def training_fingerprints(frame: pd.DataFrame, modalities: Sequence[str]) -> np.
     its text left out, is still recognised by what the model learnt of it; and its identity (:func:`_identities`),
     with its photo and without, so that it is recognised read from another format of its catalogue, its photo
     there or not. Up to five digests a product."""
+    return _training_fingerprints(frame, _fields_read(frame, modalities))
+
+
+def training_record(frame: pd.DataFrame, modalities: Sequence[str]) -> tuple[str, np.ndarray]:
+    """What a bundle records of its training products ``frame``, read by a model reading ``modalities``: their
+    :func:`training_fingerprint` and their :func:`training_fingerprints`, each photo read once."""
     fields = _fields_read(frame, modalities)
+    return training_fingerprint(frame, modalities, fields), _training_fingerprints(frame, fields)
+
+
+def _training_fingerprints(frame: pd.DataFrame, fields: Sequence[tuple[str, str, str]]) -> np.ndarray:
+    """:func:`training_fingerprints` of ``frame``, whose :func:`_fields_read` are ``fields``."""
     alone = [(title, description, "") for title, description, _ in fields] + [("", "", photo) for *_, photo in fields]
-    digests = _digests(fields + alone)
+    digests = _digests([*fields, *alone])
     identified = _identified(frame)
     with_photo = _identities(frame, [photo for *_, photo in fields])[identified]
     without_photo = _identities(frame, [""] * len(frame))[identified]
@@ -218,23 +267,29 @@ def products_in_training(
     catalogue, by their identity (:func:`_identities`; a bundle written before it recorded identities recognises
     them by their content only) against those it recorded (:func:`training_fingerprints`), or all of them
     when ``catalogue``, the products they were drawn from (default: ``scored`` itself), is its training data
-    (its :func:`training_fingerprint`, the only check a bundle recording no product fingerprints allows).
+    (its :func:`trained_on`, the only check a bundle recording no product fingerprints allows).
     Training reads the products with one of the configured modalities, so both those and all of
     ``catalogue`` are compared by that fingerprint.
 
     Raises:
         BundleError: the bundle's product fingerprints file is missing or modified.
     """
-    catalogue = scored if catalogue is None else catalogue
+    reads = modalities_read_by_bundle(manifest)
+    fields = _fields_read(scored, reads)  # each photo read once
+    if catalogue is None:
+        catalogue, of_catalogue = scored, fields
+    else:
+        of_catalogue = _fields_read(catalogue, reads)
     readable = readable_by(catalogue, manifest.get("config", {}).get("modalities"))
     # a fingerprint ignores the index: all of them readable, the second would hash the same rows again
-    candidates = (catalogue,) if readable.all() else (catalogue, catalogue[readable])
-    if any(trained_on(training_fingerprint(frame), manifest) for frame in candidates):
+    candidates = [(catalogue, of_catalogue)]
+    if not readable.all():
+        candidates.append((catalogue[readable], _kept(of_catalogue, readable)))
+    if any(trained_on(frame, manifest, read) for frame, read in candidates):
         return InTraining.of(np.ones(len(scored), dtype=bool), len(scored))
     trained = read_training_products(bundle_dir, manifest)
     if trained is None:
         return InTraining.of(None, len(scored))
-    fields = _fields_read(scored, modalities_read_by_bundle(manifest))  # each photo read once
     identities = _identities(scored, [photo for *_, photo in fields])
     found = np.isin(_digests(fields), trained) | (_identified(scored) & np.isin(identities, trained))
     return InTraining.of(found, len(scored))
