@@ -224,3 +224,26 @@ def test_a_command_run_again_from_python_logs_to_the_stderr_of_the_moment(tmp_pa
     assert "12 products (csv format)" in first
     assert "12 products (csv format)" in second
     assert "Logging error" not in done.stderr
+
+
+def test_an_unquoted_star_given_to_an_option_is_named_when_it_expanded_to_several_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`prodcat serve MODEL --cors-origins *` in a folder of several files (docs/api.md: 'the refusal of one says
+    so'): the option took the first name and argparse refused the rest as 'unrecognized arguments', without a word of
+    the shell; a folder of one file was told, several were not. Refused before any model is read."""
+    monkeypatch.chdir(tmp_path)
+    for name in ["LICENSE", "Makefile", "README.md"]:
+        (tmp_path / name).write_text("x")
+    with pytest.raises(SystemExit) as refused:
+        main(["serve", "models/demo", "--cors-origins", "LICENSE", "Makefile", "README.md"])
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "prodcat serve: error: unrecognized arguments: Makefile README.md: --cors-origins was given LICENSE Makefile "
+        "README.md, the names of this folder's files, as the shell puts in place of an unquoted *: give * in quotes "
+        "('*') so the shell does not expand it"
+    )
+    # arguments that are no files of the folder are refused as before
+    with pytest.raises(SystemExit):
+        main(["serve", "models/demo", "--cors-origins", "LICENSE", "typo"])
+    assert capsys.readouterr().err.splitlines()[-1] == "prodcat serve: error: unrecognized arguments: typo"

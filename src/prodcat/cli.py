@@ -136,6 +136,26 @@ def _several_catalogues(command: argparse.ArgumentParser, args: argparse.Namespa
     )
 
 
+def _star_after_an_option(argv: list[str], unknown: list[str]) -> str | None:
+    """The refusal of the files an unquoted ``*`` given as an option's value expanded to (``prodcat serve MODEL
+    --cors-origins *`` in a folder of several files): the option took the first name, and argparse refused the others
+    as 'unrecognized arguments', without a word of the shell. ``None`` unless the option's value and the arguments
+    left over after it are all names of this folder's files or folders, as the shell writes them."""
+    extra = list(itertools.takewhile(lambda argument: not argument.startswith("-"), unknown))
+    starts = [i for i in range(2, len(argv)) if argv[i : i + len(extra)] == extra]
+    if not extra or not starts:
+        return None
+    option, value = argv[starts[0] - 2], argv[starts[0] - 1]
+    names = [value, *extra]
+    if not option.startswith("-") or any("/" in name or not os.path.lexists(name) for name in names):
+        return None
+    return (
+        f"unrecognized arguments: {' '.join(extra)}: {option} was given {' '.join(names)}, the names of this "
+        f"folder's files, as the shell puts in place of an unquoted *: give * in quotes ('*') so the shell does not "
+        "expand it"
+    )
+
+
 def run(argv: list[str] | None = None) -> int:
     """:func:`main` but for Ctrl-C and a reader of the output that left: parse ``argv`` and run its command, a user's
     mistake said in one line (exit 2)."""
@@ -143,7 +163,11 @@ def run(argv: list[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse refuses them in the top-level usage, which shows none of the command's options
         command = command_parsers(parser)[args.command]
-        command.error(_several_catalogues(command, args, unknown) or f"unrecognized arguments: {' '.join(unknown)}")
+        command.error(
+            _several_catalogues(command, args, unknown)
+            or _star_after_an_option(sys.argv[1:] if argv is None else argv, unknown)
+            or f"unrecognized arguments: {' '.join(unknown)}"
+        )
     handler = StderrHandler()
     handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
