@@ -3027,12 +3027,10 @@ def _served_by_serve_options(options: dict[str, Any], metrics: Any = None) -> tu
     """A uvicorn server in a thread, with the options ``prodcat serve`` gave ``uvicorn.run`` (its HTTP protocol among
     them), serving an app that reads the request's body and answers 200: what is tested is what happens before a
     request reaches the app. ``metrics``: the app's ``state.metrics``, as prodcat's app has its ``ApiMetrics``.
-    Returns the server, its thread and its port; ``server.config.app.state.begun`` lists the paths of the requests
-    that reached the app (their heads read, counted in flight), for :func:`_until_the_app_has_begun`."""
-    import socket
+    Returns the server, its thread and its port (:func:`_served_in_thread`); ``server.config.app.state.begun`` lists
+    the paths of the requests that reached the app (their heads read, counted in flight), for
+    :func:`_until_the_app_has_begun`."""
     import types
-
-    import uvicorn
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         app.state.begun.append(scope["path"])  # type: ignore[attr-defined]
@@ -3042,6 +3040,15 @@ def _served_by_serve_options(options: dict[str, Any], metrics: Any = None) -> tu
         await send({"type": "http.response.body", "body": b"ok"})
 
     app.state = types.SimpleNamespace(metrics=metrics, begun=[])  # type: ignore[attr-defined]
+    return _served_in_thread(app, options)
+
+
+def _served_in_thread(app: Any, options: dict[str, Any]) -> tuple[Any, threading.Thread, int]:
+    """``app`` served by uvicorn in a thread, on a free port, with the options ``prodcat serve`` gave ``uvicorn.run``
+    (its HTTP protocol among them). Returns the server, its thread and its port."""
+    import socket
+
+    import uvicorn
 
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
@@ -3133,6 +3140,43 @@ def test_serve_bounds_a_request_head_in_time_and_size(
         out = ErrorOut.model_validate_json(body)
         assert (out.status, out.error, out.limit) == (status, error, limit)
         assert f"x-request-id: {out.request_id}".encode() in head.split(b"\r\n")
+
+
+def test_serve_answers_408_to_a_body_not_arrived_in_time_and_serves_on(
+    tiny_training: TinyTraining, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client whose body has not arrived within --request-timeout-s gets 408 request_timeout naming the limit (its
+    fault, not the server's: not 504), and the server answers the next request. ``prodcat serve``'s own app and
+    uvicorn options, served in a thread at a 1 s limit: tests/test_serve.py's server, whose limit is the 20 s a loaded
+    CI machine needs for its other answers, waited those 20 s for it."""
+    import uvicorn
+
+    import prodcat.serve.logs
+    from prodcat.serve.schemas import ErrorOut
+
+    given: list[tuple[Any, dict[str, Any]]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: given.append((app, options)))
+    monkeypatch.setattr(prodcat.serve.logs, "configure_json_logging", lambda level: None)
+    monkeypatch.setattr(sys, "setswitchinterval", lambda interval: None)  # create_app_from_env's, process-wide
+    arguments = ["serve", str(tiny_training.bundle), "--review-db", f"sqlite:///{tmp_path / 'r.db'}", "--port", "0"]
+    assert main([*arguments, "--request-timeout-s", "1"]) == 0
+    server, thread, port = _served_in_thread(*given[0])
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    try:
+        started = time.monotonic()
+        slow = _answer_to(port, head + b'{"title"')
+        waited = time.monotonic() - started
+        after = _answer_to(port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    status, _, body = slow.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 408"), slow[:300]
+    out = ErrorOut.model_validate_json(body)
+    assert (out.error, out.limit, out.limit_value) == ("request_timeout", "request_timeout_s", 1.0)
+    assert "the request body had not arrived within the limit request_timeout_s=1.0" in out.detail
+    assert waited >= 0.5  # at the limit, not at once
+    assert after.startswith(b"HTTP/1.1 200")
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
