@@ -1633,11 +1633,13 @@ def test_cv_and_evaluate_reports_record_the_catalogue_and_how_it_was_read(tiny_t
     products.to_csv(data, index=False)
     options = ["--title-column", "name", "--category-sep", "/"]
     assert main(["cv", str(data), *options, "--config", config, "--folds", "3", "--report", str(tmp_path / "cv")]) == 0
-    assert json.loads((tmp_path / "cv" / "metrics.json").read_text())["data"] == {
+    recorded = json.loads((tmp_path / "cv" / "metrics.json").read_text())["data"]
+    assert recorded == {
         "path": str(data),
         "format": "csv",
         "title_column": "name",
         "category_sep": "/",
+        "fingerprint": recorded["fingerprint"],
     }
     tiny_training.unseen.to_csv(data, index=False)
     assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(tmp_path / "evaluation")]) == 0
@@ -3491,6 +3493,23 @@ def test_the_training_data_fingerprint_changes_with_what_the_model_reads_not_wit
     Image.new("RGB", (8, 8), (1, 2, 3)).save(data.parent / "Kitchen-0.png")  # another photo, the same path
     assert training_fingerprint(frame, both) != before_both
     assert training_fingerprint(frame, text) == before_text  # a text model reads no photo
+
+
+def test_a_cv_report_records_the_fingerprint_of_the_products_it_cross_validated(tiny_training, tmp_path):
+    """A cv report named its catalogue by its path alone: whether the file read again later still held the products
+    its figures are of could not be told. It records their fingerprint, that of a bundle trained on them with the
+    same config, which a product changed changes."""
+    from prodcat.bundle import read_manifest
+
+    data = tmp_path / "products.csv"
+    tiny_training.trained.to_csv(data, index=False)
+    config = ["--config", FAST_TEXT, "--modalities", "text"]
+    assert main(["cv", str(data), *config, "--folds", "3", "--report", str(tmp_path / "cv")]) == 0
+    recorded = json.loads((tmp_path / "cv" / "metrics.json").read_text())["data"].get("fingerprint")
+    assert recorded == read_manifest(tiny_training.bundle)["data_fingerprint"]
+    tiny_training.trained.assign(title=lambda f: f["title"].str.upper()).to_csv(data, index=False)
+    assert main(["cv", str(data), *config, "--folds", "3", "--report", str(tmp_path / "cv2")]) == 0
+    assert json.loads((tmp_path / "cv2" / "metrics.json").read_text())["data"]["fingerprint"] != recorded
 
 
 def test_a_bundle_recording_its_photos_paths_still_recognises_its_training_catalogue(tiny_old_bundle, tmp_path):

@@ -52,6 +52,7 @@ from prodcat.evaluate.labelled import (
     product_fingerprints,
     products_in_training,
     readable_by,
+    training_fingerprint,
     training_record,
 )
 from prodcat.evaluate.metrics import (
@@ -1230,7 +1231,11 @@ def _cross_validate(
         return say_error(f"cannot cross-validate: {refusal}")
     metrics = result.metrics()
     metrics["config"] = config.model_dump()
-    metrics["data"] = how_read(args, catalog)  # with the config and the folds: the run, to run again
+    # with the config and the folds: the run, to run again; and its products, to tell whether the catalogue read
+    # again is still the same (a bundle's data_fingerprint, of the same products and modalities, is the same)
+    metrics["data"] = how_read(args, catalog) | {
+        "fingerprint": training_fingerprint(frame, _modalities_read_by(config))
+    }
     if warnings:  # the report says what the console said of the labels
         metrics["warnings"] = warnings
     title = f"{folds}-fold cross-validation on {args.data}"
