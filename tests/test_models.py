@@ -736,6 +736,29 @@ def test_late_and_stacking_fusion_return_cross_fitted_probabilities():
     assert (fused.argmax(axis=1) == y).mean() < 1.6 / k  # chance is 1 / k
 
 
+def test_stacking_fits_its_meta_learner_on_one_blas_thread(monkeypatch):
+    """L-BFGS's hundreds of small matrix products, each waiting for every BLAS thread: on two busy cores the
+    cross-fitting test above took 64 s on a CI run and 1,541 s at load 15-18 (8 s on one thread at that load)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import prodcat.models.fusion
+
+    threads: list[set[int]] = []
+
+    class CountingThreads(LogisticRegression):
+        def fit(self, X, y, sample_weight=None):
+            threads.append({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"})
+            return super().fit(X, y, sample_weight)
+
+    monkeypatch.setattr(prodcat.models.fusion, "LogisticRegression", CountingThreads)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 60)
+    probas = {head: rng.dirichlet(np.ones(3), 60) for head in ("a", "b")}
+    with threadpool_limits(2):  # what a process has on two cores
+        StackingFusion().fit(probas, {head: np.ones(60, dtype=bool) for head in probas}, y)
+    assert threads == [{1}]
+
+
 def _early_fit(y: np.ndarray, text: np.ndarray, image: np.ndarray, masks: dict[str, np.ndarray], **config: object):
     heads = [
         HeadConfig(name="text", modality="text", features=[FeatureSpec(name="tfidf")], C=1.0),
