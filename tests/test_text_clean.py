@@ -11,7 +11,10 @@ import pytest
 from prodcat.catalog.audit import markup_stats
 from prodcat.features.base import make_extractor
 from prodcat.text.clean import (
+    LANGUAGES,
     TextNormalizer,
+    _identifier,
+    _open_identifier,
     clean_text,
     clean_texts,
     detect_language,
@@ -339,6 +342,27 @@ def test_main_language_ties_go_to_the_first_listed_language() -> None:
     texts = ["Chaussures de randonnée pour homme", "Leather hiking boots for men"]
     assert main_language(texts) == main_language(texts[::-1]) == "fr"
     assert main_language(["", "1234"]) == "und"
+
+
+def test_the_two_language_detectors_share_one_model_and_restricting_one_leaves_the_other_whole() -> None:
+    """The detector restricted to LANGUAGES and the one free to name any language (an audit calls both) were each
+    loaded from py3langid's model file (0.5-0.7 s apiece); the restricted one is now a copy of the open one, so
+    restricting it must not touch the arrays of the open one, which still ranks every language as a fresh load
+    does."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    _identifier.cache_clear()
+    _open_identifier.cache_clear()
+    restricted, whole = _identifier(), _open_identifier()  # the restricted first: it must leave the open one whole
+    assert restricted.tk_nextmove is whole.tk_nextmove  # one model in memory, not two
+    fresh = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    texts = ["Houten speelgoedtrein voor kinderen met wagons.", "Набор посуды из нержавеющей стали", "Sac à dos"]
+    assert whole.nb_classes == fresh.nb_classes  # every language it knows (140 in py3langid 0.4)
+    assert [whole.rank(text) for text in texts] == [fresh.rank(text) for text in texts]
+    assert whole.classify(texts[0])[0] == "nl"
+    fresh.set_languages(list(LANGUAGES))
+    assert sorted(restricted.nb_classes) == sorted(LANGUAGES)
+    assert [restricted.rank(text) for text in texts] == [fresh.rank(text) for text in texts]
 
 
 def test_the_cleaning_cache_keeps_short_texts_only() -> None:

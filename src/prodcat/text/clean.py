@@ -14,6 +14,7 @@ Two layers, used by every text feature:
 
 from __future__ import annotations
 
+import copy
 import html
 import re
 import sys
@@ -185,11 +186,18 @@ def _clean_cached(raw: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _identifier() -> Any:  # py3langid's LanguageIdentifier, imported on first use
+def _open_identifier() -> Any:  # py3langid's LanguageIdentifier over every language it knows, imported on first use
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     # probabilities, not raw scores: how sure the detector is decides whether a catalogue's languages outweigh it
-    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+@lru_cache(maxsize=1)
+def _identifier() -> Any:
+    """:func:`_open_identifier` restricted to :data:`LANGUAGES`, without loading the model a second time: a shallow
+    copy, whose ``set_languages`` binds new (sliced) arrays to the copy and leaves the open one's whole."""
+    identifier = copy.copy(_open_identifier())
     identifier.set_languages(list(LANGUAGES))
     return identifier
 
@@ -305,13 +313,6 @@ def _language_probabilities(text: str) -> tuple[float, ...] | None:
 #: Staan", 0.81) and a dog leash described in Tagalog (0.86); of listings written for the purpose, Dutch (0.86, 0.89),
 #: Polish and Russian ones, not a Portuguese one (0.64, Galician and Spanish the next guesses).
 OTHER_LANGUAGE_PROBABILITY = 0.8
-
-
-@lru_cache(maxsize=1)
-def _open_identifier() -> Any:  # py3langid's LanguageIdentifier over every language it knows
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
 def other_languages(
