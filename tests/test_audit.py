@@ -919,11 +919,23 @@ def test_audit_reads_each_product_language_as_training_does(fashion_dir: Path) -
     """The audit detected each product's language alone: it counted 1,222 of fashion's 6,000 English titles as
     German, Italian, Spanish or French ('Alma Women Beige Kurta': German), which training reads as English in light
     of the catalogue's languages."""
-    frame = load_catalog(fashion_dir).frame
+    catalog = load_catalog(fashion_dir)
+    frame = catalog.frame
     clean = clean_texts(product_text(frame))
-    stats = language_stats(clean, progress=False)
+    lines = [catalog.line_of(position) for position in range(len(frame))]
+    stats = language_stats(clean, progress=False, product_ids=frame["product_id"].tolist(), lines=lines)
     assert stats["counts"] == {"en": has_text(frame).sum(), "und": (~has_text(frame)).sum()}  # 5,998 and 2 no title
     assert stats["other"]["products"] == 0  # none of the titles taken for a language prodcat does not read
+
+
+def test_the_products_in_another_language_are_named_by_their_source_line_and_id() -> None:
+    """Without lines, language_stats gave the 0-based position as such a product's "row", where every other audit
+    section counts from 1: the audit's only caller passes each product's source line and id, now both required."""
+    dutch = "Houten speelgoedtrein voor kinderen. Mooie houten trein met wagons en rails. Geschikt vanaf 3 jaar."
+    with pytest.raises(TypeError, match="product_ids"):
+        language_stats([dutch], progress=False)
+    stats = language_stats(["", dutch], progress=False, product_ids=["p-1", "nl-2"], lines=[2, 3])
+    assert [(e["row"], e["product_id"], e["language"]) for e in stats["other"]["first"]] == [(3, "nl-2", "nl")]
 
 
 def test_audit_names_the_products_written_in_a_language_it_has_no_stop_words_or_lemmas_of(

@@ -62,7 +62,7 @@ def audit_catalog(
         "text": text_stats(frame),
     }
     lines = [catalog.line_of(position) for position in range(len(frame))]
-    languages = language_stats(clean, progress, frame["product_id"].astype(str).tolist(), lines)
+    languages = language_stats(clean, progress, product_ids=frame["product_id"].astype(str).tolist(), lines=lines)
     result["languages"] = {k: v for k, v in languages.items() if k != "per_product"}
     result["duplicates"] = duplicate_stats(frame, clean, similarity, progress, lines)
     result["markup"] = markup_stats(frame)

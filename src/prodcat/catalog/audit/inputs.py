@@ -173,16 +173,13 @@ def text_stats(frame: pd.DataFrame) -> dict[str, Any]:
 
 
 def language_stats(
-    clean: Sequence[str],
-    progress: bool = True,
-    product_ids: Sequence[str] | None = None,
-    lines: Sequence[int] | None = None,
+    clean: Sequence[str], progress: bool = True, *, product_ids: Sequence[str], lines: Sequence[int]
 ) -> dict[str, Any]:
     """Language of each product's cleaned text (``und``: no text), as training reads the catalogue
     (:func:`~prodcat.text.clean.catalogue_languages`), counts and shares; and ``other``, the products written in a
     language none of those (:func:`~prodcat.text.clean.other_languages`): how many, per language, and the first
-    :data:`MAX_EXAMPLES` with their row (``lines``, by default the position), id, language, the language they are
-    read in and the start of their text."""
+    :data:`MAX_EXAMPLES` with their row (``lines``: each product's source line), id (``product_ids``), language, the
+    language they are read in and the start of their text."""
     from prodcat.text.clean import catalogue_languages, other_languages
 
     languages = catalogue_languages(clean, progress=progress)
@@ -192,8 +189,8 @@ def language_stats(
     found = [position for position, language in enumerate(other) if language]
     examples = [
         {
-            "row": lines[position] if lines is not None else position,
-            "product_id": product_ids[position] if product_ids is not None else None,
+            "row": lines[position],
+            "product_id": product_ids[position],
             "language": other[position],
             "read_as": languages[position],
             "text": snippet(clean[position], 100),
