@@ -247,3 +247,28 @@ def test_an_unquoted_star_given_to_an_option_is_named_when_it_expanded_to_severa
     with pytest.raises(SystemExit):
         main(["serve", "models/demo", "--cors-origins", "LICENSE", "typo"])
     assert capsys.readouterr().err.splitlines()[-1] == "prodcat serve: error: unrecognized arguments: typo"
+
+
+def test_names_of_files_are_taken_for_an_unquoted_star_only_when_they_are_all_the_folders_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The refusal said an option 'was given ... the names of this folder's files, as the shell puts in place of an
+    unquoted *' whenever each name was a file of the folder: two of a folder's four files, typed by hand, were told
+    so. It is said now when the names are every file and folder of the folder but the hidden ones, each once, as
+    the shell's * gives them (in any order: the shell's locale sorts them)."""
+    monkeypatch.chdir(tmp_path)
+    for name in ["a.html", "b.html", "c.html", "notes.txt", ".hidden"]:
+        (tmp_path / name).write_text("x")
+    (tmp_path / "pages").mkdir()
+    with pytest.raises(SystemExit) as refused:
+        main(["serve", "models/demo", "--cors-origins", "a.html", "b.html"])
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == "prodcat serve: error: unrecognized arguments: b.html"
+    with pytest.raises(SystemExit) as refused:
+        main(["serve", "models/demo", "--cors-origins", "a.html", "b.html", "c.html", "notes.txt", "pages"])
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "prodcat serve: error: unrecognized arguments: b.html c.html notes.txt pages: --cors-origins was given a.html "
+        "b.html c.html notes.txt pages, the names of this folder's files, as the shell puts in place of an unquoted *: "
+        "give * in quotes ('*') so the shell does not expand it"
+    )

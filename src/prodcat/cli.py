@@ -10,6 +10,7 @@ imports. Where the code is a large module of its own, the parser is a ``*_parser
 from __future__ import annotations
 
 import argparse
+import glob
 import importlib
 import itertools
 import logging
@@ -117,15 +118,15 @@ def reader_gone(stream: TextIO) -> bool:
         return False
 
 
-def _several_catalogues(command: argparse.ArgumentParser, args: argparse.Namespace, unknown: list[str]) -> str | None:
+def _several_catalogues(command: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> str | None:
     """The refusal of several catalogues given to ``command``, which reads one (its positional ``data``): the files
     an unquoted ``*`` expanded to (``prodcat predict models/demo data/*.csv``) were refused as 'unrecognized
-    arguments', as if they were a mistaken option. ``None`` when the arguments left over are no such files.
+    arguments', as if they were a mistaken option. ``None`` when the arguments left over before any option
+    (``extra``) are no such files.
 
     One is read, not several: a command's output, resumable chunks, issues and report are of one catalogue, and
     catalogues of several formats or repeating each other's ids have no one sound joining; the user joins them."""
     reads_data = any(action.dest == "data" and not action.option_strings for action in command._actions)
-    extra = list(itertools.takewhile(lambda argument: not argument.startswith("-"), unknown))
     if not reads_data or not extra:
         return None
     given = [args.data, *extra]
@@ -136,18 +137,19 @@ def _several_catalogues(command: argparse.ArgumentParser, args: argparse.Namespa
     )
 
 
-def _star_after_an_option(argv: list[str], unknown: list[str]) -> str | None:
+def _star_after_an_option(argv: list[str], extra: list[str]) -> str | None:
     """The refusal of the files an unquoted ``*`` given as an option's value expanded to (``prodcat serve MODEL
     --cors-origins *`` in a folder of several files): the option took the first name, and argparse refused the others
     as 'unrecognized arguments', without a word of the shell. ``None`` unless the option's value and the arguments
-    left over after it are all names of this folder's files or folders, as the shell writes them."""
-    extra = list(itertools.takewhile(lambda argument: not argument.startswith("-"), unknown))
+    left over after it (``extra``, those before any option) are exactly what the shell puts in place of ``*`` here:
+    the name of every file and folder of this folder but the hidden ones, each once (in whatever order the shell's
+    locale sorts them)."""
     starts = [i for i in range(2, len(argv)) if argv[i : i + len(extra)] == extra]
     if not extra or not starts:
         return None
     option, value = argv[starts[0] - 2], argv[starts[0] - 1]
     names = [value, *extra]
-    if not option.startswith("-") or any("/" in name or not os.path.lexists(name) for name in names):
+    if not option.startswith("-") or sorted(names) != sorted(glob.glob("*")):
         return None
     return (
         f"unrecognized arguments: {' '.join(extra)}: {option} was given {' '.join(names)}, the names of this "
@@ -163,9 +165,10 @@ def run(argv: list[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse refuses them in the top-level usage, which shows none of the command's options
         command = command_parsers(parser)[args.command]
+        extra = list(itertools.takewhile(lambda argument: not argument.startswith("-"), unknown))
         command.error(
-            _several_catalogues(command, args, unknown)
-            or _star_after_an_option(sys.argv[1:] if argv is None else argv, unknown)
+            _several_catalogues(command, args, extra)
+            or _star_after_an_option(sys.argv[1:] if argv is None else argv, extra)
             or f"unrecognized arguments: {' '.join(unknown)}"
         )
     handler = StderrHandler()
