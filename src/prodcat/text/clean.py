@@ -319,7 +319,7 @@ def other_languages(
     texts: Iterable[str], max_chars: int = 400, min_probability: float = OTHER_LANGUAGE_PROBABILITY
 ) -> list[str | None]:
     """For each text, its language when that is none of :data:`LANGUAGES` (py3langid's code: ``"nl"``, ``"ru"``)
-    and the detector, free to name any of the 97 it knows, is sure of it (``min_probability``); ``None`` otherwise.
+    and the detector, free to name any language it knows, is sure of it (``min_probability``); ``None`` otherwise.
 
     :func:`detect_language` reads such a text as the most likely of :data:`LANGUAGES` (Dutch as German, Russian as
     French), whose stop-words and lemmas then apply: this says which texts those are."""
