@@ -76,6 +76,7 @@ def _audit_result(products: int) -> dict:
         },
         "duplicates": {"exact": {"groups": 0, "conflicting_groups": 0}, "near": {"groups": 0, "conflicting_groups": 0}},
         "markup": {"products_with_any": 0},
+        "languages": {"counts": {"en": products}, "other": {"products": 0, "counts": {}}},
         "classes": {"unsplit_separator": None, "levels": {}, "labelled_above_subcategories": {"categories": 0}},
         "images": {"skipped": True},
     }
