@@ -47,13 +47,29 @@ def test_a_file_name_the_shell_put_in_place_of_an_unquoted_star_is_refused_sayin
     """`prodcat serve MODEL --cors-origins *` in a folder holding catalog.csv: the shell gave catalog.csv, refused as
     'is not an origin' without a word of why; the refusal now says to quote the star. A value naming no file of the
     folder is refused as before, with no word of the shell."""
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "catalog.csv").touch()
-    (tmp_path / "photos").mkdir()
     quote = r"is a file or folder here, as the shell puts in place of an unquoted \*: give \* in quotes \('\*'\) so"
-    for name in ("catalog.csv", "photos"):
+    for name, make in (("catalog.csv", Path.touch), ("photos", Path.mkdir)):
+        folder = tmp_path / f"with-{name}"
+        folder.mkdir()
+        make(folder / name)
+        (folder / ".hidden").touch()  # left out of * by the shell
+        monkeypatch.chdir(folder)
         with pytest.raises(ValidationError, match=rf"'{name}' is not an origin: give scheme://host.*{quote}"):
             ServeSettings(cors_origins=name)
-    with pytest.raises(ValidationError, match="is not an origin") as refused:
-        ServeSettings(cors_origins="shop.example.com")
-    assert "quotes" not in str(refused.value)
+        with pytest.raises(ValidationError, match="is not an origin") as refused:
+            ServeSettings(cors_origins="shop.example.com")
+        assert "quotes" not in str(refused.value)
+
+
+def test_one_of_several_files_is_not_taken_for_an_unquoted_star(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a folder of a.html and b.html, 'a.html' was refused as 'a file or folder here, as the shell puts in place
+    of an unquoted *', though the shell's * gives both names there (and the command line says so itself). It is
+    said only of the folder's one file or folder now; 'a.html' is refused as no origin, with no word of the shell."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.html").touch()
+    (tmp_path / "b.html").touch()
+    with pytest.raises(ValidationError, match=r"'a\.html' is not an origin") as refused:
+        ServeSettings(cors_origins="a.html")
+    assert "shell" not in str(refused.value)

@@ -10,7 +10,6 @@ imports. Where the code is a large module of its own, the parser is a ``*_parser
 from __future__ import annotations
 
 import argparse
-import glob
 import importlib
 import itertools
 import logging
@@ -22,7 +21,7 @@ from typing import NoReturn, TextIO
 from prodcat import installed_version
 from prodcat.catalog import CatalogFormatError
 from prodcat.errors import BundleError, RunRefused
-from prodcat.formatting import StderrHandler, one_line, say_error
+from prodcat.formatting import QUOTE_THE_STAR, StderrHandler, an_unquoted_star, one_line, say_error
 from prodcat.signals import Terminated, sigterm_as_ctrl_c
 
 #: modules that register a subcommand, in the order ``--help`` lists them
@@ -141,20 +140,18 @@ def _star_after_an_option(argv: list[str], extra: list[str]) -> str | None:
     """The refusal of the files an unquoted ``*`` given as an option's value expanded to (``prodcat serve MODEL
     --cors-origins *`` in a folder of several files): the option took the first name, and argparse refused the others
     as 'unrecognized arguments', without a word of the shell. ``None`` unless the option's value and the arguments
-    left over after it (``extra``, those before any option) are exactly what the shell puts in place of ``*`` here:
-    the name of every file and folder of this folder but the hidden ones, each once (in whatever order the shell's
-    locale sorts them)."""
+    left over after it (``extra``, those before any option) are exactly what the shell puts in place of ``*`` here
+    (:func:`~prodcat.formatting.an_unquoted_star`)."""
     starts = [i for i in range(2, len(argv)) if argv[i : i + len(extra)] == extra]
     if not extra or not starts:
         return None
     option, value = argv[starts[0] - 2], argv[starts[0] - 1]
     names = [value, *extra]
-    if not option.startswith("-") or sorted(names) != sorted(glob.glob("*")):
+    if not option.startswith("-") or not an_unquoted_star(names):
         return None
     return (
         f"unrecognized arguments: {' '.join(extra)}: {option} was given {' '.join(names)}, the names of this "
-        f"folder's files, as the shell puts in place of an unquoted *: give * in quotes ('*') so the shell does not "
-        "expand it"
+        f"folder's files, as the shell puts in place of an unquoted *: {QUOTE_THE_STAR}"
     )
 
 

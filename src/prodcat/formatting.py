@@ -3,6 +3,7 @@ the command line's error and warning lines, each one line whatever the catalogue
 
 from __future__ import annotations
 
+import glob
 import logging
 import re
 import sys
@@ -94,3 +95,14 @@ def say_warning(message: object) -> None:
     """Print :func:`warning_line`'s line of ``message`` on stdout, among the command's figures; flushed, so that it
     is read before the work that follows it (into a pipe, stdout is written in blocks)."""
     print(warning_line(message), flush=True)
+
+
+#: the advice that ends a refusal of what the shell put in place of an unquoted ``*``
+QUOTE_THE_STAR = "give * in quotes ('*') so the shell does not expand it"
+
+
+def an_unquoted_star(names: Sequence[str]) -> bool:
+    """Whether ``names`` are exactly what the shell puts in place of an unquoted ``*`` here: the name of every file
+    and folder of the current folder but the hidden ones, each once (in whatever order the shell's locale sorts
+    them). A name that is one of several files, typed by hand, is not."""
+    return sorted(names) == sorted(glob.glob("*"))

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from prodcat.formatting import QUOTE_THE_STAR, an_unquoted_star
 from prodcat.image.formats import decoded_image_types
 from prodcat.review import CONNECT_TIMEOUT_S, NETWORK_TIMEOUT_S, database_url_problem
 
@@ -111,14 +112,12 @@ def browser_origin(given: str) -> str:
 
 
 def _expanded_star(value: str) -> str:
-    """What to add to the refusal of ``value`` as an origin where it names a file or folder of the current one, as
-    a shell puts in place of an unquoted ``*`` (``--cors-origins *``): it was refused without a word of why."""
-    if "/" in value or not os.path.lexists(value):
+    """What to add to the refusal of ``value`` as an origin where it is what a shell puts in place of an unquoted
+    ``*`` (``--cors-origins *``) here, the current folder's only file or folder: it was refused without a word of
+    why. Not where the folder holds others, which the shell's ``*`` would have given too."""
+    if not an_unquoted_star([value]):
         return ""
-    return (
-        f"; {value!r} is a file or folder here, as the shell puts in place of an unquoted *: give * in quotes ('*') "
-        "so the shell does not expand it"
-    )
+    return f"; {value!r} is a file or folder here, as the shell puts in place of an unquoted *: {QUOTE_THE_STAR}"
 
 
 class ServeSettings(BaseSettings):
