@@ -60,6 +60,7 @@ def test_the_command_lines_counts_have_thousands_separators(caplog: pytest.LogCa
     summary = summary_lines(_audit_result(products=12_345))
     assert summary[0] == "12,345 products, 12,000 labelled, 1,200 loader issues"
     assert summary[1].endswith("of the 12,345 with text, 1,001 have no title, 1,001 no description")
+    assert "languages, as training reads them: en 12,345" in summary
 
 
 def _audit_result(products: int) -> dict:

@@ -892,7 +892,7 @@ def _text_and_photo_study(
     [(3, ["no_photo"]), (4, ["no_photo", "no_text"])],
     ids=["between-no_photo-and-no_text", "after-no_text"],
 )
-def test_a_re_run_after_a_stop_among_the_single_modality_runs_has_the_uninterrupted_text_and_photo_section(
+def test_a_re_run_after_a_stop_between_or_after_the_single_modality_runs_has_the_uninterrupted_text_and_photo_section(
     stop: int,
     taken_up: list[str],
     flipkart_bundle: Path,
