@@ -1643,10 +1643,8 @@ def test_cv_and_evaluate_reports_record_the_catalogue_and_how_it_was_read(tiny_t
     }
     tiny_training.unseen.to_csv(data, index=False)
     assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(tmp_path / "evaluation")]) == 0
-    assert json.loads((tmp_path / "evaluation" / "metrics.json").read_text())["data"] == {
-        "path": str(data),
-        "format": "csv",
-    }
+    recorded = json.loads((tmp_path / "evaluation" / "metrics.json").read_text())["data"]
+    assert recorded == {"path": str(data), "format": "csv", "fingerprint": recorded["fingerprint"]}
 
 
 def test_a_photo_head_the_installation_cannot_train_is_refused_only_if_a_run_has_a_photo_to_train_it_on(
@@ -3493,6 +3491,22 @@ def test_the_training_data_fingerprint_changes_with_what_the_model_reads_not_wit
     Image.new("RGB", (8, 8), (1, 2, 3)).save(data.parent / "Kitchen-0.png")  # another photo, the same path
     assert training_fingerprint(frame, both) != before_both
     assert training_fingerprint(frame, text) == before_text  # a text model reads no photo
+
+
+def test_an_evaluation_report_records_the_fingerprint_of_the_products_it_scored(tiny_training, tmp_path):
+    """An evaluation report named its catalogue by its path alone, a cv report their fingerprint too: whether the
+    file read again later still held the products its figures are of could not be told. It records their
+    fingerprint as cv's does: on the bundle's training products, the bundle's data_fingerprint; another on others."""
+    from prodcat.bundle import read_manifest
+
+    data = tmp_path / "products.csv"
+    recorded = []
+    for products, report in ((tiny_training.trained, "trained"), (tiny_training.unseen, "unseen")):
+        products.to_csv(data, index=False)
+        assert main(["evaluate", str(tiny_training.bundle), str(data), "--report", str(tmp_path / report)]) == 0
+        recorded.append(json.loads((tmp_path / report / "metrics.json").read_text())["data"].get("fingerprint"))
+    assert recorded[0] == read_manifest(tiny_training.bundle)["data_fingerprint"]
+    assert recorded[1] is not None and recorded[1] != recorded[0]
 
 
 def test_a_cv_report_records_the_fingerprint_of_the_products_it_cross_validated(tiny_training, tmp_path):

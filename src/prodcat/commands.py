@@ -1087,7 +1087,8 @@ def _evaluate(
         "feedback": predictor.manifest.get("feedback"),
     }
     metrics[RECORDED_CONFIG] = predictor.manifest.get(RECORDED_CONFIG)
-    metrics["data"] = how_read(args, catalog)
+    # and its products, as cv's: a bundle's data_fingerprint where they are its training products, read as it reads
+    metrics["data"] = how_read(args, catalog) | {"fingerprint": training_fingerprint(frame, read_by)}
     # as cv's: the products classified from their photo alone (Rakuten's 40%) were told apart on no page
     modalities_used = [used.split(",") if used else () for used in table["modalities_used"].fillna("")]
     metrics["by_modalities"] = headline_by_modalities(truth, predicted, modalities_used)
