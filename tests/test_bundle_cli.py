@@ -29,7 +29,7 @@ import pandas as pd
 import pytest
 from sklearn.base import BaseEstimator
 
-from conftest import REPO_ROOT, TinyTraining
+from conftest import TinyTraining
 from prodcat.batch import scoring
 from prodcat.bundle import (
     FORMAT_VERSION,
@@ -3459,16 +3459,20 @@ def test_the_training_data_fingerprint_is_the_catalogues_wherever_it_is(tmp_path
     on in another folder (another machine, a copy) gave another one, so two identical trainings could not be told
     to be of the same data. It is of their content, and the same."""
     from prodcat.bundle import read_manifest
+    from prodcat.catalog.loaders import load_catalog
+    from prodcat.evaluate.labelled import training_fingerprint
 
     here = tiny_catalogue_with_photos(tmp_path / "here")
     there = shutil.copytree(here.parent, tmp_path / "elsewhere" / "there") / here.name
     fingerprints = []
     for data, out in ((here, "m1"), (there, "m2")):
-        config = str(REPO_ROOT / "configs" / "fast-text.yaml")
-        args = ["train", str(data), "--config", config, "--modalities", "text", "--out", str(tmp_path / out)]
+        args = ["train", str(data), "--config", FAST_TEXT, "--modalities", "text", "--out", str(tmp_path / out)]
         assert main(args) == 0
         fingerprints.append(read_manifest(tmp_path / out)["data_fingerprint"])
     assert len(fingerprints[0]) == 64 and fingerprints[0] == fingerprints[1]
+    # the photos too, for a model reading them (trained above on text only, to be quick): by their content
+    both = ["text", "image"]
+    assert training_fingerprint(load_catalog(here).frame, both) == training_fingerprint(load_catalog(there).frame, both)
 
 
 def test_the_training_data_fingerprint_changes_with_what_the_model_reads_not_with_the_rows_order(tmp_path):
@@ -3526,6 +3530,30 @@ def test_a_cv_report_records_the_fingerprint_of_the_products_it_cross_validated(
     assert json.loads((tmp_path / "cv2" / "metrics.json").read_text())["data"]["fingerprint"] != recorded
 
 
+def test_a_cv_report_fingerprints_the_photos_only_when_its_models_read_them(tiny_training, tmp_path):
+    """cv fingerprinted the photos of a config reading photos whatever its models read of them, a bundle trained on
+    the same products only those its model reads: on photo files none of which decode, train drops the photo head
+    and fingerprints no photo, and the cv report recorded another fingerprint than the bundle's. It records the
+    fingerprint of what its fold models read, the bundle's."""
+    from prodcat.bundle import read_manifest
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    products = tiny_training.trained.copy()
+    for product_id in products["product_id"]:
+        (photos / f"{product_id}.jpg").write_bytes(f"not a photo: {product_id}".encode())
+    products["image"] = [str(photos / f"{product_id}.jpg") for product_id in products["product_id"]]
+    data = tmp_path / "products.csv"
+    products.to_csv(data, index=False)
+    config = ["--config", FAST_TEXT, "--modalities", "text,image"]
+    assert main(["train", str(data), *config, "--out", str(tmp_path / "m")]) == 0
+    manifest = read_manifest(tmp_path / "m")
+    assert manifest["modalities"] == ["text"]  # the photo head skipped: no photo decodes
+    assert main(["cv", str(data), *config, "--folds", "3", "--report", str(tmp_path / "cv")]) == 0
+    recorded = json.loads((tmp_path / "cv" / "metrics.json").read_text())["data"]["fingerprint"]
+    assert recorded == manifest["data_fingerprint"]
+
+
 def test_a_bundle_recording_its_photos_paths_still_recognises_its_training_catalogue(tiny_old_bundle, tmp_path):
     """A bundle written before the fingerprint was of the photos' content recorded that of their paths, and no
     ``data_fingerprint_version``: its training catalogue is recognised by that."""
@@ -3543,6 +3571,41 @@ def test_a_bundle_recording_its_photos_paths_still_recognises_its_training_catal
     assert products_in_training(frame, read_manifest(bundle), bundle).count == len(frame)
     moved = shutil.copytree(catalogue.parent, tmp_path / "moved") / catalogue.name
     assert products_in_training(load_catalog(moved).frame, read_manifest(bundle), bundle).mask is None  # unknown
+
+
+@pytest.mark.parametrize("recorded", ["content", "paths", "none"])
+def test_the_in_training_check_reads_no_photo_it_does_not_compare(tiny_training, tmp_path, monkeypatch, recorded):
+    """Explaining one product (``explain --ids``, ``robustness --sample``, the web app) checked whether the bundle was
+    trained on its whole catalogue by reading every photo of it, whatever the bundle recorded: 84k for one Rakuten
+    product, though a bundle recording the fingerprint of its photos' paths (written before their content was), or
+    none, compares no photo content. Only a bundle fingerprinting its training data's content reads the catalogue's
+    photos; then no photo is read twice (the scored products' were, once for the catalogue and once for them)."""
+    from prodcat.bundle import MANIFEST, data_fingerprint, read_manifest
+    from prodcat.catalog.loaders import load_catalog
+    from prodcat.evaluate.labelled import products_in_training
+    from prodcat.image import decode
+
+    catalogue = load_catalog(tiny_catalogue_with_photos(tmp_path / "catalogue")).frame
+    bundle = shutil.copytree(tiny_training.bundle, tmp_path / "m")
+    manifest = read_manifest(bundle)
+    manifest["modalities"] = ["text", "image"]  # the catalogue's photos are what the model reads
+    if recorded != "content":
+        del manifest["data_fingerprint_version"]
+        manifest["data_fingerprint"] = data_fingerprint(catalogue) if recorded == "paths" else None
+    (bundle / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    read = []
+    real_key = decode.image_content_key
+    monkeypatch.setattr(decode, "image_content_key", lambda source: read.append(str(source)) or real_key(source))
+    scored = catalogue.iloc[[2, 5]]
+    found = products_in_training(scored, read_manifest(bundle), bundle, catalogue)
+    assert found.count == (2 if recorded == "paths" else 0)  # "paths": its whole training catalogue
+    photos = catalogue["image"].astype(str).tolist()
+    if recorded == "content":
+        assert sorted(read) == sorted(photos)  # the catalogue's, each once
+    elif recorded == "paths":
+        assert read == []
+    else:
+        assert sorted(read) == sorted(photos[i] for i in (2, 5))  # the scored products', by their content
 
 
 def test_a_modified_training_products_file_is_refused_like_the_model(tiny_training, tmp_path, capsys):

@@ -1233,10 +1233,9 @@ def _cross_validate(
     metrics = result.metrics()
     metrics["config"] = config.model_dump()
     # with the config and the folds: the run, to run again; and its products, to tell whether the catalogue read
-    # again is still the same (a bundle's data_fingerprint, of the same products and modalities, is the same)
-    metrics["data"] = how_read(args, catalog) | {
-        "fingerprint": training_fingerprint(frame, _modalities_read_by(config))
-    }
+    # again is still the same (a bundle's data_fingerprint, of the same products and the modalities its model reads,
+    # those the fold models read: not the photos of an image head every fold skipped, as train skips it)
+    metrics["data"] = how_read(args, catalog) | {"fingerprint": training_fingerprint(frame, result.modalities_read)}
     if warnings:  # the report says what the console said of the labels
         metrics["warnings"] = warnings
     title = f"{folds}-fold cross-validation on {args.data}"

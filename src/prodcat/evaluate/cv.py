@@ -67,6 +67,9 @@ class CVResult:
     #: the folds' features by a cached extractor: items encoded, and read from the cache that were there before
     #: (:class:`~prodcat.features.base.EncodingTally`); ``None`` when not counted
     features: dict[str, int] | None = None
+    #: the modalities some fold's model reads (its ``modalities_``), in :data:`~prodcat.config.MODALITIES` order: not
+    #: those of a head every fit skipped (photos none of which decode), as a model trained on all of them skips it
+    modalities_read: list[str] = field(default_factory=list)
 
     @property
     def y_pred(self) -> np.ndarray:
@@ -411,6 +414,7 @@ def _run_folds(
             raise TrainingRefused(f"the training part of fold {k} (of folds 0 to {folds - 1}): {refusal}") from refusal
         _add_skips(skips, k, skipped)
         result.fit_seconds.append(time.perf_counter() - start)
+        result.modalities_read = [m for m in MODALITIES if m in result.modalities_read or m in model.modalities_]
         start = time.perf_counter()
         details = model.predict_details(frame.iloc[test])
         result.predict_seconds.append(time.perf_counter() - start)

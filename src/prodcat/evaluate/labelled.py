@@ -84,9 +84,19 @@ def trained_on(
     recorded = manifest.get("data_fingerprint")
     if not recorded:
         return False
-    if manifest.get("data_fingerprint_version") == DATA_FINGERPRINT_VERSION:
+    if _fingerprints_content(manifest):
         return training_fingerprint(frame, modalities_read_by_bundle(manifest), fields) == recorded
     return bool(data_fingerprint(frame[frame["category"].notna()]) == recorded)
+
+
+def _fingerprints_content(manifest: Mapping[str, Any]) -> bool:
+    """Whether the bundle of ``manifest`` records a :func:`training_fingerprint` of its training data (of the current
+    :data:`DATA_FINGERPRINT_VERSION`), which reads what the model reads of each product, its photo too: one recording
+    none, or the path fingerprint of a bundle written before (which :func:`trained_on` compares reading no photo),
+    needs no product's fields to be told whether it was trained on a catalogue."""
+    return (
+        bool(manifest.get("data_fingerprint")) and manifest.get("data_fingerprint_version") == DATA_FINGERPRINT_VERSION
+    )
 
 
 def product_fingerprints(frame: pd.DataFrame, modalities: Sequence[str]) -> np.ndarray:
@@ -131,15 +141,30 @@ def _training_fingerprints(frame: pd.DataFrame, fields: Sequence[tuple[str, str,
     return np.concatenate([digests[digests != _digests([("", "", "")])], with_photo, without_photo])
 
 
-def _fields_read(frame: pd.DataFrame, modalities: Sequence[str]) -> list[tuple[str, str, str]]:
+def _fields_read(
+    frame: pd.DataFrame, modalities: Sequence[str], photos_read: dict[str, str] | None = None
+) -> list[tuple[str, str, str]]:
     """Each product's title, description and photo digest (:func:`_photo_digest`), ``""`` for what a model reading
-    ``modalities`` does not read."""
+    ``modalities`` does not read. ``photos_read``: the digests of the photo files already read, by path, which
+    this adds to (default: a new one): no file is read twice, however many products, or calls, name it."""
     n = len(frame)
     reads_text, reads_photo = "text" in modalities, "image" in modalities
     titles = strings_or_empty(frame["title"]) if reads_text else [""] * n
     descriptions = strings_or_empty(frame["description"]) if reads_text else [""] * n
-    photos = [_photo_digest(source) for source in frame["image"]] if reads_photo else [""] * n
+    known = {} if photos_read is None else photos_read
+    photos = [_photo_digest_once(source, known) for source in frame["image"]] if reads_photo else [""] * n
     return list(zip(titles, descriptions, photos, strict=True))
+
+
+def _photo_digest_once(source: object, photos_read: dict[str, str]) -> str:
+    """:func:`_photo_digest` of ``source``; of a file named by its path, read unless ``photos_read`` has it (and then
+    added to it)."""
+    if not isinstance(source, str | os.PathLike):
+        return _photo_digest(source)  # bytes or a PIL image: in memory already
+    path = os.fspath(source)
+    if path not in photos_read:
+        photos_read[path] = _photo_digest(source)
+    return photos_read[path]
 
 
 def _identities(frame: pd.DataFrame, photos: Sequence[str]) -> np.ndarray:
@@ -275,24 +300,35 @@ def products_in_training(
         BundleError: the bundle's product fingerprints file is missing or modified.
     """
     reads = modalities_read_by_bundle(manifest)
-    fields = _fields_read(scored, reads)  # each photo read once
-    if catalogue is None:
-        catalogue, of_catalogue = scored, fields
-    else:
-        of_catalogue = _fields_read(catalogue, reads)
-    readable = readable_by(catalogue, manifest.get("config", {}).get("modalities"))
-    # a fingerprint ignores the index: all of them readable, the second would hash the same rows again
-    candidates = [(catalogue, of_catalogue)]
-    if not readable.all():
-        candidates.append((catalogue[readable], _kept(of_catalogue, readable)))
-    if any(trained_on(frame, manifest, read) for frame, read in candidates):
+    photos_read: dict[str, str] = {}  # each photo file read once, for the catalogue's fingerprint and the products'
+    if _is_training_catalogue(scored if catalogue is None else catalogue, manifest, photos_read):
         return InTraining.of(np.ones(len(scored), dtype=bool), len(scored))
     trained = read_training_products(bundle_dir, manifest)
     if trained is None:
         return InTraining.of(None, len(scored))
+    fields = _fields_read(scored, reads, photos_read)
     identities = _identities(scored, [photo for *_, photo in fields])
     found = np.isin(_digests(fields), trained) | (_identified(scored) & np.isin(identities, trained))
     return InTraining.of(found, len(scored))
+
+
+def _is_training_catalogue(catalogue: pd.DataFrame, manifest: Mapping[str, Any], photos_read: dict[str, str]) -> bool:
+    """Whether the bundle of ``manifest`` was trained on the labelled products of ``catalogue``, or on those of them
+    that one of its configured modalities reads (:func:`trained_on`). Their fields (photos too, read into
+    ``photos_read``, :func:`_fields_read`) are read only for a bundle that fingerprints them
+    (:func:`_fingerprints_content`): for any other, explaining one product of a catalogue of 84k read all their
+    photos."""
+    fields = (
+        _fields_read(catalogue, modalities_read_by_bundle(manifest), photos_read)
+        if _fingerprints_content(manifest)
+        else None
+    )
+    readable = readable_by(catalogue, manifest.get("config", {}).get("modalities"))
+    # a fingerprint ignores the index: all of them readable, the second would hash the same rows again
+    candidates = [(catalogue, fields)]
+    if not readable.all():
+        candidates.append((catalogue[readable], None if fields is None else _kept(fields, readable)))
+    return any(trained_on(frame, manifest, read) for frame, read in candidates)
 
 
 # ---------------------------------------------------------------------------------------------- the categories
