@@ -3001,6 +3001,24 @@ def serve_with_workers(arguments: list[str], monkeypatch: pytest.MonkeyPatch) ->
     return run._replace(status=main(["serve", *arguments, "--workers", "2", "--port", "0"]))
 
 
+def _serve_in_process(
+    tiny_training: TinyTraining, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *flags: str
+) -> tuple[Any, dict[str, Any]]:
+    """``prodcat serve`` of the tiny bundle with ``flags`` run in this process, uvicorn and the process-wide settings
+    replaced: the app and the options it gave ``uvicorn.run``. Port 0 as in :func:`serve_with_workers`."""
+    import uvicorn
+
+    import prodcat.serve.logs
+
+    given: list[tuple[Any, dict[str, Any]]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: given.append((app, options)))
+    monkeypatch.setattr(prodcat.serve.logs, "configure_json_logging", lambda level: None)
+    monkeypatch.setattr(sys, "setswitchinterval", lambda interval: None)  # create_app_from_env's, process-wide
+    review_db = f"sqlite:///{tmp_path / 'r.db'}"
+    assert main(["serve", str(tiny_training.bundle), "--review-db", review_db, "--port", "0", *flags]) == 0
+    return given[0]
+
+
 def test_serve_keeps_an_idle_connection_open_as_long_as_asked(
     tiny_training: TinyTraining, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -3008,19 +3026,13 @@ def test_serve_keeps_an_idle_connection_open_as_long_as_asked(
     header said (seen black-box: a connection left idle after GET /health closed at 5.0 s): a client pool or load
     balancer keeping idle connections longer sent requests on connections the server was closing, a POST failing
     with a connection reset. --keep-alive-s (PRODCAT_KEEP_ALIVE_S) sets it, 5 s by default as before."""
-    import uvicorn
 
-    import prodcat.serve.logs
+    def kept(*flags: str) -> int:
+        return _serve_in_process(tiny_training, tmp_path, monkeypatch, *flags)[1]["timeout_keep_alive"]
 
-    kept: list[int] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: kept.append(options["timeout_keep_alive"]))
-    monkeypatch.setattr(prodcat.serve.logs, "configure_json_logging", lambda level: None)
-    monkeypatch.setattr(sys, "setswitchinterval", lambda interval: None)  # create_app_from_env's, process-wide
-    arguments = ["serve", str(tiny_training.bundle), "--review-db", f"sqlite:///{tmp_path / 'r.db'}", "--port", "0"]
-    assert main(arguments) == main([*arguments, "--keep-alive-s", "75"]) == 0
+    assert (kept(), kept("--keep-alive-s", "75")) == (5, 75)
     monkeypatch.setenv("PRODCAT_KEEP_ALIVE_S", "65")
-    assert main(arguments) == 0
-    assert kept == [5, 75, 65]
+    assert kept() == 65
 
 
 def _served_by_serve_options(options: dict[str, Any], metrics: Any = None) -> tuple[Any, threading.Thread, int]:
@@ -3110,18 +3122,12 @@ def test_serve_bounds_a_request_head_in_time_and_size(
     by 197 MB, unanswered, until the client closed it. Now a silent connection is closed after --keep-alive-s, a head
     not arrived within --request-timeout-s gets 408 request_timeout, and one over 64 KiB 431, each in the API's error
     shape, the connection closed; a request after them is answered."""
-    import uvicorn
-
-    import prodcat.serve.logs
     from prodcat.serve.schemas import ErrorOut
 
-    given: list[dict[str, Any]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: given.append(options))
-    monkeypatch.setattr(prodcat.serve.logs, "configure_json_logging", lambda level: None)
-    monkeypatch.setattr(sys, "setswitchinterval", lambda interval: None)  # create_app_from_env's, process-wide
-    arguments = ["serve", str(tiny_training.bundle), "--review-db", f"sqlite:///{tmp_path / 'r.db'}", "--port", "0"]
-    assert main([*arguments, "--keep-alive-s", "1", "--request-timeout-s", "1"]) == 0
-    server, thread, port = _served_by_serve_options(given[0])
+    _, options = _serve_in_process(
+        tiny_training, tmp_path, monkeypatch, "--keep-alive-s", "1", "--request-timeout-s", "1"
+    )
+    server, thread, port = _served_by_serve_options(options)
     try:
         assert _answer_to(port, b"") == b""  # closed
         slow = _answer_to(port, b"POST /predict HTTP/1.1\r\nHost: x\r\nX-Slow: ")
@@ -3149,18 +3155,10 @@ def test_serve_answers_408_to_a_body_not_arrived_in_time_and_serves_on(
     fault, not the server's: not 504), and the server answers the next request. ``prodcat serve``'s own app and
     uvicorn options, served in a thread at a 1 s limit: tests/test_serve.py's server, whose limit is the 20 s a loaded
     CI machine needs for its other answers, waited those 20 s for it."""
-    import uvicorn
-
-    import prodcat.serve.logs
     from prodcat.serve.schemas import ErrorOut
 
-    given: list[tuple[Any, dict[str, Any]]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: given.append((app, options)))
-    monkeypatch.setattr(prodcat.serve.logs, "configure_json_logging", lambda level: None)
-    monkeypatch.setattr(sys, "setswitchinterval", lambda interval: None)  # create_app_from_env's, process-wide
-    arguments = ["serve", str(tiny_training.bundle), "--review-db", f"sqlite:///{tmp_path / 'r.db'}", "--port", "0"]
-    assert main([*arguments, "--request-timeout-s", "1"]) == 0
-    server, thread, port = _served_in_thread(*given[0])
+    app, options = _serve_in_process(tiny_training, tmp_path, monkeypatch, "--request-timeout-s", "1")
+    server, thread, port = _served_in_thread(app, options)
     head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
     try:
         started = time.monotonic()
@@ -3189,18 +3187,12 @@ def test_serve_caps_the_requests_in_flight_answering_503_in_the_error_shape(
     shape, with Retry-After; once those in flight are answered, the next is served."""
     import socket
 
-    import uvicorn
-
-    import prodcat.serve.logs
     from prodcat.serve.schemas import ErrorOut
 
-    given: list[dict[str, Any]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: given.append(options))
-    monkeypatch.setattr(prodcat.serve.logs, "configure_json_logging", lambda level: None)
-    monkeypatch.setattr(sys, "setswitchinterval", lambda interval: None)  # create_app_from_env's, process-wide
-    arguments = ["serve", str(tiny_training.bundle), "--review-db", f"sqlite:///{tmp_path / 'r.db'}", "--port", "0"]
-    assert main([*arguments, "--workers", workers, "--max-concurrent-requests", "2"]) == 0
-    server, thread, port = _served_by_serve_options(given[0])
+    _, options = _serve_in_process(
+        tiny_training, tmp_path, monkeypatch, "--workers", workers, "--max-concurrent-requests", "2"
+    )
+    server, thread, port = _served_by_serve_options(options)
     head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\n"
     held = [socket.create_connection(("127.0.0.1", port), timeout=15) for _ in range(2)]
     try:
@@ -3235,20 +3227,14 @@ def test_serve_answers_probes_past_the_cap_and_counts_the_requests_it_refuses_it
     431 and 408 of a request head) were in no metric: they are counted in prodcat_errors_total by error code."""
     import socket
 
-    import uvicorn
-
-    import prodcat.serve.logs
     from prodcat.serve.metrics import ApiMetrics
 
-    given: list[dict[str, Any]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: given.append(options))
-    monkeypatch.setattr(prodcat.serve.logs, "configure_json_logging", lambda level: None)
-    monkeypatch.setattr(sys, "setswitchinterval", lambda interval: None)  # create_app_from_env's, process-wide
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    arguments = ["serve", str(tiny_training.bundle), "--review-db", f"sqlite:///{tmp_path / 'r.db'}", "--port", "0"]
-    assert main([*arguments, "--max-concurrent-requests", "1", "--request-timeout-s", "1"]) == 0
+    _, options = _serve_in_process(
+        tiny_training, tmp_path, monkeypatch, "--max-concurrent-requests", "1", "--request-timeout-s", "1"
+    )
     metrics = ApiMetrics()
-    server, thread, port = _served_by_serve_options(given[0], metrics)
+    server, thread, port = _served_by_serve_options(options, metrics)
     held = socket.create_connection(("127.0.0.1", port), timeout=15)
     try:
         held.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\n")
@@ -3288,17 +3274,9 @@ def test_serve_refuses_a_head_too_large_that_arrives_in_one_chunk(
     """The head limit counted the chunks read after the one a request began in: a head of 130 KB (twice the 64 KiB
     limit) sent at once was read in one chunk on loopback and reached the app, 200. The request line and headers
     parsed are counted too now: 431, the app never run (no second answer), the connection closed."""
-    import uvicorn
 
-    import prodcat.serve.logs
-
-    given: list[dict[str, Any]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: given.append(options))
-    monkeypatch.setattr(prodcat.serve.logs, "configure_json_logging", lambda level: None)
-    monkeypatch.setattr(sys, "setswitchinterval", lambda interval: None)  # create_app_from_env's, process-wide
-    arguments = ["serve", str(tiny_training.bundle), "--review-db", f"sqlite:///{tmp_path / 'r.db'}", "--port", "0"]
-    assert main(arguments) == 0
-    server, thread, port = _served_by_serve_options(given[0])
+    _, options = _serve_in_process(tiny_training, tmp_path, monkeypatch)
+    server, thread, port = _served_by_serve_options(options)
     try:
         answers = [
             _answer_to(port, b"GET /x HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * size + b"\r\nConnection: close\r\n\r\n")
