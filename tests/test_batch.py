@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import dask
 import pandas as pd
@@ -721,6 +721,30 @@ def test_a_cluster_without_workers_is_refused_rather_than_waited_for_forever(tin
         + START_WORKERS.format(address=cluster.scheduler_address)
     )
     assert not out.exists() and not list(work_dir_for(out).glob("part-*"))
+
+
+def test_the_nanny_killing_a_worker_slow_to_exit_is_not_shown_at_prodcats_close_of_its_local_cluster(tiny_training):
+    """A local dask run that ended normally on a busy machine printed 'WARNING distributed.nanny: Worker process
+    still alive after 4.0 seconds, killing', once a worker: the nanny kills a worker slow to exit at the close, which
+    harms nothing of the run's. That warning is not shown while prodcat closes its cluster; the nanny's other
+    records are, and so is that one outside the close."""
+    from prodcat.batch import dask_engine
+
+    nanny = logging.getLogger("distributed.nanny")
+    killing = "Worker process still alive after 4.0 seconds, killing"
+
+    class Cluster:
+        def close(self) -> None:
+            nanny.warning(killing)
+            nanny.warning("Restarting worker")
+
+    engine = dask_engine.DaskEngine(tiny_training.bundle, workers=1)
+    engine._cluster = cast(Any, Cluster())
+    with dask_s_messages() as said:
+        engine.__exit__(None, None, None)
+        assert engine._cluster is None
+        nanny.warning(killing)
+    assert [record.getMessage() for record in said] == ["Restarting worker", killing]
 
 
 #: the end of the refusals of a cluster without workers

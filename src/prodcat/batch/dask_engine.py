@@ -166,6 +166,12 @@ def _check_scheduler_address(address: str) -> None:
             socket.create_connection(host_and_port, timeout=_PROBE_S).close()
 
 
+def _killed_at_close(record: logging.LogRecord) -> bool:
+    """A filter of ``distributed.nanny``'s records, while prodcat closes its local cluster: every record but the
+    nanny's 'Worker process still alive after N seconds, killing', a worker slow to exit on a busy machine."""
+    return not record.getMessage().startswith("Worker process still alive after")
+
+
 class DaskEngine:
     """Scores chunks on an existing cluster (``scheduler``, e.g. ``tcp://host:8786``) or on a
     :class:`~distributed.LocalCluster` of ``workers`` processes, one thread each.
@@ -292,7 +298,14 @@ class DaskEngine:
                 self._client.unregister_worker_plugin(self.plugin.name)
             self._client.close()
         if self._cluster is not None:
-            self._cluster.close()
+            # a normal close on a busy machine: the nanny waits 4 s for each worker process to exit, then kills it, in
+            # a warning of its own; the run's chunks are written by then, and the kill harms nothing of the run's
+            nanny = logging.getLogger("distributed.nanny")
+            nanny.addFilter(_killed_at_close)
+            try:
+                self._cluster.close()
+            finally:
+                nanny.removeFilter(_killed_at_close)
         self._client = self._cluster = None
         self._registered = self._lost = False
         self._without_workers_since = None
