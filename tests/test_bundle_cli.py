@@ -3513,6 +3513,38 @@ def test_an_evaluation_report_records_the_fingerprint_of_the_products_it_scored(
     assert recorded[1] is not None and recorded[1] != recorded[0]
 
 
+def test_an_evaluation_reads_each_scored_photo_once(
+    tiny_training, tiny_bundle_recording_no_modalities, tmp_path, monkeypatch
+):
+    """An evaluation by a bundle reading photos read each scored product's photo twice: once for the fingerprint its
+    report records, once for the check of which of them the bundle was trained on. Both are of the same fields, read
+    once: each photo is read once, and the report records the same fingerprint as before."""
+    from PIL import Image
+
+    from prodcat.catalog.loaders import load_catalog
+    from prodcat.evaluate.labelled import training_fingerprint
+    from prodcat.image import decode
+
+    bundle = tiny_bundle_recording_no_modalities  # read as reading photos, as a text and photo bundle is
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    products = tiny_training.unseen.copy()
+    for i, product_id in enumerate(products["product_id"]):
+        Image.new("RGB", (8, 8), (i * 7, 0, 0)).save(photos / f"{product_id}.png")
+    products["image"] = [str(photos / f"{product_id}.png") for product_id in products["product_id"]]
+    data = tmp_path / "products.csv"
+    products.to_csv(data, index=False)
+    expected = training_fingerprint(load_catalog(data).frame, ["text", "image"])
+    read = []
+    real_key = decode.image_content_key
+    monkeypatch.setattr(decode, "image_content_key", lambda source: read.append(str(source)) or real_key(source))
+    assert main(["evaluate", str(bundle), str(data), "--report", str(tmp_path / "evaluation")]) == 0
+    assert sorted(read) == sorted(products["image"])  # each once
+    recorded = json.loads((tmp_path / "evaluation" / "metrics.json").read_text())
+    assert recorded["data"]["fingerprint"] == expected
+    assert pd.read_csv(tmp_path / "evaluation" / "predictions.csv")["in_training"].sum() == 0
+
+
 def test_a_cv_report_records_the_fingerprint_of_the_products_it_cross_validated(tiny_training, tmp_path):
     """A cv report named its catalogue by its path alone: whether the file read again later still held the products
     its figures are of could not be told. It records their fingerprint, that of a bundle trained on them with the

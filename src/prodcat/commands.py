@@ -47,10 +47,10 @@ from prodcat.config import MODALITIES, RECORDED_CONFIG, Config
 from prodcat.errors import RunRefused
 from prodcat.evaluate.labelled import (
     DATA_FINGERPRINT_VERSION,
+    evaluation_record,
     labelled_warnings,
     no_known_category,
     product_fingerprints,
-    products_in_training,
     readable_by,
     training_fingerprint,
     training_record,
@@ -1087,12 +1087,13 @@ def _evaluate(
         "feedback": predictor.manifest.get("feedback"),
     }
     metrics[RECORDED_CONFIG] = predictor.manifest.get(RECORDED_CONFIG)
-    # and its products, as cv's: a bundle's data_fingerprint where they are its training products, read as it reads
-    metrics["data"] = how_read(args, catalog) | {"fingerprint": training_fingerprint(frame, read_by)}
+    # and its products, as cv's: a bundle's data_fingerprint where they are its training products, read as it reads;
+    # and which of them it was trained on, from the same fields read (each photo once)
+    fingerprint, in_training = evaluation_record(frame, predictor.manifest, args.model)
+    metrics["data"] = how_read(args, catalog) | {"fingerprint": fingerprint}
     # as cv's: the products classified from their photo alone (Rakuten's 40%) were told apart on no page
     modalities_used = [used.split(",") if used else () for used in table["modalities_used"].fillna("")]
     metrics["by_modalities"] = headline_by_modalities(truth, predicted, modalities_used)
-    in_training = products_in_training(frame, predictor.manifest, args.model)
     metrics["warnings"] = labelled_warnings(in_training, truth, predictor.labels)
     unread = int((table["modalities_used"].fillna("") == "").sum())  # a photo that did not decode counts too
     if unread:

@@ -299,30 +299,62 @@ def products_in_training(
     Raises:
         BundleError: the bundle's product fingerprints file is missing or modified.
     """
+    return _products_in_training(scored, manifest, bundle_dir, catalogue)
+
+
+def evaluation_record(
+    scored: pd.DataFrame, manifest: Mapping[str, Any], bundle_dir: str | os.PathLike[str]
+) -> tuple[str, InTraining]:
+    """What an evaluation report records of the labelled products ``scored`` by the bundle at ``bundle_dir`` (whose
+    verified ``manifest`` this is): their :func:`training_fingerprint` as the bundle reads them (its
+    ``data_fingerprint`` where they are its training products) and their :func:`products_in_training`, each photo
+    read once.
+
+    Raises:
+        BundleError: the bundle's product fingerprints file is missing or modified.
+    """
     reads = modalities_read_by_bundle(manifest)
+    fields = _fields_read(scored, reads)
+    fingerprint = training_fingerprint(scored, reads, fields)
+    return fingerprint, _products_in_training(scored, manifest, bundle_dir, None, fields)
+
+
+def _products_in_training(
+    scored: pd.DataFrame,
+    manifest: Mapping[str, Any],
+    bundle_dir: str | os.PathLike[str],
+    catalogue: pd.DataFrame | None,
+    fields: Sequence[tuple[str, str, str]] | None = None,
+) -> InTraining:
+    """:func:`products_in_training`; ``fields``: the :func:`_fields_read` of ``scored`` by the bundle's modalities,
+    when already read (none of their photos is then read again)."""
     photos_read: dict[str, str] = {}  # each photo file read once, for the catalogue's fingerprint and the products'
-    if _is_training_catalogue(scored if catalogue is None else catalogue, manifest, photos_read):
+    of_catalogue = fields if catalogue is None else None
+    if _is_training_catalogue(scored if catalogue is None else catalogue, manifest, photos_read, of_catalogue):
         return InTraining.of(np.ones(len(scored), dtype=bool), len(scored))
     trained = read_training_products(bundle_dir, manifest)
     if trained is None:
         return InTraining.of(None, len(scored))
-    fields = _fields_read(scored, reads, photos_read)
+    if fields is None:
+        fields = _fields_read(scored, modalities_read_by_bundle(manifest), photos_read)
     identities = _identities(scored, [photo for *_, photo in fields])
     found = np.isin(_digests(fields), trained) | (_identified(scored) & np.isin(identities, trained))
     return InTraining.of(found, len(scored))
 
 
-def _is_training_catalogue(catalogue: pd.DataFrame, manifest: Mapping[str, Any], photos_read: dict[str, str]) -> bool:
+def _is_training_catalogue(
+    catalogue: pd.DataFrame,
+    manifest: Mapping[str, Any],
+    photos_read: dict[str, str],
+    fields: Sequence[tuple[str, str, str]] | None = None,
+) -> bool:
     """Whether the bundle of ``manifest`` was trained on the labelled products of ``catalogue``, or on those of them
     that one of its configured modalities reads (:func:`trained_on`). Their fields (photos too, read into
-    ``photos_read``, :func:`_fields_read`) are read only for a bundle that fingerprints them
-    (:func:`_fingerprints_content`): for any other, explaining one product of a catalogue of 84k read all their
+    ``photos_read``, :func:`_fields_read`), unless given as ``fields``, are read only for a bundle that fingerprints
+    them (:func:`_fingerprints_content`): for any other, explaining one product of a catalogue of 84k read all their
     photos."""
-    fields = (
-        _fields_read(catalogue, modalities_read_by_bundle(manifest), photos_read)
-        if _fingerprints_content(manifest)
-        else None
-    )
+    if fields is None and _fingerprints_content(manifest):
+        fields = _fields_read(catalogue, modalities_read_by_bundle(manifest), photos_read)
     readable = readable_by(catalogue, manifest.get("config", {}).get("modalities"))
     # a fingerprint ignores the index: all of them readable, the second would hash the same rows again
     candidates = [(catalogue, fields)]
