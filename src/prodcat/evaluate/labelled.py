@@ -286,6 +286,7 @@ def products_in_training(
     manifest: Mapping[str, Any],
     bundle_dir: str | os.PathLike[str],
     catalogue: pd.DataFrame | None = None,
+    fields: Sequence[tuple[str, str, str]] | None = None,
 ) -> InTraining:
     """Which of the ``scored`` labelled products the bundle at ``bundle_dir`` (whose verified ``manifest``
     this is) was trained on: by their :func:`product_fingerprints` or, read from another format of the
@@ -294,12 +295,24 @@ def products_in_training(
     when ``catalogue``, the products they were drawn from (default: ``scored`` itself), is its training data
     (its :func:`trained_on`, the only check a bundle recording no product fingerprints allows).
     Training reads the products with one of the configured modalities, so both those and all of
-    ``catalogue`` are compared by that fingerprint.
+    ``catalogue`` are compared by that fingerprint. ``fields``: the :func:`_fields_read` of ``scored`` by the
+    bundle's modalities, when already read (none of their photos is then read again).
 
     Raises:
         BundleError: the bundle's product fingerprints file is missing or modified.
     """
-    return _products_in_training(scored, manifest, bundle_dir, catalogue)
+    photos_read: dict[str, str] = {}  # each photo file read once, for the catalogue's fingerprint and the products'
+    of_catalogue = fields if catalogue is None else None
+    if _is_training_catalogue(scored if catalogue is None else catalogue, manifest, photos_read, of_catalogue):
+        return InTraining.of(np.ones(len(scored), dtype=bool), len(scored))
+    trained = read_training_products(bundle_dir, manifest)
+    if trained is None:
+        return InTraining.of(None, len(scored))
+    if fields is None:
+        fields = _fields_read(scored, modalities_read_by_bundle(manifest), photos_read)
+    identities = _identities(scored, [photo for *_, photo in fields])
+    found = np.isin(_digests(fields), trained) | (_identified(scored) & np.isin(identities, trained))
+    return InTraining.of(found, len(scored))
 
 
 def evaluation_record(
@@ -316,30 +329,7 @@ def evaluation_record(
     reads = modalities_read_by_bundle(manifest)
     fields = _fields_read(scored, reads)
     fingerprint = training_fingerprint(scored, reads, fields)
-    return fingerprint, _products_in_training(scored, manifest, bundle_dir, None, fields)
-
-
-def _products_in_training(
-    scored: pd.DataFrame,
-    manifest: Mapping[str, Any],
-    bundle_dir: str | os.PathLike[str],
-    catalogue: pd.DataFrame | None,
-    fields: Sequence[tuple[str, str, str]] | None = None,
-) -> InTraining:
-    """:func:`products_in_training`; ``fields``: the :func:`_fields_read` of ``scored`` by the bundle's modalities,
-    when already read (none of their photos is then read again)."""
-    photos_read: dict[str, str] = {}  # each photo file read once, for the catalogue's fingerprint and the products'
-    of_catalogue = fields if catalogue is None else None
-    if _is_training_catalogue(scored if catalogue is None else catalogue, manifest, photos_read, of_catalogue):
-        return InTraining.of(np.ones(len(scored), dtype=bool), len(scored))
-    trained = read_training_products(bundle_dir, manifest)
-    if trained is None:
-        return InTraining.of(None, len(scored))
-    if fields is None:
-        fields = _fields_read(scored, modalities_read_by_bundle(manifest), photos_read)
-    identities = _identities(scored, [photo for *_, photo in fields])
-    found = np.isin(_digests(fields), trained) | (_identified(scored) & np.isin(identities, trained))
-    return InTraining.of(found, len(scored))
+    return fingerprint, products_in_training(scored, manifest, bundle_dir, fields=fields)
 
 
 def _is_training_catalogue(
