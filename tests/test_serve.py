@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import select
 import shlex
 import shutil
 import signal
@@ -869,6 +870,45 @@ def test_a_server_of_one_process_stopped_by_sigterm_or_sighup_shuts_down_and_exi
     log = server.log_text()
     assert "Application shutdown complete." in log
     assert ("SIGHUP: stopping, the requests in flight answered first" in log) is (signum == signal.SIGHUP)
+
+
+def test_a_server_of_several_workers_refuses_new_connections_once_stopping(tiny_training, tmp_path: Path) -> None:
+    """`prodcat serve --workers 2` stopped by SIGTERM while a request was in flight (here a client slow to send its
+    body, answered 408 at --request-timeout-s) still took new connections until every worker had ended: its
+    supervisor held the port open, no process read them, and each waited unanswered, then was reset (on models/demo,
+    a request sent 1.5 s after the SIGTERM, 28.7 s later). A server of one process refused them at once.
+    Now the supervisor closes the port as it stops: a new connection is refused while the request in flight is
+    still being answered, and that request still gets its answer."""
+    server = Server(tiny_training.bundle, f"sqlite:///{tmp_path / 'r.db'}", tmp_path / "server.log")
+    server.flags = ("--workers", "2", "--request-timeout-s", "15")
+    server.start()
+    assert server.process is not None
+    host, port = server.url.removeprefix("http://").split(":")
+    slow = socket.create_connection((host, int(port)), timeout=60)
+    try:
+        slow.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b'Content-Length: 40\r\n\r\n{"title":')  # fmt: skip
+        deadline = time.monotonic() + 30
+        while metric_value(httpx.get(f"{server.url}/metrics", timeout=10).text, "prodcat_requests_in_flight") < 2:
+            assert time.monotonic() < deadline, "the slow request never reached a worker"
+            time.sleep(0.1)
+        server.process.send_signal(signal.SIGTERM)
+        refused_while_answering = False
+        # until the slow request is answered: then the workers end, and the port closes with the supervisor
+        while not select.select([slow], [], [], 0.1)[0]:
+            try:
+                socket.create_connection((host, int(port)), timeout=5).close()
+            except ConnectionRefusedError:
+                refused_while_answering = not select.select([slow], [], [], 0)[0]
+                break
+        answer = slow.recv(65536).decode("latin-1")
+        exit_code = server.process.wait(timeout=60)
+    finally:
+        slow.close()
+        server.stop()
+    assert refused_while_answering, server.log_text()[-3000:]
+    assert answer.startswith("HTTP/1.1 408 "), answer
+    assert exit_code == 0
 
 
 def test_a_server_of_one_process_logs_at_the_level_asked(tiny_training, tmp_path: Path) -> None:

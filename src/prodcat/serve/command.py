@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import importlib
 import logging
 import os
 import re
@@ -276,6 +277,34 @@ def _metrics_of_every_worker() -> Iterator[None]:
             del os.environ[METRICS_DIR_VARIABLE]
 
 
+@contextlib.contextmanager
+def _supervisor_closing_the_port_at_stop() -> Iterator[None]:
+    """Within it, ``uvicorn.run(workers=N)`` runs a supervisor that closes its listening socket as soon as it stops
+    (SIGTERM, SIGINT), before it tells its workers to: each worker closes its own copy as its shutdown begins, so a
+    connection made from then on is refused at once, as a server of one process refuses it, and a client or load
+    balancer tries another server. uvicorn's supervisor held its copy open until every worker had ended (their
+    requests in flight answered, up to ``--request-timeout-s``): the kernel still took new connections into the
+    port's queue, where no process read them, and each waited unanswered until the supervisor exited and reset it.
+    uvicorn.run builds its supervisor from ``uvicorn.main.Multiprocess``, replaced here by a subclass for the
+    block's time."""
+    from uvicorn.supervisors import Multiprocess
+
+    # the module, which the package's ``main`` (its command line) hides as an attribute
+    uvicorn_main: Any = importlib.import_module("uvicorn.main")
+
+    class ClosingMultiprocess(Multiprocess):
+        def terminate_all(self) -> None:  # called once, as the supervisor stops (SIGHUP's restart does not)
+            for sock in self.sockets:
+                sock.close()
+            super().terminate_all()
+
+    uvicorn_main.Multiprocess = ClosingMultiprocess
+    try:
+        yield
+    finally:
+        uvicorn_main.Multiprocess = Multiprocess
+
+
 class _Stopped(Exception):
     """The server of one process stopped by SIGTERM (or SIGHUP), once it had shut down (:func:`_stopped_gracefully`)."""
 
@@ -386,7 +415,7 @@ def _serve(args: argparse.Namespace) -> int:
         with contextlib.suppress(_Stopped), _stopped_gracefully():
             uvicorn.run(app, **common)
     else:
-        with _metrics_of_every_worker():
+        with _metrics_of_every_worker(), _supervisor_closing_the_port_at_stop():
             # SIGHUP replaces the workers one by one, each once its replacement serves: uvicorn's own 5 s for
             # that stopped every restart of a model that takes longer to load (4 s for models/demo on an idle
             # machine, 21 s with two loading on a busy one), leaving the old workers in place
