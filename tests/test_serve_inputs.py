@@ -421,6 +421,38 @@ def test_an_explanation_of_more_words_than_the_server_allows_is_refused_before_t
             assert f"`max_explain_words` ({limit}), refused before the model runs (`max_explain_words`)" in reasons
 
 
+def test_an_explanation_whose_client_left_before_its_turn_is_not_run() -> None:
+    """One explanation runs at a time, each holding the model for seconds (about 3 s on models/demo, 20 s with e5).
+    One whose client had left (a client's timeout, often retried) still ran when its turn came, for no one: in a
+    soak of models/demo, explanations of clients gone after 0.05 s queued up and made those of waiting clients time
+    out (504 at 30 s). The client gone, it is not run: 499 (as a client gone while sending its body), the model
+    untouched, nothing sent."""
+    app = create_app(OneCategoryModel(), ServeSettings(), ReviewStore("sqlite://"))
+    body = json.dumps({"title": "blue ceramic mug"}).encode()
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/explain", "raw_path": b"/explain", "query_string": b"", "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
+    }  # fmt: skip
+    messages = iter([{"type": "http.request", "body": body, "more_body": False}])
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:  # the body, then the client is gone
+        return next(messages, {"type": "http.disconnect"})
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    with TestClient(app) as client:
+        exposition = client.get("/metrics").text
+        assert client.post("/explain", json={"title": "blue ceramic mug"}).status_code == 200  # a client who waits
+    assert sent == []
+    assert 'prodcat_requests_total{method="POST",route="/explain",status="499"} 1.0' in exposition
+    assert "prodcat_model_latency_seconds_count 0.0" in exposition
+
+
 def test_a_504_says_when_its_predictions_may_still_be_recorded_for_review(tmp_path: Path) -> None:
     """A prediction's review record, written after its request answered 504, was not said: the client could not
     know that sending the product again would put it in the queue twice."""

@@ -33,6 +33,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from prodcat.bundle import model_level
@@ -447,8 +448,9 @@ def _prediction_routes(service: PredictionService, settings: ServeSettings, metr
         product = await read_product(request)
         explain_settings = ExplainSettings(max_words=max_words, grid=grid)
         result = await service.explain(
-            product, request.state.request_id, top_k or settings.top_k, explain_settings, overlay
-        )
+            product, request.state.request_id, top_k or settings.top_k, explain_settings, overlay,
+            before=functools.partial(_refuse_if_client_left, request),
+        )  # fmt: skip
         return Response(result.model_dump_json(), media_type="application/json")
 
     @router.post(
@@ -682,6 +684,14 @@ def _review_routes(
         return out(item)
 
     return router
+
+
+async def _refuse_if_client_left(request: Request) -> None:
+    """Raise ``ClientDisconnect`` (answered 499 by the guard, as a client gone while sending its body) when the
+    client of ``request`` has left: one explanation runs at a time, each holding the model for seconds, and one whose
+    client left while it waited for its turn (a client's timeout, often retried) is not run for no one."""
+    if await request.is_disconnected():
+        raise ClientDisconnect
 
 
 def _check_api_key(key: str | None, settings: ServeSettings) -> None:

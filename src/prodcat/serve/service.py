@@ -11,7 +11,7 @@ import base64
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, cast
 
@@ -134,9 +134,16 @@ class PredictionService:
         return cast(list[PredictionOut | ApiError], results)
 
     async def explain(
-        self, product: ProductRequest, request_id: str, top_k: int, settings: ExplainSettings, overlay: bool
+        self,
+        product: ProductRequest,
+        request_id: str,
+        top_k: int,
+        settings: ExplainSettings,
+        overlay: bool,
+        before: Callable[[], Awaitable[None]] | None = None,
     ) -> ExplanationOut:
-        """Word and pixel weights of one product's prediction (nothing is recorded in the review store)."""
+        """Word and pixel weights of one product's prediction (nothing is recorded in the review store). ``before``
+        is awaited once it is the explanation's turn, before it starts: what it raises ends it unrun."""
 
         # its photo checked as /predict's, within a share of the request's time: a photo slow to decode is 504
         # image_check_timeout, not the request's 504 timeout once the explanation had waited for it
@@ -160,7 +167,7 @@ class PredictionService:
 
         # abandoned on timeout (504 on time); the thread keeps the limiter until it ends, so explanations
         # never pile up behind a client that gave up
-        explanation, overlay_png = await run_abandonable(run, limiter=self.explain_limiter)
+        explanation, overlay_png = await run_abandonable(run, limiter=self.explain_limiter, before=before)
         body = explanation.as_dict()
         if body["pixels"] is not None:
             body["pixels"]["overlay_png"] = overlay_png

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
@@ -26,14 +26,27 @@ T = TypeVar("T")
 _UNBOUNDED = anyio.CapacityLimiter(math.inf)
 
 
-async def run_abandonable(function: Callable[..., T], *args: Any, limiter: anyio.CapacityLimiter | None = None) -> T:
+async def run_abandonable(
+    function: Callable[..., T],
+    *args: Any,
+    limiter: anyio.CapacityLimiter | None = None,
+    before: Callable[[], Awaitable[None]] | None = None,
+) -> T:
     """``function(*args)`` in a worker thread, no longer awaited once the request is cancelled (its 504 leaves
     on time). The thread holds a token of ``limiter`` (default: anyio's, 40 threads) until it ends, even
-    abandoned; a call abandoned before its thread started never runs."""
+    abandoned; a call abandoned before its thread started never runs. ``before`` is awaited once the token is held,
+    just before the thread starts: what it raises ends the call unrun, the token given back (a client that left
+    while the call waited for its turn)."""
     limiter = limiter or anyio.to_thread.current_default_thread_limiter()
     loop = asyncio.get_running_loop()
     borrower = object()
     await limiter.acquire_on_behalf_of(borrower)
+    if before is not None:
+        try:
+            await before()
+        except BaseException:
+            limiter.release_on_behalf_of(borrower)
+            raise
     claim = threading.Lock()  # whoever claims first (the thread starting, the caller leaving) releases the token
     started = abandoned = False
 
