@@ -1008,13 +1008,40 @@ def test_each_issue_leaving_a_product_with_one_modality_says_what_the_model_clas
 
 
 def test_a_photo_given_as_a_url_says_it_is_one(tmp_path: Path) -> None:
+    """A web URL's issue told the user to 'download them and give their paths', with their own downloader: it names
+    the command that does, and the catalogue keeps each such URL, by product, for it."""
     path = tmp_path / "products.csv"
-    path.write_text("product_id,title,image\na,Lamp,https://cdn.example.com/lamp.jpg\n")
+    path.write_text("product_id,title,image\na,Lamp,https://cdn.example.com/lamp.jpg\nb,Mug,ftp://host/mug.jpg\n")
     catalog = load_catalog(path)
-    assert catalog.frame["image"].tolist() == [None] and catalog.frame["title"].tolist() == ["Lamp"]
+    assert catalog.frame["image"].tolist() == [None, None] and catalog.frame["title"].tolist() == ["Lamp", "Mug"]
+    lamp, mug = (issue.message for issue in catalog.issues if issue.field == "image")
+    assert (
+        "photo 'https://cdn.example.com/lamp.jpg' is a URL: photos are read from files; prodcat fetch-photos "
+        "downloads them and writes a catalogue naming their files; the product is kept without a photo"
+    ) in lamp
+    assert "photo 'ftp://host/mug.jpg' is a URL: photos are read from files, download them and give their paths" in mug
+    assert catalog.photo_urls == {"a": "https://cdn.example.com/lamp.jpg"}  # by product id: http(s) ones only
+
+
+def test_photos_given_as_flipkarts_list_of_urls_are_its_first_url(tmp_path: Path) -> None:
+    """Flipkart's own export gives a product's photos as a JSON list of URLs, and has no Images folder: it was read
+    as a copy of the sample without its photo folder ('photo folder Images not found'), no URL kept. The first URL of
+    the list is the product's photo URL now, said to be one, which prodcat fetch-photos downloads."""
+    first, second = "http://img5a.flixcart.com/image/a/b/mug-1.jpeg", "http://img6a.flixcart.com/image/a/b/mug-2.jpeg"
+    cell = json.dumps([first, second]).replace('"', '""')
+    (tmp_path / "flipkart_com-ecommerce_sample.csv").write_text(
+        "uniq_id,product_name,product_category_tree,image,description\n"
+        f'm1,Ceramic mug,"[""Kitchen >> Mugs""]","{cell}",350 ml\n'
+        'm2,Steel mug,"[""Kitchen >> Mugs""]",,500 ml\n',
+        encoding="utf-8",
+    )
+    catalog = load_catalog(tmp_path)
+    assert catalog.format == "flipkart" and catalog.photo_urls == {"m1": first}
     (issue,) = catalog.issues
-    assert "photo 'https://cdn.example.com/lamp.jpg' is a URL: photos are read from files" in issue.message
-    assert "the product is kept without a photo" in issue.message
+    assert issue.product_id == "m1" and issue.message.startswith(
+        f"flipkart_com-ecommerce_sample.csv: photo '{first}' (the first of the list given) is a URL: photos are read "
+        "from files; prodcat fetch-photos downloads them"
+    )
 
 
 def test_a_photo_given_as_a_file_url_is_read_from_its_path(tmp_path: Path) -> None:

@@ -227,6 +227,7 @@ WITHOUT_DEFAULT = {
     ("train", "--feedback"),
     ("serve", "--api-key-file"),
     ("collect", "--contact"),
+    ("fetch-photos", "--contact"),
     ("app", "--data"),
     ("app", "--predictions"),
     ("app", "--root"),

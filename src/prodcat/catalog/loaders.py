@@ -174,7 +174,8 @@ def _resolve_images(
         for name, is_blank in zip(_text(names).tolist(), blank.tolist(), strict=True)
     ]
     exists = [p is not None and os.path.isfile(p) for p in paths]
-    if not root.is_dir() and not any(exists) and not blank.all():
+    # photos given as URLs alone (Flipkart's own export) need no folder: each is said to be a URL
+    if not root.is_dir() and not any(exists) and not (blank | _are_web_urls(names)).all():
         return without_folder
     issues = []
     if named:
@@ -218,6 +219,9 @@ def _not_a_file(path: str, name: str, root: Path, none_found: bool = False) -> s
     """Why the photo ``name`` (resolved to ``path``) cannot be read: a URL, a directory or a device, pipe or socket
     is there (or a link to one), a link that leads to nothing, or nothing; ``none_found``: nor is any other photo of
     the table, so a relative one not found is told of ``--image-root``."""
+    if (url := web_photo_url(name)) is not None:
+        first = "" if url == name.strip() else " (the first of the list given)"
+        return f"photo {url!r}{first} is a URL: photos are read from files; {FETCH_PHOTOS}"
     if _URL.match(name) and not _local_file_url(name):
         return f"photo {name!r} is a URL: photos are read from files, download them and give their paths"
     if os.path.isdir(path):
@@ -234,6 +238,40 @@ def _not_a_file(path: str, name: str, root: Path, none_found: bool = False) -> s
 
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_WEB_URL = re.compile(r"https?://", re.IGNORECASE)
+#: what the issue of a photo given as a web URL says to do
+FETCH_PHOTOS = "prodcat fetch-photos downloads them and writes a catalogue naming their files"
+
+
+def web_photo_url(name: str) -> str | None:
+    """The ``http://`` or ``https://`` URL the photo cell ``name`` gives, which ``prodcat fetch-photos`` downloads:
+    the cell itself, or the first of a JSON list of them, as Flipkart's own export gives a product's photos
+    (``["http://img5a.flixcart.com/image/...jpeg", ...]``); ``None`` for any other cell."""
+    name = name.strip()
+    if name.startswith("["):
+        try:
+            photos = json.loads(name)
+        except (ValueError, RecursionError):
+            return None
+        name = photos[0].strip() if isinstance(photos, list) and photos and isinstance(photos[0], str) else ""
+    return name if _WEB_URL.match(name) else None
+
+
+def _are_web_urls(names: pd.Series) -> pd.Series:
+    """Whether each photo cell of ``names`` gives a web URL (:func:`web_photo_url`)."""
+    cells = _text(names)
+    return cells.str.contains("://", regex=False) & cells.map(lambda cell: web_photo_url(cell) is not None)
+
+
+def _photo_urls(names: pd.Series, frame: pd.DataFrame) -> dict[str, str]:
+    """The web URL (:func:`web_photo_url`) of each product of ``frame`` (indexed by source line, as ``names``, the
+    source's photo cells) whose photo is given as one, by its product id
+    (:attr:`~prodcat.catalog.schema.Catalog.photo_urls`)."""
+    cells = _text(names)
+    cells = cells[cells.str.contains("://", regex=False)]  # a million photo paths are not each parsed
+    return {
+        frame.at[line, "product_id"]: url for line, cell in cells.items() if (url := web_photo_url(cell)) is not None
+    }
 
 
 def _local_file_url(name: str) -> str | None:
@@ -551,11 +589,17 @@ def _column_kinds(strings: pd.DataFrame) -> _ColumnKinds:
     return _ColumnKinds(blank, lowered, boolean, number, number & ~(blank | dotted).any(axis=1))
 
 
-def _finish(frames: list[pd.DataFrame], issues: list[RowIssue], source: Path, fmt: str) -> Catalog:
+def _finish(
+    frames: list[pd.DataFrame],
+    issues: list[RowIssue],
+    source: Path,
+    fmt: str,
+    photo_urls: dict[str, str] | None = None,
+) -> Catalog:
     lines = [int(line) for part in frames for line in part.index]  # each part is indexed by its source line
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
     issues = sorted(issues, key=lambda i: i.row)
-    return Catalog(frame=frame, source=str(source), format=fmt, issues=issues, lines=lines)
+    return Catalog(frame=frame, source=str(source), format=fmt, issues=issues, lines=lines, photo_urls=photo_urls or {})
 
 
 def _column(table: SourceTable, name: str | None) -> pd.Series:
@@ -603,7 +647,8 @@ def load_flipkart(path: Path, image_root: Path | None = None) -> Catalog:
         text_expected=True,
         photo_issues=image_issues,
     )
-    return _finish([frame], table.issues + issues, csv_path, "flipkart")
+    urls = _photo_urls(table.frame["image"], frame)
+    return _finish([frame], table.issues + issues, csv_path, "flipkart", urls)
 
 
 def flipkart_specifications(cell: object) -> str:
@@ -977,7 +1022,8 @@ def load_table(
         photo_issues=photo_issues,
     )
     other_type_issues = [issue for issue in type_issues if issue.field != "image"]
-    return _finish([frame], table.issues + _named(other_type_issues, frame) + issues, path, fmt)
+    urls = _photo_urls(_column(table, columns["image"]), frame)
+    return _finish([frame], table.issues + _named(other_type_issues, frame) + issues, path, fmt, urls)
 
 
 #: the option naming the column of each canonical field

@@ -102,6 +102,9 @@ class Catalog:
     #: the category paths the source's own taxonomy defines as classes (Rakuten's ``categories.json``): one the
     #: parent of another there is a class of its own, products filed at the parent node, not a path stopping short
     taxonomy: frozenset[str] = frozenset()
+    #: the URL (``http://``, ``https://``) each product whose photo is given as one names, by product id: not read
+    #: (its ``image`` is ``None``, an issue says why), and downloaded by ``prodcat fetch-photos``
+    photo_urls: dict[str, str] = field(default_factory=dict)
 
     def line_of(self, position: int) -> int:
         """The source line of the product at ``position`` in ``frame`` (its 1-based position when unknown)."""

@@ -10,8 +10,9 @@ import sys
 import textwrap
 import unicodedata
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from prodcat import installed_version
 from prodcat.arguments import (
@@ -29,7 +30,7 @@ from prodcat.collect.http import HttpClient, host_of
 from prodcat.formatting import count_text, counted, say_error
 
 if TYPE_CHECKING:
-    from prodcat.collect.pipeline import CollectReport
+    from prodcat.collect.pipeline import CollectReport, RunEntries
 
 #: photos are static files, served apart from the search API and its stricter limit
 DEFAULT_IMAGE_RATE = 2.0
@@ -37,13 +38,19 @@ DEFAULT_IMAGE_RATE = 2.0
 _NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
 
 
-def _collection_folder(text: str) -> Path:
-    """``--out``: a folder that takes files (one that takes none failed at its first write, a page fetched, in
-    OSError's traceback), and no model bundle's, which would no longer load once it held the collection."""
-    path = writable_folder("the collection")(text)
-    if problem := into_bundle("", path):
-        raise argparse.ArgumentTypeError(problem)
-    return path
+def output_folder(what: str) -> Callable[[str], Path]:
+    """An argparse type for ``--out``, the folder of ``what`` (``"the collection"``): a folder that takes files (one
+    that takes none failed at its first write, a page fetched, in OSError's traceback), and no model bundle's, which
+    would no longer load once it held them."""
+    writable = writable_folder(what)
+
+    def folder(text: str) -> Path:
+        path = writable(text)
+        if problem := into_bundle("", path):
+            raise argparse.ArgumentTypeError(problem)
+        return path
+
+    return folder
 
 
 #: the largest --page-size, that of the source serving the largest pages
@@ -130,7 +137,15 @@ def _base_url_problem(text: str) -> str | None:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``prodcat collect`` among ``subparsers``; its ``func`` runs it (the command's code imported then)."""
+    """Register ``prodcat collect`` among ``subparsers``, then ``prodcat fetch-photos``, which downloads photos as it
+    does (:mod:`prodcat.collect.fetch_command`); each one's ``func`` runs it (the command's code imported then)."""
+    _add_collect_parser(subparsers)
+    from prodcat.collect import fetch_command  # it imports this module's options
+
+    fetch_command.add_parser(subparsers)
+
+
+def _add_collect_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "collect",
         help="collect products matching a query from a public API into a catalogue",
@@ -154,7 +169,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out",
         required=True,
-        type=_collection_folder,
+        type=output_folder("the collection"),
         metavar="DIR",
         help="output folder (re-used to resume; one holding another catalogue or query's collection is refused)",
     )
@@ -174,6 +189,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="PER_S",
         help=f"API requests per second (default: the API's stated limit, {_STATED_RATES})",
     )
+    add_http_options(parser, "5xx, timeouts and answers that are not the API's pages")
+    parser.add_argument(
+        "--base-url", type=_base_url, metavar="URL", help="the API's address (default: its public one), e.g. a mirror"
+    )
+    parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="fetch every page again instead of resuming, and the photos that failed for good (404, not an image, "
+        "too large); a refresh stopped halfway resumes where it stopped when run again, unless it saved no page for a "
+        "day",
+    )
+    parser.add_argument(
+        "--allow-fewer",
+        action="store_true",
+        help="replace DIR/products.csv even with fewer than half of the products it holds (they left the API); "
+        "without it such a run leaves the file as it was and exits 2",
+    )
+    parser.set_defaults(func=run_collect)
+
+
+def add_http_options(parser: argparse.ArgumentParser, retried: str) -> None:
+    """The options of the HTTP clients of a command that downloads (``collect``, ``fetch-photos``): the photos' rate,
+    retries (on what is ``retried``), timeouts, proxy and contact, read by :func:`http_client`."""
     parser.add_argument(
         "--image-rate",
         type=positive_rate,
@@ -187,9 +225,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=http.DEFAULT_RETRIES,
         metavar="N",
         help=(
-            "retries on 5xx, timeouts and answers that are not the API's pages (default %(default)s), and as many "
-            "again on 429s, which wait the API's window (60 s) unless Retry-After says; a host that refuses "
-            "connections is tried at most twice more"
+            f"retries on {retried} (default %(default)s), and as many again on 429s, which wait 60 s unless "
+            "Retry-After says; a host that refuses connections is tried at most twice more"
         ),
     )
     parser.add_argument(
@@ -211,11 +248,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=positive_seconds,
         default=http.DEFAULT_DEADLINE,
         metavar="S",
-        help="seconds a whole answer (page or photo) may take; one still downloading after them is abandoned "
+        help="seconds a whole answer (a page, a photo) may take; one still downloading after them is abandoned "
         "(default %(default)s)",
-    )
-    parser.add_argument(
-        "--base-url", type=_base_url, metavar="URL", help="the API's address (default: its public one), e.g. a mirror"
     )
     parser.add_argument(
         "--proxy",
@@ -230,20 +264,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=_contact,
         help="e-mail or URL put in the User-Agent, as public APIs ask (env PRODCAT_CONTACT)",
     )
-    parser.add_argument(
-        "--refresh",
-        action="store_true",
-        help="fetch every page again instead of resuming, and the photos that failed for good (404, not an image, "
-        "too large); a refresh stopped halfway resumes where it stopped when run again, unless it saved no page for a "
-        "day",
-    )
-    parser.add_argument(
-        "--allow-fewer",
-        action="store_true",
-        help="replace DIR/products.csv even with fewer than half of the products it holds (they left the API); "
-        "without it such a run leaves the file as it was and exits 2",
-    )
-    parser.set_defaults(func=run_collect)
 
 
 def run_collect(args: argparse.Namespace) -> int:
@@ -254,9 +274,9 @@ def run_collect(args: argparse.Namespace) -> int:
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     collector = COLLECTORS[args.source](args.base_url)
     requests_per_second = args.rate or collector.default_requests_per_second
-    api_client = _client(args, requests_per_second, rate_limit_window=collector.rate_limit_window)
-    try:
-        report = collect(
+    api_client = http_client(args, requests_per_second, rate_limit_window=collector.rate_limit_window)
+    report = run_resumably(
+        lambda: collect(
             collector,
             args.query,
             args.out,
@@ -264,25 +284,16 @@ def run_collect(args: argparse.Namespace) -> int:
             max_products=args.max_products,
             page_size=args.page_size,
             # the API's host, named by the user, may be private (a mirror on the local network); others may not
-            image_client=_client(args, args.image_rate, private_hosts=_api_host(collector.base_url))
+            image_client=http_client(args, args.image_rate, private_hosts=_api_host(collector.base_url))
             if args.images
             else None,
             refresh=args.refresh,
             allow_fewer=args.allow_fewer,
-        )
-    except OSError as exc:
-        if exc.errno not in _NO_ROOM:
-            raise
-        return say_error(
-            f"cannot write {exc.filename}: {exc.strerror}. Free some space, then run the same command again to resume: "
-            "the pages and photos saved so far are kept"
-        )
-    except KeyboardInterrupt:  # while products.csv and collect.json were written: they agree whichever was reached
-        print(
-            "interrupted: the pages and photos saved so far are kept; run the same command again to resume",
-            file=sys.stderr,
-        )
-        return 130
+        ),
+        "the pages and photos",
+    )
+    if isinstance(report, int):
+        return report
     _print_summary(report, args.out)
     if report.stopped_by == "interrupted":
         print(f"interrupted: {_kept(report)}", file=sys.stderr)
@@ -295,13 +306,36 @@ def run_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+_Report = TypeVar("_Report")
+
+
+def run_resumably(run: Callable[[], _Report], saved: str) -> _Report | int:
+    """What ``run()`` returns, or the exit code of a failure it left resumable, said in one line: a full disk, or
+    Ctrl-C while its outputs were written (they agree whichever was reached). ``saved``: what it keeps to resume from
+    (``"the photos"``)."""
+    try:
+        return run()
+    except OSError as exc:
+        if exc.errno not in _NO_ROOM:
+            raise
+        return say_error(
+            f"cannot write {exc.filename}: {exc.strerror}. Free some space, then run the same command again to resume: "
+            f"{saved} saved so far are kept"
+        )
+    except KeyboardInterrupt:
+        print(f"interrupted: {saved} saved so far are kept; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
 def _api_host(base_url: str) -> tuple[str, ...]:
     """The API's own host, as the photo client reads a URL's (:func:`host_of`), which may be private."""
     host = host_of(base_url)
     return (host,) if host else ()
 
 
-def _client(args: argparse.Namespace, requests_per_second: float, **options: Any) -> HttpClient:
+def http_client(args: argparse.Namespace, requests_per_second: float, **options: Any) -> HttpClient:
+    """The HTTP client of the options of :func:`add_http_options` in ``args``, at ``requests_per_second``, given the
+    other ``options`` of :class:`HttpClient`."""
     return HttpClient(
         _user_agent(args.contact),
         requests_per_second,
@@ -342,17 +376,27 @@ def _print_summary(report: CollectReport, out: str) -> None:
         "the results, past --max-products, or not reached by an unfinished run)",
         "orphan_photos_removed": "photo(s) of products no longer collected removed from "
         f"{os.path.join(out, IMAGES_DIR)}",
+    }
+    print_notes(report, out, REPORT_JSON, notes)
+
+
+def print_notes(report: RunEntries, out: str, report_json: str, notes: dict[str, str]) -> None:
+    """Say each count of ``report`` that ``notes`` (by count), or the photo downloader's notes, tell what follows
+    from, when it is not zero; then how many errors and warnings ``out/report_json`` details."""
+    from prodcat.collect.photos import IMAGES_DIR
+
+    photo_notes = {
         "photos_damaged": f"photo(s) saved in {os.path.join(out, IMAGES_DIR)} by an earlier run no longer decoded "
         "(emptied or cut short on disk since): removed and fetched again (see the warnings)",
         "photos_not_tried": "photo(s) not tried, their host being unreachable or rate limiting: run the same command "
         "again to fetch them",
     }
-    for name, note in notes.items():
-        if counts.get(name):
-            print(f"{said[name]} {note}")
+    for name, note in {**notes, **photo_notes}.items():
+        if count := report.counts.get(name):
+            print(f"{count_text(count)} {note}")
     print(
         f"{count_text(len(report.errors))} error(s), {count_text(len(report.warnings))} warning(s); counts and "
-        f"details in {os.path.join(out, REPORT_JSON)}"
+        f"details in {os.path.join(out, report_json)}"
     )
 
 

@@ -22,7 +22,7 @@ from prodcat.image.decode import DECODABILITY_SIDE, ImageDecodeError, load_image
 from prodcat.image.formats import decoded_image_types
 
 if TYPE_CHECKING:
-    from prodcat.collect.pipeline import CollectReport
+    from prodcat.collect.pipeline import RunEntries
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def download_photos(
     out: Path,
     client: HttpClient,
     max_bytes: int,
-    report: CollectReport,
+    report: RunEntries,
     refresh: bool,
     sources: PhotoSources,
     failed: FailedPhotos,
@@ -97,7 +97,7 @@ def download_photos(
 _TYPE_HEAD_BYTES = 4096
 
 
-def _removed_as_damaged(product_id: str, path: Path, max_bytes: int, report: CollectReport) -> bool:
+def _removed_as_damaged(product_id: str, path: Path, max_bytes: int, report: RunEntries) -> bool:
     """Whether the photo ``path`` saved in an earlier run no longer decodes (emptied, truncated or overwritten on disk
     since: it was checked as it was saved), by the check of a download; removed then, and said so, to be fetched
     again: kept, it stayed linked to its product on every run, and only deleting it by hand helped. A file this run
@@ -152,7 +152,7 @@ def _download_photo(
     folder: Path,
     client: HttpClient,
     max_bytes: int,
-    report: CollectReport,
+    report: RunEntries,
     failed: FailedPhotos,
     sources: PhotoSources,
 ) -> NetworkError | None:
@@ -276,7 +276,7 @@ def orphan_photos(
     return orphans
 
 
-def remove_photos(out: Path, photos: dict[str, str], report: CollectReport, sources: PhotoSources) -> None:
+def remove_photos(out: Path, photos: dict[str, str], report: RunEntries, sources: PhotoSources) -> None:
     """Delete these photos (file name by product id) from ``out/images``, then forget where they were fetched from:
     stopped between the two, the next finished run finds them again in ``photo_sources.json``."""
     if not photos:

@@ -113,8 +113,30 @@ class CollectionBusyError(RunBusyError, RunRefused):
     """Another run is collecting into the output folder (it holds its :data:`LOCK_FILE`)."""
 
 
+class RunEntries:
+    """What a run that fetches photos (a collection, ``prodcat fetch-photos``) counts and records: the ``counts``,
+    ``errors`` and ``warnings`` fields of the dataclass of its report, which mixes this in (the photo downloader,
+    :func:`~prodcat.collect.photos.download_photos`, writes to either)."""
+
+    counts: dict[str, int]
+    errors: list[dict[str, Any]]
+    warnings: list[dict[str, Any]]
+
+    def count(self, key: str) -> None:
+        """Add one to ``counts[key]``."""
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def add_error(self, field: str, message: str, **where: str | int) -> None:
+        """Record an error of ``field`` in :attr:`errors`, ``where`` (page, product) it happened among its keys."""
+        self.errors.append({**where, "field": field, "message": message})
+
+    def add_warning(self, field: str, message: str, **where: str | int) -> None:
+        """Record a warning of ``field`` in :attr:`warnings`, as :meth:`add_error` does an error."""
+        self.warnings.append({**where, "field": field, "message": message})
+
+
 @dataclass
-class CollectReport:
+class CollectReport(RunEntries):
     """What a collection did; ``collect.json`` is this as JSON.
 
     ``stopped_by``: ``"max_products"``, ``"exhausted"`` (no more results), ``"paging_ignored"`` (a page served
@@ -157,18 +179,6 @@ class CollectReport:
     counts: dict[str, int] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
-
-    def count(self, key: str) -> None:
-        """Add one to ``counts[key]``."""
-        self.counts[key] = self.counts.get(key, 0) + 1
-
-    def add_error(self, field: str, message: str, **where: str | int) -> None:
-        """Record an error of ``field`` in :attr:`errors`, ``where`` (page, product) it happened among its keys."""
-        self.errors.append({**where, "field": field, "message": message})
-
-    def add_warning(self, field: str, message: str, **where: str | int) -> None:
-        """Record a warning of ``field`` in :attr:`warnings`, as :meth:`add_error` does an error."""
-        self.warnings.append({**where, "field": field, "message": message})
 
 
 def collect(
@@ -241,10 +251,10 @@ def collect(
     )
     with lock:
         _check_output_folder(out, collector, query)  # again: a run that held the folder meanwhile wrote there
-        _remove_leftovers(out)
+        remove_leftovers(out, {PRODUCTS_CSV, REPORT_JSON})
         earlier = _earlier_products(out / PRODUCTS_CSV)
         started = time.monotonic()
-        report = CollectReport(collector.name, query, collector.base_url, _now(), max_products=max_products)
+        report = CollectReport(collector.name, query, collector.base_url, now(), max_products=max_products)
         pages = PageCache(out / PAGES_DIR, collector, query, page_size, refresh)
         report.refresh_resumed = pages.refresh_resumed
         sources = PhotoSources(out)
@@ -317,22 +327,31 @@ def _check_output_folder(out: Path, collector: Collector, query: str) -> None:
             f"{collector.name} there would replace its {PRODUCTS_CSV}; choose another output folder (the same "
             "query there resumes it)"
         )
+    refuse_if_edited(
+        catalogue, earlier, "prodcat collect", "a collection would replace it with the API's products", "collect again"
+    )
+
+
+def refuse_if_edited(catalogue: Path, earlier: dict[str, Any], command: str, replaced: str, again: str) -> None:
+    """Refuse (``FileExistsError``) the ``catalogue`` that ``command`` wrote, as its report ``earlier`` records by
+    checksum, changed since (edited by hand): ``replaced`` says what a run would do to it, ``again`` what deleting it
+    lets the user do."""
     # absent from the reports of older versions; two while a run was replacing the file
     written = [
         checksum for key in ("products_sha256", "replacing_sha256") if isinstance(checksum := earlier.get(key), str)
     ]
     if written and sha256_file(catalogue) not in written:
         raise FileExistsError(
-            f"{catalogue} was changed since prodcat collect wrote it (edited by hand?): a collection would replace it "
-            "with the API's products, the changes lost; move it elsewhere to keep them, or delete it to collect again"
+            f"{catalogue} was changed since {command} wrote it (edited by hand?): {replaced}, the changes lost; move "
+            f"it elsewhere to keep them, or delete it to {again}"
         )
 
 
-def _remove_leftovers(out: Path) -> None:
-    """Delete the temporary files that runs killed outright (kill -9, a power cut) left beside the collection's files,
-    pages and photos: nothing reads them, and a photo's can be megabytes. Only a collection's own: in ``out``, the
-    temporary siblings of its files, never of a user's."""
-    ours = {PRODUCTS_CSV, REPORT_JSON, FAILED_PHOTOS_JSON, PHOTO_SOURCES_JSON}
+def remove_leftovers(out: Path, files: set[str]) -> None:
+    """Delete the temporary files that runs killed outright (kill -9, a power cut) left beside the ``files`` of a run
+    (its catalogue, its report) and the photos' records, and in its photos and pages: nothing reads them, and a
+    photo's can be megabytes. Only a run's own: in ``out``, the temporary siblings of its files, never of a user's."""
+    ours = files | {FAILED_PHOTOS_JSON, PHOTO_SOURCES_JSON}
     leftovers = [path for path in out.glob("*.tmp") if temporary_sibling_of(path.name) in ours]
     in_own_folders = itertools.chain((out / IMAGES_DIR).glob("*.tmp"), (out / PAGES_DIR).rglob("*.tmp"))
     leftovers += [path for path in in_own_folders if temporary_sibling_of(path.name) is not None]
@@ -631,19 +650,26 @@ def _write_outputs(
         with_photo=len(images),
     )
     report.counts = dict(sorted(report.counts.items()))
-    report.finished = _now()
+    report.finished = now()
     report.seconds = round(time.monotonic() - started, 3)
     if new_catalogue is not None:
-        # the report first, accepting both files: written after products.csv, a full disk (or Ctrl-C) between the two
-        # left the earlier report, whose checksum had every later run refuse the new file as edited by hand
-        _write_report(out, replace(report, replacing_sha256=on_disk))
-        write_bytes(catalogue, new_catalogue)
+        replace_catalogue(catalogue, new_catalogue, out / REPORT_JSON, replace(report, replacing_sha256=on_disk))
         remove_photos(out, orphans, report, sources)
-    _write_report(out, report)
+    write_report(out / REPORT_JSON, report)
 
 
-def _write_report(out: Path, report: CollectReport) -> None:
-    write_text(out / REPORT_JSON, json.dumps(asdict(report), indent=2, ensure_ascii=False))
+def replace_catalogue(catalogue: Path, data: bytes, report_json: Path, accepting_both: Any) -> None:
+    """Write ``data`` at ``catalogue``, the report ``accepting_both`` written first at ``report_json`` (a dataclass
+    whose ``products_sha256`` is the checksum of ``data`` and ``replacing_sha256`` that of the file it replaces):
+    written after, a full disk (or Ctrl-C) between the two left the earlier report, whose checksum had every later run
+    refuse the new file as edited by hand (:func:`refuse_if_edited`). The caller writes its final report next."""
+    write_report(report_json, accepting_both)
+    write_bytes(catalogue, data)
+
+
+def write_report(path: Path, report: Any) -> None:
+    """Write the dataclass ``report`` at ``path`` as JSON."""
+    write_text(path, json.dumps(asdict(report), indent=2, ensure_ascii=False))
 
 
 def _products_csv(collector: Collector, products: list[CollectedProduct], images: dict[str, str]) -> bytes:
@@ -666,5 +692,6 @@ def _products_csv(collector: Collector, products: list[CollectedProduct], images
     return utf8(csv_text(pd.DataFrame(rows, columns=columns)))
 
 
-def _now() -> str:
+def now() -> str:
+    """The time now, as a report records it (ISO 8601, UTC, to the second)."""
     return datetime.now(UTC).isoformat(timespec="seconds")
