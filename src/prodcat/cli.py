@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "prodcat.app.command",
     "prodcat.evaluate.robustness_parser",
     "prodcat.evaluate.explain_parser",
+    "prodcat.features.cache_command",
 )
 
 

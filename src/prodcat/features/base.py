@@ -22,7 +22,7 @@ from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Se
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,19 @@ _V = TypeVar("_V")
 _REGISTRY: dict[str, type[Extractor]] = {}
 
 
+class CacheOwner(Protocol):
+    """A class whose outputs are cached in files named by :attr:`name` (:meth:`Extractor.cache_owners`)."""
+
+    name: ClassVar[str]
+    #: its own version, that of its ONNX export
+    version: ClassVar[str]
+
+    @classmethod
+    def cache_version(cls) -> str:
+        """The version its cached outputs are filed under."""
+        ...
+
+
 class Extractor(AddedParametersDefaulted, TransformerMixin, BaseEstimator):
     """Base class: a named, versioned transformer of catalogue frames (one pickled before its class took a parameter
     unpickles with that parameter's default: :class:`~prodcat.parameters.AddedParametersDefaulted`)."""
@@ -51,10 +64,19 @@ class Extractor(AddedParametersDefaulted, TransformerMixin, BaseEstimator):
     #: ``"text"`` or ``"image"``: which part of a product it reads
     modality: ClassVar[str] = ""
 
-    def cache_version(self) -> str:
+    @classmethod
+    def cache_version(cls) -> str:
         """The version its cached outputs are filed under: :attr:`version`, and that of whatever else
         changes them for the same input (photo readers: the decoder's)."""
-        return self.version
+        return cls.version
+
+    @classmethod
+    def cache_owners(cls) -> dict[str, type[CacheOwner]]:
+        """The classes whose files in the prodcat cache it writes, by the name that begins those files: itself, and a
+        helper with a cache of its own (OCR's texts); each with its :attr:`version` (that of its ONNX export) and
+        ``cache_version()`` (that of its cached outputs). ``prodcat cache`` tells current files from those of an
+        older prodcat by them."""
+        return {cls.name: cls}
 
     def missing_requirement(self) -> str | None:
         """What this extractor needs that the installation lacks (an optional package), in a sentence saying how to

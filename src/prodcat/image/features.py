@@ -91,8 +91,9 @@ class _ReadsPhotos:
 
     version: ClassVar[str]
 
-    def cache_version(self) -> str:
-        return photo_cache_version(self.version)
+    @classmethod
+    def cache_version(cls) -> str:
+        return photo_cache_version(cls.version)
 
 
 class ImageEncoder(_ReadsPhotos, PretrainedEncoder):

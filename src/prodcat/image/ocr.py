@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from PIL import Image
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from prodcat.features.base import Extractor, NothingToLearn, by_key, register, values_with_cache
+from prodcat.features.base import CacheOwner, Extractor, NothingToLearn, by_key, register, values_with_cache
 from prodcat.features.cache import ReadThroughMemoryCache, TextCache, TextMemoryCache
 from prodcat.image.decode import ImageItem, ImageSource, decode_item, image_items, photo_cache_version, photo_key
 from prodcat.text.clean import clean_texts
@@ -115,8 +115,13 @@ class PhotoText(TransformerMixin, BaseEstimator):
         memory = getattr(self, "_model_memory_cache", None)
         return self.disk_cache() if memory is None else memory
 
+    @classmethod
+    def cache_version(cls) -> str:
+        """The version its texts are cached under: its own and the decoder's."""
+        return photo_cache_version(cls.version)
+
     def disk_cache(self) -> TextCache:
-        return TextCache.for_extractor(self.name, photo_cache_version(self.version), self.cache_dir)
+        return TextCache.for_extractor(self.name, self.cache_version(), self.cache_dir)
 
     def use_memory_cache(self, max_items: int, read_disk: bool = False) -> None:
         """Keep at most ``max_items`` recent texts in memory instead of writing them to the on-disk cache, reading
@@ -242,6 +247,11 @@ class PhotoTextTfidf(Extractor):
         if importlib.util.find_spec("rapidocr") is None:
             return f"{self.name} needs rapidocr, a dependency of prodcat (pip install 'rapidocr==3.10.0')"
         return None
+
+    @classmethod
+    def cache_owners(cls) -> dict[str, type[CacheOwner]]:
+        """It caches nothing itself; :class:`PhotoText`, which it reads photos with, caches their texts."""
+        return {PhotoText.name: PhotoText}
 
     def reader(self) -> PhotoText:
         """The OCR, built once per instance (its engine and memory cache are not pickled), with this extractor's
