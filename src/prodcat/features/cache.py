@@ -287,8 +287,9 @@ class MemoryCache(Generic[_V]):
         return len(self._items)
 
     def _stored(self, value: Any) -> Any:
-        """``value`` as kept: a vector as ``float32``."""
-        return np.asarray(value, dtype=np.float32)
+        """``value`` as kept: a vector as ``float32``, a copy of its own (a row of a batch's array would keep the
+        whole batch alive)."""
+        return np.array(value, dtype=np.float32)
 
 
 class TextMemoryCache(MemoryCache[str]):
