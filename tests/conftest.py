@@ -276,3 +276,17 @@ def png_bomb(width: int, height: int, text_chunks: int = 0) -> bytes:
 def png_bomb_bytes() -> Callable[..., bytes]:
     """:func:`png_bomb`, for tests of the pixel limit (or of a small valid PNG)."""
     return png_bomb
+
+
+def identity_onnx(path: Path) -> Path:
+    """``path``, an ONNX model that gives its one float back: enough for an onnxruntime session's options."""
+    import onnx
+
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["y"])],
+        "identity",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+    )
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), path)
+    return path

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 from threadpoolctl import threadpool_limits
 
+from conftest import identity_onnx
 from prodcat.features.base import make_extractor
 from prodcat.image.augment import RandomAugment, tta_views
 from prodcat.image.decode import DEFAULT_MAX_BYTES, image_items
@@ -414,17 +415,9 @@ def test_onnx_sessions_threads_sleep_between_parallel_regions_rather_than_spin(t
     on the shared cores a spinning thread held a core its session's other thread needed. `prodcat predict` of
     Flipkart with a cold cache took 64 CPU-s before, 53 after, with the same predictions
     (benchmarks/onnx_spinning.py)."""
-    import onnx
-
     from prodcat.features.onnx import onnx_session
 
-    graph = onnx.helper.make_graph(
-        [onnx.helper.make_node("Identity", ["x"], ["y"])],
-        "identity",
-        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
-        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
-    )
-    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), tmp_path / "m.onnx")
+    model = identity_onnx(tmp_path / "m.onnx")
     for threads in (None, 1, 2):
-        options = onnx_session(tmp_path / "m.onnx", threads).get_session_options()
+        options = onnx_session(model, threads).get_session_options()
         assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

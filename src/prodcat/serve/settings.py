@@ -209,6 +209,14 @@ class ServeSettings(BaseSettings):
         ge=1,
         description="recent embeddings kept in memory per extractor (the server never writes the on-disk cache)",
     )
+    # Off by default: a server giving its model calls' memory back spends it again at each call (docs/api.md: on
+    # models/demo, 637 MB against 1,126 MB after a soak of 1,500 requests, for some twice the CPU a call of 64
+    # products, a quarter more a product alone)
+    release_memory: bool = Field(
+        False,
+        description="give the memory of each model call back to the system once done (ONNX sessions without "
+        "onnxruntime's arena, glibc's malloc returning every large block): a smaller process, for more CPU a call",
+    )
     log_level: str = Field("info", description=f"{', '.join(LOG_LEVELS[:-1])} or {LOG_LEVELS[-1]}")
     # NoDecode, as image_types; none by default: a browser page of another origin calls the API only where the server
     # says so (CORS), and its preflight OPTIONS was a 405
