@@ -1035,6 +1035,8 @@ def test_no_more_workers_start_than_there_are_cores_and_runs(monkeypatch, n_jobs
     runs to do."""
     import joblib
 
+    from prodcat import parallel
+
     asked = []
 
     class Recorded(joblib.Parallel):
@@ -1044,7 +1046,7 @@ def test_no_more_workers_start_than_there_are_cores_and_runs(monkeypatch, n_jobs
 
     monkeypatch.setattr(clustering, "Parallel", Recorded)
     # a 4-core machine (raising=False: the check fails on what is asked, not on a missing name)
-    monkeypatch.setattr(clustering, "effective_n_jobs", lambda n: 4 if n == -1 else n, raising=False)
+    monkeypatch.setattr(parallel, "effective_n_jobs", lambda n: 4 if n == -1 else n)  # worker_count's
     frame = _mugs_watches_and_trains(str)
     for features, reductions in ((["tfidf"], ["pca"]), (["bow", "tfidf"], ["pca", "pca+knn", "tsne"])):
         FeasibilityStudy(features=features, reductions=reductions, n_jobs=n_jobs, progress=False).run(frame)

@@ -1196,7 +1196,7 @@ def test_a_classifier_pickled_to_another_process_carries_the_extractors_of_ones_
     monkeypatch.setattr(base, "_REGISTRY", fresh)
     unpickled = pickle.loads(pickled)
     assert base.make_extractor(own.name).__class__ is _OneValuePerProduct
-    assert unpickled.config == config and set(vars(unpickled)) == {"config"}
+    assert unpickled.config == config and vars(unpickled) == {"config": config, "n_jobs": None}  # n_jobs: unpickled
 
 
 @register

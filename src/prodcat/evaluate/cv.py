@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from tqdm.auto import tqdm
 
 from prodcat.catalog.schema import category_at_level, modality_mask
@@ -344,8 +345,9 @@ def cross_validate(
     folds: int = 5,
     progress: bool = True,
     only_folds: Collection[int] | None = None,
+    n_jobs: int | None = None,
 ) -> CVResult:
-    """Fit ``ProductClassifier(config)`` on ``folds - 1`` folds, predict the last, for each fold.
+    """Fit ``ProductClassifier(config, n_jobs=n_jobs)`` on ``folds - 1`` folds, predict the last, for each fold.
 
     ``frame`` is a canonical catalogue frame; its products without a category are left out. The folds are
     stratified by the category at ``config``'s level and drawn with ``config.seed``. Raises ``TrainingRefused``
@@ -355,6 +357,9 @@ def cross_validate(
     ``only_folds`` (fold numbers, 0 to ``folds - 1``) runs those folds of the same split alone, for a check that
     cannot afford the whole cross-validation: the result holds their products only, each predicted as the full run
     predicts it (a fold's model is fitted on its own training part, whichever other folds run).
+
+    ``n_jobs``: the processes fitting each model's inner folds (:class:`~prodcat.models.classifier.ProductClassifier`);
+    the folds themselves are fitted one after the other.
     """
     config = config or Config()
     frame = frame[frame["category"].notna()].reset_index(drop=True)
@@ -376,7 +381,7 @@ def cross_validate(
     skips: dict[tuple[str, str], dict[int, int | None]] = {}  # the folds skipping a head, and its count, by reason
     begun = time.perf_counter()
     with encodings_counted() as tally:
-        _run_folds(frame, config, y, splits, run, result, skips, progress)
+        _run_folds(ProductClassifier(config, n_jobs=n_jobs), frame, y, splits, run, result, skips, progress)
     result.wall_seconds = time.perf_counter() - begun
     result.features = {"encoded": tally.n_encoded, "cached": tally.n_cached}
     _warn_of_skipped_heads(skips, len(run))
@@ -384,8 +389,8 @@ def cross_validate(
 
 
 def _run_folds(
+    unfitted: ProductClassifier,
     frame: pd.DataFrame,
-    config: Config,
     y: np.ndarray,
     splits: list[tuple[np.ndarray, np.ndarray]],
     run: Collection[int],
@@ -393,8 +398,8 @@ def _run_folds(
     skips: dict[tuple[str, str], dict[int, int | None]],
     progress: bool,
 ) -> None:
-    """Fit and predict the folds ``run`` of ``splits`` into ``result`` (:func:`cross_validate`'s), the heads each
-    fit skipped into ``skips``."""
+    """Fit (a clone of ``unfitted``) and predict the folds ``run`` of ``splits`` into ``result``
+    (:func:`cross_validate`'s), the heads each fit skipped into ``skips``."""
     folds = len(splits)
     proba, fold_of, decision, threshold, used = (
         result.proba,
@@ -408,7 +413,7 @@ def _run_folds(
         start = time.perf_counter()
         try:
             with head_skips_collected() as skipped:
-                model = ProductClassifier(config).fit(frame.iloc[train], y[train])
+                model = clone(unfitted).fit(frame.iloc[train], y[train])
         except TrainingRefused as refusal:  # what the products of one fold cannot train: said naming the fold
             _warn_of_skipped_heads(_add_skips(skips, k, skipped), len(run))
             raise TrainingRefused(f"the training part of fold {k} (of folds 0 to {folds - 1}): {refusal}") from refusal

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from joblib import Parallel, delayed, effective_n_jobs
+from joblib import Parallel, delayed
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
@@ -41,6 +41,7 @@ from prodcat.explore.choices import DEFAULT_FEATURES, DEFAULT_REDUCTIONS, REDUCT
 from prodcat.explore.metrics import Categories, ClusterMatching, clustering_scores, match_clusters
 from prodcat.explore.reduction import combine_blocks, make_reduction, warm_up_umap
 from prodcat.features.base import extractor_names, find_extractor, seeded_extractor
+from prodcat.parallel import worker_count
 
 log = logging.getLogger(__name__)
 
@@ -267,14 +268,6 @@ EXTRACTOR_FAILURES = (ValueError, OSError, ImportError)
 
 #: the fewest labelled products a feasibility study runs on
 MIN_PRODUCTS = 10
-
-
-def worker_count(n_jobs: int, runs: int) -> int:
-    """The processes worth starting for ``runs`` reductions at ``n_jobs`` (joblib's reading: -1 every core, -2 all but
-    one): no more than the runs, nor than the cores, each run being single-threaded. loky starts every worker it is
-    given at once: ``--jobs 1000`` started hundreds of interpreters for a single run, which had not ended after
-    5 minutes on 2 cores (10 s with 2)."""
-    return max(1, min(effective_n_jobs(n_jobs), effective_n_jobs(-1), runs))
 
 
 class FeasibilityStudy:

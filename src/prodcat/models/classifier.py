@@ -323,9 +323,13 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
     one a product, is read as the frame of those rows; any input is read as the Predictor reads it
     (:func:`product_frame`).
 
-    Its one parameter is ``config`` (:class:`~prodcat.config.Config`, ``None`` for the default); its fields and those of
-    its parts are parameters too, as ``config__seed`` or ``config__early__C``, for :meth:`set_params` and
-    scikit-learn's searches (:meth:`get_params`). Fitted, it holds
+    Its parameters are ``config`` (:class:`~prodcat.config.Config`, ``None`` for the default) and ``n_jobs``; the
+    config's fields and those of its parts are parameters too, as ``config__seed`` or ``config__early__C``, for
+    :meth:`set_params` and scikit-learn's searches (:meth:`get_params`). ``n_jobs`` is scikit-learn's: the processes
+    fitting the folds of the inner cross-validations (``None``, the default, or 1: this one, unless in joblib's
+    ``parallel_config(n_jobs=...)``; -1: one a core), which fit the same models in either (tested); it is how the
+    model is fitted, not what it learns, so it is not pickled (:func:`~prodcat.parallel.in_processes`). Fitted, it
+    holds
     ``classes_``, the categories as a scikit-learn classifier does (``np.unique(y)``): the columns of
     :meth:`predict_proba`'s probabilities, in that order, and what :meth:`predict` answers; ``y`` given as numbers
     (Rakuten's ``prdtypecode``, ``[10, 40, 2705]``) keeps them, their dtype and numeric order, and any other target
@@ -344,8 +348,9 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
     fusion_: LateFusion | StackingFusion | None
     early_scalers_: dict[str, StandardScaler]
 
-    def __init__(self, config: Config | None = None):
+    def __init__(self, config: Config | None = None, n_jobs: int | None = None):
         self.config = config
+        self.n_jobs = n_jobs
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """``config``, and with ``deep`` each field of it and of its parts as ``config__<field>`` (the default
@@ -629,7 +634,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
             mask = masks[name]
             full = np.tile(self.prior_, (len(y), 1))
             full[mask] = out_of_fold_proba(
-                head, matrices[name], y[mask], self.categories_, config.inner_folds, config.seed
+                head, matrices[name], y[mask], self.categories_, config.inner_folds, config.seed, self.n_jobs
             )
             probas[name] = full
             head.fit_matrix(matrices[name], y[mask])
@@ -803,7 +808,7 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
                 )
                 for choice in choices
             }
-        probas = out_of_fold_probas(candidates, X, y, self.categories_, config.inner_folds, config.seed)
+        probas = out_of_fold_probas(candidates, X, y, self.categories_, config.inner_folds, config.seed, self.n_jobs)
         if len(candidates) == 1:
             return next(iter(candidates.values())), next(iter(probas.values()))
         y_index = np.searchsorted(self.categories_, y)
@@ -1004,8 +1009,9 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
 
     def __getstate__(self) -> dict[str, Any]:
         # Out-of-fold training scores and what was read of the training products are for reports, not for the
-        # saved model.
-        unsaved = ("oof_proba_", "oof_y_", "oof_cross_fitted_", "training_read_")
+        # saved model; n_jobs is how it was fitted, not what it learnt: a model fitted in 2 processes pickles as
+        # the one fitted in this one, byte for byte (unpickled, it has the default, None)
+        unsaved = ("oof_proba_", "oof_y_", "oof_cross_fitted_", "training_read_", "n_jobs")
         state = {k: v for k, v in self.__dict__.items() if k not in unsaved}
         if own := own_extractor_classes(self.config):
             state[OWN_EXTRACTORS] = own

@@ -28,6 +28,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from prodcat.config import ClassifierConfig, HeadConfig
 from prodcat.features.base import Extractor, NothingToLearn, seeded_extractor
 from prodcat.models.nbsvm import NBSVMClassifier
+from prodcat.parallel import in_processes
 from prodcat.parameters import AddedParametersDefaulted
 from prodcat.silenced import Silenced, silenced
 
@@ -513,48 +514,103 @@ def class_in_other_folds(y: np.ndarray, fold: np.ndarray) -> np.ndarray:
 
 
 def out_of_fold_proba(
-    head: ModalityHead, X: Any, y: np.ndarray, all_classes: np.ndarray, folds: int, seed: int
+    head: ModalityHead,
+    X: Any,
+    y: np.ndarray,
+    all_classes: np.ndarray,
+    folds: int,
+    seed: int,
+    n_jobs: int | None = None,
 ) -> np.ndarray:
     """Out-of-fold probabilities ``(n, len(all_classes))`` of ``head``'s classifier on matrix ``X``.
 
     Classes too rare to stratify still get predictions: a fold whose training
     part lacks a class gives it probability 0 there (see :func:`fold_classes`),
     and one whose training part holds a single class predicts that class.
+    ``n_jobs``: the processes fitting the folds (:func:`fold_probas`).
     """
-    oof = np.zeros((len(y), len(all_classes)))
-    for train, test in stratified_folds(y, folds, seed):
-        model = fold_classifier(head, X[train], y[train])
-        oof[test] = align_proba(classifier_proba(model, X[test]), np.asarray(model.classes_), all_classes)
-    return oof
+    return fold_probas([head.new_classifier(X)], X, y, all_classes, folds, seed, n_jobs)[0]
+
+
+def fold_probas(
+    classifiers: list[BaseEstimator],
+    X: Any,
+    y: np.ndarray,
+    all_classes: np.ndarray,
+    folds: int,
+    seed: int,
+    n_jobs: int | None = None,
+) -> list[np.ndarray]:
+    """Each of ``classifiers``' (unfitted) out-of-fold probabilities ``(n, len(all_classes))`` on ``X``, ``y``.
+
+    Every (classifier, fold) fit is independent and seeded, so they may run in ``n_jobs`` processes
+    (:func:`~prodcat.parallel.in_processes`, scikit-learn's ``n_jobs``: ``None`` or 1 this process, -1 one per
+    core), with the same results; not threads: liblinear's random generator is the process's.
+    """
+    splits = stratified_folds(y, folds, seed)
+    fits = [(classifier, train, test) for classifier in classifiers for train, test in splits]
+    probas = in_processes(_fold_proba, [(c, X, y, train, test, all_classes) for c, train, test in fits], n_jobs)
+    oofs = [np.zeros((len(y), len(all_classes))) for _ in classifiers]
+    for i, ((_, _, test), proba) in enumerate(zip(fits, probas, strict=True)):
+        oofs[i // len(splits)][test] = proba
+    return oofs
+
+
+def _fold_proba(
+    classifier: BaseEstimator, X: Any, y: np.ndarray, train: np.ndarray, test: np.ndarray, all_classes: np.ndarray
+) -> np.ndarray:
+    """The probabilities ``(len(test), len(all_classes))`` of ``classifier`` fitted on the ``train`` rows."""
+    model = fold_classifier(classifier, X[train], y[train])
+    return align_proba(classifier_proba(model, X[test]), np.asarray(model.classes_), all_classes)
 
 
 def out_of_fold_probas(
-    heads: dict[str, ModalityHead], X: Any, y: np.ndarray, all_classes: np.ndarray, folds: int, seed: int
+    heads: dict[str, ModalityHead],
+    X: Any,
+    y: np.ndarray,
+    all_classes: np.ndarray,
+    folds: int,
+    seed: int,
+    n_jobs: int | None = None,
 ) -> dict[str, np.ndarray]:
     """:func:`out_of_fold_proba` of each of ``heads`` on the same matrix ``X`` and folds, each distinct
-    classifier cross-validated once.
+    classifier cross-validated once (the folds of them all fitted together, in ``n_jobs`` processes:
+    :func:`fold_probas`).
 
     A soft vote's out-of-fold probabilities are its members' averaged as :class:`SoftVoteClassifier`
     averages them, so a member that is also one of ``heads`` (early fusion's default chooses between
     NB-SVM and the vote of NB-SVM and a logistic regression) is fitted once per fold, not twice. The
     result is the same: fitted on the same rows, a member is the same model inside the vote and alone.
     """
-    done: dict[str, np.ndarray] = {}
+    leaves: dict[str, ModalityHead] = {}  # the classifiers to cross-validate, votes' members among them
+
+    def collect(head: ModalityHead) -> None:
+        if head.config.classifier == "vote":
+            for member in _vote_members(head):
+                collect(member)
+        else:
+            leaves.setdefault(head.config.describe(), head)
+
+    for head in heads.values():
+        collect(head)
+    classifiers = [head.new_classifier(X) for head in leaves.values()]
+    done = dict(zip(leaves, fold_probas(classifiers, X, y, all_classes, folds, seed, n_jobs), strict=True))
 
     def proba(head: ModalityHead) -> np.ndarray:
         key = head.config.describe()
-        if key not in done:
-            if head.config.classifier == "vote":
-                members = [
-                    ModalityHead(HeadConfig(**{**head.config.model_dump(), **member.model_dump()}), head.seed)
-                    for member in head.config.members
-                ]
-                done[key] = np.mean([_vote_share(proba(member), member, X) for member in members], axis=0)
-            else:
-                done[key] = out_of_fold_proba(head, X, y, all_classes, folds, seed)
+        if key not in done:  # a vote, its members done
+            done[key] = np.mean([_vote_share(proba(member), member, X) for member in _vote_members(head)], axis=0)
         return done[key]
 
     return {name: proba(head) for name, head in heads.items()}
+
+
+def _vote_members(vote: ModalityHead) -> list[ModalityHead]:
+    """The heads of a ``vote`` head's members: its config with each member's classifier fields."""
+    return [
+        ModalityHead(HeadConfig(**{**vote.config.model_dump(), **member.model_dump()}), vote.seed)
+        for member in vote.config.members
+    ]
 
 
 def _vote_share(proba: np.ndarray, member: ModalityHead, X: Any) -> np.ndarray:
@@ -567,12 +623,12 @@ def _vote_share(proba: np.ndarray, member: ModalityHead, X: Any) -> np.ndarray:
         return softmax(VOTE_MARGIN_SCALE * np.log(proba))
 
 
-def fold_classifier(head: ModalityHead, X: Any, y: np.ndarray) -> BaseEstimator:
-    """``head``'s classifier fitted on ``X``, ``y``; a constant one when ``y`` holds a single class (an
+def fold_classifier(classifier: BaseEstimator, X: Any, y: np.ndarray) -> BaseEstimator:
+    """A clone of ``classifier`` fitted on ``X``, ``y``; a constant one when ``y`` holds a single class (an
     inner fold of a modality that few categories have), which a classifier cannot be fitted on."""
     if len(np.unique(y)) < 2:
         return DummyClassifier(strategy="prior").fit(X, y)
-    return fitted(clone(head.new_classifier(X)), X, y)
+    return fitted(clone(classifier), X, y)
 
 
 class RegressionGuess(Silenced):

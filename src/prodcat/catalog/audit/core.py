@@ -31,12 +31,14 @@ def audit_catalog(
     folds: int = 5,
     similarity: float = NEAR_DUPLICATE_SIMILARITY,
     progress: bool = True,
+    n_jobs: int | None = None,
 ) -> dict[str, Any]:
     """Audit a loaded catalogue; see the module docstring for the sections of the result.
 
     ``images=False`` skips decoding the photos (the slow part); ``labels=True`` adds the
     label-noise section, from ``folds``-fold cross-validation of ``label_config``
-    (a :class:`prodcat.config.Config`, default configuration when ``None``).
+    (a :class:`prodcat.config.Config`, default configuration when ``None``), each model's inner folds fitted in
+    ``n_jobs`` processes (:func:`~prodcat.evaluate.cv.cross_validate`).
     """
     from prodcat.catalog.schema import product_text
     from prodcat.text.clean import clean_texts
@@ -72,5 +74,5 @@ def audit_catalog(
         has_path = frame["image"].notna()
         result["images"] = {"with_photo": int(has_path.sum()), "without_photo": int((~has_path).sum()), "skipped": True}
     if labels:
-        result["labels"] = label_issues(frame, label_config, folds, progress, lines)
+        result["labels"] = label_issues(frame, label_config, folds, progress, lines, n_jobs)
     return result

@@ -69,10 +69,12 @@ def label_issues(
     folds: int = 5,
     progress: bool = True,
     lines: Sequence[int] = (),
+    n_jobs: int | None = None,
 ) -> dict[str, Any]:
     """Products whose given category (cut at ``config.target_level``) disagrees confidently with their
     cross-validated prediction, most suspicious first (lowest probability of the given label). A product whose
-    category has no product in the other folds cannot be checked (``n_unchecked``, and a warning).
+    category has no product in the other folds cannot be checked (``n_unchecked``, and a warning). ``n_jobs``: the
+    processes fitting each fold model's inner folds (:func:`~prodcat.evaluate.cv.cross_validate`).
 
     When the catalogue is too small or has a single category
     (:func:`~prodcat.evaluate.cv.cross_validation_obstacle`), nothing is fitted and the result is
@@ -103,7 +105,7 @@ def label_issues(
     if unchecked.any():
         warnings.append(f"{unchecked_warning(int(unchecked.sum()))} (most often a category of a single product)")
     try:
-        cv = cross_validate(labelled, config, folds=folds, progress=progress)
+        cv = cross_validate(labelled, config, folds=folds, progress=progress, n_jobs=n_jobs)
     except TrainingRefused as refusal:  # found only in fitting (an OCR head reading no text on a fold's photos)
         return skipped(str(refusal))
     classes = np.asarray(cv.classes)
