@@ -702,7 +702,8 @@ def test_cli_audit_finds_categories_written_several_ways(tmp_path: Path, capsys:
     assert levels["2"]["written_several_ways"] == [["Kitchen > Mugs", "Kitchen > mugs", "kitchen > Mugs"]]
     out = capsys.readouterr().out
     assert (
-        "categories written in several ways (case or accents; each way is learnt as a category of its own):"
+        "categories written in several ways (case, accents, spaces, punctuation or symbols; each way is learnt as a "
+        "category of its own):"
         " 3, e.g. 'Bath' / 'bath' at level 1" in out
     )
     html = (report / "audit.html").read_text()
@@ -1225,3 +1226,42 @@ def test_audit_json_sums_up_the_whole_lists_its_csvs_hold(tmp_path: Path) -> Non
         assert [row["product_id"] for row in listed["first"]] == table["product_id"].head(MAX_EXAMPLES).tolist()
         assert f'href="{name}"' in (report / "audit.html").read_text() and said.format(len(table)) in html
     assert audit["images"]["unreadable"] == size
+
+
+def test_categories_typed_apart_by_punctuation_spaces_or_symbols_are_one_written_several_ways(
+    flipkart_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A small shop's hand-typed labels on Flipkart's real products: 'Shoes.' beside 'Shoes', 'Computers / Laptops'
+    beside 'Computers/Laptops', 'T-Shirts' beside 'Tshirts', 'Beauty 💄' beside 'Beauty'. Each pair was learnt as two
+    categories, and neither the audit nor train said a word (they compared case and accents only). They are listed
+    as one category written several ways now; 'Shoe' beside 'Shoes' (another word) and two levels of emoji alone
+    are not."""
+    from prodcat.catalog.loaders import load_flipkart
+
+    frame = load_flipkart(flipkart_dir).frame.head(40)
+    typed = ["Shoes", "Shoes.", "Computers/Laptops", "Computers / Laptops", "T-Shirts", "Tshirts"]
+    typed += ["Beauty", "Beauty 💄", "Shoe", "💄", "🎁", "Gifts"]
+    labels = typed * 2 + ["Towels"] * 8 + ["Mugs"] * 8  # two categories of enough products to train on
+    frame = frame.assign(category=labels)[["product_id", "title", "description", "category"]]
+    path = tmp_path / "shop.csv"
+    frame.to_csv(path, index=False)
+    report = tmp_path / "report"
+    assert main(["audit", str(path), "--report", str(report), "--no-images"]) == 0
+    found = json.loads((report / "audit.json").read_text())["classes"]["levels"]["1"]["written_several_ways"]
+    assert found == [
+        ["Beauty", "Beauty 💄"],
+        ["Computers / Laptops", "Computers/Laptops"],
+        ["Shoes", "Shoes."],
+        ["T-Shirts", "Tshirts"],
+    ]
+    assert "categories written in several ways (case, accents, spaces, punctuation or symbols; " in (
+        capsys.readouterr().out
+    )
+    assert "Shoes (2) / Shoes. (2)" in (report / "audit.html").read_text()
+    # train says it too, before learning them apart
+    assert main(["train", str(path), "--config", "fast-text", "--out", str(tmp_path / "m")]) == 0
+    assert (
+        "warning: 4 categories are written in several ways, differing only in case, accents, spaces, punctuation or "
+        "symbols ('Beauty' / 'Beauty 💄'; 'Computers / Laptops' / 'Computers/Laptops'; 'Shoes' / 'Shoes.'; ...): "
+        "each way is learnt as a category of its own; correct the labels to one spelling"
+    ) in capsys.readouterr().out

@@ -2699,7 +2699,8 @@ def test_train_warns_of_a_category_written_in_several_ways(tmp_path, capsys):
     config = FAST_TEXT
     assert main(["train", str(data), "--config", config, "--level", "0", "--out", str(tmp_path / "m")]) == 0
     assert (
-        "warning: 2 categories are written in several ways, differing only in case or accents ('Kitchen' / "
+        "warning: 2 categories are written in several ways, differing only in case, accents, spaces, punctuation or "
+        "symbols ('Kitchen' / "
         "'Kitchén' / 'kitchen'; 'Watches > Analog' / 'watches > ANALOG'): each way is learnt as a category of its "
         "own; correct the labels to one spelling"
     ) in capsys.readouterr().out

@@ -190,3 +190,55 @@ def test_a_report_of_products_none_of_which_could_be_read_does_not_say_they_were
         "<p>12 products, none classified: no text or photo of theirs could be read.</p>"
     )
     assert by_modalities_html({"image": {"n": 1}}) == "<p>1 product, all classified from image.</p>"
+
+
+def _small_shop(flipkart_dir, path, *, few: bool) -> None:
+    """A small shop's catalogue at ``path`` from Flipkart's real products: 20 of each of three categories and, with
+    ``few``, the hand-typed categories of a few products each beside them: 'shoes ' (3 watches, typed apart from
+    'Watches'), 'Cushions' (2), 'Gifts' (1)."""
+    from prodcat.catalog.loaders import load_flipkart
+
+    frame = load_flipkart(flipkart_dir).frame
+    top = frame["category"].str.split(" > ").str[0]
+    kept = [("Watches", 0, 20, "Watches"), ("Kitchen & Dining", 0, 20, "Kitchen"), ("Computers", 0, 20, "Computers")]
+    if few:
+        kept += [("Watches", 20, 23, "shoes "), ("Home Furnishing", 0, 2, "Cushions"), ("Baby Care", 0, 1, "Gifts")]
+    parts = [frame[top == name].iloc[start:stop].assign(category=label) for name, start, stop, label in kept]
+    columns = ["product_id", "title", "description", "category"]
+    pd.concat(parts)[columns].to_csv(path, index=False)
+
+
+def test_cv_says_its_intervals_understate_the_uncertainty_of_a_catalogue_of_small_categories(
+    flipkart_dir, tmp_path, capsys
+):
+    """A small shop's 123 products (five categories of 1 to 3 products beside five of 12 to 32) cross-validated to
+    an accuracy of 0.886 'within 0.854-0.919', its macro F1 0.545 'within 0.520-0.569': the bootstrap draws within
+    each category, and a category of a few products, all wrong, hardly moves; the binomial interval of that
+    accuracy is 0.818-0.931, a plain bootstrap's macro F1 0.504-0.716. cv (train and evaluate alike) now says so,
+    with the accuracy's Wilson interval, on the console, in metrics.json and on the page. Without the small
+    categories, nothing is said."""
+    from scipy.stats import binomtest
+
+    data, report = tmp_path / "shop.csv", tmp_path / "cv"
+    _small_shop(flipkart_dir, data, few=True)
+    assert main(["cv", str(data), "--config", "fast-text", "--report", str(report)]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    predictions = pd.read_csv(report / "predictions.csv", keep_default_na=False)
+    right = int((predictions["category"] == predictions["predicted"]).sum())
+    low, high = binomtest(right, 66).proportion_ci(method="wilson")
+    drawn_low, drawn_high = metrics["intervals"]["accuracy"]
+    assert drawn_high - drawn_low < 0.75 * (high - low)  # the case: narrower than the binomial interval
+    warning = (
+        "the 95% intervals understate the uncertainty: drawn within each category, they hardly move where categories "
+        "hold few products (3 of the 6 categories have fewer than 10, holding 6 of the 66 products); the accuracy's "
+        f"binomial (Wilson) 95% interval is {low:.4f}-{high:.4f}, and macro F1, a mean over those categories too, is "
+        "less certain still: more products of the small categories give firmer figures"
+    )
+    assert metrics["intervals_warning"] == warning
+    assert capsys.readouterr().out.count(f"warning: {warning}\n") == 1
+    assert "hold few products (3 of the 6 categories" in (report / "report.html").read_text()
+
+    _small_shop(flipkart_dir, data, few=False)
+    assert main(["cv", str(data), "--config", "fast-text", "--report", str(report)]) == 0
+    assert "intervals_warning" not in json.loads((report / "metrics.json").read_text())
+    assert "understate" not in capsys.readouterr().out

@@ -71,7 +71,7 @@ from prodcat.evaluate.report import (
 )
 from prodcat.files import report_exit_code, write_failure
 from prodcat.formatting import count_text, counted, first_few, one_line, say_error, say_warning
-from prodcat.grouping import spelling_groups
+from prodcat.grouping import SPELLING_DIFFERENCES, spelling_groups
 from prodcat.manifest import feedback_text
 
 if TYPE_CHECKING:
@@ -409,8 +409,28 @@ def labelled_products(frame: pd.DataFrame, config: Config, sample: int | None = 
             log.warning(
                 "%s labelled product(s) have %s: left out (%s)", count_text(len(left_out)), what, _first_five(left_out)
             )
+            if lost := _categories_left_out(frame, usable, config, what):
+                say_warning(lost)
         frame = frame[usable].reset_index(drop=True)
     return frame
+
+
+def _categories_left_out(frame: pd.DataFrame, usable: pd.Series, config: Config, what: str) -> str | None:
+    """What to say of the categories (at ``config``'s target level) that only products left out hold, those of
+    ``frame`` not ``usable`` as having ``what`` they lack: no model learns them, nor ever predicts them. A shop's
+    'Wall art', of three products with a photo and no text, was gone from a text model without a word: the log
+    named the three products, the console 'predicting the full category path: 9 categories' of the ten."""
+    categories = pd.Series(category_at_level(frame["category"], config.target_level), index=frame.index)
+    lost = categories[~usable & ~categories.isin(set(categories[usable]))].value_counts()
+    if lost.empty:
+        return None
+    named = first_few([f"{name!r} ({count_text(count)})" for name, count in lost.items()], 5)
+    one = len(lost) == 1
+    return (
+        f"{counted(len(lost), 'category', 'categories')} {'is' if one else 'are'} held only by products left out for "
+        f"having {what} ({named}): the model cannot learn {'it' if one else 'them'} and will never predict "
+        f"{'it' if one else 'them'}; give those products what the model reads, or read what they have (--modalities)"
+    )
 
 
 def labelled_sample(frame: pd.DataFrame, config: Config, size: int | None) -> pd.DataFrame:
@@ -488,6 +508,8 @@ def print_metrics(metrics: dict[str, Any], title: str, target_precision: float |
                 f"  auto ceiling  {d['automation_ceiling']:.1%} (the best single threshold reaching precision "
                 f"{target_precision} on these held-out scores, chosen knowing the answers)"
             )
+    if "intervals_warning" in metrics:  # categories of a few products: intervals drawn within them hardly move
+        say_warning(metrics["intervals_warning"])
 
 
 def ece_text(calibration: dict[str, Any], n: int) -> str:
@@ -540,7 +562,7 @@ def label_variants_warning(counts: pd.Series) -> str | None:
     shown = "; ".join(" / ".join(map(repr, group)) for group in variants[:3]) + ("; ..." if len(variants) > 3 else "")
     return (
         f"{count_text(len(variants))} {'category is' if len(variants) == 1 else 'categories are'} written in several "
-        f"ways, differing only in case or accents ({shown}): each way is learnt as a category of its own; "
+        f"ways, differing only in {SPELLING_DIFFERENCES} ({shown}): each way is learnt as a category of its own; "
         "correct the labels to one spelling"
     )
 

@@ -56,13 +56,20 @@ def _first_differing_level(first: list[str], other: list[str]) -> int:
     return 0
 
 
+#: how the categories of a group that :func:`spelling_groups` finds may differ, as the warnings say it
+SPELLING_DIFFERENCES = "case, accents, spaces, punctuation or symbols"
+
+
 def label_key(category: str) -> str:
-    """A category as compared to find one written several ways: compatibility forms folded, accents dropped,
-    spacing collapsed, case ignored, level by level."""
+    """A category as compared to find one written several ways: compatibility forms folded, accents dropped, case
+    ignored, and of its letters and digits alone, level by level: 'Shoes', 'shoes.', 'Computers/Laptops' and
+    'Computers / Laptops', 'T-Shirts' and 'Tshirts', 'Beauty' and 'Beauty 💄' as hand-typed labels give them. A level
+    of no letter or digit ('💄', '***') is compared with its spacing collapsed instead."""
     levels = []
     for level in split_path(category):
         letters = unicodedata.normalize("NFKD", level)
-        levels.append(" ".join("".join(c for c in letters if not unicodedata.combining(c)).split()).casefold())
+        plain = "".join(c for c in letters if not unicodedata.combining(c)).casefold()
+        levels.append("".join(c for c in plain if c.isalnum()) or " ".join(plain.split()))
     return SEP.join(levels)
 
 

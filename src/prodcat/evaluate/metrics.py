@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
 from prodcat.catalog.schema import category_at_level, depth
+from prodcat.formatting import count_text
 
 #: the predicted category of a product the model could not score (``prodcat predict``'s empty category): a miss
 #: for its true class, but no class of its own in macro F1 or per class
@@ -148,6 +149,41 @@ def bootstrap_intervals(
     tail = (1 - level) / 2
     low, high = np.quantile(scores, [tail, 1 - tail], axis=0)
     return {m: [float(lo), float(hi)] for m, lo, hi in zip(HEADLINE_METRICS, low, high, strict=True)}
+
+
+#: a category of fewer products than this hardly varies when resampled within itself (one of one product, never)
+FEW_IN_CATEGORY = 10
+
+#: the share of the accuracy's binomial interval width under which a bootstrap interval drawn within categories is
+#: said to understate the uncertainty (on Flipkart's 900 out-of-fold predictions it is 1.01 of it)
+NARROW_SHARE = 0.75
+
+
+def narrow_intervals_warning(y_true: np.ndarray, y_pred: np.ndarray, intervals: dict[str, list[float]]) -> str | None:
+    """What to say when the bootstrap ``intervals`` (:func:`bootstrap_intervals`'s, of the ``(n,)`` true and
+    predicted categories) understate the uncertainty: where some categories hold fewer than :data:`FEW_IN_CATEGORY`
+    products and the accuracy's interval is under :data:`NARROW_SHARE` of its binomial (Wilson) interval's width.
+
+    A small shop's catalogue (categories of one, two or three products, the errors in them) gave an accuracy of
+    0.886 on 123 products within 0.854-0.919, where the binomial interval is 0.818-0.931, and a macro F1 within
+    0.520-0.569, where a plain bootstrap's is 0.504-0.716. ``None`` when there is nothing to say."""
+    truth = np.asarray(y_true).astype(str)
+    _, support = np.unique(truth, return_counts=True)
+    few = support < FEW_IN_CATEGORY
+    if not few.any():
+        return None
+    right = int((truth == np.asarray(y_pred).astype(str)).sum())
+    low, high = wilson_interval(right, len(truth))
+    drawn_low, drawn_high = intervals["accuracy"]
+    if drawn_high - drawn_low >= NARROW_SHARE * (high - low):
+        return None
+    return (
+        f"the 95% intervals understate the uncertainty: drawn within each category, they hardly move where categories "
+        f"hold few products ({count_text(int(few.sum()))} of the {count_text(len(support))} categories have fewer "
+        f"than {FEW_IN_CATEGORY}, holding {count_text(int(support[few].sum()))} of the {count_text(len(truth))} "
+        f"products); the accuracy's binomial (Wilson) 95% interval is {low:.4f}-{high:.4f}, and macro F1, a mean "
+        "over those categories too, is less certain still: more products of the small categories give firmer figures"
+    )
 
 
 def paired_difference(
@@ -338,6 +374,8 @@ def evaluate_predictions(
     y_pred = np.asarray(y_pred, dtype=object)
     result: dict[str, Any] = headline(y_true, y_pred)
     result["intervals"] = bootstrap_intervals(y_true, y_pred)
+    if narrow := narrow_intervals_warning(y_true, y_pred, result["intervals"]):
+        result["intervals_warning"] = narrow
     # the levels both have: a model of full paths scored against top-level labels has a level 1 to agree on, and
     # no level 2 that the labels could judge (every prediction would count as wrong there)
     depths = (depth(y_true), depth(y_pred))

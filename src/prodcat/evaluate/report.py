@@ -438,7 +438,7 @@ def evaluation_sections(metrics: dict[str, Any], issues: Sequence[RowIssue], fig
     decision = metrics.get("decision")
     levels = metrics.get("levels", {}).items()
     return [
-        warnings_html(metrics.get("warnings", [])),
+        warnings_html([*metrics.get("warnings", []), *filter(None, [metrics.get("intervals_warning")])]),
         f"<h2>Summary</h2><p>{counted(metrics['n'], 'product')}.</p>" + html_table(head, summary_rows(metrics)),
         "<h2>Accept / review</h2>" + html_table((), decision_rows(decision, metrics["n"])) if decision else "",
         config_html(metrics.get("config"), (metrics.get("model") or {}).get("fusion")),

@@ -15,6 +15,7 @@ from prodcat.catalog.schema import Catalog
 from prodcat.config import Config
 from prodcat.files import report_exit_code, write_failure
 from prodcat.formatting import count_text, counted, say_error, say_warning, warning_line
+from prodcat.grouping import SPELLING_DIFFERENCES
 
 
 def run_audit(args: argparse.Namespace) -> int:
@@ -136,7 +137,7 @@ def _spelling_lines(levels: dict[str, Any]) -> list[str]:
         return []
     name, first = groups[0]
     return [
-        f"categories written in several ways (case or accents; each way is learnt as a category of its"
+        f"categories written in several ways ({SPELLING_DIFFERENCES}; each way is learnt as a category of its"
         f" own): {count_text(len(groups))}, e.g. {' / '.join(map(repr, first))} at level {name}"
     ]
 

@@ -90,8 +90,9 @@ def unsplit_separator(categories: pd.Series) -> str | None:
 
 def written_several_ways(names: pd.Index, level: int) -> list[list[str]]:
     """Groups of the category ``names`` (paths cut at ``level``) that are one category written several ways: the
-    same but for case or accents ('Kitchen', 'kitchen', 'Kitchén'), which training learns as categories of their
-    own (spacing it collapses: :func:`~prodcat.catalog.schema.category_at_level`). Only groups differing at
+    same but for case, accents, spaces or punctuation ('Kitchen', 'kitchen', 'Kitchén', 'Kitchen.'), which training
+    learns as categories of their own (spacing within a word it collapses:
+    :func:`~prodcat.catalog.schema.category_at_level`). Only groups differing at
     ``level`` itself: 'Kitchen > Mugs' and 'kitchen > Mugs' are the level-1 group."""
     paths = [name for name in names if len(split_path(name)) == level]
     return [group for group in spelling_groups(paths) if len({split_path(path)[-1] for path in group}) > 1]

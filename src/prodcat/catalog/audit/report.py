@@ -20,6 +20,7 @@ from prodcat.catalog.audit.labels import LABEL_ISSUE_COLUMNS
 from prodcat.catalog.schema import RowIssue
 from prodcat.figures import figure_data_uri, figure_fonts
 from prodcat.files import write_csv, write_json, written_together
+from prodcat.grouping import SPELLING_DIFFERENCES
 from prodcat.report_style import report_environment
 
 if TYPE_CHECKING:
@@ -86,7 +87,9 @@ def _write_audit_files(result: dict[str, Any], out_dir: Path, issues: Sequence[R
     env = report_environment("prodcat.catalog")
     env.filters["thumbnail"] = thumbnail
     env.filters["pct"] = lambda x: f"{100 * x:.1f} %"
-    html = env.get_template("audit.html.j2").render(audit=summary, charts=_charts(result))
+    html = env.get_template("audit.html.j2").render(
+        audit=summary, charts=_charts(result), spelling_differences=SPELLING_DIFFERENCES
+    )
     (out_dir / "audit.html").write_text(html, encoding="utf-8")
     return written
 
