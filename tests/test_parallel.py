@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from prodcat.cli import build_parser
 from prodcat.config import Config
 from prodcat.models.classifier import ProductClassifier
 from prodcat.models.heads import RegressionGuess, fold_probas
@@ -77,6 +78,24 @@ def test_how_many_processes_fitted_it_is_not_pickled() -> None:
     config = Config(seed=3)
     assert pickle.dumps(ProductClassifier(config, n_jobs=2)) == pickle.dumps(ProductClassifier(config))
     assert pickle.loads(pickle.dumps(ProductClassifier(config, n_jobs=2))).get_params()["n_jobs"] is None
+
+
+@pytest.mark.parametrize("command", ["train", "cv", "audit"])
+def test_jobs_is_an_option_of_the_commands_that_train(command: str, tmp_path: Path) -> None:
+    given = ["DATA", "--out" if command == "train" else "--report", str(tmp_path / "out")]
+    parser = build_parser()
+    assert parser.parse_args([command, *given]).jobs is None  # ProductClassifier's default: this process
+    assert parser.parse_args([command, *given, "--jobs", "-1"]).jobs == -1
+    with pytest.raises(SystemExit):
+        parser.parse_args([command, *given, "--jobs", "0"])
+
+
+def test_the_label_audits_jobs_are_refused_without_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from prodcat.cli import main
+
+    (tmp_path / "products.csv").write_text("product_id,title,category\n1,Mug,Kitchen\n")
+    assert main(["audit", str(tmp_path / "products.csv"), "--report", str(tmp_path / "out"), "--jobs", "2"]) == 2
+    assert "--jobs only applies to the label audit: add --labels" in capsys.readouterr().err
 
 
 @needs_two_cores

@@ -181,6 +181,20 @@ def add_modalities_option(parser: argparse.ArgumentParser | argparse._ArgumentGr
     )
 
 
+def add_jobs_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Add ``--jobs`` (:func:`job_count`; ``None`` when not given: one process, this one) to ``parser`` or an argument
+    group of one: the processes fitting the folds of a model's inner cross-validations (``ProductClassifier``'s
+    ``n_jobs``), in every command that trains one (train, cv, audit --labels)."""
+    parser.add_argument(
+        "--jobs",
+        type=job_count,
+        metavar="N",
+        help="processes fitting the folds of the model's inner cross-validation, at most one per core (default 1: "
+        "this one; -1: every core): the same model, in more memory, sooner where cores are idle; not recorded, as it "
+        "changes nothing of the model",
+    )
+
+
 def positive_int(text: str) -> int:
     """An integer of at least 1 (``--sample``, ``--workers``...)."""
     return _at_least(text, 1)

@@ -753,7 +753,7 @@ def _train_and_save(
         return None
     describe_target(frame, config, "the model learns it from that product alone", taxonomy)
     try:
-        model = ProductClassifier(config).fit(frame)
+        model = ProductClassifier(config, n_jobs=args.jobs).fit(frame)
     except TrainingRefused as refusal:  # what only fitting finds (an OCR head reading no text on any photo)
         say_error(f"cannot train: {refusal}")
         return None
@@ -1250,7 +1250,7 @@ def _cross_validate(
         return say_error(f"cannot cross-validate: {problem}")
     warnings = describe_target(frame, config, "no fold can learn it: its product is counted wrong", catalog.taxonomy)
     try:
-        result = cross_validate(frame, config, folds=folds)
+        result = cross_validate(frame, config, folds=folds, n_jobs=args.jobs)
     except TrainingRefused as refusal:
         return say_error(f"cannot cross-validate: {refusal}")
     metrics = result.metrics()

@@ -8,6 +8,7 @@ import textwrap
 
 from prodcat.arguments import (
     add_config_option,
+    add_jobs_option,
     add_loader_arguments,
     add_modalities_option,
     bundle_dir,
@@ -86,6 +87,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         help="seed of the sample, the folds and the models (default: the config's, 0): another split tells how "
         "much the split alone moves a number",
     )
+    add_jobs_option(parser)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

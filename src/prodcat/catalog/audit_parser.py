@@ -8,6 +8,7 @@ import textwrap
 
 from prodcat.arguments import (
     add_config_option,
+    add_jobs_option,
     add_loader_arguments,
     add_modalities_option,
     category_level,
@@ -104,6 +105,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     labels.add_argument(
         "--folds", type=fold_count, help="cross-validation folds (default: a cv report's given as --config, else 5)"
     )
+    add_jobs_option(labels)
     parser.set_defaults(func=run_later("prodcat.catalog.audit:run_audit"))
 
 

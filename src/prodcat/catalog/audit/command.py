@@ -47,6 +47,7 @@ def run_audit(args: argparse.Namespace) -> int:
         label_config=label_config,
         folds=folds,
         similarity=args.similarity,
+        n_jobs=args.jobs,
     )
     result["sample"] = {"size": drawn, "seed": label_config.seed} if drawn else None
     written: list[Path] = []
@@ -65,7 +66,7 @@ def run_audit(args: argparse.Namespace) -> int:
 
 
 #: options of the label audit, refused without --labels rather than silently ignored
-_LABEL_OPTIONS = ("config", "level", "modalities", "folds")
+_LABEL_OPTIONS = ("config", "level", "modalities", "folds", "jobs")
 
 
 def _unused_options_problem(args: argparse.Namespace) -> str | None:
