@@ -1792,9 +1792,11 @@ EVERY_COMMAND = {
     "explore": ["explore", "products.csv", "--report", "{tmp}/report"],
     "serve": ["serve", "models/x", "--image-types", "jpeg"],
     "collect": ["collect", "--query", "champagne", "--out", "{tmp}/collected"],
+    "fetch-photos": ["fetch-photos", "products.csv", "--out", "{tmp}/fetched"],
     "app": ["app", "models/x", "--data", "products.csv"],
     "robustness": ["robustness", "models/x", "products.csv", "--report", "{tmp}/report", "--base", "no_text"],
     "explain": ["explain", "models/x", "products.csv", "--sample", "3", "--report", "{tmp}/report"],
+    "cache": ["cache", "prune", "--dry-run"],
 }
 
 
