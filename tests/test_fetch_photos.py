@@ -109,7 +109,10 @@ def _photo_server(port: int, photos: dict[str, bytes]) -> HTTPServer:
 
 
 def test_a_run_whose_photo_server_stopped_after_the_first_photo_resumes(
-    tmp_path: Path, jpeg_bytes: Callable[..., bytes], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    jpeg_bytes: Callable[..., bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The photo host gone after the first photo: the second costs its retries, the third is not tried (the host is
     given up for the run), both products written without a photo; the same command again, the host back, fetches
@@ -136,6 +139,9 @@ def test_a_run_whose_photo_server_stopped_after_the_first_photo_resumes(
     assert (counts["photos_downloaded"], counts["photos_failed"], counts["photos_not_tried"]) == (1, 1, 1)
     assert "unreachable" in report["errors"][0]["message"] and report["errors"][1]["message"].startswith("not tried")
     assert not (out / "failed_photos.json").exists()  # no failure for good: all tried again
+    said = capsys.readouterr().out  # the photo not tried said once, with what to do (it was said twice)
+    assert "3 photo URLs: 1 downloaded, 1 failed\n" in said and said.count("not tried") == 1
+    assert "1 photo(s) not tried, their host being unreachable or rate limiting: run the same command again" in said
     frame = load_catalog(out / "products.csv").frame.set_index("product_id")
     assert frame.loc["p1", "image"] == str(out / "images" / "p1.jpeg") and frame.loc[["p2", "p3"], "image"].isna().all()
 
@@ -203,20 +209,33 @@ def test_a_photo_host_that_is_not_public_is_refused_unless_named(
     httpserver: HTTPServer, tmp_path: Path, jpeg_bytes: Callable[..., bytes], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A table's URLs may have this machine fetch its own network's services, as an API's may: a host that is not
-    public is refused as collect refuses it, unless --private-host names it (the user's photo server)."""
+    public is refused as collect refuses it, the refusal naming the option that allows it, unless --private-host names
+    it (the user's photo server). The refusal was recorded as a failure for good: the same command with --private-host
+    then said 'failed in an earlier run, not tried again' and fetched nothing unless --refresh was added; it fetches
+    the photo now, as no request had reached the host."""
     httpserver.expect_request("/mug.jpg").respond_with_data(jpeg_bytes(), content_type="image/jpeg")
     table = write_table(tmp_path / "export.csv", [f"mug,Mug,,{httpserver.url_for('/mug.jpg')},A,1"])
     assert main(["fetch-photos", str(table), "--out", str(tmp_path / "out"), *FAST]) == 0
     (error,) = json.loads((tmp_path / "out" / "fetch.json").read_text(encoding="utf-8"))["errors"]
     assert "refused: " in error["message"] and "is not a public address" in error["message"]
+    assert error["message"].endswith("(--private-host localhost allows it)")
     assert paths_asked(httpserver) == []
-    assert fetch(table, tmp_path / "out", "--refresh") == 0
+    assert not (tmp_path / "out" / "failed_photos.json").exists()
+    capsys.readouterr()
+    assert fetch(table, tmp_path / "out") == 0
     assert paths_asked(httpserver) == ["/mug.jpg"]
+    assert "1 photo URL: 1 downloaded\n" in capsys.readouterr().out
 
 
 def test_the_photo_of_a_product_no_longer_given_by_url_is_removed(
-    httpserver: HTTPServer, tmp_path: Path, jpeg_bytes: Callable[..., bytes], capsys: pytest.CaptureFixture[str]
+    httpserver: HTTPServer,
+    tmp_path: Path,
+    jpeg_bytes: Callable[..., bytes],
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Removed at the end of a run, said so on the console and in the log, in fetch-photos' words (the log said 'of
+    products no longer collected', collect's)."""
     httpserver.expect_request("/mug.jpg").respond_with_data(jpeg_bytes(), content_type="image/jpeg")
     table = write_table(tmp_path / "export.csv", [f"mug,Mug,,{httpserver.url_for('/mug.jpg')},A,1", "cup,Cup,,,A,1"])
     assert fetch(table, tmp_path / "out") == 0
@@ -226,4 +245,5 @@ def test_the_photo_of_a_product_no_longer_given_by_url_is_removed(
     assert fetch(table, tmp_path / "out") == 0
     assert list((tmp_path / "out" / "images").iterdir()) == []
     assert "1 photo(s) of products no longer given by URL removed from" in capsys.readouterr().out
+    assert f"removed 1 photo(s) of products no longer given by URL from {tmp_path / 'out' / 'images'}" in caplog.text
     assert load_catalog(tmp_path / "out" / "products.csv").frame["image"].isna().all()

@@ -350,7 +350,7 @@ def http_client(args: argparse.Namespace, requests_per_second: float, **options:
 
 def _print_summary(report: CollectReport, out: str) -> None:
     from prodcat.collect.photos import IMAGES_DIR
-    from prodcat.collect.pipeline import FINISHED, PRODUCTS_CSV, REPORT_JSON
+    from prodcat.collect.pipeline import FINISHED, ORPHANS, PRODUCTS_CSV, REPORT_JSON
 
     counts = report.counts
     said = {name: count_text(value) for name, value in counts.items()}  # 12,345 as the other commands write it
@@ -374,8 +374,7 @@ def _print_summary(report: CollectReport, out: str) -> None:
         f"of {os.path.join(out, PRODUCTS_CSV)} (see the errors): {report.to_write_left_out}",
         "earlier_products_dropped": f"product(s) of the earlier {PRODUCTS_CSV} are not in this one (no longer among "
         "the results, past --max-products, or not reached by an unfinished run)",
-        "orphan_photos_removed": "photo(s) of products no longer collected removed from "
-        f"{os.path.join(out, IMAGES_DIR)}",
+        "orphan_photos_removed": f"photo(s) {ORPHANS} removed from {os.path.join(out, IMAGES_DIR)}",
     }
     print_notes(report, out, REPORT_JSON, notes)
 

@@ -74,6 +74,8 @@ REPORT_JSON = "fetch.json"
 LOCK_FILE = ".fetch.lock"
 #: the column of ``products.csv`` keeping the URL a photo was given as
 IMAGE_URL = "image_url"
+#: the products whose photos a finished run removes, as said of them
+ORPHANS = "of products no longer given by URL"
 
 
 @dataclass
@@ -153,7 +155,8 @@ def fetch_photos(
                 report.stopped_by = "interrupted"  # the photos saved are written below: a re-run fetches the others
         photos = photos_on_disk(products, out / IMAGES_DIR)
         if report.stopped_by == "finished":
-            remove_photos(out, orphan_photos(out, catalog.photo_urls.keys(), {}, sources), report, sources)
+            orphans = orphan_photos(out, catalog.photo_urls.keys(), {}, sources)
+            remove_photos(out, orphans, report, sources, ORPHANS)
         _report_input_issues(catalog, report)
         _write_outputs(out, catalog, photos, report, started)
         return report

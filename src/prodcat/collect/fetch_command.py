@@ -73,7 +73,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_fetch_photos(args: argparse.Namespace) -> int:
     """Run ``prodcat fetch-photos`` with the parsed ``args``; returns the exit code."""
     from prodcat.catalog.loaders import load_from_args
-    from prodcat.collect.fetch import REPORT_JSON, fetch_photos, input_issues
+    from prodcat.collect.fetch import ORPHANS, REPORT_JSON, fetch_photos, input_issues
     from prodcat.collect.photos import IMAGES_DIR
 
     logging.getLogger("urllib3").setLevel(logging.WARNING)  # as collect: our client logs each retry in one line
@@ -87,12 +87,12 @@ def run_fetch_photos(args: argparse.Namespace) -> int:
             os.path.join(args.out, REPORT_JSON),
             issues[0],
         )
-    client = http_client(args, args.image_rate, private_hosts=args.private_host)
+    client = http_client(args, args.image_rate, private_hosts=args.private_host, private_host_option="--private-host")
     report = run_resumably(lambda: fetch_photos(catalog, args.out, client, refresh=args.refresh), "the photos")
     if isinstance(report, int):
         return report
     _print_summary(report.counts, str(args.out))
-    removed = f"photo(s) of products no longer given by URL removed from {os.path.join(args.out, IMAGES_DIR)}"
+    removed = f"photo(s) {ORPHANS} removed from {os.path.join(args.out, IMAGES_DIR)}"
     print_notes(report, str(args.out), REPORT_JSON, {"orphan_photos_removed": removed})
     if report.stopped_by == "interrupted":
         print(
@@ -107,12 +107,12 @@ def run_fetch_photos(args: argparse.Namespace) -> int:
 def _print_summary(counts: dict[str, int], out: str) -> None:
     from prodcat.collect.pipeline import PRODUCTS_CSV
 
+    # the photos not tried are said by print_notes, with what to do
     fetched = {
         "downloaded": counts.get("photos_downloaded", 0),
         "already in the folder": counts.get("photos_from_cache", 0),
         "failed": counts.get("photos_failed", 0),
         "failed in an earlier run, not tried again (--refresh does)": counts.get("photos_failed_earlier", 0),
-        "not tried": counts.get("photos_not_tried", 0),
     }
     said = ", ".join(f"{count_text(count)} {what}" for what, count in fetched.items() if count)
     print(f"{counted(counts['photo_urls'], 'photo URL')}{': ' + said if said else ''}")

@@ -59,6 +59,9 @@ RATE_LIMITED = "rate_limited"  # HTTP 429
 SERVER_ERROR = "server_error"  # 5xx, a timeout, a connection cut while reading
 BAD_ANSWER = "bad_answer"  # a 200 whose body cannot be used: not JSON, not the expected page
 REFUSED = "refused"  # 4xx other than 429, or an address urllib3 cannot fetch (ftp://...)
+#: a photo's host (or a redirect's) refused by the client's policy, not public and not among its private hosts: no
+#: request reached it, and a run whose policy allows the host (``--private-host``) fetches it, so not a failure for good
+NOT_PUBLIC = "not_public"
 TOO_LARGE = "too_large"
 TOO_SLOW = "too_slow"  # still downloading at the deadline
 UNTRUSTED = "untrusted"  # a TLS certificate that does not verify: no retry fixes it, the network or URL must change
@@ -169,6 +172,8 @@ class HttpClient:
             network...): the API's own host, which the user named (``--base-url``); any other host a URL given by
             the API (or a redirect) names must resolve to public addresses only. Each host is checked once for the
             client's life (a collect run builds its own), its verdict kept for its other photos and redirects.
+        private_host_option: the command's option that allows a host that is not public (``--private-host``), named
+            with the host by the refusal's message; ``None``: the command has none.
         clock, sleep: time source and wait, replaced by tests.
     """
 
@@ -184,10 +189,12 @@ class HttpClient:
         rate_limit_window: float = 60.0,
         proxy: str | None = None,
         private_hosts: Collection[str] = (),
+        private_host_option: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ):
         self._private_hosts = frozenset(host.lower() for host in private_hosts)
+        self._private_host_option = private_host_option
         # host -> why it is refused (None: public): checked once, not a DNS lookup per photo and redirect
         self._hosts_checked: dict[str, str | None] = {}
         self._budgets = {UNREACHABLE: min(retries, 2), RATE_LIMITED: retries, _TRANSIENT: retries}
@@ -227,7 +234,7 @@ class HttpClient:
     def get_bytes(self, url: str, max_bytes: int) -> bytes:
         """The body of ``GET url``, refused past ``max_bytes`` bytes (announced, or read in chunks, never whole).
 
-        A URL given by an API: refused (:data:`REFUSED`) unless its host, and that of each redirect (followed here,
+        A URL given by an API: refused (:data:`NOT_PUBLIC`) unless its host, and that of each redirect (followed here,
         at most 5), resolves to public addresses only or is one of ``private_hosts``; so an API's answer cannot have
         this machine fetch its own services or its network's. A host's verdict is kept by the client: its other photos
         and redirects are not looked up again, unless its name could not be resolved (:class:`UnresolvedHost`)."""
@@ -243,7 +250,9 @@ class HttpClient:
         for _ in range(_MAX_REDIRECTS + 1):
             if (refusal := self._refusal(hop)) is not None:
                 redirected = "" if hop == url else f"redirected to {hop}: "
-                raise NetworkError(url, f"refused: {redirected}{refusal}", cause=REFUSED)
+                option = self._private_host_option
+                allowed = "" if option is None else f" ({option} {host_of(hop)} allows it)"
+                raise NetworkError(url, f"refused: {redirected}{refusal}{allowed}", cause=NOT_PUBLIC)
             answer = self._request(hop, None, read, _NO_REDIRECTS)
             if isinstance(answer, bytes):
                 return answer

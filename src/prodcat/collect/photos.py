@@ -276,14 +276,15 @@ def orphan_photos(
     return orphans
 
 
-def remove_photos(out: Path, photos: dict[str, str], report: RunEntries, sources: PhotoSources) -> None:
+def remove_photos(out: Path, photos: dict[str, str], report: RunEntries, sources: PhotoSources, whose: str) -> None:
     """Delete these photos (file name by product id) from ``out/images``, then forget where they were fetched from:
-    stopped between the two, the next finished run finds them again in ``photo_sources.json``."""
+    stopped between the two, the next finished run finds them again in ``photo_sources.json``. ``whose``: the
+    products they were of, as the log says it ("of products no longer collected")."""
     if not photos:
         return
     for name in photos.values():
         (out / IMAGES_DIR / name).unlink(missing_ok=True)
-    log.info("removed %d photo(s) of products no longer collected from %s", len(photos), out / IMAGES_DIR)
+    log.info("removed %d photo(s) %s from %s", len(photos), whose, out / IMAGES_DIR)
     report.counts["orphan_photos_removed"] = len(photos)
     sources.forget(photos.keys())
     sources.save()

@@ -91,6 +91,8 @@ log = logging.getLogger(__name__)
 
 PRODUCTS_CSV = "products.csv"
 REPORT_JSON = "collect.json"
+#: the products whose photos a finished collection removes, as said of them
+ORPHANS = "of products no longer collected"
 PAGES_DIR = "pages"
 #: held by the run collecting into the folder (:class:`~prodcat.files.RunLock`)
 LOCK_FILE = ".collect.lock"
@@ -654,7 +656,7 @@ def _write_outputs(
     report.seconds = round(time.monotonic() - started, 3)
     if new_catalogue is not None:
         replace_catalogue(catalogue, new_catalogue, out / REPORT_JSON, replace(report, replacing_sha256=on_disk))
-        remove_photos(out, orphans, report, sources)
+        remove_photos(out, orphans, report, sources, ORPHANS)
     write_report(out / REPORT_JSON, report)
 
 
