@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 from joblib import effective_n_jobs
@@ -68,7 +69,7 @@ def test_processes_are_no_more_than_the_fits_nor_the_cores() -> None:
     from prodcat.parallel import worker_count
 
     assert worker_count(None, 10) == worker_count(1, 10) == 1
-    assert worker_count(-1, 10) == worker_count(1000, 10) == effective_n_jobs(-1)
+    assert worker_count(-1, 10) == worker_count(1000, 10) == min(effective_n_jobs(-1), 10)
     assert worker_count(-1, 1) == 1
 
 
@@ -120,3 +121,14 @@ def test_two_processes_train_the_model_one_does_on_flipkart(flipkart_dir: Path) 
     assert (two.predict(frame) == one.predict(frame)).all()
     assert two.early_selection_ == one.early_selection_  # to the last digit
     assert pickle.dumps(two) == pickle.dumps(one)
+
+
+@pytest.mark.parametrize("n_jobs", [0, 1.5, "2", True])
+def test_an_n_jobs_without_meaning_is_refused_before_any_feature_is_extracted(n_jobs: object) -> None:
+    """joblib refused ``n_jobs=0`` only at the first parallel call, after every feature matrix was built (the photos'
+    embeddings of a whole catalogue); ``fit`` checks it first, with the config."""
+    frame = pd.DataFrame(
+        {"product_id": ["a"], "title": ["mug"], "description": [""], "image": [None], "category": ["K"]}
+    )
+    with pytest.raises(ValueError, match="n_jobs="):
+        ProductClassifier(Config(), n_jobs=n_jobs).fit(frame)  # type: ignore[arg-type]

@@ -16,6 +16,13 @@ from threadpoolctl import threadpool_limits
 T = TypeVar("T")
 
 
+def check_n_jobs(n_jobs: int | None) -> None:
+    """Refuse an ``n_jobs`` joblib gives no meaning (0, or not a whole number), as a ``ValueError`` naming it: checked
+    before any work, not by the first parallel call after every feature was extracted."""
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0):
+        raise ValueError(f"n_jobs={n_jobs!r}: give None or 1 (this process), N processes, or -1 (one a core)")
+
+
 def worker_count(n_jobs: int | None, calls: int) -> int:
     """The processes worth starting for ``calls`` calls at ``n_jobs`` (joblib's reading: ``None`` or 1 this process,
     -1 every core, -2 all but one): no more than the calls, nor than the cores. loky starts every worker it is given

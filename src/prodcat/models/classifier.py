@@ -70,6 +70,7 @@ from prodcat.models.heads import (
     stack_features,
     stratified_folds,
 )
+from prodcat.parallel import check_n_jobs
 from prodcat.parameters import AddedParametersDefaulted
 from prodcat.text.clean import clean_texts, main_language
 
@@ -389,8 +390,10 @@ class ProductClassifier(AddedParametersDefaulted, ClassifierMixin, BaseEstimator
 
         The config is checked first, whole, as a config file is when it is read
         (:func:`~prodcat.config.checked_config`: a :class:`~prodcat.config.ConfigError`, a ``ValueError``; a config that
-        is not a :class:`~prodcat.config.Config`, such as a dict of its fields, a ``TypeError``)."""
+        is not a :class:`~prodcat.config.Config`, such as a dict of its fields, a ``TypeError``), and ``n_jobs`` too.
+        """
         config = checked_config(self.config or Config())
+        check_n_jobs(self.n_jobs)
         frame = product_frame(frame, _modalities_read(config))
         given_y, y = y, self._labels(frame, y, config)
         check_consistent_length(frame, y)
