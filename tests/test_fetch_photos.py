@@ -247,3 +247,37 @@ def test_the_photo_of_a_product_no_longer_given_by_url_is_removed(
     assert "1 photo(s) of products no longer given by URL removed from" in capsys.readouterr().out
     assert f"removed 1 photo(s) of products no longer given by URL from {tmp_path / 'out' / 'images'}" in caplog.text
     assert load_catalog(tmp_path / "out" / "products.csv").frame["image"].isna().all()
+
+
+def test_the_table_is_written_back_losing_none_of_its_columns_or_values(
+    httpserver: HTTPServer, tmp_path: Path, jpeg_bytes: Callable[..., bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    """products.csv was the table as the loader types it: 4.50 written 4.5, 120 as 120.0 in a column of decimals, 3
+    as 3.0 in a column of integers with a blank, true as True; the table's own product_id column vanished when
+    --id-column named another; the photo cell of a JSON list of URLs kept its first URL only, and one neither a file
+    nor a web URL (ftp://, a file not found) was written empty. Each is written as the table gave it now, the
+    product_id column under another name, with a warning."""
+    httpserver.expect_request("/a.jpg").respond_with_data(jpeg_bytes(), content_type="image/jpeg")
+    first, second = httpserver.url_for("/a.jpg"), httpserver.url_for("/b.jpg")
+    listed = json.dumps([first, second]).replace('"', '""')
+    table = tmp_path / "export.csv"
+    table.write_text(
+        "sku,product_id,title,image,price,stock,gift\n"
+        f'A1,old-1,Mug,"{listed}",4.50,3,true\n'
+        "A2,old-2,Towel,ftp://photos.example/towel.jpg,120,,false\n"
+        "A3,old-3,Lamp,photos/lamp.jpg,9.90,7,\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    assert fetch(table, out, "--id-column", "sku") == 0
+    written = (out / "products.csv").read_text(encoding="utf-8").splitlines()
+    assert written == [
+        "product_id,title,description,image,category,image_url,product_id_source,price,stock,gift",
+        f'A1,Mug,,images/A1.jpeg,,"{listed}",old-1,4.50,3,true',
+        "A2,Towel,,,,ftp://photos.example/towel.jpg,old-2,120,,false",
+        "A3,Lamp,,,,photos/lamp.jpg,old-3,9.90,7,",
+    ]
+    (warning,) = json.loads((out / "fetch.json").read_text(encoding="utf-8"))["warnings"][:1]
+    said = "the column product_id is not read as the product_id (another column is): written as product_id_source"
+    assert warning == {"field": "product_id", "message": said} and said in caplog.text
+    assert load_catalog(out / "products.csv").frame.set_index("product_id").loc["A1", "price"] == 4.5

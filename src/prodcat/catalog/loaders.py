@@ -595,11 +595,43 @@ def _finish(
     source: Path,
     fmt: str,
     photo_urls: dict[str, str] | None = None,
+    table: SourceTable | None = None,
+    read_from: Iterable[str] = (),
+    image_column: str | None = None,
 ) -> Catalog:
+    """The catalogue of ``frames`` (each indexed by its source line); ``table``: the one source table they were read
+    from, ``read_from`` its columns a field was read from and ``image_column`` the photos' (see
+    :attr:`~prodcat.catalog.schema.Catalog.unread_columns`)."""
     lines = [int(line) for part in frames for line in part.index]  # each part is indexed by its source line
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
     issues = sorted(issues, key=lambda i: i.row)
-    return Catalog(frame=frame, source=str(source), format=fmt, issues=issues, lines=lines, photo_urls=photo_urls or {})
+    read = set(read_from) | {image_column}
+    unread = () if table is None else tuple(str(c) for c in table.frame.columns if c not in read)
+    return Catalog(
+        frame=frame,
+        source=str(source),
+        format=fmt,
+        issues=issues,
+        lines=lines,
+        photo_urls=photo_urls or {},
+        image_column=image_column,
+        unread_columns=unread,
+    )
+
+
+def source_cells(catalog: Catalog) -> pd.DataFrame | None:
+    """The cells of ``catalog``'s source table as it gives them (a CSV's strings, ``""`` when empty, not the numbers
+    and booleans its extra columns are read as in ``frame``; a Parquet file's typed values), a row a product of
+    ``frame`` in its order: the source read again, for ``prodcat fetch-photos`` to write the table back as it was.
+    ``None`` for a catalogue of several files (Rakuten, the fashion set), or one read in another way."""
+    path = Path(catalog.source)
+    if catalog.format == "parquet":
+        table = read_parquet_table(path)
+    elif catalog.format in ("csv", "flipkart") and path.is_file():
+        table = read_csv_table(path)
+    else:
+        return None
+    return table.frame.loc[catalog.lines].reset_index(drop=True)
 
 
 def _column(table: SourceTable, name: str | None) -> pd.Series:
@@ -648,7 +680,8 @@ def load_flipkart(path: Path, image_root: Path | None = None) -> Catalog:
         photo_issues=image_issues,
     )
     urls = _photo_urls(table.frame["image"], frame)
-    return _finish([frame], table.issues + issues, csv_path, "flipkart", urls)
+    read_from = ("uniq_id", "product_name", "description", "product_specifications", "product_category_tree")
+    return _finish([frame], table.issues + issues, csv_path, "flipkart", urls, table, read_from, "image")
 
 
 def flipkart_specifications(cell: object) -> str:
@@ -1023,7 +1056,9 @@ def load_table(
     )
     other_type_issues = [issue for issue in type_issues if issue.field != "image"]
     urls = _photo_urls(_column(table, columns["image"]), frame)
-    return _finish([frame], table.issues + _named(other_type_issues, frame) + issues, path, fmt, urls)
+    read_from = [column for column in columns.values() if column is not None]
+    issues = table.issues + _named(other_type_issues, frame) + issues
+    return _finish([frame], issues, path, fmt, urls, table, read_from, columns["image"])
 
 
 #: the option naming the column of each canonical field

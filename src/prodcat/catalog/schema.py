@@ -105,6 +105,12 @@ class Catalog:
     #: the URL (``http://``, ``https://``) each product whose photo is given as one names, by product id: not read
     #: (its ``image`` is ``None``, an issue says why), and downloaded by ``prodcat fetch-photos``
     photo_urls: dict[str, str] = field(default_factory=dict)
+    #: the source's column the photos were read from (``None``: none, or a format read from several files)
+    image_column: str | None = None
+    #: the source's columns no field was read from, in its order, those named like a field included (a table's own
+    #: ``product_id`` when ``--id-column`` names another): in ``frame`` as typed, but those named like a field; their
+    #: cells as the source gave them are :func:`~prodcat.catalog.loaders.source_cells`'
+    unread_columns: tuple[str, ...] = ()
 
     def line_of(self, position: int) -> int:
         """The source line of the product at ``position`` in ``frame`` (its 1-based position when unknown)."""

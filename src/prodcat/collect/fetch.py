@@ -8,8 +8,10 @@ retries, size limit, decoding check, hosts given up for the run, records of the 
 the URL each photo came from), and the catalogue is written again with the files' paths. Output folder::
 
     DIR/products.csv            every product read, canonical columns (product_id, title, description, image,
-                                category), then image_url (the URL its photo was given as; unless the catalogue has a
-                                column of that name, kept) and the catalogue's other columns. ``image``:
+                                category), then image_url (the URL its photo was given as, or its photo cell when
+                                not one URL nor a file found; unless the catalogue has a column of that name, kept)
+                                and the catalogue's other columns as its source wrote them (one named like a canonical
+                                column but not read as it under ``<name>_source``, with a warning). ``image``:
                                 ``images/<id>.<type>`` for a photo downloaded, the absolute path of a photo the
                                 catalogue gave as a file (relative to DIR when inside it), empty for a photo that
                                 failed, was not found, or none. Loads with load_catalog
@@ -40,7 +42,7 @@ import pandas as pd
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from prodcat.bundle import sha256_file
-from prodcat.catalog.loaders import catalog_files
+from prodcat.catalog.loaders import catalog_files, source_cells
 from prodcat.catalog.schema import COLUMNS, Catalog, RowIssue
 from prodcat.collect.base import CollectedProduct
 from prodcat.collect.http import HttpClient
@@ -144,6 +146,8 @@ def fetch_photos(
         remove_leftovers(out, {PRODUCTS_CSV, REPORT_JSON})
         started = time.monotonic()
         report = FetchReport(source, catalog.format, now())
+        cells = source_cells(catalog)  # read before the downloads: the table may be changed meanwhile
+        _report_renamed_columns(catalog, report)
         products = _products_to_fetch(catalog)
         sources = PhotoSources(out)
         failed = FailedPhotos(out, forget_earlier=refresh)
@@ -158,7 +162,7 @@ def fetch_photos(
             orphans = orphan_photos(out, catalog.photo_urls.keys(), {}, sources)
             remove_photos(out, orphans, report, sources, ORPHANS)
         _report_input_issues(catalog, report)
-        _write_outputs(out, catalog, photos, report, started)
+        _write_outputs(out, catalog, photos, cells, report, started)
         return report
 
 
@@ -206,6 +210,14 @@ def _products_to_fetch(catalog: Catalog) -> list[CollectedProduct]:
     ]
 
 
+def _report_renamed_columns(catalog: Catalog, report: FetchReport) -> None:
+    """Warn of the columns ``products.csv`` writes under another name (:func:`renamed_columns`)."""
+    for name, new in renamed_columns(catalog).items():
+        message = f"the column {name} is not read as the {name} (another column is): written as {new}"
+        report.add_warning(name, message)
+        log.warning("%s: %s", catalog.source, message)
+
+
 def _report_input_issues(catalog: Catalog, report: FetchReport) -> None:
     """The issues of ``catalog`` among ``report``'s warnings, but for those of the photos given as URLs, which the run
     downloads (their failures are its errors)."""
@@ -225,10 +237,17 @@ def input_issues(catalog: Catalog) -> list[RowIssue]:
     ]
 
 
-def _write_outputs(out: Path, catalog: Catalog, photos: dict[str, str], report: FetchReport, started: float) -> None:
-    """``products.csv`` (its products' photos: ``photos``, by product id, downloaded now or earlier) and
-    ``fetch.json``."""
-    table = catalogue_table(catalog, photos, out)
+def _write_outputs(
+    out: Path,
+    catalog: Catalog,
+    photos: dict[str, str],
+    cells: pd.DataFrame | None,
+    report: FetchReport,
+    started: float,
+) -> None:
+    """``products.csv`` (its products' photos: ``photos``, by product id, downloaded now or earlier; its source's
+    ``cells``) and ``fetch.json``."""
+    table = catalogue_table(catalog, photos, out, cells)
     data = utf8(csv_text(table))
     catalogue = out / PRODUCTS_CSV
     on_disk = sha256_file(catalogue) if catalogue.is_file() else None
@@ -243,10 +262,17 @@ def _write_outputs(out: Path, catalog: Catalog, photos: dict[str, str], report: 
     write_report(out / REPORT_JSON, report)
 
 
-def catalogue_table(catalog: Catalog, photos: dict[str, str], out: Path) -> pd.DataFrame:
+def catalogue_table(
+    catalog: Catalog, photos: dict[str, str], out: Path, cells: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """``catalog`` as ``products.csv`` holds it in the folder ``out``: each product's photo the one downloaded
     (``photos``: its path in ``out``, by product id), else the file the catalogue gave (its absolute path, relative
-    to ``out`` when inside it), else ``""``; then the URL each photo was given as, and the catalogue's other columns."""
+    to ``out`` when inside it), else ``""``; then ``image_url``, and the catalogue's other columns as its source
+    gives them (``cells``, :func:`~prodcat.catalog.loaders.source_cells`: ``4.50`` stays ``4.50``), one named like a
+    canonical column under another name (:func:`renamed_columns`). ``image_url``: the URL a photo was given as, the
+    photo cell as it was when it is neither that nor a file found (a JSON list of URLs, another scheme, a file not
+    found), else ``""``.
+    Without ``cells`` (Rakuten's catalogue, the fashion set's), its other columns are written as read."""
     frame = catalog.frame
     ids = frame["product_id"]
     folder = os.path.abspath(out)
@@ -255,10 +281,44 @@ def catalogue_table(catalog: Catalog, photos: dict[str, str], out: Path) -> pd.D
         image=[photos.get(product_id, file) for product_id, file in zip(ids, files, strict=True)],
         category=frame["category"].where(frame["category"].notna(), ""),
     )
-    others = frame.drop(columns=list(COLUMNS))
+    if cells is None:
+        others = frame.drop(columns=list(COLUMNS))
+        photo_cells = [None] * len(frame)
+    else:
+        others = cells[list(catalog.unread_columns)].rename(columns=renamed_columns(catalog))
+        others.index = frame.index
+        photo_cells = [None] * len(frame) if catalog.image_column is None else cells[catalog.image_column].tolist()
     if IMAGE_URL not in others.columns:
-        canonical[IMAGE_URL] = [catalog.photo_urls.get(product_id, "") for product_id in ids]
+        canonical[IMAGE_URL] = [
+            _image_url(catalog.photo_urls.get(product_id), cell, file != "")
+            for product_id, cell, file in zip(ids, photo_cells, files, strict=True)
+        ]
     return pd.concat([canonical, others], axis=1)
+
+
+def renamed_columns(catalog: Catalog) -> dict[str, str]:
+    """The columns of ``catalog``'s source that ``products.csv`` writes under another name, by name: those no field
+    was read from but named like a canonical column (a table's own ``product_id`` when ``--id-column`` names
+    another), which would stand for it there, written as ``<name>_source`` (or ``<name>_source2``...)."""
+    taken = {*COLUMNS, IMAGE_URL, *catalog.unread_columns}
+    renamed = {}
+    for name in catalog.unread_columns:
+        if name in COLUMNS:
+            new = next(
+                f"{name}_source{n or ''}" for n in range(len(taken) + 1) if f"{name}_source{n or ''}" not in taken
+            )
+            renamed[name] = new
+            taken.add(new)
+    return renamed
+
+
+def _image_url(url: str | None, cell: object, file_found: bool) -> str:
+    """The ``image_url`` of a product whose photo was given as ``url`` (a web URL, ``None``: none) in the photo
+    cell ``cell`` (``None``: not known), ``file_found``: a file the catalogue gave it."""
+    given = cell.strip() if isinstance(cell, str) else ""
+    if url is not None:
+        return url if given in ("", url) else str(cell)  # a JSON list of URLs: the list, whose first was fetched
+    return "" if file_found or not given else str(cell)
 
 
 def _path_in(path: str | None, folder: str) -> str:
