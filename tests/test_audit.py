@@ -668,11 +668,40 @@ def test_the_seed_of_an_audit_sample_is_taken_without_labels_and_refused_without
 
 
 def test_spelling_groups_are_the_names_of_one_key() -> None:
-    """The categories train warns of and the audit lists: the same but for case or accents (or spacing, which
-    training collapses before), level by level."""
+    """The categories train warns of and the audit lists: the same but for case, accents, spaces, punctuation or
+    symbols, level by level."""
     names = ["Kitchen", "Bath", "kitchen", "Kitchén", "Kitchen > Mugs", "kitchen  >  mugs", "Kitchen > Pans"]
     assert spelling_groups(names) == [["Kitchen", "Kitchén", "kitchen"], ["Kitchen > Mugs", "kitchen  >  mugs"]]
     assert spelling_groups(["Bath", "Kitchen"]) == spelling_groups([]) == []
+
+
+def test_labels_apart_by_a_symbol_that_names_another_category_or_by_what_stands_between_digits_are_not_grouped() -> (
+    None
+):
+    """Compared on their letters and digits alone, 'C' / 'C#' / 'C++', '1-2 Years' / '12 Years', 'Grade A' / 'Grade
+    A+', 'Tools > 1/2 inch' / 'Tools > 12 inch', '½ Sleeve' / '12 Sleeve' were each one category written several ways,
+    and train advised correcting them to one spelling. A '+' or '#' is kept, what stands between two digits is one mark
+    whatever it is; punctuation, spaces and symbols elsewhere are still spelling."""
+    apart = [
+        ["C", "C#", "C++"],
+        ["1-2 Years", "12 Years"],
+        ["2-3 Years", "23 Years"],
+        ["Grade A", "Grade A+"],
+        ["Tools > 1/2 inch", "Tools > 12 inch"],
+        ["½ Sleeve", "12 Sleeve"],
+    ]
+    for names in apart:
+        assert spelling_groups(names) == [], names
+    one = [
+        ["Shoes", "Shoes."],
+        ["Computers / Laptops", "Computers/Laptops"],
+        ["T-Shirts", "Tshirts"],
+        ["Beauty", "Beauty 💄"],
+        ["2 - 3", "2-3"],
+        ["1/2", "½"],
+    ]
+    for names in one:
+        assert spelling_groups(names) == [names], names
 
 
 def test_categories_differing_only_in_spacing_are_one_class_not_several_ways() -> None:

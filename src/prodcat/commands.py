@@ -157,6 +157,9 @@ def read_training_data(
     sampled = len(frame) < len(candidates) - len(unreadable)
     not_drawn = ids_not_drawn(labelled, frame) if sampled else frozenset()
     _warn_of_left_out([issue for issue in unreadable.values() if issue.product_id not in not_drawn])
+    undecodable = pd.Series(np.isin(np.arange(len(catalog.frame)), list(unreadable)), index=catalog.frame.index)
+    if not sampled and (lost := _categories_left_out(labelled, frame, config, undecodable[labelled.index])):
+        say_warning(lost)
     read_by = _modalities_read_by(config)
     _warn_of_read_issues(issues_of_the_run(catalog.issues, read_by, not_drawn), args.data, listed_in, listed_once)
     return dataclasses.replace(readable, issues=issues_of_the_run(readable.issues, read_by, not_drawn)), config, frame
@@ -403,33 +406,49 @@ def labelled_products(frame: pd.DataFrame, config: Config, sample: int | None = 
     frame = frame[frame["category"].notna()].reset_index(drop=True)
     usable = readable_by(frame, config.modalities)
     if not usable.all():
-        what = f"none of the modalities {','.join(config.modalities)}" if config.modalities else "no text or photo"
+        what = _lacking(config)
         left_out = frame.loc[~usable, "product_id"].astype(str).tolist()
         if sample is None or sample >= usable.sum():
             log.warning(
                 "%s labelled product(s) have %s: left out (%s)", count_text(len(left_out)), what, _first_five(left_out)
             )
-            if lost := _categories_left_out(frame, usable, config, what):
-                say_warning(lost)
         frame = frame[usable].reset_index(drop=True)
     return frame
 
 
-def _categories_left_out(frame: pd.DataFrame, usable: pd.Series, config: Config, what: str) -> str | None:
-    """What to say of the categories (at ``config``'s target level) that only products left out hold, those of
-    ``frame`` not ``usable`` as having ``what`` they lack: no model learns them, nor ever predicts them. A shop's
-    'Wall art', of three products with a photo and no text, was gone from a text model without a word: the log
-    named the three products, the console 'predicting the full category path: 9 categories' of the ten."""
-    categories = pd.Series(category_at_level(frame["category"], config.target_level), index=frame.index)
-    lost = categories[~usable & ~categories.isin(set(categories[usable]))].value_counts()
+def _lacking(config: Config) -> str:
+    """What a labelled product left out for having nothing a model of ``config`` reads has, as the warnings say it."""
+    return f"none of the modalities {','.join(config.modalities)}" if config.modalities else "no text or photo"
+
+
+def _categories_left_out(
+    labelled: pd.DataFrame, trained: pd.DataFrame, config: Config, undecodable: pd.Series
+) -> str | None:
+    """What to say of the categories (at ``config``'s target level) of the catalogue's ``labelled`` products that none
+    of the products ``trained`` holds, all of them left out as the model reads none of their modalities, or as their
+    only photo to read does not decode (``undecodable``, aligned with ``labelled``): no model learns them, nor ever
+    predicts them. A shop's 'Wall art', of three products with a photo and no text, was gone from a text model
+    without a word: the log named the three products, the console 'predicting the full category path: 9 categories'
+    of the ten. Asked of the catalogue alone, before any correction, and of all its products (not of a sample)."""
+    categories = pd.Series(category_at_level(labelled["category"], config.target_level), index=labelled.index)
+    held = categories.isin(set(category_at_level(trained["category"], config.target_level)))
+    lost = categories[~held].value_counts()
     if lost.empty:
         return None
+    unread = ~readable_by(labelled, config.modalities)
+    read_them = "give those products what the model reads, or read what they have (--modalities)"
+    why = [
+        (f"having {_lacking(config)}", read_them),
+        ("having only a photo to read, which does not decode", "replace those photos"),
+    ]
+    apply = [(~held & unread).any(), (~held & undecodable & ~unread).any()]
+    reasons = [reason for reason, applies in zip(why, apply, strict=True) if applies]
     named = first_few([f"{name!r} ({count_text(count)})" for name, count in lost.items()], 5)
-    one = len(lost) == 1
+    them = "it" if len(lost) == 1 else "them"
     return (
-        f"{counted(len(lost), 'category', 'categories')} {'is' if one else 'are'} held only by products left out for "
-        f"having {what} ({named}): the model cannot learn {'it' if one else 'them'} and will never predict "
-        f"{'it' if one else 'them'}; give those products what the model reads, or read what they have (--modalities)"
+        f"{counted(len(lost), 'category', 'categories')} {'is' if len(lost) == 1 else 'are'} held only by products "
+        f"left out for {' or '.join(reason for reason, _ in reasons)} ({named}): the model cannot learn {them} and "
+        f"will never predict {them}; {', or '.join(advice for _, advice in reasons)}"
     )
 
 
@@ -552,10 +571,11 @@ def describe_target(
 
 
 def label_variants_warning(counts: pd.Series) -> str | None:
-    """Which categories (of their product ``counts``) are another written differently: the same but for case or
-    accents ('Kitchen', 'kitchen', 'Kitchén'), as hand-typed labels or two merged exports give (spacing is
-    collapsed in training: :func:`~prodcat.catalog.schema.category_at_level`). Each is learnt as a category of
-    its own, splitting one category's products between labels the model cannot tell apart."""
+    """Which categories (of their product ``counts``) are another written differently: the same but for case,
+    accents, spaces, punctuation or symbols ('Kitchen', 'kitchen', 'Kitchén', 'Kitchen.'; not '+', '#', nor what
+    stands between two digits: :func:`~prodcat.grouping.label_key`), as hand-typed labels or two merged exports give
+    (spacing is collapsed in training: :func:`~prodcat.catalog.schema.category_at_level`). Each is learnt as a
+    category of its own, splitting one category's products between labels the model cannot tell apart."""
     variants = spelling_groups(counts.index.astype(str))
     if not variants:
         return None

@@ -3,6 +3,7 @@ duplicate texts and duplicate photos of the audit; and the categories written se
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Sequence
 from typing import Any
@@ -62,15 +63,28 @@ SPELLING_DIFFERENCES = "case, accents, spaces, punctuation or symbols"
 
 def label_key(category: str) -> str:
     """A category as compared to find one written several ways: compatibility forms folded, accents dropped, case
-    ignored, and of its letters and digits alone, level by level: 'Shoes', 'shoes.', 'Computers/Laptops' and
-    'Computers / Laptops', 'T-Shirts' and 'Tshirts', 'Beauty' and 'Beauty 💄' as hand-typed labels give them. A level
-    of no letter or digit ('💄', '***') is compared with its spacing collapsed instead."""
+    ignored, and of its letters, digits and :data:`_KEPT_SYMBOLS` alone, level by level: 'Shoes', 'shoes.',
+    'Computers/Laptops' and 'Computers / Laptops', 'T-Shirts' and 'Tshirts', 'Beauty' and 'Beauty 💄' as hand-typed
+    labels give them. What stands between two digits is kept as one mark, whatever it is: '1-2 Years' and '2 - 3'
+    are not '12 Years' and '23', '½' is '1/2' and not '12'. A level of no letter or digit ('💄', '***') is compared
+    with its spacing collapsed instead."""
     levels = []
     for level in split_path(category):
         letters = unicodedata.normalize("NFKD", level)
         plain = "".join(c for c in letters if not unicodedata.combining(c)).casefold()
-        levels.append("".join(c for c in plain if c.isalnum()) or " ".join(plain.split()))
+        marked = _BETWEEN_DIGITS.sub(_DIGITS_APART, plain)
+        kept = "".join(c for c in marked if c.isalnum() or c in _KEPT_SYMBOLS or c == _DIGITS_APART)
+        levels.append(kept or " ".join(plain.split()))
     return SEP.join(levels)
+
+
+#: the symbols that name another category, not another spelling: 'C' / 'C#' / 'C++', 'Grade A' / 'Grade A+'
+_KEPT_SYMBOLS = "+#"
+
+#: a run of anything but letters and digits (underscores too) between two digits ('1-2', '2 - 3', '1/2', '½' as NFKD
+#: gives it), and the one mark :func:`label_key` keeps of it
+_BETWEEN_DIGITS = re.compile(r"(?<=\d)[\W_]+(?=\d)")
+_DIGITS_APART = "\x00"
 
 
 def spelling_groups(names: Sequence[str]) -> list[list[str]]:
