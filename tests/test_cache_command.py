@@ -19,6 +19,14 @@ from prodcat.image import decode
 
 OLD_DECODER = decode.DECODER_VERSION - 1
 MINILM = make_extractor("minilm").version
+#: the files of the cache fixture that prune deletes: a stale database with its journal, a damaged one, an old export
+PRUNED = {
+    f"features/color_hist-v1-decoder{OLD_DECODER}.sqlite",
+    f"features/color_hist-v1-decoder{OLD_DECODER}.sqlite-wal",
+    "features/usem3-v1.sqlite.corrupt",
+    "models/minilm-v0.onnx",
+    "models/minilm-v0.onnx.lock",
+}
 
 
 def _photos(folder: Path) -> pd.DataFrame:
@@ -38,7 +46,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A cache folder (``$PRODCAT_CACHE_DIR``) holding color_hist's vectors of 3 photos, computed, and files faked by
     name beside them: the same vectors under the previous decoder (stale) and the next one (a later prodcat's), an
     extractor this prodcat does not know, a damaged file set aside, ONNX exports of MiniLM's version and an older one
-    (with its lock), and a file put there by hand."""
+    (with its lock), and files put there by hand: beside the cache folder's, in features/ and models/."""
     folder = tmp_path / "cache"
     monkeypatch.setenv("PRODCAT_CACHE_DIR", str(folder))
     _histograms(_photos(tmp_path), folder)
@@ -56,6 +64,8 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (models / "minilm-v0.onnx").write_bytes(b"onnx" * 500)
     (models / "minilm-v0.onnx.lock").touch()
     (folder / "notes.txt").write_text("mine")
+    (features / "my-backup.sqlite.bak").write_bytes(current.read_bytes())
+    (models / "handmade.onnx").write_bytes(b"mine")
     return folder
 
 
@@ -96,7 +106,8 @@ def test_info_lists_each_file_with_its_size_version_items_and_status_writing_not
     assert rows["features/usem3-v1.sqlite.corrupt"][-1] == "damaged: set aside when found damaged"
     assert rows[f"models/minilm-v{MINILM}.onnx"][-1] == "current"
     assert rows["models/minilm-v0.onnx"][-1] == f"stale: this prodcat writes v{MINILM}"
-    assert rows["notes.txt"][-1] == "unknown"
+    for by_hand in ("notes.txt", "features/my-backup.sqlite.bak", "models/handmade.onnx"):
+        assert rows[by_hand][-1] == "unknown: not a name prodcat writes; kept"
     # the stale database's size is its own and its journal's
     size = (cache / "features" / f"color_hist-v1-decoder{OLD_DECODER}.sqlite").stat().st_size + 100
     assert stale[0] == f"{size / 1024:.1f} KiB"
@@ -124,13 +135,7 @@ def test_prune_deletes_the_stale_and_damaged_files_alone_and_the_cache_still_ser
     assert main(["cache", "prune", "--dry-run"]) == 0
     assert _files(cache) == before
     dry = capsys.readouterr().out
-    gone = {
-        f"features/color_hist-v1-decoder{OLD_DECODER}.sqlite",
-        f"features/color_hist-v1-decoder{OLD_DECODER}.sqlite-wal",
-        "features/usem3-v1.sqlite.corrupt",
-        "models/minilm-v0.onnx",
-        "models/minilm-v0.onnx.lock",
-    }
+    gone = PRUNED
     freed = sum(before[name] for name in gone)
     assert f"would free {len(gone)} files, {freed / 1024:.1f} KiB in {cache}" in dry
 
@@ -170,13 +175,64 @@ def test_prune_beside_runs_holding_the_files_open(cache: Path, capsys: pytest.Ca
 
 def test_clear_needs_yes_and_deletes_what_prodcat_wrote(cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`prodcat cache clear` deletes the current files too: refused without --yes, deleting nothing; with it, every
-    file of features/ and models/ goes, and a file put in the folder by hand stays."""
+    file prodcat names as it does goes, and the files put in the folder by hand stay: in features/ and models/ too,
+    where clear deleted them (features/my-backup.sqlite.bak, models/handmade.onnx). Cleared again, it finds nothing
+    to delete and says so, exit 0, as prune does: it asked for --yes (exit 2) to delete 0 files."""
+    by_hand = {"notes.txt", "features/my-backup.sqlite.bak", "models/handmade.onnx"}
     before = _files(cache)
     assert main(["cache", "clear"]) == 2
     assert "give --yes to delete them" in capsys.readouterr().err
     assert _files(cache) == before
     assert main(["cache", "clear", "--yes"]) == 0
-    assert _files(cache) == {"notes.txt": 4}
+    assert _files(cache) == {name: size for name, size in before.items() if name in by_hand}
+    capsys.readouterr()
+    assert main(["cache", "clear"]) == 0
+    assert capsys.readouterr().out == f"nothing prodcat wrote in the prodcat cache {cache}\n"
+    assert _files(cache) == {name: size for name, size in before.items() if name in by_hand}
+
+
+def test_files_are_told_apart_by_their_whole_stem_not_by_the_name_beginning_it(
+    cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file was taken for an extractor's when its name began with that extractor's and a '-': a plugin's
+    `minilm-ft-v0.sqlite` (the plugin not installed here) was listed as minilm's, stale, and pruned; `e5-large-v1`
+    was e5's, current; bovw_orb's vectors (it writes none) and e5's ONNX export (it makes none) too. Each extractor
+    declares the stems its code writes, matched whole: the files the extractors write are theirs, these are unknown
+    and kept; a sentence_transformer file is current whichever model it is, and says it is not checked."""
+    strangers = [
+        "features/minilm-ft-v0.sqlite",
+        "features/e5-large-v1.sqlite",
+        f"features/bovw_orb-v2-decoder{decode.DECODER_VERSION}.sqlite",
+        "models/e5-v1.onnx",
+    ]
+    for name in strangers:
+        (cache / name).write_bytes(b"plugin")
+    # files written by the extractors' own code: their file names are the ones they declare
+    photo = tmp_path / "texture.png"
+    pixels = np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8)
+    Image.fromarray(pixels).resize((240, 180), Image.Resampling.NEAREST).save(photo)
+    textured = pd.DataFrame({"product_id": ["t"], "image": [str(photo)]})
+    make_extractor("bovw_orb", n_words=4, progress=False).fit(textured)
+    model_file = make_extractor("sentence_transformer", model_name="org/model").disk_cache().path
+    export = make_extractor("effnet_lite1")._export_path()
+    export.write_bytes(b"onnx")
+    before = _files(cache)
+    assert main(["cache"]) == 0
+    rows = _rows(capsys.readouterr().out)
+    for name in strangers:
+        assert rows[name][-1] == "unknown" and not {"minilm", "e5", "bovw_orb"} & set(rows[name]), rows[name]
+    orb = f"bovw_orb  2  {decode.DECODER_VERSION}  current"
+    for holds in ("descriptors", "codebooks"):
+        (name,) = [name for name in rows if name.startswith(f"features/bovw_orb-{holds}-")]
+        assert "  ".join(rows[name][-4:]) == orb
+    assert rows[f"features/{model_file.name}"][-3:] == [
+        "sentence_transformer",
+        "1",
+        "current: one file per model, whose weights are not checked: delete an old model's by hand",
+    ]
+    assert rows[f"models/{export.name}"][-3:] == ["effnet_lite1", "2", "current"]
+    assert main(["cache", "prune"]) == 0
+    assert _files(cache) == {name: size for name, size in before.items() if name not in PRUNED}
 
 
 def test_options_that_do_not_go_with_the_action_are_refused(cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -190,4 +246,7 @@ def test_an_empty_or_missing_cache_says_so(tmp_path: Path, capsys: pytest.Captur
     assert main(["cache", "--cache-dir", str(tmp_path / "none")]) == 0
     assert "is empty" in capsys.readouterr().out
     assert main(["cache", "prune", "--cache-dir", str(tmp_path / "none")]) == 0
+    capsys.readouterr()
+    assert main(["cache", "clear", "--cache-dir", str(tmp_path / "none")]) == 0  # not 2, asking for --yes
+    assert capsys.readouterr().out == f"nothing prodcat wrote in the prodcat cache {tmp_path / 'none'}\n"
     assert not (tmp_path / "none").exists()

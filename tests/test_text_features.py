@@ -782,7 +782,8 @@ def test_word2vec_with_no_word_as_frequent_as_its_min_count_leaves_its_head_out(
 def test_an_extractor_name_another_class_holds_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """A contributor's extractor named as a built-in one (``tfidf``) replaced it without a word in every config naming
     it, or was itself replaced when the built-ins were imported after it: each registration of a name another class
-    holds is refused, naming both classes; the same class registered again (its module reloaded) is not."""
+    holds is refused, naming both classes; the same class registered again (its module reloaded) is not. A name with
+    a '-' is refused too: `prodcat cache` tells an extractor's files by the name before it."""
     builtin = registered_extractors()["tfidf"]
     monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))  # what this test registers is forgotten after it
 
@@ -799,6 +800,13 @@ def test_an_extractor_name_another_class_holds_is_refused(monkeypatch: pytest.Mo
         f"{__name__}.WordsCounted; give one of them another name"
     )
     assert type(make_extractor("tfidf")) is builtin
+    with pytest.raises(ValueError) as dashed:  # `prodcat cache` would take its files for minilm's
+        register(words_counted("minilm-ft"))
+    assert str(dashed.value) == (
+        "feature extractor name 'minilm-ft' holds a '-', which separates the parts of its cache files' names "
+        "(minilm-ft-v1.sqlite); name it with '_' instead: 'minilm_ft'"
+    )
+    assert "minilm-ft" not in base._REGISTRY
     counted = register(words_counted("test_words_counted"))
     assert register(counted) is counted and register(words_counted("test_words_counted"))  # reloaded: same name
     products = pd.DataFrame({"title": ["a b c", "d"], "description": ["", ""]})

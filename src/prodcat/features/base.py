@@ -41,7 +41,7 @@ _REGISTRY: dict[str, type[Extractor]] = {}
 
 
 class CacheOwner(Protocol):
-    """A class whose outputs are cached in files named by :attr:`name` (:meth:`Extractor.cache_owners`)."""
+    """A class whose outputs are cached in files, :meth:`Extractor.cache_owners` saying which."""
 
     name: ClassVar[str]
     #: its own version, that of its ONNX export
@@ -72,11 +72,16 @@ class Extractor(AddedParametersDefaulted, TransformerMixin, BaseEstimator):
 
     @classmethod
     def cache_owners(cls) -> dict[str, type[CacheOwner]]:
-        """The classes whose files in the prodcat cache it writes, by the name that begins those files: itself, and a
-        helper with a cache of its own (OCR's texts); each with its :attr:`version` (that of its ONNX export) and
-        ``cache_version()`` (that of its cached outputs). ``prodcat cache`` tells current files from those of an
-        older prodcat by them."""
-        return {cls.name: cls}
+        """The classes whose files in the prodcat cache it writes, by the stem of those files, after their folder,
+        exactly as the code writes them: ``features/<stem>`` for ``features/<stem>-v<cache_version()>.sqlite``,
+        ``models/<stem>`` for ``models/<stem>-v<version>[-<side>px].onnx``; a stem ending in ``-*`` stands for every
+        stem that begins with what comes before the ``*`` (a model's name and hash follow: one file per model). Each
+        owner is itself, or a helper with a cache of its own (OCR's texts), with its :attr:`version` (that of its ONNX
+        export) and ``cache_version()`` (that of its cached outputs). None here: a :class:`PretrainedEncoder`'s
+        vectors are ``features/<name>``. ``prodcat cache`` tells current files from those of an older prodcat by
+        them; a file of a stem no extractor declares is not taken for one of theirs (a plugin's ``minilm_ft`` is not
+        ``minilm``'s), and prune keeps it."""
+        return {}
 
     def missing_requirement(self) -> str | None:
         """What this extractor needs that the installation lacks (an optional package), in a sentence saying how to
@@ -122,9 +127,16 @@ def register(cls: type[Extractor]) -> type[Extractor]:
 
     Raises ``ValueError`` for a name another class holds (a new extractor named ``tfidf``): whichever was registered
     last replaced the other without a word, in every config naming it, the built-in ones being imported lazily. The
-    same class registered again (its module reloaded) replaces itself."""
+    same class registered again (its module reloaded) replaces itself. Raises it too for a name holding a ``-``, which
+    separates the name from the rest of its cache files' names (``<name>-descriptors-v2.sqlite``), so that
+    ``prodcat cache`` never takes another extractor's files for its own (a plugin ``minilm-ft``'s for ``minilm``'s)."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")
+    if "-" in cls.name:
+        raise ValueError(
+            f"feature extractor name {cls.name!r} holds a '-', which separates the parts of its cache files' names "
+            f"({cls.name}-v{cls.version}.sqlite); name it with '_' instead: {cls.name.replace('-', '_')!r}"
+        )
     held = _REGISTRY.get(cls.name)
     if held is not None and _qualified_name(held) != _qualified_name(cls):
         raise ValueError(
@@ -261,6 +273,11 @@ class PretrainedEncoder(Extractor):
 
     #: output dimension, known before loading the model
     dim: ClassVar[int] = 0
+
+    @classmethod
+    def cache_owners(cls) -> dict[str, type[CacheOwner]]:
+        """Its vectors (:meth:`disk_cache`)."""
+        return {f"features/{cls.name}": cls}
 
     def __init__(self, cache_dir: str | None = None, batch_size: int = 64, progress: bool = True):
         self.cache_dir = cache_dir

@@ -27,15 +27,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             info (the default) lists the prodcat cache: each file with its size, what it holds (the extractor,
             its version and, for photos, the decoder's; its items), and whether it is current (what this
             prodcat reads and writes), stale (an older version: no code of this prodcat opens it), newer (a
-            later prodcat's, sharing the folder) or unknown (an extractor this prodcat does not know); the
-            ONNX exports and the review queue's photos too.
+            later prodcat's, sharing the folder) or unknown (an extractor this prodcat does not know, or a
+            file prodcat does not write); the ONNX exports and the review queue's photos too. A
+            sentence_transformer model's file is current whichever model it is (one file per model: the
+            weights are not checked), so an old model's is deleted by hand.
 
             prune deletes the stale files, and damaged ones set aside (*.corrupt), and says how much it freed:
             a run of this prodcat, even one running now, never opens them. Current, newer and unknown files
             are kept.
 
-            clear deletes every file prodcat wrote there, current ones included: run it when no prodcat is
-            running (one that is recomputes what it reads, or fails on a file deleted under it)."""),
+            clear deletes every file prodcat wrote there, current ones included, and keeps the files put
+            there by hand: run it when no prodcat is running (one that is recomputes what it reads, or fails
+            on a file deleted under it)."""),
         epilog=textwrap.dedent("""\
             examples:
               prodcat cache
@@ -74,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "info":
         return _info(folder, entries)
     chosen = [entry for entry in entries if (entry.prunable if args.action == "prune" else entry.ours)]
-    if args.action == "clear" and not (args.yes or args.dry_run):
+    if args.action == "clear" and chosen and not (args.yes or args.dry_run):
         return say_error(
             f"clear deletes every file prodcat wrote in {folder}, current ones included "
             f"({_entries_text(chosen)}): give --yes to delete them, or --dry-run to list them"
@@ -130,7 +133,7 @@ def _entries_text(entries: list[CacheEntry]) -> str:
 
 def _delete(folder: Path, entries: list[CacheEntry], action: str, *, dry_run: bool) -> int:
     from prodcat.features.cache_files import delete, size_text
-    from prodcat.formatting import one_line, say_error
+    from prodcat.formatting import counted, one_line, say_error
 
     if not entries:
         print(
@@ -147,6 +150,6 @@ def _delete(folder: Path, entries: list[CacheEntry], action: str, *, dry_run: bo
     freed, failed = delete(entries)
     print(f"freed {size_text(freed)} in {one_line(str(folder))}")
     if failed:
-        say_error(f"{len(failed)} file(s) could not be deleted:", *failed)
+        say_error(f"{counted(len(failed), 'file')} could not be deleted:", *failed)
         return 1
     return 0

@@ -12,10 +12,11 @@ The folder (:func:`~prodcat.features.cache.default_cache_dir`) holds
   (:func:`~prodcat.review.store.default_image_dir`).
 
 Which version is current is read from the code: the extractors registered, each with the classes whose caches it
-writes (:meth:`~prodcat.features.base.Extractor.cache_owners`). A file of a lower version is stale: no code of this
-prodcat opens it, so deleting it cannot touch a file a run of this prodcat is using. A file of a higher version (a
-later prodcat sharing the folder), or of an extractor this prodcat does not know (a plugin not installed here), is
-kept.
+writes and the stems of their files (:meth:`~prodcat.features.base.Extractor.cache_owners`), matched exactly. A file of
+a lower version is stale: no code of this prodcat opens it, so deleting it cannot touch a file a run of this prodcat
+is using. A file of a higher version (a later prodcat sharing the folder), or of a stem no extractor here declares (a
+plugin not installed here: ``minilm_ft-v1.sqlite`` is not ``minilm``'s), is kept. A file not named as prodcat names
+its files (``my-backup.sqlite.bak``, ``handmade.onnx``) is not prodcat's: ``clear`` keeps it too.
 """
 
 from __future__ import annotations
@@ -80,34 +81,46 @@ class CacheEntry:
         return self.status in PRUNED
 
 
-def current_versions() -> dict[str, tuple[str, str]]:
-    """Each cache owner's ``(version, cache_version())`` in this prodcat, by the name that begins its files: those of
-    every registered extractor and installed extractor plugin (a plugin that fails to load is left out: its files
-    are unknown, and kept)."""
-    owners: dict[str, type[CacheOwner]] = {}
+@dataclass(frozen=True)
+class Owner:
+    """A class writing files in the cache, as this prodcat has it (:class:`~prodcat.features.base.CacheOwner`)."""
+
+    name: str
+    #: that of its ONNX export
+    version: str
+    #: that of its cached outputs
+    cache_version: str
+
+
+def current_owners() -> dict[str, Owner]:
+    """The cache owners of this prodcat by the stems of their files, after the folder (``features/bovw_orb-codebooks``,
+    ``features/sentence_transformer-*``: :meth:`~prodcat.features.base.Extractor.cache_owners`): those of every
+    registered extractor and installed extractor plugin (a plugin that fails to load is left out: its files are
+    unknown, and kept)."""
+    classes: dict[str, type[CacheOwner]] = {}
     for name in extractor_names():
         with suppress(ExtractorPluginError):
             if (extractor := find_extractor(name)) is not None:
-                owners.update(extractor.cache_owners())
-    versions = {}
-    for name, owner in owners.items():
+                classes.update(extractor.cache_owners())
+    owners = {}
+    for stem, owner in classes.items():
         with suppress(TypeError):  # a plugin's cache_version that needs an instance: its files are kept as unknown
-            versions[name] = (str(owner.version), str(owner.cache_version()))
-    return versions
+            owners[stem] = Owner(owner.name, str(owner.version), str(owner.cache_version()))
+    return owners
 
 
-def scan(folder: Path, versions: dict[str, tuple[str, str]] | None = None) -> list[CacheEntry]:
-    """The entries of the cache ``folder`` (none if it does not exist), by name; ``versions``: those
-    :func:`current_versions` gives, read then when not given."""
+def scan(folder: Path, owners: dict[str, Owner] | None = None) -> list[CacheEntry]:
+    """The entries of the cache ``folder`` (none if it does not exist), by name; ``owners``: those
+    :func:`current_owners` gives, read then when not given."""
     if not folder.is_dir():
         return []
-    versions = current_versions() if versions is None else versions
+    owners = current_owners() if owners is None else owners
     entries: list[CacheEntry] = []
     for child in sorted(folder.iterdir()):
         if child.name == "features" and child.is_dir():
-            entries += _grouped(child, _sqlite_base, lambda name, files: _feature_entry(name, files, versions))
+            entries += _grouped(child, _sqlite_base, lambda name, files: _feature_entry(name, files, owners))
         elif child.name == "models" and child.is_dir():
-            entries += _grouped(child, _onnx_base, lambda name, files: _onnx_entry(name, files, versions))
+            entries += _grouped(child, _onnx_base, lambda name, files: _onnx_entry(name, files, owners))
         elif child.name == "review-images" and child.is_dir():
             files = _files_under(child)
             entries.append(
@@ -121,8 +134,14 @@ def scan(folder: Path, versions: dict[str, tuple[str, str]] | None = None) -> li
                 )
             )
         else:
-            entries.append(CacheEntry(child.name + ("/" if child.is_dir() else ""), _files_under(child), ours=False))
+            entries.append(_not_ours(CacheEntry(child.name + ("/" if child.is_dir() else ""), _files_under(child))))
     return entries
+
+
+def _not_ours(entry: CacheEntry) -> CacheEntry:
+    """``entry``, said to be no file prodcat writes: unknown, and kept by every action."""
+    entry.ours, entry.holds, entry.status, entry.note = False, "", UNKNOWN, "not a name prodcat writes; kept"
+    return entry
 
 
 def _files_under(path: Path) -> list[Path]:
@@ -159,42 +178,60 @@ def _onnx_base(name: str) -> str:
     return found["base"] if found else name
 
 
-def _owner(stem: str, versions: dict[str, tuple[str, str]]) -> str:
-    """The longest name among ``versions`` that is ``stem`` or begins it before a ``-`` (``bovw_orb-codebooks``);
-    ``""``: none."""
-    names = [name for name in versions if stem == name or stem.startswith(f"{name}-")]
-    return max(names, key=len, default="")
+def _owner(stem: str, owners: dict[str, Owner]) -> str:
+    """The key among ``owners`` of the files of ``stem`` (``features/bovw_orb-codebooks``): ``stem`` itself, else the
+    longest prefix of it declared (``features/sentence_transformer-*``); ``""``: none (a plugin's
+    ``features/minilm_ft`` is not ``features/minilm``'s)."""
+    if stem in owners:
+        return stem
+    prefixes = [key for key in owners if key.endswith("*") and stem.startswith(key[:-1]) and len(stem) >= len(key)]
+    return max(prefixes, key=len, default="")
 
 
-def _feature_entry(name: str, files: list[Path], versions: dict[str, tuple[str, str]]) -> CacheEntry:
-    file_name = name.partition("/")[2]
+#: the note of a current file of one model among several (``features/sentence_transformer-*``)
+_ONE_OF_MODELS = "one file per model, whose weights are not checked: delete an old model's by hand"
+
+
+def _owned(entry: CacheEntry, stem: str, version: str, owners: dict[str, Owner], *, export: bool) -> None:
+    """Give ``entry``, of files of ``stem`` and ``version``, its extractor and status (unknown without an owner); an
+    ONNX ``export``'s version is its owner's ``version``, another file's its ``cache_version``."""
+    key = _owner(stem, owners)
+    if not key:
+        return
+    owner = owners[key]
+    entry.extractor = owner.name
+    entry.status, entry.note = _status(version, owner.version if export else owner.cache_version)
+    if entry.status == CURRENT and key.endswith("*"):
+        entry.note = _ONE_OF_MODELS
+
+
+def _feature_entry(name: str, files: list[Path], owners: dict[str, Owner]) -> CacheEntry:
+    folder, _, file_name = name.partition("/")
     damaged = file_name.endswith(_CORRUPT)
     entry = CacheEntry(name, files)
     found = _FEATURE_FILE.fullmatch(file_name.removesuffix(_CORRUPT))
     if found is None:
-        return entry
+        return _not_ours(entry)
     entry.version, entry.decoder = found["version"], found["decoder"] or ""
-    entry.extractor = _owner(found["stem"], versions)
     table, entry.items = _table_rows(files[-1]) if files[-1].name == file_name and not damaged else ("", None)
     entry.holds = "codebooks" if found["stem"].endswith("-codebooks") else table
+    version = f"{entry.version}-decoder{entry.decoder}" if entry.decoder else entry.version
+    _owned(entry, f"{folder}/{found['stem']}", version, owners, export=False)
     if damaged:
         entry.status, entry.note = DAMAGED, "set aside when found damaged"
-    elif entry.extractor:
-        version = f"{entry.version}-decoder{entry.decoder}" if entry.decoder else entry.version
-        entry.status, entry.note = _status(version, versions[entry.extractor][1])
     return entry
 
 
-def _onnx_entry(name: str, files: list[Path], versions: dict[str, tuple[str, str]]) -> CacheEntry:
+def _onnx_entry(name: str, files: list[Path], owners: dict[str, Owner]) -> CacheEntry:
+    folder, _, file_name = name.partition("/")
     entry = CacheEntry(name, files, holds="ONNX export")
-    if files[-1].name != name.partition("/")[2]:  # its lock or temporary file alone
+    if files[-1].name != file_name:  # its lock or temporary file alone
         entry.holds = "unfinished export" if files[-1].name.endswith(".tmp") else "lock of an export"
-    found = _ONNX_FILE.fullmatch(name.partition("/")[2])
-    if found is not None:
-        entry.version = found["version"]
-        entry.extractor = _owner(found["stem"], versions)
-        if entry.extractor:
-            entry.status, entry.note = _status(entry.version, versions[entry.extractor][0])
+    found = _ONNX_FILE.fullmatch(file_name)
+    if found is None:
+        return _not_ours(entry)
+    entry.version = found["version"]
+    _owned(entry, f"{folder}/{found['stem']}", entry.version, owners, export=True)
     return entry
 
 

@@ -86,33 +86,23 @@ def _export_folder(folder: Path) -> Path:
 #: (``benchmarks/onnx_spinning.py``; ``docs/measured.md``)
 ALLOW_SPINNING = "0"
 
-#: whether the sessions made from now on keep onnxruntime's CPU memory arena (its default; see
-#: :func:`use_cpu_memory_arena`)
-_cpu_memory_arena = True
 
-
-def use_cpu_memory_arena(keep: bool) -> None:
-    """Whether the sessions :func:`onnx_session` makes from now on keep onnxruntime's CPU memory arena.
-
-    Kept (the default), a session's arena grows to what its largest call needed and holds it for the process's
-    life; calls of 64 photos or texts take some 15-25% less CPU than without. ``prodcat serve --release-memory`` turns
-    it off: kept, the photo and MiniLM sessions of ``models/demo`` held some 650 MB more after calls of 1 to 200
-    products (1,313 MB against 661 MB), for the same vectors (``docs/api.md``).
-    """
-    global _cpu_memory_arena
-    _cpu_memory_arena = keep
-
-
-def onnx_session(path: str | os.PathLike[str], threads: int | None = None) -> Any:
+def onnx_session(path: str | os.PathLike[str], threads: int | None = None, *, cpu_memory_arena: bool = True) -> Any:
     """An onnxruntime CPU session using ``threads`` intra-op threads (default: all cores).
 
-    Its threads sleep between parallel regions, unless :data:`ALLOW_SPINNING` says otherwise; its CPU memory arena
-    is kept unless :func:`use_cpu_memory_arena` said otherwise.
+    Its threads sleep between parallel regions, unless :data:`ALLOW_SPINNING` says otherwise. ``cpu_memory_arena``:
+    whether it keeps onnxruntime's CPU memory arena (its default). Kept, the arena grows to what the session's largest
+    call needed and holds it for the process's life; calls of 64 photos or texts take some 15-25% less CPU than
+    without. The extractors running a session (MiniLM, the EfficientNets) take it as their parameter
+    ``cpu_memory_arena``, read when they make the session (on first use): how a process runs their model, not what it
+    computes, as ``prodcat serve --release-memory`` sets it (``False``) on the model it loads. Kept, the photo and
+    MiniLM sessions of ``models/demo`` held some 650 MB more after calls of 1 to 200 products (1,313 MB against
+    661 MB), for the same vectors (``docs/api.md``).
     """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.enable_cpu_mem_arena = _cpu_memory_arena
+    options.enable_cpu_mem_arena = cpu_memory_arena
     options.intra_op_num_threads = threads or os.cpu_count() or 1
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", ALLOW_SPINNING)

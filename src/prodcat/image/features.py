@@ -38,6 +38,7 @@ import pandas as pd
 from PIL import Image
 
 from prodcat.features.base import (
+    CacheOwner,
     Extractor,
     NothingToLearn,
     PretrainedEncoder,
@@ -278,6 +279,7 @@ class EffNetLite0(ImageEncoder):
         threads: onnxruntime intra-op threads (default: all cores).
         onnx_path: use this ONNX file instead of the cached export (e.g. a fine-tuned model
             with the same input/output signature).
+        cpu_memory_arena: the session's, see :func:`~prodcat.features.onnx.onnx_session`.
     """
 
     name = "effnet_lite0"
@@ -288,6 +290,11 @@ class EffNetLite0(ImageEncoder):
     variant: ClassVar[int] = 0
     #: the side the variant was trained at
     native_size: ClassVar[int] = 224
+
+    @classmethod
+    def cache_owners(cls) -> dict[str, type[CacheOwner]]:
+        """Its vectors, and its ONNX exports (:meth:`_export_path`)."""
+        return {**super().cache_owners(), f"models/{cls.name}": cls}
 
     def __init__(
         self,
@@ -303,6 +310,7 @@ class EffNetLite0(ImageEncoder):
         tta_zoom: float = 0.0,
         threads: int | None = None,
         onnx_path: str | None = None,
+        cpu_memory_arena: bool = True,
     ):
         super().__init__(cache_dir, batch_size, progress, crop_borders, decode_workers, infer_batch)
         self.image_size = image_size
@@ -311,6 +319,7 @@ class EffNetLite0(ImageEncoder):
         self.tta_zoom = tta_zoom
         self.threads = threads
         self.onnx_path = onnx_path
+        self.cpu_memory_arena = cpu_memory_arena
 
     @property
     def decode_side(self) -> int:  # type: ignore[override]
@@ -359,7 +368,7 @@ class EffNetLite0(ImageEncoder):
 
     def session(self) -> Any:
         if getattr(self, "_model_session", None) is None:
-            self._model_session = onnx_session(self.model_path(), self.threads)
+            self._model_session = onnx_session(self.model_path(), self.threads, cpu_memory_arena=self.cpu_memory_arena)
         return self._model_session
 
     def prepare(self, img: Image.Image) -> np.ndarray:
@@ -614,8 +623,18 @@ class BagOfVisualWords(_ReadsPhotos, Extractor):
         order = np.argsort([-kp.response for kp in keypoints])[: self.max_keypoints]
         return desc[order].astype(np.uint8)  # SIFT's float descriptors hold integers 0-255: lossless
 
+    @classmethod
+    def _store_name(cls, holds: str) -> str:
+        """The name its cache of ``holds`` (``descriptors``, ``codebooks``) is filed under."""
+        return f"{cls.name}-{holds}"
+
+    @classmethod
+    def cache_owners(cls) -> dict[str, type[CacheOwner]]:
+        """Its photos' descriptors and its codebooks; no vectors."""
+        return {f"features/{cls._store_name(holds)}": cls for holds in ("descriptors", "codebooks")}
+
     def descriptor_cache(self) -> DescriptorCache:
-        return DescriptorCache.for_extractor(f"{self.name}-descriptors", self.cache_version(), self.cache_dir)
+        return DescriptorCache.for_extractor(self._store_name("descriptors"), self.cache_version(), self.cache_dir)
 
     def fit(self, frame: pd.DataFrame, y: Any = None) -> BagOfVisualWords:
         self._fit(frame)
@@ -700,7 +719,7 @@ class BagOfVisualWords(_ReadsPhotos, Extractor):
         # (before StreamSample) differ once a catalogue has more than max_fit_descriptors; not reused.
         params = f"{self.n_words}|{self.max_fit_descriptors}|{self.random_state}|stream"
         key = content_key("\n".join([*described_keys, params]))
-        cache = EmbeddingCache.for_extractor(f"{self.name}-codebooks", self.cache_version(), self.cache_dir)
+        cache = EmbeddingCache.for_extractor(self._store_name("codebooks"), self.cache_version(), self.cache_dir)
         cached = cache.get_many([key])
         dim = self.vectors(sample.rows()[:0]).shape[1]  # of the float vectors, not of the raw bytes
         if key in cached and cached[key].size and cached[key].size % dim == 0:  # else damaged: fitted again

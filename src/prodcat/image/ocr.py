@@ -251,7 +251,7 @@ class PhotoTextTfidf(Extractor):
     @classmethod
     def cache_owners(cls) -> dict[str, type[CacheOwner]]:
         """It caches nothing itself; :class:`PhotoText`, which it reads photos with, caches their texts."""
-        return {PhotoText.name: PhotoText}
+        return {f"features/{PhotoText.name}": PhotoText}
 
     def reader(self) -> PhotoText:
         """The OCR, built once per instance (its engine and memory cache are not pickled), with this extractor's

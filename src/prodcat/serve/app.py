@@ -42,7 +42,6 @@ from prodcat.bundle import model_level
 from prodcat.catalog.schema import SEP, ancestor_paths, canonical_path, category_at_level, split_path
 from prodcat.config import validation_message
 from prodcat.evaluate.explain import ExplainSettings
-from prodcat.features.onnx import use_cpu_memory_arena
 from prodcat.predict import Predictor, PredictorLike
 from prodcat.review.store import (
     PENDING,
@@ -937,37 +936,41 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 128 * 1024
 
 
-def fix_mmap_threshold() -> bool:
-    """Whether glibc's ``malloc`` now gives every block of :data:`MMAP_THRESHOLD` bytes or more its own pages, back to
-    the system once freed; ``False`` where the C library is not glibc, or where ``MALLOC_MMAP_THRESHOLD_`` (the
-    environment variable of the same setting) says otherwise.
+def fix_mmap_threshold() -> None:
+    """Have glibc's ``malloc`` give every block of :data:`MMAP_THRESHOLD` bytes or more its own pages, back to the
+    system once freed; left as it is (said in the log at debug level) where the C library is not glibc, or where
+    ``MALLOC_MMAP_THRESHOLD_`` (the environment variable of the same setting) decides.
 
     glibc's default threshold moves up to the largest block freed so far (up to 32 MB), which later blocks of that
     size then take from the heap, where a freed block is seldom given back: model calls without onnxruntime's arena,
     allocating and freeing buffers of MBs on several threads, left a server's heaps holding more than the arena did
     (``docs/api.md``)."""
     if "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return False
+        logger.debug("malloc's mmap threshold left to MALLOC_MMAP_THRESHOLD_")
+        return
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
-        return False
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+        logger.debug("malloc's mmap threshold left as it is: the C library has no mallopt (not glibc)")
+        return
+    if not mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD):
+        logger.debug("malloc's mmap threshold left as it is: mallopt refused %d", MMAP_THRESHOLD)
 
 
 def load_serving_predictor(bundle: Path, settings: ServeSettings) -> Predictor:
     """The predictor of ``bundle`` as a server process runs it: embeddings kept in a bounded memory cache, each e5
     call on ``settings.e5_threads`` OpenMP threads when set, every lazily loaded model loaded. With
-    ``settings.release_memory``, its ONNX sessions have no onnxruntime CPU memory arena
-    (:func:`~prodcat.features.onnx.use_cpu_memory_arena`) and its large blocks are given back to the system once freed
-    (:func:`fix_mmap_threshold`)."""
+    ``settings.release_memory``, its ONNX sessions have no onnxruntime CPU memory arena (the extractors'
+    ``cpu_memory_arena``, :func:`~prodcat.features.onnx.onnx_session`) and its large blocks are given back to the
+    system once freed (:func:`fix_mmap_threshold`)."""
     if settings.release_memory:
-        use_cpu_memory_arena(False)
         fix_mmap_threshold()
     predictor = Predictor.load(bundle)
     predictor.model.set_memory_cache(settings.embedding_cache_items)
     if settings.e5_threads is not None:
         predictor.model.set_extractor_params(openmp_threads=settings.e5_threads)
+    if settings.release_memory:
+        predictor.model.set_extractor_params(cpu_memory_arena=False)
     predictor.warm_up()
     return predictor
 

